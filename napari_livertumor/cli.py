@@ -1,0 +1,71 @@
+"""The ``livertumor`` command line.
+
+Each sub-command lives in ``napari_livertumor.commands.<name>`` with two functions,
+``add_arguments(parser)`` and ``run(args) -> int``; this module only wires them together, so
+``livertumor --help`` stays fast (nothing heavy is imported until a command runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from . import __version__
+from .errors import Cancelled, LiverTumorError
+
+#: name -> one-line help; the order is the order shown in ``--help``.
+COMMANDS = {
+    "segment": "segment liver and tumor in one or many CTs (DICOM folder or NIfTI)",
+    "convert": "convert a DICOM CT series to NIfTI, geometry preserved",
+    "synth": "generate a synthetic HCC-TACE-Seg-like cohort (CT, labels, clinical table)",
+    "train": "train the liver and/or tumor model (with clinical weak supervision)",
+    "evaluate": "run the two-stage pipeline on test patients and print the original's table",
+    "demo": "open napari with the plugin docked and a sample CT loaded",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="livertumor",
+        description="Liver and liver-tumor segmentation of abdominal CT (napari-livertumor).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _command_module(name).add_arguments(p)
+    return parser
+
+
+def _command_module(name: str):
+    return importlib.import_module(f"napari_livertumor.commands.{name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s: %(message)s",
+    )
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(_command_module(args.command).run(args) or 0)
+    except Cancelled:
+        print("livertumor: cancelled", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("livertumor: interrupted", file=sys.stderr)
+        return 130
+    except LiverTumorError as exc:
+        print(f"livertumor {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Exceptions shared by the core, the CLI and the widgets.
+
+Every error a user can cause carries the file (if any) and the problem in plain words, so the
+CLI can print it and the GUI can show it without a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class LiverTumorError(Exception):
+    """Base class of the errors this package raises on purpose."""
+
+
+class InputError(LiverTumorError, ValueError):
+    """An input file or folder cannot be used.
+
+    Parameters
+    ----------
+    path : str or Path or None
+        The offending file or folder.
+    problem : str
+        What is wrong with it, in words a user understands.
+    """
+
+    def __init__(self, path: str | Path | None, problem: str):
+        self.path = None if path is None else Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
+
+
+class ModelError(LiverTumorError):
+    """A model folder is missing, corrupt, or does not fit the job."""
+
+    def __init__(self, path: str | Path | None, problem: str):
+        self.path = None if path is None else Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
+
+
+class Cancelled(LiverTumorError):
+    """A long-running job was cancelled by the user."""

@@ -1,0 +1,127 @@
+"""The CT volume type shared by every part of the package.
+
+Conventions (the same as SimpleITK's, so results can be compared voxel for voxel):
+
+* ``array`` is indexed ``(z, y, x)``: ``z`` the slice, ``y`` the row, ``x`` the column.
+* ``spacing`` is ``(dz, dy, dx)`` in mm, in the same order as the array axes.
+* ``origin`` is the DICOM patient (LPS) position of voxel ``(0, 0, 0)`` in mm, as ``(x, y, z)``
+  world coordinates (it is a point, not an index).
+* ``direction`` is a 3×3 matrix whose *columns* are the unit LPS vectors along the array's
+  ``x``, ``y`` and ``z`` index axes (SimpleITK's ``GetDirection`` reshaped to 3×3).
+
+``affine_lps`` maps an index ``(x, y, z, 1)`` to LPS mm; ``affine`` maps the same index to RAS
+mm and is what NIfTI files carry (the array is written transposed to ``(x, y, z)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+@dataclass
+class CTVolume:
+    """A CT image in Hounsfield units with its geometry and source metadata.
+
+    Parameters
+    ----------
+    array : ndarray, shape (Z, Y, X)
+        HU values, stored as int16 (other dtypes are accepted for label maps).
+    spacing : tuple of float
+        ``(dz, dy, dx)`` voxel size in mm.
+    origin : tuple of float
+        LPS world position ``(x, y, z)`` of voxel ``(0, 0, 0)``.
+    direction : ndarray, shape (3, 3)
+        Columns are the LPS unit vectors of the x, y, z index axes.
+    meta : dict
+        Source metadata: ``patient_id``, ``study_uid``, ``series_uid``, ``description``,
+        ``modality``, ``phase``, ``source`` (path), ``sop_instance_uids`` (per slice, for DICOM
+        SEG export), ``warnings`` (list of str) and anything a reader wants to keep.
+    """
+
+    array: np.ndarray
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    direction: np.ndarray = field(default_factory=lambda: np.eye(3))
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.array = np.asarray(self.array)
+        if self.array.ndim != 3:
+            raise ValueError(f"a CT volume is 3D (z, y, x); got shape {self.array.shape}")
+        self.spacing = tuple(float(s) for s in self.spacing)  # type: ignore[assignment]
+        self.origin = tuple(float(o) for o in self.origin)  # type: ignore[assignment]
+        self.direction = np.asarray(self.direction, dtype=float).reshape(3, 3)
+        if any(s <= 0 or not np.isfinite(s) for s in self.spacing):
+            raise ValueError(f"spacing must be positive and finite; got {self.spacing}")
+
+    # ----------------------------------------------------------------- geometry
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.array.shape)  # type: ignore[return-value]
+
+    @property
+    def affine_lps(self) -> np.ndarray:
+        """4×4 matrix mapping index ``(x, y, z, 1)`` to LPS mm."""
+        dz, dy, dx = self.spacing
+        aff = np.eye(4)
+        aff[:3, :3] = self.direction @ np.diag([dx, dy, dz])
+        aff[:3, 3] = self.origin
+        return aff
+
+    @property
+    def affine(self) -> np.ndarray:
+        """4×4 NIfTI (RAS) affine for the array transposed to ``(x, y, z)``."""
+        return _LPS_TO_RAS @ self.affine_lps
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        dz, dy, dx = self.spacing
+        return dz * dy * dx / 1000.0
+
+    @property
+    def napari_scale(self) -> tuple[float, float, float]:
+        """Layer ``scale`` for napari: the spacing, in array order."""
+        return tuple(self.spacing)  # type: ignore[return-value]
+
+    @property
+    def napari_translate(self) -> tuple[float, float, float]:
+        """Layer ``translate`` for napari: the origin along the array axes, in array order.
+
+        For an oblique volume this is the origin projected on the index axes; CT and label
+        layers built from the same volume always share it, so overlays line up.
+        """
+        proj = self.direction.T @ np.asarray(self.origin)  # components along x, y, z axes
+        return (float(proj[2]), float(proj[1]), float(proj[0]))
+
+    def with_array(self, array: np.ndarray, **meta: Any) -> CTVolume:
+        """A volume on the same grid holding ``array`` (e.g. a label map)."""
+        array = np.asarray(array)
+        if array.shape != self.array.shape:
+            raise ValueError(f"array shape {array.shape} != volume shape {self.array.shape}")
+        return replace(self, array=array, meta={**self.meta, **meta})
+
+    def same_grid(self, other: CTVolume, atol: float = 1e-3) -> bool:
+        """True when ``other`` has the same shape and affine (to ``atol`` mm)."""
+        return self.shape == other.shape and np.allclose(self.affine, other.affine, atol=atol)
+
+    @classmethod
+    def from_affine(cls, array: np.ndarray, affine_ras: np.ndarray, meta: dict | None = None) -> CTVolume:
+        """Build from a ``(z, y, x)`` array and a NIfTI RAS affine of its ``(x, y, z)`` transpose."""
+        lps = np.linalg.inv(_LPS_TO_RAS) @ np.asarray(affine_ras, dtype=float)
+        m = lps[:3, :3]
+        zooms = np.linalg.norm(m, axis=0)  # dx, dy, dz
+        if np.any(zooms <= 0):
+            raise ValueError("affine has a zero-length axis")
+        direction = m / zooms
+        return cls(
+            array=array,
+            spacing=(zooms[2], zooms[1], zooms[0]),
+            origin=tuple(lps[:3, 3]),
+            direction=direction,
+            meta=dict(meta or {}),
+        )

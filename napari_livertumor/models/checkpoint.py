@@ -1,0 +1,229 @@
+"""Model folders: ``model.safetensors`` (weights, no pickle) + ``metadata.json``.
+
+Loading a model never unpickles anything, so opening a model file cannot run code. Every way a
+folder can be unusable (missing, truncated, wrong stage, weights that don't fit the declared
+network) raises :class:`~napari_livertumor.errors.ModelError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import ModelError
+from .factory import NetworkConfig, build_inference_network, trunk_state_dict
+
+WEIGHTS_FILE = "model.safetensors"
+METADATA_FILE = "metadata.json"
+STAGES = ("liver", "tumor")
+
+
+@dataclass
+class ModelMetadata:
+    """Everything inference needs to use a model, plus where it came from.
+
+    Attributes
+    ----------
+    stage : {"liver", "tumor"}
+    network : NetworkConfig
+    hu_window : (float, float)
+        HU range mapped linearly to [0, 1] (clipped) before the network.
+    target_spacing : (float, float, float)
+        ``(dz, dy, dx)`` mm the CT is resampled to for this stage.
+    roi_size : (int, int, int)
+        Sliding-window / training patch size ``(z, y, x)``.
+    label_map : dict
+        Output channel index (as str) → class name.
+    mask_outside_liver : bool
+        Tumor stage: voxels outside the (predicted) liver are set to ``outside_hu``.
+    outside_hu : float
+    roi_margin_mm : float
+        Tumor stage: margin around the liver bounding box.
+    training : dict
+        Data, split, config and seeds the model was trained with.
+    metrics : dict
+        Validation / test scores, with how they were measured.
+    """
+
+    stage: str
+    network: NetworkConfig
+    hu_window: tuple[float, float]
+    target_spacing: tuple[float, float, float]
+    roi_size: tuple[int, int, int]
+    label_map: dict[str, str]
+    mask_outside_liver: bool = False
+    outside_hu: float = -1000.0
+    roi_margin_mm: float = 10.0
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["network"] = self.network.to_dict()
+        d["hu_window"] = list(self.hu_window)
+        d["target_spacing"] = list(self.target_spacing)
+        d["roi_size"] = list(self.roi_size)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelMetadata:
+        d = dict(d)
+        d["network"] = NetworkConfig.from_dict(d["network"])
+        d["hu_window"] = tuple(float(v) for v in d["hu_window"])
+        d["target_spacing"] = tuple(float(v) for v in d["target_spacing"])
+        d["roi_size"] = tuple(int(v) for v in d["roi_size"])
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class LoadedModel:
+    """A ready-to-run trunk network (eval mode) and its metadata."""
+
+    network: Any
+    metadata: ModelMetadata
+    path: Path
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(
+    folder: str | Path,
+    state_dict: dict[str, Any],
+    metadata: ModelMetadata,
+    *,
+    half: bool = False,
+    trunk_only: bool = True,
+) -> Path:
+    """Write a model folder atomically (each file written to a temporary name, then renamed).
+
+    Parameters
+    ----------
+    folder : path
+        Created if needed.
+    state_dict : dict
+        Weights of a ``SegResNetVAE`` or ``SegResNet`` (a DDP ``module.`` prefix is stripped).
+    metadata : ModelMetadata
+    half : bool
+        Store floating-point weights as float16 (halves the size; loaded back as float32).
+    trunk_only : bool
+        Drop the VAE branch (inference never uses it).
+    """
+    from safetensors.torch import save
+
+    folder = Path(folder)
+    sd = {k.removeprefix("module."): v for k, v in state_dict.items()}
+    if trunk_only:
+        sd = trunk_state_dict(sd, metadata.network)
+    tensors = {}
+    for k, v in sd.items():
+        v = v.detach().cpu().contiguous()
+        if half and v.is_floating_point():
+            v = v.half()
+        tensors[k] = v
+    _atomic_write_bytes(folder / WEIGHTS_FILE, save(tensors, metadata={"stage": metadata.stage}))
+    text = json.dumps(metadata.to_dict(), indent=2, sort_keys=True, default=_json_default)
+    _atomic_write_bytes(folder / METADATA_FILE, text.encode())
+    return folder
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def read_metadata(folder: str | Path) -> ModelMetadata:
+    """Read and validate ``metadata.json`` only (cheap: no torch)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelError(folder, "model folder not found")
+    meta_path = folder / METADATA_FILE
+    if not meta_path.is_file():
+        raise ModelError(meta_path, "missing metadata.json: not a napari-livertumor model folder")
+    try:
+        raw = json.loads(meta_path.read_text())
+        meta = ModelMetadata.from_dict(raw)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(meta_path, f"unreadable metadata ({exc})") from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(meta_path, f"incomplete or invalid metadata ({exc})") from exc
+    if meta.stage not in STAGES:
+        raise ModelError(meta_path, f"unknown stage {meta.stage!r}; expected one of {STAGES}")
+    return meta
+
+
+def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu") -> LoadedModel:
+    """Load a model folder as an eval-mode ``SegResNet`` trunk on ``device``.
+
+    Raises
+    ------
+    ModelError
+        Missing or corrupt files, a model for another stage, or weights that don't fit.
+    """
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    meta = read_metadata(folder)
+    if stage is not None and meta.stage != stage:
+        raise ModelError(folder, f"this is a {meta.stage} model; a {stage} model is needed here")
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ModelError(weights, "missing model.safetensors")
+    try:
+        sd = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(weights, f"corrupt or unreadable weights ({exc})") from exc
+    net = build_inference_network(meta.network)
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+    sd = trunk_state_dict(sd, meta.network)
+    try:
+        net.load_state_dict(sd, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:3]
+        raise ModelError(weights, "weights do not match the network in metadata.json: " + " ".join(first)) from exc
+    net.eval()
+    net.to(torch.device(device))
+    return LoadedModel(network=net, metadata=meta, path=folder)
+
+
+def default_model_dir(stage: str) -> Path:
+    """Folder of the shipped default model for ``stage`` (installed or source checkout)."""
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}")
+    here = Path(__file__).resolve().parent.parent
+    for root in (here / "resources", here.parent / "resources"):
+        cand = root / "models" / stage
+        if (cand / METADATA_FILE).is_file():
+            return cand
+    return here.parent / "resources" / "models" / stage
