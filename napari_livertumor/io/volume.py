@@ -110,7 +110,9 @@ class CTVolume:
         return self.shape == other.shape and np.allclose(self.affine, other.affine, atol=atol)
 
     @classmethod
-    def from_affine(cls, array: np.ndarray, affine_ras: np.ndarray, meta: dict | None = None) -> CTVolume:
+    def from_affine(
+        cls, array: np.ndarray, affine_ras: np.ndarray, meta: dict | None = None
+    ) -> CTVolume:
         """Build from a ``(z, y, x)`` array and a NIfTI RAS affine of its ``(x, y, z)`` transpose."""
         lps = np.linalg.inv(_LPS_TO_RAS) @ np.asarray(affine_ras, dtype=float)
         m = lps[:3, :3]

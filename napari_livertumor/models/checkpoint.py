@@ -211,7 +211,9 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
         net.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0:3]
-        raise ModelError(weights, "weights do not match the network in metadata.json: " + " ".join(first)) from exc
+        raise ModelError(
+            weights, "weights do not match the network in metadata.json: " + " ".join(first)
+        ) from exc
     net.eval()
     net.to(torch.device(device))
     return LoadedModel(network=net, metadata=meta, path=folder)

@@ -102,5 +102,3 @@ __all__ = [
     "build_training_network",
     "trunk_state_dict",
 ]
-
-
