@@ -1,0 +1,40 @@
+# The two commands of the README:
+#   make demo   set up (first time) and open napari with the plugin and a synthetic CT
+#   make test   set up (first time) and run the test suite (GUI tests under Xvfb)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench clean-venv
+
+$(STAMP): pyproject.toml
+	./scripts/install_system_deps.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# CPU build of PyTorch (a plain `torch` may pull a multi-GB CUDA build); any torch>=2.2 works.
+	$(BIN)/python -m pip install -q "torch==2.13.0" || $(BIN)/python -m pip install -q "torch>=2.2"
+	$(BIN)/python -m pip install -q -e ".[testing]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	@if [ -z "$$DISPLAY" ] && command -v xvfb-run >/dev/null 2>&1 && [ -n "$$SCREENSHOT" ]; then \
+		xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/livertumor demo --screenshot "$$SCREENSHOT"; \
+	else \
+		$(BIN)/livertumor demo $${SCREENSHOT:+--screenshot $$SCREENSHOT}; \
+	fi
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Debian/Ubuntu packages napari's Qt window and the GUI tests need: a virtual X server (Xvfb),
+# Mesa OpenGL and the xcb libraries Qt 5 loads. Installs only what is missing.
+set -euo pipefail
+pkgs=(xvfb xauth libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri libxkbcommon-x11-0
+      libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0
+      libxcb-xinerama0 libxcb-xfixes0 libxcb-shape0 libxcb-cursor0 libdbus-1-3 libfontconfig1)
+if ! command -v dpkg >/dev/null 2>&1; then
+  echo "install_system_deps: not a Debian-like system; install Xvfb, Mesa GL and Qt's xcb libraries yourself" >&2
+  exit 0
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "install_system_deps: need root to install: ${missing[*]}" >&2; exit 1
+  fi
+fi
+echo "Installing system packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
