@@ -1,0 +1,151 @@
+"""Preprocessing shared by inference and training: HU windowing and resampling between grids.
+
+Training must prepare its patches exactly the way inference prepares the CT, or the network sees
+different noise and edge statistics at test time. Both therefore call these functions.
+
+Grids. A stage grid covers the same field of view as the source grid: along an axis of ``n``
+source voxels of spacing ``s``, the stage grid has ``m = max(1, round(n * s / t))`` voxels for a
+target spacing ``t`` (so its actual spacing is ``n * s / m``, within half a voxel of ``t``), and
+stage voxel ``i`` is centred on source index ``(i + 0.5) * n / m - 0.5``. This is PyTorch's
+``align_corners=False`` convention; :func:`resample` and :func:`sample_axis_linear` both follow it,
+so a mask can go source → stage → source without drifting.
+
+Down-sampling averages over each stage voxel's footprint ("area" mode: anti-aliased, it lowers CT
+noise the way a thicker reconstruction does); up-sampling is linear. Axes are handled one at a
+time, so nothing bigger than the input is ever allocated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def stage_shape(
+    shape: Sequence[int], spacing: Sequence[float], target_spacing: Sequence[float]
+) -> tuple[int, int, int]:
+    """Shape of the stage grid covering ``shape`` voxels of ``spacing`` at ``target_spacing``."""
+    return tuple(
+        max(1, int(round(n * s / t))) for n, s, t in zip(shape, spacing, target_spacing, strict=True)
+    )  # type: ignore[return-value]
+
+
+def grid_spacing(
+    shape: Sequence[int], spacing: Sequence[float], out_shape: Sequence[int]
+) -> tuple[float, float, float]:
+    """Actual spacing of a grid of ``out_shape`` voxels spanning ``shape`` voxels of ``spacing``."""
+    return tuple(n * s / m for n, s, m in zip(shape, spacing, out_shape, strict=True))  # type: ignore[return-value]
+
+
+def window_hu(array, hu_window: Sequence[float]):
+    """Map HU linearly so that ``hu_window[0]`` → 0 and ``hu_window[1]`` → 1, clipped to [0, 1].
+
+    Accepts a numpy array or a torch tensor; returns float32 of the same kind.
+    """
+    lo, hi = float(hu_window[0]), float(hu_window[1])
+    if hi <= lo:
+        raise ValueError(f"HU window must have low < high; got {tuple(hu_window)}")
+    if isinstance(array, np.ndarray):
+        out = array.astype(np.float32)
+        np.clip(out, lo, hi, out=out)
+        out -= lo
+        out /= hi - lo
+        return out
+    out = array.float() if array.dtype != _torch().float32 else array.clone()
+    return out.clamp_(lo, hi).sub_(lo).div_(hi - lo)
+
+
+def resample(volume, out_shape: Sequence[int]):
+    """Resample a ``(z, y, x)`` float tensor (or array) to ``out_shape`` on the same field of view.
+
+    Axes that shrink are area-averaged, axes that grow are linearly interpolated.
+    Returns the same kind (numpy array or torch tensor) as the input, float32.
+    """
+    torch = _torch()
+    is_numpy = isinstance(volume, np.ndarray)
+    t = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32)) if is_numpy else volume
+    t = t.float()
+    out_shape = tuple(int(v) for v in out_shape)
+    # Shrinking axes first keeps every intermediate at most as large as the input.
+    order = sorted(range(3), key=lambda ax: out_shape[ax] / t.shape[ax])
+    for ax in order:
+        n, m = t.shape[ax], out_shape[ax]
+        if m < n:
+            t = _area_axis(t, ax, m)
+        elif m > n:
+            t = sample_axis_linear(t, ax, source_coords(n, m))
+    return t.numpy() if is_numpy else t
+
+
+def resample_labels(labels: np.ndarray, out_shape: Sequence[int], n_classes: int | None = None):
+    """Resample an integer label map to ``out_shape`` by per-class area fractions, then argmax.
+
+    Smoother than nearest-neighbour and consistent with :func:`resample` (a class wins a stage
+    voxel where it covers most of its footprint). Memory: one float channel at a time.
+    """
+    torch = _torch()
+    labels = np.asarray(labels)
+    n_classes = int(labels.max()) + 1 if n_classes is None else int(n_classes)
+    best = None
+    best_frac = None
+    for c in range(n_classes):
+        frac = resample(torch.from_numpy((labels == c).astype(np.float32)), out_shape)
+        if best is None:
+            best = torch.zeros(frac.shape, dtype=torch.uint8)
+            best_frac = frac
+        else:
+            better = frac > best_frac
+            best[better] = c
+            best_frac = torch.maximum(best_frac, frac)
+    return best.numpy().astype(labels.dtype if labels.dtype.kind in "iu" else np.uint8)
+
+
+def source_coords(n_in: int, n_out: int, start: int = 0, stop: int | None = None):
+    """Continuous input indices of output voxels ``start..stop`` when ``n_in`` maps to ``n_out``."""
+    torch = _torch()
+    stop = n_out if stop is None else stop
+    scale = n_in / n_out
+    return (torch.arange(start, stop, dtype=torch.float64) + 0.5) * scale - 0.5
+
+
+def sample_axis_linear(t, axis: int, coords):
+    """Linear interpolation of ``t`` along ``axis`` at continuous indices ``coords`` (clamped)."""
+    torch = _torch()
+    n = t.shape[axis]
+    coords = coords.clamp(0, n - 1)
+    i0 = coords.floor().long()
+    i1 = (i0 + 1).clamp(max=n - 1)
+    w = (coords - i0).to(t.dtype)
+    shape = [1, 1, 1]
+    shape[axis] = -1
+    w = w.reshape(shape)
+    a = t.index_select(axis, i0)
+    b = t.index_select(axis, i1)
+    return a.mul_(1 - w).add_(b.mul_(w))
+
+
+def _area_axis(t, axis: int, m: int):
+    torch = _torch()
+    size = list(t.shape)
+    size[axis] = m
+    x = t.unsqueeze(0).unsqueeze(0)
+    out = torch.nn.functional.adaptive_avg_pool3d(x, tuple(size))
+    return out[0, 0]
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+__all__ = [
+    "grid_spacing",
+    "resample",
+    "resample_labels",
+    "sample_axis_linear",
+    "source_coords",
+    "stage_shape",
+    "window_hu",
+]
