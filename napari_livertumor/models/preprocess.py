@@ -27,7 +27,8 @@ def stage_shape(
 ) -> tuple[int, int, int]:
     """Shape of the stage grid covering ``shape`` voxels of ``spacing`` at ``target_spacing``."""
     return tuple(
-        max(1, int(round(n * s / t))) for n, s, t in zip(shape, spacing, target_spacing, strict=True)
+        max(1, int(round(n * s / t)))
+        for n, s, t in zip(shape, spacing, target_spacing, strict=True)
     )  # type: ignore[return-value]
 
 
@@ -111,7 +112,6 @@ def source_coords(n_in: int, n_out: int, start: int = 0, stop: int | None = None
 
 def sample_axis_linear(t, axis: int, coords):
     """Linear interpolation of ``t`` along ``axis`` at continuous indices ``coords`` (clamped)."""
-    torch = _torch()
     n = t.shape[axis]
     coords = coords.clamp(0, n - 1)
     i0 = coords.floor().long()
