@@ -2,6 +2,40 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .volume import CTVolume
 
-__all__ = ["CTVolume"]
+__all__ = ["CTVolume", "load_ct"]
+
+
+def load_ct(path: str | Path, series_uid: str | None = None, *, reporter=None) -> CTVolume:
+    """Load a CT from a DICOM folder/file or a ``.nii``/``.nii.gz`` file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A NIfTI file, one DICOM file (its series is read from its folder), or a folder tree
+        holding one or more DICOM series (the CT series with the most slices unless
+        ``series_uid``).
+    series_uid : str, optional
+        ``SeriesInstanceUID`` to pick in a multi-series folder (ignored for NIfTI).
+    reporter : napari_livertumor.progress.Reporter, optional
+        Progress and cancellation for DICOM reading.
+
+    Returns
+    -------
+    CTVolume
+        int16 HU ``(z, y, x)`` with geometry; problems met on the way in ``meta["warnings"]``.
+    """
+    from ..errors import InputError
+    from .nifti import is_nifti_path, read_nifti
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file or folder not found")
+    if path.is_file() and is_nifti_path(path):
+        return read_nifti(path)
+    from .dicom import read_dicom_series
+
+    return read_dicom_series(path, series_uid, reporter=reporter)

@@ -1,0 +1,311 @@
+"""Slice headers and the geometry of a stack of CT slices (sort, de-duplicate, gaps, tilt)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+#: SOP classes that are never image slices even if they carry image-like tags.
+_NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "SR", "KO", "PR", "REG"}
+
+
+@dataclass
+class SliceHeader:
+    """What the header pass keeps of one DICOM file."""
+
+    path: Path
+    series_uid: str
+    sop_uid: str
+    sop_class_uid: str
+    modality: str
+    is_image: bool
+    position: np.ndarray | None
+    orientation: tuple[float, ...] | None
+    pixel_spacing: tuple[float, float] | None
+    rows: int
+    cols: int
+    instance_number: int
+    acquisition_number: int | None
+    slope: float
+    intercept: float
+    bits_stored: int
+    pixel_representation: int
+    pixel_offset: int | None
+    series_description: str
+    series_number: int | None
+    contrast_agent: str
+    image_comments: str
+    patient_id: str
+    patient_name: str
+    study_uid: str
+    study_description: str
+    study_date: str
+    frame_of_reference_uid: str
+    slice_thickness: float | None
+    location: float | None = None  # position along the slice normal, mm
+
+    @classmethod
+    def from_dataset(cls, path: Path, ds, pixel_offset: int | None) -> SliceHeader:
+        modality = str(ds.get("Modality", "") or "")
+        position = _floats(ds.get("ImagePositionPatient"), 3)
+        orientation = _floats(ds.get("ImageOrientationPatient"), 6)
+        rows = int(ds.get("Rows") or 0)
+        cols = int(ds.get("Columns") or 0)
+        frames = ds.get("NumberOfFrames")
+        single_frame = frames in (None, "", 1, "1")
+        is_image = (
+            modality not in _NON_IMAGE_MODALITIES
+            and rows > 0
+            and cols > 0
+            and position is not None
+            and orientation is not None
+            and single_frame
+        )
+        spacing = _floats(ds.get("PixelSpacing"), 2) or _floats(ds.get("ImagerPixelSpacing"), 2)
+        location = None
+        if position is not None and orientation is not None:
+            normal = np.cross(orientation[:3], orientation[3:])
+            norm = np.linalg.norm(normal)
+            if norm > 0:
+                location = float(np.dot(position, normal / norm))
+        acq = ds.get("AcquisitionNumber")
+        return cls(
+            path=path,
+            series_uid=str(ds.get("SeriesInstanceUID", "")),
+            sop_uid=str(ds.get("SOPInstanceUID", "")),
+            sop_class_uid=str(ds.get("SOPClassUID", "")),
+            modality=modality,
+            is_image=is_image,
+            position=None if position is None else np.asarray(position),
+            orientation=None if orientation is None else tuple(orientation),
+            pixel_spacing=None if spacing is None else (spacing[0], spacing[1]),
+            rows=rows,
+            cols=cols,
+            instance_number=_int(ds.get("InstanceNumber"), 0),
+            acquisition_number=_int(acq, None),
+            slope=float(ds.get("RescaleSlope", 1) or 1),
+            intercept=float(ds.get("RescaleIntercept", 0) or 0),
+            bits_stored=int(ds.get("BitsStored") or 16),
+            pixel_representation=int(ds.get("PixelRepresentation") or 0),
+            pixel_offset=pixel_offset,
+            series_description=str(ds.get("SeriesDescription", "") or ""),
+            series_number=_int(ds.get("SeriesNumber"), None),
+            contrast_agent=str(ds.get("ContrastBolusAgent", "") or ""),
+            image_comments=str(ds.get("ImageComments", "") or ""),
+            patient_id=str(ds.get("PatientID", "") or ""),
+            patient_name=str(ds.get("PatientName", "") or ""),
+            study_uid=str(ds.get("StudyInstanceUID", "") or ""),
+            study_description=str(ds.get("StudyDescription", "") or ""),
+            study_date=str(ds.get("StudyDate", "") or ""),
+            frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "") or ""),
+            slice_thickness=_float_or_none(ds.get("SliceThickness")),
+            location=location,
+        )
+
+
+@dataclass
+class StackGeometry:
+    slices: list[SliceHeader]  # the real slices, sorted
+    shape_yx: tuple[int, int]
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: np.ndarray
+    sop_instance_uids: list[str]  # per output z ("" for interpolated fill slices)
+    files: list[Path | None]
+    fill: list[tuple[int, int, float]]  # (insert before real index, n slices, gap mm)
+
+
+def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeometry:
+    """Sort slices along the normal and check the stack; problems go to ``warnings``."""
+    slices = [h for h in members if h.is_image]
+    if not slices:
+        raise InputError(members[0].path.parent, "the series holds no image slices")
+    slices = _keep_majority(slices, lambda h: (h.rows, h.cols), "Rows/Columns", warnings)
+    slices = _keep_majority(
+        slices,
+        lambda h: tuple(np.round(h.orientation, 3)),
+        "ImageOrientationPatient",
+        warnings,
+    )
+    first = slices[0]
+    row = np.asarray(first.orientation[:3], dtype=float)
+    col = np.asarray(first.orientation[3:], dtype=float)
+    row /= np.linalg.norm(row)
+    col /= np.linalg.norm(col)
+    normal = np.cross(row, col)
+    normal /= np.linalg.norm(normal)
+    for h in slices:
+        h.location = float(np.dot(h.position, normal))
+    slices.sort(key=lambda h: (h.location, h.instance_number))
+    slices = _deduplicate(slices, warnings)
+
+    dy, dx = first.pixel_spacing or (1.0, 1.0)
+    if first.pixel_spacing is None:
+        warnings.append("no PixelSpacing in the files: 1 mm assumed in-plane")
+    locations = np.array([h.location for h in slices])
+    steps = np.diff(locations)
+    fill: list[tuple[int, int, float]] = []
+    if len(slices) == 1:
+        dz = first.slice_thickness or 1.0
+        z_axis = normal
+    else:
+        dz = float(np.median(steps))
+        fill = _find_gaps(steps, dz, warnings)
+        stride = (slices[-1].position - slices[0].position) / (
+            len(slices) - 1 + sum(n for _, n, _ in fill)
+        )
+        z_axis = stride / np.linalg.norm(stride)
+        tilt = float(np.degrees(np.arccos(np.clip(abs(np.dot(z_axis, normal)), 0, 1))))
+        if tilt > 0.05:
+            warnings.append(
+                f"gantry tilt of {tilt:.2f} degrees: slices are offset in-plane; the volume "
+                "keeps the sheared geometry in its affine (not resampled)"
+            )
+            dz = float(np.linalg.norm(stride))
+        else:
+            z_axis = normal
+    direction = np.column_stack([row, col, z_axis])
+
+    sop_uids: list[str] = []
+    files: list[Path | None] = []
+    gaps = {at: n for at, n, _ in fill}
+    for k, h in enumerate(slices):
+        for _ in range(gaps.get(k, 0)):
+            sop_uids.append("")
+            files.append(None)
+        sop_uids.append(h.sop_uid)
+        files.append(h.path)
+    return StackGeometry(
+        slices=slices,
+        shape_yx=(first.rows, first.cols),
+        spacing=(float(dz), float(dy), float(dx)),
+        origin=tuple(float(v) for v in slices[0].position),
+        direction=direction,
+        sop_instance_uids=sop_uids,
+        files=files,
+        fill=fill,
+    )
+
+
+_PHASE_PATTERNS = [
+    (
+        "non-contrast",
+        r"\b(PRE|NON[- ]?CON\w*|NONCONTRAST|NC|W/?O|WITHOUT|PLAIN|UNENHANCED|NATIVE)\b",
+    ),
+    ("arterial", r"\b(ART|ARTERIAL|LATE ART\w*|HAP|EARLY)\b"),
+    ("portal venous", r"\b(PV|PVP|PORTAL|VENOUS|VEN)\b"),
+    ("delayed", r"\b(DELAY\w*|DEL|EQUIL\w*|LATE)\b"),
+]
+
+
+def phase_from_text(description: str, contrast_agent: str = "", comments: str = "") -> str:
+    """Guess the contrast phase from the series description, comments and contrast agent."""
+    text = f"{description} {comments}".upper().replace("_", " ")
+    for phase, pattern in _PHASE_PATTERNS:
+        if re.search(pattern, text):
+            return phase
+    if contrast_agent.strip():
+        return "contrast"
+    return "unknown"
+
+
+# --------------------------------------------------------------------------- helpers
+def _keep_majority(slices, key, what: str, warnings: list[str]):
+    counts = Counter(key(h) for h in slices)
+    if len(counts) < 2:
+        return slices
+    best, _ = counts.most_common(1)[0]
+    kept = [h for h in slices if key(h) == best]
+    dropped = [h for h in slices if key(h) != best]
+    names = ", ".join(str(h.path) for h in dropped[:5])
+    warnings.append(
+        f"{len(dropped)} slice(s) with a different {what} than the other {len(kept)} were "
+        f"left out: {names}"
+    )
+    return kept
+
+
+def _deduplicate(slices: list[SliceHeader], warnings: list[str]) -> list[SliceHeader]:
+    locs = np.array([h.location for h in slices])
+    steps = np.diff(locs)
+    real = steps[steps > 0.01]
+    tol = max(0.01, min(0.1, 0.2 * float(np.median(real)))) if real.size else 0.01
+    kept: list[SliceHeader] = []
+    dropped: list[SliceHeader] = []
+    for h in slices:
+        if kept and abs(h.location - kept[-1].location) < tol:
+            if h.instance_number >= kept[-1].instance_number:
+                dropped.append(kept[-1])
+                kept[-1] = h
+            else:
+                dropped.append(h)
+        else:
+            kept.append(h)
+    if dropped:
+        names = ", ".join(h.path.name for h in dropped[:5])
+        warnings.append(
+            f"{len(dropped)} slice(s) repeated an existing position; kept the higher "
+            f"InstanceNumber and left out: {names}"
+        )
+    return kept
+
+
+def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str]) -> list[tuple[int, int, float]]:
+    fill = []
+    uneven = []
+    for i, step in enumerate(steps):
+        ratio = step / dz
+        if abs(ratio - 1) <= 0.05 or abs(step - dz) <= 0.01:
+            continue
+        n = int(round(ratio))
+        if n >= 2 and abs(ratio - n) < 0.2:
+            fill.append((i + 1, n - 1, float(step)))
+        else:
+            uneven.append(float(step))
+    if fill:
+        total = sum(n for _, n, _ in fill)
+        where = ", ".join(f"{n} before slice {at}" for at, n, _ in fill[:5])
+        warnings.append(
+            f"{total} missing slice(s) detected ({where}); filled by linear interpolation so "
+            "the spacing stays uniform"
+        )
+    if uneven:
+        warnings.append(
+            f"non-uniform slice spacing: {len(uneven)} step(s) differ from the median "
+            f"{dz:.4g} mm (from {min(uneven):.4g} to {max(uneven):.4g} mm); slices stacked "
+            "at the median spacing"
+        )
+    return fill
+
+
+def _floats(value, n: int) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        out = [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+    if len(out) != n or not all(np.isfinite(out)):
+        return None
+    return out
+
+
+def _int(value, default):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _float_or_none(value) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if v > 0 and np.isfinite(v) else None

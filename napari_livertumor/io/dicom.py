@@ -1,0 +1,430 @@
+"""DICOM CT series: discovery, choice, geometric sort, rescale and parallel pixel decode (pydicom).
+
+Reading is two passes. The header pass reads every file with ``stop_before_pixels`` and groups
+them by ``SeriesInstanceUID`` (and by ``AcquisitionNumber`` when one series stacks several
+acquisitions at the same positions). The chosen series is sorted along the slice normal — never by
+file name — checked for duplicates, gaps, uneven spacing and gantry tilt, and only then are its
+pixels decoded, in a thread pool, straight into the output array.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from ..errors import InputError
+from ..progress import Reporter
+from ._dicom_geometry import SliceHeader, phase_from_text, stack_geometry
+from .volume import CTVolume
+
+#: SOP classes we read as CT slices (CT Image Storage and the legacy-converted enhanced one).
+CT_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.2"}
+_NATIVE_LE = {ExplicitVRLittleEndian, ImplicitVRLittleEndian}
+
+
+@dataclass
+class SeriesInfo:
+    """One image series found in a folder tree (one acquisition of it, when it stacks several)."""
+
+    uid: str
+    description: str
+    modality: str
+    n_slices: int
+    spacing: tuple[float, float, float] | None
+    phase: str
+    files: list[Path] = field(repr=False)
+    acquisition: int | None = None
+    series_number: int | None = None
+    patient_id: str = ""
+    study_uid: str = ""
+    sop_class_uid: str = ""
+    is_image: bool = True
+
+    @property
+    def is_ct(self) -> bool:
+        return self.is_image and self.modality == "CT"
+
+    def summary(self) -> str:
+        acq = f" acq {self.acquisition}" if self.acquisition is not None else ""
+        sp = "x".join(f"{s:.3g}" for s in self.spacing) if self.spacing else "?"
+        return (
+            f"{self.modality} #{self.series_number} '{self.description}'{acq}: "
+            f"{self.n_slices} slice(s), spacing {sp} mm, phase {self.phase}, uid {self.uid}"
+        )
+
+
+def discover_series(root: str | Path, *, reporter: Reporter | None = None) -> list[SeriesInfo]:
+    """Find every DICOM series under ``root`` (a folder tree or one file).
+
+    Files that are not DICOM are skipped silently; DICOM files that cannot be parsed are skipped
+    and listed in the log of :func:`read_dicom_series`. Series whose ``AcquisitionNumber`` values
+    repeat the same slice positions are reported once per acquisition.
+
+    Returns
+    -------
+    list of SeriesInfo
+        Sorted: CT image series first, most slices first.
+    """
+    headers, _ = _scan(Path(root), reporter or Reporter())
+    return [info for info, _ in _group(headers)]
+
+
+def read_dicom_series(
+    path: str | Path,
+    series_uid: str | None = None,
+    *,
+    acquisition: int | None = None,
+    reporter: Reporter | None = None,
+    max_workers: int | None = None,
+) -> CTVolume:
+    """Read one CT series from a folder tree (or the series of one file) as a :class:`CTVolume`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder (searched recursively) or one DICOM file (its folder's series of that UID).
+    series_uid : str, optional
+        The ``SeriesInstanceUID`` to read. Default: the CT series with the most slices.
+    acquisition : int, optional
+        For a series stacking several acquisitions, which ``AcquisitionNumber`` to read
+        (default: the one with the most slices, then the latest).
+    reporter : Reporter, optional
+        Progress (``"dicom headers"``, ``"dicom pixels"``) and cancellation.
+    max_workers : int, optional
+        Threads for pixel decoding (default: up to 8, bounded by the CPU count).
+
+    Returns
+    -------
+    CTVolume
+        int16 HU ``(z, y, x)`` sorted along the slice normal; ``meta`` holds patient/study/series
+        identity, ``phase``, ``sop_instance_uids`` and ``files`` in array order, and ``warnings``.
+    """
+    path = Path(path)
+    reporter = reporter or Reporter()
+    if not path.exists():
+        raise InputError(path, "file or folder not found")
+    root = path.parent if path.is_file() else path
+    headers, skipped = _scan(path if path.is_dir() else root, reporter)
+    if path.is_file():
+        own = next((h for h in headers if h.path == path), None)
+        if own is None:
+            raise InputError(path, "not a readable DICOM file")
+        series_uid = series_uid or own.series_uid
+    groups = _group(headers)
+    if not groups:
+        if skipped:
+            raise InputError(path, f"no readable DICOM image; {_skipped_text(skipped)}")
+        raise InputError(path, "no DICOM files found")
+    info, members = _choose(path, groups, series_uid, acquisition)
+    warnings: list[str] = []
+    if skipped:
+        warnings.append(_skipped_text(skipped))
+    others = [g for g, _ in groups if g is not info]
+    if others:
+        warnings.append(
+            f"{len(others)} other series in the folder not read: "
+            + "; ".join(o.summary() for o in others[:6])
+        )
+    geometry = stack_geometry(members, warnings)
+    array = _decode(geometry.slices, geometry.shape_yx, reporter, max_workers)
+    if geometry.fill:
+        array = _fill_gaps(array, geometry.fill)
+    first = geometry.slices[0]
+    meta = {
+        "patient_id": first.patient_id,
+        "patient_name": first.patient_name,
+        "study_uid": first.study_uid,
+        "series_uid": info.uid,
+        "frame_of_reference_uid": first.frame_of_reference_uid,
+        "description": info.description,
+        "study_description": first.study_description,
+        "study_date": first.study_date,
+        "series_number": info.series_number,
+        "acquisition_number": info.acquisition,
+        "modality": info.modality,
+        "phase": info.phase,
+        "contrast_agent": first.contrast_agent,
+        "source": str(path),
+        "sop_class_uid": first.sop_class_uid,
+        "sop_instance_uids": geometry.sop_instance_uids,
+        "files": [str(p) if p else "" for p in geometry.files],
+        "warnings": warnings,
+    }
+    return CTVolume(
+        array=array,
+        spacing=geometry.spacing,
+        origin=geometry.origin,
+        direction=geometry.direction,
+        meta=meta,
+    )
+
+
+def is_dicom_file(path: str | Path) -> bool:
+    """Cheap check: the ``DICM`` marker at byte 128 (files without a preamble are not detected)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------- header pass
+def _scan(root: Path, reporter: Reporter) -> tuple[list[SliceHeader], list[tuple[Path, str]]]:
+    if root.is_file():
+        files = [root]
+    else:
+        files = sorted(
+            p
+            for p in root.rglob("*")
+            if p.is_file() and not p.name.startswith(".") and p.name != "DICOMDIR"
+        )
+    headers: list[SliceHeader] = []
+    skipped: list[tuple[Path, str]] = []
+    total = len(files)
+    for i, f in enumerate(files):
+        if i % 32 == 0:
+            reporter.check()
+            reporter.update("dicom headers", i, total)
+        header, problem = _read_header(f)
+        if header is not None:
+            headers.append(header)
+        elif problem:
+            skipped.append((f, problem))
+    reporter.update("dicom headers", total, total)
+    return headers, skipped
+
+
+def _read_header(path: Path) -> tuple[SliceHeader | None, str | None]:
+    """Header of one file, or ``(None, problem)``; ``problem`` is None for non-DICOM files."""
+    try:
+        with open(path, "rb") as fp:
+            try:
+                ds = pydicom.dcmread(fp, stop_before_pixels=True)
+            except InvalidDicomError:
+                fp.seek(0)
+                try:
+                    ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+                except Exception:
+                    return None, None
+                if "SeriesInstanceUID" not in ds or "SOPClassUID" not in ds:
+                    return None, None  # not DICOM at all
+            pixel_offset = _pixel_offset(fp, ds)
+    except (OSError, EOFError) as exc:
+        return None, f"cannot be read ({exc})"
+    except Exception as exc:  # pydicom raises many kinds on corrupt headers
+        return None, f"corrupt DICOM header ({type(exc).__name__}: {exc})"
+    try:
+        return SliceHeader.from_dataset(path, ds, pixel_offset), None
+    except Exception as exc:
+        return None, f"unusable DICOM header ({type(exc).__name__}: {exc})"
+
+
+def _pixel_offset(fp, ds) -> int | None:
+    """Byte offset of native little-endian 16-bit pixel values, for a direct read; else None."""
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    if ts not in _NATIVE_LE or ds.get("BitsAllocated") != 16:
+        return None
+    if ds.get("SamplesPerPixel", 1) != 1 or ds.get("NumberOfFrames", 1) not in (1, "1", None):
+        return None
+    start = fp.tell()
+    tag = fp.read(8)
+    if len(tag) < 8 or tag[:4] != b"\xe0\x7f\x10\x00":
+        return None
+    if ts == ExplicitVRLittleEndian:
+        if tag[4:6] not in (b"OW", b"OB"):
+            return None
+        return start + 12
+    return start + 8
+
+
+# --------------------------------------------------------------------------- grouping
+def _group(headers: list[SliceHeader]) -> list[tuple[SeriesInfo, list[SliceHeader]]]:
+    by_uid: dict[str, list[SliceHeader]] = {}
+    for h in headers:
+        by_uid.setdefault(h.series_uid, []).append(h)
+    groups = []
+    for uid, members in by_uid.items():
+        for acq, part in _split_acquisitions(members):
+            groups.append((_series_info(uid, part, acq), part))
+    groups.sort(key=lambda g: (not g[0].is_ct, -g[0].n_slices, g[0].series_number or 0))
+    return groups
+
+
+def _split_acquisitions(members: list[SliceHeader]) -> list[tuple[int | None, list[SliceHeader]]]:
+    """Split by AcquisitionNumber only when acquisitions cover the same positions (stacked phases)."""
+    by_acq: dict[int | None, list[SliceHeader]] = {}
+    for h in members:
+        by_acq.setdefault(h.acquisition_number, []).append(h)
+    if len(by_acq) < 2:
+        return [(None, members)]
+    position_sets = [
+        {round(h.location, 1) for h in part if h.location is not None} for part in by_acq.values()
+    ]
+    overlap = any(
+        len(a & b) > 0.5 * min(len(a), len(b))
+        for i, a in enumerate(position_sets)
+        for b in position_sets[i + 1 :]
+        if a and b
+    )
+    if not overlap:
+        return [(None, members)]
+    return sorted(by_acq.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+
+
+def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> SeriesInfo:
+    first = members[0]
+    spacing = None
+    if first.is_image and first.pixel_spacing is not None:
+        locations = sorted({round(h.location, 3) for h in members if h.location is not None})
+        steps = np.diff(locations)
+        dz = float(np.median(steps)) if len(steps) else (first.slice_thickness or 1.0)
+        spacing = (dz, first.pixel_spacing[0], first.pixel_spacing[1])
+    return SeriesInfo(
+        uid=uid,
+        description=first.series_description,
+        modality=first.modality,
+        n_slices=len(members),
+        spacing=spacing,
+        phase=phase_from_text(first.series_description, first.contrast_agent, first.image_comments),
+        files=[h.path for h in members],
+        acquisition=acq,
+        series_number=first.series_number,
+        patient_id=first.patient_id,
+        study_uid=first.study_uid,
+        sop_class_uid=first.sop_class_uid,
+        is_image=first.is_image,
+    )
+
+
+def _choose(path, groups, series_uid, acquisition):
+    if series_uid is not None:
+        matching = [g for g in groups if g[0].uid == series_uid]
+        if not matching:
+            listing = "; ".join(g[0].summary() for g in groups[:8])
+            raise InputError(path, f"no series with UID {series_uid}; found: {listing}")
+    else:
+        matching = [g for g in groups if g[0].is_ct]
+        if not matching:
+            listing = "; ".join(g[0].summary() for g in groups[:8])
+            raise InputError(path, f"no CT image series found; found: {listing}")
+        best_uid = matching[0][0].uid
+        matching = [g for g in matching if g[0].uid == best_uid]
+    if acquisition is not None:
+        chosen = [g for g in matching if g[0].acquisition == acquisition]
+        if not chosen:
+            raise InputError(path, f"series has no acquisition number {acquisition}")
+        matching = chosen
+    # most slices, then the latest acquisition (the later contrast phase of a stacked series)
+    matching.sort(key=lambda g: (-g[0].n_slices, -(g[0].acquisition or 0)))
+    info, members = matching[0]
+    if not info.is_image:
+        raise InputError(
+            path,
+            f"series {info.uid} is not an image series (SOP class {info.sop_class_uid}, "
+            f"modality {info.modality}); it holds no CT slices",
+        )
+    return info, members
+
+
+# --------------------------------------------------------------------------- pixels
+def _decode(slices, shape_yx, reporter: Reporter, max_workers: int | None) -> np.ndarray:
+    n = len(slices)
+    out = np.empty((n, *shape_yx), dtype=np.int16)
+    workers = max_workers or min(8, (os.cpu_count() or 2) + 2)
+    done = 0
+
+    def work(k: int) -> None:
+        out[k] = _slice_hu(slices[k], shape_yx)
+
+    reporter.update("dicom pixels", 0, n)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(work, k) for k in range(n)]
+        try:
+            for fut in futures:
+                fut.result()
+                done += 1
+                if done % 16 == 0 or done == n:
+                    reporter.check()
+                    reporter.update("dicom pixels", done, n)
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+    return out
+
+
+def _slice_hu(h: SliceHeader, shape_yx) -> np.ndarray:
+    rows, cols = shape_yx
+    raw = None
+    if h.pixel_offset is not None and (h.bits_stored == 16 or h.pixel_representation == 0):
+        dtype = "<i2" if h.pixel_representation == 1 else "<u2"
+        try:
+            raw = np.fromfile(h.path, dtype=dtype, count=rows * cols, offset=h.pixel_offset)
+        except OSError as exc:
+            raise InputError(h.path, f"pixel data cannot be read ({exc})") from exc
+        if raw.size != rows * cols:
+            raise InputError(h.path, "truncated file: the pixel data is incomplete")
+        raw = raw.reshape(rows, cols)
+        if h.pixel_representation == 0 and h.bits_stored < 16:
+            raw = raw & np.uint16((1 << h.bits_stored) - 1)
+    if raw is None:
+        raw = _pydicom_pixels(h)
+    if raw.shape != (rows, cols):
+        raise InputError(h.path, f"pixel array {raw.shape} differs from Rows/Columns {shape_yx}")
+    if h.slope == 1.0 and float(h.intercept).is_integer():
+        hu = raw.astype(np.int32) + int(h.intercept)
+    else:
+        hu = np.rint(raw.astype(np.float32) * h.slope + h.intercept)
+    return np.clip(hu, -32768, 32767).astype(np.int16)
+
+
+def _pydicom_pixels(h: SliceHeader) -> np.ndarray:
+    try:
+        ds = pydicom.dcmread(h.path, force=True)
+    except Exception as exc:
+        raise InputError(h.path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
+    if "PixelData" not in ds:
+        raise InputError(h.path, "DICOM file without pixel data")
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:
+        ts = ds.file_meta.get("TransferSyntaxUID", "?") if hasattr(ds, "file_meta") else "?"
+        raise InputError(
+            h.path,
+            f"pixel data cannot be decoded (transfer syntax {ts}; truncated file or missing "
+            f"decoder: {type(exc).__name__}: {exc})",
+        ) from exc
+    if arr.ndim != 2:
+        raise InputError(h.path, f"expected one 2D frame, got pixel array of shape {arr.shape}")
+    return arr
+
+
+def _fill_gaps(array: np.ndarray, fill: list[tuple[int, int, float]]) -> np.ndarray:
+    """Insert linearly interpolated slices: ``fill`` holds (insert_at, n_new, _) per gap."""
+    pieces = []
+    prev = 0
+    for at, n_new, _ in fill:
+        pieces.append(array[prev:at])
+        lo = array[at - 1].astype(np.float32)
+        hi = array[at].astype(np.float32)
+        for j in range(1, n_new + 1):
+            t = j / (n_new + 1)
+            pieces.append(np.rint(lo * (1 - t) + hi * t).astype(np.int16)[None])
+        prev = at
+    pieces.append(array[prev:])
+    return np.concatenate(pieces, axis=0)
+
+
+def _skipped_text(skipped: list[tuple[Path, str]]) -> str:
+    shown = "; ".join(f"{p}: {why}" for p, why in skipped[:5])
+    more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
+    return f"{len(skipped)} unreadable DICOM file(s) skipped: {shown}{more}"

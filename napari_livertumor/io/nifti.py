@@ -1,0 +1,181 @@
+"""NIfTI read/write (nibabel) with the exact grid and affine of the source CT."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .volume import CTVolume
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def is_nifti_path(path: str | Path) -> bool:
+    """True when the file name ends in ``.nii`` or ``.nii.gz`` (case-insensitive)."""
+    name = Path(path).name.lower()
+    return name.endswith(".nii") or name.endswith(".nii.gz")
+
+
+def read_nifti(path: str | Path) -> CTVolume:
+    """Read a 3D NIfTI file as a :class:`CTVolume`.
+
+    Integer data keep their stored dtype (``int16`` CT, ``uint8`` labels), so a file written
+    by :func:`write_nifti` reads back bit for bit. Float data (or scaled integers) are rounded to
+    ``int16`` when they fit, else kept as ``float32``. NaNs are replaced by the smallest finite
+    value and reported in ``meta["warnings"]``. A 4D file with one volume is accepted; 2D and
+    true 4D data raise :class:`InputError`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.nii`` or ``.nii.gz`` file.
+
+    Returns
+    -------
+    CTVolume
+        ``array`` in ``(z, y, x)`` order; geometry from the file's sform (or qform).
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # nibabel raises many types for corrupt files
+        raise InputError(path, f"not a readable NIfTI file ({exc})") from exc
+    if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
+        raise InputError(path, f"not a NIfTI image ({type(img).__name__})")
+    shape = img.shape
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) != 3:
+        raise InputError(
+            path, f"expected a 3D image, got {len(img.shape)}D data of shape {tuple(img.shape)}"
+        )
+    warnings: list[str] = []
+    try:
+        data = _load_data(img, warnings, path)
+    except (OSError, EOFError, ValueError) as exc:
+        raise InputError(path, f"the image data cannot be read (truncated file?): {exc}") from exc
+    data = data.reshape(shape)
+    affine = img.affine
+    if affine is None or not np.all(np.isfinite(affine)):
+        raise InputError(path, "the file has no valid affine")
+    array = np.ascontiguousarray(np.transpose(data, (2, 1, 0)))
+    meta = {
+        "source": str(path),
+        "modality": "CT",
+        "description": path.name,
+        "patient_id": _case_name(path),
+        "warnings": warnings,
+    }
+    try:
+        return CTVolume.from_affine(array, affine, meta)
+    except ValueError as exc:
+        raise InputError(path, f"invalid geometry: {exc}") from exc
+
+
+def write_nifti(
+    data: CTVolume | np.ndarray,
+    path: str | Path,
+    reference: CTVolume | None = None,
+) -> Path:
+    """Write a volume or a ``(z, y, x)`` array as NIfTI, atomically.
+
+    Parameters
+    ----------
+    data : CTVolume or ndarray, shape (Z, Y, X)
+        The image. An array takes its grid from ``reference`` (e.g. a label map on its CT).
+    path : str or Path
+        ``.nii`` or ``.nii.gz``. Written to a temporary file in the same folder, then renamed.
+    reference : CTVolume, optional
+        Grid for an array; when ``data`` is a volume, it must have the same shape.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    if not is_nifti_path(path):
+        raise InputError(path, "the output name must end in .nii or .nii.gz")
+    if isinstance(data, CTVolume):
+        volume = data
+        if reference is not None and reference.shape != volume.shape:
+            raise InputError(path, f"shape {volume.shape} differs from reference {reference.shape}")
+    else:
+        array = np.asarray(data)
+        if array.ndim != 3:
+            raise InputError(path, f"expected a 3D (z, y, x) array, got shape {array.shape}")
+        if reference is None:
+            volume = CTVolume(array)
+        else:
+            if reference.shape != array.shape:
+                raise InputError(
+                    path, f"array shape {array.shape} differs from reference {reference.shape}"
+                )
+            volume = reference.with_array(array)
+    array = np.asarray(volume.array)
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    if array.dtype == np.int64 or array.dtype == np.float64:
+        array = array.astype(np.int32 if array.dtype == np.int64 else np.float32)
+    img = nib.Nifti1Image(np.transpose(array, (2, 1, 0)), volume.affine)
+    img.header.set_data_dtype(array.dtype)
+    img.header.set_xyzt_units("mm")
+    img.set_sform(volume.affine, code=1)  # scanner-based
+    img.set_qform(volume.affine, code=1)
+    img.header["scl_slope"] = 1.0
+    img.header["scl_inter"] = 0.0
+    description = str(volume.meta.get("description", ""))[:79]
+    img.header["descrip"] = description.encode("ascii", "replace")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = ".nii.gz" if path.name.lower().endswith(".gz") else ".nii"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        nib.save(img, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+# --------------------------------------------------------------------------- helpers
+def _load_data(img, warnings: list[str], path: Path) -> np.ndarray:
+    on_disk = img.get_data_dtype()
+    slope, inter = img.header.get_slope_inter()
+    scaled = (slope not in (None, 1.0)) or (inter not in (None, 0.0))
+    if np.issubdtype(on_disk, np.integer) and not scaled:
+        return np.asarray(img.dataobj)
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    finite = np.isfinite(data)
+    if not finite.all():
+        n_bad = int((~finite).sum())
+        fill = float(data[finite].min()) if finite.any() else 0.0
+        if not finite.any():
+            raise InputError(path, "every voxel is NaN or infinite")
+        data = np.where(finite, data, fill)
+        warnings.append(f"{n_bad} NaN/infinite voxels replaced by the minimum value {fill:g}")
+    rounded = np.rint(data)
+    if rounded.min() >= -32768 and rounded.max() <= 32767:
+        if not np.allclose(rounded, data, atol=1e-3):
+            warnings.append("non-integer values rounded to int16")
+        return rounded.astype(np.int16)
+    return data
+
+
+def _case_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
