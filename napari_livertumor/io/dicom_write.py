@@ -116,7 +116,7 @@ def write_ct_series(
     template = _series_template(
         volume,
         patient_id=patient_id,
-        patient_name=patient_name or patient_id,
+        patient_name=patient_name or f"{patient_id}^",
         patient_sex=patient_sex,
         patient_age=patient_age,
         study_uid=study_uid,

@@ -1,0 +1,428 @@
+"""DICOM SEG: write our masks referencing the source CT (highdicom); read HCC-TACE-Seg labels.
+
+Reading maps every frame to the reference CT's grid by the SOP instance it was derived from
+(else by its plane position) and every segment to a class by its label text — never by frame order
+or segment number, which differ between HCC-TACE-Seg patients.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+from ..errors import InputError
+from .volume import CTVolume
+
+SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+
+#: HCC-TACE-Seg classes on the reference grid.
+HCC_CLASSES = {1: "liver", 2: "tumor", 3: "portal vein", 4: "aorta"}
+
+#: Segment label text (lower case, normalised) -> class value.
+LABEL_TO_CLASS = {
+    "liver": 1,
+    "mass": 2,
+    "tumor": 2,
+    "tumour": 2,
+    "lesion": 2,
+    "necrosis": 2,
+    "hcc": 2,
+    "portal vein": 3,
+    "portalvein": 3,
+    "abdominal aorta": 4,
+    "aorta": 4,
+}
+# Painting order when segments overlap: the later wins (tumor over liver).
+_PAINT_ORDER = {1: 0, 3: 1, 4: 2, 2: 3}
+
+
+def label_to_class(label: str) -> int:
+    """Class value (0 when unknown) for a segment label such as ``"Mass"`` or ``"Portal Vein"``."""
+    key = re.sub(r"[\s_\-]+", " ", label.strip().lower())
+    if key in LABEL_TO_CLASS:
+        return LABEL_TO_CLASS[key]
+    for word, value in LABEL_TO_CLASS.items():
+        if re.search(rf"\b{word}\b", key):
+            return value
+    return 0
+
+
+def read_dicom_seg(
+    seg_path: str | Path,
+    reference: CTVolume,
+    *,
+    warnings: list[str] | None = None,
+) -> np.ndarray:
+    """Read a DICOM SEG onto the grid of its reference CT.
+
+    Parameters
+    ----------
+    seg_path : str or Path
+        A DICOM Segmentation Storage file.
+    reference : CTVolume
+        The CT the SEG was drawn on, as read by :func:`~napari_livertumor.io.dicom.read_dicom_series`
+        (its ``meta["sop_instance_uids"]`` are used) or any volume on the same grid (positions).
+    warnings : list of str, optional
+        Receives notes (unknown segment labels, frames outside the CT, overlaps).
+
+    Returns
+    -------
+    ndarray, shape (Z, Y, X), uint8
+        0 other, 1 liver, 2 tumor mass (incl. necrosis), 3 portal vein, 4 abdominal aorta.
+    """
+    seg_path = Path(seg_path)
+    notes = warnings if warnings is not None else []
+    ds = _read_seg_dataset(seg_path)
+    segment_class = _segment_classes(ds, notes, seg_path)
+    frames = _frames(ds, seg_path)
+    n_frames = frames.shape[0]
+    if (ds.Rows, ds.Columns) != reference.shape[1:]:
+        raise InputError(
+            seg_path,
+            f"SEG frames are {ds.Rows}x{ds.Columns} but the CT slices are "
+            f"{reference.shape[1]}x{reference.shape[2]}: it does not belong to this CT",
+        )
+    shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence", [])
+    uid_to_z = {u: z for z, u in enumerate(reference.meta.get("sop_instance_uids") or []) if u}
+    to_index = np.linalg.inv(reference.affine_lps)
+    _check_orientation(ds, shared, per_frame, reference, seg_path)
+    referenced = _source_uids(per_frame)
+    if uid_to_z and referenced and not referenced & uid_to_z.keys():
+        raise InputError(
+            seg_path,
+            f"the SEG references series {_referenced_series(ds) or '?'} (none of its "
+            f"{len(referenced)} source images is a slice of the CT series "
+            f"{reference.meta.get('series_uid', '?')}): load the CT series it was drawn on",
+        )
+
+    labels = np.zeros(reference.shape, dtype=np.uint8)
+    priority = np.full(reference.shape, -1, dtype=np.int8)
+    unmapped = 0
+    for i in range(n_frames):
+        group = per_frame[i] if i < len(per_frame) else None
+        number = _frame_segment(group, shared)
+        value = segment_class.get(number, 0)
+        if value == 0:
+            continue
+        z = _frame_z(group, shared, uid_to_z, to_index, reference)
+        if z is None:
+            unmapped += 1
+            continue
+        mask = frames[i] > 0
+        rank = _PAINT_ORDER[value]
+        paint = mask & (priority[z] < rank)
+        labels[z][paint] = value
+        priority[z][paint] = rank
+    if unmapped:
+        if unmapped == n_frames or not labels.any():
+            ref_series = _referenced_series(ds)
+            raise InputError(
+                seg_path,
+                f"none of the SEG's {n_frames} frames fall on the CT "
+                f"(SEG references series {ref_series or '?'}, CT is series "
+                f"{reference.meta.get('series_uid', '?')}): it belongs to another series",
+            )
+        notes.append(f"{unmapped} SEG frame(s) do not fall on a slice of the CT and were ignored")
+    return labels
+
+
+def write_dicom_seg(
+    labels: np.ndarray,
+    reference: CTVolume,
+    out_path: str | Path,
+    segments: Sequence[tuple[int, str]] = ((1, "Liver"), (2, "Tumor")),
+    *,
+    source_files: Sequence[str | Path] | None = None,
+    source_datasets: Sequence[pydicom.Dataset] | None = None,
+    source_folder: str | Path | None = None,
+    algorithm_type: str = "AUTOMATIC",
+    algorithm_name: str = "napari-livertumor",
+    series_description: str = "Segmentation",
+    series_number: int = 300,
+    reverse_frames: bool = False,
+    series_uid: str | None = None,
+    sop_instance_uid: str | None = None,
+) -> Path:
+    """Write a label map as a BINARY DICOM SEG that references the source CT slices.
+
+    Parameters
+    ----------
+    labels : ndarray, shape (Z, Y, X)
+        Integer label map on ``reference``'s grid.
+    reference : CTVolume
+        The CT; its slices' DICOM files are the SEG's source images.
+    out_path : str or Path
+        The ``.dcm`` to write (atomically).
+    segments : sequence of (value, label_text)
+        Label values to export and their segment labels, e.g. ``[(1, "Liver"), (2, "Mass")]``;
+        segment numbers are 1, 2, ... in this order.
+    source_files, source_datasets, source_folder
+        Where the source CT headers come from, one per z slice in array order; default:
+        ``reference.meta["files"]`` (set by the DICOM reader). ``source_folder`` is re-read with
+        :func:`read_dicom_series` semantics (only headers are used).
+    algorithm_type : {"AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"}
+        ``MANUAL`` for ground truth drawn by a person.
+    reverse_frames : bool
+        Store frames in reverse slice order (as some HCC-TACE-Seg files do); readers must cope.
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    import highdicom as hd
+
+    out_path = Path(out_path)
+    labels = np.asarray(labels)
+    if labels.shape != reference.shape:
+        raise InputError(
+            out_path, f"label shape {labels.shape} differs from the CT's {reference.shape}"
+        )
+    if not segments:
+        raise InputError(out_path, "no segments to write")
+    sources = _source_datasets(reference, source_files, source_datasets, source_folder, out_path)
+    keep = [z for z, ds in enumerate(sources) if ds is not None]
+    if len(keep) < len(sources):
+        dropped = int(np.count_nonzero(labels[[z for z in range(len(sources)) if z not in keep]]))
+        if dropped:
+            raise InputError(
+                out_path,
+                f"{dropped} labelled voxels lie on interpolated slices that have no source "
+                "DICOM image; a DICOM SEG cannot reference them",
+            )
+    order = keep[::-1] if reverse_frames else keep
+    pixel = np.zeros((len(order), *labels.shape[1:]), dtype=np.uint8)
+    for number, (value, _) in enumerate(segments, start=1):
+        pixel[labels[order] == value] = number
+    descriptions = [
+        _segment_description(hd, number, text, algorithm_type, algorithm_name)
+        for number, (_, text) in enumerate(segments, start=1)
+    ]
+    from pydicom.uid import generate_uid
+
+    from .. import __version__
+
+    seg = hd.seg.Segmentation(
+        source_images=[sources[z] for z in order],
+        pixel_array=pixel,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=series_uid or generate_uid(),
+        series_number=series_number,
+        sop_instance_uid=sop_instance_uid or generate_uid(),
+        instance_number=1,
+        manufacturer="napari-livertumor",
+        manufacturer_model_name="napari-livertumor",
+        software_versions=str(__version__),
+        device_serial_number="0",
+        series_description=series_description,
+        omit_empty_frames=False,
+    )
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".partial", dir=out_path.parent)
+    os.close(fd)
+    try:
+        seg.save_as(tmp)
+        os.replace(tmp, out_path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out_path
+
+
+# --------------------------------------------------------------------------- reading helpers
+def _read_seg_dataset(seg_path: Path):
+    if not seg_path.is_file():
+        raise InputError(seg_path, "file not found")
+    try:
+        ds = pydicom.dcmread(seg_path)
+    except Exception as exc:
+        raise InputError(seg_path, f"not a readable DICOM file ({type(exc).__name__})") from exc
+    if str(ds.get("SOPClassUID", "")) != SEG_SOP_CLASS:
+        raise InputError(
+            seg_path,
+            f"not a DICOM SEG (SOP class {ds.get('SOPClassUID', '?')}, "
+            f"modality {ds.get('Modality', '?')})",
+        )
+    if "PixelData" not in ds:
+        raise InputError(seg_path, "DICOM SEG without pixel data")
+    return ds
+
+
+def _segment_classes(ds, notes: list[str], seg_path: Path) -> dict[int, int]:
+    classes = {}
+    unknown = []
+    for item in ds.get("SegmentSequence", []):
+        number = int(item.SegmentNumber)
+        label = str(item.get("SegmentLabel", "") or "")
+        value = label_to_class(label)
+        if value == 0:
+            desc = str(item.get("SegmentDescription", "") or "")
+            value = label_to_class(desc)
+        if value == 0:
+            unknown.append(label or f"#{number}")
+        classes[number] = value
+    if unknown:
+        notes.append(f"segment(s) with unknown labels ignored: {', '.join(unknown)}")
+    if not any(classes.values()):
+        raise InputError(
+            seg_path, "the SEG has no segment labelled liver, mass, portal vein or aorta"
+        )
+    return classes
+
+
+def _frames(ds, seg_path: Path) -> np.ndarray:
+    try:
+        arr = ds.pixel_array
+    except Exception as exc:
+        raise InputError(seg_path, f"SEG pixel data cannot be decoded ({exc})") from exc
+    n = int(ds.get("NumberOfFrames", 1) or 1)
+    arr = np.asarray(arr).reshape(n, ds.Rows, ds.Columns)
+    if str(ds.get("SegmentationType", "BINARY")) == "FRACTIONAL":
+        limit = float(ds.get("MaximumFractionalValue", 255) or 255)
+        arr = (arr >= 0.5 * limit).astype(np.uint8)
+    return arr
+
+
+def _frame_segment(group, shared) -> int:
+    for g in (group, shared):
+        if g is not None and "SegmentIdentificationSequence" in g:
+            return int(g.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+    return 1
+
+
+def _frame_z(group, shared, uid_to_z, to_index, reference: CTVolume) -> int | None:
+    if group is not None and uid_to_z:
+        for derivation in group.get("DerivationImageSequence", []):
+            for source in derivation.get("SourceImageSequence", []):
+                z = uid_to_z.get(str(source.get("ReferencedSOPInstanceUID", "")))
+                if z is not None:
+                    return z
+    position = None
+    for g in (group, shared):
+        if g is not None and "PlanePositionSequence" in g:
+            position = [float(v) for v in g.PlanePositionSequence[0].ImagePositionPatient]
+            break
+    if position is None:
+        return None
+    ijk = to_index @ np.array([*position, 1.0])
+    x, y, z = ijk[:3]
+    if abs(x) > 0.05 or abs(y) > 0.05:
+        return None
+    zi = int(round(z))
+    if abs(z - zi) > 0.1 or not 0 <= zi < reference.shape[0]:
+        return None
+    return zi
+
+
+def _check_orientation(ds, shared, per_frame, reference: CTVolume, seg_path: Path) -> None:
+    groups = [shared] + ([per_frame[0]] if per_frame else [])
+    for g in groups:
+        if g is not None and "PlaneOrientationSequence" in g:
+            iop = np.array(
+                [float(v) for v in g.PlaneOrientationSequence[0].ImageOrientationPatient]
+            )
+            ref = np.concatenate([reference.direction[:, 0], reference.direction[:, 1]])
+            if not np.allclose(iop, ref, atol=1e-3):
+                raise InputError(
+                    seg_path,
+                    "the SEG's image orientation differs from the CT's: it was drawn on another "
+                    "series",
+                )
+            return
+
+
+def _source_uids(per_frame) -> set[str]:
+    uids = set()
+    for group in per_frame:
+        for derivation in group.get("DerivationImageSequence", []):
+            for source in derivation.get("SourceImageSequence", []):
+                uids.add(str(source.get("ReferencedSOPInstanceUID", "")))
+    uids.discard("")
+    return uids
+
+
+def _referenced_series(ds) -> str:
+    for item in ds.get("ReferencedSeriesSequence", []):
+        return str(item.get("SeriesInstanceUID", ""))
+    return ""
+
+
+# --------------------------------------------------------------------------- writing helpers
+def _source_datasets(reference, source_files, source_datasets, source_folder, out_path):
+    n = reference.shape[0]
+    if source_datasets is not None:
+        sources = list(source_datasets)
+    else:
+        if source_files is None and source_folder is not None:
+            from .dicom import read_dicom_series
+
+            source_files = read_dicom_series(source_folder, reference.meta.get("series_uid")).meta[
+                "files"
+            ]
+        if source_files is None:
+            source_files = reference.meta.get("files")
+        if not source_files:
+            raise InputError(
+                out_path,
+                "a DICOM SEG needs the source CT's DICOM files; this CT was not read from "
+                "DICOM (export NIfTI instead, or give the DICOM series)",
+            )
+        sources = []
+        for f in source_files:
+            if not f:
+                sources.append(None)
+                continue
+            try:
+                sources.append(pydicom.dcmread(f, stop_before_pixels=True))
+            except Exception as exc:
+                raise InputError(f, f"source CT slice cannot be read ({exc})") from exc
+    if len(sources) != n:
+        raise InputError(out_path, f"{len(sources)} source images for {n} CT slices")
+    return sources
+
+
+def _segment_description(hd, number: int, text: str, algorithm_type: str, algorithm_name: str):
+    from pydicom.sr.codedict import codes
+
+    value = label_to_class(text)
+    category = {
+        1: codes.SCT.Organ,
+        3: codes.SCT.AnatomicalStructure,
+        4: codes.SCT.AnatomicalStructure,
+    }
+    prop = {
+        1: codes.SCT.Liver,
+        2: codes.SCT.Mass,
+        3: codes.SCT.PortalVein,
+        4: codes.SCT.AbdominalAorta,
+    }
+    if "necrosis" in text.lower():
+        prop_type = codes.SCT.Necrosis
+    else:
+        prop_type = prop.get(value, codes.SCT.Tissue)
+    kind = hd.seg.SegmentAlgorithmTypeValues[algorithm_type.upper()]
+    algorithm = None
+    if kind != hd.seg.SegmentAlgorithmTypeValues.MANUAL:
+        from .. import __version__
+
+        algorithm = hd.AlgorithmIdentificationSequence(
+            name=algorithm_name,
+            version=str(__version__),
+            family=codes.DCM.ArtificialIntelligence,
+        )
+    return hd.seg.SegmentDescription(
+        segment_number=number,
+        segment_label=text,
+        segmented_property_category=category.get(value, codes.SCT.MorphologicallyAbnormalStructure),
+        segmented_property_type=prop_type,
+        algorithm_type=kind,
+        algorithm_identification=algorithm,
+    )
