@@ -170,7 +170,8 @@ def write_dicom_seg(
     algorithm_type : {"AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"}
         ``MANUAL`` for ground truth drawn by a person.
     reverse_frames : bool
-        Store frames in reverse slice order (as some HCC-TACE-Seg files do); readers must cope.
+        Reverse the frame order highdicom chose (HCC-TACE-Seg files come in both orders);
+        readers must cope.
 
     Returns
     -------
@@ -197,7 +198,7 @@ def write_dicom_seg(
                 f"{dropped} labelled voxels lie on interpolated slices that have no source "
                 "DICOM image; a DICOM SEG cannot reference them",
             )
-    order = keep[::-1] if reverse_frames else keep
+    order = keep
     pixel = np.zeros((len(order), *labels.shape[1:]), dtype=np.uint8)
     for number, (value, _) in enumerate(segments, start=1):
         pixel[labels[order] == value] = number
@@ -225,6 +226,8 @@ def write_dicom_seg(
         series_description=series_description,
         omit_empty_frames=False,
     )
+    if reverse_frames:
+        _reverse_frame_order(seg)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".partial", dir=out_path.parent)
     os.close(fd)
@@ -387,6 +390,15 @@ def _source_datasets(reference, source_files, source_datasets, source_folder, ou
     if len(sources) != n:
         raise InputError(out_path, f"{len(sources)} source images for {n} CT slices")
     return sources
+
+
+def _reverse_frame_order(seg) -> None:
+    from pydicom.pixels import pack_bits
+
+    n = int(seg.NumberOfFrames)
+    frames = np.asarray(seg.pixel_array).reshape(n, seg.Rows, seg.Columns)
+    seg.PerFrameFunctionalGroupsSequence = list(seg.PerFrameFunctionalGroupsSequence)[::-1]
+    seg.PixelData = pack_bits(np.ascontiguousarray(frames[::-1]))
 
 
 def _segment_description(hd, number: int, text: str, algorithm_type: str, algorithm_name: str):
