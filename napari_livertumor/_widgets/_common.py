@@ -1,0 +1,130 @@
+"""What every dock widget shares: status messages, and running jobs with a Cancel button."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ._jobs import Job, error_text
+
+
+def notify_error(message: str) -> None:
+    """Show ``message`` in napari's notification area (never raises)."""
+    try:
+        from napari.utils.notifications import show_error
+
+        show_error(message)
+    except Exception:  # a closing viewer must not turn a message into a crash
+        pass
+
+
+def set_status(label, message: str, *, error: bool = False) -> None:
+    """Write ``message`` in a widget's status label (red for errors)."""
+    try:
+        label.setStyleSheet("color: #ff6b6b;" if error else "")
+        label.setText(message)
+    except RuntimeError:  # label already deleted
+        pass
+
+
+class JobWidgetMixin:
+    """Mixin for a QWidget that runs core work through :class:`Job` objects.
+
+    The widget must have ``status`` (QLabel) and may have ``progress_bar`` (QProgressBar).
+    While a job runs, the button that started it reads "Cancel" and cancels it when clicked.
+    Jobs are shut down when the widget is destroyed (closed dock or closed viewer).
+    """
+
+    def init_jobs(self, viewer) -> None:
+        self.jobs: dict[Any, Job] = {}
+        self._button_text: dict[Any, str] = {}
+        jobs = self.jobs
+        # A plain function, not a bound method: it runs after the C++ widget is gone.
+        self.destroyed.connect(lambda *_: [job.shutdown() for job in list(jobs.values())])
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        self.shutdown_jobs()
+        super().closeEvent(event)
+
+    def shutdown_jobs(self) -> None:
+        for job in list(self.jobs.values()):
+            job.shutdown()
+        self.jobs.clear()
+
+    @property
+    def busy(self) -> bool:
+        return any(job.running for job in self.jobs.values())
+
+    def cancel_if_running(self, button) -> bool:
+        """If ``button``'s job runs, ask it to stop and return True."""
+        job = self.jobs.get(button)
+        if job is not None and job.running:
+            job.cancel()
+            button.setText("Cancelling…")
+            button.setEnabled(False)
+            set_status(self.status, "Cancelling…")
+            return True
+        return False
+
+    def run_job(
+        self,
+        target: Callable,
+        on_result: Callable[[Any], None] | None,
+        *,
+        button,
+        description: str,
+        busy_text: str = "Working…",
+        generator: bool = False,
+        on_yielded: Callable[[Any], None] | None = None,
+        on_finished: Callable[[str], None] | None = None,
+    ) -> Job | None:
+        """Start ``target(progress, should_cancel)`` in a worker; ``button`` becomes Cancel."""
+        if self.cancel_if_running(button):
+            return None
+        bar = getattr(self, "progress_bar", None)
+
+        def finished(status: str) -> None:
+            try:
+                button.setText(self._button_text.get(button, button.text()))
+                button.setEnabled(True)
+                if bar is not None:
+                    bar.setVisible(False)
+            except RuntimeError:
+                return
+            if status == "cancelled":
+                set_status(self.status, "Cancelled: nothing was changed.")
+            if on_finished is not None:
+                on_finished(status)
+
+        def failed(exc: BaseException) -> None:
+            msg = error_text(exc)
+            set_status(self.status, msg, error=True)
+            notify_error(msg)
+
+        def result(value: Any) -> None:
+            if on_result is None:
+                return
+            try:
+                on_result(value)
+            except Exception as exc:  # showing a result must not take the app down
+                failed(exc)
+
+        job = Job(
+            target,
+            generator=generator,
+            on_result=result,
+            on_yielded=on_yielded,
+            on_error=failed,
+            on_finished=finished,
+            progress_bar=bar,
+            description=description,
+        )
+        self.jobs[button] = job
+        self._button_text.setdefault(button, button.text())
+        button.setText("Cancel")
+        if bar is not None:
+            bar.setValue(0)
+            bar.setFormat(busy_text)
+            bar.setVisible(True)
+        set_status(self.status, busy_text)
+        return job.start()

@@ -1,0 +1,222 @@
+"""Background jobs for the widgets: a napari ``thread_worker`` around a core call.
+
+The core reports through plain callbacks (``progress(stage, done, total)``,
+``should_cancel()``) from the worker thread. A :class:`Job` bridges them to the GUI thread with a
+queued Qt signal (throttled, so a chatty core cannot flood the event loop), shows a napari
+progress bar per stage plus an optional ``QProgressBar`` in the widget, and turns a Cancel click
+into the flag the core polls. Cancellation surfaces as :class:`~napari_livertumor.errors.Cancelled`
+and is reported as such, not as an error.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from qtpy.QtCore import QObject, Signal, Slot
+
+from ..errors import Cancelled, LiverTumorError
+
+#: Minimum seconds between two progress signals for the same stage.
+_THROTTLE_S = 0.05
+
+
+class JobFailed(Exception):
+    """A core error re-raised under a type the worker machinery passes on.
+
+    superqt's generator workers swallow ``RuntimeError`` (they take it for a deleted Qt object),
+    and torch raises ``RuntimeError`` for real failures, so every error is wrapped in this.
+    """
+
+
+class Job(QObject):
+    """Run ``target(progress, should_cancel)`` in a napari worker thread.
+
+    Parameters
+    ----------
+    target : callable
+        ``target(progress, should_cancel)`` returning a result, or (``generator=True``) returning
+        an iterator whose items are passed to ``on_yielded`` as they come.
+    on_result, on_yielded, on_error, on_finished : callable, optional
+        Called in the GUI thread. ``on_error(exc)`` gets every failure except a cancellation;
+        ``on_finished(status)`` is always called last with ``"done"``, ``"cancelled"`` or
+        ``"failed"``.
+    progress_bar : QProgressBar, optional
+        Updated with the stage's progress; its format shows the stage name.
+    description : str
+        Prefix of the napari progress bars' text.
+    """
+
+    _progressed = Signal(str, int, int)
+
+    def __init__(
+        self,
+        target: Callable[..., Any],
+        *,
+        generator: bool = False,
+        on_result: Callable[[Any], None] | None = None,
+        on_yielded: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        on_finished: Callable[[str], None] | None = None,
+        progress_bar: Any = None,
+        description: str = "",
+        napari_progress: bool = True,
+    ) -> None:
+        super().__init__()
+        self._cancel = threading.Event()
+        self._last_emit: dict[str, float] = {}
+        self._bars: dict[str, Any] = {}
+        self._qbar = progress_bar
+        self._description = description
+        self._napari_progress = napari_progress
+        self._on_result = on_result
+        self._on_yielded = on_yielded
+        self._on_error = on_error
+        self._on_finished = on_finished
+        self.status = "pending"
+        self._progressed.connect(self._show_progress)
+        self.worker = self._make_worker(target, generator)
+
+    # ------------------------------------------------------------------ control
+    def start(self) -> Job:
+        self.status = "running"
+        self.worker.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    def cancel(self) -> None:
+        """Ask the core to stop at its next check (it may still save what it has)."""
+        self._cancel.set()
+
+    def shutdown(self) -> None:
+        """Cancel, stop delivering results, and close the progress bars (widget or viewer closing)."""
+        self._cancel.set()
+        self._on_result = self._on_yielded = self._on_error = self._on_finished = None
+        self._qbar = None
+        self.worker.quit()
+        self._close_bars()
+
+    def wait(self, timeout_s: float = 30.0) -> bool:
+        """Block until the worker thread ends (for tests and shutdown); True if it ended."""
+        end = time.monotonic() + timeout_s
+        while self.worker.is_running or self.status == "pending":
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.01)
+        return True
+
+    # ------------------------------------------------------------------ worker side
+    def _report(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        last = self._last_emit.get(stage)
+        if last is not None and done < total and now - last < _THROTTLE_S:
+            return
+        self._last_emit[stage] = now
+        self._progressed.emit(str(stage), int(done), int(total))
+
+    def _should_cancel(self) -> bool:
+        return self._cancel.is_set()
+
+    def _make_worker(self, target, generator: bool):
+        # superqt's workers (what napari.qt.threading wraps) without napari's relay of every
+        # worker error as a traceback: a job shows its errors itself as one clear line, and a
+        # cancellation is no error at all.
+        from superqt.utils import create_worker
+
+        report, should_cancel = self._report, self._should_cancel
+        if generator:
+
+            def run_generator():
+                try:
+                    yield from target(report, should_cancel)
+                except (LiverTumorError, JobFailed):
+                    raise
+                except Exception as exc:
+                    raise JobFailed(f"{type(exc).__name__}: {exc}") from exc
+
+            worker = create_worker(run_generator, _start_thread=False, _ignore_errors=True)
+            worker.yielded.connect(self._yielded)
+        else:
+
+            def run_function():
+                try:
+                    return target(report, should_cancel)
+                except (LiverTumorError, JobFailed):
+                    raise
+                except Exception as exc:
+                    raise JobFailed(f"{type(exc).__name__}: {exc}") from exc
+
+            worker = create_worker(run_function, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(self._returned)
+        worker.errored.connect(self._errored)
+        worker.finished.connect(self._finished)
+        return worker
+
+    # ------------------------------------------------------------------ GUI side
+    @Slot(str, int, int)
+    def _show_progress(self, stage: str, done: int, total: int) -> None:
+        if self.status != "running":
+            return
+        if self._napari_progress:
+            bar = self._bars.get(stage)
+            if bar is None:
+                from napari.utils import progress
+
+                bar = progress(total=max(total, 1), desc=f"{self._description} {stage}".strip())
+                self._bars[stage] = bar
+            if bar.total != max(total, 1):
+                bar.total = max(total, 1)
+            bar.n = min(done, bar.total)
+            bar.refresh()
+        if self._qbar is not None:
+            try:
+                self._qbar.setMaximum(max(total, 1))
+                self._qbar.setValue(min(done, max(total, 1)))
+                self._qbar.setFormat(f"{stage}: %v / %m")
+            except RuntimeError:  # the widget was deleted under us
+                self._qbar = None
+
+    def _yielded(self, item: Any) -> None:
+        if self._on_yielded is not None:
+            self._on_yielded(item)
+
+    def _returned(self, result: Any) -> None:
+        if self._on_result is not None and not self._cancel.is_set():
+            self._on_result(result)
+
+    def _errored(self, exc: BaseException) -> None:
+        if isinstance(exc, Cancelled):
+            self.status = "cancelled"
+            return
+        self.status = "failed"
+        if self._on_error is not None:
+            self._on_error(exc)
+
+    def _finished(self) -> None:
+        if self.status == "running":
+            self.status = "cancelled" if self._cancel.is_set() else "done"
+        self._close_bars()
+        if self._on_finished is not None:
+            self._on_finished(self.status)
+
+    def _close_bars(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+        self._bars.clear()
+
+
+def error_text(exc: BaseException) -> str:
+    """A one-line message for the user (no traceback)."""
+    if isinstance(exc, JobFailed) and exc.__cause__ is not None:
+        exc = exc.__cause__
+        return f"{type(exc).__name__}: {exc}"
+    return str(exc) or type(exc).__name__

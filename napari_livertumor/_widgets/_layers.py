@@ -1,0 +1,172 @@
+"""Shared layer helpers: CT and label layers that line up, and finding them again.
+
+Every layer made here carries the CT's ``scale``/``translate`` and, in ``metadata``, the
+:class:`~napari_livertumor.io.volume.CTVolume` it belongs to (``"ct_volume"``) and its role
+(``"livertumor_role"``: ``"ct"``, ``"segmentation"`` or ``"ground_truth"``), so any widget can
+find the geometry and source UIDs of a layer without global state.
+
+Segmentation layers hold one label map: 0 background, 1 liver, 2 tumor.
+Ground-truth layers hold the HCC-TACE-Seg classes: 1 liver, 2 tumor, 3 portal vein, 4 aorta.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..io.volume import CTVolume
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image, Labels, Layer
+
+ROLE = "livertumor_role"
+CT_VOLUME = "ct_volume"
+CT_LAYER = "ct_layer"
+
+#: HU window presets as (width, level).
+WINDOW_PRESETS: dict[str, tuple[float, float]] = {
+    "abdomen": (400.0, 40.0),
+    "liver": (150.0, 60.0),
+    "bone": (1800.0, 400.0),
+    "lung": (1500.0, -600.0),
+}
+
+#: Colours of the output classes (RGBA, 0..1).
+CLASS_COLORS: dict[int, tuple[float, float, float, float]] = {
+    1: (0.20, 0.80, 0.30, 1.0),  # liver: green
+    2: (0.95, 0.20, 0.15, 1.0),  # tumor: red
+    3: (0.25, 0.45, 1.00, 1.0),  # portal vein: blue
+    4: (1.00, 0.75, 0.10, 1.0),  # aorta: amber
+}
+CLASS_NAMES = {1: "liver", 2: "tumor", 3: "portal vein", 4: "aorta"}
+
+
+def window_limits(width: float, level: float) -> tuple[float, float]:
+    """Contrast limits ``(low, high)`` of a HU window given as width and level."""
+    return (level - width / 2.0, level + width / 2.0)
+
+
+def add_ct_layer(viewer: napari.Viewer, volume: CTVolume, name: str | None = None) -> Image:
+    """Add ``volume`` as an image layer in mm, with the abdomen window, and return it."""
+    name = name or _volume_name(volume)
+    layer = viewer.add_image(
+        volume.array,
+        name=name,
+        scale=volume.napari_scale,
+        translate=volume.napari_translate,
+        colormap="gray",
+        contrast_limits=window_limits(*WINDOW_PRESETS["abdomen"]),
+        metadata={CT_VOLUME: volume, ROLE: "ct"},
+    )
+    return layer
+
+
+def set_window(layer: Image, preset: str) -> None:
+    """Apply a named HU window preset to a CT layer."""
+    low, high = window_limits(*WINDOW_PRESETS[preset])
+    rng = layer.contrast_limits_range
+    # A window wider than the data's range must widen the range, or napari clips it.
+    layer.contrast_limits_range = (min(rng[0], low), max(rng[1], high))
+    layer.contrast_limits = (low, high)
+
+
+def add_labels_layer(
+    viewer: napari.Viewer,
+    labels: np.ndarray,
+    volume: CTVolume,
+    name: str,
+    *,
+    role: str = "segmentation",
+    ct_layer_name: str | None = None,
+    opacity: float = 0.5,
+) -> Labels:
+    """Add a label map on ``volume``'s grid, aligned with its CT layer, and return it."""
+    labels = np.asarray(labels)
+    if labels.shape != volume.shape:
+        raise ValueError(f"labels shape {labels.shape} does not match the CT {volume.shape}")
+    layer = viewer.add_labels(
+        labels.astype(np.uint8, copy=False),
+        name=name,
+        scale=volume.napari_scale,
+        translate=volume.napari_translate,
+        opacity=opacity,
+        metadata={CT_VOLUME: volume, ROLE: role, CT_LAYER: ct_layer_name},
+    )
+    set_class_colors(layer)
+    return layer
+
+
+def set_class_colors(layer: Labels, colors: dict[int, tuple] | None = None) -> None:
+    """Colour a labels layer by class (liver green, tumor red, ...)."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    colors = {**CLASS_COLORS, **(colors or {})}
+    color_dict = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
+    color_dict.update({k: tuple(v) for k, v in colors.items()})
+    layer.colormap = DirectLabelColormap(color_dict=color_dict)
+
+
+def ct_layers(viewer: napari.Viewer) -> list[Image]:
+    """3D image layers of the viewer, CT layers made by this plugin first."""
+    from napari.layers import Image
+
+    imgs = [ly for ly in viewer.layers if isinstance(ly, Image) and ly.ndim == 3 and not ly.rgb]
+    return sorted(imgs, key=lambda ly: ly.metadata.get(ROLE) != "ct")
+
+
+def labels_layers(viewer: napari.Viewer, role: str | None = None) -> list[Labels]:
+    """3D labels layers, optionally only those with ``role`` in their metadata."""
+    from napari.layers import Labels
+
+    out = [ly for ly in viewer.layers if isinstance(ly, Labels) and ly.ndim == 3]
+    if role is not None:
+        out = [ly for ly in out if ly.metadata.get(ROLE) == role]
+    return out
+
+
+def volume_of(layer: Layer) -> CTVolume:
+    """The CTVolume behind a layer: the one in its metadata, or one built from its geometry.
+
+    A layer opened by another reader has no CTVolume; its ``scale`` and ``translate`` still give
+    the grid (axis-aligned, no DICOM UIDs), which is enough to segment, measure and write NIfTI.
+    """
+    vol = layer.metadata.get(CT_VOLUME)
+    if isinstance(vol, CTVolume):
+        if vol.shape == tuple(layer.data.shape):
+            return vol
+        raise ValueError(f"layer '{layer.name}' no longer matches its CT grid")
+    data = np.asarray(layer.data)
+    if data.ndim != 3:
+        raise ValueError(f"layer '{layer.name}' is not a 3D volume")
+    scale = tuple(float(s) for s in layer.scale)
+    tz, ty, tx = (float(t) for t in layer.translate)
+    return CTVolume(
+        array=data,
+        spacing=scale,
+        origin=(tx, ty, tz),
+        meta={"description": layer.name, "source": str(layer.source.path or "")},
+    )
+
+
+def ct_array(layer: Image) -> np.ndarray:
+    """The CT voxels as the user sees them now (the layer's data, not a stale copy)."""
+    return np.asarray(layer.data)
+
+
+def unique_name(viewer: napari.Viewer, base: str) -> str:
+    """``base``, or ``base [2]``, ``base [3]``... whichever is free in the layer list."""
+    names = {ly.name for ly in viewer.layers}
+    if base not in names:
+        return base
+    i = 2
+    while f"{base} [{i}]" in names:
+        i += 1
+    return f"{base} [{i}]"
+
+
+def _volume_name(volume: CTVolume) -> str:
+    meta = volume.meta
+    parts = [str(meta[k]) for k in ("patient_id", "description") if meta.get(k)]
+    return " ".join(parts) or "CT"

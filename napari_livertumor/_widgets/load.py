@@ -1,0 +1,292 @@
+"""Load widget: a DICOM series (picked from the folder's list), a NIfTI CT, or the sample CT,
+with an optional ground-truth label map (DICOM SEG or NIfTI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..progress import Reporter
+from . import _layers
+from ._common import JobWidgetMixin, notify_error, set_status
+
+if TYPE_CHECKING:
+    import napari
+
+SOURCES = ("DICOM folder", "NIfTI file", "Sample (synthetic CT)")
+
+
+class LoadWidget(JobWidgetMixin, QWidget):
+    """Open a CT as a layer in mm, with the abdomen window and its geometry in the metadata."""
+
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self._series: list = []
+        self.last_volume = None
+
+        self.source = QComboBox()
+        self.source.addItems(SOURCES)
+        self.path = QLineEdit()
+        self.path.setPlaceholderText("DICOM folder or .nii/.nii.gz file")
+        self.browse = QPushButton("Browse…")
+        self.scan_button = QPushButton("Find series")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 10_000)
+        self.series_table = QTableWidget(0, 5)
+        self.series_table.setHorizontalHeaderLabels(
+            ["Description", "Modality", "Slices", "Spacing (mm)", "Phase"]
+        )
+        self.series_table.setSelectionBehavior(QTableWidget.SelectRows)
+        self.series_table.setSelectionMode(QTableWidget.SingleSelection)
+        self.series_table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.series_table.verticalHeader().setVisible(False)
+        self.series_table.horizontalHeader().setStretchLastSection(True)
+        self.series_table.setMinimumHeight(110)
+        self.truth_path = QLineEdit()
+        self.truth_path.setPlaceholderText("optional: DICOM SEG or NIfTI label map")
+        self.truth_browse = QPushButton("Browse…")
+        self.load_button = QPushButton("Load")
+        self.window = QComboBox()
+        self.window.addItems(list(_layers.WINDOW_PRESETS))
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setVisible(False)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Source", self.source)
+        row = QHBoxLayout()
+        row.addWidget(self.path)
+        row.addWidget(self.browse)
+        form.addRow("Path", row)
+        form.addRow("Sample seed", self.seed)
+        row = QHBoxLayout()
+        row.addWidget(self.truth_path)
+        row.addWidget(self.truth_browse)
+        form.addRow("Ground truth", row)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.scan_button)
+        layout.addWidget(self.series_table)
+        layout.addWidget(self.load_button)
+        layout.addWidget(self.progress_bar)
+        wform = QFormLayout()
+        wform.addRow("HU window", self.window)
+        layout.addLayout(wform)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.source.currentIndexChanged.connect(self._source_changed)
+        self.browse.clicked.connect(self._browse)
+        self.truth_browse.clicked.connect(self._browse_truth)
+        self.scan_button.clicked.connect(self._scan_clicked)
+        self.load_button.clicked.connect(self._load_clicked)
+        self.window.currentTextChanged.connect(self._apply_window)
+        self._source_changed()
+        self.init_jobs(napari_viewer)
+
+    # ------------------------------------------------------------------ user actions
+    def scan(self) -> None:
+        """List the series under the DICOM folder (in a worker)."""
+        folder = Path(self.path.text().strip())
+        if not folder.is_dir():
+            set_status(self.status, f"{folder}: not a folder", error=True)
+            return
+
+        def target(progress, should_cancel):
+            from ..io.dicom import discover_series
+
+            return discover_series(folder, reporter=Reporter(progress, should_cancel))
+
+        self.run_job(
+            target,
+            self._show_series,
+            description="scanning",
+            button=self.scan_button,
+            busy_text=f"Scanning {folder.name}…",
+        )
+
+    def load(self) -> None:
+        """Load the chosen source (and ground truth) into layers, in a worker."""
+        source = self.source.currentText()
+        path_text = self.path.text().strip()
+        truth_text = self.truth_path.text().strip()
+        series_uid = self.selected_series_uid()
+        seed = self.seed.value()
+        if source != SOURCES[2] and not path_text:
+            set_status(self.status, "Choose a file or folder first.", error=True)
+            return
+
+        def target(progress, should_cancel):
+            reporter = Reporter(progress, should_cancel)
+            truth = None
+            if source == SOURCES[2]:
+                volume, truth = _load_sample(seed)
+            elif source == SOURCES[0]:
+                from ..io.dicom import read_dicom_series
+
+                volume = read_dicom_series(path_text, series_uid, reporter=reporter)
+            else:
+                from ..io.nifti import read_nifti
+
+                volume = read_nifti(path_text)
+            if truth_text:
+                truth = _read_truth(Path(truth_text), volume)
+            return volume, truth
+
+        self.run_job(
+            target,
+            self._show_volume,
+            description="loading",
+            button=self.load_button,
+            busy_text="Loading…",
+        )
+
+    def selected_series_uid(self) -> str | None:
+        rows = self.series_table.selectionModel().selectedRows()
+        if rows and rows[0].row() < len(self._series):
+            return self._series[rows[0].row()].uid
+        return None
+
+    # ------------------------------------------------------------------ results
+    def _show_series(self, series: list) -> None:
+        self._series = [s for s in series if getattr(s, "is_image", True)]
+        segs = [s for s in series if getattr(s, "modality", "") == "SEG"]
+        table = self.series_table
+        table.setRowCount(len(self._series))
+        for r, s in enumerate(self._series):
+            spacing = "×".join(f"{v:.3g}" for v in s.spacing) if s.spacing else "?"
+            cells = [s.description or "(no description)", s.modality, str(s.n_slices)]
+            for c, text in enumerate([*cells, spacing, s.phase or "?"]):
+                table.setItem(r, c, QTableWidgetItem(text))
+        table.resizeColumnsToContents()
+        if self._series:
+            table.selectRow(0)
+        if segs and not self.truth_path.text().strip():
+            self.truth_path.setText(str(segs[0].files[0]))
+        msg = f"{len(self._series)} image series found"
+        if segs:
+            msg += f"; ground truth: {len(segs)} DICOM SEG (filled in below the path)"
+        set_status(self.status, msg if self._series else "No DICOM image series found here.")
+
+    def _show_volume(self, loaded) -> None:
+        volume, truth = loaded
+        name = _layers.unique_name(self.viewer, _layers._volume_name(volume))
+        layer = _layers.add_ct_layer(self.viewer, volume, name=name)
+        _layers.set_window(layer, self.window.currentText())
+        if truth is not None:
+            _layers.add_labels_layer(
+                self.viewer,
+                truth,
+                volume,
+                _layers.unique_name(self.viewer, f"{name} ground truth"),
+                role="ground_truth",
+                ct_layer_name=name,
+                opacity=0.4,
+            )
+        self.viewer.layers.selection.active = layer
+        self.last_volume = volume
+        dz, dy, dx = volume.spacing
+        msg = f"Loaded '{name}': {volume.shape[0]} slices, {dz:.3g}×{dy:.3g}×{dx:.3g} mm"
+        for w in volume.meta.get("warnings", []) or []:
+            msg += f"\n⚠ {w}"
+        set_status(self.status, msg)
+
+    # ------------------------------------------------------------------ small slots
+    def _load_clicked(self) -> None:
+        if not self.cancel_if_running(self.load_button):
+            self.load()
+
+    def _scan_clicked(self) -> None:
+        if not self.cancel_if_running(self.scan_button):
+            self.scan()
+
+    def _source_changed(self) -> None:
+        src = self.source.currentText()
+        is_dicom, is_sample = src == SOURCES[0], src == SOURCES[2]
+        self.path.setEnabled(not is_sample)
+        self.browse.setEnabled(not is_sample)
+        self.scan_button.setVisible(is_dicom)
+        self.series_table.setVisible(is_dicom)
+        self.seed.setEnabled(is_sample)
+
+    def _browse(self) -> None:
+        if self.source.currentText() == SOURCES[0]:
+            path = QFileDialog.getExistingDirectory(self, "DICOM folder")
+            if path:
+                self.path.setText(path)
+                self.scan()
+        else:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "NIfTI CT", filter="NIfTI (*.nii *.nii.gz);;All files (*)"
+            )
+            if path:
+                self.path.setText(path)
+
+    def _browse_truth(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Ground truth", filter="DICOM SEG or NIfTI (*.dcm *.nii *.nii.gz);;All files (*)"
+        )
+        if path:
+            self.truth_path.setText(path)
+
+    def _apply_window(self, preset: str) -> None:
+        for layer in _layers.ct_layers(self.viewer):
+            if layer.metadata.get(_layers.ROLE) == "ct":
+                _layers.set_window(layer, preset)
+
+
+def _load_sample(seed: int):
+    """The synthetic sample CT and its ground truth (HCC classes)."""
+    try:
+        from ..synth import generate_phantom
+    except ImportError as exc:
+        raise RuntimeError(
+            "the synthetic sample is not available yet (napari_livertumor.synth is missing)"
+        ) from exc
+    phantom = generate_phantom(seed, shape="small")
+    volume = phantom.ct
+    volume.meta.setdefault("description", f"synthetic CT (seed {seed})")
+    return volume, np.asarray(phantom.labels, dtype=np.uint8)
+
+
+def _read_truth(path, volume):
+    """A ground-truth label map on ``volume``'s grid from a DICOM SEG or NIfTI file."""
+    from ..errors import InputError
+    from ..io.nifti import is_nifti_path, read_nifti
+
+    if not path.exists():
+        raise InputError(path, "ground-truth file not found")
+    if is_nifti_path(path):
+        truth = read_nifti(path)
+        if truth.shape != volume.shape:
+            raise InputError(path, f"label map shape {truth.shape} ≠ CT shape {volume.shape}")
+        if not volume.same_grid(truth, atol=0.1):
+            raise InputError(path, "label map is not on the CT's grid (different affine)")
+        return np.asarray(truth.array).astype(np.uint8)
+    try:
+        from ..io.seg import read_dicom_seg
+    except ImportError as exc:
+        raise InputError(path, "reading DICOM SEG is not available yet (io.seg missing)") from exc
+    return read_dicom_seg(path, volume)
+
+
+__all__ = ["LoadWidget", "notify_error"]

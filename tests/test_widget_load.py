@@ -1,0 +1,83 @@
+"""The Load widget, driven as a user would: pick a source, click, see the CT as a layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _widget_data import tiny_ct, write_dicom_case
+
+from napari_livertumor._widgets import _layers
+from napari_livertumor._widgets.load import SOURCES, LoadWidget
+from napari_livertumor.io.nifti import write_nifti
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def load_widget(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = LoadWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    return viewer, widget
+
+
+def _wait_idle(qtbot, widget, timeout=20_000):
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
+
+
+def test_load_dicom_folder_lists_series_and_adds_ct_in_mm(load_widget, qtbot, tmp_path):
+    viewer, widget = load_widget
+    case, vol, _ = write_dicom_case(tmp_path)
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case))
+    qtbot.mouseClick(widget.scan_button, 1)  # Qt.LeftButton
+    _wait_idle(qtbot, widget)
+    assert widget.series_table.rowCount() == 1
+    assert widget.series_table.item(0, 2).text() == str(vol.shape[0])
+    assert widget.selected_series_uid() is not None
+
+    qtbot.mouseClick(widget.load_button, 1)
+    _wait_idle(qtbot, widget)
+    (layer,) = _layers.ct_layers(viewer)
+    np.testing.assert_array_equal(layer.data, vol.array)
+    np.testing.assert_allclose(layer.scale, vol.spacing, atol=1e-4)
+    assert tuple(layer.contrast_limits) == (-160.0, 240.0)
+    assert layer.metadata["ct_volume"].meta["sop_instance_uids"]
+    assert "Loaded" in widget.status.text()
+
+
+def test_load_nifti_with_ground_truth_adds_aligned_labels(load_widget, qtbot, tmp_path):
+    viewer, widget = load_widget
+    vol, labels = tiny_ct()
+    write_nifti(vol, tmp_path / "ct.nii.gz")
+    write_nifti(labels, tmp_path / "gt.nii.gz", reference=vol)
+    widget.source.setCurrentText(SOURCES[1])
+    widget.path.setText(str(tmp_path / "ct.nii.gz"))
+    widget.truth_path.setText(str(tmp_path / "gt.nii.gz"))
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    (ct,) = _layers.ct_layers(viewer)
+    (gt,) = _layers.labels_layers(viewer, role="ground_truth")
+    np.testing.assert_array_equal(gt.data, labels)
+    np.testing.assert_allclose(gt.scale, ct.scale)
+    np.testing.assert_allclose(gt.translate, ct.translate)
+
+
+def test_window_presets_change_the_ct_contrast(load_widget, qtbot, tmp_path):
+    viewer, widget = load_widget
+    vol, _ = tiny_ct()
+    _layers.add_ct_layer(viewer, vol)
+    widget.window.setCurrentText("bone")
+    assert tuple(viewer.layers[0].contrast_limits) == (-500.0, 1300.0)
+    widget.window.setCurrentText("lung")
+    assert tuple(viewer.layers[0].contrast_limits) == (-1350.0, 150.0)
+
+
+def test_a_missing_file_shows_a_clear_message_and_adds_nothing(load_widget, qtbot, tmp_path):
+    viewer, widget = load_widget
+    widget.source.setCurrentText(SOURCES[1])
+    widget.path.setText(str(tmp_path / "nope.nii.gz"))
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    assert len(viewer.layers) == 0
+    assert "nope.nii.gz" in widget.status.text()
