@@ -126,7 +126,14 @@ def read_dicom_series(
     warnings: list[str] = []
     if skipped:
         warnings.append(_skipped_text(skipped))
-    others = [g for g, _ in groups if g is not info]
+    siblings = [g for g, _ in groups if g.uid == info.uid and g is not info]
+    if siblings:
+        numbers = ", ".join(str(g.acquisition) for g in siblings)
+        warnings.append(
+            f"series {info.uid} stacks {len(siblings) + 1} acquisitions at the same positions; "
+            f"read AcquisitionNumber {info.acquisition} ({info.n_slices} slices), not {numbers}"
+        )
+    others = [g for g, _ in groups if g.uid != info.uid]
     if others:
         warnings.append(
             f"{len(others)} other series in the folder not read: "

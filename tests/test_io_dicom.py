@@ -1,0 +1,302 @@
+"""A user opens DICOM CT series: what they get matches SimpleITK, voxel for voxel and mm for mm."""
+
+from __future__ import annotations
+
+import random
+import shutil
+
+import numpy as np
+import pydicom
+import pytest
+
+from napari_livertumor.errors import InputError
+from napari_livertumor.io import CTVolume, load_ct
+from napari_livertumor.io.dicom import discover_series, read_dicom_series
+from napari_livertumor.io.dicom_write import write_ct_series
+from napari_livertumor.io.nifti import read_nifti, write_nifti
+
+sitk = pytest.importorskip("SimpleITK")
+
+
+def _rotation(axis: int, degrees: float) -> np.ndarray:
+    t = np.deg2rad(degrees)
+    c, s = np.cos(t), np.sin(t)
+    i, j = [a for a in range(3) if a != axis]
+    r = np.eye(3)
+    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
+    return r
+
+
+ORIENTATIONS = {
+    "axial": np.eye(3),
+    "flipped": np.diag([1.0, -1.0, -1.0]),  # rows run posterior->anterior, as explicit_VR-UN.dcm
+    "oblique": _rotation(2, 17) @ _rotation(0, 11),
+    "feet-first": np.diag([-1.0, 1.0, -1.0]),
+}
+
+
+def make_ct(shape=(9, 24, 30), spacing=(2.5, 0.71, 0.78), direction=None, seed=0) -> CTVolume:
+    rng = np.random.default_rng(seed)
+    array = rng.integers(-1024, 2000, size=shape).astype(np.int16)
+    return CTVolume(
+        array,
+        spacing,
+        origin=(-120.5, 33.25, -410.0),
+        direction=np.eye(3) if direction is None else direction,
+    )
+
+
+def write_shuffled(volume: CTVolume, folder, seed=1, **kw):
+    names = [f"IM{i:04d}" for i in range(volume.shape[0])]  # no .dcm suffix, like many exports
+    random.Random(seed).shuffle(names)
+    return write_ct_series(volume, folder, file_names=names, **kw)
+
+
+def read_with_simpleitk(folder):
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
+    image = reader.Execute()
+    array = sitk.GetArrayFromImage(image)
+    lps = np.eye(4)
+    lps[:3, :3] = np.array(image.GetDirection()).reshape(3, 3) @ np.diag(image.GetSpacing())
+    lps[:3, 3] = image.GetOrigin()
+    return array, np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+
+
+def assert_same_as_simpleitk(volume: CTVolume, folder) -> None:
+    array, affine = read_with_simpleitk(folder)
+    np.testing.assert_array_equal(volume.array, array.astype(volume.array.dtype))
+    np.testing.assert_allclose(volume.affine, affine, atol=1e-3)
+
+
+@pytest.mark.parametrize("orientation", sorted(ORIENTATIONS))
+@pytest.mark.parametrize("slice_order", ["head-first", "reversed"])
+def test_series_with_shuffled_names_reads_like_simpleitk(tmp_path, orientation, slice_order):
+    direction = ORIENTATIONS[orientation].copy()
+    if slice_order == "reversed":
+        direction[:, 2] *= -1  # files numbered against the slice normal
+    source = make_ct(direction=direction)
+    write_shuffled(source, tmp_path / "ct")
+
+    volume = read_dicom_series(tmp_path / "ct")
+
+    assert_same_as_simpleitk(volume, tmp_path / "ct")
+    expected = source.array if slice_order == "head-first" else source.array[::-1]
+    np.testing.assert_array_equal(volume.array, expected)
+    assert volume.array.dtype == np.int16
+    assert volume.meta["warnings"] == []
+
+    # ... and the NIfTI we convert it to carries the same voxels and affine.
+    write_nifti(volume, tmp_path / "ct.nii.gz")
+    back = read_nifti(tmp_path / "ct.nii.gz")
+    np.testing.assert_array_equal(back.array, volume.array)
+    np.testing.assert_allclose(back.affine, read_with_simpleitk(tmp_path / "ct")[1], atol=1e-3)
+
+
+def test_metadata_lists_slices_in_array_order(tmp_path):
+    source = make_ct()
+    paths = write_shuffled(
+        source,
+        tmp_path / "ct",
+        patient_id="HCC_042",
+        series_description="LIVER 3 PHASE ART",
+        contrast_agent="OMNIPAQUE",
+    )
+    volume = load_ct(tmp_path / "ct")
+    expected_uids = [str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) for p in paths]
+    assert volume.meta["sop_instance_uids"] == expected_uids
+    assert volume.meta["files"] == [str(p) for p in paths]
+    assert volume.meta["patient_id"] == "HCC_042"
+    assert volume.meta["phase"] == "arterial"
+    assert volume.meta["modality"] == "CT"
+    assert volume.meta["sop_class_uid"] == "1.2.840.10008.5.1.4.1.1.2"
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"transfer_syntax": "rle"},
+        {"transfer_syntax": "jpeg2000"},
+        {"storage": "uint16"},
+    ],
+    ids=["rle", "jpeg2000-lossless", "uint16"],
+)
+def test_compressed_and_unsigned_series_decode_to_the_same_hu(tmp_path, kw):
+    source = make_ct(shape=(3, 40, 44))  # JPEG 2000 needs >= 32 px a side
+    write_shuffled(source, tmp_path / "ct", **kw)
+    volume = read_dicom_series(tmp_path / "ct")
+    np.testing.assert_array_equal(volume.array, source.array)
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "explicit_VR-UN.dcm", "693_J2KI.dcm"])
+def test_real_ct_files_from_pydicom_data_read_like_simpleitk(tmp_path, name):
+    from pydicom.data import get_testdata_file
+
+    src = get_testdata_file(name)
+    if src is None:
+        pytest.skip(f"{name} not available in pydicom-data")
+    folder = tmp_path / "ct"
+    folder.mkdir()
+    shutil.copy(src, folder / name)
+    volume = load_ct(folder / name)
+    array, affine = read_with_simpleitk(folder)
+    np.testing.assert_array_equal(volume.array, array.astype(np.int16))
+    # SimpleITK gives a single slice 1 mm (or SliceThickness) depth; compare in-plane geometry.
+    np.testing.assert_allclose(volume.affine[:, [0, 1, 3]], affine[:, [0, 1, 3]], atol=1e-3)
+
+
+def test_folder_with_several_series_reads_the_largest_ct_unless_asked(tmp_path):
+    small = make_ct(shape=(5, 16, 16), seed=3)
+    large = make_ct(shape=(12, 16, 16), seed=4)
+    write_ct_series(small, tmp_path / "a", series_description="PRE LIVER", series_number=2)
+    write_ct_series(large, tmp_path / "b", series_description="PORTAL VENOUS", series_number=3)
+    (tmp_path / "notes.txt").write_text("not dicom")
+
+    found = discover_series(tmp_path)
+    assert [s.n_slices for s in found] == [12, 5]
+    assert [s.phase for s in found] == ["portal venous", "non-contrast"]
+
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, large.array)
+    assert any("other series" in w for w in volume.meta["warnings"])
+
+    chosen = read_dicom_series(tmp_path, series_uid=found[1].uid)
+    np.testing.assert_array_equal(chosen.array, small.array)
+
+    with pytest.raises(InputError, match="no series with UID 1.2.3"):
+        read_dicom_series(tmp_path, series_uid="1.2.3")
+
+
+def test_two_phases_stacked_in_one_series_are_split_by_acquisition(tmp_path):
+    arterial = make_ct(shape=(6, 16, 16), seed=5)
+    venous = make_ct(shape=(6, 16, 16), seed=6)
+    common = {
+        "series_uid": "1.2.826.0.1.3680043.8.498.1",
+        "study_uid": "1.2.826.0.1.3680043.8.498.2",
+    }
+    write_ct_series(arterial, tmp_path, acquisition_number=1, **common,
+                    file_names=[f"a{i}.dcm" for i in range(6)])  # fmt: skip
+    write_ct_series(venous, tmp_path, acquisition_number=2, instance_number_start=7, **common,
+                    file_names=[f"v{i}.dcm" for i in range(6)])  # fmt: skip
+    found = discover_series(tmp_path)
+    assert sorted(s.acquisition for s in found) == [1, 2]
+
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, venous.array)  # the later phase
+    assert any("stacks 2 acquisitions" in w for w in volume.meta["warnings"])
+    first = read_dicom_series(tmp_path, acquisition=1)
+    np.testing.assert_array_equal(first.array, arterial.array)
+
+
+def test_repeated_position_keeps_the_higher_instance_number(tmp_path):
+    source = make_ct(shape=(6, 16, 16))
+    write_ct_series(source, tmp_path)
+    ds = pydicom.dcmread(tmp_path / "1-003.dcm")
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.InstanceNumber = 99
+    redo = ds.pixel_array.copy()
+    redo[:] = 1024 + 77  # stored value -> 77 HU
+    ds.PixelData = redo.tobytes()
+    ds.save_as(tmp_path / "1-003-redo.dcm")
+
+    volume = read_dicom_series(tmp_path)
+    assert volume.shape == source.shape
+    assert (volume.array[2] == 77).all()
+    assert any("repeated an existing position" in w for w in volume.meta["warnings"])
+
+
+def test_missing_slice_is_reported_and_the_grid_stays_true(tmp_path):
+    source = make_ct(shape=(8, 16, 16))
+    paths = write_ct_series(source, tmp_path)
+    paths[4].unlink()
+    volume = read_dicom_series(tmp_path)
+    assert volume.shape == source.shape
+    assert np.allclose(volume.affine, source.affine, atol=1e-3)
+    np.testing.assert_array_equal(
+        volume.array[[0, 1, 2, 3, 5, 6, 7]], source.array[[0, 1, 2, 3, 5, 6, 7]]
+    )
+    assert volume.meta["sop_instance_uids"][4] == ""
+    assert any("1 missing slice" in w for w in volume.meta["warnings"])
+
+
+def test_uneven_spacing_is_reported(tmp_path):
+    source = make_ct(shape=(6, 16, 16))
+    paths = write_ct_series(source, tmp_path)
+    ds = pydicom.dcmread(paths[5])
+    ds.ImagePositionPatient[2] = float(ds.ImagePositionPatient[2]) + 0.9
+    ds.save_as(paths[5])
+    volume = read_dicom_series(tmp_path)
+    assert volume.shape == source.shape
+    assert any("non-uniform slice spacing" in w for w in volume.meta["warnings"])
+
+
+def test_gantry_tilt_is_reported_and_kept_in_the_affine(tmp_path):
+    tilt = np.deg2rad(12)
+    direction = np.eye(3)
+    direction[:, 2] = [0.0, np.sin(tilt), np.cos(tilt)]  # slices step sideways: a tilted gantry
+    source = make_ct(shape=(6, 16, 16), direction=direction)
+    write_ct_series(source, tmp_path)
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, source.array)
+    np.testing.assert_allclose(volume.affine, source.affine, atol=1e-3)
+    assert any("gantry tilt of 12.00 degrees" in w for w in volume.meta["warnings"])
+
+
+def test_slices_of_another_size_are_left_out_with_a_warning(tmp_path):
+    write_ct_series(make_ct(shape=(6, 16, 16)), tmp_path, series_uid="1.2.3.4")
+    odd = make_ct(shape=(1, 20, 16))
+    write_ct_series(odd, tmp_path, series_uid="1.2.3.4", file_names=["odd.dcm"])
+    volume = read_dicom_series(tmp_path)
+    assert volume.shape == (6, 16, 16)
+    assert any("different Rows/Columns" in w and "odd.dcm" in w for w in volume.meta["warnings"])
+
+
+# ------------------------------------------------------------------- bad input: one clear message
+def test_empty_folder_says_no_dicom(tmp_path):
+    with pytest.raises(InputError, match="no DICOM files found") as info:
+        load_ct(tmp_path)
+    assert info.value.path == tmp_path
+
+
+def test_folder_of_non_dicom_files_says_no_dicom(tmp_path):
+    (tmp_path / "readme.txt").write_text("hello")
+    (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    with pytest.raises(InputError, match="no DICOM files found"):
+        load_ct(tmp_path)
+
+
+def test_missing_path_is_named(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        load_ct(tmp_path / "nowhere")
+
+
+def test_truncated_slice_is_named(tmp_path):
+    paths = write_ct_series(make_ct(shape=(4, 16, 16)), tmp_path)
+    data = paths[2].read_bytes()
+    paths[2].write_bytes(data[: len(data) - 100])
+    with pytest.raises(InputError, match="truncated") as info:
+        load_ct(tmp_path)
+    assert info.value.path == paths[2]
+
+
+def test_slice_without_pixel_data_is_named(tmp_path):
+    paths = write_ct_series(make_ct(shape=(4, 16, 16)), tmp_path, transfer_syntax="rle")
+    ds = pydicom.dcmread(paths[1])
+    del ds.PixelData
+    ds.save_as(paths[1])
+    with pytest.raises(InputError, match="without pixel data") as info:
+        load_ct(tmp_path)
+    assert info.value.path == paths[1]
+
+
+def test_folder_with_only_a_structured_report_says_no_ct(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    for name in ("rtstruct.dcm", "test-SR.dcm"):
+        src = get_testdata_file(name)
+        if src is not None:
+            shutil.copy(src, tmp_path / name)
+    if not any(tmp_path.iterdir()):
+        pytest.skip("no RT/SR files in pydicom-data")
+    with pytest.raises(InputError, match="no CT image series"):
+        load_ct(tmp_path)
