@@ -102,6 +102,106 @@ def resample_labels(labels: np.ndarray, out_shape: Sequence[int], n_classes: int
     return best.numpy().astype(labels.dtype if labels.dtype.kind in "iu" else np.uint8)
 
 
+def prepare_stage_input(
+    ct_hu: np.ndarray,
+    out_shape: Sequence[int],
+    hu_window: Sequence[float],
+    *,
+    mask: np.ndarray | None = None,
+    outside_hu: float = -1000.0,
+    slab: int = 32,
+):
+    """Window a ``(z, y, x)`` HU array and resample it to ``out_shape`` with little memory.
+
+    The in-plane resampling runs on slabs of ``slab`` slices (axes are independent, so this is
+    exact), then the through-plane axis on the in-plane-reduced volume: the full-resolution
+    float copy of the CT never exists at once.
+
+    Parameters
+    ----------
+    ct_hu : ndarray, shape (Z, Y, X)
+        HU, any numeric dtype.
+    out_shape : (int, int, int)
+        Stage grid shape (see :func:`stage_shape`).
+    hu_window : (float, float)
+    mask : ndarray of bool, shape (Z, Y, X), optional
+        Voxels outside the mask are set to ``outside_hu`` before windowing (tumor stage).
+    outside_hu : float
+
+    Returns
+    -------
+    torch.Tensor, shape out_shape, float32 in [0, 1]
+    """
+    torch = _torch()
+    nz = ct_hu.shape[0]
+    parts = []
+    for z0 in range(0, nz, slab):
+        block = ct_hu[z0 : z0 + slab]
+        if mask is not None:
+            block = np.where(mask[z0 : z0 + slab], block, np.asarray(outside_hu, dtype=block.dtype))
+        t = window_hu(torch.from_numpy(np.ascontiguousarray(block)), hu_window)
+        parts.append(resample(t, (t.shape[0], out_shape[1], out_shape[2])))
+    full = torch.cat(parts, 0) if len(parts) > 1 else parts[0]
+    del parts
+    return resample(full, out_shape)
+
+
+def upsample_mask(
+    score,
+    out_shape: Sequence[int],
+    out: np.ndarray,
+    *,
+    region: tuple[slice, slice, slice] | None = None,
+    value: int = 1,
+    chunk: int = 32,
+) -> None:
+    """Write ``value`` into ``out`` where ``score`` (stage grid), linearly up-sampled, is > 0.
+
+    ``score`` covers a source grid of ``out_shape``; only the source voxels inside ``region``
+    are evaluated (pass the bounding box of the positive stage voxels, padded by one stage
+    voxel, to save time). Works in chunks of ``chunk`` source slices, so no full-resolution
+    float volume is allocated.
+    """
+    torch = _torch()
+    mz, my, mx = score.shape
+    nz, ny, nx = (int(v) for v in out_shape)
+    if region is None:
+        region = (slice(0, nz), slice(0, ny), slice(0, nx))
+    rz, ry, rx = region
+    cy = source_coords(my, ny, ry.start, ry.stop)
+    cx = source_coords(mx, nx, rx.start, rx.stop)
+    for z0 in range(rz.start, rz.stop, chunk):
+        z1 = min(z0 + chunk, rz.stop)
+        t = sample_axis_linear(score, 0, source_coords(mz, nz, z0, z1))
+        t = sample_axis_linear(t, 1, cy)
+        t = sample_axis_linear(t, 2, cx)
+        pos = (t > 0).numpy()
+        view = out[z0:z1, ry, rx]
+        view[pos] = value
+
+
+def stage_region(
+    mask_low: np.ndarray, out_shape: Sequence[int]
+) -> tuple[slice, slice, slice] | None:
+    """Source-grid box that holds every source voxel a positive stage voxel can reach.
+
+    The stage bounding box is padded by one stage voxel (whose score is negative), so source
+    voxels outside the returned box interpolate between negative values only.
+    """
+    idx = np.nonzero(mask_low)
+    if idx[0].size == 0:
+        return None
+    box = []
+    for ax in range(3):
+        m, n = mask_low.shape[ax], int(out_shape[ax])
+        a = max(int(idx[ax].min()) - 1, 0)
+        b = min(int(idx[ax].max()) + 2, m)
+        lo = max(int(np.floor(a * n / m)), 0)
+        hi = min(int(np.ceil(b * n / m)), n)
+        box.append(slice(lo, hi))
+    return tuple(box)  # type: ignore[return-value]
+
+
 def source_coords(n_in: int, n_out: int, start: int = 0, stop: int | None = None):
     """Continuous input indices of output voxels ``start..stop`` when ``n_in`` maps to ``n_out``."""
     torch = _torch()
@@ -142,6 +242,9 @@ def _torch():
 
 __all__ = [
     "grid_spacing",
+    "prepare_stage_input",
+    "stage_region",
+    "upsample_mask",
     "resample",
     "resample_labels",
     "sample_axis_linear",

@@ -1,0 +1,552 @@
+"""Two-stage liver → tumor inference on a CT volume (no Qt).
+
+Stage 1 (global view) finds the liver on the whole CT resampled to the liver model's spacing;
+stage 2 (local view) looks for tumor inside the liver's bounding box at the tumor model's finer
+spacing, with everything outside the liver masked as the original method did. Both stages return
+to the CT's own grid by linearly up-sampling a per-voxel *score* (the winning logit minus the best
+other logit) from the stage grid and thresholding it at zero: boundaries land between stage
+voxels instead of on their blocky edges, and no float map of the full-resolution grid is kept
+(masks are ``uint8`` at full resolution; the float work happens in chunks of slices).
+
+Typical use::
+
+    seg = Segmenter(InferenceConfig(device="auto"))       # loads both models once
+    result = seg.segment(volume, progress=print_progress)  # SegmentationResult
+    result.labels  # uint8 (z, y, x): 0 background, 1 liver, 2 tumor
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError, LiverTumorError, ModelError
+from .io.volume import CTVolume
+from .models import preprocess as pp
+from .models.checkpoint import LoadedModel, default_model_dir, load_model
+from .progress import CancelFn, ProgressFn, Reporter
+from .stats import compute_stats
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+STAGE_CHOICES = ("liver", "both")
+
+
+class DeviceUnavailable(LiverTumorError):
+    """The requested compute device does not exist on this machine (strict mode)."""
+
+
+@dataclass
+class InferenceConfig:
+    """Everything that controls one segmentation run (shared by the CLI, the GUI and tests).
+
+    Attributes
+    ----------
+    liver_model, tumor_model : path or None
+        Model folders (``model.safetensors`` + ``metadata.json``); ``None`` → shipped defaults.
+    device : {"auto", "cpu", "cuda"} or "cuda:N"
+        ``auto`` picks CUDA when present. Asking for CUDA where there is none falls back to the
+        CPU with a warning, or raises :class:`DeviceUnavailable` when ``strict_device``.
+    stages : {"liver", "both"}
+    refine : bool
+        Run the active-contour refinement (``napari_livertumor.refine.refine_all``) on the tumor.
+    refine_config : RefineConfig or None
+        ``None`` → the refinement module's defaults.
+    min_tumor_ml : float
+        Tumor components smaller than this are removed.
+    min_liver_ml : float
+        A liver smaller than this is treated as "no liver found" (e.g. a head CT).
+    sw_overlap, sw_batch_size : sliding-window overlap fraction and windows per forward pass.
+    amp : bool
+        Mixed precision (float16 autocast) on CUDA; ignored on the CPU.
+    num_threads : int or None
+        CPU threads for torch; ``None`` → all cores torch sees.
+    allow_non_ct : bool
+        Segment volumes whose metadata says another modality (MR, PT, ...) anyway.
+    fill_holes : bool
+        Fill enclosed holes of the liver (vessels, tumor not labelled liver by stage 1).
+    """
+
+    liver_model: str | Path | None = None
+    tumor_model: str | Path | None = None
+    device: str = "auto"
+    strict_device: bool = False
+    stages: str = "both"
+    refine: bool = False
+    refine_config: Any = None
+    min_tumor_ml: float = 0.1
+    min_liver_ml: float = 50.0
+    sw_overlap: float = 0.25
+    sw_batch_size: int = 1
+    amp: bool = True
+    num_threads: int | None = None
+    allow_non_ct: bool = False
+    fill_holes: bool = True
+
+    @classmethod
+    def from_models_dir(cls, models_dir: str | Path, **kwargs: Any) -> InferenceConfig:
+        """Config whose models are ``models_dir/liver`` and ``models_dir/tumor``."""
+        root = Path(models_dir)
+        return cls(liver_model=root / "liver", tumor_model=root / "tumor", **kwargs)
+
+    def validate(self) -> None:
+        dev = str(self.device)
+        if not (dev in DEVICES or dev.startswith("cuda:")):
+            raise ValueError(f"device must be one of {DEVICES} (or cuda:N); got {dev!r}")
+        if self.stages not in STAGE_CHOICES:
+            raise ValueError(f"stages must be one of {STAGE_CHOICES}; got {self.stages!r}")
+        if not 0.0 <= self.sw_overlap < 1.0:
+            raise ValueError(f"sw_overlap must be in [0, 1); got {self.sw_overlap}")
+        if self.sw_batch_size < 1:
+            raise ValueError("sw_batch_size must be >= 1")
+        if self.min_tumor_ml < 0 or self.min_liver_ml < 0:
+            raise ValueError("minimum volumes must be >= 0")
+
+
+@dataclass
+class SegmentationResult:
+    """Output of :func:`segment_ct`.
+
+    Attributes
+    ----------
+    labels : ndarray of uint8, shape (Z, Y, X)
+        On the input CT's grid: 0 background, 1 liver, 2 tumor.
+    stats : dict
+        :func:`napari_livertumor.stats.compute_stats` of ``labels`` (+ ``warnings``).
+    timings : dict
+        Seconds per step (``liver``, ``tumor``, ``refine``, ``total``).
+    device : str
+    warnings : list of str
+    """
+
+    labels: np.ndarray
+    stats: dict
+    timings: dict
+    device: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def resolve_device(requested: str = "auto", strict: bool = False):
+    """Return ``(torch.device, warning_or_None)`` for ``auto|cpu|cuda|cuda:N``."""
+    import torch
+
+    requested = str(requested)
+    has_cuda = torch.cuda.is_available()
+    if requested == "auto":
+        return torch.device("cuda" if has_cuda else "cpu"), None
+    if requested == "cpu":
+        return torch.device("cpu"), None
+    if requested.startswith("cuda"):
+        if has_cuda:
+            dev = torch.device(requested)
+            if dev.index is not None and dev.index >= torch.cuda.device_count():
+                msg = f"{requested} asked for but only {torch.cuda.device_count()} GPU(s) exist"
+                if strict:
+                    raise DeviceUnavailable(msg)
+                return torch.device("cuda"), msg + "; using cuda:0"
+            return dev, None
+        msg = (
+            "CUDA was asked for but is not available "
+            f"(torch {torch.__version__}, built with CUDA {torch.version.cuda or 'none'})"
+        )
+        if strict:
+            raise DeviceUnavailable(msg)
+        return torch.device("cpu"), msg + "; running on the CPU instead"
+    raise ValueError(f"device must be one of {DEVICES} (or cuda:N); got {requested!r}")
+
+
+class Segmenter:
+    """Both stages' models loaded once, ready to segment many CTs (one load per process).
+
+    Parameters
+    ----------
+    config : InferenceConfig
+    models : dict, optional
+        ``{"liver": LoadedModel, "tumor": LoadedModel}`` already in memory (tests, the GUI).
+
+    Raises
+    ------
+    ModelError
+        A model folder is missing, corrupt, or made for the other stage.
+    DeviceUnavailable
+        CUDA asked for with ``strict_device`` and absent.
+    """
+
+    def __init__(self, config: InferenceConfig | None = None, *, models: dict | None = None):
+        import torch
+
+        self.config = config = config or InferenceConfig()
+        config.validate()
+        self.warnings: list[str] = []
+        self.device, warn = resolve_device(config.device, config.strict_device)
+        if warn:
+            log.warning(warn)
+            self.warnings.append(warn)
+        if self.device.type == "cpu" and config.num_threads:
+            torch.set_num_threads(int(config.num_threads))
+        t0 = time.perf_counter()
+        models = dict(models or {})
+        self.liver = self._load(models.get("liver"), config.liver_model, "liver")
+        self.tumor = None
+        if config.stages == "both":
+            self.tumor = self._load(models.get("tumor"), config.tumor_model, "tumor")
+        self.load_seconds = time.perf_counter() - t0
+
+    def _load(self, given: LoadedModel | None, folder, stage: str) -> LoadedModel:
+        if given is not None:
+            if given.metadata.stage != stage:
+                raise ModelError(
+                    given.path,
+                    f"this is a {given.metadata.stage} model; a {stage} model is needed here",
+                )
+            given.network.to(self.device).eval()
+            return given
+        folder = Path(folder) if folder is not None else default_model_dir(stage)
+        if not (folder / "metadata.json").is_file() and not folder.is_dir():
+            raise ModelError(
+                folder,
+                f"no {stage} model here. Train one with `livertumor train --stage {stage}` "
+                "or pass a model folder (--models DIR holding liver/ and tumor/)",
+            )
+        return load_model(folder, stage=stage, device=self.device)
+
+    # ------------------------------------------------------------------ public
+    def segment(
+        self,
+        volume: CTVolume,
+        *,
+        progress: ProgressFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> SegmentationResult:
+        """Segment liver (and tumor) in ``volume``; see :func:`segment_ct`."""
+        import torch
+
+        cfg = self.config
+        rep = Reporter(progress, should_cancel)
+        warnings = list(self.warnings)
+        _check_input(volume, cfg)
+        warnings += [f"input: {w}" for w in volume.meta.get("warnings", []) or []]
+        timings: dict[str, float] = {}
+        t_start = time.perf_counter()
+        ct = np.asarray(volume.array)
+        spacing = tuple(volume.spacing)
+        labels = np.zeros(ct.shape, dtype=np.uint8)
+
+        rep.check()
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            liver_found = self._liver_stage(ct, spacing, labels, rep, warnings)
+            timings["liver"] = time.perf_counter() - t0
+            if liver_found and self.tumor is not None:
+                rep.check()
+                t0 = time.perf_counter()
+                box = self._tumor_stage(ct, spacing, labels, rep)
+                timings["tumor"] = time.perf_counter() - t0
+                if cfg.refine:
+                    rep.check()
+                    t0 = time.perf_counter()
+                    self._refine(ct, spacing, labels, box, rep, warnings)
+                    timings["refine"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - t_start
+        stats = compute_stats(labels, spacing)
+        stats["warnings"] = warnings
+        return SegmentationResult(
+            labels=labels,
+            stats=stats,
+            timings={k: round(v, 3) for k, v in timings.items()},
+            device=str(self.device),
+            warnings=warnings,
+        )
+
+    # ------------------------------------------------------------------ stages
+    def _liver_stage(self, ct, spacing, labels, rep: Reporter, warnings: list[str]) -> bool:
+        from scipy import ndimage as ndi
+
+        meta = self.liver.metadata
+        low_shape = pp.stage_shape(ct.shape, spacing, meta.target_spacing)
+        x = pp.prepare_stage_input(ct, low_shape, meta.hu_window)
+        rep.update("liver", 0, 1)
+        logits = _sliding_logits(self.liver, x, self.device, self.config, rep, "liver")
+        del x
+        fg = _channel(meta.label_map, "liver", default=1)
+        score = _margin_score(logits, fg)
+        del logits
+        mask = (score > 0).numpy()
+        mask = _largest_component(mask)
+        low_voxel_ml = float(np.prod(pp.grid_spacing(ct.shape, spacing, low_shape))) / 1000.0
+        found_ml = float(mask.sum()) * low_voxel_ml
+        if found_ml < max(self.config.min_liver_ml, 1e-9):
+            warnings.append(
+                "no liver found"
+                + (f" (largest candidate {found_ml:.1f} mL)" if found_ml > 0 else "")
+                + ": is this an abdominal CT that contains the liver?"
+            )
+            return False
+        if self.config.fill_holes:
+            mask = ndi.binary_fill_holes(mask)
+        score = _force_sign(score, mask)
+        region = pp.stage_region(mask, ct.shape)
+        pp.upsample_mask(score, ct.shape, labels, region=region, value=1)
+        if not labels.any():  # a liver of under one source voxel after up-sampling
+            warnings.append("no liver found: the liver candidate vanished at full resolution")
+            return False
+        return True
+
+    def _tumor_stage(self, ct, spacing, labels, rep: Reporter):
+        from scipy import ndimage as ndi
+
+        meta = self.tumor.metadata
+        liver = labels == 1
+        box = _bbox(liver, margin_mm=meta.roi_margin_mm, spacing=spacing)
+        ct_roi = ct[box]
+        liver_roi = liver[box]
+        low_shape = pp.stage_shape(ct_roi.shape, spacing, meta.target_spacing)
+        x = pp.prepare_stage_input(
+            ct_roi,
+            low_shape,
+            meta.hu_window,
+            mask=liver_roi if meta.mask_outside_liver else None,
+            outside_hu=meta.outside_hu,
+        )
+        rep.update("tumor", 0, 1)
+        logits = _sliding_logits(self.tumor, x, self.device, self.config, rep, "tumor")
+        del x
+        tumor_ch = _channel(meta.label_map, "tumor", default=logits.shape[0] - 1)
+        score = _margin_score(logits, tumor_ch)
+        del logits
+        tumor_roi = np.zeros(ct_roi.shape, dtype=np.uint8)
+        region = pp.stage_region((score > 0).numpy(), ct_roi.shape)
+        if region is not None:
+            pp.upsample_mask(score, ct_roi.shape, tumor_roi, region=region, value=1)
+        tumor_roi &= liver_roi.view(np.uint8)
+        if tumor_roi.any() and self.config.min_tumor_ml > 0:
+            lab, n = ndi.label(tumor_roi, structure=np.ones((3, 3, 3), bool))
+            sizes = np.bincount(lab.ravel())
+            min_vox = self.config.min_tumor_ml * 1000.0 / float(np.prod(spacing))
+            keep = sizes >= min_vox
+            keep[0] = False
+            tumor_roi = keep[lab].astype(np.uint8)
+        labels[box][tumor_roi.astype(bool)] = 2
+        return box
+
+    def _refine(self, ct, spacing, labels, box, rep: Reporter, warnings: list[str]) -> None:
+        try:
+            from . import refine as refine_mod
+
+            refine_all = refine_mod.refine_all
+        except (ImportError, AttributeError) as exc:
+            warnings.append(
+                f"refinement skipped: napari_livertumor.refine.refine_all is not available ({exc})"
+            )
+            return
+        cfg = self.config.refine_config
+        if cfg is None:
+            cfg = refine_mod.RefineConfig()
+        roi = labels[box]
+        tumor = roi == 2
+        if not tumor.any():
+            return
+        liver = roi > 0
+
+        def prog(done, total=None, *rest):
+            # refine_all may report (stage, done, total) or (done, total)
+            if isinstance(done, str):
+                rep.update("refine", int(total or 0), int(rest[0]) if rest else 1)
+            else:
+                rep.update("refine", int(done), int(total or 1))
+
+        out = refine_all(
+            np.ascontiguousarray(ct[box]),
+            tumor,
+            liver,
+            tuple(spacing),
+            cfg,
+            progress=prog,
+            should_cancel=rep.should_cancel,
+        )
+        if isinstance(out, tuple):
+            out = out[0]
+        refined = np.asarray(out).astype(bool) & liver
+        roi[liver] = 1
+        roi[refined] = 2
+
+
+def segment_ct(
+    volume: CTVolume,
+    config: InferenceConfig | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    should_cancel: CancelFn | None = None,
+    models: Segmenter | dict | None = None,
+) -> SegmentationResult:
+    """Segment the liver and its tumors in a CT.
+
+    Parameters
+    ----------
+    volume : CTVolume
+        HU array ``(Z, Y, X)`` with spacing; its metadata ``modality`` must be CT.
+    config : InferenceConfig, optional
+    progress : callable ``(stage, done, total)``, optional
+        Called per sliding window with stage ``"liver"`` / ``"tumor"`` (and ``"refine"``).
+    should_cancel : callable, optional
+        Polled between windows; when it returns True, :class:`~napari_livertumor.errors.Cancelled`
+        is raised and nothing is returned.
+    models : Segmenter or dict, optional
+        Reuse models already loaded (a :class:`Segmenter`, or ``{"liver": LoadedModel, ...}``).
+
+    Returns
+    -------
+    SegmentationResult
+        ``labels`` is uint8 on ``volume``'s grid: 0 background, 1 liver, 2 tumor. When no liver
+        is found the labels are all 0 and ``warnings`` says so (no exception).
+    """
+    if isinstance(models, Segmenter):
+        seg = models
+    else:
+        seg = Segmenter(config, models=models)
+    return seg.segment(volume, progress=progress, should_cancel=should_cancel)
+
+
+# --------------------------------------------------------------------------- helpers
+def _check_input(volume: CTVolume, cfg: InferenceConfig) -> None:
+    src = volume.meta.get("source")
+    modality = str(volume.meta.get("modality") or "CT").upper()
+    if modality != "CT" and not cfg.allow_non_ct:
+        raise InputError(
+            src,
+            f"modality is {modality}, not CT: the models expect CT in Hounsfield units "
+            "(set allow_non_ct to force)",
+        )
+    arr = volume.array
+    if arr.size == 0 or min(arr.shape) < 1:
+        raise InputError(src, f"empty volume (shape {arr.shape})")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise InputError(src, f"CT values must be numeric, got {arr.dtype}")
+
+
+def _sliding_logits(model: LoadedModel, x, device, cfg: InferenceConfig, rep: Reporter, stage: str):
+    """Sliding-window logits ``(C, z, y, x)`` (float32, CPU) of ``x`` ``(z, y, x)``."""
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    meta = model.metadata
+    f = meta.network.downsample_factor
+    # Never pad a small volume up to a big window: the smallest multiple of f that covers it.
+    roi = tuple(
+        min(int(r), _ceil_to(int(s), f)) for r, s in zip(meta.roi_size, x.shape, strict=True)
+    )
+    total = _count_windows(x.shape, roi, cfg.sw_overlap)
+    done = 0
+    use_amp = cfg.amp and device.type == "cuda"
+
+    def predictor(batch):
+        nonlocal done
+        rep.check()
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+            out = model.network(batch)
+        done += batch.shape[0]
+        rep.update(stage, min(done, total), total)
+        return out.float()
+
+    inp = x.to(device)[None, None]
+    out = sliding_window_inference(
+        inp,
+        roi_size=roi,
+        sw_batch_size=cfg.sw_batch_size,
+        predictor=predictor,
+        overlap=cfg.sw_overlap,
+        mode="gaussian",
+        padding_mode="constant",
+        cval=0.0,
+    )
+    return out[0].float().cpu()
+
+
+def _count_windows(shape, roi, overlap: float) -> int:
+    n = 1
+    for s, r in zip(shape, roi, strict=True):
+        s = max(s, r)
+        if s == r:
+            n *= 1
+            continue
+        step = max(int(r * (1 - overlap)), 1)
+        n *= int(np.ceil((s - r) / step)) + 1
+    return n
+
+
+def _ceil_to(v: int, f: int) -> int:
+    return max(f, -(-v // f) * f)
+
+
+def _channel(label_map: dict, name: str, default: int) -> int:
+    for k, v in (label_map or {}).items():
+        if str(v).lower() == name:
+            return int(k)
+    return int(default)
+
+
+def _margin_score(logits, channel: int):
+    """``logit[channel] - max(other logits)``: > 0 exactly where argmax == channel."""
+    import torch
+
+    others = [c for c in range(logits.shape[0]) if c != channel]
+    best_other = logits[others].amax(0) if len(others) > 1 else logits[others[0]]
+    return (logits[channel] - best_other).contiguous().to(torch.float32)
+
+
+def _force_sign(score, mask: np.ndarray, eps: float = 1e-3):
+    """Make ``score`` positive exactly on ``mask`` (after post-processing), keeping magnitudes."""
+    import torch
+
+    m = torch.from_numpy(np.ascontiguousarray(mask))
+    return torch.where(m, score.clamp(min=eps), score.clamp(max=-eps))
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    from scipy import ndimage as ndi
+
+    lab, n = ndi.label(mask)
+    if n <= 1:
+        return mask.astype(bool)
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    return lab == int(sizes.argmax())
+
+
+def _bbox(mask: np.ndarray, margin_mm: float, spacing) -> tuple[slice, slice, slice]:
+    idx = (
+        np.nonzero(mask.any(axis=(1, 2))),
+        np.nonzero(mask.any(axis=(0, 2))),
+        np.nonzero(mask.any(axis=(0, 1))),
+    )
+    box = []
+    for ax in range(3):
+        nz = idx[ax][0]
+        pad = int(np.ceil(margin_mm / spacing[ax]))
+        box.append(slice(max(int(nz[0]) - pad, 0), min(int(nz[-1]) + 1 + pad, mask.shape[ax])))
+    return tuple(box)  # type: ignore[return-value]
+
+
+def default_num_threads() -> int:
+    """Cores this process may use (respects CPU affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+__all__ = [
+    "DeviceUnavailable",
+    "InferenceConfig",
+    "SegmentationResult",
+    "Segmenter",
+    "resolve_device",
+    "segment_ct",
+]

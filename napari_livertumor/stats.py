@@ -1,0 +1,133 @@
+"""Volumes and per-lesion measurements of a liver/tumor label map (no Qt).
+
+Definitions (the same in the CLI's ``<case>_stats.json``, the batch summary and the Inspect
+widget):
+
+* ``liver_ml``: the whole organ, i.e. voxels labelled 1 (liver) **or** 2 (tumor), in mL.
+* ``liver_parenchyma_ml``: voxels labelled 1 only.
+* ``tumor_ml``: voxels labelled 2.
+* ``tumor_to_liver_ratio``: ``tumor_ml / liver_ml`` (tumor over the whole organ incl. tumor, the
+  TLVR of the clinical literature and of the weak supervision); 0 when there is no liver.
+* Lesions: connected components of the tumor with 26-connectivity (voxels touching by a face,
+  edge or corner belong to one lesion), numbered 1, 2, ... from the largest.
+  ``longest_diameter_mm`` is the maximum 3D Feret diameter: the largest distance, in mm,
+  between the centres of two voxels of the lesion (found exactly on the convex hull of its
+  boundary voxels). A one-voxel lesion has diameter 0. ``centroid_zyx`` is in voxel indices,
+  ``slice_range`` is the first and last z index (inclusive) and ``slice`` the z index of the
+  centroid, for jumping to the lesion in a viewer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+LIVER, TUMOR = 1, 2
+
+
+def compute_stats(labels: np.ndarray, spacing: Sequence[float]) -> dict:
+    """Volumes and lesion list of a ``(Z, Y, X)`` label map (0 background, 1 liver, 2 tumor).
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (Z, Y, X)
+    spacing : (dz, dy, dx) in mm
+
+    Returns
+    -------
+    dict
+        ``liver_ml``, ``liver_parenchyma_ml``, ``tumor_ml``, ``tumor_to_liver_ratio``,
+        ``lesion_count``, ``lesions`` (list of dicts: ``id``, ``volume_ml``,
+        ``longest_diameter_mm``, ``centroid_zyx``, ``slice``, ``slice_range``, ``bbox_zyx``),
+        ``spacing_mm``.
+    """
+    from scipy import ndimage as ndi
+
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise ValueError(f"labels must be 3D (z, y, x); got shape {labels.shape}")
+    spacing = tuple(float(s) for s in spacing)
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    counts = np.bincount(labels.ravel().astype(np.intp, copy=False), minlength=3)
+    n_liver_only = int(counts[LIVER])
+    n_tumor = int(counts[TUMOR])
+    liver_ml = (n_liver_only + n_tumor) * voxel_ml
+    tumor_ml = n_tumor * voxel_ml
+
+    lesions = []
+    if n_tumor:
+        tumor = labels == TUMOR
+        lab, n = ndi.label(tumor, structure=np.ones((3, 3, 3), bool))
+        sizes = np.bincount(lab.ravel())
+        boxes = ndi.find_objects(lab)
+        for order, comp in enumerate(np.argsort(-sizes[1:], kind="stable") + 1, start=1):
+            sl = boxes[comp - 1]
+            sub = lab[sl] == comp
+            idx = np.argwhere(sub) + np.array([s.start for s in sl])
+            centroid = idx.mean(axis=0)
+            lesions.append(
+                {
+                    "id": order,
+                    "volume_ml": round(int(sizes[comp]) * voxel_ml, 4),
+                    "longest_diameter_mm": round(longest_diameter_mm(sub, spacing), 2),
+                    "centroid_zyx": [round(float(c), 2) for c in centroid],
+                    "slice": int(round(float(centroid[0]))),
+                    "slice_range": [int(sl[0].start), int(sl[0].stop - 1)],
+                    "bbox_zyx": [[int(s.start), int(s.stop)] for s in sl],
+                }
+            )
+    return {
+        "liver_ml": round(liver_ml, 3),
+        "liver_parenchyma_ml": round(n_liver_only * voxel_ml, 3),
+        "tumor_ml": round(tumor_ml, 3),
+        "tumor_to_liver_ratio": round(tumor_ml / liver_ml, 5) if liver_ml > 0 else 0.0,
+        "lesion_count": len(lesions),
+        "lesions": lesions,
+        "spacing_mm": list(spacing),
+    }
+
+
+def longest_diameter_mm(mask: np.ndarray, spacing: Sequence[float]) -> float:
+    """Maximum 3D Feret diameter (mm) between voxel centres of a binary ``(Z, Y, X)`` mask."""
+    from scipy import ndimage as ndi
+
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return 0.0
+    # The farthest pair of a set lies on its convex hull, whose vertices are boundary voxels.
+    boundary = mask & ~ndi.binary_erosion(mask, border_value=0)
+    pts = np.argwhere(boundary).astype(np.float64) * np.asarray(spacing, dtype=np.float64)
+    if len(pts) > 4:
+        pts = _hull_points(pts)
+    if len(pts) < 2:
+        return 0.0
+    return float(_max_pairwise(pts))
+
+
+def _hull_points(pts: np.ndarray) -> np.ndarray:
+    from scipy.spatial import ConvexHull, QhullError
+
+    try:
+        return pts[ConvexHull(pts).vertices]
+    except (QhullError, ValueError):
+        # Flat (single slice / line) lesions: the hull is 2D or 1D; drop a constant axis.
+        varying = np.ptp(pts, axis=0) > 0
+        if varying.sum() == 2:
+            try:
+                return pts[ConvexHull(pts[:, varying]).vertices]
+            except (QhullError, ValueError):
+                pass
+        return pts
+
+
+def _max_pairwise(pts: np.ndarray, block: int = 2048) -> float:
+    best = 0.0
+    for i in range(0, len(pts), block):
+        a = pts[i : i + block]
+        d2 = ((a[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+        best = max(best, float(d2.max()))
+    return best**0.5
+
+
+__all__ = ["compute_stats", "longest_diameter_mm"]
