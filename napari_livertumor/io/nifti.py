@@ -24,8 +24,9 @@ def read_nifti(path: str | Path) -> CTVolume:
     """Read a 3D NIfTI file as a :class:`CTVolume`.
 
     Integer data keep their stored dtype (``int16`` CT, ``uint8`` labels), so a file written
-    by :func:`write_nifti` reads back bit for bit. Float data (or scaled integers) are rounded to
-    ``int16`` when they fit, else kept as ``float32``. NaNs are replaced by the smallest finite
+    by :func:`write_nifti` reads back bit for bit. Float data (or scaled integers) that are
+    integral or span a HU-like range are rounded to ``int16``; others (e.g. probabilities) stay
+    ``float32``. NaNs are replaced by the smallest finite
     value and reported in ``meta["warnings"]``. A 4D file with one volume is accepted; 2D and
     true 4D data raise :class:`InputError`.
 
@@ -166,9 +167,11 @@ def _load_data(img, warnings: list[str], path: Path) -> np.ndarray:
         data = np.where(finite, data, fill)
         warnings.append(f"{n_bad} NaN/infinite voxels replaced by the minimum value {fill:g}")
     rounded = np.rint(data)
-    if rounded.min() >= -32768 and rounded.max() <= 32767:
-        if not np.allclose(rounded, data, atol=1e-3):
-            warnings.append("non-integer values rounded to int16")
+    integral = np.allclose(rounded, data, atol=1e-3)
+    hu_like = float(data.max() - data.min()) > 100  # a CT, not a probability map
+    if (integral or hu_like) and rounded.min() >= -32768 and rounded.max() <= 32767:
+        if not integral:
+            warnings.append("non-integer HU values rounded to int16")
         return rounded.astype(np.int16)
     return data
 

@@ -1,0 +1,94 @@
+"""A user saves and reopens NIfTI files: nothing changes, odd files get a clear message."""
+
+from __future__ import annotations
+
+import gzip
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from napari_livertumor.errors import InputError
+from napari_livertumor.io import CTVolume, load_ct
+from napari_livertumor.io.nifti import read_nifti, write_nifti
+
+
+def oblique_ct(dtype=np.int16) -> CTVolume:
+    rng = np.random.default_rng(2)
+    t = np.deg2rad(23)
+    direction = np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, -1.0]])
+    array = rng.integers(-1024, 3000, size=(7, 12, 15)).astype(dtype)
+    return CTVolume(array, (3.0, 0.66, 0.74), (10.5, -20.25, 300.0), direction)
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
+def test_ct_round_trip_is_lossless(tmp_path, suffix):
+    ct = oblique_ct()
+    path = write_nifti(ct, tmp_path / f"ct{suffix}")
+    back = load_ct(path)
+    assert back.array.dtype == np.int16
+    np.testing.assert_array_equal(back.array, ct.array)
+    np.testing.assert_allclose(back.affine, ct.affine, atol=1e-6)
+    assert back.same_grid(ct)
+    # and again: read -> write -> read changes nothing
+    again = read_nifti(write_nifti(back, tmp_path / f"again{suffix}"))
+    np.testing.assert_array_equal(again.array, ct.array)
+    np.testing.assert_allclose(again.affine, ct.affine, atol=1e-6)
+
+
+def test_label_map_takes_the_ct_grid_and_stays_uint8(tmp_path):
+    ct = oblique_ct()
+    labels = (ct.array > 1000).astype(np.uint8) + (ct.array > 2500)
+    write_nifti(labels, tmp_path / "labels.nii.gz", reference=ct)
+    img = nib.load(tmp_path / "labels.nii.gz")
+    assert img.get_data_dtype() == np.uint8
+    np.testing.assert_allclose(img.affine, ct.affine, atol=1e-6)
+    back = read_nifti(tmp_path / "labels.nii.gz")
+    np.testing.assert_array_equal(back.array, labels)
+    assert back.array.dtype == np.uint8
+
+
+def test_writing_leaves_no_temporary_files(tmp_path):
+    write_nifti(oblique_ct(), tmp_path / "ct.nii.gz")
+    assert [p.name for p in tmp_path.iterdir()] == ["ct.nii.gz"]
+
+
+def test_label_map_of_the_wrong_shape_is_refused(tmp_path):
+    with pytest.raises(InputError, match="differs from reference"):
+        write_nifti(np.zeros((2, 3, 4), np.uint8), tmp_path / "x.nii.gz", reference=oblique_ct())
+    assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_nans_are_replaced_with_a_warning(tmp_path):
+    data = np.full((6, 5, 4), 40.0, dtype=np.float32)
+    data[1, 2, 3] = np.nan
+    data[0, 0, 0] = -1000
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "nan.nii.gz")
+    ct = read_nifti(tmp_path / "nan.nii.gz")
+    assert ct.array.dtype == np.int16
+    assert ct.array[3, 2, 1] == -1000
+    assert any("NaN" in w for w in ct.meta["warnings"])
+
+
+@pytest.mark.parametrize("shape", [(10, 12), (5, 6, 7, 2)], ids=["2D", "4D"])
+def test_2d_and_4d_images_are_refused(tmp_path, shape):
+    nib.save(nib.Nifti1Image(np.zeros(shape, np.int16), np.eye(4)), tmp_path / "x.nii.gz")
+    with pytest.raises(InputError, match="expected a 3D image") as info:
+        read_nifti(tmp_path / "x.nii.gz")
+    assert info.value.path == tmp_path / "x.nii.gz"
+
+
+def test_4d_image_with_one_volume_is_read_as_3d(tmp_path):
+    nib.save(nib.Nifti1Image(np.ones((5, 6, 7, 1), np.int16), np.eye(4)), tmp_path / "x.nii.gz")
+    assert read_nifti(tmp_path / "x.nii.gz").shape == (7, 6, 5)
+
+
+def test_truncated_and_non_nifti_files_are_named(tmp_path):
+    write_nifti(oblique_ct(), tmp_path / "ct.nii.gz")
+    raw = gzip.decompress((tmp_path / "ct.nii.gz").read_bytes())
+    (tmp_path / "cut.nii").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(InputError, match="cut.nii"):
+        read_nifti(tmp_path / "cut.nii")
+    (tmp_path / "text.nii.gz").write_text("not an image")
+    with pytest.raises(InputError, match="text.nii.gz"):
+        read_nifti(tmp_path / "text.nii.gz")

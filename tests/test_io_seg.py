@@ -1,0 +1,101 @@
+"""A user exports masks as DICOM SEG and reads HCC-TACE-Seg-like SEGs back onto their CT."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+
+from napari_livertumor.errors import InputError
+from napari_livertumor.io import CTVolume, load_ct
+from napari_livertumor.io.dicom_write import write_ct_series
+from napari_livertumor.io.seg import label_to_class, read_dicom_seg, write_dicom_seg
+
+HCC_SEGMENTS = [(1, "Liver"), (2, "Mass"), (3, "Portal vein"), (4, "Abdominal aorta")]
+
+
+@pytest.fixture
+def ct(tmp_path) -> CTVolume:
+    direction = np.diag([1.0, -1.0, -1.0])
+    volume = CTVolume(np.full((8, 20, 24), -1000, np.int16), (2.5, 0.8, 0.7), (5, 6, 7), direction)
+    write_ct_series(volume, tmp_path / "ct", patient_id="HCC_001")
+    return load_ct(tmp_path / "ct")
+
+
+def hcc_labels(shape) -> np.ndarray:
+    labels = np.zeros(shape, np.uint8)
+    labels[1:7, 3:15, 4:20] = 1
+    labels[2:5, 5:9, 6:11] = 2
+    labels[3:6, 12:14, 16:18] = 3
+    labels[0:8, 17:19, 2:4] = 4
+    return labels
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["highdicom-order", "reversed-frames"])
+def test_seg_written_then_read_lands_on_the_same_voxels(tmp_path, ct, reverse):
+    labels = hcc_labels(ct.shape)
+    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", HCC_SEGMENTS, reverse_frames=reverse)
+    np.testing.assert_array_equal(read_dicom_seg(tmp_path / "seg.dcm", ct), labels)
+
+
+def test_seg_maps_by_label_text_not_segment_number(tmp_path, ct):
+    labels = hcc_labels(ct.shape)
+    # segment numbers in another order than our class values, labels in other cases
+    shuffled = [(4, "ABDOMINAL AORTA"), (2, "mass"), (1, "liver"), (3, "Portal Vein")]
+    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", shuffled, algorithm_type="MANUAL")
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert [s.SegmentLabel for s in seg.SegmentSequence][0] == "ABDOMINAL AORTA"
+    np.testing.assert_array_equal(read_dicom_seg(tmp_path / "seg.dcm", ct), labels)
+
+
+def test_seg_maps_by_position_when_the_ct_has_no_dicom_identity(tmp_path, ct):
+    labels = hcc_labels(ct.shape)
+    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", HCC_SEGMENTS)
+    same_grid = CTVolume(ct.array, ct.spacing, ct.origin, ct.direction)  # e.g. from NIfTI
+    np.testing.assert_array_equal(read_dicom_seg(tmp_path / "seg.dcm", same_grid), labels)
+
+
+def test_necrosis_counts_as_tumor_and_unknown_segments_are_reported(tmp_path, ct):
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[2:4, 4:8, 4:8] = 1
+    labels[3, 5:7, 5:7] = 5
+    labels[6, 1:3, 1:3] = 6
+    segments = [(1, "Liver"), (5, "Necrosis"), (6, "Spleen")]
+    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", segments)
+    notes: list[str] = []
+    back = read_dicom_seg(tmp_path / "seg.dcm", ct, warnings=notes)
+    assert (back[3, 5:7, 5:7] == 2).all()
+    assert back[6].max() == 0
+    assert any("Spleen" in n for n in notes)
+
+
+def test_seg_of_another_series_is_refused(tmp_path, ct):
+    other = CTVolume(np.zeros(ct.shape, np.int16), ct.spacing, ct.origin, ct.direction)
+    write_ct_series(other, tmp_path / "other")
+    other = load_ct(tmp_path / "other")
+    write_dicom_seg(hcc_labels(ct.shape), other, tmp_path / "seg.dcm", HCC_SEGMENTS)
+    with pytest.raises(InputError, match="references series") as info:
+        read_dicom_seg(tmp_path / "seg.dcm", ct)
+    assert info.value.path == tmp_path / "seg.dcm"
+
+
+def test_a_ct_slice_is_not_a_seg(ct):
+    with pytest.raises(InputError, match="not a DICOM SEG"):
+        read_dicom_seg(ct.meta["files"][0], ct)
+
+
+def test_seg_export_needs_dicom_sources(tmp_path):
+    nifti_ct = CTVolume(np.zeros((3, 8, 8), np.int16))
+    with pytest.raises(InputError, match="needs the source CT's DICOM files"):
+        write_dicom_seg(np.ones((3, 8, 8), np.uint8), nifti_ct, tmp_path / "seg.dcm")
+    assert not any(tmp_path.iterdir())
+
+
+def test_label_text_mapping():
+    assert [label_to_class(t) for t in ("Liver", "TUMOR", "Portal_Vein", "aorta", "Kidney")] == [
+        1,
+        2,
+        3,
+        4,
+        0,
+    ]
