@@ -1,0 +1,226 @@
+"""``TrainConfig``: every knob of one stage's training run, shared by the CLI, GUI and tests.
+
+A recipe file (JSON) holds a ``"common"`` section and optional ``"liver"`` / ``"tumor"``
+sections; :func:`load_recipe` merges them for one stage. Unknown keys are an error, so a typo in
+a recipe never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..models import NetworkConfig
+
+STAGES = ("liver", "tumor")
+
+#: Clinical columns of HCC-TACE-Seg the original regression used (REFERENCE.md §1).
+DEFAULT_WEAK_COLUMNS = (
+    "T_involvment",
+    "CLIP_Score",
+    "Personal history of cancer",
+    "TNM",
+    "Metastasis",
+    "fhx_can",
+    "Alcohol",
+    "Smoking",
+    "Evidence_of_cirh",
+    "AFP",
+    "age",
+    "Diabetes",
+    "Lymphnodes",
+    "Interval_BL",
+    "TTP",
+)
+
+
+@dataclass
+class TrainConfig:
+    """One stage's training run.
+
+    Geometry fields are written into the model's ``metadata.json`` so inference preprocesses
+    exactly as training did: CT resampled (trilinear) to ``target_spacing`` ``(dz, dy, dx)`` mm,
+    HU clipped to ``hu_window`` and scaled to [0, 1]; tumor stage: cropped to the liver's bounding
+    box plus ``roi_margin_mm`` and, when ``mask_outside_liver``, voxels outside the ground-truth
+    liver set to ``outside_hu`` before windowing (the predicted liver at inference).
+    """
+
+    stage: str = "liver"
+    data: str = ""
+    out: str = "models"
+    clinical: str | None = None
+    # schedule
+    epochs: int = 10
+    steps_per_epoch: int = 50
+    max_minutes: float | None = None
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    optimizer: str = "adamw"  # "adamw" | "adam" (amsgrad, as the original)
+    warmup_steps: int = 20
+    batch_size: int = 1
+    # geometry
+    roi_size: tuple[int, int, int] = (32, 128, 128)
+    target_spacing: tuple[float, float, float] = (4.0, 3.0, 3.0)
+    hu_window: tuple[float, float] = (-150.0, 250.0)
+    mask_outside_liver: bool = False
+    outside_hu: float = -1000.0
+    roi_margin_mm: float = 10.0
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    # loss
+    dice_weight: float = 1.0
+    focal_weight: float = 1.0
+    focal_gamma: float = 2.0
+    vae_weight: float = 0.1
+    weak_lambda: float = 0.0
+    weak_form: str = "interval"  # "mse" (original) | "interval"
+    weak_margin: float = 0.05
+    weak_columns: tuple[str, ...] = DEFAULT_WEAK_COLUMNS
+    weak_folds: int = 5
+    weak_ridge: float = 1.0
+    weak_min_liver_fraction: float = 0.05
+    # sampling and augmentation
+    fg_ratio: float = 0.7  # probability a patch is centred on a foreground voxel
+    tumor_ratio: float = 0.5  # tumor stage: of those, probability the centre is a tumor voxel
+    augment: bool = True
+    aug_intensity: float = 0.1  # ± shift and ± relative scale of windowed intensities
+    aug_gamma: float = 0.3  # gamma in [1 - g, 1 + g]
+    aug_noise: float = 0.03  # max std of added Gaussian noise (windowed units)
+    aug_blur: float = 0.2  # probability of a Gaussian blur (sigma 0.5..1 voxel)
+    aug_rotate_deg: float = 10.0  # axial-plane rotation (no flips: anatomy has handedness)
+    aug_scale: float = 0.1  # isotropic zoom in [1 - s, 1 + s]
+    aug_prob: float = 0.8  # probability the spatial transform is applied
+    # data
+    split_file: str | None = None
+    test_fraction: float = 0.2
+    val_fraction: float = 0.1  # of the training patients, for picking the best checkpoint
+    folds: int = 0  # > 0: k-fold split instead of 80/20; ``fold`` is the test fold
+    fold: int = 0
+    cache_dir: str | None = None
+    max_val_cases: int = 8
+    val_every: int = 1
+    val_overlap: float = 0.25
+    # runtime
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    num_workers: int = 0
+    resume: bool = False
+    save_half: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.network, dict):
+            self.network = NetworkConfig.from_dict(self.network)
+        self.roi_size = tuple(int(v) for v in self.roi_size)  # type: ignore[assignment]
+        self.target_spacing = tuple(float(v) for v in self.target_spacing)  # type: ignore[assignment]
+        self.hu_window = tuple(float(v) for v in self.hu_window)  # type: ignore[assignment]
+        self.weak_columns = tuple(self.weak_columns)
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, not {self.stage!r}")
+        if self.weak_form not in ("mse", "interval"):
+            raise ValueError(f"weak_form must be 'mse' or 'interval', not {self.weak_form!r}")
+        if len(self.roi_size) != 3 or len(self.target_spacing) != 3 or len(self.hu_window) != 2:
+            raise ValueError("roi_size and target_spacing need 3 values, hu_window 2")
+        f = self.network.downsample_factor
+        if any(s % f for s in self.roi_size):
+            raise ValueError(f"roi_size {self.roi_size} must be divisible by {f} in every dim")
+        if self.hu_window[0] >= self.hu_window[1]:
+            raise ValueError(f"hu_window {self.hu_window} must be (low, high) with low < high")
+
+    @property
+    def n_classes(self) -> int:
+        return 2 if self.stage == "liver" else 3
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        if self.stage == "liver":
+            return {"0": "background", "1": "liver"}
+        return {"0": "background", "1": "liver", "2": "tumor"}
+
+    @property
+    def stage_dir(self) -> Path:
+        return Path(self.out) / self.stage
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["network"] = self.network.to_dict()
+        for k in ("roi_size", "target_spacing", "hu_window", "weak_columns"):
+            d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown training config fields: {sorted(unknown)}")
+        return cls(**d)
+
+    def with_updates(self, **changes: Any) -> TrainConfig:
+        return replace(self, **changes)
+
+
+def stage_defaults(stage: str) -> dict[str, Any]:
+    """The per-stage defaults that differ from the dataclass defaults (original-like)."""
+    if stage == "liver":
+        return dict(
+            stage="liver",
+            hu_window=(-150.0, 250.0),
+            target_spacing=(4.0, 3.0, 3.0),
+            roi_size=(32, 128, 128),
+            network=NetworkConfig(out_channels=2),
+            weak_lambda=0.0,
+            mask_outside_liver=False,
+        )
+    if stage == "tumor":
+        return dict(
+            stage="tumor",
+            hu_window=(-200.0, 250.0),
+            target_spacing=(2.5, 1.5, 1.5),
+            roi_size=(32, 96, 96),
+            network=NetworkConfig(out_channels=3),
+            weak_lambda=0.5,
+            mask_outside_liver=True,
+        )
+    raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
+
+
+def make_config(stage: str, recipe: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
+    """Stage defaults, then the recipe's ``common`` and ``<stage>`` sections, then overrides."""
+    d: dict[str, Any] = stage_defaults(stage)
+    recipe = recipe or {}
+    for section in (recipe.get("common", {}), recipe.get(stage, {})):
+        d.update({k: v for k, v in section.items() if not k.startswith("#")})
+    d.update({k: v for k, v in overrides.items() if v is not None})
+    d["stage"] = stage
+    net = d.get("network")
+    if isinstance(net, dict):
+        base = NetworkConfig(out_channels=2 if stage == "liver" else 3).to_dict()
+        base.update(net)
+        d["network"] = NetworkConfig.from_dict(base)
+    return TrainConfig.from_dict(d)
+
+
+def load_recipe(path: str | Path) -> dict[str, Any]:
+    """Read a recipe JSON file (sections ``common``, ``liver``, ``tumor``; ``#`` keys ignored)."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise InputError(path, "training config file not found") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"not a readable JSON training config ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise InputError(path, "a training config is a JSON object with common/liver/tumor")
+    bad = set(raw) - {"common", "liver", "tumor"} - {k for k in raw if k.startswith("#")}
+    if bad:
+        raise InputError(path, f"unknown sections {sorted(bad)}; use common, liver, tumor")
+    recipe = {k: v for k, v in raw.items() if not k.startswith("#")}
+    for stage in STAGES:
+        try:
+            make_config(stage, recipe)
+        except (TypeError, ValueError) as exc:
+            raise InputError(path, f"invalid {stage} settings: {exc}") from exc
+    return recipe

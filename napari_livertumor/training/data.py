@@ -1,0 +1,443 @@
+"""Training data: case index, patient-level splits, label mapping and the per-stage cache.
+
+``--data`` is either the HCC-TACE-Seg download layout (one folder per patient holding DICOM CT
+series and one DICOM SEG) or a NIfTI layout (``imagesTr/<case>.nii.gz`` + ``labelsTr/<case>.nii.gz``
+with the HCC classes 0 other, 1 liver, 2 tumor, 3 portal vein, 4 aorta). Each case is read once
+per preprocessing setting and cached as resampled, windowed arrays, so epochs never re-read DICOM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..models.preprocess import grid_spacing, resample, resample_labels, stage_shape, window_hu
+
+log = logging.getLogger(__name__)
+
+#: HCC-TACE-Seg classes in ground-truth label maps.
+HCC_LIVER, HCC_TUMOR, HCC_PORTAL_VEIN, HCC_AORTA = 1, 2, 3, 4
+CACHE_VERSION = 1
+CLINICAL_PATTERNS = ("*clinical*.xlsx", "*clinical*.csv", "*.xlsx", "*.csv")
+_FG_SAMPLES = 4000
+
+
+@dataclass
+class CaseRecord:
+    """Where one patient's CT and ground truth live."""
+
+    case_id: str
+    layout: str  # "nifti" | "tcia"
+    image: Path  # NIfTI file, or the patient folder
+    labels: Path  # NIfTI label file, or the DICOM SEG file
+    series_uid: str | None = None  # tcia: the CT series the SEG references
+
+
+@dataclass
+class PreparedCase:
+    """One case on a stage grid, ready for patch sampling."""
+
+    case_id: str
+    image: np.ndarray  # float16 (z, y, x), windowed to [0, 1]
+    labels: np.ndarray  # uint8 (z, y, x), stage classes
+    spacing: tuple[float, float, float]
+    tlvr: float  # tumor / (liver + portal vein + tumor) voxels at source resolution
+    fg: dict[str, np.ndarray] = field(default_factory=dict)  # class name → (K, 3) voxel indices
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- case index
+def index_cases(data: str | Path) -> list[CaseRecord]:
+    """List the labelled cases in ``data`` (NIfTI or HCC-TACE-Seg layout).
+
+    Raises
+    ------
+    InputError
+        The folder is missing, or holds no labelled case (the message says what was expected).
+    """
+    root = Path(data)
+    if not root.is_dir():
+        raise InputError(root, "training data folder not found")
+    if (root / "imagesTr").is_dir():
+        return _index_nifti(root)
+    patients = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not patients:
+        raise InputError(
+            root,
+            "no training cases: expected imagesTr/ + labelsTr/ (NIfTI) or one folder per "
+            "patient with DICOM CT and a DICOM SEG (HCC-TACE-Seg layout)",
+        )
+    records = [r for p in patients if (r := _index_tcia_patient(p)) is not None]
+    if not records:
+        raise InputError(
+            root, f"none of the {len(patients)} patient folders holds a DICOM SEG with labels"
+        )
+    return records
+
+
+def _index_nifti(root: Path) -> list[CaseRecord]:
+    labels_dir = root / "labelsTr"
+    if not labels_dir.is_dir():
+        raise InputError(root, "imagesTr/ found but no labelsTr/ folder: training needs labels")
+    records = []
+    for img in sorted((root / "imagesTr").iterdir()):
+        case = _nifti_case_id(img.name)
+        if case is None:
+            continue
+        lab = next(
+            (
+                labels_dir / f"{case}{s}"
+                for s in (".nii.gz", ".nii")
+                if (labels_dir / f"{case}{s}").is_file()
+            ),
+            None,
+        )
+        if lab is None:
+            log.warning("skipping %s: no label file %s/%s.nii.gz", case, labels_dir, case)
+            continue
+        records.append(CaseRecord(case, "nifti", img, lab))
+    if not records:
+        raise InputError(labels_dir, "no image in imagesTr/ has a matching label file")
+    return records
+
+
+def _nifti_case_id(name: str) -> str | None:
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            case = name[: -len(suffix)]
+            # nnU-Net style channel suffix: HCC_001_0000.nii.gz
+            if len(case) > 5 and case[-5] == "_" and case[-4:].isdigit():
+                case = case[:-5]
+            return case
+    return None
+
+
+def _index_tcia_patient(folder: Path) -> CaseRecord | None:
+    from ..io.dicom import discover_series
+
+    try:
+        series = discover_series(folder)
+    except Exception as exc:  # a broken folder must not stop the index
+        log.warning("skipping %s: cannot scan DICOM files (%s)", folder.name, exc)
+        return None
+    segs = [s for s in series if s.modality == "SEG"]
+    if not segs:
+        log.warning("skipping %s: no DICOM SEG (no labels)", folder.name)
+        return None
+    seg_file = segs[0].files[0]
+    ref = _seg_referenced_series(seg_file)
+    cts = [s for s in series if s.is_ct]
+    if ref is not None and not any(s.uid == ref for s in cts):
+        log.warning(
+            "skipping %s: its SEG references series %s, which is not in the folder",
+            folder.name,
+            ref,
+        )
+        return None
+    if ref is None and not cts:
+        log.warning("skipping %s: no CT series", folder.name)
+        return None
+    return CaseRecord(folder.name, "tcia", folder, seg_file, ref or cts[0].uid)
+
+
+def _seg_referenced_series(seg_file: Path) -> str | None:
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(seg_file, stop_before_pixels=True)
+        return str(ds.ReferencedSeriesSequence[0].SeriesInstanceUID)
+    except Exception:
+        return None
+
+
+def find_clinical(data: str | Path) -> Path | None:
+    """The clinical table at the root of ``data`` (XLSX preferred), or None."""
+    root = Path(data)
+    for pattern in CLINICAL_PATTERNS:
+        hits = sorted(p for p in root.glob(pattern) if not p.name.startswith((".", "~")))
+        if hits:
+            return hits[0]
+    return None
+
+
+# --------------------------------------------------------------------------- reading
+def load_case(record: CaseRecord):
+    """Read a case's CT (:class:`CTVolume`) and HCC-class label map (uint8, same grid)."""
+    if record.layout == "nifti":
+        from ..io.nifti import read_nifti
+
+        ct = read_nifti(record.image)
+        lab = read_nifti(record.labels)
+        if lab.shape != ct.shape:
+            raise InputError(
+                record.labels, f"label shape {lab.shape} does not match the CT's {ct.shape}"
+            )
+        if not np.allclose(lab.affine, ct.affine, atol=1e-2):
+            raise InputError(record.labels, "label affine does not match the CT's (other grid)")
+        labels = np.asarray(lab.array)
+        if labels.min() < 0 or labels.max() > 4:
+            raise InputError(record.labels, "labels must be HCC classes 0..4")
+        return ct, labels.astype(np.uint8)
+    from ..io.dicom import read_dicom_series
+    from ..io.seg import read_dicom_seg
+
+    ct = read_dicom_series(record.image, series_uid=record.series_uid)
+    labels = read_dicom_seg(record.labels, ct)
+    return ct, np.asarray(labels, dtype=np.uint8)
+
+
+def stage_labels(hcc: np.ndarray, stage: str) -> np.ndarray:
+    """Map HCC classes to a stage's classes.
+
+    liver: liver + tumor + portal vein → 1, everything else (aorta included) → 0.
+    tumor: 0 background, 1 liver (+ portal vein), 2 tumor.
+    """
+    hcc = np.asarray(hcc)
+    if stage == "liver":
+        return np.isin(hcc, (HCC_LIVER, HCC_TUMOR, HCC_PORTAL_VEIN)).astype(np.uint8)
+    if stage == "tumor":
+        out = np.zeros(hcc.shape, np.uint8)
+        out[(hcc == HCC_LIVER) | (hcc == HCC_PORTAL_VEIN)] = 1
+        out[hcc == HCC_TUMOR] = 2
+        return out
+    raise ValueError(f"unknown stage {stage!r}")
+
+
+def tumor_liver_ratio(hcc: np.ndarray) -> float:
+    """TLVR = tumor / (liver + portal vein + tumor) voxels (0 when there is no liver)."""
+    counts = np.bincount(np.asarray(hcc).ravel(), minlength=5)
+    denom = counts[HCC_LIVER] + counts[HCC_PORTAL_VEIN] + counts[HCC_TUMOR]
+    return float(counts[HCC_TUMOR] / denom) if denom else 0.0
+
+
+def liver_bbox(liver: np.ndarray, spacing, margin_mm: float) -> tuple[slice, slice, slice]:
+    """Bounding box of a liver mask plus ``margin_mm`` on every side, clipped to the volume."""
+    idx = np.nonzero(liver.any(axis=(1, 2)))[0], np.nonzero(liver.any(axis=(0, 2)))[0]
+    idx = (*idx, np.nonzero(liver.any(axis=(0, 1)))[0])
+    out = []
+    for ax, found in enumerate(idx):
+        m = int(np.ceil(margin_mm / spacing[ax]))
+        out.append(slice(max(0, found[0] - m), min(liver.shape[ax], found[-1] + 1 + m)))
+    return tuple(out)  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- preprocessing
+def preprocess_params(config) -> dict[str, Any]:
+    """The settings a cached case depends on (part of its cache key)."""
+    return {
+        "stage": config.stage,
+        "target_spacing": list(config.target_spacing),
+        "hu_window": list(config.hu_window),
+        "mask_outside_liver": bool(config.mask_outside_liver) and config.stage == "tumor",
+        "outside_hu": float(config.outside_hu),
+        "roi_margin_mm": float(config.roi_margin_mm),
+        "version": CACHE_VERSION,
+    }
+
+
+def prepare_case(ct, hcc: np.ndarray, params: dict[str, Any], case_id: str) -> PreparedCase:
+    """Resample, crop (tumor stage) and window one case exactly as inference will."""
+    stage = params["stage"]
+    tlvr = tumor_liver_ratio(hcc)
+    hu = np.asarray(ct.array)
+    spacing = tuple(float(s) for s in ct.spacing)
+    liver_all = np.isin(hcc, (HCC_LIVER, HCC_TUMOR, HCC_PORTAL_VEIN))
+    info: dict[str, Any] = {"source_shape": list(hu.shape), "source_spacing": list(spacing)}
+    if stage == "tumor":
+        if not liver_all.any():
+            raise InputError(None, f"{case_id}: no liver in the labels; cannot crop the liver ROI")
+        box = liver_bbox(liver_all, spacing, params["roi_margin_mm"])
+        hu = hu[box].astype(np.float32)
+        hcc = hcc[box]
+        if params["mask_outside_liver"]:
+            hu[~liver_all[box]] = params["outside_hu"]
+        info["roi"] = [[int(s.start), int(s.stop)] for s in box]
+    out_shape = stage_shape(hu.shape, spacing, params["target_spacing"])
+    image = window_hu(resample(hu.astype(np.float32, copy=False), out_shape), params["hu_window"])
+    labels = resample_labels(stage_labels(hcc, stage), out_shape, 2 if stage == "liver" else 3)
+    rng = np.random.default_rng(zlib.crc32(case_id.encode()))
+    fg = {"liver": _sample_indices(labels >= 1, rng)}
+    if stage == "tumor":
+        fg["tumor"] = _sample_indices(labels == 2, rng)
+    return PreparedCase(
+        case_id=case_id,
+        image=image.astype(np.float16),
+        labels=labels.astype(np.uint8),
+        spacing=grid_spacing(hu.shape, spacing, out_shape),
+        tlvr=tlvr,
+        fg=fg,
+        info=info,
+    )
+
+
+def _sample_indices(mask: np.ndarray, rng) -> np.ndarray:
+    idx = np.argwhere(mask)
+    if len(idx) > _FG_SAMPLES:
+        idx = idx[rng.choice(len(idx), _FG_SAMPLES, replace=False)]
+    return idx.astype(np.int32)
+
+
+def cache_key(record: CaseRecord, params: dict[str, Any]) -> str:
+    """Hash of the case's source files (path, size, mtime) and the preprocessing settings."""
+    h = hashlib.sha1()
+    for p in (record.image, record.labels):
+        st = p.stat()
+        h.update(f"{p.resolve()}|{st.st_size}|{int(st.st_mtime)}".encode())
+    h.update(json.dumps(params, sort_keys=True).encode())
+    h.update(str(record.series_uid).encode())
+    return h.hexdigest()[:16]
+
+
+def load_or_prepare(
+    records: list[CaseRecord], params_list: list[dict[str, Any]], cache_dir: str | Path
+) -> tuple[list[dict[str, PreparedCase]], list[tuple[str, str]]]:
+    """Prepare every case for every parameter set, reading each source at most once.
+
+    Returns ``(prepared, skipped)``: ``prepared[i][case_id]`` for ``params_list[i]``, and
+    ``(case_id, reason)`` for each patient that could not be used (logged).
+    """
+    cache_dir = Path(cache_dir)
+    prepared: list[dict[str, PreparedCase]] = [{} for _ in params_list]
+    skipped: list[tuple[str, str]] = []
+    for rec in records:
+        keys = [cache_key(rec, p) for p in params_list]
+        paths = [
+            cache_dir / p["stage"] / f"{rec.case_id}-{k}.npz"
+            for p, k in zip(params_list, keys, strict=False)
+        ]
+        missing = [i for i, path in enumerate(paths) if not path.is_file()]
+        for i, path in enumerate(paths):
+            if i not in missing:
+                try:
+                    prepared[i][rec.case_id] = _read_cached(path)
+                except Exception:  # unreadable cache entry: rebuild it
+                    missing.append(i)
+        if not missing:
+            continue
+        try:
+            ct, hcc = load_case(rec)
+            for i in missing:
+                case = prepare_case(ct, hcc, params_list[i], rec.case_id)
+                _write_cached(paths[i], case)
+                prepared[i][rec.case_id] = case
+        except Exception as exc:  # one bad patient must not stop the run
+            reason = str(exc) or type(exc).__name__
+            log.warning("skipping patient %s: %s", rec.case_id, reason)
+            skipped.append((rec.case_id, reason))
+            for d in prepared:
+                d.pop(rec.case_id, None)
+    return prepared, skipped
+
+
+def _write_cached(path: Path, case: PreparedCase) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "case_id": case.case_id,
+        "spacing": list(case.spacing),
+        "tlvr": case.tlvr,
+        "info": case.info,
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(
+                fh,
+                image=case.image,
+                labels=case.labels,
+                meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+                **{f"fg_{k}": v for k, v in case.fg.items()},
+            )
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_cached(path: Path) -> PreparedCase:
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(bytes(z["meta"]).decode())
+        fg = {k[3:]: z[k] for k in z.files if k.startswith("fg_")}
+        return PreparedCase(
+            case_id=meta["case_id"],
+            image=z["image"],
+            labels=z["labels"],
+            spacing=tuple(meta["spacing"]),
+            tlvr=float(meta["tlvr"]),
+            fg=fg,
+            info=meta.get("info", {}),
+        )
+
+
+# --------------------------------------------------------------------------- splits
+def make_split(
+    case_ids: list[str],
+    seed: int,
+    *,
+    test_fraction: float = 0.2,
+    val_fraction: float = 0.1,
+    folds: int = 0,
+    fold: int = 0,
+) -> dict[str, Any]:
+    """Patient-level split into ``train`` / ``val`` / ``test``.
+
+    ``folds == 0``: a seeded shuffle, the last ``test_fraction`` is test (80/20 like the original).
+    ``folds = k``: the patients are dealt into k folds and fold ``fold`` is the test set.
+    ``val`` (for picking the best checkpoint) is taken from the training patients; it is never
+    the test set.
+    """
+    ids = sorted(set(case_ids))
+    rng = np.random.default_rng(seed)
+    order = [ids[i] for i in rng.permutation(len(ids))]
+    if folds and folds > 1:
+        if not 0 <= fold < folds:
+            raise ValueError(f"fold {fold} is not in 0..{folds - 1}")
+        test = [c for i, c in enumerate(order) if i % folds == fold]
+        rest = [c for i, c in enumerate(order) if i % folds != fold]
+    else:
+        n_test = int(round(len(order) * test_fraction)) if len(order) > 2 else 0
+        test, rest = order[len(order) - n_test :], order[: len(order) - n_test]
+    n_val = max(1, int(round(len(rest) * val_fraction))) if len(rest) > 2 and val_fraction else 0
+    val, train = rest[len(rest) - n_val :], rest[: len(rest) - n_val]
+    return {
+        "train": sorted(train),
+        "val": sorted(val),
+        "test": sorted(test),
+        "seed": seed,
+        "method": f"{folds}-fold (test fold {fold})" if folds and folds > 1 else "shuffle",
+    }
+
+
+def read_split(path: str | Path) -> dict[str, Any]:
+    """Read a split JSON (``train``, optional ``val``, ``test``; lists of patient IDs)."""
+    path = Path(path)
+    try:
+        split = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise InputError(path, "split file not found") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"not a readable JSON split file ({exc})") from exc
+    if not isinstance(split, dict) or not isinstance(split.get("train"), list):
+        raise InputError(path, "a split file is a JSON object with a 'train' list of patient IDs")
+    split.setdefault("val", [])
+    split.setdefault("test", [])
+    return split
+
+
+def write_split(split: dict[str, Any], path: str | Path) -> Path:
+    """Write a split as JSON, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(split, indent=2))
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,570 @@
+"""The training loop: a generator of small reports, single-process or under ``torchrun``.
+
+``train(config)`` yields a dict per step (``event="step"``) and per epoch (``event="epoch"``),
+then one ``event="done"`` or ``event="cancelled"``. The model folder ``<out>/<stage>/`` holds the
+best checkpoint (``model.safetensors`` + ``metadata.json``, trunk only); ``<out>/<stage>/last/``
+the latest full checkpoint plus ``train_state.pt`` for ``resume``. Every file is written to a
+temporary name and renamed, and ``last/`` is swapped in as a whole, so an interruption or a full
+disk never leaves a half-written checkpoint.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) the network is wrapped in ``DistributedDataParallel``,
+patients are dealt to ranks by a ``DistributedSampler``, and only rank 0 validates, writes
+checkpoints and logs. With one process the code path is the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, LiverTumorError
+from ..models import ModelMetadata, build_training_network, save_model
+from .config import TrainConfig
+from .data import (
+    find_clinical,
+    index_cases,
+    load_or_prepare,
+    make_split,
+    preprocess_params,
+    read_split,
+    write_split,
+)
+from .losses import compute_losses
+from .patches import PatchDataset, epoch_plan
+
+log = logging.getLogger(__name__)
+STATE_FILE = "train_state.pt"
+
+
+def train(
+    config: TrainConfig, *, should_cancel: Callable[[], bool] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Train one stage; a generator of report dicts (see the module docstring).
+
+    Cancelling (``should_cancel()`` returning True) stops before the next step, writes ``last/``
+    and yields ``event="cancelled"``. ``KeyboardInterrupt`` also saves ``last/`` first.
+    """
+    run = _Run(config)
+    yield from run.execute(should_cancel)
+
+
+class _Run:
+    def __init__(self, config: TrainConfig):
+        import torch
+        import torch.distributed as dist
+
+        self.config = config
+        self.distributed = dist.is_available() and dist.is_initialized()
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        self.is_main = self.rank == 0
+        self.device = resolve_device(config.device)
+        self.use_amp = bool(config.amp) and self.device.type == "cuda"
+        self.stage_dir = config.stage_dir
+        self.torch = torch
+
+    # ------------------------------------------------------------------ setup
+    def _prepare_data(self) -> dict[str, Any]:
+        cfg = self.config
+        records = index_cases(cfg.data)
+        ids = [r.case_id for r in records]
+        if cfg.split_file:
+            split = read_split(cfg.split_file)
+            unknown = [c for c in split["train"] if c not in ids]
+            if unknown:
+                log.warning(
+                    "split lists %d patient(s) not in the data: %s", len(unknown), unknown[:5]
+                )
+        else:
+            split = make_split(
+                ids,
+                cfg.seed,
+                test_fraction=cfg.test_fraction,
+                val_fraction=cfg.val_fraction,
+                folds=cfg.folds,
+                fold=cfg.fold,
+            )
+        wanted = set(split["train"]) | set(split["val"])
+        use = [r for r in records if r.case_id in wanted]
+        cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.out) / ".cache"
+        params = preprocess_params(cfg)
+        if self.is_main:
+            prepared, skipped = load_or_prepare(use, [params], cache)
+        if self.distributed:
+            self.torch.distributed.barrier()  # rank 0 filled the cache; the others read it
+        if not self.is_main:
+            prepared, skipped = load_or_prepare(use, [params], cache)
+        cases = prepared[0]
+        train_cases = [cases[c] for c in split["train"] if c in cases]
+        val_cases = [cases[c] for c in split["val"] if c in cases][: cfg.max_val_cases]
+        if not train_cases:
+            why = "; ".join(f"{c}: {r}" for c, r in skipped[:5])
+            raise InputError(
+                cfg.data, f"no usable training patient{(' (' + why + ')') if why else ''}"
+            )
+        split_out = dict(split)
+        split_out["skipped"] = [{"case": c, "reason": r} for c, r in skipped]
+        if self.is_main:
+            write_split(split_out, self.stage_dir / "split.json")
+        return {
+            "split": split_out,
+            "train": train_cases,
+            "val": val_cases,
+            "skipped": skipped,
+            "n_cases": len(records),
+        }
+
+    def _weak_labels(self, train_cases) -> tuple[dict[str, float], dict[str, Any]]:
+        cfg = self.config
+        if cfg.stage != "tumor" or cfg.weak_lambda <= 0:
+            return {}, {"enabled": False}
+        path = Path(cfg.clinical) if cfg.clinical else find_clinical(cfg.data)
+        if path is None:
+            log.warning("no clinical table found in %s: training without the weak term", cfg.data)
+            return {}, {"enabled": False, "reason": "no clinical table"}
+        from .weak import load_clinical_frame, out_of_fold_weak_labels
+
+        frame = load_clinical_frame(path)
+        weak = out_of_fold_weak_labels(
+            frame,
+            {c.case_id: c.tlvr for c in train_cases},
+            cfg.weak_columns,
+            folds=cfg.weak_folds,
+            ridge=cfg.weak_ridge,
+            seed=cfg.seed,
+            source=path,
+        )
+        if weak.n_without_clinical:
+            log.info(
+                "%d training patient(s) without clinical rows: no weak term",
+                weak.n_without_clinical,
+            )
+        tl = np.array([c.tlvr for c in train_cases if c.case_id in weak.labels])
+        wl = np.array([weak.labels[c.case_id] for c in train_cases if c.case_id in weak.labels])
+        corr = float(np.corrcoef(tl, wl)[0, 1]) if len(tl) > 2 and tl.std() and wl.std() else None
+        summary = {
+            "enabled": True,
+            "clinical": str(path),
+            "oof_corr_with_tlvr": corr,
+            **weak.summary(),
+        }
+        return weak.labels, summary
+
+    # ------------------------------------------------------------------ main
+    def execute(self, should_cancel) -> Iterator[dict[str, Any]]:
+        torch = self.torch
+        cfg = self.config
+        seed_everything(cfg.seed)
+        data = self._prepare_data()
+        weak_labels, weak_summary = self._weak_labels(data["train"])
+        yield {
+            "event": "info",
+            "stage": cfg.stage,
+            "n_train": len(data["train"]),
+            "n_val": len(data["val"]),
+            "n_skipped": len(data["skipped"]),
+            "weak": weak_summary,
+            "device": str(self.device),
+            "world_size": self.world,
+        }
+        torch.manual_seed(cfg.seed)
+        net = build_training_network(cfg.network, cfg.roi_size).to(self.device)
+        opt = _optimizer(net, cfg)
+        total_steps = max(1, cfg.epochs * cfg.steps_per_epoch)
+        state = {"step": 0, "best": -1.0, "history": [], "elapsed_s": 0.0}
+        if cfg.resume:
+            state = self._load_resume(net, opt, state)
+        model = net
+        if self.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model = DDP(net, device_ids=ids)
+        self.net, self.opt, self.state = net, opt, state
+        self.meta_base = {"data": self._data_summary(data), "weak": weak_summary}
+        t_start = time.perf_counter() - state["elapsed_s"]
+        step = state["step"]
+        cancelled = False
+        try:
+            while step < total_steps:
+                epoch = step // cfg.steps_per_epoch
+                plan = epoch_plan(
+                    len(data["train"]),
+                    epoch,
+                    cfg.steps_per_epoch * cfg.batch_size,
+                    seed=cfg.seed,
+                    rank=self.rank,
+                    world=self.world,
+                )
+                first = (step % cfg.steps_per_epoch) * cfg.batch_size
+                loader = _loader(PatchDataset(data["train"], plan[first:], cfg, weak_labels), cfg)
+                model.train()
+                epoch_losses: list[float] = []
+                for batch in loader:
+                    stop = self._should_stop(should_cancel, t_start)
+                    if stop == "cancel":
+                        cancelled = True
+                        break
+                    if stop == "time":
+                        total_steps = step  # ends the outer loop too
+                        break
+                    t0 = time.perf_counter()
+                    losses, train_dice = self._step(model, opt, batch, step, total_steps)
+                    step += 1
+                    state["step"] = step
+                    dt = time.perf_counter() - t0
+                    epoch_losses.append(losses["total"])
+                    yield {
+                        "event": "step",
+                        "stage": cfg.stage,
+                        "step": step,
+                        "epoch": epoch,
+                        "total_steps": total_steps,
+                        "losses": losses,
+                        "train_dice": train_dice,
+                        "lr": opt.param_groups[0]["lr"],
+                        "seconds": dt,
+                        "samples_per_s": cfg.batch_size * self.world / dt,
+                    }
+                    if step % cfg.steps_per_epoch == 0 or step >= total_steps:
+                        break
+                if cancelled:
+                    break
+                state["elapsed_s"] = time.perf_counter() - t_start
+                report = self._end_of_epoch(epoch, step, total_steps, epoch_losses, data)
+                yield report
+        except KeyboardInterrupt:
+            state["elapsed_s"] = time.perf_counter() - t_start
+            self._save_last(reason="interrupted")
+            raise
+        state["elapsed_s"] = time.perf_counter() - t_start
+        if cancelled:
+            self._save_last(reason="cancelled")
+            yield {
+                "event": "cancelled",
+                "stage": cfg.stage,
+                "step": step,
+                "last": str(self._last_dir()),
+            }
+            return
+        if self.is_main and state["best"] < 0:  # never validated (no val patients): best = last
+            self._save_best({"note": "no validation patients; final weights"})
+        yield {
+            "event": "done",
+            "stage": cfg.stage,
+            "step": step,
+            "best_val_dice": state["best"] if state["best"] >= 0 else None,
+            "model": str(self.stage_dir),
+            "minutes": state["elapsed_s"] / 60,
+        }
+
+    def _should_stop(self, should_cancel, t_start) -> str | None:
+        torch = self.torch
+        flag = 0
+        if should_cancel is not None and should_cancel():
+            flag = 2
+        elif (
+            self.config.max_minutes and time.perf_counter() - t_start > 60 * self.config.max_minutes
+        ):
+            flag = 1
+        if self.distributed:
+            t = torch.tensor([flag], device=self.device if self.device.type == "cuda" else "cpu")
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+            flag = int(t.item())
+        return {0: None, 1: "time", 2: "cancel"}[flag]
+
+    def _step(self, model, opt, batch, step: int, total_steps: int):
+        torch = self.torch
+        cfg = self.config
+        lr = lr_at(step, total_steps, cfg.lr, cfg.warmup_steps)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x = batch["image"].to(self.device, non_blocking=True)
+        y = batch["label"].to(self.device, non_blocking=True)
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+            logits, vae_loss = model(x)
+        terms = compute_losses(logits, vae_loss, y, batch, cfg)
+        total = terms["total"]
+        if not torch.isfinite(total):
+            raise LiverTumorError(
+                f"{cfg.stage} training diverged at step {step + 1} (loss {float(total)}); "
+                "lower the learning rate"
+            )
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 12.0)
+        opt.step()
+        with torch.no_grad():
+            pred = logits.argmax(1)
+            fg = cfg.n_classes - 1  # liver for the liver stage, tumor for the tumor stage
+            inter = ((pred == fg) & (y == fg)).sum().item()
+            denom = (pred == fg).sum().item() + (y == fg).sum().item()
+            train_dice = 2 * inter / denom if denom else None
+        losses = {k: float(v.detach()) for k, v in terms.items() if k != "n_weak"}
+        losses["n_weak"] = terms["n_weak"]
+        return losses, train_dice
+
+    def _end_of_epoch(self, epoch, step, total_steps, epoch_losses, data) -> dict[str, Any]:
+        cfg = self.config
+        report: dict[str, Any] = {
+            "event": "epoch",
+            "stage": cfg.stage,
+            "epoch": epoch,
+            "step": step,
+            "total_steps": total_steps,
+            "train_loss": float(np.mean(epoch_losses)) if epoch_losses else None,
+            "seconds": self.state["elapsed_s"],
+        }
+        last_epoch = step >= total_steps
+        if self.is_main and data["val"] and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
+            scores = validate(self.net, data["val"], cfg, self.device)
+            report["val"] = scores
+            key = scores["score"]
+            if key > self.state["best"]:
+                self.state["best"] = key
+                self._save_best(scores)
+                report["saved_best"] = True
+        self.state["history"].append(
+            {k: report.get(k) for k in ("epoch", "step", "train_loss")}
+            | {"val_score": report.get("val", {}).get("score")}
+        )
+        self._save_last(reason="epoch")
+        report["val_dice"] = report.get("val", {}).get("score")
+        return report
+
+    # ------------------------------------------------------------------ checkpoints
+    def _last_dir(self) -> Path:
+        return self.stage_dir / "last"
+
+    def _metadata(self, metrics: dict[str, Any]) -> ModelMetadata:
+        cfg = self.config
+        return ModelMetadata(
+            stage=cfg.stage,
+            network=cfg.network,
+            hu_window=cfg.hu_window,
+            target_spacing=cfg.target_spacing,
+            roi_size=cfg.roi_size,
+            label_map=cfg.label_map,
+            mask_outside_liver=cfg.mask_outside_liver if cfg.stage == "tumor" else False,
+            outside_hu=cfg.outside_hu,
+            roi_margin_mm=cfg.roi_margin_mm,
+            training={
+                **self.meta_base,
+                "config": cfg.to_dict(),
+                "seed": cfg.seed,
+                "steps": self.state["step"],
+                "minutes": round(self.state["elapsed_s"] / 60, 2),
+                "world_size": self.world,
+                "device": str(self.device),
+                "history": self.state["history"],
+            },
+            metrics=metrics,
+        )
+
+    def _save_best(self, metrics: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
+        metrics = dict(metrics)
+        metrics.setdefault(
+            "measured_on",
+            "validation patients (split.json 'val') at the stage grid, sliding window; "
+            "ground-truth liver ROI for the tumor stage",
+        )
+        try:
+            save_model(
+                self.stage_dir,
+                self.net.state_dict(),
+                self._metadata(metrics),
+                half=self.config.save_half,
+                trunk_only=True,
+            )
+        except OSError as exc:
+            raise LiverTumorError(f"cannot write the model to {self.stage_dir}: {exc}") from exc
+
+    def _save_last(self, reason: str) -> None:
+        """Write ``last/`` (full weights + resume state) into a new folder, then swap it in."""
+        if not self.is_main:
+            return
+        torch = self.torch
+        last = self._last_dir()
+        new = self.stage_dir / ".last-new"
+        old = self.stage_dir / ".last-old"
+        try:
+            shutil.rmtree(new, ignore_errors=True)
+            save_model(
+                new,
+                self.net.state_dict(),
+                self._metadata({"note": f"last checkpoint ({reason})"}),
+                half=False,
+                trunk_only=False,
+            )
+            resume = {
+                "step": int(self.state["step"]),
+                "best": float(self.state["best"]),
+                "elapsed_s": float(self.state["elapsed_s"]),
+                "history": self.state["history"],
+                "optimizer": self.opt.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "weights": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            }
+            tmp = new / f".{STATE_FILE}.tmp"
+            torch.save(resume, tmp)
+            os.replace(tmp, new / STATE_FILE)
+            shutil.rmtree(old, ignore_errors=True)
+            if last.exists():
+                os.replace(last, old)
+            os.replace(new, last)
+            shutil.rmtree(old, ignore_errors=True)
+        except OSError as exc:
+            shutil.rmtree(new, ignore_errors=True)
+            raise LiverTumorError(
+                f"cannot write the checkpoint in {self.stage_dir} ({exc}); the previous "
+                "checkpoint is kept"
+            ) from exc
+
+    def _load_resume(self, net, opt, state):
+        torch = self.torch
+        last = self._last_dir()
+        if (
+            not (last / STATE_FILE).is_file()
+            and (self.stage_dir / ".last-old" / STATE_FILE).is_file()
+        ):
+            last = self.stage_dir / ".last-old"  # interrupted during the swap
+        path = last / STATE_FILE
+        if not path.is_file():
+            log.warning("resume: no checkpoint in %s; starting from scratch", last)
+            return state
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            net.load_state_dict(saved["weights"])
+            opt.load_state_dict(saved["optimizer"])
+            torch.set_rng_state(saved["torch_rng"])
+        except Exception as exc:
+            raise LiverTumorError(f"cannot resume from {path}: {exc}") from exc
+        log.info("resuming %s training from step %d", self.config.stage, saved["step"])
+        return {
+            "step": int(saved["step"]),
+            "best": float(saved["best"]),
+            "history": list(saved["history"]),
+            "elapsed_s": float(saved["elapsed_s"]),
+        }
+
+    def _data_summary(self, data) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "data": str(cfg.data),
+            "n_cases_found": data["n_cases"],
+            "n_train": len(data["train"]),
+            "n_val": len(data["val"]),
+            "skipped": data["split"].get("skipped", []),
+            "split": {
+                k: data["split"][k]
+                for k in ("train", "val", "test", "seed", "method")
+                if k in data["split"]
+            },
+            "clinical": cfg.clinical,
+        }
+
+
+# ---------------------------------------------------------------------- helpers
+def validate(net, cases, config, device) -> dict[str, Any]:
+    """Dice per class on whole validation cases at the stage grid (sliding window)."""
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    net_was_training = net.training
+    net.eval()
+    f = config.network.downsample_factor
+    roi = tuple(
+        min(int(math.ceil(r * k / f) * f), 256)
+        for r, k in zip(config.roi_size, (2, 1.5, 1.5), strict=False)
+    )
+    per_class: dict[int, list[float]] = {c: [] for c in range(1, config.n_classes)}
+    with torch.no_grad():
+        for case in cases:
+            x = torch.from_numpy(case.image.astype(np.float32))[None, None].to(device)
+            logits = sliding_window_inference(
+                x, roi, 1, lambda t: net(t)[0], overlap=config.val_overlap, mode="gaussian"
+            )
+            pred = logits.argmax(1)[0].cpu().numpy()
+            for c in per_class:
+                g, p = case.labels == c, pred == c
+                if config.stage == "tumor" and c == 1:
+                    g, p = case.labels >= 1, pred >= 1  # whole liver incl. tumor
+                denom = g.sum() + p.sum()
+                if denom:
+                    per_class[c].append(2 * float((g & p).sum()) / denom)
+    net.train(net_was_training)
+    names = {1: "liver", 2: "tumor"}
+    scores = {
+        f"val_dice_{names[c]}": (float(np.mean(v)) if v else None) for c, v in per_class.items()
+    }
+    main = scores["val_dice_tumor" if config.stage == "tumor" else "val_dice_liver"]
+    scores["score"] = main if main is not None else 0.0
+    scores["n_val"] = len(cases)
+    return scores
+
+
+def lr_at(step: int, total: int, base: float, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 1 % of ``base``."""
+    if warmup and step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def resolve_device(device: str):
+    """``auto`` → CUDA when available (the local rank's GPU under torchrun), else CPU."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(
+                None, "CUDA was asked for but no CUDA device is available; use --device cpu"
+            )
+        if device == "cuda":
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(torch.device(device))
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import torch
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _optimizer(net, cfg):
+    import torch
+
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(
+            net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=True
+        )
+    return torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _loader(dataset, cfg):
+    from torch.utils.data import DataLoader
+
+    return DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        shuffle=False,
+        num_workers=cfg.num_workers,
+        drop_last=False,
+        persistent_workers=False,
+    )

@@ -1,0 +1,82 @@
+"""Segmentation losses: soft Dice + focal, the VAE term, and the clinical weak term.
+
+``total = dice_weight·Dice + focal_weight·Focal + vae_weight·VAE + λ·weak``. The VAE
+reconstruction/KL loss that ``SegResNetVAE`` returns in train mode is *used* (the original
+discarded it, so its VAE branch never trained and never regularised the encoder).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .weak import soft_tumor_ratio, weak_penalty
+
+
+def soft_dice_loss(logits, target, *, include_background: bool = False, eps: float = 1e-5):
+    """1 − mean soft Dice over classes, with sums over the whole batch (stable on empty patches).
+
+    ``logits``: (B, C, Z, Y, X); ``target``: (B, Z, Y, X) integer classes.
+    """
+    import torch
+
+    probs = torch.softmax(logits.float(), dim=1)
+    onehot = torch.nn.functional.one_hot(target.long(), probs.shape[1]).permute(0, 4, 1, 2, 3)
+    onehot = onehot.to(probs.dtype)
+    start = 0 if include_background else 1
+    p, t = probs[:, start:], onehot[:, start:]
+    dims = (0, 2, 3, 4)
+    inter = (p * t).sum(dims)
+    denom = p.sum(dims) + t.sum(dims)
+    dice = (2 * inter + eps) / (denom + eps)
+    return 1.0 - dice.mean()
+
+
+def focal_loss(logits, target, *, gamma: float = 2.0):
+    """Multi-class focal loss (mean over voxels) on softmax probabilities."""
+    import torch
+
+    logp = torch.log_softmax(logits.float(), dim=1)
+    logp_t = logp.gather(1, target.long().unsqueeze(1)).squeeze(1)
+    p_t = logp_t.exp()
+    return (-((1 - p_t) ** gamma) * logp_t).mean()
+
+
+def compute_losses(logits, vae_loss, target, batch_extra: dict[str, Any], config) -> dict[str, Any]:
+    """All loss terms for one batch, and ``"total"`` (tensors; ``"n_weak"`` an int).
+
+    ``batch_extra`` holds ``weak_target`` (B,) with NaN where a sample has no weak label and
+    ``weak_ok`` (B,) booleans (the patch qualifies for the weak term).
+    """
+    import torch
+
+    terms: dict[str, Any] = {}
+    total = logits.new_zeros((), dtype=torch.float32)
+    if config.dice_weight:
+        terms["dice"] = soft_dice_loss(logits, target)
+        total = total + config.dice_weight * terms["dice"]
+    if config.focal_weight:
+        terms["focal"] = focal_loss(logits, target, gamma=config.focal_gamma)
+        total = total + config.focal_weight * terms["focal"]
+    if config.vae_weight and vae_loss is not None:
+        terms["vae"] = vae_loss.float()
+        total = total + config.vae_weight * terms["vae"]
+    n_weak = 0
+    if config.stage == "tumor" and config.weak_lambda > 0:
+        w = batch_extra["weak_target"].to(logits.device)
+        ok = batch_extra["weak_ok"].to(logits.device) & torch.isfinite(w)
+        n_weak = int(ok.sum())
+        if n_weak:
+            probs = torch.softmax(logits.float(), dim=1)
+            liver = (target >= 1).unsqueeze(1)
+            ratio = soft_tumor_ratio(probs, liver)
+            pen = weak_penalty(
+                ratio[ok], w[ok].float(), form=config.weak_form, margin=config.weak_margin
+            )
+            terms["weak"] = pen.mean()
+            total = total + config.weak_lambda * terms["weak"]
+        else:
+            # keep every parameter in the graph identically on every rank (DDP)
+            terms["weak"] = logits.new_zeros((), dtype=torch.float32)
+    terms["total"] = total
+    terms["n_weak"] = n_weak
+    return terms

@@ -1,0 +1,258 @@
+"""Clinical weak supervision: out-of-fold TLVR weak labels and the soft-ratio penalty.
+
+Per training patient the target is TLVR = tumor / (liver + portal vein + tumor) voxels of its
+ground truth. A ridge regression (numpy least squares; no scikit-learn) maps clinical columns to
+TLVR. Unlike the original — which fitted in-sample and used its own fitted values — every weak
+label here is predicted **out of fold**: the training patients are dealt into k folds and each
+patient's label comes from a model fitted on the other folds only, with median imputation and
+standardisation computed on those other folds too. So no patient's own TLVR ever shapes its own
+weak label.
+
+The penalty compares the weak label with the network's *soft* tumor ratio, computed from softmax
+probabilities (the original used raw logits):
+
+    r = Σ p_tumor / (Σ p_liver + Σ p_tumor)   over the liver voxels of the patch.
+
+A patch is not the whole liver, so r is a noisy estimate of the patient's TLVR. The term is only
+applied to patches drawn uniformly inside the liver (not to tumor-centred ones, whose ratio is
+biased upwards by construction), and only when the patch holds at least
+``weak_min_liver_fraction`` liver, so that r's expectation over patches is the whole-liver TLVR.
+``"mse"`` is the original's form ``(r - w)²``; ``"interval"`` is a hinge that is zero inside
+``[w - margin, w + margin]`` and quadratic outside — it tolerates the patch-to-patch spread of r
+and the regression's own error, and only pulls predictions that are clearly inconsistent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WeakLabels:
+    """Out-of-fold weak TLVR labels for the training patients that have clinical rows."""
+
+    labels: dict[str, float]
+    columns: list[str]
+    report: list[str] = field(default_factory=list)
+    n_without_clinical: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "n_weak_labels": len(self.labels),
+            "n_without_clinical": self.n_without_clinical,
+            "columns": self.columns,
+            "report": self.report,
+        }
+
+
+def load_clinical_frame(path: str | Path):
+    """The clinical table as a DataFrame indexed by ``TCIA_ID`` with numeric columns.
+
+    Uses :func:`napari_livertumor.io.clinical.read_clinical` (which knows the HCC-TACE-Seg
+    encodings and reports unknown categories).
+    """
+    try:
+        from ..io.clinical import read_clinical
+    except ImportError:  # TEMPORARY fallback until io.clinical (issue 3) lands
+        return _read_clinical_fallback(Path(path))
+    table = read_clinical(path)
+    for msg in getattr(table, "report", []):
+        log.info("clinical table: %s", msg)
+    return table.frame
+
+
+_ENCODINGS = {
+    "T_involvment": {"< or = 50%": 1, "<=50%": 1, ">50%": 2},
+    "CLIP_Score": {f"Stage_{i}": i for i in range(7)},
+    "TNM": {
+        s: i + 1
+        for i, s in enumerate(
+            [
+                "Stage-I",
+                "Stage-II",
+                "Stage-IIIA",
+                "Stage-IIIB",
+                "Stage-IIIC",
+                "Stage-IVA",
+                "Stage-IVB",
+            ]
+        )
+    },
+}
+
+
+def _read_clinical_fallback(path: Path):
+    """Minimal CSV/XLSX reader with the REFERENCE.md §1 encodings (TEMPORARY, see above)."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise InputError(path, "clinical file not found")
+    try:
+        if path.suffix.lower() in (".xlsx", ".xls"):
+            frame = pd.read_excel(path, sheet_name="data table")
+        else:
+            frame = pd.read_csv(path)
+    except Exception as exc:
+        raise InputError(path, f"not a readable clinical table ({exc})") from exc
+    if "TCIA_ID" not in frame.columns:
+        raise InputError(path, "the clinical table has no TCIA_ID column")
+    frame = frame.set_index(frame["TCIA_ID"].astype(str).str.strip())
+    for col, enc in _ENCODINGS.items():
+        if col in frame.columns and frame[col].dtype == object:
+            frame[col] = frame[col].map(lambda v, e=enc: e.get(str(v).strip(), v))
+    return frame
+
+
+def out_of_fold_weak_labels(
+    frame,
+    tlvr: dict[str, float],
+    columns,
+    *,
+    folds: int = 5,
+    ridge: float = 1.0,
+    seed: int = 0,
+    source: str | Path | None = None,
+) -> WeakLabels:
+    """Weak TLVR labels for the patients in ``tlvr`` (the training patients), out of fold.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Clinical table indexed by patient ID (``TCIA_ID``), numeric-encoded columns.
+    tlvr : dict
+        Training patient ID → ground-truth TLVR. Only these patients are used for fitting.
+    columns : sequence of str
+        Clinical columns to regress on; absent or non-numeric ones are dropped with a note.
+    folds : int
+        Number of folds over the training patients (at least 2; capped at the patient count).
+    ridge : float
+        L2 penalty on the standardised coefficients (the intercept is not penalised).
+    source : path, optional
+        The clinical file, named in error messages.
+
+    Raises
+    ------
+    InputError
+        No clinical row matches any training patient, or no usable column remains.
+    """
+    import pandas as pd
+
+    report: list[str] = []
+    index = frame.index.astype(str)
+    frame = frame.copy()
+    frame.index = index
+    matched = [pid for pid in sorted(tlvr) if pid in frame.index]
+    n_missing = len(tlvr) - len(matched)
+    if not matched:
+        raise InputError(
+            source,
+            f"no clinical row matches any of the {len(tlvr)} training patients "
+            f"(e.g. {sorted(tlvr)[:3]}); check the TCIA_ID column",
+        )
+    if n_missing:
+        report.append(
+            f"{n_missing} training patient(s) have no clinical row: no weak term for them"
+        )
+    use: list[str] = []
+    for col in columns:
+        if col not in frame.columns:
+            report.append(f"column {col!r} not in the clinical table: not used")
+            continue
+        values = pd.to_numeric(frame.loc[matched, col], errors="coerce")
+        if values.notna().sum() < 2:
+            report.append(f"column {col!r} has fewer than 2 numeric values: not used")
+            continue
+        use.append(col)
+    if not use:
+        raise InputError(source, f"none of the clinical columns {list(columns)} is usable")
+    x_all = np.stack(
+        [pd.to_numeric(frame.loc[matched, c], errors="coerce").to_numpy(float) for c in use], 1
+    )
+    y_all = np.array([tlvr[p] for p in matched], dtype=float)
+    k = max(2, min(int(folds), len(matched)))
+    if len(matched) < 3:
+        report.append("fewer than 3 patients with clinical rows: weak labels are training means")
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(matched), dtype=int)
+    fold_of[rng.permutation(len(matched))] = np.arange(len(matched)) % k
+    pred = np.empty(len(matched))
+    for f in range(k):
+        held = fold_of == f
+        pred[held] = fit_predict(x_all[~held], y_all[~held], x_all[held], ridge=ridge)
+    pred = np.clip(pred, 0.0, 1.0)
+    for msg in report:
+        log.info("weak supervision: %s", msg)
+    return WeakLabels(
+        labels={p: float(v) for p, v in zip(matched, pred, strict=False)},
+        columns=use,
+        report=report,
+        n_without_clinical=n_missing,
+    )
+
+
+def fit_predict(x_fit: np.ndarray, y_fit: np.ndarray, x_new: np.ndarray, *, ridge: float = 1.0):
+    """Ridge regression fitted on ``(x_fit, y_fit)`` only, predicted at ``x_new``.
+
+    Missing values (NaN) are replaced by the medians of ``x_fit`` (never of ``x_new``), columns are
+    standardised with ``x_fit``'s statistics; with fewer than 3 fitting rows the prediction is the
+    mean of ``y_fit``.
+    """
+    x_fit = np.asarray(x_fit, float)
+    x_new = np.asarray(x_new, float)
+    y_fit = np.asarray(y_fit, float)
+    if len(y_fit) == 0:
+        return np.zeros(len(x_new))
+    if len(y_fit) < 3:
+        return np.full(len(x_new), y_fit.mean())
+    with np.errstate(all="ignore"):
+        med = np.nanmedian(x_fit, axis=0)
+    med = np.where(np.isfinite(med), med, 0.0)
+    xf = np.where(np.isnan(x_fit), med, x_fit)
+    xn = np.where(np.isnan(x_new), med, x_new)
+    mu, sd = xf.mean(0), xf.std(0)
+    sd = np.where(sd > 1e-12, sd, 1.0)
+    xf = (xf - mu) / sd
+    xn = (xn - mu) / sd
+    y_mean = y_fit.mean()
+    a = xf.T @ xf + ridge * np.eye(xf.shape[1])
+    coef = np.linalg.solve(a, xf.T @ (y_fit - y_mean))
+    return xn @ coef + y_mean
+
+
+# --------------------------------------------------------------------------- loss term
+def soft_tumor_ratio(probs, liver_mask):
+    """Per-sample soft tumor ratio ``Σ p_tumor / (Σ p_liver + Σ p_tumor)`` inside ``liver_mask``.
+
+    Parameters
+    ----------
+    probs : torch.Tensor, shape (B, 3, Z, Y, X)
+        Softmax probabilities (background, liver, tumor).
+    liver_mask : torch.Tensor, shape (B, 1, Z, Y, X)
+        1 inside the (ground-truth) liver + tumor.
+    """
+    m = liver_mask.to(probs.dtype)
+    tumor = (probs[:, 2:3] * m).flatten(1).sum(1)
+    liver = (probs[:, 1:2] * m).flatten(1).sum(1)
+    return tumor / (tumor + liver + 1e-6)
+
+
+def weak_penalty(ratio, target, *, form: str = "interval", margin: float = 0.05):
+    """Per-sample penalty between soft ratios and weak labels (tensors of shape (B,))."""
+    if form == "mse":
+        return (ratio - target) ** 2
+    if form == "interval":
+        lo = (target - margin).clamp(min=0.0)
+        hi = target + margin
+        below = (lo - ratio).clamp(min=0.0)
+        above = (ratio - hi).clamp(min=0.0)
+        return below**2 + above**2
+    raise ValueError(f"unknown weak penalty form {form!r}")
