@@ -45,3 +45,50 @@ def write_dicom_case(folder: Path) -> tuple[Path, CTVolume, np.ndarray]:
     series = folder / "TEST_001" / "CT"
     write_ct_series(vol, series, patient_id="TEST_001", series_description="tiny CT")
     return folder / "TEST_001", vol, labels
+
+
+def tiny_models(folder: Path) -> Path:
+    """Random-weight liver and tumor models small enough to run in a second on a CPU.
+
+    The last convolution is zeroed with a bias for the foreground class, so the "liver" covers
+    the whole CT and the "tumor" the whole liver: the tests check alignment and plumbing, not
+    accuracy, and need a result that is the same on every machine.
+    """
+    import torch
+
+    from napari_livertumor.models import (
+        ModelMetadata,
+        NetworkConfig,
+        build_inference_network,
+        save_model,
+    )
+
+    for stage, n_out in (("liver", 2), ("tumor", 3)):
+        net_cfg = NetworkConfig(
+            out_channels=n_out,
+            init_filters=4,
+            blocks_down=(1, 1),
+            blocks_up=(1,),
+            dropout_prob=None,
+        )
+        torch.manual_seed(0)
+        net = build_inference_network(net_cfg)
+        final = [m for m in net.modules() if isinstance(m, torch.nn.Conv3d)][-1]
+        with torch.no_grad():
+            final.weight.zero_()
+            final.bias.copy_(torch.tensor([0.0] * (n_out - 1) + [4.0]))
+        labels = {"0": "background", "1": "liver"}
+        if stage == "tumor":
+            labels["2"] = "tumor"
+        meta = ModelMetadata(
+            stage=stage,
+            network=net_cfg,
+            hu_window=(-150.0, 250.0),
+            target_spacing=(5.0, 3.6, 3.6),
+            roi_size=(8, 16, 16),
+            label_map=labels,
+            mask_outside_liver=stage == "tumor",
+            roi_margin_mm=0.0,
+        )
+        save_model(folder / stage, net.state_dict(), meta, trunk_only=False)
+    return folder

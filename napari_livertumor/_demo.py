@@ -1,0 +1,139 @@
+"""``livertumor demo``: napari with the plugin's widgets docked and a sample CT loaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+PLUGIN = "napari-livertumor"
+#: short name → display name in napari.yaml
+WIDGETS = {
+    "load": "1 Load CT",
+    "segment": "2 Segment",
+    "refine": "3 Refine tumor",
+    "inspect": "4 Inspect",
+    "export": "5 Export",
+    "train": "Train models",
+}
+
+
+def run_demo(screenshot: str | None = None, widgets: str = "all") -> int:
+    """Open napari with the widgets docked and the sample CT loaded.
+
+    Parameters
+    ----------
+    screenshot : str, optional
+        Save a screenshot of the whole window to this PNG once it is drawn, then quit.
+    widgets : str
+        ``"all"`` or comma-separated short names (load, segment, refine, inspect, export, train).
+
+    Returns
+    -------
+    int
+        Exit status (0 on success, 2 for an unknown widget name).
+    """
+    import napari
+
+    names = list(WIDGETS) if widgets.strip() == "all" else [w.strip() for w in widgets.split(",")]
+    unknown = [n for n in names if n not in WIDGETS]
+    if unknown:
+        print(f"unknown widget(s) {unknown}; choose from {list(WIDGETS)} or 'all'")
+        return 2
+    viewer = napari.Viewer(title="napari-livertumor demo")
+    dock_widgets(viewer, names)
+    add_sample(viewer)
+    if screenshot:
+        return _screenshot_and_quit(viewer, Path(screenshot))
+    napari.run()
+    return 0
+
+
+def dock_widgets(viewer, names: list[str]) -> dict:
+    """Dock the named widgets (tabbed after the first); returns short name → widget."""
+    from napari.utils.notifications import show_warning
+
+    docked, docks = {}, []
+    for name in names:
+        try:
+            dock, widget = viewer.window.add_plugin_dock_widget(
+                PLUGIN, WIDGETS[name], tabify=bool(docked)
+            )
+        except Exception as exc:  # a widget still being built must not stop the demo
+            show_warning(f"widget '{WIDGETS[name]}' could not be opened: {exc}")
+            continue
+        docked[name] = widget
+        docks.append(dock)
+    if docks:
+        from qtpy.QtCore import QTimer
+
+        # The workflow starts with its first tab; raising works once the window is shown.
+        QTimer.singleShot(0, docks[0].raise_)
+    return docked
+
+
+def add_sample(viewer) -> list:
+    """Add the sample CT (the synthetic phantom; a labelled minimal volume until it exists)."""
+    from napari.layers import Layer
+
+    try:
+        from ._sample_data import make_sample_ct
+
+        layers = [viewer.add_layer(Layer.create(*tpl)) for tpl in make_sample_ct()]
+    except ImportError:
+        layers = [_add_minimal_volume(viewer)]
+    image = [ly for ly in layers if ly.__class__.__name__ == "Image"]
+    if image:
+        viewer.layers.selection.active = image[0]
+    return layers
+
+
+def _add_minimal_volume(viewer):
+    """A plain procedural volume, clearly named as a stand-in, so the demo still opens."""
+    from ._widgets import _layers
+    from .io.volume import CTVolume
+
+    shape = (48, 128, 128)
+    z, y, x = np.indices(shape, dtype=np.float32)
+    body = ((y - 64) / 58) ** 2 + ((x - 64) / 62) ** 2 < 1
+    liver = ((z - 24) / 18) ** 2 + ((y - 56) / 30) ** 2 + ((x - 44) / 32) ** 2 < 1
+    ct = np.full(shape, -1000, np.int16)
+    ct[body] = 20
+    ct[liver] = 60
+    vol = CTVolume(ct, spacing=(3.0, 1.5, 1.5), meta={"description": "minimal demo volume"})
+    return _layers.add_ct_layer(
+        viewer, vol, name="MINIMAL DEMO VOLUME (synthetic sample not available yet)"
+    )
+
+
+def _screenshot_and_quit(viewer, path: Path) -> int:
+    import napari
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    viewer.window._qt_window.resize(1500, 950)
+    status = {"code": 1}
+
+    def shoot() -> None:
+        _close_notifications()
+        try:
+            viewer.screenshot(str(path), canvas_only=False, flash=False)
+            print(f"screenshot saved to {path}")
+            status["code"] = 0
+        finally:
+            viewer.close()
+            QApplication.quit()
+
+    QTimer.singleShot(2500, shoot)
+    napari.run()
+    return status["code"]
+
+
+def _close_notifications() -> None:
+    """Close napari's toast notifications so they don't cover the screenshot."""
+    from qtpy.QtWidgets import QApplication
+
+    for w in QApplication.topLevelWidgets() + QApplication.allWidgets():
+        if type(w).__name__ == "NapariQtNotification":
+            w.close()

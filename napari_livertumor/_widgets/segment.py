@@ -1,0 +1,259 @@
+"""Segment widget: two-stage liver/tumor inference on a CT layer, in a worker, with Cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import _layers, _registry
+from ._common import JobWidgetMixin, set_status
+
+if TYPE_CHECKING:
+    import napari
+
+DEFAULT_MODELS = "Shipped default models"
+STAGE_CHOICES = {"liver + tumor": "both", "liver only": "liver"}
+
+
+class _RefreshingCombo(QComboBox):
+    """A combo box that asks its owner to refresh the items just before it opens."""
+
+    def __init__(self, refresh) -> None:
+        super().__init__()
+        self._refresh = refresh
+
+    def showPopup(self) -> None:  # noqa: N802 (Qt name)
+        self._refresh()
+        super().showPopup()
+
+
+class SegmentWidget(JobWidgetMixin, QWidget):
+    """Run :func:`napari_livertumor.pipeline.segment_ct` on the chosen CT layer."""
+
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self._model_folders: list[Path] = []
+
+        self.ct_combo = _RefreshingCombo(self.refresh_layers)
+        self.model_combo = _RefreshingCombo(self.refresh_models)
+        self.model_browse = QPushButton("Folder…")
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(["auto", "cpu", "cuda"])
+        self.device_info = QLabel(_device_summary())
+        self.device_info.setWordWrap(True)
+        self.stage_combo = QComboBox()
+        self.stage_combo.addItems(list(STAGE_CHOICES))
+        self.refine_check = QCheckBox("Refine tumor contours (active contours)")
+        self.run_button = QPushButton("Run")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setVisible(False)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("CT layer", self.ct_combo)
+        row = QHBoxLayout()
+        row.addWidget(self.model_combo, 1)
+        row.addWidget(self.model_browse)
+        form.addRow("Models", row)
+        form.addRow("Device", self.device_combo)
+        form.addRow("", self.device_info)
+        form.addRow("Stages", self.stage_combo)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.refine_check)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.run_button.clicked.connect(self._run_clicked)
+        self.model_browse.clicked.connect(self._browse_models)
+        self.viewer.layers.events.inserted.connect(self.refresh_layers)
+        self.viewer.layers.events.removed.connect(self.refresh_layers)
+        self.init_jobs(napari_viewer)
+        self.destroyed.connect(_disconnect_later(self.viewer, self.refresh_layers))
+        self.refresh_layers()
+        self.refresh_models()
+
+    # ------------------------------------------------------------------ lists
+    def refresh_layers(self, *_) -> None:
+        """Offer the viewer's 3D image layers (the plugin's CT layers first)."""
+        try:
+            current = self.ct_combo.currentText()
+            names = [ly.name for ly in _layers.ct_layers(self.viewer)]
+            self.ct_combo.clear()
+            self.ct_combo.addItems(names)
+        except RuntimeError:  # widget deleted while the viewer still emits
+            return
+        if current in names:
+            self.ct_combo.setCurrentText(current)
+
+    def refresh_models(self) -> None:
+        """Shipped defaults, models trained in this session, then folders the user chose."""
+        current = self.model_combo.currentText()
+        folders = [*_registry.recent_model_folders()]
+        folders += [f for f in self._model_folders if f not in folders]
+        self.model_combo.clear()
+        self.model_combo.addItem(DEFAULT_MODELS, None)
+        for folder in folders:
+            self.model_combo.addItem(str(folder), str(folder))
+        idx = self.model_combo.findText(current)
+        self.model_combo.setCurrentIndex(max(idx, 0))
+
+    def add_model_folder(self, folder: str | Path) -> None:
+        """Add a model folder (``liver/`` + ``tumor/``, or one stage's folder) and select it."""
+        folder = Path(folder).resolve()
+        if folder not in self._model_folders:
+            self._model_folders.append(folder)
+        self.refresh_models()
+        self.model_combo.setCurrentText(str(folder))
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> None:
+        """Segment the chosen CT layer in a worker; the result becomes a labels layer."""
+        layer = self._ct_layer()
+        if layer is None:
+            set_status(self.status, "Load a CT first (no 3D image layer chosen).", error=True)
+            return
+        try:
+            volume = _layers.volume_of(layer)
+            config = self.build_config()
+        except Exception as exc:
+            set_status(self.status, str(exc), error=True)
+            return
+        ct_name = layer.name
+
+        def target(progress, should_cancel):
+            try:
+                from ..pipeline import segment_ct
+            except ImportError as exc:
+                raise RuntimeError(
+                    f"segmentation is not available yet (napari_livertumor.pipeline: {exc})"
+                ) from exc
+            return segment_ct(volume, config, progress=progress, should_cancel=should_cancel)
+
+        self.run_job(
+            target,
+            lambda result: self._show_result(result, volume, ct_name),
+            button=self.run_button,
+            description="segment",
+            busy_text=f"Segmenting '{ct_name}'…",
+        )
+
+    def build_config(self):
+        """The :class:`~napari_livertumor.pipeline.InferenceConfig` the controls describe."""
+        try:
+            from ..pipeline import InferenceConfig
+        except ImportError as exc:
+            raise RuntimeError(
+                f"segmentation is not available yet (napari_livertumor.pipeline: {exc})"
+            ) from exc
+        liver_model, tumor_model = _model_paths(self.model_combo.currentData())
+        return InferenceConfig(
+            liver_model=liver_model,
+            tumor_model=tumor_model,
+            device=self.device_combo.currentText(),
+            stages=STAGE_CHOICES[self.stage_combo.currentText()],
+            refine=self.refine_check.isChecked(),
+        )
+
+    def _show_result(self, result, volume, ct_name: str) -> None:
+        base = f"{ct_name} segmentation"
+        kept = _keep_previous(self.viewer, base)
+        layer = _layers.add_labels_layer(
+            self.viewer, result.labels, volume, base, ct_layer_name=ct_name
+        )
+        layer.metadata.update(
+            stats=result.stats, timings=result.timings, device=result.device, source="model"
+        )
+        s = result.stats
+        msg = (
+            f"Done on {result.device} in {result.timings.get('total', 0):.1f} s: liver "
+            f"{s['liver_ml']:.0f} mL, tumor {s['tumor_ml']:.1f} mL, {s['lesion_count']} lesion(s)."
+        )
+        if kept:
+            msg += f"\nYour previous labels were kept as '{kept}' (hidden)."
+        if ct_name not in [ly.name for ly in self.viewer.layers]:
+            msg += f"\nThe CT layer '{ct_name}' was removed meanwhile; labels keep its geometry."
+        for w in result.warnings:
+            msg += f"\n⚠ {w}"
+        set_status(self.status, msg)
+
+    # ------------------------------------------------------------------ slots
+    def _run_clicked(self) -> None:
+        if not self.cancel_if_running(self.run_button):
+            self.run()
+
+    def _browse_models(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Model folder (with liver/ and tumor/)")
+        if folder:
+            self.add_model_folder(folder)
+
+    def _ct_layer(self):
+        name = self.ct_combo.currentText()
+        return next((ly for ly in _layers.ct_layers(self.viewer) if ly.name == name), None)
+
+
+def _model_paths(folder: str | None) -> tuple[Path | None, Path | None]:
+    """``(liver_model, tumor_model)`` for a chosen folder (None → shipped default)."""
+    if folder is None:
+        return None, None
+    from ..models import read_metadata
+
+    folder = Path(folder)
+    if (folder / "metadata.json").is_file():
+        meta = read_metadata(folder)
+        return (folder, None) if meta.stage == "liver" else (None, folder)
+    liver, tumor = folder / "liver", folder / "tumor"
+    if not liver.is_dir() and not tumor.is_dir():
+        from ..errors import ModelError
+
+        raise ModelError(folder, "not a model folder: no metadata.json and no liver/ or tumor/")
+    return (liver if liver.is_dir() else None, tumor if tumor.is_dir() else None)
+
+
+def _keep_previous(viewer, name: str) -> str | None:
+    """Rename an existing layer ``name`` to '… (previous)' and hide it; never delete edits."""
+    if name not in [ly.name for ly in viewer.layers]:
+        return None
+    old = viewer.layers[name]
+    old.name = _layers.unique_name(viewer, f"{name} (previous)")
+    old.visible = False
+    return old.name
+
+
+def _device_summary() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed"
+    if torch.cuda.is_available():
+        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        return f"Found CUDA: {names} (auto uses it)"
+    return f"No CUDA GPU found (torch {torch.__version__}); auto runs on the CPU"
+
+
+def _disconnect_later(viewer, slot):
+    def disconnect(*_):
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+            try:
+                event.disconnect(slot)
+            except Exception:
+                pass
+
+    return disconnect

@@ -1,0 +1,113 @@
+"""The Segment widget: choose a CT and models, click Run, see aligned labels; Cancel works."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _widget_data import tiny_ct, tiny_models
+
+from napari_livertumor._widgets import _layers, _registry
+from napari_livertumor._widgets.segment import DEFAULT_MODELS, SegmentWidget
+
+pytestmark = pytest.mark.gui
+pytest.importorskip("napari_livertumor.pipeline", reason="the pipeline has not landed yet")
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    return tiny_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def viewer_with_ct(make_napari_viewer):
+    viewer = make_napari_viewer()
+    vol, _ = tiny_ct()
+    _layers.add_ct_layer(viewer, vol, name="tiny CT")
+    return viewer, vol
+
+
+def _segment_widget(viewer, models_dir, monkeypatch):
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    monkeypatch.setattr(
+        "napari_livertumor._widgets.segment.QFileDialog.getExistingDirectory",
+        lambda *a, **k: str(models_dir),
+    )
+    widget.model_browse.click()  # the user picks the models folder
+    widget.device_combo.setCurrentText("cpu")
+    return widget
+
+
+def test_run_adds_a_labels_layer_aligned_with_the_ct(
+    viewer_with_ct, models_dir, qtbot, monkeypatch
+):
+    viewer, vol = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    assert widget.ct_combo.currentText() == "tiny CT"
+    assert widget.model_combo.currentText() == str(models_dir)
+
+    widget.run_button.click()
+    assert widget.run_button.text() == "Cancel"
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert widget.run_button.text() == "Run"
+
+    seg = viewer.layers["tiny CT segmentation"]
+    ct = viewer.layers["tiny CT"]
+    assert seg.data.shape == ct.data.shape
+    np.testing.assert_allclose(seg.scale, ct.scale)
+    np.testing.assert_allclose(seg.translate, ct.translate)
+    assert set(np.unique(seg.data)) <= {0, 1, 2}
+    assert (seg.data == 2).any()  # the biased tiny tumor model marks the liver as tumor
+    assert "Done on cpu" in widget.status.text()
+
+
+def test_rerun_keeps_the_edited_labels_as_previous(viewer_with_ct, models_dir, qtbot, monkeypatch):
+    viewer, vol = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    widget.stage_combo.setCurrentText("liver only")
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    edited = viewer.layers["tiny CT segmentation"]
+    edited.data[0, :4, :4] = 2  # a manual edit
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    previous = viewer.layers["tiny CT segmentation (previous)"]
+    assert previous is edited and (previous.data[0, :4, :4] == 2).all()
+    assert "previous" in widget.status.text()
+    assert not (viewer.layers["tiny CT segmentation"].data == 2).any()  # liver only
+
+
+def test_cancel_stops_the_run_and_adds_nothing(viewer_with_ct, models_dir, qtbot, monkeypatch):
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    widget.run_button.click()
+    widget.run_button.click()  # the button reads "Cancel" now
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert [ly.name for ly in viewer.layers] == ["tiny CT"]
+    assert "Cancelled" in widget.status.text()
+
+
+def test_missing_models_show_a_clear_message(viewer_with_ct, qtbot, tmp_path, monkeypatch):
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, tmp_path, monkeypatch)  # an empty folder
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert str(tmp_path) in widget.status.text()
+    assert len(viewer.layers) == 1
+
+
+def test_trained_models_are_offered_at_once(viewer_with_ct, models_dir, monkeypatch):
+    viewer, _ = viewer_with_ct
+    widget = SegmentWidget(viewer)
+    monkeypatch.setattr(_registry, "_recent_model_folders", [])
+    _registry.remember_model_folder(models_dir)
+    widget.refresh_models()
+    items = [widget.model_combo.itemText(i) for i in range(widget.model_combo.count())]
+    assert items == [DEFAULT_MODELS, str(models_dir.resolve())]
+
+
+def test_without_a_ct_the_user_is_told_to_load_one(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = SegmentWidget(viewer)
+    widget.run_button.click()
+    assert "Load a CT first" in widget.status.text()
