@@ -1,13 +1,420 @@
-"""``livertumor segment`` (not built yet)."""
+"""``livertumor segment``: one CT or a whole cohort, resumable and shardable.
+
+Inputs (any number, mixed): a DICOM series folder (a folder holding several series of one
+study: the CT series with the most slices unless ``--series``), a ``.nii``/``.nii.gz`` CT, a
+folder of patient folders (each subfolder, or each NIfTI file in it, is a case), or a CSV list
+with a ``path`` column (relative paths are relative to the CSV) and an optional ``case`` column.
+
+For each case it writes ``OUTDIR/<case>_labels.nii.gz`` (uint8 0/1/2 on the CT's own grid and
+affine) and then ``OUTDIR/<case>_stats.json``; both are written to a temporary name and renamed,
+and the stats file is written last, so a case whose stats file exists is complete. Re-running the
+same command skips complete cases (``--overwrite`` redoes them). ``--shard i/n`` (0 <= i < n)
+processes every n-th case of the sorted case list starting at i, so n independent jobs (a SLURM
+array) cover every case exactly once. Models are loaded once per process. A case that fails is
+recorded in the summary CSV with its reason; the others go on, and the exit status is 1 at the end.
+"""
 
 from __future__ import annotations
 
-from ._unbuilt import not_built
+import csv
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import Cancelled, InputError, LiverTumorError
+
+log = logging.getLogger("livertumor.segment")
+
+SUMMARY_FIELDS = [
+    "case",
+    "input",
+    "status",
+    "error",
+    "liver_ml",
+    "tumor_ml",
+    "tumor_to_liver_ratio",
+    "lesion_count",
+    "device",
+    "seconds",
+    "labels",
+    "stats",
+]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One CT to segment: its output name and where to read it."""
+
+    name: str
+    path: Path
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("args", nargs="*", help="(not built yet)")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="DICOM folder, .nii/.nii.gz CT, folder of patient folders or CSV list (column 'path')",
+    )
+    parser.add_argument(
+        "-o", "--outdir", default=".", help="output folder (default: the current folder)"
+    )
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument(
+        "--models",
+        metavar="DIR",
+        help="folder holding liver/ and tumor/ model folders (default: the shipped models)",
+    )
+    parser.add_argument(
+        "--stages", default="both", choices=["liver", "both"], help="liver only, or liver + tumor"
+    )
+    parser.add_argument(
+        "--no-refine", action="store_true", help="skip the active-contour tumor refinement"
+    )
+    parser.add_argument("--refine-config", metavar="FILE", help="RefineConfig JSON file")
+    parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to segment")
+    parser.add_argument(
+        "--shard",
+        metavar="i/n",
+        default="0/1",
+        help="process only shard i of n (0 <= i < n) of the sorted case list",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="redo cases whose outputs already exist"
+    )
+    parser.add_argument(
+        "--min-tumor-ml", type=float, default=0.1, help="drop tumor components below this (mL)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch (default: all cores)"
+    )
+    parser.add_argument(
+        "--allow-non-ct", action="store_true", help="segment series whose modality is not CT"
+    )
 
 
 def run(args) -> int:
-    return not_built("segment")
+    from ..pipeline import InferenceConfig
+
+    shard = parse_shard(args.shard)
+    outdir = Path(args.outdir)
+    cases = discover_cases(args.inputs)
+    mine = shard_cases(cases, *shard)
+    log.info("%d case(s) found; shard %d/%d has %d", len(cases), shard[0], shard[1], len(mine))
+    refine_cfg = None
+    if args.refine_config and not args.no_refine:
+        from ..refine import RefineConfig
+
+        refine_cfg = RefineConfig.load(args.refine_config)
+    kwargs = dict(
+        device=args.device,
+        stages=args.stages,
+        refine=not args.no_refine,
+        refine_config=refine_cfg,
+        min_tumor_ml=args.min_tumor_ml,
+        num_threads=args.threads,
+        allow_non_ct=args.allow_non_ct,
+    )
+    if args.models:
+        config = InferenceConfig.from_models_dir(args.models, **kwargs)
+    else:
+        config = InferenceConfig(**kwargs)
+    outdir.mkdir(parents=True, exist_ok=True)
+    rows = run_cases(
+        mine, outdir, config, series_uid=args.series, overwrite=args.overwrite, progress=_printer()
+    )
+    if len(cases) > 1:
+        name = "summary.csv" if shard[1] == 1 else f"summary_shard-{shard[0]}-of-{shard[1]}.csv"
+        write_summary(rows, outdir / name)
+        log.info("summary: %s", outdir / name)
+    failed = [r for r in rows if r["status"] == "failed"]
+    for r in failed:
+        print(f"livertumor segment: {r['case']} failed: {r['error']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------- cases
+def discover_cases(inputs: list[str | Path]) -> list[Case]:
+    """Expand the command's INPUTs into a sorted list of uniquely named cases."""
+    found: list[Case] = []
+    for item in inputs:
+        path = Path(item)
+        if not path.exists():
+            raise InputError(path, "file or folder not found")
+        if path.is_file() and path.suffix.lower() == ".csv":
+            found += _cases_from_csv(path)
+        elif path.is_file():
+            found.append(Case(_case_name(path), path))
+        else:
+            found += _cases_from_folder(path)
+    if not found:
+        raise InputError(None, f"no CT found in {', '.join(str(i) for i in inputs)}")
+    return _unique_sorted(found)
+
+
+def shard_cases(cases: list[Case], index: int, count: int) -> list[Case]:
+    """Cases ``index, index + count, ...`` of the (already sorted) list."""
+    return [c for k, c in enumerate(cases) if k % count == index]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        raise InputError(None, f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise InputError(None, f"--shard {text}: need 0 <= i < n")
+    return i, n
+
+
+def _cases_from_csv(path: Path) -> list[Case]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(path, f"unreadable CSV list ({exc})") from exc
+    if not rows or "path" not in rows[0]:
+        raise InputError(path, "a case list needs a 'path' column (and optionally 'case')")
+    cases = []
+    for k, row in enumerate(rows, start=2):
+        raw = (row.get("path") or "").strip()
+        if not raw:
+            raise InputError(path, f"line {k}: empty path")
+        p = Path(raw)
+        p = p if p.is_absolute() else path.parent / p
+        name = (row.get("case") or "").strip() or _case_name(p)
+        cases.append(Case(_safe(name), p))
+    return cases
+
+
+def _cases_from_folder(folder: Path) -> list[Case]:
+    from ..io.nifti import is_nifti_path
+
+    niftis = sorted(p for p in folder.iterdir() if p.is_file() and is_nifti_path(p))
+    if niftis:
+        return [Case(_case_name(p), p) for p in niftis]
+    subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    has_own_dicom = any(_looks_dicom(p) for p in folder.iterdir() if p.is_file())
+    if has_own_dicom or len(subdirs) <= 1:
+        return [Case(_case_name(folder), folder)]
+    # Several subfolders: one patient's series (same patient and study) or one per patient?
+    owners = {sub: key for sub in subdirs if (key := _owner(sub)) is not None}
+    lone_nifti = {}
+    for sub in subdirs:
+        nii = [p for p in sub.iterdir() if p.is_file() and is_nifti_path(p)]
+        if sub not in owners and len(nii) == 1:
+            lone_nifti[sub] = nii[0]
+    if len(set(owners.values())) <= 1 and not lone_nifti:
+        return [Case(_case_name(folder), folder)]
+    cases = [Case(_case_name(sub), sub) for sub in owners]
+    cases += [Case(_case_name(sub), p) for sub, p in lone_nifti.items()]
+    return cases
+
+
+def _owner(folder: Path) -> tuple[str, str] | None:
+    """(PatientID, StudyInstanceUID) of the first readable DICOM file under ``folder``."""
+    import pydicom
+
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and _looks_dicom(p):
+            try:
+                ds = pydicom.dcmread(
+                    p, stop_before_pixels=True, specific_tags=["PatientID", "StudyInstanceUID"]
+                )
+            except Exception:  # noqa: BLE001 - any unreadable file: try the next one
+                continue
+            return (str(ds.get("PatientID", "")), str(ds.get("StudyInstanceUID", "")))
+    return None
+
+
+def _looks_dicom(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return head[128:132] == b"DICM" or path.suffix.lower() == ".dcm"
+
+
+def _case_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return _safe(name or "case")
+
+
+def _safe(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
+    return keep or "case"
+
+
+def _unique_sorted(cases: list[Case]) -> list[Case]:
+    cases = sorted(set(cases), key=lambda c: (c.name, str(c.path)))
+    seen: dict[str, int] = {}
+    out = []
+    for c in cases:
+        n = seen.get(c.name, 0)
+        seen[c.name] = n + 1
+        out.append(c if n == 0 else Case(f"{c.name}_{n + 1}", c.path))
+    return out
+
+
+# --------------------------------------------------------------------------- running
+def output_paths(outdir: Path, case: Case) -> tuple[Path, Path]:
+    return outdir / f"{case.name}_labels.nii.gz", outdir / f"{case.name}_stats.json"
+
+
+def is_complete(outdir: Path, case: Case) -> bool:
+    """Both outputs exist and the stats file (written last) parses and says complete."""
+    labels, stats = output_paths(outdir, case)
+    if not (labels.is_file() and stats.is_file()):
+        return False
+    try:
+        return bool(json.loads(stats.read_text()).get("complete"))
+    except (OSError, ValueError):
+        return False
+
+
+def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, progress=None):
+    """Segment ``cases`` into ``outdir`` with one model load; returns one summary row per case."""
+    from ..pipeline import Segmenter
+
+    segmenter = None
+    rows = []
+    for case in cases:
+        labels_path, stats_path = output_paths(outdir, case)
+        row = {"case": case.name, "input": str(case.path), "labels": labels_path.name}
+        row["stats"] = stats_path.name
+        if not overwrite and is_complete(outdir, case):
+            stats = json.loads(stats_path.read_text())
+            rows.append({**row, **_summary_values(stats), "status": "skipped (complete)"})
+            log.info("%s: already complete, skipped", case.name)
+            continue
+        _remove_stale_temps(outdir, case)
+        load_s = 0.0
+        if segmenter is None:  # errors here (model missing...) would fail every case: raise
+            segmenter = Segmenter(config)
+            load_s = segmenter.load_seconds
+        t0 = time.perf_counter()
+        try:
+            stats = segment_one(case, outdir, segmenter, series_uid=series_uid, progress=progress)
+            if load_s:
+                stats["timings_s"]["load_models"] = round(load_s, 3)
+            rows.append({**row, **_summary_values(stats), "status": "done"})
+        except Cancelled:
+            raise
+        except (LiverTumorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
+            log.error("%s: %s", case.name, exc)
+            rows.append({**row, "status": "failed", "error": str(exc)})
+        row_time = time.perf_counter() - t0
+        rows[-1]["seconds"] = round(row_time, 2)
+    return rows
+
+
+def segment_one(case: Case, outdir: Path, segmenter, *, series_uid=None, progress=None) -> dict:
+    """Read, segment and write one case; returns the stats written."""
+    from .. import __version__
+    from ..io import load_ct
+    from ..io.nifti import write_nifti
+
+    labels_path, stats_path = output_paths(outdir, case)
+    t0 = time.perf_counter()
+    volume = load_ct(case.path, series_uid=series_uid)
+    t_read = time.perf_counter() - t0
+
+    def prog(stage, done, total):
+        if progress is not None:
+            progress(case.name, stage, done, total)
+
+    result = segmenter.segment(volume, progress=prog)
+    t1 = time.perf_counter()
+    write_nifti(result.labels, labels_path, reference=volume)
+    t_write = time.perf_counter() - t1
+    timings = {"read": round(t_read, 3), **result.timings, "write": round(t_write, 3)}
+    timings["total"] = round(time.perf_counter() - t0, 3)
+    cfg = segmenter.config
+    stats = {
+        "case": case.name,
+        "input": str(case.path),
+        "series_uid": volume.meta.get("series_uid"),
+        **result.stats,
+        "timings_s": timings,
+        "device": result.device,
+        "shape_zyx": list(volume.shape),
+        "models": {
+            "liver": str(segmenter.liver.path),
+            "tumor": str(segmenter.tumor.path) if segmenter.tumor else None,
+        },
+        "refine": bool(cfg.refine),
+        "version": __version__,
+        "complete": True,
+    }
+    _atomic_write_text(stats_path, json.dumps(stats, indent=2, default=str))
+    for w in result.warnings:
+        log.warning("%s: %s", case.name, w)
+    return stats
+
+
+def write_summary(rows: list[dict], path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in SUMMARY_FIELDS})
+    os.replace(tmp, path)
+    return path
+
+
+def _summary_values(stats: dict) -> dict:
+    return {
+        "liver_ml": stats.get("liver_ml"),
+        "tumor_ml": stats.get("tumor_ml"),
+        "tumor_to_liver_ratio": stats.get("tumor_to_liver_ratio"),
+        "lesion_count": stats.get("lesion_count"),
+        "device": stats.get("device"),
+        "seconds": (stats.get("timings_s") or {}).get("total"),
+        "error": "",
+    }
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _remove_stale_temps(outdir: Path, case: Case) -> None:
+    """Temporary files a killed run left for this case (only this shard ever writes them)."""
+    for final in output_paths(outdir, case):
+        for tmp in outdir.glob(f".{final.name}.*"):
+            tmp.unlink(missing_ok=True)
+
+
+def _printer():
+    tty = sys.stderr.isatty()
+    last = {"key": None}
+
+    def show(case, stage, done, total):
+        key = (case, stage)
+        if tty:
+            end = "\n" if done >= total else ""
+            print(f"\r{case}: {stage} {done}/{total}", end=end, file=sys.stderr, flush=True)
+        elif key != last["key"]:
+            log.info("%s: %s …", case, stage)
+        last["key"] = key
+
+    return show

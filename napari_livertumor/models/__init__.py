@@ -16,8 +16,10 @@ from .factory import (
     build_training_network,
     trunk_state_dict,
 )
+from .untrained import STAGE_DEFAULTS, make_untrained_model
 
 __all__ = [
+    "STAGE_DEFAULTS",
     "LoadedModel",
     "ModelMetadata",
     "NetworkConfig",
@@ -25,6 +27,7 @@ __all__ = [
     "build_training_network",
     "default_model_dir",
     "load_model",
+    "make_untrained_model",
     "read_metadata",
     "save_model",
     "trunk_state_dict",

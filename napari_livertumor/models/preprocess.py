@@ -162,7 +162,6 @@ def upsample_mask(
     voxel, to save time). Works in chunks of ``chunk`` source slices, so no full-resolution
     float volume is allocated.
     """
-    torch = _torch()
     mz, my, mx = score.shape
     nz, ny, nx = (int(v) for v in out_shape)
     if region is None:
