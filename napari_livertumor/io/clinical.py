@@ -1,0 +1,304 @@
+"""The HCC-TACE-Seg clinical table (XLSX "data table" sheet or a CSV export), keyed by TCIA_ID.
+
+Categorical columns are encoded as in the original method (``T_involvment``, ``CLIP_Score``,
+``TNM``) and yes/no columns as 0/1; values that fit no category become missing and are reported,
+never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+
+ID_COLUMN = "TCIA_ID"
+SHEET_NAME = "data table"
+
+#: Columns holding yes/no (or 1/0) answers.
+YES_NO_COLUMNS = (
+    "Personal history of cancer",
+    "Metastasis",
+    "fhx_can",
+    "fhx_livc",
+    "Alcohol",
+    "Smoking",
+    "Evidence_of_cirh",
+    "Diabetes",
+    "Lymphnodes",
+    "Vascular invasion",
+    "Portal Vein Thrombosis",
+)
+#: Columns that are plain numbers.
+NUMERIC_COLUMNS = ("age", "AFP", "Tr_Size", "Interval_BL", "TTP", "OS", "CLIP")
+
+_YES = {"1", "1.0", "yes", "y", "true", "positive", "present", "pos", "+"}
+_NO = {"0", "0.0", "no", "n", "false", "negative", "absent", "neg", "-", "none"}
+_ROMAN = {"I": 1, "II": 2, "IIIA": 3, "IIIB": 4, "IIIC": 5, "IVA": 6, "IVB": 7}
+
+
+@dataclass
+class ClinicalTable:
+    """An encoded clinical table.
+
+    Attributes
+    ----------
+    frame : DataFrame
+        Indexed by ``TCIA_ID`` (``HCC_001`` style), one float column per encoded clinical
+        variable; NaN where the value is missing or unrecognised.
+    raw : DataFrame
+        The table as read (strings kept), indexed the same way.
+    report : list of str
+        Which sheet was used, unknown categories, missing values, dropped rows.
+    source : Path
+    """
+
+    frame: pd.DataFrame
+    raw: pd.DataFrame
+    report: list[str] = field(default_factory=list)
+    source: Path | None = None
+
+    def row(self, tcia_id: str) -> pd.Series:
+        """Encoded values of one patient (``KeyError`` if absent)."""
+        return self.frame.loc[normalise_id(tcia_id)]
+
+
+def read_clinical(path: str | Path) -> ClinicalTable:
+    """Read and encode the HCC-TACE-Seg clinical table.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.xlsx``/``.xls`` (sheet "data table", else the first sheet, with a note in the
+        report) or ``.csv``/``.tsv`` (separator and encoding detected).
+
+    Returns
+    -------
+    ClinicalTable
+
+    Raises
+    ------
+    InputError
+        The file cannot be read or has no ``TCIA_ID`` column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    report: list[str] = []
+    raw = _read_any(path, report)
+    raw = _with_id_header(raw, path)
+    raw.columns = [str(c).strip() for c in raw.columns]
+    id_col = next(c for c in raw.columns if _is_id_column(c))
+    ids = raw[id_col].map(lambda v: normalise_id(v) if pd.notna(v) else "")
+    empty = ids == ""
+    if empty.any():
+        report.append(f"{int(empty.sum())} row(s) without a TCIA_ID dropped")
+    raw = raw.loc[~empty].copy()
+    raw.index = pd.Index(ids[~empty], name=ID_COLUMN)
+    raw = raw.drop(columns=[id_col])
+    duplicated = raw.index.duplicated(keep="first")
+    if duplicated.any():
+        report.append(
+            f"duplicate TCIA_ID(s) {sorted(set(raw.index[duplicated]))}: kept the first row"
+        )
+        raw = raw.loc[~duplicated]
+    if raw.empty:
+        raise InputError(path, "the table has a TCIA_ID column but no patient rows")
+
+    encoded = {}
+    text_columns = []
+    for column in raw.columns:
+        encoder = _encoder_for(column)
+        values = raw[column]
+        if encoder is None:
+            numbers = pd.to_numeric(values, errors="coerce")
+            if values.notna().any() and numbers.notna().sum() < values.notna().sum():
+                text_columns.append(column)
+                continue
+            encoded[column] = numbers.astype(float)
+            continue
+        result, unknown = _apply(encoder, values)
+        encoded[column] = result
+        if unknown:
+            shown = ", ".join(repr(u) for u in sorted(unknown)[:6])
+            report.append(f"{column}: unknown value(s) {shown} treated as missing")
+    frame = pd.DataFrame(encoded, index=raw.index)
+    missing = {c: int(n) for c, n in frame.isna().sum().items() if n}
+    if missing:
+        listing = ", ".join(f"{c} ({n})" for c, n in missing.items())
+        report.append(f"missing values: {listing}")
+    if text_columns:
+        report.append(f"text columns kept in .raw only (not encoded): {', '.join(text_columns)}")
+    report.insert(0, f"{len(frame)} patients, {frame.shape[1]} encoded columns from {path.name}")
+    return ClinicalTable(frame=frame, raw=raw, report=report, source=path)
+
+
+def normalise_id(value) -> str:
+    """``'hcc_1'``, ``'HCC-001 '``, ``'HCC001'`` -> ``'HCC_001'``; other IDs are only stripped."""
+    text = str(value).strip()
+    match = re.fullmatch(r"(?i)hcc[\s_\-]*0*(\d+)(\.0)?", text)
+    if match:
+        return f"HCC_{int(match.group(1)):03d}"
+    return text
+
+
+# --------------------------------------------------------------------------- encoders
+def encode_t_involvment(value: str) -> float | None:
+    """``'< or = 50%'`` -> 1, ``'>50%'`` -> 2."""
+    text = re.sub(r"\s+", "", str(value).lower())
+    if text in {"<or=50%", "<=50%", "≤50%", "=<50%", "1"}:
+        return 1.0
+    if text in {">50%", "2"}:
+        return 2.0
+    return None
+
+
+def encode_clip_score(value: str) -> float | None:
+    """``'Stage_0'`` ... ``'Stage_6'`` -> 0 ... 6 (plain numbers accepted)."""
+    match = re.fullmatch(r"(?:stage[\s_\-]*)?([0-6])(\.0)?", str(value).strip().lower())
+    return float(match.group(1)) if match else None
+
+
+def encode_tnm(value: str) -> float | None:
+    """``'Stage-I'`` ... ``'Stage-IVB'`` -> 1 ... 7 (I, II, IIIA, IIIB, IIIC, IVA, IVB)."""
+    text = re.sub(r"(?i)^stage[\s_\-]*", "", str(value).strip()).upper().replace(" ", "")
+    if text in _ROMAN:
+        return float(_ROMAN[text])
+    if re.fullmatch(r"[1-7](\.0)?", text):
+        return float(text)
+    return None
+
+
+def encode_yes_no(value) -> float | None:
+    text = str(value).strip().lower()
+    if text in _YES:
+        return 1.0
+    if text in _NO:
+        return 0.0
+    return None
+
+
+def _mapping(table: dict[str, float]) -> Callable[[str], float | None]:
+    def encode(value) -> float | None:
+        text = re.sub(r"\s+", "", str(value).strip().lower())
+        if text in table:
+            return table[text]
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        return number if number in table.values() else None
+
+    return encode
+
+
+_ENCODERS: dict[str, Callable] = {
+    "t_involvment": encode_t_involvment,
+    "clip_score": encode_clip_score,
+    "tnm": encode_tnm,
+    "sex": _mapping({"m": 1.0, "male": 1.0, "f": 0.0, "female": 0.0}),
+    "tumor_nodul": _mapping({"uninodular": 0.0, "multinodular": 1.0}),
+    "afp_group": _mapping({"<400": 0.0, ">=400": 1.0, "≥400": 1.0, ">400": 1.0}),
+    "cps": _mapping({"a": 1.0, "b": 2.0, "c": 3.0}),
+    "okuda": _mapping({"stagei": 1.0, "stageii": 2.0, "stageiii": 3.0, "i": 1.0, "ii": 2.0}),
+    "bclc": _mapping({"0": 0.0, "a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}),
+}
+_ENCODERS.update({c.lower(): encode_yes_no for c in YES_NO_COLUMNS})
+
+
+def _encode_number(value) -> float | None:
+    try:
+        number = float(str(value).strip().replace(",", "."))
+    except ValueError:
+        return None
+    return number if np.isfinite(number) else None
+
+
+def _encoder_for(column: str):
+    key = column.strip().lower()
+    if key in _ENCODERS:
+        return _ENCODERS[key]
+    if key in {c.lower() for c in NUMERIC_COLUMNS}:
+        return _encode_number
+    return None
+
+
+def _apply(encoder, values: pd.Series) -> tuple[pd.Series, set[str]]:
+    unknown: set[str] = set()
+    out = []
+    for v in values:
+        if pd.isna(v) or str(v).strip() == "":
+            out.append(np.nan)
+            continue
+        code = encoder(v)
+        if code is None:
+            unknown.add(str(v).strip())
+            out.append(np.nan)
+        else:
+            out.append(code)
+    return pd.Series(out, index=values.index, dtype=float), unknown
+
+
+# --------------------------------------------------------------------------- reading
+def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".xlsx", ".xlsm", ".xls"):
+            sheets = pd.read_excel(path, sheet_name=None, header=0, dtype=object)
+            if not sheets:
+                raise InputError(path, "the workbook has no sheets")
+            chosen = next((n for n in sheets if str(n).strip().lower() == SHEET_NAME), None)
+            if chosen is None:
+                chosen = next(iter(sheets))
+                report.append(f"no sheet named '{SHEET_NAME}'; read the first sheet '{chosen}'")
+            return sheets[chosen]
+        if suffix in (".csv", ".tsv", ".txt"):
+            return _read_csv(path)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(path, f"cannot be read as a table ({type(exc).__name__}: {exc})") from exc
+    raise InputError(path, f"unsupported table format '{suffix}' (use .xlsx or .csv)")
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    import io
+
+    data = path.read_bytes()
+    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    lines = text.splitlines()
+    # the header is the first line naming TCIA_ID (exports sometimes carry a title row above)
+    start = next(
+        (i for i, line in enumerate(lines[:20]) if re.search(r"(?i)tcia[\s_\-]*id", line)), 0
+    )
+    header = lines[start] if lines else ""
+    sep = max(("\t", ";", ","), key=header.count) if header else ","
+    return pd.read_csv(io.StringIO("\n".join(lines[start:])), sep=sep, dtype=object)
+
+
+def _is_id_column(name) -> bool:
+    return re.sub(r"[\s_\-]+", "", str(name).strip().lower()) == "tciaid"
+
+
+def _with_id_header(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Use the first row holding ``TCIA_ID`` as the header (title rows above it are skipped)."""
+    if any(_is_id_column(c) for c in raw.columns):
+        return raw
+    for i in range(min(10, len(raw))):
+        row = raw.iloc[i]
+        if any(_is_id_column(v) for v in row if pd.notna(v)):
+            body = raw.iloc[i + 1 :].copy()
+            body.columns = [str(v) if pd.notna(v) else f"column_{j}" for j, v in enumerate(row)]
+            return body.reset_index(drop=True)
+    shown = ", ".join(str(c) for c in list(raw.columns)[:8])
+    raise InputError(path, f"no TCIA_ID column (columns: {shown}...)")

@@ -1,0 +1,102 @@
+"""A user points the tool at the HCC-TACE-Seg clinical table (XLSX or a CSV export of it)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_livertumor.errors import InputError
+from napari_livertumor.io.clinical import normalise_id, read_clinical
+
+ROWS = {
+    "TCIA_ID": ["HCC_001", "HCC_002", "hcc_3", "HCC_004"],
+    "age": [61, 55, "", 70],
+    "Sex": ["M", "F", "M", "M"],
+    "T_involvment": ["< or = 50%", ">50%", "<or=50%", "about half"],
+    "CLIP_Score": ["Stage_0", "Stage_3", "Stage_6", None],
+    "TNM": ["Stage-I", "Stage-IIIB", "Stage-IVB", "Stage-II"],
+    "Metastasis": [0, 1, "yes", "no"],
+    "AFP": [12.5, 4000, 3.1, 88],
+    "Pathology": ["Well differentiated", "Moderately", "Poorly", "Well"],
+}
+
+
+def write_xlsx(path, frame: pd.DataFrame, sheet="data table"):
+    with pd.ExcelWriter(path) as writer:
+        pd.DataFrame({"note": ["readme"]}).to_excel(writer, sheet_name="notes", index=False)
+        frame.to_excel(writer, sheet_name=sheet, index=False)
+
+
+def test_xlsx_data_table_is_encoded_by_the_original_codes(tmp_path):
+    write_xlsx(tmp_path / "clinical.xlsx", pd.DataFrame(ROWS))
+    table = read_clinical(tmp_path / "clinical.xlsx")
+    f = table.frame
+    assert list(f.index) == ["HCC_001", "HCC_002", "HCC_003", "HCC_004"]
+    assert f["T_involvment"].tolist()[:3] == [1.0, 2.0, 1.0]
+    assert f["CLIP_Score"].tolist()[:3] == [0.0, 3.0, 6.0]
+    assert f["TNM"].tolist() == [1.0, 4.0, 7.0, 2.0]
+    assert f["Metastasis"].tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert f["Sex"].tolist() == [1.0, 0.0, 1.0, 1.0]
+    assert f.loc["HCC_002", "AFP"] == 4000
+    assert np.isnan(f.loc["HCC_003", "age"])
+    text = "\n".join(table.report)
+    assert "T_involvment: unknown value(s) 'about half'" in text
+    assert "CLIP_Score (1)" in text and "age (1)" in text
+    assert "Pathology" in text and "Pathology" not in f.columns
+    assert table.row("hcc-2")["TNM"] == 4.0
+
+
+def test_csv_export_reads_the_same_as_the_workbook(tmp_path):
+    frame = pd.DataFrame(ROWS)
+    write_xlsx(tmp_path / "clinical.xlsx", frame)
+    frame.to_csv(tmp_path / "clinical.csv", index=False, sep=";", encoding="cp1252")
+    from_xlsx = read_clinical(tmp_path / "clinical.xlsx").frame
+    from_csv = read_clinical(tmp_path / "clinical.csv").frame
+    pd.testing.assert_frame_equal(from_xlsx, from_csv)
+
+
+def test_workbook_without_the_data_table_sheet_uses_the_first_and_says_so(tmp_path):
+    pd.DataFrame(ROWS).to_excel(tmp_path / "c.xlsx", sheet_name="Sheet1", index=False)
+    table = read_clinical(tmp_path / "c.xlsx")
+    assert len(table.frame) == 4
+    assert any("read the first sheet 'Sheet1'" in r for r in table.report)
+
+
+def test_title_rows_above_the_header_are_skipped(tmp_path):
+    body = pd.DataFrame(ROWS)
+    lines = ["HCC-TACE-Seg clinical data", "", ",".join(body.columns)]
+    lines += [",".join("" if v is None else str(v) for v in row) for row in body.values]
+    (tmp_path / "c.csv").write_text("\n".join(lines))
+    assert len(read_clinical(tmp_path / "c.csv").frame) == 4
+
+
+def test_table_without_tcia_id_is_refused_by_name(tmp_path):
+    pd.DataFrame({"patient": ["a"], "age": [3]}).to_csv(tmp_path / "c.csv", index=False)
+    with pytest.raises(InputError, match="no TCIA_ID column") as info:
+        read_clinical(tmp_path / "c.csv")
+    assert info.value.path == tmp_path / "c.csv"
+
+
+def test_duplicate_patients_keep_the_first_row(tmp_path):
+    pd.DataFrame({"TCIA_ID": ["HCC_001", "HCC_001"], "age": [50, 60]}).to_csv(
+        tmp_path / "c.csv", index=False
+    )
+    table = read_clinical(tmp_path / "c.csv")
+    assert table.frame["age"].tolist() == [50.0]
+    assert any("duplicate" in r for r in table.report)
+
+
+def test_unsupported_file_is_refused(tmp_path):
+    (tmp_path / "c.json").write_text("{}")
+    with pytest.raises(InputError, match="unsupported table format"):
+        read_clinical(tmp_path / "c.json")
+
+
+def test_patient_ids_are_normalised():
+    assert [normalise_id(v) for v in ("hcc_1", "HCC-010 ", "HCC105", "X_1")] == [
+        "HCC_001",
+        "HCC_010",
+        "HCC_105",
+        "X_1",
+    ]
