@@ -1,0 +1,67 @@
+"""A user converts a DICOM folder to NIfTI from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+
+from napari_livertumor.cli import main
+from napari_livertumor.io import CTVolume
+from napari_livertumor.io.dicom_write import write_ct_series
+
+
+def two_series(tmp_path) -> tuple[CTVolume, CTVolume]:
+    rng = np.random.default_rng(0)
+    big = CTVolume(rng.integers(-1000, 1000, (6, 12, 14)).astype(np.int16), (2.5, 0.7, 0.7))
+    small = CTVolume(np.zeros((3, 12, 14), np.int16), (5.0, 0.7, 0.7))
+    write_ct_series(big, tmp_path / "dicom" / "a", series_description="LIVER 3 PHASE")
+    write_ct_series(small, tmp_path / "dicom" / "b", series_description="PRE LIVER")
+    return big, small
+
+
+def test_convert_writes_the_largest_ct_series_with_its_geometry(tmp_path, capsys):
+    big, _ = two_series(tmp_path)
+    out = tmp_path / "CT.nii.gz"
+    assert (
+        main(
+            ["convert", str(tmp_path / "dicom"), "-o", str(out), "--meta", str(tmp_path / "m.json")]
+        )
+        == 0
+    )
+    img = nib.load(out)
+    np.testing.assert_array_equal(np.asarray(img.dataobj).transpose(2, 1, 0), big.array)
+    np.testing.assert_allclose(img.affine, big.affine, atol=1e-3)
+    assert json.loads((tmp_path / "m.json").read_text())["description"] == "LIVER 3 PHASE"
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_convert_refuses_to_overwrite_without_force(tmp_path, capsys):
+    two_series(tmp_path)
+    out = tmp_path / "CT.nii.gz"
+    out.write_bytes(b"keep me")
+    assert main(["convert", str(tmp_path / "dicom"), "-o", str(out)]) == 1
+    assert "already exists; use --force" in capsys.readouterr().err
+    assert out.read_bytes() == b"keep me"
+    assert main(["convert", str(tmp_path / "dicom"), "-o", str(out), "--force"]) == 0
+    assert nib.load(out).shape == (14, 12, 6)
+
+
+def test_convert_lists_series_and_picks_one_by_uid(tmp_path, capsys):
+    _, small = two_series(tmp_path)
+    assert main(["convert", str(tmp_path / "dicom"), "--list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and "PRE LIVER" in lines[1]
+    uid = lines[1].rsplit("uid ", 1)[1]
+    out = tmp_path / "pre.nii.gz"
+    assert main(["convert", str(tmp_path / "dicom"), "-o", str(out), "--series", uid]) == 0
+    assert nib.load(out).shape == (14, 12, 3)
+
+
+def test_convert_of_an_empty_folder_fails_with_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["convert", str(tmp_path / "empty"), "-o", str(tmp_path / "x.nii.gz")]) == 1
+    err = capsys.readouterr().err
+    assert "no DICOM files found" in err and "Traceback" not in err
+    assert not (tmp_path / "x.nii.gz").exists()
