@@ -1,0 +1,27 @@
+"""Active-contour refinement of tumor masks (Qt-free; see docs/refinement.md)."""
+
+from __future__ import annotations
+
+from .config import METHODS, RANGES, RefineConfig
+from .contour import (
+    label_lesions,
+    lesion_boxes,
+    original_refinement,
+    refine_all,
+    refine_lesion,
+    refine_slice,
+    window_ct,
+)
+
+__all__ = [
+    "METHODS",
+    "RANGES",
+    "RefineConfig",
+    "label_lesions",
+    "lesion_boxes",
+    "original_refinement",
+    "refine_all",
+    "refine_lesion",
+    "refine_slice",
+    "window_ct",
+]

@@ -1,0 +1,435 @@
+"""Active-contour refinement of tumor masks, one lesion ROI at a time.
+
+Every lesion (a connected component of the tumor mask) is refined inside its own box: its
+bounding box plus ``roi_margin_mm``, clipped to the image. Boxes that overlap are merged so two
+lesions side by side are refined together. Inside a box the CT is mapped through the HU window to
+[0, 1]; voxels outside the liver are given the mean of the liver parenchyma there, so the contour
+compares tumor with liver, not with fat or bone. The result is always cut to the liver.
+
+The contour itself is scikit-image's morphological Chan-Vese or morphological geodesic active
+contour (on the inverse Gaussian gradient), initialised from the current mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.segmentation import (
+    inverse_gaussian_gradient,
+    morphological_chan_vese,
+    morphological_geodesic_active_contour,
+)
+
+from ..errors import Cancelled, InputError
+from ..progress import CancelFn, ProgressFn
+from .config import RefineConfig
+
+#: lesions with fewer voxels than this are kept as they are (a contour cannot move them sensibly)
+MIN_LESION_VOXELS = 4
+#: the original's post-processing: 2 Chan-Vese iterations on the CT windowed like its tumor model
+ORIGINAL_HU_WINDOW = (-200.0, 250.0)
+
+Box = tuple[slice, ...]
+
+
+def refine_slice(
+    ct2d: np.ndarray,
+    tumor2d: np.ndarray,
+    liver2d: np.ndarray | None,
+    spacing2d: Sequence[float],
+    cfg: RefineConfig | None = None,
+    *,
+    should_cancel: CancelFn | None = None,
+    notes: list[str] | None = None,
+) -> np.ndarray:
+    """Refine the tumor contour on one 2D slice (the live preview).
+
+    Parameters
+    ----------
+    ct2d : ndarray, shape (Y, X)
+        CT slice in HU.
+    tumor2d, liver2d : ndarray, shape (Y, X)
+        Current tumor mask and liver mask (nonzero = inside). ``liver2d`` may be None
+        (no confinement).
+    spacing2d : (dy, dx)
+        Pixel size in mm.
+    cfg : RefineConfig
+        Parameters; out-of-range values are clamped and noted in ``notes``.
+    notes : list, optional
+        Receives messages for the user (clamped values, empty mask, ...).
+
+    Returns
+    -------
+    ndarray of bool, shape (Y, X)
+    """
+    return _refine_nd(
+        ct2d, tumor2d, liver2d, spacing2d, cfg, ndim=2, should_cancel=should_cancel, notes=notes
+    )
+
+
+def refine_all(
+    ct: np.ndarray,
+    tumor: np.ndarray,
+    liver: np.ndarray | None,
+    spacing: Sequence[float],
+    cfg: RefineConfig | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    should_cancel: CancelFn | None = None,
+    notes: list[str] | None = None,
+) -> np.ndarray:
+    """Refine every lesion of a 3D tumor mask, each in its own ROI.
+
+    Parameters
+    ----------
+    ct : ndarray, shape (Z, Y, X)
+        CT in HU.
+    tumor, liver : ndarray, shape (Z, Y, X)
+        Tumor and liver masks (``liver`` may be None: no confinement).
+    spacing : (dz, dy, dx)
+        Voxel size in mm.
+    progress : callable, optional
+        ``progress("refine", done, total)`` after every contour iteration.
+    should_cancel : callable, optional
+        Returns True to stop; :class:`~napari_livertumor.errors.Cancelled` is raised.
+
+    Returns
+    -------
+    ndarray of bool, shape (Z, Y, X)
+    """
+    return _refine_nd(
+        ct,
+        tumor,
+        liver,
+        spacing,
+        cfg,
+        ndim=3,
+        progress=progress,
+        should_cancel=should_cancel,
+        notes=notes,
+    )
+
+
+def refine_lesion(
+    ct: np.ndarray,
+    tumor: np.ndarray,
+    liver: np.ndarray | None,
+    spacing: Sequence[float],
+    lesion: int | Sequence,
+    cfg: RefineConfig | None = None,
+    *,
+    components: np.ndarray | None = None,
+    progress: ProgressFn | None = None,
+    should_cancel: CancelFn | None = None,
+    notes: list[str] | None = None,
+) -> np.ndarray:
+    """Refine one lesion in 3D (or 2D) and leave every other tumor voxel as it is.
+
+    Parameters
+    ----------
+    lesion : int or box
+        A label id in ``components`` (computed with :func:`label_lesions` when not given), or a
+        box: a tuple of slices or of ``(start, stop)`` pairs, one per axis, and then the tumor
+        voxels in that box are the lesion.
+    components : ndarray of int, optional
+        Connected-component map of ``tumor``.
+
+    Returns
+    -------
+    ndarray of bool, same shape as ``tumor``: the whole new tumor mask.
+    """
+    ct, tumor, liver = _check_arrays(ct, tumor, liver, ndim=None)
+    cfg, spacing, notes = _prepare(cfg, spacing, tumor.ndim, notes)
+    if isinstance(lesion, (int, np.integer)):
+        if components is None:
+            components = label_lesions(tumor)
+        elif components.shape != tumor.shape:
+            raise InputError(None, f"lesion map shape {components.shape} != mask {tumor.shape}")
+        this = components == int(lesion)
+        if not this.any():
+            notes.append(f"lesion {int(lesion)} not found; nothing changed")
+            return tumor.copy()
+        box = _bbox(this)
+    else:
+        box = _as_box(lesion, tumor.shape)
+        this = np.zeros_like(tumor)
+        this[box] = tumor[box]
+        if not this.any():
+            notes.append("no tumor inside the given box; nothing changed")
+            return tumor.copy()
+    roi = _grow_box(box, spacing, cfg.roi_margin_mm, tumor.shape)
+    reporter = _IterationReporter(cfg.iterations, progress, should_cancel)
+    refined = _refine_box(ct, this, liver, spacing, cfg, roi, reporter, notes)
+    out = tumor.copy()
+    out[roi] = (tumor[roi] & ~this[roi]) | refined
+    return out
+
+
+def original_refinement(
+    ct: np.ndarray,
+    tumor: np.ndarray,
+    liver: np.ndarray | None,
+    hu_window: tuple[float, float] = ORIGINAL_HU_WINDOW,
+) -> np.ndarray:
+    """The original project's post-processing, for comparison only.
+
+    Two iterations of morphological Chan-Vese (smoothing 1, lambda1 = lambda2 = 1) on the whole
+    windowed CT, initialised from the mask, then multiplied by the liver mask.
+    """
+    ct, tumor, liver = _check_arrays(ct, tumor, liver, ndim=None)
+    image = window_ct(ct, hu_window)
+    out = morphological_chan_vese(
+        image, 2, init_level_set=tumor.astype(np.int8), smoothing=1, lambda1=1, lambda2=1
+    ).astype(bool)
+    return out & liver if liver is not None else out
+
+
+def window_ct(ct: np.ndarray, hu_window: tuple[float, float]) -> np.ndarray:
+    """Map HU through ``hu_window`` to float32 in [0, 1] (clipped)."""
+    lo, hi = float(hu_window[0]), float(hu_window[1])
+    out = (np.asarray(ct, dtype=np.float32) - lo) / max(hi - lo, 1e-6)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def label_lesions(tumor: np.ndarray) -> np.ndarray:
+    """Connected components of a tumor mask (full connectivity), labelled 1..N."""
+    structure = np.ones((3,) * tumor.ndim, dtype=bool)
+    labels, _ = ndi.label(np.asarray(tumor, dtype=bool), structure=structure)
+    return labels
+
+
+def lesion_boxes(tumor: np.ndarray, spacing: Sequence[float], margin_mm: float) -> list[Box]:
+    """The ROI of every lesion (bounding box + margin, clipped), overlapping ROIs merged."""
+    labels = label_lesions(tumor)
+    boxes = [
+        _grow_box(b, spacing, margin_mm, tumor.shape)
+        for b in ndi.find_objects(labels)
+        if b is not None
+    ]
+    return _merge_overlapping(boxes)
+
+
+# ---------------------------------------------------------------------------- internals
+def _refine_nd(ct, tumor, liver, spacing, cfg, *, ndim, progress=None, should_cancel=None, notes):
+    ct, tumor, liver = _check_arrays(ct, tumor, liver, ndim=ndim)
+    cfg, spacing, notes = _prepare(cfg, spacing, ndim, notes)
+    if not tumor.any():
+        notes.append("the tumor mask is empty; nothing to refine")
+        return tumor.copy()
+    boxes = lesion_boxes(tumor, spacing, cfg.roi_margin_mm)
+    reporter = _IterationReporter(cfg.iterations * len(boxes), progress, should_cancel)
+    out = np.zeros_like(tumor)
+    for roi in boxes:
+        out[roi] |= _refine_box(ct, tumor, liver, spacing, cfg, roi, reporter, notes)
+    return out
+
+
+def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter, notes):
+    """Refine the tumor voxels of ``tumor[roi]``; returns the new mask of the ROI."""
+    init = tumor[roi]
+    liver_roi = liver[roi] if liver is not None else None
+    if cfg.iterations == 0:
+        return init & liver_roi if liver_roi is not None else init.copy()
+    keep_small = _small_lesions(init)
+    image = window_ct(ct[roi], cfg.hu_window)
+    if liver_roi is not None:
+        image = _fill_outside_liver(image, init, liver_roi)
+    # pad by repeating the edge so a lesion at the image border is not eroded by the border
+    pad = 2
+    reporter.start_box()
+    image = np.pad(image, pad, mode="edge")
+    level = np.pad(init, pad, mode="edge").astype(np.int8)
+    if cfg.method == "geodesic":
+        sigma_vox = [cfg.sigma / s for s in spacing]
+        gimage = inverse_gaussian_gradient(image, alpha=cfg.alpha, sigma=sigma_vox)
+        u = morphological_geodesic_active_contour(
+            gimage,
+            cfg.iterations,
+            init_level_set=level,
+            smoothing=cfg.smoothing,
+            threshold=cfg.threshold,
+            balloon=cfg.balloon,
+            iter_callback=reporter,
+        )
+    else:
+        if cfg.sigma > 0:
+            # region means are robust, but the per-voxel decision is not: denoise first
+            image = ndi.gaussian_filter(image, [cfg.sigma / s for s in spacing], mode="nearest")
+        u = morphological_chan_vese(
+            image,
+            cfg.iterations,
+            init_level_set=level,
+            smoothing=cfg.smoothing,
+            lambda1=cfg.lambda1,
+            lambda2=cfg.lambda2,
+            iter_callback=reporter,
+        )
+    inner = tuple(slice(pad, -pad) for _ in range(init.ndim))
+    out = u[inner].astype(bool)
+    if keep_small is not None:
+        out |= keep_small
+        _note(
+            notes,
+            f"lesion(s) under {MIN_LESION_VOXELS} voxels kept unchanged (too small to refine)",
+        )
+    if liver_roi is not None:
+        out &= liver_roi
+    if init.any() and not out.any():
+        _note(notes, "the contour vanished in a lesion ROI; that lesion was kept unchanged")
+        out = init & liver_roi if liver_roi is not None else init.copy()
+    return out
+
+
+class _IterationReporter:
+    """The ``iter_callback`` of the contour: progress after each iteration, cancel check."""
+
+    def __init__(self, total: int, progress, should_cancel):
+        self.total = max(int(total), 1)
+        self.done = 0
+        self.skip_next = True
+        self.progress = progress
+        self.should_cancel = should_cancel
+
+    def start_box(self) -> None:
+        # scikit-image calls back once before the first iteration of every run
+        self.skip_next = True
+
+    def __call__(self, _level_set) -> None:
+        if self.should_cancel is not None and self.should_cancel():
+            raise Cancelled("refinement cancelled by the user")
+        if self.skip_next:
+            self.skip_next = False
+            return
+        self.done += 1
+        if self.progress is not None:
+            self.progress("refine", min(self.done, self.total), self.total)
+
+
+def _note(notes: list[str], message: str) -> None:
+    if message not in notes:
+        notes.append(message)
+
+
+def _fill_outside_liver(image: np.ndarray, tumor: np.ndarray, liver: np.ndarray) -> np.ndarray:
+    parenchyma = liver & ~tumor
+    if parenchyma.any():
+        value = float(image[parenchyma].mean())
+    elif (~tumor).any():
+        value = float(image[~tumor].mean())
+    else:
+        return image
+    out = image.copy()
+    out[~liver] = value
+    return out
+
+
+def _small_lesions(init: np.ndarray) -> np.ndarray | None:
+    labels = label_lesions(init)
+    sizes = np.bincount(labels.ravel())
+    small = np.flatnonzero(sizes < MIN_LESION_VOXELS)
+    small = small[small > 0]
+    if small.size == 0:
+        return None
+    return np.isin(labels, small)
+
+
+def _prepare(cfg, spacing, ndim, notes):
+    notes = [] if notes is None else notes
+    cfg, cfg_notes = (cfg or RefineConfig()).validated()
+    notes.extend(cfg_notes)
+    spacing = tuple(float(s) for s in spacing)
+    if len(spacing) != ndim:
+        raise InputError(None, f"spacing {spacing} has {len(spacing)} values for {ndim}D data")
+    if any(not np.isfinite(s) or s <= 0 for s in spacing):
+        raise InputError(None, f"spacing must be positive; got {spacing}")
+    return cfg, spacing, notes
+
+
+def _check_arrays(ct, tumor, liver, *, ndim):
+    ct = np.asarray(ct)
+    tumor = np.asarray(tumor).astype(bool, copy=False)
+    if ndim is not None and ct.ndim != ndim:
+        raise InputError(None, f"expected a {ndim}D CT; got shape {ct.shape}")
+    if ct.ndim not in (2, 3):
+        raise InputError(None, f"the CT must be 2D or 3D; got shape {ct.shape}")
+    if tumor.shape != ct.shape:
+        raise InputError(
+            None, f"tumor mask shape {tumor.shape} does not match the CT shape {ct.shape}"
+        )
+    if liver is not None:
+        liver = np.asarray(liver).astype(bool, copy=False)
+        if liver.shape != ct.shape:
+            raise InputError(
+                None, f"liver mask shape {liver.shape} does not match the CT shape {ct.shape}"
+            )
+    return ct, tumor, liver
+
+
+def _bbox(mask: np.ndarray) -> Box:
+    return ndi.find_objects(mask.astype(np.uint8))[0]
+
+
+def _as_box(lesion, shape) -> Box:
+    try:
+        parts = list(lesion)
+    except TypeError as exc:
+        raise InputError(None, f"a lesion is a label id or a box; got {lesion!r}") from exc
+    if len(parts) != len(shape):
+        raise InputError(
+            None, f"lesion box {lesion!r} has {len(parts)} axes for {len(shape)}D data"
+        )
+    box = []
+    for part, n in zip(parts, shape, strict=True):
+        if isinstance(part, slice):
+            start, stop, _ = part.indices(n)
+        else:
+            start, stop = (int(v) for v in part)
+            start, stop = max(start, 0), min(stop, n)
+        if stop <= start:
+            raise InputError(None, f"lesion box {lesion!r} is empty inside shape {shape}")
+        box.append(slice(start, stop))
+    return tuple(box)
+
+
+def _grow_box(box: Box, spacing, margin_mm: float, shape) -> Box:
+    grown = []
+    for sl, s, n in zip(box, spacing, shape, strict=True):
+        m = int(np.ceil(margin_mm / s))
+        grown.append(slice(max(sl.start - m, 0), min(sl.stop + m, n)))
+    return tuple(grown)
+
+
+def _merge_overlapping(boxes: list[Box]) -> list[Box]:
+    boxes = list(boxes)
+    merged = True
+    while merged:
+        merged = False
+        out: list[Box] = []
+        for box in boxes:
+            for i, other in enumerate(out):
+                if all(
+                    a.start < b.stop and b.start < a.stop for a, b in zip(box, other, strict=True)
+                ):
+                    out[i] = tuple(
+                        slice(min(a.start, b.start), max(a.stop, b.stop))
+                        for a, b in zip(box, other, strict=True)
+                    )
+                    merged = True
+                    break
+            else:
+                out.append(box)
+        boxes = out
+    return boxes
+
+
+__all__ = [
+    "refine_slice",
+    "refine_lesion",
+    "refine_all",
+    "original_refinement",
+    "window_ct",
+    "label_lesions",
+    "lesion_boxes",
+]

@@ -1,0 +1,192 @@
+"""Refinement core: a slightly-off tumor mask gets closer to the truth, inside the liver only."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from napari_livertumor.errors import Cancelled, InputError
+from napari_livertumor.refine import (
+    RefineConfig,
+    lesion_boxes,
+    original_refinement,
+    refine_all,
+    refine_lesion,
+    refine_slice,
+)
+
+SPACING = (2.5, 0.7, 0.7)
+
+
+def dice(a, b):
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    return 2 * (a & b).sum() / max(a.sum() + b.sum(), 1)
+
+
+def phantom(shape=(16, 96, 96), center=(8, 48, 48), radius_mm=14.0, seed=0, contrast=-35):
+    """A liver ellipsoid (110 HU) in fat, a round hypodense tumor, correlated noise."""
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = np.indices(shape).astype(float)
+    zm, ym, xm = zz * SPACING[0], yy * SPACING[1], xx * SPACING[2]
+    cz, cy, cx = (c * s for c, s in zip(center, SPACING, strict=True))
+    liver = ((zm - cz) / 30) ** 2 + ((ym - cy) / 30) ** 2 + ((xm - cx) / 30) ** 2 < 1
+    tumor = ((zm - cz) ** 2 + (ym - cy) ** 2 + (xm - cx) ** 2 < radius_mm**2) & liver
+    ct = np.full(shape, -100.0)
+    ct[liver] = 110
+    ct[tumor] = 110 + contrast
+    noise = ndi.gaussian_filter(rng.normal(size=shape), (0.5, 1, 1))
+    ct += noise * 15 / noise.std()
+    return ct.astype(np.int16), tumor, liver
+
+
+def in_plane(mask, op, n):
+    st = np.zeros((3, 3, 3), bool)
+    st[1] = ndi.generate_binary_structure(2, 1)
+    return op(mask, st, iterations=n)
+
+
+def test_a_too_small_mask_grows_towards_the_tumor_in_3d():
+    ct, truth, liver = phantom()
+    start = in_plane(truth, ndi.binary_erosion, 3)
+    refined = refine_all(ct, start, liver, SPACING, RefineConfig())
+    assert dice(refined, truth) > dice(start, truth) + 0.05
+    assert dice(refined, truth) > 0.85
+
+
+def test_a_too_large_mask_shrinks_on_one_slice():
+    ct, truth, liver = phantom()
+    z = 8
+    start = in_plane(truth, ndi.binary_dilation, 4)[z]
+    notes: list[str] = []
+    refined = refine_slice(ct[z], start, liver[z], SPACING[1:], RefineConfig(), notes=notes)
+    assert refined.dtype == bool and refined.shape == start.shape
+    assert dice(refined, truth[z]) > dice(start, truth[z]) + 0.05
+    assert notes == []
+
+
+def test_the_tumor_never_leaves_the_liver():
+    ct, truth, liver = phantom(center=(8, 48, 30))  # tumor at the liver's edge, fat beyond
+    small_liver = liver & (np.indices(liver.shape)[2] > 25)
+    start = in_plane(truth, ndi.binary_dilation, 3)
+    for method in ("chan_vese", "geodesic"):
+        cfg = RefineConfig(method=method, balloon=2.0 if method == "geodesic" else 0.0)
+        refined = refine_all(ct, start, small_liver, SPACING, cfg)
+        assert refined.any()
+        assert not (refined & ~small_liver).any()
+
+
+def test_only_each_lesions_roi_is_touched():
+    ct, truth, liver = phantom()
+    # a far-away voxel that is "tumor" in the input: a second lesion with its own ROI
+    start = truth.copy()
+    boxes = lesion_boxes(start, SPACING, margin_mm=10.0)
+    assert len(boxes) == 1
+    (bz, by, bx) = boxes[0]
+    assert (by.stop - by.start) < 96 and (bx.stop - bx.start) < 96  # never the whole slice
+    two = start.copy()
+    two[8, 2:5, 2:5] = True
+    assert len(lesion_boxes(two, SPACING, margin_mm=2.0)) == 2
+
+
+def test_refining_one_lesion_leaves_the_others_alone():
+    ct, truth, liver = phantom()
+    other = np.zeros_like(truth)
+    other[7:10, 85:90, 45:50] = True
+    start = in_plane(truth, ndi.binary_erosion, 3) | other
+    from napari_livertumor.refine import label_lesions
+
+    comps = label_lesions(start)
+    big = comps[8, 48, 48]
+    out = refine_lesion(
+        ct, start, liver | other, SPACING, int(big), RefineConfig(), components=comps
+    )
+    assert np.array_equal(out[other], start[other])
+    assert dice(out & ~other, truth) > dice(start & ~other, truth)
+    # the same lesion given as a box
+    box = ndi.find_objects((comps == big).astype(np.uint8))[0]
+    out_box = refine_lesion(ct, start, liver | other, SPACING, box, RefineConfig())
+    assert np.array_equal(out_box, out)
+
+
+def test_an_empty_mask_is_a_no_op_with_a_note():
+    ct, _, liver = phantom()
+    notes: list[str] = []
+    out = refine_all(ct, np.zeros_like(liver), liver, SPACING, RefineConfig(), notes=notes)
+    assert not out.any()
+    assert any("empty" in n for n in notes)
+
+
+def test_a_one_voxel_lesion_is_kept_and_noted():
+    ct, _, liver = phantom()
+    tumor = np.zeros_like(liver)
+    tumor[8, 48, 48] = True
+    notes: list[str] = []
+    out = refine_all(ct, tumor, liver, SPACING, RefineConfig(), notes=notes)
+    assert np.array_equal(out, tumor)
+    assert any("too small" in n for n in notes)
+
+
+def test_a_mask_touching_the_volume_border_is_refined_without_error():
+    ct, truth, liver = phantom(center=(1, 48, 4))
+    start = in_plane(truth, ndi.binary_dilation, 1) & liver
+    assert start[0].any() and start[:, :, 0].any()
+    out = refine_all(ct, start, liver, SPACING, RefineConfig())
+    assert out.shape == truth.shape
+    assert out[:, :, 0].any()  # not eroded away at the border
+
+
+def test_out_of_range_parameters_are_clamped_with_notes():
+    cfg, notes = RefineConfig(
+        iterations=1000, smoothing=-3, lambda1=0, balloon=99, method="snake", hu_window=(300, 0)
+    ).validated()
+    assert cfg.iterations == 200 and cfg.smoothing == 0 and cfg.lambda1 == 0.01
+    assert cfg.balloon == 5.0 and cfg.method == "chan_vese" and cfg.hu_window == (0.0, 300.0)
+    assert len(notes) == 6
+    ct, truth, liver = phantom()
+    notes2: list[str] = []
+    refine_slice(ct[8], truth[8], liver[8], SPACING[1:], RefineConfig(iterations=-5), notes=notes2)
+    assert any("iterations" in n for n in notes2)
+
+
+def test_ct_and_mask_of_different_shapes_are_refused():
+    ct, truth, liver = phantom()
+    with pytest.raises(InputError, match="does not match the CT"):
+        refine_all(ct, truth[:, :-1], liver, SPACING, RefineConfig())
+    with pytest.raises(InputError, match="liver mask shape"):
+        refine_slice(ct[8], truth[8], liver[8, :-2], SPACING[1:], RefineConfig())
+
+
+def test_progress_is_reported_and_cancel_stops_the_job():
+    ct, truth, liver = phantom()
+    seen = []
+    refine_all(
+        ct, truth, liver, SPACING, RefineConfig(iterations=5), progress=lambda *a: seen.append(a)
+    )
+    assert seen[-1] == ("refine", 5, 5)
+    with pytest.raises(Cancelled):
+        refine_all(ct, truth, liver, SPACING, RefineConfig(), should_cancel=lambda: True)
+
+
+def test_original_refinement_runs_two_chan_vese_iterations_within_the_liver():
+    ct, truth, liver = phantom()
+    out = original_refinement(ct, in_plane(truth, ndi.binary_dilation, 2), liver)
+    assert out.dtype == bool and not (out & ~liver).any() and out.any()
+
+
+def test_config_round_trips_through_json_and_rejects_unknown_keys(tmp_path):
+    cfg = RefineConfig(method="geodesic", iterations=12, hu_window=(-50, 200))
+    path = cfg.save(tmp_path / "refine.json")
+    assert RefineConfig.load(path) == RefineConfig(
+        method="geodesic", iterations=12, hu_window=(-50.0, 200.0)
+    )
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"iterashuns": 3}))
+    with pytest.raises(InputError, match="iterashuns"):
+        RefineConfig.load(bad)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(InputError, match="broken.json"):
+        RefineConfig.load(broken)
