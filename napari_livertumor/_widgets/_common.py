@@ -27,6 +27,22 @@ def set_status(label, message: str, *, error: bool = False) -> None:
         pass
 
 
+def follow_layer_list(widget, viewer, slot) -> None:
+    """Call ``slot`` when layers are added or removed, until ``widget`` is destroyed."""
+    events = (viewer.layers.events.inserted, viewer.layers.events.removed)
+    for event in events:
+        event.connect(slot)
+
+    def disconnect(*_):
+        for event in events:
+            try:
+                event.disconnect(slot)
+            except Exception:  # already gone with the viewer
+                pass
+
+    widget.destroyed.connect(disconnect)
+
+
 class JobWidgetMixin:
     """Mixin for a QWidget that runs core work through :class:`Job` objects.
 

@@ -19,7 +19,7 @@ from qtpy.QtWidgets import (
 )
 
 from . import _layers, _registry
-from ._common import JobWidgetMixin, set_status
+from ._common import JobWidgetMixin, follow_layer_list, set_status
 
 if TYPE_CHECKING:
     import napari
@@ -83,10 +83,8 @@ class SegmentWidget(JobWidgetMixin, QWidget):
 
         self.run_button.clicked.connect(self._run_clicked)
         self.model_browse.clicked.connect(self._browse_models)
-        self.viewer.layers.events.inserted.connect(self.refresh_layers)
-        self.viewer.layers.events.removed.connect(self.refresh_layers)
+        follow_layer_list(self, self.viewer, self.refresh_layers)
         self.init_jobs(napari_viewer)
-        self.destroyed.connect(_disconnect_later(self.viewer, self.refresh_layers))
         self.refresh_layers()
         self.refresh_models()
 
@@ -246,14 +244,3 @@ def _device_summary() -> str:
         names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
         return f"Found CUDA: {names} (auto uses it)"
     return f"No CUDA GPU found (torch {torch.__version__}); auto runs on the CPU"
-
-
-def _disconnect_later(viewer, slot):
-    def disconnect(*_):
-        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
-            try:
-                event.disconnect(slot)
-            except Exception:
-                pass
-
-    return disconnect

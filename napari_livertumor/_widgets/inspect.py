@@ -1,0 +1,291 @@
+"""Inspect widget: how the overlay looks, what the labels measure, and how they compare with
+a ground truth (Dice/IoU per class)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QColor
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QColorDialog,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import _layers
+from ._common import JobWidgetMixin, follow_layer_list, set_status
+
+if TYPE_CHECKING:
+    import napari
+
+NO_TRUTH = "(none)"
+#: Ground-truth HCC classes counted as each output class: the whole liver is liver + tumor +
+#: portal vein (as the training targets define it); the tumor is the tumor mass.
+TRUTH_CLASSES = {"liver": (1, 2, 3), "tumor": (2,)}
+PRED_CLASSES = {"liver": (1, 2), "tumor": (2,)}
+
+
+class InspectWidget(JobWidgetMixin, QWidget):
+    """Overlay controls, volumes, the lesion list (click to jump) and Dice/IoU."""
+
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.stats: dict | None = None
+        self.scores: dict | None = None
+        self._colors = dict(_layers.CLASS_COLORS)
+
+        self.labels_combo = QComboBox()
+        self.truth_combo = QComboBox()
+        self.opacity = QSlider(Qt.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(50)
+        self.contour_check = QCheckBox("Contours only")
+        self.color_buttons = {}
+        for value, name in ((1, "liver"), (2, "tumor")):
+            btn = QPushButton(name)
+            btn.clicked.connect(lambda _=False, v=value: self._pick_color(v))
+            self.color_buttons[value] = btn
+        self.measure_button = QPushButton("Measure")
+        self.volume_table = _table(["Measure", "Value"])
+        self.lesion_table = _table(["#", "Volume (mL)", "Longest Ø (mm)", "Slices"])
+        self.score_table = _table(["Class", "Dice", "IoU"])
+        self.score_table.setVisible(False)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Labels", self.labels_combo)
+        form.addRow("Ground truth", self.truth_combo)
+        form.addRow("Opacity", self.opacity)
+        colors = QHBoxLayout()
+        for btn in self.color_buttons.values():
+            colors.addWidget(btn)
+        form.addRow("Colours", colors)
+        form.addRow("", self.contour_check)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.measure_button)
+        layout.addWidget(self.volume_table)
+        layout.addWidget(QLabel("Lesions (click one to go to its slice)"))
+        layout.addWidget(self.lesion_table)
+        layout.addWidget(self.score_table)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.opacity.valueChanged.connect(self._apply_style)
+        self.contour_check.toggled.connect(self._apply_style)
+        self.labels_combo.currentTextChanged.connect(self._labels_changed)
+        self.measure_button.clicked.connect(self._measure_clicked)
+        self.lesion_table.cellClicked.connect(lambda row, _col: self.go_to_lesion(row))
+        follow_layer_list(self, self.viewer, self.refresh_layers)
+        self.init_jobs(napari_viewer)
+        self.refresh_layers()
+        self._paint_color_buttons()
+
+    # ------------------------------------------------------------------ layers
+    def refresh_layers(self, *_) -> None:
+        """List segmentation layers (others after) and ground-truth candidates."""
+        try:
+            self._fill(self.labels_combo, self._labels_names())
+            truth = [ly.name for ly in _layers.labels_layers(self.viewer, role="ground_truth")]
+            self._fill(self.truth_combo, [NO_TRUTH, *truth])
+        except RuntimeError:  # widget deleted while the viewer still emits
+            pass
+
+    def labels_layer(self):
+        return self._layer(self.labels_combo.currentText())
+
+    def truth_layer(self):
+        return self._layer(self.truth_combo.currentText())
+
+    # ------------------------------------------------------------------ measuring
+    def measure(self) -> None:
+        """Compute volumes, lesions and (with a ground truth) Dice/IoU of the current labels."""
+        layer = self.labels_layer()
+        if layer is None:
+            set_status(self.status, "No labels layer to measure: segment or load one.", error=True)
+            return
+        labels = np.array(layer.data, dtype=np.uint8, copy=True)  # a snapshot: edits may go on
+        spacing = tuple(float(s) for s in layer.scale)
+        truth_layer = self.truth_layer()
+        truth = None if truth_layer is None else np.asarray(truth_layer.data)
+        if truth is not None and truth.shape != labels.shape:
+            set_status(self.status, "Ground truth and labels have different shapes.", error=True)
+            truth = None
+        name = layer.name
+
+        def target(progress, should_cancel):
+            from ..stats import compute_stats
+
+            progress("measure", 0, 1)
+            stats = compute_stats(labels, spacing)
+            scores = None if truth is None else overlap_scores(labels, truth)
+            progress("measure", 1, 1)
+            return stats, scores
+
+        self.run_job(
+            target,
+            lambda out: self._show(name, *out),
+            button=self.measure_button,
+            description="measure",
+            busy_text=f"Measuring '{name}'…",
+        )
+
+    def go_to_lesion(self, row: int) -> None:
+        """Move the viewer to lesion ``row``'s centre slice and centre the view on it."""
+        layer = self.labels_layer()
+        if self.stats is None or layer is None or row >= len(self.stats["lesions"]):
+            return
+        lesion = self.stats["lesions"][row]
+        world = layer.data_to_world(lesion["centroid_zyx"])
+        self.viewer.dims.set_point(0, float(world[0]))
+        self.viewer.camera.center = tuple(float(w) for w in world)
+        set_status(
+            self.status,
+            f"Lesion {lesion['id']}: slice {lesion['slice']} "
+            f"(slices {lesion['slice_range'][0]}–{lesion['slice_range'][1]}).",
+        )
+
+    def _show(self, name: str, stats: dict, scores: dict | None) -> None:
+        self.stats, self.scores = stats, scores
+        rows = [
+            ("Liver (mL)", f"{stats['liver_ml']:.1f}"),
+            ("Tumor (mL)", f"{stats['tumor_ml']:.2f}"),
+            ("Tumor / liver", f"{100 * stats['tumor_to_liver_ratio']:.2f} %"),
+            ("Lesions", str(stats["lesion_count"])),
+        ]
+        _fill_table(self.volume_table, rows)
+        lesions = [
+            (
+                str(les["id"]),
+                f"{les['volume_ml']:.2f}",
+                f"{les['longest_diameter_mm']:.1f}",
+                f"{les['slice_range'][0]}–{les['slice_range'][1]}",
+            )
+            for les in stats["lesions"]
+        ]
+        _fill_table(self.lesion_table, lesions)
+        self.score_table.setVisible(scores is not None)
+        if scores is not None:
+            _fill_table(
+                self.score_table,
+                [(c, f"{s['dice']:.3f}", f"{s['iou']:.3f}") for c, s in scores.items()],
+            )
+        set_status(self.status, f"Measured '{name}'.")
+
+    # ------------------------------------------------------------------ style
+    def set_class_color(self, value: int, color) -> None:
+        """Colour of class ``value`` (1 liver, 2 tumor) in the chosen labels layer."""
+        self._colors[value] = tuple(QColor(color).getRgbF()) if isinstance(color, str) else color
+        self._paint_color_buttons()
+        self._apply_style()
+
+    def _apply_style(self, *_) -> None:
+        layer = self.labels_layer()
+        if layer is None:
+            return
+        layer.opacity = self.opacity.value() / 100.0
+        layer.contour = 2 if self.contour_check.isChecked() else 0
+        _layers.set_class_colors(layer, self._colors)
+
+    def _labels_changed(self, *_) -> None:
+        layer = self.labels_layer()
+        if layer is None:
+            return
+        self.opacity.blockSignals(True)
+        self.opacity.setValue(int(round(layer.opacity * 100)))
+        self.opacity.blockSignals(False)
+        self.contour_check.blockSignals(True)
+        self.contour_check.setChecked(layer.contour > 0)
+        self.contour_check.blockSignals(False)
+
+    def _pick_color(self, value: int) -> None:
+        r, g, b, a = self._colors[value]
+        color = QColorDialog.getColor(QColor.fromRgbF(r, g, b, a), self, "Class colour")
+        if color.isValid():
+            self.set_class_color(value, tuple(color.getRgbF()))
+
+    def _paint_color_buttons(self) -> None:
+        for value, btn in self.color_buttons.items():
+            r, g, b, _ = (int(255 * c) for c in self._colors[value])
+            btn.setStyleSheet(f"background-color: rgb({r},{g},{b}); color: black;")
+
+    def _measure_clicked(self) -> None:
+        if not self.cancel_if_running(self.measure_button):
+            self.measure()
+
+    # ------------------------------------------------------------------ helpers
+    def _labels_names(self) -> list[str]:
+        segs = _layers.labels_layers(self.viewer, role="segmentation")
+        others = [
+            ly
+            for ly in _layers.labels_layers(self.viewer)
+            if ly not in segs and ly.metadata.get(_layers.ROLE) != "ground_truth"
+        ]
+        return [ly.name for ly in [*segs, *others]]
+
+    def _layer(self, name: str):
+        return next((ly for ly in _layers.labels_layers(self.viewer) if ly.name == name), None)
+
+    @staticmethod
+    def _fill(combo: QComboBox, names: list[str]) -> None:
+        current = combo.currentText()
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItems(names)
+        combo.blockSignals(False)
+        if current in names:
+            combo.setCurrentText(current)
+        elif names:
+            combo.setCurrentIndex(0)
+            combo.currentTextChanged.emit(combo.currentText())
+
+
+def overlap_scores(labels: np.ndarray, truth: np.ndarray) -> dict[str, dict[str, float]]:
+    """Dice and IoU per class of a 0/1/2 label map against an HCC ground truth (0..4).
+
+    A class absent from both maps scores 1 (nothing to find, nothing found).
+    """
+    out = {}
+    for cls in ("liver", "tumor"):
+        pred = np.isin(labels, PRED_CLASSES[cls])
+        ref = np.isin(truth, TRUTH_CLASSES[cls])
+        inter = int(np.count_nonzero(pred & ref))
+        total = int(np.count_nonzero(pred)) + int(np.count_nonzero(ref))
+        union = total - inter
+        out[cls] = {
+            "dice": 1.0 if total == 0 else 2.0 * inter / total,
+            "iou": 1.0 if union == 0 else inter / union,
+        }
+    return out
+
+
+def _table(headers: list[str]) -> QTableWidget:
+    table = QTableWidget(0, len(headers))
+    table.setHorizontalHeaderLabels(headers)
+    table.verticalHeader().setVisible(False)
+    table.setEditTriggers(QTableWidget.NoEditTriggers)
+    table.setSelectionBehavior(QTableWidget.SelectRows)
+    table.horizontalHeader().setStretchLastSection(True)
+    table.setMinimumHeight(90)
+    return table
+
+
+def _fill_table(table: QTableWidget, rows: list[tuple[str, ...]]) -> None:
+    table.setRowCount(len(rows))
+    for r, row in enumerate(rows):
+        for c, text in enumerate(row):
+            table.setItem(r, c, QTableWidgetItem(text))
+    table.resizeColumnsToContents()

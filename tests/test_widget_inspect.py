@@ -1,0 +1,96 @@
+"""The Inspect widget: measure the labels, jump to a lesion, compare with the ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _widget_data import tiny_ct
+
+from napari_livertumor._widgets import _layers
+from napari_livertumor._widgets.inspect import InspectWidget, overlap_scores
+
+pytestmark = pytest.mark.gui
+pytest.importorskip("napari_livertumor.stats", reason="stats have not landed yet")
+
+
+@pytest.fixture
+def viewer_with_labels(make_napari_viewer):
+    viewer = make_napari_viewer()
+    vol, truth = tiny_ct()
+    _layers.add_ct_layer(viewer, vol, name="tiny CT")
+    _layers.add_labels_layer(viewer, truth, vol, "tiny CT ground truth", role="ground_truth")
+    pred = np.where(truth > 0, 1, 0).astype(np.uint8)
+    pred[truth == 2] = 2
+    pred[2:4, 10:13, 20:23] = 2  # a second, small lesion near the top
+    _layers.add_labels_layer(viewer, pred, vol, "tiny CT segmentation", ct_layer_name="tiny CT")
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    return viewer, widget, vol, pred, truth
+
+
+def test_measure_shows_volumes_and_lesions(viewer_with_labels, qtbot):
+    viewer, widget, vol, pred, _ = viewer_with_labels
+    assert widget.labels_combo.currentText() == "tiny CT segmentation"
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+
+    liver_ml = np.count_nonzero(pred) * vol.voxel_volume_ml
+    assert widget.volume_table.item(0, 1).text() == f"{liver_ml:.1f}"
+    assert widget.volume_table.item(3, 1).text() == "2"
+    assert widget.lesion_table.rowCount() == 2
+    # the small lesion is listed second, with its slice range
+    assert widget.lesion_table.item(1, 3).text() == "2–3"
+
+
+def test_clicking_a_lesion_jumps_to_its_slice(viewer_with_labels, qtbot):
+    viewer, widget, vol, *_ = viewer_with_labels
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    widget.lesion_table.cellClicked.emit(1, 0)  # the user clicks the second lesion
+    z_world = viewer.dims.point[0]
+    z_index = round((z_world - viewer.layers["tiny CT"].translate[0]) / vol.spacing[0])
+    assert z_index in (2, 3)
+
+
+def test_dice_is_shown_when_a_ground_truth_is_chosen(viewer_with_labels, qtbot):
+    viewer, widget, _, pred, truth = viewer_with_labels
+    widget.truth_combo.setCurrentText("tiny CT ground truth")
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.score_table.isVisibleTo(widget)
+    expected = overlap_scores(pred, truth)
+    assert widget.score_table.item(0, 1).text() == f"{expected['liver']['dice']:.3f}"
+    assert 0.99 < expected["liver"]["dice"] < 1  # the extra lesion pokes out of the liver
+    assert 0 < expected["tumor"]["dice"] < 1
+
+
+def test_overlay_controls_change_the_labels_layer(viewer_with_labels):
+    viewer, widget, *_ = viewer_with_labels
+    layer = viewer.layers["tiny CT segmentation"]
+    widget.opacity.setValue(80)
+    widget.contour_check.setChecked(True)
+    widget.set_class_color(2, (0.0, 0.0, 1.0, 1.0))
+    assert layer.opacity == pytest.approx(0.8)
+    assert layer.contour == 2
+    np.testing.assert_allclose(layer.colormap.map(np.array([2]))[0], (0, 0, 1, 1))
+
+
+def test_deleting_the_labels_layer_leaves_a_clear_message(viewer_with_labels):
+    viewer, widget, *_ = viewer_with_labels
+    viewer.layers.remove("tiny CT segmentation")
+    widget.measure_button.click()
+    assert widget.labels_combo.count() == 0
+    assert "No labels layer to measure" in widget.status.text()
+    assert len(viewer.layers) == 2  # nothing else was touched
+
+
+def test_overlap_scores_per_class():
+    truth = np.zeros((4, 4, 4), np.uint8)
+    truth[0:2] = 1
+    truth[0, 0, 0] = 2
+    pred = np.zeros_like(truth)
+    pred[0:1] = 1
+    pred[0, 0, 0] = 2
+    scores = overlap_scores(pred, truth)
+    assert scores["liver"]["dice"] == pytest.approx(2 * 16 / (16 + 32))
+    assert scores["tumor"] == {"dice": 1.0, "iou": 1.0}
