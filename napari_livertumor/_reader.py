@@ -1,0 +1,206 @@
+"""napari reader: DICOM CT folders/files, NIfTI CTs and label maps, DICOM SEG.
+
+``napari_get_reader`` only looks at names and a few header bytes and returns ``None`` for
+anything else, so napari can offer the file to other plugins; it never raises. The reader it
+returns builds layers whose ``scale``/``translate`` come from the CT's spacing and origin, so a
+label map read with its CT overlays it exactly.
+
+Layer ``metadata`` follows the widgets' convention: ``"ct_volume"`` holds the
+:class:`~napari_livertumor.io.volume.CTVolume` (geometry and DICOM identity, needed to save a
+DICOM SEG later) and ``"livertumor_role"`` is ``"ct"``, ``"segmentation"`` or ``"ground_truth"``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+CT_CONTRAST_LIMITS = (-160.0, 240.0)  # the abdomen window, W 400 / L 40
+_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+_MAX_PROBE = 64
+
+
+def napari_get_reader(path):
+    """Return a reader for ``path`` if it is a CT (DICOM, NIfTI) or a DICOM SEG, else ``None``."""
+    try:
+        target = _single_target(path)
+        if target is None:
+            return None
+        if _is_nifti(target) and target.is_file():
+            return read_nifti_layers
+        if target.is_dir():
+            return read_dicom_layers if _folder_has_dicom(target) else None
+        if target.is_file() and _looks_like_dicom(target):
+            return read_dicom_layers
+    except Exception:  # a reader probe must never break napari's open dialog
+        return None
+    return None
+
+
+def read_dicom_layers(path) -> list[tuple]:
+    """Layers for a DICOM folder/file: the CT, or for a SEG file the SEG on its referenced CT."""
+    target = _single_target(path)
+    if target.is_file() and _sop_class(target) == _SEG_SOP_CLASS:
+        return _seg_layers(target)
+    from .io.dicom import read_dicom_series
+
+    volume = read_dicom_series(target)
+    return [ct_layer_data(volume)]
+
+
+def read_nifti_layers(path) -> list[tuple]:
+    """Layers for a NIfTI file: an image layer for a CT, a labels layer for a label map."""
+    from .io.nifti import read_nifti
+
+    target = _single_target(path)
+    volume = read_nifti(target)
+    if _is_label_map(volume.array):
+        labels = volume.array.astype(np.uint8)
+        role = "segmentation" if labels.max() <= 2 else "ground_truth"
+        return [labels_layer_data(labels, volume.with_array(volume.array), _stem(target), role)]
+    return [ct_layer_data(volume)]
+
+
+def ct_layer_data(volume) -> tuple:
+    """``(data, kwargs, "image")`` for a CT volume."""
+    meta = volume.meta
+    name = meta.get("description") or meta.get("patient_id") or "CT"
+    if meta.get("patient_id") and meta.get("patient_id") not in name:
+        name = f"{meta['patient_id']} {name}"
+    kwargs = {
+        "name": name,
+        "scale": volume.napari_scale,
+        "translate": volume.napari_translate,
+        "colormap": "gray",
+        "contrast_limits": CT_CONTRAST_LIMITS,
+        "metadata": {"ct_volume": volume, "livertumor_role": "ct", **_plain_meta(meta)},
+    }
+    return (volume.array, kwargs, "image")
+
+
+def labels_layer_data(labels: np.ndarray, volume, name: str, role: str) -> tuple:
+    """``(data, kwargs, "labels")`` on ``volume``'s grid."""
+    kwargs = {
+        "name": name,
+        "scale": volume.napari_scale,
+        "translate": volume.napari_translate,
+        "opacity": 0.5,
+        "metadata": {"ct_volume": volume, "livertumor_role": role},
+    }
+    return (labels, kwargs, "labels")
+
+
+# --------------------------------------------------------------------------- helpers
+def _seg_layers(seg_path: Path) -> list[tuple]:
+    import pydicom
+
+    from .errors import InputError
+    from .io.dicom import read_dicom_series
+    from .io.seg import read_dicom_seg
+
+    header = pydicom.dcmread(seg_path, stop_before_pixels=True)
+    series = [str(s.SeriesInstanceUID) for s in header.get("ReferencedSeriesSequence", [])]
+    # HCC-TACE-Seg layout: <study>/<CT series>/…  and  <study>/300.000000-Segmentation-…/1-1.dcm
+    study_dir = seg_path.parent.parent
+    volume = None
+    for uid in series:
+        try:
+            volume = read_dicom_series(study_dir, uid)
+            break
+        except InputError:
+            continue
+    if volume is None:
+        raise InputError(
+            seg_path,
+            f"the CT series it references ({', '.join(series) or 'none named'}) is not in "
+            f"{study_dir}; open the CT first, then load the SEG from the Load CT widget",
+        )
+    labels = read_dicom_seg(seg_path, volume)
+    name = f"{volume.meta.get('patient_id') or 'CT'} ground truth"
+    return [ct_layer_data(volume), labels_layer_data(labels, volume, name, "ground_truth")]
+
+
+def _single_target(path) -> Path | None:
+    if isinstance(path, list | tuple):
+        paths = [Path(p) for p in path]
+        if not paths:
+            return None
+        if len(paths) == 1:
+            return paths[0]
+        # several files of one DICOM folder (a multi-select in the open dialog): their series
+        if len({p.parent for p in paths}) == 1 and all(p.is_file() for p in paths):
+            return paths[0] if _looks_like_dicom(paths[0]) else None
+        return None
+    return Path(path)
+
+
+def _is_nifti(path: Path) -> bool:
+    name = path.name.lower()
+    return name.endswith(".nii") or name.endswith(".nii.gz")
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(128)
+            return f.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _folder_has_dicom(folder: Path) -> bool:
+    probed = 0
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            if _looks_like_dicom(Path(dirpath) / name):
+                return True
+            probed += 1
+            if probed >= _MAX_PROBE:
+                return False
+    return False
+
+
+def _sop_class(path: Path) -> str:
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+    except Exception:
+        return ""
+    return str(ds.get("SOPClassUID", ""))
+
+
+def _is_label_map(array: np.ndarray) -> bool:
+    if not np.issubdtype(array.dtype, np.integer):
+        return False
+    if array.dtype == np.uint8:
+        return True
+    low, high = int(array.min()), int(array.max())
+    return low >= 0 and high <= 255 and len(np.unique(array[:: max(1, array.shape[0] // 8)])) <= 32
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _plain_meta(meta: dict) -> dict:
+    keep = (
+        "patient_id",
+        "study_uid",
+        "series_uid",
+        "description",
+        "modality",
+        "phase",
+        "source",
+        "warnings",
+    )
+    return {k: meta[k] for k in keep if k in meta}

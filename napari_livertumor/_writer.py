@@ -1,0 +1,97 @@
+"""napari writers for labels layers: NIfTI on the CT's grid, and DICOM SEG referencing the CT.
+
+Both follow npe2's single-layer writer signature ``(path, data, attributes) -> list[str]``. The
+CT's geometry comes from ``attributes["metadata"]["ct_volume"]`` (set by our reader and widgets);
+without it, a NIfTI is written from the layer's ``scale``/``translate`` (axis-aligned) and a DICOM
+SEG is refused with a message, since it must reference the CT's DICOM slices.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Segment labels written for each class value, by layer role.
+_SEGMENTS = {
+    "ground_truth": {1: "Liver", 2: "Mass", 3: "Portal vein", 4: "Abdominal aorta"},
+    "segmentation": {1: "Liver", 2: "Tumor"},
+}
+
+
+def write_labels_nifti(path: str, data: Any, attributes: dict) -> list[str]:
+    """Save a labels layer as a uint8 NIfTI with the exact grid and affine of its CT."""
+    from .io.nifti import write_nifti
+
+    out = _with_suffix(Path(path), (".nii.gz", ".nii"), ".nii.gz")
+    labels = _labels_array(data)
+    reference = _reference(attributes, labels.shape)
+    write_nifti(labels, out, reference=reference)
+    return [str(out)]
+
+
+def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
+    """Save a labels layer as a DICOM SEG that references the CT series it was drawn on."""
+    from .errors import InputError
+    from .io.seg import write_dicom_seg
+
+    out = _with_suffix(Path(path), (".dcm",), ".dcm")
+    labels = _labels_array(data)
+    metadata = attributes.get("metadata") or {}
+    volume = metadata.get("ct_volume")
+    if volume is None or not volume.meta.get("files"):
+        raise InputError(
+            out,
+            "this labels layer is not linked to a CT read from DICOM; a DICOM SEG must "
+            "reference the CT's DICOM slices (save as NIfTI instead)",
+        )
+    names = _SEGMENTS.get(metadata.get("livertumor_role"), _SEGMENTS["ground_truth"])
+    values = [int(v) for v in np.unique(labels) if v != 0]
+    if not values:
+        raise InputError(out, "the labels layer is empty; nothing to save")
+    segments = [(v, names.get(v, f"Label {v}")) for v in values]
+    write_dicom_seg(
+        labels,
+        volume,
+        out,
+        segments,
+        algorithm_type="SEMIAUTOMATIC",
+        series_description=str(attributes.get("name") or "Segmentation")[:64],
+    )
+    return [str(out)]
+
+
+# --------------------------------------------------------------------------- helpers
+def _labels_array(data) -> np.ndarray:
+    array = np.asarray(data)
+    if array.ndim != 3:
+        from .errors import InputError
+
+        raise InputError(None, f"expected a 3D labels layer, got shape {array.shape}")
+    if array.min() < 0 or array.max() > 255:
+        from .errors import InputError
+
+        raise InputError(None, "label values must lie in 0..255 to be saved as uint8")
+    return array.astype(np.uint8, copy=False)
+
+
+def _reference(attributes: dict, shape):
+    from .io.volume import CTVolume
+
+    volume = (attributes.get("metadata") or {}).get("ct_volume")
+    if volume is not None and tuple(volume.shape) == tuple(shape):
+        return volume
+    scale = tuple(attributes.get("scale") or (1.0, 1.0, 1.0))[-3:]
+    translate = tuple(attributes.get("translate") or (0.0, 0.0, 0.0))[-3:]
+    return CTVolume(
+        np.zeros(shape, np.uint8),
+        spacing=scale,
+        origin=(translate[2], translate[1], translate[0]),
+    )
+
+
+def _with_suffix(path: Path, allowed: tuple[str, ...], default: str) -> Path:
+    if any(path.name.lower().endswith(s) for s in allowed):
+        return path
+    return path.with_name(path.name + default)

@@ -1,0 +1,124 @@
+"""A user opens CT, label and SEG files in napari and saves labels back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_livertumor._reader import napari_get_reader
+from napari_livertumor._writer import write_labels_dicom_seg, write_labels_nifti
+from napari_livertumor.errors import InputError
+from napari_livertumor.io import CTVolume, load_ct
+from napari_livertumor.io.dicom_write import write_ct_series
+from napari_livertumor.io.nifti import read_nifti, write_nifti
+from napari_livertumor.io.seg import read_dicom_seg, write_dicom_seg
+
+
+@pytest.fixture
+def study(tmp_path):
+    """An HCC-TACE-Seg-like study folder: one CT series and one SEG series."""
+    direction = np.diag([1.0, -1.0, -1.0])
+    source = CTVolume(
+        np.random.default_rng(0).integers(-1000, 400, (6, 20, 22)).astype(np.int16),
+        (2.5, 0.8, 0.75),
+        (-50.0, 60.0, 100.0),
+        direction,
+    )
+    ct_dir = tmp_path / "HCC_001" / "study" / "4.000000-LIVER 3 PHASE AP-1"
+    write_ct_series(source, ct_dir, patient_id="HCC_001", series_description="LIVER 3 PHASE AP")
+    ct = load_ct(ct_dir)
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[1:5, 4:16, 4:18] = 1
+    labels[2:4, 6:9, 6:10] = 2
+    seg = tmp_path / "HCC_001" / "study" / "300.000000-Segmentation-1" / "1-1.dcm"
+    write_dicom_seg(labels, ct, seg, [(1, "Liver"), (2, "Mass")], algorithm_type="MANUAL")
+    return ct_dir, seg, ct, labels
+
+
+def test_reader_declines_what_it_cannot_read_without_raising(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "empty").mkdir()
+    for path in [tmp_path / "notes.txt", tmp_path / "empty", tmp_path / "missing.dcm", [], [1, 2]]:
+        assert napari_get_reader(path) is None
+
+
+def test_dicom_folder_opens_as_a_ct_layer_in_mm(study):
+    ct_dir, _, ct, _ = study
+    reader = napari_get_reader(str(ct_dir))
+    [(data, kwargs, kind)] = reader(str(ct_dir))
+    assert kind == "image"
+    np.testing.assert_array_equal(data, ct.array)
+    assert kwargs["scale"] == ct.napari_scale
+    assert kwargs["translate"] == ct.napari_translate
+    assert kwargs["contrast_limits"] == (-160.0, 240.0)
+    assert kwargs["metadata"]["patient_id"] == "HCC_001"
+    assert "HCC_001" in kwargs["name"]
+
+
+def test_seg_file_opens_with_its_ct_and_overlays_exactly(study):
+    _, seg, ct, labels = study
+    layers = napari_get_reader(str(seg))(str(seg))
+    (_, ct_kwargs, ct_kind), (lab, lab_kwargs, lab_kind) = layers
+    assert (ct_kind, lab_kind) == ("image", "labels")
+    np.testing.assert_array_equal(lab, labels)
+    assert lab_kwargs["scale"] == ct_kwargs["scale"]
+    assert lab_kwargs["translate"] == ct_kwargs["translate"]
+    assert lab_kwargs["metadata"]["livertumor_role"] == "ground_truth"
+
+
+def test_label_nifti_opens_as_labels_and_ct_nifti_as_image(tmp_path, study):
+    _, _, ct, labels = study
+    write_nifti(ct, tmp_path / "ct.nii.gz")
+    write_nifti(labels, tmp_path / "labels.nii.gz", reference=ct)
+    [(_, ct_kwargs, kind)] = napari_get_reader(str(tmp_path / "ct.nii.gz"))(
+        str(tmp_path / "ct.nii.gz")
+    )
+    assert kind == "image"
+    [(lab, kwargs, kind)] = napari_get_reader(str(tmp_path / "labels.nii.gz"))(
+        str(tmp_path / "labels.nii.gz")
+    )
+    assert kind == "labels"
+    np.testing.assert_array_equal(lab, labels)
+    np.testing.assert_allclose(kwargs["scale"], ct_kwargs["scale"])
+    np.testing.assert_allclose(kwargs["translate"], ct_kwargs["translate"])
+
+
+def test_labels_layer_saves_to_nifti_and_dicom_seg_on_the_ct_grid(tmp_path, study):
+    _, _, ct, labels = study
+    attributes = {
+        "name": "segmentation",
+        "scale": ct.napari_scale,
+        "translate": ct.napari_translate,
+        "metadata": {"ct_volume": ct, "livertumor_role": "segmentation"},
+    }
+    [nii] = write_labels_nifti(str(tmp_path / "out"), labels, attributes)
+    assert nii.endswith("out.nii.gz")
+    back = read_nifti(nii)
+    np.testing.assert_array_equal(back.array, labels)
+    assert back.same_grid(ct)
+
+    [dcm] = write_labels_dicom_seg(str(tmp_path / "seg.dcm"), labels, attributes)
+    np.testing.assert_array_equal(read_dicom_seg(dcm, ct), labels)
+
+
+def test_dicom_seg_writer_refuses_a_layer_without_a_dicom_ct(tmp_path):
+    attributes = {"scale": (1, 1, 1), "translate": (0, 0, 0), "metadata": {}}
+    with pytest.raises(InputError, match="not linked to a CT read from DICOM"):
+        write_labels_dicom_seg(str(tmp_path / "x.dcm"), np.ones((2, 3, 4), np.uint8), attributes)
+    assert not (tmp_path / "x.dcm").exists()
+
+
+@pytest.mark.gui
+def test_napari_opens_the_seg_over_its_ct(make_napari_viewer, study):
+    _, seg, ct, labels = study
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(seg), plugin="napari-livertumor")
+    assert [ly.__class__.__name__ for ly in layers] == ["Image", "Labels"]
+    image, lab = layers
+    np.testing.assert_allclose(lab.scale, image.scale)
+    np.testing.assert_allclose(lab.translate, image.translate)
+    # a world point (mm) inside the tumor is the same voxel in both layers, and it is tumor
+    world = np.array(ct.napari_translate) + np.array(ct.napari_scale) * np.array([3, 7, 8])
+    np.testing.assert_allclose(lab.world_to_data(world), [3, 7, 8], atol=1e-6)
+    np.testing.assert_allclose(image.world_to_data(world), [3, 7, 8], atol=1e-6)
+    assert lab.data[3, 7, 8] == 2
