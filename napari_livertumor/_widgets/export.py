@@ -1,0 +1,281 @@
+"""Export widget: NIfTI label map (and masks), DICOM SEG, and the stats as JSON and CSV.
+
+Files are named like the CLI's: ``<case>_labels.nii.gz``, ``<case>_liver.nii.gz``,
+``<case>_tumor.nii.gz``, ``<case>_seg.dcm``, ``<case>_stats.json``, ``<case>_lesions.csv``.
+Existing files are only replaced after the user says so; every file is written under a
+temporary name and renamed, so a failure never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import _layers
+from ._common import JobWidgetMixin, follow_layer_list, set_status
+
+if TYPE_CHECKING:
+    import napari
+
+
+class ExportWidget(JobWidgetMixin, QWidget):
+    """Write the chosen labels layer in the CT's own geometry."""
+
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.written: list[Path] = []
+
+        self.labels_combo = QComboBox()
+        self.folder = QLineEdit()
+        self.folder.setPlaceholderText("output folder")
+        self.browse = QPushButton("Browse…")
+        self.case_name = QLineEdit()
+        self.case_name.setPlaceholderText("file name prefix (default: from the CT)")
+        self.nifti_check = QCheckBox("NIfTI label map (0 background, 1 liver, 2 tumor)")
+        self.nifti_check.setChecked(True)
+        self.masks_check = QCheckBox("Separate liver and tumor masks (NIfTI)")
+        self.seg_check = QCheckBox("DICOM SEG referencing the source series")
+        self.stats_check = QCheckBox("Stats as JSON and lesion list as CSV")
+        self.stats_check.setChecked(True)
+        self.export_button = QPushButton("Export")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setVisible(False)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Labels", self.labels_combo)
+        row = QHBoxLayout()
+        row.addWidget(self.folder)
+        row.addWidget(self.browse)
+        form.addRow("Folder", row)
+        form.addRow("Name", self.case_name)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        for box in (self.nifti_check, self.masks_check, self.seg_check, self.stats_check):
+            layout.addWidget(box)
+        layout.addWidget(self.export_button)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.browse.clicked.connect(self._browse)
+        self.export_button.clicked.connect(self._export_clicked)
+        self.labels_combo.currentTextChanged.connect(self._labels_changed)
+        follow_layer_list(self, self.viewer, self.refresh_layers)
+        self.init_jobs(napari_viewer)
+        self.refresh_layers()
+
+    # ------------------------------------------------------------------ user actions
+    def refresh_layers(self, *_) -> None:
+        try:
+            current = self.labels_combo.currentText()
+            segs = _layers.labels_layers(self.viewer, role="segmentation")
+            others = [ly for ly in _layers.labels_layers(self.viewer) if ly not in segs]
+            names = [ly.name for ly in [*segs, *others]]
+            self.labels_combo.clear()
+            self.labels_combo.addItems(names)
+            if current in names:
+                self.labels_combo.setCurrentText(current)
+        except RuntimeError:  # widget deleted while the viewer still emits
+            pass
+
+    def planned_files(self) -> list[Path]:
+        """The files an export with the current choices would write."""
+        folder = Path(self.folder.text().strip())
+        case = self._case()
+        names = []
+        if self.nifti_check.isChecked():
+            names.append(f"{case}_labels.nii.gz")
+        if self.masks_check.isChecked():
+            names += [f"{case}_liver.nii.gz", f"{case}_tumor.nii.gz"]
+        if self.seg_check.isChecked():
+            names.append(f"{case}_seg.dcm")
+        if self.stats_check.isChecked():
+            names += [f"{case}_stats.json", f"{case}_lesions.csv"]
+        return [folder / n for n in names]
+
+    def export(self) -> None:
+        """Write the chosen files in a worker (asking before replacing any)."""
+        layer = self._layer()
+        if layer is None:
+            set_status(self.status, "No labels layer to export.", error=True)
+            return
+        if not self.folder.text().strip():
+            set_status(self.status, "Choose an output folder first.", error=True)
+            return
+        files = self.planned_files()
+        if not files:
+            set_status(self.status, "Tick at least one kind of file to export.", error=True)
+            return
+        existing = [f for f in files if f.exists()]
+        if existing and not self.ask_overwrite(existing):
+            set_status(self.status, "Export cancelled: no file was replaced.")
+            return
+        try:
+            volume = _layers.volume_of(layer)
+        except ValueError as exc:
+            set_status(self.status, str(exc), error=True)
+            return
+        labels = np.array(layer.data, dtype=np.uint8, copy=True)  # a snapshot of the edits
+        kinds = {f.name.removeprefix(self._case() + "_"): f for f in files}
+
+        def target(progress, should_cancel):
+            return write_exports(labels, volume, kinds, progress=progress)
+
+        self.run_job(
+            target,
+            self._done,
+            button=self.export_button,
+            description="export",
+            busy_text="Exporting…",
+        )
+
+    def ask_overwrite(self, existing: list[Path]) -> bool:
+        """Ask the user whether ``existing`` files may be replaced (tests replace this)."""
+        listing = "\n".join(f"  {p.name}" for p in existing[:8])
+        more = f"\n  … and {len(existing) - 8} more" if len(existing) > 8 else ""
+        answer = QMessageBox.question(
+            self,
+            "Replace files?",
+            f"These files exist in {existing[0].parent}:\n{listing}{more}\n\nReplace them?",
+            QMessageBox.Yes | QMessageBox.No,
+            QMessageBox.No,
+        )
+        return answer == QMessageBox.Yes
+
+    # ------------------------------------------------------------------ slots
+    def _done(self, written: list[Path]) -> None:
+        self.written = written
+        folder = written[0].parent if written else ""
+        set_status(
+            self.status,
+            f"Wrote {len(written)} file(s) to {folder}:\n" + "\n".join(p.name for p in written),
+        )
+
+    def _export_clicked(self) -> None:
+        if not self.cancel_if_running(self.export_button):
+            self.export()
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export folder")
+        if folder:
+            self.folder.setText(folder)
+
+    def _labels_changed(self, *_) -> None:
+        layer = self._layer()
+        has_uids = False
+        if layer is not None:
+            vol = layer.metadata.get(_layers.CT_VOLUME)
+            has_uids = bool(vol is not None and vol.meta.get("sop_instance_uids"))
+        self.seg_check.setEnabled(has_uids)
+        self.seg_check.setToolTip(
+            "" if has_uids else "Needs a CT loaded from DICOM (the SEG references its slices)."
+        )
+        if not has_uids:
+            self.seg_check.setChecked(False)
+
+    def _layer(self):
+        name = self.labels_combo.currentText()
+        return next((ly for ly in _layers.labels_layers(self.viewer) if ly.name == name), None)
+
+    def _case(self) -> str:
+        if self.case_name.text().strip():
+            return _safe_name(self.case_name.text().strip())
+        layer = self._layer()
+        vol = None if layer is None else layer.metadata.get(_layers.CT_VOLUME)
+        if vol is not None and vol.meta.get("patient_id"):
+            return _safe_name(str(vol.meta["patient_id"]))
+        ct_name = None if layer is None else layer.metadata.get(_layers.CT_LAYER)
+        return _safe_name(ct_name or (layer.name if layer is not None else "case"))
+
+
+def write_exports(labels: np.ndarray, volume, files: dict[str, Path], progress=None) -> list:
+    """Write each requested kind (``labels.nii.gz``, ``liver.nii.gz``, ``tumor.nii.gz``,
+    ``seg.dcm``, ``stats.json``, ``lesions.csv``) to its path; returns the paths written."""
+    from ..io.nifti import write_nifti
+
+    written = []
+    stats = None
+    for i, (kind, path) in enumerate(files.items()):
+        if progress is not None:
+            progress("export", i, len(files))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if kind == "labels.nii.gz":
+            write_nifti(labels, path, reference=volume)
+        elif kind == "liver.nii.gz":
+            write_nifti((labels >= 1).astype(np.uint8), path, reference=volume)
+        elif kind == "tumor.nii.gz":
+            write_nifti((labels == 2).astype(np.uint8), path, reference=volume)
+        elif kind == "seg.dcm":
+            from ..io.seg import write_dicom_seg
+
+            write_dicom_seg(labels, volume, path, segments=[(1, "Liver"), (2, "Tumor")])
+        elif kind in ("stats.json", "lesions.csv"):
+            if stats is None:
+                from ..stats import compute_stats
+
+                stats = compute_stats(labels, volume.spacing)
+                stats["source"] = str(volume.meta.get("source", ""))
+                stats["series_uid"] = str(volume.meta.get("series_uid", ""))
+            text = json.dumps(stats, indent=2) if kind == "stats.json" else _lesion_csv(stats)
+            _atomic_write_text(path, text)
+        else:
+            raise ValueError(f"unknown export kind {kind!r}")
+        written.append(path)
+    if progress is not None:
+        progress("export", len(files), len(files))
+    return written
+
+
+def _lesion_csv(stats: dict) -> str:
+    buf = io.StringIO()
+    out = csv.writer(buf)
+    out.writerow(
+        ["lesion", "volume_ml", "longest_diameter_mm", "first_slice", "last_slice", "centroid_zyx"]
+    )
+    for les in stats["lesions"]:
+        first, last = les["slice_range"]
+        centroid = " ".join(str(c) for c in les["centroid_zyx"])
+        out.writerow(
+            [les["id"], les["volume_ml"], les["longest_diameter_mm"], first, last, centroid]
+        )
+    return buf.getvalue()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _safe_name(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
+    return keep or "case"

@@ -1,0 +1,685 @@
+"""Refine widget: tune the active contour live on the current slice, then apply it.
+
+The controls fill a :class:`~napari_livertumor.refine.RefineConfig`. Every change (and every
+scroll to another slice) restarts an 80 ms timer; when it fires, the current slice is refined in
+a worker thread and shown as an outline in a separate "Refine preview" layer. Results of older
+requests are dropped (a generation counter), and at most one preview runs at a time.
+
+Apply writes tumor labels only inside the liver, into the chosen labels layer, and keeps an
+exact undo record of the voxels it changed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui import widgets as mw
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..refine import RefineConfig, label_lesions, refine_all, refine_lesion, refine_slice
+from . import _layers
+from ._common import JobWidgetMixin, follow_layer_list, set_status
+
+if TYPE_CHECKING:
+    import napari
+
+PREVIEW_NAME = "Refine preview"
+PREVIEW_COLOR = (1.0, 0.9, 0.1, 1.0)  # yellow outline, distinct from the red tumor
+DEBOUNCE_MS = 80
+UNDO_STEPS = 20
+SAME_LAYER = "same layer (1 = liver)"
+NO_LIVER = "none (no confinement)"
+UNDER_CURSOR = "lesion under the mouse"
+MODEL_OUTPUT = "model_output"
+
+
+@dataclass
+class _UndoStep:
+    layer: Any
+    box: tuple[slice, ...]
+    before: np.ndarray
+    what: str
+
+
+class _RefreshingCombo(QComboBox):
+    """A combo box that refreshes its items just before it opens."""
+
+    def __init__(self, refresh) -> None:
+        super().__init__()
+        self._refresh = refresh
+
+    def showPopup(self) -> None:  # noqa: N802 (Qt name)
+        self._refresh()
+        super().showPopup()
+
+
+class RefineWidget(JobWidgetMixin, QWidget):
+    """Live-tuned active-contour refinement of the tumor labels."""
+
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.undo_stack: list[_UndoStep] = []
+        self._generation = 0
+        self._preview_busy = False
+        self._preview_again = False
+        self._preview_requested_at = 0.0
+        self.last_preview_ms: float | None = None  # request (after debounce) to preview shown
+        self.preview_count = 0
+
+        # -- layers
+        self.ct_combo = _RefreshingCombo(self.refresh_layers)
+        self.mask_combo = _RefreshingCombo(self.refresh_layers)
+        self.liver_combo = _RefreshingCombo(self.refresh_layers)
+        self.tumor_value = mw.SpinBox(value=2, min=1, max=255, tooltip="tumor label value")
+
+        # -- contour parameters (magicgui)
+        d = RefineConfig()
+        self.method = mw.ComboBox(
+            choices=[("Chan-Vese (regions)", "chan_vese"), ("Geodesic (edges)", "geodesic")],
+            value=d.method,
+            label="method",
+        )
+        self.iterations = mw.Slider(value=d.iterations, min=0, max=60, label="iterations")
+        self.smoothing = mw.Slider(value=d.smoothing, min=0, max=4, label="smoothing")
+        self.lambda1 = mw.FloatSpinBox(
+            value=d.lambda1, min=0.01, max=10, step=0.1, label="λ inside"
+        )
+        self.lambda2 = mw.FloatSpinBox(
+            value=d.lambda2, min=0.01, max=10, step=0.1, label="λ outside"
+        )
+        self.balloon = mw.FloatSlider(value=d.balloon, min=-3, max=3, step=0.5, label="balloon")
+        self.auto_threshold = mw.CheckBox(value=True, label="auto threshold")
+        self.threshold = mw.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, label="threshold")
+        self.alpha = mw.FloatSpinBox(value=d.alpha, min=1, max=10000, step=50, label="alpha")
+        self.sigma = mw.FloatSpinBox(value=d.sigma, min=0.1, max=10, step=0.25, label="σ (mm)")
+        self.hu_low = mw.SpinBox(value=int(d.hu_window[0]), min=-1024, max=3071, label="HU low")
+        self.hu_high = mw.SpinBox(value=int(d.hu_window[1]), min=-1024, max=3071, label="HU high")
+        self.margin = mw.FloatSpinBox(
+            value=d.roi_margin_mm, min=0, max=100, step=1, label="ROI margin (mm)"
+        )
+        self.live = mw.CheckBox(value=True, label="live preview")
+        self.params = mw.Container(
+            widgets=[
+                self.method,
+                self.iterations,
+                self.smoothing,
+                self.lambda1,
+                self.lambda2,
+                self.balloon,
+                self.auto_threshold,
+                self.threshold,
+                self.alpha,
+                self.sigma,
+                self.hu_low,
+                self.hu_high,
+                self.margin,
+                self.live,
+            ],
+            labels=True,
+        )
+
+        # -- actions
+        self.lesion_combo = _RefreshingCombo(self.refresh_lesions)
+        self.apply_slice_button = QPushButton("Apply to slice")
+        self.apply_lesion_button = QPushButton("Apply to lesion (3D)")
+        self.apply_all_button = QPushButton("Apply to all (3D)")
+        self.undo_button = QPushButton("Undo")
+        self.reset_button = QPushButton("Reset to model output")
+        self.load_button = QPushButton("Load settings…")
+        self.save_button = QPushButton("Save settings…")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setVisible(False)
+        self.notes = QLabel("")
+        self.notes.setWordWrap(True)
+        self.notes.setStyleSheet("color: #e0b040;")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("CT layer", self.ct_combo)
+        form.addRow("Tumor labels", self.mask_combo)
+        form.addRow("Tumor value", self.tumor_value.native)
+        form.addRow("Liver from", self.liver_combo)
+        buttons = QGridLayout()
+        buttons.addWidget(self.apply_slice_button, 0, 0)
+        buttons.addWidget(self.apply_all_button, 0, 1)
+        buttons.addWidget(self.lesion_combo, 1, 0)
+        buttons.addWidget(self.apply_lesion_button, 1, 1)
+        buttons.addWidget(self.undo_button, 2, 0)
+        buttons.addWidget(self.reset_button, 2, 1)
+        buttons.addWidget(self.load_button, 3, 0)
+        buttons.addWidget(self.save_button, 3, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.params.native)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.notes)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        # -- wiring
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(DEBOUNCE_MS)
+        self._timer.timeout.connect(self.preview_now)
+        for w in self.params:
+            w.changed.connect(self.schedule_preview)
+        self.tumor_value.changed.connect(self.schedule_preview)
+        for combo in (self.ct_combo, self.mask_combo, self.liver_combo):
+            combo.currentIndexChanged.connect(self.schedule_preview)
+        self.method.changed.connect(self._show_method_controls)
+        self.auto_threshold.changed.connect(self._show_method_controls)
+        self.apply_slice_button.clicked.connect(self.apply_slice)
+        self.apply_lesion_button.clicked.connect(self._apply_lesion_clicked)
+        self.apply_all_button.clicked.connect(self._apply_all_clicked)
+        self.undo_button.clicked.connect(self.undo)
+        self.reset_button.clicked.connect(self.reset_to_model_output)
+        self.load_button.clicked.connect(self._load_settings)
+        self.save_button.clicked.connect(self._save_settings)
+        step_event = self.viewer.dims.events.current_step
+        step_event.connect(self.schedule_preview)
+        slot = self.schedule_preview
+        self.destroyed.connect(lambda *_: _disconnect(step_event, slot))
+        follow_layer_list(self, self.viewer, self.refresh_layers)
+        self.init_jobs(napari_viewer)
+        self.refresh_layers()
+        self.refresh_lesions()
+        self._show_method_controls()
+        self._update_undo_button()
+
+    # ------------------------------------------------------------------ config
+    def build_config(self) -> RefineConfig:
+        """The :class:`RefineConfig` the controls describe."""
+        return RefineConfig(
+            method=self.method.value,
+            iterations=int(self.iterations.value),
+            smoothing=int(self.smoothing.value),
+            lambda1=float(self.lambda1.value),
+            lambda2=float(self.lambda2.value),
+            balloon=float(self.balloon.value),
+            threshold="auto" if self.auto_threshold.value else float(self.threshold.value),
+            alpha=float(self.alpha.value),
+            sigma=float(self.sigma.value),
+            hu_window=(float(self.hu_low.value), float(self.hu_high.value)),
+            roi_margin_mm=float(self.margin.value),
+        )
+
+    def set_config(self, cfg: RefineConfig) -> list[str]:
+        """Show ``cfg`` in the controls (clamped); returns and displays the clamping notes."""
+        cfg, notes = cfg.validated()
+        self.method.value = cfg.method
+        self.iterations.value = min(cfg.iterations, self.iterations.max)
+        if cfg.iterations > self.iterations.max:
+            notes.append(f"iterations {cfg.iterations} above the slider's {self.iterations.max}")
+        self.smoothing.value = cfg.smoothing
+        self.lambda1.value = cfg.lambda1
+        self.lambda2.value = cfg.lambda2
+        self.balloon.value = min(max(cfg.balloon, self.balloon.min), self.balloon.max)
+        self.auto_threshold.value = cfg.threshold == "auto"
+        if cfg.threshold != "auto":
+            self.threshold.value = float(cfg.threshold)
+        self.alpha.value = cfg.alpha
+        self.sigma.value = cfg.sigma
+        self.hu_low.value = int(cfg.hu_window[0])
+        self.hu_high.value = int(cfg.hu_window[1])
+        self.margin.value = cfg.roi_margin_mm
+        self._show_notes(notes)
+        self._show_method_controls()
+        self.schedule_preview()
+        return notes
+
+    # ------------------------------------------------------------------ layers
+    def refresh_layers(self, *_) -> None:
+        """Offer the viewer's CT and labels layers (the plugin's own first)."""
+        try:
+            cts = [ly.name for ly in _layers.ct_layers(self.viewer)]
+            labels = [
+                ly.name for ly in _layers.labels_layers(self.viewer) if ly.name != PREVIEW_NAME
+            ]
+            labels.sort(
+                key=lambda n: self.viewer.layers[n].metadata.get(_layers.ROLE) != "segmentation"
+            )
+            _set_items(self.ct_combo, cts)
+            _set_items(self.mask_combo, labels)
+            _set_items(self.liver_combo, [SAME_LAYER, *labels, NO_LIVER])
+        except RuntimeError:  # the widget is being deleted
+            return
+
+    def refresh_lesions(self) -> None:
+        """The lesion list: "under the mouse", then every lesion of the tumor mask by size."""
+        current = self.lesion_combo.currentText()
+        self.lesion_combo.clear()
+        self.lesion_combo.addItem(UNDER_CURSOR, None)
+        try:
+            inputs = self._inputs()
+        except ValueError:
+            inputs = None
+        if inputs is not None:
+            _, mask_layer, tumor, _, spacing = inputs
+            comps = label_lesions(tumor)
+            sizes = np.bincount(comps.ravel())[1:]
+            voxel_ml = float(np.prod(spacing)) / 1000.0
+            for i in np.argsort(-sizes):
+                self.lesion_combo.addItem(
+                    f"lesion {i + 1}: {sizes[i] * voxel_ml:.1f} mL", int(i + 1)
+                )
+        idx = self.lesion_combo.findText(current)
+        self.lesion_combo.setCurrentIndex(max(idx, 0))
+
+    def _layer(self, name: str):
+        return self.viewer.layers[name] if name in self.viewer.layers else None
+
+    def _inputs(self):
+        """``(ct_layer, mask_layer, tumor, liver, spacing)`` for the chosen layers.
+
+        Raises ValueError with the message to show when they cannot be used together.
+        """
+        ct_layer = self._layer(self.ct_combo.currentText())
+        mask_layer = self._layer(self.mask_combo.currentText())
+        if ct_layer is None:
+            raise ValueError("Choose a CT image layer.")
+        if mask_layer is None:
+            raise ValueError("Choose the labels layer holding the tumor.")
+        _check_same_grid(ct_layer, mask_layer)
+        data = np.asarray(mask_layer.data)
+        value = int(self.tumor_value.value)
+        tumor = data == value
+        liver_choice = self.liver_combo.currentText()
+        if liver_choice == NO_LIVER:
+            liver = None
+        elif liver_choice in ("", SAME_LAYER):
+            liver = (data == 1) | tumor
+        else:
+            liver_layer = self._layer(liver_choice)
+            if liver_layer is None:
+                raise ValueError(f"The liver layer '{liver_choice}' is gone; choose another.")
+            _check_same_grid(ct_layer, liver_layer)
+            liver = (np.asarray(liver_layer.data) > 0) | tumor
+        spacing = tuple(float(s) for s in ct_layer.scale)
+        return ct_layer, mask_layer, tumor, liver, spacing
+
+    def current_slice(self, layer) -> int:
+        """The data index along the first axis of the slice the viewer shows."""
+        point = layer.world_to_data(self.viewer.dims.point[-layer.ndim :])
+        return int(np.clip(round(float(point[0])), 0, layer.data.shape[0] - 1))
+
+    # ------------------------------------------------------------------ preview
+    def schedule_preview(self, *_) -> None:
+        """(Re)start the debounce timer; the preview is computed when the user pauses."""
+        self._generation += 1
+        try:
+            if self.live.value:
+                self._timer.start()
+        except RuntimeError:  # deleted
+            pass
+
+    def preview_now(self) -> None:
+        """Refine the current slice in a worker and show it in the preview layer."""
+        if self._preview_busy:
+            self._preview_again = True
+            return
+        try:
+            ct_layer, mask_layer, tumor, liver, spacing = self._inputs()
+        except ValueError as exc:
+            set_status(self.status, str(exc), error=True)
+            self._clear_preview()
+            return
+        z = self.current_slice(ct_layer)
+        cfg = self.build_config()
+        ct2d = np.array(ct_layer.data[z])
+        tumor2d = tumor[z].copy()
+        liver2d = None if liver is None else liver[z].copy()
+        generation = self._generation
+        self._preview_busy = True
+        self._preview_requested_at = time.perf_counter()
+
+        def compute():
+            notes: list[str] = []
+            out = refine_slice(ct2d, tumor2d, liver2d, spacing[1:], cfg, notes=notes)
+            return out, notes
+
+        def done(result) -> None:
+            out, notes = result
+            if generation != self._generation:
+                return  # the user moved on meanwhile: drop the stale result
+            self._show_preview(ct_layer, z, out)
+            self._show_notes(notes)
+            self.last_preview_ms = (time.perf_counter() - self._preview_requested_at) * 1000
+            self.preview_count += 1
+
+        def failed(exc) -> None:
+            set_status(self.status, f"Preview failed: {exc}", error=True)
+
+        def finished() -> None:
+            self._preview_busy = False
+            if self._preview_again:
+                self._preview_again = False
+                self.preview_now()
+
+        from napari.qt.threading import create_worker
+
+        worker = create_worker(compute, _start_thread=False)
+        worker.returned.connect(done)
+        worker.errored.connect(failed)
+        worker.finished.connect(finished)
+        worker.start()
+
+    def preview_layer(self):
+        return self._layer(PREVIEW_NAME)
+
+    def _show_preview(self, ct_layer, z: int, mask2d: np.ndarray) -> None:
+        layer = self.preview_layer()
+        if layer is None or layer.data.shape != ct_layer.data.shape:
+            if layer is not None:
+                self.viewer.layers.remove(layer)
+            from napari.utils.colormaps import DirectLabelColormap
+
+            layer = self.viewer.add_labels(
+                np.zeros(ct_layer.data.shape, np.uint8),
+                name=PREVIEW_NAME,
+                scale=ct_layer.scale,
+                translate=ct_layer.translate,
+                opacity=1.0,
+                metadata={_layers.ROLE: "preview"},
+            )
+            layer.contour = 1
+            layer.colormap = DirectLabelColormap(
+                color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), 1: PREVIEW_COLOR}
+            )
+            layer.editable = False
+            # keep the user's selection on the layers they work with
+            self.viewer.layers.selection.active = self._layer(self.mask_combo.currentText())
+        data = layer.data
+        shown = layer.metadata.get("slice")
+        if shown is not None and shown != z:
+            data[shown] = 0
+        data[z] = mask2d
+        layer.metadata["slice"] = z
+        layer.refresh()
+
+    def _clear_preview(self) -> None:
+        layer = self.preview_layer()
+        if layer is not None and layer.metadata.get("slice") is not None:
+            layer.data[layer.metadata["slice"]] = 0
+            layer.refresh()
+
+    # ------------------------------------------------------------------ apply
+    def apply_slice(self) -> None:
+        """Refine the current slice with the controls' settings and write it (undoable)."""
+        try:
+            ct_layer, mask_layer, tumor, liver, spacing = self._inputs()
+        except ValueError as exc:
+            set_status(self.status, str(exc), error=True)
+            return
+        z = self.current_slice(ct_layer)
+        notes: list[str] = []
+        out = refine_slice(
+            np.asarray(ct_layer.data[z]),
+            tumor[z],
+            None if liver is None else liver[z],
+            spacing[1:],
+            self.build_config(),
+            notes=notes,
+        )
+        new = tumor.copy()
+        new[z] = out
+        self._show_notes(notes)
+        self._commit(mask_layer, tumor, liver, new, f"slice {z}")
+
+    def apply_lesion(self, lesion: int | None = None) -> None:
+        """Refine one lesion in 3D: ``lesion`` id, the one chosen in the list, or under the mouse."""
+        try:
+            ct_layer, mask_layer, tumor, liver, spacing = self._inputs()
+        except ValueError as exc:
+            set_status(self.status, str(exc), error=True)
+            return
+        comps = label_lesions(tumor)
+        if lesion is None:
+            lesion = self.lesion_combo.currentData()
+        if lesion is None:
+            pos = mask_layer.world_to_data(self.viewer.cursor.position[-mask_layer.ndim :])
+            idx = tuple(int(round(float(p))) for p in pos)
+            inside = all(0 <= i < n for i, n in zip(idx, comps.shape, strict=True))
+            lesion = int(comps[idx]) if inside else 0
+            if lesion == 0:
+                set_status(
+                    self.status,
+                    "Put the mouse over a lesion (or choose one in the list), then apply.",
+                    error=True,
+                )
+                return
+        cfg = self.build_config()
+        ct = np.asarray(ct_layer.data)
+
+        def target(progress, should_cancel):
+            notes: list[str] = []
+            out = refine_lesion(
+                ct, tumor, liver, spacing, lesion, cfg, components=comps,
+                progress=progress, should_cancel=should_cancel, notes=notes,
+            )  # fmt: skip
+            return out, notes
+
+        def show(result) -> None:
+            out, notes = result
+            self._show_notes(notes)
+            self._commit(mask_layer, tumor, liver, out, f"lesion {lesion}")
+
+        self.run_job(
+            target, show, button=self.apply_lesion_button, description="refine lesion",
+            busy_text=f"Refining lesion {lesion}…",
+        )  # fmt: skip
+
+    def apply_all(self) -> None:
+        """Refine every lesion in 3D in a worker (progress bar; the button becomes Cancel)."""
+        try:
+            ct_layer, mask_layer, tumor, liver, spacing = self._inputs()
+        except ValueError as exc:
+            set_status(self.status, str(exc), error=True)
+            return
+        cfg = self.build_config()
+        ct = np.asarray(ct_layer.data)
+
+        def target(progress, should_cancel):
+            notes: list[str] = []
+            out = refine_all(
+                ct, tumor, liver, spacing, cfg,
+                progress=progress, should_cancel=should_cancel, notes=notes,
+            )  # fmt: skip
+            return out, notes
+
+        def show(result) -> None:
+            out, notes = result
+            self._show_notes(notes)
+            self._commit(mask_layer, tumor, liver, out, "all lesions")
+
+        self.run_job(
+            target, show, button=self.apply_all_button, description="refine",
+            busy_text="Refining all lesions in 3D…",
+        )  # fmt: skip
+
+    def _commit(self, mask_layer, tumor_before, liver, tumor_after, what: str) -> None:
+        """Write the new tumor into the labels layer, inside the liver only, with an undo step."""
+        data = mask_layer.data
+        if data.shape != tumor_after.shape:
+            set_status(
+                self.status, f"'{mask_layer.name}' changed shape; nothing applied.", error=True
+            )
+            return
+        if not np.array_equal(np.asarray(data) == int(self.tumor_value.value), tumor_before):
+            set_status(
+                self.status,
+                f"'{mask_layer.name}' was edited while refining; nothing applied. Apply again.",
+                error=True,
+            )
+            return
+        if liver is not None:
+            tumor_after = tumor_after & liver
+        changed = tumor_after != tumor_before
+        if not changed.any():
+            set_status(self.status, f"Refining {what} changed nothing.")
+            return
+        self._remember_model_output(mask_layer)
+        box = _bbox(changed)
+        self.undo_stack.append(_UndoStep(mask_layer, box, np.array(data[box]), what))
+        del self.undo_stack[:-UNDO_STEPS]
+        value = int(self.tumor_value.value)
+        removed_to = 1 if self.liver_combo.currentText() in ("", SAME_LAYER) else 0
+        region = data[box]  # a view: writing into it writes the layer's data
+        region[tumor_after[box] & changed[box]] = value
+        region[~tumor_after[box] & changed[box]] = removed_to
+        mask_layer.refresh()
+        grown = int((tumor_after & changed).sum())
+        shrunk = int((~tumor_after & changed).sum())
+        set_status(self.status, f"Applied to {what}: +{grown} / −{shrunk} tumor voxels.")
+        self._update_undo_button()
+        self.schedule_preview()
+
+    def undo(self) -> None:
+        """Restore the voxels the last Apply/Reset changed, exactly."""
+        if not self.undo_stack:
+            set_status(self.status, "Nothing to undo.")
+            return
+        step = self.undo_stack.pop()
+        if step.layer not in self.viewer.layers:
+            set_status(
+                self.status, "The layer of the last step is gone; nothing undone.", error=True
+            )
+            self._update_undo_button()
+            return
+        step.layer.data[step.box] = step.before
+        step.layer.refresh()
+        set_status(self.status, f"Undid: {step.what}.")
+        self._update_undo_button()
+        self.schedule_preview()
+
+    def reset_to_model_output(self) -> None:
+        """Put back the labels as they were before the first refinement (undoable)."""
+        layer = self._layer(self.mask_combo.currentText())
+        original = None if layer is None else layer.metadata.get(MODEL_OUTPUT)
+        if original is None or original.shape != layer.data.shape:
+            set_status(self.status, "No model output remembered for this layer yet.")
+            return
+        changed = np.asarray(layer.data) != original
+        if not changed.any():
+            set_status(self.status, "The labels already are the model output.")
+            return
+        box = _bbox(changed)
+        self.undo_stack.append(_UndoStep(layer, box, np.array(layer.data[box]), "reset"))
+        del self.undo_stack[:-UNDO_STEPS]
+        layer.data[box] = original[box]
+        layer.refresh()
+        set_status(self.status, "Reset to the model output.")
+        self._update_undo_button()
+        self.schedule_preview()
+
+    def _remember_model_output(self, layer) -> None:
+        if MODEL_OUTPUT not in layer.metadata:
+            layer.metadata[MODEL_OUTPUT] = np.array(layer.data, copy=True)
+
+    # ------------------------------------------------------------------ slots
+    def _apply_lesion_clicked(self) -> None:
+        if not self.cancel_if_running(self.apply_lesion_button):
+            self.apply_lesion()
+
+    def _apply_all_clicked(self) -> None:
+        if not self.cancel_if_running(self.apply_all_button):
+            self.apply_all()
+
+    def _load_settings(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Refine settings", "", "JSON (*.json)")
+        if not path:
+            return
+        try:
+            cfg = RefineConfig.load(path)
+        except Exception as exc:
+            set_status(self.status, str(exc), error=True)
+            return
+        self.set_config(cfg)
+        set_status(self.status, f"Loaded settings from {path}.")
+
+    def _save_settings(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Refine settings", "refine.json", "JSON (*.json)"
+        )
+        if path:
+            self.build_config().validated()[0].save(path)
+            set_status(self.status, f"Saved settings to {path}.")
+
+    def _show_method_controls(self, *_) -> None:
+        geodesic = self.method.value == "geodesic"
+        for w in (self.balloon, self.auto_threshold, self.threshold, self.alpha):
+            w.visible = geodesic
+        self.threshold.enabled = not self.auto_threshold.value
+        for w in (self.lambda1, self.lambda2):
+            w.visible = not geodesic
+
+    def _show_notes(self, notes: list[str]) -> None:
+        cfg_notes = self.build_config().validated()[1]
+        shown = list(dict.fromkeys([*cfg_notes, *notes]))
+        try:
+            self.notes.setText("\n".join(f"⚠ {n}" for n in shown))
+        except RuntimeError:
+            pass
+
+    def _update_undo_button(self) -> None:
+        self.undo_button.setEnabled(bool(self.undo_stack))
+        self.undo_button.setText(f"Undo ({len(self.undo_stack)})" if self.undo_stack else "Undo")
+
+
+def _check_same_grid(ct_layer, other) -> None:
+    if tuple(other.data.shape) != tuple(ct_layer.data.shape):
+        raise ValueError(
+            f"'{other.name}' has shape {tuple(other.data.shape)} but the CT "
+            f"'{ct_layer.name}' has {tuple(ct_layer.data.shape)}: they are not the same grid. "
+            "Nothing was applied."
+        )
+    if not np.allclose(other.scale, ct_layer.scale, rtol=1e-4) or not np.allclose(
+        other.translate, ct_layer.translate, atol=1e-3
+    ):
+        raise ValueError(
+            f"'{other.name}' (scale {tuple(np.round(other.scale, 3))}) does not line up with the "
+            f"CT '{ct_layer.name}' (scale {tuple(np.round(ct_layer.scale, 3))}). Nothing was applied."
+        )
+
+
+def _bbox(mask: np.ndarray) -> tuple[slice, ...]:
+    from scipy import ndimage as ndi
+
+    return ndi.find_objects(mask.astype(np.uint8))[0]
+
+
+def _set_items(combo: QComboBox, names: list[str]) -> None:
+    current = combo.currentText()
+    if [combo.itemText(i) for i in range(combo.count())] == names:
+        return
+    combo.blockSignals(True)
+    combo.clear()
+    combo.addItems(names)
+    if current in names:
+        combo.setCurrentText(current)
+    combo.blockSignals(False)
+    if combo.currentText() != current:
+        combo.currentIndexChanged.emit(combo.currentIndex())
+
+
+def _disconnect(event, slot) -> None:
+    try:
+        event.disconnect(slot)
+    except Exception:  # the viewer is already gone
+        pass

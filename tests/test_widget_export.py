@@ -1,0 +1,98 @@
+"""The Export widget: write the labels, reload them, find the same voxels; never overwrite
+without asking."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from _widget_data import write_dicom_case
+
+from napari_livertumor._widgets import _layers
+from napari_livertumor._widgets.export import ExportWidget
+from napari_livertumor.io.dicom import read_dicom_series
+from napari_livertumor.io.nifti import read_nifti
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def dicom_viewer(make_napari_viewer, tmp_path):
+    """A viewer holding a CT read from DICOM and an edited segmentation on it."""
+    viewer = make_napari_viewer()
+    case, _, labels = write_dicom_case(tmp_path / "dicom")
+    vol = read_dicom_series(case)
+    _layers.add_ct_layer(viewer, vol, name="TEST_001 CT")
+    _layers.add_labels_layer(
+        viewer, labels, vol, "TEST_001 CT segmentation", ct_layer_name="TEST_001 CT"
+    )
+    widget = ExportWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    return viewer, widget, vol, labels, tmp_path / "out"
+
+
+def _export(widget, qtbot):
+    widget.export_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+
+
+def test_export_nifti_masks_and_stats_then_reload(dicom_viewer, qtbot):
+    viewer, widget, vol, labels, out = dicom_viewer
+    widget.folder.setText(str(out))
+    widget.masks_check.setChecked(True)
+    _export(widget, qtbot)
+    assert "Wrote 5 file(s)" in widget.status.text()
+
+    back = read_nifti(out / "TEST_001_labels.nii.gz")
+    np.testing.assert_array_equal(back.array, labels)
+    assert back.same_grid(vol)
+    tumor = read_nifti(out / "TEST_001_tumor.nii.gz").array
+    np.testing.assert_array_equal(tumor, labels == 2)
+    stats = json.loads((out / "TEST_001_stats.json").read_text())
+    assert stats["liver_ml"] == pytest.approx(np.count_nonzero(labels) * vol.voxel_volume_ml, 1e-3)
+    assert (out / "TEST_001_lesions.csv").read_text().startswith("lesion,volume_ml")
+
+
+def test_export_dicom_seg_reads_back_on_the_ct(dicom_viewer, qtbot):
+    pytest.importorskip("napari_livertumor.io.seg")
+    from napari_livertumor.io.seg import read_dicom_seg
+
+    viewer, widget, vol, labels, out = dicom_viewer
+    widget.folder.setText(str(out))
+    assert widget.seg_check.isEnabled()  # the CT came from DICOM
+    widget.seg_check.setChecked(True)
+    widget.nifti_check.setChecked(False)
+    widget.stats_check.setChecked(False)
+    _export(widget, qtbot)
+    back = read_dicom_seg(out / "TEST_001_seg.dcm", vol)
+    np.testing.assert_array_equal(back, labels)
+
+
+def test_existing_files_are_replaced_only_when_the_user_agrees(dicom_viewer, qtbot, monkeypatch):
+    viewer, widget, vol, labels, out = dicom_viewer
+    out.mkdir()
+    target = out / "TEST_001_labels.nii.gz"
+    target.write_bytes(b"the user's own file")
+    widget.folder.setText(str(out))
+    asked = []
+    monkeypatch.setattr(widget, "ask_overwrite", lambda files: asked.append(files) or False)
+    widget.export_button.click()
+    assert asked and target in asked[0]
+    assert target.read_bytes() == b"the user's own file"
+    assert "no file was replaced" in widget.status.text()
+
+    monkeypatch.setattr(widget, "ask_overwrite", lambda files: True)
+    _export(widget, qtbot)
+    np.testing.assert_array_equal(read_nifti(target).array, labels)
+    assert not list(out.glob(".*tmp"))  # no temporary files left behind
+
+
+def test_dicom_seg_is_offered_only_for_a_dicom_ct(make_napari_viewer):
+    from _widget_data import tiny_ct
+
+    viewer = make_napari_viewer()
+    vol, labels = tiny_ct()
+    _layers.add_labels_layer(viewer, labels, vol, "labels from NIfTI")
+    widget = ExportWidget(viewer)
+    assert not widget.seg_check.isEnabled()
