@@ -1,13 +1,86 @@
-"""``livertumor train`` (not built yet)."""
+"""``livertumor train``: train the liver and/or tumor model (optionally on N processes, DDP)."""
 
 from __future__ import annotations
 
-from ._unbuilt import not_built
+import logging
+import sys
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("args", nargs="*", help="(not built yet)")
+    parser.add_argument(
+        "--data", required=True, help="training data folder (NIfTI or HCC-TACE-Seg layout)"
+    )
+    parser.add_argument("--clinical", help="clinical table (XLSX/CSV; default: the one in --data)")
+    parser.add_argument(
+        "--out", required=True, help="output folder; models go to OUT/liver, OUT/tumor"
+    )
+    parser.add_argument("--stage", choices=("liver", "tumor", "both"), default="both")
+    parser.add_argument(
+        "--config", help="recipe JSON (sections common/liver/tumor), e.g. configs/default_cpu.json"
+    )
+    parser.add_argument("--epochs", type=int, help="epochs per stage")
+    parser.add_argument("--steps-per-epoch", type=int, help="training steps per epoch")
+    parser.add_argument("--max-minutes", type=float, help="wall-time cap per stage (stops cleanly)")
+    parser.add_argument("--lr", type=float, help="peak learning rate")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument(
+        "--weak-lambda", type=float, help="weight of the clinical weak term (tumor stage)"
+    )
+    parser.add_argument("--weak-form", choices=("mse", "interval"))
+    parser.add_argument(
+        "--split", help="split JSON (train/val/test patient IDs); default: seeded 80/20"
+    )
+    parser.add_argument("--folds", type=int, help="k-fold split instead of 80/20")
+    parser.add_argument("--fold", type=int, help="test fold for --folds")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--device", help="auto | cpu | cuda")
+    parser.add_argument("--cache-dir", help="preprocessing cache (default OUT/.cache)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/<stage>/last")
+    parser.add_argument(
+        "--ddp", type=int, default=0, metavar="N", help="run N processes with torchrun (DDP)"
+    )
+
+
+def build_configs(args) -> list:
+    """One :class:`TrainConfig` per requested stage, from the recipe and the command line."""
+    from ..training.config import load_recipe, make_config
+
+    recipe = load_recipe(args.config) if args.config else {}
+    overrides = dict(
+        data=args.data,
+        out=args.out,
+        clinical=args.clinical,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        max_minutes=args.max_minutes,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        weak_lambda=args.weak_lambda,
+        weak_form=args.weak_form,
+        split_file=args.split,
+        folds=args.folds,
+        fold=args.fold,
+        seed=args.seed,
+        device=args.device,
+        cache_dir=args.cache_dir,
+        resume=True if args.resume else None,
+    )
+    stages = ("liver", "tumor") if args.stage == "both" else (args.stage,)
+    return [make_config(s, recipe, **overrides) for s in stages]
 
 
 def run(args) -> int:
-    return not_built("train")
+    configs = build_configs(args)
+    if args.ddp and args.ddp > 0:
+        from ..training.distributed import launch_torchrun
+
+        return launch_torchrun(configs, args.ddp)
+    from ..training.cli_report import print_reports
+    from ..training.loop import train
+
+    for cfg in configs:
+        print(f"== training the {cfg.stage} model -> {cfg.stage_dir}", flush=True)
+        print_reports(train(cfg), sys.stdout)
+    return 0

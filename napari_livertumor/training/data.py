@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..models.preprocess import grid_spacing, resample, resample_labels, stage_shape, window_hu
+from ..models.preprocess import grid_spacing, prepare_stage_input, resample_labels, stage_shape
 
 log = logging.getLogger(__name__)
 
 #: HCC-TACE-Seg classes in ground-truth label maps.
 HCC_LIVER, HCC_TUMOR, HCC_PORTAL_VEIN, HCC_AORTA = 1, 2, 3, 4
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 CLINICAL_PATTERNS = ("*clinical*.xlsx", "*clinical*.csv", "*.xlsx", "*.csv")
 _FG_SAMPLES = 4000
 
@@ -253,17 +253,21 @@ def prepare_case(ct, hcc: np.ndarray, params: dict[str, Any], case_id: str) -> P
     spacing = tuple(float(s) for s in ct.spacing)
     liver_all = np.isin(hcc, (HCC_LIVER, HCC_TUMOR, HCC_PORTAL_VEIN))
     info: dict[str, Any] = {"source_shape": list(hu.shape), "source_spacing": list(spacing)}
+    mask = None
     if stage == "tumor":
         if not liver_all.any():
             raise InputError(None, f"{case_id}: no liver in the labels; cannot crop the liver ROI")
         box = liver_bbox(liver_all, spacing, params["roi_margin_mm"])
-        hu = hu[box].astype(np.float32)
+        hu = hu[box]
         hcc = hcc[box]
         if params["mask_outside_liver"]:
-            hu[~liver_all[box]] = params["outside_hu"]
+            mask = liver_all[box]
         info["roi"] = [[int(s.start), int(s.stop)] for s in box]
     out_shape = stage_shape(hu.shape, spacing, params["target_spacing"])
-    image = window_hu(resample(hu.astype(np.float32, copy=False), out_shape), params["hu_window"])
+    # the very function inference uses, so training sees what the pipeline will feed the net
+    image = prepare_stage_input(
+        hu, out_shape, params["hu_window"], mask=mask, outside_hu=params["outside_hu"]
+    ).numpy()
     labels = resample_labels(stage_labels(hcc, stage), out_shape, 2 if stage == "liver" else 3)
     rng = np.random.default_rng(zlib.crc32(case_id.encode()))
     fg = {"liver": _sample_indices(labels >= 1, rng)}

@@ -187,7 +187,8 @@ class _Run:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            model = DDP(net, device_ids=ids)
+            # vae_fc2 (the std head) is unused when vae_estimate_std is False
+            model = DDP(net, device_ids=ids, find_unused_parameters=True)
         self.net, self.opt, self.state = net, opt, state
         self.meta_base = {"data": self._data_summary(data), "weak": weak_summary}
         t_start = time.perf_counter() - state["elapsed_s"]

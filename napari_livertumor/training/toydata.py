@@ -64,7 +64,7 @@ def write_toy_cohort(out: str | Path, n_cases: int = 6, seed: int = 0, shape=(24
                 "T_involvment": 2 if tlvr > 0.05 else 1,
                 "AFP": float(np.exp(3 + 20 * tlvr + rng.normal(0, 0.5))),
                 "age": float(rng.integers(45, 85)),
-                "CLIP_Score": int(min(6, round(tlvr * 30 + rng.normal(0, 0.7)))),
+                "CLIP_Score": int(np.clip(round(tlvr * 30 + rng.normal(0, 0.7)), 0, 6)),
             }
         )
     pd.DataFrame(rows).to_csv(out / "clinical.csv", index=False)

@@ -1,0 +1,52 @@
+"""Text rendering of training reports for the CLI and ``torchrun`` logs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+
+def format_report(r: dict[str, Any]) -> str | None:
+    """One line per report (step lines are thinned to every 10th step)."""
+    ev = r.get("event")
+    if ev == "step":
+        if r["step"] % 10 and r["step"] != 1:
+            return None
+        losses = " ".join(f"{k}={v:.4f}" for k, v in r["losses"].items() if k != "n_weak")
+        td = r.get("train_dice")
+        return (
+            f"[{r['stage']}] step {r['step']}/{r['total_steps']} ep {r['epoch']} {losses} "
+            f"train_dice={'-' if td is None else f'{td:.3f}'} lr={r['lr']:.2e} "
+            f"{r['seconds']:.2f}s/step {r['samples_per_s']:.2f} samples/s"
+        )
+    if ev == "epoch":
+        val = r.get("val") or {}
+        vals = " ".join(f"{k}={v:.4f}" for k, v in val.items() if isinstance(v, float))
+        best = " (best, saved)" if r.get("saved_best") else ""
+        loss = r.get("train_loss")
+        return (
+            f"[{r['stage']}] epoch {r['epoch']} step {r['step']} "
+            f"train_loss={'-' if loss is None else f'{loss:.4f}'} {vals}{best} "
+            f"elapsed {r['seconds'] / 60:.1f} min"
+        )
+    if ev == "info":
+        return f"[{r['stage']}] " + json.dumps(
+            {k: v for k, v in r.items() if k not in ("event", "stage")}
+        )
+    if ev in ("done", "cancelled"):
+        return f"[{r['stage']}] {ev}: " + json.dumps(
+            {k: v for k, v in r.items() if k not in ("event", "stage")}
+        )
+    return None
+
+
+def print_reports(reports: Iterable[dict[str, Any]], stream: TextIO) -> dict[str, Any] | None:
+    """Print every report's line; return the last report."""
+    last = None
+    for r in reports:
+        line = format_report(r)
+        if line:
+            print(line, file=stream, flush=True)
+        last = r
+    return last
