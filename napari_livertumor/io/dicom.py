@@ -350,7 +350,7 @@ def _decode(slices, shape_yx, reporter: Reporter, max_workers: int | None) -> np
     done = 0
 
     def work(k: int) -> None:
-        out[k] = _slice_hu(slices[k], shape_yx)
+        _slice_hu(slices[k], shape_yx, out[k])
 
     reporter.update("dicom pixels", 0, n)
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -369,7 +369,8 @@ def _decode(slices, shape_yx, reporter: Reporter, max_workers: int | None) -> np
     return out
 
 
-def _slice_hu(h: SliceHeader, shape_yx) -> np.ndarray:
+def _slice_hu(h: SliceHeader, shape_yx, out: np.ndarray) -> None:
+    """Decode one slice and write its HU into ``out`` (a view into the volume)."""
     rows, cols = shape_yx
     raw = None
     if h.pixel_offset is not None and (h.bits_stored == 16 or h.pixel_representation == 0):
@@ -382,16 +383,23 @@ def _slice_hu(h: SliceHeader, shape_yx) -> np.ndarray:
             raise InputError(h.path, "truncated file: the pixel data is incomplete")
         raw = raw.reshape(rows, cols)
         if h.pixel_representation == 0 and h.bits_stored < 16:
-            raw = raw & np.uint16((1 << h.bits_stored) - 1)
+            raw &= np.uint16((1 << h.bits_stored) - 1)
     if raw is None:
         raw = _pydicom_pixels(h)
     if raw.shape != (rows, cols):
         raise InputError(h.path, f"pixel array {raw.shape} differs from Rows/Columns {shape_yx}")
     if h.slope == 1.0 and float(h.intercept).is_integer():
-        hu = raw.astype(np.int32) + int(h.intercept)
+        intercept = int(h.intercept)
+        low, high = int(raw.min()) + intercept, int(raw.max()) + intercept
+        if -32768 <= low and high <= 32767:
+            # the common case: stored + intercept fits int16; no full-size temporaries
+            np.add(raw, np.int32(intercept), out=out, casting="unsafe")
+            return
+        hu = raw.astype(np.int32) + intercept
     else:
         hu = np.rint(raw.astype(np.float32) * h.slope + h.intercept)
-    return np.clip(hu, -32768, 32767).astype(np.int16)
+    np.clip(hu, -32768, 32767, out=hu)
+    out[...] = hu
 
 
 def _pydicom_pixels(h: SliceHeader) -> np.ndarray:
