@@ -1,0 +1,184 @@
+"""Network factory, model folders and the preprocessing shared by training and inference."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_livertumor.errors import ModelError
+from napari_livertumor.models import (
+    ModelMetadata,
+    NetworkConfig,
+    build_inference_network,
+    build_training_network,
+    load_model,
+    make_untrained_model,
+    read_metadata,
+    save_model,
+)
+from napari_livertumor.models import preprocess as pp
+
+TINY = NetworkConfig(out_channels=3, init_filters=4)
+ROI = (16, 32, 32)
+
+
+def _meta(stage="tumor", network=TINY):
+    return ModelMetadata(
+        stage=stage,
+        network=network,
+        hu_window=(-200.0, 250.0),
+        target_spacing=(2.5, 1.5, 1.5),
+        roi_size=ROI,
+        label_map={"0": "background", "1": "liver", "2": "tumor"},
+    )
+
+
+# --------------------------------------------------------------------------- factory
+def test_training_network_returns_logits_and_vae_loss_in_train_mode():
+    torch.manual_seed(0)
+    net = build_training_network(TINY, ROI).train()
+    logits, vae_loss = net(torch.rand(2, 1, *ROI))
+    assert logits.shape == (2, 3, *ROI)
+    assert vae_loss.ndim == 0 and torch.isfinite(vae_loss)
+    net.eval()
+    with torch.no_grad():
+        logits, vae_loss = net(torch.rand(1, 1, *ROI))
+    assert vae_loss is None
+
+
+def test_training_patch_must_be_divisible_by_eight():
+    with pytest.raises(ValueError, match="divisible"):
+        build_training_network(TINY, (15, 32, 32))
+
+
+def test_unknown_network_field_is_refused():
+    with pytest.raises(ValueError, match="unknown network fields"):
+        NetworkConfig.from_dict({**TINY.to_dict(), "bogus": 1})
+
+
+def test_trunk_loads_the_vae_weights_and_accepts_any_size(tmp_path):
+    torch.manual_seed(1)
+    vae = build_training_network(TINY, ROI).eval()
+    save_model(tmp_path / "m", vae.state_dict(), _meta())
+    loaded = load_model(tmp_path / "m", stage="tumor")
+    x = torch.rand(1, 1, *ROI)
+    with torch.no_grad():
+        expected, _ = vae(x)
+        got = loaded.network(x)
+        other = loaded.network(torch.rand(1, 1, 24, 40, 56))
+    torch.testing.assert_close(got, expected)
+    assert other.shape == (1, 3, 24, 40, 56)
+    assert not loaded.network.training
+
+
+def test_half_precision_storage_loads_back_as_float32(tmp_path):
+    vae = build_training_network(TINY, ROI)
+    save_model(tmp_path / "m", vae.state_dict(), _meta(), half=True)
+    loaded = load_model(tmp_path / "m")
+    assert all(p.dtype == torch.float32 for p in loaded.network.parameters())
+
+
+# --------------------------------------------------------------------------- model folders
+@pytest.fixture
+def model_dir(tmp_path):
+    return make_untrained_model(tmp_path / "tumor", "tumor")
+
+
+def test_missing_folder_names_the_folder(tmp_path):
+    with pytest.raises(ModelError, match="nowhere.*not found"):
+        load_model(tmp_path / "nowhere")
+
+
+def test_missing_metadata_is_reported(model_dir):
+    (model_dir / "metadata.json").unlink()
+    with pytest.raises(ModelError, match="metadata.json"):
+        load_model(model_dir)
+
+
+def test_missing_weights_are_reported(model_dir):
+    (model_dir / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match="model.safetensors.*missing"):
+        load_model(model_dir)
+
+
+def test_corrupt_weights_are_reported_not_unpickled(model_dir):
+    (model_dir / "model.safetensors").write_bytes(b"\x80\x04garbage that is not safetensors")
+    with pytest.raises(ModelError, match="model.safetensors.*corrupt"):
+        load_model(model_dir)
+
+
+def test_truncated_weights_are_reported(model_dir):
+    data = (model_dir / "model.safetensors").read_bytes()
+    (model_dir / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="model.safetensors"):
+        load_model(model_dir)
+
+
+def test_model_for_the_other_stage_is_refused(model_dir):
+    with pytest.raises(ModelError, match="tumor model; a liver model is needed"):
+        load_model(model_dir, stage="liver")
+
+
+def test_weights_that_do_not_fit_the_declared_network(model_dir):
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    meta["network"]["init_filters"] = 8
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="model.safetensors.*do not match"):
+        load_model(model_dir)
+
+
+def test_broken_metadata_json_is_reported(model_dir):
+    (model_dir / "metadata.json").write_text("{not json")
+    with pytest.raises(ModelError, match="metadata.json.*unreadable"):
+        read_metadata(model_dir)
+    (model_dir / "metadata.json").write_text(json.dumps({"stage": "tumor"}))
+    with pytest.raises(ModelError, match="incomplete"):
+        read_metadata(model_dir)
+
+
+def test_inference_network_has_no_vae_branch():
+    names = set(build_inference_network(TINY).state_dict())
+    assert not any(n.startswith("vae_") for n in names)
+
+
+# --------------------------------------------------------------------------- preprocess
+def test_hu_window_maps_to_unit_interval():
+    out = pp.window_hu(np.array([-1000, -200, 25, 250, 3000], np.int16), (-200, 250))
+    np.testing.assert_allclose(out, [0, 0, 0.5, 1, 1])
+    assert out.dtype == np.float32
+
+
+def test_stage_grid_covers_the_same_field_of_view():
+    assert pp.stage_shape((200, 512, 512), (2.5, 0.8, 0.8), (4.0, 3.0, 3.0)) == (125, 137, 137)
+    assert pp.stage_shape((1, 4, 4), (2.5, 0.8, 0.8), (4.0, 3.0, 3.0)) == (1, 1, 1)
+
+
+def test_resampling_keeps_a_constant_and_a_ramp():
+    const = np.full((10, 20, 30), 0.25, np.float32)
+    np.testing.assert_allclose(pp.resample(const, (4, 7, 45)), 0.25, atol=1e-6)
+    ramp = np.broadcast_to(np.arange(12, dtype=np.float32)[:, None, None], (12, 3, 3)).copy()
+    down = pp.resample(ramp, (4, 3, 3))
+    np.testing.assert_allclose(down[:, 0, 0], [1, 4, 7, 10])  # centres of 3-voxel bins
+
+
+def test_mask_survives_the_trip_to_the_stage_grid_and_back():
+    z, y, x = np.ogrid[:20, :60, :60]
+    src = ((z - 10) / 7) ** 2 + ((y - 30) / 20) ** 2 + ((x - 28) / 15) ** 2 <= 1
+    low_shape = (10, 20, 20)
+    score = pp.resample(torch.from_numpy(src.astype(np.float32)), low_shape) - 0.5
+    out = np.zeros(src.shape, np.uint8)
+    region = pp.stage_region((score > 0).numpy(), src.shape)
+    pp.upsample_mask(score, src.shape, out, region=region, chunk=7)
+    dice = 2 * (out.astype(bool) & src).sum() / (out.sum() + src.sum())
+    assert dice > 0.97
+
+
+def test_label_resampling_picks_the_majority_class():
+    labels = np.zeros((2, 4, 6), np.uint8)
+    labels[:, :, 1:] = 2  # x bins of 3 voxels: [0, 2, 2] and [2, 2, 2]
+    labels[:, 2:, 4:] = 1  # lower right: [1, 1] of 3 in the second bin
+    out = pp.resample_labels(labels, (1, 2, 2), n_classes=3)
+    assert out.tolist() == [[[2, 2], [2, 1]]]

@@ -1,0 +1,229 @@
+"""Two-stage inference: a CT in, liver and tumor labels out on the CT's own grid.
+
+Most tests use an *oracle* network that labels voxels by intensity, so the expected masks are
+known exactly and the tests check the pipeline itself (resampling, cropping, masking, paste-back,
+post-processing), not a model's skill. Others run real (untrained) SegResNets end to end.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_livertumor.errors import Cancelled, InputError, ModelError
+from napari_livertumor.io.volume import CTVolume
+from napari_livertumor.models import (
+    STAGE_DEFAULTS,
+    LoadedModel,
+    ModelMetadata,
+    NetworkConfig,
+    make_untrained_model,
+)
+from napari_livertumor.pipeline import (
+    DeviceUnavailable,
+    InferenceConfig,
+    Segmenter,
+    resolve_device,
+    segment_ct,
+)
+
+LIVER_HU, TUMOR_HU, FAT_HU = 120, 20, -100
+
+
+class OracleNet(torch.nn.Module):
+    """Logits from the windowed intensity, thresholds midway between the phantom's tissues.
+
+    Liver stage: "liver" above 0.4. Tumor stage (outside the liver masked to a bright value, so
+    the liver's partial-volume rim never looks like a dark tumor): "tumor" below 0.6, "liver"
+    between 0.6 and 0.9, background above.
+    """
+
+    def __init__(self, stage: str):
+        super().__init__()
+        self.stage = stage
+
+    def forward(self, x):
+        if self.stage == "liver":
+            return torch.cat([torch.zeros_like(x), 20 * (x - 0.4)], 1)
+        bg = 20 * (x - 0.9)
+        tumor = 20 * (0.6 - x)
+        return torch.cat([bg, torch.zeros_like(x), tumor], 1)
+
+
+def oracle_models() -> dict:
+    models = {}
+    for stage in ("liver", "tumor"):
+        settings = dict(STAGE_DEFAULTS[stage])
+        if stage == "tumor":
+            settings["outside_hu"] = 400.0
+        meta = ModelMetadata(
+            stage=stage,
+            network=NetworkConfig(out_channels=len(settings["label_map"])),
+            roi_size=(16, 48, 48),
+            **settings,
+        )
+        models[stage] = LoadedModel(network=OracleNet(stage), metadata=meta, path=None)
+    return models
+
+
+def phantom(shape=(40, 96, 96), spacing=(2.5, 0.8, 0.8), seed=0):
+    """Fat background, an ellipsoidal liver and a round tumor inside it; true masks."""
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = np.meshgrid(
+        *[np.arange(n) * s for n, s in zip(shape, spacing, strict=True)], indexing="ij"
+    )
+    cz, cy, cx = (n * s / 2 for n, s in zip(shape, spacing, strict=True))
+    liver = ((zz - cz) / 35) ** 2 + ((yy - cy) / 30) ** 2 + ((xx - cx) / 28) ** 2 <= 1
+    tumor = ((zz - cz) ** 2 + (yy - cy - 8) ** 2 + (xx - cx + 5) ** 2) <= 11**2
+    ct = np.full(shape, FAT_HU, np.int16)
+    ct[liver] = LIVER_HU
+    ct[tumor] = TUMOR_HU
+    ct = (ct + rng.normal(0, 5, shape)).astype(np.int16)
+    vol = CTVolume(ct, spacing=spacing, origin=(10.0, -20.0, 30.0), meta={"modality": "CT"})
+    return vol, liver | tumor, tumor
+
+
+def dice(a, b):
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    return 2 * (a & b).sum() / max(a.sum() + b.sum(), 1)
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    make_untrained_model(root / "liver", "liver")
+    make_untrained_model(root / "tumor", "tumor")
+    return root
+
+
+def test_liver_and_tumor_come_back_on_the_ct_grid():
+    vol, liver, tumor = phantom()
+    cfg = InferenceConfig(device="cpu", min_liver_ml=1)
+    result = segment_ct(vol, cfg, models=oracle_models())
+    assert result.labels.shape == vol.shape and result.labels.dtype == np.uint8
+    assert set(np.unique(result.labels)) <= {0, 1, 2}
+    assert dice(result.labels > 0, liver) > 0.98
+    assert dice(result.labels == 2, tumor) > 0.95
+    assert result.device == "cpu"
+    assert {"liver", "tumor", "total"} <= set(result.timings)
+    assert result.stats["lesion_count"] == 1
+    true_ml = tumor.sum() * np.prod(vol.spacing) / 1000
+    assert result.stats["tumor_ml"] == pytest.approx(true_ml, rel=0.15)
+
+
+def test_the_result_does_not_depend_on_array_orientation_quirks():
+    # A CT with anisotropic in-plane size: masks must not be transposed or shifted.
+    vol, liver, _ = phantom(shape=(36, 80, 112), spacing=(3.0, 0.7, 0.9))
+    result = segment_ct(vol, InferenceConfig(device="cpu", stages="liver"), models=oracle_models())
+    assert dice(result.labels > 0, liver) > 0.97
+    assert not (result.labels == 2).any()
+
+
+def test_tumor_never_leaves_the_liver_and_small_specks_are_dropped():
+    vol, liver, _ = phantom()
+    ct = vol.array.copy()
+    ct[2:4, 2:6, 2:6] = TUMOR_HU  # tumor-like blob outside the liver
+    ct[20, 48, 70] = TUMOR_HU  # a one-voxel speck at the liver edge region
+    vol = vol.with_array(ct)
+    result = segment_ct(
+        vol, InferenceConfig(device="cpu", min_tumor_ml=0.5), models=oracle_models()
+    )
+    assert not ((result.labels == 2) & ~(result.labels > 0)).any()
+    assert (result.labels[2:4, 2:6, 2:6] != 2).all()
+    assert result.stats["lesion_count"] == 1
+
+
+def test_no_liver_gives_empty_labels_and_a_warning():
+    head = CTVolume(np.full((20, 64, 64), -1000, np.int16), spacing=(2.5, 0.8, 0.8))
+    result = segment_ct(head, InferenceConfig(device="cpu"), models=oracle_models())
+    assert not result.labels.any()
+    assert any("no liver found" in w for w in result.warnings)
+    assert result.stats["liver_ml"] == 0 and result.stats["warnings"] == result.warnings
+
+
+def test_a_volume_smaller_than_one_window_is_padded_not_refused():
+    vol, _, _ = phantom(shape=(3, 20, 24), spacing=(5.0, 4.0, 4.0))
+    result = segment_ct(vol, InferenceConfig(device="cpu", min_liver_ml=0), models=oracle_models())
+    assert result.labels.shape == (3, 20, 24)
+
+
+def test_progress_is_reported_per_window_and_stage():
+    vol, _, _ = phantom()
+    seen = []
+    segment_ct(
+        vol,
+        InferenceConfig(device="cpu"),
+        models=oracle_models(),
+        progress=lambda stage, done, total: seen.append((stage, done, total)),
+    )
+    stages = [s for s, _, _ in seen]
+    assert stages.index("liver") < stages.index("tumor")
+    for stage in ("liver", "tumor"):
+        last = [(d, t) for s, d, t in seen if s == stage][-1]
+        assert last[0] == last[1] >= 1
+
+
+def test_cancel_between_windows_raises_cancelled():
+    vol, _, _ = phantom()
+    calls = []
+
+    def should_cancel():
+        calls.append(1)
+        return len(calls) > 2
+
+    with pytest.raises(Cancelled):
+        segment_ct(
+            vol, InferenceConfig(device="cpu"), models=oracle_models(), should_cancel=should_cancel
+        )
+
+
+def test_non_ct_modality_is_refused_unless_forced():
+    vol, _, _ = phantom()
+    vol.meta.update(modality="MR", source="/data/t1.nii.gz")
+    with pytest.raises(InputError, match="t1.nii.gz.*MR, not CT"):
+        segment_ct(vol, InferenceConfig(device="cpu"), models=oracle_models())
+    result = segment_ct(
+        vol, InferenceConfig(device="cpu", allow_non_ct=True), models=oracle_models()
+    )
+    assert result.labels.any()
+
+
+def test_untrained_models_run_end_to_end_from_folders(untrained):
+    vol, _, _ = phantom(shape=(24, 64, 64))
+    cfg = InferenceConfig.from_models_dir(untrained, device="cpu", min_liver_ml=0)
+    seg = Segmenter(cfg)
+    first = seg.segment(vol)
+    again = seg.segment(vol)
+    assert first.labels.shape == vol.shape and first.labels.dtype == np.uint8
+    np.testing.assert_array_equal(first.labels, again.labels)  # deterministic, models reused
+
+
+def test_a_model_for_the_wrong_stage_is_refused(untrained):
+    cfg = InferenceConfig(liver_model=untrained / "tumor", tumor_model=untrained / "tumor")
+    with pytest.raises(ModelError, match="tumor model; a liver model is needed"):
+        Segmenter(cfg)
+
+
+def test_a_missing_model_folder_says_how_to_get_one(tmp_path):
+    with pytest.raises(ModelError, match="livertumor train"):
+        Segmenter(InferenceConfig(liver_model=tmp_path / "none", device="cpu"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_asked_for_without_a_gpu_falls_back_with_a_warning():
+    device, warning = resolve_device("cuda")
+    assert device.type == "cpu" and "CUDA was asked for but is not available" in warning
+    with pytest.raises(DeviceUnavailable):
+        resolve_device("cuda", strict=True)
+    seg = Segmenter(InferenceConfig(device="cuda"), models=oracle_models())
+    vol, _, _ = phantom(shape=(16, 48, 48))
+    result = seg.segment(vol)
+    assert result.device == "cpu" and any("CUDA" in w for w in result.warnings)
+
+
+def test_bad_config_values_are_refused():
+    with pytest.raises(ValueError, match="device"):
+        InferenceConfig(device="tpu").validate()
+    with pytest.raises(ValueError, match="stages"):
+        InferenceConfig(stages="tumor").validate()
