@@ -1,0 +1,185 @@
+"""The Refine widget: drag a slider, see the outline move; Apply, Undo, Reset; bad layers refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from napari_livertumor._widgets import _layers
+from napari_livertumor._widgets.refine import RefineWidget
+from napari_livertumor.io.volume import CTVolume
+
+pytestmark = pytest.mark.gui
+
+SPACING = (2.5, 0.8, 0.8)
+
+
+def synthetic_case(shape=(12, 96, 96), seed=1):
+    """CT with a liver (110 HU) in fat and a hypodense tumor; labels: 1 liver, 2 a too-small tumor."""
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = np.indices(shape).astype(float)
+    zm, ym, xm = zz * SPACING[0], yy * SPACING[1], xx * SPACING[2]
+    liver = ((zm - 15) / 28) ** 2 + ((ym - 38) / 30) ** 2 + ((xm - 38) / 30) ** 2 < 1
+    truth = ((zm - 15) ** 2 + (ym - 38) ** 2 + (xm - 45) ** 2 < 13**2) & liver
+    ct = np.full(shape, -100.0)
+    ct[liver] = 110
+    ct[truth] = 75
+    noise = ndi.gaussian_filter(rng.normal(size=shape), (0.5, 1, 1))
+    ct += noise * 12 / noise.std()
+    st = np.zeros((3, 3, 3), bool)
+    st[1] = ndi.generate_binary_structure(2, 1)
+    model_tumor = ndi.binary_erosion(truth, st, iterations=3)
+    labels = np.where(liver, 1, 0).astype(np.uint8)
+    labels[model_tumor] = 2
+    return CTVolume(ct.astype(np.int16), spacing=SPACING), labels, truth, liver
+
+
+@pytest.fixture
+def refine_setup(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    vol, labels, truth, liver = synthetic_case()
+    _layers.add_ct_layer(viewer, vol, name="CT")
+    seg = _layers.add_labels_layer(viewer, labels, vol, "CT segmentation", ct_layer_name="CT")
+    viewer.dims.set_current_step(0, 6)
+    widget = RefineWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Refine")
+    assert widget.ct_combo.currentText() == "CT"
+    assert widget.mask_combo.currentText() == "CT segmentation"
+    qtbot.waitUntil(lambda: widget.preview_layer() is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: not widget._preview_busy, timeout=10_000)
+    return viewer, widget, seg, truth, liver
+
+
+def _wait_for_new_preview(qtbot, widget, count_before):
+    qtbot.waitUntil(
+        lambda: widget.preview_count > count_before and not widget._preview_busy, timeout=10_000
+    )
+
+
+def test_moving_a_slider_updates_the_outline_on_the_current_slice(refine_setup, qtbot):
+    viewer, widget, seg, truth, liver = refine_setup
+    preview = widget.preview_layer()
+    assert preview.contour == 1  # an outline, not a filled mask
+    assert preview.metadata["slice"] == 6
+    assert not preview.data[:6].any() and not preview.data[7:].any()
+    shown_first = preview.data[6].copy()
+
+    count = widget.preview_count
+    widget.iterations.value = 0  # the user drags the slider to 0: preview = the mask as it is
+    _wait_for_new_preview(qtbot, widget, count)
+    np.testing.assert_array_equal(preview.data[6].astype(bool), seg.data[6] == 2)
+    assert not np.array_equal(preview.data[6], shown_first)
+
+    count = widget.preview_count
+    widget.iterations.value = 10
+    _wait_for_new_preview(qtbot, widget, count)
+    grown = preview.data[6].astype(bool)
+    assert grown.sum() > (seg.data[6] == 2).sum()  # the too-small tumor grows towards the truth
+    assert not (grown & ~liver[6]).any()
+
+    count = widget.preview_count
+    viewer.dims.set_current_step(0, 4)  # the user scrolls: the preview follows
+    _wait_for_new_preview(qtbot, widget, count)
+    assert preview.metadata["slice"] == 4
+    assert not preview.data[6].any()
+
+
+def test_apply_to_slice_changes_tumor_only_inside_the_liver_and_undo_restores(refine_setup, qtbot):
+    viewer, widget, seg, truth, liver = refine_setup
+    before = seg.data.copy()
+    widget.apply_slice_button.click()
+    after = seg.data.copy()
+    changed = after != before
+    assert changed.any() and changed[6].any()
+    assert not changed[:6].any() and not changed[7:].any()
+    assert not ((after == 2) & ~liver).any()  # tumor only inside the liver
+    assert set(np.unique(after[changed])) <= {1, 2}
+    dice_before = _dice(before[6] == 2, truth[6])
+    assert _dice(after[6] == 2, truth[6]) > dice_before
+
+    widget.undo_button.click()
+    np.testing.assert_array_equal(seg.data, before)
+
+
+def test_apply_all_in_3d_then_undo_and_reset(refine_setup, qtbot):
+    viewer, widget, seg, truth, liver = refine_setup
+    model_output = seg.data.copy()
+    widget.apply_all_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    after_all = seg.data.copy()
+    assert (after_all != model_output).any()
+    assert _dice(after_all == 2, truth) > _dice(model_output == 2, truth)
+    assert not ((after_all == 2) & ~liver).any()
+
+    widget.apply_slice_button.click()  # a second step on top
+    widget.undo_button.click()
+    np.testing.assert_array_equal(seg.data, after_all)
+
+    widget.reset_button.click()
+    np.testing.assert_array_equal(seg.data, model_output)
+    widget.undo_button.click()  # the reset itself can be undone
+    np.testing.assert_array_equal(seg.data, after_all)
+
+
+def test_at_least_ten_undo_steps_restore_exactly(refine_setup, qtbot):
+    viewer, widget, seg, truth, liver = refine_setup
+    history = [seg.data.copy()]
+    for z in range(1, 11):
+        viewer.dims.set_current_step(0, z)
+        widget.apply_slice()
+        history.append(seg.data.copy())
+    assert len(widget.undo_stack) >= 10
+    for expected in reversed(history[:-1]):
+        widget.undo()
+        np.testing.assert_array_equal(seg.data, expected)
+
+
+def test_mismatched_layers_give_a_message_and_apply_nothing(refine_setup, qtbot):
+    viewer, widget, seg, truth, liver = refine_setup
+    other = viewer.add_labels(np.zeros((12, 90, 96), np.uint8), name="other grid", scale=SPACING)
+    other.data[5:7, 30:50, 30:50] = 2
+    widget.refresh_layers()
+    widget.mask_combo.setCurrentText("other grid")
+    before = other.data.copy()
+    widget.apply_slice_button.click()
+    widget.apply_all_button.click()
+    assert "not the same grid" in widget.status.text()
+    assert "Nothing was applied" in widget.status.text()
+    np.testing.assert_array_equal(other.data, before)
+    assert not widget.busy and widget.undo_stack == []
+
+    shifted = viewer.add_labels(seg.data.copy(), name="other scale", scale=(2.5, 1.0, 1.0))
+    widget.refresh_layers()
+    widget.mask_combo.setCurrentText("other scale")
+    widget.apply_slice_button.click()
+    assert "does not line up" in widget.status.text()
+    np.testing.assert_array_equal(shifted.data, seg.data)
+
+
+def test_out_of_range_settings_are_clamped_with_a_visible_note(refine_setup, qtbot, tmp_path):
+    viewer, widget, seg, truth, liver = refine_setup
+    from napari_livertumor.refine import RefineConfig
+
+    notes = widget.set_config(RefineConfig(smoothing=9, lambda1=-1.0))
+    assert widget.smoothing.value == 4 and widget.lambda1.value == pytest.approx(0.01)
+    assert "smoothing" in widget.notes.text() and "lambda1" in widget.notes.text()
+    assert len(notes) == 2
+
+
+def test_an_empty_tumor_mask_previews_nothing_and_says_so(refine_setup, qtbot):
+    viewer, widget, seg, truth, liver = refine_setup
+    seg.data[seg.data == 2] = 1
+    seg.refresh()
+    count = widget.preview_count
+    widget.schedule_preview()
+    _wait_for_new_preview(qtbot, widget, count)
+    assert not widget.preview_layer().data.any()
+    assert "empty" in widget.notes.text()
+    widget.apply_slice_button.click()
+    assert "changed nothing" in widget.status.text()
+    assert widget.undo_stack == []
+
+
+def _dice(a, b):
+    return 2 * (a & b).sum() / max(a.sum() + b.sum(), 1)
