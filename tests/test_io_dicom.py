@@ -279,6 +279,17 @@ def test_truncated_slice_is_named(tmp_path):
     assert info.value.path == paths[2]
 
 
+def test_slice_cut_inside_its_header_is_skipped_and_reported(tmp_path):
+    source = make_ct(shape=(5, 16, 16))
+    paths = write_ct_series(source, tmp_path)
+    paths[2].write_bytes(paths[2].read_bytes()[:300])
+    volume = load_ct(tmp_path)
+    assert volume.shape == source.shape
+    warnings = " ".join(volume.meta["warnings"])
+    assert "1 unreadable DICOM file(s) skipped" in warnings and "1-003.dcm" in warnings
+    assert "1 missing slice" in warnings
+
+
 def test_slice_without_pixel_data_is_named(tmp_path):
     paths = write_ct_series(make_ct(shape=(4, 16, 16)), tmp_path, transfer_syntax="rle")
     ds = pydicom.dcmread(paths[1])

@@ -46,6 +46,7 @@ class SeriesInfo:
     study_uid: str = ""
     sop_class_uid: str = ""
     is_image: bool = True
+    sop_instance_uids: frozenset[str] = field(default=frozenset(), repr=False)
 
     @property
     def is_ct(self) -> bool:
@@ -213,19 +214,27 @@ def _read_header(path: Path) -> tuple[SliceHeader | None, str | None]:
     """Header of one file, or ``(None, problem)``; ``problem`` is None for non-DICOM files."""
     try:
         with open(path, "rb") as fp:
-            try:
+            start = fp.read(132)
+            fp.seek(0)
+            if start[128:132] == b"DICM":
                 ds = pydicom.dcmread(fp, stop_before_pixels=True)
-            except InvalidDicomError:
-                fp.seek(0)
+                if "SeriesInstanceUID" not in ds or "SOPInstanceUID" not in ds:
+                    return None, "incomplete DICOM header (truncated file?)"
+            elif start[:2] in (b"\x08\x00", b"\x02\x00") and len(start) >= 8:
+                # no preamble, but it starts like a DICOM dataset (group 0002 or 0008)
                 try:
                     ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
                 except Exception:
                     return None, None
                 if "SeriesInstanceUID" not in ds or "SOPClassUID" not in ds:
-                    return None, None  # not DICOM at all
+                    return None, None
+            else:
+                return None, None  # not DICOM: never parse arbitrary files
             pixel_offset = _pixel_offset(fp, ds)
     except (OSError, EOFError) as exc:
         return None, f"cannot be read ({exc})"
+    except InvalidDicomError as exc:
+        return None, f"invalid DICOM ({exc})"
     except Exception as exc:  # pydicom raises many kinds on corrupt headers
         return None, f"corrupt DICOM header ({type(exc).__name__}: {exc})"
     try:
@@ -309,6 +318,7 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
         study_uid=first.study_uid,
         sop_class_uid=first.sop_class_uid,
         is_image=first.is_image,
+        sop_instance_uids=frozenset(h.sop_uid for h in members),
     )
 
 
