@@ -1,13 +1,42 @@
-"""``livertumor evaluate`` (not built yet)."""
+"""``livertumor evaluate``: the two-stage pipeline on test patients, scored like the original."""
 
 from __future__ import annotations
 
-from ._unbuilt import not_built
-
 
 def add_arguments(parser) -> None:
-    parser.add_argument("args", nargs="*", help="(not built yet)")
+    parser.add_argument(
+        "--data", required=True, help="data folder with ground truth (NIfTI or HCC-TACE-Seg layout)"
+    )
+    parser.add_argument(
+        "--models", help="folder with liver/ and tumor/ models (default: shipped models)"
+    )
+    parser.add_argument(
+        "--split",
+        help="split JSON whose 'test' list is evaluated (default: the models' split.json)",
+    )
+    parser.add_argument(
+        "-o", "--out", dest="out_dir", help="folder for per_case.csv and summary.json"
+    )
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument(
+        "--refine", action="store_true", help="apply active-contour refinement to the tumor"
+    )
+    parser.add_argument("--max-cases", type=int, help="evaluate at most this many test patients")
 
 
 def run(args) -> int:
-    return not_built("evaluate")
+    from ..training.evaluate import evaluate
+
+    result = evaluate(
+        args.data,
+        models=args.models,
+        split_file=args.split,
+        out_dir=args.out_dir,
+        device=args.device,
+        refine=args.refine,
+        max_cases=args.max_cases,
+    )
+    print(result["table"])
+    if args.out_dir:
+        print(f"per-case scores: {args.out_dir}/per_case.csv")
+    return 0

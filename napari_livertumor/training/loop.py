@@ -265,6 +265,7 @@ class _Run:
             "best_val_dice": state["best"] if state["best"] >= 0 else None,
             "model": str(self.stage_dir),
             "minutes": state["elapsed_s"] / 60,
+            "weights_digest": weights_digest(net),
         }
 
     def _should_stop(self, should_cancel, t_start) -> str | None:
@@ -512,6 +513,17 @@ def validate(net, cases, config, device) -> dict[str, Any]:
     scores["score"] = main if main is not None else 0.0
     scores["n_val"] = len(cases)
     return scores
+
+
+def weights_digest(net) -> str:
+    """SHA-1 of all parameters and buffers (ranks in sync have the same digest)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for k, v in sorted(net.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:

@@ -1,0 +1,166 @@
+"""Evaluation with the original protocol: the full two-stage pipeline on the test patients.
+
+Each test patient's CT goes through :class:`napari_livertumor.pipeline.Segmenter` exactly as
+``livertumor segment`` would run it (liver stage, tumor stage in the predicted liver ROI, optional
+refinement), and the result is scored against the ground truth on the CT's own grid.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from .data import index_cases, load_case, read_split
+from .metrics import (
+    case_scores,
+    format_table,
+    hcc_to_output,
+    longest_diameter_mm,
+    size_stratum,
+    summarize,
+)
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(
+    data: str | Path,
+    *,
+    models: str | Path | None = None,
+    split_file: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    device: str = "auto",
+    refine: bool = False,
+    max_cases: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """Segment the test patients of ``data`` and score them.
+
+    Parameters
+    ----------
+    data : path
+        Data folder (NIfTI or HCC-TACE-Seg layout) with ground truth.
+    models : path, optional
+        Folder holding ``liver/`` and ``tumor/`` model folders (default: the shipped models).
+    split_file : path, optional
+        Split JSON; its ``test`` list is evaluated. Default: the ``split.json`` that training
+        wrote beside the models (``<models>/tumor/split.json``), else every case in ``data``.
+    out_dir : path, optional
+        Where ``per_case.csv`` and ``summary.json`` are written.
+
+    Returns
+    -------
+    dict
+        ``summary`` (see :func:`metrics.summarize`), ``rows`` (per case), ``table`` (text).
+    """
+    from ..pipeline import InferenceConfig, Segmenter
+
+    records = index_cases(data)
+    by_id = {r.case_id: r for r in records}
+    test_ids, split_source = _test_ids(records, models, split_file)
+    missing = [c for c in test_ids if c not in by_id]
+    if missing:
+        log.warning(
+            "%d test patient(s) of the split are not in %s: %s", len(missing), data, missing[:5]
+        )
+    test = [by_id[c] for c in test_ids if c in by_id][: max_cases or None]
+    if not test:
+        raise InputError(data, "no test patient of the split is in this data folder")
+    cfg = (
+        InferenceConfig.from_models_dir(models, device=device, refine=refine)
+        if models
+        else InferenceConfig(device=device, refine=refine)
+    )
+    seg = Segmenter(cfg)
+    rows: list[dict[str, Any]] = []
+    for i, rec in enumerate(test):
+        if should_cancel is not None and should_cancel():
+            break
+        if progress is not None:
+            progress("evaluate", i, len(test))
+        try:
+            ct, hcc = load_case(rec)
+        except Exception as exc:
+            log.warning("skipping %s: %s", rec.case_id, exc)
+            continue
+        t0 = time.perf_counter()
+        result = seg.segment(ct)
+        seconds = time.perf_counter() - t0
+        truth = hcc_to_output(hcc)
+        row: dict[str, Any] = {"case": rec.case_id}
+        row.update(case_scores(result.labels, truth))
+        diameter = longest_diameter_mm(truth == 2, ct.spacing)
+        row["tumor_longest_diameter_mm"] = round(diameter, 1)
+        row["tumor_stratum"] = size_stratum(diameter)
+        voxel_ml = float(np.prod(ct.spacing)) / 1000.0
+        row["liver_ml_true"] = float((truth >= 1).sum()) * voxel_ml
+        row["tumor_ml_true"] = float((truth == 2).sum()) * voxel_ml
+        row["liver_ml_pred"] = float(result.stats.get("liver_ml", 0.0))
+        row["tumor_ml_pred"] = float(result.stats.get("tumor_ml", 0.0))
+        row["seconds"] = round(seconds, 2)
+        row["warnings"] = "; ".join(result.warnings)
+        rows.append(row)
+        log.info(
+            "%s: liver Dice %.3f, tumor Dice %.3f (%.1f s)",
+            rec.case_id,
+            row["liver_dice"],
+            row["tumor_dice"],
+            seconds,
+        )
+    if progress is not None:
+        progress("evaluate", len(test), len(test))
+    summary = summarize(rows)
+    summary["split"] = split_source
+    summary["models"] = str(models) if models else "shipped defaults"
+    summary["refine"] = refine
+    summary["device"] = str(seg.device)
+    table = format_table(summary)
+    if out_dir is not None:
+        write_results(out_dir, rows, summary)
+    return {"summary": summary, "rows": rows, "table": table}
+
+
+def _test_ids(records, models, split_file) -> tuple[list[str], str]:
+    if split_file:
+        split = read_split(split_file)
+        if not split.get("test"):
+            raise InputError(split_file, "the split file has an empty 'test' list")
+        return list(split["test"]), str(split_file)
+    if models:
+        for stage in ("tumor", "liver"):
+            cand = Path(models) / stage / "split.json"
+            if cand.is_file():
+                split = read_split(cand)
+                if split.get("test"):
+                    return list(split["test"]), str(cand)
+    log.warning("no split file: evaluating every case in the data folder")
+    return [r.case_id for r in records], "all cases"
+
+
+def write_results(out_dir: str | Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """``per_case.csv`` and ``summary.json`` in ``out_dir`` (each written atomically)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fields: list[str] = []
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+    tmp = out / ".per_case.csv.tmp"
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields or ["case"])
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+    os.replace(tmp, out / "per_case.csv")
+    tmp = out / ".summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, default=str))
+    os.replace(tmp, out / "summary.json")

@@ -1,0 +1,166 @@
+"""The original's evaluation table: Accuracy, Dice, Sensitivity and IoU per class and case.
+
+For a class ``c`` the prediction and ground truth are compared as binary masks over the whole
+volume (``TP, FP, FN, TN`` voxel counts):
+
+* Accuracy = (TP + TN) / N
+* Dice = 2 TP / (2 TP + FP + FN)
+* Sensitivity = TP / (TP + FN)
+* IoU = TP / (TP + FP + FN)
+
+When both masks are empty Dice, IoU and Sensitivity are undefined and reported as NaN (left out
+of means), never silently counted as 1 or 0. Tumor size strata follow the original: the longest
+diameter (maximum Feret diameter, in mm) of the largest ground-truth lesion ≥ 100 mm vs < 100 mm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+METRICS = ("accuracy", "dice", "sensitivity", "iou")
+
+#: The original work's reported test scores (80/20 split; REFERENCE.md §1).
+PUBLISHED = {
+    "liver": {"accuracy": 0.994, "dice": 0.942, "sensitivity": 0.955, "iou": 0.895},
+    "tumor": {"accuracy": 0.995, "dice": 0.570, "sensitivity": 0.801, "iou": 0.460},
+}
+PUBLISHED_TUMOR_DICE_BY_SIZE = {">=10cm": 0.841, "<10cm": 0.406}
+LARGE_TUMOR_MM = 100.0
+
+
+def binary_scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Accuracy, Dice, Sensitivity and IoU of two boolean masks of the same shape."""
+    pred = np.asarray(pred, bool)
+    truth = np.asarray(truth, bool)
+    if pred.shape != truth.shape:
+        raise ValueError(f"prediction shape {pred.shape} != ground truth shape {truth.shape}")
+    tp = int(np.count_nonzero(pred & truth))
+    fp = int(np.count_nonzero(pred & ~truth))
+    fn = int(np.count_nonzero(~pred & truth))
+    n = pred.size
+    tn = n - tp - fp - fn
+    nan = float("nan")
+    return {
+        "accuracy": (tp + tn) / n if n else nan,
+        "dice": 2 * tp / (2 * tp + fp + fn) if (tp + fp + fn) else nan,
+        "sensitivity": tp / (tp + fn) if (tp + fn) else nan,
+        "iou": tp / (tp + fp + fn) if (tp + fp + fn) else nan,
+    }
+
+
+def case_scores(pred_labels: np.ndarray, truth_labels: np.ndarray) -> dict[str, float]:
+    """Scores for liver (labels ≥ 1: liver incl. tumor) and tumor (label 2) of one case.
+
+    Both label maps use the output convention 0 background, 1 liver, 2 tumor.
+    """
+    pred_labels = np.asarray(pred_labels)
+    truth_labels = np.asarray(truth_labels)
+    out: dict[str, float] = {}
+    for name, pm, tm in (
+        ("liver", pred_labels >= 1, truth_labels >= 1),
+        ("tumor", pred_labels == 2, truth_labels == 2),
+    ):
+        for k, v in binary_scores(pm, tm).items():
+            out[f"{name}_{k}"] = v
+    return out
+
+
+def hcc_to_output(hcc: np.ndarray) -> np.ndarray:
+    """HCC-TACE-Seg classes → output convention (liver + portal vein → 1, tumor → 2, rest 0)."""
+    hcc = np.asarray(hcc)
+    out = np.zeros(hcc.shape, np.uint8)
+    out[(hcc == 1) | (hcc == 3)] = 1
+    out[hcc == 2] = 2
+    return out
+
+
+def longest_diameter_mm(mask: np.ndarray, spacing: Sequence[float]) -> float:
+    """Maximum Feret diameter (mm) of the largest connected component of ``mask`` (0 if empty).
+
+    Measured between voxel centres of the component's convex hull, plus one voxel size along
+    the measured direction (so a single voxel measures its own width, not 0).
+    """
+    from scipy import ndimage as ndi
+
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        return 0.0
+    lab, n = ndi.label(mask, structure=np.ones((3, 3, 3), bool))
+    if n > 1:
+        sizes = np.bincount(lab.ravel())
+        sizes[0] = 0
+        mask = lab == int(sizes.argmax())
+    sl = ndi.find_objects(mask.astype(np.uint8))[0]
+    sub = mask[sl]
+    surface = sub & ~ndi.binary_erosion(sub)
+    pts = (np.argwhere(surface) + [s.start for s in sl]) * np.asarray(spacing, float)
+    if len(pts) > 4:
+        try:
+            from scipy.spatial import ConvexHull
+
+            pts = pts[ConvexHull(pts).vertices]
+        except Exception:  # flat (coplanar) lesions: use all surface points
+            pass
+    if len(pts) > 3000:
+        pts = pts[np.random.default_rng(0).choice(len(pts), 3000, replace=False)]
+    d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+    i, j = np.unravel_index(int(d2.argmax()), d2.shape)
+    vec = pts[i] - pts[j]
+    length = float(np.sqrt(d2[i, j]))
+    if length == 0:
+        return float(min(spacing))
+    # add the voxel's extent along the measured direction (centre-to-centre underestimates)
+    extent = float(np.abs(vec / length) @ np.asarray(spacing, float))
+    return length + extent
+
+
+def size_stratum(diameter_mm: float) -> str:
+    """``">=10cm"`` or ``"<10cm"`` (``"none"`` when the case has no tumor)."""
+    if diameter_mm <= 0:
+        return "none"
+    return ">=10cm" if diameter_mm >= LARGE_TUMOR_MM else "<10cm"
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean per-case scores (NaN left out) for the table, and tumor Dice per size stratum."""
+    table: dict[str, dict[str, float | None]] = {}
+    for cls in ("liver", "tumor"):
+        table[cls] = {}
+        for m in METRICS:
+            vals = [r[f"{cls}_{m}"] for r in rows if np.isfinite(r.get(f"{cls}_{m}", np.nan))]
+            table[cls][m] = float(np.mean(vals)) if vals else None
+    strata: dict[str, dict[str, Any]] = {}
+    for s in (">=10cm", "<10cm"):
+        vals = [
+            r["tumor_dice"]
+            for r in rows
+            if r.get("tumor_stratum") == s and np.isfinite(r.get("tumor_dice", np.nan))
+        ]
+        strata[s] = {"n": len(vals), "tumor_dice": float(np.mean(vals)) if vals else None}
+    return {"n_cases": len(rows), "table": table, "tumor_dice_by_size": strata}
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """The original's table with our numbers beside the published ones."""
+
+    def f(v):
+        return "   -  " if v is None else f"{v:6.3f}"
+
+    lines = [
+        f"Test patients: {summary['n_cases']}",
+        f"{'':8}{'':3}{'Accuracy':>17}{'Dice':>17}{'Sensitivity':>17}{'IoU':>17}",
+        f"{'':11}" + "".join(f"{'ours':>9}{'orig.':>8}" for _ in METRICS),
+    ]
+    for cls in ("liver", "tumor"):
+        cells = "".join(
+            f"   {f(summary['table'][cls][m])}  {PUBLISHED[cls][m]:.3f}" for m in METRICS
+        )
+        lines.append(f"{cls:<11}{cells}")
+    lines.append("Tumor Dice by longest tumor diameter (ours vs original):")
+    for s, ref in PUBLISHED_TUMOR_DICE_BY_SIZE.items():
+        st = summary["tumor_dice_by_size"][s]
+        lines.append(f"  {s:<7} n={st['n']:<3} ours {f(st['tumor_dice'])}   original {ref:.3f}")
+    return "\n".join(lines)
