@@ -1,0 +1,386 @@
+"""Train widget: pick data (and clinical table), set the few knobs that matter, watch the loss
+and validation Dice live, stop at any time; the model is offered in Segment when done."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import _registry
+from ._common import JobWidgetMixin, set_status
+
+if TYPE_CHECKING:
+    import napari
+
+#: Seconds between two redraws of the plot (drawing is the costly part on the GUI thread).
+_PLOT_EVERY_S = 0.3
+
+
+class TrainWidget(JobWidgetMixin, QWidget):
+    """Run :func:`napari_livertumor.training.train` for one stage in a worker."""
+
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val_dice": []}
+        self.reports: list[dict] = []
+        self.model_folder: Path | None = None
+        self._last_draw = 0.0
+
+        self.data = QLineEdit()
+        self.data.setPlaceholderText("imagesTr/ + labelsTr/, or HCC-TACE-Seg patient folders")
+        self.data_browse = QPushButton("Browse…")
+        self.clinical = QLineEdit()
+        self.clinical.setPlaceholderText("optional (found in the data folder if left empty)")
+        self.clinical_browse = QPushButton("Browse…")
+        self.check_button = QPushButton("Check data")
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.out = QLineEdit()
+        self.out.setPlaceholderText("where the model folder is written")
+        self.out_browse = QPushButton("Browse…")
+        self.stage = QComboBox()
+        self.stage.addItems(["liver", "tumor"])
+        self.epochs = _spin(1, 10_000, 10)
+        self.steps = _spin(1, 100_000, 50)
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(5)
+        self.lr.setRange(1e-5, 1.0)
+        self.lr.setSingleStep(1e-4)
+        self.lr.setValue(2e-3)
+        self.hu_low = _spin(-1500, 3000, -150)
+        self.hu_high = _spin(-1500, 3000, 250)
+        self.patch = QLineEdit("32, 128, 128")
+        self.patch.setToolTip("Training patch size z, y, x (each divisible by 8)")
+        self.weak_lambda = QDoubleSpinBox()
+        self.weak_lambda.setRange(0.0, 100.0)
+        self.weak_lambda.setSingleStep(0.1)
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda"])
+        self.start_button = QPushButton("Start")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setVisible(False)
+        self.figure, self.canvas, self.loss_ax, self.dice_ax = _make_plot()
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(2000)
+        self.log.setMinimumHeight(80)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Data", _row(self.data, self.data_browse))
+        form.addRow("Clinical", _row(self.clinical, self.clinical_browse))
+        form.addRow("", self.check_button)
+        form.addRow("", self.summary)
+        form.addRow("Output", _row(self.out, self.out_browse))
+        form.addRow("Stage", self.stage)
+        form.addRow("Epochs × steps", _row(self.epochs, self.steps))
+        form.addRow("Learning rate", self.lr)
+        form.addRow("HU window", _row(self.hu_low, self.hu_high))
+        form.addRow("Patch (z, y, x)", self.patch)
+        form.addRow("λ weak (clinical)", self.weak_lambda)
+        form.addRow("Device", self.device)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.start_button)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.canvas, 1)
+        layout.addWidget(self.log)
+        layout.addWidget(self.status)
+
+        self.data_browse.clicked.connect(self._browse_data)
+        self.clinical_browse.clicked.connect(self._browse_clinical)
+        self.out_browse.clicked.connect(self._browse_out)
+        self.check_button.clicked.connect(self._check_clicked)
+        self.start_button.clicked.connect(self._start_clicked)
+        self.stage.currentTextChanged.connect(self._stage_changed)
+        self.init_jobs(napari_viewer)
+        self._stage_changed(self.stage.currentText())
+
+    # ------------------------------------------------------------------ user actions
+    def check_data(self) -> None:
+        """Summarise the data folder (patients, labels, clinical columns) in a worker."""
+        data, clinical = self.data.text().strip(), self.clinical.text().strip() or None
+        if not data:
+            set_status(self.status, "Choose a training data folder first.", error=True)
+            return
+        self.run_job(
+            lambda progress, should_cancel: summarize_data(data, clinical),
+            self._show_summary,
+            button=self.check_button,
+            description="checking data",
+            busy_text="Reading the data folder…",
+        )
+
+    def start(self) -> None:
+        """Start training with the current settings (the button then reads Stop)."""
+        try:
+            config = self.build_config()
+        except Exception as exc:
+            set_status(self.status, str(exc), error=True)
+            return
+        try:
+            from ..training import train
+        except ImportError as exc:
+            set_status(self.status, f"training is not available yet ({exc})", error=True)
+            return
+        self._reset_plot()
+        self.reports = []
+        self.model_folder = None
+        self._log(f"Training the {config.stage} model on {config.data} → {config.stage_dir}")
+        self.run_job(
+            lambda progress, should_cancel: train(config, should_cancel=should_cancel),
+            None,
+            button=self.start_button,
+            description=f"train {config.stage}",
+            busy_text=f"Training the {config.stage} model…",
+            generator=True,
+            on_yielded=self._on_report,
+            on_finished=lambda status: self._finished(status, config),
+        )
+        self.start_button.setText("Stop")
+
+    def build_config(self):
+        """The :class:`~napari_livertumor.training.TrainConfig` the controls describe."""
+        from ..training import make_config
+
+        data = self.data.text().strip()
+        out = self.out.text().strip()
+        if not data:
+            raise ValueError("Choose a training data folder first.")
+        if not out:
+            raise ValueError("Choose an output folder for the model.")
+        try:
+            patch = tuple(int(v) for v in self.patch.text().replace("×", ",").split(","))
+        except ValueError:
+            patch = ()
+        if len(patch) != 3:
+            raise ValueError(
+                f"Patch size must be three integers z, y, x; got '{self.patch.text()}'"
+            )
+        stage = self.stage.currentText()
+        return make_config(
+            stage,
+            None,
+            data=data,
+            out=out,
+            clinical=self.clinical.text().strip() or None,
+            epochs=self.epochs.value(),
+            steps_per_epoch=self.steps.value(),
+            lr=self.lr.value(),
+            hu_window=(float(self.hu_low.value()), float(self.hu_high.value())),
+            roi_size=patch,
+            weak_lambda=self.weak_lambda.value() if stage == "tumor" else 0.0,
+            device=self.device.currentText(),
+        )
+
+    # ------------------------------------------------------------------ reports
+    def _on_report(self, report: dict) -> None:
+        self.reports.append(report)
+        event = report.get("event")
+        if event == "info":
+            weak = report.get("weak", {})
+            self._log(
+                f"{report['n_train']} training / {report['n_val']} validation patients"
+                f" ({report['n_skipped']} skipped) on {report['device']}; weak supervision "
+                + ("on" if weak.get("enabled") else f"off ({weak.get('reason', 'λ = 0')})")
+            )
+        elif event == "step":
+            self.history["step"].append(report["step"])
+            self.history["loss"].append(report["losses"]["total"])
+            self.progress_bar.setMaximum(report["total_steps"])
+            self.progress_bar.setValue(report["step"])
+            self.progress_bar.setFormat(f"step %v / %m  loss {report['losses']['total']:.3f}")
+            self._redraw()
+        elif event == "epoch":
+            dice = report.get("val_dice")
+            if dice is not None:
+                self.history["val_step"].append(report["step"])
+                self.history["val_dice"].append(dice)
+            loss = report.get("train_loss")
+            self._log(
+                f"epoch {report['epoch'] + 1}: loss "
+                + (f"{loss:.4f}" if loss is not None else "–")
+                + (f", validation Dice {dice:.3f}" if dice is not None else "")
+                + (" (best so far, saved)" if report.get("saved_best") else "")
+            )
+            self._redraw(force=True)
+        elif event in ("done", "cancelled"):
+            self._log(
+                f"{event}: step {report['step']}; "
+                + (
+                    f"model in {report['model']}"
+                    if event == "done"
+                    else f"last in {report['last']}"
+                )
+            )
+
+    def _finished(self, status: str, config) -> None:
+        self._redraw(force=True)
+        stage_dir = Path(config.stage_dir)
+        if (stage_dir / "metadata.json").is_file():
+            self.model_folder = stage_dir
+            _registry.remember_model_folder(config.out)
+        if status == "done" and self.model_folder is not None:
+            set_status(
+                self.status,
+                f"Finished. The {config.stage} model in {config.out} can be chosen in Segment.",
+            )
+        elif status == "cancelled":
+            set_status(
+                self.status,
+                f"Stopped; the last weights are in {stage_dir / 'last'} (resume from there).",
+            )
+        self._log(f"[{status}]")
+
+    # ------------------------------------------------------------------ plot and log
+    def _reset_plot(self) -> None:
+        for values in self.history.values():
+            values.clear()
+        self._redraw(force=True)
+
+    def _redraw(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_draw < _PLOT_EVERY_S:
+            return
+        self._last_draw = now
+        h = self.history
+        self.loss_ax.clear()
+        self.dice_ax.clear()
+        self.loss_ax.plot(h["step"], h["loss"], color="#4da3ff", lw=1.2)
+        self.dice_ax.plot(h["val_step"], h["val_dice"], "o-", color="#ff9f43", lw=1.2, ms=3)
+        _style_axes(self.loss_ax, self.dice_ax)
+        self.canvas.draw_idle()
+
+    def _log(self, line: str) -> None:
+        self.log.appendPlainText(line)
+
+    def _show_summary(self, lines: list[str]) -> None:
+        self.summary.setText("\n".join(lines))
+        set_status(self.status, "")
+
+    # ------------------------------------------------------------------ slots
+    def _start_clicked(self) -> None:
+        if not self.cancel_if_running(self.start_button):
+            self.start()
+
+    def _check_clicked(self) -> None:
+        if not self.cancel_if_running(self.check_button):
+            self.check_data()
+
+    def _stage_changed(self, stage: str) -> None:
+        from ..training.config import stage_defaults
+
+        d = stage_defaults(stage)
+        self.hu_low.setValue(int(d["hu_window"][0]))
+        self.hu_high.setValue(int(d["hu_window"][1]))
+        self.patch.setText(", ".join(str(v) for v in d["roi_size"]))
+        self.weak_lambda.setValue(float(d["weak_lambda"]))
+        self.weak_lambda.setEnabled(stage == "tumor")
+
+    def _browse_data(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Training data folder")
+        if folder:
+            self.data.setText(folder)
+            self.check_data()
+
+    def _browse_clinical(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Clinical table", filter="Tables (*.xlsx *.csv);;All files (*)"
+        )
+        if path:
+            self.clinical.setText(path)
+
+    def _browse_out(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Output folder for the model")
+        if folder:
+            self.out.setText(folder)
+
+
+def summarize_data(data: str, clinical: str | None = None) -> list[str]:
+    """Lines describing a training folder: patients, labels, clinical rows and columns matched.
+
+    Raises :class:`~napari_livertumor.errors.InputError` when nothing in it is usable.
+    """
+    from ..training.config import DEFAULT_WEAK_COLUMNS
+    from ..training.data import find_clinical, index_cases
+
+    records = index_cases(data)
+    layouts = sorted({r.layout for r in records})
+    lines = [f"{len(records)} patient(s) with ground-truth labels ({', '.join(layouts)} layout)"]
+    path = Path(clinical) if clinical else find_clinical(data)
+    if path is None:
+        lines.append("No clinical table: the tumor stage trains without weak supervision.")
+        return lines
+    from ..training.weak import load_clinical_frame
+
+    frame = load_clinical_frame(path)
+    ids = {r.case_id for r in records}
+    matched_rows = len(ids & {str(i) for i in frame.index})
+    cols = [c for c in DEFAULT_WEAK_COLUMNS if c in frame.columns]
+    lines.append(
+        f"Clinical table {path.name}: {matched_rows}/{len(records)} patients matched, "
+        f"{len(cols)}/{len(DEFAULT_WEAK_COLUMNS)} weak-supervision columns found"
+    )
+    missing = [c for c in DEFAULT_WEAK_COLUMNS if c not in frame.columns]
+    if missing:
+        lines.append("Missing columns: " + ", ".join(missing))
+    return lines
+
+
+def _make_plot():
+    from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(4, 2.4), dpi=100, facecolor="#262930")
+    canvas = FigureCanvasQTAgg(figure)
+    canvas.setMinimumHeight(170)
+    loss_ax = figure.add_subplot(111)
+    dice_ax = loss_ax.twinx()
+    _style_axes(loss_ax, dice_ax)
+    figure.subplots_adjust(left=0.14, right=0.86, bottom=0.2, top=0.92)
+    return figure, canvas, loss_ax, dice_ax
+
+
+def _style_axes(loss_ax, dice_ax) -> None:
+    for ax in (loss_ax, dice_ax):
+        ax.set_facecolor("#262930")
+        ax.tick_params(colors="#d0d0d0", labelsize=7)
+        for spine in ax.spines.values():
+            spine.set_color("#808080")
+    loss_ax.set_xlabel("step", color="#d0d0d0", fontsize=8)
+    loss_ax.set_ylabel("loss", color="#4da3ff", fontsize=8)
+    dice_ax.set_ylabel("validation Dice", color="#ff9f43", fontsize=8)
+    dice_ax.set_ylim(0, 1)
+
+
+def _spin(low: int, high: int, value: int) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(low, high)
+    box.setValue(value)
+    return box
+
+
+def _row(*widgets) -> QHBoxLayout:
+    row = QHBoxLayout()
+    for w in widgets:
+        row.addWidget(w)
+    return row

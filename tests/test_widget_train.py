@@ -1,0 +1,90 @@
+"""The Train widget: check the data, start, watch two steps, stop; the model is offered in
+Segment; an unusable folder gives a clear message."""
+
+from __future__ import annotations
+
+import pytest
+
+from napari_livertumor._widgets import _registry
+from napari_livertumor._widgets.segment import SegmentWidget
+from napari_livertumor._widgets.train import TrainWidget
+
+pytestmark = pytest.mark.gui
+pytest.importorskip("napari_livertumor.training.loop", reason="training has not landed yet")
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory):
+    from napari_livertumor.training.toydata import write_toy_cohort
+
+    return write_toy_cohort(tmp_path_factory.mktemp("toy"), n_cases=4, seed=1, shape=(16, 32, 32))
+
+
+@pytest.fixture
+def train_widget(make_napari_viewer, monkeypatch):
+    monkeypatch.setattr(_registry, "_recent_model_folders", [])
+    viewer = make_napari_viewer()
+    widget = TrainWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    return viewer, widget
+
+
+def _small_run(widget, data, out):
+    widget.data.setText(str(data))
+    widget.out.setText(str(out))
+    widget.stage.setCurrentText("liver")
+    widget.patch.setText("16, 32, 32")
+    widget.device.setCurrentText("cpu")
+
+
+def test_check_data_summarises_patients_and_clinical_columns(train_widget, toy_data, qtbot):
+    _, widget = train_widget
+    widget.data.setText(str(toy_data))
+    widget.check_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    text = widget.summary.text()
+    assert "4 patient(s) with ground-truth labels (nifti layout)" in text
+    assert "Clinical table" in text
+
+
+def test_train_two_steps_then_offer_the_model_in_segment(train_widget, toy_data, qtbot, tmp_path):
+    viewer, widget = train_widget
+    _small_run(widget, toy_data, tmp_path / "models")
+    widget.epochs.setValue(1)
+    widget.steps.setValue(2)
+    widget.start_button.click()
+    assert widget.start_button.text() == "Stop"
+    qtbot.waitUntil(lambda: not widget.busy, timeout=90_000)
+    assert widget.history["step"] == [1, 2]
+    assert (tmp_path / "models" / "liver" / "metadata.json").is_file()
+    assert "can be chosen in Segment" in widget.status.text()
+
+    segment = SegmentWidget(viewer)
+    segment.refresh_models()
+    items = [segment.model_combo.itemText(i) for i in range(segment.model_combo.count())]
+    assert str((tmp_path / "models").resolve()) in items
+
+
+def test_stop_ends_training_and_keeps_the_last_weights(train_widget, toy_data, qtbot, tmp_path):
+    _, widget = train_widget
+    _small_run(widget, toy_data, tmp_path / "models")
+    widget.epochs.setValue(50)
+    widget.steps.setValue(10)
+    widget.start_button.click()
+    qtbot.waitUntil(lambda: len(widget.history["step"]) >= 2, timeout=90_000)
+    widget.start_button.click()  # Stop
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert len(widget.history["step"]) < 500
+    assert widget.reports[-1]["event"] == "cancelled"
+    assert "Stopped" in widget.status.text()
+    assert widget.start_button.text() == "Start"
+
+
+def test_a_folder_with_nothing_usable_gives_a_clear_message(train_widget, qtbot, tmp_path):
+    _, widget = train_widget
+    (tmp_path / "empty").mkdir()
+    _small_run(widget, tmp_path / "empty", tmp_path / "models")
+    widget.start_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert "no training cases" in widget.status.text()
+    assert not (tmp_path / "models" / "liver" / "metadata.json").exists()
