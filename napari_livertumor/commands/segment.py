@@ -335,8 +335,10 @@ def segment_one(case: Case, outdir: Path, segmenter, *, series_uid=None, progres
     result = segmenter.segment(volume, progress=prog)
     t1 = time.perf_counter()
     write_nifti(result.labels, labels_path, reference=volume)
+    _fix_mode(labels_path)
     t_write = time.perf_counter() - t1
     timings = {"read": round(t_read, 3), **result.timings, "write": round(t_write, 3)}
+    timings["segment"] = timings.pop("total", None)
     timings["total"] = round(time.perf_counter() - t0, 3)
     cfg = segmenter.config
     stats = {
@@ -368,7 +370,7 @@ def write_summary(rows: list[dict], path: Path) -> Path:
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k, "") for k in SUMMARY_FIELDS})
-    os.replace(tmp, path)
+    _publish(tmp, path)
     return path
 
 
@@ -391,10 +393,22 @@ def _atomic_write_text(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _publish(tmp: str | Path, path: Path) -> None:
+    """Give a temporary file normal permissions (mkstemp makes it private), then rename it."""
+    _fix_mode(tmp)
+    os.replace(tmp, path)
+
+
+def _fix_mode(path: str | Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _remove_stale_temps(outdir: Path, case: Case) -> None:

@@ -1,0 +1,152 @@
+"""Batch segmentation: many cases, one model load, shards, resume after a kill, failures logged."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import napari_livertumor.io.nifti as nifti_io
+from napari_livertumor.cli import main
+from napari_livertumor.commands.segment import discover_cases, parse_shard, shard_cases
+from napari_livertumor.io.dicom_write import write_ct_series
+from napari_livertumor.io.nifti import write_nifti
+from napari_livertumor.io.volume import CTVolume
+from napari_livertumor.models import make_untrained_model
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    make_untrained_model(root / "liver", "liver")
+    make_untrained_model(root / "tumor", "tumor")
+    return root
+
+
+def ct(seed, shape=(8, 32, 32)):
+    rng = np.random.default_rng(seed)
+    return CTVolume(rng.normal(60, 80, shape).astype(np.int16), spacing=(3.0, 0.9, 0.9))
+
+
+def cohort(folder, n):
+    for i in range(n):
+        write_nifti(ct(i), folder / f"case{i:02d}.nii.gz")
+    return folder
+
+
+def segment(inputs, out, models, *extra):
+    args = ["segment", *map(str, inputs), "-o", str(out), "--models", str(models)]
+    return main([*args, "--device", "cpu", "--no-refine", *extra])
+
+
+def read_rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def outputs(out):
+    """Labels voxels and stats (without timings) of every case in ``out``."""
+    res = {}
+    for p in sorted(out.glob("*_labels.nii.gz")):
+        case = p.name[: -len("_labels.nii.gz")]
+        stats = json.loads((out / f"{case}_stats.json").read_text())
+        stats.pop("timings_s")
+        res[case] = (np.asarray(nib.load(p).dataobj), stats)
+    return res
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_shards_cover_every_case_exactly_once(tmp_path, n):
+    cases = discover_cases([cohort(tmp_path, 7)])
+    parts = [shard_cases(cases, i, n) for i in range(n)]
+    flat = [c for part in parts for c in part]
+    assert sorted(flat, key=lambda c: c.name) == cases
+    assert len(set(flat)) == len(cases) == 7
+
+
+def test_shard_runs_split_the_work_and_write_their_own_summaries(tmp_path, models):
+    data = cohort(tmp_path / "data", 3)
+    out = tmp_path / "out"
+    assert segment([data], out, models, "--shard", "0/2") == 0
+    assert segment([data], out, models, "--shard", "1/2") == 0
+    a = read_rows(out / "summary_shard-0-of-2.csv")
+    b = read_rows(out / "summary_shard-1-of-2.csv")
+    assert sorted(r["case"] for r in a + b) == ["case00", "case01", "case02"]
+    assert all(r["status"] == "done" for r in a + b)
+    assert len(list(out.glob("*_stats.json"))) == 3
+
+
+def test_resume_after_a_kill_gives_the_same_outputs(tmp_path, models, monkeypatch):
+    data = cohort(tmp_path / "data", 3)
+    assert segment([data], tmp_path / "clean", models) == 0
+    reference = outputs(tmp_path / "clean")
+
+    out = tmp_path / "killed"
+    real_write = nifti_io.write_nifti
+
+    def killed_while_writing(array, path, reference=None):
+        if "case01" in str(path):
+            (path.parent / f".{path.name}.x1y2.nii.gz").write_bytes(b"half a file")
+            raise KeyboardInterrupt  # the job runner killed us mid-write
+        return real_write(array, path, reference=reference)
+
+    monkeypatch.setattr(nifti_io, "write_nifti", killed_while_writing)
+    assert segment([data], out, models) == 130
+    assert not (out / "case01_stats.json").exists() and not (out / "case02_stats.json").exists()
+    first_done = (out / "case00_stats.json").stat().st_mtime_ns
+
+    monkeypatch.setattr(nifti_io, "write_nifti", real_write)
+    assert segment([data], out, models) == 0
+    rows = {r["case"]: r["status"] for r in read_rows(out / "summary.csv")}
+    assert rows == {"case00": "skipped (complete)", "case01": "done", "case02": "done"}
+    assert (out / "case00_stats.json").stat().st_mtime_ns == first_done
+    assert not list(out.glob(".*"))  # the half-written temporary file is gone
+    resumed = outputs(out)
+    assert resumed.keys() == reference.keys()
+    for case, (labels, stats) in reference.items():
+        np.testing.assert_array_equal(resumed[case][0], labels)
+        assert resumed[case][1] == stats
+
+
+def test_a_broken_case_is_logged_and_the_batch_goes_on(tmp_path, models, capsys):
+    data = cohort(tmp_path / "data", 2)
+    (data / "broken.nii.gz").write_bytes(b"not a nifti at all")
+    out = tmp_path / "out"
+    assert segment([data], out, models) == 1
+    rows = {r["case"]: r for r in read_rows(out / "summary.csv")}
+    assert rows["broken"]["status"] == "failed"
+    assert "broken.nii.gz" in rows["broken"]["error"]
+    assert rows["case00"]["status"] == rows["case01"]["status"] == "done"
+    assert not (out / "broken_labels.nii.gz").exists()
+    assert "broken failed" in capsys.readouterr().err
+
+
+def test_a_csv_list_names_the_cases(tmp_path, models):
+    data = cohort(tmp_path / "data", 2)
+    (tmp_path / "list.csv").write_text("path,case\ndata/case00.nii.gz,alpha\ndata/case01.nii.gz,\n")
+    cases = discover_cases([tmp_path / "list.csv"])
+    assert [(c.name, c.path) for c in cases] == [
+        ("alpha", data / "case00.nii.gz"),
+        ("case01", data / "case01.nii.gz"),
+    ]
+    (tmp_path / "bad.csv").write_text("file\nx.nii.gz\n")
+    with pytest.raises(Exception, match="bad.csv.*'path' column"):
+        discover_cases([tmp_path / "bad.csv"])
+
+
+def test_a_folder_of_patient_folders_is_one_case_per_patient(tmp_path):
+    for pid in ("HCC_002", "HCC_001"):
+        write_ct_series(ct(1), tmp_path / pid / "study" / "ct", patient_id=pid)
+    cases = discover_cases([tmp_path])
+    assert [c.name for c in cases] == ["HCC_001", "HCC_002"]
+    assert cases[0].path == tmp_path / "HCC_001"
+
+
+def test_shard_text_is_parsed_strictly():
+    assert parse_shard("2/5") == (2, 5)
+    for bad in ("5/5", "-1/3", "1/0", "x"):
+        with pytest.raises(Exception, match="shard"):
+            parse_shard(bad)

@@ -1,0 +1,71 @@
+"""Volumes, ratio and per-lesion measurements against values worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_livertumor.stats import compute_stats, longest_diameter_mm
+
+
+def test_volumes_and_ratio_count_the_tumor_as_part_of_the_liver():
+    labels = np.zeros((4, 10, 10), np.uint8)
+    labels[:, :5, :] = 1  # 4*5*10 = 200 liver voxels
+    labels[1:3, 1:3, 1:3] = 2  # 8 tumor voxels replace liver voxels
+    stats = compute_stats(labels, (2.0, 1.0, 0.5))  # 1 mm³ = 0.001 mL per voxel
+    assert stats["liver_ml"] == pytest.approx(0.200)
+    assert stats["liver_parenchyma_ml"] == pytest.approx(0.192)
+    assert stats["tumor_ml"] == pytest.approx(0.008)
+    assert stats["tumor_to_liver_ratio"] == pytest.approx(0.04)
+    assert stats["lesion_count"] == 1
+
+
+def test_lesions_are_listed_largest_first_with_slice_ranges():
+    labels = np.zeros((10, 20, 20), np.uint8)
+    labels[0:10] = 1
+    labels[2, 2, 2] = 2  # one voxel
+    labels[4:8, 10:13, 10:14] = 2  # 48 voxels
+    labels[9, 19, 19] = 2  # touches lesion? no: far away
+    stats = compute_stats(labels, (1.0, 1.0, 1.0))
+    lesions = stats["lesions"]
+    assert [les["id"] for les in lesions] == [1, 2, 3]
+    big = lesions[0]
+    assert big["volume_ml"] == pytest.approx(0.048)
+    assert big["slice_range"] == [4, 7]
+    assert big["centroid_zyx"] == [5.5, 11.0, 11.5]
+    assert big["bbox_zyx"] == [[4, 8], [10, 13], [10, 14]]
+    # Farthest voxel centres: corners (4,10,10) and (7,12,13): sqrt(9 + 4 + 9)
+    assert big["longest_diameter_mm"] == pytest.approx(np.sqrt(22), abs=0.01)
+    assert lesions[1]["longest_diameter_mm"] == 0.0
+
+
+def test_diagonal_neighbours_belong_to_one_lesion():
+    labels = np.zeros((3, 3, 3), np.uint8)
+    labels[0, 0, 0] = labels[1, 1, 1] = labels[2, 2, 2] = 2
+    stats = compute_stats(labels, (1.0, 1.0, 1.0))
+    assert stats["lesion_count"] == 1
+    assert stats["lesions"][0]["longest_diameter_mm"] == pytest.approx(2 * np.sqrt(3), abs=0.01)
+
+
+def test_diameter_uses_the_spacing_of_each_axis():
+    mask = np.zeros((5, 1, 7), bool)
+    mask[:, 0, :] = True  # a flat plate: corners (0,0,0) and (4,0,6)
+    assert longest_diameter_mm(mask, (2.5, 0.8, 0.8)) == pytest.approx(np.hypot(4 * 2.5, 6 * 0.8))
+
+
+def test_diameter_of_a_voxelised_sphere():
+    z, y, x = np.ogrid[-20:21, -20:21, -20:21]
+    ball = z**2 + y**2 + x**2 <= 20**2
+    d = longest_diameter_mm(ball, (0.5, 0.5, 0.5))
+    assert d == pytest.approx(20.0, abs=0.01)  # centres of opposite poles: 40 voxels * 0.5 mm
+
+
+def test_an_empty_label_map_has_zero_everything():
+    stats = compute_stats(np.zeros((2, 3, 4), np.uint8), (1, 1, 1))
+    assert stats["liver_ml"] == 0 and stats["tumor_to_liver_ratio"] == 0.0
+    assert stats["lesions"] == [] and stats["lesion_count"] == 0
+
+
+def test_labels_must_be_three_dimensional():
+    with pytest.raises(ValueError, match="3D"):
+        compute_stats(np.zeros((3, 3), np.uint8), (1, 1, 1))

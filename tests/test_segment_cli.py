@@ -1,0 +1,134 @@
+"""``livertumor segment`` on one CT: the files a user gets and the messages on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from napari_livertumor.cli import main
+from napari_livertumor.commands.segment import discover_cases
+from napari_livertumor.io import load_ct
+from napari_livertumor.io.dicom_write import write_ct_series
+from napari_livertumor.io.nifti import write_nifti
+from napari_livertumor.io.volume import CTVolume
+from napari_livertumor.models import make_untrained_model
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    make_untrained_model(root / "liver", "liver")
+    make_untrained_model(root / "tumor", "tumor")
+    return root
+
+
+def small_ct(seed=0, shape=(12, 40, 48)):
+    rng = np.random.default_rng(seed)
+    ct = rng.normal(40, 60, shape).astype(np.int16)
+    direction = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # rotated in-plane
+    return CTVolume(
+        ct,
+        spacing=(2.5, 0.8, 0.7),
+        origin=(-150.0, 30.0, 400.0),
+        direction=direction,
+        meta={"modality": "CT"},
+    )
+
+
+def test_a_nifti_ct_gives_labels_on_its_grid_and_a_stats_file(tmp_path, models):
+    write_nifti(small_ct(), tmp_path / "patient7.nii.gz")
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "segment",
+            str(tmp_path / "patient7.nii.gz"),
+            "-o",
+            str(out),
+            "--models",
+            str(models),
+            "--device",
+            "cpu",
+            "--no-refine",
+        ]
+    )
+    assert rc == 0
+    ct = nib.load(tmp_path / "patient7.nii.gz")
+    labels = nib.load(out / "patient7_labels.nii.gz")
+    assert labels.shape == ct.shape
+    np.testing.assert_allclose(labels.affine, ct.affine, atol=1e-3)
+    data = np.asarray(labels.dataobj)
+    assert data.dtype == np.uint8 and set(np.unique(data)) <= {0, 1, 2}
+    stats = json.loads((out / "patient7_stats.json").read_text())
+    for key in ("liver_ml", "tumor_ml", "tumor_to_liver_ratio", "lesions", "timings_s", "device"):
+        assert key in stats
+    assert stats["device"] == "cpu" and stats["complete"] is True
+    assert {"read", "liver", "write", "total"} <= set(stats["timings_s"])
+    assert not (out / "summary.csv").exists()  # one case: no batch summary
+
+
+def test_a_dicom_folder_gives_labels_with_the_affine_of_the_series(tmp_path, models):
+    vol = small_ct(seed=3)
+    write_ct_series(vol, tmp_path / "HCC_042" / "study" / "ct", patient_id="HCC_042")
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "segment",
+            str(tmp_path / "HCC_042"),
+            "-o",
+            str(out),
+            "--models",
+            str(models),
+            "--device",
+            "cpu",
+        ]
+    )
+    assert rc == 0
+    ct = load_ct(tmp_path / "HCC_042")
+    labels = nib.load(out / "HCC_042_labels.nii.gz")
+    np.testing.assert_allclose(labels.affine, ct.affine, atol=1e-3)
+    assert labels.shape == ct.shape[::-1]  # NIfTI stores (x, y, z)
+    stats = json.loads((out / "HCC_042_stats.json").read_text())
+    assert stats["series_uid"] == ct.meta["series_uid"]
+
+
+def test_a_study_folder_with_several_series_is_one_case(tmp_path):
+    vol = small_ct()
+    write_ct_series(vol, tmp_path / "study" / "s1", patient_id="P1", study_uid="1.2.3.4")
+    write_ct_series(vol, tmp_path / "study" / "s2", patient_id="P1", study_uid="1.2.3.4")
+    cases = discover_cases([tmp_path / "study"])
+    assert [c.name for c in cases] == ["study"]
+
+
+def test_missing_input_is_a_clear_error(tmp_path, models, capsys):
+    rc = main(
+        ["segment", str(tmp_path / "nothing.nii.gz"), "-o", str(tmp_path), "--models", str(models)]
+    )
+    assert rc == 1
+    assert "nothing.nii.gz: file or folder not found" in capsys.readouterr().err
+
+
+def test_a_missing_model_folder_is_a_clear_error(tmp_path, capsys):
+    write_nifti(small_ct(), tmp_path / "ct.nii.gz")
+    rc = main(
+        [
+            "segment",
+            str(tmp_path / "ct.nii.gz"),
+            "-o",
+            str(tmp_path / "o"),
+            "--models",
+            str(tmp_path / "no_models"),
+        ]
+    )
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "no_models" in err and "liver" in err
+    assert not list((tmp_path / "o").glob("*_labels.nii.gz"))
+
+
+def test_bad_shard_text_is_refused(tmp_path, capsys):
+    write_nifti(small_ct(), tmp_path / "ct.nii.gz")
+    assert main(["segment", str(tmp_path / "ct.nii.gz"), "--shard", "4/4"]) == 1
+    assert "--shard 4/4" in capsys.readouterr().err
