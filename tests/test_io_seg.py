@@ -8,6 +8,7 @@ import pytest
 
 from napari_livertumor.errors import InputError
 from napari_livertumor.io import CTVolume, load_ct
+from napari_livertumor.io.dicom import read_dicom_series
 from napari_livertumor.io.dicom_write import write_ct_series
 from napari_livertumor.io.seg import label_to_class, read_dicom_seg, write_dicom_seg
 
@@ -99,3 +100,49 @@ def test_label_text_mapping():
         4,
         0,
     ]
+
+
+def test_tcia_patient_folder_loads_the_referenced_phase_and_its_labels(tmp_path):
+    from napari_livertumor.io.tcia import load_tcia_case
+
+    rng = np.random.default_rng(7)
+    uid = "1.2.826.0.1.3680043.8.498.77"
+    study = tmp_path / "HCC_009" / "02-15-1998-NA-PP CAPLIVER PROTO.-10975"
+    series_dir = study / "103.000000-LIVER 3 PHASE CAP-83135"
+    phases = []
+    for acq in (1, 2):  # two phases stacked in one series folder, as in 21 of 105 patients
+        volume = CTVolume(rng.integers(-100, 200, (6, 16, 18)).astype(np.int16), (2.5, 0.8, 0.8))
+        write_ct_series(
+            volume,
+            series_dir,
+            series_uid=uid,
+            acquisition_number=acq,
+            patient_id="HCC_009",
+            instance_number_start=1 + 6 * (acq - 1),
+            file_names=[f"{acq}-{k + 1:03d}.dcm" for k in range(6)],
+        )
+        phases.append(volume)
+    pre = CTVolume(np.zeros((12, 16, 18), np.int16), (2.5, 0.8, 0.8))
+    write_ct_series(pre, study / "2.000000-PRE LIVER-1", series_description="PRE LIVER")
+
+    first_phase = read_dicom_series(series_dir, acquisition=1)
+    labels = hcc_labels(first_phase.shape)
+    write_dicom_seg(
+        labels,
+        first_phase,
+        study / "300.000000-Segmentation-91221" / "1-1.dcm",
+        HCC_SEGMENTS,
+        reverse_frames=True,
+        algorithm_type="MANUAL",
+    )
+
+    ct, gt = load_tcia_case(tmp_path / "HCC_009")
+    np.testing.assert_array_equal(ct.array, phases[0].array)  # the phase the SEG was drawn on
+    np.testing.assert_array_equal(gt, labels)
+
+
+def test_patient_without_seg_is_named(tmp_path, ct):
+    from napari_livertumor.io.tcia import load_tcia_case
+
+    with pytest.raises(InputError, match="no DICOM SEG"):
+        load_tcia_case(tmp_path / "ct")

@@ -10,6 +10,7 @@ pixels decoded, in a thread pool, straight into the output array.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,7 @@ def read_dicom_series(
     series_uid: str | None = None,
     *,
     acquisition: int | None = None,
+    prefer_sop_instance_uids: Collection[str] | None = None,
     reporter: Reporter | None = None,
     max_workers: int | None = None,
 ) -> CTVolume:
@@ -96,6 +98,9 @@ def read_dicom_series(
     acquisition : int, optional
         For a series stacking several acquisitions, which ``AcquisitionNumber`` to read
         (default: the one with the most slices, then the latest).
+    prefer_sop_instance_uids : collection of str, optional
+        SOP instance UIDs a DICOM SEG references: among the candidate series/acquisitions, the
+        one holding most of them is read (picks the right phase of a stacked series).
     reporter : Reporter, optional
         Progress (``"dicom headers"``, ``"dicom pixels"``) and cancellation.
     max_workers : int, optional
@@ -123,7 +128,7 @@ def read_dicom_series(
         if skipped:
             raise InputError(path, f"no readable DICOM image; {_skipped_text(skipped)}")
         raise InputError(path, "no DICOM files found")
-    info, members = _choose(path, groups, series_uid, acquisition)
+    info, members = _choose(path, groups, series_uid, acquisition, prefer_sop_instance_uids)
     warnings: list[str] = []
     if skipped:
         warnings.append(_skipped_text(skipped))
@@ -322,7 +327,7 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
     )
 
 
-def _choose(path, groups, series_uid, acquisition):
+def _choose(path, groups, series_uid, acquisition, prefer=None):
     if series_uid is not None:
         matching = [g for g in groups if g[0].uid == series_uid]
         if not matching:
@@ -333,15 +338,26 @@ def _choose(path, groups, series_uid, acquisition):
         if not matching:
             listing = "; ".join(g[0].summary() for g in groups[:8])
             raise InputError(path, f"no CT image series found; found: {listing}")
-        best_uid = matching[0][0].uid
+        wanted = set(prefer or ())
+        best_uid = min(
+            matching, key=lambda g: (-len(wanted & g[0].sop_instance_uids), -g[0].n_slices)
+        )[0].uid
         matching = [g for g in matching if g[0].uid == best_uid]
     if acquisition is not None:
         chosen = [g for g in matching if g[0].acquisition == acquisition]
         if not chosen:
             raise InputError(path, f"series has no acquisition number {acquisition}")
         matching = chosen
-    # most slices, then the latest acquisition (the later contrast phase of a stacked series)
-    matching.sort(key=lambda g: (-g[0].n_slices, -(g[0].acquisition or 0)))
+    # the one a SEG refers to, then most slices, then the latest acquisition (the later
+    # contrast phase of a stacked series)
+    wanted = set(prefer or ())
+    matching.sort(
+        key=lambda g: (
+            -len(wanted & g[0].sop_instance_uids),
+            -g[0].n_slices,
+            -(g[0].acquisition or 0),
+        )
+    )
     info, members = matching[0]
     if not info.is_image:
         raise InputError(

@@ -70,7 +70,7 @@ def write_ct_series(
         never leaves a half-written ``.dcm``.
     patient_id, patient_name, study_uid, series_uid, frame_of_reference_uid : str, optional
         Identity tags; UIDs are generated when not given. SOP instance UIDs are derived
-        deterministically from the series UID and the slice index.
+        deterministically from the series UID, acquisition, instance number and slice index.
     series_number, series_description, study_description, study_date, acquisition_number
         Written as the matching DICOM tags (``study_date`` as ``YYYYMMDD``).
     contrast_agent : str, optional
@@ -139,7 +139,9 @@ def write_ct_series(
     paths = []
     for k in range(n_slices):
         position = origin + k * dz * normal
-        ds = _slice_dataset(template, k, position, normal, instance_number_start + k, series_uid)
+        ds = _slice_dataset(
+            template, k, position, normal, instance_number_start + k, series_uid, acquisition_number
+        )
         ds.PixelData = np.ascontiguousarray(stored[k]).tobytes()
         if ts_uid != ExplicitVRLittleEndian:
             ds.compress(ts_uid, encoding_plugin="pylibjpeg" if ts_uid == JPEG2000Lossless else "")
@@ -226,10 +228,13 @@ def _slice_dataset(
     normal: np.ndarray,
     instance_number: int,
     series_uid: str,
+    acquisition_number: int,
 ) -> Dataset:
     ds = Dataset()
     ds.update(template)
-    sop_uid = generate_uid(entropy_srcs=[series_uid, str(k)])
+    sop_uid = generate_uid(
+        entropy_srcs=[series_uid, str(acquisition_number), str(instance_number), str(k)]
+    )
     ds.SOPInstanceUID = sop_uid
     ds.InstanceNumber = instance_number
     ds.ImagePositionPatient = [_ds(v) for v in position]

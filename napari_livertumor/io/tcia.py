@@ -1,0 +1,117 @@
+"""One HCC-TACE-Seg patient as downloaded from TCIA: the SEG and the CT series it was drawn on.
+
+Layout: ``HCC_009/<study>/<CT series>/1-001.dcm ...`` and
+``HCC_009/<study>/300.000000-Segmentation-91221/1-1.dcm``. The CT is found from the SEG's
+referenced series and SOP instances (so the right phase is read when a series stacks two), never
+from folder names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+from ..errors import InputError
+from ..progress import Reporter
+from .volume import CTVolume
+
+
+def find_seg_files(root: str | Path) -> list[Path]:
+    """DICOM SEG files under ``root`` (any depth), sorted by path."""
+    from .dicom import is_dicom_file
+    from .seg import SEG_SOP_CLASS
+
+    found = []
+    for path in sorted(Path(root).rglob("*")):
+        if not path.is_file() or path.name.startswith(".") or not is_dicom_file(path):
+            continue
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+        except Exception:
+            continue
+        if str(ds.get("SOPClassUID", "")) == SEG_SOP_CLASS:
+            found.append(path)
+    return found
+
+
+def referenced_instances(seg_path: str | Path) -> tuple[str, set[str]]:
+    """The series UID and SOP instance UIDs a DICOM SEG references."""
+    seg_path = Path(seg_path)
+    try:
+        ds = pydicom.dcmread(seg_path, stop_before_pixels=True)
+    except Exception as exc:
+        raise InputError(seg_path, f"not a readable DICOM file ({type(exc).__name__})") from exc
+    series_uid = ""
+    uids: set[str] = set()
+    for item in ds.get("ReferencedSeriesSequence", []):
+        series_uid = series_uid or str(item.get("SeriesInstanceUID", ""))
+        for inst in item.get("ReferencedInstanceSequence", []):
+            uids.add(str(inst.get("ReferencedSOPInstanceUID", "")))
+    for group in ds.get("PerFrameFunctionalGroupsSequence", []):
+        for derivation in group.get("DerivationImageSequence", []):
+            for source in derivation.get("SourceImageSequence", []):
+                uids.add(str(source.get("ReferencedSOPInstanceUID", "")))
+    uids.discard("")
+    return series_uid, uids
+
+
+def load_tcia_case(
+    patient_dir: str | Path,
+    *,
+    seg_path: str | Path | None = None,
+    reporter: Reporter | None = None,
+) -> tuple[CTVolume, np.ndarray]:
+    """Read one HCC-TACE-Seg patient: the segmented CT and its ground-truth classes.
+
+    Parameters
+    ----------
+    patient_dir : str or Path
+        The patient folder (or study folder) holding the CT series and the SEG.
+    seg_path : str or Path, optional
+        The SEG to use (default: the first SEG found under ``patient_dir``).
+
+    Returns
+    -------
+    ct : CTVolume
+        The CT series the SEG references (``meta["warnings"]`` also lists SEG notes).
+    labels : ndarray, shape (Z, Y, X), uint8
+        0 other, 1 liver, 2 tumor (mass + necrosis), 3 portal vein, 4 abdominal aorta.
+
+    Raises
+    ------
+    InputError
+        No SEG in the folder (e.g. HCC_103), or the CT series it references is missing.
+    """
+    from .dicom import read_dicom_series
+    from .seg import read_dicom_seg
+
+    patient_dir = Path(patient_dir)
+    notes: list[str] = []
+    if seg_path is None:
+        segs = find_seg_files(patient_dir)
+        if not segs:
+            raise InputError(patient_dir, "no DICOM SEG (ground truth) in this patient folder")
+        if len(segs) > 1:
+            notes.append(f"{len(segs)} SEG files found; used {segs[0]}")
+        seg_path = segs[0]
+    seg_path = Path(seg_path)
+    series_uid, sop_uids = referenced_instances(seg_path)
+    try:
+        ct = read_dicom_series(
+            patient_dir,
+            series_uid or None,
+            prefer_sop_instance_uids=sop_uids,
+            reporter=reporter,
+        )
+    except InputError as exc:
+        raise InputError(
+            seg_path,
+            f"the CT series it references ({series_uid or 'unnamed'}) cannot be read from "
+            f"{patient_dir}: {exc.problem}",
+        ) from exc
+    labels = read_dicom_seg(seg_path, ct, warnings=notes)
+    ct.meta.setdefault("warnings", []).extend(notes)
+    ct.meta["seg_path"] = str(seg_path)
+    return ct, labels
