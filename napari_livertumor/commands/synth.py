@@ -1,13 +1,68 @@
-"""``livertumor synth`` (not built yet)."""
+"""``livertumor synth``: write a synthetic HCC-TACE-Seg-like cohort."""
 
 from __future__ import annotations
 
-from ._unbuilt import not_built
+import logging
+import sys
+import time
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("args", nargs="*", help="(not built yet)")
+    parser.add_argument("-o", "--out", required=True, help="output folder (created if missing)")
+    parser.add_argument("--cases", type=int, default=10, help="number of patients (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="cohort seed (default 0)")
+    parser.add_argument(
+        "--layout",
+        choices=["tcia", "nifti"],
+        default="tcia",
+        help="tcia: HCC-TACE-Seg download layout (DICOM CT + DICOM SEG); nifti: imagesTr/labelsTr",
+    )
+    parser.add_argument(
+        "--shape",
+        choices=["small", "medium", "full"],
+        default="small",
+        help="small 96x96x32 (fast tests), medium 256x256, full 512x512 with 60-200 slices",
+    )
+    parser.add_argument(
+        "--phase",
+        choices=["non-contrast", "arterial", "portal venous"],
+        default=None,
+        help="force one contrast phase (default: drawn per case)",
+    )
+    parser.add_argument(
+        "--quirks",
+        action="store_true",
+        help="include the real download's quirks (stacked phases, duplicate slices, reversed SEG)",
+    )
 
 
 def run(args) -> int:
-    return not_built("synth")
+    from ..progress import Reporter
+    from ..synth import make_cohort
+
+    if args.cases < 1:
+        print("livertumor synth: error: --cases must be at least 1", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    logging.getLogger("highdicom").setLevel(logging.WARNING)  # one INFO line per copied module
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if done < total:
+            print(f"\rsynth: case {done + 1}/{total}", end="", file=sys.stderr, flush=True)
+
+    out = make_cohort(
+        args.out,
+        args.cases,
+        seed=args.seed,
+        layout=args.layout,
+        shape=args.shape,
+        quirks=args.quirks,
+        phase=args.phase,
+        reporter=Reporter(progress=progress),
+    )
+    print(file=sys.stderr)
+    print(
+        f"wrote {args.cases} {args.shape} cases ({args.layout} layout) to {out} in "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
+    return 0

@@ -6,7 +6,18 @@ TCIA download layout or a NIfTI layout with a matching clinical table.
 
 from __future__ import annotations
 
+from .clinical import make_clinical_table
+from .cohort import case_seed, make_cohort
 from .intensity import PHASES
 from .phantom import OVERRIDES, SHAPES, Phantom, generate_phantom
 
-__all__ = ["OVERRIDES", "PHASES", "SHAPES", "Phantom", "generate_phantom"]
+__all__ = [
+    "OVERRIDES",
+    "PHASES",
+    "SHAPES",
+    "Phantom",
+    "case_seed",
+    "generate_phantom",
+    "make_clinical_table",
+    "make_cohort",
+]

@@ -76,7 +76,8 @@ def sample_lut(rng: np.random.Generator, phase: str, tumors, extras: dict):
         lo, hi = spec[k]
         lut[code] = rng.uniform(lo, hi)
         tex[code] = spec[3] * rng.uniform(0.6, 1.4)
-    if phase == "arterial" and rng.random() < 0.7:
+    zebra = rng.random() < 0.7  # drawn in every phase: the other draws stay aligned
+    if phase == "arterial" and zebra:
         tex[A.SPLEEN] = rng.uniform(15, 30)  # arciform (zebra) spleen
     liver_normal = rng.uniform(*_LIVER[k])
     fat_drop = extras.get("liver_fat_drop", 0.0)

@@ -88,8 +88,8 @@ def generate_phantom(
         raise TypeError(f"unknown phantom overrides: {sorted(unknown)}; known: {OVERRIDES}")
     rng = np.random.default_rng(seed)
     ov = overrides
-    if phase is None:
-        phase = str(rng.choice(PHASES, p=[0.15, 0.4, 0.45]))
+    drawn = str(rng.choice(PHASES, p=[0.15, 0.4, 0.45]))  # always drawn: same anatomy per seed
+    phase = phase or drawn
     body = A.sample_body(rng, ov.get("body_size"))
     extras = _sample_extras(rng, ov)
     plan = _sample_tumor_plan(rng, ov)
@@ -131,6 +131,7 @@ def generate_phantom(
         ys=y0 + wc * dx,
         xs=x0 + wc * dx,
     )
+    z_shift = float(rng.uniform(-500, -150))  # body z (dome = 0) -> a typical table position
     body.scale_z = 1 + 0.03 * np.sin(grid.zs / rng.uniform(150, 300) + rng.uniform(0, 6))
 
     # ---- anatomy and image
@@ -166,7 +167,6 @@ def generate_phantom(
     counts = np.bincount(tissue.ravel(), minlength=256)
     vox_ml = dz * dx * dx / 1000.0
     n_liver, n_tumor, n_pv = (int((labels == k).sum()) for k in (1, 2, 3))
-    z_shift = float(rng.uniform(-500, -150))  # body z (dome = 0) -> a typical table position
     tumors = []
     for t in anat.tumors:
         vol = (counts[t.code] + counts[t.code + 1]) * vox_ml

@@ -1,0 +1,234 @@
+"""Write a synthetic cohort in the HCC-TACE-Seg download layout or a NIfTI layout.
+
+TCIA layout (as NBIA downloads it)::
+
+    OUT/HCC_001/03-14-1999-NA-PP CAPLIVER PROTO.-10975/4.000000-LIVER 3 PHASE CAP-83135/1-001.dcm …
+    OUT/HCC_001/03-14-1999-NA-PP CAPLIVER PROTO.-10975/300.000000-Segmentation-91221/1-1.dcm
+    OUT/HCC-TACE-Seg_clinical_data-V2.xlsx   (sheet "data table")  + .csv
+
+NIfTI layout::
+
+    OUT/imagesTr/HCC_001.nii.gz   OUT/labelsTr/HCC_001.nii.gz (0..4)   OUT/clinical.csv/.xlsx
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..progress import Reporter
+from .clinical import make_clinical_table
+from .intensity import PHASES
+from .phantom import Phantom, generate_phantom
+
+CLINICAL_XLSX = "HCC-TACE-Seg_clinical_data-V2.xlsx"
+CLINICAL_CSV = "HCC-TACE-Seg_clinical_data-V2.csv"
+#: segment label text per class, as in the real SEG files
+SEGMENT_TEXT = {1: "Liver", 2: "Mass", 3: "Portal vein", 4: "Abdominal aorta"}
+
+
+def case_seed(seed: int, index: int) -> int:
+    """The phantom seed of case ``index`` (0-based) in a cohort drawn with ``seed``."""
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
+
+
+def make_cohort(
+    out_dir: str | Path,
+    n_cases: int,
+    seed: int = 0,
+    layout: str = "tcia",
+    shape: str = "small",
+    quirks: bool = False,
+    *,
+    phase: str | None = None,
+    reporter: Reporter | None = None,
+) -> Path:
+    """Generate ``n_cases`` phantoms and write them with a clinical table.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Created if missing; existing case folders of the same names are replaced.
+    n_cases : int
+        Patients ``HCC_001`` … ``HCC_{n_cases:03d}``.
+    seed : int
+        Cohort seed; case ``i`` uses :func:`case_seed` ``(seed, i)``.
+    layout : {"tcia", "nifti"}
+    shape : {"small", "medium", "full"}
+    quirks : bool
+        TCIA layout only: some patients get a second contrast phase stacked in the series
+        (another ``AcquisitionNumber``), a duplicated slice position (higher
+        ``InstanceNumber``), or SEG frames in reversed order — as in the real download.
+    phase : str, optional
+        Force one contrast phase for every case.
+    reporter : Reporter, optional
+        Progress (``"synth"``, case, total) and cancellation.
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+    """
+    if layout not in ("tcia", "nifti"):
+        raise ValueError(f"layout must be 'tcia' or 'nifti', not {layout!r}")
+    if n_cases < 1:
+        raise ValueError("n_cases must be at least 1")
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(out, f"cannot create the output folder ({exc})") from exc
+    reporter = reporter or Reporter()
+    infos, ids, manifest = [], [], []
+    for i in range(n_cases):
+        reporter.check()
+        reporter.update("synth", i, n_cases)
+        pid = f"HCC_{i + 1:03d}"
+        cseed = case_seed(seed, i)
+        ph = generate_phantom(cseed, shape, phase=phase)
+        ph.ct.meta["patient_id"] = pid
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), i, 7]))
+        if layout == "tcia":
+            files = _write_tcia_case(out, pid, ph, cseed, rng, quirks)
+        else:
+            files = _write_nifti_case(out, pid, ph)
+        infos.append(ph.info)
+        ids.append(pid)
+        manifest.append({"TCIA_ID": pid, "seed": cseed, **_jsonable(ph.info), **files})
+    reporter.update("synth", n_cases, n_cases)
+    table = make_clinical_table(infos, seed, ids)
+    if layout == "tcia":
+        xlsx, csv = out / CLINICAL_XLSX, out / CLINICAL_CSV
+    else:
+        xlsx, csv = out / "clinical.xlsx", out / "clinical.csv"
+    _atomic(csv, lambda p: table.to_csv(p, index=False))
+    _atomic(xlsx, lambda p: table.to_excel(p, sheet_name="data table", index=False))
+    _atomic(
+        out / "synth_manifest.json", lambda p: Path(p).write_text(json.dumps(manifest, indent=1))
+    )
+    return out
+
+
+# ------------------------------------------------------------------------------- writers
+def _write_tcia_case(out: Path, pid: str, ph: Phantom, cseed: int, rng, quirks: bool) -> dict:
+    from pydicom.uid import generate_uid
+
+    from ..io.dicom_write import write_ct_series
+    from ..io.seg import write_dicom_seg
+
+    case_dir = out / pid
+    if case_dir.exists():
+        shutil.rmtree(case_dir)
+    year = int(rng.integers(1996, 2012))
+    date = f"{int(rng.integers(1, 13)):02d}-{int(rng.integers(1, 29)):02d}-{year}"
+    study = case_dir / f"{date}-NA-PP CAPLIVER PROTO.-{int(rng.integers(10000, 99999))}"
+    series_no = int(rng.choice([2, 3, 4, 5, 103, 104]))
+    series = study / f"{series_no}.000000-LIVER 3 PHASE CAP-{int(rng.integers(10000, 99999))}"
+    seg_dir = study / f"300.000000-Segmentation-{int(rng.integers(10000, 99999))}"
+    uid = {k: generate_uid(entropy_srcs=[f"synth-{cseed}-{k}"]) for k in ("study", "series", "for")}
+    mm, dd, yyyy = date.split("-")
+    kw = dict(
+        patient_id=pid,
+        study_uid=uid["study"],
+        series_uid=uid["series"],
+        frame_of_reference_uid=uid["for"],
+        study_date=f"{yyyy}{mm}{dd}",
+        study_description="PP CAPLIVER PROTO.",
+        series_number=series_no,
+        series_description="LIVER 3 PHASE CAP",
+        contrast_agent=None if ph.info["phase"] == "non-contrast" else "IV contrast",
+        contrast_phase=ph.info["phase"],
+    )
+    files = write_ct_series(ph.ct, series, **kw)
+    facts = {"ct_series": str(series.relative_to(out)), "quirks": []}
+    if quirks and rng.random() < 0.3:
+        _stack_second_phase(ph, series, kw, cseed, len(files))
+        facts["quirks"].append("second phase stacked (AcquisitionNumber 2)")
+    if quirks and rng.random() < 0.3:
+        _duplicate_slice(files, rng, len(files))
+        facts["quirks"].append("duplicate slice position")
+    reverse = bool(quirks and rng.random() < 0.5)
+    if reverse:
+        facts["quirks"].append("SEG frames reversed")
+    present = [v for v in SEGMENT_TEXT if (ph.labels == v).any()]
+    order = list(rng.permutation(present)) if quirks else present
+    segments = [(int(v), SEGMENT_TEXT[int(v)]) for v in order]
+    write_dicom_seg(
+        ph.labels,
+        ph.ct,
+        seg_dir / "1-1.dcm",
+        segments,
+        source_files=files,
+        algorithm_type="MANUAL",
+        reverse_frames=reverse,
+    )
+    facts["seg"] = str((seg_dir / "1-1.dcm").relative_to(out))
+    return facts
+
+
+def _stack_second_phase(ph: Phantom, series: Path, kw: dict, cseed: int, n: int) -> None:
+    """Another phase of the same anatomy in the same series folder, AcquisitionNumber 2."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from ..io.dicom_write import write_ct_series
+
+    other = [p for p in PHASES if p != ph.info["phase"]]
+    second = generate_phantom(cseed, ph.info["shape"], phase=other[cseed % len(other)])
+    tmp = series.parent / (series.name + ".acq2.tmp")
+    tmp_uid = generate_uid(entropy_srcs=[kw["series_uid"], "acquisition 2"])
+    kw2 = {**kw, "series_uid": tmp_uid, "contrast_phase": second.info["phase"]}
+    paths = write_ct_series(
+        second.ct, tmp, **kw2, acquisition_number=2, instance_number_start=n + 1
+    )
+    width = max(3, len(str(2 * n)))
+    for k, p in enumerate(paths):
+        ds = pydicom.dcmread(p)
+        ds.SeriesInstanceUID = kw["series_uid"]
+        ds.save_as(series / f"1-{n + k + 1:0{width}d}.dcm")
+    shutil.rmtree(tmp)
+
+
+def _duplicate_slice(files: list[Path], rng, n: int) -> None:
+    """A second copy of one slice (same position, higher InstanceNumber, new SOP UID)."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    k = int(rng.integers(0, n))
+    ds = pydicom.dcmread(files[k])
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=[ds.SOPInstanceUID, "dup"])
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.InstanceNumber = int(ds.InstanceNumber) + 10 * n
+    ds.save_as(files[k].parent / f"1-{n + 500:03d}.dcm")
+
+
+def _write_nifti_case(out: Path, pid: str, ph: Phantom) -> dict:
+    from ..io.nifti import write_nifti
+
+    img = out / "imagesTr" / f"{pid}.nii.gz"
+    lab = out / "labelsTr" / f"{pid}.nii.gz"
+    img.parent.mkdir(parents=True, exist_ok=True)
+    lab.parent.mkdir(parents=True, exist_ok=True)
+    write_nifti(ph.ct, img)
+    write_nifti(ph.labels, lab, reference=ph.ct)
+    return {"image": str(img.relative_to(out)), "label": str(lab.relative_to(out))}
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _jsonable(info: dict) -> dict:
+    out = {}
+    for k, v in info.items():
+        if isinstance(v, np.generic):
+            v = v.item()
+        out[k] = v
+    return out
