@@ -40,14 +40,25 @@ def napari_get_reader(path):
 
 
 def read_dicom_layers(path) -> list[tuple]:
-    """Layers for a DICOM folder/file: the CT, or for a SEG file the SEG on its referenced CT."""
+    """Layers for a DICOM folder/file: the CT, plus its ground truth when a SEG is found.
+
+    A SEG file opens with the CT series it references (searched in its study folder); a folder
+    holding a CT and a SEG (an HCC-TACE-Seg patient) opens as the segmented CT and its labels.
+    """
+    from .io.tcia import find_seg_files, load_tcia_case
+
     target = _single_target(path)
     if target.is_file() and _sop_class(target) == _SEG_SOP_CLASS:
-        return _seg_layers(target)
+        volume, labels = load_tcia_case(target.parent.parent, seg_path=target)
+        return _with_ground_truth(volume, labels)
+    if target.is_dir():
+        segs = find_seg_files(target)
+        if segs:
+            volume, labels = load_tcia_case(target, seg_path=segs[0])
+            return _with_ground_truth(volume, labels)
     from .io.dicom import read_dicom_series
 
-    volume = read_dicom_series(target)
-    return [ct_layer_data(volume)]
+    return [ct_layer_data(read_dicom_series(target))]
 
 
 def read_nifti_layers(path) -> list[tuple]:
@@ -93,31 +104,7 @@ def labels_layer_data(labels: np.ndarray, volume, name: str, role: str) -> tuple
 
 
 # --------------------------------------------------------------------------- helpers
-def _seg_layers(seg_path: Path) -> list[tuple]:
-    import pydicom
-
-    from .errors import InputError
-    from .io.dicom import read_dicom_series
-    from .io.seg import read_dicom_seg
-
-    header = pydicom.dcmread(seg_path, stop_before_pixels=True)
-    series = [str(s.SeriesInstanceUID) for s in header.get("ReferencedSeriesSequence", [])]
-    # HCC-TACE-Seg layout: <study>/<CT series>/…  and  <study>/300.000000-Segmentation-…/1-1.dcm
-    study_dir = seg_path.parent.parent
-    volume = None
-    for uid in series:
-        try:
-            volume = read_dicom_series(study_dir, uid)
-            break
-        except InputError:
-            continue
-    if volume is None:
-        raise InputError(
-            seg_path,
-            f"the CT series it references ({', '.join(series) or 'none named'}) is not in "
-            f"{study_dir}; open the CT first, then load the SEG from the Load CT widget",
-        )
-    labels = read_dicom_seg(seg_path, volume)
+def _with_ground_truth(volume, labels) -> list[tuple]:
     name = f"{volume.meta.get('patient_id') or 'CT'} ground truth"
     return [ct_layer_data(volume), labels_layer_data(labels, volume, name, "ground_truth")]
 

@@ -122,3 +122,21 @@ def test_napari_opens_the_seg_over_its_ct(make_napari_viewer, study):
     np.testing.assert_allclose(lab.world_to_data(world), [3, 7, 8], atol=1e-6)
     np.testing.assert_allclose(image.world_to_data(world), [3, 7, 8], atol=1e-6)
     assert lab.data[3, 7, 8] == 2
+
+
+def test_patient_folder_opens_as_ct_with_its_ground_truth(study):
+    ct_dir, _, ct, labels = study
+    patient = ct_dir.parent.parent
+    layers = napari_get_reader(str(patient))(str(patient))
+    assert [kind for *_, kind in layers] == ["image", "labels"]
+    np.testing.assert_array_equal(layers[0][0], ct.array)
+    np.testing.assert_array_equal(layers[1][0], labels)
+
+
+def test_seg_whose_ct_is_missing_gives_a_clear_error(tmp_path, study):
+    import shutil
+
+    ct_dir, seg, _, _ = study
+    shutil.rmtree(ct_dir)
+    with pytest.raises(InputError, match="references"):
+        napari_get_reader(str(seg))(str(seg))
