@@ -78,14 +78,31 @@ def add_sample(viewer) -> list:
 
     try:
         from ._sample_data import make_sample_ct
-
-        layers = [viewer.add_layer(Layer.create(*tpl)) for tpl in make_sample_ct()]
     except ImportError:
-        layers = [_add_minimal_volume(viewer)]
+        layers = _add_phantom(viewer)
+    else:
+        layers = [viewer.add_layer(Layer.create(*tpl)) for tpl in make_sample_ct()]
     image = [ly for ly in layers if ly.__class__.__name__ == "Image"]
     if image:
         viewer.layers.selection.active = image[0]
     return layers
+
+
+def _add_phantom(viewer) -> list:
+    """The synthetic phantom through the Load widget's path (until ``_sample_data`` exists)."""
+    from ._widgets import _layers
+    from ._widgets.load import _load_sample
+
+    try:
+        volume, truth = _load_sample(0)
+    except Exception:  # the phantom generator is not there yet either
+        return [_add_minimal_volume(viewer)]
+    ct = _layers.add_ct_layer(viewer, volume)
+    gt = _layers.add_labels_layer(
+        viewer, truth, volume, f"{ct.name} ground truth", role="ground_truth", opacity=0.3
+    )
+    gt.visible = False
+    return [ct, gt]
 
 
 def _add_minimal_volume(viewer):

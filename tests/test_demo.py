@@ -1,0 +1,57 @@
+"""GUI smoke test (issue 2): napari opens every widget of the plugin and draws the sample CT;
+``livertumor demo --screenshot`` saves a picture of the window."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from napari_livertumor._demo import PLUGIN, WIDGETS, add_sample
+
+pytestmark = pytest.mark.gui
+
+
+def test_all_plugin_widgets_dock_and_the_canvas_shows_the_ct(make_napari_viewer):
+    viewer = make_napari_viewer(show=True)
+    docked = {}
+    for short, display in WIDGETS.items():
+        try:
+            _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, display)
+        except Exception as exc:
+            if short == "refine" and "refine" in str(exc):
+                continue  # the Refine widget belongs to another part and may not exist yet
+            raise
+        docked[short] = widget
+    assert {"load", "segment", "inspect", "export", "train"} <= set(docked)
+
+    layers = add_sample(viewer)
+    (ct,) = [ly for ly in layers if ly.__class__.__name__ == "Image"]
+    for other in layers:
+        other.visible = other is ct
+    shot = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(float)
+    assert shot.std() > 10  # not a blank canvas
+    ct.visible = False
+    empty = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(float)
+    assert np.abs(shot - empty).mean() > 5  # what was drawn is the CT
+
+
+def test_demo_command_saves_a_window_screenshot(tmp_path):
+    png = tmp_path / "demo.png"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "napari_livertumor.cli", "demo", "--screenshot", str(png)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    from imageio.v3 import imread
+
+    img = imread(png)
+    assert img.shape[0] > 500 and img.shape[1] > 800
+    assert img[..., :3].std() > 10
