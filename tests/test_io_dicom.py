@@ -311,3 +311,14 @@ def test_folder_with_only_a_structured_report_says_no_ct(tmp_path):
         pytest.skip("no RT/SR files in pydicom-data")
     with pytest.raises(InputError, match="no CT image series"):
         load_ct(tmp_path)
+
+
+def test_enhanced_multiframe_ct_is_refused_with_a_hint(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    src = get_testdata_file("eCT_Supplemental.dcm")
+    if src is None:
+        pytest.skip("eCT_Supplemental.dcm not available")
+    shutil.copy(src, tmp_path / "ect.dcm")
+    with pytest.raises(InputError, match="multi-frame/enhanced CT objects are not supported"):
+        load_ct(tmp_path)

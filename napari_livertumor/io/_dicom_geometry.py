@@ -49,6 +49,7 @@ class SliceHeader:
     frame_of_reference_uid: str
     slice_thickness: float | None
     location: float | None = None  # position along the slice normal, mm
+    n_frames: int = 1
 
     @classmethod
     def from_dataset(cls, path: Path, ds, pixel_offset: int | None) -> SliceHeader:
@@ -106,6 +107,7 @@ class SliceHeader:
             frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "") or ""),
             slice_thickness=_float_or_none(ds.get("SliceThickness")),
             location=location,
+            n_frames=_int(frames, 1) or 1,
         )
 
 

@@ -28,6 +28,9 @@ from .volume import CTVolume
 #: SOP classes we read as CT slices (CT Image Storage and the legacy-converted enhanced one).
 CT_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.2"}
 _NATIVE_LE = {ExplicitVRLittleEndian, ImplicitVRLittleEndian}
+_MULTIFRAME_HINT = (
+    " (multi-frame/enhanced CT objects are not supported: export the series as one file per slice)"
+)
 
 
 @dataclass
@@ -48,6 +51,7 @@ class SeriesInfo:
     sop_class_uid: str = ""
     is_image: bool = True
     sop_instance_uids: frozenset[str] = field(default=frozenset(), repr=False)
+    multiframe: bool = False
 
     @property
     def is_ct(self) -> bool:
@@ -324,6 +328,7 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
         sop_class_uid=first.sop_class_uid,
         is_image=first.is_image,
         sop_instance_uids=frozenset(h.sop_uid for h in members),
+        multiframe=any(h.n_frames > 1 for h in members),
     )
 
 
@@ -337,7 +342,8 @@ def _choose(path, groups, series_uid, acquisition, prefer=None):
         matching = [g for g in groups if g[0].is_ct]
         if not matching:
             listing = "; ".join(g[0].summary() for g in groups[:8])
-            raise InputError(path, f"no CT image series found; found: {listing}")
+            hint = _MULTIFRAME_HINT if any(g[0].multiframe for g in groups) else ""
+            raise InputError(path, f"no CT image series found{hint}; found: {listing}")
         wanted = set(prefer or ())
         best_uid = min(
             matching, key=lambda g: (-len(wanted & g[0].sop_instance_uids), -g[0].n_slices)
@@ -363,7 +369,8 @@ def _choose(path, groups, series_uid, acquisition, prefer=None):
         raise InputError(
             path,
             f"series {info.uid} is not an image series (SOP class {info.sop_class_uid}, "
-            f"modality {info.modality}); it holds no CT slices",
+            f"modality {info.modality}); it holds no CT slices"
+            + (_MULTIFRAME_HINT if info.multiframe else ""),
         )
     return info, members
 
