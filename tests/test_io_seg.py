@@ -140,6 +140,13 @@ def test_tcia_patient_folder_loads_the_referenced_phase_and_its_labels(tmp_path)
     np.testing.assert_array_equal(ct.array, phases[0].array)  # the phase the SEG was drawn on
     np.testing.assert_array_equal(gt, labels)
 
+    # reading the series by UID from the patient folder also picks the segmented phase...
+    by_uid = read_dicom_series(tmp_path / "HCC_009", uid)
+    np.testing.assert_array_equal(by_uid.array, phases[0].array)
+    assert any("the one a DICOM SEG references" in w for w in by_uid.meta["warnings"])
+    # ... while the series folder alone (no SEG in it) gives the later phase
+    np.testing.assert_array_equal(read_dicom_series(series_dir).array, phases[1].array)
+
 
 def test_patient_without_seg_is_named(tmp_path, ct):
     from napari_livertumor.io.tcia import load_tcia_case

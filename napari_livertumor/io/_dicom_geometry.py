@@ -50,6 +50,7 @@ class SliceHeader:
     slice_thickness: float | None
     location: float | None = None  # position along the slice normal, mm
     n_frames: int = 1
+    referenced_uids: frozenset[str] = frozenset()  # SOP instances a SEG refers to
 
     @classmethod
     def from_dataset(cls, path: Path, ds, pixel_offset: int | None) -> SliceHeader:
@@ -108,6 +109,7 @@ class SliceHeader:
             slice_thickness=_float_or_none(ds.get("SliceThickness")),
             location=location,
             n_frames=_int(frames, 1) or 1,
+            referenced_uids=_referenced_uids(ds) if modality == "SEG" else frozenset(),
         )
 
 
@@ -284,6 +286,15 @@ def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str]) -> list[tuple[
             "at the median spacing"
         )
     return fill
+
+
+def _referenced_uids(ds) -> frozenset[str]:
+    uids = set()
+    for series in ds.get("ReferencedSeriesSequence", []):
+        for item in series.get("ReferencedInstanceSequence", []):
+            uids.add(str(item.get("ReferencedSOPInstanceUID", "")))
+    uids.discard("")
+    return frozenset(uids)
 
 
 def _floats(value, n: int) -> list[float] | None:

@@ -58,6 +58,11 @@ class SeriesInfo:
         return self.is_image and self.modality == "CT"
 
     def summary(self) -> str:
+        if not self.is_image:
+            return (
+                f"{self.modality} #{self.series_number} '{self.description}': "
+                f"{self.n_slices} non-image object(s), uid {self.uid}"
+            )
         acq = f" acq {self.acquisition}" if self.acquisition is not None else ""
         sp = "x".join(f"{s:.3g}" for s in self.spacing) if self.spacing else "?"
         return (
@@ -104,7 +109,9 @@ def read_dicom_series(
         (default: the one with the most slices, then the latest).
     prefer_sop_instance_uids : collection of str, optional
         SOP instance UIDs a DICOM SEG references: among the candidate series/acquisitions, the
-        one holding most of them is read (picks the right phase of a stacked series).
+        one holding most of them is read (picks the right phase of a stacked series). Without
+        it, a DICOM SEG found in the same folder tree decides between the acquisitions of a
+        stacked series (not between series).
     reporter : Reporter, optional
         Progress (``"dicom headers"``, ``"dicom pixels"``) and cancellation.
     max_workers : int, optional
@@ -132,18 +139,30 @@ def read_dicom_series(
         if skipped:
             raise InputError(path, f"no readable DICOM image; {_skipped_text(skipped)}")
         raise InputError(path, "no DICOM files found")
-    info, members = _choose(path, groups, series_uid, acquisition, prefer_sop_instance_uids)
+    # a DICOM SEG in the same folder tells which acquisition of a stacked series was segmented
+    seg_refs = frozenset().union(*(h.referenced_uids for h in headers))
+    info, members = _choose(
+        path, groups, series_uid, acquisition, prefer_sop_instance_uids, seg_refs
+    )
     warnings: list[str] = []
     if skipped:
         warnings.append(_skipped_text(skipped))
     siblings = [g for g, _ in groups if g.uid == info.uid and g is not info]
     if siblings:
         numbers = ", ".join(str(g.acquisition) for g in siblings)
+        refs = set(prefer_sop_instance_uids or ()) or set(seg_refs)
+        if acquisition is not None:
+            why = "as asked"
+        elif refs & info.sop_instance_uids:
+            why = "the one a DICOM SEG references"
+        else:
+            why = "most slices, then the latest"
         warnings.append(
             f"series {info.uid} stacks {len(siblings) + 1} acquisitions at the same positions; "
-            f"read AcquisitionNumber {info.acquisition} ({info.n_slices} slices), not {numbers}"
+            f"read AcquisitionNumber {info.acquisition} ({info.n_slices} slices; {why}), "
+            f"not {numbers}"
         )
-    others = [g for g, _ in groups if g.uid != info.uid]
+    others = [g for g, _ in groups if g.uid != info.uid and g.is_image]
     if others:
         warnings.append(
             f"{len(others)} other series in the folder not read: "
@@ -332,7 +351,7 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
     )
 
 
-def _choose(path, groups, series_uid, acquisition, prefer=None):
+def _choose(path, groups, series_uid, acquisition, prefer=None, seg_refs=frozenset()):
     if series_uid is not None:
         matching = [g for g in groups if g[0].uid == series_uid]
         if not matching:
@@ -356,7 +375,7 @@ def _choose(path, groups, series_uid, acquisition, prefer=None):
         matching = chosen
     # the one a SEG refers to, then most slices, then the latest acquisition (the later
     # contrast phase of a stacked series)
-    wanted = set(prefer or ())
+    wanted = set(prefer or ()) or set(seg_refs)
     matching.sort(
         key=lambda g: (
             -len(wanted & g[0].sop_instance_uids),
