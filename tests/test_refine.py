@@ -190,3 +190,24 @@ def test_config_round_trips_through_json_and_rejects_unknown_keys(tmp_path):
     broken.write_text("{not json")
     with pytest.raises(InputError, match="broken.json"):
         RefineConfig.load(broken)
+
+
+def test_a_lesion_invisible_in_the_ct_is_kept_with_a_note():
+    ct, truth, liver = phantom(contrast=0)  # iso-dense: no boundary to find
+    start = in_plane(truth, ndi.binary_dilation, 2)
+    notes: list[str] = []
+    out = refine_all(ct, start, liver, SPACING, RefineConfig(), notes=notes)
+    assert np.array_equal(out, start & liver)
+    assert any("too little contrast" in n for n in notes)
+    forced = refine_all(ct, start, liver, SPACING, RefineConfig(min_contrast=0))
+    assert not np.array_equal(forced, start)  # with the gate off the contour does move
+
+
+def test_the_contour_moves_at_most_max_shift_mm():
+    ct, truth, liver = phantom()
+    start = in_plane(truth, ndi.binary_erosion, 6)  # 4.2 mm too small all around
+    out = refine_all(ct, start, liver, SPACING, RefineConfig(max_shift_mm=1.5, iterations=30))
+    grown = ndi.distance_transform_edt(~start, sampling=SPACING)[out]
+    assert grown.max() <= 1.5
+    free = refine_all(ct, start, liver, SPACING, RefineConfig(max_shift_mm=0, iterations=30))
+    assert dice(free, truth) > dice(out, truth)

@@ -112,6 +112,14 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.margin = mw.FloatSpinBox(
             value=d.roi_margin_mm, min=0, max=100, step=1, label="ROI margin (mm)"
         )
+        self.max_shift = mw.FloatSpinBox(
+            value=d.max_shift_mm, min=0, max=50, step=0.5, label="max shift (mm)",
+            tooltip="the contour moves at most this far from the mask (0 = no limit)",
+        )  # fmt: skip
+        self.min_contrast = mw.FloatSpinBox(
+            value=d.min_contrast, min=0, max=10, step=0.1, label="min contrast (CNR)",
+            tooltip="lesions with less contrast to the liver around them are left as they are",
+        )  # fmt: skip
         self.live = mw.CheckBox(value=True, label="live preview")
         self.params = mw.Container(
             widgets=[
@@ -128,6 +136,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 self.hu_low,
                 self.hu_high,
                 self.margin,
+                self.max_shift,
+                self.min_contrast,
                 self.live,
             ],
             labels=True,
@@ -218,6 +228,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
             sigma=float(self.sigma.value),
             hu_window=(float(self.hu_low.value), float(self.hu_high.value)),
             roi_margin_mm=float(self.margin.value),
+            max_shift_mm=float(self.max_shift.value),
+            min_contrast=float(self.min_contrast.value),
         )
 
     def set_config(self, cfg: RefineConfig) -> list[str]:
@@ -239,6 +251,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.hu_low.value = int(cfg.hu_window[0])
         self.hu_high.value = int(cfg.hu_window[1])
         self.margin.value = cfg.roi_margin_mm
+        self.max_shift.value = cfg.max_shift_mm
+        self.min_contrast.value = cfg.min_contrast
         self._show_notes(notes)
         self._show_method_controls()
         self.schedule_preview()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .config import METHODS, RANGES, RefineConfig
 from .contour import (
+    contrast_to_noise,
     label_lesions,
     lesion_boxes,
     original_refinement,
@@ -14,6 +15,7 @@ from .contour import (
 )
 
 __all__ = [
+    "contrast_to_noise",
     "METHODS",
     "RANGES",
     "RefineConfig",

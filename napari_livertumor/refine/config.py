@@ -29,6 +29,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "alpha": (1.0, 10000.0),
     "sigma": (0.1, 10.0),
     "roi_margin_mm": (0.0, 100.0),
+    "max_shift_mm": (0.0, 50.0),
+    "min_contrast": (0.0, 10.0),
     "threshold": (0.0, 1.0),
 }
 _INT_FIELDS = ("iterations", "smoothing")
@@ -65,6 +67,11 @@ class RefineConfig:
         HU range mapped to [0, 1] before the contour sees the CT.
     roi_margin_mm : float
         Margin around each lesion's bounding box; only that box is processed.
+    max_shift_mm : float
+        The contour moves at most this far (mm) from the starting mask, in or out; 0 = no limit.
+    min_contrast : float
+        Lesions whose contrast-to-noise ratio against the liver ring around them is lower are
+        kept unchanged (their boundary cannot be seen in the CT); 0 refines every lesion.
     """
 
     method: str = "chan_vese"
@@ -78,6 +85,8 @@ class RefineConfig:
     sigma: float = 1.5
     hu_window: tuple[float, float] = (-100.0, 250.0)
     roi_margin_mm: float = 10.0
+    max_shift_mm: float = 5.0
+    min_contrast: float = 1.0
 
     # ------------------------------------------------------------------ checking
     def validated(self) -> tuple[RefineConfig, list[str]]:

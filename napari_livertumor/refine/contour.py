@@ -234,6 +234,16 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
         return init & liver_roi if liver_roi is not None else init.copy()
     keep_small = _small_lesions(init)
     image = window_ct(ct[roi], cfg.hu_window)
+    if cfg.min_contrast > 0:
+        cnr = contrast_to_noise(image, init, liver_roi, spacing)
+        if cnr is not None and cnr < cfg.min_contrast:
+            _note(
+                notes,
+                f"lesion kept unchanged: too little contrast with the liver around it "
+                f"(CNR {cnr:.2f} < min_contrast {cfg.min_contrast:g})",
+            )
+            reporter.skip(cfg.iterations)
+            return init & liver_roi if liver_roi is not None else init.copy()
     if liver_roi is not None:
         image = _fill_outside_liver(image, init, liver_roi)
     # pad by repeating the edge so a lesion at the image border is not eroded by the border
@@ -268,6 +278,11 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
         )
     inner = tuple(slice(pad, -pad) for _ in range(init.ndim))
     out = u[inner].astype(bool)
+    if cfg.max_shift_mm > 0:
+        # the contour may move at most max_shift_mm away from where it started, either way
+        outside = ndi.distance_transform_edt(~init, sampling=spacing)
+        inside = ndi.distance_transform_edt(init, sampling=spacing)
+        out = (out & (outside <= cfg.max_shift_mm)) | (inside > cfg.max_shift_mm)
     if keep_small is not None:
         out |= keep_small
         _note(
@@ -292,6 +307,11 @@ class _IterationReporter:
         self.progress = progress
         self.should_cancel = should_cancel
 
+    def skip(self, iterations: int) -> None:
+        self.done += iterations
+        if self.progress is not None:
+            self.progress("refine", min(self.done, self.total), self.total)
+
     def start_box(self) -> None:
         # scikit-image calls back once before the first iteration of every run
         self.skip_next = True
@@ -305,6 +325,25 @@ class _IterationReporter:
         self.done += 1
         if self.progress is not None:
             self.progress("refine", min(self.done, self.total), self.total)
+
+
+def contrast_to_noise(
+    image: np.ndarray, tumor: np.ndarray, liver: np.ndarray | None, spacing, ring_mm: float = 5.0
+) -> float | None:
+    """Contrast-to-noise ratio of a lesion against the liver in a ring around it.
+
+    ``|mean(inside) - mean(ring)| / pooled standard deviation``; None when either region has
+    fewer than 10 voxels (then there is nothing to judge by).
+    """
+    ring = ndi.distance_transform_edt(~tumor, sampling=spacing) <= ring_mm
+    ring &= ~tumor
+    if liver is not None:
+        ring &= liver
+    if tumor.sum() < 10 or ring.sum() < 10:
+        return None
+    a, b = image[tumor], image[ring]
+    noise = np.sqrt((a.var() + b.var()) / 2.0)
+    return float(abs(a.mean() - b.mean()) / max(noise, 1e-6))
 
 
 def _note(notes: list[str], message: str) -> None:
@@ -430,6 +469,7 @@ __all__ = [
     "refine_all",
     "original_refinement",
     "window_ct",
+    "contrast_to_noise",
     "label_lesions",
     "lesion_boxes",
 ]
