@@ -109,7 +109,7 @@ def test_dicom_seg_writer_refuses_a_layer_without_a_dicom_ct(tmp_path):
 
 
 @pytest.mark.gui
-def test_napari_opens_the_seg_over_its_ct(make_napari_viewer, study):
+def test_napari_opens_the_seg_over_its_ct(make_napari_viewer, study, tmp_path):
     _, seg, ct, labels = study
     viewer = make_napari_viewer()
     layers = viewer.open(str(seg), plugin="napari-livertumor")
@@ -140,3 +140,16 @@ def test_seg_whose_ct_is_missing_gives_a_clear_error(tmp_path, study):
     shutil.rmtree(ct_dir)
     with pytest.raises(InputError, match="references"):
         napari_get_reader(str(seg))(str(seg))
+
+    # File > Save Selected Layer(s) with our writers: same voxels, the CT's grid
+    viewer.layers.selection = {lab}
+    [nii] = viewer.layers.save(
+        str(tmp_path / "saved.nii.gz"), selected=True, plugin="napari-livertumor"
+    )
+    back = read_nifti(nii)
+    np.testing.assert_array_equal(back.array, labels)
+    assert back.same_grid(ct)
+    [dcm] = viewer.layers.save(
+        str(tmp_path / "saved.dcm"), selected=True, plugin="napari-livertumor"
+    )
+    np.testing.assert_array_equal(read_dicom_seg(dcm, ct), labels)
