@@ -128,7 +128,20 @@ def test_compressed_and_unsigned_series_decode_to_the_same_hu(tmp_path, kw):
     np.testing.assert_array_equal(volume.array, source.array)
 
 
-@pytest.mark.parametrize("name", ["CT_small.dcm", "explicit_VR-UN.dcm", "693_J2KI.dcm"])
+def test_implicit_vr_series_reads_the_same(tmp_path):
+    source = make_ct(shape=(4, 16, 18))
+    for path in write_shuffled(source, tmp_path / "ct"):
+        ds = pydicom.dcmread(path)
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+        ds.save_as(path, implicit_vr=True, little_endian=True)
+    volume = read_dicom_series(tmp_path / "ct")
+    np.testing.assert_array_equal(volume.array, source.array)
+    assert_same_as_simpleitk(volume, tmp_path / "ct")
+
+
+@pytest.mark.parametrize(
+    "name", ["CT_small.dcm", "explicit_VR-UN.dcm", "693_J2KI.dcm", "693_J2KR.dcm", "693_UNCI.dcm"]
+)
 def test_real_ct_files_from_pydicom_data_read_like_simpleitk(tmp_path, name):
     from pydicom.data import get_testdata_file
 
