@@ -88,3 +88,20 @@ def test_a_folder_with_nothing_usable_gives_a_clear_message(train_widget, qtbot,
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
     assert "no training cases" in widget.status.text()
     assert not (tmp_path / "models" / "liver" / "metadata.json").exists()
+
+
+def test_closing_the_viewer_while_training_stops_the_worker(
+    make_napari_viewer, toy_data, qtbot, tmp_path
+):
+    viewer = make_napari_viewer()
+    widget = TrainWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    _small_run(widget, toy_data, tmp_path / "models")
+    widget.epochs.setValue(50)
+    widget.start_button.click()
+    job = widget.jobs[widget.start_button]
+    qtbot.waitUntil(lambda: len(widget.history["step"]) >= 1, timeout=90_000)
+    viewer.close()
+    qtbot.waitUntil(lambda: not job.worker.is_running, timeout=60_000)
+    assert job.cancel_requested
+    assert (tmp_path / "models" / "liver" / "last").is_dir()  # the core saved what it had

@@ -62,10 +62,31 @@ class JobWidgetMixin:
         self.shutdown_jobs()
         super().closeEvent(event)
 
+    def event(self, event) -> bool:
+        # napari's dock "x" button takes the widget out of its dock (parent → None) without
+        # closing or deleting it: that is the moment the user closed this panel.
+        from qtpy.QtCore import QEvent
+
+        if event.type() == QEvent.ParentChange and self.parent() is None:
+            self.shutdown_jobs()
+        return super().event(event)
+
     def shutdown_jobs(self) -> None:
+        """Stop every running job (the core saves what it can) and drop its results."""
+        running = [job for job in self.jobs.values() if job.running]
         for job in list(self.jobs.values()):
             job.shutdown()
         self.jobs.clear()
+        if running:
+            try:
+                from napari.utils.notifications import show_info
+
+                show_info(
+                    f"{type(self).__name__.removesuffix('Widget')}: the panel was closed, so "
+                    "its running job was stopped; no layer was changed."
+                )
+            except Exception:  # the viewer may be closing too
+                pass
 
     @property
     def busy(self) -> bool:

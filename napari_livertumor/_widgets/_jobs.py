@@ -21,6 +21,9 @@ from ..errors import Cancelled, LiverTumorError
 
 #: Minimum seconds between two progress signals for the same stage.
 _THROTTLE_S = 0.05
+#: Jobs whose thread still runs: keeps each Job (a QObject whose signal the worker thread
+#: emits) alive until its thread ends, even after the widget that started it is gone.
+_RUNNING: set = set()
 
 
 class JobFailed(Exception):
@@ -82,6 +85,7 @@ class Job(QObject):
     # ------------------------------------------------------------------ control
     def start(self) -> Job:
         self.status = "running"
+        _RUNNING.add(self)
         self.worker.start()
         return self
 
@@ -98,11 +102,14 @@ class Job(QObject):
         self._cancel.set()
 
     def shutdown(self) -> None:
-        """Cancel, stop delivering results, and close the progress bars (widget or viewer closing)."""
+        """Cancel, stop delivering results, and close the progress bars (widget or viewer closing).
+
+        The worker is not aborted: the core sees the cancel flag at its next check and ends
+        its own way (training saves its last weights first).
+        """
         self._cancel.set()
         self._on_result = self._on_yielded = self._on_error = self._on_finished = None
         self._qbar = None
-        self.worker.quit()
         self._close_bars()
 
     def wait(self, timeout_s: float = 30.0) -> bool:
@@ -202,6 +209,7 @@ class Job(QObject):
             self._on_error(exc)
 
     def _finished(self) -> None:
+        _RUNNING.discard(self)
         if self.status == "running":
             self.status = "cancelled" if self._cancel.is_set() else "done"
         self._close_bars()

@@ -167,6 +167,8 @@ def unique_name(viewer: napari.Viewer, base: str) -> str:
 
 
 def _volume_name(volume: CTVolume) -> str:
-    meta = volume.meta
-    parts = [str(meta[k]) for k in ("patient_id", "description") if meta.get(k)]
-    return " ".join(parts) or "CT"
+    pid = str(volume.meta.get("patient_id") or "")
+    desc = str(volume.meta.get("description") or "")
+    if pid and desc and pid.lower() not in desc.lower():
+        return f"{pid} {desc}"
+    return desc or pid or "CT"

@@ -1,0 +1,117 @@
+"""Bad moments in the workflow: the app keeps running, says what happened, and loses nothing.
+
+Segmentation here waits at a gate the test opens, so "while it runs" is deterministic; after
+the gate the real pipeline runs on tiny models.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from _widget_data import tiny_ct, tiny_models
+
+from napari_livertumor._widgets import _layers
+from napari_livertumor._widgets.load import SOURCES, LoadWidget
+from napari_livertumor._widgets.segment import SegmentWidget
+from napari_livertumor.errors import Cancelled
+from napari_livertumor.io.nifti import write_nifti
+
+pytestmark = pytest.mark.gui
+pipeline = pytest.importorskip("napari_livertumor.pipeline")
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    return tiny_models(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    real = pipeline.segment_ct
+    g = SimpleNamespace(
+        entered=threading.Event(), release=threading.Event(), saw_cancel=threading.Event()
+    )
+
+    def gated(volume, config, *, progress=None, should_cancel=None, **kw):
+        g.entered.set()
+        while not g.release.is_set():
+            if should_cancel is not None and should_cancel():
+                g.saw_cancel.set()
+                raise Cancelled("cancelled by the user")
+            time.sleep(0.01)
+        return real(volume, config, progress=progress, should_cancel=should_cancel, **kw)
+
+    monkeypatch.setattr(pipeline, "segment_ct", gated)
+    yield g
+    g.release.set()
+
+
+@pytest.fixture
+def segmenting(make_napari_viewer, models_dir, gate, qtbot):
+    """A viewer whose Segment widget is busy segmenting 'CT A' (held at the gate)."""
+    viewer = make_napari_viewer()
+    vol, _ = tiny_ct()
+    _layers.add_ct_layer(viewer, vol, name="CT A")
+    widget = SegmentWidget(viewer)
+    dock = viewer.window.add_dock_widget(widget)
+    widget.add_model_folder(models_dir)
+    widget.device_combo.setCurrentText("cpu")
+    widget.run_button.click()
+    qtbot.waitUntil(gate.entered.is_set, timeout=10_000)
+    return viewer, widget, dock, vol
+
+
+def test_loading_a_second_ct_while_segmenting_keeps_results_on_the_first(
+    segmenting, gate, qtbot, tmp_path
+):
+    viewer, widget, _, vol_a = segmenting
+    vol_b, _ = tiny_ct(shape=(12, 40, 40), spacing=(3.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0))
+    write_nifti(vol_b, tmp_path / "b.nii.gz")
+    loader = LoadWidget(viewer)
+    loader.source.setCurrentText(SOURCES[1])
+    loader.path.setText(str(tmp_path / "b.nii.gz"))
+    loader.load_button.click()
+    qtbot.waitUntil(lambda: not loader.busy, timeout=20_000)
+    assert len(_layers.ct_layers(viewer)) == 2
+
+    gate.release.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    seg = viewer.layers["CT A segmentation"]
+    assert seg.data.shape == vol_a.shape
+    np.testing.assert_allclose(seg.translate, viewer.layers["CT A"].translate)
+    names = [ly.name for ly in viewer.layers]
+    assert names == ["CT A", "b.nii.gz", "CT A segmentation"]
+
+
+def test_deleting_the_ct_layer_while_segmenting_still_gives_aligned_labels(segmenting, gate, qtbot):
+    viewer, widget, _, vol = segmenting
+    viewer.layers.remove("CT A")
+    gate.release.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    seg = viewer.layers["CT A segmentation"]
+    np.testing.assert_allclose(seg.scale, vol.napari_scale)
+    np.testing.assert_allclose(seg.translate, vol.napari_translate)
+    assert "was removed meanwhile" in widget.status.text()
+
+
+def test_closing_the_segment_panel_stops_its_job(segmenting, gate, qtbot):
+    viewer, widget, dock, _ = segmenting
+    dock.destroyOnClose()  # the user clicks the panel's close button
+    qtbot.waitUntil(gate.saw_cancel.is_set, timeout=10_000)
+    qtbot.wait(100)
+    assert [ly.name for ly in viewer.layers] == ["CT A"]
+
+
+def test_cancel_mid_run_leaves_existing_layers_alone(segmenting, gate, qtbot):
+    viewer, widget, _, _ = segmenting
+    before = [ly.name for ly in viewer.layers]
+    widget.run_button.click()  # Cancel
+    qtbot.waitUntil(lambda: not widget.busy, timeout=10_000)
+    assert gate.saw_cancel.is_set()
+    assert [ly.name for ly in viewer.layers] == before
+    assert "Cancelled" in widget.status.text()
+    assert widget.run_button.text() == "Run"
