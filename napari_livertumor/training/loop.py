@@ -571,8 +571,11 @@ def _optimizer(net, cfg):
 
 
 def _loader(dataset, cfg):
+    import torch
     from torch.utils.data import DataLoader
 
+    # a private generator: creating the loader must not advance the global RNG (dropout), or a
+    # resumed run would drift from the uninterrupted one
     return DataLoader(
         dataset,
         batch_size=cfg.batch_size,
@@ -580,4 +583,5 @@ def _loader(dataset, cfg):
         num_workers=cfg.num_workers,
         drop_last=False,
         persistent_workers=False,
+        generator=torch.Generator().manual_seed(cfg.seed),
     )

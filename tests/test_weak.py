@@ -1,0 +1,111 @@
+"""Clinical weak supervision: out-of-fold weak labels and the soft-ratio penalty."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from napari_livertumor.errors import InputError
+from napari_livertumor.training.weak import (
+    fit_predict,
+    out_of_fold_weak_labels,
+    soft_tumor_ratio,
+    weak_penalty,
+)
+
+
+def clinical_cohort(n=20, seed=0):
+    rng = np.random.default_rng(seed)
+    tlvr = rng.uniform(0, 0.4, n)
+    ids = [f"HCC_{i:03d}" for i in range(1, n + 1)]
+    frame = pd.DataFrame(
+        {
+            "AFP": np.exp(3 + 8 * tlvr + rng.normal(0, 0.3, n)),
+            "T_involvment": np.where(tlvr > 0.2, 2, 1).astype(float),
+            "age": rng.integers(40, 85, n).astype(float),
+        },
+        index=pd.Index(ids, name="TCIA_ID"),
+    )
+    frame.loc[ids[3], "AFP"] = np.nan  # a missing value, imputed from the other folds
+    return frame, dict(zip(ids, tlvr, strict=True))
+
+
+def test_weak_labels_track_tumor_burden_out_of_fold():
+    frame, tlvr = clinical_cohort()
+    weak = out_of_fold_weak_labels(frame, tlvr, ["AFP", "T_involvment", "age"], folds=5)
+    assert set(weak.labels) == set(tlvr)
+    ids = sorted(tlvr)
+    corr = np.corrcoef([tlvr[i] for i in ids], [weak.labels[i] for i in ids])[0, 1]
+    assert corr > 0.7
+    assert all(0.0 <= v <= 1.0 for v in weak.labels.values())
+
+
+@pytest.mark.parametrize("patient", ["HCC_001", "HCC_004", "HCC_017"])
+def test_no_patient_sees_its_own_row(patient):
+    """Changing a patient's own tumor burden never changes its own weak label."""
+    frame, tlvr = clinical_cohort()
+    cols = ["AFP", "T_involvment", "age"]
+    before = out_of_fold_weak_labels(frame, tlvr, cols, folds=5, seed=1).labels
+    changed = dict(tlvr)
+    changed[patient] = 0.99
+    after = out_of_fold_weak_labels(frame, changed, cols, folds=5, seed=1).labels
+    assert after[patient] == pytest.approx(before[patient], abs=1e-12)
+    # ... while the patients whose folds trained on that row do move
+    moved = [p for p in tlvr if p != patient and abs(after[p] - before[p]) > 1e-9]
+    assert moved
+
+
+def test_imputation_uses_only_the_fitting_rows():
+    x_fit = np.array([[1.0], [2.0], [3.0], [np.nan]])
+    y_fit = np.array([0.1, 0.2, 0.3, 0.2])
+    # the new row is missing its value: it gets the median of x_fit (2.0) → prediction ≈ 0.2
+    pred = fit_predict(x_fit, y_fit, np.array([[np.nan]]), ridge=1e-9)
+    assert pred[0] == pytest.approx(0.2, abs=1e-6)
+    # a new row's own (extreme) value never shifts the imputation of the fitting rows
+    pred2 = fit_predict(x_fit, y_fit, np.array([[1000.0], [np.nan]]), ridge=1e-9)
+    assert pred2[1] == pytest.approx(0.2, abs=1e-6)
+
+
+def test_patients_without_clinical_rows_get_no_weak_label():
+    frame, tlvr = clinical_cohort()
+    tlvr["HCC_999"] = 0.1
+    weak = out_of_fold_weak_labels(frame, tlvr, ["AFP", "age"])
+    assert "HCC_999" not in weak.labels
+    assert weak.n_without_clinical == 1
+    assert any("no clinical row" in m for m in weak.report)
+
+
+def test_clinical_table_with_no_matching_ids_names_the_file(tmp_path):
+    frame, _ = clinical_cohort()
+    with pytest.raises(InputError, match="no clinical row matches") as err:
+        out_of_fold_weak_labels(frame, {"P1": 0.1, "P2": 0.2}, ["AFP"], source=tmp_path / "c.csv")
+    assert "c.csv" in str(err.value)
+
+
+def test_missing_columns_are_reported_not_guessed():
+    frame, tlvr = clinical_cohort()
+    weak = out_of_fold_weak_labels(frame, tlvr, ["AFP", "TNM"])
+    assert weak.columns == ["AFP"]
+    assert any("TNM" in m for m in weak.report)
+    with pytest.raises(InputError, match="usable"):
+        out_of_fold_weak_labels(frame, tlvr, ["TNM"])
+
+
+def test_soft_ratio_and_penalties_by_hand():
+    probs = torch.zeros(1, 3, 1, 1, 4)
+    probs[0, :, 0, 0, 0] = torch.tensor([0.0, 1.0, 0.0])  # liver
+    probs[0, :, 0, 0, 1] = torch.tensor([0.0, 0.5, 0.5])  # half tumor
+    probs[0, :, 0, 0, 2] = torch.tensor([0.0, 0.0, 1.0])  # tumor
+    probs[0, :, 0, 0, 3] = torch.tensor([0.0, 0.0, 1.0])  # tumor, but outside the liver mask
+    mask = torch.tensor([1, 1, 1, 0]).reshape(1, 1, 1, 1, 4)
+    ratio = soft_tumor_ratio(probs, mask)
+    assert float(ratio[0]) == pytest.approx(1.5 / 3.0, abs=1e-5)
+    r = torch.tensor([0.5, 0.5, 0.5])
+    w = torch.tensor([0.2, 0.47, 0.6])
+    assert weak_penalty(r, w, form="mse").tolist() == pytest.approx([0.09, 0.0009, 0.01])
+    # interval [w-0.05, w+0.05]: zero inside, squared distance to the interval outside
+    assert weak_penalty(r, w, form="interval", margin=0.05).tolist() == pytest.approx(
+        [0.0625, 0.0, 0.0025]
+    )
