@@ -193,7 +193,6 @@ def build_anatomy(
     dome = _dome(p, rng)
     _paint_thorax(p, rng, dome)
     _paint_ribs(p, rng)
-    _paint_bowel(p, rng, extras)
     vessels = _vessel_positions(p, rng)
     _paint_stomach(p, rng, dome, extras)
     _paint_spleen(p, rng, dome, extras)
@@ -206,6 +205,7 @@ def build_anatomy(
     _paint_spine(p, rng)
     if extras.get("ascites", False):
         _paint_ascites(p, liver_sl, liver_f)
+    _paint_bowel(p, rng, dome, extras)
     info = {"liver_height_mm": H, "dome": float(dome.max())}
     return Anatomy(tissue=p.tissue, tumors=tumors, info=info)
 
@@ -214,11 +214,11 @@ def build_anatomy(
 def _paint_body_and_table(p: _Painter) -> None:
     b = p.b
     t = p.tissue
-    d = p.scale_z[:, None, None] * p.ray2d[None] - p.dist2d[None]
-    t[d >= 0] = SKIN
-    t[d >= b.skin] = FAT
-    t[d >= p.fat2d[None]] = MUSCLE
-    t[d >= p.wall2d[None]] = VFAT
+    layers = np.array([AIR, SKIN, FAT, MUSCLE, VFAT], np.uint8)
+    for k, s in enumerate(p.scale_z):  # slice by slice: 2D work, no 3D temporaries
+        d = s * p.ray2d - p.dist2d
+        idx = (d >= 0).view(np.uint8) + (d >= b.skin) + (d >= p.fat2d) + (d >= p.wall2d)
+        t[k] = layers[idx]
     # the couch: a curved band under the back
     Y = p.g.ys[:, None]
     X = p.g.xs[None, :]
@@ -236,8 +236,8 @@ def _dome(p: _Painter, rng) -> np.ndarray:
     X = p.g.xs[None, :].astype(np.float32)
     ry = 0.5 * (b.cav_ant + b.spine_y) * 1.15
     yc = rng.uniform(-0.2, 0.1) * b.cav_ant
-    post = np.where(Y > yc, rng.uniform(1.1, 1.5), 1.0)  # deeper posterior recesses
-    deepest = rng.uniform(1.0, 1.4)
+    post = np.where(Y > yc, rng.uniform(1.1, 1.5), 0.7)  # deeper posterior recesses
+    deepest = rng.uniform(0.75, 1.0)
     qr = ((X + 0.45 * b.cav_a) / (0.8 * b.cav_a)) ** 2 + post * ((Y - yc) / ry) ** 2
     ql = ((X - 0.45 * b.cav_a) / (0.8 * b.cav_a)) ** 2 + post * ((Y - yc) / ry) ** 2
     right = -b.dome_drop * np.minimum(qr, deepest)
@@ -282,9 +282,9 @@ def _paint_ribs(p: _Painter, rng) -> None:
     depth = p.scale_z[:, None] * p.ray2d[iy, ix][None] - p.dist2d[iy, ix][None]
     inb = (depth > band_out[iy, ix]) & (depth < band_in[iy, ix])
     phin = (aphi[iy, ix] - 0.45) / 2.5
-    drop = rng.uniform(60, 100)
-    period = rng.uniform(28, 38)
-    width = rng.uniform(9, 13)
+    drop = rng.uniform(110, 170)
+    period = rng.uniform(24, 32)
+    width = rng.uniform(7, 10)
     zr = z + drop * phin[None]  # the rib's height at its back end
     ph = np.mod(zr - rng.uniform(0, period), period)
     rib = inb & (ph < width) & (zr > -H * rng.uniform(0.8, 1.0))
@@ -321,55 +321,108 @@ def _vessel_positions(p: _Painter, rng) -> dict:
     }
 
 
-def _paint_bowel(p: _Painter, rng, extras) -> None:
-    """Bowel loops below the liver and colon flexures: walls with gas, fluid or faeces."""
+def _paint_bowel(p: _Painter, rng, dome, extras) -> None:
+    """Colon along the flanks and small-bowel loops filling the free peritoneal fat.
+
+    Loops are random walks of tube segments painted only into visceral fat, so they pack
+    around the solid organs (and each other) instead of overlapping them.
+    """
     b = p.b
     H = b.liver_height
     g = p.g
-    zlo, zhi = float(g.zs[0]), -0.45 * H
-    if zhi <= zlo:
-        return
-    n = int(np.clip((zhi - zlo) / 12 * rng.uniform(0.7, 1.3), 3, 40))
+    a, ca = b.cav_a, b.cav_ant
     oral = extras.get("oral_contrast", False)
-    centers = [
-        (-0.9 * H, -0.1 * b.cav_ant, -0.65 * b.cav_a, 26.0),  # hepatic flexure
-        (-0.5 * H, 0.1 * b.spine_y, 0.7 * b.cav_a, 22.0),  # splenic flexure
+    zlo = float(g.zs[0]) - 20
+
+    def walk(start, n, step, r, lateral=1.0):
+        pts = [np.asarray(start, float)]
+        d = rng.normal(0, 1, 3)
+        for _ in range(n):
+            d = 0.55 * d / (np.linalg.norm(d) + 1e-6) + 0.45 * rng.normal(0, 1, 3)
+            d /= np.linalg.norm(d) + 1e-6
+            nxt = pts[-1] + d * step * np.array([1.0, 0.8, lateral])
+            nxt[1] = np.clip(nxt[1], -ca + r, b.spine_y * 0.6)
+            nxt[2] = np.clip(nxt[2], -a + r, a - r)
+            pts.append(nxt)
+        return pts
+
+    loops = []
+    # colon: ascending (right flank) - transverse (front, under the liver) - descending (left)
+    rc = rng.uniform(16, 26)
+    zt = -H * rng.uniform(0.8, 1.0)
+    asc = [(zlo, 0.2 * b.spine_y, -0.72 * a), (zt, -0.1 * ca, -0.7 * a)]
+    trans = [
+        (zt, -0.1 * ca, -0.7 * a),
+        (zt - 25, -0.7 * ca, -0.2 * a),
+        (zt + 10, -0.6 * ca, 0.4 * a),
+        (-0.5 * H, 0.0, 0.72 * a),
     ]
+    desc = [(-0.5 * H, 0.0, 0.72 * a), (zlo, 0.2 * b.spine_y, 0.72 * a)]
+    for path in (asc, trans, desc):
+        jit = [np.asarray(q) + rng.normal(0, 6, 3) for q in path]
+        loops.append((jit, rc, "feces" if rng.random() < 0.7 else "gas"))
+    zhi = -0.55 * H
+    n = int(np.clip((zhi - zlo) / 9 * rng.uniform(0.8, 1.2), 0, 40))
     for _ in range(n):
-        centers.append(
+        start = (
+            rng.uniform(zlo, zhi),
+            rng.uniform(-0.85 * ca, 0.3 * b.spine_y),
+            rng.uniform(-0.7, 0.75) * a,
+        )
+        r = rng.uniform(7, 14)
+        kind = str(rng.choice(["fluid", "collapsed", "gas", "feces"], p=[0.45, 0.35, 0.1, 0.1]))
+        loops.append((walk(start, int(rng.integers(3, 8)), rng.uniform(18, 32), r), r, kind))
+    # jejunal loops in the left upper quadrant, under the stomach
+    for _ in range(int(rng.integers(2, 6))):
+        start = (
+            -H * rng.uniform(0.35, 0.6),
+            rng.uniform(-0.7 * ca, 0.0),
+            rng.uniform(0.2, 0.7) * a,
+        )
+        r = rng.uniform(8, 13)
+        loops.append(
             (
-                rng.uniform(zlo, zhi),
-                rng.uniform(-0.85 * b.cav_ant, 0.25 * b.spine_y),
-                rng.uniform(-0.8, 0.8) * b.cav_a,
-                rng.uniform(9, 24),
+                walk(start, int(rng.integers(2, 5)), 22, r),
+                r,
+                str(rng.choice(["fluid", "collapsed"])),
             )
         )
-    for cz, cy, cx, r in centers:
-        rz = r * rng.uniform(0.8, 2.0)
-        bx = g.box((cz - rz - 6, cy - r - 6, cx - r - 6), (cz + rz + 6, cy + r + 6, cx + r + 6))
-        if bx is None:
-            continue
-        sl, Z, Y, X = bx
-        f = ellipsoid(Z, Y, X, (cz, cy, cx), (rz, r, r * rng.uniform(0.7, 1.3)))
-        f = f + 0.25 * r * box_noise(rng, Z, Y, X, max(r, 8))
-        cav = p.cavity_depth(sl) > 3
+
+    def free(sl):
         cur = p.tissue[sl]
-        free = cav & ((cur == VFAT) | (cur == GI_WALL))
-        wall = rng.uniform(1.5, 3.5)
-        kind = rng.choice(["gas", "fluid", "feces", "collapsed"], p=[0.22, 0.38, 0.25, 0.15])
-        p.paint(sl, free & (f < 0), GI_WALL)
-        inner = free & (f < -wall)
-        if kind == "collapsed":
-            continue
-        if kind == "gas":
-            p.paint(sl, inner, GAS)
-            p.paint(sl, inner & (Y > cy + 0.5 * r), GI_FLUID)
-        elif kind == "fluid":
-            p.paint(sl, inner, ORAL_CONTRAST if oral and rng.random() < 0.6 else GI_FLUID)
-        else:
-            p.paint(sl, inner, FECES)
-            bubbles = box_noise(rng, Z, Y, X, 4.0) > 1.0
-            p.paint(sl, inner & bubbles, GAS)
+        ok = (cur == VFAT) & (p.cavity_depth(sl) > 2)
+        return ok & (g.zs[sl[0]][:, None, None] < dome[None, sl[1], sl[2]] - 6)
+
+    for pts, r, kind in loops:
+        wall = rng.uniform(1.5, 3.0) if kind != "collapsed" else r
+        content = {
+            "fluid": ORAL_CONTRAST if oral and rng.random() < 0.6 else GI_FLUID,
+            "gas": GAS,
+            "feces": FECES,
+            "collapsed": GI_WALL,
+        }[kind]
+        for p0, p1 in zip(pts[:-1], pts[1:], strict=True):
+            lo, hi = tube_box(p0, p1, r, r)
+            bx = g.box(lo, hi)
+            if bx is None:
+                continue
+            sl, Z, Y, X = bx
+            f = tube(Z, Y, X, p0, p1, r, r)
+            ok = free(sl) | ((p.tissue[sl] == GI_WALL) & (f < -wall))
+            p.paint(sl, ok & (f < 0), GI_WALL)
+            if kind == "collapsed":
+                continue
+            inner = ok & (f < -wall)
+            p.paint(sl, inner, content)
+            if kind == "feces":
+                p.paint(sl, inner & (box_noise(rng, Z, Y, X, 5.0) > 1.1), GAS)
+            elif kind == "gas" and rng.random() < 0.5:
+                p.paint(sl, inner & (Y > 0.5 * (p0[1] + p1[1])), GI_FLUID)
+    # mesenteric vessels: thin bright lines fanning out in the fat
+    root = np.array([-0.75 * H, b.spine_y - 40, 5.0])
+    for _ in range(int(rng.integers(8, 16))):
+        end = root + np.array([rng.uniform(-150, 0), rng.uniform(-60, 0), rng.uniform(-90, 110)])
+        p.paint_tube(root, end, rng.uniform(1.5, 2.5), 1.0, MESENTERIC_VEIN, within=free)
 
 
 def _paint_stomach(p: _Painter, rng, dome, extras) -> None:
@@ -439,11 +492,11 @@ def _paint_liver(p: _Painter, rng, dome, v, extras):
     b = p.b
     g = p.g
     H = b.liver_height
-    a, ca, sy = b.cav_a, b.cav_ant, b.spine_y
+    a, ca = b.cav_a, b.cav_ant
     size = extras.get("liver_scale", 1.0) * rng.uniform(0.92, 1.08)
     left_size = rng.uniform(0.65, 1.3) * extras.get("left_lobe_scale", 1.0)
-    lo = (-H - 5, -ca - 5, -a - 5)
-    hi = (5.0, sy + 15, 0.75 * a)
+    lo = (-H - 30, -ca - 5, -a - 5)
+    hi = (5.0, b.post, 0.95 * a)
     bx = g.box(lo, hi)
     if bx is None:
         return None, None
@@ -454,11 +507,12 @@ def _paint_liver(p: _Painter, rng, dome, v, extras):
         s = np.clip((tt - t0) / (t1 - t0), 0, 1)
         return s * s * (3 - 2 * s)
 
+    post_cav = b.post - b.skin - b.fat_post - b.muscle
     pr = (0.3 + 0.7 * smooth(0.0, 0.45, t)) * size
-    rx_r = 0.58 * a * pr
-    ry_r = 0.5 * (ca + sy) * 0.95 * pr
-    cx_r = -0.52 * a - 0.12 * a * (1 - t)
-    cy_r = -0.02 * ca - 0.15 * ca * (1 - t)
+    rx_r = 0.62 * a * pr
+    ry_r = 0.55 * (ca + post_cav) * pr
+    cx_r = -0.45 * a - 0.15 * a * (1 - t)
+    cy_r = 0.5 * (post_cav - ca) - 0.2 * ca * (1 - t)
     f = (np.sqrt(((X - cx_r) / rx_r) ** 2 + ((Y - cy_r) / ry_r) ** 2) - 1) * 70
     f = np.maximum(f, (-H * (1 - 0.1 * np.abs(X) / a) - Z) * 2)  # the inferior tip
     pl = np.maximum(np.sin(np.pi * np.clip((t - 0.38) / 0.66, 0, 1)), 1e-3) ** 0.6 * left_size
@@ -485,9 +539,14 @@ def _paint_liver(p: _Painter, rng, dome, v, extras):
     f = f + rng.uniform(6, 12) * box_noise(rng, Z, Y, X, 55.0)
     nodular = extras.get("cirrhotic", False)
     f = f + (rng.uniform(1.5, 3.0) if nodular else 0.6) * box_noise(rng, Z, Y, X, 10.0)
-    f = np.maximum(f, 2.0 - p.cavity_depth(sl))
-    f = np.maximum(f, Z - (dome[None, sl[1], sl[2]] - 5))
-    f = f.astype(np.float32)
+    clamp = np.maximum(2.0 - p.cavity_depth(sl), Z - (dome[None, sl[1], sl[2]] - 5))
+    # keep clear of the spine, the aorta and the crura in front of them
+    vb_ry, vb_rx = v["vb"]
+    keep_out = np.sqrt(
+        (X / (vb_rx + 22)) ** 2 + ((Y - b.spine_y) / (vb_ry + 2 * v["r_aorta"] + 12)) ** 2
+    )
+    clamp = np.maximum(clamp, (1 - keep_out) * 30)
+    f = _fit_volume(f.astype(np.float32), clamp, p.g, extras.get("liver_volume_ml", 1600.0))
     inside = f < 0
     p.paint(sl, inside, LIVER)
 
@@ -504,6 +563,20 @@ def _paint_liver(p: _Painter, rng, dome, v, extras):
         r = rng.uniform(3, 15)
         p.paint_tube((cz, cy, cx), (cz + 0.1, cy, cx), r, r, CYST, within=in_liver)
     return sl, f
+
+
+def _fit_volume(f, clamp, g: Grid, target_ml: float) -> np.ndarray:
+    """Shift the liver's level set so its volume is near ``target_ml`` (secant steps)."""
+    vox_ml = float(np.diff(g.zs[:2])[0] * np.diff(g.ys[:2])[0] * np.diff(g.xs[:2])[0]) / 1000
+    level = 0.0
+    for _ in range(4):
+        vol = float(np.count_nonzero(np.maximum(f - level, clamp) < 0)) * vox_ml
+        area_ml_per_mm = 5.0 * max(vol, 200.0) ** (2 / 3) / 10.0  # ~ surface (cm2) / 10
+        step = float(np.clip((target_ml - vol) / area_ml_per_mm, -12, 12))
+        if abs(step) < 0.5:
+            break
+        level += step
+    return np.maximum(f - level, clamp).astype(np.float32)
 
 
 def _sub(f, sl, sub):
@@ -725,8 +798,9 @@ def _paint_spine(p: _Painter, rng) -> None:
     rc = np.sqrt(X**2 + (Y - canal_y) ** 2)
     arch = (zz > disc) & (zz < disc + 0.6 * period)
     p.paint(sl, (rc < 15) & (rc >= 9) & arch & (Y > cy + ry - 2), CORTICAL)
-    spin = arch & (np.abs(X) < 4) & (Y > canal_y + 8) & (Y < canal_y + 40)
-    trans = arch & (np.abs(Y - canal_y + 3) < 5) & (np.abs(X) > 12) & (np.abs(X) < rx + 22)
+    spin = arch & (np.abs(X) < 3.5 + 0.08 * (Y - canal_y)) & (Y > canal_y + 8) & (Y < canal_y + 35)
+    short = (zz > disc + 0.15 * period) & (zz < disc + 0.4 * period)
+    trans = short & (np.abs(Y - canal_y + 3) < 3.5) & (np.abs(X) > 12) & (np.abs(X) < rx + 12)
     p.paint(sl, spin | trans, CANCELLOUS)
     p.paint(sl, rc < 9, CANAL)
     # psoas muscles grow below the kidneys' top

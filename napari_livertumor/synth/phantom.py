@@ -148,10 +148,10 @@ def generate_phantom(
         blur_mm=rng.uniform(0.4, 1.0) * (1 if factor == 1 else 0.8),
         streaks=bool(ov.get("streaks", rng.random() < 0.25)),
     )
-    tissue = anat.tissue
+    labels = A.LABEL_OF_TISSUE[anat.tissue]
     if factor == 2:
         img = upsample2(img)
-        tissue = np.repeat(np.repeat(tissue, 2, axis=1), 2, axis=2)
+        labels = np.repeat(np.repeat(labels, 2, axis=1), 2, axis=2)
     noise_sd = float(ov.get("noise_sd", rng.uniform(8, 25)))
     grain = rng.uniform(0.6, 1.3) * (1.0 if factor == 2 else 0.5)
     add_noise(rng, img, noise_sd * (1 if dz >= 2 else 1.25), grain)
@@ -160,13 +160,16 @@ def generate_phantom(
         c = (n_xy - 1) / 2
         outside = (yy - c) ** 2 + (xx - c) ** 2 > (n_xy / 2) ** 2
         img[:, outside] = float(rng.choice([-1024, -2048, -3024]))
-    ct = np.clip(np.rint(img), -3024, 3071).astype(np.int16)
-    labels = A.LABEL_OF_TISSUE[tissue]
+    np.rint(img, out=img)
+    np.clip(img, -3024, 3071, out=img)
+    ct = img.astype(np.int16)
+    del img
 
-    # ---- facts
-    counts = np.bincount(tissue.ravel(), minlength=256)
+    # ---- facts (counted on the working grid: each working voxel is factor² output voxels)
+    counts = np.bincount(anat.tissue.ravel(), minlength=256) * factor**2
     vox_ml = dz * dx * dx / 1000.0
-    n_liver, n_tumor, n_pv = (int((labels == k).sum()) for k in (1, 2, 3))
+    per_class = np.bincount(A.LABEL_OF_TISSUE, weights=counts, minlength=5)
+    n_liver, n_tumor, n_pv = (int(per_class[k]) for k in (1, 2, 3))
     tumors = []
     for t in anat.tumors:
         vol = (counts[t.code] + counts[t.code + 1]) * vox_ml
@@ -229,7 +232,8 @@ def _sample_extras(rng, ov) -> dict:
         "calcified_aorta": bool(rng.random() < 0.4),
         "n_cysts": int(rng.choice([0, 0, 0, 1, 2, 3])),
         "liver_scale": float(rng.uniform(0.9, 1.1)),
-        "left_lobe_scale": float(rng.uniform(0.8, 1.4) if cirr else 1.0),
+        "liver_volume_ml": float(np.clip(np.exp(rng.normal(np.log(1550), 0.18)), 1100, 2300)),
+        "left_lobe_scale": float(rng.uniform(0.9, 1.2) if cirr else 1.0),
     }
 
 

@@ -1,0 +1,232 @@
+"""The synthetic cohort: a user generates phantoms and cohorts and checks what they got."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage, stats
+
+from napari_livertumor.synth import (
+    PHASES,
+    case_seed,
+    generate_phantom,
+    make_clinical_table,
+    make_cohort,
+)
+
+
+def _eroded(mask: np.ndarray, it: int = 1) -> np.ndarray:
+    st = np.zeros((3, 3, 3), bool)
+    st[1] = ndimage.generate_binary_structure(2, 1)  # in-plane only: slices can be thick
+    return ndimage.binary_erosion(mask, st, iterations=it)
+
+
+# ------------------------------------------------------------------------------ one phantom
+def test_small_phantom_is_a_ct_with_hcc_labels():
+    ph = generate_phantom(3, "small")
+    assert ph.ct.array.dtype == np.int16 and ph.ct.shape == (32, 96, 96)
+    assert ph.labels.dtype == np.uint8 and ph.labels.shape == ph.ct.shape
+    assert set(np.unique(ph.labels)) <= {0, 1, 2, 3, 4}
+    assert {1, 3, 4} <= set(np.unique(ph.labels))
+    assert np.allclose(ph.ct.direction, np.eye(3))
+    assert ph.ct.meta["phase"] == ph.info["phase"] in PHASES
+    # air outside the body, soft tissue inside
+    assert ph.ct.array[:, 0, 0].max() < -500
+    assert 0 < ph.info["tlvr"] < 1 or ph.info["n_tumors"] == 0
+
+
+def test_same_seed_gives_the_same_phantom_and_another_seed_does_not():
+    a, b, c = (generate_phantom(s, "small") for s in (11, 11, 12))
+    assert np.array_equal(a.ct.array, b.ct.array) and np.array_equal(a.labels, b.labels)
+    assert a.info == b.info
+    assert not np.array_equal(a.labels, c.labels)
+
+
+def test_phase_changes_intensities_not_anatomy():
+    art = generate_phantom(5, "small", phase="arterial")
+    pv = generate_phantom(5, "small", phase="portal venous")
+    assert np.array_equal(art.labels, pv.labels)
+    aorta = _eroded(art.labels == 4)
+    assert art.ct.array[aorta].mean() > pv.ct.array[aorta].mean() + 40
+
+
+def test_unknown_shape_phase_or_override_is_refused():
+    with pytest.raises(ValueError, match="shape"):
+        generate_phantom(0, "huge")
+    with pytest.raises(ValueError, match="phase"):
+        generate_phantom(0, "small", phase="delayed")
+    with pytest.raises(TypeError, match="tumour_count"):
+        generate_phantom(0, "small", tumour_count=3)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_full_phantom_has_a_realistic_liver_and_geometry(seed):
+    ph = generate_phantom(seed, "full")
+    dz, dy, dx = ph.ct.spacing
+    assert ph.ct.shape[1:] == (512, 512) and 60 <= ph.ct.shape[0] <= 200
+    assert 0.6 <= dx <= 0.98 and dx == dy and 1.0 <= dz <= 5.0
+    assert 1000 <= ph.info["whole_liver_ml"] <= 2500
+    # the liver is on the patient's right: low x index, and spans 12-22 cm cranio-caudally
+    zz, _, xx = np.nonzero(ph.labels == 1)
+    assert xx.mean() < 256
+    assert 120 <= (zz.max() - zz.min() + 1) * dz <= 230
+    # the aorta runs left of the midline, in front of the spine, through the whole scan
+    _, _, ax = np.nonzero(ph.labels == 4)
+    assert ax.mean() > xx.mean()
+    assert (ph.labels == 4).any(axis=(1, 2)).all()
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_mean_hu_per_class_is_realistic_for_each_phase(phase):
+    expected = {  # (liver, aorta, portal vein) mean HU bounds, incl. scanner offset/gain
+        "non-contrast": ((40, 80), (20, 65), (20, 65)),
+        "arterial": ((55, 100), (220, 430), (85, 165)),
+        "portal venous": ((85, 145), (135, 215), (135, 215)),
+    }[phase]
+    for seed in (21, 22):
+        ph = generate_phantom(seed, "medium", phase=phase, fatty_liver=False, noise_sd=10)
+        ct = ph.ct.array.astype(float)
+        for value, (lo, hi) in zip((1, 4, 3), expected, strict=True):
+            mask = _eroded(ph.labels == value, 2 if value == 1 else 1)
+            if mask.sum() < 20:
+                continue
+            mean = float(np.median(ct[mask]))
+            assert lo <= mean <= hi, (phase, value, mean)
+
+
+def test_fatty_liver_is_darker_than_normal_liver():
+    a = generate_phantom(4, "small", phase="non-contrast", fatty_liver=True)
+    b = generate_phantom(4, "small", phase="non-contrast", fatty_liver=False)
+    m = _eroded(a.labels == 1)
+    assert a.ct.array[m].mean() < b.ct.array[m].mean() - 10
+
+
+def test_requested_tumors_are_there_with_their_size_and_inside_the_liver():
+    ph = generate_phantom(8, "medium", tumor_diameters_mm=[60, 20])
+    tumors = ph.info["tumors"]
+    assert len(tumors) == 2
+    for t in tumors:
+        sphere_ml = np.pi / 6 * (t["diameter_mm"] / 10) ** 3
+        assert 0.3 * sphere_ml <= t["volume_ml"] <= 1.6 * sphere_ml, t
+    tumor = ph.labels == 2
+    comps, n = ndimage.label(tumor)
+    assert n >= 1
+    near_liver = ndimage.binary_dilation(ph.labels == 1, iterations=1)
+    for k in range(1, n + 1):
+        assert (near_liver & (comps == k)).any()  # every lesion sits in or on the liver
+    assert ph.info["tlvr"] == pytest.approx(
+        tumor.sum() / np.isin(ph.labels, (1, 2, 3)).sum(), rel=1e-6
+    )
+
+
+def test_no_tumor_phantom_has_no_tumor_label():
+    ph = generate_phantom(9, "small", n_tumors=0)
+    assert not (ph.labels == 2).any() and ph.info["tlvr"] == 0 and ph.info["tumors"] == []
+
+
+def test_tumor_burden_follows_the_drawn_distribution():
+    infos = [generate_phantom(case_seed(100, i), "small").info for i in range(40)]
+    counts = np.array([i["n_tumors"] for i in infos])
+    diam = np.concatenate([[t["diameter_mm"] for t in i["tumors"]] for i in infos])
+    main = [i["tumors"][0]["diameter_mm"] for i in infos if i["tumors"]]
+    assert 0.3 <= (counts == 1).mean() <= 0.8  # uni- and multinodular
+    assert (counts >= 2).mean() >= 0.15
+    assert diam.min() >= 5 and diam.max() <= 120 and 30 <= np.median(main) <= 75
+    assert len({i["phase"] for i in infos}) == 3
+    spacing = [i["spacing"][0] for i in infos]
+    assert max(spacing) > min(spacing)
+
+
+# ---------------------------------------------------------------------------- clinical table
+def test_clinical_table_has_the_real_columns_and_tracks_tumor_burden():
+    infos = [generate_phantom(case_seed(200, i), "small").info for i in range(30)]
+    df = make_clinical_table(infos, seed=200)
+    for col in (
+        "TCIA_ID",
+        "age",
+        "Sex",
+        "T_involvment",
+        "CLIP_Score",
+        "TNM",
+        "BCLC",
+        "AFP",
+        "AFP_group",
+        "Tr_Size",
+        "tumor_nodul",
+        "Vascular invasion",
+        "Metastasis",
+        "Personal history of cancer",
+        "fhx_can",
+        "Alcohol",
+        "Smoking",
+        "Evidence_of_cirh",
+        "Diabetes",
+        "Lymphnodes",
+        "Interval_BL",
+        "TTP",
+        "OS",
+    ):
+        assert col in df.columns
+    assert list(df["TCIA_ID"][:2]) == ["HCC_001", "HCC_002"]
+    assert set(df["T_involvment"]) <= {"< or = 50%", ">50%"}
+    assert set(df["CLIP_Score"].dropna()) <= {f"Stage_{k}" for k in range(7)}
+    tlvr = [i["tlvr"] for i in infos]
+    involvement = (df["T_involvment"] == ">50%").astype(int)
+    assert stats.spearmanr(tlvr, involvement).statistic > 0.3
+    size = [i["max_tumor_diameter_mm"] for i in infos]
+    assert stats.spearmanr(size, df["Tr_Size"]).statistic > 0.8
+    missing = df.drop(columns=["TCIA_ID"]).isna().to_numpy().mean()
+    assert 0.02 <= missing <= 0.15
+    again = make_clinical_table(infos, seed=200)
+    assert again.equals(df)
+
+
+# ------------------------------------------------------------------------------ cohorts
+def test_tcia_cohort_reads_back_through_our_dicom_and_seg_readers(tmp_path):
+    import json
+
+    from napari_livertumor.io.clinical import read_clinical
+    from napari_livertumor.io.dicom import read_dicom_series
+    from napari_livertumor.io.seg import read_dicom_seg
+
+    out = make_cohort(tmp_path / "cohort", 3, seed=5, layout="tcia", quirks=True)
+    manifest = json.loads((out / "synth_manifest.json").read_text())
+    assert [m["TCIA_ID"] for m in manifest] == ["HCC_001", "HCC_002", "HCC_003"]
+    for i, m in enumerate(manifest):
+        series = out / m["ct_series"]
+        assert series.parent.parent.name == m["TCIA_ID"]
+        assert series.name.split("-")[1].strip() == "LIVER 3 PHASE CAP"
+        stacked = any("stacked" in q for q in m["quirks"])
+        volume = read_dicom_series(series, acquisition=1 if stacked else None)
+        truth = generate_phantom(case_seed(5, i), "small")
+        assert np.array_equal(volume.array, truth.ct.array)
+        labels = read_dicom_seg(out / m["seg"], volume)
+        assert np.array_equal(labels, truth.labels)
+    table = read_clinical(out / "HCC-TACE-Seg_clinical_data-V2.xlsx")
+    assert list(table.frame.index) == ["HCC_001", "HCC_002", "HCC_003"]
+    assert (out / "HCC-TACE-Seg_clinical_data-V2.csv").exists()
+
+
+def test_nifti_cohort_from_the_command_line(tmp_path):
+    from napari_livertumor.cli import main
+    from napari_livertumor.io.nifti import read_nifti
+
+    rc = main(["synth", "-o", str(tmp_path), "--cases", "2", "--seed", "3", "--layout", "nifti"])
+    assert rc == 0
+    img = read_nifti(tmp_path / "imagesTr" / "HCC_002.nii.gz")
+    lab = read_nifti(tmp_path / "labelsTr" / "HCC_002.nii.gz")
+    truth = generate_phantom(case_seed(3, 1), "small")
+    assert np.array_equal(img.array, truth.ct.array) and np.array_equal(lab.array, truth.labels)
+    assert img.same_grid(lab)
+    assert (tmp_path / "clinical.csv").exists() and (tmp_path / "clinical.xlsx").exists()
+
+
+def test_sample_data_gives_an_aligned_ct_and_ground_truth():
+    from napari_livertumor._sample_data import make_sample_ct
+
+    (ct, ct_kw, ct_type), (lab, lab_kw, lab_type) = make_sample_ct()
+    assert (ct_type, lab_type) == ("image", "labels")
+    assert ct.shape == lab.shape and ct.shape[1:] == (256, 256)
+    assert ct_kw["scale"] == lab_kw["scale"] and ct_kw["translate"] == lab_kw["translate"]
+    assert ct_kw["contrast_limits"] == (-160, 240)
+    assert {1, 2, 3, 4} <= set(np.unique(lab))
