@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_livertumor._widgets import _layers
-from napari_livertumor._widgets.refine import RefineWidget
+from napari_livertumor._widgets.refine import PREVIEW_NAME, RefineWidget
 from napari_livertumor.io.volume import CTVolume
 
 pytestmark = pytest.mark.gui
@@ -62,19 +62,20 @@ def test_moving_a_slider_updates_the_outline_on_the_current_slice(refine_setup, 
     preview = widget.preview_layer()
     assert preview.contour == 1  # an outline, not a filled mask
     assert preview.metadata["slice"] == 6
-    assert not preview.data[:6].any() and not preview.data[7:].any()
-    shown_first = preview.data[6].copy()
+    assert preview.data.shape[0] == 1  # one slice only, placed on slice 6
+    assert preview.translate[0] == pytest.approx(6 * SPACING[0])
+    shown_first = widget.preview_mask2d()
 
     count = widget.preview_count
     widget.iterations.value = 0  # the user drags the slider to 0: preview = the mask as it is
     _wait_for_new_preview(qtbot, widget, count)
-    np.testing.assert_array_equal(preview.data[6].astype(bool), seg.data[6] == 2)
-    assert not np.array_equal(preview.data[6], shown_first)
+    np.testing.assert_array_equal(widget.preview_mask2d(), seg.data[6] == 2)
+    assert not np.array_equal(widget.preview_mask2d(), shown_first)
 
     count = widget.preview_count
     widget.iterations.value = 10
     _wait_for_new_preview(qtbot, widget, count)
-    grown = preview.data[6].astype(bool)
+    grown = widget.preview_mask2d()
     assert grown.sum() > (seg.data[6] == 2).sum()  # the too-small tumor grows towards the truth
     assert not (grown & ~liver[6]).any()
 
@@ -82,7 +83,8 @@ def test_moving_a_slider_updates_the_outline_on_the_current_slice(refine_setup, 
     viewer.dims.set_current_step(0, 4)  # the user scrolls: the preview follows
     _wait_for_new_preview(qtbot, widget, count)
     assert preview.metadata["slice"] == 4
-    assert not preview.data[6].any()
+    assert preview.translate[0] == pytest.approx(4 * SPACING[0])
+    assert viewer.layers[PREVIEW_NAME] is preview
 
 
 def test_apply_to_slice_changes_tumor_only_inside_the_liver_and_undo_restores(refine_setup, qtbot):

@@ -397,18 +397,39 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def preview_layer(self):
         return self._layer(PREVIEW_NAME)
 
-    def _show_preview(self, ct_layer, z: int, mask2d: np.ndarray) -> None:
+    def preview_mask2d(self) -> np.ndarray | None:
+        """The previewed mask of the shown slice, full slice size (None before any preview)."""
         layer = self.preview_layer()
-        if layer is None or layer.data.shape != ct_layer.data.shape:
-            if layer is not None:
-                self.viewer.layers.remove(layer)
+        if layer is None or "shape2d" not in layer.metadata:
+            return None
+        full = np.zeros(layer.metadata["shape2d"], bool)
+        y0, x0 = layer.metadata["offset"]
+        crop = np.asarray(layer.data[0]).astype(bool)
+        full[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+        return full
+
+    def _show_preview(self, ct_layer, z: int, mask2d: np.ndarray) -> None:
+        # The preview layer holds only the lesions' box on one slice, placed by its translate:
+        # updating it is cheap, and napari shows it on that slice only.
+        rows, cols = np.flatnonzero(mask2d.any(axis=1)), np.flatnonzero(mask2d.any(axis=0))
+        if rows.size == 0:
+            y0 = x0 = 0
+            crop = np.zeros((1, 1, 1), np.uint8)
+        else:
+            y0, x0 = max(int(rows[0]) - 2, 0), max(int(cols[0]) - 2, 0)
+            y1, x1 = int(rows[-1]) + 3, int(cols[-1]) + 3
+            crop = mask2d[y0:y1, x0:x1].astype(np.uint8)[None]
+        scale = np.asarray(ct_layer.scale, float)
+        translate = np.asarray(ct_layer.translate, float) + scale * (z, y0, x0)
+        layer = self.preview_layer()
+        if layer is None:
             from napari.utils.colormaps import DirectLabelColormap
 
             layer = self.viewer.add_labels(
-                np.zeros(ct_layer.data.shape, np.uint8),
+                crop,
                 name=PREVIEW_NAME,
-                scale=ct_layer.scale,
-                translate=ct_layer.translate,
+                scale=scale,
+                translate=translate,
                 opacity=1.0,
                 metadata={_layers.ROLE: "preview"},
             )
@@ -419,19 +440,17 @@ class RefineWidget(JobWidgetMixin, QWidget):
             layer.editable = False
             # keep the user's selection on the layers they work with
             self.viewer.layers.selection.active = self._layer(self.mask_combo.currentText())
-        data = layer.data
-        shown = layer.metadata.get("slice")
-        if shown is not None and shown != z:
-            data[shown] = 0
-        data[z] = mask2d
-        layer.metadata["slice"] = z
-        layer.refresh()
+        else:
+            layer.scale = scale
+            layer.translate = translate
+            layer.data = crop
+        layer.metadata.update(slice=z, offset=(y0, x0), shape2d=tuple(mask2d.shape))
 
     def _clear_preview(self) -> None:
         layer = self.preview_layer()
-        if layer is not None and layer.metadata.get("slice") is not None:
-            layer.data[layer.metadata["slice"]] = 0
-            layer.refresh()
+        if layer is not None and layer.data.any():
+            layer.data = np.zeros((1, 1, 1), np.uint8)
+            layer.metadata.update(offset=(0, 0))
 
     # ------------------------------------------------------------------ apply
     def apply_slice(self) -> None:
