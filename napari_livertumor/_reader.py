@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 CT_CONTRAST_LIMITS = (-160.0, 240.0)  # the abdomen window, W 400 / L 40
-_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+_SEG_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"}
 _MAX_PROBE = 64
 
 
@@ -48,7 +48,7 @@ def read_dicom_layers(path) -> list[tuple]:
     from .io.tcia import find_seg_files, load_tcia_case
 
     target = _single_target(path)
-    if target.is_file() and _sop_class(target) == _SEG_SOP_CLASS:
+    if target.is_file() and _sop_class(target) in _SEG_SOP_CLASSES:
         volume, labels = load_tcia_case(target.parent.parent, seg_path=target)
         return _with_ground_truth(volume, labels)
     if target.is_dir():

@@ -123,6 +123,19 @@ def test_napari_opens_the_seg_over_its_ct(make_napari_viewer, study, tmp_path):
     np.testing.assert_allclose(image.world_to_data(world), [3, 7, 8], atol=1e-6)
     assert lab.data[3, 7, 8] == 2
 
+    # File > Save Selected Layer(s) with our writers: same voxels, the CT's grid
+    viewer.layers.selection = {lab}
+    [nii] = viewer.layers.save(
+        str(tmp_path / "saved.nii.gz"), selected=True, plugin="napari-livertumor"
+    )
+    back = read_nifti(nii)
+    np.testing.assert_array_equal(back.array, labels)
+    assert back.same_grid(ct)
+    [dcm] = viewer.layers.save(
+        str(tmp_path / "saved.dcm"), selected=True, plugin="napari-livertumor"
+    )
+    np.testing.assert_array_equal(read_dicom_seg(dcm, ct), labels)
+
 
 def test_patient_folder_opens_as_ct_with_its_ground_truth(study):
     ct_dir, _, ct, labels = study
@@ -140,16 +153,3 @@ def test_seg_whose_ct_is_missing_gives_a_clear_error(tmp_path, study):
     shutil.rmtree(ct_dir)
     with pytest.raises(InputError, match="references"):
         napari_get_reader(str(seg))(str(seg))
-
-    # File > Save Selected Layer(s) with our writers: same voxels, the CT's grid
-    viewer.layers.selection = {lab}
-    [nii] = viewer.layers.save(
-        str(tmp_path / "saved.nii.gz"), selected=True, plugin="napari-livertumor"
-    )
-    back = read_nifti(nii)
-    np.testing.assert_array_equal(back.array, labels)
-    assert back.same_grid(ct)
-    [dcm] = viewer.layers.save(
-        str(tmp_path / "saved.dcm"), selected=True, plugin="napari-livertumor"
-    )
-    np.testing.assert_array_equal(read_dicom_seg(dcm, ct), labels)

@@ -32,10 +32,18 @@ def hcc_labels(shape) -> np.ndarray:
     return labels
 
 
+@pytest.mark.parametrize("kind", ["BINARY", "LABELMAP"])
 @pytest.mark.parametrize("reverse", [False, True], ids=["highdicom-order", "reversed-frames"])
-def test_seg_written_then_read_lands_on_the_same_voxels(tmp_path, ct, reverse):
+def test_seg_written_then_read_lands_on_the_same_voxels(tmp_path, ct, reverse, kind):
     labels = hcc_labels(ct.shape)
-    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", HCC_SEGMENTS, reverse_frames=reverse)
+    write_dicom_seg(
+        labels,
+        ct,
+        tmp_path / "seg.dcm",
+        HCC_SEGMENTS,
+        reverse_frames=reverse,
+        segmentation_type=kind,
+    )
     np.testing.assert_array_equal(read_dicom_seg(tmp_path / "seg.dcm", ct), labels)
 
 

@@ -20,6 +20,8 @@ from ..errors import InputError
 from .volume import CTVolume
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+#: Segmentation Storage and Label Map Segmentation Storage.
+SEG_SOP_CLASSES = {SEG_SOP_CLASS, "1.2.840.10008.5.1.4.1.1.66.7"}
 
 #: HCC-TACE-Seg classes on the reference grid.
 HCC_CLASSES = {1: "liver", 2: "tumor", 3: "portal vein", 4: "aorta"}
@@ -105,21 +107,25 @@ def read_dicom_seg(
     labels = np.zeros(reference.shape, dtype=np.uint8)
     priority = np.full(reference.shape, -1, dtype=np.int8)
     unmapped = 0
+    labelmap = str(ds.get("SegmentationType", "")) == "LABELMAP"
     for i in range(n_frames):
         group = per_frame[i] if i < len(per_frame) else None
-        number = _frame_segment(group, shared)
-        value = segment_class.get(number, 0)
-        if value == 0:
+        if labelmap:  # pixel values are segment numbers; one frame holds every segment
+            pieces = [(frames[i] == n, v) for n, v in segment_class.items() if v]
+        else:  # one segment per frame, named in the frame's functional groups
+            value = segment_class.get(_frame_segment(group, shared), 0)
+            pieces = [(frames[i] > 0, value)] if value else []
+        if not pieces:
             continue
         z = _frame_z(group, shared, uid_to_z, to_index, reference)
         if z is None:
             unmapped += 1
             continue
-        mask = frames[i] > 0
-        rank = _PAINT_ORDER[value]
-        paint = mask & (priority[z] < rank)
-        labels[z][paint] = value
-        priority[z][paint] = rank
+        for mask, value in pieces:
+            rank = _PAINT_ORDER[value]
+            paint = mask & (priority[z] < rank)
+            labels[z][paint] = value
+            priority[z][paint] = rank
     if unmapped:
         if unmapped == n_frames or not labels.any():
             ref_series = _referenced_series(ds)
@@ -147,10 +153,11 @@ def write_dicom_seg(
     series_description: str = "Segmentation",
     series_number: int = 300,
     reverse_frames: bool = False,
+    segmentation_type: str = "BINARY",
     series_uid: str | None = None,
     sop_instance_uid: str | None = None,
 ) -> Path:
-    """Write a label map as a BINARY DICOM SEG that references the source CT slices.
+    """Write a label map as a DICOM SEG that references the source CT slices.
 
     Parameters
     ----------
@@ -169,6 +176,9 @@ def write_dicom_seg(
         :func:`read_dicom_series` semantics (only headers are used).
     algorithm_type : {"AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"}
         ``MANUAL`` for ground truth drawn by a person.
+    segmentation_type : {"BINARY", "LABELMAP"}
+        ``BINARY`` (one frame per segment and slice; what PACS viewers read most widely) or
+        the newer ``LABELMAP`` (one frame per slice holding segment numbers).
     reverse_frames : bool
         Reverse the frame order highdicom chose (HCC-TACE-Seg files come in both orders);
         readers must cope.
@@ -213,7 +223,7 @@ def write_dicom_seg(
     seg = hd.seg.Segmentation(
         source_images=[sources[z] for z in order],
         pixel_array=pixel,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segmentation_type=hd.seg.SegmentationTypeValues[segmentation_type.upper()],
         segment_descriptions=descriptions,
         series_instance_uid=series_uid or generate_uid(),
         series_number=series_number,
@@ -248,7 +258,7 @@ def _read_seg_dataset(seg_path: Path):
         ds = pydicom.dcmread(seg_path)
     except Exception as exc:
         raise InputError(seg_path, f"not a readable DICOM file ({type(exc).__name__})") from exc
-    if str(ds.get("SOPClassUID", "")) != SEG_SOP_CLASS:
+    if str(ds.get("SOPClassUID", "")) not in SEG_SOP_CLASSES:
         raise InputError(
             seg_path,
             f"not a DICOM SEG (SOP class {ds.get('SOPClassUID', '?')}, "
@@ -398,7 +408,8 @@ def _reverse_frame_order(seg) -> None:
     n = int(seg.NumberOfFrames)
     frames = np.asarray(seg.pixel_array).reshape(n, seg.Rows, seg.Columns)
     seg.PerFrameFunctionalGroupsSequence = list(seg.PerFrameFunctionalGroupsSequence)[::-1]
-    seg.PixelData = pack_bits(np.ascontiguousarray(frames[::-1]))
+    flipped = np.ascontiguousarray(frames[::-1])
+    seg.PixelData = pack_bits(flipped) if int(seg.BitsAllocated) == 1 else flipped.tobytes()
 
 
 def _segment_description(hd, number: int, text: str, algorithm_type: str, algorithm_name: str):

@@ -21,7 +21,7 @@ from .volume import CTVolume
 def find_seg_files(root: str | Path) -> list[Path]:
     """DICOM SEG files under ``root`` (any depth), sorted by path."""
     from .dicom import is_dicom_file
-    from .seg import SEG_SOP_CLASS
+    from .seg import SEG_SOP_CLASSES
 
     found = []
     for path in sorted(Path(root).rglob("*")):
@@ -31,7 +31,7 @@ def find_seg_files(root: str | Path) -> list[Path]:
             ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
         except Exception:
             continue
-        if str(ds.get("SOPClassUID", "")) == SEG_SOP_CLASS:
+        if str(ds.get("SOPClassUID", "")) in SEG_SOP_CLASSES:
             found.append(path)
     return found
 
