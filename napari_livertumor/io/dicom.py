@@ -279,14 +279,19 @@ def _pixel_offset(fp, ds) -> int | None:
     if ds.get("SamplesPerPixel", 1) != 1 or ds.get("NumberOfFrames", 1) not in (1, "1", None):
         return None
     start = fp.tell()
-    tag = fp.read(8)
-    if len(tag) < 8 or tag[:4] != b"\xe0\x7f\x10\x00":
+    head = fp.read(12)
+    if len(head) < 12 or head[:4] != b"\xe0\x7f\x10\x00":
         return None
     if ts == ExplicitVRLittleEndian:
-        if tag[4:6] not in (b"OW", b"OB"):
+        if head[4:6] not in (b"OW", b"OB"):
             return None
-        return start + 12
-    return start + 8
+        length, offset = int.from_bytes(head[8:12], "little"), start + 12
+    else:
+        length, offset = int.from_bytes(head[4:8], "little"), start + 8
+    expected = int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0) * 2
+    if length == 0xFFFFFFFF or length < expected:
+        return None  # encapsulated or short: let pydicom decide (and explain)
+    return offset
 
 
 # --------------------------------------------------------------------------- grouping
