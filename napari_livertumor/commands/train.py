@@ -78,8 +78,11 @@ def run(args) -> int:
 
         return launch_torchrun(configs, args.ddp)
     from ..training.cli_report import print_reports
-    from ..training.loop import train
+    from ..training.loop import train, warm_cache
 
+    if len(configs) > 1:
+        print("== preprocessing (each CT is read once for both stages)", flush=True)
+        warm_cache(configs)
     for cfg in configs:
         print(f"== training the {cfg.stage} model -> {cfg.stage_dir}", flush=True)
         print_reports(train(cfg), sys.stdout)

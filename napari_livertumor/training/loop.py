@@ -76,22 +76,7 @@ class _Run:
         cfg = self.config
         records = index_cases(cfg.data)
         ids = [r.case_id for r in records]
-        if cfg.split_file:
-            split = read_split(cfg.split_file)
-            unknown = [c for c in split["train"] if c not in ids]
-            if unknown:
-                log.warning(
-                    "split lists %d patient(s) not in the data: %s", len(unknown), unknown[:5]
-                )
-        else:
-            split = make_split(
-                ids,
-                cfg.seed,
-                test_fraction=cfg.test_fraction,
-                val_fraction=cfg.val_fraction,
-                folds=cfg.folds,
-                fold=cfg.fold,
-            )
+        split = resolve_split(cfg, ids)
         wanted = set(split["train"]) | set(split["val"])
         use = [r for r in records if r.case_id in wanted]
         cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.out) / ".cache"
@@ -192,6 +177,7 @@ class _Run:
         self.net, self.opt, self.state = net, opt, state
         self.meta_base = {"data": self._data_summary(data), "weak": weak_summary}
         t_start = time.perf_counter() - state["elapsed_s"]
+        self.t_start = t_start
         step = state["step"]
         cancelled = False
         try:
@@ -286,7 +272,10 @@ class _Run:
     def _step(self, model, opt, batch, step: int, total_steps: int):
         torch = self.torch
         cfg = self.config
-        lr = lr_at(step, total_steps, cfg.lr, cfg.warmup_steps)
+        time_frac = None
+        if cfg.max_minutes:
+            time_frac = (time.perf_counter() - self.t_start) / (60 * cfg.max_minutes)
+        lr = lr_at(step, total_steps, cfg.lr, cfg.warmup_steps, time_frac=time_frac)
         for g in opt.param_groups:
             g["lr"] = lr
         x = batch["image"].to(self.device, non_blocking=True)
@@ -477,6 +466,40 @@ class _Run:
 
 
 # ---------------------------------------------------------------------- helpers
+def resolve_split(cfg: TrainConfig, ids: list[str]) -> dict[str, Any]:
+    """The split file's split, or the seeded one the config describes."""
+    if cfg.split_file:
+        split = read_split(cfg.split_file)
+        unknown = [c for c in split["train"] if c not in ids]
+        if unknown:
+            log.warning("split lists %d patient(s) not in the data: %s", len(unknown), unknown[:5])
+        return split
+    return make_split(
+        ids,
+        cfg.seed,
+        test_fraction=cfg.test_fraction,
+        val_fraction=cfg.val_fraction,
+        folds=cfg.folds,
+        fold=cfg.fold,
+    )
+
+
+def warm_cache(configs: list[TrainConfig]) -> list[tuple[str, str]]:
+    """Preprocess every training/validation case for all ``configs`` reading each source once.
+
+    Training both stages otherwise reads every CT twice (once per stage). Returns skipped cases.
+    """
+    cfg = configs[0]
+    records = index_cases(cfg.data)
+    split = resolve_split(cfg, [r.case_id for r in records])
+    wanted = set(split["train"]) | set(split["val"])
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.out) / ".cache"
+    _, skipped = load_or_prepare(
+        [r for r in records if r.case_id in wanted], [preprocess_params(c) for c in configs], cache
+    )
+    return skipped
+
+
 def validate(net, cases, config, device) -> dict[str, Any]:
     """Dice per class on whole validation cases at the stage grid (sliding window)."""
     import torch
@@ -526,11 +549,19 @@ def weights_digest(net) -> str:
     return h.hexdigest()
 
 
-def lr_at(step: int, total: int, base: float, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to 1 % of ``base``."""
+def lr_at(
+    step: int, total: int, base: float, warmup: int, *, time_frac: float | None = None
+) -> float:
+    """Linear warm-up, then cosine decay to 1 % of ``base``.
+
+    With a wall-time cap, progress is the larger of the step fraction and ``time_frac`` (the
+    fraction of the time budget used), so a run stopped by the clock still ends at a low rate.
+    """
     if warmup and step < warmup:
         return base * (step + 1) / warmup
     t = (step - warmup) / max(1, total - warmup)
+    if time_frac is not None:
+        t = max(t, time_frac)
     return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 

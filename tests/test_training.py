@@ -1,0 +1,191 @@
+"""Training: a user trains a tiny model on a toy cohort, stops it, resumes it, and uses it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_livertumor.errors import InputError
+from napari_livertumor.models import load_model, read_metadata
+from napari_livertumor.training import make_config, train
+from napari_livertumor.training.data import make_split
+from napari_livertumor.training.toydata import write_toy_cohort
+
+TINY_NET = {"init_filters": 4, "blocks_down": [1, 1, 1], "blocks_up": [1, 1], "vae_nz": 16}
+WEAK_COLUMNS = ["AFP", "T_involvment", "CLIP_Score", "age"]
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory):
+    global _CACHE
+    _CACHE = str(tmp_path_factory.mktemp("cache"))  # preprocess each toy case once per module
+    return write_toy_cohort(tmp_path_factory.mktemp("toy"), n_cases=6, seed=0)
+
+
+_CACHE = None
+
+
+def tiny_config(data, out, stage="liver", **kw):
+    base = dict(
+        cache_dir=_CACHE,
+        data=str(data),
+        out=str(out),
+        epochs=2,
+        steps_per_epoch=3,
+        roi_size=(16, 32, 32),
+        target_spacing=(2.5, 2.0, 2.0),
+        network=TINY_NET,
+        val_fraction=0.2,
+        weak_columns=WEAK_COLUMNS,
+        seed=3,
+        warmup_steps=2,
+    )
+    base.update(kw)
+    return make_config(stage, **base)
+
+
+def run_all(config, **kw):
+    return list(train(config, **kw))
+
+
+def test_a_few_steps_lower_the_loss(toy_data, tmp_path):
+    cfg = tiny_config(
+        toy_data, tmp_path, epochs=1, steps_per_epoch=10, lr=5e-3, augment=False, fg_ratio=1.0
+    )
+    reports = run_all(cfg)
+    losses = [r["losses"]["total"] for r in reports if r["event"] == "step"]
+    assert len(losses) == 10
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    assert reports[-1]["event"] == "done"
+
+
+def test_training_writes_a_model_folder_the_pipeline_can_load(toy_data, tmp_path):
+    reports = run_all(tiny_config(toy_data, tmp_path, stage="tumor", weak_lambda=0.5))
+    info = reports[0]
+    assert info["event"] == "info" and info["weak"]["enabled"]
+    assert info["weak"]["n_weak_labels"] == info["n_train"]
+    epochs = [r for r in reports if r["event"] == "epoch"]
+    assert len(epochs) == 2 and all("val_dice_tumor" in r["val"] for r in epochs)
+    model = load_model(tmp_path / "tumor", stage="tumor")
+    meta = model.metadata
+    assert meta.label_map == {"0": "background", "1": "liver", "2": "tumor"}
+    assert meta.mask_outside_liver and meta.roi_size == (16, 32, 32)
+    assert set(meta.training["data"]["split"]) >= {"train", "val", "test"}
+    assert meta.training["config"]["weak_lambda"] == 0.5
+    assert "val_dice_tumor" in meta.metrics
+    # the VAE branch is not shipped; the stored trunk has no vae_* weights
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "tumor" / "model.safetensors"), "pt") as fh:
+        assert not [k for k in fh.keys() if k.startswith("vae")]
+    split = json.loads((tmp_path / "tumor" / "split.json").read_text())
+    assert not set(split["train"]) & set(split["test"])
+    assert not set(split["val"]) & set(split["test"])
+
+
+def test_cancel_stops_within_one_step_and_leaves_a_loadable_last_checkpoint(toy_data, tmp_path):
+    steps_seen = []
+
+    def should_cancel():
+        return len(steps_seen) >= 2
+
+    reports = []
+    for r in train(tiny_config(toy_data, tmp_path), should_cancel=should_cancel):
+        reports.append(r)
+        if r["event"] == "step":
+            steps_seen.append(r["step"])
+    assert steps_seen == [1, 2]
+    assert reports[-1]["event"] == "cancelled" and reports[-1]["step"] == 2
+    last = load_model(tmp_path / "liver" / "last", stage="liver")
+    assert last.metadata.training["steps"] == 2
+    assert not list((tmp_path / "liver").glob(".last-*"))  # no temporary folder left behind
+
+
+def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(toy_data, tmp_path):
+    full = run_all(tiny_config(toy_data, tmp_path / "full"))
+    n = 0
+
+    def cancel_after_four():
+        return n >= 4
+
+    for r in train(tiny_config(toy_data, tmp_path / "cut"), should_cancel=cancel_after_four):
+        n += r["event"] == "step"
+    resumed = run_all(tiny_config(toy_data, tmp_path / "cut", resume=True))
+    steps = [r["step"] for r in resumed if r["event"] == "step"]
+    assert steps == [5, 6]
+    full_losses = [r["losses"]["total"] for r in full if r["event"] == "step"]
+    res_losses = [r["losses"]["total"] for r in resumed if r["event"] == "step"]
+    assert res_losses == pytest.approx(full_losses[4:], rel=1e-4, abs=1e-5)
+    assert resumed[-1]["weights_digest"] == full[-1]["weights_digest"]
+
+
+def test_a_data_folder_without_labels_is_refused_clearly(tmp_path):
+    (tmp_path / "imagesTr").mkdir()
+    with pytest.raises(InputError, match="labelsTr"):
+        run_all(tiny_config(tmp_path, tmp_path / "out"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="no training cases"):
+        run_all(tiny_config(empty, tmp_path / "out"))
+
+
+def test_a_patient_whose_labels_do_not_fit_its_ct_is_skipped_with_a_reason(toy_data, tmp_path):
+    import shutil
+
+    from napari_livertumor.io.nifti import write_nifti
+    from napari_livertumor.io.volume import CTVolume
+
+    data = tmp_path / "data"
+    shutil.copytree(toy_data, data)
+    cfg = tiny_config(data, tmp_path / "out", epochs=1, steps_per_epoch=1)
+    ids = [f"HCC_{i:03d}" for i in range(1, 7)]
+    victim = make_split(ids, cfg.seed, val_fraction=cfg.val_fraction)["train"][0]
+    write_nifti(CTVolume(np.zeros((4, 8, 8), np.uint8)), data / "labelsTr" / f"{victim}.nii.gz")
+    reports = run_all(cfg)
+    assert reports[0]["n_skipped"] == 1
+    split = json.loads((tmp_path / "out" / "liver" / "split.json").read_text())
+    assert split["skipped"][0]["case"] == victim
+    assert "does not match" in split["skipped"][0]["reason"]
+
+
+def test_a_clinical_table_matching_no_patient_is_refused_clearly(toy_data, tmp_path):
+    bad = tmp_path / "clinical.csv"
+    bad.write_text("TCIA_ID,AFP,age\nXYZ_1,10,50\nXYZ_2,20,60\n")
+    cfg = tiny_config(toy_data, tmp_path / "out", stage="tumor", clinical=str(bad), weak_lambda=0.5)
+    with pytest.raises(InputError, match="no clinical row matches"):
+        run_all(cfg)
+
+
+def test_the_cli_trains_both_stages_from_a_recipe(toy_data, tmp_path, capsys):
+    from napari_livertumor.cli import main
+
+    recipe = {
+        "common": {
+            "epochs": 1,
+            "steps_per_epoch": 2,
+            "roi_size": [16, 32, 32],
+            "target_spacing": [2.5, 2.0, 2.0],
+            "network": TINY_NET,
+            "weak_columns": WEAK_COLUMNS,
+        }
+    }
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    rc = main(
+        ["train", "--data", str(toy_data), "--out", str(tmp_path / "m"), "--config",
+         str(tmp_path / "recipe.json"), "--weak-lambda", "0.2"]
+    )  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "training the liver model" in out and "training the tumor model" in out
+    assert read_metadata(tmp_path / "m" / "liver").stage == "liver"
+    assert read_metadata(tmp_path / "m" / "tumor").training["config"]["weak_lambda"] == 0.2
+
+
+def test_a_recipe_with_a_typo_is_refused(tmp_path):
+    from napari_livertumor.training.config import load_recipe
+
+    (tmp_path / "r.json").write_text(json.dumps({"common": {"epochz": 3}}))
+    with pytest.raises(InputError, match="epochz"):
+        load_recipe(tmp_path / "r.json")
