@@ -147,6 +147,7 @@ def main(argv=None) -> int:
         "sitk_peak_rss_increase_mb": round(mem_sitk["rss_peak_increase"] / 1e6, 1),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
         "(shared with other jobs: timings are noisy)",
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
     }
     print(f"DICOM load, {result['series']} ({result['volume_mb']} MB in memory)")
     print(f"  ours       median {result['ours_median_s']:.3f} s  {result['ours_all_s']}")
