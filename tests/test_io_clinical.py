@@ -19,6 +19,8 @@ ROWS = {
     "Metastasis": [0, 1, "yes", "no"],
     "AFP": [12.5, 4000, 3.1, 88],
     "Pathology": ["Well differentiated", "Moderately", "Poorly", "Well"],
+    "BCLC": ["A", "Stage-C", "0", "D"],
+    "Okuda": ["Stage I", "Stage II", "Stage III", "I"],
 }
 
 
@@ -39,6 +41,8 @@ def test_xlsx_data_table_is_encoded_by_the_original_codes(tmp_path):
     assert f["Metastasis"].tolist() == [0.0, 1.0, 1.0, 0.0]
     assert f["Sex"].tolist() == [1.0, 0.0, 1.0, 1.0]
     assert f.loc["HCC_002", "AFP"] == 4000
+    assert f["BCLC"].tolist() == [1.0, 3.0, 0.0, 4.0]
+    assert f["Okuda"].tolist() == [1.0, 2.0, 3.0, 1.0]
     assert np.isnan(f.loc["HCC_003", "age"])
     text = "\n".join(table.report)
     assert "T_involvment: unknown value(s) 'about half'" in text

@@ -186,6 +186,7 @@ def encode_yes_no(value) -> float | None:
 def _mapping(table: dict[str, float]) -> Callable[[str], float | None]:
     def encode(value) -> float | None:
         text = re.sub(r"\s+", "", str(value).strip().lower())
+        text = re.sub(r"^stage[_\-]?", "", text)  # "Stage-A", "Stage_I" -> "a", "i"
         if text in table:
             return table[text]
         try:
@@ -205,7 +206,7 @@ _ENCODERS: dict[str, Callable] = {
     "tumor_nodul": _mapping({"uninodular": 0.0, "multinodular": 1.0}),
     "afp_group": _mapping({"<400": 0.0, ">=400": 1.0, "≥400": 1.0, ">400": 1.0}),
     "cps": _mapping({"a": 1.0, "b": 2.0, "c": 3.0}),
-    "okuda": _mapping({"stagei": 1.0, "stageii": 2.0, "stageiii": 3.0, "i": 1.0, "ii": 2.0}),
+    "okuda": _mapping({"i": 1.0, "ii": 2.0, "iii": 3.0}),
     "bclc": _mapping({"0": 0.0, "a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}),
 }
 _ENCODERS.update({c.lower(): encode_yes_no for c in YES_NO_COLUMNS})
