@@ -73,25 +73,32 @@ class Body:
 
 
 def sample_body(rng: np.random.Generator, size: float | None = None) -> Body:
-    """Body habitus: size, fat, muscle, spine depth and liver height."""
+    """Body habitus: the inner (cavity) size first, then fat and muscle around it.
+
+    Organs need a roughly constant room, so the cavity varies less than the skin outline;
+    obesity adds fat outside (and inside) the muscle wall.
+    """
     s = rng.normal(0.0, 1.0) if size is None else size  # habitus z-score
-    half_width = float(np.clip(158 + 14 * s + rng.normal(0, 6), 125, 195))
-    ant = float(np.clip(118 + 13 * s + rng.normal(0, 6), 88, 160))
-    post = float(np.clip(100 + 6 * s + rng.normal(0, 4), 82, 125))
-    fat = float(np.clip(np.exp(rng.normal(np.log(16), 0.5)) * (1 + 0.25 * s), 4, 55))
+    cav_a = float(np.clip(128 + 8 * s + rng.normal(0, 6), 105, 155))
+    cav_ant = float(np.clip(88 + 6 * s + rng.normal(0, 5), 70, 110))
+    fat = float(np.clip(np.exp(rng.normal(np.log(15), 0.5)) * (1 + 0.3 * s), 4, 55))
     muscle = float(rng.uniform(7, 13))
+    skin = 2.0
+    fat_ant = fat * rng.uniform(0.9, 1.4)
+    fat_lat = fat * rng.uniform(0.6, 1.0)
     fat_post = fat * rng.uniform(0.7, 1.1)
-    spine_y = post - 2 - fat_post - rng.uniform(48, 62)
+    spine_y = float(rng.uniform(20, 40))
+    back = rng.uniform(48, 62)  # vertebral centre to the back muscles' surface
     return Body(
-        half_width=half_width,
-        ant=ant,
-        post=post,
-        skin=2.0,
-        fat_ant=fat * rng.uniform(0.9, 1.4),
-        fat_lat=fat * rng.uniform(0.6, 1.0),
+        half_width=cav_a + skin + fat_lat + muscle,
+        ant=cav_ant + skin + fat_ant + muscle,
+        post=spine_y + back + fat_post + skin,
+        skin=skin,
+        fat_ant=fat_ant,
+        fat_lat=fat_lat,
         fat_post=fat_post,
         muscle=muscle,
-        spine_y=float(spine_y),
+        spine_y=spine_y,
         liver_height=float(np.clip(rng.normal(168, 16), 135, 215)),
         dome_drop=float(rng.uniform(55, 85)),
     )
@@ -191,9 +198,9 @@ def build_anatomy(
     H = body.liver_height
     _paint_body_and_table(p)
     dome = _dome(p, rng)
-    _paint_thorax(p, rng, dome)
-    _paint_ribs(p, rng)
     vessels = _vessel_positions(p, rng)
+    _paint_thorax(p, rng, dome, vessels)
+    _paint_ribs(p, rng)
     _paint_stomach(p, rng, dome, extras)
     _paint_spleen(p, rng, dome, extras)
     _paint_pancreas_and_veins(p, rng, vessels)
@@ -222,11 +229,13 @@ def _paint_body_and_table(p: _Painter) -> None:
     # the couch: a curved band under the back
     Y = p.g.ys[:, None]
     X = p.g.xs[None, :]
-    y0 = b.post * float(p.scale_z.max()) + p.rng.uniform(1, 8)
-    yt = y0 + 6e-4 * X**2 * p.rng.uniform(0.5, 1.5)
-    thick = p.rng.uniform(5, 12)
-    table = (Y >= yt) & (Y <= yt + thick) & (np.abs(X) < p.rng.uniform(180, 230))
-    t[:, table] = TABLE
+    y0 = b.post * float(p.scale_z.min()) + p.rng.uniform(0, 4)
+    yt = y0 - 4e-4 * X**2 * p.rng.uniform(0.5, 1.5)  # a cradle: edges rise around the body
+    thick = p.rng.uniform(4, 8)
+    wide = np.abs(X) < p.rng.uniform(180, 230)
+    below = yt + thick + p.rng.uniform(15, 40)
+    table = wide & (((Y >= yt) & (Y <= yt + thick)) | ((Y >= below) & (Y <= below + thick)))
+    t[:, table & (t.min(axis=0) == AIR)] = TABLE
 
 
 def _dome(p: _Painter, rng) -> np.ndarray:
@@ -236,16 +245,18 @@ def _dome(p: _Painter, rng) -> np.ndarray:
     X = p.g.xs[None, :].astype(np.float32)
     ry = 0.5 * (b.cav_ant + b.spine_y) * 1.15
     yc = rng.uniform(-0.2, 0.1) * b.cav_ant
-    post = np.where(Y > yc, rng.uniform(1.1, 1.5), 0.7)  # deeper posterior recesses
-    deepest = rng.uniform(0.75, 1.0)
-    qr = ((X + 0.45 * b.cav_a) / (0.8 * b.cav_a)) ** 2 + post * ((Y - yc) / ry) ** 2
-    ql = ((X - 0.45 * b.cav_a) / (0.8 * b.cav_a)) ** 2 + post * ((Y - yc) / ry) ** 2
+    post = np.where(Y > yc, rng.uniform(1.1, 1.5), rng.uniform(0.3, 0.5))  # deep at the back
+    deepest = rng.uniform(0.85, 1.15)
+    qy = (post * ((Y - yc) / ry) ** 2) ** 2  # flat in the middle, steep at the back
+    lat = rng.uniform(1.0, 1.5)
+    qr = lat * ((X + 0.45 * b.cav_a) / (0.8 * b.cav_a)) ** 2 + qy
+    ql = lat * ((X - 0.45 * b.cav_a) / (0.8 * b.cav_a)) ** 2 + qy
     right = -b.dome_drop * np.minimum(qr, deepest)
     left = -rng.uniform(8, 25) - b.dome_drop * np.minimum(ql, deepest)
     return np.maximum(right, left).astype(np.float32)
 
 
-def _paint_thorax(p: _Painter, rng, dome) -> None:
+def _paint_thorax(p: _Painter, rng, dome, v) -> None:
     g = p.g
     bx = g.box((float(dome.min()), g.ys[0], g.xs[0]), (g.zs[-1], g.ys[-1], g.xs[-1]))
     if bx is None:
@@ -255,8 +266,16 @@ def _paint_thorax(p: _Painter, rng, dome) -> None:
     above = Z - dome[None]
     p.paint(sl, cav & (above > 0) & (above <= 5), MUSCLE)  # diaphragm
     p.paint(sl, cav & (above > 5), LUNG)
-    # the heart sits on the central tendon, in front and to the left
+    # posterior mediastinum (crura, oesophagus, azygos) between the lung bases
     b = p.b
+    ao_x, ao_y = v["aorta"]
+    med = ((X - ao_x + 12) / rng.uniform(38, 50)) ** 2 + ((Y - ao_y - 8) / rng.uniform(30, 40)) ** 2
+    p.paint(sl, cav & (above > 0) & (med < 1), VFAT)
+    ring = np.sqrt((X - ao_x) ** 2 + (Y - ao_y) ** 2) - v["r_aorta"]
+    p.paint(
+        sl, cav & (above > -30) & (ring > 0) & (ring < rng.uniform(4, 7)) & (Y > ao_y - 5), MUSCLE
+    )
+    # the heart sits on the central tendon, in front and to the left
     c = (rng.uniform(40, 60), -0.35 * b.cav_ant, 0.12 * b.cav_a)
     r = (70.0, 0.6 * b.cav_ant, 0.55 * b.cav_a)
     f = ellipsoid(Z, Y, X, c, r)
@@ -514,7 +533,10 @@ def _paint_liver(p: _Painter, rng, dome, v, extras):
     cx_r = -0.45 * a - 0.15 * a * (1 - t)
     cy_r = 0.5 * (post_cav - ca) - 0.2 * ca * (1 - t)
     f = (np.sqrt(((X - cx_r) / rx_r) ** 2 + ((Y - cy_r) / ry_r) ** 2) - 1) * 70
-    f = np.maximum(f, (-H * (1 - 0.1 * np.abs(X) / a) - Z) * 2)  # the inferior tip
+    # the inferior surface rises medially: the right lobe's tip hangs lowest, at the flank
+    tip = rng.uniform(0.6, 0.8)
+    bottom = -H * (tip + (1 - tip) * np.clip(-X / a, 0, 1) ** 0.7)
+    f = np.maximum(f, (bottom - Z) * 1.5)
     pl = np.maximum(np.sin(np.pi * np.clip((t - 0.38) / 0.66, 0, 1)), 1e-3) ** 0.6 * left_size
     cx_l = 0.08 * a + 0.05 * a * t
     rx_l = 0.5 * a * pl
@@ -572,7 +594,7 @@ def _fit_volume(f, clamp, g: Grid, target_ml: float) -> np.ndarray:
     for _ in range(4):
         vol = float(np.count_nonzero(np.maximum(f - level, clamp) < 0)) * vox_ml
         area_ml_per_mm = 5.0 * max(vol, 200.0) ** (2 / 3) / 10.0  # ~ surface (cm2) / 10
-        step = float(np.clip((target_ml - vol) / area_ml_per_mm, -12, 12))
+        step = float(np.clip((target_ml - vol) / area_ml_per_mm, -10, 10))
         if abs(step) < 0.5:
             break
         level += step
@@ -732,7 +754,7 @@ def _paint_kidneys(p: _Painter, rng) -> None:
     b = p.b
     H = b.liver_height
     for side in (-1, 1):
-        zc = -H * rng.uniform(0.85, 1.0) - (15 if side < 0 else 0) + 20
+        zc = -H * rng.uniform(0.92, 1.05) - (15 if side < 0 else 0) + 20
         c = np.array([zc, b.spine_y - rng.uniform(0, 12), side * rng.uniform(62, 80)])
         r = np.array([rng.uniform(48, 60), rng.uniform(22, 27), rng.uniform(24, 30)])
         bx = p.g.box(c - r - 5, c + r + 5)

@@ -18,7 +18,7 @@ PHASES = ("non-contrast", "arterial", "portal venous")
 #: tissue -> ((lo, hi) non-contrast, arterial, portal venous), texture amplitude (HU)
 _HU = {
     A.AIR: ((-1010, -990),) * 3 + (3,),
-    A.TABLE: ((-400, 50),) * 3 + (20,),
+    A.TABLE: ((-150, 250),) * 3 + (30,),
     A.SKIN: ((20, 50),) * 3 + (5,),
     A.FAT: ((-120, -85),) * 3 + (6,),
     A.VFAT: ((-115, -80),) * 3 + (8,),

@@ -132,7 +132,11 @@ def generate_phantom(
         xs=x0 + wc * dx,
     )
     z_shift = float(rng.uniform(-500, -150))  # body z (dome = 0) -> a typical table position
-    body.scale_z = 1 + 0.03 * np.sin(grid.zs / rng.uniform(150, 300) + rng.uniform(0, 6))
+    body.scale_z = (
+        1
+        + rng.uniform(0.02, 0.05) * np.sin(grid.zs / rng.uniform(80, 200) + rng.uniform(0, 6))
+        + rng.uniform(-0.1, 0.05) * np.clip(-grid.zs / 300.0, -0.2, 1.0)
+    )
 
     # ---- anatomy and image
     anat = A.build_anatomy(rng, grid, body, plan, extras)
