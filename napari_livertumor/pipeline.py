@@ -64,6 +64,10 @@ class InferenceConfig:
     min_liver_ml : float
         A liver smaller than this is treated as "no liver found" (e.g. a head CT).
     sw_overlap, sw_batch_size : sliding-window overlap fraction and windows per forward pass.
+    window_growth : float
+        Along an axis where the stage image is at most ``window_growth`` × the model's window,
+        one window covers the whole axis (the trunk is fully convolutional). Fewer, larger
+        windows cut the overlap work several-fold on a CPU; 1.0 keeps the trained window size.
     amp : bool
         Mixed precision (float16 autocast) on CUDA; ignored on the CPU.
     num_threads : int or None
@@ -85,6 +89,7 @@ class InferenceConfig:
     min_liver_ml: float = 50.0
     sw_overlap: float = 0.25
     sw_batch_size: int = 1
+    window_growth: float = 4.0
     amp: bool = True
     num_threads: int | None = None
     allow_non_ct: bool = False
@@ -106,6 +111,8 @@ class InferenceConfig:
             raise ValueError(f"sw_overlap must be in [0, 1); got {self.sw_overlap}")
         if self.sw_batch_size < 1:
             raise ValueError("sw_batch_size must be >= 1")
+        if self.window_growth < 1.0:
+            raise ValueError(f"window_growth must be >= 1; got {self.window_growth}")
         if self.min_tumor_ml < 0 or self.min_liver_ml < 0:
             raise ValueError("minimum volumes must be >= 0")
 
@@ -467,6 +474,20 @@ def _sliding_logits(model: LoadedModel, x, device, cfg: InferenceConfig, rep: Re
         cval=0.0,
     )
     return out[0].float().cpu()
+
+
+def window_size(roi_size, shape, factor: int, growth: float) -> tuple[int, int, int]:
+    """Sliding-window size per axis for an image of ``shape`` and a model trained on ``roi_size``.
+
+    An axis no longer than ``growth`` × the trained size gets one window spanning it (rounded up
+    to a multiple of the network's down-sampling ``factor``): small images are never padded up to
+    a big window, and mid-size ones are not cut into heavily overlapping pieces.
+    """
+    out = []
+    for r, s in zip(roi_size, shape, strict=True):
+        r, s = int(r), int(s)
+        out.append(_ceil_to(s, factor) if s <= growth * r else r)
+    return tuple(out)  # type: ignore[return-value]
 
 
 def _count_windows(shape, roi, overlap: float) -> int:
