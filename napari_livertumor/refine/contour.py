@@ -328,15 +328,21 @@ class _IterationReporter:
 
 
 def contrast_to_noise(
-    image: np.ndarray, tumor: np.ndarray, liver: np.ndarray | None, spacing, ring_mm: float = 5.0
+    image: np.ndarray,
+    tumor: np.ndarray,
+    liver: np.ndarray | None,
+    spacing,
+    gap_mm: float = 3.0,
+    width_mm: float = 5.0,
 ) -> float | None:
     """Contrast-to-noise ratio of a lesion against the liver in a ring around it.
 
-    ``|mean(inside) - mean(ring)| / pooled standard deviation``; None when either region has
-    fewer than 10 voxels (then there is nothing to judge by).
+    ``|mean(inside) - mean(ring)| / pooled standard deviation``, the ring lying ``gap_mm`` to
+    ``gap_mm + width_mm`` outside the mask (the gap keeps a too-small mask's missed rim of tumor
+    out of the "liver" side). None when either region has fewer than 10 voxels.
     """
-    ring = ndi.distance_transform_edt(~tumor, sampling=spacing) <= ring_mm
-    ring &= ~tumor
+    distance = ndi.distance_transform_edt(~tumor, sampling=spacing)
+    ring = (distance > gap_mm) & (distance <= gap_mm + width_mm)
     if liver is not None:
         ring &= liver
     if tumor.sum() < 10 or ring.sum() < 10:
