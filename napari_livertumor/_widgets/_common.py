@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,24 @@ def set_status(label, message: str, *, error: bool = False) -> None:
         label.setStyleSheet("color: #ff6b6b;" if error else "")
         label.setText(message)
     except RuntimeError:  # label already deleted
+        pass
+
+
+def warm_up_imports(*modules: str) -> None:
+    """Import torch, MONAI and ``modules`` now, while the panel opens.
+
+    Importing their compiled modules holds Python's global lock for up to seconds; done first
+    inside a worker, that would freeze the window in the middle of a run instead.
+    """
+    try:
+        import monai.inferers  # noqa: F401
+        import monai.networks.nets  # noqa: F401
+        import safetensors.torch  # noqa: F401
+        import torch  # noqa: F401
+
+        for name in modules:
+            importlib.import_module(name)
+    except ImportError:  # reported when a job needs them
         pass
 
 

@@ -70,7 +70,7 @@ class Job(QObject):
         super().__init__()
         self._cancel = threading.Event()
         self._last_emit: dict[str, float] = {}
-        self._bars: dict[str, Any] = {}
+        self._bars: dict[str, Any] = {}  # "job": the napari bar, "stage": its current stage
         self._qbar = progress_bar
         self._description = description
         self._napari_progress = napari_progress
@@ -85,6 +85,7 @@ class Job(QObject):
     # ------------------------------------------------------------------ control
     def start(self) -> Job:
         self.status = "running"
+        self._open_bar()
         _RUNNING.add(self)
         self.worker.start()
         return self
@@ -174,16 +175,7 @@ class Job(QObject):
         if self.status != "running":
             return
         if self._napari_progress:
-            bar = self._bars.get(stage)
-            if bar is None:
-                from napari.utils import progress
-
-                bar = progress(total=max(total, 1), desc=f"{self._description} {stage}".strip())
-                self._bars[stage] = bar
-            if bar.total != max(total, 1):
-                bar.total = max(total, 1)
-            bar.n = min(done, bar.total)
-            bar.refresh()
+            self._update_napari_bar(stage, done, total)
         if self._qbar is not None:
             try:
                 self._qbar.setMaximum(max(total, 1))
@@ -216,8 +208,32 @@ class Job(QObject):
         if self._on_finished is not None:
             self._on_finished(self.status)
 
+    def _update_napari_bar(self, stage: str, done: int, total: int) -> None:
+        # One napari bar per job, relabelled per stage: creating napari bars is what costs
+        # time on the GUI thread, so it happens once, when the job starts.
+        bar = self._bars.get("job")
+        if bar is None:
+            return
+        total = max(int(total), 1)
+        if self._bars.get("stage") != stage:
+            self._bars["stage"] = stage
+            bar.set_description(f"{self._description}: {stage}".strip(": "))
+            bar.n = 0
+        if bar.total != total:
+            bar.total = total
+        delta = min(int(done), total) - bar.n
+        if delta:
+            bar.update(delta)
+
+    def _open_bar(self) -> None:
+        if self._napari_progress:
+            from napari.utils import progress
+
+            self._bars["job"] = progress(total=1, desc=self._description or "working")
+
     def _close_bars(self) -> None:
-        for bar in self._bars.values():
+        bar = self._bars.pop("job", None)
+        if bar is not None:
             bar.close()
         self._bars.clear()
 

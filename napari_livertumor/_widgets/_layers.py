@@ -83,29 +83,56 @@ def add_labels_layer(
     opacity: float = 0.5,
 ) -> Labels:
     """Add a label map on ``volume``'s grid, aligned with its CT layer, and return it."""
+    layer = make_labels_layer(
+        labels, volume, name, role=role, ct_layer_name=ct_layer_name, opacity=opacity
+    )
+    viewer.add_layer(layer)
+    return layer
+
+
+def make_labels_layer(
+    labels: np.ndarray,
+    volume: CTVolume,
+    name: str,
+    *,
+    role: str = "segmentation",
+    ct_layer_name: str | None = None,
+    opacity: float = 0.5,
+) -> Labels:
+    """A labels layer on ``volume``'s grid, not yet in a viewer.
+
+    Building the layer is the costly part of showing a result; a worker thread may do it so
+    the event loop only pays for adding it.
+    """
+    from napari.layers import Labels
+
     labels = np.asarray(labels)
     if labels.shape != volume.shape:
         raise ValueError(f"labels shape {labels.shape} does not match the CT {volume.shape}")
-    layer = viewer.add_labels(
+    return Labels(
         labels.astype(np.uint8, copy=False),
         name=name,
         scale=volume.napari_scale,
         translate=volume.napari_translate,
         opacity=opacity,
+        colormap=class_colormap(),
         metadata={CT_VOLUME: volume, ROLE: role, CT_LAYER: ct_layer_name},
     )
-    set_class_colors(layer)
-    return layer
 
 
-def set_class_colors(layer: Labels, colors: dict[int, tuple] | None = None) -> None:
-    """Colour a labels layer by class (liver green, tumor red, ...)."""
+def class_colormap(colors: dict[int, tuple] | None = None):
+    """Direct label colormap: liver green, tumor red, portal vein blue, aorta amber."""
     from napari.utils.colormaps import DirectLabelColormap
 
     colors = {**CLASS_COLORS, **(colors or {})}
     color_dict = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
     color_dict.update({k: tuple(v) for k, v in colors.items()})
-    layer.colormap = DirectLabelColormap(color_dict=color_dict)
+    return DirectLabelColormap(color_dict=color_dict)
+
+
+def set_class_colors(layer: Labels, colors: dict[int, tuple] | None = None) -> None:
+    """Colour a labels layer by class (liver green, tumor red, ...)."""
+    layer.colormap = class_colormap(colors)
 
 
 def ct_layers(viewer: napari.Viewer) -> list[Image]:

@@ -143,11 +143,15 @@ class SegmentWidget(JobWidgetMixin, QWidget):
                 raise RuntimeError(
                     f"segmentation is not available yet (napari_livertumor.pipeline: {exc})"
                 ) from exc
-            return segment_ct(volume, config, progress=progress, should_cancel=should_cancel)
+            result = segment_ct(volume, config, progress=progress, should_cancel=should_cancel)
+            layer = _layers.make_labels_layer(
+                result.labels, volume, f"{ct_name} segmentation", ct_layer_name=ct_name
+            )
+            return result, layer
 
         self.run_job(
             target,
-            lambda result: self._show_result(result, volume, ct_name),
+            lambda out: self._show_result(*out, ct_name),
             button=self.run_button,
             description="segment",
             busy_text=f"Segmenting '{ct_name}'…",
@@ -170,12 +174,9 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             refine=self.refine_check.isChecked(),
         )
 
-    def _show_result(self, result, volume, ct_name: str) -> None:
-        base = f"{ct_name} segmentation"
-        kept = _keep_previous(self.viewer, base)
-        layer = _layers.add_labels_layer(
-            self.viewer, result.labels, volume, base, ct_layer_name=ct_name
-        )
+    def _show_result(self, result, layer, ct_name: str) -> None:
+        kept = _keep_previous(self.viewer, layer.name)
+        self.viewer.add_layer(layer)
         layer.metadata.update(
             stats=result.stats, timings=result.timings, device=result.device, source="model"
         )

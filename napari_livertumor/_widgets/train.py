@@ -24,7 +24,7 @@ from qtpy.QtWidgets import (
 )
 
 from . import _registry
-from ._common import JobWidgetMixin, set_status
+from ._common import JobWidgetMixin, set_status, warm_up_imports
 
 if TYPE_CHECKING:
     import napari
@@ -113,6 +113,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.start_button.clicked.connect(self._start_clicked)
         self.stage.currentTextChanged.connect(self._stage_changed)
         self.init_jobs(napari_viewer)
+        warm_up_imports("napari_livertumor.training.loop", "scipy.ndimage")
         self._stage_changed(self.stage.currentText())
 
     # ------------------------------------------------------------------ user actions
