@@ -110,6 +110,7 @@ def prepare_stage_input(
     mask: np.ndarray | None = None,
     outside_hu: float = -1000.0,
     slab: int = 32,
+    device=None,
 ):
     """Window a ``(z, y, x)`` HU array and resample it to ``out_shape`` with little memory.
 
@@ -127,10 +128,12 @@ def prepare_stage_input(
     mask : ndarray of bool, shape (Z, Y, X), optional
         Voxels outside the mask are set to ``outside_hu`` before windowing (tumor stage).
     outside_hu : float
+    device : torch.device, optional
+        Where to compute (slabs are uploaded as int16; a GPU does this much faster).
 
     Returns
     -------
-    torch.Tensor, shape out_shape, float32 in [0, 1]
+    torch.Tensor, shape out_shape, float32 in [0, 1], on ``device``
     """
     torch = _torch()
     nz = ct_hu.shape[0]
@@ -139,7 +142,10 @@ def prepare_stage_input(
         block = ct_hu[z0 : z0 + slab]
         if mask is not None:
             block = np.where(mask[z0 : z0 + slab], block, np.asarray(outside_hu, dtype=block.dtype))
-        t = window_hu(torch.from_numpy(np.ascontiguousarray(block)), hu_window)
+        t = torch.from_numpy(np.ascontiguousarray(block))
+        if device is not None:
+            t = t.to(device)
+        t = window_hu(t, hu_window)
         parts.append(resample(t, (t.shape[0], out_shape[1], out_shape[2])))
     full = torch.cat(parts, 0) if len(parts) > 1 else parts[0]
     del parts
@@ -167,14 +173,14 @@ def upsample_mask(
     if region is None:
         region = (slice(0, nz), slice(0, ny), slice(0, nx))
     rz, ry, rx = region
-    cy = source_coords(my, ny, ry.start, ry.stop)
-    cx = source_coords(mx, nx, rx.start, rx.stop)
+    cy = source_coords(my, ny, ry.start, ry.stop).to(score.device)
+    cx = source_coords(mx, nx, rx.start, rx.stop).to(score.device)
     for z0 in range(rz.start, rz.stop, chunk):
         z1 = min(z0 + chunk, rz.stop)
-        t = sample_axis_linear(score, 0, source_coords(mz, nz, z0, z1))
+        t = sample_axis_linear(score, 0, source_coords(mz, nz, z0, z1).to(score.device))
         t = sample_axis_linear(t, 1, cy)
         t = sample_axis_linear(t, 2, cx)
-        pos = (t > 0).numpy()
+        pos = (t > 0).cpu().numpy()
         view = out[z0:z1, ry, rx]
         view[pos] = value
 
