@@ -136,17 +136,20 @@ class _Painter:
         ay = np.where(Y < 0, body.ant, body.post)
         py = np.where(Y < 0, 2.0, 3.2)  # flatter back (lying on the table)
         rho = ((np.abs(X) / body.half_width) ** 2.0 + (np.abs(Y) / ay) ** py) ** 0.5
-        self.ray2d = self.dist2d / np.maximum(rho, 1e-3)  # centre-to-skin length along the ray
         phi = np.arctan2(X, Y)  # 0 at the back, +-pi at the front
+        # no body is an ellipse: a few low angular harmonics on the outline and the fat
+        wobble = sum(
+            rng.normal(0, 0.025 / k) * np.cos(k * phi + rng.uniform(0, 2 * np.pi))
+            for k in (2, 3, 4, 5)
+        )
+        self.ray2d = self.dist2d / np.maximum(rho, 1e-3) * (1 + wobble)  # centre-to-skin ray length
         self.phi2d = phi
         ant_w = np.clip(-np.cos(phi), 0, 1)  # 1 at the front
         lat_w = np.abs(np.sin(phi))
         post_w = np.clip(np.cos(phi), 0, 1)
-        fat = (
-            body.fat_ant * ant_w**2
-            + body.fat_lat * lat_w**2
-            + body.fat_post * post_w**2
-            + 0.0 * phi
+        fat = body.fat_ant * ant_w**2 + body.fat_lat * lat_w**2 + body.fat_post * post_w**2
+        fat = fat * (
+            1 + sum(rng.normal(0, 0.12) * np.cos(k * phi + rng.uniform(0, 6.3)) for k in (1, 2, 3))
         )
         # paraspinal muscles make the back wall thick near the midline
         wall_post = body.post - body.skin - body.fat_post - body.spine_y
@@ -654,10 +657,13 @@ def _paint_liver_vessels(p: _Painter, rng, v, in_liver) -> None:
     for end in hv:
         p.paint_tube(top, end, rng.uniform(4, 6), 2.0, HEPATIC_VEIN, within=in_liver)
         small.append(end)
-    for start in small:
+    for start in small:  # two more generations of small branches
         for _ in range(2):
             end = start + rng.normal(0, 22, 3)
-            p.paint_tube(start, end, 2.0, 1.2, PORTAL_SMALL, within=in_liver)
+            p.paint_tube(start, end, 2.2, 1.5, PORTAL_SMALL, within=in_liver)
+            for _ in range(2):
+                tip = end + rng.normal(0, 15, 3)
+                p.paint_tube(end, tip, 1.5, 1.0, PORTAL_SMALL, within=in_liver)
 
 
 def _paint_tumors(p: _Painter, rng, sl, f, plan: list[dict]) -> list[TumorSpec]:

@@ -156,7 +156,9 @@ def generate_phantom(
     if factor == 2:
         img = upsample2(img)
         labels = np.repeat(np.repeat(labels, 2, axis=1), 2, axis=2)
-    noise_sd = float(ov.get("noise_sd", rng.uniform(8, 25)))
+    # larger patients are noisier at the same dose; sharp kernels give finer, stronger grain
+    size_factor = float(np.clip((body.half_width / 160.0) ** 1.5, 0.7, 1.5))
+    noise_sd = float(ov.get("noise_sd", np.clip(rng.uniform(7, 20) * size_factor, 6, 30)))
     grain = rng.uniform(0.6, 1.3) * (1.0 if factor == 2 else 0.5)
     add_noise(rng, img, noise_sd * (1 if dz >= 2 else 1.25), grain)
     if ov.get("fov_padding", rng.random() < 0.4):
