@@ -138,6 +138,20 @@ def tune(seeds, shape):
     return results
 
 
+def _git_commit() -> str:
+    """The commit the phantoms and the refinement came from (+ "-dirty" with local edits)."""
+    import subprocess
+
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--cases", type=int, default=8, help="number of held-out phantoms")
@@ -180,6 +194,7 @@ def main(argv=None) -> int:
         "summary_all_lesions_refined": s_visible,
         "rows": rows,
         "seconds": time.perf_counter() - t0,
+        "git_commit": _git_commit(),
         "cpu_threads": os.environ.get("OMP_NUM_THREADS"),
     }
     out = Path(args.out)

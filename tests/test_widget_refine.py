@@ -185,3 +185,32 @@ def test_an_empty_tumor_mask_previews_nothing_and_says_so(refine_setup, qtbot):
 
 def _dice(a, b):
     return 2 * (a & b).sum() / max(a.sum() + b.sum(), 1)
+
+
+def test_apply_to_one_lesion_leaves_the_other_lesion_alone(refine_setup, qtbot):
+    viewer, widget, seg, truth, liver = refine_setup
+    seg.data[5:8, 20:24, 20:24] = 2  # a second, small lesion inside the liver
+    seg.refresh()
+    other = np.zeros(seg.data.shape, bool)
+    other[5:8, 20:24, 20:24] = True
+    before = seg.data.copy()
+    widget.refresh_lesions()
+    assert widget.lesion_combo.count() == 3  # "under the mouse" + two lesions, largest first
+    widget.lesion_combo.setCurrentIndex(1)
+    widget.apply_lesion_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    after = seg.data
+    assert (after != before).any()
+    np.testing.assert_array_equal(after[other], before[other])
+    assert not ((after != before) & other).any()
+    widget.undo_button.click()
+    np.testing.assert_array_equal(seg.data, before)
+
+
+def test_mouse_away_from_any_lesion_says_where_to_point(refine_setup, qtbot):
+    viewer, widget, seg, truth, liver = refine_setup
+    viewer.cursor.position = (6 * SPACING[0], 1.0, 1.0)  # a corner: no lesion there
+    before = seg.data.copy()
+    widget.apply_lesion_button.click()
+    assert "Put the mouse over a lesion" in widget.status.text()
+    np.testing.assert_array_equal(seg.data, before)
