@@ -9,7 +9,7 @@ import numpy as np
 
 from ..io.volume import CTVolume
 from . import anatomy as A
-from ._fields import Grid
+from ._fields import Grid, resize_linear
 from .intensity import PHASES, add_noise, render, sample_lut, upsample2
 
 #: name -> (in-plane size, default slice count range or fixed count)
@@ -140,6 +140,7 @@ def generate_phantom(
 
     # ---- anatomy and image
     anat = A.build_anatomy(rng, grid, body, plan, extras)
+    anat.tissue = _warp_inplane(rng, anat.tissue, dx * factor, dz, rng.uniform(1.5, 6.0))
     lut, tex, facts = sample_lut(rng, phase, anat.tumors, extras)
     wdx = dx * factor
     img = render(
@@ -222,6 +223,31 @@ def generate_phantom(
         },
     )
     return Phantom(ct=volume, labels=labels, info=info)
+
+
+def _warp_inplane(rng, tissue: np.ndarray, px_mm: float, dz: float, amp_mm: float) -> np.ndarray:
+    """Bend every outline a little: a smooth random in-plane displacement (≈7 cm wavelength,
+    varying along z), applied slice by slice with a nearest-neighbour gather."""
+    nz, ny, nx = tissue.shape
+    cells = max(3, int(round(ny * px_mm / 70.0)) + 1)
+    nzc = max(2, int(round(nz * dz / 100.0)) + 2)
+    coarse = rng.standard_normal((nzc, 2, cells, cells)).astype(np.float32) * (amp_mm / px_mm)
+    fine = np.stack([resize_linear(coarse[k], (2, ny, nx)) for k in range(nzc)])
+    yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float32)
+    out = np.empty_like(tissue)
+    pos = np.linspace(0, nzc - 1, nz)
+    for k in range(nz):
+        i0 = min(int(pos[k]), nzc - 2)
+        w = np.float32(pos[k] - i0)
+        d = fine[i0] * (1 - w) + fine[i0 + 1] * w
+        iy = np.clip(np.rint(yy + d[0]), 0, ny - 1).astype(np.intp)
+        ix = np.clip(np.rint(xx + d[1]), 0, nx - 1).astype(np.intp)
+        warped = tissue[k][iy, ix]
+        rigid = tissue[k] == A.TABLE  # the couch does not bend
+        warped[warped == A.TABLE] = A.AIR
+        warped[rigid] = A.TABLE
+        out[k] = warped
+    return out
 
 
 def _sample_extras(rng, ov) -> dict:
