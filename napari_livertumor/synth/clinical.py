@@ -116,8 +116,8 @@ def _patient_row(rng: np.random.Generator, pid: str, info: dict) -> dict:
     pvt = vasc and rng.random() < 0.55
     lymph = rng.random() < _sigmoid(-3.0 + 0.9 * burden)
     meta = rng.random() < _sigmoid(-3.5 + 0.9 * burden)
-    cps_score = (1 if cirr else 0) + (1 if ascites else 0) + (rng.random() < 0.25)
-    cps = "ABC"[min(2, int(cps_score * rng.uniform(0.6, 1.2)))]
+    cps_score = 0.6 * cirr + 0.8 * ascites + rng.normal(0, 0.4)  # Child-Pugh: mostly A, few C
+    cps = "A" if cps_score < 0.7 else ("B" if cps_score < 1.5 else "C")
     morph = 2 if gt50 else (1 if n_tum > 1 else 0)
     clip = int({"A": 0, "B": 1, "C": 2}[cps] + morph + (afp >= 400) + pvt)
     tnm = _tnm(size_cm * rng.uniform(0.9, 1.1), n_tum, vasc, pvt, lymph, meta, rng)
@@ -156,7 +156,7 @@ def _patient_row(rng: np.random.Generator, pid: str, info: dict) -> dict:
         "T_involvment": ">50%" if gt50 else "< or = 50%",
         "AFP": afp,
         "AFP_group": ">=400" if afp >= 400 else "<400",
-        "Tr_Size": float(np.round(size_cm * rng.uniform(0.88, 1.12), 1)),
+        "Tr_Size": float(np.round(size_cm * rng.uniform(0.85, 1.15), 1)),
         "Vascular invasion": int(vasc),
         "Portal Vein Thrombosis": int(pvt),
         "Metastasis": int(meta),
