@@ -192,6 +192,8 @@ def test_tcia_cohort_reads_back_through_our_dicom_and_seg_readers(tmp_path):
     out = make_cohort(tmp_path / "cohort", 3, seed=5, layout="tcia", quirks=True)
     manifest = json.loads((out / "synth_manifest.json").read_text())
     assert [m["TCIA_ID"] for m in manifest] == ["HCC_001", "HCC_002", "HCC_003"]
+    quirks = " ".join(q for m in manifest for q in m["quirks"])
+    assert "stacked" in quirks and "duplicate" in quirks and "reversed" in quirks
     for i, m in enumerate(manifest):
         series = out / m["ct_series"]
         assert series.parent.parent.name == m["TCIA_ID"]

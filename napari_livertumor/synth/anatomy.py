@@ -442,9 +442,15 @@ def _paint_bowel(p: _Painter, rng, dome, extras) -> None:
                 p.paint(sl, inner & (Y > 0.5 * (p0[1] + p1[1])), GI_FLUID)
     # mesenteric vessels: thin bright lines fanning out in the fat
     root = np.array([-0.75 * H, b.spine_y - 40, 5.0])
-    for _ in range(int(rng.integers(8, 16))):
-        end = root + np.array([rng.uniform(-150, 0), rng.uniform(-60, 0), rng.uniform(-90, 110)])
-        p.paint_tube(root, end, rng.uniform(1.5, 2.5), 1.0, MESENTERIC_VEIN, within=free)
+    for _ in range(int(rng.integers(6, 12))):
+        pts = [root + rng.normal(0, 10, 3)]
+        r = rng.uniform(1.5, 2.5)
+        for _ in range(3):
+            pts.append(
+                pts[-1] + np.array([rng.uniform(-50, 5), rng.uniform(-25, 5), rng.uniform(-35, 35)])
+            )
+            p.paint_tube(pts[-2], pts[-1], r, r * 0.75, MESENTERIC_VEIN, within=free)
+            r *= 0.75
 
 
 def _paint_stomach(p: _Painter, rng, dome, extras) -> None:
@@ -539,6 +545,8 @@ def _paint_liver(p: _Painter, rng, dome, v, extras):
     # the inferior surface rises medially: the right lobe's tip hangs lowest, at the flank
     tip = rng.uniform(0.6, 0.8)
     bottom = -H * (tip + (1 - tip) * np.clip(-X / a, 0, 1) ** 0.7)
+    # the visceral surface rises toward the back (kidney, Morison's pouch): a sharp front edge
+    bottom = bottom + rng.uniform(15, 45) * np.clip((Y + ca) / (ca + post_cav), 0, 1) ** 1.5
     f = np.maximum(f, (bottom - Z) * 1.5)
     pl = np.maximum(np.sin(np.pi * np.clip((t - 0.38) / 0.66, 0, 1)), 1e-3) ** 0.6 * left_size
     cx_l = 0.08 * a + 0.05 * a * t

@@ -61,9 +61,10 @@ def make_cohort(
     layout : {"tcia", "nifti"}
     shape : {"small", "medium", "full"}
     quirks : bool
-        TCIA layout only: some patients get a second contrast phase stacked in the series
-        (another ``AcquisitionNumber``), a duplicated slice position (higher
-        ``InstanceNumber``), or SEG frames in reversed order — as in the real download.
+        TCIA layout only: patients get a second contrast phase stacked in the series (another
+        ``AcquisitionNumber``), a duplicated slice position (higher ``InstanceNumber``), or SEG
+        frames in reversed order and shuffled segment numbers — as in the real download.
+        Patients 1, 2, 3 (then 4, 5, 6 …) get one of each in turn, others at random.
     phase : str, optional
         Force one contrast phase for every case.
     reporter : Reporter, optional
@@ -146,13 +147,16 @@ def _write_tcia_case(out: Path, pid: str, ph: Phantom, cseed: int, rng, quirks: 
     )
     files = write_ct_series(ph.ct, series, **kw)
     facts = {"ct_series": str(series.relative_to(out)), "quirks": []}
-    if quirks and rng.random() < 0.3:
+    # every quirk shows up in any cohort of 3+ patients: patient 1, 2, 3 get one each, in turn
+    turn = (int(pid.split("_")[1]) - 1) % 3
+    draw = rng.random(3) < 0.15
+    if quirks and (turn == 0 or draw[0]):
         _stack_second_phase(ph, series, kw, cseed, len(files))
         facts["quirks"].append("second phase stacked (AcquisitionNumber 2)")
-    if quirks and rng.random() < 0.3:
+    if quirks and (turn == 1 or draw[1]):
         _duplicate_slice(files, rng, len(files))
         facts["quirks"].append("duplicate slice position")
-    reverse = bool(quirks and rng.random() < 0.5)
+    reverse = bool(quirks and (turn == 2 or draw[2]))
     if reverse:
         facts["quirks"].append("SEG frames reversed")
     present = [v for v in SEGMENT_TEXT if (ph.labels == v).any()]
