@@ -347,45 +347,73 @@ class Segmenter:
         return box
 
     def _refine(self, ct, spacing, labels, box, rep: Reporter, warnings: list[str]) -> None:
-        try:
-            from . import refine as refine_mod
-
-            refine_all = refine_mod.refine_all
-        except (ImportError, AttributeError) as exc:
-            warnings.append(
-                f"refinement skipped: napari_livertumor.refine.refine_all is not available ({exc})"
-            )
-            return
-        cfg = self.config.refine_config
-        if cfg is None:
-            cfg = refine_mod.RefineConfig()
-        roi = labels[box]
-        tumor = roi == 2
-        if not tumor.any():
-            return
-        liver = roi > 0
-
-        def prog(done, total=None, *rest):
-            # refine_all may report (stage, done, total) or (done, total)
-            if isinstance(done, str):
-                rep.update("refine", int(total or 0), int(rest[0]) if rest else 1)
-            else:
-                rep.update("refine", int(done), int(total or 1))
-
-        out = refine_all(
-            np.ascontiguousarray(ct[box]),
-            tumor,
-            liver,
-            tuple(spacing),
-            cfg,
-            progress=prog,
+        refine_labels(
+            ct,
+            labels,
+            spacing,
+            self.config.refine_config,
+            box=box,
+            progress=rep.progress,
             should_cancel=rep.should_cancel,
+            warnings=warnings,
         )
-        if isinstance(out, tuple):
-            out = out[0]
-        refined = np.asarray(out).astype(bool) & liver
-        roi[liver] = 1
-        roi[refined] = 2
+
+
+def refine_labels(
+    ct: np.ndarray,
+    labels: np.ndarray,
+    spacing,
+    refine_config=None,
+    *,
+    box: tuple[slice, slice, slice] | None = None,
+    progress: ProgressFn | None = None,
+    should_cancel: CancelFn | None = None,
+    warnings: list[str] | None = None,
+) -> np.ndarray:
+    """Active-contour refinement of the tumor (label 2) of ``labels``, in place, inside the liver.
+
+    Calls :func:`napari_livertumor.refine.refine_all` on the liver's bounding box (``box``, or
+    computed) so whole slices are never processed. When the refinement module is not available
+    the labels are left as they are and a note is appended to ``warnings``.
+
+    Returns
+    -------
+    ndarray
+        ``labels`` (modified in place).
+    """
+    warnings = warnings if warnings is not None else []
+    try:
+        from . import refine as refine_mod
+
+        refine_all = refine_mod.refine_all
+    except (ImportError, AttributeError) as exc:
+        warnings.append(
+            f"refinement skipped: napari_livertumor.refine.refine_all is not available ({exc})"
+        )
+        return labels
+    if not (labels == 2).any():
+        return labels
+    cfg = refine_config if refine_config is not None else refine_mod.RefineConfig()
+    if box is None:
+        box = _bbox(labels > 0, margin_mm=0.0, spacing=spacing)
+    roi = labels[box]
+    liver = roi > 0
+    notes: list[str] = []
+    out = refine_all(
+        np.ascontiguousarray(ct[box]),
+        roi == 2,
+        liver,
+        tuple(spacing),
+        cfg,
+        progress=progress,
+        should_cancel=should_cancel,
+        notes=notes,
+    )
+    warnings += [f"refine: {n}" for n in notes]
+    refined = np.asarray(out, dtype=bool) & liver
+    roi[liver] = 1
+    roi[refined] = 2
+    return labels
 
 
 def segment_ct(
@@ -571,6 +599,7 @@ __all__ = [
     "InferenceConfig",
     "SegmentationResult",
     "Segmenter",
+    "refine_labels",
     "resolve_device",
     "segment_ct",
 ]

@@ -239,3 +239,19 @@ def test_a_synthetic_patient_comes_back_with_labels_on_its_grid(untrained):
     assert result.labels.shape == ph.ct.shape and result.labels.dtype == np.uint8
     assert set(np.unique(result.labels)) <= {0, 1, 2}
     assert result.stats["spacing_mm"] == list(ph.ct.spacing)
+
+
+def test_refinement_stays_inside_the_liver_and_keeps_labels_valid():
+    vol, liver, tumor = phantom()
+    labels = np.where(liver, 1, 0).astype(np.uint8)
+    grown = np.zeros_like(tumor)
+    grown[tumor] = True
+    grown = np.roll(grown, 3, axis=2)  # a shifted tumor guess for the contour to correct
+    labels[grown & liver] = 2
+    from napari_livertumor.pipeline import refine_labels
+
+    notes = []
+    out = refine_labels(vol.array, labels.copy(), vol.spacing, warnings=notes)
+    assert set(np.unique(out)) <= {0, 1, 2}
+    assert ((out > 0) == liver).all()  # the liver is untouched
+    assert dice(out == 2, tumor) >= dice(labels == 2, tumor) - 0.02
