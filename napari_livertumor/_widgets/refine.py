@@ -77,6 +77,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self._generation = 0
         self._preview_busy = False
         self._preview_again = False
+        self._preview_error = False
         self._preview_requested_at = 0.0
         self.last_preview_ms: float | None = None  # request (after debounce) to preview shown
         self.preview_count = 0
@@ -299,9 +300,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def _layer(self, name: str):
         return self.viewer.layers[name] if name in self.viewer.layers else None
 
-    def _inputs(self):
+    def _inputs(self, z: int | None = None):
         """``(ct_layer, mask_layer, tumor, liver, spacing)`` for the chosen layers.
 
+        With ``z``, ``tumor`` and ``liver`` are that slice only (the preview needs no more, and
+        the whole volume would cost the GUI thread tens of ms on a 512² CT).
         Raises ValueError with the message to show when they cannot be used together.
         """
         ct_layer = self._layer(self.ct_combo.currentText())
@@ -311,7 +314,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         if mask_layer is None:
             raise ValueError("Choose the labels layer holding the tumor.")
         _check_same_grid(ct_layer, mask_layer)
-        data = np.asarray(mask_layer.data)
+        index = slice(None) if z is None else min(max(int(z), 0), mask_layer.data.shape[0] - 1)
+        data = np.asarray(mask_layer.data[index])
         value = int(self.tumor_value.value)
         tumor = data == value
         liver_choice = self.liver_combo.currentText()
@@ -324,7 +328,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             if liver_layer is None:
                 raise ValueError(f"The liver layer '{liver_choice}' is gone; choose another.")
             _check_same_grid(ct_layer, liver_layer)
-            liver = (np.asarray(liver_layer.data) > 0) | tumor
+            liver = (np.asarray(liver_layer.data[index]) > 0) | tumor
         spacing = tuple(float(s) for s in ct_layer.scale)
         return ct_layer, mask_layer, tumor, liver, spacing
 
@@ -348,17 +352,17 @@ class RefineWidget(JobWidgetMixin, QWidget):
         if self._preview_busy:
             self._preview_again = True
             return
+        ct_layer = self._layer(self.ct_combo.currentText())
+        z = 0 if ct_layer is None else self.current_slice(ct_layer)
         try:
-            ct_layer, mask_layer, tumor, liver, spacing = self._inputs()
+            ct_layer, mask_layer, tumor2d, liver2d, spacing = self._inputs(z)
         except ValueError as exc:
             set_status(self.status, str(exc), error=True)
+            self._preview_error = True
             self._clear_preview()
             return
-        z = self.current_slice(ct_layer)
         cfg = self.build_config()
         ct2d = np.array(ct_layer.data[z])
-        tumor2d = tumor[z].copy()
-        liver2d = None if liver is None else liver[z].copy()
         generation = self._generation
         self._preview_busy = True
         self._preview_requested_at = time.perf_counter()
@@ -374,10 +378,14 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 return  # the user moved on meanwhile: drop the stale result
             self._show_preview(ct_layer, z, out)
             self._show_notes(notes)
+            if self._preview_error:  # the problem shown earlier is gone
+                self._preview_error = False
+                set_status(self.status, "")
             self.last_preview_ms = (time.perf_counter() - self._preview_requested_at) * 1000
             self.preview_count += 1
 
         def failed(exc) -> None:
+            self._preview_error = True
             set_status(self.status, f"Preview failed: {exc}", error=True)
 
         def finished() -> None:

@@ -278,6 +278,8 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
         )
     inner = tuple(slice(pad, -pad) for _ in range(init.ndim))
     out = u[inner].astype(bool)
+    # a tumor mass includes its necrotic or enhancing core: the contour must not split it
+    out = ndi.binary_fill_holes(out)
     if cfg.max_shift_mm > 0:
         # the contour may move at most max_shift_mm away from where it started, either way
         outside = ndi.distance_transform_edt(~init, sampling=spacing)
