@@ -1,0 +1,201 @@
+"""Accuracy of the shipped (or given) models on synthetic patients never used in training.
+
+Two sets, generated here from seeds outside the training cohort (checked against the cohort's
+``synth_manifest.json`` when it is found):
+
+* ``fresh``: ``full`` phantoms drawn exactly like the training cohort (new seeds).
+* ``shifted``: deliberately different acquisitions: in-plane spacing 0.95–1.0 mm (training:
+  0.6–0.9), 5 mm or 1.5 mm slices, noise 25–35 HU, and only non-contrast / arterial phases.
+
+Each case runs through :class:`~napari_livertumor.pipeline.Segmenter` (one model load), once
+without and once with the default active-contour refinement (the CLI's default), and is scored
+with the evaluation's metrics (``training.metrics.case_scores``: liver = labels ≥ 1 incl. tumor
+and portal vein, tumor = label 2; Dice is NaN when prediction and truth are both empty and
+left out of the mean).
+
+Usage::
+
+    python benchmarks/bench_segment_accuracy.py [--fresh 8] [--shifted 6] [--models DIR]
+
+Writes ``benchmarks/results/segment_accuracy.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+FRESH_BASE = 7_000_000
+SHIFTED_BASE = 8_000_000
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--fresh", type=int, default=8)
+    ap.add_argument("--shifted", type=int, default=6)
+    ap.add_argument("--models", help="folder with liver/ and tumor/ (default: shipped models)")
+    ap.add_argument("--manifest", default="data/synth/synth_manifest.json")
+    ap.add_argument("--out", default=str(RESULTS / "segment_accuracy"))
+    args = ap.parse_args(argv)
+
+    from napari_livertumor.models import default_model_dir
+    from napari_livertumor.pipeline import InferenceConfig, Segmenter
+
+    if args.models:
+        cfg = InferenceConfig.from_models_dir(args.models, device="cpu")
+    else:
+        cfg = InferenceConfig(
+            liver_model=default_model_dir("liver"),
+            tumor_model=default_model_dir("tumor"),
+            device="cpu",
+        )
+    seg = Segmenter(cfg)
+    used = _training_seeds(Path(args.manifest))
+    report = {
+        "models": {"liver": str(seg.liver.path), "tumor": str(seg.tumor.path)},
+        "training_seeds_checked": len(used),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "sets": {},
+    }
+    for name, n, base in (
+        ("fresh", args.fresh, FRESH_BASE),
+        ("shifted", args.shifted, SHIFTED_BASE),
+    ):
+        rows = []
+        for i in range(n):
+            seed = base + i
+            if seed in used:
+                raise SystemExit(f"seed {seed} was used in training; pick another base")
+            rows.append(_case(seg, name, seed, i))
+        report["sets"][name] = {"cases": rows, "summary": _summarize(rows)}
+        print(name, json.dumps(report["sets"][name]["summary"], indent=1))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2, default=_nan_safe))
+    out.with_suffix(".md").write_text(_markdown(report))
+    print("saved", out.with_suffix(".json"), out.with_suffix(".md"))
+    return 0
+
+
+def _case(seg, set_name: str, seed: int, i: int) -> dict:
+    from napari_livertumor.pipeline import refine_labels
+    from napari_livertumor.synth import generate_phantom
+    from napari_livertumor.training.metrics import case_scores, hcc_to_output
+
+    if set_name == "fresh":
+        ph = generate_phantom(seed, "full")
+    else:
+        rng = np.random.default_rng(seed)
+        ph = generate_phantom(
+            seed,
+            "full",
+            phase=("non-contrast", "arterial")[i % 2],
+            pixel_spacing=float(rng.uniform(0.95, 1.0)),
+            slice_thickness=(5.0, 1.5)[(i // 2) % 2],
+            noise_sd=float(rng.uniform(25, 35)),
+        )
+    truth = hcc_to_output(ph.labels)
+    t0 = time.perf_counter()
+    result = seg.segment(ph.ct)
+    t_seg = time.perf_counter() - t0
+    row = {
+        "seed": seed,
+        "shape": list(ph.ct.shape),
+        "spacing": [round(s, 3) for s in ph.ct.spacing],
+        "phase": ph.info.get("phase"),
+        "true_tumor_ml": round(float((truth == 2).sum()) * np.prod(ph.ct.spacing) / 1000, 2),
+        "seconds": round(t_seg, 2),
+        "model": _pick(case_scores(result.labels, truth)),
+    }
+    labels = result.labels.copy()
+    t0 = time.perf_counter()
+    refine_labels(ph.ct.array, labels, ph.ct.spacing)
+    row["refine_seconds"] = round(time.perf_counter() - t0, 2)
+    row["refined"] = _pick(case_scores(labels, truth))
+    print(
+        f"{set_name} seed {seed}: liver Dice {row['model']['liver_dice']:.3f}, tumor Dice "
+        f"{row['model']['tumor_dice']:.3f} -> refined {row['refined']['tumor_dice']:.3f} "
+        f"({t_seg:.1f} s)",
+        flush=True,
+    )
+    return row
+
+
+def _pick(scores: dict) -> dict:
+    keys = ("liver_dice", "liver_sensitivity", "tumor_dice", "tumor_sensitivity", "tumor_iou")
+    return {k: float(scores[k]) for k in keys}
+
+
+def _summarize(rows: list[dict]) -> dict:
+    out = {"n_cases": len(rows)}
+    for variant in ("model", "refined"):
+        for k in ("liver_dice", "tumor_dice", "tumor_sensitivity"):
+            vals = [r[variant][k] for r in rows if not math.isnan(r[variant][k])]
+            out[f"{variant}_{k}_mean"] = round(statistics.mean(vals), 4) if vals else None
+            out[f"{variant}_{k}_n"] = len(vals)
+    out["median_seconds"] = statistics.median(r["seconds"] for r in rows) if rows else None
+    return out
+
+
+def _training_seeds(manifest: Path) -> set[int]:
+    if not manifest.is_file():
+        return set()
+    return {int(c["seed"]) for c in json.loads(manifest.read_text()) if "seed" in c}
+
+
+def _nan_safe(o):
+    return None if isinstance(o, float) and math.isnan(o) else str(o)
+
+
+def _markdown(r: dict) -> str:
+    lines = [
+        "# Accuracy of the default models on held-out synthetic patients",
+        "",
+        f"Models: liver `{r['models']['liver']}`, tumor `{r['models']['tumor']}`; "
+        f"{r['date_utc']} UTC. Seeds checked against {r['training_seeds_checked']} training seeds.",
+        "",
+        "| set | cases | liver Dice | tumor Dice (model) | tumor Dice (+ refinement) | tumor sensitivity |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, s in r["sets"].items():
+        m = s["summary"]
+        lines.append(
+            f"| {name} | {m['n_cases']} | {_f(m['model_liver_dice_mean'])} | "
+            f"{_f(m['model_tumor_dice_mean'])} (n={m['model_tumor_dice_n']}) | "
+            f"{_f(m['refined_tumor_dice_mean'])} | {_f(m['model_tumor_sensitivity_mean'])} |"
+        )
+    lines += [
+        "",
+        "Per case:",
+        "",
+        "| set | seed | shape | spacing | phase | tumor mL | liver Dice | tumor Dice | refined |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in r["sets"].items():
+        for c in s["cases"]:
+            lines.append(
+                f"| {name} | {c['seed']} | {c['shape']} | {c['spacing']} | {c['phase']} | "
+                f"{c['true_tumor_ml']} | {_f(c['model']['liver_dice'])} | "
+                f"{_f(c['model']['tumor_dice'])} | {_f(c['refined']['tumor_dice'])} |"
+            )
+    lines += ["", "Reproduce: `python benchmarks/bench_segment_accuracy.py`", ""]
+    return "\n".join(lines)
+
+
+def _f(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    sys.exit(main())
