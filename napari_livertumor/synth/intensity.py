@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from . import anatomy as A
+from . import _tissue as A
 from ._fields import smooth_noise
 
 PHASES = ("non-contrast", "arterial", "portal venous")

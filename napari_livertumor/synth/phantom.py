@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..io.volume import CTVolume
+from . import _tissue as T
 from . import anatomy as A
 from ._fields import Grid, resize_linear
 from .intensity import PHASES, add_noise, render, sample_lut, upsample2
@@ -153,7 +154,7 @@ def generate_phantom(
         blur_mm=rng.uniform(0.4, 1.0) * (1 if factor == 1 else 0.8),
         streaks=bool(ov.get("streaks", rng.random() < 0.25)),
     )
-    labels = A.LABEL_OF_TISSUE[anat.tissue]
+    labels = T.LABEL_OF_TISSUE[anat.tissue]
     if factor == 2:
         img = upsample2(img)
         labels = np.repeat(np.repeat(labels, 2, axis=1), 2, axis=2)
@@ -175,7 +176,7 @@ def generate_phantom(
     # ---- facts (counted on the working grid: each working voxel is factor² output voxels)
     counts = np.bincount(anat.tissue.ravel(), minlength=256) * factor**2
     vox_ml = dz * dx * dx / 1000.0
-    per_class = np.bincount(A.LABEL_OF_TISSUE, weights=counts, minlength=5)
+    per_class = np.bincount(T.LABEL_OF_TISSUE, weights=counts, minlength=5)
     n_liver, n_tumor, n_pv = (int(per_class[k]) for k in (1, 2, 3))
     tumors = []
     for t in anat.tumors:
@@ -243,9 +244,9 @@ def _warp_inplane(rng, tissue: np.ndarray, px_mm: float, dz: float, amp_mm: floa
         iy = np.clip(np.rint(yy + d[0]), 0, ny - 1).astype(np.intp)
         ix = np.clip(np.rint(xx + d[1]), 0, nx - 1).astype(np.intp)
         warped = tissue[k][iy, ix]
-        rigid = tissue[k] == A.TABLE  # the couch does not bend
-        warped[warped == A.TABLE] = A.AIR
-        warped[rigid] = A.TABLE
+        rigid = tissue[k] == T.TABLE  # the couch does not bend
+        warped[warped == T.TABLE] = T.AIR
+        warped[rigid] = T.TABLE
         out[k] = warped
     return out
 
