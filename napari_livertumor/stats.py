@@ -49,23 +49,26 @@ def compute_stats(labels: np.ndarray, spacing: Sequence[float]) -> dict:
         raise ValueError(f"labels must be 3D (z, y, x); got shape {labels.shape}")
     spacing = tuple(float(s) for s in spacing)
     voxel_ml = float(np.prod(spacing)) / 1000.0
-    counts = np.bincount(labels.ravel().astype(np.intp, copy=False), minlength=3)
-    n_liver_only = int(counts[LIVER])
-    n_tumor = int(counts[TUMOR])
+    tumor = labels == TUMOR
+    n_tumor = int(np.count_nonzero(tumor))
+    n_liver_only = int(np.count_nonzero(labels == LIVER))
     liver_ml = (n_liver_only + n_tumor) * voxel_ml
     tumor_ml = n_tumor * voxel_ml
 
     lesions = []
     if n_tumor:
-        tumor = labels == TUMOR
-        lab, n = ndi.label(tumor, structure=np.ones((3, 3, 3), bool))
+        # Work on the tumor's bounding box only: a full-size int32 label image is 4x the CT.
+        box = _bbox(tumor)
+        offset = np.array([s.start for s in box])
+        lab, n = ndi.label(tumor[box], structure=np.ones((3, 3, 3), bool))
         sizes = np.bincount(lab.ravel())
         boxes = ndi.find_objects(lab)
         for order, comp in enumerate(np.argsort(-sizes[1:], kind="stable") + 1, start=1):
             sl = boxes[comp - 1]
             sub = lab[sl] == comp
-            idx = np.argwhere(sub) + np.array([s.start for s in sl])
-            centroid = idx.mean(axis=0)
+            start = offset + np.array([s.start for s in sl])
+            centroid = np.argwhere(sub).mean(axis=0) + start
+            stop = start + np.array(sub.shape)
             lesions.append(
                 {
                     "id": order,
@@ -73,8 +76,8 @@ def compute_stats(labels: np.ndarray, spacing: Sequence[float]) -> dict:
                     "longest_diameter_mm": round(longest_diameter_mm(sub, spacing), 2),
                     "centroid_zyx": [round(float(c), 2) for c in centroid],
                     "slice": int(round(float(centroid[0]))),
-                    "slice_range": [int(sl[0].start), int(sl[0].stop - 1)],
-                    "bbox_zyx": [[int(s.start), int(s.stop)] for s in sl],
+                    "slice_range": [int(start[0]), int(stop[0] - 1)],
+                    "bbox_zyx": [[int(a), int(b)] for a, b in zip(start, stop, strict=True)],
                 }
             )
     return {
@@ -128,6 +131,15 @@ def _max_pairwise(pts: np.ndarray, block: int = 2048) -> float:
         d2 = ((a[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
         best = max(best, float(d2.max()))
     return best**0.5
+
+
+def _bbox(mask: np.ndarray) -> tuple[slice, slice, slice]:
+    out = []
+    for ax in range(3):
+        other = tuple(a for a in range(3) if a != ax)
+        idx = np.flatnonzero(mask.any(axis=other))
+        out.append(slice(int(idx[0]), int(idx[-1]) + 1))
+    return tuple(out)  # type: ignore[return-value]
 
 
 __all__ = ["compute_stats", "longest_diameter_mm"]
