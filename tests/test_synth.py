@@ -119,6 +119,14 @@ def test_requested_tumors_are_there_with_their_size_and_inside_the_liver():
     )
 
 
+def test_reported_tumor_center_is_where_the_tumor_label_is():
+    ph = generate_phantom(12, "medium", tumor_diameters_mm=[55])
+    z, y, x = np.nonzero(ph.labels == 2)
+    centroid_lps = ph.ct.affine_lps @ np.array([x.mean(), y.mean(), z.mean(), 1.0])
+    reported = np.array(ph.info["tumors"][0]["center_mm"])
+    assert np.linalg.norm(centroid_lps[:3] - reported) < 15.0
+
+
 def test_no_tumor_phantom_has_no_tumor_label():
     ph = generate_phantom(9, "small", n_tumors=0)
     assert not (ph.labels == 2).any() and ph.info["tlvr"] == 0 and ph.info["tumors"] == []

@@ -172,8 +172,8 @@ def _paint_thorax(p: Painter, rng, dome, v) -> None:
         sl, cav & (above > -30) & (ring > 0) & (ring < rng.uniform(4, 7)) & (Y > ao_y - 5), MUSCLE
     )
     # the heart sits on the central tendon, in front and to the left
-    c = (rng.uniform(40, 60), -0.35 * b.cav_ant, 0.12 * b.cav_a)
-    r = (70.0, 0.6 * b.cav_ant, 0.55 * b.cav_a)
+    c = (rng.uniform(35, 55), -0.3 * b.cav_ant, rng.uniform(0.1, 0.25) * b.cav_a)
+    r = (65.0, rng.uniform(0.45, 0.6) * b.cav_ant, rng.uniform(0.38, 0.48) * b.cav_a)
     f = ellipsoid(Z, Y, X, c, r)
     heart = cav & (above > 5)
     p.paint(sl, heart & (f < 8), VFAT)  # pericardial fat
