@@ -12,8 +12,7 @@ exact undo record of the voxels it changed.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui import widgets as mw
@@ -31,6 +30,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..refine import RefineConfig, label_lesions, refine_all, refine_lesion, refine_slice
+from ..refine.edits import EditHistory, changed_box, write_tumor
 from . import _layers
 from ._common import JobWidgetMixin, follow_layer_list, set_status
 
@@ -45,14 +45,6 @@ SAME_LAYER = "same layer (1 = liver)"
 NO_LIVER = "none (no confinement)"
 UNDER_CURSOR = "lesion under the mouse"
 MODEL_OUTPUT = "model_output"
-
-
-@dataclass
-class _UndoStep:
-    layer: Any
-    box: tuple[slice, ...]
-    before: np.ndarray
-    what: str
 
 
 class _RefreshingCombo(QComboBox):
@@ -73,7 +65,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
-        self.undo_stack: list[_UndoStep] = []
+        self.history = EditHistory(UNDO_STEPS)
         self._generation = 0
         self._preview_busy = False
         self._preview_again = False
@@ -569,42 +561,35 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 error=True,
             )
             return
-        if liver is not None:
-            tumor_after = tumor_after & liver
-        changed = tumor_after != tumor_before
-        if not changed.any():
+        self._remember_model_output(mask_layer)
+        removed_to = 1 if self.liver_combo.currentText() in ("", SAME_LAYER) else 0
+        grown, shrunk = write_tumor(
+            mask_layer.data, tumor_before, tumor_after, liver,
+            tumor_value=int(self.tumor_value.value), removed_value=removed_to,
+            history=self.history, target=mask_layer, what=what,
+        )  # fmt: skip
+        if grown == shrunk == 0:
             set_status(self.status, f"Refining {what} changed nothing.")
             return
-        self._remember_model_output(mask_layer)
-        box = _bbox(changed)
-        self.undo_stack.append(_UndoStep(mask_layer, box, np.array(data[box]), what))
-        del self.undo_stack[:-UNDO_STEPS]
-        value = int(self.tumor_value.value)
-        removed_to = 1 if self.liver_combo.currentText() in ("", SAME_LAYER) else 0
-        region = data[box]  # a view: writing into it writes the layer's data
-        region[tumor_after[box] & changed[box]] = value
-        region[~tumor_after[box] & changed[box]] = removed_to
         mask_layer.refresh()
-        grown = int((tumor_after & changed).sum())
-        shrunk = int((~tumor_after & changed).sum())
         set_status(self.status, f"Applied to {what}: +{grown} / −{shrunk} tumor voxels.")
         self._update_undo_button()
         self.schedule_preview()
 
     def undo(self) -> None:
         """Restore the voxels the last Apply/Reset changed, exactly."""
-        if not self.undo_stack:
-            set_status(self.status, "Nothing to undo.")
-            return
-        step = self.undo_stack.pop()
-        if step.layer not in self.viewer.layers:
+        if self.history.steps and self.history.steps[-1].target not in self.viewer.layers:
+            self.history.steps.pop()
             set_status(
                 self.status, "The layer of the last step is gone; nothing undone.", error=True
             )
             self._update_undo_button()
             return
-        step.layer.data[step.box] = step.before
-        step.layer.refresh()
+        step = self.history.undo()
+        if step is None:
+            set_status(self.status, "Nothing to undo.")
+            return
+        step.target.refresh()
         set_status(self.status, f"Undid: {step.what}.")
         self._update_undo_button()
         self.schedule_preview()
@@ -620,9 +605,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         if not changed.any():
             set_status(self.status, "The labels already are the model output.")
             return
-        box = _bbox(changed)
-        self.undo_stack.append(_UndoStep(layer, box, np.array(layer.data[box]), "reset"))
-        del self.undo_stack[:-UNDO_STEPS]
+        box = changed_box(changed)
+        self.history.record(layer, box, "reset")
         layer.data[box] = original[box]
         layer.refresh()
         set_status(self.status, "Reset to the model output.")
@@ -679,8 +663,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
             pass
 
     def _update_undo_button(self) -> None:
-        self.undo_button.setEnabled(bool(self.undo_stack))
-        self.undo_button.setText(f"Undo ({len(self.undo_stack)})" if self.undo_stack else "Undo")
+        n = len(self.history)
+        self.undo_button.setEnabled(n > 0)
+        self.undo_button.setText(f"Undo ({n})" if n else "Undo")
 
 
 def _check_same_grid(ct_layer, other) -> None:
@@ -697,12 +682,6 @@ def _check_same_grid(ct_layer, other) -> None:
             f"'{other.name}' (scale {tuple(np.round(other.scale, 3))}) does not line up with the "
             f"CT '{ct_layer.name}' (scale {tuple(np.round(ct_layer.scale, 3))}). Nothing was applied."
         )
-
-
-def _bbox(mask: np.ndarray) -> tuple[slice, ...]:
-    from scipy import ndimage as ndi
-
-    return ndi.find_objects(mask.astype(np.uint8))[0]
 
 
 def _set_items(combo: QComboBox, names: list[str]) -> None:

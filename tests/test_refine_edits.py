@@ -1,0 +1,71 @@
+"""Writing a refined tumor into labels: only inside the liver, and Undo restores every voxel."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_livertumor.refine.edits import EditHistory, write_tumor
+
+
+class Layer:
+    def __init__(self, data):
+        self.data = data
+
+
+def test_tumor_is_written_inside_the_liver_only_and_undo_restores_exactly():
+    rng = np.random.default_rng(0)
+    labels = np.zeros((4, 20, 20), np.uint8)
+    labels[:, 2:18, 2:18] = 1
+    labels[1:3, 8:12, 8:12] = 2
+    labels[0, 0, 0] = 4  # an unrelated class far away
+    layer = Layer(labels)
+    original = labels.copy()
+    tumor = labels == 2
+    liver = (labels == 1) | tumor
+    after = np.zeros_like(tumor)
+    after[1:3, 6:14, 6:14] = True  # grows
+    after[1:3, 0:3, 0:3] = True  # partly outside the liver: must not be written there
+    history = EditHistory(max_steps=3)
+
+    grown, shrunk = write_tumor(labels, tumor, after, liver, history=history, target=layer)
+    assert grown > 0 and shrunk == 0
+    assert not ((labels == 2) & ~liver).any()
+    assert labels[0, 0, 0] == 4
+    assert history.undo() is not None
+    np.testing.assert_array_equal(labels, original)
+
+    # shrinking returns the given-up voxels to liver (1); several steps undo in order
+    snapshots = [labels.copy()]
+    for _ in range(3):
+        tumor = labels == 2
+        after = tumor & (rng.random(tumor.shape) > 0.3)
+        write_tumor(labels, tumor, after, liver, history=history, target=layer)
+        assert set(np.unique(labels[tumor & ~after])) <= {1}
+        snapshots.append(labels.copy())
+    for expected in reversed(snapshots[:-1]):
+        history.undo()
+        np.testing.assert_array_equal(labels, expected)
+    assert history.undo() is None
+
+
+def test_history_keeps_only_the_newest_steps():
+    labels = np.zeros((3, 3), np.uint8)
+    layer = Layer(labels)
+    history = EditHistory(max_steps=2)
+    for i in range(5):
+        history.record(layer, (slice(0, 1), slice(0, 1)), f"step {i}")
+        labels[0, 0] = i + 1
+    assert [s.what for s in history.steps] == ["step 3", "step 4"]
+    history.undo()
+    history.undo()
+    assert labels[0, 0] == 3
+
+
+def test_no_change_writes_nothing_and_records_nothing():
+    labels = np.ones((5, 5), np.uint8)
+    tumor = np.zeros((5, 5), bool)
+    history = EditHistory()
+    assert write_tumor(
+        labels, tumor, tumor.copy(), None, history=history, target=Layer(labels)
+    ) == (0, 0)
+    assert len(history) == 0
