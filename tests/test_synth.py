@@ -240,3 +240,13 @@ def test_sample_data_gives_an_aligned_ct_and_ground_truth():
     assert ct_kw["scale"] == lab_kw["scale"] and ct_kw["translate"] == lab_kw["translate"]
     assert ct_kw["contrast_limits"] == (-160, 240)
     assert {1, 2, 3, 4} <= set(np.unique(lab))
+
+
+def test_synth_command_refuses_a_file_as_output_folder(tmp_path, capsys):
+    from napari_livertumor.cli import main
+
+    target = tmp_path / "not_a_folder"
+    target.write_text("x")
+    assert main(["synth", "-o", str(target), "--cases", "1"]) == 1
+    assert "cannot create the output folder" in capsys.readouterr().err
+    assert main(["synth", "-o", str(tmp_path / "out"), "--cases", "0"]) == 2
