@@ -214,3 +214,16 @@ def test_mouse_away_from_any_lesion_says_where_to_point(refine_setup, qtbot):
     widget.apply_lesion_button.click()
     assert "Put the mouse over a lesion" in widget.status.text()
     np.testing.assert_array_equal(seg.data, before)
+
+
+def test_cancel_during_apply_all_changes_nothing(refine_setup, qtbot):
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.iterations.value = 60
+    before = seg.data.copy()
+    widget.apply_all_button.click()
+    assert widget.apply_all_button.text() == "Cancel"
+    widget.apply_all_button.click()  # the user changes their mind at once
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    np.testing.assert_array_equal(seg.data, before)
+    assert "Cancelled" in widget.status.text()
+    assert len(widget.history) == 0
