@@ -123,11 +123,9 @@ def render(
     img += tex[tissue] * field
     if streaks:
         img += _streaks(rng, tissue.shape)
-    sigma = (
-        max(0.25, 0.35 * min(1.0, 2.5 / voxel_mm[0])),
-        blur_mm / voxel_mm[1],
-        blur_mm / voxel_mm[2],
-    )
+    # thick slices average a slab: let neighbouring planes bleed in (partial volume along z)
+    sigma_z = 0.45 if voxel_mm[0] >= 3 else 0.3
+    sigma = (sigma_z, blur_mm / voxel_mm[1], blur_mm / voxel_mm[2])
     return ndimage.gaussian_filter(img, sigma, truncate=2.5, mode="nearest")
 
 
