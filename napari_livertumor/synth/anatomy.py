@@ -37,6 +37,7 @@ from ._tissue import (
     FAT,
     HEART_BLOOD,
     IVC,
+    LIVER,
     LUNG,
     MUSCLE,
     MYOCARDIUM,
@@ -256,6 +257,10 @@ def _paint_great_vessels(p: Painter, rng, v, extras) -> None:
         p.paint(sl, ((X - ix) / rx) ** 2 + ((Y - iy) / ry) ** 2 < 1, IVC)
     # main portal vein: confluence -> hilum
     r = rng.uniform(6, 8)
+    # the porta hepatis: fat of the hepatoduodenal ligament around the trunk where it enters
+    p.paint_tube(
+        v["confluence"], v["hilum"], r + 5, r + 4, VFAT, within=lambda sl: p.tissue[sl] == LIVER
+    )
     p.paint_tube(v["confluence"], v["hilum"], r, r * 0.9, PORTAL_VEIN)
 
 
