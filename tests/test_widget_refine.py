@@ -227,3 +227,28 @@ def test_cancel_during_apply_all_changes_nothing(refine_setup, qtbot):
     np.testing.assert_array_equal(seg.data, before)
     assert "Cancelled" in widget.status.text()
     assert len(widget.history) == 0
+
+
+def test_separate_tumor_and_liver_layers_work_too(refine_setup, qtbot):
+    viewer, widget, seg, truth, liver = refine_setup
+    tumor_layer = viewer.add_labels(
+        (seg.data == 2).astype(np.uint8),
+        name="tumor only",
+        scale=seg.scale,
+        translate=seg.translate,
+    )
+    liver_layer = viewer.add_labels(
+        liver.astype(np.uint8), name="liver only", scale=seg.scale, translate=seg.translate
+    )
+    widget.refresh_layers()
+    widget.mask_combo.setCurrentText("tumor only")
+    widget.liver_combo.setCurrentText("liver only")
+    widget.tumor_value.value = 1
+    before = tumor_layer.data.copy()
+    widget.apply_slice_button.click()
+    after = tumor_layer.data
+    assert (after != before).any()
+    assert set(np.unique(after)) <= {0, 1}
+    assert not (after.astype(bool) & ~liver_layer.data.astype(bool)).any()
+    widget.undo_button.click()
+    np.testing.assert_array_equal(tumor_layer.data, before)
