@@ -57,6 +57,14 @@ def test_unknown_shape_phase_or_override_is_refused():
         generate_phantom(0, "small", phase="delayed")
     with pytest.raises(TypeError, match="tumour_count"):
         generate_phantom(0, "small", tumour_count=3)
+    with pytest.raises(ValueError, match="tumor kinds"):
+        generate_phantom(0, "small", tumor_kinds=["benign"])
+
+
+@pytest.mark.parametrize("kind", ["typical", "hypovascular", "iso", "rim", "infiltrative"])
+def test_every_tumor_kind_can_be_asked_for(kind):
+    ph = generate_phantom(6, "small", tumor_diameters_mm=[40], tumor_kinds=[kind])
+    assert ph.info["tumors"][0]["kind"] == kind and (ph.labels == 2).any()
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -23,7 +23,8 @@ How a phantom is made
 3. **Tumors**: 0 (≈5 %), 1 (≈55 %) or 2–6 lesions; main lesion diameter log-normal around 5 cm
    (0.8–12 cm), satellites 0.5–4.5 cm, clustered around the main mass or scattered; lobulated,
    irregular margins; ≈20 % at the liver edge (may bulge out); kinds "typical" (arterial
-   hyper-enhancement, washout), "hypovascular", "iso" (near-invisible) and "rim" (capsule);
+   hyper-enhancement, washout), "hypovascular", "iso" (near-invisible), "rim" (capsule) and
+   "infiltrative" (ragged, low contrast, ill-defined margin);
    necrotic cores in half of the lesions > 4 cm (necrosis stays label 2).
 4. **Intensities** (``intensity.py``): HU per tissue and phase drawn per case from the ranges in
    ``REFERENCE.md`` §5 (non-contrast / arterial / portal venous), fatty liver in ≈15 %, tumor

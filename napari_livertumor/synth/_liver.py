@@ -27,7 +27,7 @@ from ._tissue import (
 class TumorSpec:
     center: tuple[float, float, float]  # (z, y, x) mm
     diameter: float
-    kind: str  # "typical", "hypovascular", "iso", "rim"
+    kind: str  # "typical", "hypovascular", "iso", "rim", "infiltrative"
     necrotic: float  # fraction of radius that is necrotic core (0: none)
     edge: bool
     code: int
@@ -259,14 +259,16 @@ def _paint_one_tumor(p, rng, c, r, spec, edge, sl, f, code) -> None:
     for _ in range(int(rng.integers(0, 3))):  # lobulated margins
         off = rng.normal(0, 0.45 * r, 3)
         ft = smin(ft, ellipsoid(Z, Y, X, c + off, ax * rng.uniform(0.45, 0.7)), 0.2 * r)
-    irregular = spec.get("irregularity", rng.uniform(0.05, 0.2))
+    irregular = rng.uniform(0.05, 0.2) if spec["kind"] != "infiltrative" else rng.uniform(0.25, 0.4)
     ft = ft + irregular * r * box_noise(rng, Z, Y, X, max(0.6 * r, 3.0))
     margin = 0.3 * r if edge else 0.0
     fl = sub_box(f, sl, bsl)
     mask = (ft < 0) & (fl < margin) & (p.cavity_depth(bsl) > 2)
     p.paint(bsl, mask, code)
     if spec.get("rim", False):
-        rim_w = max(1.5, rng.uniform(0.04, 0.1) * r)
+        # a capsule is thin; an infiltrative margin is a wide band half-way to the liver's HU
+        frac = (0.12, 0.22) if spec["kind"] == "infiltrative" else (0.04, 0.1)
+        rim_w = max(1.5, rng.uniform(*frac) * r)
         p.paint(bsl, mask & (ft > -rim_w), code + 1)
     nec = spec.get("necrotic", 0.0)
     if nec > 0:

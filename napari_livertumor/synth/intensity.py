@@ -60,6 +60,7 @@ _TUMOR_DELTA = {
     "hypovascular": ((-25, -5), (-30, -5), (-45, -15)),
     "iso": ((-8, 2), (-8, 10), (-10, 3)),
     "rim": ((-25, -8), (-20, 5), (-40, -15)),
+    "infiltrative": ((-15, -3), (-10, 20), (-25, -5)),
 }
 
 
@@ -90,6 +91,8 @@ def sample_lut(rng: np.random.Generator, phase: str, tumors, extras: dict):
         lut[t.code] = liver_normal + delta
         tex[t.code] = rng.uniform(4, 18)
         rim = delta + rng.uniform(15, 45) if phase != "non-contrast" else delta + 5
+        if t.kind == "infiltrative":
+            rim = delta * rng.uniform(0.3, 0.6)  # ill-defined margin
         lut[t.code + 1] = liver_normal + rim
         tex[t.code + 1] = 5
         t.info["enhancement"] = float(lut[t.code] - lut[A.LIVER])

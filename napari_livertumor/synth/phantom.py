@@ -16,6 +16,9 @@ from .intensity import PHASES, add_noise, render, sample_lut, upsample2
 #: name -> (in-plane size, default slice count range or fixed count)
 SHAPES = {"small": 96, "medium": 256, "full": 512}
 
+#: lesion kinds (appearance relative to the liver per phase, see ``intensity.py``)
+TUMOR_KINDS = ("typical", "hypovascular", "iso", "rim", "infiltrative")
+
 #: overrides accepted by :func:`generate_phantom`
 OVERRIDES = (
     "n_tumors",
@@ -72,7 +75,7 @@ def generate_phantom(
     **overrides
         Any of :data:`OVERRIDES`: ``n_tumors`` (int), ``tumor_diameters_mm`` (list of float,
         overrides the count), ``tumor_kinds`` (list of "typical" | "hypovascular" | "iso" |
-        "rim"), ``noise_sd`` (HU), ``slice_thickness`` (mm), ``pixel_spacing`` (mm),
+        "rim" | "infiltrative"), ``noise_sd`` (HU), ``slice_thickness`` (mm), ``pixel_spacing`` (mm),
         ``n_slices``, ``fatty_liver`` / ``cirrhotic`` / ``streaks`` / ``oral_contrast`` /
         ``fov_padding`` (bool), ``body_size`` (habitus z-score, 0 = average).
 
@@ -290,20 +293,22 @@ def _sample_tumor_plan(rng, ov) -> list[dict]:
             float(np.clip(np.exp(rng.normal(np.log(18), 0.5)), 5, 45)) for _ in range(n - 1)
         ]
     kinds = list(ov.get("tumor_kinds", []))
+    bad = set(kinds) - set(TUMOR_KINDS)
+    if bad:
+        raise ValueError(f"unknown tumor kinds {sorted(bad)}; known: {TUMOR_KINDS}")
     plan = []
     for i, d in enumerate(diam):
         kind = (
             kinds[i % len(kinds)]
             if kinds
-            else str(
-                rng.choice(["typical", "hypovascular", "iso", "rim"], p=[0.55, 0.2, 0.12, 0.13])
-            )
+            else str(rng.choice(TUMOR_KINDS, p=[0.5, 0.18, 0.12, 0.12, 0.08]))
         )
         plan.append(
             {
                 "diameter": d,
                 "kind": kind,
-                "rim": kind == "rim" or (kind == "typical" and rng.random() < 0.3),
+                "rim": kind in ("rim", "infiltrative")
+                or (kind == "typical" and rng.random() < 0.3),
                 "necrotic": float(rng.uniform(0.3, 0.7)) if d > 40 and rng.random() < 0.5 else 0.0,
                 "edge": bool(rng.random() < 0.2),
                 "satellite": i > 0 and rng.random() < 0.5,
