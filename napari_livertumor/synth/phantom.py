@@ -154,7 +154,7 @@ def generate_phantom(
         tex,
         texture_mm=rng.uniform(6, 14),
         voxel_mm=(dz, wdx, wdx),
-        blur_mm=rng.uniform(0.4, 1.0) * (1 if factor == 1 else 0.8),
+        blur_mm=rng.uniform(0.4, 1.0) if factor == 1 else rng.uniform(0.8, 1.3),  # hide 2-px steps
         streaks=bool(ov.get("streaks", rng.random() < 0.25)),
     )
     labels = T.LABEL_OF_TISSUE[anat.tissue]
