@@ -1,5 +1,6 @@
-"""The window stays responsive while segmentation and training run in workers: a 20 ms QTimer
-heartbeat never stalls for more than 500 ms (the benchmark reports the figure; goal < 100 ms)."""
+"""The window stays responsive while segmentation runs in a worker: a 20 ms QTimer heartbeat
+never stalls for more than 500 ms (the benchmark reports the figure; goal < 100 ms). Training is
+measured the same way in test_widget_train.py."""
 
 from __future__ import annotations
 
@@ -9,11 +10,9 @@ from _widget_data import tiny_ct, tiny_models
 from napari_livertumor._widgets import _layers
 from napari_livertumor._widgets._heartbeat import Heartbeat
 from napari_livertumor._widgets.segment import SegmentWidget
-from napari_livertumor._widgets.train import TrainWidget
 
 pytestmark = pytest.mark.gui
 pytest.importorskip("napari_livertumor.pipeline")
-pytest.importorskip("napari_livertumor.training.loop")
 
 MAX_STALL_MS = 500
 
@@ -34,27 +33,4 @@ def test_segmenting_never_freezes_the_window(make_napari_viewer, qtbot, tmp_path
     stall = beat.stop()
     assert "CT segmentation" in viewer.layers
     assert beat.beats > 3
-    assert stall < MAX_STALL_MS, beat.summary()
-
-
-def test_training_never_freezes_the_window(make_napari_viewer, qtbot, tmp_path):
-    from napari_livertumor.training.toydata import write_toy_cohort
-
-    data = write_toy_cohort(tmp_path / "toy", n_cases=3, seed=2, shape=(16, 32, 32))
-    viewer = make_napari_viewer()
-    widget = TrainWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.data.setText(str(data))
-    widget.out.setText(str(tmp_path / "models"))
-    widget.patch.setText("16, 32, 32")
-    widget.device.setCurrentText("cpu")
-    widget.epochs.setValue(1)
-    widget.steps.setValue(3)
-    qtbot.wait(200)
-
-    beat = Heartbeat(20).start()
-    widget.start_button.click()
-    qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
-    stall = beat.stop()
-    assert len(widget.history["step"]) == 3
     assert stall < MAX_STALL_MS, beat.summary()

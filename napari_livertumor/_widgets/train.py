@@ -3,6 +3,7 @@ and validation Dice live, stop at any time; the model is offered in Segment when
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     import napari
 
 #: Seconds between two redraws of the plot (drawing is the costly part on the GUI thread).
-_PLOT_EVERY_S = 0.3
+_PLOT_EVERY_S = 1.0
 
 
 class TrainWidget(JobWidgetMixin, QWidget):
@@ -78,6 +79,10 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.progress_bar = QProgressBar()
         self.progress_bar.setVisible(False)
         self.figure, self.canvas, self.loss_ax, self.dice_ax = _make_plot()
+        (self.loss_line,) = self.loss_ax.plot([], [], color="#4da3ff", lw=1.2, label="loss")
+        (self.dice_line,) = self.dice_ax.plot(
+            [], [], "o-", color="#ff9f43", lw=1.2, ms=3, label="validation Dice"
+        )
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
@@ -138,17 +143,12 @@ class TrainWidget(JobWidgetMixin, QWidget):
         except Exception as exc:
             set_status(self.status, str(exc), error=True)
             return
-        try:
-            from ..training import train
-        except ImportError as exc:
-            set_status(self.status, f"training is not available yet ({exc})", error=True)
-            return
         self._reset_plot()
         self.reports = []
         self.model_folder = None
         self._log(f"Training the {config.stage} model on {config.data} → {config.stage_dir}")
         self.run_job(
-            lambda progress, should_cancel: train(config, should_cancel=should_cancel),
+            lambda progress, should_cancel: train_in_subprocess(config, should_cancel),
             None,
             button=self.start_button,
             description=f"train {config.stage}",
@@ -264,11 +264,12 @@ class TrainWidget(JobWidgetMixin, QWidget):
             return
         self._last_draw = now
         h = self.history
-        self.loss_ax.clear()
-        self.dice_ax.clear()
-        self.loss_ax.plot(h["step"], h["loss"], color="#4da3ff", lw=1.2)
-        self.dice_ax.plot(h["val_step"], h["val_dice"], "o-", color="#ff9f43", lw=1.2, ms=3)
-        _style_axes(self.loss_ax, self.dice_ax)
+        self.loss_line.set_data(h["step"], h["loss"])
+        self.dice_line.set_data(h["val_step"], h["val_dice"])
+        self.loss_ax.relim()
+        self.loss_ax.autoscale_view()
+        if h["step"]:
+            self.loss_ax.set_xlim(0, max(h["step"]) + 1)
         self.canvas.draw_idle()
 
     def _log(self, line: str) -> None:
@@ -314,6 +315,70 @@ class TrainWidget(JobWidgetMixin, QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Output folder for the model")
         if folder:
             self.out.setText(folder)
+
+
+def train_in_subprocess(config, should_cancel):
+    """Yield the reports of ``training.train(config)`` run in a child process.
+
+    The training loop's data augmentation (scipy.ndimage) holds Python's global lock for up
+    to a second at a time; in a thread of this process that froze the window. A child process
+    has its own lock. Cancelling sets an event the child's ``should_cancel`` reads, so the loop
+    still saves its last weights; the child is only terminated if it ignores that for 60 s.
+    """
+    import multiprocessing as mp
+    import queue
+
+    from ._jobs import JobFailed
+
+    ctx = mp.get_context("spawn")  # forking a process that runs Qt threads is unsafe
+    reports, cancel = ctx.Queue(), ctx.Event()
+    child = ctx.Process(target=_train_child, args=(config.to_dict(), reports, cancel), daemon=True)
+    child.start()
+    try:
+        while True:
+            if should_cancel():
+                cancel.set()
+            try:
+                kind, payload = reports.get(timeout=0.1)
+            except queue.Empty:
+                if not child.is_alive():
+                    raise JobFailed(
+                        f"the training process ended unexpectedly (exit code {child.exitcode})"
+                    ) from None
+                continue
+            if kind == "report":
+                yield payload
+            elif kind == "error":
+                raise JobFailed(payload)
+            else:
+                return
+    finally:
+        cancel.set()
+        child.join(timeout=60)
+        if child.is_alive():
+            child.terminate()
+            child.join(timeout=5)
+
+
+def _train_child(config_dict: dict, reports, cancel) -> None:
+    """Child process: run the training generator and pass its reports back."""
+    from ..errors import LiverTumorError
+    from ..training import TrainConfig, train
+
+    try:
+        os.nice(5)  # the window's process comes first when CPUs are short
+    except (AttributeError, OSError):
+        pass
+    try:
+        config = TrainConfig.from_dict(config_dict)
+        for report in train(config, should_cancel=cancel.is_set):
+            reports.put(("report", report))
+    except LiverTumorError as exc:
+        reports.put(("error", str(exc)))
+    except Exception as exc:  # reported in the widget as one line
+        reports.put(("error", f"{type(exc).__name__}: {exc}"))
+    else:
+        reports.put(("end", None))
 
 
 def summarize_data(data: str, clinical: str | None = None) -> list[str]:
