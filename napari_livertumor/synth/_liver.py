@@ -14,6 +14,7 @@ from ._tissue import (
     GALLBLADDER,
     HEPATIC_VEIN,
     LIVER,
+    LIVER_REGIONAL,
     MAX_TUMORS,
     NECROSIS,
     PORTAL_SMALL,
@@ -109,6 +110,8 @@ def paint_liver(p: Painter, rng, dome, v, extras):
     _paint_liver_vessels(p, rng, v, in_liver)
     if rng.random() < (0.9 if extras.get("cirrhotic") else 0.6):
         _paint_fissure(p, rng, sl, Z, Y, X, H, a, ca, width=2.0 + 4.0 * extras.get("cirrhotic", 0))
+    for _ in range(extras.get("n_regional", 0)):
+        _paint_regional(p, rng, sl, f, Z, Y, X)
     for _ in range(extras.get("n_cysts", 0)):
         idx = np.flatnonzero(f < -15)
         if idx.size == 0:
@@ -132,6 +135,23 @@ def _fit_volume(f, clamp, g: Grid, target_ml: float) -> np.ndarray:
             break
         level += step
     return np.maximum(f - level, clamp).astype(np.float32)
+
+
+def _paint_regional(p: Painter, rng, sl, f, Z, Y, X) -> None:
+    """A geographic patch of liver (focal fat / perfusion anomaly), often at the surface."""
+    idx = np.flatnonzero((f < -3) & (f > -25))
+    if idx.size == 0:
+        return
+    k = np.unravel_index(rng.choice(idx), f.shape)
+    c = np.array([Z[k[0], 0, 0], Y[0, k[1], 0], X[0, 0, k[2]]], float)
+    r = rng.uniform(10, 28)
+    bx = p.g.box(c - r - 4, c + r + 4)
+    if bx is None:
+        return
+    bsl, bz, by, bxx = bx
+    fr = ellipsoid(bz, by, bxx, c, r * rng.uniform(0.5, 1.2, 3))
+    fr = fr + 0.4 * r * box_noise(rng, bz, by, bxx, max(0.5 * r, 4.0))
+    p.paint(bsl, (fr < 0) & (p.tissue[bsl] == LIVER), LIVER_REGIONAL)
 
 
 def _paint_fissure(p: Painter, rng, sl, Z, Y, X, H, a, ca, width: float) -> None:

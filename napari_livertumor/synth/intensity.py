@@ -84,6 +84,13 @@ def sample_lut(rng: np.random.Generator, phase: str, tumors, extras: dict):
     fat_drop = extras.get("liver_fat_drop", 0.0)
     lut[A.LIVER] = liver_normal - fat_drop
     tex[A.LIVER] = rng.uniform(2, 8) if not extras.get("cirrhotic") else rng.uniform(5, 12)
+    # focal fat is darker in every phase; an arterial perfusion anomaly is brighter
+    anomaly = rng.random() < 0.5
+    if phase == "arterial" and anomaly:
+        lut[A.LIVER_REGIONAL] = lut[A.LIVER] + rng.uniform(10, 25)
+    else:
+        lut[A.LIVER_REGIONAL] = lut[A.LIVER] - rng.uniform(10, 35)
+    tex[A.LIVER_REGIONAL] = tex[A.LIVER]
     facts = {"liver_hu": float(lut[A.LIVER]), "tumor_hu": []}
     for t in tumors:
         lo, hi = _TUMOR_DELTA[t.kind][k]
