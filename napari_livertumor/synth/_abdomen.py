@@ -200,10 +200,15 @@ def paint_kidneys(p: Painter, rng) -> None:
         zc = -H * rng.uniform(0.92, 1.05) - (15 if side < 0 else 0) + 20
         c = np.array([zc, b.spine_y - rng.uniform(0, 12), side * rng.uniform(62, 80)])
         r = np.array([rng.uniform(48, 60), rng.uniform(22, 27), rng.uniform(24, 30)])
-        bx = p.g.box(c - r - 5, c + r + 5)
+        # long axis tilted: upper pole toward the spine and the back
+        s, t = rng.uniform(0.1, 0.35), rng.uniform(0.05, 0.3)
+        pad = r + 5 + np.array([0, t * r[0], s * r[0]])
+        bx = p.g.box(c - pad, c + pad)
         if bx is None:
             continue
-        sl, Z, Y, X = bx
+        sl, Z, Y0, X0 = bx
+        X = X0 + side * s * (Z - c[0])
+        Y = Y0 - t * (Z - c[0])
         f = ellipsoid(Z, Y, X, c, r)
         hil = ellipsoid(Z, Y, X, c + (0, -0.4 * r[1], -side * 0.9 * r[2]), r * (0.35, 0.4, 0.5))
         f = np.maximum(f, -hil)

@@ -35,6 +35,7 @@ from ._tissue import (
     CORTICAL,
     DISC,
     FAT,
+    GI_WALL,
     HEART_BLOOD,
     IVC,
     LIVER,
@@ -255,6 +256,20 @@ def _paint_great_vessels(p: Painter, rng, v, extras) -> None:
     if bx is not None:
         sl, Z, Y, X = bx
         p.paint(sl, ((X - ix) / rx) ** 2 + ((Y - iy) / ry) ** 2 < 1, IVC)
+    # oesophagus: down beside the aorta, through the hiatus, to the cardia
+    H = p.b.liver_height
+    a, ca = p.b.cav_a, p.b.cav_ant
+    eso = [
+        np.array([ztop, ay_ - 18, ax_ - 12]),
+        np.array([-0.08 * H, ay_ - 28, ax_ + 2]),
+        np.array([-0.22 * H, -0.15 * ca, 0.25 * a]),
+    ]
+
+    def free(sl):
+        return np.isin(p.tissue[sl], (VFAT, LUNG, MUSCLE))
+
+    for e0, e1 in zip(eso[:-1], eso[1:], strict=True):
+        p.paint_tube(e0, e1, 7.0, 7.0, GI_WALL, within=free)
     # main portal vein: confluence -> hilum
     r = rng.uniform(6, 8)
     # the porta hepatis: fat of the hepatoduodenal ligament around the trunk where it enters
