@@ -1,0 +1,71 @@
+"""`livertumor evaluate`: the two-stage pipeline on test patients, printed like the original."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from napari_livertumor.cli import main
+from napari_livertumor.training import make_config, train
+from napari_livertumor.training.toydata import write_toy_cohort
+
+TINY = dict(
+    epochs=1,
+    steps_per_epoch=2,
+    roi_size=(16, 32, 32),
+    target_spacing=(2.5, 2.0, 2.0),
+    network={"init_filters": 4, "blocks_down": [1, 1, 1], "blocks_up": [1, 1], "vae_nz": 16},
+    weak_lambda=0.0,
+    max_val_cases=1,
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    data = write_toy_cohort(root / "data", n_cases=5, seed=1)
+    for stage in ("liver", "tumor"):
+        list(train(make_config(stage, data=str(data), out=str(root / "models"), **TINY)))
+    return data, root / "models"
+
+
+def test_evaluate_prints_the_table_beside_the_published_numbers(trained, tmp_path, capsys):
+    data, models = trained
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["HCC_001"], "test": ["HCC_002"]}))
+    rc = main(["evaluate", "--data", str(data), "--models", str(models), "--split", str(split),
+               "-o", str(tmp_path / "out"), "--device", "cpu"])  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "Test patients: 1" in out
+    assert "0.942" in out and "0.570" in out  # the original's liver / tumor Dice
+    assert ">=10cm" in out and "<10cm" in out
+    with open(tmp_path / "out" / "per_case.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["case"] for r in rows] == ["HCC_002"]
+    for key in ("liver_dice", "tumor_dice", "liver_iou", "tumor_sensitivity", "tumor_stratum"):
+        assert key in rows[0]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["n_cases"] == 1 and summary["split"] == str(split)
+
+
+def test_evaluate_uses_the_test_patients_training_wrote_down(trained, tmp_path):
+    from napari_livertumor.training.evaluate import evaluate
+
+    data, models = trained
+    written = json.loads((models / "tumor" / "split.json").read_text())
+    result = evaluate(data, models=models, device="cpu")
+    assert [r["case"] for r in result["rows"]] == written["test"]
+
+
+def test_a_split_whose_test_patients_are_absent_is_refused(trained, tmp_path):
+    from napari_livertumor.errors import InputError
+    from napari_livertumor.training.evaluate import evaluate
+
+    data, models = trained
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": [], "test": ["HCC_999"]}))
+    with pytest.raises(InputError, match="no test patient"):
+        evaluate(data, models=models, split_file=split, device="cpu")
