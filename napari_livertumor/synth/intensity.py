@@ -152,8 +152,19 @@ def _streaks(rng, shape) -> np.ndarray:
     return amp * pat[None]
 
 
-def upsample2(img: np.ndarray) -> np.ndarray:
-    """Bilinear 2x in-plane upsampling with half-pixel centres (working -> output grid)."""
+def upsample2(img: np.ndarray, chunk: int = 8) -> np.ndarray:
+    """Bilinear 2x in-plane upsampling with half-pixel centres (working -> output grid).
+
+    Works through ``chunk`` slices at a time so the temporaries stay small.
+    """
+    nz, ny, nx = img.shape
+    out = np.empty((nz, 2 * ny, 2 * nx), np.float32)
+    for k in range(0, nz, chunk):
+        out[k : k + chunk] = _upsample2_block(img[k : k + chunk])
+    return out
+
+
+def _upsample2_block(img: np.ndarray) -> np.ndarray:
     nz, ny, nx = img.shape
     out_y = np.empty((nz, 2 * ny, nx), np.float32)
     prev = np.concatenate([img[:, :1], img[:, :-1]], axis=1)
