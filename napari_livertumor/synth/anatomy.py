@@ -35,6 +35,7 @@ from ._tissue import (
     CORTICAL,
     DISC,
     FAT,
+    GI_FLUID,
     GI_WALL,
     HEART_BLOOD,
     IVC,
@@ -108,6 +109,7 @@ def build_anatomy(
     paint_kidneys(p, rng)
     _paint_great_vessels(p, rng, vessels, extras)
     _paint_spine(p, rng)
+    _paint_pelvis(p, rng, vessels)
     if extras.get("ascites", False):
         paint_ascites(p, liver_sl, liver_f)
     paint_bowel(p, rng, dome, extras)
@@ -204,7 +206,9 @@ def _paint_ribs(p: Painter, rng) -> None:
     width = rng.uniform(7, 10)
     zr = z + drop * phin[None]  # the rib's height at its back end
     ph = np.mod(zr - rng.uniform(0, period), period)
-    rib = inb & (ph < width) & (zr > -H * rng.uniform(0.8, 1.0))
+    # the costal margin: the lowest ribs end low at the back, the cartilages high in front
+    margin = -H * (rng.uniform(0.85, 1.05) - rng.uniform(0.35, 0.5) * phin[None])
+    rib = inb & (ph < width) & (z > margin)
     edge = (ph < 1.6) | (ph > width - 1.6)
     cart = (aphi[iy, ix] > 2.3)[None]
     sub = p.tissue[:, iy, ix]
@@ -277,6 +281,49 @@ def _paint_great_vessels(p: Painter, rng, v, extras) -> None:
         v["confluence"], v["hilum"], r + 5, r + 4, VFAT, within=lambda sl: p.tissue[sl] == LIVER
     )
     p.paint_tube(v["confluence"], v["hilum"], r, r * 0.9, PORTAL_VEIN)
+
+
+def _paint_pelvis(p: Painter, rng, v) -> None:
+    """Iliac wings (curved bone plates) and, lowest, the bladder, for scans that reach them."""
+    b = p.b
+    g = p.g
+    crest = -b.liver_height - rng.uniform(110, 160)
+    if g.zs[0] > crest:
+        return
+    lo_z = float(g.zs[0]) - 5
+    yc = b.spine_y + rng.uniform(15, 30)
+    for side in (-1, 1):
+        xc = side * rng.uniform(35, 50)
+        bottom = max(lo_z, crest - rng.uniform(100, 130))  # the wings end at the acetabula
+        xs = sorted((side * 25, side * 170))
+        bx = g.box((bottom, -b.cav_ant, xs[0]), (crest, b.post, xs[1]))
+        if bx is None:
+            continue
+        sl, Z, Y, X = bx
+        grow = np.clip((crest - Z) / 80.0, 0, 1)
+        radius = 55 + 45 * grow
+        rho = np.sqrt((X - xc) ** 2 + ((Y - yc) * 1.25) ** 2)
+        ang = np.arctan2(-(Y - yc), side * (X - xc))  # 0 lateral, +pi/2 toward the front
+        plate = (np.abs(rho - radius) < 4.5) & (ang > -0.4) & (ang < 0.6 + 0.6 * grow)
+        inside = p.cavity_depth(sl) > -25
+        p.paint(sl, plate & inside, CANCELLOUS)
+        p.paint(sl, plate & inside & (np.abs(rho - radius) > 2.5), CORTICAL)
+        # iliacus: muscle lining the wing on its inner side
+        p.paint(
+            sl,
+            (rho < radius - 4.5) & (rho > radius - 18) & (ang > -0.3) & (ang < 0.5 + 0.6 * grow),
+            MUSCLE,
+        )
+    bladder_z = crest - rng.uniform(140, 190)
+    c = np.array([bladder_z, -0.35 * b.cav_ant, rng.uniform(-10, 10)])
+    r = np.array([rng.uniform(30, 50), rng.uniform(30, 45), rng.uniform(35, 60)])
+    bx = g.box(c - r - 4, c + r + 4)
+    if bx is not None:
+        sl, Z, Y, X = bx
+        f = ellipsoid(Z, Y, X, c, r)
+        keep = p.cavity_depth(sl) > 2
+        p.paint(sl, keep & (f < 0), GI_WALL)
+        p.paint(sl, keep & (f < -3), GI_FLUID)
 
 
 def _paint_spine(p: Painter, rng) -> None:

@@ -102,7 +102,8 @@ def generate_phantom(
     n_xy = SHAPES[shape]
     H = body.liver_height
     top = rng.uniform(15, 60)
-    bottom = -H - rng.uniform(20, 120)
+    # most scans stop a little below the liver; some run down into the pelvis
+    bottom = -H - (rng.uniform(20, 120) if rng.random() < 0.7 else rng.uniform(120, 300))
     width_needed = 2 * body.half_width * 1.06 + 16
     depth_needed = (body.ant + body.post) * 1.06 + 30
     if shape == "full":
