@@ -23,6 +23,9 @@ from ._tissue import (
     VFAT,
 )
 
+#: what a tumor may replace: liver and its contents, or fat/fluid next to it (edge lesions)
+_TUMOR_HOSTS = (LIVER, LIVER_REGIONAL, HEPATIC_VEIN, PORTAL_SMALL, PORTAL_VEIN, CYST, VFAT, ASCITES)
+
 
 @dataclass
 class TumorSpec:
@@ -243,9 +246,11 @@ def paint_tumors(p: Painter, rng, sl, f, plan: list[dict]) -> list[TumorSpec]:
             c = None
         if c is None:
             need = -0.15 * r if edge else -min(0.6 * r, 25.0)
-            cand = np.flatnonzero(f < need) if not edge else np.flatnonzero((f < 0) & (f > need))
+            parenchyma = p.tissue[sl] == LIVER
+            near = (f < need) if not edge else ((f < 0) & (f > need))
+            cand = np.flatnonzero(near & parenchyma)
             if cand.size == 0:
-                cand = np.flatnonzero(f < 0)
+                cand = np.flatnonzero(parenchyma)
             if cand.size == 0:
                 break
             k = np.unravel_index(rng.choice(cand), f.shape)
@@ -283,7 +288,8 @@ def _paint_one_tumor(p, rng, c, r, spec, edge, sl, f, code) -> None:
     ft = ft + irregular * r * box_noise(rng, Z, Y, X, max(0.6 * r, 3.0))
     margin = 0.3 * r if edge else 0.0
     fl = sub_box(f, sl, bsl)
-    mask = (ft < 0) & (fl < margin) & (p.cavity_depth(bsl) > 2)
+    host = np.isin(p.tissue[bsl], _TUMOR_HOSTS)
+    mask = (ft < 0) & (fl < margin) & (p.cavity_depth(bsl) > 2) & host
     p.paint(bsl, mask, code)
     if spec.get("rim", False):
         # a capsule is thin; an infiltrative margin is a wide band half-way to the liver's HU

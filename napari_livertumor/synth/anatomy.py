@@ -104,12 +104,14 @@ def build_anatomy(
     paint_spleen(p, rng, dome, extras)
     paint_pancreas_and_veins(p, rng, vessels)
     liver_sl, liver_f = paint_liver(p, rng, dome, vessels, extras)
-    tumors = paint_tumors(p, rng, liver_sl, liver_f, tumor_plan)
     paint_gallbladder(p, rng, vessels, extras)
     paint_kidneys(p, rng)
     _paint_great_vessels(p, rng, vessels, extras)
     _paint_spine(p, rng)
     _paint_pelvis(p, rng, vessels)
+    # tumors last among the solid organs: they grow in liver (or bulge into fat), never
+    # under a kidney or vessel painted afterwards
+    tumors = paint_tumors(p, rng, liver_sl, liver_f, tumor_plan)
     if extras.get("ascites", False):
         paint_ascites(p, liver_sl, liver_f)
     paint_bowel(p, rng, dome, extras)
