@@ -74,10 +74,10 @@ def generate_phantom(
         Contrast phase; drawn (15 % / 40 % / 45 %) when not given.
     **overrides
         Any of :data:`OVERRIDES`: ``n_tumors`` (int), ``tumor_diameters_mm`` (list of float,
-        overrides the count), ``tumor_kinds`` (list of "typical" | "hypovascular" | "iso" |
-        "rim" | "infiltrative"), ``noise_sd`` (HU), ``slice_thickness`` (mm), ``pixel_spacing`` (mm),
-        ``n_slices``, ``fatty_liver`` / ``cirrhotic`` / ``streaks`` / ``oral_contrast`` /
-        ``fov_padding`` (bool), ``body_size`` (habitus z-score, 0 = average).
+        overrides the count), ``tumor_kinds`` (list of :data:`TUMOR_KINDS`), ``noise_sd``
+        (HU), ``slice_thickness`` (mm), ``pixel_spacing`` (mm, ``full`` only), ``n_slices``,
+        ``fatty_liver`` / ``cirrhotic`` / ``streaks`` / ``oral_contrast`` / ``fov_padding``
+        (bool), ``body_size`` (habitus z-score, 0 = average).
 
     Returns
     -------
