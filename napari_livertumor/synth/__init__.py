@@ -45,12 +45,13 @@ from __future__ import annotations
 from .clinical import make_clinical_table
 from .cohort import case_seed, make_cohort
 from .intensity import PHASES
-from .phantom import OVERRIDES, SHAPES, Phantom, generate_phantom
+from .phantom import OVERRIDES, SHAPES, TUMOR_KINDS, Phantom, generate_phantom
 
 __all__ = [
     "OVERRIDES",
     "PHASES",
     "SHAPES",
+    "TUMOR_KINDS",
     "Phantom",
     "case_seed",
     "generate_phantom",
