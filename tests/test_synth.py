@@ -204,6 +204,7 @@ def test_tcia_cohort_reads_back_through_our_dicom_and_seg_readers(tmp_path):
     from napari_livertumor.io.clinical import read_clinical
     from napari_livertumor.io.dicom import read_dicom_series
     from napari_livertumor.io.seg import read_dicom_seg
+    from napari_livertumor.io.tcia import load_tcia_case
 
     out = make_cohort(tmp_path / "cohort", 3, seed=5, layout="tcia", quirks=True)
     manifest = json.loads((out / "synth_manifest.json").read_text())
@@ -220,6 +221,14 @@ def test_tcia_cohort_reads_back_through_our_dicom_and_seg_readers(tmp_path):
         assert np.array_equal(volume.array, truth.ct.array)
         labels = read_dicom_seg(out / m["seg"], volume)
         assert np.array_equal(labels, truth.labels)
+        # the patient-level loader finds the segmented phase among the quirks by itself
+        ct, seg = load_tcia_case(out / m["TCIA_ID"])
+        assert np.array_equal(ct.array, truth.ct.array) and np.array_equal(seg, truth.labels)
+        other = out / m["other_series"][0]  # a thicker non-contrast series in the same study
+        assert other.parent == series.parent and "PRE LIVER" in other.name
+        pre = read_dicom_series(other)
+        assert pre.spacing[0] == pytest.approx(2 * volume.spacing[0])
+        assert pre.meta["series_uid"] != volume.meta["series_uid"]
     table = read_clinical(out / "HCC-TACE-Seg_clinical_data-V2.xlsx")
     assert list(table.frame.index) == ["HCC_001", "HCC_002", "HCC_003"]
     assert (out / "HCC-TACE-Seg_clinical_data-V2.csv").exists()

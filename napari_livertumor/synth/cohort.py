@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..io.volume import CTVolume
 from ..progress import Reporter
 from .clinical import make_clinical_table
 from .intensity import PHASES
@@ -172,7 +173,40 @@ def _write_tcia_case(out: Path, pid: str, ph: Phantom, cseed: int, rng, quirks: 
         reverse_frames=reverse,
     )
     facts["seg"] = str((seg_dir / "1-1.dcm").relative_to(out))
+    if quirks:  # the study also holds other series, as the real download does
+        pre = _pre_contrast(ph, cseed)
+        number = 2 if series_no != 2 else 1
+        pre_dir = study / f"{number}.000000-PRE LIVER-{int(rng.integers(10000, 99999))}"
+        pre_uid = generate_uid(entropy_srcs=[f"synth-{cseed}-pre"])
+        write_ct_series(
+            pre,
+            pre_dir,
+            **{
+                **kw,
+                "series_uid": pre_uid,
+                "series_number": number,
+                "series_description": "PRE LIVER",
+                "contrast_agent": None,
+                "contrast_phase": "non-contrast",
+            },
+        )
+        facts["other_series"] = [str(pre_dir.relative_to(out))]
     return facts
+
+
+def _pre_contrast(ph: Phantom, cseed: int) -> CTVolume:
+    """The same patient without contrast, reconstructed at twice the slice thickness."""
+    plain = generate_phantom(cseed, ph.info["shape"], phase="non-contrast").ct
+    n = plain.shape[0] // 2
+    arr = plain.array[: 2 * n].reshape(n, 2, *plain.shape[1:]).mean(axis=1)
+    dz, dy, dx = plain.spacing
+    x0, y0, z0 = plain.origin
+    return CTVolume(
+        np.rint(arr).astype(np.int16),
+        spacing=(2 * dz, dy, dx),
+        origin=(x0, y0, z0 + dz / 2),
+        meta={**plain.meta, "description": "PRE LIVER"},
+    )
 
 
 def _stack_second_phase(ph: Phantom, series: Path, kw: dict, cseed: int, n: int) -> None:
