@@ -76,7 +76,7 @@ class RefineConfig:
 
     method: str = "chan_vese"
     iterations: int = 6
-    smoothing: int = 1
+    smoothing: int = 0
     lambda1: float = 1.0
     lambda2: float = 1.0
     balloon: float = 0.0

@@ -228,11 +228,22 @@ def _refine_nd(ct, tumor, liver, spacing, cfg, *, ndim, progress=None, should_ca
 
 def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter, notes):
     """Refine the tumor voxels of ``tumor[roi]``; returns the new mask of the ROI."""
-    init = tumor[roi]
+    given = tumor[roi]
     liver_roi = liver[roi] if liver is not None else None
+    unchanged = given & liver_roi if liver_roi is not None else given.copy()
     if cfg.iterations == 0:
-        return init & liver_roi if liver_roi is not None else init.copy()
-    keep_small = _small_lesions(init)
+        return unchanged
+    keep_small = _small_lesions(given)
+    init = given
+    if keep_small is not None:
+        _note(
+            notes,
+            f"lesion(s) under {MIN_LESION_VOXELS} voxels kept unchanged (too small to refine)",
+        )
+        init = given & ~keep_small
+        if not init.any():
+            reporter.skip(cfg.iterations)
+            return unchanged
     image = window_ct(ct[roi], cfg.hu_window)
     if cfg.min_contrast > 0:
         cnr = contrast_to_noise(image, init, liver_roi, spacing)
@@ -243,7 +254,7 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
                 f"(CNR {cnr:.2f} < min_contrast {cfg.min_contrast:g})",
             )
             reporter.skip(cfg.iterations)
-            return init & liver_roi if liver_roi is not None else init.copy()
+            return unchanged
     if liver_roi is not None:
         image = _fill_outside_liver(image, init, liver_roi)
     # pad by repeating the edge so a lesion at the image border is not eroded by the border
@@ -285,17 +296,13 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
         outside = ndi.distance_transform_edt(~init, sampling=spacing)
         inside = ndi.distance_transform_edt(init, sampling=spacing)
         out = (out & (outside <= cfg.max_shift_mm)) | (inside > cfg.max_shift_mm)
-    if keep_small is not None:
-        out |= keep_small
-        _note(
-            notes,
-            f"lesion(s) under {MIN_LESION_VOXELS} voxels kept unchanged (too small to refine)",
-        )
     if liver_roi is not None:
         out &= liver_roi
-    if init.any() and not out.any():
+    if not out.any():
         _note(notes, "the contour vanished in a lesion ROI; that lesion was kept unchanged")
-        out = init & liver_roi if liver_roi is not None else init.copy()
+        return unchanged
+    if keep_small is not None:
+        out |= keep_small & liver_roi if liver_roi is not None else keep_small
     return out
 
 
