@@ -151,7 +151,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         lesion = self.stats["lesions"][row]
         world = layer.data_to_world(lesion["centroid_zyx"])
         self.viewer.dims.set_point(0, float(world[0]))
-        self.viewer.camera.center = tuple(float(w) for w in world)
+        _camera(self.viewer).center = tuple(float(w) for w in world)
         set_status(
             self.status,
             f"Lesion {lesion['id']}: slice {lesion['slice']} "
@@ -167,6 +167,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
             ("Lesions", str(stats["lesion_count"])),
         ]
         _fill_table(self.volume_table, rows)
+        _fit_height(self.volume_table, len(rows))
         lesions = [
             (
                 str(les["id"]),
@@ -270,6 +271,19 @@ def overlap_scores(labels: np.ndarray, truth: np.ndarray) -> dict[str, dict[str,
             "iou": 1.0 if union == 0 else inter / union,
         }
     return out
+
+
+def _camera(viewer):
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
+
+
+def _fit_height(table: QTableWidget, rows: int) -> None:
+    """Make a short table tall enough to show all its rows without scrolling."""
+    height = table.horizontalHeader().height() + 2 * table.frameWidth()
+    height += sum(table.rowHeight(r) for r in range(rows))
+    table.setFixedHeight(height + 2)
 
 
 def _table(headers: list[str]) -> QTableWidget:

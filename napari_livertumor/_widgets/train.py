@@ -418,7 +418,7 @@ def _make_plot():
 
     figure = Figure(figsize=(4, 2.4), dpi=100, facecolor="#262930")
     canvas = FigureCanvasQTAgg(figure)
-    canvas.setMinimumHeight(170)
+    canvas.setMinimumHeight(200)
     loss_ax = figure.add_subplot(111)
     dice_ax = loss_ax.twinx()
     _style_axes(loss_ax, dice_ax)
