@@ -211,7 +211,9 @@ def _paint_ribs(p: Painter, rng) -> None:
     # the costal margin: the lowest ribs end low at the back, the cartilages high in front
     margin = -H * (rng.uniform(0.85, 1.05) - rng.uniform(0.35, 0.5) * phin[None])
     rib = inb & (ph < width) & (z > margin)
-    edge = (ph < 1.6) | (ph > width - 1.6)
+    # a thin cortical shell around marrow, on all four sides of the cross-section
+    shell = (depth - band_out[iy, ix] < 1.8) | (band_in[iy, ix] - depth < 1.8)
+    edge = (ph < 1.6) | (ph > width - 1.6) | shell
     cart = (aphi[iy, ix] > 2.3)[None]
     sub = p.tissue[:, iy, ix]
     sub[rib & cart] = CARTILAGE
