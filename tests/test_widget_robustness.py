@@ -31,21 +31,21 @@ def models_dir(tmp_path_factory):
 
 @pytest.fixture
 def gate(monkeypatch):
-    real = pipeline.segment_ct
+    real = pipeline.Segmenter.segment
     g = SimpleNamespace(
         entered=threading.Event(), release=threading.Event(), saw_cancel=threading.Event()
     )
 
-    def gated(volume, config, *, progress=None, should_cancel=None, **kw):
+    def gated(self, volume, *, progress=None, should_cancel=None):
         g.entered.set()
         while not g.release.is_set():
             if should_cancel is not None and should_cancel():
                 g.saw_cancel.set()
                 raise Cancelled("cancelled by the user")
             time.sleep(0.01)
-        return real(volume, config, progress=progress, should_cancel=should_cancel, **kw)
+        return real(self, volume, progress=progress, should_cancel=should_cancel)
 
-    monkeypatch.setattr(pipeline, "segment_ct", gated)
+    monkeypatch.setattr(pipeline.Segmenter, "segment", gated)
     yield g
     g.release.set()
 

@@ -111,3 +111,19 @@ def test_without_a_ct_the_user_is_told_to_load_one(make_napari_viewer):
     widget = SegmentWidget(viewer)
     widget.run_button.click()
     assert "Load a CT first" in widget.status.text()
+
+
+def test_a_second_run_reuses_the_loaded_models(viewer_with_ct, models_dir, qtbot, monkeypatch):
+    from napari_livertumor import pipeline
+
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    loads = []
+    real_load = pipeline.load_model
+    monkeypatch.setattr(
+        pipeline, "load_model", lambda *a, **k: loads.append(a) or real_load(*a, **k)
+    )
+    for _ in range(2):
+        widget.run_button.click()
+        qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert len(loads) == 2  # liver and tumor, loaded once for both runs

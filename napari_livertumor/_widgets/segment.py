@@ -47,6 +47,8 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self._model_folders: list[Path] = []
+        self._models_key: tuple | None = None
+        self._models: dict | None = None
 
         self.ct_combo = _RefreshingCombo(self.refresh_layers)
         self.model_combo = _RefreshingCombo(self.refresh_models)
@@ -135,23 +137,33 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             set_status(self.status, str(exc), error=True)
             return
         ct_name = layer.name
+        key = (str(config.liver_model), str(config.tumor_model), config.device, config.stages)
+        cached = self._models if self._models_key == key else None
 
         def target(progress, should_cancel):
             try:
-                from ..pipeline import segment_ct
+                from ..pipeline import Segmenter
             except ImportError as exc:
                 raise RuntimeError(
                     f"segmentation is not available yet (napari_livertumor.pipeline: {exc})"
                 ) from exc
-            result = segment_ct(volume, config, progress=progress, should_cancel=should_cancel)
+            segmenter = Segmenter(config, models=cached)
+            result = segmenter.segment(volume, progress=progress, should_cancel=should_cancel)
             layer = _layers.make_labels_layer(
                 result.labels, volume, f"{ct_name} segmentation", ct_layer_name=ct_name
             )
-            return result, layer
+            models = {"liver": segmenter.liver, "tumor": segmenter.tumor}
+            return result, layer, {k: m for k, m in models.items() if m is not None}
+
+        def show(out) -> None:
+            result, layer, models = out
+            # Loaded networks are kept for the next run with the same models and device.
+            self._models_key, self._models = key, models
+            self._show_result(result, layer, ct_name)
 
         self.run_job(
             target,
-            lambda out: self._show_result(*out, ct_name),
+            show,
             button=self.run_button,
             description="segment",
             busy_text=f"Segmenting '{ct_name}'…",
