@@ -470,16 +470,12 @@ def _check_input(volume: CTVolume, cfg: InferenceConfig) -> None:
 
 
 def _sliding_logits(model: LoadedModel, x, device, cfg: InferenceConfig, rep: Reporter, stage: str):
-    """Sliding-window logits ``(C, z, y, x)`` (float32, CPU) of ``x`` ``(z, y, x)``."""
+    """Sliding-window logits ``(C, z, y, x)`` (float32, on ``device``) of ``x`` ``(z, y, x)``."""
     import torch
     from monai.inferers import sliding_window_inference
 
     meta = model.metadata
-    f = meta.network.downsample_factor
-    # Never pad a small volume up to a big window: the smallest multiple of f that covers it.
-    roi = tuple(
-        min(int(r), _ceil_to(int(s), f)) for r, s in zip(meta.roi_size, x.shape, strict=True)
-    )
+    roi = window_size(meta.roi_size, x.shape, meta.network.downsample_factor, cfg.window_growth)
     total = _count_windows(x.shape, roi, cfg.sw_overlap)
     done = 0
     use_amp = cfg.amp and device.type == "cuda"

@@ -255,3 +255,11 @@ def test_refinement_stays_inside_the_liver_and_keeps_labels_valid():
     assert set(np.unique(out)) <= {0, 1, 2}
     assert ((out > 0) == liver).all()  # the liver is untouched
     assert dice(out == 2, tumor) >= dice(labels == 2, tumor) - 0.02
+
+
+def test_window_grows_to_cover_short_axes_and_shrinks_for_tiny_images():
+    from napari_livertumor.pipeline import window_size
+
+    assert window_size((32, 112, 112), (100, 117, 117), 8, 4.0) == (104, 120, 120)
+    assert window_size((32, 112, 112), (100, 117, 117), 8, 1.0) == (32, 112, 112)
+    assert window_size((32, 112, 112), (3, 10, 500), 8, 4.0) == (8, 16, 112)
