@@ -162,7 +162,9 @@ def bench_widget(repeats: int, screenshot: str | None) -> dict:
         while widget.preview_count <= count or widget._preview_busy:
             app.processEvents()
             if time.perf_counter() > end:
-                raise TimeoutError("no preview")
+                raise TimeoutError(
+                    f"no preview: status {widget.status.text()!r}, notes {widget.notes.text()!r}"
+                )
             time.sleep(0.001)
 
     wait_preview(-1)
@@ -180,8 +182,10 @@ def bench_widget(repeats: int, screenshot: str | None) -> dict:
         "debounce_ms": DEBOUNCE_MS,
     }
     if screenshot:
-        widget.iterations.value = 6
-        wait_preview(widget.preview_count)
+        count = widget.preview_count
+        widget.iterations.value = RefineConfig().iterations
+        widget.schedule_preview()  # in case the value did not change
+        wait_preview(count)
         viewer.layers.selection.active = seg
         for _ in range(20):
             app.processEvents()
@@ -193,6 +197,14 @@ def bench_widget(repeats: int, screenshot: str | None) -> dict:
         for _ in range(20):
             app.processEvents()
             time.sleep(0.02)
+        try:  # the "PyQt5 is deprecated" toast would cover the canvas
+            from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+            for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
+                toast.close()
+            app.processEvents()
+        except Exception:  # private napari API; a toast in the picture is no failure
+            pass
         path = Path(screenshot)
         path.parent.mkdir(parents=True, exist_ok=True)
         viewer.screenshot(str(path), canvas_only=False)
