@@ -236,6 +236,11 @@ def main(argv=None) -> int:
         f"median {s['ours']['median_ms']:.1f} ms (goal ≤ 50); scikit-image on the full slice "
         f"{s['skimage_full_slice']['median_ms']:.0f} ms → {s['speedup']:.1f}× faster"
     )
+    result["slice_preview_smoothing1"] = s1 = bench_slice(replace(cfg, smoothing=1), args.repeats)
+    print(
+        f"  same with smoothing 1: median {s1['ours']['median_ms']:.1f} ms; scikit-image on the "
+        f"full slice {s1['skimage_full_slice']['median_ms']:.0f} ms → {s1['speedup']:.1f}× faster"
+    )
     result["lesion_3d"] = d = bench_3d(cfg, max(3, args.repeats // 4))
     print(
         f"3D, 5 cm lesion (ROI {d['roi_shape']}): median {d['ours']['median_ms']:.0f} ms "
