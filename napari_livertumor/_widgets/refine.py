@@ -46,6 +46,26 @@ NO_LIVER = "none (no confinement)"
 UNDER_CURSOR = "lesion under the mouse"
 MODEL_OUTPUT = "model_output"
 
+#: help shown when the mouse rests on a control
+TOOLTIPS = {
+    "method": "Chan-Vese compares the mean CT inside and outside the contour; geodesic follows edges",
+    "iterations": "how many steps the contour moves (0 shows the mask as it is)",
+    "smoothing": "curvature smoothing per step: more gives rounder outlines",
+    "lambda1": "weight of the inside region: lower lets the tumor grow",
+    "lambda2": "weight of the outside region: lower lets the tumor shrink",
+    "balloon": "geodesic only: > 0 inflates, < 0 deflates where the edges are weak",
+    "auto_threshold": "geodesic only: stop threshold from the image itself",
+    "threshold": "geodesic only: where the inverse gradient is below this, the contour stops",
+    "alpha": "geodesic only: how sharply edges stop the contour",
+    "sigma": "Gaussian scale in mm: denoising (Chan-Vese) or edge scale (geodesic)",
+    "hu_low": "lowest HU of the window the contour sees",
+    "hu_high": "highest HU of the window the contour sees",
+    "margin": "margin around each lesion's box; only that box is processed",
+    "max_shift": "the contour moves at most this far from the mask (0 = no limit)",
+    "min_contrast": "lesions with less contrast to the liver around them are left as they are",
+    "live": "refine the shown slice as you change the settings",
+}
+
 
 class _RefreshingCombo(QComboBox):
     """A combo box that refreshes its items just before it opens."""
@@ -106,12 +126,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
             value=d.roi_margin_mm, min=0, max=100, step=1, label="ROI margin (mm)"
         )
         self.max_shift = mw.FloatSpinBox(
-            value=d.max_shift_mm, min=0, max=50, step=0.5, label="max shift (mm)",
-            tooltip="the contour moves at most this far from the mask (0 = no limit)",
+            value=d.max_shift_mm, min=0, max=50, step=0.5, label="max shift (mm)"
         )  # fmt: skip
         self.min_contrast = mw.FloatSpinBox(
-            value=d.min_contrast, min=0, max=10, step=0.1, label="min contrast (CNR)",
-            tooltip="lesions with less contrast to the liver around them are left as they are",
+            value=d.min_contrast, min=0, max=10, step=0.1, label="min contrast (CNR)"
         )  # fmt: skip
         self.live = mw.CheckBox(value=True, label="live preview")
         self.params = mw.Container(
@@ -135,6 +153,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
             ],
             labels=True,
         )
+        for name, text in TOOLTIPS.items():
+            getattr(self, name).tooltip = text
 
         # -- actions
         self.lesion_combo = _RefreshingCombo(self.refresh_lesions)
