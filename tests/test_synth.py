@@ -74,10 +74,12 @@ def test_full_phantom_has_a_realistic_liver_and_geometry(seed):
     assert ph.ct.shape[1:] == (512, 512) and 60 <= ph.ct.shape[0] <= 200
     assert 0.6 <= dx <= 0.98 and dx == dy and 1.0 <= dz <= 5.0
     assert 1000 <= ph.info["whole_liver_ml"] <= 2500
-    # the liver is on the patient's right: low x index, and spans 12-22 cm cranio-caudally
+    # the liver is on the patient's right: low x index, and spans 12-28 cm cranio-caudally
+    # (up to 28 with a Riedel's lobe), all of it inside the scan
     zz, _, xx = np.nonzero(ph.labels == 1)
     assert xx.mean() < 256
-    assert 120 <= (zz.max() - zz.min() + 1) * dz <= 230
+    assert 120 <= (zz.max() - zz.min() + 1) * dz <= 280
+    assert zz.min() > 0 and zz.max() < ph.ct.shape[0] - 1
     # the aorta runs left of the midline, in front of the spine, through the whole scan
     _, _, ax = np.nonzero(ph.labels == 4)
     assert ax.mean() > xx.mean()
@@ -115,7 +117,9 @@ def test_requested_tumors_are_there_with_their_size_and_inside_the_liver():
     assert len(tumors) == 2
     for t in tumors:
         sphere_ml = np.pi / 6 * (t["diameter_mm"] / 10) ** 3
-        assert 0.3 * sphere_ml <= t["volume_ml"] <= 1.6 * sphere_ml, t
+        assert t["volume_ml"] <= 1.6 * sphere_ml, t
+        # a lesion at the liver's edge is cut by what lies outside; inner ones keep their size
+        assert t["volume_ml"] >= (0.05 if t["edge"] else 0.3) * sphere_ml, t
     tumor = ph.labels == 2
     comps, n = ndimage.label(tumor)
     assert n >= 1

@@ -47,7 +47,7 @@ def paint_liver(p: Painter, rng, dome, v, extras):
     a, ca = b.cav_a, b.cav_ant
     size = extras.get("liver_scale", 1.0) * rng.uniform(0.92, 1.08)
     left_size = rng.uniform(0.65, 1.3) * extras.get("left_lobe_scale", 1.0)
-    lo = (-H - 30, -ca - 5, -a - 5)
+    lo = (-1.3 * H - 30, -ca - 5, -a - 5)
     hi = (5.0, b.post, 0.95 * a)
     bx = g.box(lo, hi)
     if bx is None:
@@ -69,6 +69,8 @@ def paint_liver(p: Painter, rng, dome, v, extras):
     # the inferior surface rises medially: the right lobe's tip hangs lowest, at the flank
     tip = rng.uniform(0.6, 0.8)
     bottom = -H * (tip + (1 - tip) * np.clip(-X / a, 0, 1) ** 0.7)
+    if extras.get("riedel", False):  # a tongue of the right lobe hanging down the flank
+        bottom = bottom - 0.3 * H * np.clip((-X / a - 0.55) / 0.45, 0, 1) ** 2
     # the visceral surface rises toward the back (kidney, Morison's pouch): a sharp front edge
     bottom = bottom + rng.uniform(15, 45) * np.clip((Y + ca) / (ca + post_cav), 0, 1) ** 1.5
     f = np.maximum(f, (bottom - Z) * 1.5)
@@ -97,6 +99,9 @@ def paint_liver(p: Painter, rng, dome, v, extras):
     nodular = extras.get("cirrhotic", False)
     f = f + (rng.uniform(1.5, 3.0) if nodular else 0.6) * box_noise(rng, Z, Y, X, 10.0)
     clamp = np.maximum(2.0 - p.cavity_depth(sl), Z - (dome[None, sl[1], sl[2]] - 5))
+    # however the volume fit grows it, the liver ends where the scan planner expects it
+    lowest = -H * (1.3 if extras.get("riedel", False) else 1.0) - 10.0
+    clamp = np.maximum(clamp, lowest - Z)
     # keep clear of the spine, the aorta and the crura in front of them
     vb_ry, vb_rx = v["vb"]
     keep_out = np.sqrt(

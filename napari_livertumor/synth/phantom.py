@@ -103,7 +103,8 @@ def generate_phantom(
     H = body.liver_height
     top = rng.uniform(15, 60)
     # most scans stop a little below the liver; some run down into the pelvis
-    bottom = -H - (rng.uniform(20, 120) if rng.random() < 0.7 else rng.uniform(120, 300))
+    liver_bottom = -H * (1.3 if extras["riedel"] else 1.0) - 10.0  # as clamped in _liver
+    bottom = liver_bottom - (rng.uniform(20, 120) if rng.random() < 0.7 else rng.uniform(120, 300))
     width_needed = 2 * body.half_width * 1.06 + 16
     depth_needed = (body.ant + body.post) * 1.06 + 30
     if shape == "full":
@@ -113,7 +114,7 @@ def generate_phantom(
         nz = int(ov.get("n_slices", np.clip(round((top - bottom) / dz) + 1, 60, 200)))
     elif shape == "medium":
         dx = max(width_needed, depth_needed) * rng.uniform(1.0, 1.15) / n_xy
-        dz = float(ov.get("slice_thickness", rng.choice([2.5, 3.0, 5.0])))
+        dz = float(ov.get("slice_thickness", rng.choice([3.0, 4.0, 5.0])))
         nz = int(ov.get("n_slices", np.clip(round((top - bottom) / dz) + 1, 40, 80)))
     else:
         dx = max(width_needed, depth_needed) * rng.uniform(1.0, 1.12) / n_xy
@@ -122,7 +123,7 @@ def generate_phantom(
     extent = (nz - 1) * dz
     mid = 0.5 * (top + bottom) if extent < top - bottom else top - 0.5 * extent
     if extent < top - bottom:  # thin slices: keep the liver in view
-        mid = -0.5 * H + rng.uniform(-0.1, 0.1) * max(0.0, extent - H)
+        mid = 0.5 * liver_bottom + rng.uniform(-0.1, 0.1) * max(0.0, extent + liver_bottom)
     z0 = mid - 0.5 * extent
     factor = 2 if n_xy >= 256 else 1
     n_w = n_xy // factor
@@ -271,7 +272,12 @@ def _sample_extras(rng, ov) -> dict:
         "n_regional": int(rng.choice([0, 0, 0, 1, 2])),
         "liver_scale": float(rng.uniform(0.9, 1.1)),
         "liver_volume_ml": float(np.clip(np.exp(rng.normal(np.log(1550), 0.18)), 1100, 2300)),
-        "left_lobe_scale": float(rng.uniform(0.9, 1.2) if cirr else 1.0),
+        "left_lobe_scale": float(
+            rng.uniform(0.1, 0.25)  # resected or atrophic left lobe
+            if rng.random() < 0.05
+            else (rng.uniform(0.9, 1.2) if cirr else 1.0)
+        ),
+        "riedel": bool(rng.random() < 0.1),
     }
 
 
