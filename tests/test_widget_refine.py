@@ -252,3 +252,24 @@ def test_separate_tumor_and_liver_layers_work_too(refine_setup, qtbot):
     assert not (after.astype(bool) & ~liver_layer.data.astype(bool)).any()
     widget.undo_button.click()
     np.testing.assert_array_equal(tumor_layer.data, before)
+
+
+def test_loading_a_settings_file_with_bad_values_clamps_them_visibly(
+    refine_setup, qtbot, tmp_path, monkeypatch
+):
+    viewer, widget, seg, truth, liver = refine_setup
+    path = tmp_path / "refine.json"
+    path.write_text('{"iterations": 500, "sigma": -2, "method": "geodesic"}')
+    monkeypatch.setattr(
+        "napari_livertumor._widgets.refine.QFileDialog.getOpenFileName",
+        lambda *a, **k: (str(path), "JSON (*.json)"),
+    )
+    widget.load_button.click()
+    assert widget.method.value == "geodesic"
+    assert widget.iterations.value == widget.iterations.max
+    assert widget.sigma.value == pytest.approx(0.1)
+    assert "iterations" in widget.notes.text() and "sigma" in widget.notes.text()
+    assert str(path) in widget.status.text()
+    count = widget.preview_count
+    _wait_for_new_preview(qtbot, widget, count)  # the notes stay after the preview comes
+    assert "iterations" in widget.notes.text() and "sigma" in widget.notes.text()

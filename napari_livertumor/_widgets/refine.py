@@ -90,6 +90,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self._preview_busy = False
         self._preview_again = False
         self._preview_error = False
+        self._config_notes: list[str] = []
         self._preview_requested_at = 0.0
         self.last_preview_ms: float | None = None  # request (after debounce) to preview shown
         self.preview_count = 0
@@ -266,7 +267,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.margin.value = cfg.roi_margin_mm
         self.max_shift.value = cfg.max_shift_mm
         self.min_contrast.value = cfg.min_contrast
-        self._show_notes(notes)
+        self._config_notes = list(notes)  # kept visible until other settings are loaded
+        self._show_notes([])
         self._show_method_controls()
         self.schedule_preview()
         return notes
@@ -676,7 +678,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
     def _show_notes(self, notes: list[str]) -> None:
         cfg_notes = self.build_config().validated()[1]
-        shown = list(dict.fromkeys([*cfg_notes, *notes]))
+        shown = list(dict.fromkeys([*self._config_notes, *cfg_notes, *notes]))
         try:
             self.notes.setText("\n".join(f"⚠ {n}" for n in shown))
         except RuntimeError:
