@@ -108,7 +108,7 @@ def build_anatomy(
     paint_kidneys(p, rng)
     _paint_great_vessels(p, rng, vessels, extras)
     _paint_spine(p, rng)
-    _paint_pelvis(p, rng, vessels)
+    _paint_pelvis(p, rng)
     # tumors last among the solid organs: they grow in liver (or bulge into fat), never
     # under a kidney or vessel painted afterwards
     tumors = paint_tumors(p, rng, liver_sl, liver_f, tumor_plan)
@@ -287,7 +287,7 @@ def _paint_great_vessels(p: Painter, rng, v, extras) -> None:
     p.paint_tube(v["confluence"], v["hilum"], r, r * 0.9, PORTAL_VEIN)
 
 
-def _paint_pelvis(p: Painter, rng, v) -> None:
+def _paint_pelvis(p: Painter, rng) -> None:
     """Iliac wings (curved bone plates) and, lowest, the bladder, for scans that reach them."""
     b = p.b
     g = p.g

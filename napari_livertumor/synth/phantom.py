@@ -214,6 +214,7 @@ def generate_phantom(
         "whole_liver_ml": (n_liver + n_tumor + n_pv) * vox_ml,
         "tlvr": n_tumor / max(1, n_liver + n_tumor + n_pv),
         "max_tumor_diameter_mm": max((t["diameter_mm"] for t in tumors), default=0.0),
+        **{k: float(v) for k, v in anat.info.items()},
         **{k: v for k, v in extras.items() if isinstance(v, bool | int | float)},
     }
     volume = CTVolume(
