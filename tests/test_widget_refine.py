@@ -273,3 +273,12 @@ def test_loading_a_settings_file_with_bad_values_clamps_them_visibly(
     count = widget.preview_count
     _wait_for_new_preview(qtbot, widget, count)  # the notes stay after the preview comes
     assert "iterations" in widget.notes.text() and "sigma" in widget.notes.text()
+
+
+def test_painting_the_tumor_updates_the_preview(refine_setup, qtbot):
+    viewer, widget, seg, truth, liver = refine_setup
+    count = widget.preview_count
+    seg.brush_size = 5
+    seg.paint((6, 20, 30), 2)  # the user paints a bit of tumor on the shown slice
+    _wait_for_new_preview(qtbot, widget, count)
+    assert widget.preview_mask2d()[18:23, 28:33].any()

@@ -207,6 +207,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.tumor_value.changed.connect(self.schedule_preview)
         for combo in (self.ct_combo, self.mask_combo, self.liver_combo):
             combo.currentIndexChanged.connect(self.schedule_preview)
+        self._watched = None
+        self.mask_combo.currentIndexChanged.connect(self._watch_mask_layer)
         self.method.changed.connect(self._show_method_controls)
         self.auto_threshold.changed.connect(self._show_method_controls)
         self.apply_slice_button.clicked.connect(self.apply_slice)
@@ -223,6 +225,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         follow_layer_list(self, self.viewer, self.refresh_layers)
         self.init_jobs(napari_viewer)
         self.refresh_layers()
+        self._watch_mask_layer()
+        self.destroyed.connect(lambda *_, w=self: _unwatch(w._watched, slot))
         self.refresh_lesions()
         self._show_method_controls()
         self._update_undo_button()
@@ -350,6 +354,15 @@ class RefineWidget(JobWidgetMixin, QWidget):
         """The data index along the first axis of the slice the viewer shows."""
         point = layer.world_to_data(self.viewer.dims.point[-layer.ndim :])
         return int(np.clip(round(float(point[0])), 0, layer.data.shape[0] - 1))
+
+    def _watch_mask_layer(self, *_) -> None:
+        """Refresh the preview when the user paints in (or replaces) the tumor labels."""
+        _unwatch(self._watched, self.schedule_preview)
+        layer = self._layer(self.mask_combo.currentText())
+        self._watched = layer
+        if layer is not None:
+            layer.events.paint.connect(self.schedule_preview)
+            layer.events.data.connect(self.schedule_preview)
 
     # ------------------------------------------------------------------ preview
     def schedule_preview(self, *_) -> None:
@@ -718,6 +731,12 @@ def _set_items(combo: QComboBox, names: list[str]) -> None:
     combo.blockSignals(False)
     if combo.currentText() != current:
         combo.currentIndexChanged.emit(combo.currentIndex())
+
+
+def _unwatch(layer, slot) -> None:
+    if layer is not None:
+        _disconnect(layer.events.paint, slot)
+        _disconnect(layer.events.data, slot)
 
 
 def _disconnect(event, slot) -> None:
