@@ -108,7 +108,7 @@ def paint_liver(p: Painter, rng, dome, v, extras):
         (X / (vb_rx + 22)) ** 2 + ((Y - b.spine_y) / (vb_ry + 2 * v["r_aorta"] + 12)) ** 2
     )
     clamp = np.maximum(clamp, (1 - keep_out) * 30)
-    f = _fit_volume(f.astype(np.float32), clamp, p.g, extras.get("liver_volume_ml", 1600.0))
+    f = _fit_volume(f.astype(np.float32), clamp, p.g, extras.get("liver_target_ml", 1600.0))
     inside = f < 0
     p.paint(sl, inside, LIVER)
 

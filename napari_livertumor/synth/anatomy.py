@@ -115,7 +115,7 @@ def build_anatomy(
     if extras.get("ascites", False):
         paint_ascites(p, liver_sl, liver_f)
     paint_bowel(p, rng, dome, extras)
-    info = {"liver_height_mm": H, "dome": float(dome.max())}
+    info = {"liver_height_mm": H}
     return Anatomy(tissue=p.tissue, tumors=tumors, info=info)
 
 

@@ -272,7 +272,7 @@ def _sample_extras(rng, ov) -> dict:
         "n_cysts": int(rng.choice([0, 0, 0, 1, 2, 3])),
         "n_regional": int(rng.choice([0, 0, 0, 1, 2])),
         "liver_scale": float(rng.uniform(0.9, 1.1)),
-        "liver_volume_ml": float(np.clip(np.exp(rng.normal(np.log(1550), 0.18)), 1100, 2300)),
+        "liver_target_ml": float(np.clip(np.exp(rng.normal(np.log(1550), 0.18)), 1100, 2300)),
         "left_lobe_scale": float(
             rng.uniform(0.1, 0.25)  # resected or atrophic left lobe
             if rng.random() < 0.05
