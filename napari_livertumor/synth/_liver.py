@@ -12,6 +12,7 @@ from ._tissue import (
     ASCITES,
     CYST,
     GALLBLADDER,
+    HEPATIC_ARTERY,
     HEPATIC_VEIN,
     LIVER,
     LIVER_REGIONAL,
@@ -205,6 +206,16 @@ def _paint_liver_vessels(p: Painter, rng, v, in_liver) -> None:
     for a0, a1, r0, r1_ in segs:
         p.paint_tube(a0, a1, r0, r1_, PORTAL_VEIN, within=in_liver)
         small.append(a1)
+
+    # hepatic artery branches run beside the portal ones (bright dots in the arterial phase)
+    def beside(sub):
+        return in_liver(sub) & (p.tissue[sub] == LIVER)
+
+    side = rng.normal(0, 1, 3)
+    side *= rng.uniform(5, 8) / (np.linalg.norm(side) + 1e-6)
+    arteries = [(hil, r1), (hil, l1), (l1, l2)] + [(a0, a1) for a0, a1, _, _ in segs]
+    for a0, a1 in arteries:
+        p.paint_tube(a0 + side, a1 + side, 1.8, 1.3, HEPATIC_ARTERY, within=beside)
     # hepatic veins fan out from the IVC near the top
     top = np.array([-0.1 * H, ivy - 5, ivx])
     hv = [

@@ -28,6 +28,7 @@ from ._painter import Body, Painter
 from ._tissue import (
     AIR,
     AORTA,
+    ARTERY,
     CALCIFICATION,
     CANAL,
     CANCELLOUS,
@@ -43,6 +44,7 @@ from ._tissue import (
     LUNG,
     MUSCLE,
     MYOCARDIUM,
+    PANCREAS,
     PORTAL_VEIN,
     SKIN,
     TABLE,
@@ -264,6 +266,20 @@ def _paint_great_vessels(p: Painter, rng, v, extras) -> None:
     if bx is not None:
         sl, Z, Y, X = bx
         p.paint(sl, ((X - ix) / rx) ** 2 + ((Y - iy) / ry) ** 2 < 1, IVC)
+    # celiac trunk -> common hepatic artery to the hilum and splenic artery; SMA downward
+    conf = v["confluence"]
+    celiac = np.array([conf[0] + 30, ay_ - ra, ax_])
+    celiac_end = celiac + np.array([0, -15, 0])
+
+    def fat(sl):
+        return np.isin(p.tissue[sl], (VFAT, PANCREAS))
+
+    p.paint_tube(celiac, celiac_end, 3.5, 3.0, ARTERY, within=fat)
+    p.paint_tube(celiac_end, v["hilum"] + (5, -6, 6), 3.0, 2.2, ARTERY, within=fat)
+    spleen_hilum = np.array([conf[0] + 35, ay_ + 10, 0.6 * p.b.cav_a])
+    p.paint_tube(celiac_end, spleen_hilum, 3.0, 2.5, ARTERY, within=fat)
+    sma = np.array([conf[0] + 10, ay_ - ra, ax_])
+    p.paint_tube(sma, sma + (-110, -25, -8), 3.5, 2.5, ARTERY, within=fat)
     # oesophagus: down beside the aorta, through the hiatus, to the cardia
     H = p.b.liver_height
     a, ca = p.b.cav_a, p.b.cav_ant
