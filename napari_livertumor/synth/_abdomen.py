@@ -7,6 +7,7 @@ import numpy as np
 from ._fields import box_noise, ellipsoid, tube, tube_box
 from ._painter import Painter
 from ._tissue import (
+    ADRENAL,
     FECES,
     GAS,
     GI_FLUID,
@@ -217,3 +218,45 @@ def paint_kidneys(p: Painter, rng) -> None:
         p.paint(sl, keep & (f < -rng.uniform(5, 8)), KIDNEY_MEDULLA)
         pel = ellipsoid(Z, Y, X, c + (0, -0.15 * r[1], -side * 0.45 * r[2]), r * (0.35, 0.3, 0.25))
         p.paint(sl, keep & (pel < 0), KIDNEY_PELVIS)
+        # adrenal: a thin inverted Y above the upper pole, toward the spine
+        top = c + np.array(
+            [r[0] + rng.uniform(5, 15), -rng.uniform(5, 15), -side * rng.uniform(5, 15)]
+        )
+        limb = rng.uniform(2.0, 3.0)
+        for end in ((-22, 6, side * 8), (-22, -8, -side * 4)):
+            p.paint_tube(top, top + np.array(end), limb, limb * 0.8, ADRENAL, within=_fat(p))
+
+
+def paint_duodenum(p: Painter, rng, v) -> None:
+    """The duodenal C-loop around the pancreatic head, from the pylorus near the gallbladder."""
+    conf = v["confluence"]
+    hil = v["hilum"]
+    r = rng.uniform(8, 12)
+    pts = [
+        hil + np.array([-30, -30, -10]),
+        conf + np.array([-15, -5, -45]),
+        conf + np.array([-70, 5, -45]),
+        conf + np.array([-85, 10, 10]),
+        conf + np.array([-75, 5, 45]),
+    ]
+    pts = [q + rng.normal(0, 4, 3) for q in pts]
+    kind = str(rng.choice(["fluid", "collapsed", "gas"], p=[0.5, 0.35, 0.15]))
+    free = _fat(p)
+    for p0, p1 in zip(pts[:-1], pts[1:], strict=True):
+        lo, hi = tube_box(p0, p1, r, r)
+        bx = p.g.box(lo, hi)
+        if bx is None:
+            continue
+        sl, Z, Y, X = bx
+        f = tube(Z, Y, X, p0, p1, r, r)
+        ok = free(sl) | (p.tissue[sl] == GI_WALL)
+        p.paint(sl, ok & (f < 0), GI_WALL)
+        if kind != "collapsed":
+            p.paint(sl, ok & (f < -2.5), GI_FLUID if kind == "fluid" else GAS)
+
+
+def _fat(p: Painter):
+    def free(sl):
+        return (p.tissue[sl] == VFAT) & (p.cavity_depth(sl) > 2)
+
+    return free

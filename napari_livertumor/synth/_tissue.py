@@ -14,7 +14,7 @@ NECROSIS, CALCIFICATION, ORAL_CONTRAST = 33, 34, 35
 #: focal fat or an arterial perfusion anomaly: liver that looks a bit like a lesion
 LIVER_REGIONAL = 36
 #: hepatic artery branches inside the liver (label liver) and visceral arteries outside it
-HEPATIC_ARTERY, ARTERY = 37, 38
+HEPATIC_ARTERY, ARTERY, ADRENAL = 37, 38, 39
 TUMOR0 = 40  #: tumor ``i`` body is ``TUMOR0 + 2 i``, its rim/capsule ``TUMOR0 + 2 i + 1``
 MAX_TUMORS = 20
 N_CODES = TUMOR0 + 2 * MAX_TUMORS

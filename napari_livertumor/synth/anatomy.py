@@ -17,6 +17,7 @@ import numpy as np
 
 from ._abdomen import (
     paint_bowel,
+    paint_duodenum,
     paint_kidneys,
     paint_pancreas_and_veins,
     paint_spleen,
@@ -108,6 +109,7 @@ def build_anatomy(
     liver_sl, liver_f = paint_liver(p, rng, dome, vessels, extras)
     paint_gallbladder(p, rng, vessels, extras)
     paint_kidneys(p, rng)
+    paint_duodenum(p, rng, vessels)
     _paint_great_vessels(p, rng, vessels, extras)
     _paint_spine(p, rng)
     _paint_pelvis(p, rng)
