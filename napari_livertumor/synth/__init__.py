@@ -9,17 +9,22 @@ How a phantom is made
 1. **Habitus and scan geometry** (``phantom.py``): the abdominal cavity size, then fat and
    muscle around it; liver height 13.5–21.5 cm; slice thickness (1.25–5 mm), slice count,
    in-plane spacing (0.6–0.9 mm on ``full``), field of view and table position.
-2. **Anatomy** (``anatomy.py``), painted as tissue codes on a working grid (half the in-plane
-   resolution on ``medium``/``full``), each organ in its own box: skin, subcutaneous and visceral
-   fat, muscle wall with paraspinal bulk, ribs (oblique bands) and costal cartilage, vertebrae
-   with discs, canal and posterior elements, psoas; diaphragm domes with lung bases, heart and
-   posterior mediastinum with crura; liver (right lobe, medial bridge, left lobe, caudate; smooth
-   union, low-frequency and — when cirrhotic — nodular surface noise, moulded by the dome and
-   the body wall, volume fitted to a drawn target of 1.1–2.3 L) with portal and hepatic vein
-   trees, cysts and tumors; gallbladder; kidneys (cortex, medulla, pelvis); spleen; stomach with
-   gas/fluid levels; pancreas, splenic and mesenteric veins; aorta (optionally calcified), IVC,
-   main portal vein; colon and small-bowel loops (random walks) filling the free fat; ascites.
-   A smooth in-plane warp then bends every outline so nothing is a perfect ellipse.
+2. **Anatomy** (``anatomy.py``, ``_liver.py``, ``_abdomen.py``), painted as tissue codes on a
+   working grid (half the in-plane resolution on ``medium``/``full``), each organ in its own
+   box: skin, subcutaneous and visceral fat, muscle wall with paraspinal bulk, ribs (oblique
+   bands with a cortical shell) ending at the costal margin, costal cartilage, vertebrae with
+   discs, canal and posterior elements, psoas; diaphragm domes with lung bases, heart and
+   posterior mediastinum with crura and oesophagus; liver (right lobe, medial bridge, left
+   lobe, caudate; smooth union, low-frequency and — when cirrhotic — nodular surface noise,
+   moulded by the dome and the body wall, volume fitted to a drawn target of 1.1–2.3 L; Riedel's
+   lobe or a resected left lobe sometimes) with portal and hepatic vein trees, hepatic artery
+   branches, the umbilical fissure, porta hepatis fat, focal fat / perfusion anomalies, cysts
+   and tumors; gallbladder; kidneys (tilted; cortex, medulla, pelvis) and adrenals; spleen;
+   stomach with gas/fluid levels; duodenal C-loop; pancreas, splenic and mesenteric veins,
+   celiac/hepatic/splenic/mesenteric arteries; aorta (optionally calcified), IVC, main portal
+   vein; colon and small-bowel loops (random walks) filling the free fat; ascites; in long
+   scans the iliac wings and bladder. A smooth in-plane warp then bends every outline so
+   nothing is a perfect ellipse.
 3. **Tumors**: 0 (≈5 %), 1 (≈55 %) or 2–6 lesions; main lesion diameter log-normal around 5 cm
    (0.8–12 cm), satellites 0.5–4.5 cm, clustered around the main mass or scattered; lobulated,
    irregular margins; ≈20 % at the liver edge (may bulge out); kinds "typical" (arterial
@@ -32,11 +37,13 @@ How a phantom is made
    offset; then partial-volume blur, optional streaks, bilinear upsampling, spatially correlated
    noise (σ ≈ 6–30 HU, larger patients noisier) and, sometimes, the scanner's outside-FOV value.
 
-Labels (uint8): 0 other, 1 liver (incl. hepatic veins, small portal branches, cysts), 2 tumor
+Labels (uint8): 0 other, 1 liver (incl. hepatic veins and arteries, small portal branches,
+cysts, focal fat), 2 tumor
 mass (incl. necrosis), 3 portal vein (main trunk and first branches), 4 abdominal aorta.
 
-What it is not: organs are built from a few smooth primitives, so fine anatomy (adrenals,
-duodenum, bowel folds, small vessels outside the liver, trabecular bone) is missing or crude.
+What it is not: organs are built from a few smooth primitives, so fine anatomy (bowel folds,
+small vessels outside the liver, trabecular bone, muscle groups, femoral heads) is missing or
+crude, and no two organs have a realistic sliding interface.
 Models trained only on it should be trained with strong augmentation and checked on real CT.
 """
 
