@@ -156,7 +156,9 @@ def _write_tcia_case(out: Path, pid: str, ph: Phantom, cseed: int, rng, quirks: 
         facts["quirks"].append("second phase stacked (AcquisitionNumber 2)")
     if quirks and (turn == 1 or draw[1]):
         _duplicate_slice(files, rng, len(files))
+        _jitter_positions(files, rng)
         facts["quirks"].append("duplicate slice position")
+        facts["quirks"].append("slice positions with rounding errors")
     reverse = bool(quirks and (turn == 2 or draw[2]))
     if reverse:
         facts["quirks"].append("SEG frames reversed")
@@ -243,6 +245,18 @@ def _duplicate_slice(files: list[Path], rng, n: int) -> None:
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.InstanceNumber = int(ds.InstanceNumber) + 10 * n
     ds.save_as(files[k].parent / f"1-{n + 500:03d}.dcm")
+
+
+def _jitter_positions(files: list[Path], rng, n: int = 5) -> None:
+    """Round-off in a few ImagePositionPatient z values (a few µm), as scanners write them."""
+    import pydicom
+
+    for k in rng.choice(len(files), size=min(n, len(files)), replace=False):
+        ds = pydicom.dcmread(files[int(k)])
+        pos = [float(x) for x in ds.ImagePositionPatient]
+        pos[2] += float(rng.choice([-1, 1]) * rng.uniform(0.001, 0.004))
+        ds.ImagePositionPatient = [f"{x:.6f}" for x in pos]
+        ds.save_as(files[int(k)])
 
 
 def _write_nifti_case(out: Path, pid: str, ph: Phantom) -> dict:
