@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from napari_livertumor._widgets import _registry
+from napari_livertumor._widgets._heartbeat import Heartbeat
 from napari_livertumor._widgets.segment import SegmentWidget
 from napari_livertumor._widgets.train import TrainWidget
 
@@ -47,15 +48,21 @@ def test_check_data_summarises_patients_and_clinical_columns(train_widget, toy_d
     assert "Clinical table" in text
 
 
-def test_train_two_steps_then_offer_the_model_in_segment(train_widget, toy_data, qtbot, tmp_path):
+def test_train_two_steps_responsively_then_offer_the_model_in_segment(
+    train_widget, toy_data, qtbot, tmp_path
+):
     viewer, widget = train_widget
     _small_run(widget, toy_data, tmp_path / "models")
     widget.epochs.setValue(1)
     widget.steps.setValue(2)
+    qtbot.wait(200)
+    beat = Heartbeat(20).start()
     widget.start_button.click()
     assert widget.start_button.text() == "Stop"
     qtbot.waitUntil(lambda: not widget.busy, timeout=90_000)
+    stall = beat.stop()
     assert widget.history["step"] == [1, 2]
+    assert stall < 500, beat.summary()  # the window never froze for half a second
     assert (tmp_path / "models" / "liver" / "metadata.json").is_file()
     assert "can be chosen in Segment" in widget.status.text()
 

@@ -79,6 +79,7 @@ class Job(QObject):
         self._on_error = on_error
         self._on_finished = on_finished
         self.status = "pending"
+        self._outcome: str | None = None
         self._progressed.connect(self._show_progress)
         self.worker = self._make_worker(target, generator)
 
@@ -129,7 +130,11 @@ class Job(QObject):
         if last is not None and done < total and now - last < _THROTTLE_S:
             return
         self._last_emit[stage] = now
-        self._progressed.emit(str(stage), int(done), int(total))
+        try:
+            self._progressed.emit(str(stage), int(done), int(total))
+        except RuntimeError as exc:  # Qt is gone (application exiting): stop the core
+            self._cancel.set()
+            raise Cancelled("the application is closing") from exc
 
     def _should_cancel(self) -> bool:
         return self._cancel.is_set()
@@ -193,17 +198,20 @@ class Job(QObject):
             self._on_result(result)
 
     def _errored(self, exc: BaseException) -> None:
+        # The status changes only in _finished, so a job reads "running" until every signal
+        # of its thread has been handled.
         if isinstance(exc, Cancelled):
-            self.status = "cancelled"
+            self._outcome = "cancelled"
             return
-        self.status = "failed"
+        self._outcome = "failed"
         if self._on_error is not None:
             self._on_error(exc)
 
     def _finished(self) -> None:
         _RUNNING.discard(self)
-        if self.status == "running":
-            self.status = "cancelled" if self._cancel.is_set() else "done"
+        if self._outcome is None:
+            self._outcome = "cancelled" if self._cancel.is_set() else "done"
+        self.status = self._outcome
         self._close_bars()
         if self._on_finished is not None:
             self._on_finished(self.status)

@@ -1,0 +1,95 @@
+"""The whole workflow as a user drives it, on a synthetic patient in the HCC-TACE-Seg layout:
+Load (series list, ground truth found) → Segment → Inspect (volumes, Dice) → Export → reload."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _widget_data import tiny_models
+
+from napari_livertumor._widgets import _layers
+from napari_livertumor._widgets.export import ExportWidget
+from napari_livertumor._widgets.inspect import InspectWidget
+from napari_livertumor._widgets.load import SOURCES, LoadWidget
+from napari_livertumor._widgets.segment import SegmentWidget
+
+pytestmark = pytest.mark.gui
+pytest.importorskip("napari_livertumor.pipeline")
+pytest.importorskip("napari_livertumor.io.seg")
+synth = pytest.importorskip("napari_livertumor.synth")
+
+
+@pytest.fixture(scope="module")
+def tcia_patient(tmp_path_factory):
+    root = synth.make_cohort(
+        tmp_path_factory.mktemp("tcia"), 1, seed=0, layout="tcia", shape="small"
+    )
+    return root / "HCC_001"
+
+
+def _idle(qtbot, widget, timeout=60_000):
+    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
+
+
+def test_load_segment_inspect_export_and_reload(
+    make_napari_viewer, qtbot, tcia_patient, tmp_path, monkeypatch
+):
+    from napari_livertumor.io.nifti import read_nifti
+    from napari_livertumor.io.seg import read_dicom_seg
+
+    viewer = make_napari_viewer()
+    load, segment = LoadWidget(viewer), SegmentWidget(viewer)
+    inspect, export = InspectWidget(viewer), ExportWidget(viewer)
+    for w in (load, segment, inspect, export):
+        viewer.window.add_dock_widget(w)
+
+    # Load: the folder's CT series is listed and its DICOM SEG offered as ground truth
+    load.source.setCurrentText(SOURCES[0])
+    load.path.setText(str(tcia_patient))
+    load.scan_button.click()
+    _idle(qtbot, load)
+    assert load.series_table.rowCount() == 1
+    assert load.truth_path.text().endswith(".dcm")
+    load.load_button.click()
+    _idle(qtbot, load)
+    (ct,) = _layers.ct_layers(viewer)
+    (truth,) = _layers.labels_layers(viewer, role="ground_truth")
+    assert {1, 2} <= set(np.unique(truth.data))
+    np.testing.assert_allclose(truth.translate, ct.translate)
+
+    # Segment with tiny models (plumbing, not accuracy)
+    segment.add_model_folder(tiny_models(tmp_path / "models"))
+    segment.device_combo.setCurrentText("cpu")
+    assert segment.ct_combo.currentText() == ct.name
+    segment.run_button.click()
+    _idle(qtbot, segment)
+    seg = viewer.layers[f"{ct.name} segmentation"]
+    assert seg.data.shape == ct.data.shape
+    np.testing.assert_allclose(seg.scale, ct.scale)
+
+    # Inspect: volumes and Dice against the loaded ground truth
+    inspect.labels_combo.setCurrentText(seg.name)
+    inspect.truth_combo.setCurrentText(truth.name)
+    inspect.measure_button.click()
+    _idle(qtbot, inspect)
+    liver_ml = np.count_nonzero(seg.data) * np.prod(ct.scale) / 1000
+    assert inspect.volume_table.item(0, 1).text() == f"{liver_ml:.1f}"
+    assert inspect.score_table.rowCount() == 2
+
+    # The user paints a correction, then exports NIfTI + DICOM SEG
+    seg.data[5, 10:20, 10:20] = 2
+    export.labels_combo.setCurrentText(seg.name)
+    export.folder.setText(str(tmp_path / "out"))
+    export.seg_check.setChecked(True)
+    export.export_button.click()
+    _idle(qtbot, export)
+    assert "Wrote 4 file(s)" in export.status.text()
+
+    volume = ct.metadata["ct_volume"]
+    case = volume.meta["patient_id"]
+    back = read_nifti(tmp_path / "out" / f"{case}_labels.nii.gz")
+    np.testing.assert_array_equal(back.array, seg.data)
+    assert back.same_grid(volume)
+    np.testing.assert_array_equal(
+        read_dicom_seg(tmp_path / "out" / f"{case}_seg.dcm", volume), seg.data
+    )
