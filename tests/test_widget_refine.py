@@ -282,3 +282,14 @@ def test_painting_the_tumor_updates_the_preview(refine_setup, qtbot):
     seg.paint((6, 20, 30), 2)  # the user paints a bit of tumor on the shown slice
     _wait_for_new_preview(qtbot, widget, count)
     assert widget.preview_mask2d()[18:23, 28:33].any()
+
+
+def test_apply_to_the_lesion_under_the_mouse(refine_setup, qtbot):
+    viewer, widget, seg, truth, liver = refine_setup
+    z, y, x = (int(round(c)) for c in np.argwhere(seg.data == 2).mean(axis=0))
+    viewer.cursor.position = (z * SPACING[0], y * SPACING[1], x * SPACING[2])
+    before = seg.data.copy()
+    widget.apply_lesion_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert "lesion 1" in widget.status.text()
+    assert _dice(seg.data == 2, truth) > _dice(before == 2, truth)
