@@ -81,3 +81,15 @@ def test_a_missing_file_shows_a_clear_message_and_adds_nothing(load_widget, qtbo
     _wait_idle(qtbot, widget)
     assert len(viewer.layers) == 0
     assert "nope.nii.gz" in widget.status.text()
+
+
+def test_the_sample_ct_loads_with_its_ground_truth(load_widget, qtbot):
+    pytest.importorskip("napari_livertumor._sample_data")
+    viewer, widget = load_widget
+    widget.source.setCurrentText(SOURCES[2])
+    widget.load_button.click()
+    _wait_idle(qtbot, widget, timeout=60_000)
+    (ct,) = _layers.ct_layers(viewer)
+    (gt,) = _layers.labels_layers(viewer, role="ground_truth")
+    assert gt.data.shape == ct.data.shape
+    assert {1, 2} <= set(np.unique(gt.data))

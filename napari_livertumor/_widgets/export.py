@@ -93,7 +93,11 @@ class ExportWidget(JobWidgetMixin, QWidget):
         try:
             current = self.labels_combo.currentText()
             segs = _layers.labels_layers(self.viewer, role="segmentation")
-            others = [ly for ly in _layers.labels_layers(self.viewer) if ly not in segs]
+            others = [
+                ly
+                for ly in _layers.labels_layers(self.viewer)
+                if ly not in segs and ly.metadata.get(_layers.ROLE) != "preview"
+            ]
             names = [ly.name for ly in [*segs, *others]]
             self.labels_combo.clear()
             self.labels_combo.addItems(names)

@@ -233,7 +233,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         others = [
             ly
             for ly in _layers.labels_layers(self.viewer)
-            if ly not in segs and ly.metadata.get(_layers.ROLE) != "ground_truth"
+            if ly not in segs and ly.metadata.get(_layers.ROLE) not in ("ground_truth", "preview")
         ]
         return [ly.name for ly in [*segs, *others]]
 

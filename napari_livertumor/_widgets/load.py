@@ -50,6 +50,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.scan_button = QPushButton("Find series")
         self.seed = QSpinBox()
         self.seed.setRange(0, 10_000)
+        self.seed.setValue(7)  # the napari sample's seed
         self.series_table = QTableWidget(0, 5)
         self.series_table.setHorizontalHeaderLabels(
             ["Description", "Modality", "Slices", "Spacing (mm)", "Phase"]
@@ -255,17 +256,17 @@ class LoadWidget(JobWidgetMixin, QWidget):
 
 
 def _load_sample(seed: int):
-    """The synthetic sample CT and its ground truth (HCC classes)."""
+    """The synthetic sample CT (as napari's File > Open Sample gives it) and its ground truth."""
     try:
-        from ..synth import generate_phantom
+        from .._sample_data import make_sample_ct
     except ImportError as exc:
         raise RuntimeError(
-            "the synthetic sample is not available yet (napari_livertumor.synth is missing)"
+            "the synthetic sample is not available yet (napari_livertumor._sample_data is missing)"
         ) from exc
-    phantom = generate_phantom(seed, shape="small")
-    volume = phantom.ct
+    (_, ct_kwargs, _), (truth, _, _) = make_sample_ct(seed)
+    volume = ct_kwargs["metadata"][_layers.CT_VOLUME]
     volume.meta.setdefault("description", f"synthetic CT (seed {seed})")
-    return volume, np.asarray(phantom.labels, dtype=np.uint8)
+    return volume, np.asarray(truth, dtype=np.uint8)
 
 
 def _read_truth(path, volume):
