@@ -46,6 +46,18 @@ def warm_up_imports(*modules: str) -> None:
         pass
 
 
+def device_summary() -> str:
+    """What torch finds: the GPU(s) "auto" would use, or that it runs on the CPU."""
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed"
+    if torch.cuda.is_available():
+        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        return f"Found CUDA: {names} (auto uses it)"
+    return f"No CUDA GPU found (torch {torch.__version__}); auto runs on the CPU"
+
+
 def follow_layer_list(widget, viewer, slot) -> None:
     """Call ``slot`` when layers are added or removed, until ``widget`` is destroyed."""
     events = (viewer.layers.events.inserted, viewer.layers.events.removed)

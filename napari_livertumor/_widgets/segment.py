@@ -19,7 +19,13 @@ from qtpy.QtWidgets import (
 )
 
 from . import _layers, _registry
-from ._common import JobWidgetMixin, follow_layer_list, set_status
+from ._common import (
+    JobWidgetMixin,
+    device_summary,
+    follow_layer_list,
+    set_status,
+    warm_up_imports,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -55,7 +61,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         self.model_browse = QPushButton("Folder…")
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda"])
-        self.device_info = QLabel(_device_summary())
+        self.device_info = QLabel(device_summary())
         self.device_info.setWordWrap(True)
         self.stage_combo = QComboBox()
         self.stage_combo.addItems(list(STAGE_CHOICES))
@@ -87,6 +93,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         self.model_browse.clicked.connect(self._browse_models)
         follow_layer_list(self, self.viewer, self.refresh_layers)
         self.init_jobs(napari_viewer)
+        warm_up_imports("napari_livertumor.pipeline", "scipy.ndimage")
         self.refresh_layers()
         self.refresh_models()
 
@@ -110,6 +117,12 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         folders += [f for f in self._model_folders if f not in folders]
         self.model_combo.clear()
         self.model_combo.addItem(DEFAULT_MODELS, None)
+        if not _shipped_models_present():
+            self.model_combo.setItemData(
+                0,
+                "No shipped models in this installation: choose a folder.",
+                3,  # ToolTipRole
+            )
         for folder in folders:
             self.model_combo.addItem(str(folder), str(folder))
         idx = self.model_combo.findText(current)
@@ -248,12 +261,7 @@ def _keep_previous(viewer, name: str) -> str | None:
     return old.name
 
 
-def _device_summary() -> str:
-    try:
-        import torch
-    except ImportError:
-        return "torch is not installed"
-    if torch.cuda.is_available():
-        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-        return f"Found CUDA: {names} (auto uses it)"
-    return f"No CUDA GPU found (torch {torch.__version__}); auto runs on the CPU"
+def _shipped_models_present() -> bool:
+    from ..models import default_model_dir
+
+    return all((default_model_dir(s) / "metadata.json").is_file() for s in ("liver", "tumor"))

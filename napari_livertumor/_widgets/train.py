@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
 )
 
 from . import _registry
-from ._common import JobWidgetMixin, set_status, warm_up_imports
+from ._common import JobWidgetMixin, device_summary, set_status, warm_up_imports
 
 if TYPE_CHECKING:
     import napari
@@ -75,6 +75,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.weak_lambda.setSingleStep(0.1)
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
+        self.device_info = QLabel(device_summary())
+        self.device_info.setWordWrap(True)
         self.start_button = QPushButton("Start")
         self.progress_bar = QProgressBar()
         self.progress_bar.setVisible(False)
@@ -103,6 +105,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         form.addRow("Patch (z, y, x)", self.patch)
         form.addRow("λ weak (clinical)", self.weak_lambda)
         form.addRow("Device", self.device)
+        form.addRow("", self.device_info)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.start_button)
