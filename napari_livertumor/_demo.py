@@ -85,6 +85,11 @@ def add_sample(viewer) -> list:
     image = [ly for ly in layers if ly.__class__.__name__ == "Image"]
     if image:
         viewer.layers.selection.active = image[0]
+        # Fit the view to the CT (a widget may have added a layer of another extent first).
+        viewer.reset_view()
+        step = list(viewer.dims.current_step)
+        step[0] = image[0].data.shape[0] // 2
+        viewer.dims.current_step = tuple(step)
     return layers
 
 
