@@ -56,7 +56,7 @@ def main() -> int:
     viewer.window.add_dock_widget(segment, name="segment")
     viewer.window.add_dock_widget(train, name="train", tabify=True)
 
-    shipped = (default_model_dir("liver") / "metadata.json").is_file()
+    shipped = all((default_model_dir(s) / "metadata.json").is_file() for s in ("liver", "tumor"))
     if not shipped:
         segment.add_model_folder(_stand_in_models(tmp / "models"))
     segment.device_combo.setCurrentText("auto")

@@ -60,7 +60,7 @@ def workflow(out: Path) -> None:
     viewer.window.add_dock_widget(segment, name="2 Segment")
     viewer.window.add_dock_widget(inspect, name="4 Inspect")
 
-    if (default_model_dir("liver") / "metadata.json").is_file():
+    if all((default_model_dir(s) / "metadata.json").is_file() for s in ("liver", "tumor")):
         segment.device_combo.setCurrentText("auto")
         segment.run_button.click()
         _wait(app, lambda: not segment.busy, 1800)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -121,7 +122,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             self.model_combo.setItemData(
                 0,
                 "No shipped models in this installation: choose a folder.",
-                3,  # ToolTipRole
+                Qt.ToolTipRole,
             )
         for folder in folders:
             self.model_combo.addItem(str(folder), str(folder))
@@ -150,7 +151,13 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             set_status(self.status, str(exc), error=True)
             return
         ct_name = layer.name
-        key = (str(config.liver_model), str(config.tumor_model), config.device, config.stages)
+        # A folder retrained since (same path, new weights) must be loaded again.
+        key = (
+            _weights_stamp(config.liver_model),
+            _weights_stamp(config.tumor_model),
+            config.device,
+            config.stages,
+        )
         cached = self._models if self._models_key == key else None
 
         def target(progress, should_cancel):
@@ -259,6 +266,13 @@ def _keep_previous(viewer, name: str) -> str | None:
     old.name = _layers.unique_name(viewer, f"{name} (previous)")
     old.visible = False
     return old.name
+
+
+def _weights_stamp(folder) -> tuple:
+    if folder is None:
+        return (None, None)
+    weights = Path(folder) / "model.safetensors"
+    return (str(folder), weights.stat().st_mtime_ns if weights.is_file() else None)
 
 
 def _shipped_models_present() -> bool:
