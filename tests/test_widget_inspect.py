@@ -94,3 +94,12 @@ def test_overlap_scores_per_class():
     scores = overlap_scores(pred, truth)
     assert scores["liver"]["dice"] == pytest.approx(2 * 16 / (16 + 32))
     assert scores["tumor"] == {"dice": 1.0, "iou": 1.0}
+
+
+def test_painting_after_measuring_says_the_figures_are_stale(viewer_with_labels, qtbot):
+    viewer, widget, *_ = viewer_with_labels
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    layer = viewer.layers["tiny CT segmentation"]
+    layer.paint((8, 24, 24), 2)  # the user paints tumor with the brush
+    assert "click Measure" in widget.status.text()

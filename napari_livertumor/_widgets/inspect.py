@@ -43,6 +43,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.stats: dict | None = None
+        self._watched = None
         self.scores: dict | None = None
         self._colors = dict(_layers.CLASS_COLORS)
 
@@ -203,6 +204,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
 
     def _labels_changed(self, *_) -> None:
         layer = self.labels_layer()
+        self._watch_edits(layer)
         if layer is None:
             return
         self.opacity.blockSignals(True)
@@ -211,6 +213,19 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.contour_check.blockSignals(True)
         self.contour_check.setChecked(layer.contour > 0)
         self.contour_check.blockSignals(False)
+
+    def _watch_edits(self, layer) -> None:
+        """Say the figures are stale as soon as the user paints on the measured layer."""
+        old = getattr(self, "_watched", None)
+        if old is not None:
+            old.events.paint.disconnect(self._edited)
+        self._watched = layer
+        if layer is not None:
+            layer.events.paint.connect(self._edited)
+
+    def _edited(self, *_) -> None:
+        if self.stats is not None:
+            set_status(self.status, "The labels were edited: click Measure to update the figures.")
 
     def _pick_color(self, value: int) -> None:
         r, g, b, a = self._colors[value]
