@@ -67,7 +67,10 @@ class InferenceConfig:
     window_growth : float
         Along an axis where the stage image is at most ``window_growth`` × the model's window,
         one window covers the whole axis (the trunk is fully convolutional). Fewer, larger
-        windows cut the overlap work several-fold on a CPU; 1.0 keeps the trained window size.
+        windows cut the overlap work several-fold on a CPU, but instance normalisation then
+        sees a different context than in training: with the default CPU models, 4.0 was
+        2-3x faster and changed liver Dice by -0.01 to -0.11 on held-out phantoms, so the
+        default 1.0 keeps the trained window size (small images are still never padded up).
     amp : bool
         Mixed precision (float16 autocast) on CUDA; ignored on the CPU.
     num_threads : int or None
@@ -89,7 +92,7 @@ class InferenceConfig:
     min_liver_ml: float = 50.0
     sw_overlap: float = 0.25
     sw_batch_size: int = 1
-    window_growth: float = 4.0
+    window_growth: float = 1.0
     amp: bool = True
     num_threads: int | None = None
     allow_non_ct: bool = False
@@ -513,7 +516,7 @@ def window_size(roi_size, shape, factor: int, growth: float) -> tuple[int, int, 
     out = []
     for r, s in zip(roi_size, shape, strict=True):
         r, s = int(r), int(s)
-        out.append(_ceil_to(s, factor) if s <= growth * r else r)
+        out.append(_ceil_to(s, factor) if s <= growth * r or s < r else r)
     return tuple(out)  # type: ignore[return-value]
 
 

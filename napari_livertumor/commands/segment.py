@@ -94,6 +94,14 @@ def add_arguments(parser) -> None:
         "--threads", type=int, default=None, help="CPU threads for torch (default: all cores)"
     )
     parser.add_argument(
+        "--window-growth",
+        type=float,
+        default=1.0,
+        metavar="G",
+        help="let sliding windows grow up to G x the trained size to cover short axes "
+        "(faster on CPU, may change results; default 1 = trained size)",
+    )
+    parser.add_argument(
         "--allow-non-ct", action="store_true", help="segment series whose modality is not CT"
     )
 
@@ -118,6 +126,7 @@ def run(args) -> int:
         refine_config=refine_cfg,
         min_tumor_ml=args.min_tumor_ml,
         num_threads=args.threads,
+        window_growth=args.window_growth,
         allow_non_ct=args.allow_non_ct,
     )
     if args.models:
