@@ -1,5 +1,6 @@
 """The whole workflow as a user drives it, on a synthetic patient in the HCC-TACE-Seg layout:
-Load (series list, ground truth found) → Segment → Inspect (volumes, Dice) → Export → reload."""
+Load (series list, ground truth found) → Segment → Inspect (volumes, Dice) → Refine → Export →
+reload."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.gui
 pytest.importorskip("napari_livertumor.pipeline")
 pytest.importorskip("napari_livertumor.io.seg")
 synth = pytest.importorskip("napari_livertumor.synth")
+RefineWidget = pytest.importorskip("napari_livertumor._widgets.refine").RefineWidget
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +78,20 @@ def test_load_segment_inspect_export_and_reload(
     assert inspect.volume_table.item(0, 1).text() == f"{liver_ml:.1f}"
     assert inspect.score_table.rowCount() == 2
 
-    # The user paints a correction, then exports NIfTI + DICOM SEG
+    # The user redraws the labels by hand (the tiny models are not accurate), refines the
+    # tumor contours, paints one more correction, then exports NIfTI + DICOM SEG
+    drawn = np.where(np.isin(truth.data, (1, 3)), 1, 0).astype(np.uint8)
+    drawn[truth.data == 2] = 2
+    seg.data = drawn
+    refine = RefineWidget(viewer)
+    viewer.window.add_dock_widget(refine)
+    refine.refresh_layers()
+    refine.ct_combo.setCurrentText(ct.name)
+    refine.mask_combo.setCurrentText(seg.name)
+    refine.apply_all_button.click()
+    _idle(qtbot, refine, timeout=120_000)
+    assert "rror" not in refine.status.text()
+    assert set(np.unique(seg.data)) <= {0, 1, 2} and (seg.data == 2).any()
     seg.data[5, 10:20, 10:20] = 2
     export.labels_combo.setCurrentText(seg.name)
     export.folder.setText(str(tmp_path / "out"))
