@@ -55,3 +55,10 @@ def test_demo_command_saves_a_window_screenshot(tmp_path):
     img = imread(png)
     assert img.shape[0] > 500 and img.shape[1] > 800
     assert img[..., :3].std() > 10
+
+
+def test_demo_refuses_an_unknown_widget_name(capsys):
+    from napari_livertumor._demo import run_demo
+
+    assert run_demo(widgets="load,bogus") == 2
+    assert "bogus" in capsys.readouterr().out
