@@ -127,3 +127,17 @@ def test_a_second_run_reuses_the_loaded_models(viewer_with_ct, models_dir, qtbot
         widget.run_button.click()
         qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     assert len(loads) == 2  # liver and tumor, loaded once for both runs
+
+
+def test_progress_shows_each_stage(viewer_with_ct, models_dir, qtbot, monkeypatch):
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    seen = set()
+    widget.progress_bar.valueChanged.connect(
+        lambda _v: seen.add(widget.progress_bar.format().split(":")[0])
+    )
+    widget.run_button.click()
+    assert widget.progress_bar.isVisibleTo(widget)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert {"liver", "tumor"} <= seen
+    assert not widget.progress_bar.isVisibleTo(widget)  # hidden again when done
