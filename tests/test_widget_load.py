@@ -33,7 +33,7 @@ def test_load_dicom_folder_lists_series_and_adds_ct_in_mm(load_widget, qtbot, tm
     qtbot.mouseClick(widget.scan_button, 1)  # Qt.LeftButton
     _wait_idle(qtbot, widget)
     assert widget.series_table.rowCount() == 1
-    assert widget.series_table.item(0, 2).text() == str(vol.shape[0])
+    assert widget.series_table.item(0, 1).text() == str(vol.shape[0])
     assert widget.selected_series_uid() is not None
 
     qtbot.mouseClick(widget.load_button, 1)

@@ -12,6 +12,7 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
@@ -51,15 +52,15 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.seed = QSpinBox()
         self.seed.setRange(0, 10_000)
         self.seed.setValue(7)  # the napari sample's seed
-        self.series_table = QTableWidget(0, 5)
-        self.series_table.setHorizontalHeaderLabels(
-            ["Description", "Modality", "Slices", "Spacing (mm)", "Phase"]
-        )
+        self.series_table = QTableWidget(0, 4)
+        self.series_table.setHorizontalHeaderLabels(["Series", "Slices", "Spacing (mm)", "Phase"])
         self.series_table.setSelectionBehavior(QTableWidget.SelectRows)
         self.series_table.setSelectionMode(QTableWidget.SingleSelection)
         self.series_table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.series_table.verticalHeader().setVisible(False)
-        self.series_table.horizontalHeader().setStretchLastSection(True)
+        header = self.series_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.Stretch)  # long descriptions are elided
         self.series_table.setMinimumHeight(110)
         self.truth_path = QLineEdit()
         self.truth_path.setPlaceholderText("optional: DICOM SEG or NIfTI label map")
@@ -175,10 +176,13 @@ class LoadWidget(JobWidgetMixin, QWidget):
         table.setRowCount(len(self._series))
         for r, s in enumerate(self._series):
             spacing = "×".join(f"{v:.3g}" for v in s.spacing) if s.spacing else "?"
-            cells = [s.description or "(no description)", s.modality, str(s.n_slices)]
-            for c, text in enumerate([*cells, spacing, s.phase or "?"]):
-                table.setItem(r, c, QTableWidgetItem(text))
-        table.resizeColumnsToContents()
+            desc = s.description or "(no description)"
+            if s.modality != "CT":
+                desc += f" [{s.modality}]"
+            for c, text in enumerate([desc, str(s.n_slices), spacing, s.phase or "?"]):
+                item = QTableWidgetItem(text)
+                item.setToolTip(s.summary() if hasattr(s, "summary") else text)
+                table.setItem(r, c, item)
         if self._series:
             table.selectRow(0)
         if segs and not self.truth_path.text().strip():
