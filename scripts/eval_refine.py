@@ -75,6 +75,7 @@ def evaluate(seeds, shape, cfg: RefineConfig, *, original=True, model=None):
             t0 = time.perf_counter()
             notes: list[str] = []
             row["ours"] = dice(refine_all(ct, start, conf, sp, cfg, notes=notes), truth)
+            row["start_empty"] = not start.any()
             row["some_lesion_kept"] = any("too little contrast" in n for n in notes)
             row["ours_s"] = time.perf_counter() - t0
             if original:
@@ -174,7 +175,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     rows = evaluate(seeds, args.shape, RefineConfig(), model=model)
     s = summary(rows)
-    visible = [r for r in rows if not r["some_lesion_kept"]]
+    visible = [r for r in rows if not (r["some_lesion_kept"] or r["start_empty"])]
     s_visible = summary(visible) if visible else {}
     for title, table in (("all cases", s), ("cases where every lesion was refined", s_visible)):
         print(f"\n{title}\n{'start mask':<12} {'n':>3} {'initial':>8} {'ours':>8} {'original':>9}")
