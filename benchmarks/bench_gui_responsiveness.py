@@ -11,7 +11,9 @@ is the longest time the window could not react to the user ("stall"). Three phas
    architecture (biased so both stages run; the compute is the same, the masks meaningless);
 3. train: the Train widget, liver stage, a toy cohort, 1 epoch of 6 steps plus validation.
 
-Goal: < 100 ms; the GUI tests fail above 500 ms. Timings on a shared CPU are noisy: the load
+Goal: < 100 ms; the GUI tests fail above 500 ms. The stall of napari showing the result layer
+(GL program, layer controls: GUI-thread work, slow under Xvfb's software OpenGL) is reported
+apart as ``showing_result_ms``; ``max_stall_while_worker_runs_ms`` is everything else. Timings on a shared CPU are noisy: the load
 average at the start is saved with the figures.
 """
 
@@ -61,8 +63,22 @@ def main() -> int:
         segment.add_model_folder(_stand_in_models(tmp / "models"))
     segment.device_combo.setCurrentText("auto")
 
+    # When the result layer is shown, napari builds its GL program and controls in the GUI
+    # thread (slow under software OpenGL); those windows are reported apart from the worker's.
+    shown: list[tuple[float, float]] = []
+    real_show = segment._show_result
+
+    def timed_show(*args):
+        t0 = time.perf_counter()
+        real_show(*args)
+        _spin(app, 0.05)  # the first draw of the new layer
+        shown.append((t0, time.perf_counter()))
+
+    segment._show_result = timed_show
+
     def run_phase(start, busy, settle_s=0.5) -> dict:
         _spin(app, settle_s)
+        shown.clear()
         beat = Heartbeat(20).start()
         t0 = time.perf_counter()
         start()
@@ -72,7 +88,12 @@ def main() -> int:
         wall = time.perf_counter() - t0
         _spin(app, 0.3)  # the result being drawn counts too
         beat.stop()
-        return {**beat.summary(), "wall_s": round(wall, 2)}
+        return {
+            **beat.summary(),
+            "max_stall_while_worker_runs_ms": beat.max_stall_outside(shown),
+            "showing_result_ms": [round((e - s) * 1000, 1) for s, e in shown],
+            "wall_s": round(wall, 2),
+        }
 
     results = {}
     results["idle"] = run_phase(lambda: None, lambda: False, settle_s=0.5)
@@ -114,6 +135,7 @@ def main() -> int:
     for phase, r in results.items():
         print(
             f"{phase:8s} max stall {r['max_stall_ms']:7.1f} ms   p95 {r['p95_stall_ms']:6.1f} ms"
+            f"   outside showing the result {r['max_stall_while_worker_runs_ms']:7.1f} ms"
             f"   wall {r['wall_s']:6.2f} s"
         )
     print(f"saved {OUT.relative_to(ROOT)}")

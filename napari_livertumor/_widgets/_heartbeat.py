@@ -20,6 +20,8 @@ class Heartbeat(QObject):
         self.max_stall_ms = 0.0
         self.beats = 0
         self._gaps: list[float] = []
+        #: (start, end) perf_counter times of every stall over 2 intervals, for attributing them
+        self.long_stalls: list[tuple[float, float]] = []
         self._last: float | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(interval_ms)
@@ -27,6 +29,7 @@ class Heartbeat(QObject):
 
     def start(self) -> Heartbeat:
         self.max_stall_ms, self.beats, self._gaps, self._last = 0.0, 0, [], None
+        self.long_stalls = []
         self._timer.start()
         return self
 
@@ -45,11 +48,22 @@ class Heartbeat(QObject):
             "median_stall_ms": round(gaps[len(gaps) // 2], 1),
         }
 
+    def max_stall_outside(self, windows: list[tuple[float, float]]) -> float:
+        """Longest stall (ms) not overlapping any ``(start, end)`` perf_counter window."""
+        worst = 0.0
+        for start, end in self.long_stalls:
+            if any(start < w_end and end > w_start for w_start, w_end in windows):
+                continue
+            worst = max(worst, (end - start) * 1000.0 - self.interval_ms)
+        return round(worst, 1)
+
     def _beat(self) -> None:
         now = time.perf_counter()
         if self._last is not None:
             stall = max(0.0, (now - self._last) * 1000.0 - self.interval_ms)
             self._gaps.append(stall)
             self.max_stall_ms = max(self.max_stall_ms, stall)
+            if stall > 2 * self.interval_ms:
+                self.long_stalls.append((self._last, now))
         self._last = now
         self.beats += 1
