@@ -257,10 +257,15 @@ read from `{cfg.get("data", "?")}`. Patient split (seed {split.get("seed", "?")}
 {len(split.get("train", []))} training, {len(split.get("val", []))} validation,
 {len(split.get("test", []))} test patients (`split.json` in this folder). No real patient data.
 
-## Recipe
+## Recipe (reproduce)
 
-`configs/default_cpu.json`, trained with
-`livertumor train --data {cfg.get("data", "data/synth")} --out resources/models --stage both --config configs/default_cpu.json`
+```
+livertumor synth -o data/synth --cases 40 --seed 1 --layout nifti --shape full
+livertumor train --data {cfg.get("data", "data/synth")} --out resources/models --stage both --config configs/default_cpu.json --cache-dir data/cache
+python benchmarks/bench_segment_accuracy.py --write-cards   # the scores below
+```
+
+(`docs/training.md` has the details; a run cut short can continue with `--resume`.) Trained
 on {tr.get("device", "?")} ({tr.get("world_size", 1)} process): {tr.get("steps", "?")} steps in
 {tr.get("minutes", "?")} min (budget {cfg.get("max_minutes", "?")} min), lr {cfg.get("lr", "?")},
 loss Dice {cfg.get("dice_weight", "?")} + Focal {cfg.get("focal_weight", "?")} + VAE {cfg.get("vae_weight", "?")}{" + clinical weak term λ=" + str(cfg.get("weak_lambda")) + " (" + str(cfg.get("weak_form")) + ")" if stage == "tumor" else ""}.
