@@ -319,7 +319,7 @@ class _Run:
             scores = validate(self.net, data["val"], cfg, self.device)
             report["val"] = scores
             key = scores["score"]
-            if key > self.state["best"]:
+            if key >= self.state["best"]:  # ties: the later (longer-trained) weights
                 self.state["best"] = key
                 self._save_best(scores)
                 report["saved_best"] = True
