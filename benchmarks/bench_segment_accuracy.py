@@ -295,6 +295,14 @@ Per-case numbers: `benchmarks/results/segment_accuracy.md`.
 - Small CPU network trained for minutes: a baseline and a demo of the workflow, not a clinical tool.
 - {"Tumor output is only as good as the liver mask it is cropped to." if stage == "tumor" else "Livers cut by the field of view, very fatty or very small livers are under-represented."}
 """
+        if met is not None and met < 0.1:
+            text += (
+                f"- **As shipped, this model is not usable for {stage} segmentation**: mean Dice "
+                f"{met:.3f} on held-out phantoms (and {json.dumps(meta.metrics.get('score'))} on "
+                "validation during training). The CPU budget on a machine shared by several jobs "
+                "was far too small for it to learn; retrain with a longer budget (e.g. the GPU "
+                "recipe) before relying on it.\n"
+            )
         path = folder / "MODEL_CARD.md"
         path.write_text(text)
         paths.append(path)
