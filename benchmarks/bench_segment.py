@@ -397,8 +397,10 @@ def _markdown(r: dict) -> str:
             f"**{b['batch_cases_per_min']:.2f} cases/min** (peak RSS {b['batch_peak_rss_gb']:.2f} GB)",
             f"- a process per case: {b['loop_s']:.1f} s = {b['loop_cases_per_min']:.2f} cases/min",
             f"- speed-up **{b['speedup']}×**",
-            "",
         ]
+        if b.get("models_note"):
+            lines.append(f"- {b['models_note']}")
+        lines.append("")
     lines.append("Reproduce: `python benchmarks/bench_segment.py`")
     return "\n".join(lines) + "\n"
 
