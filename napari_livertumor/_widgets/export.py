@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +30,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..fileio import atomic_write_text
 from . import _layers
 from ._common import JobWidgetMixin, follow_layer_list, set_status
 
@@ -245,7 +244,7 @@ def write_exports(labels: np.ndarray, volume, files: dict[str, Path], progress=N
                 stats["source"] = str(volume.meta.get("source", ""))
                 stats["series_uid"] = str(volume.meta.get("series_uid", ""))
             text = json.dumps(stats, indent=2) if kind == "stats.json" else _lesion_csv(stats)
-            _atomic_write_text(path, text)
+            atomic_write_text(path, text)
         else:
             raise ValueError(f"unknown export kind {kind!r}")
         written.append(path)
@@ -267,17 +266,6 @@ def _lesion_csv(stats: dict) -> str:
             [les["id"], les["volume_ml"], les["longest_diameter_mm"], first, last, centroid]
         )
     return buf.getvalue()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _safe_name(name: str) -> str:

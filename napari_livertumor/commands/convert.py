@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ..fileio import atomic_write_text
 
 
 def add_arguments(parser) -> None:
@@ -83,15 +84,4 @@ def run(args) -> int:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=str)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_text(path, json.dumps(data, indent=2, default=str))

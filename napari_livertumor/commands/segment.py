@@ -17,16 +17,16 @@ recorded in the summary CSV with its reason; the others go on, and the exit stat
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import Cancelled, InputError, LiverTumorError
+from ..fileio import atomic_write_text
 
 log = logging.getLogger("livertumor.segment")
 
@@ -344,7 +344,6 @@ def segment_one(case: Case, outdir: Path, segmenter, *, series_uid=None, progres
     result = segmenter.segment(volume, progress=prog)
     t1 = time.perf_counter()
     write_nifti(result.labels, labels_path, reference=volume)
-    _fix_mode(labels_path)
     t_write = time.perf_counter() - t1
     timings = {"read": round(t_read, 3), **result.timings, "write": round(t_write, 3)}
     timings["segment"] = timings.pop("total", None)
@@ -366,21 +365,19 @@ def segment_one(case: Case, outdir: Path, segmenter, *, series_uid=None, progres
         "version": __version__,
         "complete": True,
     }
-    _atomic_write_text(stats_path, json.dumps(stats, indent=2, default=str))
+    atomic_write_text(stats_path, json.dumps(stats, indent=2, default=str))
     for w in result.warnings:
         log.warning("%s: %s", case.name, w)
     return stats
 
 
 def write_summary(rows: list[dict], path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in SUMMARY_FIELDS})
-    _publish(tmp, path)
-    return path
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r.get(k, "") for k in SUMMARY_FIELDS})
+    return atomic_write_text(path, buf.getvalue())
 
 
 def _summary_values(stats: dict) -> dict:
@@ -393,31 +390,6 @@ def _summary_values(stats: dict) -> dict:
         "seconds": (stats.get("timings_s") or {}).get("total"),
         "error": "",
     }
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        _publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _publish(tmp: str | Path, path: Path) -> None:
-    """Give a temporary file normal permissions (mkstemp makes it private), then rename it."""
-    _fix_mode(tmp)
-    os.replace(tmp, path)
-
-
-def _fix_mode(path: str | Path) -> None:
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def _remove_stale_temps(outdir: Path, case: Case) -> None:

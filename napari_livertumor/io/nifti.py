@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from ..fileio import atomic_path
 from .volume import CTVolume
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -137,16 +136,9 @@ def write_nifti(
     img.header["scl_inter"] = 0.0
     description = str(volume.meta.get("description", ""))[:79]
     img.header["descrip"] = description.encode("ascii", "replace")
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".nii.gz" if path.name.lower().endswith(".gz") else ".nii"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=suffix) as tmp:
         nib.save(img, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

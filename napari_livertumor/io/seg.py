@@ -7,9 +7,7 @@ or segment number, which differ between HCC-TACE-Seg patients.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import numpy as np
 import pydicom
 
 from ..errors import InputError
+from ..fileio import atomic_path
 from .volume import CTVolume
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -238,15 +237,8 @@ def write_dicom_seg(
     )
     if reverse_frames:
         _reverse_frame_order(seg)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".partial", dir=out_path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out_path, suffix=".partial") as tmp:
         seg.save_as(tmp)
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return out_path
 
 

@@ -8,14 +8,13 @@ network) raises :class:`~napari_livertumor.errors.ModelError` naming the file an
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..errors import ModelError
+from ..fileio import atomic_write_bytes
 from .factory import NetworkConfig, build_inference_network, trunk_state_dict
 
 WEIGHTS_FILE = "model.safetensors"
@@ -91,20 +90,6 @@ class LoadedModel:
     path: Path
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_model(
     folder: str | Path,
     state_dict: dict[str, Any],
@@ -139,9 +124,9 @@ def save_model(
         if half and v.is_floating_point():
             v = v.half()
         tensors[k] = v
-    _atomic_write_bytes(folder / WEIGHTS_FILE, save(tensors, metadata={"stage": metadata.stage}))
+    atomic_write_bytes(folder / WEIGHTS_FILE, save(tensors, metadata={"stage": metadata.stage}))
     text = json.dumps(metadata.to_dict(), indent=2, sort_keys=True, default=_json_default)
-    _atomic_write_bytes(folder / METADATA_FILE, text.encode())
+    atomic_write_bytes(folder / METADATA_FILE, text.encode())
     return folder
 
 

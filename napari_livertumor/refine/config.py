@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..fileio import atomic_write_text
 
 METHODS = ("chan_vese", "geodesic")
 
@@ -174,17 +173,7 @@ class RefineConfig:
 
     def save(self, path: str | Path) -> Path:
         """Write as JSON atomically (temporary file in the same folder, then rename)."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_dict(), fh, indent=2)
-                fh.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 def _clamp_number(name: str, value: Any, lo: float, hi: float, fallback: Any, notes: list[str]):
