@@ -40,9 +40,9 @@ def workflow(out: Path) -> None:
     import napari
     import numpy as np
 
-    from napari_livertumor._demo import _close_notifications
     from napari_livertumor._sample_data import make_sample_ct
     from napari_livertumor._widgets import _layers
+    from napari_livertumor._widgets.demo import _close_notifications
     from napari_livertumor._widgets.inspect import InspectWidget, _camera
     from napari_livertumor._widgets.segment import SegmentWidget
     from napari_livertumor.models import default_model_dir
@@ -95,13 +95,13 @@ def workflow(out: Path) -> None:
 def train_widget(out: Path) -> None:
     import napari
 
-    from napari_livertumor._demo import _close_notifications
+    from napari_livertumor._widgets.demo import _close_notifications
     from napari_livertumor._widgets.train import TrainWidget
     from napari_livertumor.training.toydata import write_toy_cohort
 
     tmp = Path(tempfile.mkdtemp(prefix="shots_"))
     data = write_toy_cohort(tmp / "toy_cohort", n_cases=6, seed=5, shape=(24, 48, 48))
-    from napari_livertumor._demo import add_sample
+    from napari_livertumor._widgets.demo import add_sample
 
     viewer = napari.Viewer(title="napari-livertumor")
     app = _app()

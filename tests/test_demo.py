@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from napari_livertumor._demo import PLUGIN, WIDGETS, add_sample
+from napari_livertumor._widgets.demo import PLUGIN, WIDGETS, add_sample
 
 pytestmark = pytest.mark.gui
 
@@ -58,7 +58,7 @@ def test_demo_command_saves_a_window_screenshot(tmp_path):
 
 
 def test_demo_refuses_an_unknown_widget_name(capsys):
-    from napari_livertumor._demo import run_demo
+    from napari_livertumor._widgets.demo import run_demo
 
     assert run_demo(widgets="load,bogus") == 2
     assert "bogus" in capsys.readouterr().out

@@ -15,7 +15,7 @@ import pytest
 import napari_livertumor
 
 REPO = Path(__file__).resolve().parent.parent
-GUI_MODULES = ("_widgets", "_reader", "_writer", "_sample_data", "_demo")
+GUI_MODULES = ("_widgets", "_reader", "_writer", "_sample_data")
 
 
 def _run(code: str, cwd: Path, env: dict | None = None, timeout: int = 300):

@@ -1,1 +1,1 @@
-"""Dock widgets for napari (all Qt code of the package lives here and in ``_demo.py``)."""
+"""Dock widgets for napari and the demo (all Qt code of the package lives here)."""

@@ -17,6 +17,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from .._demo import run_demo
+    from .._widgets.demo import run_demo
 
     return run_demo(screenshot=args.screenshot, widgets=args.widgets)

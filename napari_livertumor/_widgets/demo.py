@@ -77,7 +77,7 @@ def add_sample(viewer) -> list:
     from napari.layers import Layer
 
     try:
-        from ._sample_data import make_sample_ct
+        from .._sample_data import make_sample_ct
     except ImportError:
         layers = _add_phantom(viewer)
     else:
@@ -95,8 +95,8 @@ def add_sample(viewer) -> list:
 
 def _add_phantom(viewer) -> list:
     """The synthetic phantom through the Load widget's path (until ``_sample_data`` exists)."""
-    from ._widgets import _layers
-    from ._widgets.load import _load_sample
+    from . import _layers
+    from .load import _load_sample
 
     try:
         volume, truth = _load_sample(0)
@@ -112,8 +112,8 @@ def _add_phantom(viewer) -> list:
 
 def _add_minimal_volume(viewer):
     """A plain procedural volume, clearly named as a stand-in, so the demo still opens."""
-    from ._widgets import _layers
-    from .io.volume import CTVolume
+    from ..io.volume import CTVolume
+    from . import _layers
 
     shape = (48, 128, 128)
     z, y, x = np.indices(shape, dtype=np.float32)
