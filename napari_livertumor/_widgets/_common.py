@@ -6,6 +6,8 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from qtpy.QtWidgets import QComboBox
+
 from ._jobs import Job, error_text
 
 
@@ -196,3 +198,15 @@ class JobWidgetMixin:
             bar.setVisible(True)
         set_status(self.status, busy_text)
         return job.start()
+
+
+class RefreshingCombo(QComboBox):
+    """A combo box that calls ``refresh()`` just before its list opens (layer and model pickers)."""
+
+    def __init__(self, refresh: Callable[[], None]) -> None:
+        super().__init__()
+        self._refresh = refresh
+
+    def showPopup(self) -> None:  # noqa: N802 (Qt name)
+        self._refresh()
+        super().showPopup()

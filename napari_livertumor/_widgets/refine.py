@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
 from ..refine import RefineConfig, label_lesions, refine_all, refine_lesion, refine_slice
 from ..refine.edits import EditHistory, changed_box, write_tumor
 from . import _layers
-from ._common import JobWidgetMixin, follow_layer_list, set_status
+from ._common import JobWidgetMixin, RefreshingCombo, follow_layer_list, set_status
 
 if TYPE_CHECKING:
     import napari
@@ -67,18 +67,6 @@ TOOLTIPS = {
 }
 
 
-class _RefreshingCombo(QComboBox):
-    """A combo box that refreshes its items just before it opens."""
-
-    def __init__(self, refresh) -> None:
-        super().__init__()
-        self._refresh = refresh
-
-    def showPopup(self) -> None:  # noqa: N802 (Qt name)
-        self._refresh()
-        super().showPopup()
-
-
 class RefineWidget(JobWidgetMixin, QWidget):
     """Live-tuned active-contour refinement of the tumor labels."""
 
@@ -96,9 +84,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.preview_count = 0
 
         # -- layers
-        self.ct_combo = _RefreshingCombo(self.refresh_layers)
-        self.mask_combo = _RefreshingCombo(self.refresh_layers)
-        self.liver_combo = _RefreshingCombo(self.refresh_layers)
+        self.ct_combo = RefreshingCombo(self.refresh_layers)
+        self.mask_combo = RefreshingCombo(self.refresh_layers)
+        self.liver_combo = RefreshingCombo(self.refresh_layers)
         self.tumor_value = mw.SpinBox(value=2, min=1, max=255, tooltip="tumor label value")
 
         # -- contour parameters (magicgui)
@@ -158,7 +146,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             getattr(self, name).tooltip = text
 
         # -- actions
-        self.lesion_combo = _RefreshingCombo(self.refresh_lesions)
+        self.lesion_combo = RefreshingCombo(self.refresh_lesions)
         self.apply_slice_button = QPushButton("Apply to slice")
         self.apply_lesion_button = QPushButton("Apply to lesion (3D)")
         self.apply_all_button = QPushButton("Apply to all (3D)")

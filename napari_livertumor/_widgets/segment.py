@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
 from . import _layers, _registry
 from ._common import (
     JobWidgetMixin,
+    RefreshingCombo,
     device_summary,
     follow_layer_list,
     set_status,
@@ -35,18 +36,6 @@ DEFAULT_MODELS = "Shipped default models"
 STAGE_CHOICES = {"liver + tumor": "both", "liver only": "liver"}
 
 
-class _RefreshingCombo(QComboBox):
-    """A combo box that asks its owner to refresh the items just before it opens."""
-
-    def __init__(self, refresh) -> None:
-        super().__init__()
-        self._refresh = refresh
-
-    def showPopup(self) -> None:  # noqa: N802 (Qt name)
-        self._refresh()
-        super().showPopup()
-
-
 class SegmentWidget(JobWidgetMixin, QWidget):
     """Run :func:`napari_livertumor.pipeline.segment_ct` on the chosen CT layer."""
 
@@ -57,8 +46,8 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         self._models_key: tuple | None = None
         self._models: dict | None = None
 
-        self.ct_combo = _RefreshingCombo(self.refresh_layers)
-        self.model_combo = _RefreshingCombo(self.refresh_models)
+        self.ct_combo = RefreshingCombo(self.refresh_layers)
+        self.model_combo = RefreshingCombo(self.refresh_models)
         self.model_browse = QPushButton("Folder…")
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda"])
