@@ -12,18 +12,25 @@ from typing import Any
 from .weak import soft_tumor_ratio, weak_penalty
 
 
-def soft_dice_loss(logits, target, *, include_background: bool = False, eps: float = 1e-5):
+def soft_dice_loss(
+    logits, target, *, include_background: bool = False, classes=None, eps: float = 1e-5
+):
     """1 − mean soft Dice over classes, with sums over the whole batch (stable on empty patches).
 
-    ``logits``: (B, C, Z, Y, X); ``target``: (B, Z, Y, X) integer classes.
+    ``logits``: (B, C, Z, Y, X); ``target``: (B, Z, Y, X) integer classes. ``classes`` (a list
+    of class indices) restricts the mean to those classes, e.g. ``[2]`` for tumor only.
     """
     import torch
 
     probs = torch.softmax(logits.float(), dim=1)
     onehot = torch.nn.functional.one_hot(target.long(), probs.shape[1]).permute(0, 4, 1, 2, 3)
     onehot = onehot.to(probs.dtype)
-    start = 0 if include_background else 1
-    p, t = probs[:, start:], onehot[:, start:]
+    if classes:
+        idx = [int(c) for c in classes]
+        p, t = probs[:, idx], onehot[:, idx]
+    else:
+        start = 0 if include_background else 1
+        p, t = probs[:, start:], onehot[:, start:]
     dims = (0, 2, 3, 4)
     inter = (p * t).sum(dims)
     denom = p.sum(dims) + t.sum(dims)
@@ -31,14 +38,22 @@ def soft_dice_loss(logits, target, *, include_background: bool = False, eps: flo
     return 1.0 - dice.mean()
 
 
-def focal_loss(logits, target, *, gamma: float = 2.0):
-    """Multi-class focal loss (mean over voxels) on softmax probabilities."""
+def focal_loss(logits, target, *, gamma: float = 2.0, class_weights=None):
+    """Multi-class focal loss on softmax probabilities (``gamma`` 0: cross-entropy).
+
+    With ``class_weights`` (one per class) each voxel counts ``w[its class]`` times and the mean
+    is taken over the weights, as ``torch.nn.functional.cross_entropy(weight=...)`` does.
+    """
     import torch
 
     logp = torch.log_softmax(logits.float(), dim=1)
     logp_t = logp.gather(1, target.long().unsqueeze(1)).squeeze(1)
     p_t = logp_t.exp()
-    return (-((1 - p_t) ** gamma) * logp_t).mean()
+    loss = -((1 - p_t) ** gamma) * logp_t
+    if class_weights is None:
+        return loss.mean()
+    w = torch.as_tensor(class_weights, dtype=loss.dtype, device=loss.device)[target.long()]
+    return (w * loss).sum() / w.sum().clamp(min=1e-8)
 
 
 def compute_losses(logits, vae_loss, target, batch_extra: dict[str, Any], config) -> dict[str, Any]:
@@ -52,10 +67,12 @@ def compute_losses(logits, vae_loss, target, batch_extra: dict[str, Any], config
     terms: dict[str, Any] = {}
     total = logits.new_zeros((), dtype=torch.float32)
     if config.dice_weight:
-        terms["dice"] = soft_dice_loss(logits, target)
+        terms["dice"] = soft_dice_loss(logits, target, classes=config.dice_classes)
         total = total + config.dice_weight * terms["dice"]
     if config.focal_weight:
-        terms["focal"] = focal_loss(logits, target, gamma=config.focal_gamma)
+        terms["focal"] = focal_loss(
+            logits, target, gamma=config.focal_gamma, class_weights=config.class_weights
+        )
         total = total + config.focal_weight * terms["focal"]
     if config.vae_weight and vae_loss is not None:
         terms["vae"] = vae_loss.float()
