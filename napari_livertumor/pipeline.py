@@ -484,11 +484,16 @@ def _sliding_logits(model: LoadedModel, x, device, cfg: InferenceConfig, rep: Re
     done = 0
     use_amp = cfg.amp and device.type == "cuda"
 
+    pad = _pad_single_window(device, roi, meta.network.init_filters)
+
     def predictor(batch):
         nonlocal done
         rep.check()
+        n = batch.shape[0]
+        if pad and n == 1:
+            batch = torch.cat([batch, batch])
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-            out = model.network(batch)
+            out = model.network(batch)[:n]
         done += batch.shape[0]
         rep.update(stage, min(done, total), total)
         return out.float()
@@ -505,6 +510,18 @@ def _sliding_logits(model: LoadedModel, x, device, cfg: InferenceConfig, rep: Re
         cval=0.0,
     )
     return out[0].float()
+
+
+def _pad_single_window(device, roi, init_filters: int) -> bool:
+    """Whether to run a batch of one window as two copies (CPU only).
+
+    PyTorch sends a float32 3-D convolution of a batch of one to its native kernel instead of
+    oneDNN when ``channels * depth * height <= 20480``; for the upper layers of a small window
+    that path is several times slower than oneDNN on two copies. Measured with the default trunk
+    on 2 threads: a (32, 80, 80) window 0.48 s alone vs 0.14 s as two copies, (32, 112, 112)
+    0.40 vs 0.30 s, but (64, 128, 128) 0.69 vs 0.98 s (so large windows run alone).
+    """
+    return device.type == "cpu" and init_filters * roi[0] * roi[1] <= 2 * 20480
 
 
 def window_size(roi_size, shape, factor: int, growth: float) -> tuple[int, int, int]:

@@ -263,3 +263,20 @@ def test_window_grows_to_cover_short_axes_and_shrinks_for_tiny_images():
     assert window_size((32, 112, 112), (100, 117, 117), 8, 4.0) == (104, 120, 120)
     assert window_size((32, 112, 112), (100, 117, 117), 8, 1.0) == (32, 112, 112)
     assert window_size((32, 112, 112), (3, 10, 500), 8, 4.0) == (8, 16, 112)
+
+
+def test_a_lone_small_window_runs_as_two_copies_on_the_cpu_with_the_same_logits():
+    from napari_livertumor.models import build_inference_network
+    from napari_livertumor.pipeline import _pad_single_window
+
+    cpu = torch.device("cpu")
+    assert _pad_single_window(cpu, (32, 80, 80), 8)  # PyTorch's slow batch-of-one path
+    assert not _pad_single_window(cpu, (64, 128, 128), 8)  # oneDNN already: run it alone
+    assert not _pad_single_window(torch.device("meta"), (32, 80, 80), 8)
+    torch.manual_seed(0)
+    net = build_inference_network(NetworkConfig(out_channels=3)).eval()
+    x = torch.rand(1, 1, 16, 32, 32)
+    with torch.inference_mode():
+        alone = net(x)
+        padded = net(torch.cat([x, x]))[:1]
+    torch.testing.assert_close(alone, padded, rtol=1e-4, atol=1e-4)
