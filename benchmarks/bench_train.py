@@ -7,7 +7,10 @@ Usage::
 
 Runs full training steps (forward incl. the VAE branch, Dice + focal + VAE + weak loss, backward,
 AdamW update) on random patches of the recipe's ``roi_size`` and batch size, after one warm-up
-step, and prints the median. Writes ``benchmarks/results/train.json``. On a shared machine the
+step, and prints the median. On the CPU it also runs each stage with a batch of one, in the same
+run: PyTorch sends a 3-D convolution of a batch of one to its native im2col kernel rather than
+oneDNN, which is why the recipes train with batches of two. Writes
+``benchmarks/results/train.json``. On a shared machine the
 figures vary with the load; the load average is recorded beside them.
 """
 
@@ -29,7 +32,9 @@ from napari_livertumor.training.config import load_recipe, make_config
 from napari_livertumor.training.losses import compute_losses
 
 
-def bench_stage(cfg, device: str, steps: int) -> dict:
+def bench_stage(cfg, device: str, steps: int, batch_size: int | None = None) -> dict:
+    if batch_size is not None:
+        cfg = cfg.with_updates(batch_size=batch_size)
     torch.manual_seed(0)
     net = build_training_network(cfg.network, cfg.roi_size).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr)
@@ -67,6 +72,14 @@ def bench_stage(cfg, device: str, steps: int) -> dict:
     }
 
 
+def _print(r: dict) -> None:
+    print(
+        f"{r['stage']:5s} {r['device']:4s} roi {tuple(r['roi_size'])} batch {r['batch_size']}: "
+        f"{r['step_s_median']:.3f} s/step, {r['samples_per_s']:.2f} samples/s",
+        flush=True,
+    )
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="configs/default_cpu.json")
@@ -83,11 +96,16 @@ def main(argv=None) -> int:
             cfg = make_config(stage, recipe, data=".")
             r = bench_stage(cfg, device, args.steps)
             rows.append(r)
-            print(
-                f"{stage:5s} {device:4s} roi {tuple(r['roi_size'])} batch {r['batch_size']}: "
-                f"{r['step_s_median']:.3f} s/step, {r['samples_per_s']:.2f} samples/s",
-                flush=True,
-            )
+            _print(r)
+            if device == "cpu" and cfg.batch_size != 1:
+                one = bench_stage(cfg, device, args.steps, batch_size=1)
+                rows.append(one)
+                _print(one)
+                print(
+                    f"      batch {cfg.batch_size} vs 1: "
+                    f"{r['samples_per_s'] / one['samples_per_s']:.1f}x the samples/s",
+                    flush=True,
+                )
     result = {
         "config": args.config,
         "steps": args.steps,
