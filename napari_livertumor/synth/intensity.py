@@ -57,13 +57,16 @@ _HU = {
     A.CALCIFICATION: ((500, 1000),) * 3 + (50,),
 }
 _LIVER = ((55, 65), (70, 85), (100, 130))
-#: tumor kind -> HU change vs (non-fatty) liver per phase
+#: tumor kind -> HU change vs (non-fatty) liver per phase (REFERENCE.md §5: HCC is iso/hypo by
+#: 5-20 HU unenhanced, +20..+60 arterial, -10..-40 portal venous). Only the "iso" kind straddles
+#: zero: a mass whose whole body matches the liver is one a reader finds on another phase, so it
+#: is kept as the rare hard case, not the body of most other kinds.
 _TUMOR_DELTA = {
-    "typical": ((-20, -5), (20, 60), (-40, -10)),
-    "hypovascular": ((-25, -5), (-30, -5), (-45, -15)),
+    "typical": ((-20, -6), (20, 60), (-40, -12)),
+    "hypovascular": ((-25, -8), (-35, -10), (-45, -15)),
     "iso": ((-8, 2), (-8, 10), (-10, 3)),
-    "rim": ((-25, -8), (-20, 5), (-40, -15)),
-    "infiltrative": ((-15, -3), (-10, 20), (-25, -5)),
+    "rim": ((-25, -8), (-30, -10), (-40, -15)),  # rim APHE: a hypo-enhancing body
+    "infiltrative": ((-18, -6), (12, 30), (-30, -10)),  # mild, heterogeneous, ill-defined
 }
 
 

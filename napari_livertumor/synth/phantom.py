@@ -310,7 +310,7 @@ def _sample_tumor_plan(rng, ov) -> list[dict]:
         kind = (
             kinds[i % len(kinds)]
             if kinds
-            else str(rng.choice(TUMOR_KINDS, p=[0.5, 0.18, 0.12, 0.12, 0.08]))
+            else str(rng.choice(TUMOR_KINDS, p=[0.55, 0.18, 0.05, 0.12, 0.10]))
         )
         plan.append(
             {
