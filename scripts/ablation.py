@@ -38,6 +38,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--config", default="configs/default_cpu.json")
     p.add_argument("--weak-form", default=None, choices=["mse", "interval"])
+    p.add_argument("--cache-dir", default=None, help="preprocessing cache (default OUT/cache)")
     args = p.parse_args(argv)
 
     import torch
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
                 recipe,
                 data=str(data),
                 out=str(out / f"seed{seed}_lambda{lam:g}"),
-                cache_dir=str(out / "cache"),
+                cache_dir=args.cache_dir or str(out / "cache"),
                 seed=seed,
                 weak_lambda=lam,
                 weak_form=args.weak_form,
