@@ -494,7 +494,7 @@ def _sliding_logits(model: LoadedModel, x, device, cfg: InferenceConfig, rep: Re
             batch = torch.cat([batch, batch])
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
             out = model.network(batch)[:n]
-        done += batch.shape[0]
+        done += n
         rep.update(stage, min(done, total), total)
         return out.float()
 
