@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     ap.add_argument("--fresh", type=int, default=8)
     ap.add_argument("--shifted", type=int, default=6)
     ap.add_argument("--models", help="folder with liver/ and tumor/ (default: shipped models)")
-    ap.add_argument("--manifest", default="data/synth/synth_manifest.json")
+    ap.add_argument("--manifest", default="data/synth2/synth_manifest.json")
     ap.add_argument("--out", default=str(RESULTS / "segment_accuracy"))
     ap.add_argument(
         "--write-cards",
@@ -260,15 +260,16 @@ read from `{cfg.get("data", "?")}`. Patient split (seed {split.get("seed", "?")}
 ## Recipe (reproduce)
 
 ```
-livertumor synth -o data/synth --cases 40 --seed 1 --layout nifti --shape full
-livertumor train --data {cfg.get("data", "data/synth")} --out resources/models --stage both --config configs/default_cpu.json --cache-dir data/cache
+livertumor synth -o {cfg.get("data", "data/synth")} --cases 60 --seed 1 --layout nifti --shape full
+OMP_NUM_THREADS=2 livertumor train --data {cfg.get("data", "data/synth")} --out resources/models --stage both --config configs/default_cpu.json
 python benchmarks/bench_segment_accuracy.py --write-cards   # the scores below
 ```
 
 (`docs/training.md` has the details; a run cut short can continue with `--resume`.) Trained
 on {tr.get("device", "?")} ({tr.get("world_size", 1)} process): {tr.get("steps", "?")} steps in
 {tr.get("minutes", "?")} min (budget {cfg.get("max_minutes", "?")} min), lr {cfg.get("lr", "?")},
-loss Dice {cfg.get("dice_weight", "?")} + Focal {cfg.get("focal_weight", "?")} + VAE {cfg.get("vae_weight", "?")}{" + clinical weak term λ=" + str(cfg.get("weak_lambda")) + " (" + str(cfg.get("weak_form")) + ")" if stage == "tumor" else ""}.
+batch {cfg.get("batch_size", "?")},
+loss Dice {cfg.get("dice_weight", "?")} (classes {cfg.get("dice_classes") or "all foreground"}) + Focal {cfg.get("focal_weight", "?")} (γ {cfg.get("focal_gamma", "?")}, class weights {cfg.get("class_weights") or "equal"}) + VAE {cfg.get("vae_weight", "?")}{" + clinical weak term λ=" + str(cfg.get("weak_lambda")) + " (" + str(cfg.get("weak_form")) + ")" if stage == "tumor" else ""}.
 Validation during training (as recorded in `metadata.json`): `{json.dumps(meta.metrics)[:400]}`.
 {len(hist)} history entries are kept in `metadata.json`.
 
@@ -299,8 +300,7 @@ Per-case numbers: `benchmarks/results/segment_accuracy.md`.
             text += (
                 f"- **As shipped, this model is not usable for {stage} segmentation**: mean Dice "
                 f"{met:.3f} on held-out phantoms (and {json.dumps(meta.metrics.get('score'))} on "
-                "validation during training). The CPU budget on a machine shared by several jobs "
-                "was far too small for it to learn; retrain with a longer budget (e.g. the GPU "
+                "validation during training); retrain with a longer budget (e.g. the GPU "
                 "recipe) before relying on it.\n"
             )
         path = folder / "MODEL_CARD.md"
