@@ -62,7 +62,7 @@ class TrainConfig:
     warmup_steps: int = 20
     # 2, not 1: on the CPU PyTorch runs a 3-D convolution of a batch of one on its native
     # im2col kernel instead of oneDNN; measured here (torch 2.13, 2 threads, 32x80x80 patches)
-    # one sample per step took 2.1 s and two 0.66 s (benchmarks/bench_train_step.py)
+    # one sample per step took 2.1 s and two 0.66 s (benchmarks/bench_train.py times both)
     batch_size: int = 2
     # geometry
     roi_size: tuple[int, int, int] = (32, 128, 128)
