@@ -63,3 +63,88 @@ def test_label_mapping_per_stage_and_tlvr():
     assert stage_labels(hcc, "liver").tolist() == [0, 1, 1, 1, 1, 0]
     assert stage_labels(hcc, "tumor").tolist() == [0, 1, 1, 2, 1, 0]
     assert tumor_liver_ratio(hcc) == pytest.approx(1 / 4)
+
+
+# ---------------------------------------------------------------- mask-growth augmentation
+def _liver_ball_case(tmp_path):
+    """A tumor-stage case prepared from a ball 'liver' in uniform 40 HU tissue (2 mm voxels)."""
+    from napari_livertumor.io.volume import CTVolume
+    from napari_livertumor.training import make_config
+    from napari_livertumor.training.data import preprocess_params, prepare_case
+
+    zz, yy, xx = np.mgrid[0:40, 0:64, 0:64]
+    ball = (zz - 20) ** 2 + (yy - 32) ** 2 + (xx - 32) ** 2 < 12**2
+    hu = np.where(ball, 100, 40).astype(np.int16)
+    hcc = ball.astype(np.uint8)  # 1 = liver
+    ct = CTVolume(hu, spacing=(2.0, 2.0, 2.0))
+    cfg = make_config(
+        "tumor",
+        data=str(tmp_path),
+        target_spacing=(2.0, 2.0, 2.0),
+        roi_size=(16, 32, 32),
+        roi_margin_mm=20.0,
+        aug_intensity=0.0,
+        aug_gamma=0.0,
+        aug_noise=0.0,
+        aug_blur=0.0,
+        aug_prob=0.0,
+        fg_ratio=1.0,
+        tumor_ratio=0.0,
+    )
+    return prepare_case(ct, hcc, preprocess_params(cfg), "BALL"), cfg
+
+
+def test_a_masked_tumor_case_keeps_the_unmasked_roi_and_the_distance_to_the_liver(tmp_path):
+    from napari_livertumor.training.data import _read_cached, _write_cached
+
+    case, _ = _liver_ball_case(tmp_path)
+    liver = case.labels >= 1
+    assert case.unmasked is not None and case.outside_mm is not None
+    assert case.image[~liver].max() == 0.0  # the masked image, as inference feeds it
+    tissue = (40 + 200) / 450  # 40 HU in the (-200, 250) window
+    far = case.outside_mm > 4
+    assert np.allclose(case.unmasked[far], tissue, atol=2e-3)
+    assert case.outside_mm[liver].max() == 0 and case.outside_mm.max() > 10
+    path = tmp_path / "c.npz"
+    _write_cached(path, case)
+    back = _read_cached(path)
+    assert np.array_equal(back.unmasked, case.unmasked)
+    assert np.array_equal(back.outside_mm, case.outside_mm)
+
+
+def test_mask_growth_shows_tissue_around_the_liver_labelled_background(tmp_path):
+    from napari_livertumor.training.patches import sample_patch
+
+    case, cfg = _liver_ball_case(tmp_path)
+    tissue = (40 + 200) / 450
+    off = cfg.with_updates(aug_mask_dilate_mm=0.0)
+    on = cfg.with_updates(aug_mask_dilate_mm=10.0, aug_mask_prob=1.0)
+    grown = 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        p = sample_patch(case, rng, off, None)
+        img, lab = p["image"][0].numpy(), p["label"].numpy()
+        assert img[lab == 0].max() == 0.0  # exactly the inference-style mask when off
+        q = sample_patch(case, np.random.default_rng(seed), on, None)
+        img, lab = q["image"][0].numpy(), q["label"].numpy()
+        assert np.array_equal(lab, p["label"].numpy())  # labels never change
+        grown += int((np.abs(img[lab == 0] - tissue) < 0.02).sum())
+    assert grown > 0  # tissue outside the liver became visible, labelled background
+
+
+def test_grown_margin_stays_within_its_maximum():
+    from napari_livertumor.training.patches import _grow_mask
+
+    dist = np.broadcast_to(np.arange(32, dtype=np.float32), (8, 16, 32)).copy()
+    masked = np.zeros_like(dist)
+    unmasked = np.ones_like(dist)
+    for seed in range(20):
+        out = _grow_mask(masked, unmasked, dist, np.random.default_rng(seed), 8.0, (1.0,) * 3)
+        assert out.shape == dist.shape
+        assert out[dist == 0].min() > 0.5  # the liver itself stays visible
+        assert out[dist >= 9].max() == 0.0  # never past max + half a voxel ramp
+    bad = dict(aug_mask_dilate_mm=-1.0)
+    from napari_livertumor.training import make_config
+
+    with pytest.raises(ValueError, match="aug_mask_dilate_mm"):
+        make_config("tumor", **bad)

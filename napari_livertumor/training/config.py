@@ -99,6 +99,13 @@ class TrainConfig:
     aug_rotate_deg: float = 10.0  # axial-plane rotation (no flips: anatomy has handedness)
     aug_scale: float = 0.1  # isotropic zoom in [1 - s, 1 + s]
     aug_prob: float = 0.8  # probability the spatial transform is applied
+    #: tumor stage with ``mask_outside_liver``: inference masks with the *predicted* liver, which
+    #: can run a few mm (or into ascites, fat or muscle) past the true one. With probability
+    #: ``aug_mask_prob`` a patch is masked with the ground-truth liver grown by an irregular
+    #: margin of up to ``aug_mask_dilate_mm`` instead, so the net sees real non-liver tissue
+    #: inside the mask, labelled background, and learns not to call it tumor. 0 turns it off.
+    aug_mask_dilate_mm: float = 0.0
+    aug_mask_prob: float = 0.5
     # data
     split_file: str | None = None
     test_fraction: float = 0.2
@@ -149,6 +156,11 @@ class TrainConfig:
             raise ValueError(f"roi_size {self.roi_size} must be divisible by {f} in every dim")
         if self.hu_window[0] >= self.hu_window[1]:
             raise ValueError(f"hu_window {self.hu_window} must be (low, high) with low < high")
+        if self.aug_mask_dilate_mm < 0 or not 0.0 <= self.aug_mask_prob <= 1.0:
+            raise ValueError(
+                "aug_mask_dilate_mm must be >= 0 and aug_mask_prob in [0, 1], got "
+                f"{self.aug_mask_dilate_mm} and {self.aug_mask_prob}"
+            )
 
     @property
     def n_classes(self) -> int:
@@ -208,6 +220,9 @@ def stage_defaults(stage: str) -> dict[str, Any]:
             # every synthetic run we tried; tumor-only Dice + a tumor-weighted focal term did not
             dice_classes=(2,),
             class_weights=(1.0, 1.0, 5.0),
+            # the stage-1 liver a tumor model is given at inference is never exact
+            aug_mask_dilate_mm=15.0,
+            aug_mask_prob=0.5,
         )
     raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
 

@@ -54,6 +54,11 @@ class PreparedCase:
     tlvr: float  # tumor / (liver + portal vein + tumor) voxels at source resolution
     fg: dict[str, np.ndarray] = field(default_factory=dict)  # class name → (K, 3) voxel indices
     info: dict[str, Any] = field(default_factory=dict)
+    #: tumor stage with masking: the same ROI windowed *without* the mask (float16), and each
+    #: voxel's distance in mm from the ground-truth liver (float16, 0 inside); patch sampling
+    #: blends the two to mask with a grown liver (``aug_mask_dilate_mm``)
+    unmasked: np.ndarray | None = None
+    outside_mm: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------- case index
@@ -242,6 +247,8 @@ def preprocess_params(config) -> dict[str, Any]:
         "outside_hu": float(config.outside_hu),
         "roi_margin_mm": float(config.roi_margin_mm),
         "version": CACHE_VERSION,
+        # masked tumor-stage caches also hold the unmasked ROI (mask-growth augmentation)
+        **({"unmasked": True} if config.stage == "tumor" and config.mask_outside_liver else {}),
     }
 
 
@@ -269,6 +276,15 @@ def prepare_case(ct, hcc: np.ndarray, params: dict[str, Any], case_id: str) -> P
         hu, out_shape, params["hu_window"], mask=mask, outside_hu=params["outside_hu"]
     ).numpy()
     labels = resample_labels(stage_labels(hcc, stage), out_shape, 2 if stage == "liver" else 3)
+    stage_spacing = grid_spacing(hu.shape, spacing, out_shape)
+    unmasked = outside_mm = None
+    if mask is not None and params.get("unmasked"):
+        from scipy import ndimage as ndi
+
+        unmasked = prepare_stage_input(hu, out_shape, params["hu_window"]).numpy()
+        unmasked = unmasked.astype(np.float16)
+        outside_mm = ndi.distance_transform_edt(labels == 0, sampling=stage_spacing)
+        outside_mm = np.minimum(outside_mm, 1000.0).astype(np.float16)
     rng = np.random.default_rng(zlib.crc32(case_id.encode()))
     fg = {"liver": _sample_indices(labels >= 1, rng)}
     if stage == "tumor":
@@ -277,10 +293,12 @@ def prepare_case(ct, hcc: np.ndarray, params: dict[str, Any], case_id: str) -> P
         case_id=case_id,
         image=image.astype(np.float16),
         labels=labels.astype(np.uint8),
-        spacing=grid_spacing(hu.shape, spacing, out_shape),
+        spacing=stage_spacing,
         tlvr=tlvr,
         fg=fg,
         info=info,
+        unmasked=unmasked,
+        outside_mm=outside_mm,
     )
 
 
@@ -360,6 +378,11 @@ def _write_cached(path: Path, case: PreparedCase) -> None:
                 labels=case.labels,
                 meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
                 **{f"fg_{k}": v for k, v in case.fg.items()},
+                **{
+                    k: v
+                    for k, v in (("unmasked", case.unmasked), ("outside_mm", case.outside_mm))
+                    if v is not None
+                },
             )
         os.replace(tmp, path)
     except BaseException:
@@ -379,6 +402,8 @@ def _read_cached(path: Path) -> PreparedCase:
             tlvr=float(meta["tlvr"]),
             fg=fg,
             info=meta.get("info", {}),
+            unmasked=z["unmasked"] if "unmasked" in z.files else None,
+            outside_mm=z["outside_mm"] if "outside_mm" in z.files else None,
         )
 
 

@@ -94,7 +94,18 @@ def sample_patch(case: PreparedCase, rng, config, weak_label: float | None) -> d
     if config.augment and rng.random() < config.aug_prob:
         angle = math.radians(rng.uniform(-config.aug_rotate_deg, config.aug_rotate_deg))
         zoom = rng.uniform(1 - config.aug_scale, 1 + config.aug_scale)
-    image, labels = _extract(case, centre, roi, angle, zoom)
+    grow = (
+        config.augment
+        and config.mask_outside_liver
+        and config.aug_mask_dilate_mm > 0
+        and case.unmasked is not None
+        and case.outside_mm is not None
+        and rng.random() < config.aug_mask_prob
+    )
+    extra = (case.unmasked, case.outside_mm) if grow else ()
+    image, labels, *more = _extract(case, centre, roi, angle, zoom, extra)
+    if grow:
+        image = _grow_mask(image, *more, rng, config.aug_mask_dilate_mm, case.spacing)
     if config.augment:
         image = _augment_intensity(image, labels, rng, config)
     liver_frac = float((labels >= 1).mean())
@@ -114,14 +125,19 @@ def sample_patch(case: PreparedCase, rng, config, weak_label: float | None) -> d
     }
 
 
-def _extract(case: PreparedCase, centre, roi, angle: float, zoom: float):
-    """Resample a patch around ``centre`` (voxel coords), rotated in the axial plane and zoomed."""
+def _extract(case: PreparedCase, centre, roi, angle: float, zoom: float, extra=()):
+    """Resample a patch around ``centre`` (voxel coords), rotated in the axial plane and zoomed.
+
+    Returns ``image, labels, *extra`` patches (``extra``: further float arrays of the case's
+    shape, resampled like the image).
+    """
     import torch
     import torch.nn.functional as F
 
     if angle == 0.0 and zoom == 1.0:
         start = np.round(centre - roi / 2).astype(int)
-        return _crop_padded(case.image, start, roi), _crop_padded(case.labels, start, roi)
+        crops = [_crop_padded(a, start, roi) for a in (case.image, case.labels, *extra)]
+        return [crops[0], crops[1]] + [c.astype(np.float32) for c in crops[2:]]
     offs = [np.arange(n) - (n - 1) / 2 for n in roi]
     oz, oy, ox = np.meshgrid(*offs, indexing="ij")
     c, s = math.cos(angle), math.sin(angle)
@@ -134,11 +150,31 @@ def _extract(case: PreparedCase, centre, roi, angle: float, zoom: float):
     # grid_sample wants (x, y, z) normalised to [-1, 1] with align_corners=True
     grid = np.stack([2 * coords[2 - k] / max(shape[2 - k] - 1, 1) - 1 for k in range(3)], -1)
     grid_t = torch.from_numpy(grid[None].astype(np.float32))
-    img = torch.from_numpy(case.image.astype(np.float32))[None, None]
+    img = torch.from_numpy(np.stack([a.astype(np.float32) for a in (case.image, *extra)]))[None]
     lab = torch.from_numpy(case.labels.astype(np.float32))[None, None]
     out_img = F.grid_sample(img, grid_t, mode="bilinear", padding_mode="zeros", align_corners=True)
     out_lab = F.grid_sample(lab, grid_t, mode="nearest", padding_mode="zeros", align_corners=True)
-    return out_img[0, 0].numpy(), out_lab[0, 0].numpy().astype(np.uint8)
+    out = out_img[0].numpy()
+    return [out[0], out_lab[0, 0].numpy().astype(np.uint8), *out[1:]]
+
+
+def _grow_mask(masked, unmasked, outside_mm, rng, max_mm: float, spacing) -> np.ndarray:
+    """The patch as if masked with the liver grown by an irregular margin of up to ``max_mm``.
+
+    The margin is a random base plus smooth low-frequency variation (a stage-1 liver that leaks
+    does so on one side, not evenly); a one-voxel ramp at its edge mimics the partial-volume
+    edge that masking at source resolution leaves after down-sampling.
+    """
+    from scipy.ndimage import zoom as nd_zoom
+
+    base = rng.uniform(0.1, 1.0) * max_mm
+    coarse = rng.uniform(-1.0, 1.0, (2, 3, 3))
+    factors = [n / c for n, c in zip(masked.shape, coarse.shape, strict=False)]
+    wobble = nd_zoom(coarse, factors, order=1, mode="nearest", grid_mode=True)
+    margin = np.clip(base * (1.0 + 0.6 * wobble), 0.0, max_mm)
+    ramp = float(np.mean(spacing))
+    w = np.clip((margin - outside_mm) / ramp + 0.5, 0.0, 1.0)
+    return (w * unmasked + (1.0 - w) * masked).astype(np.float32)
 
 
 def _crop_padded(arr: np.ndarray, start, size) -> np.ndarray:
