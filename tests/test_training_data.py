@@ -70,7 +70,7 @@ def _liver_ball_case(tmp_path):
     """A tumor-stage case prepared from a ball 'liver' in uniform 40 HU tissue (2 mm voxels)."""
     from napari_livertumor.io.volume import CTVolume
     from napari_livertumor.training import make_config
-    from napari_livertumor.training.data import preprocess_params, prepare_case
+    from napari_livertumor.training.data import prepare_case, preprocess_params
 
     zz, yy, xx = np.mgrid[0:40, 0:64, 0:64]
     ball = (zz - 20) ** 2 + (yy - 32) ** 2 + (xx - 32) ** 2 < 12**2
