@@ -509,7 +509,12 @@ def _sliding_logits(model: LoadedModel, x, device, cfg: InferenceConfig, rep: Re
         padding_mode="constant",
         cval=0.0,
     )
-    return out[0].float()
+    out = out[0].float()
+    if meta.logit_bias is not None:  # the decision threshold chosen on validation patients
+        out += torch.tensor(meta.logit_bias, dtype=out.dtype, device=out.device)[
+            :, None, None, None
+        ]
+    return out
 
 
 def _pad_single_window(device, roi, init_filters: int) -> bool:

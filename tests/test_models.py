@@ -139,6 +139,18 @@ def test_broken_metadata_json_is_reported(model_dir):
         read_metadata(model_dir)
 
 
+def test_logit_bias_round_trips_and_a_wrong_length_is_refused(model_dir):
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    assert read_metadata(model_dir).logit_bias is None  # absent: plain argmax
+    meta["logit_bias"] = [0.0, 0.0, -1.5]
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    assert read_metadata(model_dir).logit_bias == (0.0, 0.0, -1.5)
+    meta["logit_bias"] = [0.0, -1.5]
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="logit_bias needs 3"):
+        read_metadata(model_dir)
+
+
 def test_inference_network_has_no_vae_branch():
     names = set(build_inference_network(TINY).state_dict())
     assert not any(n.startswith("vae_") for n in names)

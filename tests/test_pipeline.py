@@ -113,6 +113,24 @@ def test_liver_and_tumor_come_back_on_the_ct_grid():
     assert result.stats["tumor_ml"] == pytest.approx(true_ml, rel=0.15)
 
 
+def test_the_metadata_logit_bias_moves_the_decision_threshold():
+    import dataclasses
+
+    vol, liver, tumor = phantom()
+    cfg = InferenceConfig(device="cpu", min_liver_ml=1)
+    models = oracle_models()
+    plain = segment_ct(vol, cfg, models=models).labels
+    t = models["tumor"]
+    # the oracle's tumor logit is 20 * (0.6 - x): +4 moves its threshold from 0.6 up to 0.8
+    for bias, grows in ((4.0, True), (-4.0, False)):
+        meta = dataclasses.replace(t.metadata, logit_bias=(0.0, 0.0, bias))
+        shifted = dict(models, tumor=dataclasses.replace(t, metadata=meta))
+        labels = segment_ct(vol, cfg, models=shifted).labels
+        n, n0 = int((labels == 2).sum()), int((plain == 2).sum())
+        assert (n > n0) if grows else (n < n0)
+        assert np.array_equal(labels > 0, plain > 0)  # the liver stage is untouched
+
+
 def test_the_result_does_not_depend_on_array_orientation_quirks():
     # A CT with anisotropic in-plane size: masks must not be transposed or shifted.
     vol, liver, _ = phantom(shape=(36, 80, 112), spacing=(3.0, 0.7, 0.9))

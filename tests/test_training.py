@@ -189,3 +189,28 @@ def test_a_recipe_with_a_typo_is_refused(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps({"common": {"epochz": 3}}))
     with pytest.raises(InputError, match="epochz"):
         load_recipe(tmp_path / "r.json")
+
+
+def test_validation_picks_the_logit_shift_that_undoes_an_over_eager_class():
+    import torch
+
+    from napari_livertumor.training.data import PreparedCase
+    from napari_livertumor.training.loop import validate
+
+    class Eager(torch.nn.Module):
+        """Tumor where x < 0.5 is right, but the tumor logit carries +2: it over-calls."""
+
+        def forward(self, x):
+            tumor = 10 * (0.5 - x) + 2.0
+            return torch.cat([torch.full_like(x, -5.0), torch.zeros_like(x), tumor], 1), None
+
+    zz = np.broadcast_to(np.linspace(0, 1, 32, dtype=np.float32)[None, None], (16, 32, 32))
+    image = np.ascontiguousarray(zz)  # a ramp along x; truth: tumor where x < 0.5
+    labels = np.where(image < 0.5, 2, 1).astype(np.uint8)
+    case = PreparedCase("A", image.astype(np.float16), labels, (1.0, 1.0, 1.0), 0.5)
+    cfg = make_config("tumor", roi_size=(16, 32, 32), network=TINY_NET)
+    scores = validate(Eager(), [case], cfg, torch.device("cpu"))
+    assert scores["logit_bias"] == -2.0
+    assert scores["val_dice_tumor"] == pytest.approx(1.0, abs=0.02)
+    assert scores["val_dice_tumor_unshifted"] < scores["val_dice_tumor"]
+    assert scores["score"] == scores["val_dice_tumor"]

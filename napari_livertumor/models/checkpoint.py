@@ -8,6 +8,7 @@ network) raises :class:`~napari_livertumor.errors.ModelError` naming the file an
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,10 @@ class ModelMetadata:
         Data, split, config and seeds the model was trained with.
     metrics : dict
         Validation / test scores, with how they were measured.
+    logit_bias : tuple of float, optional
+        Added to the network's output logits (one value per channel) before the argmax: the
+        decision threshold chosen on the validation patients (a class-weighted loss shifts a
+        network's calibration; this undoes it where validation says so). ``None``: no shift.
     """
 
     stage: str
@@ -60,6 +65,7 @@ class ModelMetadata:
     roi_margin_mm: float = 10.0
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    logit_bias: tuple[float, ...] | None = None
     version: str = __version__
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,6 +74,8 @@ class ModelMetadata:
         d["hu_window"] = list(self.hu_window)
         d["target_spacing"] = list(self.target_spacing)
         d["roi_size"] = list(self.roi_size)
+        if self.logit_bias is not None:
+            d["logit_bias"] = list(self.logit_bias)
         return d
 
     @classmethod
@@ -77,6 +85,13 @@ class ModelMetadata:
         d["hu_window"] = tuple(float(v) for v in d["hu_window"])
         d["target_spacing"] = tuple(float(v) for v in d["target_spacing"])
         d["roi_size"] = tuple(int(v) for v in d["roi_size"])
+        if d.get("logit_bias") is not None:
+            bias = tuple(float(v) for v in d["logit_bias"])
+            if len(bias) != d["network"].out_channels or not all(map(math.isfinite, bias)):
+                raise ValueError(
+                    f"logit_bias needs {d['network'].out_channels} finite values, got {list(bias)}"
+                )
+            d["logit_bias"] = bias
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
 

@@ -358,6 +358,7 @@ class _Run:
                 "history": self.state["history"],
             },
             metrics=metrics,
+            logit_bias=_bias_vector(cfg.n_classes, metrics.get("logit_bias")),
         )
 
     def _save_best(self, metrics: dict[str, Any]) -> None:
@@ -500,8 +501,19 @@ def warm_cache(configs: list[TrainConfig]) -> list[tuple[str, str]]:
     return skipped
 
 
+#: shifts of the stage's main class logit tried on the validation patients (0 = plain argmax)
+BIAS_GRID = (0.0, -0.5, -1.0, -1.5, -2.0, -3.0, 0.5, 1.0)
+
+
 def validate(net, cases, config, device) -> dict[str, Any]:
-    """Dice per class on whole validation cases at the stage grid (sliding window)."""
+    """Dice per class on whole validation cases at the stage grid (sliding window).
+
+    The stage's main class (liver, or tumor) is also scored with its logit shifted by each of
+    :data:`BIAS_GRID`; ``score`` and ``val_dice_<class>`` are those at the shift with the best mean
+    Dice (``logit_bias``; ties go to the smaller shift), ``val_dice_<class>_unshifted`` at 0.
+    A class-weighted loss moves a network's decision threshold; this picks it back on patients
+    the network did not train on, and inference applies it from ``metadata.json``.
+    """
     import torch
     from monai.inferers import sliding_window_inference
 
@@ -512,30 +524,53 @@ def validate(net, cases, config, device) -> dict[str, Any]:
         min(int(math.ceil(r * k / f) * f), 256)
         for r, k in zip(config.roi_size, (2, 1.5, 1.5), strict=False)
     )
-    per_class: dict[int, list[float]] = {c: [] for c in range(1, config.n_classes)}
+    fg = config.n_classes - 1
+    names = {1: "liver", 2: "tumor"}
+    # per_bias[b][c]: Dice of class c on each case with the main class shifted by b
+    per_bias: dict[float, dict[int, list[float]]] = {
+        b: {c: [] for c in range(1, config.n_classes)} for b in BIAS_GRID
+    }
     with torch.no_grad():
         for case in cases:
             x = torch.from_numpy(case.image.astype(np.float32))[None, None].to(device)
             logits = sliding_window_inference(
                 x, roi, 1, lambda t: net(t)[0], overlap=config.val_overlap, mode="gaussian"
-            )
-            pred = logits.argmax(1)[0].cpu().numpy()
-            for c in per_class:
-                g, p = case.labels == c, pred == c
-                if config.stage == "tumor" and c == 1:
-                    g, p = case.labels >= 1, pred >= 1  # whole liver incl. tumor
-                denom = g.sum() + p.sum()
-                if denom:
-                    per_class[c].append(2 * float((g & p).sum()) / denom)
+            )[0]
+            for b in BIAS_GRID:
+                shifted = logits.clone()
+                shifted[fg] += b
+                pred = shifted.argmax(0).cpu().numpy()
+                for c in per_bias[b]:
+                    g, p = case.labels == c, pred == c
+                    if config.stage == "tumor" and c == 1:
+                        g, p = case.labels >= 1, pred >= 1  # whole liver incl. tumor
+                    denom = g.sum() + p.sum()
+                    if denom:
+                        per_bias[b][c].append(2 * float((g & p).sum()) / denom)
     net.train(net_was_training)
-    names = {1: "liver", 2: "tumor"}
-    scores = {
-        f"val_dice_{names[c]}": (float(np.mean(v)) if v else None) for c, v in per_class.items()
-    }
-    main = scores["val_dice_tumor" if config.stage == "tumor" else "val_dice_liver"]
+
+    def mean(v):
+        return float(np.mean(v)) if v else None
+
+    best = 0.0
+    for b in sorted(BIAS_GRID, key=abs):
+        m, m_best = mean(per_bias[b][fg]), mean(per_bias[best][fg])
+        if m is not None and (m_best is None or m > m_best + 1e-9):
+            best = b
+    scores: dict[str, Any] = {f"val_dice_{names[c]}": mean(v) for c, v in per_bias[best].items()}
+    scores[f"val_dice_{names[fg]}_unshifted"] = mean(per_bias[0.0][fg])
+    scores["logit_bias"] = best
+    main = scores[f"val_dice_{names[fg]}"]
     scores["score"] = main if main is not None else 0.0
     scores["n_val"] = len(cases)
     return scores
+
+
+def _bias_vector(n_classes: int, bias: float | None) -> tuple[float, ...] | None:
+    """Per-channel logit shifts with ``bias`` on the stage's main (last) class; None if 0."""
+    if not bias:
+        return None
+    return tuple([0.0] * (n_classes - 1) + [float(bias)])
 
 
 def weights_digest(net) -> str:
