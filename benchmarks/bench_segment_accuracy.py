@@ -237,6 +237,29 @@ def write_cards(report: dict, seg) -> list[Path]:
             else ("met" if met >= bar else f"**not met** ({met:.3f} < {bar})")
         )
         hist = tr.get("history") or []
+        resumed = ""
+        if cfg.get("resume"):
+            resumed = (
+                "The shipped run was then continued (same data, split and cache):\n\n```\n"
+                f"OMP_NUM_THREADS=2 livertumor train --data {cfg.get('data')} --out resources/models "
+                f"--stage {stage} --config configs/default_cpu.json --resume "
+                f"--epochs {cfg.get('epochs')} --max-minutes {cfg.get('max_minutes')}\n```\n\n"
+            )
+        fg_name = "liver" if stage == "liver" else "tumor"
+        if meta.logit_bias:
+            bias_line = (
+                f"the {fg_name} logit is shifted by {meta.logit_bias[-1]:+.1f} before the argmax "
+                "(`logit_bias` in `metadata.json`), the shift with the best mean validation Dice"
+            )
+        else:
+            bias_line = "plain argmax (no logit shift chosen on validation)"
+        aug_line = ""
+        if stage == "tumor" and cfg.get("aug_mask_dilate_mm"):
+            aug_line = (
+                f"Mask growth: with probability {cfg.get('aug_mask_prob')} a patch was masked with "
+                f"the true liver grown by up to {cfg.get('aug_mask_dilate_mm')} mm (inference masks "
+                "with the predicted liver).\n"
+            )
         text = f"""# Model card: default {stage} model
 
 **Trained on synthetic phantoms only. Not validated on real CT. Not a medical device.**
@@ -265,12 +288,13 @@ OMP_NUM_THREADS=2 livertumor train --data {cfg.get("data", "data/synth")} --out 
 python benchmarks/bench_segment_accuracy.py --write-cards   # the scores below
 ```
 
-(`docs/training.md` has the details; a run cut short can continue with `--resume`.) Trained
+{resumed}(`docs/training.md` has the details; a run cut short can continue with `--resume`.) Trained
 on {tr.get("device", "?")} ({tr.get("world_size", 1)} process): {tr.get("steps", "?")} steps in
 {tr.get("minutes", "?")} min (budget {cfg.get("max_minutes", "?")} min), lr {cfg.get("lr", "?")},
 batch {cfg.get("batch_size", "?")},
 loss Dice {cfg.get("dice_weight", "?")} (classes {cfg.get("dice_classes") or "all foreground"}) + Focal {cfg.get("focal_weight", "?")} (γ {cfg.get("focal_gamma", "?")}, class weights {cfg.get("class_weights") or "equal"}) + VAE {cfg.get("vae_weight", "?")}{" + clinical weak term λ=" + str(cfg.get("weak_lambda")) + " (" + str(cfg.get("weak_form")) + ")" if stage == "tumor" else ""}.
-Validation during training (as recorded in `metadata.json`): `{json.dumps(meta.metrics)[:400]}`.
+{aug_line}Validation during training (as recorded in `metadata.json`): `{json.dumps(meta.metrics)[:400]}`.
+Decision threshold: {bias_line}.
 {len(hist)} history entries are kept in `metadata.json`.
 
 ## Scores on held-out synthetic patients

@@ -502,7 +502,7 @@ def warm_cache(configs: list[TrainConfig]) -> list[tuple[str, str]]:
 
 
 #: shifts of the stage's main class logit tried on the validation patients (0 = plain argmax)
-BIAS_GRID = (0.0, -0.5, -1.0, -1.5, -2.0, -3.0, 0.5, 1.0)
+BIAS_GRID = (0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0, 0.5, 1.0)
 
 
 def validate(net, cases, config, device) -> dict[str, Any]:
