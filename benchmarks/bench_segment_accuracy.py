@@ -323,7 +323,7 @@ Per-case numbers: `benchmarks/results/segment_accuracy.md`.
         if met is not None and met < 0.1:
             text += (
                 f"- **As shipped, this model is not usable for {stage} segmentation**: mean Dice "
-                f"{met:.3f} on held-out phantoms (and {json.dumps(meta.metrics.get('score'))} on "
+                f"{met:.3f} on held-out phantoms (and {_f(meta.metrics.get('score'))} on "
                 "validation during training); retrain with a longer budget (e.g. the GPU "
                 "recipe) before relying on it.\n"
             )
