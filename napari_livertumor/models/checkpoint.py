@@ -50,8 +50,9 @@ class ModelMetadata:
         Validation / test scores, with how they were measured.
     logit_bias : tuple of float, optional
         Added to the network's output logits (one value per channel) before the argmax: the
-        decision threshold chosen on the validation patients (a class-weighted loss shifts a
-        network's calibration; this undoes it where validation says so). ``None``: no shift.
+        decision threshold chosen on the validation patients (class weights and foreground-heavy
+        patch sampling move a network's class boundary; this moves it back where validation says
+        so). ``None``: no shift.
     """
 
     stage: str

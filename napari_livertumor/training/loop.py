@@ -511,8 +511,9 @@ def validate(net, cases, config, device) -> dict[str, Any]:
     The stage's main class (liver, or tumor) is also scored with its logit shifted by each of
     :data:`BIAS_GRID`; ``score`` and ``val_dice_<class>`` are those at the shift with the best mean
     Dice (``logit_bias``; ties go to the smaller shift), ``val_dice_<class>_unshifted`` at 0.
-    A class-weighted loss moves a network's decision threshold; this picks it back on patients
-    the network did not train on, and inference applies it from ``metadata.json``.
+    Class weights and foreground-heavy sampling move a network's class boundary; this picks it
+    back on patients the network did not train on, and inference applies it from
+    ``metadata.json``.
     """
     import torch
     from monai.inferers import sliding_window_inference
