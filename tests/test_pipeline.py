@@ -298,3 +298,117 @@ def test_a_lone_small_window_runs_as_two_copies_on_the_cpu_with_the_same_logits(
         alone = net(x)
         padded = net(torch.cat([x, x]))[:1]
     torch.testing.assert_close(alone, padded, rtol=1e-4, atol=1e-4)
+
+
+def test_each_stage_uses_its_own_window_growth():
+    """The liver stage may cover the image with a few grown windows; the tumor stage keeps
+    the trained window unless asked otherwise (its totals come through the progress calls)."""
+    vol, _, _ = phantom(shape=(40, 160, 160))
+
+    def totals(**kw):
+        seen = {}
+        segment_ct(
+            vol,
+            InferenceConfig(device="cpu", **kw),
+            models=oracle_models(),
+            progress=lambda stage, done, total: seen.__setitem__(stage, total),
+        )
+        return seen["liver"], seen["tumor"]
+
+    liver_default, tumor_default = totals()
+    assert liver_default == 1  # 40x160x160 at the liver grid fits in one grown window
+    assert tumor_default > 1  # the trained (16, 48, 48) window slides over the liver ROI
+    assert totals(window_growth=1.0)[0] > 1
+    assert totals(tumor_window_growth=8.0)[1] == 1
+    with pytest.raises(ValueError, match="tumor_window_growth"):
+        InferenceConfig(tumor_window_growth=0.5).validate()
+
+
+def test_calibration_finds_the_shift_that_undoes_a_biased_threshold_and_restores_the_model():
+    from napari_livertumor.training.calibrate import best_shift, score_shifts
+
+    vol, liver, tumor = phantom()
+    truth = np.where(tumor, 2, np.where(liver, 1, 0)).astype(np.uint8)
+    models = oracle_models()
+    seg = Segmenter(InferenceConfig(device="cpu"), models=models)
+    cases = [(vol.array, vol.spacing, truth)]
+    for stage in ("liver", "tumor"):
+        scores = score_shifts(seg, cases, stage, grid=(-30.0, 0.0, 30.0))
+        assert scores["n"] == [1, 1, 1]
+        assert best_shift(scores) == 0.0, scores["mean"]
+        assert scores["mean"][1] > 0.9 and min(scores["mean"][0], scores["mean"][2]) < 0.8
+        assert models[stage].metadata.logit_bias is None  # put back as it was
+
+
+def test_best_shift_breaks_ties_towards_the_current_threshold():
+    from napari_livertumor.training.calibrate import best_shift
+
+    scores = {"grid": [-2.0, -1.0, 0.0, 1.0], "mean": [0.5, 0.8, 0.8, float("nan")]}
+    assert best_shift(scores) == 0.0
+    assert best_shift(scores, current=-2.0) == -1.0
+    with pytest.raises(ValueError):
+        best_shift({"grid": [0.0], "mean": [float("nan")]})
+
+
+def test_a_written_shift_loads_back_and_keeps_the_previous_one(untrained, tmp_path):
+    import shutil
+
+    from napari_livertumor.models import load_model, read_metadata
+    from napari_livertumor.training.calibrate import write_shift
+
+    folder = tmp_path / "tumor"
+    shutil.copytree(untrained / "tumor", folder)
+    weights = (folder / "model.safetensors").read_bytes()
+    scores = {"grid": [-1.0, 0.0], "mean": [0.4, 0.5], "per_case": [[0.4, 0.5]]}
+    write_shift(folder, -1.0, scores, "a test")
+    meta = read_metadata(folder)
+    assert meta.logit_bias == (0.0, 0.0, -1.0)
+    cal = meta.metrics["pipeline_calibration"]
+    assert cal["logit_bias"] == -1.0 and cal["measured_on"] == "a test"
+    assert (folder / "model.safetensors").read_bytes() == weights
+    assert load_model(folder, stage="tumor").metadata.logit_bias == (0.0, 0.0, -1.0)
+
+
+class BandOracle(torch.nn.Module):
+    """Unmasked tumor-stage oracle: "tumor" for windowed values in (0.4, 0.6), "liver" above."""
+
+    def forward(self, x):
+        tumor = 20 * (0.1 - (x - 0.5).abs())
+        liver = 20 * (x - 0.6)
+        return torch.cat([torch.zeros_like(x), liver, tumor], 1)
+
+
+def test_a_lesion_bulging_out_of_the_liver_is_kept_within_the_allowed_margin():
+    shape, spacing = (40, 120, 120), (2.5, 0.8, 0.8)
+    zz, yy, xx = np.meshgrid(
+        *[np.arange(n) * s for n, s in zip(shape, spacing, strict=True)], indexing="ij"
+    )
+    cz, cy, cx = 50.0, 48.0, 48.0
+    liver = ((zz - cz) / 35) ** 2 + ((yy - cy) / 30) ** 2 + ((xx - cx) / 28) ** 2 <= 1
+    # a lesion centred on the liver's edge (half of it outside) and a look-alike far away
+    edge = (zz - cz) ** 2 + (yy - cy) ** 2 + (xx - (cx + 28)) ** 2 <= 9**2
+    far = (zz - cz) ** 2 + (yy - 85) ** 2 + (xx - 85) ** 2 <= 5**2
+    ct = np.full(shape, FAT_HU, np.int16)
+    ct[liver] = LIVER_HU
+    ct[edge | far] = TUMOR_HU
+    vol = CTVolume(ct, spacing=spacing, meta={"modality": "CT"})
+    models = oracle_models()
+    meta = models["tumor"].metadata
+    meta.mask_outside_liver = False
+    models["tumor"] = LoadedModel(network=BandOracle(), metadata=meta, path=None)
+
+    strict = segment_ct(vol, InferenceConfig(device="cpu"), models=models).labels
+    grown = segment_ct(
+        vol, InferenceConfig(device="cpu", tumor_beyond_liver_mm=10.0), models=models
+    ).labels
+    stage1 = (
+        segment_ct(vol, InferenceConfig(device="cpu", stages="liver"), models=models).labels >= 1
+    )
+    assert not (strict == 2)[~stage1].any()  # default: tumor never outside the stage-1 liver
+    assert (strict >= 1).sum() == stage1.sum()
+    assert dice(grown == 2, edge) > dice(strict == 2, edge) + 0.1
+    assert (grown == 2)[edge & ~liver].mean() > 0.8  # the bulge is found
+    assert not (grown > 0)[far].any() and not (strict > 0)[far].any()
+    assert ((grown >= 1) | ~stage1).all()  # the liver only grows
+    with pytest.raises(ValueError, match="tumor_beyond_liver_mm"):
+        InferenceConfig(tumor_beyond_liver_mm=-1).validate()

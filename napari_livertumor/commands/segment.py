@@ -98,8 +98,15 @@ def add_arguments(parser) -> None:
         type=float,
         default=4.0,
         metavar="G",
-        help="let sliding windows grow up to G x the trained size to cover short axes "
-        "(fewer windows: faster on CPU; 1 = the trained window size; default 4)",
+        help="liver stage: let sliding windows grow up to G x the trained size to cover short "
+        "axes (fewer windows: faster on CPU; 1 = the trained window size; default 4)",
+    )
+    parser.add_argument(
+        "--tumor-window-growth",
+        type=float,
+        default=1.0,
+        metavar="G",
+        help="the same for the tumor stage (default 1: the trained window size)",
     )
     parser.add_argument(
         "--allow-non-ct", action="store_true", help="segment series whose modality is not CT"
@@ -127,6 +134,7 @@ def run(args) -> int:
         min_tumor_ml=args.min_tumor_ml,
         num_threads=args.threads,
         window_growth=args.window_growth,
+        tumor_window_growth=args.tumor_window_growth,
         allow_non_ct=args.allow_non_ct,
     )
     if args.models:
