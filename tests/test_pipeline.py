@@ -317,11 +317,16 @@ def test_each_stage_uses_its_own_window_growth():
 
     liver_default, tumor_default = totals()
     assert liver_default == 1  # 40x160x160 at the liver grid fits in one grown window
-    assert tumor_default > 1  # the trained (16, 48, 48) window slides over the liver ROI
+    trained = totals(tumor_window_growth=1.0)[1]
+    assert trained > 1  # the trained (16, 48, 48) window slides over the liver ROI
     assert totals(window_growth=1.0)[0] > 1
     assert totals(tumor_window_growth=8.0)[1] == 1
-    with pytest.raises(ValueError, match="tumor_window_growth"):
-        InferenceConfig(tumor_window_growth=0.5).validate()
+    # the default averages the trained window's pass and one grown window's
+    assert tumor_default == trained + 1
+    assert totals(tumor_window_growth=(1.0, 1.0))[1] == trained  # the same windows run once
+    for bad in (0.5, (1.0, 0.5), ()):
+        with pytest.raises(ValueError, match="tumor_window_growth"):
+            InferenceConfig(tumor_window_growth=bad).validate()
 
 
 def test_calibration_finds_the_shift_that_undoes_a_biased_threshold_and_restores_the_model():

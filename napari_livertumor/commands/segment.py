@@ -104,9 +104,11 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--tumor-window-growth",
         type=float,
-        default=1.0,
+        nargs="+",
+        default=[1.0, 4.0],
         metavar="G",
-        help="the same for the tumor stage (default 1: the trained window size)",
+        help="the same for the tumor stage; several values average the logits of each "
+        "(default 1 4: the trained window and a grown one)",
     )
     parser.add_argument(
         "--allow-non-ct", action="store_true", help="segment series whose modality is not CT"
@@ -134,7 +136,7 @@ def run(args) -> int:
         min_tumor_ml=args.min_tumor_ml,
         num_threads=args.threads,
         window_growth=args.window_growth,
-        tumor_window_growth=args.tumor_window_growth,
+        tumor_window_growth=tuple(args.tumor_window_growth),
         allow_non_ct=args.allow_non_ct,
     )
     if args.models:
