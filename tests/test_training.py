@@ -214,3 +214,34 @@ def test_validation_picks_the_logit_shift_that_undoes_an_over_eager_class():
     assert scores["val_dice_tumor"] == pytest.approx(1.0, abs=0.02)
     assert scores["val_dice_tumor_unshifted"] < scores["val_dice_tumor"]
     assert scores["score"] == scores["val_dice_tumor"]
+
+
+def test_validation_sees_the_windows_inference_uses():
+    """Liver: one grown window (InferenceConfig.window_growth); tumor: the trained window and a
+    grown one, averaged (tumor_window_growth) — the shift it picks is then the one inference
+    needs."""
+    import torch
+
+    from napari_livertumor.training.data import PreparedCase
+    from napari_livertumor.training.loop import validate
+
+    class Recorder(torch.nn.Module):
+        def __init__(self, channels):
+            super().__init__()
+            self.channels, self.shapes = channels, set()
+
+        def forward(self, x):
+            self.shapes.add(tuple(x.shape[2:]))
+            return torch.cat([torch.zeros_like(x)] * self.channels, 1), None
+
+    image = np.zeros((16, 96, 96), np.float16)
+    for stage, channels, expected in (
+        ("liver", 2, {(16, 96, 96)}),
+        ("tumor", 3, {(16, 32, 32), (16, 96, 96)}),
+    ):
+        labels = np.ones((16, 96, 96), np.uint8)
+        case = PreparedCase("A", image, labels, (1.0, 1.0, 1.0), 0.5)
+        cfg = make_config(stage, roi_size=(16, 32, 32), network=TINY_NET)
+        net = Recorder(channels)
+        validate(net, [case], cfg, torch.device("cpu"))
+        assert net.shapes == expected, stage

@@ -514,16 +514,24 @@ def validate(net, cases, config, device) -> dict[str, Any]:
     Class weights and foreground-heavy sampling move a network's class boundary; this picks it
     back on patients the network did not train on, and inference applies it from
     ``metadata.json``.
+
+    The windows are the ones inference uses by default (:class:`~napari_livertumor.pipeline.
+    InferenceConfig` ``window_growth`` for the liver, ``tumor_window_growth`` for the tumor,
+    logits of several sizes averaged), capped at 256 voxels per axis: the best shift depends on
+    the window a network sees (measured on the shipped liver model: -4 with the trained size,
+    -2 through the pipeline's grown windows).
     """
     import torch
     from monai.inferers import sliding_window_inference
 
+    from ..pipeline import InferenceConfig, _as_growths, window_size
+
     net_was_training = net.training
     net.eval()
     f = config.network.downsample_factor
-    roi = tuple(
-        min(int(math.ceil(r * k / f) * f), 256)
-        for r, k in zip(config.roi_size, (2, 1.5, 1.5), strict=False)
+    defaults = InferenceConfig()
+    growths = _as_growths(
+        defaults.tumor_window_growth if config.stage == "tumor" else defaults.window_growth
     )
     fg = config.n_classes - 1
     names = {1: "liver", 2: "tumor"}
@@ -534,9 +542,16 @@ def validate(net, cases, config, device) -> dict[str, Any]:
     with torch.no_grad():
         for case in cases:
             x = torch.from_numpy(case.image.astype(np.float32))[None, None].to(device)
-            logits = sliding_window_inference(
-                x, roi, 1, lambda t: net(t)[0], overlap=config.val_overlap, mode="gaussian"
-            )[0]
+            rois = dict.fromkeys(
+                tuple(min(v, 256) for v in window_size(config.roi_size, x.shape[2:], f, g))
+                for g in growths
+            )
+            logits = sum(
+                sliding_window_inference(
+                    x, roi, 1, lambda t: net(t)[0], overlap=config.val_overlap, mode="gaussian"
+                )[0]
+                for roi in rois
+            ) / len(rois)
             for b in BIAS_GRID:
                 shifted = logits.clone()
                 shifted[fg] += b
