@@ -367,8 +367,8 @@ class _Run:
         metrics = dict(metrics)
         metrics.setdefault(
             "measured_on",
-            "validation patients (split.json 'val') at the stage grid, sliding window; "
-            "ground-truth liver ROI for the tumor stage",
+            "validation patients (split.json 'val') at the stage grid, sliding windows as "
+            "inference's defaults; ground-truth liver ROI for the tumor stage",
         )
         try:
             save_model(
