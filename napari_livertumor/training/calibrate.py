@@ -1,12 +1,11 @@
 """Choose each stage's decision threshold (logit shift) with the whole inference pipeline.
 
 Training already picks a shift on its validation patients (:func:`training.loop.validate`), but
-it scores the stage on its own: at the stage grid, with the trained window size, the tumor stage
-inside the *true* liver. Inference differs on each count: the liver runs in grown windows
-(``InferenceConfig.window_growth``), masks go back to the CT's full-resolution grid, and the
-tumor stage sits behind the *predicted* liver. A shift that is best in one regime need not be
-best in the other (measured on the shipped liver model: -4 on validation, -2 behind the real
-pipeline; see ``docs/training.md``). This module scores a grid of shifts with the real
+it scores the stage on its own: on a few patients, at the stage grid, the tumor stage inside the
+*true* liver. Inference returns masks on the CT's full-resolution grid after post-processing,
+and its tumor stage sits behind the *predicted* liver. A shift that is best in one regime need
+not be best in the other (measured on the shipped liver model, validated before validation used
+inference's windows: -4 on validation, -2 behind the real pipeline; see ``docs/training.md``). This module scores a grid of shifts with the real
 :class:`~napari_livertumor.pipeline.Segmenter` on labelled cases and writes the best into the
 model's ``metadata.json``.
 
@@ -44,6 +43,7 @@ def _main_channel(meta) -> int:
 
 
 def bias_with(meta, shift: float) -> tuple[float, ...]:
+    """Per-channel ``logit_bias`` with ``shift`` on the stage's main class, 0 elsewhere."""
     bias = [0.0] * meta.network.out_channels
     bias[_main_channel(meta)] = float(shift)
     return tuple(bias)
