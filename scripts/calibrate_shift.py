@@ -26,6 +26,7 @@ BENCHMARK_RANGES = ((7_000_000, 7_100_000), (8_000_000, 8_100_000))
 
 
 def main(argv=None) -> int:
+    from napari_livertumor.errors import ModelError
     from napari_livertumor.models import load_model
     from napari_livertumor.pipeline import InferenceConfig, Segmenter
     from napari_livertumor.training.calibrate import (
@@ -53,7 +54,10 @@ def main(argv=None) -> int:
     if clash:
         raise SystemExit(f"seeds {clash[:5]} belong to the training cohort or a benchmark")
     root = Path(args.models)
-    models = {st: load_model(root / st, stage=st) for st in ("liver", "tumor")}
+    try:
+        models = {st: load_model(root / st, stage=st) for st in ("liver", "tumor")}
+    except ModelError as exc:
+        raise SystemExit(f"calibrate_shift: {exc}") from None
     seg = Segmenter(InferenceConfig(device="cpu"), models=models)
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
