@@ -41,7 +41,11 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default="resources/models", help="folder with liver/ and tumor/")
     ap.add_argument("--cases", type=int, default=10)
     ap.add_argument("--seed-base", type=int, default=9_000_000)
-    ap.add_argument("--manifest", default="data/synth2/synth_manifest.json")
+    ap.add_argument(
+        "--manifest",
+        nargs="+",
+        default=["data/synth2/synth_manifest.json", "data/synth3/synth_manifest.json"],
+    )
     ap.add_argument("--cache", default="data/dev_phantoms")
     ap.add_argument("--stages", nargs="+", default=["liver", "tumor"], choices=["liver", "tumor"])
     ap.add_argument("--grid", type=float, nargs="+", default=list(SHIFT_GRID))
@@ -49,7 +53,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     seeds = list(range(args.seed_base, args.seed_base + args.cases))
-    used = _training_seeds(Path(args.manifest))
+    used = set().union(*(_training_seeds(Path(m)) for m in args.manifest))
     clash = [s for s in seeds if s in used or any(lo <= s < hi for lo, hi in BENCHMARK_RANGES)]
     if clash:
         raise SystemExit(f"seeds {clash[:5]} belong to the training cohort or a benchmark")
