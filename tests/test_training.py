@@ -245,3 +245,49 @@ def test_validation_sees_the_windows_inference_uses():
         net = Recorder(channels)
         validate(net, [case], cfg, torch.device("cpu"))
         assert net.shapes == expected, stage
+
+
+def test_fine_tuning_starts_from_an_existing_models_weights(toy_data, tmp_path):
+    from napari_livertumor.errors import LiverTumorError, ModelError
+
+    run_all(tiny_config(toy_data, tmp_path / "a", epochs=1, steps_per_epoch=4))
+    base = load_model(tmp_path / "a" / "liver", stage="liver").network.state_dict()
+    # a learning rate of ~0: one step leaves the trunk where the base model had it
+    reports = run_all(
+        tiny_config(
+            toy_data,
+            tmp_path / "b",
+            epochs=1,
+            steps_per_epoch=1,
+            lr=1e-12,
+            warmup_steps=0,
+            init_from=str(tmp_path / "a" / "liver"),
+        )
+    )
+    assert reports[-1]["event"] == "done"
+    tuned = load_model(tmp_path / "b" / "liver", stage="liver")
+    assert tuned.metadata.training["init_from"]["folder"] == str(tmp_path / "a" / "liver")
+    for k, v in tuned.network.state_dict().items():
+        if v.is_floating_point():
+            np.testing.assert_allclose(v.numpy(), base[k].numpy(), atol=2e-3, err_msg=k)
+    # without --init the same run starts elsewhere
+    run_all(tiny_config(toy_data, tmp_path / "c", epochs=1, steps_per_epoch=1, lr=1e-12))
+    fresh = load_model(tmp_path / "c" / "liver", stage="liver").network.state_dict()
+    k = next(k for k, v in fresh.items() if v.is_floating_point() and v.ndim == 5)
+    assert not np.allclose(fresh[k].numpy(), base[k].numpy(), atol=2e-3)
+
+    with pytest.raises(ModelError, match="tumor"):  # a liver model for the tumor stage
+        run_all(
+            tiny_config(
+                toy_data, tmp_path / "d", stage="tumor", init_from=str(tmp_path / "a" / "liver")
+            )
+        )
+    bigger = dict(TINY_NET, init_filters=8)
+    with pytest.raises(LiverTumorError, match="network"):
+        run_all(
+            tiny_config(
+                toy_data, tmp_path / "e", network=bigger, init_from=str(tmp_path / "a" / "liver")
+            )
+        )
+    with pytest.raises(ModelError):
+        run_all(tiny_config(toy_data, tmp_path / "f", init_from=str(tmp_path / "nowhere")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cache-dir", help="preprocessing cache (default OUT/.cache)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/<stage>/last")
     parser.add_argument(
+        "--init",
+        metavar="MODEL_DIR",
+        help="fine-tune: start from this model folder's weights (e.g. resources/models/tumor; "
+        "with --stage both, a folder holding liver/ and tumor/)",
+    )
+    parser.add_argument(
         "--ddp", type=int, default=0, metavar="N", help="run N processes with torchrun (DDP)"
     )
 
@@ -68,7 +75,13 @@ def build_configs(args) -> list:
         resume=True if args.resume else None,
     )
     stages = ("liver", "tumor") if args.stage == "both" else (args.stage,)
-    return [make_config(s, recipe, **overrides) for s in stages]
+    configs = []
+    for s in stages:
+        init = getattr(args, "init", None)
+        if init and len(stages) > 1:
+            init = str(Path(init) / s)
+        configs.append(make_config(s, recipe, init_from=init, **overrides))
+    return configs
 
 
 def run(args) -> int:

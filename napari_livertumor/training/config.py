@@ -122,6 +122,11 @@ class TrainConfig:
     amp: bool = True
     num_workers: int = 0
     resume: bool = False
+    #: start from the weights of an existing model folder (fine-tuning, e.g. the shipped model on
+    #: your own data): its trunk is loaded, the VAE branch (not stored in model folders) starts
+    #: fresh, and the optimizer, step count and learning-rate schedule start from zero. Ignored
+    #: when ``resume`` finds a checkpoint to continue.
+    init_from: str | None = None
     save_half: bool = True
 
     def __post_init__(self) -> None:

@@ -62,6 +62,7 @@ class _Run:
         import torch.distributed as dist
 
         self.config = config
+        self.init_info: dict[str, Any] | None = None
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
         self.world = dist.get_world_size() if self.distributed else 1
@@ -165,8 +166,14 @@ class _Run:
         opt = _optimizer(net, cfg)
         total_steps = max(1, cfg.epochs * cfg.steps_per_epoch)
         state = {"step": 0, "best": -1.0, "history": [], "elapsed_s": 0.0}
+        resumed = False
         if cfg.resume:
             state = self._load_resume(net, opt, state)
+            resumed = state["step"] > 0
+        if not resumed:
+            self.init_info = None
+        if cfg.init_from and not resumed:
+            self.init_info = self._load_init(net)
         model = net
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -356,6 +363,7 @@ class _Run:
                 "world_size": self.world,
                 "device": str(self.device),
                 "history": self.state["history"],
+                **({"init_from": self.init_info} if self.init_info else {}),
             },
             metrics=metrics,
             logit_bias=_bias_vector(cfg.n_classes, metrics.get("logit_bias")),
@@ -403,6 +411,7 @@ class _Run:
                 "best": float(self.state["best"]),
                 "elapsed_s": float(self.state["elapsed_s"]),
                 "history": self.state["history"],
+                "init_from": self.init_info,
                 "optimizer": self.opt.state_dict(),
                 "torch_rng": torch.get_rng_state(),
                 "weights": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
@@ -421,6 +430,42 @@ class _Run:
                 f"cannot write the checkpoint in {self.stage_dir} ({exc}); the previous "
                 "checkpoint is kept"
             ) from exc
+
+    def _load_init(self, net) -> dict[str, Any]:
+        """Load the trunk of the model folder ``init_from`` into ``net`` (fine-tuning)."""
+        from ..models import load_model
+        from ..models.factory import trunk_state_dict
+
+        cfg = self.config
+        folder = Path(cfg.init_from)
+        loaded = load_model(folder, stage=cfg.stage)  # ModelError: missing, corrupt, wrong stage
+        meta = loaded.metadata
+        if meta.network.to_dict() != cfg.network.to_dict():
+            raise LiverTumorError(
+                f"cannot start from {folder}: its network {meta.network.to_dict()} differs from "
+                f"the recipe's {cfg.network.to_dict()}"
+            )
+        for name in ("target_spacing", "hu_window"):
+            mine, theirs = tuple(getattr(cfg, name)), tuple(getattr(meta, name))
+            if not np.allclose(mine, theirs):
+                log.warning(
+                    "init: %s of %s is %s, the recipe's is %s; fine-tuning re-learns it",
+                    name,
+                    folder,
+                    theirs,
+                    mine,
+                )
+        trunk = loaded.network.state_dict()
+        expected = trunk_state_dict(net.state_dict(), cfg.network)
+        if set(trunk) != set(expected):
+            raise LiverTumorError(f"cannot start from {folder}: its weights do not fit the network")
+        net.load_state_dict(trunk, strict=False)
+        log.info("starting the %s model from the weights in %s", cfg.stage, folder)
+        return {
+            "folder": str(folder),
+            "steps": (meta.training or {}).get("steps"),
+            "metrics": {k: v for k, v in (meta.metrics or {}).items() if k in ("val_dice",)},
+        }
 
     def _load_resume(self, net, opt, state):
         torch = self.torch
@@ -442,6 +487,7 @@ class _Run:
         except Exception as exc:
             raise LiverTumorError(f"cannot resume from {path}: {exc}") from exc
         log.info("resuming %s training from step %d", self.config.stage, saved["step"])
+        self.init_info = saved.get("init_from")
         return {
             "step": int(saved["step"]),
             "best": float(saved["best"]),
