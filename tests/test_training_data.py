@@ -148,3 +148,64 @@ def test_grown_margin_stays_within_its_maximum():
 
     with pytest.raises(ValueError, match="aug_mask_dilate_mm"):
         make_config("tumor", **bad)
+
+
+def test_hard_negatives_are_liver_that_looks_unlike_liver_and_patches_centre_on_them(tmp_path):
+    """A fat-like patch in a noisy liver (not tumor) is found; the tumor and the liver's edge
+    are not; with ``hard_ratio`` 1 the liver-centred patches are centred on it."""
+    from napari_livertumor.io.volume import CTVolume
+    from napari_livertumor.training import make_config
+    from napari_livertumor.training.data import atypical_liver, prepare_case, preprocess_params
+    from napari_livertumor.training.patches import sample_patch
+
+    rng = np.random.default_rng(0)
+    zz, yy, xx = np.mgrid[0:40, 0:80, 0:80]
+    liver = (zz - 20) ** 2 + ((yy - 40) / 1.5) ** 2 + ((xx - 40) / 1.5) ** 2 < 16**2
+    fat = (zz - 20) ** 2 + (yy - 40) ** 2 + (xx - 52) ** 2 < 5**2
+    tumor = (zz - 20) ** 2 + (yy - 40) ** 2 + (xx - 26) ** 2 < 5**2
+    hu = np.where(liver, 100.0, 40.0) + rng.normal(0, 10, liver.shape)
+    hu[fat] = 20.0 + rng.normal(0, 10, int(fat.sum()))
+    hu[tumor] = 60.0 + rng.normal(0, 10, int(tumor.sum()))
+    hcc = liver.astype(np.uint8)
+    hcc[tumor] = 2
+    cfg = make_config(
+        "tumor",
+        data=str(tmp_path),
+        target_spacing=(2.0, 2.0, 2.0),
+        roi_size=(16, 32, 32),
+        fg_ratio=1.0,
+        tumor_ratio=0.0,
+        hard_ratio=1.0,
+        augment=False,
+    )
+    case = prepare_case(
+        CTVolume(hu.astype(np.int16), spacing=(2.0,) * 3), hcc, preprocess_params(cfg), "F"
+    )
+    found = atypical_liver(case.image, case.labels)
+    assert not found[case.labels != 1].any()  # never tumor or outside the liver
+    box = tuple(slice(int(a), int(b)) for a, b in case.info["roi"])
+    fat_roi = fat[box]
+    assert found[fat_roi].mean() > 0.5  # most of the fat patch
+    from scipy import ndimage as ndi
+
+    near_fat = ndi.binary_dilation(fat_roi, iterations=2)  # smoothing blurs its border
+    assert found[~near_fat].sum() < 0.05 * found.sum()  # and little else (noise, the edge)
+    assert abs(len(case.fg["atypical"]) - int(found.sum())) <= 0.01 * found.sum()
+    # uniform liver: nothing is atypical
+    assert not atypical_liver(
+        np.full((20, 20, 20), 0.5, np.float32), np.ones((20, 20, 20), np.uint8)
+    ).any()
+
+    # with hard_ratio 1 every liver-centred patch is drawn around the fat, with 0 anywhere
+    dark = (20 + 200) / 450 + 0.05  # fat-like intensity in the (-200, 250) window
+
+    def fat_in_patches(config):
+        n = 0
+        for seed in range(16):
+            p = sample_patch(case, np.random.default_rng(seed), config, None)
+            img, lab = p["image"][0].numpy(), p["label"].numpy()
+            n += int(((img < dark) & (lab == 1)).sum())
+        return n
+
+    hard, plain = fat_in_patches(cfg), fat_in_patches(cfg.with_updates(hard_ratio=0.0))
+    assert hard > 1.5 * plain

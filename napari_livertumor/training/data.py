@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 #: HCC-TACE-Seg classes in ground-truth label maps.
 HCC_LIVER, HCC_TUMOR, HCC_PORTAL_VEIN, HCC_AORTA = 1, 2, 3, 4
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: tumor-stage caches hold atypical-liver voxels (hard negatives)
 CLINICAL_PATTERNS = ("*clinical*.xlsx", "*clinical*.csv", "*.xlsx", "*.csv")
 _FG_SAMPLES = 4000
 
@@ -289,6 +289,7 @@ def prepare_case(ct, hcc: np.ndarray, params: dict[str, Any], case_id: str) -> P
     fg = {"liver": _sample_indices(labels >= 1, rng)}
     if stage == "tumor":
         fg["tumor"] = _sample_indices(labels == 2, rng)
+        fg["atypical"] = _sample_indices(atypical_liver(image, labels), rng)
     return PreparedCase(
         case_id=case_id,
         image=image.astype(np.float16),
@@ -300,6 +301,34 @@ def prepare_case(ct, hcc: np.ndarray, params: dict[str, Any], case_id: str) -> P
         unmasked=unmasked,
         outside_mm=outside_mm,
     )
+
+
+def atypical_liver(image: np.ndarray, labels: np.ndarray, k: float = 3.0) -> np.ndarray:
+    """Non-tumor liver voxels whose smoothed intensity is far from the liver's typical one.
+
+    Hard negatives for the tumor stage: focal fat or sparing, perfusion anomalies, cysts,
+    vessels, scars: tissue that is not tumor but does not look like the rest of the liver. A
+    voxel is atypical when its intensity, smoothed over about one voxel, lies more than ``k``
+    robust standard deviations (1.4826 MAD) from the liver median. The smoothing averages over
+    non-tumor liver only (normalised convolution), so neither the masked outside nor a tumor
+    bleeds into its neighbours, and the one-voxel rim at the liver's edge (partial volume) is
+    left out. Nothing is specific to a phantom generator: on real CT the same rule finds real
+    mimics.
+    """
+    from scipy import ndimage as ndi
+
+    liver = labels == 1
+    core = ndi.binary_erosion(liver, iterations=1)
+    if core.sum() < 50:
+        return np.zeros(labels.shape, bool)
+    w = liver.astype(np.float32)
+    num = ndi.gaussian_filter(np.asarray(image, np.float32) * w, 1.0)
+    den = ndi.gaussian_filter(w, 1.0)
+    smooth = num / np.maximum(den, 1e-3)
+    vals = smooth[core]
+    med = float(np.median(vals))
+    mad = float(np.median(np.abs(vals - med))) * 1.4826
+    return core & (np.abs(smooth - med) > k * max(mad, 1e-3))
 
 
 def _sample_indices(mask: np.ndarray, rng) -> np.ndarray:

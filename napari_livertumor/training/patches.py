@@ -81,6 +81,15 @@ def sample_patch(case: PreparedCase, rng, config, weak_label: float | None) -> d
         ):
             centre = tumor[rng.integers(len(tumor))].astype(float)
             kind = "tumor"
+        elif (
+            config.stage == "tumor"
+            and config.hard_ratio > 0
+            and len(case.fg.get("atypical", ()))
+            and rng.random() < config.hard_ratio
+        ):
+            hard = case.fg["atypical"]  # liver that does not look like liver, nor is tumor
+            centre = hard[rng.integers(len(hard))].astype(float)
+            kind = "atypical"
         else:
             liver = case.fg["liver"]
             centre = liver[rng.integers(len(liver))].astype(float)
