@@ -291,3 +291,31 @@ def test_fine_tuning_starts_from_an_existing_models_weights(toy_data, tmp_path):
         )
     with pytest.raises(ModelError):
         run_all(tiny_config(toy_data, tmp_path / "f", init_from=str(tmp_path / "nowhere")))
+
+
+def test_fine_tuning_from_the_cli_takes_the_models_own_recipe(tmp_path, capsys):
+    """``livertumor train --init resources/models/tumor`` without --config: the shipped model's
+    network and geometry (the weights must fit), the run settings from the command line."""
+    from napari_livertumor.cli import build_parser, main
+    from napari_livertumor.commands.train import build_configs
+    from napari_livertumor.models import default_model_dir
+
+    shipped = default_model_dir("tumor")
+    meta = read_metadata(shipped)
+    args = build_parser().parse_args(
+        ["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--stage", "tumor",
+         "--init", str(shipped), "--epochs", "3", "--lr", "1e-4"]
+    )  # fmt: skip
+    (cfg,) = build_configs(args)
+    assert cfg.init_from == str(shipped)
+    assert cfg.network.to_dict() == meta.network.to_dict()
+    assert cfg.roi_size == meta.roi_size and cfg.target_spacing == meta.target_spacing
+    assert cfg.hu_window == meta.hu_window and cfg.mask_outside_liver
+    assert cfg.epochs == 3 and cfg.lr == 1e-4 and cfg.data == str(tmp_path)
+    # a liver model offered to the tumor stage: a clear message, no traceback
+    rc = main(
+        ["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--stage", "tumor",
+         "--init", str(default_model_dir("liver"))]
+    )  # fmt: skip
+    assert rc != 0
+    assert "not a tumor model" in capsys.readouterr().err

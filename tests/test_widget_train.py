@@ -112,3 +112,36 @@ def test_closing_the_viewer_while_training_stops_the_worker(
     qtbot.waitUntil(lambda: not job.worker.is_running, timeout=60_000)
     assert job.cancel_requested
     assert (tmp_path / "models" / "liver" / "last").is_dir()  # the core saved what it had
+
+
+def test_fine_tuning_the_shipped_model_keeps_its_geometry(train_widget, qtbot, tmp_path):
+    """'Start from: the shipped model' shows that model's HU window and patch (read-only) and
+    starts from its weights; a liver model offered for the tumor stage is refused clearly."""
+    from napari_livertumor._widgets.train import START_FOLDER, START_SCRATCH, START_SHIPPED
+    from napari_livertumor.models import default_model_dir, read_metadata
+
+    _, widget = train_widget
+    widget.data.setText(str(tmp_path))
+    widget.out.setText(str(tmp_path / "out"))
+    widget.stage.setCurrentText("tumor")
+    assert not widget.init_folder.isVisibleTo(widget)
+    widget.start_from.setCurrentText(START_SHIPPED)
+    meta = read_metadata(default_model_dir("tumor"))
+    assert not widget.patch.isEnabled()
+    assert widget.patch.text() == ", ".join(str(v) for v in meta.roi_size)
+    assert (widget.hu_low.value(), widget.hu_high.value()) == tuple(int(v) for v in meta.hu_window)
+    cfg = widget.build_config()
+    assert cfg.init_from == str(default_model_dir("tumor"))
+    assert cfg.network.to_dict() == meta.network.to_dict()
+    assert cfg.target_spacing == meta.target_spacing
+
+    widget.start_from.setCurrentText(START_FOLDER)
+    assert widget.init_folder.isVisibleTo(widget)
+    widget.init_folder.setText(str(default_model_dir("liver")))
+    widget.start()
+    assert "not a tumor model" in widget.status.text()
+    assert widget.start_button.text() == "Start"  # nothing started
+
+    widget.start_from.setCurrentText(START_SCRATCH)
+    assert widget.patch.isEnabled()
+    assert widget.build_config().init_from is None

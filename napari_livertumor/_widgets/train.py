@@ -30,6 +30,11 @@ from ._training_jobs import summarize_data, train_in_subprocess
 if TYPE_CHECKING:
     import napari
 
+START_SCRATCH = "a new model"
+START_SHIPPED = "the shipped model (fine-tune)"
+START_FOLDER = "a model folder (fine-tune)…"
+START_CHOICES = (START_SCRATCH, START_SHIPPED, START_FOLDER)
+
 #: Seconds between two redraws of the plot (drawing is the costly part on the GUI thread).
 _PLOT_EVERY_S = 1.0
 
@@ -59,6 +64,15 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.out_browse = QPushButton("Browse…")
         self.stage = QComboBox()
         self.stage.addItems(["liver", "tumor"])
+        self.start_from = QComboBox()
+        self.start_from.addItems(list(START_CHOICES))
+        self.start_from.setToolTip(
+            "Fine-tune an existing model on your data (its network, patch, grid and HU window "
+            "are kept, so its weights fit), or train a new one from scratch"
+        )
+        self.init_folder = QLineEdit()
+        self.init_folder.setPlaceholderText("model folder to start from")
+        self.init_browse = QPushButton("Browse…")
         self.epochs = _spin(1, 10_000, 10)
         self.steps = _spin(1, 100_000, 50)
         self.lr = QDoubleSpinBox()
@@ -99,6 +113,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
         form.addRow("", self.summary)
         form.addRow("Output", _row(self.out, self.out_browse))
         form.addRow("Stage", self.stage)
+        form.addRow("Start from", self.start_from)
+        form.addRow("", _row(self.init_folder, self.init_browse))
         form.addRow("Epochs × steps", _row(self.epochs, self.steps))
         form.addRow("Learning rate", self.lr)
         form.addRow("HU window", _row(self.hu_low, self.hu_high))
@@ -120,6 +136,9 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.check_button.clicked.connect(self._check_clicked)
         self.start_button.clicked.connect(self._start_clicked)
         self.stage.currentTextChanged.connect(self._stage_changed)
+        self.start_from.currentTextChanged.connect(lambda _: self._stage_changed())
+        self.init_browse.clicked.connect(self._browse_init)
+        self.init_folder.editingFinished.connect(self._stage_changed)
         self.init_jobs(napari_viewer)
         warm_up_imports("napari_livertumor.training.loop", "scipy.ndimage")
         self._stage_changed(self.stage.currentText())
@@ -165,6 +184,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
     def build_config(self):
         """The :class:`~napari_livertumor.training.TrainConfig` the controls describe."""
         from ..training import make_config
+        from ..training.config import recipe_from_model
 
         data = self.data.text().strip()
         out = self.out.text().strip()
@@ -181,20 +201,42 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 f"Patch size must be three integers z, y, x; got '{self.patch.text()}'"
             )
         stage = self.stage.currentText()
-        return make_config(
-            stage,
-            None,
+        common = dict(
             data=data,
             out=out,
             clinical=self.clinical.text().strip() or None,
             epochs=self.epochs.value(),
             steps_per_epoch=self.steps.value(),
             lr=self.lr.value(),
-            hu_window=(float(self.hu_low.value()), float(self.hu_high.value())),
-            roi_size=patch,
             weak_lambda=self.weak_lambda.value() if stage == "tumor" else 0.0,
             device=self.device.currentText(),
         )
+        init = self.init_model_folder()
+        if init is not None:
+            # the model's own recipe: network, patch, grid and HU window must fit its weights
+            recipe = recipe_from_model(init, stage)
+            return make_config(stage, recipe, init_from=str(init), **common)
+        return make_config(
+            stage,
+            None,
+            hu_window=(float(self.hu_low.value()), float(self.hu_high.value())),
+            roi_size=patch,
+            **common,
+        )
+
+    def init_model_folder(self) -> Path | None:
+        """The model folder fine-tuning starts from, or ``None`` for a new model."""
+        from ..models import default_model_dir
+
+        choice = self.start_from.currentText()
+        if choice == START_SHIPPED:
+            return default_model_dir(self.stage.currentText())
+        if choice == START_FOLDER:
+            text = self.init_folder.text().strip()
+            if not text:
+                raise ValueError("Choose the model folder to start from.")
+            return Path(text)
+        return None
 
     # ------------------------------------------------------------------ reports
     def _on_report(self, report: dict) -> None:
@@ -291,15 +333,34 @@ class TrainWidget(JobWidgetMixin, QWidget):
         if not self.cancel_if_running(self.check_button):
             self.check_data()
 
-    def _stage_changed(self, stage: str) -> None:
-        from ..training.config import stage_defaults
+    def _stage_changed(self, stage: str | None = None) -> None:
+        """Show the stage's defaults, or the starting model's fixed geometry (read-only)."""
+        from ..errors import LiverTumorError
+        from ..training.config import recipe_from_model, stage_defaults
 
+        stage = stage or self.stage.currentText()
+        folder_mode = self.start_from.currentText() == START_FOLDER
+        self.init_folder.setVisible(folder_mode)
+        self.init_browse.setVisible(folder_mode)
         d = stage_defaults(stage)
+        fixed = False
+        try:
+            init = self.init_model_folder()
+        except ValueError:
+            init = None
+        if init is not None:
+            try:
+                d = {**d, **recipe_from_model(init, stage)[stage]}
+                fixed = True
+            except LiverTumorError as exc:
+                set_status(self.status, str(exc), error=True)
         self.hu_low.setValue(int(d["hu_window"][0]))
         self.hu_high.setValue(int(d["hu_window"][1]))
         self.patch.setText(", ".join(str(v) for v in d["roi_size"]))
-        self.weak_lambda.setValue(float(d["weak_lambda"]))
+        self.weak_lambda.setValue(float(d.get("weak_lambda", 0.0)))
         self.weak_lambda.setEnabled(stage == "tumor")
+        for w in (self.hu_low, self.hu_high, self.patch):
+            w.setEnabled(not fixed)
 
     def _browse_data(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Training data folder")
@@ -313,6 +374,12 @@ class TrainWidget(JobWidgetMixin, QWidget):
         )
         if path:
             self.clinical.setText(path)
+
+    def _browse_init(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Model folder to start from")
+        if folder:
+            self.init_folder.setText(folder)
+            self._stage_changed()
 
     def _browse_out(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Output folder for the model")

@@ -43,7 +43,8 @@ def add_arguments(parser) -> None:
         "--init",
         metavar="MODEL_DIR",
         help="fine-tune: start from this model folder's weights (e.g. resources/models/tumor; "
-        "with --stage both, a folder holding liver/ and tumor/)",
+        "with --stage both, a folder holding liver/ and tumor/); without --config, the "
+        "model's own training recipe is used",
     )
     parser.add_argument(
         "--ddp", type=int, default=0, metavar="N", help="run N processes with torchrun (DDP)"
@@ -52,7 +53,7 @@ def add_arguments(parser) -> None:
 
 def build_configs(args) -> list:
     """One :class:`TrainConfig` per requested stage, from the recipe and the command line."""
-    from ..training.config import load_recipe, make_config
+    from ..training.config import load_recipe, make_config, recipe_from_model
 
     recipe = load_recipe(args.config) if args.config else {}
     overrides = dict(
@@ -80,7 +81,9 @@ def build_configs(args) -> list:
         init = getattr(args, "init", None)
         if init and len(stages) > 1:
             init = str(Path(init) / s)
-        configs.append(make_config(s, recipe, init_from=init, **overrides))
+        # fine-tuning without a recipe: the model's own recipe, so its weights fit the network
+        stage_recipe = recipe_from_model(init, s) if init and not args.config else recipe
+        configs.append(make_config(s, stage_recipe, init_from=init, **overrides))
     return configs
 
 

@@ -253,6 +253,63 @@ def make_config(stage: str, recipe: dict[str, Any] | None = None, **overrides: A
     return TrainConfig.from_dict(d)
 
 
+#: settings of one run rather than of a recipe; never taken over from a model being fine-tuned
+RUN_KEYS = frozenset(
+    {
+        "stage",
+        "data",
+        "out",
+        "clinical",
+        "split_file",
+        "folds",
+        "fold",
+        "cache_dir",
+        "resume",
+        "init_from",
+        "device",
+        "epochs",
+        "steps_per_epoch",
+        "max_minutes",
+        "num_workers",
+    }
+)
+
+
+def recipe_from_model(folder: str | Path, stage: str) -> dict[str, Any]:
+    """The recipe (``{stage: {...}}``) a model folder was trained with, for fine-tuning it.
+
+    The training settings are read from the model's ``metadata.json`` (``training.config``);
+    the network and the geometry (patch, grid, HU window, liver masking) always come from the
+    model itself, so the weights fit. Run settings (:data:`RUN_KEYS`: data, output, epochs,
+    time budget, device, ...) are left to the caller.
+
+    Raises
+    ------
+    ModelError
+        ``folder`` holds no readable model, or one for the other stage.
+    """
+    from ..errors import ModelError
+    from ..models.checkpoint import read_metadata
+
+    meta = read_metadata(folder)
+    if meta.stage != stage:
+        raise ModelError(folder, f"this is a {meta.stage} model, not a {stage} model")
+    known = {f.name for f in fields(TrainConfig)}
+    saved = dict((meta.training or {}).get("config") or {})
+    section = {k: v for k, v in saved.items() if k in known and k not in RUN_KEYS}
+    section.update(
+        network=meta.network.to_dict(),
+        roi_size=list(meta.roi_size),
+        target_spacing=list(meta.target_spacing),
+        hu_window=list(meta.hu_window),
+        roi_margin_mm=float(meta.roi_margin_mm),
+        outside_hu=float(meta.outside_hu),
+    )
+    if stage == "tumor":
+        section["mask_outside_liver"] = bool(meta.mask_outside_liver)
+    return {stage: section}
+
+
 def load_recipe(path: str | Path) -> dict[str, Any]:
     """Read a recipe JSON file (sections ``common``, ``liver``, ``tumor``; ``#`` keys ignored)."""
     path = Path(path)
