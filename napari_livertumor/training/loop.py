@@ -166,13 +166,9 @@ class _Run:
         opt = _optimizer(net, cfg)
         total_steps = max(1, cfg.epochs * cfg.steps_per_epoch)
         state = {"step": 0, "best": -1.0, "history": [], "elapsed_s": 0.0}
-        resumed = False
         if cfg.resume:
-            state = self._load_resume(net, opt, state)
-            resumed = state["step"] > 0
-        if not resumed:
-            self.init_info = None
-        if cfg.init_from and not resumed:
+            state = self._load_resume(net, opt, state)  # restores init_info of a fine-tune
+        if cfg.init_from and state["step"] == 0:
             self.init_info = self._load_init(net)
         model = net
         if self.distributed:
