@@ -106,7 +106,7 @@ def main(argv=None) -> int:
 def _case(seg, set_name: str, seed: int, i: int) -> dict:
     from napari_livertumor.pipeline import refine_labels
     from napari_livertumor.synth import generate_phantom
-    from napari_livertumor.training.metrics import case_scores, hcc_to_output
+    from napari_livertumor.training.metrics import case_scores, hcc_to_output, lesion_detection
 
     if set_name == "fresh":
         ph = generate_phantom(seed, "full")
@@ -132,6 +132,7 @@ def _case(seg, set_name: str, seed: int, i: int) -> dict:
         "true_tumor_ml": round(float((truth == 2).sum()) * np.prod(ph.ct.spacing) / 1000, 2),
         "seconds": round(t_seg, 2),
         "model": _pick(case_scores(result.labels, truth)),
+        "lesions": lesion_detection(result.labels == 2, truth == 2, ph.ct.spacing),
     }
     labels = result.labels.copy()
     t0 = time.perf_counter()
@@ -153,6 +154,8 @@ def _pick(scores: dict) -> dict:
 
 
 def _summarize(rows: list[dict]) -> dict:
+    from napari_livertumor.training.metrics import lesion_summary
+
     out = {"n_cases": len(rows)}
     for variant in ("model", "refined"):
         for k in ("liver_dice", "tumor_dice", "tumor_sensitivity"):
@@ -160,6 +163,12 @@ def _summarize(rows: list[dict]) -> dict:
             out[f"{variant}_{k}_mean"] = round(statistics.mean(vals), 4) if vals else None
             out[f"{variant}_{k}_n"] = len(vals)
             out[f"{variant}_{k}_ci95"] = _bootstrap_ci(vals)
+    les = lesion_summary([r["lesions"] for r in rows if "lesions" in r])
+    out["lesion_recall"] = None if les["lesion_recall"] is None else round(les["lesion_recall"], 4)
+    out["lesions_found"], out["lesions_true"] = les["lesions_found"], les["lesions_true"]
+    out["false_lesions_per_case"] = les["false_lesions_per_case"]
+    out["tumor_free_cases_with_false_lesion"] = les["cases_without_tumor_with_false_lesion"]
+    out["tumor_free_cases"] = les["cases_without_tumor"]
     out["median_seconds"] = statistics.median(r["seconds"] for r in rows) if rows else None
     return out
 
@@ -192,8 +201,9 @@ def _markdown(r: dict) -> str:
         f"{r['date_utc']} UTC. Seeds checked against {r['training_seeds_checked']} training seeds. "
         "Means per case, with a 95 % bootstrap interval over cases.",
         "",
-        "| set | cases | liver Dice | tumor Dice (model) | tumor Dice (+ refinement) | tumor sensitivity |",
-        "|---|---|---|---|---|---|",
+        "| set | cases | liver Dice | tumor Dice (model) | tumor Dice (+ refinement) "
+        "| tumor sensitivity | lesions found | false lesions per case |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, s in r["sets"].items():
         m = s["summary"]
@@ -202,24 +212,44 @@ def _markdown(r: dict) -> str:
             f"{_ci(m.get('model_liver_dice_ci95'))} | "
             f"{_f(m['model_tumor_dice_mean'])} {_ci(m.get('model_tumor_dice_ci95'))} "
             f"(n={m['model_tumor_dice_n']}) | "
-            f"{_f(m['refined_tumor_dice_mean'])} | {_f(m['model_tumor_sensitivity_mean'])} |"
+            f"{_f(m['refined_tumor_dice_mean'])} | {_f(m['model_tumor_sensitivity_mean'])} | "
+            f"{_lesions(m)} | {_f(m.get('false_lesions_per_case'))} |"
         )
     lines += [
         "",
+        "Lesions are connected components of at least 0.1 mL; a true lesion is found when at "
+        "least 10 % of it is predicted tumor, a predicted one is false when under 10 % of it is "
+        "true tumor (`training.metrics.lesion_detection`).",
+        "",
         "Per case:",
         "",
-        "| set | seed | shape | spacing | phase | tumor mL | liver Dice | tumor Dice | refined |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| set | seed | shape | spacing | phase | tumor mL | liver Dice | tumor Dice | refined "
+        "| lesions found | false lesions |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in r["sets"].items():
         for c in s["cases"]:
             lines.append(
                 f"| {name} | {c['seed']} | {c['shape']} | {c['spacing']} | {c['phase']} | "
                 f"{c['true_tumor_ml']} | {_f(c['model']['liver_dice'])} | "
-                f"{_f(c['model']['tumor_dice'])} | {_f(c['refined']['tumor_dice'])} |"
+                f"{_f(c['model']['tumor_dice'])} | {_f(c['refined']['tumor_dice'])} | "
+                f"{_case_lesions(c)} |"
             )
     lines += ["", "Reproduce: `python benchmarks/bench_segment_accuracy.py`", ""]
     return "\n".join(lines)
+
+
+def _lesions(m: dict) -> str:
+    if m.get("lesion_recall") is None:
+        return "-"
+    return f"{m['lesions_found']}/{m['lesions_true']} ({m['lesion_recall']:.0%})"
+
+
+def _case_lesions(c: dict) -> str:
+    les = c.get("lesions")
+    if not les:
+        return "- | -"
+    return f"{les['lesions_found']}/{les['lesions_true']} | {les['lesions_false']}"
 
 
 # --------------------------------------------------------------------------- model cards
@@ -244,13 +274,18 @@ def write_cards(report: dict, seg) -> list[Path]:
             model_v = m[f"model_{key}_mean"]
             line = f"| {name} | {m['n_cases']} | {_f(model_v)} |"
             if stage == "tumor":
-                line += f" {_f(m['refined_tumor_dice_mean'])} | {_f(m['model_tumor_sensitivity_mean'])} |"
+                line += (
+                    f" {_f(m['refined_tumor_dice_mean'])} | {_f(m['model_tumor_sensitivity_mean'])}"
+                    f" | {_lesions(m)} | {_f(m.get('false_lesions_per_case'))} |"
+                )
             rows.append(line)
         head = "| set | cases | mean Dice per case |"
         sep = "|---|---|---|"
         if stage == "tumor":
-            head += " with default refinement | sensitivity |"
-            sep += "---|---|"
+            head += (
+                " with default refinement | sensitivity | lesions found | false lesions per case |"
+            )
+            sep += "---|---|---|---|"
         fresh = report["sets"].get("fresh", {}).get("summary", {})
         met = fresh.get(f"model_{key}_mean")
         verdict = (

@@ -45,10 +45,22 @@ def test_evaluate_prints_the_table_beside_the_published_numbers(trained, tmp_pat
     with open(tmp_path / "out" / "per_case.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["case"] for r in rows] == ["HCC_002"]
-    for key in ("liver_dice", "tumor_dice", "liver_iou", "tumor_sensitivity", "tumor_stratum"):
+    for key in (
+        "liver_dice",
+        "tumor_dice",
+        "liver_iou",
+        "tumor_sensitivity",
+        "tumor_stratum",
+        "lesions_true",
+        "lesions_false",
+    ):
         assert key in rows[0]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["n_cases"] == 1 and summary["split"] == str(split)
+    les = summary["lesions"]
+    assert les["lesions_true"] == int(rows[0]["lesions_true"])
+    assert les["lesions_found"] == int(rows[0]["lesions_found"]) <= les["lesions_true"]
+    assert "false lesions per case" in out
 
 
 def test_evaluate_uses_the_test_patients_training_wrote_down(trained, tmp_path):

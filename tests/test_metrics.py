@@ -12,6 +12,8 @@ from napari_livertumor.training.metrics import (
     case_scores,
     format_table,
     hcc_to_output,
+    lesion_detection,
+    lesion_summary,
     longest_diameter_mm,
     size_stratum,
     summarize,
@@ -71,3 +73,31 @@ def test_summary_leaves_undefined_scores_out_and_prints_the_original_beside_ours
     assert summary["tumor_dice_by_size"]["<10cm"] == {"n": 1, "tumor_dice": 1.0}
     text = format_table(summary)
     assert "0.942" in text and "0.570" in text and "0.841" in text
+
+
+def test_lesions_are_counted_found_missed_and_false():
+    truth = np.zeros((10, 40, 40), bool)
+    pred = np.zeros_like(truth)
+    truth[2:8, 2:12, 2:12] = True  # a mass, half predicted: found
+    pred[2:8, 2:12, 2:7] = True
+    truth[2:4, 20:24, 20:24] = True  # a satellite with 1 of 32 voxels predicted: missed
+    pred[2, 20, 20] = True
+    pred[2:6, 30:36, 30:36] = True  # a predicted lesion on no tumor: false
+    truth[9, 39, 39] = True  # a one-voxel speck (under 0.1 mL): not counted
+    got = lesion_detection(pred, truth, (2.0, 2.0, 2.0))
+    # the speck at 8 uL is below 0.1 mL; the single predicted voxel touching the satellite
+    # is also below it, so it is neither a predicted nor a false lesion
+    assert got == {"lesions_true": 2, "lesions_found": 1, "lesions_pred": 2, "lesions_false": 1}
+    # lower thresholds: the satellite counts as found by one voxel only if 1/32 >= min_overlap
+    loose = lesion_detection(pred, truth, (2.0, 2.0, 2.0), min_ml=0.0, min_overlap=0.01)
+    assert loose == {"lesions_true": 3, "lesions_found": 2, "lesions_pred": 3, "lesions_false": 1}
+    with pytest.raises(ValueError, match="shape"):
+        lesion_detection(pred, truth[:5], (1, 1, 1))
+
+    rows = [got, {"lesions_true": 0, "lesions_found": 0, "lesions_pred": 1, "lesions_false": 1}]
+    summ = lesion_summary(rows)
+    assert summ["lesion_recall"] == 0.5 and summ["false_lesions_per_case"] == 1.0
+    assert summ["cases_without_tumor_with_false_lesion"] == 1
+    assert lesion_summary([])["lesion_recall"] is None
+    text = format_table(summarize([{**case_scores(np.ones((1, 1, 2)), np.ones((1, 1, 2))), **got}]))
+    assert "found 1 of 2 (50%)" in text

@@ -209,3 +209,71 @@ def test_hard_negatives_are_liver_that_looks_unlike_liver_and_patches_centre_on_
 
     hard, plain = fat_in_patches(cfg), fat_in_patches(cfg.with_updates(hard_ratio=0.0))
     assert hard > 1.5 * plain
+
+
+def test_lesion_balanced_sampling_reaches_small_satellites(tmp_path):
+    """Drawn voxel by voxel, a satellite beside a large mass is rarely a patch centre; with
+    ``lesion_ratio`` 1 every lesion is drawn equally often (also from a cache written before
+    lesion sampling existed)."""
+    from napari_livertumor.io.volume import CTVolume
+    from napari_livertumor.training import make_config
+    from napari_livertumor.training.data import (
+        _read_cached,
+        _write_cached,
+        lesion_indices,
+        prepare_case,
+        preprocess_params,
+    )
+    from napari_livertumor.training.patches import sample_patch
+
+    zz, yy, xx = np.mgrid[0:40, 0:96, 0:96]
+    liver = (zz - 20) ** 2 + ((yy - 48) / 2) ** 2 + ((xx - 48) / 2) ** 2 < 18**2
+    mass = (zz - 20) ** 2 + (yy - 48) ** 2 + (xx - 30) ** 2 < 12**2
+    satellite = (zz - 20) ** 2 + (yy - 48) ** 2 + (xx - 76) ** 2 < 3**2
+    speck = (zz == 20) & (yy == 30) & (xx == 48)  # one voxel: left to the voxel-uniform draw
+    hu = np.where(liver, 100.0, 40.0)
+    hcc = liver.astype(np.uint8)
+    for m, value in ((mass, 60.0), (satellite, 160.0), (speck, 60.0)):
+        hu[m] = value
+        hcc[m] = 2
+    bright = (130 + 200) / 450  # between the liver (100 HU) and the satellite (160 HU)
+    cfg = make_config(
+        "tumor",
+        data=str(tmp_path),
+        target_spacing=(2.0, 2.0, 2.0),
+        roi_size=(8, 16, 16),
+        fg_ratio=1.0,
+        tumor_ratio=1.0,
+        lesion_ratio=1.0,
+        augment=False,
+    )
+    case = prepare_case(
+        CTVolume(hu.astype(np.int16), spacing=(2.0,) * 3), hcc, preprocess_params(cfg), "L"
+    )
+    rows = case.fg["lesion"]
+    assert rows.shape == (400, 3)  # two lesions of >= 5 voxels, 200 rows each
+    assert (case.labels[tuple(rows.T)] == 2).all()
+    assert lesion_indices(np.zeros((4, 4, 4), np.uint8), np.random.default_rng(0)).shape == (0, 3)
+
+    def satellite_share(config, c):
+        hits = 0
+        for seed in range(200):
+            p = sample_patch(c, np.random.default_rng(seed), config, None)
+            hits += int((p["image"].numpy() > bright).any())  # the satellite is in view
+        return hits / 200
+
+    # the satellite is ~1 % of the tumor voxels: voxel by voxel it is rarely in a patch
+    balanced = satellite_share(cfg, case)
+    plain = satellite_share(cfg.with_updates(lesion_ratio=0.0), case)
+    assert balanced > 0.3 and plain < 0.1
+
+    # a cache entry without lesion rows gets them on reading
+    case.fg.pop("lesion")
+    path = tmp_path / "c.npz"
+    _write_cached(path, case)
+    again = _read_cached(path)
+    assert len(again.fg["lesion"]) == 400
+    assert satellite_share(cfg, again) > 0.3
+
+    with pytest.raises(ValueError, match="lesion_ratio"):
+        make_config("tumor", data=str(tmp_path), lesion_ratio=1.5)

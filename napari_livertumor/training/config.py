@@ -94,6 +94,10 @@ class TrainConfig:
     #: tumor stage: of the remaining liver-centred patches, the probability the centre is an
     #: atypical non-tumor liver voxel (a hard negative; ``training.data.atypical_liver``)
     hard_ratio: float = 0.0
+    #: tumor stage: of the tumor-centred patches, the probability the centre is drawn lesion by
+    #: lesion (every connected lesion equally likely; ``training.data.lesion_indices``) instead
+    #: of voxel by voxel, where a large mass takes nearly all the patches and satellites few
+    lesion_ratio: float = 0.0
     augment: bool = True
     aug_intensity: float = 0.1  # ± shift and ± relative scale of windowed intensities
     aug_gamma: float = 0.3  # gamma in [1 - g, 1 + g]
@@ -164,8 +168,9 @@ class TrainConfig:
             raise ValueError(f"roi_size {self.roi_size} must be divisible by {f} in every dim")
         if self.hu_window[0] >= self.hu_window[1]:
             raise ValueError(f"hu_window {self.hu_window} must be (low, high) with low < high")
-        if not 0.0 <= self.hard_ratio <= 1.0:
-            raise ValueError(f"hard_ratio must be in [0, 1], got {self.hard_ratio}")
+        for name in ("hard_ratio", "lesion_ratio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.aug_mask_dilate_mm < 0 or not 0.0 <= self.aug_mask_prob <= 1.0:
             raise ValueError(
                 "aug_mask_dilate_mm must be >= 0 and aug_mask_prob in [0, 1], got "

@@ -24,6 +24,7 @@ from .metrics import (
     case_scores,
     format_table,
     hcc_to_output,
+    lesion_detection,
     longest_diameter_mm,
     size_stratum,
     summarize,
@@ -99,6 +100,7 @@ def evaluate(
         truth = hcc_to_output(hcc)
         row: dict[str, Any] = {"case": rec.case_id}
         row.update(case_scores(result.labels, truth))
+        row.update(lesion_detection(result.labels == 2, truth == 2, ct.spacing))
         diameter = longest_diameter_mm(truth == 2, ct.spacing)
         row["tumor_longest_diameter_mm"] = round(diameter, 1)
         row["tumor_stratum"] = size_stratum(diameter)

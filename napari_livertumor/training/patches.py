@@ -79,6 +79,14 @@ def sample_patch(case: PreparedCase, rng, config, weak_label: float | None) -> d
             and len(tumor)
             and rng.random() < config.tumor_ratio
         ):
+            lesion = case.fg.get("lesion")
+            if (
+                config.lesion_ratio > 0  # (no draw otherwise: older recipes replay exactly)
+                and lesion is not None
+                and len(lesion)
+                and rng.random() < config.lesion_ratio
+            ):
+                tumor = lesion  # each connected lesion equally likely
             centre = tumor[rng.integers(len(tumor))].astype(float)
             kind = "tumor"
         elif (
