@@ -22,6 +22,7 @@ COMMANDS = {
     "synth": "generate a synthetic HCC-TACE-Seg-like cohort (CT, labels, clinical table)",
     "train": "train the liver and/or tumor model (with clinical weak supervision)",
     "evaluate": "run the two-stage pipeline on test patients and print the original's table",
+    "ensemble": "combine model folders of one stage and recipe into one (mean of their logits)",
     "demo": "open napari with the plugin docked and a sample CT loaded",
 }
 

@@ -194,3 +194,50 @@ def test_label_resampling_picks_the_majority_class():
     labels[:, 2:, 4:] = 1  # lower right: [1, 1] of 3 in the second bin
     out = pp.resample_labels(labels, (1, 2, 2), n_classes=3)
     assert out.tolist() == [[[2, 2], [2, 1]]]
+
+
+def test_ensemble_averages_its_members_and_refuses_what_does_not_fit(tmp_path, capsys):
+    """``livertumor ensemble`` writes one folder whose output is the members' mean logits; members
+    of another recipe, a single member, an existing output and an ensemble as --init are refused."""
+    from napari_livertumor.cli import main
+    from napari_livertumor.models.ensemble import make_ensemble
+
+    a = make_untrained_model(tmp_path / "a", "tumor", seed=1, logit_bias=(0.0, 0.0, 1.0))
+    b = make_untrained_model(tmp_path / "b", "tumor", seed=2)
+    assert main(["ensemble", str(tmp_path / "ens"), str(a), str(b)]) == 0
+    assert "ensemble of 2 networks" in capsys.readouterr().out
+    ens = load_model(tmp_path / "ens", stage="tumor")
+    assert ens.metadata.members == 2 and ens.metadata.logit_bias is None  # shift to re-pick
+    assert ens.metadata.training["ensemble_of"] == [str(a), str(b)]
+    x = torch.randn(1, 1, 16, 32, 48)  # any size, like a single trunk
+    with torch.no_grad():
+        want = (load_model(a).network(x) + load_model(b).network(x)) / 2
+        got = ens.network(x)
+    assert torch.allclose(got, want, atol=1e-5)
+    # the ensemble runs through the pipeline like any tumor model
+    from napari_livertumor.io import CTVolume
+    from napari_livertumor.pipeline import InferenceConfig, Segmenter
+
+    liver = make_untrained_model(tmp_path / "liver", "liver")
+    seg = Segmenter(
+        InferenceConfig(liver_model=liver, tumor_model=tmp_path / "ens", device="cpu"),
+    )
+    ct = CTVolume(np.full((24, 64, 64), 60, np.int16), spacing=(5.0, 4.0, 4.0))
+    res = seg.segment(ct)
+    assert res.labels.shape == ct.array.shape
+
+    with pytest.raises(ModelError, match="already there"):
+        make_ensemble(tmp_path / "ens", [a, b])
+    make_ensemble(tmp_path / "ens", [a, b], force=True)
+    with pytest.raises(ModelError, match="at least two"):
+        make_ensemble(tmp_path / "one", [a])
+    other = make_untrained_model(tmp_path / "c", "tumor", target_spacing=(3.0, 3.0, 3.0))
+    with pytest.raises(ModelError, match="target_spacing"):
+        make_ensemble(tmp_path / "bad", [a, other])
+    liver_b = make_untrained_model(tmp_path / "lb", "liver")
+    with pytest.raises(ModelError, match="stage"):
+        make_ensemble(tmp_path / "bad", [a, liver_b])
+    with pytest.raises(ModelError, match="itself an ensemble"):
+        make_ensemble(tmp_path / "bad", [tmp_path / "ens", a])
+    assert main(["ensemble", str(tmp_path / "x"), str(a), str(tmp_path / "missing")]) != 0
+    assert "missing" in capsys.readouterr().err

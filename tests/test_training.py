@@ -291,6 +291,11 @@ def test_fine_tuning_starts_from_an_existing_models_weights(toy_data, tmp_path):
         )
     with pytest.raises(ModelError):
         run_all(tiny_config(toy_data, tmp_path / "f", init_from=str(tmp_path / "nowhere")))
+    from napari_livertumor.models.ensemble import make_ensemble
+
+    ens = make_ensemble(tmp_path / "ens", [tmp_path / "a" / "liver", tmp_path / "b" / "liver"])
+    with pytest.raises(LiverTumorError, match="ensemble of 2"):
+        run_all(tiny_config(toy_data, tmp_path / "g", init_from=str(ens)))
 
 
 def test_fine_tuning_from_the_cli_takes_the_models_own_recipe(tmp_path, capsys):

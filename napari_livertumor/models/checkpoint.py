@@ -53,6 +53,10 @@ class ModelMetadata:
         decision threshold chosen on the validation patients (class weights and foreground-heavy
         patch sampling move a network's class boundary; this moves it back where validation says
         so). ``None``: no shift.
+    members : int
+        Networks in the folder. Above 1 the folder is an ensemble (``livertumor ensemble``):
+        same network and geometry, weights stored under ``members.<i>.``, and the logits are
+        the members' mean (before ``logit_bias``), as nnU-Net averages its folds.
     """
 
     stage: str
@@ -67,6 +71,7 @@ class ModelMetadata:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     logit_bias: tuple[float, ...] | None = None
+    members: int = 1
     version: str = __version__
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +98,9 @@ class ModelMetadata:
                     f"logit_bias needs {d['network'].out_channels} finite values, got {list(bias)}"
                 )
             d["logit_bias"] = bias
+        d["members"] = int(d.get("members", 1))
+        if d["members"] < 1:
+            raise ValueError(f"members must be >= 1, got {d['members']}")
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -132,7 +140,7 @@ def save_model(
 
     folder = Path(folder)
     sd = {k.removeprefix("module."): v for k, v in state_dict.items()}
-    if trunk_only:
+    if trunk_only and metadata.members == 1:
         sd = trunk_state_dict(sd, metadata.network)
     tensors = {}
     for k, v in sd.items():
@@ -205,9 +213,14 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
         sd = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelError(weights, f"corrupt or unreadable weights ({exc})") from exc
-    net = build_inference_network(meta.network)
     sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
-    sd = trunk_state_dict(sd, meta.network)
+    if meta.members > 1:
+        from .ensemble import MeanEnsemble
+
+        net = MeanEnsemble([build_inference_network(meta.network) for _ in range(meta.members)])
+    else:
+        net = build_inference_network(meta.network)
+        sd = trunk_state_dict(sd, meta.network)
     try:
         net.load_state_dict(sd, strict=True)
     except RuntimeError as exc:

@@ -436,6 +436,11 @@ class _Run:
         folder = Path(cfg.init_from)
         loaded = load_model(folder, stage=cfg.stage)  # ModelError: missing, corrupt, wrong stage
         meta = loaded.metadata
+        if meta.members > 1:
+            raise LiverTumorError(
+                f"cannot start from {folder}: it is an ensemble of {meta.members} networks; "
+                "start from one of its members (listed under training.ensemble_of)"
+            )
         if meta.network.to_dict() != cfg.network.to_dict():
             raise LiverTumorError(
                 f"cannot start from {folder}: its network {meta.network.to_dict()} differs from "

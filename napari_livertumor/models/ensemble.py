@@ -1,0 +1,94 @@
+"""Ensembles: one model folder holding several networks of one recipe, whose logits are averaged.
+
+``livertumor ensemble OUT DIR DIR ...`` writes one from model folders trained with the same recipe
+(the folds of ``livertumor train --folds K --fold I``, or runs from different seeds). nnU-Net ships
+its five folds this way; the mean of several networks' logits is usually a little more accurate
+than any one of them and costs one forward pass per member.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save
+
+from ..errors import ModelError
+from ..fileio import atomic_write_bytes
+from .checkpoint import METADATA_FILE, WEIGHTS_FILE, ModelMetadata, _json_default, load_model
+
+
+class MeanEnsemble(torch.nn.Module):
+    """Output = the mean of the members' outputs; parameters live under ``members.<i>.``."""
+
+    def __init__(self, members):
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+
+    def forward(self, x):
+        out = self.members[0](x)
+        for m in self.members[1:]:
+            out = out + m(x)
+        return out / len(self.members)
+
+
+def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool = False) -> Path:
+    """Write an ensemble model folder from several model folders of one stage and geometry.
+
+    The members must agree on stage, network, HU window, target spacing, window size, label map
+    and liver masking (they were trained with one recipe, e.g. the folds of ``--folds K``); their
+    logit shifts are dropped, as a shift chosen for one network does not suit the mean (pick the
+    ensemble's own with ``scripts/calibrate_shift.py``). Weights keep the members' storage type.
+
+    Raises
+    ------
+    ModelError
+        Fewer than two members, a member that does not load, members that disagree, or an
+        existing output folder without ``force``.
+    """
+    folder = Path(folder)
+    if len(members) < 2:
+        raise ModelError(folder, "an ensemble needs at least two model folders")
+    if (folder / METADATA_FILE).exists() and not force:
+        raise ModelError(folder, "a model is already there (use --force to replace it)")
+    metas = []
+    tensors: dict[str, Any] = {}
+    keys = ("stage", "network", "hu_window", "target_spacing", "roi_size", "label_map")
+    keys += ("mask_outside_liver", "outside_hu", "roi_margin_mm")
+    for i, member in enumerate(members):
+        member = Path(member)
+        loaded = load_model(member)  # ModelError names the folder
+        meta = loaded.metadata
+        if meta.members != 1:
+            raise ModelError(member, "is itself an ensemble; list its member folders instead")
+        if metas:
+            first = metas[0].to_dict()
+            diff = [k for k in keys if meta.to_dict()[k] != first[k]]
+            if diff:
+                raise ModelError(
+                    member, f"differs from {members[0]} in {', '.join(diff)}: not one recipe"
+                )
+        metas.append(meta)
+        raw = load_file(str(member / WEIGHTS_FILE), device="cpu")  # keeps fp16 storage
+        for k in loaded.network.state_dict():  # the trunk (a VAE branch is left behind)
+            tensors[f"members.{i}.{k}"] = raw[k].contiguous()
+    base = metas[0]
+    meta = ModelMetadata.from_dict(
+        {
+            **base.to_dict(),
+            "members": len(metas),
+            "logit_bias": None,
+            "training": {
+                "config": (base.training or {}).get("config", {}),
+                "ensemble_of": [str(m) for m in members],
+                "members": [m.training for m in metas],
+            },
+            "metrics": {"members": [m.metrics for m in metas]},
+        }
+    )
+    atomic_write_bytes(folder / WEIGHTS_FILE, save(tensors, metadata={"stage": meta.stage}))
+    text = json.dumps(meta.to_dict(), indent=2, sort_keys=True, default=_json_default)
+    atomic_write_bytes(folder / METADATA_FILE, text.encode())
+    return folder
