@@ -2,8 +2,9 @@
 
 ``livertumor ensemble OUT DIR DIR ...`` writes one from model folders trained with the same recipe
 (the folds of ``livertumor train --folds K --fold I``, or runs from different seeds). nnU-Net ships
-its five folds this way; the mean of several networks' logits is usually a little more accurate
-than any one of them and costs one forward pass per member.
+its five folds this way. The mean of several networks' logits is often a little more accurate than
+one network when the members were trained apart (folds, seeds); it costs one forward pass per
+member. Two fine-tunes of one shipped tumor model gained nothing (docs/training.md, "Ensembles").
 """
 
 from __future__ import annotations
