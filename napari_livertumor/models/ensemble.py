@@ -9,16 +9,14 @@ member. Two fine-tunes of one shipped tumor model gained nothing (docs/training.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file
 
 from ..errors import ModelError
-from ..fileio import atomic_write_bytes
-from .checkpoint import METADATA_FILE, WEIGHTS_FILE, ModelMetadata, _json_default, load_model
+from .checkpoint import METADATA_FILE, WEIGHTS_FILE, ModelMetadata, load_model, save_model
 
 
 class MeanEnsemble(torch.nn.Module):
@@ -65,8 +63,8 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
         if meta.members != 1:
             raise ModelError(member, "is itself an ensemble; list its member folders instead")
         if metas:
-            first = metas[0].to_dict()
-            diff = [k for k in keys if meta.to_dict()[k] != first[k]]
+            mine, first = meta.to_dict(), metas[0].to_dict()
+            diff = [k for k in keys if mine[k] != first[k]]
             if diff:
                 raise ModelError(
                     member, f"differs from {members[0]} in {', '.join(diff)}: not one recipe"
@@ -89,7 +87,4 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
             "metrics": {"members": [m.metrics for m in metas]},
         }
     )
-    atomic_write_bytes(folder / WEIGHTS_FILE, save(tensors, metadata={"stage": meta.stage}))
-    text = json.dumps(meta.to_dict(), indent=2, sort_keys=True, default=_json_default)
-    atomic_write_bytes(folder / METADATA_FILE, text.encode())
-    return folder
+    return save_model(folder, tensors, meta)  # members > 1: the keys are kept as they are
