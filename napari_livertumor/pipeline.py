@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
 STAGE_CHOICES = ("liver", "both")
+#: tumor components under this volume (mL) are removed unless the config or the model says else
+DEFAULT_MIN_TUMOR_ML = 0.1
 
 
 class DeviceUnavailable(LiverTumorError):
@@ -59,8 +61,15 @@ class InferenceConfig:
         Run the active-contour refinement (``napari_livertumor.refine.refine_all``) on the tumor.
     refine_config : RefineConfig or None
         ``None`` → the refinement module's defaults.
-    min_tumor_ml : float
-        Tumor components smaller than this are removed.
+    min_tumor_ml : float or None
+        Tumor components smaller than this (mL) are removed. ``None``: the tumor model's
+        ``lesion_filter["min_ml"]`` (chosen with the model on development patients), else 0.1.
+    min_lesion_peak : float or None
+        A tumor component is kept only if somewhere in it the tumor logit exceeds every other
+        class's by at least this much (hysteresis: the component's extent still comes from the
+        decision threshold, its existence from its most confident voxel). Confident lesions keep
+        their full extent; faint, unsure blobs (lesion mimics) are dropped whole. 0 turns it
+        off. ``None``: the tumor model's ``lesion_filter["min_peak"]``, else 0.
     min_liver_ml : float
         A liver smaller than this is treated as "no liver found" (e.g. a head CT).
     sw_overlap, sw_batch_size : sliding-window overlap fraction and windows per forward pass.
@@ -101,7 +110,8 @@ class InferenceConfig:
     stages: str = "both"
     refine: bool = False
     refine_config: Any = None
-    min_tumor_ml: float = 0.1
+    min_tumor_ml: float | None = None
+    min_lesion_peak: float | None = None
     min_liver_ml: float = 50.0
     sw_overlap: float = 0.25
     sw_batch_size: int = 1
@@ -132,8 +142,10 @@ class InferenceConfig:
             values = _as_growths(getattr(self, name))
             if not values or min(values) < 1.0:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        if self.min_tumor_ml < 0 or self.min_liver_ml < 0:
+        if (self.min_tumor_ml or 0) < 0 or self.min_liver_ml < 0:
             raise ValueError("minimum volumes must be >= 0")
+        if (self.min_lesion_peak or 0) < 0:
+            raise ValueError(f"min_lesion_peak must be >= 0; got {self.min_lesion_peak}")
 
 
 @dataclass
@@ -245,6 +257,17 @@ class Segmenter:
             )
         return load_model(folder, stage=stage, device=self.device)
 
+    def lesion_filter(self) -> tuple[float, float]:
+        """``(min_ml, min_peak)`` in force: the config's, else the tumor model's, else defaults."""
+        lf = (self.tumor.metadata.lesion_filter if self.tumor is not None else None) or {}
+        min_ml = self.config.min_tumor_ml
+        if min_ml is None:
+            min_ml = lf.get("min_ml", DEFAULT_MIN_TUMOR_ML)
+        min_peak = self.config.min_lesion_peak
+        if min_peak is None:
+            min_peak = lf.get("min_peak", 0.0)
+        return float(min_ml), float(min_peak)
+
     # ------------------------------------------------------------------ public
     def segment(
         self,
@@ -266,6 +289,7 @@ class Segmenter:
         ct = np.asarray(volume.array)
         spacing = tuple(volume.spacing)
         labels = np.zeros(ct.shape, dtype=np.uint8)
+        unsure: list = []
 
         rep.check()
         with torch.inference_mode():
@@ -275,7 +299,7 @@ class Segmenter:
             if liver_found and self.tumor is not None:
                 rep.check()
                 t0 = time.perf_counter()
-                box = self._tumor_stage(ct, spacing, labels, rep)
+                box, unsure = self._tumor_stage(ct, spacing, labels, rep)
                 timings["tumor"] = time.perf_counter() - t0
                 if cfg.refine:
                     rep.check()
@@ -284,6 +308,10 @@ class Segmenter:
                     timings["refine"] = time.perf_counter() - t0
         timings["total"] = time.perf_counter() - t_start
         stats = compute_stats(labels, spacing)
+        if self.tumor is not None:  # how small or unsure a lesion may be and still be reported
+            min_ml, min_peak = self.lesion_filter()
+            stats["lesion_filter"] = {"min_ml": min_ml, "min_peak": min_peak}
+            stats["unsure_lesions"] = unsure
         stats["warnings"] = warnings
         return SegmentationResult(
             labels=labels,
@@ -328,8 +356,19 @@ class Segmenter:
         return True
 
     def _tumor_stage(self, ct, spacing, labels, rep: Reporter):
-        from scipy import ndimage as ndi
+        box, liver_roi, score = self._tumor_score(ct, spacing, labels, rep)
+        min_ml, min_peak = self.lesion_filter()
+        dropped: list = []
+        tumor_roi = tumor_mask_from_score(
+            score, liver_roi, spacing, min_ml=min_ml, min_peak=min_peak, dropped=dropped
+        )
+        labels[box][tumor_roi.astype(bool)] = 2
+        for d in dropped:  # ROI → whole-volume voxel coordinates
+            d["centroid_zyx"] = [c + b.start for c, b in zip(d["centroid_zyx"], box, strict=True)]
+        return box, dropped
 
+    def _tumor_score(self, ct, spacing, labels, rep: Reporter):
+        """Liver ROI box, the liver inside it, and the tumor margin score on the stage grid."""
         meta = self.tumor.metadata
         liver = labels == 1
         box = _bbox(liver, margin_mm=meta.roi_margin_mm, spacing=spacing)
@@ -350,20 +389,7 @@ class Segmenter:
         tumor_ch = _channel(meta.label_map, "tumor", default=logits.shape[0] - 1)
         score = _margin_score(logits, tumor_ch)
         del logits
-        tumor_roi = np.zeros(ct_roi.shape, dtype=np.uint8)
-        region = pp.stage_region((score > 0).cpu().numpy(), ct_roi.shape)
-        if region is not None:
-            pp.upsample_mask(score, ct_roi.shape, tumor_roi, region=region, value=1)
-        tumor_roi &= liver_roi.view(np.uint8)
-        if tumor_roi.any() and self.config.min_tumor_ml > 0:
-            lab, n = ndi.label(tumor_roi, structure=np.ones((3, 3, 3), bool))
-            sizes = np.bincount(lab.ravel())
-            min_vox = self.config.min_tumor_ml * 1000.0 / float(np.prod(spacing))
-            keep = sizes >= min_vox
-            keep[0] = False
-            tumor_roi = keep[lab].astype(np.uint8)
-        labels[box][tumor_roi.astype(bool)] = 2
-        return box
+        return box, liver_roi, score
 
     def _refine(self, ct, spacing, labels, box, rep: Reporter, warnings: list[str]) -> None:
         refine_labels(
@@ -589,6 +615,111 @@ def _ceil_to(v: int, f: int) -> int:
     return max(f, -(-v // f) * f)
 
 
+def tumor_mask_from_score(
+    score,
+    liver_roi: np.ndarray,
+    spacing,
+    *,
+    min_ml: float = DEFAULT_MIN_TUMOR_ML,
+    min_peak: float = 0.0,
+    dropped: list | None = None,
+) -> np.ndarray:
+    """The tumor stage's post-processing: stage-grid margin score → uint8 mask on the ROI grid.
+
+    Parameters
+    ----------
+    score : torch.Tensor, shape (z, y, x)
+        ``tumor logit - max(other logits)`` (logit shift applied) on the tumor stage's grid,
+        which covers ``liver_roi``'s box.
+    liver_roi : ndarray of bool
+        The predicted liver on the source grid (ROI box); tumor outside it is removed.
+    spacing : (dz, dy, dx) of the source grid, mm.
+    min_ml : float
+        Connected components (26-connected, source grid) under this volume are removed.
+    min_peak : float
+        Hysteresis (``skimage.filters.apply_hysteresis_threshold`` with low 0, high
+        ``min_peak``): stage-grid components of positive score whose maximum is below
+        ``min_peak`` are dropped before up-sampling. 0 keeps every component.
+    dropped : list, optional
+        When given, one dict per component the peak filter removed (inside the liver and at
+        least ``min_ml``, as a kept one would be) is appended: ``centroid_zyx`` (ROI voxel
+        coordinates), ``volume_ml``, ``peak_margin`` (its most confident stage voxel), largest
+        first. Nothing is silently lost: callers report them as unsure lesions.
+    """
+    from scipy import ndimage as ndi
+
+    pos = (score > 0).cpu().numpy()
+    unsure = None
+    if min_peak > 0 and pos.any():
+        from skimage.filters import apply_hysteresis_threshold
+
+        keep = apply_hysteresis_threshold(score.cpu().numpy(), 0.0, float(min_peak)) & pos
+        if not np.array_equal(keep, pos):
+            if dropped is not None:
+                unsure = (score, pos & ~keep)
+            score = _force_sign(score, keep)
+            pos = keep
+    tumor_roi = np.zeros(liver_roi.shape, dtype=np.uint8)
+    region = pp.stage_region(pos, liver_roi.shape)
+    if region is not None:
+        pp.upsample_mask(score, liver_roi.shape, tumor_roi, region=region, value=1)
+    tumor_roi &= liver_roi.view(np.uint8)
+    if tumor_roi.any() and min_ml > 0:
+        lab, n = ndi.label(tumor_roi, structure=np.ones((3, 3, 3), bool))
+        sizes = np.bincount(lab.ravel())
+        min_vox = min_ml * 1000.0 / float(np.prod(spacing))
+        keep_c = sizes >= min_vox
+        keep_c[0] = False
+        tumor_roi = keep_c[lab].astype(np.uint8)
+    if unsure is not None:
+        dropped.extend(_describe_dropped(*unsure, liver_roi, spacing, min_ml))
+    return tumor_roi
+
+
+def _describe_dropped(score, low_mask: np.ndarray, liver_roi, spacing, min_ml: float) -> list:
+    """Source-grid components of the stage-grid ``low_mask`` (what the peak filter removed)."""
+    from scipy import ndimage as ndi
+
+    roi = np.zeros(liver_roi.shape, dtype=np.uint8)
+    region = pp.stage_region(low_mask, liver_roi.shape)
+    if region is None:
+        return []
+    pp.upsample_mask(_force_sign(score, low_mask), liver_roi.shape, roi, region=region, value=1)
+    roi &= liver_roi.view(np.uint8)
+    lab, n = ndi.label(roi, structure=np.ones((3, 3, 3), bool))
+    if n == 0:
+        return []
+    low_lab, _ = ndi.label(low_mask)  # the hysteresis' own (face) connectivity
+    score_np = score.cpu().numpy()
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    out = []
+    for i, sl in enumerate(ndi.find_objects(lab), start=1):
+        idx = np.nonzero(lab[sl] == i)
+        vol = idx[0].size * voxel_ml
+        if vol < max(min_ml, 1e-12):
+            continue
+        full = [idx[a] + sl[a].start for a in range(3)]
+        low = tuple(
+            np.clip(
+                ((full[a] + 0.5) * low_mask.shape[a] / roi.shape[a]).astype(int),
+                0,
+                low_mask.shape[a] - 1,
+            )
+            for a in range(3)
+        )
+        hit = low_lab[low]
+        hit = hit[hit > 0]
+        peak = float(score_np[np.isin(low_lab, np.unique(hit))].max()) if hit.size else 0.0
+        out.append(
+            {
+                "centroid_zyx": [round(float(c.mean()), 1) for c in full],
+                "volume_ml": round(vol, 3),
+                "peak_margin": round(peak, 3),
+            }
+        )
+    return sorted(out, key=lambda d: -d["volume_ml"])
+
+
 def _channel(label_map: dict, name: str, default: int) -> int:
     for k, v in (label_map or {}).items():
         if str(v).lower() == name:
@@ -654,4 +785,5 @@ __all__ = [
     "refine_labels",
     "resolve_device",
     "segment_ct",
+    "tumor_mask_from_score",
 ]

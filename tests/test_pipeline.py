@@ -372,3 +372,159 @@ def test_a_written_shift_loads_back_and_keeps_the_previous_one(untrained, tmp_pa
     assert cal["logit_bias"] == -1.0 and cal["measured_on"] == "a test"
     assert (folder / "model.safetensors").read_bytes() == weights
     assert load_model(folder, stage="tumor").metadata.logit_bias == (0.0, 0.0, -1.0)
+
+
+def _blob(shape, centre, radius):
+    zz, yy, xx = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    d2 = sum((g - c) ** 2 for g, c in zip((zz, yy, xx), centre, strict=True))
+    return d2 <= radius**2, np.sqrt(d2)
+
+
+def test_the_peak_filter_drops_unsure_components_whole_and_keeps_sure_ones_whole():
+    from napari_livertumor.pipeline import tumor_mask_from_score
+
+    shape = (20, 40, 40)
+    sure, d_sure = _blob(shape, (10, 10, 10), 5)
+    faint, d_faint = _blob(shape, (10, 28, 28), 5)
+    # a sure lesion peaks at +5 in its centre, a faint one at +1; both are positive out to r=5
+    score = np.full(shape, -3.0, np.float32)
+    score[sure] = (5.0 * (1 - d_sure / 5.5))[sure]
+    score[faint] = (1.0 * (1 - d_faint / 5.5))[faint]
+    score = torch.from_numpy(score)
+    liver = np.ones(shape, bool)
+    spacing = (1.0, 1.0, 1.0)
+    plain = tumor_mask_from_score(score, liver, spacing, min_ml=0.0, min_peak=0.0).astype(bool)
+    assert np.array_equal(plain, sure | faint)
+    dropped = []
+    kept = tumor_mask_from_score(
+        score, liver, spacing, min_ml=0.0, min_peak=2.0, dropped=dropped
+    ).astype(bool)
+    assert np.array_equal(kept, sure)  # the sure one keeps its extent, the faint one is gone
+    # ... and is reported, not lost
+    assert len(dropped) == 1
+    assert dropped[0]["centroid_zyx"] == pytest.approx([10, 28, 28], abs=0.01)
+    assert dropped[0]["volume_ml"] == pytest.approx(faint.sum() / 1000)
+    assert dropped[0]["peak_margin"] == pytest.approx(1.0)
+    assert not tumor_mask_from_score(score, liver, spacing, min_peak=6.0).any()
+    # the volume filter works on the same components (each blob is 0.5 mL at 1 mm voxels)
+    assert not tumor_mask_from_score(score, liver, spacing, min_ml=1.0).any()
+    # and nothing leaves the liver
+    half = liver.copy()
+    half[:, :, 20:] = False
+    assert np.array_equal(
+        tumor_mask_from_score(score, half, spacing, min_ml=0.0).astype(bool), sure
+    )
+
+
+def test_the_lesion_filter_comes_from_the_config_else_the_model_else_defaults():
+    import dataclasses
+
+    from napari_livertumor.pipeline import DEFAULT_MIN_TUMOR_ML
+
+    models = oracle_models()
+    assert Segmenter(InferenceConfig(device="cpu"), models=models).lesion_filter() == (
+        DEFAULT_MIN_TUMOR_ML,
+        0.0,
+    )
+    t = models["tumor"]
+    meta = dataclasses.replace(t.metadata, lesion_filter={"min_ml": 0.4, "min_peak": 3.0})
+    models = dict(models, tumor=dataclasses.replace(t, metadata=meta))
+    assert Segmenter(InferenceConfig(device="cpu"), models=models).lesion_filter() == (0.4, 3.0)
+    cfg = InferenceConfig(device="cpu", min_tumor_ml=0.0, min_lesion_peak=0.0)
+    assert Segmenter(cfg, models=models).lesion_filter() == (0.0, 0.0)
+    with pytest.raises(ValueError, match="min_lesion_peak"):
+        InferenceConfig(min_lesion_peak=-1).validate()
+
+
+def test_a_lesion_filter_in_metadata_loads_back_and_bad_ones_are_refused(untrained, tmp_path):
+    import json
+    import shutil
+
+    from napari_livertumor.models import load_model
+
+    folder = tmp_path / "tumor"
+    shutil.copytree(untrained / "tumor", folder)
+    raw = json.loads((folder / "metadata.json").read_text())
+    raw["lesion_filter"] = {"min_ml": 0.5, "min_peak": 2}
+    (folder / "metadata.json").write_text(json.dumps(raw))
+    assert load_model(folder, stage="tumor").metadata.lesion_filter == {
+        "min_ml": 0.5,
+        "min_peak": 2.0,
+    }
+    for bad in ({"min_ml": -1}, {"peak": 2}, "strict"):
+        raw["lesion_filter"] = bad
+        (folder / "metadata.json").write_text(json.dumps(raw))
+        with pytest.raises(ModelError, match="lesion_filter"):
+            load_model(folder, stage="tumor")
+
+
+def test_the_lesion_filter_sweep_scores_what_the_pipeline_returns():
+    from napari_livertumor.training.calibrate import score_lesion_filters
+
+    vol, liver, tumor = phantom()
+    ct = vol.array.copy()
+    ct[20, 48, 70] = TUMOR_HU  # a speck the volume filter should remove
+    truth = np.where(tumor, 2, np.where(liver, 1, 0)).astype(np.uint8)
+    models = oracle_models()
+    seg = Segmenter(InferenceConfig(device="cpu"), models=models)
+    res = score_lesion_filters(
+        seg, [(ct, vol.spacing, truth)], shifts=(0.0, -30.0), peaks=(0.0, 50.0), min_mls=(0.0, 0.5)
+    )
+    assert len(res["combos"]) == 8 and res["n"] == [1] * 8
+    for j, (shift, peak, min_ml) in enumerate(res["combos"]):
+        if shift != 0.0:
+            continue
+        cfg = InferenceConfig(device="cpu", min_tumor_ml=min_ml, min_lesion_peak=peak)
+        labels = segment_ct(vol.with_array(ct), cfg, models=models).labels
+        assert res["per_case"][0][j] == pytest.approx(dice(labels == 2, tumor), abs=1e-6)
+    by = {tuple(c): m for c, m in zip(res["combos"], res["mean"], strict=True)}
+    assert by[(0.0, 0.0, 0.5)] > 0.9
+    assert by[(0.0, 50.0, 0.5)] == 0.0  # nothing is that sure: every lesion dropped
+    assert by[(-30.0, 0.0, 0.5)] < by[(0.0, 0.0, 0.5)]
+
+
+def test_the_lesion_filter_choice_trades_false_lesions_only_at_no_cost_in_dice_or_found():
+    from napari_livertumor.training.calibrate import choose_lesion_filter
+
+    combos = [[0.0, 0.0, 0.1], [0.0, 2.0, 0.1], [0.0, 4.0, 0.1], [0.5, 2.0, 0.1]]
+    # per case and combo: (kept, false, found, true); two cases
+    comps = [
+        [(3, 2, 1, 1), (2, 1, 1, 1), (1, 0, 1, 1), (2, 1, 1, 1)],
+        [(2, 1, 1, 2), (1, 0, 1, 2), (0, 0, 0, 2), (2, 0, 2, 2)],
+    ]
+    res = {"combos": combos, "mean": [0.60, 0.605, 0.61, 0.55], "components": comps}
+    # peak 4 has the fewest false lesions and the best Dice but finds one lesion fewer;
+    # shift +0.5 finds more but costs 0.05 Dice: peak 2 at the same shift is chosen
+    assert choose_lesion_filter(res, current=(0.0, 0.0, 0.1)) == 1
+    # with a loose Dice tolerance the +0.5 shift (as few false lesions, one more found) wins
+    assert choose_lesion_filter(res, current=(0.0, 0.0, 0.1), dice_tolerance=0.1) == 3
+    # nothing qualifies beside the current setting: keep it
+    res_worse = dict(res, mean=[0.60, 0.4, 0.4, 0.4])
+    assert choose_lesion_filter(res_worse, current=(0.0, 0.0, 0.1)) == 0
+    with pytest.raises(ValueError, match="not in the scored grid"):
+        choose_lesion_filter(res, current=(1.0, 0.0, 0.1))
+
+
+def test_lesions_the_filter_drops_are_listed_in_the_stats_on_the_ct_grid():
+    import dataclasses
+
+    vol, liver, tumor = phantom()
+    models = oracle_models()
+    t = models["tumor"]
+    # the oracle's tumor margin peaks near 20 * (0.6 - 0.3) = 6 in the phantom's tumor
+    for peak, n_unsure in ((2.0, 0), (50.0, 1)):
+        meta = dataclasses.replace(t.metadata, lesion_filter={"min_ml": 0.1, "min_peak": peak})
+        result = segment_ct(
+            vol,
+            InferenceConfig(device="cpu"),
+            models=dict(models, tumor=dataclasses.replace(t, metadata=meta)),
+        )
+        assert result.stats["lesion_filter"] == {"min_ml": 0.1, "min_peak": peak}
+        assert len(result.stats["unsure_lesions"]) == n_unsure
+        assert result.stats["lesion_count"] == 1 - n_unsure
+    (u,) = result.stats["unsure_lesions"]
+    true_centre = np.argwhere(tumor).mean(axis=0)
+    assert np.allclose(u["centroid_zyx"], true_centre, atol=1.0)  # whole-volume voxel coords
+    true_ml = tumor.sum() * np.prod(vol.spacing) / 1000
+    assert u["volume_ml"] == pytest.approx(true_ml, rel=0.2)
+    assert 0 < u["peak_margin"] < 50

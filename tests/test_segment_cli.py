@@ -132,3 +132,27 @@ def test_bad_shard_text_is_refused(tmp_path, capsys):
     write_nifti(small_ct(), tmp_path / "ct.nii.gz")
     assert main(["segment", str(tmp_path / "ct.nii.gz"), "--shard", "4/4"]) == 1
     assert "--shard 4/4" in capsys.readouterr().err
+
+
+def test_the_lesion_filter_options_reach_the_pipeline_and_the_stats(tmp_path, models):
+    import csv
+
+    write_nifti(small_ct(), tmp_path / "a.nii.gz")
+    write_nifti(small_ct(seed=1), tmp_path / "b.nii.gz")
+    out = tmp_path / "out"
+    args = ["segment", str(tmp_path / "a.nii.gz"), str(tmp_path / "b.nii.gz"), "-o", str(out)]
+    args += ["--models", str(models), "--device", "cpu", "--no-refine"]
+    assert main([*args, "--min-tumor-ml", "0.3", "--min-lesion-peak", "1.5"]) == 0
+    stats = json.loads((out / "a_stats.json").read_text())
+    assert stats["lesion_filter"] == {"min_ml": 0.3, "min_peak": 1.5}
+    assert isinstance(stats["unsure_lesions"], list)
+    with open(out / "summary.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["unsure_lesion_count"] for r in rows] == [
+        str(len(json.loads((out / f"{c}_stats.json").read_text())["unsure_lesions"]))
+        for c in ("a", "b")
+    ]
+    # without the options the model's own filter (none in this untrained model) is in force
+    assert main([*args, "--overwrite"]) == 0
+    stats = json.loads((out / "a_stats.json").read_text())
+    assert stats["lesion_filter"] == {"min_ml": 0.1, "min_peak": 0.0}

@@ -141,3 +141,52 @@ def test_progress_shows_each_stage(viewer_with_ct, models_dir, qtbot, monkeypatc
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     assert {"liver", "tumor"} <= seen
     assert not widget.progress_bar.isVisibleTo(widget)  # hidden again when done
+
+
+def test_the_lesion_filter_follows_the_model_unless_the_user_keeps_unsure_lesions(
+    viewer_with_ct, models_dir, monkeypatch
+):
+    from napari_livertumor.pipeline import Segmenter
+
+    viewer, vol = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    assert widget.unsure_check.isChecked()
+    cfg = widget.build_config()
+    assert cfg.min_tumor_ml is None and cfg.min_lesion_peak is None  # the model decides
+    widget.unsure_check.setChecked(False)
+    cfg = widget.build_config()
+    assert (cfg.min_tumor_ml, cfg.min_lesion_peak) == (0.1, 0.0)
+    assert Segmenter(cfg).lesion_filter() == (0.1, 0.0)
+
+
+def test_candidates_the_lesion_filter_drops_are_marked_not_lost(
+    viewer_with_ct, models_dir, qtbot, monkeypatch, tmp_path
+):
+    import json
+    import shutil
+
+    strict = tmp_path / "strict"
+    shutil.copytree(models_dir, strict)
+    meta_file = strict / "tumor" / "metadata.json"
+    raw = json.loads(meta_file.read_text())
+    raw["lesion_filter"] = {"min_ml": 0.1, "min_peak": 10.0}  # the tiny model's margin is 4
+    meta_file.write_text(json.dumps(raw))
+    viewer, vol = viewer_with_ct
+    widget = _segment_widget(viewer, strict, monkeypatch)
+
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    seg = viewer.layers["tiny CT segmentation"]
+    assert not (seg.data == 2).any()
+    points = viewer.layers["tiny CT segmentation unsure lesions"]
+    assert len(points.data) == 1 and points.features["volume_ml"][0] > 0
+    np.testing.assert_allclose(points.scale, seg.scale)
+    assert "unsure candidate" in widget.status.text()
+    assert viewer.layers.selection.active is seg
+
+    widget.unsure_check.setChecked(False)  # keep them this time
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert (viewer.layers["tiny CT segmentation"].data == 2).any()
+    assert "tiny CT segmentation unsure lesions" not in viewer.layers
+    assert "unsure" not in widget.status.text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -56,6 +57,14 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         self.stage_combo = QComboBox()
         self.stage_combo.addItems(list(STAGE_CHOICES))
         self.refine_check = QCheckBox("Refine tumor contours (active contours)")
+        self.unsure_check = QCheckBox("Drop unsure lesions (the tumor model's lesion filter)")
+        self.unsure_check.setChecked(True)
+        self.unsure_check.setToolTip(
+            "On: tumor components whose most confident voxel stays below the model's chosen "
+            "margin, or smaller than its minimum volume, are dropped (fewer false lesions).\n"
+            "Off: every tumor component of at least 0.1 mL is kept (more sensitive, more false "
+            "lesions to review)."
+        )
         self.run_button = QPushButton("Run")
         self.progress_bar = QProgressBar()
         self.progress_bar.setVisible(False)
@@ -74,6 +83,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.refine_check)
+        layout.addWidget(self.unsure_check)
         layout.addWidget(self.run_button)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
@@ -193,6 +203,11 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             device=self.device_combo.currentText(),
             stages=STAGE_CHOICES[self.stage_combo.currentText()],
             refine=self.refine_check.isChecked(),
+            **(
+                {}
+                if self.unsure_check.isChecked()
+                else {"min_tumor_ml": 0.1, "min_lesion_peak": 0.0}
+            ),
         )
 
     def _show_result(self, result, layer, ct_name: str) -> None:
@@ -206,6 +221,14 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             f"Done on {result.device} in {result.timings.get('total', 0):.1f} s: liver "
             f"{s['liver_ml']:.0f} mL, tumor {s['tumor_ml']:.1f} mL, {s['lesion_count']} lesion(s)."
         )
+        unsure = s.get("unsure_lesions") or []
+        points = _show_unsure(self.viewer, layer, unsure)
+        if unsure:
+            msg += (
+                f"\n{len(unsure)} unsure candidate(s) dropped by the lesion filter "
+                f"({sum(u['volume_ml'] for u in unsure):.1f} mL), marked in '{points}'; "
+                "untick 'Drop unsure lesions' and run again to keep them."
+            )
         if kept:
             msg += f"\nYour previous labels were kept as '{kept}' (hidden)."
         if ct_name not in [ly.name for ly in self.viewer.layers]:
@@ -245,6 +268,44 @@ def _model_paths(folder: str | None) -> tuple[Path | None, Path | None]:
 
         raise ModelError(folder, "not a model folder: no metadata.json and no liver/ or tumor/")
     return (liver if liver.is_dir() else None, tumor if tumor.is_dir() else None)
+
+
+def _show_unsure(viewer, labels_layer, unsure: list) -> str | None:
+    """Mark the lesion filter's dropped candidates as rings (replacing an earlier marking)."""
+    import pandas as pd
+
+    name = f"{labels_layer.name} unsure lesions"
+    if name in viewer.layers:
+        viewer.layers.remove(name)
+    if not unsure:
+        return None
+    features = pd.DataFrame(
+        {
+            "volume_ml": [u["volume_ml"] for u in unsure],
+            "peak_margin": [u["peak_margin"] for u in unsure],
+        }
+    )
+    viewer.add_points(
+        np.array([u["centroid_zyx"] for u in unsure], dtype=float),
+        name=name,
+        scale=labels_layer.scale,
+        translate=labels_layer.translate,
+        features=features,
+        text={"string": "unsure {volume_ml:.1f} mL", "color": "yellow", "size": 9},
+        symbol="ring",
+        # about 1.5 x the diameter of a ball of the candidate's volume, in in-plane voxels
+        size=[
+            max(
+                10.0,
+                1.5 * (6e3 * u["volume_ml"] / np.pi) ** (1 / 3) / float(labels_layer.scale[-1]),
+            )
+            for u in unsure
+        ],
+        face_color="transparent",
+        border_color="yellow",
+    )
+    viewer.layers.selection.active = labels_layer  # keep painting on the labels
+    return name
 
 
 def _keep_previous(viewer, name: str) -> str | None:

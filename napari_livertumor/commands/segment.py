@@ -39,6 +39,7 @@ SUMMARY_FIELDS = [
     "tumor_ml",
     "tumor_to_liver_ratio",
     "lesion_count",
+    "unsure_lesion_count",
     "device",
     "seconds",
     "labels",
@@ -88,7 +89,20 @@ def add_arguments(parser) -> None:
         "--overwrite", action="store_true", help="redo cases whose outputs already exist"
     )
     parser.add_argument(
-        "--min-tumor-ml", type=float, default=0.1, help="drop tumor components below this (mL)"
+        "--min-tumor-ml",
+        type=float,
+        default=None,
+        metavar="ML",
+        help="drop tumor components below this volume (default: the tumor model's lesion "
+        "filter, else 0.1)",
+    )
+    parser.add_argument(
+        "--min-lesion-peak",
+        type=float,
+        default=None,
+        metavar="M",
+        help="drop tumor components whose most confident voxel has a tumor logit margin "
+        "below M; 0 keeps all (default: the tumor model's lesion filter, else 0)",
     )
     parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads for torch (default: all cores)"
@@ -134,6 +148,7 @@ def run(args) -> int:
         refine=not args.no_refine,
         refine_config=refine_cfg,
         min_tumor_ml=args.min_tumor_ml,
+        min_lesion_peak=args.min_lesion_peak,
         num_threads=args.threads,
         window_growth=args.window_growth,
         tumor_window_growth=tuple(args.tumor_window_growth),
@@ -396,6 +411,7 @@ def _summary_values(stats: dict) -> dict:
         "tumor_ml": stats.get("tumor_ml"),
         "tumor_to_liver_ratio": stats.get("tumor_to_liver_ratio"),
         "lesion_count": stats.get("lesion_count"),
+        "unsure_lesion_count": len(stats.get("unsure_lesions") or []),
         "device": stats.get("device"),
         "seconds": (stats.get("timings_s") or {}).get("total"),
         "error": "",

@@ -57,6 +57,11 @@ class ModelMetadata:
         Networks in the folder. Above 1 the folder is an ensemble (``livertumor ensemble``):
         same network and geometry, weights stored under ``members.<i>.``, and the logits are
         the members' mean (before ``logit_bias``), as nnU-Net averages its folds.
+    lesion_filter : dict, optional
+        Tumor stage: the post-processing chosen with the model on development patients,
+        ``{"min_ml": float, "min_peak": float}`` (see
+        :func:`napari_livertumor.pipeline.tumor_mask_from_score`). Used when the inference
+        config leaves these unset. ``None``: the pipeline's defaults.
     """
 
     stage: str
@@ -72,6 +77,7 @@ class ModelMetadata:
     metrics: dict[str, Any] = field(default_factory=dict)
     logit_bias: tuple[float, ...] | None = None
     members: int = 1
+    lesion_filter: dict[str, float] | None = None
     version: str = __version__
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,6 +104,14 @@ class ModelMetadata:
                     f"logit_bias needs {d['network'].out_channels} finite values, got {list(bias)}"
                 )
             d["logit_bias"] = bias
+        if d.get("lesion_filter") is not None:
+            lf = d["lesion_filter"]
+            if not isinstance(lf, dict) or set(lf) - {"min_ml", "min_peak"}:
+                raise ValueError(f"lesion_filter must hold min_ml and/or min_peak, got {lf!r}")
+            lf = {k: float(v) for k, v in lf.items()}
+            if any(not math.isfinite(v) or v < 0 for v in lf.values()):
+                raise ValueError(f"lesion_filter values must be finite and >= 0, got {lf}")
+            d["lesion_filter"] = lf
         d["members"] = int(d.get("members", 1))
         if d["members"] < 1:
             raise ValueError(f"members must be >= 1, got {d['members']}")

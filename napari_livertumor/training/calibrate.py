@@ -24,6 +24,9 @@ from typing import Any
 
 import numpy as np
 
+#: true lesions smaller than this (mL) are not counted (as ``training.metrics.lesion_detection``)
+LESION_MIN_ML = 0.1
+
 #: shifts tried by default (added to the stage's main-class logit)
 SHIFT_GRID = (-6.0, -5.0, -4.0, -3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0)
 
@@ -167,3 +170,144 @@ def write_shift(folder: str | Path, shift: float, scores: dict[str, Any], how: s
     atomic_write_bytes(folder / METADATA_FILE, text.encode())
     read_metadata(folder)  # what was written must load
     return folder / METADATA_FILE
+
+
+def score_lesion_filters(
+    segmenter,
+    cases: Iterable[tuple[np.ndarray, Sequence[float], np.ndarray]],
+    shifts: Sequence[float] = (0.0,),
+    peaks: Sequence[float] = (0.0,),
+    min_mls: Sequence[float] = (0.1,),
+    *,
+    progress=None,
+) -> dict[str, Any]:
+    """Tumor Dice per case for each (logit shift, ``min_peak``, ``min_ml``) of the tumor stage.
+
+    Each case runs both networks once: the liver stage as configured, then the tumor network,
+    whose margin score is post-processed (:func:`napari_livertumor.pipeline.
+    tumor_mask_from_score`) for every combination. ``shifts`` are *added to* the tumor model's
+    current ``logit_bias`` (0 = as it is). Dice follows :func:`score_shifts` (NaN when
+    prediction and truth are both empty, left out of the mean).
+
+    Returns
+    -------
+    dict
+        ``{"combos": [[shift, peak, min_ml], ...], "per_case": [[dice per combo], ...],
+        "mean": [...], "n": [...], "components": [[(kept, false, found, true) per combo],
+        ...]}``: ``kept`` predicted components, ``false`` those under 10 % true tumor, ``found``
+        true lesions (26-connected, at least ``LESION_MIN_ML``) at least 10 % predicted, of
+        ``true``: the rules of :func:`napari_livertumor.training.metrics.lesion_detection`.
+    """
+    import torch
+    from scipy import ndimage as ndi
+
+    from ..pipeline import tumor_mask_from_score
+    from ..progress import Reporter
+
+    if segmenter.tumor is None:
+        raise ValueError("the segmenter has no tumor model (stages='liver')")
+    combos = [
+        [float(s), float(p), float(m)] for s in shifts for p in peaks for m in sorted(min_mls)
+    ]
+    rep = Reporter(None, None)
+    per_case: list[list[float]] = []
+    lesions: list[list[tuple[int, int, int, int]]] = []
+    for i, (ct, spacing, truth) in enumerate(cases):
+        ct = np.asarray(ct)
+        spacing = tuple(float(s) for s in spacing)
+        truth_t = np.asarray(truth) == 2
+        labels = np.zeros(ct.shape, np.uint8)
+        row: list[float] = []
+        les: list[tuple[int, int, int, int]] = []
+        with torch.inference_mode():
+            found = segmenter._liver_stage(ct, spacing, labels, rep, [])
+            if found:
+                box, liver_roi, score = segmenter._tumor_score(ct, spacing, labels, rep)
+                truth_roi = truth_t[box]
+                outside = int(truth_t.sum()) - int(truth_roi.sum())
+        voxel_ml = float(np.prod(spacing)) / 1000.0
+        t_lab, n_true = ndi.label(truth_t, structure=np.ones((3, 3, 3), bool))
+        t_sizes = np.bincount(t_lab.ravel())
+        real = t_sizes * voxel_ml >= LESION_MIN_ML
+        real[0] = False
+        n_true = int(real.sum())
+        t_lab_roi = t_lab[box] if found else None
+        for s in shifts:
+            for p in peaks:
+                if found:
+                    mask = tumor_mask_from_score(
+                        score + float(s), liver_roi, spacing, min_ml=0.0, min_peak=float(p)
+                    ).astype(bool)
+                    lab, _ = ndi.label(mask, structure=np.ones((3, 3, 3), bool))
+                    sizes = np.bincount(lab.ravel())
+                    inter = np.bincount(
+                        lab.ravel(), weights=truth_roi.ravel(), minlength=len(sizes)
+                    )
+                    t_sum = int(truth_roi.sum()) + outside
+                else:
+                    sizes = inter = np.zeros(1)
+                    t_sum = int(truth_t.sum())
+                for m in sorted(min_mls):
+                    keep = sizes * voxel_ml >= m
+                    keep[0] = False
+                    tp, pv = float(inter[keep].sum()), float(sizes[keep].sum())
+                    row.append(math.nan if pv + t_sum == 0 else 2.0 * tp / (pv + t_sum))
+                    n_found = 0
+                    if found and n_true and keep.any():
+                        hit = np.bincount(
+                            t_lab_roi.ravel(), weights=keep[lab].ravel(), minlength=len(t_sizes)
+                        )
+                        n_found = int((hit[real] >= 0.1 * t_sizes[real]).sum())
+                    les.append(
+                        (
+                            int(keep.sum()),
+                            int((inter[keep] < 0.1 * sizes[keep]).sum()),
+                            n_found,
+                            n_true,
+                        )
+                    )
+        per_case.append(row)
+        lesions.append(les)
+        if progress is not None:
+            progress(i, row)
+    mean, n = [], []
+    for j in range(len(combos)):
+        vals = [r[j] for r in per_case if not math.isnan(r[j])]
+        mean.append(statistics.fmean(vals) if vals else math.nan)
+        n.append(len(vals))
+    return {"combos": combos, "per_case": per_case, "mean": mean, "n": n, "components": lesions}
+
+
+def choose_lesion_filter(
+    res: dict[str, Any], current: Sequence[float] = (0.0, 0.0, 0.1), dice_tolerance: float = 0.01
+) -> int:
+    """Index into ``res["combos"]`` of :func:`score_lesion_filters` to adopt.
+
+    Mean Dice alone barely tells the settings apart (dropping a false lesion of a patient who
+    has a large true one hardly moves that patient's Dice), while the reader sees every false
+    lesion. So: among the settings within ``dice_tolerance`` of the best mean Dice that find at
+    least as many true lesions as ``current`` (``[shift, min_peak, min_ml]``, which must be in
+    the grid), take the fewest false lesions per case (to 0.01), then the most lesions found,
+    then the simplest (shift nearest 0, lowest ``min_peak``, lowest ``min_ml``).
+    """
+    combos = [tuple(c) for c in res["combos"]]
+    cur = tuple(float(v) for v in current)
+    if cur not in combos:
+        raise ValueError(f"the current setting {list(cur)} is not in the scored grid")
+    comps = np.asarray(res["components"], dtype=float)  # case, combo, (kept, false, found, true)
+    false_pc = comps[:, :, 1].mean(axis=0)
+    found = comps[:, :, 2].sum(axis=0)
+    means = np.array([-np.inf if math.isnan(m) else m for m in res["mean"]])
+    j_cur = combos.index(cur)
+    ok = [j for j in range(len(combos)) if means[j] >= means.max() - dice_tolerance]
+    ok = [j for j in ok if found[j] >= found[j_cur]] or [j_cur]
+    return min(
+        ok,
+        key=lambda j: (
+            round(float(false_pc[j]), 2),
+            -found[j],
+            abs(combos[j][0]),
+            combos[j][1],
+            combos[j][2],
+        ),
+    )

@@ -1,0 +1,167 @@
+"""Choose the tumor model's lesion filter (and re-check its logit shift) on development phantoms.
+
+    python scripts/calibrate_lesions.py --models resources/models --cases 48 [--write]
+
+Runs both networks once per development phantom (seeds from 9 000 000, the range of
+``scripts/calibrate_shift.py``, checked against the training cohort and the benchmarks' seeds)
+and scores the tumor post-processing for every combination of logit shift (added to the model's
+current one), ``min_peak`` (drop tumor components whose most confident voxel is below this
+margin) and ``min_ml`` (drop components under this volume), by mean tumor Dice and by lesions
+found and false (``training.calibrate.choose_lesion_filter`` picks: near-best Dice, no fewer
+lesions found than now, fewest false ones). The phantoms are also scored in two halves (even
+and odd seeds) so the printout shows whether the choice holds on both. ``--write`` stores ``lesion_filter`` (and the shift) in the tumor model's
+``metadata.json`` with the scores under ``metrics.lesion_calibration``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from calibrate_shift import BENCHMARK_RANGES, _cases, _training_seeds  # noqa: E402
+
+
+def main(argv=None) -> int:
+    from napari_livertumor.errors import ModelError
+    from napari_livertumor.fileio import atomic_write_bytes
+    from napari_livertumor.models import load_model
+    from napari_livertumor.models.checkpoint import METADATA_FILE, read_metadata
+    from napari_livertumor.pipeline import InferenceConfig, Segmenter
+    from napari_livertumor.training.calibrate import (
+        bias_with,
+        choose_lesion_filter,
+        score_lesion_filters,
+    )
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="resources/models", help="folder with liver/ and tumor/")
+    ap.add_argument("--cases", type=int, default=48)
+    ap.add_argument("--seed-base", type=int, default=9_000_000)
+    ap.add_argument("--manifest", nargs="+", default=["data/synth3/synth_manifest.json"])
+    ap.add_argument("--cache", default="data/dev_phantoms")
+    ap.add_argument("--shifts", type=float, nargs="+", default=[-0.5, 0.0, 0.5, 1.0, 1.5])
+    ap.add_argument("--peaks", type=float, nargs="+", default=[0, 1, 2, 3, 4, 5, 6])
+    ap.add_argument("--min-ml", type=float, nargs="+", default=[0.1, 0.25, 0.5])
+    ap.add_argument("--dice-tolerance", type=float, default=0.01)
+    ap.add_argument("--scores", default=None, help="choose from a saved score file, no rerun")
+    ap.add_argument("--save", default=None, help="JSON with every score (default: in --cache)")
+    ap.add_argument("--write", action="store_true", help="write the choice into the tumor model")
+    args = ap.parse_args(argv)
+
+    seeds = list(range(args.seed_base, args.seed_base + args.cases))
+    used = set().union(*(_training_seeds(Path(m)) for m in args.manifest))
+    clash = [s for s in seeds if s in used or any(lo <= s < hi for lo, hi in BENCHMARK_RANGES)]
+    if clash:
+        raise SystemExit(f"seeds {clash[:5]} belong to the training cohort or a benchmark")
+    root = Path(args.models)
+    try:
+        models = {st: load_model(root / st, stage=st) for st in ("liver", "tumor")}
+    except ModelError as exc:
+        raise SystemExit(f"calibrate_lesions: {exc}") from None
+    seg = Segmenter(InferenceConfig(device="cpu"), models=models)
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+
+    def show(i, row):
+        print(f"  case {seeds[i]}: best of the grid {max(row, default=math.nan):.3f}", flush=True)
+
+    if args.scores:
+        res = json.loads(Path(args.scores).read_text())
+        seeds = res["seeds"]
+    else:
+        res = score_lesion_filters(
+            seg, _cases(seeds, cache), args.shifts, args.peaks, args.min_ml, progress=show
+        )
+        out = Path(args.save) if args.save else cache / "lesion_calibration.json"
+        out.write_text(json.dumps({"seeds": seeds, **res}, indent=1))
+        print("saved", out)
+    combos, per_case = res["combos"], res["per_case"]
+    comps = res["components"]
+
+    def mean_of(rows, j):
+        vals = [r[j] for r in rows if not math.isnan(r[j])]
+        return statistics.fmean(vals) if vals else math.nan
+
+    def summary(j):
+        false = statistics.fmean(c[j][1] for c in comps)
+        found = sum(c[j][2] for c in comps)
+        true = sum(c[j][3] for c in comps)
+        return {
+            "mean_dice": round(res["mean"][j], 4),
+            "mean_dice_even_seeds": round(mean_of(per_case[0::2], j), 4),
+            "mean_dice_odd_seeds": round(mean_of(per_case[1::2], j), 4),
+            "lesions_found": f"{found}/{true}",
+            "false_lesions_per_case": round(false, 2),
+        }
+
+    current = [0.0, *seg.lesion_filter()[::-1]]  # [shift, min_peak, min_ml] as it is now
+    if current not in combos:
+        raise SystemExit(
+            f"the current setting {current} (shift, min_peak, min_ml) is not in the grid"
+        )
+    j_cur = combos.index(current)
+    j_best = choose_lesion_filter(res, current, args.dice_tolerance)
+    print(f"{len(seeds)} development phantoms, seeds {seeds[0]}-{seeds[-1]}")
+    print("shift  peak  min_ml   mean    even    odd   found  false/case")
+    for j in range(len(combos)):
+        c, s = combos[j], summary(j)
+        tag = "   <- current" if j == j_cur else ("   <- chosen" if j == j_best else "")
+        print(
+            f"{c[0]:+5.1f} {c[1]:5.1f} {c[2]:7.2f} {s['mean_dice']:.4f} "
+            f"{s['mean_dice_even_seeds']:.4f} {s['mean_dice_odd_seeds']:.4f} "
+            f"{s['lesions_found']:>7} {s['false_lesions_per_case']:6.2f}{tag}"
+        )
+    best = combos[j_best]
+    print(f"chosen: shift {best[0]:+g}, min_peak {best[1]:g}, min_ml {best[2]:g}")
+    if args.write:
+        folder = root / "tumor"
+        meta = read_metadata(folder)
+        raw = json.loads((folder / METADATA_FILE).read_text())
+        old_bias = meta.logit_bias or bias_with(meta, 0.0)
+        shift = max(old_bias, key=abs) + best[0]
+        raw["logit_bias"] = list(bias_with(meta, shift))
+        raw["lesion_filter"] = {"min_ml": best[2], "min_peak": best[1]}
+        metrics = dict(raw.get("metrics") or {})
+        metrics["lesion_calibration"] = {
+            "chosen": {
+                "logit_bias": shift,
+                "min_peak": best[1],
+                "min_ml": best[2],
+                **summary(j_best),
+            },
+            "previous": {
+                "logit_bias": list(old_bias),
+                "lesion_filter": meta.lesion_filter,
+                **summary(j_cur),
+            },
+            "rule": (
+                f"within {args.dice_tolerance} of the best mean Dice and finding at least as "
+                "many true lesions as before: fewest false lesions per case, then most found, "
+                "then the simplest (training.calibrate.choose_lesion_filter)"
+            ),
+            "measured_on": (
+                f"whole pipeline (CPU) on {len(seeds)} development phantoms "
+                f"(generate_phantom(seed, 'full'), seeds {seeds[0]}-{seeds[-1]}); mean tumor "
+                "Dice per case; grid: shifts "
+                f"{args.shifts} added to the previous shift, min_peak {args.peaks}, "
+                f"min_ml {args.min_ml}, Dice tolerance {args.dice_tolerance}; "
+                "scripts/calibrate_lesions.py"
+            ),
+        }
+        raw["metrics"] = metrics
+        atomic_write_bytes(
+            folder / METADATA_FILE, json.dumps(raw, indent=2, sort_keys=True).encode()
+        )
+        read_metadata(folder)
+        print("wrote", folder / METADATA_FILE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
