@@ -291,8 +291,14 @@ def _show_unsure(viewer, labels_layer, unsure: list) -> str | None:
         scale=labels_layer.scale,
         translate=labels_layer.translate,
         features=features,
-        text={"string": "unsure {volume_ml:.1f} mL", "color": "yellow", "size": 9},
-        symbol="ring",
+        text={
+            "string": "unsure {volume_ml:.1f} mL",
+            "color": "yellow",
+            "size": 9,
+            "anchor": "center",
+            "translation": [0, -16, 0],  # above the ring (voxels)
+        },
+        symbol="disc",
         # about 1.5 x the diameter of a ball of the candidate's volume, in in-plane voxels
         size=[
             max(
