@@ -29,14 +29,12 @@ from calibrate_shift import BENCHMARK_RANGES, _cases, _training_seeds  # noqa: E
 
 def main(argv=None) -> int:
     from napari_livertumor.errors import ModelError
-    from napari_livertumor.fileio import atomic_write_bytes
     from napari_livertumor.models import load_model
-    from napari_livertumor.models.checkpoint import METADATA_FILE, read_metadata
     from napari_livertumor.pipeline import InferenceConfig, Segmenter
     from napari_livertumor.training.calibrate import (
-        bias_with,
         choose_lesion_filter,
         score_lesion_filters,
+        write_lesion_filter,
     )
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -120,26 +118,9 @@ def main(argv=None) -> int:
     best = combos[j_best]
     print(f"chosen: shift {best[0]:+g}, min_peak {best[1]:g}, min_ml {best[2]:g}")
     if args.write:
-        folder = root / "tumor"
-        meta = read_metadata(folder)
-        raw = json.loads((folder / METADATA_FILE).read_text())
-        old_bias = meta.logit_bias or bias_with(meta, 0.0)
-        shift = max(old_bias, key=abs) + best[0]
-        raw["logit_bias"] = list(bias_with(meta, shift))
-        raw["lesion_filter"] = {"min_ml": best[2], "min_peak": best[1]}
-        metrics = dict(raw.get("metrics") or {})
-        metrics["lesion_calibration"] = {
-            "chosen": {
-                "logit_bias": shift,
-                "min_peak": best[1],
-                "min_ml": best[2],
-                **summary(j_best),
-            },
-            "previous": {
-                "logit_bias": list(old_bias),
-                "lesion_filter": meta.lesion_filter,
-                **summary(j_cur),
-            },
+        record = {
+            "chosen": summary(j_best),
+            "before": summary(j_cur),
             "rule": (
                 f"within {args.dice_tolerance} of the best mean Dice and finding at least as "
                 "many true lesions as before: fewest false lesions per case, then most found, "
@@ -148,18 +129,13 @@ def main(argv=None) -> int:
             "measured_on": (
                 f"whole pipeline (CPU) on {len(seeds)} development phantoms "
                 f"(generate_phantom(seed, 'full'), seeds {seeds[0]}-{seeds[-1]}); mean tumor "
-                "Dice per case; grid: shifts "
-                f"{args.shifts} added to the previous shift, min_peak {args.peaks}, "
-                f"min_ml {args.min_ml}, Dice tolerance {args.dice_tolerance}; "
-                "scripts/calibrate_lesions.py"
+                f"Dice per case; grid: shifts {sorted({c[0] for c in combos})} added to the "
+                f"previous shift, min_peak {sorted({c[1] for c in combos})}, "
+                f"min_ml {sorted({c[2] for c in combos})}, Dice tolerance "
+                f"{args.dice_tolerance}; scripts/calibrate_lesions.py"
             ),
         }
-        raw["metrics"] = metrics
-        atomic_write_bytes(
-            folder / METADATA_FILE, json.dumps(raw, indent=2, sort_keys=True).encode()
-        )
-        read_metadata(folder)
-        print("wrote", folder / METADATA_FILE)
+        print("wrote", write_lesion_filter(root / "tumor", best, record))
     return 0
 
 

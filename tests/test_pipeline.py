@@ -528,3 +528,37 @@ def test_lesions_the_filter_drops_are_listed_in_the_stats_on_the_ct_grid():
     true_ml = tumor.sum() * np.prod(vol.spacing) / 1000
     assert u["volume_ml"] == pytest.approx(true_ml, rel=0.2)
     assert 0 < u["peak_margin"] < 50
+
+
+def test_a_written_lesion_filter_adds_to_the_shift_and_keeps_the_previous_values(
+    untrained, tmp_path
+):
+    import shutil
+
+    from napari_livertumor.models import load_model, read_metadata
+    from napari_livertumor.training.calibrate import write_lesion_filter
+
+    folder = tmp_path / "tumor"
+    shutil.copytree(untrained / "tumor", folder)
+    weights = (folder / "model.safetensors").read_bytes()
+    write_lesion_filter(folder, [0.5, 2.0, 0.25], {"measured_on": "a test"})
+    write_lesion_filter(folder, [0.5, 3.0, 0.1])  # shifts add up: 0 + 0.5 + 0.5
+    meta = read_metadata(folder)
+    assert meta.logit_bias == (0.0, 0.0, 1.0)
+    assert meta.lesion_filter == {"min_ml": 0.1, "min_peak": 3.0}
+    rec = meta.metrics["lesion_calibration"]
+    assert rec["previous"] == {
+        "logit_bias": [0.0, 0.0, 0.5],
+        "lesion_filter": {"min_ml": 0.25, "min_peak": 2.0},
+    }
+    assert (folder / "model.safetensors").read_bytes() == weights
+    seg = Segmenter(
+        InferenceConfig(device="cpu"),
+        models={
+            "liver": load_model(untrained / "liver", stage="liver"),
+            "tumor": load_model(folder, stage="tumor"),
+        },
+    )
+    assert seg.lesion_filter() == (0.1, 3.0)
+    with pytest.raises(ValueError, match="tumor model"):
+        write_lesion_filter(untrained / "liver", [0.0, 1.0, 0.1])

@@ -311,3 +311,42 @@ def choose_lesion_filter(
             combos[j][2],
         ),
     )
+
+
+def write_lesion_filter(
+    folder: str | Path, combo: Sequence[float], record: dict[str, Any] | None = None
+) -> Path:
+    """Store a chosen ``[shift, min_peak, min_ml]`` in a tumor model's ``metadata.json``.
+
+    ``shift`` is *added to* the model's current main-class logit shift (as in
+    :func:`score_lesion_filters`); ``lesion_filter`` becomes ``{"min_ml", "min_peak"}``. The
+    previous values and ``record`` (how they were chosen, the scores) go under
+    ``metrics["lesion_calibration"]``. Written atomically; the weights are not touched.
+    """
+    from ..fileio import atomic_write_bytes
+    from ..models.checkpoint import METADATA_FILE, read_metadata
+
+    folder = Path(folder)
+    meta = read_metadata(folder)
+    if meta.stage != "tumor":
+        raise ValueError(
+            f"{folder}: a lesion filter belongs to a tumor model, not a {meta.stage} one"
+        )
+    shift_added, min_peak, min_ml = (float(v) for v in combo)
+    raw = json.loads((folder / METADATA_FILE).read_text())
+    old_bias = list(meta.logit_bias or bias_with(meta, 0.0))
+    shift = old_bias[_main_channel(meta)] + shift_added
+    raw["logit_bias"] = list(bias_with(meta, shift))
+    raw["lesion_filter"] = {"min_ml": min_ml, "min_peak": min_peak}
+    metrics = dict(raw.get("metrics") or {})
+    metrics["lesion_calibration"] = {
+        **(record or {}),
+        "logit_bias": shift,
+        "lesion_filter": raw["lesion_filter"],
+        "previous": {"logit_bias": old_bias, "lesion_filter": meta.lesion_filter},
+    }
+    raw["metrics"] = metrics
+    text = json.dumps(raw, indent=2, sort_keys=True)
+    atomic_write_bytes(folder / METADATA_FILE, text.encode())
+    read_metadata(folder)  # what was written must load
+    return folder / METADATA_FILE
