@@ -24,12 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from calibrate_shift import BENCHMARK_RANGES, _cases, _training_seeds  # noqa: E402
+from calibrate_shift import _cases, dev_seeds, load_pair  # noqa: E402
 
 
 def main(argv=None) -> int:
-    from napari_livertumor.errors import ModelError
-    from napari_livertumor.models import load_model
     from napari_livertumor.pipeline import InferenceConfig, Segmenter
     from napari_livertumor.training.calibrate import (
         choose_lesion_filter,
@@ -52,16 +50,9 @@ def main(argv=None) -> int:
     ap.add_argument("--write", action="store_true", help="write the choice into the tumor model")
     args = ap.parse_args(argv)
 
-    seeds = list(range(args.seed_base, args.seed_base + args.cases))
-    used = set().union(*(_training_seeds(Path(m)) for m in args.manifest))
-    clash = [s for s in seeds if s in used or any(lo <= s < hi for lo, hi in BENCHMARK_RANGES)]
-    if clash:
-        raise SystemExit(f"seeds {clash[:5]} belong to the training cohort or a benchmark")
+    seeds = dev_seeds(args.seed_base, args.cases, args.manifest)
     root = Path(args.models)
-    try:
-        models = {st: load_model(root / st, stage=st) for st in ("liver", "tumor")}
-    except ModelError as exc:
-        raise SystemExit(f"calibrate_lesions: {exc}") from None
+    models = load_pair(root, "calibrate_lesions")
     seg = Segmenter(InferenceConfig(device="cpu"), models=models)
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
@@ -69,13 +60,25 @@ def main(argv=None) -> int:
     def show(i, row):
         print(f"  case {seeds[i]}: best of the grid {max(row, default=math.nan):.3f}", flush=True)
 
+    tumor_meta = models["tumor"].metadata
+    state = {
+        "logit_bias": list(tumor_meta.logit_bias or []),
+        "lesion_filter": tumor_meta.lesion_filter,
+    }
     if args.scores:
         res = json.loads(Path(args.scores).read_text())
         seeds = res["seeds"]
+        # shifts are relative to the model's threshold when scored: it must not have moved since
+        if res.get("model_state", state) != state:
+            raise SystemExit(
+                f"calibrate_lesions: {args.scores} was scored with the tumor model at "
+                f"{res['model_state']}; {root / 'tumor'} is now at {state}"
+            )
     else:
         res = score_lesion_filters(
             seg, _cases(seeds, cache), args.shifts, args.peaks, args.min_ml, progress=show
         )
+        res["model_state"] = state
         out = Path(args.save) if args.save else cache / "lesion_calibration.json"
         out.write_text(json.dumps({"seeds": seeds, **res}, indent=1))
         print("saved", out)

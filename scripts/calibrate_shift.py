@@ -26,8 +26,6 @@ BENCHMARK_RANGES = ((7_000_000, 7_100_000), (8_000_000, 8_100_000))
 
 
 def main(argv=None) -> int:
-    from napari_livertumor.errors import ModelError
-    from napari_livertumor.models import load_model
     from napari_livertumor.pipeline import InferenceConfig, Segmenter
     from napari_livertumor.training.calibrate import (
         SHIFT_GRID,
@@ -52,16 +50,9 @@ def main(argv=None) -> int:
     ap.add_argument("--write", action="store_true", help="write the chosen shifts")
     args = ap.parse_args(argv)
 
-    seeds = list(range(args.seed_base, args.seed_base + args.cases))
-    used = set().union(*(_training_seeds(Path(m)) for m in args.manifest))
-    clash = [s for s in seeds if s in used or any(lo <= s < hi for lo, hi in BENCHMARK_RANGES)]
-    if clash:
-        raise SystemExit(f"seeds {clash[:5]} belong to the training cohort or a benchmark")
+    seeds = dev_seeds(args.seed_base, args.cases, args.manifest)
     root = Path(args.models)
-    try:
-        models = {st: load_model(root / st, stage=st) for st in ("liver", "tumor")}
-    except ModelError as exc:
-        raise SystemExit(f"calibrate_shift: {exc}") from None
+    models = load_pair(root, "calibrate_shift")
     seg = Segmenter(InferenceConfig(device="cpu"), models=models)
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
@@ -92,6 +83,27 @@ def main(argv=None) -> int:
     out.write_text(json.dumps(report, indent=2, default=str))
     print("saved", out)
     return 0
+
+
+def dev_seeds(seed_base: int, cases: int, manifests) -> list[int]:
+    """Development seeds, refused if any belongs to a training cohort or a benchmark."""
+    seeds = list(range(seed_base, seed_base + cases))
+    used = set().union(*(_training_seeds(Path(m)) for m in manifests))
+    clash = [s for s in seeds if s in used or any(lo <= s < hi for lo, hi in BENCHMARK_RANGES)]
+    if clash:
+        raise SystemExit(f"seeds {clash[:5]} belong to the training cohort or a benchmark")
+    return seeds
+
+
+def load_pair(root: Path, prog: str) -> dict:
+    """``root/liver`` and ``root/tumor`` as LoadedModels; a clear exit when one is unusable."""
+    from napari_livertumor.errors import ModelError
+    from napari_livertumor.models import load_model
+
+    try:
+        return {st: load_model(Path(root) / st, stage=st) for st in ("liver", "tumor")}
+    except ModelError as exc:
+        raise SystemExit(f"{prog}: {exc}") from None
 
 
 def _cases(seeds, cache: Path):

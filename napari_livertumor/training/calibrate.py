@@ -118,12 +118,18 @@ def score_shifts(
                 progress(i, row)
     finally:
         meta.logit_bias = saved
+    mean, n = _column_means(per_case, len(grid))
+    return {"stage": stage, "grid": grid, "per_case": per_case, "mean": mean, "n": n}
+
+
+def _column_means(per_case: list[list[float]], n_cols: int) -> tuple[list[float], list[int]]:
+    """Mean and count per column, NaN (undefined Dice) left out."""
     mean, n = [], []
-    for j in range(len(grid)):
+    for j in range(n_cols):
         vals = [r[j] for r in per_case if not math.isnan(r[j])]
         mean.append(statistics.fmean(vals) if vals else math.nan)
         n.append(len(vals))
-    return {"stage": stage, "grid": grid, "per_case": per_case, "mean": mean, "n": n}
+    return mean, n
 
 
 def best_shift(scores: dict[str, Any], current: float | None = None) -> float:
@@ -270,11 +276,7 @@ def score_lesion_filters(
         lesions.append(les)
         if progress is not None:
             progress(i, row)
-    mean, n = [], []
-    for j in range(len(combos)):
-        vals = [r[j] for r in per_case if not math.isnan(r[j])]
-        mean.append(statistics.fmean(vals) if vals else math.nan)
-        n.append(len(vals))
+    mean, n = _column_means(per_case, len(combos))
     return {"combos": combos, "per_case": per_case, "mean": mean, "n": n, "components": lesions}
 
 
