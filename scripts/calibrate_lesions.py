@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from calibrate_shift import _cases, dev_seeds, load_pair  # noqa: E402
+from calibrate_shift import _cases, add_dev_arguments, dev_seeds, load_pair  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -36,11 +36,7 @@ def main(argv=None) -> int:
     )
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="resources/models", help="folder with liver/ and tumor/")
-    ap.add_argument("--cases", type=int, default=48)
-    ap.add_argument("--seed-base", type=int, default=9_000_000)
-    ap.add_argument("--manifest", nargs="+", default=["data/synth3/synth_manifest.json"])
-    ap.add_argument("--cache", default="data/dev_phantoms")
+    add_dev_arguments(ap, cases=48, manifests=["data/synth3/synth_manifest.json"])
     ap.add_argument("--shifts", type=float, nargs="+", default=[-0.5, 0.0, 0.5, 1.0, 1.5])
     ap.add_argument("--peaks", type=float, nargs="+", default=[0, 1, 2, 3, 4, 5, 6])
     ap.add_argument("--min-ml", type=float, nargs="+", default=[0.1, 0.25, 0.5])

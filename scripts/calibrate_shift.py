@@ -36,15 +36,11 @@ def main(argv=None) -> int:
     )
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default="resources/models", help="folder with liver/ and tumor/")
-    ap.add_argument("--cases", type=int, default=10)
-    ap.add_argument("--seed-base", type=int, default=9_000_000)
-    ap.add_argument(
-        "--manifest",
-        nargs="+",
-        default=["data/synth2/synth_manifest.json", "data/synth3/synth_manifest.json"],
+    add_dev_arguments(
+        ap,
+        cases=10,
+        manifests=["data/synth2/synth_manifest.json", "data/synth3/synth_manifest.json"],
     )
-    ap.add_argument("--cache", default="data/dev_phantoms")
     ap.add_argument("--stages", nargs="+", default=["liver", "tumor"], choices=["liver", "tumor"])
     ap.add_argument("--grid", type=float, nargs="+", default=list(SHIFT_GRID))
     ap.add_argument("--write", action="store_true", help="write the chosen shifts")
@@ -83,6 +79,15 @@ def main(argv=None) -> int:
     out.write_text(json.dumps(report, indent=2, default=str))
     print("saved", out)
     return 0
+
+
+def add_dev_arguments(ap, *, cases: int, manifests: list[str]) -> None:
+    """The options every development-phantom script shares: models, seeds, manifests, cache."""
+    ap.add_argument("--models", default="resources/models", help="folder with liver/ and tumor/")
+    ap.add_argument("--cases", type=int, default=cases)
+    ap.add_argument("--seed-base", type=int, default=9_000_000)
+    ap.add_argument("--manifest", nargs="+", default=manifests)
+    ap.add_argument("--cache", default="data/dev_phantoms")
 
 
 def dev_seeds(seed_base: int, cases: int, manifests) -> list[int]:
