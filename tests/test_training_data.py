@@ -150,6 +150,50 @@ def test_grown_margin_stays_within_its_maximum():
         make_config("tumor", **bad)
 
 
+def test_smooth_field_is_bounded_smooth_seeded_and_sized_in_mm():
+    from napari_livertumor.training.patches import smooth_field
+
+    shape, spacing = (16, 48, 48), (2.5, 2.0, 2.0)
+    a = smooth_field(np.random.default_rng(3), shape, spacing, 0.05, (20.0, 20.0))
+    b = smooth_field(np.random.default_rng(3), shape, spacing, 0.05, (20.0, 20.0))
+    c = smooth_field(np.random.default_rng(4), shape, spacing, 0.05, (20.0, 20.0))
+    assert a.shape == shape and a.dtype == np.float32
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert np.abs(a).max() <= 0.05 + 1e-6 and a.std() > 0.005
+    # neighbours 2 mm apart differ far less than white noise of the same spread would
+    assert np.abs(np.diff(a, axis=2)).mean() < 0.25 * a.std()
+    # larger blobs -> smoother
+    big = smooth_field(np.random.default_rng(3), shape, spacing, 0.05, (60.0, 60.0))
+    assert (
+        np.abs(np.diff(big, axis=2)).mean() / big.std()
+        < np.abs(np.diff(a, axis=2)).mean() / a.std()
+    )
+
+
+def test_the_field_augmentation_changes_intensities_never_labels(tmp_path):
+    from napari_livertumor.training import make_config
+    from napari_livertumor.training.patches import sample_patch
+
+    case, cfg = _liver_ball_case(tmp_path)
+    on = cfg.with_updates(aug_field_hu=30.0, aug_field_prob=1.0)
+    changed = 0
+    for seed in range(4):
+        p = sample_patch(case, np.random.default_rng(seed), cfg, None)
+        q = sample_patch(case, np.random.default_rng(seed), on, None)
+        assert np.array_equal(p["label"].numpy(), q["label"].numpy())
+        d = q["image"][0].numpy() - p["image"][0].numpy()
+        lab = q["label"].numpy()
+        assert np.abs(d).max() <= 30.0 / 450 + 1e-5  # at most the amplitude (windowed units)
+        outside = (lab == 0) & (p["image"][0].numpy() == 0.0)
+        assert np.all(q["image"][0].numpy()[outside] == 0.0)  # the masked outside stays exact
+        changed += int(np.abs(d[lab >= 1]).max() > 1e-3)
+    assert changed >= 2
+    with pytest.raises(ValueError, match="aug_field"):
+        make_config("tumor", aug_field_hu=-1.0)
+    with pytest.raises(ValueError, match="aug_field"):
+        make_config("tumor", aug_field_mm=(30.0, 10.0))
+
+
 def test_hard_negatives_are_liver_that_looks_unlike_liver_and_patches_centre_on_them(tmp_path):
     """A fat-like patch in a noisy liver (not tumor) is found; the tumor and the liver's edge
     are not; with ``hard_ratio`` 1 the liver-centred patches are centred on it."""

@@ -106,6 +106,13 @@ class TrainConfig:
     aug_rotate_deg: float = 10.0  # axial-plane rotation (no flips: anatomy has handedness)
     aug_scale: float = 0.1  # isotropic zoom in [1 - s, 1 + s]
     aug_prob: float = 0.8  # probability the spatial transform is applied
+    #: an additive smooth intensity field (MONAI ``SmoothField``), as real parenchyma varies
+    #: with perfusion, fat, beam hardening and the reconstruction kernel: amplitude drawn up to
+    #: ``aug_field_hu`` HU, blobs of ``aug_field_mm`` mm (drawn in that range), labels unchanged,
+    #: so smooth patches without an edge are not taken for tumor. 0 turns it off.
+    aug_field_hu: float = 0.0
+    aug_field_mm: tuple[float, float] = (10.0, 40.0)
+    aug_field_prob: float = 0.5
     #: tumor stage with ``mask_outside_liver``: inference masks with the *predicted* liver, which
     #: can run a few mm (or into ascites, fat or muscle) past the true one. With probability
     #: ``aug_mask_prob`` a patch is masked with the ground-truth liver grown by an irregular
@@ -171,6 +178,12 @@ class TrainConfig:
         for name in ("hard_ratio", "lesion_ratio"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        lo_mm, hi_mm = (float(v) for v in self.aug_field_mm)
+        if self.aug_field_hu < 0 or not 0.0 < lo_mm <= hi_mm or not 0 <= self.aug_field_prob <= 1:
+            raise ValueError(
+                "aug_field_hu must be >= 0, aug_field_mm (low, high) > 0 and aug_field_prob in "
+                f"[0, 1], got {self.aug_field_hu}, {self.aug_field_mm} and {self.aug_field_prob}"
+            )
         if self.aug_mask_dilate_mm < 0 or not 0.0 <= self.aug_mask_prob <= 1.0:
             raise ValueError(
                 "aug_mask_dilate_mm must be >= 0 and aug_mask_prob in [0, 1], got "

@@ -5,7 +5,7 @@ is reproducible regardless of the number of data-loader workers, and a resumed r
 the patches the uninterrupted run would have drawn.
 
 Augmentation keeps to what real CT varies in and what anatomy allows: intensity shift/scale, gamma,
-noise, blur, a small axial-plane rotation and zoom. No flips: the liver is on the patient's right,
+a smooth additive intensity field, noise, blur, a small axial-plane rotation and zoom. No flips: the liver is on the patient's right,
 and a left-right flipped abdomen is not a CT anyone will ever segment.
 """
 
@@ -124,7 +124,7 @@ def sample_patch(case: PreparedCase, rng, config, weak_label: float | None) -> d
     if grow:
         image = _grow_mask(image, *more, rng, config.aug_mask_dilate_mm, case.spacing)
     if config.augment:
-        image = _augment_intensity(image, labels, rng, config)
+        image = _augment_intensity(image, labels, rng, config, case.spacing)
     liver_frac = float((labels >= 1).mean())
     weak_ok = (
         config.stage == "tumor"
@@ -207,7 +207,9 @@ def _crop_padded(arr: np.ndarray, start, size) -> np.ndarray:
     return out
 
 
-def _augment_intensity(image: np.ndarray, labels: np.ndarray, rng, config) -> np.ndarray:
+def _augment_intensity(
+    image: np.ndarray, labels: np.ndarray, rng, config, spacing=(1.0, 1.0, 1.0)
+) -> np.ndarray:
     image = image.astype(np.float32, copy=True)
     outside = (labels == 0) & (image <= 0.0) if config.mask_outside_liver else None
     if config.aug_intensity:
@@ -216,6 +218,10 @@ def _augment_intensity(image: np.ndarray, labels: np.ndarray, rng, config) -> np
     if config.aug_gamma:
         g = rng.uniform(1 - config.aug_gamma, 1 + config.aug_gamma)
         image = np.clip(image, 0.0, 1.0) ** g
+    if config.aug_field_hu > 0 and rng.random() < config.aug_field_prob:
+        width = float(config.hu_window[1]) - float(config.hu_window[0])
+        amp = rng.uniform(0.0, config.aug_field_hu) / width
+        image = image + smooth_field(rng, image.shape, spacing, amp, config.aug_field_mm)
     if config.aug_blur and rng.random() < config.aug_blur:
         from scipy.ndimage import gaussian_filter
 
@@ -228,3 +234,29 @@ def _augment_intensity(image: np.ndarray, labels: np.ndarray, rng, config) -> np
     if outside is not None:
         image[outside] = 0.0  # inference sees exactly the outside value there
     return image
+
+
+def smooth_field(rng, shape, spacing, amplitude: float, blob_mm=(10.0, 40.0)) -> np.ndarray:
+    """A smooth random field in ``[-amplitude, amplitude]`` (float32, ``shape``).
+
+    MONAI's ``SmoothField``: uniform values on a coarse grid whose cells are ``blob_mm`` (one
+    size drawn in that range) apart, up-sampled trilinearly to ``shape`` (``spacing`` in mm).
+    """
+    from monai.transforms.smooth_field.array import SmoothField
+
+    cell = rng.uniform(float(blob_mm[0]), float(blob_mm[1]))
+    rand_size = [
+        max(2, round(n * float(s) / cell) + 1) for n, s in zip(shape, spacing, strict=True)
+    ]
+    field = SmoothField(
+        rand_size=rand_size,
+        spatial_size=tuple(int(n) for n in shape),
+        low=-amplitude,
+        high=amplitude,
+        channels=1,
+        mode="trilinear",
+        align_corners=True,
+    )
+    field.set_random_state(int(rng.integers(2**31 - 1)))
+    field.randomize()
+    return np.asarray(field()[0], dtype=np.float32)
