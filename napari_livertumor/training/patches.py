@@ -5,8 +5,9 @@ is reproducible regardless of the number of data-loader workers, and a resumed r
 the patches the uninterrupted run would have drawn.
 
 Augmentation keeps to what real CT varies in and what anatomy allows: intensity shift/scale, gamma,
-a smooth additive intensity field, noise, blur, a small axial-plane rotation and zoom. No flips: the liver is on the patient's right,
-and a left-right flipped abdomen is not a CT anyone will ever segment.
+a smooth additive intensity field, noise, blur, a small axial-plane rotation and zoom. No flips:
+the liver is on the patient's right, and a left-right flipped abdomen is not a CT anyone will
+ever segment.
 """
 
 from __future__ import annotations
