@@ -200,16 +200,11 @@ def foreign_phantom(seed: int) -> tuple[np.ndarray, np.ndarray, tuple[float, flo
 
 
 # ----------------------------------------------------------------------------- scoring
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = int(a.sum()) + int(b.sum())
-    return math.nan if s == 0 else 2.0 * int((a & b).sum()) / s
-
-
 def score(models_dir: Path, phantoms, refine: bool) -> list[dict]:
     from napari_livertumor.io.volume import CTVolume
     from napari_livertumor.models import load_model
     from napari_livertumor.pipeline import InferenceConfig, Segmenter, segment_ct
-    from napari_livertumor.training.metrics import lesion_detection
+    from napari_livertumor.training.metrics import case_scores, lesion_detection
 
     models = {st: load_model(models_dir / st, stage=st) for st in ("liver", "tumor")}
     cfg = InferenceConfig(device="cpu", refine=refine)
@@ -222,11 +217,12 @@ def score(models_dir: Path, phantoms, refine: bool) -> list[dict]:
         vox_ml = float(np.prod(spacing)) / 1000.0
         pt, tt = pred == 2, truth == 2
         det = lesion_detection(pt, tt, spacing)
+        sc = case_scores(pred, truth)
         rows.append(
             {
                 "seed": facts["seed"],
-                "liver_dice": round(_dice(pred >= 1, truth >= 1), 4),
-                "tumor_dice": _dice(pt, tt),
+                "liver_dice": round(sc["liver_dice"], 4),
+                "tumor_dice": sc["tumor_dice"],
                 "tumor_ml_true": round(float(tt.sum()) * vox_ml, 2),
                 "tumor_ml_pred": round(float(pt.sum()) * vox_ml, 2),
                 "false_tumor_ml": round(float((pt & ~tt).sum()) * vox_ml, 2),
