@@ -194,6 +194,84 @@ def test_the_field_augmentation_changes_intensities_never_labels(tmp_path):
         make_config("tumor", aug_field_mm=(30.0, 10.0))
 
 
+def test_spare_lesions_keeps_each_lesions_contrast_and_the_field_elsewhere():
+    from napari_livertumor.training.patches import smooth_field, spare_lesions
+
+    shape, spacing = (16, 48, 48), (2.5, 2.0, 2.0)
+    f = smooth_field(np.random.default_rng(0), shape, spacing, 0.1, (15.0, 15.0))
+    lesion = np.zeros(shape, bool)
+    lesion[4:12, 10:30, 12:28] = True
+    g = spare_lesions(f, lesion, spacing)
+    assert np.array_equal(g[~lesion], f[~lesion])  # untouched outside the lesion
+    # inside, every value is one the field takes just outside the lesion's box
+    ring = np.zeros(shape, bool)
+    ring[3:13, 9:31, 11:29] = True
+    ring &= ~lesion
+    assert set(np.unique(g[lesion])) <= set(np.unique(f[ring]))
+    # a voxel next to a face carries that face's outside neighbour
+    assert g[8, 20, 12] == f[8, 20, 11] and g[8, 10, 20] == f[8, 9, 20]
+    # the shift across the lesion's edge is the field's local step, not its swing over a blob
+    edge = np.abs(g[8, 20, 12] - g[8, 20, 11])
+    assert edge == 0.0
+    assert spare_lesions(f, np.zeros(shape, bool), spacing) is f
+
+
+def test_the_lesion_sparing_field_never_changes_a_lesions_contrast(tmp_path):
+    from napari_livertumor.io.volume import CTVolume
+    from napari_livertumor.training import make_config
+    from napari_livertumor.training.data import prepare_case, preprocess_params
+    from napari_livertumor.training.patches import sample_patch
+
+    zz, yy, xx = np.mgrid[0:40, 0:64, 0:64]
+    ball = (zz - 20) ** 2 + (yy - 32) ** 2 + (xx - 32) ** 2 < 14**2
+    les = (zz - 20) ** 2 + (yy - 32) ** 2 + (xx - 30) ** 2 < 5**2
+    hu = np.where(ball, 100, 40) - np.where(les, 30, 0)
+    hcc = ball.astype(np.uint8) + les.astype(np.uint8)  # 1 liver, 2 tumor
+    cfg = make_config(
+        "tumor",
+        data=str(tmp_path),
+        target_spacing=(2.0, 2.0, 2.0),
+        roi_size=(16, 32, 32),
+        roi_margin_mm=20.0,
+        aug_intensity=0.0,
+        aug_gamma=0.0,
+        aug_noise=0.0,
+        aug_blur=0.0,
+        aug_prob=0.0,
+        fg_ratio=1.0,
+        tumor_ratio=1.0,
+        aug_field_hu=40.0,
+        aug_field_mm=(8.0, 12.0),
+        aug_field_prob=1.0,
+    )
+    case = prepare_case(
+        CTVolume(hu.astype(np.int16), spacing=(2.0, 2.0, 2.0)), hcc, preprocess_params(cfg), "LES"
+    )
+    spare = cfg.with_updates(aug_field_spare_lesions=True)
+    worst_plain = worst_spare = 0.0
+    for seed in range(6):
+        p = sample_patch(case, np.random.default_rng(seed), spare, None)
+        q = sample_patch(case, np.random.default_rng(seed), cfg, None)
+        lab = p["label"].numpy()
+        assert np.array_equal(lab, q["label"].numpy())  # same draws, same labels
+        if not (lab == 2).any():
+            continue
+        for patch, name in ((p, "spare"), (q, "plain")):
+            img = patch["image"][0].numpy()
+            # at every lesion voxel on a face, the step to the liver voxel beside it (x - 1)
+            lz, ly, lx = np.nonzero((lab == 2) & (np.roll(lab, 1, axis=2) == 1))
+            step = (img[lz, ly, lx - 1] - img[lz, ly, lx]) * 450  # HU
+            dev = float(np.abs(step - 30.0).max())
+            if name == "spare":
+                worst_spare = max(worst_spare, dev)
+            else:
+                worst_plain = max(worst_plain, dev)
+    # the drawn 30 HU on every face, to the field's step between neighbouring voxels (the
+    # nearest liver voxel may be a diagonal one); the plain field moves it by several HU
+    assert worst_spare < 1.0
+    assert worst_plain > 5.0
+
+
 def test_hard_negatives_are_liver_that_looks_unlike_liver_and_patches_centre_on_them(tmp_path):
     """A fat-like patch in a noisy liver (not tumor) is found; the tumor and the liver's edge
     are not; with ``hard_ratio`` 1 the liver-centred patches are centred on it."""

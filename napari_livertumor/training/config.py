@@ -113,6 +113,10 @@ class TrainConfig:
     aug_field_hu: float = 0.0
     aug_field_mm: tuple[float, float] = (10.0, 40.0)
     aug_field_prob: float = 0.5
+    #: tumor stage: inside each lesion the field takes the value of the nearest non-lesion voxel,
+    #: so it never cancels or doubles a lesion's contrast against its surroundings (the label
+    #: stays true to what the patch shows); off replays the plain field
+    aug_field_spare_lesions: bool = False
     #: tumor stage with ``mask_outside_liver``: inference masks with the *predicted* liver, which
     #: can run a few mm (or into ascites, fat or muscle) past the true one. With probability
     #: ``aug_mask_prob`` a patch is masked with the ground-truth liver grown by an irregular

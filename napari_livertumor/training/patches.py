@@ -222,7 +222,10 @@ def _augment_intensity(
     if config.aug_field_hu > 0 and rng.random() < config.aug_field_prob:
         width = float(config.hu_window[1]) - float(config.hu_window[0])
         amp = rng.uniform(0.0, config.aug_field_hu) / width
-        image = image + smooth_field(rng, image.shape, spacing, amp, config.aug_field_mm)
+        f = smooth_field(rng, image.shape, spacing, amp, config.aug_field_mm)
+        if config.aug_field_spare_lesions and config.stage == "tumor":
+            f = spare_lesions(f, labels == 2, spacing)
+        image = image + f
     if config.aug_blur and rng.random() < config.aug_blur:
         from scipy.ndimage import gaussian_filter
 
@@ -235,6 +238,22 @@ def _augment_intensity(
     if outside is not None:
         image[outside] = 0.0  # inference sees exactly the outside value there
     return image
+
+
+def spare_lesions(field: np.ndarray, lesion: np.ndarray, spacing) -> np.ndarray:
+    """``field`` with each lesion voxel given the value at its nearest non-lesion voxel.
+
+    A smooth field whose blobs are the size of a lesion can cancel (or double) the lesion's
+    contrast while its label stays "tumor". Carrying the surrounding value inside keeps every
+    lesion's contrast against the parenchyma next to it exactly as drawn; the field still
+    varies everywhere else. Returns ``field`` itself when there is no lesion (or nothing else).
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    if not lesion.any() or lesion.all():
+        return field
+    _, idx = distance_transform_edt(lesion, sampling=spacing, return_indices=True)
+    return field[tuple(idx)]
 
 
 def smooth_field(rng, shape, spacing, amplitude: float, blob_mm=(10.0, 40.0)) -> np.ndarray:
