@@ -210,9 +210,6 @@ def test_spare_lesions_keeps_each_lesions_contrast_and_the_field_elsewhere():
     assert set(np.unique(g[lesion])) <= set(np.unique(f[ring]))
     # a voxel next to a face carries that face's outside neighbour
     assert g[8, 20, 12] == f[8, 20, 11] and g[8, 10, 20] == f[8, 9, 20]
-    # the shift across the lesion's edge is the field's local step, not its swing over a blob
-    edge = np.abs(g[8, 20, 12] - g[8, 20, 11])
-    assert edge == 0.0
     assert spare_lesions(f, np.zeros(shape, bool), spacing) is f
 
 
