@@ -69,7 +69,6 @@ def test_label_mapping_per_stage_and_tlvr():
 def _liver_ball_case(tmp_path):
     """A tumor-stage case prepared from a ball 'liver' in uniform 40 HU tissue (2 mm voxels)."""
     from napari_livertumor.io.volume import CTVolume
-    from napari_livertumor.training import make_config
     from napari_livertumor.training.data import prepare_case, preprocess_params
 
     zz, yy, xx = np.mgrid[0:40, 0:64, 0:64]
@@ -77,8 +76,15 @@ def _liver_ball_case(tmp_path):
     hu = np.where(ball, 100, 40).astype(np.int16)
     hcc = ball.astype(np.uint8)  # 1 = liver
     ct = CTVolume(hu, spacing=(2.0, 2.0, 2.0))
-    cfg = make_config(
-        "tumor",
+    cfg = _plain_tumor_config(tmp_path)
+    return prepare_case(ct, hcc, preprocess_params(cfg), "BALL"), cfg
+
+
+def _plain_tumor_config(tmp_path, **overrides):
+    """A tumor-stage config on a 2 mm grid with every random intensity/spatial change off."""
+    from napari_livertumor.training import make_config
+
+    base = dict(
         data=str(tmp_path),
         target_spacing=(2.0, 2.0, 2.0),
         roi_size=(16, 32, 32),
@@ -91,7 +97,7 @@ def _liver_ball_case(tmp_path):
         fg_ratio=1.0,
         tumor_ratio=0.0,
     )
-    return prepare_case(ct, hcc, preprocess_params(cfg), "BALL"), cfg
+    return make_config("tumor", **{**base, **overrides})
 
 
 def test_a_masked_tumor_case_keeps_the_unmasked_roi_and_the_distance_to_the_liver(tmp_path):
@@ -215,7 +221,6 @@ def test_spare_lesions_keeps_each_lesions_contrast_and_the_field_elsewhere():
 
 def test_the_lesion_sparing_field_never_changes_a_lesions_contrast(tmp_path):
     from napari_livertumor.io.volume import CTVolume
-    from napari_livertumor.training import make_config
     from napari_livertumor.training.data import prepare_case, preprocess_params
     from napari_livertumor.training.patches import sample_patch
 
@@ -224,18 +229,8 @@ def test_the_lesion_sparing_field_never_changes_a_lesions_contrast(tmp_path):
     les = (zz - 20) ** 2 + (yy - 32) ** 2 + (xx - 30) ** 2 < 5**2
     hu = np.where(ball, 100, 40) - np.where(les, 30, 0)
     hcc = ball.astype(np.uint8) + les.astype(np.uint8)  # 1 liver, 2 tumor
-    cfg = make_config(
-        "tumor",
-        data=str(tmp_path),
-        target_spacing=(2.0, 2.0, 2.0),
-        roi_size=(16, 32, 32),
-        roi_margin_mm=20.0,
-        aug_intensity=0.0,
-        aug_gamma=0.0,
-        aug_noise=0.0,
-        aug_blur=0.0,
-        aug_prob=0.0,
-        fg_ratio=1.0,
+    cfg = _plain_tumor_config(
+        tmp_path,
         tumor_ratio=1.0,
         aug_field_hu=40.0,
         aug_field_mm=(8.0, 12.0),
