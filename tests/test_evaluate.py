@@ -57,6 +57,7 @@ def test_evaluate_prints_the_table_beside_the_published_numbers(trained, tmp_pat
         assert key in rows[0]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["n_cases"] == 1 and summary["split"] == str(split)
+    assert summary["tta"] == "none" and summary["refine"] is False  # how it was segmented
     les = summary["lesions"]
     assert les["lesions_true"] == int(rows[0]["lesions_true"])
     assert les["lesions_found"] == int(rows[0]["lesions_found"]) <= les["lesions_true"]
@@ -68,8 +69,9 @@ def test_evaluate_uses_the_test_patients_training_wrote_down(trained, tmp_path):
 
     data, models = trained
     written = json.loads((models / "tumor" / "split.json").read_text())
-    result = evaluate(data, models=models, device="cpu")
+    result = evaluate(data, models=models, device="cpu", tta="inplane")
     assert [r["case"] for r in result["rows"]] == written["test"]
+    assert result["summary"]["tta"] == "inplane"
 
 
 def test_a_split_whose_test_patients_are_absent_is_refused(trained, tmp_path):

@@ -307,6 +307,7 @@ def test_each_stage_uses_its_own_window_growth():
 
     def totals(**kw):
         seen = {}
+        kw.setdefault("tta", "none")  # the default: one pass per window (mirrored: below)
         segment_ct(
             vol,
             InferenceConfig(device="cpu", **kw),
@@ -327,6 +328,88 @@ def test_each_stage_uses_its_own_window_growth():
     for bad in (0.5, (1.0, 0.5), ()):
         with pytest.raises(ValueError, match="tumor_window_growth"):
             InferenceConfig(tumor_window_growth=bad).validate()
+
+
+def _toy_tumor_model(window=(16, 48, 48)):
+    """An oracle tumor model whose network is a random 3x3x3 convolution: not symmetric under
+    any flip, so a mirrored view really gives other logits."""
+    model = oracle_models()["tumor"]
+    torch.manual_seed(3)
+    net = torch.nn.Conv3d(1, 3, 3, padding=1).eval()
+    model.network = net
+    model.metadata.roi_size = window
+    return model
+
+
+def test_the_tumor_stage_averages_each_window_with_its_mirrored_views():
+    from napari_livertumor.pipeline import TTA_FLIPS, _sliding_logits
+    from napari_livertumor.progress import Reporter
+
+    model = _toy_tumor_model()
+    x = torch.rand(16, 48, 48)
+    cpu = torch.device("cpu")
+
+    def logits(stage, tta, x=x):
+        cfg = InferenceConfig(device="cpu", tta=tta, tumor_window_growth=1.0, window_growth=1.0)
+        with torch.inference_mode():
+            return _sliding_logits(model, x, cpu, cfg, Reporter(None, None), stage)
+
+    one = logits("tumor", "none")
+    for tta in ("inplane", "all"):
+        # one window covers the image, so mirroring each window = mirroring the image
+        views = []
+        for dims in TTA_FLIPS[tta]:
+            d = [a - 2 for a in dims]  # batch axes -> (z, y, x) axes; logits are (C, z, y, x)
+            flipped = logits("tumor", "none", torch.flip(x, d) if d else x)
+            views.append(torch.flip(flipped, [a - 1 for a in dims]) if dims else flipped)
+        expected = torch.stack(views).mean(0)
+        got = logits("tumor", tta)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(got, one, atol=1e-3)  # the views did differ
+    assert len({tuple(d) for d in TTA_FLIPS["all"]}) == 8
+    # the liver stage never mirrors
+    torch.testing.assert_close(logits("liver", "inplane"), logits("liver", "none"))
+
+
+def test_mirrored_passes_are_counted_in_the_progress_and_checked_for_cancel():
+    vol, _, _ = phantom()
+    models = oracle_models()
+    models["tumor"] = _toy_tumor_model()
+
+    def run(tta, should_cancel=None):
+        seen = {}
+        segment_ct(
+            vol,
+            InferenceConfig(device="cpu", tta=tta),
+            models=models,
+            progress=lambda stage, done, total: seen.__setitem__(stage, (done, total)),
+            should_cancel=should_cancel,
+        )
+        return seen
+
+    plain, mirrored, everything = run("none"), run("inplane"), run("all")
+    assert mirrored["liver"] == plain["liver"]
+    assert mirrored["tumor"][1] == 4 * plain["tumor"][1] == mirrored["tumor"][0]
+    assert everything["tumor"][1] == 8 * plain["tumor"][1]
+    # a cancel asked for after the first pass of a window stops before its mirrored views
+    calls = []
+    models["tumor"].network.register_forward_hook(lambda *_: calls.append(1))
+    state = {"stop": False}
+
+    def progress(stage, done, total):
+        state["stop"] = stage == "tumor" and done >= 1
+
+    with pytest.raises(Cancelled):
+        segment_ct(
+            vol,
+            InferenceConfig(device="cpu", tta="inplane"),
+            models=models,
+            progress=progress,
+            should_cancel=lambda: state["stop"],
+        )
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="tta"):
+        InferenceConfig(tta="flip").validate()
 
 
 def test_calibration_finds_the_shift_that_undoes_a_biased_threshold_and_restores_the_model():

@@ -142,9 +142,12 @@ def test_the_lesion_filter_options_reach_the_pipeline_and_the_stats(tmp_path, mo
     out = tmp_path / "out"
     args = ["segment", str(tmp_path / "a.nii.gz"), str(tmp_path / "b.nii.gz"), "-o", str(out)]
     args += ["--models", str(models), "--device", "cpu", "--no-refine"]
-    assert main([*args, "--min-tumor-ml", "0.3", "--min-lesion-peak", "1.5"]) == 0
+    assert (
+        main([*args, "--min-tumor-ml", "0.3", "--min-lesion-peak", "1.5", "--tta", "inplane"]) == 0
+    )
     stats = json.loads((out / "a_stats.json").read_text())
     assert stats["lesion_filter"] == {"min_ml": 0.3, "min_peak": 1.5}
+    assert stats["tumor_tta"] == "inplane"
     assert isinstance(stats["unsure_lesions"], list)
     with open(out / "summary.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -156,3 +159,4 @@ def test_the_lesion_filter_options_reach_the_pipeline_and_the_stats(tmp_path, mo
     assert main([*args, "--overwrite"]) == 0
     stats = json.loads((out / "a_stats.json").read_text())
     assert stats["lesion_filter"] == {"min_ml": 0.1, "min_peak": 0.0}
+    assert stats["tumor_tta"] == "none"  # one tumor pass unless asked otherwise

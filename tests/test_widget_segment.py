@@ -159,6 +159,16 @@ def test_the_lesion_filter_follows_the_model_unless_the_user_keeps_unsure_lesion
     assert Segmenter(cfg).lesion_filter() == (0.1, 0.0)
 
 
+def test_the_mirrored_tumor_passes_are_off_unless_the_user_turns_them_on(
+    viewer_with_ct, models_dir, monkeypatch
+):
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    assert not widget.tta_check.isChecked() and widget.build_config().tta == "none"
+    widget.tta_check.setChecked(True)
+    assert widget.build_config().tta == "inplane"
+
+
 def test_candidates_the_lesion_filter_drops_are_marked_not_lost(
     viewer_with_ct, models_dir, qtbot, monkeypatch, tmp_path
 ):

@@ -21,6 +21,12 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--refine", action="store_true", help="apply active-contour refinement to the tumor"
     )
+    parser.add_argument(
+        "--tta",
+        default="none",
+        choices=["none", "inplane", "all"],
+        help="the tumor stage's mirrored passes, as in `livertumor segment --tta`",
+    )
     parser.add_argument("--max-cases", type=int, help="evaluate at most this many test patients")
 
 
@@ -34,6 +40,7 @@ def run(args) -> int:
         out_dir=args.out_dir,
         device=args.device,
         refine=args.refine,
+        tta=args.tta,
         max_cases=args.max_cases,
     )
     print(result["table"])

@@ -125,6 +125,14 @@ def add_arguments(parser) -> None:
         "(default 1 4: the trained window and a grown one)",
     )
     parser.add_argument(
+        "--tta",
+        default="none",
+        choices=["none", "inplane", "all"],
+        help="test-time mirroring of the tumor stage: one pass (none, the default), or the "
+        "mean of each window and its left-right / front-back mirrors (inplane: 4 passes, the "
+        "tumor stage about 4x slower on a CPU), also head-feet (all: 8)",
+    )
+    parser.add_argument(
         "--allow-non-ct", action="store_true", help="segment series whose modality is not CT"
     )
 
@@ -152,6 +160,7 @@ def run(args) -> int:
         num_threads=args.threads,
         window_growth=args.window_growth,
         tumor_window_growth=tuple(args.tumor_window_growth),
+        tta=args.tta,
         allow_non_ct=args.allow_non_ct,
     )
     if args.models:

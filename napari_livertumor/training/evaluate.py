@@ -41,6 +41,7 @@ def evaluate(
     out_dir: str | Path | None = None,
     device: str = "auto",
     refine: bool = False,
+    tta: str = "none",
     max_cases: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
@@ -58,6 +59,9 @@ def evaluate(
         wrote beside the models (``<models>/tumor/split.json``), else every case in ``data``.
     out_dir : path, optional
         Where ``per_case.csv`` and ``summary.json`` are written.
+    refine, tta
+        :class:`~napari_livertumor.pipeline.InferenceConfig` ``refine`` and ``tta`` (the tumor
+        stage's mirrored passes), recorded in the summary.
 
     Returns
     -------
@@ -78,9 +82,9 @@ def evaluate(
     if not test:
         raise InputError(data, "no test patient of the split is in this data folder")
     cfg = (
-        InferenceConfig.from_models_dir(models, device=device, refine=refine)
+        InferenceConfig.from_models_dir(models, device=device, refine=refine, tta=tta)
         if models
-        else InferenceConfig(device=device, refine=refine)
+        else InferenceConfig(device=device, refine=refine, tta=tta)
     )
     seg = Segmenter(cfg)
     rows: list[dict[str, Any]] = []
@@ -125,6 +129,7 @@ def evaluate(
     summary["split"] = split_source
     summary["models"] = str(models) if models else "shipped defaults"
     summary["refine"] = refine
+    summary["tta"] = tta
     summary["device"] = str(seg.device)
     table = format_table(summary)
     if out_dir is not None:
