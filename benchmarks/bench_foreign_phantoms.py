@@ -200,14 +200,14 @@ def foreign_phantom(seed: int) -> tuple[np.ndarray, np.ndarray, tuple[float, flo
 
 
 # ----------------------------------------------------------------------------- scoring
-def score(models_dir: Path, phantoms, refine: bool) -> list[dict]:
+def score(models_dir: Path, phantoms, refine: bool, tta: str = "none") -> list[dict]:
     from napari_livertumor.io.volume import CTVolume
     from napari_livertumor.models import load_model
     from napari_livertumor.pipeline import InferenceConfig, Segmenter, segment_ct
     from napari_livertumor.training.metrics import case_scores, lesion_detection
 
     models = {st: load_model(models_dir / st, stage=st) for st in ("liver", "tumor")}
-    cfg = InferenceConfig(device="cpu", refine=refine)
+    cfg = InferenceConfig(device="cpu", refine=refine, tta=tta)
     seg = Segmenter(cfg, models=models)
     rows = []
     for ct, truth, spacing, facts in phantoms:
@@ -259,20 +259,30 @@ def main(argv=None) -> int:
     ap.add_argument("--label", default=None, help="name of --models in the report")
     ap.add_argument("--compare-label", default=None, help="name of --compare in the report")
     ap.add_argument("--no-refine", action="store_true")
+    tta = ["none", "inplane", "all"]
+    ap.add_argument("--tta", default="none", choices=tta, help="mirrored tumor passes")
+    ap.add_argument("--compare-tta", default=None, choices=tta, help="for --compare (--tta)")
     ap.add_argument("--out", default=str(RESULTS / "foreign_phantoms"))
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
     phantoms = [foreign_phantom(SEED_BASE + i) for i in range(args.cases)]
     print(f"{len(phantoms)} phantoms drawn in {time.perf_counter() - t0:.0f} s", flush=True)
-    runs = {args.label or args.models: score(Path(args.models), phantoms, not args.no_refine)}
+    refine = not args.no_refine
+    runs = {args.label or args.models: score(Path(args.models), phantoms, refine, args.tta)}
     if args.compare:
         name = args.compare_label or args.compare
-        runs[name] = score(Path(args.compare), phantoms, not args.no_refine)
+        runs[name] = score(Path(args.compare), phantoms, refine, args.compare_tta or args.tta)
     out = {
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "phantoms": [p[3] for p in phantoms],
         "refine": not args.no_refine,
+        "tta": {args.label or args.models: args.tta}
+        | (
+            {args.compare_label or args.compare: args.compare_tta or args.tta}
+            if args.compare
+            else {}
+        ),
         "results": {k: {"summary": summary(v), "per_case": v} for k, v in runs.items()},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -281,7 +291,8 @@ def main(argv=None) -> int:
         "# Phantoms built another way (`benchmarks/bench_foreign_phantoms.py`)",
         "",
         f"{out['date_utc']} UTC; {args.cases} phantoms, seeds {SEED_BASE}–"
-        f"{SEED_BASE + args.cases - 1}; refinement {'on' if out['refine'] else 'off'}.",
+        f"{SEED_BASE + args.cases - 1}; refinement {'on' if out['refine'] else 'off'}; "
+        "mirrored tumor passes: " + ", ".join(f"`{k}` {v}" for k, v in out["tta"].items()) + ".",
         "",
         "| models | liver Dice | tumor Dice (n) | lesions found | false lesions per case | "
         "median false tumor mL | tumor-free cases with tumor called |",

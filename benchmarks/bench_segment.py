@@ -63,6 +63,11 @@ def main(argv=None) -> int:
         default=1.0,
         help="also time --window-growth G (0 to skip); the default 1 = trained window size",
     )
+    ap.add_argument(
+        "--tta",
+        choices=["inplane", "all"],
+        help="also time --tta MODE (the tumor stage's mirrored passes) in the same run",
+    )
     args = ap.parse_args(argv)
 
     import torch
@@ -102,9 +107,16 @@ def main(argv=None) -> int:
         )
         f = report["end_to_end_fast"]
         print(f"end to end with --window-growth {args.fast_growth}: median {f['median_s']:.2f} s")
+    if args.tta and args.only != "e2e":
+        report["end_to_end_tta"] = _end_to_end(
+            dicom, work / "out_tta", models, args.runs, args.no_refine, ("--tta", args.tta)
+        )
+        t = report["end_to_end_tta"]
+        print(f"end to end with --tta {args.tta}: median {t['median_s']:.2f} s")
 
     if args.only == "e2e":
         report.pop("end_to_end_fast", None)
+        report.pop("end_to_end_tta", None)
         for key in ("original_config", "batch"):
             if key in old:
                 report[key] = old[key]
@@ -373,6 +385,18 @@ def _markdown(r: dict) -> str:
             "- per stage (median s): "
             + ", ".join(f"{k} {v:.2f}" for k, v in f["stages_median_s"].items()),
             f"- command: `{f['command']}`",
+            "",
+        ]
+    if "end_to_end_tta" in r:
+        t = r["end_to_end_tta"]
+        lines += [
+            "## Same, with the tumor stage's mirrored passes (`--tta`)",
+            "",
+            f"- median **{t['median_s']:.2f} s** over runs {t['runs_s']}, peak RSS "
+            f"{t['peak_rss_gb']:.2f} GB",
+            "- per stage (median s): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in t["stages_median_s"].items()),
+            f"- command: `{t['command']}`",
             "",
         ]
     if "original_config" in r:

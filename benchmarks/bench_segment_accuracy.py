@@ -53,6 +53,12 @@ def main(argv=None) -> int:
         default=["data/synth2/synth_manifest.json", "data/synth3/synth_manifest.json"],
         help="training cohorts' manifests (those found are checked)",
     )
+    ap.add_argument(
+        "--tta",
+        default="none",
+        choices=["none", "inplane", "all"],
+        help="the tumor stage's mirrored passes (InferenceConfig.tta; default: the pipeline's)",
+    )
     ap.add_argument("--out", default=str(RESULTS / "segment_accuracy"))
     ap.add_argument(
         "--write-cards",
@@ -65,12 +71,13 @@ def main(argv=None) -> int:
     from napari_livertumor.pipeline import InferenceConfig, Segmenter
 
     if args.models:
-        cfg = InferenceConfig.from_models_dir(args.models, device="cpu")
+        cfg = InferenceConfig.from_models_dir(args.models, device="cpu", tta=args.tta)
     else:
         cfg = InferenceConfig(
             liver_model=default_model_dir("liver"),
             tumor_model=default_model_dir("tumor"),
             device="cpu",
+            tta=args.tta,
         )
     seg = Segmenter(cfg)
     used = set().union(*(_training_seeds(Path(m)) for m in args.manifest))
@@ -78,6 +85,7 @@ def main(argv=None) -> int:
         "models": {"liver": str(seg.liver.path), "tumor": str(seg.tumor.path)},
         "training_seeds_checked": len(used),
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "tumor_tta": args.tta,
         "sets": {},
     }
     for name, n, base in (
@@ -199,6 +207,7 @@ def _markdown(r: dict) -> str:
         "",
         f"Models: liver `{r['models']['liver']}`, tumor `{r['models']['tumor']}`; "
         f"{r['date_utc']} UTC. Seeds checked against {r['training_seeds_checked']} training seeds. "
+        f"Tumor stage's mirrored passes: `{r.get('tumor_tta', 'none')}`. "
         "Means per case, with a 95 % bootstrap interval over cases.",
         "",
         "| set | cases | liver Dice | tumor Dice (model) | tumor Dice (+ refinement) "

@@ -8,7 +8,8 @@ Steps
 1. Generate the synthetic 512×512×200 case (0.8×0.8×2.5 mm, synth seed 7) and write it as DICOM.
 2. Load both models once on CUDA (shipped defaults, or ``--models DIR``; untrained models of the
    default size if none are found, which is said in the output), one warm-up run, then
-   ``--runs`` timed runs of :meth:`Segmenter.segment` (both stages, AMP) with per-stage times.
+   ``--runs`` timed runs of :meth:`Segmenter.segment` (both stages, AMP) with per-stage times;
+   then the same with the tumor stage's mirrored passes (``tta="inplane"``, not the default).
 3. ``livertumor segment DICOM --device cuda`` in a fresh process, ``--runs`` times: wall time.
 4. Print a summary and write it to ``$OUT/gpu_check.json`` (or ``benchmarks/results/``).
 """
@@ -16,6 +17,7 @@ Steps
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -84,6 +86,25 @@ def main(argv=None) -> int:
         "runs": runs,
         "two_stages_median_s": round(statistics.median(two), 3),
         "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+    }
+    # the tumor stage's mirrored passes (InferenceConfig.tta, off by default): their cost here
+    seg_tta = Segmenter(
+        dataclasses.replace(cfg, tta="inplane"), models={"liver": seg.liver, "tumor": seg.tumor}
+    )
+    seg_tta.segment(ph.ct)
+    tta_runs = []
+    for _ in range(args.runs):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        res = seg_tta.segment(ph.ct)
+        torch.cuda.synchronize()
+        tta_runs.append({"wall_s": round(time.perf_counter() - t0, 3), **res.timings})
+        print(f"  in-process, --tta inplane: {tta_runs[-1]}")
+    report["in_process_tta_inplane"] = {
+        "runs": tta_runs,
+        "two_stages_median_s": round(
+            statistics.median(r.get("liver", 0) + r.get("tumor", 0) for r in tta_runs), 3
+        ),
     }
 
     walls = []
