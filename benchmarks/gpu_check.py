@@ -71,41 +71,15 @@ def main(argv=None) -> int:
     )
     seg = Segmenter(cfg)
     print(f"models loaded in {seg.load_seconds:.2f} s")
-    seg.segment(ph.ct)  # warm-up: cuDNN autotune, allocator
-    runs = []
-    for _ in range(args.runs):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        res = seg.segment(ph.ct)
-        torch.cuda.synchronize()
-        wall = time.perf_counter() - t0
-        runs.append({"wall_s": round(wall, 3), **res.timings})
-        print(f"  in-process: {wall:.2f} s {res.timings}")
-    two = [r.get("liver", 0) + r.get("tumor", 0) for r in runs]
-    report["in_process"] = {
-        "runs": runs,
-        "two_stages_median_s": round(statistics.median(two), 3),
-        "peak_gpu_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-    }
+    report["in_process"] = _time_in_process(seg, ph.ct, args.runs, "in-process")
+    report["in_process"]["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     # the tumor stage's mirrored passes (InferenceConfig.tta, off by default): their cost here
     seg_tta = Segmenter(
         dataclasses.replace(cfg, tta="inplane"), models={"liver": seg.liver, "tumor": seg.tumor}
     )
-    seg_tta.segment(ph.ct)
-    tta_runs = []
-    for _ in range(args.runs):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        res = seg_tta.segment(ph.ct)
-        torch.cuda.synchronize()
-        tta_runs.append({"wall_s": round(time.perf_counter() - t0, 3), **res.timings})
-        print(f"  in-process, --tta inplane: {tta_runs[-1]}")
-    report["in_process_tta_inplane"] = {
-        "runs": tta_runs,
-        "two_stages_median_s": round(
-            statistics.median(r.get("liver", 0) + r.get("tumor", 0) for r in tta_runs), 3
-        ),
-    }
+    report["in_process_tta_inplane"] = _time_in_process(
+        seg_tta, ph.ct, args.runs, "in-process, --tta inplane"
+    )
 
     walls = []
     cmd = [
@@ -154,6 +128,23 @@ def main(argv=None) -> int:
     (out_dir / "gpu_check.json").write_text(json.dumps(report, indent=2))
     print("saved", out_dir / "gpu_check.json")
     return 0
+
+
+def _time_in_process(seg, ct, runs: int, label: str) -> dict:
+    """One warm-up (cuDNN autotune, allocator), then ``runs`` timed ``seg.segment`` calls."""
+    import torch
+
+    seg.segment(ct)
+    rows = []
+    for _ in range(runs):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        res = seg.segment(ct)
+        torch.cuda.synchronize()
+        rows.append({"wall_s": round(time.perf_counter() - t0, 3), **res.timings})
+        print(f"  {label}: {rows[-1]}")
+    two = [r.get("liver", 0) + r.get("tumor", 0) for r in rows]
+    return {"runs": rows, "two_stages_median_s": round(statistics.median(two), 3)}
 
 
 if __name__ == "__main__":
