@@ -160,3 +160,16 @@ def test_the_lesion_filter_options_reach_the_pipeline_and_the_stats(tmp_path, mo
     stats = json.loads((out / "a_stats.json").read_text())
     assert stats["lesion_filter"] == {"min_ml": 0.1, "min_peak": 0.0}
     assert stats["tumor_tta"] == "none"  # one tumor pass unless asked otherwise
+
+
+def test_the_cli_offers_exactly_the_pipelines_mirroring_modes():
+    import argparse
+
+    from napari_livertumor.cli import build_parser
+    from napari_livertumor.pipeline import TTA_FLIPS, InferenceConfig
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for command in ("segment", "evaluate"):
+        tta = next(a for a in sub.choices[command]._actions if a.dest == "tta")
+        assert sorted(tta.choices) == sorted(TTA_FLIPS)
+        assert tta.default == InferenceConfig().tta
