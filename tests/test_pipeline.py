@@ -376,14 +376,13 @@ def test_mirrored_passes_are_counted_in_the_progress_and_checked_for_cancel():
     models = oracle_models()
     models["tumor"] = _toy_tumor_model()
 
-    def run(tta, should_cancel=None):
+    def run(tta):
         seen = {}
         segment_ct(
             vol,
             InferenceConfig(device="cpu", tta=tta),
             models=models,
             progress=lambda stage, done, total: seen.__setitem__(stage, (done, total)),
-            should_cancel=should_cancel,
         )
         return seen
 
