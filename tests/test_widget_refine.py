@@ -176,7 +176,8 @@ def test_an_empty_tumor_mask_previews_nothing_and_says_so(refine_setup, qtbot):
     count = widget.preview_count
     widget.schedule_preview()
     _wait_for_new_preview(qtbot, widget, count)
-    assert not widget.preview_layer().data.any()
+    assert not widget.preview_layer().visible  # hidden, not shrunk (that crashed vispy)
+    assert not widget.preview_mask2d().any()
     assert "empty" in widget.notes.text()
     widget.apply_slice_button.click()
     assert "changed nothing" in widget.status.text()
@@ -293,3 +294,18 @@ def test_apply_to_the_lesion_under_the_mouse(refine_setup, qtbot):
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
     assert "lesion 1" in widget.status.text()
     assert _dice(seg.data == 2, truth) > _dice(before == 2, truth)
+
+
+def test_the_preview_left_alone_in_the_viewer_does_not_crash(refine_setup, qtbot):
+    """Removing the masks and then the CT leaves only the (emptied) preview layer: napari must
+    keep drawing (a one-voxel labels layer alone crashed vispy's software GL)."""
+    viewer, widget, seg, truth, liver = refine_setup
+    viewer.layers.remove(seg)
+    qtbot.waitUntil(lambda: not widget._preview_busy, timeout=10_000)
+    viewer.layers.remove(widget.ct_combo.currentText())
+    qtbot.waitUntil(lambda: not widget._preview_busy, timeout=10_000)
+    qtbot.wait(200)
+    viewer.window._qt_viewer.canvas.native.repaint()  # draw now, with only the preview left
+    qtbot.wait(200)
+    assert [ly.name for ly in viewer.layers] == [PREVIEW_NAME]
+    assert not widget.preview_layer().visible

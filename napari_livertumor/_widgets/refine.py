@@ -426,6 +426,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         if layer is None or "shape2d" not in layer.metadata:
             return None
         full = np.zeros(layer.metadata["shape2d"], bool)
+        if not layer.visible:  # an empty preview is a hidden layer
+            return full
         y0, x0 = layer.metadata["offset"]
         crop = np.asarray(layer.data[0]).astype(bool)
         full[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
@@ -434,14 +436,18 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def _show_preview(self, ct_layer, z: int, mask2d: np.ndarray) -> None:
         # The preview layer holds only the lesions' box on one slice, placed by its translate:
         # updating it is cheap, and napari shows it on that slice only.
+        # Nothing to show hides the layer: shrinking it to one voxel instead crashed vispy's
+        # software GL when that layer was left alone in the viewer.
         rows, cols = np.flatnonzero(mask2d.any(axis=1)), np.flatnonzero(mask2d.any(axis=0))
         if rows.size == 0:
-            y0 = x0 = 0
-            crop = np.zeros((1, 1, 1), np.uint8)
-        else:
-            y0, x0 = max(int(rows[0]) - 2, 0), max(int(cols[0]) - 2, 0)
-            y1, x1 = int(rows[-1]) + 3, int(cols[-1]) + 3
-            crop = mask2d[y0:y1, x0:x1].astype(np.uint8)[None]
+            self._clear_preview()
+            layer = self.preview_layer()
+            if layer is not None:
+                layer.metadata.update(slice=z, shape2d=tuple(mask2d.shape))
+            return
+        y0, x0 = max(int(rows[0]) - 2, 0), max(int(cols[0]) - 2, 0)
+        y1, x1 = int(rows[-1]) + 3, int(cols[-1]) + 3
+        crop = mask2d[y0:y1, x0:x1].astype(np.uint8)[None]
         scale = np.asarray(ct_layer.scale, float)
         translate = np.asarray(ct_layer.translate, float) + scale * (z, y0, x0)
         layer = self.preview_layer()
@@ -467,13 +473,13 @@ class RefineWidget(JobWidgetMixin, QWidget):
             layer.scale = scale
             layer.translate = translate
             layer.data = crop
+            layer.visible = True
         layer.metadata.update(slice=z, offset=(y0, x0), shape2d=tuple(mask2d.shape))
 
     def _clear_preview(self) -> None:
         layer = self.preview_layer()
-        if layer is not None and layer.data.any():
-            layer.data = np.zeros((1, 1, 1), np.uint8)
-            layer.metadata.update(offset=(0, 0))
+        if layer is not None:
+            layer.visible = False
 
     # ------------------------------------------------------------------ apply
     def apply_slice(self) -> None:
