@@ -309,3 +309,34 @@ def test_the_preview_left_alone_in_the_viewer_does_not_crash(refine_setup, qtbot
     qtbot.wait(200)
     assert [ly.name for ly in viewer.layers] == [PREVIEW_NAME]
     assert not widget.preview_layer().visible
+
+
+def test_the_ground_truth_is_never_the_layer_refine_edits(make_napari_viewer, qtbot):
+    """Loaded with its ground truth before any segmentation, Refine offers nothing to edit; the
+    segmentation, once it comes, is picked; the ground truth stays untouched."""
+    viewer = make_napari_viewer()
+    vol, labels, truth, liver = synthetic_case()
+    _layers.add_ct_layer(viewer, vol, name="CT")
+    gt = _layers.add_labels_layer(
+        viewer,
+        np.where(truth, 2, liver.astype(np.uint8)),
+        vol,
+        "CT ground truth",
+        role="ground_truth",
+        ct_layer_name="CT",
+    )
+    gt_before = np.array(gt.data)
+    widget = RefineWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Refine")
+    assert widget.mask_combo.count() == 0
+    assert "CT ground truth" not in [
+        widget.liver_combo.itemText(i) for i in range(widget.liver_combo.count())
+    ]
+    seg = _layers.add_labels_layer(
+        viewer, labels.copy(), vol, "CT segmentation", ct_layer_name="CT"
+    )
+    assert widget.mask_combo.currentText() == "CT segmentation"
+    viewer.dims.set_current_step(0, 6)
+    widget.apply_slice_button.click()
+    assert not np.array_equal(seg.data[6], labels[6])  # the segmentation was refined
+    np.testing.assert_array_equal(gt.data, gt_before)

@@ -267,11 +267,18 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
     # ------------------------------------------------------------------ layers
     def refresh_layers(self, *_) -> None:
-        """Offer the viewer's CT and labels layers (the plugin's own first)."""
+        """Offer the viewer's CT and labels layers (the plugin's own first).
+
+        A loaded ground truth is never offered: it is HCC-coded (not 0/1/2) and is what Inspect
+        scores against, so refining it would silently change the reference.
+        """
         try:
             cts = [ly.name for ly in _layers.ct_layers(self.viewer)]
             labels = [
-                ly.name for ly in _layers.labels_layers(self.viewer) if ly.name != PREVIEW_NAME
+                ly.name
+                for ly in _layers.labels_layers(self.viewer)
+                if ly.name != PREVIEW_NAME
+                and ly.metadata.get(_layers.ROLE) not in ("ground_truth", "preview")
             ]
             labels.sort(
                 key=lambda n: self.viewer.layers[n].metadata.get(_layers.ROLE) != "segmentation"
