@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError, LiverTumorError, ModelError
-from .io.volume import CTVolume
+from .io.volume import CTVolume, Reorientation
 from .models import preprocess as pp
 from .models.checkpoint import LoadedModel, default_model_dir, load_model
 from .progress import CancelFn, ProgressFn, Reporter
@@ -307,8 +307,12 @@ class Segmenter:
         warnings += [f"input: {w}" for w in volume.meta.get("warnings", []) or []]
         timings: dict[str, float] = {}
         t_start = time.perf_counter()
-        ct = np.asarray(volume.array)
-        spacing = tuple(volume.spacing)
+        # The models see every CT as they were trained (x → left, y → posterior, z → superior);
+        # a RAS-stored, transposed or feet-first file is turned (no resampling) and the labels
+        # turned back onto its own grid.
+        turn = Reorientation.to_standard(volume.direction)
+        ct = turn.apply(np.asarray(volume.array))
+        spacing = turn.apply_spacing(volume.spacing)
         labels = np.zeros(ct.shape, dtype=np.uint8)
         unsure: list = []
 
@@ -327,8 +331,12 @@ class Segmenter:
                     t0 = time.perf_counter()
                     self._refine(ct, spacing, labels, box, rep, warnings)
                     timings["refine"] = time.perf_counter() - t0
+        labels = turn.undo(labels)
+        for u in unsure:
+            u["centroid_zyx"] = [round(c, 1) for c in turn.index_back(u["centroid_zyx"], ct.shape)]
         timings["total"] = time.perf_counter() - t_start
-        stats = compute_stats(labels, spacing)
+        stats = compute_stats(labels, tuple(volume.spacing))
+        stats["input_axes"] = turn.codes
         if self.tumor is not None:  # how small or unsure a lesion may be and still be reported
             min_ml, min_peak = self.lesion_filter()
             stats["lesion_filter"] = {"min_ml": min_ml, "min_peak": min_peak}

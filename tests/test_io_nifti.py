@@ -7,6 +7,7 @@ import gzip
 import nibabel as nib
 import numpy as np
 import pytest
+from _geometry import stored_as, world_of_voxel
 
 from napari_livertumor.errors import InputError
 from napari_livertumor.io import CTVolume, load_ct
@@ -92,3 +93,47 @@ def test_truncated_and_non_nifti_files_are_named(tmp_path):
     (tmp_path / "text.nii.gz").write_text("not an image")
     with pytest.raises(InputError, match="text.nii.gz"):
         read_nifti(tmp_path / "text.nii.gz")
+
+
+#: Storage orders a NIfTI may use for the same axial CT: RAS (nibabel's canonical),
+#: feet-first, and axes transposed.
+STORAGES = ["RAS", "LPI", "SLP", "PIR"]
+
+
+@pytest.mark.parametrize("codes", STORAGES)
+def test_any_storage_order_turns_back_to_the_standard_one_voxel_for_voxel(codes):
+    rng = np.random.default_rng(0)
+    std = CTVolume(
+        rng.integers(-1000, 1000, (5, 6, 7)).astype(np.int16),
+        spacing=(2.5, 0.8, 0.7),
+        origin=(10.0, -20.0, 30.0),
+        meta={"sop_instance_uids": [f"1.2.{i}" for i in range(5)]},
+    )
+    other = stored_as(std, codes)
+    assert other.shape != std.shape or not np.array_equal(other.array, std.array)
+    turned, turn = other.to_standard()
+    assert turn.codes == codes and not turn.identity  # where the stored x, y, z axes point
+    np.testing.assert_array_equal(turned.array, std.array)
+    np.testing.assert_allclose(turned.affine, std.affine, atol=1e-6)
+    assert turned.spacing == pytest.approx(std.spacing)
+    np.testing.assert_array_equal(turn.undo(turned.array), other.array)
+    # a standard-grid index maps back to the stored voxel at the same world position
+    for zyx in ((0, 0, 0), (4, 5, 6), (2, 1, 3)):
+        back = turn.index_back(zyx, turned.shape)
+        assert std.array[zyx] == other.array[tuple(int(round(b)) for b in back)]
+        np.testing.assert_allclose(world_of_voxel(other, back), world_of_voxel(std, zyx))
+    assert turn.apply_shape(other.shape) == std.shape
+    assert turn.apply_spacing(other.spacing) == pytest.approx(std.spacing)
+
+
+def test_a_standard_volume_is_not_copied_and_slice_references_follow_a_flip():
+    std = CTVolume(np.zeros((3, 4, 5), np.int16), meta={"sop_instance_uids": ["a", "b", "c"]})
+    same, turn = std.to_standard()
+    assert same is std and turn.identity and turn.codes == "LPS"
+    feet_first = stored_as(std, ("L", "P", "I"))  # only the slice axis reversed
+    feet_first.meta["sop_instance_uids"] = ["c", "b", "a"]
+    turned, _ = feet_first.to_standard()
+    assert turned.meta["sop_instance_uids"] == ["a", "b", "c"]
+    transposed = stored_as(std, ("S", "L", "P"))
+    transposed.meta["sop_instance_uids"] = ["x"] * transposed.shape[0]
+    assert "sop_instance_uids" not in transposed.to_standard()[0].meta  # slices changed

@@ -7,6 +7,8 @@ post-processing), not a model's skill. Others run real (untrained) SegResNets en
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -137,6 +139,64 @@ def test_the_result_does_not_depend_on_array_orientation_quirks():
     result = segment_ct(vol, InferenceConfig(device="cpu", stages="liver"), models=oracle_models())
     assert dice(result.labels > 0, liver) > 0.97
     assert not (result.labels == 2).any()
+
+
+class SpyNet(OracleNet):
+    """The oracle, keeping a copy of every batch it is given."""
+
+    def __init__(self, stage: str, seen: list):
+        super().__init__(stage)
+        self.seen = seen
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("codes", ["RAS", "SLP", "LPI"])
+def test_the_models_see_any_storage_order_as_standard_and_labels_land_on_its_grid(codes):
+    """A RAS NIfTI, a transposed or a feet-first file: the networks get the very same input as
+    for the standard (DICOM-like) volume, and the labels come back on the file's own grid."""
+    from _geometry import stored_as
+
+    vol, liver, tumor = phantom()
+    vol = vol.with_array(np.ascontiguousarray(vol.array))
+    cfg = InferenceConfig(device="cpu", min_liver_ml=1)
+
+    def run(volume):
+        seen: list = []
+        models = oracle_models()
+        for st, m in models.items():
+            models[st] = dataclasses.replace(m, network=SpyNet(st, seen))
+        return segment_ct(volume, cfg, models=models), seen
+
+    ref, seen_ref = run(vol)
+    other = stored_as(vol, codes)
+    result, seen = run(other)
+    assert len(seen) == len(seen_ref) > 0
+    assert all(torch.equal(a, b) for a, b in zip(seen, seen_ref, strict=True))
+    assert result.labels.shape == other.shape
+    _, turn = other.to_standard()
+    np.testing.assert_array_equal(turn.apply(result.labels), ref.labels)
+    assert result.stats["input_axes"] == codes and ref.stats["input_axes"] == "LPS"
+    assert result.stats["tumor_ml"] == pytest.approx(ref.stats["tumor_ml"])
+    assert dice(ref.labels == 2, tumor) > 0.95
+
+
+def test_an_unsure_lesion_is_located_on_the_stored_grid():
+    from _geometry import stored_as, world_of_voxel
+
+    vol, liver, tumor = phantom()
+    models = oracle_models()
+    t = models["tumor"]
+    meta = dataclasses.replace(t.metadata, lesion_filter={"min_ml": 0.1, "min_peak": 50.0})
+    models["tumor"] = dataclasses.replace(t, metadata=meta)
+    other = stored_as(vol, "SLP")
+    (u,) = segment_ct(other, InferenceConfig(device="cpu"), models=models).stats["unsure_lesions"]
+    true_centre = np.argwhere(tumor).mean(axis=0)
+    np.testing.assert_allclose(
+        world_of_voxel(other, u["centroid_zyx"]), world_of_voxel(vol, true_centre), atol=2.5
+    )
 
 
 def test_tumor_never_leaves_the_liver_and_small_specks_are_dropped():

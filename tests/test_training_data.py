@@ -391,3 +391,28 @@ def test_lesion_balanced_sampling_reaches_small_satellites(tmp_path):
 
     with pytest.raises(ValueError, match="lesion_ratio"):
         make_config("tumor", data=str(tmp_path), lesion_ratio=1.5)
+
+
+def test_a_ras_stored_nifti_case_trains_in_the_standard_orientation(tmp_path):
+    """nnU-Net-style folders are often RAS: the case must reach the model as a DICOM one does."""
+    from _geometry import stored_as
+
+    from napari_livertumor.io import CTVolume
+    from napari_livertumor.io.nifti import write_nifti
+    from napari_livertumor.training.data import CaseRecord
+
+    rng = np.random.default_rng(0)
+    ct = CTVolume(rng.integers(-100, 200, (4, 6, 8)).astype(np.int16), spacing=(2.5, 0.9, 0.8))
+    hcc = rng.integers(0, 5, ct.shape).astype(np.uint8)
+    ras_ct = stored_as(ct, "RAS")
+    ras_labels = stored_as(ct.with_array(hcc), "RAS")
+    assert not np.array_equal(ras_ct.array, ct.array)
+    write_nifti(ras_ct, tmp_path / "HCC_001_0000.nii.gz")
+    write_nifti(ras_labels, tmp_path / "HCC_001.nii.gz")
+    rec = CaseRecord(
+        "HCC_001", "nifti", tmp_path / "HCC_001_0000.nii.gz", tmp_path / "HCC_001.nii.gz"
+    )
+    got_ct, got_hcc = load_case(rec)
+    np.testing.assert_array_equal(got_ct.array, ct.array)
+    np.testing.assert_array_equal(got_hcc, hcc)
+    np.testing.assert_allclose(got_ct.affine, ct.affine, atol=1e-5)

@@ -109,6 +109,33 @@ class CTVolume:
         """True when ``other`` has the same shape and affine (to ``atol`` mm)."""
         return self.shape == other.shape and np.allclose(self.affine, other.affine, atol=atol)
 
+    def to_standard(self) -> tuple[CTVolume, Reorientation]:
+        """This volume turned to the standard orientation (see :class:`Reorientation`).
+
+        Returns the turned volume (the same object when it is already standard) and the
+        :class:`Reorientation` that maps results back. World geometry is unchanged: every voxel
+        keeps its world position. Per-slice DICOM references follow a reversed slice axis and
+        are dropped when the slice axis changes.
+        """
+        ro = Reorientation.to_standard(self.direction)
+        if ro.identity:
+            return self, ro
+        index_map = np.eye(4)  # standard (x, y, z) index -> input (x, y, z) index
+        std_shape = ro.apply_shape(self.shape)
+        for b, a in enumerate(ro.perm):
+            row, col = 2 - a, 2 - b
+            index_map[row, :] = 0
+            index_map[row, col] = -1.0 if ro.flip[b] else 1.0
+            index_map[row, 3] = std_shape[b] - 1 if ro.flip[b] else 0.0
+        meta = dict(self.meta)
+        uids = meta.pop("sop_instance_uids", None)
+        if uids is not None and ro.perm[0] == 0:
+            meta["sop_instance_uids"] = list(uids)[::-1] if ro.flip[0] else list(uids)
+        out = CTVolume.from_affine(
+            ro.apply(self.array), _LPS_TO_RAS @ self.affine_lps @ index_map, meta
+        )
+        return out, ro
+
     @classmethod
     def from_affine(
         cls, array: np.ndarray, affine_ras: np.ndarray, meta: dict | None = None
@@ -127,3 +154,76 @@ class CTVolume:
             direction=direction,
             meta=dict(meta or {}),
         )
+
+
+#: Patient directions (negative, positive) of the LPS world axes, for orientation codes.
+_LPS_LABELS = (("R", "L"), ("A", "P"), ("I", "S"))
+
+
+@dataclass(frozen=True)
+class Reorientation:
+    """A turn of a ``(z, y, x)`` array to the standard orientation, and back.
+
+    Standard is what DICOM axial series give and what the models were trained on: the ``x``
+    index axis runs to the patient's left, ``y`` to posterior and ``z`` to superior (LPS,
+    direction ≈ identity). Files stored otherwise (a RAS NIfTI, a transposed or feet-first
+    volume) are turned by axis permutation and flips only (no resampling), the nearest axes for
+    an oblique one; results are turned back so they land on the input's own grid.
+
+    ``perm[b]`` is the input array axis that becomes standard axis ``b``; ``flip[b]`` says that
+    axis is then reversed. ``codes`` names where the input's ``x, y, z`` index axes point
+    (``"LPS"`` for a standard volume, ``"RAS"`` for a RAS-stored NIfTI).
+    """
+
+    perm: tuple[int, int, int] = (0, 1, 2)
+    flip: tuple[bool, bool, bool] = (False, False, False)
+    codes: str = "LPS"
+
+    @classmethod
+    def to_standard(cls, direction: np.ndarray) -> Reorientation:
+        """The turn for a volume whose index axes point along ``direction``'s columns (LPS)."""
+        from nibabel.orientations import io_orientation, ornt2axcodes
+
+        aff = np.eye(4)
+        aff[:3, :3] = np.asarray(direction, dtype=float)
+        ornt = io_orientation(aff)  # per index axis (x, y, z): nearest world axis and its sign
+        perm, flip = [0, 1, 2], [False, False, False]
+        for i, (w, sign) in enumerate(ornt):
+            perm[2 - int(w)] = 2 - i  # index axis i is array axis 2 - i
+            flip[2 - int(w)] = bool(sign < 0)
+        codes = "".join(ornt2axcodes(ornt, labels=_LPS_LABELS))
+        return cls(tuple(perm), tuple(flip), codes)  # type: ignore[arg-type]
+
+    @property
+    def identity(self) -> bool:
+        return self.perm == (0, 1, 2) and not any(self.flip)
+
+    def apply_shape(self, shape) -> tuple[int, int, int]:
+        return tuple(int(shape[a]) for a in self.perm)  # type: ignore[return-value]
+
+    def apply_spacing(self, spacing) -> tuple[float, float, float]:
+        return tuple(float(spacing[a]) for a in self.perm)  # type: ignore[return-value]
+
+    def apply(self, array: np.ndarray) -> np.ndarray:
+        """Input-oriented array → standard (a contiguous copy; the array itself if identity)."""
+        if self.identity:
+            return array
+        out = np.transpose(array, self.perm)
+        flips = tuple(b for b in range(3) if self.flip[b])
+        return np.ascontiguousarray(np.flip(out, flips) if flips else out)
+
+    def undo(self, array: np.ndarray) -> np.ndarray:
+        """Standard-oriented array → the input's orientation (inverse of :meth:`apply`)."""
+        if self.identity:
+            return array
+        flips = tuple(b for b in range(3) if self.flip[b])
+        out = np.flip(array, flips) if flips else array
+        return np.ascontiguousarray(np.transpose(out, np.argsort(self.perm)))
+
+    def index_back(self, zyx, std_shape) -> list[float]:
+        """A (possibly fractional) standard-grid voxel index → the input grid's index."""
+        out = [0.0, 0.0, 0.0]
+        for b, a in enumerate(self.perm):
+            v = float(zyx[b])
+            out[a] = std_shape[b] - 1 - v if self.flip[b] else v
+        return out

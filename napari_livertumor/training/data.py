@@ -177,7 +177,17 @@ def find_clinical(data: str | Path) -> Path | None:
 
 # --------------------------------------------------------------------------- reading
 def load_case(record: CaseRecord):
-    """Read a case's CT (:class:`CTVolume`) and HCC-class label map (uint8, same grid)."""
+    """Read a case's CT (:class:`CTVolume`) and HCC-class label map (uint8, same grid).
+
+    Both come in the standard orientation (:meth:`CTVolume.to_standard`, what inference feeds
+    the models), so a RAS-stored or transposed NIfTI trains like a DICOM series.
+    """
+    ct, labels = _read_case(record)
+    ct, turn = ct.to_standard()
+    return ct, turn.apply(labels)
+
+
+def _read_case(record: CaseRecord):
     if record.layout == "nifti":
         from ..io.nifti import read_nifti
 
