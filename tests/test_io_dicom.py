@@ -201,6 +201,39 @@ def test_two_phases_stacked_in_one_series_are_split_by_acquisition(tmp_path):
     np.testing.assert_array_equal(first.array, arterial.array)
 
 
+@pytest.mark.parametrize(
+    ("venous_z_shift", "stacked"),
+    [
+        (0.6, True),  # the second phase reconstructed 0.6 mm off the first one's positions
+        (4 * 2.5, True),  # partly covering each other (2 of 6 positions shared)
+        (6 * 2.5, False),  # consecutive chunks of one scan: one volume, nothing to split
+    ],
+)
+def test_acquisitions_imaging_the_same_stretch_are_split_and_chunks_are_not(
+    tmp_path, venous_z_shift, stacked
+):
+    import dataclasses
+
+    arterial = make_ct(shape=(6, 16, 16), seed=5)
+    venous = make_ct(shape=(6, 16, 16), seed=6)
+    x, y, z = venous.origin
+    venous = dataclasses.replace(venous, origin=(x, y, z + venous_z_shift))
+    common = {"series_uid": "1.2.826.0.1.3680043.8.498.1"}
+    write_ct_series(arterial, tmp_path, acquisition_number=1, **common,
+                    file_names=[f"a{i}.dcm" for i in range(6)])  # fmt: skip
+    write_ct_series(venous, tmp_path, acquisition_number=2, instance_number_start=7, **common,
+                    file_names=[f"v{i}.dcm" for i in range(6)])  # fmt: skip
+    volume = read_dicom_series(tmp_path)
+    if stacked:
+        assert sorted(s.acquisition for s in discover_series(tmp_path)) == [1, 2]
+        np.testing.assert_array_equal(volume.array, venous.array)
+        assert any("stacks 2 acquisitions" in w for w in volume.meta["warnings"])
+    else:
+        assert volume.shape == (12, 16, 16)
+        np.testing.assert_array_equal(volume.array[:6], arterial.array)
+        np.testing.assert_array_equal(volume.array[6:], venous.array)
+
+
 def test_repeated_position_keeps_the_higher_instance_number(tmp_path):
     source = make_ct(shape=(6, 16, 16))
     write_ct_series(source, tmp_path)

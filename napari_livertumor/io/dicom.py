@@ -2,7 +2,7 @@
 
 Reading is two passes. The header pass reads every file with ``stop_before_pixels`` and groups
 them by ``SeriesInstanceUID`` (and by ``AcquisitionNumber`` when one series stacks several
-acquisitions at the same positions). The chosen series is sorted along the slice normal — never by
+acquisitions over the same stretch: shared, shifted or overlapping positions). The chosen series is sorted along the slice normal — never by
 file name — checked for duplicates, gaps, uneven spacing and gantry tilt, and only then are its
 pixels decoded, in a thread pool, straight into the output array.
 """
@@ -157,7 +157,7 @@ def read_dicom_series(
         else:
             why = "most slices, then the latest"
         warnings.append(
-            f"series {info.uid} stacks {len(siblings) + 1} acquisitions at the same positions; "
+            f"series {info.uid} stacks {len(siblings) + 1} acquisitions over the same stretch; "
             f"read AcquisitionNumber {info.acquisition} ({info.n_slices} slices; {why}), "
             f"not {numbers}"
         )
@@ -308,24 +308,39 @@ def _group(headers: list[SliceHeader]) -> list[tuple[SeriesInfo, list[SliceHeade
 
 
 def _split_acquisitions(members: list[SliceHeader]) -> list[tuple[int | None, list[SliceHeader]]]:
-    """Split by AcquisitionNumber only when acquisitions cover the same positions (stacked phases)."""
+    """Split by AcquisitionNumber only when acquisitions image the same stretch (stacked phases).
+
+    Two acquisitions are stacked phases when they share most positions, or when their ranges
+    overlap by more than half a slice (shifted, or partly covering each other as an
+    arterial liver-only pass does a portal-venous abdomen). Consecutive chunks of one scan
+    (step-and-shoot rotations, one acquisition per slice) never overlap and stay one volume.
+    """
     by_acq: dict[int | None, list[SliceHeader]] = {}
     for h in members:
         by_acq.setdefault(h.acquisition_number, []).append(h)
     if len(by_acq) < 2:
         return [(None, members)]
-    position_sets = [
-        {round(h.location, 1) for h in part if h.location is not None} for part in by_acq.values()
+    locations = [
+        sorted({round(h.location, 1) for h in part if h.location is not None})
+        for part in by_acq.values()
     ]
-    overlap = any(
-        len(a & b) > 0.5 * min(len(a), len(b))
-        for i, a in enumerate(position_sets)
-        for b in position_sets[i + 1 :]
-        if a and b
+    stacked = any(
+        _same_stretch(a, b) for i, a in enumerate(locations) for b in locations[i + 1 :] if a and b
     )
-    if not overlap:
+    if not stacked:
         return [(None, members)]
     return sorted(by_acq.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+
+
+def _same_stretch(a: list[float], b: list[float]) -> bool:
+    """Do two sorted position lists image the same stretch of the body (see above)?"""
+    if len(set(a) & set(b)) > 0.5 * min(len(a), len(b)):
+        return True
+    if len(a) < 2 or len(b) < 2:
+        return False
+    step = min(float(np.median(np.diff(a))), float(np.median(np.diff(b))))
+    overlap = min(a[-1], b[-1]) - max(a[0], b[0])
+    return overlap > 0.5 * step
 
 
 def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> SeriesInfo:
