@@ -2,9 +2,10 @@
 
 Reading is two passes. The header pass reads every file with ``stop_before_pixels`` and groups
 them by ``SeriesInstanceUID`` (and by ``AcquisitionNumber`` when one series stacks several
-acquisitions over the same stretch: shared, shifted or overlapping positions). The chosen series is sorted along the slice normal — never by
-file name — checked for duplicates, gaps, uneven spacing and gantry tilt, and only then are its
-pixels decoded, in a thread pool, straight into the output array.
+acquisitions over the same stretch: shared, shifted or overlapping positions). The chosen
+series is sorted along the slice normal — never by file name — checked for duplicates, gaps,
+uneven spacing and gantry tilt, and only then are its pixels decoded, in a thread pool,
+straight into the output array.
 """
 
 from __future__ import annotations
