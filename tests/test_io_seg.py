@@ -47,6 +47,35 @@ def test_seg_written_then_read_lands_on_the_same_voxels(tmp_path, ct, reverse, k
     np.testing.assert_array_equal(read_dicom_seg(tmp_path / "seg.dcm", ct), labels)
 
 
+def _strip(ct: CTVolume, keywords) -> None:
+    for f in ct.meta["files"]:
+        ds = pydicom.dcmread(f)
+        for kw in keywords:
+            if kw in ds:
+                delattr(ds, kw)
+        ds.save_as(f)
+
+
+def test_seg_of_a_stripped_export_is_written_with_empty_patient_and_study_fields(tmp_path, ct):
+    """Anonymised exports often drop Type 2 attributes a SEG copies: write them empty."""
+    dropped = ["PatientBirthDate", "PatientSex", "StudyTime", "StudyID", "AccessionNumber",
+               "ReferringPhysicianName", "StudyDate"]  # fmt: skip
+    _strip(ct, dropped)
+    labels = hcc_labels(ct.shape)
+    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", HCC_SEGMENTS)
+    ds = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert all(kw in ds and not ds.get(kw) for kw in dropped)
+    assert ds.PatientID == "HCC_001"  # what the source has is still copied
+    np.testing.assert_array_equal(read_dicom_seg(tmp_path / "seg.dcm", ct), labels)
+
+
+def test_seg_of_sources_without_a_study_uid_is_refused_by_name(tmp_path, ct):
+    _strip(ct, ["StudyInstanceUID"])
+    with pytest.raises(InputError, match="seg.dcm.*lack a required DICOM attribute"):
+        write_dicom_seg(hcc_labels(ct.shape), ct, tmp_path / "seg.dcm", HCC_SEGMENTS)
+    assert not (tmp_path / "seg.dcm").exists()
+
+
 def test_seg_maps_by_label_text_not_segment_number(tmp_path, ct):
     labels = hcc_labels(ct.shape)
     # segment numbers in another order than our class values, labels in other cases

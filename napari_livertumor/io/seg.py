@@ -219,22 +219,27 @@ def write_dicom_seg(
 
     from .. import __version__
 
-    seg = hd.seg.Segmentation(
-        source_images=[sources[z] for z in order],
-        pixel_array=pixel,
-        segmentation_type=hd.seg.SegmentationTypeValues[segmentation_type.upper()],
-        segment_descriptions=descriptions,
-        series_instance_uid=series_uid or generate_uid(),
-        series_number=series_number,
-        sop_instance_uid=sop_instance_uid or generate_uid(),
-        instance_number=1,
-        manufacturer="napari-livertumor",
-        manufacturer_model_name="napari-livertumor",
-        software_versions=str(__version__),
-        device_serial_number="0",
-        series_description=series_description,
-        omit_empty_frames=False,
-    )
+    try:
+        seg = hd.seg.Segmentation(
+            source_images=[sources[z] for z in order],
+            pixel_array=pixel,
+            segmentation_type=hd.seg.SegmentationTypeValues[segmentation_type.upper()],
+            segment_descriptions=descriptions,
+            series_instance_uid=series_uid or generate_uid(),
+            series_number=series_number,
+            sop_instance_uid=sop_instance_uid or generate_uid(),
+            instance_number=1,
+            manufacturer="napari-livertumor",
+            manufacturer_model_name="napari-livertumor",
+            software_versions=str(__version__),
+            device_serial_number="0",
+            series_description=series_description,
+            omit_empty_frames=False,
+        )
+    except AttributeError as exc:  # a Type 1 attribute highdicom copies is absent
+        raise InputError(
+            out_path, f"the source CT images lack a required DICOM attribute ({exc})"
+        ) from exc
     if reverse_frames:
         _reverse_frame_order(seg)
     with atomic_path(out_path, suffix=".partial") as tmp:
@@ -391,7 +396,35 @@ def _source_datasets(reference, source_files, source_datasets, source_folder, ou
                 raise InputError(f, f"source CT slice cannot be read ({exc})") from exc
     if len(sources) != n:
         raise InputError(out_path, f"{len(sources)} source images for {n} CT slices")
-    return sources
+    return [None if ds is None else _with_type2_attributes(ds) for ds in sources]
+
+
+#: Patient and study attributes a SEG copies from its source images: DICOM requires them
+#: (Type 2) but may leave them empty, and anonymised or stripped exports often drop them.
+_TYPE2_COPIED = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "StudyID",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+)
+
+
+def _with_type2_attributes(ds):
+    """``ds``, or a copy with the missing :data:`_TYPE2_COPIED` attributes present but empty."""
+    missing = [kw for kw in _TYPE2_COPIED if kw not in ds]
+    if not missing:
+        return ds
+    import copy
+
+    ds = copy.deepcopy(ds)
+    for kw in missing:
+        setattr(ds, kw, "")
+    return ds
 
 
 def _reverse_frame_order(seg) -> None:
