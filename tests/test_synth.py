@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy import ndimage, stats
@@ -271,3 +273,24 @@ def test_synth_command_refuses_a_file_as_output_folder(tmp_path, capsys):
     assert main(["synth", "-o", str(target), "--cases", "1"]) == 1
     assert "cannot create the output folder" in capsys.readouterr().err
     assert main(["synth", "-o", str(tmp_path / "out"), "--cases", "0"]) == 2
+
+
+def test_synth_never_replaces_what_a_folder_holds_unless_forced(tmp_path, capsys):
+    """A mistyped -o pointing at a real download must not lose patients or the clinical table."""
+    from napari_livertumor.cli import main
+
+    out = tmp_path / "cohort"
+    assert main(["synth", "-o", str(out), "--cases", "2", "--layout", "nifti"]) == 0
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    assert main(["synth", "-o", str(out), "--cases", "1", "--layout", "nifti"]) == 1
+    assert "not empty" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+
+    (out / "notes.txt").write_text("mine")
+    assert main(["synth", "-o", str(out), "--cases", "1", "--layout", "nifti", "--force"]) == 0
+    # one consistent cohort: the earlier cohort's second case is gone, the user's file is not
+    assert sorted(p.name for p in (out / "imagesTr").iterdir()) == ["HCC_001.nii.gz"]
+    assert sorted(p.name for p in (out / "labelsTr").iterdir()) == ["HCC_001.nii.gz"]
+    manifest = json.loads((out / "synth_manifest.json").read_text())
+    assert [m["TCIA_ID"] for m in manifest] == ["HCC_001"]
+    assert (out / "notes.txt").read_text() == "mine"

@@ -8,7 +8,9 @@ import time
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("-o", "--out", required=True, help="output folder (created if missing)")
+    parser.add_argument(
+        "-o", "--out", required=True, help="output folder: new or empty (see --force)"
+    )
     parser.add_argument("--cases", type=int, default=10, help="number of patients (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="cohort seed (default 0)")
     parser.add_argument(
@@ -30,6 +32,12 @@ def add_arguments(parser) -> None:
         help="force one contrast phase (default: drawn per case)",
     )
     parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a folder that is not empty: replace the synthetic cohort there "
+        "(its cases and tables; nothing else is touched)",
+    )
+    parser.add_argument(
         "--quirks",
         action="store_true",
         help="include the real download's quirks (stacked phases, duplicate slices, reversed SEG)",
@@ -46,9 +54,14 @@ def run(args) -> int:
     t0 = time.perf_counter()
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # one INFO line per copied module
 
+    tty = sys.stderr.isatty()
+
     def progress(stage: str, done: int, total: int) -> None:
         if done < total:
-            print(f"\rsynth: case {done + 1}/{total}", end="", file=sys.stderr, flush=True)
+            line = f"synth: case {done + 1}/{total}"
+            print(
+                f"\r{line}" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True
+            )
 
     out = make_cohort(
         args.out,
@@ -59,8 +72,10 @@ def run(args) -> int:
         quirks=args.quirks,
         phase=args.phase,
         reporter=Reporter(progress=progress),
+        overwrite=args.force,
     )
-    print(file=sys.stderr)
+    if tty:
+        print(file=sys.stderr)
     print(
         f"wrote {args.cases} {args.shape} cases ({args.layout} layout) to {out} in "
         f"{time.perf_counter() - t0:.1f} s"

@@ -48,13 +48,16 @@ def make_cohort(
     *,
     phase: str | None = None,
     reporter: Reporter | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Generate ``n_cases`` phantoms and write them with a clinical table.
 
     Parameters
     ----------
     out_dir : str or Path
-        Created if missing; existing case folders of the same names are replaced.
+        Created if missing. A folder that already holds anything is refused unless
+        ``overwrite`` (the TCIA layout uses the real download's names, so a mistyped path must
+        never replace real patients or their clinical table).
     n_cases : int
         Patients ``HCC_001`` … ``HCC_{n_cases:03d}``.
     seed : int
@@ -68,6 +71,11 @@ def make_cohort(
         Patients 1, 2, 3 (then 4, 5, 6 …) get one of each in turn, others at random.
     phase : str, optional
         Force one contrast phase for every case.
+    overwrite : bool
+        Write into a non-empty folder: case folders of the same names and the tables are
+        replaced, and the cases of an earlier synthetic cohort there (its
+        ``synth_manifest.json``) that this one does not regenerate are removed, so the folder
+        holds one consistent cohort. Nothing else in the folder is touched.
     reporter : Reporter, optional
         Progress (``"synth"``, case, total) and cancellation.
 
@@ -81,10 +89,22 @@ def make_cohort(
     if n_cases < 1:
         raise ValueError("n_cases must be at least 1")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "cannot create the output folder: a file of that name exists")
+    present = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if present and not overwrite:
+        shown = ", ".join(present[:4]) + (", …" if len(present) > 4 else "")
+        raise InputError(
+            out,
+            f"the folder is not empty ({len(present)} entries: {shown}); choose a new folder, "
+            "or pass --force (overwrite=True) to replace a synthetic cohort written there",
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(out, f"cannot create the output folder ({exc})") from exc
+    if present:
+        _remove_stale_cases(out, n_cases)
     reporter = reporter or Reporter()
     infos, ids, manifest = [], [], []
     for i in range(n_cases):
@@ -114,6 +134,28 @@ def make_cohort(
         out / "synth_manifest.json", lambda p: Path(p).write_text(json.dumps(manifest, indent=1))
     )
     return out
+
+
+def _remove_stale_cases(out: Path, n_cases: int) -> None:
+    """Remove the cases an earlier cohort's manifest lists beyond the first ``n_cases``."""
+    manifest = out / "synth_manifest.json"
+    if not manifest.is_file():
+        return
+    try:
+        old = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return
+    keep = {f"HCC_{i + 1:03d}" for i in range(n_cases)}
+    for entry in old if isinstance(old, list) else []:
+        pid = str(entry.get("TCIA_ID", "")) if isinstance(entry, dict) else ""
+        if not pid.startswith("HCC_") or pid in keep:
+            continue
+        for key in ("image", "label"):  # NIfTI layout: files; TCIA layout: the patient folder
+            rel = entry.get(key)
+            if rel and (out / rel).is_file():
+                (out / rel).unlink()
+        if (out / pid).is_dir():
+            shutil.rmtree(out / pid)
 
 
 # ------------------------------------------------------------------------------- writers
