@@ -39,5 +39,9 @@ class ModelError(LiverTumorError):
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
 
 
+class SettingsError(LiverTumorError, ValueError):
+    """A setting (a CLI option, a config field) is out of its range or not one of its choices."""
+
+
 class Cancelled(LiverTumorError):
     """A long-running job was cancelled by the user."""

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError, LiverTumorError, ModelError
+from .errors import InputError, LiverTumorError, ModelError, SettingsError
 from .io.volume import CTVolume, Reorientation
 from .models import preprocess as pp
 from .models.checkpoint import LoadedModel, default_model_dir, load_model
@@ -150,23 +150,25 @@ class InferenceConfig:
     def validate(self) -> None:
         dev = str(self.device)
         if not (dev in DEVICES or dev.startswith("cuda:")):
-            raise ValueError(f"device must be one of {DEVICES} (or cuda:N); got {dev!r}")
+            raise SettingsError(f"device must be one of {DEVICES} (or cuda:N); got {dev!r}")
         if self.stages not in STAGE_CHOICES:
-            raise ValueError(f"stages must be one of {STAGE_CHOICES}; got {self.stages!r}")
+            raise SettingsError(f"stages must be one of {STAGE_CHOICES}; got {self.stages!r}")
         if not 0.0 <= self.sw_overlap < 1.0:
-            raise ValueError(f"sw_overlap must be in [0, 1); got {self.sw_overlap}")
+            raise SettingsError(f"sw_overlap must be in [0, 1); got {self.sw_overlap}")
         if self.tta not in TTA_FLIPS:
-            raise ValueError(f"tta must be one of {tuple(TTA_FLIPS)}; got {self.tta!r}")
+            raise SettingsError(f"tta must be one of {tuple(TTA_FLIPS)}; got {self.tta!r}")
         if self.sw_batch_size < 1:
-            raise ValueError("sw_batch_size must be >= 1")
+            raise SettingsError("sw_batch_size must be >= 1")
         for name in ("window_growth", "tumor_window_growth"):
             values = _as_growths(getattr(self, name))
             if not values or min(values) < 1.0:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
-        if (self.min_tumor_ml or 0) < 0 or self.min_liver_ml < 0:
-            raise ValueError("minimum volumes must be >= 0")
-        if (self.min_lesion_peak or 0) < 0:
-            raise ValueError(f"min_lesion_peak must be >= 0; got {self.min_lesion_peak}")
+                raise SettingsError(f"{name} must be >= 1; got {getattr(self, name)}")
+        for name in ("min_tumor_ml", "min_lesion_peak", "min_liver_ml"):
+            value = getattr(self, name)
+            if value is not None and not (np.isfinite(value) and value >= 0):
+                raise SettingsError(f"{name} must be a number >= 0; got {value}")
+        if self.num_threads is not None and self.num_threads < 0:
+            raise SettingsError(f"num_threads must be >= 0 (0: all cores); got {self.num_threads}")
 
 
 @dataclass

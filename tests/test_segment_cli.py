@@ -173,3 +173,52 @@ def test_the_cli_offers_exactly_the_pipelines_mirroring_modes():
         tta = next(a for a in sub.choices[command]._actions if a.dest == "tta")
         assert sorted(tta.choices) == sorted(TTA_FLIPS)
         assert tta.default == InferenceConfig().tta
+
+
+def test_outputs_are_reused_only_for_the_same_input_and_settings_never_overwritten(
+    tmp_path, models, capsys
+):
+    (tmp_path / "other").mkdir()
+    write_nifti(small_ct(), tmp_path / "a.nii.gz")
+    write_nifti(small_ct(seed=5), tmp_path / "other" / "a.nii.gz")  # another scan, same name
+    out = tmp_path / "out"
+    base = ["-o", str(out), "--models", str(models), "--device", "cpu", "--no-refine"]
+    assert main(["segment", str(tmp_path / "a.nii.gz"), *base]) == 0
+    labels, stats = out / "a_labels.nii.gz", out / "a_stats.json"
+    made = {p: p.stat().st_mtime_ns for p in (labels, stats)}
+    recorded = json.loads(stats.read_text())["run_settings"]
+    assert recorded["input"] == str((tmp_path / "a.nii.gz").resolve())
+    assert recorded["stages"] == "both" and recorded["refine"] is False
+
+    assert main(["segment", str(tmp_path / "a.nii.gz"), *base]) == 0  # same: skipped
+    capsys.readouterr()
+    assert main(["segment", str(tmp_path / "other" / "a.nii.gz"), *base]) == 1
+    assert "another input" in capsys.readouterr().err
+    assert main(["segment", str(tmp_path / "a.nii.gz"), *base, "--stages", "liver"]) == 1
+    assert "other settings (stages)" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in (labels, stats)} == made  # nothing overwritten
+
+    assert main(["segment", str(tmp_path / "a.nii.gz"), *base, "--stages", "liver",
+                 "--overwrite"]) == 0  # fmt: skip
+    assert json.loads(stats.read_text())["run_settings"]["stages"] == "liver"
+
+    # a labels file without its stats (another tool's, or a run stopped between the writes)
+    stats.unlink()
+    labels.write_bytes(b"someone else's mask")
+    assert main(["segment", str(tmp_path / "a.nii.gz"), *base]) == 1
+    assert "without a complete stats file" in capsys.readouterr().err
+    assert labels.read_bytes() == b"someone else's mask"
+
+
+def test_out_of_range_options_are_refused_before_any_output_folder_is_made(tmp_path, capsys):
+    write_nifti(small_ct(), tmp_path / "a.nii.gz")
+    out = tmp_path / "out"
+    for option in (["--window-growth", "0"], ["--min-tumor-ml", "-5"], ["--threads", "-2"],
+                   ["--min-lesion-peak", "nan"]):  # fmt: skip
+        assert main(["segment", str(tmp_path / "a.nii.gz"), "-o", str(out), *option]) == 1
+        err = capsys.readouterr().err
+        assert "error:" in err and "Traceback" not in err
+    assert not out.exists()
+    (tmp_path / "afile").write_text("x")
+    assert main(["segment", str(tmp_path / "a.nii.gz"), "-o", str(tmp_path / "afile")]) == 1
+    assert "cannot create the output folder" in capsys.readouterr().err

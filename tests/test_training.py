@@ -324,3 +324,27 @@ def test_fine_tuning_from_the_cli_takes_the_models_own_recipe(tmp_path, capsys):
     )  # fmt: skip
     assert rc != 0
     assert "not a tumor model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"epochs": 0},
+        {"steps_per_epoch": 0},
+        {"batch_size": 0},
+        {"lr": -1.0},
+        {"lr": float("nan")},
+        {"weak_lambda": -1.0},
+        {"max_minutes": 0.0},
+        {"folds": 1},
+        {"folds": 3, "fold": 5},
+        {"fold": 1},
+        {"device": "gpu"},
+    ],
+)
+def test_out_of_range_training_settings_are_refused_by_name(bad):
+    from napari_livertumor.errors import SettingsError
+    from napari_livertumor.training.config import TrainConfig
+
+    with pytest.raises(SettingsError, match=next(iter(bad))):
+        TrainConfig(stage="liver", **bad)

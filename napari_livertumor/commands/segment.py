@@ -167,7 +167,13 @@ def run(args) -> int:
         config = InferenceConfig.from_models_dir(args.models, **kwargs)
     else:
         config = InferenceConfig(**kwargs)
-    outdir.mkdir(parents=True, exist_ok=True)
+    config.validate()  # a bad option fails before anything is created
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            outdir, f"cannot create the output folder ({exc.strerror or exc})"
+        ) from exc
     rows = run_cases(
         mine, outdir, config, series_uid=args.series, overwrite=args.overwrite, progress=_printer()
     )
@@ -315,13 +321,68 @@ def output_paths(outdir: Path, case: Case) -> tuple[Path, Path]:
 
 def is_complete(outdir: Path, case: Case) -> bool:
     """Both outputs exist and the stats file (written last) parses and says complete."""
+    return _complete_stats(outdir, case) is not None
+
+
+def _complete_stats(outdir: Path, case: Case) -> dict | None:
     labels, stats = output_paths(outdir, case)
     if not (labels.is_file() and stats.is_file()):
-        return False
+        return None
     try:
-        return bool(json.loads(stats.read_text()).get("complete"))
+        data = json.loads(stats.read_text())
     except (OSError, ValueError):
-        return False
+        return None
+    return data if isinstance(data, dict) and data.get("complete") else None
+
+
+#: InferenceConfig fields that change the masks (device, threads and batch size do not).
+_RESULT_SETTINGS = (
+    "liver_model",
+    "tumor_model",
+    "stages",
+    "refine",
+    "refine_config",
+    "min_tumor_ml",
+    "min_lesion_peak",
+    "min_liver_ml",
+    "sw_overlap",
+    "window_growth",
+    "tumor_window_growth",
+    "tta",
+    "fill_holes",
+    "allow_non_ct",
+)
+
+
+def run_settings(case: Case, config, series_uid=None) -> dict:
+    """What a case's outputs were made from: the input (absolute) and the settings that matter.
+
+    Recorded in ``<case>_stats.json``; a later run skips the case only when they are equal.
+    """
+    import dataclasses
+
+    settings = {}
+    for name in _RESULT_SETTINGS:
+        value = getattr(config, name)
+        if name.endswith("_model") and value is not None:
+            value = str(Path(value).resolve())
+        elif dataclasses.is_dataclass(value):
+            value = dataclasses.asdict(value)
+        settings[name] = value
+    record = {"input": str(Path(case.path).resolve()), "series_uid": series_uid, **settings}
+    return json.loads(json.dumps(record, default=str))  # as it reads back from the file
+
+
+def _why_not_reusable(old: dict, wanted: dict) -> str | None:
+    """None when ``old`` stats were made from ``wanted``; else what differs, in words."""
+    made = old.get("run_settings")
+    if made is None:  # written before settings were recorded: the input alone decides
+        same = Path(str(old.get("input", ""))).resolve() == Path(wanted["input"])
+        return None if same else f"another input ({old.get('input')})"
+    if made.get("input") != wanted["input"]:
+        return f"another input ({made.get('input')})"
+    changed = sorted(k for k in wanted if made.get(k) != wanted[k])
+    return None if not changed else "other settings (" + ", ".join(changed) + ")"
 
 
 def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, progress=None):
@@ -334,11 +395,28 @@ def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, 
         labels_path, stats_path = output_paths(outdir, case)
         row = {"case": case.name, "input": str(case.path), "labels": labels_path.name}
         row["stats"] = stats_path.name
-        if not overwrite and is_complete(outdir, case):
-            stats = json.loads(stats_path.read_text())
-            rows.append({**row, **_summary_values(stats), "status": "skipped (complete)"})
-            log.info("%s: already complete, skipped", case.name)
-            continue
+        wanted = run_settings(case, config, series_uid)
+        if not overwrite:
+            old = _complete_stats(outdir, case)
+            why = None if old is None else _why_not_reusable(old, wanted)
+            if old is not None and why is None:
+                rows.append({**row, **_summary_values(old), "status": "skipped (complete)"})
+                log.info("%s: already complete, skipped", case.name)
+                continue
+            if why is not None or labels_path.exists():
+                what = (
+                    f"were made from {why}"
+                    if why is not None
+                    else "exist without a complete stats file (a stopped run, or another "
+                    "tool's file)"
+                )
+                msg = (
+                    f"{labels_path} and its stats {what}; nothing was overwritten: use another "
+                    "output folder, or --overwrite to redo them"
+                )
+                log.error("%s: %s", case.name, msg)
+                rows.append({**row, "status": "failed", "error": msg})
+                continue
         _remove_stale_temps(outdir, case)
         load_s = 0.0
         if segmenter is None:  # errors here (model missing...) would fail every case: raise
@@ -367,6 +445,7 @@ def segment_one(case: Case, outdir: Path, segmenter, *, series_uid=None, progres
     from ..io.nifti import write_nifti
 
     labels_path, stats_path = output_paths(outdir, case)
+    settings = run_settings(case, segmenter.config, series_uid)
     t0 = time.perf_counter()
     volume = load_ct(case.path, series_uid=series_uid)
     t_read = time.perf_counter() - t0
@@ -396,6 +475,7 @@ def segment_one(case: Case, outdir: Path, segmenter, *, series_uid=None, progres
             "tumor": str(segmenter.tumor.path) if segmenter.tumor else None,
         },
         "refine": bool(cfg.refine),
+        "run_settings": settings,
         "version": __version__,
         "complete": True,
     }

@@ -51,6 +51,9 @@ def run(args) -> int:
     if args.cases < 1:
         print("livertumor synth: error: --cases must be at least 1", file=sys.stderr)
         return 2
+    if args.seed < 0:
+        print("livertumor synth: error: --seed must be >= 0", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # one INFO line per copied module
 

@@ -8,11 +8,12 @@ a recipe never silently falls back to a default.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, SettingsError
 from ..models import NetworkConfig
 
 STAGES = ("liver", "tumor")
@@ -155,44 +156,73 @@ class TrainConfig:
         self.hu_window = tuple(float(v) for v in self.hu_window)  # type: ignore[assignment]
         self.weak_columns = tuple(self.weak_columns)
         if self.stage not in STAGES:
-            raise ValueError(f"stage must be one of {STAGES}, not {self.stage!r}")
+            raise SettingsError(f"stage must be one of {STAGES}, not {self.stage!r}")
         if self.class_weights is not None:
             self.class_weights = tuple(float(w) for w in self.class_weights)
             if len(self.class_weights) != self.n_classes or min(self.class_weights) < 0:
-                raise ValueError(
+                raise SettingsError(
                     f"class_weights needs {self.n_classes} non-negative values for the "
                     f"{self.stage} stage, got {list(self.class_weights)}"
                 )
         if self.dice_classes is not None:
             self.dice_classes = tuple(int(c) for c in self.dice_classes)
             if not self.dice_classes or not all(0 <= c < self.n_classes for c in self.dice_classes):
-                raise ValueError(
+                raise SettingsError(
                     f"dice_classes must be class indices in 0..{self.n_classes - 1}, "
                     f"got {list(self.dice_classes)}"
                 )
         if self.weak_form not in ("mse", "interval"):
-            raise ValueError(f"weak_form must be 'mse' or 'interval', not {self.weak_form!r}")
+            raise SettingsError(f"weak_form must be 'mse' or 'interval', not {self.weak_form!r}")
         if len(self.roi_size) != 3 or len(self.target_spacing) != 3 or len(self.hu_window) != 2:
-            raise ValueError("roi_size and target_spacing need 3 values, hu_window 2")
+            raise SettingsError("roi_size and target_spacing need 3 values, hu_window 2")
         f = self.network.downsample_factor
         if any(s % f for s in self.roi_size):
-            raise ValueError(f"roi_size {self.roi_size} must be divisible by {f} in every dim")
+            raise SettingsError(f"roi_size {self.roi_size} must be divisible by {f} in every dim")
         if self.hu_window[0] >= self.hu_window[1]:
-            raise ValueError(f"hu_window {self.hu_window} must be (low, high) with low < high")
+            raise SettingsError(f"hu_window {self.hu_window} must be (low, high) with low < high")
         for name in ("hard_ratio", "lesion_ratio"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+                raise SettingsError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         lo_mm, hi_mm = (float(v) for v in self.aug_field_mm)
         if self.aug_field_hu < 0 or not 0.0 < lo_mm <= hi_mm or not 0 <= self.aug_field_prob <= 1:
-            raise ValueError(
+            raise SettingsError(
                 "aug_field_hu must be >= 0, aug_field_mm (low, high) > 0 and aug_field_prob in "
                 f"[0, 1], got {self.aug_field_hu}, {self.aug_field_mm} and {self.aug_field_prob}"
             )
+        self._check_run_settings()
         if self.aug_mask_dilate_mm < 0 or not 0.0 <= self.aug_mask_prob <= 1.0:
-            raise ValueError(
+            raise SettingsError(
                 "aug_mask_dilate_mm must be >= 0 and aug_mask_prob in [0, 1], got "
                 f"{self.aug_mask_dilate_mm} and {self.aug_mask_prob}"
             )
+
+    def _check_run_settings(self) -> None:
+        """The schedule, optimizer, split and device fields: in range, or a clear error."""
+        positive_int = ("epochs", "steps_per_epoch", "batch_size", "val_every")
+        for name in positive_int:
+            if int(getattr(self, name)) < 1:
+                raise SettingsError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise SettingsError(f"lr must be a number > 0, got {self.lr}")
+        for name in ("weight_decay", "weak_lambda", "warmup_steps", "max_val_cases"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise SettingsError(f"{name} must be >= 0, got {value}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise SettingsError(
+                f"max_minutes must be > 0 (or unset: no limit), got {self.max_minutes}"
+            )
+        if self.folds == 1 or self.folds < 0:
+            raise SettingsError(f"folds must be 0 (an 80/20 split) or at least 2, got {self.folds}")
+        if self.folds and not 0 <= self.fold < self.folds:
+            raise SettingsError(
+                f"fold must be in 0..{self.folds - 1} with {self.folds} folds, got {self.fold}"
+            )
+        if not self.folds and self.fold:
+            raise SettingsError(f"fold {self.fold} needs folds (k-fold split) as well")
+        dev = str(self.device)
+        if not (dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:")):
+            raise SettingsError(f"device must be auto, cpu, cuda or cuda:N, got {dev!r}")
 
     @property
     def n_classes(self) -> int:

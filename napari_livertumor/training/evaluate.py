@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, SettingsError
 from .data import index_cases, load_case, read_split
 from .metrics import (
     case_scores,
@@ -78,6 +78,8 @@ def evaluate(
         log.warning(
             "%d test patient(s) of the split are not in %s: %s", len(missing), data, missing[:5]
         )
+    if max_cases is not None and max_cases < 1:
+        raise SettingsError(f"max_cases must be at least 1 (or unset: all), got {max_cases}")
     test = [by_id[c] for c in test_ids if c in by_id][: max_cases or None]
     if not test:
         raise InputError(data, "no test patient of the split is in this data folder")
