@@ -72,6 +72,34 @@ def test_train_two_steps_responsively_then_offer_the_model_in_segment(
     assert str((tmp_path / "models").resolve()) in items
 
 
+def test_a_model_already_in_the_output_folder_is_resumed_or_kept_never_replaced_silently(
+    train_widget, toy_data, qtbot, tmp_path, monkeypatch
+):
+    _, widget = train_widget
+    _small_run(widget, toy_data, tmp_path / "models")
+    widget.epochs.setValue(1)
+    widget.steps.setValue(2)
+    widget.start_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=90_000)
+    model = tmp_path / "models" / "liver" / "model.safetensors"
+    made = model.stat().st_mtime_ns
+
+    asked = []
+    monkeypatch.setattr(
+        widget, "ask_existing_run", lambda folder, can_resume: asked.append(can_resume) or "cancel"
+    )
+    widget.start_button.click()
+    assert asked == [True] and not widget.busy
+    assert "Nothing started" in widget.status.text()
+    assert model.stat().st_mtime_ns == made
+
+    monkeypatch.setattr(widget, "ask_existing_run", lambda folder, can_resume: "resume")
+    widget.epochs.setValue(2)  # one more epoch: the run goes on from step 2
+    widget.start_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=90_000)
+    assert widget.history["step"] == [3, 4]
+
+
 def test_stop_ends_training_and_keeps_the_last_weights(train_widget, toy_data, qtbot, tmp_path):
     _, widget = train_widget
     _small_run(widget, toy_data, tmp_path / "models")

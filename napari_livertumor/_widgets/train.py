@@ -15,6 +15,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -159,12 +160,27 @@ class TrainWidget(JobWidgetMixin, QWidget):
         )
 
     def start(self) -> None:
-        """Start training with the current settings (the button then reads Stop)."""
+        """Start training with the current settings (the button then reads Stop).
+
+        A model (or a stopped run) already in the output folder is never replaced silently:
+        the user chooses to resume it, replace it, or start nothing.
+        """
+        import dataclasses
+
         try:
             config = self.build_config()
         except Exception as exc:
             set_status(self.status, str(exc), error=True)
             return
+        stage_dir = Path(config.stage_dir)
+        can_resume = (stage_dir / "last" / "train_state.pt").is_file()
+        if can_resume or (stage_dir / "model.safetensors").is_file():
+            choice = self.ask_existing_run(stage_dir, can_resume)
+            if choice == "cancel":
+                set_status(self.status, f"Nothing started; {stage_dir} is as it was.")
+                return
+            if choice == "resume":
+                config = dataclasses.replace(config, resume=True)
         self._reset_plot()
         self.reports = []
         self.model_folder = None
@@ -180,6 +196,30 @@ class TrainWidget(JobWidgetMixin, QWidget):
             on_finished=lambda status: self._finished(status, config),
         )
         self.start_button.setText("Stop")
+
+    def ask_existing_run(self, stage_dir: Path, can_resume: bool) -> str:
+        """``"resume"``, ``"replace"`` or ``"cancel"`` for a run already in ``stage_dir``
+        (tests replace this)."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Question)
+        box.setWindowTitle("A model is already there")
+        box.setText(
+            f"{stage_dir} already holds a {stage_dir.name} model"
+            + (" and the state of a stopped or finished run." if can_resume else ".")
+        )
+        box.setInformativeText(
+            "Resume continues that run where it stopped (same recipe, up to the epochs set "
+            "here); Replace trains a new model over it."
+        )
+        resume = box.addButton("Resume", QMessageBox.AcceptRole) if can_resume else None
+        replace = box.addButton("Replace", QMessageBox.DestructiveRole)
+        cancel = box.addButton(QMessageBox.Cancel)
+        box.setDefaultButton(resume or cancel)
+        box.exec_()
+        clicked = box.clickedButton()
+        if resume is not None and clicked is resume:
+            return "resume"
+        return "replace" if clicked is replace else "cancel"
 
     def build_config(self):
         """The :class:`~napari_livertumor.training.TrainConfig` the controls describe."""
@@ -293,7 +333,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
         elif status == "cancelled":
             set_status(
                 self.status,
-                f"Stopped; the last weights are in {stage_dir / 'last'} (resume from there).",
+                f"Stopped; the last weights are in {stage_dir / 'last'}. Start again with the "
+                "same output folder to resume from there.",
             )
         self._log(f"[{status}]")
 
