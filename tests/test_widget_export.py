@@ -96,3 +96,29 @@ def test_dicom_seg_is_offered_only_for_a_dicom_ct(make_napari_viewer):
     _layers.add_labels_layer(viewer, labels, vol, "labels from NIfTI")
     widget = ExportWidget(viewer)
     assert not widget.seg_check.isEnabled()
+
+
+def test_label_values_outside_the_classes_are_refused_and_a_ground_truth_is_mapped(
+    dicom_viewer, qtbot
+):
+    viewer, widget, vol, labels, out = dicom_viewer
+    odd = labels.astype(np.int32)
+    odd[labels == 1] = 257  # a uint8 cast would make this "liver" (257 % 256 = 1)
+    viewer.add_labels(odd, name="painted", scale=vol.napari_scale, translate=vol.napari_translate)
+    widget.labels_combo.setCurrentText("painted")
+    widget.folder.setText(str(out))
+    _export(widget, qtbot)
+    assert "'painted' holds label values from 0 to 257" in widget.status.text()
+    assert not out.exists() or not list(out.iterdir())
+
+    truth = labels.copy()
+    truth[0, :2, :2] = 4  # aorta
+    truth[labels == 1] = 3  # portal vein stands in for the liver here
+    gt = _layers.add_labels_layer(viewer, truth, vol, "TEST_001 ground truth", role="ground_truth")
+    widget.labels_combo.setCurrentText(gt.name)
+    widget.masks_check.setChecked(True)
+    _export(widget, qtbot)
+    assert "is a ground truth" in widget.status.text()
+    liver = read_nifti(out / "TEST_001_liver.nii.gz").array
+    np.testing.assert_array_equal(liver, labels > 0)  # portal vein + tumor, never the aorta
+    np.testing.assert_array_equal(read_nifti(out / "TEST_001_labels.nii.gz").array, labels)

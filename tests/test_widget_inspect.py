@@ -103,3 +103,25 @@ def test_painting_after_measuring_says_the_figures_are_stale(viewer_with_labels,
     layer = viewer.layers["tiny CT segmentation"]
     layer.paint((8, 24, 24), 2)  # the user paints tumor with the brush
     assert "click Measure" in widget.status.text()
+
+
+def test_a_layer_with_values_outside_the_classes_is_not_measured(viewer_with_labels, qtbot):
+    viewer, widget, vol, pred, _ = viewer_with_labels
+    odd = pred.astype(np.int32) * 300  # a uint8 cast would wrap these to 44 and 88
+    viewer.add_labels(odd, name="painted", scale=vol.napari_scale, translate=vol.napari_translate)
+    widget.labels_combo.setCurrentText("painted")
+    widget.measure_button.click()
+    assert not widget.busy
+    assert "'painted' holds label values from 0 to 600" in widget.status.text()
+
+
+def test_the_lesion_jump_lands_on_the_slice_it_names(viewer_with_labels, qtbot):
+    viewer, widget, vol, *_ = viewer_with_labels
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    for row in range(widget.lesion_table.rowCount()):
+        widget.lesion_table.cellClicked.emit(row, 0)
+        z_index = round(
+            (viewer.dims.point[0] - viewer.layers["tiny CT"].translate[0]) / vol.spacing[0]
+        )
+        assert f"slice {z_index} " in widget.status.text()

@@ -177,6 +177,30 @@ def volume_of(layer: Layer) -> CTVolume:
     )
 
 
+def output_labels(layer: Labels) -> tuple[np.ndarray, str]:
+    """A uint8 snapshot of ``layer`` in output classes (0 background, 1 liver, 2 tumor).
+
+    A loaded ground truth (HCC classes) is mapped: liver and portal vein → 1, tumor → 2, the
+    aorta → background; the returned note says so. Any other layer holding values outside 0..2
+    raises ``ValueError`` naming the layer (a cast would wrap 257 to 1 and call it liver).
+    """
+    data = np.asarray(layer.data)
+    if layer.metadata.get(ROLE) == "ground_truth":
+        from ..training.metrics import hcc_to_output
+
+        return hcc_to_output(data), (
+            f"'{layer.name}' is a ground truth: written as liver (liver + portal vein) and tumor"
+        )
+    if data.size:
+        lo, hi = data.min(), data.max()
+        if lo < 0 or hi > 2:
+            raise ValueError(
+                f"'{layer.name}' holds label values from {lo} to {hi}; only 0 background, "
+                "1 liver and 2 tumor can be measured or exported. Relabel the layer first."
+            )
+    return np.array(data, dtype=np.uint8, copy=True), ""
+
+
 def ct_array(layer: Image) -> np.ndarray:
     """The CT voxels as the user sees them now (the layer's data, not a stale copy)."""
     return np.asarray(layer.data)

@@ -133,6 +133,11 @@ class ExportWidget(JobWidgetMixin, QWidget):
         if not files:
             set_status(self.status, "Tick at least one kind of file to export.", error=True)
             return
+        try:
+            labels, note = _layers.output_labels(layer)  # a snapshot of the edits
+        except ValueError as exc:
+            set_status(self.status, str(exc), error=True)
+            return
         existing = [f for f in files if f.exists()]
         if existing and not self.ask_overwrite(existing):
             set_status(self.status, "Export cancelled: no file was replaced.")
@@ -142,7 +147,6 @@ class ExportWidget(JobWidgetMixin, QWidget):
         except ValueError as exc:
             set_status(self.status, str(exc), error=True)
             return
-        labels = np.array(layer.data, dtype=np.uint8, copy=True)  # a snapshot of the edits
         kinds = {f.name.removeprefix(self._case() + "_"): f for f in files}
 
         def target(progress, should_cancel):
@@ -150,7 +154,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
 
         self.run_job(
             target,
-            self._done,
+            lambda written: self._done(written, note),
             button=self.export_button,
             description="export",
             busy_text="Exporting…",
@@ -170,12 +174,14 @@ class ExportWidget(JobWidgetMixin, QWidget):
         return answer == QMessageBox.Yes
 
     # ------------------------------------------------------------------ slots
-    def _done(self, written: list[Path]) -> None:
+    def _done(self, written: list[Path], note: str = "") -> None:
         self.written = written
         folder = written[0].parent if written else ""
         set_status(
             self.status,
-            f"Wrote {len(written)} file(s) to {folder}:\n" + "\n".join(p.name for p in written),
+            f"Wrote {len(written)} file(s) to {folder}:\n"
+            + "\n".join(p.name for p in written)
+            + (f"\n({note})" if note else ""),
         )
 
     def _export_clicked(self) -> None:
@@ -229,7 +235,7 @@ def write_exports(labels: np.ndarray, volume, files: dict[str, Path], progress=N
         if kind == "labels.nii.gz":
             write_nifti(labels, path, reference=volume)
         elif kind == "liver.nii.gz":
-            write_nifti((labels >= 1).astype(np.uint8), path, reference=volume)
+            write_nifti(np.isin(labels, (1, 2)).astype(np.uint8), path, reference=volume)
         elif kind == "tumor.nii.gz":
             write_nifti((labels == 2).astype(np.uint8), path, reference=volume)
         elif kind == "seg.dcm":

@@ -118,7 +118,11 @@ class InspectWidget(JobWidgetMixin, QWidget):
         if layer is None:
             set_status(self.status, "No labels layer to measure: segment or load one.", error=True)
             return
-        labels = np.array(layer.data, dtype=np.uint8, copy=True)  # a snapshot: edits may go on
+        try:
+            labels, _ = _layers.output_labels(layer)  # a snapshot: edits may go on
+        except ValueError as exc:
+            set_status(self.status, str(exc), error=True)
+            return
         spacing = tuple(float(s) for s in layer.scale)
         truth_layer = self.truth_layer()
         truth = None if truth_layer is None else np.asarray(truth_layer.data)
@@ -150,7 +154,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
         if self.stats is None or layer is None or row >= len(self.stats["lesions"]):
             return
         lesion = self.stats["lesions"][row]
-        world = layer.data_to_world(lesion["centroid_zyx"])
+        # the slice the status names (the centroid's own z may round to its neighbour)
+        world = layer.data_to_world((lesion["slice"], *lesion["centroid_zyx"][1:]))
         self.viewer.dims.set_point(0, float(world[0]))
         _camera(self.viewer).center = tuple(float(w) for w in world)
         set_status(
