@@ -93,3 +93,35 @@ def test_the_sample_ct_loads_with_its_ground_truth(load_widget, qtbot):
     (gt,) = _layers.labels_layers(viewer, role="ground_truth")
     assert gt.data.shape == ct.data.shape
     assert {1, 2} <= set(np.unique(gt.data))
+
+
+def test_a_new_path_drops_the_last_scan_and_the_seg_it_filled_in(load_widget, qtbot, tmp_path):
+    from napari_livertumor.io.dicom import read_dicom_series
+    from napari_livertumor.io.seg import write_dicom_seg
+
+    viewer, widget = load_widget
+    case_a, _, labels = write_dicom_case(tmp_path / "a")
+    write_dicom_seg(
+        labels, read_dicom_series(case_a), case_a / "SEG" / "seg.dcm", [(1, "Liver"), (2, "Mass")]
+    )
+    case_b, vol_b, _ = write_dicom_case(tmp_path / "b")  # another patient, no SEG
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case_a))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    assert widget.truth_path.text().endswith("seg.dcm")
+
+    widget.path.setText(str(case_b))  # the user types another folder
+    assert widget.series_table.rowCount() == 0 and widget.selected_series_uid() is None
+    assert widget.truth_path.text() == ""  # A's SEG is not B's ground truth
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    assert widget.truth_path.text() == ""
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    (layer,) = _layers.ct_layers(viewer)
+    np.testing.assert_array_equal(layer.data, vol_b.array)
+
+    widget.truth_path.setText(str(tmp_path / "mine.nii.gz"))  # typed by the user: kept
+    widget.path.setText(str(case_a))
+    assert widget.truth_path.text() == str(tmp_path / "mine.nii.gz")

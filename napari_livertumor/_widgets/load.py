@@ -96,7 +96,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
         layout.addWidget(self.status)
         layout.addStretch(1)
 
+        #: the ground-truth path a scan filled in (cleared with the scan when the path changes;
+        #: one the user typed is kept)
+        self._auto_truth = ""
         self.source.currentIndexChanged.connect(self._source_changed)
+        self.path.textChanged.connect(self._path_changed)
         self.browse.clicked.connect(self._browse)
         self.truth_browse.clicked.connect(self._browse_truth)
         self.scan_button.clicked.connect(self._scan_clicked)
@@ -185,8 +189,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 table.setItem(r, c, item)
         if self._series:
             table.selectRow(0)
-        if segs and not self.truth_path.text().strip():
-            self.truth_path.setText(str(segs[0].files[0]))
+        if self.truth_path.text().strip() in ("", self._auto_truth):
+            self._auto_truth = str(segs[0].files[0]) if segs else ""
+            self.truth_path.setText(self._auto_truth)
         msg = f"{len(self._series)} image series found"
         if segs:
             msg += f"; ground truth: {len(segs)} DICOM SEG (filled in below the path)"
@@ -223,6 +228,15 @@ class LoadWidget(JobWidgetMixin, QWidget):
     def _scan_clicked(self) -> None:
         if not self.cancel_if_running(self.scan_button):
             self.scan()
+
+    def _path_changed(self, *_) -> None:
+        """A new path: the last scan's series (and the SEG it filled in) no longer apply."""
+        if self._series or self.series_table.rowCount():
+            self._series = []
+            self.series_table.setRowCount(0)
+        if self._auto_truth and self.truth_path.text().strip() == self._auto_truth:
+            self.truth_path.clear()
+        self._auto_truth = ""
 
     def _source_changed(self) -> None:
         src = self.source.currentText()
