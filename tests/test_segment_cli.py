@@ -222,3 +222,18 @@ def test_out_of_range_options_are_refused_before_any_output_folder_is_made(tmp_p
     (tmp_path / "afile").write_text("x")
     assert main(["segment", str(tmp_path / "a.nii.gz"), "-o", str(tmp_path / "afile")]) == 1
     assert "cannot create the output folder" in capsys.readouterr().err
+
+
+def test_allow_non_ct_reaches_a_dicom_folder_of_another_modality(tmp_path, models, capsys):
+    import pydicom
+
+    for f in write_ct_series(small_ct(seed=4), tmp_path / "MR_01" / "mr"):
+        ds = pydicom.dcmread(f)
+        ds.Modality = "MR"
+        ds.save_as(f)
+    args = ["segment", str(tmp_path / "MR_01"), "-o", str(tmp_path / "out")]
+    args += ["--models", str(models), "--device", "cpu", "--no-refine"]
+    assert main(args) == 1
+    assert "no CT image series found" in capsys.readouterr().err
+    assert main([*args, "--allow-non-ct"]) == 0
+    assert (tmp_path / "out" / "MR_01_labels.nii.gz").is_file()

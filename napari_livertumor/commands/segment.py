@@ -447,7 +447,9 @@ def segment_one(case: Case, outdir: Path, segmenter, *, series_uid=None, progres
     labels_path, stats_path = output_paths(outdir, case)
     settings = run_settings(case, segmenter.config, series_uid)
     t0 = time.perf_counter()
-    volume = load_ct(case.path, series_uid=series_uid)
+    volume = load_ct(
+        case.path, series_uid=series_uid, any_modality=bool(segmenter.config.allow_non_ct)
+    )
     t_read = time.perf_counter() - t0
 
     def prog(stage, done, total):

@@ -9,7 +9,9 @@ from .volume import CTVolume
 __all__ = ["CTVolume", "load_ct"]
 
 
-def load_ct(path: str | Path, series_uid: str | None = None, *, reporter=None) -> CTVolume:
+def load_ct(
+    path: str | Path, series_uid: str | None = None, *, reporter=None, any_modality: bool = False
+) -> CTVolume:
     """Load a CT from a DICOM folder/file or a ``.nii``/``.nii.gz`` file.
 
     Parameters
@@ -22,6 +24,9 @@ def load_ct(path: str | Path, series_uid: str | None = None, *, reporter=None) -
         ``SeriesInstanceUID`` to pick in a multi-series folder (ignored for NIfTI).
     reporter : napari_livertumor.progress.Reporter, optional
         Progress and cancellation for DICOM reading.
+    any_modality : bool
+        DICOM: a folder without CT may give its image series of another modality (the caller
+        then decides whether to use it; the pipeline refuses non-CT unless told otherwise).
 
     Returns
     -------
@@ -38,4 +43,4 @@ def load_ct(path: str | Path, series_uid: str | None = None, *, reporter=None) -
         return read_nifti(path)
     from .dicom import read_dicom_series
 
-    return read_dicom_series(path, series_uid, reporter=reporter)
+    return read_dicom_series(path, series_uid, reporter=reporter, any_modality=any_modality)

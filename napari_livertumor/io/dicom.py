@@ -95,6 +95,7 @@ def read_dicom_series(
     prefer_sop_instance_uids: Collection[str] | None = None,
     reporter: Reporter | None = None,
     max_workers: int | None = None,
+    any_modality: bool = False,
 ) -> CTVolume:
     """Read one CT series from a folder tree (or the series of one file) as a :class:`CTVolume`.
 
@@ -116,6 +117,9 @@ def read_dicom_series(
         Progress (``"dicom headers"``, ``"dicom pixels"``) and cancellation.
     max_workers : int, optional
         Threads for pixel decoding (default: up to 8, bounded by the CPU count).
+    any_modality : bool
+        Without ``series_uid``, choose among image series of any modality when the folder holds
+        no CT (CT series still come first). Default: a folder without CT is refused.
 
     Returns
     -------
@@ -142,7 +146,7 @@ def read_dicom_series(
     # a DICOM SEG in the same folder tells which acquisition of a stacked series was segmented
     seg_refs = frozenset().union(*(h.referenced_uids for h in headers))
     info, members = _choose(
-        path, groups, series_uid, acquisition, prefer_sop_instance_uids, seg_refs
+        path, groups, series_uid, acquisition, prefer_sop_instance_uids, seg_refs, any_modality
     )
     warnings: list[str] = []
     if skipped:
@@ -371,7 +375,9 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
     )
 
 
-def _choose(path, groups, series_uid, acquisition, prefer=None, seg_refs=frozenset()):
+def _choose(
+    path, groups, series_uid, acquisition, prefer=None, seg_refs=frozenset(), any_modality=False
+):
     if series_uid is not None:
         matching = [g for g in groups if g[0].uid == series_uid]
         if not matching:
@@ -379,6 +385,8 @@ def _choose(path, groups, series_uid, acquisition, prefer=None, seg_refs=frozens
             raise InputError(path, f"no series with UID {series_uid}; found: {listing}")
     else:
         matching = [g for g in groups if g[0].is_ct]
+        if not matching and any_modality:
+            matching = [g for g in groups if g[0].is_image and not g[0].multiframe]
         if not matching:
             listing = "; ".join(g[0].summary() for g in groups[:8])
             hint = _MULTIFRAME_HINT if any(g[0].multiframe for g in groups) else ""
