@@ -78,7 +78,9 @@ class InferenceConfig:
         their full extent; faint, unsure blobs (lesion mimics) are dropped whole. 0 turns it
         off. ``None``: the tumor model's ``lesion_filter["min_peak"]``, else 0.
     min_liver_ml : float
-        A liver smaller than this is treated as "no liver found" (e.g. a head CT).
+        A liver smaller than this is treated as "no liver found" (e.g. air, or a scan the
+        liver model finds nothing in). A liver found that does not lie on the patient's right
+        is kept with a warning (a phantom, a head, a header that swaps left and right).
     sw_overlap, sw_batch_size : sliding-window overlap fraction and windows per forward pass.
     window_growth : float
         Along an axis where the stage image is at most ``window_growth`` × the model's window,
@@ -385,6 +387,9 @@ class Segmenter:
         if not labels.any():  # a liver of under one source voxel after up-sampling
             warnings.append("no liver found: the liver candidate vanished at full resolution")
             return False
+        side = _liver_side_warning(ct, labels, spacing)
+        if side:
+            warnings.append(side)
         return True
 
     def _tumor_stage(self, ct, spacing, labels, rep: Reporter):
@@ -757,6 +762,37 @@ def _describe_dropped(score, low_mask: np.ndarray, liver_roi, spacing, min_ml: f
             }
         )
     return sorted(out, key=lambda d: -d["volume_ml"])
+
+
+#: How far (mm) the liver's centre must lie on the patient's right of the body's midline.
+LIVER_SIDE_MARGIN_MM = 10.0
+
+
+def _liver_side_warning(ct: np.ndarray, liver: np.ndarray, spacing) -> str | None:
+    """A warning when the found liver does not lie on the patient's right, else None.
+
+    ``ct`` and ``liver`` are in the standard orientation (x → patient left). A real liver's
+    centre lies 3–8 cm right of the body's midline in the slices it spans; one centred or on
+    the left is a non-abdominal scan (a phantom, a head), a file whose header flips left and
+    right, or situs inversus — worth a look before trusting any volume.
+    """
+    zs = np.flatnonzero(liver.any(axis=(1, 2)))
+    zs = zs[:: max(1, zs.size // 24)]  # a few dozen slices tell the midline
+    body = ct[zs] > -500
+    if not body.any():
+        return None
+    dx = float(spacing[2])
+    body_x = float(np.nonzero(body)[2].mean()) * dx
+    liver_x = float(np.nonzero(liver[zs])[2].mean()) * dx
+    offset = liver_x - body_x  # < 0: towards the patient's right
+    if offset <= -LIVER_SIDE_MARGIN_MM:
+        return None
+    where = "on the patient's left" if offset > LIVER_SIDE_MARGIN_MM else "across the midline"
+    return (
+        f"the liver found lies {where} (its centre {offset:+.0f} mm from the body's midline; "
+        "a liver lies on the right): is this an abdominal CT, and is its left-right orientation "
+        "in the file right? Check the mask before using its volumes"
+    )
 
 
 def _channel(label_map: dict, name: str, default: int) -> int:

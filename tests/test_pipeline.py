@@ -69,13 +69,16 @@ def oracle_models() -> dict:
     return models
 
 
-def phantom(shape=(40, 96, 96), spacing=(2.5, 0.8, 0.8), seed=0):
-    """Fat background, an ellipsoidal liver and a round tumor inside it; true masks."""
+def phantom(shape=(40, 96, 96), spacing=(2.5, 0.8, 0.8), seed=0, liver_dx=0.0):
+    """Fat background, an ellipsoidal liver and a round tumor inside it; true masks.
+
+    ``liver_dx`` (mm) moves liver and tumor along x (negative: to the patient's right)."""
     rng = np.random.default_rng(seed)
     zz, yy, xx = np.meshgrid(
         *[np.arange(n) * s for n, s in zip(shape, spacing, strict=True)], indexing="ij"
     )
     cz, cy, cx = (n * s / 2 for n, s in zip(shape, spacing, strict=True))
+    cx += liver_dx
     liver = ((zz - cz) / 35) ** 2 + ((yy - cy) / 30) ** 2 + ((xx - cx) / 28) ** 2 <= 1
     tumor = ((zz - cz) ** 2 + (yy - cy - 8) ** 2 + (xx - cx + 5) ** 2) <= 11**2
     ct = np.full(shape, FAT_HU, np.int16)
@@ -197,6 +200,23 @@ def test_an_unsure_lesion_is_located_on_the_stored_grid():
     np.testing.assert_allclose(
         world_of_voxel(other, u["centroid_zyx"]), world_of_voxel(vol, true_centre), atol=2.5
     )
+
+
+@pytest.mark.parametrize(("liver_dx", "warned"), [(-12.0, False), (0.0, True), (12.0, True)])
+def test_a_liver_not_on_the_patients_right_is_flagged(liver_dx, warned):
+    """Phantoms, heads and files with left and right swapped give a 'liver' on the wrong side:
+    the masks still come back, with a warning to check them."""
+    from _geometry import stored_as
+
+    vol, liver, _ = phantom(shape=(30, 96, 160), liver_dx=liver_dx)
+    cfg = InferenceConfig(device="cpu", stages="liver", min_liver_ml=1)
+    for volume in (vol, stored_as(vol, "RAS")):  # the side is judged in patient terms
+        result = segment_ct(volume, cfg, models=oracle_models())
+        assert result.stats["liver_ml"] > 0
+        flagged = [w for w in result.warnings if "liver found lies" in w]
+        assert bool(flagged) == warned, result.warnings
+    if warned:
+        assert ("patient's left" if liver_dx > 0 else "across the midline") in flagged[0]
 
 
 def test_tumor_never_leaves_the_liver_and_small_specks_are_dropped():
