@@ -83,3 +83,21 @@ def test_a_split_whose_test_patients_are_absent_is_refused(trained, tmp_path):
     split.write_text(json.dumps({"train": [], "test": ["HCC_999"]}))
     with pytest.raises(InputError, match="no test patient"):
         evaluate(data, models=models, split_file=split, device="cpu")
+
+
+def test_the_models_split_applies_only_to_the_data_it_describes(trained, tmp_path, caplog):
+    """Another cohort reusing the names (HCC_001…) was never seen in training: all of it counts."""
+    import logging
+
+    from napari_livertumor.training.data import index_cases
+    from napari_livertumor.training.evaluate import _test_ids
+
+    data, models = trained
+    records = index_cases(data)
+    written = json.loads((models / "tumor" / "split.json").read_text())
+    assert _test_ids(records, models, None)[0] == written["test"]
+    other = write_toy_cohort(tmp_path / "other", n_cases=7, seed=3)  # HCC_006, HCC_007 are new
+    with caplog.at_level(logging.WARNING):
+        ids, source = _test_ids(index_cases(other), models, None)
+    assert len(ids) == 7 and "other data" in source
+    assert "other data" in caplog.text

@@ -146,12 +146,31 @@ def _test_ids(records, models, split_file) -> tuple[list[str], str]:
             raise InputError(split_file, "the split file has an empty 'test' list")
         return list(split["test"]), str(split_file)
     if models:
-        for stage in ("tumor", "liver"):
-            cand = Path(models) / stage / "split.json"
-            if cand.is_file():
-                split = read_split(cand)
-                if split.get("test"):
-                    return list(split["test"]), str(cand)
+        folder = Path(models)
+    else:
+        from ..models import default_model_dir
+
+        folder = default_model_dir("tumor").parent
+    ids = {r.case_id for r in records}
+    for stage in ("tumor", "liver"):
+        cand = folder / stage / "split.json"
+        if not cand.is_file():
+            continue
+        split = read_split(cand)
+        covered = set().union(*(set(split.get(k) or ()) for k in ("train", "val", "test")))
+        if split.get("test") and ids <= covered:
+            return list(split["test"]), str(cand)
+        if split.get("test"):
+            # other data than the models were trained on (or a different cohort that reuses
+            # the names, as HCC_001… do): none of it was seen in training
+            log.warning(
+                "%s lists the patients the models were trained and tested on, but %d of the "
+                "%d cases here are not among them: this is other data; evaluating every case",
+                cand,
+                len(ids - covered),
+                len(ids),
+            )
+            return [r.case_id for r in records], "all cases (other data than the models' split)"
     log.warning("no split file: evaluating every case in the data folder")
     return [r.case_id for r in records], "all cases"
 
