@@ -121,6 +121,7 @@ def test_a_broken_case_is_logged_and_the_batch_goes_on(tmp_path, models, capsys)
     assert "broken.nii.gz" in rows["broken"]["error"]
     assert rows["case00"]["status"] == rows["case01"]["status"] == "done"
     assert not (out / "broken_labels.nii.gz").exists()
+    assert rows["broken"]["labels"] == rows["broken"]["stats"] == ""  # no file to point at
     assert "broken failed" in capsys.readouterr().err
 
 

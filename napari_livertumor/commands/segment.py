@@ -415,7 +415,7 @@ def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, 
                     "output folder, or --overwrite to redo them"
                 )
                 log.error("%s: %s", case.name, msg)
-                rows.append({**row, "status": "failed", "error": msg})
+                rows.append({**row, "status": "failed", "error": msg})  # files are not ours
                 continue
         _remove_stale_temps(outdir, case)
         load_s = 0.0
@@ -432,7 +432,7 @@ def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, 
             raise
         except (LiverTumorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
             log.error("%s: %s", case.name, exc)
-            rows.append({**row, "status": "failed", "error": str(exc)})
+            rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": str(exc)})
         row_time = time.perf_counter() - t0
         rows[-1]["seconds"] = round(row_time, 2)
     return rows
