@@ -171,5 +171,6 @@ def test_fine_tuning_the_shipped_model_keeps_its_geometry(train_widget, qtbot, t
     assert widget.start_button.text() == "Start"  # nothing started
 
     widget.start_from.setCurrentText(START_SCRATCH)
+    assert widget.status.text() == ""  # the error was about the previous choice
     assert widget.patch.isEnabled()
     assert widget.build_config().init_from is None

@@ -63,6 +63,31 @@ class ExportWidget(JobWidgetMixin, QWidget):
         self.progress_bar.setVisible(False)
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        for widget, tip in (
+            (
+                self.labels_combo,
+                "The labels layer to write (a ground truth is written as liver and tumor)",
+            ),
+            (
+                self.folder,
+                "Folder the files go to (created if missing; existing files are "
+                "only replaced after asking)",
+            ),
+            (self.browse, "Pick the output folder"),
+            (self.case_name, "Prefix of every file name, e.g. HCC_001 → HCC_001_labels.nii.gz"),
+            (self.nifti_check, "<case>_labels.nii.gz on the CT's own grid and affine"),
+            (
+                self.masks_check,
+                "<case>_liver.nii.gz (liver incl. tumor) and <case>_tumor.nii.gz, 0/1 each",
+            ),
+            (
+                self.stats_check,
+                "<case>_stats.json (volumes, tumor-to-liver ratio, lesions) and "
+                "<case>_lesions.csv (one row per lesion)",
+            ),
+            (self.export_button, "Write the ticked files"),
+        ):
+            widget.setToolTip(tip)
 
         form = QFormLayout()
         form.addRow("Labels", self.labels_combo)

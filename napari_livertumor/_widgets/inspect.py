@@ -64,6 +64,21 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.score_table = _table(["Class", "Dice", "IoU"])
         self.score_table.setVisible(False)
         self.status = QLabel("")
+        for widget, tip in (
+            (self.labels_combo, "The labels layer to measure (0 background, 1 liver, 2 tumor)"),
+            (self.truth_combo, "A loaded ground truth to score the labels against (Dice, IoU)"),
+            (self.opacity, "Opacity of the labels layer over the CT"),
+            (self.contour_check, "Draw the labels as outlines, to see the CT under them"),
+            (
+                self.measure_button,
+                "Volumes, lesions (connected tumor parts) and, with a ground "
+                "truth, Dice and IoU per class",
+            ),
+            (self.lesion_table, "Click a lesion to move the view to its centre slice"),
+        ):
+            widget.setToolTip(tip)
+        for btn in self.color_buttons.values():
+            btn.setToolTip(f"Choose the {btn.text()} colour")
         self.status.setWordWrap(True)
 
         form = QFormLayout()

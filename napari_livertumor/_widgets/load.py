@@ -72,6 +72,38 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.progress_bar.setVisible(False)
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        for widget, tip in (
+            (
+                self.source,
+                "Where the CT comes from: a DICOM folder (any depth, several series "
+                "allowed), one NIfTI file, or a synthetic phantom with its ground truth",
+            ),
+            (self.path, "The DICOM folder or the .nii/.nii.gz file to open"),
+            (self.browse, "Pick the folder or file"),
+            (
+                self.scan_button,
+                "List the image series in the folder (and a DICOM SEG found "
+                "there, as ground truth); pick one in the table",
+            ),
+            (self.seed, "Which synthetic patient: each seed draws another anatomy and lesions"),
+            (
+                self.series_table,
+                "The series found; the selected one is loaded. Hover a row for its details",
+            ),
+            (
+                self.truth_path,
+                "Optional reference labels on the same grid: a DICOM SEG (found "
+                "by Find series) or a NIfTI label map. Inspect scores against it",
+            ),
+            (self.truth_browse, "Pick a DICOM SEG or NIfTI label file"),
+            (self.load_button, "Open the CT (and ground truth) as layers in mm"),
+            (
+                self.window,
+                "HU window of the CT layer (abdomen / liver / bone / lung); the "
+                "contrast limits can still be dragged in the layer controls",
+            ),
+        ):
+            widget.setToolTip(tip)
 
         form = QFormLayout()
         form.addRow("Source", self.source)
@@ -242,6 +274,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
         src = self.source.currentText()
         is_dicom, is_sample = src == SOURCES[0], src == SOURCES[2]
         self.path.setEnabled(not is_sample)
+        self.path.setPlaceholderText(
+            "DICOM folder" if is_dicom else "" if is_sample else ".nii or .nii.gz CT file"
+        )
         self.browse.setEnabled(not is_sample)
         self.scan_button.setVisible(is_dicom)
         self.series_table.setVisible(is_dicom)

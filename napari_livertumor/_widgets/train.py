@@ -106,6 +106,50 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.log.setMinimumHeight(80)
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        for widget, tip in (
+            (
+                self.data,
+                "Training data: imagesTr/ + labelsTr/ (NIfTI), or HCC-TACE-Seg patient "
+                "folders (DICOM CT + DICOM SEG)",
+            ),
+            (
+                self.clinical,
+                "Clinical spreadsheet (XLSX/CSV) for the weak supervision; found in "
+                "the data folder when left empty",
+            ),
+            (
+                self.check_button,
+                "Count the patients with labels and read the clinical columns, without training",
+            ),
+            (
+                self.out,
+                "Folder the model is written to (<output>/liver or <output>/tumor); a "
+                "model already there is resumed or replaced only after asking",
+            ),
+            (self.stage, "Which model to train: liver (whole CT) or tumor (inside the liver)"),
+            (
+                self.start_from,
+                "A new model, the shipped one (fine-tuning) or another model "
+                "folder; a start model brings its own patch, grid and HU window",
+            ),
+            (self.init_folder, "The model folder to fine-tune"),
+            (self.epochs, "Epochs: validation and the best-model checkpoint after each"),
+            (self.steps, "Training steps (batches of patches) per epoch"),
+            (self.lr, "Peak learning rate (warm-up, then cosine decay)"),
+            (self.hu_low, "Lower end of the HU window the CT is scaled with"),
+            (self.hu_high, "Upper end of the HU window the CT is scaled with"),
+            (
+                self.weak_lambda,
+                "Weight of the clinical weak-supervision term (tumor stage; 0 turns it off)",
+            ),
+            (self.device, "auto: the GPU when there is one"),
+            (
+                self.start_button,
+                "Start training in a separate process; the button then stops it "
+                "(the last weights are kept)",
+            ),
+        ):
+            widget.setToolTip(tip)
 
         form = QFormLayout()
         form.addRow("Data", _row(self.data, self.data_browse))
@@ -389,12 +433,17 @@ class TrainWidget(JobWidgetMixin, QWidget):
             init = self.init_model_folder()
         except ValueError:
             init = None
+        error = None
         if init is not None:
             try:
                 d = {**d, **recipe_from_model(init, stage)[stage]}
                 fixed = True
             except LiverTumorError as exc:
-                set_status(self.status, str(exc), error=True)
+                error = str(exc)
+        if error is not None:
+            set_status(self.status, error, error=True)
+        elif self.status.styleSheet():  # an error shown for the previous choice: it is gone
+            set_status(self.status, "")
         self.hu_low.setValue(int(d["hu_window"][0]))
         self.hu_high.setValue(int(d["hu_window"][1]))
         self.patch.setText(", ".join(str(v) for v in d["roi_size"]))
