@@ -336,6 +336,17 @@ def test_slice_cut_inside_its_header_is_skipped_and_reported(tmp_path):
     assert "1 missing slice" in warnings
 
 
+def test_a_dcm_file_that_is_not_dicom_is_reported_other_files_are_ignored(tmp_path):
+    source = make_ct(shape=(5, 16, 16))
+    paths = write_ct_series(source, tmp_path)
+    paths[2].write_bytes(b"\x00" * 50 + b"random bytes, no DICOM at all")
+    (tmp_path / "notes.txt").write_text("scanner log")
+    volume = load_ct(tmp_path)
+    warnings = " ".join(volume.meta["warnings"])
+    assert "1 unreadable DICOM file(s) skipped" in warnings and "1-003.dcm" in warnings
+    assert "not one" in warnings and "notes.txt" not in warnings
+
+
 def test_slice_without_pixel_data_is_named(tmp_path):
     paths = write_ct_series(make_ct(shape=(4, 16, 16)), tmp_path, transfer_syntax="rle")
     ds = pydicom.dcmread(paths[1])

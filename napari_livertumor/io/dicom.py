@@ -260,6 +260,8 @@ def _read_header(path: Path) -> tuple[SliceHeader | None, str | None]:
                     return None, None
                 if "SeriesInstanceUID" not in ds or "SOPClassUID" not in ds:
                     return None, None
+            elif path.suffix.lower() in (".dcm", ".dicom", ".ima"):
+                return None, "named like a DICOM file but is not one (no DICOM header)"
             else:
                 return None, None  # not DICOM: never parse arbitrary files
             pixel_offset = _pixel_offset(fp, ds)
