@@ -319,12 +319,9 @@ def output_paths(outdir: Path, case: Case) -> tuple[Path, Path]:
     return outdir / f"{case.name}_labels.nii.gz", outdir / f"{case.name}_stats.json"
 
 
-def is_complete(outdir: Path, case: Case) -> bool:
-    """Both outputs exist and the stats file (written last) parses and says complete."""
-    return _complete_stats(outdir, case) is not None
-
-
 def _complete_stats(outdir: Path, case: Case) -> dict | None:
+    """The stats of a case whose outputs are complete (both files, the stats written last and
+    saying complete), else None."""
     labels, stats = output_paths(outdir, case)
     if not (labels.is_file() and stats.is_file()):
         return None
@@ -357,7 +354,8 @@ _RESULT_SETTINGS = (
 def run_settings(case: Case, config, series_uid=None) -> dict:
     """What a case's outputs were made from: the input (absolute) and the settings that matter.
 
-    Recorded in ``<case>_stats.json``; a later run skips the case only when they are equal.
+    Recorded in ``<case>_stats.json``: a later run skips the case when they are equal, redoes it
+    (with a warning) when only the settings differ, and refuses outputs of another input.
     """
     import dataclasses
 
@@ -373,16 +371,17 @@ def run_settings(case: Case, config, series_uid=None) -> dict:
     return json.loads(json.dumps(record, default=str))  # as it reads back from the file
 
 
-def _why_not_reusable(old: dict, wanted: dict) -> str | None:
-    """None when ``old`` stats were made from ``wanted``; else what differs, in words."""
+def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
+    """How complete ``old`` stats relate to the run ``wanted``: ``("same", "")``,
+    ``("other input", what)`` or ``("other settings", which)``."""
     made = old.get("run_settings")
     if made is None:  # written before settings were recorded: the input alone decides
         same = Path(str(old.get("input", ""))).resolve() == Path(wanted["input"])
-        return None if same else f"another input ({old.get('input')})"
+        return ("same", "") if same else ("other input", str(old.get("input")))
     if made.get("input") != wanted["input"]:
-        return f"another input ({made.get('input')})"
+        return "other input", str(made.get("input"))
     changed = sorted(k for k in wanted if made.get(k) != wanted[k])
-    return None if not changed else "other settings (" + ", ".join(changed) + ")"
+    return ("other settings", ", ".join(changed)) if changed else ("same", "")
 
 
 def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, progress=None):
@@ -398,21 +397,23 @@ def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, 
         wanted = run_settings(case, config, series_uid)
         if not overwrite:
             old = _complete_stats(outdir, case)
-            why = None if old is None else _why_not_reusable(old, wanted)
-            if old is not None and why is None:
+            relation, what = ("none", "") if old is None else _compare_run(old, wanted)
+            if relation == "same":
                 rows.append({**row, **_summary_values(old), "status": "skipped (complete)"})
                 log.info("%s: already complete, skipped", case.name)
                 continue
-            if why is not None or labels_path.exists():
-                what = (
-                    f"were made from {why}"
-                    if why is not None
+            if relation == "other settings":  # this case's own outputs: redone, said aloud
+                log.warning("%s: redoing outputs made with other settings (%s)", case.name, what)
+            elif relation == "other input" or labels_path.exists():
+                made = (
+                    f"were made from another input ({what})"
+                    if relation == "other input"
                     else "exist without a complete stats file (a stopped run, or another "
                     "tool's file)"
                 )
                 msg = (
-                    f"{labels_path} and its stats {what}; nothing was overwritten: use another "
-                    "output folder, or --overwrite to redo them"
+                    f"{labels_path} and its stats {made}; nothing was overwritten: use another "
+                    "output folder, or --overwrite to replace them"
                 )
                 log.error("%s: %s", case.name, msg)
                 rows.append({**row, "status": "failed", "error": msg})  # files are not ours
