@@ -91,6 +91,18 @@ def test_duplicate_patients_keep_the_first_row(tmp_path):
     assert any("duplicate" in r for r in table.report)
 
 
+def test_implausible_numbers_are_reported_and_treated_as_missing(tmp_path):
+    pd.DataFrame(
+        {"TCIA_ID": ["HCC_001", "HCC_002", "HCC_003"], "age": [-5, 300, 64], "AFP": [-1, 20, 7]}
+    ).to_csv(tmp_path / "c.csv", index=False)
+    table = read_clinical(tmp_path / "c.csv")
+    assert np.isnan(table.frame["age"].iloc[0]) and np.isnan(table.frame["age"].iloc[1])
+    assert table.frame["age"].iloc[2] == 64.0 and table.frame["AFP"].tolist()[1:] == [20.0, 7.0]
+    text = " ".join(table.report)
+    assert "age: value(s) -5, 300 outside the plausible 0–120" in text
+    assert "AFP: value(s) -1 outside the plausible ≥ 0" in text
+
+
 def test_unsupported_file_is_refused(tmp_path):
     (tmp_path / "c.json").write_text("{}")
     with pytest.raises(InputError, match="unsupported table format"):

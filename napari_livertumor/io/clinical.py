@@ -36,6 +36,16 @@ YES_NO_COLUMNS = (
 )
 #: Columns that are plain numbers.
 NUMERIC_COLUMNS = ("age", "AFP", "Tr_Size", "Interval_BL", "TTP", "OS", "CLIP")
+#: plausible (low, high) per numeric column (None: open); values outside are typos or codes
+#: such as -1 for "unknown", treated as missing and reported
+_PLAUSIBLE = {
+    "age": (0.0, 120.0),
+    "afp": (0.0, None),
+    "tr_size": (0.0, None),
+    "interval_bl": (0.0, None),
+    "ttp": (0.0, None),
+    "os": (0.0, None),
+}
 
 _YES = {"1", "1.0", "yes", "y", "true", "positive", "present", "pos", "+"}
 _NO = {"0", "0.0", "no", "n", "false", "negative", "absent", "neg", "-", "none"}
@@ -123,10 +133,21 @@ def read_clinical(path: str | Path) -> ClinicalTable:
             encoded[column] = numbers.astype(float)
             continue
         result, unknown = _apply(encoder, values)
-        encoded[column] = result
         if unknown:
             shown = ", ".join(repr(u) for u in sorted(unknown)[:6])
             report.append(f"{column}: unknown value(s) {shown} treated as missing")
+        low, high = _PLAUSIBLE.get(column.strip().lower(), (None, None))
+        odd = ((result < low) if low is not None else False) | (
+            (result > high) if high is not None else False
+        )
+        if np.any(odd):
+            shown = ", ".join(f"{v:g}" for v in sorted(set(result[odd]))[:6])
+            bounds = f"{low:g}–{high:g}" if high is not None else f"≥ {low:g}"
+            report.append(
+                f"{column}: value(s) {shown} outside the plausible {bounds} treated as missing"
+            )
+            result = result.mask(odd)
+        encoded[column] = result
     frame = pd.DataFrame(encoded, index=raw.index)
     missing = {c: int(n) for c, n in frame.isna().sum().items() if n}
     if missing:
