@@ -223,8 +223,9 @@ class TrainWidget(JobWidgetMixin, QWidget):
             if choice == "cancel":
                 set_status(self.status, f"Nothing started; {stage_dir} is as it was.")
                 return
-            if choice == "resume":
-                config = dataclasses.replace(config, resume=True)
+            config = dataclasses.replace(
+                config, resume=choice == "resume", overwrite=choice == "replace"
+            )
         self._reset_plot()
         self.reports = []
         self.model_folder = None

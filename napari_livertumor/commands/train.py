@@ -40,6 +40,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cache-dir", help="preprocessing cache (default OUT/.cache)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/<stage>/last")
     parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a model already in OUT/<stage> (without it, or --resume, training there "
+        "is refused)",
+    )
+    parser.add_argument(
         "--init",
         metavar="MODEL_DIR",
         help="fine-tune: start from this model folder's weights (e.g. resources/models/tumor; "
@@ -74,6 +80,7 @@ def build_configs(args) -> list:
         device=args.device,
         cache_dir=args.cache_dir,
         resume=True if args.resume else None,
+        overwrite=True if args.force else None,
     )
     stages = ("liver", "tumor") if args.stage == "both" else (args.stage,)
     configs = []
@@ -88,7 +95,11 @@ def build_configs(args) -> list:
 
 
 def run(args) -> int:
+    from ..training.loop import check_before_writing
+
     configs = build_configs(args)
+    for cfg in configs:  # both stages are checked before either starts
+        check_before_writing(cfg)
     if args.ddp and args.ddp > 0:
         from ..training.distributed import launch_torchrun
 

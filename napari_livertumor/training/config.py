@@ -141,6 +141,9 @@ class TrainConfig:
     amp: bool = True
     num_workers: int = 0
     resume: bool = False
+    #: replace a model (or a stopped run) already in ``out/<stage>``; without it or ``resume``,
+    #: training there is refused before anything is written
+    overwrite: bool = False
     #: start from the weights of an existing model folder (fine-tuning, e.g. the shipped model on
     #: your own data): its trunk is loaded, the VAE branch (not stored in model folders) starts
     #: fresh, and the optimizer, step count and learning-rate schedule start from zero. Ignored

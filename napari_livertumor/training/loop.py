@@ -56,6 +56,35 @@ def train(
     yield from run.execute(should_cancel)
 
 
+def check_before_writing(cfg: TrainConfig) -> None:
+    """Refuse a run that would silently replace work, before anything is written.
+
+    ``out/<stage>`` holding a model or a stopped run's state is only trained into with
+    ``resume`` (there must be a state to resume) or ``overwrite``. A fine-tune's start model
+    must exist and be of the right stage (checked here, not after the split is written).
+    """
+    from ..models import load_model
+
+    stage_dir = Path(cfg.stage_dir)
+    has_state = (stage_dir / "last" / STATE_FILE).is_file()
+    has_model = (stage_dir / "model.safetensors").is_file()
+    if not cfg.overwrite:
+        if cfg.resume and has_model and not has_state:
+            raise InputError(
+                stage_dir,
+                "holds a trained model but no last/ state to resume; replace it (--force) or "
+                "choose another output folder",
+            )
+        if not cfg.resume and (has_model or has_state):
+            raise InputError(
+                stage_dir,
+                f"already holds a {cfg.stage} model{' and a run to resume' if has_state else ''}: "
+                "--resume continues it, --force replaces it, or choose another output folder",
+            )
+    if cfg.init_from and not (cfg.resume and has_state):
+        load_model(cfg.init_from, stage=cfg.stage)  # ModelError: missing, corrupt, wrong stage
+
+
 class _Run:
     def __init__(self, config: TrainConfig):
         import torch
@@ -148,6 +177,7 @@ class _Run:
     def execute(self, should_cancel) -> Iterator[dict[str, Any]]:
         torch = self.torch
         cfg = self.config
+        check_before_writing(cfg)
         seed_everything(cfg.seed)
         data = self._prepare_data()
         weak_labels, weak_summary = self._weak_labels(data["train"])
