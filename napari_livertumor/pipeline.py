@@ -438,6 +438,7 @@ class Segmenter:
             progress=rep.progress,
             should_cancel=rep.should_cancel,
             warnings=warnings,
+            min_ml=self.lesion_filter()[0],
         )
 
 
@@ -451,12 +452,15 @@ def refine_labels(
     progress: ProgressFn | None = None,
     should_cancel: CancelFn | None = None,
     warnings: list[str] | None = None,
+    min_ml: float = DEFAULT_MIN_TUMOR_ML,
 ) -> np.ndarray:
     """Active-contour refinement of the tumor (label 2) of ``labels``, in place, inside the liver.
 
     Calls :func:`napari_livertumor.refine.refine_all` on the liver's bounding box (``box``, or
-    computed) so whole slices are never processed. When the refinement module is not available
-    the labels are left as they are and a note is appended to ``warnings``.
+    computed) so whole slices are never processed. Tumor components the contours leave under
+    ``min_ml`` (slivers cut off a lesion's edge) go back to liver, as the tumor stage's own
+    filter would have removed them. When the refinement module is not available the labels are
+    left as they are and a note is appended to ``warnings``.
 
     Returns
     -------
@@ -493,6 +497,14 @@ def refine_labels(
     )
     warnings += [f"refine: {n}" for n in notes]
     refined = np.asarray(out, dtype=bool) & liver
+    if min_ml > 0 and refined.any():
+        from scipy import ndimage as ndi
+
+        lab, _ = ndi.label(refined, structure=np.ones((3, 3, 3), bool))
+        sizes = np.bincount(lab.ravel())
+        keep = sizes >= min_ml * 1000.0 / float(np.prod(spacing))
+        keep[0] = False
+        refined = keep[lab]
     roi[liver] = 1
     roi[refined] = 2
     return labels

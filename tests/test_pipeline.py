@@ -355,6 +355,27 @@ def test_refinement_stays_inside_the_liver_and_keeps_labels_valid():
     assert dice(out == 2, tumor) >= dice(labels == 2, tumor) - 0.02
 
 
+def test_refinement_leaves_no_tumor_sliver_under_the_lesion_filters_minimum():
+    """Refinement must not bring back what the tumor stage's volume filter removes: the lesion
+    count and the list would otherwise fill with specks of a few voxels."""
+    from scipy import ndimage as ndi
+
+    from napari_livertumor.pipeline import refine_labels
+
+    vol, liver, tumor = phantom()
+    labels = np.where(liver, 1, 0).astype(np.uint8)
+    labels[tumor] = 2
+    z, y, x = np.argwhere(liver & ~ndi.binary_dilation(tumor, iterations=6))[0]
+    labels[z, y, x : x + 2] = 2  # two voxels, 0.003 mL, in plain liver
+    out = refine_labels(vol.array, labels.copy(), vol.spacing, min_ml=0.1)
+    comps, n = ndi.label(out == 2, structure=np.ones((3, 3, 3), bool))
+    sizes_ml = np.bincount(comps.ravel())[1:] * np.prod(vol.spacing) / 1000
+    assert n == 1 and sizes_ml.min() >= 0.1
+    assert out[z, y, x] == 1  # back to liver
+    kept = refine_labels(vol.array, labels.copy(), vol.spacing, min_ml=0)
+    assert (kept[z, y, x : x + 2] == 2).all()  # 0 turns the filter off
+
+
 def test_window_grows_to_cover_short_axes_and_shrinks_for_tiny_images():
     from napari_livertumor.pipeline import window_size
 
