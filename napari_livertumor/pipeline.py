@@ -323,7 +323,12 @@ class Segmenter:
         rep.check()
         with torch.inference_mode():
             t0 = time.perf_counter()
-            liver_found = self._liver_stage(ct, spacing, labels, rep, warnings)
+            lo, hi = ct.min(), ct.max()
+            if hi - lo < 1:  # no edge to find (the networks would see their own bias)
+                warnings.append(f"no liver found: the image is uniform (every voxel {lo:g})")
+                liver_found = False
+            else:
+                liver_found = self._liver_stage(ct, spacing, labels, rep, warnings)
             timings["liver"] = time.perf_counter() - t0
             if liver_found and self.tumor is not None:
                 rep.check()
