@@ -241,3 +241,23 @@ def test_ensemble_averages_its_members_and_refuses_what_does_not_fit(tmp_path, c
         make_ensemble(tmp_path / "bad", [tmp_path / "ens", a])
     assert main(["ensemble", str(tmp_path / "x"), str(a), str(tmp_path / "missing")]) != 0
     assert "missing" in capsys.readouterr().err
+
+
+def test_an_ensemble_keeps_a_shift_and_lesion_filter_all_its_members_share(tmp_path):
+    from napari_livertumor.models.ensemble import make_ensemble
+
+    kw = dict(logit_bias=(0.0, 0.0, 2.0))
+    a = make_untrained_model(tmp_path / "a", "tumor", seed=1, **kw)
+    b = make_untrained_model(tmp_path / "b", "tumor", seed=2, **kw)
+    for folder in (a, b):
+        meta = read_metadata(folder)
+        meta.lesion_filter = {"min_ml": 0.1, "min_peak": 2.0}
+        (folder / "metadata.json").write_text(json.dumps(meta.to_dict()))
+    make_ensemble(tmp_path / "same", [a, b])
+    same = read_metadata(tmp_path / "same")
+    assert list(same.logit_bias) == [0.0, 0.0, 2.0]
+    assert same.lesion_filter == {"min_ml": 0.1, "min_peak": 2.0}
+    c = make_untrained_model(tmp_path / "c", "tumor", seed=3, logit_bias=(0.0, 0.0, 1.0))
+    make_ensemble(tmp_path / "mixed", [a, c])
+    mixed = read_metadata(tmp_path / "mixed")
+    assert mixed.logit_bias is None and mixed.lesion_filter is None

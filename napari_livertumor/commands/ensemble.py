@@ -24,8 +24,11 @@ def run(args) -> int:
     out = make_ensemble(args.output, list(args.members), force=args.force)
     meta = read_metadata(out)
     size = (out / "model.safetensors").stat().st_size / 2**20
-    print(
-        f"wrote {out}: {meta.stage} ensemble of {meta.members} networks ({size:.1f} MB); "
-        "its logit shift is unset: pick one with scripts/calibrate_shift.py"
+    shift = (
+        f"the members' shared logit shift {list(meta.logit_bias)} is kept"
+        if meta.logit_bias is not None
+        else "its logit shift is unset (the members' differ or have none): pick one with "
+        "scripts/calibrate_shift.py"
     )
+    print(f"wrote {out}: {meta.stage} ensemble of {meta.members} networks ({size:.1f} MB); {shift}")
     return 0

@@ -37,9 +37,10 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
     """Write an ensemble model folder from several model folders of one stage and geometry.
 
     The members must agree on stage, network, HU window, target spacing, window size, label map
-    and liver masking (they were trained with one recipe, e.g. the folds of ``--folds K``); their
-    logit shifts are dropped, as a shift chosen for one network does not suit the mean (pick the
-    ensemble's own with ``scripts/calibrate_shift.py``). Weights keep the members' storage type.
+    and liver masking (they were trained with one recipe, e.g. the folds of ``--folds K``). A
+    logit shift and lesion filter every member shares are kept; otherwise both are dropped, as a
+    shift chosen for one network does not suit the mean (pick the ensemble's own with
+    ``scripts/calibrate_shift.py``). Weights keep the members' storage type.
 
     Raises
     ------
@@ -74,11 +75,17 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
         for k in loaded.network.state_dict():  # the trunk (a VAE branch is left behind)
             tensors[f"members.{i}.{k}"] = raw[k].contiguous()
     base = metas[0]
+    # a shift (and the lesion filter calibrated with it) shared by every member is kept; members
+    # that disagree leave the ensemble without either, to be calibrated on its own
+    shared = all(
+        m.logit_bias == base.logit_bias and m.lesion_filter == base.lesion_filter for m in metas
+    )
     meta = ModelMetadata.from_dict(
         {
             **base.to_dict(),
             "members": len(metas),
-            "logit_bias": None,
+            "logit_bias": base.logit_bias if shared else None,
+            "lesion_filter": base.lesion_filter if shared else None,
             "training": {
                 "config": (base.training or {}).get("config", {}),
                 "ensemble_of": [str(m) for m in members],
