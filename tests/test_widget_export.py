@@ -122,3 +122,20 @@ def test_label_values_outside_the_classes_are_refused_and_a_ground_truth_is_mapp
     liver = read_nifti(out / "TEST_001_liver.nii.gz").array
     np.testing.assert_array_equal(liver, labels > 0)  # portal vein + tumor, never the aorta
     np.testing.assert_array_equal(read_nifti(out / "TEST_001_labels.nii.gz").array, labels)
+
+
+def test_export_moves_from_a_ground_truth_to_the_segmentation_once_there_is_one(
+    make_napari_viewer,
+):
+    from _widget_data import tiny_ct
+
+    viewer = make_napari_viewer()
+    widget = ExportWidget(viewer)  # docked before anything is loaded, as the demo does
+    vol, labels = tiny_ct()
+    _layers.add_ct_layer(viewer, vol, name="CT")
+    _layers.add_labels_layer(viewer, labels, vol, "CT ground truth", role="ground_truth")
+    assert widget.labels_combo.currentText() == "CT ground truth"
+    _layers.add_labels_layer(viewer, labels, vol, "CT segmentation", ct_layer_name="CT")
+    assert widget.labels_combo.currentText() == "CT segmentation"
+    widget.labels_combo.setCurrentText("CT ground truth")  # the user may still pick it
+    assert widget.labels_combo.currentText() == "CT ground truth"

@@ -125,3 +125,16 @@ def test_the_lesion_jump_lands_on_the_slice_it_names(viewer_with_labels, qtbot):
             (viewer.dims.point[0] - viewer.layers["tiny CT"].translate[0]) / vol.spacing[0]
         )
         assert f"slice {z_index} " in widget.status.text()
+
+
+def test_a_ground_truth_loaded_later_is_chosen_for_scoring(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)  # docked first, as the demo does
+    vol, truth = tiny_ct()
+    _layers.add_ct_layer(viewer, vol, name="tiny CT")
+    assert widget.truth_layer() is None
+    _layers.add_labels_layer(viewer, truth, vol, "tiny CT ground truth", role="ground_truth")
+    assert widget.truth_combo.currentText() == "tiny CT ground truth"
+    widget.truth_combo.setCurrentIndex(0)  # the user turns scoring off: it stays off
+    _layers.add_labels_layer(viewer, truth > 0, vol, "tiny CT segmentation")
+    assert widget.truth_layer() is None

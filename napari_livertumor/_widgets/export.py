@@ -125,7 +125,12 @@ class ExportWidget(JobWidgetMixin, QWidget):
             names = [ly.name for ly in [*segs, *others]]
             self.labels_combo.clear()
             self.labels_combo.addItems(names)
-            if current in names:
+            # keep the user's choice, except a ground truth picked (or left) before any
+            # segmentation existed: once there is one, that is what an export is for
+            was_truth = current in self.viewer.layers and (
+                self.viewer.layers[current].metadata.get(_layers.ROLE) == "ground_truth"
+            )
+            if current in names and not (was_truth and segs):
                 self.labels_combo.setCurrentText(current)
         except RuntimeError:  # widget deleted while the viewer still emits
             pass

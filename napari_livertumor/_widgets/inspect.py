@@ -49,6 +49,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
 
         self.labels_combo = QComboBox()
         self.truth_combo = QComboBox()
+        self._truth_seen: set[str] = set()
         self.opacity = QSlider(Qt.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(50)
@@ -116,7 +117,11 @@ class InspectWidget(JobWidgetMixin, QWidget):
         try:
             self._fill(self.labels_combo, self._labels_names())
             truth = [ly.name for ly in _layers.labels_layers(self.viewer, role="ground_truth")]
+            new = [t for t in truth if t not in self._truth_seen]
+            self._truth_seen = set(truth)
             self._fill(self.truth_combo, [NO_TRUTH, *truth])
+            if new and self.truth_combo.currentText() == NO_TRUTH:
+                self.truth_combo.setCurrentText(new[-1])  # a ground truth just loaded: score
         except RuntimeError:  # widget deleted while the viewer still emits
             pass
 
