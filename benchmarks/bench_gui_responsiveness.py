@@ -33,7 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "gui_responsiveness.json"
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-o", "--out", default=str(OUT), help=f"where the figures go (default {OUT})")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
     if not os.environ.get("DISPLAY") and shutil.which("xvfb-run"):
         return subprocess.call(["xvfb-run", "-a", sys.executable, *sys.argv])
 
@@ -130,15 +136,15 @@ def main() -> int:
         "ct_shape": list(phantom.ct.shape),
         "command": "xvfb-run -a python benchmarks/bench_gui_responsiveness.py",
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(record, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2) + "\n")
     for phase, r in results.items():
         print(
             f"{phase:8s} max stall {r['max_stall_ms']:7.1f} ms   p95 {r['p95_stall_ms']:6.1f} ms"
             f"   outside showing the result {r['max_stall_while_worker_runs_ms']:7.1f} ms"
             f"   wall {r['wall_s']:6.2f} s"
         )
-    print(f"saved {OUT.relative_to(ROOT)}")
+    print(f"saved {out}")
     viewer.close()
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
