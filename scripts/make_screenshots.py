@@ -25,14 +25,19 @@ ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "docs" / "images"
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("-o", "--out", default=str(IMAGES), help=f"folder (default {IMAGES})")
+    images = Path(ap.parse_args(argv).out)
     if not os.environ.get("DISPLAY") and shutil.which("xvfb-run"):
         return subprocess.call(
             ["xvfb-run", "-a", "-s", "-screen 0 1920x1200x24", sys.executable, *sys.argv]
         )
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    workflow(IMAGES / "workflow.png")
-    train_widget(IMAGES / "train_widget.png")
+    images.mkdir(parents=True, exist_ok=True)
+    workflow(images / "workflow.png")
+    train_widget(images / "train_widget.png")
     return 0
 
 
