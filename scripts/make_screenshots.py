@@ -93,7 +93,7 @@ def workflow(out: Path) -> None:
     _settle(app, 1.5)
     _close_notifications()
     viewer.screenshot(str(out), canvas_only=False, flash=False)
-    print(f"saved {out.relative_to(ROOT)}")
+    print(f"saved {out}")
     viewer.close()
 
 
@@ -127,7 +127,7 @@ def train_widget(out: Path) -> None:
     _settle(app, 1.0)
     _close_notifications()
     viewer.screenshot(str(out), canvas_only=False, flash=False)
-    print(f"saved {out.relative_to(ROOT)}")
+    print(f"saved {out}")
     viewer.close()
     shutil.rmtree(tmp, ignore_errors=True)
 
