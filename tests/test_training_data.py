@@ -416,3 +416,26 @@ def test_a_ras_stored_nifti_case_trains_in_the_standard_orientation(tmp_path):
     np.testing.assert_array_equal(got_ct.array, ct.array)
     np.testing.assert_array_equal(got_hcc, hcc)
     np.testing.assert_allclose(got_ct.affine, ct.affine, atol=1e-5)
+
+
+def test_labels_stored_in_another_axis_order_than_their_ct_still_fit(tmp_path):
+    from _geometry import stored_as
+
+    from napari_livertumor.io import CTVolume
+    from napari_livertumor.io.nifti import write_nifti
+    from napari_livertumor.training.data import CaseRecord
+
+    rng = np.random.default_rng(1)
+    ct = CTVolume(rng.integers(-100, 200, (4, 6, 8)).astype(np.int16), spacing=(2.5, 0.9, 0.8))
+    hcc = rng.integers(0, 5, ct.shape).astype(np.uint8)
+    write_nifti(ct, tmp_path / "ct.nii.gz")  # the CT as DICOM-like LPS, its labels as RAS
+    write_nifti(stored_as(ct.with_array(hcc), "RAS"), tmp_path / "lab.nii.gz")
+    rec = CaseRecord("HCC_001", "nifti", tmp_path / "ct.nii.gz", tmp_path / "lab.nii.gz")
+    got_ct, got_hcc = load_case(rec)
+    np.testing.assert_array_equal(got_hcc, hcc)
+
+    bad = hcc.astype(np.float32)
+    bad[0, 0, :2] = (7, 2.5)
+    write_nifti(ct.with_array(bad), tmp_path / "bad.nii.gz")
+    with pytest.raises(Exception, match=r"found 2\.5, 7"):
+        load_case(CaseRecord("HCC_001", "nifti", tmp_path / "ct.nii.gz", tmp_path / "bad.nii.gz"))

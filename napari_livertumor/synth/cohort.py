@@ -97,7 +97,7 @@ def make_cohort(
         raise InputError(
             out,
             f"the folder is not empty ({len(present)} entries: {shown}); choose a new folder, "
-            "or pass --force (overwrite=True) to replace a synthetic cohort written there",
+            "or pass --force to replace a synthetic cohort written there",
         )
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -191,8 +191,8 @@ def _read_case(record: CaseRecord):
     if record.layout == "nifti":
         from ..io.nifti import read_nifti
 
-        ct = read_nifti(record.image)
-        lab = read_nifti(record.labels)
+        ct, _ = read_nifti(record.image).to_standard()
+        lab, _ = read_nifti(record.labels).to_standard()  # stored in another axis order is fine
         if lab.shape != ct.shape:
             raise InputError(
                 record.labels, f"label shape {lab.shape} does not match the CT's {ct.shape}"
@@ -200,8 +200,12 @@ def _read_case(record: CaseRecord):
         if not np.allclose(lab.affine, ct.affine, atol=1e-2):
             raise InputError(record.labels, "label affine does not match the CT's (other grid)")
         labels = np.asarray(lab.array)
-        if labels.min() < 0 or labels.max() > 4:
-            raise InputError(record.labels, "labels must be HCC classes 0..4")
+        bad = np.unique(labels[(labels < 0) | (labels > 4) | (labels != np.round(labels))])
+        if bad.size:
+            shown = ", ".join(f"{v:g}" for v in bad[:6]) + (", …" if bad.size > 6 else "")
+            raise InputError(
+                record.labels, f"labels must be HCC classes 0..4 (integers); found {shown}"
+            )
         return ct, labels.astype(np.uint8)
     from ..io.dicom import read_dicom_series
     from ..io.seg import read_dicom_seg
