@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -107,10 +108,40 @@ def run(args) -> int:
     from ..training.cli_report import print_reports
     from ..training.loop import train, warm_cache
 
-    if len(configs) > 1:
-        print("== preprocessing (each CT is read once for both stages)", flush=True)
-        warm_cache(configs)
-    for cfg in configs:
-        print(f"== training the {cfg.stage} model -> {cfg.stage_dir}", flush=True)
-        print_reports(train(cfg), sys.stdout)
+    with _sigterm_as_interrupt():
+        if len(configs) > 1:
+            print("== preprocessing (each CT is read once for both stages)", flush=True)
+            warm_cache(configs)
+        for cfg in configs:
+            print(f"== training the {cfg.stage} model -> {cfg.stage_dir}", flush=True)
+            try:
+                print_reports(train(cfg), sys.stdout)
+            except KeyboardInterrupt:
+                print(
+                    f"== stopped: the {cfg.stage} run's state is in {cfg.stage_dir / 'last'}; "
+                    "the same command with --resume continues it",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                raise
     return 0
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a job scheduler's stop, ``kill``, ``docker stop``) saves ``last/`` like Ctrl-C."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
