@@ -62,3 +62,14 @@ def test_demo_refuses_an_unknown_widget_name(capsys):
 
     assert run_demo(widgets="load,bogus") == 2
     assert "bogus" in capsys.readouterr().out
+
+
+def test_the_demo_without_a_display_says_how_to_get_a_screenshot(monkeypatch, capsys):
+    from napari_livertumor.cli import main
+
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    assert main(["demo"]) == 1
+    err = capsys.readouterr().err
+    assert "no display" in err and "--screenshot" in err

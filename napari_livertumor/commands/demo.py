@@ -17,6 +17,25 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    headless = sys.platform.startswith("linux") and not any(
+        os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    )
+    if headless:  # Qt would abort with a core dump
+        if args.screenshot and shutil.which("xvfb-run"):
+            argv = [sys.executable, "-m", "napari_livertumor.cli", "demo"]
+            argv += ["--screenshot", args.screenshot, "--widgets", args.widgets]
+            return subprocess.call(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *argv])
+        print(
+            "livertumor demo: error: no display (DISPLAY is not set). Run it on a desktop, or "
+            "save a screenshot instead: livertumor demo --screenshot demo.png (needs xvfb-run)",
+            file=sys.stderr,
+        )
+        return 1
     from .._widgets.demo import run_demo
 
     return run_demo(screenshot=args.screenshot, widgets=args.widgets)
