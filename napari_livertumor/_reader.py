@@ -66,7 +66,7 @@ def read_nifti_layers(path) -> list[tuple]:
     from .io.nifti import read_nifti
 
     target = _single_target(path)
-    volume = read_nifti(target)
+    volume = read_nifti(target).displayed()  # as DICOM shows it; saved back in stored order
     if _is_label_map(volume.array):
         labels = volume.array.astype(np.uint8)
         role = "segmentation" if labels.max() <= 2 else "ground_truth"

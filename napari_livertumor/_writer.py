@@ -27,6 +27,7 @@ def write_labels_nifti(path: str, data: Any, attributes: dict) -> list[str]:
     out = _with_suffix(Path(path), (".nii.gz", ".nii"), ".nii.gz")
     labels = _labels_array(data)
     reference = _reference(attributes, labels.shape)
+    labels, reference = reference.to_stored(labels)  # a turned NIfTI: back to the file's order
     write_nifti(labels, out, reference=reference)
     return [str(out)]
 

@@ -78,7 +78,10 @@ def test_label_nifti_opens_as_labels_and_ct_nifti_as_image(tmp_path, study):
         str(tmp_path / "labels.nii.gz")
     )
     assert kind == "labels"
-    np.testing.assert_array_equal(lab, labels)
+    # this CT's rows and slices run against the standard axes: both are shown turned alike
+    _, turn = ct.to_standard()
+    assert not turn.identity
+    np.testing.assert_array_equal(lab, turn.apply(labels))
     np.testing.assert_allclose(kwargs["scale"], ct_kwargs["scale"])
     np.testing.assert_allclose(kwargs["translate"], ct_kwargs["translate"])
 
@@ -99,6 +102,20 @@ def test_labels_layer_saves_to_nifti_and_dicom_seg_on_the_ct_grid(tmp_path, stud
 
     [dcm] = write_labels_dicom_seg(str(tmp_path / "seg.dcm"), labels, attributes)
     np.testing.assert_array_equal(read_dicom_seg(dcm, ct), labels)
+
+
+def test_a_turned_nifti_layer_saves_back_in_the_files_own_order(tmp_path, study):
+    _, _, ct, labels = study
+    write_nifti(ct, tmp_path / "ct.nii.gz")
+    write_nifti(labels, tmp_path / "labels.nii.gz", reference=ct)
+    [(lab, kwargs, _)] = napari_get_reader(str(tmp_path / "labels.nii.gz"))(
+        str(tmp_path / "labels.nii.gz")
+    )
+    attributes = {"name": "edited", **kwargs}
+    [nii] = write_labels_nifti(str(tmp_path / "edited.nii.gz"), lab, attributes)
+    back = read_nifti(nii)
+    np.testing.assert_array_equal(back.array, labels)  # the file's voxel order
+    assert back.same_grid(read_nifti(tmp_path / "ct.nii.gz"))
 
 
 def test_dicom_seg_writer_refuses_a_layer_without_a_dicom_ct(tmp_path):

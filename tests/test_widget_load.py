@@ -125,3 +125,39 @@ def test_a_new_path_drops_the_last_scan_and_the_seg_it_filled_in(load_widget, qt
     widget.truth_path.setText(str(tmp_path / "mine.nii.gz"))  # typed by the user: kept
     widget.path.setText(str(case_a))
     assert widget.truth_path.text() == str(tmp_path / "mine.nii.gz")
+
+
+def test_a_ras_nifti_is_shown_as_dicom_would_be_and_exported_in_its_own_order(
+    load_widget, qtbot, tmp_path
+):
+    """dcm2niix and nnU-Net files are often RAS: napari would show them mirrored, upside down
+    and off the same patient's DICOM. They are shown turned; masks go back in the file's order."""
+    import nibabel as nib
+    from _geometry import stored_as
+
+    from napari_livertumor._widgets.export import write_exports
+
+    viewer, widget = load_widget
+    vol, labels = tiny_ct()
+    ras_ct = stored_as(vol, "RAS")
+    ras_gt = stored_as(vol.with_array(labels), "RAS")
+    write_nifti(ras_ct, tmp_path / "ct.nii.gz")
+    write_nifti(ras_gt, tmp_path / "gt.nii.gz")
+    widget.source.setCurrentText(SOURCES[1])
+    widget.path.setText(str(tmp_path / "ct.nii.gz"))
+    widget.truth_path.setText(str(tmp_path / "gt.nii.gz"))
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    (ct,) = _layers.ct_layers(viewer)
+    (gt,) = _layers.labels_layers(viewer, role="ground_truth")
+    np.testing.assert_array_equal(ct.data, vol.array)  # as the DICOM-like original
+    np.testing.assert_array_equal(gt.data, labels)
+    np.testing.assert_allclose(ct.translate, vol.napari_translate, atol=1e-4)
+
+    shown = ct.metadata["ct_volume"]
+    out = write_exports(np.asarray(gt.data) > 0, shown, {"labels.nii.gz": tmp_path / "out.nii.gz"})
+    back, src = nib.load(out[0]), nib.load(tmp_path / "ct.nii.gz")
+    assert back.shape == src.shape
+    np.testing.assert_allclose(back.affine, src.affine, atol=1e-4)
+    np.testing.assert_array_equal(np.asarray(back.dataobj), np.asarray(nib.load(
+        tmp_path / "gt.nii.gz").dataobj) > 0)  # fmt: skip

@@ -256,6 +256,7 @@ def write_exports(labels: np.ndarray, volume, files: dict[str, Path], progress=N
     ``seg.dcm``, ``stats.json``, ``lesions.csv``) to its path; returns the paths written."""
     from ..io.nifti import write_nifti
 
+    labels, volume = volume.to_stored(labels)  # a NIfTI shown turned: the file's own grid
     written = []
     stats = None
     for i, (kind, path) in enumerate(files.items()):

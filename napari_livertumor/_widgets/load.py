@@ -188,7 +188,13 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 volume = read_nifti(path_text)
             if truth_text:
                 truth = _read_truth(Path(truth_text), volume)
-            return volume, truth
+            # shown as DICOM would be (a RAS NIfTI is otherwise mirrored); exports go back to
+            # the file's own voxel order
+            shown = volume.displayed()
+            turn = shown.meta.get("stored_turn")
+            if turn is not None and truth is not None:
+                truth = turn.apply(truth)
+            return shown, truth
 
         self.run_job(
             target,
@@ -330,12 +336,14 @@ def _read_truth(path, volume):
     if not path.exists():
         raise InputError(path, "ground-truth file not found")
     if is_nifti_path(path):
-        truth = read_nifti(path)
-        if truth.shape != volume.shape:
-            raise InputError(path, f"label map shape {truth.shape} ≠ CT shape {volume.shape}")
-        if not volume.same_grid(truth, atol=0.1):
+        # compared in the standard orientation: a label map may store its axes otherwise
+        truth, _ = read_nifti(path).to_standard()
+        ct, turn = volume.to_standard()
+        if truth.shape != ct.shape:
+            raise InputError(path, f"label map shape {truth.shape} ≠ CT shape {ct.shape}")
+        if not ct.same_grid(truth, atol=0.1):
             raise InputError(path, "label map is not on the CT's grid (different affine)")
-        return np.asarray(truth.array).astype(np.uint8)
+        return turn.undo(np.asarray(truth.array).astype(np.uint8))
     try:
         from ..io.seg import read_dicom_seg
     except ImportError as exc:

@@ -136,6 +136,32 @@ class CTVolume:
         )
         return out, ro
 
+    def displayed(self) -> CTVolume:
+        """This volume as a viewer should show it: turned to the standard orientation.
+
+        A RAS-stored or transposed NIfTI otherwise appears mirrored or upside down (napari
+        shows voxels as stored). The turned volume remembers the file's own grid
+        (``meta["stored_turn"]``, ``meta["stored_grid"]``), so :meth:`to_stored` can put masks
+        drawn on it back in the file's voxel order. A standard volume is returned as it is.
+        """
+        turned, turn = self.to_standard()
+        if turn.identity:
+            return self
+        turned.meta["stored_turn"] = turn
+        # the stored grid's geometry, without a copy of its voxels
+        turned.meta["stored_grid"] = replace(
+            self, array=np.broadcast_to(np.uint8(0), self.shape), meta=dict(self.meta)
+        )
+        return turned
+
+    def to_stored(self, array: np.ndarray) -> tuple[np.ndarray, CTVolume]:
+        """``array`` on this grid, and the grid it is written on: the file's own grid for a
+        volume from :meth:`displayed` (the array turned back), else this one."""
+        turn = self.meta.get("stored_turn")
+        if turn is None:
+            return array, self
+        return turn.undo(np.asarray(array)), self.meta["stored_grid"]
+
     @classmethod
     def from_affine(
         cls, array: np.ndarray, affine_ras: np.ndarray, meta: dict | None = None
