@@ -130,8 +130,8 @@ def test_a_new_path_drops_the_last_scan_and_the_seg_it_filled_in(load_widget, qt
 def test_a_ras_nifti_is_shown_as_dicom_would_be_and_exported_in_its_own_order(
     load_widget, qtbot, tmp_path
 ):
-    """dcm2niix and nnU-Net files are often RAS: napari would show them mirrored, upside down
-    and off the same patient's DICOM. They are shown turned; masks go back in the file's order."""
+    """Converted NIfTI files are often RAS: napari would show them mirrored, upside down and off
+    the same patient's DICOM. They are shown turned; masks go back in the file's order."""
     import nibabel as nib
     from _geometry import stored_as
 
