@@ -25,6 +25,18 @@ def _wait_idle(qtbot, widget, timeout=20_000):
     qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
 
 
+def _load_nifti_with_truth(viewer, widget, qtbot, folder):
+    """Load folder/ct.nii.gz with folder/gt.nii.gz as a user would; the two layers made."""
+    widget.source.setCurrentText(SOURCES[1])
+    widget.path.setText(str(folder / "ct.nii.gz"))
+    widget.truth_path.setText(str(folder / "gt.nii.gz"))
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    (ct,) = _layers.ct_layers(viewer)
+    (gt,) = _layers.labels_layers(viewer, role="ground_truth")
+    return ct, gt
+
+
 def test_load_dicom_folder_lists_series_and_adds_ct_in_mm(load_widget, qtbot, tmp_path):
     viewer, widget = load_widget
     case, vol, _ = write_dicom_case(tmp_path)
@@ -51,13 +63,7 @@ def test_load_nifti_with_ground_truth_adds_aligned_labels(load_widget, qtbot, tm
     vol, labels = tiny_ct()
     write_nifti(vol, tmp_path / "ct.nii.gz")
     write_nifti(labels, tmp_path / "gt.nii.gz", reference=vol)
-    widget.source.setCurrentText(SOURCES[1])
-    widget.path.setText(str(tmp_path / "ct.nii.gz"))
-    widget.truth_path.setText(str(tmp_path / "gt.nii.gz"))
-    widget.load_button.click()
-    _wait_idle(qtbot, widget)
-    (ct,) = _layers.ct_layers(viewer)
-    (gt,) = _layers.labels_layers(viewer, role="ground_truth")
+    ct, gt = _load_nifti_with_truth(viewer, widget, qtbot, tmp_path)
     np.testing.assert_array_equal(gt.data, labels)
     np.testing.assert_allclose(gt.scale, ct.scale)
     np.testing.assert_allclose(gt.translate, ct.translate)
@@ -143,13 +149,7 @@ def test_a_ras_nifti_is_shown_as_dicom_would_be_and_exported_in_its_own_order(
     ras_gt = stored_as(vol.with_array(labels), "RAS")
     write_nifti(ras_ct, tmp_path / "ct.nii.gz")
     write_nifti(ras_gt, tmp_path / "gt.nii.gz")
-    widget.source.setCurrentText(SOURCES[1])
-    widget.path.setText(str(tmp_path / "ct.nii.gz"))
-    widget.truth_path.setText(str(tmp_path / "gt.nii.gz"))
-    widget.load_button.click()
-    _wait_idle(qtbot, widget)
-    (ct,) = _layers.ct_layers(viewer)
-    (gt,) = _layers.labels_layers(viewer, role="ground_truth")
+    ct, gt = _load_nifti_with_truth(viewer, widget, qtbot, tmp_path)
     np.testing.assert_array_equal(ct.data, vol.array)  # as the DICOM-like original
     np.testing.assert_array_equal(gt.data, labels)
     np.testing.assert_allclose(ct.translate, vol.napari_translate, atol=1e-4)
