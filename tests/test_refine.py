@@ -11,6 +11,7 @@ from scipy import ndimage as ndi
 from napari_livertumor.errors import Cancelled, InputError
 from napari_livertumor.refine import (
     RefineConfig,
+    drop_slivers,
     lesion_boxes,
     original_refinement,
     refine_all,
@@ -215,3 +216,23 @@ def test_the_contour_moves_at_most_max_shift_mm():
         ct, start, liver, SPACING, RefineConfig(max_shift_mm=0, iterations=30, min_contrast=0)
     )
     assert dice(free, truth) > dice(out, truth)
+
+
+def test_drop_slivers_removes_cut_off_pieces_but_keeps_small_lesions_that_were_small_before():
+    spacing = (2.0, 1.0, 1.0)  # 2 µL per voxel: 0.1 mL = 50 voxels
+    before = np.zeros((10, 40, 40), bool)
+    before[2:8, 5:20, 5:20] = True  # a 2.7 mL lesion
+    before[5, 30:33, 30:32] = True  # a 6-voxel lesion painted by hand
+    after = before.copy()
+    after[2:8, 18:20, 5:20] = False  # the contour cut the lesion's edge ...
+    after[4, 19, 5:9] = True  # ... and left a 4-voxel crumb beside it
+    after[8, 35, 35] = True  # and a new 1-voxel island elsewhere
+    notes = []
+    out = drop_slivers(before, after, spacing, min_ml=0.1, notes=notes)
+    assert not out[4, 19, 5:9].any() and not out[8, 35, 35]
+    assert out[5, 30:33, 30:32].all()  # small before, small after: the user's own lesion stays
+    np.testing.assert_array_equal(out[2:8, 5:18, 5:20], before[2:8, 5:18, 5:20])
+    assert notes and "2 tumor piece(s) under 0.1 mL" in notes[0]
+    np.testing.assert_array_equal(drop_slivers(before, after, spacing, min_ml=0), after)
+    with pytest.raises(InputError):
+        drop_slivers(before[:5], after, spacing)

@@ -340,3 +340,29 @@ def test_the_ground_truth_is_never_the_layer_refine_edits(make_napari_viewer, qt
     widget.apply_slice_button.click()
     assert not np.array_equal(seg.data[6], labels[6])  # the segmentation was refined
     np.testing.assert_array_equal(gt.data, gt_before)
+
+
+def test_apply_all_leaves_no_crumb_the_contour_cut_off_a_lesion(refine_setup, qtbot, monkeypatch):
+    """A contour that cuts across a lesion's edge can leave a few-voxel piece; the lesion list and
+    count would show it as a lesion of its own. The widget drops it like the pipeline does."""
+    import napari_livertumor._widgets.refine as refine_widget
+
+    viewer, widget, seg, truth, liver = refine_setup
+    tumor = seg.data == 2
+    z, y, x = np.argwhere(tumor)[0]
+    cz, cy, cx = np.argwhere(liver & ~ndi.binary_dilation(tumor, iterations=3))[len(tumor) // 2]
+    crumb = (cz, cy, slice(cx, cx + 2))
+    assert liver[crumb].all()
+
+    def contour_leaving_a_crumb(ct, tumor, liver, spacing, cfg, **kw):
+        out = tumor.copy()
+        out[crumb] = True  # two voxels split off the lesion's edge
+        out[z, y, x] = False
+        return out
+
+    monkeypatch.setattr(refine_widget, "refine_all", contour_leaving_a_crumb)
+    widget.apply_all_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert (seg.data[crumb] == 1).all()
+    assert seg.data[z, y, x] == 1  # the contour's own change is applied
+    assert "under 0.1 mL" in widget.notes.text()

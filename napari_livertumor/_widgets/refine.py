@@ -29,7 +29,15 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..refine import RefineConfig, label_lesions, refine_all, refine_lesion, refine_slice
+from ..refine import (
+    SLIVER_ML,
+    RefineConfig,
+    drop_slivers,
+    label_lesions,
+    refine_all,
+    refine_lesion,
+    refine_slice,
+)
 from ..refine.edits import EditHistory, changed_box, write_tumor
 from . import _layers
 from ._common import JobWidgetMixin, RefreshingCombo, follow_layer_list, set_status
@@ -535,6 +543,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 return
         cfg = self.build_config()
         ct = np.asarray(ct_layer.data)
+        min_ml = _sliver_ml(mask_layer)
 
         def target(progress, should_cancel):
             notes: list[str] = []
@@ -542,7 +551,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 ct, tumor, liver, spacing, lesion, cfg, components=comps,
                 progress=progress, should_cancel=should_cancel, notes=notes,
             )  # fmt: skip
-            return out, notes
+            return drop_slivers(tumor, out, spacing, min_ml, notes), notes
 
         def show(result) -> None:
             out, notes = result
@@ -563,6 +572,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             return
         cfg = self.build_config()
         ct = np.asarray(ct_layer.data)
+        min_ml = _sliver_ml(mask_layer)
 
         def target(progress, should_cancel):
             notes: list[str] = []
@@ -570,7 +580,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 ct, tumor, liver, spacing, cfg,
                 progress=progress, should_cancel=should_cancel, notes=notes,
             )  # fmt: skip
-            return out, notes
+            return drop_slivers(tumor, out, spacing, min_ml, notes), notes
 
         def show(result) -> None:
             out, notes = result
@@ -702,6 +712,15 @@ class RefineWidget(JobWidgetMixin, QWidget):
         n = len(self.history)
         self.undo_button.setEnabled(n > 0)
         self.undo_button.setText(f"Undo ({n})" if n else "Undo")
+
+
+def _sliver_ml(layer) -> float:
+    """Smallest lesion (mL) a 3D refinement may leave: the model's lesion filter, if it had one."""
+    stats = layer.metadata.get("stats") or {}
+    try:
+        return float((stats.get("lesion_filter") or {}).get("min_ml", SLIVER_ML))
+    except (TypeError, ValueError):
+        return SLIVER_ML
 
 
 def _check_same_grid(ct_layer, other) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from .config import METHODS, RANGES, RefineConfig
 from .contour import (
+    SLIVER_ML,
     contrast_to_noise,
+    drop_slivers,
     label_lesions,
     lesion_boxes,
     original_refinement,
@@ -16,6 +18,8 @@ from .contour import (
 
 __all__ = [
     "contrast_to_noise",
+    "drop_slivers",
+    "SLIVER_ML",
     "METHODS",
     "RANGES",
     "RefineConfig",
