@@ -11,6 +11,8 @@ from scipy import ndimage as ndi
 from napari_livertumor.errors import Cancelled, InputError
 from napari_livertumor.refine import (
     RefineConfig,
+    contrast_to_noise,
+    window_ct,
     drop_slivers,
     lesion_boxes,
     original_refinement,
@@ -202,6 +204,20 @@ def test_a_lesion_invisible_in_the_ct_is_kept_with_a_note():
     assert any("too little contrast" in n for n in notes)
     forced = refine_all(ct, start, liver, SPACING, RefineConfig(min_contrast=0))
     assert not np.array_equal(forced, start)  # with the gate off the contour does move
+
+
+def test_a_clear_lesion_drawn_too_large_is_still_refined():
+    """The contrast gate looks at the mask's core (deeper than max_shift_mm): liver mixed into a
+    too-large mask's rim must not make a clearly visible lesion look iso-dense."""
+    ct, truth, liver = phantom(radius_mm=12.0, contrast=-25)
+    start = in_plane(truth, ndi.binary_dilation, 9) & liver  # 6.3 mm too large all around
+    notes: list[str] = []
+    out = refine_all(ct, start, liver, SPACING, RefineConfig(), notes=notes)
+    assert not any("too little contrast" in n for n in notes)
+    assert dice(out, truth) > dice(start, truth) + 0.1
+    whole = contrast_to_noise(window_ct(ct, (-100, 250)), start, liver, SPACING)
+    core = contrast_to_noise(window_ct(ct, (-100, 250)), start, liver, SPACING, core_mm=5.0)
+    assert core > RefineConfig().min_contrast > whole  # the whole mask would have been skipped
 
 
 def test_the_contour_moves_at_most_max_shift_mm():

@@ -297,7 +297,9 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
             return unchanged
     image = window_ct(ct[roi], cfg.hu_window)
     if cfg.min_contrast > 0:
-        cnr = contrast_to_noise(image, init, liver_roi, spacing)
+        # judged on the part of the mask the contour may not remove (deeper than max_shift_mm):
+        # a mask drawn too large still shows its lesion's contrast there, an invisible one not
+        cnr = contrast_to_noise(image, init, liver_roi, spacing, core_mm=cfg.max_shift_mm)
         if cnr is not None and cnr < cfg.min_contrast:
             _note(
                 notes,
@@ -394,20 +396,30 @@ def contrast_to_noise(
     spacing,
     gap_mm: float = 3.0,
     width_mm: float = 5.0,
+    core_mm: float = 0.0,
 ) -> float | None:
     """Contrast-to-noise ratio of a lesion against the liver in a ring around it.
 
     ``|mean(inside) - mean(ring)| / pooled standard deviation``, the ring lying ``gap_mm`` to
     ``gap_mm + width_mm`` outside the mask (the gap keeps a too-small mask's missed rim of tumor
-    out of the "liver" side). None when either region has fewer than 10 voxels.
+    out of the "liver" side). With ``core_mm`` > 0 the inside is the mask's core, the voxels
+    deeper than ``core_mm`` (the whole mask when the core has fewer than 10 voxels): a mask
+    drawn too large mixes liver into its rim, which would hide a clear lesion's contrast.
+    None when either region has fewer than 10 voxels.
     """
+    tumor = np.asarray(tumor, dtype=bool)
     distance = ndi.distance_transform_edt(~tumor, sampling=spacing)
     ring = (distance > gap_mm) & (distance <= gap_mm + width_mm)
     if liver is not None:
         ring &= liver
-    if tumor.sum() < 10 or ring.sum() < 10:
+    inside = tumor
+    if core_mm > 0:
+        core = ndi.distance_transform_edt(tumor, sampling=spacing) > core_mm
+        if core.sum() >= 10:
+            inside = core
+    if inside.sum() < 10 or ring.sum() < 10:
         return None
-    a, b = image[tumor], image[ring]
+    a, b = image[inside], image[ring]
     noise = np.sqrt((a.var() + b.var()) / 2.0)
     return float(abs(a.mean() - b.mean()) / max(noise, 1e-6))
 
