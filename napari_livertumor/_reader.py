@@ -13,6 +13,7 @@ DICOM SEG later) and ``"livertumor_role"`` is ``"ct"``, ``"segmentation"`` or ``
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,49 @@ def read_dicom_layers(path) -> list[tuple]:
             return _with_ground_truth(volume, labels)
     from .io.dicom import read_dicom_series
 
-    return [ct_layer_data(read_dicom_series(target))]
+    if target.is_file() and _opened_with_its_series(target):
+        return [(None,)]  # napari's "read, nothing to add"
+    volume = read_dicom_series(target)
+    if target.is_file():
+        _remember_series(target, volume)
+    return [ct_layer_data(volume)]
+
+
+#: A multi-select of one series' files in File > Open is handed to the reader one file at a time
+#: (napari opens with ``stack=False``), and every file would open the whole series again. The
+#: first file reads the series; its other files add nothing when they follow at once (each
+#: within a few seconds of the one before, as napari's loop does; a person opening another file
+#: of the series later gets it opened again).
+_SERIES_SIBLINGS: dict[str, list] = {}  # file -> [last call (monotonic s), series group id]
+_SIBLING_SECONDS = 5.0
+
+
+def _remember_series(target: Path, volume) -> None:
+    _SERIES_SIBLINGS.clear()  # only the series read last can be a multi-select in progress
+    here = _file_key(target)
+    group = [time.monotonic()]
+    for f in volume.meta.get("files") or []:
+        if f and _file_key(Path(f)) != here:
+            _SERIES_SIBLINGS[_file_key(Path(f))] = group
+
+
+def _opened_with_its_series(target: Path) -> bool:
+    group = _SERIES_SIBLINGS.pop(_file_key(target), None)
+    if group is None:
+        return False
+    now = time.monotonic()
+    if now - group[0] > _SIBLING_SECONDS:
+        _SERIES_SIBLINGS.clear()
+        return False
+    group[0] = now  # the next file of the selection follows this one
+    return True
+
+
+def _file_key(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except OSError:
+        return str(path)
 
 
 def read_nifti_layers(path) -> list[tuple]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_livertumor import _reader
 from napari_livertumor._reader import napari_get_reader
 from napari_livertumor._writer import write_labels_dicom_seg, write_labels_nifti
 from napari_livertumor.errors import InputError
@@ -170,3 +171,24 @@ def test_seg_whose_ct_is_missing_gives_a_clear_error(tmp_path, study):
     shutil.rmtree(ct_dir)
     with pytest.raises(InputError, match="references"):
         napari_get_reader(str(seg))(str(seg))
+
+
+def test_a_multi_select_of_one_series_files_opens_the_series_once(
+    make_napari_viewer, study, monkeypatch
+):
+    """File > Open with every file of a series selected hands napari's reader one file at a time;
+    the series must appear once, not once per file."""
+    ct_dir, _, ct, _ = study
+    files = sorted(str(p) for p in ct_dir.glob("*.dcm"))
+    assert len(files) == ct.shape[0] > 1
+    viewer = make_napari_viewer()
+    layers = viewer.open(files, plugin="napari-livertumor")
+    assert len(layers) == 1 and len(viewer.layers) == 1
+    np.testing.assert_array_equal(layers[0].data, ct.array)
+    # a file opened again is a new request: it opens again
+    again = viewer.open(files[2], plugin="napari-livertumor")
+    assert len(again) == 1 and len(viewer.layers) == 2
+    # and a file of that series opened by hand a while later opens too
+    monkeypatch.setattr(_reader, "_SIBLING_SECONDS", 0.0)
+    again = viewer.open(files[0], plugin="napari-livertumor")
+    assert len(again) == 1 and len(viewer.layers) == 3

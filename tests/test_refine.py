@@ -12,13 +12,13 @@ from napari_livertumor.errors import Cancelled, InputError
 from napari_livertumor.refine import (
     RefineConfig,
     contrast_to_noise,
-    window_ct,
     drop_slivers,
     lesion_boxes,
     original_refinement,
     refine_all,
     refine_lesion,
     refine_slice,
+    window_ct,
 )
 
 SPACING = (2.5, 0.7, 0.7)
