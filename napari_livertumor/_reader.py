@@ -72,7 +72,7 @@ def read_dicom_layers(path) -> list[tuple]:
 #: first file reads the series; its other files add nothing when they follow at once (each
 #: within a few seconds of the one before, as napari's loop does; a person opening another file
 #: of the series later gets it opened again).
-_SERIES_SIBLINGS: dict[str, list] = {}  # file -> [last call (monotonic s), series group id]
+_SERIES_SIBLINGS: dict[str, list] = {}  # file -> its series' shared [time of the last call]
 _SIBLING_SECONDS = 5.0
 
 
