@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     except LiverTumorError as exc:
         print(f"livertumor {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a path the command cannot write or read: no traceback, the path
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"livertumor {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -146,6 +146,41 @@ def test_a_folder_of_patient_folders_is_one_case_per_patient(tmp_path):
     assert cases[0].path == tmp_path / "HCC_001"
 
 
+def test_nifti_files_and_dicom_patient_folders_side_by_side_are_all_cases(tmp_path):
+    """A folder of NIfTI files that also holds DICOM patient folders: every scan is a case (the
+    DICOM folders were silently left out)."""
+    write_nifti(ct(0), tmp_path / "A.nii.gz")
+    write_ct_series(ct(1), tmp_path / "D1" / "study" / "ct", patient_id="D1")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no scan here")
+    cases = discover_cases([tmp_path])
+    assert [c.name for c in cases] == ["A", "D1"]
+    assert cases[1].path == tmp_path / "D1"
+
+
+def test_a_patient_folder_whose_dicom_cannot_be_read_is_a_case_that_fails(tmp_path, models):
+    """It was dropped without a word (and with one good patient left, the whole folder became a
+    single case): now it is a failed row in the summary and the exit code says so."""
+    write_ct_series(ct(1), tmp_path / "in" / "HCC_001" / "study" / "ct", patient_id="HCC_001")
+    bad = tmp_path / "in" / "HCC_009"
+    bad.mkdir()
+    (bad / "1.dcm").write_bytes(np.random.default_rng(0).bytes(3000))
+    cases = discover_cases([tmp_path / "in"])
+    assert [c.name for c in cases] == ["HCC_001", "HCC_009"]
+    assert segment([tmp_path / "in"], tmp_path / "out", models) == 1
+    with open(tmp_path / "out" / "summary.csv") as fh:
+        rows = {r["case"]: r for r in csv.DictReader(fh)}
+    assert rows["HCC_001"]["status"] == "done" and rows["HCC_009"]["status"] == "failed"
+
+
+def test_a_nifti_dataset_folder_segments_its_images_not_its_label_maps(tmp_path):
+    write_nifti(ct(0), tmp_path / "imagesTr" / "HCC_001.nii.gz")
+    write_nifti(ct(1), tmp_path / "imagesTr" / "HCC_002.nii.gz")
+    write_nifti(ct(2), tmp_path / "labelsTr" / "HCC_001.nii.gz")
+    assert [c.name for c in discover_cases([tmp_path])] == ["HCC_001", "HCC_002"]
+    assert all(c.path.parent.name == "imagesTr" for c in discover_cases([tmp_path]))
+
+
 def test_shard_text_is_parsed_strictly():
     assert parse_shard("2/5") == (2, 5)
     for bad in ("5/5", "-1/3", "1/0", "x"):

@@ -101,3 +101,50 @@ def test_the_models_split_applies_only_to_the_data_it_describes(trained, tmp_pat
         ids, source = _test_ids(index_cases(other), models, None)
     assert len(ids) == 7 and "other data" in source
     assert "other data" in caplog.text
+
+
+def test_another_cohort_with_the_same_patient_names_is_evaluated_whole(trained, tmp_path, caplog):
+    """Every HCC-TACE-Seg-like cohort names its patients HCC_001…: the names alone made the
+    models' split pick 2 of 10 patients of a cohort they never saw. Training records each test
+    patient's ground-truth fingerprint; other labels under the same name are other patients."""
+    import logging
+
+    from napari_livertumor.training.data import index_cases
+    from napari_livertumor.training.evaluate import _test_ids
+
+    data, models = trained
+    written = json.loads((models / "tumor" / "split.json").read_text())
+    assert set(written["fingerprints"]) == set(written["test"])
+    same_names = write_toy_cohort(tmp_path / "same_names", n_cases=5, seed=11)
+    records = index_cases(same_names)
+    assert {r.case_id for r in records} == {r.case_id for r in index_cases(data)}
+    with caplog.at_level(logging.WARNING):
+        ids, source = _test_ids(records, models, None)
+    assert len(ids) == 5 and "other data" in source
+    assert "differs" in caplog.text
+    # a copy of the same cohort is the same data
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)
+    assert _test_ids(index_cases(copy), models, None)[0] == written["test"]
+
+
+def test_a_split_with_only_a_test_list_is_enough_to_evaluate(trained, tmp_path):
+    from napari_livertumor.training.evaluate import evaluate
+
+    data, models = trained
+    split = tmp_path / "test_only.json"
+    split.write_text(json.dumps({"test": ["HCC_002", "HCC_002"]}))
+    result = evaluate(data, models=models, split_file=split, device="cpu")
+    assert [r["case"] for r in result["rows"]] == ["HCC_002"]  # listed twice, scored once
+
+
+def test_an_output_path_that_is_a_file_fails_before_anything_runs(trained, tmp_path, capsys):
+    data, models = trained
+    taken = tmp_path / "notafolder.txt"
+    taken.write_text("{}")
+    rc = main(["evaluate", "--data", str(data), "--models", str(models), "-o", str(taken)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "notafolder.txt" in err and "folder" in err
+    assert "Traceback" not in err and taken.read_text() == "{}"

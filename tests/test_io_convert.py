@@ -65,3 +65,21 @@ def test_convert_of_an_empty_folder_fails_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no DICOM files found" in err and "Traceback" not in err
     assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_convert_checks_its_outputs_before_writing_anything(tmp_path, capsys):
+    """An output under a file, or --meta naming a folder, is refused with the path, no traceback,
+    and no NIfTI left behind half-done."""
+    two_series(tmp_path)
+    a_file = tmp_path / "notafolder.txt"
+    a_file.write_text("x")
+    assert main(["convert", str(tmp_path / "dicom"), "-o", str(a_file / "CT.nii.gz")]) == 1
+    err = capsys.readouterr().err
+    assert "notafolder.txt" in err and "Traceback" not in err
+    (tmp_path / "emptydir").mkdir()
+    out = tmp_path / "CT.nii.gz"
+    rc = main(
+        ["convert", str(tmp_path / "dicom"), "-o", str(out), "--meta", str(tmp_path / "emptydir")]
+    )
+    assert rc == 1 and "is a folder" in capsys.readouterr().err
+    assert not out.exists()

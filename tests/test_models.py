@@ -261,3 +261,40 @@ def test_an_ensemble_keeps_a_shift_and_lesion_filter_all_its_members_share(tmp_p
     make_ensemble(tmp_path / "mixed", [a, c])
     mixed = read_metadata(tmp_path / "mixed")
     assert mixed.logit_bias is None and mixed.lesion_filter is None
+
+
+def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, caplog):
+    """A member as OUT (its weights replaced), a models root, a folder of other files and a file
+    are refused with the reason; twins (the same weights twice) are allowed with a warning."""
+    import logging
+    import shutil
+
+    from napari_livertumor.cli import main
+    from napari_livertumor.models.ensemble import make_ensemble
+
+    a = make_untrained_model(tmp_path / "a", "tumor", seed=1)
+    b = make_untrained_model(tmp_path / "b", "tumor", seed=2)
+    weights_a = (a / "model.safetensors").read_bytes()
+    with pytest.raises(ModelError, match="one of the members"):
+        make_ensemble(a, [a, b], force=True)
+    assert (a / "model.safetensors").read_bytes() == weights_a
+    root = tmp_path / "root"
+    shutil.copytree(a, root / "tumor")
+    make_untrained_model(root / "liver", "liver")
+    with pytest.raises(ModelError, match="models root"):
+        make_ensemble(root, [a, b], force=True)
+    notes = tmp_path / "occupied"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    with pytest.raises(ModelError, match="not empty"):
+        make_ensemble(notes, [a, b])
+    a_file = tmp_path / "notafolder.txt"
+    a_file.write_text("{}")
+    assert main(["ensemble", str(a_file), str(a), str(b)]) == 1
+    err = capsys.readouterr().err
+    assert "notafolder.txt" in err and "Traceback" not in err
+    twin = tmp_path / "twin"
+    shutil.copytree(a, twin)
+    with caplog.at_level(logging.WARNING):
+        make_ensemble(tmp_path / "twins", [a, twin])
+    assert "same weights" in caplog.text

@@ -59,6 +59,11 @@ def run(args) -> int:
         raise InputError(output, "the output name must end in .nii.gz or .nii")
     if output.exists() and not args.force:
         raise InputError(output, "already exists; use --force to overwrite it")
+    if args.meta is not None:  # found out before anything is written
+        if args.meta.is_dir():
+            raise InputError(args.meta, "--meta takes a JSON file name, and this is a folder")
+        if args.meta.exists() and not args.force:
+            raise InputError(args.meta, "already exists; use --force to overwrite it")
     if source.is_file() and is_nifti_path(source):
         volume = read_nifti(source)
     else:

@@ -244,25 +244,64 @@ def _cases_from_csv(path: Path) -> list[Case]:
 def _cases_from_folder(folder: Path) -> list[Case]:
     from ..io.nifti import is_nifti_path
 
-    niftis = sorted(p for p in folder.iterdir() if p.is_file() and is_nifti_path(p))
-    if niftis:
-        return [Case(_case_name(p), p) for p in niftis]
-    subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    has_own_dicom = any(_looks_dicom(p) for p in folder.iterdir() if p.is_file())
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    niftis = [p for p in entries if p.is_file() and is_nifti_path(p)]
+    subdirs = [p for p in entries if p.is_dir()]
+    # a NIfTI dataset (imagesTr/ + labelsTr/, as `livertumor synth --layout nifti` writes): its
+    # images are the cases, never the label maps
+    dataset = [d for d in subdirs if d.name in ("imagesTr", "imagesTs")]
+    if dataset and not niftis:
+        return [
+            Case(_case_name(p), p)
+            for d in dataset
+            for p in sorted(d.iterdir())
+            if p.is_file() and is_nifti_path(p)
+        ]
+    if niftis:  # NIfTI files here, and any subfolder that holds a scan is a case of its own
+        cases = [Case(_case_name(p), p) for p in niftis]
+        for sub in subdirs:
+            case = _subfolder_case(sub)
+            if case is not None:
+                cases.append(case)
+            else:
+                log.info("%s: no DICOM or NIfTI scan in it; skipped", sub)
+        return cases
+    has_own_dicom = any(_looks_dicom(p) for p in entries if p.is_file())
     if has_own_dicom or len(subdirs) <= 1:
         return [Case(_case_name(folder), folder)]
     # Several subfolders: one patient's series (same patient and study) or one per patient?
-    owners = {sub: key for sub in subdirs if (key := _owner(sub)) is not None}
+    owners: dict[Path, tuple[str, str]] = {}
+    unreadable: list[Path] = []  # DICOM-looking files, none readable: a case that will fail
+    for sub in subdirs:
+        key = _owner(sub)
+        if key is not None:
+            owners[sub] = key
+        elif _has_dicom(sub):
+            unreadable.append(sub)
     lone_nifti = {}
     for sub in subdirs:
         nii = [p for p in sub.iterdir() if p.is_file() and is_nifti_path(p)]
-        if sub not in owners and len(nii) == 1:
+        if sub not in owners and sub not in unreadable and len(nii) == 1:
             lone_nifti[sub] = nii[0]
-    if len(set(owners.values())) <= 1 and not lone_nifti:
+    if len(set(owners.values())) <= 1 and not lone_nifti and not unreadable:
         return [Case(_case_name(folder), folder)]
-    cases = [Case(_case_name(sub), sub) for sub in owners]
+    cases = [Case(_case_name(sub), sub) for sub in [*owners, *unreadable]]
     cases += [Case(_case_name(sub), p) for sub, p in lone_nifti.items()]
     return cases
+
+
+def _subfolder_case(sub: Path) -> Case | None:
+    """The case a subfolder holds beside NIfTI files: its DICOM, or its one NIfTI, or None."""
+    from ..io.nifti import is_nifti_path
+
+    if _has_dicom(sub):
+        return Case(_case_name(sub), sub)
+    nii = [p for p in sub.iterdir() if p.is_file() and is_nifti_path(p)]
+    return Case(_case_name(sub), nii[0]) if len(nii) == 1 else None
+
+
+def _has_dicom(folder: Path) -> bool:
+    return any(p.is_file() and _looks_dicom(p) for p in folder.rglob("*"))
 
 
 def _owner(folder: Path) -> tuple[str, str] | None:

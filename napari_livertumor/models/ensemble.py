@@ -9,6 +9,7 @@ member. Two fine-tunes of one shipped tumor model gained nothing (docs/training.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from safetensors.torch import load_file
 
 from ..errors import ModelError
 from .checkpoint import METADATA_FILE, WEIGHTS_FILE, ModelMetadata, load_model, save_model
+
+log = logging.getLogger(__name__)
 
 
 class MeanEnsemble(torch.nn.Module):
@@ -51,8 +54,30 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
     folder = Path(folder)
     if len(members) < 2:
         raise ModelError(folder, "an ensemble needs at least two model folders")
-    if (folder / METADATA_FILE).exists() and not force:
-        raise ModelError(folder, "a model is already there (use --force to replace it)")
+    if folder.exists() and not folder.is_dir():
+        raise ModelError(folder, "the output must be a folder, and this is a file")
+    if any(_same_folder(folder, m) for m in members):
+        raise ModelError(folder, "is one of the members: the ensemble would overwrite it")
+    if folder.is_dir():
+        if any((folder / s / METADATA_FILE).exists() for s in ("liver", "tumor")):
+            raise ModelError(
+                folder,
+                "holds liver/ and tumor/ models (a models root): give a stage folder, "
+                "e.g. OUT/tumor",
+            )
+        if (folder / METADATA_FILE).exists():
+            if not force:
+                raise ModelError(folder, "a model is already there (use --force to replace it)")
+        elif any(folder.iterdir()):
+            raise ModelError(folder, "is not empty and holds no model: give a new or empty folder")
+    digests = [_weights_digest(Path(m)) for m in members]
+    twins = len(digests) - len(set(digests))
+    if twins and None not in digests:
+        log.warning(
+            "%d member(s) have the same weights as another member: the ensemble gives the same "
+            "masks as fewer members, at more time per case",
+            twins,
+        )
     metas = []
     tensors: dict[str, Any] = {}
     keys = ("stage", "network", "hu_window", "target_spacing", "roi_size", "label_map")
@@ -95,3 +120,20 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
         }
     )
     return save_model(folder, tensors, meta)  # members > 1: the keys are kept as they are
+
+
+def _same_folder(a: Path, b) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def _weights_digest(member: Path) -> str | None:
+    import hashlib
+
+    try:
+        with open(member / WEIGHTS_FILE, "rb") as fh:
+            return hashlib.sha1(fh.read(), usedforsecurity=False).hexdigest()
+    except OSError:
+        return None  # load_model names the problem below

@@ -525,8 +525,11 @@ def make_split(
     }
 
 
-def read_split(path: str | Path) -> dict[str, Any]:
-    """Read a split JSON (``train``, optional ``val``, ``test``; lists of patient IDs)."""
+def read_split(path: str | Path, *, require_train: bool = True) -> dict[str, Any]:
+    """Read a split JSON (``train``, optional ``val``, ``test``; lists of patient IDs).
+
+    ``require_train=False`` (evaluation) accepts a file with only a ``test`` list.
+    """
     path = Path(path)
     try:
         split = json.loads(path.read_text())
@@ -534,11 +537,40 @@ def read_split(path: str | Path) -> dict[str, Any]:
         raise InputError(path, "split file not found") from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(path, f"not a readable JSON split file ({exc})") from exc
-    if not isinstance(split, dict) or not isinstance(split.get("train"), list):
-        raise InputError(path, "a split file is a JSON object with a 'train' list of patient IDs")
-    split.setdefault("val", [])
-    split.setdefault("test", [])
+    key = "train" if require_train else "test"
+    if not isinstance(split, dict) or not isinstance(split.get(key), list):
+        raise InputError(path, f"a split file is a JSON object with a '{key}' list of patient IDs")
+    for k in ("train", "val", "test"):
+        if not isinstance(split.setdefault(k, []), list):
+            raise InputError(path, f"'{k}' in a split file must be a list of patient IDs")
+    split["_path"] = str(path)
     return split
+
+
+def case_fingerprint(record: CaseRecord) -> str | None:
+    """A short hash of a patient's ground-truth file (NIfTI labels or DICOM SEG), or None.
+
+    Patient IDs do not identify a patient across cohorts (every HCC-TACE-Seg-like cohort names
+    them HCC_001…); the labels file does. Training records it for the test patients in
+    ``split.json`` so that evaluation can tell its own test set from another cohort's.
+    """
+    import gzip
+    import hashlib
+
+    path = Path(record.labels)
+    try:
+        if path.name.lower().endswith(".gz"):  # the voxels and header, not gzip's time stamp
+            with gzip.open(path, "rb") as fh:
+                content = fh.read()
+        elif path.suffix.lower() == ".nii":
+            content = path.read_bytes()
+        else:  # a DICOM SEG: its frames (its UIDs are new every time one is written)
+            import pydicom
+
+            content = pydicom.dcmread(path).PixelData
+    except Exception:  # unreadable: no fingerprint (evaluation then falls back to the names)
+        return None
+    return hashlib.sha1(content, usedforsecurity=False).hexdigest()[:16]
 
 
 def write_split(split: dict[str, Any], path: str | Path) -> Path:
@@ -546,6 +578,7 @@ def write_split(split: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
+    split = {k: v for k, v in split.items() if not k.startswith("_")}
     tmp.write_text(json.dumps(split, indent=2))
     os.replace(tmp, path)
     return path

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, SettingsError
-from .data import index_cases, load_case, read_split
+from .data import case_fingerprint, index_cases, load_case, read_split
 from .metrics import (
     case_scores,
     format_table,
@@ -70,6 +70,14 @@ def evaluate(
     """
     from ..pipeline import InferenceConfig, Segmenter
 
+    if out_dir is not None:  # found out now, not after every case has run
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise InputError(out, "the output must be a folder, and this is a file")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(out, f"cannot create the output folder ({exc.strerror})") from exc
     records = index_cases(data)
     by_id = {r.case_id: r for r in records}
     test_ids, split_source = _test_ids(records, models, split_file)
@@ -141,38 +149,71 @@ def evaluate(
 
 def _test_ids(records, models, split_file) -> tuple[list[str], str]:
     if split_file:
-        split = read_split(split_file)
+        split = read_split(split_file, require_train=False)
         if not split.get("test"):
             raise InputError(split_file, "the split file has an empty 'test' list")
-        return list(split["test"]), str(split_file)
+        return list(dict.fromkeys(split["test"])), str(split_file)
     if models:
         folder = Path(models)
     else:
         from ..models import default_model_dir
 
         folder = default_model_dir("tumor").parent
-    ids = {r.case_id for r in records}
+    by_id = {r.case_id: r for r in records}
+    everything = [r.case_id for r in records]
     for stage in ("tumor", "liver"):
         cand = folder / stage / "split.json"
         if not cand.is_file():
             continue
         split = read_split(cand)
-        covered = set().union(*(set(split.get(k) or ()) for k in ("train", "val", "test")))
-        if split.get("test") and ids <= covered:
+        if not split.get("test"):
+            continue
+        other = _split_describes_other_data(split, by_id)
+        if other is None:
             return list(split["test"]), str(cand)
-        if split.get("test"):
-            # other data than the models were trained on (or a different cohort that reuses
-            # the names, as HCC_001… do): none of it was seen in training
-            log.warning(
-                "%s lists the patients the models were trained and tested on, but %d of the "
-                "%d cases here are not among them: this is other data; evaluating every case",
-                cand,
-                len(ids - covered),
-                len(ids),
-            )
-            return [r.case_id for r in records], "all cases (other data than the models' split)"
+        # other data than the models were trained on (or another cohort that reuses the
+        # names, as HCC_001… do): none of it was seen in training
+        log.warning(
+            "%s describes the data the models were trained and tested on, but %s: this is "
+            "other data; evaluating every case",
+            cand,
+            other,
+        )
+        return everything, "all cases (other data than the models' split)"
     log.warning("no split file: evaluating every case in the data folder")
-    return [r.case_id for r in records], "all cases"
+    return everything, "all cases"
+
+
+def _split_describes_other_data(split: dict, by_id: dict) -> str | None:
+    """Why ``split`` (the models' own) is not about this data folder, or None when it is.
+
+    Patient IDs alone do not tell: every HCC-TACE-Seg-like cohort (ours included) names its
+    patients HCC_001…. Training records a fingerprint of each test patient's ground truth
+    (:func:`~napari_livertumor.training.data.case_fingerprint`); a test patient here whose
+    labels differ is another patient of the same name.
+    """
+    covered = set().union(*(set(split.get(k) or ()) for k in ("train", "val", "test")))
+    ids = set(by_id)
+    if not ids <= covered:
+        return f"{len(ids - covered)} of the {len(ids)} cases here are not in it"
+    present = [c for c in split["test"] if c in by_id]
+    if not present:
+        return "none of its test patients is here"
+    recorded = split.get("fingerprints") or {}
+    if not recorded:
+        log.warning(
+            "%s records no fingerprints of its test patients (written by an older version): "
+            "assuming patients of the same name here are the same patients",
+            split.get("_path", "the models' split"),
+        )
+        return None
+    differ = [c for c in present if c in recorded and case_fingerprint(by_id[c]) != recorded[c]]
+    if differ:
+        return (
+            f"the ground truth of {len(differ)} of its {len(present)} test patients here "
+            f"differs (e.g. {differ[0]})"
+        )
+    return None
 
 
 def write_results(out_dir: str | Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ from ..errors import InputError, LiverTumorError
 from ..models import ModelMetadata, build_training_network, save_model
 from .config import TrainConfig
 from .data import (
+    case_fingerprint,
     find_clinical,
     index_cases,
     load_or_prepare,
@@ -127,6 +128,12 @@ class _Run:
             )
         split_out = dict(split)
         split_out["skipped"] = [{"case": c, "reason": r} for c, r in skipped]
+        by_id = {r.case_id: r for r in records}
+        # the test patients' ground truth, so evaluation can tell this cohort from another
+        # that reuses the names (livertumor evaluate without --split)
+        split_out["fingerprints"] = {
+            c: fp for c in split["test"] if c in by_id and (fp := case_fingerprint(by_id[c]))
+        }
         if self.is_main:
             write_split(split_out, self.stage_dir / "split.json")
         return {
