@@ -171,6 +171,8 @@ def test_a_patient_folder_whose_dicom_cannot_be_read_is_a_case_that_fails(tmp_pa
     with open(tmp_path / "out" / "summary.csv") as fh:
         rows = {r["case"]: r for r in csv.DictReader(fh)}
     assert rows["HCC_001"]["status"] == "done" and rows["HCC_009"]["status"] == "failed"
+    stats = json.loads((tmp_path / "out" / "HCC_001_stats.json").read_text())
+    assert stats["timings_s"]["load_models"] > 0  # the first case paid for loading, on file
 
 
 def test_a_nifti_dataset_folder_segments_its_images_not_its_label_maps(tmp_path):

@@ -71,6 +71,13 @@ def test_nans_are_replaced_with_a_warning(tmp_path):
     assert any("NaN" in w for w in ct.meta["warnings"])
 
 
+def test_an_image_of_only_nans_says_so_not_truncated(tmp_path):
+    nib.save(nib.Nifti1Image(np.full((6, 5, 4), np.nan, np.float32), np.eye(4)), tmp_path / "n.nii")
+    with pytest.raises(InputError, match="every voxel is NaN") as info:
+        read_nifti(tmp_path / "n.nii")
+    assert "truncated" not in str(info.value)
+
+
 @pytest.mark.parametrize("shape", [(10, 12), (5, 6, 7, 2)], ids=["2D", "4D"])
 def test_2d_and_4d_images_are_refused(tmp_path, shape):
     nib.save(nib.Nifti1Image(np.zeros(shape, np.int16), np.eye(4)), tmp_path / "x.nii.gz")

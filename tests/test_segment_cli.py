@@ -208,7 +208,7 @@ def test_outputs_are_reused_only_for_the_same_input_and_settings_never_overwritt
     stats.unlink()
     labels.write_bytes(b"someone else's mask")
     assert main(["segment", str(tmp_path / "a.nii.gz"), *base]) == 1
-    assert "without a complete stats file" in capsys.readouterr().err
+    assert "a_labels.nii.gz exists without its stats file" in capsys.readouterr().err
     assert labels.read_bytes() == b"someone else's mask"
 
 

@@ -47,6 +47,17 @@ def test_a_patient_without_seg_is_skipped_with_a_logged_reason(tcia_cohort, tmp_
     assert "HCC_002" in caplog.text and "no DICOM SEG" in caplog.text
 
 
+def test_a_truncated_seg_is_reported_as_unreadable_not_as_missing(tcia_cohort, tmp_path, caplog):
+    data = tmp_path / "data"
+    shutil.copytree(tcia_cohort, data)
+    [seg] = [p for p in (data / "HCC_003").rglob("*.dcm") if "Segmentation" in str(p)]
+    seg.write_bytes(seg.read_bytes()[:400])
+    with caplog.at_level(logging.WARNING):
+        records = index_cases(data)
+    assert [r.case_id for r in records] == ["HCC_001", "HCC_002"]
+    assert "no readable DICOM SEG" in caplog.text and seg.name in caplog.text
+
+
 def test_splits_are_by_patient_seeded_and_disjoint():
     ids = [f"HCC_{i:03d}" for i in range(1, 41)]
     a = make_split(ids, seed=1)

@@ -444,18 +444,23 @@ def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, 
             if relation == "other settings":  # this case's own outputs: redone, said aloud
                 log.warning("%s: redoing outputs made with other settings (%s)", case.name, what)
             elif relation == "other input" or labels_path.exists():
-                made = (
-                    f"were made from another input ({what})"
-                    if relation == "other input"
-                    else "exist without a complete stats file (a stopped run, or another "
-                    "tool's file)"
-                )
+                if relation == "other input":
+                    made = f"{labels_path} and its stats were made from another input ({what})"
+                else:
+                    stats_path = output_paths(outdir, case)[1]
+                    made = f"{labels_path} exists " + (
+                        "without its stats file"
+                        if not stats_path.exists()
+                        else f"with an incomplete or unreadable {stats_path.name}"
+                    )
+                    made += " (a stopped run, or another tool's file)"
                 msg = (
-                    f"{labels_path} and its stats {made}; nothing was overwritten: use another "
-                    "output folder, or --overwrite to replace them"
+                    f"{made}; nothing was overwritten: use another output folder, or "
+                    "--overwrite to replace them"
                 )
                 log.error("%s: %s", case.name, msg)
-                rows.append({**row, "status": "failed", "error": msg})  # files are not ours
+                # the files there are not this run's: the row names none
+                rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": msg})
                 continue
         _remove_stale_temps(outdir, case)
         load_s = 0.0
@@ -464,9 +469,10 @@ def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, 
             load_s = segmenter.load_seconds
         t0 = time.perf_counter()
         try:
-            stats = segment_one(case, outdir, segmenter, series_uid=series_uid, progress=progress)
-            if load_s:
-                stats["timings_s"]["load_models"] = round(load_s, 3)
+            stats = segment_one(
+                case, outdir, segmenter, series_uid=series_uid, progress=progress,
+                load_seconds=load_s,
+            )  # fmt: skip
             rows.append({**row, **_summary_values(stats), "status": "done"})
         except Cancelled:
             raise
@@ -478,7 +484,9 @@ def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, 
     return rows
 
 
-def segment_one(case: Case, outdir: Path, segmenter, *, series_uid=None, progress=None) -> dict:
+def segment_one(
+    case: Case, outdir: Path, segmenter, *, series_uid=None, progress=None, load_seconds=0.0
+) -> dict:
     """Read, segment and write one case; returns the stats written."""
     from .. import __version__
     from ..io import load_ct
@@ -503,6 +511,8 @@ def segment_one(case: Case, outdir: Path, segmenter, *, series_uid=None, progres
     timings = {"read": round(t_read, 3), **result.timings, "write": round(t_write, 3)}
     timings["segment"] = timings.pop("total", None)
     timings["total"] = round(time.perf_counter() - t0, 3)
+    if load_seconds:  # the first case of a run also paid for loading the models
+        timings["load_models"] = round(load_seconds, 3)
     cfg = segmenter.config
     stats = {
         "case": case.name,

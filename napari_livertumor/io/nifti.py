@@ -60,6 +60,8 @@ def read_nifti(path: str | Path) -> CTVolume:
     warnings: list[str] = []
     try:
         data = _load_data(img, warnings, path)
+    except InputError:  # already says what is wrong with the data
+        raise
     except (OSError, EOFError, ValueError) as exc:
         raise InputError(path, f"the image data cannot be read (truncated file?): {exc}") from exc
     data = data.reshape(shape)

@@ -128,15 +128,28 @@ def _nifti_case_id(name: str) -> str | None:
 
 
 def _index_tcia_patient(folder: Path) -> CaseRecord | None:
-    from ..io.dicom import discover_series
+    from ..io.dicom import _group, _scan
+    from ..progress import Reporter
 
     try:
-        series = discover_series(folder)
+        headers, unreadable = _scan(folder, Reporter())
+        series = [info for info, _ in _group(headers)]
     except Exception as exc:  # a broken folder must not stop the index
         log.warning("skipping %s: cannot scan DICOM files (%s)", folder.name, exc)
         return None
     segs = [s for s in series if s.modality == "SEG"]
     if not segs:
+        if unreadable:  # a truncated SEG is not the same as none
+            path, problem = unreadable[0]
+            log.warning(
+                "skipping %s: no readable DICOM SEG (no labels); %d unreadable DICOM file(s), "
+                "e.g. %s: %s",
+                folder.name,
+                len(unreadable),
+                path,
+                problem,
+            )
+            return None
         log.warning("skipping %s: no DICOM SEG (no labels)", folder.name)
         return None
     seg_file = segs[0].files[0]
