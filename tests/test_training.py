@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from napari_livertumor.errors import InputError
+from napari_livertumor.errors import InputError, LiverTumorError
 from napari_livertumor.models import load_model, read_metadata
 from napari_livertumor.training import make_config, train
 from napari_livertumor.training.data import make_split
@@ -120,6 +120,82 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
     res_losses = [r["losses"]["total"] for r in resumed if r["event"] == "step"]
     assert res_losses == pytest.approx(full_losses[4:], rel=1e-4, abs=1e-5)
     assert resumed[-1]["weights_digest"] == full[-1]["weights_digest"]
+
+
+def test_resume_refuses_another_recipe_but_takes_a_new_learning_rate(toy_data, tmp_path):
+    """Weights trained at one HU window and resumed at another would be recorded as trained at
+    the second: refused, with what differs. Learning rate, epochs and data may change."""
+    n = 0
+
+    def cancel_after_two():
+        return n >= 2
+
+    for r in train(tiny_config(toy_data, tmp_path / "run"), should_cancel=cancel_after_two):
+        n += r["event"] == "step"
+    other = tiny_config(toy_data, tmp_path / "run", resume=True, hu_window=(-500.0, 500.0))
+    with pytest.raises(
+        InputError, match=r"hu_window: run \[-150.0, 250.0\], now \[-500.0, 500.0\]"
+    ):
+        run_all(other)
+    bigger = tiny_config(toy_data, tmp_path / "run", resume=True, roi_size=(16, 48, 48))
+    with pytest.raises(InputError, match="roi_size"):
+        run_all(bigger)
+    reports = run_all(tiny_config(toy_data, tmp_path / "run", resume=True, lr=1e-4))
+    assert reports[-1]["event"] == "done"
+
+
+def test_a_replacing_run_that_fails_leaves_the_models_split_as_it_was(
+    toy_data, tmp_path, monkeypatch
+):
+    """--force (the widget's Replace) that fails before saving a model must not rewrite the old
+    model's split.json: evaluation would test the old model on patients it trained on."""
+    from napari_livertumor.training import loop
+
+    run_all(tiny_config(toy_data, tmp_path / "m"))
+    split = tmp_path / "m" / "liver" / "split.json"
+    before = split.read_bytes()
+
+    def unusable_table(self, train_cases):  # e.g. a clinical table with no usable column
+        raise InputError("clinical.csv", "none of the clinical columns is usable")
+
+    monkeypatch.setattr(loop._Run, "_weak_labels", unusable_table)
+    with pytest.raises(InputError, match="clinical"):
+        run_all(tiny_config(toy_data, tmp_path / "m", overwrite=True, seed=7))
+    assert split.read_bytes() == before
+
+
+def test_a_cache_that_cannot_be_written_stops_the_run_instead_of_dropping_patients(
+    toy_data, tmp_path
+):
+    """A write error of the cache (full disk, a folder where a file goes) is not a bad patient:
+    the run stops and says where, rather than training on fewer patients."""
+    cache = tmp_path / "cache"
+    run_all(tiny_config(toy_data, tmp_path / "first", cache_dir=str(cache)))
+    entry = next(cache.glob("liver/*.npz"))
+    entry.unlink()
+    entry.mkdir()  # the cache file's name is taken by a folder
+    with pytest.raises(LiverTumorError, match="cannot write the preprocessing cache"):
+        run_all(tiny_config(toy_data, tmp_path / "second", cache_dir=str(cache)))
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    with pytest.raises(InputError, match="is a file"):
+        run_all(tiny_config(toy_data, a_file))
+    assert a_file.read_text() == "x"
+
+
+def test_patients_left_out_while_indexing_are_recorded_in_the_split(toy_data, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(toy_data, data)
+    gone = sorted((data / "labelsTr").glob("*.nii.gz"))[-1]
+    gone.unlink()
+    reports = run_all(tiny_config(data, tmp_path / "out", cache_dir=str(tmp_path / "c")))
+    info = next(r for r in reports if r["event"] == "info")
+    assert info["n_skipped"] == 1
+    split = json.loads((tmp_path / "out" / "liver" / "split.json").read_text())
+    [entry] = split["skipped"]
+    assert entry["case"] == gone.name.split(".")[0] and "no label file" in entry["reason"]
 
 
 def test_a_data_folder_without_labels_is_refused_clearly(tmp_path):

@@ -48,6 +48,31 @@ def test_check_data_summarises_patients_and_clinical_columns(train_widget, toy_d
     assert "Clinical table" in text
 
 
+def test_check_data_names_left_out_patients_and_a_clinical_table_without_values(
+    train_widget, toy_data, qtbot, tmp_path
+):
+    """It said "4/4 patients matched, 15/15 columns found" for a table of "unknown"s, and
+    nothing of the patient left out for missing labels."""
+    import shutil
+
+    _, widget = train_widget
+    data = tmp_path / "data"
+    shutil.copytree(toy_data, data)
+    next((data / "labelsTr").glob("*.nii.gz")).unlink()
+    table = tmp_path / "clinical.csv"
+    table.write_text(
+        "TCIA_ID,AFP,age,Tr_Size\n" + "".join(f"HCC_{i:03d},unknown,sixty,?\n" for i in range(1, 5))
+    )
+    widget.data.setText(str(data))
+    widget.clinical.setText(str(table))
+    widget.check_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    text = widget.summary.text()
+    assert "3 patient(s) with ground-truth labels" in text
+    assert "1 patient(s) left out" in text and "no label file" in text
+    assert "0 with usable values" in text and "cannot use weak supervision" in text
+
+
 def test_train_two_steps_responsively_then_offer_the_model_in_segment(
     train_widget, toy_data, qtbot, tmp_path
 ):
@@ -95,9 +120,13 @@ def test_a_model_already_in_the_output_folder_is_resumed_or_kept_never_replaced_
 
     monkeypatch.setattr(widget, "ask_existing_run", lambda folder, can_resume: "resume")
     widget.epochs.setValue(2)  # one more epoch: the run goes on from step 2
+    # a new session's fields hold the stage's default patch: Resume takes the run's own
+    widget.patch.setText("32, 96, 96")
     widget.start_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=90_000)
     assert widget.history["step"] == [3, 4]
+    assert "Resuming with the run's own recipe" in widget.log.toPlainText()
+    assert "roi_size: run [16.0, 32.0, 32.0], now [32.0, 96.0, 96.0]" in widget.log.toPlainText()
 
 
 def test_stop_ends_training_and_keeps_the_last_weights(train_widget, toy_data, qtbot, tmp_path):
@@ -122,7 +151,19 @@ def test_a_folder_with_nothing_usable_gives_a_clear_message(train_widget, qtbot,
     widget.start_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
     assert "no training cases" in widget.status.text()
+    assert "[failed]" in widget.log.toPlainText()
+    assert "no training cases" in widget.log.toPlainText()  # the whole message, kept
     assert not (tmp_path / "models" / "liver" / "metadata.json").exists()
+
+
+def test_a_training_process_that_dies_says_why_with_its_last_output(tmp_path):
+    from napari_livertumor._widgets._training_jobs import _death_message
+
+    log = tmp_path / "child.log"
+    log.write_text("Fatal Python error: Segmentation fault\n  File train.py, line 3")
+    msg = _death_message(-11, str(log))
+    assert "exit code -11" in msg and "Segmentation fault" in msg
+    assert "lack of memory" in _death_message(-9, str(tmp_path / "none.log"))
 
 
 def test_closing_the_viewer_while_training_stops_the_worker(

@@ -3,6 +3,7 @@ outside the GUI process (no Qt here)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -17,12 +18,18 @@ def train_in_subprocess(config, should_cancel):
     """
     import multiprocessing as mp
     import queue
+    import tempfile
 
     from ._jobs import JobFailed
 
     ctx = mp.get_context("spawn")  # forking a process that runs Qt threads is unsafe
     reports, cancel = ctx.Queue(), ctx.Event()
-    child = ctx.Process(target=_train_child, args=(config.to_dict(), reports, cancel), daemon=True)
+    # the child's own last words (a crash's traceback) when it dies without reporting
+    fd, crash_log = tempfile.mkstemp(prefix="livertumor-train-", suffix=".log")
+    os.close(fd)
+    child = ctx.Process(
+        target=_train_child, args=(config.to_dict(), reports, cancel, crash_log), daemon=True
+    )
     child.start()
     try:
         while True:
@@ -32,9 +39,7 @@ def train_in_subprocess(config, should_cancel):
                 kind, payload = reports.get(timeout=0.1)
             except queue.Empty:
                 if not child.is_alive():
-                    raise JobFailed(
-                        f"the training process ended unexpectedly (exit code {child.exitcode})"
-                    ) from None
+                    raise JobFailed(_death_message(child.exitcode, crash_log)) from None
                 continue
             if kind == "report":
                 yield payload
@@ -48,12 +53,33 @@ def train_in_subprocess(config, should_cancel):
         if child.is_alive():
             child.terminate()
             child.join(timeout=5)
+        with contextlib.suppress(OSError):
+            os.unlink(crash_log)
 
 
-def _train_child(config_dict: dict, reports, cancel) -> None:
+def _death_message(exitcode, crash_log: str) -> str:
+    msg = f"the training process ended unexpectedly (exit code {exitcode})"
+    if exitcode in (-9, 137):
+        msg += "; killed, most often for lack of memory (try a smaller patch or batch)"
+    try:
+        tail = Path(crash_log).read_text(errors="replace").strip()[-800:]
+    except OSError:
+        tail = ""
+    return msg + (f". Its last output:\n{tail}" if tail else "")
+
+
+def _train_child(config_dict: dict, reports, cancel, crash_log: str | None = None) -> None:
     """Child process: run the training generator and pass its reports back."""
+    import faulthandler
+    import sys
+
     from ..errors import LiverTumorError
     from ..training import TrainConfig, train
+
+    if crash_log:  # what the parent shows if this process dies without a report
+        log_file = open(crash_log, "w", buffering=1)  # noqa: SIM115 - lives as long as we do
+        sys.stderr = log_file
+        faulthandler.enable(log_file)
 
     try:
         os.nice(5)  # the window's process comes first when CPUs are short
@@ -76,27 +102,52 @@ def summarize_data(data: str, clinical: str | None = None) -> list[str]:
 
     Raises :class:`~napari_livertumor.errors.InputError` when nothing in it is usable.
     """
+    import pandas as pd
+
+    from ..io.clinical import read_clinical
     from ..training.config import DEFAULT_WEAK_COLUMNS
     from ..training.data import find_clinical, index_cases
 
-    records = index_cases(data)
+    skipped: list = []
+    records = index_cases(data, skipped=skipped)
     layouts = sorted({r.layout for r in records})
     lines = [f"{len(records)} patient(s) with ground-truth labels ({', '.join(layouts)} layout)"]
+    if skipped:
+        lines.append(f"{len(skipped)} patient(s) left out:")
+        lines += [f"  {case}: {reason}" for case, reason in skipped[:8]]
+        if len(skipped) > 8:
+            lines.append(f"  … and {len(skipped) - 8} more (see the log)")
     path = Path(clinical) if clinical else find_clinical(data)
     if path is None:
         lines.append("No clinical table: the tumor stage trains without weak supervision.")
         return lines
-    from ..training.weak import load_clinical_frame
-
-    frame = load_clinical_frame(path)
+    table = read_clinical(path)
+    frame = table.frame
     ids = {r.case_id for r in records}
-    matched_rows = len(ids & {str(i) for i in frame.index})
+    matched = sorted(ids & {str(i) for i in frame.index})
     cols = [c for c in DEFAULT_WEAK_COLUMNS if c in frame.columns]
+    rows = frame.loc[[i for i in frame.index if str(i) in set(matched)]]
+    usable = {
+        c: int(pd.to_numeric(rows[c], errors="coerce").notna().sum()) if len(rows) else 0
+        for c in cols
+    }
+    good = [c for c in cols if usable[c] > 0]
     lines.append(
-        f"Clinical table {path.name}: {matched_rows}/{len(records)} patients matched, "
-        f"{len(cols)}/{len(DEFAULT_WEAK_COLUMNS)} weak-supervision columns found"
+        f"Clinical table {path.name}: {len(matched)}/{len(records)} patients matched, "
+        f"{len(cols)}/{len(DEFAULT_WEAK_COLUMNS)} weak-supervision columns found, "
+        f"{len(good)} with usable values"
     )
+    empty = [c for c in cols if usable[c] == 0]
+    if empty:
+        lines.append("Columns without a usable value: " + ", ".join(empty))
+    sparse = [f"{c} {usable[c]}/{len(matched)}" for c in good if usable[c] < len(matched)]
+    if sparse:
+        lines.append("Values missing in: " + ", ".join(sparse))
     missing = [c for c in DEFAULT_WEAK_COLUMNS if c not in frame.columns]
     if missing:
         lines.append("Missing columns: " + ", ".join(missing))
+    for msg in table.report[:6]:
+        lines.append(f"Table: {msg}")
+    if cols and not good:
+        lines.append("No usable clinical value: the tumor stage cannot use weak supervision.")
     return lines

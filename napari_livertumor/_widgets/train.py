@@ -226,6 +226,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
             config = dataclasses.replace(
                 config, resume=choice == "resume", overwrite=choice == "replace"
             )
+            if choice == "resume":  # the run's own network, patch, spacing and HU window
+                config = self._with_run_recipe(config, stage_dir)
         self._reset_plot()
         self.reports = []
         self.model_folder = None
@@ -241,6 +243,17 @@ class TrainWidget(JobWidgetMixin, QWidget):
             on_finished=lambda status: self._finished(status, config),
         )
         self.start_button.setText("Stop")
+
+    def _with_run_recipe(self, config, stage_dir: Path):
+        from ..training.loop import apply_recipe, recipe_differences, saved_recipe
+
+        saved = saved_recipe(stage_dir)
+        if not saved:
+            return config
+        differ = recipe_differences(config, saved)
+        if differ:
+            self._log("Resuming with the run's own recipe, not the fields: " + "; ".join(differ))
+        return apply_recipe(config, saved)
 
     def ask_existing_run(self, stage_dir: Path, can_resume: bool) -> str:
         """``"resume"``, ``"replace"`` or ``"cancel"`` for a run already in ``stage_dir``
@@ -381,7 +394,10 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 f"Stopped; the last weights are in {stage_dir / 'last'}. Start again with the "
                 "same output folder to resume from there.",
             )
-        self._log(f"[{status}]")
+        if status == "failed":  # the whole message, which the status line may not show
+            self._log(f"[failed] {self.status.text()}")
+        else:
+            self._log(f"[{status}]")
 
     # ------------------------------------------------------------------ plot and log
     def _reset_plot(self) -> None:

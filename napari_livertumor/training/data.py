@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, LiverTumorError
 from ..models.preprocess import grid_spacing, prepare_stage_input, resample_labels, stage_shape
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,11 @@ class PreparedCase:
 
 
 # --------------------------------------------------------------------------- case index
-def index_cases(data: str | Path) -> list[CaseRecord]:
+def index_cases(data: str | Path, skipped: list | None = None) -> list[CaseRecord]:
     """List the labelled cases in ``data`` (NIfTI or HCC-TACE-Seg layout).
+
+    Patients that cannot be used (no labels, a SEG whose CT is missing, ...) are logged and,
+    when ``skipped`` is given, appended to it as ``(case_id, reason)``.
 
     Raises
     ------
@@ -73,8 +76,9 @@ def index_cases(data: str | Path) -> list[CaseRecord]:
     root = Path(data)
     if not root.is_dir():
         raise InputError(root, "training data folder not found")
+    skipped = skipped if skipped is not None else []
     if (root / "imagesTr").is_dir():
-        return _index_nifti(root)
+        return _index_nifti(root, skipped)
     patients = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not patients:
         raise InputError(
@@ -82,7 +86,7 @@ def index_cases(data: str | Path) -> list[CaseRecord]:
             "no training cases: expected imagesTr/ + labelsTr/ (NIfTI) or one folder per "
             "patient with DICOM CT and a DICOM SEG (HCC-TACE-Seg layout)",
         )
-    records = [r for p in patients if (r := _index_tcia_patient(p)) is not None]
+    records = [r for p in patients if (r := _index_tcia_patient(p, skipped)) is not None]
     if not records:
         raise InputError(
             root, f"none of the {len(patients)} patient folders holds a DICOM SEG with labels"
@@ -90,7 +94,7 @@ def index_cases(data: str | Path) -> list[CaseRecord]:
     return records
 
 
-def _index_nifti(root: Path) -> list[CaseRecord]:
+def _index_nifti(root: Path, skipped: list) -> list[CaseRecord]:
     labels_dir = root / "labelsTr"
     if not labels_dir.is_dir():
         raise InputError(root, "imagesTr/ found but no labelsTr/ folder: training needs labels")
@@ -108,7 +112,7 @@ def _index_nifti(root: Path) -> list[CaseRecord]:
             None,
         )
         if lab is None:
-            log.warning("skipping %s: no label file %s/%s.nii.gz", case, labels_dir, case)
+            _skip(skipped, case, f"no label file {labels_dir}/{case}.nii.gz")
             continue
         records.append(CaseRecord(case, "nifti", img, lab))
     if not records:
@@ -127,7 +131,7 @@ def _nifti_case_id(name: str) -> str | None:
     return None
 
 
-def _index_tcia_patient(folder: Path) -> CaseRecord | None:
+def _index_tcia_patient(folder: Path, skipped: list) -> CaseRecord | None:
     from ..io.dicom import _group, _scan
     from ..progress import Reporter
 
@@ -135,37 +139,36 @@ def _index_tcia_patient(folder: Path) -> CaseRecord | None:
         headers, unreadable = _scan(folder, Reporter())
         series = [info for info, _ in _group(headers)]
     except Exception as exc:  # a broken folder must not stop the index
-        log.warning("skipping %s: cannot scan DICOM files (%s)", folder.name, exc)
+        _skip(skipped, folder.name, f"cannot scan DICOM files ({exc})")
         return None
     segs = [s for s in series if s.modality == "SEG"]
     if not segs:
         if unreadable:  # a truncated SEG is not the same as none
             path, problem = unreadable[0]
-            log.warning(
-                "skipping %s: no readable DICOM SEG (no labels); %d unreadable DICOM file(s), "
-                "e.g. %s: %s",
+            _skip(
+                skipped,
                 folder.name,
-                len(unreadable),
-                path,
-                problem,
+                f"no readable DICOM SEG (no labels); {len(unreadable)} unreadable DICOM "
+                f"file(s), e.g. {path}: {problem}",
             )
             return None
-        log.warning("skipping %s: no DICOM SEG (no labels)", folder.name)
+        _skip(skipped, folder.name, "no DICOM SEG (no labels)")
         return None
     seg_file = segs[0].files[0]
     ref = _seg_referenced_series(seg_file)
     cts = [s for s in series if s.is_ct]
     if ref is not None and not any(s.uid == ref for s in cts):
-        log.warning(
-            "skipping %s: its SEG references series %s, which is not in the folder",
-            folder.name,
-            ref,
-        )
+        _skip(skipped, folder.name, f"its SEG references series {ref}, which is not in the folder")
         return None
     if ref is None and not cts:
-        log.warning("skipping %s: no CT series", folder.name)
+        _skip(skipped, folder.name, "no CT series")
         return None
     return CaseRecord(folder.name, "tcia", folder, seg_file, ref or cts[0].uid)
+
+
+def _skip(skipped: list, case: str, reason: str) -> None:
+    log.warning("skipping %s: %s", case, reason)
+    skipped.append((case, reason))
 
 
 def _seg_referenced_series(seg_file: Path) -> str | None:
@@ -409,6 +412,10 @@ def cache_key(record: CaseRecord, params: dict[str, Any]) -> str:
     return h.hexdigest()[:16]
 
 
+class CacheWriteError(LiverTumorError):
+    """The preprocessing cache cannot be written (a full disk, a file where a folder goes)."""
+
+
 def load_or_prepare(
     records: list[CaseRecord], params_list: list[dict[str, Any]], cache_dir: str | Path
 ) -> tuple[list[dict[str, PreparedCase]], list[tuple[str, str]]]:
@@ -439,8 +446,17 @@ def load_or_prepare(
             ct, hcc = load_case(rec)
             for i in missing:
                 case = prepare_case(ct, hcc, params_list[i], rec.case_id)
-                _write_cached(paths[i], case)
+                try:
+                    _write_cached(paths[i], case)
+                except OSError as exc:  # the cache's disk, not the patient: stop the run
+                    raise CacheWriteError(
+                        f"cannot write the preprocessing cache {paths[i]} ("
+                        f"{exc.strerror or exc}): check the cache or output folder and the "
+                        "free disk space"
+                    ) from exc
                 prepared[i][rec.case_id] = case
+        except CacheWriteError:
+            raise
         except Exception as exc:  # one bad patient must not stop the run
             reason = str(exc) or type(exc).__name__
             log.warning("skipping patient %s: %s", rec.case_id, reason)

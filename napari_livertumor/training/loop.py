@@ -67,6 +67,9 @@ def check_before_writing(cfg: TrainConfig) -> None:
     from ..models import load_model
 
     stage_dir = Path(cfg.stage_dir)
+    _check_writable_folder(Path(cfg.out))
+    if cfg.cache_dir:
+        _check_writable_folder(Path(cfg.cache_dir))
     has_state = (stage_dir / "last" / STATE_FILE).is_file()
     has_model = (stage_dir / "model.safetensors").is_file()
     if not cfg.overwrite:
@@ -82,8 +85,90 @@ def check_before_writing(cfg: TrainConfig) -> None:
                 f"already holds a {cfg.stage} model{' and a run to resume' if has_state else ''}: "
                 "--resume continues it, --force replaces it, or choose another output folder",
             )
+    if cfg.resume and has_state and not cfg.overwrite:
+        saved = saved_recipe(stage_dir)
+        differ = recipe_differences(cfg, saved) if saved else []
+        if differ:
+            raise InputError(
+                stage_dir / "last",
+                "this run was trained with another recipe than the settings given now ("
+                + "; ".join(differ)
+                + "): resume with the run's own settings, or --force to start a new run",
+            )
     if cfg.init_from and not (cfg.resume and has_state):
         load_model(cfg.init_from, stage=cfg.stage)  # ModelError: missing, corrupt, wrong stage
+
+
+def _check_writable_folder(folder: Path) -> None:
+    """A folder that is, or can be made, writable: its first existing ancestor decides."""
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(probe, f"is a file, so {folder} cannot be a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(probe, "cannot be written to (permissions)")
+
+
+#: what a resumed run must share with the run it continues: the network and what it is fed
+#: (learning rate, epochs, data and augmentation may change between parts of one run)
+RECIPE_FIELDS = (
+    "network",
+    "roi_size",
+    "target_spacing",
+    "hu_window",
+    "mask_outside_liver",
+    "outside_hu",
+    "roi_margin_mm",
+)
+
+
+def saved_recipe(stage_dir: str | Path) -> dict[str, Any] | None:
+    """The :data:`RECIPE_FIELDS` of the run stopped in ``stage_dir/last`` (None if unreadable)."""
+    import json
+
+    try:
+        meta = json.loads((Path(stage_dir) / "last" / "metadata.json").read_text())
+        config = (meta.get("training") or {}).get("config") or {}
+    except (OSError, ValueError):
+        return None
+    recipe = {k: config[k] for k in RECIPE_FIELDS if k in config}
+    return recipe or None
+
+
+def recipe_differences(cfg: TrainConfig, saved: dict[str, Any]) -> list[str]:
+    """``"field: run X, now Y"`` for each recipe field where ``cfg`` differs from ``saved``."""
+    now = cfg.to_dict()
+    out = []
+    for k, was in saved.items():
+        if k == "network":
+            keys = set(was) | set(now[k])
+            changed = {n: (was.get(n), now[k].get(n)) for n in keys if was.get(n) != now[k].get(n)}
+            out += [f"network {n}: run {a}, now {b}" for n, (a, b) in sorted(changed.items())]
+        elif _as_plain(was) != _as_plain(now[k]):
+            out.append(f"{k}: run {_as_plain(was)}, now {_as_plain(now[k])}")
+    return out
+
+
+def apply_recipe(cfg: TrainConfig, saved: dict[str, Any]) -> TrainConfig:
+    """``cfg`` with the recipe fields of a stopped run (what Resume in the Train widget uses)."""
+    import dataclasses
+
+    from ..models.factory import NetworkConfig
+
+    changes: dict[str, Any] = {}
+    for k, v in saved.items():
+        if k == "network":
+            changes[k] = NetworkConfig.from_dict(v)
+        elif isinstance(v, list):
+            changes[k] = tuple(v)
+        else:
+            changes[k] = v
+    return dataclasses.replace(cfg, **changes)
+
+
+def _as_plain(v):
+    return [float(x) for x in v] if isinstance(v, list | tuple) else v
 
 
 class _Run:
@@ -105,7 +190,8 @@ class _Run:
     # ------------------------------------------------------------------ setup
     def _prepare_data(self) -> dict[str, Any]:
         cfg = self.config
-        records = index_cases(cfg.data)
+        index_skips: list = []
+        records = index_cases(cfg.data, skipped=index_skips)
         ids = [r.case_id for r in records]
         split = resolve_split(cfg, ids)
         wanted = set(split["train"]) | set(split["val"])
@@ -118,6 +204,7 @@ class _Run:
             self.torch.distributed.barrier()  # rank 0 filled the cache; the others read it
         if not self.is_main:
             prepared, skipped = load_or_prepare(use, [params], cache)
+        skipped = [*index_skips, *skipped]  # left out while indexing, then while preparing
         cases = prepared[0]
         train_cases = [cases[c] for c in split["train"] if c in cases]
         val_cases = [cases[c] for c in split["val"] if c in cases][: cfg.max_val_cases]
@@ -134,8 +221,9 @@ class _Run:
         split_out["fingerprints"] = {
             c: fp for c in split["test"] if c in by_id and (fp := case_fingerprint(by_id[c]))
         }
-        if self.is_main:
-            write_split(split_out, self.stage_dir / "split.json")
+        # written with the model it belongs to (_save_best, _save_last), never before: a run
+        # that fails or is replaced before saving leaves the folder's model and split together
+        self.split_out = split_out
         return {
             "split": split_out,
             "train": train_cases,
@@ -419,6 +507,7 @@ class _Run:
                 half=self.config.save_half,
                 trunk_only=True,
             )
+            write_split(self.split_out, self.stage_dir / "split.json")
         except OSError as exc:
             raise LiverTumorError(f"cannot write the model to {self.stage_dir}: {exc}") from exc
 
@@ -452,6 +541,7 @@ class _Run:
             tmp = new / f".{STATE_FILE}.tmp"
             torch.save(resume, tmp)
             os.replace(tmp, new / STATE_FILE)
+            write_split(self.split_out, new / "split.json")
             shutil.rmtree(old, ignore_errors=True)
             if last.exists():
                 os.replace(last, old)
