@@ -198,6 +198,27 @@ def test_patients_left_out_while_indexing_are_recorded_in_the_split(toy_data, tm
     assert entry["case"] == gone.name.split(".")[0] and "no label file" in entry["reason"]
 
 
+def test_stop_is_heard_while_preparing_data_and_before_an_epochs_validation(toy_data, tmp_path):
+    """Stop during data preparation ends the run with nothing written (no untrained last/);
+    Stop during an epoch's last step skips that epoch's validation."""
+    cfg = tiny_config(toy_data, tmp_path / "a", cache_dir=str(tmp_path / "fresh_cache"))
+    reports = list(train(cfg, should_cancel=lambda: True))
+    assert [r["event"] for r in reports] == ["cancelled"] and reports[0]["last"] is None
+    assert not (tmp_path / "a" / "liver" / "last").exists()
+
+    steps = 0
+
+    def stop_in_last_step():
+        return steps >= 3  # steps_per_epoch is 3
+
+    events = []
+    for r in train(tiny_config(toy_data, tmp_path / "b"), should_cancel=stop_in_last_step):
+        steps += r["event"] == "step"
+        events.append(r["event"])
+    assert events == ["info", "step", "step", "step", "cancelled"]  # no epoch/validation
+    assert (tmp_path / "b" / "liver" / "last" / "train_state.pt").is_file()
+
+
 def test_a_data_folder_without_labels_is_refused_clearly(tmp_path):
     (tmp_path / "imagesTr").mkdir()
     with pytest.raises(InputError, match="labelsTr"):

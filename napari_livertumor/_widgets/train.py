@@ -389,10 +389,13 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 f"Finished. The {config.stage} model in {config.out} can be chosen in Segment.",
             )
         elif status == "cancelled":
+            stopped_early = not any(r.get("event") == "step" for r in self.reports)
             set_status(
                 self.status,
-                f"Stopped; the last weights are in {stage_dir / 'last'}. Start again with the "
-                "same output folder to resume from there.",
+                "Stopped before training began; nothing was written."
+                if stopped_early and not (stage_dir / "last").is_dir()
+                else f"Stopped; the last weights are in {stage_dir / 'last'}. Start again with "
+                "the same output folder to resume from there.",
             )
         if status == "failed":  # the whole message, which the status line may not show
             self._log(f"[failed] {self.status.text()}")

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, LiverTumorError
+from ..errors import Cancelled, InputError, LiverTumorError
 from ..models.preprocess import grid_spacing, prepare_stage_input, resample_labels, stage_shape
 
 log = logging.getLogger(__name__)
@@ -417,17 +417,25 @@ class CacheWriteError(LiverTumorError):
 
 
 def load_or_prepare(
-    records: list[CaseRecord], params_list: list[dict[str, Any]], cache_dir: str | Path
+    records: list[CaseRecord],
+    params_list: list[dict[str, Any]],
+    cache_dir: str | Path,
+    *,
+    should_cancel=None,
 ) -> tuple[list[dict[str, PreparedCase]], list[tuple[str, str]]]:
     """Prepare every case for every parameter set, reading each source at most once.
 
     Returns ``(prepared, skipped)``: ``prepared[i][case_id]`` for ``params_list[i]``, and
     ``(case_id, reason)`` for each patient that could not be used (logged).
+    ``should_cancel()`` returning True between patients raises
+    :class:`~napari_livertumor.errors.Cancelled` (what was cached stays cached).
     """
     cache_dir = Path(cache_dir)
     prepared: list[dict[str, PreparedCase]] = [{} for _ in params_list]
     skipped: list[tuple[str, str]] = []
     for rec in records:
+        if should_cancel is not None and should_cancel():
+            raise Cancelled("stopped while preparing the data")
         keys = [cache_key(rec, p) for p in params_list]
         paths = [
             cache_dir / p["stage"] / f"{rec.case_id}-{k}.npz"

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, LiverTumorError
+from ..errors import Cancelled, InputError, LiverTumorError
 from ..models import ModelMetadata, build_training_network, save_model
 from .config import TrainConfig
 from .data import (
@@ -199,7 +199,9 @@ class _Run:
         cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.out) / ".cache"
         params = preprocess_params(cfg)
         if self.is_main:
-            prepared, skipped = load_or_prepare(use, [params], cache)
+            prepared, skipped = load_or_prepare(
+                use, [params], cache, should_cancel=getattr(self, "should_cancel", None)
+            )
         if self.distributed:
             self.torch.distributed.barrier()  # rank 0 filled the cache; the others read it
         if not self.is_main:
@@ -274,7 +276,12 @@ class _Run:
         cfg = self.config
         check_before_writing(cfg)
         seed_everything(cfg.seed)
-        data = self._prepare_data()
+        self.should_cancel = should_cancel
+        try:
+            data = self._prepare_data()
+        except Cancelled:  # stopped while the data was being prepared: nothing to save
+            yield {"event": "cancelled", "stage": cfg.stage, "step": 0, "last": None}
+            return
         weak_labels, weak_summary = self._weak_labels(data["train"])
         yield {
             "event": "info",
@@ -352,6 +359,9 @@ class _Run:
                     if step % cfg.steps_per_epoch == 0 or step >= total_steps:
                         break
                 if cancelled:
+                    break
+                if self._should_stop(should_cancel, t_start) == "cancel":
+                    cancelled = True  # Stop came during the epoch's last step: no validation
                     break
                 state["elapsed_s"] = time.perf_counter() - t_start
                 report = self._end_of_epoch(epoch, step, total_steps, epoch_losses, data)
@@ -444,7 +454,15 @@ class _Run:
         }
         last_epoch = step >= total_steps
         if self.is_main and data["val"] and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
-            scores = validate(self.net, data["val"], cfg, self.device)
+            try:
+                scores = validate(
+                    self.net, data["val"], cfg, self.device, should_cancel=self.should_cancel
+                )
+            except Cancelled:
+                scores = None
+        else:
+            scores = None
+        if scores is not None:
             report["val"] = scores
             key = scores["score"]
             if key >= self.state["best"]:  # ties: the later (longer-trained) weights
@@ -679,7 +697,7 @@ def warm_cache(configs: list[TrainConfig]) -> list[tuple[str, str]]:
 BIAS_GRID = (0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0, 0.5, 1.0)
 
 
-def validate(net, cases, config, device) -> dict[str, Any]:
+def validate(net, cases, config, device, should_cancel=None) -> dict[str, Any]:
     """Dice per class on whole validation cases at the stage grid (sliding window).
 
     The stage's main class (liver, or tumor) is also scored with its logit shifted by each of
@@ -715,6 +733,8 @@ def validate(net, cases, config, device) -> dict[str, Any]:
     }
     with torch.no_grad():
         for case in cases:
+            if should_cancel is not None and should_cancel():
+                raise Cancelled("validation stopped")
             x = torch.from_numpy(case.image.astype(np.float32))[None, None].to(device)
             rois = dict.fromkeys(
                 tuple(min(v, 256) for v in window_size(config.roi_size, x.shape[2:], f, g))
