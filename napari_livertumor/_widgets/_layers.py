@@ -135,6 +135,33 @@ def set_class_colors(layer: Labels, colors: dict[int, tuple] | None = None) -> N
     layer.colormap = class_colormap(colors)
 
 
+#: callbacks told when a widget rewrote a labels layer in place (Refine's Apply, Undo, Reset):
+#: napari emits no event for that, and Inspect's figures must not look current afterwards
+_EDIT_LISTENERS: list = []
+
+
+def on_labels_edited(callback) -> None:
+    """Call ``callback(layer)`` whenever :func:`labels_edited` is called (weakly held)."""
+    import weakref
+
+    ref = weakref.WeakMethod(callback) if hasattr(callback, "__self__") else weakref.ref(callback)
+    _EDIT_LISTENERS.append(ref)
+
+
+def labels_edited(layer) -> None:
+    """Redraw ``layer`` after an in-place change and tell the listeners."""
+    layer.refresh()
+    for ref in list(_EDIT_LISTENERS):
+        callback = ref()
+        if callback is None:
+            _EDIT_LISTENERS.remove(ref)
+            continue
+        try:
+            callback(layer)
+        except RuntimeError:  # its widget is gone
+            _EDIT_LISTENERS.remove(ref)
+
+
 def ct_layers(viewer: napari.Viewer) -> list[Image]:
     """3D image layers of the viewer, CT layers made by this plugin first."""
     from napari.layers import Image

@@ -43,6 +43,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.stats: dict | None = None
+        self._measured_layer = None  # the layer self.stats describes
+        self._segs_seen: set[int] = set()
         self._watched = None
         self.scores: dict | None = None
         self._colors = dict(_layers.CLASS_COLORS)
@@ -107,6 +109,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.measure_button.clicked.connect(self._measure_clicked)
         self.lesion_table.cellClicked.connect(lambda row, _col: self.go_to_lesion(row))
         follow_layer_list(self, self.viewer, self.refresh_layers)
+        _layers.on_labels_edited(self._edited_elsewhere)
         self.init_jobs(napari_viewer)
         self.refresh_layers()
         self._paint_color_buttons()
@@ -115,13 +118,20 @@ class InspectWidget(JobWidgetMixin, QWidget):
     def refresh_layers(self, *_) -> None:
         """List segmentation layers (others after) and ground-truth candidates."""
         try:
-            self._fill(self.labels_combo, self._labels_names())
+            names = self._labels_names()
+            segs = _layers.labels_layers(self.viewer, role="segmentation")
+            new_segs = [ly.name for ly in segs if id(ly) not in self._segs_seen]
+            self._segs_seen = {id(ly) for ly in segs}  # layers, not names (a rerun renames)
+            self._fill(self.labels_combo, names)
+            if new_segs:  # a segmentation just made (or loaded): that is what to inspect
+                self.labels_combo.setCurrentText(new_segs[-1])
             truth = [ly.name for ly in _layers.labels_layers(self.viewer, role="ground_truth")]
             new = [t for t in truth if t not in self._truth_seen]
             self._truth_seen = set(truth)
             self._fill(self.truth_combo, [NO_TRUTH, *truth])
             if new and self.truth_combo.currentText() == NO_TRUTH:
                 self.truth_combo.setCurrentText(new[-1])  # a ground truth just loaded: score
+            self._pick_matching_truth(self.labels_layer())
         except RuntimeError:  # widget deleted while the viewer still emits
             pass
 
@@ -146,9 +156,15 @@ class InspectWidget(JobWidgetMixin, QWidget):
         spacing = tuple(float(s) for s in layer.scale)
         truth_layer = self.truth_layer()
         truth = None if truth_layer is None else np.asarray(truth_layer.data)
-        if truth is not None and truth.shape != labels.shape:
-            set_status(self.status, "Ground truth and labels have different shapes.", error=True)
-            truth = None
+        if truth_layer is not None and not _same_grid(truth_layer, layer):
+            set_status(
+                self.status,
+                f"The ground truth '{truth_layer.name}' is not on the grid of '{layer.name}' "
+                "(another scan, or another shape, spacing or position): choose its own ground "
+                "truth, or (none).",
+                error=True,
+            )
+            return
         name = layer.name
 
         def target(progress, should_cancel):
@@ -162,7 +178,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
 
         self.run_job(
             target,
-            lambda out: self._show(name, *out),
+            lambda out: self._show(name, *out, layer=layer),
             button=self.measure_button,
             description="measure",
             busy_text=f"Measuring '{name}'…",
@@ -170,7 +186,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
 
     def go_to_lesion(self, row: int) -> None:
         """Move the viewer to lesion ``row``'s centre slice and centre the view on it."""
-        layer = self.labels_layer()
+        layer = self._measured_layer  # the lesions are that layer's, in its voxel coordinates
         if self.stats is None or layer is None or row >= len(self.stats["lesions"]):
             return
         lesion = self.stats["lesions"][row]
@@ -184,8 +200,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
             f"(slices {lesion['slice_range'][0]}–{lesion['slice_range'][1]}).",
         )
 
-    def _show(self, name: str, stats: dict, scores: dict | None) -> None:
+    def _show(self, name: str, stats: dict, scores: dict | None, layer=None) -> None:
         self.stats, self.scores = stats, scores
+        self._measured_layer = layer if layer is not None else self.labels_layer()
         rows = [
             ("Liver (mL)", f"{stats['liver_ml']:.1f}"),
             ("Tumor (mL)", f"{stats['tumor_ml']:.2f}"),
@@ -230,6 +247,11 @@ class InspectWidget(JobWidgetMixin, QWidget):
     def _labels_changed(self, *_) -> None:
         layer = self.labels_layer()
         self._watch_edits(layer)
+        if self.stats is not None and layer is not self._measured_layer:
+            self._clear_figures()  # they describe another layer
+            if layer is not None:
+                set_status(self.status, f"Click Measure for the figures of '{layer.name}'.")
+        self._pick_matching_truth(layer)
         if layer is None:
             return
         self.opacity.blockSignals(True)
@@ -238,6 +260,27 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.contour_check.blockSignals(True)
         self.contour_check.setChecked(layer.contour > 0)
         self.contour_check.blockSignals(False)
+
+    def _clear_figures(self) -> None:
+        self.stats = self.scores = None
+        self._measured_layer = None
+        _fill_table(self.volume_table, [])
+        _fill_table(self.lesion_table, [])
+        self.score_table.setVisible(False)
+
+    def _pick_matching_truth(self, layer) -> None:
+        """Keep a ground truth on ``layer``'s grid: the chosen one, else one that fits, else none."""
+        if layer is None:
+            return
+        chosen = self.truth_layer()
+        if chosen is None or _same_grid(chosen, layer):
+            return
+        fits = [
+            ly.name
+            for ly in _layers.labels_layers(self.viewer, role="ground_truth")
+            if _same_grid(ly, layer)
+        ]
+        self.truth_combo.setCurrentText(fits[-1] if fits else NO_TRUTH)
 
     def _watch_edits(self, layer) -> None:
         """Say the figures are stale as soon as the user paints on the measured layer."""
@@ -251,6 +294,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
     def _edited(self, *_) -> None:
         if self.stats is not None:
             set_status(self.status, "The labels were edited: click Measure to update the figures.")
+
+    def _edited_elsewhere(self, layer) -> None:
+        if layer is self._measured_layer and self.stats is not None:
+            self._edited()
 
     def _pick_color(self, value: int) -> None:
         r, g, b, a = self._colors[value]
@@ -343,3 +390,12 @@ def _fill_table(table: QTableWidget, rows: list[tuple[str, ...]]) -> None:
         for c, text in enumerate(row):
             table.setItem(r, c, QTableWidgetItem(text))
     table.resizeColumnsToContents()
+
+
+def _same_grid(a, b) -> bool:
+    """Two layers on one voxel grid: the same shape, voxel size and position."""
+    return (
+        tuple(a.data.shape) == tuple(b.data.shape)
+        and np.allclose(a.scale, b.scale, rtol=1e-5, atol=1e-6)
+        and np.allclose(a.translate, b.translate, rtol=1e-5, atol=1e-3)
+    )

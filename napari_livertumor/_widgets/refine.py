@@ -92,6 +92,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.preview_count = 0
 
         # -- layers
+        self._labels_seen: set[int] = set()
         self.ct_combo = RefreshingCombo(self.refresh_layers)
         self.mask_combo = RefreshingCombo(self.refresh_layers)
         self.liver_combo = RefreshingCombo(self.refresh_layers)
@@ -205,6 +206,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             combo.currentIndexChanged.connect(self.schedule_preview)
         self._watched = None
         self.mask_combo.currentIndexChanged.connect(self._watch_mask_layer)
+        self.mask_combo.currentIndexChanged.connect(self._follow_mask_ct)
         self.method.changed.connect(self._show_method_controls)
         self.auto_threshold.changed.connect(self._show_method_controls)
         self.apply_slice_button.clicked.connect(self.apply_slice)
@@ -291,11 +293,24 @@ class RefineWidget(JobWidgetMixin, QWidget):
             labels.sort(
                 key=lambda n: self.viewer.layers[n].metadata.get(_layers.ROLE) != "segmentation"
             )
+            segs = [self.viewer.layers[n] for n in labels]
+            new = [ly.name for ly in segs if id(ly) not in self._labels_seen]
+            self._labels_seen = {id(ly) for ly in segs}
             _set_items(self.ct_combo, cts)
             _set_items(self.mask_combo, labels)
             _set_items(self.liver_combo, [SAME_LAYER, *labels, NO_LIVER])
+            if new:  # a segmentation just made: the layer to refine next
+                self.mask_combo.setCurrentText(new[-1])
+            self._follow_mask_ct()
         except RuntimeError:  # the widget is being deleted
             return
+
+    def _follow_mask_ct(self, *_) -> None:
+        """Choose the CT the chosen labels layer was made on (its metadata names it)."""
+        layer = self._layer(self.mask_combo.currentText())
+        own = None if layer is None else layer.metadata.get(_layers.CT_LAYER)
+        if own and self.ct_combo.findText(own) >= 0 and self.ct_combo.currentText() != own:
+            self.ct_combo.setCurrentText(own)
 
     def refresh_lesions(self) -> None:
         """The lesion list: "under the mouse", then every lesion of the tumor mask by size."""
@@ -311,9 +326,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
             comps = label_lesions(tumor)
             sizes = np.bincount(comps.ravel())[1:]
             voxel_ml = float(np.prod(spacing)) / 1000.0
-            for i in np.argsort(-sizes):
+            # numbered by size, largest first, as Inspect, the stats and lesions.csv number them
+            for rank, i in enumerate(np.argsort(-sizes, kind="stable"), start=1):
                 self.lesion_combo.addItem(
-                    f"lesion {i + 1}: {sizes[i] * voxel_ml:.1f} mL", int(i + 1)
+                    f"lesion {rank}: {sizes[i] * voxel_ml:.1f} mL", int(i + 1)
                 )
         idx = self.lesion_combo.findText(current)
         self.lesion_combo.setCurrentIndex(max(idx, 0))
@@ -387,9 +403,13 @@ class RefineWidget(JobWidgetMixin, QWidget):
         try:
             ct_layer, mask_layer, tumor2d, liver2d, spacing = self._inputs(z)
         except ValueError as exc:
+            self._clear_preview()
+            if not self.ct_combo.currentText() or not self.mask_combo.currentText():
+                # nothing to refine yet (an empty viewer): a hint, not an error
+                set_status(self.status, "Load a CT and segment it; the outline shows here.")
+                return
             set_status(self.status, str(exc), error=True)
             self._preview_error = True
-            self._clear_preview()
             return
         cfg = self.build_config()
         ct2d = np.array(ct_layer.data[z])
@@ -617,7 +637,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         if grown == shrunk == 0:
             set_status(self.status, f"Refining {what} changed nothing.")
             return
-        mask_layer.refresh()
+        _layers.labels_edited(mask_layer)
         set_status(self.status, f"Applied to {what}: +{grown} / −{shrunk} tumor voxels.")
         self._update_undo_button()
         self.schedule_preview()
@@ -635,7 +655,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         if step is None:
             set_status(self.status, "Nothing to undo.")
             return
-        step.target.refresh()
+        _layers.labels_edited(step.target)
         set_status(self.status, f"Undid: {step.what}.")
         self._update_undo_button()
         self.schedule_preview()
@@ -654,7 +674,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         box = changed_box(changed)
         self.history.record(layer, box, "reset")
         layer.data[box] = original[box]
-        layer.refresh()
+        _layers.labels_edited(layer)
         set_status(self.status, "Reset to the model output.")
         self._update_undo_button()
         self.schedule_preview()

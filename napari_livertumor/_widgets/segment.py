@@ -47,6 +47,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         self._models_key: tuple | None = None
         self._models: dict | None = None
 
+        self._cts_seen: set[int] = set()
         self.ct_combo = RefreshingCombo(self.refresh_layers)
         self.model_combo = RefreshingCombo(self.refresh_models)
         self.model_browse = QPushButton("Folder…")
@@ -111,12 +112,18 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         """Offer the viewer's 3D image layers (the plugin's CT layers first)."""
         try:
             current = self.ct_combo.currentText()
-            names = [ly.name for ly in _layers.ct_layers(self.viewer)]
+            cts = _layers.ct_layers(self.viewer)
+            names = [ly.name for ly in cts]
+            # a scan loaded just now is the one to segment next (not the last patient's)
+            new = [ly.name for ly in cts if id(ly) not in self._cts_seen]
+            self._cts_seen = {id(ly) for ly in cts}
             self.ct_combo.clear()
             self.ct_combo.addItems(names)
         except RuntimeError:  # widget deleted while the viewer still emits
             return
-        if current in names:
+        if new:
+            self.ct_combo.setCurrentText(new[-1])
+        elif current in names:
             self.ct_combo.setCurrentText(current)
 
     def refresh_models(self) -> None:

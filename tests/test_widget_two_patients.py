@@ -1,0 +1,116 @@
+"""Two patients in one viewer: every widget follows the scan loaded last and never mixes one
+patient's layers with another's (found by driving the GUI as a radiologist would)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _widget_data import tiny_ct
+
+from napari_livertumor._widgets import _layers
+from napari_livertumor._widgets.inspect import InspectWidget
+from napari_livertumor._widgets.refine import RefineWidget
+from napari_livertumor._widgets.segment import SegmentWidget
+
+pytestmark = pytest.mark.gui
+
+
+def add_patient(viewer, pid: str, spacing, origin, *, truth: bool = True):
+    vol, labels = tiny_ct(spacing=spacing, origin=origin)
+    vol.meta["patient_id"] = pid
+    ct = _layers.add_ct_layer(viewer, vol, name=f"{pid} CT")
+    gt = None
+    if truth:
+        gt = _layers.add_labels_layer(
+            viewer, labels, vol, f"{pid} ground truth", role="ground_truth", ct_layer_name=ct.name
+        )
+    return vol, labels, ct, gt
+
+
+def add_segmentation(viewer, pid: str, vol, labels, ct):
+    return _layers.add_labels_layer(
+        viewer, labels, vol, f"{pid} segmentation", ct_layer_name=ct.name
+    )
+
+
+def test_segment_offers_the_scan_loaded_last(make_napari_viewer):
+    """It kept the first patient chosen: Run segmented that patient again, with the same
+    numbers, and the user believed the second one was done."""
+    viewer = make_napari_viewer()
+    widget = SegmentWidget(viewer)
+    add_patient(viewer, "A", (2.5, 0.9, 0.9), (0.0, 0.0, 0.0))
+    assert widget.ct_combo.currentText() == "A CT"
+    add_patient(viewer, "B", (3.0, 0.8, 0.8), (5.0, 5.0, 5.0))
+    assert widget.ct_combo.currentText() == "B CT"
+    widget.ct_combo.setCurrentText("A CT")  # the user's own choice stands until a new scan
+    viewer.add_image(np.zeros((4, 4)), name="a 2D picture")
+    assert widget.ct_combo.currentText() == "A CT"
+
+
+def test_inspect_never_scores_one_patient_against_anothers_ground_truth(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    vol_a, lab_a, ct_a, gt_a = add_patient(viewer, "A", (2.5, 0.9, 0.9), (0.0, 0.0, 0.0))
+    vol_b, lab_b, ct_b, gt_b = add_patient(viewer, "B", (3.0, 0.8, 0.8), (5.0, 5.0, 5.0))
+    seg_b = add_segmentation(viewer, "B", vol_b, lab_b, ct_b)
+    # the new segmentation is what Inspect offers, with its own patient's ground truth
+    assert widget.labels_combo.currentText() == "B segmentation"
+    assert widget.truth_combo.currentText() == "B ground truth"
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: widget.stats is not None, timeout=10_000)
+    assert widget.scores["tumor"]["dice"] == pytest.approx(1.0)
+
+    # the other patient's ground truth chosen by hand: refused, and the message stays
+    widget.truth_combo.setCurrentText("A ground truth")
+    widget.measure_button.click()
+    qtbot.wait(200)
+    assert "not on the grid of 'B segmentation'" in widget.status.text()
+
+    # figures of one layer are not shown for another
+    seg_a = add_segmentation(viewer, "A", vol_a, lab_a, ct_a)
+    assert widget.labels_combo.currentText() == "A segmentation"
+    assert widget.stats is None and widget.volume_table.rowCount() == 0
+    assert widget.truth_combo.currentText() == "A ground truth"
+    assert seg_a is not seg_b
+
+
+def test_inspect_says_its_figures_are_stale_after_refine_changes_the_layer(
+    make_napari_viewer, qtbot
+):
+    viewer = make_napari_viewer()
+    inspect = InspectWidget(viewer)
+    vol, labels, ct, _ = add_patient(viewer, "A", (2.5, 0.9, 0.9), (0.0, 0.0, 0.0), truth=False)
+    seg = add_segmentation(viewer, "A", vol, labels, ct)
+    inspect.measure_button.click()
+    qtbot.waitUntil(lambda: inspect.stats is not None, timeout=10_000)
+    _layers.labels_edited(seg)  # what Refine's Apply / Undo / Reset call after writing
+    assert "edited" in inspect.status.text()
+
+
+def test_refine_follows_the_new_segmentation_and_its_own_ct(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = RefineWidget(viewer)
+    assert "Choose a CT" not in widget.status.text()  # an empty viewer is not an error
+    vol_a, lab_a, ct_a, _ = add_patient(viewer, "A", (2.5, 0.9, 0.9), (0.0, 0.0, 0.0))
+    vol_b, lab_b, ct_b, _ = add_patient(viewer, "B", (3.0, 0.8, 0.8), (5.0, 5.0, 5.0))
+    add_segmentation(viewer, "A", vol_a, lab_a, ct_a)  # A segmented after B was loaded
+    assert widget.mask_combo.currentText() == "A segmentation"
+    assert widget.ct_combo.currentText() == "A CT"
+
+
+def test_refine_numbers_lesions_by_size_like_inspect_and_the_stats(make_napari_viewer):
+    from napari_livertumor.stats import compute_stats
+
+    viewer = make_napari_viewer()
+    widget = RefineWidget(viewer)
+    vol, labels, ct, _ = add_patient(viewer, "A", (2.5, 0.9, 0.9), (0.0, 0.0, 0.0), truth=False)
+    labels = labels.copy()
+    labels[labels == 2] = 1
+    labels[2:4, 10:13, 10:13] = 2  # a small lesion first in voxel order
+    labels[6:10, 20:28, 20:28] = 2  # a larger one after it
+    add_segmentation(viewer, "A", vol, labels, ct)
+    widget.refresh_lesions()
+    items = [widget.lesion_combo.itemText(i) for i in range(1, widget.lesion_combo.count())]
+    stats = compute_stats(labels, vol.spacing)
+    for item, lesion in zip(items, stats["lesions"], strict=True):
+        assert item.startswith(f"lesion {lesion['id']}: {lesion['volume_ml']:.1f} mL")
