@@ -360,8 +360,10 @@ class _Run:
                         break
                 if cancelled:
                     break
-                if self._should_stop(should_cancel, t_start) == "cancel":
-                    cancelled = True  # Stop came during the epoch's last step: no validation
+                if not self.distributed and should_cancel is not None and should_cancel():
+                    # Stop came during the epoch's last step: no validation (one process only;
+                    # several ranks agree on stopping at the next step's check)
+                    cancelled = True
                     break
                 state["elapsed_s"] = time.perf_counter() - t_start
                 report = self._end_of_epoch(epoch, step, total_steps, epoch_losses, data)
