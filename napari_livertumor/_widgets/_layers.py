@@ -41,6 +41,8 @@ CLASS_COLORS: dict[int, tuple[float, float, float, float]] = {
     4: (1.00, 0.75, 0.10, 1.0),  # aorta: amber
 }
 CLASS_NAMES = {1: "liver", 2: "tumor", 3: "portal vein", 4: "aorta"}
+#: a ground truth is drawn as outlines this many pixels wide (the segmentation is filled)
+GROUND_TRUTH_CONTOUR = 2
 
 
 def window_limits(width: float, level: float) -> tuple[float, float]:
@@ -109,7 +111,7 @@ def make_labels_layer(
     labels = np.asarray(labels)
     if labels.shape != volume.shape:
         raise ValueError(f"labels shape {labels.shape} does not match the CT {volume.shape}")
-    return Labels(
+    layer = Labels(
         labels.astype(np.uint8, copy=False),
         name=name,
         scale=volume.napari_scale,
@@ -118,6 +120,10 @@ def make_labels_layer(
         colormap=class_colormap(),
         metadata={CT_VOLUME: volume, ROLE: role, CT_LAYER: ct_layer_name},
     )
+    if role == "ground_truth":  # outlines over the filled segmentation: disagreements show
+        layer.contour = GROUND_TRUTH_CONTOUR
+        layer.opacity = max(opacity, 0.9)
+    return layer
 
 
 def class_colormap(colors: dict[int, tuple] | None = None):
