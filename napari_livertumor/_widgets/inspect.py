@@ -14,6 +14,7 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QSlider,
@@ -221,12 +222,14 @@ class InspectWidget(JobWidgetMixin, QWidget):
             for les in stats["lesions"]
         ]
         _fill_table(self.lesion_table, lesions)
+        _fit_height(self.lesion_table, min(max(len(lesions), 3), 8))  # up to 8 without scrolling
         self.score_table.setVisible(scores is not None)
         if scores is not None:
             _fill_table(
                 self.score_table,
                 [(c, f"{s['dice']:.3f}", f"{s['iou']:.3f}") for c, s in scores.items()],
             )
+            _fit_height(self.score_table, len(scores))
         set_status(self.status, f"Measured '{name}'.")
 
     # ------------------------------------------------------------------ style
@@ -367,10 +370,15 @@ def _camera(viewer):
 
 
 def _fit_height(table: QTableWidget, rows: int) -> None:
-    """Make a short table tall enough to show all its rows without scrolling."""
-    height = table.horizontalHeader().height() + 2 * table.frameWidth()
-    height += sum(table.rowHeight(r) for r in range(rows))
-    table.setFixedHeight(height + 2)
+    """Make a short table tall enough to show ``rows`` rows without scrolling.
+
+    The header's size hint and the default row height are used, not their current heights,
+    which are not final before the panel is first shown (the last row was cut off).
+    """
+    header = max(table.horizontalHeader().height(), table.horizontalHeader().sizeHint().height())
+    row = max(table.verticalHeader().defaultSectionSize(), 1)
+    heights = [max(table.rowHeight(r), row) if r < table.rowCount() else row for r in range(rows)]
+    table.setFixedHeight(header + sum(heights) + 2 * table.frameWidth() + 2)
 
 
 def _table(headers: list[str]) -> QTableWidget:
@@ -380,6 +388,9 @@ def _table(headers: list[str]) -> QTableWidget:
     table.setEditTriggers(QTableWidget.NoEditTriggers)
     table.setSelectionBehavior(QTableWidget.SelectRows)
     table.horizontalHeader().setStretchLastSection(True)
+    # columns as wide as their header and values: no sideways scrolling, no cut header
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+    table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
     table.setMinimumHeight(90)
     return table
 
