@@ -114,9 +114,7 @@ def summarize_data(data: str, clinical: str | None = None) -> list[str]:
     lines = [f"{len(records)} patient(s) with ground-truth labels ({', '.join(layouts)} layout)"]
     if skipped:
         lines.append(f"{len(skipped)} patient(s) left out:")
-        lines += [f"  {case}: {reason}" for case, reason in skipped[:8]]
-        if len(skipped) > 8:
-            lines.append(f"  … and {len(skipped) - 8} more (see the log)")
+        lines += [f"  {case}: {reason}" for case, reason in skipped]
     path = Path(clinical) if clinical else find_clinical(data)
     if path is None:
         lines.append("No clinical table: the tumor stage trains without weak supervision.")
@@ -137,6 +135,8 @@ def summarize_data(data: str, clinical: str | None = None) -> list[str]:
         f"{len(cols)}/{len(DEFAULT_WEAK_COLUMNS)} weak-supervision columns found, "
         f"{len(good)} with usable values"
     )
+    if cols and not good:
+        lines.append("No usable clinical value: the tumor stage cannot use weak supervision.")
     empty = [c for c in cols if usable[c] == 0]
     if empty:
         lines.append("Columns without a usable value: " + ", ".join(empty))
@@ -146,8 +146,5 @@ def summarize_data(data: str, clinical: str | None = None) -> list[str]:
     missing = [c for c in DEFAULT_WEAK_COLUMNS if c not in frame.columns]
     if missing:
         lines.append("Missing columns: " + ", ".join(missing))
-    for msg in table.report[:6]:
-        lines.append(f"Table: {msg}")
-    if cols and not good:
-        lines.append("No usable clinical value: the tumor stage cannot use weak supervision.")
+    lines += [f"Table: {msg}" for msg in table.report]
     return lines

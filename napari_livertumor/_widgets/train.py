@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -38,6 +39,10 @@ START_CHOICES = (START_SCRATCH, START_SHIPPED, START_FOLDER)
 
 #: Seconds between two redraws of the plot (drawing is the costly part on the GUI thread).
 _PLOT_EVERY_S = 1.0
+
+
+#: lines of the Check data summary shown above the settings (all of them go to the log)
+SUMMARY_LINES = 7
 
 
 class TrainWidget(JobWidgetMixin, QWidget):
@@ -155,7 +160,14 @@ class TrainWidget(JobWidgetMixin, QWidget):
         form.addRow("Data", _row(self.data, self.data_browse))
         form.addRow("Clinical", _row(self.clinical, self.clinical_browse))
         form.addRow("", self.check_button)
-        form.addRow("", self.summary)
+        # the summary scrolls in a box of its own: a long one must not squeeze the settings
+        self.summary_box = QScrollArea()
+        self.summary_box.setWidget(self.summary)
+        self.summary_box.setWidgetResizable(True)
+        self.summary_box.setFrameShape(QScrollArea.NoFrame)
+        self.summary_box.setMaximumHeight(130)
+        self.summary_box.setVisible(False)
+        form.addRow("", self.summary_box)
         form.addRow("Output", _row(self.out, self.out_browse))
         form.addRow("Stage", self.stage)
         form.addRow("Start from", self.start_from)
@@ -426,7 +438,13 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.log.appendPlainText(line)
 
     def _show_summary(self, lines: list[str]) -> None:
-        self.summary.setText("\n".join(lines))
+        """The summary, compact, above; every line of it in the log below."""
+        self._log("Check data:\n" + "\n".join(f"  {line}" for line in lines))
+        shown = lines[:SUMMARY_LINES]
+        if len(lines) > SUMMARY_LINES:
+            shown.append(f"… {len(lines) - SUMMARY_LINES} more line(s) in the log below")
+        self.summary.setText("\n".join(shown))
+        self.summary_box.setVisible(True)
         set_status(self.status, "")
 
     # ------------------------------------------------------------------ slots
