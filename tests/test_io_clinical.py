@@ -116,3 +116,8 @@ def test_patient_ids_are_normalised():
         "HCC_105",
         "X_1",
     ]
+
+
+def test_a_folder_given_as_the_table_says_it_is_a_folder(tmp_path):
+    with pytest.raises(InputError, match="is a folder"):
+        read_clinical(tmp_path)

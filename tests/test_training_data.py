@@ -450,3 +450,12 @@ def test_labels_stored_in_another_axis_order_than_their_ct_still_fit(tmp_path):
     write_nifti(ct.with_array(bad), tmp_path / "bad.nii.gz")
     with pytest.raises(Exception, match=r"found 2\.5, 7"):
         load_case(CaseRecord("HCC_001", "nifti", tmp_path / "ct.nii.gz", tmp_path / "bad.nii.gz"))
+
+
+def test_a_file_given_as_the_data_folder_says_it_is_a_file(tmp_path):
+    from napari_livertumor.errors import InputError
+
+    f = tmp_path / "cohort.zip"
+    f.write_bytes(b"PK")
+    with pytest.raises(InputError, match="is a file"):
+        index_cases(f)

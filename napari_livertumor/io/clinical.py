@@ -97,6 +97,8 @@ def read_clinical(path: str | Path) -> ClinicalTable:
         The file cannot be read or has no ``TCIA_ID`` column.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "is a folder; give the clinical table's file (.xlsx, .csv)")
     if not path.is_file():
         raise InputError(path, "file not found")
     report: list[str] = []

@@ -74,6 +74,8 @@ def index_cases(data: str | Path, skipped: list | None = None) -> list[CaseRecor
         The folder is missing, or holds no labelled case (the message says what was expected).
     """
     root = Path(data)
+    if root.is_file():
+        raise InputError(root, "is a file; give the folder that holds the patients")
     if not root.is_dir():
         raise InputError(root, "training data folder not found")
     skipped = skipped if skipped is not None else []

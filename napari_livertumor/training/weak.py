@@ -60,56 +60,12 @@ def load_clinical_frame(path: str | Path):
     Uses :func:`napari_livertumor.io.clinical.read_clinical` (which knows the HCC-TACE-Seg
     encodings and reports unknown categories).
     """
-    try:
-        from ..io.clinical import read_clinical
-    except ImportError:  # TEMPORARY fallback until io.clinical (issue 3) lands
-        return _read_clinical_fallback(Path(path))
+    from ..io.clinical import read_clinical
+
     table = read_clinical(path)
-    for msg in getattr(table, "report", []):
+    for msg in table.report:
         log.info("clinical table: %s", msg)
     return table.frame
-
-
-_ENCODINGS = {
-    "T_involvment": {"< or = 50%": 1, "<=50%": 1, ">50%": 2},
-    "CLIP_Score": {f"Stage_{i}": i for i in range(7)},
-    "TNM": {
-        s: i + 1
-        for i, s in enumerate(
-            [
-                "Stage-I",
-                "Stage-II",
-                "Stage-IIIA",
-                "Stage-IIIB",
-                "Stage-IIIC",
-                "Stage-IVA",
-                "Stage-IVB",
-            ]
-        )
-    },
-}
-
-
-def _read_clinical_fallback(path: Path):
-    """Minimal CSV/XLSX reader with the REFERENCE.md §1 encodings (TEMPORARY, see above)."""
-    import pandas as pd
-
-    if not path.is_file():
-        raise InputError(path, "clinical file not found")
-    try:
-        if path.suffix.lower() in (".xlsx", ".xls"):
-            frame = pd.read_excel(path, sheet_name="data table")
-        else:
-            frame = pd.read_csv(path)
-    except Exception as exc:
-        raise InputError(path, f"not a readable clinical table ({exc})") from exc
-    if "TCIA_ID" not in frame.columns:
-        raise InputError(path, "the clinical table has no TCIA_ID column")
-    frame = frame.set_index(frame["TCIA_ID"].astype(str).str.strip())
-    for col, enc in _ENCODINGS.items():
-        if col in frame.columns and frame[col].dtype == object:
-            frame[col] = frame[col].map(lambda v, e=enc: e.get(str(v).strip(), v))
-    return frame
 
 
 def out_of_fold_weak_labels(
