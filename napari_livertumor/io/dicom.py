@@ -71,19 +71,27 @@ class SeriesInfo:
         )
 
 
-def discover_series(root: str | Path, *, reporter: Reporter | None = None) -> list[SeriesInfo]:
+def discover_series(
+    root: str | Path,
+    *,
+    reporter: Reporter | None = None,
+    unreadable: list | None = None,
+) -> list[SeriesInfo]:
     """Find every DICOM series under ``root`` (a folder tree or one file).
 
     Files that are not DICOM are skipped silently; DICOM files that cannot be parsed are skipped
-    and listed in the log of :func:`read_dicom_series`. Series whose ``AcquisitionNumber`` values
-    repeat the same slice positions are reported once per acquisition.
+    and, when ``unreadable`` is given, appended to it as ``(path, problem)``. Series whose
+    ``AcquisitionNumber`` values repeat the same slice positions are reported once per
+    acquisition.
 
     Returns
     -------
     list of SeriesInfo
         Sorted: CT image series first, most slices first.
     """
-    headers, _ = _scan(Path(root), reporter or Reporter())
+    headers, skipped = _scan(Path(root), reporter or Reporter())
+    if unreadable is not None:
+        unreadable.extend(skipped)
     return [info for info, _ in _group(headers)]
 
 

@@ -134,12 +134,11 @@ def _nifti_case_id(name: str) -> str | None:
 
 
 def _index_tcia_patient(folder: Path, skipped: list) -> CaseRecord | None:
-    from ..io.dicom import _group, _scan
-    from ..progress import Reporter
+    from ..io.dicom import discover_series
 
+    unreadable: list = []
     try:
-        headers, unreadable = _scan(folder, Reporter())
-        series = [info for info, _ in _group(headers)]
+        series = discover_series(folder, unreadable=unreadable)
     except Exception as exc:  # a broken folder must not stop the index
         _skip(skipped, folder.name, f"cannot scan DICOM files ({exc})")
         return None
