@@ -186,6 +186,8 @@ class _Run:
         self.use_amp = bool(config.amp) and self.device.type == "cuda"
         self.stage_dir = config.stage_dir
         self.torch = torch
+        self.should_cancel: Callable[[], bool] | None = None
+        self.split_out: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ setup
     def _prepare_data(self) -> dict[str, Any]:
@@ -200,7 +202,7 @@ class _Run:
         params = preprocess_params(cfg)
         if self.is_main:
             prepared, skipped = load_or_prepare(
-                use, [params], cache, should_cancel=getattr(self, "should_cancel", None)
+                use, [params], cache, should_cancel=self.should_cancel
             )
         if self.distributed:
             self.torch.distributed.barrier()  # rank 0 filled the cache; the others read it
