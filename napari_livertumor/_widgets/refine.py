@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -190,7 +191,14 @@ class RefineWidget(JobWidgetMixin, QWidget):
         layout.addWidget(self.params.native)
         layout.addLayout(buttons)
         layout.addWidget(self.progress_bar)
-        layout.addWidget(self.notes)
+        # notes scroll in a short box of their own: many of them must not squeeze the settings
+        self.notes_box = QScrollArea()
+        self.notes_box.setWidget(self.notes)
+        self.notes_box.setWidgetResizable(True)
+        self.notes_box.setFrameShape(QScrollArea.NoFrame)
+        self.notes_box.setMaximumHeight(72)
+        self.notes_box.setVisible(False)
+        layout.addWidget(self.notes_box)
         layout.addWidget(self.status)
         layout.addStretch(1)
 
@@ -719,12 +727,16 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.threshold.enabled = not self.auto_threshold.value
         for w in (self.lambda1, self.lambda2):
             w.visible = not geodesic
+        # the settings keep the height their rows need (a short window squeezed them)
+        native = self.params.native
+        native.setMinimumHeight(native.sizeHint().height())
 
     def _show_notes(self, notes: list[str]) -> None:
         cfg_notes = self.build_config().validated()[1]
         shown = list(dict.fromkeys([*self._config_notes, *cfg_notes, *notes]))
         try:
             self.notes.setText("\n".join(f"⚠ {n}" for n in shown))
+            self.notes_box.setVisible(bool(shown))
         except RuntimeError:
             pass
 
