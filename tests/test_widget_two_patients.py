@@ -114,3 +114,17 @@ def test_refine_numbers_lesions_by_size_like_inspect_and_the_stats(make_napari_v
     stats = compute_stats(labels, vol.spacing)
     for item, lesion in zip(items, stats["lesions"], strict=True):
         assert item.startswith(f"lesion {lesion['id']}: {lesion['volume_ml']:.1f} mL")
+
+
+def test_layer_pickers_show_the_whole_chosen_name_in_their_tooltip(make_napari_viewer):
+    """A narrow panel cuts long layer names; the tooltip keeps the control's description and
+    adds the chosen name in full."""
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    vol, labels, ct, _ = add_patient(
+        viewer, "HCC_001 LIVER 3 PHASE CAP", (2.5, 0.9, 0.9), (0, 0, 0)
+    )
+    add_segmentation(viewer, "HCC_001 LIVER 3 PHASE CAP", vol, labels, ct)
+    tip = widget.labels_combo.toolTip()
+    assert "Chosen: HCC_001 LIVER 3 PHASE CAP segmentation" in tip
+    assert tip.index("Chosen") > 0  # after the description the widget gave it

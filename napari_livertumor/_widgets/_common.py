@@ -200,7 +200,28 @@ class JobWidgetMixin:
         return job.start()
 
 
-class RefreshingCombo(QComboBox):
+class NameCombo(QComboBox):
+    """A layer picker whose tooltip also shows the chosen name in full.
+
+    Layer names are long ("HCC_001 LIVER 3 PHASE CAP segmentation") and a narrow panel cuts
+    off the end that tells a segmentation from a ground truth.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._description = ""
+        self.currentTextChanged.connect(self._show_name)
+
+    def setToolTip(self, text: str) -> None:  # noqa: N802 (Qt name)
+        self._description = text
+        self._show_name(self.currentText())
+
+    def _show_name(self, name: str) -> None:
+        tip = "\n\n".join(t for t in (self._description, name and f"Chosen: {name}") if t)
+        super().setToolTip(tip)
+
+
+class RefreshingCombo(NameCombo):
     """A combo box that calls ``refresh()`` just before its list opens (layer and model pickers)."""
 
     def __init__(self, refresh: Callable[[], None]) -> None:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from qtpy.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -32,7 +31,7 @@ from qtpy.QtWidgets import (
 
 from ..fileio import atomic_write_text
 from . import _layers
-from ._common import JobWidgetMixin, follow_layer_list, set_status
+from ._common import JobWidgetMixin, NameCombo, follow_layer_list, set_status
 
 if TYPE_CHECKING:
     import napari
@@ -46,7 +45,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
         self.viewer = napari_viewer
         self.written: list[Path] = []
 
-        self.labels_combo = QComboBox()
+        self.labels_combo = NameCombo()
         self.folder = QLineEdit()
         self.folder.setPlaceholderText("output folder")
         self.browse = QPushButton("Browse…")

@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
 )
 
 from . import _layers
-from ._common import JobWidgetMixin, follow_layer_list, set_status
+from ._common import JobWidgetMixin, NameCombo, follow_layer_list, set_status
 
 if TYPE_CHECKING:
     import napari
@@ -50,8 +50,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.scores: dict | None = None
         self._colors = dict(_layers.CLASS_COLORS)
 
-        self.labels_combo = QComboBox()
-        self.truth_combo = QComboBox()
+        self.labels_combo = NameCombo()
+        self.truth_combo = NameCombo()
         self._truth_seen: set[str] = set()
         self.opacity = QSlider(Qt.Horizontal)
         self.opacity.setRange(0, 100)
