@@ -200,6 +200,23 @@ class JobWidgetMixin:
         return job.start()
 
 
+def scroll_box(widget, max_height: int):
+    """``widget`` in a frameless scroll area at most ``max_height`` px tall, hidden until used.
+
+    For text that can grow long (notes, summaries): it scrolls instead of squeezing the
+    controls around it.
+    """
+    from qtpy.QtWidgets import QScrollArea
+
+    box = QScrollArea()
+    box.setWidget(widget)
+    box.setWidgetResizable(True)
+    box.setFrameShape(QScrollArea.NoFrame)
+    box.setMaximumHeight(max_height)
+    box.setVisible(False)
+    return box
+
+
 class NameCombo(QComboBox):
     """A layer picker whose tooltip also shows the chosen name in full.
 

@@ -25,7 +25,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -41,7 +40,7 @@ from ..refine import (
 )
 from ..refine.edits import EditHistory, changed_box, write_tumor
 from . import _layers
-from ._common import JobWidgetMixin, RefreshingCombo, follow_layer_list, set_status
+from ._common import JobWidgetMixin, RefreshingCombo, follow_layer_list, scroll_box, set_status
 
 if TYPE_CHECKING:
     import napari
@@ -192,12 +191,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress_bar)
         # notes scroll in a short box of their own: many of them must not squeeze the settings
-        self.notes_box = QScrollArea()
-        self.notes_box.setWidget(self.notes)
-        self.notes_box.setWidgetResizable(True)
-        self.notes_box.setFrameShape(QScrollArea.NoFrame)
-        self.notes_box.setMaximumHeight(72)
-        self.notes_box.setVisible(False)
+        self.notes_box = scroll_box(self.notes, 72)
         layout.addWidget(self.notes_box)
         layout.addWidget(self.status)
         layout.addStretch(1)

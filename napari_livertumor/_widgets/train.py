@@ -19,14 +19,19 @@ from qtpy.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from . import _registry
-from ._common import JobWidgetMixin, device_summary, set_status, warm_up_imports
+from ._common import (
+    JobWidgetMixin,
+    device_summary,
+    scroll_box,
+    set_status,
+    warm_up_imports,
+)
 from ._training_jobs import summarize_data, train_in_subprocess
 
 if TYPE_CHECKING:
@@ -161,12 +166,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         form.addRow("Clinical", _row(self.clinical, self.clinical_browse))
         form.addRow("", self.check_button)
         # the summary scrolls in a box of its own: a long one must not squeeze the settings
-        self.summary_box = QScrollArea()
-        self.summary_box.setWidget(self.summary)
-        self.summary_box.setWidgetResizable(True)
-        self.summary_box.setFrameShape(QScrollArea.NoFrame)
-        self.summary_box.setMaximumHeight(130)
-        self.summary_box.setVisible(False)
+        self.summary_box = scroll_box(self.summary, 130)
         form.addRow("", self.summary_box)
         form.addRow("Output", _row(self.out, self.out_browse))
         form.addRow("Stage", self.stage)
