@@ -459,3 +459,15 @@ def test_a_file_given_as_the_data_folder_says_it_is_a_file(tmp_path):
     f.write_bytes(b"PK")
     with pytest.raises(InputError, match="is a file"):
         index_cases(f)
+
+
+def test_one_patients_folder_given_as_the_data_is_named_as_such(tcia_cohort, caplog):
+    """`--data cohort/HCC_001` trained on the study folder as a 'patient' without a word."""
+    with caplog.at_level(logging.WARNING):
+        records = index_cases(tcia_cohort / "HCC_001")
+    assert len(records) == 1 and records[0].case_id != "HCC_001"
+    assert "looks like the folder of one patient (PatientID HCC_001)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        index_cases(tcia_cohort)
+    assert "one patient" not in caplog.text

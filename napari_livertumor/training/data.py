@@ -93,7 +93,35 @@ def index_cases(data: str | Path, skipped: list | None = None) -> list[CaseRecor
         raise InputError(
             root, f"none of the {len(patients)} patient folders holds a DICOM SEG with labels"
         )
+    one = _one_patients_folder(root, records)
+    if one:
+        log.warning(
+            "%s looks like the folder of one patient (PatientID %s), not a folder of patients: "
+            "its study folders are taken as patients %s. Give the folder that holds the "
+            "patient folders.",
+            root,
+            one,
+            [r.case_id for r in records][:3],
+        )
     return records
+
+
+def _one_patients_folder(root: Path, records: list[CaseRecord]) -> str | None:
+    """The PatientID when every case's SEG belongs to one patient named like ``root``."""
+    import pydicom
+
+    ids = set()
+    for rec in records:
+        try:
+            ds = pydicom.dcmread(rec.labels, stop_before_pixels=True, specific_tags=["PatientID"])
+        except Exception:  # unreadable header: nothing to say
+            return None
+        ids.add(str(ds.get("PatientID", "")))
+    if len(ids) == 1:
+        (pid,) = ids
+        if pid and pid == root.name and all(r.case_id != pid for r in records):
+            return pid
+    return None
 
 
 def _index_nifti(root: Path, skipped: list) -> list[CaseRecord]:
