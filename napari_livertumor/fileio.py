@@ -51,3 +51,19 @@ def _give_normal_mode(path: str | Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)
+
+
+def check_writable_folder(folder: str | Path) -> None:
+    """Raise :class:`~napari_livertumor.errors.InputError` unless ``folder`` is, or can be made,
+    a writable folder (its first existing ancestor decides): found out before any work starts.
+    """
+    from .errors import InputError
+
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(probe, f"is a file, so {folder} cannot be a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(probe, "cannot be written to (permissions)")

@@ -139,3 +139,50 @@ def test_export_moves_from_a_ground_truth_to_the_segmentation_once_there_is_one(
     assert widget.labels_combo.currentText() == "CT segmentation"
     widget.labels_combo.setCurrentText("CT ground truth")  # the user may still pick it
     assert widget.labels_combo.currentText() == "CT ground truth"
+
+
+def test_a_ground_truth_painted_with_an_unknown_label_is_refused(dicom_viewer, qtbot):
+    viewer, widget, vol, labels, out = dicom_viewer
+    truth = labels.copy()
+    truth[0, 0, 0] = 5  # no HCC class: it was written as background without a word
+    gt = _layers.add_labels_layer(viewer, truth, vol, "TEST_001 ground truth", role="ground_truth")
+    widget.labels_combo.setCurrentText(gt.name)
+    widget.folder.setText(str(out))
+    _export(widget, qtbot)
+    assert "holds label values from 0 to 5" in widget.status.text()
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_an_unusable_output_folder_is_refused_before_anything_runs(dicom_viewer, qtbot, tmp_path):
+    viewer, widget, vol, labels, out = dicom_viewer
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    widget.folder.setText(str(a_file / "sub"))
+    widget.export_button.click()
+    assert "afile: is a file" in widget.status.text() and not widget.busy
+    assert a_file.read_text() == "x"
+
+
+def test_an_export_that_fails_half_way_says_what_was_written(tmp_path, monkeypatch):
+    """The labels were replaced, the stats not, and the message only quoted a temp file."""
+    from napari_livertumor._widgets import export as export_mod
+    from napari_livertumor.errors import LiverTumorError
+    from napari_livertumor.io.volume import CTVolume
+
+    vol = CTVolume(np.zeros((4, 8, 8), np.int16), spacing=(2.0, 1.0, 1.0))
+    labels = np.zeros((4, 8, 8), np.uint8)
+    labels[1:3, 2:6, 2:6] = 1
+    real = export_mod.atomic_write_text
+
+    def disk_full(path, text):
+        if str(path).endswith("stats.json"):
+            raise OSError(28, "No space left on device")
+        return real(path, text)
+
+    monkeypatch.setattr(export_mod, "atomic_write_text", disk_full)
+    files = {k: tmp_path / f"c_{k}" for k in ("labels.nii.gz", "stats.json", "lesions.csv")}
+    with pytest.raises(LiverTumorError) as info:
+        export_mod.write_exports(labels, vol, files)
+    msg = str(info.value)
+    assert "already written: c_labels.nii.gz" in msg
+    assert "not written: c_stats.json, c_lesions.csv" in msg and "No space" in msg

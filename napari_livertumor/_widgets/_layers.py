@@ -221,6 +221,12 @@ def output_labels(layer: Labels) -> tuple[np.ndarray, str]:
     if layer.metadata.get(ROLE) == "ground_truth":
         from ..training.metrics import hcc_to_output
 
+        if data.size and (data.min() < 0 or data.max() > max(CLASS_NAMES)):
+            raise ValueError(
+                f"'{layer.name}' holds label values from {data.min()} to {data.max()}; a ground "
+                "truth has 0 background, 1 liver, 2 tumor, 3 portal vein and 4 aorta. Relabel "
+                "the layer first."
+            )
         return hcc_to_output(data), (
             f"'{layer.name}' is a ground truth: written as liver (liver + portal vein) and tumor"
         )

@@ -29,7 +29,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..fileio import atomic_write_text
+from ..errors import InputError, LiverTumorError
+from ..fileio import atomic_write_text, check_writable_folder
 from . import _layers
 from ._common import JobWidgetMixin, NameCombo, follow_layer_list, set_status
 
@@ -163,6 +164,11 @@ class ExportWidget(JobWidgetMixin, QWidget):
             set_status(self.status, "Tick at least one kind of file to export.", error=True)
             return
         try:
+            check_writable_folder(self.folder.text().strip())
+        except InputError as exc:
+            set_status(self.status, str(exc), error=True)
+            return
+        try:
             labels, note = _layers.output_labels(layer)  # a snapshot of the edits
         except ValueError as exc:
             set_status(self.status, str(exc), error=True)
@@ -252,41 +258,62 @@ class ExportWidget(JobWidgetMixin, QWidget):
 
 def write_exports(labels: np.ndarray, volume, files: dict[str, Path], progress=None) -> list:
     """Write each requested kind (``labels.nii.gz``, ``liver.nii.gz``, ``tumor.nii.gz``,
-    ``seg.dcm``, ``stats.json``, ``lesions.csv``) to its path; returns the paths written."""
-    from ..io.nifti import write_nifti
+    ``seg.dcm``, ``stats.json``, ``lesions.csv``) to its path; returns the paths written.
 
+    A failure after some files were written says which were and which were not.
+    """
     labels, volume = volume.to_stored(labels)  # a NIfTI shown turned: the file's own grid
-    written = []
-    stats = None
-    for i, (kind, path) in enumerate(files.items()):
+    written: list[Path] = []
+    stats: dict = {}
+    # the DICOM SEG first: it is the one that refuses most (a CT not read from DICOM, a missing
+    # attribute), and then nothing else has been replaced yet
+    order = sorted(files.items(), key=lambda kv: kv[0] != "seg.dcm")
+    for i, (kind, path) in enumerate(order):
         if progress is not None:
             progress("export", i, len(files))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if kind == "labels.nii.gz":
-            write_nifti(labels, path, reference=volume)
-        elif kind == "liver.nii.gz":
-            write_nifti(np.isin(labels, (1, 2)).astype(np.uint8), path, reference=volume)
-        elif kind == "tumor.nii.gz":
-            write_nifti((labels == 2).astype(np.uint8), path, reference=volume)
-        elif kind == "seg.dcm":
-            from ..io.seg import write_dicom_seg
-
-            write_dicom_seg(labels, volume, path, segments=[(1, "Liver"), (2, "Tumor")])
-        elif kind in ("stats.json", "lesions.csv"):
-            if stats is None:
-                from ..stats import compute_stats
-
-                stats = compute_stats(labels, volume.spacing)
-                stats["source"] = str(volume.meta.get("source", ""))
-                stats["series_uid"] = str(volume.meta.get("series_uid", ""))
-            text = json.dumps(stats, indent=2) if kind == "stats.json" else _lesion_csv(stats)
-            atomic_write_text(path, text)
-        else:
-            raise ValueError(f"unknown export kind {kind!r}")
+        try:
+            _write_one(kind, path, labels, volume, stats)
+        except Exception as exc:
+            if not written:
+                raise
+            done = ", ".join(p.name for p in written)
+            left = ", ".join(p.name for _, p in order[i:])
+            raise LiverTumorError(
+                f"export stopped at {path.name} ({exc}); already written: {done}; "
+                f"not written: {left}"
+            ) from exc
         written.append(path)
     if progress is not None:
         progress("export", len(files), len(files))
     return written
+
+
+def _write_one(kind: str, path: Path, labels: np.ndarray, volume, stats: dict) -> None:
+    """Write one export; ``stats`` caches the statistics for the JSON and the CSV."""
+    from ..io.nifti import write_nifti
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "labels.nii.gz":
+        write_nifti(labels, path, reference=volume)
+    elif kind == "liver.nii.gz":
+        write_nifti(np.isin(labels, (1, 2)).astype(np.uint8), path, reference=volume)
+    elif kind == "tumor.nii.gz":
+        write_nifti((labels == 2).astype(np.uint8), path, reference=volume)
+    elif kind == "seg.dcm":
+        from ..io.seg import write_dicom_seg
+
+        write_dicom_seg(labels, volume, path, segments=[(1, "Liver"), (2, "Tumor")])
+    elif kind in ("stats.json", "lesions.csv"):
+        if not stats:
+            from ..stats import compute_stats
+
+            stats.update(compute_stats(labels, volume.spacing))
+            stats["source"] = str(volume.meta.get("source", ""))
+            stats["series_uid"] = str(volume.meta.get("series_uid", ""))
+        text = json.dumps(stats, indent=2) if kind == "stats.json" else _lesion_csv(stats)
+        atomic_write_text(path, text)
+    else:
+        raise ValueError(f"unknown export kind {kind!r}")
 
 
 def _lesion_csv(stats: dict) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Cancelled, InputError, LiverTumorError
+from ..fileio import check_writable_folder
 from ..models import ModelMetadata, build_training_network, save_model
 from .config import TrainConfig
 from .data import (
@@ -67,9 +68,9 @@ def check_before_writing(cfg: TrainConfig) -> None:
     from ..models import load_model
 
     stage_dir = Path(cfg.stage_dir)
-    _check_writable_folder(Path(cfg.out))
+    check_writable_folder(cfg.out)
     if cfg.cache_dir:
-        _check_writable_folder(Path(cfg.cache_dir))
+        check_writable_folder(cfg.cache_dir)
     has_state = (stage_dir / "last" / STATE_FILE).is_file()
     has_model = (stage_dir / "model.safetensors").is_file()
     if not cfg.overwrite:
@@ -97,17 +98,6 @@ def check_before_writing(cfg: TrainConfig) -> None:
             )
     if cfg.init_from and not (cfg.resume and has_state):
         load_model(cfg.init_from, stage=cfg.stage)  # ModelError: missing, corrupt, wrong stage
-
-
-def _check_writable_folder(folder: Path) -> None:
-    """A folder that is, or can be made, writable: its first existing ancestor decides."""
-    probe = folder
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise InputError(probe, f"is a file, so {folder} cannot be a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise InputError(probe, "cannot be written to (permissions)")
 
 
 #: what a resumed run must share with the run it continues: the network and what it is fed
