@@ -161,3 +161,43 @@ def test_a_ras_nifti_is_shown_as_dicom_would_be_and_exported_in_its_own_order(
     np.testing.assert_allclose(back.affine, src.affine, atol=1e-4)
     np.testing.assert_array_equal(np.asarray(back.dataobj), np.asarray(nib.load(
         tmp_path / "gt.nii.gz").dataobj) > 0)  # fmt: skip
+
+
+def test_another_patients_seg_in_the_folder_is_not_proposed_and_never_blocks_the_ct(
+    load_widget, qtbot, tmp_path
+):
+    """A folder with one patient's CT and another's SEG: Find series filled in that SEG and Load
+    then failed as a whole; a file path made Find series say 'not a folder' while Load read it."""
+    import shutil
+
+    from napari_livertumor.io.dicom import read_dicom_series
+    from napari_livertumor.io.seg import write_dicom_seg
+
+    viewer, widget = load_widget
+    case_a, _, labels = write_dicom_case(tmp_path / "a")
+    write_dicom_seg(
+        labels, read_dicom_series(case_a), case_a / "SEG" / "seg.dcm", [(1, "Liver"), (2, "Mass")]
+    )
+    case_b, vol_b, _ = write_dicom_case(tmp_path / "b")  # its own series UIDs
+    shutil.copytree(case_a / "SEG", case_b / "SEG")  # A's SEG beside B's CT
+    widget.source.setCurrentText(SOURCES[0])
+    a_file = next((case_b / "CT").iterdir())
+    widget.path.setText(str(a_file))  # a file of the series: its folder is scanned
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    assert widget.series_table.rowCount() == 1
+    assert widget.truth_path.text() == ""
+    widget.path.setText(str(case_b))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    assert widget.truth_path.text() == ""
+    assert "drawn on a series that is not here" in widget.status.text()
+
+    # a ground truth that does not fit (typed by hand) never keeps the CT from opening
+    widget.truth_path.setText(str(case_b / "SEG" / "seg.dcm"))
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    (layer,) = _layers.ct_layers(viewer)
+    np.testing.assert_array_equal(layer.data, vol_b.array)
+    assert not _layers.labels_layers(viewer, role="ground_truth")
+    assert "The ground truth was not loaded" in widget.status.text()

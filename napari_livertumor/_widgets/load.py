@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..errors import InputError
 from ..progress import Reporter
 from . import _layers
 from ._common import JobWidgetMixin, notify_error, set_status
@@ -145,14 +146,23 @@ class LoadWidget(JobWidgetMixin, QWidget):
     def scan(self) -> None:
         """List the series under the DICOM folder (in a worker)."""
         folder = Path(self.path.text().strip())
+        if folder.is_file():  # a file of a series: its folder is what Load reads too
+            folder = folder.parent
         if not folder.is_dir():
             set_status(self.status, f"{folder}: not a folder", error=True)
             return
 
         def target(progress, should_cancel):
             from ..io.dicom import discover_series
+            from ..io.seg import seg_referenced_series
 
-            return discover_series(folder, reporter=Reporter(progress, should_cancel))
+            series = discover_series(folder, reporter=Reporter(progress, should_cancel))
+            refs = {
+                str(s.files[0]): seg_referenced_series(s.files[0])
+                for s in series
+                if getattr(s, "modality", "") == "SEG" and s.files
+            }
+            return series, refs
 
         self.run_job(
             target,
@@ -186,15 +196,19 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 from ..io.nifti import read_nifti
 
                 volume = read_nifti(path_text)
+            truth_problem = None
             if truth_text:
-                truth = _read_truth(Path(truth_text), volume)
+                try:
+                    truth = _read_truth(Path(truth_text), volume)
+                except InputError as exc:  # the scan still opens; the problem is said beside it
+                    truth_problem = str(exc)
             # shown as DICOM would be (a RAS NIfTI is otherwise mirrored); exports go back to
             # the file's own voxel order
             shown = volume.displayed()
             turn = shown.meta.get("stored_turn")
             if turn is not None and truth is not None:
                 truth = turn.apply(truth)
-            return shown, truth
+            return shown, truth, truth_problem
 
         self.run_job(
             target,
@@ -211,9 +225,14 @@ class LoadWidget(JobWidgetMixin, QWidget):
         return None
 
     # ------------------------------------------------------------------ results
-    def _show_series(self, series: list) -> None:
+    def _show_series(self, found) -> None:
+        series, refs = found if isinstance(found, tuple) else (found, {})
         self._series = [s for s in series if getattr(s, "is_image", True)]
-        segs = [s for s in series if getattr(s, "modality", "") == "SEG"]
+        listed = {s.uid for s in self._series}
+        all_segs = [s for s in series if getattr(s, "modality", "") == "SEG"]
+        # only a SEG drawn on a series listed here (another patient's SEG in the folder is not)
+        segs = [s for s in all_segs if refs.get(str(s.files[0]), None) in listed or not refs]
+        foreign = len(all_segs) - len(segs)
         table = self.series_table
         table.setRowCount(len(self._series))
         for r, s in enumerate(self._series):
@@ -233,10 +252,12 @@ class LoadWidget(JobWidgetMixin, QWidget):
         msg = f"{len(self._series)} image series found"
         if segs:
             msg += f"; ground truth: {len(segs)} DICOM SEG (filled in below the path)"
+        if foreign:
+            msg += f"; {foreign} DICOM SEG drawn on a series that is not here (not used)"
         set_status(self.status, msg if self._series else "No DICOM image series found here.")
 
     def _show_volume(self, loaded) -> None:
-        volume, truth = loaded
+        volume, truth, truth_problem = loaded
         name = _layers.unique_name(self.viewer, _layers._volume_name(volume))
         layer = _layers.add_ct_layer(self.viewer, volume, name=name)
         _layers.set_window(layer, self.window.currentText())
@@ -256,7 +277,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
         msg = f"Loaded '{name}': {volume.shape[0]} slices, {dz:.3g}×{dy:.3g}×{dx:.3g} mm"
         for w in volume.meta.get("warnings", []) or []:
             msg += f"\n⚠ {w}"
-        set_status(self.status, msg)
+        if truth_problem:
+            msg += f"\nThe ground truth was not loaded: {truth_problem}"
+        set_status(self.status, msg, error=bool(truth_problem))
 
     # ------------------------------------------------------------------ small slots
     def _load_clicked(self) -> None:
@@ -330,7 +353,6 @@ def _load_sample(seed: int):
 
 def _read_truth(path, volume):
     """A ground-truth label map on ``volume``'s grid from a DICOM SEG or NIfTI file."""
-    from ..errors import InputError
     from ..io.nifti import is_nifti_path, read_nifti
 
     if not path.exists():
@@ -344,10 +366,8 @@ def _read_truth(path, volume):
         if not ct.same_grid(truth, atol=0.1):
             raise InputError(path, "label map is not on the CT's grid (different affine)")
         return turn.undo(np.asarray(truth.array).astype(np.uint8))
-    try:
-        from ..io.seg import read_dicom_seg
-    except ImportError as exc:
-        raise InputError(path, "reading DICOM SEG is not available yet (io.seg missing)") from exc
+    from ..io.seg import read_dicom_seg
+
     return read_dicom_seg(path, volume)
 
 

@@ -359,6 +359,18 @@ def _source_uids(per_frame) -> set[str]:
     return uids
 
 
+def seg_referenced_series(path: str | Path) -> str | None:
+    """The ``SeriesInstanceUID`` of the CT series a DICOM SEG file was drawn on, or None when
+    the file cannot be read or names none (header only; the frames are not read)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:  # not DICOM, truncated: no answer
+        return None
+    return _referenced_series(ds) or None
+
+
 def _referenced_series(ds) -> str:
     for item in ds.get("ReferencedSeriesSequence", []):
         return str(item.get("SeriesInstanceUID", ""))

@@ -163,6 +163,7 @@ def _nifti_case_id(name: str) -> str | None:
 
 def _index_tcia_patient(folder: Path, skipped: list) -> CaseRecord | None:
     from ..io.dicom import discover_series
+    from ..io.seg import seg_referenced_series
 
     unreadable: list = []
     try:
@@ -184,7 +185,7 @@ def _index_tcia_patient(folder: Path, skipped: list) -> CaseRecord | None:
         _skip(skipped, folder.name, "no DICOM SEG (no labels)")
         return None
     seg_file = segs[0].files[0]
-    ref = _seg_referenced_series(seg_file)
+    ref = seg_referenced_series(seg_file)
     cts = [s for s in series if s.is_ct]
     if ref is not None and not any(s.uid == ref for s in cts):
         _skip(skipped, folder.name, f"its SEG references series {ref}, which is not in the folder")
@@ -198,16 +199,6 @@ def _index_tcia_patient(folder: Path, skipped: list) -> CaseRecord | None:
 def _skip(skipped: list, case: str, reason: str) -> None:
     log.warning("skipping %s: %s", case, reason)
     skipped.append((case, reason))
-
-
-def _seg_referenced_series(seg_file: Path) -> str | None:
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(seg_file, stop_before_pixels=True)
-        return str(ds.ReferencedSeriesSequence[0].SeriesInstanceUID)
-    except Exception:
-        return None
 
 
 def find_clinical(data: str | Path) -> Path | None:
