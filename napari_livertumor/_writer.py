@@ -92,7 +92,21 @@ def _reference(attributes: dict, shape):
     )
 
 
+#: file name endings that belong to one of the two writers
+_KNOWN_SUFFIXES = (".nii.gz", ".nii", ".dcm")
+
+
 def _with_suffix(path: Path, allowed: tuple[str, ...], default: str) -> Path:
-    if any(path.name.lower().endswith(s) for s in allowed):
+    from .errors import InputError
+
+    name = path.name.lower()
+    if any(name.endswith(s) for s in allowed):
         return path
+    other = next((s for s in _KNOWN_SUFFIXES if name.endswith(s)), None)
+    if other is not None:  # "seg.dcm" typed with the NIfTI filter chosen: not "seg.dcm.nii.gz"
+        raise InputError(
+            path,
+            f"the name ends in {other} but this writer saves {default} files: choose the "
+            f"matching file type, or name it *{default}",
+        )
     return path.with_name(path.name + default)

@@ -192,3 +192,13 @@ def test_a_multi_select_of_one_series_files_opens_the_series_once(
     monkeypatch.setattr(_reader, "_SIBLING_SECONDS", 0.0)
     again = viewer.open(files[0], plugin="napari-livertumor")
     assert len(again) == 1 and len(viewer.layers) == 3
+
+
+def test_a_name_for_the_other_writer_is_refused_not_double_suffixed(tmp_path, study):
+    _, _, ct, labels = study
+    attrs = {"metadata": {"ct_volume": ct, "livertumor_role": "segmentation"}}
+    with pytest.raises(InputError, match="ends in .dcm but this writer saves .nii.gz"):
+        write_labels_nifti(str(tmp_path / "seg.dcm"), labels, attrs)
+    assert not list(tmp_path.glob("seg.dcm*"))
+    [out] = write_labels_nifti(str(tmp_path / "seg"), labels, attrs)  # no suffix: one added
+    assert out.endswith("seg.nii.gz")
