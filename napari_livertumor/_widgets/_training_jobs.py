@@ -124,7 +124,8 @@ def summarize_data(data: str, clinical: str | None = None) -> list[str]:
     ids = {r.case_id for r in records}
     matched = sorted(ids & {str(i) for i in frame.index})
     cols = [c for c in DEFAULT_WEAK_COLUMNS if c in frame.columns]
-    rows = frame.loc[[i for i in frame.index if str(i) in set(matched)]]
+    wanted = set(matched)
+    rows = frame.loc[[i for i in frame.index if str(i) in wanted]]
     usable = {
         c: int(pd.to_numeric(rows[c], errors="coerce").notna().sum()) if len(rows) else 0
         for c in cols
