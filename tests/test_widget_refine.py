@@ -366,3 +366,23 @@ def test_apply_all_leaves_no_crumb_the_contour_cut_off_a_lesion(refine_setup, qt
     assert (seg.data[crumb] == 1).all()
     assert seg.data[z, y, x] == 1  # the contour's own change is applied
     assert "under 0.1 mL" in widget.notes.text()
+
+
+def test_the_setting_inputs_line_up_in_one_column(refine_setup, qtbot):
+    """Labels of different lengths ("σ (mm)", "min contrast (CNR)") leave the inputs aligned."""
+    viewer, widget = refine_setup[:2]
+    viewer.window.show()
+    qtbot.waitUntil(widget.lambda1.native.isVisible, timeout=5_000)
+    params = widget.params
+    rows = [widget.lambda1, widget.sigma, widget.hu_low, widget.margin, widget.min_contrast]
+    xs = {w.native.mapTo(params, w.native.rect().topLeft()).x() for w in rows}
+    assert len(xs) == 1, xs
+    # the other method's rows (label and input) appear and line up too; its own rows go
+    widget.method.value = "geodesic"
+    qtbot.waitUntil(widget.alpha.native.isVisible, timeout=5_000)
+    assert not widget.lambda1.native.isVisible()
+    assert not widget._row_labels[id(widget.lambda1)].isVisible()
+    assert widget._row_labels[id(widget.alpha)].isVisible()
+    x_alpha = widget.alpha.native.mapTo(params, widget.alpha.native.rect().topLeft()).x()
+    assert {x_alpha} == xs
+    widget.method.value = "chan_vese"

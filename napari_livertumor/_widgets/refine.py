@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -130,27 +131,47 @@ class RefineWidget(JobWidgetMixin, QWidget):
             value=d.min_contrast, min=0, max=10, step=0.1, label="min contrast (CNR)"
         )  # fmt: skip
         self.live = mw.CheckBox(value=True, label="live preview")
-        self.params = mw.Container(
-            widgets=[
-                self.method,
-                self.iterations,
-                self.smoothing,
-                self.lambda1,
-                self.lambda2,
-                self.balloon,
-                self.auto_threshold,
-                self.threshold,
-                self.alpha,
-                self.sigma,
-                self.hu_low,
-                self.hu_high,
-                self.margin,
-                self.max_shift,
-                self.min_contrast,
-                self.live,
-            ],
-            labels=True,
-        )
+        self.param_widgets = [
+            self.method,
+            self.iterations,
+            self.smoothing,
+            self.lambda1,
+            self.lambda2,
+            self.balloon,
+            self.auto_threshold,
+            self.threshold,
+            self.alpha,
+            self.sigma,
+            self.hu_low,
+            self.hu_high,
+            self.margin,
+            self.max_shift,
+            self.min_contrast,
+            self.live,
+        ]
+        # a grid, not magicgui's labelled rows: its label column takes the widest label as the
+        # style draws it, so every input starts at the same x
+        self.params = QWidget()
+        grid = QGridLayout(self.params)
+        grid.setContentsMargins(0, 0, 0, 0)
+        self._row_labels: dict[int, QLabel] = {}
+        for row, w in enumerate(self.param_widgets):
+            if isinstance(w, mw.CheckBox):  # a check box carries its own text
+                w.text = w.label
+            else:
+                label = QLabel(w.label)
+                grid.addWidget(label, row, 0)
+                self._row_labels[id(w)] = label
+            if w.native.layout() is not None:  # a slider with its read-out: no extra margin
+                w.native.layout().setContentsMargins(0, 0, 0, 0)
+            policy = w.native.sizePolicy()  # rows keep their own height
+            policy.setVerticalPolicy(QSizePolicy.Fixed)
+            w.native.setSizePolicy(policy)
+            grid.addWidget(w.native, row, 1)
+        grid.setColumnStretch(1, 1)
+        # exactly the height the shown rows need: a short window does not squeeze them, and
+        # hiding the other method's rows leaves no gaps
+        self.params.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
         for name, text in TOOLTIPS.items():
             getattr(self, name).tooltip = text
 
@@ -187,7 +208,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         buttons.addWidget(self.save_button, 3, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        layout.addWidget(self.params.native)
+        layout.addWidget(self.params)
         layout.addLayout(buttons)
         layout.addWidget(self.progress_bar)
         # notes scroll in a short box of their own: many of them must not squeeze the settings
@@ -201,7 +222,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self.preview_now)
-        for w in self.params:
+        for w in self.param_widgets:
             w.changed.connect(self.schedule_preview)
         self.tumor_value.changed.connect(self.schedule_preview)
         for combo in (self.ct_combo, self.mask_combo, self.liver_combo):
@@ -717,13 +738,16 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def _show_method_controls(self, *_) -> None:
         geodesic = self.method.value == "geodesic"
         for w in (self.balloon, self.auto_threshold, self.threshold, self.alpha):
-            w.visible = geodesic
+            self._show_row(w, geodesic)
         self.threshold.enabled = not self.auto_threshold.value
         for w in (self.lambda1, self.lambda2):
-            w.visible = not geodesic
-        # the settings keep the height their rows need (a short window squeezed them)
-        native = self.params.native
-        native.setMinimumHeight(native.sizeHint().height())
+            self._show_row(w, not geodesic)
+
+    def _show_row(self, widget, visible: bool) -> None:
+        widget.visible = visible
+        label = self._row_labels.get(id(widget))
+        if label is not None:
+            label.setVisible(visible)
 
     def _show_notes(self, notes: list[str]) -> None:
         cfg_notes = self.build_config().validated()[1]
