@@ -67,3 +67,8 @@ def check_writable_folder(folder: str | Path) -> None:
         raise InputError(probe, f"is a file, so {folder} cannot be a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise InputError(probe, "cannot be written to (permissions)")
+    try:  # permissions can say yes where writing fails (read-only mounts, immutable folders)
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise InputError(probe, f"cannot be written to ({exc.strerror or exc})") from exc

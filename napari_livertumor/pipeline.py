@@ -307,7 +307,8 @@ class Segmenter:
         cfg = self.config
         rep = Reporter(progress, should_cancel)
         warnings = list(self.warnings)
-        _check_input(volume, cfg)
+        hu_notes = _check_input(volume, cfg)
+        warnings += hu_notes
         warnings += [f"input: {w}" for w in volume.meta.get("warnings", []) or []]
         timings: dict[str, float] = {}
         t_start = time.perf_counter()
@@ -315,7 +316,7 @@ class Segmenter:
         # a RAS-stored, transposed or feet-first file is turned (no resampling) and the labels
         # turned back onto its own grid.
         turn = Reorientation.to_standard(volume.direction)
-        ct = turn.apply(np.asarray(volume.array))
+        ct = _signed_hu(turn.apply(np.asarray(volume.array)))
         spacing = turn.apply_spacing(volume.spacing)
         labels = np.zeros(ct.shape, dtype=np.uint8)
         unsure: list = []
@@ -323,12 +324,14 @@ class Segmenter:
         rep.check()
         with torch.inference_mode():
             t0 = time.perf_counter()
-            lo, hi = ct.min(), ct.max()
+            lo, hi = float(ct.min()), float(ct.max())  # as floats: int16 -32768..max overflows
             if hi - lo < 1:  # no edge to find (the networks would see their own bias)
                 warnings.append(f"no liver found: the image is uniform (every voxel {lo:g})")
                 liver_found = False
             else:
-                liver_found = self._liver_stage(ct, spacing, labels, rep, warnings)
+                liver_found = self._liver_stage(
+                    ct, spacing, labels, rep, warnings, hu_suspect=bool(hu_notes)
+                )
             timings["liver"] = time.perf_counter() - t0
             if liver_found and self.tumor is not None:
                 rep.check()
@@ -361,7 +364,9 @@ class Segmenter:
         )
 
     # ------------------------------------------------------------------ stages
-    def _liver_stage(self, ct, spacing, labels, rep: Reporter, warnings: list[str]) -> bool:
+    def _liver_stage(
+        self, ct, spacing, labels, rep: Reporter, warnings: list[str], hu_suspect: bool = False
+    ) -> bool:
         from scipy import ndimage as ndi
 
         meta = self.liver.metadata
@@ -391,6 +396,11 @@ class Segmenter:
         pp.upsample_mask(score, ct.shape, labels, region=region, value=1)
         if not labels.any():  # a liver of under one source voxel after up-sampling
             warnings.append("no liver found: the liver candidate vanished at full resolution")
+            return False
+        skull = _inside_skull(ct, labels, hu_suspect=hu_suspect)
+        if skull:
+            labels[labels == 1] = 0
+            warnings.append(skull)
             return False
         side = _liver_side_warning(ct, labels, spacing)
         if side:
@@ -552,7 +562,20 @@ def segment_ct(
 
 
 # --------------------------------------------------------------------------- helpers
-def _check_input(volume: CTVolume, cfg: InferenceConfig) -> None:
+#: plausible CT voxel spacing (mm): outside it the header is wrong (mm vs m, a unit slip)
+SPACING_RANGE_MM = (0.05, 30.0)
+#: the smallest scan the two stages can use: in-plane and through-plane extent (mm), slices
+MIN_EXTENT_MM = (5.0, 20.0)
+MIN_SLICES = 2
+#: beyond this no CT value is Hounsfield units (extended scales reach about 30 000)
+MAX_ABS_HU = 1e5
+#: a CT of the body has air around it (-1000 HU) and little bone (> 600 HU): shares of voxels
+MIN_AIR_SHARE = 0.002
+MAX_DENSE_SHARE = 0.2
+
+
+def _check_input(volume: CTVolume, cfg: InferenceConfig) -> list[str]:
+    """Refuse what the models cannot read; return warnings about values that look off."""
     src = volume.meta.get("source")
     modality = str(volume.meta.get("modality") or "CT").upper()
     if modality != "CT" and not cfg.allow_non_ct:
@@ -564,8 +587,77 @@ def _check_input(volume: CTVolume, cfg: InferenceConfig) -> None:
     arr = volume.array
     if arr.size == 0 or min(arr.shape) < 1:
         raise InputError(src, f"empty volume (shape {arr.shape})")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise InputError(src, f"CT values must be numeric, got {arr.dtype}")
+    if arr.dtype == bool:
+        raise InputError(src, "the image holds only true/false values: a mask, not a CT")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise InputError(src, f"CT values must be real numbers, got {arr.dtype}")
+    spacing = tuple(float(v) for v in volume.spacing)
+    lo_mm, hi_mm = SPACING_RANGE_MM
+    if not all(lo_mm <= v <= hi_mm for v in spacing):
+        raise InputError(
+            src,
+            "implausible voxel spacing "
+            + " × ".join(f"{v:g}" for v in spacing)
+            + f" mm (z, y, x); a CT's lies between {lo_mm:g} and {hi_mm:g} mm: check the "
+            "header's units (mm, not m or µm)",
+        )
+    extent = [n * v for n, v in zip(arr.shape, spacing, strict=True)]
+    min_z, min_xy = MIN_EXTENT_MM
+    if arr.shape[0] < MIN_SLICES or extent[0] < min_z or min(extent[1:]) < min_xy:
+        raise InputError(
+            src,
+            "too small to hold a liver: "
+            + " × ".join(str(n) for n in arr.shape)
+            + " voxels, "
+            + " × ".join(f"{e:.0f}" for e in extent)
+            + f" mm (z, y, x); at least {MIN_SLICES} slices, {min_z:g} mm through-plane and "
+            f"{min_xy:g} mm in-plane are needed",
+        )
+    return _hu_warnings(arr, src)
+
+
+def _hu_warnings(arr: np.ndarray, src) -> list[str]:
+    """Warnings when the values do not look like Hounsfield units (refuses absurd ones)."""
+    step = max(1, round((arr.size / 2_000_000) ** (1 / 3)))  # a 2-million-voxel sample
+    sample = np.asarray(arr[::step, ::step, ::step], dtype=np.float64).ravel()
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return []
+    top = float(np.abs(sample).max())
+    if top > MAX_ABS_HU:
+        raise InputError(
+            src,
+            f"values up to {top:.3g}: not Hounsfield units (a CT ranges from about -1024 to "
+            "3071, extended scales to about 30 000): check the file's scaling",
+        )
+    p_lo, p_hi = np.percentile(sample, [0.5, 99.5])
+    air = float(np.mean((sample > -1100) & (sample < -850)))
+    dense = float(np.mean(sample > 600))
+    seen = f"(most values lie in {p_lo:.4g}…{p_hi:.4g})"
+    if air < MIN_AIR_SHARE:  # normalised or label data, a missing rescale intercept
+        return [
+            f"the values do not look like Hounsfield units: no air at -1000 {seen}. Normalised "
+            "values, a label map or a missing rescale intercept (-1024) give wrong masks: "
+            "check the file"
+        ]
+    if dense > MAX_DENSE_SHARE:  # the whole body shifted up, e.g. by +1024
+        return [
+            f"the values do not look like Hounsfield units: {100 * dense:.0f} % of the image is "
+            f"denser than bone (600 HU) {seen}; an offset (a rescale intercept applied twice or "
+            "not at all) gives wrong masks: check the file"
+        ]
+    return []
+
+
+def _signed_hu(ct: np.ndarray) -> np.ndarray:
+    """The CT as int16 when its values fit, else float32 (unsigned or wide types overflow)."""
+    if ct.dtype in (np.int16, np.float32):
+        return ct
+    if np.issubdtype(ct.dtype, np.integer):
+        lo, hi = int(ct.min()), int(ct.max())
+        if -32768 <= lo and hi <= 32767:
+            return ct.astype(np.int16)
+    return ct.astype(np.float32)
 
 
 def _sliding_logits(model: LoadedModel, x, device, cfg: InferenceConfig, rep: Reporter, stage: str):
@@ -809,6 +901,45 @@ def _liver_side_warning(ct: np.ndarray, liver: np.ndarray, spacing) -> str | Non
         f"the liver found lies {where} (its centre {offset:+.0f} mm from the body's midline; "
         "a liver lies on the right): is this an abdominal CT, and is its left-right orientation "
         "in the file right? Check the mask before using its volumes"
+    )
+
+
+#: bone in HU (a skull is 700–2000; contrast-filled vessels stay under it)
+BONE_HU = 450.0
+#: share of the found "liver" that may lie inside a closed ring of bone
+MAX_ENCLOSED_BY_BONE = 0.5
+
+
+def _inside_skull(ct: np.ndarray, liver: np.ndarray, hu_suspect: bool = False) -> str | None:
+    """A "no liver" message when most of the found organ lies inside closed rings of bone.
+
+    In an axial slice a skull is a closed ring of bone; the ribs and spine around a liver are
+    not (rib segments, cartilage), so a brain taken for a liver is told apart by filling the
+    bone's holes slice by slice and asking how much of the organ falls in them.
+    """
+    from scipy import ndimage as ndi
+
+    zs = np.flatnonzero(liver.any(axis=(1, 2)))
+    zs = zs[:: max(1, zs.size // 24)]
+    inside = total = 0
+    for z in zs:
+        organ = liver[z] == 1
+        bone = ct[z] > BONE_HU
+        if bone.any():
+            inside += int(np.count_nonzero(ndi.binary_fill_holes(bone) & organ))
+        total += int(np.count_nonzero(organ))
+    if total == 0 or inside / total <= MAX_ENCLOSED_BY_BONE:
+        return None
+    if hu_suspect:  # values off: "bone" is then anything bright, not a skull
+        return (
+            f"no liver found: {100 * inside / total:.0f} % of the organ the liver model picked "
+            "lies inside regions brighter than bone would be in Hounsfield units — the values "
+            "are not HU (see the warning above)"
+        )
+    return (
+        f"no liver found: the organ the liver model picked lies inside closed rings of bone "
+        f"({100 * inside / total:.0f} % of it), as a brain inside a skull does — is this a head "
+        "CT? The liver model needs an abdominal CT"
     )
 
 

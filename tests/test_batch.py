@@ -188,3 +188,77 @@ def test_shard_text_is_parsed_strictly():
     for bad in ("5/5", "-1/3", "1/0", "x"):
         with pytest.raises(Exception, match="shard"):
             parse_shard(bad)
+
+
+def test_a_patient_folder_with_no_scan_is_a_failed_row_not_a_vanished_one(tmp_path, models):
+    for pid in ("HCC_001", "HCC_002"):
+        write_ct_series(ct(1), tmp_path / "in" / pid / "study" / "ct", patient_id=pid)
+    (tmp_path / "in" / "HCC_003").mkdir()  # empty
+    (tmp_path / "in" / "HCC_004").mkdir()
+    (tmp_path / "in" / "HCC_004" / "report.txt").write_text("no scan")
+    assert segment([tmp_path / "in"], tmp_path / "out", models) == 1
+    rows = {r["case"]: r for r in read_rows(tmp_path / "out" / "summary.csv")}
+    assert [rows[c]["status"] for c in sorted(rows)] == ["done", "done", "failed", "failed"]
+    assert "no DICOM files found" in rows["HCC_003"]["error"]
+    # the output folder written inside the input folder is not taken for a patient next time
+    assert segment([tmp_path / "in"], tmp_path / "in" / "out", models) == 1
+    assert "out" not in [c.name for c in discover_cases([tmp_path / "in"])]
+
+
+def test_an_unexpected_error_in_one_case_fails_that_row_and_the_batch_goes_on(
+    tmp_path, models, monkeypatch
+):
+    import napari_livertumor.commands.segment as seg_cmd
+
+    real = seg_cmd.segment_one
+
+    def flaky(case, *args, **kwargs):
+        if case.name == "case01":
+            raise OverflowError("Python integer -1000 out of bounds for uint16")
+        return real(case, *args, **kwargs)
+
+    monkeypatch.setattr(seg_cmd, "segment_one", flaky)
+    assert segment([cohort(tmp_path / "in", 3)], tmp_path / "out", models) == 1
+    rows = {r["case"]: r for r in read_rows(tmp_path / "out" / "summary.csv")}
+    assert [rows[c]["status"] for c in ("case00", "case01", "case02")] == [
+        "done",
+        "failed",
+        "done",
+    ]
+    assert "OverflowError" in rows["case01"]["error"] and "case01.nii.gz" in rows["case01"]["error"]
+
+
+def test_a_second_batch_into_the_same_folder_keeps_the_earlier_rows(tmp_path, models):
+    for i in range(4):
+        write_nifti(ct(i), tmp_path / ("a" if i < 2 else "b") / f"case{i:02d}.nii.gz")
+    assert segment([tmp_path / "a"], tmp_path / "out", models) == 0
+    assert segment([tmp_path / "b"], tmp_path / "out", models) == 0
+    rows = read_rows(tmp_path / "out" / "summary.csv")
+    assert [r["case"] for r in rows] == ["case00", "case01", "case02", "case03"]
+    assert "warnings" in rows[0]  # each case's warnings, e.g. values that are not HU
+    assert "Hounsfield" in rows[0]["warnings"]  # ct() has no air: it is warned about
+    # a summary.csv this command did not write is kept; the summary goes beside it
+    (tmp_path / "out2").mkdir()
+    (tmp_path / "out2" / "summary.csv").write_text("my own notes\n")
+    assert segment([tmp_path / "a"], tmp_path / "out2", models) == 0
+    assert (tmp_path / "out2" / "summary.csv").read_text() == "my own notes\n"
+    assert len(read_rows(tmp_path / "out2" / "summary-1.csv")) == 2
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_case_runs(
+    tmp_path, models, monkeypatch, capsys
+):
+    import tempfile
+
+    import napari_livertumor.commands.segment as seg_cmd
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    ran = []
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    monkeypatch.setattr(seg_cmd, "segment_one", lambda *a, **k: ran.append(a))
+    assert segment([cohort(tmp_path / "in", 2)], tmp_path / "out", models) != 0
+    err = capsys.readouterr().err
+    assert "cannot be written to (Operation not permitted)" in err and str(tmp_path / "out") in err
+    assert ran == []

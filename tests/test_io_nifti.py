@@ -144,3 +144,16 @@ def test_a_standard_volume_is_not_copied_and_slice_references_follow_a_flip():
     transposed = stored_as(std, ("S", "L", "P"))
     transposed.meta["sop_instance_uids"] = ["x"] * transposed.shape[0]
     assert "sop_instance_uids" not in transposed.to_standard()[0].meta  # slices changed
+
+
+def test_complex_voxels_are_refused_and_a_header_without_orientation_is_warned_about(tmp_path):
+    data = np.zeros((40, 40, 6), np.complex64)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "complex.nii.gz")
+    with pytest.raises(InputError, match="complex64 values, not CT numbers"):
+        read_nifti(tmp_path / "complex.nii.gz")
+    img = nib.Nifti1Image(np.full((40, 40, 6), -1000, np.int16), None)
+    img.header.set_sform(None, code=0)
+    img.header.set_qform(None, code=0)
+    nib.save(img, tmp_path / "bare.nii.gz")
+    vol = read_nifti(tmp_path / "bare.nii.gz")
+    assert any("no orientation" in w for w in vol.meta["warnings"])

@@ -298,3 +298,22 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
     with caplog.at_level(logging.WARNING):
         make_ensemble(tmp_path / "twins", [a, twin])
     assert "same weights" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("hu_window", [250, -150], "hu_window must be two finite values, low < high"),
+        ("target_spacing", [0, 3.5, 3.5], "target_spacing must be three positive sizes"),
+        ("roi_size", [0, 0, 0], "roi_size must be three sizes, each a positive multiple"),
+        ("roi_size", [16, 30, 32], "roi_size must be three sizes, each a positive multiple"),
+    ],
+)
+def test_metadata_values_the_pipeline_cannot_use_are_refused_on_load(model_dir, key, value, match):
+    """They failed later, per case, with a division by zero or a tensor size mismatch."""
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    meta[key] = value
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=match) as info:
+        read_metadata(model_dir)
+    assert "metadata.json" in str(info.value)

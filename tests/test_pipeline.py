@@ -755,3 +755,91 @@ def test_a_written_lesion_filter_adds_to_the_shift_and_keeps_the_previous_values
     assert seg.lesion_filter() == (0.1, 3.0)
     with pytest.raises(ValueError, match="tumor model"):
         write_lesion_filter(untrained / "liver", [0.0, 1.0, 0.1])
+
+
+# ---------------------------------------------------------------- values and sizes that are off
+def _with_air(vol, width=6):
+    """The phantom with air (-1000 HU) around it, as a real CT has."""
+    arr = np.array(vol.array)
+    arr[:, :width] = arr[:, -width:] = -1000
+    arr[:, :, :width] = arr[:, :, -width:] = -1000
+    return CTVolume(arr, spacing=vol.spacing, origin=vol.origin, meta=dict(vol.meta))
+
+
+def test_padding_of_minus_32768_is_not_read_as_a_uniform_image():
+    vol, liver, _ = phantom()
+    arr = np.array(_with_air(vol).array)
+    arr[:, :, :4] = -32768  # outside the scanner's field of view, a common convention
+    padded = CTVolume(arr, spacing=vol.spacing, origin=vol.origin, meta={"modality": "CT"})
+    result = segment_ct(
+        padded, InferenceConfig(device="cpu", min_liver_ml=1), models=oracle_models()
+    )
+    assert not any("uniform" in w for w in result.warnings)
+    assert dice(result.labels > 0, liver) > 0.95
+
+
+def test_unsigned_integer_ct_values_are_segmented_without_overflow():
+    vol, liver, _ = phantom()
+    models = oracle_models()
+    # the tumor stage paints outside the liver with outside_hu: negative, which uint16 cannot hold
+    models["tumor"].metadata = dataclasses.replace(models["tumor"].metadata, outside_hu=-1000.0)
+    unsigned = CTVolume(
+        np.clip(vol.array, 0, None).astype(np.uint16), spacing=vol.spacing, meta={"modality": "CT"}
+    )
+    result = segment_ct(unsigned, InferenceConfig(device="cpu", min_liver_ml=1), models=models)
+    assert dice(result.labels > 0, liver) > 0.8  # values below 0 were clipped
+
+
+def _head_ct(shape=(30, 128, 128), spacing=(3.0, 1.0, 1.0)):
+    """Air, a skull (closed ring of bone) and a brain as bright as the oracle's liver."""
+    zz, yy, xx = np.meshgrid(
+        *[(np.arange(n) - n / 2) * s for n, s in zip(shape, spacing, strict=True)], indexing="ij"
+    )
+    r = np.sqrt((zz / 70) ** 2 + (yy / 55) ** 2 + (xx / 48) ** 2)
+    ct = np.full(shape, -1000, np.int16)
+    ct[r <= 1.0] = 1200  # skull
+    ct[r <= 0.88] = LIVER_HU  # brain
+    return CTVolume(ct, spacing=spacing, meta={"modality": "CT"})
+
+
+def test_a_head_ct_gives_no_liver_and_says_why():
+    result = segment_ct(
+        _head_ct(), InferenceConfig(device="cpu", min_liver_ml=1), models=oracle_models()
+    )
+    assert not result.labels.any()
+    assert any("no liver found" in w and "head CT" in w for w in result.warnings)
+    # an abdomen (no closed ring of bone around the liver) is not taken for a head
+    vol, liver, _ = phantom()
+    normal = segment_ct(vol, InferenceConfig(device="cpu", min_liver_ml=1), models=oracle_models())
+    assert not any("head CT" in w for w in normal.warnings) and normal.labels.any()
+
+
+def test_values_that_are_not_hounsfield_units_are_warned_about():
+    vol, _, _ = phantom()
+    cfg = InferenceConfig(device="cpu", min_liver_ml=1)
+    ok = segment_ct(_with_air(vol), cfg, models=oracle_models())
+    assert not any("Hounsfield" in w for w in ok.warnings)
+    arr = np.asarray(_with_air(vol).array, np.float32)
+    for name, values in (("normalised", (arr + 1024) / 4096), ("offset", arr + 1024)):
+        odd = CTVolume(values, spacing=vol.spacing, meta={"modality": "CT"})
+        result = segment_ct(odd, cfg, models=oracle_models())
+        assert any("do not look like Hounsfield units" in w for w in result.warnings), name
+
+
+@pytest.mark.parametrize(
+    ("array", "spacing", "match"),
+    [
+        (np.zeros((3, 3, 3), np.int16), (1.0, 1.0, 1.0), "too small to hold a liver"),
+        (np.zeros((1, 64, 64), np.int16), (2.5, 0.8, 0.8), "too small to hold a liver"),
+        (np.zeros((20, 64, 64), np.int16), (2.5, 0.0008, 0.0008), "implausible voxel spacing"),
+        (np.zeros((20, 64, 64), np.int16), (2500.0, 800.0, 800.0), "implausible voxel spacing"),
+        (np.full((20, 64, 64), 1e30, np.float32), (2.5, 0.8, 0.8), "not Hounsfield units"),
+        (np.zeros((20, 64, 64), bool), (2.5, 0.8, 0.8), "a mask, not a CT"),
+        (np.zeros((20, 64, 64), np.complex64), (2.5, 0.8, 0.8), "real numbers"),
+    ],
+)
+def test_volumes_the_models_cannot_read_are_refused_with_the_reason(array, spacing, match):
+    vol = CTVolume(array, spacing=spacing, meta={"modality": "CT", "source": "scan.nii.gz"})
+    with pytest.raises(InputError, match=match) as info:
+        segment_ct(vol, InferenceConfig(device="cpu"), models=oracle_models())
+    assert "scan.nii.gz" in str(info.value)

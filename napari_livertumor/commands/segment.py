@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import Cancelled, InputError, LiverTumorError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, check_writable_folder
 
 log = logging.getLogger("livertumor.segment")
 
@@ -35,6 +35,7 @@ SUMMARY_FIELDS = [
     "input",
     "status",
     "error",
+    "warnings",
     "liver_ml",
     "tumor_ml",
     "tumor_to_liver_ratio",
@@ -174,13 +175,14 @@ def run(args) -> int:
         raise InputError(
             outdir, f"cannot create the output folder ({exc.strerror or exc})"
         ) from exc
+    check_writable_folder(outdir)  # before any case is computed, not after each
     rows = run_cases(
         mine, outdir, config, series_uid=args.series, overwrite=args.overwrite, progress=_printer()
     )
     if len(cases) > 1:
         name = "summary.csv" if shard[1] == 1 else f"summary_shard-{shard[0]}-of-{shard[1]}.csv"
-        write_summary(rows, outdir / name)
-        log.info("summary: %s", outdir / name)
+        written = write_summary(rows, outdir / name)
+        log.info("summary: %s", written)
     failed = [r for r in rows if r["status"] == "failed"]
     for r in failed:
         print(f"livertumor segment: {r['case']} failed: {r['error']}", file=sys.stderr)
@@ -287,6 +289,15 @@ def _cases_from_folder(folder: Path) -> list[Case]:
         return [Case(_case_name(folder), folder)]
     cases = [Case(_case_name(sub), sub) for sub in [*owners, *unreadable]]
     cases += [Case(_case_name(sub), p) for sub, p in lone_nifti.items()]
+    # a patient's folder with no scan in it (empty, a report, pictures) is a case that fails
+    # with its reason in the summary, not one that vanishes; an output folder is no patient
+    for sub in subdirs:
+        if sub in owners or sub in unreadable or sub in lone_nifti:
+            continue
+        if any(sub.glob("*_stats.json")) or (sub / "summary.csv").exists():
+            log.info("%s: an output folder of this command; skipped", sub)
+            continue
+        cases.append(Case(_case_name(sub), sub))
     return cases
 
 
@@ -479,6 +490,11 @@ def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, 
         except (LiverTumorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
             log.error("%s: %s", case.name, exc)
             rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": str(exc)})
+        except Exception as exc:  # noqa: BLE001 - one patient's surprise must not end the batch
+            msg = f"unexpected error ({type(exc).__name__}: {exc}); input {case.path}"
+            log.error("%s: %s", case.name, msg)
+            log.debug("%s", case.name, exc_info=True)
+            rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": msg})
         row_time = time.perf_counter() - t0
         rows[-1]["seconds"] = round(row_time, 2)
     return rows
@@ -538,12 +554,51 @@ def segment_one(
 
 
 def write_summary(rows: list[dict], path: Path) -> Path:
+    """Write the batch summary; rows of earlier runs for other cases are kept.
+
+    A summary already there from another batch into the same folder keeps its rows of cases
+    this run did not touch (this run's rows replace the others). A file of that name this
+    command did not write is left alone: the summary goes to ``summary-1.csv`` (or -2...).
+    """
+    kept: list[dict] = []
+    if path.exists():
+        old = _read_summary(path)
+        if old is None:
+            taken = path
+            path = _free_name(path)
+            log.warning("%s is not a summary of this command: kept; writing %s", taken, path)
+        else:
+            mine = {r["case"] for r in rows}
+            kept = [r for r in old if r.get("case") not in mine]
+            if kept:
+                log.info("%s keeps %d row(s) of earlier runs", path.name, len(kept))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
     w.writeheader()
-    for r in rows:
+    for r in sorted([*rows, *kept], key=lambda r: str(r.get("case", ""))):
         w.writerow({k: r.get(k, "") for k in SUMMARY_FIELDS})
     return atomic_write_text(path, buf.getvalue())
+
+
+def _read_summary(path: Path) -> list[dict] | None:
+    """The rows of a summary this command wrote, or None for any other file."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            fields = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    if not {"case", "input", "status", "labels", "stats"} <= set(fields):
+        return None
+    return rows
+
+
+def _free_name(path: Path) -> Path:
+    k = 1
+    while (cand := path.with_name(f"{path.stem}-{k}{path.suffix}")).exists():
+        k += 1
+    return cand
 
 
 def _summary_values(stats: dict) -> dict:
@@ -556,6 +611,7 @@ def _summary_values(stats: dict) -> dict:
         "device": stats.get("device"),
         "seconds": (stats.get("timings_s") or {}).get("total"),
         "error": "",
+        "warnings": " | ".join(stats.get("warnings") or []),
     }
 
 

@@ -68,6 +68,12 @@ def read_nifti(path: str | Path) -> CTVolume:
     affine = img.affine
     if affine is None or not np.all(np.isfinite(affine)):
         raise InputError(path, "the file has no valid affine")
+    if int(img.header["sform_code"]) == 0 and int(img.header["qform_code"]) == 0:
+        zooms = ", ".join(f"{z:g}" for z in img.header.get_zooms()[:3])
+        warnings.append(
+            f"the header gives no orientation (sform and qform codes 0): axes taken as stored "
+            f"with voxel sizes {zooms} mm from pixdim — volumes and left/right may be wrong"
+        )
     array = np.ascontiguousarray(np.transpose(data, (2, 1, 0)))
     meta = {
         "source": str(path),
@@ -147,6 +153,8 @@ def write_nifti(
 # --------------------------------------------------------------------------- helpers
 def _load_data(img, warnings: list[str], path: Path) -> np.ndarray:
     on_disk = img.get_data_dtype()
+    if on_disk.kind == "c" or on_disk.fields is not None:
+        raise InputError(path, f"the voxels are {on_disk} values, not CT numbers")
     slope, inter = img.header.get_slope_inter()
     scaled = (slope not in (None, 1.0)) or (inter not in (None, 0.0))
     if np.issubdtype(on_disk, np.integer) and not scaled:

@@ -97,6 +97,19 @@ class ModelMetadata:
         d["hu_window"] = tuple(float(v) for v in d["hu_window"])
         d["target_spacing"] = tuple(float(v) for v in d["target_spacing"])
         d["roi_size"] = tuple(int(v) for v in d["roi_size"])
+        lo, hi = d["hu_window"]
+        if len(d["hu_window"]) != 2 or not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"hu_window must be two finite values, low < high; got {[lo, hi]}")
+        ts = d["target_spacing"]
+        if len(ts) != 3 or not all(math.isfinite(v) and v > 0 for v in ts):
+            raise ValueError(f"target_spacing must be three positive sizes in mm; got {list(ts)}")
+        f = d["network"].downsample_factor
+        roi = d["roi_size"]
+        if len(roi) != 3 or any(v < f or v % f for v in roi):
+            raise ValueError(
+                f"roi_size must be three sizes, each a positive multiple of {f} (the network "
+                f"down-samples by {f}); got {list(roi)}"
+            )
         if d.get("logit_bias") is not None:
             bias = tuple(float(v) for v in d["logit_bias"])
             if len(bias) != d["network"].out_channels or not all(map(math.isfinite, bias)):
