@@ -379,3 +379,49 @@ def test_enhanced_multiframe_ct_is_refused_with_a_hint(tmp_path):
     shutil.copy(src, tmp_path / "ect.dcm")
     with pytest.raises(InputError, match="multi-frame/enhanced CT objects are not supported"):
         load_ct(tmp_path)
+
+
+def _edit_all(paths, edit):
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        edit(ds)
+        ds.save_as(p)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda ds: setattr(ds, "PixelSpacing", [0, 0]), r"PixelSpacing 0\\0 .* not a positive"),
+        (
+            lambda ds: setattr(ds, "ImageOrientationPatient", [1, 0, 0, 1, 0, 0]),
+            "does not give two independent directions",
+        ),
+        (
+            lambda ds: setattr(ds, "ImagePositionPatient", [0, 0, 0]),
+            "6 slices but only 1 distinct position",
+        ),
+    ],
+)
+def test_headers_that_cannot_place_the_slices_are_refused_by_name(tmp_path, edit, match):
+    """They gave a bare ValueError, a NaN conversion error, or a one-slice 'volume'."""
+    _edit_all(write_ct_series(make_ct(shape=(6, 16, 16)), tmp_path), edit)
+    with pytest.raises(InputError, match=match) as info:
+        read_dicom_series(tmp_path)
+    assert str(tmp_path) in str(info.value)
+
+
+def test_files_without_a_position_say_which_tag_is_missing(tmp_path):
+    _edit_all(
+        write_ct_series(make_ct(shape=(4, 16, 16)), tmp_path),
+        lambda ds: delattr(ds, "ImagePositionPatient"),
+    )
+    with pytest.raises(InputError, match="no ImagePositionPatient"):
+        read_dicom_series(tmp_path)
+
+
+def test_another_patients_series_in_the_folder_is_named(tmp_path):
+    write_ct_series(make_ct(shape=(6, 16, 16)), tmp_path / "a", patient_id="HCC_001")
+    write_ct_series(make_ct(shape=(4, 16, 16)), tmp_path / "b", patient_id="HCC_002")
+    volume = read_dicom_series(tmp_path)
+    assert volume.meta["patient_id"] == "HCC_001"
+    assert any("another patient" in w and "HCC_002" in w for w in volume.meta["warnings"])

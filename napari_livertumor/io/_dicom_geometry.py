@@ -51,6 +51,7 @@ class SliceHeader:
     location: float | None = None  # position along the slice normal, mm
     n_frames: int = 1
     referenced_uids: frozenset[str] = frozenset()  # SOP instances a SEG refers to
+    not_image: str = ""  # why a file is no image slice (a missing tag...), for messages
 
     @classmethod
     def from_dataset(cls, path: Path, ds, pixel_offset: int | None) -> SliceHeader:
@@ -61,14 +62,18 @@ class SliceHeader:
         cols = int(ds.get("Columns") or 0)
         frames = ds.get("NumberOfFrames")
         single_frame = frames in (None, "", 1, "1")
-        is_image = (
-            modality not in _NON_IMAGE_MODALITIES
-            and rows > 0
-            and cols > 0
-            and position is not None
-            and orientation is not None
-            and single_frame
-        )
+        reasons = [
+            why
+            for why, bad in (
+                (f"a {modality} object", modality in _NON_IMAGE_MODALITIES),
+                ("no Rows/Columns", rows <= 0 or cols <= 0),
+                ("no ImagePositionPatient", position is None),
+                ("no ImageOrientationPatient", orientation is None),
+                ("multi-frame", not single_frame),
+            )
+            if bad
+        ]
+        is_image = not reasons
         spacing = _floats(ds.get("PixelSpacing"), 2) or _floats(ds.get("ImagerPixelSpacing"), 2)
         location = None
         if position is not None and orientation is not None:
@@ -108,6 +113,7 @@ class SliceHeader:
             frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "") or ""),
             slice_thickness=_float_or_none(ds.get("SliceThickness")),
             location=location,
+            not_image=", ".join(reasons),
             n_frames=_int(frames, 1) or 1,
             referenced_uids=_referenced_uids(ds) if modality == "SEG" else frozenset(),
         )
@@ -138,20 +144,44 @@ def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeom
         warnings,
     )
     first = slices[0]
+    folder = first.path.parent
     row = np.asarray(first.orientation[:3], dtype=float)
     col = np.asarray(first.orientation[3:], dtype=float)
-    row /= np.linalg.norm(row)
-    col /= np.linalg.norm(col)
     normal = np.cross(row, col)
+    sizes = (np.linalg.norm(row), np.linalg.norm(col), np.linalg.norm(normal))
+    if (
+        not all(np.isfinite(sizes))
+        or min(sizes[:2]) < 1e-6
+        or sizes[2] < 1e-3 * sizes[0] * sizes[1]
+    ):
+        raise InputError(
+            folder,
+            f"ImageOrientationPatient {list(first.orientation)} (in {first.path.name}) does not "
+            "give two independent directions: the slices cannot be placed in space",
+        )
+    row /= sizes[0]
+    col /= sizes[1]
     normal /= np.linalg.norm(normal)
     for h in slices:
         h.location = float(np.dot(h.position, normal))
     slices.sort(key=lambda h: (h.location, h.instance_number))
+    n_slices = len(slices)
     slices = _deduplicate(slices, warnings)
+    if n_slices >= 4 and len(slices) <= n_slices // 2:
+        raise InputError(
+            folder,
+            f"{n_slices} slices but only {len(slices)} distinct position(s) along the slice "
+            "normal: ImagePositionPatient repeats, or does not match ImageOrientationPatient — "
+            "the series cannot be stacked into a volume",
+        )
 
     dy, dx = first.pixel_spacing or (1.0, 1.0)
     if first.pixel_spacing is None:
         warnings.append("no PixelSpacing in the files: 1 mm assumed in-plane")
+    elif not (np.isfinite(dy) and np.isfinite(dx) and dy > 0 and dx > 0):
+        raise InputError(
+            folder, f"PixelSpacing {dy:g}\\{dx:g} (in {first.path.name}) is not a positive size"
+        )
     locations = np.array([h.location for h in slices])
     steps = np.diff(locations)
     fill: list[tuple[int, int, float]] = []
@@ -280,10 +310,12 @@ def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str]) -> list[tuple[
             "the spacing stays uniform"
         )
     if uneven:
+        lo, hi = min(uneven), max(uneven)
+        seen = f"{lo:.4g} mm" if abs(hi - lo) < 0.005 else f"{lo:.4g} to {hi:.4g} mm"
         warnings.append(
-            f"non-uniform slice spacing: {len(uneven)} step(s) differ from the median "
-            f"{dz:.4g} mm (from {min(uneven):.4g} to {max(uneven):.4g} mm); slices stacked "
-            "at the median spacing"
+            f"non-uniform slice spacing: {len(uneven)} of {len(steps)} step(s) between slices "
+            f"are {seen}, not the usual {dz:.4g} mm; slices stacked at {dz:.4g} mm, so positions "
+            f"along the scan can be off by up to {sum(abs(u - dz) for u in uneven):.3g} mm"
         )
     return fill
 

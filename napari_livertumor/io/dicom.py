@@ -52,6 +52,7 @@ class SeriesInfo:
     is_image: bool = True
     sop_instance_uids: frozenset[str] = field(default=frozenset(), repr=False)
     multiframe: bool = False
+    not_image: str = ""
 
     @property
     def is_ct(self) -> bool:
@@ -61,7 +62,9 @@ class SeriesInfo:
         if not self.is_image:
             return (
                 f"{self.modality} #{self.series_number} '{self.description}': "
-                f"{self.n_slices} non-image object(s), uid {self.uid}"
+                f"{self.n_slices} non-image object(s)"
+                + (f" ({self.not_image})" if self.not_image else "")
+                + f", uid {self.uid}"
             )
         acq = f" acq {self.acquisition}" if self.acquisition is not None else ""
         sp = "x".join(f"{s:.3g}" for s in self.spacing) if self.spacing else "?"
@@ -175,6 +178,13 @@ def read_dicom_series(
             f"not {numbers}"
         )
     others = [g for g, _ in groups if g.uid != info.uid and g.is_image]
+    strangers = sorted({g.patient_id for g, _ in groups if g.patient_id != info.patient_id})
+    if strangers:
+        warnings.append(
+            f"the folder also holds series of another patient (PatientID "
+            f"{', '.join(repr(x) for x in strangers)}); only the series of {info.patient_id!r} "
+            "was read: keep one patient per folder"
+        )
     if others:
         warnings.append(
             f"{len(others)} other series in the folder not read: "
@@ -382,6 +392,7 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
         is_image=first.is_image,
         sop_instance_uids=frozenset(h.sop_uid for h in members),
         multiframe=any(h.n_frames > 1 for h in members),
+        not_image=first.not_image,
     )
 
 
