@@ -163,7 +163,7 @@ class InferenceConfig:
             raise SettingsError("sw_batch_size must be >= 1")
         for name in ("window_growth", "tumor_window_growth"):
             values = _as_growths(getattr(self, name))
-            if not values or min(values) < 1.0:
+            if not values or not all(np.isfinite(v) and v >= 1.0 for v in values):
                 raise SettingsError(f"{name} must be >= 1; got {getattr(self, name)}")
         for name in ("min_tumor_ml", "min_lesion_peak", "min_liver_ml"):
             value = getattr(self, name)

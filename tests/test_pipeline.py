@@ -332,6 +332,8 @@ def test_cuda_asked_for_without_a_gpu_falls_back_with_a_warning():
 
 
 def test_bad_config_values_are_refused():
+    with pytest.raises(ValueError, match="window_growth"):  # NaN went into stats.json
+        InferenceConfig(window_growth=float("nan")).validate()
     with pytest.raises(ValueError, match="device"):
         InferenceConfig(device="tpu").validate()
     with pytest.raises(ValueError, match="stages"):

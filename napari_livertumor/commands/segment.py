@@ -548,8 +548,10 @@ def segment_one(
         "complete": True,
     }
     atomic_write_text(stats_path, json.dumps(stats, indent=2, default=str))
+    said = set(segmenter.warnings)  # said once when the models were loaded (no GPU...)
     for w in result.warnings:
-        log.warning("%s: %s", case.name, w)
+        if w not in said:
+            log.warning("%s: %s", case.name, w)
     return stats
 
 
