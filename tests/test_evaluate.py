@@ -148,3 +148,20 @@ def test_an_output_path_that_is_a_file_fails_before_anything_runs(trained, tmp_p
     err = capsys.readouterr().err
     assert rc == 1 and "notafolder.txt" in err and "folder" in err
     assert "Traceback" not in err and taken.read_text() == "{}"
+
+
+def test_earlier_results_in_the_output_folder_are_kept_unless_overwrite(trained, tmp_path, capsys):
+    data, models = trained
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"test": ["HCC_002"]}))
+    args = ["evaluate", "--data", str(data), "--models", str(models), "--split", str(split)]
+    args += ["-o", str(tmp_path / "out"), "--device", "cpu"]
+    assert main(args) == 0
+    (tmp_path / "out" / "summary.json").write_text('{"mine": 1}')
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "already holds per_case.csv and summary.json" in err and "--overwrite" in err
+    assert (tmp_path / "out" / "summary.json").read_text() == '{"mine": 1}'
+    assert main([*args, "--overwrite"]) == 0
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["n_cases"] == 1

@@ -28,6 +28,11 @@ def add_arguments(parser) -> None:
         help="the tumor stage's mirrored passes, as in `livertumor segment --tta`",
     )
     parser.add_argument("--max-cases", type=int, help="evaluate at most this many test patients")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace per_case.csv and summary.json of an earlier evaluation in the -o folder",
+    )
 
 
 def run(args) -> int:
@@ -42,6 +47,7 @@ def run(args) -> int:
         refine=args.refine,
         tta=args.tta,
         max_cases=args.max_cases,
+        overwrite=args.overwrite,
     )
     print(result["table"])
     if args.out_dir:

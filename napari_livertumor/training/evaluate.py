@@ -43,6 +43,7 @@ def evaluate(
     refine: bool = False,
     tta: str = "none",
     max_cases: int | None = None,
+    overwrite: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
@@ -62,6 +63,8 @@ def evaluate(
     refine, tta
         :class:`~napari_livertumor.pipeline.InferenceConfig` ``refine`` and ``tta`` (the tumor
         stage's mirrored passes), recorded in the summary.
+    overwrite : bool
+        Replace the results of an earlier evaluation in ``out_dir`` (refused otherwise).
 
     Returns
     -------
@@ -74,6 +77,13 @@ def evaluate(
         out = Path(out_dir)
         if out.exists() and not out.is_dir():
             raise InputError(out, "the output must be a folder, and this is a file")
+        earlier = [n for n in ("per_case.csv", "summary.json") if (out / n).exists()]
+        if earlier and not overwrite:
+            raise InputError(
+                out,
+                f"already holds {' and '.join(earlier)} of an earlier evaluation; nothing was "
+                "overwritten: choose another folder, or --overwrite to replace them",
+            )
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
