@@ -397,7 +397,7 @@ Per-case numbers: `benchmarks/results/segment_accuracy.md`.
 - Trained and tested on synthetic phantoms only; real CT differs (texture, artefacts, anatomy,
   pathology). Expect lower scores on real scans until retrained on real labelled data
   (`configs/hcc_tace_gpu.json` is the recipe meant for HCC-TACE-Seg on a GPU).
-- Small CPU network trained for minutes: a baseline and a demo of the workflow, not a clinical tool.
+- Small network trained for a few CPU-hours (see the totals above): a baseline and a demo of the workflow, not a clinical tool.
 - {"Tumor output is only as good as the liver mask it is cropped to." if stage == "tumor" else "Livers cut by the field of view, very fatty or very small livers are under-represented."}
 """
         if met is not None and met < 0.5:

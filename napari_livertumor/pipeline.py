@@ -274,6 +274,15 @@ class Segmenter:
             given.network.to(self.device).eval()
             return given
         folder = Path(folder) if folder is not None else default_model_dir(stage)
+        root = folder.parent
+        if not folder.is_dir() and not root.exists():
+            raise ModelError(root, "models folder not found (it should hold liver/ and tumor/)")
+        if not folder.is_dir() and (root / "metadata.json").is_file():
+            raise ModelError(
+                root,
+                "is one model folder, not a models folder holding liver/ and tumor/: put it "
+                "there as liver/ or tumor/ beside a model of the other stage",
+            )
         if not (folder / "metadata.json").is_file() and not folder.is_dir():
             raise ModelError(
                 folder,

@@ -111,6 +111,23 @@ def test_wheel_install_ships_manifest_and_models(tmp_path):
     assert res.returncode == 0, res.stderr
     info = _check_listing(res.stdout)
     assert Path(info["module_file"]).is_relative_to(target)
+    # the README's training commands name built-in recipes and the shipped models: both resolve
+    # from the installed copy, not only in a source checkout
+    res = _run(
+        """
+        from napari_livertumor.models import default_model_dir
+        from napari_livertumor.training.config import load_recipe, resolve_recipe
+        print(resolve_recipe("configs/hcc_tace_gpu.json"))
+        print(default_model_dir("tumor"))
+        load_recipe("hcc_tace_gpu")
+        """,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target)},
+    )
+    assert res.returncode == 0, res.stderr
+    recipe, tumor = res.stdout.split()
+    assert Path(recipe).is_relative_to(target) and Path(tumor).is_relative_to(target)
+    assert (Path(tumor) / "metadata.json").is_file()
 
 
 def _core_modules() -> list[str]:

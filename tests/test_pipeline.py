@@ -845,3 +845,10 @@ def test_volumes_the_models_cannot_read_are_refused_with_the_reason(array, spaci
     with pytest.raises(InputError, match=match) as info:
         segment_ct(vol, InferenceConfig(device="cpu"), models=oracle_models())
     assert "scan.nii.gz" in str(info.value)
+
+
+def test_a_models_folder_that_is_missing_or_one_model_says_so(tmp_path, untrained):
+    with pytest.raises(ModelError, match="models folder not found"):
+        Segmenter(InferenceConfig.from_models_dir(tmp_path / "nope", device="cpu"))
+    with pytest.raises(ModelError, match="is one model folder, not a models folder"):
+        Segmenter(InferenceConfig.from_models_dir(untrained / "tumor", device="cpu"))

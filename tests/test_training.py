@@ -350,6 +350,11 @@ def test_fine_tuning_starts_from_an_existing_models_weights(toy_data, tmp_path):
 
     run_all(tiny_config(toy_data, tmp_path / "a", epochs=1, steps_per_epoch=4))
     base = load_model(tmp_path / "a" / "liver", stage="liver").network.state_dict()
+    # a calibrated lesion filter on the base model (as the shipped ones carry) is kept
+    meta_path = tmp_path / "a" / "liver" / "metadata.json"
+    raw = json.loads(meta_path.read_text())
+    raw["lesion_filter"] = {"min_ml": 0.1, "min_peak": 2.0}
+    meta_path.write_text(json.dumps(raw))
     # a learning rate of ~0: one step leaves the trunk where the base model had it
     reports = run_all(
         tiny_config(
@@ -365,6 +370,7 @@ def test_fine_tuning_starts_from_an_existing_models_weights(toy_data, tmp_path):
     assert reports[-1]["event"] == "done"
     tuned = load_model(tmp_path / "b" / "liver", stage="liver")
     assert tuned.metadata.training["init_from"]["folder"] == str(tmp_path / "a" / "liver")
+    assert tuned.metadata.lesion_filter == {"min_ml": 0.1, "min_peak": 2.0}
     for k, v in tuned.network.state_dict().items():
         if v.is_floating_point():
             np.testing.assert_allclose(v.numpy(), base[k].numpy(), atol=2e-3, err_msg=k)
@@ -461,3 +467,32 @@ def test_sigterm_during_cli_training_is_a_ctrl_c_so_last_is_saved():
         os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before the next line
         time.sleep(1)  # never reached
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_resume_and_force_together_are_refused(capsys):
+    """--resume won silently: a user who wanted a fresh model got a resumed one."""
+    from napari_livertumor.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--data", "d", "--out", "o", "--resume", "--force"])
+    assert info.value.code == 2
+    assert "not allowed with argument --resume" in capsys.readouterr().err
+
+
+def test_init_default_and_a_recipe_by_name_work_outside_a_source_checkout(tmp_path, monkeypatch):
+    import argparse
+
+    from napari_livertumor.commands import train as train_cmd
+    from napari_livertumor.models import default_model_dir
+
+    monkeypatch.chdir(tmp_path)  # no configs/ or resources/ here
+    parser = argparse.ArgumentParser()
+    train_cmd.add_arguments(parser)
+    args = parser.parse_args(["--data", "d", "--out", "o", "--stage", "both", "--init", "default"])
+    configs = train_cmd.build_configs(args)
+    assert [c.init_from for c in configs] == [str(default_model_dir(s)) for s in ("liver", "tumor")]
+    args = parser.parse_args(["--data", "d", "--out", "o", "--config", "configs/hcc_tace_gpu.json"])
+    assert train_cmd.build_configs(args)  # the built-in recipe of that name
+    args = parser.parse_args(["--data", "d", "--out", "o", "--config", "nosuch.json"])
+    with pytest.raises(InputError, match="built-in recipes, by name: .*hcc_tace_gpu"):
+        train_cmd.build_configs(args)

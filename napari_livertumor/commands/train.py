@@ -39,8 +39,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", help="auto | cpu | cuda")
     parser.add_argument("--cache-dir", help="preprocessing cache (default OUT/.cache)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/<stage>/last")
-    parser.add_argument(
+    again = parser.add_mutually_exclusive_group()  # continue, or start over: not both
+    again.add_argument("--resume", action="store_true", help="continue from OUT/<stage>/last")
+    again.add_argument(
         "--force",
         action="store_true",
         help="replace a model already in OUT/<stage> (without it, or --resume, training there "
@@ -49,9 +50,9 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--init",
         metavar="MODEL_DIR",
-        help="fine-tune: start from this model folder's weights (e.g. resources/models/tumor; "
-        "with --stage both, a folder holding liver/ and tumor/); without --config, the "
-        "model's own training recipe is used",
+        help="fine-tune: start from this model folder's weights ('default': the models that "
+        "ship with the plugin; with --stage both, a folder holding liver/ and tumor/); "
+        "without --config, the model's own training recipe is used",
     )
     parser.add_argument(
         "--ddp", type=int, default=0, metavar="N", help="run N processes with torchrun (DDP)"
@@ -60,6 +61,7 @@ def add_arguments(parser) -> None:
 
 def build_configs(args) -> list:
     """One :class:`TrainConfig` per requested stage, from the recipe and the command line."""
+    from ..models import default_model_dir
     from ..training.config import load_recipe, make_config, recipe_from_model
 
     recipe = load_recipe(args.config) if args.config else {}
@@ -87,7 +89,9 @@ def build_configs(args) -> list:
     configs = []
     for s in stages:
         init = getattr(args, "init", None)
-        if init and len(stages) > 1:
+        if init == "default":  # the shipped models, wherever the package is installed
+            init = str(default_model_dir(s))
+        elif init and len(stages) > 1:
             init = str(Path(init) / s)
         # fine-tuning without a recipe: the model's own recipe, so its weights fit the network
         stage_recipe = recipe_from_model(init, s) if init and not args.config else recipe

@@ -365,13 +365,40 @@ def recipe_from_model(folder: str | Path, stage: str) -> dict[str, Any]:
     return {stage: section}
 
 
-def load_recipe(path: str | Path) -> dict[str, Any]:
-    """Read a recipe JSON file (sections ``common``, ``liver``, ``tumor``; ``#`` keys ignored)."""
+def builtin_recipes() -> dict[str, Path]:
+    """The recipes that ship with the plugin (``configs/*.json``), by name without ``.json``."""
+    here = Path(__file__).resolve().parent.parent  # the package (installed: configs inside it)
+    for folder in (here / "configs", here.parent / "configs"):
+        if folder.is_dir():
+            return {
+                p.stem: p for p in sorted(folder.glob("*.json")) if not p.stem.startswith("split")
+            }
+    return {}
+
+
+def resolve_recipe(path: str | Path) -> Path:
+    """``path`` if it exists, else the built-in recipe of that name (``hcc_tace_gpu``,
+    ``configs/hcc_tace_gpu.json``...): the README's commands work outside a source checkout."""
     path = Path(path)
+    if path.exists() or path.is_absolute():
+        return path
+    name = path.name[:-5] if path.name.endswith(".json") else path.name
+    return builtin_recipes().get(name, path)
+
+
+def load_recipe(path: str | Path) -> dict[str, Any]:
+    """Read a recipe JSON file (sections ``common``, ``liver``, ``tumor``; ``#`` keys ignored).
+
+    A relative path that does not exist names a built-in recipe (see :func:`builtin_recipes`).
+    """
+    path = resolve_recipe(path)
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError as exc:
-        raise InputError(path, "training config file not found") from exc
+        names = ", ".join(builtin_recipes()) or "none found"
+        raise InputError(
+            path, f"training config file not found (built-in recipes, by name: {names})"
+        ) from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(path, f"not a readable JSON training config ({exc})") from exc
     if not isinstance(raw, dict):

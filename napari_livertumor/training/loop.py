@@ -500,6 +500,7 @@ class _Run:
             },
             metrics=metrics,
             logit_bias=_bias_vector(cfg.n_classes, metrics.get("logit_bias")),
+            lesion_filter=(self.init_info or {}).get("lesion_filter"),
         )
 
     def _save_best(self, metrics: dict[str, Any]) -> None:
@@ -601,11 +602,20 @@ class _Run:
             raise LiverTumorError(f"cannot start from {folder}: its weights do not fit the network")
         net.load_state_dict(trunk, strict=False)
         log.info("starting the %s model from the weights in %s", cfg.stage, folder)
-        return {
+        info = {
             "folder": str(folder),
             "steps": (meta.training or {}).get("steps"),
             "metrics": {k: v for k, v in (meta.metrics or {}).items() if k in ("val_dice",)},
         }
+        if meta.lesion_filter:  # a post-processing setting: kept, not silently dropped
+            info["lesion_filter"] = dict(meta.lesion_filter)
+            log.info(
+                "the lesion filter of %s (%s) is kept for the fine-tuned model; recalibrate it "
+                "for the new weights with scripts/calibrate_lesions.py (docs/training.md)",
+                folder,
+                meta.lesion_filter,
+            )
+        return info
 
     def _load_resume(self, net, opt, state):
         torch = self.torch
