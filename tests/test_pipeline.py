@@ -142,6 +142,9 @@ def test_the_result_does_not_depend_on_array_orientation_quirks():
     result = segment_ct(vol, InferenceConfig(device="cpu", stages="liver"), models=oracle_models())
     assert dice(result.labels > 0, liver) > 0.97
     assert not (result.labels == 2).any()
+    # no tumor stage: its figures are unknown, not 0 ("no tumor found")
+    assert result.stats["tumor_ml"] is None and result.stats["lesion_count"] is None
+    assert result.stats["liver_ml"] > 0
 
 
 class SpyNet(OracleNet):

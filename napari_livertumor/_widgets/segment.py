@@ -234,9 +234,14 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             stats=result.stats, timings=result.timings, device=result.device, source="model"
         )
         s = result.stats
+        tumor = (
+            "no tumor stage run"
+            if s.get("tumor_ml") is None
+            else f"tumor {s['tumor_ml']:.1f} mL, {s['lesion_count']} lesion(s)"
+        )
         msg = (
             f"Done on {result.device} in {result.timings.get('total', 0):.1f} s: liver "
-            f"{s['liver_ml']:.0f} mL, tumor {s['tumor_ml']:.1f} mL, {s['lesion_count']} lesion(s)."
+            f"{s['liver_ml']:.0f} mL, {tumor}."
         )
         unsure = s.get("unsure_lesions") or []
         points = _show_unsure(self.viewer, layer, unsure)

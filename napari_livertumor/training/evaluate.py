@@ -132,7 +132,7 @@ def evaluate(
         row["liver_ml_true"] = float((truth >= 1).sum()) * voxel_ml
         row["tumor_ml_true"] = float((truth == 2).sum()) * voxel_ml
         row["liver_ml_pred"] = float(result.stats.get("liver_ml", 0.0))
-        row["tumor_ml_pred"] = float(result.stats.get("tumor_ml", 0.0))
+        row["tumor_ml_pred"] = float(result.stats.get("tumor_ml") or 0.0)
         row["seconds"] = round(seconds, 2)
         row["warnings"] = "; ".join(result.warnings)
         rows.append(row)
