@@ -294,3 +294,15 @@ def test_synth_never_replaces_what_a_folder_holds_unless_forced(tmp_path, capsys
     manifest = json.loads((out / "synth_manifest.json").read_text())
     assert [m["TCIA_ID"] for m in manifest] == ["HCC_001"]
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_synth_force_refuses_a_folder_that_holds_no_cohort(tmp_path, capsys):
+    """--force went ahead into a folder of segmentation results and wrote a cohort beside them."""
+    from napari_livertumor.cli import main
+
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "HCC_001_labels.nii.gz").write_bytes(b"x")
+    assert main(["synth", "-o", str(out), "--cases", "1", "--layout", "nifti", "--force"]) == 1
+    assert "holds none" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["HCC_001_labels.nii.gz"]

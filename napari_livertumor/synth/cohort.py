@@ -99,6 +99,12 @@ def make_cohort(
             f"the folder is not empty ({len(present)} entries: {shown}); choose a new folder, "
             "or pass --force to replace a synthetic cohort written there",
         )
+    if present and not (out / "synth_manifest.json").is_file():  # --force, but no cohort here
+        raise InputError(
+            out,
+            "--force replaces a synthetic cohort, and this folder holds none (no "
+            "synth_manifest.json) but other files: choose a new or empty folder",
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
