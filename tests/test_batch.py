@@ -262,3 +262,13 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_any_case_runs
     err = capsys.readouterr().err
     assert "cannot be written to (Operation not permitted)" in err and str(tmp_path / "out") in err
     assert ran == []
+
+
+def test_a_run_that_writes_nothing_leaves_no_empty_output_folder(tmp_path, models):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no scan")
+    assert segment([tmp_path / "empty"], tmp_path / "out", models) == 1
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "mine").mkdir()  # a folder that was there before stays
+    assert segment([tmp_path / "empty"], tmp_path / "mine", models) == 1
+    assert (tmp_path / "mine").is_dir()

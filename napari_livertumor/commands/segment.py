@@ -169,6 +169,7 @@ def run(args) -> int:
     else:
         config = InferenceConfig(**kwargs)
     config.validate()  # a bad option fails before anything is created
+    created = not outdir.exists()
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -176,9 +177,18 @@ def run(args) -> int:
             outdir, f"cannot create the output folder ({exc.strerror or exc})"
         ) from exc
     check_writable_folder(outdir)  # before any case is computed, not after each
-    rows = run_cases(
-        mine, outdir, config, series_uid=args.series, overwrite=args.overwrite, progress=_printer()
-    )
+    try:
+        rows = run_cases(
+            mine,
+            outdir,
+            config,
+            series_uid=args.series,
+            overwrite=args.overwrite,
+            progress=_printer(),
+        )
+    finally:
+        if created and not any(outdir.iterdir()):  # nothing written: leave no empty folder
+            outdir.rmdir()
     if len(cases) > 1:
         name = "summary.csv" if shard[1] == 1 else f"summary_shard-{shard[0]}-of-{shard[1]}.csv"
         written = write_summary(rows, outdir / name)
@@ -488,7 +498,11 @@ def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, 
         except Cancelled:
             raise
         except (LiverTumorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
-            log.error("%s: %s", case.name, exc)
+            text = str(exc)  # an input error already starts with the case's path
+            if text.startswith(str(case.path)):
+                log.error("%s", text)
+            else:
+                log.error("%s: %s", case.name, text)
             rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": str(exc)})
         except Exception as exc:  # noqa: BLE001 - one patient's surprise must not end the batch
             msg = f"unexpected error ({type(exc).__name__}: {exc}); input {case.path}"

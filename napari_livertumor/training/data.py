@@ -77,7 +77,7 @@ def index_cases(data: str | Path, skipped: list | None = None) -> list[CaseRecor
     if root.is_file():
         raise InputError(root, "is a file; give the folder that holds the patients")
     if not root.is_dir():
-        raise InputError(root, "training data folder not found")
+        raise InputError(root, "data folder not found")
     skipped = skipped if skipped is not None else []
     if (root / "imagesTr").is_dir():
         return _index_nifti(root, skipped)
