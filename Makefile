@@ -12,8 +12,10 @@ $(STAMP): pyproject.toml
 	./scripts/install_system_deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# CPU build of PyTorch (a plain `torch` may pull a multi-GB CUDA build); any torch>=2.2 works.
-	$(BIN)/python -m pip install -q "torch==2.13.0" || $(BIN)/python -m pip install -q "torch>=2.2"
+	# PyTorch: any torch>=2.2 works. From plain PyPI a Linux `torch` is the multi-GB CUDA build;
+	# for a CPU-only one: make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
+	$(BIN)/python -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "torch==2.13.0" \
+		|| $(BIN)/python -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "torch>=2.2"
 	$(BIN)/python -m pip install -q -e ".[testing]"
 	touch $(STAMP)
 
