@@ -425,3 +425,14 @@ def test_another_patients_series_in_the_folder_is_named(tmp_path):
     volume = read_dicom_series(tmp_path)
     assert volume.meta["patient_id"] == "HCC_001"
     assert any("another patient" in w and "HCC_002" in w for w in volume.meta["warnings"])
+
+
+def test_values_clipped_to_int16_are_reported(tmp_path):
+    _edit_all(
+        write_ct_series(make_ct(shape=(4, 16, 16)), tmp_path),
+        lambda ds: setattr(ds, "RescaleSlope", 1000),
+    )
+    volume = read_dicom_series(tmp_path)
+    assert any(
+        "were clipped to -32768" in w and "RescaleSlope 1000" in w for w in volume.meta["warnings"]
+    )

@@ -17,14 +17,19 @@ from ..progress import Reporter
 from ._dicom_geometry import SliceHeader
 
 
-def decode_slices(slices, shape_yx, reporter: Reporter, max_workers: int | None) -> np.ndarray:
+def decode_slices(
+    slices, shape_yx, reporter: Reporter, max_workers: int | None, warnings: list | None = None
+) -> np.ndarray:
+    """HU of ``slices`` as int16 ``(n, rows, cols)``; values beyond int16 are clipped, which
+    is said in ``warnings``."""
     n = len(slices)
     out = np.empty((n, *shape_yx), dtype=np.int16)
     workers = max_workers or min(8, (os.cpu_count() or 2) + 2)
     done = 0
+    clipped = [0] * n
 
     def work(k: int) -> None:
-        _slice_hu(slices[k], shape_yx, out[k])
+        clipped[k] = _slice_hu(slices[k], shape_yx, out[k])
 
     reporter.update("dicom pixels", 0, n)
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -40,11 +45,19 @@ def decode_slices(slices, shape_yx, reporter: Reporter, max_workers: int | None)
             for fut in futures:
                 fut.cancel()
             raise
+    if sum(clipped) and warnings is not None:
+        h = slices[next(k for k, c in enumerate(clipped) if c)]
+        warnings.append(
+            f"{sum(clipped)} voxel(s) in {sum(1 for c in clipped if c)} slice(s) lay beyond the "
+            f"int16 range of HU and were clipped to -32768…32767 (e.g. {h.path.name}: "
+            f"RescaleSlope {h.slope:g}, RescaleIntercept {h.intercept:g}): check the scaling"
+        )
     return out
 
 
-def _slice_hu(h: SliceHeader, shape_yx, out: np.ndarray) -> None:
-    """Decode one slice and write its HU into ``out`` (a view into the volume)."""
+def _slice_hu(h: SliceHeader, shape_yx, out: np.ndarray) -> int:
+    """Decode one slice and write its HU into ``out`` (a view into the volume); returns how
+    many values were clipped to the int16 range."""
     rows, cols = shape_yx
     raw = None
     if h.pixel_offset is not None and (h.bits_stored == 16 or h.pixel_representation == 0):
@@ -68,12 +81,14 @@ def _slice_hu(h: SliceHeader, shape_yx, out: np.ndarray) -> None:
         if -32768 <= low and high <= 32767:
             # the common case: stored + intercept fits int16; no full-size temporaries
             np.add(raw, np.int32(intercept), out=out, casting="unsafe")
-            return
+            return 0
         hu = raw.astype(np.int32) + intercept
     else:
         hu = np.rint(raw.astype(np.float32) * h.slope + h.intercept)
+    n_out = int(np.count_nonzero((hu < -32768) | (hu > 32767)))
     np.clip(hu, -32768, 32767, out=hu)
     out[...] = hu
+    return n_out
 
 
 def _pydicom_pixels(h: SliceHeader) -> np.ndarray:

@@ -191,7 +191,7 @@ def read_dicom_series(
             + "; ".join(o.summary() for o in others[:6])
         )
     geometry = stack_geometry(members, warnings)
-    array = decode_slices(geometry.slices, geometry.shape_yx, reporter, max_workers)
+    array = decode_slices(geometry.slices, geometry.shape_yx, reporter, max_workers, warnings)
     if geometry.fill:
         array = fill_gaps(array, geometry.fill)
     first = geometry.slices[0]
