@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, check_writable_folder
 
 
 def add_arguments(parser) -> None:
@@ -59,6 +59,7 @@ def run(args) -> int:
         raise InputError(output, "the output name must end in .nii.gz or .nii")
     if output.exists() and not args.force:
         raise InputError(output, "already exists; use --force to overwrite it")
+    check_writable_folder(output.parent)  # a file in the way, a read-only folder: said first
     if args.meta is not None:  # found out before anything is written
         if args.meta.is_dir():
             raise InputError(args.meta, "--meta takes a JSON file name, and this is a folder")
