@@ -339,7 +339,12 @@ class Segmenter:
                 liver_found = False
             else:
                 liver_found = self._liver_stage(
-                    ct, spacing, labels, rep, warnings, hu_suspect=bool(hu_notes)
+                    ct,
+                    spacing,
+                    labels,
+                    rep,
+                    warnings,
+                    hu_suspect=any(NOT_HU in w for w in hu_notes),
                 )
             timings["liver"] = time.perf_counter() - t0
             if liver_found and self.tumor is not None:
@@ -408,7 +413,7 @@ class Segmenter:
         if not labels.any():  # a liver of under one source voxel after up-sampling
             warnings.append("no liver found: the liver candidate vanished at full resolution")
             return False
-        skull = _inside_skull(ct, labels, hu_suspect=hu_suspect)
+        skull = _inside_skull(ct, labels, spacing, hu_suspect=hu_suspect)
         if skull:
             labels[labels == 1] = 0
             warnings.append(skull)
@@ -583,6 +588,11 @@ MAX_ABS_HU = 1e5
 #: a CT of the body has air around it (-1000 HU) and little bone (> 600 HU): shares of voxels
 MIN_AIR_SHARE = 0.002
 MAX_DENSE_SHARE = 0.2
+NOT_HU = "the values do not look like Hounsfield units"
+#: ... and soft tissue (-150..150 HU) in the body
+MIN_SOFT_SHARE = 0.02
+#: more voxels than this beyond MAX_ABS_HU: refused; fewer: warned about (the window clips them)
+MAX_WILD_SHARE = 0.001
 
 
 def _check_input(volume: CTVolume, cfg: InferenceConfig) -> list[str]:
@@ -634,30 +644,46 @@ def _hu_warnings(arr: np.ndarray, src) -> list[str]:
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return []
+    wild = np.abs(sample) > MAX_ABS_HU
     top = float(np.abs(sample).max())
-    if top > MAX_ABS_HU:
+    if wild.mean() > MAX_WILD_SHARE:
         raise InputError(
             src,
-            f"values up to {top:.3g}: not Hounsfield units (a CT ranges from about -1024 to "
-            "3071, extended scales to about 30 000): check the file's scaling",
+            f"values up to {top:.3g} in {100 * wild.mean():.1f} % of the image: not Hounsfield "
+            "units (a CT ranges from about -1024 to 3071, extended scales to about 30 000): "
+            "check the file's scaling",
         )
+    notes = []
+    if wild.any():  # a few: a converter's no-data fill, a corrupt slice; the HU window clips them
+        notes.append(
+            f"a few voxels hold values up to {top:.3g}, which no CT has (a no-data fill?); "
+            "they are treated as the HU window's ends"
+        )
+        sample = sample[~wild]
     p_lo, p_hi = np.percentile(sample, [0.5, 99.5])
     air = float(np.mean((sample > -1100) & (sample < -850)))
     dense = float(np.mean(sample > 600))
+    soft = float(np.mean((sample > -150) & (sample < 150)))
     seen = f"(most values lie in {p_lo:.4g}…{p_hi:.4g})"
-    if air < MIN_AIR_SHARE:  # normalised or label data, a missing rescale intercept
-        return [
-            f"the values do not look like Hounsfield units: no air at -1000 {seen}. Normalised "
-            "values, a label map or a missing rescale intercept (-1024) give wrong masks: "
+    if air < MIN_AIR_SHARE:  # normalised or label data, a rescale intercept not applied
+        notes.append(
+            f"{NOT_HU}: no air at -1000 {seen}. Normalised "
+            "values, a label map or a rescale intercept (-1024) not applied give wrong masks: "
             "check the file"
-        ]
-    if dense > MAX_DENSE_SHARE:  # the whole body shifted up, e.g. by +1024
-        return [
-            f"the values do not look like Hounsfield units: {100 * dense:.0f} % of the image is "
-            f"denser than bone (600 HU) {seen}; an offset (a rescale intercept applied twice or "
-            "not at all) gives wrong masks: check the file"
-        ]
-    return []
+        )
+    elif dense > MAX_DENSE_SHARE:  # the body shifted up, e.g. by +1024 (padding stays low)
+        notes.append(
+            f"{NOT_HU}: {100 * dense:.0f} % of the image is "
+            f"denser than bone (600 HU) {seen}; values shifted up (a rescale intercept not "
+            "applied?) give wrong masks: check the file"
+        )
+    elif soft < MIN_SOFT_SHARE:  # the body shifted down, e.g. an intercept applied twice
+        notes.append(
+            f"{NOT_HU}: almost nothing lies between -150 "
+            f"and 150 HU, where soft tissue does {seen}; values shifted down (a rescale "
+            "intercept applied twice?) give wrong masks: check the file"
+        )
+    return notes
 
 
 def _signed_hu(ct: np.ndarray) -> np.ndarray:
@@ -917,27 +943,42 @@ def _liver_side_warning(ct: np.ndarray, liver: np.ndarray, spacing) -> str | Non
 
 #: bone in HU (a skull is 700–2000; contrast-filled vessels stay under it)
 BONE_HU = 450.0
-#: share of the found "liver" that may lie inside a closed ring of bone
-MAX_ENCLOSED_BY_BONE = 0.5
+#: share of the found "liver" that may lie inside a closed ring of bone (a brain: all of it;
+#: a liver with a dense rim inside it, lipiodol or a calcified cyst, keeps its own edge outside)
+MAX_ENCLOSED_BY_BONE = 0.8
+#: a skull has air this close outside it (past the scalp), on at least this share of that band
+SKULL_AIR_MM = 15.0
+SKULL_AIR_SHARE = 0.1
 
 
-def _inside_skull(ct: np.ndarray, liver: np.ndarray, hu_suspect: bool = False) -> str | None:
+def _inside_skull(
+    ct: np.ndarray, liver: np.ndarray, spacing=(1.0, 1.0, 1.0), hu_suspect: bool = False
+) -> str | None:
     """A "no liver" message when most of the found organ lies inside closed rings of bone.
 
-    In an axial slice a skull is a closed ring of bone; the ribs and spine around a liver are
-    not (rib segments, cartilage), so a brain taken for a liver is told apart by filling the
-    bone's holes slice by slice and asking how much of the organ falls in them.
+    In an axial slice a skull is a closed ring of bone with the scalp and then air just outside
+    it; the ribs and spine around a liver are not closed (rib segments, cartilage). So a brain
+    taken for a liver is told apart by filling the bone's holes slice by slice and asking how
+    much of the organ falls in them, and the ring is confirmed as a skull by air within
+    ``SKULL_AIR_MM`` outside it (a dense rim inside a liver, e.g. lipiodol after TACE or a
+    calcified cyst, has liver around it, not air).
     """
     from scipy import ndimage as ndi
 
     zs = np.flatnonzero(liver.any(axis=(1, 2)))
     zs = zs[:: max(1, zs.size // 24)]
     inside = total = 0
+    best = (0, None, None)  # the slice with most organ enclosed, and its enclosure
     for z in zs:
         organ = liver[z] == 1
         bone = ct[z] > BONE_HU
+        n = 0
         if bone.any():
-            inside += int(np.count_nonzero(ndi.binary_fill_holes(bone) & organ))
+            filled = ndi.binary_fill_holes(bone)
+            n = int(np.count_nonzero(filled & organ))
+            if n > best[0]:
+                best = (n, z, filled)
+        inside += n
         total += int(np.count_nonzero(organ))
     if total == 0 or inside / total <= MAX_ENCLOSED_BY_BONE:
         return None
@@ -947,10 +988,15 @@ def _inside_skull(ct: np.ndarray, liver: np.ndarray, hu_suspect: bool = False) -
             "lies inside regions brighter than bone would be in Hounsfield units — the values "
             "are not HU (see the warning above)"
         )
+    _, z, filled = best
+    near = ndi.distance_transform_edt(~filled, sampling=tuple(spacing)[1:]) <= SKULL_AIR_MM
+    shell = near & ~filled
+    if not shell.any() or np.mean(ct[z][shell] < -500) < SKULL_AIR_SHARE:
+        return None  # a closed dense ring with no air outside it: not a skull
     return (
         f"no liver found: the organ the liver model picked lies inside closed rings of bone "
-        f"({100 * inside / total:.0f} % of it), as a brain inside a skull does — is this a head "
-        "CT? The liver model needs an abdominal CT"
+        f"({100 * inside / total:.0f} % of it) with air just outside them, as a brain inside a "
+        "skull does — is this a head CT? The liver model needs an abdominal CT"
     )
 
 

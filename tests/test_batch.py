@@ -243,6 +243,9 @@ def test_a_second_batch_into_the_same_folder_keeps_the_earlier_rows(tmp_path, mo
     assert segment([tmp_path / "a"], tmp_path / "out2", models) == 0
     assert (tmp_path / "out2" / "summary.csv").read_text() == "my own notes\n"
     assert len(read_rows(tmp_path / "out2" / "summary-1.csv")) == 2
+    assert segment([tmp_path / "b"], tmp_path / "out2", models) == 0  # merged there again
+    assert len(read_rows(tmp_path / "out2" / "summary-1.csv")) == 4
+    assert not (tmp_path / "out2" / "summary-2.csv").exists()
 
 
 def test_an_output_folder_that_cannot_be_written_is_refused_before_any_case_runs(

@@ -436,3 +436,13 @@ def test_values_clipped_to_int16_are_reported(tmp_path):
     assert any(
         "were clipped to -32768" in w and "RescaleSlope 1000" in w for w in volume.meta["warnings"]
     )
+
+
+def test_a_series_copied_twice_into_the_folder_reads_once_with_a_warning(tmp_path):
+    """Two copies of the same files (a re-copied download) are not a collapsed stack."""
+    source = make_ct(shape=(6, 16, 16))
+    write_ct_series(source, tmp_path / "orig")
+    shutil.copytree(tmp_path / "orig", tmp_path / "copy")
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, source.array)
+    assert any("repeated an existing position" in w for w in volume.meta["warnings"])

@@ -808,15 +808,19 @@ def _head_ct(shape=(30, 128, 128), spacing=(3.0, 1.0, 1.0)):
 
 
 def test_a_head_ct_gives_no_liver_and_says_why():
-    result = segment_ct(
-        _head_ct(), InferenceConfig(device="cpu", min_liver_ml=1), models=oracle_models()
-    )
-    assert not result.labels.any()
-    assert any("no liver found" in w and "head CT" in w for w in result.warnings)
+    """A brain taken for a liver lies inside closed rings of skull (checked on the organ the
+    liver model picked: the brain, not the skull)."""
+    from napari_livertumor.pipeline import _inside_skull
+
+    head = _head_ct()
+    brain = (np.asarray(head.array) == LIVER_HU).astype(np.uint8)
+    said = _inside_skull(np.asarray(head.array), brain, head.spacing)
+    assert said is not None and "no liver found" in said and "head CT" in said
     # an abdomen (no closed ring of bone around the liver) is not taken for a head
     vol, liver, _ = phantom()
     normal = segment_ct(vol, InferenceConfig(device="cpu", min_liver_ml=1), models=oracle_models())
     assert not any("head CT" in w for w in normal.warnings) and normal.labels.any()
+    assert _inside_skull(np.asarray(vol.array), liver.astype(np.uint8), vol.spacing) is None
 
 
 def test_values_that_are_not_hounsfield_units_are_warned_about():
@@ -825,10 +829,54 @@ def test_values_that_are_not_hounsfield_units_are_warned_about():
     ok = segment_ct(_with_air(vol), cfg, models=oracle_models())
     assert not any("Hounsfield" in w for w in ok.warnings)
     arr = np.asarray(_with_air(vol).array, np.float32)
-    for name, values in (("normalised", (arr + 1024) / 4096), ("offset", arr + 1024)):
+    up = arr + 1024  # an intercept not applied, the field of view's padding still at -1024
+    up[:, :, :8] = -1024
+    cases = {
+        "normalised": ((arr + 1024) / 4096, "no air at -1000"),
+        "shifted up": (up, "denser than bone"),
+        "shifted down": (arr - 1024, "almost nothing lies between -150 and 150"),
+    }
+    for name, (values, says) in cases.items():
         odd = CTVolume(values, spacing=vol.spacing, meta={"modality": "CT"})
         result = segment_ct(odd, cfg, models=oracle_models())
-        assert any("do not look like Hounsfield units" in w for w in result.warnings), name
+        assert any(
+            "do not look like Hounsfield units" in w and says in w for w in result.warnings
+        ), (
+            name,
+            result.warnings,
+        )
+    # a few absurd voxels (a no-data fill) are warned about, not a reason to refuse the scan
+    few = arr.copy()
+    few[0, 0, :3] = -3.4e38
+    result = segment_ct(
+        CTVolume(few, spacing=vol.spacing, meta={"modality": "CT"}), cfg, models=oracle_models()
+    )
+    assert any("no CT has" in w for w in result.warnings) and result.labels.any()
+
+
+def test_bone_dense_tissue_inside_the_liver_is_not_taken_for_a_skull():
+    """A dense rim inside the liver (lipiodol after TACE, a calcified cyst: > 450 HU) that
+    encloses most of it is still no skull: the liver's own edge lies outside it."""
+    from scipy import ndimage as ndi
+
+    from napari_livertumor.pipeline import _inside_skull
+
+    vol, liver, _ = phantom()
+    arr = np.array(_with_air(vol).array)
+    ring = np.zeros_like(liver)
+    for z in range(liver.shape[0]):
+        if liver[z].any():
+            outer = ndi.binary_erosion(liver[z], iterations=6)
+            ring[z] = outer & ~ndi.binary_erosion(outer, iterations=2)
+    arr[ring] = 1200
+    enclosed = sum(ndi.binary_fill_holes(ring[z]).sum() for z in range(ring.shape[0]))
+    assert 0.5 < enclosed / liver.sum() < 0.8  # the rim holds most of the liver
+    assert _inside_skull(arr, liver.astype(np.uint8), vol.spacing) is None
+    dense = CTVolume(arr, spacing=vol.spacing, meta={"modality": "CT"})
+    result = segment_ct(
+        dense, InferenceConfig(device="cpu", min_liver_ml=1), models=oracle_models()
+    )
+    assert not any("head CT" in w for w in result.warnings) and (result.labels > 0).any()
 
 
 @pytest.mark.parametrize(

@@ -306,3 +306,27 @@ def test_synth_force_refuses_a_folder_that_holds_no_cohort(tmp_path, capsys):
     assert main(["synth", "-o", str(out), "--cases", "1", "--layout", "nifti", "--force"]) == 1
     assert "holds none" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["HCC_001_labels.nii.gz"]
+
+
+def test_a_stopped_synth_run_can_be_redone_with_force(tmp_path):
+    from napari_livertumor.errors import Cancelled
+    from napari_livertumor.progress import Reporter
+    from napari_livertumor.synth.cohort import make_cohort
+
+    out = tmp_path / "cohort"
+    calls = []
+
+    def stop_after_first(stage, done, total):
+        calls.append(done)
+        if done >= 1:
+            raise Cancelled("stopped")
+
+    with pytest.raises(Cancelled):
+        make_cohort(
+            out, 3, layout="nifti", shape="small", reporter=Reporter(progress=stop_after_first)
+        )
+    assert (out / "imagesTr" / "HCC_001.nii.gz").is_file()
+    make_cohort(out, 1, layout="nifti", shape="small", overwrite=True)
+    assert [m["TCIA_ID"] for m in json.loads((out / "synth_manifest.json").read_text())] == [
+        "HCC_001"
+    ]

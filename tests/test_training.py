@@ -493,6 +493,10 @@ def test_init_default_and_a_recipe_by_name_work_outside_a_source_checkout(tmp_pa
     assert [c.init_from for c in configs] == [str(default_model_dir(s)) for s in ("liver", "tumor")]
     args = parser.parse_args(["--data", "d", "--out", "o", "--config", "configs/hcc_tace_gpu.json"])
     assert train_cmd.build_configs(args)  # the built-in recipe of that name
+    # an edited copy given with a wrong folder fails; it is never swapped for the stock recipe
+    args = parser.parse_args(["--data", "d", "--out", "o", "--config", "mine/default_cpu.json"])
+    with pytest.raises(InputError, match="not found"):
+        train_cmd.build_configs(args)
     args = parser.parse_args(["--data", "d", "--out", "o", "--config", "nosuch.json"])
     with pytest.raises(InputError, match="built-in recipes, by name: .*hcc_tace_gpu"):
         train_cmd.build_configs(args)

@@ -176,8 +176,8 @@ def run(args) -> int:
         raise InputError(
             outdir, f"cannot create the output folder ({exc.strerror or exc})"
         ) from exc
-    check_writable_folder(outdir)  # before any case is computed, not after each
     try:
+        check_writable_folder(outdir)  # before any case is computed, not after each
         rows = run_cases(
             mine,
             outdir,
@@ -577,17 +577,15 @@ def write_summary(rows: list[dict], path: Path) -> Path:
     command did not write is left alone: the summary goes to ``summary-1.csv`` (or -2...).
     """
     kept: list[dict] = []
+    taken = path
+    path = _summary_name(path)
+    if path != taken:
+        log.warning("%s is not a summary of this command: kept; writing %s", taken, path)
     if path.exists():
-        old = _read_summary(path)
-        if old is None:
-            taken = path
-            path = _free_name(path)
-            log.warning("%s is not a summary of this command: kept; writing %s", taken, path)
-        else:
-            mine = {r["case"] for r in rows}
-            kept = [r for r in old if r.get("case") not in mine]
-            if kept:
-                log.info("%s keeps %d row(s) of earlier runs", path.name, len(kept))
+        mine = {r["case"] for r in rows}
+        kept = [r for r in _read_summary(path) or [] if r.get("case") not in mine]
+        if kept:
+            log.info("%s keeps %d row(s) of earlier runs", path.name, len(kept))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
     w.writeheader()
@@ -610,10 +608,12 @@ def _read_summary(path: Path) -> list[dict] | None:
     return rows
 
 
-def _free_name(path: Path) -> Path:
-    k = 1
-    while (cand := path.with_name(f"{path.stem}-{k}{path.suffix}")).exists():
+def _summary_name(path: Path) -> Path:
+    """``path``, or ``summary-1.csv``, ``-2``...: the first that is absent or this command's."""
+    cand, k = path, 0
+    while cand.exists() and _read_summary(cand) is None:
         k += 1
+        cand = path.with_name(f"{path.stem}-{k}{path.suffix}")
     return cand
 
 
@@ -623,7 +623,9 @@ def _summary_values(stats: dict) -> dict:
         "tumor_ml": stats.get("tumor_ml"),
         "tumor_to_liver_ratio": stats.get("tumor_to_liver_ratio"),
         "lesion_count": stats.get("lesion_count"),
-        "unsure_lesion_count": len(stats.get("unsure_lesions") or []),
+        "unsure_lesion_count": (
+            None if stats.get("tumor_ml") is None else len(stats.get("unsure_lesions") or [])
+        ),
         "device": stats.get("device"),
         "seconds": (stats.get("timings_s") or {}).get("total"),
         "error": "",

@@ -89,7 +89,7 @@ def build_configs(args) -> list:
     configs = []
     for s in stages:
         init = getattr(args, "init", None)
-        if init == "default":  # the shipped models, wherever the package is installed
+        if init == "default" and not Path(init).exists():  # the installed models
             init = str(default_model_dir(s))
         elif init and len(stages) > 1:
             init = str(Path(init) / s)

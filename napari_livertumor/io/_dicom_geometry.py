@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -144,7 +145,7 @@ def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeom
         warnings,
     )
     first = slices[0]
-    folder = first.path.parent
+    folder = Path(os.path.commonpath([str(h.path.parent) for h in slices]))
     row = np.asarray(first.orientation[:3], dtype=float)
     col = np.asarray(first.orientation[3:], dtype=float)
     normal = np.cross(row, col)
@@ -165,7 +166,7 @@ def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeom
     for h in slices:
         h.location = float(np.dot(h.position, normal))
     slices.sort(key=lambda h: (h.location, h.instance_number))
-    n_slices = len(slices)
+    n_slices = len({h.sop_uid or str(h.path) for h in slices})  # a copy of a file: one slice
     slices = _deduplicate(slices, warnings)
     if n_slices >= 4 and len(slices) <= n_slices // 2:
         raise InputError(

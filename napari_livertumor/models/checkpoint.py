@@ -97,9 +97,9 @@ class ModelMetadata:
         d["hu_window"] = tuple(float(v) for v in d["hu_window"])
         d["target_spacing"] = tuple(float(v) for v in d["target_spacing"])
         d["roi_size"] = tuple(int(v) for v in d["roi_size"])
-        lo, hi = d["hu_window"]
-        if len(d["hu_window"]) != 2 or not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise ValueError(f"hu_window must be two finite values, low < high; got {[lo, hi]}")
+        win = d["hu_window"]
+        if len(win) != 2 or not (all(map(math.isfinite, win)) and win[0] < win[1]):
+            raise ValueError(f"hu_window must be two finite values, low < high; got {list(win)}")
         ts = d["target_spacing"]
         if len(ts) != 3 or not all(math.isfinite(v) and v > 0 for v in ts):
             raise ValueError(f"target_spacing must be three positive sizes in mm; got {list(ts)}")

@@ -111,6 +111,22 @@ def make_cohort(
         raise InputError(out, f"cannot create the output folder ({exc})") from exc
     if present:
         _remove_stale_cases(out, n_cases)
+    # the folder is this command's from now on: a run stopped before the real manifest is
+    # written can be redone with --force, and its cases are known (a stub listing them)
+    if not (out / "synth_manifest.json").is_file():
+        planned = [
+            {"TCIA_ID": f"HCC_{i + 1:03d}", "planned": True}
+            | (
+                {
+                    "image": f"imagesTr/HCC_{i + 1:03d}.nii.gz",
+                    "label": f"labelsTr/HCC_{i + 1:03d}.nii.gz",
+                }
+                if layout == "nifti"
+                else {}
+            )
+            for i in range(n_cases)
+        ]
+        (out / "synth_manifest.json").write_text(json.dumps(planned))
     reporter = reporter or Reporter()
     infos, ids, manifest = [], [], []
     for i in range(n_cases):

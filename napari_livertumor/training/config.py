@@ -8,6 +8,7 @@ a recipe never silently falls back to a default.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 
 from ..errors import InputError, SettingsError
 from ..models import NetworkConfig
+
+log = logging.getLogger("livertumor.train")
 
 STAGES = ("liver", "tumor")
 
@@ -380,10 +383,14 @@ def resolve_recipe(path: str | Path) -> Path:
     """``path`` if it exists, else the built-in recipe of that name (``hcc_tace_gpu``,
     ``configs/hcc_tace_gpu.json``...): the README's commands work outside a source checkout."""
     path = Path(path)
-    if path.exists() or path.is_absolute():
-        return path
+    if path.exists() or path.is_absolute() or path.parent.name not in ("", "configs"):
+        return path  # an edited copy given with a wrong folder must fail, not be swapped
     name = path.name[:-5] if path.name.endswith(".json") else path.name
-    return builtin_recipes().get(name, path)
+    found = builtin_recipes().get(name)
+    if found is None:
+        return path
+    log.info("training config %s: the built-in recipe %s", path, found)
+    return found
 
 
 def load_recipe(path: str | Path) -> dict[str, Any]:
