@@ -363,7 +363,7 @@ class Segmenter:
         timings["total"] = time.perf_counter() - t_start
         stats = compute_stats(labels, tuple(volume.spacing))
         stats["input_axes"] = turn.codes
-        if self.tumor is None:  # liver only: no tumor was looked for, which is not "none found"
+        if self.tumor is None or not liver_found:  # no tumor was looked for: not "none found"
             stats.update(tumor_ml=None, tumor_to_liver_ratio=None, lesion_count=None, lesions=[])
         if self.tumor is not None:  # how small or unsure a lesion may be and still be reported
             min_ml, min_peak = self.lesion_filter()

@@ -186,3 +186,25 @@ def test_an_export_that_fails_half_way_says_what_was_written(tmp_path, monkeypat
     msg = str(info.value)
     assert "already written: c_labels.nii.gz" in msg
     assert "not written: c_stats.json, c_lesions.csv" in msg and "No space" in msg
+
+
+def test_a_liver_only_segmentation_exports_its_tumor_figures_as_not_computed(dicom_viewer, qtbot):
+    """Written as 0 tumor / 0 lesions, a liver-only run read as "no tumor found"."""
+    viewer, widget, vol, labels, out = dicom_viewer
+    layer = viewer.layers["TEST_001 CT segmentation"]
+    layer.data = np.where(labels > 0, 1, 0).astype(np.uint8)  # the liver stage alone
+    layer.metadata["stats"] = {"tumor_ml": None, "warnings": ["no liver found: test note"]}
+    widget.folder.setText(str(out))
+    _export(widget, qtbot)
+    stats = json.loads((out / "TEST_001_stats.json").read_text())
+    assert stats["tumor_ml"] is None and stats["lesion_count"] is None
+    assert "not run" in stats["note"] and stats["model_warnings"] == ["no liver found: test note"]
+    assert stats["liver_ml"] > 0
+    # tumor painted by hand afterwards is measured like any other
+    data = layer.data.copy()
+    data[labels == 2] = 2
+    layer.data = data
+    widget.folder.setText(str(tmp := out.parent / "out2"))
+    _export(widget, qtbot)
+    stats = json.loads((tmp / "TEST_001_stats.json").read_text())
+    assert stats["tumor_ml"] > 0 and "note" not in stats

@@ -138,3 +138,17 @@ def test_a_ground_truth_loaded_later_is_chosen_for_scoring(make_napari_viewer):
     widget.truth_combo.setCurrentIndex(0)  # the user turns scoring off: it stays off
     _layers.add_labels_layer(viewer, truth > 0, vol, "tiny CT segmentation")
     assert widget.truth_layer() is None
+
+
+def test_a_liver_only_segmentation_shows_its_tumor_as_not_computed(viewer_with_labels, qtbot):
+    """0 mL and a tumor Dice of 0 against the truth read as a missed tumor."""
+    viewer, widget, _, pred, _ = viewer_with_labels
+    layer = viewer.layers["tiny CT segmentation"]
+    layer.data = (pred > 0).astype(np.uint8)
+    layer.metadata["stats"] = {"tumor_ml": None}
+    widget.truth_combo.setCurrentText("tiny CT ground truth")
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.volume_table.item(1, 1).text() == "not computed (liver only)"
+    rows = [widget.score_table.item(r, 0).text() for r in range(widget.score_table.rowCount())]
+    assert rows == ["liver"]

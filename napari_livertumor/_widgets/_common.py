@@ -21,10 +21,10 @@ def notify_error(message: str) -> None:
         pass
 
 
-def set_status(label, message: str, *, error: bool = False) -> None:
-    """Write ``message`` in a widget's status label (red for errors)."""
+def set_status(label, message: str, *, error: bool = False, warning: bool = False) -> None:
+    """Write ``message`` in a widget's status label (red for errors, amber for warnings)."""
     try:
-        label.setStyleSheet("color: #ff6b6b;" if error else "")
+        label.setStyleSheet("color: #ff6b6b;" if error else "color: #e0b040;" if warning else "")
         label.setText(message)
     except RuntimeError:  # label already deleted
         pass

@@ -210,6 +210,16 @@ def volume_of(layer: Layer) -> CTVolume:
     )
 
 
+def tumor_not_assessed(layer, labels=None) -> bool:
+    """True for a model segmentation whose tumor stage never ran (liver only, or no liver
+    found) and in which nobody has painted tumor since: its tumor figures are unknown, not 0."""
+    stats = (getattr(layer, "metadata", None) or {}).get("stats") or {}
+    if "tumor_ml" not in stats or stats["tumor_ml"] is not None:
+        return False
+    data = layer.data if labels is None else labels
+    return not bool(np.any(np.asarray(data) == 2))
+
+
 def output_labels(layer: Labels) -> tuple[np.ndarray, str]:
     """A uint8 snapshot of ``layer`` in output classes (0 background, 1 liver, 2 tumor).
 

@@ -183,9 +183,21 @@ class ExportWidget(JobWidgetMixin, QWidget):
             set_status(self.status, str(exc), error=True)
             return
         kinds = {f.name.removeprefix(self._case() + "_"): f for f in files}
+        extra = {}
+        model_stats = layer.metadata.get("stats") or {}
+        if _layers.tumor_not_assessed(layer, labels):
+            extra = {
+                "tumor_ml": None,
+                "tumor_to_liver_ratio": None,
+                "lesion_count": None,
+                "note": "the tumor stage was not run (liver only, or no liver found): the tumor "
+                "figures are not computed, and the tumor mask is empty for that reason",
+            }
+        if model_stats.get("warnings"):
+            extra["model_warnings"] = list(model_stats["warnings"])
 
         def target(progress, should_cancel):
-            return write_exports(labels, volume, kinds, progress=progress)
+            return write_exports(labels, volume, kinds, progress=progress, extra_stats=extra)
 
         self.run_job(
             target,
@@ -256,15 +268,19 @@ class ExportWidget(JobWidgetMixin, QWidget):
         return _safe_name(ct_name or (layer.name if layer is not None else "case"))
 
 
-def write_exports(labels: np.ndarray, volume, files: dict[str, Path], progress=None) -> list:
+def write_exports(
+    labels: np.ndarray, volume, files: dict[str, Path], progress=None, extra_stats=None
+) -> list:
     """Write each requested kind (``labels.nii.gz``, ``liver.nii.gz``, ``tumor.nii.gz``,
     ``seg.dcm``, ``stats.json``, ``lesions.csv``) to its path; returns the paths written.
+    ``extra_stats`` is merged into the statistics (the model's warnings, tumor not assessed).
 
     A failure after some files were written says which were and which were not.
     """
     labels, volume = volume.to_stored(labels)  # a NIfTI shown turned: the file's own grid
     written: list[Path] = []
     stats: dict = {}
+    extra = dict(extra_stats or {})
     # the DICOM SEG first: it is the one that refuses most (a CT not read from DICOM, a missing
     # attribute), and then nothing else has been replaced yet
     order = sorted(files.items(), key=lambda kv: kv[0] != "seg.dcm")
@@ -272,7 +288,7 @@ def write_exports(labels: np.ndarray, volume, files: dict[str, Path], progress=N
         if progress is not None:
             progress("export", i, len(files))
         try:
-            _write_one(kind, path, labels, volume, stats)
+            _write_one(kind, path, labels, volume, stats, extra)
         except Exception as exc:
             if not written:
                 raise
@@ -288,7 +304,7 @@ def write_exports(labels: np.ndarray, volume, files: dict[str, Path], progress=N
     return written
 
 
-def _write_one(kind: str, path: Path, labels: np.ndarray, volume, stats: dict) -> None:
+def _write_one(kind: str, path: Path, labels: np.ndarray, volume, stats: dict, extra=None) -> None:
     """Write one export; ``stats`` caches the statistics for the JSON and the CSV."""
     from ..io.nifti import write_nifti
 
@@ -310,6 +326,7 @@ def _write_one(kind: str, path: Path, labels: np.ndarray, volume, stats: dict) -
             stats.update(compute_stats(labels, volume.spacing))
             stats["source"] = str(volume.meta.get("source", ""))
             stats["series_uid"] = str(volume.meta.get("series_uid", ""))
+            stats.update(extra or {})
         text = json.dumps(stats, indent=2) if kind == "stats.json" else _lesion_csv(stats)
         atomic_write_text(path, text)
     else:

@@ -204,12 +204,27 @@ class InspectWidget(JobWidgetMixin, QWidget):
     def _show(self, name: str, stats: dict, scores: dict | None, layer=None) -> None:
         self.stats, self.scores = stats, scores
         self._measured_layer = layer if layer is not None else self.labels_layer()
-        rows = [
-            ("Liver (mL)", f"{stats['liver_ml']:.1f}"),
-            ("Tumor (mL)", f"{stats['tumor_ml']:.2f}"),
-            ("Tumor / liver", f"{100 * stats['tumor_to_liver_ratio']:.2f} %"),
-            ("Lesions", str(stats["lesion_count"])),
-        ]
+        unknown = self._measured_layer is not None and _layers.tumor_not_assessed(
+            self._measured_layer
+        )
+        if unknown:  # liver only: "0 tumor" and a tumor Dice of 0 would read as a miss
+            rows = [
+                ("Liver (mL)", f"{stats['liver_ml']:.1f}"),
+                ("Tumor (mL)", "not computed (liver only)"),
+                ("Tumor / liver", "—"),
+                ("Lesions", "—"),
+            ]
+            if scores is not None:
+                scores = {c: v for c, v in scores.items() if "tumor" not in c.lower()} or None
+                self.scores = scores
+        else:
+            ratio = stats["tumor_to_liver_ratio"]
+            rows = [
+                ("Liver (mL)", f"{stats['liver_ml']:.1f}"),
+                ("Tumor (mL)", f"{stats['tumor_ml']:.2f}"),
+                ("Tumor / liver", "—" if not stats["liver_ml"] else f"{100 * ratio:.2f} %"),
+                ("Lesions", str(stats["lesion_count"])),
+            ]
         _fill_table(self.volume_table, rows)
         _fit_height(self.volume_table, len(rows))
         lesions = [

@@ -243,21 +243,37 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             f"Done on {result.device} in {result.timings.get('total', 0):.1f} s: liver "
             f"{s['liver_ml']:.0f} mL, {tumor}."
         )
+        # what makes the numbers untrustworthy comes first, in amber, and as a notification
+        from ..pipeline import NOT_HU
+
+        serious = [w for w in result.warnings if NOT_HU in w or w.startswith("no liver found")]
+        not_hu = any(NOT_HU in w for w in serious)
+        if serious:
+            msg = "\n".join(f"⚠ {w}" for w in serious) + "\n" + msg
+            _notify_warning(serious[0])
         unsure = s.get("unsure_lesions") or []
         points = _show_unsure(self.viewer, layer, unsure)
         if unsure:
             msg += (
                 f"\n{len(unsure)} unsure candidate(s) dropped by the lesion filter "
-                f"({sum(u['volume_ml'] for u in unsure):.1f} mL), marked in '{points}'; "
-                "untick 'Drop unsure lesions' and run again to keep them."
+                f"({sum(u['volume_ml'] for u in unsure):.1f} mL), marked in '{points}'"
+                + (
+                    "."  # on values that are not HU, keeping more of them helps nobody
+                    if not_hu
+                    else "; untick 'Drop unsure lesions' and run again to keep them."
+                )
             )
+        fallback = _default_stage_note(self.model_combo.currentData(), s.get("tumor_ml") is None)
+        if fallback:
+            msg += f"\n{fallback}"
         if kept:
             msg += f"\nYour previous labels were kept as '{kept}' (hidden)."
         if ct_name not in [ly.name for ly in self.viewer.layers]:
             msg += f"\nThe CT layer '{ct_name}' was removed meanwhile; labels keep its geometry."
         for w in result.warnings:
-            msg += f"\n⚠ {w}"
-        set_status(self.status, msg)
+            if w not in serious:
+                msg += f"\n⚠ {w}"
+        set_status(self.status, msg, warning=bool(serious))
 
     # ------------------------------------------------------------------ slots
     def _run_clicked(self) -> None:
@@ -272,6 +288,34 @@ class SegmentWidget(JobWidgetMixin, QWidget):
     def _ct_layer(self):
         name = self.ct_combo.currentText()
         return next((ly for ly in _layers.ct_layers(self.viewer) if ly.name == name), None)
+
+
+def _notify_warning(text: str) -> None:
+    try:
+        from napari.utils.notifications import show_warning
+
+        show_warning(text)
+    except Exception:  # noqa: BLE001 - a notification is a courtesy; the status says it too
+        pass
+
+
+def _default_stage_note(folder: str | None, liver_only: bool) -> str | None:
+    """Which stage of a chosen model folder fell back to the shipped default, said aloud."""
+    if folder is None:
+        return None
+    try:
+        liver, tumor = _model_paths(folder)
+    except Exception:  # noqa: BLE001 - the run itself already used (or refused) the folder
+        return None
+    missing = [s for s, m in (("liver", liver), ("tumor", tumor)) if m is None]
+    if liver_only and "tumor" in missing:
+        missing.remove("tumor")
+    if not missing:
+        return None
+    return (
+        f"{' and '.join(m.capitalize() for m in missing)} model: the shipped default "
+        f"({Path(folder).name} holds no {' or '.join(missing)} model)."
+    )
 
 
 def _model_paths(folder: str | None) -> tuple[Path | None, Path | None]:

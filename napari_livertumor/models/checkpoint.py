@@ -251,13 +251,33 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
     try:
         net.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0:3]
         raise ModelError(
-            weights, "weights do not match the network in metadata.json: " + " ".join(first)
+            weights, "weights do not match the network in metadata.json: " + _mismatch(net, sd)
         ) from exc
     net.eval()
     net.to(torch.device(device))
     return LoadedModel(network=net, metadata=meta, path=folder)
+
+
+def _mismatch(net, sd: dict) -> str:
+    """One line on how ``sd`` differs from ``net``'s parameters (not PyTorch's long dump)."""
+    want = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in sd.items()}
+    sized = [k for k in want if k in have and want[k] != have[k]]
+    missing = [k for k in want if k not in have]
+    extra = [k for k in have if k not in want]
+    parts = []
+    if sized:
+        k = sized[0]
+        parts.append(
+            f"{len(sized)} tensor(s) of another size (e.g. {k}: {list(have[k])} in the file, "
+            f"{list(want[k])} for the network described)"
+        )
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if extra:
+        parts.append(f"{len(extra)} unexpected (e.g. {extra[0]})")
+    return "; ".join(parts) or "the layers differ"
 
 
 def default_model_dir(stage: str) -> Path:
