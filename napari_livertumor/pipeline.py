@@ -605,6 +605,17 @@ def _check_input(volume: CTVolume, cfg: InferenceConfig) -> list[str]:
             f"modality is {modality}, not CT: the models expect CT in Hounsfield units "
             "(set allow_non_ct to force)",
         )
+    return check_volume(volume)
+
+
+def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
+    """Refuse a volume no CT can be (a mask, complex values, spacing outside 0.05–30 mm,
+    values far beyond HU) and return warnings on values that do not look like HU.
+
+    ``for_models``: a volume too small for the models is refused; with False (loading it to
+    look at) it is a warning instead.
+    """
+    src = volume.meta.get("source")
     arr = volume.array
     if arr.size == 0 or min(arr.shape) < 1:
         raise InputError(src, f"empty volume (shape {arr.shape})")
@@ -624,17 +635,20 @@ def _check_input(volume: CTVolume, cfg: InferenceConfig) -> list[str]:
         )
     extent = [n * v for n, v in zip(arr.shape, spacing, strict=True)]
     min_z, min_xy = MIN_EXTENT_MM
+    notes = []
     if arr.shape[0] < MIN_SLICES or extent[0] < min_z or min(extent[1:]) < min_xy:
-        raise InputError(
-            src,
+        small = (
             "too small to hold a liver: "
             + " × ".join(str(n) for n in arr.shape)
             + " voxels, "
             + " × ".join(f"{e:.0f}" for e in extent)
             + f" mm (z, y, x); at least {MIN_SLICES} slices, {min_z:g} mm through-plane and "
-            f"{min_xy:g} mm in-plane are needed",
+            f"{min_xy:g} mm in-plane are needed"
         )
-    return _hu_warnings(arr, src)
+        if for_models:
+            raise InputError(src, small)
+        notes.append(f"the models will refuse it: {small}")
+    return notes + _hu_warnings(arr, src)
 
 
 def _hu_warnings(arr: np.ndarray, src) -> list[str]:
@@ -1064,6 +1078,7 @@ __all__ = [
     "Segmenter",
     "refine_labels",
     "resolve_device",
+    "check_volume",
     "segment_ct",
     "tumor_mask_from_score",
 ]

@@ -201,3 +201,63 @@ def test_another_patients_seg_in_the_folder_is_not_proposed_and_never_blocks_the
     np.testing.assert_array_equal(layer.data, vol_b.array)
     assert not _layers.labels_layers(viewer, role="ground_truth")
     assert "The ground truth was not loaded" in widget.status.text()
+
+
+def _load_nifti(widget, qtbot, path):
+    widget.source.setCurrentText(SOURCES[1])
+    widget.path.setText(str(path))
+    widget.truth_path.clear()
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+
+
+def test_a_scan_no_ct_can_be_is_refused_and_a_doubtful_one_is_flagged(load_widget, qtbot, tmp_path):
+    """A km-sized spacing stretched the viewer's slider to 74 698 steps; [0, 1] values and a
+    3×3×3 file loaded without a word."""
+    from napari_livertumor.io import CTVolume
+
+    viewer, widget = load_widget
+    vol, _ = tiny_ct()
+    write_nifti(CTVolume(vol.array, spacing=(2500.0, 800.0, 800.0)), tmp_path / "km.nii.gz")
+    _load_nifti(widget, qtbot, tmp_path / "km.nii.gz")
+    assert len(viewer.layers) == 0 and "implausible voxel spacing" in widget.status.text()
+    normalised = CTVolume(((vol.array + 1024) / 4096).astype(np.float32), spacing=vol.spacing)
+    write_nifti(normalised, tmp_path / "unit.nii.gz")
+    _load_nifti(widget, qtbot, tmp_path / "unit.nii.gz")
+    assert len(_layers.ct_layers(viewer)) == 1
+    assert widget.status.text().startswith("⚠ the values do not look like Hounsfield units")
+    write_nifti(CTVolume(np.zeros((3, 3, 3), np.int16), spacing=(1, 1, 1)), tmp_path / "t.nii.gz")
+    _load_nifti(widget, qtbot, tmp_path / "t.nii.gz")
+    assert "the models will refuse it: too small" in widget.status.text()
+
+
+def test_loading_a_second_scan_shows_it_not_the_previous_one(load_widget, qtbot, tmp_path):
+    from napari_livertumor.io import CTVolume
+
+    viewer, widget = load_widget
+    vol, _ = tiny_ct()
+    write_nifti(vol, tmp_path / "a.nii.gz")
+    far = CTVolume(vol.array, spacing=vol.spacing, origin=(500.0, 0.0, 0.0))  # 50 cm higher
+    write_nifti(far, tmp_path / "b.nii.gz")
+    _load_nifti(widget, qtbot, tmp_path / "a.nii.gz")
+    _load_nifti(widget, qtbot, tmp_path / "b.nii.gz")
+    new = _layers.ct_layers(viewer)[-1]
+    z_lo = new.data_to_world([0, 0, 0])[0]
+    z_hi = new.data_to_world([new.data.shape[0] - 1, 0, 0])[0]
+    assert min(z_lo, z_hi) <= viewer.dims.point[0] <= max(z_lo, z_hi)
+
+
+def test_find_series_names_the_patients_when_a_folder_holds_two(load_widget, qtbot, tmp_path):
+    from napari_livertumor.io.dicom_write import write_ct_series
+
+    viewer, widget = load_widget
+    vol, _ = tiny_ct()
+    for pid in ("HCC_001", "HCC_002"):
+        write_ct_series(vol, tmp_path / pid, patient_id=pid, series_description="LIVER")
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(tmp_path))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    rows = [widget.series_table.item(r, 0).text() for r in range(widget.series_table.rowCount())]
+    assert sorted(rows) == ["HCC_001: LIVER", "HCC_002: LIVER"]
+    assert "belong to 2 patients (HCC_001, HCC_002)" in widget.status.text()

@@ -196,6 +196,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 from ..io.nifti import read_nifti
 
                 volume = read_nifti(path_text)
+            from ..pipeline import check_volume
+
+            # what no CT can be is refused here (an absurd spacing also breaks the viewer's
+            # slider); what only looks off is said beside the loaded scan
+            notes = check_volume(volume, for_models=False)
             truth_problem = None
             if truth_text:
                 try:
@@ -208,7 +213,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
             turn = shown.meta.get("stored_turn")
             if turn is not None and truth is not None:
                 truth = turn.apply(truth)
-            return shown, truth, truth_problem
+            return shown, truth, truth_problem, notes
 
         self.run_job(
             target,
@@ -235,9 +240,12 @@ class LoadWidget(JobWidgetMixin, QWidget):
         foreign = len(all_segs) - len(segs)
         table = self.series_table
         table.setRowCount(len(self._series))
+        patients = sorted({getattr(s, "patient_id", "") for s in self._series})
         for r, s in enumerate(self._series):
             spacing = "×".join(f"{v:.3g}" for v in s.spacing) if s.spacing else "?"
             desc = s.description or "(no description)"
+            if len(patients) > 1:  # rows of two patients can look the same
+                desc = f"{s.patient_id or '?'}: {desc}"
             if s.modality != "CT":
                 desc += f" [{s.modality}]"
             for c, text in enumerate([desc, str(s.n_slices), spacing, s.phase or "?"]):
@@ -254,10 +262,20 @@ class LoadWidget(JobWidgetMixin, QWidget):
             msg += f"; ground truth: {len(segs)} DICOM SEG (filled in below the path)"
         if foreign:
             msg += f"; {foreign} DICOM SEG drawn on a series that is not here (not used)"
-        set_status(self.status, msg if self._series else "No DICOM image series found here.")
+        if len(patients) > 1:
+            msg = (
+                f"⚠ these series belong to {len(patients)} patients "
+                f"({', '.join(p or '?' for p in patients)}): keep one patient per folder, or "
+                "check which row you load\n" + msg
+            )
+        set_status(
+            self.status,
+            msg if self._series else "No DICOM image series found here.",
+            warning=len(patients) > 1,
+        )
 
     def _show_volume(self, loaded) -> None:
-        volume, truth, truth_problem = loaded
+        volume, truth, truth_problem, notes = loaded
         name = _layers.unique_name(self.viewer, _layers._volume_name(volume))
         layer = _layers.add_ct_layer(self.viewer, volume, name=name)
         _layers.set_window(layer, self.window.currentText())
@@ -272,14 +290,17 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 opacity=0.4,
             )
         self.viewer.layers.selection.active = layer
+        _show_layer_centre(self.viewer, layer)  # the new scan, not the previous patient's
         self.last_volume = volume
         dz, dy, dx = volume.spacing
         msg = f"Loaded '{name}': {volume.shape[0]} slices, {dz:.3g}×{dy:.3g}×{dx:.3g} mm"
+        if notes:  # what makes the scan doubtful comes first
+            msg = "\n".join(f"⚠ {w}" for w in notes) + "\n" + msg
         for w in volume.meta.get("warnings", []) or []:
             msg += f"\n⚠ {w}"
         if truth_problem:
             msg += f"\nThe ground truth was not loaded: {truth_problem}"
-        set_status(self.status, msg, error=bool(truth_problem))
+        set_status(self.status, msg, error=bool(truth_problem), warning=bool(notes))
 
     # ------------------------------------------------------------------ small slots
     def _load_clicked(self) -> None:
@@ -372,3 +393,13 @@ def _read_truth(path, volume):
 
 
 __all__ = ["LoadWidget", "notify_error"]
+
+
+def _show_layer_centre(viewer, layer) -> None:
+    """Move the slice and the camera to the middle of ``layer`` (keeps the zoom)."""
+    try:
+        centre = layer.data_to_world([(n - 1) / 2 for n in layer.data.shape])
+        viewer.dims.set_point(0, float(centre[0]))
+        viewer.camera.center = tuple(float(c) for c in centre)
+    except Exception:  # noqa: BLE001 - a view nicety; the layer is loaded either way
+        pass
