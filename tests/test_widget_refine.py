@@ -386,3 +386,12 @@ def test_the_setting_inputs_line_up_in_one_column(refine_setup, qtbot):
     x_alpha = widget.alpha.native.mapTo(params, widget.alpha.native.rect().topLeft()).x()
     assert {x_alpha} == xs
     widget.method.value = "chan_vese"
+
+
+def test_apply_to_a_lesion_on_a_segmentation_without_tumor_says_so(refine_setup, qtbot):
+    viewer, widget, seg, *_ = refine_setup
+    seg.data = np.where(seg.data > 0, 1, 0).astype(np.uint8)  # the liver stage alone
+    seg.metadata["stats"] = {"tumor_ml": None}
+    widget.apply_lesion()
+    text = widget.status.text()
+    assert "has no tumor to refine" in text and "tumor stage was not run" in text

@@ -577,6 +577,14 @@ class RefineWidget(JobWidgetMixin, QWidget):
             idx = tuple(int(round(float(p))) for p in pos)
             inside = all(0 <= i < n for i, n in zip(idx, comps.shape, strict=True))
             lesion = int(comps[idx]) if inside else 0
+            if not comps.any():  # no lesion at all: nothing to point at
+                why = (
+                    " (its tumor stage was not run: liver only, or no liver found)"
+                    if _layers.tumor_not_assessed(mask_layer)
+                    else ""
+                )
+                set_status(self.status, f"'{mask_layer.name}' has no tumor to refine{why}.")
+                return
             if lesion == 0:
                 set_status(
                     self.status,
