@@ -261,3 +261,25 @@ def test_find_series_names_the_patients_when_a_folder_holds_two(load_widget, qtb
     rows = [widget.series_table.item(r, 0).text() for r in range(widget.series_table.rowCount())]
     assert sorted(rows) == ["HCC_001: LIVER", "HCC_002: LIVER"]
     assert "belong to 2 patients (HCC_001, HCC_002)" in widget.status.text()
+
+
+def test_the_notification_names_the_file_first_and_its_folder_last(
+    load_widget, qtbot, tmp_path, monkeypatch
+):
+    """A deep path used to fill the toast before the problem was said."""
+    import napari.utils.notifications as notifications
+
+    shown = []
+    monkeypatch.setattr(notifications, "show_error", shown.append)
+    viewer, widget = load_widget
+    deep = tmp_path / "HCC_009" / "02-15-1998-NA-PP CAPLIVER PROTO.-10975" / "103.000000-LIVER"
+    deep.mkdir(parents=True)
+    (deep / "ct.nii.gz").write_bytes(b"this is not a NIfTI file")
+    widget.source.setCurrentText(SOURCES[1])
+    widget.path.setText(str(deep / "ct.nii.gz"))
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    assert len(viewer.layers) == 0
+    assert str(deep / "ct.nii.gz") in widget.status.text()  # the status keeps the whole path
+    (toast,) = shown
+    assert toast.startswith("ct.nii.gz: ") and toast.endswith(f"(in {deep})"), toast

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from qtpy.QtWidgets import QComboBox
@@ -11,13 +12,45 @@ from qtpy.QtWidgets import QComboBox
 from ._jobs import Job, error_text
 
 
+def toast_text(message: str) -> str:
+    """``message`` for a notification: a leading file path is cut to its name.
+
+    Messages about a file start with its full path ("/data/HCC_009/…/1-001.dcm: not DICOM");
+    a notification shows only its first line or so, which a deep path fills. The toast says
+    "1-001.dcm: not DICOM (in /data/HCC_009/…)" instead; the widget's status keeps the original.
+    """
+    head, sep, rest = message.partition(": ")
+    if not sep or "\n" in head:
+        return message
+    if PurePosixPath(head).is_absolute():
+        path = PurePosixPath(head)
+    elif PureWindowsPath(head).is_absolute():
+        path = PureWindowsPath(head)
+    else:
+        return message
+    if not path.name or path.parent == path:
+        return message
+    first, nl, more = rest.partition("\n")
+    return f"{path.name}: {first} (in {path.parent}){nl}{more}"
+
+
 def notify_error(message: str) -> None:
     """Show ``message`` in napari's notification area (never raises)."""
     try:
         from napari.utils.notifications import show_error
 
-        show_error(message)
+        show_error(toast_text(message))
     except Exception:  # a closing viewer must not turn a message into a crash
+        pass
+
+
+def notify_warning(message: str) -> None:
+    """Show ``message`` as a napari warning notification (never raises)."""
+    try:
+        from napari.utils.notifications import show_warning
+
+        show_warning(toast_text(message))
+    except Exception:  # a notification is a courtesy; the widget's status says it too
         pass
 
 

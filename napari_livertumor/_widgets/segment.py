@@ -26,6 +26,7 @@ from ._common import (
     RefreshingCombo,
     device_summary,
     follow_layer_list,
+    notify_warning,
     set_status,
     warm_up_imports,
 )
@@ -250,7 +251,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         not_hu = any(NOT_HU in w for w in serious)
         if serious:
             msg = "\n".join(f"⚠ {w}" for w in serious) + "\n" + msg
-            _notify_warning(serious[0])
+            notify_warning(serious[0])
         unsure = s.get("unsure_lesions") or []
         points = _show_unsure(self.viewer, layer, unsure)
         if unsure:
@@ -288,15 +289,6 @@ class SegmentWidget(JobWidgetMixin, QWidget):
     def _ct_layer(self):
         name = self.ct_combo.currentText()
         return next((ly for ly in _layers.ct_layers(self.viewer) if ly.name == name), None)
-
-
-def _notify_warning(text: str) -> None:
-    try:
-        from napari.utils.notifications import show_warning
-
-        show_warning(text)
-    except Exception:  # noqa: BLE001 - a notification is a courtesy; the status says it too
-        pass
 
 
 def _default_stage_note(folder: str | None, liver_only: bool) -> str | None:
