@@ -275,3 +275,23 @@ def test_a_run_that_writes_nothing_leaves_no_empty_output_folder(tmp_path, model
     (tmp_path / "mine").mkdir()  # a folder that was there before stays
     assert segment([tmp_path / "empty"], tmp_path / "mine", models) == 1
     assert (tmp_path / "mine").is_dir()
+
+
+def test_one_patient_folder_beside_an_empty_one_is_still_a_folder_of_patients(tmp_path, caplog):
+    """HCC_001/ (PatientID HCC_001) beside an empty HCC_002/ was read as one case named after
+    the parent folder, and HCC_002 vanished without a word."""
+    write_ct_series(ct(1), tmp_path / "in" / "HCC_001" / "study" / "ct", patient_id="HCC_001")
+    (tmp_path / "in" / "HCC_002").mkdir()
+    cases = discover_cases([tmp_path / "in"])
+    assert [c.name for c in cases] == ["HCC_001", "HCC_002"]
+    assert cases[0].path == tmp_path / "in" / "HCC_001"
+
+    # one study's series folders (not named after the patient) beside an empty folder: one case,
+    # and the empty folder is named
+    study = tmp_path / "study"
+    write_ct_series(ct(1), study / "103.000000-LIVER 3 PHASE", patient_id="HCC_001")
+    (study / "300.000000-Segmentation").mkdir()
+    with caplog.at_level("WARNING"):
+        cases = discover_cases([study])
+    assert [c.path for c in cases] == [study]
+    assert "no scan in 300.000000-Segmentation" in caplog.text

@@ -295,7 +295,25 @@ def _cases_from_folder(folder: Path) -> list[Case]:
         nii = [p for p in sub.iterdir() if p.is_file() and is_nifti_path(p)]
         if sub not in owners and sub not in unreadable and len(nii) == 1:
             lone_nifti[sub] = nii[0]
-    if len(set(owners.values())) <= 1 and not lone_nifti and not unreadable:
+    # a subfolder named after its patient (HCC_001/ holding PatientID HCC_001, as TCIA and most
+    # PACS exports name them) makes this a folder of patients even with one patient in it
+    named_for_patient = any(sub.name == key[0] for sub, key in owners.items())
+    if (
+        len(set(owners.values())) <= 1
+        and not lone_nifti
+        and not unreadable
+        and not named_for_patient
+    ):
+        # one patient's study (its series in subfolders); a sibling with no scan in it may be a
+        # patient folder left empty: said, since it is not a case of its own here
+        others = [sub for sub in subdirs if sub not in owners]
+        if owners and others:
+            log.warning(
+                "%s: read as one patient's scan (%s); no scan in %s",
+                folder,
+                ", ".join(sub.name for sub in owners),
+                ", ".join(sub.name for sub in others),
+            )
         return [Case(_case_name(folder), folder)]
     cases = [Case(_case_name(sub), sub) for sub in [*owners, *unreadable]]
     cases += [Case(_case_name(sub), p) for sub, p in lone_nifti.items()]
