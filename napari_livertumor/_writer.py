@@ -2,8 +2,10 @@
 
 Both follow npe2's single-layer writer signature ``(path, data, attributes) -> list[str]``. The
 CT's geometry comes from ``attributes["metadata"]["ct_volume"]`` (set by our reader and widgets);
-without it, a NIfTI is written from the layer's ``scale``/``translate`` (axis-aligned) and a DICOM
-SEG is refused with a message, since it must reference the CT's DICOM slices.
+without it, a layer lying on the grid of a CT loaded in the viewer (napari's *New labels layer*)
+takes that CT's geometry; otherwise a NIfTI is written from the layer's ``scale``/``translate``
+(axis-aligned) and a DICOM SEG is refused with a message, since it must reference the CT's DICOM
+slices.
 """
 
 from __future__ import annotations
@@ -85,11 +87,28 @@ def _reference(attributes: dict, shape):
         return volume
     scale = tuple(attributes.get("scale") or (1.0, 1.0, 1.0))[-3:]
     translate = tuple(attributes.get("translate") or (0.0, 0.0, 0.0))[-3:]
+    # a layer with no CT of its own (napari's New labels layer) on a loaded CT's grid: that CT's
+    # orientation and origin, which scale and translate do not hold for a feet-first or oblique CT
+    same = _grid_volume_in_viewer(shape, scale, translate)
+    if same is not None:
+        return same
     return CTVolume(
         np.zeros(shape, np.uint8),
         spacing=scale,
         origin=(translate[2], translate[1], translate[0]),
     )
+
+
+def _grid_volume_in_viewer(shape, scale, translate):
+    try:
+        import napari
+
+        from ._widgets._layers import grid_volume
+
+        viewer = napari.current_viewer()
+        return None if viewer is None else grid_volume(viewer.layers, shape, scale, translate)
+    except Exception:  # noqa: BLE001 - no viewer (a script): the layer's own scale and translate
+        return None
 
 
 #: file name endings that belong to one of the two writers

@@ -208,3 +208,53 @@ def test_a_liver_only_segmentation_exports_its_tumor_figures_as_not_computed(dic
     _export(widget, qtbot)
     stats = json.loads((tmp / "TEST_001_stats.json").read_text())
     assert stats["tumor_ml"] > 0 and "note" not in stats
+
+
+def _oblique_feet_first_ct():
+    from _widget_data import tiny_ct
+
+    from napari_livertumor.io.volume import CTVolume
+
+    vol, labels = tiny_ct()
+    a = np.deg2rad(20)
+    rot = np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
+    direction = rot @ np.diag([1.0, 1.0, -1.0])  # tilted in-plane, slices stored feet first
+    return CTVolume(
+        vol.array,
+        spacing=vol.spacing,
+        origin=(-40.0, 25.0, 180.0),
+        direction=direction,
+        meta=dict(vol.meta),
+    ), labels
+
+
+def test_a_new_labels_layer_painted_on_an_oblique_ct_is_written_in_that_ct_geometry(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """napari's *New labels layer* carries only scale and translate; for a feet-first or tilted
+    CT those were taken for an axis-aligned grid, and the mask was written mirrored (139 mm off
+    on a feet-first series) without a word."""
+    from napari_livertumor._writer import write_labels_nifti
+
+    vol, labels = _oblique_feet_first_ct()
+    viewer = make_napari_viewer()
+    ct = _layers.add_ct_layer(viewer, vol, name="CT")
+    painted = viewer.add_labels(labels.copy(), scale=ct.scale, translate=ct.translate, name="mine")
+    assert _layers.CT_VOLUME not in painted.metadata
+    widget = ExportWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.labels_combo.setCurrentText("mine")
+    widget.folder.setText(str(tmp_path / "out"))
+    _export(widget, qtbot)
+    (written,) = (tmp_path / "out").glob("*_labels.nii.gz")
+    back = read_nifti(written)
+    assert back.same_grid(vol), (back.affine, vol.affine)
+    np.testing.assert_array_equal(back.array, labels)
+
+    # File > Save (the plugin's writer) finds the same CT
+    (path,) = write_labels_nifti(str(tmp_path / "saved.nii.gz"), painted.data, painted._get_state())
+    assert read_nifti(path).same_grid(vol)
+
+    # a layer on no loaded CT's grid keeps its own scale and translate, axis-aligned
+    other = viewer.add_labels(labels.copy(), scale=(3.0, 1.0, 1.0), name="elsewhere")
+    assert np.allclose(_layers.volume_of(other, viewer.layers).direction, np.eye(3))

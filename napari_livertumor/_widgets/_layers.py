@@ -186,17 +186,24 @@ def labels_layers(viewer: napari.Viewer, role: str | None = None) -> list[Labels
     return out
 
 
-def volume_of(layer: Layer) -> CTVolume:
+def volume_of(layer: Layer, layers=None) -> CTVolume:
     """The CTVolume behind a layer: the one in its metadata, or one built from its geometry.
 
-    A layer opened by another reader has no CTVolume; its ``scale`` and ``translate`` still give
-    the grid (axis-aligned, no DICOM UIDs), which is enough to segment, measure and write NIfTI.
+    A layer without a CTVolume (napari's *New labels layer*, another reader's file) that lies
+    on the grid of one of ``layers`` that has one (same shape, scale and translate) takes that
+    CT's geometry: its orientation and true origin, which ``scale`` and ``translate`` alone do
+    not hold for a feet-first, coronal or oblique series (it was written mirrored or shifted).
+    Otherwise ``scale`` and ``translate`` give the grid (axis-aligned, no DICOM UIDs), which is
+    enough to segment, measure and write NIfTI.
     """
     vol = layer.metadata.get(CT_VOLUME)
     if isinstance(vol, CTVolume):
         if vol.shape == tuple(layer.data.shape):
             return vol
         raise ValueError(f"layer '{layer.name}' no longer matches its CT grid")
+    same = grid_volume(layers or (), layer.data.shape, layer.scale, layer.translate)
+    if same is not None:
+        return same
     data = np.asarray(layer.data)
     if data.ndim != 3:
         raise ValueError(f"layer '{layer.name}' is not a 3D volume")
@@ -208,6 +215,24 @@ def volume_of(layer: Layer) -> CTVolume:
         origin=(tx, ty, tz),
         meta={"description": layer.name, "source": str(layer.source.path or "")},
     )
+
+
+def grid_volume(layers, shape, scale, translate) -> CTVolume | None:
+    """The CTVolume of one of ``layers`` whose grid is (``shape``, ``scale``, ``translate``)."""
+    shape = tuple(int(n) for n in shape)
+    if len(shape) != 3:
+        return None
+    scale = np.asarray(scale, float)[-3:]
+    translate = np.asarray(translate, float)[-3:]
+    for ly in layers:
+        vol = (getattr(ly, "metadata", None) or {}).get(CT_VOLUME)
+        if not isinstance(vol, CTVolume) or tuple(vol.shape) != shape:
+            continue
+        if np.allclose(vol.napari_scale, scale, rtol=1e-4, atol=1e-4) and np.allclose(
+            vol.napari_translate, translate, rtol=0, atol=1e-3 * float(scale.max())
+        ):
+            return vol
+    return None
 
 
 def tumor_not_assessed(layer, labels=None) -> bool:

@@ -178,7 +178,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
             set_status(self.status, "Export cancelled: no file was replaced.")
             return
         try:
-            volume = _layers.volume_of(layer)
+            volume = _layers.volume_of(layer, self.viewer.layers)
         except ValueError as exc:
             set_status(self.status, str(exc), error=True)
             return

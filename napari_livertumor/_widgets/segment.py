@@ -161,7 +161,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             set_status(self.status, "Load a CT first (no 3D image layer chosen).", error=True)
             return
         try:
-            volume = _layers.volume_of(layer)
+            volume = _layers.volume_of(layer, self.viewer.layers)
             config = self.build_config()
         except Exception as exc:
             set_status(self.status, str(exc), error=True)
