@@ -139,7 +139,14 @@ def write_nifti(
     img.header.set_data_dtype(array.dtype)
     img.header.set_xyzt_units("mm")
     img.set_sform(volume.affine, code=1)  # scanner-based
-    img.set_qform(volume.affine, code=1)
+    d = np.asarray(volume.direction, float)
+    if np.allclose(d.T @ d, np.eye(3), atol=1e-4):
+        img.set_qform(volume.affine, code=1)
+    else:
+        # sheared axes (a gantry-tilted series): a qform cannot hold them, and nibabel's nearest
+        # rotation put the voxels up to cm away in readers that prefer the qform (ITK, SimpleITK);
+        # qform code 0 leaves the exact sform as the file's only geometry
+        img.set_qform(None, code=0)
     img.header["scl_slope"] = 1.0
     img.header["scl_inter"] = 0.0
     description = str(volume.meta.get("description", ""))[:79]
