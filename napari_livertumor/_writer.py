@@ -42,8 +42,8 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
     out = _with_suffix(Path(path), (".dcm",), ".dcm")
     labels = _labels_array(data)
     metadata = attributes.get("metadata") or {}
-    volume = metadata.get("ct_volume")
-    if volume is None or not volume.meta.get("files"):
+    volume = _reference(attributes, labels.shape)
+    if not volume.meta.get("files"):
         raise InputError(
             out,
             "this labels layer is not linked to a CT read from DICOM; a DICOM SEG must "
@@ -54,6 +54,7 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
     if not values:
         raise InputError(out, "the labels layer is empty; nothing to save")
     segments = [(v, names.get(v, f"Label {v}")) for v in values]
+    notes: list[str] = []
     write_dicom_seg(
         labels,
         volume,
@@ -61,7 +62,12 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
         segments,
         algorithm_type="SEMIAUTOMATIC",
         series_description=str(attributes.get("name") or "Segmentation")[:64],
+        notes=notes,
     )
+    for note in notes:  # napari shows a warning raised here as a notification
+        import warnings
+
+        warnings.warn(note, UserWarning, stacklevel=2)
     return [str(out)]
 
 

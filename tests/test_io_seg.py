@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pydicom
 import pytest
@@ -190,3 +192,35 @@ def test_patient_without_seg_is_named(tmp_path, ct):
 
     with pytest.raises(InputError, match="no DICOM SEG"):
         load_tcia_case(tmp_path / "ct")
+
+
+def test_a_liver_tumor_label_is_a_tumor_not_liver():
+    """ "Liver mass", "Liver tumor" and "Liver lesion" were read as liver, the first word found."""
+    labels = (
+        "Liver mass",
+        "Liver Tumor",
+        "liver_lesion",
+        "Mass1",
+        "Tumor 2",
+        "Portal vein (liver)",
+    )
+    assert [label_to_class(t) for t in labels] == [2, 2, 2, 2, 2, 3]
+    assert label_to_class("Liver parenchyma") == 1 and label_to_class("Whole liver") == 1
+
+
+def test_labels_on_slices_filled_over_a_gap_are_left_out_of_the_seg_and_said(tmp_path, ct):
+    """A series with a missing slice (filled by interpolation when read) made the SEG export
+    fail as a whole, and with it the NIfTI and stats written after it."""
+    Path(ct.meta["files"][4]).unlink()  # a middle slice
+    gap = read_dicom_series(tmp_path / "ct")
+    assert gap.shape == ct.shape and "missing slice" in " ".join(gap.meta["warnings"])
+    (filled,) = [z for z, uid in enumerate(gap.meta["sop_instance_uids"]) if not uid]
+    labels = hcc_labels(gap.shape)
+    notes: list[str] = []
+    write_dicom_seg(labels, gap, tmp_path / "seg.dcm", HCC_SEGMENTS, notes=notes)
+    (note,) = notes
+    assert f"slice(s) {filled} (of 0..7)" in note and "left out of the DICOM SEG" in note
+    back = read_dicom_seg(tmp_path / "seg.dcm", gap)
+    expected = labels.copy()
+    expected[filled] = 0
+    np.testing.assert_array_equal(back, expected)

@@ -197,11 +197,15 @@ class ExportWidget(JobWidgetMixin, QWidget):
             extra["model_warnings"] = list(model_stats["warnings"])
 
         def target(progress, should_cancel):
-            return write_exports(labels, volume, kinds, progress=progress, extra_stats=extra)
+            notes: list[str] = []
+            written = write_exports(
+                labels, volume, kinds, progress=progress, extra_stats=extra, notes=notes
+            )
+            return written, notes
 
         self.run_job(
             target,
-            lambda written: self._done(written, note),
+            lambda result: self._done(result[0], note, result[1]),
             button=self.export_button,
             description="export",
             busy_text="Exporting…",
@@ -221,14 +225,16 @@ class ExportWidget(JobWidgetMixin, QWidget):
         return answer == QMessageBox.Yes
 
     # ------------------------------------------------------------------ slots
-    def _done(self, written: list[Path], note: str = "") -> None:
+    def _done(self, written: list[Path], note: str = "", notes=()) -> None:
         self.written = written
         folder = written[0].parent if written else ""
         set_status(
             self.status,
-            f"Wrote {len(written)} file(s) to {folder}:\n"
+            "".join(f"⚠ {n}\n" for n in notes)
+            + f"Wrote {len(written)} file(s) to {folder}:\n"
             + "\n".join(p.name for p in written)
             + (f"\n({note})" if note else ""),
+            warning=bool(notes),
         )
 
     def _export_clicked(self) -> None:
@@ -269,11 +275,17 @@ class ExportWidget(JobWidgetMixin, QWidget):
 
 
 def write_exports(
-    labels: np.ndarray, volume, files: dict[str, Path], progress=None, extra_stats=None
+    labels: np.ndarray,
+    volume,
+    files: dict[str, Path],
+    progress=None,
+    extra_stats=None,
+    notes: list[str] | None = None,
 ) -> list:
     """Write each requested kind (``labels.nii.gz``, ``liver.nii.gz``, ``tumor.nii.gz``,
     ``seg.dcm``, ``stats.json``, ``lesions.csv``) to its path; returns the paths written.
-    ``extra_stats`` is merged into the statistics (the model's warnings, tumor not assessed).
+    ``extra_stats`` is merged into the statistics (the model's warnings, tumor not assessed);
+    ``notes`` receives what a file had to leave out (the DICOM SEG: interpolated slices).
 
     A failure after some files were written says which were and which were not.
     """
@@ -288,7 +300,7 @@ def write_exports(
         if progress is not None:
             progress("export", i, len(files))
         try:
-            _write_one(kind, path, labels, volume, stats, extra)
+            _write_one(kind, path, labels, volume, stats, extra, notes)
         except Exception as exc:
             if not written:
                 raise
@@ -304,7 +316,9 @@ def write_exports(
     return written
 
 
-def _write_one(kind: str, path: Path, labels: np.ndarray, volume, stats: dict, extra=None) -> None:
+def _write_one(
+    kind: str, path: Path, labels: np.ndarray, volume, stats: dict, extra=None, notes=None
+) -> None:
     """Write one export; ``stats`` caches the statistics for the JSON and the CSV."""
     from ..io.nifti import write_nifti
 
@@ -318,7 +332,7 @@ def _write_one(kind: str, path: Path, labels: np.ndarray, volume, stats: dict, e
     elif kind == "seg.dcm":
         from ..io.seg import write_dicom_seg
 
-        write_dicom_seg(labels, volume, path, segments=[(1, "Liver"), (2, "Tumor")])
+        write_dicom_seg(labels, volume, path, segments=[(1, "Liver"), (2, "Tumor")], notes=notes)
     elif kind in ("stats.json", "lesions.csv"):
         if not stats:
             from ..stats import compute_stats

@@ -7,6 +7,7 @@ or segment number, which differ between HCC-TACE-Seg patients.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,8 @@ import pydicom
 from ..errors import InputError
 from ..fileio import atomic_path
 from .volume import CTVolume
+
+log = logging.getLogger(__name__)
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 #: Segmentation Storage and Label Map Segmentation Storage.
@@ -48,8 +51,10 @@ def label_to_class(label: str) -> int:
     key = re.sub(r"[\s_\-]+", " ", label.strip().lower())
     if key in LABEL_TO_CLASS:
         return LABEL_TO_CLASS[key]
-    for word, value in LABEL_TO_CLASS.items():
-        if re.search(rf"\b{word}\b", key):
+    # words of the more specific classes first: "Liver mass", "Liver tumor" and "Liver lesion"
+    # are tumors, "Portal vein (liver)" a vessel; a number may follow a word ("Mass1", "Tumor 2")
+    for word, value in sorted(LABEL_TO_CLASS.items(), key=lambda kv: kv[1] == 1):
+        if re.search(rf"\b{word}\d*\b", key):
             return value
     return 0
 
@@ -155,6 +160,7 @@ def write_dicom_seg(
     segmentation_type: str = "BINARY",
     series_uid: str | None = None,
     sop_instance_uid: str | None = None,
+    notes: list[str] | None = None,
 ) -> Path:
     """Write a label map as a DICOM SEG that references the source CT slices.
 
@@ -181,6 +187,10 @@ def write_dicom_seg(
     reverse_frames : bool
         Reverse the frame order highdicom chose (HCC-TACE-Seg files come in both orders);
         readers must cope.
+    notes : list of str, optional
+        Receives what the file leaves out: labels on slices the reader interpolated over a gap
+        in the series (no DICOM image to reference) are not written, and said here and in the
+        log.
 
     Returns
     -------
@@ -199,14 +209,22 @@ def write_dicom_seg(
         raise InputError(out_path, "no segments to write")
     sources = _source_datasets(reference, source_files, source_datasets, source_folder, out_path)
     keep = [z for z, ds in enumerate(sources) if ds is not None]
-    if len(keep) < len(sources):
-        dropped = int(np.count_nonzero(labels[[z for z in range(len(sources)) if z not in keep]]))
-        if dropped:
-            raise InputError(
-                out_path,
-                f"{dropped} labelled voxels lie on interpolated slices that have no source "
-                "DICOM image; a DICOM SEG cannot reference them",
-            )
+    if not keep:
+        raise InputError(out_path, "none of the CT's slices has a source DICOM image to reference")
+    filled = [z for z, ds in enumerate(sources) if ds is None]
+    dropped = int(np.count_nonzero(labels[filled])) if filled else 0
+    if dropped:
+        # slices the reader interpolated over a gap in the series: a SEG can only reference
+        # images that exist, so their labels stay out of it (the NIfTI export keeps them)
+        note = (
+            f"{out_path.name}: slice(s) {_ranges(filled)} (of 0..{len(sources) - 1}) were "
+            f"interpolated over a gap in the CT series and have no DICOM image to reference; "
+            f"their {dropped} labelled voxel(s) are left out of the DICOM SEG (a NIfTI export "
+            "keeps them)"
+        )
+        log.warning("%s", note)
+        if notes is not None:
+            notes.append(note)
     order = keep
     pixel = np.zeros((len(order), *labels.shape[1:]), dtype=np.uint8)
     for number, (value, _) in enumerate(segments, start=1):
@@ -245,6 +263,17 @@ def write_dicom_seg(
     with atomic_path(out_path, suffix=".partial") as tmp:
         seg.save_as(tmp)
     return out_path
+
+
+def _ranges(indices: list[int]) -> str:
+    """``[3, 4, 5, 9]`` → ``"3-5, 9"``."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 # --------------------------------------------------------------------------- reading helpers
