@@ -83,3 +83,13 @@ def test_convert_checks_its_outputs_before_writing_anything(tmp_path, capsys):
     )
     assert rc == 1 and "is a folder" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_an_output_name_that_is_a_folder_is_said_even_with_force(tmp_path, capsys):
+    """It said "already exists; use --force", and with --force failed on a temporary file."""
+    two_series(tmp_path)
+    (tmp_path / "ct.nii.gz").mkdir()
+    for extra in ([], ["--force"]):
+        rc = main(["convert", str(tmp_path / "dicom"), "-o", str(tmp_path / "ct.nii.gz"), *extra])
+        err = capsys.readouterr().err
+        assert rc == 1 and "ct.nii.gz: is a folder" in err and "use --force" not in err

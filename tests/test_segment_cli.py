@@ -213,6 +213,21 @@ def test_outputs_are_reused_only_for_the_same_input_and_settings_never_overwritt
     assert "a_labels.nii.gz exists without its stats file" in capsys.readouterr().err
     assert labels.read_bytes() == b"someone else's mask"
 
+    # a stats file without its labels (it was replaced without a word)
+    labels.unlink()
+    stats.write_text('{"foo": 1}')
+    assert main(["segment", str(tmp_path / "a.nii.gz"), *base]) == 1
+    assert "a_stats.json exists without its labels file" in capsys.readouterr().err
+    assert stats.read_text() == '{"foo": 1}'
+
+    # a folder where an output goes: said before the work, even with --overwrite (it failed
+    # after segmenting, on a temporary file's name)
+    stats.unlink()
+    labels.mkdir()
+    assert main(["segment", str(tmp_path / "a.nii.gz"), *base, "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert "a_labels.nii.gz is a folder, not a file" in err and ".a_labels" not in err
+
 
 def test_out_of_range_options_are_refused_before_any_output_folder_is_made(tmp_path, capsys):
     write_nifti(small_ct(), tmp_path / "a.nii.gz")
@@ -225,7 +240,7 @@ def test_out_of_range_options_are_refused_before_any_output_folder_is_made(tmp_p
     assert not out.exists()
     (tmp_path / "afile").write_text("x")
     assert main(["segment", str(tmp_path / "a.nii.gz"), "-o", str(tmp_path / "afile")]) == 1
-    assert "cannot create the output folder" in capsys.readouterr().err
+    assert "afile: is a file: -o takes the folder" in capsys.readouterr().err
 
 
 def test_allow_non_ct_reaches_a_dicom_folder_of_another_modality(tmp_path, models, capsys):

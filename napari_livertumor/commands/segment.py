@@ -170,6 +170,8 @@ def run(args) -> int:
         config = InferenceConfig(**kwargs)
     config.validate()  # a bad option fails before anything is created
     created = not outdir.exists()
+    if outdir.exists() and not outdir.is_dir():
+        raise InputError(outdir, "is a file: -o takes the folder to write the outputs in")
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -473,6 +475,12 @@ def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, 
         row = {"case": case.name, "input": str(case.path), "labels": labels_path.name}
         row["stats"] = stats_path.name
         wanted = run_settings(case, config, series_uid)
+        in_the_way = [q for q in (labels_path, stats_path) if q.is_dir()]
+        if in_the_way:  # found before the work, not when renaming onto it after
+            msg = f"{in_the_way[0]} is a folder, not a file: move it, or use another output folder"
+            log.error("%s: %s", case.name, msg)
+            rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": msg})
+            continue
         if not overwrite:
             old = _complete_stats(outdir, case)
             relation, what = ("none", "") if old is None else _compare_run(old, wanted)
@@ -482,16 +490,18 @@ def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, 
                 continue
             if relation == "other settings":  # this case's own outputs: redone, said aloud
                 log.warning("%s: redoing outputs made with other settings (%s)", case.name, what)
-            elif relation == "other input" or labels_path.exists():
+            elif relation == "other input" or labels_path.exists() or stats_path.exists():
                 if relation == "other input":
                     made = f"{labels_path} and its stats were made from another input ({what})"
+                elif not labels_path.exists():
+                    made = f"{stats_path} exists without its labels file"
                 else:
-                    stats_path = output_paths(outdir, case)[1]
                     made = f"{labels_path} exists " + (
                         "without its stats file"
                         if not stats_path.exists()
                         else f"with an incomplete or unreadable {stats_path.name}"
                     )
+                if relation != "other input":
                     made += " (a stopped run, or another tool's file)"
                 msg = (
                     f"{made}; nothing was overwritten: use another output folder, or "
