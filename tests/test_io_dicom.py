@@ -251,6 +251,30 @@ def test_repeated_position_keeps_the_higher_instance_number(tmp_path):
     assert any("repeated an existing position" in w for w in volume.meta["warnings"])
 
 
+def test_a_slice_reacquired_under_another_acquisition_number_is_a_duplicate_not_a_phase(
+    tmp_path,
+):
+    """The one re-acquired slice made a 'stacked phase' of its own, and the older copy was
+    kept: a slice 300 HU off, with a warning about two acquisitions."""
+    source = make_ct(shape=(6, 16, 16))
+    write_ct_series(source, tmp_path, acquisition_number=1)
+    ds = pydicom.dcmread(tmp_path / "1-003.dcm")
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.InstanceNumber = 99
+    ds.AcquisitionNumber = 2
+    redo = ds.pixel_array.copy()
+    redo[:] = 1024 + 77  # stored value -> 77 HU
+    ds.PixelData = redo.tobytes()
+    ds.save_as(tmp_path / "1-003-redo.dcm")
+
+    assert len(discover_series(tmp_path)) == 1
+    volume = read_dicom_series(tmp_path)
+    assert volume.shape == source.shape
+    assert (volume.array[2] == 77).all()
+    warnings = " ".join(volume.meta["warnings"])
+    assert "repeated an existing position" in warnings and "acquisitions" not in warnings
+
+
 def test_missing_slice_is_reported_and_the_grid_stays_true(tmp_path):
     source = make_ct(shape=(8, 16, 16))
     paths = write_ct_series(source, tmp_path)

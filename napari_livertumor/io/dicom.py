@@ -345,10 +345,33 @@ def _split_acquisitions(members: list[SliceHeader]) -> list[tuple[int | None, li
         by_acq.setdefault(h.acquisition_number, []).append(h)
     if len(by_acq) < 2:
         return [(None, members)]
-    locations = [
-        sorted({round(h.location, 1) for h in part if h.location is not None})
-        for part in by_acq.values()
-    ]
+
+    def where(part):
+        return sorted({round(h.location, 1) for h in part if h.location is not None})
+
+    # a slice or two re-acquired under another AcquisitionNumber, at positions a larger
+    # acquisition already has, is no phase of its own: it joins that acquisition, where the
+    # duplicate rule (the higher InstanceNumber wins) picks between the copies
+    largest = max(len(part) for part in by_acq.values())
+    for acq in sorted(by_acq, key=lambda a: len(by_acq[a])):
+        part = by_acq[acq]
+        if len(part) >= max(3, 0.1 * largest) or not where(part):
+            continue
+        host = next(
+            (
+                other
+                for other in sorted(by_acq, key=lambda a: -len(by_acq[a]))
+                if other != acq
+                and len(by_acq[other]) > len(part)
+                and set(where(part)) <= set(where(by_acq[other]))
+            ),
+            None,
+        )
+        if host is not None:
+            by_acq[host] = by_acq[host] + by_acq.pop(acq)
+    if len(by_acq) < 2:
+        return [(None, members)]
+    locations = [where(part) for part in by_acq.values()]
     stacked = any(
         _same_stretch(a, b) for i, a in enumerate(locations) for b in locations[i + 1 :] if a and b
     )
