@@ -283,10 +283,12 @@ def _deduplicate(slices: list[SliceHeader], warnings: list[str]) -> list[SliceHe
         else:
             kept.append(h)
     if dropped:
-        names = ", ".join(h.path.name for h in dropped[:5])
+        # NBIA names every series' files 1-001.dcm…: the folder says which series
+        names = ", ".join(f"{h.path.parent.name}/{h.path.name}" for h in dropped[:5])
+        more = f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""
         warnings.append(
             f"{len(dropped)} slice(s) repeated an existing position; kept the higher "
-            f"InstanceNumber and left out: {names}"
+            f"InstanceNumber and left out: {names}{more}"
         )
     return kept
 
