@@ -13,6 +13,7 @@ from napari_livertumor.training.data import (
     index_cases,
     load_case,
     make_split,
+    read_split,
     stage_labels,
     tumor_liver_ratio,
 )
@@ -67,6 +68,23 @@ def test_splits_are_by_patient_seeded_and_disjoint():
     assert not (set(a["train"]) & set(a["test"])) and not (set(a["val"]) & set(a["test"]))
     folds = [make_split(ids, seed=1, folds=5, fold=k)["test"] for k in range(5)]
     assert sorted(sum(folds, [])) == ids  # every patient is tested exactly once over the folds
+
+
+def test_a_split_file_with_a_patient_in_two_lists_is_refused_by_name(tmp_path):
+    """It was accepted, and evaluate then scored training patients as test patients."""
+    import json
+
+    from napari_livertumor.errors import InputError
+
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps({"train": ["HCC_001", "HCC_002"], "test": ["HCC_003", "HCC_001"]}))
+    with pytest.raises(InputError, match=r"1 patient\(s\) are in both 'train' and 'test': HCC_001"):
+        read_split(path)
+    path.write_text(json.dumps({"train": ["HCC_001"], "val": ["HCC_005"], "test": ["HCC_005"]}))
+    with pytest.raises(InputError, match="both 'val' and 'test': HCC_005"):
+        read_split(path)
+    path.write_text(json.dumps({"train": ["HCC_001"], "val": ["HCC_002"], "test": ["HCC_003"]}))
+    assert read_split(path)["test"] == ["HCC_003"]
 
 
 def test_label_mapping_per_stage_and_tlvr():
