@@ -224,3 +224,26 @@ def test_labels_on_slices_filled_over_a_gap_are_left_out_of_the_seg_and_said(tmp
     expected = labels.copy()
     expected[filled] = 0
     np.testing.assert_array_equal(back, expected)
+
+
+def test_a_folder_with_a_seg_reads_the_series_the_seg_was_drawn_on(tmp_path, ct):
+    """convert (and segment) took the derived recon with more slices over the contrast series the
+    SEG references, unlike training and napari, which pair the labels with the referenced one."""
+    recon = CTVolume(np.zeros((12, 20, 24), np.int16), (1.25, 0.8, 0.7), (5, 6, 7))
+    write_ct_series(recon, tmp_path / "recon", patient_id="HCC_001", series_description="Recon 2")
+    write_dicom_seg(hcc_labels(ct.shape), ct, tmp_path / "seg" / "1-1.dcm", HCC_SEGMENTS)
+    volume = read_dicom_series(tmp_path)
+    assert volume.meta["series_uid"] == ct.meta["series_uid"] and volume.shape == ct.shape
+    assert any("the DICOM SEG here was drawn on" in w for w in volume.meta["warnings"])
+    # without the SEG, the most slices
+    (tmp_path / "seg" / "1-1.dcm").unlink()
+    assert read_dicom_series(tmp_path).shape == recon.shape
+
+
+def test_a_seg_given_as_the_ct_says_what_it_is_and_what_to_give(tmp_path, ct):
+    write_dicom_seg(hcc_labels(ct.shape), ct, tmp_path / "ct" / "seg.dcm", HCC_SEGMENTS)
+    with pytest.raises(InputError, match=r"is a DICOM SEG .*its CT series .* is in this folder"):
+        read_dicom_series(tmp_path / "ct" / "seg.dcm")
+    write_dicom_seg(hcc_labels(ct.shape), ct, tmp_path / "alone" / "seg.dcm", HCC_SEGMENTS)
+    with pytest.raises(InputError, match="give the folder of the CT series it was drawn on"):
+        read_dicom_series(tmp_path / "alone" / "seg.dcm")

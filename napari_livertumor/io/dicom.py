@@ -148,6 +148,18 @@ def read_dicom_series(
         own = next((h for h in headers if h.path == path), None)
         if own is None:
             raise InputError(path, "not a readable DICOM file")
+        if own.modality == "SEG" and series_uid is None:
+            ct = [
+                g.uid
+                for g, _ in _group(headers)
+                if g.is_image and own.referenced_uids & g.sop_instance_uids
+            ]
+            where = (
+                f"its CT series ({ct[0]}) is in this folder: give the folder"
+                if ct
+                else "give the folder of the CT series it was drawn on (or the patient's folder)"
+            )
+            raise InputError(path, f"is a DICOM SEG (a segmentation), not a CT image; {where}")
         series_uid = series_uid or own.series_uid
     groups = _group(headers)
     if not groups:
@@ -186,8 +198,16 @@ def read_dicom_series(
             "was read: keep one patient per folder"
         )
     if others:
+        refs = set(prefer_sop_instance_uids or ()) or set(seg_refs)
+        why = (
+            " (read the series the DICOM SEG here was drawn on)"
+            if series_uid is None
+            and refs & info.sop_instance_uids
+            and any(o.n_slices > info.n_slices for o in others)
+            else ""
+        )
         warnings.append(
-            f"{len(others)} other series in the folder not read: "
+            f"{len(others)} other series in the folder not read{why}: "
             + "; ".join(o.summary() for o in others[:6])
         )
     geometry = stack_geometry(members, warnings)
@@ -435,7 +455,9 @@ def _choose(
             listing = "; ".join(g[0].summary() for g in groups[:8])
             hint = _MULTIFRAME_HINT if any(g[0].multiframe for g in groups) else ""
             raise InputError(path, f"no CT image series found{hint}; found: {listing}")
-        wanted = set(prefer or ())
+        # the series a DICOM SEG in the folder was drawn on (HCC-TACE-Seg: the contrast series,
+        # not the derived recon with more slices), else the one with most slices
+        wanted = set(prefer or ()) or set(seg_refs)
         best_uid = min(
             matching, key=lambda g: (-len(wanted & g[0].sop_instance_uids), -g[0].n_slices)
         )[0].uid

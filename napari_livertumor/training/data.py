@@ -606,9 +606,7 @@ def read_split(path: str | Path, *, require_train: bool = True) -> dict[str, Any
         both = sorted(set(map(str, split[a])) & set(map(str, split[b])))
         if both:
             listed = ", ".join(both[:8]) + (f" and {len(both) - 8} more" if len(both) > 8 else "")
-            raise InputError(
-                path, f"{len(both)} patient(s) are in both '{a}' and '{b}': {listed}"
-            )
+            raise InputError(path, f"{len(both)} patient(s) are in both '{a}' and '{b}': {listed}")
     split["_path"] = str(path)
     return split
 
