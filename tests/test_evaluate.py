@@ -165,3 +165,25 @@ def test_earlier_results_in_the_output_folder_are_kept_unless_overwrite(trained,
     assert (tmp_path / "out" / "summary.json").read_text() == '{"mine": 1}'
     assert main([*args, "--overwrite"]) == 0
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["n_cases"] == 1
+
+
+def test_test_patients_that_cannot_be_scored_are_named_with_their_reason(trained, tmp_path, capsys):
+    """A patient in the folder but unusable (no labels) was reported as 'not in DATA', and the
+    summary did not say the figure covered 1 of the 3 patients asked for."""
+    import shutil
+
+    data, models = trained
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    (copy / "labelsTr" / "HCC_003.nii.gz").unlink()  # its CT stays: a patient without labels
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": [], "test": ["HCC_002", "HCC_003", "HCC_999"]}))
+    rc = main(["evaluate", "--data", str(copy), "--models", str(models), "--split", str(split),
+               "-o", str(tmp_path / "out"), "--device", "cpu"])  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "Not evaluated: 2 of the 3 test patients asked for" in out
+    assert "HCC_003 (no label file" in out and "HCC_999 (not in" in out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["n_cases"] == 1 and summary["test_patients_asked"] == 3
+    assert [n["case"] for n in summary["not_evaluated"]] == ["HCC_003", "HCC_999"]

@@ -88,16 +88,26 @@ def evaluate(
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InputError(out, f"cannot create the output folder ({exc.strerror})") from exc
-    records = index_cases(data)
+    index_skipped: list = []
+    records = index_cases(data, index_skipped)
     by_id = {r.case_id: r for r in records}
     test_ids, split_source = _test_ids(records, models, split_file)
-    missing = [c for c in test_ids if c not in by_id]
-    if missing:
-        log.warning(
-            "%d test patient(s) of the split are not in %s: %s", len(missing), data, missing[:5]
-        )
     if max_cases is not None and max_cases < 1:
         raise SettingsError(f"max_cases must be at least 1 (or unset: all), got {max_cases}")
+    # every test patient asked for and not scored is named with its reason, on screen and in
+    # summary.json: a figure over 1 of 3 patients must not pass for one over 3
+    why_skipped = {str(c): str(why) for c, why in index_skipped}
+    not_evaluated: list[dict[str, str]] = []
+    for c in test_ids:
+        if c not in by_id:
+            reason = why_skipped.get(c, f"not in {data}")
+            not_evaluated.append({"case": c, "reason": reason})
+    if not_evaluated:
+        log.warning(
+            "%d test patient(s) of the split cannot be evaluated: %s",
+            len(not_evaluated),
+            "; ".join(f"{n['case']} ({n['reason']})" for n in not_evaluated[:8]),
+        )
     test = [by_id[c] for c in test_ids if c in by_id][: max_cases or None]
     if not test:
         raise InputError(data, "no test patient of the split is in this data folder")
@@ -117,6 +127,7 @@ def evaluate(
             ct, hcc = load_case(rec)
         except Exception as exc:
             log.warning("skipping %s: %s", rec.case_id, exc)
+            not_evaluated.append({"case": rec.case_id, "reason": f"unreadable: {exc}"})
             continue
         t0 = time.perf_counter()
         result = seg.segment(ct)
@@ -151,7 +162,16 @@ def evaluate(
     summary["refine"] = refine
     summary["tta"] = tta
     summary["device"] = str(seg.device)
+    summary["test_patients_asked"] = len(test_ids)
+    summary["not_evaluated"] = not_evaluated
     table = format_table(summary)
+    if not_evaluated:
+        table += (
+            f"\nNot evaluated: {len(not_evaluated)} of the {len(test_ids)} test patients asked "
+            "for: " + "; ".join(f"{n['case']} ({n['reason']})" for n in not_evaluated[:8])
+        )
+        if len(not_evaluated) > 8:
+            table += f" and {len(not_evaluated) - 8} more (summary.json)"
     if out_dir is not None:
         write_results(out_dir, rows, summary)
     return {"summary": summary, "rows": rows, "table": table}
