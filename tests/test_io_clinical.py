@@ -88,7 +88,19 @@ def test_duplicate_patients_keep_the_first_row(tmp_path):
     )
     table = read_clinical(tmp_path / "c.csv")
     assert table.frame["age"].tolist() == [50.0]
-    assert any("duplicate" in r for r in table.report)
+    # rows that disagree: a warning naming the patient and the columns (it was an INFO line)
+    (note,) = [r for r in table.report if "HCC_001" in r]
+    assert note.startswith("WARNING: HCC_001 has 2 rows that differ in age: kept the first")
+
+
+def test_identical_duplicate_rows_are_a_note_not_a_warning(tmp_path):
+    pd.DataFrame({"TCIA_ID": ["HCC_001", " HCC_001", "HCC_002"], "age": [50, 50, 70]}).to_csv(
+        tmp_path / "c.csv", index=False
+    )
+    table = read_clinical(tmp_path / "c.csv")
+    assert table.frame["age"].tolist() == [50.0, 70.0]
+    assert any("identical rows" in r for r in table.report)
+    assert not any(r.startswith("WARNING") for r in table.report)
 
 
 def test_implausible_numbers_are_reported_and_treated_as_missing(tmp_path):

@@ -74,7 +74,7 @@ def test_patients_without_clinical_rows_get_no_weak_label():
     weak = out_of_fold_weak_labels(frame, tlvr, ["AFP", "age"])
     assert "HCC_999" not in weak.labels
     assert weak.n_without_clinical == 1
-    assert any("no clinical row" in m for m in weak.report)
+    assert any("no clinical row (HCC_999)" in m for m in weak.report)  # named, not counted
 
 
 def test_clinical_table_with_no_matching_ids_names_the_file(tmp_path):

@@ -147,5 +147,5 @@ def summarize_data(data: str, clinical: str | None = None) -> list[str]:
     missing = [c for c in DEFAULT_WEAK_COLUMNS if c not in frame.columns]
     if missing:
         lines.append("Missing columns: " + ", ".join(missing))
-    lines += [f"Table: {msg}" for msg in table.report]
+    lines += [f"Table: {msg.replace('WARNING: ', '⚠ ', 1)}" for msg in table.report]
     return lines

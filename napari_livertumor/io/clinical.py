@@ -115,9 +115,25 @@ def read_clinical(path: str | Path) -> ClinicalTable:
     raw = raw.drop(columns=[id_col])
     duplicated = raw.index.duplicated(keep="first")
     if duplicated.any():
-        report.append(
-            f"duplicate TCIA_ID(s) {sorted(set(raw.index[duplicated]))}: kept the first row"
-        )
+        same, differ = [], []
+        for pid in sorted(set(raw.index[duplicated])):
+            rows = raw.loc[[pid]]
+            cols = [
+                str(c)
+                for c in rows.columns
+                if rows[c].map(lambda v: "" if pd.isna(v) else str(v).strip()).nunique() > 1
+            ]
+            (differ if cols else same).append((pid, cols))
+        if same:
+            report.append(
+                f"duplicate TCIA_ID(s) {[pid for pid, _ in same]} with identical rows: kept one"
+            )
+        for pid, cols in differ:  # which row is right is the user's call: said as a warning
+            shown = ", ".join(cols[:6]) + (f" and {len(cols) - 6} more" if len(cols) > 6 else "")
+            report.append(
+                f"WARNING: {pid} has {int((raw.index == pid).sum())} rows that differ in "
+                f"{shown}: kept the first row; fix the table if another is right"
+            )
         raw = raw.loc[~duplicated]
     if raw.empty:
         raise InputError(path, "the table has a TCIA_ID column but no patient rows")

@@ -246,11 +246,6 @@ class _Run:
             seed=cfg.seed,
             source=path,
         )
-        if weak.n_without_clinical:
-            log.info(
-                "%d training patient(s) without clinical rows: no weak term",
-                weak.n_without_clinical,
-            )
         tl = np.array([c.tlvr for c in train_cases if c.case_id in weak.labels])
         wl = np.array([weak.labels[c.case_id] for c in train_cases if c.case_id in weak.labels])
         corr = float(np.corrcoef(tl, wl)[0, 1]) if len(tl) > 2 and tl.std() and wl.std() else None

@@ -64,7 +64,10 @@ def load_clinical_frame(path: str | Path):
 
     table = read_clinical(path)
     for msg in table.report:
-        log.info("clinical table: %s", msg)
+        if msg.startswith("WARNING: "):
+            log.warning("clinical table %s: %s", path, msg.removeprefix("WARNING: "))
+        else:
+            log.info("clinical table: %s", msg)
     return table.frame
 
 
@@ -115,8 +118,10 @@ def out_of_fold_weak_labels(
             f"(e.g. {sorted(tlvr)[:3]}); check the TCIA_ID column",
         )
     if n_missing:
+        absent = [pid for pid in sorted(tlvr) if pid not in frame.index]
+        shown = ", ".join(absent[:8]) + (f" and {len(absent) - 8} more" if len(absent) > 8 else "")
         report.append(
-            f"{n_missing} training patient(s) have no clinical row: no weak term for them"
+            f"{n_missing} training patient(s) have no clinical row ({shown}): no weak term for them"
         )
     use: list[str] = []
     for col in columns:
