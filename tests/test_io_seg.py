@@ -247,3 +247,15 @@ def test_a_seg_given_as_the_ct_says_what_it_is_and_what_to_give(tmp_path, ct):
     write_dicom_seg(hcc_labels(ct.shape), ct, tmp_path / "alone" / "seg.dcm", HCC_SEGMENTS)
     with pytest.raises(InputError, match="give the folder of the CT series it was drawn on"):
         read_dicom_series(tmp_path / "alone" / "seg.dcm")
+
+
+def test_a_seg_on_a_missing_acquisition_of_the_same_series_says_so(tmp_path, ct):
+    """It said 'references series X (none … is a slice of the CT series X)', the UID twice."""
+    write_dicom_seg(hcc_labels(ct.shape), ct, tmp_path / "seg.dcm", HCC_SEGMENTS)
+    other = CTVolume(np.zeros(ct.shape, np.int16), ct.spacing, ct.origin, ct.direction)
+    write_ct_series(other, tmp_path / "acq2", series_uid=ct.meta["series_uid"],
+                    acquisition_number=2)  # fmt: skip
+    second = load_ct(tmp_path / "acq2")
+    with pytest.raises(InputError, match="drawn on another acquisition of series") as info:
+        read_dicom_seg(tmp_path / "seg.dcm", second)
+    assert str(info.value).count(ct.meta["series_uid"]) == 1

@@ -101,11 +101,22 @@ def read_dicom_seg(
     _check_orientation(ds, shared, per_frame, reference, seg_path)
     referenced = _source_uids(per_frame)
     if uid_to_z and referenced and not referenced & uid_to_z.keys():
+        seg_series = _referenced_series(ds) or "?"
+        ct_series = reference.meta.get("series_uid", "?")
+        if seg_series == ct_series:  # a stacked series read at another acquisition
+            acq = reference.meta.get("acquisition_number")
+            raise InputError(
+                seg_path,
+                f"the SEG was drawn on another acquisition of series {ct_series} than the one "
+                f"read (AcquisitionNumber {acq}); none of its {len(referenced)} source images "
+                "is here: the segmented acquisition is missing from the folder, or read it with "
+                "its acquisition number",
+            )
         raise InputError(
             seg_path,
-            f"the SEG references series {_referenced_series(ds) or '?'} (none of its "
+            f"the SEG references series {seg_series} (none of its "
             f"{len(referenced)} source images is a slice of the CT series "
-            f"{reference.meta.get('series_uid', '?')}): load the CT series it was drawn on",
+            f"{ct_series}): load the CT series it was drawn on",
         )
 
     labels = np.zeros(reference.shape, dtype=np.uint8)
