@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InputError
+
 CT_CONTRAST_LIMITS = (-160.0, 240.0)  # the abdomen window, W 400 / L 40
 _SEG_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"}
 _MAX_PROBE = 64
@@ -50,7 +52,20 @@ def read_dicom_layers(path) -> list[tuple]:
 
     target = _single_target(path)
     if target.is_file() and _sop_class(target) in _SEG_SOP_CLASSES:
-        volume, labels = load_tcia_case(target.parent.parent, seg_path=target)
+        # drawn on a CT already open (an export saved elsewhere, a SEG from PACS): its labels
+        # join that CT rather than a second copy of it
+        on_open_ct = _seg_on_an_open_ct(target)
+        if on_open_ct is not None:
+            return on_open_ct
+        try:
+            volume, labels = load_tcia_case(target.parent.parent, seg_path=target)
+        except InputError as exc:
+            raise InputError(
+                target,
+                f"{exc}\nThis is a DICOM SEG: it opens on the CT series it was drawn on, looked "
+                f"for in {target.parent.parent} and among the CTs open in the viewer. Open that "
+                "CT first, then this file again (or choose it as the ground truth in Load CT).",
+            ) from exc
         return _with_ground_truth(volume, labels)
     if target.is_dir():
         segs = find_seg_files(target)
@@ -147,6 +162,42 @@ def labels_layer_data(labels: np.ndarray, volume, name: str, role: str) -> tuple
 
 
 # --------------------------------------------------------------------------- helpers
+def _seg_on_an_open_ct(seg_path: Path) -> list[tuple] | None:
+    """The SEG's labels layer on a CT open in the current viewer that it was drawn on, or None."""
+    try:
+        import napari
+
+        viewer = napari.current_viewer()
+    except Exception:  # noqa: BLE001 - no viewer: read the SEG with its study folder
+        return None
+    if viewer is None:
+        return None
+    import pydicom
+
+    from .io.seg import read_dicom_seg
+    from .io.volume import CTVolume
+
+    try:
+        frame = str(pydicom.dcmread(seg_path, stop_before_pixels=True).FrameOfReferenceUID)
+    except Exception:  # noqa: BLE001 - unreadable here: the study-folder path says why
+        return None
+    for layer in list(viewer.layers):
+        volume = (getattr(layer, "metadata", None) or {}).get("ct_volume")
+        if not isinstance(volume, CTVolume) or not any(volume.meta.get("sop_instance_uids") or ()):
+            continue
+        if getattr(layer, "_type_string", "") != "image":
+            continue
+        if str(volume.meta.get("frame_of_reference_uid") or "") != frame:
+            continue
+        try:
+            labels = read_dicom_seg(seg_path, volume)
+        except InputError:  # drawn on another series
+            continue
+        name = f"{volume.meta.get('patient_id') or 'CT'} {seg_path.stem}"
+        return [labels_layer_data(labels, volume, name, "ground_truth")]
+    return None
+
+
 def _with_ground_truth(volume, labels) -> list[tuple]:
     name = f"{volume.meta.get('patient_id') or 'CT'} ground truth"
     return [ct_layer_data(volume), labels_layer_data(labels, volume, name, "ground_truth")]

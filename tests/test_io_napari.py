@@ -202,3 +202,26 @@ def test_a_name_for_the_other_writer_is_refused_not_double_suffixed(tmp_path, st
     assert not list(tmp_path.glob("seg.dcm*"))
     [out] = write_labels_nifti(str(tmp_path / "seg"), labels, attrs)  # no suffix: one added
     assert out.endswith("seg.nii.gz")
+
+
+def test_a_seg_saved_away_from_its_ct_opens_onto_the_ct_already_open(
+    make_napari_viewer, study, tmp_path
+):
+    """An exported SEG kept in another folder failed with a list of every SEG found, and never
+    said to open the CT first; with the CT open it now joins it."""
+    import shutil
+
+    ct_dir, seg, ct, labels = study
+    away = tmp_path / "elsewhere" / "exports" / "mine.dcm"
+    away.parent.mkdir(parents=True)
+    shutil.copy(seg, away)
+    with pytest.raises(InputError, match="Open that CT first, then this file again"):
+        napari_get_reader(str(away))(str(away))
+
+    viewer = make_napari_viewer()
+    (image,) = viewer.open(str(ct_dir), plugin="napari-livertumor")
+    (lab,) = viewer.open(str(away), plugin="napari-livertumor")
+    assert len(viewer.layers) == 2 and lab.__class__.__name__ == "Labels"
+    np.testing.assert_array_equal(lab.data, labels)
+    np.testing.assert_allclose(lab.scale, image.scale)
+    np.testing.assert_allclose(lab.translate, image.translate)
