@@ -283,3 +283,31 @@ def test_the_notification_names_the_file_first_and_its_folder_last(
     assert str(deep / "ct.nii.gz") in widget.status.text()  # the status keeps the whole path
     (toast,) = shown
     assert toast.startswith("ct.nii.gz: ") and toast.endswith(f"(in {deep})"), toast
+
+
+def test_find_series_selects_the_series_the_seg_was_drawn_on(load_widget, qtbot, tmp_path):
+    """Row 0 (most slices: a derived recon) was selected while the SEG of the contrast series was
+    filled in, so Load paired the labels with the wrong series."""
+    from napari_livertumor.io.dicom import read_dicom_series
+    from napari_livertumor.io.dicom_write import write_ct_series
+    from napari_livertumor.io.seg import write_dicom_seg
+    from napari_livertumor.io.volume import CTVolume
+
+    viewer, widget = load_widget
+    case, vol, labels = write_dicom_case(tmp_path)
+    ct = read_dicom_series(case / "CT")
+    write_dicom_seg(labels, ct, case / "SEG" / "1-1.dcm", [(1, "Liver"), (2, "Mass")])
+    recon = CTVolume(np.zeros((40, 48, 48), np.int16), (1.0, 0.9, 0.9), vol.origin)
+    write_ct_series(recon, case / "RECON", patient_id="TEST_001", series_description="Recon 2")
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    assert widget.series_table.item(0, 1).text() == "40"  # listed first: most slices
+    assert widget.selected_series_uid() == ct.meta["series_uid"]
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    (layer,) = _layers.ct_layers(viewer)
+    assert layer.data.shape == vol.shape
+    (gt,) = _layers.labels_layers(viewer, role="ground_truth")
+    assert np.count_nonzero(gt.data) == np.count_nonzero(labels)

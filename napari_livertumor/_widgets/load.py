@@ -253,7 +253,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 item.setToolTip(s.summary() if hasattr(s, "summary") else text)
                 table.setItem(r, c, item)
         if self._series:
-            table.selectRow(0)
+            # the series the ground truth was drawn on (the contrast series of an HCC-TACE-Seg
+            # study, not the derived recon with more slices), else the first (most slices)
+            drawn_on = refs.get(str(segs[0].files[0])) if segs else None
+            uids = [s.uid for s in self._series]
+            table.selectRow(uids.index(drawn_on) if drawn_on in uids else 0)
         if self.truth_path.text().strip() in ("", self._auto_truth):
             self._auto_truth = str(segs[0].files[0]) if segs else ""
             self.truth_path.setText(self._auto_truth)
