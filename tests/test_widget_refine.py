@@ -395,3 +395,30 @@ def test_apply_to_a_lesion_on_a_segmentation_without_tumor_says_so(refine_setup,
     widget.apply_lesion()
     text = widget.status.text()
     assert "has no tumor to refine" in text and "tumor stage was not run" in text
+
+
+def test_a_hidden_layer_is_never_refined_and_undo_forgets_deleted_layers(refine_setup, qtbot):
+    """With the segmentation deleted, Refine fell back to the hidden "(previous)" layer and
+    applied there without a word; Undo (n) kept counting steps on the deleted layer."""
+    viewer, widget, seg, truth, liver = refine_setup
+    vol = seg.metadata[_layers.CT_VOLUME]
+    hidden = _layers.add_labels_layer(
+        viewer, np.asarray(seg.data).copy(), vol, "CT segmentation (previous)", ct_layer_name="CT"
+    )
+    hidden.visible = False
+    assert widget.mask_combo.currentText() == "CT segmentation (previous)"  # the newest layer
+    widget.mask_combo.setCurrentText("CT segmentation")
+    widget.apply_slice_button.click()
+    assert "of 'CT segmentation'" in widget.status.text()  # the status names the layer
+    assert widget.undo_button.text() == "Undo (1)"
+
+    viewer.layers.remove(seg)
+    assert widget.mask_combo.currentText() == "CT segmentation (previous)"
+    assert widget.undo_button.text() != "Undo (1)" and not widget.undo_button.isEnabled()
+    before = np.asarray(hidden.data).copy()
+    widget.apply_slice_button.click()
+    np.testing.assert_array_equal(hidden.data, before)
+    assert "is hidden: show it" in widget.status.text()
+    hidden.visible = True
+    widget.apply_slice_button.click()
+    assert (np.asarray(hidden.data) != before).any()

@@ -313,8 +313,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 if ly.name != PREVIEW_NAME
                 and ly.metadata.get(_layers.ROLE) not in ("ground_truth", "preview")
             ]
-            labels.sort(
-                key=lambda n: self.viewer.layers[n].metadata.get(_layers.ROLE) != "segmentation"
+            labels.sort(  # segmentations first, visible ones first (not a hidden "(previous)")
+                key=lambda n: (
+                    self.viewer.layers[n].metadata.get(_layers.ROLE) != "segmentation",
+                    not self.viewer.layers[n].visible,
+                )
             )
             segs = [self.viewer.layers[n] for n in labels]
             new = [ly.name for ly in segs if id(ly) not in self._labels_seen]
@@ -325,6 +328,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
             if new:  # a segmentation just made: the layer to refine next
                 self.mask_combo.setCurrentText(new[-1])
             self._follow_mask_ct()
+            # steps on a deleted layer cannot be undone: Undo (n) counts only the others
+            alive = [st for st in self.history.steps if st.target in self.viewer.layers]
+            if len(alive) != len(self.history.steps):
+                self.history.steps[:] = alive
+                self._update_undo_button()
         except RuntimeError:  # the widget is being deleted
             return
 
@@ -373,6 +381,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
             raise ValueError("Choose a CT image layer.")
         if mask_layer is None:
             raise ValueError("Choose the labels layer holding the tumor.")
+        if z is None and not mask_layer.visible:  # an Apply: never into a layer nobody sees
+            raise ValueError(
+                f"'{mask_layer.name}' is hidden: show it (its eye in the layer list), or choose "
+                "another Tumor labels layer, before applying."
+            )
         _check_same_grid(ct_layer, mask_layer)
         index = slice(None) if z is None else min(max(int(z), 0), mask_layer.data.shape[0] - 1)
         data = np.asarray(mask_layer.data[index])
@@ -430,6 +443,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             if not self.ct_combo.currentText() or not self.mask_combo.currentText():
                 # nothing to refine yet (an empty viewer): a hint, not an error
                 set_status(self.status, "Load a CT and segment it; the outline shows here.")
+                self._preview_error = True  # a hint to clear once there is an outline
                 return
             set_status(self.status, str(exc), error=True)
             self._preview_error = True
@@ -669,7 +683,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
             set_status(self.status, f"Refining {what} changed nothing.")
             return
         _layers.labels_edited(mask_layer)
-        set_status(self.status, f"Applied to {what}: +{grown} / −{shrunk} tumor voxels.")
+        set_status(
+            self.status,
+            f"Applied to {what} of '{mask_layer.name}': +{grown} / −{shrunk} tumor voxels.",
+        )
         self._update_undo_button()
         self.schedule_preview()
 
