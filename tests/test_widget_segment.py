@@ -58,7 +58,7 @@ def test_run_adds_a_labels_layer_aligned_with_the_ct(
     np.testing.assert_allclose(seg.translate, ct.translate)
     assert set(np.unique(seg.data)) <= {0, 1, 2}
     assert (seg.data == 2).any()  # the biased tiny tumor model marks the liver as tumor
-    assert "Done on cpu" in widget.status.text()
+    assert "Segmented 'tiny CT' on cpu" in widget.status.text()  # which CT: another may show
 
 
 def test_rerun_keeps_the_edited_labels_as_previous(viewer_with_ct, models_dir, qtbot, monkeypatch):

@@ -241,8 +241,8 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             else f"tumor {s['tumor_ml']:.1f} mL, {s['lesion_count']} lesion(s)"
         )
         msg = (
-            f"Done on {result.device} in {result.timings.get('total', 0):.1f} s: liver "
-            f"{s['liver_ml']:.0f} mL, {tumor}."
+            f"Segmented '{ct_name}' on {result.device} in {result.timings.get('total', 0):.1f} s "
+            f"(layer '{layer.name}'): liver {s['liver_ml']:.0f} mL, {tumor}."
         )
         # what makes the numbers untrustworthy comes first, in amber, and as a notification
         from ..pipeline import NOT_HU
