@@ -77,7 +77,12 @@ def test_overlay_controls_change_the_labels_layer(viewer_with_labels):
 
 def test_deleting_the_labels_layer_leaves_a_clear_message(viewer_with_labels):
     viewer, widget, *_ = viewer_with_labels
+    widget.measure_button.click()
+    assert widget.volume_table.rowCount() > 0
     viewer.layers.remove("tiny CT segmentation")
+    # the figures of the deleted layer go with it (they stayed, under an empty layer picker)
+    assert widget.volume_table.rowCount() == 0 and widget.stats is None
+    assert widget.status.text() == "No labels layer left to inspect."
     widget.measure_button.click()
     assert widget.labels_combo.count() == 0
     assert "No labels layer to measure" in widget.status.text()

@@ -265,10 +265,18 @@ class InspectWidget(JobWidgetMixin, QWidget):
     def _labels_changed(self, *_) -> None:
         layer = self.labels_layer()
         self._watch_edits(layer)
-        if self.stats is not None and layer is not self._measured_layer:
-            self._clear_figures()  # they describe another layer
-            if layer is not None:
-                set_status(self.status, f"Click Measure for the figures of '{layer.name}'.")
+        if layer is not self._measured_layer:
+            # figures (or the hint) about another layer, maybe a deleted one: cleared, and said
+            stale = self.stats is not None or self.status.text().startswith("Click Measure")
+            if self.stats is not None:
+                self._clear_figures()
+            if stale:
+                set_status(
+                    self.status,
+                    f"Click Measure for the figures of '{layer.name}'."
+                    if layer is not None
+                    else "No labels layer left to inspect.",
+                )
         self._pick_matching_truth(layer)
         if layer is None:
             return
@@ -357,6 +365,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
         elif names:
             combo.setCurrentIndex(0)
             combo.currentTextChanged.emit(combo.currentText())
+        elif current:  # the last layer went: the figures about it must go too
+            combo.currentTextChanged.emit("")
 
 
 def overlap_scores(labels: np.ndarray, truth: np.ndarray) -> dict[str, dict[str, float]]:
