@@ -75,9 +75,10 @@ def test_overlay_controls_change_the_labels_layer(viewer_with_labels):
     np.testing.assert_allclose(layer.colormap.map(np.array([2]))[0], (0, 0, 1, 1))
 
 
-def test_deleting_the_labels_layer_leaves_a_clear_message(viewer_with_labels):
+def test_deleting_the_labels_layer_leaves_a_clear_message(viewer_with_labels, qtbot):
     viewer, widget, *_ = viewer_with_labels
     widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     assert widget.volume_table.rowCount() > 0
     viewer.layers.remove("tiny CT segmentation")
     # the figures of the deleted layer go with it (they stayed, under an empty layer picker)
