@@ -144,6 +144,22 @@ def test_stop_ends_training_and_keeps_the_last_weights(train_widget, toy_data, q
     assert widget.start_button.text() == "Start"
 
 
+def test_a_patch_the_network_cannot_take_is_named_as_the_form_names_it(
+    train_widget, toy_data, tmp_path
+):
+    _, widget = train_widget
+    _small_run(widget, toy_data, tmp_path / "models")
+    widget.patch.setText("16, 60, 64")
+    with pytest.raises(ValueError, match=r"Patch \(z, y, x\) \(16, 60, 64\) must be divisible"):
+        widget.build_config()
+
+
+def test_the_log_says_a_stop_before_the_first_step_saved_nothing(train_widget):
+    _, widget = train_widget
+    widget._on_report({"event": "cancelled", "stage": "liver", "step": 0, "last": None})
+    assert widget.log.toPlainText().endswith("cancelled before the first step; nothing saved")
+
+
 def test_a_folder_with_nothing_usable_gives_a_clear_message(train_widget, qtbot, tmp_path):
     _, widget = train_widget
     (tmp_path / "empty").mkdir()

@@ -326,13 +326,18 @@ class TrainWidget(JobWidgetMixin, QWidget):
             # the model's own recipe: network, patch, grid and HU window must fit its weights
             recipe = recipe_from_model(init, stage)
             return make_config(stage, recipe, init_from=str(init), **common)
-        return make_config(
-            stage,
-            None,
-            hu_window=(float(self.hu_low.value()), float(self.hu_high.value())),
-            roi_size=patch,
-            **common,
-        )
+        from ..errors import SettingsError
+
+        try:
+            return make_config(
+                stage,
+                None,
+                hu_window=(float(self.hu_low.value()), float(self.hu_high.value())),
+                roi_size=patch,
+                **common,
+            )
+        except SettingsError as exc:  # said in the words of this form's fields
+            raise ValueError(str(exc).replace("roi_size", "Patch (z, y, x)")) from exc
 
     def init_model_folder(self) -> Path | None:
         """The model folder fine-tuning starts from, or ``None`` for a new model."""
@@ -354,9 +359,11 @@ class TrainWidget(JobWidgetMixin, QWidget):
         event = report.get("event")
         if event == "info":
             weak = report.get("weak", {})
+            test = report.get("n_test")
             self._log(
                 f"{report['n_train']} training / {report['n_val']} validation patients"
-                f" ({report['n_skipped']} skipped) on {report['device']}; weak supervision "
+                + (f" / {test} held out for testing (split.json)" if test else "")
+                + f" ({report['n_skipped']} skipped) on {report['device']}; weak supervision "
                 + ("on" if weak.get("enabled") else f"off ({weak.get('reason', 'λ = 0')})")
             )
         elif event == "step":
@@ -379,14 +386,13 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 + (" (best so far, saved)" if report.get("saved_best") else "")
             )
             self._redraw(force=True)
-        elif event in ("done", "cancelled"):
+        elif event == "done":
+            self._log(f"done: step {report['step']}; model in {report['model']}")
+        elif event == "cancelled":
             self._log(
-                f"{event}: step {report['step']}; "
-                + (
-                    f"model in {report['model']}"
-                    if event == "done"
-                    else f"last in {report['last']}"
-                )
+                f"cancelled at step {report['step']}; last weights in {report['last']}"
+                if report.get("last")
+                else "cancelled before the first step; nothing saved"
             )
 
     def _finished(self, status: str, config) -> None:
@@ -418,6 +424,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
     def _reset_plot(self) -> None:
         for values in self.history.values():
             values.clear()
+        self.loss_ax.set_xlim(0, 1)  # not the last run's step axis
         self._redraw(force=True)
 
     def _redraw(self, force: bool = False) -> None:

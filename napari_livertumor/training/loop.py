@@ -275,6 +275,7 @@ class _Run:
             "stage": cfg.stage,
             "n_train": len(data["train"]),
             "n_val": len(data["val"]),
+            "n_test": len(data["split"].get("test") or []),  # held out for `evaluate`
             "n_skipped": len(data["skipped"]),
             "weak": weak_summary,
             "device": str(self.device),
