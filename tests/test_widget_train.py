@@ -231,3 +231,11 @@ def test_fine_tuning_the_shipped_model_keeps_its_geometry(train_widget, qtbot, t
     assert widget.status.text() == ""  # the error was about the previous choice
     assert widget.patch.isEnabled()
     assert widget.build_config().init_from is None
+
+
+def test_the_panel_fits_a_laptop_screen(train_widget):
+    """It asked for 770 px of height: docked, napari could not be shorter than 865 px, and at
+    that size the log and status were cut off. Its form scrolls now."""
+    _, widget = train_widget
+    assert widget.minimumSizeHint().height() <= 450
+    assert widget.form_scroll.horizontalScrollBarPolicy() == 1  # Qt.ScrollBarAlwaysOff

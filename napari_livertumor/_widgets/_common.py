@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
-from qtpy.QtWidgets import QComboBox
+from qtpy.QtCore import QEvent, Qt
+from qtpy.QtWidgets import QComboBox, QScrollArea, QSizePolicy, QWidget
 
 from ._jobs import Job, error_text
 
@@ -131,8 +132,6 @@ class JobWidgetMixin:
     def event(self, event) -> bool:
         # napari's dock "x" button takes the widget out of its dock (parent → None) without
         # closing or deleting it: that is the moment the user closed this panel.
-        from qtpy.QtCore import QEvent
-
         if event.type() == QEvent.ParentChange and self.parent() is None:
             self.shutdown_jobs()
         return super().event(event)
@@ -248,6 +247,42 @@ def scroll_box(widget, max_height: int):
     box.setMaximumHeight(max_height)
     box.setVisible(False)
     return box
+
+
+class FormScroll(QScrollArea):
+    """A form that takes the height it needs and scrolls when the window has less.
+
+    Its maximum height follows the form's own (a row shown or hidden later, such as a data
+    summary, is given room), so the widgets below it get the rest of the panel.
+    """
+
+    def __init__(self, layout, min_height: int = 120) -> None:
+        super().__init__()
+        inner = QWidget()
+        inner.setLayout(layout)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.setWidget(inner)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.NoFrame)
+        self.setMinimumHeight(min_height)
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        inner.installEventFilter(self)
+        self._fit()
+
+    def _fit(self) -> None:
+        inner = self.widget()
+        if inner is not None:
+            frame = 2 * self.frameWidth() + 2
+            self.setMaximumHeight(inner.sizeHint().height() + frame)
+            # it scrolls up and down only: the panel keeps the form's width
+            bar = self.verticalScrollBar().sizeHint().width()
+            self.setMinimumWidth(inner.minimumSizeHint().width() + frame + bar)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if obj is self.widget() and event.type() == QEvent.LayoutRequest:
+            self._fit()
+        return super().eventFilter(obj, event)
 
 
 class NameCombo(QComboBox):

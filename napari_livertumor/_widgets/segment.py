@@ -59,9 +59,10 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         self.stage_combo = QComboBox()
         self.stage_combo.addItems(list(STAGE_CHOICES))
         self.refine_check = QCheckBox("Refine tumor contours (active contours)")
-        self.unsure_check = QCheckBox("Drop unsure lesions (the tumor model's lesion filter)")
+        self.unsure_check = QCheckBox("Drop unsure lesions")
         self.unsure_check.setChecked(True)
         self.unsure_check.setToolTip(
+            "The tumor model's lesion filter.\n"
             "On: tumor components whose most confident voxel stays below the model's chosen "
             "margin, or smaller than its minimum volume, are dropped (fewer false lesions).\n"
             "Off: every tumor component of at least 0.1 mL is kept (more sensitive, more false "

@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
 
 from . import _registry
 from ._common import (
+    FormScroll,
     JobWidgetMixin,
     device_summary,
     scroll_box,
@@ -179,8 +180,11 @@ class TrainWidget(JobWidgetMixin, QWidget):
         form.addRow("λ weak (clinical)", self.weak_lambda)
         form.addRow("Device", self.device)
         form.addRow("", self.device_info)
+        # the form scrolls when the window is short (a 768-px laptop screen could not show
+        # the panel at all: it asked for 770 px); the buttons, plot, log and status stay put
+        self.form_scroll = FormScroll(form, min_height=120)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        layout.addWidget(self.form_scroll)
         layout.addWidget(self.start_button)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.canvas, 1)
@@ -528,7 +532,7 @@ def _make_plot():
 
     figure = Figure(figsize=(4, 2.4), dpi=100, facecolor="#262930")
     canvas = FigureCanvasQTAgg(figure)
-    canvas.setMinimumHeight(200)
+    canvas.setMinimumHeight(120)
     loss_ax = figure.add_subplot(111)
     dice_ax = loss_ax.twinx()
     _style_axes(loss_ax, dice_ax)
