@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import numpy as np
@@ -287,6 +288,42 @@ def test_a_recipe_with_a_typo_is_refused(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps({"common": {"epochz": 3}}))
     with pytest.raises(InputError, match="epochz"):
         load_recipe(tmp_path / "r.json")
+
+
+@pytest.mark.parametrize(
+    ("recipe", "said"),
+    [
+        ({"common": {"epochs": "3"}}, "epochs must be a whole number, got '3'"),
+        ({"common": {"amp": "no"}}, "amp must be true or false"),  # "no" was read as true
+        ({"common": {"seed": "x"}}, "seed must be a whole number"),
+        ({"common": [1, 2]}, "section 'common' must be an object"),
+        ({"liver": "fast"}, "section 'liver' must be an object"),
+        ({"common": {"network": "big"}}, "network must be an object"),
+        ({"common": {"roi_size": [0, 32, 32]}}, "roi_size values must be at least 1"),
+        ({"common": {"target_spacing": [-2.5, 2, 2]}}, "target_spacing values must be at least"),
+        ({"common": {"hu_window": [-100, "nan"]}}, "hu_window must be a list of finite numbers"),
+        ({"liver": {"network": {"out_channels": 5}}}, "out_channels must be 2 for the liver"),
+        ({"common": {"network": {"in_channels": 2}}}, "in_channels must be 1"),
+        ({"common": {"optimizer": "sgd"}}, "optimizer must be one of"),  # was AdamW, said sgd
+        ({"common": {"fg_ratio": 2}}, "fg_ratio must be in [0, 1]"),
+        ({"common": {"num_workers": -1}}, "num_workers must be >= 0"),
+        ({"common": {"test_fraction": 1}}, "test_fraction must be in [0, 1)"),
+        ({"common": {"epochs": 1.5}}, "epochs must be a whole number"),
+    ],
+)
+def test_recipe_values_of_the_wrong_type_or_range_are_refused_by_name(tmp_path, recipe, said):
+    """Each of these trained into an unusable model, crashed later with a traceback, or was
+    silently read as something else."""
+    from napari_livertumor.training.config import load_recipe
+
+    (tmp_path / "r.json").write_text(json.dumps(recipe))
+    with pytest.raises(InputError, match=re.escape(said)):
+        load_recipe(tmp_path / "r.json")
+
+
+def test_whole_floats_and_numpy_numbers_are_taken():
+    cfg = make_config("liver", {"common": {"epochs": 3.0}}, seed=np.int64(4), lr=np.float32(1e-3))
+    assert cfg.epochs == 3 and isinstance(cfg.epochs, int) and cfg.seed == 4
 
 
 def test_validation_picks_the_logit_shift_that_undoes_an_over_eager_class():

@@ -35,6 +35,8 @@ class NetworkConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NetworkConfig:
+        if not isinstance(d, dict):
+            raise ValueError(f"network must be an object of fields, not {type(d).__name__}")
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:
@@ -42,13 +44,67 @@ class NetworkConfig:
         d = dict(d)
         for key in ("blocks_down", "blocks_up"):
             if key in d:
+                if not isinstance(d[key], (list, tuple)) or not all(
+                    isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in d[key]
+                ):
+                    raise ValueError(f"network {key} must be a list of whole numbers >= 1")
                 d[key] = tuple(int(v) for v in d[key])
-        return cls(**d)
+        net = cls(**check_scalar_fields(cls, d, "network "))
+        if len(net.blocks_up) != len(net.blocks_down) - 1:
+            raise ValueError(
+                f"network blocks_up needs one entry fewer than blocks_down ({len(net.blocks_down)})"
+            )
+        for name in ("in_channels", "out_channels", "init_filters", "vae_nz"):
+            if getattr(net, name) < 1:
+                raise ValueError(f"network {name} must be at least 1, got {getattr(net, name)}")
+        return net
 
     @property
     def downsample_factor(self) -> int:
         """Input sizes must be divisible by this (2 ** number of down-sampling levels)."""
         return 2 ** (len(self.blocks_down) - 1)
+
+
+def check_scalar_fields(cls, values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``values`` for dataclass ``cls`` with its int/float/bool/str fields checked by type.
+
+    JSON recipes and metadata are typed by hand: ``"epochs": "3"`` or ``"amp": "no"`` must be
+    refused by name here, not crash a run later (or, for ``"no"``, be read as true). Whole
+    floats are taken as ints (``3.0``), ints as floats; NaN and infinities are refused.
+    """
+    import math
+    from numbers import Integral, Real
+
+    out = dict(values)
+    for f in cls.__dataclass_fields__.values():
+        if f.name not in out:
+            continue
+        kind = str(f.type).replace(" ", "")
+        value = out[f.name]
+        optional = kind.endswith("|None")
+        base = kind.removesuffix("|None")
+        if value is None and optional:
+            continue
+        where = f"{prefix}{f.name}"
+        if base == "bool":
+            if not isinstance(value, bool) and type(value).__name__ != "bool_":
+                raise ValueError(f"{where} must be true or false, got {value!r}")
+        elif base == "int":
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, Integral):
+                raise ValueError(f"{where} must be a whole number, got {value!r}")
+            out[f.name] = int(value)
+        elif base == "float":
+            if isinstance(value, bool) or not isinstance(value, Real):
+                raise ValueError(f"{where} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"{where} must be a finite number, got {value!r}")
+            out[f.name] = float(value)
+        elif base == "str":
+            if not isinstance(value, str):
+                raise ValueError(f"{where} must be text, got {value!r}")
+    return out
 
 
 def _trunk_kwargs(cfg: NetworkConfig) -> dict[str, Any]:

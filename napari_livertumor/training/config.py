@@ -20,6 +20,28 @@ from ..models import NetworkConfig
 log = logging.getLogger("livertumor.train")
 
 STAGES = ("liver", "tumor")
+#: optimizers ``training.loop`` builds (AdamW; Adam with AMSGrad, as the original)
+OPTIMIZERS = ("adamw", "adam")
+
+
+def _numbers(values, name: str, kind, minimum=None) -> tuple:
+    """A tuple of ``kind`` from a JSON list; strings, NaN and values below ``minimum`` refused."""
+    import math
+    from numbers import Real
+
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{name} must be a list of numbers, got {values!r}")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v):
+            raise ValueError(f"{name} must be a list of finite numbers, got {list(values)!r}")
+        if kind is int and float(v) != int(v):
+            raise ValueError(f"{name} must be whole numbers, got {list(values)!r}")
+        if minimum is not None and v < minimum:
+            raise ValueError(f"{name} values must be at least {minimum}, got {list(values)!r}")
+        out.append(kind(v))
+    return tuple(out)
+
 
 #: Clinical columns of HCC-TACE-Seg the original regression used (REFERENCE.md §1).
 DEFAULT_WEAK_COLUMNS = (
@@ -155,11 +177,26 @@ class TrainConfig:
     save_half: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.network, dict):
-            self.network = NetworkConfig.from_dict(self.network)
-        self.roi_size = tuple(int(v) for v in self.roi_size)  # type: ignore[assignment]
-        self.target_spacing = tuple(float(v) for v in self.target_spacing)  # type: ignore[assignment]
-        self.hu_window = tuple(float(v) for v in self.hu_window)  # type: ignore[assignment]
+        from ..models.factory import check_scalar_fields
+
+        try:  # each field of the right type ("epochs": "3" or "amp": "no" refused by name)
+            checked = check_scalar_fields(
+                type(self), {f.name: getattr(self, f.name) for f in fields(self)}
+            )
+            for name, value in checked.items():  # coerced scalars (3.0 -> 3); the rest as given
+                setattr(self, name, value)
+            if isinstance(self.network, dict):
+                self.network = NetworkConfig.from_dict(self.network)
+            elif not isinstance(self.network, NetworkConfig):
+                raise ValueError(f"network must be an object of fields, not {self.network!r}")
+            self.roi_size = _numbers(self.roi_size, "roi_size", int, minimum=1)  # type: ignore[assignment]
+            self.target_spacing = _numbers(
+                self.target_spacing, "target_spacing", float, minimum=1e-3
+            )  # type: ignore[assignment]
+            self.hu_window = _numbers(self.hu_window, "hu_window", float)  # type: ignore[assignment]
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(str(exc)) from exc
+        self._check_ranges()
         self.weak_columns = tuple(self.weak_columns)
         if self.stage not in STAGES:
             raise SettingsError(f"stage must be one of {STAGES}, not {self.stage!r}")
@@ -201,6 +238,32 @@ class TrainConfig:
                 "aug_mask_dilate_mm must be >= 0 and aug_mask_prob in [0, 1], got "
                 f"{self.aug_mask_dilate_mm} and {self.aug_mask_prob}"
             )
+
+    def _check_ranges(self) -> None:
+        """Values a run or the saved model could not use, refused before any work."""
+        net = self.network
+        if net.in_channels != 1:
+            raise SettingsError(
+                f"network in_channels must be 1 (one CT channel), got {net.in_channels}"
+            )
+        if net.out_channels != self.n_classes:
+            raise SettingsError(
+                f"network out_channels must be {self.n_classes} for the {self.stage} stage "
+                f"({'background, liver' if self.stage == 'liver' else 'background, liver, tumor'}"
+                f"), got {net.out_channels}"
+            )
+        if self.optimizer not in OPTIMIZERS:
+            raise SettingsError(f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
+        for name in (
+            "fg_ratio", "tumor_ratio", "aug_blur", "aug_prob", "aug_mask_prob", "aug_field_prob",
+        ):  # fmt: skip
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise SettingsError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("test_fraction", "val_fraction"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise SettingsError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.num_workers < 0:
+            raise SettingsError(f"num_workers must be >= 0, got {self.num_workers}")
 
     def _check_run_settings(self) -> None:
         """The schedule, optimizer, split and device fields: in range, or a clear error."""
@@ -365,6 +428,12 @@ def recipe_from_model(folder: str | Path, stage: str) -> dict[str, Any]:
     )
     if stage == "tumor":
         section["mask_outside_liver"] = bool(meta.mask_outside_liver)
+    try:  # a hand-edited metadata.json ("lr": "fast") is named, not a traceback mid-setup
+        make_config(stage, {stage: section})
+    except (TypeError, ValueError) as exc:
+        raise ModelError(
+            folder, f"the training settings in its metadata.json cannot be reused ({exc})"
+        ) from exc
     return {stage: section}
 
 
@@ -414,6 +483,12 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     if bad:
         raise InputError(path, f"unknown sections {sorted(bad)}; use common, liver, tumor")
     recipe = {k: v for k, v in raw.items() if not k.startswith("#")}
+    for name, section in recipe.items():
+        if not isinstance(section, dict):
+            raise InputError(
+                path,
+                f"section {name!r} must be an object of settings, not {type(section).__name__}",
+            )
     for stage in STAGES:
         try:
             make_config(stage, recipe)
