@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 
@@ -121,6 +122,56 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
     res_losses = [r["losses"]["total"] for r in resumed if r["event"] == "step"]
     assert res_losses == pytest.approx(full_losses[4:], rel=1e-4, abs=1e-5)
     assert resumed[-1]["weights_digest"] == full[-1]["weights_digest"]
+
+
+def test_a_run_killed_while_saving_is_finished_or_rolled_back_never_mixed(toy_data, tmp_path):
+    """Killed between the renames that swap last/ in, the folder held no last/ and --resume
+    refused the run (advising --force, which throws it away); killed between the writes of the
+    best model's files, new weights sat beside the old metadata and loaded without a word."""
+    import shutil
+
+    from napari_livertumor.errors import ModelError
+    from napari_livertumor.training.loop import check_before_writing
+
+    full = run_all(tiny_config(toy_data, tmp_path / "full"))
+    stage = tmp_path / "cut" / "liver"
+    n = 0
+
+    def cancel_after_four():
+        return n >= 4
+
+    for r in train(tiny_config(toy_data, tmp_path / "cut"), should_cancel=cancel_after_four):
+        n += r["event"] == "step"
+    # as if killed mid-swap: the complete new state is .last-new/, the old one .last-old/
+    os.replace(stage / "last", stage / ".last-new")
+    resumed = run_all(tiny_config(toy_data, tmp_path / "cut", resume=True))
+    assert [r["step"] for r in resumed if r["event"] == "step"] == [5, 6]
+    assert resumed[-1]["weights_digest"] == full[-1]["weights_digest"]
+
+    # as if killed half-way through moving a new best model in: new weights, old metadata
+    before = (stage / "metadata.json").read_text()
+    best = stage / ".best-new"
+    best.mkdir()
+    for name in ("model.safetensors", "metadata.json", "split.json"):
+        shutil.copy(tmp_path / "full" / "liver" / name, best / name)
+    (best / ".complete").write_text("")
+    os.replace(best / "model.safetensors", stage / "model.safetensors")
+    with pytest.raises(ModelError, match="stopped while it replaced this model's files"):
+        load_model(stage)
+    check_before_writing(tiny_config(toy_data, tmp_path / "cut", resume=True))  # finishes it
+    assert not best.exists()
+    assert (stage / "metadata.json").read_text() != before
+    assert (stage / "metadata.json").read_text() == (
+        tmp_path / "full" / "liver" / "metadata.json"
+    ).read_text()
+    load_model(stage)
+
+    # killed while writing it (not marked complete): the previous model stays, the rest goes
+    best.mkdir()
+    (best / "model.safetensors").write_bytes(b"half a file")
+    check_before_writing(tiny_config(toy_data, tmp_path / "cut", resume=True))
+    assert not best.exists()
+    load_model(stage)
 
 
 def test_resume_refuses_another_recipe_but_takes_a_new_learning_rate(toy_data, tmp_path):

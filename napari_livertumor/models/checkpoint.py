@@ -201,7 +201,17 @@ def read_metadata(folder: str | Path) -> ModelMetadata:
     """Read and validate ``metadata.json`` only (cheap: no torch)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise ModelError(folder, "model folder not found")
+        raise ModelError(
+            folder,
+            "not a folder: a model is a folder" if folder.exists() else "model folder not found",
+        )
+    if (folder / ".best-new" / ".complete").is_file():  # training.loop._save_best, cut short
+        raise ModelError(
+            folder,
+            "a training run was stopped while it replaced this model's files, so they may not "
+            "belong together: the same `livertumor train` command with --resume finishes the "
+            "save (or --force replaces the model)",
+        )
     meta_path = folder / METADATA_FILE
     if not meta_path.is_file():
         raise ModelError(meta_path, "missing metadata.json: not a napari-livertumor model folder")

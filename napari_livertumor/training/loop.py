@@ -71,6 +71,7 @@ def check_before_writing(cfg: TrainConfig) -> None:
     check_writable_folder(cfg.out)
     if cfg.cache_dir:
         check_writable_folder(cfg.cache_dir)
+    recover_interrupted_save(stage_dir)
     has_state = (stage_dir / "last" / STATE_FILE).is_file()
     has_model = (stage_dir / "model.safetensors").is_file()
     if not cfg.overwrite:
@@ -98,6 +99,57 @@ def check_before_writing(cfg: TrainConfig) -> None:
             )
     if cfg.init_from and not (cfg.resume and has_state):
         load_model(cfg.init_from, stage=cfg.stage)  # ModelError: missing, corrupt, wrong stage
+
+
+#: where the best model is written before it is moved into the stage folder, and the mark of a
+#: whole one there
+BEST_NEW = ".best-new"
+COMPLETE_MARK = ".complete"
+_MODEL_FILES = ("model.safetensors", "metadata.json", "split.json")
+
+
+def _move_best_in(stage_dir: Path) -> None:
+    """Move a complete ``.best-new/`` into ``stage_dir`` file by file (also to finish one)."""
+    new = stage_dir / BEST_NEW
+    for name in _MODEL_FILES:
+        if (new / name).is_file():
+            os.replace(new / name, stage_dir / name)
+    shutil.rmtree(new, ignore_errors=True)
+
+
+def recover_interrupted_save(stage_dir: Path) -> None:
+    """Finish or undo a save that a killed run left half done.
+
+    The best model: a whole ``.best-new/`` is moved in, a partial one removed.
+
+    ``last/`` is written as ``.last-new/`` and swapped in by two renames (``last`` →
+    ``.last-old``, ``.last-new`` → ``last``). Killed between them, the folder held no ``last/``
+    and ``--resume`` refused the run. The newer state is taken when it was written whole (its
+    ``split.json`` is written last), else the older one.
+    """
+    best = stage_dir / BEST_NEW
+    if (best / COMPLETE_MARK).is_file():  # killed while moving a whole model in: finish
+        _move_best_in(stage_dir)
+        log.warning("%s: the run was stopped while saving its best model; finished that", stage_dir)
+    elif best.exists():  # killed while writing it: the folder's model is the previous one
+        shutil.rmtree(best, ignore_errors=True)
+    last = stage_dir / "last"
+    if (last / STATE_FILE).is_file():
+        return
+    new, old = stage_dir / ".last-new", stage_dir / ".last-old"
+    for candidate in (new, old):
+        complete = (candidate / STATE_FILE).is_file() and (candidate / "split.json").is_file()
+        if not complete:
+            continue
+        if last.exists():
+            shutil.rmtree(last, ignore_errors=True)
+        os.replace(candidate, last)
+        log.warning(
+            "%s: the run was stopped while saving its checkpoint; put back %s as last/",
+            stage_dir,
+            "the newer state" if candidate is new else "the previous state",
+        )
+        break
 
 
 #: what a resumed run must share with the run it continues: the network and what it is fed
@@ -508,15 +560,22 @@ class _Run:
             "validation patients (split.json 'val') at the stage grid, sliding windows as "
             "inference's defaults; ground-truth liver ROI for the tumor stage",
         )
+        # the weights, metadata and split are one model: written whole into .best-new/, marked
+        # complete, then moved in; killed in between, the folder keeps the previous model (or,
+        # once the move began, recover_interrupted_save finishes it), never a mix of the two
+        new = self.stage_dir / BEST_NEW
         try:
+            shutil.rmtree(new, ignore_errors=True)
             save_model(
-                self.stage_dir,
+                new,
                 self.net.state_dict(),
                 self._metadata(metrics),
                 half=self.config.save_half,
                 trunk_only=True,
             )
-            write_split(self.split_out, self.stage_dir / "split.json")
+            write_split(self.split_out, new / "split.json")
+            (new / COMPLETE_MARK).write_text("")
+            _move_best_in(self.stage_dir)
         except OSError as exc:
             raise LiverTumorError(f"cannot write the model to {self.stage_dir}: {exc}") from exc
 
