@@ -174,6 +174,40 @@ def test_a_run_killed_while_saving_is_finished_or_rolled_back_never_mixed(toy_da
     load_model(stage)
 
 
+def test_resume_over_a_grown_cohort_keeps_the_split_and_trains_on_the_new(
+    toy_data, tmp_path, caplog
+):
+    """The seeded split was drawn again over the grown cohort: a first part's test patient was
+    trained on in the second, and one of its training patients became a test patient."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(toy_data, data)
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for sub in ("imagesTr", "labelsTr"):
+        (aside / sub).mkdir()
+        for name in ("HCC_005.nii.gz", "HCC_006.nii.gz"):
+            os.replace(data / sub / name, aside / sub / name)
+    n = 0
+
+    def cancel_after_two():
+        return n >= 2
+
+    for r in train(tiny_config(data, tmp_path / "out"), should_cancel=cancel_after_two):
+        n += r["event"] == "step"
+    first = json.loads((tmp_path / "out" / "liver" / "last" / "split.json").read_text())
+    for sub in ("imagesTr", "labelsTr"):
+        for name in ("HCC_005.nii.gz", "HCC_006.nii.gz"):
+            os.replace(aside / sub / name, data / sub / name)
+    with caplog.at_level("WARNING"):
+        run_all(tiny_config(data, tmp_path / "out", resume=True))
+    second = json.loads((tmp_path / "out" / "liver" / "split.json").read_text())
+    assert second["test"] == first["test"] and second["val"] == first["val"]
+    assert second["train"] == first["train"] + ["HCC_005", "HCC_006"]
+    assert "2 patient(s) new since the run started go to training" in caplog.text
+
+
 def test_resume_refuses_another_recipe_but_takes_a_new_learning_rate(toy_data, tmp_path):
     """Weights trained at one HU window and resumed at another would be recorded as trained at
     the second: refused, with what differs. Learning rate, epochs and data may change."""

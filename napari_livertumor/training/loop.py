@@ -719,7 +719,31 @@ class _Run:
 
 # ---------------------------------------------------------------------- helpers
 def resolve_split(cfg: TrainConfig, ids: list[str]) -> dict[str, Any]:
-    """The split file's split, or the seeded one the config describes."""
+    """The split file's split; for a resumed run, the split it was started with; else the
+    seeded one the config describes."""
+    resumed = Path(cfg.stage_dir) / "last" / "split.json"
+    if cfg.resume and not cfg.split_file and resumed.is_file():
+        # drawn again over a grown cohort, the seeded split moved patients between lists: a
+        # first part's test patient trained on in the second, its training patient scored
+        split = read_split(resumed)
+        listed = set(split["train"]) | set(split["val"]) | set(split["test"])
+        added = [c for c in ids if c not in listed]
+        gone = sorted(listed - set(ids))
+        if added:
+            split["train"] = list(split["train"]) + added
+            log.warning(
+                "resume: %d patient(s) new since the run started go to training (the test and "
+                "validation patients stay as they were): %s",
+                len(added),
+                ", ".join(added[:8]) + (" …" if len(added) > 8 else ""),
+            )
+        if gone:
+            log.warning(
+                "resume: %d patient(s) of the run's split are no longer in the data: %s",
+                len(gone),
+                ", ".join(gone[:8]) + (" …" if len(gone) > 8 else ""),
+            )
+        return split
     if cfg.split_file:
         split = read_split(cfg.split_file)
         unknown = [c for c in split["train"] if c not in ids]
