@@ -489,3 +489,29 @@ def test_one_patients_folder_given_as_the_data_is_named_as_such(tcia_cohort, cap
     with caplog.at_level(logging.WARNING):
         index_cases(tcia_cohort)
     assert "one patient" not in caplog.text
+
+
+def test_nifti_case_names_ending_in_digits_pair_with_their_own_labels(tmp_path, caplog):
+    """case_0001.nii.gz was taken for channel 1 of a case 'case' and every image was skipped;
+    a second image of one case and a label with no image were ignored without a word."""
+    import logging
+
+    from napari_livertumor.io.nifti import write_nifti
+    from napari_livertumor.io.volume import CTVolume
+
+    vol = CTVolume(np.zeros((4, 8, 8), np.int16))
+    lab = CTVolume(np.zeros((4, 8, 8), np.uint8))
+    for name in ("case_0001", "case_0002"):
+        write_nifti(vol, tmp_path / "imagesTr" / f"{name}.nii.gz")
+        write_nifti(lab, tmp_path / "labelsTr" / f"{name}.nii.gz")
+    write_nifti(vol, tmp_path / "imagesTr" / "HCC_009_0000.nii.gz")  # nnU-Net channel naming
+    write_nifti(lab, tmp_path / "labelsTr" / "HCC_009.nii.gz")
+    write_nifti(vol, tmp_path / "imagesTr" / "HCC_009.nii")  # a second image of HCC_009
+    write_nifti(lab, tmp_path / "labelsTr" / "HCC_077.nii.gz")  # no image
+    skipped: list = []
+    with caplog.at_level(logging.WARNING):
+        records = index_cases(tmp_path, skipped)
+    assert [r.case_id for r in records] == ["HCC_009", "case_0001", "case_0002"]
+    assert records[0].image.name == "HCC_009.nii"
+    assert [c for c, _ in skipped] == ["HCC_009"] and "second image" in skipped[0][1]
+    assert "label file(s) with no image" in caplog.text and "HCC_077.nii.gz" in caplog.text

@@ -128,12 +128,9 @@ def _index_nifti(root: Path, skipped: list) -> list[CaseRecord]:
     labels_dir = root / "labelsTr"
     if not labels_dir.is_dir():
         raise InputError(root, "imagesTr/ found but no labelsTr/ folder: training needs labels")
-    records = []
-    for img in sorted((root / "imagesTr").iterdir()):
-        case = _nifti_case_id(img.name)
-        if case is None:
-            continue
-        lab = next(
+
+    def label_of(case: str) -> Path | None:
+        return next(
             (
                 labels_dir / f"{case}{s}"
                 for s in (".nii.gz", ".nii")
@@ -141,24 +138,57 @@ def _index_nifti(root: Path, skipped: list) -> list[CaseRecord]:
             ),
             None,
         )
+
+    records: list[CaseRecord] = []
+    used_labels: set[Path] = set()
+    for img in sorted((root / "imagesTr").iterdir()):
+        stem = _nifti_stem(img.name)
+        if stem is None or img.name.startswith("."):
+            continue
+        # nnU-Net names an image's channel HCC_001_0000.nii.gz beside labelsTr/HCC_001.nii.gz;
+        # a case whose own name ends in _0001 keeps it when its label does (case_0001.nii.gz)
+        channel = _nifti_case_id(img.name)
+        case, lab = stem, label_of(stem)
+        if lab is None and channel != stem:
+            case, lab = channel, label_of(channel)
         if lab is None:
             _skip(skipped, case, f"no label file {labels_dir}/{case}.nii.gz")
             continue
+        if any(r.case_id == case for r in records):
+            _skip(skipped, case, f"{img.name}: a second image of the case (kept the first)")
+            continue
+        used_labels.add(lab)
         records.append(CaseRecord(case, "nifti", img, lab))
+    orphans = sorted(
+        p.name
+        for p in labels_dir.iterdir()
+        if _nifti_stem(p.name) is not None and not p.name.startswith(".") and p not in used_labels
+    )
+    if orphans:
+        log.warning(
+            "%s: %d label file(s) with no image in imagesTr/, not used: %s",
+            labels_dir,
+            len(orphans),
+            ", ".join(orphans[:8]) + (" …" if len(orphans) > 8 else ""),
+        )
     if not records:
         raise InputError(labels_dir, "no image in imagesTr/ has a matching label file")
     return records
 
 
-def _nifti_case_id(name: str) -> str | None:
+def _nifti_stem(name: str) -> str | None:
     for suffix in (".nii.gz", ".nii"):
         if name.lower().endswith(suffix):
-            case = name[: -len(suffix)]
-            # nnU-Net style channel suffix: HCC_001_0000.nii.gz
-            if len(case) > 5 and case[-5] == "_" and case[-4:].isdigit():
-                case = case[:-5]
-            return case
+            return name[: -len(suffix)]
     return None
+
+
+def _nifti_case_id(name: str) -> str | None:
+    case = _nifti_stem(name)
+    # nnU-Net style channel suffix: HCC_001_0000.nii.gz
+    if case is not None and len(case) > 5 and case[-5] == "_" and case[-4:].isdigit():
+        case = case[:-5]
+    return case
 
 
 def _index_tcia_patient(folder: Path, skipped: list) -> CaseRecord | None:
