@@ -622,3 +622,20 @@ def test_init_default_and_a_recipe_by_name_work_outside_a_source_checkout(tmp_pa
     args = parser.parse_args(["--data", "d", "--out", "o", "--config", "nosuch.json"])
     with pytest.raises(InputError, match="built-in recipes, by name: .*hcc_tace_gpu"):
         train_cmd.build_configs(args)
+
+
+def test_ctrl_c_before_anything_is_saved_does_not_claim_a_saved_state(
+    toy_data, tmp_path, capsys, monkeypatch
+):
+    import napari_livertumor.training.loop as loop
+    from napari_livertumor.cli import main
+
+    def interrupted(cfg, **kw):
+        raise KeyboardInterrupt
+        yield  # a generator, as train is
+
+    monkeypatch.setattr(loop, "train", interrupted)
+    rc = main(["train", "--data", str(toy_data), "--out", str(tmp_path / "o"), "--stage", "liver"])
+    assert rc == 130
+    err = capsys.readouterr().err
+    assert "stopped before the liver run saved anything" in err and "--resume" not in err

@@ -121,9 +121,13 @@ def run(args) -> int:
             try:
                 print_reports(train(cfg), sys.stdout)
             except KeyboardInterrupt:
+                last = Path(cfg.stage_dir) / "last"
                 print(
-                    f"== stopped: the {cfg.stage} run's state is in {cfg.stage_dir / 'last'}; "
-                    "the same command with --resume continues it",
+                    f"== stopped: the {cfg.stage} run's state is in {last}; the same command "
+                    "with --resume continues it"
+                    if (last / "train_state.pt").is_file()
+                    else f"== stopped before the {cfg.stage} run saved anything (while preparing "
+                    "the data); the same command starts it again",
                     file=sys.stderr,
                     flush=True,
                 )
