@@ -492,6 +492,9 @@ def test_fine_tuning_starts_from_an_existing_models_weights(toy_data, tmp_path):
     assert reports[-1]["event"] == "done"
     tuned = load_model(tmp_path / "b" / "liver", stage="liver")
     assert tuned.metadata.training["init_from"]["folder"] == str(tmp_path / "a" / "liver")
+    start = read_metadata(tmp_path / "a" / "liver").metrics
+    recorded = tuned.metadata.training["init_from"]["metrics"]  # it was always {}
+    assert recorded and recorded["val_dice_liver"] == start["val_dice_liver"]
     assert tuned.metadata.lesion_filter == {"min_ml": 0.1, "min_peak": 2.0}
     for k, v in tuned.network.state_dict().items():
         if v.is_floating_point():

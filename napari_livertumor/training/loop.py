@@ -660,7 +660,12 @@ class _Run:
         info = {
             "folder": str(folder),
             "steps": (meta.training or {}).get("steps"),
-            "metrics": {k: v for k, v in (meta.metrics or {}).items() if k in ("val_dice",)},
+            # the starting model's validation figures (val_dice_liver, val_dice_tumor, score)
+            "metrics": {
+                k: v
+                for k, v in (meta.metrics or {}).items()
+                if (k.startswith("val_dice") or k == "score") and isinstance(v, (int, float))
+            },
         }
         if meta.lesion_filter:  # a post-processing setting: kept, not silently dropped
             info["lesion_filter"] = dict(meta.lesion_filter)
