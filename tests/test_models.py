@@ -298,6 +298,18 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
     with caplog.at_level(logging.WARNING):
         make_ensemble(tmp_path / "twins", [a, twin])
     assert "same weights" in caplog.text
+    # a training run's folder: its last/ would go on training over the ensemble
+    run = tmp_path / "run"
+    shutil.copytree(a, run)
+    (run / "last").mkdir()
+    with pytest.raises(ModelError, match="holds a training run"):
+        make_ensemble(run, [a, b], force=True)
+    # a model with its split, replaced: the split (of the model that is gone) goes too
+    replaced = tmp_path / "replaced"
+    shutil.copytree(a, replaced)
+    (replaced / "split.json").write_text('{"train": [], "test": ["HCC_001"]}')
+    make_ensemble(replaced, [a, b], force=True)
+    assert not (replaced / "split.json").exists()
 
 
 @pytest.mark.parametrize(

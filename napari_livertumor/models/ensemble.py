@@ -65,6 +65,12 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
                 "holds liver/ and tumor/ models (a models root): give a stage folder, "
                 "e.g. OUT/tumor",
             )
+        if (folder / "last").is_dir():
+            raise ModelError(
+                folder,
+                "holds a training run (last/ is its state for --resume): an ensemble written "
+                "there would be overwritten when the run goes on; give another folder",
+            )
         if (folder / METADATA_FILE).exists():
             if not force:
                 raise ModelError(folder, "a model is already there (use --force to replace it)")
@@ -119,7 +125,12 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
             "metrics": {"members": [m.metrics for m in metas]},
         }
     )
-    return save_model(folder, tensors, meta)  # members > 1: the keys are kept as they are
+    out = save_model(folder, tensors, meta)  # members > 1: the keys are kept as they are
+    stale = folder / "split.json"  # the replaced model's split: evaluate would trust it
+    if stale.is_file():
+        stale.unlink()
+        log.info("%s: removed the replaced model's split.json", folder)
+    return out
 
 
 def _same_folder(a: Path, b) -> bool:
