@@ -515,3 +515,18 @@ def test_nifti_case_names_ending_in_digits_pair_with_their_own_labels(tmp_path, 
     assert records[0].image.name == "HCC_009.nii"
     assert [c for c, _ in skipped] == ["HCC_009"] and "second image" in skipped[0][1]
     assert "label file(s) with no image" in caplog.text and "HCC_077.nii.gz" in caplog.text
+
+
+def test_a_training_output_inside_the_data_folder_is_not_a_patient(tcia_cohort, tmp_path):
+    """--out inside --data: the next run listed the model folder as a skipped patient."""
+    import shutil
+
+    from napari_livertumor.models import make_untrained_model
+
+    data = tmp_path / "data"
+    shutil.copytree(tcia_cohort, data)
+    make_untrained_model(data / "models" / "liver", "liver")
+    skipped: list = []
+    records = index_cases(data, skipped)
+    assert [r.case_id for r in records] == ["HCC_001", "HCC_002", "HCC_003"]
+    assert skipped == []

@@ -81,7 +81,11 @@ def index_cases(data: str | Path, skipped: list | None = None) -> list[CaseRecor
     skipped = skipped if skipped is not None else []
     if (root / "imagesTr").is_dir():
         return _index_nifti(root, skipped)
-    patients = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    patients = sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and not _holds_models(p)
+    )
     if not patients:
         raise InputError(
             root,
@@ -174,6 +178,17 @@ def _index_nifti(root: Path, skipped: list) -> list[CaseRecord]:
     if not records:
         raise InputError(labels_dir, "no image in imagesTr/ has a matching label file")
     return records
+
+
+def _holds_models(folder: Path) -> bool:
+    """A training output (``--out`` inside ``--data``), not a patient: skipped, said once."""
+    found = any(
+        (d / "metadata.json").is_file() and (d / "model.safetensors").is_file()
+        for d in (folder, folder / "liver", folder / "tumor")
+    )
+    if found:
+        log.info("%s: holds trained models (a training output), not a patient; skipped", folder)
+    return found
 
 
 def _nifti_stem(name: str) -> str | None:
