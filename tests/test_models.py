@@ -329,3 +329,29 @@ def test_metadata_values_the_pipeline_cannot_use_are_refused_on_load(model_dir, 
     with pytest.raises(ModelError, match=match) as info:
         read_metadata(model_dir)
     assert "metadata.json" in str(info.value)
+
+
+def test_model_folder_mistakes_are_said_plainly(tmp_path, capsys):
+    """A metadata.json without 'stage' gave Python's "__init__() missing 1 required positional
+    argument"; a file for a folder gave "model folder not found"; --stage both with one
+    model's folder named <folder>/liver as missing."""
+    import json
+
+    from napari_livertumor.cli import main
+
+    a = make_untrained_model(tmp_path / "a", "liver", seed=1)
+    meta = json.loads((a / "metadata.json").read_text())
+    del meta["stage"]
+    (a / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=r"missing field\(s\) stage"):
+        read_metadata(a)
+    (tmp_path / "recipe.json").write_text("{}")
+    with pytest.raises(ModelError, match="not a folder: a model is a folder"):
+        read_metadata(tmp_path / "recipe.json")
+    b = make_untrained_model(tmp_path / "b", "liver", seed=1)
+    rc = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--stage", "both",
+               "--init", str(b)])  # fmt: skip
+    assert rc == 1
+    assert (
+        "is one model; --stage both starts from a folder holding liver/" in capsys.readouterr().err
+    )

@@ -92,6 +92,14 @@ def build_configs(args) -> list:
         if init == "default" and not Path(init).exists():  # the installed models
             init = str(default_model_dir(s))
         elif init and len(stages) > 1:
+            if (Path(init) / "metadata.json").is_file() and not (Path(init) / s).is_dir():
+                from ..errors import InputError
+
+                raise InputError(
+                    init,
+                    "is one model; --stage both starts from a folder holding liver/ and "
+                    "tumor/ (or give --stage liver or tumor with this model)",
+                )
             init = str(Path(init) / s)
         # fine-tuning without a recipe: the model's own recipe, so its weights fit the network
         stage_recipe = recipe_from_model(init, s) if init and not args.config else recipe

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,14 @@ class ModelMetadata:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelMetadata:
+        if not isinstance(d, dict):
+            raise ValueError("metadata.json must hold a JSON object")
+        needed = [
+            f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
+        ]
+        missing = [k for k in needed if k not in d]
+        if missing:
+            raise ValueError(f"missing field(s) {', '.join(missing)}")
         d = dict(d)
         d["network"] = NetworkConfig.from_dict(d["network"])
         d["hu_window"] = tuple(float(v) for v in d["hu_window"])
@@ -214,7 +222,7 @@ def read_metadata(folder: str | Path) -> ModelMetadata:
         )
     meta_path = folder / METADATA_FILE
     if not meta_path.is_file():
-        raise ModelError(meta_path, "missing metadata.json: not a napari-livertumor model folder")
+        raise ModelError(folder, "no metadata.json here: not a napari-livertumor model folder")
     try:
         raw = json.loads(meta_path.read_text())
         meta = ModelMetadata.from_dict(raw)
