@@ -279,6 +279,13 @@ class FormScroll(QScrollArea):
             bar = self.verticalScrollBar().sizeHint().width()
             self.setMinimumWidth(inner.minimumSizeHint().width() + frame + bar)
 
+    def sizeHint(self):  # noqa: N802 - Qt's name: the whole form, when there is room
+        inner = self.widget()
+        hint = super().sizeHint()
+        if inner is not None:
+            hint.setHeight(inner.sizeHint().height() + 2 * self.frameWidth() + 2)
+        return hint
+
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
         if obj is self.widget() and event.type() == QEvent.LayoutRequest:
             self._fit()

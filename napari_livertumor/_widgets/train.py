@@ -187,8 +187,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
         layout.addWidget(self.form_scroll)
         layout.addWidget(self.start_button)
         layout.addWidget(self.progress_bar)
-        layout.addWidget(self.canvas, 1)
-        layout.addWidget(self.log)
+        layout.addWidget(self.canvas, 2)
+        layout.addWidget(self.log, 1)
         layout.addWidget(self.status)
 
         self.data_browse.clicked.connect(self._browse_data)
