@@ -43,6 +43,14 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
     labels = _labels_array(data)
     metadata = attributes.get("metadata") or {}
     volume = _reference(attributes, labels.shape)
+    shared = volume.meta.get("grid_shared_by")
+    if shared:
+        raise InputError(
+            out,
+            f"this labels layer lies on the grid of several CTs ({', '.join(shared)}): a DICOM "
+            "SEG must reference the one it was drawn on; save it from a layer made on that CT "
+            "(the Segment panel, or Load CT's ground truth), or save it as NIfTI",
+        )
     if not volume.meta.get("files"):
         raise InputError(
             out,

@@ -258,3 +258,44 @@ def test_a_new_labels_layer_painted_on_an_oblique_ct_is_written_in_that_ct_geome
     # a layer on no loaded CT's grid keeps its own scale and translate, axis-aligned
     other = viewer.add_labels(labels.copy(), scale=(3.0, 1.0, 1.0), name="elsewhere")
     assert np.allclose(_layers.volume_of(other, viewer.layers).direction, np.eye(3))
+
+
+def test_only_a_mask_takes_a_ct_geometry_and_two_phases_on_one_grid_never_pick_a_seg_series(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """An image layer without a CT of its own took the loaded CT's voxels too (Segment ran on
+    the other scan); a mask on the shared grid of two phases got the first one's series for its
+    DICOM SEG by chance."""
+    import dataclasses
+
+    vol, labels = _oblique_feet_first_ct()
+    viewer = make_napari_viewer()
+    ct = _layers.add_ct_layer(viewer, vol, name="CT")
+    other = viewer.add_image(
+        np.full(vol.shape, -900, np.int16), scale=ct.scale, translate=ct.translate, name="copy"
+    )
+    got = _layers.volume_of(other, viewer.layers)
+    assert (got.array == -900).all()  # its own voxels, not the CT's
+
+    arterial = dataclasses.replace(
+        vol, meta={**vol.meta, "series_uid": "1.2.ART", "files": ["a.dcm"] * vol.shape[0]}
+    )
+    venous = dataclasses.replace(
+        vol, meta={**vol.meta, "series_uid": "1.2.VEN", "files": ["v.dcm"] * vol.shape[0]}
+    )
+    viewer.layers.remove(ct)
+    _layers.add_ct_layer(viewer, arterial, name="arterial")
+    _layers.add_ct_layer(viewer, venous, name="venous")
+    mine = viewer.add_labels(labels.copy(), scale=ct.scale, translate=ct.translate, name="mine")
+    shared = _layers.volume_of(mine, viewer.layers)
+    assert shared.same_grid(vol) and not shared.meta.get("files")
+    assert shared.meta["grid_shared_by"] == ["arterial", "venous"]
+    widget = ExportWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.labels_combo.setCurrentText("mine")
+    widget.folder.setText(str(tmp_path / "out"))
+    widget.seg_check.setEnabled(True)
+    widget.seg_check.setChecked(True)
+    _export(widget, qtbot)
+    assert "lies on the grid of several CTs (arterial, venous)" in widget.status.text()
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -201,9 +201,10 @@ def volume_of(layer: Layer, layers=None) -> CTVolume:
         if vol.shape == tuple(layer.data.shape):
             return vol
         raise ValueError(f"layer '{layer.name}' no longer matches its CT grid")
-    same = grid_volume(layers or (), layer.data.shape, layer.scale, layer.translate)
-    if same is not None:
-        return same
+    if getattr(layer, "_type_string", "") == "labels":  # a mask drawn on a CT: the CT's frame
+        same = grid_volume(layers or (), layer.data.shape, layer.scale, layer.translate)
+        if same is not None:
+            return same
     data = np.asarray(layer.data)
     if data.ndim != 3:
         raise ValueError(f"layer '{layer.name}' is not a 3D volume")
@@ -218,21 +219,47 @@ def volume_of(layer: Layer, layers=None) -> CTVolume:
 
 
 def grid_volume(layers, shape, scale, translate) -> CTVolume | None:
-    """The CTVolume of one of ``layers`` whose grid is (``shape``, ``scale``, ``translate``)."""
+    """The geometry of the CT layer among ``layers`` whose grid is (``shape``, ``scale``,
+    ``translate``), for a mask drawn on it: a CTVolume holding that CT's array, orientation,
+    origin and DICOM identity.
+
+    Only the plugin's CT image layers count (not a labels layer's copy of a grid). When several
+    CTs of different series share the grid (the phases of a stacked series), the geometry is
+    theirs but the DICOM identity is not kept (``meta["grid_shared_by"]`` names them): a DICOM
+    SEG must not reference one of them by chance.
+    """
     shape = tuple(int(n) for n in shape)
     if len(shape) != 3:
         return None
     scale = np.asarray(scale, float)[-3:]
     translate = np.asarray(translate, float)[-3:]
+    found: list[tuple[str, CTVolume]] = []
     for ly in layers:
-        vol = (getattr(ly, "metadata", None) or {}).get(CT_VOLUME)
-        if not isinstance(vol, CTVolume) or tuple(vol.shape) != shape:
+        meta = getattr(ly, "metadata", None) or {}
+        vol = meta.get(CT_VOLUME)
+        if meta.get(ROLE) != "ct" or not isinstance(vol, CTVolume) or tuple(vol.shape) != shape:
             continue
         if np.allclose(vol.napari_scale, scale, rtol=1e-4, atol=1e-4) and np.allclose(
             vol.napari_translate, translate, rtol=0, atol=1e-3 * float(scale.max())
         ):
-            return vol
-    return None
+            found.append((ly.name, vol))
+    if not found:
+        return None
+    series = {
+        str(v.meta.get("series_uid") or "") + "/" + str(v.meta.get("acquisition_number"))
+        for _, v in found
+    }
+    name, vol = found[0]
+    if len(series) == 1:
+        return vol
+    plain = {k: v for k, v in vol.meta.items() if k not in _DICOM_IDENTITY}
+    plain["grid_shared_by"] = [n for n, _ in found]
+    return CTVolume(vol.array, vol.spacing, vol.origin, vol.direction, plain)
+
+
+#: what ties a CTVolume to its DICOM files (a SEG references them)
+_DICOM_IDENTITY = ("files", "sop_instance_uids", "series_uid", "sop_class_uid", "study_uid",
+                   "frame_of_reference_uid")  # fmt: skip
 
 
 def tumor_not_assessed(layer, labels=None) -> bool:

@@ -182,6 +182,16 @@ class ExportWidget(JobWidgetMixin, QWidget):
         except ValueError as exc:
             set_status(self.status, str(exc), error=True)
             return
+        shared = volume.meta.get("grid_shared_by")
+        if shared and any(f.name.endswith("_seg.dcm") for f in files):
+            set_status(
+                self.status,
+                f"'{layer.name}' lies on the grid of several CTs ({', '.join(shared)}): a DICOM "
+                "SEG must reference the one it was drawn on. Untick DICOM SEG (the NIfTI is the "
+                "same for all of them), or export a layer made on that CT.",
+                error=True,
+            )
+            return
         kinds = {f.name.removeprefix(self._case() + "_"): f for f in files}
         extra = {}
         model_stats = layer.metadata.get("stats") or {}
