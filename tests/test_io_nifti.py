@@ -159,19 +159,28 @@ def test_complex_voxels_are_refused_and_a_header_without_orientation_is_warned_a
     assert any("no orientation" in w for w in vol.meta["warnings"])
 
 
-def test_a_gantry_tilted_volume_keeps_its_exact_sform_and_no_approximate_qform(tmp_path):
-    """A sheared (tilted) grid got nibabel's nearest-rotation qform too, and readers that prefer
-    the qform (ITK, SimpleITK) put the voxels 14 mm away on a 15° tilt."""
+def test_a_gantry_tilted_volume_keeps_its_exact_sform_and_says_how_far_off_a_qform_is(
+    tmp_path, caplog
+):
+    """A sheared (tilted) grid cannot be a qform: nibabel stores the nearest rotation, which ITK
+    readers use (they refuse a file whose only geometry is sheared). The sform stays exact and
+    the write says how far off the qform places voxels."""
+    import logging
+
     tilt = np.deg2rad(15)
     direction = np.eye(3)
     direction[:, 2] = [0.0, np.sin(tilt), np.cos(tilt)]  # slices step along z and along y
     ct = CTVolume(np.zeros((6, 8, 9), np.int16), (2.5, 0.7, 0.7), (-50.0, 20.0, 100.0), direction)
-    hdr = nib.load(write_nifti(ct, tmp_path / "tilted.nii.gz")).header
-    assert int(hdr["qform_code"]) == 0 and int(hdr["sform_code"]) == 1
+    with caplog.at_level(logging.WARNING):
+        hdr = nib.load(write_nifti(ct, tmp_path / "tilted.nii.gz")).header
+    assert int(hdr["qform_code"]) == 1 and int(hdr["sform_code"]) == 1
     np.testing.assert_allclose(hdr.get_sform(), ct.affine, atol=1e-5)
+    assert "the grid is sheared" in caplog.text and "mm off" in caplog.text
     back = read_nifti(tmp_path / "tilted.nii.gz")
     np.testing.assert_allclose(back.affine, ct.affine, atol=1e-5)
-    # an orthonormal (merely oblique) grid keeps both, equal
-    hdr = nib.load(write_nifti(oblique_ct(), tmp_path / "oblique.nii.gz")).header
-    assert int(hdr["qform_code"]) == 1
+    # an orthonormal (merely oblique) grid: both equal, nothing said
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        hdr = nib.load(write_nifti(oblique_ct(), tmp_path / "oblique.nii.gz")).header
     np.testing.assert_allclose(hdr.get_qform(), hdr.get_sform(), atol=1e-4)
+    assert "sheared" not in caplog.text
