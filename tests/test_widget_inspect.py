@@ -158,3 +158,25 @@ def test_a_liver_only_segmentation_shows_its_tumor_as_not_computed(viewer_with_l
     assert widget.volume_table.item(1, 1).text() == "not computed (liver only)"
     rows = [widget.score_table.item(r, 0).text() for r in range(widget.score_table.rowCount())]
     assert rows == ["liver"]
+
+
+def test_a_layer_deleted_while_measured_gets_no_figures(viewer_with_labels, qtbot, monkeypatch):
+    """The Measure result arrived after the delete and filled the tables under an empty
+    picker."""
+    import time
+
+    import napari_livertumor.stats as stats_mod
+
+    viewer, widget, *_ = viewer_with_labels
+    real = stats_mod.compute_stats
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stats_mod, "compute_stats", slow)
+    widget.measure_button.click()
+    viewer.layers.remove("tiny CT segmentation")  # while Measure runs
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.volume_table.rowCount() == 0 and widget.stats is None
+    assert "removed or another layer chosen while it was measured" in widget.status.text()

@@ -202,6 +202,16 @@ class InspectWidget(JobWidgetMixin, QWidget):
         )
 
     def _show(self, name: str, stats: dict, scores: dict | None, layer=None) -> None:
+        if layer is not None and (
+            layer not in self.viewer.layers or layer is not self.labels_layer()
+        ):
+            # deleted, or another layer chosen, while it was measured: these figures are no one's
+            set_status(
+                self.status,
+                f"'{name}' was removed or another layer chosen while it was measured; "
+                "nothing shown.",
+            )
+            return
         self.stats, self.scores = stats, scores
         self._measured_layer = layer if layer is not None else self.labels_layer()
         unknown = self._measured_layer is not None and _layers.tumor_not_assessed(
