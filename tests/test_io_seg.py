@@ -206,6 +206,11 @@ def test_a_liver_tumor_label_is_a_tumor_not_liver():
     )
     assert [label_to_class(t) for t in labels] == [2, 2, 2, 2, 2, 3]
     assert label_to_class("Liver parenchyma") == 1 and label_to_class("Whole liver") == 1
+    # negated tumor words are liver, plurals count, a non-enhancing tumor is still a tumor
+    negated = ("Non-tumor liver", "Tumor-free liver", "Liver without tumor",
+               "Liver (tumor excluded)", "liver excluding lesions")  # fmt: skip
+    assert [label_to_class(t) for t in negated] == [1] * 5
+    assert [label_to_class(t) for t in ("Tumors", "lesions", "Non-enhancing tumor")] == [2, 2, 2]
 
 
 def test_labels_on_slices_filled_over_a_gap_are_left_out_of_the_seg_and_said(tmp_path, ct):

@@ -51,10 +51,21 @@ def label_to_class(label: str) -> int:
     key = re.sub(r"[\s_\-]+", " ", label.strip().lower())
     if key in LABEL_TO_CLASS:
         return LABEL_TO_CLASS[key]
+    # "Non-tumor liver", "Tumor-free liver", "Liver without tumor", "Liver (tumor excluded)":
+    # the tumor word is negated, and the segment is liver
+    tumor_words = r"(?:tumou?r|mass|lesion|hcc|necrosis)s?"
+    negated = re.search(
+        rf"\b(?:non|no|not|without|excluding|except)\s+{tumor_words}\b"
+        rf"|\b{tumor_words}\s+(?:free|excluded)\b",
+        key,
+    )
     # words of the more specific classes first: "Liver mass", "Liver tumor" and "Liver lesion"
-    # are tumors, "Portal vein (liver)" a vessel; a number may follow a word ("Mass1", "Tumor 2")
+    # are tumors, "Portal vein (liver)" a vessel; a plural or a number may follow a word
+    # ("Tumors", "Mass1", "Tumor 2")
     for word, value in sorted(LABEL_TO_CLASS.items(), key=lambda kv: kv[1] == 1):
-        if re.search(rf"\b{word}\d*\b", key):
+        if value == 2 and negated:
+            continue
+        if re.search(rf"\b{word}s?\d*\b", key):
             return value
     return 0
 
