@@ -422,3 +422,24 @@ def test_a_hidden_layer_is_never_refined_and_undo_forgets_deleted_layers(refine_
     hidden.visible = True
     widget.apply_slice_button.click()
     assert (np.asarray(hidden.data) != before).any()
+
+
+def test_a_layer_removed_or_hidden_while_applying_to_all_is_left_alone(refine_setup, qtbot):
+    """Apply to all wrote into a layer deleted (or hidden) while the contour ran, and counted an
+    undo step on it; hiding the overlay to look at the CT emptied the lesion list."""
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.refresh_lesions()
+    n_lesions = widget.lesion_combo.count()
+    seg.visible = False
+    widget.refresh_lesions()
+    assert widget.lesion_combo.count() == n_lesions > 1  # the list stays while it is hidden
+    seg.visible = True
+
+    widget.iterations.value = 40
+    before = np.asarray(seg.data).copy()
+    widget.apply_all_button.click()
+    seg.visible = False  # while the contour runs
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    np.testing.assert_array_equal(seg.data, before)
+    assert "was hidden while refining; nothing applied" in widget.status.text()
+    assert len(widget.history) == 0

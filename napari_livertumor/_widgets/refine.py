@@ -368,7 +368,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def _layer(self, name: str):
         return self.viewer.layers[name] if name in self.viewer.layers else None
 
-    def _inputs(self, z: int | None = None):
+    def _inputs(self, z: int | None = None, apply: bool = False):
         """``(ct_layer, mask_layer, tumor, liver, spacing)`` for the chosen layers.
 
         With ``z``, ``tumor`` and ``liver`` are that slice only (the preview needs no more, and
@@ -381,7 +381,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             raise ValueError("Choose a CT image layer.")
         if mask_layer is None:
             raise ValueError("Choose the labels layer holding the tumor.")
-        if z is None and not mask_layer.visible:  # an Apply: never into a layer nobody sees
+        if apply and not mask_layer.visible:  # never applied into a layer nobody sees
             raise ValueError(
                 f"'{mask_layer.name}' is hidden: show it (its eye in the layer list), or choose "
                 "another Tumor labels layer, before applying."
@@ -557,7 +557,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def apply_slice(self) -> None:
         """Refine the current slice with the controls' settings and write it (undoable)."""
         try:
-            ct_layer, mask_layer, tumor, liver, spacing = self._inputs()
+            ct_layer, mask_layer, tumor, liver, spacing = self._inputs(apply=True)
         except ValueError as exc:
             set_status(self.status, str(exc), error=True)
             return
@@ -579,7 +579,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def apply_lesion(self, lesion: int | None = None) -> None:
         """Refine one lesion in 3D: ``lesion`` id, the one chosen in the list, or under the mouse."""
         try:
-            ct_layer, mask_layer, tumor, liver, spacing = self._inputs()
+            ct_layer, mask_layer, tumor, liver, spacing = self._inputs(apply=True)
         except ValueError as exc:
             set_status(self.status, str(exc), error=True)
             return
@@ -631,7 +631,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def apply_all(self) -> None:
         """Refine every lesion in 3D in a worker (progress bar; the button becomes Cancel)."""
         try:
-            ct_layer, mask_layer, tumor, liver, spacing = self._inputs()
+            ct_layer, mask_layer, tumor, liver, spacing = self._inputs(apply=True)
         except ValueError as exc:
             set_status(self.status, str(exc), error=True)
             return
@@ -659,6 +659,16 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
     def _commit(self, mask_layer, tumor_before, liver, tumor_after, what: str) -> None:
         """Write the new tumor into the labels layer, inside the liver only, with an undo step."""
+        if mask_layer not in self.viewer.layers or not mask_layer.visible:
+            # deleted or hidden while the contour ran (Apply to all, or to a lesion, run apart)
+            set_status(
+                self.status,
+                f"'{mask_layer.name}' was "
+                + ("removed" if mask_layer not in self.viewer.layers else "hidden")
+                + " while refining; nothing applied.",
+                error=True,
+            )
+            return
         data = mask_layer.data
         if data.shape != tumor_after.shape:
             set_status(
