@@ -85,6 +85,9 @@ def test_a_split_file_with_a_patient_in_two_lists_is_refused_by_name(tmp_path):
         read_split(path)
     path.write_text(json.dumps({"train": ["HCC_001"], "val": ["HCC_002"], "test": ["HCC_003"]}))
     assert read_split(path)["test"] == ["HCC_003"]
+    # evaluation reads only 'test': training patients scored on purpose get a warning
+    path.write_text(json.dumps({"train": ["HCC_001", "HCC_002"], "test": ["HCC_001"]}))
+    assert read_split(path, require_train=False)["test"] == ["HCC_001"]
 
 
 def test_label_mapping_per_stage_and_tlvr():

@@ -646,12 +646,16 @@ def read_split(path: str | Path, *, require_train: bool = True) -> dict[str, Any
         if not isinstance(split.setdefault(k, []), list):
             raise InputError(path, f"'{k}' in a split file must be a list of patient IDs")
     # a patient in two lists is trained on and then scored as unseen (or validated on):
-    # refused, naming them, rather than a test figure that silently covers training patients
+    # refused for training, naming them; evaluation reads only 'test' (scoring training
+    # patients on purpose is a fair question to ask) and says so
     for a, b in (("train", "test"), ("train", "val"), ("val", "test")):
         both = sorted(set(map(str, split[a])) & set(map(str, split[b])))
         if both:
             listed = ", ".join(both[:8]) + (f" and {len(both) - 8} more" if len(both) > 8 else "")
-            raise InputError(path, f"{len(both)} patient(s) are in both '{a}' and '{b}': {listed}")
+            text = f"{len(both)} patient(s) are in both '{a}' and '{b}': {listed}"
+            if require_train:
+                raise InputError(path, text)
+            log.warning("%s: %s (evaluating its 'test' list as given)", path, text)
     split["_path"] = str(path)
     return split
 
