@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -126,14 +127,18 @@ def run(args) -> int:
             warm_cache(configs)
         for cfg in configs:
             print(f"== training the {cfg.stage} model -> {cfg.stage_dir}", flush=True)
+            started = time.time()
             try:
                 print_reports(train(cfg), sys.stdout)
             except KeyboardInterrupt:
                 last = Path(cfg.stage_dir) / "last"
+                state = last / "train_state.pt"
+                # this run's state, or the one it resumed; not a run --force is replacing
+                ours = state.is_file() and (cfg.resume or state.stat().st_mtime >= started)
                 print(
                     f"== stopped: the {cfg.stage} run's state is in {last}; the same command "
                     "with --resume continues it"
-                    if (last / "train_state.pt").is_file()
+                    if ours
                     else f"== stopped before the {cfg.stage} run saved anything (while preparing "
                     "the data); the same command starts it again",
                     file=sys.stderr,
