@@ -272,7 +272,8 @@ def test_a_slice_reacquired_under_another_acquisition_number_is_a_duplicate_not_
     assert volume.shape == source.shape
     assert (volume.array[2] == 77).all()
     warnings = " ".join(volume.meta["warnings"])
-    assert "repeated an existing position" in warnings and "acquisitions" not in warnings
+    assert "repeated an existing position" in warnings and "stacks" not in warnings
+    assert "copies carry AcquisitionNumbers 1, 2" in warnings
 
 
 def test_missing_slice_is_reported_and_the_grid_stays_true(tmp_path):

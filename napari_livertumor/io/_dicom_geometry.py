@@ -273,8 +273,10 @@ def _deduplicate(slices: list[SliceHeader], warnings: list[str]) -> list[SliceHe
     tol = max(0.01, min(0.1, 0.2 * float(np.median(real)))) if real.size else 0.01
     kept: list[SliceHeader] = []
     dropped: list[SliceHeader] = []
+    pairs: set[tuple] = set()  # AcquisitionNumbers of each pair of copies
     for h in slices:
         if kept and abs(h.location - kept[-1].location) < tol:
+            pairs.add(tuple(sorted((str(h.acquisition_number), str(kept[-1].acquisition_number)))))
             if h.instance_number >= kept[-1].instance_number:
                 dropped.append(kept[-1])
                 kept[-1] = h
@@ -286,9 +288,16 @@ def _deduplicate(slices: list[SliceHeader], warnings: list[str]) -> list[SliceHe
         # NBIA names every series' files 1-001.dcm…: the folder says which series
         names = ", ".join(f"{h.path.parent.name}/{h.path.name}" for h in dropped[:5])
         more = f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""
+        mixed = sorted({a for pair in pairs if pair[0] != pair[1] for a in pair})
+        across = (
+            f" (copies carry AcquisitionNumbers {', '.join(mixed)}: re-acquired slices, or a "
+            "short second pass over the same positions; check the series if the latter)"
+            if mixed
+            else ""
+        )
         warnings.append(
             f"{len(dropped)} slice(s) repeated an existing position; kept the higher "
-            f"InstanceNumber and left out: {names}{more}"
+            f"InstanceNumber and left out: {names}{more}{across}"
         )
     return kept
 
