@@ -60,9 +60,11 @@ def read_dicom_layers(path) -> list[tuple]:
         try:
             volume, labels = load_tcia_case(target.parent.parent, seg_path=target)
         except InputError as exc:
+            where = "" if exc.path in (None, target) else f" ({exc.path})"
             raise InputError(
                 target,
-                f"{exc}\nThis is a DICOM SEG: it opens on the CT series it was drawn on, looked "
+                f"{exc.problem}{where}\nThis is a DICOM SEG: it opens on the CT series it was "
+                "drawn on, looked "
                 f"for in {target.parent.parent} and among the CTs open in the viewer. Open that "
                 "CT first, then this file again (or choose it as the ground truth in Load CT).",
             ) from exc
