@@ -211,6 +211,11 @@ def test_a_liver_tumor_label_is_a_tumor_not_liver():
                "Liver (tumor excluded)", "liver excluding lesions")  # fmt: skip
     assert [label_to_class(t) for t in negated] == [1] * 5
     assert [label_to_class(t) for t in ("Tumors", "lesions", "Non-enhancing tumor")] == [2, 2, 2]
+    # one negated word does not cancel the tumor beside it; "Masses" is plural of Mass
+    still_tumor = ("Liver tumor, no necrosis", "Tumor without necrosis", "HCC excluding necrosis",
+                   "Viable tumor (necrosis excluded)", "Masses", "Liver masses 2", "Necroses")  # fmt: skip
+    assert [label_to_class(t) for t in still_tumor] == [2] * 7
+    assert label_to_class("Liver, no masses") == 1
 
 
 def test_labels_on_slices_filled_over_a_gap_are_left_out_of_the_seg_and_said(tmp_path, ct):

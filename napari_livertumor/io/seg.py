@@ -36,6 +36,7 @@ LABEL_TO_CLASS = {
     "tumour": 2,
     "lesion": 2,
     "necrosis": 2,
+    "necroses": 2,
     "hcc": 2,
     "portal vein": 3,
     "portalvein": 3,
@@ -52,20 +53,20 @@ def label_to_class(label: str) -> int:
     if key in LABEL_TO_CLASS:
         return LABEL_TO_CLASS[key]
     # "Non-tumor liver", "Tumor-free liver", "Liver without tumor", "Liver (tumor excluded)":
-    # the tumor word is negated, and the segment is liver
-    tumor_words = r"(?:tumou?r|mass|lesion|hcc|necrosis)s?"
-    negated = re.search(
+    # a negated tumor word says what the segment is not; it is taken out before the search, so
+    # "Tumor without necrosis" stays a tumor and "Non-tumor liver" is liver
+    tumor_words = r"(?:tumou?rs?|mass(?:es)?|lesions?|hcc|necros[ie]s)"
+    key = re.sub(
         rf"\b(?:non|no|not|without|excluding|except)\s+{tumor_words}\b"
         rf"|\b{tumor_words}\s+(?:free|excluded)\b",
+        " ",
         key,
     )
     # words of the more specific classes first: "Liver mass", "Liver tumor" and "Liver lesion"
     # are tumors, "Portal vein (liver)" a vessel; a plural or a number may follow a word
-    # ("Tumors", "Mass1", "Tumor 2")
+    # ("Tumors", "Masses", "Mass1", "Tumor 2")
     for word, value in sorted(LABEL_TO_CLASS.items(), key=lambda kv: kv[1] == 1):
-        if value == 2 and negated:
-            continue
-        if re.search(rf"\b{word}s?\d*\b", key):
+        if re.search(rf"\b{word}(?:es|s)?\d*\b", key):
             return value
     return 0
 
