@@ -276,6 +276,16 @@ def test_only_a_mask_takes_a_ct_geometry_and_two_phases_on_one_grid_never_pick_a
     )
     got = _layers.volume_of(other, viewer.layers)
     assert (got.array == -900).all()  # its own voxels, not the CT's
+    assert got.same_grid(vol) and not got.meta.get("files")  # the CT's frame, not its slices
+
+    # a segmentation opened on its own (no CT layer) lends its CT's frame to a mask drawn on it
+    seg = _layers.add_labels_layer(viewer, labels, vol, "seg", ct_layer_name="CT")
+    viewer.layers.remove(ct)
+    drawn = viewer.add_labels(np.zeros(vol.shape, np.uint8), scale=seg.scale,
+                              translate=seg.translate, name="drawn")  # fmt: skip
+    assert _layers.volume_of(drawn, viewer.layers).same_grid(vol)
+    viewer.layers.remove(seg)
+    viewer.layers.remove(drawn)
 
     arterial = dataclasses.replace(
         vol, meta={**vol.meta, "series_uid": "1.2.ART", "files": ["a.dcm"] * vol.shape[0]}
@@ -283,7 +293,6 @@ def test_only_a_mask_takes_a_ct_geometry_and_two_phases_on_one_grid_never_pick_a
     venous = dataclasses.replace(
         vol, meta={**vol.meta, "series_uid": "1.2.VEN", "files": ["v.dcm"] * vol.shape[0]}
     )
-    viewer.layers.remove(ct)
     _layers.add_ct_layer(viewer, arterial, name="arterial")
     _layers.add_ct_layer(viewer, venous, name="venous")
     mine = viewer.add_labels(labels.copy(), scale=ct.scale, translate=ct.translate, name="mine")
@@ -293,9 +302,17 @@ def test_only_a_mask_takes_a_ct_geometry_and_two_phases_on_one_grid_never_pick_a
     widget = ExportWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.labels_combo.setCurrentText("mine")
+    assert not widget.seg_check.isEnabled()
+    assert "several CTs (arterial, venous)" in widget.seg_check.toolTip()
     widget.folder.setText(str(tmp_path / "out"))
-    widget.seg_check.setEnabled(True)
+    widget.seg_check.setEnabled(True)  # (were it offered anyway)
     widget.seg_check.setChecked(True)
     _export(widget, qtbot)
     assert "lies on the grid of several CTs (arterial, venous)" in widget.status.text()
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    # File > Save as DICOM SEG refuses it too, naming both
+    from napari_livertumor._writer import write_labels_dicom_seg
+    from napari_livertumor.errors import InputError
+
+    with pytest.raises(InputError, match=r"several CTs \(arterial, venous\)"):
+        write_labels_dicom_seg(str(tmp_path / "mine.dcm"), mine.data, mine._get_state())

@@ -201,10 +201,17 @@ def volume_of(layer: Layer, layers=None) -> CTVolume:
         if vol.shape == tuple(layer.data.shape):
             return vol
         raise ValueError(f"layer '{layer.name}' no longer matches its CT grid")
-    if getattr(layer, "_type_string", "") == "labels":  # a mask drawn on a CT: the CT's frame
-        same = grid_volume(layers or (), layer.data.shape, layer.scale, layer.translate)
-        if same is not None:
+    same = grid_volume(layers or (), layer.data.shape, layer.scale, layer.translate)
+    if same is not None:
+        from napari.layers import Labels
+
+        if isinstance(layer, Labels):  # a mask drawn on a CT: that CT's frame and identity
             return same
+        # an image of its own (a filtered copy) on a CT's grid: its voxels, the CT's frame,
+        # no DICOM identity (its slices are not the CT's)
+        plain = {k: v for k, v in same.meta.items() if k not in _DICOM_IDENTITY}
+        plain.update(description=layer.name, source=str(layer.source.path or ""))
+        return CTVolume(np.asarray(layer.data), same.spacing, same.origin, same.direction, plain)
     data = np.asarray(layer.data)
     if data.ndim != 3:
         raise ValueError(f"layer '{layer.name}' is not a 3D volume")
@@ -223,7 +230,8 @@ def grid_volume(layers, shape, scale, translate) -> CTVolume | None:
     ``translate``), for a mask drawn on it: a CTVolume holding that CT's array, orientation,
     origin and DICOM identity.
 
-    Only the plugin's CT image layers count (not a labels layer's copy of a grid). When several
+    The plugin's CT image layers count first; with none on the grid, its labels layers (a
+    segmentation opened on its own carries its CT's geometry). When several
     CTs of different series share the grid (the phases of a stacked series), the geometry is
     theirs but the DICOM identity is not kept (``meta["grid_shared_by"]`` names them): a DICOM
     SEG must not reference one of them by chance.
@@ -234,15 +242,18 @@ def grid_volume(layers, shape, scale, translate) -> CTVolume | None:
     scale = np.asarray(scale, float)[-3:]
     translate = np.asarray(translate, float)[-3:]
     found: list[tuple[str, CTVolume]] = []
+    lent: list[tuple[str, CTVolume]] = []  # a segmentation's or ground truth's copy of a grid
     for ly in layers:
         meta = getattr(ly, "metadata", None) or {}
         vol = meta.get(CT_VOLUME)
-        if meta.get(ROLE) != "ct" or not isinstance(vol, CTVolume) or tuple(vol.shape) != shape:
+        if not isinstance(vol, CTVolume) or tuple(vol.shape) != shape:
             continue
         if np.allclose(vol.napari_scale, scale, rtol=1e-4, atol=1e-4) and np.allclose(
             vol.napari_translate, translate, rtol=0, atol=1e-3 * float(scale.max())
         ):
-            found.append((ly.name, vol))
+            (found if meta.get(ROLE) == "ct" else lent).append((ly.name, vol))
+    # CT layers first; with none (a segmentation opened on its own), the plugin's labels layers
+    found = found or lent
     if not found:
         return None
     series = {

@@ -173,10 +173,6 @@ class ExportWidget(JobWidgetMixin, QWidget):
         except ValueError as exc:
             set_status(self.status, str(exc), error=True)
             return
-        existing = [f for f in files if f.exists()]
-        if existing and not self.ask_overwrite(existing):
-            set_status(self.status, "Export cancelled: no file was replaced.")
-            return
         try:
             volume = _layers.volume_of(layer, self.viewer.layers)
         except ValueError as exc:
@@ -191,6 +187,10 @@ class ExportWidget(JobWidgetMixin, QWidget):
                 "same for all of them), or export a layer made on that CT.",
                 error=True,
             )
+            return
+        existing = [f for f in files if f.exists()]
+        if existing and not self.ask_overwrite(existing):
+            set_status(self.status, "Export cancelled: no file was replaced.")
             return
         kinds = {f.name.removeprefix(self._case() + "_"): f for f in files}
         extra = {}
@@ -258,13 +258,22 @@ class ExportWidget(JobWidgetMixin, QWidget):
 
     def _labels_changed(self, *_) -> None:
         layer = self._layer()
-        has_uids = False
+        has_uids, shared = False, None
         if layer is not None:
-            vol = layer.metadata.get(_layers.CT_VOLUME)
-            has_uids = bool(vol is not None and vol.meta.get("sop_instance_uids"))
+            try:  # its own CT, or (a New labels layer) the CT it lies on
+                vol = _layers.volume_of(layer, self.viewer.layers)
+            except ValueError:
+                vol = None
+            has_uids = bool(vol is not None and any(vol.meta.get("sop_instance_uids") or ()))
+            shared = None if vol is None else vol.meta.get("grid_shared_by")
         self.seg_check.setEnabled(has_uids)
         self.seg_check.setToolTip(
-            "" if has_uids else "Needs a CT loaded from DICOM (the SEG references its slices)."
+            ""
+            if has_uids
+            else f"It lies on the grid of several CTs ({', '.join(shared)}): which one the SEG "
+            "should reference is not known."
+            if shared
+            else "Needs a CT loaded from DICOM (the SEG references its slices)."
         )
         if not has_uids:
             self.seg_check.setChecked(False)

@@ -276,7 +276,7 @@ def _deduplicate(slices: list[SliceHeader], warnings: list[str]) -> list[SliceHe
     pairs: set[tuple] = set()  # AcquisitionNumbers of each pair of copies
     for h in slices:
         if kept and abs(h.location - kept[-1].location) < tol:
-            pairs.add(tuple(sorted((str(h.acquisition_number), str(kept[-1].acquisition_number)))))
+            pairs.add((h.acquisition_number, kept[-1].acquisition_number))
             if h.instance_number >= kept[-1].instance_number:
                 dropped.append(kept[-1])
                 kept[-1] = h
@@ -288,9 +288,13 @@ def _deduplicate(slices: list[SliceHeader], warnings: list[str]) -> list[SliceHe
         # NBIA names every series' files 1-001.dcm…: the folder says which series
         names = ", ".join(f"{h.path.parent.name}/{h.path.name}" for h in dropped[:5])
         more = f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""
-        mixed = sorted({a for pair in pairs if pair[0] != pair[1] for a in pair})
+        mixed = sorted(
+            {a for pair in pairs if pair[0] != pair[1] for a in pair},
+            key=lambda a: (a is None, a if a is not None else 0),
+        )
+        shown = ", ".join("none" if a is None else str(a) for a in mixed)
         across = (
-            f" (copies carry AcquisitionNumbers {', '.join(mixed)}: re-acquired slices, or a "
+            f" (copies carry AcquisitionNumbers {shown}: re-acquired slices, or a "
             "short second pass over the same positions; check the series if the latter)"
             if mixed
             else ""
