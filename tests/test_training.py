@@ -642,3 +642,13 @@ def test_ctrl_c_before_anything_is_saved_does_not_claim_a_saved_state(
     assert rc == 130
     err = capsys.readouterr().err
     assert "stopped before the liver run saved anything" in err and "--resume" not in err
+    # a --force run stopped before its first save: the state there is the replaced run's
+    old = tmp_path / "o" / "liver" / "last"
+    old.mkdir(parents=True)
+    (old / "train_state.pt").write_bytes(b"the replaced run")
+    os.utime(old / "train_state.pt", (1e9, 1e9))
+    (tmp_path / "o" / "liver" / "model.safetensors").write_bytes(b"")
+    rc = main(["train", "--data", str(toy_data), "--out", str(tmp_path / "o"), "--stage", "liver",
+               "--force"])  # fmt: skip
+    assert rc == 130
+    assert "stopped before the liver run saved anything" in capsys.readouterr().err

@@ -70,7 +70,7 @@ def test_splits_are_by_patient_seeded_and_disjoint():
     assert sorted(sum(folds, [])) == ids  # every patient is tested exactly once over the folds
 
 
-def test_a_split_file_with_a_patient_in_two_lists_is_refused_by_name(tmp_path):
+def test_a_split_file_with_a_patient_in_two_lists_is_refused_by_name(tmp_path, caplog):
     """It was accepted, and evaluate then scored training patients as test patients."""
     import json
 
@@ -87,7 +87,9 @@ def test_a_split_file_with_a_patient_in_two_lists_is_refused_by_name(tmp_path):
     assert read_split(path)["test"] == ["HCC_003"]
     # evaluation reads only 'test': training patients scored on purpose get a warning
     path.write_text(json.dumps({"train": ["HCC_001", "HCC_002"], "test": ["HCC_001"]}))
-    assert read_split(path, require_train=False)["test"] == ["HCC_001"]
+    with caplog.at_level(logging.WARNING):
+        assert read_split(path, require_train=False)["test"] == ["HCC_001"]
+    assert "1 patient(s) are in both 'train' and 'test': HCC_001" in caplog.text
 
 
 def test_label_mapping_per_stage_and_tlvr():
