@@ -193,7 +193,9 @@ def volume_of(layer: Layer, layers=None) -> CTVolume:
     on the grid of one of ``layers`` that has one (same shape, scale and translate) takes that
     CT's geometry: its orientation and true origin, which ``scale`` and ``translate`` alone do
     not hold for a feet-first, coronal or oblique series (it was written mirrored or shifted).
-    Otherwise ``scale`` and ``translate`` give the grid (axis-aligned, no DICOM UIDs), which is
+    A labels layer takes the CT's DICOM identity too (its DICOM SEG references that CT); an
+    image layer keeps its own voxels and takes only the frame. Otherwise ``scale`` and
+    ``translate`` give the grid (axis-aligned, no DICOM UIDs), which is
     enough to segment, measure and write NIfTI.
     """
     vol = layer.metadata.get(CT_VOLUME)
