@@ -295,3 +295,25 @@ def test_one_patient_folder_beside_an_empty_one_is_still_a_folder_of_patients(tm
         cases = discover_cases([study])
     assert [c.path for c in cases] == [study]
     assert "no scan in 300.000000-Segmentation" in caplog.text
+
+
+def test_a_single_case_redone_into_a_batch_folder_updates_its_summary_row(tmp_path, models):
+    """One case alone writes no summary, and left an earlier batch's row of that case telling
+    the old figures and settings."""
+    data = cohort(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    assert segment([data], out, models) == 0
+    before = {r["case"]: r for r in read_rows(out / "summary.csv")}
+    rows = read_rows(out / "summary.csv")
+    rows[1]["seconds"] = "999.0"  # case01's row, marked to see it replaced
+    with open(out / "summary.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert segment([data / "case01.nii.gz"], out, models, "--stages", "liver") == 0
+    after = {r["case"]: r for r in read_rows(out / "summary.csv")}
+    assert after["case00"] == before["case00"]
+    assert after["case01"]["seconds"] not in ("999.0", "") and after["case01"]["status"] == "done"
+    # and with no summary there, one case still writes none
+    assert segment([data / "case00.nii.gz"], tmp_path / "alone", models) == 0
+    assert not (tmp_path / "alone" / "summary.csv").exists()

@@ -192,8 +192,10 @@ def run(args) -> int:
     finally:
         if created and not any(outdir.iterdir()):  # nothing written: leave no empty folder
             outdir.rmdir()
-    if len(cases) > 1:
-        name = "summary.csv" if shard[1] == 1 else f"summary_shard-{shard[0]}-of-{shard[1]}.csv"
+    name = "summary.csv" if shard[1] == 1 else f"summary_shard-{shard[0]}-of-{shard[1]}.csv"
+    # one case alone writes no summary, but one already there (an earlier batch's) is kept
+    # true: its row of a case redone here would otherwise tell the old figures
+    if len(cases) > 1 or _read_summary(outdir / name) is not None:
         written = write_summary(rows, outdir / name)
         log.info("summary: %s", written)
     failed = [r for r in rows if r["status"] == "failed"]
