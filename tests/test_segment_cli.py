@@ -256,3 +256,24 @@ def test_allow_non_ct_reaches_a_dicom_folder_of_another_modality(tmp_path, model
     assert "no CT image series found" in capsys.readouterr().err
     assert main([*args, "--allow-non-ct"]) == 0
     assert (tmp_path / "out" / "MR_01_labels.nii.gz").is_file()
+
+
+def test_a_wrong_refine_value_is_refused_and_a_dicom_file_names_its_series(
+    tmp_path, models, capsys
+):
+    """{"method": "snake"} only warned and ran with Chan-Vese; one DICOM file of a series gave
+    outputs named 1-001.dcm_labels.nii.gz."""
+    write_nifti(small_ct(), tmp_path / "a.nii.gz")
+    (tmp_path / "r.json").write_text('{"method": "snake"}')
+    rc = main(["segment", str(tmp_path / "a.nii.gz"), "-o", str(tmp_path / "o"), "--models",
+               str(models), "--device", "cpu", "--refine-config", str(tmp_path / "r.json")])  # fmt: skip
+    assert rc == 1 and "method 'snake' unknown" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+    series = tmp_path / "HCC_001" / "103.000000-LIVER 3 PHASE AP"
+    files = write_ct_series(small_ct(), series, patient_id="HCC_001")
+    base = ["-o", str(tmp_path / "d"), "--models", str(models), "--device", "cpu", "--no-refine"]
+    assert main(["segment", str(files[0]), *base]) == 0
+    assert [p.name for p in sorted((tmp_path / "d").glob("*_labels.nii.gz"))] == [
+        "103.000000-LIVER_3_PHASE_AP_labels.nii.gz"
+    ]

@@ -652,3 +652,14 @@ def test_ctrl_c_before_anything_is_saved_does_not_claim_a_saved_state(
                "--force"])  # fmt: skip
     assert rc == 130
     assert "stopped before the liver run saved anything" in capsys.readouterr().err
+
+
+def test_a_missing_clinical_table_is_said_before_the_liver_stage_trains(toy_data, tmp_path, capsys):
+    """It was found only after the liver stage had trained (hours, on real data)."""
+    from napari_livertumor.cli import main
+
+    rc = main(["train", "--data", str(toy_data), "--out", str(tmp_path / "o"), "--stage", "both",
+               "--clinical", str(tmp_path / "nope.xlsx")])  # fmt: skip
+    assert rc == 1
+    assert "nope.xlsx: clinical table not found" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "liver").exists()

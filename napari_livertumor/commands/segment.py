@@ -152,6 +152,12 @@ def run(args) -> int:
         from ..refine import RefineConfig
 
         refine_cfg = RefineConfig.load(args.refine_config)
+        # a value that is wrong (not just out of range) is refused, like an unknown key: a run
+        # of hundreds of cases must not go on with a method or number nobody asked for
+        wrong_words = ("unknown", "not a number", "not finite", "not a pair")
+        wrong = [n for n in refine_cfg.validated()[1] if any(w in n for w in wrong_words)]
+        if wrong:
+            raise InputError(args.refine_config, "; ".join(wrong) + ": fix the file")
     kwargs = dict(
         device=args.device,
         stages=args.stages,
@@ -215,7 +221,12 @@ def discover_cases(inputs: list[str | Path]) -> list[Case]:
         if path.is_file() and path.suffix.lower() == ".csv":
             found += _cases_from_csv(path)
         elif path.is_file():
-            found.append(Case(_case_name(path), path))
+            from ..io.nifti import is_nifti_path
+
+            # one DICOM file stands for its series: named after the series' folder, not
+            # "1-001.dcm" (NBIA names every series' files alike)
+            named = path if is_nifti_path(path) else path.parent
+            found.append(Case(_case_name(named), path))
         else:
             found += _cases_from_folder(path)
     if not found:

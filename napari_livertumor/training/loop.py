@@ -68,6 +68,13 @@ def check_before_writing(cfg: TrainConfig) -> None:
     from ..models import load_model
 
     stage_dir = Path(cfg.stage_dir)
+    if cfg.clinical and cfg.stage == "tumor" and cfg.weak_lambda > 0:
+        # found now, not after the liver stage has trained for hours (--stage both)
+        clinical = Path(cfg.clinical)
+        if not clinical.is_file():
+            raise InputError(
+                clinical, "clinical table not found" if not clinical.exists() else "not a file"
+            )
     check_writable_folder(cfg.out)
     if cfg.cache_dir:
         check_writable_folder(cfg.cache_dir)
