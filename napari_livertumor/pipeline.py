@@ -147,6 +147,10 @@ class InferenceConfig:
     def from_models_dir(cls, models_dir: str | Path, **kwargs: Any) -> InferenceConfig:
         """Config whose models are ``models_dir/liver`` and ``models_dir/tumor``."""
         root = Path(models_dir)
+        if root.is_file():
+            raise InputError(
+                root, "is a file: --models takes the folder that holds liver/ and tumor/"
+            )
         return cls(liver_model=root / "liver", tumor_model=root / "tumor", **kwargs)
 
     def validate(self) -> None:

@@ -355,3 +355,23 @@ def test_model_folder_mistakes_are_said_plainly(tmp_path, capsys):
     assert (
         "is one model; --stage both starts from a folder holding liver/" in capsys.readouterr().err
     )
+
+
+def test_a_models_root_or_a_file_where_a_model_folder_goes_is_named_as_such(tmp_path, capsys):
+    from napari_livertumor.cli import main
+    from napari_livertumor.models.ensemble import make_ensemble
+
+    root = tmp_path / "root"
+    make_untrained_model(root / "liver", "liver")
+    make_untrained_model(root / "tumor", "tumor")
+    b = make_untrained_model(tmp_path / "b", "tumor", seed=2)
+    with pytest.raises(ModelError, match="a models root\\): give its tumor/ or liver/ folder"):
+        make_ensemble(tmp_path / "ens", [root, b])
+    from napari_livertumor.io.nifti import write_nifti
+    from napari_livertumor.io.volume import CTVolume
+
+    write_nifti(CTVolume(np.zeros((4, 8, 8), np.int16)), tmp_path / "a.nii.gz")
+    (tmp_path / "list.csv").write_text("path\na.nii.gz\n")
+    assert main(["segment", str(tmp_path / "a.nii.gz"), "--models", str(tmp_path / "list.csv"),
+                 "-o", str(tmp_path / "o")]) == 1  # fmt: skip
+    assert "list.csv: is a file: --models takes the folder" in capsys.readouterr().err

@@ -143,7 +143,7 @@ def summarize_data(data: str, clinical: str | None = None) -> list[str]:
         lines.append("Columns without a usable value: " + ", ".join(empty))
     sparse = [f"{c} {usable[c]}/{len(matched)}" for c in good if usable[c] < len(matched)]
     if sparse:
-        lines.append("Values missing in: " + ", ".join(sparse))
+        lines.append("Some values missing (usable / patients): " + ", ".join(sparse))
     missing = [c for c in DEFAULT_WEAK_COLUMNS if c not in frame.columns]
     if missing:
         lines.append("Missing columns: " + ", ".join(missing))

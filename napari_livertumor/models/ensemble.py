@@ -90,6 +90,12 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
     keys += ("mask_outside_liver", "outside_hu", "roi_margin_mm")
     for i, member in enumerate(members):
         member = Path(member)
+        if not (member / METADATA_FILE).exists() and any(
+            (member / st / METADATA_FILE).exists() for st in ("liver", "tumor")
+        ):
+            raise ModelError(
+                member, "holds liver/ and tumor/ (a models root): give its tumor/ or liver/ folder"
+            )
         loaded = load_model(member)  # ModelError names the folder
         meta = loaded.metadata
         if meta.members != 1:

@@ -267,7 +267,11 @@ def _refine_nd(ct, tumor, liver, spacing, cfg, *, ndim, progress=None, should_ca
     ct, tumor, liver = _check_arrays(ct, tumor, liver, ndim=ndim)
     cfg, spacing, notes = _prepare(cfg, spacing, ndim, notes)
     if not tumor.any():
-        notes.append("the tumor mask is empty; nothing to refine")
+        notes.append(
+            "no tumor on this slice; nothing to refine"
+            if ndim == 2
+            else "the tumor mask is empty; nothing to refine"
+        )
         return tumor.copy()
     boxes = lesion_boxes(tumor, spacing, cfg.roi_margin_mm)
     reporter = _IterationReporter(cfg.iterations * len(boxes), progress, should_cancel)
