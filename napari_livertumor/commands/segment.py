@@ -62,19 +62,29 @@ def add_arguments(parser) -> None:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="DICOM folder, .nii/.nii.gz CT, folder of patient folders or CSV list (column 'path')",
+        help="DICOM series or study folder (or one file of a series), .nii/.nii.gz CT, folder of "
+        "patient folders, folder of NIfTI files, NIfTI dataset folder (imagesTr/) or CSV list "
+        "(column 'path')",
     )
     parser.add_argument(
         "-o", "--outdir", default=".", help="output folder (default: the current folder)"
     )
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="auto: the GPU when there is one (default)",
+    )
     parser.add_argument(
         "--models",
         metavar="DIR",
         help="folder holding liver/ and tumor/ model folders (default: the shipped models)",
     )
     parser.add_argument(
-        "--stages", default="both", choices=["liver", "both"], help="liver only, or liver + tumor"
+        "--stages",
+        default="both",
+        choices=["liver", "both"],
+        help="liver only, or liver + tumor (default)",
     )
     parser.add_argument(
         "--no-refine", action="store_true", help="skip the active-contour tumor refinement"

@@ -19,9 +19,16 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--out", required=True, help="output folder; models go to OUT/liver, OUT/tumor"
     )
-    parser.add_argument("--stage", choices=("liver", "tumor", "both"), default="both")
     parser.add_argument(
-        "--config", help="recipe JSON (sections common/liver/tumor), e.g. configs/default_cpu.json"
+        "--stage",
+        choices=("liver", "tumor", "both"),
+        default="both",
+        help="the model(s) to train (default both: liver, then tumor)",
+    )
+    parser.add_argument(
+        "--config",
+        help="recipe JSON (sections common/liver/tumor), or a built-in recipe's name: "
+        "default_cpu, hcc_tace_gpu, … (without it: built-in defaults)",
     )
     parser.add_argument("--epochs", type=int, help="epochs per stage")
     parser.add_argument("--steps-per-epoch", type=int, help="training steps per epoch")
@@ -38,7 +45,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--folds", type=int, help="k-fold split instead of 80/20")
     parser.add_argument("--fold", type=int, help="test fold for --folds")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--device", help="auto | cpu | cuda")
+    parser.add_argument("--device", help="auto (default: the GPU when there is one) | cpu | cuda")
     parser.add_argument("--cache-dir", help="preprocessing cache (default OUT/.cache)")
     again = parser.add_mutually_exclusive_group()  # continue, or start over: not both
     again.add_argument("--resume", action="store_true", help="continue from OUT/<stage>/last")
