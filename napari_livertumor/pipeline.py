@@ -530,7 +530,11 @@ def refine_labels(
         should_cancel=should_cancel,
         notes=notes,
     )
-    warnings += [f"refine: {n}" for n in notes]
+    for n in notes:
+        if n.startswith("lesion kept unchanged"):  # the contrast gate doing its job: a note
+            log.info("refine: %s", n)
+        else:  # settings clamped, a step that failed: warnings
+            warnings.append(f"refine: {n}")
     refined = np.asarray(out, dtype=bool) & liver
     if min_ml > 0 and refined.any():
         from scipy import ndimage as ndi
