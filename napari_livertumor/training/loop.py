@@ -945,13 +945,20 @@ def _loader(dataset, cfg):
     import torch
     from torch.utils.data import DataLoader
 
+    # a GPU recipe's workers on a small machine: no more worker processes than cores (PyTorch
+    # warns, and they only compete); the patches drawn do not depend on the number of workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = min(int(cfg.num_workers), max(1, (cores or 1) - 1)) if cfg.num_workers else 0
+    if workers != cfg.num_workers:
+        log.info("data loader: %d worker processes (the recipe asks %d; %s cores here)",
+                 workers, cfg.num_workers, cores)  # fmt: skip
     # a private generator: creating the loader must not advance the global RNG (dropout), or a
     # resumed run would drift from the uninterrupted one
     return DataLoader(
         dataset,
         batch_size=cfg.batch_size,
         shuffle=False,
-        num_workers=cfg.num_workers,
+        num_workers=workers,
         drop_last=False,
         persistent_workers=False,
         generator=torch.Generator().manual_seed(cfg.seed),
