@@ -38,7 +38,13 @@ def run_demo(screenshot: str | None = None, widgets: str = "all") -> int:
     names = list(WIDGETS) if widgets.strip() == "all" else [w.strip() for w in widgets.split(",")]
     unknown = [n for n in names if n not in WIDGETS]
     if unknown:
-        print(f"unknown widget(s) {unknown}; choose from {list(WIDGETS)} or 'all'")
+        import sys
+
+        print(
+            f"livertumor demo: error: unknown widget(s) {unknown}; choose from "
+            f"{list(WIDGETS)} or 'all'",
+            file=sys.stderr,
+        )
         return 2
     viewer = napari.Viewer(title="napari-livertumor demo")
     dock_widgets(viewer, names)

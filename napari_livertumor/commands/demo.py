@@ -32,7 +32,8 @@ def run(args) -> int:
             return subprocess.call(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *argv])
         print(
             "livertumor demo: error: no display (DISPLAY is not set). Run it on a desktop, or "
-            "save a screenshot instead: livertumor demo --screenshot demo.png (needs xvfb-run)",
+            "save a screenshot instead: livertumor demo --screenshot demo.png (it runs itself "
+            "under xvfb-run, which must be installed)",
             file=sys.stderr,
         )
         return 1
