@@ -61,7 +61,7 @@ def test_demo_refuses_an_unknown_widget_name(capsys):
     from napari_livertumor._widgets.demo import run_demo
 
     assert run_demo(widgets="load,bogus") == 2
-    assert "bogus" in capsys.readouterr().out
+    assert "livertumor demo: error: unknown widget(s) ['bogus']" in capsys.readouterr().err
 
 
 def test_the_demo_without_a_display_says_how_to_get_a_screenshot(monkeypatch, capsys):
