@@ -47,8 +47,13 @@ def run_demo(screenshot: str | None = None, widgets: str = "all") -> int:
         )
         return 2
     viewer = napari.Viewer(title="napari-livertumor demo")
-    dock_widgets(viewer, names)
+    docked = dock_widgets(viewer, names)
     add_sample(viewer)
+    load = docked.get("load")
+    if load is not None and hasattr(load, "source"):  # the panel says what was loaded
+        from .load import SOURCES
+
+        load.source.setCurrentText(SOURCES[2])
     if screenshot:
         return _screenshot_and_quit(viewer, Path(screenshot))
     napari.run()
