@@ -178,7 +178,7 @@ def test_an_empty_tumor_mask_previews_nothing_and_says_so(refine_setup, qtbot):
     _wait_for_new_preview(qtbot, widget, count)
     assert not widget.preview_layer().visible  # hidden, not shrunk (that crashed vispy)
     assert not widget.preview_mask2d().any()
-    assert "empty" in widget.notes.text()
+    assert "no tumor on this slice" in widget.notes.text()
     widget.apply_slice_button.click()
     assert "changed nothing" in widget.status.text()
     assert len(widget.history) == 0
