@@ -184,10 +184,11 @@ def _seg_on_an_open_ct(seg_path: Path) -> list[tuple] | None:
     except Exception:  # noqa: BLE001 - unreadable here: the study-folder path says why
         return None
     for layer in list(viewer.layers):
-        volume = (getattr(layer, "metadata", None) or {}).get("ct_volume")
-        if not isinstance(volume, CTVolume) or not any(volume.meta.get("sop_instance_uids") or ()):
-            continue
-        if getattr(layer, "_type_string", "") != "image":
+        meta = getattr(layer, "metadata", None) or {}
+        volume = meta.get("ct_volume")
+        if meta.get("livertumor_role") != "ct" or not isinstance(volume, CTVolume):
+            continue  # the plugin's CT layers (the same test as the widgets' grid_volume)
+        if not any(volume.meta.get("sop_instance_uids") or ()):
             continue
         if str(volume.meta.get("frame_of_reference_uid") or "") != frame:
             continue

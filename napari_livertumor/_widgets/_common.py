@@ -270,11 +270,14 @@ class FormScroll(QScrollArea):
         inner.installEventFilter(self)
         self._fit()
 
+    def _form_height(self) -> int:
+        return self.widget().sizeHint().height() + 2 * self.frameWidth() + 2
+
     def _fit(self) -> None:
         inner = self.widget()
         if inner is not None:
             frame = 2 * self.frameWidth() + 2
-            self.setMaximumHeight(inner.sizeHint().height() + frame)
+            self.setMaximumHeight(self._form_height())
             # it scrolls up and down only: the panel keeps the form's width
             bar = self.verticalScrollBar().sizeHint().width()
             self.setMinimumWidth(inner.minimumSizeHint().width() + frame + bar)
@@ -283,7 +286,7 @@ class FormScroll(QScrollArea):
         inner = self.widget()
         hint = super().sizeHint()
         if inner is not None:
-            hint.setHeight(inner.sizeHint().height() + 2 * self.frameWidth() + 2)
+            hint.setHeight(self._form_height())
         return hint
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
