@@ -124,6 +124,69 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
     assert resumed[-1]["weights_digest"] == full[-1]["weights_digest"]
 
 
+def test_a_stop_during_validation_is_made_good_on_resume(toy_data, tmp_path, monkeypatch):
+    """Stopped while it checked the validation patients, the run kept no score for that epoch
+    and resumed straight into the next: the check (and a best model it would have saved) was
+    lost; at the run's last epoch it ended with no validated model at all."""
+    from napari_livertumor.errors import Cancelled
+    from napari_livertumor.training import loop
+
+    full = run_all(tiny_config(toy_data, tmp_path / "full"))
+    real_validate = loop.validate
+    stopped = []
+
+    def validate_stopped_by_the_user(*args, **kw):
+        stopped.append(True)  # the user presses Stop while the first check runs
+        raise Cancelled("validation stopped")
+
+    monkeypatch.setattr(loop, "validate", validate_stopped_by_the_user)
+    cut = run_all(tiny_config(toy_data, tmp_path / "cut"), should_cancel=lambda: bool(stopped))
+    assert cut[-1]["event"] == "cancelled" and cut[-1]["step"] == 3
+    assert not (tmp_path / "cut" / "liver" / "metadata.json").exists()  # nothing validated yet
+
+    monkeypatch.setattr(loop, "validate", real_validate)
+    resumed = run_all(tiny_config(toy_data, tmp_path / "cut", resume=True))
+    first = resumed[0] if resumed[0]["event"] != "info" else resumed[1]
+    assert first["event"] == "epoch" and first["resumed_validation"]
+    assert first["step"] == 3 and first["epoch"] == 0 and "val" in first
+    assert [r["step"] for r in resumed if r["event"] == "step"] == [4, 5, 6]
+    assert resumed[-1]["event"] == "done"
+    assert resumed[-1]["weights_digest"] == full[-1]["weights_digest"]
+    scores = [r["val"]["score"] for r in resumed if r["event"] == "epoch"]
+    assert scores == pytest.approx([r["val"]["score"] for r in full if r["event"] == "epoch"])
+    history = read_metadata(tmp_path / "cut" / "liver").training["history"]
+    assert [h["step"] for h in history] == [3, 6]
+    assert all(h["val_score"] is not None for h in history)
+
+
+def test_a_stop_during_the_last_validation_is_a_stop_not_an_unvalidated_finish(
+    toy_data, tmp_path, monkeypatch
+):
+    from napari_livertumor.errors import Cancelled
+    from napari_livertumor.training import loop
+
+    real_validate = loop.validate
+    calls = []
+
+    def second_check_stopped(*args, **kw):
+        calls.append(True)
+        if len(calls) == 2:
+            raise Cancelled("validation stopped")
+        return real_validate(*args, **kw)
+
+    monkeypatch.setattr(loop, "validate", second_check_stopped)
+    cut = run_all(tiny_config(toy_data, tmp_path), should_cancel=lambda: len(calls) >= 2)
+    assert cut[-1]["event"] == "cancelled" and cut[-1]["step"] == 6
+    meta = read_metadata(tmp_path / "liver")  # the first epoch's validated model, untouched
+    assert meta.training["steps"] == 3 and "note" not in meta.metrics
+
+    monkeypatch.setattr(loop, "validate", real_validate)
+    resumed = run_all(tiny_config(toy_data, tmp_path, resume=True))
+    assert not [r for r in resumed if r["event"] == "step"]
+    assert [r["step"] for r in resumed if r["event"] == "epoch"] == [6]
+    assert resumed[-1]["event"] == "done" and resumed[-1]["best_val_dice"] is not None
+
+
 def test_a_run_killed_while_saving_is_finished_or_rolled_back_never_mixed(toy_data, tmp_path):
     """Killed between the renames that swap last/ in, the folder held no last/ and --resume
     refused the run (advising --force, which throws it away); killed between the writes of the

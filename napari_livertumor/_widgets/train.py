@@ -388,6 +388,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 + (f"{loss:.4f}" if loss is not None else "–")
                 + (f", validation Dice {dice:.3f}" if dice is not None else "")
                 + (" (best so far, saved)" if report.get("saved_best") else "")
+                + (" (redone: the stop interrupted it)" if report.get("resumed_validation") else "")
             )
             self._redraw(force=True)
         elif event == "done":

@@ -24,6 +24,8 @@ def format_report(r: dict[str, Any]) -> str | None:
         val = r.get("val") or {}
         vals = " ".join(f"{k}={v:.4f}" for k, v in val.items() if isinstance(v, float))
         best = " (best, saved)" if r.get("saved_best") else ""
+        if r.get("resumed_validation"):
+            best += " (the validation the stop interrupted)"
         loss = r.get("train_loss")
         return (
             f"[{r['stage']}] epoch {r['epoch']} step {r['step']} "

@@ -363,7 +363,11 @@ class _Run:
         step = state["step"]
         cancelled = False
         try:
-            while step < total_steps:
+            pending = self._pending_validation(data, total_steps)
+            if pending is not None:
+                yield pending
+            cancelled = bool(state.get("val_pending"))  # stopped again
+            while step < total_steps and not cancelled:
                 epoch = step // cfg.steps_per_epoch
                 plan = epoch_plan(
                     len(data["train"]),
@@ -415,6 +419,9 @@ class _Run:
                 state["elapsed_s"] = time.perf_counter() - t_start
                 report = self._end_of_epoch(epoch, step, total_steps, epoch_losses, data)
                 yield report
+                if state.get("val_pending"):  # the validation was stopped
+                    cancelled = True
+                    break
         except KeyboardInterrupt:
             state["elapsed_s"] = time.perf_counter() - t_start
             self._save_last(reason="interrupted")
@@ -502,27 +509,60 @@ class _Run:
             "seconds": self.state["elapsed_s"],
         }
         last_epoch = step >= total_steps
-        if self.is_main and data["val"] and ((epoch + 1) % cfg.val_every == 0 or last_epoch):
-            try:
-                scores = validate(
-                    self.net, data["val"], cfg, self.device, should_cancel=self.should_cancel
-                )
-            except Cancelled:
-                scores = None
-        else:
-            scores = None
-        if scores is not None:
-            report["val"] = scores
-            key = scores["score"]
-            if key >= self.state["best"]:  # ties: the later (longer-trained) weights
-                self.state["best"] = key
-                self._save_best(scores)
-                report["saved_best"] = True
+        due = self.is_main and data["val"] and ((epoch + 1) % cfg.val_every == 0 or last_epoch)
         self.state["history"].append(
-            {k: report.get(k) for k in ("epoch", "step", "train_loss")}
-            | {"val_score": report.get("val", {}).get("score")}
+            {k: report.get(k) for k in ("epoch", "step", "train_loss")} | {"val_score": None}
         )
+        if due:
+            self._validate_into(report, data)
         self._save_last(reason="epoch")
+        report["val_dice"] = report.get("val", {}).get("score")
+        return report
+
+    def _validate_into(self, report: dict[str, Any], data) -> None:
+        """Validate the current weights; keep them as best/ when they score best.
+
+        A validation stopped part-way is remembered (``val_pending`` in the resume state) and
+        run first when the run resumes, so a stop never skips a scheduled check (nor, at the
+        run's end, the only one)."""
+        try:
+            scores = validate(
+                self.net, data["val"], self.config, self.device, should_cancel=self.should_cancel
+            )
+        except Cancelled:
+            self.state["val_pending"] = True
+            return
+        self.state["val_pending"] = False
+        report["val"] = scores
+        self.state["history"][-1]["val_score"] = scores["score"]
+        if scores["score"] >= self.state["best"]:  # ties: the later (longer-trained) weights
+            self.state["best"] = scores["score"]
+            self._save_best(scores)
+            report["saved_best"] = True
+
+    def _pending_validation(self, data, total_steps: int) -> dict[str, Any] | None:
+        """On resume: the validation a stop interrupted, run before training goes on."""
+        if not (self.state.get("val_pending") and self.is_main and data["val"]):
+            self.state["val_pending"] = False  # nothing to redo here (or not this rank's job)
+            return None
+        log.info("resume: running the validation stopped at step %d", self.state["step"])
+        last = self.state["history"][-1] if self.state["history"] else {}
+        report: dict[str, Any] = {
+            "event": "epoch",
+            "stage": self.config.stage,
+            "epoch": max(0, self.state["step"] - 1) // self.config.steps_per_epoch,
+            "step": self.state["step"],
+            "total_steps": total_steps,
+            "train_loss": last.get("train_loss"),
+            "seconds": self.state["elapsed_s"],
+            "resumed_validation": True,
+        }
+        if not self.state["history"]:
+            self.state["history"].append({"epoch": None, "step": self.state["step"]})
+        self._validate_into(report, data)
+        if self.state.get("val_pending"):  # stopped again
+            return None
+        self._save_last(reason="validation")
         report["val_dice"] = report.get("val", {}).get("score")
         return report
 
@@ -608,6 +648,7 @@ class _Run:
                 "best": float(self.state["best"]),
                 "elapsed_s": float(self.state["elapsed_s"]),
                 "history": self.state["history"],
+                "val_pending": bool(self.state.get("val_pending", False)),
                 "init_from": self.init_info,
                 "optimizer": self.opt.state_dict(),
                 "torch_rng": torch.get_rng_state(),
@@ -710,6 +751,7 @@ class _Run:
             "best": float(saved["best"]),
             "history": list(saved["history"]),
             "elapsed_s": float(saved["elapsed_s"]),
+            "val_pending": bool(saved.get("val_pending", False)),
         }
 
     def _data_summary(self, data) -> dict[str, Any]:
