@@ -194,8 +194,9 @@ def test_outputs_are_reused_only_for_the_same_input_and_settings_never_overwritt
 
     assert main(["segment", str(tmp_path / "a.nii.gz"), *base]) == 0  # same: skipped
     capsys.readouterr()
+    caplog.clear()
     assert main(["segment", str(tmp_path / "other" / "a.nii.gz"), *base]) == 1
-    assert "another input" in capsys.readouterr().err
+    assert "another input" in caplog.text
     assert {p: p.stat().st_mtime_ns for p in (labels, stats)} == made  # nothing overwritten
 
     # the same input with other settings: this case's own outputs, redone with a warning
@@ -209,23 +210,26 @@ def test_outputs_are_reused_only_for_the_same_input_and_settings_never_overwritt
     # a labels file without its stats (another tool's, or a run stopped between the writes)
     stats.unlink()
     labels.write_bytes(b"someone else's mask")
+    caplog.clear()
     assert main(["segment", str(tmp_path / "a.nii.gz"), *base]) == 1
-    assert "a_labels.nii.gz exists without its stats file" in capsys.readouterr().err
+    assert "a_labels.nii.gz exists without its stats file" in caplog.text
     assert labels.read_bytes() == b"someone else's mask"
 
     # a stats file without its labels (it was replaced without a word)
     labels.unlink()
     stats.write_text('{"foo": 1}')
+    caplog.clear()
     assert main(["segment", str(tmp_path / "a.nii.gz"), *base]) == 1
-    assert "a_stats.json exists without its labels file" in capsys.readouterr().err
+    assert "a_stats.json exists without its labels file" in caplog.text
     assert stats.read_text() == '{"foo": 1}'
 
     # a folder where an output goes: said before the work, even with --overwrite (it failed
     # after segmenting, on a temporary file's name)
     stats.unlink()
     labels.mkdir()
+    caplog.clear()
     assert main(["segment", str(tmp_path / "a.nii.gz"), *base, "--overwrite"]) == 1
-    err = capsys.readouterr().err
+    err = caplog.text
     assert "a_labels.nii.gz is a folder, not a file" in err and ".a_labels" not in err
 
 
@@ -243,7 +247,7 @@ def test_out_of_range_options_are_refused_before_any_output_folder_is_made(tmp_p
     assert "afile: is a file: -o takes the folder" in capsys.readouterr().err
 
 
-def test_allow_non_ct_reaches_a_dicom_folder_of_another_modality(tmp_path, models, capsys):
+def test_allow_non_ct_reaches_a_dicom_folder_of_another_modality(tmp_path, models, caplog):
     import pydicom
 
     for f in write_ct_series(small_ct(seed=4), tmp_path / "MR_01" / "mr"):
@@ -253,7 +257,7 @@ def test_allow_non_ct_reaches_a_dicom_folder_of_another_modality(tmp_path, model
     args = ["segment", str(tmp_path / "MR_01"), "-o", str(tmp_path / "out")]
     args += ["--models", str(models), "--device", "cpu", "--no-refine"]
     assert main(args) == 1
-    assert "no CT image series found" in capsys.readouterr().err
+    assert "no CT image series found" in caplog.text
     assert main([*args, "--allow-non-ct"]) == 0
     assert (tmp_path / "out" / "MR_01_labels.nii.gz").is_file()
 
@@ -277,3 +281,29 @@ def test_a_wrong_refine_value_is_refused_and_a_dicom_file_names_its_series(
     assert [p.name for p in sorted((tmp_path / "d").glob("*_labels.nii.gz"))] == [
         "103.000000-LIVER_3_PHASE_AP_labels.nii.gz"
     ]
+
+
+def test_a_single_failed_case_is_told_once_a_batch_gathers_its_failures(tmp_path):
+    """One case that failed printed its error twice: logged as it failed, then again in the
+    recap meant for a batch whose failures scroll away under its progress."""
+    import subprocess
+    import sys
+
+    (tmp_path / "bad.nii.gz").write_text("not a NIfTI file")
+    (tmp_path / "worse.nii.gz").write_text("nor this")
+    cli = [sys.executable, "-m", "napari_livertumor.cli", "segment", "--device", "cpu"]
+
+    one = subprocess.run(
+        [*cli, str(tmp_path / "bad.nii.gz"), "-o", str(tmp_path / "out1")],
+        capture_output=True,
+        text=True,
+    )
+    assert one.returncode == 1
+    assert one.stderr.count("not a readable NIfTI file") == 1, one.stderr
+
+    batch = subprocess.run(
+        [*cli, str(tmp_path), "-o", str(tmp_path / "out2")], capture_output=True, text=True
+    )
+    assert batch.returncode == 1
+    recap = batch.stderr[batch.stderr.rindex("summary") :]
+    assert "bad failed" in recap and "worse failed" in recap, batch.stderr

@@ -215,8 +215,9 @@ def run(args) -> int:
         written = write_summary(rows, outdir / name)
         log.info("summary: %s", written)
     failed = [r for r in rows if r["status"] == "failed"]
-    for r in failed:
-        print(f"livertumor segment: {r['case']} failed: {r['error']}", file=sys.stderr)
+    if len(rows) > 1:  # a batch's failures, gathered below its progress (one case: said above)
+        for r in failed:
+            print(f"livertumor segment: {r['case']} failed: {r['error']}", file=sys.stderr)
     return 1 if failed else 0
 
 
