@@ -311,6 +311,10 @@ def test_gantry_tilt_is_reported_and_kept_in_the_affine(tmp_path):
     np.testing.assert_array_equal(volume.array, source.array)
     np.testing.assert_allclose(volume.affine, source.affine, atol=1e-3)
     assert any("gantry tilt of 12.00 degrees" in w for w in volume.meta["warnings"])
+    # the slice spacing is the distance between the slice planes, not the (longer) step from
+    # one slice's corner to the next's: volumes were 1 / cos(tilt) too large
+    assert volume.spacing[0] == pytest.approx(source.spacing[0] * np.cos(tilt), abs=1e-3)
+    assert np.prod(volume.spacing) == pytest.approx(abs(np.linalg.det(volume.affine)), rel=1e-4)
 
 
 def test_slices_of_another_size_are_left_out_with_a_warning(tmp_path):

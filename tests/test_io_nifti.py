@@ -178,6 +178,10 @@ def test_a_gantry_tilted_volume_keeps_its_exact_sform_and_says_how_far_off_a_qfo
     assert "the grid is sheared" in caplog.text and "mm off" in caplog.text
     back = read_nifti(tmp_path / "tilted.nii.gz")
     np.testing.assert_allclose(back.affine, ct.affine, atol=1e-5)
+    # its spacing: the distance between slice planes, so voxel volumes are |det(affine)|
+    assert back.spacing[0] == pytest.approx(2.5 * np.cos(tilt))
+    assert np.prod(back.spacing) == pytest.approx(abs(np.linalg.det(ct.affine)))
+    assert any("sheared by 15.00 degrees" in w for w in back.meta["warnings"])
     # an orthonormal (merely oblique) grid: both equal, nothing said
     caplog.clear()
     with caplog.at_level(logging.WARNING):

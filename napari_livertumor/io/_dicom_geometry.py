@@ -202,7 +202,12 @@ def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeom
                 f"gantry tilt of {tilt:.2f} degrees: slices are offset in-plane; the volume "
                 "keeps the sheared geometry in its affine (not resampled)"
             )
-            dz = float(np.linalg.norm(stride))
+            # spacing: the distance between the slice planes (volumes and resampling use it);
+            # the slice axis: one slice's step over it (CTVolume's sheared convention)
+            dz = float(np.dot(stride, normal))
+            if dz < 0:
+                dz, normal = -dz, -normal
+            z_axis = stride / dz
         else:
             z_axis = normal
     direction = np.column_stack([row, col, z_axis])

@@ -133,12 +133,14 @@ def write_ct_series(
     )
     ts_uid = TRANSFER_SYNTAXES[transfer_syntax]
     dz = volume.spacing[0]
-    normal = volume.direction[:, 2]
+    step = dz * volume.direction[:, 2]  # one slice to the next (sheared grid: not normal)
+    normal = np.cross(volume.direction[:, 0], volume.direction[:, 1])
+    normal *= np.sign(np.dot(normal, step)) or 1.0
     origin = np.asarray(volume.origin, dtype=float)
 
     paths = []
     for k in range(n_slices):
-        position = origin + k * dz * normal
+        position = origin + k * step
         ds = _slice_dataset(
             template, k, position, normal, instance_number_start + k, series_uid, acquisition_number
         )

@@ -77,6 +77,14 @@ def read_nifti(path: str | Path) -> CTVolume:
             f"the header gives no orientation (sform and qform codes 0): axes taken as stored "
             f"with voxel sizes {zooms} mm from pixdim — volumes and left/right may be wrong"
         )
+    m = np.asarray(affine, float)[:3, :3]
+    unit = m / np.maximum(np.linalg.norm(m, axis=0), 1e-12)
+    shear = float(np.degrees(np.arccos(np.clip(abs(np.linalg.det(unit)), 0.0, 1.0))))
+    if shear > 0.05:
+        warnings.append(
+            f"the grid is sheared by {shear:.2f} degrees (a gantry-tilted series): slices are "
+            "offset in-plane; kept as the file stores them (not resampled)"
+        )
     array = np.ascontiguousarray(np.transpose(data, (2, 1, 0)))
     meta = {
         "source": str(path),

@@ -8,6 +8,10 @@ Conventions (the same as SimpleITK's, so results can be compared voxel for voxel
   world coordinates (it is a point, not an index).
 * ``direction`` is a 3×3 matrix whose *columns* are the unit LPS vectors along the array's
   ``x``, ``y`` and ``z`` index axes (SimpleITK's ``GetDirection`` reshaped to 3×3).
+  A sheared grid (a gantry-tilted series) is the one exception: its slice axis is not normal
+  to the slices, ``spacing[0]`` is the distance *between the slice planes* (so voxel volumes,
+  resampling and measurements are true) and the ``z`` column is the step from one slice to the
+  next divided by it, of length 1 / cos(tilt). ``affine_lps`` is exact either way.
 
 ``affine_lps`` maps an index ``(x, y, z, 1)`` to LPS mm; ``affine`` maps the same index to RAS
 mm and is what NIfTI files carry (the array is written transposed to ``(x, y, z)``).
@@ -95,7 +99,8 @@ class CTVolume:
         For an oblique volume this is the origin projected on the index axes; CT and label
         layers built from the same volume always share it, so overlays line up.
         """
-        proj = self.direction.T @ np.asarray(self.origin)  # components along x, y, z axes
+        unit = self.direction / np.linalg.norm(self.direction, axis=0)  # sheared z: not unit
+        proj = unit.T @ np.asarray(self.origin)  # components along x, y, z axes
         return (float(proj[2]), float(proj[1]), float(proj[0]))
 
     def with_array(self, array: np.ndarray, **meta: Any) -> CTVolume:
@@ -171,6 +176,13 @@ class CTVolume:
         m = lps[:3, :3]
         zooms = np.linalg.norm(m, axis=0)  # dx, dy, dz
         if np.any(zooms <= 0):
+            raise ValueError("affine has a zero-length axis")
+        # the slice spacing is the distance between slice planes: for a sheared (gantry-tilted)
+        # affine, shorter than the slice axis' length; the voxel volume is then |det|
+        plane = float(np.linalg.norm(np.cross(m[:, 0], m[:, 1])))
+        if plane > 0:
+            zooms[2] = min(zooms[2], abs(float(np.linalg.det(m))) / plane)
+        if zooms[2] <= 0:
             raise ValueError("affine has a zero-length axis")
         direction = m / zooms
         return cls(
