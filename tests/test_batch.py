@@ -314,6 +314,34 @@ def test_a_single_case_redone_into_a_batch_folder_updates_its_summary_row(tmp_pa
     after = {r["case"]: r for r in read_rows(out / "summary.csv")}
     assert after["case00"] == before["case00"]
     assert after["case01"]["seconds"] not in ("999.0", "") and after["case01"]["status"] == "done"
+    # another scan of the same name, refused (its outputs there are case01's): the summary
+    # keeps the row telling of the outputs on disk instead of a failure with no files
+    write_nifti(ct(7), tmp_path / "other" / "case01.nii.gz")
+    kept = {r["case"]: r for r in read_rows(out / "summary.csv")}
+    assert segment([tmp_path / "other" / "case01.nii.gz", data / "case00.nii.gz"], out, models) == 1
+    now = {r["case"]: r for r in read_rows(out / "summary.csv")}
+    assert now["case01"] == kept["case01"] and now["case00"]["status"] == "skipped (complete)"
     # and with no summary there, one case still writes none
     assert segment([data / "case00.nii.gz"], tmp_path / "alone", models) == 0
     assert not (tmp_path / "alone" / "summary.csv").exists()
+
+
+def test_segmenting_into_the_input_folder_never_reads_its_own_label_maps_as_cts(tmp_path, models):
+    """``-o`` the input folder: the next run found ``case00_labels.nii.gz`` as a CT of its own
+    (segmenting a label map), and a DICOM folder's run took its label map for the only case."""
+    nifti = cohort(tmp_path / "nifti", 2)
+    assert segment([nifti], nifti, models) == 0
+    assert segment([nifti], nifti, models) == 0  # the outputs are complete: both skipped
+    assert sorted(c.name for c in discover_cases([nifti])) == ["case00", "case01"]
+    assert not list(nifti.glob("*_labels_labels.nii.gz"))
+    assert {r["case"] for r in read_rows(nifti / "summary.csv")} == {"case00", "case01"}
+
+    dicom = tmp_path / "P01"
+    write_ct_series(ct(5), dicom)
+    assert segment([dicom], dicom, models) == 0
+    assert (dicom / "P01_labels.nii.gz").is_file()
+    [case] = discover_cases([dicom])
+    assert (case.name, case.path) == ("P01", dicom)
+    # a label map without its stats is no output of ours: still a case (the user's file)
+    (dicom / "P01_stats.json").unlink()
+    assert "P01_labels" in {c.name for c in discover_cases([dicom])}

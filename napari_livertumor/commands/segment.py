@@ -285,6 +285,17 @@ def _cases_from_folder(folder: Path) -> list[Case]:
 
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     niftis = [p for p in entries if p.is_file() and is_nifti_path(p)]
+    # this command's own outputs (segmented into the input folder): label maps, not CTs
+    ours = [p for p in niftis if _is_our_labels(p)]
+    if ours:
+        log.info(
+            "%s: %d label map(s) written by livertumor segment skipped (%s)",
+            folder,
+            len(ours),
+            ", ".join(p.name for p in ours[:3]) + (", ..." if len(ours) > 3 else ""),
+        )
+        niftis = [p for p in niftis if p not in ours]
+        entries = [p for p in entries if p not in ours]
     subdirs = [p for p in entries if p.is_dir()]
     # a NIfTI dataset (imagesTr/ + labelsTr/, as `livertumor synth --layout nifti` writes): its
     # images are the cases, never the label maps
@@ -319,7 +330,9 @@ def _cases_from_folder(folder: Path) -> list[Case]:
             unreadable.append(sub)
     lone_nifti = {}
     for sub in subdirs:
-        nii = [p for p in sub.iterdir() if p.is_file() and is_nifti_path(p)]
+        nii = [
+            p for p in sub.iterdir() if p.is_file() and is_nifti_path(p) and not _is_our_labels(p)
+        ]
         if sub not in owners and sub not in unreadable and len(nii) == 1:
             lone_nifti[sub] = nii[0]
     # a subfolder named after its patient (HCC_001/ holding PatientID HCC_001, as TCIA and most
@@ -356,13 +369,21 @@ def _cases_from_folder(folder: Path) -> list[Case]:
     return cases
 
 
+def _is_our_labels(path: Path) -> bool:
+    """``<case>_labels.nii[.gz]`` beside its ``<case>_stats.json``: an output of this command."""
+    for suffix in ("_labels.nii.gz", "_labels.nii"):
+        if path.name.endswith(suffix):
+            return (path.parent / (path.name[: -len(suffix)] + "_stats.json")).is_file()
+    return False
+
+
 def _subfolder_case(sub: Path) -> Case | None:
     """The case a subfolder holds beside NIfTI files: its DICOM, or its one NIfTI, or None."""
     from ..io.nifti import is_nifti_path
 
     if _has_dicom(sub):
         return Case(_case_name(sub), sub)
-    nii = [p for p in sub.iterdir() if p.is_file() and is_nifti_path(p)]
+    nii = [p for p in sub.iterdir() if p.is_file() and is_nifti_path(p) and not _is_our_labels(p)]
     return Case(_case_name(sub), nii[0]) if len(nii) == 1 else None
 
 
@@ -533,8 +554,12 @@ def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, 
                     "--overwrite to replace them"
                 )
                 log.error("%s: %s", case.name, msg)
-                # the files there are not this run's: the row names none
-                rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": msg})
+                # the files there are not this run's: the row names none, and an earlier
+                # summary's row of them stays (it tells what is on disk)
+                rows.append(
+                    {**row, "labels": "", "stats": "", "status": "failed", "error": msg}
+                    | {"untouched": True}
+                )
                 continue
         _remove_stale_temps(outdir, case)
         load_s = 0.0
@@ -635,8 +660,13 @@ def write_summary(rows: list[dict], path: Path) -> Path:
     if path != taken:
         log.warning("%s is not a summary of this command: kept; writing %s", taken, path)
     if path.exists():
+        earlier = _read_summary(path) or []
+        # a case refused because its outputs there are another input's keeps the row that
+        # tells of those outputs; its refusal is said on the console
+        done = {r.get("case") for r in earlier if r.get("status") != "failed"}
+        rows = [r for r in rows if not (r.get("untouched") and r["case"] in done)]
         mine = {r["case"] for r in rows}
-        kept = [r for r in _read_summary(path) or [] if r.get("case") not in mine]
+        kept = [r for r in earlier if r.get("case") not in mine]
         if kept:
             log.info("%s keeps %d row(s) of earlier runs", path.name, len(kept))
     buf = io.StringIO()
