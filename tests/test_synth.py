@@ -296,6 +296,27 @@ def test_synth_never_replaces_what_a_folder_holds_unless_forced(tmp_path, capsys
     assert (out / "notes.txt").read_text() == "mine"
 
 
+def test_synth_force_never_removes_what_a_user_added_to_a_patient_folder(tmp_path, capsys):
+    """--force removed whole patient folders: a user's notes and a series of their own inside
+    went with the synthetic files, without a word."""
+    from napari_livertumor.cli import main
+
+    out = tmp_path / "cohort"
+    args = ["synth", "-o", str(out), "--cases", "2", "--shape", "small"]
+    assert main(args) == 0
+    study = next((out / "HCC_002").iterdir())
+    (study / "999-MY SERIES").mkdir()
+    (study / "999-MY SERIES" / "a.dcm").write_bytes(b"mine")
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    for cases in ("2", "1"):  # replaced or removed as stale: refused alike
+        assert main([*args[:-3], cases, "--shape", "small", "--force"]) == 1
+        err = capsys.readouterr().err
+        assert "did not write" in err and "999-MY SERIES/a.dcm" in err
+        assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    (study / "999-MY SERIES" / "a.dcm").unlink()
+    assert main([*args, "--force"]) == 0
+
+
 def test_synth_force_refuses_a_folder_that_holds_no_cohort(tmp_path, capsys):
     """--force went ahead into a folder of segmentation results and wrote a cohort beside them."""
     from napari_livertumor.cli import main

@@ -110,6 +110,7 @@ def make_cohort(
     except OSError as exc:
         raise InputError(out, f"cannot create the output folder ({exc})") from exc
     if present:
+        _check_only_ours(out, n_cases)  # before anything is removed
         _remove_stale_cases(out, n_cases)
     # the folder is this command's from now on: a run stopped before the real manifest is
     # written can be redone with --force, and its cases are known (a stub listing them)
@@ -156,6 +157,44 @@ def make_cohort(
         out / "synth_manifest.json", lambda p: Path(p).write_text(json.dumps(manifest, indent=1))
     )
     return out
+
+
+def _check_only_ours(out: Path, n_cases: int) -> None:
+    """Refuse ``--force`` when a patient folder it would replace or remove holds files this
+    command did not write (a user's notes, another series): nothing is removed then."""
+    try:
+        old = json.loads((out / "synth_manifest.json").read_text())
+    except (OSError, ValueError):
+        old = []
+    entries = {
+        str(e.get("TCIA_ID")): e
+        for e in (old if isinstance(old, list) else [])
+        if isinstance(e, dict)
+    }
+    pids = set(entries) | {f"HCC_{i + 1:03d}" for i in range(n_cases)}
+    foreign: list[Path] = []
+    for pid in sorted(pids):
+        folder = out / pid
+        if not folder.is_dir():
+            continue
+        entry = entries.get(pid)
+        listed = set((entry or {}).get("written") or [])
+        for f in sorted(folder.rglob("*")):
+            if not f.is_file():
+                continue
+            rel = str(f.relative_to(out))
+            # a case listed without its files (an older cohort, a stopped run's): its DICOM
+            ours = rel in listed if listed else (entry is not None and f.suffix == ".dcm")
+            if not ours:
+                foreign.append(f)
+    if foreign:
+        shown = ", ".join(str(f.relative_to(out)) for f in foreign[:3])
+        raise InputError(
+            out,
+            f"--force would remove {len(foreign)} file(s) this command did not write ({shown}"
+            f"{', …' if len(foreign) > 3 else ''}): move them out of the patient folders, or "
+            "choose a new folder; nothing was removed",
+        )
 
 
 def _remove_stale_cases(out: Path, n_cases: int) -> None:
@@ -257,6 +296,8 @@ def _write_tcia_case(out: Path, pid: str, ph: Phantom, cseed: int, rng, quirks: 
             },
         )
         facts["other_series"] = [str(pre_dir.relative_to(out))]
+    # every file of the case, so that --force later removes these and nothing a user added
+    facts["written"] = sorted(str(f.relative_to(out)) for f in case_dir.rglob("*") if f.is_file())
     return facts
 
 
