@@ -296,6 +296,25 @@ def test_apply_to_the_lesion_under_the_mouse(refine_setup, qtbot):
     assert _dice(seg.data == 2, truth) > _dice(before == 2, truth)
 
 
+def test_a_lesion_chosen_in_the_list_is_named_by_its_number_in_the_list(refine_setup, qtbot):
+    """The list numbers lesions by size (as Inspect and lesions.csv); the status named the
+    internal component id: picking "lesion 1" reported "Applied to lesion 2"."""
+    viewer, widget, seg, truth, liver = refine_setup
+    data = seg.data.copy()
+    zs = np.flatnonzero((data == 1).any(axis=(1, 2)))
+    y, x = np.argwhere(data[zs[0]] == 1)[0]
+    data[zs[0], y : y + 2, x : x + 2] = 2  # a small lesion first in scan order: component 1
+    seg.data = data
+    widget.refresh_lesions()
+    texts = [widget.lesion_combo.itemText(i) for i in range(widget.lesion_combo.count())]
+    assert texts[1].startswith("lesion 1:") and texts[2].startswith("lesion 2:")
+    assert widget.lesion_combo.itemData(1) == 2  # the largest is the second component
+    widget.lesion_combo.setCurrentIndex(1)
+    widget.apply_lesion_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert "lesion 1" in widget.status.text() and "lesion 2" not in widget.status.text()
+
+
 def test_the_preview_left_alone_in_the_viewer_does_not_crash(refine_setup, qtbot):
     """Removing the masks and then the CT leaves only the (emptied) preview layer: napari must
     keep drawing (a one-voxel labels layer alone crashed vispy's software GL)."""

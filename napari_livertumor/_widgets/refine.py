@@ -609,6 +609,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
         cfg = self.build_config()
         ct = np.asarray(ct_layer.data)
         min_ml = _sliver_ml(mask_layer)
+        # named as the list, Inspect and lesions.csv number it (by size), not by label id
+        sizes = np.bincount(comps.ravel(), minlength=lesion + 1)[1:]
+        rank = int(np.flatnonzero(np.argsort(-sizes, kind="stable") == lesion - 1)[0]) + 1
 
         def target(progress, should_cancel):
             notes: list[str] = []
@@ -621,11 +624,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
         def show(result) -> None:
             out, notes = result
             self._show_notes(notes)
-            self._commit(mask_layer, tumor, liver, out, f"lesion {lesion}")
+            self._commit(mask_layer, tumor, liver, out, f"lesion {rank}")
 
         self.run_job(
             target, show, button=self.apply_lesion_button, description="refine lesion",
-            busy_text=f"Refining lesion {lesion}…",
+            busy_text=f"Refining lesion {rank}…",
         )  # fmt: skip
 
     def apply_all(self) -> None:
