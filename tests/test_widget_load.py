@@ -247,6 +247,22 @@ def test_loading_a_second_scan_shows_it_not_the_previous_one(load_widget, qtbot,
     assert min(z_lo, z_hi) <= viewer.dims.point[0] <= max(z_lo, z_hi)
 
 
+def test_find_series_with_no_path_asks_for_one_and_scans_nothing(load_widget, monkeypatch):
+    """An empty path scanned the folder napari was started in (a home folder: all of it)."""
+    import napari_livertumor.io.dicom as dicom
+
+    viewer, widget = load_widget
+    scanned = []
+    monkeypatch.setattr(dicom, "discover_series", lambda *a, **k: scanned.append(a) or [])
+    widget.source.setCurrentText(SOURCES[0])
+    for text in ("", "   "):
+        widget.path.setText(text)
+        widget.scan_button.click()
+        assert "Choose a DICOM folder first" in widget.status.text()
+        assert not widget.busy
+    assert not scanned
+
+
 def test_find_series_names_the_patients_when_a_folder_holds_two(load_widget, qtbot, tmp_path):
     from napari_livertumor.io.dicom_write import write_ct_series
 

@@ -145,7 +145,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
     # ------------------------------------------------------------------ user actions
     def scan(self) -> None:
         """List the series under the DICOM folder (in a worker)."""
-        folder = Path(self.path.text().strip())
+        text = self.path.text().strip()
+        if not text:  # Path("") is the folder napari started in: never scanned unasked
+            set_status(self.status, "Choose a DICOM folder first.", error=True)
+            return
+        folder = Path(text).expanduser()
         if folder.is_file():  # a file of a series: its folder is what Load reads too
             folder = folder.parent
         if not folder.is_dir():
