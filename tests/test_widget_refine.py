@@ -155,8 +155,16 @@ def test_mismatched_layers_give_a_message_and_apply_nothing(refine_setup, qtbot)
     widget.refresh_layers()
     widget.mask_combo.setCurrentText("other scale")
     widget.apply_slice_button.click()
-    assert "does not line up" in widget.status.text()
+    text = widget.status.text()
+    assert "voxels of 2.5 × 1 × 1 mm" in text and "np.float64" not in text
     np.testing.assert_array_equal(shifted.data, seg.data)
+
+    moved = viewer.add_labels(seg.data.copy(), name="moved", scale=seg.scale, translate=(0, 0, 30))
+    widget.refresh_layers()
+    widget.mask_combo.setCurrentText("moved")
+    widget.apply_slice_button.click()
+    assert "lies 30.0 mm away" in widget.status.text()
+    assert "Nothing was applied" in widget.status.text()
 
 
 def test_out_of_range_settings_are_clamped_with_a_visible_note(refine_setup, qtbot, tmp_path):

@@ -386,7 +386,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 f"'{mask_layer.name}' is hidden: show it (its eye in the layer list), or choose "
                 "another Tumor labels layer, before applying."
             )
-        _check_same_grid(ct_layer, mask_layer)
+        _check_same_grid(ct_layer, mask_layer, apply)
         index = slice(None) if z is None else min(max(int(z), 0), mask_layer.data.shape[0] - 1)
         data = np.asarray(mask_layer.data[index])
         value = int(self.tumor_value.value)
@@ -400,7 +400,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             liver_layer = self._layer(liver_choice)
             if liver_layer is None:
                 raise ValueError(f"The liver layer '{liver_choice}' is gone; choose another.")
-            _check_same_grid(ct_layer, liver_layer)
+            _check_same_grid(ct_layer, liver_layer, apply)
             liver = (np.asarray(liver_layer.data[index]) > 0) | tumor
         spacing = tuple(float(s) for s in ct_layer.scale)
         return ct_layer, mask_layer, tumor, liver, spacing
@@ -811,20 +811,35 @@ def _sliver_ml(layer) -> float:
         return SLIVER_ML
 
 
-def _check_same_grid(ct_layer, other) -> None:
+def _check_same_grid(ct_layer, other, apply: bool = False) -> None:
+    """Raise ValueError (the message to show) unless ``other`` lies on the CT layer's grid."""
+    fix = " Choose the labels drawn on this CT (or this CT for those labels)."
+    if apply:
+        fix += " Nothing was applied."
     if tuple(other.data.shape) != tuple(ct_layer.data.shape):
         raise ValueError(
-            f"'{other.name}' has shape {tuple(other.data.shape)} but the CT "
-            f"'{ct_layer.name}' has {tuple(ct_layer.data.shape)}: they are not the same grid. "
-            "Nothing was applied."
+            f"'{other.name}' ({_dims(other.data.shape)} voxels) is not the same grid as the CT "
+            f"'{ct_layer.name}' ({_dims(ct_layer.data.shape)}).{fix}"
         )
-    if not np.allclose(other.scale, ct_layer.scale, rtol=1e-4) or not np.allclose(
-        other.translate, ct_layer.translate, atol=1e-3
-    ):
+    if not np.allclose(other.scale, ct_layer.scale, rtol=1e-4):
         raise ValueError(
-            f"'{other.name}' (scale {tuple(np.round(other.scale, 3))}) does not line up with the "
-            f"CT '{ct_layer.name}' (scale {tuple(np.round(ct_layer.scale, 3))}). Nothing was applied."
+            f"'{other.name}' has voxels of {_mm(other.scale)}, the CT '{ct_layer.name}' of "
+            f"{_mm(ct_layer.scale)}: they are not the same grid.{fix}"
         )
+    if not np.allclose(other.translate, ct_layer.translate, atol=1e-3):
+        shift = float(np.linalg.norm(np.subtract(other.translate, ct_layer.translate)))
+        raise ValueError(
+            f"'{other.name}' lies {shift:.1f} mm away from the CT '{ct_layer.name}' (same voxel "
+            f"size, another position): they are not the same grid.{fix}"
+        )
+
+
+def _dims(shape) -> str:
+    return " × ".join(str(int(n)) for n in shape)
+
+
+def _mm(scale) -> str:
+    return " × ".join(f"{float(v):.3g}" for v in scale) + " mm"
 
 
 def _set_items(combo: QComboBox, names: list[str]) -> None:
