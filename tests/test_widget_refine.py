@@ -165,6 +165,7 @@ def test_mismatched_layers_give_a_message_and_apply_nothing(refine_setup, qtbot)
     widget.apply_slice_button.click()
     assert "lies 30.0 mm away" in widget.status.text()
     assert "Nothing was applied" in widget.status.text()
+    np.testing.assert_array_equal(moved.data, seg.data)
 
 
 def test_out_of_range_settings_are_clamped_with_a_visible_note(refine_setup, qtbot, tmp_path):
