@@ -200,3 +200,42 @@ def test_candidates_the_lesion_filter_drops_are_marked_not_lost(
     assert (viewer.layers["tiny CT segmentation"].data == 2).any()
     assert "tiny CT segmentation unsure lesions" not in viewer.layers
     assert "unsure" not in widget.status.text()
+
+
+def test_renamed_layers_are_followed_by_every_panel(viewer_with_ct, models_dir, qtbot, monkeypatch):
+    """Panels listed layers by the names they had when added: a renamed CT could not be
+    segmented ("Load a CT first"), a renamed mask not exported, and a CT renamed during a run
+    was reported removed, its new mask linked to a name no layer had."""
+    from napari_livertumor._widgets.export import ExportWidget
+    from napari_livertumor._widgets.inspect import InspectWidget
+    from napari_livertumor._widgets.refine import RefineWidget
+
+    viewer, vol = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    refine, export, inspect = RefineWidget(viewer), ExportWidget(viewer), InspectWidget(viewer)
+    for w in (refine, export, inspect):
+        viewer.window.add_dock_widget(w)
+    widget.stage_combo.setCurrentText("liver only")
+    widget.run_button.click()
+    viewer.layers["tiny CT"].name = "patient A"  # renamed while the model runs
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    seg = viewer.layers["patient A segmentation"]
+    assert seg.metadata[_layers.CT_LAYER] == "patient A"
+    assert "removed" not in widget.status.text()
+    assert widget.ct_combo.currentText() == "patient A"
+    assert refine.ct_combo.currentText() == "patient A"
+
+    viewer.layers["patient A"].name = "patient B"  # renamed at rest: the mask's link follows
+    assert seg.metadata[_layers.CT_LAYER] == "patient B"
+    seg.name = "my mask"
+    assert "my mask" in [
+        export.labels_combo.itemText(i) for i in range(export.labels_combo.count())
+    ]
+    assert inspect.labels_combo.currentText() == "my mask"
+    refine.mask_combo.setCurrentText("my mask")
+    assert refine.ct_combo.currentText() == "patient B"
+
+    widget.run_button.click()  # again on the renamed CT: the shown mask of it is moved aside
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert viewer.layers["patient B segmentation"].visible
+    assert seg.name == "my mask (previous)" and not seg.visible

@@ -95,16 +95,40 @@ def device_summary() -> str:
 
 
 def follow_layer_list(widget, viewer, slot) -> None:
-    """Call ``slot`` when layers are added or removed, until ``widget`` is destroyed."""
-    events = (viewer.layers.events.inserted, viewer.layers.events.removed)
-    for event in events:
-        event.connect(slot)
+    """Call ``slot`` when layers are added, removed or renamed, until ``widget`` is destroyed.
+
+    A renamed CT also renames the link its labels layers keep to it (``_layers.CT_LAYER``), so
+    Refine and Export still find the CT a mask was made on."""
+    from . import _layers
+
+    _layers.keep_links_on_rename(viewer)
+    inserted, removed = viewer.layers.events.inserted, viewer.layers.events.removed
+
+    def follow(event) -> None:
+        event.value.events.name.connect(slot)
+
+    def unfollow(event) -> None:
+        try:
+            event.value.events.name.disconnect(slot)
+        except Exception:  # never connected
+            pass
+
+    for layer in viewer.layers:
+        layer.events.name.connect(slot)
+    connected = ((inserted, follow), (removed, unfollow), (inserted, slot), (removed, slot))
+    for event, callback in connected:
+        event.connect(callback)
 
     def disconnect(*_):
-        for event in events:
+        for event, callback in connected:
             try:
-                event.disconnect(slot)
+                event.disconnect(callback)
             except Exception:  # already gone with the viewer
+                pass
+        for layer in list(viewer.layers):
+            try:
+                layer.events.name.disconnect(slot)
+            except Exception:
                 pass
 
     widget.destroyed.connect(disconnect)

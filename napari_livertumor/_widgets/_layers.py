@@ -11,6 +11,7 @@ Ground-truth layers hold the HCC-TACE-Seg classes: 1 liver, 2 tumor, 3 portal ve
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -124,6 +125,43 @@ def make_labels_layer(
         layer.contour = GROUND_TRUTH_CONTOUR
         layer.opacity = max(opacity, 0.9)
     return layer
+
+
+_LINK_KEEPERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # viewer -> its keeper
+
+
+def keep_links_on_rename(viewer) -> None:
+    """Once per viewer: when a layer is renamed, labels layers linked to it by name
+    (``CT_LAYER``) follow the new name."""
+    if viewer in _LINK_KEEPERS:
+        return
+    names: dict[int, str] = {id(ly): ly.name for ly in viewer.layers}
+
+    def renamed(event) -> None:
+        layer = event.source
+        old, names[id(layer)] = names.get(id(layer)), layer.name
+        if old is None or old == layer.name:
+            return
+        for other in viewer.layers:
+            if other is not layer and other.metadata.get(CT_LAYER) == old:
+                other.metadata[CT_LAYER] = layer.name
+
+    def inserted(event) -> None:
+        names[id(event.value)] = event.value.name
+        event.value.events.name.connect(renamed)
+
+    def removed(event) -> None:
+        names.pop(id(event.value), None)
+        try:
+            event.value.events.name.disconnect(renamed)
+        except Exception:
+            pass
+
+    for layer in viewer.layers:
+        layer.events.name.connect(renamed)
+    viewer.layers.events.inserted.connect(inserted)
+    viewer.layers.events.removed.connect(removed)
+    _LINK_KEEPERS[viewer] = renamed
 
 
 def class_colormap(colors: dict[int, tuple] | None = None):

@@ -167,7 +167,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         except Exception as exc:
             set_status(self.status, str(exc), error=True)
             return
-        ct_name = layer.name
+        ct_layer, ct_name = layer, layer.name
         # A folder retrained since (same path, new weights) must be loaded again.
         key = (
             _weights_stamp(config.liver_model),
@@ -196,7 +196,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             result, layer, models = out
             # Loaded networks are kept for the next run with the same models and device.
             self._models_key, self._models = key, models
-            self._show_result(result, layer, ct_name)
+            self._show_result(result, layer, ct_layer, ct_name)
 
         self.run_job(
             target,
@@ -229,8 +229,13 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             ),
         )
 
-    def _show_result(self, result, layer, ct_name: str) -> None:
-        kept = _keep_previous(self.viewer, layer.name)
+    def _show_result(self, result, layer, ct_layer, ct_name: str) -> None:
+        gone = not any(ly is ct_layer for ly in self.viewer.layers)
+        if not gone and ct_layer.name != ct_name:  # renamed meanwhile: named after it now
+            ct_name = ct_layer.name
+            layer.name = f"{ct_name} segmentation"
+            layer.metadata[_layers.CT_LAYER] = ct_name
+        kept = _keep_previous(self.viewer, layer.name, ct_name)
         self.viewer.add_layer(layer)
         layer.metadata.update(
             stats=result.stats, timings=result.timings, device=result.device, source="model"
@@ -270,7 +275,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             msg += f"\n{fallback}"
         if kept:
             msg += f"\nYour previous labels were kept as '{kept}' (hidden)."
-        if ct_name not in [ly.name for ly in self.viewer.layers]:
+        if gone:
             msg += f"\nThe CT layer '{ct_name}' was removed meanwhile; labels keep its geometry."
         for w in result.warnings:
             if w not in serious:
@@ -373,12 +378,28 @@ def _show_unsure(viewer, labels_layer, unsure: list) -> str | None:
     return name
 
 
-def _keep_previous(viewer, name: str) -> str | None:
-    """Rename an existing layer ``name`` to '… (previous)' and hide it; never delete edits."""
-    if name not in [ly.name for ly in viewer.layers]:
-        return None
-    old = viewer.layers[name]
-    old.name = _layers.unique_name(viewer, f"{name} (previous)")
+def _keep_previous(viewer, name: str, ct_name: str | None = None) -> str | None:
+    """Rename an existing layer ``name`` to '… (previous)' and hide it; never delete edits.
+
+    Without one of that name (the CT was renamed since), the shown segmentation made on the
+    same CT is the one moved aside."""
+    if name in [ly.name for ly in viewer.layers]:
+        old = viewer.layers[name]
+    else:
+        old = next(
+            (
+                ly
+                for ly in _layers.labels_layers(viewer, role="segmentation")
+                if ct_name
+                and ly.metadata.get(_layers.CT_LAYER) == ct_name
+                and ly.visible
+                and not ly.name.endswith("(previous)")
+            ),
+            None,
+        )
+        if old is None:
+            return None
+    old.name = _layers.unique_name(viewer, f"{old.name} (previous)")
     old.visible = False
     return old.name
 
