@@ -108,3 +108,26 @@ def test_load_segment_inspect_export_and_reload(
     np.testing.assert_array_equal(
         read_dicom_seg(tmp_path / "out" / f"{case}_seg.dcm", volume), seg.data
     )
+
+
+def test_no_layer_complaints_clear_once_a_layer_comes(make_napari_viewer):
+    """Pressed with no layers, Segment, Inspect and Export said so in red, and kept saying it
+    after a CT and a mask had been added and chosen in their lists."""
+    from _widget_data import tiny_ct
+
+    from napari_livertumor._widgets import _layers
+    from napari_livertumor._widgets.export import ExportWidget
+    from napari_livertumor._widgets.inspect import InspectWidget
+    from napari_livertumor._widgets.segment import SegmentWidget
+
+    viewer = make_napari_viewer()
+    segment, inspect, export = SegmentWidget(viewer), InspectWidget(viewer), ExportWidget(viewer)
+    segment.run_button.click()
+    inspect.measure()
+    export.export_button.click()
+    assert all(w.status.text() for w in (segment, inspect, export))
+    vol, labels = tiny_ct()
+    _layers.add_ct_layer(viewer, vol, name="CT")
+    assert segment.status.text() == ""
+    viewer.add_layer(_layers.make_labels_layer(labels, vol, "CT segmentation", ct_layer_name="CT"))
+    assert inspect.status.text() == "" and export.status.text() == ""

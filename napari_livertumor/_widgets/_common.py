@@ -64,6 +64,16 @@ def set_status(label, message: str, *, error: bool = False, warning: bool = Fals
         pass
 
 
+def clear_status_if(label, *starts: str) -> None:
+    """Clear a status that began with one of ``starts`` (a "no layer" complaint that a new
+    layer has just answered), so no stale red message sits over a panel that now works."""
+    try:
+        if label.text().startswith(starts):
+            set_status(label, "")
+    except RuntimeError:  # label already deleted
+        pass
+
+
 def warm_up_imports(*modules: str) -> None:
     """Import torch, MONAI and ``modules`` now, while the panel opens.
 

@@ -32,10 +32,19 @@ from qtpy.QtWidgets import (
 from ..errors import InputError, LiverTumorError
 from ..fileio import atomic_write_text, check_writable_folder
 from . import _layers
-from ._common import JobWidgetMixin, NameCombo, follow_layer_list, set_status
+from ._common import (
+    JobWidgetMixin,
+    NameCombo,
+    clear_status_if,
+    follow_layer_list,
+    set_status,
+)
 
 if TYPE_CHECKING:
     import napari
+
+
+NO_LABELS = "No labels layer to export."
 
 
 class ExportWidget(JobWidgetMixin, QWidget):
@@ -132,6 +141,8 @@ class ExportWidget(JobWidgetMixin, QWidget):
             )
             if current in names and not (was_truth and segs):
                 self.labels_combo.setCurrentText(current)
+            if names:
+                clear_status_if(self.status, NO_LABELS)
         except RuntimeError:  # widget deleted while the viewer still emits
             pass
 
@@ -154,7 +165,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
         """Write the chosen files in a worker (asking before replacing any)."""
         layer = self._layer()
         if layer is None:
-            set_status(self.status, "No labels layer to export.", error=True)
+            set_status(self.status, NO_LABELS, error=True)
             return
         if not self.folder.text().strip():
             set_status(self.status, "Choose an output folder first.", error=True)

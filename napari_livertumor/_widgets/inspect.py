@@ -25,7 +25,13 @@ from qtpy.QtWidgets import (
 )
 
 from . import _layers
-from ._common import JobWidgetMixin, NameCombo, follow_layer_list, set_status
+from ._common import (
+    JobWidgetMixin,
+    NameCombo,
+    clear_status_if,
+    follow_layer_list,
+    set_status,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -133,6 +139,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
             if new and self.truth_combo.currentText() == NO_TRUTH:
                 self.truth_combo.setCurrentText(new[-1])  # a ground truth just loaded: score
             self._pick_matching_truth(self.labels_layer())
+            if names:
+                clear_status_if(self.status, "No labels layer")
         except RuntimeError:  # widget deleted while the viewer still emits
             pass
 

@@ -24,6 +24,7 @@ from . import _layers, _registry
 from ._common import (
     JobWidgetMixin,
     RefreshingCombo,
+    clear_status_if,
     device_summary,
     follow_layer_list,
     notify_warning,
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 
 DEFAULT_MODELS = "Shipped default models"
 STAGE_CHOICES = {"liver + tumor": "both", "liver only": "liver"}
+
+
+NO_CT = "Load a CT first (no 3D image layer chosen)."
 
 
 class SegmentWidget(JobWidgetMixin, QWidget):
@@ -127,6 +131,8 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             self.ct_combo.setCurrentText(new[-1])
         elif current in names:
             self.ct_combo.setCurrentText(current)
+        if names:
+            clear_status_if(self.status, NO_CT)
 
     def refresh_models(self) -> None:
         """Shipped defaults, models trained in this session, then folders the user chose."""
@@ -159,7 +165,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         """Segment the chosen CT layer in a worker; the result becomes a labels layer."""
         layer = self._ct_layer()
         if layer is None:
-            set_status(self.status, "Load a CT first (no 3D image layer chosen).", error=True)
+            set_status(self.status, NO_CT, error=True)
             return
         try:
             volume = _layers.volume_of(layer, self.viewer.layers)
