@@ -88,6 +88,26 @@ def test_existing_files_are_replaced_only_when_the_user_agrees(dicom_viewer, qtb
     assert not list(out.glob(".*tmp"))  # no temporary files left behind
 
 
+def test_the_dicom_seg_tick_comes_back_with_a_layer_it_fits(dicom_viewer):
+    """Unticked while a NIfTI-based layer was chosen, the SEG box stayed unticked when the user
+    went back to the DICOM one: the next export skipped the SEG without a word."""
+    from _widget_data import tiny_ct
+
+    viewer, widget, vol, labels, out = dicom_viewer
+    other, other_labels = tiny_ct()
+    _layers.add_labels_layer(viewer, other_labels, other, "from NIfTI")
+    widget.labels_combo.setCurrentText("TEST_001 CT segmentation")
+    widget.seg_check.setChecked(True)
+    widget.labels_combo.setCurrentText("from NIfTI")
+    assert not widget.seg_check.isEnabled() and not widget.seg_check.isChecked()
+    widget.labels_combo.setCurrentText("TEST_001 CT segmentation")
+    assert widget.seg_check.isEnabled() and widget.seg_check.isChecked()
+    widget.seg_check.setChecked(False)  # the user's own untick stays too
+    widget.labels_combo.setCurrentText("from NIfTI")
+    widget.labels_combo.setCurrentText("TEST_001 CT segmentation")
+    assert not widget.seg_check.isChecked()
+
+
 def test_dicom_seg_is_offered_only_for_a_dicom_ct(make_napari_viewer):
     from _widget_data import tiny_ct
 

@@ -65,6 +65,8 @@ class ExportWidget(JobWidgetMixin, QWidget):
         self.nifti_check.setChecked(True)
         self.masks_check = QCheckBox("Separate liver and tumor masks (NIfTI)")
         self.seg_check = QCheckBox("DICOM SEG referencing the source series")
+        self._seg_wanted = False
+        self.seg_check.toggled.connect(self._seg_toggled)
         self.stats_check = QCheckBox("Stats as JSON and lesion list as CSV")
         self.stats_check.setChecked(True)
         self.export_button = QPushButton("Export")
@@ -286,8 +288,12 @@ class ExportWidget(JobWidgetMixin, QWidget):
             if shared
             else "Needs a CT loaded from DICOM (the SEG references its slices)."
         )
-        if not has_uids:
-            self.seg_check.setChecked(False)
+        # unticked while it cannot apply, the user's tick comes back with a layer it fits
+        self.seg_check.setChecked(has_uids and self._seg_wanted)
+
+    def _seg_toggled(self, checked: bool) -> None:
+        if self.seg_check.isEnabled():  # the user's choice, not one forced by the layer
+            self._seg_wanted = checked
 
     def _layer(self):
         name = self.labels_combo.currentText()
