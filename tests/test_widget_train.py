@@ -152,6 +152,12 @@ def test_a_patch_the_network_cannot_take_is_named_as_the_form_names_it(
     widget.patch.setText("16, 60, 64")
     with pytest.raises(ValueError, match=r"Patch \(z, y, x\) \(16, 60, 64\) must be divisible"):
         widget.build_config()
+    widget.patch.setText("16, 64, 64")
+    widget.hu_low.setValue(300)
+    widget.hu_high.setValue(100)
+    with pytest.raises(ValueError, match=r"^HU window \(300.0, 100.0\) must be") as info:
+        widget.build_config()
+    assert "hu_window" not in str(info.value)
 
 
 def test_the_log_says_a_stop_before_the_first_step_saved_nothing(train_widget):

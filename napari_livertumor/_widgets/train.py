@@ -3,6 +3,7 @@ and validation Dice live, stop at any time; the model is offered in Segment when
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,6 +50,17 @@ _PLOT_EVERY_S = 1.0
 
 #: lines of the Check data summary shown above the settings (all of them go to the log)
 SUMMARY_LINES = 7
+
+
+#: recipe fields as this form names them, for the messages a refused setting gives
+FORM_NAMES = {
+    "roi_size": "Patch (z, y, x)",
+    "hu_window": "HU window",
+    "weak_lambda": "λ weak (clinical)",
+    "steps_per_epoch": "steps per epoch",
+    "epochs": "Epochs",
+    "lr": "Learning rate",
+}
 
 
 class TrainWidget(JobWidgetMixin, QWidget):
@@ -341,7 +353,10 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 **common,
             )
         except SettingsError as exc:  # said in the words of this form's fields
-            raise ValueError(str(exc).replace("roi_size", "Patch (z, y, x)")) from exc
+            text = str(exc)
+            for field, label in FORM_NAMES.items():
+                text = re.sub(rf"\b{field}\b", label, text)
+            raise ValueError(text) from exc
 
     def init_model_folder(self) -> Path | None:
         """The model folder fine-tuning starts from, or ``None`` for a new model."""
