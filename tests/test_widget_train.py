@@ -186,6 +186,13 @@ def test_a_training_process_that_dies_says_why_with_its_last_output(tmp_path):
     msg = _death_message(-11, str(log))
     assert "exit code -11" in msg and "Segmentation fault" in msg
     assert "lack of memory" in _death_message(-9, str(tmp_path / "none.log"))
+    # napari opened by a script with no __main__ guard: the child imports it and dies so
+    log.write_text(
+        "RuntimeError: \n        An attempt has been made to start a new process before the\n"
+        "        current process has finished its bootstrapping phase.\n"
+    )
+    msg = _death_message(1, str(log))
+    assert "if __name__" in msg and "RuntimeError" not in msg
 
 
 def test_closing_the_viewer_while_training_stops_the_worker(

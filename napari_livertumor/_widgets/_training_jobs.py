@@ -65,6 +65,13 @@ def _death_message(exitcode, crash_log: str) -> str:
         tail = Path(crash_log).read_text(errors="replace").strip()[-800:]
     except OSError:
         tail = ""
+    if "bootstrapping phase" in tail or "freeze_support" in tail:
+        # the child re-imported the script that opened napari (its code not under a guard)
+        return (
+            "training runs in a separate process, which imports the script napari was started "
+            "from; that script opens napari again at import. Put its code under "
+            "'if __name__ == \"__main__\":' (or start napari with 'napari' or 'livertumor demo')"
+        )
     return msg + (f". Its last output:\n{tail}" if tail else "")
 
 
