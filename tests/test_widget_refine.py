@@ -452,6 +452,22 @@ def test_a_hidden_layer_is_never_refined_and_undo_forgets_deleted_layers(refine_
     assert (np.asarray(hidden.data) != before).any()
 
 
+def test_undo_of_a_step_on_a_layer_moved_aside_names_that_layer(refine_setup, qtbot):
+    """After a rerun of Segment hid the edited layer as "(previous)", Undo changed that hidden
+    layer and said only "Undid: slice 6.": nothing visible happened, nothing named where."""
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.apply_slice_button.click()
+    before = np.asarray(seg.data).copy()
+    seg.name, seg.visible = "CT segmentation (previous)", False  # what a rerun does
+    vol = seg.metadata[_layers.CT_VOLUME]
+    _layers.add_labels_layer(viewer, np.asarray(truth, np.uint8), vol, "CT segmentation")
+    widget.mask_combo.setCurrentText("CT segmentation")
+    widget.undo()
+    text = widget.status.text()
+    assert "in 'CT segmentation (previous)' (hidden: show it to see the change)" in text
+    assert (np.asarray(seg.data) != before).any()  # undone where it was done
+
+
 def test_a_layer_removed_or_hidden_while_applying_to_all_is_left_alone(refine_setup, qtbot):
     """Apply to all wrote into a layer deleted (or hidden) while the contour ran, and counted an
     undo step on it; hiding the overlay to look at the CT emptied the lesion list."""

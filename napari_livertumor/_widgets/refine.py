@@ -717,7 +717,14 @@ class RefineWidget(JobWidgetMixin, QWidget):
             set_status(self.status, "Nothing to undo.")
             return
         _layers.labels_edited(step.target)
-        set_status(self.status, f"Undid: {step.what}.")
+        where = ""
+        if step.target.name != self.mask_combo.currentText() or not step.target.visible:
+            # the step was on another layer (a rerun of Segment moved the edited one aside):
+            # said, so an undo nobody sees happen is not taken for one that did nothing
+            where = f" in '{step.target.name}'" + (
+                " (hidden: show it to see the change)" if not step.target.visible else ""
+            )
+        set_status(self.status, f"Undid: {step.what}{where}.")
         self._update_undo_button()
         self.schedule_preview()
 
