@@ -468,6 +468,24 @@ def test_undo_of_a_step_on_a_layer_moved_aside_names_that_layer(refine_setup, qt
     assert (np.asarray(seg.data) != before).any()  # undone where it was done
 
 
+def test_closing_the_panel_takes_its_preview_outline_away(refine_setup, qtbot):
+    """The yellow outline stayed on the canvas after the panel was closed, no longer updated:
+    it looked like a live preview of nothing."""
+    viewer, widget, seg, truth, liver = refine_setup
+    count = widget.preview_count
+    widget.schedule_preview()
+    _wait_for_new_preview(qtbot, widget, count)
+    assert widget.preview_layer().visible
+    dock = widget.parent()
+    widget.setParent(None)  # what napari's close button on the dock does
+    assert not widget.preview_layer().visible
+    widget.iterations.value = widget.iterations.value + 5  # no preview while closed
+    qtbot.wait(600)
+    assert not widget.preview_layer().visible
+    widget.setParent(dock)  # docked again: the preview comes back
+    qtbot.waitUntil(lambda: widget.preview_layer().visible, timeout=10_000)
+
+
 def test_a_layer_removed_or_hidden_while_applying_to_all_is_left_alone(refine_setup, qtbot):
     """Apply to all wrote into a layer deleted (or hidden) while the contour ran, and counted an
     undo step on it; hiding the overlay to look at the CT emptied the lesion list."""

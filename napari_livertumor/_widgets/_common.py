@@ -161,14 +161,25 @@ class JobWidgetMixin:
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         self.shutdown_jobs()
+        self.panel_closed()
         super().closeEvent(event)
 
     def event(self, event) -> bool:
         # napari's dock "x" button takes the widget out of its dock (parent → None) without
         # closing or deleting it: that is the moment the user closed this panel.
-        if event.type() == QEvent.ParentChange and self.parent() is None:
-            self.shutdown_jobs()
+        if event.type() == QEvent.ParentChange:
+            if self.parent() is None:
+                self.shutdown_jobs()
+                self.panel_closed()
+            else:
+                self.panel_opened()
         return super().event(event)
+
+    def panel_closed(self) -> None:
+        """The user closed the panel: take away what it shows in the viewer (override)."""
+
+    def panel_opened(self) -> None:
+        """The panel is docked (again) (override)."""
 
     def shutdown_jobs(self) -> None:
         """Stop every running job (the core saves what it can) and drop its results."""

@@ -218,6 +218,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         layout.addStretch(1)
 
         # -- wiring
+        self._closed = False  # the user closed the panel: no preview until it is back
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
@@ -420,9 +421,25 @@ class RefineWidget(JobWidgetMixin, QWidget):
             layer.events.data.connect(self.schedule_preview)
 
     # ------------------------------------------------------------------ preview
+    def panel_closed(self) -> None:
+        """A closed panel leaves no preview outline behind that no longer follows anything."""
+        self._closed = True
+        try:
+            self._timer.stop()
+            self._clear_preview()
+        except Exception:  # noqa: BLE001 - the viewer may be closing too
+            pass
+
+    def panel_opened(self) -> None:
+        if getattr(self, "_closed", False):  # (docked from __init__: not set yet)
+            self._closed = False
+            self.schedule_preview()
+
     def schedule_preview(self, *_) -> None:
         """(Re)start the debounce timer; the preview is computed when the user pauses."""
         self._generation += 1
+        if self._closed:
+            return
         try:
             if self.live.value:
                 self._timer.start()
@@ -506,6 +523,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         return full
 
     def _show_preview(self, ct_layer, z: int, mask2d: np.ndarray) -> None:
+        if self._closed:  # a preview computed as the panel closed
+            return
         # The preview layer holds only the lesions' box on one slice, placed by its translate:
         # updating it is cheap, and napari shows it on that slice only.
         # Nothing to show hides the layer: shrinking it to one voxel instead crashed vispy's
