@@ -10,6 +10,7 @@ slices.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,26 @@ _SEGMENTS = {
 }
 
 
+class SaveRefused(RuntimeError):
+    """Why a save was refused, in a type napari shows: it takes any ``ValueError`` (our
+    :class:`~napari_livertumor.errors.InputError` is one) raised by a writer for "no writer
+    found" and hides the message behind "not a valid writer"."""
+
+
+def _refusals_shown(writer):
+    @functools.wraps(writer)
+    def write(path: str, data: Any, attributes: dict) -> list[str]:
+        from .errors import InputError
+
+        try:
+            return writer(path, data, attributes)
+        except InputError as exc:
+            raise SaveRefused(str(exc)) from exc
+
+    return write
+
+
+@_refusals_shown
 def write_labels_nifti(path: str, data: Any, attributes: dict) -> list[str]:
     """Save a labels layer as a uint8 NIfTI with the exact grid and affine of its CT."""
     from .io.nifti import write_nifti
@@ -34,6 +55,7 @@ def write_labels_nifti(path: str, data: Any, attributes: dict) -> list[str]:
     return [str(out)]
 
 
+@_refusals_shown
 def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
     """Save a labels layer as a DICOM SEG that references the CT series it was drawn on."""
     from .errors import InputError

@@ -7,7 +7,7 @@ import pytest
 
 from napari_livertumor import _reader
 from napari_livertumor._reader import napari_get_reader
-from napari_livertumor._writer import write_labels_dicom_seg, write_labels_nifti
+from napari_livertumor._writer import SaveRefused, write_labels_dicom_seg, write_labels_nifti
 from napari_livertumor.errors import InputError
 from napari_livertumor.io import CTVolume, load_ct
 from napari_livertumor.io.dicom_write import write_ct_series
@@ -121,9 +121,20 @@ def test_a_turned_nifti_layer_saves_back_in_the_files_own_order(tmp_path, study)
 
 def test_dicom_seg_writer_refuses_a_layer_without_a_dicom_ct(tmp_path):
     attributes = {"scale": (1, 1, 1), "translate": (0, 0, 0), "metadata": {}}
-    with pytest.raises(InputError, match="not linked to a CT read from DICOM"):
+    with pytest.raises(SaveRefused, match="not linked to a CT read from DICOM"):
         write_labels_dicom_seg(str(tmp_path / "x.dcm"), np.ones((2, 3, 4), np.uint8), attributes)
     assert not (tmp_path / "x.dcm").exists()
+
+
+@pytest.mark.gui
+def test_napari_save_shows_why_the_plugin_refused(make_napari_viewer, tmp_path):
+    """napari takes a ValueError from a writer for "no writer found": the refusal's reason was
+    hidden behind "not a valid writer" and nothing said why."""
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(np.ones((2, 3, 4), np.uint8), name="drawn by hand")
+    with pytest.raises(SaveRefused, match="not linked to a CT read from DICOM"):
+        layer.save(str(tmp_path / "mine.dcm"), plugin="napari-livertumor")
+    assert not (tmp_path / "mine.dcm").exists()
 
 
 @pytest.mark.gui
@@ -197,7 +208,7 @@ def test_a_multi_select_of_one_series_files_opens_the_series_once(
 def test_a_name_for_the_other_writer_is_refused_not_double_suffixed(tmp_path, study):
     _, _, ct, labels = study
     attrs = {"metadata": {"ct_volume": ct, "livertumor_role": "segmentation"}}
-    with pytest.raises(InputError, match="ends in .dcm but this writer saves .nii.gz"):
+    with pytest.raises(SaveRefused, match="ends in .dcm but this writer saves .nii.gz"):
         write_labels_nifti(str(tmp_path / "seg.dcm"), labels, attrs)
     assert not list(tmp_path.glob("seg.dcm*"))
     [out] = write_labels_nifti(str(tmp_path / "seg"), labels, attrs)  # no suffix: one added

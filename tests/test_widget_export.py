@@ -331,8 +331,7 @@ def test_only_a_mask_takes_a_ct_geometry_and_two_phases_on_one_grid_never_pick_a
     assert "lies on the grid of several CTs (arterial, venous)" in widget.status.text()
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     # File > Save as DICOM SEG refuses it too, naming both
-    from napari_livertumor._writer import write_labels_dicom_seg
-    from napari_livertumor.errors import InputError
+    from napari_livertumor._writer import SaveRefused, write_labels_dicom_seg
 
-    with pytest.raises(InputError, match=r"several CTs \(arterial, venous\)"):
+    with pytest.raises(SaveRefused, match=r"several CTs \(arterial, venous\)"):
         write_labels_dicom_seg(str(tmp_path / "mine.dcm"), mine.data, mine._get_state())
