@@ -8,7 +8,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from qtpy.QtCore import QEvent, Qt
-from qtpy.QtWidgets import QComboBox, QScrollArea, QSizePolicy, QWidget
+from qtpy.QtWidgets import QComboBox, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from ._jobs import Job, error_text
 
@@ -338,6 +338,48 @@ class FormScroll(QScrollArea):
         if obj is self.widget() and event.type() == QEvent.LayoutRequest:
             self._fit()
         return super().eventFilter(obj, event)
+
+
+class PanelScroll(QScrollArea):
+    """A whole panel that scrolls when its dock is shorter than the panel.
+
+    napari stacks the docks opened from its Plugins menu in one column and grows the window
+    to the sum of their minimum heights (2600 px for all six panels): each panel's content
+    sits in one of these, so its minimum is a few rows and it asks for its full height.
+    """
+
+    def __init__(self, min_height: int = 100) -> None:
+        super().__init__()
+        inner = QWidget()
+        self.content = QVBoxLayout(inner)
+        self.setWidget(inner)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.NoFrame)
+        self.setMinimumHeight(min_height)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        inner.installEventFilter(self)
+
+    def sizeHint(self):  # noqa: N802 - Qt's name: the whole panel, when there is room
+        hint = super().sizeHint()
+        hint.setHeight(self.widget().sizeHint().height() + 2 * self.frameWidth())
+        return hint
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if obj is self.widget() and event.type() == QEvent.LayoutRequest:
+            # it scrolls up and down only: the panel keeps its content's width
+            bar = self.verticalScrollBar().sizeHint().width()
+            self.setMinimumWidth(obj.minimumSizeHint().width() + 2 * self.frameWidth() + bar)
+            self.updateGeometry()
+        return super().eventFilter(obj, event)
+
+
+def scroll_panel(widget: QWidget, min_height: int = 100) -> QVBoxLayout:
+    """Give ``widget`` a :class:`PanelScroll`; return the layout its content goes in."""
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    scroll = PanelScroll(min_height)
+    outer.addWidget(scroll)
+    return scroll.content
 
 
 class NameCombo(QComboBox):

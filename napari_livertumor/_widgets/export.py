@@ -25,7 +25,6 @@ from qtpy.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -37,6 +36,7 @@ from ._common import (
     NameCombo,
     clear_status_if,
     follow_layer_list,
+    scroll_panel,
     set_status,
 )
 
@@ -107,7 +107,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
         row.addWidget(self.browse)
         form.addRow("Folder", row)
         form.addRow("Name", self.case_name)
-        layout = QVBoxLayout(self)
+        layout = scroll_panel(self)
         layout.addLayout(form)
         for box in (self.nifti_check, self.masks_check, self.seg_check, self.stats_check):
             layout.addWidget(box)

@@ -20,7 +20,6 @@ from qtpy.QtWidgets import (
     QSlider,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -30,6 +29,7 @@ from ._common import (
     NameCombo,
     clear_status_if,
     follow_layer_list,
+    scroll_panel,
     set_status,
 )
 
@@ -100,7 +100,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
             colors.addWidget(btn)
         form.addRow("Colours", colors)
         form.addRow("", self.contour_check)
-        layout = QVBoxLayout(self)
+        layout = scroll_panel(self)
         layout.addLayout(form)
         layout.addWidget(self.measure_button)
         layout.addWidget(self.volume_table)

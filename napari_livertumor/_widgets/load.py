@@ -20,14 +20,13 @@ from qtpy.QtWidgets import (
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
 from ..errors import InputError
 from ..progress import Reporter
 from . import _layers
-from ._common import JobWidgetMixin, notify_error, set_status
+from ._common import JobWidgetMixin, notify_error, scroll_panel, set_status
 
 if TYPE_CHECKING:
     import napari
@@ -117,7 +116,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         row.addWidget(self.truth_path)
         row.addWidget(self.truth_browse)
         form.addRow("Ground truth", row)
-        layout = QVBoxLayout(self)
+        layout = scroll_panel(self)
         layout.addLayout(form)
         layout.addWidget(self.scan_button)
         layout.addWidget(self.series_table)

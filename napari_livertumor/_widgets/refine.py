@@ -26,7 +26,6 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -41,7 +40,14 @@ from ..refine import (
 )
 from ..refine.edits import EditHistory, changed_box, write_tumor
 from . import _layers
-from ._common import JobWidgetMixin, RefreshingCombo, follow_layer_list, scroll_box, set_status
+from ._common import (
+    JobWidgetMixin,
+    RefreshingCombo,
+    follow_layer_list,
+    scroll_box,
+    scroll_panel,
+    set_status,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -206,7 +212,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         buttons.addWidget(self.reset_button, 2, 1)
         buttons.addWidget(self.load_button, 3, 0)
         buttons.addWidget(self.save_button, 3, 1)
-        layout = QVBoxLayout(self)
+        layout = scroll_panel(self)
         layout.addLayout(form)
         layout.addWidget(self.params)
         layout.addLayout(buttons)

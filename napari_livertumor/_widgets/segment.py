@@ -16,7 +16,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -28,6 +27,7 @@ from ._common import (
     device_summary,
     follow_layer_list,
     notify_warning,
+    scroll_panel,
     set_status,
     warm_up_imports,
 )
@@ -95,7 +95,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         form.addRow("Device", self.device_combo)
         form.addRow("", self.device_info)
         form.addRow("Stages", self.stage_combo)
-        layout = QVBoxLayout(self)
+        layout = scroll_panel(self)
         layout.addLayout(form)
         layout.addWidget(self.refine_check)
         layout.addWidget(self.unsure_check)
