@@ -348,7 +348,7 @@ class PanelScroll(QScrollArea):
     sits in one of these, so its minimum is a few rows and it asks for its full height.
     """
 
-    def __init__(self, min_height: int = 100) -> None:
+    def __init__(self, min_height: int = 60) -> None:
         super().__init__()
         inner = QWidget()
         self.content = QVBoxLayout(inner)
@@ -373,7 +373,7 @@ class PanelScroll(QScrollArea):
         return super().eventFilter(obj, event)
 
 
-def scroll_panel(widget: QWidget, min_height: int = 100) -> QVBoxLayout:
+def scroll_panel(widget: QWidget, min_height: int = 60) -> QVBoxLayout:
     """Give ``widget`` a :class:`PanelScroll`; return the layout its content goes in."""
     outer = QVBoxLayout(widget)
     outer.setContentsMargins(0, 0, 0, 0)

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -30,7 +31,6 @@ from ._common import (
     JobWidgetMixin,
     device_summary,
     scroll_box,
-    scroll_panel,
     set_status,
     warm_up_imports,
 )
@@ -195,7 +195,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         # the form scrolls when the window is short (a 768-px laptop screen could not show
         # the panel at all: it asked for 770 px); the buttons, plot, log and status stay put
         self.form_scroll = FormScroll(form, min_height=120)
-        layout = scroll_panel(self)
+        layout = QVBoxLayout(self)  # its form scrolls on its own (FormScroll)
         layout.addWidget(self.form_scroll)
         layout.addWidget(self.start_button)
         layout.addWidget(self.progress_bar)
