@@ -378,7 +378,9 @@ def test_a_data_folder_without_labels_is_refused_clearly(tmp_path):
         run_all(tiny_config(empty, tmp_path / "out"))
 
 
-def test_a_patient_whose_labels_do_not_fit_its_ct_is_skipped_with_a_reason(toy_data, tmp_path):
+def test_a_patient_whose_labels_do_not_fit_its_ct_is_skipped_with_a_reason(
+    toy_data, tmp_path, caplog
+):
     import shutil
 
     from napari_livertumor.io.nifti import write_nifti
@@ -388,13 +390,28 @@ def test_a_patient_whose_labels_do_not_fit_its_ct_is_skipped_with_a_reason(toy_d
     shutil.copytree(toy_data, data)
     cfg = tiny_config(data, tmp_path / "out", epochs=1, steps_per_epoch=1)
     ids = [f"HCC_{i:03d}" for i in range(1, 7)]
-    victim = make_split(ids, cfg.seed, val_fraction=cfg.val_fraction)["train"][0]
-    write_nifti(CTVolume(np.zeros((4, 8, 8), np.uint8)), data / "labelsTr" / f"{victim}.nii.gz")
-    reports = run_all(cfg)
-    assert reports[0]["n_skipped"] == 1
+    drawn = make_split(ids, cfg.seed, val_fraction=cfg.val_fraction)
+    victim, [val_victim] = drawn["train"][0], drawn["val"]
+    for case in (victim, val_victim):
+        write_nifti(CTVolume(np.zeros((4, 8, 8), np.uint8)), data / "labelsTr" / f"{case}.nii.gz")
+    with caplog.at_level("WARNING"):
+        reports = run_all(cfg)
+    assert reports[0]["n_skipped"] == 2
     split = json.loads((tmp_path / "out" / "liver" / "split.json").read_text())
-    assert split["skipped"][0]["case"] == victim
-    assert "does not match" in split["skipped"][0]["reason"]
+    assert {s["case"] for s in split["skipped"]} == {victim, val_victim}
+    assert all("does not match" in s["reason"] for s in split["skipped"])
+    # the lists name only the patients trained and validated on (they contradicted skipped)
+    assert victim not in split["train"] and split["val"] == []
+    assert f"no validation patients (all 1 left out: {val_victim})" in caplog.text
+
+    # fixed and resumed: each is tried again in the list it was drawn into, not as "new"
+    for case in (victim, val_victim):
+        shutil.copy(toy_data / "labelsTr" / f"{case}.nii.gz", data / "labelsTr" / f"{case}.nii.gz")
+    caplog.clear()
+    resumed = run_all(tiny_config(data, tmp_path / "out", epochs=2, steps_per_epoch=1, resume=True))
+    assert resumed[0]["n_skipped"] == 0 and "new since the run started" not in caplog.text
+    split = json.loads((tmp_path / "out" / "liver" / "split.json").read_text())
+    assert victim in split["train"] and split["val"] == [val_victim]
 
 
 def test_a_clinical_table_matching_no_patient_is_refused_clearly(toy_data, tmp_path):

@@ -266,8 +266,24 @@ class _Run:
             raise InputError(
                 cfg.data, f"no usable training patient{(' (' + why + ')') if why else ''}"
             )
+        if not val_cases and self.is_main:
+            gone = [c for c in split["val"] if c not in cases]
+            log.warning(
+                "no validation patients%s: no model is checked during training; the one kept "
+                "is the last weights, not the best validated",
+                f" (all {len(gone)} left out: {', '.join(gone[:5])})" if gone else "",
+            )
         split_out = dict(split)
-        split_out["skipped"] = [{"case": c, "reason": r} for c, r in skipped]
+        # the lists name the patients trained and validated on: one left out is under skipped
+        left_out = {c for c, _ in skipped}
+        for key in ("train", "val"):
+            split_out[key] = [c for c in split[key] if c not in left_out]
+        # with the list each was drawn into: a resumed run tries it there again
+        where = {c: key for key in ("train", "val") for c in split[key]}
+        split_out["skipped"] = [
+            {"case": c, "reason": r} | ({"list": where[c]} if c in where else {})
+            for c, r in skipped
+        ]
         by_id = {r.case_id: r for r in records}
         # the test patients' ground truth, so evaluation can tell this cohort from another
         # that reuses the names (livertumor evaluate without --split)
@@ -780,6 +796,10 @@ def resolve_split(cfg: TrainConfig, ids: list[str]) -> dict[str, Any]:
         # drawn again over a grown cohort, the seeded split moved patients between lists: a
         # first part's test patient trained on in the second, its training patient scored
         split = read_split(resumed)
+        for entry in split.get("skipped") or []:  # left out last time: tried again, in place
+            if isinstance(entry, dict) and entry.get("list") in ("train", "val"):
+                if entry.get("case") in ids and entry["case"] not in split[entry["list"]]:
+                    split[entry["list"]] = [*split[entry["list"]], entry["case"]]
         listed = set(split["train"]) | set(split["val"]) | set(split["test"])
         added = [c for c in ids if c not in listed]
         gone = sorted(listed - set(ids))
