@@ -93,6 +93,20 @@ def test_missing_columns_are_reported_not_guessed():
         out_of_fold_weak_labels(frame, tlvr, ["TNM"])
 
 
+def test_columns_are_matched_as_the_table_reader_matches_them(caplog):
+    """A table with lower-case headers read fine, then lost every weak column but 'age' with a
+    line at INFO level: weak supervision ran on age alone without a warning."""
+    frame, tlvr = clinical_cohort()
+    lower = frame.rename(columns=str.lower)
+    exact = out_of_fold_weak_labels(frame, tlvr, ["AFP", "T_involvment", "age"])
+    weak = out_of_fold_weak_labels(lower, tlvr, ["AFP", "T_involvment", "age"])
+    assert weak.columns == ["afp", "t_involvment", "age"]
+    assert weak.labels == pytest.approx(exact.labels)
+    with caplog.at_level("WARNING"):
+        out_of_fold_weak_labels(frame, tlvr, ["AFP", "CLIP_Score", "TNM", "BCLC"])
+    assert "only 1 of the 4 clinical columns" in caplog.text and "CLIP_Score" in caplog.text
+
+
 def test_soft_ratio_and_penalties_by_hand():
     probs = torch.zeros(1, 3, 1, 1, 4)
     probs[0, :, 0, 0, 0] = torch.tensor([0.0, 1.0, 0.0])  # liver

@@ -130,7 +130,9 @@ def summarize_data(data: str, clinical: str | None = None) -> list[str]:
     frame = table.frame
     ids = {r.case_id for r in records}
     matched = sorted(ids & {str(i) for i in frame.index})
-    cols = [c for c in DEFAULT_WEAK_COLUMNS if c in frame.columns]
+    by_key = {str(c).strip().lower(): c for c in frame.columns}  # as training matches them
+    found = {c: by_key.get(c.lower()) for c in DEFAULT_WEAK_COLUMNS}
+    cols = [col for col in found.values() if col is not None]
     wanted = set(matched)
     rows = frame.loc[[i for i in frame.index if str(i) in wanted]]
     usable = {
@@ -151,7 +153,7 @@ def summarize_data(data: str, clinical: str | None = None) -> list[str]:
     sparse = [f"{c} {usable[c]}/{len(matched)}" for c in good if usable[c] < len(matched)]
     if sparse:
         lines.append("Some values missing (usable / patients): " + ", ".join(sparse))
-    missing = [c for c in DEFAULT_WEAK_COLUMNS if c not in frame.columns]
+    missing = [c for c, col in found.items() if col is None]
     if missing:
         lines.append("Missing columns: " + ", ".join(missing))
     lines += [f"Table: {msg.replace('WARNING: ', '⚠ ', 1)}" for msg in table.report]

@@ -124,9 +124,14 @@ def out_of_fold_weak_labels(
             f"{n_missing} training patient(s) have no clinical row ({shown}): no weak term for them"
         )
     use: list[str] = []
-    for col in columns:
-        if col not in frame.columns:
-            report.append(f"column {col!r} not in the clinical table: not used")
+    # named as the table reader matches them: case and surrounding spaces do not count
+    by_key = {str(c).strip().lower(): c for c in frame.columns}
+    absent: list[str] = []
+    for wanted in columns:
+        col = wanted if wanted in frame.columns else by_key.get(str(wanted).strip().lower())
+        if col is None:
+            absent.append(str(wanted))
+            report.append(f"column {wanted!r} not in the clinical table: not used")
             continue
         values = pd.to_numeric(frame.loc[matched, col], errors="coerce")
         if values.notna().sum() < 2:
@@ -135,6 +140,16 @@ def out_of_fold_weak_labels(
         use.append(col)
     if not use:
         raise InputError(source, f"none of the clinical columns {list(columns)} is usable")
+    if len(absent) * 2 > len(columns):
+        log.warning(
+            "weak supervision: only %d of the %d clinical columns asked for are in %s (missing: "
+            "%s); the weak term rests on %s",
+            len(columns) - len(absent),
+            len(columns),
+            source,
+            ", ".join(absent[:6]) + (" …" if len(absent) > 6 else ""),
+            ", ".join(map(str, use)),
+        )
     x_all = np.stack(
         [pd.to_numeric(frame.loc[matched, c], errors="coerce").to_numpy(float) for c in use], 1
     )
