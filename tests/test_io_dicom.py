@@ -475,3 +475,35 @@ def test_a_series_copied_twice_into_the_folder_reads_once_with_a_warning(tmp_pat
     volume = read_dicom_series(tmp_path)
     np.testing.assert_array_equal(volume.array, source.array)
     assert any("repeated an existing position" in w for w in volume.meta["warnings"])
+
+
+def test_slices_at_odds_with_the_series_are_named_not_silently_used_or_dropped(tmp_path):
+    """A slice with another PixelSpacing was stacked at the others' spacing without a word; a
+    slice without ImagePositionPatient vanished, its place filled by interpolation, unnamed;
+    RescaleSlope 0 was read as 1 without a word."""
+    files = write_ct_series(make_ct(shape=(6, 16, 16)), tmp_path / "a")
+    ds = pydicom.dcmread(files[2])
+    ds.PixelSpacing = [0.5, 0.5]
+    ds.save_as(files[2])
+    volume = read_dicom_series(tmp_path / "a")
+    assert volume.shape == (6, 16, 16)  # its place is filled, and it is named
+    assert any(
+        "different PixelSpacing" in w and files[2].name in w for w in volume.meta["warnings"]
+    )
+
+    files = write_ct_series(make_ct(shape=(6, 16, 16)), tmp_path / "b")
+    ds = pydicom.dcmread(files[3])
+    del ds.ImagePositionPatient
+    ds.save_as(files[3])
+    warnings = read_dicom_series(tmp_path / "b").meta["warnings"]
+    assert any(
+        "left out, not usable as slices" in w and files[3].name in w and "ImagePositionPatient" in w
+        for w in warnings
+    )
+
+    source = make_ct(shape=(4, 16, 16))
+    files = write_ct_series(source, tmp_path / "c")
+    _edit_all(files, lambda ds: setattr(ds, "RescaleSlope", 0))
+    volume = read_dicom_series(tmp_path / "c")
+    np.testing.assert_array_equal(volume.array, source.array)
+    assert any("RescaleSlope '0" in w and "taken as 1" in w for w in volume.meta["warnings"])

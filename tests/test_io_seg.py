@@ -269,3 +269,13 @@ def test_a_seg_on_a_missing_acquisition_of_the_same_series_says_so(tmp_path, ct)
     with pytest.raises(InputError, match="drawn on another acquisition of series") as info:
         read_dicom_seg(tmp_path / "seg.dcm", second)
     assert str(info.value).count(ct.meta["series_uid"]) == 1
+
+
+def test_a_folder_holding_only_a_seg_says_its_ct_is_missing(tmp_path, ct):
+    """A patient folder with only the SEG was told "multi-frame/enhanced CT objects are not
+    supported" (the SEG is multi-frame), which sent the user looking for the wrong problem."""
+    alone = tmp_path / "HCC_005" / "seg"
+    write_dicom_seg(hcc_labels(ct.shape), ct, alone / "1-1.dcm", HCC_SEGMENTS)
+    with pytest.raises(InputError, match="only SEG object") as info:
+        load_ct(tmp_path / "HCC_005")
+    assert "is not in this folder" in str(info.value) and "not supported" not in str(info.value)

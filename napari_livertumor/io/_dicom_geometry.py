@@ -53,6 +53,7 @@ class SliceHeader:
     n_frames: int = 1
     referenced_uids: frozenset[str] = frozenset()  # SOP instances a SEG refers to
     not_image: str = ""  # why a file is no image slice (a missing tag...), for messages
+    bad_slope: str = ""  # a RescaleSlope that is no scale (0, not a number): taken as 1
 
     @classmethod
     def from_dataset(cls, path: Path, ds, pixel_offset: int | None) -> SliceHeader:
@@ -83,6 +84,15 @@ class SliceHeader:
             if norm > 0:
                 location = float(np.dot(position, normal / norm))
         acq = ds.get("AcquisitionNumber")
+        slope, bad_slope = 1.0, ""
+        raw_slope = ds.get("RescaleSlope")
+        if raw_slope not in (None, ""):
+            try:
+                slope = float(raw_slope)
+            except (TypeError, ValueError):
+                slope = float("nan")
+            if not np.isfinite(slope) or slope == 0:
+                slope, bad_slope = 1.0, str(raw_slope)
         return cls(
             path=path,
             series_uid=str(ds.get("SeriesInstanceUID", "")),
@@ -97,7 +107,8 @@ class SliceHeader:
             cols=cols,
             instance_number=_int(ds.get("InstanceNumber"), 0),
             acquisition_number=_int(acq, None),
-            slope=float(ds.get("RescaleSlope", 1) or 1),
+            slope=slope,
+            bad_slope=bad_slope,
             intercept=float(ds.get("RescaleIntercept", 0) or 0),
             bits_stored=int(ds.get("BitsStored") or 16),
             pixel_representation=int(ds.get("PixelRepresentation") or 0),
@@ -137,6 +148,12 @@ def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeom
     slices = [h for h in members if h.is_image]
     if not slices:
         raise InputError(members[0].path.parent, "the series holds no image slices")
+    unplaced = [h for h in members if not h.is_image and h.modality not in _NON_IMAGE_MODALITIES]
+    if unplaced:  # a file of the series that cannot be a slice: named, not silently gone
+        warnings.append(
+            f"{len(unplaced)} file(s) of the series left out, not usable as slices: "
+            + ", ".join(f"{h.path} ({h.not_image})" for h in unplaced[:5])
+        )
     slices = _keep_majority(slices, lambda h: (h.rows, h.cols), "Rows/Columns", warnings)
     slices = _keep_majority(
         slices,
@@ -144,6 +161,18 @@ def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeom
         "ImageOrientationPatient",
         warnings,
     )
+    slices = _keep_majority(
+        slices,
+        lambda h: None if h.pixel_spacing is None else tuple(np.round(h.pixel_spacing, 4)),
+        "PixelSpacing",
+        warnings,
+    )
+    bad = [h for h in slices if h.bad_slope]
+    if bad:
+        warnings.append(
+            f"RescaleSlope {bad[0].bad_slope!r} in {len(bad)} file(s) (e.g. {bad[0].path.name}) "
+            "is no scale: taken as 1; check the HU values"
+        )
     first = slices[0]
     folder = Path(os.path.commonpath([str(h.path.parent) for h in slices]))
     row = np.asarray(first.orientation[:3], dtype=float)

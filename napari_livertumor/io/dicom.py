@@ -21,7 +21,12 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from ..errors import InputError
 from ..progress import Reporter
-from ._dicom_geometry import SliceHeader, phase_from_text, stack_geometry
+from ._dicom_geometry import (
+    _NON_IMAGE_MODALITIES,
+    SliceHeader,
+    phase_from_text,
+    stack_geometry,
+)
 from ._dicom_pixels import decode_slices, fill_gaps
 from .volume import CTVolume
 
@@ -453,7 +458,19 @@ def _choose(
             matching = [g for g in groups if g[0].is_image and not g[0].multiframe]
         if not matching:
             listing = "; ".join(g[0].summary() for g in groups[:8])
-            hint = _MULTIFRAME_HINT if any(g[0].multiframe for g in groups) else ""
+            objects = [g[0].modality for g in groups if g[0].modality in _NON_IMAGE_MODALITIES]
+            if len(objects) == len(groups):  # a SEG (or RTSTRUCT...) without its CT beside it
+                hint = (
+                    f" — only {' and '.join(sorted(set(objects)))} object(s), no image: the CT "
+                    "series they were drawn on is not in this folder; choose the folder that "
+                    "holds it (the patient's or study's folder)"
+                )
+            elif any(
+                g[0].multiframe and g[0].modality not in _NON_IMAGE_MODALITIES for g in groups
+            ):
+                hint = _MULTIFRAME_HINT
+            else:
+                hint = ""
             raise InputError(path, f"no CT image series found{hint}; found: {listing}")
         # the series a DICOM SEG in the folder was drawn on (HCC-TACE-Seg: the contrast series,
         # not the derived recon with more slices), else the one with most slices
