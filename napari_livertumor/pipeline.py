@@ -52,6 +52,16 @@ class DeviceUnavailable(LiverTumorError):
     """The requested compute device does not exist on this machine (strict mode)."""
 
 
+def _refuse_one_model_folder(root: Path) -> None:
+    """ModelError when ``root``, given as a models folder, is one model's folder."""
+    if (root / "metadata.json").is_file():
+        raise ModelError(
+            root,
+            "is one model folder, not a models folder holding liver/ and tumor/: put it "
+            "there as liver/ or tumor/ beside a model of the other stage",
+        )
+
+
 @dataclass
 class InferenceConfig:
     """Everything that controls one segmentation run (shared by the CLI, the GUI and tests).
@@ -151,6 +161,8 @@ class InferenceConfig:
             raise InputError(
                 root, "is a file: --models takes the folder that holds liver/ and tumor/"
             )
+        if not (root / "liver").is_dir() and not (root / "tumor").is_dir():
+            _refuse_one_model_folder(root)  # said now, before a caller looks around it
         return cls(liver_model=root / "liver", tumor_model=root / "tumor", **kwargs)
 
     def validate(self) -> None:
@@ -281,12 +293,8 @@ class Segmenter:
         root = folder.parent
         if not folder.is_dir() and not root.exists():
             raise ModelError(root, "models folder not found (it should hold liver/ and tumor/)")
-        if not folder.is_dir() and (root / "metadata.json").is_file():
-            raise ModelError(
-                root,
-                "is one model folder, not a models folder holding liver/ and tumor/: put it "
-                "there as liver/ or tumor/ beside a model of the other stage",
-            )
+        if not folder.is_dir():
+            _refuse_one_model_folder(root)
         if not (folder / "metadata.json").is_file() and not folder.is_dir():
             raise ModelError(
                 folder,

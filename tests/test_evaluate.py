@@ -187,3 +187,19 @@ def test_test_patients_that_cannot_be_scored_are_named_with_their_reason(trained
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["n_cases"] == 1 and summary["test_patients_asked"] == 3
     assert [n["case"] for n in summary["not_evaluated"]] == ["HCC_003", "HCC_999"]
+
+
+def test_one_model_folder_as_models_is_said_first_and_nothing_is_printed(
+    trained, tmp_path, capsys, caplog
+):
+    """It first warned "no split file: evaluating every case" (false: the folder holds one)
+    and only then said that --models wants the folder holding liver/ and tumor/. Without -o,
+    nothing is written: said, so no one looks for per_case.csv."""
+    data, models = trained
+    rc = main(["evaluate", "--data", str(data), "--models", str(models / "tumor"),
+               "--device", "cpu"])  # fmt: skip
+    assert rc == 1 and "is one model folder" in capsys.readouterr().err
+    assert "no split file" not in caplog.text
+    rc = main(["evaluate", "--data", str(data), "--models", str(models), "--device", "cpu",
+               "--max-cases", "1"])  # fmt: skip
+    assert rc == 0 and "no -o: nothing written" in capsys.readouterr().out

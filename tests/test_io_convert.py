@@ -93,3 +93,7 @@ def test_an_output_name_that_is_a_folder_is_said_even_with_force(tmp_path, capsy
         rc = main(["convert", str(tmp_path / "dicom"), "-o", str(tmp_path / "ct.nii.gz"), *extra])
         err = capsys.readouterr().err
         assert rc == 1 and "ct.nii.gz: is a folder" in err and "use --force" not in err
+    (tmp_path / "outdir").mkdir()  # a folder without a NIfTI name: said to be a folder too
+    assert main(["convert", str(tmp_path / "dicom"), "-o", str(tmp_path / "outdir")]) == 1
+    err = capsys.readouterr().err
+    assert "outdir: is a folder: -o takes the NIfTI file" in err and "must end in" not in err

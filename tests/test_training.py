@@ -743,3 +743,14 @@ def test_a_missing_clinical_table_is_said_before_the_liver_stage_trains(toy_data
     assert rc == 1
     assert "nope.xlsx: clinical table not found" in capsys.readouterr().err
     assert not (tmp_path / "o" / "liver").exists()
+
+
+def test_resuming_a_run_whose_time_budget_is_spent_says_so(toy_data, tmp_path, caplog):
+    """--max-minutes counts the whole run: resumed with the same budget, it ran no step and
+    ended 'done' without a word of why."""
+    cfg = tiny_config(toy_data, tmp_path, epochs=3, max_minutes=1e-4)  # stops after a step
+    run_all(cfg)
+    with caplog.at_level("WARNING"):
+        resumed = run_all(tiny_config(toy_data, tmp_path, epochs=3, max_minutes=1e-4, resume=True))
+    assert not [r for r in resumed if r["event"] == "step"]
+    assert "raise --max-minutes to train on" in caplog.text

@@ -145,6 +145,7 @@ def _screenshot_and_quit(viewer, path: Path) -> int:
     from qtpy.QtWidgets import QApplication
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    replaced = path.exists()  # a screenshot of an earlier run: replaced, and said so
     viewer.window._qt_window.resize(1500, 950)
     status = {"code": 1}
 
@@ -152,7 +153,10 @@ def _screenshot_and_quit(viewer, path: Path) -> int:
         _close_notifications()
         try:
             viewer.screenshot(str(path), canvas_only=False, flash=False)
-            print(f"screenshot saved to {path}")
+            print(
+                f"screenshot saved to {path}"
+                + (" (replacing the earlier file)" if replaced else "")
+            )
             status["code"] = 0
         finally:
             viewer.close()

@@ -55,10 +55,10 @@ def run(args) -> int:
     if args.output is None:
         raise InputError(None, "give the output file with -o CT.nii.gz")
     output: Path = args.output
-    if not is_nifti_path(output):
-        raise InputError(output, "the output name must end in .nii.gz or .nii")
     if output.is_dir():
         raise InputError(output, "is a folder: -o takes the NIfTI file to write, e.g. -o ct.nii.gz")
+    if not is_nifti_path(output):
+        raise InputError(output, "the output name must end in .nii.gz or .nii")
     if output.exists() and not args.force:
         raise InputError(output, "already exists; use --force to overwrite it")
     check_writable_folder(output.parent)  # a file in the way, a read-only folder: said first

@@ -15,7 +15,10 @@ def add_arguments(parser) -> None:
         help="split JSON whose 'test' list is evaluated (default: the models' split.json)",
     )
     parser.add_argument(
-        "-o", "--out", dest="out_dir", help="folder for per_case.csv and summary.json"
+        "-o",
+        "--out",
+        dest="out_dir",
+        help="folder for per_case.csv and summary.json (without it, the table is only printed)",
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument(
@@ -52,4 +55,6 @@ def run(args) -> int:
     print(result["table"])
     if args.out_dir:
         print(f"per-case scores: {args.out_dir}/per_case.csv")
+    else:
+        print("(no -o: nothing written; add -o FOLDER to keep per_case.csv and summary.json)")
     return 0

@@ -32,7 +32,12 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--epochs", type=int, help="epochs per stage")
     parser.add_argument("--steps-per-epoch", type=int, help="training steps per epoch")
-    parser.add_argument("--max-minutes", type=float, help="wall-time cap per stage (stops cleanly)")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        help="wall-time cap per stage, for the whole run (a resumed run counts its earlier "
+        "parts); stops cleanly",
+    )
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument(

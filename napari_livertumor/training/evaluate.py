@@ -73,6 +73,12 @@ def evaluate(
     """
     from ..pipeline import InferenceConfig, Segmenter
 
+    # a wrong models folder is said first, before any split file is looked for beside it
+    cfg = (
+        InferenceConfig.from_models_dir(models, device=device, refine=refine, tta=tta)
+        if models
+        else InferenceConfig(device=device, refine=refine, tta=tta)
+    )
     if out_dir is not None:  # found out now, not after every case has run
         out = Path(out_dir)
         if out.exists() and not out.is_dir():
@@ -111,11 +117,6 @@ def evaluate(
     test = [by_id[c] for c in test_ids if c in by_id][: max_cases or None]
     if not test:
         raise InputError(data, "no test patient of the split is in this data folder")
-    cfg = (
-        InferenceConfig.from_models_dir(models, device=device, refine=refine, tta=tta)
-        if models
-        else InferenceConfig(device=device, refine=refine, tta=tta)
-    )
     seg = Segmenter(cfg)
     rows: list[dict[str, Any]] = []
     for i, rec in enumerate(test):

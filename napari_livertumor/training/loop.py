@@ -376,6 +376,13 @@ class _Run:
         self.meta_base = {"data": self._data_summary(data), "weak": weak_summary}
         t_start = time.perf_counter() - state["elapsed_s"]
         self.t_start = t_start
+        if cfg.resume and cfg.max_minutes and state["elapsed_s"] >= 60 * cfg.max_minutes:
+            log.warning(
+                "the run has already trained %.1f min and --max-minutes %g counts the whole run "
+                "(resumed parts included): no step will run; raise --max-minutes to train on",
+                state["elapsed_s"] / 60,
+                cfg.max_minutes,
+            )
         step = state["step"]
         cancelled = False
         try:
