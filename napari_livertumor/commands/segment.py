@@ -436,6 +436,10 @@ def _unique_sorted(cases: list[Case]) -> list[Case]:
     for c in cases:
         n = seen.get(c.name, 0)
         seen[c.name] = n + 1
+        if n:
+            log.warning(
+                "two inputs are named %s: %s is written as %s_%d", c.name, c.path, c.name, n + 1
+            )
         out.append(c if n == 0 else Case(f"{c.name}_{n + 1}", c.path))
     return out
 
