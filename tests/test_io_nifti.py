@@ -188,3 +188,27 @@ def test_a_gantry_tilted_volume_keeps_its_exact_sform_and_says_how_far_off_a_qfo
         hdr = nib.load(write_nifti(oblique_ct(), tmp_path / "oblique.nii.gz")).header
     np.testing.assert_allclose(hdr.get_qform(), hdr.get_sform(), atol=1e-4)
     assert "sheared" not in caplog.text
+
+
+def test_a_nifti_named_for_the_other_compression_is_read_by_its_content(tmp_path):
+    """A plain NIfTI named .nii.gz failed with "not a gzip file", a gzipped one named .nii with
+    "Cannot work out file type"; both are read, with a note."""
+    import gzip
+
+    ct = CTVolume(np.arange(60, dtype=np.int16).reshape(3, 4, 5), (2.5, 0.7, 0.7))
+    plain = write_nifti(ct, tmp_path / "ct.nii")
+    (tmp_path / "plain_named.nii.gz").write_bytes(plain.read_bytes())
+    (tmp_path / "gz_named.nii").write_bytes(gzip.compress(plain.read_bytes()))
+    for name, note in (("plain_named.nii.gz", "not compressed"), ("gz_named.nii", "gzip")):
+        back = read_nifti(tmp_path / name)
+        np.testing.assert_array_equal(back.array, ct.array)
+        assert any(note in w and "read by its content" in w for w in back.meta["warnings"])
+
+
+def test_an_image_of_another_format_is_named_not_taken_for_dicom(tmp_path):
+
+    for name in ("brain.mgz", "scan.img", "ct.nrrd"):
+        (tmp_path / name).write_bytes(b"\x00" * 64)
+        with pytest.raises(InputError, match="file: not read here") as info:
+            load_ct(tmp_path / name)
+        assert "DICOM file" not in str(info.value)

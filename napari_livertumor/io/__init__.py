@@ -9,6 +9,25 @@ from .volume import CTVolume
 __all__ = ["CTVolume", "load_ct"]
 
 
+#: image formats other tools write, named when given here instead of a puzzling DICOM error
+_OTHER_FORMATS = {
+    ".mgz": "FreeSurfer MGH",
+    ".mgh": "FreeSurfer MGH",
+    ".img": "Analyze",
+    ".hdr": "Analyze",
+    ".nrrd": "NRRD",
+    ".nhdr": "NRRD",
+    ".mha": "MetaImage",
+    ".mhd": "MetaImage",
+    ".npy": "NumPy",
+    ".npz": "NumPy",
+    ".png": "PNG picture",
+    ".jpg": "JPEG picture",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+
+
 def load_ct(
     path: str | Path, series_uid: str | None = None, *, reporter=None, any_modality: bool = False
 ) -> CTVolume:
@@ -41,6 +60,15 @@ def load_ct(
         raise InputError(path, "file or folder not found")
     if path.is_file() and is_nifti_path(path):
         return read_nifti(path)
+    fmt = _OTHER_FORMATS.get("".join(path.suffixes[-2:]).lower()) or _OTHER_FORMATS.get(
+        path.suffix.lower()
+    )
+    if path.is_file() and fmt:
+        raise InputError(
+            path,
+            f"a {fmt} file: not read here (DICOM and NIfTI only); convert it to NIfTI first "
+            "(3D Slicer, ITK-SNAP, or SimpleITK's WriteImage write .nii.gz)",
+        )
     from .dicom import read_dicom_series
 
     return read_dicom_series(path, series_uid, reporter=reporter, any_modality=any_modality)

@@ -47,8 +47,9 @@ def read_nifti(path: str | Path) -> CTVolume:
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
+    warnings: list[str] = []
     try:
-        img = nib.load(str(path))
+        img = _load_image(path, warnings)
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise InputError(path, f"not a readable NIfTI file ({exc})") from exc
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
@@ -60,7 +61,6 @@ def read_nifti(path: str | Path) -> CTVolume:
         raise InputError(
             path, f"expected a 3D image, got {len(img.shape)}D data of shape {tuple(img.shape)}"
         )
-    warnings: list[str] = []
     try:
         data = _load_data(img, warnings, path)
     except InputError:  # already says what is wrong with the data
@@ -97,6 +97,29 @@ def read_nifti(path: str | Path) -> CTVolume:
         return CTVolume.from_affine(array, affine, meta)
     except ValueError as exc:
         raise InputError(path, f"invalid geometry: {exc}") from exc
+
+
+def _load_image(path: Path, warnings: list[str]):
+    """``nib.load``, or, for a file whose name says the other compression than its content
+    (a plain NIfTI named .nii.gz, a gzipped one named .nii), the image read by its content."""
+    import gzip
+
+    import nibabel as nib
+
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    named_gz = path.name.lower().endswith(".gz")
+    if gzipped == named_gz:
+        return nib.load(str(path))
+    raw = gzip.decompress(path.read_bytes()) if gzipped else path.read_bytes()
+    warnings.append(
+        f"named {'.nii.gz' if named_gz else '.nii'} but "
+        f"{'gzip-compressed' if gzipped else 'not compressed'}: read by its content"
+    )
+    try:
+        return nib.Nifti1Image.from_bytes(raw)
+    except Exception:  # noqa: BLE001 - a NIfTI-2 file, else the caller's message
+        return nib.Nifti2Image.from_bytes(raw)
 
 
 def write_nifti(
