@@ -60,6 +60,16 @@ def test_csv_export_reads_the_same_as_the_workbook(tmp_path):
     pd.testing.assert_frame_equal(from_xlsx, from_csv)
 
 
+def test_a_utf16_text_export_reads_the_same_as_the_workbook(tmp_path):
+    """Excel's "Unicode text" export is UTF-16: it was decoded as cp1252 and refused with a
+    column list of "ÿþT C I A _ I D"."""
+    frame = pd.DataFrame(ROWS)
+    write_xlsx(tmp_path / "clinical.xlsx", frame)
+    frame.to_csv(tmp_path / "clinical.txt", index=False, sep="\t", encoding="utf-16")
+    from_xlsx = read_clinical(tmp_path / "clinical.xlsx").frame
+    pd.testing.assert_frame_equal(from_xlsx, read_clinical(tmp_path / "clinical.txt").frame)
+
+
 def test_workbook_without_the_data_table_sheet_uses_the_first_and_says_so(tmp_path):
     pd.DataFrame(ROWS).to_excel(tmp_path / "c.xlsx", sheet_name="Sheet1", index=False)
     table = read_clinical(tmp_path / "c.xlsx")

@@ -310,7 +310,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
     import io
 
     data = path.read_bytes()
-    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
+    # UTF-16 (Excel's "Unicode text" export) announces itself with a byte-order mark
+    bom16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
+    for encoding in ("utf-16",) if bom16 else ("utf-8-sig", "cp1252", "latin-1"):
         try:
             text = data.decode(encoding)
             break
