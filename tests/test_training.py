@@ -743,6 +743,12 @@ def test_a_missing_clinical_table_is_said_before_the_liver_stage_trains(toy_data
     assert rc == 1
     assert "nope.xlsx: clinical table not found" in capsys.readouterr().err
     assert not (tmp_path / "o" / "liver").exists()
+    # a file that is no clinical table: said as soon, and nothing left behind (a .cache/)
+    (tmp_path / "other.csv").write_text("foo,bar\n1,2\n")
+    rc = main(["train", "--data", str(toy_data), "--out", str(tmp_path / "o"), "--stage", "tumor",
+               "--clinical", str(tmp_path / "other.csv")])  # fmt: skip
+    assert rc == 1 and "other.csv: no TCIA_ID column" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_resuming_a_run_whose_time_budget_is_spent_says_so(toy_data, tmp_path, caplog):

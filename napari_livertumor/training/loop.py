@@ -75,6 +75,9 @@ def check_before_writing(cfg: TrainConfig) -> None:
             raise InputError(
                 clinical, "clinical table not found" if not clinical.exists() else "not a file"
             )
+        from ..io.clinical import read_clinical
+
+        read_clinical(clinical)  # a table that is no clinical table: said before anything
     check_writable_folder(cfg.out)
     if cfg.cache_dir:
         check_writable_folder(cfg.cache_dir)
