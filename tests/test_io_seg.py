@@ -279,3 +279,13 @@ def test_a_folder_holding_only_a_seg_says_its_ct_is_missing(tmp_path, ct):
     with pytest.raises(InputError, match="only SEG object") as info:
         load_ct(tmp_path / "HCC_005")
     assert "is not in this folder" in str(info.value) and "not supported" not in str(info.value)
+
+
+def test_label_values_no_segment_names_are_said_not_silently_dropped(tmp_path, ct):
+    labels = hcc_labels(ct.shape)
+    notes: list[str] = []
+    write_dicom_seg(labels, ct, tmp_path / "two.dcm", [(1, "Liver"), (2, "Mass")], notes=notes)
+    assert any("match no segment" in n and "3, 4" in n for n in notes)
+    with pytest.raises(InputError, match="no voxel has a label value of the segments"):
+        write_dicom_seg(labels * 3, ct, tmp_path / "none.dcm", [(1, "Liver"), (2, "Mass")])
+    assert not (tmp_path / "none.dcm").exists()

@@ -248,6 +248,24 @@ def write_dicom_seg(
         log.warning("%s", note)
         if notes is not None:
             notes.append(note)
+    wanted = [value for value, _ in segments]
+    stray = np.setdiff1d(np.unique(labels), [0, *wanted])
+    if stray.size:  # values no segment names: left out, and said (or refused: nothing left)
+        n_stray = int(np.isin(labels, stray).sum())
+        if not np.isin(labels, wanted).any():
+            raise InputError(
+                out_path,
+                f"no voxel has a label value of the segments {wanted}; the labels hold "
+                f"{', '.join(f'{v:g}' for v in stray[:8])}: nothing to write",
+            )
+        note = (
+            f"{out_path.name}: {n_stray} voxel(s) with label value(s) "
+            f"{', '.join(f'{v:g}' for v in stray[:8])} match no segment ({wanted}) and are "
+            "left out of the DICOM SEG"
+        )
+        log.warning("%s", note)
+        if notes is not None:
+            notes.append(note)
     order = keep
     pixel = np.zeros((len(order), *labels.shape[1:]), dtype=np.uint8)
     for number, (value, _) in enumerate(segments, start=1):
