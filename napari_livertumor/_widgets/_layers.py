@@ -375,3 +375,9 @@ def _volume_name(volume: CTVolume) -> str:
     if pid and desc and pid.lower() not in desc.lower():
         return f"{pid} {desc}"
     return desc or pid or "CT"
+
+
+def camera(viewer):
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera

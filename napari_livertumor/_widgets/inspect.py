@@ -202,7 +202,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         # the slice the status names (the centroid's own z may round to its neighbour)
         world = layer.data_to_world((lesion["slice"], *lesion["centroid_zyx"][1:]))
         self.viewer.dims.set_point(0, float(world[0]))
-        _camera(self.viewer).center = tuple(float(w) for w in world)
+        _layers.camera(self.viewer).center = tuple(float(w) for w in world)
         set_status(
             self.status,
             f"Lesion {lesion['id']}: slice {lesion['slice']} "
@@ -404,12 +404,6 @@ def overlap_scores(labels: np.ndarray, truth: np.ndarray) -> dict[str, dict[str,
             "iou": 1.0 if union == 0 else inter / union,
         }
     return out
-
-
-def _camera(viewer):
-    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
-    scene = getattr(viewer, "scene", None)
-    return scene.camera if scene is not None else viewer.camera
 
 
 def _fit_height(table: QTableWidget, rows: int) -> None:

@@ -407,6 +407,6 @@ def _show_layer_centre(viewer, layer) -> None:
     try:
         centre = layer.data_to_world([(n - 1) / 2 for n in layer.data.shape])
         viewer.dims.set_point(0, float(centre[0]))
-        viewer.camera.center = tuple(float(c) for c in centre)
+        _layers.camera(viewer).center = tuple(float(c) for c in centre)
     except Exception:  # noqa: BLE001 - a view nicety; the layer is loaded either way
         pass
