@@ -48,7 +48,7 @@ def workflow(out: Path) -> None:
     from napari_livertumor._sample_data import make_sample_ct
     from napari_livertumor._widgets import _layers
     from napari_livertumor._widgets.demo import _close_notifications
-    from napari_livertumor._widgets.inspect import InspectWidget, _camera
+    from napari_livertumor._widgets.inspect import InspectWidget
     from napari_livertumor._widgets.segment import SegmentWidget
     from napari_livertumor.models import default_model_dir
 
@@ -88,7 +88,7 @@ def workflow(out: Path) -> None:
     inspect.lesion_table.selectRow(0)
     inspect.go_to_lesion(0)
     viewer.reset_view()  # the whole liver in view, on the lesion's slice
-    _camera(viewer).zoom *= 1.15
+    _layers.camera(viewer).zoom *= 1.15
     viewer.layers.selection.active = viewer.layers[labels_name]
     _settle(app, 1.5)
     _close_notifications()

@@ -361,7 +361,10 @@ class PanelScroll(QScrollArea):
 
     def sizeHint(self):  # noqa: N802 - Qt's name: the whole panel, when there is room
         hint = super().sizeHint()
-        hint.setHeight(self.widget().sizeHint().height() + 2 * self.frameWidth())
+        inner = self.widget().sizeHint()
+        bar = self.verticalScrollBar().sizeHint().width()
+        hint.setHeight(inner.height() + 2 * self.frameWidth())
+        hint.setWidth(inner.width() + 2 * self.frameWidth() + bar)
         return hint
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name

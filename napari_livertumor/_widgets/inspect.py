@@ -438,6 +438,14 @@ def _fill_table(table: QTableWidget, rows: list[tuple[str, ...]]) -> None:
         for c, text in enumerate(row):
             table.setItem(r, c, QTableWidgetItem(text))
     table.resizeColumnsToContents()
+    # no sideways scrolling: the panel widens to show every column (the last was cut off)
+    # (the header's styled padding is not in its size hints until shown: a margin per column)
+    header = table.horizontalHeader()
+    needed = sum(
+        max(table.sizeHintForColumn(c), header.sectionSizeHint(c)) + 12
+        for c in range(table.columnCount())
+    )
+    table.setMinimumWidth(needed + 2 * table.frameWidth())
 
 
 def _same_grid(a, b) -> bool:
