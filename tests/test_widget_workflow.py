@@ -131,3 +131,42 @@ def test_no_layer_complaints_clear_once_a_layer_comes(make_napari_viewer):
     assert segment.status.text() == ""
     viewer.add_layer(_layers.make_labels_layer(labels, vol, "CT segmentation", ct_layer_name="CT"))
     assert inspect.status.text() == "" and export.status.text() == ""
+
+
+def test_panels_fit_a_1000_px_screen_stacked_and_results_get_room(make_napari_viewer, qtbot):
+    """Opened one by one from the Plugins menu, the six panels stacked in one column made the
+    window 2600 px tall (Export and Train off screen); results appearing in Inspect then stayed
+    behind a scroll bar beside a half-empty Segment panel."""
+    from _widget_data import tiny_ct
+
+    from napari_livertumor._widgets import _layers
+    from napari_livertumor._widgets._common import PanelScroll
+    from napari_livertumor._widgets.export import ExportWidget
+    from napari_livertumor._widgets.inspect import InspectWidget
+    from napari_livertumor._widgets.load import LoadWidget
+    from napari_livertumor._widgets.refine import RefineWidget
+    from napari_livertumor._widgets.segment import SegmentWidget
+    from napari_livertumor._widgets.train import TrainWidget
+
+    viewer = make_napari_viewer(show=True)
+    panels = {}
+    for cls in (LoadWidget, SegmentWidget, RefineWidget, InspectWidget, ExportWidget, TrainWidget):
+        panels[cls] = cls(viewer)
+        viewer.window.add_dock_widget(panels[cls], name=cls.__name__, area="right")
+    window = viewer.window._qt_window
+    assert window.minimumSizeHint().height() < 1000
+
+    for cls in (LoadWidget, RefineWidget, ExportWidget, TrainWidget):  # two panels left
+        viewer.window.remove_dock_widget(panels[cls].parent())
+    window.resize(1400, 900)
+    vol, labels = tiny_ct()
+    _layers.add_ct_layer(viewer, vol, name="CT")
+    _layers.add_labels_layer(viewer, labels, vol, "CT segmentation", ct_layer_name="CT")
+    inspect = panels[InspectWidget]
+    inspect.measure_button.click()
+    qtbot.waitUntil(lambda: not inspect.busy, timeout=30_000)
+    scroll = inspect.findChild(PanelScroll)
+    qtbot.waitUntil(
+        lambda: scroll.viewport().height() + 2 >= scroll.widget().sizeHint().height(),
+        timeout=5_000,
+    )

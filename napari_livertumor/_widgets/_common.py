@@ -7,8 +7,16 @@ from collections.abc import Callable
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
-from qtpy.QtCore import QEvent, Qt
-from qtpy.QtWidgets import QComboBox, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, Qt, QTimer
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QMainWindow,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ._jobs import Job, error_text
 
@@ -356,6 +364,8 @@ class PanelScroll(QScrollArea):
         self.setWidgetResizable(True)
         self.setFrameShape(QScrollArea.NoFrame)
         self.setMinimumHeight(min_height)
+        # its content's height when there is room; no more than its share when there is not
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Preferred)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         inner.installEventFilter(self)
 
@@ -373,7 +383,54 @@ class PanelScroll(QScrollArea):
             bar = self.verticalScrollBar().sizeHint().width()
             self.setMinimumWidth(obj.minimumSizeHint().width() + 2 * self.frameWidth() + bar)
             self.updateGeometry()
+            QTimer.singleShot(0, self._claim_room)
         return super().eventFilter(obj, event)
+
+    def _claim_room(self) -> None:
+        """Content grown past the panel's height (results shown): ask the window for room.
+
+        A dock keeps the height it was given when added; without this, results appearing in a
+        panel (Inspect's tables) stayed behind a scroll bar beside a half-empty neighbour."""
+        try:
+            want = self.widget().sizeHint().height() + 2 * self.frameWidth()
+            if want <= self.viewport().height() + 2:
+                return
+            dock, window = self.parent(), None
+            while dock is not None and not isinstance(dock, QDockWidget):
+                dock = dock.parent()
+            if dock is None or dock.isFloating() or not dock.isVisible():
+                return
+            window = dock.parent()
+            while window is not None and not isinstance(window, QMainWindow):
+                window = window.parent()
+            if window is None:
+                return
+            area = window.dockWidgetArea(dock)
+            docks = [
+                d
+                for d in window.findChildren(QDockWidget)
+                if d.isVisible() and not d.isFloating() and window.dockWidgetArea(d) == area
+            ]
+            # Qt gives a lone request only what the splitter spares; the whole column is
+            # re-divided instead: this panel its content, the others the rest, down to their
+            # minimum heights, in proportion to their present heights
+            total = sum(d.height() for d in docks)
+            floor = {d: d.minimumSizeHint().height() for d in docks}
+            title = dock.height() - dock.widget().height()  # its title bar and margins
+            mine = min(
+                want + title,
+                total - sum(floor[d] for d in docks if d is not dock),
+            )
+            others = [d for d in docks if d is not dock]
+            spare = total - mine - sum(floor[d] for d in others)
+            room = sum(d.height() - floor[d] for d in others) or 1
+            sizes = [
+                mine if d is dock else floor[d] + spare * (d.height() - floor[d]) / room
+                for d in docks
+            ]
+            window.resizeDocks(docks, [int(v) for v in sizes], Qt.Vertical)
+        except RuntimeError:  # deleted meanwhile
+            pass
 
 
 def scroll_panel(widget: QWidget, min_height: int = 60) -> QVBoxLayout:
