@@ -321,6 +321,12 @@ def test_a_single_case_redone_into_a_batch_folder_updates_its_summary_row(tmp_pa
     assert segment([tmp_path / "other" / "case01.nii.gz", data / "case00.nii.gz"], out, models) == 1
     now = {r["case"]: r for r in read_rows(out / "summary.csv")}
     assert now["case01"] == kept["case01"] and now["case00"]["status"] == "skipped (complete)"
+    # outputs of its own input, left incomplete: that failure replaces the row (it named files
+    # that are no longer whole)
+    (out / "case01_stats.json").unlink()
+    assert segment([data / "case01.nii.gz", data / "case00.nii.gz"], out, models) == 1
+    now = {r["case"]: r for r in read_rows(out / "summary.csv")}
+    assert now["case01"]["status"] == "failed" and "without its stats" in now["case01"]["error"]
     # and with no summary there, one case still writes none
     assert segment([data / "case00.nii.gz"], tmp_path / "alone", models) == 0
     assert not (tmp_path / "alone" / "summary.csv").exists()
@@ -342,6 +348,11 @@ def test_segmenting_into_the_input_folder_never_reads_its_own_label_maps_as_cts(
     assert (dicom / "P01_labels.nii.gz").is_file()
     [case] = discover_cases([dicom])
     assert (case.name, case.path) == ("P01", dicom)
-    # a label map without its stats is no output of ours: still a case (the user's file)
+    # killed between its two writes (labels, no stats yet): still ours, beside its input
     (dicom / "P01_stats.json").unlink()
-    assert "P01_labels" in {c.name for c in discover_cases([dicom])}
+    assert [c.name for c in discover_cases([dicom])] == ["P01"]
+    (nifti / "case00_stats.json").unlink()
+    assert sorted(c.name for c in discover_cases([nifti])) == ["case00", "case01"]
+    # a label map of no input here is no output of ours: a case (the user's file)
+    (nifti / "case00.nii.gz").rename(tmp_path / "elsewhere.nii.gz")
+    assert "case00_labels" in {c.name for c in discover_cases([nifti])}

@@ -317,6 +317,19 @@ def test_uneven_spacing_is_stacked_at_the_average_step_not_the_most_common(tmp_p
     warning = next(w for w in volume.meta["warnings"] if "non-uniform slice spacing" in w)
     assert "average step, 5 mm" in warning and "up to 0.6 mm" in warning
 
+    # steps each within 5 % of the usual (2.5, 2.5, 2.6, ...) but adding up along the scan
+    source = make_ct(shape=(30, 8, 8), spacing=(2.5, 0.8, 0.8))
+    paths = write_ct_series(source, tmp_path / "drift")
+    z = 0.0
+    for i, path in enumerate(paths):
+        ds = pydicom.dcmread(path)
+        ds.ImagePositionPatient[2] = last = z
+        ds.save_as(path)
+        z += 2.6 if i % 3 == 2 else 2.5
+    volume = read_dicom_series(tmp_path / "drift")
+    assert volume.spacing[0] == pytest.approx(last / 29, abs=1e-3)
+    assert any("add up to" in w for w in volume.meta["warnings"])
+
 
 def test_gantry_tilt_is_reported_and_kept_in_the_affine(tmp_path):
     tilt = np.deg2rad(12)

@@ -212,3 +212,9 @@ def test_an_image_of_another_format_is_named_not_taken_for_dicom(tmp_path):
         with pytest.raises(InputError, match="file: not read here") as info:
             load_ct(tmp_path / name)
         assert "DICOM file" not in str(info.value)
+    # some exports name DICOM slices .img: read as what they are
+    from napari_livertumor.io.dicom_write import write_ct_series
+
+    [slice_] = write_ct_series(CTVolume(np.zeros((1, 8, 8), np.int16)), tmp_path / "dcm")
+    renamed = slice_.rename(slice_.with_suffix(".img"))
+    assert load_ct(renamed).shape == (1, 8, 8)

@@ -316,6 +316,21 @@ def test_synth_force_never_removes_what_a_user_added_to_a_patient_folder(tmp_pat
     (study / "999-MY SERIES" / "a.dcm").unlink()
     assert main([*args, "--force"]) == 0
 
+    # a --force run with another seed stopped after its first case: its own new files are
+    # no stranger's, and the run is redone with --force again
+    from napari_livertumor.errors import Cancelled
+    from napari_livertumor.progress import Reporter
+    from napari_livertumor.synth.cohort import make_cohort
+
+    def stop_after_first(stage, done, total):
+        if done >= 1:
+            raise Cancelled("stopped")
+
+    with pytest.raises(Cancelled):
+        make_cohort(out, 2, seed=2, shape="small", overwrite=True,
+                    reporter=Reporter(progress=stop_after_first))  # fmt: skip
+    make_cohort(out, 2, seed=2, shape="small", overwrite=True)
+
 
 def test_synth_force_refuses_a_folder_that_holds_no_cohort(tmp_path, capsys):
     """--force went ahead into a folder of segmentation results and wrote a cohort beside them."""

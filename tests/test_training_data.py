@@ -535,3 +535,20 @@ def test_a_training_output_inside_the_data_folder_is_not_a_patient(tcia_cohort, 
     records = index_cases(data, skipped)
     assert [r.case_id for r in records] == ["HCC_001", "HCC_002", "HCC_003"]
     assert skipped == []
+
+
+def test_a_written_split_gives_back_the_patients_it_skipped_to_their_lists(tmp_path):
+    """A run's split.json names only the patients it used; reused with --split, a patient it
+    had skipped (since fixed) was never trained or validated again."""
+    import json
+
+    from napari_livertumor.training.data import read_split
+
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps({
+        "train": ["HCC_001"], "val": [], "test": ["HCC_003"],
+        "skipped": [{"case": "HCC_002", "reason": "x", "list": "val"},
+                    {"case": "HCC_004", "reason": "no labels"}],
+    }))  # fmt: skip
+    split = read_split(path)
+    assert split["val"] == ["HCC_002"] and split["train"] == ["HCC_001"]

@@ -127,7 +127,7 @@ def make_labels_layer(
     return layer
 
 
-_LINK_KEEPERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # viewer -> its keeper
+_LINK_KEEPERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # viewers followed
 
 
 def keep_links_on_rename(viewer) -> None:
@@ -161,7 +161,7 @@ def keep_links_on_rename(viewer) -> None:
         layer.events.name.connect(renamed)
     viewer.layers.events.inserted.connect(inserted)
     viewer.layers.events.removed.connect(removed)
-    _LINK_KEEPERS[viewer] = renamed
+    _LINK_KEEPERS[viewer] = True  # a marker: a value holding the closure kept the viewer alive
 
 
 def class_colormap(colors: dict[int, tuple] | None = None):

@@ -370,10 +370,17 @@ def _cases_from_folder(folder: Path) -> list[Case]:
 
 
 def _is_our_labels(path: Path) -> bool:
-    """``<case>_labels.nii[.gz]`` beside its ``<case>_stats.json``: an output of this command."""
+    """``<case>_labels.nii[.gz]`` beside its ``<case>_stats.json`` (or, from a run killed
+    between its two writes, beside the case's own input): an output of this command."""
     for suffix in ("_labels.nii.gz", "_labels.nii"):
         if path.name.endswith(suffix):
-            return (path.parent / (path.name[: -len(suffix)] + "_stats.json")).is_file()
+            stem = path.name[: -len(suffix)]
+            folder = path.parent
+            return (
+                (folder / f"{stem}_stats.json").is_file()
+                or any((folder / f"{stem}{ext}").is_file() for ext in (".nii.gz", ".nii"))
+                or folder.name == stem  # segmented into its own DICOM folder
+            )
     return False
 
 
@@ -562,7 +569,7 @@ def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, 
                 # summary's row of them stays (it tells what is on disk)
                 rows.append(
                     {**row, "labels": "", "stats": "", "status": "failed", "error": msg}
-                    | {"untouched": True}
+                    | {"untouched": relation == "other input"}
                 )
                 continue
         _remove_stale_temps(outdir, case)

@@ -365,21 +365,28 @@ def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str]):
 
 
 def _uneven_spacing(locations, fill, uneven, dz, warnings: list[str]) -> float:
-    """The step to stack slices of uneven spacing at: their average over the run (the most
-    common step left every irregular one's error piling up along the scan); said, with how far
-    off that places any slice."""
-    if not uneven:
-        return dz
+    """The step to stack slices at: the usual one, unless steps are uneven or drift (each
+    within 5 % of it, yet adding up along the scan); then their average over the run, said,
+    with how far off that places any slice."""
     index = np.arange(len(locations), dtype=float)
     for at, n, _ in fill:  # the grid index of each real slice, filled gaps counted
         index[at:] += n
+    drift = float(np.max(np.abs(locations - (locations[0] + index * dz))))
+    if not uneven and drift <= 0.1 * dz:
+        return dz
     mean = float((locations[-1] - locations[0]) / index[-1])
     off = float(np.max(np.abs(locations - (locations[0] + index * mean))))
-    lo, hi = min(uneven), max(uneven)
-    seen = f"{lo:.4g} mm" if abs(hi - lo) < 0.005 else f"{lo:.4g} to {hi:.4g} mm"
+    if uneven:
+        lo, hi = min(uneven), max(uneven)
+        seen = f"{lo:.4g} mm" if abs(hi - lo) < 0.005 else f"{lo:.4g} to {hi:.4g} mm"
+        what = (
+            f"{len(uneven)} of {len(locations) - 1} step(s) between slices are {seen}, not "
+            f"the usual {dz:.4g} mm"
+        )
+    else:
+        what = f"steps near {dz:.4g} mm add up to {drift:.2g} mm off along the scan"
     warnings.append(
-        f"non-uniform slice spacing: {len(uneven)} of {len(locations) - 1} step(s) between "
-        f"slices are {seen}, not the usual {dz:.4g} mm; slices stacked at their average step, "
+        f"non-uniform slice spacing: {what}; slices stacked at their average step, "
         f"{mean:.4g} mm, so a slice lies up to {off:.2g} mm from its true position"
     )
     return mean

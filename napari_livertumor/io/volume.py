@@ -9,9 +9,11 @@ Conventions (the same as SimpleITK's, so results can be compared voxel for voxel
 * ``direction`` is a 3×3 matrix whose *columns* are the unit LPS vectors along the array's
   ``x``, ``y`` and ``z`` index axes (SimpleITK's ``GetDirection`` reshaped to 3×3).
   A sheared grid (a gantry-tilted series) is the one exception: its slice axis is not normal
-  to the slices, ``spacing[0]`` is the distance *between the slice planes* (so voxel volumes,
-  resampling and measurements are true) and the ``z`` column is the step from one slice to the
-  next divided by it, of length 1 / cos(tilt). ``affine_lps`` is exact either way.
+  to the slices, ``spacing[0]`` is the distance *between the slice planes* (so voxel volumes
+  and the models' resampling are true; distances measured on the grid, such as a lesion's
+  longest diameter, ignore the in-plane offset between slices) and the ``z`` column is the
+  step from one slice to the next divided by it, of length 1 / cos(tilt). ``affine_lps`` is
+  exact either way.
 
 ``affine_lps`` maps an index ``(x, y, z, 1)`` to LPS mm; ``affine`` maps the same index to RAS
 mm and is what NIfTI files carry (the array is written transposed to ``(x, y, z)``).

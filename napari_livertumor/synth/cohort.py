@@ -113,21 +113,22 @@ def make_cohort(
         _check_only_ours(out, n_cases)  # before anything is removed
         _remove_stale_cases(out, n_cases)
     # the folder is this command's from now on: a run stopped before the real manifest is
-    # written can be redone with --force, and its cases are known (a stub listing them)
-    if not (out / "synth_manifest.json").is_file():
-        planned = [
-            {"TCIA_ID": f"HCC_{i + 1:03d}", "planned": True}
-            | (
-                {
-                    "image": f"imagesTr/HCC_{i + 1:03d}.nii.gz",
-                    "label": f"labelsTr/HCC_{i + 1:03d}.nii.gz",
-                }
-                if layout == "nifti"
-                else {}
-            )
-            for i in range(n_cases)
-        ]
-        (out / "synth_manifest.json").write_text(json.dumps(planned))
+    # written can be redone with --force, and its cases are known (a stub listing them; it
+    # replaces an earlier cohort's manifest too, whose lists of files this run's cases no
+    # longer match)
+    planned = [
+        {"TCIA_ID": f"HCC_{i + 1:03d}", "planned": True}
+        | (
+            {
+                "image": f"imagesTr/HCC_{i + 1:03d}.nii.gz",
+                "label": f"labelsTr/HCC_{i + 1:03d}.nii.gz",
+            }
+            if layout == "nifti"
+            else {}
+        )
+        for i in range(n_cases)
+    ]
+    (out / "synth_manifest.json").write_text(json.dumps(planned))
     reporter = reporter or Reporter()
     infos, ids, manifest = [], [], []
     for i in range(n_cases):
@@ -183,8 +184,10 @@ def _check_only_ours(out: Path, n_cases: int) -> None:
             if not f.is_file():
                 continue
             rel = str(f.relative_to(out))
-            # a case listed without its files (an older cohort, a stopped run's): its DICOM
-            ours = rel in listed if listed else (entry is not None and f.suffix == ".dcm")
+            # a case listed without its files (an older cohort, a stopped run's): its DICOM,
+            # and the temporary files a killed write leaves (".1-001.dcm.partial")
+            temp = f.name.startswith(".") and f.suffix in (".partial", ".tmp")
+            ours = temp or (rel in listed if listed else (entry is not None and f.suffix == ".dcm"))
             if not ours:
                 foreign.append(f)
     if foreign:

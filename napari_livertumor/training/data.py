@@ -645,6 +645,12 @@ def read_split(path: str | Path, *, require_train: bool = True) -> dict[str, Any
     for k in ("train", "val", "test"):
         if not isinstance(split.setdefault(k, []), list):
             raise InputError(path, f"'{k}' in a split file must be a list of patient IDs")
+    # a training run's split.json lists a patient it skipped (unreadable then) under 'skipped'
+    # with the list it was drawn into: it goes back there, to be tried again
+    for entry in split.get("skipped") or []:
+        if isinstance(entry, dict) and entry.get("list") in ("train", "val"):
+            if entry.get("case") and entry["case"] not in split[entry["list"]]:
+                split[entry["list"]] = [*split[entry["list"]], entry["case"]]
     # a patient in two lists is trained on and then scored as unseen (or validated on):
     # refused for training, naming them; evaluation reads only 'test' (scoring training
     # patients on purpose is a fair question to ask) and says so

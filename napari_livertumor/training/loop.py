@@ -805,11 +805,7 @@ def resolve_split(cfg: TrainConfig, ids: list[str]) -> dict[str, Any]:
     if cfg.resume and not cfg.split_file and resumed.is_file():
         # drawn again over a grown cohort, the seeded split moved patients between lists: a
         # first part's test patient trained on in the second, its training patient scored
-        split = read_split(resumed)
-        for entry in split.get("skipped") or []:  # left out last time: tried again, in place
-            if isinstance(entry, dict) and entry.get("list") in ("train", "val"):
-                if entry.get("case") in ids and entry["case"] not in split[entry["list"]]:
-                    split[entry["list"]] = [*split[entry["list"]], entry["case"]]
+        split = read_split(resumed)  # a patient skipped last time back in its list
         listed = set(split["train"]) | set(split["val"]) | set(split["test"])
         added = [c for c in ids if c not in listed]
         gone = sorted(listed - set(ids))
