@@ -226,12 +226,9 @@ def _is_nifti(path: Path) -> bool:
 
 
 def _looks_like_dicom(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            f.seek(128)
-            return f.read(4) == b"DICM"
-    except OSError:
-        return False
+    from .io.dicom import is_dicom_file
+
+    return is_dicom_file(path)
 
 
 def _folder_has_dicom(folder: Path) -> bool:

@@ -209,7 +209,7 @@ def test_an_image_of_another_format_is_named_not_taken_for_dicom(tmp_path):
 
     for name in ("brain.mgz", "scan.img", "ct.nrrd"):
         (tmp_path / name).write_bytes(b"\x00" * 64)
-        with pytest.raises(InputError, match="file: not read here") as info:
+        with pytest.raises(InputError, match="format: not read here") as info:
             load_ct(tmp_path / name)
         assert "DICOM file" not in str(info.value)
     # some exports name DICOM slices .img: read as what they are

@@ -63,22 +63,12 @@ def load_ct(
     fmt = _OTHER_FORMATS.get("".join(path.suffixes[-2:]).lower()) or _OTHER_FORMATS.get(
         path.suffix.lower()
     )
-    if path.is_file() and fmt and not _is_dicom_file(path):  # some exports name slices .img
+    from .dicom import is_dicom_file, read_dicom_series
+
+    if path.is_file() and fmt and not is_dicom_file(path):  # some exports name slices .img
         raise InputError(
             path,
-            f"a {fmt} file: not read here (DICOM and NIfTI only); convert it to NIfTI first "
+            f"{fmt} format: not read here (DICOM and NIfTI only); convert it to NIfTI first "
             "(3D Slicer, ITK-SNAP, or SimpleITK's WriteImage write .nii.gz)",
         )
-    from .dicom import read_dicom_series
-
     return read_dicom_series(path, series_uid, reporter=reporter, any_modality=any_modality)
-
-
-def _is_dicom_file(path: Path) -> bool:
-    """The DICOM Part 10 marker ("DICM" after the 128-byte preamble)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(128)
-            return fh.read(4) == b"DICM"
-    except OSError:
-        return False
