@@ -166,6 +166,14 @@ def read_dicom_seg(
     return labels
 
 
+def _said(notes: list[str] | None, note: str) -> list[str] | None:
+    """Log ``note`` as a warning and add it to the caller's ``notes`` (when it passed a list)."""
+    log.warning("%s", note)
+    if notes is not None:
+        notes.append(note)
+    return notes
+
+
 def write_dicom_seg(
     labels: np.ndarray,
     reference: CTVolume,
@@ -239,15 +247,13 @@ def write_dicom_seg(
     if dropped:
         # slices the reader interpolated over a gap in the series: a SEG can only reference
         # images that exist, so their labels stay out of it (the NIfTI export keeps them)
-        note = (
+        notes = _said(
+            notes,
             f"{out_path.name}: slice(s) {_ranges(filled)} (of 0..{len(sources) - 1}) were "
             f"interpolated over a gap in the CT series and have no DICOM image to reference; "
             f"their {dropped} labelled voxel(s) are left out of the DICOM SEG (a NIfTI export "
-            "keeps them)"
+            "keeps them)",
         )
-        log.warning("%s", note)
-        if notes is not None:
-            notes.append(note)
     wanted = [value for value, _ in segments]
     stray = np.setdiff1d(np.unique(labels), [0, *wanted])
     if stray.size:  # values no segment names: left out, and said (or refused: nothing left)
@@ -258,14 +264,12 @@ def write_dicom_seg(
                 f"no voxel has a label value of the segments {wanted}; the labels hold "
                 f"{', '.join(f'{v:g}' for v in stray[:8])}: nothing to write",
             )
-        note = (
+        notes = _said(
+            notes,
             f"{out_path.name}: {n_stray} voxel(s) with label value(s) "
             f"{', '.join(f'{v:g}' for v in stray[:8])} match no segment ({wanted}) and are "
-            "left out of the DICOM SEG"
+            "left out of the DICOM SEG",
         )
-        log.warning("%s", note)
-        if notes is not None:
-            notes.append(note)
     order = keep
     pixel = np.zeros((len(order), *labels.shape[1:]), dtype=np.uint8)
     for number, (value, _) in enumerate(segments, start=1):
