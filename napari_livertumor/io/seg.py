@@ -166,12 +166,11 @@ def read_dicom_seg(
     return labels
 
 
-def _said(notes: list[str] | None, note: str) -> list[str] | None:
+def _said(notes: list[str] | None, note: str) -> None:
     """Log ``note`` as a warning and add it to the caller's ``notes`` (when it passed a list)."""
     log.warning("%s", note)
     if notes is not None:
         notes.append(note)
-    return notes
 
 
 def write_dicom_seg(
@@ -247,7 +246,7 @@ def write_dicom_seg(
     if dropped:
         # slices the reader interpolated over a gap in the series: a SEG can only reference
         # images that exist, so their labels stay out of it (the NIfTI export keeps them)
-        notes = _said(
+        _said(
             notes,
             f"{out_path.name}: slice(s) {_ranges(filled)} (of 0..{len(sources) - 1}) were "
             f"interpolated over a gap in the CT series and have no DICOM image to reference; "
@@ -264,7 +263,7 @@ def write_dicom_seg(
                 f"no voxel has a label value of the segments {wanted}; the labels hold "
                 f"{', '.join(f'{v:g}' for v in stray[:8])}: nothing to write",
             )
-        notes = _said(
+        _said(
             notes,
             f"{out_path.name}: {n_stray} voxel(s) with label value(s) "
             f"{', '.join(f'{v:g}' for v in stray[:8])} match no segment ({wanted}) and are "
