@@ -367,6 +367,7 @@ class PanelScroll(QScrollArea):
         # its content's height when there is room; no more than its share when there is not
         self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Preferred)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self._asked = 0  # the content height room was last claimed for
         inner.installEventFilter(self)
 
     def sizeHint(self):  # noqa: N802 - Qt's name: the whole panel, when there is room
@@ -393,7 +394,10 @@ class PanelScroll(QScrollArea):
         panel (Inspect's tables) stayed behind a scroll bar beside a half-empty neighbour."""
         try:
             want = self.widget().sizeHint().height() + 2 * self.frameWidth()
-            if want <= self.viewport().height() + 2:
+            grew, self._asked = want > self._asked, want
+            # only when the content grew (new results), not at every status line a running
+            # job writes, and not back after the user dragged the panel smaller
+            if not grew or want <= self.viewport().height() + 2:
                 return
             dock, window = self.parent(), None
             while dock is not None and not isinstance(dock, QDockWidget):
