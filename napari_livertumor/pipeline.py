@@ -373,7 +373,7 @@ class Segmenter:
         for u in unsure:
             u["centroid_zyx"] = [round(c, 1) for c in turn.index_back(u["centroid_zyx"], ct.shape)]
         timings["total"] = time.perf_counter() - t_start
-        stats = compute_stats(labels, tuple(volume.spacing))
+        stats = compute_stats(labels, tuple(volume.spacing), affine_lps=volume.affine_lps)
         stats["input_axes"] = turn.codes
         if self.tumor is None or not liver_found:  # no tumor was looked for: not "none found"
             stats.update(tumor_ml=None, tumor_to_liver_ratio=None, lesion_count=None, lesions=[])

@@ -7,14 +7,18 @@ widget):
 * ``liver_parenchyma_ml``: voxels labelled 1 only.
 * ``tumor_ml``: voxels labelled 2.
 * ``tumor_to_liver_ratio``: ``tumor_ml / liver_ml`` (tumor over the whole organ incl. tumor, the
-  TLVR of the clinical literature and of the weak supervision); 0 when there is no liver.
+  TLVR of the clinical literature and of the weak supervision); null when there is no liver
+  (undefined, not 0).
 * Lesions: connected components of the tumor with 26-connectivity (voxels touching by a face,
   edge or corner belong to one lesion), numbered 1, 2, ... from the largest.
   ``longest_diameter_mm`` is the maximum 3D Feret diameter: the largest distance, in mm,
   between the centres of two voxels of the lesion (found exactly on the convex hull of its
   boundary voxels). A one-voxel lesion has diameter 0. ``centroid_zyx`` is in voxel indices,
   ``slice_range`` is the first and last z index (inclusive) and ``slice`` the z index of the
-  centroid, for jumping to the lesion in a viewer.
+  centroid, for jumping to the lesion in a viewer. Given the grid's ``affine_lps``, each
+  lesion also has ``centroid_lps_mm``: the DICOM patient position (x, y, z, mm) of its
+  centroid, the coordinates a PACS viewer shows (slice indices depend on the file's order),
+  and diameters are measured through that affine (exact on a gantry-tilted, sheared grid).
 """
 
 from __future__ import annotations
@@ -26,13 +30,18 @@ import numpy as np
 LIVER, TUMOR = 1, 2
 
 
-def compute_stats(labels: np.ndarray, spacing: Sequence[float]) -> dict:
+def compute_stats(
+    labels: np.ndarray, spacing: Sequence[float], *, affine_lps: np.ndarray | None = None
+) -> dict:
     """Volumes and lesion list of a ``(Z, Y, X)`` label map (0 background, 1 liver, 2 tumor).
 
     Parameters
     ----------
     labels : ndarray of int, shape (Z, Y, X)
     spacing : (dz, dy, dx) in mm
+    affine_lps : ndarray (4, 4), optional
+        The grid's index ``(x, y, z, 1)`` → LPS mm matrix (``CTVolume.affine_lps``): adds
+        ``centroid_lps_mm`` to each lesion and measures diameters through it.
 
     Returns
     -------
@@ -55,6 +64,8 @@ def compute_stats(labels: np.ndarray, spacing: Sequence[float]) -> dict:
     liver_ml = (n_liver_only + n_tumor) * voxel_ml
     tumor_ml = n_tumor * voxel_ml
 
+    # (z, y, x) index steps as mm vectors: the grid's own axes (sheared when tilted)
+    axes = None if affine_lps is None else np.asarray(affine_lps, float)[:3, :3][:, ::-1].T
     lesions = []
     if n_tumor:
         # Work on the tumor's bounding box only: a full-size int32 label image is 4x the CT.
@@ -69,30 +80,37 @@ def compute_stats(labels: np.ndarray, spacing: Sequence[float]) -> dict:
             start = offset + np.array([s.start for s in sl])
             centroid = np.argwhere(sub).mean(axis=0) + start
             stop = start + np.array(sub.shape)
-            lesions.append(
-                {
-                    "id": order,
-                    "volume_ml": round(int(sizes[comp]) * voxel_ml, 4),
-                    "longest_diameter_mm": round(longest_diameter_mm(sub, spacing), 2),
-                    "centroid_zyx": [round(float(c), 2) for c in centroid],
-                    "slice": int(round(float(centroid[0]))),
-                    "slice_range": [int(start[0]), int(stop[0] - 1)],
-                    "bbox_zyx": [[int(a), int(b)] for a, b in zip(start, stop, strict=True)],
-                }
-            )
+            lesion = {
+                "id": order,
+                "volume_ml": round(int(sizes[comp]) * voxel_ml, 4),
+                "longest_diameter_mm": round(longest_diameter_mm(sub, spacing, axes), 2),
+                "centroid_zyx": [round(float(c), 2) for c in centroid],
+                "slice": int(round(float(centroid[0]))),
+                "slice_range": [int(start[0]), int(stop[0] - 1)],
+                "bbox_zyx": [[int(a), int(b)] for a, b in zip(start, stop, strict=True)],
+            }
+            if affine_lps is not None:
+                mm = np.asarray(affine_lps, float) @ np.r_[centroid[::-1], 1.0]
+                lesion["centroid_lps_mm"] = [round(float(v), 1) for v in mm[:3]]
+            lesions.append(lesion)
     return {
         "liver_ml": round(liver_ml, 3),
         "liver_parenchyma_ml": round(n_liver_only * voxel_ml, 3),
         "tumor_ml": round(tumor_ml, 3),
-        "tumor_to_liver_ratio": round(tumor_ml / liver_ml, 5) if liver_ml > 0 else 0.0,
+        "tumor_to_liver_ratio": round(tumor_ml / liver_ml, 5) if liver_ml > 0 else None,
         "lesion_count": len(lesions),
         "lesions": lesions,
         "spacing_mm": list(spacing),
     }
 
 
-def longest_diameter_mm(mask: np.ndarray, spacing: Sequence[float]) -> float:
-    """Maximum 3D Feret diameter (mm) between voxel centres of a binary ``(Z, Y, X)`` mask."""
+def longest_diameter_mm(
+    mask: np.ndarray, spacing: Sequence[float], axes: np.ndarray | None = None
+) -> float:
+    """Maximum 3D Feret diameter (mm) between voxel centres of a binary ``(Z, Y, X)`` mask.
+
+    ``axes`` (3×3, optional): row ``i`` the mm vector of one step along index axis ``i``
+    (z, y, x); by default the axes are at right angles with lengths ``spacing``."""
     from scipy import ndimage as ndi
 
     mask = np.asarray(mask, dtype=bool)
@@ -100,7 +118,11 @@ def longest_diameter_mm(mask: np.ndarray, spacing: Sequence[float]) -> float:
         return 0.0
     # The farthest pair of a set lies on its convex hull, whose vertices are boundary voxels.
     boundary = mask & ~ndi.binary_erosion(mask, border_value=0)
-    pts = np.argwhere(boundary).astype(np.float64) * np.asarray(spacing, dtype=np.float64)
+    index = np.argwhere(boundary).astype(np.float64)
+    if axes is None:
+        pts = index * np.asarray(spacing, dtype=np.float64)
+    else:
+        pts = index @ np.asarray(axes, dtype=np.float64)
     if len(pts) > 4:
         pts = _hull_points(pts)
     if len(pts) < 2:

@@ -289,3 +289,21 @@ def test_label_values_no_segment_names_are_said_not_silently_dropped(tmp_path, c
     with pytest.raises(InputError, match="no voxel has a label value of the segments"):
         write_dicom_seg(labels * 3, ct, tmp_path / "none.dcm", [(1, "Liver"), (2, "Mass")])
     assert not (tmp_path / "none.dcm").exists()
+
+
+def test_segments_are_coded_as_viewers_expect(tmp_path, ct):
+    """The liver was coded in category "Organ" (not in CID 7150), beside portal vein and aorta
+    as "Anatomical Structure": Slicer, dcmqi and OHIF look for Anatomical Structure + Liver."""
+    import pydicom
+
+    write_dicom_seg(hcc_labels(ct.shape), ct, tmp_path / "seg.dcm", HCC_SEGMENTS)
+    ds = pydicom.dcmread(tmp_path / "seg.dcm")
+    coded = {
+        str(seg.SegmentLabel): (
+            str(seg.SegmentedPropertyCategoryCodeSequence[0].CodeMeaning),
+            str(seg.SegmentedPropertyTypeCodeSequence[0].CodeMeaning),
+        )
+        for seg in ds.SegmentSequence
+    }
+    assert coded["Liver"] == ("Anatomical Structure", "Liver")
+    assert coded["Portal vein"][0] == "Anatomical Structure"

@@ -60,10 +60,32 @@ def test_diameter_of_a_voxelised_sphere():
     assert d == pytest.approx(20.0, abs=0.01)  # centres of opposite poles: 40 voxels * 0.5 mm
 
 
-def test_an_empty_label_map_has_zero_everything():
+def test_an_empty_label_map_has_zero_volumes_and_no_ratio():
+    """tumor / liver with no liver is undefined: null, as the CLI writes it, not 0.0."""
     stats = compute_stats(np.zeros((2, 3, 4), np.uint8), (1, 1, 1))
-    assert stats["liver_ml"] == 0 and stats["tumor_to_liver_ratio"] == 0.0
+    assert stats["liver_ml"] == 0 and stats["tumor_to_liver_ratio"] is None
     assert stats["lesions"] == [] and stats["lesion_count"] == 0
+
+
+def test_lesions_are_located_in_patient_mm_and_measured_through_a_tilted_grid():
+    """Slice indices depend on the file's slice order (feet first, head first): PACS users
+    need the patient position. On a gantry-tilted grid the diameter ignored the shear."""
+    from napari_livertumor.io.volume import CTVolume
+
+    labels = np.zeros((10, 12, 12), np.uint8)
+    labels[2:7, 3:4, 5:6] = 2  # a lesion along z only: 4 steps of the slice axis
+    tilt = np.deg2rad(30)
+    direction = np.eye(3)
+    direction[:, 2] = [0.0, np.tan(tilt), 1.0]  # sheared: each slice steps 2*tan(30°) mm in y
+    grid = CTVolume(labels, (2.0, 1.0, 1.0), (10.0, 20.0, 30.0), direction)
+    stats = compute_stats(labels, grid.spacing, affine_lps=grid.affine_lps)
+    [lesion] = stats["lesions"]
+    assert lesion["longest_diameter_mm"] == pytest.approx(4 * 2.0 / np.cos(tilt), abs=0.01)
+    z, y, x = 4.0, 3.0, 5.0  # the centroid's index
+    expected = np.array([10.0 + x, 20.0 + y + z * 2.0 * np.tan(tilt), 30.0 + z * 2.0])
+    np.testing.assert_allclose(lesion["centroid_lps_mm"], expected, atol=0.06)
+    plain = compute_stats(labels, grid.spacing)["lesions"][0]  # without the affine: as before
+    assert "centroid_lps_mm" not in plain and plain["longest_diameter_mm"] == 8.0
 
 
 def test_labels_must_be_three_dimensional():

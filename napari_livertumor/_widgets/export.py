@@ -373,7 +373,7 @@ def _write_one(
         if not stats:
             from ..stats import compute_stats
 
-            stats.update(compute_stats(labels, volume.spacing))
+            stats.update(compute_stats(labels, volume.spacing, affine_lps=volume.affine_lps))
             stats["source"] = str(volume.meta.get("source", ""))
             stats["series_uid"] = str(volume.meta.get("series_uid", ""))
             stats.update(extra or {})
@@ -388,12 +388,14 @@ def _lesion_csv(stats: dict) -> str:
     out = csv.writer(buf)
     out.writerow(
         ["lesion", "volume_ml", "longest_diameter_mm", "first_slice", "last_slice", "centroid_zyx"]
+        + ["centroid_lps_mm"]
     )
     for les in stats["lesions"]:
         first, last = les["slice_range"]
         centroid = " ".join(str(c) for c in les["centroid_zyx"])
+        lps = " ".join(str(c) for c in les.get("centroid_lps_mm") or [])
         out.writerow(
-            [les["id"], les["volume_ml"], les["longest_diameter_mm"], first, last, centroid]
+            [les["id"], les["volume_ml"], les["longest_diameter_mm"], first, last, centroid, lps]
         )
     return buf.getvalue()
 

@@ -163,6 +163,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
             set_status(self.status, str(exc), error=True)
             return
         spacing = tuple(float(s) for s in layer.scale)
+        try:  # its grid's affine: diameters exact on a tilted grid, as the exported stats
+            affine = _layers.volume_of(layer, self.viewer.layers).affine_lps
+        except ValueError:
+            affine = None
         truth_layer = self.truth_layer()
         truth = None if truth_layer is None else np.asarray(truth_layer.data)
         if truth_layer is not None and not _same_grid(truth_layer, layer):
@@ -180,7 +184,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
             from ..stats import compute_stats
 
             progress("measure", 0, 1)
-            stats = compute_stats(labels, spacing)
+            stats = compute_stats(labels, spacing, affine_lps=affine)
             scores = None if truth is None else overlap_scores(labels, truth)
             progress("measure", 1, 1)
             return stats, scores

@@ -188,7 +188,9 @@ def write_nifti(
                 for k in (0, array.shape[0] - 1)
             ]  # fmt: skip
         ).T
-        off = float(np.abs(img.get_qform() @ corners - volume.affine @ corners)[:3].max())
+        off = float(
+            np.linalg.norm((img.get_qform() @ corners - volume.affine @ corners)[:3], axis=0).max()
+        )
         log.warning(
             "%s: the grid is sheared (a gantry-tilted series, not resampled): the sform holds it "
             "exactly; tools that read the qform (ITK, 3D Slicer, SimpleITK) place voxels up to "

@@ -526,8 +526,8 @@ def _segment_description(hd, number: int, text: str, algorithm_type: str, algori
     from pydicom.sr.codedict import codes
 
     value = label_to_class(text)
-    category = {
-        1: codes.SCT.Organ,
+    category = {  # CID 7150: an organ is an "Anatomical Structure" (as Slicer, dcmqi code it)
+        1: codes.SCT.AnatomicalStructure,
         3: codes.SCT.AnatomicalStructure,
         4: codes.SCT.AnatomicalStructure,
     }
