@@ -211,10 +211,12 @@ def test_renamed_layers_are_followed_by_every_panel(viewer_with_ct, models_dir, 
     from napari_livertumor._widgets.refine import RefineWidget
 
     viewer, vol = viewer_with_ct
+    _layers.add_ct_layer(viewer, tiny_ct(origin=(0.0, 0.0, 0.0))[0], name="another CT")
     widget = _segment_widget(viewer, models_dir, monkeypatch)
     refine, export, inspect = RefineWidget(viewer), ExportWidget(viewer), InspectWidget(viewer)
     for w in (refine, export, inspect):
         viewer.window.add_dock_widget(w)
+    widget.ct_combo.setCurrentText("tiny CT")  # not the first in the list
     widget.stage_combo.setCurrentText("liver only")
     widget.run_button.click()
     viewer.layers["tiny CT"].name = "patient A"  # renamed while the model runs
@@ -227,6 +229,9 @@ def test_renamed_layers_are_followed_by_every_panel(viewer_with_ct, models_dir, 
 
     viewer.layers["patient A"].name = "patient B"  # renamed at rest: the mask's link follows
     assert seg.metadata[_layers.CT_LAYER] == "patient B"
+    # and every panel keeps it chosen (refilled by name, the lists fell back to another CT)
+    assert widget.ct_combo.currentText() == "patient B"
+    inspect.labels_combo.setCurrentText(seg.name)
     seg.name = "my mask"
     assert "my mask" in [
         export.labels_combo.itemText(i) for i in range(export.labels_combo.count())
@@ -239,3 +244,25 @@ def test_renamed_layers_are_followed_by_every_panel(viewer_with_ct, models_dir, 
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     assert viewer.layers["patient B segmentation"].visible
     assert seg.name == "my mask (previous)" and not seg.visible
+
+
+def test_a_rerun_never_hides_the_segmentation_of_another_ct(
+    viewer_with_ct, models_dir, qtbot, monkeypatch
+):
+    """Segmented, renamed, then a new CT given the old name and segmented: the first CT's
+    mask (still named after the old name) was hidden as "(previous)" as if it were the
+    new CT's."""
+    viewer, vol = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    widget.stage_combo.setCurrentText("liver only")
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    first = viewer.layers["tiny CT segmentation"]
+    viewer.layers["tiny CT"].name = "patient Y"
+    _layers.add_ct_layer(viewer, vol, name="tiny CT")  # another scan, the old name
+    widget.ct_combo.setCurrentText("tiny CT")
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert first.visible and first.name == "tiny CT segmentation"
+    assert first.metadata[_layers.CT_LAYER] == "patient Y"
+    assert "previous" not in widget.status.text()

@@ -170,3 +170,29 @@ def test_panels_fit_a_1000_px_screen_stacked_and_results_get_room(make_napari_vi
         lambda: scroll.viewport().height() + 2 >= scroll.widget().sizeHint().height(),
         timeout=5_000,
     )
+
+
+def test_two_panels_share_the_column_and_a_refusal_scrolls_into_view(make_napari_viewer, qtbot):
+    """Docked one after the other, the second panel took the whole column and left the first
+    cut to a few rows (its Load button out of sight) above empty space; a refusal written
+    below the visible part of a scrolled panel looked like a button doing nothing."""
+    from napari_livertumor._widgets._common import PanelScroll
+    from napari_livertumor._widgets.load import LoadWidget
+    from napari_livertumor._widgets.segment import SegmentWidget
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 1000)
+    load, segment = LoadWidget(viewer), SegmentWidget(viewer)
+    for w in (load, segment):
+        viewer.window.add_dock_widget(w, area="right")
+    scroll = load.findChild(PanelScroll)
+    qtbot.waitUntil(
+        lambda: scroll.viewport().height() + 2 >= scroll.content_height(), timeout=5_000
+    )
+
+    viewer.window._qt_window.resize(1400, 450)  # a short window: both panels scroll
+    seg_scroll = segment.findChild(PanelScroll)
+    qtbot.waitUntil(lambda: seg_scroll.verticalScrollBar().maximum() > 0, timeout=5_000)
+    seg_scroll.verticalScrollBar().setValue(0)
+    segment.run_button.click()  # no CT: refused, in its status at the bottom
+    qtbot.waitUntil(lambda: seg_scroll.verticalScrollBar().value() > 0, timeout=5_000)

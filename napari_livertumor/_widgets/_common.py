@@ -64,11 +64,26 @@ def notify_warning(message: str) -> None:
 
 
 def set_status(label, message: str, *, error: bool = False, warning: bool = False) -> None:
-    """Write ``message`` in a widget's status label (red for errors, amber for warnings)."""
+    """Write ``message`` in a widget's status label (red for errors, amber for warnings).
+
+    In a panel scrolled up (a short dock), the label is scrolled into view: a refusal below
+    the visible part looked like a button that did nothing."""
     try:
         label.setStyleSheet("color: #ff6b6b;" if error else "color: #e0b040;" if warning else "")
         label.setText(message)
+        scroll = label.parent()
+        while scroll is not None and not isinstance(scroll, QScrollArea):
+            scroll = scroll.parent()
+        if message and scroll is not None:
+            QTimer.singleShot(0, lambda: _show_in(scroll, label))
     except RuntimeError:  # label already deleted
+        pass
+
+
+def _show_in(scroll, label) -> None:
+    try:
+        scroll.ensureWidgetVisible(label, 0, 8)
+    except RuntimeError:  # deleted meanwhile
         pass
 
 
@@ -121,18 +136,37 @@ def follow_layer_list(widget, viewer, slot) -> None:
 
     _layers.keep_links_on_rename(viewer)
     inserted, removed = viewer.layers.events.inserted, viewer.layers.events.removed
+    names = {id(ly): ly.name for ly in viewer.layers}
+
+    def renamed(event) -> None:
+        # the panel's pickers keep the renamed layer chosen: its entries take the new name
+        # before the lists are refilled (refilled alone, a choice gone by name fell back to
+        # the first entry: another patient's CT, Inspect's results cleared)
+        layer = event.source
+        old, names[id(layer)] = names.get(id(layer)), layer.name
+        try:
+            if old is not None and old != layer.name:
+                for combo in widget.findChildren(QComboBox):
+                    for i in range(combo.count()):
+                        if combo.itemText(i) == old:
+                            combo.setItemText(i, layer.name)
+        except RuntimeError:  # the panel is being deleted
+            return
+        slot(event)
 
     def follow(event) -> None:
-        event.value.events.name.connect(slot)
+        names[id(event.value)] = event.value.name
+        event.value.events.name.connect(renamed)
 
     def unfollow(event) -> None:
+        names.pop(id(event.value), None)
         try:
-            event.value.events.name.disconnect(slot)
+            event.value.events.name.disconnect(renamed)
         except Exception:  # never connected
             pass
 
     for layer in viewer.layers:
-        layer.events.name.connect(slot)
+        layer.events.name.connect(renamed)
     connected = ((inserted, follow), (removed, unfollow), (inserted, slot), (removed, slot))
     for event, callback in connected:
         event.connect(callback)
@@ -145,7 +179,7 @@ def follow_layer_list(widget, viewer, slot) -> None:
                 pass
         for layer in list(viewer.layers):
             try:
-                layer.events.name.disconnect(slot)
+                layer.events.name.disconnect(renamed)
             except Exception:
                 pass
 
@@ -181,6 +215,8 @@ class JobWidgetMixin:
                 self.panel_closed()
             else:
                 self.panel_opened()
+                # docked: the column is shared out again (a new dock took its full height)
+                QTimer.singleShot(50, lambda: _share_if_alive(self))
         return super().event(event)
 
     def panel_closed(self) -> None:
@@ -353,10 +389,12 @@ class PanelScroll(QScrollArea):
 
     napari stacks the docks opened from its Plugins menu in one column and grows the window
     to the sum of their minimum heights (2600 px for all six panels): each panel's content
-    sits in one of these, so its minimum is a few rows and it asks for its full height.
+    sits in one of these, so its minimum is a few rows and it asks for its full height. When
+    it is docked, and when its content grows (results shown), the dock column is shared out
+    again (:func:`share_dock_column`).
     """
 
-    def __init__(self, min_height: int = 60) -> None:
+    def __init__(self, min_height: int = 50) -> None:
         super().__init__()
         inner = QWidget()
         self.content = QVBoxLayout(inner)
@@ -370,12 +408,20 @@ class PanelScroll(QScrollArea):
         self._asked = 0  # the content height room was last claimed for
         inner.installEventFilter(self)
 
+    def content_height(self) -> int:
+        """The height the content needs at the panel's width (wrapped labels included)."""
+        inner = self.widget()
+        height = inner.sizeHint().height()
+        width = self.viewport().width()
+        if inner.hasHeightForWidth() and width > 0:
+            height = max(height, inner.heightForWidth(width))
+        return height + 2 * self.frameWidth()
+
     def sizeHint(self):  # noqa: N802 - Qt's name: the whole panel, when there is room
         hint = super().sizeHint()
-        inner = self.widget().sizeHint()
         bar = self.verticalScrollBar().sizeHint().width()
-        hint.setHeight(inner.height() + 2 * self.frameWidth())
-        hint.setWidth(inner.width() + 2 * self.frameWidth() + bar)
+        hint.setHeight(self.content_height())
+        hint.setWidth(self.widget().sizeHint().width() + 2 * self.frameWidth() + bar)
         return hint
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
@@ -393,51 +439,86 @@ class PanelScroll(QScrollArea):
         A dock keeps the height it was given when added; without this, results appearing in a
         panel (Inspect's tables) stayed behind a scroll bar beside a half-empty neighbour."""
         try:
-            want = self.widget().sizeHint().height() + 2 * self.frameWidth()
+            want = self.content_height()
             grew, self._asked = want > self._asked, want
             # only when the content grew (new results), not at every status line a running
             # job writes, and not back after the user dragged the panel smaller
-            if not grew or want <= self.viewport().height() + 2:
-                return
-            dock, window = self.parent(), None
-            while dock is not None and not isinstance(dock, QDockWidget):
-                dock = dock.parent()
-            if dock is None or dock.isFloating() or not dock.isVisible():
-                return
-            window = dock.parent()
-            while window is not None and not isinstance(window, QMainWindow):
-                window = window.parent()
-            if window is None:
-                return
-            area = window.dockWidgetArea(dock)
-            docks = [
-                d
-                for d in window.findChildren(QDockWidget)
-                if d.isVisible() and not d.isFloating() and window.dockWidgetArea(d) == area
-            ]
-            # Qt gives a lone request only what the splitter spares; the whole column is
-            # re-divided instead: this panel its content, the others the rest, down to their
-            # minimum heights, in proportion to their present heights
-            total = sum(d.height() for d in docks)
-            floor = {d: d.minimumSizeHint().height() for d in docks}
-            title = dock.height() - dock.widget().height()  # its title bar and margins
-            mine = min(
-                want + title,
-                total - sum(floor[d] for d in docks if d is not dock),
-            )
-            others = [d for d in docks if d is not dock]
-            spare = total - mine - sum(floor[d] for d in others)
-            room = sum(d.height() - floor[d] for d in others) or 1
-            sizes = [
-                mine if d is dock else floor[d] + spare * (d.height() - floor[d]) / room
-                for d in docks
-            ]
-            window.resizeDocks(docks, [int(v) for v in sizes], Qt.Vertical)
+            if grew and want > self.viewport().height() + 2:
+                share_dock_column(self, first=True)
         except RuntimeError:  # deleted meanwhile
             pass
 
 
-def scroll_panel(widget: QWidget, min_height: int = 60) -> QVBoxLayout:
+def _share_if_alive(panel) -> None:
+    try:
+        share_dock_column(panel)
+    except RuntimeError:  # closed again meanwhile
+        pass
+
+
+def _dock_of(widget):
+    """The QDockWidget holding ``widget`` and the QMainWindow holding that (or Nones)."""
+    dock = widget.parent()
+    while dock is not None and not isinstance(dock, QDockWidget):
+        dock = dock.parent()
+    window = None if dock is None else dock.parent()
+    while window is not None and not isinstance(window, QMainWindow):
+        window = window.parent()
+    return dock, window
+
+
+def _wanted_height(dock) -> int:
+    """A dock's preferred height: its panel's content (a PanelScroll's), or its size hint."""
+    scroll = dock.findChild(PanelScroll)
+    if scroll is None:
+        return dock.sizeHint().height()
+    # plus its title bar (not the stretch napari may put below the panel)
+    return scroll.content_height() + dock.height() - dock.widget().height()
+
+
+def share_dock_column(panel: QWidget, first: bool = False) -> None:
+    """Share the height of ``panel``'s dock column out among its docks: each its preferred
+    height when they all fit (the rest in proportion), else in proportion to what each wants
+    above its minimum; with ``first``, ``panel``'s dock gets its whole wish first (new
+    results). A floating dock is resized on its own."""
+    dock, window = _dock_of(panel)
+    if dock is None or window is None or not dock.isVisible():
+        return
+    if dock.isFloating():
+        screen = dock.screen() if hasattr(dock, "screen") else None
+        tallest = screen.availableGeometry().height() if screen is not None else 900
+        dock.resize(dock.width(), min(_wanted_height(dock), int(0.9 * tallest)))
+        return
+    area = window.dockWidgetArea(dock)
+    docks = [
+        d
+        for d in window.findChildren(QDockWidget)
+        if d.isVisible() and not d.isFloating() and window.dockWidgetArea(d) == area
+    ]
+    if len(docks) < 2:
+        return
+    total = sum(d.height() for d in docks)
+    floor = {d: d.minimumSizeHint().height() for d in docks}
+    want = {d: max(_wanted_height(d), floor[d]) for d in docks}
+    sizes: dict = {}
+    rest = docks
+    if first:
+        sizes[dock] = min(want[dock], total - sum(floor[d] for d in docks if d is not dock))
+        rest = [d for d in docks if d is not dock]
+    room = total - sum(sizes.values())
+    wanted = sum(want[d] for d in rest)
+    if wanted <= room:  # all fit: each its wish, the rest of the column in proportion
+        for d in rest:
+            sizes[d] = want[d] + (room - wanted) * want[d] / max(wanted, 1)
+    else:  # not all fit: each its minimum, the rest in proportion to its wish above that
+        above = sum(want[d] - floor[d] for d in rest) or 1
+        spare = max(room - sum(floor[d] for d in rest), 0)
+        for d in rest:
+            sizes[d] = floor[d] + spare * (want[d] - floor[d]) / above
+    window.resizeDocks(docks, [int(sizes[d]) for d in docks], Qt.Vertical)
+
+
+def scroll_panel(widget: QWidget, min_height: int = 50) -> QVBoxLayout:
     """Give ``widget`` a :class:`PanelScroll`; return the layout its content goes in."""
     outer = QVBoxLayout(widget)
     outer.setContentsMargins(0, 0, 0, 0)

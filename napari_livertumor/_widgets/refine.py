@@ -432,7 +432,12 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self._closed = True
         try:
             self._timer.stop()
-            self._clear_preview()
+            # the preview layer is shared: another Refine panel still open keeps it
+            window = self.viewer.window._qt_window
+            if not [
+                w for w in window.findChildren(RefineWidget) if w is not self and not w._closed
+            ]:
+                self._clear_preview()
         except Exception:  # noqa: BLE001 - the viewer may be closing too
             pass
 

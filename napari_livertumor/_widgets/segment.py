@@ -389,9 +389,11 @@ def _keep_previous(viewer, name: str, ct_name: str | None = None) -> str | None:
 
     Without one of that name (the CT was renamed since), the shown segmentation made on the
     same CT is the one moved aside."""
-    if name in [ly.name for ly in viewer.layers]:
-        old = viewer.layers[name]
-    else:
+    same_name = viewer.layers[name] if name in [ly.name for ly in viewer.layers] else None
+    linked = None if same_name is None else same_name.metadata.get(_layers.CT_LAYER)
+    if same_name is not None and (linked is None or linked == ct_name):
+        old = same_name
+    else:  # (one of that name made on another CT, renamed since, is left as it is)
         old = next(
             (
                 ly
