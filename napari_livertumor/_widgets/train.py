@@ -126,7 +126,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
-        self.log.setMinimumHeight(80)
+        self.log.setMinimumHeight(56)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         for widget, tip in (
@@ -194,7 +194,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         form.addRow("", self.device_info)
         # the form scrolls when the window is short (a 768-px laptop screen could not show
         # the panel at all: it asked for 770 px); the buttons, plot, log and status stay put
-        self.form_scroll = FormScroll(form, min_height=120)
+        self.form_scroll = FormScroll(form, min_height=96)
         layout = QVBoxLayout(self)  # its form scrolls on its own (FormScroll)
         layout.addWidget(self.form_scroll)
         layout.addWidget(self.start_button)
@@ -548,7 +548,7 @@ def _make_plot():
 
     figure = Figure(figsize=(4, 2.4), dpi=100, facecolor="#262930")
     canvas = FigureCanvasQTAgg(figure)
-    canvas.setMinimumHeight(120)
+    canvas.setMinimumHeight(90)
     loss_ax = figure.add_subplot(111)
     dice_ax = loss_ax.twinx()
     _style_axes(loss_ax, dice_ax)
