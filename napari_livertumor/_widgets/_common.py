@@ -130,57 +130,32 @@ def device_summary() -> str:
 def follow_layer_list(widget, viewer, slot) -> None:
     """Call ``slot`` when layers are added, removed or renamed, until ``widget`` is destroyed.
 
-    A renamed CT also renames the link its labels layers keep to it (``_layers.CT_LAYER``), so
-    Refine and Export still find the CT a mask was made on."""
+    On a rename the panel's pickers keep the renamed layer chosen: their entries take the new
+    name before the lists are refilled (refilled alone, a choice gone by name fell back to the
+    first entry: another patient's CT, Inspect's results cleared)."""
     from . import _layers
 
-    _layers.keep_links_on_rename(viewer)
-    inserted, removed = viewer.layers.events.inserted, viewer.layers.events.removed
-    names = {id(ly): ly.name for ly in viewer.layers}
-
-    def renamed(event) -> None:
-        # the panel's pickers keep the renamed layer chosen: its entries take the new name
-        # before the lists are refilled (refilled alone, a choice gone by name fell back to
-        # the first entry: another patient's CT, Inspect's results cleared)
-        layer = event.source
-        old, names[id(layer)] = names.get(id(layer)), layer.name
+    def renamed(layer, old: str) -> None:
         try:
-            if old is not None and old != layer.name:
-                for combo in widget.findChildren(QComboBox):
-                    for i in range(combo.count()):
-                        if combo.itemText(i) == old:
-                            combo.setItemText(i, layer.name)
+            for combo in widget.findChildren(QComboBox):
+                for i in range(combo.count()):
+                    if combo.itemText(i) == old:
+                        combo.setItemText(i, layer.name)
         except RuntimeError:  # the panel is being deleted
             return
-        slot(event)
+        slot()
 
-    def follow(event) -> None:
-        names[id(event.value)] = event.value.name
-        event.value.events.name.connect(renamed)
-
-    def unfollow(event) -> None:
-        names.pop(id(event.value), None)
-        try:
-            event.value.events.name.disconnect(renamed)
-        except Exception:  # never connected
-            pass
-
-    for layer in viewer.layers:
-        layer.events.name.connect(renamed)
-    connected = ((inserted, follow), (removed, unfollow), (inserted, slot), (removed, slot))
-    for event, callback in connected:
-        event.connect(callback)
+    stop = _layers.on_rename(viewer, renamed)
+    events = (viewer.layers.events.inserted, viewer.layers.events.removed)
+    for event in events:
+        event.connect(slot)
 
     def disconnect(*_):
-        for event, callback in connected:
+        stop()
+        for event in events:
             try:
-                event.disconnect(callback)
+                event.disconnect(slot)
             except Exception:  # already gone with the viewer
-                pass
-        for layer in list(viewer.layers):
-            try:
-                layer.events.name.disconnect(renamed)
-            except Exception:
                 pass
 
     widget.destroyed.connect(disconnect)

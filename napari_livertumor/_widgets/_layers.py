@@ -12,6 +12,7 @@ Ground-truth layers hold the HCC-TACE-Seg classes: 1 liver, 2 tumor, 3 portal ve
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -127,41 +128,55 @@ def make_labels_layer(
     return layer
 
 
-_LINK_KEEPERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # viewers followed
+def on_rename(viewer, follower: Callable[[Layer, str], None]) -> Callable[[], None]:
+    """Call ``follower(layer, old_name)`` whenever a layer of ``viewer`` is renamed; returns
+    the function that stops it.
 
+    One tracker per viewer knows every layer's previous name. Before any follower it makes
+    labels layers linked to the renamed one by name (``CT_LAYER``) follow the new name, so
+    Refine and Export still find the CT a mask was made on. (Its state lives on the layer
+    list, not in a module-level table, so a closed viewer is not kept alive.)
+    """
+    layers = viewer.layers
+    followers = getattr(layers, "_livertumor_rename_followers", None)
+    if followers is None:
+        followers = []
+        names: dict[int, str] = {id(ly): ly.name for ly in layers}
 
-def keep_links_on_rename(viewer) -> None:
-    """Once per viewer: when a layer is renamed, labels layers linked to it by name
-    (``CT_LAYER``) follow the new name."""
-    if viewer in _LINK_KEEPERS:
-        return
-    names: dict[int, str] = {id(ly): ly.name for ly in viewer.layers}
+        def renamed(event) -> None:
+            layer = event.source
+            old, names[id(layer)] = names.get(id(layer)), layer.name
+            if old is None or old == layer.name:
+                return
+            for other in layers:
+                if other is not layer and other.metadata.get(CT_LAYER) == old:
+                    other.metadata[CT_LAYER] = layer.name
+            for follow in list(followers):
+                follow(layer, old)
 
-    def renamed(event) -> None:
-        layer = event.source
-        old, names[id(layer)] = names.get(id(layer)), layer.name
-        if old is None or old == layer.name:
-            return
-        for other in viewer.layers:
-            if other is not layer and other.metadata.get(CT_LAYER) == old:
-                other.metadata[CT_LAYER] = layer.name
+        def inserted(event) -> None:
+            names[id(event.value)] = event.value.name
+            event.value.events.name.connect(renamed)
 
-    def inserted(event) -> None:
-        names[id(event.value)] = event.value.name
-        event.value.events.name.connect(renamed)
+        def removed(event) -> None:
+            names.pop(id(event.value), None)
+            try:
+                event.value.events.name.disconnect(renamed)
+            except Exception:  # never connected
+                pass
 
-    def removed(event) -> None:
-        names.pop(id(event.value), None)
-        try:
-            event.value.events.name.disconnect(renamed)
-        except Exception:
-            pass
+        for layer in layers:
+            layer.events.name.connect(renamed)
+        layers.events.inserted.connect(inserted)
+        layers.events.removed.connect(removed)
+        layers._livertumor_rename_followers = followers
+    followers.append(follower)
 
-    for layer in viewer.layers:
-        layer.events.name.connect(renamed)
-    viewer.layers.events.inserted.connect(inserted)
-    viewer.layers.events.removed.connect(removed)
-    _LINK_KEEPERS[viewer] = True  # a marker: a value holding the closure kept the viewer alive
+    def stop() -> None:
+        if follower in followers:
+            followers.remove(follower)
+
+    return stop
 
 
 def class_colormap(colors: dict[int, tuple] | None = None):
@@ -186,7 +201,6 @@ _EDIT_LISTENERS: list = []
 
 def on_labels_edited(callback) -> None:
     """Call ``callback(layer)`` whenever :func:`labels_edited` is called (weakly held)."""
-    import weakref
 
     ref = weakref.WeakMethod(callback) if hasattr(callback, "__self__") else weakref.ref(callback)
     _EDIT_LISTENERS.append(ref)
