@@ -159,6 +159,24 @@ def test_a_stop_during_validation_is_made_good_on_resume(toy_data, tmp_path, mon
     assert all(h["val_score"] is not None for h in history)
 
 
+def test_ctrl_c_during_validation_is_made_good_on_resume_too(toy_data, tmp_path, monkeypatch):
+    """Ctrl-C (the CLI's stop) during a validation saved last/ without remembering it."""
+    from napari_livertumor.training import loop
+
+    real_validate = loop.validate
+
+    def interrupted(*args, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "validate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_all(tiny_config(toy_data, tmp_path))
+    monkeypatch.setattr(loop, "validate", real_validate)
+    resumed = run_all(tiny_config(toy_data, tmp_path, resume=True))
+    first = next(r for r in resumed if r["event"] != "info")
+    assert first["event"] == "epoch" and first.get("resumed_validation") and first["step"] == 3
+
+
 def test_a_stop_during_the_last_validation_is_a_stop_not_an_unvalidated_finish(
     toy_data, tmp_path, monkeypatch
 ):

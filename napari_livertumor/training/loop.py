@@ -558,6 +558,9 @@ class _Run:
         except Cancelled:
             self.state["val_pending"] = True
             return
+        except KeyboardInterrupt:  # Ctrl-C in the CLI: last/ is saved on the way out
+            self.state["val_pending"] = True
+            raise
         self.state["val_pending"] = False
         report["val"] = scores
         self.state["history"][-1]["val_score"] = scores["score"]
