@@ -289,6 +289,10 @@ def test_label_values_no_segment_names_are_said_not_silently_dropped(tmp_path, c
     with pytest.raises(InputError, match="no voxel has a label value of the segments"):
         write_dicom_seg(labels * 3, ct, tmp_path / "none.dcm", [(1, "Liver"), (2, "Mass")])
     assert not (tmp_path / "none.dcm").exists()
+    # an empty label map: refused as napari's Save refuses it (the API wrote 0-filled frames)
+    with pytest.raises(InputError, match="the labels are empty"):
+        write_dicom_seg(labels * 0, ct, tmp_path / "empty.dcm", HCC_SEGMENTS)
+    assert not (tmp_path / "empty.dcm").exists()
 
 
 def test_segments_are_coded_as_viewers_expect(tmp_path, ct):

@@ -237,6 +237,8 @@ def write_dicom_seg(
         )
     if not segments:
         raise InputError(out_path, "no segments to write")
+    if not labels.any():  # as napari's Save of an empty layer: refused, not an empty SEG
+        raise InputError(out_path, "the labels are empty: a DICOM SEG needs a labelled voxel")
     sources = _source_datasets(reference, source_files, source_datasets, source_folder, out_path)
     keep = [z for z, ds in enumerate(sources) if ds is not None]
     if not keep:
