@@ -774,7 +774,39 @@ def test_resuming_a_run_whose_time_budget_is_spent_says_so(toy_data, tmp_path, c
     ended 'done' without a word of why."""
     cfg = tiny_config(toy_data, tmp_path, epochs=3, max_minutes=1e-4)  # stops after a step
     run_all(cfg)
-    with caplog.at_level("WARNING"):
-        resumed = run_all(tiny_config(toy_data, tmp_path, epochs=3, max_minutes=1e-4, resume=True))
-    assert not [r for r in resumed if r["event"] == "step"]
-    assert "raise --max-minutes to train on" in caplog.text
+    model = tmp_path / "liver" / "model.safetensors"
+    before = (model.stat().st_mtime_ns, read_metadata(tmp_path / "liver").training["history"])
+    for _ in range(2):  # it validated again, rewrote the model and added an epoch each time
+        with caplog.at_level("WARNING"):
+            resumed = run_all(
+                tiny_config(toy_data, tmp_path, epochs=3, max_minutes=1e-4, resume=True)
+            )
+        assert not [r for r in resumed if r["event"] in ("step", "epoch")]
+        assert "raise --max-minutes to train on" in caplog.text
+    after = (model.stat().st_mtime_ns, read_metadata(tmp_path / "liver").training["history"])
+    assert after == before
+
+
+def test_a_stop_in_the_last_step_of_the_run_leaves_its_validation_for_the_resume(
+    toy_data, tmp_path
+):
+    """Stopped during the final step (the GUI's Stop), the run skipped its only validation and,
+    resumed, finished labelled "no validation patients; final weights"."""
+    steps = []
+
+    def stop_in_the_last_step():
+        return len(steps) >= 2
+
+    cfg = tiny_config(toy_data, tmp_path, epochs=1, steps_per_epoch=2)
+    for r in train(cfg, should_cancel=stop_in_the_last_step):
+        if r["event"] == "step":
+            steps.append(r["step"])
+    assert steps == [1, 2]
+    resumed = run_all(tiny_config(toy_data, tmp_path, epochs=1, steps_per_epoch=2, resume=True))
+    assert [r.get("resumed_validation") for r in resumed if r["event"] == "epoch"] == [True]
+    assert resumed[-1]["event"] == "done" and resumed[-1]["best_val_dice"] is not None
+    meta = read_metadata(tmp_path / "liver")
+    assert "note" not in meta.metrics
+    assert [(h["step"], h["val_score"] is not None) for h in meta.training["history"]] == [
+        (2, True)
+    ]

@@ -437,12 +437,30 @@ class _Run:
                         break
                 if cancelled:
                     break
+                state["elapsed_s"] = time.perf_counter() - t_start
                 if not self.distributed and should_cancel is not None and should_cancel():
-                    # Stop came during the epoch's last step: no validation (one process only;
-                    # several ranks agree on stopping at the next step's check)
+                    # Stop came during the epoch's last step: no validation now (one process
+                    # only; several ranks agree on stopping at the next step's check), but the
+                    # epoch is recorded and a validation it was due is redone on resume
+                    self._record_epoch(epoch, step, epoch_losses)
+                    if self._validation_due(epoch, step >= total_steps, data):
+                        state["val_pending"] = True
                     cancelled = True
                     break
-                state["elapsed_s"] = time.perf_counter() - t_start
+                done = state["history"][-1] if state["history"] else {}
+                if not epoch_losses and done.get("step") == step:
+                    # the time budget ran out before this epoch's first step: the epoch that
+                    # ended here is recorded already; only a validation it missed is run
+                    if done.get("val_score") is None and self._validation_due(epoch, True, data):
+                        report = {"event": "epoch", "stage": cfg.stage, "epoch": done.get("epoch"),
+                                  "step": step, "total_steps": total_steps,
+                                  "train_loss": done.get("train_loss"),
+                                  "seconds": state["elapsed_s"]}  # fmt: skip
+                        self._validate_into(report, data)
+                        self._save_last(reason="validation")
+                        report["val_dice"] = report.get("val", {}).get("score")
+                        yield report
+                    break
                 report = self._end_of_epoch(epoch, step, total_steps, epoch_losses, data)
                 yield report
                 if state.get("val_pending"):  # the validation was stopped
@@ -534,16 +552,28 @@ class _Run:
             "train_loss": float(np.mean(epoch_losses)) if epoch_losses else None,
             "seconds": self.state["elapsed_s"],
         }
-        last_epoch = step >= total_steps
-        due = self.is_main and data["val"] and ((epoch + 1) % cfg.val_every == 0 or last_epoch)
-        self.state["history"].append(
-            {k: report.get(k) for k in ("epoch", "step", "train_loss")} | {"val_score": None}
-        )
-        if due:
+        self._record_epoch(epoch, step, epoch_losses)
+        if self._validation_due(epoch, step >= total_steps, data):
             self._validate_into(report, data)
         self._save_last(reason="epoch")
         report["val_dice"] = report.get("val", {}).get("score")
         return report
+
+    def _record_epoch(self, epoch: int, step: int, epoch_losses: list[float]) -> None:
+        self.state["history"].append(
+            {
+                "epoch": epoch,
+                "step": step,
+                "train_loss": float(np.mean(epoch_losses)) if epoch_losses else None,
+                "val_score": None,
+            }
+        )
+
+    def _validation_due(self, epoch: int, last_epoch: bool, data) -> bool:
+        cfg = self.config
+        return bool(
+            self.is_main and data["val"] and ((epoch + 1) % cfg.val_every == 0 or last_epoch)
+        )
 
     def _validate_into(self, report: dict[str, Any], data) -> None:
         """Validate the current weights; keep them as best/ when they score best.
@@ -561,13 +591,17 @@ class _Run:
         except KeyboardInterrupt:  # Ctrl-C in the CLI: last/ is saved on the way out
             self.state["val_pending"] = True
             raise
-        self.state["val_pending"] = False
         report["val"] = scores
         self.state["history"][-1]["val_score"] = scores["score"]
         if scores["score"] >= self.state["best"]:  # ties: the later (longer-trained) weights
+            try:
+                self._save_best(scores)
+            except KeyboardInterrupt:  # stopped while saving: the best score is not its yet
+                self.state["val_pending"] = True
+                raise
             self.state["best"] = scores["score"]
-            self._save_best(scores)
             report["saved_best"] = True
+        self.state["val_pending"] = False
 
     def _pending_validation(self, data, total_steps: int) -> dict[str, Any] | None:
         """On resume: the validation a stop interrupted, run before training goes on."""
