@@ -375,3 +375,28 @@ def test_a_models_root_or_a_file_where_a_model_folder_goes_is_named_as_such(tmp_
     assert main(["segment", str(tmp_path / "a.nii.gz"), "--models", str(tmp_path / "list.csv"),
                  "-o", str(tmp_path / "o")]) == 1  # fmt: skip
     assert "list.csv: is a file: --models takes the folder" in capsys.readouterr().err
+
+
+def test_an_ensemble_carries_its_members_shared_test_split(tmp_path, caplog):
+    """No split.json came with an ensemble: evaluate scored every patient, the members'
+    training patients included."""
+    import json
+
+    from napari_livertumor.models.ensemble import make_ensemble
+    from napari_livertumor.training.data import read_split
+
+    a = make_untrained_model(tmp_path / "a", "tumor", seed=1)
+    b = make_untrained_model(tmp_path / "b", "tumor", seed=2)
+    (a / "split.json").write_text(json.dumps({"train": ["HCC_001"], "val": ["HCC_002"],
+                                               "test": ["HCC_009"]}))  # fmt: skip
+    (b / "split.json").write_text(json.dumps({"train": ["HCC_003"], "val": ["HCC_001"],
+                                               "test": ["HCC_009"]}))  # fmt: skip
+    make_ensemble(tmp_path / "ens", [a, b])
+    split = read_split(tmp_path / "ens" / "split.json")
+    assert split["test"] == ["HCC_009"] and set(split["train"]) == {"HCC_001", "HCC_002", "HCC_003"}
+
+    (b / "split.json").write_text(json.dumps({"train": ["HCC_001"], "test": ["HCC_004"]}))
+    with caplog.at_level("WARNING"):
+        make_ensemble(tmp_path / "ens2", [a, b])
+    assert not (tmp_path / "ens2" / "split.json").exists()
+    assert "not tested on one shared set of patients" in caplog.text

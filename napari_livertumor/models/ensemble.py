@@ -132,11 +132,43 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
         }
     )
     out = save_model(folder, tensors, meta)  # members > 1: the keys are kept as they are
-    stale = folder / "split.json"  # the replaced model's split: evaluate would trust it
-    if stale.is_file():
-        stale.unlink()
-        log.info("%s: removed the replaced model's split.json", folder)
+    _carry_split(folder, members)
     return out
+
+
+def _carry_split(folder: Path, members: list[Path]) -> None:
+    """The members' split.json when they all share its test list (evaluate then scores only
+    patients no member trained on); else none, said (the replaced model's split is removed:
+    evaluate would trust it)."""
+    import json
+
+    splits = []
+    for member in members:
+        try:
+            splits.append(json.loads((Path(member) / "split.json").read_text()))
+        except (OSError, ValueError):
+            splits.append(None)
+    target = folder / "split.json"
+    tests = [sorted(s.get("test") or []) if isinstance(s, dict) else None for s in splits]
+    if tests and tests[0] and all(t == tests[0] for t in tests):
+        # every member's training and validation patients are left out of the test list
+        trained = set().union(
+            *(set(s.get("train") or []) | set(s.get("val") or []) for s in splits)
+        )
+        carried = {**splits[0], "train": sorted(trained), "val": []}
+        tmp = folder / ".split.json.tmp"
+        tmp.write_text(json.dumps(carried, indent=2))
+        tmp.replace(target)
+        return
+    if target.is_file():
+        target.unlink()
+        log.info("%s: removed the replaced model's split.json", folder)
+    log.warning(
+        "%s: the members were not tested on one shared set of patients (their split.json "
+        "files differ or are missing): no split.json, so `livertumor evaluate` needs --split, "
+        "or it scores every patient, members' training patients included",
+        folder,
+    )
 
 
 def _same_folder(a: Path, b) -> bool:
