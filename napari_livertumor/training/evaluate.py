@@ -233,7 +233,8 @@ def _split_describes_other_data(split: dict, by_id: dict) -> str | None:
     recorded = split.get("fingerprints") or {}
     if not recorded:
         log.warning(
-            "%s records no fingerprints of its test patients (written by an older version): "
+            "%s records no fingerprints of its test patients (an older version's split, or "
+            "their label files were unreadable when it was written): "
             "assuming patients of the same name here are the same patients",
             split.get("_path", "the models' split"),
         )
