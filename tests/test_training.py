@@ -440,7 +440,9 @@ def test_a_clinical_table_matching_no_patient_is_refused_clearly(toy_data, tmp_p
         run_all(cfg)
 
 
-def test_the_cli_trains_both_stages_from_a_recipe(toy_data, tmp_path, capsys):
+def test_the_cli_trains_both_stages_from_a_recipe(toy_data, tmp_path, capsys, caplog):
+    import shutil
+
     from napari_livertumor.cli import main
 
     recipe = {
@@ -454,11 +456,18 @@ def test_the_cli_trains_both_stages_from_a_recipe(toy_data, tmp_path, capsys):
         }
     }
     (tmp_path / "recipe.json").write_text(json.dumps(recipe))
-    rc = main(
-        ["train", "--data", str(toy_data), "--out", str(tmp_path / "m"), "--config",
-         str(tmp_path / "recipe.json"), "--weak-lambda", "0.2"]
-    )  # fmt: skip
+    data = tmp_path / "data"
+    shutil.copytree(toy_data, data)
+    (data / "labelsTr" / "HCC_006.nii.gz").unlink()  # one patient without labels
+    with caplog.at_level("WARNING"):
+        rc = main(
+            ["train", "--data", str(data), "--out", str(tmp_path / "m"), "--config",
+             str(tmp_path / "recipe.json"), "--weak-lambda", "0.2"]
+        )  # fmt: skip
     assert rc == 0
+    # said once, not once in preprocessing and again in each stage
+    warned = [r for r in caplog.records if r.levelname == "WARNING" and "HCC_006" in r.message]
+    assert len(warned) == 1, [r.message for r in warned]
     out = capsys.readouterr().out
     assert "training the liver model" in out and "training the tumor model" in out
     assert read_metadata(tmp_path / "m" / "liver").stage == "liver"

@@ -131,9 +131,10 @@ def run(args) -> int:
 
         return launch_torchrun(configs, args.ddp)
     from ..training.cli_report import print_reports
+    from ..training.data import skips_warned_once
     from ..training.loop import train, warm_cache
 
-    with _sigterm_as_interrupt():
+    with _sigterm_as_interrupt(), skips_warned_once():
         if len(configs) > 1:
             print("== preprocessing (each CT is read once for both stages)", flush=True)
             warm_cache(configs)

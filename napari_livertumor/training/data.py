@@ -8,6 +8,7 @@ per preprocessing setting and cached as resampled, windowed arrays, so epochs ne
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -241,8 +242,34 @@ def _index_tcia_patient(folder: Path, skipped: list) -> CaseRecord | None:
     return CaseRecord(folder.name, "tcia", folder, seg_file, ref or cts[0].uid)
 
 
-def _skip(skipped: list, case: str, reason: str) -> None:
+#: inside :func:`skips_warned_once`: the (case, reason) pairs already warned of. Indexing and
+#: preparing run once per stage (three times for ``train --stage both``), and the same skip
+#: was warned of each time.
+_WARNED: set[tuple[str, str]] | None = None
+
+
+@contextlib.contextmanager
+def skips_warned_once():
+    """Within this block a skipped patient is warned of once (again: at INFO level)."""
+    global _WARNED
+    outer, _WARNED = _WARNED, set()
+    try:
+        yield
+    finally:
+        _WARNED = outer
+
+
+def _warn_skip(case: str, reason: str) -> None:
+    if _WARNED is not None and (case, reason) in _WARNED:
+        log.info("skipping %s: %s", case, reason)
+        return
+    if _WARNED is not None:
+        _WARNED.add((case, reason))
     log.warning("skipping %s: %s", case, reason)
+
+
+def _skip(skipped: list, case: str, reason: str) -> None:
+    _warn_skip(case, reason)
     skipped.append((case, reason))
 
 
@@ -532,7 +559,7 @@ def load_or_prepare(
             raise
         except Exception as exc:  # one bad patient must not stop the run
             reason = str(exc) or type(exc).__name__
-            log.warning("skipping patient %s: %s", rec.case_id, reason)
+            _warn_skip(f"patient {rec.case_id}", reason)
             skipped.append((rec.case_id, reason))
             for d in prepared:
                 d.pop(rec.case_id, None)
