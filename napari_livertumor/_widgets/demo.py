@@ -54,6 +54,11 @@ def run_demo(screenshot: str | None = None, widgets: str = "all") -> int:
         from .load import SOURCES
 
         load.source.setCurrentText(SOURCES[2])
+    from qtpy.QtCore import QTimer
+
+    # fit the CT again once the window and its docks have their sizes (fitted before, the
+    # canvas was still small and the scan came out a third of the view)
+    QTimer.singleShot(500, viewer.reset_view)
     if screenshot:
         return _screenshot_and_quit(viewer, Path(screenshot))
     napari.run()
