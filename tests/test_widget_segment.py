@@ -266,3 +266,38 @@ def test_a_rerun_never_hides_the_segmentation_of_another_ct(
     assert first.visible and first.name == "tiny CT segmentation"
     assert first.metadata[_layers.CT_LAYER] == "patient Y"
     assert "previous" not in widget.status.text()
+
+
+def test_a_ct_renamed_before_any_panel_opened_is_still_found(make_napari_viewer):
+    """A CT renamed before any panel was open (nothing followed the rename): its mask's link
+    named a layer no longer there, so Refine picked whichever CT came first and Export named
+    the case after the old name. The CT holding the same volume is found instead."""
+    from napari_livertumor._widgets.export import ExportWidget
+    from napari_livertumor._widgets.refine import RefineWidget
+
+    viewer = make_napari_viewer()
+    vol, truth = tiny_ct()
+    _layers.add_ct_layer(viewer, tiny_ct(origin=(0.0, 0.0, 0.0))[0], name="another CT")
+    _layers.add_ct_layer(viewer, vol, name="tiny CT")
+    mask = _layers.make_labels_layer(
+        (truth > 0).astype(np.uint8), vol, "my mask", ct_layer_name="tiny CT"
+    )
+    viewer.add_layer(mask)
+    viewer.layers["tiny CT"].name = "patient A"  # no panel open: nothing follows it
+
+    refine = RefineWidget(viewer)
+    viewer.window.add_dock_widget(refine)
+    refine.mask_combo.setCurrentText("my mask")
+    refine._follow_mask_ct()
+    assert refine.ct_combo.currentText() == "patient A"
+    assert mask.metadata[_layers.CT_LAYER] == "patient A"  # the link is mended
+
+    mask.metadata[_layers.CT_LAYER] = "gone"  # and Export names the case after the CT
+    export = ExportWidget(viewer)
+    export.labels_combo.setCurrentText("my mask")
+    vol.meta.pop("patient_id", None)
+    assert export._case() == "patient_A"
+    # two CTs holding the same volume: no guess
+    _layers.add_ct_layer(viewer, vol, name="copy")
+    mask.metadata[_layers.CT_LAYER] = "gone"
+    assert _layers.linked_ct_name(mask, viewer) is None

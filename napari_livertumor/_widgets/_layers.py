@@ -228,6 +228,28 @@ def ct_layers(viewer: napari.Viewer) -> list[Image]:
     return sorted(imgs, key=lambda ly: ly.metadata.get(ROLE) != "ct")
 
 
+def linked_ct_name(layer, viewer: napari.Viewer) -> str | None:
+    """The name of the open CT layer ``layer`` was made on.
+
+    Its ``CT_LAYER`` link when a CT of that name is open; otherwise the one open CT holding
+    the same CTVolume (the CT was renamed before any panel was open to follow the rename:
+    the link is mended then). ``None`` when neither finds one.
+    """
+    if layer is None:
+        return None
+    own = layer.metadata.get(CT_LAYER)
+    cts = ct_layers(viewer)
+    if own and any(ly.name == own for ly in cts):
+        return own
+    vol = layer.metadata.get(CT_VOLUME)
+    if vol is not None:
+        same = [ly for ly in cts if ly.metadata.get(CT_VOLUME) is vol]
+        if len(same) == 1:
+            layer.metadata[CT_LAYER] = same[0].name
+            return same[0].name
+    return None
+
+
 def labels_layers(viewer: napari.Viewer, role: str | None = None) -> list[Labels]:
     """3D labels layers, optionally only those with ``role`` in their metadata."""
     from napari.layers import Labels

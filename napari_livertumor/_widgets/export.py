@@ -306,7 +306,9 @@ class ExportWidget(JobWidgetMixin, QWidget):
         vol = None if layer is None else layer.metadata.get(_layers.CT_VOLUME)
         if vol is not None and vol.meta.get("patient_id"):
             return _safe_name(str(vol.meta["patient_id"]))
-        ct_name = None if layer is None else layer.metadata.get(_layers.CT_LAYER)
+        ct_name = _layers.linked_ct_name(layer, self.viewer)
+        if ct_name is None and layer is not None:
+            ct_name = layer.metadata.get(_layers.CT_LAYER)
         return _safe_name(ct_name or (layer.name if layer is not None else "case"))
 
 

@@ -346,7 +346,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def _follow_mask_ct(self, *_) -> None:
         """Choose the CT the chosen labels layer was made on (its metadata names it)."""
         layer = self._layer(self.mask_combo.currentText())
-        own = None if layer is None else layer.metadata.get(_layers.CT_LAYER)
+        own = _layers.linked_ct_name(layer, self.viewer)
         if own and self.ct_combo.findText(own) >= 0 and self.ct_combo.currentText() != own:
             self.ct_combo.setCurrentText(own)
 
