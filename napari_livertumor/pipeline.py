@@ -500,9 +500,11 @@ def refine_labels(
     """Active-contour refinement of the tumor (label 2) of ``labels``, in place, inside the liver.
 
     Calls :func:`napari_livertumor.refine.refine_all` on the liver's bounding box (``box``, or
-    computed) so whole slices are never processed. Tumor components the contours leave under
-    ``min_ml`` (slivers cut off a lesion's edge) go back to liver, as the tumor stage's own
-    filter would have removed them. When the refinement module is not available the labels are
+    computed) so whole slices are never processed. Every tumor component under ``min_ml`` after
+    the contours (slivers cut off a lesion's edge) goes back to liver, as the tumor stage's own
+    filter removes them: one already that small in ``labels`` too. For hand-edited labels pass
+    ``min_ml=0`` and use :func:`napari_livertumor.refine.drop_slivers` (which keeps a lesion
+    that was already small), as the Refine panel does. When the refinement module is not available the labels are
     left as they are and a note is appended to ``warnings``.
 
     Returns
@@ -639,6 +641,16 @@ def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
         raise InputError(src, "the image holds only true/false values: a mask, not a CT")
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise InputError(src, f"CT values must be real numbers, got {arr.dtype}")
+    notes = []
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = arr.size - int(np.count_nonzero(np.isfinite(arr)))
+        if bad == arr.size:
+            raise InputError(src, "every voxel is NaN or infinite")
+        if bad:  # a converter's fill outside the field of view, a corrupt slice
+            notes.append(
+                f"{bad} NaN/infinite voxel{'s' if bad > 1 else ''} "
+                f"({100 * bad / arr.size:.2g} %) read as the lowest value in the image"
+            )
     spacing = tuple(float(v) for v in volume.spacing)
     lo_mm, hi_mm = SPACING_RANGE_MM
     if not all(lo_mm <= v <= hi_mm for v in spacing):
@@ -651,7 +663,6 @@ def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
         )
     extent = [n * v for n, v in zip(arr.shape, spacing, strict=True)]
     min_z, min_xy = MIN_EXTENT_MM
-    notes = []
     if arr.shape[0] < MIN_SLICES or extent[0] < min_z or min(extent[1:]) < min_xy:
         small = (
             "too small to hold a liver: "
@@ -717,8 +728,15 @@ def _hu_warnings(arr: np.ndarray, src) -> list[str]:
 
 
 def _signed_hu(ct: np.ndarray) -> np.ndarray:
-    """The CT as int16 when its values fit, else float32 (unsigned or wide types overflow)."""
-    if ct.dtype in (np.int16, np.float32):
+    """The CT as int16 when its values fit, else float32 (unsigned or wide types overflow);
+    NaN/infinite values become the lowest finite one (the network would spread a NaN over
+    every window it falls in)."""
+    if np.issubdtype(ct.dtype, np.floating):
+        finite = np.isfinite(ct)
+        if not finite.all():
+            ct = np.where(finite, ct, ct[finite].min())
+        return ct.astype(np.float32, copy=False)
+    if ct.dtype == np.int16:
         return ct
     if np.issubdtype(ct.dtype, np.integer):
         lo, hi = int(ct.min()), int(ct.max())

@@ -119,12 +119,14 @@ def longest_diameter_mm(
     # The farthest pair of a set lies on its convex hull, whose vertices are boundary voxels.
     boundary = mask & ~ndi.binary_erosion(mask, border_value=0)
     index = np.argwhere(boundary).astype(np.float64)
+    # A linear map keeps a hull's vertices: the hull is found on the voxel indices, where a
+    # one-slice lesion is exactly flat even on a tilted or oblique grid, then mapped to mm.
+    if len(index) > 4:
+        index = _hull_points(index)
     if axes is None:
         pts = index * np.asarray(spacing, dtype=np.float64)
     else:
         pts = index @ np.asarray(axes, dtype=np.float64)
-    if len(pts) > 4:
-        pts = _hull_points(pts)
     if len(pts) < 2:
         return 0.0
     return float(_max_pairwise(pts))
@@ -143,6 +145,9 @@ def _hull_points(pts: np.ndarray) -> np.ndarray:
                 return pts[ConvexHull(pts[:, varying]).vertices]
             except (QhullError, ValueError):
                 pass
+        if varying.sum() == 1:  # a line of voxels: its two ends
+            ax = int(np.flatnonzero(varying)[0])
+            return pts[[int(pts[:, ax].argmin()), int(pts[:, ax].argmax())]]
         return pts
 
 

@@ -319,6 +319,16 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
         ("target_spacing", [0, 3.5, 3.5], "target_spacing must be three positive sizes"),
         ("roi_size", [0, 0, 0], "roi_size must be three sizes, each a positive multiple"),
         ("roi_size", [16, 30, 32], "roi_size must be three sizes, each a positive multiple"),
+        ("roi_size", [16.5, 32, 32], "roi_size must hold whole numbers"),
+        ("roi_size", ["16", 32, 32], "roi_size must hold whole numbers"),
+        ("mask_outside_liver", "false", "mask_outside_liver must be true or false"),
+        ("outside_hu", "abc", "outside_hu must be a finite number"),
+        ("roi_margin_mm", -40, "roi_margin_mm must be >= 0"),
+        ("roi_margin_mm", None, "roi_margin_mm must be a finite number"),
+        ("label_map", ["background", "liver"], "label_map must map output channels"),
+        ("label_map", {"0": "background", "7": "liver"}, "label_map entry '7'"),
+        ("label_map", {"liver": "1"}, "label_map entry 'liver'"),
+        ("members", 1.5, "members must hold whole numbers"),
     ],
 )
 def test_metadata_values_the_pipeline_cannot_use_are_refused_on_load(model_dir, key, value, match):

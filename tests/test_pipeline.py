@@ -903,3 +903,21 @@ def test_a_models_folder_that_is_missing_or_one_model_says_so(tmp_path, untraine
         Segmenter(InferenceConfig.from_models_dir(tmp_path / "nope", device="cpu"))
     with pytest.raises(ModelError, match="is one model folder, not a models folder"):
         Segmenter(InferenceConfig.from_models_dir(untrained / "tumor", device="cpu"))
+
+
+def test_nan_voxels_are_read_as_the_lowest_value_and_warned_about(untrained):
+    """A float CT with one NaN (a converter's fill, a layer from another reader): windowing
+    kept the NaN and the network spread it over its whole window, so the liver vanished."""
+    base = _with_air(phantom(shape=(24, 64, 64))[0])
+    arr = np.asarray(base.array, np.float32)
+    cfg = InferenceConfig.from_models_dir(untrained, device="cpu", min_liver_ml=0)
+    seg = Segmenter(cfg)
+    clean = seg.segment(CTVolume(arr, spacing=base.spacing, meta={"modality": "CT"}))
+    assert (clean.labels > 0).any()
+    poisoned = arr.copy()
+    poisoned[0, 0, 0], poisoned[-1, -1, -1] = np.nan, np.inf  # both in the air (-1000)
+    result = seg.segment(CTVolume(poisoned, spacing=base.spacing, meta={"modality": "CT"}))
+    np.testing.assert_array_equal(result.labels, clean.labels)
+    assert any("2 NaN/infinite voxels" in w for w in result.warnings)
+    with pytest.raises(InputError, match="every voxel is NaN"):
+        seg.segment(CTVolume(np.full_like(arr, np.nan), spacing=base.spacing))

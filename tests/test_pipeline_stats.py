@@ -91,3 +91,29 @@ def test_lesions_are_located_in_patient_mm_and_measured_through_a_tilted_grid():
 def test_labels_must_be_three_dimensional():
     with pytest.raises(ValueError, match="3D"):
         compute_stats(np.zeros((3, 3), np.uint8), (1, 1, 1))
+
+
+def test_a_one_slice_lesion_on_a_tilted_grid_is_measured_from_its_hull(monkeypatch):
+    """A lesion on one slice of an oblique grid is flat in voxel indices but not in mm: the
+    hull was sought in mm, failed, and every boundary voxel went to the pairwise search
+    (12 s and 0.9 GB for a 8 cm disk). Found on the indices, the hull keeps it to a few."""
+    import napari_livertumor.stats as stats_mod
+
+    seen = []
+    pairwise = stats_mod._max_pairwise
+    monkeypatch.setattr(
+        stats_mod, "_max_pairwise", lambda pts: seen.append(len(pts)) or pairwise(pts)
+    )
+    mask = np.zeros((3, 120, 120), bool)
+    yy, xx = np.mgrid[:120, :120]
+    mask[1] = (yy - 60) ** 2 + (xx - 60) ** 2 <= 50**2  # a disk 100 voxels across
+    tilt = np.deg2rad(15)
+    axes = np.array([[2.0, 2.0 * np.sin(tilt), 0.0], [0.0, 0.7 * np.cos(tilt), 0.0], [0, 0, 0.7]])
+    axes[1] = [0.0, 0.7, 0.0]
+    axes[0] = [2.0 * np.cos(tilt), 2.0 * np.sin(tilt), 0.0]  # the slice axis leans over y
+    assert longest_diameter_mm(mask, (2.0, 0.7, 0.7), axes) == pytest.approx(70.0, abs=0.01)
+    assert seen[-1] < 200
+    line = np.zeros((3, 40, 40), bool)
+    line[1, 20, 5:35] = True  # a row of voxels: its two ends
+    assert longest_diameter_mm(line, (2.0, 0.7, 0.7), axes) == pytest.approx(29 * 0.7)
+    assert seen[-1] == 2

@@ -104,7 +104,7 @@ class ModelMetadata:
         d["network"] = NetworkConfig.from_dict(d["network"])
         d["hu_window"] = tuple(float(v) for v in d["hu_window"])
         d["target_spacing"] = tuple(float(v) for v in d["target_spacing"])
-        d["roi_size"] = tuple(int(v) for v in d["roi_size"])
+        d["roi_size"] = tuple(_whole(v, "roi_size") for v in d["roi_size"])
         win = d["hu_window"]
         if len(win) != 2 or not (all(map(math.isfinite, win)) and win[0] < win[1]):
             raise ValueError(f"hu_window must be two finite values, low < high; got {list(win)}")
@@ -133,11 +133,52 @@ class ModelMetadata:
             if any(not math.isfinite(v) or v < 0 for v in lf.values()):
                 raise ValueError(f"lesion_filter values must be finite and >= 0, got {lf}")
             d["lesion_filter"] = lf
-        d["members"] = int(d.get("members", 1))
+        if not isinstance(d.get("mask_outside_liver", False), bool):
+            raise ValueError(
+                f"mask_outside_liver must be true or false, got {d['mask_outside_liver']!r}"
+            )
+        for key, low in (("outside_hu", None), ("roi_margin_mm", 0.0)):
+            if key in d:
+                v = d[key]
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise ValueError(f"{key} must be a finite number, got {v!r}")
+                if low is not None and v < low:
+                    raise ValueError(f"{key} must be >= {low:g}, got {v!r}")
+                d[key] = float(v)
+        d["label_map"] = _label_map(d["label_map"], d["network"].out_channels)
+        d["members"] = _whole(d.get("members", 1), "members")
         if d["members"] < 1:
             raise ValueError(f"members must be >= 1, got {d['members']}")
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _whole(v: Any, key: str) -> int:
+    """``v`` as an int when it is a whole number (3 or 3.0, not 3.5, "3" or true)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{key} must hold whole numbers, got {v!r}")
+    if not math.isfinite(v) or v != int(v):
+        raise ValueError(f"{key} must hold whole numbers, got {v!r}")
+    return int(v)
+
+
+def _label_map(lm: Any, channels: int) -> dict[str, str]:
+    """The output channel → class name map, each key a channel the network has."""
+    if not isinstance(lm, dict) or not lm:
+        raise ValueError(f"label_map must map output channels to class names, got {lm!r}")
+    out = {}
+    for k, v in lm.items():
+        try:
+            ch = int(k)
+        except (TypeError, ValueError):
+            ch = -1
+        if str(ch) != str(k).strip() or not 0 <= ch < channels or not isinstance(v, str):
+            raise ValueError(
+                f"label_map entry {k!r}: {v!r} must name one of the network's {channels} "
+                f"output channels (0 to {channels - 1}) with a class name"
+            )
+        out[str(ch)] = v
+    return out
 
 
 @dataclass
