@@ -38,6 +38,8 @@ def _refusals_shown(writer):
             return writer(path, data, attributes)
         except InputError as exc:
             raise SaveRefused(str(exc)) from exc
+        except ValueError as exc:  # a library's (highdicom's, nibabel's): said, not hidden
+            raise SaveRefused(f"{path}: cannot be written ({exc})") from exc
 
     return write
 
@@ -85,7 +87,7 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
         raise InputError(out, "the labels layer is empty; nothing to save")
     segments = [(v, names.get(v, f"Label {v}")) for v in values]
     notes: list[str] = []
-    write_dicom_seg(
+    write_dicom_seg(  # (a CT shown turned: it writes on the files' own order)
         labels,
         volume,
         out,

@@ -126,6 +126,21 @@ def test_dicom_seg_writer_refuses_a_layer_without_a_dicom_ct(tmp_path):
     assert not (tmp_path / "x.dcm").exists()
 
 
+def test_a_libraries_value_error_is_shown_not_taken_for_no_writer(tmp_path, monkeypatch):
+    """highdicom's ValueError (a header value it refuses) passed through as it was: napari
+    would take it for "no writer found" and hide the reason."""
+    import napari_livertumor.io.seg as seg_mod
+
+    def refuse(*args, **kwargs):
+        raise ValueError("'X' is not a valid SpecificCharacterSetValues")
+
+    monkeypatch.setattr(seg_mod, "write_dicom_seg", refuse)
+    vol = CTVolume(np.zeros((2, 3, 4), np.int16), (1, 1, 1), meta={"files": ["a", "b"]})
+    attributes = {"metadata": {"ct_volume": vol}}
+    with pytest.raises(SaveRefused, match=r"x\.dcm: cannot be written \('X' is not a valid"):
+        write_labels_dicom_seg(str(tmp_path / "x.dcm"), np.ones((2, 3, 4), np.uint8), attributes)
+
+
 @pytest.mark.gui
 def test_napari_save_shows_why_the_plugin_refused(make_napari_viewer, tmp_path):
     """napari takes a ValueError from a writer for "no writer found": the refusal's reason was

@@ -311,3 +311,49 @@ def test_segments_are_coded_as_viewers_expect(tmp_path, ct):
     }
     assert coded["Liver"] == ("Anatomical Structure", "Liver")
     assert coded["Portal vein"][0] == "Anatomical Structure"
+
+
+def test_a_seg_drawn_on_a_ct_shown_turned_lands_on_the_files_slices(tmp_path, ct):
+    """A head-to-feet, anterior-first series is shown turned; napari's Save as DICOM SEG
+    wrote the mask drawn on the shown slices onto the stored ones, mirrored in z and y."""
+    shown = ct.displayed()
+    assert shown.meta.get("stored_turn") is not None
+    drawn = np.zeros(shown.shape, np.uint8)
+    drawn[1:3, 2:6, 3:9] = 1  # near the top of the shown volume only
+    write_dicom_seg(drawn, shown, tmp_path / "seg.dcm", [(1, "Liver")])
+    back = read_dicom_seg(tmp_path / "seg.dcm", ct)
+    np.testing.assert_array_equal(back, shown.meta["stored_turn"].undo(drawn))
+    assert back[-3:-1].any() and not back[1:3].any()  # the feet-first file: the last slices
+
+
+def test_labels_on_a_grid_the_source_images_do_not_lie_on_are_refused(tmp_path, ct):
+    """A turned copy of the CT that lost its way back: the SEG would put every label on the
+    mirrored voxels, and nothing would say so."""
+    turned, _ = ct.to_standard()
+    assert turned.meta.get("files") == ct.meta["files"][::-1]  # per-slice lists follow z
+    with pytest.raises(InputError, match="does not match the source CT images"):
+        write_dicom_seg(hcc_labels(turned.shape), turned, tmp_path / "seg.dcm", HCC_SEGMENTS)
+    assert not (tmp_path / "seg.dcm").exists()
+
+
+@pytest.mark.parametrize(
+    "charset", [["", "ISO 2022 IR 87"], "ISO_IR 6", "UTF-8"], ids=["japanese", "ir6", "utf8"]
+)
+def test_a_character_set_highdicom_refuses_is_written_as_utf8(tmp_path, charset):
+    """Exports spell Specific Character Set in ways highdicom's enum refuses (the standard
+    Japanese form with an empty first value too): SEG export failed with its raw error."""
+    volume = CTVolume(np.full((6, 16, 16), -1000, np.int16), (2.5, 0.8, 0.8), (0, 0, 0))
+    files = write_ct_series(volume, tmp_path / "ct", patient_id="HCC_002")
+    name = "Yamada^Tarou=山田^太郎=やまだ^たろう" if charset != "ISO_IR 6" else "Doe^Jane"
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.SpecificCharacterSet = charset
+        ds.PatientName = name
+        ds.save_as(f)
+    ct = load_ct(tmp_path / "ct")
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[2:4, 5:9, 5:9] = 1
+    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", [(1, "Liver")])
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert str(seg.PatientName) == name
+    np.testing.assert_array_equal(read_dicom_seg(tmp_path / "seg.dcm", ct), labels)

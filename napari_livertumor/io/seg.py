@@ -235,6 +235,8 @@ def write_dicom_seg(
         raise InputError(
             out_path, f"label shape {labels.shape} differs from the CT's {reference.shape}"
         )
+    # a CT shown turned (a head-to-feet or mirrored series): back to the files' own order
+    labels, reference = reference.to_stored(labels)
     if not segments:
         raise InputError(out_path, "no segments to write")
     if not labels.any():  # as napari's Save of an empty layer: refused, not an empty SEG
@@ -243,6 +245,7 @@ def write_dicom_seg(
     keep = [z for z, ds in enumerate(sources) if ds is not None]
     if not keep:
         raise InputError(out_path, "none of the CT's slices has a source DICOM image to reference")
+    _check_sources_fit(reference, sources, keep, out_path)
     filled = [z for z, ds in enumerate(sources) if ds is None]
     dropped = int(np.count_nonzero(labels[filled])) if filled else 0
     if dropped:
@@ -299,6 +302,7 @@ def write_dicom_seg(
             device_serial_number="0",
             series_description=series_description,
             omit_empty_frames=False,
+            specific_character_set=_character_set(sources[order[0]]),
         )
     except AttributeError as exc:  # a Type 1 attribute highdicom copies is absent
         raise InputError(
@@ -484,6 +488,56 @@ def _source_datasets(reference, source_files, source_datasets, source_folder, ou
     if len(sources) != n:
         raise InputError(out_path, f"{len(sources)} source images for {n} CT slices")
     return [None if ds is None else _with_type2_attributes(ds) for ds in sources]
+
+
+def _character_set(ds):
+    """The source's Specific Character Set when highdicom writes it, else UTF-8 (ISO_IR 192).
+
+    Exports spell it in ways highdicom refuses ("ISO_IR100", "UTF-8", "ISO_IR 6", a first
+    value left empty before "ISO 2022 IR 87"): pydicom has already decoded the names with
+    it, and UTF-8 holds any of them."""
+    from highdicom.enum import SpecificCharacterSetValues
+
+    value = ds.get("SpecificCharacterSet")
+    if value is None:
+        return None
+    values = [value] if isinstance(value, str) else list(value)
+    known = {m.value for m in SpecificCharacterSetValues}
+    return value if values and all(v in known for v in values) else "ISO_IR 192"
+
+
+def _check_sources_fit(reference, sources, keep, out_path) -> None:
+    """Refuse source images that do not lie where ``reference`` puts its slices: the labels
+    would be written onto other slices (a reversed order) or mirrored (another orientation)
+    and every viewer would show them there."""
+    direction = np.asarray(reference.direction, dtype=float)
+    aff = reference.affine_lps
+    dz = float(reference.spacing[0])
+    for z in (keep[0], keep[-1]):
+        ds = sources[z]
+        iop = getattr(ds, "ImageOrientationPatient", None)
+        ipp = getattr(ds, "ImagePositionPatient", None)
+        if iop is None or ipp is None or len(iop) != 6 or len(ipp) != 3:
+            continue  # a header without geometry: highdicom decides
+        try:
+            row, col = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
+            pos = np.asarray(ipp, float)
+        except (TypeError, ValueError):
+            continue
+        expected = (aff @ np.array([0.0, 0.0, float(z), 1.0]))[:3]
+        if (
+            float(row @ direction[:, 0]) < 0.99
+            or float(col @ direction[:, 1]) < 0.99
+            or np.linalg.norm(pos - expected) > max(0.5 * dz, 1.0)
+        ):
+            raise InputError(
+                out_path,
+                f"the labels' grid does not match the source CT images: slice {z} lies at "
+                f"{np.round(expected, 1).tolist()} mm but its DICOM image at "
+                f"{np.round(pos, 1).tolist()} mm (orientation {[round(float(v), 3) for v in iop]}); "
+                "the SEG would put the labels on other slices or mirrored. Save from a layer "
+                "on the CT as loaded, or export NIfTI",
+            )
 
 
 #: Patient and study attributes a SEG copies from its source images: DICOM requires them

@@ -135,9 +135,10 @@ class CTVolume:
             index_map[row, col] = -1.0 if ro.flip[b] else 1.0
             index_map[row, 3] = std_shape[b] - 1 if ro.flip[b] else 0.0
         meta = dict(self.meta)
-        uids = meta.pop("sop_instance_uids", None)
-        if uids is not None and ro.perm[0] == 0:
-            meta["sop_instance_uids"] = list(uids)[::-1] if ro.flip[0] else list(uids)
+        for key in ("sop_instance_uids", "files"):  # one per slice
+            per_slice = meta.pop(key, None)
+            if per_slice is not None and ro.perm[0] == 0:
+                meta[key] = list(per_slice)[::-1] if ro.flip[0] else list(per_slice)
         out = CTVolume.from_affine(
             ro.apply(self.array), _LPS_TO_RAS @ self.affine_lps @ index_map, meta
         )
