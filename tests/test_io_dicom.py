@@ -411,9 +411,57 @@ def test_slice_without_pixel_data_is_named(tmp_path):
     ds = pydicom.dcmread(paths[1])
     del ds.PixelData
     ds.save_as(paths[1])
-    with pytest.raises(InputError, match="without pixel data") as info:
+    with pytest.raises(InputError, match="no pixel data in the file") as info:
         load_ct(tmp_path)
     assert info.value.path == paths[1]
+
+
+def test_files_without_preamble_or_file_meta_are_read_and_referenced(tmp_path):
+    """Older exports: a bare dataset, no preamble, no file meta. The headers were read but no
+    pixel could be decoded ("truncated file or missing decoder"), and a series with file meta
+    but no preamble loaded while its DICOM SEG export could not re-read the files."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+
+    from napari_livertumor.io.seg import read_dicom_seg, write_dicom_seg
+
+    source = make_ct(shape=(5, 16, 16))
+    for bare in (True, False):
+        folder = tmp_path / ("bare" if bare else "no_preamble")
+        for p in write_ct_series(source, folder):
+            ds = pydicom.dcmread(p)
+            ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+            buf = DicomBytesIO()
+            buf.is_little_endian, buf.is_implicit_VR = True, True
+            if not bare:
+                write_file_meta_info(buf, ds.file_meta, enforce_standard=False)
+            write_dataset(buf, ds)
+            p.write_bytes(buf.getvalue())
+        volume = load_ct(folder)
+        np.testing.assert_array_equal(volume.array, source.array)
+        labels = np.zeros(volume.shape, np.uint8)
+        labels[1:3, 4:8, 4:8] = 1
+        write_dicom_seg(labels, volume, tmp_path / f"{folder.name}.dcm", [(1, "Liver")])
+        np.testing.assert_array_equal(
+            read_dicom_seg(tmp_path / f"{folder.name}.dcm", volume), labels
+        )
+
+
+def test_a_missing_decoder_is_named_with_what_to_install(tmp_path, monkeypatch):
+    write_ct_series(make_ct(shape=(4, 16, 16)), tmp_path, transfer_syntax="rle")
+
+    def no_plugins(self, *args, **kwargs):
+        raise RuntimeError(
+            "Unable to decompress 'RLE Lossless' pixel data because all plugins are missing "
+            "dependencies:\n\tgdcm - requires gdcm"
+        )
+
+    monkeypatch.setattr(pydicom.Dataset, "pixel_array", property(no_plugins))
+    with pytest.raises(
+        InputError,
+        match=r"RLE Lossless \(1\.2\.840\.10008\.1\.2\.5\); install a decoder: pip install pylibjpeg",
+    ):
+        load_ct(tmp_path)
 
 
 def test_folder_with_only_a_structured_report_says_no_ct(tmp_path):
@@ -521,15 +569,18 @@ def test_slices_at_odds_with_the_series_are_named_not_silently_used_or_dropped(t
         "different PixelSpacing" in w and files[2].name in w for w in volume.meta["warnings"]
     )
 
-    files = write_ct_series(make_ct(shape=(6, 16, 16)), tmp_path / "b")
-    ds = pydicom.dcmread(files[3])
-    del ds.ImagePositionPatient
-    ds.save_as(files[3])
-    warnings = read_dicom_series(tmp_path / "b").meta["warnings"]
-    assert any(
-        "left out, not usable as slices" in w and files[3].name in w and "ImagePositionPatient" in w
-        for w in warnings
-    )
+    for i in (3, 0):  # the file sorting first too: it refused the whole series as an object
+        files = write_ct_series(make_ct(shape=(6, 16, 16)), tmp_path / f"b{i}")
+        ds = pydicom.dcmread(files[i])
+        del ds.ImagePositionPatient
+        ds.save_as(files[i])
+        warnings = read_dicom_series(tmp_path / f"b{i}").meta["warnings"]
+        assert any(
+            "left out, not usable as slices" in w
+            and files[i].name in w
+            and "ImagePositionPatient" in w
+            for w in warnings
+        )
 
     source = make_ct(shape=(4, 16, 16))
     files = write_ct_series(source, tmp_path / "c")
@@ -537,3 +588,22 @@ def test_slices_at_odds_with_the_series_are_named_not_silently_used_or_dropped(t
     volume = read_dicom_series(tmp_path / "c")
     np.testing.assert_array_equal(volume.array, source.array)
     assert any("RescaleSlope '0" in w and "taken as 1" in w for w in volume.meta["warnings"])
+
+
+def test_a_dicomdir_chosen_as_the_file_reads_the_export_it_indexes(tmp_path):
+    """A CD or USB export's DICOMDIR is what a file dialog offers: it was "not a readable
+    DICOM file" and convert --list found no series."""
+    from pydicom.fileset import FileSet
+
+    source = make_ct(shape=(5, 16, 16))
+    files = write_ct_series(source, tmp_path / "scanner")
+    fs = FileSet()
+    for f in files:
+        fs.add(pydicom.dcmread(f))
+    fs.write(tmp_path / "export")  # DICOMDIR plus its own copies of the images
+    dicomdir = tmp_path / "export" / "DICOMDIR"
+    assert dicomdir.is_file()
+    volume = read_dicom_series(dicomdir)
+    np.testing.assert_array_equal(volume.array, source.array)
+    assert not any("DICOMDIR" in w for w in volume.meta["warnings"])
+    assert [s.n_slices for s in discover_series(dicomdir)] == [5]

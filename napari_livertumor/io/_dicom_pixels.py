@@ -91,21 +91,51 @@ def _slice_hu(h: SliceHeader, shape_yx, out: np.ndarray) -> int:
     return n_out
 
 
+#: what pydicom needs to decode compressed pixel data (any one of them per syntax)
+_DECODER_HINT = (
+    "install a decoder: pip install pylibjpeg pylibjpeg-openjpeg pylibjpeg-libjpeg pyjpegls "
+    "(or python-gdcm)"
+)
+
+
+def read_dataset(path) -> pydicom.Dataset:
+    """A whole DICOM file, also one without preamble or file meta (older exports): its transfer
+    syntax is then the encoding pydicom found, so its pixel data can be decoded."""
+    ds = pydicom.dcmread(path, force=True)
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        implicit, little = ds.original_encoding
+        if implicit is not None:
+            ds.file_meta = meta if meta is not None else pydicom.dataset.FileMetaDataset()
+            ds.file_meta.TransferSyntaxUID = (
+                pydicom.uid.ImplicitVRLittleEndian
+                if implicit
+                else pydicom.uid.ExplicitVRLittleEndian
+                if little
+                else pydicom.uid.ExplicitVRBigEndian
+            )
+    return ds
+
+
 def _pydicom_pixels(h: SliceHeader) -> np.ndarray:
     try:
-        ds = pydicom.dcmread(h.path, force=True)
+        ds = read_dataset(h.path)
     except Exception as exc:
         raise InputError(h.path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
     if "PixelData" not in ds:
-        raise InputError(h.path, "DICOM file without pixel data")
+        raise InputError(h.path, "no pixel data in the file (truncated?)")
     try:
         arr = ds.pixel_array
     except Exception as exc:
-        ts = ds.file_meta.get("TransferSyntaxUID", "?") if hasattr(ds, "file_meta") else "?"
+        ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+        name = f"{ts.name} ({ts})" if ts else "unknown"
+        text = str(exc)
+        missing = "missing dependencies" in text or "no pixel data decoder" in text.lower()
+        why = _DECODER_HINT if missing else "truncated or corrupt file?"
         raise InputError(
             h.path,
-            f"pixel data cannot be decoded (transfer syntax {ts}; truncated file or missing "
-            f"decoder: {type(exc).__name__}: {exc})",
+            f"pixel data cannot be decoded (transfer syntax {name}; {why}; "
+            f"{type(exc).__name__}: {exc})",
         ) from exc
     if arr.ndim != 2:
         raise InputError(h.path, f"expected one 2D frame, got pixel array of shape {arr.shape}")

@@ -97,7 +97,7 @@ def discover_series(
     list of SeriesInfo
         Sorted: CT image series first, most slices first.
     """
-    headers, skipped = _scan(Path(root), reporter or Reporter())
+    headers, skipped = _scan(_dicomdir_folder(Path(root)), reporter or Reporter())
     if unreadable is not None:
         unreadable.extend(skipped)
     return [info for info, _ in _group(headers)]
@@ -147,6 +147,7 @@ def read_dicom_series(
     reporter = reporter or Reporter()
     if not path.exists():
         raise InputError(path, "file or folder not found")
+    path = _dicomdir_folder(path)
     root = path.parent if path.is_file() else path
     headers, skipped = _scan(path if path.is_dir() else root, reporter)
     if path.is_file():
@@ -259,6 +260,12 @@ def is_dicom_file(path: str | Path) -> bool:
         return False
 
 
+def _dicomdir_folder(path: Path) -> Path:
+    """A DICOMDIR (the index of a CD or USB export, what a file dialog offers) stands for
+    the folder it indexes: its series are read from the files there."""
+    return path.parent if path.is_file() and path.name.upper() == "DICOMDIR" else path
+
+
 # --------------------------------------------------------------------------- header pass
 def _scan(root: Path, reporter: Reporter) -> tuple[list[SliceHeader], list[tuple[Path, str]]]:
     if root.is_file():
@@ -267,7 +274,7 @@ def _scan(root: Path, reporter: Reporter) -> tuple[list[SliceHeader], list[tuple
         files = sorted(
             p
             for p in root.rglob("*")
-            if p.is_file() and not p.name.startswith(".") and p.name != "DICOMDIR"
+            if p.is_file() and not p.name.startswith(".") and p.name.upper() != "DICOMDIR"
         )
     headers: list[SliceHeader] = []
     skipped: list[tuple[Path, str]] = []
@@ -417,7 +424,9 @@ def _same_stretch(a: list[float], b: list[float]) -> bool:
 
 
 def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> SeriesInfo:
-    first = members[0]
+    # judged by an image slice, not the file sorting first: one header without a position
+    # would make a whole series a "non-image object" (the geometry step names that file)
+    first = next((h for h in members if h.is_image), members[0])
     spacing = None
     if first.is_image and first.pixel_spacing is not None:
         locations = sorted({round(h.location, 3) for h in members if h.location is not None})

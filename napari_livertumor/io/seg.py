@@ -482,7 +482,8 @@ def _source_datasets(reference, source_files, source_datasets, source_folder, ou
                 sources.append(None)
                 continue
             try:
-                sources.append(pydicom.dcmread(f, stop_before_pixels=True))
+                # force: the reader takes files without a preamble too
+                sources.append(pydicom.dcmread(f, stop_before_pixels=True, force=True))
             except Exception as exc:
                 raise InputError(f, f"source CT slice cannot be read ({exc})") from exc
     if len(sources) != n:
