@@ -486,6 +486,9 @@ def test_enhanced_multiframe_ct_is_refused_with_a_hint(tmp_path):
     shutil.copy(src, tmp_path / "ect.dcm")
     with pytest.raises(InputError, match="multi-frame/enhanced CT objects are not supported"):
         load_ct(tmp_path)
+    # listed as what it is, not as a "non-image object" lacking slice tags
+    [info] = discover_series(tmp_path)
+    assert "multi-frame image(s) (a multi-frame image of 2 frames), not read here" in info.summary()
 
 
 def _edit_all(paths, edit):

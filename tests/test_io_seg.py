@@ -100,13 +100,15 @@ def test_necrosis_counts_as_tumor_and_unknown_segments_are_reported(tmp_path, ct
     labels[2:4, 4:8, 4:8] = 1
     labels[3, 5:7, 5:7] = 5
     labels[6, 1:3, 1:3] = 6
-    segments = [(1, "Liver"), (5, "Necrosis"), (6, "Spleen")]
+    labels[7, 1:3, 1:3] = 7
+    segments = [(1, "Liver"), (5, "Necrosis"), (6, "Spleen"), (7, "Background")]
     write_dicom_seg(labels, ct, tmp_path / "seg.dcm", segments)
     notes: list[str] = []
     back = read_dicom_seg(tmp_path / "seg.dcm", ct, warnings=notes)
     assert (back[3, 5:7, 5:7] == 2).all()
-    assert back[6].max() == 0
+    assert back[6].max() == 0 and back[7].max() == 0
     assert any("Spleen" in n for n in notes)
+    assert not any("Background" in n for n in notes)  # a LABELMAP's background: no news
 
 
 def test_seg_of_another_series_is_refused(tmp_path, ct):

@@ -71,10 +71,14 @@ class SliceHeader:
                 ("no Rows/Columns", rows <= 0 or cols <= 0),
                 ("no ImagePositionPatient", position is None),
                 ("no ImageOrientationPatient", orientation is None),
-                ("multi-frame", not single_frame),
             )
             if bad
         ]
+        if not single_frame and modality not in _NON_IMAGE_MODALITIES:
+            # an Enhanced CT: its positions are per frame, so the slice tags are absent
+            reasons = [f"a multi-frame image of {frames} frames"]
+        elif not single_frame:
+            reasons.append("multi-frame")
         is_image = not reasons
         spacing = _floats(ds.get("PixelSpacing"), 2) or _floats(ds.get("ImagerPixelSpacing"), 2)
         location = None

@@ -31,7 +31,6 @@ from ._dicom_pixels import decode_slices, fill_gaps
 from .volume import CTVolume
 
 #: SOP classes we read as CT slices (CT Image Storage and the legacy-converted enhanced one).
-CT_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.2"}
 _NATIVE_LE = {ExplicitVRLittleEndian, ImplicitVRLittleEndian}
 _MULTIFRAME_HINT = (
     " (multi-frame/enhanced CT objects are not supported: export the series as one file per slice)"
@@ -64,6 +63,13 @@ class SeriesInfo:
         return self.is_image and self.modality == "CT"
 
     def summary(self) -> str:
+        if not self.is_image and self.multiframe and self.modality not in _NON_IMAGE_MODALITIES:
+            return (
+                f"{self.modality} #{self.series_number} '{self.description}': "
+                f"{self.n_slices} multi-frame image(s)"
+                + (f" ({self.not_image})" if self.not_image else "")
+                + f", not read here (export one file per slice), uid {self.uid}"
+            )
         if not self.is_image:
             return (
                 f"{self.modality} #{self.series_number} '{self.description}': "

@@ -355,8 +355,8 @@ def _segment_classes(ds, notes: list[str], seg_path: Path) -> dict[int, int]:
         if value == 0:
             desc = str(item.get("SegmentDescription", "") or "")
             value = label_to_class(desc)
-        if value == 0:
-            unknown.append(label or f"#{number}")
+        if value == 0 and label.strip().lower() not in ("background", "bg"):
+            unknown.append(label or f"#{number}")  # (a background segment is no news)
         classes[number] = value
     if unknown:
         notes.append(f"segment(s) with unknown labels ignored: {', '.join(unknown)}")
