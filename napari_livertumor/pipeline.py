@@ -187,6 +187,10 @@ class InferenceConfig:
                 raise SettingsError(f"{name} must be a number >= 0; got {value}")
         if self.num_threads is not None and self.num_threads < 0:
             raise SettingsError(f"num_threads must be >= 0 (0: all cores); got {self.num_threads}")
+        if isinstance(self.refine_config, dict):  # the JSON a --refine-config file holds
+            from .refine import RefineConfig
+
+            self.refine_config = RefineConfig.from_dict(self.refine_config)
 
 
 @dataclass
@@ -268,8 +272,9 @@ class Segmenter:
         if warn:
             log.warning(warn)
             self.warnings.append(warn)
-        if self.device.type == "cpu" and config.num_threads:
-            torch.set_num_threads(int(config.num_threads))
+        if self.device.type == "cpu" and config.num_threads is not None:
+            # 0: every core (an earlier run in this process may have set fewer)
+            torch.set_num_threads(int(config.num_threads) or default_num_threads())
         t0 = time.perf_counter()
         models = dict(models or {})
         self.liver = self._load(models.get("liver"), config.liver_model, "liver")

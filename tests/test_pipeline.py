@@ -921,3 +921,25 @@ def test_nan_voxels_are_read_as_the_lowest_value_and_warned_about(untrained):
     assert any("2 NaN/infinite voxels" in w for w in result.warnings)
     with pytest.raises(InputError, match="every voxel is NaN"):
         seg.segment(CTVolume(np.full_like(arr, np.nan), spacing=base.spacing))
+
+
+def test_num_threads_zero_gives_back_every_core_and_a_refine_dict_is_read(monkeypatch):
+    """num_threads=0 ("all cores") left torch at whatever an earlier run set; a refine_config
+    given as a dict (the JSON of a --refine-config file) failed late, in the refinement."""
+    from napari_livertumor import pipeline
+    from napari_livertumor.refine import RefineConfig
+
+    monkeypatch.setattr(pipeline, "default_num_threads", lambda: 3)
+    before = torch.get_num_threads()
+    try:
+        Segmenter(InferenceConfig(device="cpu", num_threads=1), models=oracle_models())
+        assert torch.get_num_threads() == 1
+        Segmenter(InferenceConfig(device="cpu", num_threads=0), models=oracle_models())
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    cfg = InferenceConfig(refine_config={"iterations": 5})
+    cfg.validate()
+    assert isinstance(cfg.refine_config, RefineConfig) and cfg.refine_config.iterations == 5
+    with pytest.raises(InputError, match="unknown refine setting"):
+        InferenceConfig(refine_config={"iters": 5}).validate()
