@@ -152,9 +152,14 @@ def longest_diameter_mm(mask: np.ndarray, spacing: Sequence[float]) -> float:
     """Maximum Feret diameter (mm) of the largest connected component of ``mask`` (0 if empty).
 
     Measured between voxel centres of the component's convex hull, plus one voxel size along
-    the measured direction (so a single voxel measures its own width, not 0).
+    the measured direction (so a single voxel measures its own width, not 0): edge to edge, as
+    a reader measures for the 10 cm split. The lesion list's ``longest_diameter_mm``
+    (:func:`napari_livertumor.stats.longest_diameter_mm`) is centre to centre, up to one
+    voxel shorter; both search the same hull exactly.
     """
     from scipy import ndimage as ndi
+
+    from ..stats import _hull_points
 
     mask = np.asarray(mask, bool)
     if not mask.any():
@@ -167,16 +172,10 @@ def longest_diameter_mm(mask: np.ndarray, spacing: Sequence[float]) -> float:
     sl = ndi.find_objects(mask.astype(np.uint8))[0]
     sub = mask[sl]
     surface = sub & ~ndi.binary_erosion(sub)
-    pts = (np.argwhere(surface) + [s.start for s in sl]) * np.asarray(spacing, float)
-    if len(pts) > 4:
-        try:
-            from scipy.spatial import ConvexHull
-
-            pts = pts[ConvexHull(pts).vertices]
-        except Exception:  # flat (coplanar) lesions: use all surface points
-            pass
-    if len(pts) > 3000:
-        pts = pts[np.random.default_rng(0).choice(len(pts), 3000, replace=False)]
+    index = (np.argwhere(surface) + [s.start for s in sl]).astype(np.float64)
+    if len(index) > 4:  # the hull's corners (flat lesions: of their plane), on the indices
+        index = _hull_points(index)
+    pts = index * np.asarray(spacing, float)
     d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
     i, j = np.unravel_index(int(d2.argmax()), d2.shape)
     vec = pts[i] - pts[j]
