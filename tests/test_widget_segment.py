@@ -301,3 +301,30 @@ def test_a_ct_renamed_before_any_panel_opened_is_still_found(make_napari_viewer)
     _layers.add_ct_layer(viewer, vol, name="copy")
     mask.metadata[_layers.CT_LAYER] = "gone"
     assert _layers.linked_ct_name(mask, viewer) is None
+
+
+def test_panels_opened_from_the_menu_take_up_a_rerun_not_the_result_it_moved_aside(
+    viewer_with_ct, models_dir, qtbot, monkeypatch
+):
+    """Panels opened from the Plugins menu get napari's proxy of the viewer, which hands out
+    a new wrapper of a layer on each access: telling the new result from the one a rerun
+    renamed "(previous)" by id() picked the hidden old one, and Export wrote it (no tumor)."""
+    import warnings
+
+    viewer, vol = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # no private access through the proxy
+        panels = [
+            viewer.window.add_plugin_dock_widget("napari-livertumor", name)[1]
+            for name in ("3 Refine tumor", "4 Inspect", "5 Export")
+        ]
+        refine, inspect, export = panels
+        assert refine.viewer is viewer  # not the proxy
+        for stages in ("liver only", "liver + tumor"):
+            widget.stage_combo.setCurrentText(stages)
+            widget.run_button.click()
+            qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert "tiny CT segmentation (previous)" in viewer.layers
+    for combo in (refine.mask_combo, inspect.labels_combo, export.labels_combo):
+        assert combo.currentText() == "tiny CT segmentation"

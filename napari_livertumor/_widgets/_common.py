@@ -136,6 +136,8 @@ def follow_layer_list(widget, viewer, slot) -> None:
     from . import _layers
 
     def renamed(layer, old: str) -> None:
+        if layer.metadata.get(_layers.SUPERSEDED):  # moved aside for a new result of that name
+            return
         try:
             for combo in widget.findChildren(QComboBox):
                 for i in range(combo.count()):

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 ROLE = "livertumor_role"
 CT_VOLUME = "ct_volume"
 CT_LAYER = "ct_layer"
+#: set on a layer while a rerun renames it "… (previous)": panels do not follow that rename
+#: (their choice stays with the name, which the new result takes)
+SUPERSEDED = "livertumor_superseded"
 
 #: HU window presets as (width, level).
 WINDOW_PRESETS: dict[str, tuple[float, float]] = {
@@ -45,6 +48,17 @@ CLASS_COLORS: dict[int, tuple[float, float, float, float]] = {
 CLASS_NAMES = {1: "liver", 2: "tumor", 3: "portal vein", 4: "aorta"}
 #: a ground truth is drawn as outlines this many pixels wide (the segmentation is filled)
 GROUND_TRUTH_CONTOUR = 2
+
+
+def unproxied(viewer):
+    """The viewer itself, not napari's public-only proxy a plugin widget is handed.
+
+    The proxy wraps every layer in a new proxy object on each access, so a layer is never
+    ``is`` itself and ``id()`` names nothing: a panel could not tell a new segmentation from
+    the one a rerun moved aside, nor keep its own state on the layer list without warnings.
+    ``__wrapped__`` is the proxy's public way to the object.
+    """
+    return getattr(viewer, "__wrapped__", viewer)
 
 
 def window_limits(width: float, level: float) -> tuple[float, float]:

@@ -52,9 +52,10 @@ class ExportWidget(JobWidgetMixin, QWidget):
 
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = napari_viewer
+        self.viewer = _layers.unproxied(napari_viewer)
         self.written: list[Path] = []
 
+        self._segs_seen: set[int] = set()
         self.labels_combo = NameCombo()
         self.folder = QLineEdit()
         self.folder.setPlaceholderText("output folder")
@@ -134,8 +135,12 @@ class ExportWidget(JobWidgetMixin, QWidget):
                 if ly not in segs and ly.metadata.get(_layers.ROLE) != "preview"
             ]
             names = [ly.name for ly in [*segs, *others]]
+            new_segs = [ly.name for ly in segs if id(ly) not in self._segs_seen]
+            self._segs_seen = {id(ly) for ly in segs}  # layers, not names (a rerun renames)
             self.labels_combo.clear()
             self.labels_combo.addItems(names)
+            if new_segs:  # a segmentation just made (or loaded): what an export is for
+                current = new_segs[-1]
             # keep the user's choice, except a ground truth picked (or left) before any
             # segmentation existed: once there is one, that is what an export is for
             was_truth = current in self.viewer.layers and (

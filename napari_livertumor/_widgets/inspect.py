@@ -48,7 +48,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
 
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = napari_viewer
+        self.viewer = _layers.unproxied(napari_viewer)
         self.stats: dict | None = None
         self._measured_layer = None  # the layer self.stats describes
         self._segs_seen: set[int] = set()

@@ -39,7 +39,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
 
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = napari_viewer
+        self.viewer = _layers.unproxied(napari_viewer)
         self._series: list = []
         self.last_volume = None
 

@@ -87,7 +87,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = napari_viewer
+        self.viewer = _layers.unproxied(napari_viewer)
         self.history = EditHistory(UNDO_STEPS)
         self._generation = 0
         self._preview_busy = False

@@ -47,7 +47,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
 
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = napari_viewer
+        self.viewer = _layers.unproxied(napari_viewer)
         self._model_folders: list[Path] = []
         self._models_key: tuple | None = None
         self._models: dict | None = None
@@ -407,7 +407,11 @@ def _keep_previous(viewer, name: str, ct_name: str | None = None) -> str | None:
         )
         if old is None:
             return None
-    old.name = _layers.unique_name(viewer, f"{old.name} (previous)")
+    old.metadata[_layers.SUPERSEDED] = True
+    try:
+        old.name = _layers.unique_name(viewer, f"{old.name} (previous)")
+    finally:
+        old.metadata.pop(_layers.SUPERSEDED, None)
     old.visible = False
     return old.name
 

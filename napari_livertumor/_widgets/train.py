@@ -25,7 +25,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from . import _registry
+from . import _layers, _registry
 from ._common import (
     FormScroll,
     JobWidgetMixin,
@@ -68,7 +68,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
 
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.viewer = napari_viewer
+        self.viewer = _layers.unproxied(napari_viewer)
         self.history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val_dice": []}
         self.reports: list[dict] = []
         self.model_folder: Path | None = None
