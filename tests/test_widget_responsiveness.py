@@ -40,3 +40,30 @@ def test_segmenting_never_freezes_the_window(make_napari_viewer, qtbot, tmp_path
     assert "CT segmentation" in viewer.layers
     assert beat.beats > 3
     assert stall < MAX_STALL_MS, beat.summary()
+
+
+@pytest.mark.parametrize("panel", ["segment", "train"])
+def test_panels_import_torch_off_the_gui_thread(make_napari_viewer, qtbot, monkeypatch, panel):
+    """Opening Segment or Train imported torch and MONAI on the GUI thread: a fresh window
+    froze for 6 s (benchmarks/bench_panel_open.py measures it)."""
+    import threading
+
+    from napari_livertumor._widgets import _common
+
+    threads = []
+    warm = _common.warm_up_imports
+    monkeypatch.setattr(
+        _common,
+        "warm_up_imports",
+        lambda *m: threads.append(threading.current_thread()) or warm(*m),
+    )
+    viewer = make_napari_viewer()
+    if panel == "segment":
+        from napari_livertumor._widgets.segment import SegmentWidget as Panel
+    else:
+        from napari_livertumor._widgets.train import TrainWidget as Panel
+    widget = Panel(viewer)
+    viewer.window.add_dock_widget(widget)
+    qtbot.waitUntil(lambda: widget.device_info.text() != _common.CHECKING_DEVICE, timeout=60_000)
+    assert threads and threads[0] is not threading.main_thread()
+    assert "CUDA" in widget.device_info.text() or "torch" in widget.device_info.text()

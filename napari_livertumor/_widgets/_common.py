@@ -115,6 +115,36 @@ def warm_up_imports(*modules: str) -> None:
         pass
 
 
+#: the device line while torch is being imported in the background
+CHECKING_DEVICE = "Looking for a GPU…"
+
+
+def warm_up_in_background(label, *modules: str) -> None:
+    """:func:`warm_up_imports` in a worker thread, then ``label`` shows :func:`device_summary`.
+
+    Importing torch and MONAI takes seconds; on the GUI thread the window froze that long
+    when the panel opened. From a worker the window keeps drawing (the longest pause left is
+    the dynamic loading of torch's libraries, a few tenths of a second); a run started before
+    it ends waits for the same imports inside its own worker.
+    """
+    from napari.qt.threading import create_worker
+
+    def work() -> str:
+        warm_up_imports(*modules)
+        return device_summary()
+
+    def show(text: str) -> None:
+        try:
+            if label is not None:
+                label.setText(text)
+        except RuntimeError:  # the panel was closed meanwhile
+            pass
+
+    worker = create_worker(work)
+    worker.returned.connect(show)
+    worker.start()
+
+
 def device_summary() -> str:
     """What torch finds: the GPU(s) "auto" would use, or that it runs on the CPU."""
     try:

@@ -21,15 +21,15 @@ from qtpy.QtWidgets import (
 
 from . import _layers, _registry
 from ._common import (
+    CHECKING_DEVICE,
     JobWidgetMixin,
     RefreshingCombo,
     clear_status_if,
-    device_summary,
     follow_layer_list,
     notify_warning,
     scroll_panel,
     set_status,
-    warm_up_imports,
+    warm_up_in_background,
 )
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         self.model_browse = QPushButton("Folder…")
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda"])
-        self.device_info = QLabel(device_summary())
+        self.device_info = QLabel(CHECKING_DEVICE)
         self.device_info.setWordWrap(True)
         self.stage_combo = QComboBox()
         self.stage_combo.addItems(list(STAGE_CHOICES))
@@ -109,7 +109,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         self.model_browse.clicked.connect(self._browse_models)
         follow_layer_list(self, self.viewer, self.refresh_layers)
         self.init_jobs(napari_viewer)
-        warm_up_imports("napari_livertumor.pipeline", "scipy.ndimage")
+        warm_up_in_background(self.device_info, "napari_livertumor.pipeline", "scipy.ndimage")
         self.refresh_layers()
         self.refresh_models()
 

@@ -27,12 +27,12 @@ from qtpy.QtWidgets import (
 
 from . import _layers, _registry
 from ._common import (
+    CHECKING_DEVICE,
     FormScroll,
     JobWidgetMixin,
-    device_summary,
     scroll_box,
     set_status,
-    warm_up_imports,
+    warm_up_in_background,
 )
 from ._training_jobs import summarize_data, train_in_subprocess
 
@@ -113,7 +113,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.weak_lambda.setSingleStep(0.1)
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
-        self.device_info = QLabel(device_summary())
+        self.device_info = QLabel(CHECKING_DEVICE)
         self.device_info.setWordWrap(True)
         self.start_button = QPushButton("Start")
         self.progress_bar = QProgressBar()
@@ -213,7 +213,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.init_browse.clicked.connect(self._browse_init)
         self.init_folder.editingFinished.connect(self._stage_changed)
         self.init_jobs(napari_viewer)
-        warm_up_imports("napari_livertumor.training.loop", "scipy.ndimage")
+        warm_up_in_background(self.device_info, "napari_livertumor.training.loop", "scipy.ndimage")
         self._stage_changed(self.stage.currentText())
 
     # ------------------------------------------------------------------ user actions
