@@ -69,3 +69,26 @@ def test_no_change_writes_nothing_and_records_nothing():
         labels, tumor, tumor.copy(), None, history=history, target=Layer(labels)
     ) == (0, 0)
     assert len(history) == 0
+
+
+def test_undo_keeps_voxels_painted_by_hand_since_the_step():
+    """Undo wrote the step's whole box back: 16 of 21 voxels painted after an Apply vanished,
+    and the status said only "Undid: all lesions"."""
+    labels = np.ones((3, 30, 30), np.uint8)
+    labels[1, 10:20, 10:20] = 2
+    layer = Layer(labels)
+    history = EditHistory()
+    tumor = labels == 2
+    after = np.zeros_like(tumor)
+    after[1, 8:22, 8:22] = True  # the contour grew the lesion
+    write_tumor(labels, tumor, after, None, history=history, target=layer, what="all lesions")
+    applied = labels.copy()
+    labels[1, 9, 12:16] = 1  # painted back to liver by hand, inside the step's change
+    labels[1, 14, 14] = 0  # and inside the box, where the step changed nothing
+    hand, painted = labels != applied, labels.copy()
+    step = history.undo()
+    assert step.kept == int(hand.sum()) == 5
+    np.testing.assert_array_equal(labels[hand], painted[hand])  # the hand edits stay
+    expected = np.ones_like(labels)
+    expected[1, 10:20, 10:20] = 2
+    np.testing.assert_array_equal(labels[~hand], expected[~hand])  # the rest as before

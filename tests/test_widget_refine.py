@@ -317,7 +317,8 @@ def test_a_lesion_chosen_in_the_list_is_named_by_its_number_in_the_list(refine_s
     widget.refresh_lesions()
     texts = [widget.lesion_combo.itemText(i) for i in range(widget.lesion_combo.count())]
     assert texts[1].startswith("lesion 1:") and texts[2].startswith("lesion 2:")
-    assert widget.lesion_combo.itemData(1) == 2  # the largest is the second component
+    assert data[widget.lesion_combo.itemData(1)] == 2  # a voxel of it, not a component id
+    assert widget.lesion_combo.itemData(2) == (zs[0], y, x)  # the small one, first in order
     widget.lesion_combo.setCurrentIndex(1)
     widget.apply_lesion_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
@@ -505,3 +506,70 @@ def test_a_layer_removed_or_hidden_while_applying_to_all_is_left_alone(refine_se
     np.testing.assert_array_equal(seg.data, before)
     assert "was hidden while refining; nothing applied" in widget.status.text()
     assert len(widget.history) == 0
+
+
+def test_a_lesion_chosen_before_the_labels_changed_is_the_one_refined(refine_setup, qtbot):
+    """The list held component ids, renumbered by any edit: a lesion painted above the chosen
+    one took its id and was refined instead; a chosen lesion erased since is said."""
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.refresh_lesions()
+    widget.lesion_combo.setCurrentIndex(1)  # the big lesion
+    chosen_text = widget.lesion_combo.currentText()
+    painted = np.zeros(seg.data.shape, bool)
+    painted[1:3, 20:24, 20:24] = True  # painted by hand on earlier slices: it becomes id 1
+    seg.data[painted] = 2
+    seg.refresh()
+    before = seg.data.copy()
+    widget.apply_lesion_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    changed = seg.data != before
+    assert changed.any() and not (changed & painted).any()
+    assert widget.lesion_combo.currentText().startswith("lesion 1:")  # refreshed, kept
+    assert widget.lesion_combo.currentText() != chosen_text or not changed.any()
+
+    widget.lesion_combo.setCurrentIndex(2)  # the painted one, then erased by hand
+    seg.data[painted] = 1
+    seg.refresh()
+    before = seg.data.copy()
+    widget.apply_lesion_button.click()
+    assert "is no longer in the tumor labels" in widget.status.text()
+    np.testing.assert_array_equal(seg.data, before)
+
+
+def test_an_applys_notes_stay_after_the_preview_that_follows(refine_setup, qtbot, monkeypatch):
+    """The preview scheduled right after an Apply replaced its notes within 0.1 s."""
+    import napari_livertumor._widgets.refine as refine_mod
+
+    viewer, widget, seg, truth, liver = refine_setup
+    real = refine_mod.drop_slivers
+
+    def noting(before, after, spacing, min_ml, notes=None):
+        notes.append("3 tumor piece(s) under 0.1 mL went back to liver")
+        return real(before, after, spacing, min_ml, notes)
+
+    monkeypatch.setattr(refine_mod, "drop_slivers", noting)
+    widget.apply_all_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    count = widget.preview_count
+    _wait_for_new_preview(qtbot, widget, count)
+    assert "went back to liver" in widget.notes.text() and not widget.notes_box.isHidden()
+    count = widget.preview_count
+    widget.iterations.value = widget.iterations.value + 1  # a settings change: they go
+    _wait_for_new_preview(qtbot, widget, count)
+    assert "went back to liver" not in widget.notes.text()
+
+
+def test_tumor_given_up_without_liver_confinement_goes_back_to_liver(refine_setup, qtbot):
+    """With Liver from "none" (or another layer) voxels the contour gave up were written 0:
+    holes in the liver of a segmentation layer."""
+    from napari_livertumor._widgets.refine import NO_LIVER
+
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.liver_combo.setCurrentText(NO_LIVER)
+    before = seg.data.copy()
+    tumor = before == 2
+    after = tumor.copy()
+    after[6] = ndi.binary_erosion(tumor[6], iterations=2)  # what a shrinking contour gives
+    widget._commit(seg, tumor, None, after, "slice 6")
+    shrunk = tumor & ~after
+    assert shrunk.any() and (seg.data[shrunk] == 1).all()

@@ -133,10 +133,11 @@ def test_no_layer_complaints_clear_once_a_layer_comes(make_napari_viewer):
     assert inspect.status.text() == "" and export.status.text() == ""
 
 
-def test_panels_fit_a_1000_px_screen_stacked_and_results_get_room(make_napari_viewer, qtbot):
+def test_panels_fit_a_768_px_screen_stacked_and_results_get_room(make_napari_viewer, qtbot):
     """Opened one by one from the Plugins menu, the six panels stacked in one column made the
-    window 2600 px tall (Export and Train off screen); results appearing in Inspect then stayed
-    behind a scroll bar beside a half-empty Segment panel."""
+    window 2600 px tall (Export and Train off screen), then 793 px (Train's form alone
+    scrolled); results appearing in Inspect then stayed behind a scroll bar beside a
+    half-empty Segment panel."""
     from _widget_data import tiny_ct
 
     from napari_livertumor._widgets import _layers
@@ -154,7 +155,7 @@ def test_panels_fit_a_1000_px_screen_stacked_and_results_get_room(make_napari_vi
         panels[cls] = cls(viewer)
         viewer.window.add_dock_widget(panels[cls], name=cls.__name__, area="right")
     window = viewer.window._qt_window
-    assert window.minimumSizeHint().height() < 1000
+    assert window.minimumSizeHint().height() < 700  # a 768-px screen less its task bar
 
     for cls in (LoadWidget, RefineWidget, ExportWidget, TrainWidget):  # two panels left
         viewer.window.remove_dock_widget(panels[cls].parent())
@@ -196,3 +197,23 @@ def test_two_panels_share_the_column_and_a_refusal_scrolls_into_view(make_napari
     seg_scroll.verticalScrollBar().setValue(0)
     segment.run_button.click()  # no CT: refused, in its status at the bottom
     qtbot.waitUntil(lambda: seg_scroll.verticalScrollBar().value() > 0, timeout=5_000)
+
+
+def test_train_in_the_column_leaves_every_panel_a_usable_height(make_napari_viewer, qtbot):
+    """With Train in the column (its form alone scrolled, 347 px at least) the panels docked
+    around it were squashed to one row (48 px), even on a 1080-px screen."""
+    from napari_livertumor._widgets.inspect import InspectWidget
+    from napari_livertumor._widgets.load import LoadWidget
+    from napari_livertumor._widgets.refine import RefineWidget
+    from napari_livertumor._widgets.train import TrainWidget
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1900, 1000)
+    panels = []
+    for cls in (InspectWidget, LoadWidget, TrainWidget, RefineWidget):
+        panels.append(cls(viewer))
+        viewer.window.add_dock_widget(panels[-1], name=cls.__name__, area="right")
+        qtbot.wait(200)
+    qtbot.wait(300)
+    heights = {type(p).__name__: p.height() for p in panels}
+    assert min(heights.values()) >= 120, heights

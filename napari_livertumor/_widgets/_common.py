@@ -103,16 +103,19 @@ def warm_up_imports(*modules: str) -> None:
     Importing their compiled modules holds Python's global lock for up to seconds; done first
     inside a worker, that would freeze the window in the middle of a run instead.
     """
-    try:
-        import monai.inferers  # noqa: F401
-        import monai.networks.nets  # noqa: F401
-        import safetensors.torch  # noqa: F401
-        import torch  # noqa: F401
+    from ._jobs import IMPORT_LOCK
 
-        for name in modules:
-            importlib.import_module(name)
-    except ImportError:  # reported when a job needs them
-        pass
+    with IMPORT_LOCK.serial:  # one background import at a time
+        try:
+            import monai.inferers  # noqa: F401
+            import monai.networks.nets  # noqa: F401
+            import safetensors.torch  # noqa: F401
+            import torch  # noqa: F401
+
+            for name in modules:
+                importlib.import_module(name)
+        except ImportError:  # reported when a job needs them
+            pass
 
 
 #: the device line while torch is being imported in the background
@@ -120,29 +123,43 @@ CHECKING_DEVICE = "Looking for a GPU…"
 
 
 def warm_up_in_background(label, *modules: str) -> None:
-    """:func:`warm_up_imports` in a worker thread, then ``label`` shows :func:`device_summary`.
+    """:func:`warm_up_imports` in a background thread, then ``label`` shows
+    :func:`device_summary`.
 
     Importing torch and MONAI takes seconds; on the GUI thread the window froze that long
-    when the panel opened. From a worker the window keeps drawing (the longest pause left is
-    the dynamic loading of torch's libraries, a few tenths of a second); a run started before
-    it ends waits for the same imports inside its own worker.
+    when the panel opened. From a thread the window keeps drawing (the longest pause left is
+    the loading of torch's libraries, a few tenths of a second). A plain daemon thread, not a
+    Qt worker: it never signals Qt objects a closed window has deleted, and never holds up
+    quitting; a timer owned by ``label`` picks the result up. Jobs started meanwhile wait for
+    it (``_jobs.IMPORT_LOCK``).
     """
-    from napari.qt.threading import create_worker
+    import threading
 
-    def work() -> str:
-        warm_up_imports(*modules)
-        return device_summary()
+    from ._jobs import IMPORT_LOCK
 
-    def show(text: str) -> None:
+    done: dict[str, str] = {}
+
+    def work() -> None:
         try:
-            if label is not None:
-                label.setText(text)
-        except RuntimeError:  # the panel was closed meanwhile
-            pass
+            warm_up_imports(*modules)
+        finally:
+            IMPORT_LOCK.done()
+        done["text"] = device_summary()
 
-    worker = create_worker(work)
-    worker.returned.connect(show)
-    worker.start()
+    IMPORT_LOCK.announce()  # before the thread starts: a job started now waits for it
+    threading.Thread(target=work, name="livertumor-imports", daemon=True).start()
+    if label is None:
+        return
+    timer = QTimer(label)  # goes with the label when the panel is closed
+    timer.setInterval(100)
+
+    def show() -> None:
+        if "text" in done:
+            timer.stop()
+            label.setText(done["text"])
+
+    timer.timeout.connect(show)
+    timer.start()
 
 
 def device_summary() -> str:
@@ -345,52 +362,6 @@ def scroll_box(widget, max_height: int):
     return box
 
 
-class FormScroll(QScrollArea):
-    """A form that takes the height it needs and scrolls when the window has less.
-
-    Its maximum height follows the form's own (a row shown or hidden later, such as a data
-    summary, is given room), so the widgets below it get the rest of the panel.
-    """
-
-    def __init__(self, layout, min_height: int = 120) -> None:
-        super().__init__()
-        inner = QWidget()
-        inner.setLayout(layout)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.setWidget(inner)
-        self.setWidgetResizable(True)
-        self.setFrameShape(QScrollArea.NoFrame)
-        self.setMinimumHeight(min_height)
-        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        inner.installEventFilter(self)
-        self._fit()
-
-    def _form_height(self) -> int:
-        return self.widget().sizeHint().height() + 2 * self.frameWidth() + 2
-
-    def _fit(self) -> None:
-        inner = self.widget()
-        if inner is not None:
-            frame = 2 * self.frameWidth() + 2
-            self.setMaximumHeight(self._form_height())
-            # it scrolls up and down only: the panel keeps the form's width
-            bar = self.verticalScrollBar().sizeHint().width()
-            self.setMinimumWidth(inner.minimumSizeHint().width() + frame + bar)
-
-    def sizeHint(self):  # noqa: N802 - Qt's name: the whole form, when there is room
-        inner = self.widget()
-        hint = super().sizeHint()
-        if inner is not None:
-            hint.setHeight(self._form_height())
-        return hint
-
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
-        if obj is self.widget() and event.type() == QEvent.LayoutRequest:
-            self._fit()
-        return super().eventFilter(obj, event)
-
-
 class PanelScroll(QScrollArea):
     """A whole panel that scrolls when its dock is shorter than the panel.
 
@@ -447,11 +418,13 @@ class PanelScroll(QScrollArea):
         panel (Inspect's tables) stayed behind a scroll bar beside a half-empty neighbour."""
         try:
             want = self.content_height()
-            grew, self._asked = want > self._asked, want
+            docked, grew, self._asked = self._asked == 0, want > self._asked, want
             # only when the content grew (new results), not at every status line a running
-            # job writes, and not back after the user dragged the panel smaller
+            # job writes, and not back after the user dragged the panel smaller; the panel's
+            # first layout (just docked) shares the column fairly: the panel docked last took
+            # it all and left the others one row each
             if grew and want > self.viewport().height() + 2:
-                share_dock_column(self, first=True)
+                share_dock_column(self, first=not docked)
         except RuntimeError:  # deleted meanwhile
             pass
 

@@ -26,6 +26,44 @@ _THROTTLE_S = 0.05
 _RUNNING: set = set()
 
 
+class ImportGate:
+    """Keeps other threads' imports away from a panel's background imports of torch and MONAI.
+
+    Two threads importing the same packages at once can each hold a module the other needs:
+    Python then hands one of them a half-initialised module ("cannot import name …").
+    ``with IMPORT_LOCK:`` waits until no background import is announced or running; every job
+    does so before it starts, and the GUI thread before its own imports of those modules. The
+    background imports announce themselves from the thread that starts them (:meth:`announce`,
+    so a job started a moment later already waits), say :meth:`done` when finished, and run one
+    at a time (``serial``).
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending = 0
+        self.serial = threading.Lock()
+
+    def announce(self) -> None:
+        with self._cond:
+            self._pending += 1
+
+    def done(self) -> None:
+        with self._cond:
+            self._pending -= 1
+            self._cond.notify_all()
+
+    def __enter__(self) -> ImportGate:
+        with self._cond:
+            self._cond.wait_for(lambda: self._pending == 0)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+
+IMPORT_LOCK = ImportGate()
+
+
 class JobFailed(Exception):
     """A core error re-raised under a type the worker machinery passes on.
 
@@ -149,6 +187,8 @@ class Job(QObject):
         if generator:
 
             def run_generator():
+                with IMPORT_LOCK:  # a panel's background imports finish first
+                    pass
                 try:
                     yield from target(report, should_cancel)
                 except (LiverTumorError, JobFailed):
@@ -161,6 +201,8 @@ class Job(QObject):
         else:
 
             def run_function():
+                with IMPORT_LOCK:  # a panel's background imports finish first
+                    pass
                 try:
                     return target(report, should_cancel)
                 except (LiverTumorError, JobFailed):

@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
     QSizePolicy,
     QWidget,
 )
+from scipy import ndimage as ndi
 
 from ..refine import (
     SLIVER_ML,
@@ -94,6 +95,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self._preview_again = False
         self._preview_error = False
         self._config_notes: list[str] = []
+        self._apply_notes: list[str] = []  # the last Apply's, shown until settings change
         self._preview_requested_at = 0.0
         self.last_preview_ms: float | None = None  # request (after debounce) to preview shown
         self.preview_count = 0
@@ -231,6 +233,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self._timer.timeout.connect(self.preview_now)
         for w in self.param_widgets:
             w.changed.connect(self.schedule_preview)
+            w.changed.connect(self._forget_apply_notes)
         self.tumor_value.changed.connect(self.schedule_preview)
         for combo in (self.ct_combo, self.mask_combo, self.liver_combo):
             combo.currentIndexChanged.connect(self.schedule_preview)
@@ -361,15 +364,20 @@ class RefineWidget(JobWidgetMixin, QWidget):
             inputs = None
         if inputs is not None:
             _, mask_layer, tumor, _, spacing = inputs
-            comps = label_lesions(tumor)
-            sizes = np.bincount(comps.ravel())[1:]
             voxel_ml = float(np.prod(spacing)) / 1000.0
-            # numbered by size, largest first, as Inspect, the stats and lesions.csv number them
-            for rank, i in enumerate(np.argsort(-sizes, kind="stable"), start=1):
-                self.lesion_combo.addItem(
-                    f"lesion {rank}: {sizes[i] * voxel_ml:.1f} mL", int(i + 1)
-                )
+            # numbered by size, largest first, as Inspect, the stats and lesions.csv number them;
+            # each entry holds a voxel of its lesion, not a component id: ids change when the
+            # labels are edited, and Apply then refined another lesion than the one chosen
+            for rank, (size, voxel) in enumerate(_lesions_by_size(tumor), start=1):
+                self.lesion_combo.addItem(f"lesion {rank}: {size * voxel_ml:.1f} mL", voxel)
         idx = self.lesion_combo.findText(current)
+        if idx < 0 and current.startswith("lesion "):  # its size changed (an Apply): its number
+            number = current.split(":")[0] + ":"
+            idx = next(
+                (i for i in range(self.lesion_combo.count())
+                 if self.lesion_combo.itemText(i).startswith(number)),
+                -1,
+            )  # fmt: skip
         self.lesion_combo.setCurrentIndex(max(idx, 0))
 
     def _layer(self, name: str):
@@ -603,62 +611,69 @@ class RefineWidget(JobWidgetMixin, QWidget):
         )
         new = tumor.copy()
         new[z] = out
-        self._show_notes(notes)
+        self._show_notes(notes, sticky=True)
         self._commit(mask_layer, tumor, liver, new, f"slice {z}")
 
-    def apply_lesion(self, lesion: int | None = None) -> None:
-        """Refine one lesion in 3D: ``lesion`` id, the one chosen in the list, or under the mouse."""
+    def apply_lesion(self, lesion: tuple[int, int, int] | None = None) -> None:
+        """Refine one lesion in 3D: the one holding voxel ``lesion`` (z, y, x), the one chosen
+        in the list, or the one under the mouse. Its components are found in the worker."""
         try:
             ct_layer, mask_layer, tumor, liver, spacing = self._inputs(apply=True)
         except ValueError as exc:
             set_status(self.status, str(exc), error=True)
             return
-        comps = label_lesions(tumor)
+        if not tumor.any():  # no lesion at all: nothing to point at
+            why = (
+                " (its tumor stage was not run: liver only, or no liver found)"
+                if _layers.tumor_not_assessed(mask_layer)
+                else ""
+            )
+            set_status(self.status, f"'{mask_layer.name}' has no tumor to refine{why}.")
+            return
+        chosen = self.lesion_combo.currentText() if lesion is None else None
         if lesion is None:
             lesion = self.lesion_combo.currentData()
         if lesion is None:
             pos = mask_layer.world_to_data(self.viewer.cursor.position[-mask_layer.ndim :])
-            idx = tuple(int(round(float(p))) for p in pos)
-            inside = all(0 <= i < n for i, n in zip(idx, comps.shape, strict=True))
-            lesion = int(comps[idx]) if inside else 0
-            if not comps.any():  # no lesion at all: nothing to point at
-                why = (
-                    " (its tumor stage was not run: liver only, or no liver found)"
-                    if _layers.tumor_not_assessed(mask_layer)
-                    else ""
-                )
-                set_status(self.status, f"'{mask_layer.name}' has no tumor to refine{why}.")
-                return
-            if lesion == 0:
-                set_status(
-                    self.status,
-                    "Put the mouse over a lesion (or choose one in the list), then apply.",
-                    error=True,
-                )
-                return
+            lesion = tuple(int(round(float(p))) for p in pos)
+            chosen = None
+        seed = tuple(int(v) for v in lesion)
+        if not (all(0 <= i < n for i, n in zip(seed, tumor.shape, strict=True)) and tumor[seed]):
+            set_status(
+                self.status,
+                f"'{chosen}' is no longer in the tumor labels (they were edited): choose the "
+                "lesion again."
+                if chosen
+                else "Put the mouse over a lesion (or choose one in the list), then apply.",
+                error=True,
+            )
+            self.refresh_lesions()
+            return
         cfg = self.build_config()
         ct = np.asarray(ct_layer.data)
         min_ml = _sliver_ml(mask_layer)
-        # named as the list, Inspect and lesions.csv number it (by size), not by label id
-        sizes = np.bincount(comps.ravel(), minlength=lesion + 1)[1:]
-        rank = int(np.flatnonzero(np.argsort(-sizes, kind="stable") == lesion - 1)[0]) + 1
 
         def target(progress, should_cancel):
+            comps = label_lesions(tumor)
+            label = int(comps[seed])
+            # named as the list, Inspect and lesions.csv number it (by size), not by label id
+            sizes = np.bincount(comps.ravel(), minlength=label + 1)[1:]
+            rank = int(np.flatnonzero(np.argsort(-sizes, kind="stable") == label - 1)[0]) + 1
             notes: list[str] = []
             out = refine_lesion(
-                ct, tumor, liver, spacing, lesion, cfg, components=comps,
+                ct, tumor, liver, spacing, label, cfg, components=comps,
                 progress=progress, should_cancel=should_cancel, notes=notes,
             )  # fmt: skip
-            return drop_slivers(tumor, out, spacing, min_ml, notes), notes
+            return drop_slivers(tumor, out, spacing, min_ml, notes), notes, rank
 
         def show(result) -> None:
-            out, notes = result
-            self._show_notes(notes)
+            out, notes, rank = result
+            self._show_notes(notes, sticky=True)
             self._commit(mask_layer, tumor, liver, out, f"lesion {rank}")
 
         self.run_job(
             target, show, button=self.apply_lesion_button, description="refine lesion",
-            busy_text=f"Refining lesion {rank}…",
+            busy_text="Refining the lesion in 3D…",
         )  # fmt: skip
 
     def apply_all(self) -> None:
@@ -682,7 +697,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
         def show(result) -> None:
             out, notes = result
-            self._show_notes(notes)
+            self._show_notes(notes, sticky=True)
             self._commit(mask_layer, tumor, liver, out, "all lesions")
 
         self.run_job(
@@ -716,7 +731,14 @@ class RefineWidget(JobWidgetMixin, QWidget):
             )
             return
         self._remember_model_output(mask_layer)
-        removed_to = 1 if self.liver_combo.currentText() in ("", SAME_LAYER) else 0
+        # tumor the contour gave up goes back to liver in a layer that holds liver (1), also
+        # when the liver comes from another layer or is not used: a 0 there was a hole in it
+        removed_to = (
+            1
+            if self.liver_combo.currentText() in ("", SAME_LAYER)
+            or (int(self.tumor_value.value) != 1 and bool((np.asarray(data) == 1).any()))
+            else 0
+        )
         grown, shrunk = write_tumor(
             mask_layer.data, tumor_before, tumor_after, liver,
             tumor_value=int(self.tumor_value.value), removed_value=removed_to,
@@ -731,6 +753,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             f"Applied to {what} of '{mask_layer.name}': +{grown} / −{shrunk} tumor voxels.",
         )
         self._update_undo_button()
+        self.refresh_lesions()  # the sizes it lists have changed
         self.schedule_preview()
 
     def undo(self) -> None:
@@ -754,8 +777,14 @@ class RefineWidget(JobWidgetMixin, QWidget):
             where = f" in '{step.target.name}'" + (
                 " (hidden: show it to see the change)" if not step.target.visible else ""
             )
-        set_status(self.status, f"Undid: {step.what}{where}.")
+        kept = (
+            f" {step.kept} voxel(s) edited by hand since were kept as they are."
+            if step.kept
+            else ""
+        )
+        set_status(self.status, f"Undid: {step.what}{where}.{kept}")
         self._update_undo_button()
+        self.refresh_lesions()
         self.schedule_preview()
 
     def reset_to_model_output(self) -> None:
@@ -770,8 +799,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
             set_status(self.status, "The labels already are the model output.")
             return
         box = changed_box(changed)
-        self.history.record(layer, box, "reset")
+        step = self.history.record(layer, box, "reset")
         layer.data[box] = original[box]
+        self.history.seal(step)
         _layers.labels_edited(layer)
         set_status(self.status, "Reset to the model output.")
         self._update_undo_button()
@@ -824,14 +854,22 @@ class RefineWidget(JobWidgetMixin, QWidget):
         if label is not None:
             label.setVisible(visible)
 
-    def _show_notes(self, notes: list[str]) -> None:
+    def _show_notes(self, notes: list[str], sticky: bool = False) -> None:
+        """Show the settings' notes and ``notes``. ``sticky`` (an Apply's): they stay beside
+        the previews that follow until the next Apply or a change of settings (the preview
+        scheduled right after the Apply replaced them within 0.1 s)."""
+        if sticky:
+            self._apply_notes = list(notes)
         cfg_notes = self.build_config().validated()[1]
-        shown = list(dict.fromkeys([*self._config_notes, *cfg_notes, *notes]))
+        shown = list(dict.fromkeys([*self._config_notes, *cfg_notes, *self._apply_notes, *notes]))
         try:
             self.notes.setText("\n".join(f"⚠ {n}" for n in shown))
             self.notes_box.setVisible(bool(shown))
         except RuntimeError:
             pass
+
+    def _forget_apply_notes(self, *_) -> None:
+        self._apply_notes = []
 
     def _update_undo_button(self) -> None:
         n = len(self.history)
@@ -891,6 +929,24 @@ def _set_items(combo: QComboBox, names: list[str]) -> None:
     combo.blockSignals(False)
     if combo.currentText() != current:
         combo.currentIndexChanged.emit(combo.currentIndex())
+
+
+def _lesions_by_size(tumor: np.ndarray) -> list[tuple[int, tuple[int, int, int]]]:
+    """``(voxels, a voxel of it)`` per lesion, largest first, found on the tumor's bounding
+    box only (the whole 512² volume cost the window a second at each look at the list)."""
+    found = ndi.find_objects(np.asarray(tumor, dtype=np.uint8))
+    if not found or found[0] is None:
+        return []
+    box = found[0]
+    comps = label_lesions(tumor[box])
+    sizes = np.bincount(comps.ravel())[1:]
+    out = []
+    for i, sl in enumerate(ndi.find_objects(comps), start=1):
+        first = np.argwhere(comps[sl] == i)[0]
+        voxel = tuple(int(v + s.start + b.start) for v, s, b in zip(first, sl, box, strict=True))
+        out.append((int(sizes[i - 1]), voxel))
+    order = np.argsort([-n for n, _ in out], kind="stable")
+    return [out[i] for i in order]
 
 
 def _unwatch(layer, slot) -> None:

@@ -21,19 +21,19 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from . import _layers, _registry
 from ._common import (
     CHECKING_DEVICE,
-    FormScroll,
     JobWidgetMixin,
     scroll_box,
+    scroll_panel,
     set_status,
     warm_up_in_background,
 )
+from ._jobs import IMPORT_LOCK
 from ._training_jobs import summarize_data, train_in_subprocess
 
 if TYPE_CHECKING:
@@ -192,11 +192,11 @@ class TrainWidget(JobWidgetMixin, QWidget):
         form.addRow("λ weak (clinical)", self.weak_lambda)
         form.addRow("Device", self.device)
         form.addRow("", self.device_info)
-        # the form scrolls when the window is short (a 768-px laptop screen could not show
-        # the panel at all: it asked for 770 px); the buttons, plot, log and status stay put
-        self.form_scroll = FormScroll(form, min_height=96)
-        layout = QVBoxLayout(self)  # its form scrolls on its own (FormScroll)
-        layout.addWidget(self.form_scroll)
+        # the whole panel scrolls when its dock is short, as the other panels do (its form
+        # alone scrolling left it 347 px tall at least: six panels stacked needed 793 px, more
+        # than a 768-px laptop screen, and its neighbours were squashed to one row)
+        layout = scroll_panel(self)
+        layout.addLayout(form)
         layout.addWidget(self.start_button)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.canvas, 2)
@@ -273,7 +273,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.start_button.setText("Stop")
 
     def _with_run_recipe(self, config, stage_dir: Path):
-        from ..training.loop import apply_recipe, recipe_differences, saved_recipe
+        with IMPORT_LOCK:  # not beside the background imports
+            from ..training.loop import apply_recipe, recipe_differences, saved_recipe
 
         saved = saved_recipe(stage_dir)
         if not saved:
@@ -309,8 +310,9 @@ class TrainWidget(JobWidgetMixin, QWidget):
 
     def build_config(self):
         """The :class:`~napari_livertumor.training.TrainConfig` the controls describe."""
-        from ..training import make_config
-        from ..training.config import recipe_from_model
+        with IMPORT_LOCK:  # not beside the background imports
+            from ..training import make_config
+            from ..training.config import recipe_from_model
 
         data = self.data.text().strip()
         out = self.out.text().strip()
@@ -486,7 +488,9 @@ class TrainWidget(JobWidgetMixin, QWidget):
     def _stage_changed(self, stage: str | None = None) -> None:
         """Show the stage's defaults, or the starting model's fixed geometry (read-only)."""
         from ..errors import LiverTumorError
-        from ..training.config import recipe_from_model, stage_defaults
+
+        with IMPORT_LOCK:  # not beside the background imports
+            from ..training.config import recipe_from_model, stage_defaults
 
         stage = stage or self.stage.currentText()
         folder_mode = self.start_from.currentText() == START_FOLDER

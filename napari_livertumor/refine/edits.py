@@ -21,6 +21,11 @@ class EditStep:
     box: tuple[slice, ...]
     before: np.ndarray
     what: str
+    #: the voxels in ``box`` right after the change (:meth:`EditHistory.seal`): undo then puts
+    #: back only voxels still holding them, never a hand edit made since
+    after: np.ndarray | None = None
+    #: after an undo: voxels edited since the change, left as they were
+    kept: int = 0
 
 
 class EditHistory:
@@ -38,18 +43,34 @@ class EditHistory:
     def __len__(self) -> int:
         return len(self.steps)
 
-    def record(self, target: Any, box: tuple[slice, ...], what: str) -> None:
+    def record(self, target: Any, box: tuple[slice, ...], what: str) -> EditStep:
         """Remember ``target``'s voxels in ``box`` before they are changed."""
         before = np.array(self._data_of(target)[box], copy=True)
         self.steps.append(EditStep(target, box, before, what))
         del self.steps[: -self.max_steps]
+        return self.steps[-1]
+
+    def seal(self, step: EditStep) -> None:
+        """Remember what the change wrote (call right after it)."""
+        step.after = np.array(self._data_of(step.target)[step.box], copy=True)
 
     def undo(self) -> EditStep | None:
-        """Put the newest step's voxels back; returns it (None when there is nothing to undo)."""
+        """Put the newest step's voxels back; returns it (None when there is nothing to undo).
+
+        A sealed step puts back only the voxels that still hold what it wrote: one painted by
+        hand since is left as it is (counted in ``step.kept``), not wiped by the step's box.
+        """
         if not self.steps:
             return None
         step = self.steps.pop()
-        self._data_of(step.target)[step.box] = step.before
+        data = self._data_of(step.target)
+        if step.after is None:
+            data[step.box] = step.before
+            return step
+        now = np.asarray(data[step.box])
+        untouched = now == step.after
+        step.kept = int(np.count_nonzero(~untouched))
+        data[step.box] = np.where(untouched, step.before, now)
         return step
 
 
@@ -81,13 +102,14 @@ def write_tumor(
     if not changed.any():
         return 0, 0
     box = changed_box(changed)
-    if history is not None:
-        history.record(target, box, what)
+    step = history.record(target, box, what) if history is not None else None
     region = labels[box]  # a view: writing into it writes ``labels``
     grown = tumor_after[box] & changed[box]
     shrunk = ~tumor_after[box] & changed[box]
     region[grown] = tumor_value
     region[shrunk] = removed_value
+    if step is not None:
+        history.seal(step)
     return int(grown.sum()), int(shrunk.sum())
 
 
