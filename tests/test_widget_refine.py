@@ -573,3 +573,56 @@ def test_tumor_given_up_without_liver_confinement_goes_back_to_liver(refine_setu
     widget._commit(seg, tumor, None, after, "slice 6")
     shrunk = tumor & ~after
     assert shrunk.any() and (seg.data[shrunk] == 1).all()
+
+
+def test_in_3d_the_preview_pauses_and_apply_to_slice_says_why(refine_setup, qtbot):
+    """In 3D the outline became a filled slab inside the liver, recomputed at every slider
+    move, and Apply to slice wrote a slice nobody could see."""
+    viewer, widget, seg, truth, liver = refine_setup
+    before = seg.data.copy()
+    viewer.dims.ndisplay = 3
+    qtbot.waitUntil(lambda: not widget.preview_layer().visible, timeout=5_000)
+    widget.apply_slice_button.click()
+    assert "switch to 2D" in widget.status.text()
+    np.testing.assert_array_equal(seg.data, before)
+    count = widget.preview_count
+    viewer.dims.ndisplay = 2
+    _wait_for_new_preview(qtbot, widget, count)
+    assert widget.preview_layer().visible
+
+
+def test_the_outline_goes_when_another_tab_is_shown(make_napari_viewer, qtbot):
+    """Tabbed with Inspect, the yellow outline stayed over the mask being measured."""
+    viewer = make_napari_viewer(show=True)
+    vol, labels, truth, liver = synthetic_case()
+    _layers.add_ct_layer(viewer, vol, name="CT")
+    _layers.add_labels_layer(viewer, labels, vol, "CT segmentation", ct_layer_name="CT")
+    viewer.dims.set_current_step(0, 6)
+    refine_dock, widget = viewer.window.add_plugin_dock_widget(
+        "napari-livertumor", "3 Refine tumor"
+    )
+    inspect_dock, _ = viewer.window.add_plugin_dock_widget(
+        "napari-livertumor", "4 Inspect", tabify=True
+    )
+    qtbot.wait(300)
+    refine_dock.raise_()
+    qtbot.waitUntil(lambda: widget.preview_layer() is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: widget.preview_layer().visible, timeout=10_000)
+    inspect_dock.raise_()
+    qtbot.waitUntil(lambda: not widget.preview_layer().visible, timeout=5_000)
+    refine_dock.raise_()
+    qtbot.waitUntil(lambda: widget.preview_layer().visible, timeout=10_000)
+
+
+def test_settings_that_do_nothing_are_greyed_and_tumor_value_1_is_refused(refine_setup, qtbot):
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.method.value = "geodesic"
+    widget.auto_threshold.value = False
+    widget.balloon.value = 0.0  # the threshold only stops a balloon
+    assert not widget.threshold.enabled and not widget.auto_threshold.enabled
+    widget.balloon.value = 1.0
+    assert widget.threshold.enabled and widget.auto_threshold.enabled
+    widget.method.value = "chan_vese"
+    widget.tumor_value.value = 1
+    widget.apply_slice_button.click()
+    assert "Tumor value 1 is the liver's value" in widget.status.text()

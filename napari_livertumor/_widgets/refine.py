@@ -70,8 +70,9 @@ TOOLTIPS = {
     "lambda1": "weight of the inside region: lower lets the tumor grow",
     "lambda2": "weight of the outside region: lower lets the tumor shrink",
     "balloon": "geodesic only: > 0 inflates, < 0 deflates where the edges are weak",
-    "auto_threshold": "geodesic only: stop threshold from the image itself",
-    "threshold": "geodesic only: where the inverse gradient is below this, the contour stops",
+    "auto_threshold": "geodesic with a balloon only: stop threshold from the image itself",
+    "threshold": "geodesic with a balloon only: where the inverse gradient is below this, the "
+    "balloon stops pushing (with balloon 0 it has no effect, and is greyed out)",
     "alpha": "geodesic only: how sharply edges stop the contour",
     "sigma": "Gaussian scale in mm: denoising (Chan-Vese) or edge scale (geodesic)",
     "hu_low": "lowest HU of the window the contour sees",
@@ -79,7 +80,9 @@ TOOLTIPS = {
     "margin": "margin around each lesion's box; only that box is processed",
     "max_shift": "the contour moves at most this far from the mask (0 = no limit)",
     "min_contrast": "lesions with less contrast to the liver around them are left as they are",
-    "live": "refine the shown slice as you change the settings",
+    "live": "refine the shown slice in 2D as you change the settings (yellow outline); this is "
+    "what Apply to slice writes. Apply to lesion / to all run the contour in 3D, where the "
+    "neighbouring slices pull on it: the result on this slice may differ",
 }
 
 
@@ -138,7 +141,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.min_contrast = mw.FloatSpinBox(
             value=d.min_contrast, min=0, max=10, step=0.1, label="min contrast (CNR)"
         )  # fmt: skip
-        self.live = mw.CheckBox(value=True, label="live preview")
+        self.live = mw.CheckBox(value=True, label="live preview (2D, this slice)")
         self.param_widgets = [
             self.method,
             self.iterations,
@@ -227,6 +230,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
         # -- wiring
         self._closed = False  # the user closed the panel: no preview until it is back
+        self._onscreen = True  # False while tabbed behind another panel
+        self._onscreen_timer = QTimer(self)
+        self._onscreen_timer.setInterval(300)
+        self._onscreen_timer.timeout.connect(self._check_onscreen)
+        self._onscreen_timer.start()
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
@@ -242,6 +250,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.mask_combo.currentIndexChanged.connect(self._follow_mask_ct)
         self.method.changed.connect(self._show_method_controls)
         self.auto_threshold.changed.connect(self._show_method_controls)
+        self.balloon.changed.connect(self._show_method_controls)
         self.apply_slice_button.clicked.connect(self.apply_slice)
         self.apply_lesion_button.clicked.connect(self._apply_lesion_clicked)
         self.apply_all_button.clicked.connect(self._apply_all_clicked)
@@ -251,8 +260,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.save_button.clicked.connect(self._save_settings)
         step_event = self.viewer.dims.events.current_step
         step_event.connect(self.schedule_preview)
+        view_event = self.viewer.dims.events.ndisplay  # 3D: no slice to outline
+        view_event.connect(self.schedule_preview)
         slot = self.schedule_preview
         self.destroyed.connect(lambda *_: _disconnect(step_event, slot))
+        self.destroyed.connect(lambda *_: _disconnect(view_event, slot))
         follow_layer_list(self, self.viewer, self.refresh_layers)
         self.init_jobs(napari_viewer)
         self.refresh_layers()
@@ -410,6 +422,12 @@ class RefineWidget(JobWidgetMixin, QWidget):
         if liver_choice == NO_LIVER:
             liver = None
         elif liver_choice in ("", SAME_LAYER):
+            if value == 1:  # the liver's own value: the whole liver would be one "lesion"
+                raise ValueError(
+                    "Tumor value 1 is the liver's value in a segmentation: set the tumor value "
+                    "(2 in this plugin's segmentations), or for a tumor-only mask choose "
+                    f"Liver from '{NO_LIVER}' or a liver layer."
+                )
             liver = (data == 1) | tumor
         else:
             liver_layer = self._layer(liver_choice)
@@ -449,6 +467,36 @@ class RefineWidget(JobWidgetMixin, QWidget):
         except Exception:  # noqa: BLE001 - the viewer may be closing too
             pass
 
+    def _check_onscreen(self) -> None:
+        """Tabbed behind another panel (Inspect, Export) the outline goes, or it looked like
+        part of the mask being measured; it comes back with the tab. (napari's tabbed docks
+        stay "visible" to Qt: what shows is the panel's visible region.) A window not shown at
+        all (a script) keeps the preview going."""
+        try:
+            window = self.window()
+            onscreen = not window.isVisible() or not self.visibleRegion().isEmpty()
+        except RuntimeError:  # deleted
+            return
+        if onscreen == self._onscreen:
+            return
+        self._onscreen = onscreen
+        if self._closed:
+            return
+        if onscreen:
+            self.schedule_preview()
+            return
+        self._timer.stop()
+        try:
+            others = [
+                w
+                for w in self.viewer.window._qt_window.findChildren(RefineWidget)
+                if w is not self and w._onscreen and not w._closed
+            ]
+        except Exception:  # noqa: BLE001 - the viewer may be closing
+            return
+        if not others:
+            self._clear_preview()
+
     def panel_opened(self) -> None:
         if getattr(self, "_closed", False):  # (docked from __init__: not set yet)
             self._closed = False
@@ -469,6 +517,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
         """Refine the current slice in a worker and show it in the preview layer."""
         if self._preview_busy:
             self._preview_again = True
+            return
+        if self.viewer.dims.ndisplay == 3 or not self._onscreen:
+            # 3D: no slice is shown, an outline would be a slab; tabbed away: not seen
+            self._clear_preview()
             return
         ct_layer = self._layer(self.ct_combo.currentText())
         z = 0 if ct_layer is None else self.current_slice(ct_layer)
@@ -594,6 +646,14 @@ class RefineWidget(JobWidgetMixin, QWidget):
     # ------------------------------------------------------------------ apply
     def apply_slice(self) -> None:
         """Refine the current slice with the controls' settings and write it (undoable)."""
+        if self.viewer.dims.ndisplay == 3:
+            set_status(
+                self.status,
+                "In 3D no slice is shown: switch to 2D to apply to a slice, or apply to a "
+                "lesion or to all lesions.",
+                error=True,
+            )
+            return
         try:
             ct_layer, mask_layer, tumor, liver, spacing = self._inputs(apply=True)
         except ValueError as exc:
@@ -844,7 +904,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
         geodesic = self.method.value == "geodesic"
         for w in (self.balloon, self.auto_threshold, self.threshold, self.alpha):
             self._show_row(w, geodesic)
-        self.threshold.enabled = not self.auto_threshold.value
+        # the threshold only tells the balloon where to stop: without one it does nothing
+        balloon = float(self.balloon.value) != 0.0
+        self.auto_threshold.enabled = balloon
+        self.threshold.enabled = balloon and not self.auto_threshold.value
         for w in (self.lambda1, self.lambda2):
             self._show_row(w, not geodesic)
 
