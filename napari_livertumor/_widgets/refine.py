@@ -551,6 +551,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
             out, notes = result
             if generation != self._generation:
                 return  # the user moved on meanwhile: drop the stale result
+            if not self._onscreen or self.viewer.dims.ndisplay == 3:
+                return  # tabbed away or turned to 3D meanwhile: nothing to show it on
             self._show_preview(ct_layer, z, out)
             self._show_notes(notes)
             if self._preview_error:  # the problem shown earlier is gone
