@@ -382,11 +382,13 @@ class Segmenter:
         stats["input_axes"] = turn.codes
         if self.tumor is None or not liver_found:  # no tumor was looked for: not "none found"
             stats.update(tumor_ml=None, tumor_to_liver_ratio=None, lesion_count=None, lesions=[])
-        if self.tumor is not None:  # how small or unsure a lesion may be and still be reported
+        # how small or unsure a lesion may be and still be reported (null without a tumor
+        # stage: the keys are always there for scripts that read them)
+        stats.update(lesion_filter=None, tumor_tta=None, unsure_lesions=unsure)
+        if self.tumor is not None:
             min_ml, min_peak = self.lesion_filter()
             stats["lesion_filter"] = {"min_ml": min_ml, "min_peak": min_peak}
             stats["tumor_tta"] = cfg.tta
-            stats["unsure_lesions"] = unsure
         stats["warnings"] = warnings
         return SegmentationResult(
             labels=labels,
@@ -680,7 +682,29 @@ def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
         if for_models:
             raise InputError(src, small)
         notes.append(f"the models will refuse it: {small}")
+    label_map = _label_map_values(arr)
+    if label_map:
+        what = (
+            f"the image holds only the values {label_map}: a label map (a segmentation), not a "
+            "CT in Hounsfield units"
+        )
+        if for_models:
+            raise InputError(src, f"{what}; give the CT image it was drawn on")
+        notes.append(what)
     return notes + _hu_warnings(arr, src)
+
+
+def _label_map_values(arr: np.ndarray) -> str:
+    """``"0, 1, 2"`` when ``arr`` holds 2 to 16 whole values within 0–255 (a label map), else
+    ``""``. Judged on a sample (every CT has thousands of values, even a clipped one)."""
+    step = max(1, round((arr.size / 2_000_000) ** (1 / 3)))
+    sample = np.asarray(arr[::step, ::step, ::step])
+    if sample.size == 0 or sample.min() < 0 or sample.max() > 255:
+        return ""
+    values = np.unique(sample)
+    if not 2 <= values.size <= 16 or not np.array_equal(values, np.round(values)):
+        return ""
+    return ", ".join(f"{v:g}" for v in values)
 
 
 def _hu_warnings(arr: np.ndarray, src) -> list[str]:

@@ -218,3 +218,16 @@ def test_an_image_of_another_format_is_named_not_taken_for_dicom(tmp_path):
     [slice_] = write_ct_series(CTVolume(np.zeros((1, 8, 8), np.int16)), tmp_path / "dcm")
     renamed = slice_.rename(slice_.with_suffix(".img"))
     assert load_ct(renamed).shape == (1, 8, 8)
+
+
+def test_a_folder_of_pictures_says_what_it_holds(tmp_path):
+    """A folder of PNGs said only "no DICOM files found"; one PNG was named as a picture."""
+    for i in range(3):
+        (tmp_path / f"slice{i}.png").write_bytes(b"\\x89PNG\\r\\n\\x1a\\n" + b"\\x00" * 32)
+    (tmp_path / "notes.txt").write_text("exported")
+    with pytest.raises(InputError, match=r"no DICOM files found; it holds 3 PNG picture files"):
+        load_ct(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match=r"no DICOM files found$"):
+        load_ct(empty)

@@ -145,6 +145,9 @@ def test_the_result_does_not_depend_on_array_orientation_quirks():
     # no tumor stage: its figures are unknown, not 0 ("no tumor found")
     assert result.stats["tumor_ml"] is None and result.stats["lesion_count"] is None
     assert result.stats["liver_ml"] > 0
+    # the tumor stage's keys are there for scripts, empty (a KeyError before)
+    assert result.stats["unsure_lesions"] == [] and result.stats["lesion_filter"] is None
+    assert result.stats["tumor_tta"] is None
 
 
 class SpyNet(OracleNet):
@@ -943,3 +946,21 @@ def test_num_threads_zero_gives_back_every_core_and_a_refine_dict_is_read(monkey
     assert isinstance(cfg.refine_config, RefineConfig) and cfg.refine_config.iterations == 5
     with pytest.raises(InputError, match="unknown refine setting"):
         InferenceConfig(refine_config={"iters": 5}).validate()
+
+
+def test_a_label_map_given_as_the_ct_is_refused_by_name():
+    """A labelsTr file given as the CT was segmented (liver 729 mL) with only a warning that
+    the values did not look like HU."""
+    vol, liver, tumor = phantom()
+    labels = np.where(liver, 1, 0).astype(np.uint8)
+    labels[tumor] = 2
+    mask = CTVolume(
+        labels, spacing=vol.spacing, meta={"modality": "CT", "source": "HCC_002.nii.gz"}
+    )
+    with pytest.raises(
+        InputError, match=r"HCC_002.nii.gz: the image holds only the values 0, 1, 2: a label map"
+    ):
+        segment_ct(mask, InferenceConfig(device="cpu"), models=oracle_models())
+    from napari_livertumor.pipeline import check_volume
+
+    assert any("a label map" in n for n in check_volume(mask, for_models=False))

@@ -71,4 +71,31 @@ def load_ct(
             f"{fmt} format: not read here (DICOM and NIfTI only); convert it to NIfTI first "
             "(3D Slicer, ITK-SNAP, or SimpleITK's WriteImage write .nii.gz)",
         )
-    return read_dicom_series(path, series_uid, reporter=reporter, any_modality=any_modality)
+    try:
+        return read_dicom_series(path, series_uid, reporter=reporter, any_modality=any_modality)
+    except InputError as exc:
+        if path.is_dir() and exc.problem == "no DICOM files found":
+            others = _other_format_files(path)
+            if others:
+                raise InputError(
+                    path,
+                    f"no DICOM files found; it holds {others} (not read here: DICOM and NIfTI "
+                    "only; convert to NIfTI first, or choose the folder holding the DICOM series)",
+                ) from exc
+        raise
+
+
+def _other_format_files(folder: Path, limit: int = 5000) -> str:
+    """``"12 PNG picture files, 1 NRRD file"`` for the files of formats read elsewhere."""
+    from collections import Counter
+
+    counts: Counter = Counter()
+    for i, p in enumerate(folder.rglob("*")):
+        if i >= limit:
+            break
+        fmt = _OTHER_FORMATS.get("".join(p.suffixes[-2:]).lower()) or _OTHER_FORMATS.get(
+            p.suffix.lower()
+        )
+        if fmt and p.is_file():
+            counts[fmt] += 1
+    return ", ".join(f"{n} {fmt} file{'s' if n > 1 else ''}" for fmt, n in counts.most_common())
