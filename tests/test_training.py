@@ -392,7 +392,7 @@ def test_a_data_folder_without_labels_is_refused_clearly(tmp_path):
         run_all(tiny_config(tmp_path, tmp_path / "out"))
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(InputError, match="no training cases"):
+    with pytest.raises(InputError, match="no labelled cases"):
         run_all(tiny_config(empty, tmp_path / "out"))
 
 
@@ -819,3 +819,14 @@ def test_a_stop_in_the_last_step_of_the_run_leaves_its_validation_for_the_resume
     assert [(h["step"], h["val_score"] is not None) for h in meta.training["history"]] == [
         (2, True)
     ]
+
+
+def test_folds_without_a_fold_is_refused_not_fold_0(tmp_path, capsys):
+    """``--folds 5`` alone started a full run of fold 0: a job array that forgot ``--fold``
+    trained the same fold five times."""
+    from napari_livertumor.cli import main
+
+    rc = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--folds", "5"])
+    assert rc != 0
+    assert "--folds 5 needs --fold I (0..4)" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -172,9 +172,9 @@ def test_a_folder_with_nothing_usable_gives_a_clear_message(train_widget, qtbot,
     _small_run(widget, tmp_path / "empty", tmp_path / "models")
     widget.start_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
-    assert "no training cases" in widget.status.text()
+    assert "no labelled cases" in widget.status.text()
     assert "[failed]" in widget.log.toPlainText()
-    assert "no training cases" in widget.log.toPlainText()  # the whole message, kept
+    assert "no labelled cases" in widget.log.toPlainText()  # the whole message, kept
     assert not (tmp_path / "models" / "liver" / "metadata.json").exists()
 
 

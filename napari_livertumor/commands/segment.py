@@ -43,6 +43,7 @@ SUMMARY_FIELDS = [
     "lesion_count",
     "unsure_lesion_count",
     "device",
+    "settings",
     "seconds",
     "labels",
     "stats",
@@ -721,10 +722,27 @@ def _summary_values(stats: dict) -> dict:
             None if stats.get("tumor_ml") is None else len(stats.get("unsure_lesions") or [])
         ),
         "device": stats.get("device"),
+        "settings": _settings_text(stats.get("run_settings") or {}),
         "seconds": (stats.get("timings_s") or {}).get("total"),
         "error": "",
         "warnings": " | ".join(stats.get("warnings") or []),
     }
+
+
+def _settings_text(settings: dict) -> str:
+    """``stages=both; refine=on; tta=none; models=/…/models``: the settings that change the
+    masks, so rows of runs made with other settings in one summary can be told apart."""
+    if not settings:
+        return ""
+    parts = [
+        f"stages={settings.get('stages')}",
+        f"refine={'on' if settings.get('refine') else 'off'}",
+        f"tta={settings.get('tta')}",
+    ]
+    liver = settings.get("liver_model")
+    if liver:
+        parts.append(f"models={Path(liver).parent}")
+    return "; ".join(parts)
 
 
 def _remove_stale_temps(outdir: Path, case: Case) -> None:

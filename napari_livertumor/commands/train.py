@@ -39,17 +39,24 @@ def add_arguments(parser) -> None:
         "parts); stops cleanly",
     )
     parser.add_argument("--lr", type=float, help="peak learning rate")
-    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--batch-size", type=int, help="patches per training step")
     parser.add_argument(
         "--weak-lambda", type=float, help="weight of the clinical weak term (tumor stage)"
     )
-    parser.add_argument("--weak-form", choices=("mse", "interval"))
+    parser.add_argument(
+        "--weak-form",
+        choices=("mse", "interval"),
+        help="clinical weak term: squared error to the tumor-to-liver ratio the table gives "
+        "(mse, the original's), or zero within a margin of it and quadratic outside (interval)",
+    )
     parser.add_argument(
         "--split", help="split JSON (train/val/test patient IDs); default: seeded 80/20"
     )
     parser.add_argument("--folds", type=int, help="k-fold split instead of 80/20")
     parser.add_argument("--fold", type=int, help="test fold for --folds")
-    parser.add_argument("--seed", type=int)
+    parser.add_argument(
+        "--seed", type=int, help="seed of the split, patch sampling and initial weights"
+    )
     parser.add_argument("--device", help="auto (default: the GPU when there is one) | cpu | cuda")
     parser.add_argument("--cache-dir", help="preprocessing cache (default OUT/.cache)")
     again = parser.add_mutually_exclusive_group()  # continue, or start over: not both
@@ -78,6 +85,14 @@ def build_configs(args) -> list:
     from ..training.config import load_recipe, make_config, recipe_from_model
 
     recipe = load_recipe(args.config) if args.config else {}
+    if args.folds and args.fold is None and "fold" not in recipe:
+        from ..errors import SettingsError
+
+        # said, not defaulted to 0: a job array that forgot it trained fold 0 K times
+        raise SettingsError(
+            f"--folds {args.folds} needs --fold I (0..{args.folds - 1}): the fold this run "
+            "holds out as its test patients (one run per fold)"
+        )
     overrides = dict(
         data=args.data,
         out=args.out,

@@ -90,7 +90,7 @@ def index_cases(data: str | Path, skipped: list | None = None) -> list[CaseRecor
     if not patients:
         raise InputError(
             root,
-            "no training cases: expected imagesTr/ + labelsTr/ (NIfTI) or one folder per "
+            "no labelled cases: expected imagesTr/ + labelsTr/ (NIfTI) or one folder per "
             "patient with DICOM CT and a DICOM SEG (HCC-TACE-Seg layout)",
         )
     records = [r for p in patients if (r := _index_tcia_patient(p, skipped)) is not None]

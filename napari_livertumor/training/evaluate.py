@@ -242,8 +242,8 @@ def _split_describes_other_data(split: dict, by_id: dict) -> str | None:
     differ = [c for c in present if c in recorded and case_fingerprint(by_id[c]) != recorded[c]]
     if differ:
         return (
-            f"the ground truth of {len(differ)} of its {len(present)} test patients here "
-            f"differs (e.g. {differ[0]})"
+            f"the ground truth of {len(differ)} of the {len(present)} of its "
+            f"{len(split['test'])} test patients found here differs (e.g. {differ[0]})"
         )
     return None
 
