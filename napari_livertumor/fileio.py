@@ -7,6 +7,7 @@ destination only when complete. A failed or interrupted write leaves no partial 
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -65,10 +66,20 @@ def check_writable_folder(folder: str | Path) -> None:
         probe = probe.parent
     if not probe.is_dir():
         raise InputError(probe, f"is a file, so {folder} cannot be a folder")
+    # named as the user gave it: a folder to create in a place that cannot hold it is that
+    # folder's problem ("/proc: cannot be written to" blamed a folder nobody chose)
+    where = (
+        f"cannot be created: {probe} does not allow it"
+        if probe != folder
+        else "cannot be written to"
+    )
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise InputError(probe, "cannot be written to (permissions)")
+        raise InputError(folder, f"{where} (permissions)")
     try:  # permissions can say yes where writing fails (read-only mounts, immutable folders)
         with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as exc:
-        raise InputError(probe, f"cannot be written to ({exc.strerror or exc})") from exc
+        why = exc.strerror or str(exc)
+        if exc.errno == errno.ENOENT:  # a special file system (/proc) that takes no files
+            why = "it takes no new files"
+        raise InputError(folder, f"{where} ({why})") from exc

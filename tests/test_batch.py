@@ -12,6 +12,7 @@ import pytest
 import napari_livertumor.io.nifti as nifti_io
 from napari_livertumor.cli import main
 from napari_livertumor.commands.segment import discover_cases, parse_shard, shard_cases
+from napari_livertumor.errors import InputError
 from napari_livertumor.io.dicom_write import write_ct_series
 from napari_livertumor.io.nifti import write_nifti
 from napari_livertumor.io.volume import CTVolume
@@ -263,8 +264,27 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_any_case_runs
     monkeypatch.setattr(seg_cmd, "segment_one", lambda *a, **k: ran.append(a))
     assert segment([cohort(tmp_path / "in", 2)], tmp_path / "out", models) != 0
     err = capsys.readouterr().err
-    assert "cannot be written to (Operation not permitted)" in err and str(tmp_path / "out") in err
+    assert f"{tmp_path / 'out'}: cannot be written to (Operation not permitted)" in err
     assert ran == []
+
+
+def test_a_folder_in_a_place_that_takes_no_files_is_named_as_given(tmp_path, monkeypatch):
+    """Export to /proc/forbidden said "/proc: cannot be written to (No such file or
+    directory)": another folder, and a reason contradicting itself."""
+    import tempfile
+
+    from napari_livertumor.fileio import check_writable_folder
+
+    def no_such(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", no_such)
+    with pytest.raises(InputError) as info:
+        check_writable_folder(tmp_path / "forbidden")
+    assert str(info.value) == (
+        f"{tmp_path / 'forbidden'}: cannot be created: {tmp_path} does not allow it "
+        "(it takes no new files)"
+    )
 
 
 def test_a_run_that_writes_nothing_leaves_no_empty_output_folder(tmp_path, models):
