@@ -257,3 +257,29 @@ def test_the_panel_fits_a_laptop_screen(train_widget):
     scroll = widget.findChild(PanelScroll)
     assert scroll.horizontalScrollBarPolicy() == 1  # Qt.ScrollBarAlwaysOff
     assert scroll.isAncestorOf(widget.start_button) and scroll.isAncestorOf(widget.canvas)
+
+
+def test_the_training_child_never_runs_the_script_napari_was_started_from(tmp_path):
+    """A script without a main guard (as napari's examples are) was imported again by the
+    spawned training process: a second napari window, and training waited for it."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    marker = tmp_path / "ran"
+    script.write_text(
+        "import os\n"
+        f"open({str(marker)!r}, 'a').write(f'{{os.getpid()}}\\n')\n"
+        "from napari_livertumor._widgets._training_jobs import _main_script_hidden\n"
+        "import multiprocessing as mp, sys\n"
+        "ctx = mp.get_context('spawn')\n"
+        "child = ctx.Process(target=print, args=('child ran',))\n"
+        "with _main_script_hidden():\n"
+        "    child.start()\n"
+        "child.join(60)\n"
+        "main = sys.modules['__main__']\n"
+        "print('exit', child.exitcode, main.__file__ == __file__, main.__spec__ is None)\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert "child ran" in out.stdout and "exit 0 True True" in out.stdout, out.stderr
+    assert len(marker.read_text().split()) == 1  # the script's body ran once, in the parent

@@ -30,7 +30,8 @@ def train_in_subprocess(config, should_cancel):
     child = ctx.Process(
         target=_train_child, args=(config.to_dict(), reports, cancel, crash_log), daemon=True
     )
-    child.start()
+    with _main_script_hidden():
+        child.start()
     try:
         while True:
             if should_cancel():
@@ -55,6 +56,33 @@ def train_in_subprocess(config, should_cancel):
             child.join(timeout=5)
         with contextlib.suppress(OSError):
             os.unlink(crash_log)
+
+
+@contextlib.contextmanager
+def _main_script_hidden():
+    """Start the child without it importing the script napari was started from.
+
+    A "spawn" child imports the parent's ``__main__`` (by its path, or by name under
+    ``python -m``) before it runs anything; a script whose code is not under
+    ``if __name__ == "__main__":`` (as in napari's own examples) then opened a second napari
+    window, and training waited until it was closed. The child needs nothing from it (the
+    target is this module's, its arguments plain data): ``__main__`` shows the child neither
+    its path nor its module name while it starts.
+    """
+    import sys
+
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    try:
+        main.__dict__.pop("__file__", None)
+        main.__spec__ = None
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
 
 
 def _death_message(exitcode, crash_log: str) -> str:
