@@ -73,3 +73,14 @@ def test_the_demo_without_a_display_says_how_to_get_a_screenshot(monkeypatch, ca
     assert main(["demo"]) == 1
     err = capsys.readouterr().err
     assert "no display" in err and "--screenshot" in err
+
+
+def test_the_demo_window_takes_most_of_the_screen(make_napari_viewer):
+    """napari's default 1089×633 window left the scan a 305-px strip beside the panels."""
+    from napari_livertumor._widgets.demo import _fill_screen
+
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    area = window.screen().availableGeometry()
+    _fill_screen(viewer)
+    assert window.width() >= 0.9 * area.width() and window.height() >= 0.9 * area.height()

@@ -47,6 +47,7 @@ def run_demo(screenshot: str | None = None, widgets: str = "all") -> int:
         )
         return 2
     viewer = napari.Viewer(title="napari-livertumor demo")
+    _fill_screen(viewer)
     docked = dock_widgets(viewer, names)
     add_sample(viewer)
     load = docked.get("load")
@@ -142,6 +143,19 @@ def _add_minimal_volume(viewer):
     return _layers.add_ct_layer(
         viewer, vol, name="MINIMAL DEMO VOLUME (synthetic sample not available yet)"
     )
+
+
+def _fill_screen(viewer) -> None:
+    """Most of the screen for the window: napari's default 1089×633 left the scan a 305-px
+    wide strip beside the panels, even on a 1920×1080 screen."""
+    window = viewer.window._qt_window
+    screen = window.screen() if hasattr(window, "screen") else None
+    if screen is None:
+        return
+    area = screen.availableGeometry()
+    width, height = int(area.width() * 0.92), int(area.height() * 0.92)
+    window.resize(max(width, window.width()), max(height, window.height()))
+    window.move(area.x() + (area.width() - window.width()) // 2, area.y())
 
 
 def _screenshot_and_quit(viewer, path: Path) -> int:
