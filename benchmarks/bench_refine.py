@@ -148,11 +148,13 @@ def bench_widget(repeats: int, screenshot: str | None) -> dict:
 
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(1500, 950)
-    _layers.add_ct_layer(viewer, ph.ct, name="synthetic CT")
-    seg = _layers.add_labels_layer(viewer, labels, ph.ct, "synthetic CT segmentation")
+    _layers.add_ct_layer(viewer, ph.ct, name="CT (synthetic)")
+    seg = _layers.add_labels_layer(
+        viewer, labels, ph.ct, "CT (synthetic) segmentation", ct_layer_name="CT (synthetic)"
+    )
     seg.opacity = 0.35
     widget = RefineWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Refine tumor", area="right")
+    viewer.window.add_dock_widget(widget, name="3 Refine tumor", area="right")
     z = int(np.argmax(truth.sum(axis=(1, 2))))
     viewer.dims.set_current_step(0, z)
     app = QApplication.instance()
@@ -190,7 +192,7 @@ def bench_widget(repeats: int, screenshot: str | None) -> dict:
         for _ in range(20):
             app.processEvents()
             time.sleep(0.02)
-        ly = viewer.layers["synthetic CT"]
+        ly = viewer.layers["CT (synthetic)"]
         yx = np.argwhere(truth[z]).mean(axis=0) * np.asarray(ph.ct.spacing[1:])
         viewer.camera.center = (0.0, *(yx + np.asarray(ly.translate[1:])))
         viewer.camera.zoom = 3.0
