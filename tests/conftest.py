@@ -8,8 +8,8 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 # The Segment and Train panels import torch and MONAI in a background thread when they open;
-# the panels' own imports wait for it (``_jobs.IMPORT_LOCK``) but test code importing MONAI on
-# the main thread at the same moment (building toy models) does not. Imported once here, the
+# the panels' jobs wait for it (``_jobs.IMPORT_LOCK``) but test code importing MONAI on the
+# main thread at the same moment (building toy models) does not. Imported once here, the
 # panels' background import finds them loaded.
 try:
     import monai.inferers  # noqa: E402, F401

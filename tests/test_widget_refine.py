@@ -317,8 +317,9 @@ def test_a_lesion_chosen_in_the_list_is_named_by_its_number_in_the_list(refine_s
     widget.refresh_lesions()
     texts = [widget.lesion_combo.itemText(i) for i in range(widget.lesion_combo.count())]
     assert texts[1].startswith("lesion 1:") and texts[2].startswith("lesion 2:")
-    assert data[widget.lesion_combo.itemData(1)] == 2  # a voxel of it, not a component id
-    assert widget.lesion_combo.itemData(2) == (zs[0], y, x)  # the small one, first in order
+    # voxels of each lesion, not component ids
+    assert all(data[v] == 2 for v in widget.lesion_combo.itemData(1))
+    assert (zs[0], y, x) in widget.lesion_combo.itemData(2)  # the small one
     widget.lesion_combo.setCurrentIndex(1)
     widget.apply_lesion_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
@@ -526,6 +527,15 @@ def test_a_lesion_chosen_before_the_labels_changed_is_the_one_refined(refine_set
     assert changed.any() and not (changed & painted).any()
     assert widget.lesion_combo.currentText().startswith("lesion 1:")  # refreshed, kept
     assert widget.lesion_combo.currentText() != chosen_text or not changed.any()
+
+    # one of the chosen lesion's listed voxels painted over: the lesion is still found
+    widget.lesion_combo.setCurrentIndex(1)
+    first = widget.lesion_combo.currentData()[0]
+    seg.data[first] = 1
+    seg.refresh()
+    widget.apply_lesion_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert "no longer" not in widget.status.text() and "lesion 1" in widget.status.text()
 
     widget.lesion_combo.setCurrentIndex(2)  # the painted one, then erased by hand
     seg.data[painted] = 1

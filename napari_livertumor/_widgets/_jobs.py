@@ -32,10 +32,11 @@ class ImportGate:
     Two threads importing the same packages at once can each hold a module the other needs:
     Python then hands one of them a half-initialised module ("cannot import name …").
     ``with IMPORT_LOCK:`` waits until no background import is announced or running; every job
-    does so before it starts, and the GUI thread before its own imports of those modules. The
-    background imports announce themselves from the thread that starts them (:meth:`announce`,
-    so a job started a moment later already waits), say :meth:`done` when finished, and run one
-    at a time (``serial``).
+    does so in its worker before it starts (the window never waits). The background imports
+    take only other packages (torch, MONAI, SciPy): the panel imports this package's own
+    modules on the GUI thread first, so no other thread is ever inside them. They announce
+    themselves from the thread that starts them (:meth:`announce`, so a job started a moment
+    later already waits), say :meth:`done` when finished, and run one at a time (``serial``).
     """
 
     def __init__(self) -> None:

@@ -382,10 +382,7 @@ def output_labels(layer: Labels) -> tuple[np.ndarray, str]:
     """
     data = np.asarray(layer.data)
     if layer.metadata.get(ROLE) == "ground_truth":
-        from ._jobs import IMPORT_LOCK
-
-        with IMPORT_LOCK:  # not beside a panel's background imports
-            from ..training.metrics import hcc_to_output
+        from ..training.metrics import hcc_to_output
 
         if data.size and (data.min() < 0 or data.max() > max(CLASS_NAMES)):
             raise ValueError(

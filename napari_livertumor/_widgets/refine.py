@@ -693,14 +693,19 @@ class RefineWidget(JobWidgetMixin, QWidget):
             set_status(self.status, f"'{mask_layer.name}' has no tumor to refine{why}.")
             return
         chosen = self.lesion_combo.currentText() if lesion is None else None
-        if lesion is None:
-            lesion = self.lesion_combo.currentData()
-        if lesion is None:
+        seeds = [lesion] if lesion is not None else self.lesion_combo.currentData()
+        if seeds is None:
             pos = mask_layer.world_to_data(self.viewer.cursor.position[-mask_layer.ndim :])
-            lesion = tuple(int(round(float(p))) for p in pos)
+            seeds = [tuple(int(round(float(p))) for p in pos)]
             chosen = None
-        seed = tuple(int(v) for v in lesion)
-        if not (all(0 <= i < n for i, n in zip(seed, tumor.shape, strict=True)) and tumor[seed]):
+        # the first of the lesion's voxels still tumor (one may have been painted over)
+        inside = [
+            tuple(int(v) for v in sd)
+            for sd in seeds
+            if all(0 <= int(i) < n for i, n in zip(sd, tumor.shape, strict=True))
+        ]
+        seed = next((sd for sd in inside if tumor[sd]), None)
+        if seed is None:
             set_status(
                 self.status,
                 f"'{chosen}' is no longer in the tumor labels (they were edited): choose the "
@@ -996,9 +1001,10 @@ def _set_items(combo: QComboBox, names: list[str]) -> None:
         combo.currentIndexChanged.emit(combo.currentIndex())
 
 
-def _lesions_by_size(tumor: np.ndarray) -> list[tuple[int, tuple[int, int, int]]]:
-    """``(voxels, a voxel of it)`` per lesion, largest first, found on the tumor's bounding
-    box only (the whole 512² volume cost the window a second at each look at the list)."""
+def _lesions_by_size(tumor: np.ndarray) -> list[tuple[int, tuple]]:
+    """``(size in voxels, up to 16 voxels of it)`` per lesion, largest first, found on the
+    tumor's bounding box only (the whole 512² volume cost the window a second at each look
+    at the list)."""
     found = ndi.find_objects(np.asarray(tumor, dtype=np.uint8))
     if not found or found[0] is None:
         return []
@@ -1007,9 +1013,12 @@ def _lesions_by_size(tumor: np.ndarray) -> list[tuple[int, tuple[int, int, int]]
     sizes = np.bincount(comps.ravel())[1:]
     out = []
     for i, sl in enumerate(ndi.find_objects(comps), start=1):
-        first = np.argwhere(comps[sl] == i)[0]
-        voxel = tuple(int(v + s.start + b.start) for v, s, b in zip(first, sl, box, strict=True))
-        out.append((int(sizes[i - 1]), voxel))
+        inside = np.argwhere(comps[sl] == i)
+        # a few voxels spread over it: painting over one of them does not lose the lesion
+        picks = inside[np.linspace(0, len(inside) - 1, min(len(inside), 16)).astype(int)]
+        offset = np.array([s.start + b.start for s, b in zip(sl, box, strict=True)])
+        voxels = tuple(tuple(int(v) for v in p + offset) for p in picks)
+        out.append((int(sizes[i - 1]), voxels))
     order = np.argsort([-n for n, _ in out], kind="stable")
     return [out[i] for i in order]
 

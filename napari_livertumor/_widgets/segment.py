@@ -31,7 +31,6 @@ from ._common import (
     set_status,
     warm_up_in_background,
 )
-from ._jobs import IMPORT_LOCK
 
 if TYPE_CHECKING:
     import napari
@@ -216,8 +215,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
     def build_config(self):
         """The :class:`~napari_livertumor.pipeline.InferenceConfig` the controls describe."""
         try:
-            with IMPORT_LOCK:  # not beside the background imports
-                from ..pipeline import InferenceConfig
+            from ..pipeline import InferenceConfig  # (imported when the panel opened)
         except ImportError as exc:
             raise RuntimeError(
                 f"segmentation is not available yet (napari_livertumor.pipeline: {exc})"
@@ -259,8 +257,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             f"(layer '{layer.name}'): liver {s['liver_ml']:.0f} mL, {tumor}."
         )
         # what makes the numbers untrustworthy comes first, in amber, and as a notification
-        with IMPORT_LOCK:
-            from ..pipeline import NOT_HU
+        from ..pipeline import NOT_HU
 
         serious = [w for w in result.warnings if NOT_HU in w or w.startswith("no liver found")]
         not_hu = any(NOT_HU in w for w in serious)

@@ -33,7 +33,6 @@ from ._common import (
     set_status,
     warm_up_in_background,
 )
-from ._jobs import IMPORT_LOCK
 from ._training_jobs import summarize_data, train_in_subprocess
 
 if TYPE_CHECKING:
@@ -273,8 +272,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.start_button.setText("Stop")
 
     def _with_run_recipe(self, config, stage_dir: Path):
-        with IMPORT_LOCK:  # not beside the background imports
-            from ..training.loop import apply_recipe, recipe_differences, saved_recipe
+        from ..training.loop import apply_recipe, recipe_differences, saved_recipe
 
         saved = saved_recipe(stage_dir)
         if not saved:
@@ -310,9 +308,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
 
     def build_config(self):
         """The :class:`~napari_livertumor.training.TrainConfig` the controls describe."""
-        with IMPORT_LOCK:  # not beside the background imports
-            from ..training import make_config
-            from ..training.config import recipe_from_model
+        from ..training import make_config
+        from ..training.config import recipe_from_model
 
         data = self.data.text().strip()
         out = self.out.text().strip()
@@ -488,9 +485,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
     def _stage_changed(self, stage: str | None = None) -> None:
         """Show the stage's defaults, or the starting model's fixed geometry (read-only)."""
         from ..errors import LiverTumorError
-
-        with IMPORT_LOCK:  # not beside the background imports
-            from ..training.config import recipe_from_model, stage_defaults
+        from ..training.config import recipe_from_model, stage_defaults
 
         stage = stage or self.stage.currentText()
         folder_mode = self.start_from.currentText() == START_FOLDER
