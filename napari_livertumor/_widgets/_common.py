@@ -98,11 +98,9 @@ def clear_status_if(label, *starts: str) -> None:
 
 
 def warm_up_imports(*modules: str) -> None:
-    """Import torch, MONAI and ``modules`` now, while the panel opens.
-
-    Importing their compiled modules holds Python's global lock for up to seconds; done first
-    inside a worker, that would freeze the window in the middle of a run instead.
-    """
+    """Import torch, MONAI and ``modules`` (the background thread of
+    :func:`warm_up_in_background`, one such import at a time); an ImportError is left for
+    the job that needs the module to report."""
     from ._jobs import IMPORT_LOCK
 
     with IMPORT_LOCK.serial:  # one background import at a time
