@@ -216,4 +216,13 @@ def test_train_in_the_column_leaves_every_panel_a_usable_height(make_napari_view
         qtbot.wait(200)
     qtbot.wait(300)
     heights = {type(p).__name__: p.height() for p in panels}
-    assert min(heights.values()) >= 120, heights
+    assert min(heights.values()) >= 95, heights  # a few rows, not one (67 px)
+    # and when a panel's content grows (results, a notes box) it takes room, not all of it
+    from napari_livertumor._widgets._common import PanelScroll
+
+    scroll = panels[-1].findChild(PanelScroll)
+    scroll._asked = 1  # as if its content had just grown
+    scroll._claim_room()
+    qtbot.wait(300)
+    heights = {type(p).__name__: p.height() for p in panels}
+    assert min(heights.values()) >= 95, heights  # a few rows, not one (67 px)

@@ -460,6 +460,10 @@ def _wanted_height(dock) -> int:
     return scroll.content_height() + dock.height() - dock.widget().height()
 
 
+#: px a panel keeps when a neighbour claims room for its results: a few rows of its form
+USABLE_HEIGHT = 150
+
+
 def share_dock_column(panel: QWidget, first: bool = False) -> None:
     """Share the height of ``panel``'s dock column out among its docks: each its preferred
     height when they all fit (the rest in proportion), else in proportion to what each wants
@@ -487,7 +491,10 @@ def share_dock_column(panel: QWidget, first: bool = False) -> None:
     sizes: dict = {}
     rest = docks
     if first:
-        sizes[dock] = min(want[dock], total - sum(floor[d] for d in docks if d is not dock))
+        # the others keep a usable height (a few rows), not their one-row minimum: a panel
+        # whose content grew (a notes box, a table) squashed its neighbours to one row each
+        keep = {d: min(want[d], max(floor[d], USABLE_HEIGHT)) for d in docks if d is not dock}
+        sizes[dock] = max(floor[dock], min(want[dock], total - sum(keep.values())))
         rest = [d for d in docks if d is not dock]
     room = total - sum(sizes.values())
     wanted = sum(want[d] for d in rest)
