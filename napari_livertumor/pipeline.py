@@ -511,8 +511,8 @@ def refine_labels(
     the contours (slivers cut off a lesion's edge) goes back to liver, as the tumor stage's own
     filter removes them: one already that small in ``labels`` too. For hand-edited labels pass
     ``min_ml=0`` and use :func:`napari_livertumor.refine.drop_slivers` (which keeps a lesion
-    that was already small), as the Refine panel does. When the refinement module is not available the labels are
-    left as they are and a note is appended to ``warnings``.
+    that was already small), as the Refine panel does. When the refinement module is not
+    available the labels are left as they are and a note is appended to ``warnings``.
 
     Returns
     -------
@@ -694,11 +694,16 @@ def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
     return notes + _hu_warnings(arr, src)
 
 
+def _sample(arr: np.ndarray) -> np.ndarray:
+    """About two million voxels of ``arr``, evenly strided (a view)."""
+    step = max(1, round((arr.size / 2_000_000) ** (1 / 3)))
+    return arr[::step, ::step, ::step]
+
+
 def _label_map_values(arr: np.ndarray) -> str:
     """``"0, 1, 2"`` when ``arr`` holds 2 to 16 whole values within 0–255 (a label map), else
     ``""``. Judged on a sample (every CT has thousands of values, even a clipped one)."""
-    step = max(1, round((arr.size / 2_000_000) ** (1 / 3)))
-    sample = np.asarray(arr[::step, ::step, ::step])
+    sample = _sample(arr)
     if sample.size == 0 or sample.min() < 0 or sample.max() > 255:
         return ""
     values = np.unique(sample)
@@ -709,8 +714,7 @@ def _label_map_values(arr: np.ndarray) -> str:
 
 def _hu_warnings(arr: np.ndarray, src) -> list[str]:
     """Warnings when the values do not look like Hounsfield units (refuses absurd ones)."""
-    step = max(1, round((arr.size / 2_000_000) ** (1 / 3)))  # a 2-million-voxel sample
-    sample = np.asarray(arr[::step, ::step, ::step], dtype=np.float64).ravel()
+    sample = np.asarray(_sample(arr), dtype=np.float64).ravel()
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return []
