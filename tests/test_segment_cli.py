@@ -307,3 +307,51 @@ def test_a_single_failed_case_is_told_once_a_batch_gathers_its_failures(tmp_path
     assert batch.returncode == 1
     recap = batch.stderr[batch.stderr.rindex("summary") :]
     assert "bad failed" in recap and "worse failed" in recap, batch.stderr
+
+
+def test_acquisition_picks_a_stacked_phase_and_a_changed_pick_redoes_the_case(tmp_path, models):
+    """One series holding two phases over the same stretch: ``--acquisition`` reads the one asked
+    for (recorded in the stats), a missing number names the ones there, and running again with
+    the default pick is a change of settings, not a complete case to skip."""
+    arterial, venous = small_ct(seed=5), small_ct(seed=6)
+    common = {"series_uid": "1.2.826.0.1.3680043.8.498.71", "patient_id": "P9"}
+    folder = tmp_path / "P9"
+    write_ct_series(arterial, folder, acquisition_number=1, **common,
+                    file_names=[f"a{i}.dcm" for i in range(12)])  # fmt: skip
+    write_ct_series(venous, folder, acquisition_number=2, instance_number_start=20, **common,
+                    file_names=[f"v{i}.dcm" for i in range(12)])  # fmt: skip
+    out = tmp_path / "out"
+    base = ["segment", str(folder), "-o", str(out), "--models", str(models), "--no-refine"]
+    assert main([*base, "--device", "cpu", "--acquisition", "1"]) == 0
+    stats = json.loads((out / "P9_stats.json").read_text())
+    assert stats["acquisition_number"] == 1
+    assert stats["run_settings"]["acquisition"] == 1
+    assert main([*base, "--device", "cpu"]) == 0  # the default (the later phase): redone
+    assert json.loads((out / "P9_stats.json").read_text())["acquisition_number"] == 2
+
+
+def test_a_missing_acquisition_names_those_there(tmp_path, models, caplog):
+    arterial, venous = small_ct(seed=5), small_ct(seed=6)
+    common = {"series_uid": "1.2.826.0.1.3680043.8.498.72"}
+    write_ct_series(arterial, tmp_path / "s", acquisition_number=1, **common,
+                    file_names=[f"a{i}.dcm" for i in range(12)])  # fmt: skip
+    write_ct_series(venous, tmp_path / "s", acquisition_number=2, instance_number_start=20,
+                    **common, file_names=[f"v{i}.dcm" for i in range(12)])  # fmt: skip
+    rc = main(["segment", str(tmp_path / "s"), "-o", str(tmp_path / "o"), "--models",
+               str(models), "--device", "cpu", "--acquisition", "3"])  # fmt: skip
+    assert rc == 1
+    assert "has no acquisition number 3 (its stacked acquisitions: 1, 2)" in caplog.text
+
+
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="this machine has a GPU to run on"
+)
+def test_strict_device_stops_when_cuda_is_absent_and_writes_nothing(tmp_path, models, capsys):
+    write_nifti(small_ct(), tmp_path / "ct.nii.gz")
+    out = tmp_path / "out"
+    args = ["segment", str(tmp_path / "ct.nii.gz"), "-o", str(out), "--models", str(models)]
+    assert main([*args, "--device", "cuda", "--strict-device"]) == 1
+    assert "CUDA" in capsys.readouterr().err
+    assert not out.exists()  # nothing written, not even the folder
+    assert main([*args, "--device", "cuda", "--no-refine"]) == 0  # without it: the CPU
+    assert json.loads((out / "ct_stats.json").read_text())["device"] == "cpu"

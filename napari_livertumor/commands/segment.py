@@ -77,6 +77,12 @@ def add_arguments(parser) -> None:
         help="auto: the GPU when there is one (default)",
     )
     parser.add_argument(
+        "--strict-device",
+        action="store_true",
+        help="with --device cuda: stop when no GPU is usable, instead of running on the CPU "
+        "with a warning",
+    )
+    parser.add_argument(
         "--models",
         metavar="DIR",
         help="folder holding liver/ and tumor/ model folders (default: the shipped models)",
@@ -92,6 +98,13 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--refine-config", metavar="FILE", help="RefineConfig JSON file")
     parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to segment")
+    parser.add_argument(
+        "--acquisition",
+        type=int,
+        metavar="N",
+        help="AcquisitionNumber to segment when one series stacks several phases (default: the "
+        "one a DICOM SEG there references, else the one with the most slices)",
+    )
     parser.add_argument(
         "--shard",
         metavar="i/n",
@@ -171,6 +184,7 @@ def run(args) -> int:
             raise InputError(args.refine_config, "; ".join(wrong) + ": fix the file")
     kwargs = dict(
         device=args.device,
+        strict_device=args.strict_device,
         stages=args.stages,
         refine=not args.no_refine,
         refine_config=refine_cfg,
@@ -203,6 +217,7 @@ def run(args) -> int:
             outdir,
             config,
             series_uid=args.series,
+            acquisition=args.acquisition,
             overwrite=args.overwrite,
             progress=_printer(),
         )
@@ -489,7 +504,7 @@ _RESULT_SETTINGS = (
 )
 
 
-def run_settings(case: Case, config, series_uid=None) -> dict:
+def run_settings(case: Case, config, series_uid=None, acquisition=None) -> dict:
     """What a case's outputs were made from: the input (absolute) and the settings that matter.
 
     Recorded in ``<case>_stats.json``: a later run skips the case when they are equal, redoes it
@@ -505,7 +520,10 @@ def run_settings(case: Case, config, series_uid=None) -> dict:
         elif dataclasses.is_dataclass(value):
             value = dataclasses.asdict(value)
         settings[name] = value
-    record = {"input": str(Path(case.path).resolve()), "series_uid": series_uid, **settings}
+    record = {"input": str(Path(case.path).resolve()), "series_uid": series_uid}
+    if acquisition is not None:  # absent when not asked: earlier runs' records stay equal
+        record["acquisition"] = acquisition
+    record.update(settings)
     return json.loads(json.dumps(record, default=str))  # as it reads back from the file
 
 
@@ -518,11 +536,22 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
         return ("same", "") if same else ("other input", str(old.get("input")))
     if made.get("input") != wanted["input"]:
         return "other input", str(made.get("input"))
-    changed = sorted(k for k in wanted if made.get(k) != wanted[k])
+    # an acquisition asked for before and left to the default now is a change too
+    keys = set(wanted) | ({"acquisition"} & set(made))
+    changed = sorted(k for k in keys if made.get(k) != wanted.get(k))
     return ("other settings", ", ".join(changed)) if changed else ("same", "")
 
 
-def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, progress=None):
+def run_cases(
+    cases,
+    outdir: Path,
+    config,
+    *,
+    series_uid=None,
+    acquisition=None,
+    overwrite=False,
+    progress=None,
+):
     """Segment ``cases`` into ``outdir`` with one model load; returns one summary row per case."""
     from ..pipeline import Segmenter
 
@@ -532,7 +561,7 @@ def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, 
         labels_path, stats_path = output_paths(outdir, case)
         row = {"case": case.name, "input": str(case.path), "labels": labels_path.name}
         row["stats"] = stats_path.name
-        wanted = run_settings(case, config, series_uid)
+        wanted = run_settings(case, config, series_uid, acquisition)
         in_the_way = [q for q in (labels_path, stats_path) if q.is_dir()]
         if in_the_way:  # found before the work, not when renaming onto it after
             msg = f"{in_the_way[0]} is a folder, not a file: move it, or use another output folder"
@@ -581,8 +610,8 @@ def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, 
         t0 = time.perf_counter()
         try:
             stats = segment_one(
-                case, outdir, segmenter, series_uid=series_uid, progress=progress,
-                load_seconds=load_s,
+                case, outdir, segmenter, series_uid=series_uid, acquisition=acquisition,
+                progress=progress, load_seconds=load_s,
             )  # fmt: skip
             rows.append({**row, **_summary_values(stats), "status": "done"})
         except Cancelled:
@@ -605,7 +634,14 @@ def run_cases(cases, outdir: Path, config, *, series_uid=None, overwrite=False, 
 
 
 def segment_one(
-    case: Case, outdir: Path, segmenter, *, series_uid=None, progress=None, load_seconds=0.0
+    case: Case,
+    outdir: Path,
+    segmenter,
+    *,
+    series_uid=None,
+    acquisition=None,
+    progress=None,
+    load_seconds=0.0,
 ) -> dict:
     """Read, segment and write one case; returns the stats written."""
     from .. import __version__
@@ -613,10 +649,13 @@ def segment_one(
     from ..io.nifti import write_nifti
 
     labels_path, stats_path = output_paths(outdir, case)
-    settings = run_settings(case, segmenter.config, series_uid)
+    settings = run_settings(case, segmenter.config, series_uid, acquisition)
     t0 = time.perf_counter()
     volume = load_ct(
-        case.path, series_uid=series_uid, any_modality=bool(segmenter.config.allow_non_ct)
+        case.path,
+        series_uid=series_uid,
+        acquisition=acquisition,
+        any_modality=bool(segmenter.config.allow_non_ct),
     )
     t_read = time.perf_counter() - t0
 
@@ -638,6 +677,7 @@ def segment_one(
         "case": case.name,
         "input": str(case.path),
         "series_uid": volume.meta.get("series_uid"),
+        "acquisition_number": volume.meta.get("acquisition_number"),
         **result.stats,
         "timings_s": timings,
         "device": result.device,

@@ -29,7 +29,12 @@ _OTHER_FORMATS = {
 
 
 def load_ct(
-    path: str | Path, series_uid: str | None = None, *, reporter=None, any_modality: bool = False
+    path: str | Path,
+    series_uid: str | None = None,
+    *,
+    acquisition: int | None = None,
+    reporter=None,
+    any_modality: bool = False,
 ) -> CTVolume:
     """Load a CT from a DICOM folder/file or a ``.nii``/``.nii.gz`` file.
 
@@ -41,6 +46,10 @@ def load_ct(
         ``series_uid``).
     series_uid : str, optional
         ``SeriesInstanceUID`` to pick in a multi-series folder (ignored for NIfTI).
+    acquisition : int, optional
+        ``AcquisitionNumber`` to read when a series stacks several phases over the same
+        stretch (ignored for NIfTI; by default the one a DICOM SEG there references, else the
+        one with the most slices).
     reporter : napari_livertumor.progress.Reporter, optional
         Progress and cancellation for DICOM reading.
     any_modality : bool
@@ -72,7 +81,13 @@ def load_ct(
             "(3D Slicer, ITK-SNAP, or SimpleITK's WriteImage write .nii.gz)",
         )
     try:
-        return read_dicom_series(path, series_uid, reporter=reporter, any_modality=any_modality)
+        return read_dicom_series(
+            path,
+            series_uid,
+            acquisition=acquisition,
+            reporter=reporter,
+            any_modality=any_modality,
+        )
     except InputError as exc:
         if path.is_dir() and exc.problem == "no DICOM files found":
             others = _other_format_files(path)

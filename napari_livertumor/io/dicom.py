@@ -497,7 +497,18 @@ def _choose(
     if acquisition is not None:
         chosen = [g for g in matching if g[0].acquisition == acquisition]
         if not chosen:
-            raise InputError(path, f"series has no acquisition number {acquisition}")
+            have = sorted({g[0].acquisition for g in matching if g[0].acquisition is not None})
+            uids = sorted({g[0].uid for g in matching})
+            which = f"series {uids[0]}" if len(uids) == 1 else "no series here"
+            raise InputError(
+                path,
+                f"{which} has no acquisition number {acquisition} "
+                + (
+                    f"(its stacked acquisitions: {', '.join(map(str, have))})"
+                    if have
+                    else "(it stacks no acquisitions: leave the acquisition out)"
+                ),
+            )
         matching = chosen
     # the one a SEG refers to, then most slices, then the latest acquisition (the later
     # contrast phase of a stacked series)
