@@ -115,3 +115,47 @@ def test_cancel_mid_run_leaves_existing_layers_alone(segmenting, gate, qtbot):
     assert [ly.name for ly in viewer.layers] == before
     assert "Cancelled" in widget.status.text()
     assert widget.run_button.text() == "Run"
+
+
+def _collect(qtbot) -> None:
+    import gc
+
+    from qtpy.QtWidgets import QApplication
+
+    for _ in range(3):
+        qtbot.wait(50)
+        QApplication.processEvents()
+        gc.collect()
+
+
+def test_a_finished_job_and_a_closed_panel_let_go_of_layers_and_networks(
+    make_napari_viewer, models_dir, qtbot
+):
+    """A finished Segment job held the CT layer and its volume until the button was used
+    again; a panel closed with its dock's x button (napari only takes it out of the dock) was
+    kept alive by its layer-list follower, with its loaded networks, reacting to layer events."""
+    import weakref
+
+    viewer = make_napari_viewer()
+    vol, _ = tiny_ct()
+    ct = _layers.add_ct_layer(viewer, vol, name="CT A")
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-livertumor", "2 Segment")
+    widget.add_model_folder(models_dir)
+    widget.device_combo.setCurrentText("cpu")
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
+    assert widget.status.text().startswith("Segmented 'CT A'")
+    assert not widget.jobs  # the finished job is not kept
+    net = weakref.ref(next(iter(widget._models.values())))
+    ct_ref = weakref.ref(ct)
+    viewer.layers.clear()
+    del ct
+    _collect(qtbot)
+    assert ct_ref() is None  # the deleted CT is freed
+
+    panel = weakref.ref(widget)
+    dock.destroyOnClose()  # the dock's x button
+    del widget, dock
+    _collect(qtbot)
+    assert net() is None and panel() is None
+    _layers.add_ct_layer(viewer, tiny_ct()[0], name="CT B")  # no closed panel reacts

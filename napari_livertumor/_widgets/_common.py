@@ -179,18 +179,28 @@ def device_summary() -> str:
 
 
 def follow_layer_list(widget, viewer, slot) -> None:
-    """Call ``slot`` when layers are added, removed or renamed, until ``widget`` is destroyed.
+    """Call ``slot`` when layers are added, removed or renamed, while ``widget`` is docked.
 
     On a rename the panel's pickers keep the renamed layer chosen: their entries take the new
     name before the lists are refilled (refilled alone, a choice gone by name fell back to the
-    first entry: another patient's CT, Inspect's results cleared)."""
+    first entry: another patient's CT, Inspect's results cleared). A panel the user closes
+    stops following (:meth:`JobWidgetMixin.event`) and holds nothing the viewer keeps: napari
+    only takes a closed panel out of its dock, so a follower kept here would keep the panel,
+    its networks and its undo history alive, reacting to every layer event, after each close.
+    Docked again (a script can), it follows again and refreshes.
+    """
+    import weakref
+
     from . import _layers
 
+    ref = weakref.ref(widget)
+
     def renamed(layer, old: str) -> None:
-        if layer.metadata.get(_layers.SUPERSEDED):  # moved aside for a new result of that name
-            return
+        panel = ref()
+        if panel is None or layer.metadata.get(_layers.SUPERSEDED):
+            return  # gone, or moved aside for a new result of that name
         try:
-            for combo in widget.findChildren(QComboBox):
+            for combo in panel.findChildren(QComboBox):
                 for i in range(combo.count()):
                     if combo.itemText(i) == old:
                         combo.setItemText(i, layer.name)
@@ -198,12 +208,22 @@ def follow_layer_list(widget, viewer, slot) -> None:
             return
         slot()
 
-    stop = _layers.on_rename(viewer, renamed)
     events = (viewer.layers.events.inserted, viewer.layers.events.removed)
-    for event in events:
-        event.connect(slot)
+    state: dict = {}
 
-    def disconnect(*_):
+    def connect() -> bool:
+        """Follow (again); True if it was not following."""
+        if state.get("stop") is not None:
+            return False
+        state["stop"] = _layers.on_rename(viewer, renamed)
+        for event in events:
+            event.connect(slot)
+        return True
+
+    def disconnect(*_) -> None:
+        stop = state.pop("stop", None)
+        if stop is None:
+            return
         stop()
         for event in events:
             try:
@@ -211,6 +231,8 @@ def follow_layer_list(widget, viewer, slot) -> None:
             except Exception:  # already gone with the viewer
                 pass
 
+    connect()
+    widget.__dict__.setdefault("_layer_following", []).append((connect, disconnect, slot))
     widget.destroyed.connect(disconnect)
 
 
@@ -238,10 +260,16 @@ class JobWidgetMixin:
         # napari's dock "x" button takes the widget out of its dock (parent → None) without
         # closing or deleting it: that is the moment the user closed this panel.
         if event.type() == QEvent.ParentChange:
+            following = getattr(self, "_layer_following", [])
             if self.parent() is None:
                 self.shutdown_jobs()
+                for _, disconnect, _ in following:
+                    disconnect()
                 self.panel_closed()
             else:
+                for connect, _, slot in following:
+                    if connect():  # docked again after a close: the layers may have changed
+                        slot()
                 self.panel_opened()
                 # docked: the column is shared out again (a new dock took its full height)
                 QTimer.singleShot(50, lambda: _share_if_alive(self))
@@ -302,7 +330,13 @@ class JobWidgetMixin:
             return None
         bar = getattr(self, "progress_bar", None)
 
+        started: list[Job] = []
+
         def finished(status: str) -> None:
+            # a finished job is let go: through its callbacks it holds the layers and volumes
+            # it worked on, which a user deleting them expects to be freed
+            if started and self.jobs.get(button) is started[0]:
+                del self.jobs[button]
             try:
                 button.setText(self._button_text.get(button, button.text()))
                 button.setEnabled(True)
@@ -338,6 +372,7 @@ class JobWidgetMixin:
             progress_bar=bar,
             description=description,
         )
+        started.append(job)
         self.jobs[button] = job
         self._button_text.setdefault(button, button.text())
         button.setText("Cancel")

@@ -185,13 +185,17 @@ class Job(QObject):
         from superqt.utils import create_worker
 
         report, should_cancel = self._report, self._should_cancel
+        # the worker keeps its function after it ran: the target (and what it holds) is
+        # reached through this list, emptied when the job has finished
+        self._target = [target]
+        held = self._target
         if generator:
 
             def run_generator():
                 with IMPORT_LOCK:  # a panel's background imports finish first
                     pass
                 try:
-                    yield from target(report, should_cancel)
+                    yield from held[0](report, should_cancel)
                 except (LiverTumorError, JobFailed):
                     raise
                 except Exception as exc:
@@ -205,7 +209,7 @@ class Job(QObject):
                 with IMPORT_LOCK:  # a panel's background imports finish first
                     pass
                 try:
-                    return target(report, should_cancel)
+                    return held[0](report, should_cancel)
                 except (LiverTumorError, JobFailed):
                     raise
                 except Exception as exc:
@@ -256,8 +260,14 @@ class Job(QObject):
             self._outcome = "cancelled" if self._cancel.is_set() else "done"
         self.status = self._outcome
         self._close_bars()
-        if self._on_finished is not None:
-            self._on_finished(self.status)
+        on_finished = self._on_finished
+        # let go of what the callbacks hold (layers, volumes, the result): a finished job
+        # kept by anyone must not keep them alive
+        self._on_result = self._on_yielded = self._on_error = self._on_finished = None
+        self._qbar = None
+        self._target[:] = []
+        if on_finished is not None:
+            on_finished(self.status)
 
     def _update_napari_bar(self, stage: str, done: int, total: int) -> None:
         # One napari bar per job, relabelled per stage: creating napari bars is what costs

@@ -458,6 +458,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self._closed = True
         try:
             self._timer.stop()
+            self._onscreen_timer.stop()  # a closed panel polls nothing
             # the preview layer is shared: another Refine panel still open keeps it
             window = self.viewer.window._qt_window
             if not [
@@ -500,6 +501,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def panel_opened(self) -> None:
         if getattr(self, "_closed", False):  # (docked from __init__: not set yet)
             self._closed = False
+            self._onscreen_timer.start()
             self.schedule_preview()
 
     def schedule_preview(self, *_) -> None:

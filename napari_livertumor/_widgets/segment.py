@@ -289,6 +289,10 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         set_status(self.status, msg, warning=bool(serious))
 
     # ------------------------------------------------------------------ slots
+    def panel_closed(self) -> None:
+        """A closed panel lets go of its loaded networks (GPU memory on CUDA)."""
+        self._models_key, self._models = None, None
+
     def _run_clicked(self) -> None:
         if not self.cancel_if_running(self.run_button):
             self.run()
