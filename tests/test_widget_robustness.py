@@ -143,7 +143,8 @@ def test_a_finished_job_and_a_closed_panel_let_go_of_layers_and_networks(
     widget.add_model_folder(models_dir)
     widget.device_combo.setCurrentText("cpu")
     widget.run_button.click()
-    qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
+    panel = weakref.ref(widget)
+    qtbot.waitUntil(lambda: not panel().busy, timeout=120_000)
     assert widget.status.text().startswith("Segmented 'CT A'")
     assert not widget.jobs  # the finished job is not kept
     net = weakref.ref(next(iter(widget._models.values())))
@@ -153,7 +154,6 @@ def test_a_finished_job_and_a_closed_panel_let_go_of_layers_and_networks(
     _collect(qtbot)
     assert ct_ref() is None  # the deleted CT is freed
 
-    panel = weakref.ref(widget)
     dock.destroyOnClose()  # the dock's x button
     del widget, dock
     _collect(qtbot)
