@@ -44,4 +44,12 @@ class SettingsError(LiverTumorError, ValueError):
 
 
 class Cancelled(LiverTumorError):
-    """A long-running job was cancelled by the user."""
+    """A long-running job was cancelled by the user.
+
+    ``changed`` says what the job had already done when it stopped (files written...), in
+    words for the user; empty when it stopped before changing anything.
+    """
+
+    def __init__(self, message: str = "cancelled by the user", *, changed: str = ""):
+        self.changed = changed
+        super().__init__(message)

@@ -335,3 +335,35 @@ def test_only_a_mask_takes_a_ct_geometry_and_two_phases_on_one_grid_never_pick_a
 
     with pytest.raises(SaveRefused, match=r"several CTs \(arterial, venous\)"):
         write_labels_dicom_seg(str(tmp_path / "mine.dcm"), mine.data, mine._get_state())
+
+
+def test_cancel_stops_before_the_next_file_and_says_what_was_written(
+    dicom_viewer, qtbot, monkeypatch
+):
+    """The export never looked at Cancel: every file was written, and the panel said
+    "Cancelled: nothing was changed"."""
+    import threading
+
+    from napari_livertumor._widgets import export as export_mod
+
+    viewer, widget, _, _, out = dicom_viewer
+    widget.folder.setText(str(out))
+    widget.masks_check.setChecked(True)
+    real, first_done, go_on = export_mod._write_one, threading.Event(), threading.Event()
+
+    def held(*args, **kwargs):
+        real(*args, **kwargs)
+        first_done.set()
+        go_on.wait(20)  # the cancel is clicked while the first file's export "runs"
+
+    monkeypatch.setattr(export_mod, "_write_one", held)
+    widget.export_button.click()
+    qtbot.waitUntil(first_done.is_set, timeout=20_000)
+    widget.export_button.click()  # Cancel
+    go_on.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) == 1  # the one being written when Cancel came; nothing after it
+    text = widget.status.text()
+    assert text.startswith("Cancelled after: ") and files[0] in text and "not written" in text
+    assert "nothing was changed" not in text

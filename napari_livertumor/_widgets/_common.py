@@ -345,7 +345,11 @@ class JobWidgetMixin:
             except RuntimeError:
                 return
             if status == "cancelled":
-                set_status(self.status, "Cancelled: nothing was changed.")
+                changed = started[0].cancel_changed if started else ""
+                if changed:
+                    set_status(self.status, f"Cancelled after: {changed}", warning=True)
+                else:
+                    set_status(self.status, "Cancelled: nothing was changed.")
             if on_finished is not None:
                 on_finished(status)
 

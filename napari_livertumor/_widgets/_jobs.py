@@ -119,6 +119,8 @@ class Job(QObject):
         self._on_finished = on_finished
         self.status = "pending"
         self._outcome: str | None = None
+        #: what a cancelled job had already done (``Cancelled.changed``), "" for nothing
+        self.cancel_changed = ""
         self._progressed.connect(self._show_progress)
         self.worker = self._make_worker(target, generator)
 
@@ -249,6 +251,7 @@ class Job(QObject):
         # of its thread has been handled.
         if isinstance(exc, Cancelled):
             self._outcome = "cancelled"
+            self.cancel_changed = getattr(exc, "changed", "")
             return
         self._outcome = "failed"
         if self._on_error is not None:

@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..errors import InputError, LiverTumorError
+from ..errors import Cancelled, InputError, LiverTumorError
 from ..fileio import atomic_write_text, check_writable_folder
 from . import _layers
 from ._common import (
@@ -227,7 +227,13 @@ class ExportWidget(JobWidgetMixin, QWidget):
         def target(progress, should_cancel):
             notes: list[str] = []
             written = write_exports(
-                labels, volume, kinds, progress=progress, extra_stats=extra, notes=notes
+                labels,
+                volume,
+                kinds,
+                progress=progress,
+                extra_stats=extra,
+                notes=notes,
+                should_cancel=should_cancel,
             )
             return written, notes
 
@@ -324,6 +330,7 @@ def write_exports(
     progress=None,
     extra_stats=None,
     notes: list[str] | None = None,
+    should_cancel=None,
 ) -> list:
     """Write each requested kind (``labels.nii.gz``, ``liver.nii.gz``, ``tumor.nii.gz``,
     ``seg.dcm``, ``stats.json``, ``lesions.csv``) to its path; returns the paths written.
@@ -331,6 +338,9 @@ def write_exports(
     ``notes`` receives what a file had to leave out (the DICOM SEG: interpolated slices).
 
     A failure after some files were written says which were and which were not.
+    ``should_cancel()`` is checked before each file; a cancel stops there with
+    :class:`~napari_livertumor.errors.Cancelled`, whose ``changed`` names the files already
+    written (a file is never left half-written).
     """
     labels, volume = volume.to_stored(labels)  # a NIfTI shown turned: the file's own grid
     written: list[Path] = []
@@ -340,6 +350,15 @@ def write_exports(
     # attribute), and then nothing else has been replaced yet
     order = sorted(files.items(), key=lambda kv: kv[0] != "seg.dcm")
     for i, (kind, path) in enumerate(order):
+        if should_cancel is not None and should_cancel():
+            left = ", ".join(p.name for _, p in order[i:])
+            changed = (
+                f"{', '.join(p.name for p in written)} written to {path.parent}; not written: "
+                f"{left}"
+                if written
+                else ""
+            )
+            raise Cancelled("export cancelled", changed=changed)
         if progress is not None:
             progress("export", i, len(files))
         try:
@@ -354,6 +373,13 @@ def write_exports(
                 f"not written: {left}"
             ) from exc
         written.append(path)
+    if should_cancel is not None and should_cancel() and written:
+        # the cancel came after the last file: said as such, not as "nothing was changed"
+        raise Cancelled(
+            "export cancelled",
+            changed=f"all {len(written)} file(s) had been written to {written[0].parent} "
+            f"({', '.join(p.name for p in written)})",
+        )
     if progress is not None:
         progress("export", len(files), len(files))
     return written
