@@ -628,7 +628,8 @@ def _check_input(volume: CTVolume, cfg: InferenceConfig) -> list[str]:
         raise InputError(
             src,
             f"modality is {modality}, not CT: the models expect CT in Hounsfield units "
-            "(set allow_non_ct to force)",
+            "(to segment it anyway: livertumor segment --allow-non-ct, or "
+            "InferenceConfig(allow_non_ct=True))",
         )
     return check_volume(volume)
 

@@ -379,3 +379,100 @@ def test_segmenting_into_the_input_folder_never_reads_its_own_label_maps_as_cts(
     # a label map of no input here is no output of ours: a case (the user's file)
     (nifti / "case00.nii.gz").rename(tmp_path / "elsewhere.nii.gz")
     assert "case00_labels" in {c.name for c in discover_cases([nifti])}
+
+
+def test_a_ct_replaced_at_the_same_path_is_redone_not_skipped(tmp_path, models, caplog):
+    """Only the path was compared: a new CT copied over the old one kept the old labels,
+    which no longer lay on its grid."""
+    write_nifti(ct(1), tmp_path / "case.nii.gz")
+    out = tmp_path / "out"
+    assert segment([tmp_path / "case.nii.gz"], out, models) == 0
+    write_nifti(ct(2, shape=(9, 32, 32)), tmp_path / "case.nii.gz")
+    assert segment([tmp_path / "case.nii.gz"], out, models) == 0
+    assert "the input's files changed" in caplog.text
+    assert nib.load(out / "case_labels.nii.gz").shape == (32, 32, 9)
+
+
+def test_a_second_input_of_a_name_never_takes_another_inputs_name(tmp_path, models):
+    """'x' and 'x ' both read as x: the second became x_2, the name of the real x_2.nii.gz,
+    and with --overwrite one patient's outputs replaced another's."""
+    write_nifti(ct(1), tmp_path / "x.nii.gz")
+    write_nifti(ct(2), tmp_path / "x .nii.gz")
+    write_nifti(ct(3), tmp_path / "x_2.nii.gz")
+    names = [c.name for c in discover_cases([tmp_path])]
+    assert sorted(names) == ["x", "x_2", "x_3"]
+    out = tmp_path / "out"
+    assert segment([tmp_path], out, models, "--stages", "liver") == 0
+    rows = read_rows(out / "summary.csv")
+    assert sorted(r["case"] for r in rows) == ["x", "x_2", "x_3"]
+    assert len({r["input"] for r in rows}) == 3
+
+
+def test_a_stop_between_labels_and_stats_never_leaves_old_stats_saying_complete(
+    tmp_path, models, monkeypatch
+):
+    """Redoing a case wrote the new labels beside the old stats; a disk full (or a kill)
+    before the new stats came left old stats that said complete: the next run skipped it."""
+    import napari_livertumor.commands.segment as seg_cmd
+
+    write_nifti(ct(1), tmp_path / "case.nii.gz")
+    out = tmp_path / "out"
+    assert segment([tmp_path / "case.nii.gz"], out, models, "--stages", "liver") == 0
+    real = seg_cmd.atomic_write_text
+
+    def full(path, text):
+        if str(path).endswith("_stats.json"):
+            raise OSError(28, "No space left on device", str(path))
+        return real(path, text)
+
+    monkeypatch.setattr(seg_cmd, "atomic_write_text", full)
+    assert segment([tmp_path / "case.nii.gz"], out, models) == 1  # both stages: redone
+    monkeypatch.setattr(seg_cmd, "atomic_write_text", real)
+    assert not (out / "case_stats.json").exists()
+    assert segment([tmp_path / "case.nii.gz"], out, models) == 1  # refused, not skipped
+    assert segment([tmp_path / "case.nii.gz"], out, models, "--overwrite") == 0
+
+
+def test_a_liver_only_rerun_with_other_refinement_settings_is_skipped(tmp_path, models, caplog):
+    caplog.set_level("INFO", logger="livertumor")
+    write_nifti(ct(1), tmp_path / "case.nii.gz")
+    out = tmp_path / "out"
+    assert segment([tmp_path / "case.nii.gz"], out, models, "--stages", "liver") == 0
+    args = ["segment", str(tmp_path / "case.nii.gz"), "-o", str(out), "--models", str(models)]
+    assert main([*args, "--device", "cpu", "--stages", "liver", "--tta", "inplane"]) == 0
+    assert "already complete, skipped" in caplog.text and "redoing" not in caplog.text
+
+
+def test_an_interrupted_batch_lists_the_cases_it_finished(tmp_path, models, monkeypatch):
+    import napari_livertumor.commands.segment as seg_cmd
+
+    cohort(tmp_path / "in", 3)
+    real, calls = seg_cmd.segment_one, []
+
+    def stop_at_the_second(case, *args, **kwargs):
+        calls.append(case.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(case, *args, **kwargs)
+
+    monkeypatch.setattr(seg_cmd, "segment_one", stop_at_the_second)
+    out = tmp_path / "out"
+    assert segment([tmp_path / "in"], out, models) == 130
+    rows = read_rows(out / "summary.csv")
+    assert [(r["case"], r["status"]) for r in rows] == [("case00", "done")]
+    assert not (out / "case01_labels.nii.gz").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("path\n", "has a 'path' column but no cases under it"),
+        ("case;path\nA;a.nii.gz\n", "separated by commas"),
+        ("Path\na.nii.gz\n", "column names are lower case"),
+        ("file\na.nii.gz\n", "columns found: 'file'"),
+    ],
+)
+def test_a_case_list_that_cannot_be_used_says_why(tmp_path, text, said):
+    (tmp_path / "list.csv").write_text(text)
+    with pytest.raises(InputError, match=said):
+        discover_cases([tmp_path / "list.csv"])

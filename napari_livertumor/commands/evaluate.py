@@ -39,7 +39,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from ..models.lean_import import import_monai_lean
     from ..training.evaluate import evaluate
+
+    import_monai_lean()  # a command-line process: MONAI without what inference never uses
 
     result = evaluate(
         args.data,

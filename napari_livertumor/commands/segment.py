@@ -181,7 +181,12 @@ def run(args) -> int:
         wrong_words = ("unknown", "not a number", "not finite", "not a pair")
         wrong = [n for n in refine_cfg.validated()[1] if any(w in n for w in wrong_words)]
         if wrong:
-            raise InputError(args.refine_config, "; ".join(wrong) + ": fix the file")
+            wrong = [n.split("; using ")[0] for n in wrong]  # no default is used: it stops
+            raise InputError(
+                args.refine_config,
+                "; ".join(wrong) + ": fix the file (a batch does not go on with a value nobody "
+                "asked for)",
+            )
     kwargs = dict(
         device=args.device,
         strict_device=args.strict_device,
@@ -210,9 +215,11 @@ def run(args) -> int:
         raise InputError(
             outdir, f"cannot create the output folder ({exc.strerror or exc})"
         ) from exc
+    name = "summary.csv" if shard[1] == 1 else f"summary_shard-{shard[0]}-of-{shard[1]}.csv"
+    rows: list[dict] = []
     try:
         check_writable_folder(outdir)  # before any case is computed, not after each
-        rows = run_cases(
+        run_cases(
             mine,
             outdir,
             config,
@@ -220,11 +227,21 @@ def run(args) -> int:
             acquisition=args.acquisition,
             overwrite=args.overwrite,
             progress=_printer(),
+            rows=rows,
         )
+    except (KeyboardInterrupt, Cancelled):
+        # interrupted (Ctrl-C, a job scheduler's stop): the cases finished so far are in the
+        # summary too; the one being segmented left nothing (its files are written last)
+        if rows and (len(cases) > 1 or _read_summary(outdir / name) is not None):
+            try:
+                log.warning("interrupted: %s lists the %d case(s) finished", name, len(rows))
+                write_summary(rows, outdir / name)
+            except OSError:
+                pass
+        raise
     finally:
         if created and not any(outdir.iterdir()):  # nothing written: leave no empty folder
             outdir.rmdir()
-    name = "summary.csv" if shard[1] == 1 else f"summary_shard-{shard[0]}-of-{shard[1]}.csv"
     # one case alone writes no summary, but one already there (an earlier batch's) is kept
     # true: its row of a case redone here would otherwise tell the old figures
     if len(cases) > 1 or _read_summary(outdir / name) is not None:
@@ -282,10 +299,29 @@ def _cases_from_csv(path: Path) -> list[Case]:
             rows = list(csv.DictReader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(path, f"unreadable CSV list ({exc})") from exc
-    if not rows or "path" not in rows[0]:
-        raise InputError(path, "a case list needs a 'path' column (and optionally 'case')")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        header = []
+    columns = [c.strip() for c in header]
+    if "path" not in columns:
+        found = ", ".join(repr(c) for c in columns[:6]) or "none"
+        hint = ""
+        if any(c.lower() == "path" for c in columns):
+            hint = " (column names are lower case: 'path', 'case')"
+        elif len(columns) == 1 and any(d in columns[0] for d in ";\t|"):
+            hint = " (the columns must be separated by commas; this file uses another separator)"
+        raise InputError(
+            path,
+            f"a case list needs a 'path' column (and optionally 'case'); columns found: "
+            f"{found}{hint}",
+        )
+    if not rows:
+        raise InputError(path, "the case list has a 'path' column but no cases under it")
     cases = []
     for k, row in enumerate(rows, start=2):
+        row = {(k or "").strip(): v for k, v in row.items()}
         raw = (row.get("path") or "").strip()
         if not raw:
             raise InputError(path, f"line {k}: empty path")
@@ -453,18 +489,25 @@ def _safe(name: str) -> str:
 
 
 def _unique_sorted(cases: list[Case]) -> list[Case]:
+    """Sorted, each name once: a second input of a name gets ``_2`` (``_3``…), never a name
+    another input has (``x_2.nii.gz`` beside two inputs named ``x``)."""
     cases = sorted(set(cases), key=lambda c: (c.name, str(c.path)))
-    seen: dict[str, int] = {}
+    taken = {c.name for c in cases}
+    used: set[str] = set()
     out = []
     for c in cases:
-        n = seen.get(c.name, 0)
-        seen[c.name] = n + 1
-        if n:
-            log.warning(
-                "two inputs are named %s: %s is written as %s_%d", c.name, c.path, c.name, n + 1
-            )
-        out.append(c if n == 0 else Case(f"{c.name}_{n + 1}", c.path))
-    return out
+        if c.name not in used:
+            used.add(c.name)
+            out.append(c)
+            continue
+        n = 2
+        while f"{c.name}_{n}" in taken or f"{c.name}_{n}" in used:
+            n += 1
+        new = f"{c.name}_{n}"
+        used.add(new)
+        log.warning("two inputs are named %s: %s is written as %s", c.name, c.path, new)
+        out.append(Case(new, c.path))
+    return sorted(out, key=lambda c: (c.name, str(c.path)))
 
 
 # --------------------------------------------------------------------------- running
@@ -512,10 +555,15 @@ def run_settings(case: Case, config, series_uid=None, acquisition=None) -> dict:
     """
     import dataclasses
 
+    from ..models.checkpoint import default_model_dir
+
     settings = {}
+    liver_only = config.stages == "liver"
     for name in _RESULT_SETTINGS:
         value = getattr(config, name)
-        if name.endswith("_model") and value is not None:
+        if liver_only and name in _TUMOR_ONLY_SETTINGS:
+            value = None  # no tumor stage: these change nothing
+        elif name.endswith("_model") and value is not None:
             value = str(Path(value).resolve())
         elif dataclasses.is_dataclass(value):
             value = dataclasses.asdict(value)
@@ -524,7 +572,58 @@ def run_settings(case: Case, config, series_uid=None, acquisition=None) -> dict:
     if acquisition is not None:  # absent when not asked: earlier runs' records stay equal
         record["acquisition"] = acquisition
     record.update(settings)
+    # what the files were when the outputs were made: a CT replaced at the same path, or a
+    # model retrained in place, makes the outputs stale
+    record["input_stamp"] = _content_stamp(Path(case.path))
+    stages = ("liver",) if liver_only else ("liver", "tumor")
+    record["model_stamps"] = {
+        stage: _content_stamp(
+            Path(getattr(config, f"{stage}_model") or default_model_dir(stage))
+            / "model.safetensors"
+        )
+        for stage in stages
+    }
     return json.loads(json.dumps(record, default=str))  # as it reads back from the file
+
+
+#: Settings of the tumor stage and its refinement: not recorded for a liver-only run.
+_TUMOR_ONLY_SETTINGS = (
+    "tumor_model",
+    "refine",
+    "refine_config",
+    "min_tumor_ml",
+    "min_lesion_peak",
+    "tumor_window_growth",
+    "tta",
+)
+
+#: Recorded since 0.x: an older record without them is not taken for a change.
+_STAMPS = ("input_stamp", "model_stamps")
+
+
+def _content_stamp(path: Path) -> str | None:
+    """Size and modification time of a file, or of the files in a folder tree (count, total
+    size, latest time; this command's own outputs left out); None when it cannot be read."""
+    try:
+        if path.is_file():
+            st = path.stat()
+            return f"{st.st_size}:{st.st_mtime_ns}"
+        if not path.is_dir():
+            return None
+        count = size = latest = 0
+        for p in path.rglob("*"):
+            name = p.name
+            if name.startswith(".") or name.endswith(_OUTPUT_ENDINGS) or ".tmp" in name:
+                continue
+            if p.is_file():
+                st = p.stat()
+                count, size, latest = count + 1, size + st.st_size, max(latest, st.st_mtime_ns)
+        return f"{count} files, {size}:{latest}"
+    except OSError:
+        return None
+
+
+_OUTPUT_ENDINGS = ("_labels.nii.gz", "_labels.nii", "_stats.json", ".csv")
 
 
 def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
@@ -538,8 +637,17 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
         return "other input", str(made.get("input"))
     # an acquisition asked for before and left to the default now is a change too
     keys = set(wanted) | ({"acquisition"} & set(made))
+    keys -= {k for k in _STAMPS if k not in made}  # recorded before stamps were
     changed = sorted(k for k in keys if made.get(k) != wanted.get(k))
-    return ("other settings", ", ".join(changed)) if changed else ("same", "")
+    if "stages" in changed:  # the tumor stage's settings and model came or went with it
+        changed = [k for k in changed if k not in (*_TUMOR_ONLY_SETTINGS, "model_stamps")]
+    words = {
+        "input_stamp": "the input's files changed",
+        "model_stamps": "the model weights changed",
+    }
+    return (
+        ("other settings", ", ".join(words.get(k, k) for k in changed)) if changed else ("same", "")
+    )
 
 
 def run_cases(
@@ -551,12 +659,14 @@ def run_cases(
     acquisition=None,
     overwrite=False,
     progress=None,
+    rows: list[dict] | None = None,
 ):
-    """Segment ``cases`` into ``outdir`` with one model load; returns one summary row per case."""
+    """Segment ``cases`` into ``outdir`` with one model load; returns one summary row per case
+    (appended to ``rows`` as each case ends, when given: an interrupted run keeps them)."""
     from ..pipeline import Segmenter
 
     segmenter = None
-    rows = []
+    rows = [] if rows is None else rows
     for case in cases:
         labels_path, stats_path = output_paths(outdir, case)
         row = {"case": case.name, "input": str(case.path), "labels": labels_path.name}
@@ -605,6 +715,9 @@ def run_cases(
         _remove_stale_temps(outdir, case)
         load_s = 0.0
         if segmenter is None:  # errors here (model missing...) would fail every case: raise
+            from ..models.lean_import import import_monai_lean
+
+            import_monai_lean()  # a command-line process: MONAI without what it never uses
             segmenter = Segmenter(config)
             load_s = segmenter.load_seconds
         t0 = time.perf_counter()
@@ -665,6 +778,10 @@ def segment_one(
 
     result = segmenter.segment(volume, progress=prog)
     t1 = time.perf_counter()
+    # outputs being redone: the old stats go before the new labels come, so a run stopped
+    # between the two writes leaves labels without stats (refused next time), never new labels
+    # beside old stats that say complete (skipped next time)
+    stats_path.unlink(missing_ok=True)
     write_nifti(result.labels, labels_path, reference=volume)
     t_write = time.perf_counter() - t1
     timings = {"read": round(t_read, 3), **result.timings, "write": round(t_write, 3)}

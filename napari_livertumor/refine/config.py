@@ -162,9 +162,15 @@ class RefineConfig:
         """Read a JSON file (the CLI's ``--refine-config FILE``); keys not given keep defaults."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # a BOM (Notepad's UTF-8) is fine
         except OSError as exc:
             raise InputError(path, f"cannot read the refine config: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                path,
+                f"not a UTF-8 text file (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r}"
+                "; UTF-16, as some Windows editors save, is not read): save it as UTF-8 JSON",
+            ) from exc
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
