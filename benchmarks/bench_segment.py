@@ -100,6 +100,15 @@ def main(argv=None) -> int:
         f"{e2e['runs_s']}, peak RSS {e2e['peak_rss_gb']:.2f} GB"
     )
     print("  stages (median s):", e2e["stages_median_s"])
+    # the same command importing MONAI the usual way (what it did before models.lean_import)
+    report["end_to_end_full_imports"] = _end_to_end(
+        dicom, work / "out", models, args.runs, args.no_refine, env={"LIVERTUMOR_FULL_IMPORTS": "1"}
+    )
+    full = report["end_to_end_full_imports"]
+    print(
+        f"end to end, MONAI imported the usual way: median {full['median_s']:.2f} s "
+        f"{full['runs_s']} (lean import saves {full['median_s'] - e2e['median_s']:.2f} s)"
+    )
     if args.fast_growth and args.only != "e2e":
         extra = ("--window-growth", str(args.fast_growth))
         report["end_to_end_fast"] = _end_to_end(
@@ -195,12 +204,18 @@ def _make_dicom(work: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- measurements
-def _run_cli(cmd: list[str]) -> tuple[float, float, int]:
+def _run_cli(cmd: list[str], env: dict | None = None) -> tuple[float, float, int]:
     """Run a command; return (wall s, peak RSS GB sampled incl. children, return code)."""
     import psutil
 
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     peak = [0]
 
     def sample():
@@ -231,10 +246,12 @@ def _segment_cmd(inputs, out, models, no_refine, *extra) -> list[str]:
     return cmd + (["--no-refine"] if no_refine else [])
 
 
-def _end_to_end(dicom: Path, out: Path, models: Path, runs: int, no_refine: bool, extra=()) -> dict:
+def _end_to_end(
+    dicom: Path, out: Path, models: Path, runs: int, no_refine: bool, extra=(), env=None
+) -> dict:
     walls, peaks, stages = [], [], []
     for k in range(runs):
-        wall, peak, rc = _run_cli(_segment_cmd([dicom], out, models, no_refine, *extra))
+        wall, peak, rc = _run_cli(_segment_cmd([dicom], out, models, no_refine, *extra), env)
         if rc != 0:
             raise SystemExit(f"livertumor segment failed (exit {rc})")
         stats = json.loads((out / f"{dicom.name}_stats.json").read_text())
@@ -375,6 +392,15 @@ def _markdown(r: dict) -> str:
         f"- command: `{e['command']}`",
         "",
     ]
+    if "end_to_end_full_imports" in r:
+        full = r["end_to_end_full_imports"]
+        lines += [
+            "Same command with `LIVERTUMOR_FULL_IMPORTS=1` (MONAI imported with every optional "
+            "package it finds, as before `models.lean_import`), in the same run: median "
+            f"**{full['median_s']:.2f} s** over runs {full['runs_s']}, peak RSS "
+            f"{full['peak_rss_gb']:.2f} GB.",
+            "",
+        ]
     if "end_to_end_fast" in r:
         f = r["end_to_end_fast"]
         lines += [
