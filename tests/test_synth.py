@@ -366,3 +366,27 @@ def test_a_stopped_synth_run_can_be_redone_with_force(tmp_path):
     assert [m["TCIA_ID"] for m in json.loads((out / "synth_manifest.json").read_text())] == [
         "HCC_001"
     ]
+
+
+@pytest.mark.parametrize(("first", "then"), [("nifti", "tcia"), ("tcia", "nifti")])
+def test_synth_force_in_the_other_layout_leaves_nothing_of_the_old_cohort(tmp_path, first, then):
+    """NIfTI files and clinical tables of a NIfTI cohort stayed beside a TCIA one written over
+    it with --force, and evaluate then scored the old phantoms."""
+    from napari_livertumor.cli import main
+    from napari_livertumor.synth.cohort import CLINICAL_CSV, CLINICAL_XLSX
+
+    out = tmp_path / "c"
+    assert (
+        main(["synth", "-o", str(out), "--cases", "2", "--shape", "small", "--layout", first]) == 0
+    )
+    assert main(
+        ["synth", "-o", str(out), "--cases", "1", "--shape", "small", "--layout", then, "--force"]
+    ) == 0  # fmt: skip
+    names = sorted(p.name for p in out.iterdir())
+    if then == "tcia":
+        assert names == sorted(["HCC_001", CLINICAL_CSV, CLINICAL_XLSX, "synth_manifest.json"])
+    else:
+        assert names == sorted(
+            ["imagesTr", "labelsTr", "clinical.csv", "clinical.xlsx", "synth_manifest.json"]
+        )
+        assert [p.name for p in (out / "imagesTr").iterdir()] == ["HCC_001.nii.gz"]

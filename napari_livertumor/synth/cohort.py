@@ -111,7 +111,7 @@ def make_cohort(
         raise InputError(out, f"cannot create the output folder ({exc})") from exc
     if present:
         _check_only_ours(out, n_cases)  # before anything is removed
-        _remove_stale_cases(out, n_cases)
+        _remove_stale_cases(out, n_cases, layout)
     # the folder is this command's from now on: a run stopped before the real manifest is
     # written can be redone with --force, and its cases are known (a stub listing them; it
     # replaces an earlier cohort's manifest too, whose lists of files this run's cases no
@@ -200,8 +200,10 @@ def _check_only_ours(out: Path, n_cases: int) -> None:
         )
 
 
-def _remove_stale_cases(out: Path, n_cases: int) -> None:
-    """Remove the cases an earlier cohort's manifest lists beyond the first ``n_cases``."""
+def _remove_stale_cases(out: Path, n_cases: int, layout: str = "tcia") -> None:
+    """Remove the cases an earlier cohort's manifest lists beyond the first ``n_cases``, and
+    all of it when it was written in the other layout (its NIfTI files and clinical tables
+    would otherwise be read beside the new cohort)."""
     manifest = out / "synth_manifest.json"
     if not manifest.is_file():
         return
@@ -209,8 +211,19 @@ def _remove_stale_cases(out: Path, n_cases: int) -> None:
         old = json.loads(manifest.read_text())
     except (OSError, ValueError):
         return
+    old = [e for e in old if isinstance(e, dict)] if isinstance(old, list) else []
+    old_layout = "nifti" if any("image" in e for e in old) else "tcia"
     keep = {f"HCC_{i + 1:03d}" for i in range(n_cases)}
-    for entry in old if isinstance(old, list) else []:
+    if old_layout != layout:
+        keep = set()
+        tables = (
+            ("clinical.xlsx", "clinical.csv")
+            if old_layout == "nifti"
+            else (CLINICAL_XLSX, CLINICAL_CSV)
+        )
+        for name in tables:
+            (out / name).unlink(missing_ok=True)
+    for entry in old:
         pid = str(entry.get("TCIA_ID", "")) if isinstance(entry, dict) else ""
         if not pid.startswith("HCC_") or pid in keep:
             continue
@@ -220,6 +233,10 @@ def _remove_stale_cases(out: Path, n_cases: int) -> None:
                 (out / rel).unlink()
         if (out / pid).is_dir():
             shutil.rmtree(out / pid)
+    for sub in ("imagesTr", "labelsTr"):  # left empty by the NIfTI cohort removed
+        folder = out / sub
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 # ------------------------------------------------------------------------------- writers
