@@ -203,3 +203,25 @@ def test_one_model_folder_as_models_is_said_first_and_nothing_is_printed(
     rc = main(["evaluate", "--data", str(data), "--models", str(models), "--device", "cpu",
                "--max-cases", "1"])  # fmt: skip
     assert rc == 0 and "no -o: nothing written" in capsys.readouterr().out
+
+
+def test_without_a_split_every_unreadable_patient_is_named_too(trained, tmp_path, capsys):
+    """With no split, a patient the data index skipped (no labels, a broken SEG) was only a log
+    line: the table said "Test patients: 4" with no word of the fifth."""
+    import shutil
+
+    data, models = trained
+    copy, bare = tmp_path / "data", tmp_path / "models"
+    shutil.copytree(data, copy)
+    shutil.copytree(models, bare)
+    for f in bare.rglob("split.json"):
+        f.unlink()
+    (copy / "labelsTr" / "HCC_003.nii.gz").unlink()
+    rc = main(["evaluate", "--data", str(copy), "--models", str(bare), "-o",
+               str(tmp_path / "out"), "--device", "cpu", "--max-cases", "1"])  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "Not evaluated: 1 of the 5 test patients asked for" in out
+    assert "HCC_003 (no label file" in out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [n["case"] for n in summary["not_evaluated"]] == ["HCC_003"]

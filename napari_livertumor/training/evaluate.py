@@ -108,6 +108,12 @@ def evaluate(
         if c not in by_id:
             reason = why_skipped.get(c, f"not in {data}")
             not_evaluated.append({"case": c, "reason": reason})
+    if split_source.startswith("all cases"):  # every patient was asked for: each unreadable one too
+        asked = set(test_ids)
+        for c, why in why_skipped.items():
+            if c not in asked:
+                test_ids = [*test_ids, c]
+                not_evaluated.append({"case": c, "reason": why})
     if not_evaluated:
         log.warning(
             "%d test patient(s) of the split cannot be evaluated: %s",
