@@ -580,7 +580,7 @@ def test_tumor_given_up_without_liver_confinement_goes_back_to_liver(refine_setu
     tumor = before == 2
     after = tumor.copy()
     after[6] = ndi.binary_erosion(tumor[6], iterations=2)  # what a shrinking contour gives
-    widget._commit(seg, tumor, None, after, "slice 6")
+    widget._commit(seg, tumor, None, after, "slice 6", widget._chosen())
     shrunk = tumor & ~after
     assert shrunk.any() and (seg.data[shrunk] == 1).all()
 
@@ -636,3 +636,53 @@ def test_settings_that_do_nothing_are_greyed_and_tumor_value_1_is_refused(refine
     widget.tumor_value.value = 1
     widget.apply_slice_button.click()
     assert "Tumor value 1 is the liver's value" in widget.status.text()
+
+
+def test_liver_erased_while_apply_all_runs_gets_no_tumor_written_over_it(
+    refine_setup, qtbot, monkeypatch
+):
+    """Only the tumor was compared at the end: tumor grew onto liver the user had just erased."""
+    import threading
+
+    from napari_livertumor._widgets import refine as refine_mod
+
+    viewer, widget, seg, truth, liver = refine_setup
+    gate, entered, real = threading.Event(), threading.Event(), refine_mod.refine_all
+
+    def held(*args, **kwargs):
+        entered.set()
+        gate.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(refine_mod, "refine_all", held)
+    widget.live.value = False
+    widget.apply_all_button.click()
+    qtbot.waitUntil(entered.is_set, timeout=10_000)
+    erased = seg.data == 1
+    seg.data[erased] = 0  # the user erases the liver, not the tumor
+    seg.refresh()
+    before = seg.data.copy()
+    gate.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    np.testing.assert_array_equal(seg.data, before)
+    assert "the liver in 'CT segmentation' was edited while refining" in widget.status.text()
+    assert len(widget.history) == 0
+
+
+def test_a_failing_preview_is_one_red_line_not_a_traceback_per_slider_move(
+    refine_setup, qtbot, monkeypatch
+):
+    from napari_livertumor._widgets import refine as refine_mod
+
+    viewer, widget, seg, truth, liver = refine_setup
+
+    def broken(*args, **kwargs):
+        raise ValueError("contour blew up")
+
+    monkeypatch.setattr(refine_mod, "refine_slice", broken)
+    with qtbot.capture_exceptions() as caught:
+        widget.iterations.value = widget.iterations.value + 5
+        qtbot.waitUntil(lambda: "Preview failed" in widget.status.text(), timeout=10_000)
+        qtbot.wait(200)
+    assert "contour blew up" in widget.status.text()
+    assert not caught

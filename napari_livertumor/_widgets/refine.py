@@ -573,9 +573,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 self._preview_again = False
                 self.preview_now()
 
-        from napari.qt.threading import create_worker
+        from superqt.utils import create_worker
 
-        worker = create_worker(compute, _start_thread=False)
+        # its failure is the red line above, not also a traceback for every slider move
+        worker = create_worker(compute, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(done)
         worker.errored.connect(failed)
         worker.finished.connect(finished)
@@ -663,6 +664,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         except ValueError as exc:
             set_status(self.status, str(exc), error=True)
             return
+        chosen = self._chosen()
         z = self.current_slice(ct_layer)
         notes: list[str] = []
         out = refine_slice(
@@ -676,7 +678,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         new = tumor.copy()
         new[z] = out
         self._show_notes(notes, sticky=True)
-        self._commit(mask_layer, tumor, liver, new, f"slice {z}")
+        self._commit(mask_layer, tumor, liver, new, f"slice {z}", chosen)
 
     def apply_lesion(self, lesion: tuple[int, int, int] | None = None) -> None:
         """Refine one lesion in 3D: the one holding voxel ``lesion`` (z, y, x), the one chosen
@@ -721,6 +723,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         cfg = self.build_config()
         ct = np.asarray(ct_layer.data)
         min_ml = _sliver_ml(mask_layer)
+        taken = self._chosen()
 
         def target(progress, should_cancel):
             comps = label_lesions(tumor)
@@ -738,7 +741,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         def show(result) -> None:
             out, notes, rank = result
             self._show_notes(notes, sticky=True)
-            self._commit(mask_layer, tumor, liver, out, f"lesion {rank}")
+            self._commit(mask_layer, tumor, liver, out, f"lesion {rank}", taken)
 
         self.run_job(
             target, show, button=self.apply_lesion_button, description="refine lesion",
@@ -755,6 +758,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         cfg = self.build_config()
         ct = np.asarray(ct_layer.data)
         min_ml = _sliver_ml(mask_layer)
+        taken = self._chosen()
 
         def target(progress, should_cancel):
             notes: list[str] = []
@@ -767,14 +771,21 @@ class RefineWidget(JobWidgetMixin, QWidget):
         def show(result) -> None:
             out, notes = result
             self._show_notes(notes, sticky=True)
-            self._commit(mask_layer, tumor, liver, out, "all lesions")
+            self._commit(mask_layer, tumor, liver, out, "all lesions", taken)
 
         self.run_job(
             target, show, button=self.apply_all_button, description="refine",
             busy_text="Refining all lesions in 3D…",
         )  # fmt: skip
 
-    def _commit(self, mask_layer, tumor_before, liver, tumor_after, what: str) -> None:
+    def _chosen(self) -> tuple[str, int]:
+        """The Liver-from choice and the tumor value an Apply starts with: its result is
+        written with them, whatever the panel shows when it ends."""
+        return self.liver_combo.currentText(), int(self.tumor_value.value)
+
+    def _commit(
+        self, mask_layer, tumor_before, liver, tumor_after, what: str, chosen: tuple[str, int]
+    ) -> None:
         """Write the new tumor into the labels layer, inside the liver only, with an undo step."""
         if mask_layer not in self.viewer.layers or not mask_layer.visible:
             # deleted or hidden while the contour ran (Apply to all, or to a lesion, run apart)
@@ -792,10 +803,25 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 self.status, f"'{mask_layer.name}' changed shape; nothing applied.", error=True
             )
             return
-        if not np.array_equal(np.asarray(data) == int(self.tumor_value.value), tumor_before):
+        choice, value = chosen
+        edited = ""
+        if not np.array_equal(np.asarray(data) == value, tumor_before):
+            edited = f"'{mask_layer.name}'"
+        elif liver is not None:  # the liver the contour was kept in, as it is now
+            if choice in ("", SAME_LAYER):
+                liver_now, source = (np.asarray(data) == 1) | tumor_before, mask_layer.name
+            else:
+                source = choice
+                layer = self._layer(choice)
+                liver_now = None
+                if layer is not None and layer.data.shape == liver.shape:
+                    liver_now = (np.asarray(layer.data) > 0) | tumor_before
+            if liver_now is None or not np.array_equal(liver_now, liver):
+                edited = f"the liver in '{source}'"
+        if edited:
             set_status(
                 self.status,
-                f"'{mask_layer.name}' was edited while refining; nothing applied. Apply again.",
+                f"{edited} was edited while refining; nothing applied. Apply again.",
                 error=True,
             )
             return
@@ -804,13 +830,12 @@ class RefineWidget(JobWidgetMixin, QWidget):
         # when the liver comes from another layer or is not used: a 0 there was a hole in it
         removed_to = (
             1
-            if self.liver_combo.currentText() in ("", SAME_LAYER)
-            or (int(self.tumor_value.value) != 1 and bool((np.asarray(data) == 1).any()))
+            if choice in ("", SAME_LAYER) or (value != 1 and bool((np.asarray(data) == 1).any()))
             else 0
         )
         grown, shrunk = write_tumor(
             mask_layer.data, tumor_before, tumor_after, liver,
-            tumor_value=int(self.tumor_value.value), removed_value=removed_to,
+            tumor_value=value, removed_value=removed_to,
             history=self.history, target=mask_layer, what=what,
         )  # fmt: skip
         if grown == shrunk == 0:
