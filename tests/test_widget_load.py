@@ -327,3 +327,69 @@ def test_find_series_selects_the_series_the_seg_was_drawn_on(load_widget, qtbot,
     assert layer.data.shape == vol.shape
     (gt,) = _layers.labels_layers(viewer, role="ground_truth")
     assert np.count_nonzero(gt.data) == np.count_nonzero(labels)
+
+
+def _held_discovery(monkeypatch):
+    import threading
+
+    import napari_livertumor.io.dicom as dicom_mod
+
+    gate, entered, real = threading.Event(), threading.Event(), dicom_mod.discover_series
+
+    def held(folder, *args, **kwargs):
+        entered.set()
+        gate.wait(20)
+        return real(folder, *args, **kwargs)
+
+    monkeypatch.setattr(dicom_mod, "discover_series", held)
+    return gate, entered
+
+
+def test_browsing_another_folder_while_a_scan_runs_scans_the_new_one(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    """The second scan was taken for a click on Cancel: the first was cancelled, the new folder
+    never scanned, and the panel said 'Cancelled'."""
+    from qtpy.QtWidgets import QFileDialog
+
+    viewer = make_napari_viewer()
+    a, _, _ = write_dicom_case(tmp_path / "a")
+    b, _, _ = write_dicom_case(tmp_path / "b")
+    gate, entered = _held_discovery(monkeypatch)
+    widget = LoadWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.source.setCurrentText(SOURCES[0])
+    for folder in (a, b):
+        monkeypatch.setattr(
+            QFileDialog, "getExistingDirectory", staticmethod(lambda *_, f=str(folder), **k: f)
+        )
+        widget.browse.click()
+        qtbot.waitUntil(entered.is_set, timeout=10_000)
+    gate.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    qtbot.wait(200)
+    assert widget.path.text() == str(b)
+    assert widget.series_table.rowCount() == 1
+    assert "image series found" in widget.status.text()
+    assert widget.scan_button.text() == "Find series" and widget.scan_button.isEnabled()
+
+
+def test_a_scan_of_a_folder_no_longer_named_is_dropped(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    """The old folder's series filled the table under the new path (Load would have read the
+    new path with the old folder's series UID)."""
+    viewer = make_napari_viewer()
+    a, _, _ = write_dicom_case(tmp_path / "a")
+    gate, entered = _held_discovery(monkeypatch)
+    widget = LoadWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(a))
+    widget.scan_button.click()
+    qtbot.waitUntil(entered.is_set, timeout=10_000)
+    widget.path.setText(str(tmp_path / "elsewhere"))  # the user types another folder
+    gate.set()
+    qtbot.wait(500)
+    assert not widget.busy and widget.series_table.rowCount() == 0
+    assert widget.scan_button.text() == "Find series" and widget.scan_button.isEnabled()

@@ -313,6 +313,24 @@ class JobWidgetMixin:
             return True
         return False
 
+    def drop_job(self, button) -> None:
+        """Stop ``button``'s running job without a word and free the button: its result is no
+        longer wanted (a scan of a folder the path no longer names). A job started from code
+        (not by a click) then starts anew instead of taking the call for a Cancel."""
+        job = self.jobs.get(button)
+        if job is None or not job.running:
+            return
+        del self.jobs[button]
+        job.shutdown()
+        try:
+            button.setText(self._button_text.get(button, button.text()))
+            button.setEnabled(True)
+            bar = getattr(self, "progress_bar", None)
+            if bar is not None and not self.busy:
+                bar.setVisible(False)
+        except RuntimeError:  # the panel is being deleted
+            pass
+
     def run_job(
         self,
         target: Callable,

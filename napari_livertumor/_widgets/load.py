@@ -155,6 +155,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
             set_status(self.status, f"{folder}: not a folder", error=True)
             return
 
+        self.drop_job(self.scan_button)  # a scan under way (of this or another folder) gives way
+
         def target(progress, should_cancel):
             from ..io.dicom import discover_series
             from ..io.seg import seg_referenced_series
@@ -319,7 +321,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
             self.scan()
 
     def _path_changed(self, *_) -> None:
-        """A new path: the last scan's series (and the SEG it filled in) no longer apply."""
+        """A new path: the last scan's series (and the SEG it filled in) no longer apply, and
+        a scan under way is of a folder no longer named: stopped, its result dropped."""
+        if self.scan_button in self.jobs and self.jobs[self.scan_button].running:
+            self.drop_job(self.scan_button)
+            set_status(self.status, "")
         if self._series or self.series_table.rowCount():
             self._series = []
             self.series_table.setRowCount(0)

@@ -222,6 +222,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         if not data:
             set_status(self.status, "Choose a training data folder first.", error=True)
             return
+        self.drop_job(self.check_button)  # a check under way (of another folder) gives way
         self.run_job(
             lambda progress, should_cancel: summarize_data(data, clinical),
             self._show_summary,
