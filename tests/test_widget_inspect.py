@@ -180,3 +180,33 @@ def test_a_layer_deleted_while_measured_gets_no_figures(viewer_with_labels, qtbo
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     assert widget.volume_table.rowCount() == 0 and widget.stats is None
     assert "removed or another layer chosen while it was measured" in widget.status.text()
+
+
+def test_an_edit_while_measuring_marks_the_figures_as_from_before_it(
+    viewer_with_labels, qtbot, monkeypatch
+):
+    """'Measured' and the old figures were shown as current after the tumor was erased while
+    the measure ran (on a first measure the edit was not even noticed)."""
+    import threading
+
+    import napari_livertumor.stats as stats_mod
+
+    viewer, widget, *_ = viewer_with_labels
+    gate, entered, real = threading.Event(), threading.Event(), stats_mod.compute_stats
+
+    def held(*args, **kwargs):
+        entered.set()
+        gate.wait(20)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stats_mod, "compute_stats", held)
+    widget.measure_button.click()
+    qtbot.waitUntil(entered.is_set, timeout=10_000)
+    layer = viewer.layers["tiny CT segmentation"]
+    layer.paint((8, 24, 24), 0)  # the user erases with the brush meanwhile
+    gate.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert "was edited while it was measured" in widget.status.text()
+    widget.measure_button.click()  # measured again: current
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.status.text() == "Measured 'tiny CT segmentation'."

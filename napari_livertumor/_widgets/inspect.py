@@ -53,6 +53,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self._measured_layer = None  # the layer self.stats describes
         self._segs_seen: set[int] = set()
         self._watched = None
+        self._edit_counts: dict[int, int] = {}  # edits seen per layer (id): stale figures
         self.scores: dict | None = None
         self._colors = dict(_layers.CLASS_COLORS)
 
@@ -179,6 +180,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
             )
             return
         name = layer.name
+        edits = self._edit_count(layer)  # an edit made while it runs makes these figures old
 
         def target(progress, should_cancel):
             from ..stats import compute_stats
@@ -191,7 +193,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
 
         self.run_job(
             target,
-            lambda out: self._show(name, *out, layer=layer),
+            lambda out: self._show(name, *out, layer=layer, edits=edits),
             button=self.measure_button,
             description="measure",
             busy_text=f"Measuring '{name}'…",
@@ -213,7 +215,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
             f"(slices {lesion['slice_range'][0]}–{lesion['slice_range'][1]}).",
         )
 
-    def _show(self, name: str, stats: dict, scores: dict | None, layer=None) -> None:
+    def _show(
+        self, name: str, stats: dict, scores: dict | None, layer=None, edits: int | None = None
+    ) -> None:
         if layer is not None and (
             layer not in self.viewer.layers or layer is not self.labels_layer()
         ):
@@ -267,6 +271,14 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 [(c, f"{s['dice']:.3f}", f"{s['iou']:.3f}") for c, s in scores.items()],
             )
             _fit_height(self.score_table, len(scores))
+        if edits is not None and layer is not None and self._edit_count(layer) != edits:
+            set_status(
+                self.status,
+                f"'{name}' was edited while it was measured: these figures are from before the "
+                "edit; click Measure to update them.",
+                warning=True,
+            )
+            return
         set_status(self.status, f"Measured '{name}'.")
 
     # ------------------------------------------------------------------ style
@@ -340,12 +352,22 @@ class InspectWidget(JobWidgetMixin, QWidget):
             layer.events.paint.connect(self._edited)
 
     def _edited(self, *_) -> None:
-        if self.stats is not None:
-            set_status(self.status, "The labels were edited: click Measure to update the figures.")
+        """The user painted on the chosen labels layer."""
+        self._note_edit(self._watched)
 
     def _edited_elsewhere(self, layer) -> None:
+        """A panel (Refine's Apply, Undo) changed ``layer`` in place."""
+        self._note_edit(layer)
+
+    def _note_edit(self, layer) -> None:
+        if layer is None:
+            return
+        self._edit_counts[id(layer)] = self._edit_count(layer) + 1
         if layer is self._measured_layer and self.stats is not None:
-            self._edited()
+            set_status(self.status, "The labels were edited: click Measure to update the figures.")
+
+    def _edit_count(self, layer) -> int:
+        return self._edit_counts.get(id(layer), 0)
 
     def _pick_color(self, value: int) -> None:
         r, g, b, a = self._colors[value]
