@@ -159,3 +159,21 @@ def test_a_finished_job_and_a_closed_panel_let_go_of_layers_and_networks(
     _collect(qtbot)
     assert net() is None and panel() is None
     _layers.add_ct_layer(viewer, tiny_ct()[0], name="CT B")  # no closed panel reacts
+
+
+def test_the_device_line_is_filled_even_when_a_background_import_breaks(
+    qtbot, tmp_path, monkeypatch
+):
+    """An OSError (a broken CUDA library) in the background import left the line on
+    "Looking for a GPU…" for good, its timer polling forever."""
+    from qtpy.QtWidgets import QLabel
+
+    from napari_livertumor._widgets._common import CHECKING_DEVICE, warm_up_in_background
+
+    (tmp_path / "broken_cuda_lib.py").write_text("raise OSError('libcudart.so: cannot open')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    label = QLabel(CHECKING_DEVICE)
+    qtbot.addWidget(label)
+    warm_up_in_background(label, "broken_cuda_lib")
+    qtbot.waitUntil(lambda: label.text() != CHECKING_DEVICE, timeout=60_000)
+    assert "GPU" in label.text() or "CUDA" in label.text()

@@ -112,8 +112,8 @@ def warm_up_imports(*modules: str) -> None:
 
             for name in modules:
                 importlib.import_module(name)
-        except ImportError:  # reported when a job needs them
-            pass
+        except Exception:  # noqa: BLE001 - reported when a job needs them (ImportError, or an
+            pass  # OSError from a broken CUDA library): the device line must not wait forever
 
 
 #: the device line while torch is being imported in the background
@@ -148,7 +148,10 @@ def warm_up_in_background(label, *modules: str) -> None:
             warm_up_imports(*rest)
         finally:
             IMPORT_LOCK.done()
-        done["text"] = device_summary()
+        try:
+            done["text"] = device_summary()
+        except Exception as exc:  # noqa: BLE001 - a torch that cannot look for a GPU
+            done["text"] = f"Could not look for a GPU ({type(exc).__name__}: {exc})"
 
     IMPORT_LOCK.announce()  # before the thread starts: a job started now waits for it
     threading.Thread(target=work, name="livertumor-imports", daemon=True).start()
