@@ -182,6 +182,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             config.stages,
         )
         cached = self._models if self._models_key == key else None
+        folder = self.model_combo.currentData()  # described as chosen now, not when it ends
 
         def target(progress, should_cancel):
             try:
@@ -202,7 +203,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             result, layer, models = out
             # Loaded networks are kept for the next run with the same models and device.
             self._models_key, self._models = key, models
-            self._show_result(result, layer, ct_layer, ct_name)
+            self._show_result(result, layer, ct_layer, ct_name, folder)
 
         self.run_job(
             target,
@@ -235,7 +236,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             ),
         )
 
-    def _show_result(self, result, layer, ct_layer, ct_name: str) -> None:
+    def _show_result(self, result, layer, ct_layer, ct_name: str, folder=None) -> None:
         gone = not any(ly is ct_layer for ly in self.viewer.layers)
         if not gone and ct_layer.name != ct_name:  # renamed meanwhile: named after it now
             ct_name = ct_layer.name
@@ -276,7 +277,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
                     else "; untick 'Drop unsure lesions' and run again to keep them."
                 )
             )
-        fallback = _default_stage_note(self.model_combo.currentData(), s.get("tumor_ml") is None)
+        fallback = _default_stage_note(folder, s.get("tumor_ml") is None)
         if fallback:
             msg += f"\n{fallback}"
         if kept:
