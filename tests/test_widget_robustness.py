@@ -177,3 +177,17 @@ def test_the_device_line_is_filled_even_when_a_background_import_breaks(
     warm_up_in_background(label, "broken_cuda_lib")
     qtbot.waitUntil(lambda: label.text() != CHECKING_DEVICE, timeout=60_000)
     assert "GPU" in label.text() or "CUDA" in label.text()
+
+
+def test_renaming_a_layer_renames_it_only_in_the_layer_pickers(make_napari_viewer, qtbot):
+    """A layer named like a choice of another list ('cpu') took that choice with it on a
+    rename: the device list then offered 'CT 2' instead of cpu."""
+    viewer = make_napari_viewer()
+    ct = _layers.add_ct_layer(viewer, tiny_ct()[0], name="cpu")
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    assert widget.ct_combo.currentText() == "cpu"
+    ct.name = "CT 2"
+    assert widget.ct_combo.currentText() == "CT 2"
+    devices = [widget.device_combo.itemText(i) for i in range(widget.device_combo.count())]
+    assert devices == ["auto", "cpu", "cuda"]

@@ -203,7 +203,9 @@ def follow_layer_list(widget, viewer, slot) -> None:
         if panel is None or layer.metadata.get(_layers.SUPERSEDED):
             return  # gone, or moved aside for a new result of that name
         try:
-            for combo in panel.findChildren(QComboBox):
+            for combo in panel.findChildren(NameCombo):
+                if not combo.lists_layers:  # models, lesions: a layer's name is no item there
+                    continue
                 for i in range(combo.count()):
                     if combo.itemText(i) == old:
                         combo.setItemText(i, layer.name)
@@ -585,8 +587,10 @@ class NameCombo(QComboBox):
     off the end that tells a segmentation from a ground truth.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, lists_layers: bool = True) -> None:
         super().__init__()
+        #: its items are layer names (a rename of a layer renames its item)
+        self.lists_layers = lists_layers
         self._description = ""
         self.currentTextChanged.connect(self._show_name)
 
@@ -602,8 +606,8 @@ class NameCombo(QComboBox):
 class RefreshingCombo(NameCombo):
     """A combo box that calls ``refresh()`` just before its list opens (layer and model pickers)."""
 
-    def __init__(self, refresh: Callable[[], None]) -> None:
-        super().__init__()
+    def __init__(self, refresh: Callable[[], None], lists_layers: bool = True) -> None:
+        super().__init__(lists_layers)
         self._refresh = refresh
 
     def showPopup(self) -> None:  # noqa: N802 (Qt name)

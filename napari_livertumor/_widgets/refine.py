@@ -187,7 +187,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             getattr(self, name).tooltip = text
 
         # -- actions
-        self.lesion_combo = RefreshingCombo(self.refresh_lesions)
+        self.lesion_combo = RefreshingCombo(self.refresh_lesions, lists_layers=False)
         self.apply_slice_button = QPushButton("Apply to slice")
         self.apply_lesion_button = QPushButton("Apply to lesion (3D)")
         self.apply_all_button = QPushButton("Apply to all (3D)")

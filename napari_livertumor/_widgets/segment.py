@@ -54,7 +54,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
 
         self._cts_seen: set[int] = set()
         self.ct_combo = RefreshingCombo(self.refresh_layers)
-        self.model_combo = RefreshingCombo(self.refresh_models)
+        self.model_combo = RefreshingCombo(self.refresh_models, lists_layers=False)
         self.model_browse = QPushButton("Folder…")
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda"])
