@@ -321,7 +321,7 @@ def _cases_from_csv(path: Path) -> list[Case]:
         raise InputError(path, "the case list has a 'path' column but no cases under it")
     cases = []
     for k, row in enumerate(rows, start=2):
-        row = {(k or "").strip(): v for k, v in row.items()}
+        row = {(key or "").strip(): v for key, v in row.items()}
         raw = (row.get("path") or "").strip()
         if not raw:
             raise InputError(path, f"line {k}: empty path")
