@@ -225,3 +225,64 @@ def test_without_a_split_every_unreadable_patient_is_named_too(trained, tmp_path
     assert "HCC_003 (no label file" in out
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert [n["case"] for n in summary["not_evaluated"]] == ["HCC_003"]
+
+
+def test_a_cohort_grown_by_new_patients_keeps_its_test_patients_and_adds_the_new(
+    trained, tmp_path, caplog
+):
+    """One patient added to the download made evaluate score every patient, the models'
+    training and validation patients included, as held-out."""
+    import logging
+    import shutil
+
+    from napari_livertumor.training.data import index_cases
+    from napari_livertumor.training.evaluate import _test_ids
+
+    data, models = trained
+    written = json.loads((models / "tumor" / "split.json").read_text())
+    grown = tmp_path / "grown"
+    shutil.copytree(data, grown)
+    extra = write_toy_cohort(tmp_path / "extra", n_cases=6, seed=9)
+    for sub in ("imagesTr", "labelsTr"):
+        shutil.copy(extra / sub / "HCC_006.nii.gz", grown / sub / "HCC_006.nii.gz")
+    with caplog.at_level(logging.WARNING):
+        ids, source = _test_ids(index_cases(grown), models, None)
+    assert ids == [*written["test"], "HCC_006"]
+    assert "new to it" in source and "never seen in training" in caplog.text
+
+
+def test_test_patients_another_model_trained_on_are_flagged(trained, tmp_path, capsys):
+    """A liver model from another run (another seed, another fold) beside the tumor model had
+    trained on the tumor split's test patients: its scores passed for held-out ones."""
+    import shutil
+
+    data, models = trained
+    mixed = tmp_path / "models"
+    shutil.copytree(models, mixed)
+    liver_split = json.loads((mixed / "liver" / "split.json").read_text())
+    test = json.loads((mixed / "tumor" / "split.json").read_text())["test"]
+    liver_split["train"] = sorted(set(liver_split["train"]) | set(test))
+    liver_split["test"] = [c for c in liver_split["test"] if c not in test] or liver_split["val"]
+    (mixed / "liver" / "split.json").write_text(json.dumps(liver_split))
+    rc = main(["evaluate", "--data", str(data), "--models", str(mixed), "-o",
+               str(tmp_path / "out"), "--device", "cpu"])  # fmt: skip
+    assert rc == 0
+    assert "Not held out: the liver model trained or validated on" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["test_patients_seen_in_training"] == {"liver": test}
+
+
+def test_evaluate_fails_when_no_test_patient_could_be_scored(trained, tmp_path, capsys):
+    import shutil
+
+    data, models = trained
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": [], "test": ["HCC_002"]}))
+    (copy / "imagesTr" / "HCC_002.nii.gz").write_bytes(b"not a nifti")
+    rc = main(["evaluate", "--data", str(copy), "--models", str(models), "--split", str(split),
+               "--device", "cpu"])  # fmt: skip
+    assert rc == 1
+    captured = capsys.readouterr()
+    assert "Not evaluated" in captured.out and "no test patient could be scored" in captured.err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 def add_arguments(parser) -> None:
     parser.add_argument(
@@ -60,4 +62,10 @@ def run(args) -> int:
         print(f"per-case scores: {args.out_dir}/per_case.csv")
     else:
         print("(no -o: nothing written; add -o FOLDER to keep per_case.csv and summary.json)")
+    if not result["summary"].get("n_cases"):
+        print(
+            "livertumor evaluate: error: no test patient could be scored (see 'Not evaluated')",
+            file=sys.stderr,
+        )
+        return 1
     return 0

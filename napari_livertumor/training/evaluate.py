@@ -98,6 +98,7 @@ def evaluate(
     records = index_cases(data, index_skipped)
     by_id = {r.case_id: r for r in records}
     test_ids, split_source = _test_ids(records, models, split_file)
+    seen = _seen_in_training(test_ids, models, by_id)
     if max_cases is not None and max_cases < 1:
         raise SettingsError(f"max_cases must be at least 1 (or unset: all), got {max_cases}")
     # every test patient asked for and not scored is named with its reason, on screen and in
@@ -171,7 +172,13 @@ def evaluate(
     summary["device"] = str(seg.device)
     summary["test_patients_asked"] = len(test_ids)
     summary["not_evaluated"] = not_evaluated
+    summary["test_patients_seen_in_training"] = seen
     table = format_table(summary)
+    for stage, ids in seen.items():
+        table += (
+            f"\nNot held out: the {stage} model trained or validated on {len(ids)} of these "
+            f"test patients ({', '.join(ids[:8])}{', …' if len(ids) > 8 else ''})"
+        )
     if not_evaluated:
         table += (
             f"\nNot evaluated: {len(not_evaluated)} of the {len(test_ids)} test patients asked "
@@ -184,18 +191,21 @@ def evaluate(
     return {"summary": summary, "rows": rows, "table": table}
 
 
+def _models_folder(models) -> Path:
+    if models:
+        return Path(models)
+    from ..models import default_model_dir
+
+    return default_model_dir("tumor").parent
+
+
 def _test_ids(records, models, split_file) -> tuple[list[str], str]:
     if split_file:
         split = read_split(split_file, require_train=False)
         if not split.get("test"):
             raise InputError(split_file, "the split file has an empty 'test' list")
         return list(dict.fromkeys(split["test"])), str(split_file)
-    if models:
-        folder = Path(models)
-    else:
-        from ..models import default_model_dir
-
-        folder = default_model_dir("tumor").parent
+    folder = _models_folder(models)
     by_id = {r.case_id: r for r in records}
     everything = [r.case_id for r in records]
     for stage in ("tumor", "liver"):
@@ -205,9 +215,19 @@ def _test_ids(records, models, split_file) -> tuple[list[str], str]:
         split = read_split(cand)
         if not split.get("test"):
             continue
-        other = _split_describes_other_data(split, by_id)
+        other, new = _split_relation(split, by_id)
         if other is None:
-            return list(split["test"]), str(cand)
+            tests = list(split["test"])
+            if new:  # the same cohort, grown: its new patients were never seen in training
+                log.warning(
+                    "%d patient(s) here are in no list of %s (%s): never seen in training, "
+                    "evaluated beside its test patients",
+                    len(new),
+                    cand,
+                    ", ".join(new[:5]) + (", …" if len(new) > 5 else ""),
+                )
+                return tests + new, f"{cand} (+{len(new)} patient(s) new to it)"
+            return tests, str(cand)
         # other data than the models were trained on (or another cohort that reuses the
         # names, as HCC_001… do): none of it was seen in training
         log.warning(
@@ -221,37 +241,73 @@ def _test_ids(records, models, split_file) -> tuple[list[str], str]:
     return everything, "all cases"
 
 
-def _split_describes_other_data(split: dict, by_id: dict) -> str | None:
-    """Why ``split`` (the models' own) is not about this data folder, or None when it is.
+def _seen_in_training(test_ids, models, by_id) -> dict[str, list[str]]:
+    """Test patients a model trained or validated on, per stage, by the model's own split
+    (when that split describes this data): a liver retrained with another seed or fold, or
+    another run's model beside it, has seen some of them."""
+    folder = _models_folder(models)
+    seen: dict[str, list[str]] = {}
+    for stage in ("liver", "tumor"):
+        cand = folder / stage / "split.json"
+        if not cand.is_file():
+            continue
+        try:
+            split = read_split(cand, require_train=False)
+        except InputError:
+            continue
+        if split.get("test") and _split_relation(split, by_id)[0] is not None:
+            continue  # about other data: its names say nothing about these patients
+        used = set(split.get("train") or ()) | set(split.get("val") or ())
+        both = [c for c in test_ids if c in used]
+        if both:
+            seen[stage] = both
+            log.warning(
+                "the %s model trained or validated on %d of the test patients (%s; %s): its "
+                "scores on them are not held-out scores",
+                stage,
+                len(both),
+                ", ".join(both[:5]) + (", …" if len(both) > 5 else ""),
+                cand,
+            )
+    return seen
+
+
+def _split_relation(split: dict, by_id: dict) -> tuple[str | None, list[str]]:
+    """``(why, new)``: why ``split`` (the models' own) is not about this data folder (None
+    when it is), and the patients here in none of its lists.
 
     Patient IDs alone do not tell: every HCC-TACE-Seg-like cohort (ours included) names its
     patients HCC_001…. Training records a fingerprint of each test patient's ground truth
     (:func:`~napari_livertumor.training.data.case_fingerprint`); a test patient here whose
-    labels differ is another patient of the same name.
+    labels differ is another patient of the same name. Patients in none of its lists are new
+    to it (a download that grew): the data is still the data it describes.
     """
     covered = set().union(*(set(split.get(k) or ()) for k in ("train", "val", "test")))
     ids = set(by_id)
-    if not ids <= covered:
-        return f"{len(ids - covered)} of the {len(ids)} cases here are not in it"
+    new = sorted(ids - covered)
     present = [c for c in split["test"] if c in by_id]
     if not present:
-        return "none of its test patients is here"
+        if new:
+            return f"{len(new)} of the {len(ids)} cases here are not in it", new
+        return "none of its test patients is here", new
     recorded = split.get("fingerprints") or {}
     if not recorded:
+        if new:  # names alone, and some unknown to it: not taken for the same data
+            return f"{len(new)} of the {len(ids)} cases here are not in it", new
         log.warning(
             "%s records no fingerprints of its test patients (an older version's split, or "
             "their label files were unreadable when it was written): "
             "assuming patients of the same name here are the same patients",
             split.get("_path", "the models' split"),
         )
-        return None
+        return None, new
     differ = [c for c in present if c in recorded and case_fingerprint(by_id[c]) != recorded[c]]
     if differ:
         return (
             f"the ground truth of {len(differ)} of the {len(present)} of its "
             f"{len(split['test'])} test patients found here differs (e.g. {differ[0]})"
-        )
-    return None
+        ), new
+    return None, new
 
 
 def write_results(out_dir: str | Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
