@@ -830,3 +830,25 @@ def test_folds_without_a_fold_is_refused_not_fold_0(tmp_path, capsys):
     assert rc != 0
     assert "--folds 5 needs --fold I (0..4)" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_clinical_table_of_other_patients_or_columns_is_said_before_the_liver_trains(
+    toy_data, tmp_path, capsys
+):
+    """A table whose IDs match no patient, or without any column asked for, was found only
+    after the liver stage had trained (hours, on real data)."""
+    from napari_livertumor.cli import main
+
+    table = tmp_path / "nomatch.csv"
+    table.write_text("TCIA_ID,AFP,age\nP001,10,50\nP002,20,60\n")
+    args = ["train", "--data", str(toy_data), "--out", str(tmp_path / "o"), "--stage", "both"]
+    assert main([*args, "--clinical", str(table)]) == 1
+    err = capsys.readouterr().err
+    assert "nomatch.csv: no clinical row matches any of the" in err and "P001" in err
+    assert not (tmp_path / "o" / "liver").exists()
+    ids = [f"HCC_{i:03d}" for i in range(1, 7)]
+    table.write_text("TCIA_ID,foo\n" + "".join(f"{i},{k}\n" for k, i in enumerate(ids)))
+    assert main([*args, "--clinical", str(table)]) == 1
+    err = capsys.readouterr().err
+    assert "none of the clinical columns asked for" in err and "its columns: foo" in err
+    assert not (tmp_path / "o" / "liver").exists()

@@ -123,3 +123,19 @@ def test_soft_ratio_and_penalties_by_hand():
     assert weak_penalty(r, w, form="interval", margin=0.05).tolist() == pytest.approx(
         [0.0625, 0.0, 0.0025]
     )
+
+
+def test_one_training_patient_with_a_row_trains_without_the_weak_term(caplog):
+    """One training patient: every column 'had fewer than 2 values', and the error blamed the
+    clinical table."""
+    frame, tlvr = clinical_cohort()
+    weak = out_of_fold_weak_labels(frame, {"HCC_001": tlvr["HCC_001"]}, ["AFP", "age"])
+    assert weak.labels == {} and weak.columns == []
+    assert "needs at least 2" in caplog.text
+
+
+def test_a_table_with_no_usable_column_says_why_per_column():
+    frame, tlvr = clinical_cohort()
+    frame["notes"] = "n/a"
+    with pytest.raises(InputError, match=r"column 'notes' has fewer than 2 numeric values"):
+        out_of_fold_weak_labels(frame, tlvr, ["notes", "TNM"])

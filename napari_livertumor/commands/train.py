@@ -136,28 +136,47 @@ def build_configs(args) -> list:
 
 
 def run(args) -> int:
-    from ..training.loop import check_before_writing
+    from ..training.data import skips_warned_once
+    from ..training.loop import check_before_writing, check_weak_table
 
     configs = build_configs(args)
-    for cfg in configs:  # both stages are checked before either starts
-        check_before_writing(cfg)
-    if args.ddp and args.ddp > 0:
-        from ..training.distributed import launch_torchrun
+    with skips_warned_once():  # a patient skipped by the checks is not warned of again
+        for cfg in configs:  # both stages are checked before either starts
+            check_before_writing(cfg)
+        for cfg in configs:  # the tumor stage's clinical table too: not after the liver trained
+            check_weak_table(cfg)
+        if args.ddp and args.ddp > 0:
+            from ..training.distributed import launch_torchrun
 
-        return launch_torchrun(configs, args.ddp)
+            return launch_torchrun(configs, args.ddp)
+        return _train_here(configs)
+
+
+def _train_here(configs) -> int:
+    from ..errors import LiverTumorError
     from ..training.cli_report import print_reports
-    from ..training.data import skips_warned_once
     from ..training.loop import train, warm_cache
 
-    with _sigterm_as_interrupt(), skips_warned_once():
+    with _sigterm_as_interrupt():
         if len(configs) > 1:
             print("== preprocessing (each CT is read once for both stages)", flush=True)
             warm_cache(configs)
+        done: list = []
         for cfg in configs:
             print(f"== training the {cfg.stage} model -> {cfg.stage_dir}", flush=True)
             started = time.time()
             try:
                 print_reports(train(cfg), sys.stdout)
+                done.append(cfg)
+            except LiverTumorError:
+                for d in done:  # what is kept, and how to go on without redoing it
+                    print(
+                        f"== the {d.stage} model is saved in {d.stage_dir}; once the problem "
+                        f"below is fixed, --stage {cfg.stage} trains the {cfg.stage} model alone",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                raise
             except KeyboardInterrupt:
                 last = Path(cfg.stage_dir) / "last"
                 state = last / "train_state.pt"

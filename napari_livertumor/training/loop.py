@@ -58,6 +58,20 @@ def train(
     yield from run.execute(should_cancel)
 
 
+def check_weak_table(cfg: TrainConfig) -> None:
+    """A tumor run's clinical table must match the data's patients and hold a column asked
+    for: checked before any training (with ``--stage both`` the liver trains first)."""
+    if cfg.stage != "tumor" or cfg.weak_lambda <= 0:
+        return
+    path = Path(cfg.clinical) if cfg.clinical else find_clinical(cfg.data)
+    if path is None:
+        return  # trained without the weak term, said when it starts
+    from .data import index_cases
+    from .weak import check_weak_inputs
+
+    check_weak_inputs(path, cfg.weak_columns, [r.case_id for r in index_cases(cfg.data)])
+
+
 def check_before_writing(cfg: TrainConfig) -> None:
     """Refuse a run that would silently replace work, before anything is written.
 

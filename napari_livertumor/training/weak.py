@@ -71,6 +71,29 @@ def load_clinical_frame(path: str | Path):
     return table.frame
 
 
+def check_weak_inputs(path: str | Path, columns, case_ids) -> None:
+    """Refuse now what :func:`out_of_fold_weak_labels` would refuse after hours of training:
+    a clinical table none of whose rows is a patient of the data, or none of whose columns is
+    one asked for (``--stage both`` trains the liver first)."""
+    frame = load_clinical_frame(path)
+    index = {str(i) for i in frame.index}
+    ids = sorted(case_ids)
+    if ids and not index & set(ids):
+        raise InputError(
+            path,
+            f"no clinical row matches any of the {len(ids)} patients of the data (e.g. "
+            f"{ids[:3]}; the table's IDs are e.g. {sorted(index)[:3]}): check the TCIA_ID column",
+        )
+    by_key = {str(c).strip().lower() for c in frame.columns}
+    present = [c for c in columns if str(c).strip().lower() in by_key]
+    if columns and not present:
+        raise InputError(
+            path,
+            f"none of the clinical columns asked for ({', '.join(map(str, columns))}) is in the "
+            f"table; its columns: {', '.join(map(str, list(frame.columns)[:12]))}",
+        )
+
+
 def out_of_fold_weak_labels(
     frame,
     tlvr: dict[str, float],
@@ -123,6 +146,16 @@ def out_of_fold_weak_labels(
         report.append(
             f"{n_missing} training patient(s) have no clinical row ({shown}): no weak term for them"
         )
+    if len(matched) < 2:  # nothing to fit out of fold: no column can be judged either
+        note = (
+            f"only {len(matched)} of the {len(tlvr)} training patients has a clinical row: the "
+            "weak term needs at least 2 (its labels are fitted on the other patients); "
+            "training without it"
+        )
+        log.warning("weak supervision: %s", note)
+        return WeakLabels(
+            labels={}, columns=[], report=[*report, note], n_without_clinical=n_missing
+        )
     use: list[str] = []
     # named as the table reader matches them: case and surrounding spaces do not count
     by_key = {str(c).strip().lower(): c for c in frame.columns}
@@ -139,7 +172,12 @@ def out_of_fold_weak_labels(
             continue
         use.append(col)
     if not use:
-        raise InputError(source, f"none of the clinical columns {list(columns)} is usable")
+        why = "; ".join(r for r in report if r.startswith("column "))
+        raise InputError(
+            source,
+            f"none of the clinical columns {list(columns)} is usable ({why}); the table's "
+            f"columns: {', '.join(map(str, list(frame.columns)[:12]))}",
+        )
     if len(absent) * 2 > len(columns):
         log.warning(
             "weak supervision: only %d of the %d clinical columns asked for are in %s (missing: "
