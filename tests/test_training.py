@@ -852,3 +852,24 @@ def test_a_clinical_table_of_other_patients_or_columns_is_said_before_the_liver_
     err = capsys.readouterr().err
     assert "none of the clinical columns asked for" in err and "its columns: foo" in err
     assert not (tmp_path / "o" / "liver").exists()
+
+
+def test_a_split_file_names_patients_as_the_clinical_table_may(toy_data, tmp_path, caplog):
+    """'HCC-3' and 'hcc_4' matched no patient (the clinical reader reads them as HCC_003 and
+    HCC_004), and the run ended with 'no usable training patient'."""
+    from napari_livertumor.training.loop import resolve_split
+
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["HCC-1", "hcc_2", "HCC_3"], "val": ["hcc 4"],
+                                 "test": ["HCC_5", "HCC_999"]}))  # fmt: skip
+    cfg = tiny_config(toy_data, tmp_path / "out", split_file=str(split))
+    ids = [f"HCC_{i:03d}" for i in range(1, 7)]
+    with caplog.at_level("WARNING"):
+        got = resolve_split(cfg, ids)
+    assert got["train"] == ["HCC_001", "HCC_002", "HCC_003"] and got["val"] == ["HCC_004"]
+    assert got["test"] == ["HCC_005", "HCC_999"]
+    assert "test list names 1 patient(s) not in the data: HCC_999" in caplog.text
+    assert "1 patient(s) of the data are in no list" in caplog.text and "HCC_006" in caplog.text
+    split.write_text(json.dumps({"train": ["P1"], "val": [], "test": []}))
+    with pytest.raises(InputError, match="no patient of its train list is in the data"):
+        resolve_split(cfg, ids)

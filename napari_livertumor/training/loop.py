@@ -876,10 +876,40 @@ def resolve_split(cfg: TrainConfig, ids: list[str]) -> dict[str, Any]:
             )
         return split
     if cfg.split_file:
+        from ..io.clinical import normalise_id
+
         split = read_split(cfg.split_file)
-        unknown = [c for c in split["train"] if c not in ids]
-        if unknown:
-            log.warning("split lists %d patient(s) not in the data: %s", len(unknown), unknown[:5])
+        # written as the clinical table may write them ('HCC-3', 'hcc_4'): matched the same way
+        by_norm = {normalise_id(i): i for i in ids}
+        for key in ("train", "val", "test"):
+            split[key] = [
+                c if c in ids else by_norm.get(normalise_id(c), c) for c in split.get(key) or ()
+            ]
+        for key in ("train", "val", "test"):
+            unknown = [c for c in split[key] if c not in ids]
+            if unknown:
+                log.warning(
+                    "%s: its %s list names %d patient(s) not in the data: %s",
+                    cfg.split_file,
+                    key,
+                    len(unknown),
+                    ", ".join(unknown[:5]) + (" …" if len(unknown) > 5 else ""),
+                )
+        if not any(c in ids for c in split["train"]):
+            raise InputError(
+                cfg.split_file,
+                f"no patient of its train list is in the data ({cfg.data}; e.g. "
+                f"{', '.join(sorted(ids)[:3])})",
+            )
+        listed = set(split["train"]) | set(split["val"]) | set(split["test"])
+        left = [c for c in ids if c not in listed]
+        if left:
+            log.warning(
+                "%d patient(s) of the data are in no list of %s: not used (%s)",
+                len(left),
+                cfg.split_file,
+                ", ".join(left[:5]) + (" …" if len(left) > 5 else ""),
+            )
         return split
     return make_split(
         ids,
