@@ -506,8 +506,10 @@ def test_nifti_case_names_ending_in_digits_pair_with_their_own_labels(tmp_path, 
 
     vol = CTVolume(np.zeros((4, 8, 8), np.int16))
     lab = CTVolume(np.zeros((4, 8, 8), np.uint8))
-    for name in ("case_0001", "case_0002"):
-        write_nifti(vol, tmp_path / "imagesTr" / f"{name}.nii.gz")
+    for k, name in enumerate(("case_0001", "case_0002")):  # two patients, not one copied
+        write_nifti(
+            CTVolume(np.full((4, 8, 8), k, np.int16)), tmp_path / "imagesTr" / f"{name}.nii.gz"
+        )
         write_nifti(lab, tmp_path / "labelsTr" / f"{name}.nii.gz")
     write_nifti(vol, tmp_path / "imagesTr" / "HCC_009_0000.nii.gz")  # nnU-Net channel naming
     write_nifti(lab, tmp_path / "labelsTr" / "HCC_009.nii.gz")
@@ -552,3 +554,27 @@ def test_a_written_split_gives_back_the_patients_it_skipped_to_their_lists(tmp_p
     }))  # fmt: skip
     split = read_split(path)
     assert split["val"] == ["HCC_002"] and split["train"] == ["HCC_001"]
+
+
+def test_a_patient_folder_copied_beside_itself_is_one_patient(tcia_cohort, tmp_path, caplog):
+    """'HCC_001 (1)' (a download unpacked twice) was a patient of its own: the seeded split
+    put HCC_002 in train and its copy in test."""
+    data = tmp_path / "data"
+    shutil.copytree(tcia_cohort, data)
+    shutil.copytree(data / "HCC_002", data / "HCC_002_copy")
+    with caplog.at_level(logging.WARNING):
+        records = index_cases(data)
+    assert [r.case_id for r in records] == ["HCC_001", "HCC_002", "HCC_003"]
+    assert "HCC_002_copy: a copy of HCC_002 (the same scan)" in caplog.text
+
+
+def test_nifti_copies_are_one_patient_and_same_sized_others_are_not(tmp_path, caplog):
+    from napari_livertumor.training.toydata import write_toy_cohort
+
+    data = write_toy_cohort(tmp_path / "d", n_cases=3, seed=2)
+    for sub in ("imagesTr", "labelsTr"):
+        shutil.copy(data / sub / "HCC_001.nii.gz", data / sub / "HCC_009.nii.gz")
+    with caplog.at_level(logging.WARNING):
+        ids = [r.case_id for r in index_cases(data)]
+    assert ids == ["HCC_001", "HCC_002", "HCC_003"]
+    assert "HCC_009: a copy of HCC_001" in caplog.text

@@ -81,7 +81,7 @@ def index_cases(data: str | Path, skipped: list | None = None) -> list[CaseRecor
         raise InputError(root, "data folder not found")
     skipped = skipped if skipped is not None else []
     if (root / "imagesTr").is_dir():
-        return _index_nifti(root, skipped)
+        return _drop_copies(_index_nifti(root, skipped), skipped)
     patients = sorted(
         p
         for p in root.iterdir()
@@ -108,7 +108,57 @@ def index_cases(data: str | Path, skipped: list | None = None) -> list[CaseRecor
             one,
             [r.case_id for r in records][:3],
         )
-    return records
+    return _drop_copies(records, skipped)
+
+
+def _drop_copies(records: list[CaseRecord], skipped: list) -> list[CaseRecord]:
+    """One record per scan: a patient folder copied beside itself ("HCC_001 (1)", a download
+    unpacked twice) could land on both sides of the split, a test patient trained on.
+
+    The same CT series (DICOM: its SeriesInstanceUID), or a NIfTI pair whose image and labels
+    files are the same bytes, is one scan; the first name (sorted)
+    is kept and each copy is skipped with the name of the case it copies.
+    """
+    keep: list[CaseRecord] = []
+    first: dict[tuple, CaseRecord] = {}
+    for rec in sorted(records, key=lambda r: r.case_id):
+        if rec.series_uid:
+            key: tuple = ("series", rec.series_uid)
+        else:
+            try:
+                key = ("files", Path(rec.image).stat().st_size, Path(rec.labels).stat().st_size)
+            except OSError:
+                keep.append(rec)
+                continue
+        other = first.get(key)
+        same = other is not None and key[0] == "series"
+        if other is not None and not same:  # same sizes: the same files?
+            mark = case_fingerprint(rec)
+            same = (
+                mark is not None
+                and mark == case_fingerprint(other)
+                and _file_digest(rec.image) == _file_digest(other.image)
+            )
+        if same:
+            _skip(skipped, rec.case_id, f"a copy of {other.case_id} (the same scan)")
+            continue
+        first.setdefault(key, rec)
+        keep.append(rec)
+    order = {r.case_id: i for i, r in enumerate(records)}
+    return sorted(keep, key=lambda r: order[r.case_id])
+
+
+def _file_digest(path) -> str | None:
+    import hashlib
+
+    digest = hashlib.sha1(usedforsecurity=False)
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def _one_patients_folder(root: Path, records: list[CaseRecord]) -> str | None:
