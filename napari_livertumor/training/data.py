@@ -326,11 +326,18 @@ def _skip(skipped: list, case: str, reason: str) -> None:
 def find_clinical(data: str | Path) -> Path | None:
     """The clinical table at the root of ``data`` (XLSX preferred), or None."""
     root = Path(data)
+    found: list[Path] = []
     for pattern in CLINICAL_PATTERNS:
         hits = sorted(p for p in root.glob(pattern) if not p.name.startswith((".", "~")))
-        if hits:
-            return hits[0]
-    return None
+        found += [p for p in hits if p not in found]
+    if len(found) > 1:  # said, so a CSV edited beside the XLSX is not thought to be read
+        log.info(
+            "clinical table: %s used; also at the data root, not read: %s (give --clinical "
+            "to choose)",
+            found[0].name,
+            ", ".join(p.name for p in found[1:4]) + (" …" if len(found) > 4 else ""),
+        )
+    return found[0] if found else None
 
 
 # --------------------------------------------------------------------------- reading
