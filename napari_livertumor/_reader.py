@@ -68,11 +68,16 @@ def read_dicom_layers(path) -> list[tuple]:
                 f"for in {target.parent.parent} and among the CTs open in the viewer. Open that "
                 "CT first, then this file again (or choose it as the ground truth in Load CT).",
             ) from exc
+        _say_warnings(volume)
         return _with_ground_truth(volume, labels)
     if target.is_dir():
         segs = find_seg_files(target)
+        if segs and all(s.parent == target for s in segs) and not _holds_images(target):
+            # a Segmentation series folder (TCIA keeps each SEG in one): opened as its file
+            return read_dicom_layers(segs[0])
         if segs:
             volume, labels = load_tcia_case(target, seg_path=segs[0])
+            _say_warnings(volume)
             return _with_ground_truth(volume, labels)
     from .io.dicom import read_dicom_series
 
@@ -81,7 +86,31 @@ def read_dicom_layers(path) -> list[tuple]:
     volume = read_dicom_series(target)
     if target.is_file():
         _remember_series(target, volume)
+    _say_warnings(volume)
     return [ct_layer_data(volume)]
+
+
+def _say_warnings(volume) -> None:
+    """What the Load CT panel says beside a scan (another series or patient left out, a stacked
+    phase chosen, missing slices, values that do not look like HU), said for File > Open too:
+    as a napari notification, and in the layer's metadata ``warnings``."""
+    from .pipeline import check_volume
+
+    notes = check_volume(volume, for_models=False)  # what no CT can be is refused here
+    said = [*notes, *(volume.meta.get("warnings") or [])]
+    volume.meta["warnings"] = list(dict.fromkeys([*(volume.meta.get("warnings") or []), *notes]))
+    if not said:
+        return
+    name = volume.meta.get("description") or volume.meta.get("source") or "the scan"
+    text = f"{name}: " + "\n".join(said)
+    try:
+        from napari.utils.notifications import show_warning
+
+        show_warning(text)
+    except Exception:  # noqa: BLE001 - no napari (a script using the reader): a Python warning
+        import warnings
+
+        warnings.warn(text, stacklevel=2)
 
 
 #: A multi-select of one series' files in File > Open is handed to the reader one file at a time
@@ -131,6 +160,7 @@ def read_nifti_layers(path) -> list[tuple]:
         labels = volume.array.astype(np.uint8)
         role = "segmentation" if labels.max() <= 2 else "ground_truth"
         return [labels_layer_data(labels, volume.with_array(volume.array), _stem(target), role)]
+    _say_warnings(volume)
     return [ct_layer_data(volume)]
 
 
@@ -218,6 +248,14 @@ def _single_target(path) -> Path | None:
             return paths[0] if _looks_like_dicom(paths[0]) else None
         return None
     return Path(path)
+
+
+def _holds_images(folder: Path) -> bool:
+    """Does ``folder`` itself hold a DICOM file that is no SEG (a CT slice)?"""
+    for p in sorted(folder.iterdir())[:_MAX_PROBE]:
+        if p.is_file() and _looks_like_dicom(p) and _sop_class(p) not in _SEG_SOP_CLASSES:
+            return True
+    return False
 
 
 def _is_nifti(path: Path) -> bool:

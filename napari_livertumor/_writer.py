@@ -166,4 +166,13 @@ def _with_suffix(path: Path, allowed: tuple[str, ...], default: str) -> Path:
             f"the name ends in {other} but this writer saves {default} files: choose the "
             f"matching file type, or name it *{default}",
         )
-    return path.with_name(path.name + default)
+    out = path.with_name(path.name + default)
+    if out.exists():
+        # napari's dialog asked about replacing the name as typed, which does not exist; the
+        # file this name becomes does, and nobody was asked about it
+        raise InputError(
+            out,
+            f"already exists (the name given had no {default} ending, so replacing it was never "
+            f"asked): give the full name {out.name} to replace it, or another name",
+        )
+    return out

@@ -251,3 +251,75 @@ def test_a_seg_saved_away_from_its_ct_opens_onto_the_ct_already_open(
     np.testing.assert_array_equal(lab.data, labels)
     np.testing.assert_allclose(lab.scale, image.scale)
     np.testing.assert_allclose(lab.translate, image.translate)
+
+
+def test_a_name_without_its_ending_never_replaces_the_file_it_would_become(tmp_path, study):
+    """napari asks about replacing 'm2' (absent); the writer added .nii.gz and replaced
+    m2.nii.gz without a word."""
+    _, _, ct, labels = study
+    attrs = {"metadata": {"ct_volume": ct, "livertumor_role": "segmentation"}}
+    [out] = write_labels_nifti(str(tmp_path / "m2"), labels, attrs)
+    before = (tmp_path / "m2.nii.gz").read_bytes()
+    with pytest.raises(SaveRefused, match=r"m2.nii.gz: already exists .* give the full name"):
+        write_labels_nifti(str(tmp_path / "m2"), np.zeros_like(labels), attrs)
+    assert (tmp_path / "m2.nii.gz").read_bytes() == before
+    write_labels_nifti(out, labels, attrs)  # the full name: napari asked, so it is replaced
+
+
+def _stacked_series(folder):
+    arterial = CTVolume(np.full((5, 12, 12), 100, np.int16), (2.5, 0.8, 0.8))
+    venous = CTVolume(np.full((5, 12, 12), 200, np.int16), (2.5, 0.8, 0.8))
+    common = {"series_uid": "1.2.826.0.1.3680043.8.498.91", "patient_id": "P1"}
+    write_ct_series(arterial, folder, acquisition_number=1, **common,
+                    file_names=[f"a{i}.dcm" for i in range(5)])  # fmt: skip
+    write_ct_series(venous, folder, acquisition_number=2, instance_number_start=10, **common,
+                    file_names=[f"v{i}.dcm" for i in range(5)])  # fmt: skip
+
+
+def test_one_file_of_a_stacked_series_opens_its_own_phase(tmp_path):
+    """The file of the first phase opened the second (most slices, then the latest)."""
+    _stacked_series(tmp_path / "s")
+    [(data, kwargs, _)] = _reader.read_dicom_layers(str(tmp_path / "s" / "a0.dcm"))
+    assert int(data.max()) == 100
+    assert any("the one holding a0.dcm" in w for w in kwargs["metadata"]["warnings"])
+    [(data, _, _)] = _reader.read_dicom_layers(str(tmp_path / "s"))  # the folder: the latest
+    assert int(data.max()) == 200
+
+
+def test_what_the_reader_leaves_out_is_said_not_only_stored(tmp_path, monkeypatch):
+    """The other phase left out (and values that are no HU) were only in the layer's metadata:
+    File > Open said nothing."""
+    import napari.utils.notifications as notifications
+
+    said: list[str] = []
+    monkeypatch.setattr(notifications, "show_warning", said.append)
+    _stacked_series(tmp_path / "s")
+    _reader.read_dicom_layers(str(tmp_path / "s"))
+    assert "stacks 2 acquisitions" in " ".join(said)
+    probs = CTVolume(np.random.default_rng(1).random((6, 20, 20)).astype(np.float32), (2.5, 1, 1))
+    write_nifti(probs, tmp_path / "prob.nii.gz")
+    said.clear()
+    [(_, kwargs, _)] = _reader.read_nifti_layers(str(tmp_path / "prob.nii.gz"))
+    assert "Hounsfield" in " ".join(said)
+    assert any("Hounsfield" in w for w in kwargs["metadata"]["warnings"])
+
+
+def test_an_mr_file_is_refused_as_its_folder_is(tmp_path):
+    import pydicom
+
+    vol = CTVolume(np.zeros((4, 10, 10), np.int16), (3.0, 1.0, 1.0))
+    write_ct_series(vol, tmp_path / "mr")
+    for f in (tmp_path / "mr").iterdir():
+        ds = pydicom.dcmread(f)
+        ds.Modality = "MR"
+        ds.save_as(f)
+    first = sorted((tmp_path / "mr").iterdir())[0]
+    with pytest.raises(InputError, match="is a MR image, not CT"):
+        _reader.read_dicom_layers(str(first))
+
+
+def test_a_segmentation_series_folder_opens_like_its_file(study):
+    _, seg, ct, labels = study
+    layers = _reader.read_dicom_layers(str(seg.parent))
+    assert [kind for *_, kind in layers] == ["image", "labels"]
+    np.testing.assert_array_equal(layers[1][0], labels)

@@ -155,6 +155,7 @@ def read_dicom_series(
         raise InputError(path, "file or folder not found")
     path = _dicomdir_folder(path)
     root = path.parent if path.is_file() else path
+    file_given = False
     headers, skipped = _scan(path if path.is_dir() else root, reporter)
     if path.is_file():
         own = next((h for h in headers if h.path == path), None)
@@ -172,7 +173,16 @@ def read_dicom_series(
                 else "give the folder of the CT series it was drawn on (or the patient's folder)"
             )
             raise InputError(path, f"is a DICOM SEG (a segmentation), not a CT image; {where}")
+        if own.is_image and own.modality not in ("CT", "") and not any_modality:
+            raise InputError(
+                path,
+                f"is a {own.modality} image, not CT: the models expect CT in Hounsfield units",
+            )
         series_uid = series_uid or own.series_uid
+        if acquisition is None and not prefer_sop_instance_uids and own.is_image:
+            # one file stands for its series, and of a series stacking phases for its own
+            prefer_sop_instance_uids = {own.sop_uid}
+            file_given = True
     groups = _group(headers)
     if not groups:
         if skipped:
@@ -192,6 +202,8 @@ def read_dicom_series(
         refs = set(prefer_sop_instance_uids or ()) or set(seg_refs)
         if acquisition is not None:
             why = "as asked"
+        elif file_given:
+            why = f"the one holding {path.name}"
         elif refs & info.sop_instance_uids:
             why = "the one a DICOM SEG references"
         else:
