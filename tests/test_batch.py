@@ -476,3 +476,88 @@ def test_a_case_list_that_cannot_be_used_says_why(tmp_path, text, said):
     (tmp_path / "list.csv").write_text(text)
     with pytest.raises(InputError, match=said):
         discover_cases([tmp_path / "list.csv"])
+
+
+def test_a_model_recalibrated_in_place_is_redone_and_one_copied_anew_is_not(
+    tmp_path, models, caplog
+):
+    """Only model.safetensors' size and time were recorded: a recalibration (metadata.json:
+    logit bias, lesion filter) kept the old masks, and the same weights reinstalled (new
+    time) redid every case."""
+    import shutil
+    import time
+
+    from napari_livertumor.training.calibrate import write_lesion_filter
+
+    m = tmp_path / "m"
+    shutil.copytree(models, m)
+    cohort(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    assert segment([tmp_path / "in"], out, m) == 0
+    for stage in ("liver", "tumor"):  # the same bytes written again
+        weights = m / stage / "model.safetensors"
+        data = weights.read_bytes()
+        time.sleep(0.01)
+        weights.write_bytes(data)
+    assert segment([tmp_path / "in"], out, m) == 0
+    assert {r["status"] for r in read_rows(out / "summary.csv")} == {"skipped (complete)"}
+    write_lesion_filter(m / "tumor", [0.0, 5.0, 50.0])  # recalibrated: the masks change
+    assert segment([tmp_path / "in"], out, m) == 0
+    assert {r["status"] for r in read_rows(out / "summary.csv")} == {"done"}
+    assert "the model weights changed" in caplog.text
+
+
+def test_ctrl_c_while_a_redone_case_writes_its_labels_leaves_it_to_redo(
+    tmp_path, models, monkeypatch
+):
+    """The old stats went before the new labels were written: a Ctrl-C then left old labels
+    without stats, refused by every later run without --overwrite."""
+    import napari_livertumor.io.nifti as nifti_mod
+
+    cohort(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    assert segment([tmp_path / "in"], out, models) == 0
+    real = nifti_mod.write_nifti
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nifti_mod, "write_nifti", interrupted)
+    assert segment([tmp_path / "in"], out, models, "--tta", "inplane") == 130
+    monkeypatch.setattr(nifti_mod, "write_nifti", real)
+    assert segment([tmp_path / "in"], out, models, "--tta", "inplane") == 0
+    assert not list(out.glob(".*"))  # no temporary file left
+
+
+def test_a_schedulers_sigterm_ends_a_batch_like_ctrl_c(tmp_path, models, monkeypatch):
+    import os
+    import signal
+
+    import napari_livertumor.commands.segment as seg_cmd
+
+    cohort(tmp_path / "in", 3)
+    real, calls = seg_cmd.segment_one, []
+
+    def stopped_at_the_second(case, *args, **kwargs):
+        calls.append(case.name)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # scancel, a time limit
+        return real(case, *args, **kwargs)
+
+    monkeypatch.setattr(seg_cmd, "segment_one", stopped_at_the_second)
+    out = tmp_path / "out"
+    assert segment([tmp_path / "in"], out, models) == 130
+    assert [r["case"] for r in read_rows(out / "summary.csv")] == ["case00"]
+
+
+def test_liver_only_outputs_of_the_previous_version_are_still_complete():
+    """Records written before liver-only runs left the tumor settings out held their values:
+    every such case was redone once, 'made with other settings (refine, tta, …)'."""
+    from napari_livertumor.commands.segment import _TUMOR_ONLY_SETTINGS, _compare_run
+
+    wanted = {"input": "/x/ct.nii.gz", "series_uid": None, "stages": "liver", "window_growth": 4}
+    wanted |= dict.fromkeys(_TUMOR_ONLY_SETTINGS)
+    earlier = {"run_settings": {**wanted, "refine": True, "tta": "none", "tumor_model": "/m"}}
+    assert _compare_run(earlier, wanted) == ("same", "")
+    earlier["run_settings"]["window_growth"] = 1
+    assert _compare_run(earlier, wanted) == ("other settings", "window_growth")

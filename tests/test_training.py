@@ -692,10 +692,10 @@ def test_sigterm_during_cli_training_is_a_ctrl_c_so_last_is_saved():
     import os
     import signal
 
-    from napari_livertumor.commands.train import _sigterm_as_interrupt
+    from napari_livertumor.commands._signals import sigterm_as_interrupt
 
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt), _sigterm_as_interrupt():
+    with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt():
         os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before the next line
         time.sleep(1)  # never reached
     assert signal.getsignal(signal.SIGTERM) is before

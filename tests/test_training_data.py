@@ -578,3 +578,21 @@ def test_nifti_copies_are_one_patient_and_same_sized_others_are_not(tmp_path, ca
         ids = [r.case_id for r in index_cases(data)]
     assert ids == ["HCC_001", "HCC_002", "HCC_003"]
     assert "HCC_009: a copy of HCC_001" in caplog.text
+
+
+def test_a_copy_of_any_patient_is_found_among_same_sized_files(tmp_path, caplog):
+    """Uncompressed NIfTI files of one shape all have one size: only copies of the first
+    patient were found."""
+    from napari_livertumor.io.nifti import write_nifti
+    from napari_livertumor.io.volume import CTVolume
+
+    for k in (1, 2):
+        vol = CTVolume(np.full((4, 8, 8), 10 * k, np.int16))
+        lab = CTVolume(np.full((4, 8, 8), k, np.uint8))
+        for name in (f"HCC_00{k}", *(["HCC_002_copy"] if k == 2 else [])):
+            write_nifti(vol, tmp_path / "imagesTr" / f"{name}.nii")
+            write_nifti(lab, tmp_path / "labelsTr" / f"{name}.nii")
+    with caplog.at_level(logging.WARNING):
+        ids = [r.case_id for r in index_cases(tmp_path)]
+    assert ids == ["HCC_001", "HCC_002"]
+    assert "HCC_002_copy: a copy of HCC_002" in caplog.text

@@ -18,9 +18,11 @@ recorded in the summary CSV with its reason; the others go on, and the exit stat
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -219,16 +221,19 @@ def run(args) -> int:
     rows: list[dict] = []
     try:
         check_writable_folder(outdir)  # before any case is computed, not after each
-        run_cases(
-            mine,
-            outdir,
-            config,
-            series_uid=args.series,
-            acquisition=args.acquisition,
-            overwrite=args.overwrite,
-            progress=_printer(),
-            rows=rows,
-        )
+        from ._signals import sigterm_as_interrupt
+
+        with sigterm_as_interrupt():  # a scheduler's stop ends like Ctrl-C: summary written
+            run_cases(
+                mine,
+                outdir,
+                config,
+                series_uid=args.series,
+                acquisition=args.acquisition,
+                overwrite=args.overwrite,
+                progress=_printer(),
+                rows=rows,
+            )
     except (KeyboardInterrupt, Cancelled):
         # interrupted (Ctrl-C, a job scheduler's stop): the cases finished so far are in the
         # summary too; the one being segmented left nothing (its files are written last)
@@ -577,10 +582,7 @@ def run_settings(case: Case, config, series_uid=None, acquisition=None) -> dict:
     record["input_stamp"] = _content_stamp(Path(case.path))
     stages = ("liver",) if liver_only else ("liver", "tumor")
     record["model_stamps"] = {
-        stage: _content_stamp(
-            Path(getattr(config, f"{stage}_model") or default_model_dir(stage))
-            / "model.safetensors"
-        )
+        stage: _model_stamp(Path(getattr(config, f"{stage}_model") or default_model_dir(stage)))
         for stage in stages
     }
     return json.loads(json.dumps(record, default=str))  # as it reads back from the file
@@ -626,6 +628,33 @@ def _content_stamp(path: Path) -> str | None:
 _OUTPUT_ENDINGS = ("_labels.nii.gz", "_labels.nii", "_stats.json", ".csv")
 
 
+def _model_stamp(folder: Path) -> str | None:
+    """A digest of a model's weights and metadata (its calibration: logit bias, lesion filter,
+    HU window live there): the same model copied or reinstalled is no change, one retrained or
+    recalibrated in place is."""
+    parts = []
+    for name in ("model.safetensors", "metadata.json"):
+        path = folder / name
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        parts.append(_digest(str(path.resolve()), st.st_size, st.st_mtime_ns))
+    return ":".join(parts)
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-1 of a file, once per (path, size, time) in a run of many cases."""
+    import hashlib
+
+    digest = hashlib.sha1(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
 def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
     """How complete ``old`` stats relate to the run ``wanted``: ``("same", "")``,
     ``("other input", what)`` or ``("other settings", which)``."""
@@ -638,6 +667,8 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
     # an acquisition asked for before and left to the default now is a change too
     keys = set(wanted) | ({"acquisition"} & set(made))
     keys -= {k for k in _STAMPS if k not in made}  # recorded before stamps were
+    if wanted.get("stages") == "liver" == made.get("stages"):
+        keys -= set(_TUMOR_ONLY_SETTINGS)  # no tumor stage: earlier records hold their values
     changed = sorted(k for k in keys if made.get(k) != wanted.get(k))
     if "stages" in changed:  # the tumor stage's settings and model came or went with it
         changed = [k for k in changed if k not in (*_TUMOR_ONLY_SETTINGS, "model_stamps")]
@@ -778,11 +809,15 @@ def segment_one(
 
     result = segmenter.segment(volume, progress=prog)
     t1 = time.perf_counter()
-    # outputs being redone: the old stats go before the new labels come, so a run stopped
-    # between the two writes leaves labels without stats (refused next time), never new labels
-    # beside old stats that say complete (skipped next time)
+    # outputs being redone: the new labels are written aside, and the old stats go only at the
+    # moment they replace the old labels. A run stopped while the labels are written leaves the
+    # old outputs as they were (redone next time, their settings differ); one stopped after
+    # leaves labels without stats (refused next time), never new labels beside old stats that
+    # say complete (skipped next time)
+    partial = labels_path.with_name(f".{labels_path.name}.new.nii.gz")
+    write_nifti(result.labels, partial, reference=volume)
     stats_path.unlink(missing_ok=True)
-    write_nifti(result.labels, labels_path, reference=volume)
+    os.replace(partial, labels_path)
     t_write = time.perf_counter() - t1
     timings = {"read": round(t_read, 3), **result.timings, "write": round(t_write, 3)}
     timings["segment"] = timings.pop("total", None)
@@ -905,8 +940,11 @@ def _settings_text(settings: dict) -> str:
 def _remove_stale_temps(outdir: Path, case: Case) -> None:
     """Temporary files a killed run left for this case (only this shard ever writes them)."""
     for final in output_paths(outdir, case):
-        for tmp in outdir.glob(f".{final.name}.*"):
-            tmp.unlink(missing_ok=True)
+        # its temporary files, the labels written aside (".X_labels.nii.gz.new.nii.gz") and
+        # that one's own temporary files
+        for pattern in (f".{final.name}.*", f"..{final.name}.*"):
+            for tmp in outdir.glob(pattern):
+                tmp.unlink(missing_ok=True)
 
 
 def _printer():

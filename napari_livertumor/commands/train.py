@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 import time
@@ -156,8 +155,9 @@ def _train_here(configs) -> int:
     from ..errors import LiverTumorError
     from ..training.cli_report import print_reports
     from ..training.loop import train, warm_cache
+    from ._signals import sigterm_as_interrupt
 
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         if len(configs) > 1:
             print("== preprocessing (each CT is read once for both stages)", flush=True)
             warm_cache(configs)
@@ -193,23 +193,3 @@ def _train_here(configs) -> int:
                 )
                 raise
     return 0
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM (a job scheduler's stop, ``kill``, ``docker stop``) saves ``last/`` like Ctrl-C."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

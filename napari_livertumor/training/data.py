@@ -120,7 +120,7 @@ def _drop_copies(records: list[CaseRecord], skipped: list) -> list[CaseRecord]:
     is kept and each copy is skipped with the name of the case it copies.
     """
     keep: list[CaseRecord] = []
-    first: dict[tuple, CaseRecord] = {}
+    seen: dict[tuple, list[CaseRecord]] = {}  # records of one key: the same series / sizes
     for rec in sorted(records, key=lambda r: r.case_id):
         if rec.series_uid:
             key: tuple = ("series", rec.series_uid)
@@ -130,19 +130,23 @@ def _drop_copies(records: list[CaseRecord], skipped: list) -> list[CaseRecord]:
             except OSError:
                 keep.append(rec)
                 continue
-        other = first.get(key)
-        same = other is not None and key[0] == "series"
-        if other is not None and not same:  # same sizes: the same files?
-            mark = case_fingerprint(rec)
-            same = (
-                mark is not None
-                and mark == case_fingerprint(other)
-                and _file_digest(rec.image) == _file_digest(other.image)
+        group = seen.setdefault(key, [])
+        copy_of = group[0] if group and key[0] == "series" else None
+        if copy_of is None and group:  # the same sizes: the same bytes as one of them?
+            mine = (case_fingerprint(rec), _file_digest(rec.image))
+            copy_of = next(
+                (
+                    other
+                    for other in group
+                    if mine[0] is not None
+                    and mine == (case_fingerprint(other), _file_digest(other.image))
+                ),
+                None,
             )
-        if same:
-            _skip(skipped, rec.case_id, f"a copy of {other.case_id} (the same scan)")
+        if copy_of is not None:
+            _skip(skipped, rec.case_id, f"a copy of {copy_of.case_id} (the same scan)")
             continue
-        first.setdefault(key, rec)
+        group.append(rec)
         keep.append(rec)
     order = {r.case_id: i for i, r in enumerate(records)}
     return sorted(keep, key=lambda r: order[r.case_id])
