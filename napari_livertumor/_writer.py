@@ -72,8 +72,9 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
         raise InputError(
             out,
             f"this labels layer lies on the grid of several CTs ({', '.join(shared)}): a DICOM "
-            "SEG must reference the one it was drawn on; save it from a layer made on that CT "
-            "(the Segment panel, or Load CT's ground truth), or save it as NIfTI",
+            "SEG must reference the one it was drawn on; close the other CT layers and save "
+            "again, save it from a layer made on that CT (the Segment panel, or Load CT's "
+            "ground truth), or save it as NIfTI",
         )
     if not volume.meta.get("files"):
         raise InputError(

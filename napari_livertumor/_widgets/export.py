@@ -201,8 +201,9 @@ class ExportWidget(JobWidgetMixin, QWidget):
             set_status(
                 self.status,
                 f"'{layer.name}' lies on the grid of several CTs ({', '.join(shared)}): a DICOM "
-                "SEG must reference the one it was drawn on. Untick DICOM SEG (the NIfTI is the "
-                "same for all of them), or export a layer made on that CT.",
+                "SEG must reference the one it was drawn on. Close the other CT layers, untick "
+                "DICOM SEG (the NIfTI is the same for all of them), or export a layer made on "
+                "that CT.",
                 error=True,
             )
             return
