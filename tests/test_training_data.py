@@ -562,10 +562,12 @@ def test_a_patient_folder_copied_beside_itself_is_one_patient(tcia_cohort, tmp_p
     data = tmp_path / "data"
     shutil.copytree(tcia_cohort, data)
     shutil.copytree(data / "HCC_002", data / "HCC_002_copy")
+    shutil.copytree(data / "HCC_003", data / "Copy of HCC_003")  # sorts before the original
     with caplog.at_level(logging.WARNING):
         records = index_cases(data)
     assert [r.case_id for r in records] == ["HCC_001", "HCC_002", "HCC_003"]
     assert "HCC_002_copy: a copy of HCC_002 (the same scan)" in caplog.text
+    assert "Copy of HCC_003: a copy of HCC_003" in caplog.text
 
 
 def test_nifti_copies_are_one_patient_and_same_sized_others_are_not(tmp_path, caplog):

@@ -116,12 +116,18 @@ def _drop_copies(records: list[CaseRecord], skipped: list) -> list[CaseRecord]:
     unpacked twice) could land on both sides of the split, a test patient trained on.
 
     The same CT series (DICOM: its SeriesInstanceUID), or a NIfTI pair whose image and labels
-    files are the same bytes, is one scan; the first name (sorted)
-    is kept and each copy is skipped with the name of the case it copies.
+    files are the same bytes, is one scan; the name that does not look like a copy's
+    ("HCC_001 (1)", "Copy of HCC_001") is kept, else the first sorted, and each copy is skipped
+    with the name of the case it copies.
     """
     keep: list[CaseRecord] = []
     seen: dict[tuple, list[CaseRecord]] = {}  # records of one key: the same series / sizes
-    for rec in sorted(records, key=lambda r: r.case_id):
+    import re
+
+    def copy_like(name: str) -> bool:  # "HCC_001 (1)", "Copy of HCC_001", "HCC_001_copy"
+        return bool(re.search(r"copy|\(\d+\)\s*$", name, re.IGNORECASE))
+
+    for rec in sorted(records, key=lambda r: (copy_like(r.case_id), r.case_id)):
         if rec.series_uid:
             key: tuple = ("series", rec.series_uid)
         else:
