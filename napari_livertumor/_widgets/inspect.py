@@ -169,7 +169,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
         except ValueError:
             affine = None
         truth_layer = self.truth_layer()
-        truth = None if truth_layer is None else np.asarray(truth_layer.data)
+        # a copy, as the labels: a ground truth can be painted on while it is measured
+        truth = None if truth_layer is None else np.array(truth_layer.data)
         if truth_layer is not None and not _same_grid(truth_layer, layer):
             set_status(
                 self.status,
