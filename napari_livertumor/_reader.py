@@ -251,10 +251,15 @@ def _single_target(path) -> Path | None:
 
 
 def _holds_images(folder: Path) -> bool:
-    """Does ``folder`` itself hold a DICOM file that is no SEG (a CT slice)?"""
-    for p in sorted(folder.iterdir())[:_MAX_PROBE]:
-        if p.is_file() and _looks_like_dicom(p) and _sop_class(p) not in _SEG_SOP_CLASSES:
-            return True
+    """Does ``folder`` (or a folder in it) hold a DICOM file that is no SEG (a CT slice)? A
+    patient folder with its SEG on top and its CT below is no Segmentation series folder."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            if not name.startswith(".") and _looks_like_dicom(p):
+                if _sop_class(p) not in _SEG_SOP_CLASSES:
+                    return True
     return False
 
 

@@ -323,3 +323,31 @@ def test_a_segmentation_series_folder_opens_like_its_file(study):
     layers = _reader.read_dicom_layers(str(seg.parent))
     assert [kind for *_, kind in layers] == ["image", "labels"]
     np.testing.assert_array_equal(layers[1][0], labels)
+
+
+def test_a_patient_folder_with_its_seg_on_top_opens_that_patient_only(tmp_path, study):
+    """Taken for a Segmentation series folder, it read the folder above: every patient."""
+    import shutil
+
+    ct_dir, seg, ct, labels = study
+    patient = tmp_path / "HCC_001"
+    shutil.move(str(seg), str(patient / "seg.dcm"))
+    layers = _reader.read_dicom_layers(str(patient))
+    assert [kind for *_, kind in layers] == ["image", "labels"]
+    np.testing.assert_array_equal(layers[1][0], labels)
+
+
+def test_an_mr_file_reads_when_its_series_is_asked_for(tmp_path):
+    import pydicom
+
+    from napari_livertumor.io.dicom import read_dicom_series
+
+    vol = CTVolume(np.zeros((4, 10, 10), np.int16), (3.0, 1.0, 1.0))
+    write_ct_series(vol, tmp_path / "mr")
+    for f in (tmp_path / "mr").iterdir():
+        ds = pydicom.dcmread(f)
+        ds.Modality = "MR"
+        ds.save_as(f)
+        uid = str(ds.SeriesInstanceUID)
+    first = sorted((tmp_path / "mr").iterdir())[0]
+    assert read_dicom_series(first, uid).shape == (4, 10, 10)

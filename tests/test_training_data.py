@@ -598,3 +598,37 @@ def test_a_copy_of_any_patient_is_found_among_same_sized_files(tmp_path, caplog)
         ids = [r.case_id for r in index_cases(tmp_path)]
     assert ids == ["HCC_001", "HCC_002"]
     assert "HCC_002_copy: a copy of HCC_002" in caplog.text
+
+
+def test_a_patient_written_two_ways_in_two_lists_is_refused(tmp_path):
+    """'HCC-1' in train and 'HCC_001' in test passed the two-lists check, then both became
+    HCC_001: a test patient trained on."""
+    import json
+
+    from napari_livertumor.errors import InputError
+
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps({"train": ["HCC-1", "HCC_002"], "test": ["HCC_001"]}))
+    with pytest.raises(InputError, match="in both 'train' and 'test': HCC_001"):
+        read_split(path)
+    path.write_text(json.dumps({"train": ["hcc_2", "HCC-2", "HCC_003"], "test": ["HCC_001"]}))
+    assert read_split(path)["train"] == ["HCC_002", "HCC_003"]
+
+
+def test_copies_are_looked_for_without_reading_every_file_for_every_other(tmp_path, monkeypatch):
+    """Same-sized files were compared whole with every earlier one: n² full reads."""
+    import napari_livertumor.training.data as data_mod
+    from napari_livertumor.io.nifti import write_nifti
+    from napari_livertumor.io.volume import CTVolume
+
+    rng = np.random.default_rng(0)
+    for k in range(8):
+        write_nifti(CTVolume(rng.integers(-100, 100, (4, 64, 64)).astype(np.int16)),
+                    tmp_path / "imagesTr" / f"HCC_{k:03d}.nii")  # fmt: skip
+        write_nifti(CTVolume(rng.integers(0, 3, (4, 64, 64)).astype(np.uint8)),
+                    tmp_path / "labelsTr" / f"HCC_{k:03d}.nii")  # fmt: skip
+    calls = []
+    real = data_mod._file_digest
+    monkeypatch.setattr(data_mod, "_file_digest", lambda p: calls.append(p) or real(p))
+    assert len(index_cases(tmp_path)) == 8
+    assert calls == []  # different first bytes: no whole file read

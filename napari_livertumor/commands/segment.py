@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import glob
 import io
 import json
 import logging
@@ -942,7 +943,8 @@ def _remove_stale_temps(outdir: Path, case: Case) -> None:
     for final in output_paths(outdir, case):
         # its temporary files, the labels written aside (".X_labels.nii.gz.new.nii.gz") and
         # that one's own temporary files
-        for pattern in (f".{final.name}.*", f"..{final.name}.*"):
+        name = glob.escape(final.name)  # a case named "X[1]"
+        for pattern in (f".{name}.*", f"..{name}.*"):
             for tmp in outdir.glob(pattern):
                 tmp.unlink(missing_ok=True)
 

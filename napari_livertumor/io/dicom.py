@@ -173,13 +173,18 @@ def read_dicom_series(
                 else "give the folder of the CT series it was drawn on (or the patient's folder)"
             )
             raise InputError(path, f"is a DICOM SEG (a segmentation), not a CT image; {where}")
-        if own.is_image and own.modality not in ("CT", "") and not any_modality:
+        if own.is_image and own.modality not in ("CT", "") and not any_modality and not series_uid:
             raise InputError(
                 path,
                 f"is a {own.modality} image, not CT: the models expect CT in Hounsfield units",
             )
         series_uid = series_uid or own.series_uid
-        if acquisition is None and not prefer_sop_instance_uids and own.is_image:
+        if (
+            acquisition is None
+            and not prefer_sop_instance_uids
+            and own.is_image
+            and series_uid in (None, own.series_uid)
+        ):
             # one file stands for its series, and of a series stacking phases for its own
             prefer_sop_instance_uids = {own.sop_uid}
             file_given = True

@@ -9,6 +9,7 @@ per preprocessing setting and cached as resampled, windowed arrays, so epochs ne
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -139,16 +140,13 @@ def _drop_copies(records: list[CaseRecord], skipped: list) -> list[CaseRecord]:
         group = seen.setdefault(key, [])
         copy_of = group[0] if group and key[0] == "series" else None
         if copy_of is None and group:  # the same sizes: the same bytes as one of them?
-            mine = (case_fingerprint(rec), _file_digest(rec.image))
-            copy_of = next(
-                (
-                    other
-                    for other in group
-                    if mine[0] is not None
-                    and mine == (case_fingerprint(other), _file_digest(other.image))
-                ),
-                None,
-            )
+            # a cheap look first (the files' first and last bytes), every file read once; the
+            # whole files only for a pair that looks the same
+            mine = _quick_digest(rec)
+            for other in group:
+                if mine is not None and mine == _quick_digest(other) and _same_files(rec, other):
+                    copy_of = other
+                    break
         if copy_of is not None:
             _skip(skipped, rec.case_id, f"a copy of {copy_of.case_id} (the same scan)")
             continue
@@ -156,6 +154,42 @@ def _drop_copies(records: list[CaseRecord], skipped: list) -> list[CaseRecord]:
         keep.append(rec)
     order = {r.case_id: i for i, r in enumerate(records)}
     return sorted(keep, key=lambda r: order[r.case_id])
+
+
+def _quick_digest(rec: CaseRecord) -> tuple | None:
+    """The first and last 64 KiB of a record's image and labels files (cached per file
+    version): patients' files differ there, a copy's do not."""
+    try:
+        return tuple(_ends_digest(*_file_version(Path(p))) for p in (rec.image, rec.labels))
+    except OSError:
+        return None
+
+
+def _file_version(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return str(path), st.st_size, st.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=4096)
+def _ends_digest(path: str, size: int, mtime_ns: int) -> str:
+    import hashlib
+
+    digest = hashlib.sha1(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        digest.update(fh.read(1 << 16))
+        if size > 1 << 17:
+            fh.seek(size - (1 << 16))
+            digest.update(fh.read(1 << 16))
+    return digest.hexdigest()
+
+
+def _same_files(a: CaseRecord, b: CaseRecord) -> bool:
+    """Are two records' image and labels files the same bytes (labels first: smaller)?"""
+    for x, y in ((a.labels, b.labels), (a.image, b.image)):
+        mine = _file_digest(x)
+        if mine is None or mine != _file_digest(y):
+            return False
+    return True
 
 
 def _file_digest(path) -> str | None:
@@ -745,6 +779,12 @@ def read_split(path: str | Path, *, require_train: bool = True) -> dict[str, Any
         if isinstance(entry, dict) and entry.get("list") in ("train", "val"):
             if entry.get("case") and entry["case"] not in split[entry["list"]]:
                 split[entry["list"]] = [*split[entry["list"]], entry["case"]]
+    # IDs written as the clinical table may write them ('HCC-3', 'hcc_4') are one patient's:
+    # read as the table reader reads them, once per list, before the lists are compared
+    from ..io.clinical import normalise_id
+
+    for k in ("train", "val", "test"):
+        split[k] = list(dict.fromkeys(normalise_id(c) for c in split[k]))
     # a patient in two lists is trained on and then scored as unseen (or validated on):
     # refused for training, naming them; evaluation reads only 'test' (scoring training
     # patients on purpose is a fair question to ask) and says so
