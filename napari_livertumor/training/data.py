@@ -807,10 +807,18 @@ def case_fingerprint(record: CaseRecord) -> str | None:
     them HCC_001…); the labels file does. Training records it for the test patients in
     ``split.json`` so that evaluation can tell its own test set from another cohort's.
     """
-    import gzip
-    import hashlib
+    try:
+        return _fingerprint(*_file_version(Path(record.labels)))
+    except OSError:
+        return None
 
-    path = Path(record.labels)
+
+@functools.lru_cache(maxsize=1024)
+def _fingerprint(path_text: str, size: int, mtime_ns: int) -> str | None:
+    """:func:`case_fingerprint` of one version of a file (read once however often asked)."""
+    import gzip
+
+    path = Path(path_text)
     try:
         if path.name.lower().endswith(".gz"):  # the voxels and header, not gzip's time stamp
             with gzip.open(path, "rb") as fh:
