@@ -336,7 +336,8 @@ def test_a_single_case_redone_into_a_batch_folder_updates_its_summary_row(tmp_pa
     assert after["case01"]["seconds"] not in ("999.0", "") and after["case01"]["status"] == "done"
     # rows made with other settings are told apart in the summary
     assert after["case00"]["settings"].startswith("stages=both; refine=")
-    assert after["case01"]["settings"].startswith("stages=liver; refine=")
+    # (a liver-only run: no tumor-stage settings, no raw "None")
+    assert after["case01"]["settings"] == f"stages=liver; models={models}"
     # another scan of the same name, refused (its outputs there are case01's): the summary
     # keeps the row telling of the outputs on disk instead of a failure with no files
     write_nifti(ct(7), tmp_path / "other" / "case01.nii.gz")

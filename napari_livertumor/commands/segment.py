@@ -927,14 +927,14 @@ def _settings_text(settings: dict) -> str:
     masks, so rows of runs made with other settings in one summary can be told apart."""
     if not settings:
         return ""
-    parts = [
-        f"stages={settings.get('stages')}",
-        f"refine={'on' if settings.get('refine') else 'off'}",
-        f"tta={settings.get('tta')}",
-    ]
+    parts = [f"stages={settings.get('stages')}"]
+    if settings.get("stages") != "liver":  # refinement and mirroring are the tumor stage's
+        parts += [
+            f"refine={'on' if settings.get('refine') else 'off'}",
+            f"tta={settings.get('tta') or 'none'}",
+        ]
     liver = settings.get("liver_model")
-    if liver:
-        parts.append(f"models={Path(liver).parent}")
+    parts.append(f"models={Path(liver).parent}" if liver else "models=shipped")
     return "; ".join(parts)
 
 
