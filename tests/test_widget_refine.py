@@ -686,3 +686,18 @@ def test_a_failing_preview_is_one_red_line_not_a_traceback_per_slider_move(
         qtbot.wait(200)
     assert "contour blew up" in widget.status.text()
     assert not caught
+
+
+def test_opened_after_two_segment_runs_it_picks_the_shown_segmentation(make_napari_viewer):
+    """It picked the hidden '(previous)' layer a re-run had moved aside, and Apply then said it
+    was hidden."""
+    viewer = make_napari_viewer()
+    vol, labels, truth, liver = synthetic_case()
+    _layers.add_ct_layer(viewer, vol, name="CT")
+    old = _layers.add_labels_layer(viewer, labels, vol, "CT segmentation (previous)",
+                                   ct_layer_name="CT")  # fmt: skip
+    old.visible = False
+    _layers.add_labels_layer(viewer, labels, vol, "CT segmentation", ct_layer_name="CT")
+    widget = RefineWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Refine")
+    assert widget.mask_combo.currentText() == "CT segmentation"

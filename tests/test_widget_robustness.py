@@ -191,3 +191,27 @@ def test_renaming_a_layer_renames_it_only_in_the_layer_pickers(make_napari_viewe
     assert widget.ct_combo.currentText() == "CT 2"
     devices = [widget.device_combo.itemText(i) for i in range(widget.device_combo.count())]
     assert devices == ["auto", "cpu", "cuda"]
+
+
+def test_jobs_leave_qts_thread_pool_threads_free_for_its_own_work(qtbot):
+    """Qt converts images for a repaint on its global pool, waiting with Python's lock held:
+    two jobs filling a 2-thread pool froze the window for good."""
+    import threading
+
+    from qtpy.QtCore import QThreadPool
+
+    from napari_livertumor._widgets._jobs import Job
+
+    pool = QThreadPool.globalInstance()
+    before = pool.maxThreadCount()
+    pool.setMaxThreadCount(2)  # a 2-core machine
+    release = threading.Event()
+    try:
+        jobs = [Job(lambda p, c: release.wait(20), napari_progress=False).start() for _ in range(2)]
+        qtbot.waitUntil(lambda: pool.activeThreadCount() >= 2, timeout=5_000)
+        assert pool.maxThreadCount() - pool.activeThreadCount() >= 2
+    finally:
+        release.set()
+        for job in jobs:
+            job.wait(20)
+        pool.setMaxThreadCount(max(before, pool.maxThreadCount()))

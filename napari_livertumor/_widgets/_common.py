@@ -363,7 +363,7 @@ class JobWidgetMixin:
             try:
                 button.setText(self._button_text.get(button, button.text()))
                 button.setEnabled(True)
-                if bar is not None:
+                if bar is not None and not self.busy:  # another job of the panel still shows
                     bar.setVisible(False)
             except RuntimeError:
                 return

@@ -26,6 +26,29 @@ _THROTTLE_S = 0.05
 _RUNNING: set = set()
 
 
+#: Threads of Qt's global pool kept free beside the running workers (see start_worker).
+_SPARE_THREADS = 4
+
+
+def start_worker(worker) -> None:
+    """Start a superqt worker on Qt's global thread pool, first making room in that pool.
+
+    The workers run on ``QThreadPool.globalInstance()``, whose size is the core count (2 on a
+    small machine). Qt uses the same pool inside the GUI thread: repainting the window converts
+    images in pieces on pool threads and waits for them while holding Python's lock. With both
+    threads taken by jobs waiting for that lock, neither side could go on: the whole window
+    froze for good (two jobs at once on a 2-core machine). The pool is grown so that a few
+    threads beyond the running ones are always free for Qt.
+    """
+    from qtpy.QtCore import QThreadPool
+
+    pool = QThreadPool.globalInstance()
+    need = pool.activeThreadCount() + 1 + _SPARE_THREADS
+    if pool.maxThreadCount() < need:
+        pool.setMaxThreadCount(need)
+    worker.start()
+
+
 class ImportGate:
     """Keeps other threads' imports away from a panel's background imports of torch and MONAI.
 
@@ -129,7 +152,7 @@ class Job(QObject):
         self.status = "running"
         self._open_bar()
         _RUNNING.add(self)
-        self.worker.start()
+        start_worker(self.worker)
         return self
 
     @property

@@ -348,7 +348,12 @@ class RefineWidget(JobWidgetMixin, QWidget):
             _set_items(self.mask_combo, labels)
             _set_items(self.liver_combo, [SAME_LAYER, *labels, NO_LIVER])
             if new:  # a segmentation just made: the layer to refine next
-                self.mask_combo.setCurrentText(new[-1])
+                # (on the first fill every layer is new: the shown one added last, never a
+                # hidden "(previous)" that a re-run moved aside)
+                order = {ly.name: i for i, ly in enumerate(self.viewer.layers)}
+                self.mask_combo.setCurrentText(
+                    max(new, key=lambda n: (self.viewer.layers[n].visible, order.get(n, -1)))
+                )
             self._follow_mask_ct()
             # steps on a deleted layer cannot be undone: Undo (n) counts only the others
             alive = [st for st in self.history.steps if st.target in self.viewer.layers]
@@ -580,7 +585,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
         worker.returned.connect(done)
         worker.errored.connect(failed)
         worker.finished.connect(finished)
-        worker.start()
+        from ._jobs import start_worker
+
+        start_worker(worker)
 
     def preview_layer(self):
         return self._layer(PREVIEW_NAME)
