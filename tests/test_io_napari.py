@@ -304,16 +304,20 @@ def test_what_the_reader_leaves_out_is_said_not_only_stored(tmp_path, monkeypatc
     assert any("Hounsfield" in w for w in kwargs["metadata"]["warnings"])
 
 
-def test_an_mr_file_is_refused_as_its_folder_is(tmp_path):
+def _mr_series(folder) -> tuple:
+    """A 4-slice series whose Modality says MR: (its first file, its SeriesInstanceUID)."""
     import pydicom
 
-    vol = CTVolume(np.zeros((4, 10, 10), np.int16), (3.0, 1.0, 1.0))
-    write_ct_series(vol, tmp_path / "mr")
-    for f in (tmp_path / "mr").iterdir():
+    write_ct_series(CTVolume(np.zeros((4, 10, 10), np.int16), (3.0, 1.0, 1.0)), folder)
+    for f in folder.iterdir():
         ds = pydicom.dcmread(f)
         ds.Modality = "MR"
         ds.save_as(f)
-    first = sorted((tmp_path / "mr").iterdir())[0]
+    return sorted(folder.iterdir())[0], str(ds.SeriesInstanceUID)
+
+
+def test_an_mr_file_is_refused_as_its_folder_is(tmp_path):
+    first, _ = _mr_series(tmp_path / "mr")
     with pytest.raises(InputError, match="is a MR image, not CT"):
         _reader.read_dicom_layers(str(first))
 
@@ -338,16 +342,7 @@ def test_a_patient_folder_with_its_seg_on_top_opens_that_patient_only(tmp_path, 
 
 
 def test_an_mr_file_reads_when_its_series_is_asked_for(tmp_path):
-    import pydicom
-
     from napari_livertumor.io.dicom import read_dicom_series
 
-    vol = CTVolume(np.zeros((4, 10, 10), np.int16), (3.0, 1.0, 1.0))
-    write_ct_series(vol, tmp_path / "mr")
-    for f in (tmp_path / "mr").iterdir():
-        ds = pydicom.dcmread(f)
-        ds.Modality = "MR"
-        ds.save_as(f)
-        uid = str(ds.SeriesInstanceUID)
-    first = sorted((tmp_path / "mr").iterdir())[0]
+    first, uid = _mr_series(tmp_path / "mr")
     assert read_dicom_series(first, uid).shape == (4, 10, 10)

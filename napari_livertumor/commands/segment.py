@@ -756,7 +756,7 @@ def run_cases(
         try:
             stats = segment_one(
                 case, outdir, segmenter, series_uid=series_uid, acquisition=acquisition,
-                progress=progress, load_seconds=load_s,
+                progress=progress, load_seconds=load_s, settings=wanted,
             )  # fmt: skip
             rows.append({**row, **_summary_values(stats), "status": "done"})
         except Cancelled:
@@ -787,14 +787,18 @@ def segment_one(
     acquisition=None,
     progress=None,
     load_seconds=0.0,
+    settings: dict | None = None,
 ) -> dict:
-    """Read, segment and write one case; returns the stats written."""
+    """Read, segment and write one case; returns the stats written. ``settings``: its
+    :func:`run_settings`, when the caller has them already (a folder's files are not listed
+    twice)."""
     from .. import __version__
     from ..io import load_ct
     from ..io.nifti import write_nifti
 
     labels_path, stats_path = output_paths(outdir, case)
-    settings = run_settings(case, segmenter.config, series_uid, acquisition)
+    if settings is None:
+        settings = run_settings(case, segmenter.config, series_uid, acquisition)
     t0 = time.perf_counter()
     volume = load_ct(
         case.path,
