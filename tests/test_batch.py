@@ -444,7 +444,13 @@ def test_a_liver_only_rerun_with_other_refinement_settings_is_skipped(tmp_path, 
     assert "already complete, skipped" in caplog.text and "redoing" not in caplog.text
 
 
-def test_an_interrupted_batch_lists_the_cases_it_finished(tmp_path, models, monkeypatch):
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_an_interrupted_batch_lists_the_cases_it_finished(tmp_path, models, monkeypatch, stop):
+    """Ctrl-C, or a job scheduler's SIGTERM (scancel, a time limit), mid-batch: the summary
+    lists the cases finished, and the case stopped left nothing."""
+    import os
+    import signal
+
     import napari_livertumor.commands.segment as seg_cmd
 
     cohort(tmp_path / "in", 3)
@@ -453,6 +459,8 @@ def test_an_interrupted_batch_lists_the_cases_it_finished(tmp_path, models, monk
     def stop_at_the_second(case, *args, **kwargs):
         calls.append(case.name)
         if len(calls) == 2:
+            if stop == "sigterm":
+                os.kill(os.getpid(), signal.SIGTERM)
             raise KeyboardInterrupt
         return real(case, *args, **kwargs)
 
@@ -528,27 +536,6 @@ def test_ctrl_c_while_a_redone_case_writes_its_labels_leaves_it_to_redo(
     monkeypatch.setattr(nifti_mod, "write_nifti", real)
     assert segment([tmp_path / "in"], out, models, "--tta", "inplane") == 0
     assert not list(out.glob(".*"))  # no temporary file left
-
-
-def test_a_schedulers_sigterm_ends_a_batch_like_ctrl_c(tmp_path, models, monkeypatch):
-    import os
-    import signal
-
-    import napari_livertumor.commands.segment as seg_cmd
-
-    cohort(tmp_path / "in", 3)
-    real, calls = seg_cmd.segment_one, []
-
-    def stopped_at_the_second(case, *args, **kwargs):
-        calls.append(case.name)
-        if len(calls) == 2:
-            os.kill(os.getpid(), signal.SIGTERM)  # scancel, a time limit
-        return real(case, *args, **kwargs)
-
-    monkeypatch.setattr(seg_cmd, "segment_one", stopped_at_the_second)
-    out = tmp_path / "out"
-    assert segment([tmp_path / "in"], out, models) == 130
-    assert [r["case"] for r in read_rows(out / "summary.csv")] == ["case00"]
 
 
 def test_liver_only_outputs_of_the_previous_version_are_still_complete():
