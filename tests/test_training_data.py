@@ -37,6 +37,31 @@ def test_tcia_layout_reads_the_ct_series_the_seg_references(tcia_cohort):
     assert find_clinical(tcia_cohort).name.startswith("HCC-TACE-Seg_clinical")
 
 
+def test_the_index_reports_each_patient_and_stops_when_told(tcia_cohort):
+    """The Train panel's data check of a folder no longer wanted went on reading it to the end
+    in the background: the index now asks between patients and between files."""
+    from napari_livertumor.errors import Cancelled
+    from napari_livertumor.progress import Reporter
+
+    steps = []
+    index_cases(tcia_cohort, reporter=Reporter(lambda *a: steps.append(a)))
+    assert [s for s in steps if s[0] == "patients"] == [("patients", i, 3) for i in range(4)]
+    assert {s[0] for s in steps} == {"patients"}  # each patient's file scan stays quiet
+
+    # told to stop while the second patient's files are read: nothing more is read
+    asked = []
+
+    def should_cancel():  # "stop" on the third question once the second patient has begun
+        if ("patients", 1, 3) in steps:
+            asked.append(1)
+        return len(asked) >= 3
+
+    steps.clear()
+    with pytest.raises(Cancelled):
+        index_cases(tcia_cohort, reporter=Reporter(lambda *a: steps.append(a), should_cancel))
+    assert ("patients", 2, 3) not in steps
+
+
 def test_a_patient_without_seg_is_skipped_with_a_logged_reason(tcia_cohort, tmp_path, caplog):
     data = tmp_path / "data"
     shutil.copytree(tcia_cohort, data)

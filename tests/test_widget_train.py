@@ -97,6 +97,44 @@ def test_train_two_steps_responsively_then_offer_the_model_in_segment(
     assert str((tmp_path / "models").resolve()) in items
 
 
+def test_a_check_of_a_folder_no_longer_wanted_stops_reading_it(
+    train_widget, qtbot, tmp_path, monkeypatch
+):
+    """Browsing another folder while the first is checked used to leave the first check
+    reading every DICOM header of the old folder in the background."""
+    import threading
+    import time
+
+    from napari_livertumor._widgets import train as train_module
+    from napari_livertumor.errors import Cancelled
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    stopped = threading.Event()
+
+    def fake_summary(data, clinical=None, progress=None, should_cancel=None):
+        if data == str(old):  # a slow folder: reads until told to stop
+            end = time.monotonic() + 20
+            while time.monotonic() < end:
+                progress("patients", 1, 100)
+                if should_cancel():
+                    stopped.set()
+                    raise Cancelled()
+                time.sleep(0.01)
+            return ["the old folder, read to the end"]
+        return [f"checked {data}"]
+
+    monkeypatch.setattr(train_module, "summarize_data", fake_summary)
+    _, widget = train_widget
+    widget.data.setText(str(old))
+    widget.check_button.click()
+    qtbot.wait(200)
+    monkeypatch.setattr(train_module.QFileDialog, "getExistingDirectory", lambda *a: str(new))
+    widget.data_browse.click()
+    qtbot.waitUntil(stopped.is_set, timeout=5_000)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=5_000)
+    assert widget.summary.text() == f"checked {new}"
+
+
 def test_a_model_already_in_the_output_folder_is_resumed_or_kept_never_replaced_silently(
     train_widget, toy_data, qtbot, tmp_path, monkeypatch
 ):

@@ -132,19 +132,26 @@ def _train_child(config_dict: dict, reports, cancel, crash_log: str | None = Non
         reports.put(("end", None))
 
 
-def summarize_data(data: str, clinical: str | None = None) -> list[str]:
+def summarize_data(
+    data: str, clinical: str | None = None, progress=None, should_cancel=None
+) -> list[str]:
     """Lines describing a training folder: patients, labels, clinical rows and columns matched.
 
-    Raises :class:`~napari_livertumor.errors.InputError` when nothing in it is usable.
+    ``progress(stage, done, total)`` gets one step per patient folder scanned, and
+    ``should_cancel()`` is asked between patients and between DICOM files.
+
+    Raises :class:`~napari_livertumor.errors.InputError` when nothing in it is usable, and
+    :class:`~napari_livertumor.errors.Cancelled` when told to stop.
     """
     import pandas as pd
 
     from ..io.clinical import read_clinical
+    from ..progress import Reporter
     from ..training.config import DEFAULT_WEAK_COLUMNS
     from ..training.data import find_clinical, index_cases
 
     skipped: list = []
-    records = index_cases(data, skipped=skipped)
+    records = index_cases(data, skipped=skipped, reporter=Reporter(progress, should_cancel))
     layouts = sorted({r.layout for r in records})
     lines = [f"{len(records)} patient(s) with ground-truth labels ({', '.join(layouts)} layout)"]
     if skipped:

@@ -224,7 +224,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
             return
         self.drop_job(self.check_button)  # a check under way (of another folder) gives way
         self.run_job(
-            lambda progress, should_cancel: summarize_data(data, clinical),
+            lambda progress, should_cancel: summarize_data(data, clinical, progress, should_cancel),
             self._show_summary,
             button=self.check_button,
             description="checking data",

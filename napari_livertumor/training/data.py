@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import Cancelled, InputError, LiverTumorError
 from ..models.preprocess import grid_spacing, prepare_stage_input, resample_labels, stage_shape
+from ..progress import Reporter
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +65,24 @@ class PreparedCase:
 
 
 # --------------------------------------------------------------------------- case index
-def index_cases(data: str | Path, skipped: list | None = None) -> list[CaseRecord]:
+def index_cases(
+    data: str | Path, skipped: list | None = None, reporter: Reporter | None = None
+) -> list[CaseRecord]:
     """List the labelled cases in ``data`` (NIfTI or HCC-TACE-Seg layout).
 
     Patients that cannot be used (no labels, a SEG whose CT is missing, ...) are logged and,
-    when ``skipped`` is given, appended to it as ``(case_id, reason)``.
+    when ``skipped`` is given, appended to it as ``(case_id, reason)``. ``reporter`` gets the
+    progress (``"patients"``, one step per patient folder) and is asked between patients and
+    between DICOM files whether to stop.
 
     Raises
     ------
     InputError
         The folder is missing, or holds no labelled case (the message says what was expected).
+    Cancelled
+        ``reporter`` said to stop.
     """
+    reporter = reporter or Reporter()
     root = Path(data)
     if root.is_file():
         raise InputError(root, "is a file; give the folder that holds the patients")
@@ -82,7 +90,7 @@ def index_cases(data: str | Path, skipped: list | None = None) -> list[CaseRecor
         raise InputError(root, "data folder not found")
     skipped = skipped if skipped is not None else []
     if (root / "imagesTr").is_dir():
-        return _drop_copies(_index_nifti(root, skipped), skipped)
+        return _drop_copies(_index_nifti(root, skipped), skipped, reporter)
     patients = sorted(
         p
         for p in root.iterdir()
@@ -94,7 +102,16 @@ def index_cases(data: str | Path, skipped: list | None = None) -> list[CaseRecor
             "no labelled cases: expected imagesTr/ + labelsTr/ (NIfTI) or one folder per "
             "patient with DICOM CT and a DICOM SEG (HCC-TACE-Seg layout)",
         )
-    records = [r for p in patients if (r := _index_tcia_patient(p, skipped)) is not None]
+    # the patient's DICOM scan asks to stop between files, and reports nothing of its own
+    quiet = Reporter(None, reporter.should_cancel)
+    records = []
+    for i, patient in enumerate(patients):
+        reporter.check()
+        reporter.update("patients", i, len(patients))
+        record = _index_tcia_patient(patient, skipped, quiet)
+        if record is not None:
+            records.append(record)
+    reporter.update("patients", len(patients), len(patients))
     if not records:
         raise InputError(
             root, f"none of the {len(patients)} patient folders holds a DICOM SEG with labels"
@@ -109,10 +126,12 @@ def index_cases(data: str | Path, skipped: list | None = None) -> list[CaseRecor
             one,
             [r.case_id for r in records][:3],
         )
-    return _drop_copies(records, skipped)
+    return _drop_copies(records, skipped, reporter)
 
 
-def _drop_copies(records: list[CaseRecord], skipped: list) -> list[CaseRecord]:
+def _drop_copies(
+    records: list[CaseRecord], skipped: list, reporter: Reporter | None = None
+) -> list[CaseRecord]:
     """One record per scan: a patient folder copied beside itself ("HCC_001 (1)", a download
     unpacked twice) could land on both sides of the split, a test patient trained on.
 
@@ -129,6 +148,8 @@ def _drop_copies(records: list[CaseRecord], skipped: list) -> list[CaseRecord]:
         return bool(re.search(r"copy|\(\d+\)\s*$", name, re.IGNORECASE))
 
     for rec in sorted(records, key=lambda r: (copy_like(r.case_id), r.case_id)):
+        if reporter is not None:  # reading files to compare them can take a while
+            reporter.check()
         if rec.series_uid:
             key: tuple = ("series", rec.series_uid)
         else:
@@ -301,13 +322,17 @@ def _nifti_case_id(name: str) -> str | None:
     return case
 
 
-def _index_tcia_patient(folder: Path, skipped: list) -> CaseRecord | None:
+def _index_tcia_patient(
+    folder: Path, skipped: list, reporter: Reporter | None = None
+) -> CaseRecord | None:
     from ..io.dicom import discover_series
     from ..io.seg import seg_referenced_series
 
     unreadable: list = []
     try:
-        series = discover_series(folder, unreadable=unreadable)
+        series = discover_series(folder, unreadable=unreadable, reporter=reporter)
+    except Cancelled:
+        raise
     except Exception as exc:  # a broken folder must not stop the index
         _skip(skipped, folder.name, f"cannot scan DICOM files ({exc})")
         return None

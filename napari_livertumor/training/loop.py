@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import Cancelled, InputError, LiverTumorError
 from ..fileio import check_writable_folder
 from ..models import ModelMetadata, build_training_network, save_model
+from ..progress import Reporter
 from .config import TrainConfig
 from .data import (
     case_fingerprint,
@@ -259,7 +260,9 @@ class _Run:
     def _prepare_data(self) -> dict[str, Any]:
         cfg = self.config
         index_skips: list = []
-        records = index_cases(cfg.data, skipped=index_skips)
+        records = index_cases(
+            cfg.data, skipped=index_skips, reporter=Reporter(None, self.should_cancel)
+        )
         ids = [r.case_id for r in records]
         split = resolve_split(cfg, ids)
         wanted = set(split["train"]) | set(split["val"])
