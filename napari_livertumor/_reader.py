@@ -76,9 +76,13 @@ def read_dicom_layers(path) -> list[tuple]:
             # a Segmentation series folder (TCIA keeps each SEG in one): opened as its file
             return read_dicom_layers(segs[0])
         if segs:
-            volume, labels = load_tcia_case(target, seg_path=segs[0])
-            _say_warnings(volume)
-            return _with_ground_truth(volume, labels)
+            try:  # the SEG drawn on a CT of this folder (another patient's may sit beside)
+                volume, labels = load_tcia_case(target)
+            except InputError as exc:  # the CT still opens; why its labels did not is said
+                _notify(f"The ground truth was not loaded: {exc}")
+            else:
+                _say_warnings(volume)
+                return _with_ground_truth(volume, labels)
     from .io.dicom import read_dicom_series
 
     if target.is_file() and _opened_with_its_series(target):
@@ -87,7 +91,7 @@ def read_dicom_layers(path) -> list[tuple]:
     if target.is_file():
         _remember_series(target, volume)
     _say_warnings(volume)
-    return [ct_layer_data(volume)]
+    return [ct_layer_data(volume.displayed())]  # as Load CT and NIfTI files show it
 
 
 def _say_warnings(volume) -> None:
@@ -102,7 +106,11 @@ def _say_warnings(volume) -> None:
     if not said:
         return
     name = volume.meta.get("description") or volume.meta.get("source") or "the scan"
-    text = f"{name}: " + "\n".join(said)
+    _notify(f"{name}: " + "\n".join(said))
+
+
+def _notify(text: str) -> None:
+    """``text`` as a napari warning notification (a Python warning without napari)."""
     try:
         from napari.utils.notifications import show_warning
 
@@ -110,7 +118,7 @@ def _say_warnings(volume) -> None:
     except Exception:  # noqa: BLE001 - no napari (a script using the reader): a Python warning
         import warnings
 
-        warnings.warn(text, stacklevel=2)
+        warnings.warn(text, stacklevel=3)
 
 
 #: A multi-select of one series' files in File > Open is handed to the reader one file at a time
@@ -232,6 +240,12 @@ def _seg_on_an_open_ct(seg_path: Path) -> list[tuple] | None:
 
 
 def _with_ground_truth(volume, labels) -> list[tuple]:
+    # shown in the standard orientation, as Load CT and NIfTI files show a CT, so labels
+    # opened from another file line up; saving turns them back to the files' own order
+    volume = volume.displayed()
+    turn = volume.meta.get("stored_turn")
+    if turn is not None:
+        labels = turn.apply(labels)
     name = f"{volume.meta.get('patient_id') or 'CT'} ground truth"
     return [ct_layer_data(volume), labels_layer_data(labels, volume, name, "ground_truth")]
 

@@ -36,6 +36,15 @@ def study(tmp_path):
     return ct_dir, seg, ct, labels
 
 
+def shown(ct, labels=None):
+    """The CT (and labels) as napari shows them: turned to the standard orientation, as the
+    Load CT panel and NIfTI files show a scan (the study's series runs feet to head, anterior
+    last)."""
+    turned = ct.displayed()
+    turn = turned.meta["stored_turn"]
+    return turned if labels is None else (turned, turn.apply(labels))
+
+
 def test_reader_declines_what_it_cannot_read_without_raising(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "empty").mkdir()
@@ -48,9 +57,9 @@ def test_dicom_folder_opens_as_a_ct_layer_in_mm(study):
     reader = napari_get_reader(str(ct_dir))
     [(data, kwargs, kind)] = reader(str(ct_dir))
     assert kind == "image"
-    np.testing.assert_array_equal(data, ct.array)
-    assert kwargs["scale"] == ct.napari_scale
-    assert kwargs["translate"] == ct.napari_translate
+    np.testing.assert_array_equal(data, shown(ct).array)
+    assert kwargs["scale"] == shown(ct).napari_scale
+    assert kwargs["translate"] == shown(ct).napari_translate
     assert kwargs["contrast_limits"] == (-160.0, 240.0)
     assert kwargs["metadata"]["patient_id"] == "HCC_001"
     assert "HCC_001" in kwargs["name"]
@@ -61,10 +70,58 @@ def test_seg_file_opens_with_its_ct_and_overlays_exactly(study):
     layers = napari_get_reader(str(seg))(str(seg))
     (_, ct_kwargs, ct_kind), (lab, lab_kwargs, lab_kind) = layers
     assert (ct_kind, lab_kind) == ("image", "labels")
-    np.testing.assert_array_equal(lab, labels)
+    np.testing.assert_array_equal(lab, shown(ct, labels)[1])
     assert lab_kwargs["scale"] == ct_kwargs["scale"]
     assert lab_kwargs["translate"] == ct_kwargs["translate"]
     assert lab_kwargs["metadata"]["livertumor_role"] == "ground_truth"
+
+
+def test_segment_output_opened_beside_its_dicom_ct_lines_up(tmp_path, study):
+    """File > Open showed a DICOM series as stored but a NIfTI turned to the standard
+    orientation: `segment`'s labels of an anterior-first series landed mirrored, on the
+    wrong side of the body."""
+    ct_dir, _, ct, labels = study
+    out = tmp_path / "HCC_001_labels.nii.gz"
+    write_nifti(labels, out, reference=ct)  # as `livertumor segment` writes it: the CT's grid
+    [(image, ct_kwargs, _)] = napari_get_reader(str(ct_dir))(str(ct_dir))
+    [(lab, lab_kwargs, kind)] = napari_get_reader(str(out))(str(out))
+    assert kind == "labels"
+    np.testing.assert_allclose(lab_kwargs["scale"], ct_kwargs["scale"], atol=1e-5)
+    np.testing.assert_allclose(lab_kwargs["translate"], ct_kwargs["translate"], atol=1e-3)
+    turned, turned_labels = shown(ct, labels)
+    np.testing.assert_array_equal(lab, turned_labels)
+    np.testing.assert_array_equal(image, turned.array)
+
+
+def test_a_folder_whose_seg_was_drawn_on_another_series_still_opens_its_ct(
+    tmp_path, study, monkeypatch
+):
+    """A SEG of another phase beside the CT (a partial download) made the folder fail to
+    open at all; the CT opens and the missing ground truth is said."""
+    import shutil
+
+    ct_dir, seg, ct, _ = study
+    other = CTVolume(ct.array, ct.spacing, (0.0, 0.0, 0.0), ct.direction)
+    write_ct_series(other, tmp_path / "other", patient_id="HCC_001")
+    folder = tmp_path / "mixed"
+    shutil.copytree(ct_dir, folder)
+    write_dicom_seg(
+        (ct.array > 0).astype(np.uint8),
+        load_ct(tmp_path / "other"),
+        folder / "other_seg.dcm",
+        [(1, "Liver")],
+    )
+    said: list[str] = []
+    monkeypatch.setattr(_reader, "_notify", said.append)
+    layers = _reader.read_dicom_layers(str(folder))
+    assert [kind for *_, kind in layers] == ["image"]
+    np.testing.assert_array_equal(layers[0][0], shown(ct).array)
+    assert any("ground truth was not loaded" in text for text in said)
+
+    # with the patient's own SEG there too, that one is used, whatever the order of names
+    shutil.copy(seg, folder / "zz_own_seg.dcm")
+    layers = _reader.read_dicom_layers(str(folder))
+    assert [kind for *_, kind in layers] == ["image", "labels"]
 
 
 def test_label_nifti_opens_as_labels_and_ct_nifti_as_image(tmp_path, study):
@@ -161,11 +218,16 @@ def test_napari_opens_the_seg_over_its_ct(make_napari_viewer, study, tmp_path):
     image, lab = layers
     np.testing.assert_allclose(lab.scale, image.scale)
     np.testing.assert_allclose(lab.translate, image.translate)
-    # a world point (mm) inside the tumor is the same voxel in both layers, and it is tumor
-    world = np.array(ct.napari_translate) + np.array(ct.napari_scale) * np.array([3, 7, 8])
-    np.testing.assert_allclose(lab.world_to_data(world), [3, 7, 8], atol=1e-6)
-    np.testing.assert_allclose(image.world_to_data(world), [3, 7, 8], atol=1e-6)
-    assert lab.data[3, 7, 8] == 2
+    # a world point (mm) inside the tumor is the same voxel in both layers, and it is tumor:
+    # the file's voxel [3, 7, 8], wherever the turn to the standard orientation put it
+    turned = shown(ct)
+    marker = np.zeros(ct.shape, np.uint8)
+    marker[3, 7, 8] = 1
+    idx = np.argwhere(turned.meta["stored_turn"].apply(marker))[0]
+    world = np.array(turned.napari_translate) + np.array(turned.napari_scale) * idx
+    np.testing.assert_allclose(lab.world_to_data(world), idx, atol=1e-6)
+    np.testing.assert_allclose(image.world_to_data(world), idx, atol=1e-6)
+    assert lab.data[tuple(idx)] == 2 and image.data[tuple(idx)] == ct.array[3, 7, 8]
 
     # File > Save Selected Layer(s) with our writers: same voxels, the CT's grid
     viewer.layers.selection = {lab}
@@ -186,8 +248,8 @@ def test_patient_folder_opens_as_ct_with_its_ground_truth(study):
     patient = ct_dir.parent.parent
     layers = napari_get_reader(str(patient))(str(patient))
     assert [kind for *_, kind in layers] == ["image", "labels"]
-    np.testing.assert_array_equal(layers[0][0], ct.array)
-    np.testing.assert_array_equal(layers[1][0], labels)
+    np.testing.assert_array_equal(layers[0][0], shown(ct).array)
+    np.testing.assert_array_equal(layers[1][0], shown(ct, labels)[1])
 
 
 def test_seg_whose_ct_is_missing_gives_a_clear_error(tmp_path, study):
@@ -210,7 +272,7 @@ def test_a_multi_select_of_one_series_files_opens_the_series_once(
     viewer = make_napari_viewer()
     layers = viewer.open(files, plugin="napari-livertumor")
     assert len(layers) == 1 and len(viewer.layers) == 1
-    np.testing.assert_array_equal(layers[0].data, ct.array)
+    np.testing.assert_array_equal(layers[0].data, shown(ct).array)
     # a file opened again is a new request: it opens again
     again = viewer.open(files[2], plugin="napari-livertumor")
     assert len(again) == 1 and len(viewer.layers) == 2
@@ -248,7 +310,7 @@ def test_a_seg_saved_away_from_its_ct_opens_onto_the_ct_already_open(
     (image,) = viewer.open(str(ct_dir), plugin="napari-livertumor")
     (lab,) = viewer.open(str(away), plugin="napari-livertumor")
     assert len(viewer.layers) == 2 and lab.__class__.__name__ == "Labels"
-    np.testing.assert_array_equal(lab.data, labels)
+    np.testing.assert_array_equal(lab.data, shown(ct, labels)[1])
     np.testing.assert_allclose(lab.scale, image.scale)
     np.testing.assert_allclose(lab.translate, image.translate)
 
@@ -326,7 +388,7 @@ def test_a_segmentation_series_folder_opens_like_its_file(study):
     _, seg, ct, labels = study
     layers = _reader.read_dicom_layers(str(seg.parent))
     assert [kind for *_, kind in layers] == ["image", "labels"]
-    np.testing.assert_array_equal(layers[1][0], labels)
+    np.testing.assert_array_equal(layers[1][0], shown(ct, labels)[1])
 
 
 def test_a_patient_folder_with_its_seg_on_top_opens_that_patient_only(tmp_path, study):
@@ -338,7 +400,7 @@ def test_a_patient_folder_with_its_seg_on_top_opens_that_patient_only(tmp_path, 
     shutil.move(str(seg), str(patient / "seg.dcm"))
     layers = _reader.read_dicom_layers(str(patient))
     assert [kind for *_, kind in layers] == ["image", "labels"]
-    np.testing.assert_array_equal(layers[1][0], labels)
+    np.testing.assert_array_equal(layers[1][0], shown(ct, labels)[1])
 
 
 def test_an_mr_file_reads_when_its_series_is_asked_for(tmp_path):

@@ -218,6 +218,11 @@ def test_a_liver_tumor_label_is_a_tumor_not_liver():
                    "Viable tumor (necrosis excluded)", "Masses", "Liver masses 2", "Necroses")  # fmt: skip
     assert [label_to_class(t) for t in still_tumor] == [2] * 7
     assert label_to_class("Liver, no masses") == 1
+    # the whole organ with its tumors is a liver segment (as tumor it made the liver all tumor)
+    whole = ("Liver + tumor", "Liver and tumors", "Whole liver (incl. tumor)", "Liver & Tumor",
+             "Liver including lesions", "Liver with tumor", "Liver minus tumor")  # fmt: skip
+    assert [label_to_class(t) for t in whole] == [1] * 7
+    assert label_to_class("Tumor and necrosis") == 2
 
 
 def test_labels_on_slices_filled_over_a_gap_are_left_out_of_the_seg_and_said(tmp_path, ct):
@@ -326,6 +331,86 @@ def test_a_seg_drawn_on_a_ct_shown_turned_lands_on_the_files_slices(tmp_path, ct
     back = read_dicom_seg(tmp_path / "seg.dcm", ct)
     np.testing.assert_array_equal(back, shown.meta["stored_turn"].undo(drawn))
     assert back[-3:-1].any() and not back[1:3].any()  # the feet-first file: the last slices
+
+
+def test_a_seg_opens_on_its_ct_shown_turned_and_on_a_nifti_stored_another_way(tmp_path, ct):
+    """Load CT shows an anterior-first series turned; a SEG drawn on the files was refused on
+    it as "drawn on another series", and so was a SEG on a NIfTI of the same CT whose rows
+    run the other way (as dcm2niix writes them)."""
+    from napari_livertumor.io.nifti import read_nifti, write_nifti
+
+    labels = hcc_labels(ct.shape)
+    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", HCC_SEGMENTS)
+    shown = ct.displayed()
+    turn = shown.meta["stored_turn"]
+    notes: list[str] = []
+    np.testing.assert_array_equal(
+        read_dicom_seg(tmp_path / "seg.dcm", shown, warnings=notes), turn.apply(labels)
+    )
+    assert notes == []
+
+    standard, _ = ct.to_standard()  # the same voxels, rows running to posterior
+    write_nifti(
+        CTVolume(standard.array, standard.spacing, standard.origin, standard.direction),
+        tmp_path / "ct.nii.gz",
+    )
+    nifti = read_nifti(tmp_path / "ct.nii.gz")
+    assert not np.allclose(nifti.direction, ct.direction)
+    np.testing.assert_array_equal(read_dicom_seg(tmp_path / "seg.dcm", nifti), turn.apply(labels))
+
+    # a CT turned a way no axis flip undoes (30° about the body axis) is refused
+    c, s30 = np.cos(np.pi / 6), np.sin(np.pi / 6)
+    oblique = np.array([[c, -s30, 0], [s30, c, 0], [0, 0, 1]]) @ ct.direction
+    with pytest.raises(InputError, match="orientation differs"):
+        read_dicom_seg(tmp_path / "seg.dcm", CTVolume(ct.array, ct.spacing, ct.origin, oblique))
+
+
+def test_frame_positions_written_rounded_still_find_their_slices(tmp_path, ct):
+    """Positions rounded to 0.1 mm and no per-frame source image: every frame was dropped,
+    and the message named the same series twice as "another series"."""
+    labels = hcc_labels(ct.shape)
+    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", HCC_SEGMENTS)
+    ds = pydicom.dcmread(tmp_path / "seg.dcm")
+    for group in ds.PerFrameFunctionalGroupsSequence:
+        group.pop("DerivationImageSequence", None)
+        pos = group.PlanePositionSequence[0]
+        pos.ImagePositionPatient = [round(float(v) + 0.04, 1) for v in pos.ImagePositionPatient]
+    ds.save_as(tmp_path / "rounded.dcm")
+    np.testing.assert_array_equal(read_dicom_seg(tmp_path / "rounded.dcm", ct), labels)
+
+    for group in ds.PerFrameFunctionalGroupsSequence:  # half a slice off: not these slices
+        pos = group.PlanePositionSequence[0]
+        pos.ImagePositionPatient = [
+            *pos.ImagePositionPatient[:2],
+            pos.ImagePositionPatient[2] + 1.25,
+        ]
+    ds.save_as(tmp_path / "off.dcm")
+    with pytest.raises(InputError, match="positions do not match the slices"):
+        read_dicom_seg(tmp_path / "off.dcm", ct)
+
+
+def test_a_seg_of_another_scan_placed_by_position_only_is_said(tmp_path, ct):
+    """Another patient's SEG on the same grid, with no per-frame source image, was read
+    without a word."""
+    from pydicom.uid import generate_uid
+
+    labels = hcc_labels(ct.shape)
+    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", HCC_SEGMENTS)
+    ds = pydicom.dcmread(tmp_path / "seg.dcm")
+    for group in ds.PerFrameFunctionalGroupsSequence:
+        group.pop("DerivationImageSequence", None)
+    ds.save_as(tmp_path / "own.dcm")
+    notes: list[str] = []
+    np.testing.assert_array_equal(read_dicom_seg(tmp_path / "own.dcm", ct, warnings=notes), labels)
+    assert notes == []  # its own CT: nothing to say
+
+    ds.FrameOfReferenceUID = generate_uid()
+    ds.ReferencedSeriesSequence[0].SeriesInstanceUID = generate_uid()
+    ds.PatientID = "HCC_099"
+    ds.save_as(tmp_path / "other.dcm")
+    read_dicom_seg(tmp_path / "other.dcm", ct, warnings=notes)
+    [note] = notes
+    assert "patient HCC_099 (the CT is HCC_001)" in note and "placed by position only" in note
 
 
 def test_labels_on_a_grid_the_source_images_do_not_lie_on_are_refused(tmp_path, ct):

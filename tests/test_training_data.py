@@ -37,6 +37,23 @@ def test_tcia_layout_reads_the_ct_series_the_seg_references(tcia_cohort):
     assert find_clinical(tcia_cohort).name.startswith("HCC-TACE-Seg_clinical")
 
 
+def test_another_patients_seg_beside_the_patients_own_is_passed_over(tcia_cohort, tmp_path):
+    """The first SEG by name was taken: another patient's, sorted first, made the patient
+    "no DICOM SEG" for training and unreadable for `segment` and napari."""
+    from napari_livertumor.io.tcia import find_seg_files, load_tcia_case
+
+    data = tmp_path / "data"
+    shutil.copytree(tcia_cohort, data)
+    [own] = find_seg_files(data / "HCC_001")
+    [foreign] = find_seg_files(data / "HCC_002")
+    shutil.copy(foreign, data / "HCC_001" / "00_foreign_seg.dcm")
+    records = index_cases(data)
+    assert [r.case_id for r in records] == ["HCC_001", "HCC_002", "HCC_003"]
+    assert records[0].labels == own
+    ct, labels = load_tcia_case(data / "HCC_001")
+    assert ct.meta["seg_path"] == str(own) and (labels == 1).any()
+
+
 def test_the_index_reports_each_patient_and_stops_when_told(tcia_cohort):
     """The Train panel's data check of a folder no longer wanted went on reading it to the end
     in the background: the index now asks between patients and between files."""

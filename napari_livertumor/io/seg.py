@@ -57,11 +57,17 @@ def label_to_class(label: str) -> int:
     # "Tumor without necrosis" stays a tumor and "Non-tumor liver" is liver
     tumor_words = r"(?:tumou?rs?|mass(?:es)?|lesions?|hcc|necros[ie]s)"
     key = re.sub(
-        rf"\b(?:non|no|not|without|excluding|except)\s+{tumor_words}\b"
+        rf"\b(?:non|no|not|without|excluding|except|minus)\s+{tumor_words}\b"
         rf"|\b{tumor_words}\s+(?:free|excluded)\b",
         " ",
         key,
     )
+    if re.search(r"\bliver\b", key):
+        # "Liver + tumor", "Liver and tumors", "Whole liver (incl. tumor)": the whole organ, a
+        # liver segment; tumor painted over it would make the whole liver tumor
+        key = re.sub(
+            rf"(?:\b(?:incl(?:uding|uded)?\.?|with|and|plus)|[+&])\s*{tumor_words}\b", " ", key
+        )
     # words of the more specific classes first: "Liver mass", "Liver tumor" and "Liver lesion"
     # are tumors, "Portal vein (liver)" a vessel; a plural or a number may follow a word
     # ("Tumors", "Masses", "Mass1", "Tumor 2")
@@ -100,17 +106,21 @@ def read_dicom_seg(
     segment_class = _segment_classes(ds, notes, seg_path)
     frames = _frames(ds, seg_path)
     n_frames = frames.shape[0]
+    shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence", [])
+    # a CT held in another voxel order than its SEG's frames (a prone series shown turned, a
+    # NIfTI written with flipped rows): read on the CT turned to the frames' axes, turned back
+    turn = _turn_to_frames(_seg_orientation(shared, per_frame), reference, seg_path)
+    if turn is not None:
+        return turn.undo(read_dicom_seg(seg_path, reference.turned(turn), warnings=warnings))
     if (ds.Rows, ds.Columns) != reference.shape[1:]:
         raise InputError(
             seg_path,
             f"SEG frames are {ds.Rows}x{ds.Columns} but the CT slices are "
             f"{reference.shape[1]}x{reference.shape[2]}: it does not belong to this CT",
         )
-    shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence", [])
     uid_to_z = {u: z for z, u in enumerate(reference.meta.get("sop_instance_uids") or []) if u}
     to_index = np.linalg.inv(reference.affine_lps)
-    _check_orientation(ds, shared, per_frame, reference, seg_path)
     referenced = _source_uids(per_frame)
     if uid_to_z and referenced and not referenced & uid_to_z.keys():
         seg_series = _referenced_series(ds) or "?"
@@ -130,6 +140,9 @@ def read_dicom_seg(
             f"{len(referenced)} source images is a slice of the CT series "
             f"{ct_series}): load the CT series it was drawn on",
         )
+
+    if not (referenced and uid_to_z):  # placed by position only: is it this scan at all?
+        _check_same_scan(ds, reference, notes, seg_path)
 
     labels = np.zeros(reference.shape, dtype=np.uint8)
     priority = np.full(reference.shape, -1, dtype=np.int8)
@@ -156,11 +169,20 @@ def read_dicom_seg(
     if unmapped:
         if unmapped == n_frames or not labels.any():
             ref_series = _referenced_series(ds)
+            ct_series = reference.meta.get("series_uid")
+            if ref_series and ref_series == ct_series:
+                raise InputError(
+                    seg_path,
+                    f"none of the SEG's {n_frames} frames falls on a slice of the CT, though "
+                    f"both name series {ct_series}: the frames' positions do not match the "
+                    "slices' (another acquisition of the series, or a SEG written with wrong "
+                    "positions)",
+                )
             raise InputError(
                 seg_path,
                 f"none of the SEG's {n_frames} frames fall on the CT "
                 f"(SEG references series {ref_series or '?'}, CT is series "
-                f"{reference.meta.get('series_uid', '?')}): it belongs to another series",
+                f"{ct_series or '?'}): it belongs to another series",
             )
         notes.append(f"{unmapped} SEG frame(s) do not fall on a slice of the CT and were ignored")
     return labels
@@ -403,29 +425,74 @@ def _frame_z(group, shared, uid_to_z, to_index, reference: CTVolume) -> int | No
         return None
     ijk = to_index @ np.array([*position, 1.0])
     x, y, z = ijk[:3]
-    if abs(x) > 0.05 or abs(y) > 0.05:
+    # positions are often written rounded (to 0.1 mm, or fewer digits): up to 0.15 mm off is
+    # the same place, and never a quarter voxel, which would be another grid
+    dz, dy, dx = (float(v) for v in reference.spacing)
+    if abs(x) > min(0.25, max(0.05, 0.15 / dx)) or abs(y) > min(0.25, max(0.05, 0.15 / dy)):
         return None
     zi = int(round(z))
-    if abs(z - zi) > 0.1 or not 0 <= zi < reference.shape[0]:
+    if abs(z - zi) > min(0.25, max(0.1, 0.15 / dz)) or not 0 <= zi < reference.shape[0]:
         return None
     return zi
 
 
-def _check_orientation(ds, shared, per_frame, reference: CTVolume, seg_path: Path) -> None:
-    groups = [shared] + ([per_frame[0]] if per_frame else [])
-    for g in groups:
+def _seg_orientation(shared, per_frame) -> np.ndarray | None:
+    """The frames' ImageOrientationPatient (row then column direction, LPS), or None."""
+    for g in [shared] + ([per_frame[0]] if per_frame else []):
         if g is not None and "PlaneOrientationSequence" in g:
-            iop = np.array(
+            return np.array(
                 [float(v) for v in g.PlaneOrientationSequence[0].ImageOrientationPatient]
             )
-            ref = np.concatenate([reference.direction[:, 0], reference.direction[:, 1]])
-            if not np.allclose(iop, ref, atol=1e-3):
-                raise InputError(
-                    seg_path,
-                    "the SEG's image orientation differs from the CT's: it was drawn on another "
-                    "series",
-                )
-            return
+    return None
+
+
+def _turn_to_frames(iop, reference: CTVolume, seg_path: Path):
+    """None when the CT's rows and columns run as the SEG's frames' do; else the
+    :class:`~napari_livertumor.io.volume.Reorientation` (axis permutation and flips) that
+    makes them so. A CT that no such turn fits was not what the SEG was drawn on."""
+    from .volume import Reorientation
+
+    def fits(volume: CTVolume) -> bool:
+        d = volume.direction / np.linalg.norm(volume.direction, axis=0)
+        return np.allclose(iop, np.concatenate([d[:, 0], d[:, 1]]), atol=1e-3)
+
+    if iop is None or fits(reference):
+        return None
+    row, col = iop[:3], iop[3:]
+    frame = np.column_stack([row, col, np.cross(row, col)])  # the SEG's axes, as columns
+    # the CT's axes seen in the SEG's frame: "standard" there is the frames' own order
+    turn = Reorientation.to_standard(frame.T @ reference.direction)
+    if not turn.identity and fits(reference.turned(turn)):
+        return turn
+    raise InputError(
+        seg_path,
+        "the SEG's image orientation differs from the CT's: it was drawn on another series",
+    )
+
+
+def _check_same_scan(ds, reference: CTVolume, notes: list[str], seg_path: Path) -> None:
+    """A note when a SEG whose frames name no source image of the CT also names another
+    series and frame of reference than the CT's: its frames can only be placed by position,
+    and a scan of another patient or visit on the same grid would be read without a word."""
+    seg_frame = str(ds.get("FrameOfReferenceUID", "") or "")
+    ct_frame = str(reference.meta.get("frame_of_reference_uid") or "")
+    seg_series = _referenced_series(ds)
+    ct_series = str(reference.meta.get("series_uid") or "")
+    if not (seg_frame and ct_frame and seg_frame != ct_frame):
+        return
+    if seg_series and ct_series and seg_series == ct_series:
+        return
+    who = ""
+    seg_patient = str(ds.get("PatientID", "") or "")
+    ct_patient = str(reference.meta.get("patient_id") or "")
+    if seg_patient and ct_patient and seg_patient != ct_patient:
+        who = f" of patient {seg_patient} (the CT is {ct_patient})"
+    _said(
+        notes,
+        f"{seg_path.name}: this SEG{who} was drawn in another frame of reference than the CT "
+        f"(series {seg_series or '?'}, not {ct_series or '?'}) and names none of its images; "
+        "its frames were placed by position only: check that it belongs to this scan",
+    )
 
 
 def _source_uids(per_frame) -> set[str]:

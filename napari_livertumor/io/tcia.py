@@ -36,6 +36,15 @@ def find_seg_files(root: str | Path) -> list[Path]:
     return found
 
 
+def _seg_of_this_folder(folder: Path, segs: list[Path], reporter: Reporter | None = None) -> Path:
+    """The first of ``segs`` drawn on a CT series held in ``folder`` (else the first)."""
+    from .dicom import discover_series
+    from .seg import seg_referenced_series
+
+    held = {s.uid for s in discover_series(folder, reporter=reporter) if s.is_ct}
+    return next((seg for seg in segs if seg_referenced_series(seg) in held), segs[0])
+
+
 def referenced_instances(seg_path: str | Path) -> tuple[str, set[str]]:
     """The series UID and SOP instance UIDs a DICOM SEG references."""
     seg_path = Path(seg_path)
@@ -93,9 +102,10 @@ def load_tcia_case(
         segs = find_seg_files(patient_dir)
         if not segs:
             raise InputError(patient_dir, "no DICOM SEG (ground truth) in this patient folder")
-        if len(segs) > 1:
-            notes.append(f"{len(segs)} SEG files found; used {segs[0]}")
         seg_path = segs[0]
+        if len(segs) > 1:  # one drawn on a series of this folder (not another patient's)
+            seg_path = _seg_of_this_folder(patient_dir, segs, reporter)
+            notes.append(f"{len(segs)} SEG files found; used {seg_path}")
     seg_path = Path(seg_path)
     series_uid, sop_uids = referenced_instances(seg_path)
     try:

@@ -125,8 +125,17 @@ class CTVolume:
         are dropped when the slice axis changes.
         """
         ro = Reorientation.to_standard(self.direction)
+        return self.turned(ro), ro
+
+    def turned(self, ro: Reorientation) -> CTVolume:
+        """This volume with its array turned by ``ro`` (axis permutation and flips), on the
+        same voxels in the world (the same object when ``ro`` is the identity).
+
+        Per-slice DICOM references follow a reversed slice axis and are dropped when the slice
+        axis changes.
+        """
         if ro.identity:
-            return self, ro
+            return self
         index_map = np.eye(4)  # standard (x, y, z) index -> input (x, y, z) index
         std_shape = ro.apply_shape(self.shape)
         for b, a in enumerate(ro.perm):
@@ -139,10 +148,9 @@ class CTVolume:
             per_slice = meta.pop(key, None)
             if per_slice is not None and ro.perm[0] == 0:
                 meta[key] = list(per_slice)[::-1] if ro.flip[0] else list(per_slice)
-        out = CTVolume.from_affine(
+        return CTVolume.from_affine(
             ro.apply(self.array), _LPS_TO_RAS @ self.affine_lps @ index_map, meta
         )
-        return out, ro
 
     def displayed(self) -> CTVolume:
         """This volume as a viewer should show it: turned to the standard orientation.

@@ -349,9 +349,13 @@ def _index_tcia_patient(
             return None
         _skip(skipped, folder.name, "no DICOM SEG (no labels)")
         return None
-    seg_file = segs[0].files[0]
-    ref = seg_referenced_series(seg_file)
     cts = [s for s in series if s.is_ct]
+    # another patient's or phase's SEG beside this one's: the one drawn on a CT held here
+    held = {s.uid for s in cts}
+    seg_files = [f for s in segs for f in s.files]
+    refs = [seg_referenced_series(f) for f in seg_files]
+    mine = next((i for i, r in enumerate(refs) if r in held), 0)
+    seg_file, ref = seg_files[mine], refs[mine]
     if ref is not None and not any(s.uid == ref for s in cts):
         _skip(skipped, folder.name, f"its SEG references series {ref}, which is not in the folder")
         return None
