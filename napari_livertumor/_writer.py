@@ -23,6 +23,19 @@ _SEGMENTS = {
 }
 
 
+#: layer metadata key set once a person changed a model's segmentation (painted, refined)
+EDITED = "livertumor_edited"
+
+
+def seg_algorithm_type(metadata: dict) -> str:
+    """How a labels layer came to be, as a DICOM SEG says it (Segment Algorithm Type): a
+    model's segmentation is ``AUTOMATIC`` until a person paints on it or refines it
+    (``SEMIAUTOMATIC``); a ground truth, or a layer drawn by hand, is ``MANUAL``."""
+    if (metadata or {}).get("livertumor_role") == "segmentation":
+        return "SEMIAUTOMATIC" if metadata.get(EDITED) else "AUTOMATIC"
+    return "MANUAL"
+
+
 class SaveRefused(RuntimeError):
     """Why a save was refused, in a type napari shows: it takes any ``ValueError`` (our
     :class:`~napari_livertumor.errors.InputError` is one) raised by a writer for "no writer
@@ -93,7 +106,7 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
         volume,
         out,
         segments,
-        algorithm_type="SEMIAUTOMATIC",
+        algorithm_type=seg_algorithm_type(metadata),
         series_description=str(attributes.get("name") or "Segmentation")[:64],
         notes=notes,
     )

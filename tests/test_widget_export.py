@@ -69,6 +69,41 @@ def test_export_dicom_seg_reads_back_on_the_ct(dicom_viewer, qtbot):
     np.testing.assert_array_equal(back, labels)
 
 
+def test_the_dicom_seg_says_who_drew_it(dicom_viewer, qtbot, monkeypatch):
+    """Every export was written as the model's (AUTOMATIC, an AI algorithm), a ground truth
+    and a segmentation painted on by hand too."""
+    import pydicom
+
+    viewer, widget, vol, labels, out = dicom_viewer
+    monkeypatch.setattr(widget, "ask_overwrite", lambda existing: True)
+    widget.folder.setText(str(out))
+    widget.seg_check.setChecked(True)
+    widget.nifti_check.setChecked(False)
+    widget.stats_check.setChecked(False)
+
+    def exported_kinds():
+        _export(widget, qtbot)
+        ds = pydicom.dcmread(out / "TEST_001_seg.dcm")
+        return {str(seg.SegmentAlgorithmType) for seg in ds.SegmentSequence}, ds
+
+    layer = viewer.layers["TEST_001 CT segmentation"]
+    kinds, ds = exported_kinds()
+    assert kinds == {"AUTOMATIC"}
+    assert ds.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence
+
+    layer.selected_label = 2
+    layer.paint((2, 10, 10), 2)  # a touch of the brush, as napari's paint tool does
+    kinds, _ = exported_kinds()
+    assert kinds == {"SEMIAUTOMATIC"}
+
+    truth = _layers.add_labels_layer(viewer, labels, vol, "TEST_001 ground truth",
+                                     role="ground_truth")  # fmt: skip
+    widget.labels_combo.setCurrentText(truth.name)
+    kinds, ds = exported_kinds()
+    assert kinds == {"MANUAL"}
+    assert "SegmentationAlgorithmIdentificationSequence" not in ds.SegmentSequence[0]
+
+
 def test_existing_files_are_replaced_only_when_the_user_agrees(dicom_viewer, qtbot, monkeypatch):
     viewer, widget, vol, labels, out = dicom_viewer
     out.mkdir()

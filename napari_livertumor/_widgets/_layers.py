@@ -139,7 +139,15 @@ def make_labels_layer(
     if role == "ground_truth":  # outlines over the filled segmentation: disagreements show
         layer.contour = GROUND_TRUTH_CONTOUR
         layer.opacity = max(opacity, 0.9)
+    if role == "segmentation":  # painted on: no longer the model's alone (a DICOM SEG says so)
+        layer.events.paint.connect(_mark_edited)
     return layer
+
+
+def _mark_edited(event) -> None:
+    from .._writer import EDITED
+
+    event.source.metadata[EDITED] = True
 
 
 def on_rename(viewer, follower: Callable[[Layer, str], None]) -> Callable[[], None]:
@@ -222,6 +230,9 @@ def on_labels_edited(callback) -> None:
 
 def labels_edited(layer) -> None:
     """Redraw ``layer`` after an in-place change and tell the listeners."""
+    from .._writer import EDITED
+
+    layer.metadata[EDITED] = True
     layer.refresh()
     for ref in list(_EDIT_LISTENERS):
         callback = ref()

@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .._writer import seg_algorithm_type
 from ..errors import Cancelled, InputError, LiverTumorError
 from ..fileio import atomic_write_text, check_writable_folder
 from . import _layers
@@ -225,6 +226,8 @@ class ExportWidget(JobWidgetMixin, QWidget):
         if model_stats.get("warnings"):
             extra["model_warnings"] = list(model_stats["warnings"])
 
+        algorithm_type = seg_algorithm_type(layer.metadata)
+
         def target(progress, should_cancel):
             notes: list[str] = []
             written = write_exports(
@@ -235,6 +238,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
                 extra_stats=extra,
                 notes=notes,
                 should_cancel=should_cancel,
+                algorithm_type=algorithm_type,
             )
             return written, notes
 
@@ -332,11 +336,14 @@ def write_exports(
     extra_stats=None,
     notes: list[str] | None = None,
     should_cancel=None,
+    algorithm_type: str = "AUTOMATIC",
 ) -> list:
     """Write each requested kind (``labels.nii.gz``, ``liver.nii.gz``, ``tumor.nii.gz``,
     ``seg.dcm``, ``stats.json``, ``lesions.csv``) to its path; returns the paths written.
     ``extra_stats`` is merged into the statistics (the model's warnings, tumor not assessed);
     ``notes`` receives what a file had to leave out (the DICOM SEG: interpolated slices).
+    ``algorithm_type`` is the DICOM SEG's Segment Algorithm Type (``AUTOMATIC``,
+    ``SEMIAUTOMATIC`` after edits, ``MANUAL`` for a ground truth).
 
     A failure after some files were written says which were and which were not.
     ``should_cancel()`` is checked before each file; a cancel stops there with
@@ -363,7 +370,7 @@ def write_exports(
         if progress is not None:
             progress("export", i, len(files))
         try:
-            _write_one(kind, path, labels, volume, stats, extra, notes)
+            _write_one(kind, path, labels, volume, stats, extra, notes, algorithm_type)
         except Exception as exc:
             if not written:
                 raise
@@ -387,7 +394,14 @@ def write_exports(
 
 
 def _write_one(
-    kind: str, path: Path, labels: np.ndarray, volume, stats: dict, extra=None, notes=None
+    kind: str,
+    path: Path,
+    labels: np.ndarray,
+    volume,
+    stats: dict,
+    extra=None,
+    notes=None,
+    algorithm_type: str = "AUTOMATIC",
 ) -> None:
     """Write one export; ``stats`` caches the statistics for the JSON and the CSV."""
     from ..io.nifti import write_nifti
@@ -402,7 +416,14 @@ def _write_one(
     elif kind == "seg.dcm":
         from ..io.seg import write_dicom_seg
 
-        write_dicom_seg(labels, volume, path, segments=[(1, "Liver"), (2, "Tumor")], notes=notes)
+        write_dicom_seg(
+            labels,
+            volume,
+            path,
+            segments=[(1, "Liver"), (2, "Tumor")],
+            notes=notes,
+            algorithm_type=algorithm_type,
+        )
     elif kind in ("stats.json", "lesions.csv"):
         if not stats:
             from ..stats import compute_stats
