@@ -206,6 +206,31 @@ def test_a_lesion_invisible_in_the_ct_is_kept_with_a_note():
     assert not np.array_equal(forced, start)  # with the gate off the contour does move
 
 
+def test_a_faint_lesion_beside_a_clear_one_is_kept_as_it_was():
+    """Lesions close together share a ROI, and the contrast gate judged the ROI: the clear
+    lesion let its iso-dense neighbour be refined, and it shrank to a few voxels."""
+    shape = (16, 96, 128)
+    zz, yy, xx = np.indices(shape).astype(float)
+    zm, ym, xm = zz * SPACING[0], yy * SPACING[1], xx * SPACING[2]
+    liver = ((zm - 20) / 30) ** 2 + ((ym - 34) / 30) ** 2 + ((xm - 45) / 42) ** 2 < 1
+
+    def ball(cx):
+        return (zm - 20) ** 2 + (ym - 34) ** 2 + (xm - cx) ** 2 < 9.0**2
+
+    clear, faint = ball(30.0), ball(60.0)  # 12 mm apart: one ROI at the default margin
+    ct = np.where(liver, 110.0, -100.0)
+    ct[clear] = 70
+    noise = ndi.gaussian_filter(np.random.default_rng(3).normal(size=shape), (0.5, 1, 1))
+    ct = (ct + noise * 15 / noise.std()).astype(np.int16)
+    start = in_plane(clear | faint, ndi.binary_erosion, 3)
+    assert len(lesion_boxes(start, SPACING, RefineConfig().roi_margin_mm)) == 1
+    notes: list[str] = []
+    out = refine_all(ct, start, liver, SPACING, RefineConfig(), notes=notes)
+    np.testing.assert_array_equal(out & faint, start & faint)  # kept as it was drawn
+    assert any("too little contrast" in n for n in notes)
+    assert dice(out & ~faint, clear) > dice(start & ~faint, clear) + 0.05  # the clear one grew
+
+
 def test_a_clear_lesion_drawn_too_large_is_still_refined():
     """The contrast gate looks at the mask's core (deeper than max_shift_mm): liver mixed into a
     too-large mask's rim must not make a clearly visible lesion look iso-dense."""

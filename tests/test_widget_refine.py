@@ -601,6 +601,25 @@ def test_in_3d_the_preview_pauses_and_apply_to_slice_says_why(refine_setup, qtbo
     assert widget.preview_layer().visible
 
 
+def test_a_view_rolled_to_sagittal_shows_no_axial_outline_and_applies_to_no_hidden_slice(
+    refine_setup, qtbot
+):
+    """Rolled to a sagittal view, the preview and Apply to slice worked on an axial slice the
+    user could not see, and wrote it."""
+    viewer, widget, seg, truth, liver = refine_setup
+    before = seg.data.copy()
+    viewer.dims.order = (2, 0, 1)
+    qtbot.waitUntil(lambda: not widget.preview_layer().visible, timeout=5_000)
+    assert "axial" in widget.status.text()
+    widget.apply_slice_button.click()
+    assert "roll the dimensions back to axial" in widget.status.text()
+    np.testing.assert_array_equal(seg.data, before)
+    count = widget.preview_count
+    viewer.dims.order = (0, 1, 2)
+    _wait_for_new_preview(qtbot, widget, count)
+    assert widget.preview_layer().visible
+
+
 def test_the_outline_goes_when_another_tab_is_shown(make_napari_viewer, qtbot):
     """Tabbed with Inspect, the yellow outline stayed over the mask being measured."""
     viewer = make_napari_viewer(show=True)

@@ -86,6 +86,14 @@ TOOLTIPS = {
 }
 
 
+#: said when the view is rolled to sagittal or coronal slices (napari's "Roll dimensions")
+_NOT_AXIAL = (
+    "The outline is drawn on axial slices and this view shows another plane: roll the "
+    "dimensions back to axial to preview or apply to a slice, or apply to a lesion or to all "
+    "lesions (3D)."
+)
+
+
 class RefineWidget(JobWidgetMixin, QWidget):
     """Live-tuned active-contour refinement of the tumor labels."""
 
@@ -262,9 +270,12 @@ class RefineWidget(JobWidgetMixin, QWidget):
         step_event.connect(self.schedule_preview)
         view_event = self.viewer.dims.events.ndisplay  # 3D: no slice to outline
         view_event.connect(self.schedule_preview)
+        order_event = self.viewer.dims.events.order  # rolled to a sagittal or coronal view
+        order_event.connect(self.schedule_preview)
         slot = self.schedule_preview
         self.destroyed.connect(lambda *_: _disconnect(step_event, slot))
         self.destroyed.connect(lambda *_: _disconnect(view_event, slot))
+        self.destroyed.connect(lambda *_: _disconnect(order_event, slot))
         follow_layer_list(self, self.viewer, self.refresh_layers)
         self.init_jobs(napari_viewer)
         self.refresh_layers()
@@ -443,6 +454,14 @@ class RefineWidget(JobWidgetMixin, QWidget):
         spacing = tuple(float(s) for s in ct_layer.scale)
         return ct_layer, mask_layer, tumor, liver, spacing
 
+    def axial_view(self) -> bool:
+        """True when the viewer shows axial slices (2D, rows and columns displayed): what a
+        slice's outline and Apply to slice work on. A 3D view, or one rolled to sagittal or
+        coronal slices, shows no axial slice."""
+        dims = self.viewer.dims
+        n = dims.ndim
+        return dims.ndisplay == 2 and n >= 3 and tuple(dims.order[-2:]) == (n - 2, n - 1)
+
     def current_slice(self, layer) -> int:
         """The data index along the first axis of the slice the viewer shows."""
         point = layer.world_to_data(self.viewer.dims.point[-layer.ndim :])
@@ -525,9 +544,13 @@ class RefineWidget(JobWidgetMixin, QWidget):
         if self._preview_busy:
             self._preview_again = True
             return
-        if self.viewer.dims.ndisplay == 3 or not self._onscreen:
-            # 3D: no slice is shown, an outline would be a slab; tabbed away: not seen
+        if not self.axial_view() or not self._onscreen:
+            # 3D: no slice is shown, an outline would be a slab; sagittal or coronal: the
+            # outline is an axial slice's; tabbed away: not seen
             self._clear_preview()
+            if self._onscreen and self.viewer.dims.ndisplay == 2:
+                set_status(self.status, _NOT_AXIAL)
+                self._preview_error = True  # a hint to clear once there is an outline
             return
         ct_layer = self._layer(self.ct_combo.currentText())
         z = 0 if ct_layer is None else self.current_slice(ct_layer)
@@ -558,8 +581,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
             out, notes = result
             if generation != self._generation:
                 return  # the user moved on meanwhile: drop the stale result
-            if not self._onscreen or self.viewer.dims.ndisplay == 3:
-                return  # tabbed away or turned to 3D meanwhile: nothing to show it on
+            if not self._onscreen or not self.axial_view():
+                return  # tabbed away or turned meanwhile: nothing to show it on
             self._show_preview(ct_layer, z, out)
             self._show_notes(notes)
             if self._preview_error:  # the problem shown earlier is gone
@@ -658,11 +681,13 @@ class RefineWidget(JobWidgetMixin, QWidget):
     # ------------------------------------------------------------------ apply
     def apply_slice(self) -> None:
         """Refine the current slice with the controls' settings and write it (undoable)."""
-        if self.viewer.dims.ndisplay == 3:
+        if not self.axial_view():
             set_status(
                 self.status,
                 "In 3D no slice is shown: switch to 2D to apply to a slice, or apply to a "
-                "lesion or to all lesions.",
+                "lesion or to all lesions."
+                if self.viewer.dims.ndisplay == 3
+                else _NOT_AXIAL,
                 error=True,
             )
             return

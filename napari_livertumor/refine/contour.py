@@ -300,18 +300,14 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
             reporter.skip(cfg.iterations)
             return unchanged
     image = window_ct(ct[roi], cfg.hu_window)
+    held = None  # lesions kept as they are, too faint for the contour
     if cfg.min_contrast > 0:
-        # judged on the part of the mask the contour may not remove (deeper than max_shift_mm):
-        # a mask drawn too large still shows its lesion's contrast there, an invisible one not
-        cnr = contrast_to_noise(image, init, liver_roi, spacing, core_mm=cfg.max_shift_mm)
-        if cnr is not None and cnr < cfg.min_contrast:
-            _note(
-                notes,
-                f"lesion kept unchanged: too little contrast with the liver around it "
-                f"(CNR {cnr:.2f} < min_contrast {cfg.min_contrast:g})",
-            )
-            reporter.skip(cfg.iterations)
-            return unchanged
+        held = _faint_lesions(image, init, liver_roi, spacing, cfg, notes)
+        if held is not None:
+            init = init & ~held
+            if not init.any():
+                reporter.skip(cfg.iterations)
+                return unchanged
     if liver_roi is not None:
         image = _fill_outside_liver(image, init, liver_roi)
     # pad by repeating the edge so a lesion at the image border is not eroded by the border
@@ -358,9 +354,39 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
     if not out.any():
         _note(notes, "the contour vanished in a lesion ROI; that lesion was kept unchanged")
         return unchanged
-    if keep_small is not None:
-        out |= keep_small & liver_roi if liver_roi is not None else keep_small
+    for kept in (keep_small, held):
+        if kept is not None:
+            out |= kept & liver_roi if liver_roi is not None else kept
     return out
+
+
+def _faint_lesions(image, init, liver_roi, spacing, cfg: RefineConfig, notes) -> np.ndarray | None:
+    """The lesions of ``init`` too faint against the liver around them to refine (each is
+    kept as it is, with a note), or None.
+
+    Judged on the part of the mask the contour may not remove (deeper than max_shift_mm): a
+    mask drawn too large still shows its lesion's contrast there, an invisible one not. Each
+    lesion is judged on its own, against liver without tumor: lesions close together share a
+    ROI, and a clear one let a faint neighbour be refined (and shrunk to nothing).
+    """
+    lesions = label_lesions(init)
+    n = int(lesions.max())
+    if n <= 1:  # one lesion in the ROI: judged on the ROI (as before there were several)
+        parts = [(init, liver_roi)]
+    else:
+        around = ~init if liver_roi is None else liver_roi & ~init
+        parts = [(lesions == i, around) for i in range(1, n + 1)]
+    held = None
+    for mask, liver_like in parts:
+        cnr = contrast_to_noise(image, mask, liver_like, spacing, core_mm=cfg.max_shift_mm)
+        if cnr is not None and cnr < cfg.min_contrast:
+            _note(
+                notes,
+                f"lesion kept unchanged: too little contrast with the liver around it "
+                f"(CNR {cnr:.2f} < min_contrast {cfg.min_contrast:g})",
+            )
+            held = mask if held is None else held | mask
+    return held
 
 
 class _IterationReporter:
