@@ -22,7 +22,8 @@ from .errors import InputError
 
 CT_CONTRAST_LIMITS = (-160.0, 240.0)  # the abdomen window, W 400 / L 40
 _SEG_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7"}
-_MAX_PROBE = 64
+#: files looked at for a DICOM one when a folder is offered: per folder, and in all
+_PROBE_PER_FOLDER, _MAX_PROBE = 32, 1024
 
 
 def napari_get_reader(path):
@@ -289,12 +290,14 @@ def _looks_like_dicom(path: Path) -> bool:
 
 
 def _folder_has_dicom(folder: Path) -> bool:
+    """Is there a DICOM file in ``folder`` or below? A few files of each folder are looked
+    at (a CD export's program folder of 70 DLLs sorts before its images folder), up to
+    :data:`_MAX_PROBE` files in all."""
     probed = 0
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames.sort()
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
+        names = [n for n in sorted(filenames) if not n.startswith(".")]
+        for name in names[:_PROBE_PER_FOLDER]:
             if _looks_like_dicom(Path(dirpath) / name):
                 return True
             probed += 1

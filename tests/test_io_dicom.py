@@ -128,6 +128,32 @@ def test_compressed_and_unsigned_series_decode_to_the_same_hu(tmp_path, kw):
     np.testing.assert_array_equal(volume.array, source.array)
 
 
+def test_pixels_outside_the_scanned_field_read_as_air(tmp_path):
+    """Unsigned pixels, intercept -1024, PixelPaddingValue written -2000 (its 16-bit pattern
+    63536 in the pixels): the outside of the field read as +32767 HU, and `segment` found
+    no liver. A padding value that is a tissue's (0 with intercept 0) is left alone."""
+    source = make_ct(shape=(3, 20, 22))
+    files = write_shuffled(source, tmp_path / "ct", storage="uint16")
+    for f in files:
+        ds = pydicom.dcmread(f)
+        pixels = ds.pixel_array.copy()
+        pixels[:, :4] = 63536  # the corner outside the circle of reconstruction
+        ds.PixelData = pixels.tobytes()
+        ds.add_new(0x00280120, "SS", -2000)  # PixelPaddingValue, written signed
+        ds.save_as(f)
+    volume = read_dicom_series(tmp_path / "ct")
+    assert (volume.array[:, :, :4] == -1024).all()
+    np.testing.assert_array_equal(volume.array[:, :, 4:], source.array[:, :, 4:])
+
+    signed = write_shuffled(source, tmp_path / "water")
+    for f in signed:
+        ds = pydicom.dcmread(f)
+        ds.RescaleIntercept = 0
+        ds.add_new(0x00280120, "SS", 0)
+        ds.save_as(f)
+    np.testing.assert_array_equal(read_dicom_series(tmp_path / "water").array, source.array + 1024)
+
+
 def test_implicit_vr_series_reads_the_same(tmp_path):
     source = make_ct(shape=(4, 16, 18))
     for path in write_shuffled(source, tmp_path / "ct"):
@@ -556,6 +582,23 @@ def test_a_series_copied_twice_into_the_folder_reads_once_with_a_warning(tmp_pat
     volume = read_dicom_series(tmp_path)
     np.testing.assert_array_equal(volume.array, source.array)
     assert any("repeated an existing position" in w for w in volume.meta["warnings"])
+
+
+def test_the_same_spacing_or_orientation_written_with_float_noise_is_one_series(tmp_path):
+    """0.78125 and 0.781250001 (the same 400 mm / 512) rounded to two values, and every other
+    slice was left out: half the series, stacked at twice the slice spacing."""
+    source = make_ct(shape=(8, 16, 16))
+    files = write_ct_series(source, tmp_path / "a")
+    for i, f in enumerate(files):
+        ds = pydicom.dcmread(f)
+        ds.PixelSpacing = ["0.78125", "0.78125"] if i % 2 else ["0.781250001", "0.781250001"]
+        iop = [float(v) for v in ds.ImageOrientationPatient]
+        iop[0] += 4e-6 if i % 2 else -4e-6  # 0.9999960 / 1.0000040: both sides of a rounding
+        ds.ImageOrientationPatient = [f"{v:.7f}" for v in iop]
+        ds.save_as(f)
+    volume = read_dicom_series(tmp_path / "a")
+    assert volume.shape == source.shape
+    assert not any("left out" in w for w in volume.meta.get("warnings", []))
 
 
 def test_slices_at_odds_with_the_series_are_named_not_silently_used_or_dropped(tmp_path):

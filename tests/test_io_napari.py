@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -122,6 +124,38 @@ def test_a_folder_whose_seg_was_drawn_on_another_series_still_opens_its_ct(
     shutil.copy(seg, folder / "zz_own_seg.dcm")
     layers = _reader.read_dicom_layers(str(folder))
     assert [kind for *_, kind in layers] == ["image", "labels"]
+
+
+def test_old_exports_without_a_preamble_and_cd_folders_open(tmp_path, study):
+    """`segment` and `convert` read them; napari said it had no reader: files written without
+    the 128-byte preamble (old implicit-VR exports), and a CD export whose program folder of
+    70 DLLs sorts before its images."""
+    import pydicom
+    from pydicom.filebase import DicomBytesIO
+
+    ct_dir, _, ct, _ = study
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for i, f in enumerate(sorted(ct_dir.glob("*.dcm"))):
+        ds = pydicom.dcmread(f)
+        fp = DicomBytesIO()
+        fp.is_little_endian, fp.is_implicit_VR = True, True
+        pydicom.filewriter.write_dataset(fp, ds)  # the dataset alone: no preamble, no meta
+        (bare / f"IM{i}").write_bytes(fp.getvalue())
+    for target in (bare, bare / "IM0"):
+        reader = napari_get_reader(str(target))
+        assert reader is not None, target
+    [(data, _, kind)] = napari_get_reader(str(bare))(str(bare))
+    assert kind == "image"
+    np.testing.assert_array_equal(data, shown(ct).array)
+
+    cd = tmp_path / "cd"
+    (cd / "Program").mkdir(parents=True)
+    for i in range(70):
+        (cd / "Program" / f"lib{i:02d}.dll").write_bytes(b"MZ" + bytes(200))
+    shutil.copytree(ct_dir, cd / "Images")
+    assert napari_get_reader(str(cd)) is not None
+    assert napari_get_reader(str(cd / "Program")) is None  # nothing DICOM there
 
 
 def test_label_nifti_opens_as_labels_and_ct_nifti_as_image(tmp_path, study):

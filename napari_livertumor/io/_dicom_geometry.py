@@ -54,6 +54,9 @@ class SliceHeader:
     referenced_uids: frozenset[str] = frozenset()  # SOP instances a SEG refers to
     not_image: str = ""  # why a file is no image slice (a missing tag...), for messages
     bad_slope: str = ""  # a RescaleSlope that is no scale (0, not a number): taken as 1
+    #: stored values (low, high) marking pixels outside the scanned field (PixelPaddingValue
+    #: up to PixelPaddingRangeLimit), or None
+    padding: tuple[int, int] | None = None
 
     @classmethod
     def from_dataset(cls, path: Path, ds, pixel_offset: int | None) -> SliceHeader:
@@ -97,7 +100,9 @@ class SliceHeader:
                 slope = float("nan")
             if not np.isfinite(slope) or slope == 0:
                 slope, bad_slope = 1.0, str(raw_slope)
+        representation = int(ds.get("PixelRepresentation") or 0)
         return cls(
+            padding=_padding(ds, representation),
             path=path,
             series_uid=str(ds.get("SeriesInstanceUID", "")),
             sop_uid=str(ds.get("SOPInstanceUID", "")),
@@ -115,7 +120,7 @@ class SliceHeader:
             bad_slope=bad_slope,
             intercept=float(ds.get("RescaleIntercept", 0) or 0),
             bits_stored=int(ds.get("BitsStored") or 16),
-            pixel_representation=int(ds.get("PixelRepresentation") or 0),
+            pixel_representation=representation,
             pixel_offset=pixel_offset,
             series_description=str(ds.get("SeriesDescription", "") or ""),
             series_number=_int(ds.get("SeriesNumber"), None),
@@ -164,12 +169,14 @@ def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeom
         lambda h: tuple(np.round(h.orientation, 3)),
         "ImageOrientationPatient",
         warnings,
+        raw=lambda h: h.orientation,
     )
     slices = _keep_majority(
         slices,
         lambda h: None if h.pixel_spacing is None else tuple(np.round(h.pixel_spacing, 4)),
         "PixelSpacing",
         warnings,
+        raw=lambda h: h.pixel_spacing,
     )
     bad = [h for h in slices if h.bad_slope]
     if bad:
@@ -290,13 +297,52 @@ def phase_from_text(description: str, contrast_agent: str = "", comments: str = 
 
 
 # --------------------------------------------------------------------------- helpers
-def _keep_majority(slices, key, what: str, warnings: list[str]):
+def _padding(ds, representation: int) -> tuple[int, int] | None:
+    """PixelPaddingValue (and PixelPaddingRangeLimit) as stored pixel values. A value written
+    signed for unsigned pixels (-2000 for 63536, a common habit) is taken as its 16-bit
+    pattern; unreadable values give None (no padding)."""
+    bits = int(ds.get("BitsAllocated") or 16)
+    values = []
+    for keyword in ("PixelPaddingValue", "PixelPaddingRangeLimit"):
+        value = ds.get(keyword)
+        if isinstance(value, bytes | bytearray):  # implicit VR: US or SS, as the pixels
+            value = int.from_bytes(bytes(value)[:2], "little", signed=representation == 1)
+        try:
+            value = None if value in (None, "") else int(value)
+        except (TypeError, ValueError):
+            value = None
+        if value is not None and representation == 0 and value < 0:
+            value += 1 << bits
+        values.append(value)
+    low, high = values
+    if low is None:
+        return None
+    high = low if high is None else high
+    return (min(low, high), max(low, high))
+
+
+def _keep_majority(slices, key, what: str, warnings: list[str], raw=None, tol: float = 1e-3):
+    """The slices whose ``key`` is the most common one; the others are left out, said.
+
+    With ``raw`` (the unrounded numbers ``key`` rounds), a slice is kept when its numbers lie
+    within ``tol`` of the majority's: the same value written with float noise (0.78125 and
+    0.781250001) can round to two keys, and half the series was left out.
+    """
     counts = Counter(key(h) for h in slices)
     if len(counts) < 2:
         return slices
     best, _ = counts.most_common(1)[0]
-    kept = [h for h in slices if key(h) == best]
-    dropped = [h for h in slices if key(h) != best]
+    same = [key(h) == best for h in slices]
+    if raw is not None and best is not None:
+        ref = np.asarray(raw(next(h for h, s in zip(slices, same, strict=True) if s)), float)
+        for i, h in enumerate(slices):
+            value = raw(h)
+            if not same[i] and value is not None and np.shape(value) == ref.shape:
+                same[i] = bool(np.all(np.abs(np.asarray(value, float) - ref) <= tol))
+    kept = [h for h, s in zip(slices, same, strict=True) if s]
+    dropped = [h for h, s in zip(slices, same, strict=True) if not s]
+    if not dropped:
+        return slices
     names = ", ".join(str(h.path) for h in dropped[:5])
     warnings.append(
         f"{len(dropped)} slice(s) with a different {what} than the other {len(kept)} were "

@@ -75,6 +75,14 @@ def _slice_hu(h: SliceHeader, shape_yx, out: np.ndarray) -> int:
         raw = _pydicom_pixels(h)
     if raw.shape != (rows, cols):
         raise InputError(h.path, f"pixel array {raw.shape} differs from Rows/Columns {shape_yx}")
+    if _padding_outside_hu(h):  # outside the scanned field: air, whatever the stored value
+        low, high = h.padding
+        outside = (raw >= low) & (raw <= high) if low != high else raw == low
+        if outside.any():
+            hu = np.where(outside, np.int32(PADDING_HU), _rescaled(raw, h))
+            n_out = int(np.count_nonzero((hu < -32768) | (hu > 32767)))
+            out[...] = np.clip(hu, -32768, 32767)
+            return n_out
     if h.slope == 1.0 and float(h.intercept).is_integer():
         intercept = int(h.intercept)
         low, high = int(raw.min()) + intercept, int(raw.max()) + intercept
@@ -89,6 +97,27 @@ def _slice_hu(h: SliceHeader, shape_yx, out: np.ndarray) -> int:
     np.clip(hu, -32768, 32767, out=hu)
     out[...] = hu
     return n_out
+
+
+#: HU given to pixels outside the scanned field (PixelPaddingValue): air
+PADDING_HU = -1024
+
+
+def _padding_outside_hu(h: SliceHeader) -> bool:
+    """Does the slice's padding value rescale above any CT value (denser than bone)? That is
+    the pattern of a signed padding value on unsigned pixels (-2000 stored as 63536), which
+    would read as +32767 HU, far too dense: those pixels are made air. A padding value that
+    reads below air (-2000, -3024 HU: what scanners and SimpleITK give) is left as it reads,
+    and so is one that is also a tissue's (0 with intercept 0 is water)."""
+    if h.padding is None:
+        return False
+    return min(v * h.slope + h.intercept for v in h.padding) > 3071
+
+
+def _rescaled(raw: np.ndarray, h: SliceHeader) -> np.ndarray:
+    if h.slope == 1.0 and float(h.intercept).is_integer():
+        return raw.astype(np.int32) + int(h.intercept)
+    return np.rint(raw.astype(np.float32) * h.slope + h.intercept).astype(np.int32)
 
 
 #: what pydicom needs to decode compressed pixel data (any one of them per syntax)

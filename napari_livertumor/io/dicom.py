@@ -273,14 +273,26 @@ def read_dicom_series(
     )
 
 
+#: value representations a DICOM file without a preamble may start with (explicit VR)
+_START_VRS = {b"AE", b"CS", b"DA", b"DS", b"IS", b"LO", b"OB", b"PN", b"SH", b"ST", b"TM",
+              b"UI", b"UL", b"US"}  # fmt: skip
+
+
 def is_dicom_file(path: str | Path) -> bool:
-    """Cheap check: the ``DICM`` marker at byte 128 (files without a preamble are not detected)."""
+    """Cheap check: the ``DICM`` marker at byte 128, or (an old export without a preamble)
+    a first element of group 0002 or 0008 with a plausible VR or length."""
     try:
         with open(path, "rb") as f:
-            f.seek(128)
-            return f.read(4) == b"DICM"
+            head = f.read(132)
     except OSError:
         return False
+    if head[128:132] == b"DICM":
+        return True
+    if len(head) < 8 or head[:2] not in (b"\x08\x00", b"\x02\x00"):
+        return False
+    if head[4:6] in _START_VRS:  # explicit VR little endian
+        return True
+    return int.from_bytes(head[4:8], "little") < 0x10000  # implicit VR: a short first value
 
 
 def _dicomdir_folder(path: Path) -> Path:
