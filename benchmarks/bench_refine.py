@@ -2,6 +2,7 @@
 
     python benchmarks/bench_refine.py                 # core timings -> benchmarks/results/refine.json
     xvfb-run -a python benchmarks/bench_refine.py --widget --screenshot docs/images/refine_widget.png
+    xvfb-run -a python benchmarks/bench_refine.py --edits [--baseline OLD_CHECKOUT]
 
 1. Live preview: one slice through a 4 cm lesion of a 512² CT at 0.7 mm, median time of
    ``refine_slice`` after a parameter change (the core call the widget's worker makes), and
@@ -10,6 +11,8 @@
    slices holding the ROI (512² × the ROI's slices) with the same settings.
 3. (``--widget``) the widget: time from a slider change to the new preview on screen, with and
    without the 80 ms debounce the widget waits for the user to pause.
+4. (``--edits``) the longest stall of the window at Apply to slice, Apply to all, Undo and
+   Reset on a 512² × 200 CT, optionally beside another version's (``--baseline``).
 
 Timings on a shared CPU are noisy; the medians are printed with the spread.
 """
@@ -215,13 +218,101 @@ def bench_widget(repeats: int, screenshot: str | None) -> dict:
     return result
 
 
+def bench_edits(repeats: int) -> dict:
+    """Longest stall of the window (20 ms heartbeat) while the Refine panel applies, undoes and
+    resets on a full-size CT (512² × 200 slices, three lesions): the work an Apply leaves to
+    the window is writing the changed part and listing the lesions anew."""
+    import napari
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    from napari_livertumor._widgets import _layers
+    from napari_livertumor._widgets._heartbeat import Heartbeat
+    from napari_livertumor._widgets.refine import RefineWidget
+
+    ph = generate_phantom(
+        3, "full", phase="arterial", tumor_kinds=["typical"] * 3, n_tumors=3,
+        pixel_spacing=0.7, slice_thickness=2.5, n_slices=200,
+    )  # fmt: skip
+    truth, liver = ph.labels == 2, np.isin(ph.labels, (1, 2, 3))
+    from scipy import ndimage as ndi
+
+    plane = np.zeros((3, 3, 3), bool)
+    plane[1] = ndi.generate_binary_structure(2, 1)
+    labels = np.where(liver, 1, 0).astype(np.uint8)
+    labels[ndi.binary_erosion(truth, plane, iterations=3)] = 2
+    viewer = napari.Viewer(show=True)
+    _layers.add_ct_layer(viewer, ph.ct, name="CT")
+    _layers.add_labels_layer(viewer, labels, ph.ct, "CT segmentation", ct_layer_name="CT")
+    widget = RefineWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Refine", area="right")
+    viewer.dims.set_current_step(0, int(np.argmax(truth.sum(axis=(1, 2)))))
+    widget.min_contrast.value = 0  # every lesion is refined: the most the window has to write
+    app = QApplication.instance()
+
+    def settle(ms: float) -> None:
+        end = time.perf_counter() + ms / 1000
+        while time.perf_counter() < end:
+            app.processEvents()
+            time.sleep(0.002)
+
+    def stall_of(action) -> float:
+        settle(300)
+        while widget.busy or widget._preview_busy:
+            settle(50)
+        beat = Heartbeat(20).start()
+        settle(60)
+        QTimer.singleShot(0, action)
+        settle(60)
+        while widget.busy or widget._preview_busy:
+            settle(20)
+        settle(300)
+        return beat.stop()
+
+    actions = {
+        "apply_slice": widget.apply_slice,
+        "undo_slice": widget.undo,
+        "apply_all": widget.apply_all,
+        "undo_all": widget.undo,
+        "reset": widget.reset_to_model_output,
+        "undo_reset": widget.undo,
+    }
+    runs: dict[str, list[float]] = {name: [] for name in actions}
+    for _ in range(repeats):
+        for name, action in actions.items():
+            if name == "reset":  # something to reset: the slice applied again
+                widget.apply_slice()
+            runs[name].append(stall_of(action))
+        widget.undo()  # the slice applied before the reset
+    viewer.close()
+    return {
+        "ct_shape": list(ph.ct.shape),
+        "heartbeat_ms": 20,
+        "max_stall_ms": {name: stats(ms) for name, ms in runs.items()},
+    }
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--repeats", type=int, default=21)
     ap.add_argument("--widget", action="store_true", help="also time the widget (needs a display)")
     ap.add_argument("--screenshot", help="save a window screenshot here (with --widget)")
+    ap.add_argument(
+        "--edits", action="store_true",
+        help="also time the window's stalls at Apply, Undo and Reset on a 512² × 200 CT "
+        "(needs a display)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--baseline",
+        help="with --edits: a checkout of another version (e.g. `git worktree add OLD REV`) "
+        "timed the same way in this run, for comparison",
+    )
+    ap.add_argument("--edits-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("-o", "--out", default=str(ROOT / "benchmarks" / "results" / "refine.json"))
     args = ap.parse_args(argv)
+    if args.edits_only:  # the baseline's run, in its own process (see --baseline)
+        print(json.dumps(bench_edits(max(3, args.repeats // 7))))
+        return 0
     cfg = RefineConfig()
     result = {
         "config": cfg.to_dict(),
@@ -256,7 +347,34 @@ def main(argv=None) -> int:
             f"{w['slider_to_preview']['median_ms']:.0f} ms (incl. {w['debounce_ms']} ms debounce); "
             f"after the debounce {w['after_debounce']['median_ms']:.0f} ms"
         )
+    if args.edits:
+        n = max(3, args.repeats // 7)
+        result["edits"] = e = bench_edits(n)
+        base = None
+        if args.baseline:
+            import subprocess
+
+            src = str(Path(args.baseline).resolve())
+            run = subprocess.run(
+                [sys.executable, __file__, "--edits-only", "--repeats", str(args.repeats)],
+                env={**os.environ, "PYTHONPATH": src}, capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            base = json.loads(run.stdout.strip().splitlines()[-1])
+            base["source"] = src
+            result["edits_baseline"] = base
+        print(f"window stalls on a {e['ct_shape']} CT (median of {n}):")
+        for name, st in e["max_stall_ms"].items():
+            was = ""
+            if base is not None:
+                old = base["max_stall_ms"][name]["median_ms"]
+                was = f"; baseline {old:.0f} ms ({old / max(st['median_ms'], 1):.1f}×)"
+            print(f"  {name}: {st['median_ms']:.0f} ms (max {st['max_ms']:.0f}){was}")
     out = Path(args.out)
+    if out.exists():  # a run of some parts keeps the figures of the others
+        try:
+            result = {**json.loads(out.read_text()), **result}
+        except (OSError, ValueError):
+            pass
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))

@@ -81,6 +81,21 @@ def test_the_tumor_never_leaves_the_liver():
         assert not (refined & ~small_liver).any()
 
 
+def test_tumor_drawn_outside_the_liver_is_removed_and_said_so():
+    """It was removed with a note saying the lesion was "kept unchanged" (and, with 0
+    iterations, with no note)."""
+    ct, truth, liver = phantom()
+    outside = np.zeros_like(truth)
+    outside[6:10, 2:10, 2:10] = True
+    assert not (outside & liver).any()
+    for iterations in (0, 6):
+        notes: list[str] = []
+        out = refine_all(ct, outside, liver, SPACING, RefineConfig(iterations=iterations),
+                         notes=notes)  # fmt: skip
+        assert not out.any()
+        assert notes == ["tumor outside the liver was removed (a liver tumor lies in the liver)"]
+
+
 def test_only_each_lesions_roi_is_touched():
     ct, truth, liver = phantom()
     # a far-away voxel that is "tumor" in the input: a second lesion with its own ROI
@@ -152,6 +167,9 @@ def test_out_of_range_parameters_are_clamped_with_notes():
     notes2: list[str] = []
     refine_slice(ct[8], truth[8], liver[8], SPACING[1:], RefineConfig(iterations=-5), notes=notes2)
     assert any("iterations" in n for n in notes2)
+    # JSON true is no iteration count (Python took it for 1)
+    cfg, notes = RefineConfig(iterations=True).validated()
+    assert cfg.iterations == RefineConfig().iterations and "not a number" in notes[0]
 
 
 def test_ct_and_mask_of_different_shapes_are_refused():

@@ -92,3 +92,44 @@ def test_undo_keeps_voxels_painted_by_hand_since_the_step():
     expected = np.ones_like(labels)
     expected[1, 10:20, 10:20] = 2
     np.testing.assert_array_equal(labels[~hand], expected[~hand])  # the rest as before
+
+
+def test_a_change_given_as_a_part_of_the_volume_lands_on_that_part():
+    """Apply to slice and Apply to all hand over only the part they changed (the whole 512²
+    volume cost the window a second at each Apply); it must land on the same voxels."""
+    from napari_livertumor.refine.edits import changed_box
+
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, (6, 20, 24)).astype(np.uint8)
+    whole = labels.copy()
+    before = labels == 2
+    after = before.copy()
+    after[3, 5:9, 10:15] = True
+    after[4, 2:4, 2:4] = False
+    liver = labels > 0
+    grown, shrunk = write_tumor(whole, before, after, liver)  # the whole volume at once
+
+    box = (slice(2, 6), slice(None), slice(1, 24))
+    history = EditHistory(data_of=lambda target: labels)
+    start = labels.copy()
+    got = write_tumor(labels, before[box], after[box], liver[box], history=history, within=box)
+    assert got == (grown, shrunk) and grown > 0 and shrunk > 0
+    np.testing.assert_array_equal(labels, whole)
+    [step] = history.steps
+    assert step.box == changed_box(labels != start)  # in the whole volume's indices
+    history.undo()
+    np.testing.assert_array_equal(labels, start)
+
+
+def test_changed_box_is_the_bounding_box_of_the_changed_voxels():
+    from scipy import ndimage as ndi
+
+    from napari_livertumor.refine.edits import changed_box
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        mask = np.zeros(tuple(rng.integers(1, 9, 3)), bool)
+        for _ in range(rng.integers(1, 4)):
+            mask[tuple(rng.integers(0, n) for n in mask.shape)] = True
+        assert changed_box(mask) == ndi.find_objects(mask.astype(np.uint8))[0]
+    assert changed_box(np.zeros((2, 3), bool)) == (slice(0, 2), slice(0, 3))

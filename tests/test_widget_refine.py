@@ -178,6 +178,26 @@ def test_out_of_range_settings_are_clamped_with_a_visible_note(refine_setup, qtb
     assert len(notes) == 2
 
 
+def test_every_value_the_controls_cannot_show_as_given_is_said(refine_setup):
+    """A CLI config's balloon 4 (allowed: -5 to 5) became 3 on a -3..3 slider, and values with
+    more digits than a control shows were rounded, both without a word."""
+    from napari_livertumor.refine import RefineConfig
+
+    _, widget, *_ = refine_setup
+    notes = widget.set_config(
+        RefineConfig(method="geodesic", balloon=4, hu_window=(-100.6, 250.0), lambda1=0.333)
+    )
+    assert widget.balloon.value == 4
+    assert widget.build_config().balloon == 4
+    assert any(n.startswith("HU low -100.6 is set as -100") for n in notes)
+    assert any(n.startswith("lambda1 0.333 is set as 0.33") for n in notes)
+    assert len(notes) == 2 and "HU low" in widget.notes.text()
+    # a negative limit clamped to 0 turns it off: said so
+    notes = widget.set_config(RefineConfig(max_shift_mm=-1, min_contrast=-1))
+    assert any("no limit on how far the contour moves" in n for n in notes)
+    assert any("no contrast check" in n for n in notes)
+
+
 def test_an_empty_tumor_mask_previews_nothing_and_says_so(refine_setup, qtbot):
     viewer, widget, seg, truth, liver = refine_setup
     seg.data[seg.data == 2] = 1

@@ -39,6 +39,7 @@ from ..refine import (
     refine_lesion,
     refine_slice,
 )
+from ..refine.config import RANGES
 from ..refine.edits import EditHistory, changed_box, write_tumor
 from . import _layers
 from ._common import (
@@ -133,7 +134,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.lambda2 = mw.FloatSpinBox(
             value=d.lambda2, min=0.01, max=10, step=0.1, label="λ outside"
         )
-        self.balloon = mw.FloatSlider(value=d.balloon, min=-3, max=3, step=0.5, label="balloon")
+        self.balloon = mw.FloatSlider(
+            value=d.balloon, min=RANGES["balloon"][0], max=RANGES["balloon"][1], step=0.5,
+            label="balloon",
+        )  # fmt: skip
         self.auto_threshold = mw.CheckBox(value=True, label="auto threshold")
         self.threshold = mw.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, label="threshold")
         self.alpha = mw.FloatSpinBox(value=d.alpha, min=1, max=10000, step=50, label="alpha")
@@ -325,6 +329,22 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.margin.value = cfg.roi_margin_mm
         self.max_shift.value = cfg.max_shift_mm
         self.min_contrast.value = cfg.min_contrast
+        # a control shows fewer digits (HU in whole numbers, two decimals): said, not hidden
+        shown = {
+            "lambda1": (cfg.lambda1, self.lambda1), "lambda2": (cfg.lambda2, self.lambda2),
+            "balloon": (cfg.balloon, self.balloon), "alpha": (cfg.alpha, self.alpha),
+            "sigma": (cfg.sigma, self.sigma), "roi_margin_mm": (cfg.roi_margin_mm, self.margin),
+            "max_shift_mm": (cfg.max_shift_mm, self.max_shift),
+            "min_contrast": (cfg.min_contrast, self.min_contrast),
+            "HU low": (cfg.hu_window[0], self.hu_low), "HU high": (cfg.hu_window[1], self.hu_high),
+        }  # fmt: skip
+        if cfg.threshold != "auto":
+            shown["threshold"] = (float(cfg.threshold), self.threshold)
+        for name, (wanted, control) in shown.items():
+            if abs(float(control.value) - float(wanted)) > 1e-6:
+                notes.append(
+                    f"{name} {wanted:g} is set as {float(control.value):g} (the control's steps)"
+                )
         self._config_notes = list(notes)  # kept visible until other settings are loaded
         self._show_notes([])
         self._show_method_controls()
@@ -386,12 +406,13 @@ class RefineWidget(JobWidgetMixin, QWidget):
         current = self.lesion_combo.currentText()
         self.lesion_combo.clear()
         self.lesion_combo.addItem(UNDER_CURSOR, None)
-        try:
-            inputs = self._inputs()
+        try:  # checked on one slice; then only the tumor of the whole volume is needed
+            inputs = self._inputs(0)
         except ValueError:
             inputs = None
         if inputs is not None:
-            _, mask_layer, tumor, _, spacing = inputs
+            _, mask_layer, _, _, spacing = inputs
+            tumor = np.asarray(mask_layer.data) == int(self.tumor_value.value)
             voxel_ml = float(np.prod(spacing)) / 1000.0
             # numbered by size, largest first, as Inspect, the stats and lesions.csv number them;
             # each entry holds a voxel of its lesion, not a component id: ids change when the
@@ -691,26 +712,25 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 error=True,
             )
             return
-        try:
-            ct_layer, mask_layer, tumor, liver, spacing = self._inputs(apply=True)
+        ct_layer = self._layer(self.ct_combo.currentText())
+        z = 0 if ct_layer is None else self.current_slice(ct_layer)
+        try:  # that slice only: the whole volume is neither needed nor read
+            ct_layer, mask_layer, tumor, liver, spacing = self._inputs(z, apply=True)
         except ValueError as exc:
             set_status(self.status, str(exc), error=True)
             return
         chosen = self._chosen()
-        z = self.current_slice(ct_layer)
         notes: list[str] = []
         out = refine_slice(
-            np.asarray(ct_layer.data[z]),
-            tumor[z],
-            None if liver is None else liver[z],
-            spacing[1:],
-            self.build_config(),
+            np.asarray(ct_layer.data[z]), tumor, liver, spacing[1:], self.build_config(),
             notes=notes,
-        )
-        new = tumor.copy()
-        new[z] = out
+        )  # fmt: skip
         self._show_notes(notes, sticky=True)
-        self._commit(mask_layer, tumor, liver, new, f"slice {z}", chosen)
+        slab = (slice(z, z + 1), slice(None), slice(None))
+        self._commit(
+            mask_layer, tumor[None], None if liver is None else liver[None], out[None],
+            f"slice {z}", chosen, box=slab,
+        )  # fmt: skip
 
     def apply_lesion(self, lesion: tuple[int, int, int] | None = None) -> None:
         """Refine one lesion in 3D: the one holding voxel ``lesion`` (z, y, x), the one chosen
@@ -768,12 +788,13 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 ct, tumor, liver, spacing, label, cfg, components=comps,
                 progress=progress, should_cancel=should_cancel, notes=notes,
             )  # fmt: skip
-            return drop_slivers(tumor, out, spacing, min_ml, notes), notes, rank
+            out = drop_slivers(tumor, out, spacing, min_ml, notes)
+            return (*_changed_part(tumor, liver, out), notes, rank)
 
         def show(result) -> None:
-            out, notes, rank = result
+            box, before, liver_box, out, notes, rank = result
             self._show_notes(notes, sticky=True)
-            self._commit(mask_layer, tumor, liver, out, f"lesion {rank}", taken)
+            self._commit(mask_layer, before, liver_box, out, f"lesion {rank}", taken, box=box)
 
         self.run_job(
             target, show, button=self.apply_lesion_button, description="refine lesion",
@@ -798,12 +819,13 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 ct, tumor, liver, spacing, cfg,
                 progress=progress, should_cancel=should_cancel, notes=notes,
             )  # fmt: skip
-            return drop_slivers(tumor, out, spacing, min_ml, notes), notes
+            out = drop_slivers(tumor, out, spacing, min_ml, notes)
+            return (*_changed_part(tumor, liver, out), notes)
 
         def show(result) -> None:
-            out, notes = result
+            box, before, liver_box, out, notes = result
             self._show_notes(notes, sticky=True)
-            self._commit(mask_layer, tumor, liver, out, "all lesions", taken)
+            self._commit(mask_layer, before, liver_box, out, "all lesions", taken, box=box)
 
         self.run_job(
             target, show, button=self.apply_all_button, description="refine",
@@ -816,9 +838,23 @@ class RefineWidget(JobWidgetMixin, QWidget):
         return self.liver_combo.currentText(), int(self.tumor_value.value)
 
     def _commit(
-        self, mask_layer, tumor_before, liver, tumor_after, what: str, chosen: tuple[str, int]
+        self,
+        mask_layer,
+        tumor_before,
+        liver,
+        tumor_after,
+        what: str,
+        chosen: tuple[str, int],
+        box: tuple[slice, ...] | None = None,
     ) -> None:
-        """Write the new tumor into the labels layer, inside the liver only, with an undo step."""
+        """Write the new tumor into the labels layer, inside the liver only, with an undo step.
+
+        With ``box``, the masks are the layer's ``data[box]`` only (the slice, or the part an
+        Apply changed): only that part is checked for edits made meanwhile and written, so a
+        512² CT's whole volume is not compared in the window's time. Edits elsewhere are left
+        as they are.
+        """
+        box = box if box is not None else tuple(slice(None) for _ in range(tumor_after.ndim))
         if mask_layer not in self.viewer.layers or not mask_layer.visible:
             # deleted or hidden while the contour ran (Apply to all, or to a lesion, run apart)
             set_status(
@@ -830,24 +866,26 @@ class RefineWidget(JobWidgetMixin, QWidget):
             )
             return
         data = mask_layer.data
-        if data.shape != tumor_after.shape:
+        shape = mask_layer.data.shape
+        region = np.asarray(data[box]) if len(shape) == len(box) else None
+        if region is None or region.shape != tumor_after.shape:
             set_status(
                 self.status, f"'{mask_layer.name}' changed shape; nothing applied.", error=True
             )
             return
         choice, value = chosen
         edited = ""
-        if not np.array_equal(np.asarray(data) == value, tumor_before):
+        if not np.array_equal(region == value, tumor_before):
             edited = f"'{mask_layer.name}'"
         elif liver is not None:  # the liver the contour was kept in, as it is now
             if choice in ("", SAME_LAYER):
-                liver_now, source = (np.asarray(data) == 1) | tumor_before, mask_layer.name
+                liver_now, source = (region == 1) | tumor_before, mask_layer.name
             else:
                 source = choice
                 layer = self._layer(choice)
                 liver_now = None
-                if layer is not None and layer.data.shape == liver.shape:
-                    liver_now = (np.asarray(layer.data) > 0) | tumor_before
+                if layer is not None and layer.data.shape == shape:
+                    liver_now = (np.asarray(layer.data[box]) > 0) | tumor_before
             if liver_now is None or not np.array_equal(liver_now, liver):
                 edited = f"the liver in '{source}'"
         if edited:
@@ -868,7 +906,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         grown, shrunk = write_tumor(
             mask_layer.data, tumor_before, tumor_after, liver,
             tumor_value=value, removed_value=removed_to,
-            history=self.history, target=mask_layer, what=what,
+            history=self.history, target=mask_layer, what=what, within=box,
         )  # fmt: skip
         if grown == shrunk == 0:
             set_status(self.status, f"Refining {what} changed nothing.")
@@ -1060,14 +1098,24 @@ def _set_items(combo: QComboBox, names: list[str]) -> None:
         combo.currentIndexChanged.emit(combo.currentIndex())
 
 
+def _changed_part(tumor: np.ndarray, liver: np.ndarray | None, out: np.ndarray):
+    """``(box, tumor[box], liver[box], out[box])``: the part of a 3D result that differs from
+    ``tumor`` (inside the liver), found in the worker so the window compares and writes only
+    that. One voxel's box when nothing changed."""
+    after = out if liver is None else out & liver
+    changed = after != tumor
+    box = changed_box(changed) if changed.any() else (slice(0, 1),) * tumor.ndim
+    return box, tumor[box], None if liver is None else liver[box], out[box]
+
+
 def _lesions_by_size(tumor: np.ndarray) -> list[tuple[int, tuple]]:
     """``(size in voxels, up to 16 voxels of it)`` per lesion, largest first, found on the
     tumor's bounding box only (the whole 512² volume cost the window a second at each look
     at the list)."""
-    found = ndi.find_objects(np.asarray(tumor, dtype=np.uint8))
-    if not found or found[0] is None:
+    tumor = np.asarray(tumor, dtype=bool)
+    if not tumor.any():
         return []
-    box = found[0]
+    box = changed_box(tumor)
     comps = label_lesions(tumor[box])
     sizes = np.bincount(comps.ravel())[1:]
     out = []

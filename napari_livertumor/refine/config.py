@@ -182,8 +182,19 @@ class RefineConfig:
         return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
+#: fields whose 0 turns a limit or check off: a negative value clamped to it does the opposite
+#: of what a stricter setting meant, and the note says so
+_ZERO_IS_OFF = {
+    "max_shift_mm": "no limit on how far the contour moves",
+    "min_contrast": "no contrast check",
+}
+
+
 def _clamp_number(name: str, value: Any, lo: float, hi: float, fallback: Any, notes: list[str]):
     is_int = name in _INT_FIELDS
+    if isinstance(value, bool):  # JSON true/false: not a number, though Python counts it one
+        notes.append(f"{name} {value!r} is not a number; using {fallback}")
+        return fallback
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -198,7 +209,8 @@ def _clamp_number(name: str, value: Any, lo: float, hi: float, fallback: Any, no
         lo, hi = int(lo), int(hi)
     if clamped != number:
         if number < lo or number > hi:
-            notes.append(f"{name} {value} out of range [{lo}, {hi}]; clamped to {clamped}")
+            off = f" ({_ZERO_IS_OFF[name]})" if clamped == 0 and name in _ZERO_IS_OFF else ""
+            notes.append(f"{name} {value} out of range [{lo}, {hi}]; clamped to {clamped}{off}")
         elif is_int:
             notes.append(f"{name} {value} must be a whole number; rounded to {clamped}")
     return clamped

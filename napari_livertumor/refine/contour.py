@@ -277,6 +277,7 @@ def _refine_nd(ct, tumor, liver, spacing, cfg, *, ndim, progress=None, should_ca
     reporter = _IterationReporter(cfg.iterations * len(boxes), progress, should_cancel)
     out = np.zeros_like(tumor)
     for roi in boxes:
+        reporter.check()
         out[roi] |= _refine_box(ct, tumor, liver, spacing, cfg, roi, reporter, notes)
     return out
 
@@ -286,7 +287,12 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
     given = tumor[roi]
     liver_roi = liver[roi] if liver is not None else None
     unchanged = given & liver_roi if liver_roi is not None else given.copy()
+    if liver_roi is not None and (given & ~liver_roi).any():
+        _note(notes, "tumor outside the liver was removed (a liver tumor lies in the liver)")
     if cfg.iterations == 0:
+        return unchanged
+    if liver_roi is not None and not unchanged.any():  # nothing of it in the liver
+        reporter.skip(cfg.iterations)
         return unchanged
     keep_small = _small_lesions(given)
     init = given
@@ -302,12 +308,14 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
     image = window_ct(ct[roi], cfg.hu_window)
     held = None  # lesions kept as they are, too faint for the contour
     if cfg.min_contrast > 0:
+        reporter.check()
         held = _faint_lesions(image, init, liver_roi, spacing, cfg, notes)
         if held is not None:
             init = init & ~held
             if not init.any():
                 reporter.skip(cfg.iterations)
                 return unchanged
+    reporter.check()
     if liver_roi is not None:
         image = _fill_outside_liver(image, init, liver_roi)
     # pad by repeating the edge so a lesion at the image border is not eroded by the border
@@ -340,6 +348,7 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
             lambda2=cfg.lambda2,
             iter_callback=reporter,
         )
+    reporter.check()
     inner = tuple(slice(pad, -pad) for _ in range(init.ndim))
     out = u[inner].astype(bool)
     # a tumor mass includes its necrotic or enhancing core: the contour must not split it
@@ -404,13 +413,17 @@ class _IterationReporter:
         if self.progress is not None:
             self.progress("refine", min(self.done, self.total), self.total)
 
+    def check(self) -> None:
+        """Raise :class:`Cancelled` when told to stop (between the steps of a lesion's ROI)."""
+        if self.should_cancel is not None and self.should_cancel():
+            raise Cancelled("refinement cancelled by the user")
+
     def start_box(self) -> None:
         # scikit-image calls back once before the first iteration of every run
         self.skip_next = True
 
     def __call__(self, _level_set) -> None:
-        if self.should_cancel is not None and self.should_cancel():
-            raise Cancelled("refinement cancelled by the user")
+        self.check()
         if self.skip_next:
             self.skip_next = False
             return

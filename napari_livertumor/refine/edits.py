@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage as ndi
 
 
 @dataclass
@@ -85,12 +84,16 @@ def write_tumor(
     history: EditHistory | None = None,
     target: Any = None,
     what: str = "",
+    within: tuple[slice, ...] | None = None,
 ) -> tuple[int, int]:
     """Write ``tumor_after`` into ``labels`` in place, inside the liver only.
 
     Voxels that become tumor get ``tumor_value``; tumor voxels the refinement gave up get
     ``removed_value`` (1 = liver in a segmentation layer, 0 in a tumor-only layer). Nothing outside
     the changed voxels is touched. With ``history``, the change is recorded first.
+
+    ``within``: the masks cover only ``labels[within]`` (a slice, a lesion's box), so nothing
+    of the whole volume is looked at.
 
     Returns
     -------
@@ -101,11 +104,17 @@ def write_tumor(
     changed = tumor_after != tumor_before
     if not changed.any():
         return 0, 0
-    box = changed_box(changed)
+    sub = changed_box(changed)
+    box = sub
+    if within is not None:  # the same box in the whole volume's indices
+        starts = [w.indices(n)[0] for w, n in zip(within, labels.shape, strict=False)]
+        box = tuple(
+            slice(start + s.start, start + s.stop) for start, s in zip(starts, sub, strict=True)
+        )
     step = history.record(target, box, what) if history is not None else None
     region = labels[box]  # a view: writing into it writes ``labels``
-    grown = tumor_after[box] & changed[box]
-    shrunk = ~tumor_after[box] & changed[box]
+    grown = tumor_after[sub] & changed[sub]
+    shrunk = ~tumor_after[sub] & changed[sub]
     region[grown] = tumor_value
     region[shrunk] = removed_value
     if step is not None:
@@ -114,8 +123,23 @@ def write_tumor(
 
 
 def changed_box(changed: np.ndarray) -> tuple[slice, ...]:
-    """The bounding box of the True voxels (the whole array when there are none)."""
-    found = ndi.find_objects(changed.astype(np.uint8))
-    if not found or found[0] is None:
+    """The bounding box of the True voxels (the whole array when there are none).
+
+    Found axis by axis on the slab that holds them (``any`` projections): on a 512² × 200
+    volume this takes milliseconds, where ``find_objects`` took a quarter of a second of the
+    window's time at every Apply, Undo and Reset.
+    """
+    changed = np.asarray(changed, dtype=bool)
+    if changed.ndim == 0 or not changed.size:
         return tuple(slice(0, n) for n in changed.shape)
-    return found[0]
+    box: list[slice] = []
+    region = changed
+    for axis in range(changed.ndim):
+        others = tuple(a for a in range(changed.ndim) if a != axis)
+        hit = np.flatnonzero(region.any(axis=others) if others else region)
+        if hit.size == 0:
+            return tuple(slice(0, n) for n in changed.shape)
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+        # the next axes are looked for inside the slab found so far
+        region = region[(slice(None),) * axis + (box[-1],)]
+    return tuple(box)
