@@ -301,10 +301,15 @@ class Segmenter:
         if not folder.is_dir():
             _refuse_one_model_folder(root)
         if not (folder / "metadata.json").is_file() and not folder.is_dir():
+            alone = (
+                " (or, with a liver model only, `livertumor segment --stages liver`)"
+                if stage == "tumor" and (root / "liver").is_dir()
+                else ""
+            )
             raise ModelError(
                 folder,
                 f"no {stage} model here. Train one with `livertumor train --stage {stage}` "
-                "or pass a model folder (--models DIR holding liver/ and tumor/)",
+                f"or pass a model folder (--models DIR holding liver/ and tumor/){alone}",
             )
         return load_model(folder, stage=stage, device=self.device)
 

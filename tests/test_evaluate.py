@@ -190,19 +190,26 @@ def test_test_patients_that_cannot_be_scored_are_named_with_their_reason(trained
 
 
 def test_one_model_folder_as_models_is_said_first_and_nothing_is_printed(
-    trained, tmp_path, capsys, caplog
+    trained, tmp_path, capsys, caplog, monkeypatch
 ):
     """It first warned "no split file: evaluating every case" (false: the folder holds one)
     and only then said that --models wants the folder holding liver/ and tumor/. Without -o,
-    nothing is written: said, so no one looks for per_case.csv."""
+    the per-case CSV goes to a new folder of its own (DESIGN: evaluate writes a per-case CSV),
+    never over an earlier evaluation's."""
     data, models = trained
     rc = main(["evaluate", "--data", str(data), "--models", str(models / "tumor"),
                "--device", "cpu"])  # fmt: skip
     assert rc == 1 and "is one model folder" in capsys.readouterr().err
     assert "no split file" not in caplog.text
-    rc = main(["evaluate", "--data", str(data), "--models", str(models), "--device", "cpu",
-               "--max-cases", "1"])  # fmt: skip
-    assert rc == 0 and "no -o: nothing written" in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        rc = main(["evaluate", "--data", str(data), "--models", str(models), "--device", "cpu",
+                   "--max-cases", "1"])  # fmt: skip
+        assert rc == 0
+        written = capsys.readouterr().out.strip().splitlines()[-1]
+        assert written.startswith("per-case scores: evaluation-")
+    folders = sorted(tmp_path.glob("evaluation-*"))
+    assert len(folders) == 2 and all((f / "per_case.csv").is_file() for f in folders)
 
 
 def test_without_a_split_every_unreadable_patient_is_named_too(trained, tmp_path, capsys):
@@ -286,3 +293,29 @@ def test_evaluate_fails_when_no_test_patient_could_be_scored(trained, tmp_path, 
     assert rc == 1
     captured = capsys.readouterr()
     assert "Not evaluated" in captured.out and "no test patient could be scored" in captured.err
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_case_runs(
+    trained, tmp_path, monkeypatch
+):
+    """An existing -o folder without write permission failed only after every case had been
+    segmented and scored (hours on a real cohort)."""
+    from napari_livertumor.errors import InputError
+    from napari_livertumor.training import evaluate as ev
+
+    data, models = trained
+    (tmp_path / "ro").mkdir()
+    asked = []
+
+    def not_writable(folder):
+        asked.append(folder)
+        raise InputError(folder, "cannot be written to (permissions)")
+
+    def no_index(*a, **k):
+        raise AssertionError("the cases were read before the output folder was checked")
+
+    monkeypatch.setattr(ev, "check_writable_folder", not_writable)
+    monkeypatch.setattr(ev, "index_cases", no_index)
+    with pytest.raises(InputError, match="cannot be written to"):
+        ev.evaluate(data, models=models, out_dir=tmp_path / "ro", device="cpu")
+    assert asked == [tmp_path / "ro"]

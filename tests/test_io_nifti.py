@@ -231,3 +231,14 @@ def test_a_folder_of_pictures_says_what_it_holds(tmp_path):
     empty.mkdir()
     with pytest.raises(InputError, match=r"no DICOM files found$"):
         load_ct(empty)
+
+
+def test_a_series_or_acquisition_asked_of_a_nifti_is_said_not_dropped(tmp_path):
+    """`segment CT.nii.gz --series UID` read the file and said nothing of the option."""
+    from napari_livertumor.io import CTVolume, load_ct
+    from napari_livertumor.io.nifti import write_nifti
+
+    write_nifti(CTVolume(np.zeros((3, 4, 5), np.int16), (2.0, 1.0, 1.0)), tmp_path / "ct.nii.gz")
+    assert not load_ct(tmp_path / "ct.nii.gz").meta.get("warnings")
+    [note] = load_ct(tmp_path / "ct.nii.gz", "1.2.3", acquisition=2).meta["warnings"]
+    assert note.startswith("series 1.2.3 and acquisition 2 asked for, but ct.nii.gz is a NIfTI")

@@ -128,6 +128,22 @@ def test_a_missing_model_folder_is_a_clear_error(tmp_path, capsys):
     assert not list((tmp_path / "o").glob("*_labels.nii.gz"))
 
 
+def test_a_models_folder_with_a_liver_model_only_points_to_stages_liver(
+    tmp_path, models, capsys
+):
+    """Right after `train --stage liver`, `segment --models OUT` said to train a tumor model
+    and never that the liver model runs alone with --stages liver."""
+    import shutil
+
+    write_nifti(small_ct(), tmp_path / "ct.nii.gz")
+    shutil.copytree(models / "liver", tmp_path / "out" / "liver")
+    args = ["segment", str(tmp_path / "ct.nii.gz"), "-o", str(tmp_path / "o"),
+            "--models", str(tmp_path / "out"), "--device", "cpu"]  # fmt: skip
+    assert main(args) == 1
+    assert "`livertumor segment --stages liver`" in capsys.readouterr().err
+    assert main([*args, "--stages", "liver", "--no-refine"]) == 0
+
+
 def test_bad_shard_text_is_refused(tmp_path, capsys):
     write_nifti(small_ct(), tmp_path / "ct.nii.gz")
     assert main(["segment", str(tmp_path / "ct.nii.gz"), "--shard", "4/4"]) == 1

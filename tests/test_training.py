@@ -776,6 +776,29 @@ def test_a_missing_clinical_table_is_said_before_the_liver_stage_trains(toy_data
                "--clinical", str(tmp_path / "other.csv")])  # fmt: skip
     assert rc == 1 and "other.csv: no TCIA_ID column" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+    # the liver stage alone: it trained to the end and recorded the missing table as used
+    rc = main(["train", "--data", str(toy_data), "--out", str(tmp_path / "o"), "--stage", "liver",
+               "--clinical", str(tmp_path / "nope.xlsx")])  # fmt: skip
+    assert rc == 1 and "nope.xlsx: clinical table not found" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_liver_stage_says_it_does_not_use_a_clinical_table(toy_data, tmp_path, capsys):
+    from napari_livertumor.cli import build_parser, main
+    from napari_livertumor.commands.train import build_configs
+
+    (tmp_path / "clinical.csv").write_text("TCIA_ID,AFP\nHCC_001,3\n")
+    args = build_parser().parse_args(
+        ["train", "--data", str(toy_data), "--out", str(tmp_path / "o"), "--stage", "both",
+         "--clinical", str(tmp_path / "clinical.csv")]
+    )  # fmt: skip
+    liver, tumor = build_configs(args)
+    assert liver.clinical is None and tumor.clinical == str(tmp_path / "clinical.csv")
+    rc = main(["train", "--data", str(toy_data), "--out", str(tmp_path / "o"), "--stage", "liver",
+               "--clinical", str(tmp_path / "clinical.csv"), "--epochs", "1",
+               "--steps-per-epoch", "1"])  # fmt: skip
+    assert rc == 0
+    assert "--clinical is not used by the liver stage" in capsys.readouterr().err
 
 
 def test_resuming_a_run_whose_time_budget_is_spent_says_so(toy_data, tmp_path, caplog):

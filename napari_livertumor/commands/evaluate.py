@@ -20,7 +20,8 @@ def add_arguments(parser) -> None:
         "-o",
         "--out",
         dest="out_dir",
-        help="folder for per_case.csv and summary.json (without it, the table is only printed)",
+        help="folder for per_case.csv and summary.json (default: a new folder "
+        "evaluation-<date>-<time> in the current folder)",
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
     parser.add_argument(
@@ -46,6 +47,8 @@ def run(args) -> int:
 
     import_monai_lean()  # a command-line process: MONAI without what inference never uses
 
+    if not args.out_dir:  # a new folder of its own: never an earlier evaluation's files
+        args.out_dir = _new_folder_name()
     result = evaluate(
         args.data,
         models=args.models,
@@ -58,10 +61,7 @@ def run(args) -> int:
         overwrite=args.overwrite,
     )
     print(result["table"])
-    if args.out_dir:
-        print(f"per-case scores: {args.out_dir}/per_case.csv")
-    else:
-        print("(no -o: nothing written; add -o FOLDER to keep per_case.csv and summary.json)")
+    print(f"per-case scores: {args.out_dir}/per_case.csv (and summary.json)")
     if not result["summary"].get("n_cases"):
         print(
             "livertumor evaluate: error: no test patient could be scored (see 'Not evaluated')",
@@ -69,3 +69,16 @@ def run(args) -> int:
         )
         return 1
     return 0
+
+
+def _new_folder_name() -> str:
+    """``evaluation-<date>-<time>`` in the current folder, with a number added if taken."""
+    import time
+    from pathlib import Path
+
+    base = time.strftime("evaluation-%Y%m%d-%H%M%S")
+    name, n = base, 1
+    while Path(name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name

@@ -134,7 +134,10 @@ def add_arguments(parser) -> None:
         "below M; 0 keeps all (default: the tumor model's lesion filter, else 0)",
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="CPU threads for torch (default: all cores)"
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (default, or 0: all cores)",
     )
     parser.add_argument(
         "--window-growth",
@@ -840,8 +843,8 @@ def segment_one(
         "device": result.device,
         "shape_zyx": list(volume.shape),
         "models": {
-            "liver": str(segmenter.liver.path),
-            "tumor": str(segmenter.tumor.path) if segmenter.tumor else None,
+            "liver": str(Path(segmenter.liver.path).resolve()),
+            "tumor": str(Path(segmenter.tumor.path).resolve()) if segmenter.tumor else None,
         },
         "refine": bool(cfg.refine),
         "run_settings": settings,

@@ -130,7 +130,10 @@ def build_configs(args) -> list:
             init = str(Path(init) / s)
         # fine-tuning without a recipe: the model's own recipe, so its weights fit the network
         stage_recipe = recipe_from_model(init, s) if init and not args.config else recipe
-        configs.append(make_config(s, stage_recipe, init_from=init, **overrides))
+        # the clinical table is the tumor stage's weak supervision: the liver never reads it
+        # (and its metadata must not say it was used)
+        stage_overrides = {**overrides, "clinical": overrides["clinical"] if s == "tumor" else None}
+        configs.append(make_config(s, stage_recipe, init_from=init, **stage_overrides))
     return configs
 
 
@@ -138,6 +141,20 @@ def run(args) -> int:
     from ..training.data import skips_warned_once
     from ..training.loop import check_before_writing, check_weak_table
 
+    if args.clinical:  # a wrong path stops the command before anything starts, any stage
+        from ..errors import InputError
+
+        table = Path(args.clinical)
+        if not table.is_file():
+            raise InputError(
+                table, "clinical table not found" if not table.exists() else "not a file"
+            )
+        if args.stage == "liver":
+            print(
+                "livertumor train: note: --clinical is not used by the liver stage (the clinical "
+                "weak term is the tumor stage's)",
+                file=sys.stderr,
+            )
     configs = build_configs(args)
     with skips_warned_once():  # a patient skipped by the checks is not warned of again
         for cfg in configs:  # both stages are checked before either starts

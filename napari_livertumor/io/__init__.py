@@ -68,7 +68,18 @@ def load_ct(
     if not path.exists():
         raise InputError(path, "file or folder not found")
     if path.is_file() and is_nifti_path(path):
-        return read_nifti(path)
+        volume = read_nifti(path)
+        asked = [
+            f"{what} {value}"
+            for what, value in (("series", series_uid), ("acquisition", acquisition))
+            if value is not None
+        ]
+        if asked:  # said, not silently dropped: a NIfTI file holds one volume
+            volume.meta.setdefault("warnings", []).append(
+                f"{' and '.join(asked)} asked for, but {path.name} is a NIfTI file (one volume, "
+                "no DICOM series or acquisitions to choose from): it was read as it is"
+            )
+        return volume
     fmt = _OTHER_FORMATS.get("".join(path.suffixes[-2:]).lower()) or _OTHER_FORMATS.get(
         path.suffix.lower()
     )

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, SettingsError
+from ..fileio import check_writable_folder
 from .data import case_fingerprint, index_cases, load_case, read_split
 from .metrics import (
     case_scores,
@@ -90,10 +91,8 @@ def evaluate(
                 f"already holds {' and '.join(earlier)} of an earlier evaluation; nothing was "
                 "overwritten: choose another folder, or --overwrite to replace them",
             )
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(out, f"cannot create the output folder ({exc.strerror})") from exc
+        # writable (or creatable) now, not after every case has run; made when written
+        check_writable_folder(out)
     index_skipped: list = []
     records = index_cases(data, index_skipped)
     by_id = {r.case_id: r for r in records}

@@ -837,7 +837,7 @@ class _Run:
     def _data_summary(self, data) -> dict[str, Any]:
         cfg = self.config
         return {
-            "data": str(cfg.data),
+            "data": str(Path(cfg.data).resolve()),
             "n_cases_found": data["n_cases"],
             "n_train": len(data["train"]),
             "n_val": len(data["val"]),
@@ -847,7 +847,7 @@ class _Run:
                 for k in ("train", "val", "test", "seed", "method")
                 if k in data["split"]
             },
-            "clinical": cfg.clinical,
+            "clinical": str(Path(cfg.clinical).resolve()) if cfg.clinical else None,
         }
 
 
