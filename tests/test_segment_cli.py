@@ -128,9 +128,7 @@ def test_a_missing_model_folder_is_a_clear_error(tmp_path, capsys):
     assert not list((tmp_path / "o").glob("*_labels.nii.gz"))
 
 
-def test_a_models_folder_with_a_liver_model_only_points_to_stages_liver(
-    tmp_path, models, capsys
-):
+def test_a_models_folder_with_a_liver_model_only_points_to_stages_liver(tmp_path, models, capsys):
     """Right after `train --stage liver`, `segment --models OUT` said to train a tumor model
     and never that the liver model runs alone with --stages liver."""
     import shutil
