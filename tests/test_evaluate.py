@@ -130,6 +130,33 @@ def test_another_cohort_with_the_same_patient_names_is_evaluated_whole(trained, 
     assert _test_ids(index_cases(copy), models, None)[0] == written["test"]
 
 
+def test_fingerprints_of_dicom_segs_are_not_compared_with_nifti_labels(trained, tmp_path, caplog):
+    """A model trained on the DICOM download, evaluated on a NIfTI conversion of it: the files
+    differ, so it scored every patient as other data, its own training patients unflagged. The
+    split now says which kind of file it fingerprinted; across kinds the names decide."""
+    import logging
+    import shutil
+
+    from napari_livertumor.training.data import index_cases
+    from napari_livertumor.training.evaluate import _test_ids
+
+    data, models = trained
+    written = json.loads((models / "tumor" / "split.json").read_text())
+    assert written["fingerprint_layout"] == "nifti"
+    dicom_trained = tmp_path / "models"
+    shutil.copytree(models, dicom_trained)
+    for stage in ("liver", "tumor"):  # as a run on the DICOM layout writes it
+        path = dicom_trained / stage / "split.json"
+        split = json.loads(path.read_text())
+        split["fingerprint_layout"] = "tcia"
+        split["fingerprints"] = {c: "0123456789abcdef" for c in split["fingerprints"]}
+        path.write_text(json.dumps(split))
+    with caplog.at_level(logging.WARNING):
+        ids, source = _test_ids(index_cases(data), dicom_trained, None)
+    assert ids == written["test"] and "other data" not in source
+    assert "cannot be compared" in caplog.text
+
+
 def test_a_split_with_only_a_test_list_is_enough_to_evaluate(trained, tmp_path):
     from napari_livertumor.training.evaluate import evaluate
 
@@ -289,7 +316,7 @@ def test_evaluate_fails_when_no_test_patient_could_be_scored(trained, tmp_path, 
     split.write_text(json.dumps({"train": [], "test": ["HCC_002"]}))
     (copy / "imagesTr" / "HCC_002.nii.gz").write_bytes(b"not a nifti")
     rc = main(["evaluate", "--data", str(copy), "--models", str(models), "--split", str(split),
-               "--device", "cpu"])  # fmt: skip
+               "-o", str(tmp_path / "out2"), "--device", "cpu"])  # fmt: skip
     assert rc == 1
     captured = capsys.readouterr()
     assert "Not evaluated" in captured.out and "no test patient could be scored" in captured.err

@@ -306,6 +306,22 @@ def _split_relation(split: dict, by_id: dict) -> tuple[str | None, list[str]]:
             split.get("_path", "the models' split"),
         )
         return None, new
+    layout = split.get("fingerprint_layout")
+    here = next(iter(by_id.values())).layout if by_id else None
+    if layout and here and layout != here:
+        # the same patients written the other way (a NIfTI conversion of the DICOM download)
+        # cannot be told from others by their files: the names decide, as without fingerprints
+        kinds = {"tcia": "DICOM SEGs", "nifti": "NIfTI label maps"}
+        log.warning(
+            "%s fingerprints its test patients' %s and these ground truths are %s: they cannot "
+            "be compared, so patients of the same name are taken for the same patients (a "
+            "conversion of the training data keeps its split; if this is another cohort, give "
+            "--split)",
+            split.get("_path", "the models' split"),
+            kinds.get(layout, layout),
+            kinds.get(here, here),
+        )
+        return None, new
     differ = [c for c in present if c in recorded and case_fingerprint(by_id[c]) != recorded[c]]
     if differ:
         return (

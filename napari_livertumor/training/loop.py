@@ -310,6 +310,9 @@ class _Run:
         split_out["fingerprints"] = {
             c: fp for c in split["test"] if c in by_id and (fp := case_fingerprint(by_id[c]))
         }
+        # a fingerprint is of the labels file: a DICOM SEG's and a NIfTI's of the same patient
+        # differ, so evaluation must know which kind these were taken from
+        split_out["fingerprint_layout"] = records[0].layout if records else None
         # written with the model it belongs to (_save_best, _save_last), never before: a run
         # that fails or is replaced before saving leaves the folder's model and split together
         self.split_out = split_out
