@@ -84,3 +84,14 @@ def test_the_demo_window_takes_most_of_the_screen(make_napari_viewer):
     area = window.screen().availableGeometry()
     _fill_screen(viewer)
     assert window.width() >= 0.9 * area.width() and window.height() >= 0.9 * area.height()
+
+
+def test_a_screenshot_name_that_is_no_image_is_refused_before_napari_starts(tmp_path, capsys):
+    """`demo --screenshot shot.txt` wrote an image under a .txt name, and a bad path was said
+    only after napari had started."""
+    from napari_livertumor.cli import main
+
+    assert main(["demo", "--screenshot", str(tmp_path / "shot.txt")]) == 1
+    assert "shot.txt: a screenshot is an image" in capsys.readouterr().err
+    assert main(["demo", "--screenshot", str(tmp_path)]) == 1
+    assert not (tmp_path / "shot.txt").exists()

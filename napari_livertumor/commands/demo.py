@@ -22,6 +22,18 @@ def run(args) -> int:
     import subprocess
     import sys
 
+    if args.screenshot:  # found now, not after napari has started (seconds)
+        from pathlib import Path
+
+        from ..errors import InputError
+        from ..fileio import check_writable_folder
+
+        shot = Path(args.screenshot)
+        if shot.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
+            raise InputError(shot, "a screenshot is an image: name it .png (or .jpg, .tif)")
+        if shot.is_dir():
+            raise InputError(shot, "is a folder: give the image file to write")
+        check_writable_folder(shot.resolve().parent)
     headless = sys.platform.startswith("linux") and not any(
         os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
     )
