@@ -227,7 +227,7 @@ def _seg_on_an_open_ct(seg_path: Path) -> list[tuple] | None:
         volume = meta.get("ct_volume")
         if meta.get("livertumor_role") != "ct" or not isinstance(volume, CTVolume):
             continue  # the plugin's CT layers (the same test as the widgets' grid_volume)
-        if not any(volume.meta.get("sop_instance_uids") or ()):
+        if not any(volume.file_meta.get("sop_instance_uids") or ()):
             continue
         if str(volume.meta.get("frame_of_reference_uid") or "") != frame:
             continue
@@ -290,14 +290,18 @@ def _looks_like_dicom(path: Path) -> bool:
 
 
 def _folder_has_dicom(folder: Path) -> bool:
-    """Is there a DICOM file in ``folder`` or below? A few files of each folder are looked
-    at (a CD export's program folder of 70 DLLs sorts before its images folder), up to
-    :data:`_MAX_PROBE` files in all."""
+    """Is there a DICOM file in ``folder`` or below? A few files of each folder, spread over
+    its sorted names, are looked at (a CD export's program folder of 70 DLLs sorts before its
+    images folder; JPEG previews may sort before the slices), up to :data:`_MAX_PROBE` files in
+    all."""
     probed = 0
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames.sort()
         names = [n for n in sorted(filenames) if not n.startswith(".")]
-        for name in names[:_PROBE_PER_FOLDER]:
+        if len(names) > _PROBE_PER_FOLDER:  # spread over the folder: previews may sort first
+            step = (len(names) - 1) / (_PROBE_PER_FOLDER - 1)
+            names = [names[round(i * step)] for i in range(_PROBE_PER_FOLDER)]
+        for name in names:
             if _looks_like_dicom(Path(dirpath) / name):
                 return True
             probed += 1

@@ -89,7 +89,7 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
             "again, save it from a layer made on that CT (the Segment panel, or Load CT's "
             "ground truth), or save it as NIfTI",
         )
-    if not volume.meta.get("files"):
+    if not volume.file_meta.get("files"):
         raise InputError(
             out,
             "this labels layer is not linked to a CT read from DICOM; a DICOM SEG must "

@@ -156,6 +156,34 @@ def test_old_exports_without_a_preamble_and_cd_folders_open(tmp_path, study):
     shutil.copytree(ct_dir, cd / "Images")
     assert napari_get_reader(str(cd)) is not None
     assert napari_get_reader(str(cd / "Program")) is None  # nothing DICOM there
+    # one flat folder whose 40 previews sort before the slices
+    flat = tmp_path / "flat"
+    shutil.copytree(ct_dir, flat)
+    for i in range(40):
+        (flat / f"0000_preview{i:02d}.jpg").write_bytes(b"\xff\xd8\xff" + bytes(300))
+    assert napari_get_reader(str(flat)) is not None
+
+
+def test_a_sagittal_series_opened_turned_still_saves_and_reads_back_as_a_dicom_seg(tmp_path):
+    """Turned to axial, a sagittal series' layer lost its per-slice DICOM references: a SEG
+    could no longer be saved from it, nor opened onto it."""
+    direction = np.column_stack([[0, 1, 0], [0, 0, -1], [1, 0, 0]]).astype(float)
+    rng = np.random.default_rng(0)
+    source = CTVolume(rng.integers(-200, 200, (10, 24, 20)).astype(np.int16), (2.0, 1.0, 1.0),
+                      (0, 0, 0), direction)  # fmt: skip
+    write_ct_series(source, tmp_path / "p" / "ct", patient_id="P")
+    ct = load_ct(tmp_path / "p" / "ct")
+    [(data, kwargs, _)] = napari_get_reader(str(tmp_path / "p" / "ct"))(str(tmp_path / "p" / "ct"))
+    shown_ct = kwargs["metadata"]["ct_volume"]
+    assert data.shape != ct.shape  # the slice axis changed
+    labels = np.zeros(data.shape, np.uint8)
+    labels[3:7, 5:15, 5:15] = 1
+    attributes = {"metadata": {"ct_volume": shown_ct, "livertumor_role": "segmentation"},
+                  "name": "seg"}  # fmt: skip
+    [out] = write_labels_dicom_seg(str(tmp_path / "seg.dcm"), labels, attributes)
+    back = read_dicom_seg(out, ct)
+    np.testing.assert_array_equal(shown_ct.meta["stored_turn"].apply(back), labels)
+    np.testing.assert_array_equal(read_dicom_seg(out, shown_ct), labels)
 
 
 def test_label_nifti_opens_as_labels_and_ct_nifti_as_image(tmp_path, study):

@@ -794,6 +794,18 @@ def test_the_liver_stage_says_it_does_not_use_a_clinical_table(toy_data, tmp_pat
     )  # fmt: skip
     liver, tumor = build_configs(args)
     assert liver.clinical is None and tumor.clinical == str(tmp_path / "clinical.csv")
+    # a recipe file naming the table: the liver's config does not take it either
+    import json
+
+    (tmp_path / "recipe.json").write_text(
+        json.dumps({"common": {"clinical": str(tmp_path / "clinical.csv")}})
+    )
+    args = build_parser().parse_args(
+        ["train", "--data", str(toy_data), "--out", str(tmp_path / "o"), "--stage", "both",
+         "--config", str(tmp_path / "recipe.json")]
+    )  # fmt: skip
+    liver, tumor = build_configs(args)
+    assert liver.clinical is None and tumor.clinical == str(tmp_path / "clinical.csv")
     rc = main(["train", "--data", str(toy_data), "--out", str(tmp_path / "o"), "--stage", "liver",
                "--clinical", str(tmp_path / "clinical.csv"), "--epochs", "1",
                "--steps-per-epoch", "1"])  # fmt: skip

@@ -104,6 +104,24 @@ def test_the_dicom_seg_says_who_drew_it(dicom_viewer, qtbot, monkeypatch):
     assert "SegmentationAlgorithmIdentificationSequence" not in ds.SegmentSequence[0]
 
 
+def test_a_duplicated_segmentation_painted_on_is_edited_too(dicom_viewer):
+    """napari's Duplicate Layer copies the role but not the paint hook: painted on, the copy
+    still said AUTOMATIC."""
+    from napari.layers._layer_actions import _duplicate_layer
+
+    from napari_livertumor._writer import seg_algorithm_type
+
+    viewer, widget, vol, labels, out = dicom_viewer
+    seg = viewer.layers["TEST_001 CT segmentation"]
+    viewer.layers.selection = {seg}
+    _duplicate_layer(viewer.layers)
+    copy = viewer.layers[-1]
+    assert copy is not seg and seg_algorithm_type(copy.metadata) == "AUTOMATIC"
+    copy.paint((2, 10, 10), 2)
+    assert seg_algorithm_type(copy.metadata) == "SEMIAUTOMATIC"
+    assert seg_algorithm_type(seg.metadata) == "AUTOMATIC"
+
+
 def test_existing_files_are_replaced_only_when_the_user_agrees(dicom_viewer, qtbot, monkeypatch):
     viewer, widget, vol, labels, out = dicom_viewer
     out.mkdir()

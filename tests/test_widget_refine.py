@@ -640,6 +640,38 @@ def test_a_view_rolled_to_sagittal_shows_no_axial_outline_and_applies_to_no_hidd
     assert widget.preview_layer().visible
 
 
+def test_a_transposed_axial_view_still_previews_and_a_rolled_one_keeps_an_applys_result(
+    refine_setup, qtbot
+):
+    """napari's Transpose keeps an axial slice, and was refused as a rolled view; in a rolled
+    view the result of Apply to all was replaced a moment later by the "roll back" hint."""
+    viewer, widget, seg, truth, liver = refine_setup
+    viewer.dims.order = (0, 2, 1)  # Transpose: still axial slice z
+    count = widget.preview_count
+    _wait_for_new_preview(qtbot, widget, count)
+    assert widget.preview_layer().visible
+    before = seg.data.copy()
+    widget.apply_slice_button.click()
+    assert "Applied to slice" in widget.status.text() and not np.array_equal(seg.data, before)
+
+    viewer.dims.order = (2, 0, 1)  # sagittal
+    qtbot.waitUntil(lambda: "axial" in widget.status.text(), timeout=5_000)
+    widget.apply_all_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    said = widget.status.text()
+    assert said.startswith(("Applied to all", "Refining all lesions changed nothing"))
+    qtbot.wait(600)  # a preview scheduled by the Apply ran meanwhile
+    assert widget.status.text() == said
+
+
+def test_an_empty_viewer_shows_the_load_hint_not_the_rolled_view_one(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = RefineWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Refine")
+    widget.preview_now()
+    assert "Load a CT" in widget.status.text()
+
+
 def test_the_outline_goes_when_another_tab_is_shown(make_napari_viewer, qtbot):
     """Tabbed with Inspect, the yellow outline stayed over the mask being measured."""
     viewer = make_napari_viewer(show=True)

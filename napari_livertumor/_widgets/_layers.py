@@ -139,9 +139,18 @@ def make_labels_layer(
     if role == "ground_truth":  # outlines over the filled segmentation: disagreements show
         layer.contour = GROUND_TRUTH_CONTOUR
         layer.opacity = max(opacity, 0.9)
-    if role == "segmentation":  # painted on: no longer the model's alone (a DICOM SEG says so)
-        layer.events.paint.connect(_mark_edited)
+    watch_edits(layer)
     return layer
+
+
+def watch_edits(layer) -> None:
+    """A model segmentation painted on is no longer the model's alone (a DICOM SEG says so):
+    its paint events mark it edited (once per layer)."""
+    paint = getattr(getattr(layer, "events", None), "paint", None)
+    if paint is None or (getattr(layer, "metadata", None) or {}).get(ROLE) != "segmentation":
+        return
+    if _mark_edited not in getattr(paint, "callbacks", ()):
+        paint.connect(_mark_edited)
 
 
 def _mark_edited(event) -> None:
@@ -179,6 +188,7 @@ def on_rename(viewer, follower: Callable[[Layer, str], None]) -> Callable[[], No
         def inserted(event) -> None:
             names[id(event.value)] = event.value.name
             event.value.events.name.connect(renamed)
+            watch_edits(event.value)  # a duplicated segmentation: painted on, it is edited too
 
         def removed(event) -> None:
             names.pop(id(event.value), None)
@@ -189,6 +199,7 @@ def on_rename(viewer, follower: Callable[[Layer, str], None]) -> Callable[[], No
 
         for layer in layers:
             layer.events.name.connect(renamed)
+            watch_edits(layer)
         layers.events.inserted.connect(inserted)
         layers.events.removed.connect(removed)
         layers._livertumor_rename_followers = followers

@@ -293,7 +293,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
                 vol = _layers.volume_of(layer, self.viewer.layers)
             except ValueError:
                 vol = None
-            has_uids = bool(vol is not None and any(vol.meta.get("sop_instance_uids") or ()))
+            has_uids = bool(vol is not None and any(vol.file_meta.get("sop_instance_uids") or ()))
             shared = None if vol is None else vol.meta.get("grid_shared_by")
         self.seg_check.setEnabled(has_uids)
         self.seg_check.setToolTip(

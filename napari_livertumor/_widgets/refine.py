@@ -106,6 +106,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self._preview_busy = False
         self._preview_again = False
         self._preview_error = False
+        self._view_was_axial = True  # the "roll back to axial" hint is said when it turns
         self._config_notes: list[str] = []
         self._apply_notes: list[str] = []  # the last Apply's, shown until settings change
         self._preview_requested_at = 0.0
@@ -481,7 +482,12 @@ class RefineWidget(JobWidgetMixin, QWidget):
         coronal slices, shows no axial slice."""
         dims = self.viewer.dims
         n = dims.ndim
-        return dims.ndisplay == 2 and n >= 3 and tuple(dims.order[-2:]) == (n - 2, n - 1)
+        if dims.ndisplay != 2:
+            return False
+        if n < 3:  # no volume yet (an empty viewer): nothing rolled
+            return True
+        # rows and columns shown, either way round (napari's Transpose keeps the slice axial)
+        return set(dims.order[-2:]) == {n - 2, n - 1}
 
     def current_slice(self, layer) -> int:
         """The data index along the first axis of the slice the viewer shows."""
@@ -569,10 +575,13 @@ class RefineWidget(JobWidgetMixin, QWidget):
             # 3D: no slice is shown, an outline would be a slab; sagittal or coronal: the
             # outline is an axial slice's; tabbed away: not seen
             self._clear_preview()
-            if self._onscreen and self.viewer.dims.ndisplay == 2:
+            rolled = self._onscreen and self.viewer.dims.ndisplay == 2
+            if rolled and self._view_was_axial:  # said when the view turns, not over a result
                 set_status(self.status, _NOT_AXIAL)
                 self._preview_error = True  # a hint to clear once there is an outline
+            self._view_was_axial = not rolled
             return
+        self._view_was_axial = True
         ct_layer = self._layer(self.ct_combo.currentText())
         z = 0 if ct_layer is None else self.current_slice(ct_layer)
         try:

@@ -330,7 +330,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
         common = dict(
             data=data,
             out=out,
-            clinical=self.clinical.text().strip() or None,
+            # the weak term is the tumor stage's: the liver never reads the table
+            clinical=(self.clinical.text().strip() or None) if stage == "tumor" else None,
             epochs=self.epochs.value(),
             steps_per_epoch=self.steps.value(),
             lr=self.lr.value(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 
 def add_arguments(parser) -> None:
@@ -47,19 +48,28 @@ def run(args) -> int:
 
     import_monai_lean()  # a command-line process: MONAI without what inference never uses
 
+    made = None
     if not args.out_dir:  # a new folder of its own: never an earlier evaluation's files
-        args.out_dir = _new_folder_name()
-    result = evaluate(
-        args.data,
-        models=args.models,
-        split_file=args.split,
-        out_dir=args.out_dir,
-        device=args.device,
-        refine=args.refine,
-        tta=args.tta,
-        max_cases=args.max_cases,
-        overwrite=args.overwrite,
-    )
+        made = args.out_dir = _new_folder()
+    try:
+        result = evaluate(
+            args.data,
+            models=args.models,
+            split_file=args.split,
+            out_dir=args.out_dir,
+            device=args.device,
+            refine=args.refine,
+            tta=args.tta,
+            max_cases=args.max_cases,
+            overwrite=args.overwrite,
+        )
+    except BaseException:
+        if made is not None:  # nothing written in it: not left behind
+            try:
+                Path(made).rmdir()
+            except OSError:
+                pass
+        raise
     print(result["table"])
     print(f"per-case scores: {args.out_dir}/per_case.csv (and summary.json)")
     if not result["summary"].get("n_cases"):
@@ -71,14 +81,23 @@ def run(args) -> int:
     return 0
 
 
-def _new_folder_name() -> str:
-    """``evaluation-<date>-<time>`` in the current folder, with a number added if taken."""
+def _new_folder() -> str:
+    """A new folder ``evaluation-<date>-<time>`` in the current folder (a number added if
+    taken), made now: two evaluations started in the same second never share it."""
     import time
-    from pathlib import Path
+
+    from ..errors import InputError
 
     base = time.strftime("evaluation-%Y%m%d-%H%M%S")
     name, n = base, 1
-    while Path(name).exists():
-        n += 1
-        name = f"{base}-{n}"
-    return name
+    while True:
+        try:
+            Path(name).mkdir()
+            return name
+        except FileExistsError:
+            n += 1
+            name = f"{base}-{n}"
+        except OSError as exc:
+            raise InputError(
+                Path.cwd(), f"cannot make the results folder {name} here ({exc.strerror}): give -o"
+            ) from exc

@@ -132,8 +132,12 @@ def build_configs(args) -> list:
         stage_recipe = recipe_from_model(init, s) if init and not args.config else recipe
         # the clinical table is the tumor stage's weak supervision: the liver never reads it
         # (and its metadata must not say it was used)
-        stage_overrides = {**overrides, "clinical": overrides["clinical"] if s == "tumor" else None}
-        configs.append(make_config(s, stage_recipe, init_from=init, **stage_overrides))
+        cfg = make_config(s, stage_recipe, init_from=init, **overrides)
+        if s == "liver" and cfg.clinical:  # also one a recipe file names
+            import dataclasses
+
+            cfg = dataclasses.replace(cfg, clinical=None)
+        configs.append(cfg)
     return configs
 
 

@@ -103,9 +103,6 @@ def read_dicom_seg(
     seg_path = Path(seg_path)
     notes = warnings if warnings is not None else []
     ds = _read_seg_dataset(seg_path)
-    segment_class = _segment_classes(ds, notes, seg_path)
-    frames = _frames(ds, seg_path)
-    n_frames = frames.shape[0]
     shared = ds.get("SharedFunctionalGroupsSequence", [None])[0]
     per_frame = ds.get("PerFrameFunctionalGroupsSequence", [])
     # a CT held in another voxel order than its SEG's frames (a prone series shown turned, a
@@ -113,6 +110,9 @@ def read_dicom_seg(
     turn = _turn_to_frames(_seg_orientation(shared, per_frame), reference, seg_path)
     if turn is not None:
         return turn.undo(read_dicom_seg(seg_path, reference.turned(turn), warnings=warnings))
+    segment_class = _segment_classes(ds, notes, seg_path)
+    frames = _frames(ds, seg_path)
+    n_frames = frames.shape[0]
     if (ds.Rows, ds.Columns) != reference.shape[1:]:
         raise InputError(
             seg_path,

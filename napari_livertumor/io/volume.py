@@ -170,6 +170,14 @@ class CTVolume:
         )
         return turned
 
+    @property
+    def file_meta(self) -> dict:
+        """The metadata of the files' own grid: per-slice DICOM references (``files``,
+        ``sop_instance_uids``) survive there when a volume shown turned lost them (a sagittal
+        or coronal series turned to axial changes its slice axis)."""
+        grid = self.meta.get("stored_grid")
+        return grid.meta if grid is not None else self.meta
+
     def to_stored(self, array: np.ndarray) -> tuple[np.ndarray, CTVolume]:
         """``array`` on this grid, and the grid it is written on: the file's own grid for a
         volume from :meth:`displayed` (the array turned back), else this one."""

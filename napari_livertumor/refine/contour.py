@@ -309,7 +309,7 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
     held = None  # lesions kept as they are, too faint for the contour
     if cfg.min_contrast > 0:
         reporter.check()
-        held = _faint_lesions(image, init, liver_roi, spacing, cfg, notes)
+        held = _faint_lesions(image, init, liver_roi, spacing, cfg, notes, reporter)
         if held is not None:
             init = init & ~held
             if not init.any():
@@ -369,7 +369,9 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
     return out
 
 
-def _faint_lesions(image, init, liver_roi, spacing, cfg: RefineConfig, notes) -> np.ndarray | None:
+def _faint_lesions(
+    image, init, liver_roi, spacing, cfg: RefineConfig, notes, reporter=None
+) -> np.ndarray | None:
     """The lesions of ``init`` too faint against the liver around them to refine (each is
     kept as it is, with a note), or None.
 
@@ -381,21 +383,40 @@ def _faint_lesions(image, init, liver_roi, spacing, cfg: RefineConfig, notes) ->
     lesions = label_lesions(init)
     n = int(lesions.max())
     if n <= 1:  # one lesion in the ROI: judged on the ROI (as before there were several)
-        parts = [(init, liver_roi)]
-    else:
-        around = ~init if liver_roi is None else liver_roi & ~init
-        parts = [(lesions == i, around) for i in range(1, n + 1)]
-    held = None
-    for mask, liver_like in parts:
-        cnr = contrast_to_noise(image, mask, liver_like, spacing, core_mm=cfg.max_shift_mm)
-        if cnr is not None and cnr < cfg.min_contrast:
-            _note(
-                notes,
-                f"lesion kept unchanged: too little contrast with the liver around it "
-                f"(CNR {cnr:.2f} < min_contrast {cfg.min_contrast:g})",
-            )
-            held = mask if held is None else held | mask
-    return held
+        cnr = contrast_to_noise(image, init, liver_roi, spacing, core_mm=cfg.max_shift_mm)
+        return init if _too_faint(cnr, cfg, notes) else None
+    around = ~init if liver_roi is None else liver_roi & ~init
+    # each lesion on its own box, grown by the ring's reach: the distances there are those of
+    # the whole ROI, at a fraction of the cost (34 lesions of one ROI took seconds)
+    reach = [int(np.ceil((_RING_GAP_MM + _RING_WIDTH_MM) / s)) + 1 for s in spacing]
+    held = np.zeros_like(init)
+    for i, box in enumerate(ndi.find_objects(lesions), start=1):
+        if box is None:
+            continue
+        if reporter is not None:
+            reporter.check()
+        grown = tuple(
+            slice(max(b.start - r, 0), min(b.stop + r, n_))
+            for b, r, n_ in zip(box, reach, init.shape, strict=True)
+        )
+        mask = lesions[grown] == i
+        cnr = contrast_to_noise(
+            image[grown], mask, around[grown], spacing, core_mm=cfg.max_shift_mm
+        )
+        if _too_faint(cnr, cfg, notes):
+            held[grown] |= mask
+    return held if held.any() else None
+
+
+def _too_faint(cnr: float | None, cfg: RefineConfig, notes) -> bool:
+    if cnr is None or cnr >= cfg.min_contrast:
+        return False
+    _note(
+        notes,
+        f"lesion kept unchanged: too little contrast with the liver around it "
+        f"(CNR {cnr:.2f} < min_contrast {cfg.min_contrast:g})",
+    )
+    return True
 
 
 class _IterationReporter:
@@ -432,13 +453,17 @@ class _IterationReporter:
             self.progress("refine", min(self.done, self.total), self.total)
 
 
+#: the ring of liver a lesion's contrast is measured against: this far outside its mask
+_RING_GAP_MM, _RING_WIDTH_MM = 3.0, 5.0
+
+
 def contrast_to_noise(
     image: np.ndarray,
     tumor: np.ndarray,
     liver: np.ndarray | None,
     spacing,
-    gap_mm: float = 3.0,
-    width_mm: float = 5.0,
+    gap_mm: float = _RING_GAP_MM,
+    width_mm: float = _RING_WIDTH_MM,
     core_mm: float = 0.0,
 ) -> float | None:
     """Contrast-to-noise ratio of a lesion against the liver in a ring around it.
