@@ -70,7 +70,7 @@ def read_dicom_layers(path) -> list[tuple]:
                 "CT first, then this file again (or choose it as the ground truth in Load CT).",
             ) from exc
         _say_warnings(volume)
-        return _with_ground_truth(volume, labels)
+        return _with_ground_truth(volume, labels, _seg_role(target))
     if target.is_dir():
         segs = find_seg_files(target)
         if segs and all(s.parent == target for s in segs) and not _holds_images(target):
@@ -83,7 +83,7 @@ def read_dicom_layers(path) -> list[tuple]:
                 _notify(f"The ground truth was not loaded: {exc}")
             else:
                 _say_warnings(volume)
-                return _with_ground_truth(volume, labels)
+                return _with_ground_truth(volume, labels, _seg_role(Path(volume.meta["seg_path"])))
     from .io.dicom import read_dicom_series
 
     if target.is_file() and _opened_with_its_series(target):
@@ -192,11 +192,15 @@ def ct_layer_data(volume) -> tuple:
 
 def labels_layer_data(labels: np.ndarray, volume, name: str, role: str) -> tuple:
     """``(data, kwargs, "labels")`` on ``volume``'s grid."""
+    from ._widgets._layers import class_colormap
+
     kwargs = {
         "name": name,
         "scale": volume.napari_scale,
         "translate": volume.napari_translate,
         "opacity": 0.5,
+        # the panels' colours (liver green, tumor red...), whichever way a file was opened
+        "colormap": class_colormap(),
         "metadata": {"ct_volume": volume, "livertumor_role": role},
     }
     return (labels, kwargs, "labels")
@@ -236,19 +240,39 @@ def _seg_on_an_open_ct(seg_path: Path) -> list[tuple] | None:
         except InputError:  # drawn on another series
             continue
         name = f"{volume.meta.get('patient_id') or 'CT'} {seg_path.stem}"
-        return [labels_layer_data(labels, volume, name, "ground_truth")]
+        return [labels_layer_data(labels, volume, name, _seg_role(seg_path))]
     return None
 
 
-def _with_ground_truth(volume, labels) -> list[tuple]:
+def _seg_role(seg_path: Path) -> str:
+    """``"segmentation"`` for a SEG this plugin wrote from a model's output (its algorithm
+    named, not drawn by hand), which Inspect must not score against as the truth; else
+    ``"ground_truth"``."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(seg_path, stop_before_pixels=True)
+    except Exception:  # noqa: BLE001 - read again (and said) by the SEG reader
+        return "ground_truth"
+    for segment in ds.get("SegmentSequence", []):
+        kind = str(segment.get("SegmentAlgorithmType", "")).upper()
+        ids = segment.get("SegmentationAlgorithmIdentificationSequence", [])
+        names = {str(item.get("AlgorithmName", "")) for item in ids}
+        if kind in ("AUTOMATIC", "SEMIAUTOMATIC") and "napari-livertumor" in names:
+            return "segmentation"
+    return "ground_truth"
+
+
+def _with_ground_truth(volume, labels, role: str = "ground_truth") -> list[tuple]:
     # shown in the standard orientation, as Load CT and NIfTI files show a CT, so labels
     # opened from another file line up; saving turns them back to the files' own order
     volume = volume.displayed()
     turn = volume.meta.get("stored_turn")
     if turn is not None:
         labels = turn.apply(labels)
-    name = f"{volume.meta.get('patient_id') or 'CT'} ground truth"
-    return [ct_layer_data(volume), labels_layer_data(labels, volume, name, "ground_truth")]
+    what = "ground truth" if role == "ground_truth" else "segmentation"
+    name = f"{volume.meta.get('patient_id') or 'CT'} {what}"
+    return [ct_layer_data(volume), labels_layer_data(labels, volume, name, role)]
 
 
 def _single_target(path) -> Path | None:

@@ -186,6 +186,31 @@ def test_a_sagittal_series_opened_turned_still_saves_and_reads_back_as_a_dicom_s
     np.testing.assert_array_equal(read_dicom_seg(out, shown_ct), labels)
 
 
+def test_a_seg_this_plugin_exported_opens_as_a_segmentation_in_the_class_colours(tmp_path, study):
+    """Reopened, the plugin's own export was taken for the ground truth (Inspect would score
+    it against itself), and labels opened with File > Open had napari's colours, not the
+    panels' (tumor cyan in one viewer, red in the other)."""
+    import shutil
+
+    from napari_livertumor._widgets._layers import CLASS_COLORS
+
+    ct_dir, seg, ct, labels = study
+    patient = ct_dir.parent.parent
+    [_, (_, gt_kwargs, _)] = napari_get_reader(str(seg))(str(seg))
+    assert gt_kwargs["metadata"]["livertumor_role"] == "ground_truth"  # drawn by hand (MANUAL)
+    tumor = tuple(gt_kwargs["colormap"].map(np.array([2]))[0])
+    assert tumor == pytest.approx(CLASS_COLORS[2])
+
+    export = patient / "exports" / "mine_seg.dcm"
+    export.parent.mkdir()
+    write_dicom_seg((labels > 0).astype(np.uint8) + (labels == 2), ct, export,
+                    [(1, "Liver"), (2, "Tumor")])  # fmt: skip
+    [_, (_, kwargs, _)] = napari_get_reader(str(export))(str(export))
+    assert kwargs["metadata"]["livertumor_role"] == "segmentation"
+    assert kwargs["name"].endswith("segmentation")
+    shutil.rmtree(export.parent)
+
+
 def test_label_nifti_opens_as_labels_and_ct_nifti_as_image(tmp_path, study):
     _, _, ct, labels = study
     write_nifti(ct, tmp_path / "ct.nii.gz")

@@ -56,6 +56,10 @@ def test_load_dicom_folder_lists_series_and_adds_ct_in_mm(load_widget, qtbot, tm
     assert tuple(layer.contrast_limits) == (-160.0, 240.0)
     assert layer.metadata["ct_volume"].meta["sop_instance_uids"]
     assert "Loaded" in widget.status.text()
+    # the view is put on a whole slice: half-way between two, the slider named one slice
+    # and the canvas drew the next
+    z = float(layer.world_to_data(viewer.dims.point)[0])
+    assert z == round(z) == viewer.dims.current_step[0]
 
 
 def test_load_nifti_with_ground_truth_adds_aligned_labels(load_widget, qtbot, tmp_path):

@@ -411,7 +411,8 @@ __all__ = ["LoadWidget", "notify_error"]
 def _show_layer_centre(viewer, layer) -> None:
     """Move the slice and the camera to the middle of ``layer`` (keeps the zoom)."""
     try:
-        centre = layer.data_to_world([(n - 1) / 2 for n in layer.data.shape])
+        # a whole slice: half-way between two, the slider named one and the view drew the next
+        centre = layer.data_to_world([(n - 1) // 2 for n in layer.data.shape])
         viewer.dims.set_point(0, float(centre[0]))
         _layers.camera(viewer).center = tuple(float(c) for c in centre)
     except Exception:  # noqa: BLE001 - a view nicety; the layer is loaded either way
