@@ -74,11 +74,18 @@ def compute_stats(
         lab, n = ndi.label(tumor[box], structure=np.ones((3, 3, 3), bool))
         sizes = np.bincount(lab.ravel())
         boxes = ndi.find_objects(lab)
-        for order, comp in enumerate(np.argsort(-sizes[1:], kind="stable") + 1, start=1):
+        found = []
+        for comp in range(1, n + 1):
             sl = boxes[comp - 1]
             sub = lab[sl] == comp
             start = offset + np.array([s.start for s in sl])
             centroid = np.argwhere(sub).mean(axis=0) + start
+            where = centroid if affine_lps is None else _to_lps(affine_lps, centroid)
+            found.append((comp, sub, start, centroid, where))
+        # numbered by size; lesions of the same size by their place in the patient, so a
+        # volume shown turned numbers them as its file does (the scan order differs)
+        found.sort(key=lambda f: (-int(sizes[f[0]]), *np.round(f[4], 3)))
+        for order, (comp, sub, start, centroid, _) in enumerate(found, start=1):
             stop = start + np.array(sub.shape)
             lesion = {
                 "id": order,
@@ -90,8 +97,8 @@ def compute_stats(
                 "bbox_zyx": [[int(a), int(b)] for a, b in zip(start, stop, strict=True)],
             }
             if affine_lps is not None:
-                mm = np.asarray(affine_lps, float) @ np.r_[centroid[::-1], 1.0]
-                lesion["centroid_lps_mm"] = [round(float(v), 1) for v in mm[:3]]
+                mm = _to_lps(affine_lps, centroid)
+                lesion["centroid_lps_mm"] = [round(float(v), 1) for v in mm]
             lesions.append(lesion)
     return {
         "liver_ml": round(liver_ml, 3),
@@ -102,6 +109,11 @@ def compute_stats(
         "lesions": lesions,
         "spacing_mm": list(spacing),
     }
+
+
+def _to_lps(affine_lps, centroid_zyx) -> np.ndarray:
+    """A (z, y, x) voxel position in patient mm (L, P, S)."""
+    return (np.asarray(affine_lps, float) @ np.r_[np.asarray(centroid_zyx)[::-1], 1.0])[:3]
 
 
 def longest_diameter_mm(

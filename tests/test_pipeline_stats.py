@@ -117,3 +117,19 @@ def test_a_one_slice_lesion_on_a_tilted_grid_is_measured_from_its_hull(monkeypat
     line[1, 20, 5:35] = True  # a row of voxels: its two ends
     assert longest_diameter_mm(line, (2.0, 0.7, 0.7), axes) == pytest.approx(29 * 0.7)
     assert seen[-1] == 2
+
+
+def test_lesions_of_one_size_are_numbered_by_place_whichever_way_the_volume_is_held():
+    """Ties kept the label scan's order, which turning the volume changes: Inspect's lesion 2
+    was lesions.csv's lesion 3."""
+    from napari_livertumor.io import CTVolume
+    from napari_livertumor.stats import compute_stats
+
+    labels = np.ones((8, 20, 20), np.uint8)
+    labels[1, 2, 2] = labels[6, 15, 15] = labels[3, 10, 4] = 2  # three one-voxel lesions
+    stored = CTVolume(labels, (3.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.diag([1.0, 1.0, -1.0]))
+    shown = stored.displayed()
+    assert not np.array_equal(shown.array, stored.array)
+    a = compute_stats(stored.array, stored.spacing, affine_lps=stored.affine_lps)["lesions"]
+    b = compute_stats(shown.array, shown.spacing, affine_lps=shown.affine_lps)["lesions"]
+    assert [les["centroid_lps_mm"] for les in a] == [les["centroid_lps_mm"] for les in b]

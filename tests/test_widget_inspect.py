@@ -35,7 +35,7 @@ def test_measure_shows_volumes_and_lesions(viewer_with_labels, qtbot):
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
 
     liver_ml = np.count_nonzero(pred) * vol.voxel_volume_ml
-    assert widget.volume_table.item(0, 1).text() == f"{liver_ml:.1f}"
+    assert widget.volume_table.item(0, 1).text() == f"{liver_ml:.2f}"  # as the tumor: one precision
     assert widget.volume_table.item(3, 1).text() == "2"
     assert widget.lesion_table.rowCount() == 2
     # the small lesion is listed second, with its slice range
@@ -210,3 +210,11 @@ def test_an_edit_while_measuring_marks_the_figures_as_from_before_it(
     widget.measure_button.click()  # measured again: current
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     assert widget.status.text() == "Measured 'tiny CT segmentation'."
+
+
+def test_small_findings_never_read_as_empty_rows():
+    """With 1 decimal for the liver and 2 for the tumor, a liver read smaller than its tumor,
+    and a lesion under 0.005 mL read "0.00"."""
+    from napari_livertumor._widgets.inspect import _ml
+
+    assert [_ml(0.0), _ml(0.003), _ml(0.016), _ml(1234.5)] == ["0.00", "<0.01", "0.02", "1234.50"]

@@ -236,7 +236,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         )
         if unknown:  # liver only: "0 tumor" and a tumor Dice of 0 would read as a miss
             rows = [
-                ("Liver (mL)", f"{stats['liver_ml']:.1f}"),
+                ("Liver (mL)", _ml(stats["liver_ml"])),
                 ("Tumor (mL)", "not computed (liver only)"),
                 ("Tumor / liver", "—"),
                 ("Lesions", "—"),
@@ -246,9 +246,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 self.scores = scores
         else:
             ratio = stats["tumor_to_liver_ratio"]
-            rows = [
-                ("Liver (mL)", f"{stats['liver_ml']:.1f}"),
-                ("Tumor (mL)", f"{stats['tumor_ml']:.2f}"),
+            rows = [  # one precision for both: a liver read smaller than its tumor misled
+                ("Liver (mL)", _ml(stats["liver_ml"])),
+                ("Tumor (mL)", _ml(stats["tumor_ml"])),
                 ("Tumor / liver", "—" if not stats["liver_ml"] else f"{100 * ratio:.2f} %"),
                 ("Lesions", str(stats["lesion_count"])),
             ]
@@ -257,8 +257,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
         lesions = [
             (
                 str(les["id"]),
-                f"{les['volume_ml']:.2f}",
-                f"{les['longest_diameter_mm']:.1f}",
+                _ml(les["volume_ml"]),
+                # between voxel centres: a lesion of one voxel (or one row) has none to speak of
+                f"{les['longest_diameter_mm']:.1f}" if les["longest_diameter_mm"] else "< 1 voxel",
                 f"{les['slice_range'][0]}–{les['slice_range'][1]}",
             )
             for les in stats["lesions"]
@@ -482,3 +483,8 @@ def _same_grid(a, b) -> bool:
         and np.allclose(a.scale, b.scale, rtol=1e-5, atol=1e-6)
         and np.allclose(a.translate, b.translate, rtol=1e-5, atol=1e-3)
     )
+
+
+def _ml(value: float) -> str:
+    """mL with two decimals; a finding under 0.005 mL is "<0.01", not an empty-looking 0.00."""
+    return "<0.01" if 0 < value < 0.005 else f"{value:.2f}"
