@@ -75,7 +75,7 @@ def test_load_segment_inspect_export_and_reload(
     inspect.measure_button.click()
     _idle(qtbot, inspect)
     liver_ml = np.count_nonzero(seg.data) * np.prod(ct.scale) / 1000
-    assert inspect.volume_table.item(0, 1).text() == f"{liver_ml:.1f}"
+    assert inspect.volume_table.item(0, 1).text() == f"{liver_ml:.2f}"
     assert inspect.score_table.rowCount() == 2
 
     # The user redraws the labels by hand (the tiny models are not accurate), refines the
