@@ -83,11 +83,14 @@ def test_deleting_the_labels_layer_leaves_a_clear_message(viewer_with_labels, qt
     viewer.layers.remove("tiny CT segmentation")
     # the figures of the deleted layer go with it (they stayed, under an empty layer picker)
     assert widget.volume_table.rowCount() == 0 and widget.stats is None
+    # the ground truth is left to measure
+    assert widget.status.text() == "Click Measure for the figures of 'tiny CT ground truth'."
+    viewer.layers.remove("tiny CT ground truth")
     assert widget.status.text() == "No labels layer left to inspect."
     widget.measure_button.click()
     assert widget.labels_combo.count() == 0
     assert "No labels layer to measure" in widget.status.text()
-    assert len(viewer.layers) == 2  # nothing else was touched
+    assert len(viewer.layers) == 1  # nothing else was touched
 
 
 def test_overlap_scores_per_class():
@@ -218,3 +221,26 @@ def test_small_findings_never_read_as_empty_rows():
     from napari_livertumor._widgets.inspect import _ml
 
     assert [_ml(0.0), _ml(0.003), _ml(0.016), _ml(1234.5)] == ["0.00", "<0.01", "0.02", "1234.50"]
+
+
+def test_a_ground_truth_can_be_measured_on_its_own(viewer_with_labels, qtbot):
+    """Its volumes and lesions beside the model's; not scored against itself."""
+    viewer, widget, vol, _, truth = viewer_with_labels
+    names = [widget.labels_combo.itemText(i) for i in range(widget.labels_combo.count())]
+    assert names == ["tiny CT segmentation", "tiny CT ground truth"]  # the truth last
+    widget.truth_combo.setCurrentText("tiny CT ground truth")
+    widget.labels_combo.setCurrentText("tiny CT ground truth")
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+
+    liver_ml = np.count_nonzero(np.isin(truth, (1, 2, 3))) * vol.voxel_volume_ml
+    assert widget.volume_table.item(0, 1).text() == f"{liver_ml:.2f}"
+    assert widget.volume_table.item(3, 1).text() == "1"  # the truth's one lesion
+    assert not widget.score_table.isVisibleTo(widget)  # no Dice of 1 against itself
+    assert "ground truth" in widget.status.text() and "portal vein" in widget.status.text()
+    # the segmentation is still scored against it
+    widget.labels_combo.setCurrentText("tiny CT segmentation")
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.score_table.isVisibleTo(widget)
+    assert widget.status.text() == "Measured 'tiny CT segmentation'."

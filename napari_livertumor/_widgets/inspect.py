@@ -76,7 +76,11 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.score_table.setVisible(False)
         self.status = QLabel("")
         for widget, tip in (
-            (self.labels_combo, "The labels layer to measure (0 background, 1 liver, 2 tumor)"),
+            (
+                self.labels_combo,
+                "The labels layer to measure (0 background, 1 liver, 2 tumor); a ground truth "
+                "is listed last and measured as liver (with its portal vein) and tumor",
+            ),
             (self.truth_combo, "A loaded ground truth to score the labels against (Dice, IoU)"),
             (self.opacity, "Opacity of the labels layer over the CT"),
             (self.contour_check, "Draw the labels as outlines, to see the CT under them"),
@@ -159,7 +163,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
             set_status(self.status, "No labels layer to measure: segment or load one.", error=True)
             return
         try:
-            labels, _ = _layers.output_labels(layer)  # a snapshot: edits may go on
+            labels, note = _layers.output_labels(layer)  # a snapshot: edits may go on
         except ValueError as exc:
             set_status(self.status, str(exc), error=True)
             return
@@ -169,6 +173,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
         except ValueError:
             affine = None
         truth_layer = self.truth_layer()
+        if truth_layer is layer:  # a ground truth measured for its own figures: no self-score
+            truth_layer = None
         # a copy, as the labels: a ground truth can be painted on while it is measured
         truth = None if truth_layer is None else np.array(truth_layer.data)
         if truth_layer is not None and not _same_grid(truth_layer, layer):
@@ -194,7 +200,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
 
         self.run_job(
             target,
-            lambda out: self._show(name, *out, layer=layer, edits=edits),
+            lambda out: self._show(name, *out, layer=layer, edits=edits, note=note),
             button=self.measure_button,
             description="measure",
             busy_text=f"Measuring '{name}'…",
@@ -217,7 +223,13 @@ class InspectWidget(JobWidgetMixin, QWidget):
         )
 
     def _show(
-        self, name: str, stats: dict, scores: dict | None, layer=None, edits: int | None = None
+        self,
+        name: str,
+        stats: dict,
+        scores: dict | None,
+        layer=None,
+        edits: int | None = None,
+        note: str = "",
     ) -> None:
         if layer is not None and (
             layer not in self.viewer.layers or layer is not self.labels_layer()
@@ -281,7 +293,14 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 warning=True,
             )
             return
-        set_status(self.status, f"Measured '{name}'.")
+        if note:  # a ground truth: its liver holds the portal vein, as Export writes it
+            set_status(
+                self.status,
+                f"Measured '{name}', a ground truth: its liver counts the portal vein (as Export "
+                "writes it); the aorta is left out.",
+            )
+        else:
+            set_status(self.status, f"Measured '{name}'.")
 
     # ------------------------------------------------------------------ style
     def set_class_color(self, value: int, color) -> None:
@@ -301,9 +320,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
     def _labels_changed(self, *_) -> None:
         layer = self.labels_layer()
         self._watch_edits(layer)
-        if layer is not self._measured_layer:
+        hint = self.status.text().startswith("Click Measure")
+        if layer is not self._measured_layer or (hint and layer is None):
             # figures (or the hint) about another layer, maybe a deleted one: cleared, and said
-            stale = self.stats is not None or self.status.text().startswith("Click Measure")
+            stale = self.stats is not None or hint
             if self.stats is not None:
                 self._clear_figures()
             if stale:
@@ -388,13 +408,16 @@ class InspectWidget(JobWidgetMixin, QWidget):
 
     # ------------------------------------------------------------------ helpers
     def _labels_names(self) -> list[str]:
+        """Segmentations first, then other labels, then ground truths (measured as liver and
+        tumor: their volumes and lesions beside the model's)."""
         segs = _layers.labels_layers(self.viewer, role="segmentation")
+        truths = _layers.labels_layers(self.viewer, role="ground_truth")
         others = [
             ly
             for ly in _layers.labels_layers(self.viewer)
-            if ly not in segs and ly.metadata.get(_layers.ROLE) not in ("ground_truth", "preview")
+            if ly not in segs and ly not in truths and ly.metadata.get(_layers.ROLE) != "preview"
         ]
-        return [ly.name for ly in [*segs, *others]]
+        return [ly.name for ly in [*segs, *others, *truths]]
 
     def _layer(self, name: str):
         return next((ly for ly in _layers.labels_layers(self.viewer) if ly.name == name), None)
