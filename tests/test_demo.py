@@ -95,3 +95,34 @@ def test_a_screenshot_name_that_is_no_image_is_refused_before_napari_starts(tmp_
     assert "shot.txt: a screenshot is an image" in capsys.readouterr().err
     assert main(["demo", "--screenshot", str(tmp_path)]) == 1
     assert not (tmp_path / "shot.txt").exists()
+
+
+def test_the_demo_window_never_opens_past_the_screen(make_napari_viewer):
+    """napari restores the last window size (a bigger monitor's): the demo kept it and centred
+    it, which put the window's left edge off the screen."""
+    from napari_livertumor._widgets.demo import _fill_screen
+
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    area = window.screen().availableGeometry()
+    window.resize(area.width() + 500, area.height() + 300)
+    _fill_screen(viewer)
+    assert window.width() <= area.width() and window.height() <= area.height()
+    assert window.x() >= area.x()
+
+
+def test_the_demo_tabs_name_their_panels_in_a_few_letters(make_napari_viewer):
+    """Six tabs with "(napari-livertumor)" in each read "1 Lo…", "2 Seg…" on a laptop."""
+    from qtpy.QtWidgets import QDockWidget
+
+    from napari_livertumor._widgets.demo import TAB_TITLES, dock_widgets
+
+    viewer = make_napari_viewer(show=True)
+    docked = dock_widgets(viewer, ["load", "segment"])
+    titles = set()
+    for widget in docked.values():
+        dock = widget.parent()
+        while not isinstance(dock, QDockWidget):
+            dock = dock.parent()
+        titles.add(dock.windowTitle())
+    assert titles == {TAB_TITLES["load"], TAB_TITLES["segment"]}

@@ -226,3 +226,91 @@ def test_train_in_the_column_leaves_every_panel_a_usable_height(make_napari_view
     qtbot.wait(300)
     heights = {type(p).__name__: p.height() for p in panels}
     assert min(heights.values()) >= 95, heights  # a few rows, not one (67 px)
+
+
+def test_results_of_a_panel_in_a_full_column_are_not_squashed(make_napari_viewer, qtbot):
+    """Five panels in one column on a 720-px screen: Inspect's results (Measure) shrank its
+    dock to one row (71 px), the neighbours' usable heights adding up past the column."""
+    from napari_livertumor._widgets._common import PanelScroll
+    from napari_livertumor._widgets.export import ExportWidget
+    from napari_livertumor._widgets.inspect import InspectWidget
+    from napari_livertumor._widgets.load import LoadWidget
+    from napari_livertumor._widgets.refine import RefineWidget
+    from napari_livertumor._widgets.segment import SegmentWidget
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1280, 720)
+    panels = []
+    for cls in (LoadWidget, SegmentWidget, RefineWidget, InspectWidget, ExportWidget):
+        panels.append(cls(viewer))
+        viewer.window.add_dock_widget(panels[-1], name=cls.__name__, area="right")
+        qtbot.wait(200)
+    qtbot.wait(300)
+    inspect = panels[3]
+    before = inspect.height()
+    scroll = inspect.findChild(PanelScroll)
+    scroll._asked = 1  # as if its results had just appeared
+    scroll._claim_room()
+    qtbot.wait(300)
+    column = sum(p.height() for p in panels)
+    assert inspect.height() >= max(before, column // 3), (before, inspect.height(), column)
+
+
+def test_a_long_path_in_a_status_never_widens_the_panel(make_napari_viewer, qtbot):
+    """One 64-character DICOM UID in Load's red line widened its dock from 341 to 1196 px,
+    and the window past a 1366-px screen; the status reads as it was written."""
+    from napari_livertumor._widgets.load import LoadWidget
+
+    viewer = make_napari_viewer(show=True)
+    load = LoadWidget(viewer)
+    viewer.window.add_dock_widget(load, area="right")
+    qtbot.wait(200)
+    width = load.minimumSizeHint().width()
+    uid = "1.3.6.1.4.1.14519.5.2.1.1706.8374.643249677828306008300337414785"
+    load.source.setCurrentIndex(1)  # NIfTI file
+    load.path.setText(f"/data/PACS_export/HCC_017/{uid}/{uid}.nii.gz")
+    load.load_button.click()
+    qtbot.waitUntil(lambda: "not found" in load.status.text(), timeout=20_000)
+    qtbot.wait(200)
+    assert load.minimumSizeHint().width() <= width + 5
+    assert f"{uid}/{uid}.nii.gz" in load.status.text()  # no hidden break points in the text
+
+
+def test_warnings_and_errors_are_legible_in_the_light_theme(make_napari_viewer):
+    """The dark theme's amber and red measured 1.6:1 and 2.3:1 on napari's light panels."""
+    from napari_livertumor._widgets._common import _STATUS_COLORS, set_status
+    from napari_livertumor._widgets.inspect import InspectWidget
+
+    viewer = make_napari_viewer(show=True)
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget, area="right")
+    set_status(widget.status, "x", error=True)
+    assert _STATUS_COLORS["dark"][0] in widget.status.styleSheet()
+    viewer.theme = "light"
+    set_status(widget.status, "x", error=True)
+    assert _STATUS_COLORS["light"][0] in widget.status.styleSheet()
+    set_status(widget.status, "x", warning=True)
+    assert _STATUS_COLORS["light"][1] in widget.status.styleSheet()
+    set_status(widget.status, "x")
+    assert widget.status.styleSheet() == ""
+
+
+def _contrast(fg: str, bg: str) -> float:
+    def lum(hex_color: str) -> float:
+        rgb = [int(hex_color.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+        lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((lum(fg), lum(bg)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_the_status_colours_reach_text_contrast_on_both_themes():
+    from napari.utils.theme import get_theme
+
+    from napari_livertumor._widgets._common import _STATUS_COLORS
+
+    for theme, colors in _STATUS_COLORS.items():
+        background = get_theme(theme).background.as_hex()
+        for color in colors:
+            assert _contrast(color, background) >= 4.5, (theme, color)

@@ -16,6 +16,15 @@ WIDGETS = {
     "export": "5 Export",
     "train": "Train models",
 }
+#: the demo's tab titles: short enough for six tabs side by side on a laptop screen
+TAB_TITLES = {
+    "load": "1 Load",
+    "segment": "2 Segment",
+    "refine": "3 Refine",
+    "inspect": "4 Inspect",
+    "export": "5 Export",
+    "train": "Train",
+}
 
 
 def run_demo(screenshot: str | None = None, widgets: str = "all") -> int:
@@ -81,6 +90,9 @@ def dock_widgets(viewer, names: list[str]) -> dict:
             continue
         docked[name] = widget
         docks.append(dock)
+        # the tab shows the panel's name, not "(napari-livertumor)" after it: six tabs side
+        # by side on a laptop read "1 Lo…", "2 Seg…" with the plugin's name in each
+        dock.setWindowTitle(TAB_TITLES.get(name, WIDGETS[name]))
     if docks:
         from qtpy.QtCore import QTimer
 
@@ -154,8 +166,12 @@ def _fill_screen(viewer) -> None:
         return
     area = screen.availableGeometry()
     width, height = int(area.width() * 0.92), int(area.height() * 0.92)
-    window.resize(max(width, window.width()), max(height, window.height()))
-    window.move(area.x() + (area.width() - window.width()) // 2, area.y())
+    # never past the screen: napari restores the last size, maybe a bigger monitor's
+    window.resize(
+        min(max(width, window.width()), area.width()),
+        min(max(height, window.height()), area.height()),
+    )
+    window.move(area.x() + max((area.width() - window.width()) // 2, 0), area.y())
 
 
 def _screenshot_and_quit(viewer, path: Path) -> int:

@@ -20,7 +20,6 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QMessageBox,
     QProgressBar,
@@ -35,6 +34,7 @@ from . import _layers
 from ._common import (
     JobWidgetMixin,
     NameCombo,
+    StatusLabel,
     clear_status_if,
     follow_layer_list,
     scroll_panel,
@@ -74,8 +74,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
         self.export_button = QPushButton("Export")
         self.progress_bar = QProgressBar()
         self.progress_bar.setVisible(False)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = StatusLabel()
         for widget, tip in (
             (
                 self.labels_combo,
@@ -297,7 +296,8 @@ class ExportWidget(JobWidgetMixin, QWidget):
             shared = None if vol is None else vol.meta.get("grid_shared_by")
         self.seg_check.setEnabled(has_uids)
         self.seg_check.setToolTip(
-            ""
+            "Also write a DICOM SEG that references the CT's DICOM slices (for PACS and "
+            "other viewers)"
             if has_uids
             else f"It lies on the grid of several CTs ({', '.join(shared)}): which one the SEG "
             "should reference is not known."

@@ -27,6 +27,7 @@ from . import _layers
 from ._common import (
     JobWidgetMixin,
     NameCombo,
+    StatusLabel,
     clear_status_if,
     follow_layer_list,
     scroll_panel,
@@ -74,7 +75,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.lesion_table = _table(["#", "Volume (mL)", "Longest Ø (mm)", "Slices"])
         self.score_table = _table(["Class", "Dice", "IoU"])
         self.score_table.setVisible(False)
-        self.status = QLabel("")
+        self.status = StatusLabel()
         for widget, tip in (
             (
                 self.labels_combo,
@@ -94,7 +95,6 @@ class InspectWidget(JobWidgetMixin, QWidget):
             widget.setToolTip(tip)
         for btn in self.color_buttons.values():
             btn.setToolTip(f"Choose the {btn.text()} colour")
-        self.status.setWordWrap(True)
 
         form = QFormLayout()
         form.addRow("Labels", self.labels_combo)

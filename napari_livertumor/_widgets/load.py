@@ -13,7 +13,6 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
@@ -26,7 +25,7 @@ from qtpy.QtWidgets import (
 from ..errors import InputError
 from ..progress import Reporter
 from . import _layers
-from ._common import JobWidgetMixin, notify_error, scroll_panel, set_status
+from ._common import JobWidgetMixin, StatusLabel, notify_error, scroll_panel, set_status
 
 if TYPE_CHECKING:
     import napari
@@ -70,8 +69,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.window.addItems(list(_layers.WINDOW_PRESETS))
         self.progress_bar = QProgressBar()
         self.progress_bar.setVisible(False)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = StatusLabel()
         for widget, tip in (
             (
                 self.source,

@@ -45,10 +45,12 @@ from . import _layers
 from ._common import (
     JobWidgetMixin,
     RefreshingCombo,
+    StatusLabel,
     follow_layer_list,
     scroll_box,
     scroll_panel,
     set_status,
+    status_color,
 )
 
 if TYPE_CHECKING:
@@ -210,11 +212,37 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.save_button = QPushButton("Save settings…")
         self.progress_bar = QProgressBar()
         self.progress_bar.setVisible(False)
-        self.notes = QLabel("")
-        self.notes.setWordWrap(True)
-        self.notes.setStyleSheet("color: #e0b040;")
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.notes = StatusLabel()
+        self.status = StatusLabel()
+        for widget, tip in (
+            (self.ct_combo, "The CT (image layer) the contours follow"),
+            (self.mask_combo, "The labels layer whose tumor is refined (a segmentation)"),
+            (
+                self.liver_combo,
+                "Where the liver comes from: the tumor never leaves it. 'same layer' takes "
+                "label 1 of the tumor labels layer",
+            ),
+            (
+                self.lesion_combo,
+                "The lesion Apply to lesion (3D) refines: the one under the mouse pointer, or "
+                "one chosen from the list",
+            ),
+            (
+                self.apply_slice_button,
+                "Write the yellow preview of the current slice into the labels (Undo takes "
+                "it back)",
+            ),
+            (self.apply_all_button, "Refine every lesion in 3D with these settings"),
+            (self.apply_lesion_button, "Refine the chosen lesion in 3D with these settings"),
+            (self.undo_button, "Take back the last Apply or Reset (10 steps or more)"),
+            (
+                self.reset_button,
+                "Put the tumor back as the model drew it (Undo takes the reset back)",
+            ),
+            (self.load_button, "Read these settings from a JSON file (the CLI's --refine-config)"),
+            (self.save_button, "Write these settings to a JSON file (for the CLI or later)"),
+        ):
+            widget.setToolTip(tip)
 
         form = QFormLayout()
         form.addRow("CT layer", self.ct_combo)
@@ -1040,6 +1068,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         shown = list(dict.fromkeys([*self._config_notes, *cfg_notes, *self._apply_notes, *notes]))
         try:
             self.notes.setText("\n".join(f"⚠ {n}" for n in shown))
+            self.notes.setStyleSheet(status_color(self.notes, warning=True))  # the theme's
             self.notes_box.setVisible(bool(shown))
         except RuntimeError:
             pass

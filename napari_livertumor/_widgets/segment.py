@@ -24,6 +24,7 @@ from ._common import (
     CHECKING_DEVICE,
     JobWidgetMixin,
     RefreshingCombo,
+    StatusLabel,
     clear_status_if,
     follow_layer_list,
     notify_warning,
@@ -83,8 +84,28 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         self.run_button = QPushButton("Run")
         self.progress_bar = QProgressBar()
         self.progress_bar.setVisible(False)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = StatusLabel()
+        for widget, tip in (
+            (self.ct_combo, "The CT (image layer) to segment"),
+            (
+                self.model_combo,
+                "The models folder: liver/ and tumor/ (the shipped models, or ones you trained)",
+            ),
+            (self.model_browse, "Choose a models folder holding liver/ and tumor/"),
+            (
+                self.device_combo,
+                "Where the networks run: auto takes the graphics card (NVIDIA CUDA) when there "
+                "is one, else the processor (CPU)",
+            ),
+            (self.stage_combo, "Liver and tumor, or the liver only (faster)"),
+            (
+                self.refine_check,
+                "After the models, fit each tumor's outline to the image edges (the Refine "
+                "panel's settings); off: the model's outline as it is",
+            ),
+            (self.run_button, "Segment the chosen CT (Cancel stops it)"),
+        ):
+            widget.setToolTip(tip)
 
         form = QFormLayout()
         form.addRow("CT layer", self.ct_combo)

@@ -28,6 +28,7 @@ from . import _layers, _registry
 from ._common import (
     CHECKING_DEVICE,
     JobWidgetMixin,
+    StatusLabel,
     scroll_box,
     scroll_panel,
     set_status,
@@ -80,8 +81,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.clinical.setPlaceholderText("optional (found in the data folder if left empty)")
         self.clinical_browse = QPushButton("Browse…")
         self.check_button = QPushButton("Check data")
-        self.summary = QLabel("")
-        self.summary.setWordWrap(True)
+        self.summary = StatusLabel()
         self.out = QLineEdit()
         self.out.setPlaceholderText("where the model folder is written")
         self.out_browse = QPushButton("Browse…")
@@ -126,8 +126,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
         self.log.setMinimumHeight(56)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = StatusLabel()
         for widget, tip in (
             (
                 self.data,
@@ -155,6 +154,10 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 "folder; a start model brings its own patch, grid and HU window",
             ),
             (self.init_folder, "The model folder to fine-tune"),
+            (self.data_browse, "Choose the training data folder"),
+            (self.clinical_browse, "Choose the clinical spreadsheet (XLSX or CSV)"),
+            (self.out_browse, "Choose the folder the model is written to"),
+            (self.init_browse, "Choose the model folder to fine-tune"),
             (self.epochs, "Epochs: validation and the best-model checkpoint after each"),
             (self.steps, "Training steps (batches of patches) per epoch"),
             (self.lr, "Peak learning rate (warm-up, then cosine decay)"),
