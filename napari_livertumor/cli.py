@@ -45,7 +45,27 @@ def _command_module(name: str):
     return importlib.import_module(f"napari_livertumor.commands.{name}")
 
 
+def _never_fail_printing() -> None:
+    """Print what the console's encoding cannot show as escapes, never fail on it.
+
+    On Windows, output sent to a file or a pipe (``> train.log``, a scheduler) is encoded in
+    the ANSI code page: a patient folder named in Chinese or Greek made ``print`` raise
+    ``UnicodeEncodeError`` and stopped training before it began."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):  # not a text stream we may change
+            pass
+
+
+def _os_error_path(exc: OSError) -> str:
+    """The path an OS error is about: the target of a failed replace, not its temp file."""
+    target = getattr(exc, "filename2", None)
+    return str(target if target else exc.filename or "")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _never_fail_printing()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -67,8 +87,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"livertumor {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # a path the command cannot write or read: no traceback, the path
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"livertumor {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        path = _os_error_path(exc)
+        where = f"{path}: " if path else ""
+        hint = (
+            " (is the file open in another program, such as a spreadsheet?)"
+            if isinstance(exc, PermissionError) and getattr(exc, "filename2", None)
+            else ""
+        )
+        print(
+            f"livertumor {args.command}: error: {where}{exc.strerror or exc}{hint}",
+            file=sys.stderr,
+        )
         return 1
 
 

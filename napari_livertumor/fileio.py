@@ -83,3 +83,23 @@ def check_writable_folder(folder: str | Path) -> None:
         if exc.errno == errno.ENOENT:  # a special file system (/proc) that takes no files
             why = "it takes no new files"
         raise InputError(folder, f"{where} ({why})") from exc
+
+
+def read_user_text(path: str | Path) -> str:
+    """A text file a user may have saved with any editor: UTF-8 (a BOM is fine), or UTF-16
+    with its BOM (what Windows PowerShell 5's ``>`` and ``Out-File`` write).
+
+    Raises ``UnicodeDecodeError`` for other encodings, ``OSError`` when unreadable.
+    """
+    data = Path(path).read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    return data.decode("utf-8-sig")
+
+
+def not_utf8_message(exc: UnicodeDecodeError) -> str:
+    """Says which byte is not UTF-8, and what to do."""
+    return (
+        f"not a UTF-8 text file (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r}): "
+        "save it as UTF-8"
+    )

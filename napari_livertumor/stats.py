@@ -58,6 +58,8 @@ def compute_stats(
         raise ValueError(f"labels must be 3D (z, y, x); got shape {labels.shape}")
     spacing = tuple(float(s) for s in spacing)
     voxel_ml = float(np.prod(spacing)) / 1000.0
+    if affine_lps is not None:  # exact on any grid (a skewed one's spacings overstate it)
+        voxel_ml = abs(float(np.linalg.det(np.asarray(affine_lps, float)[:3, :3]))) / 1000.0
     tumor = labels == TUMOR
     n_tumor = int(np.count_nonzero(tumor))
     n_liver_only = int(np.count_nonzero(labels == LIVER))

@@ -88,11 +88,11 @@ def test_resume_after_a_kill_gives_the_same_outputs(tmp_path, models, monkeypatc
     out = tmp_path / "killed"
     real_write = nifti_io.write_nifti
 
-    def killed_while_writing(array, path, reference=None):
+    def killed_while_writing(array, path, reference=None, **kw):
         if "case01" in str(path):
             (path.parent / f".{path.name}.x1y2.nii.gz").write_bytes(b"half a file")
             raise KeyboardInterrupt  # the job runner killed us mid-write
-        return real_write(array, path, reference=reference)
+        return real_write(array, path, reference=reference, **kw)
 
     monkeypatch.setattr(nifti_io, "write_nifti", killed_while_writing)
     assert segment([data], out, models) == 130
@@ -137,6 +137,11 @@ def test_a_csv_list_names_the_cases(tmp_path, models):
     (tmp_path / "bad.csv").write_text("file\nx.nii.gz\n")
     with pytest.raises(Exception, match="bad.csv.*'path' column"):
         discover_cases([tmp_path / "bad.csv"])
+    # saved by Excel on Windows (cp1252), or by PowerShell 5 (UTF-16): read as written
+    for encoding in ("cp1252", "utf-16"):
+        (tmp_path / "list2.csv").write_text("path,case\ndata/case00.nii.gz,Patiënt\n", encoding)
+        (case,) = discover_cases([tmp_path / "list2.csv"])
+        assert case.name == "Patiënt"
 
 
 def test_a_folder_of_patient_folders_is_one_case_per_patient(tmp_path):
@@ -549,3 +554,18 @@ def test_liver_only_outputs_of_the_previous_version_are_still_complete():
     assert _compare_run(earlier, wanted) == ("same", "")
     earlier["run_settings"]["window_growth"] = 1
     assert _compare_run(earlier, wanted) == ("other settings", "window_growth")
+
+
+def test_names_that_differ_only_in_letter_case_never_share_outputs(tmp_path):
+    """HCC_001 and hcc_001 are one file on macOS and Windows: with --overwrite one patient's
+    labels replaced the other's while the summary said both were done."""
+    (tmp_path / "A").mkdir()
+    (tmp_path / "B").mkdir()
+    write_nifti(ct(1), tmp_path / "A" / "HCC_001.nii.gz")
+    write_nifti(ct(2), tmp_path / "B" / "hcc_001.nii.gz")
+    write_nifti(ct(3), tmp_path / "B" / "Cafe\u0301.nii.gz")  # é as e + accent (macOS)
+    write_nifti(ct(4), tmp_path / "A" / "Caf\u00e9.nii.gz")
+    names = [c.name for c in discover_cases([tmp_path / "A", tmp_path / "B"])]
+    folded = [n.casefold() for n in names]
+    assert len(set(folded)) == 4, names
+    assert sorted(folded)[2:] == ["hcc_001", "hcc_001_2"]

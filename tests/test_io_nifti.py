@@ -88,7 +88,12 @@ def test_2d_and_4d_images_are_refused(tmp_path, shape):
 
 def test_4d_image_with_one_volume_is_read_as_3d(tmp_path):
     nib.save(nib.Nifti1Image(np.ones((5, 6, 7, 1), np.int16), np.eye(4)), tmp_path / "x.nii.gz")
-    assert read_nifti(tmp_path / "x.nii.gz").shape == (7, 6, 5)
+    vol = read_nifti(tmp_path / "x.nii.gz")
+    assert vol.shape == (7, 6, 5)
+    # its labels have its shape, as the output contract says
+    write_nifti(np.zeros(vol.shape, np.uint8), tmp_path / "labels.nii.gz", reference=vol)
+    assert nib.load(tmp_path / "labels.nii.gz").shape == (5, 6, 7, 1)
+    assert read_nifti(tmp_path / "labels.nii.gz").shape == (7, 6, 5)
 
 
 def test_truncated_and_non_nifti_files_are_named(tmp_path):
@@ -242,3 +247,72 @@ def test_a_series_or_acquisition_asked_of_a_nifti_is_said_not_dropped(tmp_path):
     assert not load_ct(tmp_path / "ct.nii.gz").meta.get("warnings")
     [note] = load_ct(tmp_path / "ct.nii.gz", "1.2.3", acquisition=2).meta["warnings"]
     assert note.startswith("series 1.2.3 and acquisition 2 asked for, but ct.nii.gz is a NIfTI")
+
+
+def test_labels_of_a_ct_without_orientation_codes_are_written_without_them(tmp_path):
+    """Written with codes 1 and nibabel's made-up affine, ITK-based tools (3D Slicer, ITK-SNAP)
+    placed the labels outside the CT they read with an identity grid."""
+    img = nib.Nifti1Image(np.full((30, 30, 6), -1000, np.int16), np.diag([0.8, 0.8, 2.5, 1]))
+    img.set_sform(None, code=0)
+    img.set_qform(None, code=0)
+    nib.save(img, tmp_path / "bare.nii.gz")
+    vol = read_nifti(tmp_path / "bare.nii.gz")
+    assert any("taken as LAS" in w for w in vol.meta["warnings"])
+    write_nifti(np.ones(vol.shape, np.uint8), tmp_path / "labels.nii.gz", reference=vol)
+    out = nib.load(tmp_path / "labels.nii.gz")
+    ct = nib.load(tmp_path / "bare.nii.gz")
+    assert (int(out.header["sform_code"]), int(out.header["qform_code"])) == (0, 0)
+    assert np.allclose(out.affine, ct.affine)
+    assert np.allclose(out.header.get_zooms()[:3], ct.header.get_zooms()[:3])
+    # a CT with codes keeps its sform code (2: aligned to another scan)
+    img = nib.Nifti1Image(np.full((30, 30, 6), -1000, np.int16), np.diag([0.8, 0.8, 2.5, 1]))
+    img.set_sform(img.affine, code=2)
+    nib.save(img, tmp_path / "aligned.nii.gz")
+    vol = read_nifti(tmp_path / "aligned.nii.gz")
+    write_nifti(np.ones(vol.shape, np.uint8), tmp_path / "labels2.nii.gz", reference=vol)
+    assert int(nib.load(tmp_path / "labels2.nii.gz").header["sform_code"]) == 2
+
+
+def test_scaled_integers_are_read_as_rounded_int16_hu(tmp_path):
+    """nibabel empties the header's slope and intercept on load: such files were taken as
+    unscaled and came back as float64 (4x the memory), not rounded."""
+    hu = np.arange(-1024, 1100, dtype=np.int32).reshape(4, 531)[:, :, None].repeat(3, axis=2)
+    img = nib.Nifti1Image((hu + 1024).astype(np.uint16), np.eye(4))
+    img.header.set_slope_inter(1.0, -1024.0)
+    nib.save(img, tmp_path / "offset.nii.gz")
+    vol = read_nifti(tmp_path / "offset.nii.gz")
+    assert vol.array.dtype == np.int16
+    assert vol.array.min() == -1024 and vol.array.max() == hu.max()
+    img = nib.Nifti1Image(((hu + 1024) * 2 + 1).astype(np.int16), np.eye(4))
+    img.header.set_slope_inter(0.5, -1024.0)
+    nib.save(img, tmp_path / "half.nii.gz")
+    vol = read_nifti(tmp_path / "half.nii.gz")
+    assert vol.array.dtype == np.int16
+    assert any("rounded" in w for w in vol.meta["warnings"])
+
+
+def test_an_uncompressed_file_is_not_kept_open_by_its_volume(tmp_path):
+    """A mapped .nii could not be replaced or deleted on Windows while its volume lived."""
+    write_nifti(CTVolume(np.zeros((4, 8, 8), np.int16)), tmp_path / "ct.nii")
+    vol = read_nifti(tmp_path / "ct.nii")
+    base = vol.array
+    while base is not None:
+        assert not isinstance(base, np.memmap)
+        base = getattr(base, "base", None)
+        if not isinstance(base, np.ndarray):
+            break
+
+
+def test_a_skewed_grid_counts_its_true_voxel_volume():
+    """Spacings multiplied overstated a 20-degree in-plane skew's voxel by 1/cos(20)."""
+    from napari_livertumor.stats import compute_stats
+
+    t = np.radians(20)
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    affine[:3, 1] = [np.sin(t), np.cos(t), 0.0]  # the y axis leans towards x
+    labels = np.zeros((4, 10, 10), np.uint8)
+    labels[1:3, 2:8, 2:8] = 1
+    vol = CTVolume.from_affine(labels, affine)
+    assert vol.voxel_volume_ml == pytest.approx(abs(np.linalg.det(affine[:3, :3])) / 1000)
+    stats = compute_stats(labels, vol.spacing, affine_lps=vol.affine_lps)
+    assert stats["liver_ml"] == pytest.approx(72 * np.cos(t) * 2 / 1000, abs=1e-3)  # not 0.144

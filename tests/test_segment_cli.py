@@ -374,7 +374,7 @@ def test_strict_device_stops_when_cuda_is_absent_and_writes_nothing(tmp_path, mo
 def test_a_refine_config_not_in_utf8_is_named_and_a_bom_is_read(tmp_path, models, capsys):
     write_nifti(small_ct(), tmp_path / "ct.nii.gz")
     bad = tmp_path / "rc.json"
-    bad.write_bytes('{"smoothing": 2}'.encode("utf-16"))
+    bad.write_bytes('{"smoothing": 2, "#": "Données"}'.encode("cp1252"))
     args = ["segment", str(tmp_path / "ct.nii.gz"), "-o", str(tmp_path / "o")]
     assert main([*args, "--models", str(models), "--refine-config", str(bad)]) == 1
     assert "rc.json: not a UTF-8 text file" in capsys.readouterr().err
@@ -382,3 +382,5 @@ def test_a_refine_config_not_in_utf8_is_named_and_a_bom_is_read(tmp_path, models
 
     bad.write_bytes(b"\xef\xbb\xbf" + b'{"smoothing": 2}')  # as Notepad saves UTF-8
     assert RefineConfig.load(bad).smoothing == 2
+    bad.write_bytes('{"smoothing": 3}'.encode("utf-16"))  # as PowerShell 5's '>' saves
+    assert RefineConfig.load(bad).smoothing == 3

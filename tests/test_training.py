@@ -124,6 +124,28 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
     assert resumed[-1]["weights_digest"] == full[-1]["weights_digest"]
 
 
+def test_worker_processes_live_for_the_run_and_train_as_none_do(toy_data, tmp_path, monkeypatch):
+    """A loader made anew each epoch started new workers each epoch; under ``spawn``
+    (Windows, macOS) each was sent the whole training set again."""
+    from napari_livertumor.training import loop
+
+    made = []
+    real = loop._loader
+    monkeypatch.setattr(loop, "_loader", lambda *a: made.append(1) or real(*a))
+    monkeypatch.setattr(loop.os, "sched_getaffinity", lambda _: {0, 1, 2}, raising=False)
+    base = run_all(tiny_config(toy_data, tmp_path / "none", epochs=3, steps_per_epoch=2))
+    assert len(made) == 1
+    with_workers = run_all(
+        tiny_config(toy_data, tmp_path / "two", epochs=3, steps_per_epoch=2, num_workers=2)
+    )
+    assert len(made) == 2  # one loader for the three epochs
+    losses = [
+        [r["losses"]["total"] for r in run if r["event"] == "step"] for run in (base, with_workers)
+    ]
+    assert len(losses[0]) == 6 and losses[1] == pytest.approx(losses[0], rel=1e-5, abs=1e-6)
+    assert with_workers[-1]["weights_digest"] == base[-1]["weights_digest"]
+
+
 def test_a_stop_during_validation_is_made_good_on_resume(toy_data, tmp_path, monkeypatch):
     """Stopped while it checked the validation patients, the run kept no score for that epoch
     and resumed straight into the next: the check (and a best model it would have saved) was

@@ -90,7 +90,7 @@ def _death_message(exitcode, crash_log: str) -> str:
     if exitcode in (-9, 137):
         msg += "; killed, most often for lack of memory (try a smaller patch or batch)"
     try:
-        tail = Path(crash_log).read_text(errors="replace").strip()[-800:]
+        tail = Path(crash_log).read_text(encoding="utf-8", errors="replace").strip()[-800:]
     except OSError:
         tail = ""
     if "bootstrapping phase" in tail or "freeze_support" in tail:
@@ -112,7 +112,9 @@ def _train_child(config_dict: dict, reports, cancel, crash_log: str | None = Non
     from ..training import TrainConfig, train
 
     if crash_log:  # what the parent shows if this process dies without a report
-        log_file = open(crash_log, "w", buffering=1)  # noqa: SIM115 - lives as long as we do
+        # UTF-8 (the parent reads it so): a traceback naming a patient folder in another
+        # script could not be written in Windows' code page
+        log_file = open(crash_log, "w", buffering=1, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
         sys.stderr = log_file
         faulthandler.enable(log_file)
 

@@ -26,6 +26,7 @@ import logging
 import os
 import sys
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -302,16 +303,33 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def _csv_text(path: Path) -> str:
+    """The list's text: UTF-8 (a BOM is fine), UTF-16 with its BOM, else Windows' cp1252
+    (Excel's "CSV" on Windows), as the clinical table is read."""
+    from ..fileio import read_user_text
+
+    try:
+        return read_user_text(path)
+    except UnicodeDecodeError:
+        try:
+            text = path.read_bytes().decode("cp1252")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                path, f"unreadable CSV list: neither UTF-8 nor cp1252 ({exc})"
+            ) from exc
+        log.info("%s: not UTF-8; read as Windows cp1252 (Excel's CSV)", path)
+        return text
+
+
 def _cases_from_csv(path: Path) -> list[Case]:
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        text = _csv_text(path)
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except (OSError, csv.Error) as exc:
         raise InputError(path, f"unreadable CSV list ({exc})") from exc
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            header = next(csv.reader(fh), [])
-    except (OSError, UnicodeDecodeError, csv.Error):
+        header = next(csv.reader(io.StringIO(text, newline="")), [])
+    except csv.Error:
         header = []
     columns = [c.strip() for c in header]
     if "path" not in columns:
@@ -499,22 +517,32 @@ def _safe(name: str) -> str:
 
 def _unique_sorted(cases: list[Case]) -> list[Case]:
     """Sorted, each name once: a second input of a name gets ``_2`` (``_3``…), never a name
-    another input has (``x_2.nii.gz`` beside two inputs named ``x``)."""
+    another input has (``x_2.nii.gz`` beside two inputs named ``x``).
+
+    Names are compared as a case-insensitive file system does (macOS, Windows: ``HCC_001``
+    and ``hcc_001`` are one file there), after Unicode normalisation (macOS stores é as e + ´).
+    """
+
+    def key(name: str) -> str:
+        return unicodedata.normalize("NFC", name).casefold()
+
     cases = sorted(set(cases), key=lambda c: (c.name, str(c.path)))
-    taken = {c.name for c in cases}
+    taken = {key(c.name) for c in cases}
     used: set[str] = set()
     out = []
     for c in cases:
-        if c.name not in used:
-            used.add(c.name)
+        if key(c.name) not in used:
+            used.add(key(c.name))
             out.append(c)
             continue
         n = 2
-        while f"{c.name}_{n}" in taken or f"{c.name}_{n}" in used:
+        while key(f"{c.name}_{n}") in taken or key(f"{c.name}_{n}") in used:
             n += 1
         new = f"{c.name}_{n}"
-        used.add(new)
-        log.warning("two inputs are named %s: %s is written as %s", c.name, c.path, new)
+        used.add(key(new))
+        log.warning(
+            "two inputs are named %s (letter case aside): %s is written as %s", c.name, c.path, new
+        )
         out.append(Case(new, c.path))
     return sorted(out, key=lambda c: (c.name, str(c.path)))
 
@@ -823,7 +851,7 @@ def segment_one(
     # leaves labels without stats (refused next time), never new labels beside old stats that
     # say complete (skipped next time)
     partial = labels_path.with_name(f".{labels_path.name}.new.nii.gz")
-    write_nifti(result.labels, partial, reference=volume)
+    write_nifti(result.labels, partial, reference=volume, shown_as=labels_path)
     stats_path.unlink(missing_ok=True)
     os.replace(partial, labels_path)
     t_write = time.perf_counter() - t1

@@ -145,6 +145,13 @@ def run(args) -> int:
     from ..training.data import skips_warned_once
     from ..training.loop import check_before_writing, check_weak_table
 
+    if args.ddp and args.ddp > 0 and sys.platform == "win32":  # before anything is read
+        from ..errors import SettingsError
+
+        raise SettingsError(
+            "--ddp needs Linux: PyTorch's Windows builds have neither NCCL nor the rendezvous "
+            "torchrun uses. Train on one GPU (leave --ddp out)."
+        )
     if args.clinical:  # a wrong path stops the command before anything starts, any stage
         from ..errors import InputError
 

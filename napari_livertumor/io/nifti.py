@@ -71,11 +71,15 @@ def read_nifti(path: str | Path) -> CTVolume:
     affine = img.affine
     if affine is None or not np.all(np.isfinite(affine)):
         raise InputError(path, "the file has no valid affine")
-    if int(img.header["sform_code"]) == 0 and int(img.header["qform_code"]) == 0:
+    codes = (int(img.header["sform_code"]), int(img.header["qform_code"]))
+    if codes == (0, 0):
         zooms = ", ".join(f"{z:g}" for z in img.header.get_zooms()[:3])
+        axes = "".join(nib.aff2axcodes(affine))
         warnings.append(
-            f"the header gives no orientation (sform and qform codes 0): axes taken as stored "
-            f"with voxel sizes {zooms} mm from pixdim — volumes and left/right may be wrong"
+            f"the header gives no orientation (sform and qform codes 0): its axes are taken "
+            f"as {axes} (how nibabel and FSL read such a header; ITK-based tools may read "
+            f"another), with voxel sizes {zooms} mm from pixdim; the labels are written the "
+            "same way. If left/right or front/back look wrong, the file needs its orientation"
         )
     m = np.asarray(affine, float)[:3, :3]
     unit = m / np.maximum(np.linalg.norm(m, axis=0), 1e-12)
@@ -92,7 +96,12 @@ def read_nifti(path: str | Path) -> CTVolume:
         "description": path.name,
         "patient_id": _case_name(path),
         "warnings": warnings,
+        # kept for the labels written on this grid: a reader that takes a header without
+        # codes its own way (ITK) then reads the CT and its labels the same way
+        "nifti_codes": codes,
     }
+    if len(img.shape) == 4:  # one volume stored 4D: its labels are stored so too (same shape)
+        meta["nifti_shape"] = tuple(int(n) for n in img.shape)
     try:
         return CTVolume.from_affine(array, affine, meta)
     except ValueError as exc:
@@ -110,7 +119,9 @@ def _load_image(path: Path, warnings: list[str]):
         gzipped = fh.read(2) == b"\x1f\x8b"
     named_gz = path.name.lower().endswith(".gz")
     if gzipped == named_gz:
-        return nib.load(str(path))
+        # read into memory: a mapped .nii stayed open while the volume lived (on Windows the
+        # file could then not be replaced or deleted while napari showed it)
+        return nib.load(str(path), mmap=False)
     raw = gzip.decompress(path.read_bytes()) if gzipped else path.read_bytes()
     warnings.append(
         f"named {'.nii.gz' if named_gz else '.nii'} but "
@@ -126,6 +137,8 @@ def write_nifti(
     data: CTVolume | np.ndarray,
     path: str | Path,
     reference: CTVolume | None = None,
+    *,
+    shown_as: str | Path | None = None,
 ) -> Path:
     """Write a volume or a ``(z, y, x)`` array as NIfTI, atomically.
 
@@ -136,7 +149,10 @@ def write_nifti(
     path : str or Path
         ``.nii`` or ``.nii.gz``. Written to a temporary file in the same folder, then renamed.
     reference : CTVolume, optional
-        Grid for an array; when ``data`` is a volume, it must have the same shape.
+        Grid for an array; when ``data`` is a volume, it must have the same shape. A grid
+        read from a NIfTI header without orientation codes is written without them too.
+    shown_as : str or Path, optional
+        The name messages give the file (when ``path`` is a temporary name).
 
     Returns
     -------
@@ -169,11 +185,19 @@ def write_nifti(
         array = array.astype(np.uint8)
     if array.dtype == np.int64 or array.dtype == np.float64:
         array = array.astype(np.int32 if array.dtype == np.int64 else np.float32)
-    img = nib.Nifti1Image(np.transpose(array, (2, 1, 0)), volume.affine)
+    stored = np.transpose(array, (2, 1, 0))
+    if len(volume.meta.get("nifti_shape") or ()) == 4:  # the CT's (x, y, z, 1)
+        stored = stored[..., np.newaxis]
+    img = nib.Nifti1Image(stored, volume.affine)
     img.header.set_data_dtype(array.dtype)
     img.header.set_xyzt_units("mm")
-    img.set_sform(volume.affine, code=1)  # scanner-based
-    img.set_qform(volume.affine, code=1)
+    sform_code, qform_code = volume.meta.get("nifti_codes") or (1, 1)
+    if (sform_code, qform_code) == (0, 0):  # as the CT's header: no orientation codes
+        img.set_sform(volume.affine, code=0)
+        img.set_qform(volume.affine, code=0)
+    else:
+        img.set_sform(volume.affine, code=int(sform_code) or 1)  # 1: scanner-based
+        img.set_qform(volume.affine, code=1)
     d = np.asarray(volume.direction, float)
     if not np.allclose(d.T @ d, np.eye(3), atol=1e-4):
         # sheared axes (a gantry-tilted series): the sform holds them exactly; a qform cannot,
@@ -195,7 +219,7 @@ def write_nifti(
             "%s: the grid is sheared (a gantry-tilted series, not resampled): the sform holds it "
             "exactly; tools that read the qform (ITK, 3D Slicer, SimpleITK) place voxels up to "
             "%.1f mm off",
-            path,
+            shown_as or path,
             off,
         )
     img.header["scl_slope"] = 1.0
@@ -213,7 +237,12 @@ def _load_data(img, warnings: list[str], path: Path) -> np.ndarray:
     on_disk = img.get_data_dtype()
     if on_disk.kind == "c" or on_disk.fields is not None:
         raise InputError(path, f"the voxels are {on_disk} values, not CT numbers")
-    slope, inter = img.header.get_slope_inter()
+    # the proxy's scaling: nibabel empties the header's scl_slope/scl_inter when it loads a
+    # file, and a scaled int16 file read as unscaled came back as float64, unrounded
+    slope = getattr(img.dataobj, "slope", None)
+    inter = getattr(img.dataobj, "inter", None)
+    if slope is None and inter is None:
+        slope, inter = img.header.get_slope_inter()
     scaled = (slope not in (None, 1.0)) or (inter not in (None, 0.0))
     if np.issubdtype(on_disk, np.integer) and not scaled:
         return np.asarray(img.dataobj)

@@ -86,8 +86,9 @@ class CTVolume:
 
     @property
     def voxel_volume_ml(self) -> float:
-        dz, dy, dx = self.spacing
-        return dz * dy * dx / 1000.0
+        """|det| of the grid: the spacings' product, unless the in-plane axes are skewed
+        (a registration output), where that product overstates it by 1/cos(skew)."""
+        return abs(float(np.linalg.det(self.affine_lps[:3, :3]))) / 1000.0
 
     @property
     def napari_scale(self) -> tuple[float, float, float]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, not_utf8_message, read_user_text
 
 METHODS = ("chan_vese", "geodesic")
 
@@ -162,15 +162,11 @@ class RefineConfig:
         """Read a JSON file (the CLI's ``--refine-config FILE``); keys not given keep defaults."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8-sig")  # a BOM (Notepad's UTF-8) is fine
+            text = read_user_text(path)  # a BOM (Notepad's UTF-8), UTF-16 (PowerShell) are fine
         except OSError as exc:
             raise InputError(path, f"cannot read the refine config: {exc.strerror or exc}") from exc
         except UnicodeDecodeError as exc:
-            raise InputError(
-                path,
-                f"not a UTF-8 text file (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r}"
-                "; UTF-16, as some Windows editors save, is not read): save it as UTF-8 JSON",
-            ) from exc
+            raise InputError(path, not_utf8_message(exc)) from exc
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

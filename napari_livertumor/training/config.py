@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, SettingsError
+from ..fileio import not_utf8_message, read_user_text
 from ..models import NetworkConfig
 
 log = logging.getLogger("livertumor.train")
@@ -469,12 +470,14 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     """
     path = resolve_recipe(path)
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(read_user_text(path))
     except FileNotFoundError as exc:
         names = ", ".join(builtin_recipes()) or "none found"
         raise InputError(
             path, f"training config file not found (built-in recipes, by name: {names})"
         ) from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(path, not_utf8_message(exc)) from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(path, f"not a readable JSON training config ({exc})") from exc
     if not isinstance(raw, dict):

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Cancelled, InputError, LiverTumorError
+from ..fileio import not_utf8_message, read_user_text
 from ..models.preprocess import grid_spacing, prepare_stage_input, resample_labels, stage_shape
 from ..progress import Reporter
 
@@ -791,9 +792,11 @@ def read_split(path: str | Path, *, require_train: bool = True) -> dict[str, Any
     """
     path = Path(path)
     try:
-        split = json.loads(path.read_text())
+        split = json.loads(read_user_text(path))
     except FileNotFoundError as exc:
         raise InputError(path, "split file not found") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(path, not_utf8_message(exc)) from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(path, f"not a readable JSON split file ({exc})") from exc
     key = "train" if require_train else "test"

@@ -10,16 +10,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import InputError, SettingsError
-from ..fileio import check_writable_folder
+from ..fileio import atomic_path, atomic_write_text, check_writable_folder
 from .data import case_fingerprint, index_cases, load_case, read_split
 from .metrics import (
     case_scores,
@@ -146,7 +143,7 @@ def evaluate(
         diameter = longest_diameter_mm(truth == 2, ct.spacing)
         row["tumor_longest_diameter_mm"] = round(diameter, 1)
         row["tumor_stratum"] = size_stratum(diameter)
-        voxel_ml = float(np.prod(ct.spacing)) / 1000.0
+        voxel_ml = ct.voxel_volume_ml
         row["liver_ml_true"] = float((truth >= 1).sum()) * voxel_ml
         row["tumor_ml_true"] = float((truth == 2).sum()) * voxel_ml
         row["liver_ml_pred"] = float(result.stats.get("liver_ml", 0.0))
@@ -338,13 +335,14 @@ def write_results(out_dir: str | Path, rows: list[dict[str, Any]], summary: dict
     fields: list[str] = []
     for r in rows:
         fields += [k for k in r if k not in fields]
-    tmp = out / ".per_case.csv.tmp"
-    with open(tmp, "w", newline="") as fh:
+    # UTF-8 as every other file the tool writes (the locale's code page on Windows could not
+    # hold a patient ID in Chinese, and lost the table after every case had been scored)
+    with (
+        atomic_path(out / "per_case.csv") as tmp,
+        open(tmp, "w", newline="", encoding="utf-8") as fh,
+    ):
         w = csv.DictWriter(fh, fieldnames=fields or ["case"])
         w.writeheader()
         for r in rows:
             w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-    os.replace(tmp, out / "per_case.csv")
-    tmp = out / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=str))
-    os.replace(tmp, out / "summary.json")
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))

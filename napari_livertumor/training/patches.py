@@ -46,7 +46,11 @@ def epoch_plan(
 
 
 class PatchDataset:
-    """A map-style dataset over one epoch's plan (works with ``torch.utils.data.DataLoader``)."""
+    """A map-style dataset over one epoch's plan (works with ``torch.utils.data.DataLoader``).
+
+    An item is the plan's ``i``-th, or (from a sampler that hands out the plan itself) a
+    ``(case index, sample seed)`` pair.
+    """
 
     def __init__(self, cases: list[PreparedCase], plan, config, weak_labels: dict[str, float]):
         self.cases = cases
@@ -57,8 +61,8 @@ class PatchDataset:
     def __len__(self) -> int:
         return len(self.plan)
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        case_idx, seed = self.plan[i]
+    def __getitem__(self, i: int | tuple[int, int]) -> dict[str, Any]:
+        case_idx, seed = i if isinstance(i, tuple) else self.plan[i]
         case = self.cases[case_idx]
         return sample_patch(
             case, np.random.default_rng(seed), self.config, self.weak_labels.get(case.case_id)
