@@ -255,10 +255,13 @@ def test_without_a_split_every_unreadable_patient_is_named_too(trained, tmp_path
                str(tmp_path / "out"), "--device", "cpu", "--max-cases", "1"])  # fmt: skip
     assert rc == 0
     out = capsys.readouterr().out
-    assert "Not evaluated: 1 of the 5 test patients asked for" in out
+    # the patient left out by the data index, and those beyond --max-cases: every one named
+    assert "Not evaluated: 4 of the 5 test patients asked for" in out
     assert "HCC_003 (no label file" in out
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert [n["case"] for n in summary["not_evaluated"]] == ["HCC_003"]
+    reasons = {n["case"]: n["reason"] for n in summary["not_evaluated"]}
+    assert reasons["HCC_003"].startswith("no label file") and len(reasons) == 4
+    assert sum(r == "beyond --max-cases 1" for r in reasons.values()) == 3
 
 
 def test_a_cohort_grown_by_new_patients_keeps_its_test_patients_and_adds_the_new(

@@ -114,3 +114,25 @@ def test_the_stratum_diameter_of_a_flat_lesion_is_exact_and_a_voxel_above_the_li
     spacing = (2.0, 0.7, 0.7)
     assert longest_diameter_mm(mask, spacing) == pytest.approx(143 * 0.7, abs=1e-6)
     assert centre_to_centre(mask, spacing) == pytest.approx(142 * 0.7, abs=1e-6)
+
+
+def test_the_10cm_split_measures_through_a_tilted_grid():
+    """On a gantry-tilted (sheared) grid the spacings alone lengthened an 84-mm ball to 108 mm
+    at 25 degrees, and it changed size group."""
+    from napari_livertumor.io.volume import CTVolume
+
+    spacing = (2.5, 0.8, 0.8)
+    zz, yy, xx = np.indices((60, 140, 140)).astype(float)
+    straight = ((zz - 30) * 2.5) ** 2 + ((yy - 70) * 0.8) ** 2 + ((xx - 70) * 0.8) ** 2 <= 42**2
+    base = longest_diameter_mm(straight, spacing)
+    t = np.radians(25)
+    affine = np.diag([0.8, 0.8, 2.5, 1.0])
+    affine[1, 2] = 2.5 * np.tan(t)  # each slice shifted along y: the tilted gantry
+    vol = CTVolume.from_affine(np.zeros((140, 140, 60), np.int16), affine)
+    # the same ball in world mm, voxelised on the tilted grid
+    y_world = yy * 0.8 + zz * 2.5 * np.tan(t)
+    tilted = ((zz - 30) * 2.5) ** 2 + (y_world - 70 * 0.8 - 30 * 2.5 * np.tan(t)) ** 2 + (
+        (xx - 70) * 0.8
+    ) ** 2 <= 42**2
+    assert longest_diameter_mm(tilted, vol.spacing) > base + 10  # the spacings alone
+    assert longest_diameter_mm(tilted, vol.spacing, vol.affine_lps) == pytest.approx(base, abs=2.5)

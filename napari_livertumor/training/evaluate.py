@@ -117,13 +117,17 @@ def evaluate(
             len(not_evaluated),
             "; ".join(f"{n['case']} ({n['reason']})" for n in not_evaluated[:8]),
         )
-    test = [by_id[c] for c in test_ids if c in by_id][: max_cases or None]
+    present = [by_id[c] for c in test_ids if c in by_id]
+    test = present[: max_cases or None]
     if not test:
         raise InputError(data, "no test patient of the split is in this data folder")
+    for rec in present[len(test) :]:  # named, as every test patient not scored
+        not_evaluated.append({"case": rec.case_id, "reason": f"beyond --max-cases {max_cases}"})
     seg = Segmenter(cfg)
     rows: list[dict[str, Any]] = []
     for i, rec in enumerate(test):
         if should_cancel is not None and should_cancel():
+            not_evaluated += [{"case": r.case_id, "reason": "stopped before it"} for r in test[i:]]
             break
         if progress is not None:
             progress("evaluate", i, len(test))
@@ -140,9 +144,9 @@ def evaluate(
         row: dict[str, Any] = {"case": rec.case_id}
         row.update(case_scores(result.labels, truth))
         row.update(lesion_detection(result.labels == 2, truth == 2, ct.spacing))
-        diameter = longest_diameter_mm(truth == 2, ct.spacing)
-        row["tumor_longest_diameter_mm"] = round(diameter, 1)
-        row["tumor_stratum"] = size_stratum(diameter)
+        diameter = round(longest_diameter_mm(truth == 2, ct.spacing, ct.affine_lps), 1)
+        row["tumor_longest_diameter_mm"] = diameter
+        row["tumor_stratum"] = size_stratum(diameter)  # of the figure shown (100.0 is >=10cm)
         voxel_ml = ct.voxel_volume_ml
         row["liver_ml_true"] = float((truth >= 1).sum()) * voxel_ml
         row["tumor_ml_true"] = float((truth == 2).sum()) * voxel_ml
