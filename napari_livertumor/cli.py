@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{path}: " if path else ""
         hint = (
             " (is the file open in another program, such as a spreadsheet?)"
-            if isinstance(exc, PermissionError) and getattr(exc, "filename2", None)
+            if isinstance(exc, PermissionError)
+            and getattr(exc, "filename2", None)
+            and sys.platform == "win32"  # Windows locks a file another program has open
             else ""
         )
         print(

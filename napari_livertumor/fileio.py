@@ -92,6 +92,8 @@ def read_user_text(path: str | Path) -> str:
     Raises ``UnicodeDecodeError`` for other encodings, ``OSError`` when unreadable.
     """
     data = Path(path).read_bytes()
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):  # before UTF-16's
+        return data.decode("utf-32")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16")
     return data.decode("utf-8-sig")

@@ -445,6 +445,9 @@ class Segmenter:
         side = _liver_side_warning(ct, labels, spacing)
         if side:
             warnings.append(side)
+        cut = _liver_cut_warning(labels, spacing)
+        if cut:
+            warnings.append(cut)
         return True
 
     def _tumor_stage(self, ct, spacing, labels, rep: Reporter):
@@ -610,6 +613,10 @@ def segment_ct(
 # --------------------------------------------------------------------------- helpers
 #: plausible CT voxel spacing (mm): outside it the header is wrong (mm vs m, a unit slip)
 SPACING_RANGE_MM = (0.05, 30.0)
+#: (slice, in-plane) spacing above which results are warned about: twice the thickest
+#: diagnostic CT's slices (10 mm), coarser in-plane than a downsampled scan (our `small`
+#: phantoms: 4 mm pixels, up to 17.5 mm slices)
+COARSE_MM = (20.0, 6.0)
 #: the smallest scan the two stages can use: in-plane and through-plane extent (mm), slices
 MIN_EXTENT_MM = (5.0, 20.0)
 MIN_SLICES = 2
@@ -632,11 +639,17 @@ def _check_input(volume: CTVolume, cfg: InferenceConfig) -> list[str]:
     if modality != "CT" and not cfg.allow_non_ct:
         raise InputError(
             src,
-            f"modality is {modality}, not CT: the models expect CT in Hounsfield units "
-            "(to segment it anyway: livertumor segment --allow-non-ct, or "
-            "InferenceConfig(allow_non_ct=True))",
+            f"modality is {modality}, not CT: the models are trained on CT in Hounsfield units "
+            "(the command line's --allow-non-ct, or InferenceConfig(allow_non_ct=True), "
+            "segments it anyway)",
         )
-    return check_volume(volume)
+    notes = []
+    if modality != "CT":  # allowed, and recorded beside the figures it gave
+        notes.append(
+            f"modality is {modality}, not CT: segmented anyway (--allow-non-ct); the models "
+            "were trained on CT, these figures are not validated"
+        )
+    return notes + check_volume(volume)
 
 
 def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
@@ -673,6 +686,16 @@ def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
             + " × ".join(f"{v:g}" for v in spacing)
             + f" mm (z, y, x); a CT's lies between {lo_mm:g} and {hi_mm:g} mm: check the "
             "header's units (mm, not m or µm)",
+        )
+    coarse_z, coarse_xy = COARSE_MM
+    # along the patient's axes (a file may store them in another order)
+    std = Reorientation.to_standard(volume.direction).apply_spacing(spacing)
+    if std[0] > coarse_z or max(std[1:]) > coarse_xy:
+        notes.append(
+            f"coarse voxels ({std[0]:.3g} mm slices, {std[1]:.3g} × {std[2]:.3g} mm "
+            "in-plane): lesions of a few voxels blur into the liver around them, so tumor "
+            "volumes and lesion counts can be far off (a CT's slices are 0.5–10 mm, its "
+            "pixels under 1 mm)"
         )
     extent = [n * v for n, v in zip(arr.shape, spacing, strict=True)]
     min_z, min_xy = MIN_EXTENT_MM
@@ -1025,6 +1048,27 @@ def _liver_side_warning(ct: np.ndarray, liver: np.ndarray, spacing) -> str | Non
         f"the liver found lies {where} (its centre {offset:+.0f} mm from the body's midline; "
         "a liver lies on the right): is this an abdominal CT, and is its left-right orientation "
         "in the file right? Check the mask before using its volumes"
+    )
+
+
+#: liver cross-section (mm²) on the scan's first or last slice that says the scan cut it
+LIVER_CUT_MM2 = 200.0
+
+
+def _liver_cut_warning(liver: np.ndarray, spacing) -> str | None:
+    """A warning when the liver runs into the first or last slice (standard orientation: z
+    up), else None: the scan may have cut it, and its volume is then a lower bound."""
+    pixel_mm2 = float(spacing[1]) * float(spacing[2])
+    ends = []
+    for z, where in ((liver.shape[0] - 1, "top (head end)"), (0, "bottom (feet end)")):
+        area = float(np.count_nonzero(liver[z] == 1)) * pixel_mm2
+        if area >= LIVER_CUT_MM2:
+            ends.append(f"{where}, {area / 100:.0f} cm²")
+    if not ends:
+        return None
+    return (
+        f"the liver reaches the scan's {' and '.join(ends)} slice: part of it may lie outside "
+        "the scanned range, so its volume (and any tumor there) is a lower bound"
     )
 
 

@@ -264,6 +264,12 @@ def test_labels_of_a_ct_without_orientation_codes_are_written_without_them(tmp_p
     assert (int(out.header["sform_code"]), int(out.header["qform_code"])) == (0, 0)
     assert np.allclose(out.affine, ct.affine)
     assert np.allclose(out.header.get_zooms()[:3], ct.header.get_zooms()[:3])
+    # the same grid turned for display is another grid: written with codes and its affine
+    shown = vol.displayed()
+    assert shown is not vol
+    write_nifti(np.ones(shown.shape, np.uint8), tmp_path / "turned.nii.gz", reference=shown)
+    turned = nib.load(tmp_path / "turned.nii.gz")
+    assert int(turned.header["sform_code"]) == 1 and np.allclose(turned.affine, shown.affine)
     # a CT with codes keeps its sform code (2: aligned to another scan)
     img = nib.Nifti1Image(np.full((30, 30, 6), -1000, np.int16), np.diag([0.8, 0.8, 2.5, 1]))
     img.set_sform(img.affine, code=2)

@@ -110,6 +110,49 @@ def test_corrupt_weights_are_reported_not_unpickled(model_dir):
         load_model(model_dir)
 
 
+def test_a_pytorch_pickle_in_place_of_the_weights_is_named_as_one(model_dir):
+    torch.save({"w": torch.zeros(2)}, model_dir / "model.safetensors")
+    with pytest.raises(ModelError, match="looks like a PyTorch checkpoint.*never loaded"):
+        load_model(model_dir)
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "int"])
+def test_weights_that_no_trained_network_has_are_refused(model_dir, bad):
+    """NaN weights (a diverged run) gave 'no liver found', blaming the scan; whole-number
+    weights gave no tumor without a word."""
+    from safetensors.torch import load_file, save_file
+
+    sd = load_file(str(model_dir / "model.safetensors"))
+    key = next(k for k, v in sd.items() if v.is_floating_point() and v.numel() > 1)
+    if bad == "int":
+        sd[key] = sd[key].to(torch.int32)
+        match = "whole numbers.*not weights"
+    else:
+        sd[key] = sd[key].clone()
+        sd[key].view(-1)[0] = float(bad)
+        match = "NaN or infinite values.*diverged"
+    save_file(sd, str(model_dir / "model.safetensors"))
+    with pytest.raises(ModelError, match=f"model.safetensors.*{match}"):
+        load_model(model_dir)
+
+
+def test_a_newer_releases_model_with_unknown_settings_is_refused(model_dir):
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    meta["version"] = "9.0.0"
+    assert read_metadata(model_dir).stage == "tumor"  # newer, nothing unknown: fine
+    meta["calibration_v9"] = {"temperature": 1.3}
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="newer than this.*calibration_v9.*update"):
+        read_metadata(model_dir)
+    for version in ("0.0.1", "0.1.0rc1", "0.1.dev3"):  # older, or a pre-release: as before
+        meta["version"] = version
+        (model_dir / "metadata.json").write_text(json.dumps(meta))
+        assert read_metadata(model_dir).stage == "tumor"
+    meta["version"] = "0.0.1"
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    assert read_metadata(model_dir).stage == "tumor"
+
+
 def test_truncated_weights_are_reported(model_dir):
     data = (model_dir / "model.safetensors").read_bytes()
     (model_dir / "model.safetensors").write_bytes(data[: len(data) // 2])
@@ -329,6 +372,8 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
         ("label_map", {"0": "background", "7": "liver"}, "label_map entry '7'"),
         ("label_map", {"liver": "1"}, "label_map entry 'liver'"),
         ("members", 1.5, "members must hold whole numbers"),
+        ("target_spacing", [500, 3.5, 3.5], "target_spacing must lie between 0.2 and 20 mm"),
+        ("target_spacing", [2.5, 0.01, 0.01], "target_spacing must lie between 0.2 and 20 mm"),
     ],
 )
 def test_metadata_values_the_pipeline_cannot_use_are_refused_on_load(model_dir, key, value, match):

@@ -302,6 +302,40 @@ def test_non_ct_modality_is_refused_unless_forced():
         vol, InferenceConfig(device="cpu", allow_non_ct=True), models=oracle_models()
     )
     assert result.labels.any()
+    # and the figures say what they were made from (the stats' warnings)
+    assert any("modality is MR" in w and "not validated" in w for w in result.warnings)
+
+
+def test_a_liver_cut_by_the_scan_is_said_to_be_a_lower_bound():
+    """A scan that stops inside the liver gave its partial volume without a word."""
+    vol, _, _ = phantom()
+    whole = segment_ct(vol, InferenceConfig(device="cpu", min_liver_ml=1), models=oracle_models())
+    assert not any("reaches the scan" in w for w in whole.warnings)
+    top = CTVolume(vol.array[:20].copy(), spacing=vol.spacing, meta={"modality": "CT"})
+    cut = segment_ct(top, InferenceConfig(device="cpu", min_liver_ml=1), models=oracle_models())
+    said = [w for w in cut.warnings if "reaches the scan" in w]
+    assert len(said) == 1 and "top (head end)" in said[0] and "lower bound" in said[0]
+
+
+def test_coarse_voxels_are_warned_about():
+    """30-mm slices gave 240 mL of tumor where the same phantom had 19, without a word."""
+    from napari_livertumor.pipeline import check_volume
+
+    vol, _, _ = phantom()
+    assert not any("coarse voxels" in n for n in check_volume(vol))
+    thick = CTVolume(vol.array[::10].copy(), spacing=(25.0, 0.8, 0.8), meta={"modality": "CT"})
+    said = [n for n in check_volume(thick) if "coarse voxels" in n]
+    assert len(said) == 1 and "25 mm slices" in said[0]
+    # judged on the patient's axes, not the file's order: 15-mm slices and 3.5-mm pixels
+    # (no warning) stored sagittal-first, where the file's "in-plane" holds the 15 mm
+    stored = CTVolume(
+        np.ascontiguousarray(np.transpose(vol.array, (2, 1, 0))),  # (x, y, z) as (z, y, x)
+        spacing=(3.5, 3.5, 15.0),
+        # index x runs to the head, y to the back, z to the left
+        direction=np.array([[0.0, 0, 1], [0, 1, 0], [1, 0, 0]]),
+        meta={"modality": "CT"},
+    )
+    assert not any("coarse voxels" in n for n in check_volume(stored))
 
 
 def test_untrained_models_run_end_to_end_from_folders(untrained):

@@ -51,15 +51,22 @@ def test_a_json_file_in_another_encoding_is_named_with_the_byte(tmp_path):
         load_recipe(recipe)
 
 
-def test_the_evaluation_table_is_utf8_whatever_the_locale(tmp_path, monkeypatch):
+def test_the_evaluation_table_is_utf8_whatever_the_locale(tmp_path):
     """Written in the locale's code page, a patient ID in Chinese lost the whole table on
-    Windows after every case had been scored."""
-    import locale
-
-    from napari_livertumor.training.evaluate import write_results
-
-    monkeypatch.setattr(locale, "getpreferredencoding", lambda *a, **k: "cp1252")
-    write_results(tmp_path, [{"case": "患者_004", "dice_liver": 0.9}], {"cases": 1})
+    Windows after every case had been scored. Run where the locale is ASCII (the POSIX
+    locale with Python's UTF-8 mode and locale coercion off), so that a file opened without
+    an encoding fails the same way."""
+    code = (
+        "import sys; from napari_livertumor.training.evaluate import write_results; "
+        "write_results(sys.argv[1], [{'case': '\\u60a3\\u8005_004', 'dice_liver': 0.9}], "
+        "{'cases': 1})"
+    )
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    env.pop("PYTHONIOENCODING", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr.decode("ascii", "replace")[-2000:]
     text = (tmp_path / "per_case.csv").read_text(encoding="utf-8")
     assert "患者_004" in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["per_case.csv", "summary.json"]
@@ -83,4 +90,4 @@ def test_a_file_that_cannot_be_replaced_is_named_not_its_temporary_copy(monkeypa
     assert cli.main(["segment", "x.nii.gz", "-o", "out"]) == 1
     err = capsys.readouterr().err
     assert "out/summary.csv: Access is denied" in err and ".tmp" not in err
-    assert "open in another program" in err
+    assert ("open in another program" in err) == (sys.platform == "win32")  # Windows locks

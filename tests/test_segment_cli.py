@@ -272,8 +272,11 @@ def test_allow_non_ct_reaches_a_dicom_folder_of_another_modality(tmp_path, model
     args += ["--models", str(models), "--device", "cpu", "--no-refine"]
     assert main(args) == 1
     assert "no CT image series found" in caplog.text
+    assert "only MR images" in caplog.text and "--allow-non-ct" in caplog.text  # the way out
     assert main([*args, "--allow-non-ct"]) == 0
     assert (tmp_path / "out" / "MR_01_labels.nii.gz").is_file()
+    stats = json.loads((tmp_path / "out" / "MR_01_stats.json").read_text())
+    assert any("modality is MR" in w for w in stats["warnings"])  # said beside its figures
 
 
 def test_a_wrong_refine_value_is_refused_and_a_dicom_file_names_its_series(

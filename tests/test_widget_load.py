@@ -397,3 +397,23 @@ def test_a_scan_of_a_folder_no_longer_named_is_dropped(
     qtbot.wait(500)
     assert not widget.busy and widget.series_table.rowCount() == 0
     assert widget.scan_button.text() == "Find series" and widget.scan_button.isEnabled()
+
+
+def test_a_scan_of_another_modality_opens_with_a_warning(load_widget, qtbot, tmp_path):
+    """An MR series loaded with only '[MR]' in the list; Segment then refused it."""
+    import pydicom
+
+    viewer, widget = load_widget
+    case, _, _ = write_dicom_case(tmp_path)
+    for f in (case / "CT").iterdir():
+        ds = pydicom.dcmread(f)
+        ds.Modality = "MR"
+        ds.save_as(f)
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case))
+    qtbot.mouseClick(widget.scan_button, 1)
+    _wait_idle(qtbot, widget)
+    qtbot.mouseClick(widget.load_button, 1)
+    _wait_idle(qtbot, widget)
+    assert len(_layers.ct_layers(viewer)) == 1  # it opens, to look at
+    assert "the scan is MR, not CT" in widget.status.text()

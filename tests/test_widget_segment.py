@@ -129,6 +129,45 @@ def test_a_second_run_reuses_the_loaded_models(viewer_with_ct, models_dir, qtbot
     assert len(loads) == 2  # liver and tumor, loaded once for both runs
 
 
+def test_a_model_recalibrated_in_place_is_loaded_again(
+    viewer_with_ct, tmp_path, qtbot, monkeypatch
+):
+    """A new metadata.json (a logit shift, a lesion filter) kept the old one in use, and a
+    broken one was not noticed."""
+    import json
+    import shutil
+
+    from napari_livertumor import pipeline
+
+    viewer, _ = viewer_with_ct
+    models = tiny_models(tmp_path / "models")
+    widget = _segment_widget(viewer, models, monkeypatch)
+    loads = []
+    real_load = pipeline.load_model
+    monkeypatch.setattr(
+        pipeline, "load_model", lambda *a, **k: loads.append(a) or real_load(*a, **k)
+    )
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    meta_path = models / "tumor" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["lesion_filter"] = {"min_ml": 0.5}
+    meta_path.write_text(json.dumps(meta, indent=3))  # another size, whatever the clock says
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert len(loads) == 4  # both loaded again
+    meta_path.write_text("broken")
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert "metadata.json" in widget.status.text() and "unreadable" in widget.status.text()
+    # a stage folder that is a broken link is said, not replaced by the shipped model
+    shutil.rmtree(models / "tumor")
+    (models / "tumor").symlink_to(tmp_path / "gone")
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert "a link to a folder that is not there" in widget.status.text()
+
+
 def test_progress_shows_each_stage(viewer_with_ct, models_dir, qtbot, monkeypatch):
     viewer, _ = viewer_with_ct
     widget = _segment_widget(viewer, models_dir, monkeypatch)

@@ -109,13 +109,19 @@ class StatusLabel(QLabel):
     def text(self) -> str:
         return self._text
 
+    def clear(self) -> None:
+        self.setText("")
 
-def is_light_theme(widget) -> bool:
-    """Whether the napari window holding ``widget`` (else napari's settings) is light."""
+
+def is_light_theme(widget, viewer=None) -> bool:
+    """Whether ``viewer`` (else the napari window holding ``widget``, else napari's
+    settings) has a light theme."""
     name = None
     try:
+        if viewer is not None:
+            name = viewer.theme
         qt_viewer = getattr(widget.window(), "_qt_viewer", None)
-        if qt_viewer is not None:
+        if name is None and qt_viewer is not None:
             name = qt_viewer.viewer.theme
         if name is None:
             from napari.settings import get_settings

@@ -13,6 +13,7 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
+    QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
@@ -109,7 +110,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
         row.addWidget(self.path)
         row.addWidget(self.browse)
         form.addRow("Path", row)
-        form.addRow("Sample seed", self.seed)
+        self._seed_label = QLabel("Sample seed")  # shown for the sample only
+        form.addRow(self._seed_label, self.seed)
         row = QHBoxLayout()
         row.addWidget(self.truth_path)
         row.addWidget(self.truth_browse)
@@ -204,6 +206,13 @@ class LoadWidget(JobWidgetMixin, QWidget):
             # what no CT can be is refused here (an absurd spacing also breaks the viewer's
             # slider); what only looks off is said beside the loaded scan
             notes = check_volume(volume, for_models=False)
+            modality = str(volume.meta.get("modality") or "CT").upper()
+            if modality != "CT":  # opens to look at; said before Segment refuses it
+                notes.insert(
+                    0,
+                    f"the scan is {modality}, not CT: the models are trained on CT in Hounsfield "
+                    "units, so Segment will refuse it",
+                )
             truth_problem = None
             if truth_text:
                 try:
@@ -342,6 +351,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.scan_button.setVisible(is_dicom)
         self.series_table.setVisible(is_dicom)
         self.seed.setEnabled(is_sample)
+        self.seed.setVisible(is_sample)
+        self._seed_label.setVisible(is_sample)
 
     def _browse(self) -> None:
         if self.source.currentText() == SOURCES[0]:

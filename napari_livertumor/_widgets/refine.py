@@ -442,7 +442,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
         if inputs is not None:
             _, mask_layer, _, _, spacing = inputs
             tumor = np.asarray(mask_layer.data) == int(self.tumor_value.value)
-            voxel_ml = float(np.prod(spacing)) / 1000.0
+            try:  # the grid's |det|: as Inspect and the stats measure (a skewed grid too)
+                voxel_ml = _layers.volume_of(mask_layer, self.viewer.layers).voxel_volume_ml
+            except ValueError:
+                voxel_ml = float(np.prod(spacing)) / 1000.0
             # numbered by size, largest first, as Inspect, the stats and lesions.csv number them;
             # each entry holds a voxel of its lesion, not a component id: ids change when the
             # labels are edited, and Apply then refined another lesion than the one chosen
@@ -617,8 +620,13 @@ class RefineWidget(JobWidgetMixin, QWidget):
         except ValueError as exc:
             self._clear_preview()
             if not self.ct_combo.currentText() or not self.mask_combo.currentText():
-                # nothing to refine yet (an empty viewer): a hint, not an error
-                set_status(self.status, "Load a CT and segment it; the outline shows here.")
+                # nothing to refine yet (an empty viewer, or a CT not segmented): a hint
+                hint = (
+                    "Segment the CT (panel 2); the outline shows here."
+                    if self.ct_combo.currentText()
+                    else "Load a CT and segment it; the outline shows here."
+                )
+                set_status(self.status, hint)
                 self._preview_error = True  # a hint to clear once there is an outline
                 return
             set_status(self.status, str(exc), error=True)

@@ -352,16 +352,24 @@ def _model_paths(folder: str | None) -> tuple[Path | None, Path | None]:
     """``(liver_model, tumor_model)`` for a chosen folder (None → shipped default)."""
     if folder is None:
         return None, None
+    from ..errors import ModelError
     from ..models import read_metadata
 
     folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelError(
+            folder, "models folder not found" if not folder.exists() else "not a folder"
+        )
     if (folder / "metadata.json").is_file():
         meta = read_metadata(folder)
         return (folder, None) if meta.stage == "liver" else (None, folder)
     liver, tumor = folder / "liver", folder / "tumor"
+    for stage in (liver, tumor):  # said, not replaced by the shipped model without a word
+        if stage.is_symlink() and not stage.exists():
+            raise ModelError(stage, "a link to a folder that is not there")
+        if stage.exists() and not stage.is_dir():
+            raise ModelError(stage, "not a folder (a model folder holds metadata.json and weights)")
     if not liver.is_dir() and not tumor.is_dir():
-        from ..errors import ModelError
-
         raise ModelError(folder, "not a model folder: no metadata.json and no liver/ or tumor/")
     return (liver if liver.is_dir() else None, tumor if tumor.is_dir() else None)
 
@@ -443,10 +451,20 @@ def _keep_previous(viewer, name: str, ct_name: str | None = None) -> str | None:
 
 
 def _weights_stamp(folder) -> tuple:
+    """What says a model folder changed: its weights' and its metadata's times and sizes (a
+    model recalibrated in place, a new logit shift in metadata.json, is another model)."""
     if folder is None:
         return (None, None)
-    weights = Path(folder) / "model.safetensors"
-    return (str(folder), weights.stat().st_mtime_ns if weights.is_file() else None)
+
+    def stamp(path: Path):
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    folder = Path(folder)
+    return (str(folder), stamp(folder / "model.safetensors"), stamp(folder / "metadata.json"))
 
 
 def _shipped_models_present() -> bool:

@@ -29,6 +29,7 @@ from ._common import (
     CHECKING_DEVICE,
     JobWidgetMixin,
     StatusLabel,
+    is_light_theme,
     scroll_box,
     scroll_panel,
     set_status,
@@ -118,10 +119,17 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.progress_bar = QProgressBar()
         self.progress_bar.setVisible(False)
         self.figure, self.canvas, self.loss_ax, self.dice_ax = _make_plot()
-        (self.loss_line,) = self.loss_ax.plot([], [], color="#4da3ff", lw=1.2, label="loss")
-        (self.dice_line,) = self.dice_ax.plot(
-            [], [], "o-", color="#ff9f43", lw=1.2, ms=3, label="validation Dice"
-        )
+        (self.loss_line,) = self.loss_ax.plot([], [], lw=1.2, label="loss")
+        (self.dice_line,) = self.dice_ax.plot([], [], "o-", lw=1.2, ms=3, label="validation Dice")
+        self._empty_note = self.loss_ax.text(
+            0.5, 0.5, "no training yet", transform=self.loss_ax.transAxes, ha="center",
+            va="center", fontsize=8,
+        )  # fmt: skip
+        self._theme_plot()
+        try:  # the plot follows the viewer's theme (it was dark on napari's light panels)
+            self.viewer.events.theme.connect(self._theme_plot)
+        except AttributeError:  # a viewer without theme events
+            pass
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
@@ -445,6 +453,17 @@ class TrainWidget(JobWidgetMixin, QWidget):
             self._log(f"[{status}]")
 
     # ------------------------------------------------------------------ plot and log
+    def _theme_plot(self, *_) -> None:
+        try:
+            colors = _PLOT_COLORS["light" if is_light_theme(self, self.viewer) else "dark"]
+            _style_axes(self.figure, self.loss_ax, self.dice_ax, colors)
+            self.loss_line.set_color(colors["loss"])
+            self.dice_line.set_color(colors["dice"])
+            self._empty_note.set_color(colors["text"])
+            self.canvas.draw_idle()
+        except RuntimeError:  # the panel was closed: its canvas is gone
+            pass
+
     def _reset_plot(self) -> None:
         for values in self.history.values():
             values.clear()
@@ -461,6 +480,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.dice_line.set_data(h["val_step"], h["val_dice"])
         self.loss_ax.relim()
         self.loss_ax.autoscale_view()
+        self._empty_note.set_visible(not h["step"])
         if h["step"]:
             self.loss_ax.set_xlim(0, max(h["step"]) + 1)
         self.canvas.draw_idle()
@@ -550,25 +570,35 @@ def _make_plot():
     from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(4, 2.4), dpi=100, facecolor="#262930")
+    figure = Figure(figsize=(4, 2.4), dpi=100)
     canvas = FigureCanvasQTAgg(figure)
     canvas.setMinimumHeight(90)
     loss_ax = figure.add_subplot(111)
     dice_ax = loss_ax.twinx()
-    _style_axes(loss_ax, dice_ax)
+    _style_axes(figure, loss_ax, dice_ax, _PLOT_COLORS["dark"])
     figure.subplots_adjust(left=0.14, right=0.86, bottom=0.2, top=0.92)
     return figure, canvas, loss_ax, dice_ax
 
 
-def _style_axes(loss_ax, dice_ax) -> None:
+#: the plot's colours on napari's dark and light panels (lines legible on each)
+_PLOT_COLORS = {
+    "dark": {"face": "#262930", "text": "#d0d0d0", "spine": "#808080", "loss": "#4da3ff",
+             "dice": "#ff9f43"},
+    "light": {"face": "#ebe7e6", "text": "#1e1e21", "spine": "#606060", "loss": "#0b5cad",
+              "dice": "#a84a00"},
+}  # fmt: skip
+
+
+def _style_axes(figure, loss_ax, dice_ax, colors: dict) -> None:
+    figure.set_facecolor(colors["face"])
     for ax in (loss_ax, dice_ax):
-        ax.set_facecolor("#262930")
-        ax.tick_params(colors="#d0d0d0", labelsize=7)
+        ax.set_facecolor(colors["face"])
+        ax.tick_params(colors=colors["text"], labelsize=7)
         for spine in ax.spines.values():
-            spine.set_color("#808080")
-    loss_ax.set_xlabel("step", color="#d0d0d0", fontsize=8)
-    loss_ax.set_ylabel("loss", color="#4da3ff", fontsize=8)
-    dice_ax.set_ylabel("validation Dice", color="#ff9f43", fontsize=8)
+            spine.set_color(colors["spine"])
+    loss_ax.set_xlabel("step", color=colors["text"], fontsize=8)
+    loss_ax.set_ylabel("loss", color=colors["loss"], fontsize=8)
+    dice_ax.set_ylabel("validation Dice", color=colors["dice"], fontsize=8)
     dice_ax.set_ylim(0, 1)
 
 

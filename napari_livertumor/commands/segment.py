@@ -511,6 +511,8 @@ def _case_name(path: Path) -> str:
 
 
 def _safe(name: str) -> str:
+    # composed first: macOS stores é as e + a combining accent, which is no letter of its own
+    name = unicodedata.normalize("NFC", name)
     keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
     return keep or "case"
 
@@ -529,10 +531,12 @@ def _unique_sorted(cases: list[Case]) -> list[Case]:
     cases = sorted(set(cases), key=lambda c: (c.name, str(c.path)))
     taken = {key(c.name) for c in cases}
     used: set[str] = set()
+    first: dict[str, str] = {}  # the name that holds a key
     out = []
     for c in cases:
         if key(c.name) not in used:
             used.add(key(c.name))
+            first[key(c.name)] = c.name
             out.append(c)
             continue
         n = 2
@@ -540,9 +544,13 @@ def _unique_sorted(cases: list[Case]) -> list[Case]:
             n += 1
         new = f"{c.name}_{n}"
         used.add(key(new))
-        log.warning(
-            "two inputs are named %s (letter case aside): %s is written as %s", c.name, c.path, new
+        other = first[key(c.name)]
+        named = (
+            c.name
+            if other == c.name
+            else f"{other} and {c.name} (one file name on macOS and Windows)"
         )
+        log.warning("two inputs are named %s: %s is written as %s", named, c.path, new)
         out.append(Case(new, c.path))
     return sorted(out, key=lambda c: (c.name, str(c.path)))
 

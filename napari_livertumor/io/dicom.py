@@ -62,6 +62,17 @@ class SeriesInfo:
     def is_ct(self) -> bool:
         return self.is_image and self.modality == "CT"
 
+    @property
+    def label(self) -> str:
+        """How a radiologist names the series: its number and description (as a PACS viewer
+        lists them), the UID only when it has neither."""
+        parts = []
+        if self.series_number is not None:
+            parts.append(f"#{self.series_number}")
+        if self.description:
+            parts.append(f"'{self.description}'")
+        return " ".join(parts) if parts else self.uid
+
     def summary(self) -> str:
         if not self.is_image and self.multiframe and self.modality not in _NON_IMAGE_MODALITIES:
             return (
@@ -80,7 +91,7 @@ class SeriesInfo:
         acq = f" acq {self.acquisition}" if self.acquisition is not None else ""
         sp = "x".join(f"{s:.3g}" for s in self.spacing) if self.spacing else "?"
         return (
-            f"{self.modality} #{self.series_number} '{self.description}'{acq}: "
+            f"{self.modality or '(no modality)'} #{self.series_number} '{self.description}'{acq}: "
             f"{self.n_slices} slice(s), spacing {sp} mm, phase {self.phase}, uid {self.uid}"
         )
 
@@ -214,7 +225,7 @@ def read_dicom_series(
         else:
             why = "most slices, then the latest"
         warnings.append(
-            f"series {info.uid} stacks {len(siblings) + 1} acquisitions over the same stretch; "
+            f"series {info.label} stacks {len(siblings) + 1} acquisitions over the same stretch; "
             f"read AcquisitionNumber {info.acquisition} ({info.n_slices} slices; {why}), "
             f"not {numbers}"
         )
@@ -513,6 +524,14 @@ def _choose(
                 g[0].multiframe and g[0].modality not in _NON_IMAGE_MODALITIES for g in groups
             ):
                 hint = _MULTIFRAME_HINT
+            elif any(g[0].is_image for g in groups):  # MR, PET...: the models are for CT
+                kinds = sorted({g[0].modality or "no modality" for g in groups if g[0].is_image})
+                hint = (
+                    f" — only {' and '.join(kinds)} images: the models are trained on CT in "
+                    "Hounsfield units (to read one anyway, choose its series: the Load "
+                    "panel's list, or --series UID; `livertumor segment --allow-non-ct` "
+                    "segments it)"
+                )
             else:
                 hint = ""
             raise InputError(path, f"no CT image series found{hint}; found: {listing}")
@@ -553,7 +572,7 @@ def _choose(
     if not info.is_image:
         raise InputError(
             path,
-            f"series {info.uid} is not an image series (SOP class {info.sop_class_uid}, "
+            f"series {info.label} is not an image series (SOP class {info.sop_class_uid}, "
             f"modality {info.modality}); it holds no CT slices"
             + (_MULTIFRAME_HINT if info.multiframe else ""),
         )

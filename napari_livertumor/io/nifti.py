@@ -192,7 +192,9 @@ def write_nifti(
     img.header.set_data_dtype(array.dtype)
     img.header.set_xyzt_units("mm")
     sform_code, qform_code = volume.meta.get("nifti_codes") or (1, 1)
-    if (sform_code, qform_code) == (0, 0):  # as the CT's header: no orientation codes
+    if (sform_code, qform_code) == (0, 0) and np.allclose(
+        img.header.get_base_affine(), volume.affine, atol=1e-4
+    ):  # as the CT's header: no orientation codes (only on its own grid, as read)
         img.set_sform(volume.affine, code=0)
         img.set_qform(volume.affine, code=0)
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,11 @@ class ModelMetadata:
         ts = d["target_spacing"]
         if len(ts) != 3 or not all(math.isfinite(v) and v > 0 for v in ts):
             raise ValueError(f"target_spacing must be three positive sizes in mm; got {list(ts)}")
+        lo, hi = TARGET_SPACING_RANGE_MM
+        if not all(lo <= v <= hi for v in ts):  # 500 mm failed deep in torch, 0.01 mm asked 176 GB
+            raise ValueError(
+                f"target_spacing must lie between {lo:g} and {hi:g} mm (a CT grid); got {list(ts)}"
+            )
         f = d["network"].downsample_factor
         roi = d["roi_size"]
         if len(roi) != 3 or any(v < f or v % f for v in roi):
@@ -150,7 +156,38 @@ class ModelMetadata:
         if d["members"] < 1:
             raise ValueError(f"members must be >= 1, got {d['members']}")
         known = set(cls.__dataclass_fields__)
+        unknown = sorted(k for k in d if k not in known and not str(k).startswith("#"))
+        if unknown and _newer(str(d.get("version", ""))):
+            # a later release's model may rely on settings this one would silently drop
+            raise ValueError(
+                f"written by napari-livertumor {d['version']}, newer than this "
+                f"{__version__}, with settings this version does not know "
+                f"({', '.join(unknown[:5])}): update napari-livertumor to use it"
+            )
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+#: target spacings a model may ask for (mm): a CT grid, not a typo's 500 or 0.01
+TARGET_SPACING_RANGE_MM = (0.2, 20.0)
+
+
+def _newer(version: str) -> bool:
+    """Whether ``version`` (major.minor...) is a later release than this package's."""
+
+    def parts(v: str) -> tuple[int, ...]:
+        # the release numbers only: 0.1.0rc1 and 0.1.dev3 are not later than 0.1.0
+        out = []
+        for piece in v.strip().split(".")[:3]:
+            digits = re.match(r"\d+", piece)
+            if digits is None:
+                break
+            out.append(int(digits.group()))
+            if digits.group() != piece:  # a pre-release suffix ends the release part
+                break
+        return tuple(out)
+
+    theirs, ours = parts(version), parts(__version__)
+    return bool(theirs) and theirs > ours
 
 
 def _whole(v: Any, key: str) -> int:
@@ -298,7 +335,9 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
     try:
         sd = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ModelError(weights, f"corrupt or unreadable weights ({exc})") from exc
+        raise ModelError(
+            weights, f"corrupt or unreadable weights ({exc}){_pickle_hint(weights)}"
+        ) from exc
     sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
     if meta.members > 1:
         from .ensemble import MeanEnsemble
@@ -307,6 +346,7 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
     else:
         net = build_inference_network(meta.network)
         sd = trunk_state_dict(sd, meta.network)
+    _check_values(weights, net, sd)
     try:
         net.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
@@ -316,6 +356,48 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
     net.eval()
     net.to(torch.device(device))
     return LoadedModel(network=net, metadata=meta, path=folder)
+
+
+def _pickle_hint(weights: Path) -> str:
+    """A hint when unreadable weights are a PyTorch pickle (``torch.save``) renamed."""
+    try:
+        with open(weights, "rb") as fh:
+            head = fh.read(2)
+    except OSError:
+        return ""
+    if head == b"PK" or head[:1] == b"\x80":
+        return (
+            "; it looks like a PyTorch checkpoint (torch.save, a pickle), which is never loaded "
+            "here (unpickling can run code): save its state_dict with safetensors instead"
+        )
+    return ""
+
+
+def _check_values(weights: Path, net, sd: dict) -> None:
+    """Refuse weights that cannot be a trained network's: NaN or infinite values (a run that
+    diverged) or whole numbers where the network has real ones. Loaded, they gave "no liver
+    found", blaming the scan, or no tumor at all without a word."""
+    import torch
+
+    want = net.state_dict()
+    integral = [
+        k
+        for k, v in sd.items()
+        if k in want and want[k].is_floating_point() and not v.is_floating_point()
+    ]
+    if integral:
+        raise ModelError(
+            weights,
+            f"{len(integral)} tensor(s) hold whole numbers ({sd[integral[0]].dtype}, e.g. "
+            f"{integral[0]}), not weights: not a trained network's file",
+        )
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ModelError(
+            weights,
+            f"{len(bad)} tensor(s) hold NaN or infinite values (e.g. {bad[0]}): the training run "
+            "that wrote them diverged; use an earlier checkpoint (its best/ or last/ folder)",
+        )
 
 
 def _mismatch(net, sd: dict) -> str:

@@ -194,6 +194,14 @@ class TrainConfig:
             self.target_spacing = _numbers(
                 self.target_spacing, "target_spacing", float, minimum=1e-3
             )  # type: ignore[assignment]
+            from ..models.checkpoint import TARGET_SPACING_RANGE_MM
+
+            lo, hi = TARGET_SPACING_RANGE_MM
+            if not all(lo <= v <= hi for v in self.target_spacing):  # as a model file allows
+                raise ValueError(
+                    f"target_spacing values must lie between {lo:g} and {hi:g} mm, got "
+                    f"{list(self.target_spacing)}"
+                )
             self.hu_window = _numbers(self.hu_window, "hu_window", float)  # type: ignore[assignment]
         except (TypeError, ValueError) as exc:
             raise SettingsError(str(exc)) from exc
