@@ -417,3 +417,10 @@ def test_a_scan_of_another_modality_opens_with_a_warning(load_widget, qtbot, tmp
     _wait_idle(qtbot, widget)
     assert len(_layers.ct_layers(viewer)) == 1  # it opens, to look at
     assert "the scan is MR, not CT" in widget.status.text()
+    assert widget.series_table.item(0, 0).text().startswith("[MR]")  # not cut off at the end
+    # Segment says so in its own terms, before any model is loaded
+    from napari_livertumor._widgets.segment import SegmentWidget
+
+    segment = SegmentWidget(viewer)
+    segment.run_button.click()
+    assert "is MR, not CT" in segment.status.text() and not segment.busy

@@ -246,13 +246,22 @@ def test_results_of_a_panel_in_a_full_column_are_not_squashed(make_napari_viewer
         viewer.window.add_dock_widget(panels[-1], name=cls.__name__, area="right")
         qtbot.wait(200)
     qtbot.wait(300)
-    inspect = panels[3]
-    before = inspect.height()
-    scroll = inspect.findChild(PanelScroll)
-    scroll._asked = 1  # as if its results had just appeared
+    inspect, refine = panels[3], panels[2]
+    # content that grew on its own (a live preview's note): room, but never half the column
+    before = {p: p.height() for p in panels}
+    scroll = refine.findChild(PanelScroll)
+    scroll._asked = 1
     scroll._claim_room()
     qtbot.wait(300)
     column = sum(p.height() for p in panels)
+    assert before[refine] - 2 <= refine.height() < column // 3, (before[refine], refine.height())
+    # the results of a job the user started (Measure): at least a third of it
+    before = inspect.height()
+    scroll = inspect.findChild(PanelScroll)
+    scroll._asked = 1  # as if its results had just appeared
+    scroll.results_shown()
+    scroll._claim_room()
+    qtbot.wait(300)
     assert inspect.height() >= max(before, column // 3), (before, inspect.height(), column)
 
 
@@ -314,3 +323,18 @@ def test_the_status_colours_reach_text_contrast_on_both_themes():
         background = get_theme(theme).background.as_hex()
         for color in colors:
             assert _contrast(color, background) >= 4.5, (theme, color)
+
+
+def test_status_colours_follow_a_theme_change(make_napari_viewer, qtbot):
+    """A warning written in the light theme stayed dark amber on the dark one."""
+    from napari_livertumor._widgets._common import _STATUS_COLORS, set_status
+    from napari_livertumor._widgets.inspect import InspectWidget
+
+    viewer = make_napari_viewer(show=True)
+    viewer.theme = "light"
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget, area="right")
+    set_status(widget.status, "careful", warning=True)
+    assert _STATUS_COLORS["light"][1] in widget.status.styleSheet()
+    viewer.theme = "dark"
+    qtbot.waitUntil(lambda: _STATUS_COLORS["dark"][1] in widget.status.styleSheet(), timeout=5_000)

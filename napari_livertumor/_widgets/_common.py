@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
@@ -97,7 +98,12 @@ class StatusLabel(QLabel):
     def __init__(self, text: str = "") -> None:
         super().__init__("")
         self._text = ""
+        self._kind = ""  # "error", "warning" or "": its colour follows the theme
         self.setWordWrap(True)
+        # from the top left: in a short notes box, centred text showed an empty box
+        self.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        # plain text always: a message starting "<0.01" or holding "<5" is no HTML
+        self.setTextFormat(Qt.PlainText)
         self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.setMinimumWidth(60)
         self.setText(text)
@@ -111,6 +117,28 @@ class StatusLabel(QLabel):
 
     def clear(self) -> None:
         self.setText("")
+
+    def set_kind(self, kind: str) -> None:
+        """Colour the text as an ``"error"``, a ``"warning"`` or plain (``""``)."""
+        self._kind = kind
+        self._restyle()
+
+    def _restyle(self) -> None:
+        style = status_color(self, error=self._kind == "error", warning=self._kind == "warning")
+        if self.styleSheet() != style:  # (setting it sends a style change of its own)
+            self.setStyleSheet(style)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        # napari restyles its window when the theme changes: the colour follows
+        if event.type() in (QEvent.StyleChange, QEvent.PaletteChange) and self._kind:
+            QTimer.singleShot(0, self._restyle_if_alive)
+        super().changeEvent(event)
+
+    def _restyle_if_alive(self) -> None:
+        try:
+            self._restyle()
+        except RuntimeError:  # deleted meanwhile
+            pass
 
 
 def is_light_theme(widget, viewer=None) -> bool:
@@ -149,15 +177,25 @@ def set_status(label, message: str, *, error: bool = False, warning: bool = Fals
     In a panel scrolled up (a short dock), the label is scrolled into view: a refusal below
     the visible part looked like a button that did nothing."""
     try:
-        label.setStyleSheet(status_color(label, error=error, warning=warning))
+        kind = "error" if error else "warning" if warning else ""
+        if isinstance(label, StatusLabel):
+            label.set_kind(kind)
+        else:
+            label.setStyleSheet(status_color(label, error=error, warning=warning))
         label.setText(message)
-        scroll = label.parent()
-        while scroll is not None and not isinstance(scroll, QScrollArea):
-            scroll = scroll.parent()
-        if message and scroll is not None:
-            QTimer.singleShot(0, lambda: _show_in(scroll, label))
+        if message:
+            scroll_into_view(label)
     except RuntimeError:  # label already deleted
         pass
+
+
+def scroll_into_view(widget) -> None:
+    """Scroll the panel holding ``widget`` to it, once the panel is laid out."""
+    scroll = widget.parent()
+    while scroll is not None and not isinstance(scroll, QScrollArea):
+        scroll = scroll.parent()
+    if scroll is not None:
+        QTimer.singleShot(0, lambda: _show_in(scroll, widget))
 
 
 def _show_in(scroll, label) -> None:
@@ -469,6 +507,9 @@ class JobWidgetMixin:
         def result(value: Any) -> None:
             if on_result is None:
                 return
+            scroll = self.findChild(PanelScroll)
+            if scroll is not None:  # the results the user asked for may take room
+                scroll.results_shown()
             try:
                 on_result(value)
             except Exception as exc:  # showing a result must not take the app down
@@ -535,7 +576,13 @@ class PanelScroll(QScrollArea):
         self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Preferred)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self._asked = 0  # the content height room was last claimed for
+        self._results_at = float("-inf")  # when a job's results were last shown
         inner.installEventFilter(self)
+
+    def results_shown(self) -> None:
+        """A job the user started has results to show: its growth may take half the column
+        (a live preview's notes may not: they hid Segment's result behind Refine's)."""
+        self._results_at = time.monotonic()
 
     def content_height(self) -> int:
         """The height the content needs at the panel's width (wrapped labels included)."""
@@ -580,7 +627,8 @@ class PanelScroll(QScrollArea):
             # first layout (just docked) shares the column fairly: the panel docked last took
             # it all and left the others one row each
             if grew and want > self.viewport().height() + 2:
-                share_dock_column(self, first=not docked)
+                results = time.monotonic() - self._results_at < RESULTS_CLAIM_S
+                share_dock_column(self, first=not docked, results=results)
         except RuntimeError:  # deleted meanwhile
             pass
 
@@ -616,11 +664,16 @@ def _wanted_height(dock) -> int:
 USABLE_HEIGHT = 150
 
 
-def share_dock_column(panel: QWidget, first: bool = False) -> None:
+#: seconds after a job's results are shown in which the panel's growth counts as results
+RESULTS_CLAIM_S = 2.0
+
+
+def share_dock_column(panel: QWidget, first: bool = False, results: bool = False) -> None:
     """Share the height of ``panel``'s dock column out among its docks: each its preferred
     height when they all fit (the rest in proportion), else in proportion to what each wants
-    above its minimum; with ``first``, ``panel``'s dock gets its whole wish first (new
-    results). A floating dock is resized on its own."""
+    above its minimum; with ``first``, ``panel``'s dock gets its whole wish first (its
+    content grew), never less than it has, and with ``results`` (of a job the user started)
+    at least half the column. A floating dock is resized on its own."""
     dock, window = _dock_of(panel)
     if dock is None or window is None or not dock.isVisible():
         return
@@ -648,7 +701,7 @@ def share_dock_column(panel: QWidget, first: bool = False) -> None:
         keep = {d: min(want[d], max(floor[d], USABLE_HEIGHT)) for d in docks if d is not dock}
         # with many docks in the column their usable heights add up past it: the panel with
         # new results still gets at least half the column (or what it had), not its one row
-        least = max(dock.height(), total // 2)
+        least = max(dock.height(), total // 2) if results else dock.height()
         sizes[dock] = max(floor[dock], min(want[dock], max(total - sum(keep.values()), least)))
         rest = [d for d in docks if d is not dock]
     room = total - sum(sizes.values())
@@ -684,6 +737,10 @@ class NameCombo(QComboBox):
         super().__init__()
         #: its items are layer names (a rename of a layer renames its item)
         self.lists_layers = lists_layers
+        # as wide as the panel gives it, not as its longest name: a theme change re-measured
+        # the names and widened the panel (and narrowed the scan) for good
+        self.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(12)
         self._description = ""
         self.currentTextChanged.connect(self._show_name)
 

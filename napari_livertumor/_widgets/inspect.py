@@ -30,6 +30,7 @@ from ._common import (
     StatusLabel,
     clear_status_if,
     follow_layer_list,
+    scroll_into_view,
     scroll_panel,
     set_status,
 )
@@ -301,6 +302,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
             )
         else:
             set_status(self.status, f"Measured '{name}'.")
+        # the headline figures (volumes) in view, not only the status line below the tables
+        scroll_into_view(self.volume_table)
 
     # ------------------------------------------------------------------ style
     def set_class_color(self, value: int, color) -> None:

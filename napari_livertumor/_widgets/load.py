@@ -181,7 +181,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
         """Load the chosen source (and ground truth) into layers, in a worker."""
         source = self.source.currentText()
         path_text = self.path.text().strip()
-        truth_text = self.truth_path.text().strip()
+        # the sample brings its own ground truth (the field is greyed out for it)
+        truth_text = "" if source == SOURCES[2] else self.truth_path.text().strip()
         series_uid = self.selected_series_uid()
         seed = self.seed.value()
         if source != SOURCES[2] and not path_text:
@@ -258,8 +259,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
             desc = s.description or "(no description)"
             if len(patients) > 1:  # rows of two patients can look the same
                 desc = f"{s.patient_id or '?'}: {desc}"
-            if s.modality != "CT":
-                desc += f" [{s.modality}]"
+            if s.modality != "CT":  # first: a narrow column cut it off at the end
+                desc = f"[{s.modality}] {desc}"
             for c, text in enumerate([desc, str(s.n_slices), spacing, s.phase or "?"]):
                 item = QTableWidgetItem(text)
                 item.setToolTip(s.summary() if hasattr(s, "summary") else text)
@@ -316,7 +317,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
             msg += f"\n⚠ {w}"
         if truth_problem:
             msg += f"\nThe ground truth was not loaded: {truth_problem}"
-        set_status(self.status, msg, error=bool(truth_problem), warning=bool(notes))
+        read_notes = bool(volume.meta.get("warnings"))  # what the reader left out or found odd
+        set_status(self.status, msg, error=bool(truth_problem), warning=bool(notes) or read_notes)
 
     # ------------------------------------------------------------------ small slots
     def _load_clicked(self) -> None:
@@ -353,6 +355,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.seed.setEnabled(is_sample)
         self.seed.setVisible(is_sample)
         self._seed_label.setVisible(is_sample)
+        # the sample brings its own ground truth
+        self.truth_path.setEnabled(not is_sample)
+        self.truth_browse.setEnabled(not is_sample)
 
     def _browse(self) -> None:
         if self.source.currentText() == SOURCES[0]:

@@ -48,9 +48,9 @@ from ._common import (
     StatusLabel,
     follow_layer_list,
     scroll_box,
+    scroll_into_view,
     scroll_panel,
     set_status,
-    status_color,
 )
 
 if TYPE_CHECKING:
@@ -1076,8 +1076,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
         shown = list(dict.fromkeys([*self._config_notes, *cfg_notes, *self._apply_notes, *notes]))
         try:
             self.notes.setText("\n".join(f"⚠ {n}" for n in shown))
-            self.notes.setStyleSheet(status_color(self.notes, warning=True))  # the theme's
+            self.notes.set_kind("warning")  # amber of the theme
+            appeared = bool(shown) and not self.notes_box.isVisible()
             self.notes_box.setVisible(bool(shown))
+            if appeared and self.status.text():  # it pushed the status down: back in view
+                scroll_into_view(self.status)
         except RuntimeError:
             pass
 

@@ -194,6 +194,16 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         except Exception as exc:
             set_status(self.status, str(exc), error=True)
             return
+        modality = str(volume.meta.get("modality") or "CT").upper()
+        if modality != "CT":  # said in the panel's terms (the core's names a CLI flag)
+            set_status(
+                self.status,
+                f"'{layer.name}' is {modality}, not CT: the models are trained on CT in "
+                "Hounsfield units, so this panel does not segment it. (The command line's "
+                "`livertumor segment --allow-non-ct` does, for research, unvalidated.)",
+                error=True,
+            )
+            return
         ct_layer, ct_name = layer, layer.name
         # A folder retrained since (same path, new weights) must be loaded again.
         key = (
