@@ -143,3 +143,32 @@ def test_patient_ids_are_normalised():
 def test_a_folder_given_as_the_table_says_it_is_a_folder(tmp_path):
     with pytest.raises(InputError, match="is a folder"):
         read_clinical(tmp_path)
+
+
+def test_numbers_are_read_with_their_columns_decimal_mark(tmp_path):
+    """'1,234' in an English sheet was read as 1.234: an AFP a thousand times too small."""
+    rows = {
+        "TCIA_ID": ["HCC_001", "HCC_002", "HCC_003"],
+        "AFP": ["1,234", "12.5", 7],
+        "age": ["61", "55", "70"],
+    }
+    write_xlsx(tmp_path / "clinical.xlsx", pd.DataFrame(rows))
+    table = read_clinical(tmp_path / "clinical.xlsx")
+    assert table.frame["AFP"].tolist() == [1234.0, 12.5, 7.0]
+    assert any("'1,234' read with ',' as a thousands separator" in r for r in table.report)
+    # a European export: decimal commas, thousands with a point
+    europe = {"TCIA_ID": ["HCC_001", "HCC_002"], "AFP": ["1.234", "12,5"], "age": ["61", "55"]}
+    pd.DataFrame(europe).to_csv(tmp_path / "eu.csv", index=False, sep=";", encoding="cp1252")
+    assert read_clinical(tmp_path / "eu.csv").frame["AFP"].tolist() == [1234.0, 12.5]
+
+
+def test_a_notes_row_under_the_table_is_no_patient(tmp_path):
+    rows = {
+        "TCIA_ID": ["HCC_001", "HCC_002", "Note: AFP in ng/mL, measured at baseline"],
+        "AFP": [12.5, 40, None],
+        "age": [61, 55, None],
+    }
+    write_xlsx(tmp_path / "clinical.xlsx", pd.DataFrame(rows))
+    table = read_clinical(tmp_path / "clinical.xlsx")
+    assert list(table.frame.index) == ["HCC_001", "HCC_002"]
+    assert any("text in TCIA_ID and no data dropped" in r for r in table.report)

@@ -930,3 +930,19 @@ def test_a_split_file_names_patients_as_the_clinical_table_may(toy_data, tmp_pat
     split.write_text(json.dumps({"train": ["P1"], "val": [], "test": []}))
     with pytest.raises(InputError, match="no patient of its train list is in the data"):
         resolve_split(cfg, ids)
+
+
+def test_a_fine_tune_never_writes_over_the_model_it_starts_from(toy_data, tmp_path):
+    """Output = the start model's own folder replaced it after a generic 'replace?' prompt
+    (the shipped models live in such a folder)."""
+    from napari_livertumor.errors import SettingsError
+    from napari_livertumor.training.loop import check_before_writing
+
+    run_all(tiny_config(toy_data, tmp_path / "a", epochs=1, steps_per_epoch=2))
+    start = tmp_path / "a" / "liver"
+    before = (start / "model.safetensors").read_bytes()
+    for init in (start, start / "best"):
+        cfg = tiny_config(toy_data, tmp_path / "a", init_from=str(init), overwrite=True)
+        with pytest.raises(SettingsError, match="write over the model it starts from"):
+            check_before_writing(cfg)
+    assert (start / "model.safetensors").read_bytes() == before

@@ -139,3 +139,15 @@ def test_a_table_with_no_usable_column_says_why_per_column():
     frame["notes"] = "n/a"
     with pytest.raises(InputError, match=r"column 'notes' has fewer than 2 numeric values"):
         out_of_fold_weak_labels(frame, tlvr, ["notes", "TNM"])
+
+
+def test_patient_folders_named_another_way_find_their_rows():
+    """Folders renamed hcc_001 or HCC-2 trained without their weak label, unsaid."""
+    frame, tlvr = clinical_cohort()
+    renamed = {
+        (pid.lower() if i % 3 == 0 else pid.replace("_0", "-") if i % 3 == 1 else pid): v
+        for i, (pid, v) in enumerate(sorted(tlvr.items()))
+    }
+    assert set(renamed) != set(tlvr)
+    weak = out_of_fold_weak_labels(frame, renamed, ["AFP", "age"])
+    assert weak.n_without_clinical == 0 and set(weak.labels) == set(renamed)

@@ -321,3 +321,31 @@ def test_the_training_child_never_runs_the_script_napari_was_started_from(tmp_pa
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert "child ran" in out.stdout and "exit 0 True True" in out.stdout, out.stderr
     assert len(marker.read_text().split()) == 1  # the script's body ran once, in the parent
+
+
+def test_the_log_names_who_was_left_out_and_what_the_clinical_table_gave(train_widget):
+    """The panel's log said only '(1 skipped) … weak supervision on': the patient's name and
+    reason, and the table's notes, went to a log file the run deleted."""
+    _, widget = train_widget
+    widget._on_report(
+        {
+            "event": "info",
+            "n_train": 4,
+            "n_val": 1,
+            "n_skipped": 1,
+            "skipped": [["HCC_103", "no DICOM SEG"]],
+            "device": "cpu",
+            "weak": {
+                "enabled": True,
+                "n_weak_labels": 3,
+                "n_without_clinical": 1,
+                "report": ["column 'AFP' has fewer than 2 numeric values: not used"],
+            },
+        }
+    )
+    log = widget.log.toPlainText()
+    assert "left out: HCC_103: no DICOM SEG" in log
+    assert "weak labels for 3 training patients; 1 without a clinical row" in log
+    assert "clinical: column 'AFP' has fewer than 2 numeric values" in log
+    widget._on_report({"event": "note", "text": "the run already reached its 2 epochs"})
+    assert "already reached" in widget.status.text()

@@ -165,8 +165,11 @@ def summarize_data(
         return lines
     table = read_clinical(path)
     frame = table.frame
-    ids = {r.case_id for r in records}
-    matched = sorted(ids & {str(i) for i in frame.index})
+    from ..io.clinical import row_ids_for
+
+    rows_of = row_ids_for(sorted({r.case_id for r in records}), frame.index)
+    matched = sorted(rows_of.values())  # table IDs, as training matches them
+    unmatched = sorted({r.case_id for r in records} - set(rows_of))
     by_key = {str(c).strip().lower(): c for c in frame.columns}  # as training matches them
     found = {c: by_key.get(c.lower()) for c in DEFAULT_WEAK_COLUMNS}
     cols = [col for col in found.values() if col is not None]
@@ -182,6 +185,11 @@ def summarize_data(
         f"{len(cols)}/{len(DEFAULT_WEAK_COLUMNS)} weak-supervision columns found, "
         f"{len(good)} with usable values"
     )
+    if unmatched:  # named: they train without a weak label
+        shown = ", ".join(unmatched[:8]) + (
+            f" and {len(unmatched) - 8} more" if len(unmatched) > 8 else ""
+        )
+        lines.append(f"Without a clinical row (no weak term for them): {shown}")
     if cols and not good:
         lines.append("No usable clinical value: the tumor stage cannot use weak supervision.")
     empty = [c for c in cols if usable[c] == 0]

@@ -256,6 +256,13 @@ class TrainWidget(JobWidgetMixin, QWidget):
             set_status(self.status, str(exc), error=True)
             return
         stage_dir = Path(config.stage_dir)
+        try:  # before asking to replace what is there: it may be the start model itself
+            from ..training.loop import check_init_is_not_output
+
+            check_init_is_not_output(config)
+        except Exception as exc:
+            set_status(self.status, str(exc), error=True)
+            return
         can_resume = (stage_dir / "last" / "train_state.pt").is_file()
         if can_resume or (stage_dir / "model.safetensors").is_file():
             choice = self.ask_existing_run(stage_dir, can_resume)
@@ -397,6 +404,19 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 + f" ({report['n_skipped']} skipped) on {report['device']}; weak supervision "
                 + ("on" if weak.get("enabled") else f"off ({weak.get('reason', 'λ = 0')})")
             )
+            for item in report.get("skipped") or []:  # named, with the reason
+                self._log(f"  left out: {': '.join(item)}")
+            if weak.get("enabled"):
+                self._log(
+                    f"  weak labels for {weak.get('n_weak_labels', 0)} training patients"
+                    + (
+                        f"; {weak['n_without_clinical']} without a clinical row"
+                        if weak.get("n_without_clinical")
+                        else ""
+                    )
+                )
+            for line in weak.get("report") or []:
+                self._log(f"  clinical: {line}")
         elif event == "step":
             self.history["step"].append(report["step"])
             self.history["loss"].append(report["losses"]["total"])
@@ -418,6 +438,9 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 + (" (redone: the stop interrupted it)" if report.get("resumed_validation") else "")
             )
             self._redraw(force=True)
+        elif event == "note":
+            self._log(report["text"])
+            set_status(self.status, report["text"], warning=True)
         elif event == "done":
             self._log(f"done: step {report['step']}; model in {report['model']}")
         elif event == "cancelled":

@@ -113,6 +113,13 @@ def read_clinical(path: str | Path) -> ClinicalTable:
     raw = raw.loc[~empty].copy()
     raw.index = pd.Index(ids[~empty], name=ID_COLUMN)
     raw = raw.drop(columns=[id_col])
+    # a notes row under the table ("Note: AFP in ng/mL…"): an "ID" with no data is no patient
+    blank = raw.apply(lambda row: all(pd.isna(v) or str(v).strip() == "" for v in row), axis=1)
+    notes = [pid for pid, b in zip(raw.index, blank, strict=True) if b and not _looks_like_id(pid)]
+    if notes:
+        shown = ", ".join(repr(n[:40]) for n in notes[:3])
+        report.append(f"{len(notes)} row(s) with text in TCIA_ID and no data dropped ({shown})")
+        raw = raw.loc[~raw.index.isin(notes)]
     duplicated = raw.index.duplicated(keep="first")
     if duplicated.any():
         same, differ = [], []
@@ -150,7 +157,11 @@ def read_clinical(path: str | Path) -> ClinicalTable:
                 continue
             encoded[column] = numbers.astype(float)
             continue
-        result, unknown = _apply(encoder, values)
+        if encoder is _encode_number:  # the column's own decimal mark
+            result, unknown, notes = _apply_numbers(values)
+            report.extend(f"{column}: {n}" for n in notes)
+        else:
+            result, unknown = _apply(encoder, values)
         if unknown:
             shown = ", ".join(repr(u) for u in sorted(unknown)[:6])
             report.append(f"{column}: unknown value(s) {shown} treated as missing")
@@ -184,6 +195,20 @@ def normalise_id(value) -> str:
     if match:
         return f"HCC_{int(match.group(1)):03d}"
     return text
+
+
+def row_ids_for(case_ids, table_ids) -> dict[str, str]:
+    """Each patient (folder or file name) → its clinical row's ID, matched as the table's
+    IDs are read: a folder renamed ``hcc_001`` or ``HCC-1`` is the table's ``HCC_001``."""
+    rows = {str(t) for t in table_ids}
+    out = {}
+    for case in case_ids:
+        case = str(case)
+        if case in rows:
+            out[case] = case
+        elif normalise_id(case) in rows:
+            out[case] = normalise_id(case)
+    return out
 
 
 # --------------------------------------------------------------------------- encoders
@@ -257,6 +282,67 @@ def _encode_number(value) -> float | None:
     except ValueError:
         return None
     return number if np.isfinite(number) else None
+
+
+_THOUSANDS = {
+    ",": re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?"),
+    ".": re.compile(r"\d{1,3}(\.\d{3})+(,\d+)?"),
+}
+
+
+def _decimal_mark(texts: list[str]) -> str:
+    """The column's decimal mark, from its values written as text: ``","`` when one has a
+    comma that cannot be a thousands separator (``12,5``) or both marks with the comma last
+    (``1.234,5``); else ``"."``."""
+    for t in texts:
+        if "," in t and "." in t:
+            return "," if t.rfind(",") > t.rfind(".") else "."
+        if re.fullmatch(r"[-+]?\d+,\d+", t) and not _THOUSANDS[","].fullmatch(t.lstrip("+-")):
+            return ","
+    return "."
+
+
+def _apply_numbers(values: pd.Series) -> tuple[pd.Series, set[str], list[str]]:
+    """Numbers, with the column's decimal mark: ``"1,234"`` in a column whose decimals are
+    points (an English sheet) is 1234, not 1.234 (an AFP read a thousand times too small);
+    ``"1.234"`` beside ``"12,5"`` (a European sheet) is 1234. Thousands read so are said."""
+    texts = [str(v).strip() for v in values if isinstance(v, str) and str(v).strip()]
+    mark = _decimal_mark(texts)
+    sep = "." if mark == "," else ","
+    unknown: set[str] = set()
+    grouped: list[str] = []
+    out = []
+    for v in values:
+        if pd.isna(v) or str(v).strip() == "":
+            out.append(np.nan)
+            continue
+        if not isinstance(v, str):  # a number cell
+            code = _encode_number(v)
+        else:
+            text = v.strip()
+            if _THOUSANDS[sep].fullmatch(text.lstrip("+-")):
+                grouped.append(text)
+                text = text.replace(sep, "")
+            code = _encode_number(text.replace(mark, ".") if mark == "," else text)
+        if code is None:
+            unknown.add(str(v).strip())
+            out.append(np.nan)
+        else:
+            out.append(code)
+    notes = []
+    if grouped:
+        shown = ", ".join(repr(g) for g in grouped[:4])
+        notes.append(
+            f"{shown} read with '{sep}' as a thousands separator (the column's decimal mark is "
+            f"'{mark}'); check the values if that is wrong"
+        )
+    return pd.Series(out, index=values.index, dtype=float), unknown, notes
+
+
+def _looks_like_id(value: str) -> bool:
+    """A patient ID: short, no sentence (a notes row's text is not one)."""
+    text = str(value).strip()
+    return bool(re.fullmatch(r"[\w\-. ]{1,32}", text)) and len(text.split()) <= 3
 
 
 def _encoder_for(column: str):

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import Cancelled, InputError, LiverTumorError
+from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
 from ..fileio import check_writable_folder
 from ..models import ModelMetadata, build_training_network, save_model
 from ..progress import Reporter
@@ -73,6 +73,20 @@ def check_weak_table(cfg: TrainConfig) -> None:
     check_weak_inputs(path, cfg.weak_columns, [r.case_id for r in index_cases(cfg.data)])
 
 
+def check_init_is_not_output(cfg: TrainConfig) -> None:
+    """Refuse a fine-tune written into the model it starts from (or a folder inside it):
+    replacing it would lose the start model, and the shipped models live in such a folder."""
+    if not cfg.init_from:
+        return
+    init = Path(cfg.init_from).resolve()
+    stage_dir = Path(cfg.stage_dir).resolve()
+    if init == stage_dir or stage_dir in init.parents:
+        raise SettingsError(
+            f"{stage_dir}: the fine-tune would write over the model it starts from ({init}); "
+            "choose another output folder"
+        )
+
+
 def check_before_writing(cfg: TrainConfig) -> None:
     """Refuse a run that would silently replace work, before anything is written.
 
@@ -83,6 +97,7 @@ def check_before_writing(cfg: TrainConfig) -> None:
     from ..models import load_model
 
     stage_dir = Path(cfg.stage_dir)
+    check_init_is_not_output(cfg)
     if cfg.clinical and cfg.stage == "tumor" and cfg.weak_lambda > 0:
         # found now, not after the liver stage has trained for hours (--stage both)
         clinical = Path(cfg.clinical)
@@ -375,6 +390,8 @@ class _Run:
             "n_val": len(data["val"]),
             "n_test": len(data["split"].get("test") or []),  # held out for `evaluate`
             "n_skipped": len(data["skipped"]),
+            # who and why: the panel's log is all a GUI user sees of the run
+            "skipped": [list(map(str, item)) for item in data["skipped"]][:50],
             "weak": weak_summary,
             "device": str(self.device),
             "world_size": self.world,
@@ -399,6 +416,15 @@ class _Run:
         self.meta_base = {"data": self._data_summary(data), "weak": weak_summary}
         t_start = time.perf_counter() - state["elapsed_s"]
         self.t_start = t_start
+        if cfg.resume and state["step"] >= total_steps:
+            log.warning(
+                "the run already reached its %d epochs (step %d): nothing to train; raise the "
+                "epochs to train on",
+                cfg.epochs,
+                state["step"],
+            )
+            yield {"event": "note", "text": f"the run already reached its {cfg.epochs} epochs "
+                   f"(step {state['step']}): nothing to train; raise Epochs to train on"}  # fmt: skip
         if cfg.resume and cfg.max_minutes and state["elapsed_s"] >= 60 * cfg.max_minutes:
             log.warning(
                 "the run has already trained %.1f min and --max-minutes %g counts the whole run "

@@ -75,10 +75,12 @@ def check_weak_inputs(path: str | Path, columns, case_ids) -> None:
     """Refuse now what :func:`out_of_fold_weak_labels` would refuse after hours of training:
     a clinical table none of whose rows is a patient of the data, or none of whose columns is
     one asked for (``--stage both`` trains the liver first)."""
+    from ..io.clinical import row_ids_for
+
     frame = load_clinical_frame(path)
     index = {str(i) for i in frame.index}
     ids = sorted(case_ids)
-    if ids and not index & set(ids):
+    if ids and not row_ids_for(ids, index):
         raise InputError(
             path,
             f"no clinical row matches any of the {len(ids)} patients of the data (e.g. "
@@ -128,10 +130,20 @@ def out_of_fold_weak_labels(
     """
     import pandas as pd
 
+    from ..io.clinical import row_ids_for
+
     report: list[str] = []
     index = frame.index.astype(str)
     frame = frame.copy()
     frame.index = index
+    # a patient folder renamed hcc_001 or HCC-1 takes the table's HCC_001 row
+    rows = row_ids_for(sorted(tlvr), frame.index)
+    alias: dict[str, str] = {}
+    for pid, row in rows.items():  # a row another patient holds by its exact name stays its
+        if row != pid and row not in tlvr and row not in alias:
+            alias[row] = pid
+    if alias:
+        frame = frame.rename(index=alias)
     matched = [pid for pid in sorted(tlvr) if pid in frame.index]
     n_missing = len(tlvr) - len(matched)
     if not matched:
