@@ -114,8 +114,11 @@ def read_clinical(path: str | Path) -> ClinicalTable:
     raw.index = pd.Index(ids[~empty], name=ID_COLUMN)
     raw = raw.drop(columns=[id_col])
     # a notes row under the table ("Note: AFP in ng/mL…"): an "ID" with no data is no patient
-    blank = raw.apply(lambda row: all(pd.isna(v) or str(v).strip() == "" for v in row), axis=1)
-    notes = [pid for pid, b in zip(raw.index, blank, strict=True) if b and not _looks_like_id(pid)]
+    notes = [
+        pid
+        for pid, (_, row) in zip(raw.index, raw.iterrows(), strict=True)
+        if all(pd.isna(v) or str(v).strip() == "" for v in row) and not _looks_like_id(pid)
+    ]
     if notes:
         shown = ", ".join(repr(n[:40]) for n in notes[:3])
         report.append(f"{len(notes)} row(s) with text in TCIA_ID and no data dropped ({shown})")
