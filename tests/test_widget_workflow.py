@@ -285,6 +285,42 @@ def test_a_long_path_in_a_status_never_widens_the_panel(make_napari_viewer, qtbo
     assert f"{uid}/{uid}.nii.gz" in load.status.text()  # no hidden break points in the text
 
 
+def test_a_status_can_be_selected_and_copied_without_its_break_points(make_napari_viewer, qtbot):
+    """A path or UID in a message is something to paste elsewhere: the status is selectable,
+    and what is copied is the message as written, not its display with hidden break points."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtGui import QKeySequence
+    from qtpy.QtWidgets import QApplication
+
+    from napari_livertumor._widgets._common import _ZWSP
+    from napari_livertumor._widgets.load import LoadWidget
+
+    viewer = make_napari_viewer(show=True)
+    load = LoadWidget(viewer)
+    viewer.window.add_dock_widget(load, area="right")
+    path = (
+        "/data/PACS_export/HCC_017/1.3.6.1.4.1.14519.5.2.1.1706.8374.6432496778283060083/ct.nii.gz"
+    )
+    load.status.setText(f"{path}: not found")
+    assert load.status.textInteractionFlags() & Qt.TextSelectableByMouse
+    assert _ZWSP in _shown_text(load.status)  # the display does have break points
+    clipboard = QApplication.clipboard()
+    clipboard.setText("")
+    load.status.setSelection(0, len(_shown_text(load.status)))
+    qtbot.keySequence(load.status, QKeySequence.Copy)
+    assert clipboard.text() == f"{path}: not found"
+    load.status.setSelection(0, 0)
+    assert load.status.copy_text() == f"{path}: not found"  # nothing selected: the message
+    assert clipboard.text() == f"{path}: not found"
+
+
+def _shown_text(label) -> str:
+    """What the label shows (StatusLabel.text() gives the message as written)."""
+    from qtpy.QtWidgets import QLabel
+
+    return QLabel.text(label)
+
+
 def test_warnings_and_errors_are_legible_in_the_light_theme(make_napari_viewer):
     """The dark theme's amber and red measured 1.6:1 and 2.3:1 on napari's light panels."""
     from napari_livertumor._widgets._common import _STATUS_COLORS, set_status

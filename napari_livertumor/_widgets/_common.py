@@ -93,6 +93,8 @@ class StatusLabel(QLabel):
 
     Long runs without spaces get invisible break points for display (:func:`breakable`);
     :meth:`text` gives the message as it was set. Its width is what the panel gives it.
+    The text can be selected with the mouse and copied (Ctrl+C or the right-click menu, which
+    also copies the whole message): a copied path or UID comes without the break points.
     """
 
     def __init__(self, text: str = "") -> None:
@@ -106,6 +108,8 @@ class StatusLabel(QLabel):
         self.setTextFormat(Qt.PlainText)
         self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.setMinimumWidth(60)
+        # a path or a DICOM UID in a message is something to paste into a terminal or a ticket
+        self.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.setText(text)
 
     def setText(self, text: str) -> None:  # noqa: N802 (Qt name)
@@ -117,6 +121,40 @@ class StatusLabel(QLabel):
 
     def clear(self) -> None:
         self.setText("")
+
+    def selected_text(self) -> str:
+        """The selected part of the message, without the display's break points."""
+        return self.selectedText().replace(_ZWSP, "")
+
+    def copy_text(self, whole: bool = False) -> str:
+        """Put the selection (or, with ``whole`` or nothing selected, the message) on the
+        clipboard; returns what was copied."""
+        from qtpy.QtWidgets import QApplication
+
+        text = self._text if whole or not self.hasSelectedText() else self.selected_text()
+        QApplication.clipboard().setText(text)
+        return text
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        from qtpy.QtGui import QKeySequence
+
+        if event.matches(QKeySequence.Copy) and self.hasSelectedText():
+            self.copy_text()  # Qt's own copy would keep the zero-width break points
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        from qtpy.QtWidgets import QMenu
+
+        menu = QMenu(self)
+        copy = menu.addAction("Copy")
+        copy.setEnabled(self.hasSelectedText())
+        copy.triggered.connect(lambda: self.copy_text())
+        whole = menu.addAction("Copy message")
+        whole.setEnabled(bool(self._text))
+        whole.triggered.connect(lambda: self.copy_text(whole=True))
+        menu.exec_(event.globalPos())
 
     def set_kind(self, kind: str) -> None:
         """Colour the text as an ``"error"``, a ``"warning"`` or plain (``""``)."""
