@@ -88,7 +88,7 @@ def main(argv=None) -> int:
                 s = validate(net, [case], cfg, resolve_device("cpu"))
                 if s["val_dice_tumor"] is not None:
                     per_case.append(s["val_dice_tumor"])
-            info = reports[0]["weak"]
+            info = next(r for r in reports if r["event"] == "info")["weak"]
             row = {
                 "seed": seed,
                 "lambda": lam,

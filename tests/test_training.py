@@ -50,7 +50,8 @@ def tiny_config(data, out, stage="liver", **kw):
 
 
 def run_all(config, **kw):
-    return list(train(config, **kw))
+    """The run's reports, without the data preparation's progress (see its own test)."""
+    return [r for r in train(config, **kw) if r["event"] != "prepare"]
 
 
 def test_a_few_steps_lower_the_loss(toy_data, tmp_path):
@@ -391,7 +392,7 @@ def test_stop_is_heard_while_preparing_data_and_before_an_epochs_validation(toy_
     """Stop during data preparation ends the run with nothing written (no untrained last/);
     Stop during an epoch's last step skips that epoch's validation."""
     cfg = tiny_config(toy_data, tmp_path / "a", cache_dir=str(tmp_path / "fresh_cache"))
-    reports = list(train(cfg, should_cancel=lambda: True))
+    reports = run_all(cfg, should_cancel=lambda: True)
     assert [r["event"] for r in reports] == ["cancelled"] and reports[0]["last"] is None
     assert not (tmp_path / "a" / "liver" / "last").exists()
 
@@ -403,9 +404,39 @@ def test_stop_is_heard_while_preparing_data_and_before_an_epochs_validation(toy_
     events = []
     for r in train(tiny_config(toy_data, tmp_path / "b"), should_cancel=stop_in_last_step):
         steps += r["event"] == "step"
-        events.append(r["event"])
+        if r["event"] != "prepare":
+            events.append(r["event"])
     assert events == ["info", "step", "step", "step", "cancelled"]  # no epoch/validation
     assert (tmp_path / "b" / "liver" / "last" / "train_state.pt").is_file()
+
+
+def test_the_data_preparation_reports_its_progress_and_stops_with_the_run(toy_data, tmp_path):
+    """Reading and resampling many patients' CT comes before the first step: it is reported
+    patient by patient (the panel and the console said nothing for many minutes), and a run
+    closed meanwhile (Ctrl-C) leaves no preparing thread behind."""
+    import threading
+
+    from napari_livertumor.training.cli_report import format_report
+
+    cfg = tiny_config(toy_data, tmp_path / "a", cache_dir=str(tmp_path / "cache"), epochs=1)
+    reports = list(train(cfg))
+    prep = [r for r in reports if r["event"] == "prepare"]
+    first_other = next(i for i, r in enumerate(reports) if r["event"] != "prepare")
+    assert reports[first_other]["event"] == "info" and len(prep) == first_other
+    info = reports[first_other]
+    n = info["n_train"] + info["n_val"]
+    assert [(r["done"], r["total"]) for r in prep if r["phase"] == "prepare"] == [
+        (i, n) for i in range(n + 1)
+    ]
+    assert all(r["case"].startswith("HCC_") for r in prep[:-1]) and prep[-1]["case"] is None
+    lines = [format_report(r) for r in prep]
+    assert lines[0] == f"[liver] preparing patient 1/{n} ({prep[0]['case']})"
+    assert lines[-1] == f"[liver] data ready ({n} patients)"
+
+    run = train(tiny_config(toy_data, tmp_path / "b", cache_dir=str(tmp_path / "fresh")))
+    assert next(run)["event"] == "prepare"
+    run.close()  # what Ctrl-C does to the generator
+    assert not [t for t in threading.enumerate() if t.name == "livertumor-prepare"]
 
 
 def test_a_data_folder_without_labels_is_refused_clearly(tmp_path):

@@ -88,6 +88,10 @@ def test_train_two_steps_responsively_then_offer_the_model_in_segment(
     stall = beat.stop()
     assert widget.history["step"] == [1, 2]
     assert stall < 500, beat.summary()  # the window never froze for half a second
+    # the data preparation before the first step is shown, patient by patient
+    log = widget.log.toPlainText()
+    assert "preparing 3 patients (read once, then cached)" in log, log  # 1 held out
+    assert log.index("preparing 3 patients") < log.index("training / ")
     assert (tmp_path / "models" / "liver" / "metadata.json").is_file()
     assert "can be chosen in Segment" in widget.status.text()
 
@@ -349,3 +353,18 @@ def test_the_log_names_who_was_left_out_and_what_the_clinical_table_gave(train_w
     assert "clinical: column 'AFP' has fewer than 2 numeric values" in log
     widget._on_report({"event": "note", "text": "the run already reached its 2 epochs"})
     assert "already reached" in widget.status.text()
+
+
+def test_the_progress_bar_follows_the_data_preparation(train_widget):
+    """Reading and resampling 100 patients takes many minutes before the first step; the
+    bar said "Training the tumor model…" at 0 all that time."""
+    _, widget = train_widget
+    report = {"event": "prepare", "stage": "tumor", "phase": "index", "case": None}
+    widget._on_report({**report, "done": 0, "total": 105})
+    assert "reading 105 patient folders" in widget.log.toPlainText()
+    widget._on_report({**report, "phase": "prepare", "done": 0, "total": 98, "case": "HCC_001"})
+    widget._on_report({**report, "phase": "prepare", "done": 41, "total": 98, "case": "HCC_042"})
+    bar = widget.progress_bar
+    assert (bar.value(), bar.maximum()) == (41, 98)
+    assert bar.format() == "preparing patient %v / %m (HCC_042)"
+    assert "preparing 98 patients" in widget.log.toPlainText()

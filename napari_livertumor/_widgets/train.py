@@ -417,6 +417,21 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 )
             for line in weak.get("report") or []:
                 self._log(f"  clinical: {line}")
+        elif event == "prepare":  # before the first step, which can be many minutes away
+            done, total = report["done"], report["total"]
+            index = report["phase"] == "index"
+            if done == 0:
+                self._log(
+                    f"reading {total} patient folders"
+                    if index
+                    else f"preparing {total} patients (read once, then cached)"
+                )
+            self.progress_bar.setMaximum(max(total, 1))
+            self.progress_bar.setValue(done)
+            case = f" ({report['case']})" if report.get("case") else ""
+            self.progress_bar.setFormat(
+                "reading patient folders %v / %m" if index else f"preparing patient %v / %m{case}"
+            )
         elif event == "step":
             self.history["step"].append(report["step"])
             self.history["loss"].append(report["losses"]["total"])

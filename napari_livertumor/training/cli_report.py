@@ -32,6 +32,17 @@ def format_report(r: dict[str, Any]) -> str | None:
             f"train_loss={'-' if loss is None else f'{loss:.4f}'} {vals}{best} "
             f"elapsed {r['seconds'] / 60:.1f} min"
         )
+    if ev == "prepare":  # before the first step: every 10th patient, and the end
+        done, total = r["done"], r["total"]
+        if r["phase"] == "index":
+            if done == 0:
+                return f"[{r['stage']}] reading {total} patient folders"
+            return None
+        if done == total:
+            return f"[{r['stage']}] data ready ({total} patients)"
+        if done % 10 == 0:
+            return f"[{r['stage']}] preparing patient {done + 1}/{total} ({r['case']})"
+        return None
     if ev == "info":
         return f"[{r['stage']}] " + json.dumps(
             {k: v for k, v in r.items() if k not in ("event", "stage")}

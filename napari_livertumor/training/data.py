@@ -645,6 +645,7 @@ def load_or_prepare(
     cache_dir: str | Path,
     *,
     should_cancel=None,
+    progress=None,
 ) -> tuple[list[dict[str, PreparedCase]], list[tuple[str, str]]]:
     """Prepare every case for every parameter set, reading each source at most once.
 
@@ -652,13 +653,17 @@ def load_or_prepare(
     ``(case_id, reason)`` for each patient that could not be used (logged).
     ``should_cancel()`` returning True between patients raises
     :class:`~napari_livertumor.errors.Cancelled` (what was cached stays cached).
+    ``progress(done, total, case_id)`` is called before each patient, and with
+    ``(total, total, None)`` at the end: reading and resampling a patient's CT takes seconds.
     """
     cache_dir = Path(cache_dir)
     prepared: list[dict[str, PreparedCase]] = [{} for _ in params_list]
     skipped: list[tuple[str, str]] = []
-    for rec in records:
+    for done, rec in enumerate(records):
         if should_cancel is not None and should_cancel():
             raise Cancelled("stopped while preparing the data")
+        if progress is not None:
+            progress(done, len(records), rec.case_id)
         keys = [cache_key(rec, p) for p in params_list]
         paths = [
             cache_dir / p["stage"] / f"{rec.case_id}-{k}.npz"
@@ -694,6 +699,8 @@ def load_or_prepare(
             skipped.append((rec.case_id, reason))
             for d in prepared:
                 d.pop(rec.case_id, None)
+    if progress is not None:
+        progress(len(records), len(records), None)
     return prepared, skipped
 
 

@@ -272,11 +272,18 @@ class _Run:
         self.split_out: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ setup
-    def _prepare_data(self) -> dict[str, Any]:
+    def _prepare_data(self, progress=None) -> dict[str, Any]:
+        """Index, split and preprocess the patients. ``progress(phase, done, total, case)``
+        (phase ``"index"`` or ``"prepare"``) is told how far it got."""
         cfg = self.config
         index_skips: list = []
+
+        def indexed(_what, done, total):
+            if progress is not None:
+                progress("index", done, total, None)
+
         records = index_cases(
-            cfg.data, skipped=index_skips, reporter=Reporter(None, self.should_cancel)
+            cfg.data, skipped=index_skips, reporter=Reporter(indexed, self.should_cancel)
         )
         ids = [r.case_id for r in records]
         split = resolve_split(cfg, ids)
@@ -286,7 +293,13 @@ class _Run:
         params = preprocess_params(cfg)
         if self.is_main:
             prepared, skipped = load_or_prepare(
-                use, [params], cache, should_cancel=self.should_cancel
+                use,
+                [params],
+                cache,
+                should_cancel=self.should_cancel,
+                progress=None
+                if progress is None
+                else (lambda done, total, case: progress("prepare", done, total, case)),
             )
         if self.distributed:
             self.torch.distributed.barrier()  # rank 0 filled the cache; the others read it
@@ -339,6 +352,60 @@ class _Run:
             "n_cases": len(records),
         }
 
+    def _prepare_data_reporting(self) -> Iterator[dict[str, Any]]:
+        """:meth:`_prepare_data`, yielding ``event="prepare"`` reports while it works
+        (``phase`` "index" or "prepare", ``done``, ``total``, ``case``); returns its data.
+
+        Reading and resampling 100 patients' CT takes many minutes before the first step: the
+        panel and the console said nothing meanwhile. The work runs in a thread so that this
+        generator can report it; Ctrl-C (or SIGTERM) stops it between patients.
+        """
+        import queue
+        import threading
+
+        if self.distributed:  # the ranks meet at a barrier inside: no thread there
+            return self._prepare_data()
+        reports: queue.Queue = queue.Queue()
+        stop = threading.Event()
+        outcome: dict[str, Any] = {}
+        asked = self.should_cancel
+
+        def cancel() -> bool:
+            return stop.is_set() or (asked is not None and bool(asked()))
+
+        def work() -> None:
+            try:
+                outcome["data"] = self._prepare_data(
+                    lambda phase, done, total, case: reports.put((phase, done, total, case))
+                )
+            except BaseException as exc:  # given to the generator's thread
+                outcome["error"] = exc
+
+        self.should_cancel = cancel
+        worker = threading.Thread(target=work, name="livertumor-prepare", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive() or not reports.empty():
+                try:
+                    phase, done, total, case = reports.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                yield {
+                    "event": "prepare",
+                    "stage": self.config.stage,
+                    "phase": phase,
+                    "done": done,
+                    "total": total,
+                    "case": case,
+                }
+        finally:  # also on Ctrl-C or a closed generator: the thread stops between patients
+            stop.set()
+            worker.join()
+            self.should_cancel = asked
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["data"]
+
     def _weak_labels(self, train_cases) -> tuple[dict[str, float], dict[str, Any]]:
         cfg = self.config
         if cfg.stage != "tumor" or cfg.weak_lambda <= 0:
@@ -378,7 +445,7 @@ class _Run:
         seed_everything(cfg.seed)
         self.should_cancel = should_cancel
         try:
-            data = self._prepare_data()
+            data = yield from self._prepare_data_reporting()
         except Cancelled:  # stopped while the data was being prepared: nothing to save
             yield {"event": "cancelled", "stage": cfg.stage, "step": 0, "last": None}
             return
