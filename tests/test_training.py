@@ -523,6 +523,7 @@ def test_the_cli_trains_both_stages_from_a_recipe(toy_data, tmp_path, capsys, ca
     assert len(warned) == 1, [r.message for r in warned]
     out = capsys.readouterr().out
     assert "training the liver model" in out and "training the tumor model" in out
+    assert "   preparing patient 1/4 (HCC_" in out and "   data ready (4 patients)" in out
     assert read_metadata(tmp_path / "m" / "liver").stage == "liver"
     assert read_metadata(tmp_path / "m" / "tumor").training["config"]["weak_lambda"] == 0.2
 

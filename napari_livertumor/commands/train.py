@@ -179,6 +179,14 @@ def run(args) -> int:
         return _train_here(configs)
 
 
+def _print_preparing(done: int, total: int, case: str | None) -> None:
+    """Every 10th patient of the preprocessing, and its end (a CT takes seconds to read)."""
+    if case is None:
+        print(f"   data ready ({total} patients)", flush=True)
+    elif done % 10 == 0:
+        print(f"   preparing patient {done + 1}/{total} ({case})", flush=True)
+
+
 def _train_here(configs) -> int:
     from ..errors import LiverTumorError
     from ..training.cli_report import print_reports
@@ -188,7 +196,7 @@ def _train_here(configs) -> int:
     with sigterm_as_interrupt():
         if len(configs) > 1:
             print("== preprocessing (each CT is read once for both stages)", flush=True)
-            warm_cache(configs)
+            warm_cache(configs, progress=_print_preparing)
         done: list = []
         for cfg in configs:
             print(f"== training the {cfg.stage} model -> {cfg.stage_dir}", flush=True)

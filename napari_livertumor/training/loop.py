@@ -1025,10 +1025,11 @@ def resolve_split(cfg: TrainConfig, ids: list[str]) -> dict[str, Any]:
     )
 
 
-def warm_cache(configs: list[TrainConfig]) -> list[tuple[str, str]]:
+def warm_cache(configs: list[TrainConfig], progress=None) -> list[tuple[str, str]]:
     """Preprocess every training/validation case for all ``configs`` reading each source once.
 
     Training both stages otherwise reads every CT twice (once per stage). Returns skipped cases.
+    ``progress(done, total, case_id)`` as in :func:`~.data.load_or_prepare`.
     """
     cfg = configs[0]
     records = index_cases(cfg.data)
@@ -1036,7 +1037,10 @@ def warm_cache(configs: list[TrainConfig]) -> list[tuple[str, str]]:
     wanted = set(split["train"]) | set(split["val"])
     cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.out) / ".cache"
     _, skipped = load_or_prepare(
-        [r for r in records if r.case_id in wanted], [preprocess_params(c) for c in configs], cache
+        [r for r in records if r.case_id in wanted],
+        [preprocess_params(c) for c in configs],
+        cache,
+        progress=progress,
     )
     return skipped
 
