@@ -439,6 +439,45 @@ def test_the_data_preparation_reports_its_progress_and_stops_with_the_run(toy_da
     assert not [t for t in threading.enumerate() if t.name == "livertumor-prepare"]
 
 
+def test_a_tumor_free_validation_set_is_said_not_scored_zero(toy_data, tmp_path, caplog):
+    """With no tumor in any validation patient, the 'validation Dice 0.000 (best so far)' of
+    every epoch was a convention, not a measurement: it is said once, and shown as none."""
+    import shutil
+
+    import nibabel as nib
+
+    from napari_livertumor.training.cli_report import format_report
+
+    data = tmp_path / "data"
+    shutil.copytree(toy_data, data)
+    path = data / "labelsTr" / "HCC_002.nii.gz"
+    img = nib.load(path)
+    labels = np.asarray(img.dataobj).copy()
+    assert (labels == 2).any()
+    labels[labels == 2] = 1  # this patient's tumor becomes liver
+    nib.save(nib.Nifti1Image(labels, img.affine, img.header), path)
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["HCC_001", "HCC_003", "HCC_004"], "val": ["HCC_002"],
+                                 "test": ["HCC_005", "HCC_006"]}))  # fmt: skip
+    cfg = tiny_config(data, tmp_path / "out", stage="tumor", split_file=str(split),
+                      cache_dir=str(tmp_path / "cache"), weak_lambda=0.0)  # fmt: skip
+    with caplog.at_level("WARNING"):
+        reports = run_all(cfg)
+    [note] = [r for r in reports if r["event"] == "note"]
+    assert "none of the 1 validation patients has a tumor" in note["text"]
+    assert "last weights, not the best validated" in note["text"] and note["text"] in caplog.text
+    epochs = [r for r in reports if r["event"] == "epoch"]
+    assert len(epochs) == 2 and all(r["val_dice"] is None for r in epochs)
+    assert all(r["val"]["n_val_with_class"] == 0 for r in epochs)
+    assert "validation not measured" in format_report(epochs[-1])
+    assert reports[-1]["event"] == "done" and reports[-1]["best_val_dice"] is None
+    # a validation set with a tumor is measured as before
+    measured = run_all(tiny_config(toy_data, tmp_path / "ok", stage="tumor", epochs=1))
+    [epoch] = [r for r in measured if r["event"] == "epoch"]
+    assert epoch["val"]["n_val_with_class"] >= 1 and epoch["val_dice"] == epoch["val"]["score"]
+    assert not [r for r in measured if r["event"] == "note"]
+
+
 def test_a_data_folder_without_labels_is_refused_clearly(tmp_path):
     (tmp_path / "imagesTr").mkdir()
     with pytest.raises(InputError, match="labelsTr"):

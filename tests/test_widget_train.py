@@ -355,6 +355,17 @@ def test_the_log_names_who_was_left_out_and_what_the_clinical_table_gave(train_w
     assert "already reached" in widget.status.text()
 
 
+def test_an_unmeasured_validation_is_not_logged_as_a_dice_of_zero(train_widget):
+    _, widget = train_widget
+    widget._on_report(
+        {"event": "epoch", "epoch": 0, "step": 3, "train_loss": 0.5, "val_dice": None,
+         "val": {"score": 0.0, "n_val_with_class": 0}, "saved_best": True}
+    )  # fmt: skip
+    log = widget.log.toPlainText()
+    assert "epoch 1: loss 0.5000 (not measured: saved as the latest weights)" in log
+    assert "Dice" not in log and widget.history["val_dice"] == []
+
+
 def test_the_progress_bar_follows_the_data_preparation(train_widget):
     """Reading and resampling 100 patients takes many minutes before the first step; the
     bar said "Training the tumor model…" at 0 all that time."""

@@ -449,7 +449,13 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 f"epoch {report['epoch'] + 1}: loss "
                 + (f"{loss:.4f}" if loss is not None else "–")
                 + (f", validation Dice {dice:.3f}" if dice is not None else "")
-                + (" (best so far, saved)" if report.get("saved_best") else "")
+                + (
+                    ""
+                    if not report.get("saved_best")
+                    else " (best so far, saved)"
+                    if dice is not None
+                    else " (not measured: saved as the latest weights)"
+                )
                 + (" (redone: the stop interrupted it)" if report.get("resumed_validation") else "")
             )
             self._redraw(force=True)

@@ -23,6 +23,8 @@ def format_report(r: dict[str, Any]) -> str | None:
     if ev == "epoch":
         val = r.get("val") or {}
         vals = " ".join(f"{k}={v:.4f}" for k, v in val.items() if isinstance(v, float))
+        if val.get("n_val_with_class") == 0:  # a Dice of 0 by convention, not a measurement
+            vals = "validation not measured (no validation patient has the class)"
         best = " (best, saved)" if r.get("saved_best") else ""
         if r.get("resumed_validation"):
             best += " (the validation the stop interrupted)"

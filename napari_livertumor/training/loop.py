@@ -270,6 +270,7 @@ class _Run:
         self.torch = torch
         self.should_cancel: Callable[[], bool] | None = None
         self.split_out: dict[str, Any] = {}
+        self.unmeasured = False  # no validation patient has the stage's class
 
     # ------------------------------------------------------------------ setup
     def _prepare_data(self, progress=None) -> dict[str, Any]:
@@ -463,6 +464,11 @@ class _Run:
             "device": str(self.device),
             "world_size": self.world,
         }
+        unmeasurable = _validation_without_the_class(data["val"], cfg)
+        self.unmeasured = bool(unmeasurable)
+        if unmeasurable and self.is_main:
+            log.warning("%s", unmeasurable)
+            yield {"event": "note", "text": unmeasurable}
         torch.manual_seed(cfg.seed)
         net = build_training_network(cfg.network, cfg.roi_size).to(self.device)
         opt = _optimizer(net, cfg)
@@ -576,7 +582,7 @@ class _Run:
                                   "seconds": state["elapsed_s"]}  # fmt: skip
                         self._validate_into(report, data)
                         self._save_last(reason="validation")
-                        report["val_dice"] = report.get("val", {}).get("score")
+                        report["val_dice"] = _measured_score(report.get("val"))
                         yield report
                     break
                 report = self._end_of_epoch(epoch, step, total_steps, epoch_losses, data)
@@ -604,7 +610,7 @@ class _Run:
             "event": "done",
             "stage": cfg.stage,
             "step": step,
-            "best_val_dice": state["best"] if state["best"] >= 0 else None,
+            "best_val_dice": state["best"] if state["best"] >= 0 and not self.unmeasured else None,
             "model": str(self.stage_dir),
             "minutes": state["elapsed_s"] / 60,
             "weights_digest": weights_digest(net),
@@ -674,7 +680,7 @@ class _Run:
         if self._validation_due(epoch, step >= total_steps, data):
             self._validate_into(report, data)
         self._save_last(reason="epoch")
-        report["val_dice"] = report.get("val", {}).get("score")
+        report["val_dice"] = _measured_score(report.get("val"))
         return report
 
     def _record_epoch(self, epoch: int, step: int, epoch_losses: list[float]) -> None:
@@ -744,7 +750,7 @@ class _Run:
         if self.state.get("val_pending"):  # stopped again
             return None
         self._save_last(reason="validation")
-        report["val_dice"] = report.get("val", {}).get("score")
+        report["val_dice"] = _measured_score(report.get("val"))
         return report
 
     # ------------------------------------------------------------------ checkpoints
@@ -1083,10 +1089,12 @@ def validate(net, cases, config, device, should_cancel=None) -> dict[str, Any]:
     per_bias: dict[float, dict[int, list[float]]] = {
         b: {c: [] for c in range(1, config.n_classes)} for b in BIAS_GRID
     }
+    with_class = 0  # validation patients that have the main class at all
     with torch.no_grad():
         for case in cases:
             if should_cancel is not None and should_cancel():
                 raise Cancelled("validation stopped")
+            with_class += bool((case.labels == fg).any())
             x = torch.from_numpy(case.image.astype(np.float32))[None, None].to(device)
             rois = dict.fromkeys(
                 tuple(min(v, 256) for v in window_size(config.roi_size, x.shape[2:], f, g))
@@ -1125,7 +1133,32 @@ def validate(net, cases, config, device, should_cancel=None) -> dict[str, Any]:
     main = scores[f"val_dice_{names[fg]}"]
     scores["score"] = main if main is not None else 0.0
     scores["n_val"] = len(cases)
+    # 0: the score above is no measurement (no patient has the class; ties keep the latest)
+    scores["n_val_with_class"] = with_class
     return scores
+
+
+def _measured_score(scores: dict[str, Any] | None) -> float | None:
+    """The validation Dice to show: None when not validated, or when no validation patient
+    has the stage's class (the score is then 0 by convention, not a measurement)."""
+    if not scores or scores.get("n_val_with_class") == 0:
+        return None
+    return scores.get("score")
+
+
+def _validation_without_the_class(cases, config) -> str | None:
+    """What to tell the user when no validation patient has the stage's main class."""
+    if not cases:
+        return None
+    fg = config.n_classes - 1
+    if any(bool((case.labels == fg).any()) for case in cases):
+        return None
+    name = "tumor" if config.stage == "tumor" else "liver"
+    return (
+        f"none of the {len(cases)} validation patients has a {name}: validation cannot measure "
+        f"the {name} Dice, so the model kept is the last weights, not the best validated; "
+        f"give a split (--split, or the Split file) with {name} patients in validation"
+    )
 
 
 def _bias_vector(n_classes: int, bias: float | None) -> tuple[float, ...] | None:
