@@ -374,3 +374,24 @@ def test_status_colours_follow_a_theme_change(make_napari_viewer, qtbot):
     assert _STATUS_COLORS["light"][1] in widget.status.styleSheet()
     viewer.theme = "dark"
     qtbot.waitUntil(lambda: _STATUS_COLORS["dark"][1] in widget.status.styleSheet(), timeout=5_000)
+
+
+def test_a_long_layer_name_keeps_its_last_word_in_a_narrow_picker(qtbot):
+    """ "HCC_001 LIVER 3 PHASE CAP segmentation" and "… ground truth" both read
+    "HCC_001 LIVER 3 PH" in a narrow panel: the end that tells them apart was cut."""
+    from napari_livertumor._widgets._common import NameCombo
+
+    combo = NameCombo()
+    qtbot.addWidget(combo)
+    names = ["HCC_001 LIVER 3 PHASE CAP segmentation", "HCC_001 LIVER 3 PHASE CAP ground truth"]
+    combo.addItems(names)
+    combo.setFixedWidth(220)
+    combo.show()
+    qtbot.waitExposed(combo)
+    shown = combo.shown_text()
+    assert shown.startswith("HCC") and shown.endswith("… segmentation"), shown
+    combo.setCurrentIndex(1)
+    assert combo.shown_text().endswith("… truth") and "Chosen: " + names[1] in combo.toolTip()
+    combo.grab()  # it paints
+    combo.setFixedWidth(600)  # room enough: the name in full
+    assert combo.shown_text() == names[1]

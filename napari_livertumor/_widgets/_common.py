@@ -767,8 +767,10 @@ def scroll_panel(widget: QWidget, min_height: int = 50) -> QVBoxLayout:
 class NameCombo(QComboBox):
     """A layer picker whose tooltip also shows the chosen name in full.
 
-    Layer names are long ("HCC_001 LIVER 3 PHASE CAP segmentation") and a narrow panel cuts
-    off the end that tells a segmentation from a ground truth.
+    Layer names are long ("HCC_001 LIVER 3 PHASE CAP segmentation") and a narrow panel cut
+    off the end that tells a segmentation from a ground truth: a name too long for the box is
+    shortened before its last word ("HCC_001 LIV… segmentation"), and in the middle in the
+    open list.
     """
 
     def __init__(self, lists_layers: bool = True) -> None:
@@ -781,6 +783,36 @@ class NameCombo(QComboBox):
         self.setMinimumContentsLength(12)
         self._description = ""
         self.currentTextChanged.connect(self._show_name)
+        self.view().setTextElideMode(Qt.ElideMiddle)
+
+    def shown_text(self) -> str:
+        """The chosen name as the closed box shows it (shortened in the middle to fit)."""
+        from qtpy.QtWidgets import QStyle, QStyleOptionComboBox
+
+        opt = QStyleOptionComboBox()
+        self.initStyleOption(opt)
+        field = self.style().subControlRect(
+            QStyle.CC_ComboBox, opt, QStyle.SC_ComboBoxEditField, self
+        )
+        text, width, metrics = opt.currentText, field.width(), self.fontMetrics()
+        if metrics.horizontalAdvance(text) <= width:
+            return text
+        # the last word ("segmentation", "truth", "refined") whole when it takes little room
+        head, space, last = text.rpartition(" ")
+        if space and metrics.horizontalAdvance(f"… {last}") <= 0.75 * width:
+            room = width - metrics.horizontalAdvance(f" {last}")
+            return f"{metrics.elidedText(head, Qt.ElideRight, room)} {last}"
+        return metrics.elidedText(text, Qt.ElideMiddle, width)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        from qtpy.QtWidgets import QStyle, QStyleOptionComboBox, QStylePainter
+
+        painter = QStylePainter(self)
+        opt = QStyleOptionComboBox()
+        self.initStyleOption(opt)
+        painter.drawComplexControl(QStyle.CC_ComboBox, opt)
+        opt.currentText = self.shown_text()
+        painter.drawControl(QStyle.CE_ComboBoxLabel, opt)
 
     def setToolTip(self, text: str) -> None:  # noqa: N802 (Qt name)
         self._description = text
