@@ -11,9 +11,11 @@ widget):
   (undefined, not 0).
 * Lesions: connected components of the tumor with 26-connectivity (voxels touching by a face,
   edge or corner belong to one lesion), numbered 1, 2, ... from the largest.
-  ``longest_diameter_mm`` is the maximum 3D Feret diameter: the largest distance, in mm,
-  between the centres of two voxels of the lesion (found exactly on the convex hull of its
-  boundary voxels). A one-voxel lesion has diameter 0. ``centroid_zyx`` is in voxel indices,
+  ``longest_diameter_mm`` is the maximum 3D Feret diameter, edge to edge as calipers on the
+  image measure: the largest distance, in mm, between the centres of two voxels of the lesion
+  (found exactly on the convex hull of its boundary voxels), plus one voxel's extent along
+  that direction. A one-voxel lesion measures its smallest width. ``evaluate``'s 10 cm split
+  uses the same measure. ``centroid_zyx`` is in voxel indices,
   ``slice_range`` is the first and last z index (inclusive) and ``slice`` the z index of the
   centroid, for jumping to the lesion in a viewer. Given the grid's ``affine_lps``, each
   lesion also has ``centroid_lps_mm``: the DICOM patient position (x, y, z, mm) of its
@@ -121,8 +123,10 @@ def _to_lps(affine_lps, centroid_zyx) -> np.ndarray:
 def longest_diameter_mm(
     mask: np.ndarray, spacing: Sequence[float], axes: np.ndarray | None = None
 ) -> float:
-    """Maximum 3D Feret diameter (mm) between voxel centres of a binary ``(Z, Y, X)`` mask.
+    """Maximum 3D Feret diameter (mm) of a binary ``(Z, Y, X)`` mask, edge to edge.
 
+    The largest distance between two voxel centres plus one voxel's extent along that
+    direction (centre to centre, a lesion measures one voxel short; a single voxel, 0).
     ``axes`` (3×3, optional): row ``i`` the mm vector of one step along index axis ``i``
     (z, y, x); by default the axes are at right angles with lengths ``spacing``."""
     from scipy import ndimage as ndi
@@ -137,13 +141,13 @@ def longest_diameter_mm(
     # one-slice lesion is exactly flat even on a tilted or oblique grid, then mapped to mm.
     if len(index) > 4:
         index = _hull_points(index)
-    if axes is None:
-        pts = index * np.asarray(spacing, dtype=np.float64)
-    else:
-        pts = index @ np.asarray(axes, dtype=np.float64)
-    if len(pts) < 2:
-        return 0.0
-    return float(_max_pairwise(pts))
+    steps = np.diag(np.asarray(spacing, np.float64)) if axes is None else np.asarray(axes, float)
+    pts = index @ steps
+    length, vec = _max_pairwise(pts) if len(pts) >= 2 else (0.0, None)
+    if length == 0:  # one voxel (or one repeated point): its smallest width
+        return float(np.linalg.norm(steps, axis=1).min())
+    # the voxel's extent along the measured direction: from edge to edge
+    return length + float(np.abs(steps @ (vec / length)).sum())
 
 
 def _hull_points(pts: np.ndarray) -> np.ndarray:
@@ -165,13 +169,16 @@ def _hull_points(pts: np.ndarray) -> np.ndarray:
         return pts
 
 
-def _max_pairwise(pts: np.ndarray, block: int = 2048) -> float:
-    best = 0.0
+def _max_pairwise(pts: np.ndarray, block: int = 2048) -> tuple[float, np.ndarray]:
+    """The largest distance between two of ``pts``, and the vector between them."""
+    best, vec = -1.0, np.zeros(pts.shape[1])
     for i in range(0, len(pts), block):
         a = pts[i : i + block]
         d2 = ((a[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
-        best = max(best, float(d2.max()))
-    return best**0.5
+        k, j = np.unravel_index(int(d2.argmax()), d2.shape)
+        if d2[k, j] > best:
+            best, vec = float(d2[k, j]), a[k] - pts[j]
+    return best**0.5, vec
 
 
 def _bbox(mask: np.ndarray) -> tuple[slice, slice, slice]:

@@ -34,9 +34,10 @@ def test_lesions_are_listed_largest_first_with_slice_ranges():
     assert big["slice_range"] == [4, 7]
     assert big["centroid_zyx"] == [5.5, 11.0, 11.5]
     assert big["bbox_zyx"] == [[4, 8], [10, 13], [10, 14]]
-    # Farthest voxel centres: corners (4,10,10) and (7,12,13): sqrt(9 + 4 + 9)
-    assert big["longest_diameter_mm"] == pytest.approx(np.sqrt(22), abs=0.01)
-    assert lesions[1]["longest_diameter_mm"] == 0.0
+    # Farthest voxel centres: corners (4,10,10) and (7,12,13), sqrt(9 + 4 + 9) apart; edge to
+    # edge adds one voxel's extent along (3, 2, 3)/sqrt(22): 8/sqrt(22)
+    assert big["longest_diameter_mm"] == pytest.approx(30 / np.sqrt(22), abs=0.01)
+    assert lesions[1]["longest_diameter_mm"] == 1.0  # one voxel: its width
 
 
 def test_diagonal_neighbours_belong_to_one_lesion():
@@ -44,20 +45,25 @@ def test_diagonal_neighbours_belong_to_one_lesion():
     labels[0, 0, 0] = labels[1, 1, 1] = labels[2, 2, 2] = 2
     stats = compute_stats(labels, (1.0, 1.0, 1.0))
     assert stats["lesion_count"] == 1
-    assert stats["lesions"][0]["longest_diameter_mm"] == pytest.approx(2 * np.sqrt(3), abs=0.01)
+    # centres 2*sqrt(3) apart, and a cube's extent along its diagonal, sqrt(3)
+    assert stats["lesions"][0]["longest_diameter_mm"] == pytest.approx(3 * np.sqrt(3), abs=0.01)
 
 
 def test_diameter_uses_the_spacing_of_each_axis():
     mask = np.zeros((5, 1, 7), bool)
     mask[:, 0, :] = True  # a flat plate: corners (0,0,0) and (4,0,6)
-    assert longest_diameter_mm(mask, (2.5, 0.8, 0.8)) == pytest.approx(np.hypot(4 * 2.5, 6 * 0.8))
+    centres = np.hypot(4 * 2.5, 6 * 0.8)
+    extent = (2.5 * 4 * 2.5 + 0.8 * 6 * 0.8) / centres  # one voxel along that direction
+    assert longest_diameter_mm(mask, (2.5, 0.8, 0.8)) == pytest.approx(centres + extent)
 
 
 def test_diameter_of_a_voxelised_sphere():
     z, y, x = np.ogrid[-20:21, -20:21, -20:21]
     ball = z**2 + y**2 + x**2 <= 20**2
     d = longest_diameter_mm(ball, (0.5, 0.5, 0.5))
-    assert d == pytest.approx(20.0, abs=0.01)  # centres of opposite poles: 40 voxels * 0.5 mm
+    # centres of opposite poles are 40 voxels * 0.5 mm apart (so are (12, 16, 0) and its
+    # opposite); edge to edge adds a voxel's extent along them: 0.5 to 0.7 mm
+    assert 20.5 - 1e-9 <= d <= 20.7 + 1e-9
 
 
 def test_an_empty_label_map_has_zero_volumes_and_no_ratio():
@@ -80,12 +86,13 @@ def test_lesions_are_located_in_patient_mm_and_measured_through_a_tilted_grid():
     grid = CTVolume(labels, (2.0, 1.0, 1.0), (10.0, 20.0, 30.0), direction)
     stats = compute_stats(labels, grid.spacing, affine_lps=grid.affine_lps)
     [lesion] = stats["lesions"]
-    assert lesion["longest_diameter_mm"] == pytest.approx(4 * 2.0 / np.cos(tilt), abs=0.01)
+    # 5 slices along the tilted axis, and the in-plane pixel's share along it (sin 30° * 1 mm)
+    assert lesion["longest_diameter_mm"] == pytest.approx(5 * 2.0 / np.cos(tilt) + 0.5, abs=0.01)
     z, y, x = 4.0, 3.0, 5.0  # the centroid's index
     expected = np.array([10.0 + x, 20.0 + y + z * 2.0 * np.tan(tilt), 30.0 + z * 2.0])
     np.testing.assert_allclose(lesion["centroid_lps_mm"], expected, atol=0.06)
     plain = compute_stats(labels, grid.spacing)["lesions"][0]  # without the affine: as before
-    assert "centroid_lps_mm" not in plain and plain["longest_diameter_mm"] == 8.0
+    assert "centroid_lps_mm" not in plain and plain["longest_diameter_mm"] == 10.0
 
 
 def test_labels_must_be_three_dimensional():
@@ -111,11 +118,12 @@ def test_a_one_slice_lesion_on_a_tilted_grid_is_measured_from_its_hull(monkeypat
     axes = np.array([[2.0, 2.0 * np.sin(tilt), 0.0], [0.0, 0.7 * np.cos(tilt), 0.0], [0, 0, 0.7]])
     axes[1] = [0.0, 0.7, 0.0]
     axes[0] = [2.0 * np.cos(tilt), 2.0 * np.sin(tilt), 0.0]  # the slice axis leans over y
-    assert longest_diameter_mm(mask, (2.0, 0.7, 0.7), axes) == pytest.approx(70.0, abs=0.01)
+    # 100 voxels between centres, and a voxel's extent along the measured direction
+    assert 70.0 + 0.7 - 1e-6 <= longest_diameter_mm(mask, (2.0, 0.7, 0.7), axes) <= 71.3
     assert seen[-1] < 200
     line = np.zeros((3, 40, 40), bool)
     line[1, 20, 5:35] = True  # a row of voxels: its two ends
-    assert longest_diameter_mm(line, (2.0, 0.7, 0.7), axes) == pytest.approx(29 * 0.7)
+    assert longest_diameter_mm(line, (2.0, 0.7, 0.7), axes) == pytest.approx(30 * 0.7)
     assert seen[-1] == 2
 
 

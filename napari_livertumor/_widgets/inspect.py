@@ -271,8 +271,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
             (
                 str(les["id"]),
                 _ml(les["volume_ml"]),
-                # between voxel centres: a lesion of one voxel (or one row) has none to speak of
-                f"{les['longest_diameter_mm']:.1f}" if les["longest_diameter_mm"] else "< 1 voxel",
+                f"{les['longest_diameter_mm']:.1f}",  # edge to edge (one voxel: its width)
                 f"{les['slice_range'][0]}–{les['slice_range'][1]}",
             )
             for les in stats["lesions"]

@@ -153,18 +153,15 @@ def longest_diameter_mm(
 ) -> float:
     """Maximum Feret diameter (mm) of the largest connected component of ``mask`` (0 if empty).
 
-    Measured between voxel centres of the component's convex hull, plus one voxel size along
-    the measured direction (so a single voxel measures its own width, not 0): about edge to
+    The lesion list's measure (:func:`napari_livertumor.stats.longest_diameter_mm`): edge to
     edge, as a reader measures for the 10 cm split (a voxelised ball measures a little over its
-    true diameter). The lesion list's ``longest_diameter_mm``
-    (:func:`napari_livertumor.stats.longest_diameter_mm`) is centre to centre, up to one
-    voxel shorter; both search the same hull exactly. ``affine_lps`` (the grid's
-    ``CTVolume.affine_lps``) measures through the grid's own axes: on a gantry-tilted
-    (sheared) grid the spacings alone lengthen a lesion with the tilt.
+    true diameter). ``affine_lps`` (the grid's ``CTVolume.affine_lps``) measures through the
+    grid's own axes: on a gantry-tilted (sheared) grid the spacings alone lengthen a lesion
+    with the tilt.
     """
     from scipy import ndimage as ndi
 
-    from ..stats import _hull_points
+    from ..stats import longest_diameter_mm as lesion_diameter
 
     mask = np.asarray(mask, bool)
     if not mask.any():
@@ -175,26 +172,11 @@ def longest_diameter_mm(
         sizes[0] = 0
         mask = lab == int(sizes.argmax())
     sl = ndi.find_objects(mask.astype(np.uint8))[0]
-    sub = mask[sl]
-    surface = sub & ~ndi.binary_erosion(sub)
-    index = (np.argwhere(surface) + [s.start for s in sl]).astype(np.float64)
-    if len(index) > 4:  # the hull's corners (flat lesions: of their plane), on the indices
-        index = _hull_points(index)
-    if affine_lps is None:
-        steps = np.diag(np.asarray(spacing, float))  # rows: one step along z, y, x in mm
-    else:
+    axes = None
+    if affine_lps is not None:
         m = np.asarray(affine_lps, float)[:3, :3]
-        steps = np.stack([m[:, 2], m[:, 1], m[:, 0]])  # its columns are x, y, z
-    pts = index @ steps
-    d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
-    i, j = np.unravel_index(int(d2.argmax()), d2.shape)
-    vec = pts[i] - pts[j]
-    length = float(np.sqrt(d2[i, j]))
-    if length == 0:
-        return float(np.linalg.norm(steps, axis=1).min())
-    # add the voxel's extent along the measured direction (centre-to-centre underestimates)
-    extent = float(np.abs(steps @ (vec / length)).sum())
-    return length + extent
+        axes = np.stack([m[:, 2], m[:, 1], m[:, 0]])  # rows: one step along z, y, x in mm
+    return lesion_diameter(mask[sl], spacing, axes)
 
 
 def size_stratum(diameter_mm: float) -> str:
