@@ -322,3 +322,54 @@ def test_a_skewed_grid_counts_its_true_voxel_volume():
     assert vol.voxel_volume_ml == pytest.approx(abs(np.linalg.det(affine[:3, :3])) / 1000)
     stats = compute_stats(labels, vol.spacing, affine_lps=vol.affine_lps)
     assert stats["liver_ml"] == pytest.approx(72 * np.cos(t) * 2 / 1000, abs=1e-3)  # not 0.144
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_files_are_converted_a_part_at_a_time_to_the_same_hu(tmp_path, monkeypatch, dtype):
+    """A 900-slice float32 scan peaked at 4.9 GB while read (five whole-size copies; 1.9 GB
+    now, as measured on it). Converted in parts, the result is as it was in one piece: the
+    NaN fill is the smallest value of the whole image (here in the last part), the rounding
+    judged over all parts, the voxel order kept."""
+    import napari_livertumor.io.nifti as nifti
+
+    monkeypatch.setattr(nifti, "_CHUNK", 7)  # many parts, none aligned with a row
+    rng = np.random.default_rng(0)
+    hu = rng.integers(-200, 300, size=(9, 8, 5)).astype(dtype)
+    hu[0, 0, 0] = np.nan
+    hu[-1, -1, -1] = -1024  # the minimum, in the last part
+    nib.save(nib.Nifti1Image(hu, np.eye(4)), tmp_path / "f.nii.gz")
+    vol = read_nifti(tmp_path / "f.nii.gz")
+    assert vol.array.dtype == np.int16
+    expected = np.where(np.isnan(hu), -1024, hu).astype(np.int16).transpose(2, 1, 0)
+    np.testing.assert_array_equal(vol.array, expected)
+    assert vol.array.flags.c_contiguous
+    assert any("replaced by the minimum value -1024" in w for w in vol.meta["warnings"])
+    assert not any("rounded" in w for w in vol.meta["warnings"])
+
+    hu[4, 3, 2] = 10.4  # one non-integer value, in a middle part: said, and rounded
+    nib.save(nib.Nifti1Image(hu, np.eye(4)), tmp_path / "g.nii.gz")
+    vol = read_nifti(tmp_path / "g.nii.gz")
+    assert vol.array[2, 3, 4] == 10 and any("rounded" in w for w in vol.meta["warnings"])
+
+    prob = rng.random((9, 8, 5)).astype(dtype)  # a probability map: kept as float32
+    nib.save(nib.Nifti1Image(prob, np.eye(4)), tmp_path / "p.nii.gz")
+    vol = read_nifti(tmp_path / "p.nii.gz")
+    assert vol.array.dtype == np.float32
+    np.testing.assert_allclose(vol.array, prob.transpose(2, 1, 0), rtol=1e-6)
+
+
+def test_a_file_too_big_for_the_memory_says_so_and_how_to_shrink_it(tmp_path, monkeypatch):
+    import napari_livertumor.io.nifti as nifti
+
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.float32), np.eye(4)), tmp_path / "big.nii")
+
+    def no_memory(*args, **kw):
+        raise MemoryError("Unable to allocate 900. MiB")
+
+    monkeypatch.setattr(nifti, "_as_hu", no_memory)
+    with pytest.raises(InputError, match="not enough memory to read it") as info:
+        read_nifti(tmp_path / "big.nii")
+    assert "big.nii" in str(info.value) and "4 × 5 × 6 voxels are stored as float32" in str(
+        info.value
+    )
+    assert "int16" in str(info.value)
