@@ -234,6 +234,27 @@ def test_an_unexpected_error_in_one_case_fails_that_row_and_the_batch_goes_on(
     assert "OverflowError" in rows["case01"]["error"] and "case01.nii.gz" in rows["case01"]["error"]
 
 
+def test_a_case_out_of_memory_says_so_and_the_batch_goes_on(tmp_path, models, monkeypatch):
+    """numpy's "Unable to allocate 900. MiB for an array ..." alone did not say it was memory."""
+    import napari_livertumor.commands.segment as seg_cmd
+    from napari_livertumor._widgets._jobs import error_text
+
+    real = seg_cmd.segment_one
+    said = "Unable to allocate 900. MiB for an array with shape (512, 512, 900)"
+
+    def greedy(case, *args, **kwargs):
+        if case.name == "case01":
+            raise MemoryError(said)
+        return real(case, *args, **kwargs)
+
+    monkeypatch.setattr(seg_cmd, "segment_one", greedy)
+    assert segment([cohort(tmp_path / "in", 3)], tmp_path / "out", models) == 1
+    rows = {r["case"]: r for r in read_rows(tmp_path / "out" / "summary.csv")}
+    assert [rows[c]["status"] for c in ("case00", "case01", "case02")] == ["done", "failed", "done"]
+    assert rows["case01"]["error"].startswith(f"out of memory ({said})")
+    assert error_text(MemoryError(said)).startswith(f"Out of memory ({said})")  # the panels
+
+
 def test_a_second_batch_into_the_same_folder_keeps_the_earlier_rows(tmp_path, models):
     for i in range(4):
         write_nifti(ct(i), tmp_path / ("a" if i < 2 else "b") / f"case{i:02d}.nii.gz")

@@ -330,4 +330,6 @@ def error_text(exc: BaseException) -> str:
     if isinstance(exc, JobFailed) and exc.__cause__ is not None:
         exc = exc.__cause__
         return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, MemoryError):  # numpy's "Unable to allocate 900. MiB for an array ..."
+        return f"Out of memory{f' ({exc})' if str(exc) else ''}: close other programs or layers"
     return str(exc) or type(exc).__name__

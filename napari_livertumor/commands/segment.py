@@ -802,11 +802,13 @@ def run_cases(
             raise
         except (LiverTumorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
             text = str(exc)  # an input error already starts with the case's path
+            if isinstance(exc, MemoryError):  # numpy's "Unable to allocate 900. MiB ..."
+                text = f"out of memory ({text}): close other programs, or use a bigger machine"
             if text.startswith(str(case.path)):
                 log.error("%s", text)
             else:
                 log.error("%s: %s", case.name, text)
-            rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": str(exc)})
+            rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": text})
         except Exception as exc:  # noqa: BLE001 - one patient's surprise must not end the batch
             msg = f"unexpected error ({type(exc).__name__}: {exc}); input {case.path}"
             log.error("%s: %s", case.name, msg)
