@@ -448,6 +448,9 @@ class Segmenter:
         cut = _liver_cut_warning(labels, spacing)
         if cut:
             warnings.append(cut)
+        edge = _liver_edge_warning(ct, labels, spacing)
+        if edge:
+            warnings.append(edge)
         return True
 
     def _tumor_stage(self, ct, spacing, labels, rep: Reporter):
@@ -1069,6 +1072,55 @@ def _liver_cut_warning(liver: np.ndarray, spacing) -> str | None:
     return (
         f"the liver reaches the scan's {' and '.join(ends)} slice: part of it may lie outside "
         "the scanned range, so its volume (and any tumor there) is a lower bound"
+    )
+
+
+#: the liver this close (mm) to an in-plane edge of the image where the body runs off it
+LIVER_EDGE_MM = 15.0
+#: share of that edge (on the liver's slices) in the body that says the field of view cuts it
+BODY_ON_EDGE = 0.1
+
+
+def _liver_edge_warning(ct: np.ndarray, labels: np.ndarray, spacing) -> str | None:
+    """A warning when the liver comes within ``LIVER_EDGE_MM`` of an in-plane edge of the
+    image across which the body runs (standard orientation: y → back, x → patient's left).
+
+    A field of view cropped to the liver, or cut through it, gave a liver of 619 or 155 mL
+    instead of 1071 without a word: the first/last-slice check sees only the scan's ends, and
+    the found liver stops short of the cut edge. Between a whole liver and the image's edge
+    there is the body wall, or air when the body fits the field of view.
+    """
+    zs = np.flatnonzero(labels.any(axis=(1, 2)))
+    if not zs.size:
+        return None
+    z0, z1 = int(zs[0]), int(zs[-1]) + 1
+    rows = np.zeros(labels.shape[1], bool)  # the liver's extent along y and x, its slices
+    cols = np.zeros(labels.shape[2], bool)
+    for z in range(z0, z1):
+        liver = labels[z] == 1
+        rows |= liver.any(axis=1)
+        cols |= liver.any(axis=0)
+    names = {(1, 0): "front", (1, 1): "back", (2, 0): "right", (2, 1): "left"}
+    sides = []
+    for axis, extent in ((1, rows), (2, cols)):
+        idx = np.flatnonzero(extent)
+        if not idx.size:
+            continue
+        n = labels.shape[axis]
+        for high in (0, 1):
+            gap = (n - 1 - int(idx[-1]) if high else int(idx[0])) * float(spacing[axis])
+            if gap > LIVER_EDGE_MM:
+                continue
+            edge = np.take(ct[z0:z1], n - 1 if high else 0, axis=axis)
+            if float(np.mean(edge > -500)) >= BODY_ON_EDGE:
+                sides.append(f"{names[(axis, high)]} ({gap:.0f} mm)")
+    if not sides:
+        return None
+    where = sides[0] if len(sides) == 1 else f"{', '.join(sides[:-1])} and {sides[-1]}"
+    return (
+        f"the liver comes within {LIVER_EDGE_MM:g} mm of the image's {where} "
+        f"edge{'s' if len(sides) > 1 else ''}, where the field of view cuts the body: part of "
+        "it may lie outside the image, so its volume (and any tumor there) is a lower bound"
     )
 
 

@@ -317,6 +317,27 @@ def test_a_liver_cut_by_the_scan_is_said_to_be_a_lower_bound():
     assert len(said) == 1 and "top (head end)" in said[0] and "lower bound" in said[0]
 
 
+def test_a_liver_cut_by_the_field_of_view_is_said_to_be_a_lower_bound():
+    """A field of view cropped to the liver, or cut through it, gave a liver of 619 or 155 mL
+    (1071 true) without a word: the found liver stops short of the cut edge."""
+    from napari_livertumor.pipeline import _liver_edge_warning
+    from napari_livertumor.synth import generate_phantom
+
+    ph = generate_phantom(0, "small")
+    ct, liver = ph.ct.array, np.isin(ph.labels, (1, 2)).astype(np.uint8)
+    assert _liver_edge_warning(ct, liver, ph.ct.spacing) is None  # the body fits the image
+    xs = np.flatnonzero(liver.any(axis=(0, 1)))
+    cut = slice(int(xs[0] + (xs[-1] - xs[0]) // 3), None)  # through the right lobe (x low)
+    found = liver[:, :, cut].copy()
+    found[:, :, :2] = 0  # the found liver stops short of the cut edge
+    said = _liver_edge_warning(ct[:, :, cut], found, ph.ct.spacing)
+    assert said is not None and "image's right (" in said and "lower bound" in said, said
+    # the same liver near an edge with air beyond it (the body fits the image): nothing to say
+    air = ct[:, :, cut].copy()
+    air[:, :, 0] = -1000
+    assert _liver_edge_warning(air, found, ph.ct.spacing) is None
+
+
 def test_coarse_voxels_are_warned_about():
     """30-mm slices gave 240 mL of tumor where the same phantom had 19, without a word."""
     from napari_livertumor.pipeline import check_volume
