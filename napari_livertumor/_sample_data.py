@@ -14,7 +14,7 @@ SAMPLE_SHAPE = "medium"
 
 def make_sample_ct(seed: int = SAMPLE_SEED, shape: str = SAMPLE_SHAPE) -> list[tuple]:
     """Layer data tuples ``[(ct, kwargs, "image"), (labels, kwargs, "labels")]``."""
-    from ._widgets._layers import CLASS_COLORS, CT_LAYER, CT_VOLUME, ROLE
+    from ._widgets._layers import CLASS_COLORS, CT_VOLUME, ROLE
     from .synth import generate_phantom
 
     phantom = generate_phantom(seed, shape, phase="portal venous", n_tumors=2)
@@ -32,7 +32,10 @@ def make_sample_ct(seed: int = SAMPLE_SEED, shape: str = SAMPLE_SHAPE) -> list[t
         **common,
         "name": "ground truth",
         "opacity": 0.4,
-        "metadata": {CT_VOLUME: volume, ROLE: "ground_truth", CT_LAYER: name},
+        # linked to its CT by the volume they share, not by name: napari renames the CT of a
+        # sample opened twice ("CT (synthetic) [1]"), and a name linked the second ground
+        # truth to the first CT
+        "metadata": {CT_VOLUME: volume, ROLE: "ground_truth"},
         "colormap": _class_colormap(CLASS_COLORS),
     }
     return [(volume.array, ct_kwargs, "image"), (phantom.labels, label_kwargs, "labels")]
