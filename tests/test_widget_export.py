@@ -122,6 +122,20 @@ def test_a_duplicated_segmentation_painted_on_is_edited_too(dicom_viewer):
     assert seg_algorithm_type(seg.metadata) == "AUTOMATIC"
 
 
+def test_a_segmentation_whose_array_is_replaced_is_edited(dicom_viewer):
+    """``layer.data = edited`` (napari's console, another plugin) left the SEG saying
+    AUTOMATIC for a tumor removed by hand."""
+    from napari_livertumor._writer import seg_algorithm_type
+
+    viewer, widget, vol, labels, out = dicom_viewer
+    seg = viewer.layers["TEST_001 CT segmentation"]
+    assert seg_algorithm_type(seg.metadata) == "AUTOMATIC"
+    edited = seg.data.copy()
+    edited[edited == 2] = 1
+    seg.data = edited
+    assert seg_algorithm_type(seg.metadata) == "SEMIAUTOMATIC"
+
+
 def test_existing_files_are_replaced_only_when_the_user_agrees(dicom_viewer, qtbot, monkeypatch):
     viewer, widget, vol, labels, out = dicom_viewer
     out.mkdir()

@@ -112,6 +112,13 @@ def test_painting_after_measuring_says_the_figures_are_stale(viewer_with_labels,
     layer = viewer.layers["tiny CT segmentation"]
     layer.paint((8, 24, 24), 2)  # the user paints tumor with the brush
     assert "click Measure" in widget.status.text()
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert "click Measure" not in widget.status.text()
+    edited = layer.data.copy()
+    edited[edited == 2] = 1  # the tumor removed from napari's console (or another plugin)
+    layer.data = edited
+    assert "click Measure" in widget.status.text()
 
 
 def test_a_layer_with_values_outside_the_classes_is_not_measured(viewer_with_labels, qtbot):

@@ -145,12 +145,15 @@ def make_labels_layer(
 
 def watch_edits(layer) -> None:
     """A model segmentation painted on is no longer the model's alone (a DICOM SEG says so):
-    its paint events mark it edited (once per layer)."""
-    paint = getattr(getattr(layer, "events", None), "paint", None)
+    its paint events, and its whole array replaced (``layer.data = …`` from napari's console
+    or another plugin), mark it edited (once per layer)."""
+    events = getattr(layer, "events", None)
+    paint = getattr(events, "paint", None)
     if paint is None or (getattr(layer, "metadata", None) or {}).get(ROLE) != "segmentation":
         return
-    if _mark_edited not in getattr(paint, "callbacks", ()):
-        paint.connect(_mark_edited)
+    for emitter in (paint, getattr(events, "data", None)):
+        if emitter is not None and _mark_edited not in getattr(emitter, "callbacks", ()):
+            emitter.connect(_mark_edited)
 
 
 def _mark_edited(event) -> None:
