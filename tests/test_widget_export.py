@@ -434,3 +434,26 @@ def test_cancel_stops_before_the_next_file_and_says_what_was_written(
     text = widget.status.text()
     assert text.startswith("Cancelled after: ") and files[0] in text and "not written" in text
     assert "nothing was changed" not in text
+
+
+def test_a_new_labels_layer_on_a_ct_is_named_for_its_patient(dicom_viewer):
+    """napari's New labels layer on the CT exported as "TEST_001_CT_-_Labels_labels.nii.gz"."""
+    viewer, widget, vol, labels, out = dicom_viewer
+    drawn = viewer.add_labels(
+        np.zeros(vol.shape, np.uint8), name="TEST_001 CT - Labels",
+        scale=vol.napari_scale, translate=vol.napari_translate,
+    )  # fmt: skip
+    widget.refresh_layers()
+    widget.labels_combo.setCurrentText(drawn.name)
+    assert widget.labels_combo.currentText() == drawn.name
+    assert widget._case() == _safe(vol.meta["patient_id"])
+    viewer.add_labels(np.zeros((3, 4, 5), np.uint8), name="sketch")  # on no CT's grid
+    widget.refresh_layers()
+    widget.labels_combo.setCurrentText("sketch")
+    assert widget.labels_combo.currentText() == "sketch" and widget._case() == "sketch"
+
+
+def _safe(name):
+    from napari_livertumor._widgets.export import _safe_name
+
+    return _safe_name(name)

@@ -320,6 +320,13 @@ class ExportWidget(JobWidgetMixin, QWidget):
             return _safe_name(self.case_name.text().strip())
         layer = self._layer()
         vol = None if layer is None else layer.metadata.get(_layers.CT_VOLUME)
+        if vol is None and layer is not None:
+            # napari's New labels layer on a CT: named for the CT's patient, as Segment's are
+            # (it was "HCC_001.nii.gz_-_Labels_labels.nii.gz")
+            try:
+                vol = _layers.volume_of(layer, self.viewer.layers)
+            except Exception:  # noqa: BLE001 - not on a grid: named below
+                vol = None
         if vol is not None and vol.meta.get("patient_id"):
             return _safe_name(str(vol.meta["patient_id"]))
         ct_name = _layers.linked_ct_name(layer, self.viewer)
