@@ -529,6 +529,18 @@ def test_a_layer_removed_or_hidden_while_applying_to_all_is_left_alone(refine_se
     assert len(widget.history) == 0
 
 
+def test_a_layer_removed_while_applying_to_all_says_so_and_the_message_stays(refine_setup, qtbot):
+    """The red "… removed while refining; nothing applied." was replaced at once by the hint
+    "Segment the CT (panel 2)…" of the emptied layer list: the user never saw it."""
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.iterations.value = 40
+    widget.apply_all_button.click()
+    viewer.layers.remove(seg)  # while the contour runs
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    qtbot.wait(500)  # the layer list's refresh and the preview's timer have run
+    assert "was removed while refining; nothing applied" in widget.status.text()
+
+
 def test_a_lesion_chosen_before_the_labels_changed_is_the_one_refined(refine_setup, qtbot):
     """The list held component ids, renumbered by any edit: a lesion painted above the chosen
     one took its id and was refined instead; a chosen lesion erased since is said."""
@@ -619,6 +631,7 @@ def test_in_3d_the_preview_pauses_and_apply_to_slice_says_why(refine_setup, qtbo
     viewer.dims.ndisplay = 2
     _wait_for_new_preview(qtbot, widget, count)
     assert widget.preview_layer().visible
+    assert "switch to 2D" not in widget.status.text()  # back in 2D, with an outline: gone
 
 
 def test_a_view_rolled_to_sagittal_shows_no_axial_outline_and_applies_to_no_hidden_slice(

@@ -620,6 +620,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
         except ValueError as exc:
             self._clear_preview()
             if not self.ct_combo.currentText() or not self.mask_combo.currentText():
+                if self.status._kind == "error" and not self._preview_error:
+                    # an Apply's failure ("… removed while refining; nothing applied") stays:
+                    # the layer list's refresh replaced it at once with the hint below
+                    return
                 # nothing to refine yet (an empty viewer, or a CT not segmented): a hint
                 hint = (
                     "Segment the CT (panel 2); the outline shows here."
@@ -756,6 +760,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 else _NOT_AXIAL,
                 error=True,
             )
+            self._preview_error = True  # about the view: gone once an outline shows again
             return
         ct_layer = self._layer(self.ct_combo.currentText())
         z = 0 if ct_layer is None else self.current_slice(ct_layer)
