@@ -366,10 +366,39 @@ def test_a_file_too_big_for_the_memory_says_so_and_how_to_shrink_it(tmp_path, mo
     def no_memory(*args, **kw):
         raise MemoryError("Unable to allocate 900. MiB")
 
-    monkeypatch.setattr(nifti, "_as_hu", no_memory)
+    monkeypatch.setattr(nifti, "_as_hu", no_memory)  # (numpy fails in it when short)
     with pytest.raises(InputError, match="not enough memory to read it") as info:
         read_nifti(tmp_path / "big.nii")
     assert "big.nii" in str(info.value) and "4 × 5 × 6 voxels are stored as float32" in str(
         info.value
     )
     assert "int16" in str(info.value)
+
+
+def test_a_nifti_is_read_a_slab_at_a_time_with_progress_and_a_stop(tmp_path, monkeypatch):
+    """A 900-slice file was read in one call: the Load panel's bar sat at 0 and Cancel waited
+    for the whole read (34 s on a float32 scan)."""
+    import napari_livertumor.io.nifti as nifti
+    from napari_livertumor.errors import Cancelled
+    from napari_livertumor.io import load_ct
+    from napari_livertumor.progress import Reporter
+
+    monkeypatch.setattr(nifti, "_SLAB_VOXELS", 6 * 5 * 3)  # three slices a slab
+    hu = np.arange(6 * 5 * 10, dtype=np.int16).reshape(6, 5, 10) - 100
+    nib.save(nib.Nifti1Image(hu, np.eye(4)), tmp_path / "ct.nii.gz")
+    seen = []
+    vol = load_ct(tmp_path / "ct.nii.gz", reporter=Reporter(lambda *a: seen.append(a)))
+    np.testing.assert_array_equal(vol.array, hu.transpose(2, 1, 0))
+    assert seen == [("nifti", k, 10) for k in (0, 3, 6, 9, 10)]
+
+    asked = []
+    stop = Reporter(lambda *a: asked.append(a), lambda: len(asked) >= 2)
+    with pytest.raises(Cancelled):
+        read_nifti(tmp_path / "ct.nii.gz", reporter=stop)
+    assert len(asked) == 2  # stopped at the next slab, not after the whole file
+    # a float file too (and its conversion to HU) is read the same way
+    nib.save(nib.Nifti1Image(hu.astype(np.float32), np.eye(4)), tmp_path / "f.nii.gz")
+    seen.clear()
+    vol = read_nifti(tmp_path / "f.nii.gz", reporter=Reporter(lambda *a: seen.append(a)))
+    assert vol.array.dtype == np.int16 and len(seen) == 5
+    np.testing.assert_array_equal(vol.array, hu.transpose(2, 1, 0))

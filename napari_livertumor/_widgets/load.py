@@ -201,7 +201,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
             else:
                 from ..io.nifti import read_nifti
 
-                volume = read_nifti(path_text)
+                volume = read_nifti(path_text, reporter=reporter)
             from ..pipeline import check_volume
 
             # what no CT can be is refused here (an absurd spacing also breaks the viewer's

@@ -51,7 +51,7 @@ def load_ct(
         stretch (ignored for NIfTI; by default the one a DICOM SEG there references, else the
         one with the most slices).
     reporter : napari_livertumor.progress.Reporter, optional
-        Progress and cancellation for DICOM reading.
+        Progress and cancellation while reading (DICOM files, NIfTI slabs).
     any_modality : bool
         DICOM: a folder without CT may give its image series of another modality (the caller
         then decides whether to use it; the pipeline refuses non-CT unless told otherwise).
@@ -68,7 +68,7 @@ def load_ct(
     if not path.exists():
         raise InputError(path, "file or folder not found")
     if path.is_file() and is_nifti_path(path):
-        volume = read_nifti(path)
+        volume = read_nifti(path, reporter=reporter)
         asked = [
             f"{what} {value}"
             for what, value in (("series", series_uid), ("acquisition", acquisition))

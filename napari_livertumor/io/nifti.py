@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import Cancelled, InputError
 from ..fileio import atomic_path
 from .volume import CTVolume
 
@@ -22,7 +22,7 @@ def is_nifti_path(path: str | Path) -> bool:
     return name.endswith(".nii") or name.endswith(".nii.gz")
 
 
-def read_nifti(path: str | Path) -> CTVolume:
+def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
     """Read a 3D NIfTI file as a :class:`CTVolume`.
 
     Integer data keep their stored dtype (``int16`` CT, ``uint8`` labels), so a file written
@@ -36,6 +36,8 @@ def read_nifti(path: str | Path) -> CTVolume:
     ----------
     path : str or Path
         A ``.nii`` or ``.nii.gz`` file.
+    reporter : napari_livertumor.progress.Reporter, optional
+        Progress (``"nifti"``, per slab of slices read) and cancellation between slabs.
 
     Returns
     -------
@@ -48,6 +50,9 @@ def read_nifti(path: str | Path) -> CTVolume:
     if not path.exists():
         raise InputError(path, "file not found")
     warnings: list[str] = []
+    from ..progress import Reporter
+
+    reporter = reporter or Reporter()
     try:
         img = _load_image(path, warnings)
     except Exception as exc:  # nibabel raises many types for corrupt files
@@ -62,8 +67,8 @@ def read_nifti(path: str | Path) -> CTVolume:
             path, f"expected a 3D image, got {len(img.shape)}D data of shape {tuple(img.shape)}"
         )
     try:
-        data = _load_data(img, warnings, path)
-    except InputError:  # already says what is wrong with the data
+        data = _load_data(img, warnings, path, reporter)
+    except (InputError, Cancelled):  # already says what is wrong with the data
         raise
     except (OSError, EOFError, ValueError) as exc:
         raise InputError(path, f"the image data cannot be read (truncated file?): {exc}") from exc
@@ -121,7 +126,10 @@ def _load_image(path: Path, warnings: list[str]):
     if gzipped == named_gz:
         # read into memory: a mapped .nii stayed open while the volume lived (on Windows the
         # file could then not be replaced or deleted while napari showed it)
-        return nib.load(str(path), mmap=False)
+        # the file kept open while it is read slab by slab: a .gz is then decompressed once,
+        # from front to back (reopened, each slab decompressed it from the start again); it
+        # is closed with the image, which read_nifti does not keep
+        return nib.load(str(path), mmap=False, keep_file_open=True)
     raw = gzip.decompress(path.read_bytes()) if gzipped else path.read_bytes()
     warnings.append(
         f"named {'.nii.gz' if named_gz else '.nii'} but "
@@ -237,9 +245,11 @@ def write_nifti(
 # --------------------------------------------------------------------------- helpers
 #: voxels converted at a time when a float (or scaled) file is read as HU
 _CHUNK = 1 << 22
+#: about this many voxels read at a time (between two progress reports and cancel checks)
+_SLAB_VOXELS = 1 << 24
 
 
-def _load_data(img, warnings: list[str], path: Path) -> np.ndarray:
+def _load_data(img, warnings: list[str], path: Path, reporter=None) -> np.ndarray:
     on_disk = img.get_data_dtype()
     if on_disk.kind == "c" or on_disk.fields is not None:
         raise InputError(path, f"the voxels are {on_disk} values, not CT numbers")
@@ -251,9 +261,11 @@ def _load_data(img, warnings: list[str], path: Path) -> np.ndarray:
         slope, inter = img.header.get_slope_inter()
     scaled = (slope not in (None, 1.0)) or (inter not in (None, 0.0))
     if np.issubdtype(on_disk, np.integer) and not scaled:
-        return np.asarray(img.dataobj)
+        return _read_slabs(img, on_disk, reporter)
     try:
-        return _as_hu(img, on_disk, slope, inter, warnings, path)
+        # a scaled integer file's values fit float32 exactly (HU, halves): half of float64
+        values = _read_slabs(img, np.float64 if on_disk == np.float64 else np.float32, reporter)
+        return _as_hu(values, warnings, path)
     except MemoryError:
         need = np.prod(img.shape) * (on_disk.itemsize + 2) / 1e9
         raise InputError(
@@ -265,32 +277,42 @@ def _load_data(img, warnings: list[str], path: Path) -> np.ndarray:
         ) from None
 
 
-def _as_hu(img, on_disk, slope, inter, warnings: list[str], path: Path) -> np.ndarray:
+def _read_slabs(img, dtype, reporter=None) -> np.ndarray:
+    """The image's (scaled) voxels as ``dtype``, in the file's order, read a slab of slices at
+    a time: progress between slabs, and a stop asked for is heard within one (a 900-slice
+    scan was read in one call, and Cancel waited for all of it)."""
+    shape = tuple(img.shape)
+    out = np.empty(shape, dtype, order="F")
+    n = shape[2]  # the file's slowest spatial axis (a fourth of length 1 may follow)
+    step = max(1, _SLAB_VOXELS // max(1, shape[0] * shape[1]))
+    for k in range(0, n, step):
+        if reporter is not None:
+            reporter.check()
+            reporter.update("nifti", k, n)
+        where = (slice(None), slice(None), slice(k, k + step)) + (slice(None),) * (len(shape) - 3)
+        out[where] = img.dataobj[where]
+    if reporter is not None:
+        reporter.update("nifti", n, n)
+    return out
+
+
+def _as_hu(values: np.ndarray, warnings: list[str], path: Path) -> np.ndarray:
     """A float (or scaled) file's voxels as int16 HU when they look like CT numbers, else
     float32; converted a few million voxels at a time.
 
     Converting the whole array at once held five full-size copies (float32, its finite mask, a
     rounded copy, the comparison's temporaries, the int16 cast): a 900-slice float32 scan
-    peaked at 4.9 GB, 3.5 times its int16 twin. Now: the stored array and the result.
+    peaked at 4.9 GB, 3.5 times its int16 twin. Now: the values read and the result.
     """
-    proxy = img.dataobj
-    raw = np.asarray(proxy.get_unscaled() if hasattr(proxy, "get_unscaled") else proxy)
-    order = "F" if raw.flags.f_contiguous and not raw.flags.c_contiguous else "C"
-    flat = raw.reshape(-1, order=order)  # a view of a contiguous array: no copy
-    slope = 1.0 if slope is None or not np.isfinite(slope) else float(slope)
-    inter = 0.0 if inter is None or not np.isfinite(inter) else float(inter)
+    order = "F" if values.flags.f_contiguous and not values.flags.c_contiguous else "C"
+    flat = values.reshape(-1, order=order)  # a view of a contiguous array: no copy
 
-    def values(k: int) -> np.ndarray:
-        part = flat[k : k + _CHUNK].astype(np.float64)
-        if slope != 1.0:
-            part *= slope
-        if inter != 0.0:
-            part += inter
-        return part
+    def part_of(k: int) -> np.ndarray:
+        return flat[k : k + _CHUNK].astype(np.float64)
 
     n_bad, low, high, integral = 0, np.inf, -np.inf, True
     for k in range(0, flat.size, _CHUNK):
-        part = values(k)
+        part = part_of(k)
         finite = np.isfinite(part)
         if not finite.all():
             n_bad += int(finite.size - np.count_nonzero(finite))
@@ -306,10 +328,12 @@ def _as_hu(img, on_disk, slope, inter, warnings: list[str], path: Path) -> np.nd
         warnings.append(f"{n_bad} NaN/infinite voxels replaced by the minimum value {low:g}")
     hu_like = high - low > 100  # a CT, not a probability map
     as_int = (integral or hu_like) and np.rint(low) >= -32768 and np.rint(high) <= 32767
-    out = np.empty(raw.shape, np.int16 if as_int else np.float32, order=order)
+    if not as_int and values.dtype == np.float32 and not n_bad:
+        return values  # a probability map already float32: kept as read
+    out = np.empty(values.shape, np.int16 if as_int else np.float32, order=order)
     out_flat = out.reshape(-1, order=order)
     for k in range(0, flat.size, _CHUNK):
-        part = values(k)
+        part = part_of(k)
         if n_bad:
             part[~np.isfinite(part)] = low
         out_flat[k : k + _CHUNK] = np.rint(part) if as_int else part
