@@ -389,7 +389,7 @@ def test_a_nifti_is_read_a_slab_at_a_time_with_progress_and_a_stop(tmp_path, mon
     seen = []
     vol = load_ct(tmp_path / "ct.nii.gz", reporter=Reporter(lambda *a: seen.append(a)))
     np.testing.assert_array_equal(vol.array, hu.transpose(2, 1, 0))
-    assert seen == [("nifti", k, 10) for k in (0, 3, 6, 9, 10)]
+    assert seen == [("nifti slices", k, 10) for k in (0, 3, 6, 9, 10)]
 
     asked = []
     stop = Reporter(lambda *a: asked.append(a), lambda: len(asked) >= 2)

@@ -37,7 +37,7 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
     path : str or Path
         A ``.nii`` or ``.nii.gz`` file.
     reporter : napari_livertumor.progress.Reporter, optional
-        Progress (``"nifti"``, per slab of slices read) and cancellation between slabs.
+        Progress (``"nifti slices"``, per slab of slices read) and cancellation between slabs.
 
     Returns
     -------
@@ -288,11 +288,11 @@ def _read_slabs(img, dtype, reporter=None) -> np.ndarray:
     for k in range(0, n, step):
         if reporter is not None:
             reporter.check()
-            reporter.update("nifti", k, n)
+            reporter.update("nifti slices", k, n)
         where = (slice(None), slice(None), slice(k, k + step)) + (slice(None),) * (len(shape) - 3)
         out[where] = img.dataobj[where]
     if reporter is not None:
-        reporter.update("nifti", n, n)
+        reporter.update("nifti slices", n, n)
     return out
 
 
