@@ -702,14 +702,22 @@ def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
         )
     extent = [n * v for n, v in zip(arr.shape, spacing, strict=True)]
     min_z, min_xy = MIN_EXTENT_MM
-    if arr.shape[0] < MIN_SLICES or extent[0] < min_z or min(extent[1:]) < min_xy:
+    short = [  # only what fails is named (a 2-slice scan "needs at least 2 slices" read oddly)
+        what
+        for what, fails in (
+            (f"at least {MIN_SLICES} slices", arr.shape[0] < MIN_SLICES),
+            (f"{min_z:g} mm through-plane", extent[0] < min_z),
+            (f"{min_xy:g} mm in-plane", min(extent[1:]) < min_xy),
+        )
+        if fails
+    ]
+    if short:
         small = (
             "too small to hold a liver: "
             + " × ".join(str(n) for n in arr.shape)
             + " voxels, "
-            + " × ".join(f"{e:.0f}" for e in extent)
-            + f" mm (z, y, x); at least {MIN_SLICES} slices, {min_z:g} mm through-plane and "
-            f"{min_xy:g} mm in-plane are needed"
+            + " × ".join(f"{e:.3g}" for e in extent)
+            + f" mm (z, y, x); {' and '.join(short)} {'is' if len(short) == 1 else 'are'} needed"
         )
         if for_models:
             raise InputError(src, small)

@@ -956,6 +956,20 @@ def test_volumes_the_models_cannot_read_are_refused_with_the_reason(array, spaci
     assert "scan.nii.gz" in str(info.value)
 
 
+def test_a_too_small_scan_is_told_only_what_it_lacks():
+    """Two 1.25-mm slices read "2 × 512 × 512 voxels, 2 × 414 × 414 mm …; at least 2
+    slices, 5 mm through-plane … are needed": it has 2 slices, and is 2.5 mm thick."""
+    from napari_livertumor.pipeline import check_volume
+
+    vol = CTVolume(np.zeros((2, 64, 64), np.int16), spacing=(1.25, 0.8, 0.8),
+                   meta={"modality": "CT", "source": "two.nii.gz"})  # fmt: skip
+    with pytest.raises(InputError) as info:
+        check_volume(vol)
+    text = str(info.value)
+    assert "2.5 × 51.2 × 51.2 mm (z, y, x); 5 mm through-plane is needed" in text, text
+    assert "at least 2 slices" not in text
+
+
 def test_a_models_folder_that_is_missing_or_one_model_says_so(tmp_path, untrained):
     with pytest.raises(ModelError, match="models folder not found"):
         Segmenter(InferenceConfig.from_models_dir(tmp_path / "nope", device="cpu"))
