@@ -783,7 +783,8 @@ def _hu_warnings(arr: np.ndarray, src) -> list[str]:
         notes.append(
             f"{NOT_HU}: no air at -1000 {seen}. Normalised "
             "values, a label map or a rescale intercept (-1024) not applied give wrong masks: "
-            "check the file"
+            "check the file. (A scan cropped inside the body has no air either: the models "
+            "expect a whole abdominal cross-section, and may miss or cut the liver in a crop)"
         )
     elif dense > MAX_DENSE_SHARE:  # the body shifted up, e.g. by +1024 (padding stays low)
         notes.append(
