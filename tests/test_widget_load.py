@@ -137,6 +137,37 @@ def test_a_new_path_drops_the_last_scan_and_the_seg_it_filled_in(load_widget, qt
     assert widget.truth_path.text() == str(tmp_path / "mine.nii.gz")
 
 
+def test_a_folder_loaded_without_find_series_brings_its_seg_as_file_open_does(
+    load_widget, qtbot, tmp_path
+):
+    """Typed path, Load (no Find series): the CT came alone, and nothing said a ground truth
+    lay in the folder; File > Open of the same folder brings it."""
+    from napari_livertumor.io.dicom import read_dicom_series
+    from napari_livertumor.io.seg import write_dicom_seg
+
+    viewer, widget = load_widget
+    case, vol, labels = write_dicom_case(tmp_path / "a")
+    write_dicom_seg(
+        labels, read_dicom_series(case), case / "SEG" / "seg.dcm", [(1, "Liver"), (2, "Mass")]
+    )
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case))
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    (gt,) = _layers.labels_layers(viewer, role="ground_truth")
+    np.testing.assert_array_equal(gt.data, labels)
+    assert "ground truth: seg.dcm, the DICOM SEG drawn on this series" in widget.status.text()
+
+    # after Find series, the field decides: emptied by the user, no ground truth comes
+    viewer.layers.clear()
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    widget.truth_path.clear()
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    assert not _layers.labels_layers(viewer, role="ground_truth")
+
+
 def test_a_ras_nifti_is_shown_as_dicom_would_be_and_exported_in_its_own_order(
     load_widget, qtbot, tmp_path
 ):

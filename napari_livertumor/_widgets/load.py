@@ -184,6 +184,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
         # the sample brings its own ground truth (the field is greyed out for it)
         truth_text = "" if source == SOURCES[2] else self.truth_path.text().strip()
         series_uid = self.selected_series_uid()
+        # Find series was run (its ground-truth choice, even an emptied field, is the user's)
+        scanned = bool(self._series)
         seed = self.seed.value()
         if source != SOURCES[2] and not path_text:
             set_status(self.status, "Choose a file or folder first.", error=True)
@@ -215,7 +217,19 @@ class LoadWidget(JobWidgetMixin, QWidget):
                     "units, so Segment will refuse it",
                 )
             truth_problem = None
-            if truth_text:
+            found = list(volume.meta.get("seg_files") or ()) if not scanned else []
+            if not truth_text and found:
+                # loaded without Find series: the DICOM SEG drawn on this series comes too, as
+                # File > Open brings it (it came only after Find series filled it in)
+                try:
+                    truth = _read_truth(Path(found[0]), volume)
+                    notes.append(
+                        f"ground truth: {Path(found[0]).name}, the DICOM SEG drawn on this "
+                        "series in its folder"
+                    )
+                except InputError as exc:
+                    truth_problem = str(exc)
+            elif truth_text:
                 try:
                     truth = _read_truth(Path(truth_text), volume)
                 except InputError as exc:  # the scan still opens; the problem is said beside it

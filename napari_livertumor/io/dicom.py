@@ -274,6 +274,12 @@ def read_dicom_series(
         "sop_instance_uids": geometry.sop_instance_uids,
         "files": [str(p) if p else "" for p in geometry.files],
         "warnings": warnings,
+        # the DICOM SEG files of the folder drawn on this series (a ground truth to offer)
+        "seg_files": sorted(
+            str(h.path)
+            for h in headers
+            if h.modality == "SEG" and h.referenced_uids & set(geometry.sop_instance_uids)
+        ),
     }
     return CTVolume(
         array=array,
