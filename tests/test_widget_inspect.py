@@ -105,6 +105,15 @@ def test_overlap_scores_per_class():
     assert scores["tumor"] == {"dice": 1.0, "iou": 1.0}
 
 
+def test_a_layer_renamed_while_measured_is_named_by_its_new_name(viewer_with_labels, qtbot):
+    viewer, widget, *_ = viewer_with_labels
+    layer = viewer.layers["tiny CT segmentation"]
+    widget.measure_button.click()
+    layer.name = "HCC_001 reviewed"  # while Measure runs
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.status.text() == "Measured 'HCC_001 reviewed'."
+
+
 def test_painting_after_measuring_says_the_figures_are_stale(viewer_with_labels, qtbot):
     viewer, widget, *_ = viewer_with_labels
     widget.measure_button.click()

@@ -242,6 +242,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 "nothing shown.",
             )
             return
+        if layer is not None:
+            name = layer.name  # renamed while it was measured: said by its name now
         self.stats, self.scores = stats, scores
         self._measured_layer = layer if layer is not None else self.labels_layer()
         unknown = self._measured_layer is not None and _layers.tumor_not_assessed(
