@@ -395,3 +395,30 @@ def test_a_long_layer_name_keeps_its_last_word_in_a_narrow_picker(qtbot):
     combo.grab()  # it paints
     combo.setFixedWidth(600)  # room enough: the name in full
     assert combo.shown_text() == names[1]
+
+
+def test_a_ground_truth_is_see_through_in_3d_and_as_it_was_in_2d(make_napari_viewer, qtbot):
+    """napari draws no outlines in 3D: the ground truth (outlines at 0.9 opacity in 2D) hid
+    the segmentation under an opaque blob."""
+    from _widget_data import tiny_ct
+
+    from napari_livertumor._widgets import _layers
+    from napari_livertumor._widgets.inspect import InspectWidget
+
+    viewer = make_napari_viewer()
+    vol, truth = tiny_ct()
+    _layers.add_ct_layer(viewer, vol, name="CT")
+    gt = _layers.add_labels_layer(viewer, truth, vol, "CT ground truth", role="ground_truth")
+    seg = _layers.add_labels_layer(viewer, (truth > 0).astype("uint8"), vol, "CT segmentation")
+    viewer.window.add_dock_widget(InspectWidget(viewer))  # any panel watches its viewer
+    before, seg_before = gt.opacity, seg.opacity
+    viewer.dims.ndisplay = 3
+    assert gt.opacity == _layers.GROUND_TRUTH_3D_OPACITY and seg.opacity == seg_before
+    later = _layers.add_labels_layer(viewer, truth, vol, "CT ground truth 2", role="ground_truth")
+    assert later.opacity == _layers.GROUND_TRUTH_3D_OPACITY  # opened while in 3D
+    viewer.dims.ndisplay = 2
+    assert gt.opacity == before and later.opacity == before
+    viewer.window.add_dock_widget(InspectWidget(viewer))  # a second panel: watched once
+    viewer.dims.ndisplay = 3
+    viewer.dims.ndisplay = 2
+    assert gt.opacity == before

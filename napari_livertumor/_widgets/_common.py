@@ -411,6 +411,9 @@ class JobWidgetMixin:
     """
 
     def init_jobs(self, viewer) -> None:
+        from ._layers import dim_truth_in_3d
+
+        dim_truth_in_3d(viewer)  # (any panel open does it for its viewer)
         self.jobs: dict[Any, Job] = {}
         self._button_text: dict[Any, str] = {}
         jobs = self.jobs

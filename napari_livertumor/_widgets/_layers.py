@@ -143,6 +143,42 @@ def make_labels_layer(
     return layer
 
 
+#: a ground truth's opacity in 3D, where napari draws no outlines: at 0.9 it hid the
+#: segmentation under it as an opaque blob
+GROUND_TRUTH_3D_OPACITY = 0.3
+_TRUTH_2D_OPACITY = "livertumor_opacity_2d"
+_DIMMED_VIEWERS: weakref.WeakSet = weakref.WeakSet()
+
+
+def dim_truth_in_3d(viewer) -> None:
+    """Keep the ground truths of ``viewer`` see-through in 3D (once per viewer).
+
+    In 2D a ground truth is drawn as outlines over the filled segmentation; napari draws no
+    outlines in 3D, so there it is shown at ``GROUND_TRUTH_3D_OPACITY`` and its own opacity
+    comes back in 2D.
+    """
+    if viewer is None or viewer in _DIMMED_VIEWERS:
+        return
+    _DIMMED_VIEWERS.add(viewer)
+    ref = weakref.ref(viewer)
+
+    def follow(*_) -> None:
+        v = ref()
+        if v is None:
+            return
+        three = v.dims.ndisplay == 3
+        for layer in labels_layers(v, role="ground_truth"):
+            if three and _TRUTH_2D_OPACITY not in layer.metadata:
+                layer.metadata[_TRUTH_2D_OPACITY] = layer.opacity
+                layer.opacity = min(layer.opacity, GROUND_TRUTH_3D_OPACITY)
+            elif not three and _TRUTH_2D_OPACITY in layer.metadata:
+                layer.opacity = layer.metadata.pop(_TRUTH_2D_OPACITY)
+
+    viewer.dims.events.ndisplay.connect(follow)
+    viewer.layers.events.inserted.connect(follow)  # a ground truth opened while in 3D
+    follow()
+
+
 def watch_edits(layer) -> None:
     """A model segmentation painted on is no longer the model's alone (a DICOM SEG says so):
     its paint events, and its whole array replaced (``layer.data = …`` from napari's console
