@@ -114,6 +114,30 @@ def test_a_pytorch_pickle_in_place_of_the_weights_is_named_as_one(model_dir):
     torch.save({"w": torch.zeros(2)}, model_dir / "model.safetensors")
     with pytest.raises(ModelError, match="looks like a PyTorch checkpoint.*never loaded"):
         load_model(model_dir)
+    import io
+    import pickle
+
+    legacy = io.BytesIO()  # torch.save(..., _use_new_zipfile_serialization=False): a pickle
+    pickle.dump({"w": [0.0]}, legacy, protocol=2)
+    (model_dir / "model.safetensors").write_bytes(legacy.getvalue())
+    with pytest.raises(ModelError, match="looks like a PyTorch checkpoint"):
+        load_model(model_dir)
+
+
+def test_a_truncated_safetensors_file_is_not_called_a_pickle(model_dir):
+    """A header of 1664 bytes starts the file with 80 06: taken for a pickle's first byte,
+    a truncated model was "a PyTorch checkpoint ... save its state_dict with safetensors"."""
+    import json
+    import struct
+
+    header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+    header += b" " * (1664 - len(header))
+    data = struct.pack("<Q", len(header)) + header + b"\0" * 8
+    assert data[:2] == b"\x80\x06"
+    (model_dir / "model.safetensors").write_bytes(data[:1000])  # cut short
+    with pytest.raises(ModelError, match="corrupt") as info:
+        load_model(model_dir)
+    assert "PyTorch checkpoint" not in str(info.value)
 
 
 @pytest.mark.parametrize("bad", ["nan", "inf", "int"])

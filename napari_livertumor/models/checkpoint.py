@@ -362,10 +362,16 @@ def _pickle_hint(weights: Path) -> str:
     """A hint when unreadable weights are a PyTorch pickle (``torch.save``) renamed."""
     try:
         with open(weights, "rb") as fh:
-            head = fh.read(2)
+            head = fh.read(9)
     except OSError:
         return ""
-    if head == b"PK" or head[:1] == b"\x80":
+    if head[8:9] == b"{":  # a safetensors file (its header's length, then its JSON): damaged
+        return ""
+    # a zip (torch.save since 1.6) or a pickle's PROTO opcode with protocol 2–5 (older ones);
+    # a safetensors header length can start with 0x80 too (1664 bytes of header: 80 06 …)
+    if head[:2] == b"PK" or (
+        head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+    ):
         return (
             "; it looks like a PyTorch checkpoint (torch.save, a pickle), which is never loaded "
             "here (unpickling can run code): save its state_dict with safetensors instead"
