@@ -48,6 +48,18 @@ def test_convert_refuses_to_overwrite_without_force(tmp_path, capsys):
     assert nib.load(out).shape == (14, 12, 6)
 
 
+def test_a_meta_file_that_cannot_be_written_is_said_before_the_nifti_is(tmp_path, capsys):
+    """The NIfTI was written, then --meta failed naming a temporary file beside it."""
+    two_series(tmp_path)
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    out = tmp_path / "CT.nii.gz"
+    meta = tmp_path / "notes.txt" / "m.json"
+    assert main(["convert", str(tmp_path / "dicom"), "-o", str(out), "--meta", str(meta)]) == 1
+    err = capsys.readouterr().err
+    assert "notes.txt: is a file" in err and ".tmp" not in err
+    assert not out.exists()
+
+
 def test_convert_lists_series_and_picks_one_by_uid(tmp_path, capsys):
     _, small = two_series(tmp_path)
     assert main(["convert", str(tmp_path / "dicom"), "--list"]) == 0

@@ -67,6 +67,8 @@ def run(args) -> int:
             raise InputError(args.meta, "--meta takes a JSON file name, and this is a folder")
         if args.meta.exists() and not args.force:
             raise InputError(args.meta, "already exists; use --force to overwrite it")
+        # its folder too: the NIfTI was written, then --meta failed naming a temporary file
+        check_writable_folder(args.meta.parent)
     if source.is_file() and is_nifti_path(source):
         volume = read_nifti(source)
     else:
