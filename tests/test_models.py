@@ -375,8 +375,10 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
     replaced = tmp_path / "replaced"
     shutil.copytree(a, replaced)
     (replaced / "split.json").write_text('{"train": [], "test": ["HCC_001"]}')
+    (replaced / "MODEL_CARD.md").write_text("# Model card: default tumor model")
     make_ensemble(replaced, [a, b], force=True)
     assert not (replaced / "split.json").exists()
+    assert not (replaced / "MODEL_CARD.md").exists()  # it described the model replaced
 
 
 @pytest.mark.parametrize(
@@ -474,8 +476,22 @@ def test_an_ensemble_carries_its_members_shared_test_split(tmp_path, caplog):
     split = read_split(tmp_path / "ens" / "split.json")
     assert split["test"] == ["HCC_009"] and set(split["train"]) == {"HCC_001", "HCC_002", "HCC_003"}
 
-    (b / "split.json").write_text(json.dumps({"train": ["HCC_001"], "test": ["HCC_004"]}))
+    (b / "split.json").write_text(json.dumps({"train": ["HCC_004"], "test": ["HCC_002"]}))
     with caplog.at_level("WARNING"):
         make_ensemble(tmp_path / "ens2", [a, b])
-    assert not (tmp_path / "ens2" / "split.json").exists()
     assert "not tested on one shared set of patients" in caplog.text
+    # no shared test list, but who trained a member is kept: evaluate names those patients
+    # (without the file, HCC_004, trained on by b, was scored as held out, unsaid)
+    split = read_split(tmp_path / "ens2" / "split.json", require_train=False)
+    assert split["test"] == [] and set(split["train"]) == {"HCC_001", "HCC_002", "HCC_004"}
+    from napari_livertumor.training.evaluate import _seen_in_training
+
+    (tmp_path / "root").mkdir()
+    (tmp_path / "ens2").rename(tmp_path / "root" / "tumor")
+    seen = _seen_in_training(["HCC_004", "HCC_009"], tmp_path / "root", {})
+    assert seen == {"tumor": ["HCC_004"]}
+    # members without splits: no file (nothing to tell)
+    (a / "split.json").unlink()
+    (b / "split.json").unlink()
+    make_ensemble(tmp_path / "ens3", [a, b])
+    assert not (tmp_path / "ens3" / "split.json").exists()

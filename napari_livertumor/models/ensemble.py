@@ -133,6 +133,10 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
     )
     out = save_model(folder, tensors, meta)  # members > 1: the keys are kept as they are
     _carry_split(folder, members)
+    card = folder / "MODEL_CARD.md"
+    if card.is_file():  # the replaced model's card (the shipped model's) describes it, not this
+        card.unlink()
+        log.info("%s: removed the replaced model's MODEL_CARD.md", folder)
     return out
 
 
@@ -160,14 +164,41 @@ def _carry_split(folder: Path, members: list[Path]) -> None:
         tmp.write_text(json.dumps(carried, indent=2))
         tmp.replace(target)
         return
-    if target.is_file():
+    trained = set().union(
+        *(
+            set(s.get("train") or []) | set(s.get("val") or [])
+            for s in splits
+            if isinstance(s, dict)
+        )
+    )
+    if trained:
+        # no shared test list, but who trained each member is kept: `evaluate` then says which
+        # of the patients it scores a member has seen (without this file it scored them as
+        # held out, unsaid)
+        fingerprints: dict = {}
+        for s in splits:
+            if isinstance(s, dict):
+                fingerprints.update(s.get("fingerprints") or {})
+        carried = {
+            "train": sorted(trained),
+            "val": [],
+            "test": [],
+            "note": "an ensemble of members tested on different patients: no shared test "
+            "list; 'train' lists every patient a member trained or validated on",
+            "fingerprints": fingerprints,
+        }
+        tmp = folder / ".split.json.tmp"
+        tmp.write_text(json.dumps(carried, indent=2))
+        tmp.replace(target)
+    elif target.is_file():
         target.unlink()
         log.info("%s: removed the replaced model's split.json", folder)
     log.warning(
         "%s: the members were not tested on one shared set of patients (their split.json "
-        "files differ or are missing): no split.json, so `livertumor evaluate` needs --split, "
-        "or it scores every patient, members' training patients included",
+        "files differ or are missing): `livertumor evaluate` needs --split, or it scores every "
+        "patient%s",
         folder,
+        " and names those a member trained or validated on" if trained else "",
     )
 
 
