@@ -103,6 +103,32 @@ def test_the_models_split_applies_only_to_the_data_it_describes(trained, tmp_pat
     assert "other data" in caplog.text
 
 
+def test_the_models_cohort_without_its_test_patients_is_not_called_other_data(
+    trained, tmp_path, caplog
+):
+    """The training cohort with its test patients removed was "other data": its training
+    patients were scored as test patients with no word."""
+    import logging
+    import shutil
+
+    from napari_livertumor.training.data import index_cases
+    from napari_livertumor.training.evaluate import _test_ids
+
+    data, models = trained
+    written = json.loads((models / "tumor" / "split.json").read_text())
+    rest = tmp_path / "rest"
+    shutil.copytree(data, rest)
+    for case in written["test"]:
+        for sub in ("imagesTr", "labelsTr"):
+            for f in (rest / sub).glob(f"{case}*"):
+                f.unlink()
+    with caplog.at_level(logging.WARNING):
+        ids, source = _test_ids(index_cases(rest), models, None)
+    assert "other data" not in source and "not here" in source
+    assert "if this is that cohort, their scores are not held-out scores" in caplog.text
+    assert "this is other data" not in caplog.text
+
+
 def test_another_cohort_with_the_same_patient_names_is_evaluated_whole(trained, tmp_path, caplog):
     """Every HCC-TACE-Seg-like cohort names its patients HCC_001…: the names alone made the
     models' split pick 2 of 10 patients of a cohort they never saw. Training records each test

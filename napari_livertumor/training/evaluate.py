@@ -236,6 +236,21 @@ def _test_ids(records, models, split_file) -> tuple[list[str], str]:
             return tests, str(cand)
         # other data than the models were trained on (or another cohort that reuses the
         # names, as HCC_001… do): none of it was seen in training
+        used = set(split.get("train") or ()) | set(split.get("val") or ())
+        named = [c for c in everything if c in used]
+        if named and not any(c in by_id for c in split["test"]):
+            # the models' own cohort without its test patients looks just like this: said,
+            # not asserted to be other data
+            log.warning(
+                "%s: %s, and %d of the cases here have the names of patients the models trained "
+                "or validated on (%s): if this is that cohort, their scores are not held-out "
+                "scores (give --split with its test patients); evaluating every case",
+                cand,
+                other,
+                len(named),
+                ", ".join(named[:5]) + (", …" if len(named) > 5 else ""),
+            )
+            return everything, "all cases (the models' test patients are not here)"
         log.warning(
             "%s describes the data the models were trained and tested on, but %s: this is "
             "other data; evaluating every case",
