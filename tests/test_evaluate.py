@@ -375,3 +375,41 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_any_case_runs
     with pytest.raises(InputError, match="cannot be written to"):
         ev.evaluate(data, models=models, out_dir=tmp_path / "ro", device="cpu")
     assert asked == [tmp_path / "ro"]
+
+
+def test_ctrl_c_keeps_the_cases_already_scored(trained, tmp_path, capsys, monkeypatch):
+    """Ctrl-C (or SIGTERM) part-way threw away every case scored, and without -o left an
+    empty results folder behind."""
+    from napari_livertumor.pipeline import Segmenter
+
+    data, models = trained
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["HCC_001"], "test": ["HCC_002", "HCC_003", "HCC_004"]}))
+    real, calls = Segmenter.segment, []
+
+    def interrupted_on_the_second(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Segmenter, "segment", interrupted_on_the_second)
+    out = tmp_path / "out"
+    rc = main(["evaluate", "--data", str(data), "--models", str(models), "--split", str(split),
+               "-o", str(out), "--device", "cpu"])  # fmt: skip
+    assert rc == 130
+    assert "the cases scored before it are in" in capsys.readouterr().err
+    with open(out / "per_case.csv") as fh:
+        assert [r["case"] for r in csv.DictReader(fh)] == ["HCC_002"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    assert {n["case"] for n in summary["not_evaluated"]} == {"HCC_003", "HCC_004"}
+
+    calls.clear()  # stopped during the first case: nothing to keep, no folder left behind
+    monkeypatch.setattr(
+        Segmenter, "segment", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt)
+    )
+    monkeypatch.chdir(tmp_path / "cwd" if (tmp_path / "cwd").mkdir() is None else tmp_path)
+    rc = main(["evaluate", "--data", str(data), "--models", str(models), "--split", str(split),
+               "--device", "cpu"])  # fmt: skip
+    assert rc == 130 and not list((tmp_path / "cwd").iterdir())

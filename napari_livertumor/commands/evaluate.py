@@ -48,21 +48,42 @@ def run(args) -> int:
 
     import_monai_lean()  # a command-line process: MONAI without what inference never uses
 
+    import time
+
+    from ._signals import sigterm_as_interrupt
+
     made = None
     if not args.out_dir:  # a new folder of its own: never an earlier evaluation's files
         made = args.out_dir = _new_folder()
+    started = time.time()
     try:
-        result = evaluate(
-            args.data,
-            models=args.models,
-            split_file=args.split,
-            out_dir=args.out_dir,
-            device=args.device,
-            refine=args.refine,
-            tta=args.tta,
-            max_cases=args.max_cases,
-            overwrite=args.overwrite,
-        )
+        with sigterm_as_interrupt():
+            result = evaluate(
+                args.data,
+                models=args.models,
+                split_file=args.split,
+                out_dir=args.out_dir,
+                device=args.device,
+                refine=args.refine,
+                tta=args.tta,
+                max_cases=args.max_cases,
+                overwrite=args.overwrite,
+            )
+    except KeyboardInterrupt:
+        # the cases scored before the stop are written (summary.json says it was interrupted)
+        if _written_now(args.out_dir, started):
+            print(
+                f"livertumor evaluate: interrupted; the cases scored before it are in "
+                f"{args.out_dir}/per_case.csv (and summary.json)",
+                file=sys.stderr,
+            )
+            return 130
+        if made is not None:
+            try:
+                Path(made).rmdir()
+            except OSError:
+                pass
+        raise
     except BaseException:
         if made is not None:  # nothing written in it: not left behind
             try:
@@ -79,6 +100,19 @@ def run(args) -> int:
         )
         return 1
     return 0
+
+
+def _written_now(out_dir, started: float) -> bool:
+    """Whether ``out_dir`` holds this (interrupted) run's per_case.csv and summary.json."""
+    import json
+
+    folder = Path(out_dir)
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        fresh = (folder / "per_case.csv").stat().st_mtime >= started - 1
+    except (OSError, ValueError):
+        return False
+    return bool(summary.get("interrupted")) and fresh
 
 
 def _new_folder() -> str:

@@ -125,6 +125,51 @@ def evaluate(
         not_evaluated.append({"case": rec.case_id, "reason": f"beyond --max-cases {max_cases}"})
     seg = Segmenter(cfg)
     rows: list[dict[str, Any]] = []
+    interrupted = False
+    try:
+        _score_cases(test, seg, rows, not_evaluated, should_cancel=should_cancel, progress=progress)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the cases scored are written, then it ends
+        interrupted = True
+        done = {r["case"] for r in rows} | {n["case"] for n in not_evaluated}
+        not_evaluated += [
+            {"case": r.case_id, "reason": "stopped (interrupted) before it was scored"}
+            for r in test
+            if r.case_id not in done
+        ]
+    summary = summarize(rows)
+    summary["split"] = split_source
+    summary["models"] = str(models) if models else "shipped defaults"
+    summary["refine"] = refine
+    summary["tta"] = tta
+    summary["device"] = str(seg.device)
+    summary["test_patients_asked"] = len(test_ids)
+    summary["not_evaluated"] = not_evaluated
+    summary["test_patients_seen_in_training"] = seen
+    table = format_table(summary)
+    for stage, ids in seen.items():
+        table += (
+            f"\nNot held out: the {stage} model trained or validated on {len(ids)} of these "
+            f"test patients ({', '.join(ids[:8])}{', …' if len(ids) > 8 else ''})"
+        )
+    if not_evaluated:
+        table += (
+            f"\nNot evaluated: {len(not_evaluated)} of the {len(test_ids)} test patients asked "
+            "for: " + "; ".join(f"{n['case']} ({n['reason']})" for n in not_evaluated[:8])
+        )
+        if len(not_evaluated) > 8:
+            table += f" and {len(not_evaluated) - 8} more (summary.json)"
+    if interrupted:
+        summary["interrupted"] = True
+    if out_dir is not None and (rows or not interrupted):
+        write_results(out_dir, rows, summary)
+    if interrupted:
+        raise KeyboardInterrupt
+    return {"summary": summary, "rows": rows, "table": table}
+
+
+def _score_cases(test, seg, rows, not_evaluated, *, should_cancel=None, progress=None) -> None:
+    """Segment and score each test record into ``rows`` (unreadable ones into
+    ``not_evaluated``); a stop asked for between cases names the rest there."""
     for i, rec in enumerate(test):
         if should_cancel is not None and should_cancel():
             not_evaluated += [{"case": r.case_id, "reason": "stopped before it"} for r in test[i:]]
@@ -164,31 +209,6 @@ def evaluate(
         )
     if progress is not None:
         progress("evaluate", len(test), len(test))
-    summary = summarize(rows)
-    summary["split"] = split_source
-    summary["models"] = str(models) if models else "shipped defaults"
-    summary["refine"] = refine
-    summary["tta"] = tta
-    summary["device"] = str(seg.device)
-    summary["test_patients_asked"] = len(test_ids)
-    summary["not_evaluated"] = not_evaluated
-    summary["test_patients_seen_in_training"] = seen
-    table = format_table(summary)
-    for stage, ids in seen.items():
-        table += (
-            f"\nNot held out: the {stage} model trained or validated on {len(ids)} of these "
-            f"test patients ({', '.join(ids[:8])}{', …' if len(ids) > 8 else ''})"
-        )
-    if not_evaluated:
-        table += (
-            f"\nNot evaluated: {len(not_evaluated)} of the {len(test_ids)} test patients asked "
-            "for: " + "; ".join(f"{n['case']} ({n['reason']})" for n in not_evaluated[:8])
-        )
-        if len(not_evaluated) > 8:
-            table += f" and {len(not_evaluated) - 8} more (summary.json)"
-    if out_dir is not None:
-        write_results(out_dir, rows, summary)
-    return {"summary": summary, "rows": rows, "table": table}
 
 
 def _models_folder(models) -> Path:
