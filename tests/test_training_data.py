@@ -37,6 +37,37 @@ def test_tcia_layout_reads_the_ct_series_the_seg_references(tcia_cohort):
     assert find_clinical(tcia_cohort).name.startswith("HCC-TACE-Seg_clinical")
 
 
+def test_an_nbia_download_given_above_its_collection_folder_finds_every_patient(
+    tcia_cohort, tmp_path, caplog
+):
+    """The NBIA Data Retriever saves <download>/manifest-<id>/HCC-TACE-Seg/HCC_001/…: given
+    the download, `train` read one "patient" (HCC-TACE-Seg) and `segment` one case, rc 0."""
+    from napari_livertumor.commands.segment import discover_cases
+    from napari_livertumor.io.tcia import collection_folder
+
+    download = tmp_path / "download"
+    collection = download / "manifest-1700000000" / "HCC-TACE-Seg"
+    shutil.copytree(tcia_cohort, collection, ignore=shutil.ignore_patterns("*clinical*"))
+    (collection.parent / "metadata.csv").write_text("Series UID,Collection\n")
+    shutil.copy(next(tcia_cohort.glob("*clinical*.xlsx")), download)  # saved beside it
+    for given in (download, collection.parent, collection):
+        with caplog.at_level(logging.INFO):
+            records = index_cases(given)
+        assert [r.case_id for r in records] == ["HCC_001", "HCC_002", "HCC_003"], given
+        assert [c.name for c in discover_cases([given])] == ["HCC_001", "HCC_002", "HCC_003"]
+    assert find_clinical(download).parent == download  # never NBIA's metadata.csv
+    shutil.move(str(download / next(download.glob("*.xlsx")).name), collection)
+    assert find_clinical(download).parent == collection  # none nearer: the collection's
+    # a patient's own folder (one study folder in it) is never gone down into
+    patient = collection / "HCC_001"
+    assert collection_folder(patient) == patient
+    # the same table as XLSX and CSV (as TCIA offers it, and synth writes it): not worth a word
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        find_clinical(tcia_cohort)
+    assert "not read" not in caplog.text
+
+
 def test_another_patients_seg_beside_the_patients_own_is_passed_over(tcia_cohort, tmp_path):
     """The first SEG by name was taken: another patient's, sorted first, made the patient
     "no DICOM SEG" for training and unreadable for `segment` and napari."""

@@ -282,7 +282,12 @@ def discover_cases(inputs: list[str | Path]) -> list[Case]:
             named = path if is_nifti_path(path) else path.parent
             found.append(Case(_case_name(named), path))
         else:
-            found += _cases_from_folder(path)
+            from ..io.tcia import collection_folder
+
+            inner = collection_folder(path)
+            if inner != path:  # an NBIA download given above its collection folder
+                log.info("reading the patient folders in %s (the download's collection)", inner)
+            found += _cases_from_folder(inner)
     if not found:
         raise InputError(None, f"no CT found in {', '.join(str(i) for i in inputs)}")
     return _unique_sorted(found)

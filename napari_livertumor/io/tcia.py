@@ -18,6 +18,36 @@ from ..progress import Reporter
 from .volume import CTVolume
 
 
+def collection_folder(root: str | Path) -> Path:
+    """The folder of patient folders of an NBIA Data Retriever download given above it.
+
+    The retriever saves ``<download>/manifest-<id>/<Collection>/<PatientID>/…`` (the manifest
+    folder also holds ``metadata.csv``): given the download or the manifest folder, the patient
+    folders are two or one levels down. A lone ``manifest-*`` folder, and a lone folder beside
+    ``metadata.csv`` in it, are gone down into; anything else is ``root`` itself (a patient's
+    own folder, with its one study folder, is never gone down into).
+    """
+    return download_levels(root)[-1]
+
+
+def download_levels(root: str | Path) -> list[Path]:
+    """``root`` and the folders :func:`collection_folder` goes down through, in order."""
+    levels = [Path(root)]
+    for _ in range(2):
+        folder = levels[-1]
+        try:
+            subs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        except OSError:
+            break
+        if len(subs) != 1:
+            break
+        sub = subs[0]
+        if not (sub.name.lower().startswith("manifest-") or (folder / "metadata.csv").is_file()):
+            break
+        levels.append(sub)
+    return levels
+
+
 def find_seg_files(root: str | Path) -> list[Path]:
     """DICOM SEG files under ``root`` (any depth), sorted by path."""
     from .dicom import is_dicom_file

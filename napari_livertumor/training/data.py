@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 HCC_LIVER, HCC_TUMOR, HCC_PORTAL_VEIN, HCC_AORTA = 1, 2, 3, 4
 CACHE_VERSION = 3  # 3: tumor-stage caches hold atypical-liver voxels (hard negatives)
 CLINICAL_PATTERNS = ("*clinical*.xlsx", "*clinical*.csv", "*.xlsx", "*.csv")
+#: tables a download holds that are no clinical table (the NBIA Data Retriever's series list)
+NOT_CLINICAL = frozenset({"metadata.csv"})
 _FG_SAMPLES = 4000
 
 
@@ -92,6 +94,12 @@ def index_cases(
     skipped = skipped if skipped is not None else []
     if (root / "imagesTr").is_dir():
         return _drop_copies(_index_nifti(root, skipped), skipped, reporter)
+    from ..io.tcia import collection_folder
+
+    inner = collection_folder(root)
+    if inner != root:  # an NBIA download given above its collection folder
+        log.info("reading the patient folders in %s (the download's collection folder)", inner)
+        root = inner
     patients = sorted(
         p
         for p in root.iterdir()
@@ -398,18 +406,30 @@ def _skip(skipped: list, case: str, reason: str) -> None:
 
 
 def find_clinical(data: str | Path) -> Path | None:
-    """The clinical table at the root of ``data`` (XLSX preferred), or None."""
-    root = Path(data)
+    """The clinical table at the root of ``data`` (XLSX preferred), or None. An NBIA
+    download's folders down to its collection folder are looked in too, the nearest first."""
+    from ..io.tcia import download_levels
+
     found: list[Path] = []
-    for pattern in CLINICAL_PATTERNS:
-        hits = sorted(p for p in root.glob(pattern) if not p.name.startswith((".", "~")))
-        found += [p for p in hits if p not in found]
-    if len(found) > 1:  # said, so a CSV edited beside the XLSX is not thought to be read
+    for level in download_levels(data):
+        for pattern in CLINICAL_PATTERNS:
+            hits = sorted(
+                p
+                for p in level.glob(pattern)
+                if not p.name.startswith((".", "~")) and p.name.lower() not in NOT_CLINICAL
+            )
+            found += [p for p in hits if p not in found]
+        if found:
+            break
+    # said, so a CSV edited beside the XLSX is not thought to be read (the same table saved
+    # in both formats, as TCIA offers it and `synth` writes it, is not worth a word)
+    others = [p for p in found[1:] if p.stem != found[0].stem]
+    if others:
         log.info(
             "clinical table: %s used; also at the data root, not read: %s (give --clinical "
             "to choose)",
             found[0].name,
-            ", ".join(p.name for p in found[1:4]) + (" …" if len(found) > 4 else ""),
+            ", ".join(p.name for p in others[:3]) + (" …" if len(others) > 3 else ""),
         )
     return found[0] if found else None
 
