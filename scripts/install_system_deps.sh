@@ -18,17 +18,35 @@ if ! "${PYTHON:-python3}" -c "import ensurepip" >/dev/null 2>&1; then
   dpkg -s python3-venv >/dev/null 2>&1 || missing+=(python3-venv)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
+say_and_go_on() {
+  echo "install_system_deps: $1: these system packages are missing;" >&2
+  echo "  ask an administrator to run: apt-get install -y ${missing[*]}" >&2
+  echo "  (going on: the Python environment is set up, but napari may not open and the" >&2
+  echo "  GUI tests fail until they are installed)" >&2
+  exit 0
+}
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-    echo "install_system_deps: not root and no sudo: these system packages are missing;" >&2
-    echo "  ask an administrator to run: apt-get install -y ${missing[*]}" >&2
-    echo "  (going on: the Python environment is set up, but napari may not open and the" >&2
-    echo "  GUI tests fail until they are installed)" >&2
-    exit 0
+  command -v sudo >/dev/null 2>&1 || say_and_go_on "not root and no sudo"
+  # sudo that may not be used here (a shared workstation, a cluster's login node) is no sudo:
+  # without a password cached, it is asked for only at a terminal, and a refusal goes on
+  if ! sudo -n true >/dev/null 2>&1; then
+    if [ -t 0 ]; then
+      echo "Installing system packages needs sudo: ${missing[*]}"
+      sudo -v || say_and_go_on "sudo was refused"
+    else
+      say_and_go_on "sudo needs a password and there is no terminal to ask it at"
+    fi
   fi
+  SUDO="sudo"
 fi
 echo "Installing system packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ -n "$SUDO" ]; then
+  # with sudo, a failed install (no network, a locked dpkg) is said, and setup goes on
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    || say_and_go_on "apt-get failed"
+else
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
