@@ -163,7 +163,18 @@ class InferenceConfig:
             )
         if not (root / "liver").is_dir() and not (root / "tumor").is_dir():
             _refuse_one_model_folder(root)  # said now, before a caller looks around it
-        return cls(liver_model=root / "liver", tumor_model=root / "tumor", **kwargs)
+        liver = root / "liver"
+        if not liver.exists() and not liver.is_symlink() and (root / "tumor").is_dir():
+            # a tumor model alone (fine-tuned, an ensemble): the shipped liver model finds the
+            # liver it works in, as the Segment panel does (it was refused here). A liver model
+            # alone is still refused, pointing to --stages liver: it is the one being tried out
+            from .models import default_model_dir
+
+            liver = default_model_dir("liver")
+            log.warning(
+                "%s has no liver/ model: the shipped liver model is used with its tumor/", root
+            )
+        return cls(liver_model=liver, tumor_model=root / "tumor", **kwargs)
 
     def validate(self) -> None:
         dev = str(self.device)

@@ -977,6 +977,27 @@ def test_a_models_folder_that_is_missing_or_one_model_says_so(tmp_path, untraine
         Segmenter(InferenceConfig.from_models_dir(untrained / "tumor", device="cpu"))
 
 
+def test_a_models_folder_with_one_stage_takes_the_shipped_model_for_the_other(
+    tmp_path, untrained, caplog
+):
+    """`segment --models ens` with only ens/tumor (an ensemble, a fine-tuned tumor model) was
+    refused ("ens/liver: no liver model here"); the Segment panel takes the shipped liver."""
+    import shutil
+
+    from napari_livertumor.models import default_model_dir
+
+    shutil.copytree(untrained / "tumor", tmp_path / "ens" / "tumor")
+    with caplog.at_level("WARNING"):
+        cfg = InferenceConfig.from_models_dir(tmp_path / "ens", device="cpu")
+    assert cfg.liver_model == default_model_dir("liver")
+    assert cfg.tumor_model == tmp_path / "ens" / "tumor"
+    assert "has no liver/ model: the shipped liver model is used with its tumor/" in caplog.text
+    (tmp_path / "ens" / "liver").write_text("in the way")  # something there: not replaced
+    assert (
+        InferenceConfig.from_models_dir(tmp_path / "ens").liver_model == tmp_path / "ens" / "liver"
+    )
+
+
 def test_nan_voxels_are_read_as_the_lowest_value_and_warned_about(untrained):
     """A float CT with one NaN (a converter's fill, a layer from another reader): windowing
     kept the NaN and the network spread it over its whole window, so the liver vanished."""
