@@ -38,7 +38,7 @@ def small_ct(seed=0, shape=(12, 40, 48)):
     )
 
 
-def test_a_nifti_ct_gives_labels_on_its_grid_and_a_stats_file(tmp_path, models):
+def test_a_nifti_ct_gives_labels_on_its_grid_and_a_stats_file(tmp_path, models, capsys):
     write_nifti(small_ct(), tmp_path / "patient7.nii.gz")
     out = tmp_path / "out"
     rc = main(
@@ -67,6 +67,24 @@ def test_a_nifti_ct_gives_labels_on_its_grid_and_a_stats_file(tmp_path, models):
     assert stats["device"] == "cpu" and stats["complete"] is True
     assert {"read", "liver", "write", "total"} <= set(stats["timings_s"])
     assert not (out / "summary.csv").exists()  # one case: no batch summary
+    # its figures on one line (they were only in the JSON)
+    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    assert printed.startswith("patient7: no liver found; ")  # (noise: the untrained models)
+    assert printed.endswith(f"-> {out / 'patient7_labels.nii.gz'}")
+
+
+def test_the_result_line_gives_a_cases_figures():
+    from napari_livertumor.commands.segment import _figures
+
+    row = {"liver_ml": 1469.52, "tumor_ml": 44.66, "tumor_to_liver_ratio": 0.0304,
+           "lesion_count": 1, "warnings": ""}  # fmt: skip
+    assert _figures(row) == "liver 1469.5 mL, tumor 44.7 mL (3.0 % of the liver), 1 lesion"
+    row.update(tumor_ml=0.0, tumor_to_liver_ratio=0.0, lesion_count=0, warnings="a | b")
+    assert _figures(row) == (
+        "liver 1469.5 mL, tumor 0.00 mL (0.0 % of the liver), 0 lesions; 2 warning(s) in its stats"
+    )
+    row.update(tumor_ml=None, tumor_to_liver_ratio=None, lesion_count=None, warnings="")
+    assert _figures(row) == "liver 1469.5 mL, tumor not computed (liver only)"
 
 
 def test_a_dicom_folder_gives_labels_with_the_affine_of_the_series(tmp_path, models):

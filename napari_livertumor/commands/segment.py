@@ -257,11 +257,45 @@ def run(args) -> int:
     if len(cases) > 1 or _read_summary(outdir / name) is not None:
         written = write_summary(rows, outdir / name)
         log.info("summary: %s", written)
+    _print_results(rows, outdir)
     failed = [r for r in rows if r["status"] == "failed"]
     if len(rows) > 1:  # a batch's failures, gathered below its progress (one case: said above)
         for r in failed:
             print(f"livertumor segment: {r['case']} failed: {r['error']}", file=sys.stderr)
     return 1 if failed else 0
+
+
+#: a batch prints the figures of at most this many cases (summary.csv holds them all)
+RESULT_LINES = 20
+
+
+def _print_results(rows: list[dict], outdir: Path) -> None:
+    """One line per case segmented: its figures and its labels file, on stdout (they were only
+    in the JSON; the log lines above them are progress)."""
+    done = [r for r in rows if r.get("status") == "done"]
+    for r in done[:RESULT_LINES]:
+        print(f"{r['case']}: {_figures(r)} -> {outdir / r['labels']}", flush=True)
+    if len(done) > RESULT_LINES:
+        print(f"… and {len(done) - RESULT_LINES} more case(s): see the summary", flush=True)
+
+
+def _figures(row: dict) -> str:
+    def ml(v) -> str:
+        return f"{v:.1f} mL" if v is not None and v >= 1 else f"{v:.2f} mL"
+
+    warnings = row.get("warnings") or ""
+    said = f"; {warnings.count(' | ') + 1} warning(s) in its stats" if warnings else ""
+    if not row.get("liver_ml"):
+        return "no liver found" + said
+    text = f"liver {ml(row['liver_ml'])}"
+    if row.get("tumor_ml") is None:
+        return text + ", tumor not computed (liver only)" + said
+    n = row.get("lesion_count") or 0
+    ratio = row.get("tumor_to_liver_ratio")
+    text += f", tumor {ml(row['tumor_ml'])}"
+    if ratio is not None:
+        text += f" ({100 * ratio:.1f} % of the liver)"
+    return text + f", {n} lesion{'s' if n != 1 else ''}" + said
 
 
 # --------------------------------------------------------------------------- cases
