@@ -430,8 +430,8 @@ def test_the_data_preparation_reports_its_progress_and_stops_with_the_run(toy_da
     ]
     assert all(r["case"].startswith("HCC_") for r in prep[:-1]) and prep[-1]["case"] is None
     lines = [format_report(r) for r in prep]
-    assert lines[0] == f"[liver] preparing patient 1/{n} ({prep[0]['case']})"
-    assert lines[-1] == f"[liver] data ready ({n} patients)"
+    assert lines[0] == f"[liver] preparing training/validation patient 1/{n} ({prep[0]['case']})"
+    assert lines[-1] == f"[liver] data ready ({n} training/validation patients)"
 
     run = train(tiny_config(toy_data, tmp_path / "b", cache_dir=str(tmp_path / "fresh")))
     assert next(run)["event"] == "prepare"
@@ -562,7 +562,10 @@ def test_the_cli_trains_both_stages_from_a_recipe(toy_data, tmp_path, capsys, ca
     assert len(warned) == 1, [r.message for r in warned]
     out = capsys.readouterr().out
     assert "training the liver model" in out and "training the tumor model" in out
-    assert "   preparing patient 1/4 (HCC_" in out and "   data ready (4 patients)" in out
+    assert (
+        "   preparing training/validation patient 1/4 (HCC_" in out
+        and "   data ready (4 training/validation patients)" in out
+    )
     assert read_metadata(tmp_path / "m" / "liver").stage == "liver"
     assert read_metadata(tmp_path / "m" / "tumor").training["config"]["weak_lambda"] == 0.2
 

@@ -90,8 +90,10 @@ def test_train_two_steps_responsively_then_offer_the_model_in_segment(
     assert stall < 500, beat.summary()  # the window never froze for half a second
     # the data preparation before the first step is shown, patient by patient
     log = widget.log.toPlainText()
-    assert "preparing 3 patients (read once, then cached)" in log, log  # 1 held out
-    assert log.index("preparing 3 patients") < log.index("training / ")
+    assert "preparing 3 training/validation patients (read once, then cached)" in log, (
+        log
+    )  # 1 held out
+    assert log.index("preparing 3 training") < log.index("training / ")
     assert (tmp_path / "models" / "liver" / "metadata.json").is_file()
     assert "can be chosen in Segment" in widget.status.text()
 
@@ -378,4 +380,4 @@ def test_the_progress_bar_follows_the_data_preparation(train_widget):
     bar = widget.progress_bar
     assert (bar.value(), bar.maximum()) == (41, 98)
     assert bar.format() == "preparing patient %v / %m (HCC_042)"
-    assert "preparing 98 patients" in widget.log.toPlainText()
+    assert "preparing 98 training/validation patients" in widget.log.toPlainText()

@@ -424,7 +424,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 self._log(
                     f"reading {total} patient folders"
                     if index
-                    else f"preparing {total} patients (read once, then cached)"
+                    else f"preparing {total} training/validation patients (read once, then cached)"
                 )
             self.progress_bar.setMaximum(max(total, 1))
             self.progress_bar.setValue(done)

@@ -182,9 +182,9 @@ def run(args) -> int:
 def _print_preparing(done: int, total: int, case: str | None) -> None:
     """Every 10th patient of the preprocessing, and its end (a CT takes seconds to read)."""
     if case is None:
-        print(f"   data ready ({total} patients)", flush=True)
+        print(f"   data ready ({total} training/validation patients)", flush=True)
     elif done % 10 == 0:
-        print(f"   preparing patient {done + 1}/{total} ({case})", flush=True)
+        print(f"   preparing training/validation patient {done + 1}/{total} ({case})", flush=True)
 
 
 def _train_here(configs) -> int:

@@ -41,9 +41,9 @@ def format_report(r: dict[str, Any]) -> str | None:
                 return f"[{r['stage']}] reading {total} patient folders"
             return None
         if done == total:
-            return f"[{r['stage']}] data ready ({total} patients)"
+            return f"[{r['stage']}] data ready ({total} training/validation patients)"
         if done % 10 == 0:
-            return f"[{r['stage']}] preparing patient {done + 1}/{total} ({r['case']})"
+            return f"[{r['stage']}] preparing training/validation patient {done + 1}/{total} ({r['case']})"
         return None
     if ev == "info":
         return f"[{r['stage']}] " + json.dumps(
