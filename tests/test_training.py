@@ -1020,3 +1020,19 @@ def test_a_fine_tune_never_writes_over_the_model_it_starts_from(toy_data, tmp_pa
         with pytest.raises(SettingsError, match="write over the model it starts from"):
             check_before_writing(cfg)
     assert (start / "model.safetensors").read_bytes() == before
+
+
+def test_train_check_says_what_the_data_holds_and_trains_nothing(toy_data, tmp_path, capsys):
+    """The Train panel's Check data had no CLI form: a CLI user learnt of a wrong folder (one
+    "patient") only from a model trained on it."""
+    from napari_livertumor.cli import main
+
+    assert main(["train", "--data", str(toy_data), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("6 patient(s) with ground-truth labels (nifti layout)")
+    assert "Clinical table" in out
+    assert not list(tmp_path.iterdir())  # nothing written anywhere asked
+    assert main(["train", "--data", str(toy_data)]) == 2  # training needs --out
+    assert "required: --out (or --check" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path / "nope"), "--check"]) == 1
+    assert "data folder not found" in capsys.readouterr().err

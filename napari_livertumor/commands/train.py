@@ -16,7 +16,13 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--clinical", help="clinical table (XLSX/CSV; default: the one in --data)")
     parser.add_argument(
-        "--out", required=True, help="output folder; models go to OUT/liver, OUT/tumor"
+        "--out", help="output folder; models go to OUT/liver, OUT/tumor (required to train)"
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="only say what --data holds (patients, labels, the clinical table's rows and "
+        "columns, patients left out and why), as the Train panel's Check data; trains nothing",
     )
     parser.add_argument(
         "--stage",
@@ -144,6 +150,19 @@ def build_configs(args) -> list:
 def run(args) -> int:
     from ..training.data import skips_warned_once
     from ..training.loop import check_before_writing, check_weak_table
+
+    if args.check:  # before hours of training: what the folder holds, and who is left out
+        from ..training.check import summarize_data
+
+        print("\n".join(summarize_data(args.data, args.clinical)))
+        return 0
+    if not args.out:  # (not an argparse requirement: --check needs no output folder)
+        print(
+            "livertumor train: error: the following arguments are required: --out "
+            "(or --check, to only check the data)",
+            file=sys.stderr,
+        )
+        return 2
 
     if args.ddp and args.ddp > 0 and sys.platform == "win32":  # before anything is read
         from ..errors import SettingsError
