@@ -24,7 +24,7 @@ def add_arguments(parser) -> None:
         help="folder for per_case.csv and summary.json (default: a new folder "
         "evaluation-<date>-<time> in the current folder)",
     )
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (or cuda:N)")
     parser.add_argument(
         "--refine", action="store_true", help="apply active-contour refinement to the tumor"
     )
@@ -34,12 +34,26 @@ def add_arguments(parser) -> None:
         choices=["none", "inplane", "all"],
         help="the tumor stage's mirrored passes, as in `livertumor segment --tta`",
     )
-    parser.add_argument("--max-cases", type=int, help="evaluate at most this many test patients")
+    parser.add_argument(
+        "--max-cases", type=_at_least_one, help="evaluate at most this many test patients"
+    )
     parser.add_argument(
         "--overwrite",
         action="store_true",
         help="replace per_case.csv and summary.json of an earlier evaluation in the -o folder",
     )
+
+
+def _at_least_one(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number is needed, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1 (leave it out for all), got {value}")
+    return value
 
 
 def run(args) -> int:

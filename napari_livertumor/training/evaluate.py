@@ -71,12 +71,18 @@ def evaluate(
     """
     from ..pipeline import InferenceConfig, Segmenter
 
-    # a wrong models folder is said first, before any split file is looked for beside it
+    # a wrong models folder (or setting) is said first, before any split file is looked for
+    # beside it and before the data is read
+    if models and not Path(models).exists():
+        raise InputError(models, "models folder not found (it should hold liver/ and tumor/)")
     cfg = (
         InferenceConfig.from_models_dir(models, device=device, refine=refine, tta=tta)
         if models
         else InferenceConfig(device=device, refine=refine, tta=tta)
     )
+    cfg.validate()
+    if max_cases is not None and max_cases < 1:
+        raise SettingsError(f"max_cases must be at least 1 (or unset: all), got {max_cases}")
     if out_dir is not None:  # found out now, not after every case has run
         out = Path(out_dir)
         if out.exists() and not out.is_dir():
@@ -95,8 +101,6 @@ def evaluate(
     by_id = {r.case_id: r for r in records}
     test_ids, split_source = _test_ids(records, models, split_file)
     seen = _seen_in_training(test_ids, models, by_id)
-    if max_cases is not None and max_cases < 1:
-        raise SettingsError(f"max_cases must be at least 1 (or unset: all), got {max_cases}")
     # every test patient asked for and not scored is named with its reason, on screen and in
     # summary.json: a figure over 1 of 3 patients must not pass for one over 3
     why_skipped = {str(c): str(why) for c, why in index_skipped}
