@@ -390,3 +390,18 @@ def test_synth_force_in_the_other_layout_leaves_nothing_of_the_old_cohort(tmp_pa
             ["imagesTr", "labelsTr", "clinical.csv", "clinical.xlsx", "synth_manifest.json"]
         )
         assert [p.name for p in (out / "imagesTr").iterdir()] == ["HCC_001.nii.gz"]
+
+
+def test_an_interrupted_synth_says_the_cohort_is_incomplete_and_how_to_redo_it(
+    tmp_path, capsys, monkeypatch
+):
+    import napari_livertumor.synth as synth
+    from napari_livertumor.cli import main
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synth, "make_cohort", stopped)
+    assert main(["synth", "-o", str(tmp_path / "c"), "--cases", "2"]) == 130
+    err = capsys.readouterr().err
+    assert "incomplete cohort" in err and "--force writes it again" in err

@@ -66,17 +66,32 @@ def run(args) -> int:
                 f"\r{line}" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True
             )
 
-    out = make_cohort(
-        args.out,
-        args.cases,
-        seed=args.seed,
-        layout=args.layout,
-        shape=args.shape,
-        quirks=args.quirks,
-        phase=args.phase,
-        reporter=Reporter(progress=progress),
-        overwrite=args.force,
-    )
+    from ._signals import sigterm_as_interrupt
+
+    try:
+        with sigterm_as_interrupt():
+            out = make_cohort(
+                args.out,
+                args.cases,
+                seed=args.seed,
+                layout=args.layout,
+                shape=args.shape,
+                quirks=args.quirks,
+                phase=args.phase,
+                reporter=Reporter(progress=progress),
+                overwrite=args.force,
+            )
+    except KeyboardInterrupt:
+        # the patient being written is incomplete (its CT without its labels): said, with the
+        # way back (the cohort is written whole again; nothing else in the folder is touched)
+        if tty:
+            print(file=sys.stderr)
+        print(
+            f"livertumor synth: interrupted; {args.out} holds an incomplete cohort (the last "
+            "patient may lack its labels): the same command with --force writes it again",
+            file=sys.stderr,
+        )
+        return 130
     if tty:
         print(file=sys.stderr)
     print(
