@@ -109,3 +109,20 @@ def test_an_output_name_that_is_a_folder_is_said_even_with_force(tmp_path, capsy
     assert main(["convert", str(tmp_path / "dicom"), "-o", str(tmp_path / "outdir")]) == 1
     err = capsys.readouterr().err
     assert "outdir: is a folder: -o takes the NIfTI file" in err and "must end in" not in err
+
+
+def test_a_folder_of_nifti_files_is_named_so_not_only_no_dicom(tmp_path, capsys):
+    from napari_livertumor.io import load_ct
+    from napari_livertumor.io.nifti import write_nifti
+
+    big, _ = two_series(tmp_path)
+    write_nifti(big, tmp_path / "imagesTr" / "HCC_001.nii.gz")
+    assert main(["convert", str(tmp_path / "imagesTr"), "-o", str(tmp_path / "x.nii.gz")]) == 1
+    err = capsys.readouterr().err
+    assert "no DICOM files found; it holds 1 NIfTI file(s) (HCC_001.nii.gz)" in err
+    import pytest
+
+    from napari_livertumor.errors import InputError
+
+    with pytest.raises(InputError, match="holds 1 NIfTI file.*give one of them"):
+        load_ct(tmp_path / "imagesTr")

@@ -72,9 +72,21 @@ def run(args) -> int:
     if source.is_file() and is_nifti_path(source):
         volume = read_nifti(source)
     else:
+        from ..io import nifti_files_in
         from ..io.dicom import read_dicom_series
 
-        volume = read_dicom_series(source, args.series, acquisition=args.acquisition)
+        try:
+            volume = read_dicom_series(source, args.series, acquisition=args.acquisition)
+        except InputError as exc:
+            niftis = nifti_files_in(source) if source.is_dir() else []
+            if exc.problem == "no DICOM files found" and niftis:
+                raise InputError(
+                    source,
+                    f"no DICOM files found; it holds {len(niftis)} NIfTI file(s) "
+                    f"({', '.join(p.name for p in niftis[:3])}{', …' if len(niftis) > 3 else ''}"
+                    "): give one of them, or the folder of a DICOM series",
+                ) from exc
+            raise
     for warning in volume.meta.get("warnings", []):
         print(f"livertumor convert: warning: {warning}", file=sys.stderr)
     write_nifti(volume, output)

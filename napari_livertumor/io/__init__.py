@@ -101,6 +101,14 @@ def load_ct(
         )
     except InputError as exc:
         if path.is_dir() and exc.problem == "no DICOM files found":
+            niftis = nifti_files_in(path)
+            if niftis:
+                raise InputError(
+                    path,
+                    f"no DICOM files found; it holds {len(niftis)} NIfTI file(s) "
+                    f"({', '.join(p.name for p in niftis[:3])}{', …' if len(niftis) > 3 else ''})"
+                    ": give one of them",
+                ) from exc
             others = _other_format_files(path)
             if others:
                 raise InputError(
@@ -109,6 +117,19 @@ def load_ct(
                     "only; convert to NIfTI first, or choose the folder holding the DICOM series)",
                 ) from exc
         raise
+
+
+def nifti_files_in(folder: Path, limit: int = 5000) -> list[Path]:
+    """The NIfTI files under ``folder`` (a few thousand entries looked at, at most)."""
+    from .nifti import is_nifti_path
+
+    found = []
+    for i, p in enumerate(Path(folder).rglob("*")):
+        if i >= limit:
+            break
+        if is_nifti_path(p) and p.is_file():
+            found.append(p)
+    return sorted(found)
 
 
 def _other_format_files(folder: Path, limit: int = 5000) -> str:
