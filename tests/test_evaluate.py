@@ -413,3 +413,25 @@ def test_ctrl_c_keeps_the_cases_already_scored(trained, tmp_path, capsys, monkey
     rc = main(["evaluate", "--data", str(data), "--models", str(models), "--split", str(split),
                "--device", "cpu"])  # fmt: skip
     assert rc == 130 and not list((tmp_path / "cwd").iterdir())
+
+
+def test_what_the_models_split_has_to_say_is_said_once(trained, tmp_path, caplog):
+    """The split is looked at for its test list, then for the patients its models saw: its
+    warning (here: no fingerprints recorded) was printed twice."""
+    import logging
+    import shutil
+
+    from napari_livertumor.training.evaluate import evaluate
+
+    data, models = trained
+    copy = tmp_path / "models"
+    shutil.copytree(models, copy)
+    for stage in ("liver", "tumor"):
+        path = copy / stage / "split.json"
+        split = json.loads(path.read_text())
+        split.pop("fingerprints", None)
+        path.write_text(json.dumps(split))
+    with caplog.at_level(logging.WARNING):
+        evaluate(data, models=copy, device="cpu", max_cases=1)
+    said = [r for r in caplog.records if "records no fingerprints" in r.getMessage()]
+    assert len({r.getMessage() for r in said}) == len(said) >= 1

@@ -71,6 +71,8 @@ def evaluate(
     """
     from ..pipeline import InferenceConfig, Segmenter
 
+    _SAID.clear()
+
     # a wrong models folder (or setting) is said first, before any split file is looked for
     # beside it and before the data is read
     if models and not Path(models).exists():
@@ -317,6 +319,17 @@ def _seen_in_training(test_ids, models, by_id) -> dict[str, list[str]]:
     return seen
 
 
+#: (message, arguments) said in this evaluation: the models' split is looked at twice (for its
+#: test list, then for the patients its models saw), and what it has to say is said once
+_SAID: set = set()
+
+
+def _warn_once(message: str, *args) -> None:
+    if (message, args) not in _SAID:
+        _SAID.add((message, args))
+        log.warning(message, *args)
+
+
 def _split_relation(split: dict, by_id: dict) -> tuple[str | None, list[str]]:
     """``(why, new)``: why ``split`` (the models' own) is not about this data folder (None
     when it is), and the patients here in none of its lists.
@@ -339,7 +352,7 @@ def _split_relation(split: dict, by_id: dict) -> tuple[str | None, list[str]]:
     if not recorded:
         if new:  # names alone, and some unknown to it: not taken for the same data
             return f"{len(new)} of the {len(ids)} cases here are not in it", new
-        log.warning(
+        _warn_once(
             "%s records no fingerprints of its test patients (an older version's split, or "
             "their label files were unreadable when it was written): "
             "assuming patients of the same name here are the same patients",
@@ -352,7 +365,7 @@ def _split_relation(split: dict, by_id: dict) -> tuple[str | None, list[str]]:
         # the same patients written the other way (a NIfTI conversion of the DICOM download)
         # cannot be told from others by their files: the names decide, as without fingerprints
         kinds = {"tcia": "DICOM SEGs", "nifti": "NIfTI label maps"}
-        log.warning(
+        _warn_once(
             "%s fingerprints its test patients' %s and these ground truths are %s: they cannot "
             "be compared, so patients of the same name are taken for the same patients (a "
             "conversion of the training data keeps its split; if this is another cohort, give "
