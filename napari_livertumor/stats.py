@@ -12,9 +12,9 @@ widget):
 * Lesions: connected components of the tumor with 26-connectivity (voxels touching by a face,
   edge or corner belong to one lesion), numbered 1, 2, ... from the largest.
   ``longest_diameter_mm`` is the maximum 3D Feret diameter, edge to edge as calipers on the
-  image measure: the largest distance, in mm, between the centres of two voxels of the lesion
-  (found exactly on the convex hull of its boundary voxels), plus one voxel's extent along
-  that direction. A one-voxel lesion measures its smallest width. ``evaluate``'s 10 cm split
+  image measure: over the pairs of voxels of the lesion (those on the convex hull of its
+  boundary voxels), the largest distance in mm between their centres plus one voxel's extent
+  along it. A one-voxel lesion measures its smallest width. ``evaluate``'s 10 cm split
   uses the same measure. ``centroid_zyx`` is in voxel indices,
   ``slice_range`` is the first and last z index (inclusive) and ``slice`` the z index of the
   centroid, for jumping to the lesion in a viewer. Given the grid's ``affine_lps``, each
@@ -125,8 +125,8 @@ def longest_diameter_mm(
 ) -> float:
     """Maximum 3D Feret diameter (mm) of a binary ``(Z, Y, X)`` mask, edge to edge.
 
-    The largest distance between two voxel centres plus one voxel's extent along that
-    direction (centre to centre, a lesion measures one voxel short; a single voxel, 0).
+    Over pairs of voxels, the largest distance between their centres plus one voxel's extent
+    along it (centre to centre, a lesion measures one voxel short; a single voxel, 0).
     ``axes`` (3×3, optional): row ``i`` the mm vector of one step along index axis ``i``
     (z, y, x); by default the axes are at right angles with lengths ``spacing``."""
     from scipy import ndimage as ndi
@@ -143,11 +143,10 @@ def longest_diameter_mm(
         index = _hull_points(index)
     steps = np.diag(np.asarray(spacing, np.float64)) if axes is None else np.asarray(axes, float)
     pts = index @ steps
-    length, vec = _max_pairwise(pts) if len(pts) >= 2 else (0.0, None)
-    if length == 0:  # one voxel (or one repeated point): its smallest width
+    longest = _max_edge_to_edge(pts, steps) if len(pts) >= 2 else 0.0
+    if longest == 0:  # one voxel (or one repeated point): its smallest width
         return float(np.linalg.norm(steps, axis=1).min())
-    # the voxel's extent along the measured direction: from edge to edge
-    return length + float(np.abs(steps @ (vec / length)).sum())
+    return longest
 
 
 def _hull_points(pts: np.ndarray) -> np.ndarray:
@@ -169,16 +168,20 @@ def _hull_points(pts: np.ndarray) -> np.ndarray:
         return pts
 
 
-def _max_pairwise(pts: np.ndarray, block: int = 2048) -> tuple[float, np.ndarray]:
-    """The largest distance between two of ``pts``, and the vector between them."""
-    best, vec = -1.0, np.zeros(pts.shape[1])
+def _max_edge_to_edge(pts: np.ndarray, steps: np.ndarray, block: int = 256) -> float:
+    """The largest distance between two of the voxel centres ``pts``, plus one voxel's extent
+    along it, over every pair: taken for the farthest pair alone, a lesion's figure changed
+    when it was mirrored (two pairs of one length, one along an axis, one along a diagonal,
+    whose voxel extents differ)."""
+    best = 0.0
     for i in range(0, len(pts), block):
-        a = pts[i : i + block]
-        d2 = ((a[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
-        k, j = np.unravel_index(int(d2.argmax()), d2.shape)
-        if d2[k, j] > best:
-            best, vec = float(d2[k, j]), a[k] - pts[j]
-    return best**0.5, vec
+        diff = pts[i : i + block, None, :] - pts[None, :, :]
+        dist = np.sqrt((diff**2).sum(-1))
+        extent = np.abs(diff @ steps.T).sum(-1)  # Σ_k |step_k · v|, over |v| below
+        with np.errstate(invalid="ignore", divide="ignore"):
+            total = np.where(dist > 0, dist + extent / dist, 0.0)
+        best = max(best, float(total.max()))
+    return best
 
 
 def _bbox(mask: np.ndarray) -> tuple[slice, slice, slice]:

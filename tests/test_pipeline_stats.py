@@ -61,9 +61,9 @@ def test_diameter_of_a_voxelised_sphere():
     z, y, x = np.ogrid[-20:21, -20:21, -20:21]
     ball = z**2 + y**2 + x**2 <= 20**2
     d = longest_diameter_mm(ball, (0.5, 0.5, 0.5))
-    # centres of opposite poles are 40 voxels * 0.5 mm apart (so are (12, 16, 0) and its
-    # opposite); edge to edge adds a voxel's extent along them: 0.5 to 0.7 mm
-    assert 20.5 - 1e-9 <= d <= 20.7 + 1e-9
+    # centres of opposite poles are 40 voxels * 0.5 mm apart; edge to edge adds a voxel's
+    # extent along the pair: 0.5 mm along an axis, up to 0.5·√3 along a diagonal
+    assert 20.5 - 1e-9 <= d <= 20.0 + 0.5 * np.sqrt(3) + 1e-9
 
 
 def test_an_empty_label_map_has_zero_volumes_and_no_ratio():
@@ -107,9 +107,11 @@ def test_a_one_slice_lesion_on_a_tilted_grid_is_measured_from_its_hull(monkeypat
     import napari_livertumor.stats as stats_mod
 
     seen = []
-    pairwise = stats_mod._max_pairwise
+    pairwise = stats_mod._max_edge_to_edge
     monkeypatch.setattr(
-        stats_mod, "_max_pairwise", lambda pts: seen.append(len(pts)) or pairwise(pts)
+        stats_mod,
+        "_max_edge_to_edge",
+        lambda pts, steps: seen.append(len(pts)) or pairwise(pts, steps),
     )
     mask = np.zeros((3, 120, 120), bool)
     yy, xx = np.mgrid[:120, :120]
@@ -119,7 +121,7 @@ def test_a_one_slice_lesion_on_a_tilted_grid_is_measured_from_its_hull(monkeypat
     axes[1] = [0.0, 0.7, 0.0]
     axes[0] = [2.0 * np.cos(tilt), 2.0 * np.sin(tilt), 0.0]  # the slice axis leans over y
     # 100 voxels between centres, and a voxel's extent along the measured direction
-    assert 70.0 + 0.7 - 1e-6 <= longest_diameter_mm(mask, (2.0, 0.7, 0.7), axes) <= 71.3
+    assert 70.0 + 0.7 - 1e-6 <= longest_diameter_mm(mask, (2.0, 0.7, 0.7), axes) <= 71.6
     assert seen[-1] < 200
     line = np.zeros((3, 40, 40), bool)
     line[1, 20, 5:35] = True  # a row of voxels: its two ends
@@ -141,3 +143,26 @@ def test_lesions_of_one_size_are_numbered_by_place_whichever_way_the_volume_is_h
     a = compute_stats(stored.array, stored.spacing, affine_lps=stored.affine_lps)["lesions"]
     b = compute_stats(shown.array, shown.spacing, affine_lps=shown.affine_lps)["lesions"]
     assert [les["centroid_lps_mm"] for les in a] == [les["centroid_lps_mm"] for les in b]
+
+
+def test_a_mirrored_or_turned_lesion_measures_the_same():
+    """Two pairs of voxels equally far apart, one along an axis and one along a diagonal, have
+    different voxel extents: the farthest pair alone gave 6.4 or 6.0 mm as the same triangle
+    lay one way or the other."""
+    tri = np.zeros((1, 8, 8), bool)
+    for y in range(6):
+        tri[0, y, : 6 - y] = True  # a filled right triangle, legs of 6 voxels
+    sizes = {
+        longest_diameter_mm(t, (1.0, 1.0, 1.0))
+        for t in (
+            tri,
+            tri[:, :, ::-1],
+            tri[:, ::-1],
+            tri.transpose(0, 2, 1),
+            np.rot90(tri, axes=(1, 2)),
+        )
+    }
+    assert len(sizes) == 1, sizes
+    [size] = sizes
+    hyp = np.hypot(5, 5)  # the hypotenuse's end voxels, and a voxel's extent along it
+    assert size == pytest.approx(max(hyp + 10 / hyp, 5 + 1), abs=1e-9)
