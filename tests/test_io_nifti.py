@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -402,3 +403,40 @@ def test_a_nifti_is_read_a_slab_at_a_time_with_progress_and_a_stop(tmp_path, mon
     vol = read_nifti(tmp_path / "f.nii.gz", reporter=Reporter(lambda *a: seen.append(a)))
     assert vol.array.dtype == np.int16 and len(seen) == 5
     np.testing.assert_array_equal(vol.array, hu.transpose(2, 1, 0))
+
+
+def test_an_image_without_voxels_says_so(tmp_path):
+    """A (20, 18, 0) float image was "every voxel is NaN or infinite"."""
+    nib.save(nib.Nifti1Image(np.zeros((20, 18, 0), np.float32), np.eye(4)), tmp_path / "e.nii")
+    with pytest.raises(InputError, match="holds no voxels"):
+        read_nifti(tmp_path / "e.nii")
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc (Linux)")
+def test_the_file_is_closed_after_a_stopped_or_failed_read(tmp_path, monkeypatch):
+    """Read slab by slab, the file is kept open while it is read; a stopped read left it open
+    as long as its exception lived (on Windows it could then not be replaced)."""
+    import os
+
+    from napari_livertumor.errors import Cancelled
+    from napari_livertumor.progress import Reporter
+
+    path = tmp_path / "ct.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((6, 5, 4), np.int16), np.eye(4)), path)
+
+    def open_here() -> bool:
+        return any(os.path.realpath(f"/proc/self/fd/{fd}") == str(path.resolve())
+                   for fd in os.listdir("/proc/self/fd"))  # fmt: skip
+
+    import napari_livertumor.io.nifti as nifti
+
+    monkeypatch.setattr(nifti, "_SLAB_VOXELS", 6 * 5)  # a slice a slab
+    asked = []
+    caught = []
+    try:  # stopped after its first slab was read (the file open)
+        read_nifti(path, reporter=Reporter(None, lambda: asked.append(1) or len(asked) > 1))
+    except Cancelled as exc:
+        caught.append(exc)  # kept, as a worker or a logger may keep it
+    assert caught and not open_here()
+    read_nifti(path)
+    assert not open_here()

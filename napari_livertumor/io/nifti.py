@@ -66,12 +66,20 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
         raise InputError(
             path, f"expected a 3D image, got {len(img.shape)}D data of shape {tuple(img.shape)}"
         )
+    if 0 in shape:
+        _close(img)
+        raise InputError(path, f"the image holds no voxels (its shape is {tuple(img.shape)})")
     try:
         data = _load_data(img, warnings, path, reporter)
     except (InputError, Cancelled):  # already says what is wrong with the data
         raise
     except (OSError, EOFError, ValueError) as exc:
         raise InputError(path, f"the image data cannot be read (truncated file?): {exc}") from exc
+    finally:
+        # the file is kept open while it is read (keep_file_open): closed now, also when the
+        # read failed or was stopped (the exception's traceback holds the image, and Windows
+        # could not replace or delete a file left open)
+        _close(img)
     data = data.reshape(shape)
     affine = img.affine
     if affine is None or not np.all(np.isfinite(affine)):
@@ -111,6 +119,16 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
         return CTVolume.from_affine(array, affine, meta)
     except ValueError as exc:
         raise InputError(path, f"invalid geometry: {exc}") from exc
+
+
+def _close(img) -> None:
+    """Close the file an image read with ``keep_file_open`` holds (never raises)."""
+    opener = getattr(getattr(img, "dataobj", None), "_opener", None)
+    try:
+        if opener is not None and not opener.closed:
+            opener.close_if_mine()
+    except Exception:  # noqa: BLE001 - closing is a courtesy; nibabel closes it when freed
+        pass
 
 
 def _load_image(path: Path, warnings: list[str]):
@@ -267,13 +285,16 @@ def _load_data(img, warnings: list[str], path: Path, reporter=None) -> np.ndarra
         values = _read_slabs(img, np.float64 if on_disk == np.float64 else np.float32, reporter)
         return _as_hu(values, warnings, path)
     except MemoryError:
-        need = np.prod(img.shape) * (on_disk.itemsize + 2) / 1e9
+        # read as float32 (float64 for such a file), then converted to int16
+        per_voxel = (8 if on_disk == np.float64 else 4) + 2
+        need = np.prod(img.shape) * per_voxel / 1e9
         raise InputError(
             path,
             f"not enough memory to read it: its {' × '.join(map(str, img.shape))} voxels are "
-            f"stored as {on_disk}, about {need:.1f} GB while they are read as HU. Free memory, "
-            "or save the scan with int16 voxels (as scanners store CT): it then needs about a "
-            "third of that",
+            f"stored as {on_disk}{' with a scaling' if scaled else ''}, about {need:.1f} GB "
+            "while they are read as HU. Free memory, or save the scan as int16 HU without a "
+            "scaling (as scanners store CT): it is then read in place, in about "
+            f"{np.prod(img.shape) * 2 / 1e9:.1f} GB",
         ) from None
 
 
