@@ -403,5 +403,14 @@ def test_an_interrupted_synth_says_the_cohort_is_incomplete_and_how_to_redo_it(
 
     monkeypatch.setattr(synth, "make_cohort", stopped)
     assert main(["synth", "-o", str(tmp_path / "c"), "--cases", "2"]) == 130
+    assert "interrupted before anything was written" in capsys.readouterr().err
+
+    def stopped_after_a_file(out, *args, **kwargs):
+        (tmp_path / "c").mkdir(exist_ok=True)
+        (tmp_path / "c" / "synth_manifest.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synth, "make_cohort", stopped_after_a_file)
+    assert main(["synth", "-o", str(tmp_path / "c"), "--cases", "2"]) == 130
     err = capsys.readouterr().err
     assert "incomplete cohort" in err and "--force writes it again" in err

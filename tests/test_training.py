@@ -1022,16 +1022,20 @@ def test_a_fine_tune_never_writes_over_the_model_it_starts_from(toy_data, tmp_pa
     assert (start / "model.safetensors").read_bytes() == before
 
 
-def test_train_check_says_what_the_data_holds_and_trains_nothing(toy_data, tmp_path, capsys):
+def test_train_check_says_what_the_data_holds_and_trains_nothing(
+    toy_data, tmp_path, capsys, monkeypatch
+):
     """The Train panel's Check data had no CLI form: a CLI user learnt of a wrong folder (one
     "patient") only from a model trained on it."""
     from napari_livertumor.cli import main
 
+    monkeypatch.chdir(tmp_path)  # nothing is written here either
     assert main(["train", "--data", str(toy_data), "--check"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("6 patient(s) with ground-truth labels (nifti layout)")
     assert "Clinical table" in out
-    assert not list(tmp_path.iterdir())  # nothing written anywhere asked
+    assert not list(tmp_path.iterdir())  # nothing written in the current folder
+    assert not list(toy_data.glob(".cache")) and not list(toy_data.glob("*/.cache"))
     assert main(["train", "--data", str(toy_data)]) == 2  # training needs --out
     assert "required: --out (or --check" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "nope"), "--check"]) == 1

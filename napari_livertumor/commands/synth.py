@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from pathlib import Path
 
 
 def add_arguments(parser) -> None:
@@ -86,6 +87,10 @@ def run(args) -> int:
         # way back (the cohort is written whole again; nothing else in the folder is touched)
         if tty:
             print(file=sys.stderr)
+        out = Path(args.out)
+        if not out.is_dir() or not any(out.iterdir()):
+            print("livertumor synth: interrupted before anything was written", file=sys.stderr)
+            return 130
         print(
             f"livertumor synth: interrupted; {args.out} holds an incomplete cohort (the last "
             "patient may lack its labels): the same command with --force writes it again",

@@ -401,6 +401,8 @@ class _Run:
                 }
         finally:  # also on Ctrl-C or a closed generator: the thread stops between patients
             stop.set()
+            if worker.is_alive() and "data" not in outcome:
+                log.info("stopping after the patient being prepared…")
             worker.join()
             self.should_cancel = asked
         if "error" in outcome:
