@@ -457,3 +457,28 @@ def _safe(name):
     from napari_livertumor._widgets.export import _safe_name
 
     return _safe_name(name)
+
+
+def test_a_new_labels_layer_on_a_grid_two_patients_share_is_named_for_neither(make_napari_viewer):
+    """Two patients' NIfTI scans resampled to one grid: a mask drawn there was named for the
+    first one opened."""
+    from napari_livertumor.io.volume import CTVolume
+
+    viewer = make_napari_viewer()
+    a = CTVolume(
+        np.zeros((4, 8, 8), np.int16),
+        (2.5, 1.0, 1.0),
+        meta={"patient_id": "HCC_001", "source": "/d/HCC_001.nii.gz", "modality": "CT"},
+    )
+    b = CTVolume(np.ones((4, 8, 8), np.int16), (2.5, 1.0, 1.0),
+                 meta={"patient_id": "HCC_002", "source": "/d/HCC_002.nii.gz", "modality": "CT"})  # fmt: skip
+    _layers.add_ct_layer(viewer, a, name="HCC_001")
+    _layers.add_ct_layer(viewer, b, name="HCC_002")
+    drawn = viewer.add_labels(np.zeros((4, 8, 8), np.uint8), name="Labels",
+                              scale=a.napari_scale, translate=a.napari_translate)  # fmt: skip
+    vol = _layers.volume_of(drawn, viewer.layers)
+    assert "patient_id" not in vol.meta and vol.meta["grid_shared_by"] == ["HCC_001", "HCC_002"]
+    widget = ExportWidget(viewer)
+    widget.refresh_layers()
+    widget.labels_combo.setCurrentText("Labels")
+    assert widget._case() == "Labels"

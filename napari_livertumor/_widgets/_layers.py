@@ -407,14 +407,24 @@ def grid_volume(layers, shape, scale, translate) -> CTVolume | None:
     found = found or lent
     if not found:
         return None
+    # one scan: a DICOM series (and acquisition); a NIfTI CT has no UID, so its file (two
+    # patients' NIfTI scans resampled to one grid were taken for one)
     series = {
-        str(v.meta.get("series_uid") or "") + "/" + str(v.meta.get("acquisition_number"))
+        (
+            f"{v.meta.get('series_uid')}/{v.meta.get('acquisition_number')}"
+            if v.meta.get("series_uid")
+            else str(v.meta.get("source") or id(v))
+        )
         for _, v in found
     }
     name, vol = found[0]
     if len(series) == 1:
         return vol
     plain = {k: v for k, v in vol.meta.items() if k not in _DICOM_IDENTITY}
+    if len({str(v.meta.get("patient_id") or "") for _, v in found}) > 1:
+        # nor whose patient it is: a mask drawn there is named for no one by chance
+        for key in ("patient_id", "patient_name"):
+            plain.pop(key, None)
     plain["grid_shared_by"] = [n for n, _ in found]
     return CTVolume(vol.array, vol.spacing, vol.origin, vol.direction, plain)
 
