@@ -83,22 +83,15 @@ def run(args) -> int:
                 max_cases=args.max_cases,
                 overwrite=args.overwrite,
             )
-    except KeyboardInterrupt:
-        # the cases scored before the stop are written (summary.json says it was interrupted)
-        if _written_now(args.out_dir, started):
+    except BaseException as exc:
+        # interrupted after some cases: those are written (summary.json says interrupted)
+        if isinstance(exc, KeyboardInterrupt) and _written_now(args.out_dir, started):
             print(
                 f"livertumor evaluate: interrupted; the cases scored before it are in "
                 f"{args.out_dir}/per_case.csv (and summary.json)",
                 file=sys.stderr,
             )
             return 130
-        if made is not None:
-            try:
-                Path(made).rmdir()
-            except OSError:
-                pass
-        raise
-    except BaseException:
         if made is not None:  # nothing written in it: not left behind
             try:
                 Path(made).rmdir()
