@@ -18,7 +18,8 @@ from .errors import Cancelled, LiverTumorError
 #: name -> one-line help; the order is the order shown in ``--help``.
 COMMANDS = {
     "segment": "segment liver and tumor in one or many CTs (DICOM folder or NIfTI)",
-    "convert": "convert a DICOM CT series to NIfTI, geometry preserved",
+    "convert": "convert a DICOM CT series to NIfTI, geometry preserved (-o FOLDER: every "
+    "patient, with its DICOM SEG, into a NIfTI dataset)",
     "synth": "generate a synthetic HCC-TACE-Seg-like cohort (CT, labels, clinical table)",
     "train": "train the liver and/or tumor model (with clinical weak supervision)",
     "evaluate": "run the two-stage pipeline on test patients and print the original's table",

@@ -6,6 +6,7 @@ import json
 
 import nibabel as nib
 import numpy as np
+import pytest
 
 from napari_livertumor.cli import main
 from napari_livertumor.io import CTVolume
@@ -105,10 +106,9 @@ def test_an_output_name_that_is_a_folder_is_said_even_with_force(tmp_path, capsy
         rc = main(["convert", str(tmp_path / "dicom"), "-o", str(tmp_path / "ct.nii.gz"), *extra])
         err = capsys.readouterr().err
         assert rc == 1 and "ct.nii.gz: is a folder" in err and "use --force" not in err
-    (tmp_path / "outdir").mkdir()  # a folder without a NIfTI name: said to be a folder too
-    assert main(["convert", str(tmp_path / "dicom"), "-o", str(tmp_path / "outdir")]) == 1
-    err = capsys.readouterr().err
-    assert "outdir: is a folder: -o takes the NIfTI file" in err and "must end in" not in err
+    (tmp_path / "outdir").mkdir()  # a folder without a NIfTI name: a dataset to write
+    assert main(["convert", str(tmp_path / "dicom"), "-o", str(tmp_path / "outdir")]) == 0
+    assert list((tmp_path / "outdir" / "imagesTs").glob("*.nii.gz"))
 
 
 def test_a_folder_of_nifti_files_is_named_so_not_only_no_dicom(tmp_path, capsys):
@@ -120,9 +120,114 @@ def test_a_folder_of_nifti_files_is_named_so_not_only_no_dicom(tmp_path, capsys)
     assert main(["convert", str(tmp_path / "imagesTr"), "-o", str(tmp_path / "x.nii.gz")]) == 1
     err = capsys.readouterr().err
     assert "no DICOM files found; it holds 1 NIfTI file(s) (HCC_001.nii.gz)" in err
-    import pytest
-
     from napari_livertumor.errors import InputError
 
     with pytest.raises(InputError, match="holds 1 NIfTI file.*give one of them"):
         load_ct(tmp_path / "imagesTr")
+
+
+# ------------------------------------------------------------------ -o FOLDER: a NIfTI dataset
+@pytest.fixture(scope="module")
+def tcia_download(tmp_path_factory):
+    """Three HCC-TACE-Seg-like patients, a fourth without a DICOM SEG and a fifth unreadable."""
+    import shutil
+
+    from napari_livertumor.synth import make_cohort
+
+    root = make_cohort(tmp_path_factory.mktemp("dl"), 3, seed=4, layout="tcia", shape="small")
+    rng = np.random.default_rng(1)
+    unlabelled = CTVolume(rng.integers(-1000, 400, (5, 20, 24)).astype(np.int16), (3.0, 1.5, 1.5))
+    write_ct_series(unlabelled, root / "HCC_900" / "study" / "series", patient_id="HCC_900")
+    broken = root / "HCC_901" / "study" / "series"
+    shutil.copytree(next((root / "HCC_001").rglob("1-001.dcm")).parent, broken)
+    for f in broken.glob("*.dcm"):
+        f.write_bytes(b"DICM" + f.read_bytes()[:300])  # cut short: nothing readable
+    return root, unlabelled
+
+
+def test_a_folder_of_patients_becomes_a_dataset_train_reads_as_it_reads_the_download(
+    tcia_download, tmp_path, capsys
+):
+    from napari_livertumor.training.data import index_cases, load_case
+
+    root, unlabelled = tcia_download
+    out = tmp_path / "nifti"
+    assert main(["convert", str(root), "-o", str(out)]) == 1  # one patient failed
+    captured = capsys.readouterr()
+    assert "HCC_901 failed" in captured.err and "Traceback" not in captured.err
+    assert "3 with ground truth" in captured.out and "1 without (imagesTs/)" in captured.out
+    # the ground truth: the same CT and labels, voxel for voxel, as training reads from DICOM
+    direct = {r.case_id: r for r in index_cases(root)}
+    converted = {r.case_id: r for r in index_cases(out)}
+    assert sorted(converted) == sorted(direct) == ["HCC_001", "HCC_002", "HCC_003"]
+    for case in direct:
+        ct_a, lab_a = load_case(direct[case])
+        ct_b, lab_b = load_case(converted[case])
+        np.testing.assert_array_equal(ct_b.array, ct_a.array)
+        np.testing.assert_array_equal(lab_b, lab_a)
+        np.testing.assert_allclose(ct_b.affine, ct_a.affine, atol=1e-3)
+        assert {1, 2} <= set(np.unique(lab_b).tolist())
+    # a patient without a DICOM SEG: its CT, unlabelled, where segment looks for test images
+    img = nib.load(out / "imagesTs" / "HCC_900.nii.gz")
+    np.testing.assert_array_equal(np.asarray(img.dataobj).transpose(2, 1, 0), unlabelled.array)
+    assert not (out / "imagesTr" / "HCC_900.nii.gz").exists()
+    assert (out / "HCC-TACE-Seg_clinical_data-V2.xlsx").read_bytes() == (
+        root / "HCC-TACE-Seg_clinical_data-V2.xlsx"
+    ).read_bytes()
+    summary = json.loads((out / "convert.json").read_text())
+    rows = {r["case"]: r for r in summary["cases"]}
+    assert rows["HCC_001"]["labels"] == "labelsTr/HCC_001.nii.gz"
+    assert rows["HCC_001"]["label_voxels"]["liver"] > 0
+    assert rows["HCC_901"]["status"] == "failed" and "HCC_901" in rows["HCC_901"]["error"]
+
+
+def test_a_second_run_keeps_what_is_converted_and_force_writes_it_again(
+    tcia_download, tmp_path, capsys
+):
+    root, _ = tcia_download
+    out = tmp_path / "nifti"
+    main(["convert", str(root), "-o", str(out)])
+    ct = out / "imagesTr" / "HCC_002.nii.gz"
+    before = ct.stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["convert", str(root), "-o", str(out)]) == 1  # the broken patient still fails
+    text = capsys.readouterr().out
+    assert "HCC_002: kept imagesTr/HCC_002.nii.gz + labelsTr/HCC_002.nii.gz" in text
+    assert ct.stat().st_mtime_ns == before
+    rows = {r["case"]: r for r in json.loads((out / "convert.json").read_text())["cases"]}
+    assert rows["HCC_002"]["status"] == "kept" and rows["HCC_002"]["series_uid"]  # from before
+    (out / "HCC-TACE-Seg_clinical_data-V2.xlsx").write_bytes(b"edited by hand")
+    main(["convert", str(root), "-o", str(out)])
+    assert "differs" in capsys.readouterr().err
+    assert (out / "HCC-TACE-Seg_clinical_data-V2.xlsx").read_bytes() == b"edited by hand"
+    main(["convert", str(root), "-o", str(out), "--force"])
+    assert ct.stat().st_mtime_ns != before
+    assert (out / "HCC-TACE-Seg_clinical_data-V2.xlsx").read_bytes() != b"edited by hand"
+
+
+def test_a_dataset_written_inside_its_input_is_no_patient_of_it(tcia_download, tmp_path, capsys):
+    import shutil
+
+    root, _ = tcia_download
+    data = tmp_path / "data"
+    shutil.copytree(root / "HCC_001", data / "HCC_001")
+    shutil.copytree(root / "HCC_002", data / "HCC_002")
+    assert main(["convert", str(data), "-o", str(data / "nifti")]) == 0
+    capsys.readouterr()
+    assert main(["convert", str(data), "-o", str(data / "nifti")]) == 0
+    assert "converting 2 case(s)" in capsys.readouterr().out
+
+
+def test_folder_output_refuses_one_series_options_and_meta(tcia_download, tmp_path, capsys):
+    root, _ = tcia_download
+    out = tmp_path / "nifti"
+    assert main(["convert", str(root), "-o", str(out), "--series", "1.2.3"]) == 1
+    assert "choose one series" in capsys.readouterr().err
+    rc = main(["convert", str(root), "-o", str(out), "--meta", str(tmp_path / "m.json")])
+    assert rc == 1 and "convert.json" in capsys.readouterr().err
+    assert not out.exists() or not any(out.rglob("*.nii.gz"))
+    assert main(["convert", str(root), "-o", str(tmp_path / "ct.mha")]) == 1
+    assert "must end in .nii.gz or .nii (one CT), or have no ending" in capsys.readouterr().err
+    # one file from a folder of patients: which patient was read, and how to convert each
+    assert main(["convert", str(root), "-o", str(tmp_path / "one.nii.gz")]) == 0
+    assert "give -o a folder name to convert each patient" in capsys.readouterr().err

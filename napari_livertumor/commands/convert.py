@@ -4,22 +4,46 @@
 there references, else the one with the most slices, unless ``--series``), one DICOM file (its series), or a NIfTI file. ``--list`` prints the series found
 and writes nothing. The output is written to a temporary name and renamed; an existing output is
 kept unless ``--force``.
+
+``-o FOLDER`` (a name without a NIfTI ending) converts every patient found in ``INPUT`` (the
+cases ``livertumor segment`` would read: a folder of patient folders, an NBIA download, NIfTI
+files, a CSV list) into a NIfTI dataset that ``train``, ``evaluate`` and ``segment`` read::
+
+    FOLDER/imagesTr/<case>.nii.gz   FOLDER/labelsTr/<case>.nii.gz   a patient with a DICOM SEG
+    FOLDER/imagesTs/<case>.nii.gz                                  a patient without one
+    FOLDER/<the clinical table>     FOLDER/convert.json            what was converted, from where
+
+Ground truth keeps the HCC-TACE-Seg classes (0 other, 1 liver, 2 tumor, 3 portal vein,
+4 aorta) on the CT's own grid. A patient already converted is kept (``--force`` writes it
+again), so an interrupted conversion is finished by running it again. One patient that fails
+is said and the others are converted (exit status 1).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import sys
+import time
 from pathlib import Path
 
-from ..errors import InputError
-from ..fileio import atomic_write_text, check_writable_folder
+from ..errors import InputError, LiverTumorError
+from ..fileio import atomic_path, atomic_write_text, check_writable_folder
+
+log = logging.getLogger(__name__)
+#: what a dataset's classes are called in its per-case line
+_CLASS_NAMES = {1: "liver", 2: "tumor", 3: "portal vein", 4: "aorta"}
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("input", type=Path, help="DICOM folder or file, or a .nii/.nii.gz CT")
     parser.add_argument(
-        "-o", "--output", type=Path, help="output .nii.gz (or .nii); required unless --list"
+        "-o",
+        "--output",
+        help="output .nii.gz (or .nii); or a FOLDER (a name without that ending): every patient "
+        "in INPUT into FOLDER/imagesTr + labelsTr (those with a DICOM SEG) or imagesTs; "
+        "required unless --list",
     )
     parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to convert")
     parser.add_argument(
@@ -54,11 +78,17 @@ def run(args) -> int:
         return 0
     if args.output is None:
         raise InputError(None, "give the output file with -o CT.nii.gz")
-    output: Path = args.output
+    output = Path(args.output)
+    if _is_dataset_output(output):
+        return _convert_to_dataset(args, source, output)
     if output.is_dir():
         raise InputError(output, "is a folder: -o takes the NIfTI file to write, e.g. -o ct.nii.gz")
     if not is_nifti_path(output):
-        raise InputError(output, "the output name must end in .nii.gz or .nii")
+        raise InputError(
+            output,
+            "the output name must end in .nii.gz or .nii (one CT), or have no ending "
+            "(a folder: every patient into a NIfTI dataset)",
+        )
     if output.exists() and not args.force:
         raise InputError(output, "already exists; use --force to overwrite it")
     check_writable_folder(output.parent)  # a file in the way, a read-only folder: said first
@@ -88,6 +118,8 @@ def run(args) -> int:
                 ) from exc
             raise
     for warning in volume.meta.get("warnings", []):
+        if "series of another patient" in warning:
+            warning += " (or give -o a folder name to convert each patient into a NIfTI dataset)"
         print(f"livertumor convert: warning: {warning}", file=sys.stderr)
     write_nifti(volume, output)
     if args.meta is not None:
@@ -107,3 +139,254 @@ def run(args) -> int:
 
 def _write_json(path: Path, data: dict) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=str))
+
+
+# --------------------------------------------------------------------------- -o FOLDER
+def _is_dataset_output(output: Path) -> bool:
+    """A folder, or a name with no ending at all (``-o nifti``): a dataset to write. A folder
+    with a NIfTI name (``ct.nii.gz/``) is said to be in the way, as before."""
+    from ..io.nifti import is_nifti_path
+
+    if is_nifti_path(output):
+        return False
+    return output.is_dir() or (not output.exists() and not output.suffix)
+
+
+def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
+    from ..io.nifti import is_nifti_path
+    from ._signals import sigterm_as_interrupt
+    from .segment import discover_cases
+
+    if args.series or args.acquisition is not None:
+        raise InputError(
+            None,
+            "--series and --acquisition choose one series: give -o a .nii.gz file for it, "
+            "not a folder",
+        )
+    if args.meta is not None:
+        raise InputError(
+            args.meta,
+            "--meta is for one CT; a folder output gets every case's source and metadata in "
+            f"{outdir / 'convert.json'}",
+        )
+    if outdir.exists() and not outdir.is_dir():
+        raise InputError(outdir, "is a file: -o takes a folder (or a .nii.gz file)")
+    outdir.mkdir(parents=True, exist_ok=True)
+    check_writable_folder(outdir)
+    found = discover_cases([source])
+    out_resolved = outdir.resolve()
+    # the dataset written inside its own input is not a patient of it on the next run
+    cases = [c for c in found if out_resolved not in (c.path.resolve(), *c.path.resolve().parents)]
+    if not cases:
+        raise InputError(source, "no CT found outside the output folder")
+    print(
+        f"converting {len(cases)} case(s) from {source} into {outdir}"
+        + (" (existing ones kept: --force writes them again)" if not args.force else ""),
+        flush=True,
+    )
+    rows: list[dict] = []
+    summary = {"source": str(source), "output": str(outdir), "cases": rows}
+    earlier = _earlier_rows(outdir / "convert.json")
+    interrupted = False
+    try:
+        with sigterm_as_interrupt():
+            for i, case in enumerate(cases, 1):
+                row = _convert_case(case, outdir, force=args.force, nifti=is_nifti_path(case.path))
+                if row["status"] == "kept" and case.name in earlier:  # what it was made from
+                    row = {**earlier[case.name], **row}
+                rows.append(row)
+                print(f"[{i}/{len(cases)}] {_case_line(row)}", flush=True)
+                for warning in row.get("warnings", []):
+                    print(f"livertumor convert: {case.name}: warning: {warning}", file=sys.stderr)
+            summary["clinical"] = _copy_clinical(source, outdir, force=args.force)
+    except KeyboardInterrupt:
+        interrupted = True
+    summary["interrupted"] = interrupted
+    _write_json(outdir / "convert.json", summary)
+    failed = [r for r in rows if r["status"] == "failed"]
+    for r in failed:
+        print(f"livertumor convert: {r['case']} failed: {r['error']}", file=sys.stderr)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("written", "kept", "failed")}
+    labelled = sum(bool(r.get("labels")) for r in rows if r["status"] != "failed")
+    if interrupted:
+        print(
+            f"livertumor convert: interrupted after {len(rows)} of {len(cases)} case(s); the "
+            "files written are whole. Run the same command again to convert the rest.",
+            file=sys.stderr,
+        )
+        return 130
+    print(
+        f"{counts['written']} written, {counts['kept']} kept, {counts['failed']} failed; "
+        f"{labelled} with ground truth (imagesTr/ + labelsTr/), "
+        f"{len(rows) - len(failed) - labelled} without (imagesTs/). Summary: "
+        f"{outdir / 'convert.json'}"
+    )
+    if labelled:
+        print(f"train on it: livertumor train --data {outdir} --out RUN_FOLDER")
+    return 1 if failed else 0
+
+
+def _earlier_rows(path: Path) -> dict[str, dict]:
+    """The cases an earlier run's ``convert.json`` describes (none if it is unreadable)."""
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8")).get("cases", [])
+        return {r["case"]: r for r in rows if isinstance(r, dict) and r.get("status") != "failed"}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return {}
+
+
+def _convert_case(case, outdir: Path, *, force: bool, nifti: bool) -> dict:
+    """Read one case, write its CT (and ground truth), and say what was done."""
+    row: dict = {"case": case.name, "source": str(case.path)}
+    name = f"{case.name}.nii.gz"
+    tr, ts, lab = outdir / "imagesTr" / name, outdir / "imagesTs" / name, outdir / "labelsTr" / name
+    if not force and (tr.exists() or ts.exists()):
+        image = tr if tr.exists() else ts
+        row.update(status="kept", image=str(image.relative_to(outdir)))
+        if image == tr and lab.exists():
+            row["labels"] = str(lab.relative_to(outdir))
+        return row
+    t0 = time.perf_counter()
+    try:
+        volume, labels, warnings = _read_case(case.path, nifti=nifti)
+        row.update(_volume_facts(volume), warnings=warnings)
+        if labels is not None:
+            counts = {
+                _CLASS_NAMES[k]: int(n)
+                for k, n in enumerate(_bincount(labels))
+                if k in _CLASS_NAMES and n
+            }
+            _write_pair(volume, labels, tr, lab)
+            for stale in (ts,):  # converted before without its SEG: not twice in the dataset
+                stale.unlink(missing_ok=True)
+            row.update(
+                image=str(tr.relative_to(outdir)),
+                labels=str(lab.relative_to(outdir)),
+                label_voxels=counts,
+            )
+        else:
+            _write_image(volume, ts)
+            for stale in (tr, lab):
+                stale.unlink(missing_ok=True)
+            row["image"] = str(ts.relative_to(outdir))
+        row.update(status="written", seconds=round(time.perf_counter() - t0, 2))
+    except (LiverTumorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
+        text = str(exc) or type(exc).__name__  # an input error already names its file
+        if isinstance(exc, OSError) and getattr(exc, "filename", None):
+            text = f"{exc.filename}: {exc.strerror or exc}"
+        if isinstance(exc, MemoryError):  # numpy's "Unable to allocate 900. MiB ..."
+            text = f"out of memory ({text}): close other programs, or use a bigger machine"
+        row.update(status="failed", error=text)
+    except Exception as exc:  # noqa: BLE001 - one patient's surprise must not end the run
+        log.debug("%s", case.name, exc_info=True)
+        row.update(
+            status="failed",
+            error=f"unexpected error ({type(exc).__name__}: {exc}); input {case.path}",
+        )
+    return row
+
+
+def _read_case(path: Path, *, nifti: bool):
+    """The case's CT, its ground truth from the DICOM SEG drawn on it (or None) and warnings."""
+    if nifti:
+        from ..io.nifti import read_nifti
+
+        volume = read_nifti(path)
+        return volume, None, list(volume.meta.get("warnings", []))
+    from ..io.dicom import read_dicom_series
+    from ..io.seg import read_dicom_seg
+
+    volume = read_dicom_series(path)
+    warnings = list(volume.meta.get("warnings", []))
+    seg_files = [Path(f) for f in volume.meta.get("seg_files", [])]
+    if not seg_files:
+        return volume, None, warnings
+    if len(seg_files) > 1:
+        warnings.append(
+            f"{len(seg_files)} DICOM SEGs are drawn on this series; the first "
+            f"({seg_files[0].name}) is the ground truth written"
+        )
+    try:
+        labels = read_dicom_seg(seg_files[0], volume, warnings=warnings)
+    except LiverTumorError as exc:
+        warnings.append(f"its DICOM SEG could not be read ({exc}); the CT goes to imagesTs/")
+        return volume, None, warnings
+    return volume, labels, warnings
+
+
+def _bincount(labels):
+    import numpy as np
+
+    return np.bincount(np.asarray(labels, dtype=np.uint8).ravel(), minlength=5)
+
+
+def _write_image(volume, path: Path) -> None:
+    from ..io.nifti import write_nifti
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_nifti(volume, path)
+
+
+def _write_pair(volume, labels, image: Path, label_path: Path) -> None:
+    """The label map first, the CT last: a CT in imagesTr/ means its case is whole (the case
+    check on the next run looks at the CT)."""
+    import numpy as np
+
+    from ..io.nifti import write_nifti
+
+    label_path.parent.mkdir(parents=True, exist_ok=True)
+    write_nifti(volume.with_array(np.asarray(labels, dtype=np.uint8)), label_path)
+    _write_image(volume, image)
+
+
+def _volume_facts(volume) -> dict:
+    meta = volume.meta
+    return {
+        "shape": list(volume.shape),
+        "spacing": [round(float(v), 4) for v in volume.spacing],
+        "patient_id": meta.get("patient_id"),
+        "series_uid": meta.get("series_uid"),
+        "description": meta.get("description"),
+        "phase": meta.get("phase"),
+    }
+
+
+def _case_line(row: dict) -> str:
+    if row["status"] == "failed":
+        return f"{row['case']}: failed (said below)"
+    if row["status"] == "kept":
+        extra = f" + {row['labels']}" if row.get("labels") else ""
+        return f"{row['case']}: kept {row['image']}{extra} (already there)"
+    z, y, x = row["shape"]
+    dz, dy, dx = row["spacing"]
+    line = f"{row['case']}: {row['image']} {x}x{y}x{z}, {dx:.3g}x{dy:.3g}x{dz:.3g} mm"
+    if row.get("labels"):
+        classes = ", ".join(row.get("label_voxels", {})) or "no labelled voxel"
+        line += f" + {row['labels']} ({classes})"
+    return line
+
+
+def _copy_clinical(source: Path, outdir: Path, *, force: bool) -> str | None:
+    """The clinical table beside the patients, copied to the dataset's root (``train`` finds
+    it there). An existing different table there is kept unless ``force``."""
+    from ..training.data import find_clinical
+
+    if not source.is_dir():
+        return None
+    table = find_clinical(source)
+    if table is None:
+        return None
+    target = outdir / table.name
+    if target.exists() and target.read_bytes() == table.read_bytes():
+        return target.name
+    if target.exists() and not force:
+        print(
+            f"livertumor convert: warning: {target} exists and differs from {table}; kept "
+            "(--force copies it again)",
+            file=sys.stderr,
+        )
+        return target.name
+    with atomic_path(target, suffix=table.suffix) as tmp:
+        shutil.copyfile(table, tmp)
+    print(f"clinical table copied: {target}")
+    return target.name
