@@ -1,4 +1,5 @@
-"""napari writers for labels layers: NIfTI on the CT's grid, and DICOM SEG referencing the CT.
+"""napari writers for labels layers (NIfTI on the CT's grid, DICOM SEG referencing the CT) and
+for a CT image layer (NIfTI, the file ``livertumor convert`` writes for that CT).
 
 Both follow npe2's single-layer writer signature ``(path, data, attributes) -> list[str]``. The
 CT's geometry comes from ``attributes["metadata"]["ct_volume"]`` (set by our reader and widgets);
@@ -67,6 +68,32 @@ def write_labels_nifti(path: str, data: Any, attributes: dict) -> list[str]:
     reference = _reference(attributes, labels.shape)
     labels, reference = reference.to_stored(labels)  # a turned NIfTI: back to the file's order
     write_nifti(labels, out, reference=reference)
+    return [str(out)]
+
+
+@_refusals_shown
+def write_image_nifti(path: str, data: Any, attributes: dict) -> list[str]:
+    """Save an image layer (a CT) as NIfTI on its own grid and affine, in its file's own axis
+    order: for a CT read from DICOM, the file ``livertumor convert`` writes. Integer images keep
+    their type (HU as int16); others are stored as float32."""
+    from .errors import InputError
+    from .io.nifti import write_nifti
+
+    out = _with_suffix(Path(path), (".nii.gz", ".nii"), ".nii.gz")
+    if isinstance(data, (list, tuple)):  # a multiscale image: its full-resolution level
+        data = data[0]
+    if attributes.get("rgb"):
+        raise InputError(out, "an RGB image is no CT: it cannot be saved as a NIfTI volume")
+    array = np.asarray(data)
+    if array.ndim != 3:
+        raise InputError(out, f"expected a 3D image layer, got shape {array.shape}")
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    elif not np.issubdtype(array.dtype, np.integer):
+        array = array.astype(np.float32, copy=False)
+    reference = _reference(attributes, array.shape)
+    array, reference = reference.to_stored(array)  # a turned NIfTI: back to the file's order
+    write_nifti(array, out, reference=reference)
     return [str(out)]
 
 

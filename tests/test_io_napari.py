@@ -9,7 +9,12 @@ import pytest
 
 from napari_livertumor import _reader
 from napari_livertumor._reader import napari_get_reader
-from napari_livertumor._writer import SaveRefused, write_labels_dicom_seg, write_labels_nifti
+from napari_livertumor._writer import (
+    SaveRefused,
+    write_image_nifti,
+    write_labels_dicom_seg,
+    write_labels_nifti,
+)
 from napari_livertumor.errors import InputError
 from napari_livertumor.io import CTVolume, load_ct
 from napari_livertumor.io.dicom_write import write_ct_series
@@ -263,6 +268,44 @@ def test_a_turned_nifti_layer_saves_back_in_the_files_own_order(tmp_path, study)
     assert back.same_grid(read_nifti(tmp_path / "ct.nii.gz"))
 
 
+def test_a_ct_layer_saves_as_the_nifti_convert_writes(tmp_path, study):
+    """napari offered no way to save a CT image layer as NIfTI; the file is `convert`'s."""
+    import nibabel as nib
+
+    from napari_livertumor.cli import main
+
+    ct_dir, _, ct, _ = study
+    assert main(["convert", str(ct_dir), "-o", str(tmp_path / "convert.nii.gz")]) == 0
+    converted = nib.load(tmp_path / "convert.nii.gz")
+    [(data, kwargs, kind)] = napari_get_reader(str(ct_dir))(str(ct_dir))
+    assert kind == "image"
+    [nii] = write_image_nifti(str(tmp_path / "layer"), data, {"name": "CT", **kwargs})
+    saved = nib.load(nii)
+    assert nii.endswith("layer.nii.gz") and saved.get_data_dtype() == np.int16
+    np.testing.assert_array_equal(np.asarray(saved.dataobj), np.asarray(converted.dataobj))
+    np.testing.assert_allclose(saved.affine, converted.affine, atol=1e-3)
+    assert read_nifti(nii).same_grid(ct)
+    # a NIfTI shown turned goes back in its own voxel order
+    [(data, kwargs, _)] = napari_get_reader(nii)(nii)
+    [again] = write_image_nifti(str(tmp_path / "again.nii.gz"), data, kwargs)
+    np.testing.assert_array_equal(np.asarray(nib.load(again).dataobj), np.asarray(saved.dataobj))
+    np.testing.assert_allclose(nib.load(again).affine, saved.affine, atol=1e-4)
+
+
+def test_an_image_without_a_ct_saves_on_its_scale_and_what_is_no_volume_is_refused(tmp_path):
+    image = np.linspace(0, 1, 2 * 3 * 4).reshape(2, 3, 4)  # float64, a filtered result
+    attributes = {"scale": (2.5, 0.8, 0.7), "translate": (10.0, 20.0, 30.0), "metadata": {}}
+    [nii] = write_image_nifti(str(tmp_path / "f.nii.gz"), image, attributes)
+    back = read_nifti(nii)
+    assert back.spacing == pytest.approx((2.5, 0.8, 0.7))
+    np.testing.assert_allclose(np.asarray(back.array, float), image, atol=1e-6)
+    with pytest.raises(SaveRefused, match="expected a 3D image layer"):
+        write_image_nifti(str(tmp_path / "flat.nii.gz"), np.zeros((3, 4)), attributes)
+    with pytest.raises(SaveRefused, match="RGB image is no CT"):
+        write_image_nifti(str(tmp_path / "rgb.nii.gz"), np.zeros((3, 4, 3)), {"rgb": True})
+    assert not (tmp_path / "flat.nii.gz").exists() and not (tmp_path / "rgb.nii.gz").exists()
+
+
 def test_dicom_seg_writer_refuses_a_layer_without_a_dicom_ct(tmp_path):
     attributes = {"scale": (1, 1, 1), "translate": (0, 0, 0), "metadata": {}}
     with pytest.raises(SaveRefused, match="not linked to a CT read from DICOM"):
@@ -328,6 +371,14 @@ def test_napari_opens_the_seg_over_its_ct(make_napari_viewer, study, tmp_path):
         str(tmp_path / "saved.dcm"), selected=True, plugin="napari-livertumor"
     )
     np.testing.assert_array_equal(read_dicom_seg(dcm, ct), labels)
+    # and the CT layer itself, as NIfTI on its own grid
+    viewer.layers.selection = {image}
+    [ct_nii] = viewer.layers.save(
+        str(tmp_path / "ct.nii.gz"), selected=True, plugin="napari-livertumor"
+    )
+    back = read_nifti(ct_nii)
+    np.testing.assert_array_equal(back.array, ct.array)
+    assert back.same_grid(ct)
 
 
 def test_patient_folder_opens_as_ct_with_its_ground_truth(study):
