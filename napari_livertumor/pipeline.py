@@ -31,7 +31,7 @@ from .io.volume import CTVolume, Reorientation
 from .models import preprocess as pp
 from .models.checkpoint import LoadedModel, default_model_dir, load_model
 from .progress import CancelFn, ProgressFn, Reporter
-from .stats import compute_stats
+from .stats import add_image_numbers, compute_stats
 
 log = logging.getLogger(__name__)
 
@@ -395,6 +395,7 @@ class Segmenter:
             u["centroid_zyx"] = [round(c, 1) for c in turn.index_back(u["centroid_zyx"], ct.shape)]
         timings["total"] = time.perf_counter() - t_start
         stats = compute_stats(labels, tuple(volume.spacing), affine_lps=volume.affine_lps)
+        add_image_numbers(stats, volume)  # the lesions' DICOM image numbers, as PACS shows them
         stats["input_axes"] = turn.codes
         if self.tumor is None or not liver_found:  # no tumor was looked for: not "none found"
             stats.update(tumor_ml=None, tumor_to_liver_ratio=None, lesion_count=None, lesions=[])

@@ -21,6 +21,10 @@ widget):
   lesion also has ``centroid_lps_mm``: the DICOM patient position (x, y, z, mm) of its
   centroid, the coordinates a PACS viewer shows (slice indices depend on the file's order),
   and diameters are measured through that affine (exact on a gantry-tilted, sheared grid).
+* For a CT read from DICOM, :func:`add_image_numbers` gives each lesion ``image_numbers``
+  (the first and last InstanceNumber of the slices it lies on) and ``image_number`` (that of
+  its centre slice): the image numbers a PACS viewer shows for the series, the same however
+  the volume is turned for display, where slice indices are not.
 """
 
 from __future__ import annotations
@@ -113,6 +117,44 @@ def compute_stats(
         "lesions": lesions,
         "spacing_mm": list(spacing),
     }
+
+
+def add_image_numbers(stats: dict, volume) -> dict:
+    """Add each lesion's DICOM image numbers (``image_numbers``: first and last,
+    ``image_number``: its centre slice's) to ``stats`` measured on ``volume``'s grid.
+
+    ``volume`` is the :class:`~napari_livertumor.io.volume.CTVolume` the labels lie on: as
+    read, or turned for display (:meth:`~napari_livertumor.io.volume.CTVolume.displayed`,
+    whose lesions are mapped back to the file's slices). Without per-slice InstanceNumbers (a
+    NIfTI, a series without them) nothing is added. Slices interpolated into a gap have no
+    number; a lesion only on such slices gets none. Returns ``stats``.
+    """
+    own = volume.meta.get("instance_numbers")
+    turn = volume.meta.get("stored_turn")
+    if own is not None and len(own) == volume.shape[0]:
+        numbers, turn = list(own), None
+    elif turn is not None:
+        numbers = list(volume.file_meta.get("instance_numbers") or [])
+        if len(numbers) != volume.meta["stored_grid"].shape[0]:
+            return stats
+    else:
+        return stats
+    if not any(n is not None for n in numbers):
+        return stats
+
+    def stored_z(zyx) -> float:
+        return float(zyx[0]) if turn is None else turn.index_back(zyx, volume.shape)[0]
+
+    for lesion in stats.get("lesions") or []:
+        (z0, z1), (y0, y1), (x0, x1) = lesion["bbox_zyx"]
+        ends = [stored_z((z0, y0, x0)), stored_z((z1 - 1, y1 - 1, x1 - 1))]
+        lo, hi = (int(round(v)) for v in sorted(ends))
+        covered = [n for n in numbers[lo : hi + 1] if n is not None]
+        centre = numbers[int(round(stored_z((lesion["slice"], *lesion["centroid_zyx"][1:]))))]
+        if covered:
+            lesion["image_numbers"] = [min(covered), max(covered)]
+            lesion["image_number"] = centre
+    return stats
 
 
 def _to_lps(affine_lps, centroid_zyx) -> np.ndarray:

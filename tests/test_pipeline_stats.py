@@ -166,3 +166,71 @@ def test_a_mirrored_or_turned_lesion_measures_the_same():
     [size] = sizes
     hyp = np.hypot(5, 5)  # the hypotenuse's end voxels, and a voxel's extent along it
     assert size == pytest.approx(max(hyp + 10 / hyp, 5 + 1), abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "direction",
+    [
+        np.diag([1.0, -1.0, -1.0]),  # shown turned: the slice axis reversed
+        np.column_stack([[0, 1, 0], [0, 0, -1], [1, 0, 0]]).astype(float),  # sagittal
+    ],
+    ids=["reversed", "sagittal"],
+)
+def test_lesions_carry_the_dicom_image_numbers_however_the_scan_is_shown(tmp_path, direction):
+    """A series shown turned numbers its slices otherwise than its files do: the lesion list
+    said "slices 2–4" in napari and "slices 5–7" in the CLI's stats, and neither is what a PACS
+    viewer shows. The InstanceNumbers are the same in both."""
+    from napari_livertumor.io import CTVolume, load_ct
+    from napari_livertumor.io.dicom_write import write_ct_series
+    from napari_livertumor.stats import add_image_numbers
+
+    rng = np.random.default_rng(0)
+    source = CTVolume(
+        rng.integers(-200, 200, (10, 24, 20)).astype(np.int16),
+        (2.0, 1.0, 1.0),
+        (0, 0, 0),
+        direction,
+    )
+    write_ct_series(source, tmp_path / "ct", instance_number_start=101)
+    ct = load_ct(tmp_path / "ct")
+    numbers = ct.meta["instance_numbers"]  # per slice of the array as read
+    assert sorted(numbers) == list(range(101, 111))
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[:, 2:20, 2:18] = 1
+    labels[3:6, 5:9, 6:10] = 2  # the array's slices 3..5
+    labels[8, 15:17, 12:14] = 2  # a small one on slice 8
+    stored = add_image_numbers(compute_stats(labels, ct.spacing, affine_lps=ct.affine_lps), ct)
+    big = sorted(numbers[3:6])
+    assert [les["image_numbers"] for les in stored["lesions"]] == [
+        [big[0], big[-1]],
+        [numbers[8], numbers[8]],
+    ]
+    assert [les["image_number"] for les in stored["lesions"]] == [numbers[4], numbers[8]]
+
+    shown = ct.displayed()
+    turned = shown.meta["stored_turn"].apply(labels)
+    stats = add_image_numbers(
+        compute_stats(turned, shown.spacing, affine_lps=shown.affine_lps), shown
+    )
+    assert [les["slice_range"] for les in stats["lesions"]] != [
+        les["slice_range"] for les in stored["lesions"]
+    ]
+    for a, b in zip(stats["lesions"], stored["lesions"], strict=True):
+        assert (a["image_numbers"], a["image_number"]) == (b["image_numbers"], b["image_number"])
+
+
+def test_no_image_numbers_without_dicom_or_on_interpolated_slices_only():
+    from napari_livertumor.io import CTVolume
+    from napari_livertumor.stats import add_image_numbers
+
+    labels = np.zeros((6, 8, 8), np.uint8)
+    labels[1, 2:4, 2:4] = 2
+    labels[4, 2:4, 2:4] = 2
+    nifti = CTVolume(np.zeros(labels.shape, np.int16), (2.0, 1.0, 1.0))
+    stats = add_image_numbers(compute_stats(labels, nifti.spacing), nifti)
+    assert all("image_numbers" not in les for les in stats["lesions"])
+    gap = nifti.with_array(nifti.array, instance_numbers=[1, None, 2, 3, 4, 5])
+    stats = add_image_numbers(compute_stats(labels, gap.spacing), gap)
+    by_slice = {les["slice"]: les for les in stats["lesions"]}
+    assert "image_numbers" not in by_slice[1]  # only on a slice filled into a gap
+    assert by_slice[4]["image_numbers"] == [4, 4]

@@ -260,3 +260,59 @@ def test_a_ground_truth_can_be_measured_on_its_own(viewer_with_labels, qtbot):
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     assert widget.score_table.isVisibleTo(widget)
     assert widget.status.text() == "Measured 'tiny CT segmentation'."
+
+
+def test_a_dicom_scan_shown_turned_lists_its_lesions_dicom_image_numbers(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """napari's slider counts a feet-first series' slices otherwise than its files: the list
+    also gives the image numbers a PACS viewer shows, and the exported CSV the same ones."""
+    import csv
+
+    from napari_livertumor._reader import ct_layer_data
+    from napari_livertumor._widgets.export import write_exports
+    from napari_livertumor.io import CTVolume, load_ct
+    from napari_livertumor.io.dicom_write import write_ct_series
+
+    rng = np.random.default_rng(0)
+    source = CTVolume(
+        rng.integers(-100, 200, (8, 24, 24)).astype(np.int16),
+        (2.5, 1.0, 1.0),
+        (0.0, 0.0, 0.0),
+        np.diag([1.0, -1.0, -1.0]),  # slices stored head first: shown turned
+    )
+    write_ct_series(source, tmp_path / "ct", instance_number_start=201, patient_id="P1")
+    ct = load_ct(tmp_path / "ct")
+    shown = ct.displayed()
+    assert "stored_turn" in shown.meta
+    viewer = make_napari_viewer()
+    data, kwargs, _ = ct_layer_data(shown)
+    viewer.add_image(data, **kwargs)
+    labels = np.zeros(ct.shape, np.uint8)  # in the files' order
+    labels[:, 2:22, 2:22] = 1
+    labels[1:3, 8:12, 8:12] = 2  # the files' slices 1..2
+    numbers = sorted(ct.meta["instance_numbers"][1:3])
+    _layers.add_labels_layer(viewer, shown.meta["stored_turn"].apply(labels), shown, "seg")
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.labels_combo.setCurrentText("seg")
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert not widget.lesion_table.isColumnHidden(4)
+    assert widget.lesion_table.item(0, 3).text() == "5–6"  # napari's slider: the other end
+    assert widget.lesion_table.item(0, 4).text() == f"{numbers[0]}–{numbers[1]}"
+    widget.lesion_table.cellClicked.emit(0, 0)
+    assert f"DICOM image {widget.stats['lesions'][0]['image_number']}" in widget.status.text()
+    written = write_exports(
+        shown.meta["stored_turn"].apply(labels), shown, {"lesions.csv": tmp_path / "l.csv"}
+    )
+    [row] = list(csv.DictReader(written[0].open()))
+    assert (row["first_slice"], row["last_slice"]) == ("1", "2")  # the files' own order
+    assert (int(row["first_image"]), int(row["last_image"])) == (numbers[0], numbers[1])
+
+
+def test_a_scan_without_dicom_hides_the_image_column(viewer_with_labels, qtbot):
+    viewer, widget, *_ = viewer_with_labels
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.lesion_table.isColumnHidden(4)

@@ -430,8 +430,8 @@ def grid_volume(layers, shape, scale, translate) -> CTVolume | None:
 
 
 #: what ties a CTVolume to its DICOM files (a SEG references them)
-_DICOM_IDENTITY = ("files", "sop_instance_uids", "series_uid", "sop_class_uid", "study_uid",
-                   "frame_of_reference_uid")  # fmt: skip
+_DICOM_IDENTITY = ("files", "sop_instance_uids", "instance_numbers", "series_uid",
+                   "sop_class_uid", "study_uid", "frame_of_reference_uid")  # fmt: skip
 
 
 def tumor_not_assessed(layer, labels=None) -> bool:

@@ -433,9 +433,10 @@ def _write_one(
         )
     elif kind in ("stats.json", "lesions.csv"):
         if not stats:
-            from ..stats import compute_stats
+            from ..stats import add_image_numbers, compute_stats
 
             stats.update(compute_stats(labels, volume.spacing, affine_lps=volume.affine_lps))
+            add_image_numbers(stats, volume)
             stats["source"] = str(volume.meta.get("source", ""))
             stats["series_uid"] = str(volume.meta.get("series_uid", ""))
             stats.update(extra or {})
@@ -450,14 +451,17 @@ def _lesion_csv(stats: dict) -> str:
     out = csv.writer(buf)
     out.writerow(
         ["lesion", "volume_ml", "longest_diameter_mm", "first_slice", "last_slice", "centroid_zyx"]
-        + ["centroid_lps_mm"]
+        + ["centroid_lps_mm", "first_image", "last_image", "centre_image"]
     )
     for les in stats["lesions"]:
         first, last = les["slice_range"]
         centroid = " ".join(str(c) for c in les["centroid_zyx"])
         lps = " ".join(str(c) for c in les.get("centroid_lps_mm") or [])
+        images = les.get("image_numbers") or ["", ""]
+        centre = les.get("image_number")
         out.writerow(
             [les["id"], les["volume_ml"], les["longest_diameter_mm"], first, last, centroid, lps]
+            + [*images, "" if centre is None else centre]
         )
     return buf.getvalue()
 

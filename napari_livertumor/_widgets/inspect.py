@@ -73,7 +73,15 @@ class InspectWidget(JobWidgetMixin, QWidget):
             self.color_buttons[value] = btn
         self.measure_button = QPushButton("Measure")
         self.volume_table = _table(["Measure", "Value"])
-        self.lesion_table = _table(["#", "Volume (mL)", "Longest Ø (mm)", "Slices"])
+        self.lesion_table = _table(["#", "Volume (mL)", "Longest Ø (mm)", "Slices", "Images"])
+        self.lesion_table.horizontalHeaderItem(3).setToolTip(
+            "The lesion's first and last slice, as napari's slice slider counts them"
+        )
+        self.lesion_table.horizontalHeaderItem(4).setToolTip(
+            "The DICOM image numbers (InstanceNumber) of its first and last slice, as a PACS "
+            "viewer numbers the series' images (a CT read from DICOM only)"
+        )
+        self.lesion_table.setColumnHidden(4, True)
         self.score_table = _table(["Class", "Dice", "IoU"])
         self.score_table.setVisible(False)
         self.status = StatusLabel()
@@ -170,9 +178,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
             return
         spacing = tuple(float(s) for s in layer.scale)
         try:  # its grid's affine: diameters exact on a tilted grid, as the exported stats
-            affine = _layers.volume_of(layer, self.viewer.layers).affine_lps
+            volume = _layers.volume_of(layer, self.viewer.layers)
+            affine = volume.affine_lps
         except ValueError:
-            affine = None
+            volume = affine = None
         truth_layer = self.truth_layer()
         if truth_layer is layer:  # a ground truth measured for its own figures: no self-score
             truth_layer = None
@@ -191,10 +200,12 @@ class InspectWidget(JobWidgetMixin, QWidget):
         edits = self._edit_count(layer)  # an edit made while it runs makes these figures old
 
         def target(progress, should_cancel):
-            from ..stats import compute_stats
+            from ..stats import add_image_numbers, compute_stats
 
             progress("measure", 0, 1)
             stats = compute_stats(labels, spacing, affine_lps=affine)
+            if volume is not None and volume.shape == labels.shape:
+                add_image_numbers(stats, volume)  # DICOM image numbers, as PACS shows them
             scores = None if truth is None else overlap_scores(labels, truth)
             progress("measure", 1, 1)
             return stats, scores
@@ -217,10 +228,16 @@ class InspectWidget(JobWidgetMixin, QWidget):
         world = layer.data_to_world((lesion["slice"], *lesion["centroid_zyx"][1:]))
         self.viewer.dims.set_point(0, float(world[0]))
         _layers.camera(self.viewer).center = tuple(float(w) for w in world)
+        images = ""
+        if lesion.get("image_numbers"):
+            first, last = lesion["image_numbers"]
+            centre = lesion.get("image_number")
+            images = f"; DICOM image {centre}" if centre is not None else "; DICOM images"
+            images += f" ({first}–{last})" if first != last or centre is None else ""
         set_status(
             self.status,
             f"Lesion {lesion['id']}: slice {lesion['slice']} "
-            f"(slices {lesion['slice_range'][0]}–{lesion['slice_range'][1]}).",
+            f"(slices {lesion['slice_range'][0]}–{lesion['slice_range'][1]}){images}.",
         )
 
     def _show(
@@ -275,9 +292,13 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 _ml(les["volume_ml"]),
                 f"{les['longest_diameter_mm']:.1f}",  # edge to edge (one voxel: its width)
                 f"{les['slice_range'][0]}–{les['slice_range'][1]}",
+                _range(les.get("image_numbers")),
             )
             for les in stats["lesions"]
         ]
+        self.lesion_table.setColumnHidden(
+            4, not any(les.get("image_numbers") for les in stats["lesions"])
+        )
         _fill_table(self.lesion_table, lesions)
         _fit_height(self.lesion_table, min(max(len(lesions), 3), 8))  # up to 8 without scrolling
         self.score_table.setVisible(scores is not None)
@@ -474,6 +495,14 @@ def _fit_height(table: QTableWidget, rows: int) -> None:
     row = max(table.verticalHeader().defaultSectionSize(), 1)
     heights = [max(table.rowHeight(r), row) if r < table.rowCount() else row for r in range(rows)]
     table.setFixedHeight(header + sum(heights) + 2 * table.frameWidth() + 2)
+
+
+def _range(pair) -> str:
+    """``[41, 49]`` as "41–49" (one number once; none as "—")."""
+    if not pair:
+        return "—"
+    first, last = pair
+    return str(first) if first == last else f"{first}–{last}"
 
 
 def _table(headers: list[str]) -> QTableWidget:

@@ -149,6 +149,7 @@ class StackGeometry:
     direction: np.ndarray
     sop_instance_uids: list[str]  # per output z ("" for interpolated fill slices)
     files: list[Path | None]
+    instance_numbers: list[int | None]  # per output z: the image numbers PACS shows (or None)
     fill: list[tuple[int, int, float]]  # (insert before real index, n slices, gap mm)
 
 
@@ -255,13 +256,18 @@ def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeom
 
     sop_uids: list[str] = []
     files: list[Path | None] = []
+    numbers: list[int | None] = []
     gaps = {at: n for at, n, _ in fill}
+    # a series without InstanceNumber (read as 0 throughout) has no image numbers to show
+    numbered = any(h.instance_number for h in slices)
     for k, h in enumerate(slices):
         for _ in range(gaps.get(k, 0)):
             sop_uids.append("")
             files.append(None)
+            numbers.append(None)
         sop_uids.append(h.sop_uid)
         files.append(h.path)
+        numbers.append(h.instance_number if numbered else None)
     return StackGeometry(
         slices=slices,
         shape_yx=(first.rows, first.cols),
@@ -270,6 +276,7 @@ def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeom
         direction=direction,
         sop_instance_uids=sop_uids,
         files=files,
+        instance_numbers=numbers,
         fill=fill,
     )
 

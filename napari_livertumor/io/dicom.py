@@ -273,6 +273,8 @@ def read_dicom_series(
         "sop_class_uid": first.sop_class_uid,
         "sop_instance_uids": geometry.sop_instance_uids,
         "files": [str(p) if p else "" for p in geometry.files],
+        # per z: the InstanceNumber (the image number a PACS viewer shows; None in a gap)
+        "instance_numbers": geometry.instance_numbers,
         "warnings": warnings,
         # the DICOM SEG files of the folder drawn on this series (a ground truth to offer)
         "seg_files": sorted(
