@@ -455,3 +455,51 @@ def test_a_scan_of_another_modality_opens_with_a_warning(load_widget, qtbot, tmp
     segment = SegmentWidget(viewer)
     segment.run_button.click()
     assert "is MR, not CT" in segment.status.text() and not segment.busy
+
+
+def test_the_chosen_phase_of_a_series_stacking_two_is_the_one_loaded(load_widget, qtbot, tmp_path):
+    """Both rows of a series stacking two acquisitions loaded the same phase (the default one):
+    the row's acquisition was never passed on. With a SEG drawn on the first phase, that row is
+    the one selected."""
+    from napari_livertumor.io.dicom import read_dicom_series
+    from napari_livertumor.io.dicom_write import write_ct_series
+    from napari_livertumor.io.seg import write_dicom_seg
+    from napari_livertumor.io.volume import CTVolume
+
+    viewer, widget = load_widget
+    rng = np.random.default_rng(3)
+    arterial = CTVolume(rng.integers(-100, 200, (6, 32, 32)).astype(np.int16), (2.5, 1.0, 1.0))
+    venous = CTVolume(rng.integers(-100, 200, (6, 32, 32)).astype(np.int16), (2.5, 1.0, 1.0))
+    common = {"series_uid": "1.2.826.0.1.3680043.8.498.11", "patient_id": "P7",
+              "study_uid": "1.2.826.0.1.3680043.8.498.12", "series_description": "LIVER"}  # fmt: skip
+    folder = tmp_path / "P7"
+    write_ct_series(arterial, folder / "ct", acquisition_number=1, contrast_phase="arterial",
+                    file_names=[f"a{i}.dcm" for i in range(6)], **common)  # fmt: skip
+    write_ct_series(venous, folder / "ct", acquisition_number=2, contrast_phase="portal venous",
+                    instance_number_start=7, file_names=[f"v{i}.dcm" for i in range(6)],
+                    **common)  # fmt: skip
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(folder))
+    for row in (0, 1):
+        widget.scan_button.click()
+        _wait_idle(qtbot, widget)
+        assert widget.series_table.rowCount() == 2
+        widget.series_table.selectRow(row)
+        expected = arterial if widget.selected_series().acquisition == 1 else venous
+        widget.load_button.click()
+        _wait_idle(qtbot, widget)
+        layer = _layers.ct_layers(viewer)[-1]
+        np.testing.assert_array_equal(layer.data, expected.array)
+    # a SEG drawn on the arterial phase: its row is the one proposed, and its truth loads
+    labels = np.zeros(arterial.shape, np.uint8)
+    labels[1:4, 8:20, 8:20] = 1
+    first = read_dicom_series(folder, acquisition=1)
+    write_dicom_seg(labels, first, folder / "seg" / "1-1.dcm", [(1, "Liver")])
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    assert widget.selected_series().acquisition == 1
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    np.testing.assert_array_equal(_layers.ct_layers(viewer)[-1].data, arterial.array)
+    gt = _layers.labels_layers(viewer, role="ground_truth")[-1]
+    assert np.count_nonzero(gt.data) == np.count_nonzero(labels)

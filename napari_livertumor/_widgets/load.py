@@ -160,6 +160,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         def target(progress, should_cancel):
             from ..io.dicom import discover_series
             from ..io.seg import seg_referenced_series
+            from ..io.tcia import referenced_instances
 
             series = discover_series(folder, reporter=Reporter(progress, should_cancel))
             refs = {
@@ -167,7 +168,14 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 for s in series
                 if getattr(s, "modality", "") == "SEG" and s.files
             }
-            return series, refs
+            # the images each SEG references: which acquisition of a stacked series it is on
+            instances = {}
+            for seg_file in refs:
+                try:
+                    instances[seg_file] = referenced_instances(seg_file)[1]
+                except InputError:
+                    instances[seg_file] = set()
+            return series, refs, instances
 
         self.run_job(
             target,
@@ -183,7 +191,14 @@ class LoadWidget(JobWidgetMixin, QWidget):
         path_text = self.path.text().strip()
         # the sample brings its own ground truth (the field is greyed out for it)
         truth_text = "" if source == SOURCES[2] else self.truth_path.text().strip()
-        series_uid = self.selected_series_uid()
+        chosen = self.selected_series()
+        series_uid = chosen.uid if chosen is not None else None
+        # a series stacking phases is listed once per acquisition: the row's own is read
+        acquisition = (
+            chosen.acquisition
+            if chosen is not None and sum(s.uid == chosen.uid for s in self._series) > 1
+            else None
+        )
         # Find series was run (its ground-truth choice, even an emptied field, is the user's)
         scanned = bool(self._series)
         seed = self.seed.value()
@@ -199,7 +214,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
             elif source == SOURCES[0]:
                 from ..io.dicom import read_dicom_series
 
-                volume = read_dicom_series(path_text, series_uid, reporter=reporter)
+                volume = read_dicom_series(
+                    path_text, series_uid, acquisition=acquisition, reporter=reporter
+                )
             else:
                 from ..io.nifti import read_nifti
 
@@ -250,15 +267,20 @@ class LoadWidget(JobWidgetMixin, QWidget):
             busy_text="Loading…",
         )
 
-    def selected_series_uid(self) -> str | None:
+    def selected_series(self):
+        """The chosen row's series (:class:`~napari_livertumor.io.dicom.SeriesInfo`), or None."""
         rows = self.series_table.selectionModel().selectedRows()
         if rows and rows[0].row() < len(self._series):
-            return self._series[rows[0].row()].uid
+            return self._series[rows[0].row()]
         return None
+
+    def selected_series_uid(self) -> str | None:
+        chosen = self.selected_series()
+        return chosen.uid if chosen is not None else None
 
     # ------------------------------------------------------------------ results
     def _show_series(self, found) -> None:
-        series, refs = found if isinstance(found, tuple) else (found, {})
+        series, refs, instances = found if isinstance(found, tuple) else (found, {}, {})
         self._series = [s for s in series if getattr(s, "is_image", True)]
         listed = {s.uid for s in self._series}
         all_segs = [s for s in series if getattr(s, "modality", "") == "SEG"]
@@ -283,8 +305,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
             # the series the ground truth was drawn on (the contrast series of an HCC-TACE-Seg
             # study, not the derived recon with more slices), else the first (most slices)
             drawn_on = refs.get(str(segs[0].files[0])) if segs else None
-            uids = [s.uid for s in self._series]
-            table.selectRow(uids.index(drawn_on) if drawn_on in uids else 0)
+            images = instances.get(str(segs[0].files[0])) or set() if segs else set()
+            rows = [r for r, s in enumerate(self._series) if s.uid == drawn_on]
+            # of a series stacking phases, the acquisition holding the images the SEG is on
+            on_images = [r for r in rows if images & set(self._series[r].sop_instance_uids)]
+            table.selectRow((on_images or rows or [0])[0])
         if self.truth_path.text().strip() in ("", self._auto_truth):
             self._auto_truth = str(segs[0].files[0]) if segs else ""
             self.truth_path.setText(self._auto_truth)
