@@ -76,8 +76,9 @@ class InferenceConfig:
     stages : {"liver", "both"}
     refine : bool
         Run the active-contour refinement (``napari_livertumor.refine.refine_all``) on the tumor.
-    refine_config : RefineConfig or None
-        ``None`` → the refinement module's defaults.
+    refine_config : RefineConfig, dict, path or None
+        ``None`` → the refinement module's defaults; a dict of its fields or the path of a
+        JSON file of them (``--refine-config``) is read into a :class:`RefineConfig`.
     min_tumor_ml : float or None
         Tumor components smaller than this (mL) are removed. ``None``: the tumor model's
         ``lesion_filter["min_ml"]`` (chosen with the model on development patients), else 0.1.
@@ -126,7 +127,10 @@ class InferenceConfig:
     amp : bool
         Mixed precision (float16 autocast) on CUDA; ignored on the CPU.
     num_threads : int or None
-        CPU threads for torch; ``None`` → all cores torch sees.
+        CPU threads for torch; ``None`` → what torch uses already (all cores unless set).
+        Set for the process (``torch.set_num_threads``) when the :class:`Segmenter` is made,
+        as a command-line run wants it; a script that needs its own setting back sets it
+        again afterwards.
     allow_non_ct : bool
         Segment volumes whose metadata says another modality (MR, PT, ...) anyway.
     fill_holes : bool
@@ -198,10 +202,18 @@ class InferenceConfig:
                 raise SettingsError(f"{name} must be a number >= 0; got {value}")
         if self.num_threads is not None and self.num_threads < 0:
             raise SettingsError(f"num_threads must be >= 0 (0: all cores); got {self.num_threads}")
-        if isinstance(self.refine_config, dict):  # the JSON a --refine-config file holds
+        if self.refine_config is not None:
             from .refine import RefineConfig
 
-            self.refine_config = RefineConfig.from_dict(self.refine_config)
+            if isinstance(self.refine_config, dict):  # the JSON a --refine-config file holds
+                self.refine_config = RefineConfig.from_dict(self.refine_config)
+            elif isinstance(self.refine_config, (str, Path)):  # that file (a script's shortcut)
+                self.refine_config = RefineConfig.load(self.refine_config)
+            elif not isinstance(self.refine_config, RefineConfig):
+                raise SettingsError(
+                    "refine_config must be a RefineConfig, a dict of its fields or a JSON "
+                    f"file's path; got {type(self.refine_config).__name__}"
+                )
 
 
 @dataclass
@@ -324,6 +336,33 @@ class Segmenter:
             )
         return load_model(folder, stage=stage, device=self.device)
 
+    def with_config(self, config: InferenceConfig) -> Segmenter:
+        """A Segmenter with ``config`` sharing this one's loaded networks (no second load).
+        ``config`` must name the same model folders and device, or
+        :class:`~napari_livertumor.errors.SettingsError` says which differs."""
+        config.validate()
+        mine = self.config
+        for name in ("liver_model", "tumor_model", "device"):
+            theirs, ours = getattr(config, name), getattr(mine, name)
+            if name != "device" and theirs is not None and ours is not None:
+                same = Path(theirs).resolve() == Path(ours).resolve()
+            else:
+                same = theirs == ours
+            if not same:
+                raise SettingsError(
+                    f"the config's {name} ({theirs}) is not this Segmenter's ({ours}): make a "
+                    "new Segmenter for other models or another device"
+                )
+        if config.stages == "both" and self.tumor is None:
+            raise SettingsError(
+                "this Segmenter has no tumor model loaded (stages='liver'): make a new one "
+                "with stages='both'"
+            )
+        models = {"liver": self.liver}
+        if config.stages == "both":
+            models["tumor"] = self.tumor
+        return Segmenter(config, models=models)
+
     def lesion_filter(self) -> tuple[float, float]:
         """``(min_ml, min_peak)`` in force: the config's, else the tumor model's, else defaults."""
         lf = (self.tumor.metadata.lesion_filter if self.tumor is not None else None) or {}
@@ -368,7 +407,12 @@ class Segmenter:
             t0 = time.perf_counter()
             lo, hi = float(ct.min()), float(ct.max())  # as floats: int16 -32768..max overflows
             if hi - lo < 1:  # no edge to find (the networks would see their own bias)
-                warnings.append(f"no liver found: the image is uniform (every voxel {lo:g})")
+                warnings.append(
+                    f"no liver found: the image is uniform (every voxel {lo:g})"
+                    if hi == lo
+                    else f"no liver found: every value lies between {lo:.4g} and {hi:.4g}, "
+                    "within 1 HU (not CT values: normalised, or a mask)"
+                )
                 liver_found = False
             else:
                 liver_found = self._liver_stage(
@@ -611,15 +655,39 @@ def segment_ct(
         is raised and nothing is returned.
     models : Segmenter or dict, optional
         Reuse models already loaded (a :class:`Segmenter`, or ``{"liver": LoadedModel, ...}``).
+        With a :class:`Segmenter` and a ``config`` other than its own, its loaded models run
+        with ``config`` (which must then name the same model folders and device).
 
     Returns
     -------
     SegmentationResult
         ``labels`` is uint8 on ``volume``'s grid: 0 background, 1 liver, 2 tumor. When no liver
         is found the labels are all 0 and ``warnings`` says so (no exception).
+
+    Raises
+    ------
+    InputError
+        The volume cannot be segmented (another modality, too small, no CT values), naming
+        its source.
+    SettingsError
+        ``config`` holds an invalid value, or asks a given :class:`Segmenter` for other models.
+    ModelError
+        A model folder is missing, corrupt or made for the other stage.
+    DeviceUnavailable
+        CUDA asked for with ``strict_device`` and absent.
+    Cancelled
+        ``should_cancel`` returned True.
+
+    Notes
+    -----
+    The library does not refine by default (``InferenceConfig(refine=False)``, as the Segment
+    panel); ``livertumor segment`` does (``--no-refine`` turns it off). Pass
+    ``InferenceConfig(refine=True)`` for the command line's result.
     """
     if isinstance(models, Segmenter):
         seg = models
+        if config is not None and config != seg.config:
+            seg = seg.with_config(config)
     else:
         seg = Segmenter(config, models=models)
     return seg.segment(volume, progress=progress, should_cancel=should_cancel)

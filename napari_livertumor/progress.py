@@ -32,3 +32,18 @@ class Reporter:
         """Raise :class:`Cancelled` if the user asked to stop."""
         if self.should_cancel is not None and self.should_cancel():
             raise Cancelled("cancelled by the user")
+
+
+def as_reporter(reporter) -> Reporter:
+    """``reporter`` as a :class:`Reporter`: None gives a silent one, a plain
+    ``progress(stage, done, total)`` function is wrapped (as ``segment_ct`` takes it)."""
+    if reporter is None:
+        return Reporter()
+    if isinstance(reporter, Reporter):
+        return reporter
+    if callable(reporter):
+        return Reporter(progress=reporter)
+    raise TypeError(
+        "reporter must be a napari_livertumor.progress.Reporter(progress, should_cancel) or a "
+        f"progress(stage, done, total) function; got {type(reporter).__name__}"
+    )

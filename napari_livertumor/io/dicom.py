@@ -20,7 +20,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from ..errors import InputError
-from ..progress import Reporter
+from ..progress import Reporter, as_reporter
 from ._dicom_geometry import (
     _NON_IMAGE_MODALITIES,
     SliceHeader,
@@ -114,7 +114,7 @@ def discover_series(
     list of SeriesInfo
         Sorted: CT image series first, most slices first.
     """
-    headers, skipped = _scan(_dicomdir_folder(Path(root)), reporter or Reporter())
+    headers, skipped = _scan(_dicomdir_folder(Path(root)), as_reporter(reporter))
     if unreadable is not None:
         unreadable.extend(skipped)
     return [info for info, _ in _group(headers)]
@@ -161,7 +161,7 @@ def read_dicom_series(
         identity, ``phase``, ``sop_instance_uids`` and ``files`` in array order, and ``warnings``.
     """
     path = Path(path)
-    reporter = reporter or Reporter()
+    reporter = as_reporter(reporter)
     if not path.exists():
         raise InputError(path, "file or folder not found")
     path = _dicomdir_folder(path)

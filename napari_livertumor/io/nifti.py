@@ -50,9 +50,9 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
     if not path.exists():
         raise InputError(path, "file not found")
     warnings: list[str] = []
-    from ..progress import Reporter
+    from ..progress import as_reporter
 
-    reporter = reporter or Reporter()
+    reporter = as_reporter(reporter)
     try:
         img = _load_image(path, warnings)
     except Exception as exc:  # nibabel raises many types for corrupt files

@@ -252,6 +252,15 @@ def write_dicom_seg(
     import highdicom as hd
 
     out_path = Path(out_path)
+    kinds = ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL")
+    if str(algorithm_type).upper() not in kinds:
+        raise InputError(
+            out_path, f"algorithm_type must be one of {', '.join(kinds)}; got {algorithm_type!r}"
+        )
+    if str(segmentation_type).upper() not in ("BINARY", "LABELMAP"):
+        raise InputError(
+            out_path, f"segmentation_type must be BINARY or LABELMAP; got {segmentation_type!r}"
+        )
     labels = np.asarray(labels)
     if labels.shape != reference.shape:
         raise InputError(

@@ -59,11 +59,18 @@ class CTVolume:
         self.array = np.asarray(self.array)
         if self.array.ndim != 3:
             raise ValueError(f"a CT volume is 3D (z, y, x); got shape {self.array.shape}")
-        self.spacing = tuple(float(s) for s in self.spacing)  # type: ignore[assignment]
-        self.origin = tuple(float(o) for o in self.origin)  # type: ignore[assignment]
-        self.direction = np.asarray(self.direction, dtype=float).reshape(3, 3)
+        self.spacing = tuple(float(s) for s in np.ravel(self.spacing))  # type: ignore[assignment]
+        self.origin = tuple(float(o) for o in np.ravel(self.origin))  # type: ignore[assignment]
+        if len(self.spacing) != 3:
+            raise ValueError(f"spacing is (dz, dy, dx) in mm: 3 values; got {self.spacing}")
         if any(s <= 0 or not np.isfinite(s) for s in self.spacing):
             raise ValueError(f"spacing must be positive and finite; got {self.spacing}")
+        if len(self.origin) != 3 or not np.all(np.isfinite(self.origin)):
+            raise ValueError(
+                f"origin is the (x, y, z) LPS position in mm of voxel (0, 0, 0): 3 finite "
+                f"values; got {self.origin}"
+            )
+        self.direction = _checked_direction(self.direction)
 
     # ----------------------------------------------------------------- geometry
     @property
@@ -285,3 +292,43 @@ class Reorientation:
             v = float(zyx[b])
             out[a] = std_shape[b] - 1 - v if self.flip[b] else v
         return out
+
+
+#: how far a direction's axes may be from unit length (or at right angles) and be taken as
+#: rounding (DICOM's ImageOrientationPatient is written with a few decimals) and normalised
+_DIRECTION_TOL = 0.01
+
+
+def _checked_direction(direction) -> np.ndarray:
+    """``direction`` as a 3×3 float matrix whose x and y columns are unit vectors at right
+    angles and whose z column steps one slice plane (length 1, or more on a gantry-tilted,
+    sheared grid: its part along the slice normal is 1). Rounding is normalised away; a matrix
+    that holds the voxel sizes (an affine's 3×3, which would count them twice in every mL) or
+    no rotation at all is refused."""
+    try:
+        d = np.asarray(direction, dtype=float).reshape(3, 3)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"direction must be a 3×3 matrix; got {direction!r}") from exc
+    if not np.all(np.isfinite(d)):
+        raise ValueError(f"direction must be finite; got {d.tolist()}")
+    x, y, z = d[:, 0], d[:, 1], d[:, 2]
+    lengths = np.linalg.norm(d, axis=0)
+    normal = np.cross(x, y)
+    along = float(np.dot(z, normal / max(np.linalg.norm(normal), 1e-12)))
+    if (
+        abs(lengths[0] - 1) > _DIRECTION_TOL
+        or abs(lengths[1] - 1) > _DIRECTION_TOL
+        or abs(float(np.dot(x, y))) > _DIRECTION_TOL
+        or abs(abs(along) - 1) > _DIRECTION_TOL
+    ):
+        raise ValueError(
+            "direction's columns must be the unit vectors of the x, y, z index axes (the voxel "
+            f"size goes in spacing); got column lengths {np.round(lengths, 4).tolist()}, "
+            f"x·y {float(np.dot(x, y)):.4f}, slice step along the normal {along:.4f}. From an "
+            "affine, use CTVolume.from_affine, or divide its columns by the voxel sizes"
+        )
+    if np.allclose(lengths[:2], 1, atol=1e-9) and abs(abs(along) - 1) < 1e-9:
+        return d
+    x, y = x / lengths[0], y / lengths[1]
+    n = np.cross(x, y)
+    return np.column_stack([x, y, z / abs(float(np.dot(z, n / np.linalg.norm(n))))])

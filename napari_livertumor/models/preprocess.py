@@ -65,7 +65,12 @@ def resample(volume, out_shape: Sequence[int]):
     """
     torch = _torch()
     is_numpy = isinstance(volume, np.ndarray)
-    t = torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32)) if is_numpy else volume
+    if is_numpy:
+        volume = np.ascontiguousarray(volume, dtype=np.float32)
+        # a read-only (memory-mapped) array: torch warns that it could write into it
+        t = torch.from_numpy(volume if volume.flags.writeable else volume.copy())
+    else:
+        t = volume
     t = t.float()
     out_shape = tuple(int(v) for v in out_shape)
     # Shrinking axes first keeps every intermediate at most as large as the input.
@@ -142,7 +147,10 @@ def prepare_stage_input(
         block = ct_hu[z0 : z0 + slab]
         if mask is not None:
             block = np.where(mask[z0 : z0 + slab], block, np.asarray(outside_hu, dtype=block.dtype))
-        t = torch.from_numpy(np.ascontiguousarray(block))
+        block = np.ascontiguousarray(block)
+        if not block.flags.writeable:  # a read-only or memory-mapped CT: torch warns on it
+            block = block.copy()
+        t = torch.from_numpy(block)
         if device is not None:
             t = t.to(device)
         t = window_hu(t, hu_window)

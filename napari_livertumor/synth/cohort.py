@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io.volume import CTVolume
-from ..progress import Reporter
+from ..progress import Reporter, as_reporter
 from .clinical import make_clinical_table
 from .intensity import PHASES
 from .phantom import Phantom, generate_phantom
@@ -129,7 +129,7 @@ def make_cohort(
         for i in range(n_cases)
     ]
     (out / "synth_manifest.json").write_text(json.dumps(planned))
-    reporter = reporter or Reporter()
+    reporter = as_reporter(reporter)
     infos, ids, manifest = [], [], []
     for i in range(n_cases):
         reporter.check()

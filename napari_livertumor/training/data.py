@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import Cancelled, InputError, LiverTumorError
 from ..fileio import not_utf8_message, read_user_text
 from ..models.preprocess import grid_spacing, prepare_stage_input, resample_labels, stage_shape
-from ..progress import Reporter
+from ..progress import Reporter, as_reporter
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def index_cases(
     Cancelled
         ``reporter`` said to stop.
     """
-    reporter = reporter or Reporter()
+    reporter = as_reporter(reporter)
     root = Path(data)
     if root.is_file():
         raise InputError(root, "is a file; give the folder that holds the patients")

@@ -1,0 +1,137 @@
+"""The core used as a library from a script or notebook: what a researcher builds by hand and
+passes in is checked where it enters, and the calls do what their arguments say."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from test_pipeline import oracle_models, phantom
+
+from napari_livertumor.errors import InputError, SettingsError
+from napari_livertumor.io import CTVolume, load_ct
+from napari_livertumor.io.nifti import write_nifti
+from napari_livertumor.pipeline import InferenceConfig, Segmenter, segment_ct
+from napari_livertumor.progress import Reporter, as_reporter
+
+
+@pytest.mark.parametrize(
+    ("direction", "why"),
+    [
+        (np.diag([-0.75, -0.75, 2.5]), "an affine's 3×3: the voxel sizes counted twice"),
+        (2 * np.eye(3), "every axis twice its length"),
+        (np.zeros((3, 3)), "no axes"),
+        (np.array([[1, 0.5, 0], [0, 1, 0], [0, 0, 1.0]]), "x and y not at right angles"),
+    ],
+)
+def test_a_direction_that_is_no_rotation_is_refused_where_it_is_made(direction, why):
+    """An affine's 3×3 passed as the direction gave a 190-litre liver and no warning."""
+    with pytest.raises(ValueError, match="unit vectors .* CTVolume.from_affine"):
+        CTVolume(np.zeros((4, 5, 6), np.int16), (2.5, 0.75, 0.75), direction=direction)
+
+
+def test_rounding_in_a_direction_is_normalised_and_a_tilt_is_kept():
+    rounded = np.array([[1.0004, 0, 0], [0, 0.9995, 0.0], [0, 0, 1.0]])
+    vol = CTVolume(np.zeros((4, 5, 6), np.int16), (2.5, 0.75, 0.75), direction=rounded)
+    np.testing.assert_allclose(np.linalg.norm(vol.direction, axis=0), 1, atol=1e-12)
+    tilt = np.radians(15)  # a gantry tilt: the slice step leans, one plane apart along the normal
+    sheared = np.column_stack([[1, 0, 0], [0, 1, 0], [0, np.tan(tilt), 1]]).astype(float)
+    vol = CTVolume(np.zeros((4, 5, 6), np.int16), (2.5, 0.75, 0.75), direction=sheared)
+    np.testing.assert_allclose(vol.direction, sheared)
+    assert vol.voxel_volume_ml == pytest.approx(2.5 * 0.75 * 0.75 / 1000)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"spacing": (0.75, 0.75)}, "3 values"),
+        ({"spacing": (2.5, 0.75, 0.75, 1.0)}, "3 values"),
+        ({"origin": (0.0, np.nan, 0.0)}, "3 finite values"),
+        ({"origin": (0.0, 0.0)}, "3 finite values"),
+    ],
+)
+def test_malformed_geometry_is_refused_where_it_is_made(kwargs, match):
+    """They failed deep inside a segmentation (IndexError, zip()) or passed silently (NaN)."""
+    with pytest.raises(ValueError, match=match):
+        CTVolume(np.zeros((4, 5, 6), np.int16), **kwargs)
+
+
+def test_a_config_given_with_a_segmenter_is_the_one_applied():
+    """segment_ct(ct, InferenceConfig(stages="liver"), models=segmenter) still found tumor."""
+    vol, _, _ = phantom()
+    seg = Segmenter(InferenceConfig(device="cpu", min_liver_ml=1), models=oracle_models())
+    both = segment_ct(vol, None, models=seg)
+    assert both.stats["lesion_count"] == 1
+    liver_only = segment_ct(vol, InferenceConfig(device="cpu", stages="liver"), models=seg)
+    assert not (liver_only.labels == 2).any() and liver_only.stats["lesion_count"] is None
+    big_only = segment_ct(
+        vol, InferenceConfig(device="cpu", min_liver_ml=1, min_tumor_ml=1e6), models=seg
+    )
+    assert big_only.stats["lesion_count"] == 0 and big_only.stats["lesion_filter"]["min_ml"] == 1e6
+    with pytest.raises(SettingsError, match="liver_model .* not this Segmenter's"):
+        segment_ct(vol, InferenceConfig(device="cpu", liver_model="/elsewhere"), models=seg)
+    liver_seg = Segmenter(InferenceConfig(device="cpu", stages="liver"), models=oracle_models())
+    with pytest.raises(SettingsError, match="no tumor model loaded"):
+        segment_ct(vol, InferenceConfig(device="cpu"), models=liver_seg)
+
+
+def test_a_refine_config_is_checked_before_any_work(tmp_path):
+    """A path passed validation and failed after both stages had run (AttributeError)."""
+    from napari_livertumor.refine import RefineConfig
+
+    path = RefineConfig(iterations=7).save(tmp_path / "refine.json")
+    cfg = InferenceConfig(device="cpu", refine=True, refine_config=str(path))
+    cfg.validate()
+    assert isinstance(cfg.refine_config, RefineConfig) and cfg.refine_config.iterations == 7
+    with pytest.raises(SettingsError, match="refine_config must be a RefineConfig"):
+        InferenceConfig(device="cpu", refine=True, refine_config=7).validate()
+
+
+def test_values_within_one_hu_are_not_called_uniform():
+    """A normalised (0..1) image was said to be "uniform (every voxel -0.0044)"."""
+    vol, _, _ = phantom()
+    normalised = vol.with_array((vol.array.astype(np.float32) + 1000) / 3000)
+    result = segment_ct(normalised, InferenceConfig(device="cpu"), models=oracle_models())
+    assert not result.labels.any()
+    text = " ".join(result.warnings)
+    assert "within 1 HU" in text and "uniform" not in text
+
+
+def test_a_read_only_or_memory_mapped_ct_segments_without_a_torch_warning(tmp_path):
+    vol, _, _ = phantom()
+    path = tmp_path / "ct.npy"
+    np.save(path, vol.array)
+    mapped = vol.with_array(np.load(path, mmap_mode="r"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        result = segment_ct(
+            mapped, InferenceConfig(device="cpu", min_liver_ml=1), models=oracle_models()
+        )
+    np.testing.assert_array_equal(
+        result.labels,
+        segment_ct(
+            vol, InferenceConfig(device="cpu", min_liver_ml=1), models=oracle_models()
+        ).labels,
+    )
+
+
+def test_readers_take_a_plain_progress_function_as_segment_ct_does(tmp_path):
+    vol, _, _ = phantom(shape=(12, 32, 32))
+    write_nifti(vol, tmp_path / "ct.nii.gz")
+    seen = []
+    load_ct(tmp_path / "ct.nii.gz", reporter=lambda stage, done, total: seen.append(stage))
+    assert "nifti slices" in seen
+    assert isinstance(as_reporter(None), Reporter)
+    with pytest.raises(TypeError, match="reporter must be"):
+        as_reporter(42)
+
+
+def test_a_dicom_seg_with_an_unknown_algorithm_type_names_the_choices(tmp_path):
+    from napari_livertumor.io.seg import write_dicom_seg
+
+    vol = CTVolume(np.zeros((2, 8, 8), np.int16), (2.0, 1.0, 1.0), meta={"files": ["a", "b"]})
+    with pytest.raises(InputError, match="AUTOMATIC, SEMIAUTOMATIC, MANUAL; got 'auto'"):
+        write_dicom_seg(
+            np.ones(vol.shape, np.uint8), vol, tmp_path / "s.dcm", algorithm_type="auto"
+        )
