@@ -163,7 +163,9 @@ def _reference(attributes: dict, shape):
 
     volume = (attributes.get("metadata") or {}).get("ct_volume")
     if volume is not None and tuple(volume.shape) == tuple(shape):
-        return volume
+        # a mask read from a NIfTI file, over its DICOM CT open in the viewer: that CT's
+        # identity (a DICOM SEG references its slices)
+        return _dicom_twin_in_viewer(volume) or volume
     scale = tuple(attributes.get("scale") or (1.0, 1.0, 1.0))[-3:]
     translate = tuple(attributes.get("translate") or (0.0, 0.0, 0.0))[-3:]
     # a layer with no CT of its own (napari's New labels layer) on a loaded CT's grid: that CT's
@@ -176,6 +178,18 @@ def _reference(attributes: dict, shape):
         spacing=scale,
         origin=(translate[2], translate[1], translate[0]),
     )
+
+
+def _dicom_twin_in_viewer(volume):
+    try:
+        import napari
+
+        from ._widgets._layers import dicom_twin
+
+        viewer = napari.current_viewer()
+        return None if viewer is None else dicom_twin(volume, viewer.layers)
+    except Exception:  # noqa: BLE001 - no viewer (a script): the layer's own volume
+        return None
 
 
 def _grid_volume_in_viewer(shape, scale, translate):

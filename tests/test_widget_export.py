@@ -162,6 +162,8 @@ def test_the_dicom_seg_tick_comes_back_with_a_layer_it_fits(dicom_viewer):
 
     viewer, widget, vol, labels, out = dicom_viewer
     other, other_labels = tiny_ct()
+    # another scan's grid (on the DICOM CT's own grid, a NIfTI mask takes that CT's identity)
+    other = type(other)(other.array, other.spacing, (5.0, 5.0, 5.0), other.direction)
     _layers.add_labels_layer(viewer, other_labels, other, "from NIfTI")
     widget.labels_combo.setCurrentText("TEST_001 CT segmentation")
     widget.seg_check.setChecked(True)
@@ -285,7 +287,7 @@ def test_a_liver_only_segmentation_exports_its_tumor_figures_as_not_computed(dic
     _export(widget, qtbot)
     stats = json.loads((out / "TEST_001_stats.json").read_text())
     assert stats["tumor_ml"] is None and stats["lesion_count"] is None
-    assert "not run" in stats["note"] and stats["model_warnings"] == ["no liver found: test note"]
+    assert "not run" in stats["note"] and stats["warnings"] == ["no liver found: test note"]
     assert stats["liver_ml"] > 0
     # tumor painted by hand afterwards is measured like any other
     data = layer.data.copy()
@@ -482,3 +484,43 @@ def test_a_new_labels_layer_on_a_grid_two_patients_share_is_named_for_neither(ma
     widget.refresh_layers()
     widget.labels_combo.setCurrentText("Labels")
     assert widget._case() == "Labels"
+
+
+def test_segment_labels_opened_over_their_dicom_ct_export_a_dicom_seg(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """A batch `livertumor segment`, reviewed in napari (File > Open of the DICOM folder and the
+    `<case>_labels.nii.gz`): the SEG was greyed out ("Needs a CT loaded from DICOM") and the
+    files were named "HCC_001_labels_labels.nii.gz"."""
+    from napari_livertumor._reader import napari_get_reader
+    from napari_livertumor.io.nifti import write_nifti
+    from napari_livertumor.io.seg import read_dicom_seg
+
+    case, _, labels = write_dicom_case(tmp_path / "dicom")
+    ct = read_dicom_series(case)
+    write_nifti(labels, tmp_path / "TEST_001_labels.nii.gz", reference=ct)  # as segment writes
+    viewer = make_napari_viewer()
+    for path in (case, tmp_path / "TEST_001_labels.nii.gz"):
+        for data, kwargs, kind in napari_get_reader(str(path))(str(path)):
+            getattr(viewer, f"add_{kind}")(data, **kwargs)
+    (seg_layer,) = _layers.labels_layers(viewer)
+    assert not seg_layer.metadata["ct_volume"].meta.get("series_uid")  # a NIfTI of its own
+    widget = ExportWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.labels_combo.setCurrentText(seg_layer.name)
+    assert widget.seg_check.isEnabled()
+    assert widget._case() == "TEST_001"
+    widget.folder.setText(str(tmp_path / "out"))
+    widget.seg_check.setChecked(True)
+    _export(widget, qtbot)
+    np.testing.assert_array_equal(read_dicom_seg(tmp_path / "out" / "TEST_001_seg.dcm", ct), labels)
+    back = read_nifti(tmp_path / "out" / "TEST_001_labels.nii.gz")
+    np.testing.assert_array_equal(back.array, labels)
+    # napari's own File > Save with the plugin's SEG writer takes the same CT
+    [dcm] = seg_layer.save(str(tmp_path / "saved.dcm"), plugin="napari-livertumor")
+    np.testing.assert_array_equal(read_dicom_seg(dcm, ct), labels)
+    # without a DICOM CT open, a label file alone is named for its case, not "…_labels_labels"
+    viewer.layers.remove(_layers.ct_layers(viewer)[0])
+    widget.refresh_layers()
+    widget.labels_combo.setCurrentText(seg_layer.name)
+    assert widget._case() == "TEST_001" and not widget.seg_check.isEnabled()

@@ -108,6 +108,14 @@ def test_load_segment_inspect_export_and_reload(
     np.testing.assert_array_equal(
         read_dicom_seg(tmp_path / "out" / f"{case}_seg.dcm", volume), seg.data
     )
+    # the stats say how the labels were made, with the command line's keys
+    import json
+
+    stats = json.loads((tmp_path / "out" / f"{case}_stats.json").read_text())
+    assert stats["source"] == "edited" and "edited after the model ran" in stats["note_edited"]
+    assert stats["device"] == "cpu" and stats["refine"] is False and stats["version"]
+    assert stats["models"]["liver"].endswith("liver") and isinstance(stats["warnings"], list)
+    assert "model_warnings" not in stats
 
 
 def test_no_layer_complaints_clear_once_a_layer_comes(make_napari_viewer):

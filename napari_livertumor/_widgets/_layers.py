@@ -349,9 +349,13 @@ def volume_of(layer: Layer, layers=None) -> CTVolume:
     """
     vol = layer.metadata.get(CT_VOLUME)
     if isinstance(vol, CTVolume):
-        if vol.shape == tuple(layer.data.shape):
-            return vol
-        raise ValueError(f"layer '{layer.name}' no longer matches its CT grid")
+        if vol.shape != tuple(layer.data.shape):
+            raise ValueError(f"layer '{layer.name}' no longer matches its CT grid")
+        from napari.layers import Labels
+
+        if isinstance(layer, Labels):
+            return dicom_twin(vol, layers or ()) or vol
+        return vol
     same = grid_volume(layers or (), layer.data.shape, layer.scale, layer.translate)
     if same is not None:
         from napari.layers import Labels
@@ -374,6 +378,19 @@ def volume_of(layer: Layer, layers=None) -> CTVolume:
         origin=(tx, ty, tz),
         meta={"description": layer.name, "source": str(layer.source.path or "")},
     )
+
+
+def dicom_twin(vol: CTVolume, layers) -> CTVolume | None:
+    """For a mask read from a file without DICOM identity (``segment``'s NIfTI labels): the
+    DICOM CT open among ``layers`` on exactly its grid, whose slices a DICOM SEG of it then
+    references and whose patient names its exports. None when the mask has its own DICOM
+    identity, or no single DICOM CT lies on its grid."""
+    if vol.file_meta.get("files") or vol.meta.get("series_uid"):
+        return None
+    twin = grid_volume(layers, vol.shape, vol.napari_scale, vol.napari_translate)
+    if twin is None or not twin.file_meta.get("files") or not twin.same_grid(vol):
+        return None
+    return twin
 
 
 def grid_volume(layers, shape, scale, translate) -> CTVolume | None:

@@ -222,8 +222,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
                 "note": "the tumor stage was not run (liver only, or no liver found): the tumor "
                 "figures are not computed, and the tumor mask is empty for that reason",
             }
-        if model_stats.get("warnings"):
-            extra["model_warnings"] = list(model_stats["warnings"])
+        extra.update(_provenance(layer.metadata, model_stats))
 
         algorithm_type = seg_algorithm_type(layer.metadata)
 
@@ -319,20 +318,64 @@ class ExportWidget(JobWidgetMixin, QWidget):
         if self.case_name.text().strip():
             return _safe_name(self.case_name.text().strip())
         layer = self._layer()
-        vol = None if layer is None else layer.metadata.get(_layers.CT_VOLUME)
-        if vol is None and layer is not None:
-            # napari's New labels layer on a CT: named for the CT's patient, as Segment's are
-            # (it was "HCC_001.nii.gz_-_Labels_labels.nii.gz")
+        vol = None
+        if layer is not None:
+            # napari's New labels layer on a CT, or segment's NIfTI labels over their DICOM
+            # CT: named for the CT's patient, as Segment's are (they were
+            # "HCC_001.nii.gz_-_Labels_labels.nii.gz" and "HCC_001_labels_labels.nii.gz")
             try:
                 vol = _layers.volume_of(layer, self.viewer.layers)
             except Exception:  # noqa: BLE001 - not on a grid: named below
-                vol = None
+                vol = layer.metadata.get(_layers.CT_VOLUME)
         if vol is not None and vol.meta.get("patient_id"):
-            return _safe_name(str(vol.meta["patient_id"]))
-        ct_name = _layers.linked_ct_name(layer, self.viewer)
-        if ct_name is None and layer is not None:
-            ct_name = layer.metadata.get(_layers.CT_LAYER)
-        return _safe_name(ct_name or (layer.name if layer is not None else "case"))
+            name = str(vol.meta["patient_id"])
+            if vol.meta.get("series_uid"):  # a DICOM PatientID: as it is
+                return _safe_name(name)
+        else:
+            ct_name = _layers.linked_ct_name(layer, self.viewer)
+            if ct_name is None and layer is not None:
+                ct_name = layer.metadata.get(_layers.CT_LAYER)
+            name = ct_name or (layer.name if layer is not None else "case")
+        # a label file opened by itself ("HCC_001_labels", which NIfTI names its "patient"
+        # after): its case, not "…_labels_labels"
+        for suffix in ("_labels", "_seg", "_segmentation"):
+            if name.lower().endswith(suffix) and len(name) > len(suffix):
+                name = name[: -len(suffix)]
+                break
+        return _safe_name(name)
+
+
+def _provenance(metadata: dict, model_stats: dict) -> dict:
+    """What the exported stats say of how the labels were made, with the command line's keys
+    (``warnings``, ``device``, ``models``, ``refine``, ``tumor_tta``, ``lesion_filter``,
+    ``timings_s``, ``version``) and ``source``: ``model``, ``edited`` (a model's, painted on or
+    refined since), ``ground_truth``, or ``unknown`` (opened from a file, drawn by hand: no
+    model ran on it in this session)."""
+    from .. import __version__
+    from .._writer import EDITED
+
+    if metadata.get("source") != "model" and not model_stats:
+        role = metadata.get("livertumor_role")
+        return {"source": "ground_truth" if role == "ground_truth" else "unknown",
+                "version": __version__}  # fmt: skip
+    run = metadata.get("run") or {}
+    out = {
+        "source": "edited" if metadata.get(EDITED) else "model",
+        "device": metadata.get("device"),
+        "models": run.get("models"),
+        "refine": run.get("refine"),
+        "tumor_tta": run.get("tumor_tta", model_stats.get("tumor_tta")),
+        "lesion_filter": model_stats.get("lesion_filter"),
+        "timings_s": metadata.get("timings"),
+        "version": run.get("version", __version__),
+        "warnings": list(model_stats.get("warnings") or []),
+    }
+    if metadata.get(EDITED):
+        out["note_edited"] = (
+            "the labels were edited after the model ran (painted or refined): the figures are "
+            "the edited labels'; device, models and warnings are the model run's"
+        )
+    return out
 
 
 def write_exports(

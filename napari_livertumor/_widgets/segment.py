@@ -228,6 +228,18 @@ class SegmentWidget(JobWidgetMixin, QWidget):
                 result.labels, volume, f"{ct_name} segmentation", ct_layer_name=ct_name
             )
             models = {"liver": segmenter.liver, "tumor": segmenter.tumor}
+            # how the result was made, for the exported stats (the command line's keys)
+            from .. import __version__
+
+            layer.metadata["run"] = {
+                "models": {
+                    k: (str(Path(m.path).resolve()) if m is not None and m.path else None)
+                    for k, m in models.items()
+                },
+                "refine": bool(config.refine),
+                "tumor_tta": config.tta if segmenter.tumor is not None else None,
+                "version": __version__,
+            }
             return result, layer, {k: m for k, m in models.items() if m is not None}
 
         def show(out) -> None:
