@@ -26,14 +26,42 @@ _SEGMENTS = {
 
 #: layer metadata key set once a person changed a model's segmentation (painted, refined)
 EDITED = "livertumor_edited"
+#: layer metadata key: a digest of the labels the model gave (:func:`labels_digest`)
+MODEL_DIGEST = "livertumor_model_digest"
 
 
-def seg_algorithm_type(metadata: dict) -> str:
+def labels_digest(data) -> str:
+    """A cheap fingerprint of a label array (shape and CRC-32 of its bytes, ~30 ms for a
+    512² × 200 scan): tells the model's own output from anything changed since."""
+    import zlib
+
+    array = np.ascontiguousarray(np.asarray(data))
+    crc = 0
+    flat = array.reshape(-1).view(np.uint8)
+    for start in range(0, flat.size, 1 << 26):  # 64 MB at a time: no copy of a huge array
+        crc = zlib.crc32(flat[start : start + (1 << 26)], crc)
+    return f"{array.dtype.str}{array.shape}:{crc:08x}"
+
+
+def labels_edited(metadata: dict, data=None) -> bool:
+    """Whether a model's segmentation was changed since the model made it. With ``data`` and
+    the model's digest, by its voxels: a paint undone is the model's again, and a change
+    napari has no event for (an array written in place from the console) is an edit. Else by
+    the edit events seen (``EDITED``)."""
+    metadata = metadata or {}
+    digest = metadata.get(MODEL_DIGEST)
+    if data is not None and digest:
+        return labels_digest(data) != digest
+    return bool(metadata.get(EDITED))
+
+
+def seg_algorithm_type(metadata: dict, data=None) -> str:
     """How a labels layer came to be, as a DICOM SEG says it (Segment Algorithm Type): a
     model's segmentation is ``AUTOMATIC`` until a person paints on it or refines it
-    (``SEMIAUTOMATIC``); a ground truth, or a layer drawn by hand, is ``MANUAL``."""
+    (``SEMIAUTOMATIC``); a ground truth, or a layer drawn by hand, is ``MANUAL``. ``data``
+    (the labels as saved) is compared with the model's own output where that is known."""
     if (metadata or {}).get("livertumor_role") == "segmentation":
-        return "SEMIAUTOMATIC" if metadata.get(EDITED) else "AUTOMATIC"
+        return "SEMIAUTOMATIC" if labels_edited(metadata, data) else "AUTOMATIC"
     return "MANUAL"
 
 
@@ -133,7 +161,7 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
         volume,
         out,
         segments,
-        algorithm_type=seg_algorithm_type(metadata),
+        algorithm_type=seg_algorithm_type(metadata, labels),
         series_description=str(attributes.get("name") or "Segmentation")[:64],
         notes=notes,
     )

@@ -104,6 +104,41 @@ def test_the_dicom_seg_says_who_drew_it(dicom_viewer, qtbot, monkeypatch):
     assert "SegmentationAlgorithmIdentificationSequence" not in ds.SegmentSequence[0]
 
 
+def test_a_paint_undone_is_the_models_again_and_an_in_place_write_is_an_edit(
+    dicom_viewer, qtbot, monkeypatch
+):
+    """Painted then undone, the SEG still said SEMIAUTOMATIC; written in place from napari's
+    console (`layer.data[...] = 2; layer.refresh()`, no event), it still said AUTOMATIC."""
+    import json
+
+    import pydicom
+
+    from napari_livertumor._writer import MODEL_DIGEST, labels_digest
+
+    viewer, widget, vol, labels, out = dicom_viewer
+    layer = viewer.layers["TEST_001 CT segmentation"]
+    layer.metadata[MODEL_DIGEST] = labels_digest(layer.data)  # as the Segment panel sets it
+    layer.metadata["stats"] = {"warnings": []}  # a model's run
+    monkeypatch.setattr(widget, "ask_overwrite", lambda existing: True)
+    widget.folder.setText(str(out))
+    widget.seg_check.setChecked(True)
+
+    def exported():
+        _export(widget, qtbot)
+        ds = pydicom.dcmread(out / "TEST_001_seg.dcm")
+        kinds = {str(seg.SegmentAlgorithmType) for seg in ds.SegmentSequence}
+        return kinds, json.loads((out / "TEST_001_stats.json").read_text())["source"]
+
+    layer.selected_label = 2
+    layer.paint((2, 10, 10), 2)
+    assert exported() == ({"SEMIAUTOMATIC"}, "edited")
+    layer.undo()
+    assert exported() == ({"AUTOMATIC"}, "model")
+    layer.data[3, 12:14, 12:14] = 2
+    layer.refresh()
+    assert exported() == ({"SEMIAUTOMATIC"}, "edited")
+
+
 def test_a_duplicated_segmentation_painted_on_is_edited_too(dicom_viewer):
     """napari's Duplicate Layer copies the role but not the paint hook: painted on, the copy
     still said AUTOMATIC."""

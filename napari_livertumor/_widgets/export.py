@@ -222,11 +222,12 @@ class ExportWidget(JobWidgetMixin, QWidget):
                 "note": "the tumor stage was not run (liver only, or no liver found): the tumor "
                 "figures are not computed, and the tumor mask is empty for that reason",
             }
-        extra.update(_provenance(layer.metadata, model_stats))
-
-        algorithm_type = seg_algorithm_type(layer.metadata)
+        metadata = dict(layer.metadata)
 
         def target(progress, should_cancel):
+            # compared with the model's output here, off the GUI thread (a CRC of the scan)
+            algorithm_type = seg_algorithm_type(metadata, labels)
+            extra.update(_provenance(metadata, model_stats, labels))
             notes: list[str] = []
             written = write_exports(
                 labels,
@@ -345,22 +346,23 @@ class ExportWidget(JobWidgetMixin, QWidget):
         return _safe_name(name)
 
 
-def _provenance(metadata: dict, model_stats: dict) -> dict:
+def _provenance(metadata: dict, model_stats: dict, labels=None) -> dict:
     """What the exported stats say of how the labels were made, with the command line's keys
     (``warnings``, ``device``, ``models``, ``refine``, ``tumor_tta``, ``lesion_filter``,
     ``timings_s``, ``version``) and ``source``: ``model``, ``edited`` (a model's, painted on or
     refined since), ``ground_truth``, or ``unknown`` (opened from a file, drawn by hand: no
     model ran on it in this session)."""
     from .. import __version__
-    from .._writer import EDITED
+    from .._writer import labels_edited
 
+    edited = labels_edited(metadata, labels)
     if metadata.get("source") != "model" and not model_stats:
         role = metadata.get("livertumor_role")
         return {"source": "ground_truth" if role == "ground_truth" else "unknown",
                 "version": __version__}  # fmt: skip
     run = metadata.get("run") or {}
     out = {
-        "source": "edited" if metadata.get(EDITED) else "model",
+        "source": "edited" if edited else "model",
         "device": metadata.get("device"),
         "models": run.get("models"),
         "refine": run.get("refine"),
@@ -370,7 +372,7 @@ def _provenance(metadata: dict, model_stats: dict) -> dict:
         "version": run.get("version", __version__),
         "warnings": list(model_stats.get("warnings") or []),
     }
-    if metadata.get(EDITED):
+    if edited:
         out["note_edited"] = (
             "the labels were edited after the model ran (painted or refined): the figures are "
             "the edited labels'; device, models and warnings are the model run's"

@@ -227,6 +227,11 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             layer = _layers.make_labels_layer(
                 result.labels, volume, f"{ct_name} segmentation", ct_layer_name=ct_name
             )
+            from .._writer import MODEL_DIGEST, labels_digest
+
+            # the model's own output: an edit undone is the model's again, an in-place change
+            # (no napari event) is an edit (the DICOM SEG's algorithm type)
+            layer.metadata[MODEL_DIGEST] = labels_digest(layer.data)
             models = {"liver": segmenter.liver, "tumor": segmenter.tumor}
             # how the result was made, for the exported stats (the command line's keys)
             from .. import __version__
