@@ -135,3 +135,22 @@ def test_a_dicom_seg_with_an_unknown_algorithm_type_names_the_choices(tmp_path):
         write_dicom_seg(
             np.ones(vol.shape, np.uint8), vol, tmp_path / "s.dcm", algorithm_type="auto"
         )
+
+
+def test_the_readmes_python_example_runs_as_written(tmp_path, monkeypatch):
+    """The README's "Python API" block, run on a synthetic patient with the shipped models."""
+    import re
+    from pathlib import Path
+
+    from napari_livertumor.synth import make_cohort
+
+    root = make_cohort(tmp_path / "data", 1, seed=3, layout="tcia", shape="small")
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Python API", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    monkeypatch.chdir(root)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    result, ct = namespace["result"], namespace["ct"]
+    assert result.stats["liver_ml"] > 500 and result.labels.shape == ct.shape
+    assert (root / "HCC_001_labels.nii.gz").is_file() and (root / "HCC_001_seg.dcm").is_file()
