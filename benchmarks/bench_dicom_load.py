@@ -6,8 +6,8 @@ with ``napari_livertumor.io.dicom.read_dicom_series`` and with SimpleITK's ``Ima
 the two so both see the same page cache. Peak memory is measured in fresh subprocesses (peak RSS,
 sampled every 2 ms, minus the RSS after imports) and with tracemalloc for our reader.
 
-Run:  python benchmarks/bench_dicom_load.py [--slices 300] [--size 512] [--repeats 5]
-Prints a table and writes benchmarks/results/dicom_load.json.
+Run:  python benchmarks/bench_dicom_load.py [--slices 300] [--size 512] [--repeats 5] [--out PATH]
+Prints a table and writes benchmarks/results/dicom_load.json (or ``--out PATH``).
 """
 
 from __future__ import annotations
@@ -115,6 +115,9 @@ def main(argv=None) -> int:
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--out", default=str(RESULTS), help=f"where the figures go (default {RESULTS})"
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench_dicom_") as tmp:
@@ -159,9 +162,10 @@ def main(argv=None) -> int:
         f"{result['ours_tracemalloc_peak_mb']} MB), SimpleITK "
         f"{result['sitk_peak_rss_increase_mb']} MB RSS"
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
     return 0
 
 

@@ -251,6 +251,14 @@ def summary(rows: list[dict]) -> dict:
     }
 
 
+def _out_paths(out: str) -> tuple[Path, Path]:
+    """``--out``: a name ending in .json is the JSON, the .md beside it; else both appended."""
+    p = Path(out)
+    if p.suffix == ".json":
+        return p, p.with_suffix(".md")
+    return p.with_name(p.name + ".json"), p.with_name(p.name + ".md")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", type=int, default=12)
@@ -262,7 +270,11 @@ def main(argv=None) -> int:
     tta = ["none", "inplane", "all"]
     ap.add_argument("--tta", default="none", choices=tta, help="mirrored tumor passes")
     ap.add_argument("--compare-tta", default=None, choices=tta, help="for --compare (--tta)")
-    ap.add_argument("--out", default=str(RESULTS / "foreign_phantoms"))
+    ap.add_argument(
+        "--out",
+        default=str(RESULTS / "foreign_phantoms"),
+        help="report name: NAME.json and NAME.md (a name ending in .json: the .md beside it)",
+    )
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -285,8 +297,9 @@ def main(argv=None) -> int:
         ),
         "results": {k: {"summary": summary(v), "per_case": v} for k, v in runs.items()},
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out + ".json").write_text(json.dumps(out, indent=1))
+    out_json, out_md = _out_paths(args.out)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(out, indent=1))
     lines = [
         "# Phantoms built another way (`benchmarks/bench_foreign_phantoms.py`)",
         "",
@@ -327,7 +340,7 @@ def main(argv=None) -> int:
             f"| {f['seed']} | {f['phase']} | {f['heterogeneity_sd_hu']} | {f['noise_sd_hu']} | "
             f"{les or 'none'} | " + " | ".join(cells) + " |"
         )
-    Path(args.out + ".md").write_text("\n".join(lines) + "\n")
+    out_md.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

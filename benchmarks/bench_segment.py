@@ -16,12 +16,16 @@ What it measures, all in one run so the ratios compare like with like:
    process over the folder (one model load) versus one process per case in a loop;
    cases/min and the ratio.
 
-Results go to ``benchmarks/results/segment.json`` and ``segment.md``. The machine is shared:
-numbers measured while other jobs run are noisy (the load average is recorded beside them).
+Results go to ``benchmarks/results/segment.json`` and ``segment.md`` (``--out PATH`` for
+another place). The machine is shared: numbers measured while other jobs run are noisy (the
+load average is recorded beside them). A part not measured in this run (``--skip-batch``,
+``--only``) is copied from the earlier report and labelled as such, with no ratio computed
+across the two runs.
 
 Usage::
 
     python benchmarks/bench_segment.py [--runs 3] [--models DIR] [--skip-original] [--skip-batch]
+        [--out PATH]
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,26 +47,37 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+DEFAULT_OUT = RESULTS / "segment.json"
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--models", help="folder with liver/ and tumor/ (default: shipped models)")
-    ap.add_argument("--workdir", help="where to put generated data (default: a temp folder)")
+    ap.add_argument(
+        "--workdir",
+        help="where to put generated data, kept afterwards (default: a temp folder, removed)",
+    )
     ap.add_argument("--skip-original", action="store_true")
     ap.add_argument("--skip-batch", action="store_true")
     ap.add_argument(
         "--only",
         choices=["e2e", "batch"],
-        help="rerun only this part and update the saved results (keeps the other parts)",
+        help="rerun only this part and update the saved results (keeps the other parts, "
+        "labelled as from the earlier run)",
+    )
+    ap.add_argument(
+        "--out",
+        default=str(DEFAULT_OUT),
+        help="report file; the .md goes beside it (default: benchmarks/results/segment.json). "
+        "Parts not measured now are taken from it if it exists, else from the default",
     )
     ap.add_argument("--no-refine", action="store_true", help="benchmark without refinement")
     ap.add_argument(
         "--fast-growth",
         type=float,
-        default=1.0,
-        help="also time --window-growth G (0 to skip); the default 1 = trained window size",
+        default=0.0,
+        help="also time --window-growth G (default 0: not timed)",
     )
     ap.add_argument(
         "--tta",
@@ -70,10 +86,20 @@ def main(argv=None) -> int:
     )
     args = ap.parse_args(argv)
 
-    import torch
-
+    out_json, out_md = _out_paths(args.out)
+    earlier = out_json if out_json.is_file() else DEFAULT_OUT
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_segment_"))
     work.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run(args, work, out_json, out_md, earlier)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(args, work: Path, out_json: Path, out_md: Path, earlier: Path) -> int:
+    import torch
+
     models, models_note = _models(args.models, work)
     report: dict = {
         "machine": _machine(),
@@ -84,13 +110,14 @@ def main(argv=None) -> int:
     }
     print(f"models: {models} ({models_note})")
     if args.only == "batch":
-        report = json.loads((RESULTS / "segment.json").read_text())
+        if not earlier.is_file():
+            raise SystemExit(f"--only batch updates a saved report; none at {earlier}")
+        report = json.loads(earlier.read_text())
         report["batch"] = _batch(work, models, args.no_refine)
         report["batch"]["models"] = str(models)
-        return _save(report)
-    saved = RESULTS / "segment.json"
+        return _save(report, out_json, out_md)
     keep = args.only == "e2e" or args.skip_batch
-    old = json.loads(saved.read_text()) if keep and saved.is_file() else {}
+    old = json.loads(earlier.read_text()) if keep and earlier.is_file() else {}
 
     dicom = _make_dicom(work)
     report["end_to_end"] = _end_to_end(dicom, work / "out", models, args.runs, args.no_refine)
@@ -126,15 +153,14 @@ def main(argv=None) -> int:
     if args.only == "e2e":
         report.pop("end_to_end_fast", None)
         report.pop("end_to_end_tta", None)
-        for key in ("original_config", "batch"):
-            if key in old:
-                report[key] = old[key]
-        if "original_config" in report:
-            o = report["original_config"]
-            o["ratio_original_over_ours"] = round(o["projected_total_s"] / e2e["median_s"], 1)
-            two = sum(e2e["stages_median_s"].get(k, 0.0) for k in ("liver", "tumor"))
-            o["ratio_original_over_our_two_stages"] = round(o["projected_total_s"] / two, 1)
-        return _save(report)
+        if "original_config" in old:
+            # timed in another run: kept with its own figures only, no ratio across runs
+            report["original_config"] = _from_earlier(
+                old["original_config"], old, "original_timed_in_this_run"
+            )
+        if "batch" in old:
+            report["batch"] = _from_earlier(old["batch"], old, "measured_in_this_run")
+        return _save(report, out_json, out_md)
     if not args.skip_original:
         orig = _original(shape_zyx=(200, 512, 512))
         orig["ratio_original_over_ours"] = round(orig["projected_total_s"] / e2e["median_s"], 1)
@@ -149,7 +175,7 @@ def main(argv=None) -> int:
         )
 
     if args.skip_batch and "batch" in old:
-        report["batch"] = old["batch"]  # kept from the earlier run (it records its own date)
+        report["batch"] = _from_earlier(old["batch"], old, "measured_in_this_run")
     if not args.skip_batch:
         report["batch"] = _batch(work, models, args.no_refine)
         b = report["batch"]
@@ -158,15 +184,38 @@ def main(argv=None) -> int:
             f"{b['loop_cases_per_min']:.2f} (a process per case): {b['speedup']}x"
         )
 
-    return _save(report)
+    return _save(report, out_json, out_md)
 
 
-def _save(report: dict) -> int:
+def _out_paths(out: str) -> tuple[Path, Path]:
+    """``--out``: a name ending in .json is the JSON, the .md beside it; else both appended."""
+    p = Path(out)
+    if p.suffix == ".json":
+        return p, p.with_suffix(".md")
+    return p.with_name(p.name + ".json"), p.with_name(p.name + ".md")
+
+
+def _from_earlier(block: dict, old: dict, flag: str) -> dict:
+    """A part of the earlier report, copied into this one: ``flag`` false, and its date.
+
+    The date is the block's own if it records one, else the earlier report's (a block copied
+    before keeps the date it carries). ``original_config`` loses its ratios: they compared it
+    with that run's end to end, not this one's.
+    """
+    block = {k: v for k, v in block.items() if not k.startswith("ratio_")}
+    if "earlier_report_date_utc" not in block:
+        date = block.get("date_utc") or old.get("machine", {}).get("date_utc", "unknown")
+        block["earlier_report_date_utc"] = date
+    block[flag] = False
+    return block
+
+
+def _save(report: dict, out_json: Path, out_md: Path) -> int:
     report["load_average_after"] = os.getloadavg()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "segment.json").write_text(json.dumps(report, indent=2))
-    (RESULTS / "segment.md").write_text(_markdown(report))
-    print(f"saved {RESULTS / 'segment.json'} and segment.md")
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(report, indent=2))
+    out_md.write_text(_markdown(report))
+    print(f"saved {out_json} and {out_md}")
     return 0
 
 
@@ -352,6 +401,7 @@ def _batch(work: Path, models: Path, no_refine: bool) -> dict:
         "speedup": round(t_loop / wall_batch, 2),
         "batch_peak_rss_gb": round(peak_b, 3),
         "load_average_after": os.getloadavg(),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
     }
 
 
@@ -427,9 +477,15 @@ def _markdown(r: dict) -> str:
         ]
     if "original_config" in r:
         o = r["original_config"]
+        same_run = o.get("original_timed_in_this_run", True)
+        lines += ["## The original method's configuration (extrapolated)", ""]
+        if not same_run:
+            lines += [
+                f"Timed in another run (report of {o['earlier_report_date_utc']} UTC), not in "
+                "this one: no ratio to this run's end to end is computed.",
+                "",
+            ]
         lines += [
-            "## The original method's configuration (extrapolated)",
-            "",
             f"- liver: {o['liver']['windows_for_volume']} windows (16,512,512) × "
             f"{min(o['liver']['window_forward_s']):.2f}–{max(o['liver']['window_forward_s']):.2f} s"
             f" → {o['liver']['projected_s']:.0f} s",
@@ -437,15 +493,24 @@ def _markdown(r: dict) -> str:
             f"{min(o['tumor']['window_forward_s']):.2f}–{max(o['tumor']['window_forward_s']):.2f} s"
             f" → {o['tumor']['projected_s']:.0f} s",
             f"- total **{o['projected_total_s']:.0f} s = {o['ratio_original_over_ours']}× our end "
-            f"to end** ({o['ratio_original_over_our_two_stages']}× our two stages)",
+            f"to end** ({o['ratio_original_over_our_two_stages']}× our two stages)"
+            if same_run
+            else f"- total **{o['projected_total_s']:.0f} s** (timed in another run)",
             f"- {o['method']}",
             "",
         ]
     if "batch" in r:
         b = r["batch"]
+        lines += ["## Batch throughput (issue 9)", ""]
+        if not b.get("measured_in_this_run", True):
+            lines += [
+                f"Not measured in this run: copied from the report of "
+                f"{b['earlier_report_date_utc']} UTC.",
+                "",
+            ]
+        elif b.get("date_utc"):
+            lines += [f"Measured {b['date_utc']} UTC.", ""]
         lines += [
-            "## Batch throughput (issue 9)",
-            "",
             f"- {b['cases']}",
             f"- one process, one model load: {b['batch_s']:.1f} s = "
             f"**{b['batch_cases_per_min']:.2f} cases/min** (peak RSS {b['batch_peak_rss_gb']:.2f} GB)",

@@ -59,7 +59,11 @@ def main(argv=None) -> int:
         choices=["none", "inplane", "all"],
         help="the tumor stage's mirrored passes (InferenceConfig.tta; default: the pipeline's)",
     )
-    ap.add_argument("--out", default=str(RESULTS / "segment_accuracy"))
+    ap.add_argument(
+        "--out",
+        default=str(RESULTS / "segment_accuracy"),
+        help="report name: NAME.json and NAME.md (a name ending in .json: the .md beside it)",
+    )
     ap.add_argument(
         "--write-cards",
         action="store_true",
@@ -81,9 +85,13 @@ def main(argv=None) -> int:
         )
     seg = Segmenter(cfg)
     used = set().union(*(_training_seeds(Path(m)) for m in args.manifest))
+    not_checked = _seed_check_note(args.manifest)
+    if not_checked:
+        print(f"warning: {not_checked}", file=sys.stderr)
     report = {
         "models": {"liver": str(seg.liver.path), "tumor": str(seg.tumor.path)},
-        "training_seeds_checked": len(used),
+        "training_seeds_checked": None if not_checked else len(used),
+        **({"training_seeds_note": not_checked} if not_checked else {}),
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "tumor_tta": args.tta,
         "sets": {},
@@ -100,11 +108,11 @@ def main(argv=None) -> int:
             rows.append(_case(seg, name, seed, i))
         report["sets"][name] = {"cases": rows, "summary": _summarize(rows)}
         print(name, json.dumps(report["sets"][name]["summary"], indent=1))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2, default=_nan_safe))
-    out.with_suffix(".md").write_text(_markdown(report))
-    print("saved", out.with_suffix(".json"), out.with_suffix(".md"))
+    out_json, out_md = _out_paths(args.out)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(report, indent=2, default=_nan_safe))
+    out_md.write_text(_markdown(report))
+    print("saved", out_json, out_md)
     if args.write_cards:
         for path in write_cards(report, seg):
             print("wrote", path)
@@ -191,10 +199,27 @@ def _bootstrap_ci(vals: list[float], n: int = 2000, seed: int = 0) -> list[float
     return [round(float(v), 4) for v in np.percentile(means, [2.5, 97.5])]
 
 
+def _out_paths(out: str) -> tuple[Path, Path]:
+    """``--out``: a name ending in .json is the JSON, the .md beside it; else both appended."""
+    p = Path(out)
+    if p.suffix == ".json":
+        return p, p.with_suffix(".md")
+    return p.with_name(p.name + ".json"), p.with_name(p.name + ".md")
+
+
 def _training_seeds(manifest: Path) -> set[int]:
     if not manifest.is_file():
         return set()
     return {int(c["seed"]) for c in json.loads(manifest.read_text()) if "seed" in c}
+
+
+def _seed_check_note(manifests) -> str | None:
+    """What to say when none of the training manifests is found (nothing was checked)."""
+    if any(Path(m).is_file() for m in manifests):
+        return None
+    where = "under data/ " if all(Path(m).parts[:1] == ("data",) for m in manifests) else ""
+    looked = ", ".join(map(str, manifests))
+    return f"training seeds not checked: no synth_manifest.json found {where}(looked for {looked})"
 
 
 def _nan_safe(o):
@@ -206,7 +231,7 @@ def _markdown(r: dict) -> str:
         "# Accuracy of the default models on held-out synthetic patients",
         "",
         f"Models: liver `{r['models']['liver']}`, tumor `{r['models']['tumor']}`; "
-        f"{r['date_utc']} UTC. Seeds checked against {r['training_seeds_checked']} training seeds. "
+        f"{r['date_utc']} UTC. {_seed_line(r)} "
         f"Tumor stage's mirrored passes: `{r.get('tumor_tta', 'none')}`. "
         "Means per case, with a 95 % bootstrap interval over cases.",
         "",
@@ -246,6 +271,13 @@ def _markdown(r: dict) -> str:
             )
     lines += ["", "Reproduce: `python benchmarks/bench_segment_accuracy.py`", ""]
     return "\n".join(lines)
+
+
+def _seed_line(r: dict) -> str:
+    if r.get("training_seeds_checked") is None:
+        note = r.get("training_seeds_note", "training seeds not checked")
+        return note[:1].upper() + note[1:] + "."
+    return f"Seeds checked against {r['training_seeds_checked']} training seeds."
 
 
 def _lesions(m: dict) -> str:

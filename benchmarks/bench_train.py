@@ -84,12 +84,24 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="configs/default_cpu.json")
     p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--device", default="all", help="cpu, cuda or all (cpu + cuda when present)")
+    p.add_argument(
+        "--device",
+        default="all",
+        choices=["cpu", "cuda", "all"],
+        help="cpu, cuda or all (cpu + cuda when present)",
+    )
     p.add_argument("--out", default="benchmarks/results/train.json")
     args = p.parse_args(argv)
     recipe = load_recipe(args.config)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
+    if not devices:
+        print(
+            f"bench_train: --device {args.device} asked for, but CUDA is not available "
+            f"(torch {torch.__version__}); nothing measured, nothing written",
+            file=sys.stderr,
+        )
+        return 2
     rows = []
     for device in devices:
         for stage in ("liver", "tumor"):

@@ -10,14 +10,17 @@ Steps
    default size if none are found, which is said in the output), one warm-up run, then
    ``--runs`` timed runs of :meth:`Segmenter.segment` (both stages, AMP) with per-stage times;
    then the same with the tumor stage's mirrored passes (``tta="inplane"``, not the default).
-3. ``livertumor segment DICOM --device cuda`` in a fresh process, ``--runs`` times: wall time.
+3. ``livertumor segment DICOM --device cuda`` in a fresh process, ``--runs`` times: wall time;
+   alternated with runs importing MONAI the usual way (``LIVERTUMOR_FULL_IMPORTS=1``). The
+   per-stage times reported are the last normal (lean-import) run's.
 4. Where a fresh process spends its time before the first case: ``python -c "import torch"``,
    ``... import torch, monai`` and ``... + CUDA context`` as separate processes (``import monai``
    loads every MONAI sub-package, which imports whatever optional packages are installed:
    torchvision, transformers, cupy... — on a full CUDA image that is most of the wall time).
 5. A batch: ``livertumor segment`` on a folder of ``--batch`` such series (other seeds) in one
    process; per-case time from each case's stats file (the first case also loads the models).
-6. Print a summary and write it to ``$OUT/gpu_check.json`` (or ``benchmarks/results/``).
+6. Print a summary and write it to ``$OUT/gpu_check.json`` (or ``benchmarks/results/``). The
+   temporary work folder is removed at the end (``--keep`` keeps it).
 
 ``--device cpu --n-slices 40`` is a dry run of the script itself on a machine without a GPU (the
 bars are not judged then).
@@ -29,6 +32,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,6 +49,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=3, help="cases in the batch run (0: none)")
     ap.add_argument("--device", default="cuda", help="cuda (the check) or cpu (a dry run)")
     ap.add_argument("--n-slices", type=int, default=200)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     args = ap.parse_args(argv)
 
     import torch
@@ -53,12 +58,24 @@ def main(argv=None) -> int:
     if cuda and not torch.cuda.is_available():
         print(f"gpu_check: CUDA is not available (torch {torch.__version__}); nothing to measure")
         return 2
+    work = Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    try:
+        return _check(args, work, cuda)
+    finally:
+        if args.keep:
+            print("work folder kept:", work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _check(args, work: Path, cuda: bool) -> int:
+    import torch
+
     from napari_livertumor.io.dicom_write import write_ct_series
     from napari_livertumor.models import default_model_dir, make_untrained_model
     from napari_livertumor.pipeline import InferenceConfig, Segmenter
     from napari_livertumor.synth import generate_phantom
 
-    work = Path(tempfile.mkdtemp(prefix="gpu_check_"))
     report = {
         "gpu": torch.cuda.get_device_name(0) if cuda else "none (CPU dry run)",
         "torch": torch.__version__,
@@ -120,6 +137,7 @@ def main(argv=None) -> int:
     # alternated with runs that import MONAI the usual way (every optional package it finds:
     # what the command did before models.lean_import), measured in the same run
     full_walls = []
+    stats_file = work / "out" / f"{dicom.name}_stats.json"
     for _ in range(args.runs):
         for walls_of, env in ((walls, {}), (full_walls, {"LIVERTUMOR_FULL_IMPORTS": "1"})):
             t0 = time.perf_counter()
@@ -128,7 +146,8 @@ def main(argv=None) -> int:
             if proc.returncode != 0:
                 print(proc.stderr[-3000:])
                 return 1
-    stats = json.loads((work / "out" / f"{dicom.name}_stats.json").read_text())
+            if not env:  # the stage times reported are the last lean (normal) run's
+                stats = json.loads(stats_file.read_text())
     report["end_to_end"] = {
         "command": " ".join(cmd),
         "runs_s": walls,

@@ -24,7 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from calibrate_shift import _cases, add_dev_arguments, dev_seeds, load_pair  # noqa: E402
+from calibrate_shift import (  # noqa: E402
+    _cases,
+    add_dev_arguments,
+    dev_seeds,
+    load_pair,
+    seed_check_note,
+)
 
 
 def main(argv=None) -> int:
@@ -61,6 +67,8 @@ def main(argv=None) -> int:
         "logit_bias": list(tumor_meta.logit_bias or []),
         "lesion_filter": tumor_meta.lesion_filter,
     }
+    cur_ml, cur_peak = seg.lesion_filter()
+    current = [0.0, cur_peak, cur_ml]  # [shift, min_peak, min_ml] as it is now
     if args.scores:
         res = json.loads(Path(args.scores).read_text())
         seeds = res["seeds"]
@@ -70,11 +78,31 @@ def main(argv=None) -> int:
                 f"calibrate_lesions: {args.scores} was scored with the tumor model at "
                 f"{res['model_state']}; {root / 'tumor'} is now at {state}"
             )
+        if current not in res["combos"]:
+            raise SystemExit(
+                f"calibrate_lesions: the current setting {current} (shift, min_peak, min_ml) "
+                f"is not in the grid of {args.scores}; score again with it in the grid"
+            )
     else:
+        # the choice is measured against the current setting: it must be in the grid, so add
+        # it (before scoring) rather than find out after every phantom has been scored
+        for opt, dest, value in (
+            ("--shifts", "shifts", 0.0),
+            ("--peaks", "peaks", cur_peak),
+            ("--min-ml", "min_ml", cur_ml),
+        ):
+            if value not in getattr(args, dest):
+                setattr(args, dest, sorted([*getattr(args, dest), value]))
+                print(
+                    f"note: added the current setting's {value:g} to {opt}: {getattr(args, dest)}"
+                )
         res = score_lesion_filters(
             seg, _cases(seeds, cache), args.shifts, args.peaks, args.min_ml, progress=show
         )
         res["model_state"] = state
+        not_checked = seed_check_note(args.manifest)
+        if not_checked:
+            res["training_seeds_not_checked"] = not_checked
         out = Path(args.save) if args.save else cache / "lesion_calibration.json"
         out.write_text(json.dumps({"seeds": seeds, **res}, indent=1))
         print("saved", out)
@@ -97,11 +125,6 @@ def main(argv=None) -> int:
             "false_lesions_per_case": round(false, 2),
         }
 
-    current = [0.0, *seg.lesion_filter()[::-1]]  # [shift, min_peak, min_ml] as it is now
-    if current not in combos:
-        raise SystemExit(
-            f"the current setting {current} (shift, min_peak, min_ml) is not in the grid"
-        )
     j_cur = combos.index(current)
     j_best = choose_lesion_filter(res, current, args.dice_tolerance)
     print(f"{len(seeds)} development phantoms, seeds {seeds[0]}-{seeds[-1]}")
@@ -132,6 +155,11 @@ def main(argv=None) -> int:
                 f"previous shift, min_peak {sorted({c[1] for c in combos})}, "
                 f"min_ml {sorted({c[2] for c in combos})}, Dice tolerance "
                 f"{args.dice_tolerance}; scripts/calibrate_lesions.py"
+                + (
+                    f"; {res['training_seeds_not_checked']}"
+                    if res.get("training_seeds_not_checked")
+                    else ""
+                )
             ),
         }
         print("wrote", write_lesion_filter(root / "tumor", best, record))

@@ -31,3 +31,228 @@ def test_gpu_check_dry_run_writes_every_figure(tmp_path):
     # only the first case of a batch pays for loading the models
     loads = ["load_models" in t for t in report["batch"]["per_case_timings_s"]]
     assert loads == [True, False]
+
+
+# --------------------------------------------------------------------------- the scripts' options
+def _load(rel: str):
+    """A benchmark or script, imported from its file (they are not a package)."""
+    import importlib.util
+
+    path = ROOT / rel
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_script(rel: str, *args, env=None, timeout=300) -> subprocess.CompletedProcess:
+    env = {**(env or os.environ), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / rel), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "benchmarks/bench_segment.py",
+        "benchmarks/bench_segment_accuracy.py",
+        "benchmarks/bench_foreign_phantoms.py",
+    ],
+)
+def test_out_names_json_and_md_the_same_way(rel, tmp_path):
+    out_paths = _load(rel)._out_paths
+    assert out_paths(str(tmp_path / "runs" / "v1.2")) == (
+        tmp_path / "runs" / "v1.2.json",
+        tmp_path / "runs" / "v1.2.md",
+    )
+    assert out_paths(str(tmp_path / "x.json")) == (tmp_path / "x.json", tmp_path / "x.md")
+
+
+def _fake_segment_bench(monkeypatch, tmp_path):
+    """bench_segment with its measurements replaced by fixed figures (no model is run)."""
+    bench = _load("benchmarks/bench_segment.py")
+    calls, works = [], []
+
+    def end_to_end(dicom, out, models, runs, no_refine, extra=(), env=None):
+        calls.append((tuple(extra), env))
+        return {
+            "command": "livertumor segment ...",
+            "runs_s": [5.0],
+            "median_s": 5.0,
+            "stages_median_s": {"liver": 1.0, "tumor": 1.5},
+            "peak_rss_gb": 1.0,
+        }
+
+    def models(given, work):
+        works.append(work)
+        return tmp_path / "models", "fake"
+
+    monkeypatch.setattr(bench, "_end_to_end", end_to_end)
+    monkeypatch.setattr(bench, "_make_dicom", lambda work: work / "dicom")
+    monkeypatch.setattr(bench, "_models", models)
+    monkeypatch.setattr(bench, "_original", lambda **kw: pytest.fail("original timed"))
+    monkeypatch.setattr(bench, "_batch", lambda *a: pytest.fail("batch measured"))
+    return bench, calls, works
+
+
+def test_segment_e2e_only_labels_the_earlier_parts(monkeypatch, tmp_path):
+    bench, calls, works = _fake_segment_bench(monkeypatch, tmp_path)
+    earlier = json.loads((ROOT / "benchmarks" / "results" / "segment.json").read_text())
+    out = tmp_path / "seg.json"
+    out.write_text(json.dumps(earlier))
+    assert bench.main(["--only", "e2e", "--runs", "1", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    md = (tmp_path / "seg.md").read_text()
+    orig = report["original_config"]
+    assert orig["original_timed_in_this_run"] is False
+    assert orig["earlier_report_date_utc"] == earlier["machine"]["date_utc"]
+    assert not [k for k in orig if k.startswith("ratio")]  # no ratio across two runs
+    assert orig["projected_total_s"] == earlier["original_config"]["projected_total_s"]
+    assert "Timed in another run" in md and "× our end to end" not in md
+    assert report["batch"]["measured_in_this_run"] is False
+    assert "Not measured in this run" in md
+    assert report["end_to_end"]["median_s"] == 5.0
+    assert not works[0].exists()  # the temporary work folder is removed
+    # copied again from that report: the first date stays
+    assert bench.main(["--only", "e2e", "--runs", "1", "--out", str(out)]) == 0
+    again = json.loads(out.read_text())["original_config"]
+    assert again["earlier_report_date_utc"] == earlier["machine"]["date_utc"]
+
+
+def test_segment_skip_batch_labels_the_old_batch_and_skips_fast_growth(monkeypatch, tmp_path):
+    bench, calls, _ = _fake_segment_bench(monkeypatch, tmp_path)
+    earlier = json.loads((ROOT / "benchmarks" / "results" / "segment.json").read_text())
+    out = tmp_path / "runs" / "seg.v2"
+    out.parent.mkdir()
+    (tmp_path / "runs" / "seg.v2.json").write_text(json.dumps(earlier))
+    argv = ["--skip-batch", "--skip-original", "--runs", "1", "--out", str(out)]
+    assert bench.main(argv) == 0
+    report = json.loads((tmp_path / "runs" / "seg.v2.json").read_text())
+    assert report["batch"]["measured_in_this_run"] is False
+    assert report["batch"]["earlier_report_date_utc"] == earlier["machine"]["date_utc"]
+    assert "Not measured in this run" in (tmp_path / "runs" / "seg.v2.md").read_text()
+    # --fast-growth is off by default: only the plain and the full-imports runs
+    assert [extra for extra, _ in calls] == [(), ()]
+    assert "end_to_end_fast" not in report
+
+
+def test_dicom_load_writes_to_out(tmp_path):
+    out = tmp_path / "d.json"
+    proc = _run_script(
+        "benchmarks/bench_dicom_load.py", "--slices", 3, "--size", 32, "--repeats", 1, "--out", out
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(out.read_text())["repeats"] == 1
+
+
+def test_train_bench_without_cuda_exits_2_and_writes_nothing(tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    out = tmp_path / "train.json"
+    proc = _run_script("benchmarks/bench_train.py", "--device", "cuda", "--out", out)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "CUDA is not available" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_panel_open_without_display_reruns_under_xvfb(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "xvfb_args"
+    fake = bin_dir / "xvfb-run"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {record}\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    script = "benchmarks/bench_panel_open.py"
+    proc = _run_script(script, "--repeats", 1, env={**env, "PATH": str(bin_dir)})
+    assert proc.returncode == 0, proc.stderr
+    assert record.read_text().split()[:2] == ["-a", sys.executable]
+    assert record.read_text().split()[2:] == [str(ROOT / script), "--repeats", "1"]
+    proc = _run_script(script, env={**env, "PATH": str(tmp_path / "empty")})
+    assert proc.returncode == 2 and "no xvfb-run" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_gpu_check_sh_names_its_python_and_stops_without_torch(tmp_path):
+    bare = tmp_path / "bare_python"  # this Python without its site-packages: no torch
+    bare.write_text(f'#!/bin/sh\nexec "{sys.executable}" -I -S "$@"\n')
+    bare.chmod(0o755)
+    for py, why in ((bare, "has no torch, monai"), (tmp_path / "missing", "not found")):
+        proc = subprocess.run(
+            ["bash", str(ROOT / "benchmarks" / "gpu_check.sh")],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PY": str(py)},
+            cwd=tmp_path,
+            timeout=60,
+        )
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert proc.stdout.startswith(f"python: {py}")
+        assert why in proc.stderr and str(py) in proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_accuracy_report_says_when_training_seeds_were_not_checked(tmp_path):
+    bench = _load("benchmarks/bench_segment_accuracy.py")
+    missing = [str(tmp_path / "synth_manifest.json")]
+    note = bench._seed_check_note(missing)
+    assert note.startswith("training seeds not checked: no synth_manifest.json found")
+    report = {
+        "models": {"liver": "l", "tumor": "t"},
+        "training_seeds_checked": None,
+        "training_seeds_note": note,
+        "date_utc": "2026-01-01 00:00",
+        "sets": {},
+    }
+    md = bench._markdown(report)
+    assert "Training seeds not checked" in md and "checked against" not in md
+    (tmp_path / "synth_manifest.json").write_text(json.dumps([{"seed": 1}]))
+    assert bench._seed_check_note(missing) is None
+
+
+@pytest.fixture
+def dev_setup(tmp_path):
+    """Two untrained models and one small cached development phantom (no phantom drawn)."""
+    import numpy as np
+
+    from napari_livertumor.models import make_untrained_model
+
+    make_untrained_model(tmp_path / "m" / "liver", "liver")
+    make_untrained_model(tmp_path / "m" / "tumor", "tumor")
+    rng = np.random.default_rng(0)
+    ct = rng.integers(-100, 200, (16, 48, 48)).astype(np.int16)
+    lab = np.zeros(ct.shape, np.uint8)
+    lab[4:12, 10:30, 10:30] = 1
+    lab[6:9, 15:20, 15:20] = 2
+    (tmp_path / "cache").mkdir()
+    np.savez(tmp_path / "cache" / "9000000.npz", ct=ct, lab=lab, sp=np.array([2.5, 1.5, 1.5]))
+    return tmp_path
+
+
+def test_calibrate_lesions_puts_the_current_setting_in_the_grid(dev_setup):
+    t = dev_setup
+    args = ["--models", t / "m", "--cases", 1, "--cache", t / "cache"]
+    args += ["--manifest", t / "none" / "synth_manifest.json"]
+    proc = _run_script(
+        "scripts/calibrate_lesions.py", *args, "--shifts", 0.5, "--peaks", 1, "--min-ml", 0.5
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    # said before any phantom is scored
+    assert proc.stdout.index("note: added the current setting") < proc.stdout.index("case 9000000")
+    assert "<- current" in proc.stdout
+    assert "warning: training seeds not checked" in proc.stderr
+    saved = json.loads((t / "cache" / "lesion_calibration.json").read_text())
+    assert [0.0, 0.0, 0.1] in saved["combos"]
+    assert saved["training_seeds_not_checked"].startswith("training seeds not checked")
+    # a saved score file without the current setting: a clear exit
+    saved["combos"] = [[0.5, 1.0, 0.5]]
+    (t / "old.json").write_text(json.dumps(saved))
+    proc = _run_script("scripts/calibrate_lesions.py", *args, "--scores", t / "old.json")
+    assert proc.returncode == 1 and "is not in the grid of" in proc.stderr
+    assert "Traceback" not in proc.stderr
