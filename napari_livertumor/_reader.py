@@ -168,7 +168,9 @@ def read_nifti_layers(path) -> list[tuple]:
     if _is_label_map(volume.array):
         labels = volume.array.astype(np.uint8)
         role = "segmentation" if labels.max() <= 2 else "ground_truth"
-        return [labels_layer_data(labels, volume.with_array(volume.array), _stem(target), role)]
+        made_on = _made_on_series(target)
+        grid = volume.with_array(volume.array, **({"made_on_series": made_on} if made_on else {}))
+        return [labels_layer_data(labels, grid, _stem(target), role)]
     _say_warnings(volume)
     return [ct_layer_data(volume)]
 
@@ -351,6 +353,25 @@ def _is_label_map(array: np.ndarray) -> bool:
         return True
     low, high = int(array.min()), int(array.max())
     return low >= 0 and high <= 255 and len(np.unique(array[:: max(1, array.shape[0] // 8)])) <= 32
+
+
+def _made_on_series(labels_path: Path) -> dict | None:
+    """The DICOM series a ``livertumor segment`` label file was made from, as its
+    ``<case>_stats.json`` beside it says (``series_uid``, ``acquisition_number``); None for
+    any other file. Only then may the mask take a DICOM CT's identity in the viewer."""
+    import json
+
+    stem = _stem(labels_path)
+    if not stem.endswith("_labels"):
+        return None
+    stats = labels_path.with_name(stem[: -len("_labels")] + "_stats.json")
+    try:
+        data = json.loads(stats.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not data.get("series_uid"):
+        return None
+    return {"series_uid": str(data["series_uid"]), "acquisition": data.get("acquisition_number")}
 
 
 def _stem(path: Path) -> str:

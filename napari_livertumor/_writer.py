@@ -108,8 +108,8 @@ def write_image_nifti(path: str, data: Any, attributes: dict) -> list[str]:
     from .io.nifti import write_nifti
 
     out = _with_suffix(Path(path), (".nii.gz", ".nii"), ".nii.gz")
-    if isinstance(data, (list, tuple)):  # a multiscale image: its full-resolution level
-        data = data[0]
+    if isinstance(data, (list, tuple)) or type(data).__name__ == "MultiScaleData":
+        data = data[0]  # a multiscale image: its full-resolution level
     if attributes.get("rgb"):
         raise InputError(out, "an RGB image is no CT: it cannot be saved as a NIfTI volume")
     array = np.asarray(data)
@@ -119,7 +119,8 @@ def write_image_nifti(path: str, data: Any, attributes: dict) -> list[str]:
         array = array.astype(np.uint8)
     elif not np.issubdtype(array.dtype, np.integer):
         array = array.astype(np.float32, copy=False)
-    reference = _reference(attributes, array.shape)
+    # its own grid (an image never takes a DICOM CT's identity, nor its voxel order)
+    reference = _reference(attributes, array.shape, twin=False)
     array, reference = reference.to_stored(array)  # a turned NIfTI: back to the file's order
     write_nifti(array, out, reference=reference)
     return [str(out)]
@@ -186,14 +187,14 @@ def _labels_array(data) -> np.ndarray:
     return array.astype(np.uint8, copy=False)
 
 
-def _reference(attributes: dict, shape):
+def _reference(attributes: dict, shape, *, twin: bool = True):
     from .io.volume import CTVolume
 
     volume = (attributes.get("metadata") or {}).get("ct_volume")
     if volume is not None and tuple(volume.shape) == tuple(shape):
-        # a mask read from a NIfTI file, over its DICOM CT open in the viewer: that CT's
-        # identity (a DICOM SEG references its slices)
-        return _dicom_twin_in_viewer(volume) or volume
+        # a mask segment wrote as NIfTI, over the DICOM CT it was made on open in the viewer:
+        # that CT's identity (a DICOM SEG references its slices)
+        return (_dicom_twin_in_viewer(volume) if twin else None) or volume
     scale = tuple(attributes.get("scale") or (1.0, 1.0, 1.0))[-3:]
     translate = tuple(attributes.get("translate") or (0.0, 0.0, 0.0))[-3:]
     # a layer with no CT of its own (napari's New labels layer) on a loaded CT's grid: that CT's

@@ -341,18 +341,25 @@ class Segmenter:
         ``config`` must name the same model folders and device, or
         :class:`~napari_livertumor.errors.SettingsError` says which differs."""
         config.validate()
-        mine = self.config
-        for name in ("liver_model", "tumor_model", "device"):
-            theirs, ours = getattr(config, name), getattr(mine, name)
-            if name != "device" and theirs is not None and ours is not None:
-                same = Path(theirs).resolve() == Path(ours).resolve()
-            else:
-                same = theirs == ours
-            if not same:
+        loaded = {"liver_model": self.liver, "tumor_model": self.tumor}
+        for name, model in loaded.items():
+            asked = getattr(config, name)
+            if model is None or (asked is None and getattr(self.config, name) is None):
+                continue
+            stage = name.split("_")[0]
+            want = Path(asked) if asked is not None else default_model_dir(stage)
+            have = Path(model.path) if model.path is not None else None
+            if have is None or want.resolve() != have.resolve():
                 raise SettingsError(
-                    f"the config's {name} ({theirs}) is not this Segmenter's ({ours}): make a "
-                    "new Segmenter for other models or another device"
+                    f"the config's {name} ({want}) is not this Segmenter's ({have or 'given in memory'}): "
+                    "make a new Segmenter for other models"
                 )
+        device, _ = resolve_device(config.device, config.strict_device)
+        if device != self.device:
+            raise SettingsError(
+                f"the config's device ({config.device}: {device}) is not this Segmenter's "
+                f"({self.device}): make a new Segmenter for another device"
+            )
         if config.stages == "both" and self.tumor is None:
             raise SettingsError(
                 "this Segmenter has no tumor model loaded (stages='liver'): make a new one "

@@ -546,3 +546,16 @@ def test_an_mr_file_reads_when_its_series_is_asked_for(tmp_path):
 
     first, uid = _mr_series(tmp_path / "mr")
     assert read_dicom_series(first, uid).shape == (4, 10, 10)
+
+
+@pytest.mark.gui
+def test_a_multiscale_image_saves_its_full_resolution_level(make_napari_viewer, tmp_path):
+    """napari hands a writer MultiScaleData: the smallest level was saved with the full
+    level's scale (half the physical size)."""
+    viewer = make_napari_viewer()
+    big = np.random.default_rng(0).integers(-100, 100, (8, 32, 32)).astype(np.int16)
+    layer = viewer.add_image([big, big[::2, ::2, ::2]], multiscale=True, scale=(2.0, 1.0, 1.0))
+    [path] = layer.save(str(tmp_path / "ms.nii.gz"), plugin="napari-livertumor")
+    back = read_nifti(path)
+    np.testing.assert_array_equal(back.array, big)
+    assert back.spacing == pytest.approx((2.0, 1.0, 1.0))

@@ -154,3 +154,33 @@ def test_the_readmes_python_example_runs_as_written(tmp_path, monkeypatch):
     result, ct = namespace["result"], namespace["ct"]
     assert result.stats["liver_ml"] > 500 and result.labels.shape == ct.shape
     assert (root / "HCC_001_labels.nii.gz").is_file() and (root / "HCC_001_seg.dcm").is_file()
+
+
+def test_a_config_naming_the_same_models_and_device_otherwise_is_accepted(tmp_path, monkeypatch):
+    """ "auto" on a CPU machine is "cpu"; a folder named by another path is the same folder."""
+    from napari_livertumor.models import make_untrained_model
+
+    make_untrained_model(tmp_path / "m" / "liver", "liver", target_spacing=(8.0, 6.0, 6.0))
+    make_untrained_model(tmp_path / "m" / "tumor", "tumor", target_spacing=(5.0, 4.0, 4.0))
+    seg = Segmenter(InferenceConfig.from_models_dir(tmp_path / "m", device="auto"))
+    monkeypatch.chdir(tmp_path)
+    again = InferenceConfig(
+        liver_model="m/liver", tumor_model=tmp_path / "m" / ".." / "m" / "tumor", device="cpu"
+    )
+    vol, _, _ = phantom(shape=(12, 32, 32), spacing=(5.0, 4.0, 4.0))
+    if seg.device.type == "cpu":
+        segment_ct(vol, again, models=seg)  # no "not this Segmenter's"
+    with pytest.raises(SettingsError, match="tumor_model .* not this Segmenter's"):
+        segment_ct(vol, InferenceConfig(liver_model="m/liver", device="cpu"), models=seg)
+
+
+def test_a_skewed_or_slightly_non_orthogonal_grid_is_kept():
+    """A registration's output (skew) and a DICOM orientation off square by 0.02 were read
+    before the direction check, and still are."""
+    a = np.radians(1.0)
+    skew = np.column_stack([[1, 0, 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]]).astype(float)
+    vol = CTVolume(np.zeros((4, 5, 6), np.int16), (2.5, 0.75, 0.75), direction=skew)
+    np.testing.assert_allclose(vol.direction, skew)
+    off = np.column_stack([[1, 0.02, 0], [0, 1, 0], [0, 0, 1]]).astype(float)
+    vol = CTVolume(np.zeros((4, 5, 6), np.int16), (2.5, 0.75, 0.75), direction=off)
+    np.testing.assert_allclose(np.linalg.norm(vol.direction[:, :2], axis=0), 1)

@@ -534,6 +534,9 @@ def test_segment_labels_opened_over_their_dicom_ct_export_a_dicom_seg(
     case, _, labels = write_dicom_case(tmp_path / "dicom")
     ct = read_dicom_series(case)
     write_nifti(labels, tmp_path / "TEST_001_labels.nii.gz", reference=ct)  # as segment writes
+    # ... beside its stats, which name the series it was made from
+    stats = {"series_uid": ct.meta["series_uid"], "acquisition_number": None}
+    (tmp_path / "TEST_001_stats.json").write_text(json.dumps(stats))
     viewer = make_napari_viewer()
     for path in (case, tmp_path / "TEST_001_labels.nii.gz"):
         for data, kwargs, kind in napari_get_reader(str(path))(str(path)):
@@ -554,8 +557,46 @@ def test_segment_labels_opened_over_their_dicom_ct_export_a_dicom_seg(
     # napari's own File > Save with the plugin's SEG writer takes the same CT
     [dcm] = seg_layer.save(str(tmp_path / "saved.dcm"), plugin="napari-livertumor")
     np.testing.assert_array_equal(read_dicom_seg(dcm, ct), labels)
+    # the same mask without the stats that name its series: it could be another scan's on the
+    # same grid, so it takes no CT's identity
+    (tmp_path / "TEST_001_stats.json").unlink()
+    [(data, kwargs, _)] = napari_get_reader(str(tmp_path / "TEST_001_labels.nii.gz"))(
+        str(tmp_path / "TEST_001_labels.nii.gz")
+    )
+    kwargs["name"] = "unnamed mask"
+    viewer.add_labels(data, **kwargs)
+    widget.refresh_layers()
+    widget.labels_combo.setCurrentText("unnamed mask")
+    assert widget.labels_combo.currentText() == "unnamed mask" and not widget.seg_check.isEnabled()
+    viewer.layers.remove("unnamed mask")
     # without a DICOM CT open, a label file alone is named for its case, not "…_labels_labels"
     viewer.layers.remove(_layers.ct_layers(viewer)[0])
     widget.refresh_layers()
     widget.labels_combo.setCurrentText(seg_layer.name)
     assert widget._case() == "TEST_001" and not widget.seg_check.isEnabled()
+
+
+def test_a_grid_two_turned_series_share_numbers_no_lesion_with_either_series_images(
+    make_napari_viewer, tmp_path
+):
+    """Two feet-first phases on one grid: a mask drawn there was numbered with the first
+    series' image numbers (its turned-away stored grid kept that series' references)."""
+    from napari_livertumor.io.dicom_write import write_ct_series
+    from napari_livertumor.io.volume import CTVolume
+    from napari_livertumor.stats import add_image_numbers, compute_stats
+
+    rng = np.random.default_rng(0)
+    viewer = make_napari_viewer()
+    for k, uid in enumerate(("1.2.826.0.1.3680043.8.498.71", "1.2.826.0.1.3680043.8.498.72")):
+        vol = CTVolume(rng.integers(-100, 200, (6, 16, 16)).astype(np.int16), (2.5, 1.0, 1.0),
+                       (0.0, 0.0, 0.0), np.diag([1.0, -1.0, -1.0]))  # fmt: skip
+        write_ct_series(vol, tmp_path / str(k), series_uid=uid, instance_number_start=100 * k + 1)
+        _layers.add_ct_layer(viewer, read_dicom_series(tmp_path / str(k)).displayed(), name=f"p{k}")
+    ct = _layers.ct_layers(viewer)[0]
+    shared = _layers.grid_volume(viewer.layers, ct.data.shape, ct.scale, ct.translate)
+    assert shared.meta["grid_shared_by"] == ["p0", "p1"]
+    assert "instance_numbers" not in shared.file_meta and not shared.file_meta.get("files")
+    labels = np.zeros(ct.data.shape, np.uint8)
+    labels[1:3, 4:8, 4:8] = 2
+    stats = add_image_numbers(compute_stats(labels, shared.spacing), shared)
+    assert "image_numbers" not in stats["lesions"][0]

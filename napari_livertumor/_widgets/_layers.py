@@ -364,7 +364,7 @@ def volume_of(layer: Layer, layers=None) -> CTVolume:
             return same
         # an image of its own (a filtered copy) on a CT's grid: its voxels, the CT's frame,
         # no DICOM identity (its slices are not the CT's)
-        plain = {k: v for k, v in same.meta.items() if k not in _DICOM_IDENTITY}
+        plain = without_dicom_identity(same.meta)
         plain.update(description=layer.name, source=str(layer.source.path or ""))
         return CTVolume(np.asarray(layer.data), same.spacing, same.origin, same.direction, plain)
     data = np.asarray(layer.data)
@@ -381,14 +381,22 @@ def volume_of(layer: Layer, layers=None) -> CTVolume:
 
 
 def dicom_twin(vol: CTVolume, layers) -> CTVolume | None:
-    """For a mask read from a file without DICOM identity (``segment``'s NIfTI labels): the
-    DICOM CT open among ``layers`` on exactly its grid, whose slices a DICOM SEG of it then
-    references and whose patient names its exports. None when the mask has its own DICOM
-    identity, or no single DICOM CT lies on its grid."""
-    if vol.file_meta.get("files") or vol.meta.get("series_uid"):
+    """For ``segment``'s NIfTI labels of a DICOM series (``meta["made_on_series"]``, from the
+    stats file beside them): that series' CT open among ``layers`` on exactly their grid,
+    whose slices a DICOM SEG of the mask then references and whose patient names its exports.
+    None when the mask has its own DICOM identity, says nothing of its series, or no CT of that
+    series (and acquisition) lies on its grid: another scan's mask on the same grid never takes
+    a CT's identity by chance."""
+    made_on = vol.meta.get("made_on_series")
+    if vol.file_meta.get("files") or vol.meta.get("series_uid") or not made_on:
         return None
     twin = grid_volume(layers, vol.shape, vol.napari_scale, vol.napari_translate)
     if twin is None or not twin.file_meta.get("files") or not twin.same_grid(vol):
+        return None
+    if twin.meta.get("series_uid") != made_on.get("series_uid"):
+        return None
+    acquisition = made_on.get("acquisition")
+    if acquisition is not None and twin.meta.get("acquisition_number") not in (None, acquisition):
         return None
     return twin
 
@@ -437,7 +445,7 @@ def grid_volume(layers, shape, scale, translate) -> CTVolume | None:
     name, vol = found[0]
     if len(series) == 1:
         return vol
-    plain = {k: v for k, v in vol.meta.items() if k not in _DICOM_IDENTITY}
+    plain = without_dicom_identity(vol.meta)
     if len({str(v.meta.get("patient_id") or "") for _, v in found}) > 1:
         # nor whose patient it is: a mask drawn there is named for no one by chance
         for key in ("patient_id", "patient_name"):
@@ -447,6 +455,20 @@ def grid_volume(layers, shape, scale, translate) -> CTVolume | None:
 
 
 #: what ties a CTVolume to its DICOM files (a SEG references them)
+def without_dicom_identity(meta: dict) -> dict:
+    """``meta`` without what ties a volume to its DICOM files, also in the stored grid a
+    volume shown turned keeps (``stored_grid``: its per-slice references would otherwise
+    number the lesions, or pick the voxel order, of a series that is not this one's)."""
+    from dataclasses import replace
+
+    plain = {k: v for k, v in meta.items() if k not in _DICOM_IDENTITY}
+    grid = plain.get("stored_grid")
+    if grid is not None:
+        inner = {k: v for k, v in grid.meta.items() if k not in _DICOM_IDENTITY}
+        plain["stored_grid"] = replace(grid, meta=inner)
+    return plain
+
+
 _DICOM_IDENTITY = ("files", "sop_instance_uids", "instance_numbers", "series_uid",
                    "sop_class_uid", "study_uid", "frame_of_reference_uid")  # fmt: skip
 

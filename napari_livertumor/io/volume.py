@@ -294,41 +294,48 @@ class Reorientation:
         return out
 
 
-#: how far a direction's axes may be from unit length (or at right angles) and be taken as
-#: rounding (DICOM's ImageOrientationPatient is written with a few decimals) and normalised
+#: how far a direction's in-plane axes may be from unit length and be taken as rounding
+#: (DICOM's ImageOrientationPatient is written with a few decimals) and normalised
 _DIRECTION_TOL = 0.01
+#: the longest slice-axis column a sheared grid has: 1 / cos(60°), a gantry tilt beyond any
+#: scanner's (about 30°)
+_MAX_SLICE_COLUMN = 2.0
 
 
 def _checked_direction(direction) -> np.ndarray:
-    """``direction`` as a 3×3 float matrix whose x and y columns are unit vectors at right
-    angles and whose z column steps one slice plane (length 1, or more on a gantry-tilted,
-    sheared grid: its part along the slice normal is 1). Rounding is normalised away; a matrix
-    that holds the voxel sizes (an affine's 3×3, which would count them twice in every mL) or
-    no rotation at all is refused."""
+    """``direction`` as a 3×3 float matrix whose x and y columns are unit vectors (normalised
+    from rounding) and whose z column is the slice axis: unit length, or longer on a
+    gantry-tilted, sheared grid whose slice step is one plane along the normal (up to 2). A
+    skew between the axes (a registration's output) is kept. Refused: a matrix holding the
+    voxel sizes (an affine's 3×3, which would count them twice in every mL), or axes that
+    (nearly) lie in one plane."""
     try:
-        d = np.asarray(direction, dtype=float).reshape(3, 3)
+        d = np.array(direction, dtype=float).reshape(3, 3)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"direction must be a 3×3 matrix; got {direction!r}") from exc
     if not np.all(np.isfinite(d)):
         raise ValueError(f"direction must be finite; got {d.tolist()}")
-    x, y, z = d[:, 0], d[:, 1], d[:, 2]
     lengths = np.linalg.norm(d, axis=0)
-    normal = np.cross(x, y)
-    along = float(np.dot(z, normal / max(np.linalg.norm(normal), 1e-12)))
+    hint = (
+        "direction's columns are the unit vectors of the x, y, z index axes (the voxel size "
+        "goes in spacing); got column lengths "
+        f"{np.round(lengths, 4).tolist()}. From an affine, use CTVolume.from_affine, or "
+        "divide its columns by the voxel sizes"
+    )
     if (
         abs(lengths[0] - 1) > _DIRECTION_TOL
         or abs(lengths[1] - 1) > _DIRECTION_TOL
-        or abs(float(np.dot(x, y))) > _DIRECTION_TOL
-        or abs(abs(along) - 1) > _DIRECTION_TOL
+        or not 1 - _DIRECTION_TOL <= lengths[2] <= _MAX_SLICE_COLUMN
     ):
+        raise ValueError(hint)
+    x, y = d[:, 0] / lengths[0], d[:, 1] / lengths[1]
+    normal = np.cross(x, y)
+    if np.linalg.norm(normal) < 0.5 or abs(np.dot(d[:, 2], normal)) / lengths[
+        2
+    ] < 0.5 * np.linalg.norm(normal):
         raise ValueError(
-            "direction's columns must be the unit vectors of the x, y, z index axes (the voxel "
-            f"size goes in spacing); got column lengths {np.round(lengths, 4).tolist()}, "
-            f"x·y {float(np.dot(x, y)):.4f}, slice step along the normal {along:.4f}. From an "
-            "affine, use CTVolume.from_affine, or divide its columns by the voxel sizes"
+            "direction's x, y and z axes (nearly) lie in one plane (more than 30° of skew "
+            f"between them): {np.round(d, 4).tolist()}"
         )
-    if np.allclose(lengths[:2], 1, atol=1e-9) and abs(abs(along) - 1) < 1e-9:
-        return d
-    x, y = x / lengths[0], y / lengths[1]
-    n = np.cross(x, y)
-    return np.column_stack([x, y, z / abs(float(np.dot(z, n / np.linalg.norm(n))))])
+    d[:, 0], d[:, 1] = x, y
+    return d
