@@ -227,7 +227,33 @@ def test_folder_output_refuses_one_series_options_and_meta(tcia_download, tmp_pa
     assert rc == 1 and "convert.json" in capsys.readouterr().err
     assert not out.exists() or not any(out.rglob("*.nii.gz"))
     assert main(["convert", str(root), "-o", str(tmp_path / "ct.mha")]) == 1
-    assert "must end in .nii.gz or .nii (one CT), or have no ending" in capsys.readouterr().err
+    assert "must end in .nii.gz or .nii (one CT), or be a folder" in capsys.readouterr().err
     # one file from a folder of patients: which patient was read, and how to convert each
     assert main(["convert", str(root), "-o", str(tmp_path / "one.nii.gz")]) == 0
     assert "give -o a folder name to convert each patient" in capsys.readouterr().err
+
+
+def test_a_nifti_dataset_keeps_its_labels_and_one_study_folder_is_named_by_its_patient(
+    tcia_download, tmp_path, capsys
+):
+    """A NIfTI dataset given lost its labels (all into imagesTs/); one patient's study folder
+    was named by its date-and-protocol folder name, which no clinical row matches."""
+    from napari_livertumor.training.data import index_cases, load_case
+
+    root, _ = tcia_download
+    first = tmp_path / "first"
+    assert main(["convert", str(root), "-o", str(first)]) == 1  # (HCC_901 is broken)
+    again = tmp_path / "again"
+    assert main(["convert", str(first), "-o", f"{again}/"]) == 0  # a trailing / : a folder
+    assert sorted(p.name for p in (again / "labelsTr").iterdir()) == [
+        "HCC_001.nii.gz", "HCC_002.nii.gz", "HCC_003.nii.gz"
+    ]  # fmt: skip
+    a = {r.case_id: r for r in index_cases(first)}
+    b = {r.case_id: r for r in index_cases(again)}
+    np.testing.assert_array_equal(load_case(b["HCC_002"])[1], load_case(a["HCC_002"])[1])
+    study = next(p for p in (root / "HCC_003").iterdir() if p.is_dir())
+    assert main(["convert", str(study), "-o", str(tmp_path / "one")]) == 0
+    assert (tmp_path / "one" / "imagesTr" / "HCC_003.nii.gz").is_file()
+    capsys.readouterr()
+    assert main(["convert", str(root), "-o", f"{tmp_path / 'x.nii.gz'}/"]) == 1
+    assert "a folder named like a NIfTI file" in capsys.readouterr().err

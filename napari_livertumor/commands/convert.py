@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -79,15 +80,22 @@ def run(args) -> int:
     if args.output is None:
         raise InputError(None, "give the output file with -o CT.nii.gz")
     output = Path(args.output)
-    if _is_dataset_output(output):
+    as_folder = str(args.output).endswith(("/", os.sep))  # "-o nifti/": a folder, said so
+    if as_folder and is_nifti_path(output):
+        raise InputError(
+            output,
+            "a folder named like a NIfTI file: give -o ct.nii.gz for one CT, or a folder name "
+            "without that ending for a NIfTI dataset",
+        )
+    if as_folder or _is_dataset_output(output):
         return _convert_to_dataset(args, source, output)
     if output.is_dir():
         raise InputError(output, "is a folder: -o takes the NIfTI file to write, e.g. -o ct.nii.gz")
     if not is_nifti_path(output):
         raise InputError(
             output,
-            "the output name must end in .nii.gz or .nii (one CT), or have no ending "
-            "(a folder: every patient into a NIfTI dataset)",
+            "the output name must end in .nii.gz or .nii (one CT), or be a folder (a name "
+            "without an ending, or ending in /): every patient into a NIfTI dataset",
         )
     if output.exists() and not args.force:
         raise InputError(output, "already exists; use --force to overwrite it")
@@ -173,12 +181,18 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
         raise InputError(outdir, "is a file: -o takes a folder (or a .nii.gz file)")
     outdir.mkdir(parents=True, exist_ok=True)
     check_writable_folder(outdir)
+    for sub in ("imagesTr", "labelsTr", "imagesTs"):  # a read-only one: said before any reading
+        if (outdir / sub).exists():
+            check_writable_folder(outdir / sub)
     found = discover_cases([source])
     out_resolved = outdir.resolve()
     # the dataset written inside its own input is not a patient of it on the next run
     cases = [c for c in found if out_resolved not in (c.path.resolve(), *c.path.resolve().parents)]
     if not cases:
         raise InputError(source, "no CT found outside the output folder")
+    # one patient's (or study's) folder given: its case is named by its PatientID, as a folder
+    # of patients names each by its folder (and the clinical table by that ID)
+    by_patient = len(cases) == 1 and cases[0].path.resolve() == source.resolve()
     print(
         f"converting {len(cases)} case(s) from {source} into {outdir}"
         + (" (existing ones kept: --force writes them again)" if not args.force else ""),
@@ -191,6 +205,8 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     try:
         with sigterm_as_interrupt():
             for i, case in enumerate(cases, 1):
+                if by_patient and not is_nifti_path(case.path):
+                    case = _named_by_patient(case)
                 row = _convert_case(case, outdir, force=args.force, nifti=is_nifti_path(case.path))
                 if row["status"] == "kept" and case.name in earlier:  # what it was made from
                     row = {**earlier[case.name], **row}
@@ -233,6 +249,21 @@ def _earlier_rows(path: Path) -> dict[str, dict]:
         return {r["case"]: r for r in rows if isinstance(r, dict) and r.get("status") != "failed"}
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return {}
+
+
+def _named_by_patient(case):
+    """``case`` named by the PatientID of the CT its folder holds (a study folder's name is a
+    date and a protocol); as it was when that cannot be read."""
+    from dataclasses import replace
+
+    from ..io.dicom import discover_series
+    from .segment import _safe
+
+    try:
+        ids = {s.patient_id for s in discover_series(case.path) if s.is_ct and s.patient_id}
+    except LiverTumorError:
+        return case
+    return replace(case, name=_safe(ids.pop())) if len(ids) == 1 else case
 
 
 def _convert_case(case, outdir: Path, *, force: bool, nifti: bool) -> dict:
@@ -292,7 +323,23 @@ def _read_case(path: Path, *, nifti: bool):
         from ..io.nifti import read_nifti
 
         volume = read_nifti(path)
-        return volume, None, list(volume.meta.get("warnings", []))
+        warnings = list(volume.meta.get("warnings", []))
+        label_path = _dataset_labels(path)
+        if label_path is None:
+            return volume, None, warnings
+        try:  # a NIfTI dataset's image: its labels come along, checked against its grid
+            labels = read_nifti(label_path)
+        except LiverTumorError as exc:
+            warnings.append(
+                f"its labels {label_path} could not be read ({exc}); the CT goes to imagesTs/"
+            )
+            return volume, None, warnings
+        if labels.shape != volume.shape or not labels.same_grid(volume, atol=1e-2):
+            warnings.append(
+                f"its labels {label_path} lie on another grid; the CT goes to imagesTs/"
+            )
+            return volume, None, warnings
+        return volume, labels.array, warnings
     from ..io.dicom import read_dicom_series
     from ..io.seg import read_dicom_seg
 
@@ -312,6 +359,26 @@ def _read_case(path: Path, *, nifti: bool):
         warnings.append(f"its DICOM SEG could not be read ({exc}); the CT goes to imagesTs/")
         return volume, None, warnings
     return volume, labels, warnings
+
+
+def _dataset_labels(image: Path) -> Path | None:
+    """``labelsTr/<case>.nii.gz`` of an ``imagesTr/<case>[_0000].nii.gz`` image, if there."""
+    if image.parent.name != "imagesTr":
+        return None
+    name = image.name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            stem, ext = name[: -len(suffix)], name[-len(suffix) :]
+            break
+    else:
+        return None
+    labels_dir = image.parent.parent / "labelsTr"
+    for candidate in (stem, stem[:-5] if stem.endswith("_0000") else None):
+        if candidate:
+            for e in (ext, ".nii.gz", ".nii"):
+                if (labels_dir / f"{candidate}{e}").is_file():
+                    return labels_dir / f"{candidate}{e}"
+    return None
 
 
 def _bincount(labels):
@@ -336,7 +403,11 @@ def _write_pair(volume, labels, image: Path, label_path: Path) -> None:
 
     label_path.parent.mkdir(parents=True, exist_ok=True)
     write_nifti(volume.with_array(np.asarray(labels, dtype=np.uint8)), label_path)
-    _write_image(volume, image)
+    try:
+        _write_image(volume, image)
+    except BaseException:  # no label map left without its CT (nor a CT of an earlier run)
+        label_path.unlink(missing_ok=True)
+        raise
 
 
 def _volume_facts(volume) -> dict:
