@@ -291,7 +291,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 str(les["id"]),
                 _ml(les["volume_ml"]),
                 f"{les['longest_diameter_mm']:.1f}",  # edge to edge (one voxel: its width)
-                f"{les['slice_range'][0]}–{les['slice_range'][1]}",
+                _range(les["slice_range"]),
                 _range(les.get("image_numbers")),
             )
             for les in stats["lesions"]
