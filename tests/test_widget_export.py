@@ -600,3 +600,40 @@ def test_a_grid_two_turned_series_share_numbers_no_lesion_with_either_series_ima
     labels[1:3, 4:8, 4:8] = 2
     stats = add_image_numbers(compute_stats(labels, shared.spacing), shared)
     assert "image_numbers" not in stats["lesions"][0]
+
+
+def test_closing_the_panel_mid_export_lets_the_set_of_files_finish(
+    dicom_viewer, qtbot, monkeypatch
+):
+    """Closed part-way, the export stopped: the folder held new labels beside old stats, and
+    the message said nothing had changed."""
+    import time
+
+    import napari_livertumor._widgets.export as export_mod
+    from napari_livertumor._widgets._jobs import _RUNNING
+
+    viewer, widget, vol, labels, out = dicom_viewer
+    monkeypatch.setattr(widget, "ask_overwrite", lambda existing: True)
+    widget.folder.setText(str(out))
+    widget.masks_check.setChecked(True)
+    _export(widget, qtbot)
+    old = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert len(old) == 5
+    slow, real = [], export_mod._write_one
+
+    def slow_write(kind, path, *args, **kwargs):
+        time.sleep(0.3)
+        real(kind, path, *args, **kwargs)
+        slow.append(path.name)
+
+    monkeypatch.setattr(export_mod, "_write_one", slow_write)
+    layer = viewer.layers["TEST_001 CT segmentation"]
+    layer.data = np.where(layer.data == 2, 1, layer.data).astype(np.uint8)  # tumor removed
+    widget.export_button.click()
+    qtbot.waitUntil(lambda: len(slow) >= 1, timeout=20_000)
+    widget.shutdown_jobs()  # what closing the panel or the viewer does
+    qtbot.waitUntil(lambda: not _RUNNING, timeout=30_000)
+    assert len(slow) == 5  # every file of the set, none left from before
+    assert all(p.stat().st_mtime_ns != old[p.name] for p in out.iterdir())
+    stats = json.loads((out / "TEST_001_stats.json").read_text())
+    assert stats["tumor_ml"] == 0

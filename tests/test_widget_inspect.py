@@ -316,3 +316,23 @@ def test_a_scan_without_dicom_hides_the_image_column(viewer_with_labels, qtbot):
     widget.measure_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     assert widget.lesion_table.isColumnHidden(4)
+
+
+def test_a_second_patient_loaded_with_its_ground_truth_is_the_one_chosen(make_napari_viewer):
+    """Five patients loaded one after another, none segmented: Inspect stayed on the first
+    patient's ground truth, and Measure showed its figures."""
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    for k in (1, 2):
+        vol, truth = tiny_ct()
+        _layers.add_ct_layer(viewer, vol, name=f"P{k} CT")
+        _layers.add_labels_layer(viewer, truth, vol, f"P{k} ground truth", role="ground_truth")
+        widget.refresh_layers()
+        assert widget.labels_combo.currentText() == f"P{k} ground truth"
+        assert widget.truth_combo.currentText() == f"P{k} ground truth"
+    # a segmentation of patient 1 made now is what to look at, as before
+    vol, truth = tiny_ct()
+    _layers.add_labels_layer(viewer, (truth > 0).astype(np.uint8), vol, "P1 segmentation")
+    widget.refresh_layers()
+    assert widget.labels_combo.currentText() == "P1 segmentation"

@@ -450,13 +450,32 @@ class JobWidgetMixin:
     def panel_opened(self) -> None:
         """The panel is docked (again) (override)."""
 
+    #: a job of this widget is let finish when the widget closes, not stopped (an export: a
+    #: set of files half replaced would mix old and new results)
+    FINISH_ON_CLOSE = False
+
     def shutdown_jobs(self) -> None:
-        """Stop every running job (the core saves what it can) and drop its results."""
+        """Stop every running job (the core saves what it can) and drop its results; a widget
+        whose work must not stop half-way (``FINISH_ON_CLOSE``) lets it finish unseen."""
         running = [job for job in self.jobs.values() if job.running]
         for job in list(self.jobs.values()):
-            job.shutdown()
+            if self.FINISH_ON_CLOSE and job.running:
+                job.detach()
+            else:
+                job.shutdown()
         self.jobs.clear()
-        if running:
+        if running and self.FINISH_ON_CLOSE:
+            try:
+                from napari.utils.notifications import show_info
+
+                show_info(
+                    f"{type(self).__name__.removesuffix('Widget')}: the panel was closed while "
+                    "it was writing; it finishes in the background, so the folder holds one "
+                    "whole set of files."
+                )
+            except Exception:  # the viewer may be closing too
+                pass
+        elif running:
             try:
                 from napari.utils.notifications import show_info
 

@@ -178,6 +178,15 @@ class Job(QObject):
         self._qbar = None
         self._close_bars()
 
+    def detach(self) -> None:
+        """Let the worker run to its end unseen (the widget is closing): no cancel, no results
+        delivered, no progress shown. For work that must not stop half-way: an export
+        replacing a set of files would leave old and new ones mixed."""
+        self._detached = True
+        self._on_result = self._on_yielded = self._on_error = self._on_finished = None
+        self._qbar = None
+        self._close_bars()
+
     def wait(self, timeout_s: float = 30.0) -> bool:
         """Block until the worker thread ends (for tests and shutdown); True if it ended."""
         end = time.monotonic() + timeout_s
@@ -189,6 +198,8 @@ class Job(QObject):
 
     # ------------------------------------------------------------------ worker side
     def _report(self, stage: str, done: int, total: int) -> None:
+        if getattr(self, "_detached", False):  # nobody is watching: no Qt signal at all
+            return
         now = time.monotonic()
         last = self._last_emit.get(stage)
         if last is not None and done < total and now - last < _THROTTLE_S:

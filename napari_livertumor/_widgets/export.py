@@ -51,6 +51,9 @@ NO_LABELS = "No labels layer to export."
 class ExportWidget(JobWidgetMixin, QWidget):
     """Write the chosen labels layer in the CT's own geometry."""
 
+    # closed mid-export, the files already replaced and those not yet would mix two results
+    FINISH_ON_CLOSE = True
+
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = _layers.unproxied(napari_viewer)

@@ -150,7 +150,17 @@ class InspectWidget(JobWidgetMixin, QWidget):
             new = [t for t in truth if t not in self._truth_seen]
             self._truth_seen = set(truth)
             self._fill(self.truth_combo, [NO_TRUTH, *truth])
-            if new and self.truth_combo.currentText() == NO_TRUTH:
+            current = self.labels_layer()
+            if (
+                new
+                and not new_segs
+                and (current is None or current.metadata.get(_layers.ROLE) == "ground_truth")
+            ):
+                # another patient loaded with its ground truth, nothing segmented yet: that
+                # patient is the one to look at (the last one's figures stayed chosen)
+                self.labels_combo.setCurrentText(new[-1])
+                self.truth_combo.setCurrentText(new[-1])
+            elif new and self.truth_combo.currentText() == NO_TRUTH:
                 self.truth_combo.setCurrentText(new[-1])  # a ground truth just loaded: score
             self._pick_matching_truth(self.labels_layer())
             if names:

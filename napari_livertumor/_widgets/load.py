@@ -41,7 +41,6 @@ class LoadWidget(JobWidgetMixin, QWidget):
         super().__init__(parent)
         self.viewer = _layers.unproxied(napari_viewer)
         self._series: list = []
-        self.last_volume = None
 
         self.source = QComboBox()
         self.source.addItems(SOURCES)
@@ -347,7 +346,6 @@ class LoadWidget(JobWidgetMixin, QWidget):
             )
         self.viewer.layers.selection.active = layer
         _show_layer_centre(self.viewer, layer)  # the new scan, not the previous patient's
-        self.last_volume = volume
         dz, dy, dx = volume.spacing
         msg = f"Loaded '{name}': {volume.shape[0]} slices, {dz:.3g}×{dy:.3g}×{dx:.3g} mm"
         if notes:  # what makes the scan doubtful comes first
