@@ -84,8 +84,9 @@ def main(argv=None) -> int:
             tta=args.tta,
         )
     seg = Segmenter(cfg)
-    used = set().union(*(_training_seeds(Path(m)) for m in args.manifest))
-    not_checked = _seed_check_note(args.manifest)
+    from napari_livertumor.synth import manifest_seeds
+
+    used, not_checked = manifest_seeds(args.manifest)
     if not_checked:
         print(f"warning: {not_checked}", file=sys.stderr)
     report = {
@@ -205,21 +206,6 @@ def _out_paths(out: str) -> tuple[Path, Path]:
     if p.suffix == ".json":
         return p, p.with_suffix(".md")
     return p.with_name(p.name + ".json"), p.with_name(p.name + ".md")
-
-
-def _training_seeds(manifest: Path) -> set[int]:
-    if not manifest.is_file():
-        return set()
-    return {int(c["seed"]) for c in json.loads(manifest.read_text()) if "seed" in c}
-
-
-def _seed_check_note(manifests) -> str | None:
-    """What to say when none of the training manifests is found (nothing was checked)."""
-    if any(Path(m).is_file() for m in manifests):
-        return None
-    where = "under data/ " if all(Path(m).parts[:1] == ("data",) for m in manifests) else ""
-    looked = ", ".join(map(str, manifests))
-    return f"training seeds not checked: no synth_manifest.json found {where}(looked for {looked})"
 
 
 def _nan_safe(o):

@@ -102,10 +102,11 @@ def dev_seeds(seed_base: int, cases: int, manifests) -> list[int]:
     (:func:`seed_check_note` gives the line for the report).
     """
     seeds = list(range(seed_base, seed_base + cases))
-    note = seed_check_note(manifests)
+    from napari_livertumor.synth import manifest_seeds
+
+    used, note = manifest_seeds(manifests)
     if note:
         print(f"warning: {note}", file=sys.stderr)
-    used = set().union(*(_training_seeds(Path(m)) for m in manifests))
     clash = [s for s in seeds if s in used or any(lo <= s < hi for lo, hi in BENCHMARK_RANGES)]
     if clash:
         raise SystemExit(f"seeds {clash[:5]} belong to the training cohort or a benchmark")
@@ -114,11 +115,9 @@ def dev_seeds(seed_base: int, cases: int, manifests) -> list[int]:
 
 def seed_check_note(manifests) -> str | None:
     """What to say when none of the training manifests is found (nothing was checked)."""
-    if any(Path(m).is_file() for m in manifests):
-        return None
-    where = "under data/ " if all(Path(m).parts[:1] == ("data",) for m in manifests) else ""
-    looked = ", ".join(map(str, manifests))
-    return f"training seeds not checked: no synth_manifest.json found {where}(looked for {looked})"
+    from napari_livertumor.synth import manifest_seeds
+
+    return manifest_seeds(manifests)[1]
 
 
 def load_pair(root: Path, prog: str) -> dict:
@@ -146,12 +145,6 @@ def _cases(seeds, cache: Path):
             ct, labels, spacing = ph.ct.array, ph.labels, tuple(ph.ct.spacing)
             np.savez(f, ct=ct, lab=labels, sp=np.array(spacing))
         yield ct, spacing, hcc_to_output(labels)
-
-
-def _training_seeds(manifest: Path) -> set[int]:
-    if not manifest.is_file():
-        return set()
-    return {int(c["seed"]) for c in json.loads(manifest.read_text()) if "seed" in c}
 
 
 if __name__ == "__main__":

@@ -201,7 +201,9 @@ def test_gpu_check_sh_names_its_python_and_stops_without_torch(tmp_path):
 def test_accuracy_report_says_when_training_seeds_were_not_checked(tmp_path):
     bench = _load("benchmarks/bench_segment_accuracy.py")
     missing = [str(tmp_path / "synth_manifest.json")]
-    note = bench._seed_check_note(missing)
+    from napari_livertumor.synth import manifest_seeds
+
+    note = manifest_seeds(missing)[1]
     assert note.startswith("training seeds not checked: no synth_manifest.json found")
     report = {
         "models": {"liver": "l", "tumor": "t"},
@@ -213,7 +215,7 @@ def test_accuracy_report_says_when_training_seeds_were_not_checked(tmp_path):
     md = bench._markdown(report)
     assert "Training seeds not checked" in md and "checked against" not in md
     (tmp_path / "synth_manifest.json").write_text(json.dumps([{"seed": 1}]))
-    assert bench._seed_check_note(missing) is None
+    assert manifest_seeds(missing) == ({1}, None)
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ Models trained only on it should be trained with strong augmentation and checked
 from __future__ import annotations
 
 from .clinical import make_clinical_table
-from .cohort import case_seed, make_cohort
+from .cohort import case_seed, make_cohort, manifest_seeds
 from .intensity import PHASES
 from .phantom import OVERRIDES, SHAPES, TUMOR_KINDS, Phantom, generate_phantom
 
@@ -64,4 +64,5 @@ __all__ = [
     "generate_phantom",
     "make_clinical_table",
     "make_cohort",
+    "manifest_seeds",
 ]

@@ -38,6 +38,24 @@ def case_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
 
 
+def manifest_seeds(manifests) -> tuple[set[int], str | None]:
+    """The phantom seeds the cohorts' ``synth_manifest.json`` files list (a benchmark's or a
+    calibration's phantoms must not be among them), and, when none of those files exists, the
+    line saying that nothing could be checked (else None)."""
+    paths = [Path(m) for m in manifests]
+    seeds: set[int] = set()
+    for path in paths:
+        if path.is_file():
+            seeds |= {int(c["seed"]) for c in json.loads(path.read_text()) if "seed" in c}
+    if any(path.is_file() for path in paths):
+        return seeds, None
+    where = "under data/ " if all(path.parts[:1] == ("data",) for path in paths) else ""
+    looked = ", ".join(map(str, paths))
+    return seeds, (
+        f"training seeds not checked: no synth_manifest.json found {where}(looked for {looked})"
+    )
+
+
 def make_cohort(
     out_dir: str | Path,
     n_cases: int,
