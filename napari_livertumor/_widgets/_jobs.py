@@ -131,6 +131,7 @@ class Job(QObject):
     ) -> None:
         super().__init__()
         self._cancel = threading.Event()
+        self._detached = False  # the widget closed and lets it finish unseen (detach)
         self._last_emit: dict[str, float] = {}
         self._bars: dict[str, Any] = {}  # "job": the napari bar, "stage": its current stage
         self._qbar = progress_bar
@@ -198,7 +199,7 @@ class Job(QObject):
 
     # ------------------------------------------------------------------ worker side
     def _report(self, stage: str, done: int, total: int) -> None:
-        if getattr(self, "_detached", False):  # nobody is watching: no Qt signal at all
+        if self._detached:  # nobody is watching: no Qt signal at all
             return
         now = time.monotonic()
         last = self._last_emit.get(stage)

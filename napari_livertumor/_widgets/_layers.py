@@ -454,7 +454,6 @@ def grid_volume(layers, shape, scale, translate) -> CTVolume | None:
     return CTVolume(vol.array, vol.spacing, vol.origin, vol.direction, plain)
 
 
-#: what ties a CTVolume to its DICOM files (a SEG references them)
 def without_dicom_identity(meta: dict) -> dict:
     """``meta`` without what ties a volume to its DICOM files, also in the stored grid a
     volume shown turned keeps (``stored_grid``: its per-slice references would otherwise
@@ -469,6 +468,7 @@ def without_dicom_identity(meta: dict) -> dict:
     return plain
 
 
+#: what ties a CTVolume to its DICOM files (a SEG references them)
 _DICOM_IDENTITY = ("files", "sop_instance_uids", "instance_numbers", "series_uid",
                    "sop_class_uid", "study_uid", "frame_of_reference_uid")  # fmt: skip
 
