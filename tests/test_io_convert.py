@@ -257,3 +257,66 @@ def test_a_nifti_dataset_keeps_its_labels_and_one_study_folder_is_named_by_its_p
     capsys.readouterr()
     assert main(["convert", str(root), "-o", f"{tmp_path / 'x.nii.gz'}/"]) == 1
     assert "a folder named like a NIfTI file" in capsys.readouterr().err
+
+
+def test_a_patient_converted_without_ground_truth_is_converted_again_when_a_seg_arrives(
+    tmp_path, capsys
+):
+    """A download finished later (the SEG series after the CT) used to leave the patient in
+    imagesTs/ for good unless --force wrote every patient again."""
+    from napari_livertumor.io.dicom import read_dicom_series
+    from napari_livertumor.io.seg import write_dicom_seg
+
+    rng = np.random.default_rng(2)
+    ct = CTVolume(rng.integers(-100, 200, (6, 24, 28)).astype(np.int16), (3.0, 1.5, 1.5))
+    root = tmp_path / "dl"
+    series = root / "HCC_950" / "study" / "ct"
+    write_ct_series(ct, series, patient_id="HCC_950")
+    out = tmp_path / "nifti"
+    assert main(["convert", str(root), "-o", str(out)]) == 0
+    assert (out / "imagesTs" / "HCC_950.nii.gz").exists()
+    capsys.readouterr()
+    assert main(["convert", str(root), "-o", str(out)]) == 0  # nothing new: kept
+    assert "HCC_950: kept imagesTs/HCC_950.nii.gz" in capsys.readouterr().out
+
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[1:5, 4:20, 4:22] = 1
+    labels[2:4, 8:14, 8:14] = 2
+    reference = read_dicom_series(series)
+    seg = root / "HCC_950" / "study" / "seg" / "seg.dcm"
+    write_dicom_seg(labels, reference, seg, source_folder=series)
+    assert main(["convert", str(root), "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "HCC_950: imagesTr/HCC_950.nii.gz" in text and "again: new ground truth seg.dcm" in text
+    assert not (out / "imagesTs" / "HCC_950.nii.gz").exists()  # not twice in the dataset
+    got = np.asarray(nib.load(out / "labelsTr" / "HCC_950.nii.gz").dataobj).transpose(2, 1, 0)
+    np.testing.assert_array_equal(got, labels)
+    capsys.readouterr()
+    assert main(["convert", str(root), "-o", str(out)]) == 0  # and kept from then on
+    assert "HCC_950: kept imagesTr/HCC_950.nii.gz + labelsTr" in capsys.readouterr().out
+
+
+def test_a_seg_of_another_series_is_looked_at_once_not_on_every_rerun(tmp_path, capsys):
+    from napari_livertumor.io.dicom import read_dicom_series
+    from napari_livertumor.io.seg import write_dicom_seg
+
+    rng = np.random.default_rng(3)
+    ct = CTVolume(rng.integers(-100, 200, (6, 24, 28)).astype(np.int16), (3.0, 1.5, 1.5))
+    other = CTVolume(rng.integers(-100, 200, (4, 24, 28)).astype(np.int16), (3.0, 1.5, 1.5))
+    root = tmp_path / "dl"
+    write_ct_series(ct, root / "HCC_951" / "study" / "ct", patient_id="HCC_951")
+    out = tmp_path / "nifti"
+    assert main(["convert", str(root), "-o", str(out)]) == 0
+    # a SEG drawn on a scout series with fewer slices (not the CT converted) arrives later
+    write_ct_series(other, tmp_path / "scout", patient_id="HCC_951")
+    reference = read_dicom_series(tmp_path / "scout")
+    seg = root / "HCC_951" / "study" / "seg" / "seg.dcm"
+    write_dicom_seg(
+        np.ones(other.shape, np.uint8), reference, seg, source_folder=tmp_path / "scout"
+    )
+    capsys.readouterr()
+    assert main(["convert", str(root), "-o", str(out)]) == 0
+    assert "not drawn on this CT, so it stays unlabelled" in capsys.readouterr().out
+    assert (out / "imagesTs" / "HCC_951.nii.gz").exists()
+    assert main(["convert", str(root), "-o", str(out)]) == 0
+    assert "HCC_951: kept imagesTs/HCC_951.nii.gz" in capsys.readouterr().out

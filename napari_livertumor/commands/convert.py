@@ -15,7 +15,8 @@ files, a CSV list) into a NIfTI dataset that ``train``, ``evaluate`` and ``segme
 
 Ground truth keeps the HCC-TACE-Seg classes (0 other, 1 liver, 2 tumor, 3 portal vein,
 4 aorta) on the CT's own grid. A patient already converted is kept (``--force`` writes it
-again), so an interrupted conversion is finished by running it again. One patient that fails
+again), so an interrupted conversion is finished by running it again; one in imagesTs/ whose
+folder has gained a DICOM SEG since is converted again. One patient that fails
 is said and the others are converted (exit status 1).
 """
 
@@ -207,7 +208,13 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
             for i, case in enumerate(cases, 1):
                 if by_patient and not is_nifti_path(case.path):
                     case = _named_by_patient(case)
-                row = _convert_case(case, outdir, force=args.force, nifti=is_nifti_path(case.path))
+                row = _convert_case(
+                    case,
+                    outdir,
+                    force=args.force,
+                    nifti=is_nifti_path(case.path),
+                    earlier=earlier.get(case.name),
+                )
                 if row["status"] == "kept" and case.name in earlier:  # what it was made from
                     row = {**earlier[case.name], **row}
                 rows.append(row)
@@ -266,12 +273,43 @@ def _named_by_patient(case):
     return replace(case, name=_safe(ids.pop())) if len(ids) == 1 else case
 
 
-def _convert_case(case, outdir: Path, *, force: bool, nifti: bool) -> dict:
-    """Read one case, write its CT (and ground truth), and say what was done."""
+def _ground_truth_files(path: Path, *, nifti: bool) -> list[str]:
+    """The ground-truth files a case's source holds: its DICOM SEG objects (whichever series
+    they are drawn on), or a NIfTI dataset image's label map."""
+    if nifti:
+        labels = _dataset_labels(path)
+        return [str(labels)] if labels is not None else []
+    from ..io.dicom import discover_series
+
+    try:
+        found = discover_series(path)
+    except LiverTumorError:
+        return []
+    return sorted(str(f) for s in found if s.modality == "SEG" for f in s.files)
+
+
+def _gained_ground_truth(case, *, nifti: bool, earlier: dict | None) -> list[str]:
+    """Ground-truth files of a case converted to imagesTs/ that its conversion did not see (a
+    DICOM SEG downloaded later): the case is converted again, to imagesTr/ if one is its own."""
+    now = _ground_truth_files(case.path, nifti=nifti)
+    seen = (earlier or {}).get("ground_truth_seen")
+    if not isinstance(seen, list):  # converted by an older version, or convert.json lost
+        return now
+    return sorted(set(now) - {str(s) for s in seen})
+
+
+def _convert_case(
+    case, outdir: Path, *, force: bool, nifti: bool, earlier: dict | None = None
+) -> dict:
+    """Read one case, write its CT (and ground truth), and say what was done. ``earlier`` is
+    its row in the last run's ``convert.json``, if any."""
     row: dict = {"case": case.name, "source": str(case.path)}
     name = f"{case.name}.nii.gz"
     tr, ts, lab = outdir / "imagesTr" / name, outdir / "imagesTs" / name, outdir / "labelsTr" / name
-    if not force and (tr.exists() or ts.exists()):
+    gained: list[str] = []
+    if not force and not tr.exists() and ts.exists():
+        gained = _gained_ground_truth(case, nifti=nifti, earlier=earlier)
+    if not force and (tr.exists() or ts.exists()) and not gained:
         image = tr if tr.exists() else ts
         row.update(status="kept", image=str(image.relative_to(outdir)))
         if image == tr and lab.exists():
@@ -300,6 +338,10 @@ def _convert_case(case, outdir: Path, *, force: bool, nifti: bool) -> dict:
             for stale in (tr, lab):
                 stale.unlink(missing_ok=True)
             row["image"] = str(ts.relative_to(outdir))
+            # what a rerun compares with, to take up a SEG added to the download later
+            row["ground_truth_seen"] = _ground_truth_files(case.path, nifti=nifti)
+        if gained:
+            row["ground_truth_new"] = [Path(f).name for f in gained]
         row.update(status="written", seconds=round(time.perf_counter() - t0, 2))
     except (LiverTumorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
         text = str(exc) or type(exc).__name__  # an input error already names its file
@@ -434,6 +476,11 @@ def _case_line(row: dict) -> str:
     if row.get("labels"):
         classes = ", ".join(row.get("label_voxels", {})) or "no labelled voxel"
         line += f" + {row['labels']} ({classes})"
+    if row.get("ground_truth_new"):
+        new = ", ".join(row["ground_truth_new"][:3])
+        more = len(row["ground_truth_new"]) - 3
+        line += f" (again: new ground truth {new}" + (f" and {more} more" if more > 0 else "")
+        line += ")" if row.get("labels") else "; not drawn on this CT, so it stays unlabelled)"
     return line
 
 
