@@ -637,3 +637,63 @@ def test_closing_the_panel_mid_export_lets_the_set_of_files_finish(
     assert all(p.stat().st_mtime_ns != old[p.name] for p in out.iterdir())
     stats = json.loads((out / "TEST_001_stats.json").read_text())
     assert stats["tumor_ml"] == 0
+
+
+def test_closing_napari_mid_export_lets_the_set_of_files_finish(dicom_viewer, qtbot, monkeypatch):
+    """Closing napari deletes the panels without a closeEvent: that stopped the export
+    half-way (new SEG, old masks)."""
+    import time
+
+    import napari_livertumor._widgets.export as export_mod
+    from napari_livertumor._widgets._jobs import _RUNNING
+
+    viewer, widget, vol, labels, out = dicom_viewer
+    widget.folder.setText(str(out))
+    widget.masks_check.setChecked(True)
+    slow, real = [], export_mod._write_one
+
+    def slow_write(kind, path, *args, **kwargs):
+        time.sleep(0.3)
+        real(kind, path, *args, **kwargs)
+        slow.append(path.name)
+
+    monkeypatch.setattr(export_mod, "_write_one", slow_write)
+    widget.export_button.click()
+    qtbot.waitUntil(lambda: len(slow) >= 1, timeout=20_000)
+    viewer.close()
+    qtbot.waitUntil(lambda: not _RUNNING, timeout=30_000)
+    assert len(slow) == 5 and len(list(out.iterdir())) == 5
+
+
+def test_at_exit_a_running_job_is_stopped_and_an_export_finishes_first(qtbot, capsys):
+    """A script that closed napari and exited mid-job printed a Qt "deleted object" traceback
+    from the worker thread, and an export was cut off."""
+    import time
+
+    from napari_livertumor._widgets import _jobs
+    from napari_livertumor.errors import Cancelled
+
+    stopped, wrote = [], []
+
+    def stoppable(progress, should_cancel):
+        while not should_cancel():
+            time.sleep(0.01)
+        stopped.append(True)
+        raise Cancelled("stopped")
+
+    def writing(progress, should_cancel):
+        time.sleep(1.0)
+        wrote.append(should_cancel())
+        return "files"
+
+    a = _jobs.Job(stoppable, napari_progress=False, description="segment").start()
+    b = _jobs.Job(writing, napari_progress=False, description="export")
+    b.finish_on_exit = True
+    b.start()
+    qtbot.waitUntil(lambda: a.worker.is_running and b.worker.is_running, timeout=10_000)
+    _jobs._finish_jobs_at_exit()  # what the interpreter runs on its way out
+    assert stopped == [True] and wrote == [False]  # the export was not told to stop
+    assert a._thread_done.is_set() and b._thread_done.is_set()
+    assert "waiting for export to finish writing before exiting" in capsys.readouterr().err
+    qtbot.waitUntil(lambda: not (a.running or b.running), timeout=10_000)
+    assert (a.status, b.status) == ("cancelled", "done")

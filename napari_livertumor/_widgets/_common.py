@@ -417,8 +417,15 @@ class JobWidgetMixin:
         self.jobs: dict[Any, Job] = {}
         self._button_text: dict[Any, str] = {}
         jobs = self.jobs
-        # A plain function, not a bound method: it runs after the C++ widget is gone.
-        self.destroyed.connect(lambda *_: [job.shutdown() for job in list(jobs.values())])
+        finish = self.FINISH_ON_CLOSE
+        # A plain function, not a bound method: it runs after the C++ widget is gone (napari's
+        # window closed with its close button deletes the docks without a closeEvent).
+        self.destroyed.connect(
+            lambda *_: [
+                job.detach() if finish and job.running else job.shutdown()
+                for job in list(jobs.values())
+            ]
+        )
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         self.shutdown_jobs()
@@ -585,6 +592,7 @@ class JobWidgetMixin:
             progress_bar=bar,
             description=description,
         )
+        job.finish_on_exit = self.FINISH_ON_CLOSE  # the process exiting does not stop it either
         started.append(job)
         self.jobs[button] = job
         self._button_text.setdefault(button, button.text())

@@ -10,12 +10,14 @@ and is reported as such, not as an error.
 
 from __future__ import annotations
 
+import atexit
+import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from qtpy.QtCore import QObject, Signal, Slot
+from qtpy.QtCore import QObject, Qt, Signal, Slot
 
 from ..errors import Cancelled, LiverTumorError
 
@@ -24,6 +26,54 @@ _THROTTLE_S = 0.05
 #: Jobs whose thread still runs: keeps each Job (a QObject whose signal the worker thread
 #: emits) alive until its thread ends, even after the widget that started it is gone.
 _RUNNING: set = set()
+
+
+#: Seconds the interpreter waits at exit for a stopped job's thread, and for a job let finish
+#: unseen (an export writing its set of files; see Job.detach).
+_EXIT_WAIT_CANCELLED_S = 30.0
+_EXIT_WAIT_DETACHED_S = 300.0
+
+
+@atexit.register
+def _finish_jobs_at_exit() -> None:
+    """Let running jobs end before the interpreter tears down the Qt objects they signal through.
+
+    A script that closes napari and exits (``sys.exit``) while a job runs used to leave the
+    worker thread emitting on deleted objects: a Qt traceback on the way out, and an export
+    cut off half-way. Stopped jobs end at the core's next check; detached ones (an export)
+    finish their files. Qt's own shutdown waits for its pool too, but only after Python has
+    deleted the objects.
+    """
+    jobs = [job for job in list(_RUNNING) if not job._thread_done.is_set()]
+    if not jobs:
+        return
+    finishing = {job for job in jobs if job._detached or job.finish_on_exit}
+    for job in jobs:
+        if job not in finishing:
+            job._cancel.set()
+    start = time.monotonic()
+    said = False
+    while True:
+        now = time.monotonic() - start
+        waiting = [
+            job
+            for job in jobs
+            if not job._thread_done.is_set()
+            and now < (_EXIT_WAIT_DETACHED_S if job in finishing else _EXIT_WAIT_CANCELLED_S)
+        ]
+        if not waiting:
+            return
+        if not said and now > 0.5:
+            said = True
+            what = ", ".join(sorted({job._description or "a job" for job in waiting}))
+            print(
+                f"napari-livertumor: waiting for {what} to "
+                + ("finish writing" if finishing & set(waiting) else "stop")
+                + " before exiting",
+                file=sys.stderr,
+                flush=True,
+            )
+        time.sleep(0.02)
 
 
 #: Threads of Qt's global pool kept free beside the running workers (see start_worker).
@@ -132,6 +182,9 @@ class Job(QObject):
         super().__init__()
         self._cancel = threading.Event()
         self._detached = False  # the widget closed and lets it finish unseen (detach)
+        self._thread_done = threading.Event()  # set by the worker thread's last signal
+        #: let finish, not stopped, when the interpreter exits (an export's set of files)
+        self.finish_on_exit = False
         self._last_emit: dict[str, float] = {}
         self._bars: dict[str, Any] = {}  # "job": the napari bar, "stage": its current stage
         self._qbar = progress_bar
@@ -256,6 +309,8 @@ class Job(QObject):
         worker.returned.connect(self._returned)
         worker.errored.connect(self._errored)
         worker.finished.connect(self._finished)
+        # in the worker thread itself, with no event loop needed: what the exit hook waits for
+        worker.finished.connect(self._thread_done.set, Qt.ConnectionType.DirectConnection)
         return worker
 
     # ------------------------------------------------------------------ GUI side
