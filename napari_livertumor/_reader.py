@@ -347,10 +347,10 @@ def _sop_class(path: Path) -> str:
 
 
 def _is_label_map(array: np.ndarray) -> bool:
-    if not np.issubdtype(array.dtype, np.integer):
+    """A few whole values within 0–255: a mask or label map, whatever its integer type (an
+    8-bit CT, windowed to 0–255, has hundreds of values: an image)."""
+    if not np.issubdtype(array.dtype, np.integer) or array.size == 0:
         return False
-    if array.dtype == np.uint8:
-        return True
     low, high = int(array.min()), int(array.max())
     return low >= 0 and high <= 255 and len(np.unique(array[:: max(1, array.shape[0] // 8)])) <= 32
 

@@ -590,3 +590,29 @@ def test_names_that_differ_only_in_letter_case_never_share_outputs(tmp_path):
     folded = sorted(n.casefold() for n in names)
     # é written either way is one letter (the accent was a '_': 'Cafe_'), and one name
     assert folded == ["caf\u00e9", "caf\u00e9_2", "hcc_001", "hcc_001_2"], names
+
+
+def test_a_folder_of_patients_exported_without_dicom_preambles_is_each_patient(tmp_path):
+    """Old CD or PACS exports (files named IM0001, no 128-byte preamble): the reader took them
+    for DICOM but the case search did not, so only the first patient was segmented."""
+    import pydicom
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "old"
+    for pid in ("HCC_001", "HCC_002"):
+        ct = CTVolume(rng.integers(-100, 200, (4, 16, 16)).astype(np.int16), (3.0, 1.0, 1.0))
+        write_ct_series(ct, tmp_path / "src" / pid, patient_id=pid)
+        (root / pid).mkdir(parents=True)
+        for i, f in enumerate(sorted((tmp_path / "src" / pid).glob("*.dcm")), 1):
+            ds = pydicom.dcmread(f)
+            ds.preamble = None
+            ds.file_meta = pydicom.dataset.FileMetaDataset()
+            pydicom.dcmwrite(
+                root / pid / f"IM{i:04d}",
+                ds,
+                enforce_file_format=False,
+                implicit_vr=True,
+                little_endian=True,
+            )
+    assert (root / "HCC_001" / "IM0001").read_bytes()[128:132] != b"DICM"
+    assert sorted(c.name for c in discover_cases([root])) == ["HCC_001", "HCC_002"]

@@ -559,3 +559,19 @@ def test_a_multiscale_image_saves_its_full_resolution_level(make_napari_viewer, 
     back = read_nifti(path)
     np.testing.assert_array_equal(back.array, big)
     assert back.spacing == pytest.approx((2.0, 1.0, 1.0))
+
+
+def test_an_8_bit_ct_opens_as_an_image_and_an_8_bit_mask_as_labels(tmp_path):
+    """Every uint8 NIfTI opened as a Labels layer: a CT windowed to 0-255 became a 256-class
+    label map (the CLI segments the same file as a CT)."""
+    ramp = np.arange(8 * 16 * 16).reshape(8, 16, 16) % 256
+    write_nifti(CTVolume(ramp.astype(np.uint8), (2.0, 1.0, 1.0)), tmp_path / "ct8.nii.gz")
+    mask = (ramp > 100).astype(np.uint8) + (ramp > 200)
+    write_nifti(CTVolume(mask, (2.0, 1.0, 1.0)), tmp_path / "mask.nii.gz")
+    empty = np.zeros_like(mask)
+    write_nifti(CTVolume(empty, (2.0, 1.0, 1.0)), tmp_path / "empty.nii.gz")
+    kinds = {}
+    for name in ("ct8", "mask", "empty"):
+        path = str(tmp_path / f"{name}.nii.gz")
+        kinds[name] = [kind for *_, kind in napari_get_reader(path)(path)]
+    assert kinds == {"ct8": ["image"], "mask": ["labels"], "empty": ["labels"]}

@@ -533,12 +533,10 @@ def _owner(folder: Path) -> tuple[str, str] | None:
 
 
 def _looks_dicom(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)
-    except OSError:
-        return False
-    return head[128:132] == b"DICM" or path.suffix.lower() == ".dcm"
+    """What the reader takes for DICOM (old exports without a preamble too), or a .dcm name."""
+    from ..io.dicom import is_dicom_file
+
+    return is_dicom_file(path) or path.suffix.lower() == ".dcm"
 
 
 def _case_name(path: Path) -> str:
