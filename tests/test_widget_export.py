@@ -51,6 +51,11 @@ def test_export_nifti_masks_and_stats_then_reload(dicom_viewer, qtbot):
     np.testing.assert_array_equal(tumor, labels == 2)
     stats = json.loads((out / "TEST_001_stats.json").read_text())
     assert stats["liver_ml"] == pytest.approx(np.count_nonzero(labels) * vol.voxel_volume_ml, 1e-3)
+    # the command line's keys for what the labels lie on (the input's path was lost under
+    # the provenance's "source")
+    assert stats["case"] == "TEST_001" and stats["shape_zyx"] == list(labels.shape)
+    assert stats["input"] == str(vol.meta["source"]) and stats["input"]
+    assert stats["series_uid"] == vol.meta["series_uid"] and "acquisition_number" in stats
     assert (out / "TEST_001_lesions.csv").read_text().startswith("lesion,volume_ml")
 
 

@@ -350,11 +350,11 @@ class ExportWidget(JobWidgetMixin, QWidget):
 
 
 def _provenance(metadata: dict, model_stats: dict, labels=None) -> dict:
-    """What the exported stats say of how the labels were made, with the command line's keys
+    """What the exported stats say of how the labels were made: the command line's keys
     (``warnings``, ``device``, ``models``, ``refine``, ``tumor_tta``, ``lesion_filter``,
-    ``timings_s``, ``version``) and ``source``: ``model``, ``edited`` (a model's, painted on or
-    refined since), ``ground_truth``, or ``unknown`` (opened from a file, drawn by hand: no
-    model ran on it in this session)."""
+    ``timings_s``, ``version``) and one of the panel's own, ``source``: ``model``, ``edited`` (a
+    model's, painted on or refined since), ``ground_truth``, or ``unknown`` (opened from a file,
+    drawn by hand: no model ran on it in this session)."""
     from .. import __version__
     from .._writer import labels_edited
 
@@ -485,8 +485,13 @@ def _write_one(
 
             stats.update(compute_stats(labels, volume.spacing, affine_lps=volume.affine_lps))
             add_image_numbers(stats, volume)
-            stats["source"] = str(volume.meta.get("source", ""))
+            # the command line's keys for what the labels lie on ("source" is how they were
+            # made: extra's provenance)
+            stats["case"] = path.name.rsplit("_", 1)[0]
+            stats["input"] = str(volume.meta.get("source", ""))
             stats["series_uid"] = str(volume.meta.get("series_uid", ""))
+            stats["acquisition_number"] = volume.meta.get("acquisition_number")
+            stats["shape_zyx"] = list(labels.shape)
             stats.update(extra or {})
         text = json.dumps(stats, indent=2) if kind == "stats.json" else _lesion_csv(stats)
         atomic_write_text(path, text)
