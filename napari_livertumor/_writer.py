@@ -209,28 +209,29 @@ def _reference(attributes: dict, shape, *, twin: bool = True):
     )
 
 
-def _dicom_twin_in_viewer(volume):
+def _current_viewer():
+    """napari's current viewer; None from a script without napari or without a viewer. Only
+    that is quiet: an error in what the viewer's layers are asked is the writer's error, not a
+    save on a grid rebuilt without the CT's orientation."""
     try:
         import napari
-
-        from ._widgets._layers import dicom_twin
-
-        viewer = napari.current_viewer()
-        return None if viewer is None else dicom_twin(volume, viewer.layers)
-    except Exception:  # noqa: BLE001 - no viewer (a script): the layer's own volume
+    except ImportError:
         return None
+    return napari.current_viewer()
+
+
+def _dicom_twin_in_viewer(volume):
+    from ._widgets._layers import dicom_twin
+
+    viewer = _current_viewer()
+    return None if viewer is None else dicom_twin(volume, viewer.layers)
 
 
 def _grid_volume_in_viewer(shape, scale, translate):
-    try:
-        import napari
+    from ._widgets._layers import grid_volume
 
-        from ._widgets._layers import grid_volume
-
-        viewer = napari.current_viewer()
-        return None if viewer is None else grid_volume(viewer.layers, shape, scale, translate)
-    except Exception:  # noqa: BLE001 - no viewer (a script): the layer's own scale and translate
-        return None
+    viewer = _current_viewer()
+    return None if viewer is None else grid_volume(viewer.layers, shape, scale, translate)
 
 
 #: file name endings that belong to one of the two writers

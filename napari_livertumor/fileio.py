@@ -85,6 +85,17 @@ def check_writable_folder(folder: str | Path) -> None:
         raise InputError(folder, f"{where} ({why})") from exc
 
 
+def safe_name(name: str) -> str:
+    """``name`` as a file name part: letters, digits, ``-_.`` kept, anything else ``_`` (the
+    command line's and the panels' output names alike)."""
+    import unicodedata
+
+    # composed first: macOS stores é as e + a combining accent, which is no letter of its own
+    name = unicodedata.normalize("NFC", name)
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
+    return keep or "case"
+
+
 def read_user_text(path: str | Path) -> str:
     """A text file a user may have saved with any editor: UTF-8 (a BOM is fine), or UTF-16
     with its BOM (what Windows PowerShell 5's ``>`` and ``Out-File`` write).

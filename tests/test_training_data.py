@@ -223,6 +223,14 @@ def test_a_masked_tumor_case_keeps_the_unmasked_roi_and_the_distance_to_the_live
     back = _read_cached(path)
     assert np.array_equal(back.unmasked, case.unmasked)
     assert np.array_equal(back.outside_mm, case.outside_mm)
+    # as readable as any file written (a cache shared by a group was owner-only, mode 0600,
+    # and rebuilt unsaid by everyone else), and no temporary file left
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".c.npz")] == []
 
 
 def test_mask_growth_shows_tissue_around_the_liver_labelled_background(tmp_path):

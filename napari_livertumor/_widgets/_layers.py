@@ -513,11 +513,6 @@ def output_labels(layer: Labels) -> tuple[np.ndarray, str]:
     return np.array(data, dtype=np.uint8, copy=True), ""
 
 
-def ct_array(layer: Image) -> np.ndarray:
-    """The CT voxels as the user sees them now (the layer's data, not a stale copy)."""
-    return np.asarray(layer.data)
-
-
 def unique_name(viewer: napari.Viewer, base: str) -> str:
     """``base``, or ``base [2]``, ``base [3]``... whichever is free in the layer list."""
     names = {ly.name for ly in viewer.layers}

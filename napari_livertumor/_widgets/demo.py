@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 PLUGIN = "napari-livertumor"
 #: short name → display name in napari.yaml
 WIDGETS = {
@@ -85,7 +83,7 @@ def dock_widgets(viewer, names: list[str]) -> dict:
             dock, widget = viewer.window.add_plugin_dock_widget(
                 PLUGIN, WIDGETS[name], tabify=bool(docked)
             )
-        except Exception as exc:  # a widget still being built must not stop the demo
+        except Exception as exc:  # one panel failing to open must not stop the demo
             show_warning(f"widget '{WIDGETS[name]}' could not be opened: {exc}")
             continue
         docked[name] = widget
@@ -102,15 +100,12 @@ def dock_widgets(viewer, names: list[str]) -> dict:
 
 
 def add_sample(viewer) -> list:
-    """Add the sample CT (the synthetic phantom; a labelled minimal volume until it exists)."""
+    """Add the sample CT (a synthetic phantom, with its ground truth)."""
     from napari.layers import Layer
 
-    try:
-        from .._sample_data import make_sample_ct
-    except ImportError:
-        layers = _add_phantom(viewer)
-    else:
-        layers = [viewer.add_layer(Layer.create(*tpl)) for tpl in make_sample_ct()]
+    from .._sample_data import make_sample_ct
+
+    layers = [viewer.add_layer(Layer.create(*tpl)) for tpl in make_sample_ct()]
     image = [ly for ly in layers if ly.__class__.__name__ == "Image"]
     if image:
         viewer.layers.selection.active = image[0]
@@ -120,41 +115,6 @@ def add_sample(viewer) -> list:
         step[0] = image[0].data.shape[0] // 2
         viewer.dims.current_step = tuple(step)
     return layers
-
-
-def _add_phantom(viewer) -> list:
-    """The synthetic phantom through the Load widget's path (until ``_sample_data`` exists)."""
-    from . import _layers
-    from .load import _load_sample
-
-    try:
-        volume, truth = _load_sample(0)
-    except Exception:  # the phantom generator is not there yet either
-        return [_add_minimal_volume(viewer)]
-    ct = _layers.add_ct_layer(viewer, volume)
-    gt = _layers.add_labels_layer(
-        viewer, truth, volume, f"{ct.name} ground truth", role="ground_truth", opacity=0.3
-    )
-    gt.visible = False
-    return [ct, gt]
-
-
-def _add_minimal_volume(viewer):
-    """A plain procedural volume, clearly named as a stand-in, so the demo still opens."""
-    from ..io.volume import CTVolume
-    from . import _layers
-
-    shape = (48, 128, 128)
-    z, y, x = np.indices(shape, dtype=np.float32)
-    body = ((y - 64) / 58) ** 2 + ((x - 64) / 62) ** 2 < 1
-    liver = ((z - 24) / 18) ** 2 + ((y - 56) / 30) ** 2 + ((x - 44) / 32) ** 2 < 1
-    ct = np.full(shape, -1000, np.int16)
-    ct[body] = 20
-    ct[liver] = 60
-    vol = CTVolume(ct, spacing=(3.0, 1.5, 1.5), meta={"description": "minimal demo volume"})
-    return _layers.add_ct_layer(
-        viewer, vol, name="MINIMAL DEMO VOLUME (synthetic sample not available yet)"
-    )
 
 
 def _fill_screen(viewer) -> None:

@@ -520,5 +520,6 @@ def _lesion_csv(stats: dict) -> str:
 
 
 def _safe_name(name: str) -> str:
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
-    return keep or "case"
+    from ..fileio import safe_name
+
+    return safe_name(name)

@@ -548,10 +548,9 @@ def _case_name(path: Path) -> str:
 
 
 def _safe(name: str) -> str:
-    # composed first: macOS stores é as e + a combining accent, which is no letter of its own
-    name = unicodedata.normalize("NFC", name)
-    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
-    return keep or "case"
+    from ..fileio import safe_name
+
+    return safe_name(name)
 
 
 def _unique_sorted(cases: list[Case]) -> list[Case]:

@@ -13,8 +13,6 @@ from .volume import CTVolume
 
 log = logging.getLogger(__name__)
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-
 
 def is_nifti_path(path: str | Path) -> bool:
     """True when the file name ends in ``.nii`` or ``.nii.gz`` (case-insensitive)."""

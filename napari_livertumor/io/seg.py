@@ -25,9 +25,6 @@ SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 #: Segmentation Storage and Label Map Segmentation Storage.
 SEG_SOP_CLASSES = {SEG_SOP_CLASS, "1.2.840.10008.5.1.4.1.1.66.7"}
 
-#: HCC-TACE-Seg classes on the reference grid.
-HCC_CLASSES = {1: "liver", 2: "tumor", 3: "portal vein", 4: "aorta"}
-
 #: Segment label text (lower case, normalised) -> class value.
 LABEL_TO_CLASS = {
     "liver": 1,

@@ -146,10 +146,12 @@ def _carry_split(folder: Path, members: list[Path]) -> None:
     evaluate would trust it)."""
     import json
 
+    from ..fileio import atomic_write_text, read_user_text
+
     splits = []
     for member in members:
         try:
-            splits.append(json.loads((Path(member) / "split.json").read_text()))
+            splits.append(json.loads(read_user_text(Path(member) / "split.json")))
         except (OSError, ValueError):
             splits.append(None)
     target = folder / "split.json"
@@ -160,9 +162,7 @@ def _carry_split(folder: Path, members: list[Path]) -> None:
             *(set(s.get("train") or []) | set(s.get("val") or []) for s in splits)
         )
         carried = {**splits[0], "train": sorted(trained), "val": []}
-        tmp = folder / ".split.json.tmp"
-        tmp.write_text(json.dumps(carried, indent=2))
-        tmp.replace(target)
+        atomic_write_text(target, json.dumps(carried, indent=2))
         return
     trained = set().union(
         *(
@@ -187,9 +187,7 @@ def _carry_split(folder: Path, members: list[Path]) -> None:
             "list; 'train' lists every patient a member trained or validated on",
             "fingerprints": fingerprints,
         }
-        tmp = folder / ".split.json.tmp"
-        tmp.write_text(json.dumps(carried, indent=2))
-        tmp.replace(target)
+        atomic_write_text(target, json.dumps(carried, indent=2))
     elif target.is_file():
         target.unlink()
         log.info("%s: removed the replaced model's split.json", folder)

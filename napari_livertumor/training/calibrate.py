@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from ..fileio import read_user_text
+
 #: true lesions smaller than this (mL) are not counted (as ``training.metrics.lesion_detection``)
 LESION_MIN_ML = 0.1
 
@@ -159,7 +161,7 @@ def write_shift(folder: str | Path, shift: float, scores: dict[str, Any], how: s
 
     folder = Path(folder)
     meta = read_metadata(folder)
-    raw = json.loads((folder / METADATA_FILE).read_text())
+    raw = json.loads(read_user_text(folder / METADATA_FILE))
     previous = raw.get("logit_bias")
     raw["logit_bias"] = list(bias_with(meta, shift))
     metrics = dict(raw.get("metrics") or {})
@@ -335,7 +337,7 @@ def write_lesion_filter(
             f"{folder}: a lesion filter belongs to a tumor model, not a {meta.stage} one"
         )
     shift_added, min_peak, min_ml = (float(v) for v in combo)
-    raw = json.loads((folder / METADATA_FILE).read_text())
+    raw = json.loads(read_user_text(folder / METADATA_FILE))
     old_bias = list(meta.logit_bias or bias_with(meta, 0.0))
     shift = old_bias[_main_channel(meta)] + shift_added
     raw["logit_bias"] = list(bias_with(meta, shift))

@@ -13,8 +13,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -725,6 +723,8 @@ def load_or_prepare(
 
 
 def _write_cached(path: Path, case: PreparedCase) -> None:
+    from ..fileio import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "case_id": case.case_id,
@@ -732,25 +732,21 @@ def _write_cached(path: Path, case: PreparedCase) -> None:
         "tlvr": case.tlvr,
         "info": case.info,
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(
-                fh,
-                image=case.image,
-                labels=case.labels,
-                meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-                **{f"fg_{k}": v for k, v in case.fg.items()},
-                **{
-                    k: v
-                    for k, v in (("unmasked", case.unmasked), ("outside_mm", case.outside_mm))
-                    if v is not None
-                },
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # named and published as every other file the package writes (readable by the group a
+    # shared cache folder is meant for, not the owner only)
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            image=case.image,
+            labels=case.labels,
+            meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+            **{f"fg_{k}": v for k, v in case.fg.items()},
+            **{
+                k: v
+                for k, v in (("unmasked", case.unmasked), ("outside_mm", case.outside_mm))
+                if v is not None
+            },
+        )
 
 
 def _read_cached(path: Path) -> PreparedCase:
@@ -897,8 +893,7 @@ def write_split(split: dict[str, Any], path: str | Path) -> Path:
     """Write a split as JSON, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    from ..fileio import atomic_write_text
+
     split = {k: v for k, v in split.items() if not k.startswith("_")}
-    tmp.write_text(json.dumps(split, indent=2))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(split, indent=2))

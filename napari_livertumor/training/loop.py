@@ -210,9 +210,11 @@ def saved_recipe(stage_dir: str | Path) -> dict[str, Any] | None:
     import json
 
     try:
-        meta = json.loads((Path(stage_dir) / "last" / "metadata.json").read_text())
+        from ..fileio import read_user_text
+
+        meta = json.loads(read_user_text(Path(stage_dir) / "last" / "metadata.json"))
         config = (meta.get("training") or {}).get("config") or {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         return None
     recipe = {k: config[k] for k in RECIPE_FIELDS if k in config}
     return recipe or None
