@@ -14,38 +14,98 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+#: names longer than this (in bytes) get a shortened temporary prefix: the temporary name adds
+#: about 20 bytes, and a name component may have 255 at most
+_LONG_NAME = 100
+
+
+def temp_prefix(path: str | Path) -> str:
+    """The hidden prefix of ``path``'s temporary files in its folder: ``.<name>.``, or for a
+    long name its start and a hash of it (a legal name's temporary name must be legal too)."""
+    import hashlib
+
+    name = Path(path).name
+    if len(name.encode("utf-8")) <= _LONG_NAME:
+        return f".{name}."
+    digest = hashlib.sha1(name.encode("utf-8"), usedforsecurity=False).hexdigest()[:12]
+    return f".{name.encode('utf-8')[:40].decode('utf-8', 'ignore')}-{digest}."
+
 
 @contextmanager
-def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+def atomic_path(
+    path: str | Path,
+    suffix: str = ".tmp",
+    *,
+    exclusive: bool = False,
+    shown_as: str | Path | None = None,
+) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; publish it as ``path`` when the block succeeds.
 
     ``suffix`` matters to writers that pick the format from the name (``".nii.gz"``).
+    ``exclusive``: never replace a file there, not even one another process wrote while this
+    one was writing (``FileExistsError`` naming ``path``). An error of the block that names no
+    file, or the temporary one (a full disk: ``[Errno 28]`` alone), is raised naming
+    ``shown_as`` or ``path``: the file the user asked for.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
-        yield Path(tmp)
+        try:
+            yield Path(tmp)
+        except OSError as exc:
+            if exc.errno is not None and exc.filename in (None, tmp, str(tmp)):
+                named = str(shown_as or path)
+                raise OSError(exc.errno, exc.strerror or str(exc), named) from exc
+            raise
         _give_normal_mode(tmp)
-        os.replace(tmp, path)
+        if exclusive:
+            _publish_new(Path(tmp), path)
+        else:
+            os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (flushed to disk before the rename)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+def _publish_new(tmp: Path, path: Path) -> None:
+    """``tmp`` renamed to ``path`` only if no file is there, checked and done in one step."""
+    try:
+        os.link(tmp, path)  # fails if path exists, even when it appeared a moment ago
+    except FileExistsError:
+        raise FileExistsError(
+            errno.EEXIST,
+            "exists (written meanwhile by another run?); nothing was replaced",
+            str(path),
+        ) from None
+    except OSError:  # a file system without hard links (FAT, some network shares)
+        if path.exists() or path.is_symlink():
+            raise FileExistsError(
+                errno.EEXIST,
+                "exists (written meanwhile by another run?); nothing was replaced",
+                str(path),
+            ) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def atomic_write_bytes(
+    path: str | Path, data: bytes, *, shown_as: str | Path | None = None
+) -> Path:
+    """Write ``data`` to ``path`` atomically (flushed to disk before the rename); errors name
+    ``shown_as`` when given (``path`` is itself a file written aside)."""
+    with atomic_path(path, shown_as=shown_as) as tmp, open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     return Path(path)
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
+def atomic_write_text(path: str | Path, text: str, *, shown_as: str | Path | None = None) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
+    return atomic_write_bytes(path, text.encode("utf-8"), shown_as=shown_as)
 
 
 def _give_normal_mode(path: str | Path) -> None:
@@ -116,3 +176,91 @@ def not_utf8_message(exc: UnicodeDecodeError) -> str:
         f"not a UTF-8 text file (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r}): "
         "save it as UTF-8"
     )
+
+
+@contextmanager
+def file_lock(path: str | Path, *, wait_s: float = 0.0) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` (created, and removed after) for the block; yields
+    True when held, False when another process holds it (after ``wait_s`` seconds of trying).
+
+    The operating system's lock (``flock``; ``msvcrt.locking`` on Windows) ends with the
+    process, so a killed run leaves no lock that holds. Where locks are not available (a
+    folder that cannot be written, a file system without them) the block runs unlocked: the
+    writes there say their own errors.
+    """
+    import time
+
+    path = Path(path)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            yield True
+            return
+        got = _try_lock(fd)
+        if got is None:
+            os.close(fd)
+            yield True
+            return
+        if got:
+            try:  # still the file at that name (not one the last holder removed meanwhile)
+                current = os.path.samestat(os.fstat(fd), os.stat(path))
+            except OSError:
+                current = False
+            if current:
+                break
+            _unlock(fd)
+        os.close(fd)
+        if not got and time.monotonic() >= deadline:
+            yield False
+            return
+        time.sleep(0.05)
+    try:
+        yield True
+    finally:
+        try:
+            path.unlink()  # (Windows: not while open; left for the next holder)
+        except OSError:
+            pass
+        _unlock(fd)
+        os.close(fd)
+
+
+def _try_lock(fd: int) -> bool | None:
+    """True: locked; False: another process holds it; None: no locking here."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError as exc:
+            return False if exc.errno in (errno.EACCES, errno.EDEADLK) else None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return None
+
+
+def _unlock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        except OSError:
+            pass
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError:
+        pass

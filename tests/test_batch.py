@@ -439,25 +439,55 @@ def test_a_stop_between_labels_and_stats_never_leaves_old_stats_saying_complete(
     tmp_path, models, monkeypatch
 ):
     """Redoing a case wrote the new labels beside the old stats; a disk full (or a kill)
-    before the new stats came left old stats that said complete: the next run skipped it."""
+    before the new stats came left old stats that said complete: the next run skipped it.
+    Then the labels went first and a full disk left them without stats: refused by the next
+    run (both are now written aside, and put in place together)."""
+    import json
+
     import napari_livertumor.commands.segment as seg_cmd
 
     write_nifti(ct(1), tmp_path / "case.nii.gz")
     out = tmp_path / "out"
     assert segment([tmp_path / "case.nii.gz"], out, models, "--stages", "liver") == 0
+    before = {p.name: p.read_bytes() for p in out.glob("case_*")}
     real = seg_cmd.atomic_write_text
 
-    def full(path, text):
-        if str(path).endswith("_stats.json"):
-            raise OSError(28, "No space left on device", str(path))
-        return real(path, text)
+    def full(path, text, **kwargs):
+        if "_stats.json" in str(path):
+            raise OSError(28, "No space left on device")  # as a write() says it: no file
+        return real(path, text, **kwargs)
 
     monkeypatch.setattr(seg_cmd, "atomic_write_text", full)
     assert segment([tmp_path / "case.nii.gz"], out, models) == 1  # both stages: redone
     monkeypatch.setattr(seg_cmd, "atomic_write_text", real)
-    assert not (out / "case_stats.json").exists()
-    assert segment([tmp_path / "case.nii.gz"], out, models) == 1  # refused, not skipped
-    assert segment([tmp_path / "case.nii.gz"], out, models, "--overwrite") == 0
+    # the old outputs as they were, nothing written aside left
+    assert {p.name: p.read_bytes() for p in out.glob("case_*")} == before
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+    stages = json.loads((out / "case_stats.json").read_text())["run_settings"]["stages"]
+    assert segment([tmp_path / "case.nii.gz"], out, models) == 0  # redone, not refused
+    again = json.loads((out / "case_stats.json").read_text())["run_settings"]["stages"]
+    assert again != stages
+
+
+def test_a_full_disk_names_the_file_the_user_asked_for(tmp_path, models, monkeypatch, caplog):
+    import napari_livertumor.commands.segment as seg_cmd
+
+    write_nifti(ct(1), tmp_path / "case.nii.gz")
+    real = seg_cmd.atomic_write_text
+
+    def full(path, text, **kwargs):
+        if "_stats.json" in str(path):
+            from napari_livertumor.fileio import atomic_path
+
+            with atomic_path(path, shown_as=kwargs.get("shown_as")):
+                raise OSError(28, "No space left on device")
+        return real(path, text, **kwargs)
+
+    monkeypatch.setattr(seg_cmd, "atomic_write_text", full)
+    assert segment([tmp_path / "case.nii.gz"], tmp_path / "out", models, "--stages", "liver") == 1
+    assert f"{tmp_path / 'out' / 'case_stats.json'}: No space left" in caplog.text or (
+        str(tmp_path / "out" / "case_stats.json") in caplog.text and "No space" in caplog.text
+    )
 
 
 def test_a_liver_only_rerun_with_other_refinement_settings_is_skipped(tmp_path, models, caplog):
@@ -616,3 +646,29 @@ def test_a_folder_of_patients_exported_without_dicom_preambles_is_each_patient(t
             )
     assert (root / "HCC_001" / "IM0001").read_bytes()[128:132] != b"DICM"
     assert sorted(c.name for c in discover_cases([root])) == ["HCC_001", "HCC_002"]
+
+
+def test_a_case_another_run_is_writing_now_is_left_to_it(tmp_path, models, caplog):
+    """Two runs into one folder each checked the case's outputs, then each wrote them: the
+    second replaced the first's files unsaid (or mixed its labels with the other's stats)."""
+    from napari_livertumor.fileio import file_lock, temp_prefix
+
+    write_nifti(ct(1), tmp_path / "case.nii.gz")
+    out = tmp_path / "out"
+    out.mkdir()
+    with file_lock(out / f"{temp_prefix(out / 'case')}lock") as held:  # the other run's
+        assert held
+        assert segment([tmp_path / "case.nii.gz"], out, models, "--stages", "liver") == 1
+    assert "another livertumor run is writing this case's outputs" in caplog.text
+    assert not (out / "case_labels.nii.gz").exists()
+    assert segment([tmp_path / "case.nii.gz"], out, models, "--stages", "liver") == 0
+
+
+def test_a_case_with_a_long_legal_name_is_written(tmp_path, models):
+    """Names of 213-255 bytes failed after the whole segmentation, on the temporary name."""
+    name = "c" * 225
+    write_nifti(ct(1), tmp_path / f"{name}.nii.gz")
+    out = tmp_path / "out"
+    assert segment([tmp_path / f"{name}.nii.gz"], out, models, "--stages", "liver") == 0
+    assert (out / f"{name}_labels.nii.gz").is_file() and (out / f"{name}_stats.json").is_file()
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []

@@ -28,3 +28,52 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         raise RuntimeError("disk full")
     assert target.read_text() == "previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.nii.gz"]
+
+
+def test_an_exclusive_write_never_replaces_a_file_that_appeared_meanwhile(tmp_path):
+    from napari_livertumor.fileio import atomic_write_bytes
+
+    target = tmp_path / "ct.nii.gz"
+    with pytest.raises(FileExistsError, match="another run") as err:
+        with atomic_path(target, exclusive=True) as tmp:
+            tmp.write_bytes(b"mine")
+            target.write_bytes(b"theirs")  # another process, between the check and the write
+    assert err.value.filename == str(target)
+    assert target.read_bytes() == b"theirs"
+    assert [p.name for p in tmp_path.iterdir()] == ["ct.nii.gz"]
+    with atomic_path(tmp_path / "new.nii.gz", exclusive=True) as tmp:
+        tmp.write_bytes(b"mine")
+    assert (tmp_path / "new.nii.gz").read_bytes() == b"mine"
+    atomic_write_bytes(target, b"replaced")  # not exclusive: replaced, as before
+    assert target.read_bytes() == b"replaced"
+
+
+def test_an_error_naming_no_file_names_the_one_asked_for_not_the_temporary(tmp_path):
+    target = tmp_path / "HCC_001_stats.json"
+    with pytest.raises(OSError) as err, atomic_path(tmp_path / ".x.new.json", shown_as=target):
+        raise OSError(28, "No space left on device")
+    assert err.value.filename == str(target) and err.value.errno == 28
+    with pytest.raises(OSError) as err, atomic_path(target) as tmp:
+        raise OSError(28, "No space left on device", str(tmp))
+    assert err.value.filename == str(target)
+
+
+def test_a_long_legal_name_gets_a_legal_temporary_name(tmp_path):
+    name = "b" * 240 + ".nii.gz"  # 247 bytes: legal; ".<name>.<random>.nii.gz" was not
+    with atomic_path(tmp_path / name, suffix=".nii.gz") as tmp:
+        assert len(tmp.name.encode()) <= 255
+        tmp.write_bytes(b"x")
+    assert (tmp_path / name).read_bytes() == b"x"
+
+
+def test_a_file_lock_is_held_by_one_holder_at_a_time(tmp_path):
+    from napari_livertumor.fileio import file_lock
+
+    lock = tmp_path / ".case.lock"
+    with file_lock(lock) as first:
+        assert first
+        with file_lock(lock) as second:  # another open file, as another process has
+            assert not second
+    assert not lock.exists()  # removed by its holder
+    with file_lock(lock) as again:
+        assert again

@@ -320,3 +320,44 @@ def test_a_seg_of_another_series_is_looked_at_once_not_on_every_rerun(tmp_path, 
     assert (out / "imagesTs" / "HCC_951.nii.gz").exists()
     assert main(["convert", str(root), "-o", str(out)]) == 0
     assert "HCC_951: kept imagesTs/HCC_951.nii.gz" in capsys.readouterr().out
+
+
+def test_one_ct_written_meanwhile_by_another_run_is_not_replaced(tmp_path, monkeypatch, capsys):
+    """Two `convert -o ct.nii.gz` at once: each checked, each wrote; the second replaced the
+    first unsaid."""
+    import nibabel
+
+    ct = CTVolume(np.zeros((4, 8, 8), np.int16), (2.0, 1.0, 1.0))
+    write_ct_series(ct, tmp_path / "series")
+    out = tmp_path / "ct.nii.gz"
+    real = nibabel.save
+
+    def save_while_another_writes(img, filename):
+        out.write_bytes(b"the other run's file")
+        return real(img, filename)
+
+    monkeypatch.setattr(nibabel, "save", save_while_another_writes)
+    assert main(["convert", str(tmp_path / "series"), "-o", str(out)]) == 1
+    assert "another run" in capsys.readouterr().err
+    assert out.read_bytes() == b"the other run's file"
+    assert main(["convert", str(tmp_path / "series"), "-o", str(out), "--force"]) == 0
+
+
+def test_sigterm_while_one_ct_is_written_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    import nibabel
+
+    ct = CTVolume(np.zeros((4, 8, 8), np.int16), (2.0, 1.0, 1.0))
+    write_ct_series(ct, tmp_path / "series")
+    out = tmp_path / "o" / "ct.nii.gz"
+    real = nibabel.save
+
+    def killed(img, filename):
+        real(img, filename)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(nibabel, "save", killed)
+    assert main(["convert", str(tmp_path / "series"), "-o", str(out)]) == 130
+    assert list(out.parent.iterdir()) == []

@@ -64,6 +64,14 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from ._signals import sigterm_as_interrupt
+
+    # SIGTERM as Ctrl-C here too: a stop while one CT is written leaves no temporary file
+    with sigterm_as_interrupt():
+        return _run(args)
+
+
+def _run(args) -> int:
     from ..io.nifti import is_nifti_path, read_nifti, write_nifti
 
     source: Path = args.input
@@ -130,7 +138,8 @@ def run(args) -> int:
         if "series of another patient" in warning:
             warning += " (or give -o a folder name to convert each patient into a NIfTI dataset)"
         print(f"livertumor convert: warning: {warning}", file=sys.stderr)
-    write_nifti(volume, output)
+    # without --force, not even a file another run wrote there meanwhile is replaced
+    write_nifti(volume, output, overwrite=bool(args.force))
     if args.meta is not None:
         meta = {k: v for k, v in volume.meta.items() if k != "files"}
         meta.update(

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import Cancelled, InputError, LiverTumorError
-from ..fileio import atomic_write_text, check_writable_folder
+from ..fileio import atomic_write_text, check_writable_folder, file_lock, temp_prefix
 
 log = logging.getLogger("livertumor.segment")
 
@@ -785,73 +785,87 @@ def run_cases(
             log.error("%s: %s", case.name, msg)
             rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": msg})
             continue
-        if not overwrite:
-            old = _complete_stats(outdir, case)
-            relation, what = ("none", "") if old is None else _compare_run(old, wanted)
-            if relation == "same":
-                rows.append({**row, **_summary_values(old), "status": "skipped (complete)"})
-                log.info("%s: already complete, skipped", case.name)
-                continue
-            if relation == "other settings":  # this case's own outputs: redone, said aloud
-                log.warning("%s: redoing outputs made with other settings (%s)", case.name, what)
-            elif relation == "other input" or labels_path.exists() or stats_path.exists():
-                if relation == "other input":
-                    made = f"{labels_path} and its stats were made from another input ({what})"
-                elif not labels_path.exists():
-                    made = f"{stats_path} exists without its labels file"
-                else:
-                    made = f"{labels_path} exists " + (
-                        "without its stats file"
-                        if not stats_path.exists()
-                        else f"with an incomplete or unreadable {stats_path.name}"
-                    )
-                if relation != "other input":
-                    made += " (a stopped run, or another tool's file)"
+        # one run at a time writes a case's outputs: two runs into one folder (two terminals,
+        # a job resubmitted) each checked, then each wrote, the second replacing the first's
+        # files unsaid, or mixing one's labels with the other's stats
+        with file_lock(outdir / f"{temp_prefix(outdir / case.name)}lock") as held:
+            if not held:
                 msg = (
-                    f"{made}; nothing was overwritten: use another output folder, or "
-                    "--overwrite to replace them"
+                    f"another livertumor run is writing this case's outputs in {outdir} now; "
+                    "nothing was overwritten: run again when it has finished"
                 )
                 log.error("%s: %s", case.name, msg)
-                # the files there are not this run's: the row names none, and an earlier
-                # summary's row of them stays (it tells what is on disk)
-                rows.append(
-                    {**row, "labels": "", "stats": "", "status": "failed", "error": msg}
-                    | {"untouched": relation == "other input"}
-                )
+                rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": msg})
                 continue
-        _remove_stale_temps(outdir, case)
-        load_s = 0.0
-        if segmenter is None:  # errors here (model missing...) would fail every case: raise
-            from ..models.lean_import import import_monai_lean
+            if not overwrite:
+                old = _complete_stats(outdir, case)
+                relation, what = ("none", "") if old is None else _compare_run(old, wanted)
+                if relation == "same":
+                    rows.append({**row, **_summary_values(old), "status": "skipped (complete)"})
+                    log.info("%s: already complete, skipped", case.name)
+                    continue
+                if relation == "other settings":  # this case's own outputs: redone, said aloud
+                    log.warning(
+                        "%s: redoing outputs made with other settings (%s)", case.name, what
+                    )
+                elif relation == "other input" or labels_path.exists() or stats_path.exists():
+                    if relation == "other input":
+                        made = f"{labels_path} and its stats were made from another input ({what})"
+                    elif not labels_path.exists():
+                        made = f"{stats_path} exists without its labels file"
+                    else:
+                        made = f"{labels_path} exists " + (
+                            "without its stats file"
+                            if not stats_path.exists()
+                            else f"with an incomplete or unreadable {stats_path.name}"
+                        )
+                    if relation != "other input":
+                        made += " (a stopped run, or another tool's file)"
+                    msg = (
+                        f"{made}; nothing was overwritten: use another output folder, or "
+                        "--overwrite to replace them"
+                    )
+                    log.error("%s: %s", case.name, msg)
+                    # the files there are not this run's: the row names none, and an earlier
+                    # summary's row of them stays (it tells what is on disk)
+                    rows.append(
+                        {**row, "labels": "", "stats": "", "status": "failed", "error": msg}
+                        | {"untouched": relation == "other input"}
+                    )
+                    continue
+            _remove_stale_temps(outdir, case)
+            load_s = 0.0
+            if segmenter is None:  # errors here (model missing...) would fail every case: raise
+                from ..models.lean_import import import_monai_lean
 
-            import_monai_lean()  # a command-line process: MONAI without what it never uses
-            segmenter = Segmenter(config)
-            load_s = segmenter.load_seconds
-        t0 = time.perf_counter()
-        try:
-            stats = segment_one(
-                case, outdir, segmenter, series_uid=series_uid, acquisition=acquisition,
-                progress=progress, load_seconds=load_s, settings=wanted,
-            )  # fmt: skip
-            rows.append({**row, **_summary_values(stats), "status": "done"})
-        except Cancelled:
-            raise
-        except (LiverTumorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
-            text = str(exc)  # an input error already starts with the case's path
-            if isinstance(exc, MemoryError):  # numpy's "Unable to allocate 900. MiB ..."
-                text = f"out of memory ({text}): close other programs, or use a bigger machine"
-            if text.startswith(str(case.path)):
-                log.error("%s", text)
-            else:
-                log.error("%s: %s", case.name, text)
-            rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": text})
-        except Exception as exc:  # noqa: BLE001 - one patient's surprise must not end the batch
-            msg = f"unexpected error ({type(exc).__name__}: {exc}); input {case.path}"
-            log.error("%s: %s", case.name, msg)
-            log.debug("%s", case.name, exc_info=True)
-            rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": msg})
-        row_time = time.perf_counter() - t0
-        rows[-1]["seconds"] = round(row_time, 2)
+                import_monai_lean()  # a command-line process: MONAI without what it never uses
+                segmenter = Segmenter(config)
+                load_s = segmenter.load_seconds
+            t0 = time.perf_counter()
+            try:
+                stats = segment_one(
+                    case, outdir, segmenter, series_uid=series_uid, acquisition=acquisition,
+                    progress=progress, load_seconds=load_s, settings=wanted,
+                )  # fmt: skip
+                rows.append({**row, **_summary_values(stats), "status": "done"})
+            except Cancelled:
+                raise
+            except (LiverTumorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
+                text = str(exc)  # an input error already starts with the case's path
+                if isinstance(exc, MemoryError):  # numpy's "Unable to allocate 900. MiB ..."
+                    text = f"out of memory ({text}): close other programs, or use a bigger machine"
+                if text.startswith(str(case.path)):
+                    log.error("%s", text)
+                else:
+                    log.error("%s: %s", case.name, text)
+                rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": text})
+            except Exception as exc:  # noqa: BLE001 - one patient's surprise must not end the batch
+                msg = f"unexpected error ({type(exc).__name__}: {exc}); input {case.path}"
+                log.error("%s: %s", case.name, msg)
+                log.debug("%s", case.name, exc_info=True)
+                rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": msg})
+            row_time = time.perf_counter() - t0
+            rows[-1]["seconds"] = round(row_time, 2)
     return rows
 
 
@@ -869,7 +883,6 @@ def segment_one(
     """Read, segment and write one case; returns the stats written. ``settings``: its
     :func:`run_settings`, when the caller has them already (a folder's files are not listed
     twice)."""
-    from .. import __version__
     from ..io import load_ct
     from ..io.nifti import write_nifti
 
@@ -891,16 +904,38 @@ def segment_one(
 
     result = segmenter.segment(volume, progress=prog)
     t1 = time.perf_counter()
-    # outputs being redone: the new labels are written aside, and the old stats go only at the
-    # moment they replace the old labels. A run stopped while the labels are written leaves the
-    # old outputs as they were (redone next time, their settings differ); one stopped after
-    # leaves labels without stats (refused next time), never new labels beside old stats that
-    # say complete (skipped next time)
-    partial = labels_path.with_name(f".{labels_path.name}.new.nii.gz")
-    write_nifti(result.labels, partial, reference=volume, shown_as=labels_path)
-    stats_path.unlink(missing_ok=True)
-    os.replace(partial, labels_path)
-    t_write = time.perf_counter() - t1
+    # Both files are written aside first, then renamed into place one after the other: a run
+    # stopped or failing (a full disk) while writing leaves the old outputs as they were
+    # (redone next time, their settings differ), never new labels without their stats
+    # (refused next time) nor beside old stats that say complete (skipped next time).
+    partial = outdir / f"{temp_prefix(labels_path)}new.nii.gz"
+    partial_stats = outdir / f"{temp_prefix(stats_path)}new.json"
+    try:
+        write_nifti(result.labels, partial, reference=volume, shown_as=labels_path)
+        t_write = time.perf_counter() - t1
+        stats = _case_stats(
+            case, volume, result, segmenter, settings, timings=(t0, t_read, t_write, load_seconds)
+        )
+        text = json.dumps(stats, indent=2, default=str)
+        atomic_write_text(partial_stats, text, shown_as=stats_path)
+        stats_path.unlink(missing_ok=True)
+        os.replace(partial, labels_path)
+        os.replace(partial_stats, stats_path)
+    finally:
+        for leftover in (partial, partial_stats):
+            leftover.unlink(missing_ok=True)
+    said = set(segmenter.warnings)  # said once when the models were loaded (no GPU...)
+    for w in result.warnings:
+        if w not in said:
+            log.warning("%s: %s", case.name, w)
+    return stats
+
+
+def _case_stats(case, volume, result, segmenter, settings, *, timings) -> dict:
+    """What ``<case>_stats.json`` says of one case segmented."""
+    from .. import __version__
+
+    t0, t_read, t_write, load_seconds = timings
     timings = {"read": round(t_read, 3), **result.timings, "write": round(t_write, 3)}
     timings["segment"] = timings.pop("total", None)
     timings["total"] = round(time.perf_counter() - t0, 3)
@@ -925,11 +960,6 @@ def segment_one(
         "version": __version__,
         "complete": True,
     }
-    atomic_write_text(stats_path, json.dumps(stats, indent=2, default=str))
-    said = set(segmenter.warnings)  # said once when the models were loaded (no GPU...)
-    for w in result.warnings:
-        if w not in said:
-            log.warning("%s: %s", case.name, w)
     return stats
 
 
@@ -939,7 +969,14 @@ def write_summary(rows: list[dict], path: Path) -> Path:
     A summary already there from another batch into the same folder keeps its rows of cases
     this run did not touch (this run's rows replace the others). A file of that name this
     command did not write is left alone: the summary goes to ``summary-1.csv`` (or -2...).
+    Two batches ending at once take turns (each read the file, then each wrote it: one's rows
+    were lost).
     """
+    with file_lock(path.with_name(f"{temp_prefix(path)}lock"), wait_s=60.0):
+        return _write_summary(rows, path)
+
+
+def _write_summary(rows: list[dict], path: Path) -> Path:
     kept: list[dict] = []
     taken = path
     path = _summary_name(path)
@@ -1020,12 +1057,13 @@ def _settings_text(settings: dict) -> str:
 
 
 def _remove_stale_temps(outdir: Path, case: Case) -> None:
-    """Temporary files a killed run left for this case (only this shard ever writes them)."""
+    """Temporary files a killed run left for this case (called holding the case's lock: no
+    other run is writing them)."""
     for final in output_paths(outdir, case):
-        # its temporary files, the labels written aside (".X_labels.nii.gz.new.nii.gz") and
-        # that one's own temporary files
-        name = glob.escape(final.name)  # a case named "X[1]"
-        for pattern in (f".{name}.*", f"..{name}.*"):
+        # its temporary files, the files written aside (".X_labels.nii.gz.new.nii.gz") and
+        # those ones' own temporary files
+        prefix = glob.escape(temp_prefix(final))  # a case named "X[1]"
+        for pattern in (f"{prefix}*", f".{prefix}*"):
             for tmp in outdir.glob(pattern):
                 tmp.unlink(missing_ok=True)
 

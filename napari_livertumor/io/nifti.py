@@ -163,6 +163,7 @@ def write_nifti(
     reference: CTVolume | None = None,
     *,
     shown_as: str | Path | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Write a volume or a ``(z, y, x)`` array as NIfTI, atomically.
 
@@ -177,6 +178,9 @@ def write_nifti(
         read from a NIfTI header without orientation codes is written without them too.
     shown_as : str or Path, optional
         The name messages give the file (when ``path`` is a temporary name).
+    overwrite : bool
+        False: never replace a file at ``path``, not even one written by another process
+        while this one wrote (``FileExistsError``).
 
     Returns
     -------
@@ -253,7 +257,7 @@ def write_nifti(
     description = str(volume.meta.get("description", ""))[:79]
     img.header["descrip"] = description.encode("ascii", "replace")
     suffix = ".nii.gz" if path.name.lower().endswith(".gz") else ".nii"
-    with atomic_path(path, suffix=suffix) as tmp:
+    with atomic_path(path, suffix=suffix, exclusive=not overwrite, shown_as=shown_as) as tmp:
         nib.save(img, tmp)
     return path
 
