@@ -361,3 +361,26 @@ def test_sigterm_while_one_ct_is_written_leaves_no_temporary_file(tmp_path, monk
     monkeypatch.setattr(nibabel, "save", killed)
     assert main(["convert", str(tmp_path / "series"), "-o", str(out)]) == 130
     assert list(out.parent.iterdir()) == []
+
+
+def test_a_dangling_link_as_output_and_a_meta_file_that_fails_are_said(
+    tmp_path, monkeypatch, capsys
+):
+    import napari_livertumor.commands.convert as convert_cmd
+
+    ct = CTVolume(np.zeros((4, 8, 8), np.int16), (2.0, 1.0, 1.0))
+    write_ct_series(ct, tmp_path / "series")
+    link = tmp_path / "ct.nii.gz"
+    link.symlink_to(tmp_path / "gone.nii.gz")
+    assert main(["convert", str(tmp_path / "series"), "-o", str(link)]) == 1
+    assert "is a link to a missing file" in capsys.readouterr().err
+
+    def full(path, data):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(convert_cmd, "_write_json", full)
+    out, meta = tmp_path / "a.nii.gz", tmp_path / "a.json"
+    assert main(["convert", str(tmp_path / "series"), "-o", str(out), "--meta", str(meta)]) == 1
+    err = capsys.readouterr().err
+    assert "a.json" in err and "No space" in err and f"written to {out} (kept)" in err
+    assert out.is_file()

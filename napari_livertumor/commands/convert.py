@@ -108,6 +108,12 @@ def _run(args) -> int:
         )
     if output.exists() and not args.force:
         raise InputError(output, "already exists; use --force to overwrite it")
+    if output.is_symlink() and not output.exists() and not args.force:
+        raise InputError(
+            output,
+            f"is a link to a missing file ({os.readlink(output)}): remove it, name another "
+            "output, or use --force to replace the link",
+        )
     check_writable_folder(output.parent)  # a file in the way, a read-only folder: said first
     if args.meta is not None:  # found out before anything is written
         if args.meta.is_dir():
@@ -145,7 +151,14 @@ def _run(args) -> int:
         meta.update(
             shape=list(volume.shape), spacing=list(volume.spacing), affine=volume.affine.tolist()
         )
-        _write_json(args.meta, meta)
+        try:
+            _write_json(args.meta, meta)
+        except OSError as exc:
+            raise InputError(
+                args.meta,
+                f"could not be written ({exc.strerror or exc}); the CT itself was written to "
+                f"{output} (kept)",
+            ) from exc
     z, y, x = volume.shape
     dz, dy, dx = volume.spacing
     print(
