@@ -16,6 +16,7 @@ SAMPLE_SHAPE = "medium"
 
 def make_sample_ct(seed: int = SAMPLE_SEED, shape: str = SAMPLE_SHAPE) -> list[tuple]:
     """Layer data tuples ``[(ct, kwargs, "image"), (labels, kwargs, "labels")]``."""
+    from ._reader import CT_CONTRAST_LIMITS
     from ._widgets._layers import CLASS_COLORS, CT_VOLUME, ROLE
     from .synth import generate_phantom
 
@@ -27,7 +28,7 @@ def make_sample_ct(seed: int = SAMPLE_SEED, shape: str = SAMPLE_SHAPE) -> list[t
         **common,
         "name": name,
         "colormap": "gray",
-        "contrast_limits": (-160, 240),
+        "contrast_limits": CT_CONTRAST_LIMITS,  # the abdomen window, as any CT opened
         "metadata": {CT_VOLUME: volume, ROLE: "ct", "synth_info": phantom.info},
     }
     label_kwargs = {
