@@ -503,3 +503,73 @@ def test_the_chosen_phase_of_a_series_stacking_two_is_the_one_loaded(load_widget
     np.testing.assert_array_equal(_layers.ct_layers(viewer)[-1].data, arterial.array)
     gt = _layers.labels_layers(viewer, role="ground_truth")[-1]
     assert np.count_nonzero(gt.data) == np.count_nonzero(labels)
+
+
+def test_enter_in_the_path_finds_series_then_loads_and_a_seg_folder_is_a_ground_truth(
+    load_widget, qtbot, tmp_path
+):
+    """Enter in a path field did nothing; a ground truth given as the SEG's own folder (as
+    HCC-TACE-Seg stores it) said "file not found"."""
+    from qtpy.QtCore import Qt
+
+    from napari_livertumor.io.dicom import read_dicom_series
+    from napari_livertumor.io.seg import write_dicom_seg
+
+    viewer, widget = load_widget
+    case, vol, labels = write_dicom_case(tmp_path / "a")
+    seg_folder = tmp_path / "seg_series"
+    write_dicom_seg(
+        labels, read_dicom_series(case), seg_folder / "1-1.dcm", [(1, "Liver"), (2, "Mass")]
+    )
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case / "CT"))
+    qtbot.keyClick(widget.path, Qt.Key_Return)
+    _wait_idle(qtbot, widget)
+    assert widget.series_table.rowCount() == 1 and not _layers.ct_layers(viewer)
+    widget.truth_path.setText(str(seg_folder))
+    qtbot.keyClick(widget.truth_path, Qt.Key_Return)
+    _wait_idle(qtbot, widget)
+    assert len(_layers.ct_layers(viewer)) == 1
+    (gt,) = _layers.labels_layers(viewer, role="ground_truth")
+    np.testing.assert_array_equal(gt.data, labels)
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    viewer.layers.clear()
+    widget.truth_path.setText(str(empty))
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    assert "no DICOM SEG in it: choose the SEG (or NIfTI) file" in widget.status.text()
+
+
+def test_the_mouse_wheel_over_a_control_scrolls_the_panel_not_the_value(load_widget, qtbot):
+    """Scrolling a panel with the pointer over a drop-down changed its value unseen (the
+    source, a segmentation's stages, the refinement's HU window)."""
+    from qtpy.QtCore import QPoint, QPointF, Qt
+    from qtpy.QtGui import QWheelEvent
+    from qtpy.QtWidgets import QApplication
+
+    viewer, widget = load_widget
+    qtbot.waitUntil(lambda: widget.source.property("lt_wheel_guard") is True, timeout=5_000)
+    before = widget.source.currentText()
+
+    def wheel(target):
+        pos = QPointF(5, 5)
+        event = QWheelEvent(
+            pos, QPointF(target.mapToGlobal(QPoint(5, 5))), QPoint(0, 0), QPoint(0, -120),
+            Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False,
+        )  # fmt: skip
+        QApplication.sendEvent(target, event)
+
+    assert not widget.source.hasFocus()
+    wheel(widget.source)
+    assert widget.source.currentText() == before
+    assert widget.source.focusPolicy() == Qt.StrongFocus  # a wheel gives it no focus
+    # clicked first, the wheel is the user's way to change it
+    monkey = widget.source.hasFocus
+    widget.source.hasFocus = lambda: True
+    try:
+        wheel(widget.source)
+    finally:
+        widget.source.hasFocus = monkey
+    assert widget.source.currentText() != before

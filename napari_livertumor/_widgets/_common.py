@@ -10,6 +10,9 @@ from typing import Any
 
 from qtpy.QtCore import QEvent, Qt, QTimer
 from qtpy.QtWidgets import (
+    QAbstractSlider,
+    QAbstractSpinBox,
+    QApplication,
     QComboBox,
     QDockWidget,
     QLabel,
@@ -209,11 +212,15 @@ def status_color(widget, *, error: bool = False, warning: bool = False) -> str:
     return f"color: {red if error else amber};"
 
 
-def set_status(label, message: str, *, error: bool = False, warning: bool = False) -> None:
+def set_status(
+    label, message: str, *, error: bool = False, warning: bool = False, scroll: bool = True
+) -> None:
     """Write ``message`` in a widget's status label (red for errors, amber for warnings).
 
     In a panel scrolled up (a short dock), the label is scrolled into view: a refusal below
-    the visible part looked like a button that did nothing."""
+    the visible part looked like a button that did nothing. ``scroll=False`` for a passive
+    hint no click asked for (it scrolled a panel just opened down to its bottom, past its
+    layer pickers)."""
     try:
         kind = "error" if error else "warning" if warning else ""
         if isinstance(label, StatusLabel):
@@ -221,7 +228,7 @@ def set_status(label, message: str, *, error: bool = False, warning: bool = Fals
         else:
             label.setStyleSheet(status_color(label, error=error, warning=warning))
         label.setText(message)
-        if message:
+        if message and scroll:
             scroll_into_view(label)
     except RuntimeError:  # label already deleted
         pass
@@ -234,6 +241,9 @@ def scroll_into_view(widget) -> None:
         scroll = scroll.parent()
     if scroll is not None:
         QTimer.singleShot(0, lambda: _show_in(scroll, widget))
+        # and again once a wrapped message has its full height (its last lines stayed below
+        # the panel's edge when the first pass ran before the label grew)
+        QTimer.singleShot(80, lambda: _show_in(scroll, widget))
 
 
 def _show_in(scroll, label) -> None:
@@ -668,8 +678,34 @@ class PanelScroll(QScrollArea):
         hint.setWidth(self.widget().sizeHint().width() + 2 * self.frameWidth() + bar)
         return hint
 
+    #: controls whose value the mouse wheel changes: it scrolls the panel instead, unless the
+    #: control was clicked first (a wheel over a drop-down turned "liver + tumor" into "liver
+    #: only", or the refinement's HU window, unseen, while the panel was scrolled)
+    _WHEEL_CONTROLS = (QComboBox, QAbstractSpinBox, QAbstractSlider)
+
+    def _guard_wheel(self) -> None:
+        for control in self.widget().findChildren(self._WHEEL_CONTROLS):
+            if control.property("lt_wheel_guard") or control in (
+                self.verticalScrollBar(),
+                self.horizontalScrollBar(),
+            ):
+                continue
+            control.setProperty("lt_wheel_guard", True)
+            control.setFocusPolicy(Qt.StrongFocus)  # a wheel gives no focus
+            control.installEventFilter(self)
+
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Wheel and obj is not self.widget():
+            if obj.hasFocus():
+                return False  # clicked first: the wheel changes it
+            # the panel scrolls as the wheel over its background would (a wheel event passed
+            # on to the scroll bar came back to this panel when the bar was at its end)
+            bar = self.verticalScrollBar()
+            lines = QApplication.wheelScrollLines() * bar.singleStep()
+            bar.setValue(bar.value() - round(event.angleDelta().y() / 120 * lines))
+            return True
         if obj is self.widget() and event.type() == QEvent.LayoutRequest:
+            self._guard_wheel()  # controls added since (magicgui rows, a results table)
             # it scrolls up and down only: the panel keeps its content's width
             bar = self.verticalScrollBar().sizeHint().width()
             least = obj.minimumSizeHint().width() + 2 * self.frameWidth() + bar

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     import napari
 
 
-NO_LABELS = "No labels layer to export."
+NO_LABELS = "No labels layer to export: segment the CT (panel 2), or load labels."
 
 
 class ExportWidget(JobWidgetMixin, QWidget):
@@ -122,6 +122,8 @@ class ExportWidget(JobWidgetMixin, QWidget):
 
         self.browse.clicked.connect(self._browse)
         self.export_button.clicked.connect(self._export_clicked)
+        # Enter in the folder field exports (asking before replacing any file), as the button
+        self.folder.returnPressed.connect(self._folder_entered)
         self.labels_combo.currentTextChanged.connect(self._labels_changed)
         follow_layer_list(self, self.viewer, self.refresh_layers)
         self.init_jobs(napari_viewer)
@@ -280,6 +282,10 @@ class ExportWidget(JobWidgetMixin, QWidget):
 
     def _export_clicked(self) -> None:
         if not self.cancel_if_running(self.export_button):
+            self.export()
+
+    def _folder_entered(self) -> None:
+        if not self.busy:
             self.export()
 
     def _browse(self) -> None:

@@ -136,6 +136,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.truth_browse.clicked.connect(self._browse_truth)
         self.scan_button.clicked.connect(self._scan_clicked)
         self.load_button.clicked.connect(self._load_clicked)
+        self.path.returnPressed.connect(self._path_entered)
+        self.truth_path.returnPressed.connect(self._path_entered)
         self.window.currentTextChanged.connect(self._apply_window)
         self._source_changed()
         self.init_jobs(napari_viewer)
@@ -366,6 +368,16 @@ class LoadWidget(JobWidgetMixin, QWidget):
         if not self.cancel_if_running(self.scan_button):
             self.scan()
 
+    def _path_entered(self) -> None:
+        """Enter in a path field does the next step: a DICOM folder not listed yet is
+        scanned, anything else loaded (never a Cancel of a job under way)."""
+        if self.busy:
+            return
+        if self.source.currentText() == SOURCES[0] and not self._series:
+            self.scan()
+        else:
+            self.load()
+
     def _path_changed(self, *_) -> None:
         """A new path: the last scan's series (and the SEG it filled in) no longer apply, and
         a scan under way is of a folder no longer named: stopped, its result dropped."""
@@ -442,6 +454,8 @@ def _read_truth(path, volume):
 
     if not path.exists():
         raise InputError(path, "ground-truth file not found")
+    if path.is_dir():  # an HCC-TACE-Seg SEG lives in a series folder of its own
+        return _seg_in_folder(path, volume)
     if is_nifti_path(path):
         # compared in the standard orientation: a label map may store its axes otherwise
         truth, _ = read_nifti(path).to_standard()
@@ -454,6 +468,30 @@ def _read_truth(path, volume):
     from ..io.seg import read_dicom_seg
 
     return read_dicom_seg(path, volume)
+
+
+def _seg_in_folder(folder, volume):
+    """The label map of the DICOM SEG in ``folder`` drawn on ``volume`` (the first that
+    fits, of several)."""
+    from ..errors import LiverTumorError
+    from ..io.dicom import discover_series
+    from ..io.seg import read_dicom_seg
+
+    segs = [f for s in discover_series(folder) if s.modality == "SEG" for f in s.files]
+    if not segs:
+        raise InputError(
+            folder, "is a folder with no DICOM SEG in it: choose the SEG (or NIfTI) file"
+        )
+    problems = []
+    for seg in sorted(segs):
+        try:
+            return read_dicom_seg(seg, volume)
+        except LiverTumorError as exc:
+            problems.append(str(exc))
+    raise InputError(
+        folder,
+        f"holds {len(segs)} DICOM SEG(s), none drawn on this CT ({problems[0]})",
+    )
 
 
 __all__ = ["LoadWidget", "notify_error"]

@@ -474,9 +474,17 @@ class RefineWidget(JobWidgetMixin, QWidget):
         ct_layer = self._layer(self.ct_combo.currentText())
         mask_layer = self._layer(self.mask_combo.currentText())
         if ct_layer is None:
-            raise ValueError("Choose a CT image layer.")
+            raise ValueError(
+                "Choose a CT image layer."
+                if self.ct_combo.count()
+                else "Load a CT first (panel 1), then segment it (panel 2)."
+            )
         if mask_layer is None:
-            raise ValueError("Choose the labels layer holding the tumor.")
+            raise ValueError(
+                "Choose the labels layer holding the tumor."
+                if self.mask_combo.count()
+                else "No labels layer yet: segment the CT first (panel 2)."
+            )
         if apply and not mask_layer.visible:  # never applied into a layer nobody sees
             raise ValueError(
                 f"'{mask_layer.name}' is hidden: show it (its eye in the layer list), or choose "
@@ -608,7 +616,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             self._clear_preview()
             rolled = self._onscreen and self.viewer.dims.ndisplay == 2
             if rolled and self._view_was_axial:  # said when the view turns, not over a result
-                set_status(self.status, _NOT_AXIAL)
+                set_status(self.status, _NOT_AXIAL, scroll=False)
                 self._preview_error = True  # a hint to clear once there is an outline
             self._view_was_axial = not rolled
             return
@@ -630,7 +638,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                     if self.ct_combo.currentText()
                     else "Load a CT and segment it; the outline shows here."
                 )
-                set_status(self.status, hint)
+                set_status(self.status, hint, scroll=False)
                 self._preview_error = True  # a hint to clear once there is an outline
                 return
             set_status(self.status, str(exc), error=True)
@@ -791,12 +799,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             set_status(self.status, str(exc), error=True)
             return
         if not tumor.any():  # no lesion at all: nothing to point at
-            why = (
-                " (its tumor stage was not run: liver only, or no liver found)"
-                if _layers.tumor_not_assessed(mask_layer)
-                else ""
-            )
-            set_status(self.status, f"'{mask_layer.name}' has no tumor to refine{why}.")
+            set_status(self.status, _no_tumor_text(mask_layer))
             return
         chosen = self.lesion_combo.currentText() if lesion is None else None
         seeds = [lesion] if lesion is not None else self.lesion_combo.currentData()
@@ -857,6 +860,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
             ct_layer, mask_layer, tumor, liver, spacing = self._inputs(apply=True)
         except ValueError as exc:
             set_status(self.status, str(exc), error=True)
+            return
+        if not tumor.any():  # said as Apply to lesion says it, not as "changed nothing"
+            set_status(self.status, _no_tumor_text(mask_layer))
             return
         cfg = self.build_config()
         ct = np.asarray(ct_layer.data)
@@ -1006,7 +1012,12 @@ class RefineWidget(JobWidgetMixin, QWidget):
         layer = self._layer(self.mask_combo.currentText())
         original = None if layer is None else layer.metadata.get(MODEL_OUTPUT)
         if original is None or original.shape != layer.data.shape:
-            set_status(self.status, "No model output remembered for this layer yet.")
+            set_status(
+                self.status,
+                "No model output remembered for this layer yet."
+                if layer is not None
+                else "Nothing to reset: no labels layer is chosen.",
+            )
             return
         changed = np.asarray(layer.data) != original
         if not changed.any():
@@ -1096,6 +1107,15 @@ class RefineWidget(JobWidgetMixin, QWidget):
         n = len(self.history)
         self.undo_button.setEnabled(n > 0)
         self.undo_button.setText(f"Undo ({n})" if n else "Undo")
+
+
+def _no_tumor_text(mask_layer) -> str:
+    why = (
+        " (its tumor stage was not run: liver only, or no liver found)"
+        if _layers.tumor_not_assessed(mask_layer)
+        else ""
+    )
+    return f"'{mask_layer.name}' has no tumor to refine{why}."
 
 
 def _sliver_ml(layer) -> float:

@@ -217,6 +217,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.clinical_browse.clicked.connect(self._browse_clinical)
         self.out_browse.clicked.connect(self._browse_out)
         self.check_button.clicked.connect(self._check_clicked)
+        # Enter in the data field checks it (as the button beside it), unless a job runs
+        self.data.returnPressed.connect(self._data_entered)
         self.start_button.clicked.connect(self._start_clicked)
         self.stage.currentTextChanged.connect(self._stage_changed)
         self.start_from.currentTextChanged.connect(lambda _: self._stage_changed())
@@ -549,6 +551,10 @@ class TrainWidget(JobWidgetMixin, QWidget):
 
     def _check_clicked(self) -> None:
         if not self.cancel_if_running(self.check_button):
+            self.check_data()
+
+    def _data_entered(self) -> None:
+        if not self.busy:
             self.check_data()
 
     def _stage_changed(self, stage: str | None = None) -> None:
