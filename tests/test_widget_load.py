@@ -77,9 +77,9 @@ def test_window_presets_change_the_ct_contrast(load_widget, qtbot, tmp_path):
     viewer, widget = load_widget
     vol, _ = tiny_ct()
     _layers.add_ct_layer(viewer, vol)
-    widget.window.setCurrentText("bone")
+    widget.window_combo.setCurrentText("bone")
     assert tuple(viewer.layers[0].contrast_limits) == (-500.0, 1300.0)
-    widget.window.setCurrentText("lung")
+    widget.window_combo.setCurrentText("lung")
     assert tuple(viewer.layers[0].contrast_limits) == (-1350.0, 150.0)
 
 

@@ -694,6 +694,31 @@ class PanelScroll(QScrollArea):
             control.setFocusPolicy(Qt.StrongFocus)  # a wheel gives no focus
             control.installEventFilter(self)
 
+    def _name_fields(self) -> None:
+        """Give the inputs of a form row the row's label as their accessible name: a field
+        placed in a row beside its Browse… button had none (a screen reader read an empty
+        name, and three buttons all read "Browse…")."""
+        from qtpy.QtWidgets import QAbstractButton, QFormLayout, QLineEdit
+
+        for form in self.widget().findChildren(QFormLayout):
+            for row in range(form.rowCount()):
+                label_item = form.itemAt(row, QFormLayout.LabelRole)
+                field_item = form.itemAt(row, QFormLayout.FieldRole)
+                label = label_item.widget() if label_item is not None else None
+                if not isinstance(label, QLabel) or field_item is None:
+                    continue
+                text = label.text().strip().rstrip(":")
+                if not text:
+                    continue
+                inputs = _widgets_in(field_item)
+                fields = [w for w in inputs if isinstance(w, (QLineEdit, *self._WHEEL_CONTROLS))]
+                for i, w in enumerate(fields):
+                    if not w.accessibleName():
+                        w.setAccessibleName(text if len(fields) == 1 else f"{text} ({i + 1})")
+                for w in inputs:
+                    if isinstance(w, QAbstractButton) and not w.accessibleName():
+                        w.setAccessibleName(f"{w.text().replace('&', '')} ({text})")
+
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
         if event.type() == QEvent.Wheel and obj is not self.widget():
             if obj.hasFocus():
@@ -706,6 +731,7 @@ class PanelScroll(QScrollArea):
             return True
         if obj is self.widget() and event.type() == QEvent.LayoutRequest:
             self._guard_wheel()  # controls added since (magicgui rows, a results table)
+            self._name_fields()
             # it scrolls up and down only: the panel keeps its content's width
             bar = self.verticalScrollBar().sizeHint().width()
             least = obj.minimumSizeHint().width() + 2 * self.frameWidth() + bar
@@ -735,6 +761,27 @@ class PanelScroll(QScrollArea):
                 share_dock_column(self, first=not docked, results=results)
         except RuntimeError:  # deleted meanwhile
             pass
+
+
+def _widgets_in(item) -> list:
+    """The widgets of a layout item: its widget, or those of its layout (nested ones too)."""
+    widget = item.widget()
+    if widget is not None:
+        from qtpy.QtWidgets import QAbstractButton, QLineEdit
+
+        if isinstance(widget, (QLineEdit, QAbstractButton, *PanelScroll._WHEEL_CONTROLS)):
+            return [widget]
+        layout = widget.layout()
+        return [] if layout is None else _widgets_in_layout(layout)
+    layout = item.layout()
+    return [] if layout is None else _widgets_in_layout(layout)
+
+
+def _widgets_in_layout(layout) -> list:
+    found = []
+    for i in range(layout.count()):
+        found += _widgets_in(layout.itemAt(i))
+    return found
 
 
 def _share_if_alive(panel) -> None:

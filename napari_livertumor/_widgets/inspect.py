@@ -74,6 +74,14 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.measure_button = QPushButton("Measure")
         self.volume_table = _table(["Measure", "Value"])
         self.lesion_table = _table(["#", "Volume (mL)", "Longest Ø (mm)", "Slices", "Images"])
+        self.lesion_table.horizontalHeaderItem(1).setToolTip(
+            "The lesion's volume: a lesion is one connected part of the tumor label"
+        )
+        self.lesion_table.horizontalHeaderItem(2).setToolTip(
+            "The longest distance across the lesion in 3D, edge to edge (as calipers measure "
+            "it), in any direction: not the axial (RECIST) diameter, which is measured on one "
+            "slice and can be shorter"
+        )
         self.lesion_table.horizontalHeaderItem(3).setToolTip(
             "The lesion's first and last slice, as napari's slice slider counts them"
         )
@@ -83,6 +91,14 @@ class InspectWidget(JobWidgetMixin, QWidget):
         )
         self.lesion_table.setColumnHidden(4, True)
         self.score_table = _table(["Class", "Dice", "IoU"])
+        self.score_table.horizontalHeaderItem(1).setToolTip(
+            "Overlap with the ground truth, 0 to 1 (1: identical): twice the shared voxels "
+            "over the sum of both masks' voxels"
+        )
+        self.score_table.horizontalHeaderItem(2).setToolTip(
+            "Overlap with the ground truth, 0 to 1 (1: identical): the shared voxels over the "
+            "voxels in either mask (Jaccard; always at most the Dice)"
+        )
         self.score_table.setVisible(False)
         self.status = StatusLabel()
         for widget, tip in (

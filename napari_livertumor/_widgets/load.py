@@ -62,11 +62,13 @@ class LoadWidget(JobWidgetMixin, QWidget):
         header.setSectionResizeMode(0, QHeaderView.Stretch)  # long descriptions are elided
         self.series_table.setMinimumHeight(110)
         self.truth_path = QLineEdit()
-        self.truth_path.setPlaceholderText("optional: DICOM SEG or NIfTI label map")
+        self.truth_path.setPlaceholderText(
+            "optional: DICOM SEG (file or its folder) or NIfTI label map"
+        )
         self.truth_browse = QPushButton("Browse…")
         self.load_button = QPushButton("Load")
-        self.window = QComboBox()
-        self.window.addItems(list(_layers.WINDOW_PRESETS))
+        self.window_combo = QComboBox()
+        self.window_combo.addItems(list(_layers.WINDOW_PRESETS))
         self.progress_bar = QProgressBar()
         self.progress_bar.setVisible(False)
         self.status = StatusLabel()
@@ -96,7 +98,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
             (self.truth_browse, "Pick a DICOM SEG or NIfTI label file"),
             (self.load_button, "Open the CT (and ground truth) as layers in mm"),
             (
-                self.window,
+                self.window_combo,
                 "HU window of the CT layer (abdomen / liver / bone / lung); the "
                 "contrast limits can still be dragged in the layer controls",
             ),
@@ -122,7 +124,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         layout.addWidget(self.load_button)
         layout.addWidget(self.progress_bar)
         wform = QFormLayout()
-        wform.addRow("HU window", self.window)
+        wform.addRow("HU window", self.window_combo)
         layout.addLayout(wform)
         layout.addWidget(self.status)
         layout.addStretch(1)
@@ -138,7 +140,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.load_button.clicked.connect(self._load_clicked)
         self.path.returnPressed.connect(self._path_entered)
         self.truth_path.returnPressed.connect(self._path_entered)
-        self.window.currentTextChanged.connect(self._apply_window)
+        self.window_combo.currentTextChanged.connect(self._apply_window)
         self._source_changed()
         self.init_jobs(napari_viewer)
 
@@ -335,7 +337,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         volume, truth, truth_problem, notes = loaded
         name = _layers.unique_name(self.viewer, _layers._volume_name(volume))
         layer = _layers.add_ct_layer(self.viewer, volume, name=name)
-        _layers.set_window(layer, self.window.currentText())
+        _layers.set_window(layer, self.window_combo.currentText())
         if truth is not None:
             _layers.add_labels_layer(
                 self.viewer,
@@ -396,7 +398,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
         is_dicom, is_sample = src == SOURCES[0], src == SOURCES[2]
         self.path.setEnabled(not is_sample)
         self.path.setPlaceholderText(
-            "DICOM folder" if is_dicom else "" if is_sample else ".nii or .nii.gz CT file"
+            "DICOM folder"
+            if is_dicom
+            else "not needed: the sample is made here"
+            if is_sample
+            else ".nii or .nii.gz CT file"
         )
         self.browse.setEnabled(not is_sample)
         self.scan_button.setVisible(is_dicom)
@@ -407,6 +413,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
         # the sample brings its own ground truth
         self.truth_path.setEnabled(not is_sample)
         self.truth_browse.setEnabled(not is_sample)
+        self.truth_path.setPlaceholderText(
+            "not needed: the sample brings its own ground truth"
+            if is_sample
+            else "optional: DICOM SEG (file or its folder) or NIfTI label map"
+        )
 
     def _browse(self) -> None:
         if self.source.currentText() == SOURCES[0]:

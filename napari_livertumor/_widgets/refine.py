@@ -67,24 +67,34 @@ MODEL_OUTPUT = "model_output"
 
 #: help shown when the mouse rests on a control
 TOOLTIPS = {
-    "method": "Chan-Vese compares the mean CT inside and outside the contour; geodesic follows edges",
-    "iterations": "how many steps the contour moves (0 shows the mask as it is)",
-    "smoothing": "curvature smoothing per step: more gives rounder outlines",
-    "lambda1": "weight of the inside region: lower lets the tumor grow",
-    "lambda2": "weight of the outside region: lower lets the tumor shrink",
-    "balloon": "geodesic only: > 0 inflates, < 0 deflates where the edges are weak",
-    "auto_threshold": "geodesic with a balloon only: stop threshold from the image itself",
-    "threshold": "geodesic with a balloon only: where the inverse gradient is below this, the "
-    "balloon stops pushing (with balloon 0 it has no effect, and is greyed out)",
-    "alpha": "geodesic only: how sharply edges stop the contour",
-    "sigma": "Gaussian scale in mm: denoising (Chan-Vese) or edge scale (geodesic)",
-    "hu_low": "lowest HU of the window the contour sees",
-    "hu_high": "highest HU of the window the contour sees",
-    "margin": "margin around each lesion's box; only that box is processed",
-    "max_shift": "the contour moves at most this far from the mask (0 = no limit)",
-    "min_contrast": "lesions with less contrast to the liver around them are left as they are",
-    "live": "refine the shown slice in 2D as you change the settings (yellow outline); this is "
-    "what Apply to slice writes. Apply to lesion / to all run the contour in 3D, where the "
+    "method": "Chan-Vese: the outline settles where the mean CT value inside and outside differ "
+    "most (lesions darker or brighter than the liver). Geodesic: it follows edges",
+    "iterations": "How many steps the outline moves (0–200; 0 shows the mask as it is)",
+    "smoothing": "Curvature smoothing per step (0–4): more gives rounder outlines",
+    "lambda1": "Chan-Vese only (λ inside, 0.01–10): how much the inside must match its mean; "
+    "lower lets the tumor grow",
+    "lambda2": "Chan-Vese only (λ outside, 0.01–10): how much the outside must match its mean; "
+    "lower lets the tumor shrink",
+    "balloon": "Geodesic only (−5 to 5): a push that keeps the outline moving where edges are "
+    "weak; > 0 inflates, < 0 deflates",
+    "auto_threshold": "Geodesic with a balloon only: the stop threshold taken from the image itself",
+    "threshold": "Geodesic with a balloon only (0–1): where the edge map (1 on flat tissue, "
+    "near 0 on a sharp edge) is below this, the balloon stops pushing (with balloon 0 it has "
+    "no effect, and is greyed out)",
+    "alpha": "Geodesic only (1–10000): how sharply edges stop the outline",
+    "sigma": "Smoothing of the CT before the outline moves, in mm (0.1–10): denoising "
+    "(Chan-Vese) or the scale of the edges followed (geodesic)",
+    "hu_low": "Lowest HU of the window the outline sees (–1024 to 3071); darker is taken as "
+    "this value. Not the display window",
+    "hu_high": "Highest HU of the window the outline sees (–1024 to 3071); brighter is taken "
+    "as this value. Not the display window",
+    "margin": "Margin around each lesion's box, in mm (0–100); only that box is processed",
+    "max_shift": "The outline moves at most this far from the mask, in mm (0–50; 0 = no limit)",
+    "min_contrast": "Contrast-to-noise ratio (CNR, 0–10): the difference of mean HU between "
+    "the lesion and the liver around it, divided by their noise (standard deviation). "
+    "Lesions below it are left as they are: an outline would wander on them",
+    "live": "Refine the shown slice in 2D as you change the settings (yellow outline); this is "
+    "what Apply to slice writes. Apply to lesion / to all run the outline in 3D, where the "
     "neighbouring slices pull on it: the result on this slice may differ",
 }
 
@@ -120,7 +130,12 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.ct_combo = RefreshingCombo(self.refresh_layers)
         self.mask_combo = RefreshingCombo(self.refresh_layers)
         self.liver_combo = RefreshingCombo(self.refresh_layers)
-        self.tumor_value = mw.SpinBox(value=2, min=1, max=255, tooltip="tumor label value")
+        self.tumor_value = mw.SpinBox(
+            value=2,
+            min=1,
+            max=255,
+            tooltip="The label value of tumor in the labels layer (2 as the models write it)",
+        )
 
         # -- contour parameters (magicgui)
         d = RefineConfig()
@@ -188,6 +203,15 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 label = QLabel(w.label)
                 grid.addWidget(label, row, 0)
                 self._row_labels[id(w)] = label
+                # its inputs carry the row's name (a screen reader read them unnamed)
+                from qtpy.QtWidgets import QAbstractSlider, QAbstractSpinBox, QComboBox
+
+                inputs = [w.native] + w.native.findChildren(
+                    (QAbstractSlider, QAbstractSpinBox, QComboBox)
+                )
+                for native in inputs:
+                    if isinstance(native, (QAbstractSlider, QAbstractSpinBox, QComboBox)):
+                        native.setAccessibleName(w.label)
             if w.native.layout() is not None:  # a slider with its read-out: no extra margin
                 w.native.layout().setContentsMargins(0, 0, 0, 0)
             policy = w.native.sizePolicy()  # rows keep their own height
@@ -203,6 +227,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
         # -- actions
         self.lesion_combo = RefreshingCombo(self.refresh_lesions, lists_layers=False)
+        self.lesion_combo.setAccessibleName("Lesion to refine")
         self.apply_slice_button = QPushButton("Apply to slice")
         self.apply_lesion_button = QPushButton("Apply to lesion (3D)")
         self.apply_all_button = QPushButton("Apply to all (3D)")

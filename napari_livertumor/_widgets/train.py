@@ -620,13 +620,15 @@ def _make_plot():
     from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(4, 2.4), dpi=100)
+    # laid out at each draw to fit its labels: fixed margins cut the axis titles off in a
+    # narrow panel ("ıoss" at 1280x800)
+    figure = Figure(figsize=(4, 2.4), dpi=100, layout="constrained")
+    figure.get_layout_engine().set(w_pad=0.02, h_pad=0.02)
     canvas = FigureCanvasQTAgg(figure)
     canvas.setMinimumHeight(90)
     loss_ax = figure.add_subplot(111)
     dice_ax = loss_ax.twinx()
     _style_axes(figure, loss_ax, dice_ax, _PLOT_COLORS["dark"])
-    figure.subplots_adjust(left=0.14, right=0.86, bottom=0.2, top=0.92)
     return figure, canvas, loss_ax, dice_ax
 
 
