@@ -1040,3 +1040,74 @@ def test_train_check_says_what_the_data_holds_and_trains_nothing(
     assert "required: --out (or --check" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "nope"), "--check"]) == 1
     assert "data folder not found" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_the_middle_of_a_step_resumes_as_if_never_stopped(
+    toy_data, tmp_path, monkeypatch
+):
+    """The signal landed mid-step: the saved state had this step's random draws (the VAE's
+    sampling) with the last step's count, and the resumed run differed from one never
+    stopped. The step now ends first."""
+    import signal
+
+    from napari_livertumor.training import loop
+
+    full = run_all(tiny_config(toy_data, tmp_path / "full"))
+    real, calls = loop._Run._step, []
+
+    def signalled_mid_step(self, *args, **kw):
+        calls.append(1)
+        if len(calls) == 4:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives while this step runs
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(loop._Run, "_step", signalled_mid_step)
+    with pytest.raises(KeyboardInterrupt):
+        run_all(tiny_config(toy_data, tmp_path / "cut"))
+    monkeypatch.setattr(loop._Run, "_step", real)
+    resumed = run_all(tiny_config(toy_data, tmp_path / "cut", resume=True))
+    assert [r["step"] for r in resumed if r["event"] == "step"] == [5, 6]  # step 4 was whole
+    assert resumed[-1]["weights_digest"] == full[-1]["weights_digest"]
+
+
+def test_a_resume_takes_the_new_weight_decay_and_refuses_another_optimizer(toy_data, tmp_path):
+    """The saved optimizer groups brought back the old weight decay while the metadata said
+    the new one; another optimizer became a hybrid of the two, unsaid."""
+    import torch
+
+    n = 0
+
+    def cancel_after_two():
+        return n >= 2
+
+    for r in train(tiny_config(toy_data, tmp_path), should_cancel=cancel_after_two):
+        n += r["event"] == "step"
+    with pytest.raises(InputError, match="optimizer: run adamw, now adam"):
+        run_all(tiny_config(toy_data, tmp_path, resume=True, optimizer="adam"))
+    n = 0
+    cut = tiny_config(toy_data, tmp_path, resume=True, weight_decay=0.05)
+    for r in train(cut, should_cancel=cancel_after_two):
+        n += r["event"] == "step"
+    state = torch.load(tmp_path / "liver" / "last" / "train_state.pt", weights_only=True)
+    assert {g["weight_decay"] for g in state["optimizer"]["param_groups"]} == {0.05}
+
+
+def test_a_start_model_of_another_network_or_a_missing_gpu_is_refused_before_any_work(
+    toy_data, tmp_path
+):
+    """Both were found only after the cohort was prepared, or (--stage both) after the liver
+    stage had trained."""
+    from unittest import mock
+
+    from napari_livertumor.training.loop import check_before_writing
+
+    run_all(tiny_config(toy_data, tmp_path / "m"))
+    other_net = {**TINY_NET, "init_filters": TINY_NET["init_filters"] * 2}
+    init = str(tmp_path / "m" / "liver")
+    cfg = tiny_config(toy_data, tmp_path / "ft", network=other_net, init_from=init)
+    with pytest.raises(LiverTumorError, match="its network .* differs from the recipe's"):
+        check_before_writing(cfg)
+    cfg = tiny_config(toy_data, tmp_path / "gpu", device="cuda")
+    with mock.patch("torch.cuda.is_available", return_value=False):
+        with pytest.raises(InputError, match="no CUDA device"):
+            check_before_writing(cfg)

@@ -138,7 +138,76 @@ def check_before_writing(cfg: TrainConfig) -> None:
                 + "): resume with the run's own settings, or --force to start a new run",
             )
     if cfg.init_from and not (cfg.resume and has_state):
-        load_model(cfg.init_from, stage=cfg.stage)  # ModelError: missing, corrupt, wrong stage
+        # missing, corrupt, wrong stage (ModelError), or another network: found now, not after
+        # the data is prepared or the liver stage has trained (--stage both)
+        check_init_fits(cfg, load_model(cfg.init_from, stage=cfg.stage), cfg.init_from)
+    check_device(cfg.device)
+
+
+class _WholeStep:
+    """Hold Ctrl-C and SIGTERM until the block ends, then raise ``KeyboardInterrupt``; a
+    second one during the block raises at once (a step that hangs can still be stopped).
+    Outside the main thread (the napari panel's worker, which stops by its flag) it does
+    nothing."""
+
+    _SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self._old: dict = {}
+        self._pending: list[int] = []
+        if threading.current_thread() is not threading.main_thread():
+            return self
+
+        def hold(signum, frame):
+            if self._pending:
+                raise KeyboardInterrupt
+            self._pending.append(signum)
+
+        for name in self._SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                self._old[sig] = signal.signal(sig, hold)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        import signal
+
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        if self._pending and exc_type is None:
+            raise KeyboardInterrupt
+        return False
+
+
+def check_init_fits(cfg: TrainConfig, loaded, folder) -> None:
+    """Refuse a start model (``--init``) whose network is not the recipe's, or an ensemble."""
+    meta = loaded.metadata
+    if meta.members > 1:
+        raise LiverTumorError(
+            f"cannot start from {folder}: it is an ensemble of {meta.members} networks; "
+            "start from one of its members (listed under training.ensemble_of)"
+        )
+    if meta.network.to_dict() != cfg.network.to_dict():
+        raise LiverTumorError(
+            f"cannot start from {folder}: its network {meta.network.to_dict()} differs from "
+            f"the recipe's {cfg.network.to_dict()}"
+        )
+
+
+def check_device(device: str) -> None:
+    """CUDA asked for where there is none: said before the data is prepared (which takes
+    long on a real cohort), not after."""
+    if not str(device).startswith("cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise InputError(
+            None, "CUDA was asked for but no CUDA device is available; use --device cpu"
+        )
 
 
 #: where the best model is written before it is moved into the stage folder, and the mark of a
@@ -196,6 +265,7 @@ def recover_interrupted_save(stage_dir: Path) -> None:
 #: (learning rate, epochs, data and augmentation may change between parts of one run)
 RECIPE_FIELDS = (
     "network",
+    "optimizer",
     "roi_size",
     "target_spacing",
     "hu_window",
@@ -268,6 +338,17 @@ class _Run:
         self.is_main = self.rank == 0
         self.device = resolve_device(config.device)
         self.use_amp = bool(config.amp) and self.device.type == "cuda"
+        batch_voxels = config.batch_size * int(np.prod(config.roi_size))
+        if config.device == "auto" and self.device.type == "cpu" and batch_voxels > _GPU_SIZED:
+            # a GPU recipe (hcc_tace_gpu) on a machine without one ran on, slowly and unsaid
+            log.warning(
+                "%s: no CUDA device, so training runs on the CPU; this recipe's batches "
+                "(%d x %s voxels) are sized for a GPU: expect minutes per step. Use a "
+                "CPU recipe (--config default_cpu) or a machine with a GPU",
+                config.stage,
+                config.batch_size,
+                "x".join(str(n) for n in config.roi_size),
+            )
         self.stage_dir = config.stage_dir
         self.torch = torch
         self.should_cancel: Callable[[], bool] | None = None
@@ -544,9 +625,14 @@ class _Run:
                         total_steps = step  # ends the outer loop too
                         break
                     t0 = time.perf_counter()
-                    losses, train_dice = self._step(model, opt, batch, step, total_steps)
-                    step += 1
-                    state["step"] = step
+                    # a Ctrl-C or SIGTERM waits for the step to end: cut half-way, the saved
+                    # state mixed this step's random draws (dropout) with the last step's count
+                    # (a resumed run then differed from one never stopped), or half-updated
+                    # weights with the optimizer's old moments
+                    with _WholeStep():
+                        losses, train_dice = self._step(model, opt, batch, step, total_steps)
+                        step += 1
+                        state["step"] = step
                     dt = time.perf_counter() - t0
                     epoch_losses.append(losses["total"])
                     yield {
@@ -870,16 +956,7 @@ class _Run:
         folder = Path(cfg.init_from)
         loaded = load_model(folder, stage=cfg.stage)  # ModelError: missing, corrupt, wrong stage
         meta = loaded.metadata
-        if meta.members > 1:
-            raise LiverTumorError(
-                f"cannot start from {folder}: it is an ensemble of {meta.members} networks; "
-                "start from one of its members (listed under training.ensemble_of)"
-            )
-        if meta.network.to_dict() != cfg.network.to_dict():
-            raise LiverTumorError(
-                f"cannot start from {folder}: its network {meta.network.to_dict()} differs from "
-                f"the recipe's {cfg.network.to_dict()}"
-            )
+        check_init_fits(cfg, loaded, folder)
         for name in ("target_spacing", "hu_window"):
             mine, theirs = tuple(getattr(cfg, name)), tuple(getattr(meta, name))
             if not np.allclose(mine, theirs):
@@ -932,6 +1009,10 @@ class _Run:
             saved = torch.load(path, map_location="cpu", weights_only=True)
             net.load_state_dict(saved["weights"])
             opt.load_state_dict(saved["optimizer"])
+            # the saved groups bring back the weight decay they had; the recipe's now holds (as
+            # the learning rate does), so the metadata's value is the one trained with
+            for group in opt.param_groups:
+                group["weight_decay"] = self.config.weight_decay
             torch.set_rng_state(saved["torch_rng"])
         except Exception as exc:
             raise LiverTumorError(f"cannot resume from {path}: {exc}") from exc
@@ -1197,6 +1278,11 @@ def lr_at(
     if time_frac is not None:
         t = max(t, time_frac)
     return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+#: voxels per batch above which a recipe is meant for a GPU (the CPU recipes use ~0.6-0.8 M, the
+#: HCC-TACE-Seg GPU one 9.4 M)
+_GPU_SIZED = 2_000_000
 
 
 def resolve_device(device: str):
