@@ -121,12 +121,20 @@ def seed_check_note(manifests) -> str | None:
 
 
 def load_pair(root: Path, prog: str) -> dict:
-    """``root/liver`` and ``root/tumor`` as LoadedModels; a clear exit when one is unusable."""
+    """``root/liver`` and ``root/tumor`` as LoadedModels; a clear exit when one is unusable.
+
+    A run folder of a tumor-only fine-tune has no ``liver/``: the shipped liver model crops the
+    tumor stage's input then, as ``livertumor segment --models`` does (said on stderr)."""
     from napari_livertumor.errors import ModelError
     from napari_livertumor.models import load_model
+    from napari_livertumor.models.checkpoint import default_model_dir
 
+    folders = {st: Path(root) / st for st in ("liver", "tumor")}
+    if not folders["liver"].exists() and folders["tumor"].exists():
+        folders["liver"] = default_model_dir("liver")
+        print(f"{prog}: {root} has no liver/: using the shipped liver model", file=sys.stderr)
     try:
-        return {st: load_model(Path(root) / st, stage=st) for st in ("liver", "tumor")}
+        return {st: load_model(folder, stage=st) for st, folder in folders.items()}
     except ModelError as exc:
         raise SystemExit(f"{prog}: {exc}") from None
 

@@ -300,6 +300,13 @@ def read_metadata(folder: str | Path) -> ModelMetadata:
         )
     meta_path = folder / METADATA_FILE
     if not meta_path.is_file():
+        if (folder / "last" / METADATA_FILE).is_file():  # a run stopped before its first best
+            raise ModelError(
+                folder,
+                "no model here yet: a training run stopped before saving one (its latest "
+                f"weights are in {folder / 'last'}, which loads as a model; or finish it with "
+                "the same `livertumor train` command and --resume)",
+            )
         raise ModelError(folder, "no metadata.json here: not a napari-livertumor model folder")
     try:
         raw = json.loads(read_user_text(meta_path))  # maybe edited by hand (a BOM, UTF-16)
