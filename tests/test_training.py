@@ -1111,3 +1111,19 @@ def test_a_start_model_of_another_network_or_a_missing_gpu_is_refused_before_any
     with mock.patch("torch.cuda.is_available", return_value=False):
         with pytest.raises(InputError, match="no CUDA device"):
             check_before_writing(cfg)
+
+
+def test_tumor_settings_in_the_liver_or_common_section_are_refused_not_ignored(tmp_path):
+    """Tumor-only keys in the liver section were ignored unsaid; mask_outside_liver in common
+    changed the liver's training, unlike its inference."""
+    from napari_livertumor.training.config import load_recipe
+
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"liver": {"hard_ratio": 0.5, "epochs": 3}}))
+    with pytest.raises(InputError, match="hard_ratio in the liver section: it acts on the tumor"):
+        load_recipe(recipe)
+    recipe.write_text(json.dumps({"common": {"mask_outside_liver": True}}))
+    with pytest.raises(InputError, match="only the tumor stage masks its input"):
+        load_recipe(recipe)
+    recipe.write_text(json.dumps({"common": {"hard_ratio": 0.2}, "tumor": {"lesion_ratio": 0.5}}))
+    assert load_recipe(recipe)["tumor"]["lesion_ratio"] == 0.5  # where they belong: taken

@@ -500,9 +500,45 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
                 path,
                 f"section {name!r} must be an object of settings, not {type(section).__name__}",
             )
+    misplaced = sorted(TUMOR_ONLY & set(recipe.get("liver", {})))
+    if misplaced:  # the liver stage ignored them unsaid
+        raise InputError(
+            path,
+            f"{', '.join(misplaced)} in the liver section: "
+            + ("it acts" if len(misplaced) == 1 else "they act")
+            + " on the tumor stage only; move "
+            + ("it" if len(misplaced) == 1 else "them")
+            + " to the tumor section",
+        )
+    if recipe.get("common", {}).get("mask_outside_liver"):
+        # it changed the liver's training (background reset after augmentation) unlike its
+        # inference, which sees the whole CT
+        raise InputError(
+            path,
+            "mask_outside_liver in the common section: only the tumor stage masks its input "
+            "(the liver model sees the whole CT); set it in the tumor section",
+        )
     for stage in STAGES:
         try:
             make_config(stage, recipe)
         except (TypeError, ValueError) as exc:
             raise InputError(path, f"invalid {stage} settings: {exc}") from exc
     return recipe
+
+
+#: settings read by the tumor stage only (its sampling of lesions, hard negatives, the clinical
+#: weak term, the liver masking and its augmentation)
+TUMOR_ONLY = frozenset(
+    {
+        "hard_ratio",
+        "lesion_ratio",
+        "tumor_ratio",
+        "weak_lambda",
+        "weak_form",
+        "weak_columns",
+        "mask_outside_liver",
+        "aug_mask_dilate_mm",
+        "aug_mask_prob",
+        "aug_field_spare_lesions",
+    }
+)
