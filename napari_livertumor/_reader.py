@@ -347,12 +347,13 @@ def _sop_class(path: Path) -> str:
 
 
 def _is_label_map(array: np.ndarray) -> bool:
-    """A few whole values within 0–255: a mask or label map, whatever its integer type (an
-    8-bit CT, windowed to 0–255, has hundreds of values: an image)."""
+    """At most 128 whole values within 0–255: a mask or label map (TotalSegmentator's 117
+    classes too), whatever its integer type; an 8-bit CT, windowed to 0–255, has nearly all
+    256 values: an image."""
     if not np.issubdtype(array.dtype, np.integer) or array.size == 0:
         return False
     low, high = int(array.min()), int(array.max())
-    return low >= 0 and high <= 255 and len(np.unique(array[:: max(1, array.shape[0] // 8)])) <= 32
+    return low >= 0 and high <= 255 and len(np.unique(array[:: max(1, array.shape[0] // 8)])) <= 128
 
 
 def _made_on_series(labels_path: Path) -> dict | None:

@@ -192,39 +192,54 @@ def file_lock(path: str | Path, *, wait_s: float = 0.0) -> Iterator[bool]:
 
     path = Path(path)
     deadline = time.monotonic() + wait_s
-    while True:
+    fd, replaced = None, 0
+    while fd is None:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            opened = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError:
-            yield True
-            return
-        got = _try_lock(fd)
+            break  # no lock to be had here: unlocked
+        got = _try_lock(opened)
         if got is None:
-            os.close(fd)
-            yield True
-            return
+            os.close(opened)
+            break
         if got:
             try:  # still the file at that name (not one the last holder removed meanwhile)
-                current = os.path.samestat(os.fstat(fd), os.stat(path))
-            except OSError:
-                current = False
-            if current:
+                current = os.path.samestat(os.fstat(opened), os.stat(path))
+            except OSError:  # (no stable file identity here: taken as current)
+                current = True
+            if current or replaced >= 20:
+                fd = opened
                 break
-            _unlock(fd)
-        os.close(fd)
-        if not got and time.monotonic() >= deadline:
+            replaced += 1
+            _unlock(opened)
+            os.close(opened)
+            continue
+        os.close(opened)
+        if time.monotonic() >= deadline:
             yield False
             return
         time.sleep(0.05)
+    if fd is None:
+        yield True
+        return
     try:
         yield True
     finally:
-        try:
-            path.unlink()  # (Windows: not while open; left for the next holder)
-        except OSError:
-            pass
-        _unlock(fd)
-        os.close(fd)
+        if os.name == "nt":  # a file open here cannot be removed: let go of it first
+            _unlock(fd)
+            os.close(fd)
+            _remove_quietly(path)
+        else:  # removed while held, so a waiter that opened it sees it replaced
+            _remove_quietly(path)
+            _unlock(fd)
+            os.close(fd)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
 
 
 def _try_lock(fd: int) -> bool | None:

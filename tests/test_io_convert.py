@@ -320,6 +320,12 @@ def test_a_seg_of_another_series_is_looked_at_once_not_on_every_rerun(tmp_path, 
     assert (out / "imagesTs" / "HCC_951.nii.gz").exists()
     assert main(["convert", str(root), "-o", str(out)]) == 0
     assert "HCC_951: kept imagesTs/HCC_951.nii.gz" in capsys.readouterr().out
+    # the download copied elsewhere (new paths, new times): the same SEG is no new one
+    import shutil
+
+    shutil.copytree(root, tmp_path / "moved")
+    assert main(["convert", str(tmp_path / "moved"), "-o", str(out)]) == 0
+    assert "HCC_951: kept imagesTs/HCC_951.nii.gz" in capsys.readouterr().out
 
 
 def test_one_ct_written_meanwhile_by_another_run_is_not_replaced(tmp_path, monkeypatch, capsys):

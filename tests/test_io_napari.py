@@ -570,8 +570,10 @@ def test_an_8_bit_ct_opens_as_an_image_and_an_8_bit_mask_as_labels(tmp_path):
     write_nifti(CTVolume(mask, (2.0, 1.0, 1.0)), tmp_path / "mask.nii.gz")
     empty = np.zeros_like(mask)
     write_nifti(CTVolume(empty, (2.0, 1.0, 1.0)), tmp_path / "empty.nii.gz")
+    many = (ramp % 118).astype(np.uint8)  # a 117-class map (TotalSegmentator's)
+    write_nifti(CTVolume(many, (2.0, 1.0, 1.0)), tmp_path / "many.nii.gz")
     kinds = {}
-    for name in ("ct8", "mask", "empty"):
+    for name in ("ct8", "mask", "empty", "many"):
         path = str(tmp_path / f"{name}.nii.gz")
         kinds[name] = [kind for *_, kind in napari_get_reader(path)(path)]
-    assert kinds == {"ct8": ["image"], "mask": ["labels"], "empty": ["labels"]}
+    assert kinds == {"ct8": ["image"], "mask": ["labels"], "empty": ["labels"], "many": ["labels"]}

@@ -1042,12 +1042,14 @@ def test_train_check_says_what_the_data_holds_and_trains_nothing(
     assert "data folder not found" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("at", [4, 3])  # mid-epoch; the epoch's last step (its validation)
 def test_ctrl_c_in_the_middle_of_a_step_resumes_as_if_never_stopped(
-    toy_data, tmp_path, monkeypatch
+    toy_data, tmp_path, monkeypatch, at
 ):
     """The signal landed mid-step: the saved state had this step's random draws (the VAE's
     sampling) with the last step's count, and the resumed run differed from one never
-    stopped. The step now ends first."""
+    stopped. The step now ends first; one that ends an epoch leaves its validation to the
+    resume (it was skipped)."""
     import signal
 
     from napari_livertumor.training import loop
@@ -1057,7 +1059,7 @@ def test_ctrl_c_in_the_middle_of_a_step_resumes_as_if_never_stopped(
 
     def signalled_mid_step(self, *args, **kw):
         calls.append(1)
-        if len(calls) == 4:
+        if len(calls) == at:
             os.kill(os.getpid(), signal.SIGINT)  # arrives while this step runs
         return real(self, *args, **kw)
 
@@ -1066,8 +1068,17 @@ def test_ctrl_c_in_the_middle_of_a_step_resumes_as_if_never_stopped(
         run_all(tiny_config(toy_data, tmp_path / "cut"))
     monkeypatch.setattr(loop._Run, "_step", real)
     resumed = run_all(tiny_config(toy_data, tmp_path / "cut", resume=True))
-    assert [r["step"] for r in resumed if r["event"] == "step"] == [5, 6]  # step 4 was whole
+    # the step signalled was whole, and no epoch went unvalidated
+    assert [r["step"] for r in resumed if r["event"] == "step"] == list(range(at + 1, 7))
     assert resumed[-1]["weights_digest"] == full[-1]["weights_digest"]
+    scores = [
+        (h["step"], h["val_score"])
+        for h in read_metadata(tmp_path / "cut" / "liver").training["history"]
+    ]
+    assert scores == [
+        (h["step"], h["val_score"])
+        for h in read_metadata(tmp_path / "full" / "liver").training["history"]
+    ]
 
 
 def test_a_resume_takes_the_new_weight_decay_and_refuses_another_optimizer(toy_data, tmp_path):

@@ -551,6 +551,9 @@ def test_the_mouse_wheel_over_a_control_scrolls_the_panel_not_the_value(load_wid
 
     viewer, widget = load_widget
     qtbot.waitUntil(lambda: widget.source.property("lt_wheel_guard") is True, timeout=5_000)
+    # a table's own scroll bar keeps scrolling its table (and takes no Tab stop)
+    bar = widget.series_table.verticalScrollBar()
+    assert bar.property("lt_wheel_guard") is None and bar.focusPolicy() == Qt.NoFocus
     before = widget.source.currentText()
 
     def wheel(target):

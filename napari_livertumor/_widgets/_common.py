@@ -684,11 +684,11 @@ class PanelScroll(QScrollArea):
     _WHEEL_CONTROLS = (QComboBox, QAbstractSpinBox, QAbstractSlider)
 
     def _guard_wheel(self) -> None:
+        from qtpy.QtWidgets import QScrollBar
+
         for control in self.widget().findChildren(self._WHEEL_CONTROLS):
-            if control.property("lt_wheel_guard") or control in (
-                self.verticalScrollBar(),
-                self.horizontalScrollBar(),
-            ):
+            # a table's or a text box's own scroll bar scrolls what it belongs to
+            if control.property("lt_wheel_guard") or isinstance(control, QScrollBar):
                 continue
             control.setProperty("lt_wheel_guard", True)
             control.setFocusPolicy(Qt.StrongFocus)  # a wheel gives no focus

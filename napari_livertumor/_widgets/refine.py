@@ -69,7 +69,8 @@ MODEL_OUTPUT = "model_output"
 TOOLTIPS = {
     "method": "Chan-Vese: the outline settles where the mean CT value inside and outside differ "
     "most (lesions darker or brighter than the liver). Geodesic: it follows edges",
-    "iterations": "How many steps the outline moves (0–200; 0 shows the mask as it is)",
+    "iterations": "How many steps the outline moves (0–60 here, up to 200 in a settings file; "
+    "0 shows the mask as it is)",
     "smoothing": "Curvature smoothing per step (0–4): more gives rounder outlines",
     "lambda1": "Chan-Vese only (λ inside, 0.01–10): how much the inside must match its mean; "
     "lower lets the tumor grow",

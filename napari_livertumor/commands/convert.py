@@ -297,24 +297,52 @@ def _named_by_patient(case):
 
 def _ground_truth_files(path: Path, *, nifti: bool) -> list[str]:
     """The ground-truth files a case's source holds: its DICOM SEG objects (whichever series
-    they are drawn on), or a NIfTI dataset image's label map."""
+    they are drawn on), or a NIfTI dataset image's label map; named within the case's folder
+    (the dataset's, for a NIfTI), so a download moved or named another way is the same."""
     if nifti:
         labels = _dataset_labels(path)
-        return [str(labels)] if labels is not None else []
+        return [_within(labels, path.parent.parent)] if labels is not None else []
     from ..io.dicom import discover_series
 
     try:
         found = discover_series(path)
     except LiverTumorError:
         return []
-    return sorted(str(f) for s in found if s.modality == "SEG" for f in s.files)
+    return sorted(_within(f, path) for s in found if s.modality == "SEG" for f in s.files)
+
+
+def _within(path: Path, base: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(Path(base).resolve()).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
+def _source_signature(path: Path) -> list[int]:
+    """How many files a case's source folder holds and the newest modification time: unchanged,
+    no file was added (its DICOM headers need not be read again to know)."""
+    count, newest = 0, 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                newest = max(newest, os.stat(os.path.join(root, name)).st_mtime_ns)
+            except OSError:
+                continue
+            count += 1
+    return [count, newest]
 
 
 def _gained_ground_truth(case, *, nifti: bool, earlier: dict | None) -> list[str]:
     """Ground-truth files of a case converted to imagesTs/ that its conversion did not see (a
     DICOM SEG downloaded later): the case is converted again, to imagesTr/ if one is its own."""
-    now = _ground_truth_files(case.path, nifti=nifti)
     seen = (earlier or {}).get("ground_truth_seen")
+    if (
+        not nifti
+        and isinstance(seen, list)
+        and (earlier or {}).get("source_signature") == _source_signature(case.path)
+    ):
+        return []  # no file added or changed since: no header read again
+    now = _ground_truth_files(case.path, nifti=nifti)
     if not isinstance(seen, list):  # converted by an older version, or convert.json lost
         return now
     return sorted(set(now) - {str(s) for s in seen})
@@ -362,6 +390,8 @@ def _convert_case(
             row["image"] = str(ts.relative_to(outdir))
             # what a rerun compares with, to take up a SEG added to the download later
             row["ground_truth_seen"] = _ground_truth_files(case.path, nifti=nifti)
+            if not nifti:
+                row["source_signature"] = _source_signature(case.path)
         if gained:
             row["ground_truth_new"] = [Path(f).name for f in gained]
         row.update(status="written", seconds=round(time.perf_counter() - t0, 2))

@@ -795,7 +795,11 @@ def run_cases(
                     "nothing was overwritten: run again when it has finished"
                 )
                 log.error("%s: %s", case.name, msg)
-                rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": msg})
+                # the other run's files: its summary row of them stays (as for another input's)
+                rows.append(
+                    {**row, "labels": "", "stats": "", "status": "failed", "error": msg}
+                    | {"untouched": True}
+                )
                 continue
             if not overwrite:
                 old = _complete_stats(outdir, case)
@@ -972,7 +976,9 @@ def write_summary(rows: list[dict], path: Path) -> Path:
     Two batches ending at once take turns (each read the file, then each wrote it: one's rows
     were lost).
     """
-    with file_lock(path.with_name(f"{temp_prefix(path)}lock"), wait_s=60.0):
+    with file_lock(path.with_name(f"{temp_prefix(path)}lock"), wait_s=60.0) as held:
+        if not held:
+            log.warning("%s: another run held it for over a minute; written anyway", path.name)
         return _write_summary(rows, path)
 
 

@@ -535,6 +535,7 @@ TUMOR_ONLY = frozenset(
         "tumor_ratio",
         "weak_lambda",
         "weak_form",
+        "weak_margin",
         "weak_columns",
         "mask_outside_liver",
         "aug_mask_dilate_mm",

@@ -592,6 +592,7 @@ class _Run:
             )
         step = state["step"]
         cancelled = False
+        epoch_losses: list[float] = []
         plan_of, loader = PlanSampler(), None
         try:
             pending = self._pending_validation(data, total_steps)
@@ -633,8 +634,8 @@ class _Run:
                         losses, train_dice = self._step(model, opt, batch, step, total_steps)
                         step += 1
                         state["step"] = step
+                        epoch_losses.append(losses["total"])
                     dt = time.perf_counter() - t0
-                    epoch_losses.append(losses["total"])
                     yield {
                         "event": "step",
                         "stage": cfg.stage,
@@ -682,6 +683,16 @@ class _Run:
                     break
         except KeyboardInterrupt:
             state["elapsed_s"] = time.perf_counter() - t_start
+            # the step held for the interrupt ended an epoch: the epoch is recorded and its
+            # validation left for the resume, as a stop from the panel does (it was skipped,
+            # and the resumed run differed from one never stopped)
+            ended = step % cfg.steps_per_epoch == 0 or step >= total_steps
+            recorded = bool(state["history"]) and state["history"][-1].get("step") == step
+            if step > 0 and ended and epoch_losses and not recorded:
+                last_epoch = (step - 1) // cfg.steps_per_epoch
+                self._record_epoch(last_epoch, step, epoch_losses)
+                if self._validation_due(last_epoch, step >= total_steps, data):
+                    state["val_pending"] = True
             self._save_last(reason="interrupted")
             raise
         state["elapsed_s"] = time.perf_counter() - t_start
