@@ -607,14 +607,29 @@ def test_a_grid_two_turned_series_share_numbers_no_lesion_with_either_series_ima
     assert "image_numbers" not in stats["lesions"][0]
 
 
+def _slow_writes(monkeypatch) -> list:
+    """Each export file written 0.3 s late; the names written are appended to the list."""
+    import time
+
+    import napari_livertumor._widgets.export as export_mod
+
+    slow, real = [], export_mod._write_one
+
+    def slow_write(kind, path, *args, **kwargs):
+        time.sleep(0.3)
+        real(kind, path, *args, **kwargs)
+        slow.append(path.name)
+
+    monkeypatch.setattr(export_mod, "_write_one", slow_write)
+    return slow
+
+
 def test_closing_the_panel_mid_export_lets_the_set_of_files_finish(
     dicom_viewer, qtbot, monkeypatch
 ):
     """Closed part-way, the export stopped: the folder held new labels beside old stats, and
     the message said nothing had changed."""
-    import time
 
-    import napari_livertumor._widgets.export as export_mod
     from napari_livertumor._widgets._jobs import _RUNNING
 
     viewer, widget, vol, labels, out = dicom_viewer
@@ -624,14 +639,7 @@ def test_closing_the_panel_mid_export_lets_the_set_of_files_finish(
     _export(widget, qtbot)
     old = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert len(old) == 5
-    slow, real = [], export_mod._write_one
-
-    def slow_write(kind, path, *args, **kwargs):
-        time.sleep(0.3)
-        real(kind, path, *args, **kwargs)
-        slow.append(path.name)
-
-    monkeypatch.setattr(export_mod, "_write_one", slow_write)
+    slow = _slow_writes(monkeypatch)
     layer = viewer.layers["TEST_001 CT segmentation"]
     layer.data = np.where(layer.data == 2, 1, layer.data).astype(np.uint8)  # tumor removed
     widget.export_button.click()
@@ -647,22 +655,13 @@ def test_closing_the_panel_mid_export_lets_the_set_of_files_finish(
 def test_closing_napari_mid_export_lets_the_set_of_files_finish(dicom_viewer, qtbot, monkeypatch):
     """Closing napari deletes the panels without a closeEvent: that stopped the export
     half-way (new SEG, old masks)."""
-    import time
 
-    import napari_livertumor._widgets.export as export_mod
     from napari_livertumor._widgets._jobs import _RUNNING
 
     viewer, widget, vol, labels, out = dicom_viewer
     widget.folder.setText(str(out))
     widget.masks_check.setChecked(True)
-    slow, real = [], export_mod._write_one
-
-    def slow_write(kind, path, *args, **kwargs):
-        time.sleep(0.3)
-        real(kind, path, *args, **kwargs)
-        slow.append(path.name)
-
-    monkeypatch.setattr(export_mod, "_write_one", slow_write)
+    slow = _slow_writes(monkeypatch)
     widget.export_button.click()
     qtbot.waitUntil(lambda: len(slow) >= 1, timeout=20_000)
     viewer.close()

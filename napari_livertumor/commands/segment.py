@@ -796,10 +796,7 @@ def run_cases(
                 )
                 log.error("%s: %s", case.name, msg)
                 # the other run's files: its summary row of them stays (as for another input's)
-                rows.append(
-                    {**row, "labels": "", "stats": "", "status": "failed", "error": msg}
-                    | {"untouched": True}
-                )
+                rows.append(_refused(row, msg, untouched=True))
                 continue
             if not overwrite:
                 old = _complete_stats(outdir, case)
@@ -832,10 +829,7 @@ def run_cases(
                     log.error("%s: %s", case.name, msg)
                     # the files there are not this run's: the row names none, and an earlier
                     # summary's row of them stays (it tells what is on disk)
-                    rows.append(
-                        {**row, "labels": "", "stats": "", "status": "failed", "error": msg}
-                        | {"untouched": relation == "other input"}
-                    )
+                    rows.append(_refused(row, msg, untouched=relation == "other input"))
                     continue
             _remove_stale_temps(outdir, case)
             load_s = 0.0
@@ -871,6 +865,14 @@ def run_cases(
             row_time = time.perf_counter() - t0
             rows[-1]["seconds"] = round(row_time, 2)
     return rows
+
+
+def _refused(row: dict, msg: str, *, untouched: bool) -> dict:
+    """The summary row of a case not written: no files named, the reason; ``untouched``: the
+    files there are another run's or input's, whose earlier row the summary keeps."""
+    return {**row, "labels": "", "stats": "", "status": "failed", "error": msg} | {
+        "untouched": untouched
+    }
 
 
 def segment_one(
