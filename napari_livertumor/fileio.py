@@ -1,8 +1,9 @@
-"""Atomic file writes shared by every writer in the package.
+"""File writing shared by the package: atomic writes, locks between runs, safe names.
 
 A file is written under a temporary name in its destination folder, given the permissions a
 normal ``open()`` would give it (``tempfile.mkstemp`` makes files private), and renamed over the
 destination only when complete. A failed or interrupted write leaves no partial file behind.
+Two processes writing the same outputs take turns through :func:`file_lock`.
 """
 
 from __future__ import annotations
