@@ -123,6 +123,10 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
     res_losses = [r["losses"]["total"] for r in resumed if r["event"] == "step"]
     assert res_losses == pytest.approx(full_losses[4:], rel=1e-4, abs=1e-5)
     assert resumed[-1]["weights_digest"] == full[-1]["weights_digest"]
+    # the epoch cut in two records the mean loss of all its steps, not of the resumed part's
+    cut_epochs = [r["train_loss"] for r in resumed if r["event"] == "epoch"]
+    full_epochs = [r["train_loss"] for r in full if r["event"] == "epoch"]
+    assert cut_epochs == pytest.approx(full_epochs[1:], rel=1e-4)
 
 
 def test_worker_processes_live_for_the_run_and_train_as_none_do(toy_data, tmp_path, monkeypatch):
@@ -1116,7 +1120,10 @@ def test_a_start_model_of_another_network_or_a_missing_gpu_is_refused_before_any
     other_net = {**TINY_NET, "init_filters": TINY_NET["init_filters"] * 2}
     init = str(tmp_path / "m" / "liver")
     cfg = tiny_config(toy_data, tmp_path / "ft", network=other_net, init_from=init)
-    with pytest.raises(LiverTumorError, match="its network .* differs from the recipe's"):
+    with pytest.raises(
+        LiverTumorError,
+        match=r"its network differs from the recipe's \(init_filters: model 4, recipe 8\)",
+    ):
         check_before_writing(cfg)
     cfg = tiny_config(toy_data, tmp_path / "gpu", device="cuda")
     with mock.patch("torch.cuda.is_available", return_value=False):

@@ -65,11 +65,12 @@ def _finish_jobs_at_exit() -> None:
             return
         if not said and now > 0.5:
             said = True
-            what = ", ".join(sorted({job._description or "a job" for job in waiting}))
+            writing = sorted({j._description or "a job" for j in waiting if j in finishing})
+            stopping = sorted({j._description or "a job" for j in waiting if j not in finishing})
+            parts = [f"{', '.join(writing)} to finish writing"] if writing else []
+            parts += [f"{', '.join(stopping)} to stop"] if stopping else []
             print(
-                f"napari-livertumor: waiting for {what} to "
-                + ("finish writing" if finishing & set(waiting) else "stop")
-                + " before exiting",
+                f"napari-livertumor: waiting for {' and '.join(parts)} before exiting",
                 file=sys.stderr,
                 flush=True,
             )

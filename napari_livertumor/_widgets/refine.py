@@ -76,7 +76,7 @@ TOOLTIPS = {
     "lower lets the tumor grow",
     "lambda2": "Chan-Vese only (λ outside, 0.01–10): how much the outside must match its mean; "
     "lower lets the tumor shrink",
-    "balloon": "Geodesic only (−5 to 5): a push that keeps the outline moving where edges are "
+    "balloon": "Geodesic only (-5 to 5): a push that keeps the outline moving where edges are "
     "weak; > 0 inflates, < 0 deflates",
     "auto_threshold": "Geodesic with a balloon only: the stop threshold taken from the image itself",
     "threshold": "Geodesic with a balloon only (0–1): where the edge map (1 on flat tissue, "
@@ -85,9 +85,9 @@ TOOLTIPS = {
     "alpha": "Geodesic only (1–10000): how sharply edges stop the outline",
     "sigma": "Smoothing of the CT before the outline moves, in mm (0.1–10): denoising "
     "(Chan-Vese) or the scale of the edges followed (geodesic)",
-    "hu_low": "Lowest HU of the window the outline sees (–1024 to 3071); darker is taken as "
+    "hu_low": "Lowest HU of the window the outline sees (-1024 to 3071); darker is taken as "
     "this value. Not the display window",
-    "hu_high": "Highest HU of the window the outline sees (–1024 to 3071); brighter is taken "
+    "hu_high": "Highest HU of the window the outline sees (-1024 to 3071); brighter is taken "
     "as this value. Not the display window",
     "margin": "Margin around each lesion's box, in mm (0–100); only that box is processed",
     "max_shift": "The outline moves at most this far from the mask, in mm (0–50; 0 = no limit)",
@@ -260,7 +260,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             ),
             (self.apply_all_button, "Refine every lesion in 3D with these settings"),
             (self.apply_lesion_button, "Refine the chosen lesion in 3D with these settings"),
-            (self.undo_button, "Take back the last Apply or Reset (10 steps or more)"),
+            (self.undo_button, f"Take back the last Apply or Reset (up to {UNDO_STEPS} steps)"),
             (
                 self.reset_button,
                 "Put the tumor back as the model drew it (Undo takes the reset back)",

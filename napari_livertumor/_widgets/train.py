@@ -196,6 +196,14 @@ class TrainWidget(JobWidgetMixin, QWidget):
         form.addRow("Start from", self.start_from)
         form.addRow("", _row(self.init_folder, self.init_browse))
         form.addRow("Epochs × steps", _row(self.epochs, self.steps))
+        # pairs named one by one, not "(1)" and "(2)" (a screen reader reads these)
+        for box, name in (
+            (self.epochs, "Epochs"),
+            (self.steps, "Steps per epoch"),
+            (self.hu_low, "HU window low"),
+            (self.hu_high, "HU window high"),
+        ):
+            box.setAccessibleName(name)
         form.addRow("Learning rate", self.lr)
         form.addRow("HU window", _row(self.hu_low, self.hu_high))
         form.addRow("Patch (z, y, x)", self.patch)

@@ -239,6 +239,7 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
                 )
                 if row["status"] == "kept" and case.name in earlier:  # what it was made from
                     row = {**earlier[case.name], **row}
+                    row.pop("ground_truth_new", None)  # said by the run that took it up
                 rows.append(row)
                 print(f"[{i}/{len(cases)}] {_case_line(row)}", flush=True)
                 for warning in row.get("warnings", []):

@@ -190,10 +190,16 @@ def check_init_fits(cfg: TrainConfig, loaded, folder) -> None:
             f"cannot start from {folder}: it is an ensemble of {meta.members} networks; "
             "start from one of its members (listed under training.ensemble_of)"
         )
-    if meta.network.to_dict() != cfg.network.to_dict():
+    theirs, mine = meta.network.to_dict(), cfg.network.to_dict()
+    if theirs != mine:
+        differ = "; ".join(
+            f"{k}: model {theirs.get(k)}, recipe {mine.get(k)}"
+            for k in sorted(set(theirs) | set(mine))
+            if theirs.get(k) != mine.get(k)
+        )
         raise LiverTumorError(
-            f"cannot start from {folder}: its network {meta.network.to_dict()} differs from "
-            f"the recipe's {cfg.network.to_dict()}"
+            f"cannot start from {folder}: its network differs from the recipe's ({differ}); "
+            "leave the network out of --config to train the model's own"
         )
 
 
@@ -616,7 +622,11 @@ class _Run:
                     )
                 plan_of.plan = plan[first:]
                 model.train()
-                epoch_losses: list[float] = []
+                # a run resumed mid-epoch carries the losses of the epoch's steps before the
+                # stop (its recorded loss was the mean of the steps after it only)
+                before = state.pop("epoch_losses_before", [])
+                epoch_losses = list(before) if step % cfg.steps_per_epoch else []
+                state["epoch_losses"] = epoch_losses
                 for batch in loader:
                     stop = self._should_stop(should_cancel, t_start)
                     if stop == "cancel":
@@ -937,6 +947,7 @@ class _Run:
                 "elapsed_s": float(self.state["elapsed_s"]),
                 "history": self.state["history"],
                 "val_pending": bool(self.state.get("val_pending", False)),
+                "epoch_losses": [float(x) for x in self.state.get("epoch_losses", [])],
                 "init_from": self.init_info,
                 "optimizer": self.opt.state_dict(),
                 "torch_rng": torch.get_rng_state(),
@@ -1035,6 +1046,7 @@ class _Run:
             "history": list(saved["history"]),
             "elapsed_s": float(saved["elapsed_s"]),
             "val_pending": bool(saved.get("val_pending", False)),
+            "epoch_losses_before": [float(x) for x in saved.get("epoch_losses", [])],
         }
 
     def _data_summary(self, data) -> dict[str, Any]:
