@@ -1315,10 +1315,7 @@ def resolve_device(device: str):
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError(
-                None, "CUDA was asked for but no CUDA device is available; use --device cpu"
-            )
+        check_device(device)
         if device == "cuda":
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
         torch.cuda.set_device(torch.device(device))
