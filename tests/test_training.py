@@ -913,11 +913,23 @@ def test_the_liver_stage_says_it_does_not_use_a_clinical_table(toy_data, tmp_pat
     assert "--clinical is not used by the liver stage" in capsys.readouterr().err
 
 
-def test_resuming_a_run_whose_time_budget_is_spent_says_so(toy_data, tmp_path, caplog):
+@pytest.mark.parametrize("first_stop", ["clock", "stop after a step"])
+def test_resuming_a_run_whose_time_budget_is_spent_says_so(toy_data, tmp_path, caplog, first_stop):
     """--max-minutes counts the whole run: resumed with the same budget, it ran no step and
-    ended 'done' without a word of why."""
-    cfg = tiny_config(toy_data, tmp_path, epochs=3, max_minutes=1e-4)  # stops after a step
-    run_all(cfg)
+    ended 'done' without a word of why. Ended mid-epoch after a step (CI's timing), each resume
+    recorded that epoch again and validated it again."""
+    if first_stop == "clock":  # the budget ends it before or after its first step
+        run_all(tiny_config(toy_data, tmp_path, epochs=3, max_minutes=1e-4))
+    else:  # a step, then the panel's Stop; the first resume ends the epoch the budget cut
+        steps = []
+        cut = tiny_config(toy_data, tmp_path, epochs=3)
+        for r in train(cut, should_cancel=lambda: bool(steps)):
+            if r["event"] == "step":
+                steps.append(r)
+        assert len(steps) == 1
+        first = run_all(tiny_config(toy_data, tmp_path, epochs=3, max_minutes=1e-4, resume=True))
+        ends = [r for r in first if r["event"] in ("step", "epoch")]
+        assert [(r["event"], r["step"]) for r in ends] == [("epoch", 1)] and "val" in ends[0]
     model = tmp_path / "liver" / "model.safetensors"
     before = (model.stat().st_mtime_ns, read_metadata(tmp_path / "liver").training["history"])
     for _ in range(2):  # it validated again, rewrote the model and added an epoch each time

@@ -673,9 +673,10 @@ class _Run:
                     cancelled = True
                     break
                 done = state["history"][-1] if state["history"] else {}
-                if not epoch_losses and done.get("step") == step:
-                    # the time budget ran out before this epoch's first step: the epoch that
-                    # ended here is recorded already; only a validation it missed is run
+                if done.get("step") == step:
+                    # the time budget ran out before this part's first step: the epoch that
+                    # ended here is recorded already (a resume mid-epoch carries that epoch's
+                    # losses, so they do not tell); only a validation it missed is run
                     if done.get("val_score") is None and self._validation_due(epoch, True, data):
                         report = {"event": "epoch", "stage": cfg.stage, "epoch": done.get("epoch"),
                                   "step": step, "total_steps": total_steps,
