@@ -590,10 +590,11 @@ class _Run:
             yield {"event": "note", "text": f"the run already reached its {cfg.epochs} epochs "
                    f"(step {state['step']}): nothing to train; raise Epochs to train on"}  # fmt: skip
         if cfg.resume and cfg.max_minutes and state["elapsed_s"] >= 60 * cfg.max_minutes:
+            trained = state["elapsed_s"]
             log.warning(
-                "the run has already trained %.1f min and --max-minutes %g counts the whole run "
+                "the run has already trained %s and --max-minutes %g counts the whole run "
                 "(resumed parts included): no step will run; raise --max-minutes to train on",
-                state["elapsed_s"] / 60,
+                f"{trained / 60:.1f} min" if trained >= 60 else f"{trained:.2g} s",
                 cfg.max_minutes,
             )
         step = state["step"]
