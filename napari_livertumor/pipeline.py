@@ -1209,14 +1209,13 @@ def _liver_edge_warning(ct: np.ndarray, labels: np.ndarray, spacing) -> str | No
                 continue
             edge = np.take(ct[z0:z1], n - 1 if high else 0, axis=axis)
             if float(np.mean(edge > -500)) >= BODY_ON_EDGE:
-                sides.append(f"{names[(axis, high)]} ({gap:.0f} mm)")
+                sides.append(f"{gap:.0f} mm of the image's {names[(axis, high)]} edge")
     if not sides:
         return None
     where = sides[0] if len(sides) == 1 else f"{', '.join(sides[:-1])} and {sides[-1]}"
     return (
-        f"the liver comes within {LIVER_EDGE_MM:g} mm of the image's {where} "
-        f"edge{'s' if len(sides) > 1 else ''}, where the field of view cuts the body: part of "
-        "it may lie outside the image, so its volume (and any tumor there) is a lower bound"
+        f"the liver comes to {where}, where the field of view cuts the body: part of it may "
+        "lie outside the image, so its volume (and any tumor there) is a lower bound"
     )
 
 

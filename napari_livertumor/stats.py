@@ -115,7 +115,7 @@ def compute_stats(
         "tumor_to_liver_ratio": round(tumor_ml / liver_ml, 5) if liver_ml > 0 else None,
         "lesion_count": len(lesions),
         "lesions": lesions,
-        "spacing_mm": list(spacing),
+        "spacing_mm": [round(float(s), 6) for s in spacing],  # 4.0, not 3.999999999999999
     }
 
 
