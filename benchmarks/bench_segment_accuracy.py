@@ -336,13 +336,32 @@ def write_cards(report: dict, seg) -> list[Path]:
                 curve = ", ".join(
                     f"{g:+g}: {m}" for g, m in zip(cal["grid"], cal["mean_dice"], strict=True)
                 )
-                bias_line = (
-                    f"the {fg_name} logit is shifted by {meta.logit_bias[-1]:+.1f} before the "
-                    "argmax (`logit_bias` in `metadata.json`), the shift with the best mean Dice "
-                    f"through the whole pipeline on {cal['n_cases']} development phantoms "
-                    f"(`scripts/calibrate_shift.py`; training's validation had chosen "
-                    f"{(meta.metrics or {}).get('logit_bias')}). Mean Dice per shift: {curve}"
-                )
+                if cal.get("chosen_by"):
+                    bias_line = (
+                        f"the {fg_name} logit is shifted by {meta.logit_bias[-1]:+.1f} before "
+                        f"the argmax (`logit_bias` in `metadata.json`): {cal['chosen_by']} "
+                        f"(`scripts/calibrate_shift.py`). Mean Dice per shift through the whole "
+                        f"pipeline on {cal['n_cases']} development phantoms: {curve}"
+                    )
+                else:
+                    bias_line = (
+                        f"the {fg_name} logit is shifted by {meta.logit_bias[-1]:+.1f} before "
+                        "the argmax (`logit_bias` in `metadata.json`), the shift with the best "
+                        f"mean Dice through the whole pipeline on {cal['n_cases']} development "
+                        f"phantoms (`scripts/calibrate_shift.py`; training's validation had "
+                        f"chosen {(meta.metrics or {}).get('logit_bias')}). Mean Dice per "
+                        f"shift: {curve}"
+                    )
+                other = cal.get("foreign_phantoms")
+                if other:
+                    bias_line += "; on {} phantoms built by other code ({}): {}".format(
+                        other["n_cases"],
+                        other["measured_on"],
+                        ", ".join(
+                            f"{g:+g}: {m}"
+                            for g, m in zip(cal["grid"], other["mean_dice"], strict=True)
+                        ),
+                    )
             else:
                 bias_line = (
                     f"the {fg_name} logit is shifted by {meta.logit_bias[-1]:+.1f} before the "

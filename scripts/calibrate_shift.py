@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 BENCHMARK_RANGES = ((7_000_000, 7_100_000), (8_000_000, 8_100_000))
+#: foreign phantoms for calibration: the benchmark's generator, not its seeds (5 100 000 on)
+FOREIGN_BASE = 5_200_000
 
 
 def main(argv=None) -> int:
@@ -45,7 +47,26 @@ def main(argv=None) -> int:
     ap.add_argument("--stages", nargs="+", default=["liver", "tumor"], choices=["liver", "tumor"])
     ap.add_argument("--grid", type=float, nargs="+", default=list(SHIFT_GRID))
     ap.add_argument("--write", action="store_true", help="write the chosen shifts")
+    ap.add_argument(
+        "--foreign",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also score N phantoms built by other code (benchmarks/bench_foreign_phantoms.py, "
+        f"seeds {FOREIGN_BASE} on: not the benchmark's own) and record their curve",
+    )
+    ap.add_argument(
+        "--set",
+        type=float,
+        default=None,
+        metavar="SHIFT",
+        help="write this shift (one stage) instead of the development phantoms' best; --why "
+        "says why, and the curves measured are recorded beside it",
+    )
+    ap.add_argument("--why", default=None, help="with --set: the reason, kept in metadata.json")
     args = ap.parse_args(argv)
+    if args.set is not None and (len(args.stages) != 1 or not args.why):
+        ap.error("--set needs one --stages and a --why")
 
     seeds = dev_seeds(args.seed_base, args.cases, args.manifest)
     root = Path(args.models)
@@ -84,10 +105,26 @@ def main(argv=None) -> int:
         print(f"{stage}: mean Dice {[round(m, 4) for m in scores['mean']]}")
         print(f"{stage}: current shift {cur}, best {shift}")
         report[stage] = {"best": shift, "current": cur, **scores}
+        extra: dict = {}
+        if args.foreign:
+            other = score_shifts(seg, _foreign_cases(args.foreign), stage, args.grid)
+            curve = [round(m, 4) for m in other["mean"]]
+            print(f"{stage}: mean Dice on {args.foreign} phantoms built by other code {curve}")
+            report[stage]["foreign"] = other
+            extra["foreign_phantoms"] = {
+                "measured_on": f"benchmarks/bench_foreign_phantoms.foreign_phantom(seed), seeds "
+                f"{FOREIGN_BASE}-{FOREIGN_BASE + args.foreign - 1}; the same pipeline",
+                "mean_dice": [None if np.isnan(m) else round(m, 4) for m in other["mean"]],
+                "n_cases": args.foreign,
+            }
+        if args.set is not None:
+            shift = float(args.set)
+            extra["chosen_by"] = args.why
+            print(f"{stage}: set to {shift} ({args.why})")
         # the next stage is scored behind this one's chosen shift
         models[stage].metadata.logit_bias = bias_with(models[stage].metadata, shift)
         if args.write:
-            print("wrote", write_shift(root / stage, shift, scores, how))
+            print("wrote", write_shift(root / stage, shift, scores, how, extra=extra))
     out = cache / "calibration.json"
     out.write_text(json.dumps(report, indent=2, default=str))
     print("saved", out)
@@ -145,6 +182,16 @@ def load_pair(root: Path, prog: str) -> dict:
         return {st: load_model(folder, stage=st) for st, folder in folders.items()}
     except ModelError as exc:
         raise SystemExit(f"{prog}: {exc}") from None
+
+
+def _foreign_cases(n: int):
+    """Phantoms from the foreign-phantom benchmark's generator, from a seed range of their own."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_foreign_phantoms import foreign_phantom
+
+    for seed in range(FOREIGN_BASE, FOREIGN_BASE + n):
+        ct, truth, spacing, _ = foreign_phantom(seed)
+        yield ct, spacing, truth
 
 
 def _cases(seeds, cache: Path):

@@ -150,10 +150,18 @@ def best_shift(scores: dict[str, Any], current: float | None = None) -> float:
     return float(best[1])
 
 
-def write_shift(folder: str | Path, shift: float, scores: dict[str, Any], how: str) -> Path:
+def write_shift(
+    folder: str | Path,
+    shift: float,
+    scores: dict[str, Any],
+    how: str,
+    *,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Set the main-class ``logit_bias`` in ``folder/metadata.json`` and record the calibration.
 
-    The previous shift is kept in ``metrics["pipeline_calibration"]["previous_logit_bias"]``.
+    The previous shift is kept in ``metrics["pipeline_calibration"]["previous_logit_bias"]``;
+    ``extra`` (e.g. ``chosen_by``, other phantom families' curves) is added to that record.
     Written atomically; the weights are not touched.
     """
     from ..fileio import atomic_write_bytes
@@ -172,6 +180,7 @@ def write_shift(folder: str | Path, shift: float, scores: dict[str, Any], how: s
         "grid": scores["grid"],
         "mean_dice": [None if math.isnan(m) else round(m, 4) for m in scores["mean"]],
         "n_cases": len(scores["per_case"]),
+        **(extra or {}),
     }
     raw["metrics"] = metrics
     text = json.dumps(raw, indent=2, sort_keys=True)
