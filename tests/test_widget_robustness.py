@@ -226,6 +226,34 @@ def test_jobs_leave_qts_thread_pool_threads_free_for_its_own_work(qtbot):
         pool.setMaxThreadCount(max(before, pool.maxThreadCount()))
 
 
+def test_a_click_after_a_job_handed_its_result_over_cancels_nothing(qtbot):
+    """Its result shown, a job still reads "running" until its last signal: a second click
+    (Measure pressed twice as results arrive) then cancelled it, and the panel said
+    "Cancelled: nothing was changed" over the result it had just shown."""
+    from qtpy.QtWidgets import QLabel, QPushButton
+
+    from napari_livertumor._widgets._common import JobWidgetMixin
+    from napari_livertumor._widgets._jobs import Job
+
+    class Panel(JobWidgetMixin):
+        def __init__(self):
+            self.jobs, self.status = {}, QLabel()
+
+    panel, button = Panel(), QPushButton("Measure")
+    seen, ended, clicks = [], [], []
+
+    def on_result(result):
+        seen.append(result)
+        clicks.append(panel.cancel_if_running(button))  # the second click, in this moment
+
+    job = Job(lambda p, c: 42, on_result=on_result, on_finished=ended.append,
+              napari_progress=False)  # fmt: skip
+    panel.jobs[button] = job.start()
+    qtbot.waitUntil(lambda: bool(ended), timeout=10_000)
+    assert seen == [42] and clicks == [True] and ended == ["done"]
+    assert button.text() == "Measure" and not job.cancel_requested
+
+
 def test_every_input_of_every_panel_has_a_name_a_screen_reader_can_read(make_napari_viewer, qtbot):
     """Fields placed in a row beside a Browse… button, and the refinement's rows, had no
     accessible name; three buttons read "Browse…" alike."""

@@ -57,7 +57,7 @@ def test_inspect_never_scores_one_patient_against_anothers_ground_truth(make_nap
     assert widget.labels_combo.currentText() == "B segmentation"
     assert widget.truth_combo.currentText() == "B ground truth"
     widget.measure_button.click()
-    qtbot.waitUntil(lambda: widget.stats is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: widget.stats is not None and not widget.busy, timeout=10_000)
     assert widget.scores["tumor"]["dice"] == pytest.approx(1.0)
 
     # the other patient's ground truth chosen by hand: refused, and the message stays
@@ -82,7 +82,7 @@ def test_inspect_says_its_figures_are_stale_after_refine_changes_the_layer(
     vol, labels, ct, _ = add_patient(viewer, "A", (2.5, 0.9, 0.9), (0.0, 0.0, 0.0), truth=False)
     seg = add_segmentation(viewer, "A", vol, labels, ct)
     inspect.measure_button.click()
-    qtbot.waitUntil(lambda: inspect.stats is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: inspect.stats is not None and not inspect.busy, timeout=10_000)
     _layers.labels_edited(seg)  # what Refine's Apply / Undo / Reset call after writing
     assert "edited" in inspect.status.text()
 

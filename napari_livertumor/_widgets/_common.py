@@ -511,6 +511,8 @@ class JobWidgetMixin:
         """If ``button``'s job runs, ask it to stop and return True."""
         job = self.jobs.get(button)
         if job is not None and job.running:
+            if job.delivered:  # its result is in and it ends at once: the click is spent
+                return True
             job.cancel()
             button.setText("Cancelling…")
             button.setEnabled(False)

@@ -196,6 +196,9 @@ class Job(QObject):
         self._on_error = on_error
         self._on_finished = on_finished
         self.status = "pending"
+        #: the result was handed to ``on_result``: the job only has its last signal to send
+        #: (reads "running" a moment more), so a Cancel then has nothing to stop
+        self.delivered = False
         self._outcome: str | None = None
         #: what a cancelled job had already done (``Cancelled.changed``), "" for nothing
         self.cancel_changed = ""
@@ -335,6 +338,7 @@ class Job(QObject):
 
     def _returned(self, result: Any) -> None:
         if self._on_result is not None and not self._cancel.is_set():
+            self.delivered = True
             self._on_result(result)
 
     def _errored(self, exc: BaseException) -> None:
@@ -350,8 +354,8 @@ class Job(QObject):
 
     def _finished(self) -> None:
         _RUNNING.discard(self)
-        if self._outcome is None:
-            self._outcome = "cancelled" if self._cancel.is_set() else "done"
+        if self._outcome is None:  # a Cancel after the result was shown changed nothing
+            self._outcome = "cancelled" if self._cancel.is_set() and not self.delivered else "done"
         self.status = self._outcome
         self._close_bars()
         on_finished = self._on_finished

@@ -47,6 +47,8 @@ START_CHOICES = (START_SCRATCH, START_SHIPPED, START_FOLDER)
 
 #: Seconds between two redraws of the plot (drawing is the costly part on the GUI thread).
 _PLOT_EVERY_S = 1.0
+#: the plot's layout is worked out again at most this often during a run (and on resize)
+_RELAYOUT_S = 15.0
 
 
 #: lines of the Check data summary shown above the settings (all of them go to the log)
@@ -119,6 +121,11 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.progress_bar = QProgressBar()
         self.progress_bar.setVisible(False)
         self.figure, self.canvas, self.loss_ax, self.dice_ax = _make_plot()
+        # the layout that fits the axis titles doubles a draw's cost: it is worked out again
+        # only when the canvas is resized, restyled or reset, or after _RELAYOUT_S
+        self._last_layout = 0.0
+        self.canvas.mpl_connect("draw_event", self._layout_done)
+        self.canvas.mpl_connect("resize_event", lambda _e: self._relayout())
         (self.loss_line,) = self.loss_ax.plot([], [], lw=1.2, label="loss")
         (self.dice_line,) = self.dice_ax.plot([], [], "o-", lw=1.2, ms=3, label="validation Dice")
         self._empty_note = self.loss_ax.text(
@@ -514,6 +521,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
             self.loss_line.set_color(colors["loss"])
             self.dice_line.set_color(colors["dice"])
             self._empty_note.set_color(colors["text"])
+            self._relayout()
             self.canvas.draw_idle()
         except RuntimeError:  # the panel was closed: its canvas is gone
             pass
@@ -522,13 +530,29 @@ class TrainWidget(JobWidgetMixin, QWidget):
         for values in self.history.values():
             values.clear()
         self.loss_ax.set_xlim(0, 1)  # not the last run's step axis
+        self._relayout()
         self._redraw(force=True)
+
+    def _relayout(self) -> None:
+        """Fit the axes to the canvas and their labels at the next draw (see _layout_done)."""
+        self.figure.set_layout_engine("constrained")
+        self.figure.get_layout_engine().set(w_pad=0.02, h_pad=0.02)
+
+    def _layout_done(self, _event) -> None:
+        # the axes keep the positions the layout gave them; later draws skip the layout
+        from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+        if isinstance(self.figure.get_layout_engine(), ConstrainedLayoutEngine):
+            self.figure.set_layout_engine("none")
+            self._last_layout = time.monotonic()
 
     def _redraw(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last_draw < _PLOT_EVERY_S:
             return
         self._last_draw = now
+        if now - self._last_layout > _RELAYOUT_S:  # tick labels widen as the values change
+            self._relayout()
         h = self.history
         self.loss_line.set_data(h["step"], h["loss"])
         self.dice_line.set_data(h["val_step"], h["val_dice"])
