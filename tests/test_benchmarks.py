@@ -258,3 +258,46 @@ def test_calibrate_lesions_puts_the_current_setting_in_the_grid(dev_setup):
     proc = _run_script("scripts/calibrate_lesions.py", *args, "--scores", t / "old.json")
     assert proc.returncode == 1 and "is not in the grid of" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_calibrate_shift_can_set_a_shift_by_hand_and_keeps_why(dev_setup):
+    """A shift chosen against the development phantoms' best (the shipped liver's: none, as
+    phantoms built by other code disagreed) is written with its reason and the curve measured."""
+    t = dev_setup
+    args = ["--models", t / "m", "--cases", 1, "--cache", t / "cache", "--stages", "liver"]
+    args += ["--manifest", t / "none" / "synth_manifest.json", "--grid", -1, 0]
+    proc = _run_script("scripts/calibrate_shift.py", *args, "--set", 0.5)
+    assert proc.returncode == 2 and "--set needs one --stages and a --why" in proc.stderr
+    proc = _run_script(
+        "scripts/calibrate_shift.py", *args, "--set", 0.5, "--why", "a reason", "--write"
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "liver: set to 0.5 (a reason)" in proc.stdout
+    meta = json.loads((t / "m" / "liver" / "metadata.json").read_text())
+    assert meta["logit_bias"] == [0.0, 0.5]
+    cal = meta["metrics"]["pipeline_calibration"]
+    assert cal["chosen_by"] == "a reason" and cal["grid"] == [-1.0, 0.0] and cal["n_cases"] == 1
+    assert "foreign_phantoms" not in cal  # none were scored
+
+
+def test_a_model_card_says_why_its_shift_was_set_by_hand(tmp_path):
+    from types import SimpleNamespace
+
+    from napari_livertumor.models import load_model, make_untrained_model
+    from napari_livertumor.training.calibrate import write_shift
+
+    acc = _load("benchmarks/bench_segment_accuracy.py")
+    for stage in ("liver", "tumor"):
+        make_untrained_model(tmp_path / stage, stage)
+    scores = {"grid": [-1.0, 0.0], "mean": [0.95, 0.94], "per_case": [[0.95, 0.94]]}
+    other = {"measured_on": "other code", "mean_dice": [0.90, 0.92], "n_cases": 1}
+    write_shift(tmp_path / "liver", 0.0, scores, "dev",
+                extra={"chosen_by": "no shift: a reason", "foreign_phantoms": other})  # fmt: skip
+    seg = SimpleNamespace(**{st: load_model(tmp_path / st, stage=st) for st in ("liver", "tumor")})
+    report = json.loads((ROOT / "benchmarks" / "results" / "segment_accuracy.json").read_text())
+    acc.write_cards(report, seg)
+    card = (tmp_path / "liver" / "MODEL_CARD.md").read_text()
+    line = next(x for x in card.splitlines() if x.startswith("Decision threshold:"))
+    assert "shifted by +0.0" in line and "no shift: a reason" in line, line
+    assert "-1: 0.95, +0: 0.94" in line and "on 1 phantoms built by other code" in line, line
+    assert "+0: 0.92" in line, line
