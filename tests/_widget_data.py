@@ -92,3 +92,22 @@ def tiny_models(folder: Path) -> Path:
         )
         save_model(folder / stage, net.state_dict(), meta, trunk_only=False)
     return folder
+
+
+def timed_calls(obj, name: str) -> list[tuple[float, float]]:
+    """Replace ``obj.name`` with a wrapper recording each call's ``(start, end)``
+    ``perf_counter`` times, for ``Heartbeat.max_stall_outside``: GUI work timed apart."""
+    import time
+
+    original = getattr(obj, name)
+    windows: list[tuple[float, float]] = []
+
+    def timed(*args, **kw):
+        t0 = time.perf_counter()
+        try:
+            return original(*args, **kw)
+        finally:
+            windows.append((t0, time.perf_counter()))
+
+    setattr(obj, name, timed)
+    return windows

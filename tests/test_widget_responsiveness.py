@@ -4,10 +4,8 @@ measured the same way in test_widget_train.py."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from _widget_data import tiny_ct, tiny_models
+from _widget_data import timed_calls, tiny_ct, tiny_models
 
 from napari_livertumor._widgets import _layers
 from napari_livertumor._widgets._heartbeat import Heartbeat
@@ -33,17 +31,7 @@ def test_segmenting_never_freezes_the_window(make_napari_viewer, qtbot, tmp_path
     qtbot.wait(200)  # let the window settle before measuring
     # showing the result adds a layer, a one-off cost of napari's (0.2-0.3 s here, 1 s on a
     # busy machine; README "Known limits"): timed apart from the run, which must never freeze
-    shown = []
-    show = widget._show_result
-
-    def timed_show(*args, **kw):
-        t0 = time.perf_counter()
-        try:
-            return show(*args, **kw)
-        finally:
-            shown.append((t0, time.perf_counter()))
-
-    widget._show_result = timed_show
+    shown = timed_calls(widget, "_show_result")
     beat = Heartbeat(20).start()
     widget.run_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)

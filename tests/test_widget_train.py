@@ -3,9 +3,8 @@ Segment; an unusable folder gives a clear message."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from _widget_data import timed_calls
 
 from napari_livertumor._widgets import _registry
 from napari_livertumor._widgets._heartbeat import Heartbeat
@@ -85,17 +84,7 @@ def test_train_two_steps_responsively_then_offer_the_model_in_segment(
     qtbot.wait(200)
     # the chart's draws are the panel's own GUI work (a first draw with data took 0.44 s on a
     # busy machine): they are timed apart from the rest, which must never freeze the window
-    draws = []
-    draw = widget.canvas.draw
-
-    def timed_draw(*args, **kw):
-        t0 = time.perf_counter()
-        try:
-            return draw(*args, **kw)
-        finally:
-            draws.append((t0, time.perf_counter()))
-
-    widget.canvas.draw = timed_draw
+    draws = timed_calls(widget.canvas, "draw")
     beat = Heartbeat(20).start()
     widget.start_button.click()
     assert widget.start_button.text() == "Stop"
