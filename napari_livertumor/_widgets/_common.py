@@ -508,7 +508,8 @@ class JobWidgetMixin:
         return any(job.running for job in self.jobs.values())
 
     def cancel_if_running(self, button) -> bool:
-        """If ``button``'s job runs, ask it to stop and return True."""
+        """If ``button``'s job runs, ask it to stop and return True (a job that has already
+        handed over its result is left to end: True, nothing stopped)."""
         job = self.jobs.get(button)
         if job is not None and job.running:
             if job.delivered:  # its result is in and it ends at once: the click is spent
