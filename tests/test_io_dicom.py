@@ -401,13 +401,64 @@ def test_missing_path_is_named(tmp_path):
         load_ct(tmp_path / "nowhere")
 
 
-def test_truncated_slice_is_named(tmp_path):
-    paths = write_ct_series(make_ct(shape=(4, 16, 16)), tmp_path)
-    data = paths[2].read_bytes()
-    paths[2].write_bytes(data[: len(data) - 100])
-    with pytest.raises(InputError, match="truncated") as info:
+def _cut_pixels(path, keep_bytes_off=100):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - keep_bytes_off])
+
+
+def test_a_slice_with_truncated_pixels_is_interpolated_like_a_missing_one_and_named(tmp_path):
+    """A file cut inside its pixel data stopped the whole series from loading, while the same
+    file cut inside its header was skipped and interpolated over as a gap. Now both load."""
+    from napari_livertumor.io.seg import write_dicom_seg
+
+    source = make_ct(shape=(6, 16, 16))
+    paths = write_ct_series(source, tmp_path)
+    _cut_pixels(paths[2])
+    volume = load_ct(tmp_path)
+    assert volume.shape == source.shape
+    np.testing.assert_allclose(volume.spacing, source.spacing)
+    np.testing.assert_allclose(volume.origin, source.origin)
+    expected = np.rint((source.array[1].astype(float) + source.array[3]) / 2)
+    np.testing.assert_array_equal(volume.array[2], expected)
+    for z in (0, 1, 3, 4, 5):
+        np.testing.assert_array_equal(volume.array[z], source.array[z])
+    warnings = " ".join(volume.meta["warnings"])
+    assert "1 slice(s) whose pixel data cannot be read" in warnings
+    assert "1-003.dcm (truncated file" in warnings and "interpolation" in warnings
+    # its header still places it; it has no usable file, so a SEG leaves its labels out
+    assert volume.meta["files"][2] == "" and all(volume.meta["files"][z] for z in (0, 1, 3))
+    assert volume.meta["sop_instance_uids"][2]
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[1:4, 4:8, 4:8] = 1
+    notes: list[str] = []
+    write_dicom_seg(labels, volume, tmp_path / "seg" / "s.dcm", [(1, "Liver")], notes=notes)
+    assert any("slice(s) 2 " in n and "left out of the DICOM SEG" in n for n in notes)
+
+
+def test_an_unreadable_first_slice_is_left_out_and_the_stack_starts_at_the_next(tmp_path):
+    source = make_ct(shape=(6, 16, 16))
+    paths = write_ct_series(source, tmp_path)
+    _cut_pixels(paths[0])
+    volume = load_ct(tmp_path)
+    assert volume.shape == (5, 16, 16)
+    np.testing.assert_array_equal(volume.array, source.array[1:])
+    one_slice_on = (
+        np.asarray(source.origin) + source.spacing[0] * np.asarray(source.direction)[:, 2]
+    )
+    np.testing.assert_allclose(volume.origin, one_slice_on)
+    np.testing.assert_allclose(volume.spacing, source.spacing)
+    assert len(volume.meta["files"]) == 5 and "1-001.dcm" not in " ".join(volume.meta["files"])
+    warnings = " ".join(volume.meta["warnings"])
+    assert "1 slice(s) at the end of the stack" in warnings and "1-001.dcm" in warnings
+
+
+def test_too_many_unreadable_slices_are_refused_naming_the_first(tmp_path):
+    paths = write_ct_series(make_ct(shape=(6, 16, 16)), tmp_path)
+    for p in paths[1:3]:
+        _cut_pixels(p)
+    with pytest.raises(InputError, match=r"truncated.*2 of the series' 6 slices") as info:
         load_ct(tmp_path)
-    assert info.value.path == paths[2]
+    assert info.value.path == paths[1]
 
 
 def test_slice_cut_inside_its_header_is_skipped_and_reported(tmp_path):
@@ -432,12 +483,18 @@ def test_a_dcm_file_that_is_not_dicom_is_reported_other_files_are_ignored(tmp_pa
     assert "not one" in warnings and "notes.txt" not in warnings
 
 
-def test_slice_without_pixel_data_is_named(tmp_path):
-    paths = write_ct_series(make_ct(shape=(4, 16, 16)), tmp_path, transfer_syntax="rle")
-    ds = pydicom.dcmread(paths[1])
-    del ds.PixelData
-    ds.save_as(paths[1])
-    with pytest.raises(InputError, match="no pixel data in the file") as info:
+def test_slices_without_pixel_data_are_named(tmp_path):
+    source = make_ct(shape=(5, 16, 16))
+    paths = write_ct_series(source, tmp_path, transfer_syntax="rle")
+    for p in (paths[3], paths[1]):
+        ds = pydicom.dcmread(p)
+        del ds.PixelData
+        ds.save_as(p)
+        if p == paths[3]:  # one: mended and said
+            volume = load_ct(tmp_path)
+            assert volume.shape == source.shape
+            assert "1-004.dcm (no pixel data in the file" in " ".join(volume.meta["warnings"])
+    with pytest.raises(InputError, match="no pixel data in the file") as info:  # two of five
         load_ct(tmp_path)
     assert info.value.path == paths[1]
 

@@ -1,7 +1,9 @@
 """Pixel decoding of sorted CT slices: direct reads of native 16-bit data, pydicom otherwise.
 
 Slices are decoded in a thread pool straight into the output volume, with the rescale applied in
-place, so peak memory stays close to the volume's own size.
+place, so peak memory stays close to the volume's own size. A few damaged slices (pixel data
+cut short, undecodable) are mended like missing ones (:func:`mend_damaged`): interpolated from
+the slices beside them, or left out at an end of the stack, and said.
 """
 
 from __future__ import annotations
@@ -14,14 +16,28 @@ import pydicom
 
 from ..errors import InputError
 from ..progress import Reporter
-from ._dicom_geometry import SliceHeader
+from ._dicom_geometry import SliceHeader, StackGeometry, stack_geometry
+
+
+class DecoderMissing(InputError):
+    """Compressed pixel data this Python cannot decode: every slice of that transfer syntax
+    fails the same way, so it is never mended as one damaged slice."""
 
 
 def decode_slices(
-    slices, shape_yx, reporter: Reporter, max_workers: int | None, warnings: list | None = None
+    slices,
+    shape_yx,
+    reporter: Reporter,
+    max_workers: int | None,
+    warnings: list | None = None,
+    damaged: dict | None = None,
 ) -> np.ndarray:
     """HU of ``slices`` as int16 ``(n, rows, cols)``; values beyond int16 are clipped, which
-    is said in ``warnings``."""
+    is said in ``warnings``.
+
+    ``damaged``, when given, receives ``{index: InputError}`` for slices whose pixels cannot
+    be read (their rows in the result are undefined) instead of the first such error being
+    raised; a missing decoder (:class:`DecoderMissing`) is raised either way."""
     n = len(slices)
     out = np.empty((n, *shape_yx), dtype=np.int16)
     workers = max_workers or min(8, (os.cpu_count() or 2) + 2)
@@ -29,7 +45,14 @@ def decode_slices(
     clipped = [0] * n
 
     def work(k: int) -> None:
-        clipped[k] = _slice_hu(slices[k], shape_yx, out[k])
+        try:
+            clipped[k] = _slice_hu(slices[k], shape_yx, out[k])
+        except DecoderMissing:
+            raise
+        except InputError as exc:
+            if damaged is None:
+                raise
+            damaged[k] = exc
 
     reporter.update("dicom pixels", 0, n)
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -161,7 +184,7 @@ def _pydicom_pixels(h: SliceHeader) -> np.ndarray:
         text = str(exc)
         missing = "missing dependencies" in text or "no pixel data decoder" in text.lower()
         why = _DECODER_HINT if missing else "truncated or corrupt file?"
-        raise InputError(
+        raise (DecoderMissing if missing else InputError)(
             h.path,
             f"pixel data cannot be decoded (transfer syntax {name}; {why}; "
             f"{type(exc).__name__}: {exc})",
@@ -185,3 +208,90 @@ def fill_gaps(array: np.ndarray, fill: list[tuple[int, int, float]]) -> np.ndarr
         prev = at
     pieces.append(array[prev:])
     return np.concatenate(pieces, axis=0)
+
+
+#: at most this share of a series' slices (and at least one) is mended; more is refused
+MENDABLE_SHARE = 0.1
+
+
+def mend_damaged(
+    members: list[SliceHeader],
+    geometry: StackGeometry,
+    array: np.ndarray,
+    damaged: dict[int, InputError],
+    warnings: list[str],
+    mark: int,
+) -> tuple[StackGeometry, np.ndarray]:
+    """Mend the slices :func:`decode_slices` could not read, as the reader treats missing ones.
+
+    A damaged slice inside the stack is filled by linear interpolation from the readable slices
+    beside it; its header still places it (position, SOP instance, image number), but it has
+    no usable file, so a DICOM SEG export leaves its labels out (as over a gap). Damaged slices
+    at either end are left out and the stack re-measured (``warnings[mark:]``, what
+    :func:`stack_geometry` said, is said again for the shorter stack). More than
+    :data:`MENDABLE_SHARE` of the slices, or fewer than two readable ones, is refused with the
+    first file's problem.
+    """
+    n = len(geometry.slices)
+    bad = sorted(damaged)
+    first = damaged[bad[0]]
+    if len(bad) > max(1, int(MENDABLE_SHARE * n)) or n - len(bad) < 2:
+        raise InputError(
+            first.path,
+            f"{first.problem} ({len(bad)} of the series' {n} slices cannot be read: too many to "
+            "interpolate over)",
+        )
+    lead = next(i for i in range(n + 1) if i not in damaged)
+    trail = next(i for i in range(n + 1) if (n - 1 - i) not in damaged)
+    ends = [geometry.slices[k] for k in bad if k < lead or k >= n - trail]
+    if ends:
+        kept = geometry.slices[lead : n - trail]
+        del warnings[mark:]
+        gone = {id(h) for h in ends}
+        shorter = stack_geometry([h for h in members if id(h) not in gone], warnings)
+        if [h.path for h in shorter.slices] != [h.path for h in kept]:
+            raise first  # the stack would not be the same slices less its ends
+        geometry, array = shorter, array[lead : n - trail]
+    inside = [k - lead for k in bad if lead <= k < n - trail]
+    for a, b in _runs(inside):  # a..b damaged; a - 1 and b + 1 were read
+        lo = array[a - 1].astype(np.float32)
+        hi = array[b + 1].astype(np.float32)
+        for k in range(a, b + 1):
+            t = (k - a + 1) / (b - a + 2)
+            array[k] = np.rint(lo * (1 - t) + hi * t).astype(np.int16)
+    if inside:
+        before = np.zeros(len(geometry.slices), int)  # filled gap slices before each real one
+        for at, n_new, _ in geometry.fill:
+            before[at:] += n_new
+        for k in inside:
+            geometry.files[k + int(before[k])] = None
+        warnings.append(
+            f"{len(inside)} slice(s) whose pixel data cannot be read were filled by linear "
+            f"interpolation from the slices beside them: {_named([geometry.slices[k] for k in inside], damaged)}; "
+            "a DICOM SEG export leaves their labels out"
+        )
+    if ends:
+        warnings.append(
+            f"{len(ends)} slice(s) at the end of the stack whose pixel data cannot be read were "
+            f"left out: {_named(ends, damaged)}"
+        )
+    return geometry, array
+
+
+def _runs(indices: list[int]) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    for k in indices:
+        if runs and runs[-1][1] == k - 1:
+            runs[-1] = (runs[-1][0], k)
+        else:
+            runs.append((k, k))
+    return runs
+
+
+def _named(headers, damaged: dict[int, InputError]) -> str:
+    """``name (problem)`` of the first three files, and how many more."""
+    problem = {str(e.path): e.problem for e in damaged.values()}
+    text = ", ".join(
+        f"{h.path.name} ({problem.get(str(h.path), 'unreadable')})" for h in headers[:3]
+    )
+    return text + (f" and {len(headers) - 3} more" if len(headers) > 3 else "")

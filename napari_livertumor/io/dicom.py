@@ -27,7 +27,7 @@ from ._dicom_geometry import (
     phase_from_text,
     stack_geometry,
 )
-from ._dicom_pixels import decode_slices, fill_gaps
+from ._dicom_pixels import decode_slices, fill_gaps, mend_damaged
 from .volume import CTVolume
 
 #: SOP classes we read as CT slices (CT Image Storage and the legacy-converted enhanced one).
@@ -250,8 +250,16 @@ def read_dicom_series(
             f"{len(others)} other series in the folder not read{why}: "
             + "; ".join(o.summary() for o in others[:6])
         )
+    mark = len(warnings)
     geometry = stack_geometry(members, warnings)
-    array = decode_slices(geometry.slices, geometry.shape_yx, reporter, max_workers, warnings)
+    damaged: dict[int, InputError] = {}
+    pixel_notes: list[str] = []
+    array = decode_slices(
+        geometry.slices, geometry.shape_yx, reporter, max_workers, pixel_notes, damaged
+    )
+    if damaged:  # a few cut-short or undecodable slices: mended like missing ones, and said
+        geometry, array = mend_damaged(members, geometry, array, damaged, warnings, mark)
+    warnings += pixel_notes
     if geometry.fill:
         array = fill_gaps(array, geometry.fill)
     first = geometry.slices[0]

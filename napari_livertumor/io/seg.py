@@ -237,8 +237,9 @@ def write_dicom_seg(
         Reverse the frame order highdicom chose (HCC-TACE-Seg files come in both orders);
         readers must cope.
     notes : list of str, optional
-        Receives what the file leaves out: labels on slices the reader interpolated over a gap
-        in the series (no DICOM image to reference) are not written, and said here and in the
+        Receives what the file leaves out: labels on slices the reader interpolated (over a gap
+        in the series, or over a file whose pixels it could not read: no DICOM image to
+        reference) are not written, and said here and in the
         log.
 
     Returns
@@ -277,12 +278,14 @@ def write_dicom_seg(
     filled = [z for z, ds in enumerate(sources) if ds is None]
     dropped = int(np.count_nonzero(labels[filled])) if filled else 0
     if dropped:
-        # slices the reader interpolated over a gap in the series: a SEG can only reference
-        # images that exist, so their labels stay out of it (the NIfTI export keeps them)
+        # slices the reader interpolated (a gap, or a file it could not read): a SEG can only
+        # reference images that exist and were read, so their labels stay out of it (the
+        # NIfTI export keeps them)
         _said(
             notes,
             f"{out_path.name}: slice(s) {_ranges(filled)} (of 0..{len(sources) - 1}) were "
-            f"interpolated over a gap in the CT series and have no DICOM image to reference; "
+            f"interpolated over a gap or an unreadable file in the CT series and have no DICOM "
+            "image to reference; "
             f"their {dropped} labelled voxel(s) are left out of the DICOM SEG (a NIfTI export "
             "keeps them)",
         )
