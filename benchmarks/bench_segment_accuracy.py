@@ -123,7 +123,12 @@ def main(argv=None) -> int:
 def _case(seg, set_name: str, seed: int, i: int) -> dict:
     from napari_livertumor.pipeline import refine_labels
     from napari_livertumor.synth import generate_phantom
-    from napari_livertumor.training.metrics import case_scores, hcc_to_output, lesion_detection
+    from napari_livertumor.training.metrics import (
+        case_scores,
+        hcc_to_output,
+        lesion_conspicuity,
+        lesion_detection,
+    )
 
     if set_name == "fresh":
         ph = generate_phantom(seed, "full")
@@ -150,6 +155,7 @@ def _case(seg, set_name: str, seed: int, i: int) -> dict:
         "seconds": round(t_seg, 2),
         "model": _pick(case_scores(result.labels, truth)),
         "lesions": lesion_detection(result.labels == 2, truth == 2, ph.ct.spacing),
+        "lesion_cnr": lesion_conspicuity(ph.ct.array, truth, ph.ct.spacing, result.labels == 2),
     }
     labels = result.labels.copy()
     t0 = time.perf_counter()
@@ -171,7 +177,7 @@ def _pick(scores: dict) -> dict:
 
 
 def _summarize(rows: list[dict]) -> dict:
-    from napari_livertumor.training.metrics import lesion_summary
+    from napari_livertumor.training.metrics import conspicuity_summary, lesion_summary
 
     out = {"n_cases": len(rows)}
     for variant in ("model", "refined"):
@@ -187,7 +193,32 @@ def _summarize(rows: list[dict]) -> dict:
     out["tumor_free_cases_with_false_lesion"] = les["cases_without_tumor_with_false_lesion"]
     out["tumor_free_cases"] = les["cases_without_tumor"]
     out["median_seconds"] = statistics.median(r["seconds"] for r in rows) if rows else None
+    # how visible the lesions were: found per CNR band, and the tumor Dice of the patients whose
+    # largest lesion a reader could see on this phase (a breakdown; the bar is on every case)
+    lesions = [les for r in rows for les in r.get("lesion_cnr", [])]
+    if lesions:
+        out["lesions_by_cnr"] = conspicuity_summary(lesions)
+        visible = [
+            r["model"]["tumor_dice"]
+            for r in rows
+            if _main_cnr(r) is not None
+            and _main_cnr(r) >= VISIBLE_CNR
+            and not math.isnan(r["model"]["tumor_dice"])
+        ]
+        out["visible_main_lesion_cases"] = len(visible)
+        out["visible_main_lesion_tumor_dice_mean"] = (
+            round(statistics.mean(visible), 4) if visible else None
+        )
     return out
+
+
+#: a largest lesion at this CNR or more counts as visible in the breakdown
+VISIBLE_CNR = 0.5
+
+
+def _main_cnr(row: dict):
+    les = row.get("lesion_cnr") or []
+    return les[0].get("cnr") if les else None
 
 
 def _bootstrap_ci(vals: list[float], n: int = 2000, seed: int = 0) -> list[float] | None:
@@ -241,22 +272,63 @@ def _markdown(r: dict) -> str:
         "least 10 % of it is predicted tumor, a predicted one is false when under 10 % of it is "
         "true tumor (`training.metrics.lesion_detection`).",
         "",
-        "Per case:",
+    ]
+    lines += _conspicuity_lines(r)
+    lines += [
+        "Per case (CNR: the largest lesion's):",
         "",
-        "| set | seed | shape | spacing | phase | tumor mL | liver Dice | tumor Dice | refined "
-        "| lesions found | false lesions |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| set | seed | shape | spacing | phase | tumor mL | CNR | liver Dice | tumor Dice "
+        "| refined | lesions found | false lesions |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in r["sets"].items():
         for c in s["cases"]:
             lines.append(
                 f"| {name} | {c['seed']} | {c['shape']} | {c['spacing']} | {c['phase']} | "
-                f"{c['true_tumor_ml']} | {_f(c['model']['liver_dice'])} | "
+                f"{c['true_tumor_ml']} | {_cnr(_main_cnr(c))} | "
+                f"{_f(c['model']['liver_dice'])} | "
                 f"{_f(c['model']['tumor_dice'])} | {_f(c['refined']['tumor_dice'])} | "
                 f"{_case_lesions(c)} |"
             )
     lines += ["", "Reproduce: `python benchmarks/bench_segment_accuracy.py`", ""]
     return "\n".join(lines)
+
+
+def _cnr(v) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def _conspicuity_lines(r: dict) -> list[str]:
+    """How visible the true lesions were, and what the model found of each kind."""
+    sets = [(n, s["summary"]) for n, s in r["sets"].items() if s["summary"].get("lesions_by_cnr")]
+    if not sets:
+        return []
+    bands = sets[0][1]["lesions_by_cnr"]
+    head = " | ".join(
+        f"CNR ≥ {b['cnr_from']:g}"
+        if b["cnr_to"] is None or not math.isfinite(b["cnr_to"])
+        else f"CNR {b['cnr_from']:g}–{b['cnr_to']:g}"
+        for b in bands
+    )
+    lines = [
+        "How visible the lesions were: each true lesion's contrast-to-noise ratio (CNR), its "
+        "mean HU minus that of the liver 3–8 mm around it, over the two regions' pooled standard "
+        "deviation (noise and texture; `training.metrics.lesion_conspicuity`). Under about 0.5 a lesion "
+        "is hard for a reader to see on that phase too (iso-attenuating, or hypo-attenuating in "
+        "a fatty liver). Lesions found per band, and the mean tumor Dice of the patients whose "
+        f"largest lesion has a CNR of at least {VISIBLE_CNR:g} (a breakdown: the bar is on "
+        "every patient):",
+        "",
+        f"| set | {head} | tumor Dice, largest lesion CNR ≥ {VISIBLE_CNR:g} |",
+        "|---|" + "---|" * len(bands) + "---|",
+    ]
+    for name, m in sets:
+        cells = " | ".join(f"{b['found']}/{b['lesions']}" for b in m["lesions_by_cnr"])
+        lines.append(
+            f"| {name} | {cells} | {_f(m.get('visible_main_lesion_tumor_dice_mean'))} "
+            f"(n={m.get('visible_main_lesion_cases')}) |"
+        )
+    return lines + [""]
 
 
 def _seed_line(r: dict) -> str:

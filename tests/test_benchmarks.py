@@ -218,6 +218,36 @@ def test_accuracy_report_says_when_training_seeds_were_not_checked(tmp_path):
     assert manifest_seeds(missing) == ({1}, None)
 
 
+def test_accuracy_report_breaks_lesions_down_by_how_visible_they_were():
+    bench = _load("benchmarks/bench_segment_accuracy.py")
+
+    def case(seed, dice, lesions):
+        scores = {"liver_dice": 0.96, "liver_sensitivity": 0.97, "tumor_dice": dice,
+                  "tumor_sensitivity": 0.5, "tumor_iou": 0.3}  # fmt: skip
+        return {"seed": seed, "shape": [9, 9, 9], "spacing": [1, 1, 1], "phase": "arterial",
+                "true_tumor_ml": 1.0, "seconds": 1.0, "model": scores, "refined": scores,
+                "lesion_cnr": lesions}  # fmt: skip
+
+    rows = [
+        case(1, 0.8, [{"ml": 9, "cnr": 1.6, "covered": 0.9}, {"ml": 1, "cnr": 0.7, "covered": 0}]),
+        case(2, 0.1, [{"ml": 50, "cnr": 0.2, "covered": 0.05}]),  # an iso mass: hardly seen
+        case(3, 0.6, [{"ml": 5, "cnr": 0.6, "covered": 0.5}, {"ml": 2, "cnr": None}]),
+        case(4, float("nan"), []),  # no tumor, none predicted
+    ]
+    summary = bench._summarize(rows)
+    bands = [(b["lesions"], b["found"]) for b in summary["lesions_by_cnr"]]
+    assert bands == [(1, 0), (2, 1), (1, 1)]
+    assert summary["visible_main_lesion_cases"] == 2
+    assert summary["visible_main_lesion_tumor_dice_mean"] == pytest.approx(0.7)
+    report = {"models": {"liver": "l", "tumor": "t"}, "training_seeds_checked": 3,
+              "date_utc": "2026-01-01 00:00",
+              "sets": {"fresh": {"cases": rows, "summary": summary}}}  # fmt: skip
+    md = bench._markdown(report)
+    assert "| CNR 0–0.5 | CNR 0.5–1 | CNR ≥ 1 |" in md
+    assert "| fresh | 0/1 | 1/2 | 1/1 | 0.700 (n=2) |" in md
+    assert "| arterial | 1.0 | 0.20 |" in md and "| arterial | 1.0 | - |" in md
+
+
 @pytest.fixture
 def dev_setup(tmp_path):
     """Two untrained models and one small cached development phantom (no phantom drawn)."""

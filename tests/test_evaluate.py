@@ -53,6 +53,9 @@ def test_evaluate_prints_the_table_beside_the_published_numbers(trained, tmp_pat
         "tumor_stratum",
         "lesions_true",
         "lesions_false",
+        "tumor_main_cnr",
+        "lesions_cnr_0_0.5",
+        "lesions_cnr_1_up_found",
     ):
         assert key in rows[0]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
@@ -62,6 +65,11 @@ def test_evaluate_prints_the_table_beside_the_published_numbers(trained, tmp_pat
     assert les["lesions_true"] == int(rows[0]["lesions_true"])
     assert les["lesions_found"] == int(rows[0]["lesions_found"]) <= les["lesions_true"]
     assert "false lesions per case" in out
+    # how visible the true lesions were, pooled per CNR band, beside what was found of them
+    bands = summary["lesions_by_cnr"]
+    assert [b["cnr_from"] for b in bands] == [0, 0.5, 1]
+    assert sum(b["lesions"] for b in bands) == les["lesions_true"]  # the toy lesions are in liver
+    assert "Lesions found by contrast-to-noise ratio" in out and "CNR < 0.5: " in out
 
 
 def test_evaluate_uses_the_test_patients_training_wrote_down(trained, tmp_path):

@@ -10,8 +10,11 @@ import pytest
 from napari_livertumor.training.metrics import (
     binary_scores,
     case_scores,
+    conspicuity_columns,
+    conspicuity_summary,
     format_table,
     hcc_to_output,
+    lesion_conspicuity,
     lesion_detection,
     lesion_summary,
     longest_diameter_mm,
@@ -139,3 +142,63 @@ def test_the_10cm_split_measures_through_a_tilted_grid():
     ) ** 2 <= 42**2
     assert longest_diameter_mm(tilted, vol.spacing) > base + 10  # the spacings alone
     assert longest_diameter_mm(tilted, vol.spacing, vol.affine_lps) == pytest.approx(base, abs=2.5)
+
+
+def test_lesion_conspicuity_measures_contrast_against_the_liver_around_each_lesion():
+    """Two lesions in a noisy liver: a dark one (contrast -40 HU, noise SD 10: CNR about 4) and
+    an iso one (+2 HU: CNR about 0.2); the ring is the liver only, not air or the other lesion."""
+    rng = np.random.default_rng(0)
+    shape = (20, 60, 60)
+    labels = np.zeros(shape, np.uint8)
+    labels[:, 5:55, 5:55] = 1
+    ct = rng.normal(60.0, 10.0, shape)
+    ct[labels == 0] = -1000.0  # air beside the liver must not enter the ring
+    z, y, x = np.ogrid[:20, :60, :60]
+    dark = ((z - 10) / 4) ** 2 + ((y - 20) / 8) ** 2 + ((x - 20) / 8) ** 2 <= 1
+    iso = ((z - 10) / 3) ** 2 + ((y - 42) / 5) ** 2 + ((x - 40) / 5) ** 2 <= 1
+    labels[dark | iso] = 2
+    ct[dark] -= 40.0
+    ct[iso] += 2.0
+    pred = dark.copy()
+    pred[iso] = False
+    pred[10, 42, 40] = True  # one voxel of the iso lesion: not found
+    rows = lesion_conspicuity(ct, labels, (2.0, 1.0, 1.0), pred)
+    assert [r["ml"] for r in rows] == sorted((r["ml"] for r in rows), reverse=True)
+    big, small = rows
+    assert big["contrast_hu"] == pytest.approx(-40, abs=3)
+    assert big["sd_hu"] == pytest.approx(10, abs=1)
+    assert big["cnr"] == pytest.approx(4, abs=0.5)
+    assert big["covered"] == 1.0
+    assert small["cnr"] < 0.6 and small["covered"] < 0.1
+    bands = conspicuity_summary(rows)
+    assert [(b["lesions"], b["found"]) for b in bands] == [(1, 0), (0, 0), (1, 1)]
+    # no liver around a lesion: no ring, no CNR (and left out of the bands)
+    alone = np.zeros(shape, np.uint8)
+    alone[dark] = 2
+    (row,) = lesion_conspicuity(ct, alone, (2.0, 1.0, 1.0))
+    assert row["cnr"] is None and "covered" not in row
+    assert sum(b["lesions"] for b in conspicuity_summary([row])) == 0
+    assert lesion_conspicuity(ct, np.zeros(shape, np.uint8), (1, 1, 1)) == []
+    with pytest.raises(ValueError, match="shape"):
+        lesion_conspicuity(ct[:5], labels, (1, 1, 1))
+
+
+def test_conspicuity_columns_are_pooled_per_band_and_printed():
+    one = conspicuity_columns([{"ml": 9, "cnr": 1.6, "covered": 0.9}, {"ml": 1, "cnr": 0.3}])
+    assert one["tumor_main_cnr"] == 1.6
+    assert one["lesions_cnr_0_0.5"] == 1 and one["lesions_cnr_0_0.5_found"] == 0
+    assert one["lesions_cnr_1_up"] == 1 and one["lesions_cnr_1_up_found"] == 1
+    none = conspicuity_columns([])
+    assert none["tumor_main_cnr"] is None and none["lesions_cnr_0.5_1"] == 0
+    two = conspicuity_columns([{"ml": 4, "cnr": 0.2, "covered": 0.5}])
+    base = case_scores(np.array([[[1, 2]]]), np.array([[[1, 2]]]))
+    rows = [{**base, **one}, {**base, **none}, {**base, **two}]
+    summary = summarize(rows)
+    assert [(b["lesions"], b["found"]) for b in summary["lesions_by_cnr"]] == [
+        (2, 1),
+        (0, 0),
+        (1, 1),
+    ]
+    assert "CNR < 0.5: 1/2, 0.5–1: 0/0, ≥ 1: 1/1" in format_table(summary)
+    # rows from before these columns existed: no breakdown rather than a wrong one
+    assert "lesions_by_cnr" not in summarize([base])

@@ -475,6 +475,24 @@ def contrast_to_noise(
     drawn too large mixes liver into its rim, which would hide a clear lesion's contrast.
     None when either region has fewer than 10 voxels.
     """
+    stats = ring_contrast(image, tumor, liver, spacing, gap_mm, width_mm, core_mm)
+    if stats is None:
+        return None
+    contrast, noise = stats
+    return float(abs(contrast) / max(noise, 1e-6))
+
+
+def ring_contrast(
+    image: np.ndarray,
+    tumor: np.ndarray,
+    liver: np.ndarray | None,
+    spacing,
+    gap_mm: float = _RING_GAP_MM,
+    width_mm: float = _RING_WIDTH_MM,
+    core_mm: float = 0.0,
+) -> tuple[float, float] | None:
+    """``(mean(inside) - mean(ring), pooled standard deviation)`` of
+    :func:`contrast_to_noise` (signed: negative for a lesion darker than the liver)."""
     tumor = np.asarray(tumor, dtype=bool)
     distance = ndi.distance_transform_edt(~tumor, sampling=spacing)
     ring = (distance > gap_mm) & (distance <= gap_mm + width_mm)
@@ -489,7 +507,7 @@ def contrast_to_noise(
         return None
     a, b = image[inside], image[ring]
     noise = np.sqrt((a.var() + b.var()) / 2.0)
-    return float(abs(a.mean() - b.mean()) / max(noise, 1e-6))
+    return float(a.mean() - b.mean()), float(noise)
 
 
 def _note(notes: list[str], message: str) -> None:

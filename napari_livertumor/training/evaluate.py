@@ -20,8 +20,10 @@ from ..fileio import atomic_path, atomic_write_text, check_writable_folder
 from .data import case_fingerprint, index_cases, load_case, read_split
 from .metrics import (
     case_scores,
+    conspicuity_columns,
     format_table,
     hcc_to_output,
+    lesion_conspicuity,
     lesion_detection,
     longest_diameter_mm,
     size_stratum,
@@ -195,6 +197,11 @@ def _score_cases(test, seg, rows, not_evaluated, *, should_cancel=None, progress
         row: dict[str, Any] = {"case": rec.case_id}
         row.update(case_scores(result.labels, truth))
         row.update(lesion_detection(result.labels == 2, truth == 2, ct.spacing))
+        # how visible each true lesion was: a miss at a CNR under 0.5 is one a reader would
+        # hardly see on this phase either
+        row.update(
+            conspicuity_columns(lesion_conspicuity(ct.array, truth, ct.spacing, result.labels == 2))
+        )
         diameter = round(longest_diameter_mm(truth == 2, ct.spacing, ct.affine_lps), 1)
         row["tumor_longest_diameter_mm"] = diameter
         row["tumor_stratum"] = size_stratum(diameter)  # of the figure shown (100.0 is >=10cm)

@@ -14,7 +14,8 @@ diameter (maximum Feret diameter, in mm) of the largest ground-truth lesion ≥ 
 
 Beside the voxel scores, :func:`lesion_detection` counts lesions (connected components): how
 many true lesions were found and how many predicted lesions are false. Voxel Dice is dominated
-by the largest mass; these counts show missed satellites and false lesions in a tumor-free liver.
+by the largest mass; these counts show missed satellites and false lesions in a tumor-free liver;
+:func:`lesion_conspicuity` says how visible each true lesion was to begin with.
 """
 
 from __future__ import annotations
@@ -121,6 +122,137 @@ def lesion_detection(
     }
 
 
+#: bands of :func:`lesion_conspicuity`'s contrast-to-noise ratio used in reports
+CNR_BANDS = ((0.0, 0.5), (0.5, 1.0), (1.0, float("inf")))
+
+
+def lesion_conspicuity(
+    ct: np.ndarray,
+    truth_labels: np.ndarray,
+    spacing: Sequence[float],
+    pred: np.ndarray | None = None,
+    *,
+    min_ml: float = 0.1,
+) -> list[dict[str, Any]]:
+    """How visible each true lesion is: its contrast-to-noise ratio against the liver around it.
+
+    For each ground-truth tumor component (label 2, 26-connectivity, at least ``min_ml``): the
+    mean HU inside it minus that of the liver (label 1; tumor excluded) 3–8 mm from its edge,
+    over the pooled standard deviation of the two (noise and texture together;
+    :func:`napari_livertumor.refine.contour.contrast_to_noise`, the refinement's own measure).
+    A CNR well under 1 is a lesion a reader hardly sees on this phase either (an
+    iso-attenuating mass, or a hypo-attenuating one in a fatty liver); it bounds what any model
+    can score on it. ``pred`` (a tumor mask), when given, adds ``covered``: the fraction of the
+    lesion predicted tumor (found when at least 0.1, as in :func:`lesion_detection`).
+
+    Returns
+    -------
+    list of dict
+        Per lesion, largest first: ``ml``, ``contrast_hu``, ``sd_hu`` and ``cnr`` (all three
+        ``None`` when fewer than 10 liver voxels lie around it), and ``covered``.
+    """
+    from scipy import ndimage as ndi
+
+    from ..refine.contour import ring_contrast
+
+    ct = np.asarray(ct)
+    truth_labels = np.asarray(truth_labels)
+    if ct.shape != truth_labels.shape:
+        raise ValueError(f"CT shape {ct.shape} != ground truth shape {truth_labels.shape}")
+    if pred is not None and np.shape(pred) != ct.shape:
+        raise ValueError(f"prediction shape {np.shape(pred)} != CT shape {ct.shape}")
+    spacing = tuple(float(s) for s in spacing)
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    lab, n = ndi.label(truth_labels == 2, structure=np.ones((3, 3, 3), bool))
+    if n == 0:
+        return []
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    pad = [int(np.ceil(9.0 / s)) + 1 for s in spacing]  # the ring reaches 8 mm out
+    out = []
+    for i, box in enumerate(ndi.find_objects(lab), start=1):
+        if box is None or sizes[i] * voxel_ml < min_ml:
+            continue
+        sl = tuple(
+            slice(max(0, b.start - q), min(dim, b.stop + q))
+            for b, q, dim in zip(box, pad, ct.shape, strict=True)
+        )
+        lesion = lab[sl] == i
+        stats = ring_contrast(ct[sl].astype(np.float64), lesion, truth_labels[sl] == 1, spacing)
+        row: dict[str, Any] = {"ml": round(float(sizes[i] * voxel_ml), 2)}
+        if stats is None:
+            row.update(contrast_hu=None, sd_hu=None, cnr=None)
+        else:
+            contrast, sd = stats
+            row.update(
+                contrast_hu=round(contrast, 1),
+                sd_hu=round(sd, 1),
+                cnr=round(abs(contrast) / max(sd, 1e-6), 2),
+            )
+        if pred is not None:
+            row["covered"] = round(float(np.asarray(pred)[sl][lesion].mean()), 3)
+        out.append(row)
+    out.sort(key=lambda r: -r["ml"])
+    return out
+
+
+def conspicuity_summary(lesions: list[dict[str, Any]], min_overlap: float = 0.1) -> list[dict]:
+    """Lesions found per :data:`CNR_BANDS` band, from :func:`lesion_conspicuity` rows (with
+    ``covered``), pooled over cases; lesions without a CNR are left out. The last band's
+    ``cnr_to`` is ``None`` (no upper end)."""
+    out = []
+    for lo, hi in CNR_BANDS:
+        band = [r for r in lesions if r.get("cnr") is not None and lo <= r["cnr"] < hi]
+        found = sum(1 for r in band if r.get("covered", 0.0) >= min_overlap)
+        top = hi if np.isfinite(hi) else None  # None: no upper end (JSON has no infinity)
+        out.append({"cnr_from": lo, "cnr_to": top, "lesions": len(band), "found": found})
+    return out
+
+
+def _band_key(lo: float, hi: float | None) -> str:
+    return (
+        f"lesions_cnr_{lo:g}_up"
+        if hi is None or not np.isfinite(hi)
+        else f"lesions_cnr_{lo:g}_{hi:g}"
+    )
+
+
+def conspicuity_columns(lesions: list[dict[str, Any]]) -> dict[str, Any]:
+    """One case's :func:`lesion_conspicuity` rows as flat table columns: the largest lesion's
+    CNR (``tumor_main_cnr``) and, per :data:`CNR_BANDS` band, its lesions and those found
+    (``lesions_cnr_0_0.5``, ``lesions_cnr_0_0.5_found``, …); :func:`summarize` pools them."""
+    cols: dict[str, Any] = {"tumor_main_cnr": lesions[0].get("cnr") if lesions else None}
+    for band in conspicuity_summary(lesions):
+        key = _band_key(band["cnr_from"], band["cnr_to"])
+        cols[key], cols[f"{key}_found"] = band["lesions"], band["found"]
+    return cols
+
+
+def _pooled_bands(rows: list[dict[str, Any]]) -> list[dict] | None:
+    out = []
+    for lo, hi in CNR_BANDS:
+        key = _band_key(lo, hi)
+        have = [r for r in rows if key in r]
+        if not have:
+            return None
+        out.append({
+            "cnr_from": lo,
+            "cnr_to": hi if np.isfinite(hi) else None,
+            "lesions": sum(int(r[key]) for r in have),
+            "found": sum(int(r[f"{key}_found"]) for r in have),
+        })  # fmt: skip
+    return out
+
+
+def format_bands(bands: list[dict]) -> str:
+    """``CNR < 0.5: 0/3, 0.5–1: 2/4, ≥ 1: 9/9`` (found / lesions per band)."""
+    parts = []
+    for b in bands:
+        lo, hi = b["cnr_from"], b["cnr_to"]
+        name = f"≥ {lo:g}" if hi is None else f"< {hi:g}" if lo == 0 else f"{lo:g}–{hi:g}"
+        parts.append(f"{name}: {b['found']}/{b['lesions']}")
+    return "CNR " + ", ".join(parts)
+
+
 def lesion_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Lesion recall (found / true, pooled over cases) and false lesions per case."""
     rows = [r for r in rows if "lesions_true" in r]
@@ -202,12 +334,16 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             if r.get("tumor_stratum") == s and np.isfinite(r.get("tumor_dice", np.nan))
         ]
         strata[s] = {"n": len(vals), "tumor_dice": float(np.mean(vals)) if vals else None}
-    return {
+    out = {
         "n_cases": len(rows),
         "table": table,
         "tumor_dice_by_size": strata,
         "lesions": lesion_summary(rows),
     }
+    bands = _pooled_bands(rows)
+    if bands is not None:
+        out["lesions_by_cnr"] = bands
+    return out
 
 
 def format_table(summary: dict[str, Any]) -> str:
@@ -239,5 +375,10 @@ def format_table(summary: dict[str, Any]) -> str:
             + f"; false lesions per case {les['false_lesions_per_case']:.2f}"
             + f" (tumor-free cases with one: {les['cases_without_tumor_with_false_lesion']}"
             + f" of {les['cases_without_tumor']})"
+        )
+    if summary.get("lesions_by_cnr"):
+        lines.append(
+            "Lesions found by contrast-to-noise ratio against the liver around them "
+            f"(under 0.5: hard to see on this phase): {format_bands(summary['lesions_by_cnr'])}"
         )
     return "\n".join(lines)
