@@ -135,7 +135,7 @@ def _remember_series(target: Path, volume) -> None:
     _SERIES_SIBLINGS.clear()  # only the series read last can be a multi-select in progress
     here = _file_key(target)
     group = [time.monotonic()]
-    for f in volume.meta.get("files") or []:
+    for f in [*(volume.meta.get("files") or []), *(volume.meta.get("unused_files") or [])]:
         if f and _file_key(Path(f)) != here:
             _SERIES_SIBLINGS[_file_key(Path(f))] = group
 

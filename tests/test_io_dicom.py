@@ -449,7 +449,54 @@ def test_an_unreadable_first_slice_is_left_out_and_the_stack_starts_at_the_next(
     np.testing.assert_allclose(volume.spacing, source.spacing)
     assert len(volume.meta["files"]) == 5 and "1-001.dcm" not in " ".join(volume.meta["files"])
     warnings = " ".join(volume.meta["warnings"])
-    assert "1 slice(s) at the end of the stack" in warnings and "1-001.dcm" in warnings
+    assert "the first 1 slice(s) of the stack cannot be read and were left out" in warnings
+    assert f"{tmp_path.name}/1-001.dcm (truncated" in warnings  # NBIA's names need the folder
+    assert volume.meta["unused_files"] == [str(paths[0])]  # still this series' file
+
+
+def test_unreadable_slices_at_both_ends_and_inside_beside_a_gap_are_placed_by_position(tmp_path):
+    """The interpolation weighed a mended slice by its place among the files read, not on the
+    grid: beside a missing file it read half-way between slices two steps and one step off."""
+    ramp = make_ct(shape=(32, 8, 8))  # 31 files: three may be mended
+    ramp.array[:] = (np.arange(32) * 100 - 1000)[:, None, None].astype(np.int16)
+    paths = write_ct_series(ramp, tmp_path)
+    paths[16].unlink()  # a gap at z = 16
+    for k in (0, 15, 31):  # the first and last unreadable; z = 15 beside the gap
+        _cut_pixels(paths[k])
+    volume = load_ct(tmp_path)
+    assert volume.shape == (30, 8, 8)  # z = 1..30
+    np.testing.assert_array_equal(volume.array[:, 0, 0], ramp.array[1:31, 0, 0])
+    warnings = volume.meta["warnings"]
+    assert any(w.startswith("the first 1 slice(s)") and "1-001.dcm" in w for w in warnings)
+    assert any(w.startswith("the last 1 slice(s)") and "1-032.dcm" in w for w in warnings)
+    assert any("1 missing slice" in w for w in warnings)
+    assert volume.meta["files"][14] == "" and volume.meta["files"][15] == ""  # mended; the gap
+    assert volume.meta["sop_instance_uids"][14] and not volume.meta["sop_instance_uids"][15]
+
+
+def test_an_unreadable_slice_with_a_readable_copy_at_its_position_reads_the_copy(tmp_path):
+    """The copy with the higher InstanceNumber was kept even when its pixels could not be read:
+    interpolated inside the stack, and the whole series refused at an end."""
+    source = make_ct(shape=(6, 16, 16))
+    paths = write_ct_series(source, tmp_path)
+    for k in (2, 5):
+        ds = pydicom.dcmread(paths[k])
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.InstanceNumber = 90 + k
+        ds.save_as(tmp_path / f"redo-{k}.dcm")
+        _cut_pixels(tmp_path / f"redo-{k}.dcm")  # the kept copy is the damaged one
+    volume = load_ct(tmp_path)
+    np.testing.assert_array_equal(volume.array, source.array)
+    assert all(volume.meta["files"])
+    warnings = " ".join(volume.meta["warnings"])
+    assert "redo-2.dcm cannot be read (truncated" in warnings
+    assert f"its copy at the same position, {tmp_path.name}/1-003.dcm, was read instead" in warnings
+    assert "interpolation" not in warnings and "left out (the volume" not in warnings
+    assert "repeated an existing position" not in warnings  # the stack was measured again
+    assert sorted(volume.meta["unused_files"]) == [
+        str(tmp_path / "redo-2.dcm"),
+        str(tmp_path / "redo-5.dcm"),
+    ]
 
 
 def test_too_many_unreadable_slices_are_refused_naming_the_first(tmp_path):

@@ -420,6 +420,26 @@ def test_a_multi_select_of_one_series_files_opens_the_series_once(
     assert len(again) == 1 and len(viewer.layers) == 3
 
 
+def test_a_multi_select_of_a_series_with_unreadable_files_opens_it_once(
+    make_napari_viewer, tmp_path
+):
+    """The files whose pixels could not be read (one mended inside, one left out at the end)
+    were not known as the series' own, so each opened the whole series again."""
+    from napari_livertumor.io import CTVolume
+    from napari_livertumor.io.dicom_write import write_ct_series
+
+    rng = np.random.default_rng(0)
+    ct = CTVolume(rng.integers(-100, 200, (20, 16, 16)).astype(np.int16), (2.5, 0.8, 0.8))
+    paths = write_ct_series(ct, tmp_path)
+    for k in (4, 19):
+        data = paths[k].read_bytes()
+        paths[k].write_bytes(data[:-100])
+    viewer = make_napari_viewer()
+    layers = viewer.open(sorted(str(p) for p in paths), plugin="napari-livertumor")
+    assert len(layers) == 1 and len(viewer.layers) == 1
+    assert layers[0].data.shape == (19, 16, 16)
+
+
 def test_a_name_for_the_other_writer_is_refused_not_double_suffixed(tmp_path, study):
     _, _, ct, labels = study
     attrs = {"metadata": {"ct_volume": ct, "livertumor_role": "segmentation"}}

@@ -147,7 +147,7 @@ def _run(args) -> int:
     # without --force, not even a file another run wrote there meanwhile is replaced
     write_nifti(volume, output, overwrite=bool(args.force))
     if args.meta is not None:
-        meta = {k: v for k, v in volume.meta.items() if k != "files"}
+        meta = {k: v for k, v in volume.meta.items() if k not in ("files", "unused_files")}
         meta.update(
             shape=list(volume.shape), spacing=list(volume.spacing), affine=volume.affine.tolist()
         )

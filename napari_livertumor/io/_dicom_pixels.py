@@ -194,20 +194,32 @@ def _pydicom_pixels(h: SliceHeader) -> np.ndarray:
     return arr
 
 
-def fill_gaps(array: np.ndarray, fill: list[tuple[int, int, float]]) -> np.ndarray:
-    """Insert linearly interpolated slices: ``fill`` holds (insert_at, n_new, _) per gap."""
-    pieces = []
-    prev = 0
+def fill_gaps(
+    array: np.ndarray, fill: list[tuple[int, int, float]], unread: list[int] | tuple = ()
+) -> np.ndarray:
+    """The volume on its uniform grid: ``array``'s real slices, with ``fill``'s gap slices
+    (``(insert_at, n_new, _)`` per gap) inserted, and every gap slice and every ``unread`` one
+    (real indices whose pixels could not be read; never the first or last) interpolated
+    linearly, by grid position, from the nearest read slices on either side."""
+    n_real = len(array)
+    before = np.zeros(n_real, int)  # gap slices inserted before each real one
     for at, n_new, _ in fill:
-        pieces.append(array[prev:at])
-        lo = array[at - 1].astype(np.float32)
-        hi = array[at].astype(np.float32)
-        for j in range(1, n_new + 1):
-            t = j / (n_new + 1)
-            pieces.append(np.rint(lo * (1 - t) + hi * t).astype(np.int16)[None])
-        prev = at
-    pieces.append(array[prev:])
-    return np.concatenate(pieces, axis=0)
+        before[at:] += n_new
+    grid = np.arange(n_real) + before
+    if not fill and not len(unread):
+        return array
+    out = np.empty((int(grid[-1]) + 1, *array.shape[1:]), dtype=array.dtype)
+    read = np.ones(n_real, bool)
+    read[list(unread)] = False
+    out[grid[read]] = array[read]
+    known = grid[read]
+    holes = np.setdiff1d(np.arange(len(out)), known)
+    for z in holes:
+        i = int(np.searchsorted(known, z))  # known[i - 1] < z < known[i]
+        lo, hi = int(known[i - 1]), int(known[i])
+        t = (z - lo) / (hi - lo)
+        out[z] = np.rint(out[lo].astype(np.float32) * (1 - t) + out[hi].astype(np.float32) * t)
+    return out
 
 
 #: at most this share of a series' slices (and at least one) is mended; more is refused
@@ -221,77 +233,101 @@ def mend_damaged(
     damaged: dict[int, InputError],
     warnings: list[str],
     mark: int,
-) -> tuple[StackGeometry, np.ndarray]:
+) -> tuple[StackGeometry, np.ndarray, list[int]]:
     """Mend the slices :func:`decode_slices` could not read, as the reader treats missing ones.
 
-    A damaged slice inside the stack is filled by linear interpolation from the readable slices
-    beside it; its header still places it (position, SOP instance, image number), but it has
-    no usable file, so a DICOM SEG export leaves its labels out (as over a gap). Damaged slices
-    at either end are left out and the stack re-measured (``warnings[mark:]``, what
-    :func:`stack_geometry` said, is said again for the shorter stack). More than
-    :data:`MENDABLE_SHARE` of the slices, or fewer than two readable ones, is refused with the
-    first file's problem.
+    * A damaged slice with a readable copy at the same position (a duplicate the stack had
+      left out for its lower InstanceNumber) is replaced by that copy.
+    * Damaged slices at either end of the stack are left out.
+    * A damaged slice inside the stack stays in it (its header places it: position, SOP
+      instance, image number) but has no usable file (``geometry.files`` holds None there, so a
+      DICOM SEG export leaves its labels out); its index is returned in ``unread`` for
+      :func:`fill_gaps` to interpolate by position.
+
+    Whenever the first two change the stack it is measured again (``warnings[mark:]``, what
+    :func:`stack_geometry` said, is said again for the new stack). More than
+    :data:`MENDABLE_SHARE` of the slices (at least one is always mended), or fewer than two
+    readable ones, is refused with the first file's problem.
+
+    Returns ``(geometry, array, unread)``: ``array`` holds the new stack's real slices.
     """
     n = len(geometry.slices)
-    bad = sorted(damaged)
-    first = damaged[bad[0]]
-    if len(bad) > max(1, int(MENDABLE_SHARE * n)) or n - len(bad) < 2:
+    slices = geometry.slices
+    tol = max(0.01, min(0.1, 0.2 * float(geometry.spacing[0])))
+    placed = {id(h) for h in slices}
+    twin: dict[int, SliceHeader] = {}  # damaged index -> a copy at the same position
+    for k in damaged:
+        for m in members:
+            if (
+                id(m) not in placed
+                and m.is_image
+                and m.location is not None
+                and abs(m.location - slices[k].location) < tol
+                and (m.rows, m.cols) == (slices[k].rows, slices[k].cols)
+            ):
+                row = np.empty(geometry.shape_yx, np.int16)
+                try:
+                    _slice_hu(m, geometry.shape_yx, row)
+                except InputError:
+                    continue
+                twin[k] = m
+                array[k] = row
+                break
+    bad = sorted(k for k in damaged if k not in twin)
+    first = damaged[bad[0]] if bad else None
+    if first is not None and (len(bad) > max(1, int(MENDABLE_SHARE * n)) or n - len(bad) < 2):
         raise InputError(
             first.path,
-            f"{first.problem} ({len(bad)} of the series' {n} slices cannot be read: too many to "
-            "interpolate over)",
+            f"{first.problem} ({len(bad)} of the series' {n} slices cannot be read: too many "
+            "to mend; at most a tenth are interpolated over or left out)",
         )
-    lead = next(i for i in range(n + 1) if i not in damaged)
-    trail = next(i for i in range(n + 1) if (n - 1 - i) not in damaged)
-    ends = [geometry.slices[k] for k in bad if k < lead or k >= n - trail]
-    if ends:
-        kept = geometry.slices[lead : n - trail]
+    lead = next(i for i in range(n + 1) if i not in bad)
+    trail = next(i for i in range(n + 1) if (n - 1 - i) not in bad)
+    head, tail = slices[:lead], slices[n - trail :]
+    if head or tail or twin:
+        gone = {id(h) for h in head + tail} | {id(slices[k]) for k in twin}
+        expected = [twin.get(k, slices[k]).path for k in range(lead, n - trail)]
         del warnings[mark:]
-        gone = {id(h) for h in ends}
-        shorter = stack_geometry([h for h in members if id(h) not in gone], warnings)
-        if [h.path for h in shorter.slices] != [h.path for h in kept]:
-            raise first  # the stack would not be the same slices less its ends
-        geometry, array = shorter, array[lead : n - trail]
-    inside = [k - lead for k in bad if lead <= k < n - trail]
-    for a, b in _runs(inside):  # a..b damaged; a - 1 and b + 1 were read
-        lo = array[a - 1].astype(np.float32)
-        hi = array[b + 1].astype(np.float32)
-        for k in range(a, b + 1):
-            t = (k - a + 1) / (b - a + 2)
-            array[k] = np.rint(lo * (1 - t) + hi * t).astype(np.int16)
-    if inside:
-        before = np.zeros(len(geometry.slices), int)  # filled gap slices before each real one
+        restacked = stack_geometry([h for h in members if id(h) not in gone], warnings)
+        if [h.path for h in restacked.slices] != expected:
+            raise first or damaged[min(damaged)]  # not the same stack less what was mended
+        geometry, array = restacked, array[lead : n - trail]
+    unread = [k - lead for k in bad if lead <= k < n - trail]
+    if unread:
+        before = np.zeros(len(geometry.slices), int)
         for at, n_new, _ in geometry.fill:
             before[at:] += n_new
-        for k in inside:
+        for k in unread:
             geometry.files[k + int(before[k])] = None
+    for k, m in twin.items():
         warnings.append(
-            f"{len(inside)} slice(s) whose pixel data cannot be read were filled by linear "
-            f"interpolation from the slices beside them: {_named([geometry.slices[k] for k in inside], damaged)}; "
-            "a DICOM SEG export leaves their labels out"
+            f"{_name(slices[k])} cannot be read ({damaged[k].problem}); its copy at the same "
+            f"position, {_name(m)}, was read instead"
         )
-    if ends:
+    if unread:
         warnings.append(
-            f"{len(ends)} slice(s) at the end of the stack whose pixel data cannot be read were "
-            f"left out: {_named(ends, damaged)}"
+            f"{len(unread)} slice(s) whose pixel data cannot be read were filled by linear "
+            f"interpolation from the slices on either side: "
+            f"{_named([geometry.slices[k] for k in unread], damaged)}; a DICOM SEG export "
+            "leaves their labels out"
         )
-    return geometry, array
+    for which, ends in (("first", head), ("last", tail)):
+        if ends:
+            warnings.append(
+                f"the {which} {len(ends)} slice(s) of the stack cannot be read and were left out "
+                f"(the volume {'starts' if which == 'first' else 'ends'} at the next readable "
+                f"one): {_named(ends, damaged)}"
+            )
+    return geometry, array, unread
 
 
-def _runs(indices: list[int]) -> list[tuple[int, int]]:
-    runs: list[tuple[int, int]] = []
-    for k in indices:
-        if runs and runs[-1][1] == k - 1:
-            runs[-1] = (runs[-1][0], k)
-        else:
-            runs.append((k, k))
-    return runs
+def _name(h: SliceHeader) -> str:
+    # NBIA names every series' files 1-001.dcm…: the folder says which series
+    return f"{h.path.parent.name}/{h.path.name}"
 
 
 def _named(headers, damaged: dict[int, InputError]) -> str:
-    """``name (problem)`` of the first three files, and how many more."""
+    """``folder/name (problem)`` of the first three files, and how many more."""
     problem = {str(e.path): e.problem for e in damaged.values()}
-    text = ", ".join(
-        f"{h.path.name} ({problem.get(str(h.path), 'unreadable')})" for h in headers[:3]
-    )
+    text = ", ".join(f"{_name(h)} ({problem.get(str(h.path), 'unreadable')})" for h in headers[:3])
     return text + (f" and {len(headers) - 3} more" if len(headers) > 3 else "")

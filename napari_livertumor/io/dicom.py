@@ -257,11 +257,11 @@ def read_dicom_series(
     array = decode_slices(
         geometry.slices, geometry.shape_yx, reporter, max_workers, pixel_notes, damaged
     )
+    unread: list[int] = []
     if damaged:  # a few cut-short or undecodable slices: mended like missing ones, and said
-        geometry, array = mend_damaged(members, geometry, array, damaged, warnings, mark)
+        geometry, array, unread = mend_damaged(members, geometry, array, damaged, warnings, mark)
     warnings += pixel_notes
-    if geometry.fill:
-        array = fill_gaps(array, geometry.fill)
+    array = fill_gaps(array, geometry.fill, unread)
     first = geometry.slices[0]
     meta = {
         "patient_id": first.patient_id,
@@ -281,6 +281,11 @@ def read_dicom_series(
         "sop_class_uid": first.sop_class_uid,
         "sop_instance_uids": geometry.sop_instance_uids,
         "files": [str(p) if p else "" for p in geometry.files],
+        # the series' files that gave no slice here (a duplicate left out, a file whose pixels
+        # could not be read): still this series' files, so a multi-select of them adds nothing
+        "unused_files": sorted(
+            {str(h.path) for h in members} - {str(p) for p in geometry.files if p}
+        ),
         # per z: the InstanceNumber (the image number a PACS viewer shows; None in a gap)
         "instance_numbers": geometry.instance_numbers,
         "warnings": warnings,
