@@ -326,9 +326,10 @@ class Job(QObject):
             self._update_napari_bar(stage, done, total)
         if self._qbar is not None:
             try:
+                # the stage's name first: the value it shows never carries the last stage's
+                self._qbar.setFormat(f"{stage}: %v / %m")
                 self._qbar.setMaximum(max(total, 1))
                 self._qbar.setValue(min(done, max(total, 1)))
-                self._qbar.setFormat(f"{stage}: %v / %m")
             except RuntimeError:  # the widget was deleted under us
                 self._qbar = None
 
