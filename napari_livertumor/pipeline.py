@@ -445,7 +445,9 @@ class Segmenter:
         for u in unsure:
             u["centroid_zyx"] = [round(c, 1) for c in turn.index_back(u["centroid_zyx"], ct.shape)]
         timings["total"] = time.perf_counter() - t_start
-        stats = compute_stats(labels, tuple(volume.spacing), affine_lps=volume.affine_lps)
+        stats = compute_stats(
+            labels, tuple(volume.spacing), affine_lps=volume.affine_lps, ct=volume.array
+        )
         add_image_numbers(stats, volume)  # the lesions' DICOM image numbers, as PACS shows them
         stats["input_axes"] = turn.codes
         if self.tumor is None or not liver_found:  # no tumor was looked for: not "none found"

@@ -25,6 +25,11 @@ widget):
   (the first and last InstanceNumber of the slices it lies on) and ``image_number`` (that of
   its centre slice): the image numbers a PACS viewer shows for the series, the same however
   the volume is turned for display, where slice indices are not.
+* Given the CT (``ct``, on the labels' grid): ``liver_mean_hu`` (parenchyma, label 1) and
+  ``tumor_mean_hu``, and per lesion ``mean_hu`` and ``liver_contrast_hu``: its mean minus that
+  of the liver (label 1) 3–8 mm around it (null with fewer than 10 such liver voxels; negative:
+  darker than the liver, as most HCC in the portal venous phase), the attenuation a
+  radiologist reads on the image, measured the same way as the refinement's contrast test.
 """
 
 from __future__ import annotations
@@ -37,7 +42,11 @@ LIVER, TUMOR = 1, 2
 
 
 def compute_stats(
-    labels: np.ndarray, spacing: Sequence[float], *, affine_lps: np.ndarray | None = None
+    labels: np.ndarray,
+    spacing: Sequence[float],
+    *,
+    affine_lps: np.ndarray | None = None,
+    ct: np.ndarray | None = None,
 ) -> dict:
     """Volumes and lesion list of a ``(Z, Y, X)`` label map (0 background, 1 liver, 2 tumor).
 
@@ -48,6 +57,10 @@ def compute_stats(
     affine_lps : ndarray (4, 4), optional
         The grid's index ``(x, y, z, 1)`` → LPS mm matrix (``CTVolume.affine_lps``): adds
         ``centroid_lps_mm`` to each lesion and measures diameters through it.
+    ct : ndarray, shape (Z, Y, X), optional
+        The CT in HU on the same grid: adds the mean attenuations (``liver_mean_hu``,
+        ``tumor_mean_hu``, each lesion's ``mean_hu`` and ``liver_contrast_hu``). A CT of
+        another shape is refused (ValueError).
 
     Returns
     -------
@@ -62,6 +75,8 @@ def compute_stats(
     labels = np.asarray(labels)
     if labels.ndim != 3:
         raise ValueError(f"labels must be 3D (z, y, x); got shape {labels.shape}")
+    if ct is not None and np.shape(ct) != labels.shape:
+        raise ValueError(f"CT shape {np.shape(ct)} differs from the labels' {labels.shape}")
     spacing = tuple(float(s) for s in spacing)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     if affine_lps is not None:  # exact on any grid (a skewed one's spacings overstate it)
@@ -107,8 +122,10 @@ def compute_stats(
             if affine_lps is not None:
                 mm = _to_lps(affine_lps, centroid)
                 lesion["centroid_lps_mm"] = [round(float(v), 1) for v in mm]
+            if ct is not None:
+                lesion.update(_lesion_attenuation(ct, labels, sub, start, spacing))
             lesions.append(lesion)
-    return {
+    out = {
         "liver_ml": round(liver_ml, 3),
         "liver_parenchyma_ml": round(n_liver_only * voxel_ml, 3),
         "tumor_ml": round(tumor_ml, 3),
@@ -116,6 +133,40 @@ def compute_stats(
         "lesion_count": len(lesions),
         "lesions": lesions,
         "spacing_mm": [round(float(s), 6) for s in spacing],  # 4.0, not 3.999999999999999
+    }
+    if ct is not None:
+        out["liver_mean_hu"] = _mean_hu(ct, labels == LIVER) if n_liver_only else None
+        out["tumor_mean_hu"] = _mean_hu(ct, tumor) if n_tumor else None
+    return out
+
+
+def _mean_hu(ct: np.ndarray, mask: np.ndarray) -> float:
+    box = _bbox(mask)  # a liver's box, not the whole scan
+    return round(float(np.asarray(ct[box], np.float64)[mask[box]].mean()), 1)
+
+
+def _lesion_attenuation(ct, labels, sub: np.ndarray, start, spacing) -> dict:
+    """``mean_hu`` of one lesion (``sub``: its mask in its box, at ``start``) and
+    ``liver_contrast_hu`` against the liver 3–8 mm around it."""
+    from .refine.contour import ring_contrast
+
+    pad = [int(np.ceil(9.0 / s)) + 1 for s in spacing]  # the ring reaches 8 mm out
+    lo = [max(0, int(a) - q) for a, q in zip(start, pad, strict=True)]
+    hi = [
+        min(n, int(a) + m + q)
+        for a, m, q, n in zip(start, sub.shape, pad, labels.shape, strict=True)
+    ]
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    lesion = np.zeros(tuple(b - a for a, b in zip(lo, hi, strict=True)), bool)
+    at = tuple(
+        slice(int(a) - o, int(a) - o + m) for a, o, m in zip(start, lo, sub.shape, strict=True)
+    )
+    lesion[at] = sub
+    image = np.asarray(ct[box], np.float32)
+    stats = ring_contrast(image, lesion, labels[box] == LIVER, spacing)
+    return {
+        "mean_hu": round(float(image[lesion].mean()), 1),
+        "liver_contrast_hu": None if stats is None else round(stats[0], 1),
     }
 
 

@@ -234,3 +234,41 @@ def test_no_image_numbers_without_dicom_or_on_interpolated_slices_only():
     by_slice = {les["slice"]: les for les in stats["lesions"]}
     assert "image_numbers" not in by_slice[1]  # only on a slice filled into a gap
     assert by_slice[4]["image_numbers"] == [4, 4]
+
+
+def test_with_the_ct_each_lesion_gets_its_attenuation_and_its_contrast_to_the_liver():
+    """A dark lesion (-35 HU against a 60 HU liver), a bright one (+40) and one standing out of
+    the liver into fat, where no liver lies around it to compare with."""
+    rng = np.random.default_rng(0)
+    labels = np.zeros((20, 64, 64), np.uint8)
+    labels[:, 4:60, 4:48] = 1
+    ct = rng.normal(60.0, 8.0, labels.shape)
+    ct[labels == 0] = -100.0  # fat
+    labels[6:14, 14:26, 14:26] = 2
+    ct[6:14, 14:26, 14:26] -= 35.0
+    labels[8:12, 40:46, 30:36] = 2
+    ct[8:12, 40:46, 30:36] += 40.0
+    labels[8:12, 28:34, 57:63] = 2  # in the fat beyond the liver's edge
+    ct[8:12, 28:34, 57:63] = 20.0
+    spacing = (2.0, 1.0, 1.0)
+    stats = compute_stats(labels, spacing, ct=ct.astype(np.int16))
+    dark, bright, outside = (
+        next(les for les in stats["lesions"] if les["centroid_zyx"][1] < 27),
+        next(les for les in stats["lesions"] if les["centroid_zyx"][1] > 38),
+        next(les for les in stats["lesions"] if les["centroid_zyx"][2] > 50),
+    )
+    assert dark["mean_hu"] == pytest.approx(25, abs=1.5)
+    assert dark["liver_contrast_hu"] == pytest.approx(-35, abs=1.5)
+    assert bright["liver_contrast_hu"] == pytest.approx(40, abs=2)
+    assert outside["mean_hu"] == 20.0 and outside["liver_contrast_hu"] is None
+    assert stats["liver_mean_hu"] == pytest.approx(60, abs=0.5)
+    n_dark, n_bright, n_out = 8 * 12 * 12, 4 * 6 * 6, 4 * 6 * 6
+    expected = (n_dark * 25 + n_bright * 100 + n_out * 20) / (n_dark + n_bright + n_out)
+    assert stats["tumor_mean_hu"] == pytest.approx(expected, abs=1.5)
+    # without the CT: no attenuation keys; a CT of another grid is refused
+    plain = compute_stats(labels, spacing)
+    assert "liver_mean_hu" not in plain and "mean_hu" not in plain["lesions"][0]
+    with pytest.raises(ValueError, match="CT shape"):
+        compute_stats(labels, spacing, ct=ct[:5])
+    empty = compute_stats(np.zeros_like(labels), spacing, ct=ct)
+    assert empty["liver_mean_hu"] is None and empty["tumor_mean_hu"] is None

@@ -189,6 +189,10 @@ def test_the_lesion_filter_options_reach_the_pipeline_and_the_stats(tmp_path, mo
         # no liver found → no tumor looked for: the count is blank, not 0
         expected.append("" if st["tumor_ml"] is None else str(len(st["unsure_lesions"])))
     assert [r["unsure_lesion_count"] for r in rows] == expected
+    for c, row in zip(("a", "b"), rows, strict=True):  # the attenuations, as in each JSON
+        st = json.loads((out / f"{c}_stats.json").read_text())
+        for key in ("liver_mean_hu", "tumor_mean_hu"):
+            assert row[key] == ("" if st[key] is None else str(st[key]))
     # without the options the model's own filter (none in this untrained model) is in force
     assert main([*args, "--overwrite"]) == 0
     stats = json.loads((out / "a_stats.json").read_text())

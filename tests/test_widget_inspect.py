@@ -40,6 +40,14 @@ def test_measure_shows_volumes_and_lesions(viewer_with_labels, qtbot):
     assert widget.lesion_table.rowCount() == 2
     # the small lesion is listed second, with its slice range
     assert widget.lesion_table.item(1, 3).text() == "2–3"
+    # the CT is on the labels' grid: each lesion's attenuation and its contrast to the liver
+    assert not widget.lesion_table.isColumnHidden(5) and not widget.lesion_table.isColumnHidden(6)
+    first = widget.stats["lesions"][0]
+    on_ct = vol.array[pred == 2].mean()  # both lesions
+    assert abs(widget.stats["tumor_mean_hu"] - on_ct) < 0.1
+    assert widget.lesion_table.item(0, 5).text() == f"{first['mean_hu']:.0f}"
+    contrast = first["liver_contrast_hu"]
+    assert widget.lesion_table.item(0, 6).text() == ("" if contrast is None else f"{contrast:+.0f}")
 
 
 def test_clicking_a_lesion_jumps_to_its_slice(viewer_with_labels, qtbot):
@@ -309,6 +317,8 @@ def test_a_dicom_scan_shown_turned_lists_its_lesions_dicom_image_numbers(
     [row] = list(csv.DictReader(written[0].open()))
     assert (row["first_slice"], row["last_slice"]) == ("1", "2")  # the files' own order
     assert (int(row["first_image"]), int(row["last_image"])) == (numbers[0], numbers[1])
+    shown_labels = shown.meta["stored_turn"].apply(labels)
+    assert float(row["mean_hu"]) == pytest.approx(shown.array[shown_labels == 2].mean(), abs=0.06)
 
 
 def test_a_scan_without_dicom_hides_the_image_column(viewer_with_labels, qtbot):

@@ -411,6 +411,8 @@ def write_exports(
     :class:`~napari_livertumor.errors.Cancelled`, whose ``changed`` names the files already
     written (a file is never left half-written).
     """
+    # the CT's voxels for the lesions' attenuation, in the file's order as the labels
+    ct = volume.to_stored(volume.array)[0] if {"stats.json", "lesions.csv"} & set(files) else None
     labels, volume = volume.to_stored(labels)  # a NIfTI shown turned: the file's own grid
     written: list[Path] = []
     stats: dict = {}
@@ -431,7 +433,7 @@ def write_exports(
         if progress is not None:
             progress("export", i, len(files))
         try:
-            _write_one(kind, path, labels, volume, stats, extra, notes, algorithm_type)
+            _write_one(kind, path, labels, volume, stats, extra, notes, algorithm_type, ct)
         except Exception as exc:
             if not written:
                 raise
@@ -463,8 +465,10 @@ def _write_one(
     extra=None,
     notes=None,
     algorithm_type: str = "AUTOMATIC",
+    ct: np.ndarray | None = None,
 ) -> None:
-    """Write one export; ``stats`` caches the statistics for the JSON and the CSV."""
+    """Write one export; ``stats`` caches the statistics for the JSON and the CSV (with the
+    lesions' attenuation when ``ct``, the CT's voxels on the labels' grid, is given)."""
     from ..io.nifti import write_nifti
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -489,7 +493,9 @@ def _write_one(
         if not stats:
             from ..stats import add_image_numbers, compute_stats
 
-            stats.update(compute_stats(labels, volume.spacing, affine_lps=volume.affine_lps))
+            if ct is not None and np.shape(ct) != labels.shape:
+                ct = None
+            stats.update(compute_stats(labels, volume.spacing, affine_lps=volume.affine_lps, ct=ct))
             add_image_numbers(stats, volume)
             # the command line's keys for what the labels lie on ("source" is how they were
             # made: extra's provenance)
@@ -511,6 +517,7 @@ def _lesion_csv(stats: dict) -> str:
     out.writerow(
         ["lesion", "volume_ml", "longest_diameter_mm", "first_slice", "last_slice", "centroid_zyx"]
         + ["centroid_lps_mm", "first_image", "last_image", "centre_image"]
+        + ["mean_hu", "liver_contrast_hu"]
     )
     for les in stats["lesions"]:
         first, last = les["slice_range"]
@@ -521,6 +528,7 @@ def _lesion_csv(stats: dict) -> str:
         out.writerow(
             [les["id"], les["volume_ml"], les["longest_diameter_mm"], first, last, centroid, lps]
             + [*images, "" if centre is None else centre]
+            + ["" if les.get(k) is None else les[k] for k in ("mean_hu", "liver_contrast_hu")]
         )
     return buf.getvalue()
 

@@ -73,7 +73,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
             self.color_buttons[value] = btn
         self.measure_button = QPushButton("Measure")
         self.volume_table = _table(["Measure", "Value"])
-        self.lesion_table = _table(["#", "Volume (mL)", "Longest Ø (mm)", "Slices", "Images"])
+        self.lesion_table = _table(
+            ["#", "Volume (mL)", "Longest Ø (mm)", "Slices", "Images", "Mean HU", "vs liver (HU)"]
+        )
         self.lesion_table.horizontalHeaderItem(1).setToolTip(
             "The lesion's volume: a lesion is one connected part of the tumor label"
         )
@@ -90,6 +92,14 @@ class InspectWidget(JobWidgetMixin, QWidget):
             "viewer numbers the series' images (a CT read from DICOM only)"
         )
         self.lesion_table.setColumnHidden(4, True)
+        self.lesion_table.horizontalHeaderItem(5).setToolTip(
+            "The lesion's mean attenuation on the CT, in HU"
+        )
+        self.lesion_table.horizontalHeaderItem(6).setToolTip(
+            "The lesion's mean minus that of the liver 3–8 mm around it, in HU: negative when "
+            "it is darker than the liver (hypo-attenuating), positive when brighter; near 0 it "
+            "is hard to see on this phase (empty: too little liver around it)"
+        )
         self.score_table = _table(["Class", "Dice", "IoU"])
         self.score_table.horizontalHeaderItem(1).setToolTip(
             "Overlap with the ground truth, 0 to 1 (1: identical): twice the shared voxels "
@@ -229,8 +239,11 @@ class InspectWidget(JobWidgetMixin, QWidget):
             from ..stats import add_image_numbers, compute_stats
 
             progress("measure", 0, 1)
-            stats = compute_stats(labels, spacing, affine_lps=affine)
-            if volume is not None and volume.shape == labels.shape:
+            same = volume is not None and volume.shape == labels.shape
+            # with the CT on the same grid: each lesion's attenuation and its contrast to liver
+            ct = volume.array if same else None
+            stats = compute_stats(labels, spacing, affine_lps=affine, ct=ct)
+            if same:
                 add_image_numbers(stats, volume)  # DICOM image numbers, as PACS shows them
             scores = None if truth is None else overlap_scores(labels, truth)
             progress("measure", 1, 1)
@@ -319,12 +332,18 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 f"{les['longest_diameter_mm']:.1f}",  # edge to edge (one voxel: its width)
                 _range(les["slice_range"]),
                 _range(les.get("image_numbers")),
+                _hu(les.get("mean_hu")),
+                _hu(les.get("liver_contrast_hu"), signed=True),
             )
             for les in stats["lesions"]
         ]
         self.lesion_table.setColumnHidden(
             4, not any(les.get("image_numbers") for les in stats["lesions"])
         )
+        for col in (5, 6):  # measured without its CT (not on the labels' grid): no column
+            self.lesion_table.setColumnHidden(
+                col, not any("mean_hu" in les for les in stats["lesions"])
+            )
         _fill_table(self.lesion_table, lesions)
         _fit_height(self.lesion_table, min(max(len(lesions), 3), 8))  # up to 8 without scrolling
         self.score_table.setVisible(scores is not None)
@@ -521,6 +540,12 @@ def _fit_height(table: QTableWidget, rows: int) -> None:
     row = max(table.verticalHeader().defaultSectionSize(), 1)
     heights = [max(table.rowHeight(r), row) if r < table.rowCount() else row for r in range(rows)]
     table.setFixedHeight(header + sum(heights) + 2 * table.frameWidth() + 2)
+
+
+def _hu(value, signed: bool = False) -> str:
+    if value is None:
+        return ""
+    return f"{value:+.0f}" if signed else f"{value:.0f}"
 
 
 def _range(pair) -> str:

@@ -46,6 +46,8 @@ SUMMARY_FIELDS = [
     "tumor_to_liver_ratio",
     "lesion_count",
     "unsure_lesion_count",
+    "liver_mean_hu",
+    "tumor_mean_hu",
     "device",
     "settings",
     "seconds",
@@ -1040,6 +1042,8 @@ def _summary_values(stats: dict) -> dict:
         "unsure_lesion_count": (
             None if stats.get("tumor_ml") is None else len(stats.get("unsure_lesions") or [])
         ),
+        "liver_mean_hu": stats.get("liver_mean_hu"),
+        "tumor_mean_hu": stats.get("tumor_mean_hu"),
         "device": stats.get("device"),
         "settings": _settings_text(stats.get("run_settings") or {}),
         "seconds": (stats.get("timings_s") or {}).get("total"),
