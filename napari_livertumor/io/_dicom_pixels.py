@@ -2,8 +2,9 @@
 
 Slices are decoded in a thread pool straight into the output volume, with the rescale applied in
 place, so peak memory stays close to the volume's own size. A few damaged slices (pixel data
-cut short, undecodable) are mended like missing ones (:func:`mend_damaged`): interpolated from
-the slices beside them, or left out at an end of the stack, and said.
+cut short, undecodable) are mended (:func:`mend_damaged`): read from a copy at the same
+position, interpolated like missing ones from the slices on either side, or left out at an end
+of the stack, and said.
 """
 
 from __future__ import annotations
@@ -315,7 +316,7 @@ def mend_damaged(
         if ends:
             warnings.append(
                 f"the {which} {len(ends)} slice(s) of the stack cannot be read and were left out "
-                f"(the volume {'starts' if which == 'first' else 'ends'} at the next readable "
+                f"(the volume {'starts' if which == 'first' else 'ends'} at the {which} readable "
                 f"one): {_named(ends, damaged)}"
             )
     return geometry, array, unread
