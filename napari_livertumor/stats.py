@@ -27,7 +27,8 @@ widget):
   the volume is turned for display, where slice indices are not.
 * Given the CT (``ct``, on the labels' grid): ``liver_mean_hu`` (parenchyma, label 1) and
   ``tumor_mean_hu``, and per lesion ``mean_hu`` and ``liver_contrast_hu``: its mean minus that
-  of the liver (label 1) 3–8 mm around it (null with fewer than 10 such liver voxels; negative:
+  of the liver (label 1) 3–8 mm around it (null when the lesion, or the liver there, has fewer
+  than 10 voxels; negative:
   darker than the liver, as most HCC in the portal venous phase), the attenuation a
   radiologist reads on the image, measured the same way as the refinement's contrast test.
 """
@@ -140,9 +141,15 @@ def compute_stats(
     return out
 
 
-def _mean_hu(ct: np.ndarray, mask: np.ndarray) -> float:
+def _mean_hu(ct: np.ndarray, mask: np.ndarray) -> float | None:
     box = _bbox(mask)  # a liver's box, not the whole scan
-    return round(float(np.asarray(ct[box], np.float64)[mask[box]].mean()), 1)
+    return _finite(np.asarray(ct[box], np.float64)[mask[box]].mean())
+
+
+def _finite(value) -> float | None:
+    """``value`` to 0.1 HU; None when it is not a number (a CT holding NaN): JSON has no NaN."""
+    value = float(value)
+    return round(value, 1) if np.isfinite(value) else None
 
 
 def _lesion_attenuation(ct, labels, sub: np.ndarray, start, spacing) -> dict:
@@ -165,8 +172,8 @@ def _lesion_attenuation(ct, labels, sub: np.ndarray, start, spacing) -> dict:
     image = np.asarray(ct[box], np.float32)
     stats = ring_contrast(image, lesion, labels[box] == LIVER, spacing)
     return {
-        "mean_hu": round(float(image[lesion].mean()), 1),
-        "liver_contrast_hu": None if stats is None else round(stats[0], 1),
+        "mean_hu": _finite(image[lesion].mean()),
+        "liver_contrast_hu": None if stats is None else _finite(stats[0]),
     }
 
 

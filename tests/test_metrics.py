@@ -200,5 +200,12 @@ def test_conspicuity_columns_are_pooled_per_band_and_printed():
         (1, 1),
     ]
     assert "CNR < 0.5: 1/2, 0.5–1: 0/0, ≥ 1: 1/1" in format_table(summary)
+    assert "without one" not in format_table(summary)
+    # a true lesion too small for a CNR is counted, and said, not silently left out
+    counts = {"lesions_true": 2, "lesions_found": 1, "lesions_pred": 1, "lesions_false": 0}
+    rows[0].update(counts)
+    rows[1].update(counts, lesions_true=0)
+    rows[2].update(counts, lesions_true=2)
+    assert "; 1 without one (under 10 voxels" in format_table(summarize(rows))
     # rows from before these columns existed: no breakdown rather than a wrong one
     assert "lesions_by_cnr" not in summarize([base])

@@ -272,3 +272,18 @@ def test_with_the_ct_each_lesion_gets_its_attenuation_and_its_contrast_to_the_li
         compute_stats(labels, spacing, ct=ct[:5])
     empty = compute_stats(np.zeros_like(labels), spacing, ct=ct)
     assert empty["liver_mean_hu"] is None and empty["tumor_mean_hu"] is None
+
+
+def test_a_ct_holding_nan_gives_no_attenuation_rather_than_nan():
+    labels = np.zeros((6, 20, 20), np.uint8)
+    labels[:, 2:18, 2:18] = 1
+    labels[2:4, 8:12, 8:12] = 2
+    ct = np.full(labels.shape, 60.0)
+    ct[0, 3, 3] = np.nan  # in the liver
+    ct[2, 9, 9] = np.nan  # in the lesion
+    stats = compute_stats(labels, (2.0, 1.0, 1.0), ct=ct)
+    assert stats["liver_mean_hu"] is None and stats["tumor_mean_hu"] is None
+    assert stats["lesions"][0]["mean_hu"] is None
+    import json
+
+    json.dumps(stats, allow_nan=False)  # what JSON can hold

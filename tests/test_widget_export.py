@@ -57,6 +57,22 @@ def test_export_nifti_masks_and_stats_then_reload(dicom_viewer, qtbot):
     assert stats["input"] == str(vol.meta["source"]) and stats["input"]
     assert stats["series_uid"] == vol.meta["series_uid"] and "acquisition_number" in stats
     assert (out / "TEST_001_lesions.csv").read_text().startswith("lesion,volume_ml")
+    # the lesions' attenuation from the CT layer's voxels
+    tumor_hu = round(float(vol.array[labels == 2].mean()), 1)
+    assert stats["tumor_mean_hu"] == tumor_hu
+    assert stats["liver_mean_hu"] == round(float(vol.array[labels == 1].mean()), 1)
+
+
+def test_exported_stats_take_no_hu_without_a_ct_layer(dicom_viewer, qtbot):
+    """Without the CT layer, the labels layer's own grid holds label values, not HU: the
+    stats leave the attenuation out rather than write the label values as HU."""
+    viewer, widget, vol, labels, out = dicom_viewer
+    viewer.layers.remove("TEST_001 CT")
+    widget.folder.setText(str(out))
+    _export(widget, qtbot)
+    stats = json.loads((out / "TEST_001_stats.json").read_text())
+    assert stats["lesion_count"] >= 1 and "tumor_mean_hu" not in stats
+    assert "mean_hu" not in stats["lesions"][0]
 
 
 def test_export_dicom_seg_reads_back_on_the_ct(dicom_viewer, qtbot):

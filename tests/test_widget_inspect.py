@@ -312,7 +312,10 @@ def test_a_dicom_scan_shown_turned_lists_its_lesions_dicom_image_numbers(
     widget.lesion_table.cellClicked.emit(0, 0)
     assert f"DICOM image {widget.stats['lesions'][0]['image_number']}" in widget.status.text()
     written = write_exports(
-        shown.meta["stored_turn"].apply(labels), shown, {"lesions.csv": tmp_path / "l.csv"}
+        shown.meta["stored_turn"].apply(labels),
+        shown,
+        {"lesions.csv": tmp_path / "l.csv"},
+        ct=shown.array,
     )
     [row] = list(csv.DictReader(written[0].open()))
     assert (row["first_slice"], row["last_slice"]) == ("1", "2")  # the files' own order
@@ -346,3 +349,40 @@ def test_a_second_patient_loaded_with_its_ground_truth_is_the_one_chosen(make_na
     _layers.add_labels_layer(viewer, (truth > 0).astype(np.uint8), vol, "P1 segmentation")
     widget.refresh_layers()
     assert widget.labels_combo.currentText() == "P1 segmentation"
+
+
+def test_lesion_hu_comes_from_the_ct_layer_not_from_a_labels_files_own_grid(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """A labels NIfTI opened with File > Open carries a grid built from its own label values:
+    its lesions measured "Mean HU 2, +1 vs liver" (the label values) with or without the CT."""
+    from napari.layers import Labels
+
+    from napari_livertumor.io.nifti import write_nifti
+
+    vol, truth = tiny_ct()
+    write_nifti(vol, tmp_path / "ct.nii.gz")
+    write_nifti(truth, tmp_path / "ct_labels.nii.gz", reference=vol)
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    viewer.open(str(tmp_path / "ct_labels.nii.gz"), plugin="napari-livertumor")
+    [layer] = [ly for ly in viewer.layers if isinstance(ly, Labels)]
+    widget.labels_combo.setCurrentText(layer.name)
+
+    def measure():
+        widget.measure_button.click()
+        qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+        return widget.stats
+
+    stats = measure()  # no CT open: no attenuation, no columns
+    assert "tumor_mean_hu" not in stats and "mean_hu" not in stats["lesions"][0]
+    assert widget.lesion_table.isColumnHidden(5) and widget.lesion_table.isColumnHidden(6)
+    viewer.open(str(tmp_path / "ct.nii.gz"), plugin="napari-livertumor")
+    stats = measure()  # the CT on its grid: its HU (tumor 20, liver 60)
+    assert stats["tumor_mean_hu"] == 20.0 and stats["liver_mean_hu"] == 60.0
+    assert stats["lesions"][0]["liver_contrast_hu"] == -40.0
+    assert widget.lesion_table.item(0, 6).text() == "-40"
+    layer.translate = np.asarray(layer.translate) + 3.0  # moved off the CT's grid: none again
+    stats = measure()
+    assert "tumor_mean_hu" not in stats

@@ -422,11 +422,7 @@ def grid_volume(layers, shape, scale, translate) -> CTVolume | None:
     for ly in layers:
         meta = getattr(ly, "metadata", None) or {}
         vol = meta.get(CT_VOLUME)
-        if not isinstance(vol, CTVolume) or tuple(vol.shape) != shape:
-            continue
-        if np.allclose(vol.napari_scale, scale, rtol=1e-4, atol=1e-4) and np.allclose(
-            vol.napari_translate, translate, rtol=0, atol=1e-3 * float(scale.max())
-        ):
+        if _on_grid(vol, shape, scale, translate):
             (found if meta.get(ROLE) == "ct" else lent).append((ly.name, vol))
     # CT layers first; with none (a segmentation opened on its own), the plugin's labels layers
     found = found or lent
@@ -452,6 +448,39 @@ def grid_volume(layers, shape, scale, translate) -> CTVolume | None:
             plain.pop(key, None)
     plain["grid_shared_by"] = [n for n, _ in found]
     return CTVolume(vol.array, vol.spacing, vol.origin, vol.direction, plain)
+
+
+def _on_grid(vol, shape, scale, translate) -> bool:
+    """Is ``vol`` a CTVolume on the napari grid (``shape``, ``scale``, ``translate``)?"""
+    if not isinstance(vol, CTVolume) or tuple(vol.shape) != tuple(int(n) for n in shape):
+        return False
+    scale = np.asarray(scale, float)[-3:]
+    translate = np.asarray(translate, float)[-3:]
+    return bool(
+        np.allclose(vol.napari_scale, scale, rtol=1e-4, atol=1e-4)
+        and np.allclose(vol.napari_translate, translate, rtol=0, atol=1e-3 * float(scale.max()))
+    )
+
+
+def ct_array_for(layer, layers) -> np.ndarray | None:
+    """The HU voxels under a labels ``layer``: those of the open CT layer on its grid (the one
+    it was made on when several are: its ``CT_LAYER`` link), as that layer shows them. None
+    when no CT layer lies on its grid, or several do and none is its own: a labels file's or a
+    ground truth's own copy of a grid holds label values, not HU."""
+    from napari.layers import Image
+
+    shape = tuple(layer.data.shape)
+    cts = [
+        ly
+        for ly in layers
+        if isinstance(ly, Image)
+        and ly.metadata.get(ROLE) == "ct"
+        and _on_grid(ly.metadata.get(CT_VOLUME), shape, layer.scale, layer.translate)
+        and tuple(ly.data.shape) == shape
+    ]
+    own = [ly for ly in cts if ly.name == layer.metadata.get(CT_LAYER)]
+    pick = own or (cts if len(cts) == 1 else [])
+    return pick[0].metadata[CT_VOLUME].array if pick else None
 
 
 def without_dicom_identity(meta: dict) -> dict:

@@ -228,6 +228,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
                 "figures are not computed, and the tumor mask is empty for that reason",
             }
         metadata = dict(layer.metadata)
+        ct = _layers.ct_array_for(layer, self.viewer.layers)  # HU only from a CT layer
 
         def target(progress, should_cancel):
             # compared with the model's output here, off the GUI thread (a CRC of the scan)
@@ -243,6 +244,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
                 notes=notes,
                 should_cancel=should_cancel,
                 algorithm_type=algorithm_type,
+                ct=ct,
             )
             return written, notes
 
@@ -398,21 +400,23 @@ def write_exports(
     notes: list[str] | None = None,
     should_cancel=None,
     algorithm_type: str = "AUTOMATIC",
+    ct: np.ndarray | None = None,
 ) -> list:
     """Write each requested kind (``labels.nii.gz``, ``liver.nii.gz``, ``tumor.nii.gz``,
     ``seg.dcm``, ``stats.json``, ``lesions.csv``) to its path; returns the paths written.
     ``extra_stats`` is merged into the statistics (the model's warnings, tumor not assessed);
     ``notes`` receives what a file had to leave out (the DICOM SEG: interpolated slices).
     ``algorithm_type`` is the DICOM SEG's Segment Algorithm Type (``AUTOMATIC``,
-    ``SEMIAUTOMATIC`` after edits, ``MANUAL`` for a ground truth).
+    ``SEMIAUTOMATIC`` after edits, ``MANUAL`` for a ground truth). ``ct``: the CT's HU on
+    ``labels``' grid (as shown), for the lesions' attenuation in the stats; None leaves it out.
 
     A failure after some files were written says which were and which were not.
     ``should_cancel()`` is checked before each file; a cancel stops there with
     :class:`~napari_livertumor.errors.Cancelled`, whose ``changed`` names the files already
     written (a file is never left half-written).
     """
-    # the CT's voxels for the lesions' attenuation, in the file's order as the labels
-    ct = volume.to_stored(volume.array)[0] if {"stats.json", "lesions.csv"} & set(files) else None
+    if ct is not None:  # in the file's order, as the labels
+        ct = volume.to_stored(ct)[0] if np.shape(ct) == np.shape(labels) else None
     labels, volume = volume.to_stored(labels)  # a NIfTI shown turned: the file's own grid
     written: list[Path] = []
     stats: dict = {}

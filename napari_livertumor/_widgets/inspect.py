@@ -98,7 +98,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.lesion_table.horizontalHeaderItem(6).setToolTip(
             "The lesion's mean minus that of the liver 3–8 mm around it, in HU: negative when "
             "it is darker than the liver (hypo-attenuating), positive when brighter; near 0 it "
-            "is hard to see on this phase (empty: too little liver around it)"
+            "is hard to see on this phase (empty: a lesion of under 10 voxels, or too little "
+            "liver around it)"
         )
         self.score_table = _table(["Class", "Dice", "IoU"])
         self.score_table.horizontalHeaderItem(1).setToolTip(
@@ -234,16 +235,15 @@ class InspectWidget(JobWidgetMixin, QWidget):
             return
         name = layer.name
         edits = self._edit_count(layer)  # an edit made while it runs makes these figures old
+        ct = _layers.ct_array_for(layer, self.viewer.layers)
 
         def target(progress, should_cancel):
             from ..stats import add_image_numbers, compute_stats
 
             progress("measure", 0, 1)
-            same = volume is not None and volume.shape == labels.shape
-            # with the CT on the same grid: each lesion's attenuation and its contrast to liver
-            ct = volume.array if same else None
+            # with a CT layer on the same grid: each lesion's attenuation, contrast to liver
             stats = compute_stats(labels, spacing, affine_lps=affine, ct=ct)
-            if same:
+            if volume is not None and volume.shape == labels.shape:
                 add_image_numbers(stats, volume)  # DICOM image numbers, as PACS shows them
             scores = None if truth is None else overlap_scores(labels, truth)
             progress("measure", 1, 1)
@@ -545,7 +545,8 @@ def _fit_height(table: QTableWidget, rows: int) -> None:
 def _hu(value, signed: bool = False) -> str:
     if value is None:
         return ""
-    return f"{value:+.0f}" if signed else f"{value:.0f}"
+    value = round(value) or 0  # never "-0" nor "+0"
+    return f"{value:+d}" if signed and value else f"{value:d}"
 
 
 def _range(pair) -> str:

@@ -149,7 +149,8 @@ def lesion_conspicuity(
     -------
     list of dict
         Per lesion, largest first: ``ml``, ``contrast_hu``, ``sd_hu`` and ``cnr`` (all three
-        ``None`` when fewer than 10 liver voxels lie around it), and ``covered``.
+        ``None`` when the lesion, or the liver around it, has fewer than 10 voxels), and
+        ``covered``.
     """
     from scipy import ndimage as ndi
 
@@ -377,8 +378,15 @@ def format_table(summary: dict[str, Any]) -> str:
             + f" of {les['cases_without_tumor']})"
         )
     if summary.get("lesions_by_cnr"):
+        bands = summary["lesions_by_cnr"]
+        unmeasured = int(les.get("lesions_true") or 0) - sum(b["lesions"] for b in bands)
         lines.append(
             "Lesions found by contrast-to-noise ratio against the liver around them "
-            f"(under 0.5: hard to see on this phase): {format_bands(summary['lesions_by_cnr'])}"
+            f"(under 0.5: hard to see on this phase): {format_bands(bands)}"
+            + (
+                f"; {unmeasured} without one (under 10 voxels, or no liver around it)"
+                if unmeasured > 0
+                else ""
+            )
         )
     return "\n".join(lines)
