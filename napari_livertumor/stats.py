@@ -143,18 +143,35 @@ def compute_stats(
 
 def _mean_hu(ct: np.ndarray, mask: np.ndarray) -> float | None:
     box = _bbox(mask)  # a liver's box, not the whole scan
-    return _finite(np.asarray(ct[box], np.float64)[mask[box]].mean())
+    return _finite(ct[box][mask[box]].mean(dtype=np.float64))
 
 
 def _finite(value) -> float | None:
     """``value`` to 0.1 HU; None when it is not a number (a CT holding NaN): JSON has no NaN."""
+    if value is None:
+        return None
     value = float(value)
     return round(value, 1) if np.isfinite(value) else None
 
 
 def _lesion_attenuation(ct, labels, sub: np.ndarray, start, spacing) -> dict:
-    """``mean_hu`` of one lesion (``sub``: its mask in its box, at ``start``) and
-    ``liver_contrast_hu`` against the liver 3–8 mm around it."""
+    """``mean_hu`` and ``liver_contrast_hu`` of one lesion (:func:`lesion_ring_contrast`)."""
+    ring = lesion_ring_contrast(ct, labels, sub, start, spacing)
+    return {"mean_hu": _finite(ring["mean"]), "liver_contrast_hu": _finite(ring["contrast"])}
+
+
+def lesion_ring_contrast(
+    ct: np.ndarray, labels: np.ndarray, sub: np.ndarray, start, spacing, liver: int = LIVER
+) -> dict:
+    """One lesion's mean HU, and its contrast to the liver 3–8 mm around it.
+
+    ``sub`` is the lesion's mask in its bounding box, whose first voxel is ``start`` (z, y, x)
+    in ``ct`` and ``labels``; the liver is ``labels == liver`` (other lesions are not). Only a
+    box reaching 9 mm around the lesion is worked on. Returns ``{"mean", "contrast", "sd"}``
+    (floats, unrounded; ``contrast`` = mean minus the ring's mean and ``sd`` the pooled
+    standard deviation of :func:`napari_livertumor.refine.contour.ring_contrast`, both None
+    when the lesion or the ring has fewer than 10 voxels).
+    """
     from .refine.contour import ring_contrast
 
     pad = [int(np.ceil(9.0 / s)) + 1 for s in spacing]  # the ring reaches 8 mm out
@@ -170,10 +187,11 @@ def _lesion_attenuation(ct, labels, sub: np.ndarray, start, spacing) -> dict:
     )
     lesion[at] = sub
     image = np.asarray(ct[box], np.float32)
-    stats = ring_contrast(image, lesion, labels[box] == LIVER, spacing)
+    stats = ring_contrast(image, lesion, labels[box] == liver, spacing)
     return {
-        "mean_hu": _finite(image[lesion].mean()),
-        "liver_contrast_hu": None if stats is None else _finite(stats[0]),
+        "mean": float(image[lesion].mean(dtype=np.float64)),
+        "contrast": None if stats is None else stats[0],
+        "sd": None if stats is None else stats[1],
     }
 
 

@@ -435,6 +435,13 @@ def test_a_slice_with_truncated_pixels_is_interpolated_like_a_missing_one_and_na
     assert any("slice(s) 2 " in n and "left out of the DICOM SEG" in n for n in notes)
 
 
+def test_a_two_slice_series_with_one_unreadable_says_too_few_remain(tmp_path):
+    paths = write_ct_series(make_ct(shape=(2, 8, 8)), tmp_path)
+    _cut_pixels(paths[1])
+    with pytest.raises(InputError, match="fewer than two readable slices remain"):
+        load_ct(tmp_path)
+
+
 def test_an_unreadable_first_slice_is_left_out_and_the_stack_starts_at_the_next(tmp_path):
     source = make_ct(shape=(6, 16, 16))
     paths = write_ct_series(source, tmp_path)
@@ -497,6 +504,42 @@ def test_an_unreadable_slice_with_a_readable_copy_at_its_position_reads_the_copy
         str(tmp_path / "redo-2.dcm"),
         str(tmp_path / "redo-5.dcm"),
     ]
+
+
+def test_a_copy_the_stack_left_out_for_its_header_is_not_read_for_an_unreadable_slice(tmp_path):
+    """A file at the damaged slice's position but with another PixelSpacing was taken as its
+    copy; the stack then left it out again, and the whole series was refused."""
+    source = make_ct(shape=(20, 8, 8))
+    paths = write_ct_series(source, tmp_path)
+    ds = pydicom.dcmread(paths[5])
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.InstanceNumber = 95
+    ds.PixelSpacing = [0.5, 0.5]
+    ds.save_as(tmp_path / "other-5.dcm")
+    _cut_pixels(paths[5])
+    volume = load_ct(tmp_path)
+    assert volume.shape == source.shape and volume.meta["files"][5] == ""
+    warnings = " ".join(volume.meta["warnings"])
+    assert "different PixelSpacing" in warnings and "filled by linear interpolation" in warnings
+
+
+def test_one_slice_without_its_decoder_is_refused_not_interpolated(tmp_path, monkeypatch):
+    """A missing decoder fails every slice of its transfer syntax: never one slice to mend."""
+    paths = write_ct_series(make_ct(shape=(20, 8, 8)), tmp_path, transfer_syntax="rle")
+    real = pydicom.Dataset.pixel_array
+
+    def one_needs_a_plugin(self):
+        if str(getattr(self, "filename", "")).endswith("1-008.dcm"):
+            raise RuntimeError(
+                "Unable to decompress 'RLE Lossless' pixel data because all plugins are "
+                "missing dependencies:\n\tgdcm - requires gdcm"
+            )
+        return real.fget(self)
+
+    monkeypatch.setattr(pydicom.Dataset, "pixel_array", property(one_needs_a_plugin))
+    with pytest.raises(InputError, match="install a decoder") as info:
+        load_ct(tmp_path)
+    assert info.value.path == paths[7]
 
 
 def test_too_many_unreadable_slices_are_refused_naming_the_first(tmp_path):

@@ -182,6 +182,27 @@ def test_progress_shows_each_stage(viewer_with_ct, models_dir, qtbot, monkeypatc
     assert not widget.progress_bar.isVisibleTo(widget)  # hidden again when done
 
 
+def test_a_progress_value_is_never_shown_under_the_last_stages_name(qtbot):
+    """The bar took a new stage's value before its name: liver's 1/1 then tumor's 0/5 showed
+    "liver: 0 / 5" for a moment (and said so to anything watching its value)."""
+    from qtpy.QtWidgets import QProgressBar
+
+    from napari_livertumor._widgets._jobs import Job
+
+    bar = QProgressBar()
+    qtbot.addWidget(bar)
+    job = Job(lambda progress, should_cancel: None, progress_bar=bar, napari_progress=False)
+    job.status = "running"  # as start() sets it, without running the target
+    shown = []
+    bar.valueChanged.connect(lambda value: shown.append((bar.format().split(":")[0], value)))
+    job._show_progress("liver", 1, 1)
+    job._show_progress("tumor", 0, 5)
+    job._show_progress("tumor", 3, 5)
+    assert ("liver", 0) not in shown
+    assert shown[-2:] == [("tumor", 0), ("tumor", 3)]
+    job.status = "done"
+
+
 def test_the_lesion_filter_follows_the_model_unless_the_user_keeps_unsure_lesions(
     viewer_with_ct, models_dir, monkeypatch
 ):

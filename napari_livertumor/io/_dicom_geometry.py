@@ -377,8 +377,7 @@ def _deduplicate(slices: list[SliceHeader], warnings: list[str]) -> list[SliceHe
         else:
             kept.append(h)
     if dropped:
-        # NBIA names every series' files 1-001.dcm…: the folder says which series
-        names = ", ".join(f"{h.path.parent.name}/{h.path.name}" for h in dropped[:5])
+        names = ", ".join(series_file_name(h) for h in dropped[:5])
         more = f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""
         mixed = sorted(
             {a for pair in pairs if pair[0] != pair[1] for a in pair},
@@ -421,13 +420,26 @@ def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str]):
     return fill, uneven
 
 
+def grid_index(n_real: int, fill: list[tuple[int, int, float]]) -> np.ndarray:
+    """Each real slice's index on the uniform grid: its own, plus the gap slices ``fill``
+    inserts before it (``(insert_at, n_new, _)`` per gap)."""
+    index = np.arange(n_real)
+    for at, n_new, _ in fill:
+        index[at:] += n_new
+    return index
+
+
+def series_file_name(h: SliceHeader) -> str:
+    """``folder/name`` of a slice's file: NBIA names every series' files 1-001.dcm…, so the
+    folder says which series."""
+    return f"{h.path.parent.name}/{h.path.name}"
+
+
 def _uneven_spacing(locations, fill, uneven, dz, warnings: list[str]) -> float:
     """The step to stack slices at: the usual one, unless steps are uneven or drift (each
     within 5 % of it, yet adding up along the scan); then their average over the run, said,
     with how far off that places any slice."""
-    index = np.arange(len(locations), dtype=float)
-    for at, n, _ in fill:  # the grid index of each real slice, filled gaps counted
-        index[at:] += n
+    index = grid_index(len(locations), fill).astype(float)  # filled gaps counted
     drift = float(np.max(np.abs(locations - (locations[0] + index * dz))))
     if not uneven and drift <= 0.1 * dz:
         return dz

@@ -17,7 +17,13 @@ import pydicom
 
 from ..errors import InputError
 from ..progress import Reporter
-from ._dicom_geometry import SliceHeader, StackGeometry, stack_geometry
+from ._dicom_geometry import (
+    SliceHeader,
+    StackGeometry,
+    grid_index,
+    series_file_name,
+    stack_geometry,
+)
 
 
 class DecoderMissing(InputError):
@@ -203,16 +209,14 @@ def fill_gaps(
     (real indices whose pixels could not be read; never the first or last) interpolated
     linearly, by grid position, from the nearest read slices on either side."""
     n_real = len(array)
-    before = np.zeros(n_real, int)  # gap slices inserted before each real one
-    for at, n_new, _ in fill:
-        before[at:] += n_new
-    grid = np.arange(n_real) + before
+    grid = grid_index(n_real, fill)
     if not fill and not len(unread):
         return array
     out = np.empty((int(grid[-1]) + 1, *array.shape[1:]), dtype=array.dtype)
     read = np.ones(n_real, bool)
     read[list(unread)] = False
-    out[grid[read]] = array[read]
+    for k in np.flatnonzero(read):  # slice by slice: no second copy of the volume
+        out[grid[k]] = array[k]
     known = grid[read]
     holes = np.setdiff1d(np.arange(len(out)), known)
     for z in holes:
@@ -257,26 +261,38 @@ def mend_damaged(
     tol = max(0.01, min(0.1, 0.2 * float(geometry.spacing[0])))
     placed = {id(h) for h in slices}
     twin: dict[int, SliceHeader] = {}  # damaged index -> a copy at the same position
+    unreadable: list[SliceHeader] = []  # copies tried that cannot be read either
     for k in damaged:
+        h = slices[k]
         for m in members:
             if (
-                id(m) not in placed
-                and m.is_image
-                and m.location is not None
-                and abs(m.location - slices[k].location) < tol
-                and (m.rows, m.cols) == (slices[k].rows, slices[k].cols)
+                id(m) in placed
+                or not m.is_image
+                or m.location is None
+                or abs(m.location - h.location) >= tol
+                or (m.rows, m.cols) != (h.rows, h.cols)
+                or not _same(m.orientation, h.orientation, 1e-3)
+                or not _same(m.pixel_spacing, h.pixel_spacing, 1e-4)
             ):
-                row = np.empty(geometry.shape_yx, np.int16)
-                try:
-                    _slice_hu(m, geometry.shape_yx, row)
-                except InputError:
-                    continue
-                twin[k] = m
-                array[k] = row
-                break
+                continue  # not a copy of this slice (one the stack left out for its header)
+            row = np.empty(geometry.shape_yx, np.int16)
+            try:
+                _slice_hu(m, geometry.shape_yx, row)
+            except InputError:
+                unreadable.append(m)
+                continue
+            twin[k] = m
+            array[k] = row
+            break
     bad = sorted(k for k in damaged if k not in twin)
     first = damaged[bad[0]] if bad else None
-    if first is not None and (len(bad) > max(1, int(MENDABLE_SHARE * n)) or n - len(bad) < 2):
+    if first is not None and n - len(bad) < 2:
+        raise InputError(
+            first.path,
+            f"{first.problem} ({len(bad)} of the series' {n} slices cannot be read: fewer than "
+            "two readable slices remain)",
+        )
+    if first is not None and len(bad) > max(1, int(MENDABLE_SHARE * n)):
         raise InputError(
             first.path,
             f"{first.problem} ({len(bad)} of the series' {n} slices cannot be read: too many "
@@ -286,20 +302,25 @@ def mend_damaged(
     trail = next(i for i in range(n + 1) if (n - 1 - i) not in bad)
     head, tail = slices[:lead], slices[n - trail :]
     if head or tail or twin:
-        gone = {id(h) for h in head + tail} | {id(slices[k]) for k in twin}
+        gone = {id(h) for h in head + tail + unreadable} | {id(slices[k]) for k in twin}
         expected = [twin.get(k, slices[k]).path for k in range(lead, n - trail)]
+        kept_warnings = warnings[mark:]
         del warnings[mark:]
         restacked = stack_geometry([h for h in members if id(h) not in gone], warnings)
         if [h.path for h in restacked.slices] != expected:
-            raise first or damaged[min(damaged)]  # not the same stack less what was mended
+            warnings[mark:] = kept_warnings
+            culprit = first or damaged[min(damaged)]
+            raise InputError(
+                culprit.path,
+                f"{culprit.problem} (the series could not be mended around it: without it the "
+                "slices stack otherwise)",
+            )
         geometry, array = restacked, array[lead : n - trail]
     unread = [k - lead for k in bad if lead <= k < n - trail]
     if unread:
-        before = np.zeros(len(geometry.slices), int)
-        for at, n_new, _ in geometry.fill:
-            before[at:] += n_new
+        grid = grid_index(len(geometry.slices), geometry.fill)
         for k in unread:
-            geometry.files[k + int(before[k])] = None
+            geometry.files[int(grid[k])] = None
     for k, m in twin.items():
         warnings.append(
             f"{_name(slices[k])} cannot be read ({damaged[k].problem}); its copy at the same "
@@ -322,9 +343,14 @@ def mend_damaged(
     return geometry, array, unread
 
 
-def _name(h: SliceHeader) -> str:
-    # NBIA names every series' files 1-001.dcm…: the folder says which series
-    return f"{h.path.parent.name}/{h.path.name}"
+_name = series_file_name
+
+
+def _same(a, b, atol: float) -> bool:
+    """Two header values (tuples of numbers, or None) alike within ``atol``."""
+    if a is None or b is None:
+        return a is None and b is None
+    return len(a) == len(b) and bool(np.allclose(a, b, atol=atol))
 
 
 def _named(headers, damaged: dict[int, InputError]) -> str:

@@ -139,11 +139,12 @@ def lesion_conspicuity(
     For each ground-truth tumor component (label 2, 26-connectivity, at least ``min_ml``): the
     mean HU inside it minus that of the liver (label 1; tumor excluded) 3–8 mm from its edge,
     over the pooled standard deviation of the two (noise and texture together;
-    :func:`napari_livertumor.refine.contour.contrast_to_noise`, the refinement's own measure).
+    :func:`napari_livertumor.stats.lesion_ring_contrast`, the refinement's own ring measure).
     A CNR well under 1 is a lesion a reader hardly sees on this phase either (an
     iso-attenuating mass, or a hypo-attenuating one in a fatty liver); it bounds what any model
     can score on it. ``pred`` (a tumor mask), when given, adds ``covered``: the fraction of the
-    lesion predicted tumor (found when at least 0.1, as in :func:`lesion_detection`).
+    lesion predicted tumor (to 3 decimals), and ``found`` (at least 0.1 of it, as
+    :func:`lesion_detection` counts).
 
     Returns
     -------
@@ -154,7 +155,7 @@ def lesion_conspicuity(
     """
     from scipy import ndimage as ndi
 
-    from ..refine.contour import ring_contrast
+    from ..stats import lesion_ring_contrast
 
     ct = np.asarray(ct)
     truth_labels = np.asarray(truth_labels)
@@ -168,29 +169,26 @@ def lesion_conspicuity(
     if n == 0:
         return []
     sizes = np.bincount(lab.ravel(), minlength=n + 1)
-    pad = [int(np.ceil(9.0 / s)) + 1 for s in spacing]  # the ring reaches 8 mm out
     out = []
     for i, box in enumerate(ndi.find_objects(lab), start=1):
         if box is None or sizes[i] * voxel_ml < min_ml:
             continue
-        sl = tuple(
-            slice(max(0, b.start - q), min(dim, b.stop + q))
-            for b, q, dim in zip(box, pad, ct.shape, strict=True)
-        )
-        lesion = lab[sl] == i
-        stats = ring_contrast(ct[sl].astype(np.float64), lesion, truth_labels[sl] == 1, spacing)
+        sub = lab[box] == i
+        ring = lesion_ring_contrast(ct, truth_labels, sub, [b.start for b in box], spacing)
         row: dict[str, Any] = {"ml": round(float(sizes[i] * voxel_ml), 2)}
-        if stats is None:
+        if ring["contrast"] is None:
             row.update(contrast_hu=None, sd_hu=None, cnr=None)
         else:
-            contrast, sd = stats
+            contrast, sd = ring["contrast"], ring["sd"]
             row.update(
                 contrast_hu=round(contrast, 1),
                 sd_hu=round(sd, 1),
                 cnr=round(abs(contrast) / max(sd, 1e-6), 2),
             )
         if pred is not None:
-            row["covered"] = round(float(np.asarray(pred)[sl][lesion].mean()), 3)
+            covered = float(np.asarray(pred)[box][sub].mean())
+            row["covered"] = round(covered, 3)
+            row["found"] = covered >= 0.1  # exact, as lesion_detection decides
         out.append(row)
     out.sort(key=lambda r: -r["ml"])
     return out
@@ -203,7 +201,7 @@ def conspicuity_summary(lesions: list[dict[str, Any]], min_overlap: float = 0.1)
     out = []
     for lo, hi in CNR_BANDS:
         band = [r for r in lesions if r.get("cnr") is not None and lo <= r["cnr"] < hi]
-        found = sum(1 for r in band if r.get("covered", 0.0) >= min_overlap)
+        found = sum(1 for r in band if r.get("found", r.get("covered", 0.0) >= min_overlap))
         top = hi if np.isfinite(hi) else None  # None: no upper end (JSON has no infinity)
         out.append({"cnr_from": lo, "cnr_to": top, "lesions": len(band), "found": found})
     return out
