@@ -461,6 +461,29 @@ def test_an_unreadable_first_slice_is_left_out_and_the_stack_starts_at_the_next(
     assert volume.meta["unused_files"] == [str(paths[0])]  # still this series' file
 
 
+def test_a_seg_frame_on_a_slice_left_out_is_said_to_be_on_one(tmp_path):
+    """A ground truth's frame on an unreadable end slice was dropped with a note that named
+    no cause."""
+    from napari_livertumor.io.seg import read_dicom_seg, write_dicom_seg
+
+    source = make_ct(shape=(20, 8, 8))
+    paths = write_ct_series(source, tmp_path / "ct")
+    labels = np.zeros(source.shape, np.uint8)
+    labels[0:3, 2:6, 2:6] = 1
+    seg = write_dicom_seg(labels, load_ct(tmp_path / "ct"), tmp_path / "s.dcm", [(1, "Liver")])
+    _cut_pixels(paths[0])
+    volume = load_ct(tmp_path / "ct")
+    notes: list[str] = []
+    back = read_dicom_seg(seg, volume, warnings=notes)
+    np.testing.assert_array_equal(back, labels[1:])
+    assert any(
+        "1 SEG frame(s) do not fall on a slice" in n
+        and "left out 1 file(s)" in n
+        and "1-001.dcm" in n
+        for n in notes
+    ), notes
+
+
 def test_unreadable_slices_at_both_ends_and_inside_beside_a_gap_are_placed_by_position(tmp_path):
     """The interpolation weighed a mended slice by its place among the files read, not on the
     grid: beside a missing file it read half-way between slices two steps and one step off."""

@@ -181,7 +181,17 @@ def read_dicom_seg(
                 f"(SEG references series {ref_series or '?'}, CT is series "
                 f"{ct_series or '?'}): it belongs to another series",
             )
-        notes.append(f"{unmapped} SEG frame(s) do not fall on a slice of the CT and were ignored")
+        unused = reference.file_meta.get("unused_files") or []
+        why = (
+            f" (the CT's reader left out {len(unused)} file(s) of its series, e.g. "
+            f"{Path(unused[0]).name}: unreadable or duplicate slices; frames drawn on them have "
+            "no slice here)"
+            if unused
+            else ""
+        )
+        notes.append(
+            f"{unmapped} SEG frame(s) do not fall on a slice of the CT and were ignored{why}"
+        )
     return labels
 
 
