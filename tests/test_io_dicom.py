@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import warnings
 
 import numpy as np
 import pydicom
@@ -433,6 +434,36 @@ def test_a_slice_with_truncated_pixels_is_interpolated_like_a_missing_one_and_na
     notes: list[str] = []
     write_dicom_seg(labels, volume, tmp_path / "seg" / "s.dcm", [(1, "Liver")], notes=notes)
     assert any("slice(s) 2 " in n and "left out of the DICOM SEG" in n for n in notes)
+
+
+@pytest.mark.parametrize("signed13", [False, True], ids=["direct-read", "pydicom"])
+def test_pixel_data_longer_than_rows_times_columns_is_read_as_one_frame_and_said(
+    tmp_path, signed13
+):
+    """A slice whose pixel data holds a second, undeclared frame (or whose Rows/Columns do not
+    fit its data) was read without a word; pydicom's decoder path even refused it."""
+    source = make_ct(shape=(5, 16, 16))
+    paths = write_ct_series(source, tmp_path)
+
+    def longer(ds):
+        if signed13:  # signed, fewer than 16 bits: decoded by pydicom, not read directly
+            ds.BitsStored, ds.HighBit = 13, 12
+        ds.PixelData = ds.PixelData * 2
+
+    def tail(ds):
+        ds.PixelData = ds.PixelData + bytes(100)
+
+    for path, edit in ((paths[1], longer), (paths[3], tail)):
+        ds = pydicom.dcmread(path)
+        edit(ds)
+        ds.save_as(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # pydicom's own note on the excess
+        volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, source.array)
+    (note,) = [w for w in volume.meta["warnings"] if "more pixel data" in w]
+    assert note.startswith("2 slice(s) hold more pixel data than Rows × Columns")
+    assert "1-002.dcm: 512 bytes beyond it: 1 more frame(s)" in note
 
 
 def test_a_two_slice_series_with_one_unreadable_says_too_few_remain(tmp_path):

@@ -57,9 +57,14 @@ class SliceHeader:
     #: stored values (low, high) marking pixels outside the scanned field (PixelPaddingValue
     #: up to PixelPaddingRangeLimit), or None
     padding: tuple[int, int] | None = None
+    #: bytes of pixel data beyond one Rows × Columns frame (ignored; said, as it may mean
+    #: wrong Rows/Columns or frames the header does not declare)
+    pixel_excess: int = 0
 
     @classmethod
-    def from_dataset(cls, path: Path, ds, pixel_offset: int | None) -> SliceHeader:
+    def from_dataset(
+        cls, path: Path, ds, pixel_offset: int | None, pixel_excess: int = 0
+    ) -> SliceHeader:
         modality = str(ds.get("Modality", "") or "")
         position = _floats(ds.get("ImagePositionPatient"), 3)
         orientation = _floats(ds.get("ImageOrientationPatient"), 6)
@@ -122,6 +127,7 @@ class SliceHeader:
             bits_stored=int(ds.get("BitsStored") or 16),
             pixel_representation=representation,
             pixel_offset=pixel_offset,
+            pixel_excess=pixel_excess,
             series_description=str(ds.get("SeriesDescription", "") or ""),
             series_number=_int(ds.get("SeriesNumber"), None),
             contrast_agent=str(ds.get("ContrastBolusAgent", "") or ""),

@@ -50,10 +50,11 @@ def decode_slices(
     workers = max_workers or min(8, (os.cpu_count() or 2) + 2)
     done = 0
     clipped = [0] * n
+    excess = [0] * n
 
     def work(k: int) -> None:
         try:
-            clipped[k] = _slice_hu(slices[k], shape_yx, out[k])
+            clipped[k], excess[k] = _slice_hu(slices[k], shape_yx, out[k])
         except DecoderMissing:
             raise
         except InputError as exc:
@@ -82,14 +83,30 @@ def decode_slices(
             f"int16 range of HU and were clipped to -32768…32767 (e.g. {h.path.name}: "
             f"RescaleSlope {h.slope:g}, RescaleIntercept {h.intercept:g}): check the scaling"
         )
+    longer = [k for k, e in enumerate(excess) if e > 1]  # one byte: padding to even length
+    if longer and warnings is not None:
+        h, extra = slices[longer[0]], excess[longer[0]]
+        frame = h.rows * h.cols * 2
+        what = (
+            f"{extra // frame} more frame(s) of this size the header does not declare"
+            if extra % frame == 0
+            else "Rows/Columns that do not match the pixel data?"
+        )
+        warnings.append(
+            f"{len(longer)} slice(s) hold more pixel data than Rows × Columns says; only the "
+            f"first {h.rows}×{h.cols} values were read (e.g. {series_file_name(h)}: "
+            f"{extra} bytes beyond it: {what}): check these images in a DICOM viewer"
+        )
     return out
 
 
-def _slice_hu(h: SliceHeader, shape_yx, out: np.ndarray) -> int:
+def _slice_hu(h: SliceHeader, shape_yx, out: np.ndarray) -> tuple[int, int]:
     """Decode one slice and write its HU into ``out`` (a view into the volume); returns how
-    many values were clipped to the int16 range."""
+    many values were clipped to the int16 range, and how many bytes of pixel data lay beyond
+    the Rows × Columns frame (not read)."""
     rows, cols = shape_yx
     raw = None
+    excess = h.pixel_excess
     if h.pixel_offset is not None and (h.bits_stored == 16 or h.pixel_representation == 0):
         dtype = "<i2" if h.pixel_representation == 1 else "<u2"
         try:
@@ -102,7 +119,7 @@ def _slice_hu(h: SliceHeader, shape_yx, out: np.ndarray) -> int:
         if h.pixel_representation == 0 and h.bits_stored < 16:
             raw &= np.uint16((1 << h.bits_stored) - 1)
     if raw is None:
-        raw = _pydicom_pixels(h)
+        raw, excess = _pydicom_pixels(h)
     if raw.shape != (rows, cols):
         raise InputError(h.path, f"pixel array {raw.shape} differs from Rows/Columns {shape_yx}")
     if _padding_outside_hu(h):  # outside the scanned field: air, whatever the stored value
@@ -112,21 +129,21 @@ def _slice_hu(h: SliceHeader, shape_yx, out: np.ndarray) -> int:
             hu = np.where(outside, np.int32(PADDING_HU), _rescaled(raw, h))
             n_out = int(np.count_nonzero((hu < -32768) | (hu > 32767)))
             out[...] = np.clip(hu, -32768, 32767)
-            return n_out
+            return n_out, excess
     if h.slope == 1.0 and float(h.intercept).is_integer():
         intercept = int(h.intercept)
         low, high = int(raw.min()) + intercept, int(raw.max()) + intercept
         if -32768 <= low and high <= 32767:
             # the common case: stored + intercept fits int16; no full-size temporaries
             np.add(raw, np.int32(intercept), out=out, casting="unsafe")
-            return 0
+            return 0, excess
         hu = raw.astype(np.int32) + intercept
     else:
         hu = np.rint(raw.astype(np.float32) * h.slope + h.intercept)
     n_out = int(np.count_nonzero((hu < -32768) | (hu > 32767)))
     np.clip(hu, -32768, 32767, out=hu)
     out[...] = hu
-    return n_out
+    return n_out, excess
 
 
 #: HU given to pixels outside the scanned field (PixelPaddingValue): air
@@ -176,7 +193,9 @@ def read_dataset(path) -> pydicom.Dataset:
     return ds
 
 
-def _pydicom_pixels(h: SliceHeader) -> np.ndarray:
+def _pydicom_pixels(h: SliceHeader) -> tuple[np.ndarray, int]:
+    """One frame's stored values, and the bytes of native pixel data beyond it (frames the
+    header does not declare, or a Rows/Columns that does not fit: the first frame is read)."""
     try:
         ds = read_dataset(h.path)
     except Exception as exc:
@@ -196,9 +215,17 @@ def _pydicom_pixels(h: SliceHeader) -> np.ndarray:
             f"pixel data cannot be decoded (transfer syntax {name}; {why}; "
             f"{type(exc).__name__}: {exc})",
         ) from exc
+    excess = 0
+    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if ts is not None and not ts.is_compressed and int(ds.get("NumberOfFrames") or 1) == 1:
+        per_value = (int(ds.get("BitsAllocated") or 16) + 7) // 8
+        frame = h.rows * h.cols * int(ds.get("SamplesPerPixel") or 1) * per_value
+        excess = max(len(ds.PixelData) - frame, 0)
+        if arr.ndim == 3 and arr.shape[1:] == (h.rows, h.cols):
+            arr = arr[0]  # pydicom returns the undeclared frames too: the declared one is read
     if arr.ndim != 2:
         raise InputError(h.path, f"expected one 2D frame, got pixel array of shape {arr.shape}")
-    return arr
+    return arr, excess
 
 
 def fill_gaps(

@@ -381,7 +381,7 @@ def _read_header(path: Path) -> tuple[SliceHeader | None, str | None]:
                 return None, "named like a DICOM file but is not one (no DICOM header)"
             else:
                 return None, None  # not DICOM: never parse arbitrary files
-            pixel_offset = _pixel_offset(fp, ds)
+            pixel_offset, excess = _pixel_offset(fp, ds)
     except (OSError, EOFError) as exc:
         return None, f"cannot be read ({exc})"
     except InvalidDicomError as exc:
@@ -389,33 +389,34 @@ def _read_header(path: Path) -> tuple[SliceHeader | None, str | None]:
     except Exception as exc:  # pydicom raises many kinds on corrupt headers
         return None, f"corrupt DICOM header ({type(exc).__name__}: {exc})"
     try:
-        return SliceHeader.from_dataset(path, ds, pixel_offset), None
+        return SliceHeader.from_dataset(path, ds, pixel_offset, excess), None
     except Exception as exc:
         return None, f"unusable DICOM header ({type(exc).__name__}: {exc})"
 
 
-def _pixel_offset(fp, ds) -> int | None:
-    """Byte offset of native little-endian 16-bit pixel values, for a direct read; else None."""
+def _pixel_offset(fp, ds) -> tuple[int | None, int]:
+    """Byte offset of native little-endian 16-bit pixel values, for a direct read (else None),
+    and how many bytes the pixel data holds beyond one Rows × Columns frame (0 when unknown)."""
     meta = getattr(ds, "file_meta", None)
     ts = meta.get("TransferSyntaxUID") if meta is not None else None
     if ts not in _NATIVE_LE or ds.get("BitsAllocated") != 16:
-        return None
+        return None, 0
     if ds.get("SamplesPerPixel", 1) != 1 or ds.get("NumberOfFrames", 1) not in (1, "1", None):
-        return None
+        return None, 0
     start = fp.tell()
     head = fp.read(12)
     if len(head) < 12 or head[:4] != b"\xe0\x7f\x10\x00":
-        return None
+        return None, 0
     if ts == ExplicitVRLittleEndian:
         if head[4:6] not in (b"OW", b"OB"):
-            return None
+            return None, 0
         length, offset = int.from_bytes(head[8:12], "little"), start + 12
     else:
         length, offset = int.from_bytes(head[4:8], "little"), start + 8
     expected = int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0) * 2
     if length == 0xFFFFFFFF or length < expected:
-        return None  # encapsulated or short: let pydicom decide (and explain)
-    return offset
+        return None, 0  # encapsulated or short: let pydicom decide (and explain)
+    return offset, length - expected
 
 
 # --------------------------------------------------------------------------- grouping
