@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s: %(message)s",
     )
+    if not args.verbose:  # highdicom tells each module it copies into a DICOM SEG at INFO
+        logging.getLogger("highdicom").setLevel(logging.WARNING)
     if args.command is None:
         parser.print_help()
         return 2

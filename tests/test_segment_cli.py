@@ -409,3 +409,108 @@ def test_a_refine_config_not_in_utf8_is_named_and_a_bom_is_read(tmp_path, models
     assert RefineConfig.load(bad).smoothing == 2
     bad.write_bytes('{"smoothing": 3}'.encode("utf-16"))  # as PowerShell 5's '>' saves
     assert RefineConfig.load(bad).smoothing == 3
+
+
+def _fake_masks(monkeypatch):
+    """The pipeline's masks replaced by a known liver with a tumor in it (the untrained test
+    models find nothing to draw)."""
+    from napari_livertumor import pipeline
+    from napari_livertumor.stats import compute_stats
+
+    def segment(self, volume, progress=None, **kw):
+        labels = np.zeros(volume.shape, np.uint8)
+        labels[3:9, 8:30, 10:36] = 1
+        labels[5:7, 14:20, 18:24] = 2
+        stats = compute_stats(labels, volume.spacing)
+        return pipeline.SegmentationResult(labels, stats, {"liver": 0.1, "total": 0.1}, "cpu")
+
+    monkeypatch.setattr(pipeline.Segmenter, "segment", segment)
+
+
+def test_dicom_seg_and_preview_are_written_with_the_masks_and_added_later_without_a_rerun(
+    tmp_path, models, monkeypatch, caplog
+):
+    from napari_livertumor.io.seg import read_dicom_seg
+
+    _fake_masks(monkeypatch)
+    vol = small_ct(seed=3)
+    write_ct_series(vol, tmp_path / "HCC_042" / "ct", patient_id="HCC_042")
+    out = tmp_path / "out"
+    base = ["segment", str(tmp_path / "HCC_042"), "-o", str(out), "--models", str(models),
+            "--device", "cpu", "--no-refine"]  # fmt: skip
+    assert main([*base, "--dicom-seg", "--preview"]) == 0
+    seg, png, stats_path = (out / f"HCC_042_{n}" for n in ("seg.dcm", "preview.png", "stats.json"))
+    stats = json.loads(stats_path.read_text())
+    assert stats["outputs"] == {"dicom_seg": seg.name, "preview": png.name}
+    ct = load_ct(tmp_path / "HCC_042")
+    labels = np.asarray(nib.load(out / "HCC_042_labels.nii.gz").dataobj).transpose(2, 1, 0)
+    back = read_dicom_seg(seg, ct)  # the SEG holds the same masks, on the series' slices
+    np.testing.assert_array_equal(back, labels)
+    assert (labels == 2).sum() == 72 and (labels == 1).sum() == 6 * 22 * 26 - 72
+    from PIL import Image
+
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.width > 2 * image.height
+        pixels = np.asarray(image.convert("RGB")).reshape(-1, 3).astype(int)
+    reddish = (pixels[:, 0] > 200) & (pixels[:, 1] < 120)  # the tumor's outline was drawn
+    greenish = (pixels[:, 1] > 180) & (pixels[:, 0] < 120)  # and the liver's
+    assert reddish.sum() > 20 and greenish.sum() > 20
+
+    # a run without them first, then one asking for the preview: added from the labels file
+    out2 = tmp_path / "out2"
+    base2 = [*base[:3], str(out2), *base[4:]]
+    assert main(base2) == 0
+    labels_made = (out2 / "HCC_042_labels.nii.gz").stat().st_mtime_ns
+    monkeypatch.setattr(
+        "napari_livertumor.pipeline.Segmenter.segment",
+        lambda *a, **k: pytest.fail("segmented again to add a preview"),
+    )
+    with caplog.at_level("INFO"):
+        assert main([*base2, "--preview"]) == 0
+    assert "added HCC_042_preview.png" in caplog.text
+    assert (out2 / "HCC_042_preview.png").is_file()
+    assert (out2 / "HCC_042_labels.nii.gz").stat().st_mtime_ns == labels_made
+    assert json.loads((out2 / "HCC_042_stats.json").read_text())["outputs"] == {
+        "preview": "HCC_042_preview.png"
+    }
+    assert main([*base2, "--preview"]) == 0  # complete now: skipped
+
+
+def test_extra_outputs_are_never_written_over_another_file_and_stale_ones_go(
+    tmp_path, models, monkeypatch, caplog
+):
+    _fake_masks(monkeypatch)
+    write_ct_series(small_ct(seed=4), tmp_path / "P1" / "ct", patient_id="P1")
+    write_nifti(small_ct(seed=5), tmp_path / "P2.nii.gz")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "P1_seg.dcm").write_bytes(b"a radiologist's own SEG")
+    base = ["segment", str(tmp_path / "P1"), "-o", str(out), "--models", str(models),
+            "--device", "cpu", "--no-refine"]  # fmt: skip
+    caplog.clear()
+    assert main([*base, "--dicom-seg"]) == 1
+    assert "P1_seg.dcm exists and is not an output of this case's last run" in caplog.text
+    assert (out / "P1_seg.dcm").read_bytes() == b"a radiologist's own SEG"
+    assert not (out / "P1_labels.nii.gz").exists()
+    (out / "P1_seg.dcm").unlink()
+
+    assert main([*base, "--dicom-seg", "--preview"]) == 0
+    # other settings without them: the masks are redone, and the files showing the old ones go
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main([*base, "--stages", "liver", "--preview"]) == 0
+    assert "removed P1_seg.dcm (made from the earlier masks)" in caplog.text
+    assert not (out / "P1_seg.dcm").exists() and (out / "P1_preview.png").is_file()
+    outputs = json.loads((out / "P1_stats.json").read_text())["outputs"]
+    assert outputs == {"preview": "P1_preview.png"}
+
+    # a NIfTI input has no DICOM slices to refer to: said, and its other outputs written
+    caplog.clear()
+    nifti = ["segment", str(tmp_path / "P2.nii.gz"), *base[2:]]
+    assert main([*nifti, "--dicom-seg", "--preview"]) == 0
+    assert "P2: no DICOM SEG: the input is a NIfTI file" in caplog.text
+    assert (out / "P2_preview.png").is_file() and not (out / "P2_seg.dcm").exists()
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main([*nifti, "--dicom-seg", "--preview"]) == 0  # nothing to add: skipped
+    assert "P2: already complete, skipped" in caplog.text

@@ -8,7 +8,11 @@ with a ``path`` column (relative paths are relative to the CSV) and an optional 
 
 For each case it writes ``OUTDIR/<case>_labels.nii.gz`` (uint8 0/1/2 on the CT's own grid and
 affine) and then ``OUTDIR/<case>_stats.json``; both are written to a temporary name and renamed,
-and the stats file is written last, so a case whose stats file exists is complete. Re-running the
+and the stats file is written last, so a case whose stats file exists is complete. ``--dicom-seg``
+adds ``OUTDIR/<case>_seg.dcm`` (a DICOM SEG of the liver and tumor referencing the CT's slices,
+for a PACS or a DICOM viewer; DICOM inputs only) and ``--preview`` ``OUTDIR/<case>_preview.png``
+(axial and coronal slices with the outlines, to check a batch at a glance); asked for on a
+complete case, they are added from its labels file without segmenting again. Re-running the
 same command skips complete cases (``--overwrite`` redoes them). ``--shard i/n`` (0 <= i < n)
 processes every n-th case of the sorted case list starting at i, so n independent jobs (a SLURM
 array) cover every case exactly once. Models are loaded once per process. A case that fails is
@@ -53,7 +57,12 @@ SUMMARY_FIELDS = [
     "seconds",
     "labels",
     "stats",
+    "dicom_seg",
+    "preview",
 ]
+
+#: Optional outputs of a case: the option's name in ``stats["outputs"]`` and the file's ending.
+EXTRA_OUTPUTS = {"dicom_seg": "_seg.dcm", "preview": "_preview.png"}
 
 
 @dataclass(frozen=True)
@@ -170,6 +179,18 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--allow-non-ct", action="store_true", help="segment series whose modality is not CT"
     )
+    parser.add_argument(
+        "--dicom-seg",
+        action="store_true",
+        help="also write <case>_seg.dcm: a DICOM SEG of the liver and tumor that references "
+        "the CT's slices, for a PACS or DICOM viewer (DICOM inputs only)",
+    )
+    parser.add_argument(
+        "--preview",
+        action="store_true",
+        help="also write <case>_preview.png: axial and coronal slices with the liver and "
+        "tumor outlined, to check a batch at a glance",
+    )
 
 
 def run(args) -> int:
@@ -240,6 +261,7 @@ def run(args) -> int:
                 overwrite=args.overwrite,
                 progress=_printer(),
                 rows=rows,
+                extras=tuple(k for k in EXTRA_OUTPUTS if getattr(args, k, False)),
             )
     except (KeyboardInterrupt, Cancelled):
         # interrupted (Ctrl-C, a job scheduler's stop): the cases finished so far are in the
@@ -274,7 +296,7 @@ RESULT_LINES = 20
 def _print_results(rows: list[dict], outdir: Path) -> None:
     """One line per case segmented: its figures and its labels file, on stdout (they were only
     in the JSON; the log lines above them are progress)."""
-    done = [r for r in rows if r.get("status") == "done"]
+    done = [r for r in rows if str(r.get("status")).startswith("done")]
     for r in done[:RESULT_LINES]:
         print(f"{r['case']}: {_figures(r)} -> {outdir / r['labels']}", flush=True)
     if len(done) > RESULT_LINES:
@@ -598,6 +620,20 @@ def output_paths(outdir: Path, case: Case) -> tuple[Path, Path]:
     return outdir / f"{case.name}_labels.nii.gz", outdir / f"{case.name}_stats.json"
 
 
+def extra_paths(outdir: Path, case: Case, extras=tuple(EXTRA_OUTPUTS)) -> dict[str, Path]:
+    """``{"dicom_seg": OUTDIR/<case>_seg.dcm, "preview": OUTDIR/<case>_preview.png}`` (those
+    in ``extras``)."""
+    return {k: outdir / f"{case.name}{EXTRA_OUTPUTS[k]}" for k in extras}
+
+
+def _wanted_extras(case: Case, extras) -> tuple[str, ...]:
+    """The optional outputs this case can have: no DICOM SEG of a NIfTI input."""
+    from ..io.nifti import is_nifti_path
+
+    nifti = Path(case.path).is_file() and is_nifti_path(case.path)
+    return tuple(k for k in extras if not (k == "dicom_seg" and nifti))
+
+
 def _complete_stats(outdir: Path, case: Case) -> dict | None:
     """The stats of a case whose outputs are complete (both files, the stats written last and
     saying complete), else None."""
@@ -703,7 +739,14 @@ def _content_stamp(path: Path) -> str | None:
         return None
 
 
-_OUTPUT_ENDINGS = ("_labels.nii.gz", "_labels.nii", "_stats.json", ".csv")
+_OUTPUT_ENDINGS = (
+    "_labels.nii.gz",
+    "_labels.nii",
+    "_stats.json",
+    ".csv",
+    "_seg.dcm",
+    "_preview.png",
+)
 
 
 def _model_stamp(folder: Path) -> str | None:
@@ -769,19 +812,26 @@ def run_cases(
     overwrite=False,
     progress=None,
     rows: list[dict] | None = None,
+    extras=(),
 ):
     """Segment ``cases`` into ``outdir`` with one model load; returns one summary row per case
-    (appended to ``rows`` as each case ends, when given: an interrupted run keeps them)."""
+    (appended to ``rows`` as each case ends, when given: an interrupted run keeps them).
+    ``extras``: optional outputs (:data:`EXTRA_OUTPUTS`) to write too."""
     from ..pipeline import Segmenter
 
     segmenter = None
     rows = [] if rows is None else rows
     for case in cases:
         labels_path, stats_path = output_paths(outdir, case)
+        own_extras = _wanted_extras(case, extras)
+        if len(own_extras) < len(extras):
+            log.warning("%s: no DICOM SEG: the input is a NIfTI file (a DICOM SEG refers to the "
+                        "DICOM slices it was drawn on)", case.name)  # fmt: skip
+        extra_files = extra_paths(outdir, case, own_extras)
         row = {"case": case.name, "input": str(case.path), "labels": labels_path.name}
         row["stats"] = stats_path.name
         wanted = run_settings(case, config, series_uid, acquisition)
-        in_the_way = [q for q in (labels_path, stats_path) if q.is_dir()]
+        in_the_way = [q for q in (labels_path, stats_path, *extra_files.values()) if q.is_dir()]
         if in_the_way:  # found before the work, not when renaming onto it after
             msg = f"{in_the_way[0]} is a folder, not a file: move it, or use another output folder"
             log.error("%s: %s", case.name, msg)
@@ -800,20 +850,42 @@ def run_cases(
                 # the other run's files: its summary row of them stays (as for another input's)
                 rows.append(_refused(row, msg, untouched=True))
                 continue
+            old = _complete_stats(outdir, case)
+            # the optional files its last complete run wrote (none recorded before 0.x)
+            made_before = dict((old or {}).get("outputs") or {})
             if not overwrite:
-                old = _complete_stats(outdir, case)
                 relation, what = ("none", "") if old is None else _compare_run(old, wanted)
+                missing = [k for k in own_extras if k not in made_before]
+                if relation == "same" and missing:  # only the new files: no second segmentation
+                    t0 = time.perf_counter()
+                    try:
+                        old = add_extras(case, outdir, old, missing, series_uid, acquisition)
+                        status = "done (added " + ", ".join(extra_files[k].name for k in missing)
+                        rows.append({**row, **_summary_values(old), "status": status + ")"})
+                    except Cancelled:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - the case's outputs stay as they were
+                        msg = _error_text(exc, case)
+                        log.error("%s: adding %s failed: %s", case.name, ", ".join(missing), msg)
+                        rows.append({**row, **_summary_values(old), "status": "failed",
+                                     "error": msg})  # fmt: skip
+                    rows[-1]["seconds"] = round(time.perf_counter() - t0, 2)
+                    continue
                 if relation == "same":
                     rows.append({**row, **_summary_values(old), "status": "skipped (complete)"})
                     log.info("%s: already complete, skipped", case.name)
                     continue
-                if relation == "other settings":  # this case's own outputs: redone, said aloud
+                listed = set(made_before.values())
+                foreign = [q for q in extra_files.values() if q.exists() and q.name not in listed]
+                if relation == "other settings" and not foreign:  # its own outputs: redone
                     log.warning(
                         "%s: redoing outputs made with other settings (%s)", case.name, what
                     )
-                elif relation == "other input" or labels_path.exists() or stats_path.exists():
+                elif relation != "none" or labels_path.exists() or stats_path.exists() or foreign:
                     if relation == "other input":
                         made = f"{labels_path} and its stats were made from another input ({what})"
+                    elif foreign:
+                        made = f"{foreign[0]} exists and is not an output of this case's last run"
                     elif not labels_path.exists():
                         made = f"{stats_path} exists without its labels file"
                     else:
@@ -845,8 +917,9 @@ def run_cases(
             try:
                 stats = segment_one(
                     case, outdir, segmenter, series_uid=series_uid, acquisition=acquisition,
-                    progress=progress, load_seconds=load_s, settings=wanted,
+                    progress=progress, load_seconds=load_s, settings=wanted, extras=own_extras,
                 )  # fmt: skip
+                _remove_stale_extras(outdir, case, made_before, own_extras)
                 rows.append({**row, **_summary_values(stats), "status": "done"})
             except Cancelled:
                 raise
@@ -869,6 +942,15 @@ def run_cases(
     return rows
 
 
+def _error_text(exc: BaseException, case) -> str:
+    """What a failure says: an input error names its file; anything else its kind and case."""
+    if isinstance(exc, MemoryError):
+        return f"out of memory ({exc}): close other programs, or use a bigger machine"
+    if isinstance(exc, (LiverTumorError, OSError, ValueError, RuntimeError)):
+        return str(exc)
+    return f"unexpected error ({type(exc).__name__}: {exc}); input {case.path}"
+
+
 def _refused(row: dict, msg: str, *, untouched: bool) -> dict:
     """The summary row of a case not written: no files named, the reason; ``untouched``: the
     files there are another run's or input's, whose earlier row the summary keeps."""
@@ -887,10 +969,11 @@ def segment_one(
     progress=None,
     load_seconds=0.0,
     settings: dict | None = None,
+    extras=(),
 ) -> dict:
     """Read, segment and write one case; returns the stats written. ``settings``: its
     :func:`run_settings`, when the caller has them already (a folder's files are not listed
-    twice)."""
+    twice). ``extras``: optional outputs (:data:`EXTRA_OUTPUTS`) written with them."""
     from ..io import load_ct
     from ..io.nifti import write_nifti
 
@@ -918,25 +1001,124 @@ def segment_one(
     # (refused next time) nor beside old stats that say complete (skipped next time).
     partial = outdir / f"{temp_prefix(labels_path)}new.nii.gz"
     partial_stats = outdir / f"{temp_prefix(stats_path)}new.json"
+    finals = extra_paths(outdir, case, extras)
+    asides = {k: outdir / f"{temp_prefix(p)}new{p.suffix}" for k, p in finals.items()}
     try:
         write_nifti(result.labels, partial, reference=volume, shown_as=labels_path)
         t_write = time.perf_counter() - t1
         stats = _case_stats(
             case, volume, result, segmenter, settings, timings=(t0, t_read, t_write, load_seconds)
         )
+        notes = _write_extras(case, volume, result.labels, stats, asides, finals)
+        stats["warnings"] = [*(stats.get("warnings") or []), *notes]
+        stats["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
         text = json.dumps(stats, indent=2, default=str)
         atomic_write_text(partial_stats, text, shown_as=stats_path)
         stats_path.unlink(missing_ok=True)
+        for k, aside in asides.items():
+            os.replace(aside, finals[k])
         os.replace(partial, labels_path)
         os.replace(partial_stats, stats_path)
     finally:
-        for leftover in (partial, partial_stats):
+        for leftover in (partial, partial_stats, *asides.values()):
             leftover.unlink(missing_ok=True)
     said = set(segmenter.warnings)  # said once when the models were loaded (no GPU...)
     for w in result.warnings:
         if w not in said:
             log.warning("%s: %s", case.name, w)
     return stats
+
+
+def _write_extras(case, volume, labels, stats, asides: dict, finals: dict) -> list[str]:
+    """Write the optional outputs to their ``asides`` paths (renamed to ``finals`` by the
+    caller); records them in ``stats["outputs"]`` and returns notes for the case's warnings."""
+    notes: list[str] = []
+    outputs = stats.setdefault("outputs", {})
+    t0 = time.perf_counter()
+    if "dicom_seg" in asides:
+        from .. import __version__
+        from ..io.seg import write_dicom_seg
+
+        liver_only = stats.get("tumor_ml") is None
+        write_dicom_seg(
+            labels,
+            volume,
+            asides["dicom_seg"],
+            segments=[(1, "Liver")] if liver_only else [(1, "Liver"), (2, "Tumor")],
+            series_description=f"livertumor {__version__} liver" + ("" if liver_only else "+tumor"),
+            notes=notes,
+        )
+        outputs["dicom_seg"] = finals["dicom_seg"].name
+    if "preview" in asides:
+        from ..preview import write_preview
+
+        write_preview(volume, labels, asides["preview"], title=_preview_title(case, stats))
+        outputs["preview"] = finals["preview"].name
+    if asides:
+        stats.setdefault("timings_s", {})["extras"] = round(time.perf_counter() - t0, 3)
+    return notes
+
+
+def _preview_title(case, stats: dict) -> str:
+    text = f"{case.name}: liver {stats.get('liver_ml') or 0:.0f} mL"
+    if stats.get("tumor_ml") is not None:
+        n = stats.get("lesion_count") or 0
+        text += f", tumor {stats['tumor_ml']:.1f} mL ({n} lesion{'s' if n != 1 else ''})"
+    return text
+
+
+def add_extras(case, outdir: Path, stats: dict, extras, series_uid=None, acquisition=None) -> dict:
+    """Add optional outputs to a complete case from its labels file, without segmenting again;
+    returns its stats, rewritten to list them. The CT is read again (the DICOM SEG references
+    its slices; the preview shows it)."""
+    from ..io import load_ct
+    from ..io.nifti import read_nifti
+
+    labels_path, stats_path = output_paths(outdir, case)
+    made = stats.get("run_settings") or {}
+    volume = load_ct(
+        case.path,
+        series_uid=made.get("series_uid", series_uid),
+        acquisition=made.get("acquisition", acquisition),
+        any_modality=bool(made.get("allow_non_ct")),
+    )
+    labels = read_nifti(labels_path)
+    if not labels.same_grid(volume, atol=1e-2):
+        raise InputError(labels_path, "does not lie on the grid of the CT read now: redo the case "
+                         "with --overwrite")  # fmt: skip
+    finals = extra_paths(outdir, case, extras)
+    asides = {k: outdir / f"{temp_prefix(p)}new{p.suffix}" for k, p in finals.items()}
+    stats = {
+        **stats,
+        "timings_s": dict(stats.get("timings_s") or {}),
+        "outputs": dict(stats.get("outputs") or {}),
+    }
+    partial_stats = outdir / f"{temp_prefix(stats_path)}new.json"
+    try:
+        notes = _write_extras(case, volume, labels.array, stats, asides, finals)
+        stats["warnings"] = [*(stats.get("warnings") or []), *notes]
+        atomic_write_text(
+            partial_stats, json.dumps(stats, indent=2, default=str), shown_as=stats_path
+        )
+        for k, aside in asides.items():
+            os.replace(aside, finals[k])
+        os.replace(partial_stats, stats_path)
+    finally:
+        for leftover in (partial_stats, *asides.values()):
+            leftover.unlink(missing_ok=True)
+    log.info("%s: added %s", case.name, ", ".join(p.name for p in finals.values()))
+    return stats
+
+
+def _remove_stale_extras(outdir: Path, case, made_before: dict, extras) -> None:
+    """Optional outputs of the case's earlier run that this run did not write again: they show
+    the old masks, so they go (said)."""
+    for kind, name in made_before.items():
+        if kind in EXTRA_OUTPUTS and kind not in extras and name:
+            stale = outdir / Path(name).name
+            if stale.is_file():
+                stale.unlink()
+                log.info("%s: removed %s (made from the earlier masks)", case.name, stale.name)
 
 
 def _case_stats(case, volume, result, segmenter, settings, *, timings) -> dict:
@@ -1049,6 +1231,7 @@ def _summary_values(stats: dict) -> dict:
         "seconds": (stats.get("timings_s") or {}).get("total"),
         "error": "",
         "warnings": " | ".join(stats.get("warnings") or []),
+        **{k: (stats.get("outputs") or {}).get(k, "") for k in EXTRA_OUTPUTS},
     }
 
 
@@ -1071,7 +1254,7 @@ def _settings_text(settings: dict) -> str:
 def _remove_stale_temps(outdir: Path, case: Case) -> None:
     """Temporary files a killed run left for this case (called holding the case's lock: no
     other run is writing them)."""
-    for final in output_paths(outdir, case):
+    for final in (*output_paths(outdir, case), *extra_paths(outdir, case).values()):
         # its temporary files, the files written aside (".X_labels.nii.gz.new.nii.gz") and
         # those ones' own temporary files
         prefix = glob.escape(temp_prefix(final))  # a case named "X[1]"

@@ -1,0 +1,64 @@
+"""The quality-control picture of a segmentation (``livertumor segment --preview``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_livertumor.io.volume import CTVolume, Reorientation
+from napari_livertumor.preview import preview_slices, write_preview
+
+
+def _case():
+    """A body with the liver on the patient's right, anterior (standard LPS grid)."""
+    ct = np.full((20, 64, 80), -1000, np.int16)
+    ct[:, 8:56, 6:74] = 30  # body
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[4:16, 12:36, 10:34] = 1  # low x: the patient's right; low y: anterior
+    labels[8:11, 20:26, 16:22] = 2
+    ct[labels == 1] = 60
+    ct[labels == 2] = 10
+    return CTVolume(ct, spacing=(3.0, 0.8, 0.8), origin=(-30.0, -20.0, 100.0)), labels
+
+
+def _pixels(path):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB")).astype(int)
+
+
+def test_slices_quarter_the_liver_and_take_the_largest_tumor_section():
+    _, labels = _case()
+    cuts = preview_slices(labels, (3.0, 0.8, 0.8))
+    # liver z 4..15 (12 slices): its quartiles at 6, 9 and 12; the tumor's largest section
+    # (z 8..10, all equal: the first) replaces the nearest (9)
+    assert cuts == {"axial": [6, 8, 12], "coronal": 23}
+    assert preview_slices(np.zeros((7, 10, 10), np.uint8), (1, 1, 1)) == {
+        "axial": [3],
+        "coronal": 5,
+    }
+
+
+def test_the_picture_is_the_same_for_any_storage_order_of_the_same_scan(tmp_path):
+    """A RAS-stored NIfTI (rows and columns reversed) shows the liver where a DICOM series of
+    the same patient shows it: on the image's left (the patient's right), at the top."""
+    volume, labels = _case()
+    write_preview(volume, labels, tmp_path / "lps.png", title="P")
+    turn = Reorientation(perm=(0, 1, 2), flip=(False, True, True))
+    stored = volume.turned(turn)
+    assert not np.array_equal(stored.array, volume.array)
+    write_preview(stored, turn.apply(labels), tmp_path / "ras.png", title="P")
+    first = _pixels(tmp_path / "lps.png")
+    np.testing.assert_array_equal(first, _pixels(tmp_path / "ras.png"))
+    green = (first[..., 1] > 180) & (first[..., 0] < 120)
+    ys, xs = np.nonzero(green[:, : first.shape[1] // 5])  # the first axial panel
+    body_mid = first.shape[1] // 5 / 2
+    assert xs.mean() < body_mid  # liver on the image's left: radiological view
+
+
+def test_labels_off_the_grid_are_refused_and_nothing_is_left(tmp_path):
+    volume, labels = _case()
+    with pytest.raises(ValueError, match="not on the CT's grid"):
+        write_preview(volume, labels[:-1], tmp_path / "p.png")
+    assert not list(tmp_path.iterdir())
