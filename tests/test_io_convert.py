@@ -390,3 +390,53 @@ def test_a_dangling_link_as_output_and_a_meta_file_that_fails_are_said(
     err = capsys.readouterr().err
     assert "a.json" in err and "No space" in err and f"written to {out} (kept)" in err
     assert out.is_file()
+
+
+def test_a_kept_patient_must_come_from_the_same_unchanged_input(tmp_path, capsys):
+    """A new download (or cohort) with the same patient names was 'kept' without a word: its
+    old images stayed, and convert.json named the new source beside the old series."""
+    import os
+    import shutil
+
+    rng = np.random.default_rng(4)
+    first, second = tmp_path / "dl1", tmp_path / "dl2"
+    for root in (first, second):
+        for name in ("HCC_001", "HCC_002"):
+            ct = CTVolume(rng.integers(-100, 200, (4, 10, 12)).astype(np.int16), (3.0, 1.5, 1.5))
+            write_ct_series(ct, root / name / "study" / "ct", patient_id=name)
+    out = tmp_path / "nifti"
+    assert main(["convert", str(first), "-o", str(out)]) == 0
+    image = out / "imagesTs" / "HCC_001.nii.gz"
+    before = image.read_bytes()
+    capsys.readouterr()
+
+    assert main(["convert", str(second / "HCC_001"), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "HCC_001.nii.gz was converted from another input" in err and str(first) in err
+    assert image.read_bytes() == before
+    rows = {r["case"]: r for r in json.loads((out / "convert.json").read_text())["cases"]}
+    # what is on disk: both patients of the first download, still listed with their source
+    assert sorted(rows) == ["HCC_001", "HCC_002"]
+    assert rows["HCC_001"]["source_path"] == str((first / "HCC_001").resolve())
+
+    # the same input, one file of it replaced since: converted again, said
+    dcm = next((first / "HCC_001").rglob("*.dcm"))
+    shutil.copy(next((second / "HCC_001").rglob("*.dcm")), dcm)
+    os.utime(dcm, ns=(dcm.stat().st_atime_ns, dcm.stat().st_mtime_ns + 10**9))
+    assert main(["convert", str(first), "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "HCC_001: imagesTs/HCC_001.nii.gz" in captured.out
+    assert "HCC_002: kept" in captured.out
+    assert "HCC_001: warning: its source files changed since it was converted" in captured.err
+    assert image.read_bytes() != before
+    # the same scan copied elsewhere without its file times: converted again, not refused
+    moved = tmp_path / "moved"
+    shutil.copytree(first / "HCC_002", moved / "HCC_002", copy_function=shutil.copy)
+    for f in (moved / "HCC_002").rglob("*.dcm"):
+        os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 5 * 10**9))
+    assert main(["convert", str(moved), "-o", str(out)]) == 0
+    assert "the same scan by its series UID" in capsys.readouterr().err
+    # --force replaces another input's patient
+    assert main(["convert", str(second), "-o", str(out), "--force"]) == 0
+    rows = {r["case"]: r for r in json.loads((out / "convert.json").read_text())["cases"]}
+    assert rows["HCC_002"]["source_path"] == str((second / "HCC_002").resolve())

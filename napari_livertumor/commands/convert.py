@@ -248,6 +248,18 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     except KeyboardInterrupt:
         interrupted = True
     summary["interrupted"] = interrupted
+    # the file tells what the folder holds: a case refused here keeps its earlier row, and the
+    # cases of earlier runs not given this time stay listed while their images are there
+    listed = [
+        earlier[r["case"]] if r.get("untouched") and r["case"] in earlier else r for r in rows
+    ]
+    given = {r["case"] for r in rows}
+    listed += [
+        r
+        for name, r in sorted(earlier.items())
+        if name not in given and r.get("image") and (outdir / str(r["image"])).is_file()
+    ]
+    summary["cases"] = [{k: v for k, v in r.items() if k != "untouched"} for r in listed]
     _write_json(outdir / "convert.json", summary)
     failed = [r for r in rows if r["status"] == "failed"]
     for r in failed:
@@ -319,6 +331,34 @@ def _within(path: Path, base: Path) -> str:
         return Path(path).name
 
 
+def _same_scan(case, earlier: dict, *, nifti: bool) -> bool:
+    """Is a case found elsewhere (a download moved or copied) the scan converted before? A DICOM
+    folder holding the same series (by UID) is; a NIfTI cannot be told apart by its name."""
+    if nifti or not earlier.get("series_uid"):
+        return False
+    from ..io.dicom import discover_series
+
+    try:
+        return any(s.uid == earlier["series_uid"] for s in discover_series(case.path))
+    except LiverTumorError:
+        return False
+
+
+def _source_stamp(path: Path, *, nifti: bool) -> list:
+    """What a case's source is now: a NIfTI image's (and its dataset labels') size and time,
+    or a DICOM folder's :func:`_source_signature`."""
+    if not nifti:
+        return _source_signature(path)
+    stamp: list = []
+    for f in (path, _dataset_labels(path)):
+        try:
+            st = Path(f).stat() if f is not None else None
+        except OSError:
+            st = None
+        stamp.append([st.st_size, st.st_mtime_ns] if st is not None else None)
+    return stamp
+
+
 def _source_signature(path: Path) -> list[int]:
     """How many files a case's source folder holds and the newest modification time: unchanged,
     no file was added (its DICOM headers need not be read again to know)."""
@@ -360,16 +400,44 @@ def _convert_case(
     gained: list[str] = []
     if not force and not tr.exists() and ts.exists():
         gained = _gained_ground_truth(case, nifti=nifti, earlier=earlier)
+    changed = ""
     if not force and (tr.exists() or ts.exists()) and not gained:
         image = tr if tr.exists() else ts
-        row.update(status="kept", image=str(image.relative_to(outdir)))
-        if image == tr and lab.exists():
-            row["labels"] = str(lab.relative_to(outdir))
-        return row
+        made_from = (earlier or {}).get("source_path")
+        stamp = (earlier or {}).get("source_stamp")
+        here = str(Path(case.path).resolve())
+        if stamp is None or stamp == _source_stamp(case.path, nifti=nifti):
+            row.update(status="kept", image=str(image.relative_to(outdir)))
+            if image == tr and lab.exists():
+                row["labels"] = str(lab.relative_to(outdir))
+            return row
+        if made_from not in (None, here) and not _same_scan(case, earlier, nifti=nifti):
+            # another patient's folder of the same name (a new download, another cohort)
+            row.update(
+                status="failed",
+                untouched=True,
+                error=f"{outdir / image.relative_to(outdir)} was converted from another input "
+                f"({made_from}); nothing was overwritten: use another output folder, or --force "
+                "to replace it",
+            )
+            return row
+        changed = (
+            "its source files changed since it was converted: converted again"
+            if made_from in (None, here)
+            else f"converted before from {made_from}, the same scan by its series UID but with "
+            "other file times (moved or copied?): converted again"
+        )
     t0 = time.perf_counter()
     try:
         volume, labels, warnings = _read_case(case.path, nifti=nifti)
+        if changed:
+            warnings.insert(0, changed)
         row.update(_volume_facts(volume), warnings=warnings)
+        # what the case was made from: a later run keeps it only for the same, unchanged input
+        row.update(
+            source_path=str(Path(case.path).resolve()),
+            source_stamp=_source_stamp(case.path, nifti=nifti),
+        )
         if labels is not None:
             counts = {
                 _CLASS_NAMES[k]: int(n)
