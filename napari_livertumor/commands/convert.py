@@ -14,9 +14,10 @@ files, a CSV list) into a NIfTI dataset that ``train``, ``evaluate`` and ``segme
     FOLDER/<the clinical table>     FOLDER/convert.json            what was converted, from where
 
 Ground truth keeps the HCC-TACE-Seg classes (0 other, 1 liver, 2 tumor, 3 portal vein,
-4 aorta) on the CT's own grid. A patient already converted is kept (``--force`` writes it
-again), so an interrupted conversion is finished by running it again; one in imagesTs/ whose
-folder has gained a DICOM SEG since is converted again. One patient that fails
+4 aorta) on the CT's own grid. A patient already converted from the same, unchanged input is
+kept (``--force`` writes it again), so an interrupted conversion is finished by running it
+again; one whose source files changed, or one in imagesTs/ whose folder has gained a DICOM SEG
+since, is converted again; one of the same name from another input is refused (its files kept). One patient that fails
 is said and the others are converted (exit status 1).
 """
 
