@@ -612,10 +612,11 @@ def refine_labels(
         box = _bbox(labels > 0, margin_mm=0.0, spacing=spacing)
     roi = labels[box]
     liver = roi > 0
+    given = roi == 2
     notes: list[str] = []
     out = refine_all(
         np.ascontiguousarray(ct[box]),
-        roi == 2,
+        given,
         liver,
         tuple(spacing),
         cfg,
@@ -623,12 +624,18 @@ def refine_labels(
         should_cancel=should_cancel,
         notes=notes,
     )
+    refined = np.asarray(out, dtype=bool) & liver
+    # crumbs of under a few voxels the contours left (a lesion the model drew that small stays):
+    # on a coarse grid (5-10 mm slices) one voxel can weigh more than the mL filter below
+    refined = refine_mod.drop_slivers(
+        given, refined, spacing, min_ml=0.0, notes=notes, min_voxels=refine_mod.MIN_LESION_VOXELS
+    )
     for n in notes:
-        if n.startswith("lesion kept unchanged"):  # the contrast gate doing its job: a note
+        # the contrast gate and the size floor doing their job, crumbs cleared: notes
+        if n.startswith(("lesion kept unchanged", "lesion(s) under")) or "by the contour" in n:
             log.info("refine: %s", n)
         else:  # settings clamped, a step that failed: warnings
             warnings.append(f"refine: {n}")
-    refined = np.asarray(out, dtype=bool) & liver
     if min_ml > 0 and refined.any():
         from scipy import ndimage as ndi
 

@@ -451,6 +451,36 @@ def test_refinement_leaves_no_tumor_sliver_under_the_lesion_filters_minimum():
     assert (kept[z, y, x : x + 2] == 2).all()  # 0 turns the filter off
 
 
+def test_refinement_crumbs_of_a_few_voxels_go_on_a_coarse_grid_and_routine_notes_are_no_warnings(
+    monkeypatch,
+):
+    """On a coarse grid (10 mm slices, 4 mm pixels: 0.16 mL a voxel) the mL filter let one-voxel
+    crumbs of the contour through as lesions, and 'too small to refine' counted as a warning."""
+    from scipy import ndimage as ndi
+
+    import napari_livertumor.refine as refine_mod
+    from napari_livertumor.pipeline import refine_labels
+
+    vol, liver, tumor = phantom()
+    labels = np.where(liver, 1, 0).astype(np.uint8)
+    labels[tumor] = 2
+    z, y, x = np.argwhere(liver & ~ndi.binary_dilation(tumor, iterations=6))[0]
+    labels[z, y, x] = 2  # a one-voxel lesion the model drew itself: kept
+
+    def contour(ct, given, liver_mask, spacing, cfg, notes=None, **kw):
+        notes.append("lesion(s) under 4 voxels kept unchanged (too small to refine)")
+        away = np.where(liver_mask, ndi.distance_transform_edt(~given), 0)
+        out = given.copy()
+        out[np.unravel_index(np.argmax(away), away.shape)] = True  # a crumb the contours left
+        return out
+
+    monkeypatch.setattr(refine_mod, "refine_all", contour)
+    warnings: list[str] = []
+    out = refine_labels(vol.array, labels.copy(), (10.0, 4.0, 4.0), warnings=warnings, min_ml=0.1)
+    assert ((out == 2) == (labels == 2)).all()  # the crumb is liver again; the rest as drawn
+    assert warnings == []
+
+
 def test_window_grows_to_cover_short_axes_and_shrinks_for_tiny_images():
     from napari_livertumor.pipeline import window_size
 

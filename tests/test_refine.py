@@ -293,5 +293,14 @@ def test_drop_slivers_removes_cut_off_pieces_but_keeps_small_lesions_that_were_s
     np.testing.assert_array_equal(out[2:8, 5:18, 5:20], before[2:8, 5:18, 5:20])
     assert notes and "2 tumor piece(s) under 0.1 mL" in notes[0]
     np.testing.assert_array_equal(drop_slivers(before, after, spacing, min_ml=0), after)
+    # on a coarse grid a voxel outweighs the mL floor: a voxel count catches the crumbs there,
+    # and the hand-painted lesion, under it before too, still stays
+    coarse = (10.0, 4.0, 4.0)  # 0.16 mL per voxel
+    notes = []
+    out = drop_slivers(before, after, coarse, min_ml=0.1, notes=notes, min_voxels=5)
+    assert not out[4, 19, 5:9].any() and not out[8, 35, 35] and out[5, 30:33, 30:32].all()
+    assert "2 tumor piece(s) under 0.1 mL or 5 voxels" in notes[0]
+    out = drop_slivers(before, after, coarse, min_ml=0, min_voxels=2)
+    assert not out[8, 35, 35] and out[4, 19, 5:9].all()
     with pytest.raises(InputError):
         drop_slivers(before[:5], after, spacing)

@@ -269,6 +269,17 @@ def test_outputs_are_reused_only_for_the_same_input_and_settings_never_overwritt
     assert "a_labels.nii.gz is a folder, not a file" in err and ".a_labels" not in err
 
 
+def test_option_errors_name_the_option_and_come_before_the_inputs_are_read(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    for option, value in (("--threads", "-3"), ("--tumor-window-growth", "0.5"),
+                          ("--window-growth", "0.5"), ("--min-tumor-ml", "-1")):  # fmt: skip
+        assert main(["segment", str(tmp_path / "missing"), option, value]) == 1
+        err = capsys.readouterr().err
+        assert f"error: {option} must be" in err and "missing" not in err
+    assert main(["segment", str(tmp_path / "missing"), "-o", str(tmp_path / "afile")]) == 1
+    assert "afile: is a file: -o takes the folder" in capsys.readouterr().err
+
+
 def test_out_of_range_options_are_refused_before_any_output_folder_is_made(tmp_path, capsys):
     write_nifti(small_ct(), tmp_path / "a.nii.gz")
     out = tmp_path / "out"
@@ -503,6 +514,8 @@ def test_extra_outputs_are_never_written_over_another_file_and_stale_ones_go(
     assert not (out / "P1_seg.dcm").exists() and (out / "P1_preview.png").is_file()
     outputs = json.loads((out / "P1_stats.json").read_text())["outputs"]
     assert outputs == {"preview": "P1_preview.png"}
+    # (refinement is on by default, but a liver-only run refines nothing)
+    assert json.loads((out / "P1_stats.json").read_text())["refine"] is False
 
     # a NIfTI input has no DICOM slices to refer to: said, and its other outputs written
     caplog.clear()

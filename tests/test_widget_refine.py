@@ -585,9 +585,9 @@ def test_an_applys_notes_stay_after_the_preview_that_follows(refine_setup, qtbot
     viewer, widget, seg, truth, liver = refine_setup
     real = refine_mod.drop_slivers
 
-    def noting(before, after, spacing, min_ml, notes=None):
+    def noting(before, after, spacing, min_ml, notes=None, **kw):
         notes.append("3 tumor piece(s) under 0.1 mL went back to liver")
-        return real(before, after, spacing, min_ml, notes)
+        return real(before, after, spacing, min_ml, notes, **kw)
 
     monkeypatch.setattr(refine_mod, "drop_slivers", noting)
     widget.apply_all_button.click()

@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
 from scipy import ndimage as ndi
 
 from ..refine import (
+    MIN_LESION_VOXELS,
     SLIVER_ML,
     RefineConfig,
     drop_slivers,
@@ -867,7 +868,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 ct, tumor, liver, spacing, label, cfg, components=comps,
                 progress=progress, should_cancel=should_cancel, notes=notes,
             )  # fmt: skip
-            out = drop_slivers(tumor, out, spacing, min_ml, notes)
+            out = drop_slivers(tumor, out, spacing, min_ml, notes, min_voxels=_floor(min_ml))
             return (*_changed_part(tumor, liver, out), notes, rank)
 
         def show(result) -> None:
@@ -901,7 +902,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 ct, tumor, liver, spacing, cfg,
                 progress=progress, should_cancel=should_cancel, notes=notes,
             )  # fmt: skip
-            out = drop_slivers(tumor, out, spacing, min_ml, notes)
+            out = drop_slivers(tumor, out, spacing, min_ml, notes, min_voxels=_floor(min_ml))
             return (*_changed_part(tumor, liver, out), notes)
 
         def show(result) -> None:
@@ -1241,3 +1242,8 @@ def _disconnect(event, slot) -> None:
         event.disconnect(slot)
     except Exception:  # the viewer is already gone
         pass
+
+
+def _floor(min_ml: float) -> int:
+    """The voxel floor beside the panel's mL one (crumbs on a coarse grid); off with it."""
+    return MIN_LESION_VOXELS if min_ml > 0 else 0

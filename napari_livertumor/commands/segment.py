@@ -34,7 +34,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import Cancelled, InputError, LiverTumorError
+from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
 from ..fileio import atomic_write_text, check_writable_folder, file_lock, temp_prefix
 
 log = logging.getLogger("livertumor.segment")
@@ -193,14 +193,23 @@ def add_arguments(parser) -> None:
     )
 
 
+#: InferenceConfig fields set by an option of this command: its errors name the option
+_OPTION_OF = {
+    "tumor_window_growth": "--tumor-window-growth",
+    "window_growth": "--window-growth",
+    "min_tumor_ml": "--min-tumor-ml",
+    "min_lesion_peak": "--min-lesion-peak",
+    "num_threads": "--threads",
+}
+
+
 def run(args) -> int:
     from ..pipeline import InferenceConfig
 
     shard = parse_shard(args.shard)
     outdir = Path(args.outdir)
-    cases = discover_cases(args.inputs)
-    mine = shard_cases(cases, *shard)
-    log.info("%d case(s) found; shard %d/%d has %d", len(cases), shard[0], shard[1], len(mine))
+    if outdir.exists() and not outdir.is_dir():  # said before any input is looked at
+        raise InputError(outdir, "is a file: -o takes the folder to write the outputs in")
     refine_cfg = None
     if args.refine_config and not args.no_refine:
         from ..refine import RefineConfig
@@ -235,10 +244,17 @@ def run(args) -> int:
         config = InferenceConfig.from_models_dir(args.models, **kwargs)
     else:
         config = InferenceConfig(**kwargs)
-    config.validate()  # a bad option fails before anything is created
+    try:
+        config.validate()  # a bad option fails before anything is created
+    except SettingsError as exc:  # named as the user typed it, not as the config field
+        text = str(exc)
+        for field, option in _OPTION_OF.items():
+            text = text.replace(f"{field} must", f"{option} must")
+        raise SettingsError(text) from None
+    cases = discover_cases(args.inputs)
+    mine = shard_cases(cases, *shard)
+    log.info("%d case(s) found; shard %d/%d has %d", len(cases), shard[0], shard[1], len(mine))
     created = not outdir.exists()
-    if outdir.exists() and not outdir.is_dir():
-        raise InputError(outdir, "is a file: -o takes the folder to write the outputs in")
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -1145,7 +1161,7 @@ def _case_stats(case, volume, result, segmenter, settings, *, timings) -> dict:
             "liver": str(Path(segmenter.liver.path).resolve()),
             "tumor": str(Path(segmenter.tumor.path).resolve()) if segmenter.tumor else None,
         },
-        "refine": bool(cfg.refine),
+        "refine": bool(cfg.refine) and cfg.stages != "liver",  # no tumor: nothing refined
         "run_settings": settings,
         "version": __version__,
         "complete": True,

@@ -100,7 +100,7 @@ def run(args) -> int:
     if tty:
         print(file=sys.stderr)
     print(
-        f"wrote {args.cases} {args.shape} cases ({args.layout} layout) to {out} in "
+        f"wrote {args.cases} {args.shape} case{'s' if args.cases != 1 else ''} ({args.layout} layout) to {out} in "
         f"{time.perf_counter() - t0:.1f} s"
     )
     return 0

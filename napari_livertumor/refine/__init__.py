@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .config import METHODS, RANGES, RefineConfig
 from .contour import (
+    MIN_LESION_VOXELS,
     SLIVER_ML,
     contrast_to_noise,
     drop_slivers,
@@ -19,6 +20,7 @@ from .contour import (
 __all__ = [
     "contrast_to_noise",
     "drop_slivers",
+    "MIN_LESION_VOXELS",
     "SLIVER_ML",
     "METHODS",
     "RANGES",

@@ -208,8 +208,11 @@ def drop_slivers(
     spacing: Sequence[float],
     min_ml: float = SLIVER_ML,
     notes: list[str] | None = None,
+    *,
+    min_voxels: int = 0,
 ) -> np.ndarray:
-    """Remove the tumor pieces a refinement left under ``min_ml`` mL.
+    """Remove the tumor pieces a refinement left under ``min_ml`` mL (or ``min_voxels``
+    voxels: on a coarse grid one voxel can outweigh ``min_ml``).
 
     A contour that cuts across a lesion's edge can leave crumbs of a few voxels (0.0004–0.03 mL
     on the development phantoms) that count as lesions of their own. A component of ``after``
@@ -225,12 +228,13 @@ def drop_slivers(
     before = np.asarray(before, dtype=bool)
     if before.shape != after.shape:
         raise InputError(None, f"mask shapes differ: {before.shape} != {after.shape}")
-    if min_ml <= 0 or not after.any():
+    if (min_ml <= 0 and min_voxels <= 1) or not after.any():
         return after.copy()
     voxel_ml = float(np.prod(spacing)) / 1000.0
     comps = label_lesions(after)
     sizes = np.bincount(comps.ravel())
-    small = np.flatnonzero(sizes * voxel_ml < min_ml)
+    under = (sizes * voxel_ml < min_ml) | (sizes < min_voxels)
+    small = np.flatnonzero(under)
     small = small[small > 0]
     if small.size == 0:
         return after.copy()
@@ -238,15 +242,17 @@ def drop_slivers(
     old_sizes = np.bincount(old.ravel())
     drop = np.zeros(sizes.size, dtype=bool)
     for c, sl in zip(range(1, sizes.size), ndi.find_objects(comps), strict=True):
-        if sizes[c] * voxel_ml >= min_ml or sl is None:
+        if not under[c] or sl is None:
             continue
         overlapped = np.unique(old[sl][comps[sl] == c])
         overlapped = overlapped[overlapped > 0]
         drop[c] = overlapped.size == 0 or sizes[c] < old_sizes[overlapped].min()
     if drop.any() and notes is not None:
+        limit = f"{min_ml:g} mL" if min_ml > 0 else ""
+        if min_voxels > 1:
+            limit += f"{' or ' if limit else ''}{min_voxels} voxels"
         notes.append(
-            f"{int(drop.sum())} tumor piece(s) under {min_ml:g} mL left by the contour "
-            "went back to liver"
+            f"{int(drop.sum())} tumor piece(s) under {limit} left by the contour went back to liver"
         )
     return after & ~drop[comps]
 
@@ -414,7 +420,7 @@ def _too_faint(cnr: float | None, cfg: RefineConfig, notes) -> bool:
     _note(
         notes,
         f"lesion kept unchanged: too little contrast with the liver around it "
-        f"(CNR {cnr:.2f} < min_contrast {cfg.min_contrast:g})",
+        f"(CNR {np.floor(cnr * 100) / 100:.2f} < min_contrast {cfg.min_contrast:g})",
     )
     return True
 
