@@ -233,6 +233,10 @@ def test_hu_window_maps_to_unit_interval():
 def test_stage_grid_covers_the_same_field_of_view():
     assert pp.stage_shape((200, 512, 512), (2.5, 0.8, 0.8), (4.0, 3.0, 3.0)) == (125, 137, 137)
     assert pp.stage_shape((1, 4, 4), (2.5, 0.8, 0.8), (4.0, 3.0, 3.0)) == (1, 1, 1)
+    # a header's rounding of the spacing does not move the grid by a voxel (81.5 either way)
+    assert pp.stage_shape((163, 1, 1), (2.4999997, 1, 1), (5.0, 1, 1))[0] == 82
+    assert pp.stage_shape((163, 1, 1), (2.5, 1, 1), (5.0, 1, 1))[0] == 82
+    assert pp.stage_shape((161, 1, 1), (2.5, 1, 1), (5.0, 1, 1))[0] == 81  # 80.5: up too
 
 
 def test_resampling_keeps_a_constant_and_a_ramp():
