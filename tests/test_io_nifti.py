@@ -280,6 +280,38 @@ def test_labels_of_a_ct_without_orientation_codes_are_written_without_them(tmp_p
     assert int(nib.load(tmp_path / "labels2.nii.gz").header["sform_code"]) == 2
 
 
+def test_a_qform_that_disagrees_with_the_sform_is_said_and_kept_for_the_labels(tmp_path):
+    """Labels were written with qform = sform: a tool that reads the qform (ITK, Slicer) put
+    them 54 mm from the CT it put elsewhere, and nothing said the header disagreed."""
+    sitk = pytest.importorskip("SimpleITK")
+    sform = np.diag([-0.8, -0.8, 2.5, 1.0])
+    sform[:3, 3] = [100, 120, -300]
+    qform = sform.copy()
+    qform[:3, 3] += [30, -20, 40]
+    img = nib.Nifti1Image(np.zeros((20, 22, 8), np.int16), sform)
+    img.set_qform(qform, code=1)
+    img.set_sform(sform, code=2)
+    nib.save(img, tmp_path / "ct.nii.gz")
+    volume = read_nifti(tmp_path / "ct.nii.gz")
+    np.testing.assert_allclose(volume.affine, sform)  # the sform, as nibabel reads it
+    (note,) = volume.meta["warnings"]
+    assert "sform and qform disagree: voxels up to 53.9 mm apart" in note
+    labels = volume.displayed()  # as the viewer shows it, written back on the file's grid
+    array, grid = labels.to_stored(np.ones(labels.shape, np.uint8))
+    write_nifti(array, tmp_path / "labels.nii.gz", reference=grid)
+    out = nib.load(tmp_path / "labels.nii.gz")
+    np.testing.assert_allclose(out.get_qform(), qform, atol=1e-4)
+    np.testing.assert_allclose(out.get_sform(), sform, atol=1e-4)
+    ct_itk, labels_itk = (sitk.ReadImage(str(tmp_path / n)) for n in ("ct.nii.gz", "labels.nii.gz"))
+    np.testing.assert_allclose(labels_itk.GetOrigin(), ct_itk.GetOrigin(), atol=1e-3)
+    # labels on another grid get no stale qform
+    other = volume.with_array(volume.array)
+    other.origin = (0.0, 0.0, 0.0)
+    write_nifti(other, tmp_path / "moved.nii.gz")
+    moved = nib.load(tmp_path / "moved.nii.gz")
+    np.testing.assert_allclose(moved.get_qform(), moved.get_sform(), atol=1e-4)
+
+
 def test_scaled_integers_are_read_as_rounded_int16_hu(tmp_path):
     """nibabel empties the header's slope and intercept on load: such files were taken as
     unscaled and came back as float64 (4x the memory), not rounded."""

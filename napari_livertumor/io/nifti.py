@@ -92,6 +92,17 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
             f"another), with voxel sizes {zooms} mm from pixdim; the labels are written the "
             "same way. If left/right or front/back look wrong, the file needs its orientation"
         )
+    qform_apart = None
+    if codes[0] > 0 and codes[1] > 0:
+        off = _corner_distance(img.get_qform(), affine, shape)
+        if off > 0.5:
+            qform_apart = img.get_qform()
+            warnings.append(
+                f"the header's sform and qform disagree: voxels up to {off:.1f} mm apart. The "
+                "sform is used (as nibabel, FSL and napari do); tools that use the qform "
+                "(ITK, 3D Slicer, SimpleITK) show this CT elsewhere. The labels get this file's "
+                "own sform and qform, so every tool places them where it places the CT"
+            )
     m = np.asarray(affine, float)[:3, :3]
     unit = m / np.maximum(np.linalg.norm(m, axis=0), 1e-12)
     shear = float(np.degrees(np.arccos(np.clip(abs(np.linalg.det(unit)), 0.0, 1.0))))
@@ -113,10 +124,23 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
     }
     if len(img.shape) == 4:  # one volume stored 4D: its labels are stored so too (same shape)
         meta["nifti_shape"] = tuple(int(n) for n in img.shape)
+    if qform_apart is not None:  # written back with labels on this grid (see above)
+        meta["nifti_qform"] = {"qform": qform_apart.tolist(), "affine": np.asarray(affine).tolist()}
     try:
         return CTVolume.from_affine(array, affine, meta)
     except ValueError as exc:
         raise InputError(path, f"invalid geometry: {exc}") from exc
+
+
+def _corner_distance(a: np.ndarray, b: np.ndarray, shape) -> float:
+    """How far apart (mm) two affines put the corner voxels of a grid of ``shape`` (x, y, z)."""
+    corners = np.array(
+        [[i, j, k, 1.0] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1)
+         for k in (0, shape[2] - 1)]
+    ).T  # fmt: skip
+    return float(
+        np.linalg.norm((np.asarray(a) @ corners - np.asarray(b) @ corners)[:3], axis=0).max()
+    )
 
 
 def _close(img) -> None:
@@ -228,6 +252,11 @@ def write_nifti(
     else:
         img.set_sform(volume.affine, code=int(sform_code) or 1)  # 1: scanner-based
         img.set_qform(volume.affine, code=1)
+        own = volume.meta.get("nifti_qform")
+        if own and np.allclose(own["affine"], volume.affine, atol=1e-4):
+            # the CT's qform disagreed with its sform: kept, so a tool that reads the qform
+            # puts the labels where it puts the CT
+            img.set_qform(np.asarray(own["qform"]), code=int(qform_code) or 1)
     d = np.asarray(volume.direction, float)
     if not np.allclose(d.T @ d, np.eye(3), atol=1e-4):
         # sheared axes (a gantry-tilted series): the sform holds them exactly; a qform cannot,
