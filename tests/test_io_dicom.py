@@ -200,11 +200,45 @@ def test_folder_with_several_series_reads_the_largest_ct_unless_asked(tmp_path):
     np.testing.assert_array_equal(volume.array, large.array)
     assert any("other series" in w for w in volume.meta["warnings"])
 
+    (note,) = [w for w in volume.meta["warnings"] if "other series" in w]
+    assert note.startswith("read CT #3 'PORTAL VENOUS' (12 slices: the most slices); 1 other")
+
     chosen = read_dicom_series(tmp_path, series_uid=found[1].uid)
     np.testing.assert_array_equal(chosen.array, small.array)
 
     with pytest.raises(InputError, match="no series with UID 1.2.3"):
         read_dicom_series(tmp_path, series_uid="1.2.3")
+
+
+def test_an_axial_original_series_is_read_before_a_reformat_with_more_slices(tmp_path):
+    """A coronal reformat (or a derived recon) beside the axial series was read for having
+    more slices, and only the series not read was named."""
+    axial = make_ct(shape=(8, 20, 20), seed=3)
+    coronal = make_ct(
+        shape=(20, 8, 20), seed=4, direction=np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])
+    )
+    write_ct_series(axial, tmp_path / "a", series_description="ABDOMEN", series_number=2)
+    write_ct_series(coronal, tmp_path / "c", series_description="COR MPR", series_number=5)
+    found = {s.series_number: s for s in discover_series(tmp_path)}
+    assert found[2].plane == "axial" and found[5].plane == "coronal"
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, axial.array)
+    assert any(
+        w.startswith("read CT #2 'ABDOMEN' (8 slices: axial slices, preferred to a reformat")
+        for w in volume.meta["warnings"]
+    )
+    # an original axial series before a derived axial one with more slices
+    derived = make_ct(shape=(16, 20, 20), seed=5)
+    paths = write_ct_series(derived, tmp_path / "d", series_description="THIN", series_number=7)
+    _edit_all(paths, lambda ds: setattr(ds, "ImageType", ["DERIVED", "SECONDARY", "AXIAL"]))
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, axial.array)
+    assert any(
+        "original images, preferred to a derived series" in w for w in volume.meta["warnings"]
+    )
+    # asked for by UID, a reformat is read
+    chosen = read_dicom_series(tmp_path, series_uid=found[5].uid)
+    np.testing.assert_array_equal(chosen.array, coronal.array)
 
 
 def test_two_phases_stacked_in_one_series_are_split_by_acquisition(tmp_path):

@@ -306,7 +306,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 table.setItem(r, c, item)
         if self._series:
             # the series the ground truth was drawn on (the contrast series of an HCC-TACE-Seg
-            # study, not the derived recon with more slices), else the first (most slices)
+            # study, not the derived recon with more slices), else the first (axial, original, most slices)
             drawn_on = refs.get(str(segs[0].files[0])) if segs else None
             images = instances.get(str(segs[0].files[0])) or set() if segs else set()
             rows = [r for r, s in enumerate(self._series) if s.uid == drawn_on]

@@ -1,7 +1,7 @@
 """``livertumor convert INPUT -o CT.nii.gz``: a DICOM CT series (or a NIfTI) to NIfTI, geometry kept.
 
 ``INPUT`` is a folder holding one or more DICOM series (the CT series a DICOM SEG
-there references, else the one with the most slices, unless ``--series``), one DICOM file (its series), or a NIfTI file. ``--list`` prints the series found
+there references, else an axial original series with the most slices, unless ``--series``), one DICOM file (its series), or a NIfTI file. ``--list`` prints the series found
 and writes nothing. The output is written to a temporary name and renamed; an existing output is
 kept unless ``--force``.
 

@@ -1,7 +1,8 @@
 """``livertumor segment``: one CT or a whole cohort, resumable and shardable.
 
 Inputs (any number, mixed): a DICOM series folder (a folder holding several series of one
-study: the CT series a DICOM SEG there references, else the one with the most slices, unless
+study: the CT series a DICOM SEG there references, else an axial original one (not a reformat or
+a derived series) with the most slices, unless
 ``--series``), a ``.nii``/``.nii.gz`` CT, a
 folder of patient folders (each subfolder, or each NIfTI file in it, is a case), or a CSV list
 with a ``path`` column (relative paths are relative to the CSV) and an optional ``case`` column.

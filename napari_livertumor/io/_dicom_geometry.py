@@ -60,6 +60,8 @@ class SliceHeader:
     #: bytes of pixel data beyond one Rows × Columns frame (ignored; said, as it may mean
     #: wrong Rows/Columns or frames the header does not declare)
     pixel_excess: int = 0
+    #: ImageType, e.g. "ORIGINAL\\PRIMARY\\AXIAL" or "DERIVED\\SECONDARY\\REFORMATTED"
+    image_type: str = ""
 
     @classmethod
     def from_dataset(
@@ -128,6 +130,7 @@ class SliceHeader:
             pixel_representation=representation,
             pixel_offset=pixel_offset,
             pixel_excess=pixel_excess,
+            image_type="\\".join(str(v) for v in (ds.get("ImageType") or ())).upper(),
             series_description=str(ds.get("SeriesDescription", "") or ""),
             series_number=_int(ds.get("SeriesNumber"), None),
             contrast_agent=str(ds.get("ContrastBolusAgent", "") or ""),

@@ -57,6 +57,10 @@ class SeriesInfo:
     sop_instance_uids: frozenset[str] = field(default=frozenset(), repr=False)
     multiframe: bool = False
     not_image: str = ""
+    #: the slices' plane: "axial", "coronal", "sagittal" (nearest), or "" when unknown
+    plane: str = ""
+    #: ImageType says DERIVED (a reformat, a reconstruction made from other images)
+    derived: bool = False
 
     @property
     def is_ct(self) -> bool:
@@ -112,7 +116,8 @@ def discover_series(
     Returns
     -------
     list of SeriesInfo
-        Sorted: CT image series first, most slices first.
+        Sorted as :func:`read_dicom_series` prefers them: CT image series first, axial before
+        other planes, original before derived, then most slices first.
     """
     headers, skipped = _scan(_dicomdir_folder(Path(root)), as_reporter(reporter))
     if unreadable is not None:
@@ -238,16 +243,11 @@ def read_dicom_series(
             "was read: keep one patient per folder"
         )
     if others:
-        refs = set(prefer_sop_instance_uids or ()) or set(seg_refs)
-        why = (
-            " (read the series the DICOM SEG here was drawn on)"
-            if series_uid is None
-            and refs & info.sop_instance_uids
-            and any(o.n_slices > info.n_slices for o in others)
-            else ""
-        )
+        refs = frozenset(prefer_sop_instance_uids or ()) or frozenset(seg_refs)
+        why = "as asked" if series_uid is not None else why_chosen(info, others, refs)
         warnings.append(
-            f"{len(others)} other series in the folder not read{why}: "
+            f"read {info.modality} {info.label} ({info.n_slices} slices: {why}); "
+            f"{len(others)} other series in the folder not read: "
             + "; ".join(o.summary() for o in others[:6])
         )
     mark = len(warnings)
@@ -428,7 +428,8 @@ def _group(headers: list[SliceHeader]) -> list[tuple[SeriesInfo, list[SliceHeade
     for uid, members in by_uid.items():
         for acq, part in _split_acquisitions(members):
             groups.append((_series_info(uid, part, acq), part))
-    groups.sort(key=lambda g: (not g[0].is_ct, -g[0].n_slices, g[0].series_number or 0))
+    # in the order a folder's series are offered: the one read by default first
+    groups.sort(key=lambda g: (not g[0].is_ct, *_rank(g[0]), g[0].series_number or 0))
     return groups
 
 
@@ -518,7 +519,40 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
         sop_instance_uids=frozenset(h.sop_uid for h in members),
         multiframe=any(h.n_frames > 1 for h in members),
         not_image=first.not_image,
+        plane=_plane(first.orientation),
+        derived=first.image_type.startswith("DERIVED"),
     )
+
+
+def _plane(orientation) -> str:
+    """The anatomical plane nearest the slices of ``orientation`` (ImageOrientationPatient)."""
+    if orientation is None:
+        return ""
+    normal = np.abs(np.cross(orientation[:3], orientation[3:]))
+    return ("sagittal", "coronal", "axial")[int(np.argmax(normal))]  # LPS: x, y, z
+
+
+def _rank(info: SeriesInfo, wanted=frozenset()) -> tuple:
+    """Which series a folder gives when none is asked for: the smallest rank."""
+    return (
+        -len(wanted & info.sop_instance_uids),
+        info.plane not in ("axial", ""),
+        info.derived,
+        -info.n_slices,
+    )
+
+
+def why_chosen(info: SeriesInfo, others: list[SeriesInfo], wanted=frozenset()) -> str:
+    """Why ``info`` was read rather than ``others`` (by :func:`_rank`), in words."""
+    if wanted & info.sop_instance_uids:
+        return "the one the DICOM SEG here was drawn on"
+    bigger = [o for o in others if o.n_slices > info.n_slices]
+    reasons = []
+    if info.plane == "axial" and any(o.plane not in ("axial", "") for o in bigger):
+        reasons.append("axial slices, preferred to a reformat in another plane")
+    if not info.derived and any(o.derived for o in bigger):
+        reasons.append("original images, preferred to a derived series")
+    return "; ".join(reasons) or "the most slices"
 
 
 def _choose(
@@ -558,11 +592,10 @@ def _choose(
                 hint = ""
             raise InputError(path, f"no CT image series found{hint}; found: {listing}")
         # the series a DICOM SEG in the folder was drawn on (HCC-TACE-Seg: the contrast series,
-        # not the derived recon with more slices), else the one with most slices
+        # not the derived recon with more slices), else an axial one (not a coronal or sagittal
+        # reformat beside it), an original one (not a derived one), then the one with most slices
         wanted = set(prefer or ()) or set(seg_refs)
-        best_uid = min(
-            matching, key=lambda g: (-len(wanted & g[0].sop_instance_uids), -g[0].n_slices)
-        )[0].uid
+        best_uid = min(matching, key=lambda g: _rank(g[0], wanted))[0].uid
         matching = [g for g in matching if g[0].uid == best_uid]
     if acquisition is not None:
         chosen = [g for g in matching if g[0].acquisition == acquisition]
