@@ -310,6 +310,19 @@ def test_repeated_position_keeps_the_higher_instance_number(tmp_path):
     assert volume.shape == source.shape
     assert (volume.array[2] == 77).all()
     assert any("repeated an existing position" in w for w in volume.meta["warnings"])
+    # the copies' pixels differ: said, with the files and image numbers, for a reader to check
+    (note,) = [w for w in volume.meta["warnings"] if "different pixels" in w]
+    assert note.startswith("1 of the 1 repeated position(s) hold different pixels")
+    assert "1-003-redo.dcm, image 99, read, and 1-003.dcm, image 3, left out" in note
+    # identical copies (the same file twice under two names) are no such news
+    (tmp_path / "1-003-redo.dcm").unlink()
+    ds = pydicom.dcmread(tmp_path / "1-003.dcm")
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.InstanceNumber = 99
+    ds.save_as(tmp_path / "1-003-copy.dcm")
+    warnings = read_dicom_series(tmp_path).meta["warnings"]
+    assert any("repeated an existing position" in w for w in warnings)
+    assert not any("different pixels" in w for w in warnings)
 
 
 def test_a_slice_reacquired_under_another_acquisition_number_is_a_duplicate_not_a_phase(
@@ -348,7 +361,12 @@ def test_missing_slice_is_reported_and_the_grid_stays_true(tmp_path):
         volume.array[[0, 1, 2, 3, 5, 6, 7]], source.array[[0, 1, 2, 3, 5, 6, 7]]
     )
     assert volume.meta["sop_instance_uids"][4] == ""
-    assert any("1 missing slice" in w for w in volume.meta["warnings"])
+    (note,) = [w for w in volume.meta["warnings"] if "missing slice" in w]
+    # named by the files and the image numbers a viewer shows, not by a 0-based index
+    assert (
+        f"1 missing slice(s) detected (1 between {tmp_path.name}/1-004.dcm (image 4) and " in note
+    )
+    assert "1-006.dcm (image 6))" in note
 
 
 def test_uneven_spacing_is_reported(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +160,8 @@ class StackGeometry:
     files: list[Path | None]
     instance_numbers: list[int | None]  # per output z: the image numbers PACS shows (or None)
     fill: list[tuple[int, int, float]]  # (insert before real index, n slices, gap mm)
+    #: (kept, left out) of each position two files gave: their pixels are compared once read
+    duplicates: list[tuple[SliceHeader, SliceHeader]] = field(default_factory=list)
 
 
 def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeometry:
@@ -217,7 +219,8 @@ def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeom
         h.location = float(np.dot(h.position, normal))
     slices.sort(key=lambda h: (h.location, h.instance_number))
     n_slices = len({h.sop_uid or str(h.path) for h in slices})  # a copy of a file: one slice
-    slices = _deduplicate(slices, warnings)
+    duplicates: list[tuple[SliceHeader, SliceHeader]] = []
+    slices = _deduplicate(slices, warnings, duplicates)
     if n_slices >= 4 and len(slices) <= n_slices // 2:
         raise InputError(
             folder,
@@ -241,7 +244,7 @@ def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeom
         z_axis = normal
     else:
         dz = float(np.median(steps))
-        fill, uneven = _find_gaps(steps, dz, warnings)
+        fill, uneven = _find_gaps(steps, dz, warnings, slices)
         dz = _uneven_spacing(locations, fill, uneven, dz, warnings)
         stride = (slices[-1].position - slices[0].position) / (
             len(slices) - 1 + sum(n for _, n, _ in fill)
@@ -287,6 +290,7 @@ def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeom
         files=files,
         instance_numbers=numbers,
         fill=fill,
+        duplicates=duplicates,
     )
 
 
@@ -367,7 +371,11 @@ def _keep_majority(slices, key, what: str, warnings: list[str], raw=None, tol: f
     return kept
 
 
-def _deduplicate(slices: list[SliceHeader], warnings: list[str]) -> list[SliceHeader]:
+def _deduplicate(
+    slices: list[SliceHeader], warnings: list[str], pairs_out: list | None = None
+) -> list[SliceHeader]:
+    """One slice per position: of copies, the higher InstanceNumber; ``pairs_out`` receives
+    ``(kept, left out)`` of each copy left out."""
     locs = np.array([h.location for h in slices])
     steps = np.diff(locs)
     real = steps[steps > 0.01]
@@ -375,6 +383,7 @@ def _deduplicate(slices: list[SliceHeader], warnings: list[str]) -> list[SliceHe
     kept: list[SliceHeader] = []
     dropped: list[SliceHeader] = []
     pairs: set[tuple] = set()  # AcquisitionNumbers of each pair of copies
+    where: list[int] = []  # per dropped copy: the index in kept of its position
     for h in slices:
         if kept and abs(h.location - kept[-1].location) < tol:
             pairs.add((h.acquisition_number, kept[-1].acquisition_number))
@@ -383,8 +392,11 @@ def _deduplicate(slices: list[SliceHeader], warnings: list[str]) -> list[SliceHe
                 kept[-1] = h
             else:
                 dropped.append(h)
+            where.append(len(kept) - 1)
         else:
             kept.append(h)
+    if pairs_out is not None:
+        pairs_out.extend((kept[k], d) for k, d in zip(where, dropped, strict=True))
     if dropped:
         names = ", ".join(series_file_name(h) for h in dropped[:5])
         more = f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""
@@ -406,8 +418,9 @@ def _deduplicate(slices: list[SliceHeader], warnings: list[str]) -> list[SliceHe
     return kept
 
 
-def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str]):
-    """Gaps that are whole missing slices (filled later) and the other uneven steps."""
+def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str], slices=None):
+    """Gaps that are whole missing slices (filled later) and the other uneven steps; a gap is
+    said by the files (and image numbers) on either side of it, when ``slices`` are given."""
     fill = []
     uneven = []
     for i, step in enumerate(steps):
@@ -421,7 +434,19 @@ def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str]):
             uneven.append(float(step))
     if fill:
         total = sum(n for _, n, _ in fill)
-        where = ", ".join(f"{n} before slice {at}" for at, n, _ in fill[:5])
+
+        def between(at: int, n: int) -> str:
+            if slices is None:
+                return f"{n} before slice {at}"
+            a, b = slices[at - 1], slices[at]
+            return (
+                f"{n} between {series_file_name(a)} (image {a.instance_number}) and "
+                f"{b.path.name} (image {b.instance_number})"
+            )
+
+        where = "; ".join(between(at, n) for at, n, _ in fill[:5])
+        if len(fill) > 5:
+            where += f"; and {len(fill) - 5} more gap(s)"
         warnings.append(
             f"{total} missing slice(s) detected ({where}); filled by linear interpolation so "
             "the spacing stays uniform"

@@ -100,6 +100,34 @@ def decode_slices(
     return out
 
 
+def compare_duplicates(geometry: StackGeometry, array: np.ndarray, damaged, warnings) -> None:
+    """Say when copies of one position hold different pixels: the one read (the higher
+    InstanceNumber) may not be the right one. ``array`` holds the real slices as decoded."""
+    index = {id(h): k for k, h in enumerate(geometry.slices)}
+    differing = []
+    for kept, left in geometry.duplicates:
+        k = index.get(id(kept))
+        if k is None or k in damaged or (left.rows, left.cols) != geometry.shape_yx:
+            continue
+        row = np.empty(geometry.shape_yx, np.int16)
+        try:
+            _slice_hu(left, geometry.shape_yx, row)
+        except InputError:
+            continue  # an unreadable copy: nothing to compare (the kept one was read)
+        diff = float(np.mean(np.abs(row.astype(np.float32) - array[k])))
+        if diff > 1.0:
+            differing.append((kept, left, diff))
+    if differing:
+        kept, left, diff = differing[0]
+        warnings.append(
+            f"{len(differing)} of the {len(geometry.duplicates)} repeated position(s) hold "
+            f"different pixels in their copies (e.g. {series_file_name(kept)}, image "
+            f"{kept.instance_number}, read, and {left.path.name}, image {left.instance_number}, "
+            f"left out: a mean difference of {diff:.0f} HU): the higher InstanceNumber was read; "
+            "check in a DICOM viewer which copy is right"
+        )
+
+
 def _slice_hu(h: SliceHeader, shape_yx, out: np.ndarray) -> tuple[int, int]:
     """Decode one slice and write its HU into ``out`` (a view into the volume); returns how
     many values were clipped to the int16 range, and how many bytes of pixel data lay beyond

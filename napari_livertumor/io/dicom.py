@@ -27,7 +27,7 @@ from ._dicom_geometry import (
     phase_from_text,
     stack_geometry,
 )
-from ._dicom_pixels import decode_slices, fill_gaps, mend_damaged
+from ._dicom_pixels import compare_duplicates, decode_slices, fill_gaps, mend_damaged
 from .volume import CTVolume
 
 #: SOP classes we read as CT slices (CT Image Storage and the legacy-converted enhanced one).
@@ -257,6 +257,8 @@ def read_dicom_series(
     array = decode_slices(
         geometry.slices, geometry.shape_yx, reporter, max_workers, pixel_notes, damaged
     )
+    if geometry.duplicates:  # copies of a position that differ: the one read may be wrong
+        compare_duplicates(geometry, array, damaged, pixel_notes)
     unread: list[int] = []
     if damaged:  # a few cut-short or undecodable slices: mended like missing ones, and said
         geometry, array, unread = mend_damaged(members, geometry, array, damaged, warnings, mark)
