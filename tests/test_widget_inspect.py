@@ -136,6 +136,14 @@ def test_painting_after_measuring_says_the_figures_are_stale(viewer_with_labels,
     edited[edited == 2] = 1  # the tumor removed from napari's console (or another plugin)
     layer.data = edited
     assert "click Measure" in widget.status.text()
+    # napari's own Undo (Ctrl+Z) emits neither paint nor data: the figures were left as current
+    layer.paint((8, 24, 24), 2)
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    viewer.dims.set_current_step(0, 3)  # a slice step redraws too: no edit
+    assert "click Measure" not in widget.status.text()
+    layer.undo()
+    assert "click Measure" in widget.status.text()
 
 
 def test_a_layer_with_values_outside_the_classes_is_not_measured(viewer_with_labels, qtbot):

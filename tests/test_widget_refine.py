@@ -312,6 +312,11 @@ def test_painting_the_tumor_updates_the_preview(refine_setup, qtbot):
     seg.paint((6, 20, 30), 2)  # the user paints a bit of tumor on the shown slice
     _wait_for_new_preview(qtbot, widget, count)
     assert widget.preview_mask2d()[18:23, 28:33].any()
+    # napari's Undo (Ctrl+Z) takes it back: the preview follows (it kept the painted blob)
+    count = widget.preview_count
+    seg.undo()
+    _wait_for_new_preview(qtbot, widget, count)
+    assert not widget.preview_mask2d()[18:23, 28:33].any()
 
 
 def test_apply_to_the_lesion_under_the_mouse(refine_setup, qtbot):

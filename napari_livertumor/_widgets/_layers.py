@@ -192,6 +192,72 @@ def watch_edits(layer) -> None:
             emitter.connect(_mark_edited)
 
 
+#: per labels layer: {slot: (paint, data, set_data) callbacks} of :func:`connect_edits`
+_EDIT_WATCHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _history(layer) -> tuple[int, int]:
+    """Lengths of a labels layer's undo and redo histories (napari keeps them privately)."""
+    undo, redo = getattr(layer, "_undo_history", ()), getattr(layer, "_redo_history", ())
+    return len(undo or ()), len(redo or ())
+
+
+def connect_edits(layer, slot: Callable) -> None:
+    """Call ``slot()`` when the user paints on ``layer``, replaces its array, or uses napari's
+    own Undo/Redo (Ctrl+Z), which emits neither event: only ``set_data``, as every slice step
+    does; told apart by the layer's undo/redo history lengths changing. ``slot`` is held weakly
+    (a closed panel is not kept alive by the layer)."""
+    disconnect_edits(layer, slot)
+    ref = weakref.WeakMethod(slot) if hasattr(slot, "__self__") else (lambda: slot)
+    seen = {"history": _history(layer)}
+
+    def call() -> None:
+        target = ref()
+        if target is not None:
+            try:
+                target()
+            except RuntimeError:  # its widget is gone
+                pass
+
+    def painted(event=None) -> None:
+        seen["history"] = _history(event.source if event is not None else layer)
+        call()
+
+    def replaced(event=None) -> None:
+        call()
+
+    def redrawn(event=None) -> None:
+        now = _history(event.source if event is not None else layer)
+        if now != seen["history"]:
+            seen["history"] = now
+            call()
+
+    events = layer.events
+    events.paint.connect(painted)
+    events.data.connect(replaced)
+    events.set_data.connect(redrawn)
+    _EDIT_WATCHES.setdefault(layer, {})[_slot_key(slot)] = (painted, replaced, redrawn)
+
+
+def _slot_key(slot) -> tuple:
+    return getattr(slot, "__func__", slot), id(getattr(slot, "__self__", None))
+
+
+def disconnect_edits(layer, slot: Callable) -> None:
+    """Undo :func:`connect_edits` (nothing when not connected, or the layer is gone)."""
+    if layer is None:
+        return
+    callbacks = _EDIT_WATCHES.get(layer, {}).pop(_slot_key(slot), None)
+    if callbacks is None:
+        return
+    events = layer.events
+    for emitter, cb in zip((events.paint, events.data, events.set_data), callbacks, strict=True):
+        try:
+            emitter.disconnect(cb)
+        except Exception:  # noqa: BLE001 - the viewer is already gone
+            pass
+
+
 def _mark_edited(event) -> None:
     from .._writer import EDITED
 

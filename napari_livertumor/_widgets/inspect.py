@@ -435,16 +435,13 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.truth_combo.setCurrentText(fits[-1] if fits else NO_TRUTH)
 
     def _watch_edits(self, layer) -> None:
-        """Say the figures are stale as soon as the user paints on the measured layer (or
-        its whole array is replaced, from napari's console or another plugin)."""
-        old = getattr(self, "_watched", None)
-        if old is not None:
-            old.events.paint.disconnect(self._edited)
-            old.events.data.disconnect(self._edited)
+        """Say the figures are stale as soon as the user paints on the measured layer, undoes or
+        redoes a stroke (napari's Ctrl+Z), or its whole array is replaced (from napari's console
+        or another plugin)."""
+        _layers.disconnect_edits(getattr(self, "_watched", None), self._edited)
         self._watched = layer
         if layer is not None:
-            layer.events.paint.connect(self._edited)
-            layer.events.data.connect(self._edited)
+            _layers.connect_edits(layer, self._edited)
 
     def _edited(self, *_) -> None:
         """The user painted on the chosen labels layer."""

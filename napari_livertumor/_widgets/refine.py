@@ -561,13 +561,13 @@ class RefineWidget(JobWidgetMixin, QWidget):
         return int(np.clip(round(float(point[0])), 0, layer.data.shape[0] - 1))
 
     def _watch_mask_layer(self, *_) -> None:
-        """Refresh the preview when the user paints in (or replaces) the tumor labels."""
+        """Refresh the preview when the user paints in, undoes a stroke in (napari's Ctrl+Z) or
+        replaces the tumor labels."""
         _unwatch(self._watched, self.schedule_preview)
         layer = self._layer(self.mask_combo.currentText())
         self._watched = layer
         if layer is not None:
-            layer.events.paint.connect(self.schedule_preview)
-            layer.events.data.connect(self.schedule_preview)
+            _layers.connect_edits(layer, self.schedule_preview)
 
     # ------------------------------------------------------------------ preview
     def panel_closed(self) -> None:
@@ -1232,9 +1232,7 @@ def _lesions_by_size(tumor: np.ndarray) -> list[tuple[int, tuple]]:
 
 
 def _unwatch(layer, slot) -> None:
-    if layer is not None:
-        _disconnect(layer.events.paint, slot)
-        _disconnect(layer.events.data, slot)
+    _layers.disconnect_edits(layer, slot)
 
 
 def _disconnect(event, slot) -> None:
