@@ -790,3 +790,30 @@ def test_opened_after_two_segment_runs_it_picks_the_shown_segmentation(make_napa
     widget = RefineWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Refine")
     assert widget.mask_combo.currentText() == "CT segmentation"
+
+
+def test_apply_to_slice_clears_the_crumbs_it_leaves_but_not_a_lesion_going_on_above(
+    refine_setup, qtbot, monkeypatch
+):
+    """Apply to slice left one-voxel tumor pieces that Inspect then counted as lesions (Apply
+    to a lesion or to all cleared them)."""
+    import napari_livertumor._widgets.refine as refine_mod
+
+    viewer, widget, seg, truth, liver = refine_setup
+    z = 6
+    inside = np.argwhere(liver[z] & ~ndi.binary_dilation(seg.data[z] == 2, iterations=4))
+    lone, joined = (tuple(int(v) for v in p) for p in (inside[0], inside[-1]))
+    data = seg.data.copy()
+    data[z + 1][joined] = 2  # a small lesion on the next slice up, which the piece continues
+    seg.data = data
+
+    def contour(image, tumor, liver_mask, spacing, cfg, notes=None):
+        out = tumor.copy()
+        out[lone] = True  # a crumb on its own
+        out[joined] = True  # and one touching tumor on the slice above
+        return out
+
+    monkeypatch.setattr(refine_mod, "refine_slice", contour)
+    widget.apply_slice_button.click()
+    assert seg.data[z][lone] == 1 and seg.data[z][joined] == 2
+    assert "1 tumor piece(s) of a few voxels left by the contour went back" in widget.notes.text()

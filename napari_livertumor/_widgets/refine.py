@@ -810,6 +810,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             np.asarray(ct_layer.data[z]), tumor, liver, spacing[1:], self.build_config(),
             notes=notes,
         )  # fmt: skip
+        out = _without_slice_crumbs(mask_layer, z, tumor, out, spacing, notes)
         self._show_notes(notes, sticky=True)
         slab = (slice(z, z + 1), slice(None), slice(None))
         self._commit(
@@ -1143,6 +1144,33 @@ def _no_tumor_text(mask_layer) -> str:
         else ""
     )
     return f"'{mask_layer.name}' has no tumor to refine{why}."
+
+
+def _without_slice_crumbs(mask_layer, z: int, tumor, out, spacing, notes: list) -> np.ndarray:
+    """``out`` (slice ``z``'s refined tumor) without the crumbs the contour left there: pieces
+    under the panel's sliver size, new or shrunk (as :func:`drop_slivers` judges them on the
+    slice), that touch no tumor on the slices above or below (there they belong to a lesion
+    of more slices). Apply to a lesion or to all cleared them; Apply to slice did not."""
+    min_ml = _sliver_ml(mask_layer)
+    cleaned = drop_slivers(tumor[None], out[None], spacing, min_ml, min_voxels=_floor(min_ml))[0]
+    removed = out & ~cleaned
+    if not removed.any():
+        return out
+    data = mask_layer.data
+    near = np.zeros(out.shape, bool)
+    for k in (z - 1, z + 1):
+        if 0 <= k < data.shape[0]:
+            near |= np.asarray(data[k]) == 2
+    near = ndi.binary_dilation(near, structure=np.ones((3, 3), bool))  # 3D corner contact too
+    pieces, _ = ndi.label(removed, structure=np.ones((3, 3), bool))
+    joined = np.unique(pieces[near & removed])
+    cleaned |= np.isin(pieces, joined[joined > 0])
+    gone = int(ndi.label(out & ~cleaned, structure=np.ones((3, 3), bool))[1])
+    if gone:
+        notes.append(
+            f"{gone} tumor piece(s) of a few voxels left by the contour went back to liver"
+        )
+    return cleaned
 
 
 def _sliver_ml(layer) -> float:
