@@ -229,6 +229,29 @@ def test_the_mirrored_tumor_passes_are_off_unless_the_user_turns_them_on(
     assert widget.build_config().tta == "inplane"
 
 
+def test_refining_with_segment_uses_the_open_refine_panels_settings(
+    viewer_with_ct, models_dir, monkeypatch
+):
+    """The option said it used the Refine panel's settings; it always used the defaults."""
+    from napari_livertumor._widgets.refine import RefineWidget
+
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    widget.refine_check.setChecked(True)
+    assert widget.build_config().refine_config is None  # no panel open: the defaults
+    panel = RefineWidget(viewer)
+    viewer.window.add_dock_widget(panel, name="Refine")
+    panel.iterations.value = 7
+    panel.min_contrast.value = 0.0
+    cfg = widget.build_config().refine_config
+    assert cfg == panel.build_config() and cfg.iterations == 7 and cfg.min_contrast == 0
+    widget.refine_check.setChecked(False)
+    assert widget.build_config().refine_config is None
+    widget.refine_check.setChecked(True)
+    panel.panel_closed()  # closed: the defaults again
+    assert widget.build_config().refine_config is None
+
+
 def test_candidates_the_lesion_filter_drops_are_marked_not_lost(
     viewer_with_ct, models_dir, qtbot, monkeypatch, tmp_path
 ):

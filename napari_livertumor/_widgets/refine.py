@@ -12,6 +12,7 @@ exact undo record of the voxels it changed.
 from __future__ import annotations
 
 import time
+import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -102,6 +103,22 @@ TOOLTIPS = {
 
 
 #: said when the view is rolled to sagittal or coronal slices (napari's "Roll dimensions")
+#: Refine panels made in this process (weakly held): Segment refines with an open one's settings
+_OPEN_PANELS: weakref.WeakSet = weakref.WeakSet()
+
+
+def panel_settings(viewer) -> RefineConfig | None:
+    """The settings of the Refine panel open in ``viewer`` (the last one made), or None."""
+    viewer = _layers.unproxied(viewer)
+    for panel in reversed(list(_OPEN_PANELS)):
+        if panel.viewer is viewer and not getattr(panel, "_closed", False):
+            try:
+                return panel.build_config()
+            except RuntimeError:  # its widgets are gone
+                continue
+    return None
+
+
 _NOT_AXIAL = (
     "The outline is drawn on axial slices and this view shows another plane: roll the "
     "dimensions back to axial to preview or apply to a slice, or apply to a lesion or to all "
@@ -115,6 +132,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = _layers.unproxied(napari_viewer)
+        _OPEN_PANELS.add(self)
         self.history = EditHistory(UNDO_STEPS)
         self._generation = 0
         self._preview_busy = False

@@ -100,8 +100,9 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             (self.stage_combo, "Liver and tumor, or the liver only (faster)"),
             (
                 self.refine_check,
-                "After the models, fit each tumor's outline to the image edges (the Refine "
-                "panel's settings); off: the model's outline as it is",
+                "After the models, fit each tumor's outline to the image edges, with the open "
+                "Refine panel's settings (its defaults when it is not open); off: the model's "
+                "outline as it is",
             ),
             (self.run_button, "Segment the chosen CT (Cancel stops it)"),
         ):
@@ -276,6 +277,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             device=self.device_combo.currentText(),
             stages=STAGE_CHOICES[self.stage_combo.currentText()],
             refine=self.refine_check.isChecked(),
+            refine_config=self._refine_settings() if self.refine_check.isChecked() else None,
             tta="inplane" if self.tta_check.isChecked() else "none",
             **(
                 {}
@@ -283,6 +285,12 @@ class SegmentWidget(JobWidgetMixin, QWidget):
                 else {"min_tumor_ml": 0.1, "min_lesion_peak": 0.0}
             ),
         )
+
+    def _refine_settings(self):
+        """The open Refine panel's settings (None: none is open, the defaults are used)."""
+        from .refine import panel_settings
+
+        return panel_settings(self.viewer)
 
     def _show_result(self, result, layer, ct_layer, ct_name: str, folder=None) -> None:
         gone = not any(ly is ct_layer for ly in self.viewer.layers)
