@@ -75,6 +75,18 @@ def test_exported_stats_take_no_hu_without_a_ct_layer(dicom_viewer, qtbot):
     assert "mean_hu" not in stats["lesions"][0]
 
 
+def test_a_folder_typed_with_a_tilde_is_in_the_home_folder(dicom_viewer, qtbot, monkeypatch):
+    """'~/exports' made a folder named '~' in napari's working folder."""
+    viewer, widget, vol, labels, out = dicom_viewer
+    out.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("HOME", str(out))
+    monkeypatch.chdir(out)
+    widget.folder.setText("~/exports")
+    _export(widget, qtbot)
+    assert (out / "exports" / "TEST_001_labels.nii.gz").is_file()
+    assert not (out / "~").exists()
+
+
 def test_export_dicom_seg_reads_back_on_the_ct(dicom_viewer, qtbot):
     pytest.importorskip("napari_livertumor.io.seg")
     from napari_livertumor.io.seg import read_dicom_seg

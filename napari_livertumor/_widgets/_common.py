@@ -48,6 +48,15 @@ def toast_text(message: str) -> str:
     return f"{path.name}: {first} (in {path.parent}){nl}{more}"
 
 
+def path_text(edit) -> str:
+    """The path typed in a line edit, trimmed, with ``~`` as the user's home (a folder named
+    ``~`` was created in napari's working folder)."""
+    import os
+
+    text = edit.text().strip()
+    return os.path.expanduser(text) if text.startswith("~") else text
+
+
 def notify_error(message: str) -> None:
     """Show ``message`` in napari's notification area (never raises)."""
     try:

@@ -37,6 +37,7 @@ from ._common import (
     StatusLabel,
     clear_status_if,
     follow_layer_list,
+    path_text,
     scroll_panel,
     set_status,
 )
@@ -160,7 +161,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
 
     def planned_files(self) -> list[Path]:
         """The files an export with the current choices would write."""
-        folder = Path(self.folder.text().strip())
+        folder = Path(path_text(self.folder))
         case = self._case()
         names = []
         if self.nifti_check.isChecked():
@@ -179,7 +180,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
         if layer is None:
             set_status(self.status, NO_LABELS, error=True)
             return
-        if not self.folder.text().strip():
+        if not path_text(self.folder):
             set_status(self.status, "Choose an output folder first.", error=True)
             return
         files = self.planned_files()
@@ -187,7 +188,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
             set_status(self.status, "Tick at least one kind of file to export.", error=True)
             return
         try:
-            check_writable_folder(self.folder.text().strip())
+            check_writable_folder(path_text(self.folder))
         except InputError as exc:
             set_status(self.status, str(exc), error=True)
             return

@@ -27,6 +27,7 @@ from ..errors import InputError
 from ..progress import Reporter
 from . import _layers
 from ._common import JobWidgetMixin, StatusLabel, notify_error, scroll_panel, set_status
+from ._common import path_text as user_path
 
 if TYPE_CHECKING:
     import napari
@@ -191,9 +192,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
     def load(self) -> None:
         """Load the chosen source (and ground truth) into layers, in a worker."""
         source = self.source.currentText()
-        path_text = self.path.text().strip()
+        path_text = user_path(self.path)
         # the sample brings its own ground truth (the field is greyed out for it)
-        truth_text = "" if source == SOURCES[2] else self.truth_path.text().strip()
+        truth_text = "" if source == SOURCES[2] else user_path(self.truth_path)
         chosen = self.selected_series()
         series_uid = chosen.uid if chosen is not None else None
         # a series stacking phases is listed once per acquisition: the row's own is read

@@ -30,6 +30,7 @@ from ._common import (
     JobWidgetMixin,
     StatusLabel,
     is_light_theme,
+    path_text,
     scroll_box,
     scroll_panel,
     set_status,
@@ -246,7 +247,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
     # ------------------------------------------------------------------ user actions
     def check_data(self) -> None:
         """Summarise the data folder (patients, labels, clinical columns) in a worker."""
-        data, clinical = self.data.text().strip(), self.clinical.text().strip() or None
+        data, clinical = path_text(self.data), path_text(self.clinical) or None
         if not data:
             set_status(self.status, "Choose a training data folder first.", error=True)
             return
@@ -347,8 +348,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
         from ..training import make_config
         from ..training.config import recipe_from_model
 
-        data = self.data.text().strip()
-        out = self.out.text().strip()
+        data = path_text(self.data)
+        out = path_text(self.out)
         if not data:
             raise ValueError("Choose a training data folder first.")
         if not out:
@@ -366,7 +367,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
             data=data,
             out=out,
             # the weak term is the tumor stage's: the liver never reads the table
-            clinical=(self.clinical.text().strip() or None) if stage == "tumor" else None,
+            clinical=(path_text(self.clinical) or None) if stage == "tumor" else None,
             epochs=self.epochs.value(),
             steps_per_epoch=self.steps.value(),
             lr=self.lr.value(),
@@ -402,7 +403,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         if choice == START_SHIPPED:
             return default_model_dir(self.stage.currentText())
         if choice == START_FOLDER:
-            text = self.init_folder.text().strip()
+            text = path_text(self.init_folder)
             if not text:
                 raise ValueError("Choose the model folder to start from.")
             return Path(text)
