@@ -49,6 +49,37 @@ def preview_slices(labels: np.ndarray, spacing) -> dict:
     return {"axial": axial, "coronal": coronal}
 
 
+class _Places:
+    """Captions that find a shown slice again: the DICOM image number (what a PACS viewer
+    shows) or the file's own slice index (the stats' ``slice``), and the position in mm."""
+
+    def __init__(self, volume: CTVolume, turn: Reorientation, std_shape, x_mid: int) -> None:
+        self.volume, self.turn, self.shape, self.x = volume, turn, std_shape, x_mid
+        self.numbers = volume.meta.get("instance_numbers") or []
+
+    def _file_index(self, zyx) -> list[float]:
+        return self.turn.index_back(zyx, self.shape)
+
+    def _lps(self, zyx) -> np.ndarray:
+        z, y, x = self._file_index(zyx)
+        return (self.volume.affine_lps @ np.array([x, y, z, 1.0]))[:3]
+
+    def axial(self, z: int) -> str:
+        mid = (z, self.shape[1] // 2, self.x)
+        s_mm = float(self._lps(mid)[2])
+        where = f"{'S' if s_mm >= 0 else 'I'} {abs(s_mm):.0f} mm"
+        if self.turn.perm[0] != 0:  # the file stores no axial slices: a position only
+            return f"axial at {where}"
+        k = int(round(self._file_index(mid)[0]))
+        if 0 <= k < len(self.numbers) and self.numbers[k] is not None:
+            return f"axial, image {self.numbers[k]} ({where})"
+        return f"axial, slice {k} of 0–{self.volume.shape[0] - 1} ({where})"
+
+    def coronal(self, y: int) -> str:
+        p_mm = float(self._lps((self.shape[0] // 2, y, self.x))[1])
+        return f"coronal at {'P' if p_mm >= 0 else 'A'} {abs(p_mm):.0f} mm"
+
+
 def write_preview(
     volume: CTVolume,
     labels: np.ndarray,
@@ -97,34 +128,27 @@ def write_preview(
     else:
         y0, y1, x0, x1 = 0, ny, 0, nx
     w_mm, h_mm = (x1 - x0) * dx, (y1 - y0) * dy
+    place = _Places(volume, turn, ct.shape, (x0 + x1) // 2)
     panels = []
     for z in cuts["axial"]:
         panels.append(
-            (
-                ct[z, y0:y1, x0:x1],
-                lab[z, y0:y1, x0:x1],
-                (0, w_mm, h_mm, 0),
-                f"axial, slice {z + 1} of {nz}",
-                "AP",
-            )
+            (ct[z, y0:y1, x0:x1], lab[z, y0:y1, x0:x1], (0, w_mm, h_mm, 0), place.axial(z), "AP")
         )
     y = cuts["coronal"]
     # standard z runs feet to head: reversed, the head is up
     panels.append(
-        (
-            ct[::-1, y, x0:x1],
-            lab[::-1, y, x0:x1],
-            (0, w_mm, nz * dz, 0),
-            f"coronal, row {y + 1} of {ny}",
-            "SI",
-        )
+        (ct[::-1, y, x0:x1], lab[::-1, y, x0:x1], (0, w_mm, nz * dz, 0), place.coronal(y), "SI")
     )
-    widths = [p[2][1] / max(p[2][2], 1e-6) for p in panels]  # width / height of each
-    fig = Figure(figsize=(3.2 * sum(widths) + 0.4, 3.8), dpi=dpi, facecolor="black")
+    # a short scan's coronal cut is a thin strip: shown in a frame at least a third as high as
+    # wide (black below), so the picture stays a picture
+    frames = [max(p[2][2], p[2][1] / 3) for p in panels]
+    widths = [p[2][1] / f for p, f in zip(panels, frames, strict=True)]  # width / height
+    fig = Figure(figsize=(3.9 * sum(widths) + 0.4, 4.6), dpi=dpi, facecolor="black")
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(1, len(panels), width_ratios=widths, wspace=0.04, left=0.01, right=0.99)
     grid.update(top=0.86 if title else 0.93, bottom=0.02)
     for k, (image, mask, extent, caption, (top, bottom)) in enumerate(panels):
+        frame = frames[k]
         ax = fig.add_subplot(grid[0, k])
         ax.imshow(
             image,
@@ -139,17 +163,18 @@ def write_preview(
             tint = np.zeros((*tumor.shape, 4), np.float32)
             tint[tumor] = (1.0, 0.25, 0.25, 0.35)
             ax.imshow(tint, extent=extent, interpolation="nearest")
-        # outlines at the voxel edges' midpoints, in mm (contour's grid is the voxel centres)
+        # outlines at the voxel edges' midpoints, in mm (contour's grid is the voxel centres),
+        # around a border of one voxel, so an organ cut by the image's edge is outlined closed
         h, w = mask.shape
-        xs = (np.arange(w) + 0.5) * (extent[1] / w)
-        ys = (np.arange(h) + 0.5) * (extent[2] / h)
+        xs = (np.arange(-1, w + 1) + 0.5) * (extent[1] / w)
+        ys = (np.arange(-1, h + 1) + 0.5) * (extent[2] / h)
         for values, color in (((1, 2), LIVER_COLOR), ((2,), TUMOR_COLOR)):
-            inside = np.isin(mask, values)
-            if inside.any() and not inside.all():
+            inside = np.pad(np.isin(mask, values), 1)
+            if inside.any():
                 ax.contour(xs, ys, inside.astype(np.float32), levels=[0.5], colors=color,
                            linewidths=1.0)  # fmt: skip
         ax.set_xlim(0, extent[1])
-        ax.set_ylim(extent[2], 0)
+        ax.set_ylim(frame, 0)
         ax.set_axis_off()
         ax.set_title(caption, color="white", fontsize=8, pad=3)
         style = dict(color="#ffd54a", fontsize=8, fontweight="bold", transform=ax.transAxes)

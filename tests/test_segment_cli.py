@@ -527,3 +527,62 @@ def test_extra_outputs_are_never_written_over_another_file_and_stale_ones_go(
     with caplog.at_level("INFO"):
         assert main([*nifti, "--dicom-seg", "--preview"]) == 0  # nothing to add: skipped
     assert "P2: already complete, skipped" in caplog.text
+
+
+def test_extras_that_cannot_be_made_never_cost_the_case_and_deleted_ones_come_back(
+    tmp_path, models, monkeypatch, caplog
+):
+    """No liver: --dicom-seg failed the whole case (no labels, no stats). A preview deleted
+    after the run was never made again. A foreign file was replaced when extras were added to
+    a complete case. An output folder inside the input was taken for a patient."""
+    from napari_livertumor import pipeline
+    from napari_livertumor.stats import compute_stats
+
+    def nothing(self, volume, progress=None, **kw):
+        labels = np.zeros(volume.shape, np.uint8)
+        return pipeline.SegmentationResult(
+            labels, compute_stats(labels, volume.spacing), {"total": 0.1}, "cpu"
+        )
+
+    monkeypatch.setattr(pipeline.Segmenter, "segment", nothing)
+    root = tmp_path / "patients"
+    write_ct_series(small_ct(seed=4), root / "P1" / "ct", patient_id="P1")
+    write_ct_series(small_ct(seed=6), root / "P2" / "ct", patient_id="P2")
+    out = root / "results"  # inside the input: its SEG files must not make it a patient
+    base = ["segment", str(root), "-o", str(out), "--models", str(models), "--device", "cpu",
+            "--no-refine"]  # fmt: skip
+    assert main([*base, "--dicom-seg", "--preview"]) == 0
+    stats = json.loads((out / "P1_stats.json").read_text())
+    assert stats["outputs"] == {"dicom_seg": None, "preview": "P1_preview.png"}
+    assert any(w.startswith("no P1_seg.dcm: nothing was segmented") for w in stats["warnings"])
+    assert (out / "P1_labels.nii.gz").is_file() and not (out / "P1_seg.dcm").exists()
+
+    _fake_masks(monkeypatch)  # masks now, and a SEG, after a change of settings
+    assert main([*base, "--dicom-seg", "--preview", "--min-tumor-ml", "0.2"]) == 0
+    assert (out / "P1_seg.dcm").is_file()
+    # the output folder inside the input was skipped, not a failed 'results' patient
+    assert sorted(r["case"] for r in _summary(out)) == ["P1", "P2"]
+
+    (out / "P1_preview.png").unlink()  # deleted by hand: made again, without segmenting
+    # P2 as if made without --preview, and another program's picture of that name beside it
+    p2 = json.loads((out / "P2_stats.json").read_text())
+    del p2["outputs"]["preview"]
+    (out / "P2_stats.json").write_text(json.dumps(p2))
+    (out / "P2_preview.png").write_bytes(b"someone's picture")
+    monkeypatch.setattr(
+        pipeline.Segmenter, "segment", lambda *a, **k: pytest.fail("segmented again")
+    )
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        rc = main([*base, "--dicom-seg", "--preview", "--min-tumor-ml", "0.2"])
+    assert rc == 1
+    assert (out / "P1_preview.png").is_file() and "P1: added P1_preview.png" in caplog.text
+    assert (out / "P2_preview.png").read_bytes() == b"someone's picture"
+    assert "P2_preview.png exists and is not an output of this case's last run" in caplog.text
+
+
+def _summary(out):
+    import csv
+
+    with open(out / "summary.csv", newline="") as fh:
+        return list(csv.DictReader(fh))

@@ -456,6 +456,12 @@ def _cases_from_folder(folder: Path) -> list[Case]:
         niftis = [p for p in niftis if p not in ours]
         entries = [p for p in entries if p not in ours]
     subdirs = [p for p in entries if p.is_dir()]
+    # an output folder of this command inside the input is no patient (with --dicom-seg its
+    # DICOM SEG files made it look like one whose CT is missing)
+    for sub in [d for d in subdirs if _is_output_folder(d)]:
+        log.info("%s: an output folder of this command; skipped", sub)
+        subdirs.remove(sub)
+        entries.remove(sub)
     # a NIfTI dataset (imagesTr/ + labelsTr/, as `livertumor synth --layout nifti` writes): its
     # images are the cases, never the label maps
     dataset = [d for d in subdirs if d.name in ("imagesTr", "imagesTs")]
@@ -521,11 +527,17 @@ def _cases_from_folder(folder: Path) -> list[Case]:
     for sub in subdirs:
         if sub in owners or sub in unreadable or sub in lone_nifti:
             continue
-        if any(sub.glob("*_stats.json")) or (sub / "summary.csv").exists():
-            log.info("%s: an output folder of this command; skipped", sub)
-            continue
         cases.append(Case(_case_name(sub), sub))
     return cases
+
+
+def _is_output_folder(folder: Path) -> bool:
+    """A folder ``livertumor segment`` wrote into: a case's stats, or a batch summary."""
+    return (
+        any(folder.glob("*_stats.json"))
+        or (folder / "summary.csv").is_file()
+        or any(folder.glob("summary_shard-*-of-*.csv"))
+    )
 
 
 def _is_our_labels(path: Path) -> bool:
@@ -841,9 +853,6 @@ def run_cases(
     for case in cases:
         labels_path, stats_path = output_paths(outdir, case)
         own_extras = _wanted_extras(case, extras)
-        if len(own_extras) < len(extras):
-            log.warning("%s: no DICOM SEG: the input is a NIfTI file (a DICOM SEG refers to the "
-                        "DICOM slices it was drawn on)", case.name)  # fmt: skip
         extra_files = extra_paths(outdir, case, own_extras)
         row = {"case": case.name, "input": str(case.path), "labels": labels_path.name}
         row["stats"] = stats_path.name
@@ -870,10 +879,20 @@ def run_cases(
             old = _complete_stats(outdir, case)
             # the optional files its last complete run wrote (none recorded before 0.x)
             made_before = dict((old or {}).get("outputs") or {})
+            # an optional file of the case's last run that is there (or that could not be made:
+            # None, said in its warnings) is not made again; one deleted since is
+            listed = {name for name in made_before.values() if name}
+            missing = [
+                k
+                for k in own_extras
+                if k not in made_before
+                or (made_before[k] and not (outdir / str(made_before[k])).is_file())
+            ]
+            # a file of an optional output's name that the case's last run did not write
+            foreign = [q for q in extra_files.values() if q.exists() and q.name not in listed]
             if not overwrite:
                 relation, what = ("none", "") if old is None else _compare_run(old, wanted)
-                missing = [k for k in own_extras if k not in made_before]
-                if relation == "same" and missing:  # only the new files: no second segmentation
+                if relation == "same" and missing and not foreign:  # no second segmentation
                     t0 = time.perf_counter()
                     try:
                         old = add_extras(case, outdir, old, missing, series_uid, acquisition)
@@ -888,12 +907,10 @@ def run_cases(
                                      "error": msg})  # fmt: skip
                     rows[-1]["seconds"] = round(time.perf_counter() - t0, 2)
                     continue
-                if relation == "same":
+                if relation == "same" and not foreign:
                     rows.append({**row, **_summary_values(old), "status": "skipped (complete)"})
                     log.info("%s: already complete, skipped", case.name)
                     continue
-                listed = set(made_before.values())
-                foreign = [q for q in extra_files.values() if q.exists() and q.name not in listed]
                 if relation == "other settings" and not foreign:  # its own outputs: redone
                     log.warning(
                         "%s: redoing outputs made with other settings (%s)", case.name, what
@@ -901,16 +918,16 @@ def run_cases(
                 elif relation != "none" or labels_path.exists() or stats_path.exists() or foreign:
                     if relation == "other input":
                         made = f"{labels_path} and its stats were made from another input ({what})"
-                    elif foreign:
-                        made = f"{foreign[0]} exists and is not an output of this case's last run"
-                    elif not labels_path.exists():
+                    elif old is None and stats_path.exists() and not labels_path.exists():
                         made = f"{stats_path} exists without its labels file"
-                    else:
+                    elif old is None and labels_path.exists():
                         made = f"{labels_path} exists " + (
                             "without its stats file"
                             if not stats_path.exists()
                             else f"with an incomplete or unreadable {stats_path.name}"
                         )
+                    else:
+                        made = f"{foreign[0]} exists and is not an output of this case's last run"
                     if relation != "other input":
                         made += " (a stopped run, or another tool's file)"
                     msg = (
@@ -923,6 +940,9 @@ def run_cases(
                     rows.append(_refused(row, msg, untouched=relation == "other input"))
                     continue
             _remove_stale_temps(outdir, case)
+            if len(own_extras) < len(extras):
+                log.warning("%s: no DICOM SEG: the input is a NIfTI file (a DICOM SEG refers to "
+                            "the DICOM slices it was drawn on)", case.name)  # fmt: skip
             load_s = 0.0
             if segmenter is None:  # errors here (model missing...) would fail every case: raise
                 from ..models.lean_import import import_monai_lean
@@ -936,7 +956,7 @@ def run_cases(
                     case, outdir, segmenter, series_uid=series_uid, acquisition=acquisition,
                     progress=progress, load_seconds=load_s, settings=wanted, extras=own_extras,
                 )  # fmt: skip
-                _remove_stale_extras(outdir, case, made_before, own_extras)
+                _remove_stale_extras(outdir, case, made_before, stats.get("outputs") or {})
                 rows.append({**row, **_summary_values(stats), "status": "done"})
             except Cancelled:
                 raise
@@ -1048,35 +1068,55 @@ def segment_one(
 
 def _write_extras(case, volume, labels, stats, asides: dict, finals: dict) -> list[str]:
     """Write the optional outputs to their ``asides`` paths (renamed to ``finals`` by the
-    caller); records them in ``stats["outputs"]`` and returns notes for the case's warnings."""
+    caller); records each in ``stats["outputs"]`` (its file name, or None when it could not be
+    made: the masks and stats are never lost for it) and returns notes for the case's warnings."""
     notes: list[str] = []
     outputs = stats.setdefault("outputs", {})
     t0 = time.perf_counter()
-    if "dicom_seg" in asides:
-        from .. import __version__
-        from ..io.seg import write_dicom_seg
+    for kind in list(asides):
+        said: list[str] = []
+        try:
+            if kind == "dicom_seg":
+                _write_seg(volume, labels, stats, asides[kind], said)
+            else:
+                from ..preview import write_preview
 
-        liver_only = stats.get("tumor_ml") is None
-        write_dicom_seg(
-            labels,
-            volume,
-            asides["dicom_seg"],
-            segments=[(1, "Liver")] if liver_only else [(1, "Liver"), (2, "Tumor")],
-            series_description=f"livertumor {__version__} liver" + ("" if liver_only else "+tumor"),
-            notes=notes,
-        )
-        outputs["dicom_seg"] = finals["dicom_seg"].name
-    if "preview" in asides:
-        from ..preview import write_preview
-
-        write_preview(volume, labels, asides["preview"], title=_preview_title(case, stats))
-        outputs["preview"] = finals["preview"].name
-    if asides:
-        stats.setdefault("timings_s", {})["extras"] = round(time.perf_counter() - t0, 3)
+                write_preview(volume, labels, asides[kind], title=_preview_title(case, stats))
+            outputs[kind] = finals[kind].name
+        except (LiverTumorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
+            asides.pop(kind)  # nothing to put in place
+            outputs[kind] = None
+            said.append(f"no {finals[kind].name}: {exc}")
+        # the files by the names the user sees, not the temporary ones written first
+        aside = asides.get(kind, finals[kind])
+        notes += [n.replace(str(aside), finals[kind].name).replace(aside.name, finals[kind].name)
+                  for n in said]  # fmt: skip
+    stats.setdefault("timings_s", {})["extras"] = round(time.perf_counter() - t0, 3)
     return notes
 
 
+def _write_seg(volume, labels, stats: dict, path: Path, notes: list[str]) -> None:
+    from .. import __version__
+    from ..io.seg import write_dicom_seg
+
+    liver_only = stats.get("tumor_ml") is None
+    if not (labels > 0).any():
+        raise InputError(
+            None, "nothing was segmented (no liver found), so there is nothing to send"
+        )
+    write_dicom_seg(
+        labels,
+        volume,
+        path,
+        segments=[(1, "Liver")] if liver_only else [(1, "Liver"), (2, "Tumor")],
+        series_description=f"livertumor {__version__} liver" + ("" if liver_only else "+tumor"),
+        notes=notes,
+    )
+
+
 def _preview_title(case, stats: dict) -> str:
+    if not stats.get("liver_ml"):
+        return f"{case.name}: no liver found"
     text = f"{case.name}: liver {stats.get('liver_ml') or 0:.0f} mL"
     if stats.get("tumor_ml") is not None:
         n = stats.get("lesion_count") or 0
@@ -1127,11 +1167,11 @@ def add_extras(case, outdir: Path, stats: dict, extras, series_uid=None, acquisi
     return stats
 
 
-def _remove_stale_extras(outdir: Path, case, made_before: dict, extras) -> None:
-    """Optional outputs of the case's earlier run that this run did not write again: they show
-    the old masks, so they go (said)."""
+def _remove_stale_extras(outdir: Path, case, made_before: dict, made_now: dict) -> None:
+    """Optional outputs of the case's earlier run that this run did not write again (not asked
+    for, or not possible now): they show the old masks, so they go (said)."""
     for kind, name in made_before.items():
-        if kind in EXTRA_OUTPUTS and kind not in extras and name:
+        if kind in EXTRA_OUTPUTS and name and made_now.get(kind) != name:
             stale = outdir / Path(name).name
             if stale.is_file():
                 stale.unlink()
