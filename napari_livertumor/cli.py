@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not args.verbose:  # highdicom tells each module it copies into a DICOM SEG at INFO
         logging.getLogger("highdicom").setLevel(logging.WARNING)
+    # -v is for this tool's steps: the decoder plugins' search (29 lines) stays out of it
+    logging.getLogger("pylibjpeg").setLevel(logging.INFO)
     if args.command is None:
         parser.print_help()
         return 2

@@ -475,6 +475,7 @@ def test_a_hidden_layer_is_never_refined_and_undo_forgets_deleted_layers(refine_
     np.testing.assert_array_equal(hidden.data, before)
     assert "is hidden: show it" in widget.status.text()
     hidden.visible = True
+    assert "is hidden" not in widget.status.text()  # answered: the complaint goes
     widget.apply_slice_button.click()
     assert (np.asarray(hidden.data) != before).any()
 

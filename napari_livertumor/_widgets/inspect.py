@@ -540,8 +540,8 @@ def _fit_height(table: QTableWidget, rows: int) -> None:
 
 
 def _hu(value, signed: bool = False) -> str:
-    if value is None:
-        return ""
+    if value is None:  # too small, or too little liver around it: as the other columns say it
+        return "—"
     value = round(value) or 0  # never "-0" nor "+0"
     return f"{value:+d}" if signed and value else f"{value:d}"
 

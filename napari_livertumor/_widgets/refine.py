@@ -48,6 +48,7 @@ from ._common import (
     JobWidgetMixin,
     RefreshingCombo,
     StatusLabel,
+    clear_status_if,
     follow_layer_list,
     scroll_box,
     scroll_into_view,
@@ -582,10 +583,19 @@ class RefineWidget(JobWidgetMixin, QWidget):
         """Refresh the preview when the user paints in, undoes a stroke in (napari's Ctrl+Z) or
         replaces the tumor labels."""
         _unwatch(self._watched, self.schedule_preview)
+        if self._watched is not None:
+            _disconnect(self._watched.events.visible, self._visibility_changed)
         layer = self._layer(self.mask_combo.currentText())
         self._watched = layer
         if layer is not None:
             _layers.connect_edits(layer, self.schedule_preview)
+            layer.events.visible.connect(self._visibility_changed)
+
+    def _visibility_changed(self, event=None) -> None:
+        """The tumor layer shown again answers the "is hidden" complaint an Apply gave."""
+        layer = self._watched
+        if layer is not None and layer.visible:
+            clear_status_if(self.status, f"'{layer.name}' is hidden")
 
     # ------------------------------------------------------------------ preview
     def panel_closed(self) -> None:
