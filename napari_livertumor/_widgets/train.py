@@ -325,10 +325,14 @@ class TrainWidget(JobWidgetMixin, QWidget):
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Question)
         box.setWindowTitle("A model is already there")
-        box.setText(
-            f"{stage_dir} already holds a {stage_dir.name} model"
-            + (" and the state of a stopped or finished run." if can_resume else ".")
-        )
+        has_model = (stage_dir / "model.safetensors").is_file()
+        if has_model:
+            held = f"a {stage_dir.name} model" + (
+                " and the state of a stopped or finished run" if can_resume else ""
+            )
+        else:  # a run stopped before its first checkpoint: its state only
+            held = "the state of a stopped run (no model saved yet)" if can_resume else "files"
+        box.setText(f"{stage_dir} already holds {held}.")
         box.setInformativeText(
             "Resume continues that run where it stopped (same recipe, up to the epochs set "
             "here); Replace trains a new model over it."

@@ -63,12 +63,24 @@ def load_clinical_frame(path: str | Path):
     from ..io.clinical import read_clinical
 
     table = read_clinical(path)
-    for msg in table.report:
-        if msg.startswith("WARNING: "):
-            log.warning("clinical table %s: %s", path, msg.removeprefix("WARNING: "))
-        else:
-            log.info("clinical table: %s", msg)
+    try:  # read again for the tumor stage of `--stage both`: its report is said once
+        st = Path(path).stat()
+        key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None
+    if key is None or key not in _REPORTED:
+        for msg in table.report:
+            if msg.startswith("WARNING: "):
+                log.warning("clinical table %s: %s", path, msg.removeprefix("WARNING: "))
+            else:
+                log.info("clinical table: %s", msg)
+        if key is not None:
+            _REPORTED.add(key)
     return table.frame
+
+
+#: clinical tables whose report was logged in this process (path, size, time)
+_REPORTED: set = set()
 
 
 def check_weak_inputs(path: str | Path, columns, case_ids) -> None:
