@@ -440,3 +440,39 @@ def test_a_kept_patient_must_come_from_the_same_unchanged_input(tmp_path, capsys
     assert main(["convert", str(second), "-o", str(out), "--force"]) == 0
     rows = {r["case"]: r for r in json.loads((out / "convert.json").read_text())["cases"]}
     assert rows["HCC_002"]["source_path"] == str((second / "HCC_002").resolve())
+
+
+def test_another_inputs_patient_with_a_seg_is_refused_and_a_dataset_inside_its_patient_is_kept(
+    tmp_path, capsys
+):
+    """A patient of another download whose folder holds a DICOM SEG replaced one converted
+    without ground truth ('again: new ground truth'); a dataset written inside the patient's
+    own folder made every run convert it again (its files counted as the source's)."""
+    from napari_livertumor.io.dicom import read_dicom_series
+    from napari_livertumor.io.seg import write_dicom_seg
+
+    rng = np.random.default_rng(5)
+    first, second = tmp_path / "dl1", tmp_path / "dl2"
+    for root in (first, second):
+        ct = CTVolume(rng.integers(-100, 200, (4, 10, 12)).astype(np.int16), (3.0, 1.5, 1.5))
+        write_ct_series(ct, root / "HCC_001" / "study" / "ct", patient_id="HCC_001")
+    series = second / "HCC_001" / "study" / "ct"
+    labels = np.zeros((4, 10, 12), np.uint8)
+    labels[1:3, 2:8, 2:9] = 1
+    write_dicom_seg(labels, read_dicom_series(series), second / "HCC_001" / "seg" / "s.dcm",
+                    algorithm_type="MANUAL", source_folder=series)  # fmt: skip
+    out = tmp_path / "nifti"
+    assert main(["convert", str(first), "-o", str(out)]) == 0
+    before = (out / "imagesTs" / "HCC_001.nii.gz").read_bytes()
+    capsys.readouterr()
+    assert main(["convert", str(second), "-o", str(out)]) == 1
+    assert "was converted from another input" in capsys.readouterr().err
+    assert (out / "imagesTs" / "HCC_001.nii.gz").read_bytes() == before
+    assert not (out / "imagesTr").exists()
+
+    patient = first / "HCC_001"
+    assert main(["convert", str(patient), "-o", str(patient / "nifti")]) == 0
+    capsys.readouterr()
+    for _ in range(2):
+        assert main(["convert", str(patient), "-o", str(patient / "nifti")]) == 0
+        assert "0 written, 1 kept" in capsys.readouterr().out

@@ -586,3 +586,26 @@ def _summary(out):
 
     with open(out / "summary.csv", newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def test_outputs_written_into_a_patients_folder_neither_hide_it_nor_become_its_ground_truth(
+    tmp_path, models, monkeypatch
+):
+    """A patient segmented into its own folder (-o .) was then skipped as 'an output folder'
+    (its neighbour and it read as one mixed case), and its DICOM SEG was taken for a ground
+    truth (it chose the series, and convert wrote the model's masks as labels)."""
+    from napari_livertumor.commands.segment import discover_cases
+    from napari_livertumor.io.dicom import read_dicom_series
+
+    _fake_masks(monkeypatch)
+    root = tmp_path / "patients"
+    write_ct_series(small_ct(seed=4), root / "P1" / "ct", patient_id="P1")
+    write_ct_series(small_ct(seed=6), root / "P2", patient_id="P2")
+    base = ["--models", str(models), "--device", "cpu", "--no-refine", "--dicom-seg"]
+    assert main(["segment", str(root / "P2"), "-o", str(root / "P2"), *base]) == 0
+    assert (root / "P2" / "P2_seg.dcm").is_file()
+    assert [c.name for c in discover_cases([root])] == ["P1", "P2"]
+    assert read_dicom_series(root / "P2").meta["seg_files"] == []
+    assert main(["convert", str(root), "-o", str(tmp_path / "ds")]) == 0
+    assert (tmp_path / "ds" / "imagesTs" / "P2.nii.gz").is_file()
+    assert not (tmp_path / "ds" / "labelsTr").exists()

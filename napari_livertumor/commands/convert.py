@@ -345,11 +345,11 @@ def _same_scan(case, earlier: dict, *, nifti: bool) -> bool:
         return False
 
 
-def _source_stamp(path: Path, *, nifti: bool) -> list:
+def _source_stamp(path: Path, *, nifti: bool, outdir: Path | None = None) -> list:
     """What a case's source is now: a NIfTI image's (and its dataset labels') size and time,
-    or a DICOM folder's :func:`_source_signature`."""
+    or a DICOM folder's :func:`_source_signature` (``outdir`` inside it left out)."""
     if not nifti:
-        return _source_signature(path)
+        return _source_signature(path, skip=outdir)
     stamp: list = []
     for f in (path, _dataset_labels(path)):
         try:
@@ -360,11 +360,15 @@ def _source_stamp(path: Path, *, nifti: bool) -> list:
     return stamp
 
 
-def _source_signature(path: Path) -> list[int]:
+def _source_signature(path: Path, skip: Path | None = None) -> list[int]:
     """How many files a case's source folder holds and the newest modification time: unchanged,
-    no file was added (its DICOM headers need not be read again to know)."""
+    no file was added (its DICOM headers need not be read again to know). A folder ``skip``
+    inside it (the dataset being written there) is not counted."""
     count, newest = 0, 0
-    for root, _dirs, files in os.walk(path):
+    skip_real = os.path.realpath(skip) if skip is not None else None
+    for root, dirs, files in os.walk(path):
+        if skip_real is not None:
+            dirs[:] = [d for d in dirs if os.path.realpath(os.path.join(root, d)) != skip_real]
         for name in files:
             try:
                 newest = max(newest, os.stat(os.path.join(root, name)).st_mtime_ns)
@@ -399,20 +403,18 @@ def _convert_case(
     name = f"{case.name}.nii.gz"
     tr, ts, lab = outdir / "imagesTr" / name, outdir / "imagesTs" / name, outdir / "labelsTr" / name
     gained: list[str] = []
-    if not force and not tr.exists() and ts.exists():
-        gained = _gained_ground_truth(case, nifti=nifti, earlier=earlier)
     changed = ""
-    if not force and (tr.exists() or ts.exists()) and not gained:
+    if not force and (tr.exists() or ts.exists()):
         image = tr if tr.exists() else ts
         made_from = (earlier or {}).get("source_path")
         stamp = (earlier or {}).get("source_stamp")
         here = str(Path(case.path).resolve())
-        if stamp is None or stamp == _source_stamp(case.path, nifti=nifti):
-            row.update(status="kept", image=str(image.relative_to(outdir)))
-            if image == tr and lab.exists():
-                row["labels"] = str(lab.relative_to(outdir))
-            return row
-        if made_from not in (None, here) and not _same_scan(case, earlier, nifti=nifti):
+        same = stamp is None or stamp == _source_stamp(case.path, nifti=nifti, outdir=outdir)
+        if (
+            not same
+            and made_from not in (None, here)
+            and not _same_scan(case, earlier, nifti=nifti)
+        ):
             # another patient's folder of the same name (a new download, another cohort)
             row.update(
                 status="failed",
@@ -422,12 +424,20 @@ def _convert_case(
                 "to replace it",
             )
             return row
-        changed = (
-            "its source files changed since it was converted: converted again"
-            if made_from in (None, here)
-            else f"converted before from {made_from}, the same scan by its series UID but with "
-            "other file times (moved or copied?): converted again"
-        )
+        if image == ts:  # a DICOM SEG downloaded since: converted again, to imagesTr/
+            gained = _gained_ground_truth(case, nifti=nifti, earlier=earlier)
+        if not same and not gained:
+            changed = (
+                "its source files changed since it was converted: converted again"
+                if made_from in (None, here)
+                else f"converted before from {made_from}, the same scan by its series UID but "
+                "with other file times (moved or copied?): converted again"
+            )
+        if not changed and not gained:
+            row.update(status="kept", image=str(image.relative_to(outdir)))
+            if image == tr and lab.exists():
+                row["labels"] = str(lab.relative_to(outdir))
+            return row
     t0 = time.perf_counter()
     try:
         volume, labels, warnings = _read_case(case.path, nifti=nifti)
@@ -437,7 +447,7 @@ def _convert_case(
         # what the case was made from: a later run keeps it only for the same, unchanged input
         row.update(
             source_path=str(Path(case.path).resolve()),
-            source_stamp=_source_stamp(case.path, nifti=nifti),
+            source_stamp=_source_stamp(case.path, nifti=nifti, outdir=outdir),
         )
         if labels is not None:
             counts = {

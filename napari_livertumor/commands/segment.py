@@ -456,9 +456,8 @@ def _cases_from_folder(folder: Path) -> list[Case]:
         niftis = [p for p in niftis if p not in ours]
         entries = [p for p in entries if p not in ours]
     subdirs = [p for p in entries if p.is_dir()]
-    # an output folder of this command inside the input is no patient (with --dicom-seg its
-    # DICOM SEG files made it look like one whose CT is missing)
-    for sub in [d for d in subdirs if _is_output_folder(d)]:
+    # an output folder of this command inside the input (no scan of its own) is no patient
+    for sub in [d for d in subdirs if _is_output_folder(d) and not _holds_a_scan(d)]:
         log.info("%s: an output folder of this command; skipped", sub)
         subdirs.remove(sub)
         entries.remove(sub)
@@ -529,6 +528,27 @@ def _cases_from_folder(folder: Path) -> list[Case]:
             continue
         cases.append(Case(_case_name(sub), sub))
     return cases
+
+
+def _holds_a_scan(folder: Path) -> bool:
+    """Any DICOM image or NIfTI CT in ``folder``'s tree (not this command's own files)?"""
+    import pydicom
+
+    from ..io.nifti import is_nifti_path
+
+    for p in sorted(folder.rglob("*")):
+        if not p.is_file():
+            continue
+        if is_nifti_path(p) and not _is_our_labels(p):
+            return True
+        if _looks_dicom(p):
+            try:
+                ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=["Modality"])
+            except Exception:  # noqa: BLE001 - unreadable: not a scan we could use
+                continue
+            if str(ds.get("Modality", "")) not in ("SEG", "SR", "RTSTRUCT", "PR", "KO"):
+                return True
+    return False
 
 
 def _is_output_folder(folder: Path) -> bool:
@@ -1097,7 +1117,7 @@ def _write_extras(case, volume, labels, stats, asides: dict, finals: dict) -> li
 
 def _write_seg(volume, labels, stats: dict, path: Path, notes: list[str]) -> None:
     from .. import __version__
-    from ..io.seg import write_dicom_seg
+    from ..io.seg import MODEL_SEG_PREFIX, write_dicom_seg
 
     liver_only = stats.get("tumor_ml") is None
     if not (labels > 0).any():
@@ -1109,7 +1129,8 @@ def _write_seg(volume, labels, stats: dict, path: Path, notes: list[str]) -> Non
         volume,
         path,
         segments=[(1, "Liver")] if liver_only else [(1, "Liver"), (2, "Tumor")],
-        series_description=f"livertumor {__version__} liver" + ("" if liver_only else "+tumor"),
+        series_description=f"{MODEL_SEG_PREFIX}{__version__} liver"
+        + ("" if liver_only else "+tumor"),
         notes=notes,
     )
 

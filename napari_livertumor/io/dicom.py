@@ -10,6 +10,7 @@ straight into the output array.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ from ._dicom_geometry import (
 )
 from ._dicom_pixels import compare_duplicates, decode_slices, fill_gaps, mend_damaged
 from .volume import CTVolume
+
+log = logging.getLogger(__name__)
 
 #: SOP classes we read as CT slices (CT Image Storage and the legacy-converted enhanced one).
 _NATIVE_LE = {ExplicitVRLittleEndian, ImplicitVRLittleEndian}
@@ -383,6 +386,11 @@ def _read_header(path: Path) -> tuple[SliceHeader | None, str | None]:
                 return None, "named like a DICOM file but is not one (no DICOM header)"
             else:
                 return None, None  # not DICOM: never parse arbitrary files
+            if str(ds.get("Modality", "")) == "SEG" and _model_output(ds):
+                # this tool's own automatic SEG (segment --dicom-seg into the patient's
+                # folder): no ground truth, and no series of the scan
+                log.debug("%s: a segmentation made by this tool's models; not read", path)
+                return None, None
             pixel_offset, excess = _pixel_offset(fp, ds)
     except (OSError, EOFError) as exc:
         return None, f"cannot be read ({exc})"
@@ -394,6 +402,12 @@ def _read_header(path: Path) -> tuple[SliceHeader | None, str | None]:
         return SliceHeader.from_dataset(path, ds, pixel_offset, excess), None
     except Exception as exc:
         return None, f"unusable DICOM header ({type(exc).__name__}: {exc})"
+
+
+def _model_output(ds) -> bool:
+    from .seg import is_model_output
+
+    return is_model_output(ds)
 
 
 def _pixel_offset(fp, ds) -> tuple[int | None, int]:

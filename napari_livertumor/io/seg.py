@@ -202,6 +202,23 @@ def _said(notes: list[str] | None, note: str) -> None:
         notes.append(note)
 
 
+#: SeriesDescription of the DICOM SEGs ``livertumor segment --dicom-seg`` writes
+MODEL_SEG_PREFIX = "livertumor "
+
+
+def is_model_output(ds) -> bool:
+    """Is ``ds`` (a DICOM SEG header) one ``livertumor segment --dicom-seg`` wrote (this tool,
+    every segment AUTOMATIC, its series description)? Such a file beside a CT (written into a
+    patient's folder) is no ground truth: readers that look for one leave it out."""
+    segments = ds.get("SegmentSequence") or []
+    return (
+        str(ds.get("Manufacturer", "") or "") == "napari-livertumor"
+        and str(ds.get("SeriesDescription", "") or "").startswith(MODEL_SEG_PREFIX)
+        and len(segments) > 0
+        and all(str(x.get("SegmentAlgorithmType", "")).upper() == "AUTOMATIC" for x in segments)
+    )
+
+
 def write_dicom_seg(
     labels: np.ndarray,
     reference: CTVolume,

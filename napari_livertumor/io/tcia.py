@@ -51,17 +51,27 @@ def download_levels(root: str | Path) -> list[Path]:
 def find_seg_files(root: str | Path) -> list[Path]:
     """DICOM SEG files under ``root`` (any depth), sorted by path."""
     from .dicom import is_dicom_file
-    from .seg import SEG_SOP_CLASSES
+    from .seg import SEG_SOP_CLASSES, is_model_output
 
     found = []
     for path in sorted(Path(root).rglob("*")):
         if not path.is_file() or path.name.startswith(".") or not is_dicom_file(path):
             continue
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+            ds = pydicom.dcmread(
+                path,
+                stop_before_pixels=True,
+                specific_tags=[
+                    "SOPClassUID",
+                    "Manufacturer",
+                    "SeriesDescription",
+                    "SegmentSequence",
+                ],
+            )
         except Exception:
             continue
-        if str(ds.get("SOPClassUID", "")) in SEG_SOP_CLASSES:
+        # this tool's own automatic output is no ground truth
+        if str(ds.get("SOPClassUID", "")) in SEG_SOP_CLASSES and not is_model_output(ds):
             found.append(path)
     return found
 
