@@ -445,7 +445,8 @@ def _group(headers: list[SliceHeader]) -> list[tuple[SeriesInfo, list[SliceHeade
         for acq, part in _split_acquisitions(members):
             groups.append((_series_info(uid, part, acq), part))
     # in the order a folder's series are offered: the one read by default first
-    groups.sort(key=lambda g: (not g[0].is_ct, *_rank(g[0]), g[0].series_number or 0))
+    most = max((_extent(g[0]) for g in groups if g[0].is_ct), default=0.0)
+    groups.sort(key=lambda g: (not g[0].is_ct, *_rank(g[0], most=most), g[0].series_number or 0))
     return groups
 
 
@@ -548,10 +549,18 @@ def _plane(orientation) -> str:
     return ("sagittal", "coronal", "axial")[int(np.argmax(normal))]  # LPS: x, y, z
 
 
-def _rank(info: SeriesInfo, wanted=frozenset()) -> tuple:
-    """Which series a folder gives when none is asked for: the smallest rank."""
+def _extent(info: SeriesInfo) -> float:
+    """How far a series reaches across its slices, mm (its slice count without a spacing)."""
+    return info.n_slices * (info.spacing[0] if info.spacing else 1.0)
+
+
+def _rank(info: SeriesInfo, wanted=frozenset(), most: float = 0.0) -> tuple:
+    """Which series a folder gives when none is asked for: the smallest rank. ``most``: the
+    longest :func:`_extent` of a series there; one reaching under half as far (a bolus-tracking
+    or monitoring series, a scout) is never preferred for its plane or ImageType."""
     return (
         -len(wanted & info.sop_instance_uids),
+        _extent(info) < most / 2,
         info.plane not in ("axial", ""),
         info.derived,
         -info.n_slices,
@@ -611,7 +620,8 @@ def _choose(
         # not the derived recon with more slices), else an axial one (not a coronal or sagittal
         # reformat beside it), an original one (not a derived one), then the one with most slices
         wanted = set(prefer or ()) or set(seg_refs)
-        best_uid = min(matching, key=lambda g: _rank(g[0], wanted))[0].uid
+        most = max(_extent(g[0]) for g in matching)
+        best_uid = min(matching, key=lambda g: _rank(g[0], wanted, most))[0].uid
         matching = [g for g in matching if g[0].uid == best_uid]
     if acquisition is not None:
         chosen = [g for g in matching if g[0].acquisition == acquisition]
