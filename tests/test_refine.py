@@ -302,5 +302,12 @@ def test_drop_slivers_removes_cut_off_pieces_but_keeps_small_lesions_that_were_s
     assert "2 tumor piece(s) under 0.1 mL or 5 voxels" in notes[0]
     out = drop_slivers(before, after, coarse, min_ml=0, min_voxels=2)
     assert not out[8, 35, 35] and out[4, 19, 5:9].all()
+    # a lesion the contour shrank to 3 coarse voxels (0.48 mL) is its only piece: it stays
+    shrunk = before.copy()
+    shrunk[5, 30:33, 30:32] = False
+    shrunk[5, 30, 30:33] = True  # 3 of its 6 voxels... in a new shape
+    shrunk[5, 31:33, 30:32] = False
+    out = drop_slivers(before, shrunk, coarse, min_ml=0.1, min_voxels=4)
+    assert out[5, 30, 30:33].all()
     with pytest.raises(InputError):
         drop_slivers(before[:5], after, spacing)

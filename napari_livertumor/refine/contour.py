@@ -218,7 +218,9 @@ def drop_slivers(
     on the development phantoms) that count as lesions of their own. A component of ``after``
     under ``min_ml`` is dropped when it is smaller than every lesion of ``before`` it overlaps
     (a piece cut off or shrunk) or overlaps none (a new island). A small lesion that was already
-    that small before (one drawn by hand, say) is kept.
+    that small before (one drawn by hand, say) is kept. Under ``min_voxels`` only (at or above
+    ``min_ml``), a piece goes only when it is a new island or not the largest piece left of its
+    lesion: a lesion the contour shrank to a few coarse voxels is not lost with the crumbs.
 
     Returns
     -------
@@ -240,13 +242,22 @@ def drop_slivers(
         return after.copy()
     old = label_lesions(before)
     old_sizes = np.bincount(old.ravel())
+    under_ml = sizes * voxel_ml < min_ml
+    # the largest piece left of each lesion of before (what "shrunk, not cut off" keeps)
+    both = (comps > 0) & (old > 0)
+    largest = np.zeros(old_sizes.size, dtype=np.int64)
+    if both.any():
+        np.maximum.at(largest, old[both], sizes[comps[both]])
     drop = np.zeros(sizes.size, dtype=bool)
     for c, sl in zip(range(1, sizes.size), ndi.find_objects(comps), strict=True):
         if not under[c] or sl is None:
             continue
         overlapped = np.unique(old[sl][comps[sl] == c])
         overlapped = overlapped[overlapped > 0]
-        drop[c] = overlapped.size == 0 or sizes[c] < old_sizes[overlapped].min()
+        if overlapped.size == 0:
+            drop[c] = True  # a new island
+        elif sizes[c] < old_sizes[overlapped].min():  # cut off, or shrunk
+            drop[c] = bool(under_ml[c]) or sizes[c] < largest[overlapped].max()
     if drop.any() and notes is not None:
         limit = f"{min_ml:g} mL" if min_ml > 0 else ""
         if min_voxels > 1:
