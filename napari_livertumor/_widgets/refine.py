@@ -104,15 +104,18 @@ TOOLTIPS = {
 
 
 #: said when the view is rolled to sagittal or coronal slices (napari's "Roll dimensions")
-#: Refine panels made in this process (weakly held): Segment refines with an open one's settings
-_OPEN_PANELS: weakref.WeakSet = weakref.WeakSet()
+#: Refine panels made in this process, in order (weakly held): Segment refines with the
+#: settings of the last one still open
+_OPEN_PANELS: list[weakref.ref] = []
 
 
 def panel_settings(viewer) -> RefineConfig | None:
     """The settings of the Refine panel open in ``viewer`` (the last one made), or None."""
     viewer = _layers.unproxied(viewer)
-    for panel in reversed(list(_OPEN_PANELS)):
-        if panel.viewer is viewer and not getattr(panel, "_closed", False):
+    _OPEN_PANELS[:] = [ref for ref in _OPEN_PANELS if ref() is not None]
+    for ref in reversed(_OPEN_PANELS):
+        panel = ref()
+        if panel is not None and panel.viewer is viewer and not getattr(panel, "_closed", False):
             try:
                 return panel.build_config()
             except RuntimeError:  # its widgets are gone
@@ -133,7 +136,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = _layers.unproxied(napari_viewer)
-        _OPEN_PANELS.add(self)
+        _OPEN_PANELS.append(weakref.ref(self))
         self.history = EditHistory(UNDO_STEPS)
         self._generation = 0
         self._preview_busy = False

@@ -873,6 +873,9 @@ def run_cases(
     for case in cases:
         labels_path, stats_path = output_paths(outdir, case)
         own_extras = _wanted_extras(case, extras)
+        if len(own_extras) < len(extras):  # asked for, so said on every run that asks
+            log.warning("%s: no DICOM SEG: the input is a NIfTI file (a DICOM SEG refers to the "
+                        "DICOM slices it was drawn on)", case.name)  # fmt: skip
         extra_files = extra_paths(outdir, case, own_extras)
         row = {"case": case.name, "input": str(case.path), "labels": labels_path.name}
         row["stats"] = stats_path.name
@@ -960,9 +963,6 @@ def run_cases(
                     rows.append(_refused(row, msg, untouched=relation == "other input"))
                     continue
             _remove_stale_temps(outdir, case)
-            if len(own_extras) < len(extras):
-                log.warning("%s: no DICOM SEG: the input is a NIfTI file (a DICOM SEG refers to "
-                            "the DICOM slices it was drawn on)", case.name)  # fmt: skip
             load_s = 0.0
             if segmenter is None:  # errors here (model missing...) would fail every case: raise
                 from ..models.lean_import import import_monai_lean
@@ -1097,25 +1097,24 @@ def _write_extras(case, volume, labels, stats, asides: dict, finals: dict) -> li
         said: list[str] = []
         try:
             if kind == "dicom_seg":
-                _write_seg(volume, labels, stats, asides[kind], said)
+                _write_seg(volume, labels, stats, asides[kind], said, finals[kind])
             else:
                 from ..preview import write_preview
 
                 write_preview(volume, labels, asides[kind], title=_preview_title(case, stats))
             outputs[kind] = finals[kind].name
         except (LiverTumorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
-            asides.pop(kind)  # nothing to put in place
             outputs[kind] = None
             said.append(f"no {finals[kind].name}: {exc}")
         # the files by the names the user sees, not the temporary ones written first
-        aside = asides.get(kind, finals[kind])
+        aside = asides[kind] if outputs[kind] is not None else asides.pop(kind)
         notes += [n.replace(str(aside), finals[kind].name).replace(aside.name, finals[kind].name)
                   for n in said]  # fmt: skip
     stats.setdefault("timings_s", {})["extras"] = round(time.perf_counter() - t0, 3)
     return notes
 
 
-def _write_seg(volume, labels, stats: dict, path: Path, notes: list[str]) -> None:
+def _write_seg(volume, labels, stats: dict, path: Path, notes: list[str], shown: Path) -> None:
     from .. import __version__
     from ..io.seg import MODEL_SEG_PREFIX, write_dicom_seg
 
@@ -1132,6 +1131,7 @@ def _write_seg(volume, labels, stats: dict, path: Path, notes: list[str]) -> Non
         series_description=f"{MODEL_SEG_PREFIX}{__version__} liver"
         + ("" if liver_only else "+tumor"),
         notes=notes,
+        shown_as=shown,
     )
 
 

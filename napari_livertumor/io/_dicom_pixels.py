@@ -9,7 +9,9 @@ of the stack, and said.
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -24,6 +26,23 @@ from ._dicom_geometry import (
     series_file_name,
     stack_geometry,
 )
+
+#: pydicom's own notes on pixel data longer than Rows × Columns: said once for the series by
+#: :func:`decode_slices` (naming a file), not once per slice in the log
+_EXCESS_NOTES = (
+    "The number of bytes of pixel data is sufficient to contain",
+    "excess padding to be removed",
+)
+
+
+class _NoExcessNotes(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not any(part in text for part in _EXCESS_NOTES)
+
+
+logging.getLogger("pydicom").addFilter(_NoExcessNotes())
+warnings.filterwarnings("ignore", message=f".*({'|'.join(_EXCESS_NOTES)})", category=UserWarning)
 
 
 class DecoderMissing(InputError):

@@ -93,7 +93,11 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
             "same way. If left/right or front/back look wrong, the file needs its orientation"
         )
     qform_apart = None
-    if codes[0] > 0 and codes[1] > 0:
+    m = np.asarray(affine, float)[:3, :3]
+    unit = m / np.maximum(np.linalg.norm(m, axis=0), 1e-12)
+    shear = float(np.degrees(np.arccos(np.clip(abs(np.linalg.det(unit)), 0.0, 1.0))))
+    # (a sheared sform has no exact qform: the shear's own warning below says how far off)
+    if codes[0] > 0 and codes[1] > 0 and shear <= 0.05:
         off = _corner_distance(img.get_qform(), affine, shape)
         if off > 0.5:
             qform_apart = img.get_qform()
@@ -103,9 +107,6 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
                 "(ITK, 3D Slicer, SimpleITK) show this CT elsewhere. The labels get this file's "
                 "own sform and qform, so every tool places them where it places the CT"
             )
-    m = np.asarray(affine, float)[:3, :3]
-    unit = m / np.maximum(np.linalg.norm(m, axis=0), 1e-12)
-    shear = float(np.degrees(np.arccos(np.clip(abs(np.linalg.det(unit)), 0.0, 1.0))))
     if shear > 0.05:
         warnings.append(
             f"the grid is sheared by {shear:.2f} degrees (a gantry-tilted series): slices are "

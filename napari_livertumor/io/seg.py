@@ -237,6 +237,7 @@ def write_dicom_seg(
     series_uid: str | None = None,
     sop_instance_uid: str | None = None,
     notes: list[str] | None = None,
+    shown_as: str | Path | None = None,
 ) -> Path:
     """Write a label map as a DICOM SEG that references the source CT slices.
 
@@ -268,6 +269,9 @@ def write_dicom_seg(
         in the series, or over a file whose pixels it could not read: no DICOM image to
         reference) are not written, and said here and in the
         log.
+    shown_as : str or Path, optional
+        The name the user knows the file by, in notes and errors (when ``out_path`` is a
+        temporary one, renamed later).
 
     Returns
     -------
@@ -277,31 +281,32 @@ def write_dicom_seg(
     import highdicom as hd
 
     out_path = Path(out_path)
+    shown = Path(shown_as) if shown_as is not None else out_path
     kinds = ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL")
     if str(algorithm_type).upper() not in kinds:
         raise InputError(
-            out_path, f"algorithm_type must be one of {', '.join(kinds)}; got {algorithm_type!r}"
+            shown, f"algorithm_type must be one of {', '.join(kinds)}; got {algorithm_type!r}"
         )
     if str(segmentation_type).upper() not in ("BINARY", "LABELMAP"):
         raise InputError(
-            out_path, f"segmentation_type must be BINARY or LABELMAP; got {segmentation_type!r}"
+            shown, f"segmentation_type must be BINARY or LABELMAP; got {segmentation_type!r}"
         )
     labels = np.asarray(labels)
     if labels.shape != reference.shape:
         raise InputError(
-            out_path, f"label shape {labels.shape} differs from the CT's {reference.shape}"
+            shown, f"label shape {labels.shape} differs from the CT's {reference.shape}"
         )
     # a CT shown turned (a head-to-feet or mirrored series): back to the files' own order
     labels, reference = reference.to_stored(labels)
     if not segments:
-        raise InputError(out_path, "no segments to write")
+        raise InputError(shown, "no segments to write")
     if not labels.any():  # as napari's Save of an empty layer: refused, not an empty SEG
-        raise InputError(out_path, "the labels are empty: a DICOM SEG needs a labelled voxel")
-    sources = _source_datasets(reference, source_files, source_datasets, source_folder, out_path)
+        raise InputError(shown, "the labels are empty: a DICOM SEG needs a labelled voxel")
+    sources = _source_datasets(reference, source_files, source_datasets, source_folder, shown)
     keep = [z for z, ds in enumerate(sources) if ds is not None]
     if not keep:
-        raise InputError(out_path, "none of the CT's slices has a source DICOM image to reference")
-    _check_sources_fit(reference, sources, keep, out_path)
+        raise InputError(shown, "none of the CT's slices has a source DICOM image to reference")
+    _check_sources_fit(reference, sources, keep, shown)
     filled = [z for z, ds in enumerate(sources) if ds is None]
     dropped = int(np.count_nonzero(labels[filled])) if filled else 0
     if dropped:
@@ -310,7 +315,7 @@ def write_dicom_seg(
         # NIfTI export keeps them)
         _said(
             notes,
-            f"{out_path.name}: slice(s) {_ranges(filled)} (of 0..{len(sources) - 1}) were "
+            f"{shown.name}: slice(s) {_ranges(filled)} (of 0..{len(sources) - 1}) were "
             f"interpolated over a gap or an unreadable file in the CT series and have no DICOM "
             "image to reference; "
             f"their {dropped} labelled voxel(s) are left out of the DICOM SEG (a NIfTI export "
@@ -322,13 +327,13 @@ def write_dicom_seg(
         n_stray = int(np.isin(labels, stray).sum())
         if not np.isin(labels, wanted).any():
             raise InputError(
-                out_path,
+                shown,
                 f"no voxel has a label value of the segments {wanted}; the labels hold "
                 f"{', '.join(f'{v:g}' for v in stray[:8])}: nothing to write",
             )
         _said(
             notes,
-            f"{out_path.name}: {n_stray} voxel(s) with label value(s) "
+            f"{shown.name}: {n_stray} voxel(s) with label value(s) "
             f"{', '.join(f'{v:g}' for v in stray[:8])} match no segment ({wanted}) and are "
             "left out of the DICOM SEG",
         )
@@ -364,11 +369,11 @@ def write_dicom_seg(
         )
     except AttributeError as exc:  # a Type 1 attribute highdicom copies is absent
         raise InputError(
-            out_path, f"the source CT images lack a required DICOM attribute ({exc})"
+            shown, f"the source CT images lack a required DICOM attribute ({exc})"
         ) from exc
     if reverse_frames:
         _reverse_frame_order(seg)
-    with atomic_path(out_path, suffix=".partial") as tmp:
+    with atomic_path(out_path, suffix=".partial", shown_as=shown) as tmp:
         seg.save_as(tmp)
     return out_path
 
