@@ -1195,7 +1195,12 @@ def _remove_stale_extras(outdir: Path, case, made_before: dict, made_now: dict) 
         if kind in EXTRA_OUTPUTS and name and made_now.get(kind) != name:
             stale = outdir / Path(name).name
             if stale.is_file():
-                stale.unlink()
+                try:
+                    stale.unlink()
+                except OSError as exc:  # the case is done; the old file is said, not fatal
+                    log.warning("%s: %s shows the earlier masks and could not be removed (%s)",
+                                case.name, stale, exc.strerror or exc)  # fmt: skip
+                    continue
                 log.info("%s: removed %s (made from the earlier masks)", case.name, stale.name)
 
 

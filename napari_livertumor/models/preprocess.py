@@ -4,7 +4,7 @@ Training must prepare its patches exactly the way inference prepares the CT, or 
 different noise and edge statistics at test time. Both therefore call these functions.
 
 Grids. A stage grid covers the same field of view as the source grid: along an axis of ``n``
-source voxels of spacing ``s``, the stage grid has ``m = max(1, round(n * s / t))`` voxels for a
+source voxels of spacing ``s``, the stage grid has ``m = max(1, ⌊n · s / t + 0.5⌋)`` voxels (halves up) for a
 target spacing ``t`` (so its actual spacing is ``n * s / m``, within half a voxel of ``t``), and
 stage voxel ``i`` is centred on source index ``(i + 0.5) * n / m - 0.5``. This is PyTorch's
 ``align_corners=False`` convention; :func:`resample` and :func:`sample_axis_linear` both follow it,
