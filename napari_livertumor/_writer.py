@@ -130,7 +130,7 @@ def write_image_nifti(path: str, data: Any, attributes: dict) -> list[str]:
 def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
     """Save a labels layer as a DICOM SEG that references the CT series it was drawn on."""
     from .errors import InputError
-    from .io.seg import write_dicom_seg
+    from .io.seg import model_seg_description, write_dicom_seg
 
     out = _with_suffix(Path(path), (".dcm",), ".dcm")
     labels = _labels_array(data)
@@ -157,13 +157,17 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
         raise InputError(out, "the labels layer is empty; nothing to save")
     segments = [(v, names.get(v, f"Label {v}")) for v in values]
     notes: list[str] = []
+    kind = seg_algorithm_type(metadata, labels)
     write_dicom_seg(  # (a CT shown turned: it writes on the files' own order)
         labels,
         volume,
         out,
         segments,
-        algorithm_type=seg_algorithm_type(metadata, labels),
-        series_description=str(attributes.get("name") or "Segmentation")[:64],
+        algorithm_type=kind,
+        # a model's segmentation as it came is marked so: never read as a ground truth
+        series_description=model_seg_description()
+        if kind == "AUTOMATIC"
+        else str(attributes.get("name") or "Segmentation")[:64],
         notes=notes,
     )
     for note in notes:  # napari shows a warning raised here as a notification

@@ -213,7 +213,7 @@ def test_folder_with_several_series_reads_the_largest_ct_unless_asked(tmp_path):
 def test_an_axial_original_series_is_read_before_a_reformat_with_more_slices(tmp_path):
     """A coronal reformat (or a derived recon) beside the axial series was read for having
     more slices, and only the series not read was named."""
-    axial = make_ct(shape=(16, 20, 20), seed=3)
+    axial = make_ct(shape=(8, 20, 20), seed=3)
     coronal = make_ct(
         shape=(20, 8, 20), seed=4, direction=np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])
     )
@@ -224,11 +224,11 @@ def test_an_axial_original_series_is_read_before_a_reformat_with_more_slices(tmp
     volume = read_dicom_series(tmp_path)
     np.testing.assert_array_equal(volume.array, axial.array)
     assert any(
-        w.startswith("read CT #2 'ABDOMEN' (16 slices: axial slices, preferred to a reformat")
+        w.startswith("read CT #2 'ABDOMEN' (8 slices: axial slices, preferred to a reformat")
         for w in volume.meta["warnings"]
     )
     # an original axial series before a derived axial one with more slices
-    derived = make_ct(shape=(24, 20, 20), seed=5)
+    derived = make_ct(shape=(16, 20, 20), seed=5)
     paths = write_ct_series(derived, tmp_path / "d", series_description="THIN", series_number=7)
     _edit_all(paths, lambda ds: setattr(ds, "ImageType", ["DERIVED", "SECONDARY", "AXIAL"]))
     volume = read_dicom_series(tmp_path)
@@ -236,18 +236,26 @@ def test_an_axial_original_series_is_read_before_a_reformat_with_more_slices(tmp
     assert any(
         "original images, preferred to a derived series" in w for w in volume.meta["warnings"]
     )
-    # a short original series (bolus tracking, monitoring: under half the slices) is no
-    # better than a whole derived one
-    tiny = make_ct(shape=(3, 20, 20), seed=6)
-    write_ct_series(tiny, tmp_path / "m", series_description="Monitoring", series_number=1)
-    _edit_all(
-        write_ct_series(make_ct(shape=(40, 20, 20), seed=7), tmp_path / "big", series_number=9),
-        lambda ds: setattr(ds, "ImageType", ["DERIVED", "PRIMARY", "AXIAL"]),
-    )
-    assert read_dicom_series(tmp_path).shape[0] == 40
     # asked for by UID, a reformat is read
     chosen = read_dicom_series(tmp_path, series_uid=found[5].uid)
     np.testing.assert_array_equal(chosen.array, coronal.array)
+
+
+def test_a_monitoring_series_is_never_preferred_to_a_scan(tmp_path):
+    """Bolus tracking: 12 images at one table position, original, beside a derived axial
+    series of 10 slices. The monitoring series was read (and could not be stacked)."""
+    scan = make_ct(shape=(10, 16, 16), seed=7)
+    _edit_all(
+        write_ct_series(scan, tmp_path / "scan", series_description="LIVER", series_number=4),
+        lambda ds: setattr(ds, "ImageType", ["DERIVED", "PRIMARY", "AXIAL"]),
+    )
+    paths = write_ct_series(make_ct(shape=(12, 16, 16), seed=8), tmp_path / "bolus",
+                            series_description="Monitoring", series_number=1)  # fmt: skip
+    _edit_all(paths, lambda ds: setattr(ds, "ImagePositionPatient", [-120.5, 33.25, -410.0]))
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, scan.array)
+    assert any("preferred to a series of images at under 5 positions" in w
+               for w in volume.meta["warnings"])  # fmt: skip
 
 
 def test_two_phases_stacked_in_one_series_are_split_by_acquisition(tmp_path):

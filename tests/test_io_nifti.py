@@ -304,6 +304,19 @@ def test_a_qform_that_disagrees_with_the_sform_is_said_and_kept_for_the_labels(t
     np.testing.assert_allclose(out.get_sform(), sform, atol=1e-4)
     ct_itk, labels_itk = (sitk.ReadImage(str(tmp_path / n)) for n in ("ct.nii.gz", "labels.nii.gz"))
     np.testing.assert_allclose(labels_itk.GetOrigin(), ct_itk.GetOrigin(), atol=1e-3)
+    # a sheared (gantry-tilted) file's own qform is kept for its labels too, with one warning
+    tilt = sform.copy()
+    tilt[1, 2] = 2.5 * np.tan(np.radians(15))  # each slice shifted in y: a 15° tilt
+    img = nib.Nifti1Image(np.zeros((20, 22, 8), np.int16), tilt)
+    img.set_sform(tilt, code=1)
+    img.set_qform(qform, code=1)
+    nib.save(img, tmp_path / "tilt.nii.gz")
+    tilted = read_nifti(tmp_path / "tilt.nii.gz")
+    assert [w for w in tilted.meta["warnings"] if "sheared" in w or "disagree" in w] == [
+        next(w for w in tilted.meta["warnings"] if "sheared" in w)
+    ]
+    write_nifti(tilted.with_array(np.ones(tilted.shape, np.uint8)), tmp_path / "tl.nii.gz")
+    np.testing.assert_allclose(nib.load(tmp_path / "tl.nii.gz").get_qform(), qform, atol=1e-4)
     # labels on another grid get no stale qform
     other = volume.with_array(volume.array)
     other.origin = (0.0, 0.0, 0.0)

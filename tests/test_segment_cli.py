@@ -609,3 +609,18 @@ def test_outputs_written_into_a_patients_folder_neither_hide_it_nor_become_its_g
     assert main(["convert", str(root), "-o", str(tmp_path / "ds")]) == 0
     assert (tmp_path / "ds" / "imagesTs" / "P2.nii.gz").is_file()
     assert not (tmp_path / "ds" / "labelsTr").exists()
+
+
+def test_an_output_folder_with_exported_masks_or_a_stopped_runs_file_is_no_patient(tmp_path):
+    from napari_livertumor.commands.segment import discover_cases
+
+    root = tmp_path / "patients"
+    write_ct_series(small_ct(seed=4), root / "P1" / "ct", patient_id="P1")
+    write_ct_series(small_ct(seed=6), root / "P2" / "ct", patient_id="P2")
+    out = root / "out"
+    out.mkdir()
+    (out / "P1_stats.json").write_text("{}")
+    for name in ("P1_labels.nii.gz", "P1_liver.nii.gz", "P1_tumor.nii.gz",
+                 ".P2_labels.nii.gz.new.nii.gz"):  # fmt: skip
+        write_nifti(small_ct(), out / name)
+    assert [c.name for c in discover_cases([root])] == ["P1", "P2"]

@@ -484,7 +484,7 @@ def _write_one(
     elif kind == "tumor.nii.gz":
         write_nifti((labels == 2).astype(np.uint8), path, reference=volume)
     elif kind == "seg.dcm":
-        from ..io.seg import write_dicom_seg
+        from ..io.seg import model_seg_description, write_dicom_seg
 
         write_dicom_seg(
             labels,
@@ -493,6 +493,12 @@ def _write_one(
             segments=[(1, "Liver"), (2, "Tumor")],
             notes=notes,
             algorithm_type=algorithm_type,
+            # a model's segmentation as it came is marked so: never read as a ground truth
+            **(
+                {"series_description": model_seg_description()}
+                if algorithm_type == "AUTOMATIC"
+                else {}
+            ),
         )
     elif kind in ("stats.json", "lesions.csv"):
         if not stats:

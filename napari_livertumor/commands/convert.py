@@ -243,7 +243,8 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
                     row.pop("ground_truth_new", None)  # said by the run that took it up
                 rows.append(row)
                 print(f"[{i}/{len(cases)}] {_case_line(row)}", flush=True)
-                for warning in row.get("warnings", []):
+                # (a kept case's row holds its earlier run's warnings: said then)
+                for warning in row.get("warnings", []) if row["status"] != "kept" else []:
                     print(f"livertumor convert: {case.name}: warning: {warning}", file=sys.stderr)
             summary["clinical"] = _copy_clinical(source, outdir, force=args.force)
     except KeyboardInterrupt:

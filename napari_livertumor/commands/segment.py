@@ -29,6 +29,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import time
 import unicodedata
@@ -531,15 +532,18 @@ def _cases_from_folder(folder: Path) -> list[Case]:
 
 
 def _holds_a_scan(folder: Path) -> bool:
-    """Any DICOM image or NIfTI CT in ``folder``'s tree (not this command's own files)?"""
+    """Any DICOM image or NIfTI CT in ``folder``'s tree? Not this command's (or Export's) own
+    files: masks named ``*_labels``, ``*_liver``, ``*_tumor``, DICOM SEGs, hidden temporary
+    files a stopped run left."""
     import pydicom
 
     from ..io.nifti import is_nifti_path
 
+    ours = re.compile(r".*_(labels|liver|tumor)\.nii(\.gz)?$", re.IGNORECASE)
     for p in sorted(folder.rglob("*")):
-        if not p.is_file():
+        if not p.is_file() or p.name.startswith("."):
             continue
-        if is_nifti_path(p) and not _is_our_labels(p):
+        if is_nifti_path(p) and not ours.match(p.name):
             return True
         if _looks_dicom(p):
             try:
@@ -1115,8 +1119,7 @@ def _write_extras(case, volume, labels, stats, asides: dict, finals: dict) -> li
 
 
 def _write_seg(volume, labels, stats: dict, path: Path, notes: list[str], shown: Path) -> None:
-    from .. import __version__
-    from ..io.seg import MODEL_SEG_PREFIX, write_dicom_seg
+    from ..io.seg import model_seg_description, write_dicom_seg
 
     liver_only = stats.get("tumor_ml") is None
     if not (labels > 0).any():
@@ -1128,8 +1131,7 @@ def _write_seg(volume, labels, stats: dict, path: Path, notes: list[str], shown:
         volume,
         path,
         segments=[(1, "Liver")] if liver_only else [(1, "Liver"), (2, "Tumor")],
-        series_description=f"{MODEL_SEG_PREFIX}{__version__} liver"
-        + ("" if liver_only else "+tumor"),
+        series_description=model_seg_description("liver" if liver_only else "liver+tumor"),
         notes=notes,
         shown_as=shown,
     )

@@ -9,9 +9,7 @@ of the stack, and said.
 
 from __future__ import annotations
 
-import logging
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -26,23 +24,6 @@ from ._dicom_geometry import (
     series_file_name,
     stack_geometry,
 )
-
-#: pydicom's own notes on pixel data longer than Rows × Columns: said once for the series by
-#: :func:`decode_slices` (naming a file), not once per slice in the log
-_EXCESS_NOTES = (
-    "The number of bytes of pixel data is sufficient to contain",
-    "excess padding to be removed",
-)
-
-
-class _NoExcessNotes(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        return not any(part in text for part in _EXCESS_NOTES)
-
-
-logging.getLogger("pydicom").addFilter(_NoExcessNotes())
-warnings.filterwarnings("ignore", message=f".*({'|'.join(_EXCESS_NOTES)})", category=UserWarning)
 
 
 class DecoderMissing(InputError):
@@ -249,6 +230,14 @@ def _pydicom_pixels(h: SliceHeader) -> tuple[np.ndarray, int]:
         raise InputError(h.path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
     if "PixelData" not in ds:
         raise InputError(h.path, "no pixel data in the file (truncated?)")
+    excess = 0
+    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if ts is not None and not ts.is_compressed and int(ds.get("NumberOfFrames") or 1) == 1:
+        per_value = (int(ds.get("BitsAllocated") or 16) + 7) // 8
+        frame = h.rows * h.cols * int(ds.get("SamplesPerPixel") or 1) * per_value
+        excess = max(len(ds.PixelData) - frame, 0)
+        if excess > 1:  # only the declared frame is decoded (said once for the series)
+            ds.PixelData = ds.PixelData[: frame + frame % 2]
     try:
         arr = ds.pixel_array
     except Exception as exc:
@@ -262,14 +251,6 @@ def _pydicom_pixels(h: SliceHeader) -> tuple[np.ndarray, int]:
             f"pixel data cannot be decoded (transfer syntax {name}; {why}; "
             f"{type(exc).__name__}: {exc})",
         ) from exc
-    excess = 0
-    ts = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    if ts is not None and not ts.is_compressed and int(ds.get("NumberOfFrames") or 1) == 1:
-        per_value = (int(ds.get("BitsAllocated") or 16) + 7) // 8
-        frame = h.rows * h.cols * int(ds.get("SamplesPerPixel") or 1) * per_value
-        excess = max(len(ds.PixelData) - frame, 0)
-        if arr.ndim == 3 and arr.shape[1:] == (h.rows, h.cols):
-            arr = arr[0]  # pydicom returns the undeclared frames too: the declared one is read
     if arr.ndim != 2:
         raise InputError(h.path, f"expected one 2D frame, got pixel array of shape {arr.shape}")
     return arr, excess

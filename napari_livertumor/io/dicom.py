@@ -64,6 +64,8 @@ class SeriesInfo:
     plane: str = ""
     #: ImageType says DERIVED (a reformat, a reconstruction made from other images)
     derived: bool = False
+    #: distinct slice positions (images at one table position count once)
+    n_positions: int = 0
 
     @property
     def is_ct(self) -> bool:
@@ -445,8 +447,7 @@ def _group(headers: list[SliceHeader]) -> list[tuple[SeriesInfo, list[SliceHeade
         for acq, part in _split_acquisitions(members):
             groups.append((_series_info(uid, part, acq), part))
     # in the order a folder's series are offered: the one read by default first
-    most = max((_extent(g[0]) for g in groups if g[0].is_ct), default=0.0)
-    groups.sort(key=lambda g: (not g[0].is_ct, *_rank(g[0], most=most), g[0].series_number or 0))
+    groups.sort(key=lambda g: (not g[0].is_ct, *_rank(g[0]), g[0].series_number or 0))
     return groups
 
 
@@ -538,6 +539,7 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
         not_image=first.not_image,
         plane=_plane(first.orientation),
         derived=first.image_type.startswith("DERIVED"),
+        n_positions=len({round(h.location, 1) for h in members if h.location is not None}),
     )
 
 
@@ -549,18 +551,16 @@ def _plane(orientation) -> str:
     return ("sagittal", "coronal", "axial")[int(np.argmax(normal))]  # LPS: x, y, z
 
 
-def _extent(info: SeriesInfo) -> float:
-    """How far a series reaches across its slices, mm (its slice count without a spacing)."""
-    return info.n_slices * (info.spacing[0] if info.spacing else 1.0)
+#: a series at fewer distinct positions than this (a scout, a bolus-tracking or monitoring
+#: series: images at one or a few table positions) is never preferred for its plane or ImageType
+SHORT_SERIES = 5
 
 
-def _rank(info: SeriesInfo, wanted=frozenset(), most: float = 0.0) -> tuple:
-    """Which series a folder gives when none is asked for: the smallest rank. ``most``: the
-    longest :func:`_extent` of a series there; one reaching under half as far (a bolus-tracking
-    or monitoring series, a scout) is never preferred for its plane or ImageType."""
+def _rank(info: SeriesInfo, wanted=frozenset()) -> tuple:
+    """Which series a folder gives when none is asked for: the smallest rank."""
     return (
         -len(wanted & info.sop_instance_uids),
-        _extent(info) < most / 2,
+        info.n_positions < SHORT_SERIES,
         info.plane not in ("axial", ""),
         info.derived,
         -info.n_slices,
@@ -573,6 +573,11 @@ def why_chosen(info: SeriesInfo, others: list[SeriesInfo], wanted=frozenset()) -
         return "the one the DICOM SEG here was drawn on"
     bigger = [o for o in others if o.n_slices > info.n_slices]
     reasons = []
+    if info.n_positions >= SHORT_SERIES and any(o.n_positions < SHORT_SERIES for o in bigger):
+        reasons.append(
+            f"a scan, preferred to a series of images at under {SHORT_SERIES} positions "
+            "(monitoring, bolus tracking)"
+        )
     if info.plane == "axial" and any(o.plane not in ("axial", "") for o in bigger):
         reasons.append("axial slices, preferred to a reformat in another plane")
     if not info.derived and any(o.derived for o in bigger):
@@ -620,8 +625,7 @@ def _choose(
         # not the derived recon with more slices), else an axial one (not a coronal or sagittal
         # reformat beside it), an original one (not a derived one), then the one with most slices
         wanted = set(prefer or ()) or set(seg_refs)
-        most = max(_extent(g[0]) for g in matching)
-        best_uid = min(matching, key=lambda g: _rank(g[0], wanted, most))[0].uid
+        best_uid = min(matching, key=lambda g: _rank(g[0], wanted))[0].uid
         matching = [g for g in matching if g[0].uid == best_uid]
     if acquisition is not None:
         chosen = [g for g in matching if g[0].acquisition == acquisition]

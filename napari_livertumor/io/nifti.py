@@ -96,11 +96,11 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
     m = np.asarray(affine, float)[:3, :3]
     unit = m / np.maximum(np.linalg.norm(m, axis=0), 1e-12)
     shear = float(np.degrees(np.arccos(np.clip(abs(np.linalg.det(unit)), 0.0, 1.0))))
-    # (a sheared sform has no exact qform: the shear's own warning below says how far off)
-    if codes[0] > 0 and codes[1] > 0 and shear <= 0.05:
+    if codes[0] > 0 and codes[1] > 0:
         off = _corner_distance(img.get_qform(), affine, shape)
         if off > 0.5:
-            qform_apart = img.get_qform()
+            qform_apart = img.get_qform()  # kept for the labels either way
+        if off > 0.5 and shear <= 0.05:  # (a sheared sform has no exact qform: its own warning)
             warnings.append(
                 f"the header's sform and qform disagree: voxels up to {off:.1f} mm apart. The "
                 "sform is used (as nibabel, FSL and napari do); tools that use the qform "

@@ -202,14 +202,23 @@ def _said(notes: list[str] | None, note: str) -> None:
         notes.append(note)
 
 
-#: SeriesDescription of the DICOM SEGs ``livertumor segment --dicom-seg`` writes
+#: SeriesDescription of the DICOM SEGs of a model's segmentation as it came (``livertumor
+#: segment --dicom-seg``, an unedited one exported or saved in napari)
 MODEL_SEG_PREFIX = "livertumor "
 
 
+def model_seg_description(what: str = "segmentation") -> str:
+    """The SeriesDescription marking a DICOM SEG as a model's unedited output."""
+    from .. import __version__
+
+    return f"{MODEL_SEG_PREFIX}{__version__} {what}"[:64]
+
+
 def is_model_output(ds) -> bool:
-    """Is ``ds`` (a DICOM SEG header) one ``livertumor segment --dicom-seg`` wrote (this tool,
-    every segment AUTOMATIC, its series description)? Such a file beside a CT (written into a
-    patient's folder) is no ground truth: readers that look for one leave it out."""
+    """Is ``ds`` (a DICOM SEG header) a model's segmentation as it came, written by this tool
+    (``segment --dicom-seg``, or exported unedited: every segment AUTOMATIC and the series
+    description of :func:`model_seg_description`)? Such a file beside a CT is no ground truth:
+    readers that look for one leave it out. An edited one (SEMIAUTOMATIC) is kept."""
     segments = ds.get("SegmentSequence") or []
     return (
         str(ds.get("Manufacturer", "") or "") == "napari-livertumor"
