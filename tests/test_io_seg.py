@@ -236,7 +236,10 @@ def test_labels_on_slices_filled_over_a_gap_are_left_out_of_the_seg_and_said(tmp
     notes: list[str] = []
     write_dicom_seg(labels, gap, tmp_path / "seg.dcm", HCC_SEGMENTS, notes=notes)
     (note,) = notes
-    assert f"slice(s) {filled} (of 0..7)" in note and "left out of the DICOM SEG" in note
+    assert f"slice(s) {filled} (of 0..7" in note and "left out of the DICOM SEG" in note
+    # and where a PACS viewer shows it: between the image numbers on either side
+    numbers = gap.meta["instance_numbers"]
+    assert f"between images {numbers[filled - 1]} and {numbers[filled + 1]})" in note
     back = read_dicom_seg(tmp_path / "seg.dcm", gap)
     expected = labels.copy()
     expected[filled] = 0

@@ -324,7 +324,8 @@ def write_dicom_seg(
         # NIfTI export keeps them)
         _said(
             notes,
-            f"{shown.name}: slice(s) {_ranges(filled)} (of 0..{len(sources) - 1}) were "
+            f"{shown.name}: slice(s) {_ranges(filled)} (of 0..{len(sources) - 1}"
+            f"{_between_images(filled, reference)}) were "
             f"interpolated over a gap or an unreadable file in the CT series and have no DICOM "
             "image to reference; "
             f"their {dropped} labelled voxel(s) are left out of the DICOM SEG (a NIfTI export "
@@ -385,6 +386,27 @@ def write_dicom_seg(
     with atomic_path(out_path, suffix=".partial", shown_as=shown) as tmp:
         seg.save_as(tmp)
     return out_path
+
+
+def _between_images(indices: list[int], reference) -> str:
+    """``; between images 4 and 6`` for the runs of ``indices``: the DICOM image numbers (what
+    a PACS viewer shows) on either side of each, when the reader kept them; else ``""``."""
+    numbers = list(reference.meta.get("instance_numbers") or ())
+    if len(numbers) != reference.shape[0]:
+        return ""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    said = []
+    for a, b in runs:
+        below = numbers[a - 1] if a > 0 else None
+        above = numbers[b + 1] if b + 1 < len(numbers) else None
+        if below is not None and above is not None:
+            said.append(f"{below} and {above}")
+    return f"; between images {', '.join(said)}" if said else ""
 
 
 def _ranges(indices: list[int]) -> str:
