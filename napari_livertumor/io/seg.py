@@ -394,14 +394,8 @@ def _between_images(indices: list[int], reference) -> str:
     numbers = list(reference.meta.get("instance_numbers") or ())
     if len(numbers) != reference.shape[0]:
         return ""
-    runs: list[list[int]] = []
-    for i in indices:
-        if runs and i == runs[-1][1] + 1:
-            runs[-1][1] = i
-        else:
-            runs.append([i, i])
     said = []
-    for a, b in runs:
+    for a, b in _runs(indices):
         below = numbers[a - 1] if a > 0 else None
         above = numbers[b + 1] if b + 1 < len(numbers) else None
         if below is not None and above is not None:
@@ -409,15 +403,20 @@ def _between_images(indices: list[int], reference) -> str:
     return f"; between images {', '.join(said)}" if said else ""
 
 
-def _ranges(indices: list[int]) -> str:
-    """``[3, 4, 5, 9]`` → ``"3-5, 9"``."""
+def _runs(indices: list[int]) -> list[list[int]]:
+    """``[3, 4, 5, 9]`` → ``[[3, 5], [9, 9]]``: first and last of each consecutive run."""
     runs: list[list[int]] = []
     for i in indices:
         if runs and i == runs[-1][1] + 1:
             runs[-1][1] = i
         else:
             runs.append([i, i])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+    return runs
+
+
+def _ranges(indices: list[int]) -> str:
+    """``[3, 4, 5, 9]`` → ``"3-5, 9"``."""
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in _runs(indices))
 
 
 # --------------------------------------------------------------------------- reading helpers
