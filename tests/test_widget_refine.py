@@ -497,7 +497,7 @@ def test_undo_of_a_step_on_a_layer_moved_aside_names_that_layer(refine_setup, qt
 
 
 def test_closing_the_panel_takes_its_preview_outline_away(refine_setup, qtbot):
-    """The yellow outline stayed on the canvas after the panel was closed, no longer updated:
+    """The preview outline stayed on the canvas after the panel was closed, no longer updated:
     it looked like a live preview of nothing."""
     viewer, widget, seg, truth, liver = refine_setup
     count = widget.preview_count
@@ -692,7 +692,7 @@ def test_an_empty_viewer_shows_the_load_hint_not_the_rolled_view_one(make_napari
 
 
 def test_the_outline_goes_when_another_tab_is_shown(make_napari_viewer, qtbot):
-    """Tabbed with Inspect, the yellow outline stayed over the mask being measured."""
+    """Tabbed with Inspect, the preview outline stayed over the mask being measured."""
     viewer = make_napari_viewer(show=True)
     vol, labels, truth, liver = synthetic_case()
     _layers.add_ct_layer(viewer, vol, name="CT")

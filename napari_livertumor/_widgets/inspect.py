@@ -73,8 +73,17 @@ class InspectWidget(JobWidgetMixin, QWidget):
             self.color_buttons[value] = btn
         self.measure_button = QPushButton("Measure")
         self.volume_table = _table(["Measure", "Value"])
+        # two-line headers: the table widens the panel to show every column, by less
         self.lesion_table = _table(
-            ["#", "Volume (mL)", "Longest Ø (mm)", "Slices", "Images", "Mean HU", "vs liver (HU)"]
+            [
+                "#",
+                "Volume\n(mL)",
+                "Longest\nØ (mm)",
+                "Slices",
+                "Images",
+                "Mean\nHU",
+                "vs liver\n(HU)",
+            ]
         )
         self.lesion_table.horizontalHeaderItem(1).setToolTip(
             "The lesion's volume: a lesion is one connected part of the tumor label"

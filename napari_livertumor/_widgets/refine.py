@@ -60,12 +60,13 @@ if TYPE_CHECKING:
     import napari
 
 PREVIEW_NAME = "Refine preview"
-PREVIEW_COLOR = (1.0, 0.9, 0.1, 1.0)  # yellow outline, distinct from the red tumor
+PREVIEW_COLOR = (0.0, 0.95, 1.0, 1.0)  # cyan outline: apart from the red tumor and from the
+# ground truth's amber aorta and blue portal vein outlines
 DEBOUNCE_MS = 80
 UNDO_STEPS = 20
 SAME_LAYER = "same layer (1 = liver)"
 NO_LIVER = "none (no confinement)"
-UNDER_CURSOR = "lesion under the mouse"
+UNDER_CURSOR = "under the mouse"  # short: the combo shares a row with a button
 MODEL_OUTPUT = "model_output"
 
 #: help shown when the mouse rests on a control
@@ -97,7 +98,7 @@ TOOLTIPS = {
     "min_contrast": "Contrast-to-noise ratio (CNR, 0–10): the difference of mean HU between "
     "the lesion and the liver around it, divided by their noise (standard deviation). "
     "Lesions below it are left as they are: an outline would wander on them",
-    "live": "Refine the shown slice in 2D as you change the settings (yellow outline); this is "
+    "live": "Refine the shown slice in 2D as you change the settings (cyan outline); this is "
     "what Apply to slice writes. Apply to lesion / to all run the outline in 3D, where the "
     "neighbouring slices pull on it: the result on this slice may differ",
 }
@@ -278,8 +279,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             ),
             (
                 self.apply_slice_button,
-                "Write the yellow preview of the current slice into the labels (Undo takes "
-                "it back)",
+                "Write the cyan preview of the current slice into the labels (Undo takes it back)",
             ),
             (self.apply_all_button, "Refine every lesion in 3D with these settings"),
             (self.apply_lesion_button, "Refine the chosen lesion in 3D with these settings"),
