@@ -62,20 +62,30 @@ def read_dicom_layers(path) -> list[tuple]:
             volume, labels = load_tcia_case(target.parent.parent, seg_path=target)
         except InputError as exc:
             where = "" if exc.path in (None, target) else f" ({exc.path})"
+            # a model's own output is no ground truth: Load CT's field is no way to open it
+            also = (
+                ""
+                if _seg_role(target) == "segmentation"
+                else (" (or choose it as the ground truth in Load CT)")
+            )
             raise InputError(
                 target,
                 f"{exc.problem}{where}\nThis is a DICOM SEG: it opens on the CT series it was "
                 "drawn on, looked "
                 f"for in {target.parent.parent} and among the CTs open in the viewer. Open that "
-                "CT first, then this file again (or choose it as the ground truth in Load CT).",
+                f"CT first, then this file again{also}.",
             ) from exc
         _say_warnings(volume)
         return _with_ground_truth(volume, labels, _seg_role(target))
     if target.is_dir():
         segs = find_seg_files(target)
-        if segs and all(s.parent == target for s in segs) and not _holds_images(target):
-            # a Segmentation series folder (TCIA keeps each SEG in one): opened as its file
-            return read_dicom_layers(segs[0])
+        # without a ground truth, this tool's own segmentation (the newest) opens instead
+        own = [] if segs else _newest_first(find_seg_files(target, model_output=True))
+        either = segs or own
+        if either and all(s.parent == target for s in either) and not _holds_images(target):
+            # a Segmentation series folder (TCIA keeps each SEG in one), or one holding
+            # `segment --dicom-seg`'s output: opened as its file
+            return read_dicom_layers(either[0])
         if segs:
             try:  # the SEG drawn on a CT of this folder (another patient's may sit beside)
                 volume, labels = load_tcia_case(target)
@@ -84,6 +94,10 @@ def read_dicom_layers(path) -> list[tuple]:
             else:
                 _say_warnings(volume)
                 return _with_ground_truth(volume, labels, _seg_role(Path(volume.meta["seg_path"])))
+        elif own:
+            layers = _own_segmentation(target, own)
+            if layers is not None:
+                return layers
     from .io.dicom import read_dicom_series
 
     if target.is_file() and _opened_with_its_series(target):
@@ -244,6 +258,37 @@ def _seg_on_an_open_ct(seg_path: Path) -> list[tuple] | None:
         name = f"{volume.meta.get('patient_id') or 'CT'} {seg_path.stem}"
         return [labels_layer_data(labels, volume, name, _seg_role(seg_path))]
     return None
+
+
+def _newest_first(paths: list[Path]) -> list[Path]:
+    return sorted(paths, key=lambda p: (-p.stat().st_mtime, str(p)))
+
+
+def _own_segmentation(folder: Path, own: list[Path]) -> list[tuple] | None:
+    """The CT of ``folder`` with this tool's own segmentation of it (``segment --dicom-seg``
+    or an unedited export saved beside it), when the folder holds no ground truth: the first
+    of ``own`` (newest first) drawn on a CT series of this folder, as a segmentation layer,
+    never as the truth. None when there is none, or when it cannot be read (the CT then opens
+    alone, and why is said)."""
+    from .io.dicom import discover_series
+    from .io.seg import seg_referenced_series
+    from .io.tcia import load_tcia_case
+
+    held = {s.uid for s in discover_series(folder) if s.is_ct}
+    seg_path = next((p for p in own if seg_referenced_series(p) in held), None)
+    if seg_path is None:
+        return None
+    try:
+        volume, labels = load_tcia_case(folder, seg_path=seg_path)
+    except InputError as exc:
+        _notify(f"The segmentation {seg_path.name} was not opened: {exc}")
+        return None
+    _say_warnings(volume)
+    _notify(
+        f"Opened with this tool's own segmentation {seg_path.name} (a model's output, shown as "
+        "a segmentation, not as a ground truth)"
+    )
+    return _with_ground_truth(volume, labels, "segmentation")
 
 
 def _seg_role(seg_path: Path) -> str:

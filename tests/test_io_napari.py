@@ -597,3 +597,57 @@ def test_an_8_bit_ct_opens_as_an_image_and_an_8_bit_mask_as_labels(tmp_path):
         path = str(tmp_path / f"{name}.nii.gz")
         kinds[name] = [kind for *_, kind in napari_get_reader(path)(path)]
     assert kinds == {"ct8": ["image"], "mask": ["labels"], "empty": ["labels"], "many": ["labels"]}
+
+
+def test_a_folder_with_this_tools_own_segmentation_opens_it_as_a_segmentation(tmp_path):
+    """`segment --dicom-seg` written beside the CT is never a ground truth (readers skip it);
+    opening the folder in napari then showed the CT alone, the segmentation the user came back
+    for left out. It opens as a segmentation (the newest of several), never as the truth; the
+    output folder alone opens it on the CT open in the viewer, or says where it looked."""
+    import os
+
+    from napari_livertumor.io.seg import model_seg_description
+
+    ct_dir = tmp_path / "study" / "P7"
+    source = CTVolume(
+        np.random.default_rng(3).integers(-200, 300, (5, 16, 18)).astype(np.int16),
+        (2.5, 0.8, 0.8),
+        (-40.0, 50.0, 90.0),
+        np.diag([1.0, -1.0, -1.0]),  # as the study's: shown turned
+    )
+    write_ct_series(source, ct_dir, patient_id="P7")
+    ct = load_ct(ct_dir)
+    old = np.zeros(ct.shape, np.uint8)
+    old[1:4, 3:12, 3:14] = 1
+    new = old.copy()
+    new[2, 5:8, 5:9] = 2
+    description = model_seg_description("liver+tumor")
+    for name, labels in (("P7_old_seg.dcm", old), ("P7_seg.dcm", new)):
+        write_dicom_seg(labels, ct, ct_dir / name, series_description=description)
+    os.utime(ct_dir / "P7_old_seg.dcm", (1e9, 1e9))  # written long ago
+    layers = napari_get_reader(str(ct_dir))(str(ct_dir))
+    assert [kind for *_, kind in layers] == ["image", "labels"]
+    assert layers[1][1]["metadata"]["livertumor_role"] == "segmentation"
+    assert layers[1][1]["name"] == "P7 segmentation"
+    np.testing.assert_array_equal(layers[1][0], shown(ct, new)[1])
+
+    # the segment command's output folder (no CT in it) opens the SEG with its CT, looked for
+    # in the study folder, as a SEG file opens; too far from its CT, it says where it looked
+    out = tmp_path / "study" / "results"
+    out.mkdir()
+    (ct_dir / "P7_seg.dcm").rename(out / "P7_seg.dcm")
+    (ct_dir / "P7_old_seg.dcm").unlink()
+    layers = napari_get_reader(str(out))(str(out))
+    assert layers[1][1]["metadata"]["livertumor_role"] == "segmentation"
+    np.testing.assert_array_equal(layers[1][0], shown(ct, new)[1])
+    far = tmp_path / "elsewhere" / "x" / "results"
+    far.mkdir(parents=True)
+    shutil.copy(out / "P7_seg.dcm", far / "P7_seg.dcm")
+    with pytest.raises(InputError, match="drawn on"):
+        napari_get_reader(str(far))(str(far))
+    # a ground truth beside it wins: the folder opens as before
+    write_dicom_seg(old, ct, ct_dir / "truth.dcm", algorithm_type="MANUAL")
+    shutil.copy(out / "P7_seg.dcm", ct_dir / "P7_seg.dcm")
+    layers = napari_get_reader(str(ct_dir))(str(ct_dir))
+    assert layers[1][1]["metadata"]["livertumor_role"] == "ground_truth"
+    np.testing.assert_array_equal(layers[1][0], shown(ct, old)[1])

@@ -48,8 +48,10 @@ def download_levels(root: str | Path) -> list[Path]:
     return levels
 
 
-def find_seg_files(root: str | Path) -> list[Path]:
-    """DICOM SEG files under ``root`` (any depth), sorted by path."""
+def find_seg_files(root: str | Path, *, model_output: bool = False) -> list[Path]:
+    """DICOM SEG files under ``root`` (any depth), sorted by path: the ground truths, or with
+    ``model_output`` only this tool's own unedited segmentations (``seg.is_model_output``),
+    which are never a ground truth."""
     from .dicom import is_dicom_file
     from .seg import SEG_SOP_CLASSES, is_model_output
 
@@ -71,7 +73,10 @@ def find_seg_files(root: str | Path) -> list[Path]:
         except Exception:
             continue
         # this tool's own automatic output is no ground truth
-        if str(ds.get("SOPClassUID", "")) in SEG_SOP_CLASSES and not is_model_output(ds):
+        if (
+            str(ds.get("SOPClassUID", "")) in SEG_SOP_CLASSES
+            and is_model_output(ds) is model_output
+        ):
             found.append(path)
     return found
 
