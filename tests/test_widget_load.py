@@ -576,3 +576,55 @@ def test_the_mouse_wheel_over_a_control_scrolls_the_panel_not_the_value(load_wid
     finally:
         widget.source.hasFocus = monkey
     assert widget.source.currentText() != before
+
+
+def test_the_ground_truth_filled_in_follows_the_chosen_series(load_widget, qtbot, tmp_path):
+    """A folder of two patients: Find series filled in the first one's SEG, and choosing the
+    second patient's row kept it; Load then read the CT without its ground truth ("the SEG
+    references series …"), though the scan had found that patient's own SEG. A ground truth the
+    user typed is kept, and the message no longer says the scan filled one in."""
+    from napari_livertumor.io import load_ct
+    from napari_livertumor.io.dicom_write import write_ct_series
+    from napari_livertumor.io.seg import write_dicom_seg
+
+    viewer, widget = load_widget
+    vol, labels = tiny_ct()
+    segs = {}
+    for i, pid in enumerate(("HCC_001", "HCC_002")):
+        write_ct_series(vol, tmp_path / pid / "ct", patient_id=pid, series_description="LIVER")
+        ct = load_ct(tmp_path / pid / "ct")
+        truth = labels.copy()
+        truth[truth == 2] = 0 if i else 2  # the second patient's truth has no tumor
+        segs[pid] = tmp_path / pid / "seg" / "1-1.dcm"
+        write_dicom_seg(truth, ct, segs[pid], algorithm_type="MANUAL")
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(tmp_path))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    rows = {widget.series_table.item(r, 0).text(): r for r in range(2)}
+    for pid in ("HCC_002", "HCC_001", "HCC_002"):
+        widget.series_table.selectRow(rows[f"{pid}: LIVER"])
+        assert widget.truth_path.text() == str(segs[pid])
+    assert "the chosen row's is filled in below" in widget.status.text()
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    assert "not loaded" not in widget.status.text()
+    (gt,) = _layers.labels_layers(viewer, role="ground_truth")
+    assert gt.data.max() == 1  # the second patient's, not the first one's
+    # a ground truth of the user's own is kept whatever the row, and the scan says so
+    own = tmp_path / "mine.nii.gz"
+    widget.truth_path.setText(str(own))
+    widget.series_table.selectRow(rows["HCC_001: LIVER"])
+    assert widget.truth_path.text() == str(own)
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    assert widget.truth_path.text() == str(own)
+    assert "the ground truth you chose is kept" in widget.status.text()
+
+
+def test_find_series_on_a_missing_folder_says_not_found(load_widget, tmp_path):
+    _, widget = load_widget
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(tmp_path / "nope"))
+    widget.scan_button.click()
+    assert widget.status.text() == f"{tmp_path / 'nope'}: folder not found"

@@ -50,11 +50,15 @@ def toast_text(message: str) -> str:
 
 def path_text(edit) -> str:
     """The path typed in a line edit, trimmed, with ``~`` as the user's home (a folder named
-    ``~`` was created in napari's working folder)."""
+    ``~`` was created in napari's working folder) and a relative path made absolute (it is
+    napari's working folder, which the user does not see: messages name the whole path);
+    ``""`` when nothing is typed."""
     import os
 
     text = edit.text().strip()
-    return os.path.expanduser(text) if text.startswith("~") else text
+    if not text:
+        return ""
+    return os.path.abspath(os.path.expanduser(text) if text.startswith("~") else text)
 
 
 def notify_error(message: str) -> None:

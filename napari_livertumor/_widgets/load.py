@@ -133,6 +133,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
         #: the ground-truth path a scan filled in (cleared with the scan when the path changes;
         #: one the user typed is kept)
         self._auto_truth = ""
+        #: the last scan's SEGs: (file, series it was drawn on, the images it references)
+        self._segs: list[tuple[str, str | None, set]] = []
         self.source.currentIndexChanged.connect(self._source_changed)
         self.path.textChanged.connect(self._path_changed)
         self.browse.clicked.connect(self._browse)
@@ -142,6 +144,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.path.returnPressed.connect(self._path_entered)
         self.truth_path.returnPressed.connect(self._path_entered)
         self.window_combo.currentTextChanged.connect(self._apply_window)
+        self.series_table.itemSelectionChanged.connect(self._follow_row)
         self._source_changed()
         self.init_jobs(napari_viewer)
 
@@ -152,9 +155,12 @@ class LoadWidget(JobWidgetMixin, QWidget):
         if not text:  # Path("") is the folder napari started in: never scanned unasked
             set_status(self.status, "Choose a DICOM folder first.", error=True)
             return
-        folder = Path(text).expanduser()
+        folder = Path(user_path(self.path))
         if folder.is_file():  # a file of a series: its folder is what Load reads too
             folder = folder.parent
+        if not folder.exists():
+            set_status(self.status, f"{folder}: folder not found", error=True)
+            return
         if not folder.is_dir():
             set_status(self.status, f"{folder}: not a folder", error=True)
             return
@@ -291,7 +297,12 @@ class LoadWidget(JobWidgetMixin, QWidget):
         # only a SEG drawn on a series listed here (another patient's SEG in the folder is not)
         segs = [s for s in all_segs if refs.get(str(s.files[0]), None) in listed or not refs]
         foreign = len(all_segs) - len(segs)
+        self._segs = [
+            (str(s.files[0]), refs.get(str(s.files[0])), instances.get(str(s.files[0])) or set())
+            for s in segs
+        ]
         table = self.series_table
+        table.blockSignals(True)  # the rows are filled first; the selection below follows
         table.setRowCount(len(self._series))
         patients = sorted({getattr(s, "patient_id", "") for s in self._series})
         for r, s in enumerate(self._series):
@@ -305,6 +316,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 item = QTableWidgetItem(text)
                 item.setToolTip(s.summary() if hasattr(s, "summary") else text)
                 table.setItem(r, c, item)
+        table.blockSignals(False)
+        own_choice = self.truth_path.text().strip() not in ("", self._auto_truth)
         if self._series:
             # the series the ground truth was drawn on (the contrast series of an HCC-TACE-Seg
             # study, not the derived recon with more slices), else the first (axial, original, most slices)
@@ -313,13 +326,13 @@ class LoadWidget(JobWidgetMixin, QWidget):
             rows = [r for r, s in enumerate(self._series) if s.uid == drawn_on]
             # of a series stacking phases, the acquisition holding the images the SEG is on
             on_images = [r for r in rows if images & set(self._series[r].sop_instance_uids)]
-            table.selectRow((on_images or rows or [0])[0])
-        if self.truth_path.text().strip() in ("", self._auto_truth):
-            self._auto_truth = str(segs[0].files[0]) if segs else ""
-            self.truth_path.setText(self._auto_truth)
+            table.selectRow((on_images or rows or [0])[0])  # the ground truth follows the row
+        self._follow_row()
         msg = f"{len(self._series)} image series found"
-        if segs:
-            msg += f"; ground truth: {len(segs)} DICOM SEG (filled in below the path)"
+        if segs and own_choice:
+            msg += f"; {len(segs)} DICOM SEG found (the ground truth you chose is kept)"
+        elif segs:
+            msg += f"; ground truth: {len(segs)} DICOM SEG (the chosen row's is filled in below)"
         if foreign:
             msg += f"; {foreign} DICOM SEG drawn on a series that is not here (not used)"
         if len(patients) > 1:
@@ -387,12 +400,33 @@ class LoadWidget(JobWidgetMixin, QWidget):
         if self.scan_button in self.jobs and self.jobs[self.scan_button].running:
             self.drop_job(self.scan_button)
             set_status(self.status, "")
+        self._segs = []
         if self._series or self.series_table.rowCount():
             self._series = []
             self.series_table.setRowCount(0)
         if self._auto_truth and self.truth_path.text().strip() == self._auto_truth:
             self.truth_path.clear()
         self._auto_truth = ""
+
+    def _follow_row(self) -> None:
+        """The ground truth filled in follows the chosen series: the scan's SEG drawn on it
+        (on the chosen acquisition of a series stacking several), else none. One the user
+        typed or browsed to is kept."""
+        if self.truth_path.text().strip() not in ("", self._auto_truth):
+            return
+        chosen = self.selected_series()
+        found = ""
+        if chosen is not None:
+            on_it = [(f, images) for f, uid, images in self._segs if uid == chosen.uid]
+            mine = set(getattr(chosen, "sop_instance_uids", ()) or ())
+            found = next((f for f, images in on_it if images & mine), "") or next(
+                (f for f, _ in on_it), ""
+            )
+        elif len(self._segs) == 1:  # nothing chosen (a series list that failed): the only one
+            found = self._segs[0][0]
+        self._auto_truth = found
+        if self.truth_path.text() != found:
+            self.truth_path.setText(found)
 
     def _source_changed(self) -> None:
         src = self.source.currentText()
