@@ -628,3 +628,23 @@ def test_find_series_on_a_missing_folder_says_not_found(load_widget, tmp_path):
     widget.path.setText(str(tmp_path / "nope"))
     widget.scan_button.click()
     assert widget.status.text() == f"{tmp_path / 'nope'}: folder not found"
+
+
+def test_loading_a_scan_already_open_says_so(load_widget, qtbot, tmp_path):
+    viewer, widget = load_widget
+    case, _, _ = write_dicom_case(tmp_path)
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case))
+    for _ in range(2):
+        widget.load_button.click()
+        _wait_idle(qtbot, widget)
+    first, second = _layers.ct_layers(viewer)
+    assert f"already open as '{first.name}'" in widget.status.text()
+    assert second.name != first.name
+    vol, _ = tiny_ct()  # another scan: nothing said
+    write_nifti(vol, tmp_path / "ct.nii.gz")
+    widget.source.setCurrentText(SOURCES[1])
+    widget.path.setText(str(tmp_path / "ct.nii.gz"))
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    assert "already open" not in widget.status.text()

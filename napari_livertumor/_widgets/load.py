@@ -349,6 +349,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
 
     def _show_volume(self, loaded) -> None:
         volume, truth, truth_problem, notes = loaded
+        already = [
+            ly.name
+            for ly in _layers.ct_layers(self.viewer)
+            if _same_scan(ly.metadata.get(_layers.CT_VOLUME), volume)
+        ]
         name = _layers.unique_name(self.viewer, _layers._volume_name(volume))
         layer = _layers.add_ct_layer(self.viewer, volume, name=name)
         _layers.set_window(layer, self.window_combo.currentText())
@@ -370,6 +375,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
             msg = "\n".join(f"⚠ {w}" for w in notes) + "\n" + msg
         for w in volume.meta.get("warnings", []) or []:
             msg += f"\n⚠ {w}"
+        if already:  # a second copy is allowed (to compare settings), but never unsaid
+            msg += f"\nThis scan was already open as '{already[0]}': this is a second copy."
         if truth_problem:
             msg += f"\nThe ground truth was not loaded: {truth_problem}"
         read_notes = bool(volume.meta.get("warnings"))  # what the reader left out or found odd
@@ -492,6 +499,17 @@ def _load_sample(seed: int):
     volume = ct_kwargs["metadata"][_layers.CT_VOLUME]
     volume.meta.setdefault("description", f"synthetic CT (seed {seed})")
     return volume, np.asarray(truth, dtype=np.uint8)
+
+
+def _same_scan(a, b) -> bool:
+    """Two volumes read from the same series (and acquisition), or the same file."""
+    if a is None or b is None:
+        return False
+    ma, mb = getattr(a, "meta", {}) or {}, getattr(b, "meta", {}) or {}
+    if ma.get("series_uid") or mb.get("series_uid"):
+        keys = ("series_uid", "acquisition_number")
+        return all(ma.get(k) == mb.get(k) for k in keys)
+    return bool(ma.get("source")) and ma.get("source") == mb.get("source")
 
 
 def _read_truth(path, volume):
