@@ -311,3 +311,26 @@ def test_drop_slivers_removes_cut_off_pieces_but_keeps_small_lesions_that_were_s
     assert out[5, 30, 30:33].all()
     with pytest.raises(InputError):
         drop_slivers(before[:5], after, spacing)
+
+
+def test_a_dark_lesions_bright_rim_is_kept_and_never_grown_into():
+    """A hypo-attenuating lesion with an enhancing capsule: the contour weighed the dark core
+    against the liver and gave the rim to the liver (Dice of the true mask 0.84 → 0.74 on a
+    phantom built for QA). The rim the mask had is kept; a mask without it does not grow
+    into it; a lesion without a rim is refined as before."""
+    ct, truth, liver = phantom(radius_mm=14.0, contrast=-35)
+    zz, yy, xx = np.indices(ct.shape).astype(float)
+    d = np.sqrt(((zz - 8) * SPACING[0]) ** 2 + ((yy - 48) * SPACING[1]) ** 2
+                + ((xx - 48) * SPACING[2]) ** 2)  # fmt: skip
+    rim = truth & (d > 14.0 - 2.5)
+    rimmed = ct.astype(float)
+    rimmed[rim] = 110 + 45 + (rimmed[rim] - (110 - 35))  # the same noise, 45 HU over the liver
+    rimmed = rimmed.astype(np.int16)
+    refined = refine_all(rimmed, truth, liver, SPACING, RefineConfig())
+    assert dice(refined, truth) > 0.9
+    assert (refined & rim).sum() > 0.8 * rim.sum()
+    core = truth & ~rim
+    grown = refine_all(rimmed, core, liver, SPACING, RefineConfig())
+    assert not (grown & rim & ~in_plane(core, ndi.binary_dilation, 1)).any()
+    plain = refine_all(ct, truth, liver, SPACING, RefineConfig())
+    assert dice(plain, truth) > 0.9

@@ -340,6 +340,7 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
     reporter.start_box()
     image = np.pad(image, pad, mode="edge")
     level = np.pad(init, pad, mode="edge").astype(np.int8)
+    smooth = None
     if cfg.method == "geodesic":
         sigma_vox = [cfg.sigma / s for s in spacing]
         gimage = inverse_gaussian_gradient(image, alpha=cfg.alpha, sigma=sigma_vox)
@@ -356,6 +357,7 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
         if cfg.sigma > 0:
             # region means are robust, but the per-voxel decision is not: denoise first
             image = ndi.gaussian_filter(image, [cfg.sigma / s for s in spacing], mode="nearest")
+        smooth = image
         u = morphological_chan_vese(
             image,
             cfg.iterations,
@@ -375,6 +377,11 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
         outside = ndi.distance_transform_edt(~init, sampling=spacing)
         inside = ndi.distance_transform_edt(init, sampling=spacing)
         out = (out & (outside <= cfg.max_shift_mm)) | (inside > cfg.max_shift_mm)
+    # a dark lesion's enhancing rim (a capsule) is brighter than the liver: the region
+    # competition gives it to the outside, though the model (and a reader) count it as tumor
+    if smooth is None:
+        smooth = ndi.gaussian_filter(image, [cfg.sigma / s for s in spacing], mode="nearest")
+    out = _keep_rim(smooth[inner], init, out, liver_roi, spacing)
     if liver_roi is not None:
         out &= liver_roi
     if not out.any():
@@ -384,6 +391,46 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
         if kept is not None:
             out |= kept & liver_roi if liver_roi is not None else kept
     return out
+
+
+#: a voxel the contour took from a dark lesion is its rim when brighter than the liver around
+#: the lesion by this many standard deviations of that liver (on the denoised image)
+RIM_SD = 0.5
+
+
+def _keep_rim(smooth, init, out, liver_roi, spacing):
+    """``out`` with what the contour took of a dark lesion's bright rim given back.
+
+    A hypo-attenuating lesion with an enhancing capsule (as many HCCs show in the portal
+    venous phase): the contour, weighing the dark core against the liver, counts the rim as
+    liver. Voxels of the starting mask that the contour removed, brighter than the liver 3–8 mm
+    around the lesion by :data:`RIM_SD` of its spread, and touching what the contour kept, are
+    given back (holes filled). Only voxels the starting mask had: the rim is never grown into.
+    On our synthetic tuning phantoms this changed the mean refined Dice by under 0.001; on
+    capsule phantoms drawn apart from our generator it kept the rim (0.69 → 0.92 from the true
+    mask, `docs/refinement.md`).
+    """
+    if not out.any():
+        return out
+    distance = ndi.distance_transform_edt(~init, sampling=spacing)
+    ring = (distance > _RING_GAP_MM) & (distance <= _RING_GAP_MM + _RING_WIDTH_MM)
+    if liver_roi is not None:
+        ring &= liver_roi
+    if ring.sum() < 10:
+        return out
+    m, sd = float(smooth[ring].mean()), float(smooth[ring].std())
+    core = out & (ndi.distance_transform_edt(out, sampling=spacing) > 1.5)
+    if core.sum() < 10:
+        core = out
+    if smooth[core].mean() >= m:  # not a dark lesion: no capsule to keep
+        return out
+    removed = init & ~out & (smooth > m + RIM_SD * sd)
+    if not removed.any():
+        return out
+    comps, _ = ndi.label(removed)
+    touching = np.unique(comps[ndi.binary_dilation(out) & (comps > 0)])
+    keep = np.isin(comps, touching[touching > 0])
+    return ndi.binary_fill_holes(out | keep)
 
 
 def _faint_lesions(
