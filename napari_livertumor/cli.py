@@ -77,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("highdicom").setLevel(logging.WARNING)
     # -v is for this tool's steps: the decoder plugins' search (29 lines) stays out of it
     logging.getLogger("pylibjpeg").setLevel(logging.INFO)
+    # nibabel prints through a handler of its own and passed each line on to ours too (twice,
+    # one as ERROR): what it finds wrong in a file is said by this tool's reader, naming it
+    nibabel_log = logging.getLogger("nibabel.global")
+    nibabel_log.propagate = False
+    if not args.verbose:
+        nibabel_log.setLevel(logging.CRITICAL)
     if args.command is None:
         parser.print_help()
         return 2

@@ -349,7 +349,7 @@ def test_a_single_failed_case_is_told_once_a_batch_gathers_its_failures(tmp_path
         text=True,
     )
     assert one.returncode == 1
-    assert one.stderr.count("not a readable NIfTI file") == 1, one.stderr
+    assert one.stderr.count("not a NIfTI file: it is a text file") == 1, one.stderr
 
     batch = subprocess.run(
         [*cli, str(tmp_path), "-o", str(tmp_path / "out2")], capture_output=True, text=True
@@ -624,3 +624,96 @@ def test_an_output_folder_with_exported_masks_or_a_stopped_runs_file_is_no_patie
                  ".P2_labels.nii.gz.new.nii.gz"):  # fmt: skip
         write_nifti(small_ct(), out / name)
     assert [c.name for c in discover_cases([root])] == ["P1", "P2"]
+
+
+def test_labels_edited_since_the_run_are_never_replaced_nor_sent_as_the_models(
+    tmp_path, models, monkeypatch, caplog, capsys
+):
+    """A labels file corrected by hand was replaced by a rerun with other settings (one
+    warning: "redoing outputs made with other settings"), and a DICOM SEG added later was made
+    from the corrections but marked as the model's unedited output, beside stats of the
+    model's masks."""
+    _fake_masks(monkeypatch)
+    write_ct_series(small_ct(seed=4), tmp_path / "P1" / "ct", patient_id="P1")
+    out = tmp_path / "out"
+    base = ["segment", str(tmp_path / "P1"), "-o", str(out), "--models", str(models),
+            "--device", "cpu", "--no-refine"]  # fmt: skip
+    assert main(base) == 0
+    labels = out / "P1_labels.nii.gz"
+    stats = json.loads((out / "P1_stats.json").read_text())
+    assert list(stats["digests"]) == ["P1_labels.nii.gz"]
+    img = nib.load(labels)
+    fixed = np.asarray(img.dataobj).copy()
+    fixed[fixed == 2] = 1  # the reader saw no tumor
+    nib.save(nib.Nifti1Image(fixed, img.affine, img.header), labels)
+    edited = labels.read_bytes()
+    caplog.clear()
+    assert main([*base, "--dicom-seg"]) == 1
+    assert "was changed after this command wrote it" in caplog.text
+    assert "nothing was added from it" in caplog.text
+    assert not (out / "P1_seg.dcm").exists()
+    caplog.clear()
+    assert main([*base[:-1], "--stages", "liver"]) == 1  # other settings
+    assert "would replace it; nothing was overwritten" in caplog.text
+    assert labels.read_bytes() == edited
+    caplog.clear()
+    capsys.readouterr()
+    with caplog.at_level("INFO"):
+        assert main(base) == 0  # the same settings: complete, kept, its figures printed
+    assert "P1_labels.nii.gz edited since: kept" in caplog.text
+    assert "(already complete) ->" in capsys.readouterr().out
+    assert labels.read_bytes() == edited
+    # --overwrite segments again, and a DICOM SEG of the model's masks may then be added
+    assert main([*base, "--overwrite"]) == 0
+    assert labels.read_bytes() != edited
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main([*base, "--dicom-seg"]) == 0
+    assert "added P1_seg.dcm" in caplog.text
+    digests = json.loads((out / "P1_stats.json").read_text())["digests"]
+    assert sorted(digests) == ["P1_labels.nii.gz", "P1_seg.dcm"]
+
+
+def test_an_output_that_could_not_be_added_is_said_not_claimed(
+    tmp_path, models, monkeypatch, caplog
+):
+    """No liver found: adding a DICOM SEG logged "added P1_seg.dcm" for a file it did not write,
+    and why it was not written stayed in the stats."""
+    from napari_livertumor import pipeline
+    from napari_livertumor.stats import compute_stats
+
+    def nothing(self, volume, progress=None, **kw):
+        labels = np.zeros(volume.shape, np.uint8)
+        return pipeline.SegmentationResult(
+            labels, compute_stats(labels, volume.spacing), {"total": 0.1}, "cpu"
+        )
+
+    monkeypatch.setattr(pipeline.Segmenter, "segment", nothing)
+    write_ct_series(small_ct(seed=4), tmp_path / "P1" / "ct", patient_id="P1")
+    out = tmp_path / "out"
+    base = ["segment", str(tmp_path / "P1"), "-o", str(out), "--models", str(models),
+            "--device", "cpu", "--no-refine"]  # fmt: skip
+    assert main(base) == 0
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main([*base, "--dicom-seg", "--preview"]) == 0
+    assert (
+        "added P1_preview.png" in caplog.text
+        and "P1_seg.dcm" not in caplog.text.split("added")[-1].splitlines()[0]
+    )
+    assert "no P1_seg.dcm: nothing was segmented" in caplog.text
+    assert not (out / "P1_seg.dcm").exists()
+
+
+def test_a_folder_of_outputs_or_of_a_seg_alone_is_named_for_what_it_holds(tmp_path, models, caplog):
+    from napari_livertumor.io import load_ct as read
+
+    folder = tmp_path / "results"
+    folder.mkdir()
+    write_nifti(small_ct(), folder / "P1_labels.nii.gz")
+    with pytest.raises(Exception, match="it holds only label maps .*give the CT they were made"):
+        read(folder)
+    png = tmp_path / "scan.nii.gz"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    with pytest.raises(Exception, match="not a NIfTI file: it is a PNG picture"):
+        read(png)

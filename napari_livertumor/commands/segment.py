@@ -290,6 +290,7 @@ def run(args) -> int:
                 write_summary(rows, outdir / name)
             except OSError:
                 pass
+        _print_results(rows, outdir)  # the cases finished before the stop
         raise
     finally:
         if created and not any(outdir.iterdir()):  # nothing written: leave no empty folder
@@ -312,11 +313,12 @@ RESULT_LINES = 20
 
 
 def _print_results(rows: list[dict], outdir: Path) -> None:
-    """One line per case segmented: its figures and its labels file, on stdout (they were only
-    in the JSON; the log lines above them are progress)."""
-    done = [r for r in rows if str(r.get("status")).startswith("done")]
+    """One line per case segmented (or found complete): its figures and its labels file, on
+    stdout (they were only in the JSON; the log lines above them are progress)."""
+    done = [r for r in rows if str(r.get("status")).startswith(("done", "skipped"))]
     for r in done[:RESULT_LINES]:
-        print(f"{r['case']}: {_figures(r)} -> {outdir / r['labels']}", flush=True)
+        kept = " (already complete)" if str(r.get("status")).startswith("skipped") else ""
+        print(f"{r['case']}: {_figures(r)}{kept} -> {outdir / r['labels']}", flush=True)
     if len(done) > RESULT_LINES:
         print(f"… and {len(done) - RESULT_LINES} more case(s): see the summary", flush=True)
 
@@ -917,14 +919,34 @@ def run_cases(
             ]
             # a file of an optional output's name that the case's last run did not write
             foreign = [q for q in extra_files.values() if q.exists() and q.name not in listed]
+            # its outputs that hold something else now (labels corrected by hand)
+            edited = _changed_since_written(outdir, old)
             if not overwrite:
                 relation, what = ("none", "") if old is None else _compare_run(old, wanted)
+                if relation == "same" and labels_path.name in edited and missing:
+                    # a SEG or preview of the edited labels would be marked as the model's
+                    # output, beside stats of the model's masks
+                    msg = (
+                        f"{labels_path} was changed after this command wrote it (edited?); "
+                        f"nothing was added from it: a {extra_files[missing[0]].name} made now "
+                        "would call the edited masks the model's. Export the edited labels "
+                        "from napari (marked as edited), or use --overwrite to segment again"
+                    )
+                    log.error("%s: %s", case.name, msg)
+                    rows.append(_refused(row, msg, untouched=True))
+                    continue
                 if relation == "same" and missing and not foreign:  # no second segmentation
                     t0 = time.perf_counter()
                     try:
                         old = add_extras(case, outdir, old, missing, series_uid, acquisition)
-                        status = "done (added " + ", ".join(extra_files[k].name for k in missing)
-                        rows.append({**row, **_summary_values(old), "status": status + ")"})
+                        added = [extra_files[k].name for k in missing
+                                 if (old.get("outputs") or {}).get(k)]  # fmt: skip
+                        status = (
+                            "done (added " + ", ".join(added) + ")"
+                            if added
+                            else ("done (nothing added: see warnings)")
+                        )
+                        rows.append({**row, **_summary_values(old), "status": status})
                     except Cancelled:
                         raise
                     except Exception as exc:  # noqa: BLE001 - the case's outputs stay as they were
@@ -936,7 +958,17 @@ def run_cases(
                     continue
                 if relation == "same" and not foreign:
                     rows.append({**row, **_summary_values(old), "status": "skipped (complete)"})
-                    log.info("%s: already complete, skipped", case.name)
+                    log.info("%s: already complete, skipped%s", case.name,
+                             f" ({', '.join(edited)} edited since: kept)" if edited else "")  # fmt: skip
+                    continue
+                if relation == "other settings" and edited and not foreign:
+                    msg = (
+                        f"{outdir / edited[0]} was changed after this command wrote it (edited?); "
+                        f"the run with other settings ({what}) would replace it; nothing was "
+                        "overwritten: use another output folder, or --overwrite to replace it"
+                    )
+                    log.error("%s: %s", case.name, msg)
+                    rows.append(_refused(row, msg, untouched=True))
                     continue
                 if relation == "other settings" and not foreign:  # its own outputs: redone
                     log.warning(
@@ -1073,6 +1105,7 @@ def segment_one(
         notes = _write_extras(case, volume, result.labels, stats, asides, finals)
         stats["warnings"] = [*(stats.get("warnings") or []), *notes]
         stats["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
+        _record_digests(stats, {labels_path.name: partial, **_made(asides, finals, stats)})
         text = json.dumps(stats, indent=2, default=str)
         atomic_write_text(partial_stats, text, shown_as=stats_path)
         stats_path.unlink(missing_ok=True)
@@ -1177,6 +1210,7 @@ def add_extras(case, outdir: Path, stats: dict, extras, series_uid=None, acquisi
     try:
         notes = _write_extras(case, volume, labels.array, stats, asides, finals)
         stats["warnings"] = [*(stats.get("warnings") or []), *notes]
+        _record_digests(stats, _made(asides, finals, stats))
         atomic_write_text(
             partial_stats, json.dumps(stats, indent=2, default=str), shown_as=stats_path
         )
@@ -1186,8 +1220,43 @@ def add_extras(case, outdir: Path, stats: dict, extras, series_uid=None, acquisi
     finally:
         for leftover in (partial_stats, *asides.values()):
             leftover.unlink(missing_ok=True)
-    log.info("%s: added %s", case.name, ", ".join(p.name for p in finals.values()))
+    made = [finals[k].name for k in finals if stats["outputs"].get(k)]
+    if made:
+        log.info("%s: added %s", case.name, ", ".join(made))
+    for note in notes:  # what could not be made, and why (also in the stats' warnings)
+        log.warning("%s: %s", case.name, note)
     return stats
+
+
+def _made(asides: dict, finals: dict, stats: dict) -> dict[str, Path]:
+    """``{final name: written file}`` of the optional outputs that were made."""
+    outputs = stats.get("outputs") or {}
+    return {finals[k].name: asides[k] for k in asides if outputs.get(k)}
+
+
+def _record_digests(stats: dict, files: dict[str, Path]) -> None:
+    """Record in ``stats["digests"]`` what each output file held when written (by its final
+    name): a later run tells a file edited since (labels corrected by hand) from its own."""
+    digests = dict(stats.get("digests") or {})
+    for name, path in files.items():
+        st = path.stat()
+        digests[name] = _digest(str(path.resolve()), st.st_size, st.st_mtime_ns)
+    stats["digests"] = digests
+
+
+def _changed_since_written(outdir: Path, stats: dict | None) -> list[str]:
+    """The output files of a complete case that no longer hold what its run wrote (edited, or
+    replaced by another file), by name; none for stats written before digests were kept."""
+    changed = []
+    for name, digest in ((stats or {}).get("digests") or {}).items():
+        path = outdir / Path(name).name
+        try:
+            st = path.stat()
+        except OSError:  # deleted: a missing optional output is made again, labels refused
+            continue
+        if _digest(str(path.resolve()), st.st_size, st.st_mtime_ns) != digest:
+            changed.append(path.name)
+    return changed
 
 
 def _remove_stale_extras(outdir: Path, case, made_before: dict, made_now: dict) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .volume import CTVolume
@@ -102,12 +103,31 @@ def load_ct(
     except InputError as exc:
         if path.is_dir() and exc.problem == "no DICOM files found":
             niftis = nifti_files_in(path)
+            masks = [p for p in niftis if _MASK_NAME.match(p.name)]
+            if masks and len(masks) == len(niftis):
+                raise InputError(
+                    path,
+                    f"no CT here: it holds only label maps ({_names(masks)}: by their names, "
+                    "the masks `livertumor segment` or Export write): give the CT they were "
+                    "made from",
+                ) from exc
+            niftis = [p for p in niftis if p not in masks]
             if niftis:
                 raise InputError(
                     path,
                     f"no DICOM files found; it holds {len(niftis)} NIfTI file(s) "
                     f"({', '.join(p.name for p in niftis[:3])}{', …' if len(niftis) > 3 else ''})"
                     ": give one of them",
+                ) from exc
+            from .tcia import find_seg_files
+
+            segs = find_seg_files(path) + find_seg_files(path, model_output=True)
+            if segs:
+                raise InputError(
+                    path,
+                    f"no CT here: it holds only DICOM SEG file(s) ({_names(segs)}), "
+                    "segmentations drawn on a CT series: give that CT's folder (in napari, "
+                    "opening the SEG finds its CT in the study folder or among those open)",
                 ) from exc
             others = _other_format_files(path)
             if others:
@@ -117,6 +137,14 @@ def load_ct(
                     "only; convert to NIfTI first, or choose the folder holding the DICOM series)",
                 ) from exc
         raise
+
+
+#: the names of the masks `livertumor segment` and Export write
+_MASK_NAME = re.compile(r".*_(labels|liver|tumor)\.nii(\.gz)?$", re.IGNORECASE)
+
+
+def _names(paths: list[Path], n: int = 3) -> str:
+    return ", ".join(p.name for p in paths[:n]) + (", …" if len(paths) > n else "")
 
 
 def nifti_files_in(folder: Path, limit: int = 5000) -> list[Path]:

@@ -54,6 +54,9 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
     try:
         img = _load_image(path, warnings)
     except Exception as exc:  # nibabel raises many types for corrupt files
+        what = _what_it_is(path)
+        if what:
+            raise InputError(path, f"not a NIfTI file: it is {what}") from exc
         raise InputError(path, f"not a readable NIfTI file ({exc})") from exc
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         raise InputError(path, f"not a NIfTI image ({type(img).__name__})")
@@ -401,3 +404,50 @@ def _case_name(path: Path) -> str:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name
+
+
+#: leading bytes of formats a file named .nii(.gz) may really be
+_MAGIC = (
+    (b"\x89PNG", "a PNG picture"),
+    (b"\xff\xd8\xff", "a JPEG picture"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"NRRD", "an NRRD image"),
+)
+
+
+def _what_it_is(path: Path) -> str | None:
+    """What a file that nibabel could not read holds, when its first bytes say (a PNG renamed
+    .nii.gz, a DICOM file, an empty file, text), else None (a damaged NIfTI, maybe)."""
+    import gzip
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+        if head[:2] == b"\x1f\x8b":
+            try:
+                with gzip.open(path, "rb") as fh:
+                    head = fh.read(512)
+            except (OSError, EOFError):
+                return "a damaged or cut-short gzip file"
+    except OSError:
+        return None
+    if not head:
+        return "an empty file"
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    if head[128:132] == b"DICM":
+        return "a DICOM file (give its folder)"
+    if int.from_bytes(head[:4], "little") in (348, 540) or int.from_bytes(head[:4], "big") in (
+        348,
+        540,
+    ):
+        return None  # a NIfTI header: damaged further on
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return "a text file"
