@@ -813,7 +813,7 @@ def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
             + " × ".join(str(n) for n in arr.shape)
             + " voxels, "
             + " × ".join(f"{e:.3g}" for e in extent)
-            + f" mm (z, y, x); {' and '.join(short)} {'is' if len(short) == 1 else 'are'} needed"
+            + f" mm (z, y, x); needed: {' and '.join(short)}"
         )
         if for_models:
             raise InputError(src, small)

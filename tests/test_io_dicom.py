@@ -688,12 +688,15 @@ def test_slice_cut_inside_its_header_is_skipped_and_reported(tmp_path):
 def test_a_dcm_file_that_is_not_dicom_is_reported_other_files_are_ignored(tmp_path):
     source = make_ct(shape=(5, 16, 16))
     paths = write_ct_series(source, tmp_path)
-    paths[2].write_bytes(b"\x00" * 50 + b"random bytes, no DICOM at all")
+    paths[2].write_bytes(b"\x00" * 50 + b"random bytes, no DICOM at all" * 5)
     (tmp_path / "notes.txt").write_text("scanner log")
     volume = load_ct(tmp_path)
     warnings = " ".join(volume.meta["warnings"])
     assert "1 unreadable DICOM file(s) skipped" in warnings and "1-003.dcm" in warnings
     assert "not one" in warnings and "notes.txt" not in warnings
+    paths[2].write_bytes(paths[2].read_bytes()[:100])  # cut short: said so, not "not DICOM"
+    warnings = " ".join(load_ct(tmp_path).meta["warnings"])
+    assert "only 100 bytes long (empty or cut short)" in warnings
 
 
 def test_slices_without_pixel_data_are_named(tmp_path):

@@ -998,7 +998,7 @@ def test_a_too_small_scan_is_told_only_what_it_lacks():
     with pytest.raises(InputError) as info:
         check_volume(vol)
     text = str(info.value)
-    assert "2.5 × 51.2 × 51.2 mm (z, y, x); 5 mm through-plane is needed" in text, text
+    assert "2.5 × 51.2 × 51.2 mm (z, y, x); needed: 5 mm through-plane" in text, text
     assert "at least 2 slices" not in text
 
 

@@ -385,6 +385,12 @@ def _read_header(path: Path) -> tuple[SliceHeader | None, str | None]:
                 if "SeriesInstanceUID" not in ds or "SOPClassUID" not in ds:
                     return None, None
             elif path.suffix.lower() in (".dcm", ".dicom", ".ima"):
+                if len(start) < 132:  # shorter than the preamble and "DICM": cut short?
+                    size = len(start)
+                    return None, (
+                        f"named like a DICOM file but only {size} byte{'s' if size != 1 else ''} "
+                        "long (empty or cut short)"
+                    )
                 return None, "named like a DICOM file but is not one (no DICOM header)"
             else:
                 return None, None  # not DICOM: never parse arbitrary files
