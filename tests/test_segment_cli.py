@@ -717,3 +717,20 @@ def test_a_folder_of_outputs_or_of_a_seg_alone_is_named_for_what_it_holds(tmp_pa
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
     with pytest.raises(Exception, match="not a NIfTI file: it is a PNG picture"):
         read(png)
+
+
+def test_the_pipelines_own_log_lines_name_the_case(caplog):
+    """ "refine: lesion kept unchanged …" lines said nothing of which case of a batch."""
+    import logging
+
+    from napari_livertumor.commands.segment import _case_prefix
+
+    pipeline_log = logging.getLogger("napari_livertumor.pipeline")
+    with caplog.at_level("INFO"):
+        with _case_prefix("HCC_007"):
+            pipeline_log.info("refine: %s", "lesion kept unchanged")
+        pipeline_log.info("after the case")
+    assert [r.getMessage() for r in caplog.records] == [
+        "HCC_007: refine: lesion kept unchanged",
+        "after the case",
+    ]

@@ -1086,7 +1086,8 @@ def segment_one(
         if progress is not None:
             progress(case.name, stage, done, total)
 
-    result = segmenter.segment(volume, progress=prog)
+    with _case_prefix(case.name):
+        result = segmenter.segment(volume, progress=prog)
     t1 = time.perf_counter()
     # Both files are written aside first, then renamed into place one after the other: a run
     # stopped or failing (a full disk) while writing leaves the old outputs as they were
@@ -1121,6 +1122,28 @@ def segment_one(
         if w not in said:
             log.warning("%s: %s", case.name, w)
     return stats
+
+
+class _case_prefix:  # noqa: N801 - used as a context manager, like a function
+    """The pipeline's own log lines (a lesion the refinement kept unchanged...) start with the
+    case's name, as this command's do: in a batch they said which case no more."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.logger = logging.getLogger("napari_livertumor.pipeline")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(f"{self.name}: "):
+            record.msg = f"{self.name}: {record.msg}"
+        return True
+
+    def __enter__(self):
+        self.logger.addFilter(self)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeFilter(self)
+        return False
 
 
 def _write_extras(case, volume, labels, stats, asides: dict, finals: dict) -> list[str]:
