@@ -85,6 +85,11 @@ def read_dicom_layers(path) -> list[tuple]:
         if either and all(s.parent == target for s in either) and not _holds_images(target):
             # a Segmentation series folder (TCIA keeps each SEG in one), or one holding
             # `segment --dicom-seg`'s output: opened as its file
+            if len(own) > 1:  # a batch's output folder: one patient's at a time
+                _notify(
+                    f"{len(own)} segmentations in {target.name}: opened the newest, "
+                    f"{own[0].name}; open the others by their files"
+                )
             return read_dicom_layers(either[0])
         if segs:
             try:  # the SEG drawn on a CT of this folder (another patient's may sit beside)
@@ -261,7 +266,13 @@ def _seg_on_an_open_ct(seg_path: Path) -> list[tuple] | None:
 
 
 def _newest_first(paths: list[Path]) -> list[Path]:
-    return sorted(paths, key=lambda p: (-p.stat().st_mtime, str(p)))
+    def key(p: Path):
+        try:
+            return (-p.stat().st_mtime, str(p))
+        except OSError:  # gone since the scan: last
+            return (float("inf"), str(p))
+
+    return sorted(paths, key=key)
 
 
 def _own_segmentation(folder: Path, own: list[Path]) -> list[tuple] | None:

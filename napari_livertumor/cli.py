@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     # -v is for this tool's steps: the decoder plugins' search (29 lines) stays out of it
     logging.getLogger("pylibjpeg").setLevel(logging.INFO)
     # nibabel prints through a handler of its own and passed each line on to ours too (twice,
-    # one as ERROR): what it finds wrong in a file is said by this tool's reader, naming it
+    # one as ERROR): a file it cannot read is said by this tool's reader, naming it; the header
+    # fixes it makes on the way (sizeof_hdr, qfac) are shown with -v
     nibabel_log = logging.getLogger("nibabel.global")
     nibabel_log.propagate = False
     if not args.verbose:

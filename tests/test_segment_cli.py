@@ -661,7 +661,7 @@ def test_labels_edited_since_the_run_are_never_replaced_nor_sent_as_the_models(
     with caplog.at_level("INFO"):
         assert main(base) == 0  # the same settings: complete, kept, its figures printed
     assert "P1_labels.nii.gz edited since: kept" in caplog.text
-    assert "(already complete) ->" in capsys.readouterr().out
+    assert "labels file was edited since: these are the model's) ->" in capsys.readouterr().out
     assert labels.read_bytes() == edited
     # --overwrite segments again, and a DICOM SEG of the model's masks may then be added
     assert main([*base, "--overwrite"]) == 0
@@ -710,9 +710,18 @@ def test_a_folder_of_outputs_or_of_a_seg_alone_is_named_for_what_it_holds(tmp_pa
 
     folder = tmp_path / "results"
     folder.mkdir()
-    write_nifti(small_ct(), folder / "P1_labels.nii.gz")
+    ct = small_ct()
+    labels = CTVolume((ct.array > 50).astype(np.uint8), ct.spacing, ct.origin, ct.direction)
+    write_nifti(labels, folder / "P1_labels.nii.gz")
     with pytest.raises(Exception, match="it holds only label maps .*give the CT they were made"):
         read(folder)
+    write_nifti(ct, folder / "P2_liver.nii.gz")  # a CT named like a mask (16-bit): offered
+    with pytest.raises(Exception, match=r"holds 1 NIfTI file\(s\) \(P2_liver.nii.gz\)"):
+        read(folder)
+    zeros = tmp_path / "unfinished.nii.gz"
+    zeros.write_bytes(bytes(1000))
+    with pytest.raises(Exception, match="it is zero bytes only"):
+        read(zeros)
     png = tmp_path / "scan.nii.gz"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
     with pytest.raises(Exception, match="not a NIfTI file: it is a PNG picture"):
@@ -729,8 +738,11 @@ def test_the_pipelines_own_log_lines_name_the_case(caplog):
     with caplog.at_level("INFO"):
         with _case_prefix("HCC_007"):
             pipeline_log.info("refine: %s", "lesion kept unchanged")
+        with _case_prefix("Case 50%d"):  # a "%" in a name is no format
+            pipeline_log.info("refine: %s", "kept")
         pipeline_log.info("after the case")
     assert [r.getMessage() for r in caplog.records] == [
         "HCC_007: refine: lesion kept unchanged",
+        "Case 50%d: refine: kept",
         "after the case",
     ]

@@ -648,3 +648,22 @@ def test_loading_a_scan_already_open_says_so(load_widget, qtbot, tmp_path):
     widget.load_button.click()
     _wait_idle(qtbot, widget)
     assert "already open" not in widget.status.text()
+
+
+def test_a_typed_path_is_made_whole_and_pasted_quotes_are_dropped(tmp_path, monkeypatch):
+    """Windows Explorer's "Copy as path" pastes the path in quotes: it became
+    <napari's folder>/"C:\\data\\P1", not found."""
+    from napari_livertumor._widgets._common import path_text
+
+    class Edit:
+        def __init__(self, text):
+            self._text = text
+
+        def text(self):
+            return self._text
+
+    monkeypatch.chdir(tmp_path)
+    assert path_text(Edit(f'  "{tmp_path / "P1"}" ')) == str(tmp_path / "P1")
+    assert path_text(Edit("'P1'")) == str(tmp_path / "P1")
+    assert path_text(Edit("P1")) == str(tmp_path / "P1")  # relative: napari's folder, said whole
+    assert path_text(Edit("   ")) == ""

@@ -51,11 +51,14 @@ def toast_text(message: str) -> str:
 def path_text(edit) -> str:
     """The path typed in a line edit, trimmed, with ``~`` as the user's home (a folder named
     ``~`` was created in napari's working folder) and a relative path made absolute (it is
-    napari's working folder, which the user does not see: messages name the whole path);
+    napari's working folder, which the user does not see: messages name the whole path),
+    quotes around it dropped;
     ``""`` when nothing is typed."""
     import os
 
     text = edit.text().strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1].strip()  # a pasted quoted path (Windows' "Copy as path")
     if not text:
         return ""
     return os.path.abspath(os.path.expanduser(text) if text.startswith("~") else text)

@@ -317,7 +317,13 @@ def _print_results(rows: list[dict], outdir: Path) -> None:
     stdout (they were only in the JSON; the log lines above them are progress)."""
     done = [r for r in rows if str(r.get("status")).startswith(("done", "skipped"))]
     for r in done[:RESULT_LINES]:
-        kept = " (already complete)" if str(r.get("status")).startswith("skipped") else ""
+        kept = ""
+        if str(r.get("status")).startswith("skipped"):
+            kept = " (already complete)"
+            if r.get("edited"):
+                kept = (
+                    " (already complete; the labels file was edited since: these are the model's)"
+                )
         print(f"{r['case']}: {_figures(r)}{kept} -> {outdir / r['labels']}", flush=True)
     if len(done) > RESULT_LINES:
         print(f"… and {len(done) - RESULT_LINES} more case(s): see the summary", flush=True)
@@ -958,6 +964,8 @@ def run_cases(
                     continue
                 if relation == "same" and not foreign:
                     rows.append({**row, **_summary_values(old), "status": "skipped (complete)"})
+                    if labels_path.name in edited:
+                        rows[-1]["edited"] = True  # printed, not a summary column
                     log.info("%s: already complete, skipped%s", case.name,
                              f" ({', '.join(edited)} edited since: kept)" if edited else "")  # fmt: skip
                     continue
@@ -1133,8 +1141,9 @@ class _case_prefix:  # noqa: N801 - used as a context manager, like a function
         self.logger = logging.getLogger("napari_livertumor.pipeline")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not str(record.msg).startswith(f"{self.name}: "):
-            record.msg = f"{self.name}: {record.msg}"
+        message = record.getMessage()  # formatted first: a "%" in a case name is no format
+        if not message.startswith(f"{self.name}: "):
+            record.msg, record.args = f"{self.name}: {message}", None
         return True
 
     def __enter__(self):
@@ -1277,7 +1286,11 @@ def _changed_since_written(outdir: Path, stats: dict | None) -> list[str]:
             st = path.stat()
         except OSError:  # deleted: a missing optional output is made again, labels refused
             continue
-        if _digest(str(path.resolve()), st.st_size, st.st_mtime_ns) != digest:
+        try:
+            now = _digest(str(path.resolve()), st.st_size, st.st_mtime_ns)
+        except OSError:  # unreadable now (permissions, deleted meanwhile): not known to be ours
+            now = None
+        if now != digest:
             changed.append(path.name)
     return changed
 

@@ -103,13 +103,13 @@ def load_ct(
     except InputError as exc:
         if path.is_dir() and exc.problem == "no DICOM files found":
             niftis = nifti_files_in(path)
-            masks = [p for p in niftis if _MASK_NAME.match(p.name)]
+            masks = [p for p in niftis if _MASK_NAME.match(p.name) and _bytes_per_voxel(p) == 1]
             if masks and len(masks) == len(niftis):
                 raise InputError(
                     path,
-                    f"no CT here: it holds only label maps ({_names(masks)}: by their names, "
-                    "the masks `livertumor segment` or Export write): give the CT they were "
-                    "made from",
+                    f"no CT here: it holds only label maps ({_names(masks)}: by their names "
+                    "and 8-bit values, the masks `livertumor segment` or Export write): give "
+                    "the CT they were made from",
                 ) from exc
             niftis = [p for p in niftis if p not in masks]
             if niftis:
@@ -141,6 +141,16 @@ def load_ct(
 
 #: the names of the masks `livertumor segment` and Export write
 _MASK_NAME = re.compile(r".*_(labels|liver|tumor)\.nii(\.gz)?$", re.IGNORECASE)
+
+
+def _bytes_per_voxel(path: Path) -> int | None:
+    """The voxel size a NIfTI header declares (1: a label map's uint8; a CT is 2 or more)."""
+    try:
+        import nibabel as nib
+
+        return int(nib.load(str(path)).header.get_data_dtype().itemsize)
+    except Exception:  # noqa: BLE001 - unreadable: not judged a mask
+        return None
 
 
 def _names(paths: list[Path], n: int = 3) -> str:

@@ -430,7 +430,7 @@ def _what_it_is(path: Path) -> str | None:
             try:
                 with gzip.open(path, "rb") as fh:
                     head = fh.read(512)
-            except (OSError, EOFError):
+            except Exception:  # noqa: BLE001 - OSError, EOFError, zlib.error: all damage
                 return "a damaged or cut-short gzip file"
     except OSError:
         return None
@@ -446,8 +446,12 @@ def _what_it_is(path: Path) -> str | None:
         540,
     ):
         return None  # a NIfTI header: damaged further on
-    try:
-        head.decode("utf-8")
+    if not head.strip(b"\x00"):
+        return "zero bytes only (an unfinished download?)"
+    if b"\x00" in head:
+        return None
+    try:  # (the 512 bytes may end inside a character of several bytes)
+        head[:-3].decode("utf-8")
     except UnicodeDecodeError:
         return None
     return "a text file"
