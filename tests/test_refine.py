@@ -334,3 +334,20 @@ def test_a_dark_lesions_bright_rim_is_kept_and_never_grown_into():
     assert not (grown & rim & ~in_plane(core, ndi.binary_dilation, 1)).any()
     plain = refine_all(ct, truth, liver, SPACING, RefineConfig())
     assert dice(plain, truth) > 0.9
+
+
+def test_a_bright_spot_in_a_mask_drawn_too_large_is_no_rim():
+    """A rim surrounds its lesion: a vessel beside a dark lesion, inside a mask drawn a few
+    millimetres too large, lines a small part of its edge and is left to the contour."""
+    ct, truth, liver = phantom(radius_mm=10.0, contrast=-40)
+    zz, yy, xx = np.indices(ct.shape).astype(float)
+    # a vessel 1.5 mm across, just outside the lesion's edge along y, through every slice
+    vessel = liver & (np.hypot((yy - 48) * SPACING[1], (xx - 48) * SPACING[2] - 11.5) < 1.5)
+    bright = ct.astype(float)
+    bright[vessel] += 90
+    bright = bright.astype(np.int16)
+    start = in_plane(truth, ndi.binary_dilation, 5)
+    assert (start & vessel).any()
+    refined = refine_all(bright, start, liver, SPACING, RefineConfig())
+    assert (refined & vessel).sum() < 0.2 * (start & vessel).sum()
+    assert dice(refined, truth) > dice(start, truth)

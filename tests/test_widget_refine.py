@@ -506,12 +506,16 @@ def test_closing_the_panel_takes_its_preview_outline_away(refine_setup, qtbot):
     assert widget.preview_layer().visible
     dock = widget.parent()
     widget.setParent(None)  # what napari's close button on the dock does
-    assert not widget.preview_layer().visible
+    assert widget.preview_layer() is None  # no empty layer left in the list either
+    assert [ly.name for ly in viewer.layers if ly.name == PREVIEW_NAME] == []
     widget.iterations.value = widget.iterations.value + 5  # no preview while closed
     qtbot.wait(600)
-    assert not widget.preview_layer().visible
+    assert widget.preview_layer() is None
     widget.setParent(dock)  # docked again: the preview comes back
-    qtbot.waitUntil(lambda: widget.preview_layer().visible, timeout=10_000)
+    qtbot.waitUntil(
+        lambda: widget.preview_layer() is not None and widget.preview_layer().visible,
+        timeout=10_000,
+    )
 
 
 def test_a_layer_removed_or_hidden_while_applying_to_all_is_left_alone(refine_setup, qtbot):

@@ -612,7 +612,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
             if not [
                 w for w in window.findChildren(RefineWidget) if w is not self and not w._closed
             ]:
-                self._clear_preview()
+                # gone from the layer list too (an empty hidden layer stayed there, clutter
+                # that followed the user to the next patient); made anew when a panel opens
+                layer = self.preview_layer()
+                if layer is not None:
+                    self.viewer.layers.remove(layer)
         except Exception:  # noqa: BLE001 - the viewer may be closing too
             pass
 
