@@ -85,12 +85,13 @@ def read_dicom_layers(path) -> list[tuple]:
         if either and all(s.parent == target for s in either) and not _holds_images(target):
             # a Segmentation series folder (TCIA keeps each SEG in one), or one holding
             # `segment --dicom-seg`'s output: opened as its file
+            layers = read_dicom_layers(either[0])
             if len(own) > 1:  # a batch's output folder: one patient's at a time
                 _notify(
                     f"{len(own)} segmentations in {target.name}: opened the newest, "
                     f"{own[0].name}; open the others by their files"
                 )
-            return read_dicom_layers(either[0])
+            return layers
         if segs:
             try:  # the SEG drawn on a CT of this folder (another patient's may sit beside)
                 volume, labels = load_tcia_case(target)

@@ -151,11 +151,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
     # ------------------------------------------------------------------ user actions
     def scan(self) -> None:
         """List the series under the DICOM folder (in a worker)."""
-        text = self.path.text().strip()
+        text = user_path(self.path)
         if not text:  # Path("") is the folder napari started in: never scanned unasked
             set_status(self.status, "Choose a DICOM folder first.", error=True)
             return
-        folder = Path(user_path(self.path))
+        folder = Path(text)
         if folder.is_file():  # a file of a series: its folder is what Load reads too
             folder = folder.parent
         if not folder.exists():

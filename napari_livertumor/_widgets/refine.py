@@ -615,7 +615,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 # gone from the layer list too (an empty hidden layer stayed there, clutter
                 # that followed the user to the next patient); made anew when a panel opens
                 layer = self.preview_layer()
-                if layer is not None:
+                if layer is not None and layer.metadata.get(_layers.ROLE) == "preview":
                     self.viewer.layers.remove(layer)
         except Exception:  # noqa: BLE001 - the viewer may be closing too
             pass

@@ -933,7 +933,7 @@ def run_cases(
                     # a SEG or preview of the edited labels would be marked as the model's
                     # output, beside stats of the model's masks
                     msg = (
-                        f"{labels_path} was changed after this command wrote it (edited?); "
+                        f"{labels_path} was changed after this command wrote it (edited?) or cannot be read; "
                         f"nothing was added from it: a {extra_files[missing[0]].name} made now "
                         "would call the edited masks the model's. Export the edited labels "
                         "from napari (marked as edited), or use --overwrite to segment again"
@@ -971,7 +971,8 @@ def run_cases(
                     continue
                 if relation == "other settings" and edited and not foreign:
                     msg = (
-                        f"{outdir / edited[0]} was changed after this command wrote it (edited?); "
+                        f"{outdir / edited[0]} was changed after this command wrote it (edited?) or cannot be "
+                        "read; "
                         f"the run with other settings ({what}) would replace it; nothing was "
                         "overwritten: use another output folder, or --overwrite to replace it"
                     )
@@ -1141,7 +1142,10 @@ class _case_prefix:  # noqa: N801 - used as a context manager, like a function
         self.logger = logging.getLogger("napari_livertumor.pipeline")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()  # formatted first: a "%" in a case name is no format
+        try:
+            message = record.getMessage()  # formatted first: a "%" in a case name is no format
+        except Exception:  # noqa: BLE001 - a bad call: logging's own handling says so
+            return True
         if not message.startswith(f"{self.name}: "):
             record.msg, record.args = f"{self.name}: {message}", None
         return True

@@ -450,8 +450,10 @@ def _what_it_is(path: Path) -> str | None:
         return "zero bytes only (an unfinished download?)"
     if b"\x00" in head:
         return None
-    try:  # (the 512 bytes may end inside a character of several bytes)
-        head[:-3].decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # only a character cut by the 512-byte read may be incomplete, at its very end
+        if len(head) < 512 or exc.reason != "unexpected end of data":
+            return None
     return "a text file"

@@ -398,6 +398,8 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
 RIM_SD = 0.5
 #: ... and along at least this share of the kept lesion's edge
 RIM_COVER = 0.3
+#: pieces of the contour's result smaller than this are crumbs, not lesions with a rim
+_RIM_MIN_VOXELS = 20
 
 
 def _keep_rim(smooth, init, out, liver_roi, spacing, reach_mm: float = 1.5):
@@ -427,11 +429,13 @@ def _keep_rim(smooth, init, out, liver_roi, spacing, reach_mm: float = 1.5):
     if not bright.any():
         return out
     pieces, _ = ndi.label(bright)
-    lesions, n = ndi.label(out)
-    keep = np.zeros_like(out)
+    lesions, _ = ndi.label(out)
+    sizes = np.bincount(lesions.ravel())
+    kept_pieces: set[int] = set()
     reach = max(float(reach_mm), min(spacing))
     for i, box in enumerate(ndi.find_objects(lesions), start=1):
-        if box is None:
+        # a crumb the contour left is no lesion: any bright piece beside it lines its edge
+        if box is None or sizes[i] < _RIM_MIN_VOXELS:
             continue
         # the lesion's box grown by the reach (and a voxel): its rim lies there
         pad = [int(np.ceil(reach / s)) + 1 for s in spacing]
@@ -453,14 +457,16 @@ def _keep_rim(smooth, init, out, liver_roi, spacing, reach_mm: float = 1.5):
             continue
         # a capsule surrounds the lesion: bright voxels along a small part of its edge are a
         # vessel or brighter liver in a mask drawn too large, not a rim
-        edge = lesion & ~ndi.binary_erosion(lesion)
+        # (a face on the image's border is no edge a rim could line)
+        edge = lesion & ~ndi.binary_erosion(lesion, border_value=1)
         lined = edge & _within(rim, reach, spacing)
         if lined.sum() < RIM_COVER * edge.sum():
             continue
-        keep[box] |= np.isin(pieces[box], touching[touching > 0])
-    if not keep.any():
+        kept_pieces.update(int(t) for t in touching if t > 0)
+    if not kept_pieces:
         return out
-    return ndi.binary_fill_holes(out | keep)
+    # whole pieces: a thick rim reaches past the lesion's box
+    return ndi.binary_fill_holes(out | np.isin(pieces, sorted(kept_pieces)))
 
 
 def _within(mask: np.ndarray, reach_mm: float, spacing) -> np.ndarray:
