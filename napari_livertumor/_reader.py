@@ -49,7 +49,7 @@ def read_dicom_layers(path) -> list[tuple]:
     A SEG file opens with the CT series it references (searched in its study folder); a folder
     holding a CT and a SEG (an HCC-TACE-Seg patient) opens as the segmented CT and its labels.
     """
-    from .io.tcia import find_seg_files, load_tcia_case
+    from .io.tcia import load_tcia_case, seg_files_by_kind
 
     target = _single_target(path)
     if target.is_file() and _sop_class(target) in _SEG_SOP_CLASSES:
@@ -78,9 +78,9 @@ def read_dicom_layers(path) -> list[tuple]:
         _say_warnings(volume)
         return _with_ground_truth(volume, labels, _seg_role(target))
     if target.is_dir():
-        segs = find_seg_files(target)
+        segs, own = seg_files_by_kind(target)
         # without a ground truth, this tool's own segmentation (the newest) opens instead
-        own = [] if segs else _newest_first(find_seg_files(target, model_output=True))
+        own = [] if segs else _newest_first(own)
         either = segs or own
         if either and all(s.parent == target for s in either) and not _holds_images(target):
             # a Segmentation series folder (TCIA keeps each SEG in one), or one holding

@@ -119,9 +119,9 @@ def load_ct(
                     f"({', '.join(p.name for p in niftis[:3])}{', …' if len(niftis) > 3 else ''})"
                     ": give one of them",
                 ) from exc
-            from .tcia import find_seg_files
+            from .tcia import seg_files_by_kind
 
-            segs = find_seg_files(path) + find_seg_files(path, model_output=True)
+            segs = [p for kind in seg_files_by_kind(path) for p in kind]
             if segs:
                 raise InputError(
                     path,

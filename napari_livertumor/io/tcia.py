@@ -52,10 +52,17 @@ def find_seg_files(root: str | Path, *, model_output: bool = False) -> list[Path
     """DICOM SEG files under ``root`` (any depth), sorted by path: the ground truths, or with
     ``model_output`` only this tool's own unedited segmentations (``seg.is_model_output``),
     which are never a ground truth."""
+    truths, own = seg_files_by_kind(root)
+    return own if model_output else truths
+
+
+def seg_files_by_kind(root: str | Path) -> tuple[list[Path], list[Path]]:
+    """``(ground truths, this tool's own segmentations)`` among the DICOM SEG files under
+    ``root``, each sorted by path, from one pass over the folder."""
     from .dicom import is_dicom_file
     from .seg import SEG_SOP_CLASSES, is_model_output
 
-    found = []
+    found: tuple[list[Path], list[Path]] = ([], [])
     for path in sorted(Path(root).rglob("*")):
         if not path.is_file() or path.name.startswith(".") or not is_dicom_file(path):
             continue
@@ -73,11 +80,8 @@ def find_seg_files(root: str | Path, *, model_output: bool = False) -> list[Path
         except Exception:
             continue
         # this tool's own automatic output is no ground truth
-        if (
-            str(ds.get("SOPClassUID", "")) in SEG_SOP_CLASSES
-            and is_model_output(ds) is model_output
-        ):
-            found.append(path)
+        if str(ds.get("SOPClassUID", "")) in SEG_SOP_CLASSES:
+            found[1 if is_model_output(ds) else 0].append(path)
     return found
 
 
