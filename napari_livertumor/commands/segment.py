@@ -933,8 +933,9 @@ def run_cases(
                     # a SEG or preview of the edited labels would be marked as the model's
                     # output, beside stats of the model's masks
                     msg = (
-                        f"{labels_path} was changed after this command wrote it (edited?) or cannot be read; "
-                        f"nothing was added from it: a {extra_files[missing[0]].name} made now "
+                        f"{labels_path} was changed after this command wrote it (edited?) or "
+                        f"cannot be read; nothing was added from it: a "
+                        f"{extra_files[missing[0]].name} made now "
                         "would call the edited masks the model's. Export the edited labels "
                         "from napari (marked as edited), or use --overwrite to segment again"
                     )
@@ -971,9 +972,9 @@ def run_cases(
                     continue
                 if relation == "other settings" and edited and not foreign:
                     msg = (
-                        f"{outdir / edited[0]} was changed after this command wrote it (edited?) or cannot be "
-                        "read; "
-                        f"the run with other settings ({what}) would replace it; nothing was "
+                        f"{outdir / edited[0]} was changed after this command wrote it (edited?) "
+                        f"or cannot be read; the run with other settings ({what}) would replace "
+                        "it; nothing was "
                         "overwritten: use another output folder, or --overwrite to replace it"
                     )
                     log.error("%s: %s", case.name, msg)
