@@ -354,7 +354,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 col, not any("mean_hu" in les for les in stats["lesions"])
             )
         _fill_table(self.lesion_table, lesions)
-        _fit_height(self.lesion_table, min(max(len(lesions), 3), 8))  # up to 8 without scrolling
+        # up to 8 without scrolling; at least 2 rows (3 left the results no room beside Segment
+        # on a 900-px window once the headers took two lines)
+        _fit_height(self.lesion_table, min(max(len(lesions), 2), 8))
         self.score_table.setVisible(scores is not None)
         if scores is not None:
             _fill_table(
