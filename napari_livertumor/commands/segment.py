@@ -929,18 +929,25 @@ def run_cases(
             edited = _changed_since_written(outdir, old)
             if not overwrite:
                 relation, what = ("none", "") if old is None else _compare_run(old, wanted)
+                refusal = None
                 if relation == "same" and labels_path.name in edited and missing:
                     # a SEG or preview of the edited labels would be marked as the model's
                     # output, beside stats of the model's masks
-                    msg = (
-                        f"{labels_path} was changed after this command wrote it (edited?) or "
-                        f"cannot be read; nothing was added from it: a "
-                        f"{extra_files[missing[0]].name} made now "
+                    refusal = _edited_text(
+                        labels_path,
+                        f"nothing was added from it: a {extra_files[missing[0]].name} made now "
                         "would call the edited masks the model's. Export the edited labels "
-                        "from napari (marked as edited), or use --overwrite to segment again"
+                        "from napari (marked as edited), or use --overwrite to segment again",
                     )
-                    log.error("%s: %s", case.name, msg)
-                    rows.append(_refused(row, msg, untouched=True))
+                elif relation == "other settings" and edited and not foreign:
+                    refusal = _edited_text(
+                        outdir / edited[0],
+                        f"the run with other settings ({what}) would replace it; nothing was "
+                        "overwritten: use another output folder, or --overwrite to replace it",
+                    )
+                if refusal:
+                    log.error("%s: %s", case.name, refusal)
+                    rows.append(_refused(row, refusal, untouched=True))
                     continue
                 if relation == "same" and missing and not foreign:  # no second segmentation
                     t0 = time.perf_counter()
@@ -969,16 +976,6 @@ def run_cases(
                         rows[-1]["edited"] = True  # printed, not a summary column
                     log.info("%s: already complete, skipped%s", case.name,
                              f" ({', '.join(edited)} edited since: kept)" if edited else "")  # fmt: skip
-                    continue
-                if relation == "other settings" and edited and not foreign:
-                    msg = (
-                        f"{outdir / edited[0]} was changed after this command wrote it (edited?) "
-                        f"or cannot be read; the run with other settings ({what}) would replace "
-                        "it; nothing was "
-                        "overwritten: use another output folder, or --overwrite to replace it"
-                    )
-                    log.error("%s: %s", case.name, msg)
-                    rows.append(_refused(row, msg, untouched=True))
                     continue
                 if relation == "other settings" and not foreign:  # its own outputs: redone
                     log.warning(
@@ -1279,6 +1276,12 @@ def _record_digests(stats: dict, files: dict[str, Path]) -> None:
         st = path.stat()
         digests[name] = _digest(str(path.resolve()), st.st_size, st.st_mtime_ns)
     stats["digests"] = digests
+
+
+def _edited_text(path: Path, consequence: str) -> str:
+    return (
+        f"{path} was changed after this command wrote it (edited?) or cannot be read; {consequence}"
+    )
 
 
 def _changed_since_written(outdir: Path, stats: dict | None) -> list[str]:
