@@ -418,10 +418,7 @@ def _keep_rim(smooth, init, out, liver_roi, spacing, reach_mm: float = 1.5):
     """
     if not out.any():
         return out
-    distance = ndi.distance_transform_edt(~init, sampling=spacing)
-    ring = (distance > _RING_GAP_MM) & (distance <= _RING_GAP_MM + _RING_WIDTH_MM)
-    if liver_roi is not None:
-        ring &= liver_roi
+    ring = _liver_ring(init, liver_roi, spacing, _RING_GAP_MM, _RING_WIDTH_MM)
     if ring.sum() < 10:
         return out
     m, sd = float(smooth[ring].mean()), float(smooth[ring].std())
@@ -433,12 +430,12 @@ def _keep_rim(smooth, init, out, liver_roi, spacing, reach_mm: float = 1.5):
     sizes = np.bincount(lesions.ravel())
     kept_pieces: set[int] = set()
     reach = max(float(reach_mm), min(spacing))
+    # each lesion's box grown by the reach (and a voxel): its rim lies there
+    pad = [int(np.ceil(reach / s)) + 1 for s in spacing]
     for i, box in enumerate(ndi.find_objects(lesions), start=1):
         # a crumb the contour left is no lesion: any bright piece beside it lines its edge
         if box is None or sizes[i] < _RIM_MIN_VOXELS:
             continue
-        # the lesion's box grown by the reach (and a voxel): its rim lies there
-        pad = [int(np.ceil(reach / s)) + 1 for s in spacing]
         box = tuple(
             slice(max(b.start - p, 0), min(b.stop + p, size))
             for b, p, size in zip(box, pad, out.shape, strict=True)
@@ -467,6 +464,14 @@ def _keep_rim(smooth, init, out, liver_roi, spacing, reach_mm: float = 1.5):
         return out
     # whole pieces: a thick rim reaches past the lesion's box
     return ndi.binary_fill_holes(out | np.isin(pieces, sorted(kept_pieces)))
+
+
+def _liver_ring(tumor, liver, spacing, gap_mm: float, width_mm: float):
+    """The liver ``gap_mm`` to ``gap_mm + width_mm`` outside ``tumor`` (all of it there
+    without a liver mask)."""
+    distance = ndi.distance_transform_edt(~tumor, sampling=spacing)
+    ring = (distance > gap_mm) & (distance <= gap_mm + width_mm)
+    return ring & liver if liver is not None else ring
 
 
 def _within(mask: np.ndarray, reach_mm: float, spacing) -> np.ndarray:
@@ -600,10 +605,7 @@ def ring_contrast(
     """``(mean(inside) - mean(ring), pooled standard deviation)`` of
     :func:`contrast_to_noise` (signed: negative for a lesion darker than the liver)."""
     tumor = np.asarray(tumor, dtype=bool)
-    distance = ndi.distance_transform_edt(~tumor, sampling=spacing)
-    ring = (distance > gap_mm) & (distance <= gap_mm + width_mm)
-    if liver is not None:
-        ring &= liver
+    ring = _liver_ring(tumor, liver, spacing, gap_mm, width_mm)
     inside = tumor
     if core_mm > 0:
         core = ndi.distance_transform_edt(tumor, sampling=spacing) > core_mm
