@@ -46,8 +46,9 @@ def napari_get_reader(path):
 def read_dicom_layers(path) -> list[tuple]:
     """Layers for a DICOM folder/file: the CT, plus its ground truth when a SEG is found.
 
-    A SEG file opens with the CT series it references (searched in its study folder); a folder
-    holding a CT and a SEG (an HCC-TACE-Seg patient) opens as the segmented CT and its labels.
+    A SEG file opens with the CT series it references (searched among the CTs open, then in the
+    scan ``segment`` read it from, or its study folder); a folder holding a CT and a SEG (an
+    HCC-TACE-Seg patient) opens as the segmented CT and its labels.
     """
     from .io.tcia import load_tcia_case, seg_files_by_kind
 
@@ -58,10 +59,19 @@ def read_dicom_layers(path) -> list[tuple]:
         on_open_ct = _seg_on_an_open_ct(target)
         if on_open_ct is not None:
             return on_open_ct
+        folder = _where_its_ct_is(target)
+        searched = f"looked for in {folder} and among the CTs open in the viewer"
         try:
-            volume, labels = load_tcia_case(target.parent.parent, seg_path=target)
+            if _crowded(folder):
+                searched = "looked for among the CTs open in the viewer"
+                raise InputError(
+                    folder,
+                    f"{folder} holds more than {_MAX_SEARCHED_FILES:,} files, too many to "
+                    "search for its CT without holding up napari",
+                )
+            volume, labels = load_tcia_case(folder, seg_path=target)
         except InputError as exc:
-            where = "" if exc.path in (None, target) else f" ({exc.path})"
+            where = "" if exc.path in (None, target, folder) else f" ({exc.path})"
             # a model's own output is no ground truth: Load CT's field is no way to open it
             also = (
                 ""
@@ -71,9 +81,7 @@ def read_dicom_layers(path) -> list[tuple]:
             raise InputError(
                 target,
                 f"{exc.problem}{where}\nThis is a DICOM SEG: it opens on the CT series it was "
-                "drawn on, looked "
-                f"for in {target.parent.parent} and among the CTs open in the viewer. Open that "
-                f"CT first, then this file again{also}.",
+                f"drawn on, {searched}. Open that CT first, then this file again{also}.",
             ) from exc
         _say_warnings(volume)
         return _with_ground_truth(volume, labels, _seg_role(target))
@@ -264,6 +272,53 @@ def _seg_on_an_open_ct(seg_path: Path) -> list[tuple] | None:
         name = f"{volume.meta.get('patient_id') or 'CT'} {seg_path.stem}"
         return [labels_layer_data(labels, volume, name, _seg_role(seg_path))]
     return None
+
+
+#: A SEG opened on its own has its CT looked for in a folder the user did not choose, read on
+#: napari's thread: past this many files (a SEG saved in the home folder's subfolder has the
+#: whole home folder as its "study folder") the search is not started and the user is told how
+#: to open it instead. An HCC-TACE-Seg study holds a few hundred to a few thousand files.
+_MAX_SEARCHED_FILES = 10_000
+
+
+def _where_its_ct_is(seg_path: Path) -> Path:
+    """The folder a SEG's CT is looked for in: the scan ``livertumor segment`` read, as the
+    ``<case>_stats.json`` written beside its ``<case>_seg.dcm`` records it (an output folder
+    can be anywhere), else the SEG's study folder (the folder above its series folder)."""
+    import json
+
+    if seg_path.name.endswith("_seg.dcm"):
+        stats = seg_path.with_name(seg_path.name[: -len("_seg.dcm")] + "_stats.json")
+        try:
+            record = json.loads(stats.read_text(encoding="utf-8"))
+            source = Path((record.get("run_settings") or {}).get("input") or record["input"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            source = None  # no stats (an export, a PACS file), or not ours: the study folder
+        if source is not None and source.is_absolute() and source.exists():
+            return source if source.is_dir() else source.parent
+    return seg_path.parent.parent
+
+
+def _crowded(folder: Path, most: int | None = None) -> bool:
+    """Whether ``folder`` holds more than ``most`` entries (files and folders, at any depth);
+    counting stops there, so a huge tree costs no more than that."""
+    most = _MAX_SEARCHED_FILES if most is None else most
+    seen, stack = 0, [folder]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > most:
+                        return True
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                    except OSError:
+                        continue
+        except OSError:  # unreadable or gone: the search says so if it matters
+            continue
+    return False
 
 
 def _newest_first(paths: list[Path]) -> list[Path]:

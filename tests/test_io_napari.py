@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -645,9 +646,34 @@ def test_a_folder_with_this_tools_own_segmentation_opens_it_as_a_segmentation(tm
     shutil.copy(out / "P7_seg.dcm", far / "P7_seg.dcm")
     with pytest.raises(InputError, match="drawn on"):
         napari_get_reader(str(far))(str(far))
+    # ... unless its stats (`segment` writes them beside) say which scan it read
+    (far / "P7_stats.json").write_text(
+        json.dumps({"input": "P7", "run_settings": {"input": str(ct_dir)}})
+    )
+    layers = napari_get_reader(str(far))(str(far))
+    np.testing.assert_array_equal(layers[1][0], shown(ct, new)[1])
     # a ground truth beside it wins: the folder opens as before
     write_dicom_seg(old, ct, ct_dir / "truth.dcm", algorithm_type="MANUAL")
     shutil.copy(out / "P7_seg.dcm", ct_dir / "P7_seg.dcm")
     layers = napari_get_reader(str(ct_dir))(str(ct_dir))
     assert layers[1][1]["metadata"]["livertumor_role"] == "ground_truth"
     np.testing.assert_array_equal(layers[1][0], shown(ct, old)[1])
+
+
+def test_a_seg_whose_study_folder_is_huge_is_not_searched_on_naparis_thread(
+    tmp_path, study, monkeypatch
+):
+    """A SEG saved in a folder of the home folder had the whole home folder read for its CT,
+    file by file, on napari's thread (napari hung). Past a number of files the search is not
+    started, and the message says how to open it; a CT open in the viewer still takes it."""
+    import napari_livertumor._reader as reader
+
+    ct_dir, seg, _, _ = study
+    monkeypatch.setattr(reader, "_MAX_SEARCHED_FILES", 5)
+    calls = []
+    monkeypatch.setattr("napari_livertumor.io.tcia.load_tcia_case", lambda *a, **k: calls.append(a))
+    with pytest.raises(InputError, match="more than 5 files, too many") as err:
+        napari_get_reader(str(seg))(str(seg))
+    assert "looked for among the CTs open in the viewer. Open that CT first" in str(err.value)
+    assert calls == []  # nothing was read
+    assert not reader._crowded(ct_dir, most=10_000)
