@@ -148,7 +148,8 @@ def test_another_cohort_with_the_same_patient_names_is_evaluated_whole(trained, 
 
     data, models = trained
     written = json.loads((models / "tumor" / "split.json").read_text())
-    assert set(written["fingerprints"]) == set(written["test"])
+    listed = {*written["train"], *written["val"], *written["test"]}
+    assert set(written["fingerprints"]) == listed  # every patient's, not only the test ones
     same_names = write_toy_cohort(tmp_path / "same_names", n_cases=5, seed=11)
     records = index_cases(same_names)
     assert {r.case_id for r in records} == {r.case_id for r in index_cases(data)}
@@ -162,6 +163,71 @@ def test_another_cohort_with_the_same_patient_names_is_evaluated_whole(trained, 
     copy = tmp_path / "copy"
     shutil.copytree(data, copy)
     assert _test_ids(index_cases(copy), models, None)[0] == written["test"]
+
+
+def _renamed_copy(data, to, rename):
+    import shutil
+
+    for sub in ("imagesTr", "labelsTr"):
+        (to / sub).mkdir(parents=True)
+        for f in (data / sub).glob("*.nii.gz"):
+            shutil.copy(f, to / sub / (rename(f.name[: -len(".nii.gz")]) + ".nii.gz"))
+    return to
+
+
+def test_the_training_patients_are_known_under_other_names(trained, tmp_path, caplog):
+    """The models' own cohort with its folders renamed `hcc-1`… (as the README says a clinical
+    table still matches) was taken for other data: every training patient was scored as
+    held out with no word. Renamed the ways IDs are read, the split still names them; renamed
+    any other way, their ground truth (fingerprinted for every patient of the split) gives
+    them away."""
+    import logging
+
+    from napari_livertumor.training.evaluate import evaluate
+
+    data, models = trained
+    written = json.loads((models / "tumor" / "split.json").read_text())
+    as_table = _renamed_copy(data, tmp_path / "as_table", lambda c: "hcc-" + c[-1])
+    result = evaluate(as_table, models=models, device="cpu")
+    assert [r["case"] for r in result["rows"]] == ["hcc-" + c[-1] for c in written["test"]]
+    assert result["summary"]["test_patients_seen_in_training"] == {}
+
+    other_names = _renamed_copy(data, tmp_path / "other_names", lambda c: "patient_" + c[-1])
+    with caplog.at_level(logging.WARNING):
+        result = evaluate(other_names, models=models, device="cpu", max_cases=1)
+    used = sorted("patient_" + c[-1] for c in [*written["train"], *written["val"]])
+    seen = result["summary"]["test_patients_seen_in_training"]
+    assert seen["liver"] == seen["tumor"] == used  # every one it trained or validated on
+    assert "not held-out scores" in caplog.text
+
+
+def test_a_models_split_without_test_patients_is_said_not_taken_for_none(trained, tmp_path, caplog):
+    """Trained with more folds than patients, a fold's test list was empty without a word, and
+    evaluation then said "no split file". Training now refuses such a fold; a split with no
+    test patient is named as such."""
+    import logging
+    import shutil
+
+    from napari_livertumor.errors import SettingsError
+    from napari_livertumor.training.data import index_cases
+    from napari_livertumor.training.evaluate import _test_ids
+
+    data, models = trained
+    cfg = make_config("liver", data=str(data), out=str(tmp_path / "m"), folds=9, fold=7, **TINY)
+    with pytest.raises(SettingsError, match="9 folds for 5 patient"):
+        list(train(cfg))
+    assert not (tmp_path / "m" / "liver").exists()
+    copy = tmp_path / "models"
+    shutil.copytree(models, copy)
+    for stage in ("liver", "tumor"):
+        split = json.loads((copy / stage / "split.json").read_text())
+        split["train"] += split["test"]
+        split["test"] = []
+        (copy / stage / "split.json").write_text(json.dumps(split))
+    with caplog.at_level(logging.WARNING):
+        ids, source = _test_ids(index_cases(data), copy, None)
+    assert len(ids) == 5 and source == "all cases"
+    assert "lists no test patient" in caplog.text and "no split file" not in caplog.text
 
 
 def test_fingerprints_of_dicom_segs_are_not_compared_with_nifti_labels(trained, tmp_path, caplog):
@@ -412,6 +478,29 @@ def test_ctrl_c_keeps_the_cases_already_scored(trained, tmp_path, capsys, monkey
     summary = json.loads((out / "summary.json").read_text())
     assert summary["interrupted"] is True
     assert {n["case"] for n in summary["not_evaluated"]} == {"HCC_003", "HCC_004"}
+
+    # --overwrite over a complete evaluation, stopped part-way: the complete one was replaced
+    # by the one case scored; it stays, the part results are written beside it
+    monkeypatch.setattr(Segmenter, "segment", real)
+    args = ["evaluate", "--data", str(data), "--models", str(models), "--split", str(split),
+            "-o", str(out), "--device", "cpu", "--overwrite"]  # fmt: skip
+    assert main(args) == 0
+    capsys.readouterr()
+    complete = (out / "per_case.csv").read_text()
+    assert "interrupted" not in json.loads((out / "summary.json").read_text())
+    calls.clear()
+    monkeypatch.setattr(Segmenter, "segment", interrupted_on_the_second)
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert str(out / "per_case.interrupted.csv") in err and "are kept" in err
+    assert (out / "per_case.csv").read_text() == complete
+    assert json.loads((out / "summary.interrupted.json").read_text())["interrupted"] is True
+    # a plain rerun is refused naming them all; --overwrite's complete run takes their place
+    assert main(args[:-1]) == 1
+    assert "per_case.interrupted.csv" in capsys.readouterr().err
+    monkeypatch.setattr(Segmenter, "segment", real)
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["per_case.csv", "summary.json"]
 
     calls.clear()  # stopped during the first case: nothing to keep, no folder left behind
     monkeypatch.setattr(

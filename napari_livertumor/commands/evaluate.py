@@ -85,10 +85,16 @@ def run(args) -> int:
             )
     except BaseException as exc:
         # interrupted after some cases: those are written (summary.json says interrupted)
-        if isinstance(exc, KeyboardInterrupt) and _written_now(args.out_dir, started):
+        written = _written_now(args.out_dir, started)
+        if isinstance(exc, KeyboardInterrupt) and written:
+            kept = (
+                "; the earlier evaluation's per_case.csv and summary.json are kept"
+                if written != "per_case.csv"
+                else ""
+            )
             print(
                 f"livertumor evaluate: interrupted; the cases scored before it are in "
-                f"{args.out_dir}/per_case.csv (and summary.json)",
+                f"{Path(args.out_dir) / written} (and its summary){kept}",
                 file=sys.stderr,
             )
             return 130
@@ -109,17 +115,23 @@ def run(args) -> int:
     return 0
 
 
-def _written_now(out_dir, started: float) -> bool:
-    """Whether ``out_dir`` holds this (interrupted) run's per_case.csv and summary.json."""
+def _written_now(out_dir, started: float) -> str | None:
+    """The per-case table this (interrupted) run wrote in ``out_dir`` with its summary
+    (``per_case.csv``, or ``per_case.interrupted.csv`` beside an earlier evaluation's), or None."""
     import json
 
+    from ..training.evaluate import INTERRUPTED
+
     folder = Path(out_dir)
-    try:
-        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-        fresh = (folder / "per_case.csv").stat().st_mtime >= started - 1
-    except (OSError, ValueError):
-        return False
-    return bool(summary.get("interrupted")) and fresh
+    for suffix in (INTERRUPTED, ""):
+        try:
+            summary = json.loads((folder / f"summary{suffix}.json").read_text(encoding="utf-8"))
+            fresh = (folder / f"per_case{suffix}.csv").stat().st_mtime >= started - 1
+        except (OSError, ValueError):
+            continue
+        if summary.get("interrupted") and fresh:
+            return f"per_case{suffix}.csv"
+    return None
 
 
 def _new_folder() -> str:

@@ -7,6 +7,7 @@ refinement), and the result is scored against the ground truth on the CT's own g
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -91,7 +92,7 @@ def evaluate(
         out = Path(out_dir)
         if out.exists() and not out.is_dir():
             raise InputError(out, "the output must be a folder, and this is a file")
-        earlier = [n for n in ("per_case.csv", "summary.json") if (out / n).exists()]
+        earlier = [n for n in _all_result_files() if (out / n).exists()]
         if earlier and not overwrite:
             raise InputError(
                 out,
@@ -169,7 +170,14 @@ def evaluate(
     if interrupted:
         summary["interrupted"] = True
     if out_dir is not None and (rows or not interrupted):
-        write_results(out_dir, rows, summary)
+        # an earlier evaluation's results (replaced by --overwrite) give way to complete ones
+        # only: a run stopped part-way writes its own beside them
+        earlier = any((Path(out_dir) / n).exists() for n in RESULT_FILES)
+        write_results(out_dir, rows, summary, suffix=INTERRUPTED if interrupted and earlier else "")
+        if not interrupted:  # a stopped earlier run's part results are replaced with the rest
+            for name in _all_result_files()[len(RESULT_FILES) :]:
+                with contextlib.suppress(FileNotFoundError):
+                    (Path(out_dir) / name).unlink()
     if interrupted:
         raise KeyboardInterrupt
     return {"summary": summary, "rows": rows, "table": table}
@@ -247,12 +255,14 @@ def _test_ids(records, models, split_file) -> tuple[list[str], str]:
     folder = _models_folder(models)
     by_id = {r.case_id: r for r in records}
     everything = [r.case_id for r in records]
+    empty = []
     for stage in ("tumor", "liver"):
         cand = folder / stage / "split.json"
         if not cand.is_file():
             continue
-        split = read_split(cand)
+        split = _named_as_here(read_split(cand), by_id)
         if not split.get("test"):
+            empty.append(str(cand))
             continue
         other, new = _split_relation(split, by_id)
         if other is None:
@@ -291,8 +301,36 @@ def _test_ids(records, models, split_file) -> tuple[list[str], str]:
             other,
         )
         return everything, "all cases (other data than the models' split)"
-    log.warning("no split file: evaluating every case in the data folder")
+    if empty:
+        log.warning(
+            "%s lists no test patient (every patient was trained or validated on): evaluating "
+            "every case in the data folder; scores on patients the models trained on are not "
+            "held-out scores",
+            " and ".join(empty),
+        )
+    else:
+        log.warning("no split file: evaluating every case in the data folder")
     return everything, "all cases"
+
+
+def _named_as_here(split: dict, by_id: dict) -> dict:
+    """``split`` with each patient named as the case here that is that patient by the
+    clinical table's reading of IDs (the split's are read that way: ``HCC_001``), so folders
+    renamed ``hcc-1`` or ``HCC 1`` after training are still the patients it lists."""
+    from ..io.clinical import normalise_id
+
+    here: dict[str, str] = {}
+    for case in by_id:
+        here.setdefault(normalise_id(case), case)
+    out = dict(split)
+    for key in ("train", "val", "test"):
+        out[key] = [c if c in by_id else here.get(normalise_id(c), c) for c in split.get(key) or ()]
+    prints = split.get("fingerprints")
+    if isinstance(prints, dict):
+        out["fingerprints"] = {
+            (c if c in by_id else here.get(normalise_id(c), c)): v for c, v in prints.items()
+        }
+    return out
 
 
 def _seen_in_training(test_ids, models, by_id) -> dict[str, list[str]]:
@@ -306,13 +344,14 @@ def _seen_in_training(test_ids, models, by_id) -> dict[str, list[str]]:
         if not cand.is_file():
             continue
         try:
-            split = read_split(cand, require_train=False)
+            split = _named_as_here(read_split(cand, require_train=False), by_id)
         except InputError:
             continue
-        if split.get("test") and _split_relation(split, by_id)[0] is not None:
-            continue  # about other data: its names say nothing about these patients
-        used = set(split.get("train") or ()) | set(split.get("val") or ())
-        both = [c for c in test_ids if c in used]
+        both = _same_ground_truth(split, [c for c in test_ids if c in by_id], by_id)
+        if not (split.get("test") and _split_relation(split, by_id)[0] is not None):
+            # about this data (else its names say nothing about these patients)
+            used = set(split.get("train") or ()) | set(split.get("val") or ())
+            both = [c for c in test_ids if c in used or c in both]
         if both:
             seen[stage] = both
             log.warning(
@@ -324,6 +363,24 @@ def _seen_in_training(test_ids, models, by_id) -> dict[str, list[str]]:
                 cand,
             )
     return seen
+
+
+def _same_ground_truth(split: dict, test_ids: list[str], by_id: dict) -> list[str]:
+    """The patients of ``test_ids`` whose ground-truth file is, byte for byte in its voxels,
+    that of a patient ``split`` trained or validated on, whatever either is named (a copy of
+    the training data under other folder names; training records every listed patient's
+    fingerprint since December 2026, earlier splits only their test patients')."""
+    prints = split.get("fingerprints") or {}
+    used = {str(c) for key in ("train", "val") for c in split.get(key) or ()}
+    seen = {fp for c, fp in prints.items() if str(c) in used and fp}
+    if not seen:
+        return []
+    layout = split.get("fingerprint_layout")
+    return [
+        c
+        for c in test_ids
+        if (not layout or by_id[c].layout == layout) and case_fingerprint(by_id[c]) in seen
+    ]
 
 
 #: (message, arguments) said in this evaluation: the models' split is looked at twice (for its
@@ -391,8 +448,22 @@ def _split_relation(split: dict, by_id: dict) -> tuple[str | None, list[str]]:
     return None, new
 
 
-def write_results(out_dir: str | Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
-    """``per_case.csv`` and ``summary.json`` in ``out_dir`` (each written atomically)."""
+#: what an evaluation writes in its folder; a run interrupted over an earlier one's results
+#: writes them with :data:`INTERRUPTED` before the ending, and leaves the earlier ones
+RESULT_FILES = ("per_case.csv", "summary.json")
+INTERRUPTED = ".interrupted"
+
+
+def _all_result_files() -> list[str]:
+    stopped = [n.replace(".", INTERRUPTED + ".", 1) for n in RESULT_FILES]
+    return [*RESULT_FILES, *stopped]
+
+
+def write_results(
+    out_dir: str | Path, rows: list[dict[str, Any]], summary: dict[str, Any], suffix: str = ""
+) -> None:
+    """``per_case<suffix>.csv`` and ``summary<suffix>.json`` in ``out_dir`` (each written
+    atomically)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fields: list[str] = []
@@ -401,11 +472,11 @@ def write_results(out_dir: str | Path, rows: list[dict[str, Any]], summary: dict
     # UTF-8 as every other file the tool writes (the locale's code page on Windows could not
     # hold a patient ID in Chinese, and lost the table after every case had been scored)
     with (
-        atomic_path(out / "per_case.csv") as tmp,
+        atomic_path(out / f"per_case{suffix}.csv") as tmp,
         open(tmp, "w", newline="", encoding="utf-8") as fh,
     ):
         w = csv.DictWriter(fh, fieldnames=fields or ["case"])
         w.writeheader()
         for r in rows:
             w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
+    atomic_write_text(out / f"summary{suffix}.json", json.dumps(summary, indent=2, default=str))

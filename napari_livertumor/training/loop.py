@@ -423,10 +423,12 @@ class _Run:
             for c, r in skipped
         ]
         by_id = {r.case_id: r for r in records}
-        # the test patients' ground truth, so evaluation can tell this cohort from another
-        # that reuses the names (livertumor evaluate without --split)
+        # every listed patient's ground truth: evaluation tells this cohort from another that
+        # reuses the names by its test patients', and a training patient under another name
+        # (a renamed copy of the data) by the others' (livertumor evaluate without --split)
+        listed = [*split_out["train"], *split_out["val"], *split["test"]]
         split_out["fingerprints"] = {
-            c: fp for c in split["test"] if c in by_id and (fp := case_fingerprint(by_id[c]))
+            c: fp for c in listed if c in by_id and (fp := case_fingerprint(by_id[c]))
         }
         # a fingerprint is of the labels file: a DICOM SEG's and a NIfTI's of the same patient
         # differ, so evaluation must know which kind these were taken from
@@ -1131,6 +1133,13 @@ def resolve_split(cfg: TrainConfig, ids: list[str]) -> dict[str, Any]:
                 ", ".join(left[:5]) + (" …" if len(left) > 5 else ""),
             )
         return split
+    if cfg.folds and cfg.folds > 1 and cfg.folds > len(set(ids)):
+        # patients are dealt into the folds one by one: a fold past the last patient is empty,
+        # and a model "tested" on nobody has no held-out score to give
+        raise SettingsError(
+            f"{cfg.folds} folds for {len(set(ids))} patient(s): fold {cfg.fold} would have no "
+            f"test patient; use at most {len(set(ids))} folds (or --split with your own lists)"
+        )
     return make_split(
         ids,
         cfg.seed,
