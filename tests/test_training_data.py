@@ -713,3 +713,29 @@ def test_copies_are_looked_for_without_reading_every_file_for_every_other(tmp_pa
     monkeypatch.setattr(data_mod, "_file_digest", lambda p: calls.append(p) or real(p))
     assert len(index_cases(tmp_path)) == 8
     assert calls == []  # different first bytes: no whole file read
+
+
+def test_what_the_ct_reader_made_good_is_said_when_training_reads_it(tcia_cohort, tmp_path, caplog):
+    """A patient with a slice missing trained on the interpolated one without a word (convert
+    and segment say it); the reader's notes are said per patient and kept with the cache."""
+    import logging
+    import shutil
+
+    from napari_livertumor.training.data import load_or_prepare
+
+    data = tmp_path / "data"
+    shutil.copytree(tcia_cohort / "HCC_001", data / "HCC_001")
+    ct_files = sorted(
+        f for f in (data / "HCC_001").rglob("*.dcm") if "Segmentation" not in str(f.parent)
+    )
+    ct_files[len(ct_files) // 2].unlink()
+    records = index_cases(data)
+    params = {
+        "stage": "liver", "target_spacing": (5.0, 4.0, 4.0), "hu_window": (-100.0, 200.0),
+        "roi_margin_mm": 10.0, "mask_outside_liver": False, "outside_hu": -100.0,
+    }  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        [prepared], skipped = load_or_prepare(records, [params], tmp_path / "cache")
+    assert skipped == []
+    assert "patient HCC_001: " in caplog.text and "missing slice" in caplog.text
+    assert any("missing slice" in w for w in prepared["HCC_001"].info["reader_warnings"])

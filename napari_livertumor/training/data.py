@@ -698,8 +698,15 @@ def load_or_prepare(
             continue
         try:
             ct, hcc = load_case(rec)
+            # what the reader made good or left out (missing slices interpolated, a damaged
+            # file, another series), said as convert and segment say it; kept with the cache
+            notes = list(dict.fromkeys(str(w) for w in ct.meta.get("warnings") or ()))
+            for note in notes:
+                log.warning("patient %s: %s", rec.case_id, note)
             for i in missing:
                 case = prepare_case(ct, hcc, params_list[i], rec.case_id)
+                if notes:
+                    case.info["reader_warnings"] = notes
                 try:
                     _write_cached(paths[i], case)
                 except OSError as exc:  # the cache's disk, not the patient: stop the run
