@@ -65,7 +65,22 @@ def test_an_nbia_download_given_above_its_collection_folder_finds_every_patient(
     caplog.clear()
     with caplog.at_level(logging.INFO):
         find_clinical(tcia_cohort)
-    assert "not read" not in caplog.text
+    assert "not read" not in caplog.text and "saved later" not in caplog.text
+    # ... unless one was saved later (a CSV edited beside the XLSX, which is the one read)
+    import os
+
+    table = tmp_path / "table"
+    table.mkdir()
+    xlsx = next(tcia_cohort.glob("*.xlsx"))
+    shutil.copy(xlsx, table / xlsx.name)
+    csv = next(tcia_cohort.glob("*.csv"))
+    shutil.copy(csv, table / csv.name)
+    os.utime(table / xlsx.name, (1e9, 1e9))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert find_clinical(table).suffix == ".xlsx"
+    assert f"{csv.name} beside it was saved later" in caplog.text
+    assert f"--clinical {table / csv.name}" in caplog.text
 
 
 def test_another_patients_seg_beside_the_patients_own_is_passed_over(tcia_cohort, tmp_path):

@@ -429,7 +429,28 @@ def find_clinical(data: str | Path) -> Path | None:
             found[0].name,
             ", ".join(p.name for p in others[:3]) + (" …" if len(others) > 3 else ""),
         )
+    if found:
+        # the same table in both formats, one of them changed since: the one read may be the
+        # one not edited (a CSV saved from the spreadsheet after a correction)
+        newer = [p for p in found[1:] if p.stem == found[0].stem and _newer(p, found[0])]
+        if newer:
+            log.warning(
+                "clinical table: %s is read, and %s beside it was saved later; if that is the "
+                "one you edited, give --clinical %s",
+                found[0].name,
+                newer[0].name,
+                newer[0],
+            )
     return found[0] if found else None
+
+
+def _newer(a: Path, b: Path, seconds: float = 60.0) -> bool:
+    """Whether ``a`` was modified more than ``seconds`` after ``b`` (both written by one
+    download or one ``synth`` run are not)."""
+    try:
+        return a.stat().st_mtime > b.stat().st_mtime + seconds
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------- reading
