@@ -331,6 +331,12 @@ def test_one_patient_folder_beside_an_empty_one_is_still_a_folder_of_patients(tm
     cases = discover_cases([tmp_path / "in"])
     assert [c.name for c in cases] == ["HCC_001", "HCC_002"]
     assert cases[0].path == tmp_path / "in" / "HCC_001"
+    # alone in its folder (a one-patient download) it is still that patient, as convert names
+    # it (the case was named after the folder above)
+    (tmp_path / "in" / "HCC_002").rmdir()
+    assert [(c.name, c.path) for c in discover_cases([tmp_path / "in"])] == [
+        ("HCC_001", tmp_path / "in" / "HCC_001")
+    ]
 
     # one study's series folders (not named after the patient) beside an empty folder: one case,
     # and the empty folder is named

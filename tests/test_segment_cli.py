@@ -523,6 +523,10 @@ def test_extra_outputs_are_never_written_over_another_file_and_stale_ones_go(
     assert main([*nifti, "--dicom-seg", "--preview"]) == 0
     assert "P2: no DICOM SEG: the input is a NIfTI file" in caplog.text
     assert (out / "P2_preview.png").is_file() and not (out / "P2_seg.dcm").exists()
+    # ... in its stats too, for someone who reads only those
+    stats = json.loads((out / "P2_stats.json").read_text())
+    assert stats["outputs"] == {"preview": "P2_preview.png", "dicom_seg": None}
+    assert any(w.startswith("no P2_seg.dcm: the input is a NIfTI file") for w in stats["warnings"])
     caplog.clear()
     with caplog.at_level("INFO"):
         assert main([*nifti, "--dicom-seg", "--preview"]) == 0  # nothing to add: skipped

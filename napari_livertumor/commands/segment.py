@@ -490,7 +490,14 @@ def _cases_from_folder(folder: Path) -> list[Case]:
                 log.info("%s: no DICOM or NIfTI scan in it; skipped", sub)
         return cases
     has_own_dicom = any(_looks_dicom(p) for p in entries if p.is_file())
-    if has_own_dicom or len(subdirs) <= 1:
+    if has_own_dicom or not subdirs:
+        return [Case(_case_name(folder), folder)]
+    if len(subdirs) == 1:
+        # one patient's folder named after its PatientID (a one-patient download): that patient,
+        # named as convert and the training data name it; else one patient's study in a folder
+        key = _owner(subdirs[0])
+        if key is not None and subdirs[0].name == key[0]:
+            return [Case(_case_name(subdirs[0]), subdirs[0])]
         return [Case(_case_name(folder), folder)]
     # Several subfolders: one patient's series (same patient and study) or one per patient?
     owners: dict[Path, tuple[str, str]] = {}
@@ -885,9 +892,13 @@ def run_cases(
     for case in cases:
         labels_path, stats_path = output_paths(outdir, case)
         own_extras = _wanted_extras(case, extras)
-        if len(own_extras) < len(extras):  # asked for, so said on every run that asks
-            log.warning("%s: no DICOM SEG: the input is a NIfTI file (a DICOM SEG refers to the "
-                        "DICOM slices it was drawn on)", case.name)  # fmt: skip
+        not_possible = {
+            k: "the input is a NIfTI file (a DICOM SEG refers to the DICOM slices it was drawn on)"
+            for k in extras
+            if k not in own_extras
+        }
+        for why in not_possible.values():  # asked for, so said on every run that asks
+            log.warning("%s: no DICOM SEG: %s", case.name, why)
         extra_files = extra_paths(outdir, case, own_extras)
         row = {"case": case.name, "input": str(case.path), "labels": labels_path.name}
         row["stats"] = stats_path.name
@@ -1018,6 +1029,7 @@ def run_cases(
                 stats = segment_one(
                     case, outdir, segmenter, series_uid=series_uid, acquisition=acquisition,
                     progress=progress, load_seconds=load_s, settings=wanted, extras=own_extras,
+                    not_possible=not_possible,
                 )  # fmt: skip
                 _remove_stale_extras(outdir, case, made_before, stats.get("outputs") or {})
                 rows.append({**row, **_summary_values(stats), "status": "done"})
@@ -1070,10 +1082,13 @@ def segment_one(
     load_seconds=0.0,
     settings: dict | None = None,
     extras=(),
+    not_possible: dict[str, str] | None = None,
 ) -> dict:
     """Read, segment and write one case; returns the stats written. ``settings``: its
     :func:`run_settings`, when the caller has them already (a folder's files are not listed
-    twice). ``extras``: optional outputs (:data:`EXTRA_OUTPUTS`) written with them."""
+    twice). ``extras``: optional outputs (:data:`EXTRA_OUTPUTS`) written with them;
+    ``not_possible``: those asked for that this input cannot have, with why (recorded null in
+    the stats' ``outputs`` and said in its warnings)."""
     from ..io import load_ct
     from ..io.nifti import write_nifti
 
@@ -1111,6 +1126,9 @@ def segment_one(
             case, volume, result, segmenter, settings, timings=(t0, t_read, t_write, load_seconds)
         )
         notes = _write_extras(case, volume, result.labels, stats, asides, finals)
+        for kind, why in (not_possible or {}).items():
+            stats.setdefault("outputs", {})[kind] = None
+            notes.append(f"no {case.name}{EXTRA_OUTPUTS[kind]}: {why}")
         stats["warnings"] = [*(stats.get("warnings") or []), *notes]
         stats["timings_s"]["total"] = round(time.perf_counter() - t0, 3)
         _record_digests(stats, {labels_path.name: partial, **_made(asides, finals, stats)})

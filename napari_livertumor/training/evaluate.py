@@ -122,9 +122,10 @@ def evaluate(
                 not_evaluated.append({"case": c, "reason": why})
     if not_evaluated:
         log.warning(
-            "%d test patient(s) of the split cannot be evaluated: %s",
+            "%d test patient(s) of the split cannot be evaluated: %s%s",
             len(not_evaluated),
             "; ".join(f"{n['case']} ({n['reason']})" for n in not_evaluated[:8]),
+            f" and {len(not_evaluated) - 8} more (summary.json)" if len(not_evaluated) > 8 else "",
         )
     present = [by_id[c] for c in test_ids if c in by_id]
     test = present[: max_cases or None]
@@ -157,8 +158,9 @@ def evaluate(
     table = format_table(summary)
     for stage, ids in seen.items():
         table += (
-            f"\nNot held out: the {stage} model trained or validated on {len(ids)} of these "
-            f"test patients ({', '.join(ids[:8])}{', …' if len(ids) > 8 else ''})"
+            f"\nNot held out: the {stage} model trained or validated on {len(ids)} of the "
+            f"{len(test_ids)} test patients asked for ({', '.join(ids[:8])}"
+            f"{', …' if len(ids) > 8 else ''})"
         )
     if not_evaluated:
         table += (
