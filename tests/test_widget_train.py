@@ -178,6 +178,27 @@ def test_a_model_already_in_the_output_folder_is_resumed_or_kept_never_replaced_
     assert widget.history["step"] == [3, 4]
     assert "Resuming with the run's own recipe" in widget.log.toPlainText()
     assert "roi_size: run [16.0, 32.0, 32.0], now [32.0, 96.0, 96.0]" in widget.log.toPlainText()
+    assert widget.patch.text() == "16, 32, 32"  # the fields show the recipe it went on with
+
+    # Replace, stopped before its first step: the folder's last/ is the earlier run's, and the
+    # status said "the last weights are in last/" (resuming would go on with the run replaced)
+    import dataclasses
+
+    config = dataclasses.replace(widget.build_config(), overwrite=True)
+    widget.reports = [{"event": "cancelled", "stage": "liver", "step": 0, "last": None}]
+    widget._finished("cancelled", config)
+    assert "nothing was written" in widget.status.text()
+    assert "as it was (not replaced)" in widget.status.text()
+    assert "last weights" not in widget.status.text()
+
+    # a data folder that is not there is said before any question about the output folder
+    asked.clear()
+    monkeypatch.setattr(
+        widget, "ask_existing_run", lambda folder, can_resume: asked.append(can_resume) or "cancel"
+    )
+    widget.data.setText(str(tmp_path / "nope"))
+    widget.start_button.click()
+    assert asked == [] and "training data folder not found" in widget.status.text()
 
 
 def test_stop_ends_training_and_keeps_the_last_weights(train_widget, toy_data, qtbot, tmp_path):
@@ -209,6 +230,36 @@ def test_a_patch_the_network_cannot_take_is_named_as_the_form_names_it(
     with pytest.raises(ValueError, match=r"^HU window \(300.0, 100.0\) must be") as info:
         widget.build_config()
     assert "hu_window" not in str(info.value)
+
+
+def test_the_log_keeps_its_last_line_in_view_unless_scrolled_up(train_widget, qtbot, tmp_path):
+    """The log stayed on old lines (a resize grew its scroll range under it) while training
+    ran: the live lines were hidden. A failed Check data left the last folder's summary up."""
+    _, widget = train_widget
+    bar = widget.log.verticalScrollBar()
+    for i in range(200):
+        widget._log(f"line {i}")
+    assert bar.maximum() > 0 and bar.value() == bar.maximum()
+    widget.log.setFixedHeight(widget.log.height() - 20)  # the range grows under it
+    qtbot.wait(20)
+    widget._log("line 200")
+    assert bar.value() == bar.maximum()
+    bar.triggerAction(bar.SliderPageStepSub)  # the user scrolls up to read: left there
+    qtbot.wait(20)
+    where = bar.value()
+    widget._log("line 201")
+    assert bar.value() == where < bar.maximum()
+    bar.triggerAction(bar.SliderToMaximum)  # back at the end: followed again
+    qtbot.wait(20)
+    widget._log("line 202")
+    assert bar.value() == bar.maximum()
+
+    widget.summary.setText("4 patient(s) with ground-truth labels (nifti layout)")
+    widget.summary_box.setVisible(True)
+    widget.data.setText(str(tmp_path / "nope"))
+    widget.check_data()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.summary.text() == "" and not widget.summary_box.isVisibleTo(widget)
 
 
 def test_the_log_says_a_stop_before_the_first_step_saved_nothing(train_widget):

@@ -142,6 +142,10 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
         self.log.setMinimumHeight(56)
+        # new lines stay in view unless the user scrolled up to read (a resize of the panel
+        # grew the scroll range under a log left where it was: the live lines were hidden)
+        self._log_follows = True
+        self.log.verticalScrollBar().actionTriggered.connect(self._log_scrolled)
         self.status = StatusLabel()
         for widget, tip in (
             (
@@ -252,6 +256,9 @@ class TrainWidget(JobWidgetMixin, QWidget):
             set_status(self.status, "Choose a training data folder first.", error=True)
             return
         self.drop_job(self.check_button)  # a check under way (of another folder) gives way
+        # the summary shown is of the folder checked before: gone, whatever this check finds
+        self.summary.setText("")
+        self.summary_box.setVisible(False)
         self.run_job(
             lambda progress, should_cancel: summarize_data(data, clinical, progress, should_cancel),
             self._show_summary,
@@ -274,6 +281,16 @@ class TrainWidget(JobWidgetMixin, QWidget):
             set_status(self.status, str(exc), error=True)
             return
         stage_dir = Path(config.stage_dir)
+        data = Path(config.data)
+        if not data.is_dir():  # said before any question about the output folder
+            set_status(
+                self.status,
+                f"{data}: training data folder not found"
+                if not data.exists()
+                else f"{data} is a file; the training data is a folder",
+                error=True,
+            )
+            return
         try:  # before asking to replace what is there: it may be the start model itself
             from ..training.loop import check_init_is_not_output
 
@@ -292,6 +309,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
             )
             if choice == "resume":  # the run's own network, patch, spacing and HU window
                 config = self._with_run_recipe(config, stage_dir)
+                self._show_recipe(config)
         self._reset_plot()
         self.reports = []
         self.model_folder = None
@@ -319,13 +337,19 @@ class TrainWidget(JobWidgetMixin, QWidget):
             self._log("Resuming with the run's own recipe, not the fields: " + "; ".join(differ))
         return apply_recipe(config, saved)
 
+    def _show_recipe(self, config) -> None:
+        """The fields show the recipe a resumed run goes on with (not what was typed)."""
+        self.patch.setText(", ".join(str(int(v)) for v in config.roi_size))
+        self.hu_low.setValue(int(config.hu_window[0]))
+        self.hu_high.setValue(int(config.hu_window[1]))
+
     def ask_existing_run(self, stage_dir: Path, can_resume: bool) -> str:
         """``"resume"``, ``"replace"`` or ``"cancel"`` for a run already in ``stage_dir``
         (tests replace this)."""
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Question)
-        box.setWindowTitle("A model is already there")
         has_model = (stage_dir / "model.safetensors").is_file()
+        box.setWindowTitle("A model is already there" if has_model else "A run is already there")
         if has_model:
             held = f"a {stage_dir.name} model" + (
                 " and the state of a stopped or finished run" if can_resume else ""
@@ -505,14 +529,25 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 f"Finished. The {config.stage} model in {config.out} can be chosen in Segment.",
             )
         elif status == "cancelled":
-            stopped_early = not any(r.get("event") == "step" for r in self.reports)
-            set_status(
-                self.status,
-                "Stopped before training began; nothing was written."
-                if stopped_early and not (stage_dir / "last").is_dir()
-                else f"Stopped; the last weights are in {stage_dir / 'last'}. Start again with "
-                "the same output folder to resume from there.",
+            # what this run saved, not what the folder held before (a Replace stopped at once
+            # leaves the earlier run's last/, which resuming would go on with)
+            saved = any(
+                r.get("event") == "step" or (r.get("event") == "cancelled" and r.get("last"))
+                for r in self.reports
             )
+            if saved:
+                text = (
+                    f"Stopped; the last weights are in {stage_dir / 'last'}. Start again with "
+                    "the same output folder to resume from there."
+                )
+            elif config.overwrite:
+                text = (
+                    f"Stopped before training began; nothing was written, and what {stage_dir} "
+                    "held is as it was (not replaced)."
+                )
+            else:
+                text = "Stopped before training began; nothing was written."
+            set_status(self.status, text)
         if status == "failed":  # the whole message, which the status line may not show
             self._log(f"[failed] {self.status.text()}")
         else:
@@ -570,6 +605,22 @@ class TrainWidget(JobWidgetMixin, QWidget):
 
     def _log(self, line: str) -> None:
         self.log.appendPlainText(line)
+        if self._log_follows:
+            bar = self.log.verticalScrollBar()
+            bar.setValue(bar.maximum())
+
+    def _log_scrolled(self, _action) -> None:
+        # emitted before the user's move is applied: judged once it is
+        from qtpy.QtCore import QTimer
+
+        def judge():
+            try:
+                bar = self.log.verticalScrollBar()
+            except RuntimeError:  # the panel was closed
+                return
+            self._log_follows = bar.value() >= bar.maximum() - 1
+
+        QTimer.singleShot(0, judge)
 
     def _show_summary(self, lines: list[str]) -> None:
         """The summary, compact, above; every line of it in the log below."""
