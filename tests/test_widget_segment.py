@@ -277,6 +277,16 @@ def test_candidates_the_lesion_filter_drops_are_marked_not_lost(
     assert "unsure candidate" in widget.status.text()
     assert viewer.layers.selection.active is seg
 
+    # a rerun marks its own candidates in the same layer (removing and adding one froze the
+    # window about a second)
+    points.data = np.zeros((3, 3))
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert viewer.layers["tiny CT segmentation unsure lesions"] is points
+    assert len(points.data) == 1 and len(points.features) == 1
+    assert points.text.values[0].startswith("unsure ")
+    assert viewer.layers.selection.active is viewer.layers["tiny CT segmentation"]
+
     widget.unsure_check.setChecked(False)  # keep them this time
     widget.run_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
