@@ -73,6 +73,7 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
+    from ..io.dicom import SEVERAL_PATIENTS
     from ..io.nifti import is_nifti_path, read_nifti, write_nifti
 
     source: Path = args.input
@@ -142,7 +143,7 @@ def _run(args) -> int:
                 ) from exc
             raise
     for warning in volume.meta.get("warnings", []):
-        if "series of another patient" in warning:
+        if SEVERAL_PATIENTS in warning:
             warning += " (or give -o a folder name to convert each patient into a NIfTI dataset)"
         print(f"livertumor convert: warning: {warning}", file=sys.stderr)
     # without --force, not even a file another run wrote there meanwhile is replaced

@@ -130,6 +130,10 @@ def discover_series(
     return [info for info, _ in _group(headers)]
 
 
+#: how a series read from a folder of several patients' scans says so (callers add their advice)
+SEVERAL_PATIENTS = "the folder holds the scans of"
+
+
 def read_dicom_series(
     path: str | Path,
     series_uid: str | None = None,
@@ -239,17 +243,25 @@ def read_dicom_series(
             f"read AcquisitionNumber {info.acquisition} ({info.n_slices} slices; {why}), "
             f"not {numbers}"
         )
-    others = [g for g, _ in groups if g.uid != info.uid and g.is_image]
+    # the other patients' series are said as theirs, not listed as this patient's not read
+    others = [
+        g for g, _ in groups if g.uid != info.uid and g.is_image and g.patient_id == info.patient_id
+    ]
     strangers = sorted({g.patient_id for g, _ in groups if g.patient_id != info.patient_id})
-    if strangers:
+    if strangers and series_uid is None:  # (a series named by its UID is no guess among them)
+        shown = ", ".join(repr(x) for x in strangers[:6]) + (" …" if len(strangers) > 6 else "")
         warnings.append(
-            f"the folder also holds series of another patient (PatientID "
-            f"{', '.join(repr(x) for x in strangers)}); only the series of {info.patient_id!r} "
-            "was read: keep one patient per folder"
+            f"{SEVERAL_PATIENTS} {len(strangers) + 1} patients; {info.patient_id!r} was read, "
+            f"not {shown}: give each patient's own folder"
         )
     if others:
         refs = frozenset(prefer_sop_instance_uids or ()) or frozenset(seg_refs)
-        why = "as asked" if series_uid is not None else why_chosen(info, others, refs)
+        if series_uid is not None and refs & info.sop_instance_uids:
+            why = "the one its DICOM SEG references"
+        elif series_uid is not None:
+            why = "as asked"
+        else:
+            why = why_chosen(info, others, refs)
         warnings.append(
             f"read {info.modality} {info.label} ({info.n_slices} slices: {why}); "
             f"{len(others)} other series in the folder not read: "
