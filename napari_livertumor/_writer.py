@@ -165,7 +165,7 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
         segments,
         algorithm_type=kind,
         # a model's segmentation as it came is marked so: never read as a ground truth
-        series_description=model_seg_description()
+        series_description=model_seg_description("liver+tumor" if 2 in values else "liver")
         if kind == "AUTOMATIC"
         else str(attributes.get("name") or "Segmentation")[:64],
         notes=notes,

@@ -495,7 +495,7 @@ def _write_one(
             algorithm_type=algorithm_type,
             # a model's segmentation as it came is marked so: never read as a ground truth
             **(
-                {"series_description": model_seg_description()}
+                {"series_description": model_seg_description("liver+tumor")}  # as segment's
                 if algorithm_type == "AUTOMATIC"
                 else {}
             ),
