@@ -70,11 +70,28 @@ def test_a_utf16_text_export_reads_the_same_as_the_workbook(tmp_path):
     pd.testing.assert_frame_equal(from_xlsx, read_clinical(tmp_path / "clinical.txt").frame)
 
 
-def test_workbook_without_the_data_table_sheet_uses_the_first_and_says_so(tmp_path):
+def test_workbook_without_the_data_table_sheet_uses_the_one_with_the_ids_and_says_so(tmp_path):
     pd.DataFrame(ROWS).to_excel(tmp_path / "c.xlsx", sheet_name="Sheet1", index=False)
     table = read_clinical(tmp_path / "c.xlsx")
     assert len(table.frame) == 4
-    assert any("read the first sheet 'Sheet1'" in r for r in table.report)
+    assert any("read the sheet 'Sheet1'" in r for r in table.report)
+    # a README sheet first: the table was refused for having no TCIA_ID column, naming neither
+    # the sheet read nor the others
+    with pd.ExcelWriter(tmp_path / "d.xlsx") as book:
+        pd.DataFrame({"Clinical data of HCC-TACE-Seg": ["see the other sheet"]}).to_excel(
+            book, sheet_name="README", index=False
+        )
+        pd.DataFrame(ROWS).to_excel(book, sheet_name="patients", index=False)
+    table = read_clinical(tmp_path / "d.xlsx")
+    assert len(table.frame) == 4
+    assert any("read the sheet 'patients' (not 'README')" in r for r in table.report)
+
+
+def test_a_file_named_xlsx_that_is_no_workbook_says_so_in_plain_words(tmp_path):
+    (tmp_path / "junk.xlsx").write_text("not a workbook at all")
+    with pytest.raises(InputError, match="is not an Excel workbook that can be read") as info:
+        read_clinical(tmp_path / "junk.xlsx")
+    assert "save it again from the spreadsheet as .xlsx or .csv" in str(info.value)
 
 
 def test_title_rows_above_the_header_are_skipped(tmp_path):

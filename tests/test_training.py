@@ -1050,6 +1050,23 @@ def test_train_check_says_what_the_data_holds_and_trains_nothing(
     out = capsys.readouterr().out
     assert out.startswith("6 patient(s) with ground-truth labels (nifti layout)")
     assert "Clinical table" in out
+    assert "Default split: 4 training / 1 validation / 1 test patient(s)\n" in out
+
+    # a table whose IDs match no patient: said by what each side holds, not as 15 empty columns
+    # (and a row without its patient, the usual typo, is named)
+    table = tmp_path / "t" / "clinical.csv"
+    table.parent.mkdir()
+    table.write_text("TCIA_ID,AFP,age\nPAT01,12,60\nPAT02,7,71\n")
+    assert main(["train", "--data", str(toy_data), "--clinical", str(table), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "No patient here has a row in clinical.csv: its IDs read like PAT01, PAT02, the " in out
+    assert "patients here like HCC_001, HCC_002, HCC_003" in out
+    assert "Columns without a usable value" not in out
+    table.write_text("TCIA_ID,AFP,age\nHCC_001,12,60\nHCC_0007,7,71\n")
+    assert main(["train", "--data", str(toy_data), "--clinical", str(table), "--check"]) == 0
+    assert "Rows of the table with no patient here: HCC_007\n" in capsys.readouterr().out
+    table.unlink()
+    table.parent.rmdir()
     assert not list(tmp_path.iterdir())  # nothing written in the current folder
     assert not list(toy_data.glob(".cache")) and not list(toy_data.glob("*/.cache"))
     assert main(["train", "--data", str(toy_data)]) == 2  # training needs --out

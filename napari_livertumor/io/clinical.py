@@ -383,16 +383,37 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
                 raise InputError(path, "the workbook has no sheets")
             chosen = next((n for n in sheets if str(n).strip().lower() == SHEET_NAME), None)
             if chosen is None:
-                chosen = next(iter(sheets))
-                report.append(f"no sheet named '{SHEET_NAME}'; read the first sheet '{chosen}'")
+                # the sheet with the patients' ID column (a notes or README sheet may come first)
+                chosen = next((n for n in sheets if _has_id_column(sheets[n])), next(iter(sheets)))
+                others = [str(n) for n in sheets if n != chosen]
+                report.append(
+                    f"no sheet named '{SHEET_NAME}'; read the sheet '{chosen}'"
+                    + (f" (not {', '.join(repr(o) for o in others[:4])})" if others else "")
+                )
             return sheets[chosen]
         if suffix in (".csv", ".tsv", ".txt"):
             return _read_csv(path)
     except InputError:
         raise
     except Exception as exc:
+        if suffix in (".xlsx", ".xlsm", ".xls") and not isinstance(exc, ImportError):
+            raise InputError(
+                path,
+                "is not an Excel workbook that can be read (damaged, or another kind of file "
+                f"named {suffix}): save it again from the spreadsheet as .xlsx or .csv "
+                f"({type(exc).__name__}: {exc})",
+            ) from exc
         raise InputError(path, f"cannot be read as a table ({type(exc).__name__}: {exc})") from exc
     raise InputError(path, f"unsupported table format '{suffix}' (use .xlsx or .csv)")
+
+
+def _has_id_column(frame: pd.DataFrame, rows: int = 12) -> bool:
+    """Whether a sheet names an ID column (``TCIA_ID``) in its header or its first rows (a
+    title row may come first)."""
+    cells = [str(c) for c in frame.columns]
+    for _, row in frame.head(rows).iterrows():
+        cells += [str(v) for v in row.values]
+    return any(_is_id_column(c) for c in cells)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

@@ -31,6 +31,7 @@ def summarize_data(
     if skipped:
         lines.append(f"{len(skipped)} patient(s) left out:")
         lines += [f"  {case}: {reason}" for case, reason in skipped]
+    lines.append(_split_line(len({r.case_id for r in records})))
     path = Path(clinical) if clinical else find_clinical(data)
     if path is None:
         lines.append("No clinical table: the tumor stage trains without weak supervision.")
@@ -57,11 +58,19 @@ def summarize_data(
         f"{len(cols)}/{len(DEFAULT_WEAK_COLUMNS)} weak-supervision columns found, "
         f"{len(good)} with usable values"
     )
-    if unmatched:  # named: they train without a weak label
-        shown = ", ".join(unmatched[:8]) + (
-            f" and {len(unmatched) - 8} more" if len(unmatched) > 8 else ""
+    if records and not matched:  # nothing to compare columns on: why, by what each side holds
+        lines.append(
+            f"No patient here has a row in {path.name}: its IDs read like "
+            f"{_some(sorted(map(str, frame.index)), 3)}, the patients here like "
+            f"{_some(sorted({r.case_id for r in records}), 3)}"
         )
-        lines.append(f"Without a clinical row (no weak term for them): {shown}")
+        lines += [f"Table: {msg.replace('WARNING: ', '⚠ ', 1)}" for msg in table.report]
+        return lines
+    if unmatched:  # named: they train without a weak label
+        lines.append(f"Without a clinical row (no weak term for them): {_some(unmatched)}")
+    extra = sorted({str(i) for i in frame.index} - set(matched))
+    if extra:  # a typo in an ID is the usual cause
+        lines.append(f"Rows of the table with no patient here: {_some(extra)}")
     if cols and not good:
         lines.append("No usable clinical value: the tumor stage cannot use weak supervision.")
     empty = [c for c in cols if usable[c] == 0]
@@ -69,9 +78,41 @@ def summarize_data(
         lines.append("Columns without a usable value: " + ", ".join(empty))
     sparse = [f"{c} {usable[c]}/{len(matched)}" for c in good if usable[c] < len(matched)]
     if sparse:
-        lines.append("Some values missing (usable / patients): " + ", ".join(sparse))
+        lines.append(
+            "Weak-supervision values missing (usable / matched patients): " + ", ".join(sparse)
+        )
     missing = [c for c, col in found.items() if col is None]
     if missing:
         lines.append("Missing columns: " + ", ".join(missing))
     lines += [f"Table: {msg.replace('WARNING: ', '⚠ ', 1)}" for msg in table.report]
     return lines
+
+
+def _some(names: list[str], most: int = 8) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _split_line(n: int) -> str:
+    """How a run with the default split (no --split, --folds) shares ``n`` patients out."""
+    from .config import make_config
+    from .data import make_split
+
+    cfg = make_config("liver", data=".", out=".")
+    split = make_split(
+        [f"p{i}" for i in range(n)],
+        0,
+        test_fraction=cfg.test_fraction,
+        val_fraction=cfg.val_fraction,
+    )
+    counts = {k: len(split[k]) for k in ("train", "val", "test")}
+    line = (
+        f"Default split: {counts['train']} training / {counts['val']} validation / "
+        f"{counts['test']} test patient(s)"
+    )
+    if not counts["val"]:
+        line += (
+            " — no validation patient: no validation Dice is measured and the last weights are kept"
+        )
+    if not counts["test"]:
+        line += " — no test patient: livertumor evaluate has none held out"
+    return line
