@@ -685,6 +685,22 @@ def test_slice_cut_inside_its_header_is_skipped_and_reported(tmp_path):
     assert "1 missing slice" in warnings
 
 
+def test_a_slice_cut_inside_its_series_uid_is_named_not_only_its_gap(tmp_path):
+    """Cut inside its SeriesInstanceUID, a file read as a 'series' of its own (the UID's start)
+    with no image, dropped unnamed: only 'a missing slice' between its neighbours was said."""
+    import pydicom
+
+    source = make_ct(shape=(5, 16, 16))
+    paths = write_ct_series(source, tmp_path)
+    uid = str(pydicom.dcmread(paths[2]).SeriesInstanceUID).encode()
+    raw = paths[2].read_bytes()
+    paths[2].write_bytes(raw[: raw.index(uid) + len(uid) // 2])
+    volume = load_ct(tmp_path)
+    warnings = " ".join(volume.meta["warnings"])
+    assert "1 missing slice" in warnings
+    assert "1 file(s) cut short inside their header, not read: 1-003.dcm" in warnings
+
+
 def test_a_dcm_file_that_is_not_dicom_is_reported_other_files_are_ignored(tmp_path):
     source = make_ct(shape=(5, 16, 16))
     paths = write_ct_series(source, tmp_path)

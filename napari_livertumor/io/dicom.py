@@ -226,6 +226,18 @@ def read_dicom_series(
     warnings: list[str] = []
     if skipped:
         warnings.append(_skipped_text(skipped))
+    # a file cut short inside its SeriesInstanceUID carries the start of the UID only: a
+    # "series" of its own, no image; named (its slice is then missing, or mended, and said)
+    cut = sorted(
+        h.path.name
+        for h in headers
+        if h.series_uid != info.uid and len(h.series_uid) > 8 and info.uid.startswith(h.series_uid)
+    )
+    if cut:
+        warnings.append(
+            f"{len(cut)} file(s) cut short inside their header, not read: {', '.join(cut[:6])}"
+            + (" …" if len(cut) > 6 else "")
+        )
     siblings = [g for g, _ in groups if g.uid == info.uid and g is not info]
     if siblings:
         numbers = ", ".join(str(g.acquisition) for g in siblings)
