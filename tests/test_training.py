@@ -1174,3 +1174,22 @@ def test_tumor_settings_in_the_liver_or_common_section_are_refused_not_ignored(t
         load_recipe(recipe)
     recipe.write_text(json.dumps({"common": {"hard_ratio": 0.2}, "tumor": {"lesion_ratio": 0.5}}))
     assert load_recipe(recipe)["tumor"]["lesion_ratio"] == 0.5  # where they belong: taken
+
+
+def test_train_help_gives_the_configurations_own_defaults(capsys):
+    """`train --help` gave no default for --epochs, --lr, --seed…; the figures it gives now
+    are written out (reading them would import the training package at every command's start):
+    they must be the configuration's."""
+    from napari_livertumor.cli import main
+    from napari_livertumor.commands.train import HELP_DEFAULTS
+    from napari_livertumor.training.config import make_config
+
+    liver, tumor = (make_config(s, data=".", out=".") for s in ("liver", "tumor"))
+    for field, value in HELP_DEFAULTS.items():
+        assert getattr(tumor, field) == value, field
+        if field != "weak_lambda":  # the tumor stage's term
+            assert getattr(liver, field) == value, field
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "epochs per stage (default 10)" in text and "(default 0.002)" in text

@@ -18,13 +18,15 @@ def add_arguments(parser) -> None:
         "--layout",
         choices=["tcia", "nifti"],
         default="tcia",
-        help="tcia: HCC-TACE-Seg download layout (DICOM CT + DICOM SEG); nifti: imagesTr/labelsTr",
+        help="tcia (default): HCC-TACE-Seg download layout (DICOM CT + DICOM SEG); nifti: "
+        "imagesTr/labelsTr",
     )
     parser.add_argument(
         "--shape",
         choices=["small", "medium", "full"],
         default="small",
-        help="small 96x96x32 (fast tests), medium 256x256, full 512x512 with 60-200 slices",
+        help="small (default) 96x96x32, for fast tests; medium 256x256; full 512x512 with "
+        "60-200 slices",
     )
     parser.add_argument(
         "--phase",

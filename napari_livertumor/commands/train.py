@@ -10,7 +10,23 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+#: the built-in defaults, said in --help (importing the training package to read them would
+#: slow every command's start; tests check they are the configuration's)
+HELP_DEFAULTS = {
+    "epochs": 10,
+    "steps_per_epoch": 50,
+    "lr": 0.002,
+    "batch_size": 2,
+    "weak_lambda": 0.5,
+    "weak_form": "interval",
+    "seed": 0,
+}
+
+
 def add_arguments(parser) -> None:
+    def default(field: str) -> str:
+        return f"default {HELP_DEFAULTS[field]}"
+
     parser.add_argument(
         "--data", required=True, help="training data folder (NIfTI or HCC-TACE-Seg layout)"
     )
@@ -35,24 +51,33 @@ def add_arguments(parser) -> None:
         help="recipe JSON (sections common/liver/tumor), or a built-in recipe's name: "
         "default_cpu, hcc_tace_gpu, … (without it: built-in defaults)",
     )
-    parser.add_argument("--epochs", type=int, help="epochs per stage")
-    parser.add_argument("--steps-per-epoch", type=int, help="training steps per epoch")
+    parser.add_argument("--epochs", type=int, help=f"epochs per stage ({default('epochs')})")
+    parser.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        help=f"training steps per epoch ({default('steps_per_epoch')})",
+    )
     parser.add_argument(
         "--max-minutes",
         type=float,
         help="wall-time cap per stage, for the whole run (a resumed run counts its earlier "
         "parts); stops cleanly",
     )
-    parser.add_argument("--lr", type=float, help="peak learning rate")
-    parser.add_argument("--batch-size", type=int, help="patches per training step")
+    parser.add_argument("--lr", type=float, help=f"peak learning rate ({default('lr')})")
     parser.add_argument(
-        "--weak-lambda", type=float, help="weight of the clinical weak term (tumor stage)"
+        "--batch-size", type=int, help=f"patches per training step ({default('batch_size')})"
+    )
+    parser.add_argument(
+        "--weak-lambda",
+        type=float,
+        help=f"weight of the clinical weak term (tumor stage; default {HELP_DEFAULTS['weak_lambda']})",
     )
     parser.add_argument(
         "--weak-form",
         choices=("mse", "interval"),
         help="clinical weak term: squared error to the tumor-to-liver ratio the table gives "
-        "(mse, the original's), or zero within a margin of it and quadratic outside (interval)",
+        "(mse, the original's), or zero within a margin of it and quadratic outside (interval; "
+        f"default {HELP_DEFAULTS['weak_form']})",
     )
     parser.add_argument(
         "--split", help="split JSON (train/val/test patient IDs); default: seeded 80/20"
@@ -60,7 +85,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--folds", type=int, help="k-fold split instead of 80/20")
     parser.add_argument("--fold", type=int, help="test fold for --folds")
     parser.add_argument(
-        "--seed", type=int, help="seed of the split, patch sampling and initial weights"
+        "--seed",
+        type=int,
+        help=f"seed of the split, patch sampling and initial weights ({default('seed')})",
     )
     parser.add_argument("--device", help="auto (default: the GPU when there is one) | cpu | cuda")
     parser.add_argument("--cache-dir", help="preprocessing cache (default OUT/.cache)")
