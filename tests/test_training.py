@@ -435,7 +435,7 @@ def test_the_data_preparation_reports_its_progress_and_stops_with_the_run(toy_da
     assert all(r["case"].startswith("HCC_") for r in prep[:-1]) and prep[-1]["case"] is None
     lines = [format_report(r) for r in prep]
     assert lines[0] == f"[liver] preparing training/validation patient 1/{n} ({prep[0]['case']})"
-    assert lines[-1] == f"[liver] data ready ({n} training/validation patients)"
+    assert lines[-1] == f"[liver] {n} training/validation patient(s) read (any left out are said)"
 
     run = train(tiny_config(toy_data, tmp_path / "b", cache_dir=str(tmp_path / "fresh")))
     assert next(run)["event"] == "prepare"
@@ -568,7 +568,7 @@ def test_the_cli_trains_both_stages_from_a_recipe(toy_data, tmp_path, capsys, ca
     assert "training the liver model" in out and "training the tumor model" in out
     assert (
         "   preparing training/validation patient 1/4 (HCC_" in out
-        and "   data ready (4 training/validation patients)" in out
+        and "   4 training/validation patient(s) read (any left out are said)" in out
     )
     assert read_metadata(tmp_path / "m" / "liver").stage == "liver"
     assert read_metadata(tmp_path / "m" / "tumor").training["config"]["weak_lambda"] == 0.2
@@ -1193,3 +1193,18 @@ def test_train_help_gives_the_configurations_own_defaults(capsys):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "epochs per stage (default 10)" in text and "(default 0.002)" in text
+
+
+def test_an_output_folder_that_is_a_model_folder_is_refused(toy_data, tmp_path, capsys):
+    """`train --out models/liver` nested a model in models/liver/liver without a word."""
+    import shutil
+
+    from napari_livertumor.cli import main
+    from napari_livertumor.models import default_model_dir
+
+    model = tmp_path / "models" / "liver"
+    shutil.copytree(default_model_dir("liver"), model)
+    assert main(["train", "--data", str(toy_data), "--out", str(model), "--stage", "liver"]) == 1
+    err = capsys.readouterr().err
+    assert "is a model's own folder; the output folder is the one that holds liver/" in err
+    assert not (model / "liver").exists() and not (model / ".cache").exists()

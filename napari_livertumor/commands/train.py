@@ -228,7 +228,7 @@ def run(args) -> int:
 def _print_preparing(done: int, total: int, case: str | None) -> None:
     """Every 10th patient of the preprocessing, and its end (a CT takes seconds to read)."""
     if case is None:
-        print(f"   data ready ({total} training/validation patients)", flush=True)
+        print(f"   {total} training/validation patient(s) read (any left out are said)", flush=True)
     elif done % 10 == 0:
         print(f"   preparing training/validation patient {done + 1}/{total} ({case})", flush=True)
 

@@ -41,7 +41,7 @@ def format_report(r: dict[str, Any]) -> str | None:
                 return f"[{r['stage']}] reading {total} patient folders"
             return None
         if done == total:
-            return f"[{r['stage']}] data ready ({total} training/validation patients)"
+            return f"[{r['stage']}] {total} training/validation patient(s) read (any left out are said)"
         if done % 10 == 0:
             return f"[{r['stage']}] preparing training/validation patient {done + 1}/{total} ({r['case']})"
         return None

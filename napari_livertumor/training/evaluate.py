@@ -444,8 +444,8 @@ def _split_relation(split: dict, by_id: dict) -> tuple[str | None, list[str]]:
     differ = [c for c in present if c in recorded and case_fingerprint(by_id[c]) != recorded[c]]
     if differ:
         return (
-            f"the ground truth of {len(differ)} of the {len(present)} of its "
-            f"{len(split['test'])} test patients found here differs (e.g. {differ[0]})"
+            f"the ground truth here differs from its test patients' for {len(differ)} of the "
+            f"{len(present)} found here (of {len(split['test'])}; e.g. {differ[0]})"
         ), new
     return None, new
 

@@ -75,7 +75,15 @@ def check_weak_table(cfg: TrainConfig) -> None:
 
 def check_init_is_not_output(cfg: TrainConfig) -> None:
     """Refuse a fine-tune written into the model it starts from (or a folder inside it):
-    replacing it would lose the start model, and the shipped models live in such a folder."""
+    replacing it would lose the start model, and the shipped models live in such a folder.
+    Refuse an output folder that is itself a model's folder (``--out models/liver``: the model
+    went to ``models/liver/liver``, beside a cache, without a word)."""
+    out = Path(cfg.out)
+    if (out / "metadata.json").is_file() and (out / "model.safetensors").is_file():
+        raise SettingsError(
+            f"{out} is a model's own folder; the output folder is the one that holds liver/ "
+            f"and tumor/ (here, {out.parent})"
+        )
     if not cfg.init_from:
         return
     init = Path(cfg.init_from).resolve()
