@@ -35,7 +35,11 @@ def napari_get_reader(path):
         if _is_nifti(target) and target.is_file():
             return read_nifti_layers
         if target.is_dir():
-            return read_dicom_layers if _folder_has_dicom(target) else None
+            if _folder_has_dicom(target):
+                return read_dicom_layers
+            # a folder of NIfTI files (a dataset's imagesTr/labelsTr): napari said only that the
+            # plugin "refused the file"; which files to open is said instead
+            return read_nifti_folder if _nifti_files_in(target) else None
         if target.is_file() and _looks_like_dicom(target):
             return read_dicom_layers
     except Exception:  # a reader probe must never break napari's open dialog
@@ -185,6 +189,44 @@ def _file_key(path: Path) -> str:
         return str(path.resolve())
     except OSError:
         return str(path)
+
+
+def read_nifti_folder(path) -> list[tuple]:
+    """A folder holding NIfTI files and no DICOM: each file is one scan or label map, opened
+    as a file; said, naming some (nothing is opened)."""
+    target = _single_target(path)
+    found = _nifti_files_in(target)
+    shown = ", ".join(str(p.relative_to(target)) for p in found[:3])
+    more = " …" if len(found) == _NIFTI_PROBE else ""
+    raise InputError(
+        target,
+        f"a folder of NIfTI files ({shown}{more}), not a DICOM series: open the files "
+        "themselves (File > Open File(s); a CT and its label map together overlay), or a "
+        "patient's scan in Load CT",
+    )
+
+
+_NIFTI_PROBE = 8
+
+
+def _nifti_files_in(folder: Path) -> list[Path]:
+    """Up to a few NIfTI files in ``folder`` or its subfolders one level down (imagesTr/)."""
+    found: list[Path] = []
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return found
+    for entry in entries[:_MAX_PROBE]:  # a probe on napari's thread: bounded
+        if entry.name.startswith("."):
+            continue
+        try:
+            children = sorted(entry.iterdir())[:_MAX_PROBE] if entry.is_dir() else [entry]
+        except OSError:
+            continue
+        found += [c for c in children if c.is_file() and _is_nifti(c)][: _NIFTI_PROBE - len(found)]
+        if len(found) >= _NIFTI_PROBE:
+            break
+    return found
 
 
 def read_nifti_layers(path) -> list[tuple]:

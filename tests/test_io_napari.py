@@ -677,3 +677,21 @@ def test_a_seg_whose_study_folder_is_huge_is_not_searched_on_naparis_thread(
     assert "looked for among the CTs open in the viewer. Open that CT first" in str(err.value)
     assert calls == []  # nothing was read
     assert not reader._crowded(ct_dir, most=10_000)
+
+
+def test_a_folder_of_nifti_files_says_to_open_the_files(tmp_path, study):
+    """File > Open on a NIfTI dataset folder gave only napari's "the plugin refused the file"."""
+    _, _, ct, labels = study
+    for sub, array in (("imagesTr", ct), ("labelsTr", labels)):
+        (tmp_path / "ds" / sub).mkdir(parents=True)
+        write_nifti(array, tmp_path / "ds" / sub / "HCC_001.nii.gz", reference=ct)
+    reader = napari_get_reader(str(tmp_path / "ds"))
+    assert reader is not None
+    with pytest.raises(InputError, match="a folder of NIfTI files") as err:
+        reader(str(tmp_path / "ds"))
+    assert "imagesTr/HCC_001.nii.gz" in str(err.value) and "open the files" in str(err.value)
+    assert napari_get_reader(str(tmp_path / "ds" / "imagesTr")) is not None
+    # a folder of other images is still left to other readers (napari's own reads a PNG stack)
+    (tmp_path / "png").mkdir()
+    (tmp_path / "png" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert napari_get_reader(str(tmp_path / "png")) is None
