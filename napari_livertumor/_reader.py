@@ -12,6 +12,7 @@ DICOM SEG later) and ``"livertumor_role"`` is ``"ct"``, ``"segmentation"`` or ``
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from pathlib import Path
@@ -73,7 +74,15 @@ def read_dicom_layers(path) -> list[tuple]:
                     f"{folder} holds more than {_MAX_SEARCHED_FILES:,} files, too many to "
                     "search for its CT without holding up napari",
                 )
-            volume, labels = load_tcia_case(folder, seg_path=target)
+            try:
+                volume, labels = load_tcia_case(folder, seg_path=target)
+            except InputError:
+                study = target.parent.parent
+                if folder == study or _crowded(study):
+                    raise
+                # the scan its stats name no longer holds that CT (moved, replaced): the
+                # study folder, as for any SEG
+                volume, labels = load_tcia_case(study, seg_path=target)
         except InputError as exc:
             where = "" if exc.path in (None, target, folder) else f" ({exc.path})"
             # a model's own output is no ground truth: Load CT's field is no way to open it
@@ -197,7 +206,7 @@ def read_nifti_folder(path) -> list[tuple]:
     target = _single_target(path)
     found = _nifti_files_in(target)
     shown = ", ".join(str(p.relative_to(target)) for p in found[:3])
-    more = " …" if len(found) == _NIFTI_PROBE else ""
+    more = " …" if len(found) > 3 else ""
     raise InputError(
         target,
         f"a folder of NIfTI files ({shown}{more}), not a DICOM series: open the files "
@@ -213,14 +222,16 @@ def _nifti_files_in(folder: Path) -> list[Path]:
     """Up to a few NIfTI files in ``folder`` or its subfolders one level down (imagesTr/)."""
     found: list[Path] = []
     try:
-        entries = sorted(folder.iterdir())
+        entries = sorted(itertools.islice(folder.iterdir(), _MAX_PROBE))
     except OSError:
         return found
-    for entry in entries[:_MAX_PROBE]:  # a probe on napari's thread: bounded
+    for entry in entries[:_PROBE_PER_FOLDER]:  # a probe on napari's thread: bounded
         if entry.name.startswith("."):
             continue
         try:
-            children = sorted(entry.iterdir())[:_MAX_PROBE] if entry.is_dir() else [entry]
+            children = (
+                sorted(itertools.islice(entry.iterdir(), _MAX_PROBE)) if entry.is_dir() else [entry]
+            )
         except OSError:
             continue
         found += [c for c in children if c.is_file() and _is_nifti(c)][: _NIFTI_PROBE - len(found)]

@@ -201,6 +201,28 @@ def test_the_training_patients_are_known_under_other_names(trained, tmp_path, ca
     assert "not held-out scores" in caplog.text
 
 
+def test_a_stop_asked_between_cases_keeps_an_earlier_complete_evaluation(trained, tmp_path):
+    """Stopped through should_cancel (as a GUI would), with --overwrite over a complete
+    evaluation: the part results replaced it, unmarked."""
+    from napari_livertumor.training.evaluate import evaluate
+
+    data, models = trained
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["HCC_001"], "test": ["HCC_002", "HCC_003"]}))
+    out = tmp_path / "out"
+    evaluate(data, models=models, split_file=split, out_dir=out, device="cpu")
+    complete = (out / "per_case.csv").read_text()
+    asked = []
+    result = evaluate(
+        data, models=models, split_file=split, out_dir=out, device="cpu", overwrite=True,
+        should_cancel=lambda: asked.append(1) or len(asked) > 1,
+    )  # fmt: skip
+    assert result["summary"]["interrupted"] is True
+    assert (out / "per_case.csv").read_text() == complete
+    stopped = json.loads((out / "summary.interrupted.json").read_text())
+    assert stopped["interrupted"] is True and stopped["n_cases"] == 1
+
+
 def test_a_models_split_without_test_patients_is_said_not_taken_for_none(trained, tmp_path, caplog):
     """Trained with more folds than patients, a fold's test list was empty without a word, and
     evaluation then said "no split file". Training now refuses such a fold; a split with no
@@ -214,8 +236,11 @@ def test_a_models_split_without_test_patients_is_said_not_taken_for_none(trained
 
     data, models = trained
     cfg = make_config("liver", data=str(data), out=str(tmp_path / "m"), folds=9, fold=7, **TINY)
-    with pytest.raises(SettingsError, match="9 folds for 5 patient"):
+    with pytest.raises(SettingsError, match=r"9 folds for 5 patient\(s\): fold 7 would have no"):
         list(train(cfg))
+    from napari_livertumor.training.loop import make_split
+
+    assert make_split([f"p{i}" for i in range(5)], 0, folds=9, fold=3)["test"]  # not refused
     assert not (tmp_path / "m" / "liver").exists()
     copy = tmp_path / "models"
     shutil.copytree(models, copy)

@@ -85,6 +85,15 @@ def test_workbook_without_the_data_table_sheet_uses_the_one_with_the_ids_and_say
     table = read_clinical(tmp_path / "d.xlsx")
     assert len(table.frame) == 4
     assert any("read the sheet 'patients' (not 'README')" in r for r in table.report)
+    # ... nor a data dictionary listing TCIA_ID among the variables
+    with pd.ExcelWriter(tmp_path / "e.xlsx") as book:
+        pd.DataFrame(
+            {"Variable": ["TCIA_ID", "AFP", "age"], "Description": ["patient", "ng/mL", "years"]}
+        ).to_excel(book, sheet_name="Data dictionary", index=False)
+        pd.DataFrame(ROWS).to_excel(book, sheet_name="patients", index=False)
+    table = read_clinical(tmp_path / "e.xlsx")
+    assert len(table.frame) == 4
+    assert any("read the sheet 'patients'" in r for r in table.report)
 
 
 def test_a_file_named_xlsx_that_is_no_workbook_says_so_in_plain_words(tmp_path):

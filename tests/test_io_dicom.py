@@ -698,7 +698,15 @@ def test_a_slice_cut_inside_its_series_uid_is_named_not_only_its_gap(tmp_path):
     volume = load_ct(tmp_path)
     warnings = " ".join(volume.meta["warnings"])
     assert "1 missing slice" in warnings
-    assert "1 file(s) cut short inside their header, not read: 1-003.dcm" in warnings
+    assert "1 file(s) cut short inside their header, not read: " in warnings
+    assert "/1-003.dcm" in warnings
+    # a whole series numbered <root>.3 beside <root>.30 is another series, not a cut file
+    other = tmp_path.parent / (tmp_path.name + "_two")
+    uid = str(pydicom.dcmread(paths[0]).SeriesInstanceUID)
+    write_ct_series(make_ct(shape=(6, 16, 16)), other / "long", series_uid=uid + "0")
+    write_ct_series(make_ct(shape=(3, 16, 16)), other / "short", series_uid=uid)
+    notes = " ".join(load_ct(other).meta["warnings"])
+    assert "cut short" not in notes and "1 other series in the folder not read" in notes
 
 
 def test_a_dcm_file_that_is_not_dicom_is_reported_other_files_are_ignored(tmp_path):

@@ -652,6 +652,13 @@ def test_a_folder_with_this_tools_own_segmentation_opens_it_as_a_segmentation(tm
     )
     layers = napari_get_reader(str(far))(str(far))
     np.testing.assert_array_equal(layers[1][0], shown(ct, new)[1])
+    # stats naming a scan that no longer holds that CT: the study folder, as for any SEG
+    moved = tmp_path / "study" / "results2"
+    moved.mkdir()
+    shutil.copy(far / "P7_seg.dcm", moved / "P7_seg.dcm")
+    (moved / "P7_stats.json").write_text(json.dumps({"run_settings": {"input": str(far)}}))
+    layers = napari_get_reader(str(moved))(str(moved))
+    np.testing.assert_array_equal(layers[1][0], shown(ct, new)[1])
     # a ground truth beside it wins: the folder opens as before
     write_dicom_seg(old, ct, ct_dir / "truth.dcm", algorithm_type="MANUAL")
     shutil.copy(out / "P7_seg.dcm", ct_dir / "P7_seg.dcm")

@@ -80,7 +80,7 @@ def test_an_nbia_download_given_above_its_collection_folder_finds_every_patient(
     with caplog.at_level(logging.WARNING):
         assert find_clinical(table).suffix == ".xlsx"
     assert f"{csv.name} beside it was saved later" in caplog.text
-    assert f"--clinical {table / csv.name}" in caplog.text
+    assert f"choose it as the clinical table ({table / csv.name})" in caplog.text
 
 
 def test_another_patients_seg_beside_the_patients_own_is_passed_over(tcia_cohort, tmp_path):

@@ -190,6 +190,9 @@ def test_a_model_already_in_the_output_folder_is_resumed_or_kept_never_replaced_
     assert "nothing was written" in widget.status.text()
     assert "as it was (not replaced)" in widget.status.text()
     assert "last weights" not in widget.status.text()
+    # a resumed run stopped before its first new step: its last/ can still be resumed
+    widget._finished("cancelled", dataclasses.replace(config, overwrite=False, resume=True))
+    assert "can still be resumed" in widget.status.text()
 
     # a data folder that is not there is said before any question about the output folder
     asked.clear()

@@ -540,6 +540,11 @@ class TrainWidget(JobWidgetMixin, QWidget):
                     f"Stopped; the last weights are in {stage_dir / 'last'}. Start again with "
                     "the same output folder to resume from there."
                 )
+            elif config.resume:
+                text = (
+                    "Stopped before its first new step; nothing was written, and the run in "
+                    f"{stage_dir / 'last'} can still be resumed."
+                )
             elif config.overwrite:
                 text = (
                     f"Stopped before training began; nothing was written, and what {stage_dir} "

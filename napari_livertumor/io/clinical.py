@@ -396,7 +396,7 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
     except InputError:
         raise
     except Exception as exc:
-        if suffix in (".xlsx", ".xlsm", ".xls") and not isinstance(exc, ImportError):
+        if suffix in (".xlsx", ".xlsm", ".xls") and not isinstance(exc, (ImportError, OSError)):
             raise InputError(
                 path,
                 "is not an Excel workbook that can be read (damaged, or another kind of file "
@@ -407,13 +407,22 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
     raise InputError(path, f"unsupported table format '{suffix}' (use .xlsx or .csv)")
 
 
-def _has_id_column(frame: pd.DataFrame, rows: int = 12) -> bool:
-    """Whether a sheet names an ID column (``TCIA_ID``) in its header or its first rows (a
-    title row may come first)."""
-    cells = [str(c) for c in frame.columns]
-    for _, row in frame.head(rows).iterrows():
-        cells += [str(v) for v in row.values]
-    return any(_is_id_column(c) for c in cells)
+def _has_id_column(frame: pd.DataFrame) -> bool:
+    """Whether a sheet is a table with an ID column (``TCIA_ID``): in its header, or in one
+    of the first rows (title rows may come first; :func:`_with_id_header` looks as far), among
+    at least two other column names (a data dictionary lists TCIA_ID as a variable: a row of
+    a name and its description)."""
+    rows = [list(frame.columns)] + [list(r) for r in frame.head(_HEADER_ROWS).values]
+    for row in rows:
+        cells = [str(v).strip() for v in row if pd.notna(v) and str(v).strip()]
+        cells = [c for c in cells if not c.startswith("Unnamed:")]
+        if any(_is_id_column(c) for c in cells) and len(cells) >= 3:
+            return True
+    return False
+
+
+#: rows looked in for the header row holding TCIA_ID (title rows above it are skipped)
+_HEADER_ROWS = 10
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -446,7 +455,7 @@ def _with_id_header(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
     """Use the first row holding ``TCIA_ID`` as the header (title rows above it are skipped)."""
     if any(_is_id_column(c) for c in raw.columns):
         return raw
-    for i in range(min(10, len(raw))):
+    for i in range(min(_HEADER_ROWS, len(raw))):
         row = raw.iloc[i]
         if any(_is_id_column(v) for v in row if pd.notna(v)):
             body = raw.iloc[i + 1 :].copy()

@@ -229,9 +229,12 @@ def read_dicom_series(
     # a file cut short inside its SeriesInstanceUID carries the start of the UID only: a
     # "series" of its own, no image; named (its slice is then missing, or mended, and said)
     cut = sorted(
-        h.path.name
+        f"{h.path.parent.name}/{h.path.name}"
         for h in headers
-        if h.series_uid != info.uid and len(h.series_uid) > 8 and info.uid.startswith(h.series_uid)
+        if not h.is_image  # (a whole series numbered <root>.3 beside <root>.30 is no cut file)
+        and h.series_uid != info.uid
+        and len(h.series_uid) > 8
+        and info.uid.startswith(h.series_uid)
     )
     if cut:
         warnings.append(

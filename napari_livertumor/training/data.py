@@ -433,15 +433,19 @@ def find_clinical(data: str | Path) -> Path | None:
         # the same table in both formats, one of them changed since: the one read may be the
         # one not edited (a CSV saved from the spreadsheet after a correction)
         newer = [p for p in found[1:] if p.stem == found[0].stem and _newer(p, found[0])]
-        if newer:
+        if newer and (found[0], newer[0]) not in _NEWER_SAID:  # once (it is looked for twice)
+            _NEWER_SAID.add((found[0], newer[0]))
             log.warning(
                 "clinical table: %s is read, and %s beside it was saved later; if that is the "
-                "one you edited, give --clinical %s",
+                "one you edited, choose it as the clinical table (%s)",
                 found[0].name,
                 newer[0].name,
                 newer[0],
             )
     return found[0] if found else None
+
+
+_NEWER_SAID: set = set()
 
 
 def _newer(a: Path, b: Path, seconds: float = 60.0) -> bool:
@@ -722,8 +726,9 @@ def load_or_prepare(
             # what the reader made good or left out (missing slices interpolated, a damaged
             # file, another series), said as convert and segment say it; kept with the cache
             notes = list(dict.fromkeys(str(w) for w in ct.meta.get("warnings") or ()))
-            for note in notes:
-                log.warning("patient %s: %s", rec.case_id, note)
+            for note in notes:  # which series or phase was read is routine in a real download
+                routine = note.startswith("read ") or " stacks " in note
+                (log.info if routine else log.warning)("patient %s: %s", rec.case_id, note)
             for i in missing:
                 case = prepare_case(ct, hcc, params_list[i], rec.case_id)
                 if notes:

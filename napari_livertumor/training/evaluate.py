@@ -146,6 +146,9 @@ def evaluate(
             for r in test
             if r.case_id not in done
         ]
+    # a stop asked for between cases (should_cancel) leaves part results too: kept apart as an
+    # interruption's are, never in place of an earlier complete evaluation
+    stopped = interrupted or any(n["reason"] == STOPPED for n in not_evaluated)
     summary = summarize(rows)
     summary["split"] = split_source
     summary["models"] = str(models) if models else "shipped defaults"
@@ -169,14 +172,14 @@ def evaluate(
         )
         if len(not_evaluated) > 8:
             table += f" and {len(not_evaluated) - 8} more (summary.json)"
-    if interrupted:
+    if stopped:
         summary["interrupted"] = True
     if out_dir is not None and (rows or not interrupted):
         # an earlier evaluation's results (replaced by --overwrite) give way to complete ones
         # only: a run stopped part-way writes its own beside them
         earlier = any((Path(out_dir) / n).exists() for n in RESULT_FILES)
-        write_results(out_dir, rows, summary, suffix=INTERRUPTED if interrupted and earlier else "")
-        if not interrupted:  # a stopped earlier run's part results are replaced with the rest
+        write_results(out_dir, rows, summary, suffix=INTERRUPTED if stopped and earlier else "")
+        if not stopped:  # a stopped earlier run's part results are replaced with the rest
             for name in _all_result_files()[len(RESULT_FILES) :]:
                 with contextlib.suppress(FileNotFoundError):
                     (Path(out_dir) / name).unlink()
@@ -190,7 +193,7 @@ def _score_cases(test, seg, rows, not_evaluated, *, should_cancel=None, progress
     ``not_evaluated``); a stop asked for between cases names the rest there."""
     for i, rec in enumerate(test):
         if should_cancel is not None and should_cancel():
-            not_evaluated += [{"case": r.case_id, "reason": "stopped before it"} for r in test[i:]]
+            not_evaluated += [{"case": r.case_id, "reason": STOPPED} for r in test[i:]]
             break
         if progress is not None:
             progress("evaluate", i, len(test))
@@ -453,6 +456,8 @@ def _split_relation(split: dict, by_id: dict) -> tuple[str | None, list[str]]:
 #: what an evaluation writes in its folder; a run interrupted over an earlier one's results
 #: writes them with :data:`INTERRUPTED` before the ending, and leaves the earlier ones
 RESULT_FILES = ("per_case.csv", "summary.json")
+#: the reason given for each test patient a stop (``should_cancel``) came before
+STOPPED = "stopped before it"
 INTERRUPTED = ".interrupted"
 
 

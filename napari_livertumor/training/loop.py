@@ -1141,12 +1141,14 @@ def resolve_split(cfg: TrainConfig, ids: list[str]) -> dict[str, Any]:
                 ", ".join(left[:5]) + (" …" if len(left) > 5 else ""),
             )
         return split
-    if cfg.folds and cfg.folds > 1 and cfg.folds > len(set(ids)):
+    n = len(set(ids))
+    if cfg.folds and cfg.folds > 1 and 0 <= n <= cfg.fold < cfg.folds:
         # patients are dealt into the folds one by one: a fold past the last patient is empty,
         # and a model "tested" on nobody has no held-out score to give
         raise SettingsError(
-            f"{cfg.folds} folds for {len(set(ids))} patient(s): fold {cfg.fold} would have no "
-            f"test patient; use at most {len(set(ids))} folds (or --split with your own lists)"
+            f"{cfg.folds} folds for {n} patient(s): fold {cfg.fold} would have no test patient "
+            f"(folds {n}..{cfg.folds - 1} are empty); use at most {n} folds (or --split with "
+            "your own lists)"
         )
     return make_split(
         ids,
