@@ -82,6 +82,9 @@ def read_dicom_layers(path) -> list[tuple]:
                     raise
                 # the scan its stats name no longer holds that CT (moved, replaced): the
                 # study folder, as for any SEG
+                searched = (
+                    f"looked for in {folder}, in {study} and among the CTs open in the viewer"
+                )
                 volume, labels = load_tcia_case(study, seg_path=target)
         except InputError as exc:
             where = "" if exc.path in (None, target, folder) else f" ({exc.path})"
