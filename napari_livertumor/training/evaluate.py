@@ -250,12 +250,8 @@ def _test_ids(records, models, split_file) -> tuple[list[str], str]:
         split = read_split(split_file, require_train=False)
         if not split.get("test"):
             raise InputError(split_file, "the split file has an empty 'test' list")
-        from ..io.clinical import normalise_id
-
         # written as the clinical table may write them ('HCC-3', 'hcc_4'): matched the same way
-        ids = {r.case_id for r in records}
-        by_norm = {normalise_id(i): i for i in ids}
-        test = [c if c in ids else by_norm.get(normalise_id(c), c) for c in split["test"]]
+        test = _named_as_here(split, {r.case_id: r for r in records})["test"]
         return list(dict.fromkeys(test)), str(split_file)
     folder = _models_folder(models)
     by_id = {r.case_id: r for r in records}
