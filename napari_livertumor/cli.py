@@ -92,9 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     except Cancelled:
         print("livertumor: cancelled", file=sys.stderr)
         return 130
-    except KeyboardInterrupt:
-        print("livertumor: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        from .commands._signals import exit_status
+
+        stop = "stopped (SIGTERM)" if exit_status(exc) == 143 else "interrupted"
+        print(f"livertumor: {stop}", file=sys.stderr)
+        return exit_status(exc)
     except LiverTumorError as exc:
         print(f"livertumor {args.command}: error: {exc}", file=sys.stderr)
         return 1

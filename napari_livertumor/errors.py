@@ -9,6 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler's stop or time limit, ``kill``, ``docker stop``), raised in a
+    command-line process so that it ends as Ctrl-C does; its exit status is 143 (128 + 15), as a
+    shell reports a process SIGTERM ended, where Ctrl-C's is 130."""
+
+
 class LiverTumorError(Exception):
     """Base class of the errors this package raises on purpose."""
 

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import contextlib
 
+from ..errors import Terminated
+
+
+def exit_status(exc: BaseException | None) -> int:
+    """The exit status of a command a stop ended: 143 for SIGTERM, 130 for Ctrl-C."""
+    return 143 if isinstance(exc, Terminated) else 130
+
 
 @contextlib.contextmanager
 def sigterm_as_interrupt():
-    """SIGTERM (a job scheduler's stop or time limit, ``kill``, ``docker stop``) raises
-    ``KeyboardInterrupt`` like Ctrl-C, so a command ends its own way: training saves ``last/``,
-    a batch of segmentations writes the summary of the cases it finished."""
+    """SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``), so a command ends its own
+    way: training saves ``last/``, a batch of segmentations writes the summary of the cases it
+    finished."""
     import signal
     import threading
 
@@ -18,7 +25,7 @@ def sigterm_as_interrupt():
         return
 
     def stop(signum, frame):
-        raise KeyboardInterrupt
+        raise Terminated
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:

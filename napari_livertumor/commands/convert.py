@@ -187,7 +187,7 @@ def _is_dataset_output(output: Path) -> bool:
 
 def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     from ..io.nifti import is_nifti_path
-    from ._signals import sigterm_as_interrupt
+    from ._signals import exit_status, sigterm_as_interrupt
     from .segment import discover_cases
 
     if args.series or args.acquisition is not None:
@@ -226,7 +226,7 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     rows: list[dict] = []
     summary = {"source": str(source), "output": str(outdir), "cases": rows}
     earlier = _earlier_rows(outdir / "convert.json")
-    interrupted = False
+    interrupted: KeyboardInterrupt | None = None
     try:
         with sigterm_as_interrupt():
             for i, case in enumerate(cases, 1):
@@ -248,9 +248,9 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
                 for warning in row.get("warnings", []) if row["status"] != "kept" else []:
                     print(f"livertumor convert: {case.name}: warning: {warning}", file=sys.stderr)
             summary["clinical"] = _copy_clinical(source, outdir, force=args.force)
-    except KeyboardInterrupt:
-        interrupted = True
-    summary["interrupted"] = interrupted
+    except KeyboardInterrupt as exc:
+        interrupted = exc
+    summary["interrupted"] = interrupted is not None
     # the file tells what the folder holds: a case refused here keeps its earlier row, and the
     # cases of earlier runs not given this time stay listed while their images are there
     listed = [
@@ -275,7 +275,7 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
             "files written are whole. Run the same command again to convert the rest.",
             file=sys.stderr,
         )
-        return 130
+        return exit_status(interrupted)
     print(
         f"{counts['written']} written, {counts['kept']} kept, {counts['failed']} failed; "
         f"{labelled} with ground truth (imagesTr/ + labelsTr/), "

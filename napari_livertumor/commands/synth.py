@@ -69,7 +69,7 @@ def run(args) -> int:
                 f"\r{line}" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True
             )
 
-    from ._signals import sigterm_as_interrupt
+    from ._signals import exit_status, sigterm_as_interrupt
 
     try:
         with sigterm_as_interrupt():
@@ -84,7 +84,7 @@ def run(args) -> int:
                 reporter=Reporter(progress=progress),
                 overwrite=args.force,
             )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         # the patient being written is incomplete (its CT without its labels): said, with the
         # way back (the cohort is written whole again; nothing else in the folder is touched)
         if tty:
@@ -92,13 +92,13 @@ def run(args) -> int:
         out = Path(args.out)
         if not out.is_dir() or not any(out.iterdir()):
             print("livertumor synth: interrupted before anything was written", file=sys.stderr)
-            return 130
+            return exit_status(exc)
         print(
             f"livertumor synth: interrupted; {args.out} holds an incomplete cohort (the last "
             "patient may lack its labels): the same command with --force writes it again",
             file=sys.stderr,
         )
-        return 130
+        return exit_status(exc)
     if tty:
         print(file=sys.stderr)
     print(

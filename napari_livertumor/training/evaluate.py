@@ -135,11 +135,11 @@ def evaluate(
         not_evaluated.append({"case": rec.case_id, "reason": f"beyond --max-cases {max_cases}"})
     seg = Segmenter(cfg)
     rows: list[dict[str, Any]] = []
-    interrupted = False
+    interrupted: KeyboardInterrupt | None = None
     try:
         _score_cases(test, seg, rows, not_evaluated, should_cancel=should_cancel, progress=progress)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the cases scored are written, then it ends
-        interrupted = True
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the cases scored are written, then
+        interrupted = exc  # it ends
         done = {r["case"] for r in rows} | {n["case"] for n in not_evaluated}
         not_evaluated += [
             {"case": r.case_id, "reason": "stopped (interrupted) before it was scored"}
@@ -148,7 +148,7 @@ def evaluate(
         ]
     # a stop asked for between cases (should_cancel) leaves part results too: kept apart as an
     # interruption's are, never in place of an earlier complete evaluation
-    stopped = interrupted or any(n["reason"] == STOPPED for n in not_evaluated)
+    stopped = interrupted is not None or any(n["reason"] == STOPPED for n in not_evaluated)
     summary = summarize(rows)
     summary["split"] = split_source
     summary["models"] = str(models) if models else "shipped defaults"
@@ -174,7 +174,7 @@ def evaluate(
             table += f" and {len(not_evaluated) - 8} more (summary.json)"
     if stopped:
         summary["interrupted"] = True
-    if out_dir is not None and (rows or not interrupted):
+    if out_dir is not None and (rows or interrupted is None):
         # an earlier evaluation's results (replaced by --overwrite) give way to complete ones
         # only: a run stopped part-way writes its own beside them
         earlier = any((Path(out_dir) / n).exists() for n in RESULT_FILES)
@@ -183,8 +183,8 @@ def evaluate(
             for name in _all_result_files()[len(RESULT_FILES) :]:
                 with contextlib.suppress(FileNotFoundError):
                     (Path(out_dir) / name).unlink()
-    if interrupted:
-        raise KeyboardInterrupt
+    if interrupted is not None:
+        raise interrupted
     return {"summary": summary, "rows": rows, "table": table}
 
 
