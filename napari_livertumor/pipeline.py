@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .devices import DEVICES, is_device_name
 from .errors import InputError, LiverTumorError, ModelError, SettingsError
 from .io.volume import CTVolume, Reorientation
 from .models import preprocess as pp
@@ -35,7 +36,6 @@ from .stats import add_image_numbers, compute_stats
 
 log = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda")
 STAGE_CHOICES = ("liver", "both")
 #: test-time mirroring of the tumor stage: the axes (of a ``(N, C, z, y, x)`` batch) each pass
 #: flips; the logits of all passes are averaged
@@ -182,7 +182,7 @@ class InferenceConfig:
 
     def validate(self) -> None:
         dev = str(self.device)
-        if not (dev in DEVICES or dev.startswith("cuda:")):
+        if not is_device_name(dev):
             raise SettingsError(f"device must be one of {DEVICES} (or cuda:N); got {dev!r}")
         if self.stages not in STAGE_CHOICES:
             raise SettingsError(f"stages must be one of {STAGE_CHOICES}; got {self.stages!r}")
@@ -244,6 +244,8 @@ def resolve_device(requested: str = "auto", strict: bool = False):
     import torch
 
     requested = str(requested)
+    if not is_device_name(requested):
+        raise ValueError(f"device must be one of {DEVICES} (or cuda:N); got {requested!r}")
     has_cuda = torch.cuda.is_available()
     if requested == "auto":
         return torch.device("cuda" if has_cuda else "cpu"), None

@@ -405,6 +405,25 @@ def test_strict_device_stops_when_cuda_is_absent_and_writes_nothing(tmp_path, mo
     assert not out.exists()  # nothing written, not even the folder
     assert main([*args, "--device", "cuda", "--no-refine"]) == 0  # without it: the CPU
     assert json.loads((out / "ct_stats.json").read_text())["device"] == "cpu"
+    # one GPU of several by number, as evaluate and train take it
+    assert main([*args, "--device", "cuda:1", "--strict-device"]) == 1
+    assert "CUDA" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["segment", "evaluate", "train"])
+def test_a_device_name_that_is_none_is_a_usage_error_naming_those_taken(command, capsys):
+    """segment took auto|cpu|cuda only (no cuda:N); evaluate and train took any text and failed
+    later (train after reading the data), 'cuda1' with a torch traceback."""
+    from napari_livertumor.devices import is_device_name
+
+    args = {"segment": ["x.nii.gz"], "evaluate": ["--data", "d"],
+            "train": ["--data", "d", "--out", "o"]}[command]  # fmt: skip
+    with pytest.raises(SystemExit) as info:
+        main([command, *args, "--device", "cuda1"])
+    assert info.value.code == 2
+    assert "'cuda1' is not a device: auto, cpu, cuda or cuda:N" in capsys.readouterr().err
+    assert [is_device_name(n) for n in ("auto", "cpu", "cuda", "cuda:0", "cuda:12")] == [True] * 5
+    assert not any(is_device_name(n) for n in ("cuda:", "cuda:x", "gpu", "mps", "cuda:1 "))
 
 
 def test_a_refine_config_not_in_utf8_is_named_and_a_bom_is_read(tmp_path, models, capsys):

@@ -36,6 +36,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..devices import DEVICE_HELP, device_arg
 from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
 from ..fileio import atomic_write_text, check_writable_folder, file_lock, temp_prefix
 
@@ -90,8 +91,8 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--device",
         default="auto",
-        choices=["auto", "cpu", "cuda"],
-        help="auto: the GPU when there is one (default)",
+        type=device_arg,
+        help=DEVICE_HELP,
     )
     parser.add_argument(
         "--strict-device",

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..devices import DEVICE_HELP, device_arg
+
 log = logging.getLogger(__name__)
 
 
@@ -89,7 +91,7 @@ def add_arguments(parser) -> None:
         type=int,
         help=f"seed of the split, patch sampling and initial weights ({default('seed')})",
     )
-    parser.add_argument("--device", help="auto (default: the GPU when there is one) | cpu | cuda")
+    parser.add_argument("--device", type=device_arg, help=DEVICE_HELP)
     parser.add_argument("--cache-dir", help="preprocessing cache (default OUT/.cache)")
     again = parser.add_mutually_exclusive_group()  # continue, or start over: not both
     again.add_argument("--resume", action="store_true", help="continue from OUT/<stage>/last")

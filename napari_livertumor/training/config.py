@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ..devices import is_device_name
 from ..errors import InputError, SettingsError
 from ..fileio import not_utf8_message, read_user_text
 from ..models import NetworkConfig
@@ -299,7 +300,7 @@ class TrainConfig:
         if not self.folds and self.fold:
             raise SettingsError(f"fold {self.fold} needs folds (k-fold split) as well")
         dev = str(self.device)
-        if not (dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:")):
+        if not is_device_name(dev):
             raise SettingsError(f"device must be auto, cpu, cuda or cuda:N, got {dev!r}")
 
     @property
