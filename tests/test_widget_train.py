@@ -3,6 +3,8 @@ Segment; an unusable folder gives a clear message."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from _widget_data import timed_calls
 
@@ -175,7 +177,12 @@ def test_a_model_already_in_the_output_folder_is_resumed_or_kept_never_replaced_
     widget.patch.setText("32, 96, 96")
     widget.start_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=240_000)
-    assert widget.history["step"] == [3, 4]
+    # the plot goes on from the run so far: its epoch (steps 1-2) as its mean loss, then steps
+    first = json.loads((tmp_path / "models" / "liver" / "metadata.json").read_text())
+    epoch_1 = first["training"]["history"][0]
+    assert widget.history["step"] == [2, 3, 4]
+    assert widget.history["loss"][0] == pytest.approx(epoch_1["train_loss"])
+    assert "resumed at step 2 of 4; the plot shows the steps before it" in widget.log.toPlainText()
     assert "Resuming with the run's own recipe" in widget.log.toPlainText()
     assert "roi_size: run [16.0, 32.0, 32.0], now [32.0, 96.0, 96.0]" in widget.log.toPlainText()
     assert widget.patch.text() == "16, 32, 32"  # the fields show the recipe it went on with

@@ -505,6 +505,26 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 + (" (redone: the stop interrupted it)" if report.get("resumed_validation") else "")
             )
             self._redraw(force=True)
+        elif event == "resumed":  # the plot goes on from the run so far (per-epoch means)
+            h = self.history
+            for epoch in report.get("history") or []:
+                if epoch.get("step") is None:
+                    continue
+                if epoch.get("train_loss") is not None:
+                    h["step"].append(epoch["step"])
+                    h["loss"].append(epoch["train_loss"])
+                if epoch.get("val_score") is not None:
+                    h["val_step"].append(epoch["step"])
+                    h["val_dice"].append(epoch["val_score"])
+            self._log(
+                f"resumed at step {report['step']} of {report['total_steps']}"
+                + (
+                    "; the plot shows the steps before it as each epoch's mean loss"
+                    if h["step"]
+                    else ""
+                )  # fmt: skip
+            )
+            self._redraw(force=True)
         elif event == "note":
             self._log(report["text"])
             set_status(self.status, report["text"], warning=True)
