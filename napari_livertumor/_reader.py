@@ -100,7 +100,7 @@ def read_dicom_layers(path) -> list[tuple]:
                 f"drawn on, {searched}. Open that CT first, then this file again{also}.",
             ) from exc
         _say_warnings(volume)
-        return _with_ground_truth(volume, labels, _seg_role(target))
+        return _with_ground_truth(volume, labels, _seg_role(target), opened_from=target)
     if target.is_dir():
         segs, own = seg_files_by_kind(target)
         # without a ground truth, this tool's own segmentation (the newest) opens instead
@@ -123,7 +123,8 @@ def read_dicom_layers(path) -> list[tuple]:
                 _notify(f"The ground truth was not loaded: {exc}")
             else:
                 _say_warnings(volume)
-                return _with_ground_truth(volume, labels, _seg_role(Path(volume.meta["seg_path"])))
+                seg_path = Path(volume.meta["seg_path"])
+                return _with_ground_truth(volume, labels, _seg_role(seg_path), opened_from=seg_path)
         elif own:
             layers = _own_segmentation(target, own)
             if layers is not None:
@@ -254,7 +255,7 @@ def read_nifti_layers(path) -> list[tuple]:
         role = "segmentation" if labels.max() <= 2 else "ground_truth"
         made_on = _made_on_series(target)
         grid = volume.with_array(volume.array, **({"made_on_series": made_on} if made_on else {}))
-        return [labels_layer_data(labels, grid, _stem(target), role)]
+        return [labels_layer_data(labels, grid, _stem(target), role, opened_from=target)]
     _say_warnings(volume)
     return [ct_layer_data(volume)]
 
@@ -276,9 +277,17 @@ def ct_layer_data(volume) -> tuple:
     return (volume.array, kwargs, "image")
 
 
-def labels_layer_data(labels: np.ndarray, volume, name: str, role: str) -> tuple:
-    """``(data, kwargs, "labels")`` on ``volume``'s grid."""
+def labels_layer_data(
+    labels: np.ndarray, volume, name: str, role: str, opened_from: Path | None = None
+) -> tuple:
+    """``(data, kwargs, "labels")`` on ``volume``'s grid. ``opened_from``, the file the labels
+    were read from, is kept with a digest of them as read and, when a ``<case>_stats.json``
+    of ``livertumor segment`` lies beside it, the run it records: an export says so."""
     from ._widgets._layers import class_colormap
+
+    metadata = {"ct_volume": volume, "livertumor_role": role}
+    if opened_from is not None:
+        metadata.update(opened_file_metadata(labels, Path(opened_from)))
 
     kwargs = {
         "name": name,
@@ -287,9 +296,47 @@ def labels_layer_data(labels: np.ndarray, volume, name: str, role: str) -> tuple
         "opacity": 0.5,
         # the panels' colours (liver green, tumor red...), whichever way a file was opened
         "colormap": class_colormap(),
-        "metadata": {"ct_volume": volume, "livertumor_role": role},
+        "metadata": metadata,
     }
     return (labels, kwargs, "labels")
+
+
+def opened_file_metadata(labels: np.ndarray, path: Path) -> dict:
+    """The labels layer metadata that says which file it was opened from (see
+    :func:`napari_livertumor._writer.opened_file_provenance`)."""
+    from ._writer import OPENED_DIGEST, OPENED_FROM, OPENED_RUN, labels_digest
+
+    out = {OPENED_FROM: str(path), OPENED_DIGEST: labels_digest(labels)}
+    run = _run_beside(path)
+    if run:
+        out[OPENED_RUN] = run
+    return out
+
+
+#: what an export repeats of the run a ``<case>_stats.json`` records
+_RUN_KEYS = ("version", "device", "models", "refine", "tumor_tta", "lesion_filter", "warnings")
+
+
+def _run_beside(path: Path) -> dict | None:
+    """The run ``livertumor segment`` records in the ``<case>_stats.json`` beside its
+    ``<case>_labels.nii.gz`` or ``<case>_seg.dcm`` (version, models...); None for any other
+    file, or stats that are not this tool's."""
+    import json
+
+    stem = _stem(path)
+    for suffix in ("_labels", "_seg.dcm"):
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            stats = path.with_name(stem[: -len(suffix)] + "_stats.json")
+            break
+    else:
+        return None
+    try:
+        data = json.loads(stats.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not data.get("version") or "models" not in data:
+        return None
+    return {"stats_file": str(stats), **{k: data[k] for k in _RUN_KEYS if k in data}}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -326,7 +373,7 @@ def _seg_on_an_open_ct(seg_path: Path) -> list[tuple] | None:
         except InputError:  # drawn on another series
             continue
         name = f"{volume.meta.get('patient_id') or 'CT'} {seg_path.stem}"
-        return [labels_layer_data(labels, volume, name, _seg_role(seg_path))]
+        return [labels_layer_data(labels, volume, name, _seg_role(seg_path), opened_from=seg_path)]
     return None
 
 
@@ -411,7 +458,7 @@ def _own_segmentation(folder: Path, own: list[Path]) -> list[tuple] | None:
         f"Opened with this tool's own segmentation {seg_path.name} (a model's output, shown as "
         "a segmentation, not as a ground truth)"
     )
-    return _with_ground_truth(volume, labels, "segmentation")
+    return _with_ground_truth(volume, labels, "segmentation", opened_from=seg_path)
 
 
 def _seg_role(seg_path: Path) -> str:
@@ -433,7 +480,9 @@ def _seg_role(seg_path: Path) -> str:
     return "ground_truth"
 
 
-def _with_ground_truth(volume, labels, role: str = "ground_truth") -> list[tuple]:
+def _with_ground_truth(
+    volume, labels, role: str = "ground_truth", opened_from: Path | None = None
+) -> list[tuple]:
     # shown in the standard orientation, as Load CT and NIfTI files show a CT, so labels
     # opened from another file line up; saving turns them back to the files' own order
     volume = volume.displayed()
@@ -442,7 +491,8 @@ def _with_ground_truth(volume, labels, role: str = "ground_truth") -> list[tuple
         labels = turn.apply(labels)
     what = "ground truth" if role == "ground_truth" else "segmentation"
     name = f"{volume.meta.get('patient_id') or 'CT'} {what}"
-    return [ct_layer_data(volume), labels_layer_data(labels, volume, name, role)]
+    layer = labels_layer_data(labels, volume, name, role, opened_from=opened_from)
+    return [ct_layer_data(volume), layer]
 
 
 def _single_target(path) -> Path | None:

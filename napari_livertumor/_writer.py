@@ -28,6 +28,11 @@ _SEGMENTS = {
 EDITED = "livertumor_edited"
 #: layer metadata key: a digest of the labels the model gave (:func:`labels_digest`)
 MODEL_DIGEST = "livertumor_model_digest"
+#: layer metadata keys of labels opened from a file: the file, a digest of the labels as read,
+#: and the run a ``livertumor segment`` stats file beside it records
+OPENED_FROM = "livertumor_opened_from"
+OPENED_DIGEST = "livertumor_opened_digest"
+OPENED_RUN = "livertumor_opened_run"
 
 
 def labels_digest(data) -> str:
@@ -53,6 +58,24 @@ def labels_edited(metadata: dict, data=None) -> bool:
     if data is not None and digest:
         return labels_digest(data) != digest
     return bool(metadata.get(EDITED))
+
+
+def opened_file_provenance(metadata: dict, data=None) -> dict:
+    """What an export says of labels opened from a file: ``opened_from`` (the file),
+    ``edited_since_opened`` (by the labels' digest, with ``data``) and ``file_run``: the run of
+    ``livertumor segment`` its stats file records (version, models, device...), as that file
+    says it; empty for labels not opened from a file."""
+    metadata = metadata or {}
+    path = metadata.get(OPENED_FROM)
+    if not path:
+        return {}
+    out: dict = {"opened_from": str(path)}
+    digest = metadata.get(OPENED_DIGEST)
+    if data is not None and digest:
+        out["edited_since_opened"] = labels_digest(data) != digest
+    if metadata.get(OPENED_RUN):
+        out["file_run"] = dict(metadata[OPENED_RUN])
+    return out
 
 
 def seg_algorithm_type(metadata: dict, data=None) -> str:

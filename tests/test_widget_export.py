@@ -570,7 +570,8 @@ def test_segment_labels_opened_over_their_dicom_ct_export_a_dicom_seg(
     ct = read_dicom_series(case)
     write_nifti(labels, tmp_path / "TEST_001_labels.nii.gz", reference=ct)  # as segment writes
     # ... beside its stats, which name the series it was made from
-    stats = {"series_uid": ct.meta["series_uid"], "acquisition_number": None}
+    stats = {"series_uid": ct.meta["series_uid"], "acquisition_number": None, "version": "0.9",
+             "models": {"liver": "resources/models/liver"}, "device": "cpu"}  # fmt: skip
     (tmp_path / "TEST_001_stats.json").write_text(json.dumps(stats))
     viewer = make_napari_viewer()
     for path in (case, tmp_path / "TEST_001_labels.nii.gz"):
@@ -589,6 +590,20 @@ def test_segment_labels_opened_over_their_dicom_ct_export_a_dicom_seg(
     np.testing.assert_array_equal(read_dicom_seg(tmp_path / "out" / "TEST_001_seg.dcm", ct), labels)
     back = read_nifti(tmp_path / "out" / "TEST_001_labels.nii.gz")
     np.testing.assert_array_equal(back.array, labels)
+    # its stats said only "source": "unknown": now which file, changed or not, and the run
+    # that file's own stats record
+    said = json.loads((tmp_path / "out" / "TEST_001_stats.json").read_text())
+    assert said["source"] == "unknown" and said["edited_since_opened"] is False
+    assert said["opened_from"] == str(tmp_path / "TEST_001_labels.nii.gz")
+    assert said["file_run"] == {"stats_file": str(tmp_path / "TEST_001_stats.json"),
+                                "version": "0.9", "device": "cpu", **{k: stats[k] for k in ["models"]}}  # fmt: skip
+    seg_layer.selected_label = 2
+    seg_layer.paint((2, 10, 10), 2)
+    widget.folder.setText(str(tmp_path / "out2"))
+    _export(widget, qtbot)
+    said = json.loads((tmp_path / "out2" / "TEST_001_stats.json").read_text())
+    assert said["edited_since_opened"] is True and said["file_run"]["version"] == "0.9"
+    seg_layer.undo()
     # napari's own File > Save with the plugin's SEG writer takes the same CT
     [dcm] = seg_layer.save(str(tmp_path / "saved.dcm"), plugin="napari-livertumor")
     np.testing.assert_array_equal(read_dicom_seg(dcm, ct), labels)

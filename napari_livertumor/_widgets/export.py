@@ -363,15 +363,18 @@ def _provenance(metadata: dict, model_stats: dict, labels=None) -> dict:
     (``warnings``, ``device``, ``models``, ``refine``, ``tumor_tta``, ``lesion_filter``,
     ``timings_s``, ``version``) and one of the panel's own, ``source``: ``model``, ``edited`` (a
     model's, painted on or refined since), ``ground_truth``, or ``unknown`` (opened from a file,
-    drawn by hand: no model ran on it in this session)."""
+    drawn by hand: no model ran on it in this session). Labels opened from a file also say
+    which (``opened_from``), whether they were changed since (``edited_since_opened``) and,
+    for a ``livertumor segment`` output, the run its stats file records (``file_run``)."""
     from .. import __version__
-    from .._writer import labels_edited
+    from .._writer import labels_edited, opened_file_provenance
 
     edited = labels_edited(metadata, labels)
     if metadata.get("source") != "model" and not model_stats:
         role = metadata.get("livertumor_role")
         return {"source": "ground_truth" if role == "ground_truth" else "unknown",
-                "version": __version__}  # fmt: skip
+                "version": __version__,
+                **opened_file_provenance(metadata, labels)}  # fmt: skip
     run = metadata.get("run") or {}
     out = {
         "source": "edited" if edited else "model",
