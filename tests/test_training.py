@@ -108,6 +108,8 @@ def test_cancel_stops_within_one_step_and_leaves_a_loadable_last_checkpoint(toy_
 
 
 def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(toy_data, tmp_path):
+    from napari_livertumor.training.cli_report import format_report
+
     full = run_all(tiny_config(toy_data, tmp_path / "full"))
     n = 0
 
@@ -127,6 +129,13 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
     cut_epochs = [r["train_loss"] for r in resumed if r["event"] == "epoch"]
     full_epochs = [r["train_loss"] for r in full if r["event"] == "epoch"]
     assert cut_epochs == pytest.approx(full_epochs[1:], rel=1e-4)
+    # the run so far is reported first, for a plot to go on from (the Train panel's started
+    # empty): the whole epoch before the stop, as the uninterrupted run recorded it
+    (so_far,) = [r for r in resumed if r["event"] == "resumed"]
+    assert so_far["step"] == 4 and so_far["total_steps"] == 6
+    assert [h["step"] for h in so_far["history"]] == [3]
+    assert so_far["history"][0]["train_loss"] == pytest.approx(full_epochs[0], rel=1e-4)
+    assert format_report(so_far).startswith("[liver] resumed at step 4/6 (1 epoch(s) recorded")
 
 
 def test_worker_processes_live_for_the_run_and_train_as_none_do(toy_data, tmp_path, monkeypatch):
@@ -173,7 +182,7 @@ def test_a_stop_during_validation_is_made_good_on_resume(toy_data, tmp_path, mon
 
     monkeypatch.setattr(loop, "validate", real_validate)
     resumed = run_all(tiny_config(toy_data, tmp_path / "cut", resume=True))
-    first = resumed[0] if resumed[0]["event"] != "info" else resumed[1]
+    first = next(r for r in resumed if r["event"] not in ("info", "resumed"))
     assert first["event"] == "epoch" and first["resumed_validation"]
     assert first["step"] == 3 and first["epoch"] == 0 and "val" in first
     assert [r["step"] for r in resumed if r["event"] == "step"] == [4, 5, 6]
@@ -200,7 +209,7 @@ def test_ctrl_c_during_validation_is_made_good_on_resume_too(toy_data, tmp_path,
         run_all(tiny_config(toy_data, tmp_path))
     monkeypatch.setattr(loop, "validate", real_validate)
     resumed = run_all(tiny_config(toy_data, tmp_path, resume=True))
-    first = next(r for r in resumed if r["event"] != "info")
+    first = next(r for r in resumed if r["event"] not in ("info", "resumed"))
     assert first["event"] == "epoch" and first.get("resumed_validation") and first["step"] == 3
 
 
@@ -793,12 +802,42 @@ def test_sigterm_during_cli_training_is_a_ctrl_c_so_last_is_saved():
     import signal
 
     from napari_livertumor.commands._signals import sigterm_as_interrupt
+    from napari_livertumor.errors import Terminated
+    from napari_livertumor.training.loop import _WholeStep
 
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt():
+    with pytest.raises(Terminated), sigterm_as_interrupt():
         os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before the next line
         time.sleep(1)  # never reached
     assert signal.getsignal(signal.SIGTERM) is before
+    # a signal held for the end of a training step is raised as the signal it was
+    finished = []
+    for sig, raised in ((signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)):
+        with pytest.raises(raised) as info, sigterm_as_interrupt(), _WholeStep():
+            os.kill(os.getpid(), sig)
+            finished.append(sig)  # held: the step goes on to its end
+        assert isinstance(info.value, Terminated) == (sig == signal.SIGTERM)
+    assert finished == [signal.SIGTERM, signal.SIGINT]
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_stop_by_sigterm_exits_143_and_says_so(toy_data, tmp_path, capsys, monkeypatch):
+    """A shell's status for a process SIGTERM ended is 128 + 15; schedulers and scripts tell a
+    stop from a Ctrl-C (130) by it. It was 130 for both."""
+    import signal
+
+    import napari_livertumor.training.loop as loop
+    from napari_livertumor.cli import main
+
+    def terminated(cfg, **kw):
+        os.kill(os.getpid(), signal.SIGTERM)
+        yield  # a generator, as train is
+
+    monkeypatch.setattr(loop, "train", terminated)
+    rc = main(["train", "--data", str(toy_data), "--out", str(tmp_path / "o"), "--stage", "liver"])
+    assert rc == 143
+    err = capsys.readouterr().err
+    assert "livertumor: stopped (SIGTERM)" in err and "stopped before the liver run" in err
 
 
 def test_resume_and_force_together_are_refused(capsys):
@@ -1208,3 +1247,16 @@ def test_an_output_folder_that_is_a_model_folder_is_refused(toy_data, tmp_path, 
     err = capsys.readouterr().err
     assert "is a model's own folder; the output folder is the one that holds liver/" in err
     assert not (model / "liver").exists() and not (model / ".cache").exists()
+
+
+def test_a_gpu_number_beyond_those_there_is_said_before_the_data_is_read(monkeypatch):
+    import torch
+
+    from napari_livertumor.training.loop import check_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    check_device("cuda:1")
+    check_device("cuda")
+    with pytest.raises(InputError, match=r"cuda:2 was asked for but this machine has 2 GPU\(s\)"):
+        check_device("cuda:2")

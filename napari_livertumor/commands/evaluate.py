@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..devices import DEVICE_HELP, device_arg
+
 
 def add_arguments(parser) -> None:
     parser.add_argument(
@@ -24,7 +26,7 @@ def add_arguments(parser) -> None:
         help="folder for per_case.csv and summary.json (default: a new folder "
         "evaluation-<date>-<time> in the current folder)",
     )
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (or cuda:N)")
+    parser.add_argument("--device", default="auto", type=device_arg, help=DEVICE_HELP)
     parser.add_argument(
         "--refine", action="store_true", help="apply active-contour refinement to the tumor"
     )
@@ -64,7 +66,7 @@ def run(args) -> int:
 
     import time
 
-    from ._signals import sigterm_as_interrupt
+    from ._signals import exit_status, sigterm_as_interrupt
 
     made = None
     if not args.out_dir:  # a new folder of its own: never an earlier evaluation's files
@@ -97,7 +99,7 @@ def run(args) -> int:
                 f"{Path(args.out_dir) / written} (and its summary){kept}",
                 file=sys.stderr,
             )
-            return 130
+            return exit_status(exc)
         if made is not None:  # nothing written in it: not left behind
             try:
                 Path(made).rmdir()

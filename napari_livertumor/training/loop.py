@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
+from ..errors import Cancelled, InputError, LiverTumorError, SettingsError, Terminated
 from ..fileio import check_writable_folder
 from ..models import ModelMetadata, build_training_network, save_model
 from ..progress import Reporter
@@ -171,7 +171,7 @@ class _WholeStep:
 
         def hold(signum, frame):
             if self._pending:
-                raise KeyboardInterrupt
+                raise _stop(signum)
             self._pending.append(signum)
 
         for name in self._SIGNALS:
@@ -186,8 +186,15 @@ class _WholeStep:
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
         if self._pending and exc_type is None:
-            raise KeyboardInterrupt
+            raise _stop(self._pending[0])
         return False
+
+
+def _stop(signum: int) -> KeyboardInterrupt:
+    """The exception a held signal raises: :class:`Terminated` for SIGTERM (exit status 143)."""
+    import signal
+
+    return Terminated() if signum == getattr(signal, "SIGTERM", None) else KeyboardInterrupt()
 
 
 def check_init_fits(cfg: TrainConfig, loaded, folder) -> None:
@@ -221,6 +228,13 @@ def check_device(device: str) -> None:
     if not torch.cuda.is_available():
         raise InputError(
             None, "CUDA was asked for but no CUDA device is available; use --device cpu"
+        )
+    index = torch.device(str(device)).index
+    if index is not None and index >= torch.cuda.device_count():
+        raise InputError(
+            None,
+            f"{device} was asked for but this machine has {torch.cuda.device_count()} GPU(s), "
+            "numbered from cuda:0",
         )
 
 
@@ -577,6 +591,10 @@ class _Run:
         state = {"step": 0, "best": -1.0, "history": [], "elapsed_s": 0.0}
         if cfg.resume:
             state = self._load_resume(net, opt, state)  # restores init_info of a fine-tune
+            if self.is_main:  # the run so far, so a panel's plot goes on from it
+                yield {"event": "resumed", "stage": cfg.stage, "step": state["step"],
+                       "total_steps": total_steps, "best": state["best"],
+                       "history": [dict(h) for h in state["history"]]}  # fmt: skip
         if cfg.init_from and state["step"] == 0:
             self.init_info = self._load_init(net)
         model = net
