@@ -81,6 +81,16 @@ def test_an_nbia_download_given_above_its_collection_folder_finds_every_patient(
         assert find_clinical(table).suffix == ".xlsx"
     assert f"{csv.name} beside it was saved later" in caplog.text
     assert f"choose it as the clinical table ({table / csv.name})" in caplog.text
+    # said once (the table is looked for twice per run) ...
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        find_clinical(table)
+    assert "saved later" not in caplog.text
+    # ... and again once the CSV is edited again (a napari session stays open for days)
+    os.utime(table / csv.name, (2e9, 2e9))
+    with caplog.at_level(logging.WARNING):
+        find_clinical(table)
+    assert f"{csv.name} beside it was saved later" in caplog.text
 
 
 def test_another_patients_seg_beside_the_patients_own_is_passed_over(tcia_cohort, tmp_path):

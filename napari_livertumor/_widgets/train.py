@@ -292,9 +292,9 @@ class TrainWidget(JobWidgetMixin, QWidget):
             )
             return
         try:  # before asking to replace what is there: it may be the start model itself
-            from ..training.loop import check_init_is_not_output
+            from ..training.loop import check_output_folder
 
-            check_init_is_not_output(config)
+            check_output_folder(config)
         except Exception as exc:
             set_status(self.status, str(exc), error=True)
             return

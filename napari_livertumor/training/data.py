@@ -433,8 +433,11 @@ def find_clinical(data: str | Path) -> Path | None:
         # the same table in both formats, one of them changed since: the one read may be the
         # one not edited (a CSV saved from the spreadsheet after a correction)
         newer = [p for p in found[1:] if p.stem == found[0].stem and _newer(p, found[0])]
-        if newer and (found[0], newer[0]) not in _NEWER_SAID:  # once (it is looked for twice)
-            _NEWER_SAID.add((found[0], newer[0]))
+        # said once per state of the files (it is looked for twice per run), and again after
+        # another edit in a napari session that stays open
+        said = newer and (found[0], newer[0], _mtime(found[0]), _mtime(newer[0]))
+        if said and said not in _NEWER_SAID:
+            _NEWER_SAID.add(said)
             log.warning(
                 "clinical table: %s is read, and %s beside it was saved later; if that is the "
                 "one you edited, choose it as the clinical table (%s)",
@@ -446,6 +449,13 @@ def find_clinical(data: str | Path) -> Path | None:
 
 
 _NEWER_SAID: set = set()
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _newer(a: Path, b: Path, seconds: float = 60.0) -> bool:

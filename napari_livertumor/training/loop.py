@@ -73,7 +73,7 @@ def check_weak_table(cfg: TrainConfig) -> None:
     check_weak_inputs(path, cfg.weak_columns, [r.case_id for r in index_cases(cfg.data)])
 
 
-def check_init_is_not_output(cfg: TrainConfig) -> None:
+def check_output_folder(cfg: TrainConfig) -> None:
     """Refuse a fine-tune written into the model it starts from (or a folder inside it):
     replacing it would lose the start model, and the shipped models live in such a folder.
     Refuse an output folder that is itself a model's folder (``--out models/liver``: the model
@@ -105,7 +105,7 @@ def check_before_writing(cfg: TrainConfig) -> None:
     from ..models import load_model
 
     stage_dir = Path(cfg.stage_dir)
-    check_init_is_not_output(cfg)
+    check_output_folder(cfg)
     if cfg.clinical and cfg.stage == "tumor" and cfg.weak_lambda > 0:
         # found now, not after the liver stage has trained for hours (--stage both)
         clinical = Path(cfg.clinical)
