@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -484,6 +485,12 @@ def test_a_tumor_free_validation_set_is_said_not_scored_zero(toy_data, tmp_path,
     assert all(r["val"]["n_val_with_class"] == 0 for r in epochs)
     assert "validation not measured" in format_report(epochs[-1])
     assert reports[-1]["event"] == "done" and reports[-1]["best_val_dice"] is None
+    # resumed, the run so far shows no Dice of 0 either (a panel's plot would draw them)
+    again = run_all(dataclasses.replace(cfg, epochs=3, resume=True))
+    [so_far] = [r for r in again if r["event"] == "resumed"]
+    assert len(so_far["history"]) == 2 and so_far["best"] is None
+    assert all(h["val_score"] is None for h in so_far["history"])
+    assert format_report(so_far).endswith("(2 epoch(s) recorded)")
     # a validation set with a tumor is measured as before
     measured = run_all(tiny_config(toy_data, tmp_path / "ok", stage="tumor", epochs=1))
     [epoch] = [r for r in measured if r["event"] == "epoch"]

@@ -46,11 +46,11 @@ def format_report(r: dict[str, Any]) -> str | None:
             return f"[{r['stage']}] preparing training/validation patient {done + 1}/{total} ({r['case']})"
         return None
     if ev == "resumed":
-        best = r.get("best", -1.0)
+        best = r.get("best")
         return (
             f"[{r['stage']}] resumed at step {r['step']}/{r['total_steps']} "
             f"({len(r.get('history') or [])} epoch(s) recorded"
-            + (f", best validation score {best:.4f})" if best >= 0 else ")")
+            + (f", best validation score {best:.4f})" if best is not None else ")")
         )
     if ev == "info":
         return f"[{r['stage']}] " + json.dumps(

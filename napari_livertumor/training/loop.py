@@ -592,9 +592,13 @@ class _Run:
         if cfg.resume:
             state = self._load_resume(net, opt, state)  # restores init_info of a fine-tune
             if self.is_main:  # the run so far, so a panel's plot goes on from it
+                history = [dict(h) for h in state["history"]]
+                for h in history if self.unmeasured else []:  # a 0 by convention, not a Dice
+                    h["val_score"] = None
                 yield {"event": "resumed", "stage": cfg.stage, "step": state["step"],
-                       "total_steps": total_steps, "best": state["best"],
-                       "history": [dict(h) for h in state["history"]]}  # fmt: skip
+                       "total_steps": total_steps,
+                       "best": None if self.unmeasured or state["best"] < 0 else state["best"],
+                       "history": history}  # fmt: skip
         if cfg.init_from and state["step"] == 0:
             self.init_info = self._load_init(net)
         model = net
