@@ -611,6 +611,49 @@ def test_an_applys_notes_stay_after_the_preview_that_follows(refine_setup, qtbot
     assert "went back to liver" not in widget.notes.text()
 
 
+def test_the_next_patients_labels_start_a_new_lesion_list_without_the_last_notes(
+    refine_setup, qtbot, monkeypatch
+):
+    """Switched to the next patient's segmentation, the list still held the last patient's
+    lesions: Apply refined whichever lesion of the new one lay at the stored voxels, or said
+    "they were edited"; the last Apply's notes stayed under the panel."""
+    import napari_livertumor._widgets.refine as refine_mod
+
+    viewer, widget, seg, truth, liver = refine_setup
+    real = refine_mod.drop_slivers
+
+    def noting(before, after, spacing, min_ml, notes=None, **kw):
+        notes.append("3 tumor piece(s) under 0.1 mL went back to liver")
+        return real(before, after, spacing, min_ml, notes, **kw)
+
+    monkeypatch.setattr(refine_mod, "drop_slivers", noting)
+    widget.refresh_lesions()
+    widget.lesion_combo.setCurrentIndex(1)
+    widget.apply_lesion_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert "went back to liver" in widget.notes.text()
+    assert widget.lesion_combo.currentText().startswith("lesion 1:")
+    # the next patient: its own lesion, elsewhere
+    other = np.where(seg.data == 2, 1, seg.data).astype(np.uint8)
+    other[5:8, 20:26, 20:26] = 2
+    vol = seg.metadata[_layers.CT_VOLUME]
+    count = widget.preview_count
+    _layers.add_labels_layer(viewer, other, vol, "next segmentation", ct_layer_name="CT")
+    widget.refresh_layers()
+    widget.mask_combo.setCurrentText("next segmentation")
+    assert widget.lesion_combo.currentText() == refine_mod.UNDER_CURSOR
+    _wait_for_new_preview(qtbot, widget, count)
+    assert "went back to liver" not in widget.notes.text()
+    widget.refresh_lesions()  # as opening the list does: the new layer's lesion only
+    texts = [widget.lesion_combo.itemText(i) for i in range(widget.lesion_combo.count())]
+    assert texts[0] == refine_mod.UNDER_CURSOR and len(texts) == 2
+    assert all(other[v] == 2 for v in widget.lesion_combo.itemData(1))
+    # the same layer chosen again (the list of layers refreshed) keeps the choice
+    widget.lesion_combo.setCurrentIndex(1)
+    widget.refresh_layers()
+    assert widget.lesion_combo.currentIndex() == 1
+
+
 def test_tumor_given_up_without_liver_confinement_goes_back_to_liver(refine_setup, qtbot):
     """With Liver from "none" (or another layer) voxels the contour gave up were written 0:
     holes in the liver of a segmentation layer."""

@@ -146,6 +146,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self._view_was_axial = True  # the "roll back to axial" hint is said when it turns
         self._config_notes: list[str] = []
         self._apply_notes: list[str] = []  # the last Apply's, shown until settings change
+        self._lesions_of = None  # the labels layer the lesion list was made from
         self._preview_requested_at = 0.0
         self.last_preview_ms: float | None = None  # request (after debounce) to preview shown
         self.preview_count = 0
@@ -338,6 +339,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self._watched = None
         self.mask_combo.currentIndexChanged.connect(self._watch_mask_layer)
         self.mask_combo.currentIndexChanged.connect(self._follow_mask_ct)
+        self.mask_combo.currentIndexChanged.connect(self._mask_layer_changed)
+        self._lesions_of = self._layer(self.mask_combo.currentText())
         self.method.changed.connect(self._show_method_controls)
         self.auto_threshold.changed.connect(self._show_method_controls)
         self.balloon.changed.connect(self._show_method_controls)
@@ -478,6 +481,20 @@ class RefineWidget(JobWidgetMixin, QWidget):
         own = _layers.linked_ct_name(layer, self.viewer)
         if own and self.ct_combo.findText(own) >= 0 and self.ct_combo.currentText() != own:
             self.ct_combo.setCurrentText(own)
+
+    def _mask_layer_changed(self, *_) -> None:
+        """Another tumor labels layer (the next patient's): the lesion list was the layer
+        before's, and Apply took its stored voxels to the new one (refining whichever lesion
+        lay there, or saying "they were edited"). The list starts again at "under the mouse"
+        (filled from the new layer when opened), and the last Apply's notes go with it."""
+        layer = self._layer(self.mask_combo.currentText())
+        if layer is self._lesions_of:
+            return
+        self._lesions_of = layer
+        self._forget_apply_notes()
+        self.lesion_combo.clear()
+        self.lesion_combo.addItem(UNDER_CURSOR, None)
+        self.lesion_combo.setCurrentIndex(0)
 
     def refresh_lesions(self) -> None:
         """The lesion list: "under the mouse", then every lesion of the tumor mask by size."""
