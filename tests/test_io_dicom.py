@@ -386,6 +386,29 @@ def test_missing_slice_is_reported_and_the_grid_stays_true(tmp_path):
     assert "1-006.dcm (image 6))" in note
 
 
+def test_a_series_missing_more_than_a_tenth_of_its_slices_is_refused(tmp_path):
+    """Half a series lost in transfer was filled in by interpolation and its liver and
+    lesions reported as figures (642 mL for 1466); a series with as many damaged slices was
+    refused. Both now take at most a tenth."""
+    source = make_ct(shape=(32, 16, 16))
+    paths = write_ct_series(source, tmp_path / "s")
+    for p in paths[7:22]:
+        p.unlink()
+    with pytest.raises(InputError) as info:
+        read_dicom_series(tmp_path / "s")
+    message = str(info.value)
+    assert "15 of the series' 32 slice positions have no image" in message
+    assert "(image 7) and 1-023.dcm (image 23)" in message and "widest gap is" in message
+    assert "Is the series complete" in message
+    # three of 32 are filled in, as before
+    paths = write_ct_series(source, tmp_path / "t")
+    for p in paths[10:13]:
+        p.unlink()
+    assert "3 missing slice(s) detected" in " ".join(
+        read_dicom_series(tmp_path / "t").meta["warnings"]
+    )
+
+
 def test_uneven_spacing_is_reported(tmp_path):
     source = make_ct(shape=(6, 16, 16))
     paths = write_ct_series(source, tmp_path)

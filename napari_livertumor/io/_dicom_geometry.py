@@ -418,6 +418,11 @@ def _deduplicate(
     return kept
 
 
+#: at most this share of a series' slices (and at least one) is mended: damaged slices
+#: interpolated over, or missing ones filled in; more is refused
+MENDABLE_SHARE = 0.1
+
+
 def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str], slices=None):
     """Gaps that are whole missing slices (filled later) and the other uneven steps; a gap is
     said by the files (and image numbers) on either side of it, when ``slices`` are given."""
@@ -447,6 +452,17 @@ def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str], slices=None):
         where = "; ".join(between(at, n) for at, n, _ in fill[:5])
         if len(fill) > 5:
             where += f"; and {len(fill) - 5} more gap(s)"
+        whole = len(steps) + 1 + total
+        if total > max(1, int(MENDABLE_SHARE * whole)):
+            # made-up anatomy: a liver and its lesions measured across centimetres of it (a
+            # transfer cut short, a series exported in part) are not figures to report
+            at, n, step = max(fill, key=lambda gap: gap[1])
+            raise InputError(
+                slices[at - 1].path.parent if slices is not None else None,
+                f"{total} of the series' {whole} slice positions have no image ({where}; the "
+                f"widest gap is {step:.1f} mm): too many to fill in; at most a tenth are "
+                "interpolated. Is the series complete (a transfer cut short, a partial export)?",
+            )
         warnings.append(
             f"{total} missing slice(s) detected ({where}); filled by linear interpolation so "
             "the spacing stays uniform"

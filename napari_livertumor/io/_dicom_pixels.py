@@ -18,6 +18,7 @@ import pydicom
 from ..errors import InputError
 from ..progress import Reporter
 from ._dicom_geometry import (
+    MENDABLE_SHARE,
     SliceHeader,
     StackGeometry,
     grid_index,
@@ -280,10 +281,6 @@ def fill_gaps(
         t = (z - lo) / (hi - lo)
         out[z] = np.rint(out[lo].astype(np.float32) * (1 - t) + out[hi].astype(np.float32) * t)
     return out
-
-
-#: at most this share of a series' slices (and at least one) is mended; more is refused
-MENDABLE_SHARE = 0.1
 
 
 def mend_damaged(
