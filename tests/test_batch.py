@@ -152,6 +152,37 @@ def test_a_folder_of_patient_folders_is_one_case_per_patient(tmp_path):
     assert cases[0].path == tmp_path / "HCC_001"
 
 
+def test_a_flat_folder_of_two_patients_scans_is_a_case_per_patient(tmp_path, models, caplog):
+    """A PACS export of several studies into one folder: one patient was segmented (named after
+    the folder) and the other left with a warning, exit 0."""
+    for i, pid in enumerate(("HCC_002", "HCC_001")):
+        names = [f"{pid}_{k:03d}.dcm" for k in range(8)]
+        write_ct_series(ct(i), tmp_path / "export", patient_id=pid, file_names=names)
+    with caplog.at_level("WARNING"):
+        cases = discover_cases([tmp_path / "export"])
+    assert [(c.name, c.patient) for c in cases] == [("HCC_001", "HCC_001"), ("HCC_002", "HCC_002")]
+    assert "holds the scans of 2 patients ('HCC_001', 'HCC_002'): each is a case" in caplog.text
+    # --series names one series: the folder is one case, as before
+    (whole,) = discover_cases([tmp_path / "export"], per_patient=False)
+    assert whole.name == "export" and whole.patient is None
+    out = tmp_path / "out"
+    assert segment([tmp_path / "export"], out, models, "--stages", "liver") == 0
+    rows = read_rows(out / "summary.csv")
+    assert [(r["case"], r["status"]) for r in rows] == [("HCC_001", "done"), ("HCC_002", "done")]
+    series = set()
+    for pid in ("HCC_001", "HCC_002"):
+        stats = json.loads((out / f"{pid}_stats.json").read_text())
+        assert stats["run_settings"]["patient"] == pid
+        assert not any("patients" in w for w in stats["warnings"])
+        series.add(stats["series_uid"])
+    assert len(series) == 2  # each its own patient's scan
+    # run again: both complete, skipped
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert segment([tmp_path / "export"], out, models, "--stages", "liver") == 0
+    assert caplog.text.count("already complete, skipped") == 2
+
+
 def test_nifti_files_and_dicom_patient_folders_side_by_side_are_all_cases(tmp_path):
     """A folder of NIfTI files that also holds DICOM patient folders: every scan is a case (the
     DICOM folders were silently left out)."""

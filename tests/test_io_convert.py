@@ -476,3 +476,31 @@ def test_another_inputs_patient_with_a_seg_is_refused_and_a_dataset_inside_its_p
     for _ in range(2):
         assert main(["convert", str(patient), "-o", str(patient / "nifti")]) == 0
         assert "0 written, 1 kept" in capsys.readouterr().out
+
+
+def test_a_flat_folder_of_two_patients_converts_each_into_a_dataset(tmp_path, capsys):
+    """The several-patients warning advised '-o a folder name to convert each patient', and
+    that converted one of them (exit 0)."""
+    cts = {pid: CTVolume(np.full((4, 8, 8), k * 100, np.int16), (2.0, 1.0, 1.0))
+           for k, pid in enumerate(("HCC_001", "HCC_002"))}  # fmt: skip
+    for pid, ct in cts.items():
+        names = [f"{pid}_{k}.dcm" for k in range(4)]
+        write_ct_series(ct, tmp_path / "export", patient_id=pid, file_names=names)
+    assert main(["convert", str(tmp_path / "export"), "-o", str(tmp_path / "one.nii.gz")]) == 0
+    assert "give -o a folder name to convert each patient" in capsys.readouterr().err
+    out = tmp_path / "dataset"
+    assert main(["convert", str(tmp_path / "export"), "-o", str(out)]) == 0
+    assert "2 written" in capsys.readouterr().out
+    for pid, ct in cts.items():
+        img = nib.load(out / "imagesTs" / f"{pid}.nii.gz")
+        np.testing.assert_array_equal(np.asarray(img.dataobj).transpose(2, 1, 0), ct.array)
+
+
+def test_pictures_given_to_convert_are_said_as_segment_says_them(tmp_path, capsys):
+    """convert said only 'no DICOM files found' (a folder) or 'not a readable DICOM file'."""
+    (tmp_path / "png").mkdir()
+    (tmp_path / "png" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(16))
+    assert main(["convert", str(tmp_path / "png"), "-o", str(tmp_path / "x.nii.gz")]) == 1
+    assert "it holds 1 PNG picture file (not read here" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "png" / "a.png"), "-o", str(tmp_path / "x.nii.gz")]) == 1
+    assert "PNG picture format: not read here" in capsys.readouterr().err

@@ -888,6 +888,14 @@ def test_another_patients_series_in_the_folder_is_named(tmp_path):
     ), notes
     # the other patient's series is said as theirs, not listed as this one's not read
     assert not any("other series in the folder not read" in w for w in notes), notes
+    # either patient by PatientID (a batch makes a case of each), and nothing said of the other
+    second = read_dicom_series(tmp_path, patient_id="HCC_002")
+    assert second.meta["patient_id"] == "HCC_002" and second.shape == (4, 16, 16)
+    assert not any("patients" in w for w in second.meta["warnings"])
+    with pytest.raises(
+        InputError, match="no scan of patient 'HCC_003' here .*'HCC_001', 'HCC_002'"
+    ):
+        read_dicom_series(tmp_path, patient_id="HCC_003")
 
 
 def test_values_clipped_to_int16_are_reported(tmp_path):

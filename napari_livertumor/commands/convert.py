@@ -127,21 +127,10 @@ def _run(args) -> int:
     if source.is_file() and is_nifti_path(source):
         volume = read_nifti(source)
     else:
-        from ..io import nifti_files_in
-        from ..io.dicom import read_dicom_series
+        from ..io import load_ct
 
-        try:
-            volume = read_dicom_series(source, args.series, acquisition=args.acquisition)
-        except InputError as exc:
-            niftis = nifti_files_in(source) if source.is_dir() else []
-            if exc.problem == "no DICOM files found" and niftis:
-                raise InputError(
-                    source,
-                    f"no DICOM files found; it holds {len(niftis)} NIfTI file(s) "
-                    f"({', '.join(p.name for p in niftis[:3])}{', …' if len(niftis) > 3 else ''}"
-                    "): give one of them, or the folder of a DICOM series",
-                ) from exc
-            raise
+        # as segment reads it: a PNG, a folder of NIfTI files or of masks only, are said so
+        volume = load_ct(source, args.series, acquisition=args.acquisition)
     for warning in volume.meta.get("warnings", []):
         if SEVERAL_PATIENTS in warning:
             warning += " (or give -o a folder name to convert each patient into a NIfTI dataset)"
@@ -442,7 +431,7 @@ def _convert_case(
             return row
     t0 = time.perf_counter()
     try:
-        volume, labels, warnings = _read_case(case.path, nifti=nifti)
+        volume, labels, warnings = _read_case(case.path, nifti=nifti, patient=case.patient)
         if changed:
             warnings.insert(0, changed)
         row.update(_volume_facts(volume), warnings=warnings)
@@ -493,8 +482,9 @@ def _convert_case(
     return row
 
 
-def _read_case(path: Path, *, nifti: bool):
-    """The case's CT, its ground truth from the DICOM SEG drawn on it (or None) and warnings."""
+def _read_case(path: Path, *, nifti: bool, patient: str | None = None):
+    """The case's CT (``patient``'s, of a folder holding several), its ground truth from the
+    DICOM SEG drawn on it (or None) and warnings."""
     if nifti:
         from ..io.nifti import read_nifti
 
@@ -519,7 +509,7 @@ def _read_case(path: Path, *, nifti: bool):
     from ..io.dicom import read_dicom_series
     from ..io.seg import read_dicom_seg
 
-    volume = read_dicom_series(path)
+    volume = read_dicom_series(path, patient_id=patient)
     warnings = list(volume.meta.get("warnings", []))
     seg_files = [Path(f) for f in volume.meta.get("seg_files", [])]
     if not seg_files:

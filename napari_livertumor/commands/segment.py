@@ -74,6 +74,8 @@ class Case:
 
     name: str
     path: Path
+    #: of a DICOM folder holding several patients' scans, the PatientID this case reads
+    patient: str | None = None
 
 
 def add_arguments(parser) -> None:
@@ -254,7 +256,7 @@ def run(args) -> int:
         for field, option in _OPTION_OF.items():
             text = text.replace(f"{field} must", f"{option} must")
         raise SettingsError(text) from None
-    cases = discover_cases(args.inputs)
+    cases = discover_cases(args.inputs, per_patient=not args.series)
     mine = shard_cases(cases, *shard)
     log.info("%d case(s) found; shard %d/%d has %d", len(cases), shard[0], shard[1], len(mine))
     created = not outdir.exists()
@@ -350,8 +352,10 @@ def _figures(row: dict) -> str:
 
 
 # --------------------------------------------------------------------------- cases
-def discover_cases(inputs: list[str | Path]) -> list[Case]:
-    """Expand the command's INPUTs into a sorted list of uniquely named cases."""
+def discover_cases(inputs: list[str | Path], *, per_patient: bool = True) -> list[Case]:
+    """Expand the command's INPUTs into a sorted list of uniquely named cases. A DICOM folder
+    holding several patients' scans is a case per patient unless ``per_patient`` is False
+    (``--series`` names one series: its patient's folder is one case, as before)."""
     found: list[Case] = []
     for item in inputs:
         path = Path(item)
@@ -372,7 +376,7 @@ def discover_cases(inputs: list[str | Path]) -> list[Case]:
             inner = collection_folder(path)
             if inner != path:  # an NBIA download given above its collection folder
                 log.info("reading the patient folders in %s (the download's collection)", inner)
-            found += _cases_from_folder(inner)
+            found += _cases_from_folder(inner, per_patient=per_patient)
     if not found:
         raise InputError(None, f"no CT found in {', '.join(str(i) for i in inputs)}")
     return _unique_sorted(found)
@@ -449,7 +453,7 @@ def _cases_from_csv(path: Path) -> list[Case]:
     return cases
 
 
-def _cases_from_folder(folder: Path) -> list[Case]:
+def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
     from ..io.nifti import is_nifti_path
 
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
@@ -492,14 +496,18 @@ def _cases_from_folder(folder: Path) -> list[Case]:
         return cases
     has_own_dicom = any(_looks_dicom(p) for p in entries if p.is_file())
     if has_own_dicom or not subdirs:
-        return [Case(_case_name(folder), folder)]
+        return (
+            _split(per_patient, Case(_case_name(folder), folder))
+            if has_own_dicom
+            else [Case(_case_name(folder), folder)]
+        )
     if len(subdirs) == 1:
         # one patient's folder named after its PatientID (a one-patient download): that patient,
         # named as convert and the training data name it; else one patient's study in a folder
         key = _owner(subdirs[0])
         if key is not None and subdirs[0].name == key[0]:
-            return [Case(_case_name(subdirs[0]), subdirs[0])]
-        return [Case(_case_name(folder), folder)]
+            return _split(per_patient, Case(_case_name(subdirs[0]), subdirs[0]))
+        return _split(per_patient, Case(_case_name(folder), folder))
     # Several subfolders: one patient's series (same patient and study) or one per patient?
     owners: dict[Path, tuple[str, str]] = {}
     unreadable: list[Path] = []  # DICOM-looking files, none readable: a case that will fail
@@ -535,7 +543,7 @@ def _cases_from_folder(folder: Path) -> list[Case]:
                 ", ".join(sub.name for sub in owners),
                 ", ".join(sub.name for sub in others),
             )
-        return [Case(_case_name(folder), folder)]
+        return _split(per_patient, Case(_case_name(folder), folder))
     cases = [Case(_case_name(sub), sub) for sub in [*owners, *unreadable]]
     cases += [Case(_case_name(sub), p) for sub, p in lone_nifti.items()]
     # a patient's folder with no scan in it (empty, a report, pictures) is a case that fails
@@ -545,6 +553,54 @@ def _cases_from_folder(folder: Path) -> list[Case]:
             continue
         cases.append(Case(_case_name(sub), sub))
     return cases
+
+
+#: DICOM objects that are no scan: another patient's report or SEG makes no case of its own
+_NOT_A_SCAN = ("SEG", "SR", "RTSTRUCT", "PR", "KO")
+
+
+def _split(per_patient: bool, case: Case) -> list[Case]:
+    return _per_patient(case) if per_patient else [case]
+
+
+def _per_patient(case: Case) -> list[Case]:
+    """``case``, or one case per patient when its DICOM folder holds several patients' scans
+    (a PACS export of many studies into one folder): each named by its PatientID and reading
+    that patient's scan only. One patient had been read and the others left with a warning
+    (``convert`` then advised a dataset folder, which did the same)."""
+    ids = _patient_ids(case.path)
+    if len(ids) <= 1:
+        return [case]
+    log.warning(
+        "%s holds the scans of %d patients (%s): each is a case of its own, named by its PatientID",
+        case.path,
+        len(ids),
+        ", ".join(repr(i) for i in ids[:6]) + (" …" if len(ids) > 6 else ""),
+    )
+    return [
+        Case(_safe(pid) if pid else f"{case.name}_no_patient_id", case.path, patient=pid)
+        for pid in ids
+    ]
+
+
+def _patient_ids(folder: Path) -> list[str]:
+    """The PatientIDs of the scans (not SEGs or reports) in ``folder``'s tree, sorted; one
+    header element per file (about half a millisecond each)."""
+    import pydicom
+
+    ids: set[str] = set()
+    for p in sorted(folder.rglob("*")):
+        if not p.is_file() or p.name.startswith(".") or not _looks_dicom(p):
+            continue
+        try:
+            ds = pydicom.dcmread(
+                p, stop_before_pixels=True, specific_tags=["PatientID", "Modality"]
+            )
+        except Exception:  # noqa: BLE001 - unreadable: the reader names it
+            continue
+        if str(ds.get("Modality", "")) not in _NOT_A_SCAN:
+            ids.add(str(ds.get("PatientID", "")))
+    return sorted(ids)
 
 
 def _holds_a_scan(folder: Path) -> bool:
@@ -759,6 +815,8 @@ def run_settings(case: Case, config, series_uid=None, acquisition=None) -> dict:
     record = {"input": str(Path(case.path).resolve()), "series_uid": series_uid}
     if acquisition is not None:  # absent when not asked: earlier runs' records stay equal
         record["acquisition"] = acquisition
+    if case.patient is not None:  # one patient of a folder holding several
+        record["patient"] = case.patient
     record.update(settings)
     # what the files were when the outputs were made: a CT replaced at the same path, or a
     # model retrained in place, makes the outputs stale
@@ -1102,6 +1160,7 @@ def segment_one(
         series_uid=series_uid,
         acquisition=acquisition,
         any_modality=bool(segmenter.config.allow_non_ct),
+        patient_id=case.patient,
     )
     t_read = time.perf_counter() - t0
 

@@ -36,6 +36,7 @@ def load_ct(
     acquisition: int | None = None,
     reporter=None,
     any_modality: bool = False,
+    patient_id: str | None = None,
 ) -> CTVolume:
     """Load a CT from a DICOM folder/file or a ``.nii``/``.nii.gz`` file.
 
@@ -56,6 +57,8 @@ def load_ct(
     any_modality : bool
         DICOM: a folder without CT may give its image series of another modality (the caller
         then decides whether to use it; the pipeline refuses non-CT unless told otherwise).
+    patient_id : str, optional
+        DICOM: of a folder holding several patients' scans, this ``PatientID``'s.
 
     Returns
     -------
@@ -99,6 +102,7 @@ def load_ct(
             acquisition=acquisition,
             reporter=reporter,
             any_modality=any_modality,
+            patient_id=patient_id,
         )
     except InputError as exc:
         if path.is_dir() and exc.problem == "no DICOM files found":

@@ -143,6 +143,7 @@ def read_dicom_series(
     reporter: Reporter | None = None,
     max_workers: int | None = None,
     any_modality: bool = False,
+    patient_id: str | None = None,
 ) -> CTVolume:
     """Read one CT series from a folder tree (or the series of one file) as a :class:`CTVolume`.
 
@@ -167,6 +168,9 @@ def read_dicom_series(
     any_modality : bool
         Without ``series_uid``, choose among image series of any modality when the folder holds
         no CT (CT series still come first). Default: a folder without CT is refused.
+    patient_id : str, optional
+        Of a folder holding several patients' scans (a PACS export in one folder), read this
+        ``PatientID``'s (its series chosen as above); the others' are not said as not read.
 
     Returns
     -------
@@ -214,6 +218,18 @@ def read_dicom_series(
             prefer_sop_instance_uids = {own.sop_uid}
             file_given = True
     groups = _group(headers)
+    if patient_id is not None:
+        theirs = [(g, m) for g, m in groups if g.patient_id == patient_id]
+        if groups and not theirs:
+            held = sorted({g.patient_id for g, _ in groups})
+            raise InputError(
+                path,
+                f"no scan of patient {patient_id!r} here (it holds "
+                + ", ".join(repr(x) for x in held[:6])
+                + (" …" if len(held) > 6 else "")
+                + ")",
+            )
+        groups = theirs
     if not groups:
         if skipped:
             raise InputError(path, f"no readable DICOM image; {_skipped_text(skipped)}")
@@ -647,9 +663,9 @@ def _choose(
                 kinds = sorted({g[0].modality or "no modality" for g in groups if g[0].is_image})
                 hint = (
                     f" — only {' and '.join(kinds)} images: the models are trained on CT in "
-                    "Hounsfield units (to read one anyway, choose its series: the Load "
-                    "panel's list, or --series UID; `livertumor segment --allow-non-ct` "
-                    "segments it)"
+                    "Hounsfield units (to read one anyway: `livertumor segment "
+                    "--allow-non-ct` segments it, unvalidated; `livertumor convert --series "
+                    "UID` converts it; in napari, choose its series in the Load panel's list)"
                 )
             else:
                 hint = ""
