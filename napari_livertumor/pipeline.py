@@ -873,6 +873,8 @@ def _hu_warnings(arr: np.ndarray, src) -> list[str]:
         )
         sample = sample[~wild]
     p_lo, p_hi = np.percentile(sample, [0.5, 99.5])
+    if sample.min() == sample.max():  # one value: said as such (no liver found), not a shift
+        return notes
     air = float(np.mean((sample > -1100) & (sample < -850)))
     dense = float(np.mean(sample > 600))
     soft = float(np.mean((sample > -150) & (sample < 150)))

@@ -236,7 +236,8 @@ def test_a_patient_folder_with_no_scan_is_a_failed_row_not_a_vanished_one(tmp_pa
     assert segment([tmp_path / "in"], tmp_path / "out", models) == 1
     rows = {r["case"]: r for r in read_rows(tmp_path / "out" / "summary.csv")}
     assert [rows[c]["status"] for c in sorted(rows)] == ["done", "done", "failed", "failed"]
-    assert "no DICOM files found" in rows["HCC_003"]["error"]
+    assert "no DICOM files found: the folder is empty" in rows["HCC_003"]["error"]
+    assert "(report.txt), none of them DICOM" in rows["HCC_004"]["error"]
     # the output folder written inside the input folder is not taken for a patient next time
     assert segment([tmp_path / "in"], tmp_path / "in" / "out", models) == 1
     assert "out" not in [c.name for c in discover_cases([tmp_path / "in"])]

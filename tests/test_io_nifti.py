@@ -235,7 +235,12 @@ def test_a_folder_of_pictures_says_what_it_holds(tmp_path):
         load_ct(tmp_path)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(InputError, match=r"no DICOM files found$"):
+    with pytest.raises(InputError, match=r"no DICOM files found: the folder is empty$"):
+        load_ct(empty)
+    (empty / "report.txt").write_text("no scan")
+    with pytest.raises(
+        InputError, match=r"it holds 1 other file\(s\) \(report.txt\), none of them"
+    ):
         load_ct(empty)
 
 

@@ -247,14 +247,15 @@ def test_no_liver_gives_empty_labels_and_a_warning():
     assert result.stats["liver_ml"] == 0 and result.stats["warnings"] == result.warnings
 
 
-@pytest.mark.parametrize("value", [0, 60])
+@pytest.mark.parametrize("value", [0, 60, -1000])
 def test_a_uniform_volume_has_no_liver_whatever_its_value(value):
-    """Water or a constant soft-tissue value: no edge, no liver (a network alone may still paint
-    one from its biases)."""
+    """Water, a constant soft-tissue value or air: no edge, no liver (a network alone may still
+    paint one from its biases). Air throughout was also guessed "values shifted down"."""
     flat = CTVolume(np.full((20, 64, 64), value, np.int16), spacing=(2.5, 0.8, 0.8))
     result = segment_ct(flat, InferenceConfig(device="cpu"), models=oracle_models())
     assert not result.labels.any()
     assert any("uniform" in w and "no liver found" in w for w in result.warnings)
+    assert not any("shifted" in w for w in result.warnings), result.warnings
 
 
 def test_a_volume_smaller_than_one_window_is_padded_not_refused():

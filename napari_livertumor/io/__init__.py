@@ -140,7 +140,24 @@ def load_ct(
                     f"no DICOM files found; it holds {others} (not read here: DICOM and NIfTI "
                     "only; convert to NIfTI first, or choose the folder holding the DICOM series)",
                 ) from exc
+            raise InputError(path, f"no DICOM files found: {_what_is_there(path)}") from exc
         raise
+
+
+def _what_is_there(folder: Path, most: int = 1000) -> str:
+    """What a folder with no scan holds, in a few words: empty, or some of its files."""
+    import itertools
+
+    files = sorted(
+        p
+        for p in itertools.islice(Path(folder).rglob("*"), most)
+        if p.is_file() and not p.name.startswith(".")
+    )
+    if not files:
+        return "the folder is empty" + (" (but for subfolders)" if any(folder.iterdir()) else "")
+    names = ", ".join(p.name for p in files[:3]) + (", …" if len(files) > 3 else "")
+    count = f"{len(files)}+" if len(files) >= most else str(len(files))
+    return f"it holds {count} other file(s) ({names}), none of them DICOM"
 
 
 #: the names of the masks `livertumor segment` and Export write

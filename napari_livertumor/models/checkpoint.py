@@ -409,7 +409,8 @@ def _check_values(weights: Path, net, sd: dict) -> None:
         raise ModelError(
             weights,
             f"{len(bad)} tensor(s) hold NaN or infinite values (e.g. {bad[0]}): the training run "
-            "that wrote them diverged; use an earlier checkpoint (its best/ or last/ folder)",
+            "that wrote them diverged, or the file was damaged since; use an earlier checkpoint "
+            "(its best/ or last/ folder) or a fresh copy",
         )
 
 
