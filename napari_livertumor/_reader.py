@@ -287,7 +287,7 @@ def labels_layer_data(
 
     metadata = {"ct_volume": volume, "livertumor_role": role}
     if opened_from is not None:
-        metadata.update(opened_file_metadata(labels, Path(opened_from)))
+        metadata.update(opened_file_metadata(labels, Path(opened_from), role))
 
     kwargs = {
         "name": name,
@@ -301,12 +301,19 @@ def labels_layer_data(
     return (labels, kwargs, "labels")
 
 
-def opened_file_metadata(labels: np.ndarray, path: Path) -> dict:
+def opened_file_metadata(labels: np.ndarray, path: Path, role: str = "segmentation") -> dict:
     """The labels layer metadata that says which file it was opened from (see
-    :func:`napari_livertumor._writer.opened_file_provenance`)."""
+    :func:`napari_livertumor._writer.opened_file_provenance`). The digest is of the labels as
+    an export writes them (a ground truth's portal vein and aorta mapped, as Export maps them),
+    so an untouched ground truth exports as not edited."""
     from ._writer import OPENED_DIGEST, OPENED_FROM, OPENED_RUN, labels_digest
 
-    out = {OPENED_FROM: str(path), OPENED_DIGEST: labels_digest(labels)}
+    exported = labels
+    if role == "ground_truth":
+        from .training.metrics import hcc_to_output
+
+        exported = hcc_to_output(labels)
+    out = {OPENED_FROM: str(path), OPENED_DIGEST: labels_digest(exported)}
     run = _run_beside(path)
     if run:
         out[OPENED_RUN] = run
@@ -336,7 +343,12 @@ def _run_beside(path: Path) -> dict | None:
         return None
     if not isinstance(data, dict) or not data.get("version") or "models" not in data:
         return None
-    return {"stats_file": str(stats), **{k: data[k] for k in _RUN_KEYS if k in data}}
+    run = {"stats_file": str(stats), **{k: data[k] for k in _RUN_KEYS if k in data}}
+    if data.get("digests"):  # the file as that run wrote it, or changed since (by its digest)
+        from .commands.segment import _changed_since_written
+
+        run["changed_since_run"] = path.name in _changed_since_written(path.parent, data)
+    return run
 
 
 # --------------------------------------------------------------------------- helpers

@@ -181,6 +181,41 @@ def test_a_flat_folder_of_two_patients_scans_is_a_case_per_patient(tmp_path, mod
     with caplog.at_level("INFO"):
         assert segment([tmp_path / "export"], out, models, "--stages", "liver") == 0
     assert caplog.text.count("already complete, skipped") == 2
+    # two exports of the same patients (baseline, follow-up): the second's cases are renamed
+    # and each still reads its own patient (the rename dropped it: the reader's pick was read)
+    import shutil
+
+    shutil.copytree(tmp_path / "export", tmp_path / "followup")
+    cases = discover_cases([tmp_path / "export", tmp_path / "followup"])
+    assert sorted((c.name, c.patient) for c in cases) == [
+        ("HCC_001", "HCC_001"), ("HCC_001_2", "HCC_001"),
+        ("HCC_002", "HCC_002"), ("HCC_002_2", "HCC_002"),
+    ]  # fmt: skip
+    # such exports in a folder of folders are split too
+    batch = tmp_path / "batch"
+    shutil.move(tmp_path / "export", batch / "monday")
+    for i, pid in enumerate(("HCC_004", "HCC_003")):
+        names = [f"{pid}_{k:03d}.dcm" for k in range(8)]
+        write_ct_series(ct(i), batch / "tuesday", patient_id=pid, file_names=names)
+    cases = discover_cases([batch])
+    assert [(c.name, c.patient, c.path.name) for c in cases] == [
+        ("HCC_001", "HCC_001", "monday"), ("HCC_002", "HCC_002", "monday"),
+        ("HCC_003", "HCC_003", "tuesday"), ("HCC_004", "HCC_004", "tuesday"),
+    ]  # fmt: skip
+
+
+def test_a_few_files_under_another_patient_id_make_no_case_of_their_own(tmp_path):
+    """The split counted IDs file by file: two re-sent files under another ID (or another
+    patient's SEG) made a case that could only fail, and renamed the real one."""
+    import pydicom
+
+    paths = write_ct_series(ct(1), tmp_path / "pat", patient_id="P1")
+    for p in paths[:2]:
+        ds = pydicom.dcmread(p)
+        ds.PatientID = "ANON123"
+        ds.save_as(p)
+    (case,) = discover_cases([tmp_path / "pat"])
+    assert case.name == "pat" and case.patient is None
 
 
 def test_nifti_files_and_dicom_patient_folders_side_by_side_are_all_cases(tmp_path):

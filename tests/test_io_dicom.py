@@ -397,15 +397,24 @@ def test_a_series_missing_more_than_a_tenth_of_its_slices_is_refused(tmp_path):
     with pytest.raises(InputError) as info:
         read_dicom_series(tmp_path / "s")
     message = str(info.value)
-    assert "15 of the series' 32 slice positions have no image" in message
-    assert "(image 7) and 1-023.dcm (image 23)" in message and "widest gap is" in message
+    assert "15 consecutive slice positions of the series' 32 have no image" in message
+    assert "(image 7) and 1-023.dcm (image 23)" in message and "that gap is 40.0 mm wide" in message
     assert "Is the series complete" in message
-    # three of 32 are filled in, as before
+    # three of 32 in a row are filled in, as before
     paths = write_ct_series(source, tmp_path / "t")
     for p in paths[10:13]:
         p.unlink()
     assert "3 missing slice(s) detected" in " ".join(
         read_dicom_series(tmp_path / "t").meta["warnings"]
+    )
+    # a series at 2 mm through the middle and 4 mm elsewhere (every other position outside
+    # it "missing", 12 of 32 in all, one at a time): read, with the gaps said
+    paths = write_ct_series(source, tmp_path / "v")
+    for p in [*paths[1:10:2], *paths[23:32:2]]:
+        p.unlink()
+    volume = read_dicom_series(tmp_path / "v")
+    assert volume.shape[0] == 31 and "missing slice(s) detected" in " ".join(
+        volume.meta["warnings"]
     )
 
 
@@ -889,6 +898,10 @@ def test_another_patients_series_in_the_folder_is_named(tmp_path):
     # the other patient's series is said as theirs, not listed as this one's not read
     assert not any("other series in the folder not read" in w for w in notes), notes
     # either patient by PatientID (a batch makes a case of each), and nothing said of the other
+    # a series named (by the user, or by a DICOM SEG, as File > Open of a folder with its
+    # SEGs does): the other patient is still said (it was silent)
+    named = read_dicom_series(tmp_path, volume.meta["series_uid"])
+    assert any("'HCC_001''s series was read, 'HCC_002''s not" in w for w in named.meta["warnings"])
     second = read_dicom_series(tmp_path, patient_id="HCC_002")
     assert second.meta["patient_id"] == "HCC_002" and second.shape == (4, 16, 16)
     assert not any("patients" in w for w in second.meta["warnings"])
@@ -896,6 +909,42 @@ def test_another_patients_series_in_the_folder_is_named(tmp_path):
         InputError, match="no scan of patient 'HCC_003' here .*'HCC_001', 'HCC_002'"
     ):
         read_dicom_series(tmp_path, patient_id="HCC_003")
+
+
+def test_another_patients_seg_alone_is_no_scan_of_theirs_left_unread(tmp_path):
+    from napari_livertumor.io.seg import write_dicom_seg
+
+    write_ct_series(make_ct(shape=(6, 16, 16)), tmp_path / "a", patient_id="HCC_001")
+    write_ct_series(make_ct(shape=(4, 16, 16)), tmp_path / "b", patient_id="HCC_002")
+    theirs = read_dicom_series(tmp_path / "b")
+    labels = np.zeros(theirs.shape, np.uint8)
+    labels[1:3, 4:8, 4:8] = 1
+    write_dicom_seg(labels, theirs, tmp_path / "seg.dcm", [(1, "Liver")])
+    shutil.rmtree(tmp_path / "b")
+    volume = read_dicom_series(tmp_path)
+    assert volume.meta["patient_id"] == "HCC_001"
+    assert not any("patients" in w for w in volume.meta["warnings"]), volume.meta["warnings"]
+
+
+def test_headers_are_read_again_only_for_files_changed_since(tmp_path, monkeypatch):
+    """A folder of several patients is read once per patient, and Find series before a load
+    read every header twice: unchanged files are not parsed again."""
+    import os
+
+    import napari_livertumor.io.dicom as dicom_mod
+
+    paths = write_ct_series(make_ct(shape=(6, 16, 16)), tmp_path)
+    read_dicom_series(tmp_path)
+    parsed = []
+    real = dicom_mod._read_header
+    monkeypatch.setattr(dicom_mod, "_read_header", lambda p: parsed.append(p) or real(p))
+    first = read_dicom_series(tmp_path)
+    assert parsed == []
+    st = paths[2].stat()
+    os.utime(paths[2], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched (re-sent)
+    second = read_dicom_series(tmp_path)
+    assert parsed == [paths[2]]
+    np.testing.assert_array_equal(first.array, second.array)
 
 
 def test_values_clipped_to_int16_are_reported(tmp_path):

@@ -756,3 +756,43 @@ def test_at_exit_a_running_job_is_stopped_and_an_export_finishes_first(qtbot, ca
                      capsys.readouterr().err)  # fmt: skip
     qtbot.waitUntil(lambda: not (a.running or b.running), timeout=10_000)
     assert (a.status, b.status) == ("cancelled", "done")
+
+
+def test_an_untouched_ground_truth_opened_from_a_file_exports_as_not_edited(tmp_path):
+    """The digest taken on opening was of the file's classes (portal vein 3, aorta 4), and
+    Export compares the labels it writes (mapped to liver/background): every HCC ground truth
+    said "edited_since_opened": true."""
+    from napari_livertumor._reader import opened_file_metadata
+    from napari_livertumor._widgets.export import _provenance
+    from napari_livertumor.training.metrics import hcc_to_output
+
+    raw = np.zeros((4, 8, 8), np.uint8)
+    raw[1:3, 2:6, 2:6] = 1
+    raw[2, 3:5, 3:5] = 2
+    raw[1, 2, 2], raw[3, 7, 7] = 3, 4
+    metadata = {"livertumor_role": "ground_truth"}
+    metadata.update(opened_file_metadata(raw, tmp_path / "HCC_001_gt.nii.gz", "ground_truth"))
+    said = _provenance(metadata, {}, hcc_to_output(raw))
+    assert said["source"] == "ground_truth" and said["edited_since_opened"] is False
+    raw[2, 2, 2] = 2  # a tumor voxel painted
+    assert _provenance(metadata, {}, hcc_to_output(raw))["edited_since_opened"] is True
+
+
+def test_a_segment_output_changed_after_its_run_is_said_so_on_export(tmp_path):
+    """Its stats' run was repeated as the file's maker although the file had been edited since
+    (by another tool) — the stats' digests tell."""
+    import os
+
+    from napari_livertumor._reader import _run_beside
+    from napari_livertumor.commands.segment import _digest
+
+    labels = tmp_path / "P1_labels.nii.gz"
+    labels.write_bytes(b"as segment wrote it")
+    st = labels.stat()
+    digest = _digest(str(labels.resolve()), st.st_size, st.st_mtime_ns)
+    stats = {"version": "1.0", "models": {}, "digests": {labels.name: digest}}
+    (tmp_path / "P1_stats.json").write_text(json.dumps(stats))
+    assert _run_beside(labels)["changed_since_run"] is False
+    labels.write_bytes(b"painted over in another tool")
+    os.utime(labels, ns=(st.st_mtime_ns + 10**9, st.st_mtime_ns + 10**9))
+    assert _run_beside(labels)["changed_since_run"] is True

@@ -132,7 +132,7 @@ def _run(args) -> int:
         # as segment reads it: a PNG, a folder of NIfTI files or of masks only, are said so
         volume = load_ct(source, args.series, acquisition=args.acquisition)
     for warning in volume.meta.get("warnings", []):
-        if SEVERAL_PATIENTS in warning:
+        if SEVERAL_PATIENTS in warning and not args.series:
             warning += " (or give -o a folder name to convert each patient into a NIfTI dataset)"
         print(f"livertumor convert: warning: {warning}", file=sys.stderr)
     # without --force, not even a file another run wrote there meanwhile is replaced

@@ -23,6 +23,7 @@ recorded in the summary CSV with its reason; the others go on, and the exit stat
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import glob
 import io
@@ -544,7 +545,8 @@ def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
                 ", ".join(sub.name for sub in others),
             )
         return _split(per_patient, Case(_case_name(folder), folder))
-    cases = [Case(_case_name(sub), sub) for sub in [*owners, *unreadable]]
+    cases = [c for sub in owners for c in _split(per_patient, Case(_case_name(sub), sub))]
+    cases += [Case(_case_name(sub), sub) for sub in unreadable]
     cases += [Case(_case_name(sub), p) for sub, p in lone_nifti.items()]
     # a patient's folder with no scan in it (empty, a report, pictures) is a case that fails
     # with its reason in the summary, not one that vanishes; an output folder is no patient
@@ -555,19 +557,29 @@ def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
     return cases
 
 
-#: DICOM objects that are no scan: another patient's report or SEG makes no case of its own
-_NOT_A_SCAN = ("SEG", "SR", "RTSTRUCT", "PR", "KO")
-
-
 def _split(per_patient: bool, case: Case) -> list[Case]:
-    return _per_patient(case) if per_patient else [case]
+    """``case``, or a case per patient (:func:`_per_patient`) when its folder, or its one
+    subfolder, holds DICOM files itself, as an export of several studies into one folder does.
+    A TCIA-style patient folder (study/series/files) is not looked into: its files are read
+    once, when it is segmented."""
+    if not per_patient:
+        return [case]
+    folder = Path(case.path)
+    subs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    flat = _holds_dicom_itself(folder) or (len(subs) == 1 and _holds_dicom_itself(subs[0]))
+    return _per_patient(case) if flat else [case]
+
+
+def _holds_dicom_itself(folder: Path) -> bool:
+    return any(p.is_file() and _looks_dicom(p) for p in folder.iterdir())
 
 
 def _per_patient(case: Case) -> list[Case]:
     """``case``, or one case per patient when its DICOM folder holds several patients' scans
     (a PACS export of many studies into one folder): each named by its PatientID and reading
     that patient's scan only. One patient had been read and the others left with a warning
-    (``convert`` then advised a dataset folder, which did the same)."""
+    (``convert`` then advised a dataset folder, which did the same). The headers read here are
+    kept (:mod:`napari_livertumor.io.dicom`): reading the case parses none of them again."""
     ids = _patient_ids(case.path)
     if len(ids) <= 1:
         return [case]
@@ -584,23 +596,15 @@ def _per_patient(case: Case) -> list[Case]:
 
 
 def _patient_ids(folder: Path) -> list[str]:
-    """The PatientIDs of the scans (not SEGs or reports) in ``folder``'s tree, sorted; one
-    header element per file (about half a millisecond each)."""
-    import pydicom
+    """The PatientIDs of the image series in ``folder``'s tree, sorted, as the reader groups
+    them (a series is its first image's patient's: a few files re-sent under another ID, or
+    another patient's SEG or report, make no case of their own)."""
+    from ..io.dicom import discover_series
 
-    ids: set[str] = set()
-    for p in sorted(folder.rglob("*")):
-        if not p.is_file() or p.name.startswith(".") or not _looks_dicom(p):
-            continue
-        try:
-            ds = pydicom.dcmread(
-                p, stop_before_pixels=True, specific_tags=["PatientID", "Modality"]
-            )
-        except Exception:  # noqa: BLE001 - unreadable: the reader names it
-            continue
-        if str(ds.get("Modality", "")) not in _NOT_A_SCAN:
-            ids.add(str(ds.get("PatientID", "")))
-    return sorted(ids)
+    try:
+        return sorted({s.patient_id for s in discover_series(folder) if s.is_image})
+    except LiverTumorError:  # unreadable: the case fails with the reader's message
+        return []
 
 
 def _holds_a_scan(folder: Path) -> bool:
@@ -713,7 +717,7 @@ def _unique_sorted(cases: list[Case]) -> list[Case]:
     def key(name: str) -> str:
         return unicodedata.normalize("NFC", name).casefold()
 
-    cases = sorted(set(cases), key=lambda c: (c.name, str(c.path)))
+    cases = sorted(set(cases), key=lambda c: (c.name, str(c.path), c.patient or ""))
     taken = {key(c.name) for c in cases}
     used: set[str] = set()
     first: dict[str, str] = {}  # the name that holds a key
@@ -736,8 +740,8 @@ def _unique_sorted(cases: list[Case]) -> list[Case]:
             else f"{other} and {c.name} (one file name on macOS and Windows)"
         )
         log.warning("two inputs are named %s: %s is written as %s", named, c.path, new)
-        out.append(Case(new, c.path))
-    return sorted(out, key=lambda c: (c.name, str(c.path)))
+        out.append(dataclasses.replace(c, name=new))  # its patient too
+    return sorted(out, key=lambda c: (c.name, str(c.path), c.patient or ""))
 
 
 # --------------------------------------------------------------------------- running

@@ -154,7 +154,8 @@ def _what_is_there(folder: Path, most: int = 1000) -> str:
         if p.is_file() and not p.name.startswith(".")
     )
     if not files:
-        return "the folder is empty" + (" (but for subfolders)" if any(folder.iterdir()) else "")
+        subs = any(p.is_dir() and not p.name.startswith(".") for p in Path(folder).iterdir())
+        return "the folder is empty" + (" (but for empty subfolders)" if subs else "")
     names = ", ".join(p.name for p in files[:3]) + (", …" if len(files) > 3 else "")
     count = f"{len(files)}+" if len(files) >= most else str(len(files))
     return f"it holds {count} other file(s) ({names}), none of them DICOM"

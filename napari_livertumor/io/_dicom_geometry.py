@@ -453,15 +453,18 @@ def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str], slices=None):
         if len(fill) > 5:
             where += f"; and {len(fill) - 5} more gap(s)"
         whole = len(steps) + 1 + total
-        if total > max(1, int(MENDABLE_SHARE * whole)):
+        at, widest, step = max(fill, key=lambda gap: gap[1])
+        if widest > max(1, int(MENDABLE_SHARE * whole)):
             # made-up anatomy: a liver and its lesions measured across centimetres of it (a
-            # transfer cut short, a series exported in part) are not figures to report
-            at, n, step = max(fill, key=lambda gap: gap[1])
+            # transfer cut short, a series exported in part) are not figures to report. One
+            # gap, not the sum: a series thinner through the liver than elsewhere (1.25 and
+            # 2.5 mm) has a missing slice at every other position outside it, and is read
             raise InputError(
                 slices[at - 1].path.parent if slices is not None else None,
-                f"{total} of the series' {whole} slice positions have no image ({where}; the "
-                f"widest gap is {step:.1f} mm): too many to fill in; at most a tenth are "
-                "interpolated. Is the series complete (a transfer cut short, a partial export)?",
+                f"{widest} consecutive slice positions of the series' {whole} have no image "
+                f"({where}; that gap is {step:.1f} mm wide): too many to fill in; at most a "
+                "tenth in a row are interpolated. Is the series complete (a transfer cut "
+                "short, a partial export)?",
             )
         warnings.append(
             f"{total} missing slice(s) detected ({where}); filled by linear interpolation so "

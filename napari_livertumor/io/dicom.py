@@ -278,13 +278,22 @@ def read_dicom_series(
     others = [
         g for g, _ in groups if g.uid != info.uid and g.is_image and g.patient_id == info.patient_id
     ]
-    strangers = sorted({g.patient_id for g, _ in groups if g.patient_id != info.patient_id})
-    if strangers and series_uid is None:  # (a series named by its UID is no guess among them)
+    # (another patient's SEG or report alone is no scan of theirs left unread)
+    strangers = sorted(
+        {g.patient_id for g, _ in groups if g.is_image and g.patient_id != info.patient_id}
+    )
+    if strangers:
         shown = ", ".join(repr(x) for x in strangers[:6]) + (" …" if len(strangers) > 6 else "")
-        warnings.append(
-            f"{SEVERAL_PATIENTS} {len(strangers) + 1} patients; {info.patient_id!r} was read, "
-            f"not {shown}: give each patient's own folder"
-        )
+        if series_uid is None:
+            warnings.append(
+                f"{SEVERAL_PATIENTS} {len(strangers) + 1} patients; {info.patient_id!r} was "
+                f"read, not {shown}: give each patient's own folder"
+            )
+        else:  # a series named (by the user, or by a DICOM SEG): no guess, but still said
+            warnings.append(
+                f"{SEVERAL_PATIENTS} {len(strangers) + 1} patients; {info.patient_id!r}'s "
+                f"series was read, {shown}'s not"
+            )
     if others:
         refs = frozenset(prefer_sop_instance_uids or ()) or frozenset(seg_refs)
         if series_uid is not None and refs & info.sop_instance_uids:
@@ -400,13 +409,44 @@ def _scan(root: Path, reporter: Reporter) -> tuple[list[SliceHeader], list[tuple
         if i % 32 == 0:
             reporter.check()
             reporter.update("dicom headers", i, total)
-        header, problem = _read_header(f)
+        header, problem = _read_header_cached(f)
         if header is not None:
             headers.append(header)
         elif problem:
             skipped.append((f, problem))
     reporter.update("dicom headers", total, total)
     return headers, skipped
+
+
+#: headers read lately, by file (path, size, modification time): a folder of several
+#: patients' scans is read once per patient, and a series listed (Find series, a batch telling
+#: its patients apart) is read again to load it; the file unchanged, its header is not parsed
+#: again. Bounded (oldest dropped first): about 2 kB each.
+_HEADER_CACHE: dict[Path, tuple[int, int, SliceHeader | None, str | None]] = {}
+_HEADER_CACHE_MAX = 20_000
+
+
+def _read_header_cached(path: Path) -> tuple[SliceHeader | None, str | None]:
+    import copy
+
+    try:
+        st = path.stat()
+    except OSError:
+        return _read_header(path)
+    hit = _HEADER_CACHE.get(path)
+    if hit is not None and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+        header, problem = hit[2], hit[3]
+        return (copy.copy(header) if header is not None else None), problem
+    header, problem = _read_header(path)
+    if problem is not None and problem.startswith("cannot be read"):
+        return header, problem  # (a file being written, a lock): read again next time
+    while len(_HEADER_CACHE) >= _HEADER_CACHE_MAX:
+        try:
+            del _HEADER_CACHE[next(iter(_HEADER_CACHE))]
+        except (StopIteration, KeyError, RuntimeError):  # emptied by another thread
+            break
+    _HEADER_CACHE[path] = (st.st_size, st.st_mtime_ns, header, problem)
+    return (copy.copy(header) if header is not None else None), problem
 
 
 def _read_header(path: Path) -> tuple[SliceHeader | None, str | None]:
