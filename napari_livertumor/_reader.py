@@ -34,18 +34,36 @@ def napari_get_reader(path):
         if target is None:
             return None
         if _is_nifti(target) and target.is_file():
-            return read_nifti_layers
+            return _said_briefly(read_nifti_layers)
         if target.is_dir():
             if _folder_has_dicom(target):
-                return read_dicom_layers
+                return _said_briefly(read_dicom_layers)
             # a folder of NIfTI files (a dataset's imagesTr/labelsTr): napari said only that the
             # plugin "refused the file"; which files to open is said instead
-            return read_nifti_folder if _nifti_files_in(target) else None
+            return _said_briefly(read_nifti_folder) if _nifti_files_in(target) else None
         if target.is_file() and _looks_like_dicom(target):
-            return read_dicom_layers
+            return _said_briefly(read_dicom_layers)
     except Exception:  # a reader probe must never break napari's open dialog
         return None
     return None
+
+
+def _said_briefly(read):
+    """``read``, its refusals worded for napari's error notification, which shows a line or
+    so: the file's name and the problem first, its folder after (a deep path filled the line
+    and the problem was seen only by expanding it)."""
+    import functools
+
+    from .errors import toast_text
+
+    @functools.wraps(read)
+    def reader(path):
+        try:
+            return read(path)
+        except InputError as exc:
+            raise InputError(None, toast_text(str(exc))) from exc
+
+    return reader
 
 
 def read_dicom_layers(path) -> list[tuple]:
@@ -58,6 +76,7 @@ def read_dicom_layers(path) -> list[tuple]:
     from .io.tcia import load_tcia_case, seg_files_by_kind
 
     target = _single_target(path)
+    truth_problem: InputError | None = None
     if target.is_file() and _sop_class(target) in _SEG_SOP_CLASSES:
         # drawn on a CT already open (an export saved elsewhere, a SEG from PACS): its labels
         # join that CT rather than a second copy of it
@@ -120,7 +139,7 @@ def read_dicom_layers(path) -> list[tuple]:
             try:  # the SEG drawn on a CT of this folder (another patient's may sit beside)
                 volume, labels = load_tcia_case(target)
             except InputError as exc:  # the CT still opens; why its labels did not is said
-                _notify(f"The ground truth was not loaded: {exc}")
+                truth_problem = exc  # (once it has: a CT that cannot be read says only that)
             else:
                 _say_warnings(volume)
                 seg_path = Path(volume.meta["seg_path"])
@@ -136,6 +155,8 @@ def read_dicom_layers(path) -> list[tuple]:
     volume = read_dicom_series(target)
     if target.is_file():
         _remember_series(target, volume)
+    if truth_problem is not None:
+        _notify(f"The ground truth was not loaded: {truth_problem}")
     _say_warnings(volume)
     return [ct_layer_data(volume.displayed())]  # as Load CT and NIfTI files show it
 

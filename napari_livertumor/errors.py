@@ -6,7 +6,7 @@ CLI can print it and the GUI can show it without a traceback.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 
 class Terminated(KeyboardInterrupt):
@@ -59,3 +59,25 @@ class Cancelled(LiverTumorError):
     def __init__(self, message: str = "cancelled by the user", *, changed: str = ""):
         self.changed = changed
         super().__init__(message)
+
+
+def toast_text(message: str) -> str:
+    """``message`` for a notification: a leading file path is cut to its name.
+
+    Messages about a file start with its full path ("/data/HCC_009/…/1-001.dcm: not DICOM");
+    a notification shows only its first line or so, which a deep path fills. The toast says
+    "1-001.dcm: not DICOM (in /data/HCC_009/…)" instead; the widget's status keeps the original.
+    """
+    head, sep, rest = message.partition(": ")
+    if not sep or "\n" in head:
+        return message
+    if PurePosixPath(head).is_absolute():
+        path = PurePosixPath(head)
+    elif PureWindowsPath(head).is_absolute():
+        path = PureWindowsPath(head)
+    else:
+        return message
+    if not path.name or path.parent == path:
+        return message
+    first, nl, more = rest.partition("\n")
+    return f"{path.name}: {first} (in {path.parent}){nl}{more}"

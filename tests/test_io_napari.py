@@ -702,3 +702,20 @@ def test_a_folder_of_nifti_files_says_to_open_the_files(tmp_path, study):
     (tmp_path / "png").mkdir()
     (tmp_path / "png" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     assert napari_get_reader(str(tmp_path / "png")) is None
+
+
+def test_a_study_whose_ct_cannot_be_read_says_that_alone_name_first(study, monkeypatch):
+    """File > Open of a study whose CT lost a third of its slices in a row warned "The ground truth was
+    not loaded" (as if the CT had opened), then failed with a notification whose visible line
+    was only the folder's path."""
+    said = []
+    monkeypatch.setattr(_reader, "_notify", said.append)
+    ct_dir, seg, ct, labels = study
+    for f in sorted(ct_dir.iterdir())[1:3]:
+        f.unlink()
+    folder = ct_dir.parent
+    with pytest.raises(InputError) as err:
+        napari_get_reader(str(folder))(str(folder))
+    text = str(err.value)
+    assert text.startswith(f"{ct_dir.name}: 2 consecutive slice positions") and "(in " in text
+    assert said == []

@@ -300,6 +300,21 @@ def test_export_moves_from_a_ground_truth_to_the_segmentation_once_there_is_one(
     assert widget.labels_combo.currentText() == "CT ground truth"
 
 
+def test_export_follows_the_next_patients_ground_truth_when_none_is_segmented(
+    make_napari_viewer,
+):
+    """It stayed on the first patient's ground truth when the second was opened."""
+    from _widget_data import tiny_ct
+
+    viewer = make_napari_viewer()
+    widget = ExportWidget(viewer)
+    vol, labels = tiny_ct()
+    for pid in ("P1", "P2"):
+        _layers.add_ct_layer(viewer, vol, name=f"{pid} CT")
+        _layers.add_labels_layer(viewer, labels, vol, f"{pid} ground truth", role="ground_truth")
+        assert widget.labels_combo.currentText() == f"{pid} ground truth"
+
+
 def test_a_ground_truth_painted_with_an_unknown_label_is_refused(dicom_viewer, qtbot):
     viewer, widget, vol, labels, out = dicom_viewer
     truth = labels.copy()

@@ -282,6 +282,33 @@ def test_loading_a_second_scan_shows_it_not_the_previous_one(load_widget, qtbot,
     assert min(z_lo, z_hi) <= viewer.dims.point[0] <= max(z_lo, z_hi)
 
 
+def test_a_second_scan_opened_with_file_open_is_shown_too(load_widget, tmp_path):
+    """Opened with File > Open (or dropped), the next patient's scan stayed off screen: the
+    slice was the last patient's table position, outside the new scan."""
+    from napari_livertumor._reader import napari_get_reader
+    from napari_livertumor.io import CTVolume
+
+    viewer, widget = load_widget
+    vol, _ = tiny_ct()
+    write_nifti(vol, tmp_path / "a.nii.gz")
+    far = CTVolume(vol.array, spacing=vol.spacing, origin=(500.0, 0.0, 0.0))  # 50 cm higher
+    write_nifti(far, tmp_path / "b.nii.gz")
+    for name in ("a.nii.gz", "b.nii.gz"):
+        path = str(tmp_path / name)
+        for data, kwargs, kind in napari_get_reader(path)(path):
+            getattr(viewer, f"add_{kind}")(data, **kwargs)
+        new = _layers.ct_layers(viewer)[-1]
+        lo, hi = np.asarray(new.extent.world)[:, 0]
+        assert lo <= viewer.dims.point[0] <= hi, name
+    # a slice chosen inside the new scan's stretch is left where it is (a second series of
+    # the same patient opened to compare)
+    viewer.dims.set_point(0, float(hi) - 5.0)
+    again = CTVolume(vol.array, spacing=vol.spacing, origin=(500.0, 0.0, 0.0))
+    viewer.add_image(again.array, scale=again.napari_scale, translate=again.napari_translate,
+                     metadata={_layers.CT_VOLUME: again, _layers.ROLE: "ct"})  # fmt: skip
+    assert viewer.dims.point[0] == pytest.approx(float(hi) - 5.0, abs=2.5)
+
+
 def test_find_series_with_no_path_asks_for_one_and_scans_nothing(load_widget, monkeypatch):
     """An empty path scanned the folder napari was started in (a home folder: all of it)."""
     import napari_livertumor.io.dicom as dicom
@@ -310,7 +337,7 @@ def test_find_series_names_the_patients_when_a_folder_holds_two(load_widget, qtb
     widget.scan_button.click()
     _wait_idle(qtbot, widget)
     rows = [widget.series_table.item(r, 0).text() for r in range(widget.series_table.rowCount())]
-    assert sorted(rows) == ["HCC_001: LIVER", "HCC_002: LIVER"]
+    assert sorted(rows) == ["HCC_001: #1 LIVER", "HCC_002: #1 LIVER"]  # numbered as PACS lists
     assert "belong to 2 patients (HCC_001, HCC_002)" in widget.status.text()
 
 
@@ -603,7 +630,7 @@ def test_the_ground_truth_filled_in_follows_the_chosen_series(load_widget, qtbot
     _wait_idle(qtbot, widget)
     rows = {widget.series_table.item(r, 0).text(): r for r in range(2)}
     for pid in ("HCC_002", "HCC_001", "HCC_002"):
-        widget.series_table.selectRow(rows[f"{pid}: LIVER"])
+        widget.series_table.selectRow(rows[f"{pid}: #1 LIVER"])
         assert widget.truth_path.text() == str(segs[pid])
     assert "the chosen row's is filled in below" in widget.status.text()
     widget.load_button.click()
@@ -614,7 +641,7 @@ def test_the_ground_truth_filled_in_follows_the_chosen_series(load_widget, qtbot
     # a ground truth of the user's own is kept whatever the row, and the scan says so
     own = tmp_path / "mine.nii.gz"
     widget.truth_path.setText(str(own))
-    widget.series_table.selectRow(rows["HCC_001: LIVER"])
+    widget.series_table.selectRow(rows["HCC_001: #1 LIVER"])
     assert widget.truth_path.text() == str(own)
     widget.scan_button.click()
     _wait_idle(qtbot, widget)

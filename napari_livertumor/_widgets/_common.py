@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable
-from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from qtpy.QtCore import QEvent, Qt, QTimer
@@ -23,29 +22,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..errors import toast_text
 from ._jobs import Job, error_text
-
-
-def toast_text(message: str) -> str:
-    """``message`` for a notification: a leading file path is cut to its name.
-
-    Messages about a file start with its full path ("/data/HCC_009/…/1-001.dcm: not DICOM");
-    a notification shows only its first line or so, which a deep path fills. The toast says
-    "1-001.dcm: not DICOM (in /data/HCC_009/…)" instead; the widget's status keeps the original.
-    """
-    head, sep, rest = message.partition(": ")
-    if not sep or "\n" in head:
-        return message
-    if PurePosixPath(head).is_absolute():
-        path = PurePosixPath(head)
-    elif PureWindowsPath(head).is_absolute():
-        path = PureWindowsPath(head)
-    else:
-        return message
-    if not path.name or path.parent == path:
-        return message
-    first, nl, more = rest.partition("\n")
-    return f"{path.name}: {first} (in {path.parent}){nl}{more}"
 
 
 def path_text(edit) -> str:
@@ -437,9 +415,10 @@ class JobWidgetMixin:
     """
 
     def init_jobs(self, viewer) -> None:
-        from ._layers import dim_truth_in_3d
+        from ._layers import dim_truth_in_3d, show_new_scans
 
         dim_truth_in_3d(viewer)  # (any panel open does it for its viewer)
+        show_new_scans(viewer)
         self.jobs: dict[Any, Job] = {}
         self._button_text: dict[Any, str] = {}
         jobs = self.jobs

@@ -179,6 +179,45 @@ def dim_truth_in_3d(viewer) -> None:
     follow()
 
 
+_CENTRED_VIEWERS: weakref.WeakSet = weakref.WeakSet()
+
+
+def show_new_scans(viewer) -> None:
+    """A CT opened in ``viewer`` some other way than Load CT (File > Open, a drop, the
+    console) is shown when the slice on screen lies outside it: the next patient opened so
+    stayed at the last one's table position, showing the last patient over the new one's
+    selected layers. Once per viewer."""
+    if viewer is None or viewer in _CENTRED_VIEWERS:
+        return
+    _CENTRED_VIEWERS.add(viewer)
+    ref = weakref.ref(viewer)
+
+    def inserted(event) -> None:
+        v, layer = ref(), getattr(event, "value", None)
+        if v is None or layer is None or (layer.metadata or {}).get(ROLE) != "ct":
+            return
+        try:
+            lo, hi = np.asarray(layer.extent.world)[:, 0]
+            z = float(v.dims.point[0])
+        except Exception:  # noqa: BLE001 - a view nicety
+            return
+        if not lo - 1e-6 <= z <= hi + 1e-6:
+            show_layer_centre(v, layer)
+
+    viewer.layers.events.inserted.connect(inserted)
+
+
+def show_layer_centre(viewer, layer) -> None:
+    """Move the slice and the camera to the middle of ``layer`` (keeps the zoom)."""
+    try:
+        # a whole slice: half-way between two, the slider named one and the view drew the next
+        centre = layer.data_to_world([(n - 1) // 2 for n in layer.data.shape])
+        viewer.dims.set_point(0, float(centre[0]))
+        camera(viewer).center = tuple(float(c) for c in centre)
+    except Exception:  # noqa: BLE001 - a view nicety; the layer is loaded either way
+        pass
+
+
 def watch_edits(layer) -> None:
     """A model segmentation painted on is no longer the model's alone (a DICOM SEG says so):
     its paint events, and its whole array replaced (``layer.data = …`` from napari's console

@@ -61,6 +61,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
         self.written: list[Path] = []
 
         self._segs_seen: set[int] = set()
+        self._others_seen: set[int] = set()  # ground truths and hand-drawn layers
         self.labels_combo = NameCombo()
         self.folder = QLineEdit()
         self.folder.setPlaceholderText("output folder")
@@ -143,10 +144,14 @@ class ExportWidget(JobWidgetMixin, QWidget):
             names = [ly.name for ly in [*segs, *others]]
             new_segs = [ly.name for ly in segs if id(ly) not in self._segs_seen]
             self._segs_seen = {id(ly) for ly in segs}  # layers, not names (a rerun renames)
+            new_others = [ly.name for ly in others if id(ly) not in self._others_seen]
+            self._others_seen = {id(ly) for ly in others}
             self.labels_combo.clear()
             self.labels_combo.addItems(names)
             if new_segs:  # a segmentation just made (or loaded): what an export is for
                 current = new_segs[-1]
+            elif new_others and not segs:  # the next patient's ground truth, none segmented
+                current = new_others[-1]
             # keep the user's choice, except a ground truth picked (or left) before any
             # segmentation existed: once there is one, that is what an export is for
             was_truth = current in self.viewer.layers and (

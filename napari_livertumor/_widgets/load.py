@@ -3,6 +3,7 @@ with an optional ground-truth label map (DICOM SEG or NIfTI)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,14 +54,20 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.seed.setRange(0, 10_000)
         self.seed.setValue(7)  # the napari sample's seed
         self.series_table = QTableWidget(0, 4)
-        self.series_table.setHorizontalHeaderLabels(["Series", "Slices", "Spacing (mm)", "Phase"])
+        # the slice thickness only (the whole spacing is in each row's tooltip): the series'
+        # number and description need the width, and were cut to "LIVER …" in a docked panel
+        self.series_table.setHorizontalHeaderLabels(["Series", "Slices", "mm", "Phase"])
+        self.series_table.horizontalHeaderItem(2).setToolTip("slice spacing, mm")
+        # a long name wraps onto a second line rather than being cut to "HCC_001: …"
+        self.series_table.setWordWrap(True)
         self.series_table.setSelectionBehavior(QTableWidget.SelectRows)
         self.series_table.setSelectionMode(QTableWidget.SingleSelection)
         self.series_table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.series_table.verticalHeader().setVisible(False)
         header = self.series_table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeToContents)
-        header.setSectionResizeMode(0, QHeaderView.Stretch)  # long descriptions are elided
+        header.setSectionResizeMode(0, QHeaderView.Stretch)  # long descriptions wrap
+        header.sectionResized.connect(self._fit_rows)
         self.series_table.setMinimumHeight(110)
         self.truth_path = QLineEdit()
         self.truth_path.setPlaceholderText(
@@ -305,18 +312,28 @@ class LoadWidget(JobWidgetMixin, QWidget):
         table.blockSignals(True)  # the rows are filled first; the selection below follows
         table.setRowCount(len(self._series))
         patients = sorted({getattr(s, "patient_id", "") for s in self._series})
+        stacked = Counter(s.uid for s in self._series)
         for r, s in enumerate(self._series):
-            spacing = "×".join(f"{v:.3g}" for v in s.spacing) if s.spacing else "?"
+            thickness = f"{s.spacing[0]:.3g}" if s.spacing else "?"
             desc = s.description or "(no description)"
+            number = getattr(s, "series_number", None)
+            if number is not None:  # as a PACS viewer lists series: by number, then name
+                desc = f"#{number} {desc}"
+            if stacked[s.uid] > 1:  # one row per acquisition of a series stacking several
+                desc += f" (acq {s.acquisition})"
             if len(patients) > 1:  # rows of two patients can look the same
                 desc = f"{s.patient_id or '?'}: {desc}"
             if s.modality != "CT":  # first: a narrow column cut it off at the end
                 desc = f"[{s.modality}] {desc}"
-            for c, text in enumerate([desc, str(s.n_slices), spacing, s.phase or "?"]):
+            tip = s.summary() if hasattr(s, "summary") else desc
+            if getattr(s, "patient_id", ""):
+                tip = f"patient {s.patient_id}: {tip}"
+            for c, text in enumerate([desc, str(s.n_slices), thickness, s.phase or "?"]):
                 item = QTableWidgetItem(text)
-                item.setToolTip(s.summary() if hasattr(s, "summary") else text)
+                item.setToolTip(tip)
                 table.setItem(r, c, item)
         table.blockSignals(False)
+        self._fit_rows()
         own_choice = self.truth_path.text().strip() not in ("", self._auto_truth)
         if self._series:
             # the series the ground truth was drawn on (the contrast series of an HCC-TACE-Seg
@@ -368,7 +385,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 opacity=0.4,
             )
         self.viewer.layers.selection.active = layer
-        _show_layer_centre(self.viewer, layer)  # the new scan, not the previous patient's
+        _layers.show_layer_centre(self.viewer, layer)  # the new scan, not the previous one's
         dz, dy, dx = volume.spacing
         msg = f"Loaded '{name}': {volume.shape[0]} slices, {dz:.3g}×{dy:.3g}×{dx:.3g} mm"
         if notes:  # what makes the scan doubtful comes first
@@ -381,6 +398,17 @@ class LoadWidget(JobWidgetMixin, QWidget):
             msg += f"\nThe ground truth was not loaded: {truth_problem}"
         read_notes = bool(volume.meta.get("warnings"))  # what the reader left out or found odd
         set_status(self.status, msg, error=bool(truth_problem), warning=bool(notes) or read_notes)
+
+    def _fit_rows(self, *_) -> None:
+        """Each row as tall as its wrapped series name, at most two lines."""
+        try:
+            table = self.series_table
+            line = table.fontMetrics().lineSpacing()
+            table.resizeRowsToContents()
+            for r in range(table.rowCount()):
+                table.setRowHeight(r, min(table.rowHeight(r), 2 * line + 8))
+        except RuntimeError:  # the panel is being deleted
+            pass
 
     # ------------------------------------------------------------------ small slots
     def _load_clicked(self) -> None:
@@ -559,14 +587,3 @@ def _seg_in_folder(folder, volume):
 
 
 __all__ = ["LoadWidget", "notify_error"]
-
-
-def _show_layer_centre(viewer, layer) -> None:
-    """Move the slice and the camera to the middle of ``layer`` (keeps the zoom)."""
-    try:
-        # a whole slice: half-way between two, the slider named one and the view drew the next
-        centre = layer.data_to_world([(n - 1) // 2 for n in layer.data.shape])
-        viewer.dims.set_point(0, float(centre[0]))
-        _layers.camera(viewer).center = tuple(float(c) for c in centre)
-    except Exception:  # noqa: BLE001 - a view nicety; the layer is loaded either way
-        pass
