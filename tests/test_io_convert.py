@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -494,6 +495,16 @@ def test_a_flat_folder_of_two_patients_converts_each_into_a_dataset(tmp_path, ca
     for pid, ct in cts.items():
         img = nib.load(out / "imagesTs" / f"{pid}.nii.gz")
         np.testing.assert_array_equal(np.asarray(img.dataobj).transpose(2, 1, 0), ct.array)
+    # a dataset where an earlier version wrote the folder as one case: that image is one of the
+    # patients, now in twice; said
+    record = json.loads((out / "convert.json").read_text())
+    old = dict(record["cases"][0], case="export", image="imagesTs/export.nii.gz")
+    record["cases"].append(old)
+    (out / "convert.json").write_text(json.dumps(record))
+    shutil.copy(out / "imagesTs" / "HCC_001.nii.gz", out / "imagesTs" / "export.nii.gz")
+    assert main(["convert", str(tmp_path / "export"), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "imagesTs/export.nii.gz was converted from" in err and "in the dataset twice" in err
 
 
 def test_pictures_given_to_convert_are_said_as_segment_says_them(tmp_path, capsys):

@@ -253,6 +253,19 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     ]
     summary["cases"] = [{k: v for k, v in r.items() if k != "untouched"} for r in listed]
     _write_json(outdir / "convert.json", summary)
+    # a folder of several patients converted before as one case (by an earlier version): that
+    # image is one of the patients now converted each on their own, so it is in twice
+    split = {str(Path(c.path).resolve()) for c in cases if c.patient is not None}
+    for name, r in sorted(earlier.items()):
+        if name not in given and r.get("source_path") in split and r.get("image"):
+            if (outdir / str(r["image"])).is_file():
+                print(
+                    f"livertumor convert: warning: {r['image']} was converted from "
+                    f"{r['source_path']} as one case; that folder holds several patients, now "
+                    "each a case of its own, so one of them is in the dataset twice: remove "
+                    f"{r['image']} (and its labels) before training",
+                    file=sys.stderr,
+                )
     failed = [r for r in rows if r["status"] == "failed"]
     for r in failed:
         print(f"livertumor convert: {r['case']} failed: {r['error']}", file=sys.stderr)
