@@ -309,6 +309,24 @@ def test_a_second_scan_opened_with_file_open_is_shown_too(load_widget, tmp_path)
     assert viewer.dims.point[0] == pytest.approx(float(hi) - 5.0, abs=2.5)
 
 
+def test_find_series_in_a_folder_of_segs_only_says_where_their_ct_would_be(
+    load_widget, qtbot, tmp_path
+):
+    """It said only "No DICOM image series found here.", though the folder held a SEG."""
+    from napari_livertumor.io import load_ct
+    from napari_livertumor.io.seg import write_dicom_seg
+
+    viewer, widget = load_widget
+    case, vol, labels = write_dicom_case(tmp_path)
+    write_dicom_seg(labels, load_ct(case / "CT"), tmp_path / "SEG" / "1-1.dcm", [(1, "Liver")],
+                    algorithm_type="MANUAL")  # fmt: skip
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(tmp_path / "SEG"))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    assert "No DICOM image series found here. It holds 1 DICOM SEG(s)" in widget.status.text()
+
+
 def test_find_series_with_no_path_asks_for_one_and_scans_nothing(load_widget, monkeypatch):
     """An empty path scanned the folder napari was started in (a home folder: all of it)."""
     import napari_livertumor.io.dicom as dicom

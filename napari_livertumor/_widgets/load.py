@@ -358,11 +358,13 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 f"({', '.join(p or '?' for p in patients)}): keep one patient per folder, or "
                 "check which row you load\n" + msg
             )
-        set_status(
-            self.status,
-            msg if self._series else "No DICOM image series found here.",
-            warning=len(patients) > 1,
+        empty = "No DICOM image series found here." + (
+            f" It holds {len(all_segs)} DICOM SEG(s), segmentations drawn on a CT: choose the "
+            "folder holding that CT (the study's or the patient's)"
+            if all_segs
+            else ""
         )
+        set_status(self.status, msg if self._series else empty, warning=len(patients) > 1)
 
     def _show_volume(self, loaded) -> None:
         volume, truth, truth_problem, notes = loaded
