@@ -499,6 +499,7 @@ def test_a_flat_folder_of_two_patients_converts_each_into_a_dataset(tmp_path, ca
     # patients, now in twice; said
     record = json.loads((out / "convert.json").read_text())
     old = dict(record["cases"][0], case="export", image="imagesTs/export.nii.gz")
+    assert old.pop("patient") == "HCC_001"  # an earlier version's row: no patient
     record["cases"].append(old)
     (out / "convert.json").write_text(json.dumps(record))
     shutil.copy(out / "imagesTs" / "HCC_001.nii.gz", out / "imagesTs" / "export.nii.gz")

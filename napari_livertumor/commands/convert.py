@@ -257,7 +257,13 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     # image is one of the patients now converted each on their own, so it is in twice
     split = {str(Path(c.path).resolve()) for c in cases if c.patient is not None}
     for name, r in sorted(earlier.items()):
-        if name not in given and r.get("source_path") in split and r.get("image"):
+        # (a row with a patient is one of this split's, whose files have left the folder)
+        if (
+            name not in given
+            and r.get("source_path") in split
+            and r.get("image")
+            and ("patient" not in r)
+        ):
             if (outdir / str(r["image"])).is_file():
                 print(
                     f"livertumor convert: warning: {r['image']} was converted from "
@@ -404,6 +410,8 @@ def _convert_case(
     """Read one case, write its CT (and ground truth), and say what was done. ``earlier`` is
     its row in the last run's ``convert.json``, if any."""
     row: dict = {"case": case.name, "source": str(case.path)}
+    if case.patient is not None:  # one patient of a folder holding several
+        row["patient"] = case.patient
     name = f"{case.name}.nii.gz"
     tr, ts, lab = outdir / "imagesTr" / name, outdir / "imagesTs" / name, outdir / "labelsTr" / name
     gained: list[str] = []

@@ -282,18 +282,12 @@ def read_dicom_series(
     strangers = sorted(
         {g.patient_id for g, _ in groups if g.is_image and g.patient_id != info.patient_id}
     )
-    if strangers:
+    if strangers and series_uid is None:  # (a series named by its UID is no guess among them)
         shown = ", ".join(repr(x) for x in strangers[:6]) + (" …" if len(strangers) > 6 else "")
-        if series_uid is None:
-            warnings.append(
-                f"{SEVERAL_PATIENTS} {len(strangers) + 1} patients; {info.patient_id!r} was "
-                f"read, not {shown}: give each patient's own folder"
-            )
-        else:  # a series named (by the user, or by a DICOM SEG): no guess, but still said
-            warnings.append(
-                f"{SEVERAL_PATIENTS} {len(strangers) + 1} patients; {info.patient_id!r}'s "
-                f"series was read, {shown}'s not"
-            )
+        warnings.append(
+            f"{SEVERAL_PATIENTS} {len(strangers) + 1} patients; {info.patient_id!r} was "
+            f"read, not {shown}: give each patient's own folder"
+        )
     if others:
         refs = frozenset(prefer_sop_instance_uids or ()) or frozenset(seg_refs)
         if series_uid is not None and refs & info.sop_instance_uids:
@@ -421,8 +415,8 @@ def _scan(root: Path, reporter: Reporter) -> tuple[list[SliceHeader], list[tuple
 #: headers read lately, by file (path, size, modification time): a folder of several
 #: patients' scans is read once per patient, and a series listed (Find series, a batch telling
 #: its patients apart) is read again to load it; the file unchanged, its header is not parsed
-#: again. Bounded (oldest dropped first): about 2 kB each.
-_HEADER_CACHE: dict[Path, tuple[int, int, SliceHeader | None, str | None]] = {}
+#: again. Bounded (once full, no more are kept): about 6 kB each.
+_HEADER_CACHE: dict[Path, tuple[tuple, SliceHeader | None, str | None]] = {}
 _HEADER_CACHE_MAX = 20_000
 
 
@@ -433,19 +427,20 @@ def _read_header_cached(path: Path) -> tuple[SliceHeader | None, str | None]:
         st = path.stat()
     except OSError:
         return _read_header(path)
+    # a copy keeping the modification time (cp -p, rsync -a, an unzip) replaces the file: its
+    # inode or change time differ, which no program sets back
+    stamp = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, st.st_ctime_ns)
     hit = _HEADER_CACHE.get(path)
-    if hit is not None and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
-        header, problem = hit[2], hit[3]
+    if hit is not None and hit[0] == stamp:
+        header, problem = hit[1], hit[2]
         return (copy.copy(header) if header is not None else None), problem
     header, problem = _read_header(path)
     if problem is not None and problem.startswith("cannot be read"):
         return header, problem  # (a file being written, a lock): read again next time
-    while len(_HEADER_CACHE) >= _HEADER_CACHE_MAX:
-        try:
-            del _HEADER_CACHE[next(iter(_HEADER_CACHE))]
-        except (StopIteration, KeyError, RuntimeError):  # emptied by another thread
-            break
-    _HEADER_CACHE[path] = (st.st_size, st.st_mtime_ns, header, problem)
+    # full: nothing more is kept (dropping the oldest made a folder larger than the cache
+    # read every file again for each of its patients)
+    if len(_HEADER_CACHE) < _HEADER_CACHE_MAX:
+        _HEADER_CACHE[path] = (stamp, header, problem)
     return (copy.copy(header) if header is not None else None), problem
 
 
