@@ -588,11 +588,10 @@ def test_a_lesion_chosen_before_the_labels_changed_is_the_one_refined(refine_set
     np.testing.assert_array_equal(seg.data, before)
 
 
-def test_an_applys_notes_stay_after_the_preview_that_follows(refine_setup, qtbot, monkeypatch):
-    """The preview scheduled right after an Apply replaced its notes within 0.1 s."""
+def _apply_notes_a_sliver(monkeypatch) -> None:
+    """Every Apply notes tumor slivers given back to the liver (a sticky note to watch)."""
     import napari_livertumor._widgets.refine as refine_mod
 
-    viewer, widget, seg, truth, liver = refine_setup
     real = refine_mod.drop_slivers
 
     def noting(before, after, spacing, min_ml, notes=None, **kw):
@@ -600,6 +599,13 @@ def test_an_applys_notes_stay_after_the_preview_that_follows(refine_setup, qtbot
         return real(before, after, spacing, min_ml, notes, **kw)
 
     monkeypatch.setattr(refine_mod, "drop_slivers", noting)
+
+
+def test_an_applys_notes_stay_after_the_preview_that_follows(refine_setup, qtbot, monkeypatch):
+    """The preview scheduled right after an Apply replaced its notes within 0.1 s."""
+
+    viewer, widget, seg, truth, liver = refine_setup
+    _apply_notes_a_sliver(monkeypatch)
     widget.apply_all_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
     count = widget.preview_count
@@ -620,13 +626,7 @@ def test_the_next_patients_labels_start_a_new_lesion_list_without_the_last_notes
     import napari_livertumor._widgets.refine as refine_mod
 
     viewer, widget, seg, truth, liver = refine_setup
-    real = refine_mod.drop_slivers
-
-    def noting(before, after, spacing, min_ml, notes=None, **kw):
-        notes.append("3 tumor piece(s) under 0.1 mL went back to liver")
-        return real(before, after, spacing, min_ml, notes, **kw)
-
-    monkeypatch.setattr(refine_mod, "drop_slivers", noting)
+    _apply_notes_a_sliver(monkeypatch)
     widget.refresh_lesions()
     widget.lesion_combo.setCurrentIndex(1)
     widget.apply_lesion_button.click()
