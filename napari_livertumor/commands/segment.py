@@ -497,11 +497,7 @@ def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
         return cases
     has_own_dicom = any(_looks_dicom(p) for p in entries if p.is_file())
     if has_own_dicom or not subdirs:
-        return (
-            _split(per_patient, Case(_case_name(folder), folder))
-            if has_own_dicom
-            else [Case(_case_name(folder), folder)]
-        )
+        return _split(per_patient, Case(_case_name(folder), folder))
     if len(subdirs) == 1:
         # one patient's folder named after its PatientID (a one-patient download): that patient,
         # named as convert and the training data name it; else one patient's study in a folder
