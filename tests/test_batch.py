@@ -191,6 +191,15 @@ def test_a_flat_folder_of_two_patients_scans_is_a_case_per_patient(tmp_path, mod
         ("HCC_001", "HCC_001"), ("HCC_001_2", "HCC_001"),
         ("HCC_002", "HCC_002"), ("HCC_002_2", "HCC_002"),
     ]  # fmt: skip
+    # a case list naming such an export: a case per patient too, after the row's name if any
+    (tmp_path / "list.csv").write_text("path,case\nexport,monday\nfollowup,\n")
+    cases = discover_cases([tmp_path / "list.csv"])
+    assert sorted((c.name, c.patient) for c in cases) == [
+        ("HCC_001", "HCC_001"), ("HCC_002", "HCC_002"),
+        ("monday_HCC_001", "HCC_001"), ("monday_HCC_002", "HCC_002"),
+    ]  # fmt: skip
+    (whole,) = discover_cases([tmp_path / "list.csv"], per_patient=False)[:1]
+    assert whole.patient is None
     # such exports in a folder of folders are split too
     batch = tmp_path / "batch"
     shutil.move(tmp_path / "export", batch / "monday")

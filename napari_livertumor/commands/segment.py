@@ -363,7 +363,7 @@ def discover_cases(inputs: list[str | Path], *, per_patient: bool = True) -> lis
         if not path.exists():
             raise InputError(path, "file or folder not found")
         if path.is_file() and path.suffix.lower() == ".csv":
-            found += _cases_from_csv(path)
+            found += _cases_from_csv(path, per_patient=per_patient)
         elif path.is_file():
             from ..io.nifti import is_nifti_path
 
@@ -416,7 +416,10 @@ def _csv_text(path: Path) -> str:
         return text
 
 
-def _cases_from_csv(path: Path) -> list[Case]:
+def _cases_from_csv(path: Path, *, per_patient: bool = True) -> list[Case]:
+    """The cases a list names; a listed DICOM folder holding several patients' scans is a case
+    per patient, as on the command line (named ``<case>_<PatientID>`` when the row names the
+    case)."""
     try:
         text = _csv_text(path)
         rows = list(csv.DictReader(io.StringIO(text, newline="")))
@@ -449,8 +452,12 @@ def _cases_from_csv(path: Path) -> list[Case]:
             raise InputError(path, f"line {k}: empty path")
         p = Path(raw)
         p = p if p.is_absolute() else path.parent / p
-        name = (row.get("case") or "").strip() or _case_name(p)
-        cases.append(Case(_safe(name), p))
+        given = (row.get("case") or "").strip()
+        case = Case(_safe(given or _case_name(p)), p)
+        split = _split(per_patient, case) if p.is_dir() else [case]
+        if given and len(split) > 1:
+            split = [dataclasses.replace(c, name=_safe(f"{given}_{c.name}")) for c in split]
+        cases += split
     return cases
 
 
