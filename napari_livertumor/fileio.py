@@ -61,10 +61,19 @@ def atomic_path(
                 raise OSError(exc.errno, exc.strerror or str(exc), named) from exc
             raise
         _give_normal_mode(tmp)
-        if exclusive:
-            _publish_new(Path(tmp), path)
-        else:
-            os.replace(tmp, path)
+        try:
+            if exclusive:
+                _publish_new(Path(tmp), path)
+            else:
+                os.replace(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError as exc:  # an immutable or locked file there: named, not the temporary
+            if exc.errno is None:
+                raise
+            raise OSError(
+                exc.errno, f"{exc.strerror or exc}; it was not replaced", str(shown_as or path)
+            ) from exc
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -77,3 +77,28 @@ def test_a_file_lock_is_held_by_one_holder_at_a_time(tmp_path):
     assert not lock.exists()  # removed by its holder
     with file_lock(lock) as again:
         assert again
+
+
+def test_a_file_that_cannot_be_replaced_is_named_not_the_temporary(tmp_path, monkeypatch):
+    """An immutable file there (``chattr +i``, a lock on a share): the rename failed with both
+    names, the temporary's first, and the panel showed that."""
+    from napari_livertumor._widgets._jobs import JobFailed, error_text
+
+    target = tmp_path / "HCC_001_seg.dcm"
+    target.write_bytes(b"old")
+
+    def refuse(src, dst):
+        raise PermissionError(1, "Operation not permitted", str(src), None, str(dst))
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OSError) as err, atomic_path(target) as tmp:
+        tmp.write_bytes(b"new")
+    assert err.value.filename == str(target) and err.value.errno == 1
+    assert "not replaced" in err.value.strerror
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["HCC_001_seg.dcm"]
+    try:
+        raise JobFailed("export") from err.value
+    except JobFailed as failed:
+        text = error_text(failed)
+    assert text == f"{target}: Operation not permitted; it was not replaced"

@@ -402,6 +402,8 @@ def error_text(exc: BaseException) -> str:
     """A one-line message for the user (no traceback)."""
     if isinstance(exc, JobFailed) and exc.__cause__ is not None:
         exc = exc.__cause__
+        if isinstance(exc, OSError) and exc.filename and exc.strerror:  # the file, then why
+            return f"{exc.filename}: {exc.strerror}"
         return f"{type(exc).__name__}: {exc}"
     if isinstance(exc, MemoryError):  # numpy's "Unable to allocate 900. MiB for an array ..."
         return f"Out of memory{f' ({exc})' if str(exc) else ''}: close other programs or layers"
