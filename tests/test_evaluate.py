@@ -557,3 +557,27 @@ def test_what_the_models_split_has_to_say_is_said_once(trained, tmp_path, caplog
         evaluate(data, models=copy, device="cpu", max_cases=1)
     said = [r for r in caplog.records if "records no fingerprints" in r.getMessage()]
     assert len({r.getMessage() for r in said}) == len(said) >= 1
+
+
+def test_a_patient_scored_on_part_of_its_ground_truth_is_named_beside_the_table(
+    trained, tmp_path, capsys
+):
+    """Its SEG had frames on CT slices lost in transfer: scored on the rest, with nothing on
+    screen to say so."""
+    from napari_livertumor.synth import make_cohort
+
+    _, models = trained
+    data = make_cohort(tmp_path / "tcia", 1, seed=4, layout="tcia", shape="small")
+    [series] = [p for p in (data / "HCC_001").glob("*/*") if "LIVER" in p.name]
+    for f in sorted(series.glob("*.dcm"))[:8]:
+        f.write_bytes(f.read_bytes()[:300])
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": [], "test": ["HCC_001"]}))
+    rc = main(["evaluate", "--data", str(data), "--models", str(models), "--split", str(split),
+               "-o", str(tmp_path / "out"), "--device", "cpu"])  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "Ground truth read with warnings for 1 scored patient(s)" in out
+    assert "HCC_001 (" in out and "do not fall on a slice of the CT" in out
+    per_case = (tmp_path / "out" / "per_case.csv").read_text()
+    assert "truth_warnings" in per_case.splitlines()[0]

@@ -764,3 +764,25 @@ def test_what_the_ct_reader_made_good_is_said_when_training_reads_it(tcia_cohort
     assert skipped == []
     assert "patient HCC_001: " in caplog.text and "missing slice" in caplog.text
     assert any("missing slice" in w for w in prepared["HCC_001"].info["reader_warnings"])
+
+
+def test_a_seg_covering_slices_the_ct_lacks_is_said_not_taken_in_silence(
+    tcia_cohort, tmp_path, caplog
+):
+    """CT files lost at one end of the series (not a gap: the scan just reads shorter) left a
+    SEG whose frames there fell on no slice: the patient was scored on part of its truth with
+    nothing but a log line of the SEG reader's, which nobody passed on."""
+    data = tmp_path / "data"
+    shutil.copytree(tcia_cohort, data)
+    [series] = [p for p in (data / "HCC_001").glob("*/*") if "LIVER" in p.name]
+    files = sorted(series.glob("*.dcm"))
+    for f in files[: len(files) // 3]:
+        f.write_bytes(f.read_bytes()[:300])  # damaged beyond reading
+    (rec,) = [r for r in index_cases(data) if r.case_id == "HCC_001"]
+    with caplog.at_level(logging.WARNING):
+        ct, hcc = load_case(rec)
+    (note,) = ct.meta["truth_warnings"]
+    assert "do not fall on a slice of the CT" in note and rec.labels.name in note
+    assert "HCC_001: ground truth" in caplog.text
+    ct, hcc = load_case(index_cases(tcia_cohort)[0])  # whole: nothing said
+    assert "truth_warnings" not in ct.meta

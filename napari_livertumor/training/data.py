@@ -503,7 +503,14 @@ def _read_case(record: CaseRecord):
     from ..io.seg import read_dicom_seg
 
     ct = read_dicom_series(record.image, series_uid=record.series_uid)
-    labels = read_dicom_seg(record.labels, ct)
+    notes: list[str] = []
+    labels = read_dicom_seg(record.labels, ct, warnings=notes)
+    if notes:
+        # e.g. SEG frames on slices the CT read lacks: a ground truth that covers part of the
+        # patient, said (evaluate names it beside its scores), not taken in silence
+        for note in notes:
+            log.warning("%s: ground truth %s: %s", record.case_id, record.labels, note)
+        ct.meta["truth_warnings"] = [f"{Path(record.labels).name}: {n}" for n in notes]
     return ct, np.asarray(labels, dtype=np.uint8)
 
 

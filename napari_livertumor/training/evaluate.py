@@ -165,6 +165,14 @@ def evaluate(
             f"{len(test_ids)} test patients asked for ({', '.join(ids[:8])}"
             f"{', …' if len(ids) > 8 else ''})"
         )
+    doubtful = [r for r in rows if r.get("truth_warnings")]
+    if doubtful:
+        table += (
+            f"\nGround truth read with warnings for {len(doubtful)} scored patient(s) (their "
+            "scores may cover part of the patient; per_case.csv, truth_warnings): "
+            + "; ".join(f"{r['case']} ({r['truth_warnings']})" for r in doubtful[:4])
+            + (f" and {len(doubtful) - 4} more" if len(doubtful) > 4 else "")
+        )
     if not_evaluated:
         table += (
             f"\nNot evaluated: {len(not_evaluated)} of the {len(test_ids)} test patients asked "
@@ -225,6 +233,7 @@ def _score_cases(test, seg, rows, not_evaluated, *, should_cancel=None, progress
         row["tumor_ml_pred"] = float(result.stats.get("tumor_ml") or 0.0)
         row["seconds"] = round(seconds, 2)
         row["warnings"] = "; ".join(result.warnings)
+        row["truth_warnings"] = "; ".join(ct.meta.get("truth_warnings") or [])
         rows.append(row)
         log.info(
             "%s: liver Dice %.3f, tumor Dice %.3f (%.1f s)",
