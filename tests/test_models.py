@@ -314,7 +314,7 @@ def test_ensemble_averages_its_members_and_refuses_what_does_not_fit(tmp_path, c
     assert "missing" in capsys.readouterr().err
 
 
-def test_an_ensemble_keeps_a_shift_and_lesion_filter_all_its_members_share(tmp_path):
+def test_an_ensemble_keeps_a_shift_and_lesion_filter_all_its_members_share(tmp_path, capsys):
     from napari_livertumor.models.ensemble import make_ensemble
 
     kw = dict(logit_bias=(0.0, 0.0, 2.0))
@@ -332,6 +332,17 @@ def test_an_ensemble_keeps_a_shift_and_lesion_filter_all_its_members_share(tmp_p
     make_ensemble(tmp_path / "mixed", [a, c])
     mixed = read_metadata(tmp_path / "mixed")
     assert mixed.logit_bias is None and mixed.lesion_filter is None
+    # the same shift, other lesion filters: the command says which differ, not the shift
+    from napari_livertumor.cli import main
+
+    meta = read_metadata(b)
+    meta.lesion_filter = {"min_ml": 0.1, "min_peak": 4.0}
+    (b / "metadata.json").write_text(json.dumps(meta.to_dict()))
+    assert main(["ensemble", str(tmp_path / "filters"), str(a), str(b)]) == 0
+    said = capsys.readouterr().out
+    assert "the members' lesion filters differ" in said and "calibrate_lesions.py" in said
+    assert main(["ensemble", str(tmp_path / "shifts"), str(a), str(c)]) == 0
+    assert "the members' logit shifts differ" in capsys.readouterr().out
 
 
 def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, caplog):

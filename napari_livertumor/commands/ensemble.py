@@ -24,11 +24,32 @@ def run(args) -> int:
     out = make_ensemble(args.output, list(args.members), force=args.force)
     meta = read_metadata(out)
     size = (out / "model.safetensors").stat().st_size / 2**20
-    shift = (
-        f"the members' shared logit shift {list(meta.logit_bias)} is kept"
-        if meta.logit_bias is not None
-        else "its logit shift is unset (the members' differ or have none): pick one with "
-        "scripts/calibrate_shift.py"
-    )
+    if meta.logit_bias is not None:
+        shift = f"the members' shared logit shift {list(meta.logit_bias)} is kept" + (
+            " with their lesion filter" if meta.lesion_filter is not None else ""
+        )
+    elif meta.lesion_filter is not None:
+        shift = "the members have no logit shift; their shared lesion filter is kept"
+    else:
+        members = [read_metadata(m) for m in args.members]
+        why = (
+            "the members' logit shifts differ"
+            if len({_key(m.logit_bias) for m in members}) > 1
+            else "the members' lesion filters differ"
+            if len({_key(m.lesion_filter) for m in members}) > 1
+            else "the members have none"
+        )
+        shift = (
+            f"{why}, so it runs with no logit shift and the default lesion filter: calibrate "
+            "them with scripts/calibrate_shift.py and scripts/calibrate_lesions.py (in the "
+            "source checkout)"
+        )
     print(f"wrote {out}: {meta.stage} ensemble of {meta.members} networks ({size:.1f} MB); {shift}")
     return 0
+
+
+def _key(value) -> str:
+    """A hashable form of a metadata value (a list, a dict or None)."""
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
