@@ -30,7 +30,7 @@ from .devices import DEVICES, is_device_name
 from .errors import InputError, LiverTumorError, ModelError, SettingsError
 from .io.volume import CTVolume, Reorientation
 from .models import preprocess as pp
-from .models.checkpoint import LoadedModel, default_model_dir, load_model
+from .models.checkpoint import WEIGHTS_FILE, LoadedModel, default_model_dir, load_model
 from .progress import CancelFn, ProgressFn, Reporter
 from .stats import add_image_numbers, compute_stats
 
@@ -198,8 +198,9 @@ class InferenceConfig:
                 raise SettingsError(f"{name} must be >= 1; got {getattr(self, name)}")
         for name in ("min_tumor_ml", "min_lesion_peak", "min_liver_ml"):
             value = getattr(self, name)
-            if value is not None and not (np.isfinite(value) and value >= 0):
-                raise SettingsError(f"{name} must be a number >= 0; got {value}")
+            number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+            if value is not None and not (number and np.isfinite(value) and value >= 0):
+                raise SettingsError(f"{name} must be a number >= 0; got {value!r}")
         if self.num_threads is not None and self.num_threads < 0:
             raise SettingsError(f"num_threads must be >= 0 (0: all cores); got {self.num_threads}")
         if self.refine_config is not None:
@@ -321,7 +322,16 @@ class Segmenter:
             return given
         folder = Path(folder) if folder is not None else default_model_dir(stage)
         root = folder.parent
+        if folder.is_file():  # a model's file, given for its folder (a script's slip)
+            inside = folder.name in ("metadata.json", WEIGHTS_FILE)
+            raise ModelError(
+                folder,
+                f"a file, not a {stage} model folder"
+                + (f": give the folder holding it ({root})" if inside else ""),
+            )
         if not folder.is_dir() and not root.exists():
+            if folder.name != stage:  # one model's folder, named as the user named it
+                raise ModelError(folder, f"{stage} model folder not found")
             raise ModelError(root, "models folder not found (it should hold liver/ and tumor/)")
         if not folder.is_dir():
             _refuse_one_model_folder(root)
@@ -735,6 +745,19 @@ MAX_WILD_SHARE = 0.001
 
 def _check_input(volume: CTVolume, cfg: InferenceConfig) -> list[str]:
     """Refuse what the models cannot read; return warnings about values that look off."""
+    if not isinstance(volume, CTVolume):
+        given = type(volume).__name__
+        how = (
+            "read it with napari_livertumor.io.load_ct(path) first"
+            if isinstance(volume, (str, Path))
+            else "wrap the array as CTVolume(array, spacing=(dz, dy, dx)) (z, y, x order, HU)"
+            if isinstance(volume, np.ndarray)
+            else "pass a CTVolume (napari_livertumor.io.load_ct reads a DICOM folder or NIfTI)"
+        )
+        raise InputError(
+            volume if isinstance(volume, (str, Path)) else None,
+            f"Segmenter.segment takes a CTVolume, not a {given}: {how}",
+        )
     src = volume.meta.get("source")
     modality = str(volume.meta.get("modality") or "CT").upper()
     if modality != "CT" and not cfg.allow_non_ct:

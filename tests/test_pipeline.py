@@ -1087,3 +1087,25 @@ def test_a_label_map_given_as_the_ct_is_refused_by_name():
     from napari_livertumor.pipeline import check_volume
 
     assert any("a label map" in n for n in check_volume(mask, for_models=False))
+
+
+def test_a_script_passing_an_array_a_path_or_a_string_setting_is_told_what_to_pass(
+    tmp_path, untrained
+):
+    """A numpy array or a path given to segment() failed with AttributeError ('meta'); a setting
+    given as text with numpy's TypeError; a model's file or a missing model folder named the
+    folder above it, as if a models root had been meant."""
+    from napari_livertumor.errors import InputError, SettingsError
+
+    seg = Segmenter(InferenceConfig.from_models_dir(untrained, device="cpu"))
+    with pytest.raises(InputError, match=r"takes a CTVolume, not a ndarray: wrap the array"):
+        seg.segment(np.zeros((8, 16, 16), np.int16))
+    with pytest.raises(InputError, match=r"ct\.nii\.gz: .*load_ct\(path\)"):
+        seg.segment(str(tmp_path / "ct.nii.gz"))
+    with pytest.raises(SettingsError, match="min_tumor_ml must be a number >= 0; got '0.5'"):
+        InferenceConfig(min_tumor_ml="0.5").validate()
+    with pytest.raises(ModelError, match="liver model folder not found") as err:
+        Segmenter(InferenceConfig(liver_model=tmp_path / "no" / "such", device="cpu"))
+    assert err.value.path == tmp_path / "no" / "such"
+    with pytest.raises(ModelError, match=r"a file, not a liver model folder: give the folder"):
+        Segmenter(InferenceConfig(liver_model=untrained / "liver" / "metadata.json", device="cpu"))
