@@ -321,6 +321,18 @@ def test_segments_are_coded_as_viewers_expect(tmp_path, ct):
     }
     assert coded["Liver"] == ("Anatomical Structure", "Liver")
     assert coded["Portal vein"][0] == "Anatomical Structure"
+    # drawn in napari's colours elsewhere too (viewers picked their own), and a series of its
+    # own: 300 was HCC-TACE-Seg's ground truth's number beside it in the same study
+    import highdicom as hd
+
+    from napari_livertumor.io.classes import CLASS_RGB
+
+    for seg in ds.SegmentSequence:
+        value = label_to_class(str(seg.SegmentLabel))
+        lab = hd.color.CIELabColor.from_dicom_value(seg.RecommendedDisplayCIELabValue)
+        assert np.allclose(lab.to_rgb(), np.round(np.array(CLASS_RGB[value]) * 255), atol=2)
+    ct_number = int(pydicom.dcmread(ct.meta["files"][0]).SeriesNumber)
+    assert int(ds.SeriesNumber) == 1000 + ct_number
 
 
 def test_a_seg_drawn_on_a_ct_shown_turned_lands_on_the_files_slices(tmp_path, ct):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..io.classes import CLASS_RGB
 from ..io.volume import CTVolume
 
 if TYPE_CHECKING:
@@ -40,11 +41,8 @@ WINDOW_PRESETS: dict[str, tuple[float, float]] = {
 
 #: Colours of the output classes (RGBA, 0..1).
 CLASS_COLORS: dict[int, tuple[float, float, float, float]] = {
-    1: (0.20, 0.80, 0.30, 1.0),  # liver: green
-    2: (0.95, 0.20, 0.15, 1.0),  # tumor: red
-    3: (0.25, 0.45, 1.00, 1.0),  # portal vein: blue
-    4: (1.00, 0.75, 0.10, 1.0),  # aorta: amber
-}
+    k: (*rgb, 1.0) for k, rgb in CLASS_RGB.items()
+}  # liver green, tumor red, portal vein blue, aorta amber (the exported SEG's too)
 CLASS_NAMES = {1: "liver", 2: "tumor", 3: "portal vein", 4: "aorta"}
 #: a ground truth is drawn as outlines this many pixels wide (the segmentation is filled)
 GROUND_TRUTH_CONTOUR = 2

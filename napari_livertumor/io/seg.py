@@ -17,6 +17,7 @@ import pydicom
 
 from ..errors import InputError
 from ..fileio import atomic_path
+from .classes import CLASS_RGB
 from .volume import CTVolume
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ LABEL_TO_CLASS = {
     "abdominal aorta": 4,
     "aorta": 4,
 }
+#: A SEG's series number is the CT's plus this (HCC-TACE-Seg numbers its ground-truth SEGs
+#: 300: a model's SEG beside it in a PACS is a series of its own)
+SEG_SERIES_OFFSET = 1000
 # Painting order when segments overlap: the later wins (tumor over liver).
 _PAINT_ORDER = {1: 0, 3: 1, 4: 2, 2: 3}
 
@@ -240,7 +244,7 @@ def write_dicom_seg(
     algorithm_type: str = "AUTOMATIC",
     algorithm_name: str = "napari-livertumor",
     series_description: str = "Segmentation",
-    series_number: int = 300,
+    series_number: int | None = None,
     reverse_frames: bool = False,
     segmentation_type: str = "BINARY",
     series_uid: str | None = None,
@@ -366,7 +370,11 @@ def write_dicom_seg(
             segmentation_type=hd.seg.SegmentationTypeValues[segmentation_type.upper()],
             segment_descriptions=descriptions,
             series_instance_uid=series_uid or generate_uid(),
-            series_number=series_number,
+            series_number=(
+                series_number
+                if series_number is not None
+                else _seg_series_number(sources[order[0]])
+            ),
             sop_instance_uid=sop_instance_uid or generate_uid(),
             instance_number=1,
             manufacturer="napari-livertumor",
@@ -746,6 +754,7 @@ def _segment_description(hd, number: int, text: str, algorithm_type: str, algori
             version=str(__version__),
             family=codes.DCM.ArtificialIntelligence,
         )
+    rgb = CLASS_RGB.get(value)
     return hd.seg.SegmentDescription(
         segment_number=number,
         segment_label=text,
@@ -753,4 +762,14 @@ def _segment_description(hd, number: int, text: str, algorithm_type: str, algori
         segmented_property_type=prop_type,
         algorithm_type=kind,
         algorithm_identification=algorithm,
+        display_color=hd.color.CIELabColor.from_rgb(*(255 * c for c in rgb)) if rgb else None,
     )
+
+
+def _seg_series_number(source) -> int:
+    """The CT's series number plus :data:`SEG_SERIES_OFFSET` (that alone when it has none)."""
+    try:
+        number = int(source.get("SeriesNumber"))
+    except (TypeError, ValueError):
+        number = 0
+    return SEG_SERIES_OFFSET + max(number, 0)

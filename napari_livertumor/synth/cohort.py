@@ -314,6 +314,7 @@ def _write_tcia_case(out: Path, pid: str, ph: Phantom, cseed: int, rng, quirks: 
         source_files=files,
         algorithm_type="MANUAL",
         reverse_frames=reverse,
+        series_number=300,  # as HCC-TACE-Seg numbers its ground-truth SEGs
     )
     facts["seg"] = str((seg_dir / "1-1.dcm").relative_to(out))
     if quirks:  # the study also holds other series, as the real download does
