@@ -225,38 +225,6 @@ def test_existing_files_are_replaced_only_when_the_user_agrees(dicom_viewer, qtb
     assert not list(out.glob(".*tmp"))  # no temporary files left behind
 
 
-def test_older_exports_this_one_does_not_write_are_asked_about(dicom_viewer, qtbot, monkeypatch):
-    """Masks exported once, then an export without them: the old tumor mask stayed beside new
-    labels it no longer matched, and the dialog named only the files being replaced."""
-    viewer, widget, vol, labels, out = dicom_viewer
-    widget.folder.setText(str(out))
-    widget.masks_check.setChecked(True)
-    _export(widget, qtbot)
-    tumor = out / "TEST_001_tumor.nii.gz"
-    assert tumor.is_file()
-    widget.masks_check.setChecked(False)
-    asked = []
-
-    def ask(existing, older=()):
-        asked.append((sorted(p.name for p in existing), sorted(p.name for p in older)))
-        return answers.pop(0)
-
-    monkeypatch.setattr(widget, "ask_overwrite", ask)
-    answers = [False, "keep", True]
-    widget.export_button.click()  # cancelled: nothing replaced, nothing removed
-    assert asked[-1] == (
-        ["TEST_001_labels.nii.gz", "TEST_001_lesions.csv", "TEST_001_stats.json"],
-        ["TEST_001_liver.nii.gz", "TEST_001_tumor.nii.gz"],
-    )
-    assert tumor.is_file() and "no file was replaced" in widget.status.text()
-    _export(widget, qtbot)  # kept
-    assert tumor.is_file() and "removed" not in widget.status.text()
-    _export(widget, qtbot)  # removed, once the new files are written, and said
-    assert not tumor.exists() and not (out / "TEST_001_liver.nii.gz").exists()
-    assert "removed older export(s) of this case" in widget.status.text()
-    assert (out / "TEST_001_labels.nii.gz").is_file()
-
-
 def test_the_dicom_seg_tick_comes_back_with_a_layer_it_fits(dicom_viewer):
     """Unticked while a NIfTI-based layer was chosen, the SEG box stayed unticked when the user
     went back to the DICOM one: the next export skipped the SEG without a word."""

@@ -164,19 +164,18 @@ class ExportWidget(JobWidgetMixin, QWidget):
         except RuntimeError:  # widget deleted while the viewer still emits
             pass
 
-    def planned_files(self, *, every_kind: bool = False) -> list[Path]:
-        """The files an export with the current choices would write (``every_kind``: that any
-        choice would)."""
+    def planned_files(self) -> list[Path]:
+        """The files an export with the current choices would write."""
         folder = Path(path_text(self.folder))
         case = self._case()
         names = []
-        if every_kind or self.nifti_check.isChecked():
+        if self.nifti_check.isChecked():
             names.append(f"{case}_labels.nii.gz")
-        if every_kind or self.masks_check.isChecked():
+        if self.masks_check.isChecked():
             names += [f"{case}_liver.nii.gz", f"{case}_tumor.nii.gz"]
-        if every_kind or self.seg_check.isChecked():
+        if self.seg_check.isChecked():
             names.append(f"{case}_seg.dcm")
-        if every_kind or self.stats_check.isChecked():
+        if self.stats_check.isChecked():
             names += [f"{case}_stats.json", f"{case}_lesions.csv"]
         return [folder / n for n in names]
 
@@ -220,18 +219,9 @@ class ExportWidget(JobWidgetMixin, QWidget):
             )
             return
         existing = [f for f in files if f.exists()]
-        # an earlier export of this case left files this one does not write (masks, a SEG...):
-        # beside the new files they would no longer match them, so the user is asked about them
-        older = [f for f in self.planned_files(every_kind=True) if f not in files and f.exists()]
-        answer = True
-        if older:
-            answer = self.ask_overwrite(existing, older)
-        elif existing:
-            answer = self.ask_overwrite(existing)
-        if not answer:
+        if existing and not self.ask_overwrite(existing):
             set_status(self.status, "Export cancelled: no file was replaced.")
             return
-        remove = older if answer is True else []
         kinds = {f.name.removeprefix(self._case() + "_"): f for f in files}
         extra = {}
         model_stats = layer.metadata.get("stats") or {}
@@ -262,20 +252,6 @@ class ExportWidget(JobWidgetMixin, QWidget):
                 algorithm_type=algorithm_type,
                 ct=ct,
             )
-            removed = []
-            for f in remove:  # only once the new files are all written
-                try:
-                    f.unlink()
-                    removed.append(f)
-                except FileNotFoundError:
-                    pass
-                except OSError as exc:
-                    notes.append(f"{f}: the older file could not be removed ({exc.strerror})")
-            if removed:
-                notes.append(
-                    "removed older export(s) of this case that no longer matched: "
-                    + ", ".join(f.name for f in removed)
-                )
             return written, notes
 
         self.run_job(
@@ -286,42 +262,18 @@ class ExportWidget(JobWidgetMixin, QWidget):
             busy_text="Exporting…",
         )
 
-    def ask_overwrite(self, existing: list[Path], older: list[Path] = ()):
-        """Ask the user whether ``existing`` files may be replaced and, when an earlier export
-        left ``older`` files this one does not write, whether to remove them: True (go on,
-        removing them), ``"keep"`` (go on, keeping them) or False (cancel). Tests replace this."""
-
-        def listing(files) -> str:
-            more = f"\n  … and {len(files) - 8} more" if len(files) > 8 else ""
-            return "\n".join(f"  {p.name}" for p in files[:8]) + more
-
-        if not older:
-            answer = QMessageBox.question(
-                self,
-                "Replace files?",
-                f"These files exist in {existing[0].parent}:\n{listing(existing)}\n\nReplace them?",
-                QMessageBox.Yes | QMessageBox.No,
-                QMessageBox.No,
-            )
-            return answer == QMessageBox.Yes
-        text = (
-            f"These files exist in {existing[0].parent} and will be replaced:\n"
-            f"{listing(existing)}\n\n"
-            if existing
-            else ""
+    def ask_overwrite(self, existing: list[Path]) -> bool:
+        """Ask the user whether ``existing`` files may be replaced (tests replace this)."""
+        listing = "\n".join(f"  {p.name}" for p in existing[:8])
+        more = f"\n  … and {len(existing) - 8} more" if len(existing) > 8 else ""
+        answer = QMessageBox.question(
+            self,
+            "Replace files?",
+            f"These files exist in {existing[0].parent}:\n{listing}{more}\n\nReplace them?",
+            QMessageBox.Yes | QMessageBox.No,
+            QMessageBox.No,
         )
-        text += (
-            f"An earlier export of this case left these files in {older[0].parent}, which this "
-            f"export does not write; they would no longer match the new ones:\n{listing(older)}"
-        )
-        box = QMessageBox(QMessageBox.Question, "Older exports", text, parent=self)
-        remove = box.addButton("Export, remove the older files", QMessageBox.AcceptRole)
-        keep = box.addButton("Export, keep them", QMessageBox.AcceptRole)
-        cancel = box.addButton("Cancel", QMessageBox.RejectRole)
-        box.setDefaultButton(cancel)
-        box.exec_()
-        clicked = box.clickedButton()
-        return True if clicked is remove else "keep" if clicked is keep else False
+        return answer == QMessageBox.Yes
 
     # ------------------------------------------------------------------ slots
     def _done(self, written: list[Path], note: str = "", notes=()) -> None:
