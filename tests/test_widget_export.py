@@ -225,6 +225,28 @@ def test_existing_files_are_replaced_only_when_the_user_agrees(dicom_viewer, qtb
     assert not list(out.glob(".*tmp"))  # no temporary files left behind
 
 
+def test_an_earlier_exports_mask_that_no_longer_matches_is_said(dicom_viewer, qtbot, monkeypatch):
+    """Masks exported once, the tumor erased, labels exported again without masks: the old
+    tumor mask stayed beside labels it no longer matched, without a word."""
+    viewer, widget, vol, labels, out = dicom_viewer
+    widget.folder.setText(str(out))
+    widget.masks_check.setChecked(True)
+    _export(widget, qtbot)
+    widget.masks_check.setChecked(False)
+    monkeypatch.setattr(widget, "ask_overwrite", lambda existing: True)
+    _export(widget, qtbot)  # the same labels: the masks still match, nothing said
+    assert "match" not in widget.status.text()
+    layer = viewer.layers[widget.labels_combo.currentText()]
+    edited = layer.data.copy()
+    edited[edited == 2] = 1  # the tumor painted over as liver: the liver mask is the same
+    layer.data = edited
+    _export(widget, qtbot)
+    text = widget.status.text()
+    assert "TEST_001_tumor.nii.gz, left here by an earlier export, does not match" in text
+    assert "TEST_001_liver.nii.gz" not in text
+    assert (out / "TEST_001_tumor.nii.gz").is_file()  # said, never removed
+
+
 def test_the_dicom_seg_tick_comes_back_with_a_layer_it_fits(dicom_viewer):
     """Unticked while a NIfTI-based layer was chosen, the SEG box stayed unticked when the user
     went back to the DICOM one: the next export skipped the SEG without a word."""

@@ -223,6 +223,19 @@ class ExportWidget(JobWidgetMixin, QWidget):
             set_status(self.status, "Export cancelled: no file was replaced.")
             return
         kinds = {f.name.removeprefix(self._case() + "_"): f for f in files}
+        # label files of this case an earlier export left here, not rewritten now: checked
+        # against these labels after the export (the layer's own file is what they are)
+        from .._writer import OPENED_FROM
+
+        case = self._case()
+        opened = layer.metadata.get(OPENED_FROM)
+        own = Path(opened).resolve() if opened else None
+        others = {
+            kind: Path(path_text(self.folder)) / f"{case}_{kind}"
+            for kind in ("labels.nii.gz", "liver.nii.gz", "tumor.nii.gz")
+            if kind not in kinds
+        }
+        others = {k: f for k, f in others.items() if f.is_file() and f.resolve() != own}
         extra = {}
         model_stats = layer.metadata.get("stats") or {}
         if _layers.tumor_not_assessed(layer, labels):
@@ -252,6 +265,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
                 algorithm_type=algorithm_type,
                 ct=ct,
             )
+            notes += older_label_files_that_differ(others, labels, volume)
             return written, notes
 
         self.run_job(
@@ -467,6 +481,32 @@ def write_exports(
     if progress is not None:
         progress("export", len(files), len(files))
     return written
+
+
+def older_label_files_that_differ(files: dict, labels: np.ndarray, volume) -> list[str]:
+    """A note for each of ``files`` (kind → path: an earlier export's labels or masks of this
+    case, not rewritten now) whose voxels are not what this export's labels would give: beside
+    the new files it would be taken for theirs. Nothing is removed or replaced."""
+    from ..io.nifti import read_nifti
+
+    labels, volume = volume.to_stored(labels)
+    want = {
+        "labels.nii.gz": lambda: labels,
+        "liver.nii.gz": lambda: np.isin(labels, (1, 2)).astype(np.uint8),
+        "tumor.nii.gz": lambda: (labels == 2).astype(np.uint8),
+    }
+    notes = []
+    for kind, path in files.items():
+        try:
+            old = np.asarray(read_nifti(path).array)
+        except Exception:  # noqa: BLE001 - unreadable: no claim either way
+            continue
+        if old.shape != labels.shape or not np.array_equal(old, want[kind]()):
+            notes.append(
+                f"{path.name}, left here by an earlier export, does not match these labels "
+                "(not replaced: tick its kind to rewrite it, or remove it)"
+            )
+    return notes
 
 
 def _write_one(
