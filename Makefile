@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 .PHONY: setup demo test lint bench clean-venv
 
 $(STAMP): pyproject.toml
-	PYTHON=$(PYTHON) ./scripts/install_system_deps.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) ./scripts/install_system_deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# PyTorch: any torch>=2.2 works. From plain PyPI a Linux `torch` is the multi-GB CUDA build;

@@ -52,6 +52,17 @@ class DeviceUnavailable(LiverTumorError):
     """The requested compute device does not exist on this machine (strict mode)."""
 
 
+def _is_number(value, *, whole: bool = False) -> bool:
+    """A real number (a whole one with ``whole``): Python's or numpy's (or, not whole, a 0-d
+    array); never text or a bool."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and not whole:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    kinds = (int, np.integer) if whole else (int, float, np.integer, np.floating)
+    return isinstance(value, kinds)
+
+
 def _refuse_one_model_folder(root: Path) -> None:
     """ModelError when ``root``, given as a models folder, is one model's folder."""
     if (root / "metadata.json").is_file():
@@ -186,23 +197,27 @@ class InferenceConfig:
             raise SettingsError(f"device must be one of {DEVICES} (or cuda:N); got {dev!r}")
         if self.stages not in STAGE_CHOICES:
             raise SettingsError(f"stages must be one of {STAGE_CHOICES}; got {self.stages!r}")
-        if not 0.0 <= self.sw_overlap < 1.0:
-            raise SettingsError(f"sw_overlap must be in [0, 1); got {self.sw_overlap}")
+        if not (_is_number(self.sw_overlap) and 0.0 <= self.sw_overlap < 1.0):
+            raise SettingsError(f"sw_overlap must be a number in [0, 1); got {self.sw_overlap!r}")
         if self.tta not in TTA_FLIPS:
             raise SettingsError(f"tta must be one of {tuple(TTA_FLIPS)}; got {self.tta!r}")
-        if self.sw_batch_size < 1:
-            raise SettingsError("sw_batch_size must be >= 1")
+        if not (_is_number(self.sw_batch_size, whole=True) and self.sw_batch_size >= 1):
+            raise SettingsError(
+                f"sw_batch_size must be a whole number >= 1; got {self.sw_batch_size!r}"
+            )
         for name in ("window_growth", "tumor_window_growth"):
             values = _as_growths(getattr(self, name))
             if not values or not all(np.isfinite(v) and v >= 1.0 for v in values):
                 raise SettingsError(f"{name} must be >= 1; got {getattr(self, name)}")
         for name in ("min_tumor_ml", "min_lesion_peak", "min_liver_ml"):
             value = getattr(self, name)
-            number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-            if value is not None and not (number and np.isfinite(value) and value >= 0):
+            if value is not None and not (_is_number(value) and np.isfinite(value) and value >= 0):
                 raise SettingsError(f"{name} must be a number >= 0; got {value!r}")
-        if self.num_threads is not None and self.num_threads < 0:
-            raise SettingsError(f"num_threads must be >= 0 (0: all cores); got {self.num_threads}")
+        threads = self.num_threads
+        if threads is not None and not (_is_number(threads, whole=True) and threads >= 0):
+            raise SettingsError(
+                f"num_threads must be a whole number >= 0 (0: all cores); got {threads!r}"
+            )
         if self.refine_config is not None:
             from .refine import RefineConfig
 

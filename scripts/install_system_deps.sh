@@ -21,8 +21,9 @@ fi
 say_and_go_on() {
   echo "install_system_deps: $1: these system packages are missing;" >&2
   echo "  ask an administrator to run: apt-get install -y ${missing[*]}" >&2
-  if [[ " ${missing[*]} " == *" python3-venv "* ]]; then
-    # without it `python3 -m venv` fails: stop here, saying why, not one step later
+  if [[ " ${missing[*]} " == *" python3-venv "* ]] && [ ! -x "${VENV:-.venv}/bin/python" ]; then
+    # without it `python3 -m venv` fails: stop here, saying why, not one step later (an
+    # environment already made goes on)
     echo "  (stopping: python3-venv is needed to set up the Python environment)" >&2
     exit 1
   fi

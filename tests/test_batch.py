@@ -200,6 +200,12 @@ def test_a_flat_folder_of_two_patients_scans_is_a_case_per_patient(tmp_path, mod
     ]  # fmt: skip
     (whole,) = discover_cases([tmp_path / "list.csv"], per_patient=False)[:1]
     assert whole.patient is None
+    for i, pid in enumerate(("", "HCC_005")):  # one scan without a PatientID
+        names = [f"p{i}_{k:03d}.dcm" for k in range(8)]
+        write_ct_series(ct(i), tmp_path / "anon", patient_id=pid, file_names=names)
+    (tmp_path / "list3.csv").write_text("path,case\nanon,friday\n")
+    cases = discover_cases([tmp_path / "list3.csv"])
+    assert sorted(c.name for c in cases) == ["friday_HCC_005", "friday_no_patient_id"]
     # such exports in a folder of folders are split too
     batch = tmp_path / "batch"
     shutil.move(tmp_path / "export", batch / "monday")

@@ -102,3 +102,7 @@ def test_a_file_that_cannot_be_replaced_is_named_not_the_temporary(tmp_path, mon
     except JobFailed as failed:
         text = error_text(failed)
     assert text == f"{target}: Operation not permitted; it was not replaced"
+    try:  # a rename outside atomic_path: both ends named
+        raise JobFailed("export") from PermissionError(1, "Operation not permitted", "a", None, "b")
+    except JobFailed as failed:
+        assert error_text(failed) == "a -> b: Operation not permitted"

@@ -1104,6 +1104,13 @@ def test_a_script_passing_an_array_a_path_or_a_string_setting_is_told_what_to_pa
         seg.segment(str(tmp_path / "ct.nii.gz"))
     with pytest.raises(SettingsError, match="min_tumor_ml must be a number >= 0; got '0.5'"):
         InferenceConfig(min_tumor_ml="0.5").validate()
+    for name, text in (("sw_overlap", "0.5"), ("sw_batch_size", "2"), ("num_threads", "2")):
+        with pytest.raises(SettingsError, match=f"{name} must be a .*got '{text}'"):
+            InferenceConfig(**{name: text}).validate()
+    InferenceConfig(  # numpy's numbers and 0-d arrays are numbers
+        sw_overlap=np.float32(0.25), sw_batch_size=np.int64(2), num_threads=np.int64(1),
+        min_tumor_ml=np.array(0.5), min_liver_ml=np.int64(10),
+    ).validate()  # fmt: skip
     with pytest.raises(ModelError, match="liver model folder not found") as err:
         Segmenter(InferenceConfig(liver_model=tmp_path / "no" / "such", device="cpu"))
     assert err.value.path == tmp_path / "no" / "such"

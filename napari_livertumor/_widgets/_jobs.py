@@ -403,6 +403,8 @@ def error_text(exc: BaseException) -> str:
     if isinstance(exc, JobFailed) and exc.__cause__ is not None:
         exc = exc.__cause__
         if isinstance(exc, OSError) and exc.filename and exc.strerror:  # the file, then why
+            if exc.filename2:  # a rename or link: both ends
+                return f"{exc.filename} -> {exc.filename2}: {exc.strerror}"
             return f"{exc.filename}: {exc.strerror}"
         return f"{type(exc).__name__}: {exc}"
     if isinstance(exc, MemoryError):  # numpy's "Unable to allocate 900. MiB for an array ..."

@@ -456,7 +456,11 @@ def _cases_from_csv(path: Path, *, per_patient: bool = True) -> list[Case]:
         case = Case(_safe(given or _case_name(p)), p)
         split = _split(per_patient, case) if p.is_dir() else [case]
         if given and len(split) > 1:
-            split = [dataclasses.replace(c, name=_safe(f"{given}_{c.name}")) for c in split]
+            # (a case without a PatientID is already named after the row's)
+            split = [
+                dataclasses.replace(c, name=_safe(f"{given}_{c.name}")) if c.patient else c
+                for c in split
+            ]
         cases += split
     return cases
 
