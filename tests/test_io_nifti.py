@@ -490,3 +490,47 @@ def test_the_file_is_closed_after_a_stopped_or_failed_read(tmp_path, monkeypatch
     assert caught and not open_here()
     read_nifti(path)
     assert not open_here()
+
+
+@pytest.mark.parametrize("sform", [0, 1], ids=["qform-only", "sform"])
+@pytest.mark.parametrize("value", [0.0, float("nan")], ids=["zero", "nan"])
+def test_a_header_without_a_slice_thickness_is_refused_unless_the_sform_gives_it(
+    tmp_path, sform, value
+):
+    """pixdim[3] = 0 with a qform only was read as 1 mm slices (nibabel sets a 0 to 1 when it
+    loads, saying so only in its log): a 2.5 mm CT measured 2.5 times too small, no warning."""
+    import struct
+
+    img = nib.Nifti1Image(np.zeros((8, 8, 4), np.int16), np.diag([0.8, 0.8, 2.5, 1.0]))
+    img.header.set_sform(img.affine, code=sform)
+    img.header.set_qform(img.affine, code=1)
+    raw = bytearray(img.header.binaryblock + b"\0" * 4 + np.zeros((4, 8, 8), np.int16).tobytes())
+    raw[88:92] = struct.pack("<f", value)  # pixdim[3], as the file stores it
+    path = tmp_path / "ct.nii.gz"
+    path.write_bytes(gzip.compress(bytes(raw)))
+    if sform:  # the sform gives the grid: read as it says
+        assert read_nifti(path).spacing == pytest.approx((2.5, 0.8, 0.8))
+        return
+    with pytest.raises(InputError, match=r"no voxel size along z \(pixdim\[3\] = (0|nan)\)"):
+        read_nifti(path)
+
+
+def test_a_header_claiming_more_voxels_than_the_file_holds_is_refused_before_allocating(tmp_path):
+    """A 300-byte .nii.gz claiming 2048³ voxels asked for 16 GiB and failed as "out of memory:
+    use a bigger machine"; a bare header failed with nibabel's "Whoops, not enough data"."""
+    header = nib.Nifti1Image(np.zeros((2, 2, 2), np.int16), np.eye(4)).header
+    header.set_data_shape((2048, 2048, 2048))
+    bare = tmp_path / "bare.nii"
+    bare.write_bytes(header.binaryblock + b"\0" * 4 + b"\0" * 1000)
+    with pytest.raises(
+        InputError, match=r"claims 2048 × 2048 × 2048 voxels of int16 \(16\.0 GiB\)"
+    ):
+        read_nifti(bare)
+    small = tmp_path / "small.nii.gz"
+    small.write_bytes(gzip.compress(bare.read_bytes()))
+    with pytest.raises(InputError, match=r"bytes compressed file holds at most about .* KiB"):
+        read_nifti(small)
+    # a real scan of one value compresses about a thousandfold and is read
+    flat = CTVolume(np.full((64, 128, 128), -1024, np.int16), (2.5, 0.8, 0.8))
+    write_nifti(flat, tmp_path / "flat.nii.gz")
+    assert read_nifti(tmp_path / "flat.nii.gz").shape == (64, 128, 128)

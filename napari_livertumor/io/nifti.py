@@ -70,6 +70,7 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
     if 0 in shape:
         _close(img)
         raise InputError(path, f"the image holds no voxels (its shape is {tuple(img.shape)})")
+    _check_size(path, img, shape)
     try:
         data = _load_data(img, warnings, path, reporter)
     except (InputError, Cancelled):  # already says what is wrong with the data
@@ -83,9 +84,21 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
         _close(img)
     data = data.reshape(shape)
     affine = img.affine
+    codes = (int(img.header["sform_code"]), int(img.header["qform_code"]))
+    if codes[0] == 0:  # the grid comes from pixdim, which nibabel sets to 1 where it is 0
+        raw = _raw_pixdim(path, img)
+        bad = [i for i in (1, 2, 3) if raw is not None and not (np.isfinite(raw[i]) and raw[i])]
+        if bad:
+            named = ", ".join(f"pixdim[{i}] = {raw[i]:g}" for i in bad)
+            raise InputError(
+                path,
+                f"the header gives no voxel size along {'x y z'.split()[bad[0] - 1]} ({named}) "
+                "and no sform: its volumes in mL cannot be known"
+                + (" (nibabel reads a 0 as 1 mm)" if raw[bad[0]] == 0 else "")
+                + ". Fix the header's voxel sizes (e.g. nibabel's header.set_zooms) and save it",
+            )
     if affine is None or not np.all(np.isfinite(affine)):
         raise InputError(path, "the file has no valid affine")
-    codes = (int(img.header["sform_code"]), int(img.header["qform_code"]))
     if codes == (0, 0):
         zooms = ", ".join(f"{z:g}" for z in img.header.get_zooms()[:3])
         axes = "".join(nib.aff2axcodes(affine))
@@ -183,6 +196,65 @@ def _load_image(path: Path, warnings: list[str]):
         return nib.Nifti1Image.from_bytes(raw)
     except Exception:  # noqa: BLE001 - a NIfTI-2 file, else the caller's message
         return nib.Nifti2Image.from_bytes(raw)
+
+
+#: deflate's largest compression ratio (about 1032:1): a .gz can hold no more than this
+_MAX_DEFLATE_RATIO = 1032
+
+
+def _check_size(path: Path, img, shape) -> None:
+    """Refuse a header that claims more voxels than the file can hold (a truncated file, a
+    damaged header) before memory is asked for them: a 300-byte file claiming 2048³ voxels
+    failed as "out of memory: use a bigger machine"."""
+    try:
+        need = int(np.prod(shape, dtype=np.int64)) * img.get_data_dtype().itemsize
+        offset = int(img.header.get("vox_offset", 0) or 0)
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            gzipped = fh.read(2) == b"\x1f\x8b"
+    except Exception:  # noqa: BLE001 - no check: the read says what is wrong
+        return
+    most = size * _MAX_DEFLATE_RATIO if gzipped else size - offset
+    if need <= most:
+        return
+
+    def amount(n: float) -> str:
+        return next(
+            f"{n / 2**p:.{1 if p else 0}f} {u}"
+            for p, u in ((30, "GiB"), (20, "MiB"), (10, "KiB"), (0, "bytes"))
+            if n >= 2**p or p == 0
+        )  # fmt: skip
+
+    holds = (
+        f"a {amount(size)} compressed file holds at most about {amount(most)}"
+        if gzipped
+        else f"the file holds {amount(max(most, 0))} after its header"
+    )
+    raise InputError(
+        path,
+        f"the header claims {' × '.join(map(str, shape))} voxels of {img.get_data_dtype()} "
+        f"({amount(need)}), but {holds}: a truncated file or a damaged header",
+    )
+
+
+def _raw_pixdim(path: Path, img) -> np.ndarray | None:
+    """The header's pixdim as the file stores it (nibabel's check, when loading, sets a 0 to 1
+    and says so only in its own log); None when it cannot be read again."""
+    import io
+
+    import nibabel as nib
+
+    try:
+        with nib.openers.ImageOpener(str(path)) as fh:
+            head = fh.read(540)  # a NIfTI-2 header is 540 bytes, a NIfTI-1 header 348
+        if head[:2] == b"\x1f\x8b":  # gzip content under a .nii name
+            import gzip
+
+            head = gzip.decompress(path.read_bytes())[:540]
+        header = type(img.header).from_fileobj(io.BytesIO(head), check=False)
+        return np.asarray(header["pixdim"], float)
+    except Exception:  # noqa: BLE001 - no second opinion: nibabel's reading stands
+        return None
 
 
 def write_nifti(
