@@ -58,12 +58,26 @@ def _said_briefly(read):
 
     @functools.wraps(read)
     def reader(path):
+        _watch_viewer()
         try:
             return read(path)
         except InputError as exc:
             raise InputError(None, toast_text(str(exc))) from exc
 
     return reader
+
+
+def _watch_viewer() -> None:
+    """The viewer's layer hooks the panels install (a scan opened elsewhere shown, labels off
+    every open CT's grid said), installed by the first file opened, with no panel open."""
+    try:
+        import napari
+
+        from ._widgets._layers import show_new_scans
+
+        show_new_scans(napari.current_viewer())
+    except Exception:  # noqa: BLE001 - a courtesy; reading goes on
+        pass
 
 
 def read_dicom_layers(path) -> list[tuple]:

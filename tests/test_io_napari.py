@@ -719,3 +719,26 @@ def test_a_study_whose_ct_cannot_be_read_says_that_alone_name_first(study, monke
     text = str(err.value)
     assert text.startswith(f"{ct_dir.name}: 2 consecutive slice positions") and "(in " in text
     assert said == []
+
+
+def test_labels_opened_over_a_ct_they_do_not_lie_on_are_said(make_napari_viewer, tmp_path, study,
+                                                              monkeypatch):  # fmt: skip
+    """A mask of another scan opened over the CT was drawn as a block on part of it, and
+    Inspect measured it, without a word (Load CT refuses such a ground truth)."""
+    import napari.utils.notifications as notifications
+
+    _, _, ct, labels = study
+    said = []
+    monkeypatch.setattr(notifications, "show_warning", lambda text: said.append(text))
+    write_nifti(ct, tmp_path / "ct.nii.gz")
+    write_nifti(labels, tmp_path / "own_labels.nii.gz", reference=ct)
+    other = CTVolume(np.zeros((4, 6, 6), np.int16), (2.0, 1.0, 1.0))
+    write_nifti(np.ones((4, 6, 6), np.uint8), tmp_path / "other_labels.nii.gz", reference=other)
+    viewer = make_napari_viewer()  # no panel open: the reader installs the check
+    viewer.open(str(tmp_path / "ct.nii.gz"), plugin="napari-livertumor")
+    viewer.open(str(tmp_path / "own_labels.nii.gz"), plugin="napari-livertumor")
+    assert not [t for t in said if "grid" in t]
+    viewer.open(str(tmp_path / "other_labels.nii.gz"), plugin="napari-livertumor")
+    [text] = [t for t in said if "grid" in t]
+    assert "'other_labels' does not lie on the grid of the open CT 'ct.nii.gz'" in text
+    assert "4 × 6 × 6 voxels of 2 × 1 × 1 mm" in text

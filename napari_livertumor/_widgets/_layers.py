@@ -192,6 +192,8 @@ def show_new_scans(viewer) -> None:
 
     def inserted(event) -> None:
         v, layer = ref(), getattr(event, "value", None)
+        if v is not None and layer is not None:
+            _say_if_off_grid(v, layer)
         if v is None or layer is None or (layer.metadata or {}).get(ROLE) != "ct":
             return
         try:
@@ -203,6 +205,39 @@ def show_new_scans(viewer) -> None:
             show_layer_centre(v, layer)
 
     viewer.layers.events.inserted.connect(inserted)
+
+
+def _say_if_off_grid(viewer, layer) -> None:
+    """Labels opened from a file (File > Open) over CTs none of which they lie on: drawn
+    anyway, as a block on part of the scan, and measured by Inspect, without a word."""
+    from napari.layers import Labels
+
+    vol = (layer.metadata or {}).get(CT_VOLUME)
+    if not isinstance(layer, Labels) or not isinstance(vol, CTVolume):
+        return
+    cts = [ly for ly in ct_layers(viewer) if isinstance(ly.metadata.get(CT_VOLUME), CTVolume)]
+    if not cts or any(
+        _on_grid(ct.metadata[CT_VOLUME], layer.data.shape, layer.scale, layer.translate)
+        for ct in cts
+    ):
+        return
+    ct = cts[0]
+    other = ct.metadata[CT_VOLUME]
+
+    def grid(v) -> str:
+        return f"{' × '.join(map(str, v.shape))} voxels of {' × '.join(f'{s:g}' for s in v.spacing)} mm"
+
+    try:
+        from napari.utils.notifications import show_warning
+
+        show_warning(
+            f"'{layer.name}' does not lie on the grid of the open CT '{ct.name}'"
+            + (f" (nor of the {len(cts) - 1} other CT(s))" if len(cts) > 1 else "")
+            + f": {grid(vol)} against {grid(other)}. It is not a mask of that scan; open "
+            "the CT it was made on."
+        )
+    except Exception:  # noqa: BLE001 - a courtesy; the layer is open either way
+        pass
 
 
 def show_layer_centre(viewer, layer) -> None:
