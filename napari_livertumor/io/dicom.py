@@ -700,7 +700,8 @@ def _choose(
                     f" — only {' and '.join(kinds)} images: the models are trained on CT in "
                     "Hounsfield units (to read one anyway: `livertumor segment "
                     "--allow-non-ct` segments it, unvalidated; `livertumor convert --series "
-                    "UID` converts it; in napari, choose its series in the Load panel's list)"
+                    "UID` converts it; in napari, the Load CT panel's Find series lists it: "
+                    "choose it there)"
                 )
             else:
                 hint = ""
