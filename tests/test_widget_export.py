@@ -242,9 +242,47 @@ def test_an_earlier_exports_mask_that_no_longer_matches_is_said(dicom_viewer, qt
     layer.data = edited
     _export(widget, qtbot)
     text = widget.status.text()
-    assert "TEST_001_tumor.nii.gz, left here by an earlier export, does not match" in text
+    assert (
+        "TEST_001_tumor.nii.gz, already in this folder and not rewritten now, does not match "
+        "these labels" in text
+    )
     assert "TEST_001_liver.nii.gz" not in text
     assert (out / "TEST_001_tumor.nii.gz").is_file()  # said, never removed
+    # a SEG alone: the label map, the tumor mask and the stats (volumes) no longer match; a
+    # damaged older file is said as not checked, not passed over
+    edited = layer.data.copy()
+    edited[edited == 1] = 2  # all tumor now: the liver mask is still the same
+    layer.data = edited
+    widget.nifti_check.setChecked(False)
+    widget.stats_check.setChecked(False)
+    widget.seg_check.setChecked(True)
+    liver = out / "TEST_001_liver.nii.gz"
+    liver.write_bytes(liver.read_bytes()[:40])
+    _export(widget, qtbot)
+    text = widget.status.text()
+    assert (
+        "TEST_001_labels.nii.gz, TEST_001_tumor.nii.gz, TEST_001_stats.json (and its lesions "
+        "table), already in this folder and not rewritten now, do not match" in text
+    )
+    assert (
+        "TEST_001_liver.nii.gz, already in this folder and not rewritten now, could not be "
+        "checked" in text
+    )
+    # everything ticked again and exported: nothing left to say
+    for box in (widget.nifti_check, widget.stats_check, widget.masks_check):
+        box.setChecked(True)
+    _export(widget, qtbot)
+    assert "not rewritten" not in widget.status.text()
+    widget.seg_check.setChecked(False)  # the SEG is read back on the CT and compared too
+    _export(widget, qtbot)
+    assert "not rewritten" not in widget.status.text()
+    edited = layer.data.copy()
+    edited[edited == 2] = 1
+    layer.data = edited
+    _export(widget, qtbot)
+    assert "TEST_001_seg.dcm, already in this folder and not rewritten now, does not match" in (
+        widget.status.text()
+    )
 
 
 def test_the_dicom_seg_tick_comes_back_with_a_layer_it_fits(dicom_viewer):

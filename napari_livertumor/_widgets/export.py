@@ -47,6 +47,15 @@ if TYPE_CHECKING:
 
 
 NO_LABELS = "No labels layer to export: segment the CT (panel 2), or load labels."
+#: the files an export can write, as ``<case>_<kind>``
+EXPORT_KINDS = (
+    "labels.nii.gz",
+    "liver.nii.gz",
+    "tumor.nii.gz",
+    "seg.dcm",
+    "stats.json",
+    "lesions.csv",
+)
 
 
 class ExportWidget(JobWidgetMixin, QWidget):
@@ -223,19 +232,15 @@ class ExportWidget(JobWidgetMixin, QWidget):
             set_status(self.status, "Export cancelled: no file was replaced.")
             return
         kinds = {f.name.removeprefix(self._case() + "_"): f for f in files}
-        # label files of this case an earlier export left here, not rewritten now: checked
-        # against these labels after the export (the layer's own file is what they are)
-        from .._writer import OPENED_FROM
-
+        # files of this case already in the folder and not rewritten now (an earlier export's,
+        # the opened file itself): checked against these labels after the export, in the worker
         case = self._case()
-        opened = layer.metadata.get(OPENED_FROM)
-        own = Path(opened).resolve() if opened else None
         others = {
             kind: Path(path_text(self.folder)) / f"{case}_{kind}"
-            for kind in ("labels.nii.gz", "liver.nii.gz", "tumor.nii.gz")
+            for kind in EXPORT_KINDS
             if kind not in kinds
         }
-        others = {k: f for k, f in others.items() if f.is_file() and f.resolve() != own}
+        others = {k: f for k, f in others.items() if f.is_file()}
         extra = {}
         model_stats = layer.metadata.get("stats") or {}
         if _layers.tumor_not_assessed(layer, labels):
@@ -265,7 +270,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
                 algorithm_type=algorithm_type,
                 ct=ct,
             )
-            notes += older_label_files_that_differ(others, labels, volume)
+            notes += older_files_that_differ(others, labels, volume)
             return written, notes
 
         self.run_job(
@@ -483,30 +488,81 @@ def write_exports(
     return written
 
 
-def older_label_files_that_differ(files: dict, labels: np.ndarray, volume) -> list[str]:
-    """A note for each of ``files`` (kind → path: an earlier export's labels or masks of this
-    case, not rewritten now) whose voxels are not what this export's labels would give: beside
-    the new files it would be taken for theirs. Nothing is removed or replaced."""
-    from ..io.nifti import read_nifti
-
+def older_files_that_differ(files: dict, labels: np.ndarray, volume) -> list[str]:
+    """A note for each of ``files`` (kind → path: files of this case already in the folder,
+    not rewritten by this export) that does not hold what this export's labels would give, or
+    could not be read to tell: beside the new files it would be taken for theirs. Label maps
+    and masks are compared voxel by voxel, a DICOM SEG read back on the CT, the stats by their
+    volumes and lesion count (the lesion table with them). Nothing is removed or replaced."""
     labels, volume = volume.to_stored(labels)
-    want = {
-        "labels.nii.gz": lambda: labels,
-        "liver.nii.gz": lambda: np.isin(labels, (1, 2)).astype(np.uint8),
-        "tumor.nii.gz": lambda: (labels == 2).astype(np.uint8),
-    }
-    notes = []
+    differ, unread = [], []
     for kind, path in files.items():
+        if kind == "lesions.csv" and "stats.json" in files:
+            continue  # judged with its stats file
         try:
-            old = np.asarray(read_nifti(path).array)
-        except Exception:  # noqa: BLE001 - unreadable: no claim either way
+            same = _holds_these_labels(kind, path, labels, volume)
+        except Exception:  # noqa: BLE001 - unreadable: said as such, no claim either way
+            unread.append(path.name)
             continue
-        if old.shape != labels.shape or not np.array_equal(old, want[kind]()):
-            notes.append(
-                f"{path.name}, left here by an earlier export, does not match these labels "
-                "(not replaced: tick its kind to rewrite it, or remove it)"
-            )
+        if same is None:
+            unread.append(path.name)
+        elif not same:
+            differ.append(path.name + (" (and its lesions table)" if kind == "stats.json" else ""))
+    notes = []
+    if differ:
+        notes.append(
+            f"{', '.join(differ)}, already in this folder and not rewritten now, "
+            f"{'does' if len(differ) == 1 else 'do'} not match these labels: tick "
+            f"{'its kind' if len(differ) == 1 else 'their kinds'} to rewrite, or remove "
+            f"{'it' if len(differ) == 1 else 'them'}"
+        )
+    if unread:
+        notes.append(
+            f"{', '.join(unread)}, already in this folder and not rewritten now, could not be "
+            "checked against these labels"
+        )
     return notes
+
+
+def _holds_these_labels(kind: str, path: Path, labels: np.ndarray, volume) -> bool | None:
+    """Does the file at ``path`` (an export of ``kind``) hold ``labels``? None: cannot tell."""
+    if kind in ("labels.nii.gz", "liver.nii.gz", "tumor.nii.gz"):
+        from ..io.nifti import read_nifti
+
+        old = np.asarray(read_nifti(path).array)
+        want = {
+            "labels.nii.gz": labels,
+            "liver.nii.gz": np.isin(labels, (1, 2)).astype(np.uint8),
+            "tumor.nii.gz": (labels == 2).astype(np.uint8),
+        }[kind]
+        return old.shape == want.shape and np.array_equal(old, want)
+    if kind == "seg.dcm":
+        from ..io.seg import read_dicom_seg
+        from ..training.metrics import hcc_to_output
+
+        return np.array_equal(hcc_to_output(read_dicom_seg(path, volume)), labels)
+    if kind == "stats.json":
+        import json
+
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(old.get("liver_ml"), (int, float)):
+            return None
+        n_liver = float(np.count_nonzero(labels))  # liver and tumor: 1 and 2
+        n_tumor = float(np.count_nonzero(labels == 2))
+        old_tumor = old.get("tumor_ml")
+
+        def close(a, b) -> bool:
+            return abs(float(a) - b) <= 0.002 + 1e-6 * b  # stored to 3 decimals
+
+        # the grid's exact voxel volume, or its spacings' product (a stats file of another tool)
+        for voxel_ml in {volume.voxel_volume_ml, float(np.prod(volume.spacing)) / 1000.0}:
+            tumor = n_tumor * voxel_ml
+            if close(old["liver_ml"], n_liver * voxel_ml) and (
+                close(old_tumor, tumor) if isinstance(old_tumor, (int, float)) else tumor == 0
+            ):
+                return True
+        return False
+    return None  # a lesions table without its stats file: not checked
 
 
 def _write_one(
