@@ -70,7 +70,12 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
     if 0 in shape:
         _close(img)
         raise InputError(path, f"the image holds no voxels (its shape is {tuple(img.shape)})")
-    _check_size(path, img, shape)
+    try:  # before a voxel is read: refusals of the header cost no time (File > Open waits)
+        _check_size(path, img, shape)
+        _check_voxel_sizes(path, img)
+    except InputError:
+        _close(img)
+        raise
     try:
         data = _load_data(img, warnings, path, reporter)
     except (InputError, Cancelled):  # already says what is wrong with the data
@@ -85,18 +90,6 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
     data = data.reshape(shape)
     affine = img.affine
     codes = (int(img.header["sform_code"]), int(img.header["qform_code"]))
-    if codes[0] == 0:  # the grid comes from pixdim, which nibabel sets to 1 where it is 0
-        raw = _raw_pixdim(path, img)
-        bad = [i for i in (1, 2, 3) if raw is not None and not (np.isfinite(raw[i]) and raw[i])]
-        if bad:
-            named = ", ".join(f"pixdim[{i}] = {raw[i]:g}" for i in bad)
-            raise InputError(
-                path,
-                f"the header gives no voxel size along {'x y z'.split()[bad[0] - 1]} ({named}) "
-                "and no sform: its volumes in mL cannot be known"
-                + (" (nibabel reads a 0 as 1 mm)" if raw[bad[0]] == 0 else "")
-                + ". Fix the header's voxel sizes (e.g. nibabel's header.set_zooms) and save it",
-            )
     if affine is None or not np.all(np.isfinite(affine)):
         raise InputError(path, "the file has no valid affine")
     if codes == (0, 0):
@@ -208,7 +201,7 @@ def _check_size(path: Path, img, shape) -> None:
     failed as "out of memory: use a bigger machine"."""
     try:
         need = int(np.prod(shape, dtype=np.int64)) * img.get_data_dtype().itemsize
-        offset = int(img.header.get("vox_offset", 0) or 0)
+        offset = int(getattr(img.dataobj, "offset", 0) or 0)  # the header's is reset on load
         size = path.stat().st_size
         with open(path, "rb") as fh:
             gzipped = fh.read(2) == b"\x1f\x8b"
@@ -237,22 +230,41 @@ def _check_size(path: Path, img, shape) -> None:
     )
 
 
+def _check_voxel_sizes(path: Path, img) -> None:
+    """Refuse a voxel size of 0 or NaN where the grid comes from pixdim (no sform): nibabel
+    sets a 0 to 1 as it loads (said only in its log), so volumes in mL came out wrong."""
+    if int(img.header["sform_code"]) != 0:
+        return
+    raw = _raw_pixdim(path, img)
+    bad = [i for i in (1, 2, 3) if raw is not None and not (np.isfinite(raw[i]) and raw[i])]
+    if bad:
+        named = ", ".join(f"pixdim[{i}] = {raw[i]:g}" for i in bad)
+        raise InputError(
+            path,
+            f"the header gives no voxel size along {'x y z'.split()[bad[0] - 1]} ({named}) "
+            "and no sform: its volumes in mL cannot be known"
+            + (" (nibabel reads a 0 as 1 mm)" if raw[bad[0]] == 0 else "")
+            + ". Fix the header's voxel sizes (e.g. nibabel's header.set_zooms) and save it",
+        )
+
+
 def _raw_pixdim(path: Path, img) -> np.ndarray | None:
     """The header's pixdim as the file stores it (nibabel's check, when loading, sets a 0 to 1
     and says so only in its own log); None when it cannot be read again."""
-    import io
+    import gzip
 
-    import nibabel as nib
-
+    klass = type(img.header)
+    size = klass.template_dtype.itemsize  # 348 (NIfTI-1) or 540 (NIfTI-2): extensions after
     try:
-        with nib.openers.ImageOpener(str(path)) as fh:
-            head = fh.read(540)  # a NIfTI-2 header is 540 bytes, a NIfTI-1 header 348
-        if head[:2] == b"\x1f\x8b":  # gzip content under a .nii name
-            import gzip
-
-            head = gzip.decompress(path.read_bytes())[:540]
-        header = type(img.header).from_fileobj(io.BytesIO(head), check=False)
-        return np.asarray(header["pixdim"], float)
+        with open(path, "rb") as fh:
+            gzipped = fh.read(2) == b"\x1f\x8b"  # by content, as the image was read
+        if gzipped:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(size)
+        else:
+            with open(path, "rb") as fh:
+                head = fh.read(size)
+        return np.asarray(klass(head, check=False)["pixdim"], float)
     except Exception:  # noqa: BLE001 - no second opinion: nibabel's reading stands
         return None
 
