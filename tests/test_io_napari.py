@@ -727,6 +727,8 @@ def test_labels_opened_over_a_ct_they_do_not_lie_on_are_said(make_napari_viewer,
     Inspect measured it, without a word (Load CT refuses such a ground truth)."""
     import napari.utils.notifications as notifications
 
+    from napari_livertumor._widgets import _layers
+
     _, _, ct, labels = study
     said = []
     monkeypatch.setattr(notifications, "show_warning", lambda text: said.append(text))
@@ -742,3 +744,14 @@ def test_labels_opened_over_a_ct_they_do_not_lie_on_are_said(make_napari_viewer,
     [text] = [t for t in said if "grid" in t]
     assert "'other_labels' does not lie on the grid of the open CT 'ct.nii.gz'" in text
     assert "4 × 6 × 6 voxels of 2 × 1 × 1 mm" in text
+    # the same grid 5 mm away: said as such (not as two identical grids)
+    moved = CTVolume(ct.array, ct.spacing, np.asarray(ct.origin) + (0, 0, 5.0), ct.direction)
+    write_nifti(labels, tmp_path / "moved_labels.nii.gz", reference=moved)
+    viewer.open(str(tmp_path / "moved_labels.nii.gz"), plugin="napari-livertumor")
+    assert "mm, 5.0 mm away" in said[-1]
+    # a mask of an image another reader opened (no CT volume of ours) is on that image's grid
+    said.clear()
+    plain = viewer.add_image(np.zeros((5, 7, 9), np.int16), scale=(3, 0.7, 0.7), name="plain")
+    vol = _layers.volume_of(plain, viewer.layers)
+    viewer.add_layer(_layers.make_labels_layer(np.zeros(vol.shape, np.uint8), vol, "plain seg"))
+    assert not [t for t in said if "grid" in t]

@@ -208,36 +208,55 @@ def show_new_scans(viewer) -> None:
 
 
 def _say_if_off_grid(viewer, layer) -> None:
-    """Labels opened from a file (File > Open) over CTs none of which they lie on: drawn
-    anyway, as a block on part of the scan, and measured by Inspect, without a word."""
+    """Labels opened from a file (File > Open) over CT images none of which they lie on: drawn
+    anyway, as a block on part of the scan, and measured by Inspect, without a word. Every 3D
+    image counts (a CT another reader opened too)."""
     from napari.layers import Labels
 
-    vol = (layer.metadata or {}).get(CT_VOLUME)
-    if not isinstance(layer, Labels) or not isinstance(vol, CTVolume):
-        return
-    cts = [ly for ly in ct_layers(viewer) if isinstance(ly.metadata.get(CT_VOLUME), CTVolume)]
-    if not cts or any(
-        _on_grid(ct.metadata[CT_VOLUME], layer.data.shape, layer.scale, layer.translate)
-        for ct in cts
+    if not isinstance(layer, Labels) or not isinstance(
+        (layer.metadata or {}).get(CT_VOLUME), CTVolume
     ):
         return
-    ct = cts[0]
-    other = ct.metadata[CT_VOLUME]
+    shape, scale, translate = layer.data.shape, layer.scale, layer.translate
+    images = ct_layers(viewer)
+    if not images or any(_image_on_grid(im, shape, scale, translate) for im in images):
+        return
+    image = images[0]
 
-    def grid(v) -> str:
-        return f"{' × '.join(map(str, v.shape))} voxels of {' × '.join(f'{s:g}' for s in v.spacing)} mm"
+    def grid(n, s) -> str:
+        return f"{' × '.join(map(str, n))} voxels of {' × '.join(f'{v:g}' for v in s)} mm"
 
+    own, theirs = tuple(shape), tuple(image.data.shape)
+    if own == theirs and np.allclose(scale, image.scale, rtol=1e-4, atol=1e-4):
+        moved = float(np.linalg.norm(np.asarray(translate) - np.asarray(image.translate)))
+        how = f"the same {grid(own, scale)}, {moved:.1f} mm away"
+    else:
+        how = f"{grid(own, scale)} against {grid(theirs, image.scale)}"
     try:
         from napari.utils.notifications import show_warning
 
         show_warning(
-            f"'{layer.name}' does not lie on the grid of the open CT '{ct.name}'"
-            + (f" (nor of the {len(cts) - 1} other CT(s))" if len(cts) > 1 else "")
-            + f": {grid(vol)} against {grid(other)}. It is not a mask of that scan; open "
-            "the CT it was made on."
+            f"'{layer.name}' does not lie on the grid of the open CT '{image.name}'"
+            + (f" (nor of the {len(images) - 1} other image(s))" if len(images) > 1 else "")
+            + f": {how}. It is not a mask of that scan; open the CT it was made on."
         )
     except Exception:  # noqa: BLE001 - a courtesy; the layer is open either way
         pass
+
+
+def _image_on_grid(image, shape, scale, translate) -> bool:
+    """Does the 3D ``image`` layer lie on the grid (``shape``, ``scale``, ``translate``)?"""
+    vol = (image.metadata or {}).get(CT_VOLUME)
+    if isinstance(vol, CTVolume):
+        return _on_grid(vol, shape, scale, translate)
+    scale = np.asarray(scale, float)[-3:]
+    return bool(
+        tuple(image.data.shape) == tuple(shape)
+        and np.allclose(image.scale[-3:], scale, rtol=1e-4, atol=1e-4)
+        and np.allclose(
+            image.translate[-3:], np.asarray(translate, float)[-3:], atol=1e-3 * float(scale.max())
+        )
+    )
 
 
 def show_layer_centre(viewer, layer) -> None:
