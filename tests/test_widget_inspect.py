@@ -394,3 +394,22 @@ def test_lesion_hu_comes_from_the_ct_layer_not_from_a_labels_files_own_grid(
     layer.translate = np.asarray(layer.translate) + 3.0  # moved off the CT's grid: none again
     stats = measure()
     assert "tumor_mean_hu" not in stats
+
+
+def test_the_keyboard_reaches_every_table_and_enter_presses_buttons(viewer_with_labels, qtbot):
+    """Tab went round the volume table's cells for ever (the lesion table, whose rows go to
+    their slice, was out of the keyboard's reach), and Enter on a focused button did nothing;
+    a wide lesion table widened the dock (and narrowed the scan) for good."""
+    from qtpy.QtCore import Qt
+
+    from napari_livertumor._widgets.inspect import TABLE_WIDEST
+
+    viewer, widget, *_ = viewer_with_labels
+    widget.show()
+    widget.measure_button.setFocus()
+    qtbot.keyClick(widget.measure_button, Qt.Key_Return)
+    qtbot.waitUntil(lambda: widget.lesion_table.rowCount() == 2, timeout=20_000)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    for table in (widget.volume_table, widget.lesion_table):  # Tab leaves a table
+        assert not table.tabKeyNavigation()
+        assert table.minimumWidth() <= TABLE_WIDEST

@@ -228,6 +228,24 @@ def set_status(
         pass
 
 
+def _alive(call, widget) -> None:
+    """``call(widget)`` unless the widget was deleted meanwhile."""
+    try:
+        call(widget)
+    except RuntimeError:
+        pass
+
+
+def enter_presses_buttons(widget) -> None:
+    """Enter (Return) on a focused button presses it, as Space does: Qt does so only for a
+    dialog's buttons (auto-default), and a keyboard user's Enter on Load or Run did nothing."""
+    from qtpy.QtWidgets import QPushButton
+
+    for button in widget.findChildren(QPushButton):
+        if not button.autoDefault():
+            button.setAutoDefault(True)
+
+
 def scroll_into_view(widget) -> None:
     """Scroll the panel holding ``widget`` to it, once the panel is laid out."""
     scroll = widget.parent()
@@ -419,6 +437,8 @@ class JobWidgetMixin:
 
         dim_truth_in_3d(viewer)  # (any panel open does it for its viewer)
         show_new_scans(viewer)
+        # once the panel is built (the rest of its __init__ runs first); again when shown
+        QTimer.singleShot(0, lambda: _alive(enter_presses_buttons, self))
         self.jobs: dict[Any, Job] = {}
         self._button_text: dict[Any, str] = {}
         jobs = self.jobs
@@ -454,6 +474,8 @@ class JobWidgetMixin:
                 self.panel_opened()
                 # docked: the column is shared out again (a new dock took its full height)
                 QTimer.singleShot(50, lambda: _share_if_alive(self))
+        elif event.type() == QEvent.Show:
+            enter_presses_buttons(self)
         return super().event(event)
 
     def panel_closed(self) -> None:
@@ -848,11 +870,20 @@ def share_dock_column(panel: QWidget, first: bool = False, results: bool = False
         # the others keep a usable height (a few rows), not their one-row minimum: a panel
         # whose content grew (a notes box, a table) squashed its neighbours to one row each
         keep = {d: min(want[d], max(floor[d], USABLE_HEIGHT)) for d in docks if d is not dock}
+        # a neighbour that has just shown a job's results keeps the height they got (Refine's
+        # live note took Segment's back a moment after its result appeared, out of view)
+        held = []
+        for d in keep:
+            scroll = d.findChild(PanelScroll)
+            if scroll is not None and time.monotonic() - scroll._results_at < RESULTS_CLAIM_S:
+                keep[d] = max(keep[d], min(d.height(), total // 2) if results else d.height())
+                held.append(d)
         # with many docks in the column their usable heights add up past it: the panel with
         # new results still gets at least half the column (or what it had), not its one row
         least = max(dock.height(), total // 2) if results else dock.height()
         sizes[dock] = max(floor[dock], min(want[dock], max(total - sum(keep.values()), least)))
-        rest = [d for d in docks if d is not dock]
+        sizes.update({d: keep[d] for d in held})
+        rest = [d for d in docks if d is not dock and d not in held]
     room = total - sum(sizes.values())
     wanted = sum(want[d] for d in rest)
     if wanted <= room:  # all fit: each its wish, the rest of the column in proportion

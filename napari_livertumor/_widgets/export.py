@@ -139,6 +139,8 @@ class ExportWidget(JobWidgetMixin, QWidget):
         follow_layer_list(self, self.viewer, self.refresh_layers)
         self.init_jobs(napari_viewer)
         self.refresh_layers()
+        if not self.labels_combo.count():  # no layer to pick: the SEG box says what it needs
+            self._labels_changed()
 
     # ------------------------------------------------------------------ user actions
     def refresh_layers(self, *_) -> None:

@@ -565,6 +565,10 @@ def _range(pair) -> str:
     return str(first) if first == last else f"{first}–{last}"
 
 
+#: px a table may widen its panel to (a docked panel's usual width); wider ones scroll sideways
+TABLE_WIDEST = 400
+
+
 def _table(headers: list[str]) -> QTableWidget:
     table = QTableWidget(0, len(headers))
     table.setHorizontalHeaderLabels(headers)
@@ -572,9 +576,11 @@ def _table(headers: list[str]) -> QTableWidget:
     table.setEditTriggers(QTableWidget.NoEditTriggers)
     table.setSelectionBehavior(QTableWidget.SelectRows)
     table.horizontalHeader().setStretchLastSection(True)
-    # columns as wide as their header and values: no sideways scrolling, no cut header
+    # columns as wide as their header and values (no cut header); a table wider than the
+    # panel scrolls sideways rather than widening the dock (and narrowing the scan) for good
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-    table.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    table.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded)
+    table.setTabKeyNavigation(False)  # Tab moves on to the next control, not cell by cell
     table.setMinimumHeight(90)
     return table
 
@@ -585,14 +591,15 @@ def _fill_table(table: QTableWidget, rows: list[tuple[str, ...]]) -> None:
         for c, text in enumerate(row):
             table.setItem(r, c, QTableWidgetItem(text))
     table.resizeColumnsToContents()
-    # no sideways scrolling: the panel widens to show every column (the last was cut off)
-    # (the header's styled padding is not in its size hints until shown: a margin per column)
+    # the panel widens to show every column (the last was cut off), up to a docked panel's
+    # usual width: past it the table scrolls sideways (the canvas lost 160 px for good on a
+    # 1280-px laptop) (the header's styled padding is not in its size hints until shown)
     header = table.horizontalHeader()
     needed = sum(
         max(table.sizeHintForColumn(c), header.sectionSizeHint(c)) + 12
         for c in range(table.columnCount())
     )
-    table.setMinimumWidth(needed + 2 * table.frameWidth())
+    table.setMinimumWidth(min(needed + 2 * table.frameWidth(), TABLE_WIDEST))
 
 
 def _same_grid(a, b) -> bool:

@@ -63,6 +63,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.series_table.setSelectionBehavior(QTableWidget.SelectRows)
         self.series_table.setSelectionMode(QTableWidget.SingleSelection)
         self.series_table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.series_table.setTabKeyNavigation(False)  # Tab goes on to Load, not cell to cell
         self.series_table.verticalHeader().setVisible(False)
         header = self.series_table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeToContents)
