@@ -410,6 +410,17 @@ def test_the_keyboard_reaches_every_table_and_enter_presses_buttons(viewer_with_
     qtbot.keyClick(widget.measure_button, Qt.Key_Return)
     qtbot.waitUntil(lambda: widget.lesion_table.rowCount() == 2, timeout=20_000)
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    # a held Enter's repeats do not click again (Run, then its Cancel, then Run...)
+    clicks = []
+    widget.measure_button.clicked.connect(lambda: clicks.append(1))
+    qtbot.keyPress(widget.measure_button, Qt.Key_Return)  # (a first press: one click)
+    from qtpy.QtGui import QKeyEvent
+    from qtpy.QtWidgets import QApplication
+
+    repeat = QKeyEvent(QKeyEvent.KeyPress, Qt.Key_Return, Qt.NoModifier, "", True)
+    QApplication.sendEvent(widget.measure_button, repeat)
+    assert len(clicks) == 1
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     for table in (widget.volume_table, widget.lesion_table):  # Tab leaves a table
         assert not table.tabKeyNavigation()
         assert table.minimumWidth() <= TABLE_WIDEST

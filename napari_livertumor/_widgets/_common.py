@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from qtpy.QtCore import QEvent, Qt, QTimer
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer
 from qtpy.QtWidgets import (
     QAbstractSlider,
     QAbstractSpinBox,
@@ -244,6 +244,31 @@ def enter_presses_buttons(widget) -> None:
     for button in widget.findChildren(QPushButton):
         if not button.autoDefault():
             button.setAutoDefault(True)
+            button.installEventFilter(_one_press())
+
+
+class _OnePressPerEnter(QObject):
+    """Swallows a held Enter's repeats: each repeat clicked again, so holding Enter on Run
+    started the job, then pressed its Cancel, then Run again."""
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if (
+            event.type() == QEvent.KeyPress
+            and event.isAutoRepeat()
+            and event.key() in (Qt.Key_Return, Qt.Key_Enter)
+        ):
+            return True
+        return False
+
+
+_FILTERS: list = []
+
+
+def _one_press() -> _OnePressPerEnter:
+    """The shared filter, made in the GUI thread on first use (a QObject lives in its thread)."""
+    if not _FILTERS:
+        _FILTERS.append(_OnePressPerEnter())
+    return _FILTERS[0]
 
 
 def scroll_into_view(widget) -> None:
