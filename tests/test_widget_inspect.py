@@ -410,16 +410,20 @@ def test_the_keyboard_reaches_every_table_and_enter_presses_buttons(viewer_with_
     qtbot.keyClick(widget.measure_button, Qt.Key_Return)
     qtbot.waitUntil(lambda: widget.lesion_table.rowCount() == 2, timeout=20_000)
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
-    # a held Enter's repeats do not click again (Run, then its Cancel, then Run...)
-    clicks = []
-    widget.measure_button.clicked.connect(lambda: clicks.append(1))
-    qtbot.keyPress(widget.measure_button, Qt.Key_Return)  # (a first press: one click)
+    # a held Enter clicks once, when released (its repeats clicked Run, then its Cancel, and
+    # the next answered the dialog the click opened)
     from qtpy.QtGui import QKeyEvent
     from qtpy.QtWidgets import QApplication
 
-    repeat = QKeyEvent(QKeyEvent.KeyPress, Qt.Key_Return, Qt.NoModifier, "", True)
-    QApplication.sendEvent(widget.measure_button, repeat)
-    assert len(clicks) == 1
+    clicks = []
+    widget.measure_button.clicked.connect(lambda: clicks.append(1))
+    button = widget.measure_button
+    for kind, repeat in ((QKeyEvent.KeyPress, False), (QKeyEvent.KeyPress, True),
+                         (QKeyEvent.KeyRelease, True), (QKeyEvent.KeyPress, True)):  # fmt: skip
+        QApplication.sendEvent(button, QKeyEvent(kind, Qt.Key_Return, Qt.NoModifier, "", repeat))
+    assert clicks == [] and button.isDown()  # held: not yet
+    QApplication.sendEvent(button, QKeyEvent(QKeyEvent.KeyRelease, Qt.Key_Return, Qt.NoModifier))
+    assert clicks == [1] and not button.isDown()
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     for table in (widget.volume_table, widget.lesion_table):  # Tab leaves a table
         assert not table.tabKeyNavigation()

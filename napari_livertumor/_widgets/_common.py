@@ -238,36 +238,59 @@ def _alive(call, widget) -> None:
 
 def enter_presses_buttons(widget) -> None:
     """Enter (Return) on a focused button presses it, as Space does: Qt does so only for a
-    dialog's buttons (auto-default), and a keyboard user's Enter on Load or Run did nothing."""
+    dialog's buttons, and a keyboard user's Enter on Load or Run did nothing. Like Space, the
+    click comes when the key is released, once: Qt's own (auto-default) way clicked at every
+    repeat of a held key (Run, then its Cancel) and left the next repeat to answer the dialog
+    the click opened."""
     from qtpy.QtWidgets import QPushButton
 
     for button in widget.findChildren(QPushButton):
-        if not button.autoDefault():
-            button.setAutoDefault(True)
-            button.installEventFilter(_one_press())
+        if not button.property("enter_presses"):
+            button.setProperty("enter_presses", True)
+            button.installEventFilter(_enter_filter())
 
 
-class _OnePressPerEnter(QObject):
-    """Swallows a held Enter's repeats: each repeat clicked again, so holding Enter on Run
-    started the job, then pressed its Cancel, then Run again."""
+class _EnterPresses(QObject):
+    """Event filter: Return/Enter pressed and released on a button clicks it once."""
+
+    _KEYS = (Qt.Key_Return, Qt.Key_Enter)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._down: set = set()
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
-        if (
-            event.type() == QEvent.KeyPress
-            and event.isAutoRepeat()
-            and event.key() in (Qt.Key_Return, Qt.Key_Enter)
-        ):
+        kind = event.type()
+        if kind in (QEvent.KeyPress, QEvent.KeyRelease) and event.key() in self._KEYS:
+            if event.modifiers() not in (Qt.NoModifier, Qt.KeypadModifier):
+                return False
+            if event.isAutoRepeat():
+                return True  # a held key: one click, at the end
+            try:
+                if kind == QEvent.KeyPress:
+                    self._down.add(obj)
+                    obj.setDown(True)
+                elif obj in self._down:
+                    self._down.discard(obj)
+                    obj.setDown(False)
+                    if obj.isEnabled():
+                        obj.click()
+            except RuntimeError:  # deleted meanwhile
+                self._down.discard(obj)
             return True
+        if kind == QEvent.FocusOut and obj in self._down:  # focus moved away while held
+            self._down.discard(obj)
+            obj.setDown(False)
         return False
 
 
 _FILTERS: list = []
 
 
-def _one_press() -> _OnePressPerEnter:
+def _enter_filter() -> _EnterPresses:
     """The shared filter, made in the GUI thread on first use (a QObject lives in its thread)."""
     if not _FILTERS:
-        _FILTERS.append(_OnePressPerEnter())
+        _FILTERS.append(_EnterPresses())
     return _FILTERS[0]
 
 
@@ -901,14 +924,23 @@ def share_dock_column(panel: QWidget, first: bool = False, results: bool = False
         for d in keep:
             scroll = d.findChild(PanelScroll)
             if scroll is not None and time.monotonic() - scroll._results_at < RESULTS_CLAIM_S:
-                keep[d] = max(keep[d], min(d.height(), total // 2) if results else d.height())
+                # what it has (half the column at most when the claim is results too), never
+                # more than its content needs
+                had = min(d.height(), total // 2) if results else d.height()
+                keep[d] = min(max(keep[d], had), max(want[d], floor[d]))
                 held.append(d)
         # with many docks in the column their usable heights add up past it: the panel with
         # new results still gets at least half the column (or what it had), not its one row
         least = max(dock.height(), total // 2) if results else dock.height()
         sizes[dock] = max(floor[dock], min(want[dock], max(total - sum(keep.values()), least)))
-        sizes.update({d: keep[d] for d in held})
         rest = [d for d in docks if d is not dock and d not in held]
+        # held docks and the claimant together leave the others their minimum: held ones give
+        # back what does not fit (never below their own minimum)
+        spare = total - sizes[dock] - sum(floor[d] for d in rest)
+        over = sum(keep[d] for d in held) - max(spare, 0)
+        for d in held:
+            give = over * (keep[d] - floor[d]) / max(sum(keep[h] - floor[h] for h in held), 1)
+            sizes[d] = keep[d] - max(give, 0) if over > 0 else keep[d]
     room = total - sum(sizes.values())
     wanted = sum(want[d] for d in rest)
     if wanted <= room:  # all fit: each its wish, the rest of the column in proportion

@@ -494,8 +494,11 @@ def older_files_that_differ(files: dict, labels: np.ndarray, volume) -> list[str
     """A note for each of ``files`` (kind → path: files of this case already in the folder,
     not rewritten by this export) that does not hold what this export's labels would give, or
     could not be read to tell: beside the new files it would be taken for theirs. Label maps
-    and masks are compared voxel by voxel, a DICOM SEG read back on the CT, the stats by their
-    volumes and lesion count (the lesion table with them). Nothing is removed or replaced."""
+    and masks are compared voxel by voxel, a DICOM SEG read back on the CT (on the slices it
+    can hold), the stats by their volumes (the lesion table with them). Nothing is removed or
+    replaced."""
+    from ..errors import InputError
+
     labels, volume = volume.to_stored(labels)
     differ, unread = [], []
     for kind, path in files.items():
@@ -503,13 +506,17 @@ def older_files_that_differ(files: dict, labels: np.ndarray, volume) -> list[str
             continue  # judged with its stats file
         try:
             same = _holds_these_labels(kind, path, labels, volume)
+        except InputError as exc:  # a damaged file, a SEG of another series: why, in its words
+            unread.append(f"{path.name} ({exc.problem})")
+            continue
         except Exception:  # noqa: BLE001 - unreadable: said as such, no claim either way
             unread.append(path.name)
             continue
         if same is None:
             unread.append(path.name)
         elif not same:
-            differ.append(path.name + (" (and its lesions table)" if kind == "stats.json" else ""))
+            table = kind == "stats.json" and "lesions.csv" in files
+            differ.append(path.name + (" (and its lesions table)" if table else ""))
     notes = []
     if differ:
         notes.append(
@@ -542,7 +549,13 @@ def _holds_these_labels(kind: str, path: Path, labels: np.ndarray, volume) -> bo
         from ..io.seg import read_dicom_seg
         from ..training.metrics import hcc_to_output
 
-        return np.array_equal(hcc_to_output(read_dicom_seg(path, volume)), labels)
+        seg = hcc_to_output(read_dicom_seg(path, volume))
+        # slices the reader filled in over a gap have no image to reference: never in a SEG
+        uids = list(volume.file_meta.get("sop_instance_uids") or [])
+        if len(uids) == labels.shape[0]:
+            held = np.array([bool(u) for u in uids])
+            return np.array_equal(seg[held], labels[held])
+        return np.array_equal(seg, labels)
     if kind == "stats.json":
         import json
 

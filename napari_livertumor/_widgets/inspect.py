@@ -547,7 +547,10 @@ def _fit_height(table: QTableWidget, rows: int) -> None:
     header = max(table.horizontalHeader().height(), table.horizontalHeader().sizeHint().height())
     row = max(table.verticalHeader().defaultSectionSize(), 1)
     heights = [max(table.rowHeight(r), row) if r < table.rowCount() else row for r in range(rows)]
-    table.setFixedHeight(header + sum(heights) + 2 * table.frameWidth() + 2)
+    # a table wider than its cap scrolls sideways: its scroll bar takes a row's place (the
+    # last row was under it, and then a vertical bar narrowed the table further)
+    bar = table.horizontalScrollBar().sizeHint().height() if table.property("scrolls") else 0
+    table.setFixedHeight(header + sum(heights) + bar + 2 * table.frameWidth() + 2)
 
 
 def _hu(value, signed: bool = False) -> str:
@@ -600,6 +603,7 @@ def _fill_table(table: QTableWidget, rows: list[tuple[str, ...]]) -> None:
         for c in range(table.columnCount())
     )
     table.setMinimumWidth(min(needed + 2 * table.frameWidth(), TABLE_WIDEST))
+    table.setProperty("scrolls", needed + 2 * table.frameWidth() > TABLE_WIDEST)
 
 
 def _same_grid(a, b) -> bool:
