@@ -425,6 +425,17 @@ def test_the_keyboard_reaches_every_table_and_enter_presses_buttons(viewer_with_
     QApplication.sendEvent(button, QKeyEvent(QKeyEvent.KeyRelease, Qt.Key_Return, Qt.NoModifier))
     assert clicks == [1] and not button.isDown()
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    # a mouse click while Enter is held is the press; Enter's release adds none
+    QApplication.sendEvent(button, QKeyEvent(QKeyEvent.KeyPress, Qt.Key_Return, Qt.NoModifier))
+    qtbot.mouseClick(button, Qt.LeftButton)
+    QApplication.sendEvent(button, QKeyEvent(QKeyEvent.KeyRelease, Qt.Key_Return, Qt.NoModifier))
+    assert clicks == [1, 1] and not button.isDown()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    # released with Shift held meanwhile: still one click, the button not left looking pressed
+    QApplication.sendEvent(button, QKeyEvent(QKeyEvent.KeyPress, Qt.Key_Return, Qt.NoModifier))
+    QApplication.sendEvent(button, QKeyEvent(QKeyEvent.KeyRelease, Qt.Key_Return, Qt.ShiftModifier))
+    assert clicks == [1, 1, 1] and not button.isDown()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     for table in (widget.volume_table, widget.lesion_table):  # Tab leaves a table
         assert not table.tabKeyNavigation()
         assert table.minimumWidth() <= TABLE_WIDEST

@@ -261,26 +261,41 @@ class _EnterPresses(QObject):
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
         kind = event.type()
-        if kind in (QEvent.KeyPress, QEvent.KeyRelease) and event.key() in self._KEYS:
+        keyed = kind in (QEvent.KeyPress, QEvent.KeyRelease)
+        if keyed and event.key() in self._KEYS:
+            if kind == QEvent.KeyRelease and obj in self._down and not event.isAutoRepeat():
+                self._down.discard(obj)  # (whatever modifiers were pressed meanwhile)
+                try:
+                    obj.setDown(False)
+                    if obj.isEnabled():
+                        obj.click()
+                except RuntimeError:  # deleted meanwhile
+                    pass
+                return True
             if event.modifiers() not in (Qt.NoModifier, Qt.KeypadModifier):
                 return False
             if event.isAutoRepeat():
                 return True  # a held key: one click, at the end
-            try:
-                if kind == QEvent.KeyPress:
-                    self._down.add(obj)
-                    obj.setDown(True)
-                elif obj in self._down:
-                    self._down.discard(obj)
-                    obj.setDown(False)
-                    if obj.isEnabled():
-                        obj.click()
-            except RuntimeError:  # deleted meanwhile
-                self._down.discard(obj)
+            if kind == QEvent.KeyPress:
+                self._down = {b for b in self._down if _exists(b)}
+                self._down.add(obj)
+                obj.setDown(True)
             return True
-        if kind == QEvent.FocusOut and obj in self._down:  # focus moved away while held
+        # the button pressed another way meanwhile (a mouse click, Space): that press counts,
+        # not a second one when Enter comes up
+        pressed = kind == QEvent.MouseButtonPress or (keyed and event.key() == Qt.Key_Space)
+        if obj in self._down and (pressed or kind == QEvent.FocusOut):
             self._down.discard(obj)
             obj.setDown(False)
+        return False
+
+
+def _exists(qobject) -> bool:
+    """Is the Qt object behind a Python wrapper still there?"""
+    try:
+        qobject.objectName()
+        return True
+    except RuntimeError:
         return False
 
 
@@ -940,7 +955,7 @@ def share_dock_column(panel: QWidget, first: bool = False, results: bool = False
         over = sum(keep[d] for d in held) - max(spare, 0)
         for d in held:
             give = over * (keep[d] - floor[d]) / max(sum(keep[h] - floor[h] for h in held), 1)
-            sizes[d] = keep[d] - max(give, 0) if over > 0 else keep[d]
+            sizes[d] = keep[d] - min(max(give, 0), keep[d] - floor[d]) if over > 0 else keep[d]
     room = total - sum(sizes.values())
     wanted = sum(want[d] for d in rest)
     if wanted <= room:  # all fit: each its wish, the rest of the column in proportion
@@ -951,7 +966,8 @@ def share_dock_column(panel: QWidget, first: bool = False, results: bool = False
         spare = max(room - sum(floor[d] for d in rest), 0)
         for d in rest:
             sizes[d] = floor[d] + spare * (want[d] - floor[d]) / above
-    window.resizeDocks(docks, [int(sizes[d]) for d in docks], Qt.Vertical)
+    # (Qt refuses the whole request when any size is under 1)
+    window.resizeDocks(docks, [max(int(sizes[d]), 1) for d in docks], Qt.Vertical)
 
 
 def scroll_panel(widget: QWidget, min_height: int = 50) -> QVBoxLayout:

@@ -601,6 +601,7 @@ def _fill_table(table: QTableWidget, rows: list[tuple[str, ...]]) -> None:
     needed = sum(
         max(table.sizeHintForColumn(c), header.sectionSizeHint(c)) + 12
         for c in range(table.columnCount())
+        if not table.isColumnHidden(c)  # (columns without data are hidden)
     )
     table.setMinimumWidth(min(needed + 2 * table.frameWidth(), TABLE_WIDEST))
     table.setProperty("scrolls", needed + 2 * table.frameWidth() > TABLE_WIDEST)
