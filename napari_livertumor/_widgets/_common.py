@@ -742,8 +742,12 @@ class PanelScroll(QScrollArea):
 
     def results_shown(self) -> None:
         """A job the user started has results to show: its growth may take half the column
-        (a live preview's notes may not: they hid Segment's result behind Refine's)."""
+        (a live preview's notes may not: they hid Segment's result behind Refine's). Room the
+        running job's status already claimed counts again: Inspect's tables, arriving no
+        taller than that, stayed behind a scroll bar."""
         self._results_at = time.monotonic()
+        if self._asked:
+            self._asked = min(self._asked, self.viewport().height())
 
     def content_height(self) -> int:
         """The height the content needs at the panel's width (wrapped labels included)."""

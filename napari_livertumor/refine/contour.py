@@ -285,7 +285,8 @@ def _refine_nd(ct, tumor, liver, spacing, cfg, *, ndim, progress=None, should_ca
     cfg, spacing, notes = _prepare(cfg, spacing, ndim, notes)
     if not tumor.any():
         notes.append(
-            "no tumor on this slice; nothing to refine"
+            "no tumor on this slice; nothing to refine here (Inspect's lesion list goes to a "
+            "lesion's slices; Apply to lesion (3D) needs none shown)"
             if ndim == 2
             else "the tumor mask is empty; nothing to refine"
         )
