@@ -1087,8 +1087,8 @@ def tumor_mask_from_score(
     min_ml : float
         Connected components (26-connected, source grid) under this volume are removed.
     min_peak : float
-        Hysteresis (``skimage.filters.apply_hysteresis_threshold`` with low 0, high
-        ``min_peak``): stage-grid components of positive score whose maximum is below
+        Hysteresis (low 0, high ``min_peak``): stage-grid components of positive score
+        (26-connected, as lesions are counted everywhere else) whose maximum is below
         ``min_peak`` are dropped before up-sampling. 0 keeps every component.
     dropped : list, optional
         When given, one dict per component the peak filter removed (inside the liver and at
@@ -1101,9 +1101,7 @@ def tumor_mask_from_score(
     pos = (score > 0).cpu().numpy()
     unsure = None
     if min_peak > 0 and pos.any():
-        from skimage.filters import apply_hysteresis_threshold
-
-        keep = apply_hysteresis_threshold(score.cpu().numpy(), 0.0, float(min_peak)) & pos
+        keep = _hysteresis(score.cpu().numpy(), pos, float(min_peak))
         if not np.array_equal(keep, pos):
             if dropped is not None:
                 unsure = (score, pos & ~keep)
@@ -1126,6 +1124,21 @@ def tumor_mask_from_score(
     return tumor_roi
 
 
+def _hysteresis(score: np.ndarray, pos: np.ndarray, high: float) -> np.ndarray:
+    """The components of ``pos`` (26-connected) that reach ``score >= high`` somewhere.
+    (skimage's ``apply_hysteresis_threshold`` joins faces only: the part of a lesion that met
+    the confident part at an edge was dropped while the lesion counted as one.)"""
+    from scipy import ndimage as ndi
+
+    lab, n = ndi.label(pos, structure=np.ones((3, 3, 3), bool))
+    if n == 0:
+        return pos
+    peak = ndi.maximum(score, lab, index=np.arange(1, n + 1))
+    keep = np.zeros(n + 1, bool)
+    keep[1:] = np.asarray(peak) >= high
+    return keep[lab]
+
+
 def _describe_dropped(score, low_mask: np.ndarray, liver_roi, spacing, min_ml: float) -> list:
     """Source-grid components of the stage-grid ``low_mask`` (what the peak filter removed)."""
     from scipy import ndimage as ndi
@@ -1139,7 +1152,7 @@ def _describe_dropped(score, low_mask: np.ndarray, liver_roi, spacing, min_ml: f
     lab, n = ndi.label(roi, structure=np.ones((3, 3, 3), bool))
     if n == 0:
         return []
-    low_lab, _ = ndi.label(low_mask)  # the hysteresis' own (face) connectivity
+    low_lab, _ = ndi.label(low_mask, structure=np.ones((3, 3, 3), bool))  # the filter's own
     score_np = score.cpu().numpy()
     voxel_ml = float(np.prod(spacing)) / 1000.0
     out = []

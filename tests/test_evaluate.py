@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from napari_livertumor.cli import main
@@ -339,6 +340,34 @@ def test_test_patients_that_cannot_be_scored_are_named_with_their_reason(trained
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["n_cases"] == 1 and summary["test_patients_asked"] == 3
     assert [n["case"] for n in summary["not_evaluated"]] == ["HCC_003", "HCC_999"]
+
+
+def test_a_scan_the_pipeline_refuses_is_named_and_the_others_are_kept(trained, tmp_path, capsys):
+    """A test patient the pipeline cannot segment (one slice: too small to hold a liver) ended
+    the evaluation with an error, and the patients already scored were lost with it."""
+    import shutil
+
+    import nibabel as nib
+
+    data, models = trained
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    for sub in ("imagesTr", "labelsTr"):  # read fine, refused by the pipeline
+        path = copy / sub / "HCC_003.nii.gz"
+        img = nib.load(path)
+        nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[..., :1], img.affine, img.header), path)
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": [], "test": ["HCC_002", "HCC_003"]}))
+    rc = main(["evaluate", "--data", str(copy), "--models", str(models), "--split", str(split),
+               "-o", str(tmp_path / "out"), "--device", "cpu"])  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "HCC_003 (not segmented:" in out and "slice" in out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["n_cases"] == 1
+    assert [n["case"] for n in summary["not_evaluated"]] == ["HCC_003"]
+    rows = list(csv.DictReader((tmp_path / "out" / "per_case.csv").open()))
+    assert [r["case"] for r in rows] == ["HCC_002"]
 
 
 def test_one_model_folder_as_models_is_said_first_and_nothing_is_printed(

@@ -755,3 +755,20 @@ def test_labels_opened_over_a_ct_they_do_not_lie_on_are_said(make_napari_viewer,
     vol = _layers.volume_of(plain, viewer.layers)
     viewer.add_layer(_layers.make_labels_layer(np.zeros(vol.shape, np.uint8), vol, "plain seg"))
     assert not [t for t in said if "grid" in t]
+
+
+def test_panels_share_one_answer_to_same_grid():
+    """Inspect, Refine and the off-grid notice ask one function whether two grids are one; a
+    voxel size off by 5e-5 (float32 rounding of a DICOM spacing) is the same grid everywhere,
+    a thousandth of a voxel's shift is, a tenth of one is not."""
+    from napari_livertumor._widgets._layers import on_one_grid
+
+    shape, scale, origin = (40, 64, 64), (2.5, 0.7, 0.7), (10.0, -5.0, 3.0)
+    assert on_one_grid(shape, scale, origin, shape, scale, origin)
+    assert on_one_grid(shape, (2.5, 0.70005, 0.7), origin, shape, scale, origin)
+    assert on_one_grid(shape, scale, (10.0, -5.0, 3.0005), shape, scale, origin)
+    assert not on_one_grid(shape, scale, (10.0, -5.0, 3.07), shape, scale, origin)
+    assert not on_one_grid(shape, (2.5, 0.71, 0.7), origin, shape, scale, origin)
+    assert not on_one_grid((41, 64, 64), scale, origin, shape, scale, origin)
+    # a napari layer's scale may carry leading axes (a time axis): the last three compare
+    assert on_one_grid(shape, (1.0, *scale), (0.0, *origin), shape, scale, origin)

@@ -695,6 +695,17 @@ def test_the_peak_filter_drops_unsure_components_whole_and_keeps_sure_ones_whole
     assert dropped[0]["volume_ml"] == pytest.approx(faint.sum() / 1000)
     assert dropped[0]["peak_margin"] == pytest.approx(1.0)
     assert not tumor_mask_from_score(score, liver, spacing, min_peak=6.0).any()
+    # a faint part meeting the sure one only at a corner is the same lesion (26-connected, as
+    # the stats count it): kept whole, not cut off and listed as unsure
+    corner = np.full((8, 8, 8), -3.0, np.float32)
+    corner[1:4, 1:4, 1:4] = 5.0
+    corner[4:7, 4:7, 4:7] = 1.0
+    dropped = []
+    whole = tumor_mask_from_score(
+        torch.from_numpy(corner), np.ones(corner.shape, bool), spacing, min_ml=0.0, min_peak=2.0,
+        dropped=dropped,
+    )  # fmt: skip
+    assert whole.sum() == 54 and dropped == []
     # the volume filter works on the same components (each blob is 0.5 mL at 1 mm voxels)
     assert not tumor_mask_from_score(score, liver, spacing, min_ml=1.0).any()
     # and nothing leaves the liver

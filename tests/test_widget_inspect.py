@@ -72,6 +72,24 @@ def test_dice_is_shown_when_a_ground_truth_is_chosen(viewer_with_labels, qtbot):
     assert 0 < expected["tumor"]["dice"] < 1
 
 
+def test_no_tumor_in_either_map_has_no_dice_rather_than_a_perfect_one(viewer_with_labels, qtbot):
+    viewer, widget, *_ = viewer_with_labels
+    for name in ("tiny CT segmentation", "tiny CT ground truth"):
+        layer = viewer.layers[name]
+        data = np.asarray(layer.data).copy()
+        data[data == 2] = 1
+        layer.data = data
+    widget.truth_combo.setCurrentText("tiny CT ground truth")
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    rows = {
+        widget.score_table.item(r, 0).text(): widget.score_table.item(r, 1).text()
+        for r in range(widget.score_table.rowCount())
+    }
+    assert rows["tumor"] == "—" and rows["liver"] != "—"
+    assert "No tumor in the labels nor in the ground truth" in widget.status.text()
+
+
 def test_overlay_controls_change_the_labels_layer(viewer_with_labels):
     viewer, widget, *_ = viewer_with_labels
     layer = viewer.layers["tiny CT segmentation"]
@@ -111,6 +129,9 @@ def test_overlap_scores_per_class():
     scores = overlap_scores(pred, truth)
     assert scores["liver"]["dice"] == pytest.approx(2 * 16 / (16 + 32))
     assert scores["tumor"] == {"dice": 1.0, "iou": 1.0}
+    # no tumor in either: no score, as evaluate has it (left out of its mean), not a perfect 1
+    pred[0, 0, 0] = truth[0, 0, 0] = 1
+    assert all(np.isnan(v) for v in overlap_scores(pred, truth)["tumor"].values())
 
 
 def test_a_layer_renamed_while_measured_is_named_by_its_new_name(viewer_with_labels, qtbot):

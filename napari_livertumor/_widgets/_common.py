@@ -536,7 +536,7 @@ class JobWidgetMixin:
                         slot()
                 self.panel_opened()
                 # docked: the column is shared out again (a new dock took its full height)
-                QTimer.singleShot(50, lambda: _share_if_alive(self))
+                QTimer.singleShot(50, lambda: _alive(share_dock_column, self))
         elif event.type() == QEvent.Show:
             enter_presses_buttons(self)
         return super().event(event)
@@ -869,13 +869,6 @@ def _widgets_in_layout(layout) -> list:
     for i in range(layout.count()):
         found += _widgets_in(layout.itemAt(i))
     return found
-
-
-def _share_if_alive(panel) -> None:
-    try:
-        share_dock_column(panel)
-    except RuntimeError:  # closed again meanwhile
-        pass
 
 
 def _dock_of(widget):

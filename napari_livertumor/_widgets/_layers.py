@@ -249,14 +249,7 @@ def _image_on_grid(image, shape, scale, translate) -> bool:
     vol = (image.metadata or {}).get(CT_VOLUME)
     if isinstance(vol, CTVolume):
         return _on_grid(vol, shape, scale, translate)
-    scale = np.asarray(scale, float)[-3:]
-    return bool(
-        tuple(image.data.shape) == tuple(shape)
-        and np.allclose(image.scale[-3:], scale, rtol=1e-4, atol=1e-4)
-        and np.allclose(
-            image.translate[-3:], np.asarray(translate, float)[-3:], atol=1e-3 * float(scale.max())
-        )
-    )
+    return on_one_grid(image.data.shape, image.scale, image.translate, shape, scale, translate)
 
 
 def show_layer_centre(viewer, layer) -> None:
@@ -607,15 +600,31 @@ def grid_volume(layers, shape, scale, translate) -> CTVolume | None:
     return CTVolume(vol.array, vol.spacing, vol.origin, vol.direction, plain)
 
 
+def on_one_grid(shape_a, scale_a, translate_a, shape_b, scale_b, translate_b) -> bool:
+    """Two napari grids (shape, voxel size and position of the first voxel, in mm) are one: the
+    same shape, voxel sizes within 1e-4, positions within a thousandth of a voxel. Every panel
+    asks this one question the same way (a labels layer one panel took for the CT's, another
+    refused)."""
+    if tuple(int(n) for n in shape_a) != tuple(int(n) for n in shape_b):
+        return False
+    n = len(tuple(shape_a))
+    scale_a = np.asarray(scale_a, float)[-n:]
+    scale_b = np.asarray(scale_b, float)[-n:]
+    return bool(
+        np.allclose(scale_a, scale_b, rtol=1e-4, atol=1e-4)
+        and np.allclose(
+            np.asarray(translate_a, float)[-n:],
+            np.asarray(translate_b, float)[-n:],
+            rtol=0,
+            atol=1e-3 * float(max(np.max(scale_a), np.max(scale_b))),  # either order
+        )
+    )
+
+
 def _on_grid(vol, shape, scale, translate) -> bool:
     """Is ``vol`` a CTVolume on the napari grid (``shape``, ``scale``, ``translate``)?"""
-    if not isinstance(vol, CTVolume) or tuple(vol.shape) != tuple(int(n) for n in shape):
-        return False
-    scale = np.asarray(scale, float)[-3:]
-    translate = np.asarray(translate, float)[-3:]
-    return bool(
-        np.allclose(vol.napari_scale, scale, rtol=1e-4, atol=1e-4)
-        and np.allclose(vol.napari_translate, translate, rtol=0, atol=1e-3 * float(scale.max()))
+    return isinstance(vol, CTVolume) and on_one_grid(
+        vol.shape, vol.napari_scale, vol.napari_translate, shape, scale, translate
     )
 
 

@@ -361,7 +361,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         if scores is not None:
             _fill_table(
                 self.score_table,
-                [(c, f"{s['dice']:.3f}", f"{s['iou']:.3f}") for c, s in scores.items()],
+                [(c, _score(s["dice"]), _score(s["iou"])) for c, s in scores.items()],
             )
             _fit_height(self.score_table, len(scores))
         if edits is not None and layer is not None and self._edit_count(layer) != edits:
@@ -379,7 +379,17 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 "writes it); the aorta is left out.",
             )
         else:
-            set_status(self.status, f"Measured '{name}'.")
+            absent = [c for c, s in (scores or {}).items() if not np.isfinite(s["dice"])]
+            set_status(
+                self.status,
+                f"Measured '{name}'."
+                + (
+                    f" No {' nor '.join(absent)} in the labels nor in the ground truth: no "
+                    "Dice or IoU to give (—; evaluate leaves such a case out of its mean)."
+                    if absent
+                    else ""
+                ),
+            )
         # the headline figures (volumes) in view, not only the status line below the tables
         scroll_into_view(self.volume_table)
 
@@ -522,7 +532,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
 def overlap_scores(labels: np.ndarray, truth: np.ndarray) -> dict[str, dict[str, float]]:
     """Dice and IoU per class of a 0/1/2 label map against an HCC ground truth (0..4).
 
-    A class absent from both maps scores 1 (nothing to find, nothing found).
+    A class absent from both maps has no score (NaN, shown as "—"), as ``livertumor evaluate``
+    leaves such a case out of its mean: nothing to find and nothing found is not a perfect
+    overlap (it had scored 1 here and NaN there).
     """
     out = {}
     for cls in ("liver", "tumor"):
@@ -532,8 +544,8 @@ def overlap_scores(labels: np.ndarray, truth: np.ndarray) -> dict[str, dict[str,
         total = int(np.count_nonzero(pred)) + int(np.count_nonzero(ref))
         union = total - inter
         out[cls] = {
-            "dice": 1.0 if total == 0 else 2.0 * inter / total,
-            "iou": 1.0 if union == 0 else inter / union,
+            "dice": float("nan") if total == 0 else 2.0 * inter / total,
+            "iou": float("nan") if union == 0 else inter / union,
         }
     return out
 
@@ -551,6 +563,10 @@ def _fit_height(table: QTableWidget, rows: int) -> None:
     # last row was under it, and then a vertical bar narrowed the table further)
     bar = table.horizontalScrollBar().sizeHint().height() if table.property("scrolls") else 0
     table.setFixedHeight(header + sum(heights) + bar + 2 * table.frameWidth() + 2)
+
+
+def _score(value: float) -> str:
+    return f"{value:.3f}" if np.isfinite(value) else "—"
 
 
 def _hu(value, signed: bool = False) -> str:
@@ -609,10 +625,8 @@ def _fill_table(table: QTableWidget, rows: list[tuple[str, ...]]) -> None:
 
 def _same_grid(a, b) -> bool:
     """Two layers on one voxel grid: the same shape, voxel size and position."""
-    return (
-        tuple(a.data.shape) == tuple(b.data.shape)
-        and np.allclose(a.scale, b.scale, rtol=1e-5, atol=1e-6)
-        and np.allclose(a.translate, b.translate, rtol=1e-5, atol=1e-3)
+    return _layers.on_one_grid(
+        a.data.shape, a.scale, a.translate, b.data.shape, b.scale, b.translate
     )
 
 

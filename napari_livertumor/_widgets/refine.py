@@ -1236,6 +1236,15 @@ def _sliver_ml(layer) -> float:
 
 def _check_same_grid(ct_layer, other, apply: bool = False) -> None:
     """Raise ValueError (the message to show) unless ``other`` lies on the CT layer's grid."""
+    if _layers.on_one_grid(
+        other.data.shape,
+        other.scale,
+        other.translate,
+        ct_layer.data.shape,
+        ct_layer.scale,
+        ct_layer.translate,
+    ):
+        return
     fix = " Choose the labels drawn on this CT (or this CT for those labels)."
     if apply:
         fix += " Nothing was applied."
@@ -1249,12 +1258,12 @@ def _check_same_grid(ct_layer, other, apply: bool = False) -> None:
             f"'{other.name}' has voxels of {_mm(other.scale)}, the CT '{ct_layer.name}' of "
             f"{_mm(ct_layer.scale)}: they are not the same grid.{fix}"
         )
-    if not np.allclose(other.translate, ct_layer.translate, atol=1e-3):
-        shift = float(np.linalg.norm(np.subtract(other.translate, ct_layer.translate)))
-        raise ValueError(
-            f"'{other.name}' lies {shift:.1f} mm away from the CT '{ct_layer.name}' (same voxel "
-            f"size, another position): they are not the same grid.{fix}"
-        )
+    shift = float(np.linalg.norm(np.subtract(other.translate, ct_layer.translate)))
+    away = f"{shift:.1f}" if shift >= 0.1 else f"{shift:.2g}"
+    raise ValueError(
+        f"'{other.name}' lies {away} mm away from the CT '{ct_layer.name}' (same voxel "
+        f"size, another position): they are not the same grid.{fix}"
+    )
 
 
 def _dims(shape) -> str:

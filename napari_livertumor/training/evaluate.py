@@ -212,7 +212,12 @@ def _score_cases(test, seg, rows, not_evaluated, *, should_cancel=None, progress
             not_evaluated.append({"case": rec.case_id, "reason": f"unreadable: {exc}"})
             continue
         t0 = time.perf_counter()
-        result = seg.segment(ct)
+        try:
+            result = seg.segment(ct)
+        except InputError as exc:  # one scan the pipeline refuses (a single slice, not CT…)
+            log.warning("not segmented %s: %s", rec.case_id, exc)
+            not_evaluated.append({"case": rec.case_id, "reason": f"not segmented: {exc}"})
+            continue
         seconds = time.perf_counter() - t0
         truth = hcc_to_output(hcc)
         row: dict[str, Any] = {"case": rec.case_id}
