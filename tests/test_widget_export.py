@@ -4,6 +4,7 @@ without asking."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -697,6 +698,46 @@ def test_segment_labels_opened_over_their_dicom_ct_export_a_dicom_seg(
     widget.refresh_layers()
     widget.labels_combo.setCurrentText(seg_layer.name)
     assert widget._case() == "TEST_001" and not widget.seg_check.isEnabled()
+
+
+def test_segment_labels_find_their_series_among_two_phases_on_one_grid(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """Two phases of a patient reconstructed on one grid, both opened, then `segment`'s labels
+    of one of them: the SEG was greyed out ("Needs a CT loaded from DICOM", though both were)
+    and the stats lost the series, while the labels' own stats named it."""
+    from napari_livertumor._reader import napari_get_reader
+    from napari_livertumor.io.dicom_write import write_ct_series
+    from napari_livertumor.io.nifti import write_nifti
+    from napari_livertumor.io.seg import read_dicom_seg
+
+    case, _, labels = write_dicom_case(tmp_path / "dicom")
+    ct = read_dicom_series(case)
+    other = write_ct_series(ct, tmp_path / "arterial", series_uid="1.2.826.0.1.3680043.8.498.99",
+                            patient_id=ct.meta.get("patient_id") or "ANON")  # fmt: skip
+    write_nifti(labels, tmp_path / "TEST_001_labels.nii.gz", reference=ct)
+    stats = {"series_uid": ct.meta["series_uid"], "acquisition_number": None}
+    (tmp_path / "TEST_001_stats.json").write_text(json.dumps(stats))
+    viewer = make_napari_viewer()
+    # the other phase first: the first CT on the grid is not the labels' one
+    for path in (other if isinstance(other, Path) else tmp_path / "arterial", case,
+                 tmp_path / "TEST_001_labels.nii.gz"):  # fmt: skip
+        for data, kwargs, kind in napari_get_reader(str(path))(str(path)):
+            getattr(viewer, f"add_{kind}")(data, **kwargs)
+    assert len(_layers.ct_layers(viewer)) == 2
+    (seg_layer,) = _layers.labels_layers(viewer)
+    vol = _layers.volume_of(seg_layer, viewer.layers)
+    assert vol.meta["series_uid"] == ct.meta["series_uid"]
+    widget = ExportWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.labels_combo.setCurrentText(seg_layer.name)
+    assert widget.seg_check.isEnabled()
+    widget.folder.setText(str(tmp_path / "out"))
+    widget.seg_check.setChecked(True)
+    _export(widget, qtbot)
+    np.testing.assert_array_equal(read_dicom_seg(tmp_path / "out" / "TEST_001_seg.dcm", ct), labels)
+    said = json.loads((tmp_path / "out" / "TEST_001_stats.json").read_text())
+    assert said["series_uid"] == ct.meta["series_uid"]
 
 
 def test_a_grid_two_turned_series_share_numbers_no_lesion_with_either_series_images(

@@ -540,15 +540,22 @@ def dicom_twin(vol: CTVolume, layers) -> CTVolume | None:
     made_on = vol.meta.get("made_on_series")
     if vol.file_meta.get("files") or vol.meta.get("series_uid") or not made_on:
         return None
-    twin = grid_volume(layers, vol.shape, vol.napari_scale, vol.napari_translate)
-    if twin is None or not twin.file_meta.get("files") or not twin.same_grid(vol):
-        return None
-    if twin.meta.get("series_uid") != made_on.get("series_uid"):
-        return None
     acquisition = made_on.get("acquisition")
-    if acquisition is not None and twin.meta.get("acquisition_number") not in (None, acquisition):
-        return None
-    return twin
+    # the CT layers on the mask's grid, of its series: two phases (or two positions) of a
+    # patient reconstructed on one grid are told apart by the series the stats name
+    for ly in layers:
+        meta = getattr(ly, "metadata", None) or {}
+        twin = meta.get(CT_VOLUME)
+        if (
+            meta.get(ROLE) == "ct"
+            and _on_grid(twin, vol.shape, vol.napari_scale, vol.napari_translate)
+            and twin.file_meta.get("files")
+            and twin.same_grid(vol)
+            and twin.meta.get("series_uid") == made_on.get("series_uid")
+            and (acquisition is None or twin.meta.get("acquisition_number") in (None, acquisition))
+        ):
+            return twin
+    return None
 
 
 def grid_volume(layers, shape, scale, translate) -> CTVolume | None:
