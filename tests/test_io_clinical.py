@@ -147,8 +147,8 @@ def test_implausible_numbers_are_reported_and_treated_as_missing(tmp_path):
     assert np.isnan(table.frame["age"].iloc[0]) and np.isnan(table.frame["age"].iloc[1])
     assert table.frame["age"].iloc[2] == 64.0 and table.frame["AFP"].tolist()[1:] == [20.0, 7.0]
     text = " ".join(table.report)
-    assert "age: value(s) -5, 300 outside the plausible 0–120" in text
-    assert "AFP: value(s) -1 outside the plausible ≥ 0" in text
+    assert "age: value(s) -5, 300 (HCC_001, HCC_002) outside the plausible 0–120" in text
+    assert "AFP: value(s) -1 (HCC_001) outside the plausible ≥ 0" in text
 
 
 def test_unsupported_file_is_refused(tmp_path):
@@ -198,3 +198,17 @@ def test_a_notes_row_under_the_table_is_no_patient(tmp_path):
     table = read_clinical(tmp_path / "clinical.xlsx")
     assert list(table.frame.index) == ["HCC_001", "HCC_002"]
     assert any("text in TCIA_ID and no data dropped" in r for r in table.report)
+
+
+def test_a_column_with_both_decimal_marks_reads_each_cell_by_its_own_and_warns(tmp_path):
+    """One '1,5' among '0.9' and '14.6' made the whole column's decimal mark a comma: '1.234'
+    became 1234 and '16.000' 16000, said only as a note."""
+    rows = {
+        "TCIA_ID": [f"HCC_00{i}" for i in range(1, 7)],
+        "AFP": ["0.9", "14.6", "16.000", "1,5", "1.234", "250"],
+    }
+    pd.DataFrame(rows).to_csv(tmp_path / "mixed.csv", index=False)
+    table = read_clinical(tmp_path / "mixed.csv")
+    assert table.frame["AFP"].tolist() == [0.9, 14.6, 16.0, 1.5, 1.234, 250.0]
+    [said] = [r for r in table.report if "decimal marks differ" in r]
+    assert said.startswith("WARNING: AFP:") and "'1,5'" in said

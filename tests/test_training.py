@@ -508,6 +508,28 @@ def test_a_data_folder_without_labels_is_refused_clearly(tmp_path):
         run_all(tiny_config(empty, tmp_path / "out"))
 
 
+def test_a_patient_whose_ground_truth_has_no_liver_is_skipped_with_a_reason(toy_data, tmp_path):
+    """A SEG without its Liver segment (here a label file of tumor only) was trained on: its
+    tumor counted as the whole liver (a tumor-to-liver ratio near 1 for the weak fit)."""
+    import shutil
+
+    from napari_livertumor.io.nifti import read_nifti, write_nifti
+
+    data = tmp_path / "data"
+    shutil.copytree(toy_data, data)
+    path = data / "labelsTr" / "HCC_002.nii.gz"
+    lab = read_nifti(path)
+    tumor_only = np.where(lab.array == 2, 2, 0).astype(np.uint8)
+    assert tumor_only.any()
+    write_nifti(lab.with_array(tumor_only), path)
+    reports = run_all(tiny_config(data, tmp_path / "out", epochs=1, steps_per_epoch=1))
+    assert reports[0]["n_skipped"] == 1
+    split = json.loads((tmp_path / "out" / "liver" / "split.json").read_text())
+    [skip] = split["skipped"]
+    assert skip["case"] == "HCC_002" and "has no liver" in skip["reason"]
+    assert "class(es) 2 only" in skip["reason"]
+
+
 def test_a_patient_whose_labels_do_not_fit_its_ct_is_skipped_with_a_reason(
     toy_data, tmp_path, caplog
 ):
@@ -1267,3 +1289,30 @@ def test_a_gpu_number_beyond_those_there_is_said_before_the_data_is_read(monkeyp
     check_device("cuda")
     with pytest.raises(InputError, match=r"cuda:2 was asked for but this machine has 2 GPU\(s\)"):
         check_device("cuda:2")
+
+
+def test_the_weak_report_carries_the_tables_warnings_and_an_opposite_fit(tmp_path, caplog):
+    """The Train panel shows only what the reports carry: a table's rows that differ were said
+    in the CLI's log alone, and weak labels running opposite to the truth in a JSON figure."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from napari_livertumor.training import loop
+
+    ids = [f"HCC_{i:03d}" for i in range(1, 9)]
+    truth = np.linspace(0.05, 0.4, len(ids))
+    # columns that tell nothing: each label is the other patients' mean, which runs opposite
+    # to the truth (leave one out: r = -1)
+    rows = {"TCIA_ID": ids + ["HCC_002"], "AFP": [10.0] * 8 + [5.0], "age": [60] * 9}
+    pd.DataFrame(rows).to_csv(tmp_path / "clinical.csv", index=False)
+    run = loop._Run.__new__(loop._Run)
+    run.config = SimpleNamespace(stage="tumor", weak_lambda=0.5, clinical=str(tmp_path / "clinical.csv"),
+                                 data=str(tmp_path), weak_columns=["AFP", "age"], weak_folds=8,
+                                 weak_ridge=1.0, seed=0)  # fmt: skip
+    cases = [SimpleNamespace(case_id=i, tlvr=float(t)) for i, t in zip(ids, truth, strict=True)]
+    labels, summary = run._weak_labels(cases)
+    assert summary["enabled"] and len(labels) == len(ids)
+    assert any("HCC_002 has 2 rows" in line for line in summary["report"])
+    assert summary["oof_corr_with_tlvr"] == pytest.approx(-1.0)
+    assert any("do not follow" in line and "-1.00" in line for line in summary["report"])

@@ -151,3 +151,26 @@ def test_patient_folders_named_another_way_find_their_rows():
     assert set(renamed) != set(tlvr)
     weak = out_of_fold_weak_labels(frame, renamed, ["AFP", "age"])
     assert weak.n_without_clinical == 0 and set(weak.labels) == set(renamed)
+
+
+def test_too_few_patients_for_a_fit_train_without_the_weak_term(caplog):
+    """Three patients in three folds: each label was the mean of the other two, which runs
+    exactly opposite to the truth (r = -1), and the weak term trained on it at full weight."""
+    frame, tlvr = clinical_cohort()
+    three = {p: tlvr[p] for p in sorted(tlvr)[:3]}
+    weak = out_of_fold_weak_labels(frame, three, ["AFP", "age"], folds=5)
+    assert weak.labels == {}
+    assert any("too few for the out-of-fold regression" in m for m in weak.report)
+    # four leave three to fit on in each fold: labels are given
+    four = {p: tlvr[p] for p in sorted(tlvr)[:4]}
+    assert len(out_of_fold_weak_labels(frame, four, ["AFP", "age"], folds=5).labels) == 4
+
+
+def test_a_patient_with_no_value_in_any_used_column_gets_no_weak_label():
+    """'NA' in every column: the label was the medians' prediction, as if the row said so."""
+    frame, tlvr = clinical_cohort()
+    frame.loc["HCC_005", ["AFP", "age"]] = np.nan
+    weak = out_of_fold_weak_labels(frame, tlvr, ["AFP", "age"])
+    assert "HCC_005" not in weak.labels and len(weak.labels) == len(tlvr) - 1
+    assert weak.n_without_clinical == 1
+    assert any("no value in any of the columns used (HCC_005)" in m for m in weak.report)

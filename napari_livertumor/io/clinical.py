@@ -162,12 +162,24 @@ def read_clinical(path: str | Path) -> ClinicalTable:
             continue
         if encoder is _encode_number:  # the column's own decimal mark
             result, unknown, notes = _apply_numbers(values)
-            report.extend(f"{column}: {n}" for n in notes)
+            report.extend(
+                f"WARNING: {column}: {n.removeprefix('WARNING: ')}"
+                if n.startswith("WARNING: ")
+                else f"{column}: {n}"
+                for n in notes
+            )
         else:
             result, unknown = _apply(encoder, values)
         if unknown:
             shown = ", ".join(repr(u) for u in sorted(unknown)[:6])
-            report.append(f"{column}: unknown value(s) {shown} treated as missing")
+            where = [
+                str(pid)
+                for pid, v, r in zip(values.index, values, result, strict=True)
+                if not (pd.isna(v) or str(v).strip() == "") and pd.isna(r)
+            ]
+            report.append(
+                f"{column}: unknown value(s) {shown} ({_patients(where)}) treated as missing"
+            )
         low, high = _PLAUSIBLE.get(column.strip().lower(), (None, None))
         odd = ((result < low) if low is not None else False) | (
             (result > high) if high is not None else False
@@ -175,8 +187,10 @@ def read_clinical(path: str | Path) -> ClinicalTable:
         if np.any(odd):
             shown = ", ".join(f"{v:g}" for v in sorted(set(result[odd]))[:6])
             bounds = f"{low:g}–{high:g}" if high is not None else f"≥ {low:g}"
+            where = [str(pid) for pid in result.index[np.asarray(odd, bool)]]
             report.append(
-                f"{column}: value(s) {shown} outside the plausible {bounds} treated as missing"
+                f"{column}: value(s) {shown} ({_patients(where)}) outside the plausible "
+                f"{bounds} treated as missing"
             )
             result = result.mask(odd)
         encoded[column] = result
@@ -293,16 +307,25 @@ _THOUSANDS = {
 }
 
 
+def _own_mark(text: str) -> str | None:
+    """The decimal mark a value written as text shows beyond doubt: ``","`` for ``12,5`` or
+    ``1.234,5``, ``"."`` for ``0.9`` or ``1,234.5``; None for ``250``, ``1.234`` or ``16,000``
+    (a decimal or a thousands separator)."""
+    t = text.lstrip("+-")
+    if "," in t and "." in t:
+        return "," if t.rfind(",") > t.rfind(".") else "."
+    for mark in (",", "."):
+        if re.fullmatch(rf"\d+\{mark}\d+", t) and not _THOUSANDS[mark].fullmatch(t):
+            return mark
+    return None
+
+
 def _decimal_mark(texts: list[str]) -> str:
-    """The column's decimal mark, from its values written as text: ``","`` when one has a
-    comma that cannot be a thousands separator (``12,5``) or both marks with the comma last
-    (``1.234,5``); else ``"."``."""
-    for t in texts:
-        if "," in t and "." in t:
-            return "," if t.rfind(",") > t.rfind(".") else "."
-        if re.fullmatch(r"[-+]?\d+,\d+", t) and not _THOUSANDS[","].fullmatch(t.lstrip("+-")):
-            return ","
-    return "."
+    """The column's decimal mark, from its values written as text: the one most of those that
+    show it beyond doubt use (``12,5`` or ``1.234,5`` for a comma, ``0.9`` for a point); a point
+    when none or as many show each."""
+    marks = [m for m in map(_own_mark, texts) if m]
+    return "," if marks.count(",") > marks.count(".") else "."
 
 
 def _apply_numbers(values: pd.Series) -> tuple[pd.Series, set[str], list[str]]:
@@ -314,6 +337,7 @@ def _apply_numbers(values: pd.Series) -> tuple[pd.Series, set[str], list[str]]:
     sep = "." if mark == "," else ","
     unknown: set[str] = set()
     grouped: list[str] = []
+    other: list[str] = []  # cells that show the other mark beyond doubt: read with their own
     out = []
     for v in values:
         if pd.isna(v) or str(v).strip() == "":
@@ -321,6 +345,12 @@ def _apply_numbers(values: pd.Series) -> tuple[pd.Series, set[str], list[str]]:
             continue
         if not isinstance(v, str):  # a number cell
             code = _encode_number(v)
+        elif _own_mark(v.strip()) == sep:
+            text = v.strip()
+            other.append(text)
+            code = _encode_number(
+                text.replace(mark, "") if sep == "." else text.replace(".", "").replace(",", ".")
+            )
         else:
             text = v.strip()
             if _THOUSANDS[sep].fullmatch(text.lstrip("+-")):
@@ -333,7 +363,19 @@ def _apply_numbers(values: pd.Series) -> tuple[pd.Series, set[str], list[str]]:
         else:
             out.append(code)
     notes = []
-    if grouped:
+    if other:  # one sheet, two conventions: the cells read by the majority's are in doubt
+        shown = ", ".join(repr(g) for g in other[:4])
+        notes.append(
+            f"WARNING: decimal marks differ within the column: most cells use '{mark}', "
+            f"{shown} use '{sep}' (each read with its own mark)"
+            + (
+                f"; {', '.join(repr(g) for g in grouped[:4])} could be either and were read "
+                f"with '{sep}' as a thousands separator: check those values"
+                if grouped
+                else ""
+            )
+        )
+    elif grouped:
         shown = ", ".join(repr(g) for g in grouped[:4])
         notes.append(
             f"{shown} read with '{sep}' as a thousands separator (the column's decimal mark is "
@@ -355,6 +397,11 @@ def _encoder_for(column: str):
     if key in {c.lower() for c in NUMERIC_COLUMNS}:
         return _encode_number
     return None
+
+
+def _patients(ids: list[str]) -> str:
+    """The rows a note is about, by patient: the cell is found without searching the sheet."""
+    return ", ".join(ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
 
 
 def _apply(encoder, values: pd.Series) -> tuple[pd.Series, set[str]]:

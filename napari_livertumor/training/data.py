@@ -475,6 +475,19 @@ def load_case(record: CaseRecord):
     the models), so a RAS-stored or transposed NIfTI trains like a DICOM series.
     """
     ct, labels = _read_case(record)
+    if not np.any(labels == HCC_LIVER):
+        # a SEG without its Liver segment (or a tumor-only label file): its tumor would count
+        # as the whole liver (a tumor-to-liver ratio near 1 for the weak fit) and its liver
+        # Dice would score the model against nothing
+        held = sorted(int(v) for v in np.unique(labels) if v)
+        raise InputError(
+            record.labels,
+            "the ground truth has no liver (class 1"
+            + (", the SEG's Liver segment" if record.layout != "nifti" else "")
+            + "); it holds "
+            + (f"class(es) {', '.join(map(str, held))} only" if held else "no labels at all")
+            + ". A patient cannot be trained on or scored without its liver.",
+        )
     ct, turn = ct.to_standard()
     return ct, turn.apply(labels)
 

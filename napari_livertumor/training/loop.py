@@ -546,11 +546,24 @@ class _Run:
         wl = np.array([weak.labels[c.case_id] for c in train_cases if c.case_id in weak.labels])
         corr = float(np.corrcoef(tl, wl)[0, 1]) if len(tl) > 2 and tl.std() and wl.std() else None
         summary = {
-            "enabled": True,
+            "enabled": bool(weak.labels),
             "clinical": str(path),
             "oof_corr_with_tlvr": corr,
             **weak.summary(),
         }
+        if not weak.labels:
+            summary["reason"] = "too few patients with clinical values"
+        # the table's own warnings first (the panel shows only what the reports carry)
+        table_warnings = list(frame.attrs.get("table_warnings") or [])
+        summary["report"] = [*table_warnings, *summary["report"]]
+        if corr is not None and corr <= 0:
+            note = (
+                f"the weak labels do not follow the training patients' tumor-to-liver ratios "
+                f"(out-of-fold correlation {corr:.2f} over {len(tl)} patients): the weak term "
+                "adds noise here; --weak-lambda 0 (Train panel: λ 0) may train better"
+            )
+            log.warning("weak supervision: %s", note)
+            summary["report"].append(note)
         return weak.labels, summary
 
     # ------------------------------------------------------------------ main

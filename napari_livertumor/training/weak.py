@@ -63,6 +63,11 @@ def load_clinical_frame(path: str | Path):
     from ..io.clinical import read_clinical
 
     table = read_clinical(path)
+    # the table's own warnings (rows that differ, values not understood) go with the frame, so
+    # the Train panel, which sees only the reports, can show them too
+    table.frame.attrs["table_warnings"] = [
+        m.removeprefix("WARNING: ") for m in table.report if m.startswith("WARNING: ")
+    ]
     try:  # read again for the tumor stage of `--stage both`: its report is said once
         st = Path(path).stat()
         key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
@@ -215,10 +220,34 @@ def out_of_fold_weak_labels(
     x_all = np.stack(
         [pd.to_numeric(frame.loc[matched, c], errors="coerce").to_numpy(float) for c in use], 1
     )
+    # a row with no value in any column used ("NA" throughout) is no clinical row: its label
+    # would be the medians' prediction, the same for every such patient
+    blank = ~np.isfinite(x_all).any(axis=1)
+    if blank.any():
+        empty = [p for p, b in zip(matched, blank, strict=True) if b]
+        shown = ", ".join(empty[:8]) + (f" and {len(empty) - 8} more" if len(empty) > 8 else "")
+        report.append(
+            f"{len(empty)} training patient(s) have no value in any of the columns used "
+            f"({shown}): no weak term for them"
+        )
+        matched = [p for p, b in zip(matched, blank, strict=True) if not b]
+        x_all = x_all[~blank]
+        n_missing += len(empty)
     y_all = np.array([tlvr[p] for p in matched], dtype=float)
     k = max(2, min(int(folds), len(matched)))
-    if len(matched) < 3:
-        report.append("fewer than 3 patients with clinical rows: weak labels are training means")
+    # each patient's label is fitted on the other folds; under 3 rows a fit is their mean, which
+    # carries nothing of the patient (over 3 patients it ran opposite to the truth: r = -1)
+    smallest_fit = len(matched) - -(-len(matched) // k)
+    if smallest_fit < 3:
+        note = (
+            f"{len(matched)} training patient(s) with usable clinical values are too few for "
+            f"the out-of-fold regression ({k} folds leave {max(smallest_fit, 0)} to fit on; "
+            "at least 3 are needed): training without the weak term"
+        )
+        log.warning("weak supervision: %s", note)
+        return WeakLabels(
+            labels={}, columns=[], report=[*report, note], n_without_clinical=n_missing
+        )
     rng = np.random.default_rng(seed)
     fold_of = np.empty(len(matched), dtype=int)
     fold_of[rng.permutation(len(matched))] = np.arange(len(matched)) % k
