@@ -79,6 +79,8 @@ def test_training_writes_a_model_folder_the_pipeline_can_load(toy_data, tmp_path
     assert meta.mask_outside_liver and meta.roi_size == (16, 32, 32)
     assert set(meta.training["data"]["split"]) >= {"train", "val", "test"}
     assert meta.training["config"]["weak_lambda"] == 0.5
+    # the table found in --data is named where the data is described, not only in "weak"
+    assert meta.training["data"]["clinical"] == str((toy_data / "clinical.csv").resolve())
     assert "val_dice_tumor" in meta.metrics
     # the VAE branch is not shipped; the stored trunk has no vae_* weights
     from safetensors import safe_open
@@ -1133,6 +1135,13 @@ def test_train_check_says_what_the_data_holds_and_trains_nothing(
     table.write_text("TCIA_ID,AFP,age\nHCC_001,12,60\nHCC_0007,7,71\n")
     assert main(["train", "--data", str(toy_data), "--clinical", str(table), "--check"]) == 0
     assert "Rows of the table with no patient here: HCC_007\n" in capsys.readouterr().out
+    # a table that cannot be read: said after the patients' lines (they had been lost with the
+    # one-line error), and the check fails as training would
+    table.write_text("Patient ID,AFP,age\nHCC_001,12,60\n")
+    assert main(["train", "--data", str(toy_data), "--clinical", str(table), "--check"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("6 patient(s) with ground-truth labels")
+    assert "⚠ Clinical table" in out and "TCIA_ID" in out and "--weak-lambda 0" in out
     table.unlink()
     table.parent.rmdir()
     assert not list(tmp_path.iterdir())  # nothing written in the current folder

@@ -183,8 +183,9 @@ def run(args) -> int:
     if args.check:  # before hours of training: what the folder holds, and who is left out
         from ..training.check import summarize_data
 
-        print("\n".join(summarize_data(args.data, args.clinical)))
-        return 0
+        problems: list[str] = []
+        print("\n".join(summarize_data(args.data, args.clinical, problems=problems)))
+        return 1 if problems else 0
     if not args.out:  # (not an argparse requirement: --check needs no output folder)
         print(
             "livertumor train: error: the following arguments are required: --out "

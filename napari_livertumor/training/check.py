@@ -7,12 +7,15 @@ from pathlib import Path
 
 
 def summarize_data(
-    data: str, clinical: str | None = None, progress=None, should_cancel=None
+    data: str, clinical: str | None = None, progress=None, should_cancel=None, problems=None
 ) -> list[str]:
     """Lines describing a training folder: patients, labels, clinical rows and columns matched.
 
     ``progress(stage, done, total)`` gets one step per patient folder scanned, and
     ``should_cancel()`` is asked between patients and between DICOM files.
+
+    A clinical table that cannot be read is said in the lines, after the patients' (and added
+    to ``problems``, a list, when given: training would stop on it).
 
     Raises :class:`~napari_livertumor.errors.InputError` when nothing in it is usable, and
     :class:`~napari_livertumor.errors.Cancelled` when told to stop.
@@ -36,7 +39,20 @@ def summarize_data(
     if path is None:
         lines.append("No clinical table: the tumor stage trains without weak supervision.")
         return lines
-    table = read_clinical(path)
+    from ..errors import InputError
+
+    try:
+        table = read_clinical(path)
+    except InputError as exc:  # the patients' lines above are still worth seeing
+        problem = f"⚠ Clinical table {path}: {exc.problem}"
+        lines.append(problem)
+        lines.append(
+            "The tumor stage will not start with this table: fix it, or train with λ 0 "
+            "(--weak-lambda 0) to leave the weak term out."
+        )
+        if problems is not None:
+            problems.append(problem)
+        return lines
     frame = table.frame
     from ..io.clinical import row_ids_for
 

@@ -622,7 +622,10 @@ class _Run:
             # vae_fc2 (the std head) is unused when vae_estimate_std is False
             model = DDP(net, device_ids=ids, find_unused_parameters=True)
         self.net, self.opt, self.state = net, opt, state
-        self.meta_base = {"data": self._data_summary(data), "weak": weak_summary}
+        summary = self._data_summary(data)
+        if summary["clinical"] is None and weak_summary.get("clinical"):  # found in --data
+            summary["clinical"] = str(Path(weak_summary["clinical"]).resolve())
+        self.meta_base = {"data": summary, "weak": weak_summary}
         t_start = time.perf_counter() - state["elapsed_s"]
         self.t_start = t_start
         if cfg.resume and state["step"] >= total_steps:
