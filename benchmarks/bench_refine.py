@@ -280,8 +280,10 @@ def bench_edits(repeats: int) -> dict:
     runs: dict[str, list[float]] = {name: [] for name in actions}
     for _ in range(repeats):
         for name, action in actions.items():
-            if name == "reset":  # something to reset: the slice applied again
+            if name == "reset":  # something to reset: the slice applied again (a worker)
                 widget.apply_slice()
+                while widget.busy:
+                    settle(20)
             runs[name].append(stall_of(action))
         widget.undo()  # the slice applied before the reset
     viewer.close()

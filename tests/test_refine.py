@@ -351,3 +351,33 @@ def test_a_bright_spot_in_a_mask_drawn_too_large_is_no_rim():
     refined = refine_all(bright, start, liver, SPACING, RefineConfig())
     assert (refined & vessel).sum() < 0.2 * (start & vessel).sum()
     assert dice(refined, truth) > dice(start, truth)
+
+
+def test_smoothing_gives_the_same_mask_whatever_ran_before():
+    """scikit-image alternates its two smoothing operators through one process-wide cycle: with
+    smoothing 1 and an odd number of steps, the same slice refined twice gave two masks (the
+    panel's Apply wrote another mask than its preview showed)."""
+    import threading
+
+    from napari_livertumor.refine.config import RefineConfig
+    from napari_livertumor.refine.contour import refine_slice
+
+    rng = np.random.default_rng(0)
+    ct = rng.normal(100, 15, (128, 128)).astype(np.float32)
+    yy, xx = np.mgrid[:128, :128]
+    ct[(yy - 64) ** 2 + (xx - 60) ** 2 < 20**2] -= 40
+    tumor = (yy - 62) ** 2 + (xx - 64) ** 2 < 24**2
+    liver = np.ones_like(tumor)
+    cfg = RefineConfig(iterations=5, smoothing=1)
+    first = refine_slice(ct, tumor, liver, (0.8, 0.8), cfg)
+    np.testing.assert_array_equal(refine_slice(ct, tumor, liver, (0.8, 0.8), cfg), first)
+    refine_slice(ct, tumor, liver, (0.8, 0.8), RefineConfig(iterations=3, smoothing=1))
+    np.testing.assert_array_equal(refine_slice(ct, tumor, liver, (0.8, 0.8), cfg), first)
+    # ... and in another thread (a 3D job beside the preview)
+    got = []
+    worker = threading.Thread(
+        target=lambda: got.append(refine_slice(ct, tumor, liver, (0.8, 0.8), cfg))
+    )
+    worker.start()
+    worker.join()
+    np.testing.assert_array_equal(got[0], first)

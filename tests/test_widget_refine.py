@@ -51,6 +51,11 @@ def refine_setup(make_napari_viewer, qtbot):
     return viewer, widget, seg, truth, liver
 
 
+def _wait(qtbot, widget):
+    """An Apply runs in a worker (Apply to slice too): wait for it to be written."""
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+
+
 def _wait_for_new_preview(qtbot, widget, count_before):
     qtbot.waitUntil(
         lambda: widget.preview_count > count_before and not widget._preview_busy, timeout=10_000
@@ -91,6 +96,7 @@ def test_apply_to_slice_changes_tumor_only_inside_the_liver_and_undo_restores(re
     viewer, widget, seg, truth, liver = refine_setup
     before = seg.data.copy()
     widget.apply_slice_button.click()
+    _wait(qtbot, widget)
     after = seg.data.copy()
     changed = after != before
     assert changed.any() and changed[6].any()
@@ -100,8 +106,18 @@ def test_apply_to_slice_changes_tumor_only_inside_the_liver_and_undo_restores(re
     dice_before = _dice(before[6] == 2, truth[6])
     assert _dice(after[6] == 2, truth[6]) > dice_before
 
+    # the refinement in effect is on the layer, with its settings, for Export's stats (which
+    # said "refine": false, the model run's); undone, it is gone
+    [done] = seg.metadata["refined_in_panel"]
+    assert done["applied_to"] == "slice 6" and done["method"] == widget.build_config().method
+    from napari_livertumor._widgets.export import _provenance
+
+    said = _provenance(seg.metadata, {}, np.asarray(seg.data))
+    assert said["refined_in_panel"] == [done]
+
     widget.undo_button.click()
     np.testing.assert_array_equal(seg.data, before)
+    assert seg.metadata["refined_in_panel"] == []
 
 
 def test_apply_all_in_3d_then_undo_and_reset(refine_setup, qtbot):
@@ -115,6 +131,7 @@ def test_apply_all_in_3d_then_undo_and_reset(refine_setup, qtbot):
     assert not ((after_all == 2) & ~liver).any()
 
     widget.apply_slice_button.click()  # a second step on top
+    _wait(qtbot, widget)
     widget.undo_button.click()
     np.testing.assert_array_equal(seg.data, after_all)
 
@@ -130,6 +147,7 @@ def test_at_least_ten_undo_steps_restore_exactly(refine_setup, qtbot):
     for z in range(1, 11):
         viewer.dims.set_current_step(0, z)
         widget.apply_slice()
+        _wait(qtbot, widget)
         history.append(seg.data.copy())
     assert len(widget.history) >= 10
     for expected in reversed(history[:-1]):
@@ -145,6 +163,7 @@ def test_mismatched_layers_give_a_message_and_apply_nothing(refine_setup, qtbot)
     widget.mask_combo.setCurrentText("other grid")
     before = other.data.copy()
     widget.apply_slice_button.click()
+    _wait(qtbot, widget)
     widget.apply_all_button.click()
     assert "not the same grid" in widget.status.text()
     assert "Nothing was applied" in widget.status.text()
@@ -155,6 +174,7 @@ def test_mismatched_layers_give_a_message_and_apply_nothing(refine_setup, qtbot)
     widget.refresh_layers()
     widget.mask_combo.setCurrentText("other scale")
     widget.apply_slice_button.click()
+    _wait(qtbot, widget)
     text = widget.status.text()
     assert "voxels of 2.5 × 1 × 1 mm" in text and "np.float64" not in text
     np.testing.assert_array_equal(shifted.data, seg.data)
@@ -163,6 +183,7 @@ def test_mismatched_layers_give_a_message_and_apply_nothing(refine_setup, qtbot)
     widget.refresh_layers()
     widget.mask_combo.setCurrentText("moved")
     widget.apply_slice_button.click()
+    _wait(qtbot, widget)
     assert "lies 30.0 mm away" in widget.status.text()
     assert "Nothing was applied" in widget.status.text()
     np.testing.assert_array_equal(moved.data, seg.data)
@@ -209,6 +230,7 @@ def test_an_empty_tumor_mask_previews_nothing_and_says_so(refine_setup, qtbot):
     assert not widget.preview_mask2d().any()
     assert "no tumor on this slice" in widget.notes.text()
     widget.apply_slice_button.click()
+    _wait(qtbot, widget)
     assert "changed nothing" in widget.status.text()
     assert len(widget.history) == 0
 
@@ -276,6 +298,7 @@ def test_separate_tumor_and_liver_layers_work_too(refine_setup, qtbot):
     widget.tumor_value.value = 1
     before = tumor_layer.data.copy()
     widget.apply_slice_button.click()
+    _wait(qtbot, widget)
     after = tumor_layer.data
     assert (after != before).any()
     assert set(np.unique(after)) <= {0, 1}
@@ -393,6 +416,7 @@ def test_the_ground_truth_is_never_the_layer_refine_edits(make_napari_viewer, qt
     assert widget.mask_combo.currentText() == "CT segmentation"
     viewer.dims.set_current_step(0, 6)
     widget.apply_slice_button.click()
+    _wait(qtbot, widget)
     assert not np.array_equal(seg.data[6], labels[6])  # the segmentation was refined
     np.testing.assert_array_equal(gt.data, gt_before)
 
@@ -464,6 +488,7 @@ def test_a_hidden_layer_is_never_refined_and_undo_forgets_deleted_layers(refine_
     assert widget.mask_combo.currentText() == "CT segmentation (previous)"  # the newest layer
     widget.mask_combo.setCurrentText("CT segmentation")
     widget.apply_slice_button.click()
+    _wait(qtbot, widget)
     assert "of 'CT segmentation'" in widget.status.text()  # the status names the layer
     assert widget.undo_button.text() == "Undo (1)"
 
@@ -472,11 +497,13 @@ def test_a_hidden_layer_is_never_refined_and_undo_forgets_deleted_layers(refine_
     assert widget.undo_button.text() != "Undo (1)" and not widget.undo_button.isEnabled()
     before = np.asarray(hidden.data).copy()
     widget.apply_slice_button.click()
+    _wait(qtbot, widget)
     np.testing.assert_array_equal(hidden.data, before)
     assert "is hidden: show it" in widget.status.text()
     hidden.visible = True
     assert "is hidden" not in widget.status.text()  # answered: the complaint goes
     widget.apply_slice_button.click()
+    _wait(qtbot, widget)
     assert (np.asarray(hidden.data) != before).any()
 
 
@@ -485,6 +512,7 @@ def test_undo_of_a_step_on_a_layer_moved_aside_names_that_layer(refine_setup, qt
     layer and said only "Undid: slice 6.": nothing visible happened, nothing named where."""
     viewer, widget, seg, truth, liver = refine_setup
     widget.apply_slice_button.click()
+    _wait(qtbot, widget)
     before = np.asarray(seg.data).copy()
     seg.name, seg.visible = "CT segmentation (previous)", False  # what a rerun does
     vol = seg.metadata[_layers.CT_VOLUME]
@@ -678,6 +706,7 @@ def test_in_3d_the_preview_pauses_and_apply_to_slice_says_why(refine_setup, qtbo
     viewer.dims.ndisplay = 3
     qtbot.waitUntil(lambda: not widget.preview_layer().visible, timeout=5_000)
     widget.apply_slice_button.click()
+    _wait(qtbot, widget)
     assert "switch to 2D" in widget.status.text()
     np.testing.assert_array_equal(seg.data, before)
     count = widget.preview_count
@@ -698,6 +727,7 @@ def test_a_view_rolled_to_sagittal_shows_no_axial_outline_and_applies_to_no_hidd
     qtbot.waitUntil(lambda: not widget.preview_layer().visible, timeout=5_000)
     assert "axial" in widget.status.text()
     widget.apply_slice_button.click()
+    _wait(qtbot, widget)
     assert "roll the dimensions back to axial" in widget.status.text()
     np.testing.assert_array_equal(seg.data, before)
     count = widget.preview_count
@@ -718,6 +748,7 @@ def test_a_transposed_axial_view_still_previews_and_a_rolled_one_keeps_an_applys
     assert widget.preview_layer().visible
     before = seg.data.copy()
     widget.apply_slice_button.click()
+    _wait(qtbot, widget)
     assert "Applied to slice" in widget.status.text() and not np.array_equal(seg.data, before)
 
     viewer.dims.order = (2, 0, 1)  # sagittal
@@ -772,6 +803,7 @@ def test_settings_that_do_nothing_are_greyed_and_tumor_value_1_is_refused(refine
     widget.method.value = "chan_vese"
     widget.tumor_value.value = 1
     widget.apply_slice_button.click()
+    _wait(qtbot, widget)
     assert "Tumor value 1 is the liver's value" in widget.status.text()
 
 
@@ -855,7 +887,7 @@ def test_apply_to_slice_clears_the_crumbs_it_leaves_but_not_a_lesion_going_on_ab
     data[z + 1][joined] = 2  # a small lesion on the next slice up, which the piece continues
     seg.data = data
 
-    def contour(image, tumor, liver_mask, spacing, cfg, notes=None):
+    def contour(image, tumor, liver_mask, spacing, cfg, should_cancel=None, notes=None):
         out = tumor.copy()
         out[lone] = True  # a crumb on its own
         out[joined] = True  # and one touching tumor on the slice above
@@ -863,5 +895,6 @@ def test_apply_to_slice_clears_the_crumbs_it_leaves_but_not_a_lesion_going_on_ab
 
     monkeypatch.setattr(refine_mod, "refine_slice", contour)
     widget.apply_slice_button.click()
+    _wait(qtbot, widget)
     assert seg.data[z][lone] == 1 and seg.data[z][joined] == 2
     assert "1 tumor piece(s) of a few voxels left by the contour went back" in widget.notes.text()

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 ROLE = "livertumor_role"
 CT_VOLUME = "ct_volume"
+#: labels layer metadata: the Refine panel's refinements in effect on the layer (what, settings)
+REFINED_HERE = "refined_in_panel"
 CT_LAYER = "ct_layer"
 #: set on a layer while a rerun renames it "… (previous)": panels do not follow that rename
 #: (their choice stays with the name, which the new result takes)

@@ -386,8 +386,9 @@ class ExportWidget(JobWidgetMixin, QWidget):
 
 def _provenance(metadata: dict, model_stats: dict, labels=None) -> dict:
     """What the exported stats say of how the labels were made: the command line's keys
-    (``warnings``, ``device``, ``models``, ``refine``, ``tumor_tta``, ``lesion_filter``,
-    ``timings_s``, ``version``) and one of the panel's own, ``source``: ``model``, ``edited`` (a
+    (``warnings``, ``device``, ``models``, ``refine`` — the model run's —, ``tumor_tta``,
+    ``lesion_filter``, ``timings_s``, ``version``), the Refine panel's refinements in effect
+    (``refined_in_panel``: what each was applied to, with its settings) and ``source``: ``model``, ``edited`` (a
     model's, painted on or refined since), ``ground_truth``, or ``unknown`` (opened from a file,
     drawn by hand: no model ran on it in this session). Labels opened from a file also say
     which (``opened_from``), whether they were changed since (``edited_since_opened``) and,
@@ -396,17 +397,21 @@ def _provenance(metadata: dict, model_stats: dict, labels=None) -> dict:
     from .._writer import labels_edited, opened_file_provenance
 
     edited = labels_edited(metadata, labels)
+    # the Refine panel's refinements still in effect (undone ones are not), with their settings
+    refined = list(metadata.get(_layers.REFINED_HERE) or [])
     if metadata.get("source") != "model" and not model_stats:
         role = metadata.get("livertumor_role")
         return {"source": "ground_truth" if role == "ground_truth" else "unknown",
                 "version": __version__,
+                **({"refined_in_panel": refined} if refined else {}),
                 **opened_file_provenance(metadata, labels)}  # fmt: skip
     run = metadata.get("run") or {}
     out = {
         "source": "edited" if edited else "model",
         "device": metadata.get("device"),
         "models": run.get("models"),
-        "refine": run.get("refine"),
+        "refine": run.get("refine"),  # the model run's
+        "refined_in_panel": refined,
         "tumor_tta": run.get("tumor_tta", model_stats.get("tumor_tta")),
         "lesion_filter": model_stats.get("lesion_filter"),
         "timings_s": metadata.get("timings"),

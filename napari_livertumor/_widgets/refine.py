@@ -11,6 +11,7 @@ exact undo record of the voxels it changed.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import weakref
 from typing import TYPE_CHECKING
@@ -68,6 +69,7 @@ SAME_LAYER = "same layer (1 = liver)"
 NO_LIVER = "none (no confinement)"
 UNDER_CURSOR = "under the mouse"  # short: the combo shares a row with a button
 MODEL_OUTPUT = "model_output"
+REFINED_HERE = _layers.REFINED_HERE
 
 #: help shown when the mouse rests on a control
 TOOLTIPS = {
@@ -258,7 +260,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.apply_lesion_button = QPushButton("Apply to lesion (3D)")
         self.apply_all_button = QPushButton("Apply to all (3D)")
         self.undo_button = QPushButton("Undo")
-        self.reset_button = QPushButton("Reset to model output")
+        self.reset_button = QPushButton("Reset to before refining")
         self.load_button = QPushButton("Load settings…")
         self.save_button = QPushButton("Save settings…")
         self.progress_bar = QProgressBar()
@@ -287,7 +289,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
             (self.undo_button, f"Take back the last Apply or Reset (up to {UNDO_STEPS} steps)"),
             (
                 self.reset_button,
-                "Put the tumor back as the model drew it (Undo takes the reset back)",
+                "Put the labels back as they were before this panel's first Apply on them (the "
+                "model's output, with any painting done before it): every change since, painting "
+                "too, is undone. Undo takes the reset back.",
             ),
             (self.load_button, "Read these settings from a JSON file (the CLI's --refine-config)"),
             (self.save_button, "Write these settings to a JSON file (for the CLI or later)"),
@@ -857,17 +861,38 @@ class RefineWidget(JobWidgetMixin, QWidget):
             set_status(self.status, str(exc), error=True)
             return
         chosen = self._chosen()
-        notes: list[str] = []
-        out = refine_slice(
-            np.asarray(ct_layer.data[z]), tumor, liver, spacing[1:], self.build_config(),
-            notes=notes,
-        )  # fmt: skip
-        out = _without_slice_crumbs(mask_layer, z, tumor, out, spacing, notes)
-        self._show_notes(notes, sticky=True)
-        slab = (slice(z, z + 1), slice(None), slice(None))
-        self._commit(
-            mask_layer, tumor[None], None if liver is None else liver[None], out[None],
-            f"slice {z}", chosen, box=slab,
+        cfg = self.build_config()
+        ct2d = np.array(ct_layer.data[z])
+        min_ml = _sliver_ml(mask_layer)
+        # the tumor on the slices above and below, as they are now: a piece touching it is part
+        # of a lesion of more slices, not a crumb (two slices: read here, cheaply)
+        data = mask_layer.data
+        near = np.zeros(tumor.shape, bool)
+        for k in (z - 1, z + 1):
+            if 0 <= k < data.shape[0]:
+                near |= np.asarray(data[k]) == 2
+
+        def target(progress, should_cancel):
+            # in a worker: at the panel's heaviest settings (60 iterations, smoothing 4, a
+            # 100-voxel margin) one 512² slice took 2.8 s, with the window frozen
+            notes: list[str] = []
+            out = refine_slice(
+                ct2d, tumor, liver, spacing[1:], cfg, should_cancel=should_cancel, notes=notes
+            )
+            return _without_slice_crumbs(near, tumor, out, spacing, min_ml, notes), notes
+
+        def show(result) -> None:
+            out, notes = result
+            self._show_notes(notes, sticky=True)
+            slab = (slice(z, z + 1), slice(None), slice(None))
+            self._commit(
+                mask_layer, tumor[None], None if liver is None else liver[None], out[None],
+                f"slice {z}", chosen, box=slab, settings=cfg,
+            )  # fmt: skip
+
+        self.run_job(
+            target, show, button=self.apply_slice_button, description="refine slice",
+            busy_text=f"Refining slice {z}…",
         )  # fmt: skip
 
     def apply_lesion(self, lesion: tuple[int, int, int] | None = None) -> None:
@@ -927,7 +952,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
         def show(result) -> None:
             box, before, liver_box, out, notes, rank = result
             self._show_notes(notes, sticky=True)
-            self._commit(mask_layer, before, liver_box, out, f"lesion {rank}", taken, box=box)
+            self._commit(
+                mask_layer, before, liver_box, out, f"lesion {rank}", taken, box=box, settings=cfg
+            )
 
         self.run_job(
             target, show, button=self.apply_lesion_button, description="refine lesion",
@@ -961,7 +988,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
         def show(result) -> None:
             box, before, liver_box, out, notes = result
             self._show_notes(notes, sticky=True)
-            self._commit(mask_layer, before, liver_box, out, "all lesions", taken, box=box)
+            self._commit(
+                mask_layer, before, liver_box, out, "all lesions", taken, box=box, settings=cfg
+            )
 
         self.run_job(
             target, show, button=self.apply_all_button, description="refine",
@@ -982,6 +1011,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         what: str,
         chosen: tuple[str, int],
         box: tuple[slice, ...] | None = None,
+        settings: RefineConfig | None = None,
     ) -> None:
         """Write the new tumor into the labels layer, inside the liver only, with an undo step.
 
@@ -1047,6 +1077,14 @@ class RefineWidget(JobWidgetMixin, QWidget):
         if grown == shrunk == 0:
             set_status(self.status, f"Refining {what} changed nothing.")
             return
+        # the refinements in effect, with their settings: Export writes them (its "refine"
+        # is the model run's, and said false after a refinement here)
+        step = self.history.steps[-1]
+        step.note_before = list(mask_layer.metadata.get(REFINED_HERE) or [])
+        entry = {"applied_to": what}
+        if settings is not None:
+            entry.update(dataclasses.asdict(settings))
+        mask_layer.metadata[REFINED_HERE] = [*step.note_before, entry]
         _layers.labels_edited(mask_layer)
         set_status(
             self.status,
@@ -1069,6 +1107,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         if step is None:
             set_status(self.status, "Nothing to undo.")
             return
+        if step.note_before is not None:
+            step.target.metadata[REFINED_HERE] = step.note_before
         _layers.labels_edited(step.target)
         where = ""
         if step.target.name != self.mask_combo.currentText() or not step.target.visible:
@@ -1094,21 +1134,27 @@ class RefineWidget(JobWidgetMixin, QWidget):
         if original is None or original.shape != layer.data.shape:
             set_status(
                 self.status,
-                "No model output remembered for this layer yet."
+                "Nothing refined on this layer yet: nothing to reset."
                 if layer is not None
                 else "Nothing to reset: no labels layer is chosen.",
             )
             return
         changed = np.asarray(layer.data) != original
         if not changed.any():
-            set_status(self.status, "The labels already are the model output.")
+            set_status(self.status, "The labels already are as before the first refinement.")
             return
         box = changed_box(changed)
         step = self.history.record(layer, box, "reset")
         layer.data[box] = original[box]
         self.history.seal(step)
+        step.note_before = list(layer.metadata.get(REFINED_HERE) or [])
+        layer.metadata[REFINED_HERE] = []
         _layers.labels_edited(layer)
-        set_status(self.status, "Reset to the model output.")
+        set_status(
+            self.status,
+            f"Reset to the labels before the first refinement ({int(changed.sum())} voxels "
+            "back; painting done since was undone too). Undo takes the reset back.",
+        )
         self._update_undo_button()
         self.schedule_preview()
 
@@ -1198,21 +1244,18 @@ def _no_tumor_text(mask_layer) -> str:
     return f"'{mask_layer.name}' has no tumor to refine{why}."
 
 
-def _without_slice_crumbs(mask_layer, z: int, tumor, out, spacing, notes: list) -> np.ndarray:
-    """``out`` (slice ``z``'s refined tumor) without the crumbs the contour left there: pieces
-    under the panel's sliver size, new or shrunk (as :func:`drop_slivers` judges them on the
-    slice), that touch no tumor on the slices above or below (there they belong to a lesion
-    of more slices). Apply to a lesion or to all cleared them; Apply to slice did not."""
-    min_ml = _sliver_ml(mask_layer)
+def _without_slice_crumbs(
+    near: np.ndarray, tumor, out, spacing, min_ml: float, notes: list
+) -> np.ndarray:
+    """``out`` (a slice's refined tumor) without the crumbs the contour left there: pieces
+    under the panel's sliver size ``min_ml``, new or shrunk (as :func:`drop_slivers` judges them
+    on the slice), that touch no tumor on the slices above or below (``near``: there they
+    belong to a lesion of more slices). Apply to a lesion or to all cleared them; Apply to
+    slice did not."""
     cleaned = drop_slivers(tumor[None], out[None], spacing, min_ml, min_voxels=_floor(min_ml))[0]
     removed = out & ~cleaned
     if not removed.any():
         return out
-    data = mask_layer.data
-    near = np.zeros(out.shape, bool)
-    for k in (z - 1, z + 1):
-        if 0 <= k < data.shape[0]:
-            near |= np.asarray(data[k]) == 2
     near = ndi.binary_dilation(near, structure=np.ones((3, 3), bool))  # 3D corner contact too
     pieces, _ = ndi.label(removed, structure=np.ones((3, 3), bool))
     joined = np.unique(pieces[near & removed])

@@ -12,6 +12,7 @@ contour (on the inverse Gaussian gradient), initialised from the current mask.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,6 +35,46 @@ SLIVER_ML = 0.1
 ORIGINAL_HU_WINDOW = (-200.0, 250.0)
 
 Box = tuple[slice, ...]
+
+
+class _SmoothingCycle:
+    """scikit-image's morphological snakes alternate two curvature operators (SI∘IS, IS∘SI)
+    through one process-wide cycle, ``morphsnakes._curvop``: with ``smoothing`` ≥ 1 each result
+    depended on how many smoothing steps had run before it in the process (an earlier preview,
+    a cancelled job, a 3D job beside the preview), so Apply could write another mask than the
+    preview showed. In its place, the same alternation restarted for every contour, per thread."""
+
+    def __init__(self, ops) -> None:
+        self._ops = ops
+        self._local = threading.local()
+
+    def restart(self) -> None:
+        self._local.n = 0
+
+    def __call__(self, u):
+        n = getattr(self._local, "n", 0)
+        self._local.n = n + 1
+        return self._ops[n % len(self._ops)](u)
+
+
+_SMOOTHING_LOCK = threading.Lock()
+
+
+def _restart_smoothing() -> None:
+    """Start the curvature operators' alternation afresh for the contour about to run (a
+    scikit-image without that cycle is left as it is)."""
+    from skimage.segmentation import morphsnakes as ms
+
+    with _SMOOTHING_LOCK:
+        cycle = getattr(ms, "_curvop", None)
+        if not isinstance(cycle, _SmoothingCycle):
+            if cycle is None or not all(hasattr(ms, f) for f in ("sup_inf", "inf_sup")):
+                return
+            cycle = _SmoothingCycle(
+                [lambda u: ms.sup_inf(ms.inf_sup(u)), lambda u: ms.inf_sup(ms.sup_inf(u))]
+            )
+            ms._curvop = cycle
+    cycle.restart()
 
 
 def refine_slice(
@@ -182,6 +223,7 @@ def original_refinement(
     """
     ct, tumor, liver = _check_arrays(ct, tumor, liver, ndim=None)
     image = window_ct(ct, hu_window)
+    _restart_smoothing()
     out = morphological_chan_vese(
         image, 2, init_level_set=tumor.astype(np.int8), smoothing=1, lambda1=1, lambda2=1
     ).astype(bool)
@@ -342,6 +384,8 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
     image = np.pad(image, pad, mode="edge")
     level = np.pad(init, pad, mode="edge").astype(np.int8)
     smooth = None
+    if cfg.smoothing > 0:
+        _restart_smoothing()
     if cfg.method == "geodesic":
         sigma_vox = [cfg.sigma / s for s in spacing]
         gimage = inverse_gaussian_gradient(image, alpha=cfg.alpha, sigma=sigma_vox)

@@ -25,6 +25,9 @@ class EditStep:
     after: np.ndarray | None = None
     #: after an undo: voxels edited since the change, left as they were
     kept: int = 0
+    #: what the owner noted about the target before the change (the refinements in effect),
+    #: put back by an undo
+    note_before: Any = None
 
 
 class EditHistory:
