@@ -435,6 +435,7 @@ class Segmenter:
         spacing = turn.apply_spacing(volume.spacing)
         labels = np.zeros(ct.shape, dtype=np.uint8)
         unsure: list = []
+        refine_effect = None
 
         rep.check()
         with torch.inference_mode():
@@ -466,8 +467,17 @@ class Segmenter:
                 if cfg.refine:
                     rep.check()
                     t0 = time.perf_counter()
+                    tumor_before = labels[box] == 2
                     self._refine(ct, spacing, labels, box, rep, warnings)
                     timings["refine"] = time.perf_counter() - t0
+                    # what the contour did: "refine": true alone did not tell a run whose
+                    # lesions all failed the contrast gate (kept as drawn) from one it changed
+                    tumor_after = labels[box] == 2
+                    refine_effect = {
+                        "added_voxels": int(np.count_nonzero(tumor_after & ~tumor_before)),
+                        "removed_voxels": int(np.count_nonzero(tumor_before & ~tumor_after)),
+                    }
+                    del tumor_before, tumor_after
         labels = turn.undo(labels)
         for u in unsure:
             u["centroid_zyx"] = [round(c, 1) for c in turn.index_back(u["centroid_zyx"], ct.shape)]
@@ -486,6 +496,12 @@ class Segmenter:
             min_ml, min_peak = self.lesion_filter()
             stats["lesion_filter"] = {"min_ml": min_ml, "min_peak": min_peak}
             stats["tumor_tta"] = cfg.tta
+        if refine_effect is not None:
+            voxel_ml = volume.voxel_volume_ml
+            stats["refine_effect"] = {
+                "tumor_ml_added": round(refine_effect["added_voxels"] * voxel_ml, 3),
+                "tumor_ml_removed": round(refine_effect["removed_voxels"] * voxel_ml, 3),
+            }
         stats["warnings"] = warnings
         return SegmentationResult(
             labels=labels,

@@ -1127,3 +1127,20 @@ def test_a_script_passing_an_array_a_path_or_a_string_setting_is_told_what_to_pa
     assert err.value.path == tmp_path / "no" / "such"
     with pytest.raises(ModelError, match=r"a file, not a liver model folder: give the folder"):
         Segmenter(InferenceConfig(liver_model=untrained / "liver" / "metadata.json", device="cpu"))
+
+
+def test_stats_say_what_the_refinement_did():
+    """ "refine": true alone could not tell a run whose every lesion the contrast gate kept as
+    drawn from one the contour changed."""
+    vol, _, _ = phantom()
+    models = oracle_models()
+    off = segment_ct(
+        vol, InferenceConfig(device="cpu", min_liver_ml=1, refine=False), models=models
+    )
+    on = segment_ct(vol, InferenceConfig(device="cpu", min_liver_ml=1, refine=True), models=models)
+    assert "refine_effect" not in off.stats
+    effect = on.stats["refine_effect"]
+    assert set(effect) == {"tumor_ml_added", "tumor_ml_removed"}
+    assert min(effect.values()) >= 0
+    net = effect["tumor_ml_added"] - effect["tumor_ml_removed"]
+    assert on.stats["tumor_ml"] - off.stats["tumor_ml"] == pytest.approx(net, abs=0.01)
