@@ -15,6 +15,7 @@ def train_in_subprocess(config, should_cancel):
     to a second at a time; in a thread of this process that froze the window. A child process
     has its own lock. Cancelling sets an event the child's ``should_cancel`` reads, so the loop
     still saves its last weights; the child is only terminated if it ignores that for 60 s.
+    This generator ends with the child's last report; the process's exit is awaited apart.
     """
     import multiprocessing as mp
     import queue
@@ -50,12 +51,28 @@ def train_in_subprocess(config, should_cancel):
                 return
     finally:
         cancel.set()
-        child.join(timeout=60)
+        # Its reports are all in (the last weights saved when stopped); the process itself may
+        # take many seconds more to exit (its data loader's worker processes shut down): the
+        # panel waited 6-16 s after a Stop that had taken effect in under one. Its exit is
+        # awaited apart, and forced if it ignores the stop.
         if child.is_alive():
-            child.terminate()
-            child.join(timeout=5)
-        with contextlib.suppress(OSError):
-            os.unlink(crash_log)
+            import threading
+
+            threading.Thread(
+                target=_reap, args=(child, crash_log), name="livertumor-train-exit", daemon=True
+            ).start()
+        else:
+            _reap(child, crash_log)
+
+
+def _reap(child, crash_log: str) -> None:
+    """Wait for the training process to exit (terminated if it has not in 60 s); tidy up."""
+    child.join(timeout=60)
+    if child.is_alive():
+        child.terminate()
+        child.join(timeout=5)
+    with contextlib.suppress(OSError):
+        os.unlink(crash_log)
 
 
 @contextlib.contextmanager
