@@ -415,10 +415,13 @@ def _seg_on_an_open_ct(seg_path: Path) -> list[tuple] | None:
             continue
         if str(volume.meta.get("frame_of_reference_uid") or "") != frame:
             continue
+        said: list[str] = []
         try:
-            labels = read_dicom_seg(seg_path, volume)
+            labels = read_dicom_seg(seg_path, volume, warnings=said)
         except InputError:  # drawn on another series
             continue
+        if said:  # another patient's SEG, segments not known, frames off the CT's slices
+            _notify(f"{seg_path.name}: " + "\n".join(said))
         name = f"{volume.meta.get('patient_id') or 'CT'} {seg_path.stem}"
         return [labels_layer_data(labels, volume, name, _seg_role(seg_path), opened_from=seg_path)]
     return None

@@ -516,3 +516,27 @@ def test_pictures_given_to_convert_are_said_as_segment_says_them(tmp_path, capsy
     assert "it holds 1 PNG picture file (not read here" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "png" / "a.png"), "-o", str(tmp_path / "x.nii.gz")]) == 1
     assert "PNG picture format: not read here" in capsys.readouterr().err
+
+
+def test_a_seg_drawn_on_a_series_not_in_the_folder_is_said_not_dropped(
+    tcia_download, tmp_path, capsys
+):
+    """The patient's SEG references a CT series missing from the folder (another series is
+    there): the CT went to imagesTs/ with no warning, and training never heard of it."""
+    from napari_livertumor.io.dicom import read_dicom_series
+
+    root, _ = tcia_download
+    case = tmp_path / "HCC_001"
+    shutil.copytree(root / "HCC_001", case)
+    ct_file = next(f for f in case.rglob("*.dcm") if "Segmentation" not in str(f.parent))
+    series = ct_file.parent
+    ct = read_dicom_series(series)
+    shutil.rmtree(series)
+    write_ct_series(ct, series, patient_id=ct.meta["patient_id"],
+                    series_uid="1.2.826.0.1.3680043.8.498.4242")  # fmt: skip
+    assert main(["convert", str(case), "-o", str(tmp_path / "out")]) == 0
+    said = json.loads((tmp_path / "out" / "convert.json").read_text())
+    [row] = said["cases"]
+    text = json.dumps(row)
+    assert "drawn on another series than the one read" in text and "imagesTs" in text
+    assert (tmp_path / "out" / "imagesTs").is_dir()

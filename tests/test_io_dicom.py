@@ -1040,3 +1040,17 @@ def test_a_dicomdir_chosen_as_the_file_reads_the_export_it_indexes(tmp_path):
     np.testing.assert_array_equal(volume.array, source.array)
     assert not any("DICOMDIR" in w for w in volume.meta["warnings"])
     assert [s.n_slices for s in discover_series(dicomdir)] == [5]
+
+
+def test_two_passes_stacked_without_acquisition_numbers_are_named_as_such(tmp_path):
+    """Two contrast phases at the same positions in one series, AcquisitionNumber removed by an
+    anonymiser: the message blamed the geometry ("ImagePositionPatient repeats, or does not
+    match ImageOrientationPatient")."""
+    uid = "1.2.826.0.1.3680043.8.498.515"
+    paths = []
+    for k in range(2):
+        paths += write_ct_series(make_ct(shape=(5, 16, 16)), tmp_path / f"pass{k}", series_uid=uid,
+                                 instance_number_start=1 + 5 * k)  # fmt: skip
+    _edit_all(paths, lambda ds: ds.pop("AcquisitionNumber", None))
+    with pytest.raises(InputError, match="looks like 2 acquisitions .* stacked in one series"):
+        read_dicom_series(tmp_path)

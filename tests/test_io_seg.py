@@ -459,3 +459,31 @@ def test_a_character_set_highdicom_refuses_is_written_as_utf8(tmp_path, charset)
     seg = pydicom.dcmread(tmp_path / "seg.dcm")
     assert str(seg.PatientName) == name
     np.testing.assert_array_equal(read_dicom_seg(tmp_path / "seg.dcm", ct), labels)
+
+
+def test_a_necrosis_segment_and_a_tumor_larger_than_the_liver_are_said(tmp_path, ct):
+    """HCC-TACE-Seg's HCC_017 adds a Necrosis segment (the original dropped the patient for it)
+    and HCC_065/075 have a tumor larger than the liver: both were read without a word."""
+    labels = hcc_labels(ct.shape)
+    labels[3, 6:8, 7:9] = 5  # a necrotic core cut out of the mass
+    write_dicom_seg(labels, ct, tmp_path / "nec.dcm", [*HCC_SEGMENTS, (5, "Necrosis")])
+    notes: list[str] = []
+    read = read_dicom_seg(tmp_path / "nec.dcm", ct, warnings=notes)
+    assert (read[3, 6:8, 7:9] == 2).all()  # counted as tumor
+    [note] = notes
+    assert "Necrosis segment (4 voxels) is counted as tumor" in note and "outside" not in note
+    labels[3, 0:2, 20:22] = 5  # and some of it outside the organ
+    write_dicom_seg(labels, ct, tmp_path / "nec2.dcm", [*HCC_SEGMENTS, (5, "Necrosis")])
+    notes = []
+    read_dicom_seg(tmp_path / "nec2.dcm", ct, warnings=notes)
+    assert "4 of its voxels lie outside the Mass and Liver segments" in notes[0]
+
+    plain = hcc_labels(ct.shape)
+    swapped = np.where(plain == 1, 2, np.where(plain == 2, 1, plain)).astype(np.uint8)
+    write_dicom_seg(swapped, ct, tmp_path / "swap.dcm", HCC_SEGMENTS)
+    notes = []
+    read_dicom_seg(tmp_path / "swap.dcm", ct, warnings=notes)
+    assert any("larger than the rest of the liver" in n for n in notes)
+    notes = []
+    read_dicom_seg(tmp_path / "nec.dcm", ct, warnings=notes)
+    assert not any("larger than" in n for n in notes)

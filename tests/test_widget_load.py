@@ -712,3 +712,35 @@ def test_a_typed_path_is_made_whole_and_pasted_quotes_are_dropped(tmp_path, monk
     assert path_text(Edit("'P1'")) == str(tmp_path / "P1")
     assert path_text(Edit("P1")) == str(tmp_path / "P1")  # relative: napari's folder, said whole
     assert path_text(Edit("   ")) == ""
+
+
+def test_what_the_seg_reader_says_of_a_ground_truth_is_shown_beside_the_scan(
+    load_widget, qtbot, tmp_path
+):
+    """Another patient's SEG chosen as the ground truth: its warning went to the log only, and
+    Inspect would have scored against another patient's labels without a word."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from napari_livertumor.io.dicom import read_dicom_series
+    from napari_livertumor.io.seg import write_dicom_seg
+
+    viewer, widget = load_widget
+    case, _, labels = write_dicom_case(tmp_path / "a")
+    seg = tmp_path / "other" / "seg.dcm"
+    write_dicom_seg(labels, read_dicom_series(case), seg, [(1, "Liver"), (2, "Mass")])
+    ds = pydicom.dcmread(seg)
+    for group in ds.PerFrameFunctionalGroupsSequence:  # placed by position only
+        group.pop("DerivationImageSequence", None)
+    ds.FrameOfReferenceUID = generate_uid()
+    ds.ReferencedSeriesSequence[0].SeriesInstanceUID = generate_uid()
+    ds.PatientID = "HCC_099"
+    ds.save_as(seg)
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case))
+    widget.truth_path.setText(str(seg))
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    assert _layers.labels_layers(viewer, role="ground_truth")  # opened, and said
+    assert "⚠ ground truth seg.dcm:" in widget.status.text()
+    assert "patient HCC_099" in widget.status.text()

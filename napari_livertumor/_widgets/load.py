@@ -257,16 +257,23 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 # loaded without Find series: the DICOM SEG drawn on this series comes too, as
                 # File > Open brings it (it came only after Find series filled it in)
                 try:
-                    truth = _read_truth(Path(found[0]), volume)
+                    truth = _read_truth(Path(found[0]), volume, notes)
                     notes.append(
                         f"ground truth: {Path(found[0]).name}, the DICOM SEG drawn on this "
                         "series in its folder"
                     )
                 except InputError as exc:
                     truth_problem = str(exc)
+            elif not truth_text and not scanned and volume.meta.get("other_seg_files"):
+                others = [Path(f).name for f in volume.meta["other_seg_files"]]
+                notes.append(
+                    f"the DICOM SEG in the folder ({', '.join(others[:3])}) is drawn on another "
+                    "series than this one (missing from the folder?): no ground truth loaded; "
+                    "Find series lists the series"
+                )
             elif truth_text:
                 try:
-                    truth = _read_truth(Path(truth_text), volume)
+                    truth = _read_truth(Path(truth_text), volume, notes)
                 except InputError as exc:  # the scan still opens; the problem is said beside it
                     truth_problem = str(exc)
             # shown as DICOM would be (a RAS NIfTI is otherwise mirrored); exports go back to
@@ -543,14 +550,16 @@ def _same_scan(a, b) -> bool:
     return bool(ma.get("source")) and ma.get("source") == mb.get("source")
 
 
-def _read_truth(path, volume):
-    """A ground-truth label map on ``volume``'s grid from a DICOM SEG or NIfTI file."""
+def _read_truth(path, volume, notes: list | None = None):
+    """A ground-truth label map on ``volume``'s grid from a DICOM SEG or NIfTI file; what the
+    SEG reader has to say (another patient's SEG, segments not known, frames off the CT's
+    slices) is appended to ``notes``."""
     from ..io.nifti import is_nifti_path, read_nifti
 
     if not path.exists():
         raise InputError(path, "ground-truth file not found")
     if path.is_dir():  # an HCC-TACE-Seg SEG lives in a series folder of its own
-        return _seg_in_folder(path, volume)
+        return _seg_in_folder(path, volume, notes)
     if is_nifti_path(path):
         # compared in the standard orientation: a label map may store its axes otherwise
         truth, _ = read_nifti(path).to_standard()
@@ -562,10 +571,14 @@ def _read_truth(path, volume):
         return turn.undo(np.asarray(truth.array).astype(np.uint8))
     from ..io.seg import read_dicom_seg
 
-    return read_dicom_seg(path, volume)
+    said: list[str] = []
+    labels = read_dicom_seg(path, volume, warnings=said)
+    if notes is not None:
+        notes += [f"ground truth {path.name}: {n}" for n in said]
+    return labels
 
 
-def _seg_in_folder(folder, volume):
+def _seg_in_folder(folder, volume, notes: list | None = None):
     """The label map of the DICOM SEG in ``folder`` drawn on ``volume`` (the first that
     fits, of several)."""
     from ..errors import LiverTumorError
@@ -579,10 +592,15 @@ def _seg_in_folder(folder, volume):
         )
     problems = []
     for seg in sorted(segs):
+        said: list[str] = []
         try:
-            return read_dicom_seg(seg, volume)
+            labels = read_dicom_seg(seg, volume, warnings=said)
         except LiverTumorError as exc:
             problems.append(str(exc))
+            continue
+        if notes is not None:
+            notes += [f"ground truth {Path(seg).name}: {n}" for n in said]
+        return labels
     raise InputError(
         folder,
         f"holds {len(segs)} DICOM SEG(s), none drawn on this CT ({problems[0]})",

@@ -534,6 +534,13 @@ def _read_case(path: Path, *, nifti: bool, patient: str | None = None):
     warnings = list(volume.meta.get("warnings", []))
     seg_files = [Path(f) for f in volume.meta.get("seg_files", [])]
     if not seg_files:
+        others = [Path(f).name for f in volume.meta.get("other_seg_files") or ()]
+        if others:  # the patient's ground truth is there, but drawn on a series that is not
+            warnings.append(
+                f"the folder's DICOM SEG ({', '.join(others[:3])}) is drawn on another series "
+                "than the one read (missing from the folder?): no ground truth; the CT goes to "
+                "imagesTs/"
+            )
         return volume, None, warnings
     if len(seg_files) > 1:
         warnings.append(

@@ -222,6 +222,18 @@ def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeom
     duplicates: list[tuple[SliceHeader, SliceHeader]] = []
     slices = _deduplicate(slices, warnings, duplicates)
     if n_slices >= 4 and len(slices) <= n_slices // 2:
+        passes = n_slices // max(len(slices), 1)
+        if len(slices) >= 2 and n_slices == passes * len(slices):
+            # every position held the same number of times: passes stacked at one table
+            # position (contrast phases), AcquisitionNumber removed (an anonymiser's doing)
+            raise InputError(
+                folder,
+                f"{n_slices} slices at only {len(slices)} positions, each held {passes} times: "
+                f"this looks like {passes} acquisitions (contrast phases) stacked in one series "
+                "without an AcquisitionNumber to tell them apart, so they cannot be separated "
+                "here. Copy one pass's files (e.g. by InstanceNumber range or AcquisitionTime) "
+                "into a folder of its own and open that",
+            )
         raise InputError(
             folder,
             f"{n_slices} slices but only {len(slices)} distinct position(s) along the slice "

@@ -348,6 +348,15 @@ def read_dicom_series(
             for h in headers
             if h.modality == "SEG" and h.referenced_uids & set(geometry.sop_instance_uids)
         ),
+        # the patient's other DICOM SEGs there, drawn on none of this series' images: a ground
+        # truth whose CT series is not in the folder (or is another one) is said, not ignored
+        "other_seg_files": sorted(
+            str(h.path)
+            for h in headers
+            if h.modality == "SEG"
+            and not h.referenced_uids & set(geometry.sop_instance_uids)
+            and (h.patient_id or "") == (first.patient_id or "")
+        ),
     }
     return CTVolume(
         array=array,

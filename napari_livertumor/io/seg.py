@@ -149,24 +149,55 @@ def read_dicom_seg(
     priority = np.full(reference.shape, -1, dtype=np.int8)
     unmapped = 0
     labelmap = str(ds.get("SegmentationType", "")) == "LABELMAP"
+    # a Necrosis segment (HCC-TACE-Seg's HCC_017) counts as tumor: said, with what of it lies
+    # outside the Mass and Liver segments (the original dropped that patient for it)
+    necrotic = _necrosis_segments(ds)
+    necrosis = np.zeros(reference.shape, bool) if necrotic else None
+    organ = np.zeros(reference.shape, bool) if necrotic else None
     for i in range(n_frames):
         group = per_frame[i] if i < len(per_frame) else None
         if labelmap:  # pixel values are segment numbers; one frame holds every segment
-            pieces = [(frames[i] == n, v) for n, v in segment_class.items() if v]
+            pieces = [(frames[i] == n, v, n) for n, v in segment_class.items() if v]
         else:  # one segment per frame, named in the frame's functional groups
-            value = segment_class.get(_frame_segment(group, shared), 0)
-            pieces = [(frames[i] > 0, value)] if value else []
+            number = _frame_segment(group, shared)
+            value = segment_class.get(number, 0)
+            pieces = [(frames[i] > 0, value, number)] if value else []
         if not pieces:
             continue
         z = _frame_z(group, shared, uid_to_z, to_index, reference)
         if z is None:
             unmapped += 1
             continue
-        for mask, value in pieces:
+        for mask, value, number in pieces:
             rank = _PAINT_ORDER[value]
             paint = mask & (priority[z] < rank)
             labels[z][paint] = value
             priority[z][paint] = rank
+            if necrotic:
+                if number in necrotic:
+                    necrosis[z] |= mask
+                elif value in (1, 2):
+                    organ[z] |= mask
+    if necrotic and necrosis.any():
+        from scipy import ndimage as ndi
+
+        # inside the organ: in the Mass or Liver segments, or in a hole of theirs on its slice
+        # (a Necrosis segment cut out of the Mass, as a label map writes it)
+        outside = sum(
+            int(np.count_nonzero(necrosis[z] & ~ndi.binary_fill_holes(organ[z])))
+            for z in np.flatnonzero(necrosis.any(axis=(1, 2)))
+        )
+        notes.append(
+            f"its Necrosis segment ({int(np.count_nonzero(necrosis))} voxels) is counted as "
+            "tumor"
+            + (
+                f"; {outside} of its voxels lie outside the Mass and Liver segments (check the "
+                "segmentation)"
+                if outside
+                else ""
+            )
+        )
+    del necrosis, organ
     if unmapped:
         if unmapped == n_frames or not labels.any():
             ref_series = _referenced_series(ds)
@@ -195,6 +226,13 @@ def read_dicom_seg(
         )
         notes.append(
             f"{unmapped} SEG frame(s) do not fall on a slice of the CT and were ignored{why}"
+        )
+    counts = np.bincount(labels.ravel(), minlength=5)
+    if counts[2] > counts[1] > 0:  # HCC-TACE-Seg's HCC_065 and HCC_075 are known for this
+        notes.append(
+            f"its tumor ({int(counts[2])} voxels) is larger than the rest of the liver "
+            f"({int(counts[1])}): a very large tumor, or the Liver and Mass labels swapped; "
+            "check the segments"
         )
     return labels
 
@@ -444,6 +482,15 @@ def _read_seg_dataset(seg_path: Path):
     if "PixelData" not in ds:
         raise InputError(seg_path, "DICOM SEG without pixel data")
     return ds
+
+
+def _necrosis_segments(ds) -> set[int]:
+    """The numbers of the segments labelled necrosis."""
+    return {
+        int(item.SegmentNumber)
+        for item in ds.get("SegmentSequence", [])
+        if "necros" in str(item.get("SegmentLabel", "") or "").strip().lower()
+    }
 
 
 def _segment_classes(ds, notes: list[str], seg_path: Path) -> dict[int, int]:
