@@ -458,7 +458,13 @@ def test_a_single_case_redone_into_a_batch_folder_updates_its_summary_row(tmp_pa
     kept = {r["case"]: r for r in read_rows(out / "summary.csv")}
     assert segment([tmp_path / "other" / "case01.nii.gz", data / "case00.nii.gz"], out, models) == 1
     now = {r["case"]: r for r in read_rows(out / "summary.csv")}
-    assert now["case01"] == kept["case01"] and now["case00"]["status"] == "skipped (complete)"
+    assert now["case00"]["status"] == "skipped (complete)"
+    # ... and says it was refused (it read "done" while the console said "failed")
+    assert now["case01"]["status"] == "refused (earlier outputs kept)"
+    assert "made from another input" in now["case01"]["error"]
+    assert {k: v for k, v in now["case01"].items() if k not in ("status", "error")} == {
+        k: v for k, v in kept["case01"].items() if k not in ("status", "error")
+    }
     # outputs of its own input, left incomplete: that failure replaces the row (it named files
     # that are no longer whole)
     (out / "case01_stats.json").unlink()
@@ -693,7 +699,7 @@ def test_liver_only_outputs_of_the_previous_version_are_still_complete():
     earlier = {"run_settings": {**wanted, "refine": True, "tta": "none", "tumor_model": "/m"}}
     assert _compare_run(earlier, wanted) == ("same", "")
     earlier["run_settings"]["window_growth"] = 1
-    assert _compare_run(earlier, wanted) == ("other settings", "window_growth")
+    assert _compare_run(earlier, wanted) == ("other settings", "--window-growth")
 
 
 def test_names_that_differ_only_in_letter_case_never_share_outputs(tmp_path):
@@ -761,3 +767,45 @@ def test_a_case_with_a_long_legal_name_is_written(tmp_path, models):
     assert segment([tmp_path / f"{name}.nii.gz"], out, models, "--stages", "liver") == 0
     assert (out / f"{name}_labels.nii.gz").is_file() and (out / f"{name}_stats.json").is_file()
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_damaged_labels_file_is_segmented_again_not_kept_as_a_hand_edit(tmp_path, models, caplog):
+    """A labels file cut short (a full disk, a copy stopped half-way) or emptied differed from
+    what the run wrote, so it was kept as 'edited by hand' and the case skipped as complete."""
+    data = cohort(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    assert segment([data], out, models) == 0
+    whole = (out / "case00_labels.nii.gz").read_bytes()
+    (out / "case00_labels.nii.gz").write_bytes(whole[: len(whole) // 2])
+    (out / "case01_labels.nii.gz").write_bytes(b"")
+    with caplog.at_level("WARNING"):
+        assert segment([data], out, models) == 0
+    assert "case00_labels.nii.gz is damaged" in caplog.text
+    assert "case01_labels.nii.gz is empty: segmented again" in caplog.text
+    rows = {r["case"]: r for r in read_rows(out / "summary.csv")}
+    assert rows["case00"]["status"] == rows["case01"]["status"] == "done"
+    assert (out / "case00_labels.nii.gz").read_bytes() == whole
+
+
+def test_a_case_whose_output_name_is_too_long_fails_alone(tmp_path, models):
+    """is_dir() of a too-long output name raised 'File name too long' and ended the batch,
+    with no summary and the cases after it never run."""
+    data = tmp_path / "in"
+    write_nifti(ct(0), data / "a_ok.nii.gz")
+    write_nifti(ct(1), data / f"{'Q' * 246}.nii.gz")  # legal; its _labels.nii.gz is not
+    write_nifti(ct(2), data / "z_ok.nii.gz")
+    out = tmp_path / "out"
+    assert segment([data], out, models) == 1
+    rows = {r["case"][:10]: r for r in read_rows(out / "summary.csv")}
+    assert rows["a_ok"]["status"] == rows["z_ok"]["status"] == "done"
+    assert rows["Q" * 10]["status"] == "failed" and "too long" in rows["Q" * 10]["error"]
+
+
+def test_the_summary_tells_rows_with_other_lesion_filters_apart(tmp_path, models):
+    data = cohort(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    assert segment([data], out, models) == 0
+    assert segment([data / "case01.nii.gz"], out, models, "--min-tumor-ml", "5") == 0
+    rows = {r["case"]: r for r in read_rows(out / "summary.csv")}
+    assert "min_tumor_ml" not in rows["case00"]["settings"]
+    assert rows["case01"]["settings"].endswith("min_tumor_ml=5.0")

@@ -540,3 +540,40 @@ def test_a_seg_drawn_on_a_series_not_in_the_folder_is_said_not_dropped(
     text = json.dumps(row)
     assert "drawn on another series than the one read" in text and "imagesTs" in text
     assert (tmp_path / "out" / "imagesTs").is_dir()
+
+
+def test_a_run_killed_outright_leaves_the_record_of_what_it_converted(
+    tcia_download, tmp_path, monkeypatch, capsys
+):
+    """kill -9 after a case: convert.json was written only at the end, so a rerun kept that
+    case forever unchecked (another cohort's patient of the same name too)."""
+    from napari_livertumor.commands import convert as conv
+
+    root, _ = tcia_download
+    out = tmp_path / "out"
+    real, seen = conv._convert_case, []
+
+    class Killed(BaseException):  # nothing of the command's own handling runs after it
+        pass
+
+    def dies_on_the_second(case, *a, **kw):
+        seen.append(case.name)
+        if len(seen) == 2:
+            raise Killed
+        return real(case, *a, **kw)
+
+    monkeypatch.setattr(conv, "_convert_case", dies_on_the_second)
+    with pytest.raises(Killed):
+        main(["convert", str(root), "-o", str(out)])
+    monkeypatch.undo()
+    record = json.loads((out / "convert.json").read_text())
+    [first] = record["cases"]
+    assert first["case"] == seen[0] and first["source_stamp"] and record["interrupted"]
+    capsys.readouterr()
+    # the rerun keeps it by its record; touched since, it would be converted again
+    main(["convert", str(root), "-o", str(out)])
+    assert f"{seen[0]}: kept" in capsys.readouterr().out
+    # an image there with no record at all (convert.json removed) is not taken on trust
+    (out / "convert.json").unlink()
+    assert main(["convert", str(root), "-o", str(out)]) == 1
+    assert "convert.json has no record of what it was converted from" in capsys.readouterr().err

@@ -238,7 +238,7 @@ def test_outputs_are_reused_only_for_the_same_input_and_settings_never_overwritt
     # the same input with other settings: this case's own outputs, redone with a warning
     with caplog.at_level("WARNING"):
         assert main(["segment", str(tmp_path / "a.nii.gz"), *base, "--stages", "liver"]) == 0
-    assert "redoing outputs made with other settings (stages)" in caplog.text
+    assert "redoing outputs made with other settings (--stages)" in caplog.text
     assert json.loads(stats.read_text())["run_settings"]["stages"] == "liver"
     assert main(["segment", str(tmp_path / "other" / "a.nii.gz"), *base, "--overwrite"]) == 0
     assert json.loads(stats.read_text())["run_settings"]["input"].endswith("other/a.nii.gz")
@@ -769,3 +769,12 @@ def test_the_pipelines_own_log_lines_name_the_case(caplog):
         "Case 50%d: refine: kept",
         "after the case",
     ]
+
+
+def test_a_text_list_of_inputs_says_a_list_is_a_csv(tmp_path, capsys):
+    """A .txt list of paths was read as a DICOM file: 'not a readable DICOM file'."""
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{tmp_path / 'a.nii.gz'}\n")
+    assert main(["segment", str(listing), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "a list of inputs is a CSV file" in err and "'path' column" in err

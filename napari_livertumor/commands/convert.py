@@ -216,6 +216,24 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     summary = {"source": str(source), "output": str(outdir), "cases": rows}
     earlier = _earlier_rows(outdir / "convert.json")
     interrupted: KeyboardInterrupt | None = None
+
+    def write_summary() -> None:
+        # the file tells what the folder holds: a case refused here keeps its earlier row, and
+        # the cases of earlier runs not given this time stay listed while their images are
+        # there. Written after every case: a run killed outright (kill -9, a crash) leaves the
+        # record of what it converted, which a rerun checks (its cases were kept unchecked)
+        listed = [
+            earlier[r["case"]] if r.get("untouched") and r["case"] in earlier else r for r in rows
+        ]
+        given = {r["case"] for r in rows}
+        listed += [
+            r
+            for name, r in sorted(earlier.items())
+            if name not in given and r.get("image") and (outdir / str(r["image"])).is_file()
+        ]
+        summary["cases"] = [{k: v for k, v in r.items() if k != "untouched"} for r in listed]
+        _write_json(outdir / "convert.json", summary)
+
     try:
         with sigterm_as_interrupt():
             for i, case in enumerate(cases, 1):
@@ -236,26 +254,20 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
                 # (a kept case's row holds its earlier run's warnings: said then)
                 for warning in row.get("warnings", []) if row["status"] != "kept" else []:
                     print(f"livertumor convert: {case.name}: warning: {warning}", file=sys.stderr)
-            summary["clinical"] = _copy_clinical(source, outdir, force=args.force)
+                summary["interrupted"] = True  # until the last case is in
+                write_summary()
+            # the table goes with this input's patients: not beside another cohort's images
+            # when every case was refused
+            if any(r["status"] in ("written", "kept") for r in rows):
+                summary["clinical"] = _copy_clinical(source, outdir, force=args.force)
     except KeyboardInterrupt as exc:
         interrupted = exc
     summary["interrupted"] = interrupted is not None
-    # the file tells what the folder holds: a case refused here keeps its earlier row, and the
-    # cases of earlier runs not given this time stay listed while their images are there
-    listed = [
-        earlier[r["case"]] if r.get("untouched") and r["case"] in earlier else r for r in rows
-    ]
-    given = {r["case"] for r in rows}
-    listed += [
-        r
-        for name, r in sorted(earlier.items())
-        if name not in given and r.get("image") and (outdir / str(r["image"])).is_file()
-    ]
-    summary["cases"] = [{k: v for k, v in r.items() if k != "untouched"} for r in listed]
-    _write_json(outdir / "convert.json", summary)
+    write_summary()
     # a folder of several patients converted before as one case (by an earlier version): that
     # image is one of the patients now converted each on their own, so it is in twice
     split = {str(Path(c.path).resolve()) for c in cases if c.patient is not None}
+    given = {r["case"] for r in rows}
     for name, r in sorted(earlier.items()):
         # (a row with a patient is one of this split's, whose files have left the folder)
         if (
@@ -421,6 +433,17 @@ def _convert_case(
         made_from = (earlier or {}).get("source_path")
         stamp = (earlier or {}).get("source_stamp")
         here = str(Path(case.path).resolve())
+        if earlier is None:
+            # no record of what it was converted from (convert.json removed, or a file put
+            # there by hand): it cannot be told from another patient of the same name
+            row.update(
+                status="failed",
+                untouched=True,
+                error=f"{outdir / image.relative_to(outdir)} exists, but convert.json has no "
+                "record of what it was converted from; nothing was overwritten: use another "
+                "output folder, or --force to convert it again",
+            )
+            return row
         same = stamp is None or stamp == _source_stamp(case.path, nifti=nifti, outdir=outdir)
         if (
             not same
@@ -455,6 +478,10 @@ def _convert_case(
         volume, labels, warnings = _read_case(case.path, nifti=nifti, patient=case.patient)
         if changed:
             warnings.insert(0, changed)
+        if volume.shape[0] < 2:  # written, as asked; said, as segment and training refuse it
+            warnings.append(
+                "one slice only: segment and training need at least 2 (a scout or a key image?)"
+            )
         row.update(_volume_facts(volume), warnings=warnings)
         # what the case was made from: a later run keeps it only for the same, unchanged input
         row.update(

@@ -364,6 +364,14 @@ def discover_cases(inputs: list[str | Path], *, per_patient: bool = True) -> lis
             raise InputError(path, "file or folder not found")
         if path.is_file() and path.suffix.lower() == ".csv":
             found += _cases_from_csv(path, per_patient=per_patient)
+        elif path.is_file() and path.suffix.lower() in (".txt", ".lst", ".list", ".tsv"):
+            # a list of inputs in a text file: read as a DICOM file, it said only "not a
+            # readable DICOM file"
+            raise InputError(
+                path,
+                "is a text file, not a scan: a list of inputs is a CSV file (.csv) with a "
+                "'path' column (and optionally 'case'), one scan per row",
+            )
         elif path.is_file():
             from ..io.nifti import is_nifti_path
 
@@ -495,7 +503,8 @@ def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
             Case(_case_name(p), p)
             for d in dataset
             for p in sorted(d.iterdir())
-            if p.is_file() and is_nifti_path(p)
+            # (not a hidden file: the temporary file of a write a kill -9 cut short)
+            if p.is_file() and is_nifti_path(p) and not p.name.startswith(".")
         ]
     if niftis:  # NIfTI files here, and any subfolder that holds a scan is a case of its own
         cases = [Case(_case_name(p), p) for p in niftis]
@@ -931,9 +940,23 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
     changed = sorted(k for k in keys if made.get(k) != wanted.get(k))
     if "stages" in changed:  # the tumor stage's settings and model came or went with it
         changed = [k for k in changed if k not in (*_TUMOR_ONLY_SETTINGS, "model_stamps")]
-    words = {
+    words = {  # as the user set them: the command's options
         "input_stamp": "the input's files changed",
         "model_stamps": "the model weights changed",
+        "liver_model": "--models (liver)",
+        "tumor_model": "--models (tumor)",
+        "stages": "--stages",
+        "refine": "--no-refine",
+        "refine_config": "--refine-config",
+        "min_tumor_ml": "--min-tumor-ml",
+        "min_lesion_peak": "--min-lesion-peak",
+        "min_liver_ml": "the liver size floor",
+        "window_growth": "--window-growth",
+        "tumor_window_growth": "--tumor-window-growth",
+        "tta": "--tta",
+        "allow_non_ct": "--allow-non-ct",
+        "acquisition": "--acquisition",
+        "series_uid": "--series",
     }
     return (
         ("other settings", ", ".join(words.get(k, k) for k in changed)) if changed else ("same", "")
@@ -973,6 +996,11 @@ def run_cases(
         row = {"case": case.name, "input": str(case.path), "labels": labels_path.name}
         row["stats"] = stats_path.name
         wanted = run_settings(case, config, series_uid, acquisition)
+        too_long = _name_too_long(outdir, (labels_path, stats_path, *extra_files.values()))
+        if too_long:  # (is_dir() below raised "File name too long" and ended the batch)
+            log.error("%s: %s", case.name, too_long)
+            rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": too_long})
+            continue
         in_the_way = [q for q in (labels_path, stats_path, *extra_files.values()) if q.is_dir()]
         if in_the_way:  # found before the work, not when renaming onto it after
             msg = f"{in_the_way[0]} is a folder, not a file: move it, or use another output folder"
@@ -1008,7 +1036,11 @@ def run_cases(
             foreign = [q for q in extra_files.values() if q.exists() and q.name not in listed]
             # its outputs that hold something else now (labels corrected by hand)
             edited = _changed_since_written(outdir, old)
-            if not overwrite:
+            damaged = _damaged_labels(labels_path) if labels_path.name in edited else None
+            if damaged:  # not a hand edit: a file cut short or emptied (a full disk, a copy)
+                log.warning("%s: %s is %s: segmented again", case.name, labels_path.name, damaged)
+                edited.remove(labels_path.name)
+            if not overwrite and not damaged:
                 relation, what = ("none", "") if old is None else _compare_run(old, wanted)
                 refusal = None
                 if relation == "same" and labels_path.name in edited and missing:
@@ -1373,6 +1405,42 @@ def _edited_text(path: Path, consequence: str) -> str:
     )
 
 
+def _name_too_long(outdir: Path, paths) -> str | None:
+    """Why an output's file name is too long for the output folder's file system (its hidden
+    temporary name is shortened to fit: ``fileio.temp_prefix``); None when all fit."""
+    try:
+        limit = os.pathconf(outdir if outdir.is_dir() else outdir.parent, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # Windows, or a folder not made yet
+        limit = 255
+    for path in paths:
+        size = len(os.fsencode(path.name))
+        if size > limit:
+            return (
+                f"the output file name {path.name[:40]}… is too long for the file system "
+                f"({size} bytes; at most {limit}): rename the input, or give the case a "
+                "shorter name in a CSV list's 'case' column"
+            )
+    return None
+
+
+def _damaged_labels(path: Path) -> str | None:
+    """Why a labels file that changed since its run wrote it is no hand edit but broken
+    (empty, cut short, not a NIfTI); None when it reads as a label map."""
+    import nibabel as nib
+    import numpy as np
+
+    try:
+        if path.stat().st_size == 0:
+            return "empty"
+        img = nib.load(str(path))
+        np.asanyarray(img.dataobj)  # the whole (gzip) stream: a cut-short file fails here
+    except PermissionError:  # unreadable for permissions: not known to be broken
+        return None
+    except Exception as exc:  # noqa: BLE001 - nibabel's and zlib's many ways of saying it
+        return f"damaged ({type(exc).__name__}: {exc})"
+    return None
+
+
 def _changed_since_written(outdir: Path, stats: dict | None) -> list[str]:
     """The output files of a complete case that no longer hold what its run wrote (edited, or
     replaced by another file), by name; none for stats written before digests were kept."""
@@ -1465,8 +1533,18 @@ def _write_summary(rows: list[dict], path: Path) -> Path:
         earlier = _read_summary(path) or []
         # a case refused because its outputs there are another input's keeps the row that
         # tells of those outputs; its refusal is said on the console
-        done = {r.get("case") for r in earlier if r.get("status") != "failed"}
-        rows = [r for r in rows if not (r.get("untouched") and r["case"] in done)]
+        done = {r.get("case"): r for r in earlier if r.get("status") != "failed"}
+        # ... and says it was refused (the summary read "done", the console "failed")
+        rows = [
+            {
+                **done[r["case"]],
+                "status": "refused (earlier outputs kept)",
+                "error": r.get("error", ""),
+            }
+            if r.get("untouched") and r["case"] in done
+            else r
+            for r in rows
+        ]
         mine = {r["case"] for r in rows}
         kept = [r for r in earlier if r.get("case") not in mine]
         if kept:
@@ -1527,14 +1605,28 @@ def _settings_text(settings: dict) -> str:
     masks, so rows of runs made with other settings in one summary can be told apart."""
     if not settings:
         return ""
+    import dataclasses
+
+    from ..pipeline import InferenceConfig
+
     parts = [f"stages={settings.get('stages')}"]
     if settings.get("stages") != "liver":  # refinement and mirroring are the tumor stage's
-        parts += [
-            f"refine={'on' if settings.get('refine') else 'off'}",
-            f"tta={settings.get('tta') or 'none'}",
-        ]
+        refine = "off"
+        if settings.get("refine"):  # custom: a --refine-config of its own
+            refine = "custom" if settings.get("refine_config") is not None else "on"
+        parts += [f"refine={refine}", f"tta={settings.get('tta') or 'none'}"]
     liver = settings.get("liver_model")
     parts.append(f"models={Path(liver).parent}" if liver else "models=shipped")
+    # the other settings that change the masks, when not the defaults (two rows of one summary
+    # with other lesion filters read the same)
+    default = json.loads(
+        json.dumps({f.name: f.default for f in dataclasses.fields(InferenceConfig)}, default=str)
+    )  # as the settings read back from a stats file (a tuple is a list there)
+    for name in ("min_tumor_ml", "min_lesion_peak", "min_liver_ml", "sw_overlap",
+                 "window_growth", "tumor_window_growth", "fill_holes", "allow_non_ct"):  # fmt: skip
+        value = settings.get(name)
+        if name in settings and value is not None and value != default.get(name):
+            parts.append(f"{name}={value}")
     return "; ".join(parts)
 
 
