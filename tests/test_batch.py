@@ -809,3 +809,29 @@ def test_the_summary_tells_rows_with_other_lesion_filters_apart(tmp_path, models
     rows = {r["case"]: r for r in read_rows(out / "summary.csv")}
     assert "min_tumor_ml" not in rows["case00"]["settings"]
     assert rows["case01"]["settings"].endswith("min_tumor_ml=5.0")
+
+
+def test_a_batch_killed_outright_leaves_the_summary_of_the_cases_it_finished(
+    tmp_path, models, monkeypatch
+):
+    """kill -9 (or a lost node) in the middle of a batch: the summary was written only at the
+    end or on Ctrl-C, so nothing told which cases were done."""
+    from napari_livertumor.commands import segment as seg
+
+    data = cohort(tmp_path / "in", 3)
+    real, seen = seg.segment_one, []
+
+    class Killed(BaseException):  # nothing of the command's own handling runs after it
+        pass
+
+    def dies_on_the_third(case, *a, **kw):
+        seen.append(case.name)
+        if len(seen) == 3:
+            raise Killed
+        return real(case, *a, **kw)
+
+    monkeypatch.setattr(seg, "segment_one", dies_on_the_third)
+    with pytest.raises(Killed):
+        segment([data], tmp_path / "out", models)
+    rows = read_rows(tmp_path / "out" / "summary.csv")
+    assert [r["case"] for r in rows] == seen[:2] and {r["status"] for r in rows} == {"done"}

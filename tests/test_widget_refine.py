@@ -197,6 +197,12 @@ def test_out_of_range_settings_are_clamped_with_a_visible_note(refine_setup, qtb
     assert widget.smoothing.value == 4 and widget.lambda1.value == pytest.approx(0.01)
     assert "smoothing" in widget.notes.text() and "lambda1" in widget.notes.text()
     assert len(notes) == 2
+    # the notes name the panel's controls, not the JSON keys of --refine-config
+    widget.hu_low.value, widget.hu_high.value = 300, 100
+    widget._show_notes([])
+    assert "HU low 300 above high 100; swapped" in widget.notes.text()
+    assert "hu_window" not in widget.notes.text()
+    widget.hu_low.value, widget.hu_high.value = -100, 250
 
 
 def test_every_value_the_controls_cannot_show_as_given_is_said(refine_setup):

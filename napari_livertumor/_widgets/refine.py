@@ -1216,6 +1216,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             self._apply_notes = list(notes)
         cfg_notes = self.build_config().validated()[1]
         shown = list(dict.fromkeys([*self._config_notes, *cfg_notes, *self._apply_notes, *notes]))
+        shown = [_in_panel_words(n) for n in shown]
         try:
             self.notes.setText("\n".join(f"⚠ {n}" for n in shown))
             self.notes.set_kind("warning")  # amber of the theme
@@ -1233,6 +1234,23 @@ class RefineWidget(JobWidgetMixin, QWidget):
         n = len(self.history)
         self.undo_button.setEnabled(n > 0)
         self.undo_button.setText(f"Undo ({n})" if n else "Undo")
+
+
+#: the settings' names in the core's notes (those of --refine-config's JSON) as the panel
+#: labels them
+_PANEL_WORDS = (
+    ("hu_window low", "HU low"),
+    ("hu_window", "HU window (HU low, HU high)"),
+    ("min_contrast", "min contrast (CNR)"),
+    ("roi_margin_mm", "ROI margin"),
+    ("max_shift_mm", "max shift"),
+)
+
+
+def _in_panel_words(note: str) -> str:
+    for name, label in _PANEL_WORDS:
+        note = note.replace(name, label)
+    return note
 
 
 def _no_tumor_text(mask_layer) -> str:

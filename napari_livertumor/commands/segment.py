@@ -269,6 +269,16 @@ def run(args) -> int:
         ) from exc
     name = "summary.csv" if shard[1] == 1 else f"summary_shard-{shard[0]}-of-{shard[1]}.csv"
     rows: list[dict] = []
+
+    def summary_as_it_goes(rows: list[dict]) -> None:
+        # a batch killed outright (kill -9, a node lost) leaves the summary of the cases it
+        # finished; Ctrl-C and SIGTERM write it on the way out as well
+        if len(cases) > 1 or _read_summary(outdir / name) is not None:
+            try:
+                write_summary(rows, outdir / name)
+            except OSError as exc:  # said once at the end if it still fails then
+                log.debug("summary not written yet: %s", exc)
+
     try:
         check_writable_folder(outdir)  # before any case is computed, not after each
         from ._signals import sigterm_as_interrupt
@@ -284,6 +294,7 @@ def run(args) -> int:
                 progress=_printer(),
                 rows=rows,
                 extras=tuple(k for k in EXTRA_OUTPUTS if getattr(args, k, False)),
+                after_case=summary_as_it_goes,
             )
     except (KeyboardInterrupt, Cancelled):
         # interrupted (Ctrl-C, a job scheduler's stop): the cases finished so far are in the
@@ -974,15 +985,21 @@ def run_cases(
     progress=None,
     rows: list[dict] | None = None,
     extras=(),
+    after_case=None,
 ):
     """Segment ``cases`` into ``outdir`` with one model load; returns one summary row per case
     (appended to ``rows`` as each case ends, when given: an interrupted run keeps them).
-    ``extras``: optional outputs (:data:`EXTRA_OUTPUTS`) to write too."""
+    ``extras``: optional outputs (:data:`EXTRA_OUTPUTS`) to write too. ``after_case(rows)`` is
+    called when a case's row is in (the summary written as the batch goes)."""
     from ..pipeline import Segmenter
 
     segmenter = None
     rows = [] if rows is None else rows
+    said = len(rows)
     for case in cases:
+        if after_case is not None and len(rows) > said:  # the case before this one ended
+            after_case(rows)
+            said = len(rows)
         labels_path, stats_path = output_paths(outdir, case)
         own_extras = _wanted_extras(case, extras)
         not_possible = {
