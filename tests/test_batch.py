@@ -835,3 +835,17 @@ def test_a_batch_killed_outright_leaves_the_summary_of_the_cases_it_finished(
         segment([data], tmp_path / "out", models)
     rows = read_rows(tmp_path / "out" / "summary.csv")
     assert [r["case"] for r in rows] == seen[:2] and {r["status"] for r in rows} == {"done"}
+
+
+def test_a_damaged_labels_file_of_another_input_is_still_refused(tmp_path, models):
+    """A damaged labels file turned every other refusal off: another patient of the same name
+    then replaced the first one's outputs."""
+    write_nifti(ct(0), tmp_path / "a" / "case00.nii.gz")
+    write_nifti(ct(5), tmp_path / "b" / "case00.nii.gz")
+    out = tmp_path / "out"
+    assert segment([tmp_path / "a" / "case00.nii.gz"], out, models) == 0
+    labels = out / "case00_labels.nii.gz"
+    labels.write_bytes(labels.read_bytes()[:100])
+    assert segment([tmp_path / "b" / "case00.nii.gz"], out, models) == 1
+    stats = json.loads((out / "case00_stats.json").read_text())
+    assert stats["input"] == str((tmp_path / "a" / "case00.nii.gz").resolve())

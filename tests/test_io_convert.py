@@ -577,3 +577,30 @@ def test_a_run_killed_outright_leaves_the_record_of_what_it_converted(
     (out / "convert.json").unlink()
     assert main(["convert", str(root), "-o", str(out)]) == 1
     assert "convert.json has no record of what it was converted from" in capsys.readouterr().err
+
+
+def test_a_failed_reconversion_and_an_unreadable_record_do_not_lock_images_out(
+    tcia_download, tmp_path, capsys
+):
+    """A source changed and then unreadable failed its case, and the record of the image still
+    there was dropped: the next run refused that image as unrecorded. An unreadable
+    convert.json made every image unrecorded, and was replaced."""
+    root, _ = tcia_download
+    src = tmp_path / "src"
+    shutil.copytree(root / "HCC_001", src / "HCC_001")
+    out = tmp_path / "out"
+    assert main(["convert", str(src), "-o", str(out)]) == 0
+    files = sorted(f for f in (src / "HCC_001").rglob("*.dcm") if "Segmentation" not in str(f))
+    saved = {f: f.read_bytes() for f in files}
+    for f in files:  # every CT file cut short: the case's read fails now
+        f.write_bytes(b"DICM" + saved[f][:200])
+    assert main(["convert", str(src), "-o", str(out)]) == 1
+    for f in files:  # mended
+        f.write_bytes(saved[f])
+    capsys.readouterr()
+    assert main(["convert", str(src), "-o", str(out)]) == 0
+    assert "no record" not in capsys.readouterr().err
+    (out / "convert.json").write_text("{ not json")
+    assert main(["convert", str(src), "-o", str(out)]) == 1
+    assert "convert.json: cannot be read" in capsys.readouterr().err
+    assert (out / "convert.json").read_text() == "{ not json"  # not replaced

@@ -1142,6 +1142,11 @@ def test_train_check_says_what_the_data_holds_and_trains_nothing(
     out = capsys.readouterr().out
     assert out.startswith("6 patient(s) with ground-truth labels")
     assert "⚠ Clinical table" in out and "TCIA_ID" in out and "--weak-lambda 0" in out
+    # ... but a run that would not read it (liver only, λ 0) passes the check, still told
+    for extra in (["--stage", "liver"], ["--weak-lambda", "0"]):
+        args = ["train", "--data", str(toy_data), "--clinical", str(table), "--check", *extra]
+        assert main(args) == 0
+        assert "⚠ Clinical table" in capsys.readouterr().out
     table.unlink()
     table.parent.rmdir()
     assert not list(tmp_path.iterdir())  # nothing written in the current folder

@@ -131,7 +131,7 @@ def test_one_training_patient_with_a_row_trains_without_the_weak_term(caplog):
     frame, tlvr = clinical_cohort()
     weak = out_of_fold_weak_labels(frame, {"HCC_001": tlvr["HCC_001"]}, ["AFP", "age"])
     assert weak.labels == {} and weak.columns == []
-    assert "needs at least 2" in caplog.text
+    assert "needs at least 4" in caplog.text
 
 
 def test_a_table_with_no_usable_column_says_why_per_column():

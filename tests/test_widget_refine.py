@@ -904,3 +904,26 @@ def test_apply_to_slice_clears_the_crumbs_it_leaves_but_not_a_lesion_going_on_ab
     _wait(qtbot, widget)
     assert seg.data[z][lone] == 1 and seg.data[z][joined] == 2
     assert "1 tumor piece(s) of a few voxels left by the contour went back" in widget.notes.text()
+
+
+def test_undo_reset_or_another_apply_wait_for_a_running_apply(refine_setup, qtbot):
+    """With Apply to slice in a worker, an Undo (or a second Apply) clicked meanwhile made the
+    running Apply's result be dropped as 'edited while refining'."""
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.apply_slice_button.click()
+    _wait(qtbot, widget)
+    after_first = seg.data.copy()
+    widget.apply_all_button.click()
+    assert widget.busy
+    widget.undo_button.click()  # while Apply to all runs
+    assert "An Apply is running" in widget.status.text()
+    widget.apply_slice_button.click()
+    widget.reset_button.click()
+    assert "An Apply is running" in widget.status.text()
+    _wait(qtbot, widget)
+    assert widget.status.text().startswith(
+        ("Applied to all lesions", "Refining all lesions changed")
+    )
+    assert len(widget.history) == 2  # the slice, then all lesions: nothing undone meanwhile
+    widget.undo_button.click()
+    np.testing.assert_array_equal(seg.data, after_first)

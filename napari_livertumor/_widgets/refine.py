@@ -348,7 +348,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.method.changed.connect(self._show_method_controls)
         self.auto_threshold.changed.connect(self._show_method_controls)
         self.balloon.changed.connect(self._show_method_controls)
-        self.apply_slice_button.clicked.connect(self.apply_slice)
+        self.apply_slice_button.clicked.connect(self._apply_slice_clicked)
         self.apply_lesion_button.clicked.connect(self._apply_lesion_clicked)
         self.apply_all_button.clicked.connect(self._apply_all_clicked)
         self.undo_button.clicked.connect(self.undo)
@@ -1082,8 +1082,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         step = self.history.steps[-1]
         step.note_before = list(mask_layer.metadata.get(REFINED_HERE) or [])
         entry = {"applied_to": what}
-        if settings is not None:
-            entry.update(dataclasses.asdict(settings))
+        if settings is not None:  # as the contour ran with them (clamped, swapped)
+            entry.update(dataclasses.asdict(settings.validated()[0]))
         mask_layer.metadata[REFINED_HERE] = [*step.note_before, entry]
         _layers.labels_edited(mask_layer)
         set_status(
@@ -1096,6 +1096,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
     def undo(self) -> None:
         """Restore the voxels the last Apply/Reset changed, exactly."""
+        if self._apply_running("undo"):
+            return
         if self.history.steps and self.history.steps[-1].target not in self.viewer.layers:
             self.history.steps.pop()
             set_status(
@@ -1129,6 +1131,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
     def reset_to_model_output(self) -> None:
         """Put back the labels as they were before the first refinement (undoable)."""
+        if self._apply_running("reset"):
+            return
         layer = self._layer(self.mask_combo.currentText())
         original = None if layer is None else layer.metadata.get(MODEL_OUTPUT)
         if original is None or original.shape != layer.data.shape:
@@ -1163,13 +1167,30 @@ class RefineWidget(JobWidgetMixin, QWidget):
             layer.metadata[MODEL_OUTPUT] = np.array(layer.data, copy=True)
 
     # ------------------------------------------------------------------ slots
+    def _apply_slice_clicked(self) -> None:
+        if not self.cancel_if_running(self.apply_slice_button) and not self._apply_running():
+            self.apply_slice()
+
     def _apply_lesion_clicked(self) -> None:
-        if not self.cancel_if_running(self.apply_lesion_button):
+        if not self.cancel_if_running(self.apply_lesion_button) and not self._apply_running():
             self.apply_lesion()
 
     def _apply_all_clicked(self) -> None:
-        if not self.cancel_if_running(self.apply_all_button):
+        if not self.cancel_if_running(self.apply_all_button) and not self._apply_running():
             self.apply_all()
+
+    def _apply_running(self, what: str = "Apply again") -> bool:
+        """True, said, while an Apply runs: a second Apply, an Undo or a Reset meanwhile made
+        the first one's result be dropped as 'edited while refining'."""
+        buttons = (self.apply_slice_button, self.apply_lesion_button, self.apply_all_button)
+        if not any((job := self.jobs.get(b)) is not None and job.running for b in buttons):
+            return False
+        set_status(
+            self.status,
+            f"An Apply is running: wait for it (or cancel it), then {what}.",
+            warning=True,
+        )
+        return True
 
     def _load_settings(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Refine settings", "", "JSON (*.json)")

@@ -214,7 +214,7 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     )
     rows: list[dict] = []
     summary = {"source": str(source), "output": str(outdir), "cases": rows}
-    earlier = _earlier_rows(outdir / "convert.json")
+    earlier = _earlier_rows(outdir / "convert.json", force=args.force)
     interrupted: KeyboardInterrupt | None = None
 
     def write_summary() -> None:
@@ -249,6 +249,15 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
                 if row["status"] == "kept" and case.name in earlier:  # what it was made from
                     row = {**earlier[case.name], **row}
                     row.pop("ground_truth_new", None)  # said by the run that took it up
+                before = earlier.get(case.name) or {}
+                if (
+                    row["status"] == "failed"
+                    and before.get("image")
+                    and (outdir / str(before["image"])).is_file()
+                ):
+                    # its earlier image is still there, made from what the record says: the
+                    # record stays (without it, the next run refused that image as unknown)
+                    row["untouched"] = True
                 rows.append(row)
                 print(f"[{i}/{len(cases)}] {_case_line(row)}", flush=True)
                 # (a kept case's row holds its earlier run's warnings: said then)
@@ -307,13 +316,25 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     return 1 if failed else 0
 
 
-def _earlier_rows(path: Path) -> dict[str, dict]:
-    """The cases an earlier run's ``convert.json`` describes (none if it is unreadable)."""
+def _earlier_rows(path: Path, *, force: bool = False) -> dict[str, dict]:
+    """The cases an earlier run's ``convert.json`` describes (none when there is none).
+
+    One that cannot be read is refused (InputError) unless ``force``: every patient would have
+    no record, be refused, and the file be replaced by rows that know nothing."""
+    if not path.exists():
+        return {}
     try:
         rows = json.loads(path.read_text(encoding="utf-8")).get("cases", [])
         return {r["case"]: r for r in rows if isinstance(r, dict) and r.get("status") != "failed"}
-    except (OSError, ValueError, AttributeError, KeyError, TypeError):
-        return {}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
+        if force:
+            return {}
+        raise InputError(
+            path,
+            f"cannot be read ({type(exc).__name__}: {exc}): it records what each image of the "
+            "folder was converted from. Move it aside and run again (each image there is then "
+            "refused as unrecorded), or use --force to convert every patient again",
+        ) from exc
 
 
 def _named_by_patient(case):

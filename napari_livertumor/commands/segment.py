@@ -1055,10 +1055,11 @@ def run_cases(
             edited = _changed_since_written(outdir, old)
             damaged = _damaged_labels(labels_path) if labels_path.name in edited else None
             if damaged:  # not a hand edit: a file cut short or emptied (a full disk, a copy)
-                log.warning("%s: %s is %s: segmented again", case.name, labels_path.name, damaged)
                 edited.remove(labels_path.name)
-            if not overwrite and not damaged:
+            if not overwrite:
                 relation, what = ("none", "") if old is None else _compare_run(old, wanted)
+                if damaged and relation == "same":  # its own, broken: made again (said)
+                    relation, missing = "redo", []
                 refusal = None
                 if relation == "same" and labels_path.name in edited and missing:
                     # a SEG or preview of the edited labels would be marked as the model's
@@ -1110,6 +1111,10 @@ def run_cases(
                 if relation == "other settings" and not foreign:  # its own outputs: redone
                     log.warning(
                         "%s: redoing outputs made with other settings (%s)", case.name, what
+                    )
+                elif relation == "redo" and not foreign:
+                    log.warning(
+                        "%s: %s is %s: segmented again", case.name, labels_path.name, damaged
                     )
                 elif relation != "none" or labels_path.exists() or stats_path.exists() or foreign:
                     if relation == "other input":
@@ -1430,11 +1435,14 @@ def _name_too_long(outdir: Path, paths) -> str | None:
     except (AttributeError, OSError, ValueError):  # Windows, or a folder not made yet
         limit = 255
     for path in paths:
-        size = len(os.fsencode(path.name))
+        if sys.platform == "win32":  # NTFS counts UTF-16 units, not bytes
+            size, unit = len(path.name.encode("utf-16-le")) // 2, "characters"
+        else:
+            size, unit = len(os.fsencode(path.name)), "bytes"
         if size > limit:
             return (
                 f"the output file name {path.name[:40]}… is too long for the file system "
-                f"({size} bytes; at most {limit}): rename the input, or give the case a "
+                f"({size} {unit}; at most {limit}): rename the input, or give the case a "
                 "shorter name in a CSV list's 'case' column"
             )
     return None

@@ -185,7 +185,9 @@ def run(args) -> int:
 
         problems: list[str] = []
         print("\n".join(summarize_data(args.data, args.clinical, problems=problems)))
-        return 1 if problems else 0
+        # a table training would not read (liver only, or λ 0) fails no check
+        reads_table = args.stage != "liver" and (args.weak_lambda is None or args.weak_lambda > 0)
+        return 1 if problems and reads_table else 0
     if not args.out:  # (not an argparse requirement: --check needs no output folder)
         print(
             "livertumor train: error: the following arguments are required: --out "

@@ -181,12 +181,16 @@ def read_dicom_seg(
     if necrotic and necrosis.any():
         from scipy import ndimage as ndi
 
-        # inside the organ: in the Mass or Liver segments, or in a hole of theirs on its slice
-        # (a Necrosis segment cut out of the Mass, as a label map writes it)
-        outside = sum(
-            int(np.count_nonzero(necrosis[z] & ~ndi.binary_fill_holes(organ[z])))
-            for z in np.flatnonzero(necrosis.any(axis=(1, 2)))
-        )
+        # outside the organ: not in the Mass or Liver segments, nor in a hole of theirs on its
+        # slice (a core cut out of the Mass, as a label map writes it), nor where the organ
+        # is only a voxel away (a core reaching the liver's edge)
+        outside = 0
+        for z in np.flatnonzero(necrosis.any(axis=(1, 2))):
+            inside = ndi.binary_dilation(ndi.binary_fill_holes(organ[z]), iterations=1)
+            # a necrotic part joined to the organ through itself (a core open to the edge)
+            pieces, _ = ndi.label(necrosis[z])
+            touching = np.unique(pieces[inside & necrosis[z]])
+            outside += int(np.count_nonzero(necrosis[z] & ~np.isin(pieces, touching[touching > 0])))
         notes.append(
             f"its Necrosis segment ({int(np.count_nonzero(necrosis))} voxels) is counted as "
             "tumor"
@@ -485,12 +489,16 @@ def _read_seg_dataset(seg_path: Path):
 
 
 def _necrosis_segments(ds) -> set[int]:
-    """The numbers of the segments labelled necrosis."""
-    return {
-        int(item.SegmentNumber)
-        for item in ds.get("SegmentSequence", [])
-        if "necros" in str(item.get("SegmentLabel", "") or "").strip().lower()
-    }
+    """The numbers of the tumor segments labelled necrosis ("Necrosis", "Necrotic core"; not
+    "Tumor without necrosis")."""
+    out = set()
+    for item in ds.get("SegmentSequence", []):
+        label = str(item.get("SegmentLabel", "") or "")
+        key = re.sub(r"[\s_\-]+", " ", label.strip().lower())
+        key = re.sub(r"\b(?:non|no|not|without|excluding|except|minus)\s+necros\w*", " ", key)
+        if re.search(r"\bnecro", key) and label_to_class(label) == 2:
+            out.add(int(item.SegmentNumber))
+    return out
 
 
 def _segment_classes(ds, notes: list[str], seg_path: Path) -> dict[int, int]:

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 #: HCC-TACE-Seg classes in ground-truth label maps.
 HCC_LIVER, HCC_TUMOR, HCC_PORTAL_VEIN, HCC_AORTA = 1, 2, 3, 4
-CACHE_VERSION = 3  # 3: tumor-stage caches hold atypical-liver voxels (hard negatives)
+CACHE_VERSION = 4  # 3: tumor-stage caches hold atypical-liver voxels (hard negatives); 4: a
+# ground truth without liver is refused (a cached one of version 3 trained with its tumor as liver)
 CLINICAL_PATTERNS = ("*clinical*.xlsx", "*clinical*.csv", "*.xlsx", "*.csv")
 #: tables a download holds that are no clinical table (the NBIA Data Retriever's series list)
 NOT_CLINICAL = frozenset({"metadata.csv"})

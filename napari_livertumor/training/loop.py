@@ -551,8 +551,8 @@ class _Run:
             "oof_corr_with_tlvr": corr,
             **weak.summary(),
         }
-        if not weak.labels:
-            summary["reason"] = "too few patients with clinical values"
+        if not weak.labels:  # the report says which (no row, no value, too few to fit)
+            summary["reason"] = "no weak labels: see the clinical notes"
         # the table's own warnings first (the panel shows only what the reports carry)
         table_warnings = list(frame.attrs.get("table_warnings") or [])
         summary["report"] = [*table_warnings, *summary["report"]]

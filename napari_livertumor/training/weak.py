@@ -178,7 +178,7 @@ def out_of_fold_weak_labels(
     if len(matched) < 2:  # nothing to fit out of fold: no column can be judged either
         note = (
             f"only {len(matched)} of the {len(tlvr)} training patients has a clinical row: the "
-            "weak term needs at least 2 (its labels are fitted on the other patients); "
+            "weak term needs at least 4 (each label is fitted on at least 3 other patients); "
             "training without it"
         )
         log.warning("weak supervision: %s", note)
