@@ -481,11 +481,13 @@ def test_a_necrosis_segment_and_a_tumor_larger_than_the_liver_are_said(tmp_path,
     plain = hcc_labels(ct.shape)
     swapped = np.where(plain == 1, 2, np.where(plain == 2, 1, plain)).astype(np.uint8)
     # a tumor segment named for what it is not is no Necrosis segment
-    named = [(1, "Liver"), (2, "Tumor without necrosis"), (3, "Portal vein"), (4, "Aorta")]
-    write_dicom_seg(plain, ct, tmp_path / "named.dcm", named)
-    notes = []
-    read_dicom_seg(tmp_path / "named.dcm", ct, warnings=notes)
-    assert not any("Necrosis" in n for n in notes)
+    for tumor_name in ("Tumor without necrosis", "Viable tumor (non-necrotic)",
+                       "Necrosis-free tumor", "Tumor, not necrotic"):  # fmt: skip
+        named = [(1, "Liver"), (2, tumor_name), (3, "Portal vein"), (4, "Aorta")]
+        write_dicom_seg(plain, ct, tmp_path / "named.dcm", named)
+        notes = []
+        read_dicom_seg(tmp_path / "named.dcm", ct, warnings=notes)
+        assert not any("Necrosis" in n for n in notes), tumor_name
     write_dicom_seg(swapped, ct, tmp_path / "swap.dcm", HCC_SEGMENTS)
     notes = []
     read_dicom_seg(tmp_path / "swap.dcm", ct, warnings=notes)

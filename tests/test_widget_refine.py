@@ -200,7 +200,7 @@ def test_out_of_range_settings_are_clamped_with_a_visible_note(refine_setup, qtb
     # the notes name the panel's controls, not the JSON keys of --refine-config
     widget.hu_low.value, widget.hu_high.value = 300, 100
     widget._show_notes([])
-    assert "HU low 300 above high 100; swapped" in widget.notes.text()
+    assert "HU low 300 above HU high 100; swapped" in widget.notes.text()
     assert "hu_window" not in widget.notes.text()
     widget.hu_low.value, widget.hu_high.value = -100, 250
 
@@ -915,11 +915,10 @@ def test_undo_reset_or_another_apply_wait_for_a_running_apply(refine_setup, qtbo
     after_first = seg.data.copy()
     widget.apply_all_button.click()
     assert widget.busy
-    widget.undo_button.click()  # while Apply to all runs
-    assert "An Apply is running" in widget.status.text()
-    widget.apply_slice_button.click()
-    widget.reset_button.click()
-    assert "An Apply is running" in widget.status.text()
+    for button in (widget.undo_button, widget.apply_slice_button, widget.reset_button):
+        widget.status.setText("")
+        button.click()  # while Apply to all runs
+        assert "An Apply is running" in widget.status.text()
     _wait(qtbot, widget)
     assert widget.status.text().startswith(
         ("Applied to all lesions", "Refining all lesions changed")

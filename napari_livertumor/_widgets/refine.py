@@ -842,6 +842,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
     # ------------------------------------------------------------------ apply
     def apply_slice(self) -> None:
         """Refine the current slice with the controls' settings and write it (undoable)."""
+        if self._apply_running():
+            return
         if not self.axial_view():
             set_status(
                 self.status,
@@ -898,6 +900,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def apply_lesion(self, lesion: tuple[int, int, int] | None = None) -> None:
         """Refine one lesion in 3D: the one holding voxel ``lesion`` (z, y, x), the one chosen
         in the list, or the one under the mouse. Its components are found in the worker."""
+        if self._apply_running():
+            return
         try:
             ct_layer, mask_layer, tumor, liver, spacing = self._inputs(apply=True)
         except ValueError as exc:
@@ -963,6 +967,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
     def apply_all(self) -> None:
         """Refine every lesion in 3D in a worker (progress bar; the button becomes Cancel)."""
+        if self._apply_running():
+            return
         try:
             ct_layer, mask_layer, tumor, liver, spacing = self._inputs(apply=True)
         except ValueError as exc:
@@ -1168,22 +1174,25 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
     # ------------------------------------------------------------------ slots
     def _apply_slice_clicked(self) -> None:
-        if not self.cancel_if_running(self.apply_slice_button) and not self._apply_running():
+        if not self.cancel_if_running(self.apply_slice_button):
             self.apply_slice()
 
     def _apply_lesion_clicked(self) -> None:
-        if not self.cancel_if_running(self.apply_lesion_button) and not self._apply_running():
+        if not self.cancel_if_running(self.apply_lesion_button):
             self.apply_lesion()
 
     def _apply_all_clicked(self) -> None:
-        if not self.cancel_if_running(self.apply_all_button) and not self._apply_running():
+        if not self.cancel_if_running(self.apply_all_button):
             self.apply_all()
 
     def _apply_running(self, what: str = "Apply again") -> bool:
         """True, said, while an Apply runs: a second Apply, an Undo or a Reset meanwhile made
         the first one's result be dropped as 'edited while refining'."""
         buttons = (self.apply_slice_button, self.apply_lesion_button, self.apply_all_button)
-        if not any((job := self.jobs.get(b)) is not None and job.running for b in buttons):
+        if not any(
+            (job := self.jobs.get(b)) is not None and job.running and not job.delivered
+            for b in buttons
+        ):  # (one whose result is written is ending: nothing of it to lose)
             return False
         set_status(
             self.status,
@@ -1261,8 +1270,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
 #: labels them
 _PANEL_WORDS = (
     ("hu_window low", "HU low"),
+    (" above high ", " above HU high "),
     ("hu_window", "HU window (HU low, HU high)"),
-    ("min_contrast", "min contrast (CNR)"),
+    ("min_contrast", "min contrast"),
     ("roi_margin_mm", "ROI margin"),
     ("max_shift_mm", "max shift"),
 )

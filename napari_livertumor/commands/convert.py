@@ -249,11 +249,18 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
                 if row["status"] == "kept" and case.name in earlier:  # what it was made from
                     row = {**earlier[case.name], **row}
                     row.pop("ground_truth_new", None)  # said by the run that took it up
+                    if "labels" not in row or not (outdir / str(row["labels"])).is_file():
+                        row.pop("labels", None)  # (its record's, gone since)
+                        row.pop("label_voxels", None)
                 before = earlier.get(case.name) or {}
                 if (
                     row["status"] == "failed"
                     and before.get("image")
-                    and (outdir / str(before["image"])).is_file()
+                    and all(
+                        (outdir / str(before[k])).is_file()
+                        for k in ("image", "labels")
+                        if before.get(k)
+                    )
                 ):
                     # its earlier image is still there, made from what the record says: the
                     # record stays (without it, the next run refused that image as unknown)

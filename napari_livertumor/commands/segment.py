@@ -270,14 +270,21 @@ def run(args) -> int:
     name = "summary.csv" if shard[1] == 1 else f"summary_shard-{shard[0]}-of-{shard[1]}.csv"
     rows: list[dict] = []
 
+    last_write = [0.0]
+
     def summary_as_it_goes(rows: list[dict]) -> None:
         # a batch killed outright (kill -9, a node lost) leaves the summary of the cases it
-        # finished; Ctrl-C and SIGTERM write it on the way out as well
-        if len(cases) > 1 or _read_summary(outdir / name) is not None:
-            try:
-                write_summary(rows, outdir / name)
-            except OSError as exc:  # said once at the end if it still fails then
-                log.debug("summary not written yet: %s", exc)
+        # finished; Ctrl-C and SIGTERM write it on the way out as well. A case skipped as
+        # complete changes nothing on disk: those are gathered (every few seconds at most;
+        # the whole file rewritten after each of 2000 skips cost a minute)
+        skipped = str(rows[-1].get("status", "")).startswith("skipped")
+        if skipped and time.monotonic() - last_write[0] < 5.0:
+            return
+        try:
+            write_summary(rows, outdir / name)
+            last_write[0] = time.monotonic()
+        except OSError as exc:  # said once at the end if it still fails then
+            log.debug("summary not written yet: %s", exc)
 
     try:
         check_writable_folder(outdir)  # before any case is computed, not after each

@@ -182,15 +182,17 @@ def read_dicom_seg(
         from scipy import ndimage as ndi
 
         # outside the organ: not in the Mass or Liver segments, nor in a hole of theirs on its
-        # slice (a core cut out of the Mass, as a label map writes it), nor where the organ
-        # is only a voxel away (a core reaching the liver's edge)
-        outside = 0
-        for z in np.flatnonzero(necrosis.any(axis=(1, 2))):
-            inside = ndi.binary_dilation(ndi.binary_fill_holes(organ[z]), iterations=1)
-            # a necrotic part joined to the organ through itself (a core open to the edge)
-            pieces, _ = ndi.label(necrosis[z])
-            touching = np.unique(pieces[inside & necrosis[z]])
-            outside += int(np.count_nonzero(necrosis[z] & ~np.isin(pieces, touching[touching > 0])))
+        # slice (a core cut out of the Mass, as a label map writes it), nor within 2 voxels of
+        # them (a core open to the liver's edge)
+        outside = sum(
+            int(
+                np.count_nonzero(
+                    necrosis[z]
+                    & ~ndi.binary_dilation(ndi.binary_fill_holes(organ[z]), iterations=2)
+                )
+            )
+            for z in np.flatnonzero(necrosis.any(axis=(1, 2)))
+        )
         notes.append(
             f"its Necrosis segment ({int(np.count_nonzero(necrosis))} voxels) is counted as "
             "tumor"
@@ -489,13 +491,18 @@ def _read_seg_dataset(seg_path: Path):
 
 
 def _necrosis_segments(ds) -> set[int]:
-    """The numbers of the tumor segments labelled necrosis ("Necrosis", "Necrotic core"; not
-    "Tumor without necrosis")."""
+    """The numbers of the tumor segments labelled necrosis ("Necrosis", "Necroses"; not
+    "Tumor without necrosis", "Viable tumor (non-necrotic)" nor "Necrosis-free tumor")."""
     out = set()
     for item in ds.get("SegmentSequence", []):
         label = str(item.get("SegmentLabel", "") or "")
         key = re.sub(r"[\s_\-]+", " ", label.strip().lower())
-        key = re.sub(r"\b(?:non|no|not|without|excluding|except|minus)\s+necros\w*", " ", key)
+        key = re.sub(
+            r"\b(?:non|no|not|without|excluding|except|minus)\s+necro\w*"
+            r"|\bnecro\w*\s+(?:free|excluded)\b",
+            " ",
+            key,
+        )
         if re.search(r"\bnecro", key) and label_to_class(label) == 2:
             out.add(int(item.SegmentNumber))
     return out
