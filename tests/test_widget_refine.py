@@ -552,9 +552,10 @@ def test_closing_the_panel_takes_its_preview_outline_away(refine_setup, qtbot):
     )
 
 
-def test_a_layer_removed_or_hidden_while_applying_to_all_is_left_alone(refine_setup, qtbot):
-    """Apply to all wrote into a layer deleted (or hidden) while the contour ran, and counted an
-    undo step on it; hiding the overlay to look at the CT emptied the lesion list."""
+def test_a_layer_hidden_while_applying_to_all_gets_the_result_and_says_so(refine_setup, qtbot):
+    """Hiding the overlay to look at the CT emptied the lesion list; and a layer hidden while
+    the contour ran lost the result ('nothing applied'): it is written, and the status says the
+    layer is hidden."""
     viewer, widget, seg, truth, liver = refine_setup
     widget.refresh_lesions()
     n_lesions = widget.lesion_combo.count()
@@ -568,9 +569,9 @@ def test_a_layer_removed_or_hidden_while_applying_to_all_is_left_alone(refine_se
     widget.apply_all_button.click()
     seg.visible = False  # while the contour runs
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
-    np.testing.assert_array_equal(seg.data, before)
-    assert "was hidden while refining; nothing applied" in widget.status.text()
-    assert len(widget.history) == 0
+    assert (np.asarray(seg.data) != before).any()
+    assert "It is hidden: show it to see the change" in widget.status.text()
+    assert len(widget.history) == 1
 
 
 def test_a_layer_removed_while_applying_to_all_says_so_and_the_message_stays(refine_setup, qtbot):
@@ -926,3 +927,13 @@ def test_undo_reset_or_another_apply_wait_for_a_running_apply(refine_setup, qtbo
     assert len(widget.history) == 2  # the slice, then all lesions: nothing undone meanwhile
     widget.undo_button.click()
     np.testing.assert_array_equal(seg.data, after_first)
+
+
+def test_napari_new_labels_layer_does_not_take_the_refine_target(refine_setup, qtbot):
+    """napari's New labels layer (empty, no segmentation) became the Tumor labels choice: the
+    panel then said 'no tumor on this slice' over the tumor on screen."""
+    viewer, widget, seg, truth, liver = refine_setup
+    chosen = widget.mask_combo.currentText()
+    viewer.add_labels(np.zeros(seg.data.shape, np.uint8), name="Labels", scale=seg.scale)
+    widget.refresh_layers()
+    assert widget.mask_combo.currentText() == chosen

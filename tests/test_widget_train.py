@@ -148,6 +148,16 @@ def test_a_check_of_a_folder_no_longer_wanted_stops_reading_it(
     qtbot.waitUntil(stopped.is_set, timeout=5_000)
     qtbot.waitUntil(lambda: not widget.busy, timeout=5_000)
     assert widget.summary.text() == f"checked {new}"
+    assert f"Check data of {new}:" in widget.log.toPlainText()
+    # a folder typed while a check runs: the check gives way, no summary of another folder
+    widget.data.setText(str(old))
+    widget.check_button.click()
+    qtbot.wait(200)
+    stopped.clear()
+    widget.data.setText(str(new) + "x")
+    qtbot.waitUntil(stopped.is_set, timeout=5_000)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=5_000)
+    assert widget.summary.text() == "" and "Check data again" in widget.status.text()
 
 
 def test_a_model_already_in_the_output_folder_is_resumed_or_kept_never_replaced_silently(

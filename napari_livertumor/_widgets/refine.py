@@ -460,9 +460,17 @@ class RefineWidget(JobWidgetMixin, QWidget):
             segs = [self.viewer.layers[n] for n in labels]
             new = [ly.name for ly in segs if id(ly) not in self._labels_seen]
             self._labels_seen = {id(ly) for ly in segs}
+            had = self.mask_combo.currentText()
             _set_items(self.ct_combo, cts)
             _set_items(self.mask_combo, labels)
             _set_items(self.liver_combo, [SAME_LAYER, *labels, NO_LIVER])
+            if had in labels:  # a choice stands unless a segmentation was just made (napari's
+                # New labels layer took it over, and the panel then said "no tumor" over one)
+                new = [
+                    n
+                    for n in new
+                    if self.viewer.layers[n].metadata.get(_layers.ROLE) == "segmentation"
+                ]
             if new:  # a segmentation just made: the layer to refine next
                 # (on the first fill every layer is new: the shown one added last, never a
                 # hidden "(previous)" that a re-run moved aside)
@@ -711,6 +719,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         except ValueError as exc:
             self._clear_preview()
             if not self.ct_combo.currentText() or not self.mask_combo.currentText():
+                if self.status.text().startswith(("Applied to ", "Undid", "Reset to ")):
+                    return  # what an Apply just did (its CT deleted meanwhile) stays said
                 if self.status._kind == "error" and not self._preview_error:
                     # an Apply's failure ("… removed while refining; nothing applied") stays:
                     # the layer list's refresh replaced it at once with the hint below
@@ -1027,13 +1037,12 @@ class RefineWidget(JobWidgetMixin, QWidget):
         as they are.
         """
         box = box if box is not None else tuple(slice(None) for _ in range(tumor_after.ndim))
-        if mask_layer not in self.viewer.layers or not mask_layer.visible:
-            # deleted or hidden while the contour ran (Apply to all, or to a lesion, run apart)
+        if mask_layer not in self.viewer.layers:
+            # deleted while the contour ran (an Apply runs apart). One hidden meanwhile (to look
+            # at the CT beneath) is written, and said: its minutes of contour were thrown away
             set_status(
                 self.status,
-                f"'{mask_layer.name}' was "
-                + ("removed" if mask_layer not in self.viewer.layers else "hidden")
-                + " while refining; nothing applied.",
+                f"'{mask_layer.name}' was removed while refining; nothing applied.",
                 error=True,
             )
             return
@@ -1094,7 +1103,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         _layers.labels_edited(mask_layer)
         set_status(
             self.status,
-            f"Applied to {what} of '{mask_layer.name}': +{grown} / −{shrunk} tumor voxels.",
+            f"Applied to {what} of '{mask_layer.name}': +{grown} / −{shrunk} tumor voxels."
+            + ("" if mask_layer.visible else " (It is hidden: show it to see the change.)"),
         )
         self._update_undo_button()
         self.refresh_lesions()  # the sizes it lists have changed

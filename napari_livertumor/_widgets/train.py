@@ -239,6 +239,9 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.check_button.clicked.connect(self._check_clicked)
         # Enter in the data field checks it (as the button beside it), unless a job runs
         self.data.returnPressed.connect(self._data_entered)
+        # another folder typed while a check reads the last one: that check gives way (its
+        # summary, shown under the new path, described the other folder)
+        self.data.textChanged.connect(self._data_changed)
         self.start_button.clicked.connect(self._start_clicked)
         self.stage.currentTextChanged.connect(self._stage_changed)
         self.start_from.currentTextChanged.connect(lambda _: self._stage_changed())
@@ -247,6 +250,15 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.init_jobs(napari_viewer)
         warm_up_in_background(self.device_info, "napari_livertumor.training.loop", "scipy.ndimage")
         self._stage_changed(self.stage.currentText())
+
+    def _data_changed(self, *_) -> None:
+        job = self.jobs.get(self.check_button)
+        if job is not None and job.running:
+            self.drop_job(self.check_button)
+            set_status(self.status, "The data folder changed: Check data again for it.")
+        if self.summary_box.isVisible():  # the summary shown is of another folder
+            self.summary.setText("")
+            self.summary_box.setVisible(False)
 
     # ------------------------------------------------------------------ user actions
     def check_data(self) -> None:
@@ -261,7 +273,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.summary_box.setVisible(False)
         self.run_job(
             lambda progress, should_cancel: summarize_data(data, clinical, progress, should_cancel),
-            self._show_summary,
+            lambda lines: self._show_summary(lines, folder=data),
             button=self.check_button,
             description="checking data",
             busy_text="Reading the data folder…",
@@ -647,9 +659,14 @@ class TrainWidget(JobWidgetMixin, QWidget):
 
         QTimer.singleShot(0, judge)
 
-    def _show_summary(self, lines: list[str]) -> None:
-        """The summary, compact, above; every line of it in the log below."""
-        self._log("Check data:\n" + "\n".join(f"  {line}" for line in lines))
+    def _show_summary(self, lines: list[str], folder: str | None = None) -> None:
+        """The summary, compact, above; every line of it in the log below (under the folder
+        checked: the log keeps the checks of several)."""
+        self._log(
+            f"Check data{f' of {folder}' if folder else ''}:\n"
+            + "\n".join(f"  {line}" for line in lines)
+        )
+        self.summary.setToolTip(f"Check of {folder}" if folder else "")
         shown = lines[:SUMMARY_LINES]
         if len(lines) > SUMMARY_LINES:
             shown.append(f"… {len(lines) - SUMMARY_LINES} more line(s) in the log below")
