@@ -48,6 +48,20 @@ SEG_SERIES_OFFSET = 1000
 _PAINT_ORDER = {1: 0, 3: 1, 4: 2, 2: 3}
 
 
+_TUMOR_WORDS = r"(?:tumou?rs?|mass(?:es)?|lesions?|hcc|necros[ie]s)"
+
+
+def _without_negated(key: str, words: str) -> str:
+    """``key`` (a normalised segment label) without the ``words`` it negates: "non-tumor",
+    "without necrosis", "tumor-free", "necrosis excluded"."""
+    return re.sub(
+        rf"\b(?:non|no|not|without|excluding|except|minus)\s+{words}\b"
+        rf"|\b{words}\s+(?:free|excluded)\b",
+        " ",
+        key,
+    )
+
+
 def label_to_class(label: str) -> int:
     """Class value (0 when unknown) for a segment label such as ``"Mass"`` or ``"Portal Vein"``."""
     key = re.sub(r"[\s_\-]+", " ", label.strip().lower())
@@ -56,13 +70,8 @@ def label_to_class(label: str) -> int:
     # "Non-tumor liver", "Tumor-free liver", "Liver without tumor", "Liver (tumor excluded)":
     # a negated tumor word says what the segment is not; it is taken out before the search, so
     # "Tumor without necrosis" stays a tumor and "Non-tumor liver" is liver
-    tumor_words = r"(?:tumou?rs?|mass(?:es)?|lesions?|hcc|necros[ie]s)"
-    key = re.sub(
-        rf"\b(?:non|no|not|without|excluding|except|minus)\s+{tumor_words}\b"
-        rf"|\b{tumor_words}\s+(?:free|excluded)\b",
-        " ",
-        key,
-    )
+    tumor_words = _TUMOR_WORDS
+    key = _without_negated(key, tumor_words)
     if re.search(r"\bliver\b", key):
         # "Liver + tumor", "Liver and tumors", "Whole liver (incl. tumor)": the whole organ, a
         # liver segment; tumor painted over it would make the whole liver tumor
@@ -496,13 +505,7 @@ def _necrosis_segments(ds) -> set[int]:
     out = set()
     for item in ds.get("SegmentSequence", []):
         label = str(item.get("SegmentLabel", "") or "")
-        key = re.sub(r"[\s_\-]+", " ", label.strip().lower())
-        key = re.sub(
-            r"\b(?:non|no|not|without|excluding|except|minus)\s+necro\w*"
-            r"|\bnecro\w*\s+(?:free|excluded)\b",
-            " ",
-            key,
-        )
+        key = _without_negated(re.sub(r"[\s_\-]+", " ", label.strip().lower()), r"necro\w*")
         if re.search(r"\bnecro", key) and label_to_class(label) == 2:
             out.add(int(item.SegmentNumber))
     return out
