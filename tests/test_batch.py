@@ -816,21 +816,13 @@ def test_a_batch_killed_outright_leaves_the_summary_of_the_cases_it_finished(
 ):
     """kill -9 (or a lost node) in the middle of a batch: the summary was written only at the
     end or on Ctrl-C, so nothing told which cases were done."""
+    from _killed import Killed, dies_on_call
+
     from napari_livertumor.commands import segment as seg
 
     data = cohort(tmp_path / "in", 3)
-    real, seen = seg.segment_one, []
-
-    class Killed(BaseException):  # nothing of the command's own handling runs after it
-        pass
-
-    def dies_on_the_third(case, *a, **kw):
-        seen.append(case.name)
-        if len(seen) == 3:
-            raise Killed
-        return real(case, *a, **kw)
-
-    monkeypatch.setattr(seg, "segment_one", dies_on_the_third)
+    seen = []
+    monkeypatch.setattr(seg, "segment_one", dies_on_call(3, seg.segment_one, seen))
     with pytest.raises(Killed):
         segment([data], tmp_path / "out", models)
     rows = read_rows(tmp_path / "out" / "summary.csv")

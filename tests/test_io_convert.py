@@ -547,22 +547,14 @@ def test_a_run_killed_outright_leaves_the_record_of_what_it_converted(
 ):
     """kill -9 after a case: convert.json was written only at the end, so a rerun kept that
     case forever unchecked (another cohort's patient of the same name too)."""
+    from _killed import Killed, dies_on_call
+
     from napari_livertumor.commands import convert as conv
 
     root, _ = tcia_download
     out = tmp_path / "out"
-    real, seen = conv._convert_case, []
-
-    class Killed(BaseException):  # nothing of the command's own handling runs after it
-        pass
-
-    def dies_on_the_second(case, *a, **kw):
-        seen.append(case.name)
-        if len(seen) == 2:
-            raise Killed
-        return real(case, *a, **kw)
-
-    monkeypatch.setattr(conv, "_convert_case", dies_on_the_second)
+    seen = []
+    monkeypatch.setattr(conv, "_convert_case", dies_on_call(2, conv._convert_case, seen))
     with pytest.raises(Killed):
         main(["convert", str(root), "-o", str(out)])
     monkeypatch.undo()
