@@ -1147,6 +1147,16 @@ def test_train_check_says_what_the_data_holds_and_trains_nothing(
         args = ["train", "--data", str(toy_data), "--clinical", str(table), "--check", *extra]
         assert main(args) == 0
         assert "⚠ Clinical table" in capsys.readouterr().out
+    # ... also λ 0 set by a recipe file (the check had read only --weak-lambda), and a table
+    # named by the recipe is the one checked
+    recipe = tmp_path / "t" / "recipe.json"
+    recipe.write_text(json.dumps({"tumor": {"weak_lambda": 0.0, "clinical": str(table)}}))
+    assert main(["train", "--data", str(toy_data), "--config", str(recipe), "--check"]) == 0
+    assert "⚠ Clinical table" in capsys.readouterr().out
+    recipe.write_text(json.dumps({"tumor": {"clinical": str(table)}}))
+    assert main(["train", "--data", str(toy_data), "--config", str(recipe), "--check"]) == 1
+    assert "⚠ Clinical table" in capsys.readouterr().out
+    recipe.unlink()
     table.unlink()
     table.parent.rmdir()
     assert not list(tmp_path.iterdir())  # nothing written in the current folder

@@ -176,6 +176,22 @@ def build_configs(args) -> list:
     return configs
 
 
+def _tumor_weak_settings(args) -> tuple[float, str | None]:
+    """The weak term's λ and the clinical table a training run of ``args`` would use.
+
+    As training resolves them: the command line, else the recipe (``--config``, or the model
+    ``--init`` starts from), else the tumor stage's default. A liver-only run reads no table.
+    """
+    if args.stage == "liver":
+        return 0.0, args.clinical
+    import argparse
+
+    # no fold needed: a check reads the whole folder
+    configs = build_configs(argparse.Namespace(**{**vars(args), "folds": None}))
+    [tumor] = [cfg for cfg in configs if cfg.stage == "tumor"]
+    return tumor.weak_lambda, tumor.clinical
+
+
 def run(args) -> int:
     from ..training.data import skips_warned_once
     from ..training.loop import check_before_writing, check_weak_table
@@ -183,11 +199,11 @@ def run(args) -> int:
     if args.check:  # before hours of training: what the folder holds, and who is left out
         from ..training.check import summarize_data
 
+        weak_lambda, clinical = _tumor_weak_settings(args)
         problems: list[str] = []
-        print("\n".join(summarize_data(args.data, args.clinical, problems=problems)))
+        print("\n".join(summarize_data(args.data, clinical, problems=problems)))
         # a table training would not read (liver only, or λ 0) fails no check
-        reads_table = args.stage != "liver" and (args.weak_lambda is None or args.weak_lambda > 0)
-        return 1 if problems and reads_table else 0
+        return 1 if problems and weak_lambda > 0 else 0
     if not args.out:  # (not an argparse requirement: --check needs no output folder)
         print(
             "livertumor train: error: the following arguments are required: --out "
