@@ -318,7 +318,7 @@ def labels_layer_data(
     """``(data, kwargs, "labels")`` on ``volume``'s grid. ``opened_from``, the file the labels
     were read from, is kept with a digest of them as read and, when a ``<case>_stats.json``
     of ``livertumor segment`` lies beside it, the run it records: an export says so."""
-    from ._widgets._layers import class_colormap
+    from ._widgets._layers import class_colormap, class_features
 
     metadata = {"ct_volume": volume, "livertumor_role": role}
     if opened_from is not None:
@@ -330,7 +330,8 @@ def labels_layer_data(
         "translate": volume.napari_translate,
         "opacity": 0.5,
         # the panels' colours (liver green, tumor red...), whichever way a file was opened
-        "colormap": class_colormap(),
+        "colormap": class_colormap(truth=role == "ground_truth"),
+        "features": class_features(),
         "metadata": metadata,
     }
     return (labels, kwargs, "labels")

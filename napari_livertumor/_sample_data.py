@@ -17,7 +17,7 @@ SAMPLE_SHAPE = "medium"
 def make_sample_ct(seed: int = SAMPLE_SEED, shape: str = SAMPLE_SHAPE) -> list[tuple]:
     """Layer data tuples ``[(ct, kwargs, "image"), (labels, kwargs, "labels")]``."""
     from ._reader import CT_CONTRAST_LIMITS
-    from ._widgets._layers import CLASS_COLORS, CT_VOLUME, ROLE
+    from ._widgets._layers import CT_VOLUME, ROLE, class_colormap, class_features
     from .synth import generate_phantom
 
     phantom = generate_phantom(seed, shape, phase="portal venous", n_tumors=2)
@@ -39,14 +39,7 @@ def make_sample_ct(seed: int = SAMPLE_SEED, shape: str = SAMPLE_SHAPE) -> list[t
         # sample opened twice ("CT (synthetic) [1]"), and a name linked the second ground
         # truth to the first CT
         "metadata": {CT_VOLUME: volume, ROLE: "ground_truth"},
-        "colormap": _class_colormap(CLASS_COLORS),
+        "colormap": class_colormap(truth=True),
+        "features": class_features(),
     }
     return [(volume.array, ct_kwargs, "image"), (phantom.labels, label_kwargs, "labels")]
-
-
-def _class_colormap(colors):
-    from napari.utils.colormaps import DirectLabelColormap
-
-    color_dict = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
-    color_dict.update({k: tuple(v) for k, v in colors.items()})
-    return DirectLabelColormap(color_dict=color_dict)

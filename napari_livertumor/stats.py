@@ -15,7 +15,11 @@ widget):
   image measure: over the pairs of voxels of the lesion (those on the convex hull of its
   boundary voxels), the largest distance in mm between their centres plus one voxel's extent
   along it. A one-voxel lesion measures its smallest width. ``evaluate``'s 10 cm split
-  uses the same measure. ``centroid_zyx`` is in voxel indices,
+  uses the same measure. ``axial_diameter_mm`` is the longest diameter within one axial
+  image (the RECIST measure a radiologist takes on the slice where the lesion is widest),
+  edge to edge the same way: over the images across the grid axis nearest the patient's
+  head-feet axis (the stored slices of an axial CT), the largest. ``centroid_zyx`` is in voxel
+  indices,
   ``slice_range`` is the first and last z index (inclusive) and ``slice`` the z index of the
   centroid, for jumping to the lesion in a viewer. Given the grid's ``affine_lps``, each
   lesion also has ``centroid_lps_mm``: the DICOM patient position (x, y, z, mm) of its
@@ -68,7 +72,8 @@ def compute_stats(
     dict
         ``liver_ml``, ``liver_parenchyma_ml``, ``tumor_ml``, ``tumor_to_liver_ratio``,
         ``lesion_count``, ``lesions`` (list of dicts: ``id``, ``volume_ml``,
-        ``longest_diameter_mm``, ``centroid_zyx``, ``slice``, ``slice_range``, ``bbox_zyx``),
+        ``longest_diameter_mm``, ``axial_diameter_mm``, ``centroid_zyx``, ``slice``,
+        ``slice_range``, ``bbox_zyx``),
         ``spacing_mm``.
     """
     from scipy import ndimage as ndi
@@ -115,6 +120,7 @@ def compute_stats(
                 "id": order,
                 "volume_ml": round(int(sizes[comp]) * voxel_ml, 4),
                 "longest_diameter_mm": round(longest_diameter_mm(sub, spacing, axes), 2),
+                "axial_diameter_mm": round(axial_diameter_mm(sub, spacing, axes), 2),
                 "centroid_zyx": [round(float(c), 2) for c in centroid],
                 "slice": int(round(float(centroid[0]))),
                 "slice_range": [int(start[0]), int(stop[0] - 1)],
@@ -267,6 +273,37 @@ def longest_diameter_mm(
     return longest
 
 
+def axial_diameter_mm(
+    mask: np.ndarray, spacing: Sequence[float], axes: np.ndarray | None = None
+) -> float:
+    """Longest diameter (mm) of a binary ``(Z, Y, X)`` mask within one axial image, edge to
+    edge as :func:`longest_diameter_mm` measures it; the largest over the images.
+
+    The images are those across the index axis whose step points most along the patient's
+    head-feet axis (``axes``' third column, LPS ``S``); without ``axes``, the z axis.
+    """
+    from scipy import ndimage as ndi
+
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return 0.0
+    steps = np.diag(np.asarray(spacing, np.float64)) if axes is None else np.asarray(axes, float)
+    across = 0 if axes is None else int(np.argmax(np.abs(steps[:, 2])))
+    inplane = [a for a in range(3) if a != across]
+    best = 0.0
+    for i in np.flatnonzero(mask.any(axis=tuple(inplane))):
+        image = np.take(mask, i, axis=across)
+        boundary = image & ~ndi.binary_erosion(image, border_value=0)
+        index = np.argwhere(boundary).astype(np.float64)
+        if len(index) > 3:
+            index = _hull_points(index)
+        if len(index) >= 2:
+            best = max(best, _max_edge_to_edge(index @ steps[inplane], steps[inplane]))
+    if best == 0:  # one voxel per image: its smallest in-plane width
+        return float(np.linalg.norm(steps[inplane], axis=1).min())
+    return best
+
+
 def _hull_points(pts: np.ndarray) -> np.ndarray:
     from scipy.spatial import ConvexHull, QhullError
 
@@ -311,4 +348,4 @@ def _bbox(mask: np.ndarray) -> tuple[slice, slice, slice]:
     return tuple(out)  # type: ignore[return-value]
 
 
-__all__ = ["compute_stats", "longest_diameter_mm"]
+__all__ = ["axial_diameter_mm", "compute_stats", "longest_diameter_mm"]

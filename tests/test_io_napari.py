@@ -198,14 +198,18 @@ def test_a_seg_this_plugin_exported_opens_as_a_segmentation_in_the_class_colours
     panels' (tumor cyan in one viewer, red in the other)."""
     import shutil
 
-    from napari_livertumor._widgets._layers import CLASS_COLORS
+    from napari_livertumor._widgets._layers import CLASS_COLORS, TRUTH_COLORS
 
     ct_dir, seg, ct, labels = study
     patient = ct_dir.parent.parent
     [_, (_, gt_kwargs, _)] = napari_get_reader(str(seg))(str(seg))
     assert gt_kwargs["metadata"]["livertumor_role"] == "ground_truth"  # drawn by hand (MANUAL)
+    # a ground truth in its own colours (outlines of the model's would look the same)
     tumor = tuple(gt_kwargs["colormap"].map(np.array([2]))[0])
-    assert tumor == pytest.approx(CLASS_COLORS[2])
+    assert tumor == pytest.approx(TRUTH_COLORS[2]) and tumor != pytest.approx(CLASS_COLORS[2])
+    assert list(gt_kwargs["features"]["class"]) == [
+        "background", "liver", "tumor", "portal vein", "aorta"
+    ]  # fmt: skip
 
     export = patient / "exports" / "mine_seg.dcm"
     export.parent.mkdir()
@@ -214,6 +218,7 @@ def test_a_seg_this_plugin_exported_opens_as_a_segmentation_in_the_class_colours
     [_, (_, kwargs, _)] = napari_get_reader(str(export))(str(export))
     assert kwargs["metadata"]["livertumor_role"] == "segmentation"
     assert kwargs["name"].endswith("segmentation")
+    assert tuple(kwargs["colormap"].map(np.array([2]))[0]) == pytest.approx(CLASS_COLORS[2])
     shutil.rmtree(export.parent)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_livertumor.stats import compute_stats, longest_diameter_mm
+from napari_livertumor.stats import axial_diameter_mm, compute_stats, longest_diameter_mm
 
 
 def test_volumes_and_ratio_count_the_tumor_as_part_of_the_liver():
@@ -64,6 +64,32 @@ def test_diameter_of_a_voxelised_sphere():
     # centres of opposite poles are 40 voxels * 0.5 mm apart; edge to edge adds a voxel's
     # extent along the pair: 0.5 mm along an axis, up to 0.5·√3 along a diagonal
     assert 20.5 - 1e-9 <= d <= 20.0 + 0.5 * np.sqrt(3) + 1e-9
+
+
+def test_the_axial_diameter_is_the_widest_image_s_and_not_the_3d_one():
+    """Radiologists report the longest diameter on one axial image (RECIST); the lesion list
+    gave only the 3D one, longer on a lesion drawn out along the body's axis."""
+    spacing = (2.5, 0.8, 0.8)
+    z, y, x = np.mgrid[:40, :60, :60]
+    # an ellipsoid 40 mm head-feet, 30 mm left-right, 20 mm front-back
+    egg = ((z - 20) * 2.5 / 20) ** 2 + ((y - 30) * 0.8 / 10) ** 2 + ((x - 30) * 0.8 / 15) ** 2 <= 1
+    [lesion] = compute_stats(egg.astype(np.uint8) * 2, spacing)["lesions"]
+    assert lesion["longest_diameter_mm"] == pytest.approx(42.5, abs=0.5)  # 40 mm + a slice
+    assert lesion["axial_diameter_mm"] == pytest.approx(30.0, abs=0.8)  # 30 mm on slice 20
+    # the images are taken across the grid axis along the patient's head-feet axis: the same
+    # ellipsoid stored sagittally (index z along L, y along P, x along S) measures the same
+    stored = np.transpose(egg, (2, 1, 0))
+    axes = np.diag([0.8, 0.8, 2.5])  # rows: a step of z, y, x in L, P, S mm
+    assert axial_diameter_mm(stored, (0.8, 0.8, 2.5), axes) == pytest.approx(
+        lesion["axial_diameter_mm"], abs=0.01
+    )
+    # a plate one voxel thick in z measures its in-plane width; a lone voxel, its smallest side
+    plate = np.zeros((3, 5, 5), bool)
+    plate[1, 2, :] = True
+    assert axial_diameter_mm(plate, spacing) == pytest.approx(5 * 0.8)
+    dot = np.zeros((3, 3, 3), bool)
+    dot[1, 1, 1] = True
+    assert axial_diameter_mm(dot, spacing) == pytest.approx(0.8)
 
 
 def test_an_empty_label_map_has_zero_volumes_and_no_ratio():

@@ -36,18 +36,25 @@ def test_measure_shows_volumes_and_lesions(viewer_with_labels, qtbot):
 
     liver_ml = round(np.count_nonzero(pred) * vol.voxel_volume_ml, 3)  # as the stats keep it
     assert widget.volume_table.item(0, 1).text() == f"{liver_ml:.2f}"  # as the tumor: one precision
-    assert widget.volume_table.item(3, 1).text() == "2"
+    assert widget.volume_table.item(4, 1).text() == "2"
+    # the whole liver, and the liver without its tumor (the SEG's Liver segment): both said
+    parenchyma = round(np.count_nonzero(pred == 1) * vol.voxel_volume_ml, 3)
+    assert widget.volume_table.item(0, 0).text() == "Liver incl. tumor (mL)"
+    assert widget.volume_table.item(1, 1).text() == f"{parenchyma:.2f}"
+    assert "DICOM SEG" in widget.volume_table.item(1, 0).toolTip()
     assert widget.lesion_table.rowCount() == 2
-    # the small lesion is listed second, with its slice range
-    assert widget.lesion_table.item(1, 3).text() == "2–3"
+    # the small lesion is listed second, with its slice range and both diameters
+    assert widget.lesion_table.item(1, 4).text() == "2–3"
+    second = widget.stats["lesions"][1]
+    assert widget.lesion_table.item(1, 3).text() == f"{second['axial_diameter_mm']:.1f}"
     # the CT is on the labels' grid: each lesion's attenuation and its contrast to the liver
-    assert not widget.lesion_table.isColumnHidden(5) and not widget.lesion_table.isColumnHidden(6)
+    assert not widget.lesion_table.isColumnHidden(6) and not widget.lesion_table.isColumnHidden(7)
     first = widget.stats["lesions"][0]
     on_ct = vol.array[pred == 2].mean()  # both lesions
     assert abs(widget.stats["tumor_mean_hu"] - on_ct) < 0.1
-    assert widget.lesion_table.item(0, 5).text() == f"{first['mean_hu']:.0f}"
+    assert widget.lesion_table.item(0, 6).text() == f"{first['mean_hu']:.0f}"
     contrast = first["liver_contrast_hu"]
-    assert widget.lesion_table.item(0, 6).text() == ("" if contrast is None else f"{contrast:+.0f}")
+    assert widget.lesion_table.item(0, 7).text() == ("" if contrast is None else f"{contrast:+.0f}")
 
 
 def test_clicking_a_lesion_jumps_to_its_slice(viewer_with_labels, qtbot):
@@ -58,6 +65,25 @@ def test_clicking_a_lesion_jumps_to_its_slice(viewer_with_labels, qtbot):
     z_world = viewer.dims.point[0]
     z_index = round((z_world - viewer.layers["tiny CT"].translate[0]) / vol.spacing[0])
     assert z_index in (2, 3)
+    # ... and the lesion is ringed and numbered there (the view's centre did not say which of
+    # two close lesions the row is); the labels stay the layer painted on
+    marker = viewer.layers["lesion marker"]
+    second = widget.stats["lesions"][1]
+    np.testing.assert_allclose(marker.data, [[second["slice"], *second["centroid_zyx"][1:]]])
+    assert str(marker.text.values) == "lesion 2" and marker.visible
+    assert "ringed in 'lesion marker'" in widget.status.text()
+    assert viewer.layers.selection.active is viewer.layers["tiny CT segmentation"]
+    widget.lesion_table.cellClicked.emit(0, 0)  # one ring, moved
+    assert len(marker.data) == 1 and str(marker.text.values) == "lesion 1"
+    assert [ly.name for ly in viewer.layers].count("lesion marker") == 1
+    widget.measure_button.click()  # new figures: the ring numbered the old ones
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert not marker.visible
+    # the status bar names the class under the cursor, not a bare number
+    seg = viewer.layers["tiny CT segmentation"]
+    z = round(seg.world_to_data(viewer.dims.point)[0])  # (napari reads the slice shown)
+    tumor_voxel = [z, *np.argwhere(seg.data[z] == 2)[0]]
+    assert seg._get_properties(tumor_voxel) == ["class: tumor"]
 
 
 def test_dice_is_shown_when_a_ground_truth_is_chosen(viewer_with_labels, qtbot):
@@ -288,7 +314,7 @@ def test_a_ground_truth_can_be_measured_on_its_own(viewer_with_labels, qtbot):
 
     liver_ml = round(np.count_nonzero(np.isin(truth, (1, 2, 3))) * vol.voxel_volume_ml, 3)
     assert widget.volume_table.item(0, 1).text() == f"{liver_ml:.2f}"
-    assert widget.volume_table.item(3, 1).text() == "1"  # the truth's one lesion
+    assert widget.volume_table.item(4, 1).text() == "1"  # the truth's one lesion
     assert not widget.score_table.isVisibleTo(widget)  # no Dice of 1 against itself
     assert "ground truth" in widget.status.text() and "portal vein" in widget.status.text()
     # the segmentation is still scored against it
@@ -335,9 +361,9 @@ def test_a_dicom_scan_shown_turned_lists_its_lesions_dicom_image_numbers(
     widget.labels_combo.setCurrentText("seg")
     widget.measure_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
-    assert not widget.lesion_table.isColumnHidden(4)
-    assert widget.lesion_table.item(0, 3).text() == "5–6"  # napari's slider: the other end
-    assert widget.lesion_table.item(0, 4).text() == f"{numbers[0]}–{numbers[1]}"
+    assert not widget.lesion_table.isColumnHidden(5)
+    assert widget.lesion_table.item(0, 4).text() == "5–6"  # napari's slider: the other end
+    assert widget.lesion_table.item(0, 5).text() == f"{numbers[0]}–{numbers[1]}"
     widget.lesion_table.cellClicked.emit(0, 0)
     assert f"DICOM image {widget.stats['lesions'][0]['image_number']}" in widget.status.text()
     written = write_exports(
@@ -357,7 +383,7 @@ def test_a_scan_without_dicom_hides_the_image_column(viewer_with_labels, qtbot):
     viewer, widget, *_ = viewer_with_labels
     widget.measure_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
-    assert widget.lesion_table.isColumnHidden(4)
+    assert widget.lesion_table.isColumnHidden(5)
 
 
 def test_a_second_patient_loaded_with_its_ground_truth_is_the_one_chosen(make_napari_viewer):
@@ -406,12 +432,12 @@ def test_lesion_hu_comes_from_the_ct_layer_not_from_a_labels_files_own_grid(
 
     stats = measure()  # no CT open: no attenuation, no columns
     assert "tumor_mean_hu" not in stats and "mean_hu" not in stats["lesions"][0]
-    assert widget.lesion_table.isColumnHidden(5) and widget.lesion_table.isColumnHidden(6)
+    assert widget.lesion_table.isColumnHidden(6) and widget.lesion_table.isColumnHidden(7)
     viewer.open(str(tmp_path / "ct.nii.gz"), plugin="napari-livertumor")
     stats = measure()  # the CT on its grid: its HU (tumor 20, liver 60)
     assert stats["tumor_mean_hu"] == 20.0 and stats["liver_mean_hu"] == 60.0
     assert stats["lesions"][0]["liver_contrast_hu"] == -40.0
-    assert widget.lesion_table.item(0, 6).text() == "-40"
+    assert widget.lesion_table.item(0, 7).text() == "-40"
     layer.translate = np.asarray(layer.translate) + 3.0  # moved off the CT's grid: none again
     stats = measure()
     assert "tumor_mean_hu" not in stats

@@ -46,6 +46,14 @@ CLASS_COLORS: dict[int, tuple[float, float, float, float]] = {
     k: (*rgb, 1.0) for k, rgb in CLASS_RGB.items()
 }  # liver green, tumor red, portal vein blue, aorta amber (the exported SEG's too)
 CLASS_NAMES = {1: "liver", 2: "tumor", 3: "portal vein", 4: "aorta"}
+#: a ground truth's colours: other hues than the segmentation's, so its outlines are not
+#: taken for the segmentation's own (with Inspect's *Contours only* both are outlines)
+TRUTH_COLORS: dict[int, tuple[float, float, float, float]] = {
+    1: (1.00, 0.95, 0.30, 1.0),  # liver yellow
+    2: (1.00, 0.30, 1.00, 1.0),  # tumor magenta
+    3: (0.45, 0.80, 1.00, 1.0),  # portal vein light blue
+    4: (1.00, 0.50, 0.00, 1.0),  # aorta orange
+}
 #: a ground truth is drawn as outlines this many pixels wide (the segmentation is filled)
 GROUND_TRUTH_CONTOUR = 2
 
@@ -133,9 +141,10 @@ def make_labels_layer(
         scale=volume.napari_scale,
         translate=volume.napari_translate,
         opacity=opacity,
-        colormap=class_colormap(),
+        colormap=class_colormap(truth=role == "ground_truth"),
         metadata={CT_VOLUME: volume, ROLE: role, CT_LAYER: ct_layer_name},
     )
+    layer.features = class_features()  # napari's status bar names the class under the cursor
     if role == "ground_truth":  # outlines over the filled segmentation: disagreements show
         layer.contour = GROUND_TRUTH_CONTOUR
         layer.opacity = max(opacity, 0.9)
@@ -403,19 +412,39 @@ def on_rename(viewer, follower: Callable[[Layer, str], None]) -> Callable[[], No
     return stop
 
 
-def class_colormap(colors: dict[int, tuple] | None = None):
-    """Direct label colormap: liver green, tumor red, portal vein blue, aorta amber."""
+def class_colormap(colors: dict[int, tuple] | None = None, *, truth: bool = False):
+    """Direct label colormap: liver green, tumor red, portal vein blue, aorta amber; with
+    ``truth``, a ground truth's (:data:`TRUTH_COLORS`). ``colors`` overrides classes."""
     from napari.utils.colormaps import DirectLabelColormap
 
-    colors = {**CLASS_COLORS, **(colors or {})}
+    colors = {**(TRUTH_COLORS if truth else CLASS_COLORS), **(colors or {})}
     color_dict = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
     color_dict.update({k: tuple(v) for k, v in colors.items()})
     return DirectLabelColormap(color_dict=color_dict)
 
 
+def class_colors(layer: Labels) -> dict[int, tuple]:
+    """The colour of each class (1 liver, 2 tumor, ...) in ``layer``, as RGBA tuples."""
+    defaults = TRUTH_COLORS if layer.metadata.get(ROLE) == "ground_truth" else CLASS_COLORS
+    shown = getattr(layer.colormap, "color_dict", {})
+    return {
+        value: tuple(float(c) for c in shown[value]) if value in shown else default
+        for value, default in defaults.items()
+    }
+
+
+def class_features():
+    """A labels layer's features table naming each class value (napari shows the name of the
+    one under the cursor in its status bar, instead of a bare number)."""
+    import pandas as pd
+
+    names = {0: "background", **CLASS_NAMES}
+    return pd.DataFrame({"index": list(names), "class": list(names.values())})
+
+
 def set_class_colors(layer: Labels, colors: dict[int, tuple] | None = None) -> None:
-    """Colour a labels layer by class (liver green, tumor red, ...)."""
-    layer.colormap = class_colormap(colors)
+    """Colour a labels layer by class (liver green, tumor red, ...; a ground truth's own)."""
+    layer.colormap = class_colormap(colors, truth=layer.metadata.get(ROLE) == "ground_truth")
 
 
 #: callbacks told when a widget rewrote a labels layer in place (Refine's Apply, Undo, Reset):

@@ -650,8 +650,16 @@ def _lesion_csv(stats: dict) -> str:
     buf = io.StringIO()
     out = csv.writer(buf)
     out.writerow(
-        ["lesion", "volume_ml", "longest_diameter_mm", "first_slice", "last_slice", "centroid_zyx"]
-        + ["centroid_lps_mm", "first_image", "last_image", "centre_image"]
+        ["lesion", "volume_ml", "longest_diameter_mm", "axial_diameter_mm"]
+        + [
+            "first_slice",
+            "last_slice",
+            "centroid_zyx",
+            "centroid_lps_mm",
+            "first_image",
+            "last_image",
+            "centre_image",
+        ]
         + ["mean_hu", "liver_contrast_hu"]
     )
     for les in stats["lesions"]:
@@ -661,7 +669,8 @@ def _lesion_csv(stats: dict) -> str:
         images = les.get("image_numbers") or ["", ""]
         centre = les.get("image_number")
         out.writerow(
-            [les["id"], les["volume_ml"], les["longest_diameter_mm"], first, last, centroid, lps]
+            [les["id"], les["volume_ml"], les["longest_diameter_mm"]]
+            + [les.get("axial_diameter_mm", ""), first, last, centroid, lps]
             + [*images, "" if centre is None else centre]
             + ["" if les.get(k) is None else les[k] for k in ("mean_hu", "liver_contrast_hu")]
         )

@@ -53,6 +53,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.viewer = _layers.unproxied(napari_viewer)
         self.stats: dict | None = None
         self._measured_layer = None  # the layer self.stats describes
+        self._marker = None  # the ring of the lesion last clicked (a points layer)
         self._segs_seen: set[int] = set()
         self._watched = None
         self._edit_counts: dict[int, int] = {}  # edits seen per layer (id): stale figures
@@ -79,6 +80,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 "#",
                 "Volume\n(mL)",
                 "Longest\nØ (mm)",
+                "Axial\nØ (mm)",
                 "Slices",
                 "Images",
                 "Mean\nHU",
@@ -90,21 +92,25 @@ class InspectWidget(JobWidgetMixin, QWidget):
         )
         self.lesion_table.horizontalHeaderItem(2).setToolTip(
             "The longest distance across the lesion in 3D, edge to edge (as calipers measure "
-            "it), in any direction: not the axial (RECIST) diameter, which is measured on one "
-            "slice and can be shorter"
+            "it), in any direction: longer than the axial diameter when the lesion is drawn "
+            "out along the body's axis"
         )
         self.lesion_table.horizontalHeaderItem(3).setToolTip(
-            "The lesion's first and last slice, as napari's slice slider counts them"
+            "The longest diameter within one axial image, on the image where the lesion is "
+            "widest, edge to edge: the RECIST measure"
         )
         self.lesion_table.horizontalHeaderItem(4).setToolTip(
+            "The lesion's first and last slice, as napari's slice slider counts them"
+        )
+        self.lesion_table.horizontalHeaderItem(5).setToolTip(
             "The DICOM image numbers (InstanceNumber) of its first and last slice, as a PACS "
             "viewer numbers the series' images (a CT read from DICOM only)"
         )
-        self.lesion_table.setColumnHidden(4, True)
-        self.lesion_table.horizontalHeaderItem(5).setToolTip(
+        self.lesion_table.setColumnHidden(5, True)
+        self.lesion_table.horizontalHeaderItem(6).setToolTip(
             "The lesion's mean attenuation on the CT, in HU"
         )
-        self.lesion_table.horizontalHeaderItem(6).setToolTip(
+        self.lesion_table.horizontalHeaderItem(7).setToolTip(
             "The lesion's mean minus that of the liver 3–8 mm around it, in HU: negative when "
             "it is darker than the liver (hypo-attenuating), positive when brighter; near 0 it "
             "is hard to see on this phase (empty: a lesion of under 10 voxels, or too little "
@@ -127,7 +133,12 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 "The labels layer to measure (0 background, 1 liver, 2 tumor); a ground truth "
                 "is listed last and measured as liver (with its portal vein) and tumor",
             ),
-            (self.truth_combo, "A loaded ground truth to score the labels against (Dice, IoU)"),
+            (
+                self.truth_combo,
+                "A loaded ground truth to score the labels against (Dice, IoU); it is drawn in "
+                "its own colours: liver yellow, tumor magenta, portal vein light blue, aorta "
+                "orange",
+            ),
             (self.opacity, "Opacity of the labels layer over the CT"),
             (self.contour_check, "Draw the labels as outlines, to see the CT under them"),
             (
@@ -274,6 +285,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         lesion = self.stats["lesions"][row]
         # the slice the status names (the centroid's own z may round to its neighbour)
         world = layer.data_to_world((lesion["slice"], *lesion["centroid_zyx"][1:]))
+        marker = self._mark_lesion(layer, lesion)  # first: a layer added resets the slider
         self.viewer.dims.set_point(0, float(world[0]))
         _layers.camera(self.viewer).center = tuple(float(w) for w in world)
         images = ""
@@ -285,8 +297,53 @@ class InspectWidget(JobWidgetMixin, QWidget):
         set_status(
             self.status,
             f"Lesion {lesion['id']}: slice {lesion['slice']} "
-            f"(slices {lesion['slice_range'][0]}–{lesion['slice_range'][1]}){images}.",
+            f"(slices {lesion['slice_range'][0]}–{lesion['slice_range'][1]}){images}"
+            + (f"; ringed in '{marker}'." if marker else "."),
         )
+
+    def _mark_lesion(self, layer, lesion: dict) -> str | None:
+        """Ring lesion ``lesion`` on its centre slice, numbered (one marker, moved from lesion
+        to lesion): where lesions lie close on one slice, the view's centre did not say which
+        one the row is."""
+        at = np.array([[lesion["slice"], *lesion["centroid_zyx"][1:]]], dtype=float)
+        # about 1.4 x its widest axial extent, in in-plane voxels (at least 12)
+        width = lesion.get("axial_diameter_mm") or lesion["longest_diameter_mm"]
+        size = max(12.0, 1.4 * float(width) / float(layer.scale[-1]))
+        text = {
+            "string": {"constant": f"lesion {lesion['id']}"},
+            "color": "white",
+            "size": 10,
+            "anchor": "center",
+            "translation": [0, -(size / 2 + 4), 0],  # just above the ring (voxels)
+        }
+        marker = self._marker if self._marker in self.viewer.layers else None
+        try:
+            if marker is None:
+                marker = self.viewer.add_points(
+                    at,
+                    name=_layers.unique_name(self.viewer, "lesion marker"),
+                    scale=layer.scale,
+                    translate=layer.translate,
+                    symbol="ring",
+                    face_color="white",
+                    border_width=0,
+                    metadata={_layers.ROLE: "marker"},
+                )
+                self._marker = marker
+            marker.scale, marker.translate = layer.scale, layer.translate
+            marker.data = at
+            marker.size = size
+            marker.text = text
+            marker.visible = True
+        except Exception:  # a marker is a convenience: the jump itself has happened
+            return None
+        self.viewer.layers.selection.active = layer  # painting stays on the labels
+        return marker.name
+
+    def _unmark_lesion(self) -> None:
+        """Hide the ring: the lesions it numbered are no longer the ones listed."""
+        if self._marker is not None and self._marker in self.viewer.layers:
+            self._marker.visible = False
 
     def _show(
         self,
@@ -309,6 +366,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
             return
         if layer is not None:
             name = layer.name  # renamed while it was measured: said by its name now
+        self._unmark_lesion()  # it numbered the lesions of the figures replaced
         self.stats, self.scores = stats, scores
         self._measured_layer = layer if layer is not None else self.labels_layer()
         unknown = self._measured_layer is not None and _layers.tumor_not_assessed(
@@ -316,9 +374,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
         )
         if unknown:  # liver only: "0 tumor" and a tumor Dice of 0 would read as a miss
             rows = [
-                ("Liver (mL)", _ml(stats["liver_ml"])),
+                (LIVER_ROW, _ml(stats["liver_ml"])),
                 ("Tumor (mL)", "not computed (liver only)"),
-                ("Tumor / liver", "—"),
+                (RATIO_ROW, "—"),
                 ("Lesions", "—"),
             ]
             if scores is not None:
@@ -326,19 +384,23 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 self.scores = scores
         else:
             ratio = stats["tumor_to_liver_ratio"]
-            rows = [  # one precision for both: a liver read smaller than its tumor misled
-                ("Liver (mL)", _ml(stats["liver_ml"])),
+            rows = [  # one precision for all: a liver read smaller than its tumor misled
+                (LIVER_ROW, _ml(stats["liver_ml"])),
+                (PARENCHYMA_ROW, _ml(stats["liver_parenchyma_ml"])),
                 ("Tumor (mL)", _ml(stats["tumor_ml"])),
-                ("Tumor / liver", "—" if not stats["liver_ml"] else f"{100 * ratio:.2f} %"),
+                (RATIO_ROW, "—" if not stats["liver_ml"] else f"{100 * ratio:.2f} %"),
                 ("Lesions", str(stats["lesion_count"])),
             ]
         _fill_table(self.volume_table, rows)
+        for r, (measure, _) in enumerate(rows):
+            self.volume_table.item(r, 0).setToolTip(VOLUME_TIPS.get(measure, ""))
         _fit_height(self.volume_table, len(rows))
         lesions = [
             (
                 str(les["id"]),
                 _ml(les["volume_ml"]),
                 f"{les['longest_diameter_mm']:.1f}",  # edge to edge (one voxel: its width)
+                _mm(les.get("axial_diameter_mm")),  # (stats from before it was measured: none)
                 _range(les["slice_range"]),
                 _range(les.get("image_numbers")),
                 _hu(les.get("mean_hu")),
@@ -347,9 +409,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
             for les in stats["lesions"]
         ]
         self.lesion_table.setColumnHidden(
-            4, not any(les.get("image_numbers") for les in stats["lesions"])
+            5, not any(les.get("image_numbers") for les in stats["lesions"])
         )
-        for col in (5, 6):  # measured without its CT (not on the labels' grid): no column
+        for col in (6, 7):  # measured without its CT (not on the labels' grid): no column
             self.lesion_table.setColumnHidden(
                 col, not any("mean_hu" in les for les in stats["lesions"])
             )
@@ -427,6 +489,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self._pick_matching_truth(layer)
         if layer is None:
             return
+        self._colors = _layers.class_colors(layer)  # the buttons show this layer's own
+        self._paint_color_buttons()
         self.opacity.blockSignals(True)
         self.opacity.setValue(int(round(layer.opacity * 100)))
         self.opacity.blockSignals(False)
@@ -435,6 +499,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.contour_check.blockSignals(False)
 
     def _clear_figures(self) -> None:
+        self._unmark_lesion()
         self.stats = self.scores = None
         self._measured_layer = None
         _fill_table(self.volume_table, [])
@@ -569,6 +634,10 @@ def _score(value: float) -> str:
     return f"{value:.3f}" if np.isfinite(value) else "—"
 
 
+def _mm(value) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
 def _hu(value, signed: bool = False) -> str:
     if value is None:  # too small, or too little liver around it: as the other columns say it
         return "—"
@@ -586,6 +655,22 @@ def _range(pair) -> str:
 
 #: px a table may widen its panel to (a docked panel's usual width); wider ones scroll sideways
 TABLE_WIDEST = 400
+
+
+LIVER_ROW = "Liver incl. tumor (mL)"
+PARENCHYMA_ROW = "Liver without tumor (mL)"
+RATIO_ROW = "Tumor / liver"
+#: what each volume counts (the DICOM SEG's Liver segment is the liver without its tumor)
+VOLUME_TIPS = {
+    LIVER_ROW: "The whole liver: its parenchyma and the tumor in it",
+    PARENCHYMA_ROW: (
+        "The liver without the tumor: what the exported DICOM SEG's Liver segment holds (a "
+        "viewer measuring that segment finds this volume)"
+    ),
+    "Tumor (mL)": "All lesions together",
+    RATIO_ROW: "Tumor volume over the whole liver's (incl. tumor), in %",
+    "Lesions": "Connected parts of the tumor (touching by a face, edge or corner)",
+}
 
 
 def _table(headers: list[str]) -> QTableWidget:
@@ -620,7 +705,11 @@ def _fill_table(table: QTableWidget, rows: list[tuple[str, ...]]) -> None:
         if not table.isColumnHidden(c)  # (columns without data are hidden)
     )
     table.setMinimumWidth(min(needed + 2 * table.frameWidth(), TABLE_WIDEST))
-    table.setProperty("scrolls", needed + 2 * table.frameWidth() > TABLE_WIDEST)
+    scrolls = needed + 2 * table.frameWidth() > TABLE_WIDEST
+    table.setProperty("scrolls", scrolls)
+    # every column fits: no scroll bar for the few pixels the header's styling adds (it took
+    # a row's height for nothing)
+    table.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded if scrolls else Qt.ScrollBarAlwaysOff)
 
 
 def _same_grid(a, b) -> bool:

@@ -404,6 +404,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
             msg += f"\n⚠ {w}"
         if already:  # a second copy is allowed (to compare settings), but never unsaid
             msg += f"\nThis scan was already open as '{already[0]}': this is a second copy."
+        if truth is not None:
+            msg += (
+                "\nThe ground truth is outlined in its own colours: liver yellow, tumor "
+                "magenta (a segmentation's are green and red)."
+            )
         if truth_problem:
             msg += f"\nThe ground truth was not loaded: {truth_problem}"
         read_notes = bool(volume.meta.get("warnings"))  # what the reader left out or found odd

@@ -324,9 +324,12 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         unsure = s.get("unsure_lesions") or []
         points = _show_unsure(self.viewer, layer, unsure)
         if unsure:
+            slices = sorted({int(round(u["centroid_zyx"][0])) for u in unsure})
+            where = ", ".join(map(str, slices[:6])) + (", …" if len(slices) > 6 else "")
             msg += (
                 f"\n{len(unsure)} unsure candidate(s) dropped by the lesion filter "
-                f"({sum(u['volume_ml'] for u in unsure):.1f} mL), marked in '{points}'"
+                f"({sum(u['volume_ml'] for u in unsure):.1f} mL), marked in '{points}' on "
+                f"slice{'s' if len(slices) > 1 else ''} {where}"
                 + (
                     "."  # on values that are not HU, keeping more of them helps nobody
                     if not_hu
@@ -456,7 +459,7 @@ def _show_unsure(viewer, labels_layer, unsure: list) -> str | None:
             "color": "yellow",
             "size": 9,
             "anchor": "center",
-            "translation": [0, -16, 0],  # above the ring (voxels)
+            "translation": [0, -(max(sizes) / 2 + 4), 0],  # just above the ring (voxels)
         },
         symbol="disc",
         size=sizes,
