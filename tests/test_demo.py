@@ -75,6 +75,19 @@ def test_the_demo_without_a_display_says_how_to_get_a_screenshot(monkeypatch, ca
     assert "no display" in err and "--screenshot" in err
 
 
+def test_the_demo_without_a_qt_binding_says_which_to_install(monkeypatch, capsys):
+    """The plain install brings no Qt binding: the demo ended in five chained tracebacks."""
+    import sys
+
+    from napari_livertumor.cli import main
+
+    monkeypatch.setitem(sys.modules, "qtpy", None)  # `import qtpy` fails, as without bindings
+    assert main(["demo"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("livertumor demo: error: no Qt binding") and "[pyqt5]" in err
+    assert "Traceback" not in err
+
+
 def test_the_demo_window_takes_most_of_the_screen(make_napari_viewer):
     """napari's default 1089×633 window left the scan a 305-px strip beside the panels."""
     from napari_livertumor._widgets.demo import _fill_screen

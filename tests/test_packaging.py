@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pkgutil
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -76,9 +77,16 @@ def test_npe2_validates_the_manifest(tmp_path):
 @pytest.mark.slow
 def test_wheel_install_ships_manifest_and_models(tmp_path):
     """`pip install .` (a real wheel, not the editable link) carries napari.yaml and resources."""
+    # built from a copy holding a training run's resume state, git-ignored: it is not shipped
+    src = tmp_path / "src"
+    skip = shutil.ignore_patterns(".*", "__pycache__", "data", "runs", "build", "dist", "*.log")
+    shutil.copytree(REPO, src, ignore=skip)
+    stray = src / "resources" / "models" / "liver" / "last" / "model.safetensors"
+    stray.parent.mkdir()
+    stray.write_bytes(b"resume state")
     wheel_dir = tmp_path / "wheel"
     res = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(src)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -106,6 +114,8 @@ def test_wheel_install_ships_manifest_and_models(tmp_path):
     manifest = target / "napari_livertumor" / "napari.yaml"
     assert manifest.is_file() and not manifest.is_symlink()
     assert (target / "napari_livertumor" / "resources").is_dir()
+    assert not (target / "napari_livertumor" / "resources" / "models" / "liver" / "last").exists()
+    assert (target / "napari_livertumor" / "configs" / "hcc_tace_gpu.json").is_file()
     # A fresh process with the wheel's copy first on the path, away from the source tree.
     res = _run(LIST_PLUGIN, cwd=tmp_path, env={"PYTHONPATH": str(target)})
     assert res.returncode == 0, res.stderr

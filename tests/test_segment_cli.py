@@ -166,6 +166,20 @@ def test_bad_shard_text_is_refused(tmp_path, capsys):
     assert "--shard 4/4" in capsys.readouterr().err
 
 
+def test_models_default_names_the_shipped_models_as_train_init_does(tmp_path, monkeypatch):
+    """An installed user could not name the shipped models (README's resources/models is a
+    source checkout's path); ``train --init default`` could."""
+    from napari_livertumor.cli import build_parser
+    from napari_livertumor.models import default_model_dir
+
+    shipped = str(default_model_dir("tumor").parent)
+    monkeypatch.chdir(tmp_path)
+    for argv in (["segment", "x.nii.gz"], ["evaluate", "--data", "d"]):
+        assert build_parser().parse_args([*argv, "--models", "default"]).models == shipped
+    (tmp_path / "default").mkdir()  # a folder of that name here is the one meant
+    assert build_parser().parse_args(["segment", "x", "--models", "default"]).models == "default"
+
+
 def test_the_lesion_filter_options_reach_the_pipeline_and_the_stats(tmp_path, models):
     import csv
 

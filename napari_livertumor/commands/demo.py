@@ -34,6 +34,15 @@ def run(args) -> int:
         if shot.is_dir():
             raise InputError(shot, "is a folder: give the image file to write")
         check_writable_folder(shot.resolve().parent)
+    try:  # napari needs a Qt binding; the plain install has none (extra [pyqt5])
+        import qtpy  # noqa: F401
+    except Exception as exc:
+        print(
+            f"livertumor demo: error: no Qt binding for napari's window ({exc}). Install one: "
+            'pip install "napari-livertumor[pyqt5]" (or PyQt6)',
+            file=sys.stderr,
+        )
+        return 1
     headless = sys.platform.startswith("linux") and not any(
         os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
     )

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..devices import DEVICE_HELP, device_arg
+from . import models_folder
 
 
 def add_arguments(parser) -> None:
@@ -13,7 +14,9 @@ def add_arguments(parser) -> None:
         "--data", required=True, help="data folder with ground truth (NIfTI or HCC-TACE-Seg layout)"
     )
     parser.add_argument(
-        "--models", help="folder with liver/ and tumor/ models (default: shipped models)"
+        "--models",
+        type=models_folder,
+        help="folder with liver/ and tumor/ models (default, or 'default': the shipped models)",
     )
     parser.add_argument(
         "--split",
