@@ -415,12 +415,18 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
         ("members", 1.5, "members must hold whole numbers"),
         ("target_spacing", [500, 3.5, 3.5], "target_spacing must lie between 0.2 and 20 mm"),
         ("target_spacing", [2.5, 0.01, 0.01], "target_spacing must lie between 0.2 and 20 mm"),
+        # MONAI refused these only when building the network (a traceback), and fine-tuning
+        # read the summaries as objects (another)
+        ("network", {"norm": "group"}, "network norm must be one of"),
+        ("network", {"dropout_prob": 1.5}, "network dropout_prob must be at least 0 and below 1"),
+        ("training", ["a list"], "training must be an object of fields, not list"),
+        ("metrics", "good", "metrics must be an object of fields, not str"),
     ],
 )
 def test_metadata_values_the_pipeline_cannot_use_are_refused_on_load(model_dir, key, value, match):
     """They failed later, per case, with a division by zero or a tensor size mismatch."""
     meta = json.loads((model_dir / "metadata.json").read_text())
-    meta[key] = value
+    meta[key] = {**meta[key], **value} if key == "network" else value
     (model_dir / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match=match) as info:
         read_metadata(model_dir)

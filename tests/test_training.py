@@ -832,9 +832,8 @@ def test_sigterm_during_cli_training_is_a_ctrl_c_so_last_is_saved():
     import os
     import signal
 
-    from napari_livertumor.commands._signals import sigterm_as_interrupt
+    from napari_livertumor.commands._signals import HeldStops, sigterm_as_interrupt
     from napari_livertumor.errors import Terminated
-    from napari_livertumor.training.loop import _WholeStep
 
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Terminated), sigterm_as_interrupt():
@@ -844,7 +843,7 @@ def test_sigterm_during_cli_training_is_a_ctrl_c_so_last_is_saved():
     # a signal held for the end of a training step is raised as the signal it was
     finished = []
     for sig, raised in ((signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)):
-        with pytest.raises(raised) as info, sigterm_as_interrupt(), _WholeStep():
+        with pytest.raises(raised) as info, sigterm_as_interrupt(), HeldStops():
             os.kill(os.getpid(), sig)
             finished.append(sig)  # held: the step goes on to its end
         assert isinstance(info.value, Terminated) == (sig == signal.SIGTERM)

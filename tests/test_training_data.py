@@ -786,3 +786,26 @@ def test_a_seg_covering_slices_the_ct_lacks_is_said_not_taken_in_silence(
     assert "HCC_001: ground truth" in caplog.text
     ct, hcc = load_case(index_cases(tcia_cohort)[0])  # whole: nothing said
     assert "truth_warnings" not in ct.meta
+
+
+def test_a_ct_slice_replaced_in_a_patient_folder_is_not_trained_on_from_the_cache(
+    tcia_cohort, tmp_path
+):
+    """The cache key read the patient folder's own size and time, which do not change when a
+    file in a series folder below it does: training went on with the old CT."""
+    import os
+
+    from napari_livertumor.training.data import cache_key
+
+    data = tmp_path / "data"
+    shutil.copytree(tcia_cohort / "HCC_001", data / "HCC_001")
+    [record] = index_cases(data)
+    params = {"stage": "liver"}
+    before = cache_key(record, params)
+    assert cache_key(record, params) == before  # nothing changed: the same key
+    folder_time = (data / "HCC_001").stat().st_mtime_ns
+    ct_file = next(f for f in (data / "HCC_001").rglob("*.dcm") if "Segment" not in str(f))
+    ct_file.write_bytes(ct_file.read_bytes())  # rewritten in place, as an edit would be
+    os.utime(ct_file, ns=(folder_time + 10**9, folder_time + 10**9))
+    assert (data / "HCC_001").stat().st_mtime_ns == folder_time  # the folder looks the same
+    assert cache_key(record, params) != before

@@ -1,4 +1,4 @@
-"""SIGTERM handled like Ctrl-C by the long-running commands."""
+"""SIGTERM handled like Ctrl-C by the long-running commands, and stops held over a block."""
 
 from __future__ import annotations
 
@@ -32,3 +32,49 @@ def sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class HeldStops:
+    """Hold Ctrl-C and SIGTERM until the block ends, then raise ``KeyboardInterrupt`` (or
+    :class:`Terminated`); a second one during the block raises at once (a block that hangs can
+    still be stopped). Training holds them over a step, ``segment`` over the renames that
+    replace a case's outputs. Outside the main thread (the napari panel's worker, which stops
+    by its flag) it does nothing."""
+
+    _SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self._old: dict = {}
+        self._pending: list[int] = []
+        if threading.current_thread() is not threading.main_thread():
+            return self
+
+        def hold(signum, frame):
+            if self._pending:
+                raise _stop(signum)
+            self._pending.append(signum)
+
+        for name in self._SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                self._old[sig] = signal.signal(sig, hold)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        import signal
+
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        if self._pending and exc_type is None:
+            raise _stop(self._pending[0])
+        return False
+
+
+def _stop(signum: int) -> KeyboardInterrupt:
+    """The exception a held signal raises: :class:`Terminated` for SIGTERM (exit status 143)."""
+    import signal
+
+    return Terminated() if signum == getattr(signal, "SIGTERM", None) else KeyboardInterrupt()

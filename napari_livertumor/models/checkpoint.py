@@ -151,6 +151,9 @@ class ModelMetadata:
                 if low is not None and v < low:
                     raise ValueError(f"{key} must be >= {low:g}, got {v!r}")
                 d[key] = float(v)
+        for key in ("training", "metrics"):  # read as objects by fine-tuning and the cards
+            if d.get(key) is not None and not isinstance(d[key], dict):
+                raise ValueError(f"{key} must be an object of fields, not {type(d[key]).__name__}")
         d["label_map"] = _label_map(d["label_map"], d["network"].out_channels)
         d["members"] = _whole(d.get("members", 1), "members")
         if d["members"] < 1:

@@ -57,12 +57,24 @@ class NetworkConfig:
         for name in ("in_channels", "out_channels", "init_filters", "vae_nz"):
             if getattr(net, name) < 1:
                 raise ValueError(f"network {name} must be at least 1, got {getattr(net, name)}")
+        # MONAI checks these only when the network is built: a traceback, not a message
+        if net.norm.lower() not in NORMS:
+            raise ValueError(f"network norm must be one of {sorted(NORMS)}, got {net.norm!r}")
+        if net.dropout_prob is not None and not 0.0 <= net.dropout_prob < 1.0:
+            raise ValueError(
+                f"network dropout_prob must be at least 0 and below 1, got {net.dropout_prob}"
+            )
         return net
 
     @property
     def downsample_factor(self) -> int:
         """Input sizes must be divisible by this (2 ** number of down-sampling levels)."""
         return 2 ** (len(self.blocks_down) - 1)
+
+
+#: the normalisations a network may name (MONAI's; group norm needs a group count no field
+#: gives)
+NORMS = frozenset({"instance", "batch"})
 
 
 def check_scalar_fields(cls, values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

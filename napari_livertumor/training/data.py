@@ -699,11 +699,17 @@ def _sample_indices(mask: np.ndarray, rng) -> np.ndarray:
 
 
 def cache_key(record: CaseRecord, params: dict[str, Any]) -> str:
-    """Hash of the case's source files (path, size, mtime) and the preprocessing settings."""
+    """Hash of the case's source files (path, size, mtime) and the preprocessing settings.
+
+    A patient folder (HCC-TACE-Seg layout) counts every file under it: its own size and time
+    do not change when a CT slice in a series folder is replaced.
+    """
     h = hashlib.sha1()
     for p in (record.image, record.labels):
-        st = p.stat()
-        h.update(f"{p.resolve()}|{st.st_size}|{int(st.st_mtime)}".encode())
+        h.update(str(p.resolve()).encode())
+        for f in sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]:
+            st = f.stat()
+            h.update(f"|{f}|{st.st_size}|{st.st_mtime_ns}".encode())
     h.update(json.dumps(params, sort_keys=True).encode())
     h.update(str(record.series_uid).encode())
     return h.hexdigest()[:16]

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import Cancelled, InputError, LiverTumorError, SettingsError, Terminated
+from ..commands._signals import HeldStops
+from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
 from ..fileio import check_writable_folder
 from ..models import ModelMetadata, build_training_network, save_model
 from ..progress import Reporter
@@ -152,51 +153,6 @@ def check_before_writing(cfg: TrainConfig) -> None:
     check_device(cfg.device)
 
 
-class _WholeStep:
-    """Hold Ctrl-C and SIGTERM until the block ends, then raise ``KeyboardInterrupt``; a
-    second one during the block raises at once (a step that hangs can still be stopped).
-    Outside the main thread (the napari panel's worker, which stops by its flag) it does
-    nothing."""
-
-    _SIGNALS = ("SIGINT", "SIGTERM")
-
-    def __enter__(self):
-        import signal
-        import threading
-
-        self._old: dict = {}
-        self._pending: list[int] = []
-        if threading.current_thread() is not threading.main_thread():
-            return self
-
-        def hold(signum, frame):
-            if self._pending:
-                raise _stop(signum)
-            self._pending.append(signum)
-
-        for name in self._SIGNALS:
-            sig = getattr(signal, name, None)
-            if sig is not None:
-                self._old[sig] = signal.signal(sig, hold)
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        import signal
-
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-        if self._pending and exc_type is None:
-            raise _stop(self._pending[0])
-        return False
-
-
-def _stop(signum: int) -> KeyboardInterrupt:
-    """The exception a held signal raises: :class:`Terminated` for SIGTERM (exit status 143)."""
-    import signal
-
-    return Terminated() if signum == getattr(signal, "SIGTERM", None) else KeyboardInterrupt()
-
-
 def check_init_fits(cfg: TrainConfig, loaded, folder) -> None:
     """Refuse a start model (``--init``) whose network is not the recipe's, or an ensemble."""
     meta = loaded.metadata
@@ -289,9 +245,14 @@ def recover_interrupted_save(stage_dir: Path) -> None:
         break
 
 
-#: what a resumed run must share with the run it continues: the network and what it is fed
-#: (learning rate, epochs, data and augmentation may change between parts of one run)
+#: what a resumed run must share with the run it continues: the network, what it is fed and
+#: the split it keeps (``last/split.json``: another fold or seed given on a resume was not
+#: used, while the metadata said it was); learning rate, epochs, data and augmentation may
+#: change between parts of one run
 RECIPE_FIELDS = (
+    "folds",
+    "fold",
+    "seed",
     "network",
     "optimizer",
     "roi_size",
@@ -689,7 +650,7 @@ class _Run:
                     # state mixed this step's random draws (dropout) with the last step's count
                     # (a resumed run then differed from one never stopped), or half-updated
                     # weights with the optimizer's old moments
-                    with _WholeStep():
+                    with HeldStops():
                         losses, train_dice = self._step(model, opt, batch, step, total_steps)
                         step += 1
                         state["step"] = step
@@ -1001,6 +962,11 @@ class _Run:
                 "init_from": self.init_info,
                 "optimizer": self.opt.state_dict(),
                 "torch_rng": torch.get_rng_state(),
+                # dropout and the VAE's noise draw on the GPU's own generator, which the seed
+                # had reset to its start on every resume
+                "cuda_rng": (
+                    torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+                ),
                 "weights": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
             }
             tmp = new / f".{STATE_FILE}.tmp"
@@ -1086,6 +1052,8 @@ class _Run:
             for group in opt.param_groups:
                 group["weight_decay"] = self.config.weight_decay
             torch.set_rng_state(saved["torch_rng"])
+            if saved.get("cuda_rng") is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(saved["cuda_rng"], self.device)
         except Exception as exc:
             raise LiverTumorError(f"cannot resume from {path}: {exc}") from exc
         log.info("resuming %s training from step %d", self.config.stage, saved["step"])
