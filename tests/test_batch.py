@@ -841,3 +841,33 @@ def test_a_damaged_labels_file_of_another_input_is_still_refused(tmp_path, model
     assert segment([tmp_path / "b" / "case00.nii.gz"], out, models) == 1
     stats = json.loads((out / "case00_stats.json").read_text())
     assert stats["input"] == str((tmp_path / "a" / "case00.nii.gz").resolve())
+
+
+def test_a_ctrl_c_while_a_case_s_outputs_are_replaced_leaves_the_new_pair_whole(
+    tmp_path, models, monkeypatch
+):
+    """The old stats were removed before the renames: a stop between them left the old labels
+    alone, and the next run refused the case as labels without their stats."""
+    import os
+    import signal
+
+    from napari_livertumor.commands import segment as seg
+
+    data = cohort(tmp_path / "in", 1)
+    out = tmp_path / "out"
+    segment([data], out, models)
+    real = os.replace
+
+    def stopped_on_the_labels(src, dst):
+        if str(dst).endswith("_labels.nii.gz"):
+            os.kill(os.getpid(), signal.SIGINT)  # lands between the two renames
+        return real(src, dst)
+
+    monkeypatch.setattr(seg.os, "replace", stopped_on_the_labels)
+    assert segment([data], out, models, "--overwrite") == 130  # stopped, after the renames
+    monkeypatch.undo()
+    [stats] = out.glob("*_stats.json")
+    assert json.loads(stats.read_text())["case"] == "case00"
+    assert [p.name for p in out.glob("*_labels.nii.gz")] == ["case00_labels.nii.gz"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary left
+    assert segment([data], out, models) == 0  # the next run takes the pair as complete

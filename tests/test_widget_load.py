@@ -73,6 +73,20 @@ def test_load_nifti_with_ground_truth_adds_aligned_labels(load_widget, qtbot, tm
     np.testing.assert_allclose(gt.translate, ct.translate)
 
 
+def test_a_nifti_file_given_as_the_dicom_folder_is_read_as_nifti(load_widget, qtbot, tmp_path):
+    """The panel opens on "DICOM folder": a pasted .nii.gz was refused as not a DICOM file."""
+    viewer, widget = load_widget
+    vol, _ = tiny_ct()
+    write_nifti(vol, tmp_path / "ct.nii.gz")
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(tmp_path / "ct.nii.gz"))
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    (layer,) = _layers.ct_layers(viewer)
+    np.testing.assert_array_equal(layer.data, vol.array)
+    assert widget.source.currentText() == SOURCES[1] and "Loaded" in widget.status.text()
+
+
 def test_window_presets_change_the_ct_contrast(load_widget, qtbot, tmp_path):
     viewer, widget = load_widget
     vol, _ = tiny_ct()

@@ -36,6 +36,19 @@ if TYPE_CHECKING:
 SOURCES = ("DICOM folder", "NIfTI file", "Sample (synthetic CT)")
 
 
+def _source_for(source: str, path_text: str) -> str:
+    """The source ``path_text`` is: a NIfTI file named under *DICOM folder* is read as a NIfTI
+    file, a folder named under *NIfTI file* as a DICOM folder; otherwise ``source``."""
+    if source == SOURCES[2] or not path_text:
+        return source
+    path = Path(path_text)
+    if source == SOURCES[0] and path.is_file() and path.name.lower().endswith((".nii", ".nii.gz")):
+        return SOURCES[1]
+    if source == SOURCES[1] and path.is_dir():
+        return SOURCES[0]
+    return source
+
+
 class LoadWidget(JobWidgetMixin, QWidget):
     """Open a CT as a layer in mm, with the abdomen window and its geometry in the metadata."""
 
@@ -205,8 +218,10 @@ class LoadWidget(JobWidgetMixin, QWidget):
 
     def load(self) -> None:
         """Load the chosen source (and ground truth) into layers, in a worker."""
-        source = self.source.currentText()
         path_text = user_path(self.path)
+        source = _source_for(self.source.currentText(), path_text)
+        if source != self.source.currentText():  # a NIfTI file given as the DICOM folder...
+            self.source.setCurrentText(source)  # (it was refused as "not a DICOM file")
         # the sample brings its own ground truth (the field is greyed out for it)
         truth_text = "" if source == SOURCES[2] else user_path(self.truth_path)
         chosen = self.selected_series()

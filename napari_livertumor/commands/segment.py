@@ -40,6 +40,8 @@ from pathlib import Path
 from ..devices import DEVICE_HELP, device_arg
 from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
 from ..fileio import atomic_write_text, check_writable_folder, file_lock, temp_prefix
+from . import models_folder
+from ._signals import HeldStops
 
 log = logging.getLogger("livertumor.segment")
 
@@ -106,7 +108,9 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--models",
         metavar="DIR",
-        help="folder holding liver/ and tumor/ model folders (default: the shipped models)",
+        type=models_folder,
+        help="folder holding liver/ and tumor/ model folders (default, or 'default': the "
+        "shipped models)",
     )
     parser.add_argument(
         "--stages",
@@ -320,7 +324,11 @@ def run(args) -> int:
     # one case alone writes no summary, but one already there (an earlier batch's) is kept
     # true: its row of a case redone here would otherwise tell the old figures
     if len(cases) > 1 or _read_summary(outdir / name) is not None:
-        written = write_summary(rows, outdir / name)
+        try:
+            written = write_summary(rows, outdir / name)
+        except OSError:  # (a full disk): the cases' figures are still printed, then the error
+            _print_results(rows, outdir)
+            raise
         log.info("summary: %s", written)
     _print_results(rows, outdir)
     failed = [r for r in rows if r["status"] == "failed"]
@@ -1266,11 +1274,12 @@ def segment_one(
         _record_digests(stats, {labels_path.name: partial, **_made(asides, finals, stats)})
         text = json.dumps(stats, indent=2, default=str)
         atomic_write_text(partial_stats, text, shown_as=stats_path)
-        stats_path.unlink(missing_ok=True)
-        for k, aside in asides.items():
-            os.replace(aside, finals[k])
-        os.replace(partial, labels_path)
-        os.replace(partial_stats, stats_path)
+        with HeldStops():  # a Ctrl-C here left the old labels without stats (refused next time)
+            stats_path.unlink(missing_ok=True)
+            for k, aside in asides.items():
+                os.replace(aside, finals[k])
+            os.replace(partial, labels_path)
+            os.replace(partial_stats, stats_path)
     finally:
         for leftover in (partial, partial_stats, *asides.values()):
             leftover.unlink(missing_ok=True)
