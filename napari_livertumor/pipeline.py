@@ -553,6 +553,9 @@ class Segmenter:
         side = _liver_side_warning(ct, labels, spacing)
         if side:
             warnings.append(side)
+        spine = _spine_side_warning(ct, labels, spacing)
+        if spine:
+            warnings.append(spine)
         cut = _liver_cut_warning(labels, spacing)
         if cut:
             warnings.append(cut)
@@ -1227,6 +1230,46 @@ def _liver_side_warning(ct: np.ndarray, liver: np.ndarray, spacing) -> str | Non
         f"the liver found lies {where} (its centre {offset:+.0f} mm from the body's midline; "
         "a liver lies on the right): is this an abdominal CT, and is its left-right orientation "
         "in the file right? Check the mask before using its volumes"
+    )
+
+
+#: bone (HU) and the band about the body's midline (mm) where the spine is looked for
+SPINE_HU, SPINE_BAND_MM = 300.0, 20.0
+#: bone of the midline this far (mm) in front of the body's centre: front and back swapped
+SPINE_FRONT_MM = 10.0
+#: less bone than this (cm² per slice) in the band tells nothing (a phantom, a child's scan)
+SPINE_MIN_CM2 = 2.0
+
+
+def _spine_side_warning(ct: np.ndarray, liver: np.ndarray, spacing) -> str | None:
+    """A warning when the midline's bone lies in front of the body's centre, else None.
+
+    ``ct`` and ``liver`` are in the standard orientation (y → the patient's back). On the
+    liver's slices the spine is the bone of the body's midline, 2–7 cm behind its centre (the
+    aorta in front of it, bright in an arterial phase, is the smaller part). Bone in front: a
+    file whose header swaps front and back (a NIfTI without orientation codes is read so), on
+    which the liver found was a third too small on a test scan and its lesion another
+    structure; the left-right check cannot see it.
+    """
+    zs = np.flatnonzero(liver.any(axis=(1, 2)))
+    zs = zs[:: max(1, zs.size // 24)]
+    body = ct[zs] > -500
+    if not body.any():
+        return None
+    dy, dx = float(spacing[1]), float(spacing[2])
+    _, body_y, body_x = (idx.mean() for idx in np.nonzero(body))
+    band = np.abs(np.arange(ct.shape[2]) - body_x) * dx <= SPINE_BAND_MM
+    bone = (ct[zs] > SPINE_HU) & body & band[None, None, :]
+    if np.count_nonzero(bone) * dy * dx / 100.0 < SPINE_MIN_CM2 * len(zs):
+        return None
+    offset = (float(np.median(np.nonzero(bone)[1])) - body_y) * dy  # > 0: behind the centre
+    if offset > -SPINE_FRONT_MM:
+        return None
+    return (
+        f"front and back look swapped: the spine lies {-offset:.0f} mm in front of the body's "
+        "centre (it lies behind it). Is the file's orientation right (a NIfTI without "
+        "orientation codes is read this way)? The models read a scan with the patient's front "
+        "up: fix the orientation and run again before using any volume"
     )
 
 

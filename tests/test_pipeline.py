@@ -8,6 +8,7 @@ post-processing), not a model's skill. Others run real (untrained) SegResNets en
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -223,6 +224,26 @@ def test_a_liver_not_on_the_patients_right_is_flagged(liver_dx, warned):
         assert bool(flagged) == warned, result.warnings
     if warned:
         assert ("patient's left" if liver_dx > 0 else "across the midline") in flagged[0]
+
+
+@pytest.mark.parametrize(("spine_dy", "warned"), [(45.0, False), (-45.0, True)])
+def test_a_scan_with_front_and_back_swapped_is_flagged(spine_dy, warned):
+    """A NIfTI without orientation codes is read with front and back swapped: the liver came
+    out a third too small, with no word but the header's; the spine then lies in front."""
+    from _geometry import stored_as
+
+    vol, _, _ = phantom(shape=(30, 160, 160), liver_dx=-12.0)
+    _, yy, xx = np.meshgrid(*[np.arange(n) * 0.8 for n in (30, 160, 160)], indexing="ij")
+    ct = vol.array.copy()
+    ct[(yy - 64 - spine_dy) ** 2 + (xx - 64) ** 2 <= 12**2] = 700  # the spine, on the midline
+    vol = CTVolume(ct, spacing=vol.spacing, origin=vol.origin, meta=vol.meta)
+    cfg = InferenceConfig(device="cpu", stages="liver", min_liver_ml=1)
+    for volume in (vol, stored_as(vol, "RAS")):  # judged in patient terms
+        result = segment_ct(volume, cfg, models=oracle_models())
+        flagged = [w for w in result.warnings if "front and back look swapped" in w]
+        assert bool(flagged) == warned, result.warnings
+    if warned:
+        assert re.search(r"spine lies 4[4-6] mm in front of the body's centre", flagged[0])
 
 
 def test_tumor_never_leaves_the_liver_and_small_specks_are_dropped():
