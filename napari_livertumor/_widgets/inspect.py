@@ -79,12 +79,12 @@ class InspectWidget(JobWidgetMixin, QWidget):
             [
                 "#",
                 "Volume\n(mL)",
-                "Longest\nØ (mm)",
-                "Axial\nØ (mm)",
+                "Ø 3D\n(mm)",
+                "Ø axial\n(mm)",
                 "Slices",
                 "Images",
                 "Mean\nHU",
-                "vs liver\n(HU)",
+                "Δ liver\n(HU)",
             ]
         )
         self.lesion_table.horizontalHeaderItem(1).setToolTip(
@@ -324,9 +324,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
                     name=_layers.unique_name(self.viewer, "lesion marker"),
                     scale=layer.scale,
                     translate=layer.translate,
-                    symbol="ring",
-                    face_color="white",
-                    border_width=0,
+                    symbol="disc",
+                    face_color="transparent",
+                    border_color="white",
+                    border_width=0.06,
                     metadata={_layers.ROLE: "marker"},
                 )
                 self._marker = marker
@@ -699,16 +700,17 @@ def _fill_table(table: QTableWidget, rows: list[tuple[str, ...]]) -> None:
     # usual width: past it the table scrolls sideways (the canvas lost 160 px for good on a
     # 1280-px laptop) (the header's styled padding is not in its size hints until shown)
     header = table.horizontalHeader()
-    needed = sum(
-        max(table.sizeHintForColumn(c), header.sectionSizeHint(c)) + 12
+    widths = [
+        max(table.sizeHintForColumn(c), header.sectionSizeHint(c))
         for c in range(table.columnCount())
         if not table.isColumnHidden(c)  # (columns without data are hidden)
-    )
-    table.setMinimumWidth(min(needed + 2 * table.frameWidth(), TABLE_WIDEST))
-    scrolls = needed + 2 * table.frameWidth() > TABLE_WIDEST
+    ]
+    frames = 2 * table.frameWidth()
+    table.setMinimumWidth(min(sum(widths) + 12 * len(widths) + frames, TABLE_WIDEST))
+    # columns that fit the widest table (as measured once shown) get no scroll bar: Qt showed
+    # one for a few pixels, taking a row's height for nothing
+    scrolls = sum(widths) + 2 * len(widths) + frames > TABLE_WIDEST
     table.setProperty("scrolls", scrolls)
-    # every column fits: no scroll bar for the few pixels the header's styling adds (it took
-    # a row's height for nothing)
     table.setHorizontalScrollBarPolicy(Qt.ScrollBarAsNeeded if scrolls else Qt.ScrollBarAlwaysOff)
 
 
