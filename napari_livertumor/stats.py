@@ -288,7 +288,10 @@ def axial_diameter_mm(
     if not mask.any():
         return 0.0
     steps = np.diag(np.asarray(spacing, np.float64)) if axes is None else np.asarray(axes, float)
-    across = 0 if axes is None else int(np.argmax(np.abs(steps[:, 2])))
+    # the axis whose direction (not step length: a thick slice's) is most head-feet
+    across = (
+        0 if axes is None else int(np.argmax(np.abs(steps[:, 2]) / np.linalg.norm(steps, axis=1)))
+    )
     inplane = [a for a in range(3) if a != across]
     best = 0.0
     for i in np.flatnonzero(mask.any(axis=tuple(inplane))):

@@ -871,3 +871,20 @@ def test_a_ctrl_c_while_a_case_s_outputs_are_replaced_leaves_the_new_pair_whole(
     assert [p.name for p in out.glob("*_labels.nii.gz")] == ["case00_labels.nii.gz"]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary left
     assert segment([data], out, models) == 0  # the next run takes the pair as complete
+
+
+def test_scans_beside_nifti_files_that_are_not_read_are_said(tmp_path, caplog):
+    """A DICOM series copied loose beside NIfTI files (or an Analyze pair) vanished from the
+    batch: "1 case(s) found", nothing else, even with -v."""
+    import logging
+
+    folder = tmp_path / "in"
+    write_nifti(ct(0), folder / "case00.nii.gz")
+    write_ct_series(ct(1), folder)  # its slices loose in the same folder
+    (folder / "old.hdr").write_bytes(b"\0" * 348)
+    (folder / "old.img").write_bytes(b"\0" * 16)
+    with caplog.at_level(logging.WARNING):
+        cases = discover_cases([folder])
+    assert [c.name for c in cases] == ["case00"]
+    assert "DICOM file(s) beside the NIfTI files are not read" in caplog.text
+    assert "old.hdr, old.img not read: only NIfTI and DICOM are" in caplog.text

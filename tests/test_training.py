@@ -346,6 +346,11 @@ def test_resume_refuses_another_recipe_but_takes_a_new_learning_rate(toy_data, t
     bigger = tiny_config(toy_data, tmp_path / "run", resume=True, roi_size=(16, 48, 48))
     with pytest.raises(InputError, match="roi_size"):
         run_all(bigger)
+    # the run keeps its split (last/split.json): another seed was not used, while the
+    # metadata said it was
+    reseeded = tiny_config(toy_data, tmp_path / "run", resume=True, seed=9)
+    with pytest.raises(InputError, match=r"seed: run \d+, now 9"):
+        run_all(reseeded)
     reports = run_all(tiny_config(toy_data, tmp_path / "run", resume=True, lr=1e-4))
     assert reports[-1]["event"] == "done"
 
@@ -1151,10 +1156,15 @@ def test_train_check_says_what_the_data_holds_and_trains_nothing(
     recipe = tmp_path / "t" / "recipe.json"
     recipe.write_text(json.dumps({"tumor": {"weak_lambda": 0.0, "clinical": str(table)}}))
     assert main(["train", "--data", str(toy_data), "--config", str(recipe), "--check"]) == 0
-    assert "⚠ Clinical table" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "⚠ Clinical table" in out and "λ is 0: training does not read the table" in out
+    assert "will not start" not in out
     recipe.write_text(json.dumps({"tumor": {"clinical": str(table)}}))
     assert main(["train", "--data", str(toy_data), "--config", str(recipe), "--check"]) == 1
     assert "⚠ Clinical table" in capsys.readouterr().out
+    # a fold of a k-fold split is no obstacle to a check (it reads the whole folder)
+    assert main(["train", "--data", str(toy_data), "--check", "--folds", "5", "--fold", "2"]) == 0
+    capsys.readouterr()
     recipe.unlink()
     table.unlink()
     table.parent.rmdir()

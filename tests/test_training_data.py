@@ -789,7 +789,7 @@ def test_a_seg_covering_slices_the_ct_lacks_is_said_not_taken_in_silence(
 
 
 def test_a_ct_slice_replaced_in_a_patient_folder_is_not_trained_on_from_the_cache(
-    tcia_cohort, tmp_path
+    tcia_cohort, tmp_path, monkeypatch
 ):
     """The cache key read the patient folder's own size and time, which do not change when a
     file in a series folder below it does: training went on with the old CT."""
@@ -809,3 +809,11 @@ def test_a_ct_slice_replaced_in_a_patient_folder_is_not_trained_on_from_the_cach
     os.utime(ct_file, ns=(folder_time + 10**9, folder_time + 10**9))
     assert (data / "HCC_001").stat().st_mtime_ns == folder_time  # the folder looks the same
     assert cache_key(record, params) != before
+    # the same folder named another way (a relative path, the panel's absolute one) and a
+    # hidden file dropped in a series folder (which the reader skips): the same key
+    after = cache_key(record, params)
+    monkeypatch.chdir(tmp_path)
+    [relative] = index_cases("data")
+    assert cache_key(relative, params) == after
+    (ct_file.parent / ".DS_Store").write_bytes(b"finder")
+    assert cache_key(record, params) == after

@@ -264,6 +264,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
     def check_data(self) -> None:
         """Summarise the data folder (patients, labels, clinical columns) in a worker."""
         data, clinical = path_text(self.data), path_text(self.clinical) or None
+        weak_lambda = self.weak_lambda.value()
         if not data:
             set_status(self.status, "Choose a training data folder first.", error=True)
             return
@@ -272,7 +273,9 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.summary.setText("")
         self.summary_box.setVisible(False)
         self.run_job(
-            lambda progress, should_cancel: summarize_data(data, clinical, progress, should_cancel),
+            lambda progress, should_cancel: summarize_data(
+                data, clinical, progress, should_cancel, weak_lambda=weak_lambda
+            ),
             lambda lines: self._show_summary(lines, folder=data),
             button=self.check_button,
             description="checking data",

@@ -499,6 +499,33 @@ def _cases_from_csv(path: Path, *, per_patient: bool = True) -> list[Case]:
     return cases
 
 
+#: image files of other formats that a folder of CTs may hold; never read here
+OTHER_IMAGE_SUFFIXES = (".hdr", ".img", ".mha", ".mhd", ".nrrd", ".nhdr")
+
+
+def _say_loose_files(files: list[Path], folder: Path) -> None:
+    """Warn of scans beside NIfTI files that are not read: DICOM files loose in the folder (a
+    series is read from a folder of its own) and images of other formats. They had vanished
+    from the batch without a word."""
+    dicom = [p for p in files if _looks_dicom(p)]
+    if dicom:
+        log.warning(
+            "%s: %d DICOM file(s) beside the NIfTI files are not read (%s%s): put a DICOM "
+            "series in a folder of its own, which is then a case",
+            folder,
+            len(dicom),
+            dicom[0].name,
+            ", ..." if len(dicom) > 1 else "",
+        )
+    other = [p.name for p in files if p.suffix.lower() in OTHER_IMAGE_SUFFIXES]
+    if other:
+        log.warning(
+            "%s: %s not read: only NIfTI and DICOM are (convert them to NIfTI)",
+            folder,
+            ", ".join(other[:3]) + (", ..." if len(other) > 3 else ""),
+        )
+
+
 def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
     from ..io.nifti import is_nifti_path
 
@@ -533,6 +560,7 @@ def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
             if p.is_file() and is_nifti_path(p) and not p.name.startswith(".")
         ]
     if niftis:  # NIfTI files here, and any subfolder that holds a scan is a case of its own
+        _say_loose_files([p for p in entries if p.is_file() and p not in niftis], folder)
         cases = [Case(_case_name(p), p) for p in niftis]
         for sub in subdirs:
             case = _subfolder_case(sub)

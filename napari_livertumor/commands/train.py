@@ -187,7 +187,7 @@ def _tumor_weak_settings(args) -> tuple[float, str | None]:
     import argparse
 
     # no fold needed: a check reads the whole folder
-    configs = build_configs(argparse.Namespace(**{**vars(args), "folds": None}))
+    configs = build_configs(argparse.Namespace(**{**vars(args), "folds": None, "fold": None}))
     [tumor] = [cfg for cfg in configs if cfg.stage == "tumor"]
     return tumor.weak_lambda, tumor.clinical
 
@@ -201,7 +201,8 @@ def run(args) -> int:
 
         weak_lambda, clinical = _tumor_weak_settings(args)
         problems: list[str] = []
-        print("\n".join(summarize_data(args.data, clinical, problems=problems)))
+        lines = summarize_data(args.data, clinical, problems=problems, weak_lambda=weak_lambda)
+        print("\n".join(lines))
         # a table training would not read (liver only, or λ 0) fails no check
         return 1 if problems and weak_lambda > 0 else 0
     if not args.out:  # (not an argparse requirement: --check needs no output folder)

@@ -7,7 +7,12 @@ from pathlib import Path
 
 
 def summarize_data(
-    data: str, clinical: str | None = None, progress=None, should_cancel=None, problems=None
+    data: str,
+    clinical: str | None = None,
+    progress=None,
+    should_cancel=None,
+    problems=None,
+    weak_lambda: float | None = None,
 ) -> list[str]:
     """Lines describing a training folder: patients, labels, clinical rows and columns matched.
 
@@ -15,7 +20,8 @@ def summarize_data(
     ``should_cancel()`` is asked between patients and between DICOM files.
 
     A clinical table that cannot be read is said in the lines, after the patients' (and added
-    to ``problems``, a list, when given: training would stop on it).
+    to ``problems``, a list, when given: training would stop on it, unless ``weak_lambda``, the
+    weak term's λ of the run, is 0).
 
     Raises :class:`~napari_livertumor.errors.InputError` when nothing in it is usable, and
     :class:`~napari_livertumor.errors.Cancelled` when told to stop.
@@ -47,7 +53,9 @@ def summarize_data(
         problem = f"⚠ Clinical table {path}: {exc.problem}"
         lines.append(problem)
         lines.append(
-            "The tumor stage will not start with this table: fix it, or train with λ 0 "
+            "λ is 0: training does not read the table (fix it to use the weak term)."
+            if weak_lambda == 0
+            else "The tumor stage will not start with this table: fix it, or train with λ 0 "
             "(--weak-lambda 0) to leave the weak term out."
         )
         if problems is not None:

@@ -707,9 +707,14 @@ def cache_key(record: CaseRecord, params: dict[str, Any]) -> str:
     h = hashlib.sha1()
     for p in (record.image, record.labels):
         h.update(str(p.resolve()).encode())
-        for f in sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]:
+        # (named below the folder, however the folder was named; hidden files, which the
+        # reader skips, do not count)
+        files = [(f.relative_to(p).as_posix(), f) for f in p.rglob("*")] if p.is_dir() else []
+        for name, f in sorted(files) or [("", p)]:
+            if (name and any(part.startswith(".") for part in name.split("/"))) or not f.is_file():
+                continue
             st = f.stat()
-            h.update(f"|{f}|{st.st_size}|{st.st_mtime_ns}".encode())
+            h.update(f"|{name}|{st.st_size}|{st.st_mtime_ns}".encode())
     h.update(json.dumps(params, sort_keys=True).encode())
     h.update(str(record.series_uid).encode())
     return h.hexdigest()[:16]
