@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import time
 from pathlib import Path
 
@@ -287,12 +288,34 @@ def read_nifti_layers(path) -> list[tuple]:
     volume = read_nifti(target).displayed()  # as DICOM shows it; saved back in stored order
     if _is_label_map(volume.array):
         labels = volume.array.astype(np.uint8)
-        role = "segmentation" if labels.max() <= 2 else "ground_truth"
+        role = _nifti_labels_role(target, labels)
         made_on = _made_on_series(target)
         grid = volume.with_array(volume.array, **({"made_on_series": made_on} if made_on else {}))
         return [labels_layer_data(labels, grid, _stem(target), role, opened_from=target)]
     _say_warnings(volume)
     return [ct_layer_data(volume)]
+
+
+#: a label map's file or folder named like these is a reference drawn by hand (nnU-Net's
+#: labelsTr, LiTS's segmentation-N, "gt", "truth", "manual"): Inspect scores against it
+_TRUTH_NAME = re.compile(
+    r"(^|[^a-z])(gt|truth|ground[ _-]?truth|manual|reference|labelstr|labelsts)([^a-z]|$)"
+    r"|^segmentation-\d+\.nii",
+    re.IGNORECASE,
+)
+
+
+def _nifti_labels_role(path: Path, labels: np.ndarray) -> str:
+    """``"ground_truth"`` for a label map with the portal vein or aorta (HCC-TACE-Seg's
+    classes) or one named as a reference; else ``"segmentation"`` (a model's 0/1/2 output).
+    A LiTS or nnU-Net ground truth holds only 0/1/2 and was opened as a segmentation, which
+    Inspect would not score against."""
+    if labels.max() > 2:
+        return "ground_truth"
+    if _run_beside(Path(path)):  # livertumor segment's own output (its stats beside it)
+        return "segmentation"
+    names = [Path(path).name, Path(path).parent.name]
+    return "ground_truth" if any(_TRUTH_NAME.search(n) for n in names) else "segmentation"
 
 
 def ct_layer_data(volume) -> tuple:

@@ -242,6 +242,35 @@ def test_label_nifti_opens_as_labels_and_ct_nifti_as_image(tmp_path, study):
     np.testing.assert_allclose(kwargs["translate"], ct_kwargs["translate"])
 
 
+@pytest.mark.parametrize(
+    ("where", "role"),
+    [
+        ("labelsTr/HCC_001.nii.gz", "ground_truth"),  # nnU-Net's layout
+        ("lits/segmentation-3.nii", "ground_truth"),  # LiTS's names
+        ("case/case_gt.nii.gz", "ground_truth"),
+        ("case/liver_mask.nii.gz", "segmentation"),  # no sign it is a reference
+        ("out/case_labels.nii.gz", "segmentation"),
+    ],
+)
+def test_a_liver_tumor_ground_truth_named_as_one_opens_as_the_truth(tmp_path, study, where, role):
+    """A LiTS or nnU-Net ground truth holds 0/1/2 only, as a model's output does: it opened
+    as a segmentation, drawn in the model's colours, which Inspect would not score against."""
+    _, _, ct, labels = study
+    path = tmp_path / where
+    write_nifti(np.minimum(labels, 2).astype(np.uint8), path, reference=ct)
+    [(_, kwargs, kind)] = napari_get_reader(str(path))(str(path))
+    assert kind == "labels" and kwargs["metadata"]["livertumor_role"] == role
+
+
+def test_a_segmentation_written_by_segment_opens_as_one_whatever_its_folder(tmp_path, study):
+    _, _, ct, labels = study
+    path = tmp_path / "gt_compare" / "case_labels.nii.gz"
+    write_nifti(np.minimum(labels, 2).astype(np.uint8), path, reference=ct)
+    (path.parent / "case_stats.json").write_text('{"version": "0.1.0", "models": "shipped"}')
+    [(_, kwargs, _)] = napari_get_reader(str(path))(str(path))
+    assert kwargs["metadata"]["livertumor_role"] == "segmentation"
+
+
 def test_labels_layer_saves_to_nifti_and_dicom_seg_on_the_ct_grid(tmp_path, study):
     _, _, ct, labels = study
     attributes = {
