@@ -759,6 +759,21 @@ def test_a_case_another_run_is_writing_now_is_left_to_it(tmp_path, models, caplo
     assert segment([tmp_path / "case.nii.gz"], out, models, "--stages", "liver") == 0
 
 
+def test_a_case_another_run_is_writing_keeps_that_run_s_summary_row(tmp_path, models):
+    """Two runs into one folder: the cases the other run wrote were listed as "refused
+    (earlier outputs kept)" in the summary, though their outputs were new and complete."""
+    from napari_livertumor.fileio import file_lock, temp_prefix
+
+    data, out = cohort(tmp_path / "in", 2), tmp_path / "out"
+    assert segment([data], out, models) == 0  # (the other run's summary row of case00)
+    with file_lock(out / f"{temp_prefix(out / 'case00')}lock") as held:
+        assert held
+        assert segment([data], out, models, "--overwrite") == 1
+    rows = {r["case"]: r for r in read_rows(out / "summary.csv")}
+    assert rows["case00"]["status"] == "done" and rows["case00"]["labels"]
+    assert rows["case01"]["status"] == "done"
+
+
 def test_a_case_with_a_long_legal_name_is_written(tmp_path, models):
     """Names of 213-255 bytes failed after the whole segmentation, on the temporary name."""
     name = "c" * 225
@@ -888,3 +903,23 @@ def test_scans_beside_nifti_files_that_are_not_read_are_said(tmp_path, caplog):
     assert [c.name for c in cases] == ["case00"]
     assert "DICOM file(s) beside the NIfTI files are not read" in caplog.text
     assert "old.hdr, old.img not read: only NIfTI and DICOM are" in caplog.text
+
+
+def test_a_summary_that_cannot_be_written_still_leaves_the_cases_said(
+    tmp_path, models, monkeypatch, capsys
+):
+    """A full disk at the summary: the only output was its error; the figures of the cases
+    segmented and the failed case's line were lost."""
+    from napari_livertumor.commands import segment as seg
+
+    data = cohort(tmp_path / "in", 2)
+    (data / "case01.nii.gz").write_bytes(b"not a nifti")
+
+    def no_space(rows, path):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(seg, "write_summary", no_space)
+    assert segment([data], tmp_path / "out", models) == 1
+    out, err = capsys.readouterr()
+    assert "case00: no liver found" in out  # (random voxels: no liver)
+    assert "case01 failed" in err and "No space left on device" in err

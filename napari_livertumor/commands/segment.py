@@ -323,18 +323,16 @@ def run(args) -> int:
             outdir.rmdir()
     # one case alone writes no summary, but one already there (an earlier batch's) is kept
     # true: its row of a case redone here would otherwise tell the old figures
-    if len(cases) > 1 or _read_summary(outdir / name) is not None:
-        try:
+    try:
+        if len(cases) > 1 or _read_summary(outdir / name) is not None:
             written = write_summary(rows, outdir / name)
-        except OSError:  # (a full disk): the cases' figures are still printed, then the error
-            _print_results(rows, outdir)
-            raise
-        log.info("summary: %s", written)
-    _print_results(rows, outdir)
-    failed = [r for r in rows if r["status"] == "failed"]
-    if len(rows) > 1:  # a batch's failures, gathered below its progress (one case: said above)
-        for r in failed:
-            print(f"livertumor segment: {r['case']} failed: {r['error']}", file=sys.stderr)
+            log.info("summary: %s", written)
+    finally:  # (a summary that cannot be written, a full disk: the cases are still said)
+        _print_results(rows, outdir)
+        failed = [r for r in rows if r["status"] == "failed"]
+        if len(rows) > 1:  # a batch's failures, below its progress (one case: said above)
+            for r in failed:
+                print(f"livertumor segment: {r['case']} failed: {r['error']}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -1077,8 +1075,9 @@ def run_cases(
                     "nothing was overwritten: run again when it has finished"
                 )
                 log.error("%s: %s", case.name, msg)
-                # the other run's files: its summary row of them stays (as for another input's)
-                rows.append(_refused(row, msg, untouched=True))
+                # the other run's files: its summary row of them stays, as that run wrote it
+                # (it is writing them now: not "refused (earlier outputs kept)")
+                rows.append(_refused(row, msg, untouched=True) | {"busy": True})
                 continue
             old = _complete_stats(outdir, case)
             # the optional files its last complete run wrote (none recorded before 0.x)
@@ -1605,7 +1604,9 @@ def _write_summary(rows: list[dict], path: Path) -> Path:
         done = {r.get("case"): r for r in earlier if r.get("status") != "failed"}
         # ... and says it was refused (the summary read "done", the console "failed")
         rows = [
-            {
+            done[r["case"]]
+            if r.get("busy") and r["case"] in done
+            else {
                 **done[r["case"]],
                 "status": "refused (earlier outputs kept)",
                 "error": r.get("error", ""),
