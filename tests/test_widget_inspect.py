@@ -486,3 +486,12 @@ def test_the_keyboard_reaches_every_table_and_enter_presses_buttons(viewer_with_
     for table in (widget.volume_table, widget.lesion_table):  # Tab leaves a table
         assert not table.tabKeyNavigation()
         assert table.minimumWidth() <= TABLE_WIDEST
+
+
+def test_the_hu_window_is_set_from_inspect_too(viewer_with_labels):
+    """The liver window, the one to read lesions with, was only in the Load panel."""
+    viewer, widget, *_ = viewer_with_labels
+    widget.window_combo.setCurrentText("liver")
+    assert tuple(viewer.layers["tiny CT"].contrast_limits) == (-15.0, 135.0)
+    widget.window_combo.setCurrentText("abdomen")
+    assert tuple(viewer.layers["tiny CT"].contrast_limits) == (-160.0, 240.0)

@@ -98,6 +98,14 @@ def set_window(layer: Image, preset: str) -> None:
     layer.contrast_limits = (low, high)
 
 
+def set_window_of_cts(viewer, preset: str) -> None:
+    """Apply a named HU window preset to every CT layer of ``viewer`` (Load CT's and
+    Inspect's *HU window*: the liver window for reading lesions without going back a tab)."""
+    for layer in ct_layers(viewer):
+        if layer.metadata.get(ROLE) == "ct":
+            set_window(layer, preset)
+
+
 def add_labels_layer(
     viewer: napari.Viewer,
     labels: np.ndarray,

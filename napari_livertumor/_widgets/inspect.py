@@ -66,6 +66,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.opacity = QSlider(Qt.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(50)
+        self.window_combo = QComboBox()
+        self.window_combo.addItems(list(_layers.WINDOW_PRESETS))
         self.contour_check = QCheckBox("Contours only")
         self.color_buttons = {}
         for value, name in ((1, "liver"), (2, "tumor")):
@@ -140,6 +142,11 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 "orange",
             ),
             (self.opacity, "Opacity of the labels layer over the CT"),
+            (
+                self.window_combo,
+                "HU window of the CT layers (as Load CT's): 'liver' (W150/L60) shows low-contrast "
+                "lesions best",
+            ),
             (self.contour_check, "Draw the labels as outlines, to see the CT under them"),
             (
                 self.measure_button,
@@ -156,6 +163,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         form.addRow("Labels", self.labels_combo)
         form.addRow("Ground truth", self.truth_combo)
         form.addRow("Opacity", self.opacity)
+        form.addRow("HU window", self.window_combo)
         colors = QHBoxLayout()
         for btn in self.color_buttons.values():
             colors.addWidget(btn)
@@ -172,6 +180,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
         layout.addStretch(1)
 
         self.opacity.valueChanged.connect(self._apply_style)
+        self.window_combo.currentTextChanged.connect(
+            lambda preset: _layers.set_window_of_cts(self.viewer, preset)
+        )
         self.contour_check.toggled.connect(self._apply_style)
         self.labels_combo.currentTextChanged.connect(self._labels_changed)
         self.measure_button.clicked.connect(self._measure_clicked)

@@ -540,9 +540,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
             self.truth_path.setText(path)
 
     def _apply_window(self, preset: str) -> None:
-        for layer in _layers.ct_layers(self.viewer):
-            if layer.metadata.get(_layers.ROLE) == "ct":
-                _layers.set_window(layer, preset)
+        _layers.set_window_of_cts(self.viewer, preset)
 
 
 def _load_sample(seed: int):
