@@ -1234,23 +1234,31 @@ def _liver_side_warning(ct: np.ndarray, liver: np.ndarray, spacing) -> str | Non
 
 
 #: bone (HU) and the band about the body's midline (mm) where the spine is looked for
-SPINE_HU, SPINE_BAND_MM = 300.0, 20.0
-#: bone of the midline this far (mm) in front of the body's centre: front and back swapped
-SPINE_FRONT_MM = 10.0
-#: less bone than this (cm² per slice) in the band tells nothing (a phantom, a child's scan)
-SPINE_MIN_CM2 = 2.0
+SPINE_HU, SPINE_BAND_MM = 300.0, 30.0
+#: the spinal canal: a hole enclosed by bone of this area (cm²), on at least this many slices
+CANAL_CM2, CANAL_SLICES = (0.4, 3.5), 3
+#: without a canal: bone on a side of the body's centre (at least this far from it, mm) from
+#: this much area (cm²) on a slice, in front on at least this share of the liver's slices and
+#: behind on at most that share
+SPINE_GAP_MM, SPINE_MIN_CM2 = 10.0, 0.5
+SPINE_FRONT_SHARE, SPINE_BACK_SHARE = 0.6, 0.2
 
 
 def _spine_side_warning(ct: np.ndarray, liver: np.ndarray, spacing) -> str | None:
-    """A warning when the midline's bone lies in front of the body's centre, else None.
+    """A warning when the spine lies in front of the body's centre, else None.
 
-    ``ct`` and ``liver`` are in the standard orientation (y → the patient's back). On the
-    liver's slices the spine is the bone of the body's midline, 2–7 cm behind its centre (the
-    aorta in front of it, bright in an arterial phase, is the smaller part). Bone in front: a
-    file whose header swaps front and back (a NIfTI without orientation codes is read so), on
-    which the liver found was a third too small on a test scan and its lesion another
-    structure; the left-right check cannot see it.
+    ``ct`` and ``liver`` are in the standard orientation (y → the patient's back). Bright
+    things lie in front of the spine on some slices (an arterial aorta or heart, oral contrast
+    in the stomach, the xiphoid, lipiodol): where most bright voxels lie says nothing. The
+    spinal canal does: a hole enclosed by bone, which no vessel or bowel has. Where no canal
+    is found (it is open between vertebrae; a phantom may lack it), bone in front of the
+    centre on most of the liver's slices and behind it on almost none is asked for.
+    Swapped: a file whose header swaps front and back (a NIfTI without orientation codes is
+    read so), on which the liver found was a third too small on a test scan and its lesion
+    another structure; the left-right check cannot see it.
     """
+    from scipy import ndimage as ndi
+
     zs = np.flatnonzero(liver.any(axis=(1, 2)))
     zs = zs[:: max(1, zs.size // 24)]
     body = ct[zs] > -500
@@ -1260,16 +1268,34 @@ def _spine_side_warning(ct: np.ndarray, liver: np.ndarray, spacing) -> str | Non
     _, body_y, body_x = (idx.mean() for idx in np.nonzero(body))
     band = np.abs(np.arange(ct.shape[2]) - body_x) * dx <= SPINE_BAND_MM
     bone = (ct[zs] > SPINE_HU) & body & band[None, None, :]
-    if np.count_nonzero(bone) * dy * dx / 100.0 < SPINE_MIN_CM2 * len(zs):
-        return None
-    offset = (float(np.median(np.nonzero(bone)[1])) - body_y) * dy  # > 0: behind the centre
-    if offset > -SPINE_FRONT_MM:
-        return None
+    rows = (np.arange(ct.shape[1]) - body_y) * dy  # mm behind the centre (< 0: in front)
+    canal = []  # per slice with one: mm behind the centre
+    for image in bone:
+        holes, n = ndi.label(ndi.binary_fill_holes(image) & ~image)
+        if n:
+            areas = ndi.sum_labels(np.ones_like(holes), holes, range(1, n + 1)) * dy * dx / 100
+            fits = [k + 1 for k, a in enumerate(areas) if CANAL_CM2[0] <= a <= CANAL_CM2[1]]
+            if fits:
+                biggest = max(fits, key=lambda k: areas[k - 1])
+                canal.append(float(rows[np.nonzero(holes == biggest)[0]].mean()))
+    if len(canal) >= CANAL_SLICES:
+        front = float(np.mean(np.asarray(canal) < 0))
+        if front < SPINE_FRONT_SHARE or np.median(canal) > -SPINE_GAP_MM:
+            return None
+    else:
+        least = SPINE_MIN_CM2 * 100.0 / (dy * dx)  # voxels
+        per_row = bone.sum(axis=2)  # (slices, rows)
+        behind = (per_row[:, rows >= SPINE_GAP_MM].sum(axis=1) >= least).mean()
+        front = (per_row[:, rows <= -SPINE_GAP_MM].sum(axis=1) >= least).mean()
+        if front < SPINE_FRONT_SHARE or behind > SPINE_BACK_SHARE:
+            return None
     return (
-        f"front and back look swapped: the spine lies {-offset:.0f} mm in front of the body's "
-        "centre (it lies behind it). Is the file's orientation right (a NIfTI without "
-        "orientation codes is read this way)? The models read a scan with the patient's front "
-        "up: fix the orientation and run again before using any volume"
+        "front and back look swapped: the spine seems to lie in front of the body's centre "
+        f"(on {100 * front:.0f} % of the liver's slices where it is seen), not behind it. If "
+        "the spine is at the top of the image, the file's orientation is wrong (a NIfTI "
+        "without orientation codes is one cause) and the masks and volumes are not to be "
+        "trusted: fix the orientation (convert the DICOM series again, or set the header) and "
+        "run again"
     )
 
 
