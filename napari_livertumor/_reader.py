@@ -296,26 +296,35 @@ def read_nifti_layers(path) -> list[tuple]:
     return [ct_layer_data(volume)]
 
 
-#: a label map's file or folder named like these is a reference drawn by hand (nnU-Net's
-#: labelsTr, LiTS's segmentation-N, "gt", "truth", "manual"): Inspect scores against it
-_TRUTH_NAME = re.compile(
-    r"(^|[^a-z])(gt|truth|ground[ _-]?truth|manual|reference|labelstr|labelsts)([^a-z]|$)"
-    r"|^segmentation-\d+\.nii",
-    re.IGNORECASE,
-)
+#: words of a label map's file name that say it is a reference drawn by hand, and words that
+#: say it is a model's (which win)
+_TRUTH_WORDS = frozenset({"gt", "truth", "groundtruth", "manual", "reference"})
+_MODEL_WORDS = frozenset({"pred", "preds", "prediction", "predicted", "auto", "model", "output"})
+#: folders whose label maps are references (nnU-Net's), and LiTS's reference names
+_TRUTH_FOLDERS = frozenset({"labelstr", "labelsts"})
+_LITS_TRUTH = re.compile(r"segmentation-\d+\.nii(\.gz)?", re.IGNORECASE)
 
 
 def _nifti_labels_role(path: Path, labels: np.ndarray) -> str:
     """``"ground_truth"`` for a label map with the portal vein or aorta (HCC-TACE-Seg's
-    classes) or one named as a reference; else ``"segmentation"`` (a model's 0/1/2 output).
-    A LiTS or nnU-Net ground truth holds only 0/1/2 and was opened as a segmentation, which
-    Inspect would not score against."""
+    classes), one an Export of a ground truth wrote, or one named as a reference (in nnU-Net's
+    ``labelsTr``/``labelsTs``, LiTS's ``segmentation-N.nii``, a file name with the word gt,
+    truth, manual or reference and none of pred, auto, model, output); else
+    ``"segmentation"``. A LiTS or nnU-Net ground truth holds only 0/1/2, as a model's output
+    does: it opened as a segmentation, which Inspect would not score against."""
     if labels.max() > 2:
         return "ground_truth"
-    if _run_beside(Path(path)):  # livertumor segment's own output (its stats beside it)
+    path = Path(path)
+    stats = _stats_beside(path)
+    if stats is not None:  # this tool's segment or Export wrote it: the stats say what it is
+        return "ground_truth" if stats.get("source") == "ground_truth" else "segmentation"
+    stem = _stem(path)
+    if stem.lower().endswith("_labels"):  # this tool's name for a segmentation's labels
         return "segmentation"
-    names = [Path(path).name, Path(path).parent.name]
-    return "ground_truth" if any(_TRUTH_NAME.search(n) for n in names) else "segmentation"
+    if path.parent.name.lower() in _TRUTH_FOLDERS or _LITS_TRUTH.fullmatch(path.name):
+        return "ground_truth"
+    words = {w for w in re.split(r"[^a-z]+", stem.lower()) if w}
+    return "ground_truth" if words & _TRUTH_WORDS and not words & _MODEL_WORDS else "segmentation"
 
 
 def ct_layer_data(volume) -> tuple:
@@ -383,10 +392,9 @@ def opened_file_metadata(labels: np.ndarray, path: Path, role: str = "segmentati
 _RUN_KEYS = ("version", "device", "models", "refine", "tumor_tta", "lesion_filter", "warnings")
 
 
-def _run_beside(path: Path) -> dict | None:
-    """The run ``livertumor segment`` records in the ``<case>_stats.json`` beside its
-    ``<case>_labels.nii.gz`` or ``<case>_seg.dcm`` (version, models...); None for any other
-    file, or stats that are not this tool's."""
+def _stats_beside(path: Path) -> dict | None:
+    """The ``<case>_stats.json`` beside a ``<case>_labels.nii.gz`` (or ``<case>_seg.dcm``) as
+    a dict, or None."""
     import json
 
     stem = _stem(path)
@@ -400,8 +408,19 @@ def _run_beside(path: Path) -> dict | None:
         data = json.loads(stats.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or not data.get("version") or "models" not in data:
+    return data if isinstance(data, dict) else None
+
+
+def _run_beside(path: Path) -> dict | None:
+    """The run ``livertumor segment`` records in the ``<case>_stats.json`` beside its
+    ``<case>_labels.nii.gz`` or ``<case>_seg.dcm`` (version, models...); None for any other
+    file, or stats that are not this tool's."""
+    data = _stats_beside(path)
+    if data is None or not data.get("version") or "models" not in data:
         return None
+    stem = _stem(path)
+    suffix = "_labels" if stem.endswith("_labels") else "_seg.dcm"
+    stats = path.with_name(stem[: -len(suffix)] + "_stats.json")
     run = {"stats_file": str(stats), **{k: data[k] for k in _RUN_KEYS if k in data}}
     if data.get("digests"):  # the file as that run wrote it, or changed since (by its digest)
         from .commands.segment import _changed_since_written

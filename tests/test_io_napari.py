@@ -248,8 +248,16 @@ def test_label_nifti_opens_as_labels_and_ct_nifti_as_image(tmp_path, study):
         ("labelsTr/HCC_001.nii.gz", "ground_truth"),  # nnU-Net's layout
         ("lits/segmentation-3.nii", "ground_truth"),  # LiTS's names
         ("case/case_gt.nii.gz", "ground_truth"),
+        ("case/Manual_Reference.nii.gz", "ground_truth"),
         ("case/liver_mask.nii.gz", "segmentation"),  # no sign it is a reference
         ("out/case_labels.nii.gz", "segmentation"),
+        # a model's output, whatever its folder, or a model word beside a reference word
+        ("manual_check/case1.nii.gz", "segmentation"),
+        ("preds_vs_gt/case1_pred.nii.gz", "segmentation"),
+        ("labelsTr_pred/liver_3.nii.gz", "segmentation"),
+        ("out/HCC_GT_001_labels.nii.gz", "segmentation"),
+        ("x/gt_vs_auto.nii.gz", "segmentation"),
+        ("x/weight_length.nii.gz", "segmentation"),  # "gt" inside words
     ],
 )
 def test_a_liver_tumor_ground_truth_named_as_one_opens_as_the_truth(tmp_path, study, where, role):
@@ -269,6 +277,10 @@ def test_a_segmentation_written_by_segment_opens_as_one_whatever_its_folder(tmp_
     (path.parent / "case_stats.json").write_text('{"version": "0.1.0", "models": "shipped"}')
     [(_, kwargs, _)] = napari_get_reader(str(path))(str(path))
     assert kwargs["metadata"]["livertumor_role"] == "segmentation"
+    # ... and Export's labels of a ground truth open as one, by what its stats say
+    (path.parent / "case_stats.json").write_text('{"version": "0.1.0", "source": "ground_truth"}')
+    [(_, kwargs, _)] = napari_get_reader(str(path))(str(path))
+    assert kwargs["metadata"]["livertumor_role"] == "ground_truth"
 
 
 def test_labels_layer_saves_to_nifti_and_dicom_seg_on_the_ct_grid(tmp_path, study):
