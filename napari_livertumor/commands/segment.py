@@ -498,13 +498,14 @@ def _cases_from_csv(path: Path, *, per_patient: bool = True) -> list[Case]:
 
 
 #: image files of other formats that a folder of CTs may hold; never read here
-OTHER_IMAGE_SUFFIXES = (".hdr", ".img", ".mha", ".mhd", ".nrrd", ".nhdr")
+OTHER_IMAGE_SUFFIXES = (".hdr", ".img", ".mha", ".mhd", ".nrrd", ".nhdr", ".zip")
 
 
 def _say_loose_files(files: list[Path], folder: Path) -> None:
     """Warn of scans beside NIfTI files that are not read: DICOM files loose in the folder (a
     series is read from a folder of its own) and images of other formats. They had vanished
     from the batch without a word."""
+    files = [p for p in files if not p.name.endswith(_OUTPUT_ENDINGS)]  # (this command's)
     dicom = [p for p in files if _looks_dicom(p)]
     if dicom:
         log.warning(
@@ -515,7 +516,13 @@ def _say_loose_files(files: list[Path], folder: Path) -> None:
             dicom[0].name,
             ", ..." if len(dicom) > 1 else "",
         )
-    other = [p.name for p in files if p.suffix.lower() in OTHER_IMAGE_SUFFIXES]
+    names = {p.name.lower() for p in files}
+    other = [  # (an .img is an Analyze image only beside its .hdr)
+        p.name
+        for p in files
+        if p.suffix.lower() in OTHER_IMAGE_SUFFIXES
+        and (p.suffix.lower() != ".img" or f"{p.stem.lower()}.hdr" in names)
+    ]
     if other:
         log.warning(
             "%s: %s not read: only NIfTI and DICOM are (convert them to NIfTI)",
