@@ -495,3 +495,15 @@ def test_the_hu_window_is_set_from_inspect_too(viewer_with_labels):
     assert tuple(viewer.layers["tiny CT"].contrast_limits) == (-15.0, 135.0)
     widget.window_combo.setCurrentText("abdomen")
     assert tuple(viewer.layers["tiny CT"].contrast_limits) == (-160.0, 240.0)
+    # Load CT's chooser and Inspect's follow each other (they disagreed, and choosing the
+    # preset shown did nothing)
+    from napari_livertumor._widgets.load import LoadWidget
+
+    load = LoadWidget(viewer)
+    load.window_combo.setCurrentText("bone")
+    assert widget.window_combo.currentText() == "bone"
+    widget.window_combo.setCurrentText("liver")
+    assert load.window_combo.currentText() == "liver"
+    viewer.layers["tiny CT"].contrast_limits = (0.0, 100.0)  # set by hand in napari
+    widget.window_combo.activated.emit(widget.window_combo.currentIndex())  # liver again
+    assert tuple(viewer.layers["tiny CT"].contrast_limits) == (-15.0, 135.0)

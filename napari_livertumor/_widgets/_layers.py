@@ -98,12 +98,49 @@ def set_window(layer: Image, preset: str) -> None:
     layer.contrast_limits = (low, high)
 
 
+#: callbacks told which HU window preset a panel applied to a viewer's CTs (the other
+#: panels' choosers follow: Load's and Inspect's disagreed)
+_WINDOW_LISTENERS: list = []
+
+
+def on_window_chosen(callback) -> None:
+    """Call ``callback(viewer, preset)`` whenever :func:`set_window_of_cts` is (weakly held)."""
+    ref = weakref.WeakMethod(callback) if hasattr(callback, "__self__") else weakref.ref(callback)
+    _WINDOW_LISTENERS.append(ref)
+
+
 def set_window_of_cts(viewer, preset: str) -> None:
     """Apply a named HU window preset to every CT layer of ``viewer`` (Load CT's and
-    Inspect's *HU window*: the liver window for reading lesions without going back a tab)."""
+    Inspect's *HU window*: the liver window for reading lesions without going back a tab),
+    and tell the listeners."""
     for layer in ct_layers(viewer):
         if layer.metadata.get(ROLE) == "ct":
             set_window(layer, preset)
+    for ref in list(_WINDOW_LISTENERS):
+        callback = ref()
+        try:
+            if callback is None:
+                raise RuntimeError
+            callback(unproxied(viewer), preset)
+        except RuntimeError:  # its widget is gone
+            _WINDOW_LISTENERS.remove(ref)
+
+
+def follow_window(combo, viewer) -> None:
+    """Keep ``combo`` (a panel's HU window chooser of ``viewer``) on the preset last applied
+    to the viewer's CTs from any panel; choosing the preset it shows applies it again."""
+    own = unproxied(viewer)
+
+    def chosen(where, preset) -> None:
+        if where is own and combo.currentText() != preset:
+            combo.blockSignals(True)
+            combo.setCurrentText(preset)
+            combo.blockSignals(False)
+
+    combo._follow_window = chosen  # held by the combo: gone with it
+    on_window_chosen(chosen)
+    combo.currentTextChanged.connect(lambda preset: set_window_of_cts(viewer, preset))
+    combo.activated.connect(lambda _index: set_window_of_cts(viewer, combo.currentText()))
 
 
 def add_labels_layer(

@@ -180,9 +180,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         layout.addStretch(1)
 
         self.opacity.valueChanged.connect(self._apply_style)
-        self.window_combo.currentTextChanged.connect(
-            lambda preset: _layers.set_window_of_cts(self.viewer, preset)
-        )
+        _layers.follow_window(self.window_combo, self.viewer)
         self.contour_check.toggled.connect(self._apply_style)
         self.labels_combo.currentTextChanged.connect(self._labels_changed)
         self.measure_button.clicked.connect(self._measure_clicked)

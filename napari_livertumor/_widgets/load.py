@@ -164,7 +164,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.load_button.clicked.connect(self._load_clicked)
         self.path.returnPressed.connect(self._path_entered)
         self.truth_path.returnPressed.connect(self._path_entered)
-        self.window_combo.currentTextChanged.connect(self._apply_window)
+        _layers.follow_window(self.window_combo, self.viewer)
         self.series_table.itemSelectionChanged.connect(self._follow_row)
         self._source_changed()
         self.init_jobs(napari_viewer)
@@ -538,9 +538,6 @@ class LoadWidget(JobWidgetMixin, QWidget):
         )
         if path:
             self.truth_path.setText(path)
-
-    def _apply_window(self, preset: str) -> None:
-        _layers.set_window_of_cts(self.viewer, preset)
 
 
 def _load_sample(seed: int):
