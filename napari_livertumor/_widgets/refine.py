@@ -440,8 +440,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def refresh_layers(self, *_) -> None:
         """Offer the viewer's CT and labels layers (the plugin's own first).
 
-        A loaded ground truth is never offered: it is HCC-coded (not 0/1/2) and is what Inspect
-        scores against, so refining it would silently change the reference.
+        A loaded ground truth is never offered: it is what Inspect scores against, so refining
+        it would silently change the reference.
         """
         try:
             cts = [ly.name for ly in _layers.ct_layers(self.viewer)]
