@@ -1234,68 +1234,57 @@ def _liver_side_warning(ct: np.ndarray, liver: np.ndarray, spacing) -> str | Non
 
 
 #: bone (HU) and the band about the body's midline (mm) where the spine is looked for
-SPINE_HU, SPINE_BAND_MM = 300.0, 30.0
-#: the spinal canal: a hole enclosed by bone of this area (cm²), on at least this many slices
-CANAL_CM2, CANAL_SLICES = (0.4, 3.5), 3
-#: without a canal: bone on a side of the body's centre (at least this far from it, mm) from
-#: this much area (cm²) on a slice, in front on at least this share of the liver's slices and
-#: behind on at most that share
+SPINE_HU, SPINE_BAND_MM = 300.0, 20.0
+#: bone counts on a side of the body's centre (at least this far from it, mm) from this much
+#: area (cm²) on a slice
 SPINE_GAP_MM, SPINE_MIN_CM2 = 10.0, 0.5
+#: front and back swapped: bone in front on at least this share of the liver's slices and
+#: behind on at most that share
 SPINE_FRONT_SHARE, SPINE_BACK_SHARE = 0.6, 0.2
 
 
 def _spine_side_warning(ct: np.ndarray, liver: np.ndarray, spacing) -> str | None:
-    """A warning when the spine lies in front of the body's centre, else None.
+    """A warning when the midline's bone lies in front of the body's centre and not behind
+    it, else None.
 
-    ``ct`` and ``liver`` are in the standard orientation (y → the patient's back). Bright
-    things lie in front of the spine on some slices (an arterial aorta or heart, oral contrast
-    in the stomach, the xiphoid, lipiodol): where most bright voxels lie says nothing. The
-    spinal canal does: a hole enclosed by bone, which no vessel or bowel has. Where no canal
-    is found (it is open between vertebrae; a phantom may lack it), bone in front of the
-    centre on most of the liver's slices and behind it on almost none is asked for.
-    Swapped: a file whose header swaps front and back (a NIfTI without orientation codes is
-    read so), on which the liver found was a third too small on a test scan and its lesion
-    another structure; the left-right check cannot see it.
+    ``ct`` and ``liver`` are in the standard orientation (y → the patient's back). The spine
+    is bone of the body's midline behind its centre on nearly every slice of the liver. What
+    lies in front of it, bright on some slices or all (an arterial aorta or heart, a calcified
+    aortic wall, oral contrast in the stomach, the xiphoid, lipiodol), must not count: the
+    check asks on how many slices there is bone behind and in front, not where most bright
+    voxels lie, and calls a scan swapped only with bone in front on most slices and behind on
+    almost none. That is a file whose header swaps front and back (a NIfTI without
+    orientation codes is read so), on which the liver found was a third too small on a test
+    scan and its lesion another structure; the left-right check cannot see it. A field of
+    view that leaves the spine out, with bright tissue in front on most slices, would be
+    called swapped too: the message asks to look at the image.
     """
-    from scipy import ndimage as ndi
-
     zs = np.flatnonzero(liver.any(axis=(1, 2)))
-    zs = zs[:: max(1, zs.size // 24)]
+    if not zs.size:
+        return None
+    zs = zs[np.unique(np.linspace(0, zs.size - 1, min(zs.size, 24)).round().astype(int))]
     body = ct[zs] > -500
     if not body.any():
         return None
     dy, dx = float(spacing[1]), float(spacing[2])
     _, body_y, body_x = (idx.mean() for idx in np.nonzero(body))
-    band = np.abs(np.arange(ct.shape[2]) - body_x) * dx <= SPINE_BAND_MM
-    bone = (ct[zs] > SPINE_HU) & body & band[None, None, :]
+    near = np.flatnonzero(np.abs(np.arange(ct.shape[2]) - body_x) * dx <= SPINE_BAND_MM)
+    band = slice(int(near[0]), int(near[-1]) + 1)
+    bone = (ct[zs][:, :, band] > SPINE_HU) & body[:, :, band]
     rows = (np.arange(ct.shape[1]) - body_y) * dy  # mm behind the centre (< 0: in front)
-    canal = []  # per slice with one: mm behind the centre
-    for image in bone:
-        holes, n = ndi.label(ndi.binary_fill_holes(image) & ~image)
-        if n:
-            areas = ndi.sum_labels(np.ones_like(holes), holes, range(1, n + 1)) * dy * dx / 100
-            fits = [k + 1 for k, a in enumerate(areas) if CANAL_CM2[0] <= a <= CANAL_CM2[1]]
-            if fits:
-                biggest = max(fits, key=lambda k: areas[k - 1])
-                canal.append(float(rows[np.nonzero(holes == biggest)[0]].mean()))
-    if len(canal) >= CANAL_SLICES:
-        front = float(np.mean(np.asarray(canal) < 0))
-        if front < SPINE_FRONT_SHARE or np.median(canal) > -SPINE_GAP_MM:
-            return None
-    else:
-        least = SPINE_MIN_CM2 * 100.0 / (dy * dx)  # voxels
-        per_row = bone.sum(axis=2)  # (slices, rows)
-        behind = (per_row[:, rows >= SPINE_GAP_MM].sum(axis=1) >= least).mean()
-        front = (per_row[:, rows <= -SPINE_GAP_MM].sum(axis=1) >= least).mean()
-        if front < SPINE_FRONT_SHARE or behind > SPINE_BACK_SHARE:
-            return None
+    least = SPINE_MIN_CM2 * 100.0 / (dy * dx)  # voxels
+    per_row = bone.sum(axis=2)  # (slices, rows)
+    behind = float((per_row[:, rows >= SPINE_GAP_MM].sum(axis=1) >= least).mean())
+    front = float((per_row[:, rows <= -SPINE_GAP_MM].sum(axis=1) >= least).mean())
+    if front < SPINE_FRONT_SHARE or behind > SPINE_BACK_SHARE:
+        return None
     return (
-        "front and back look swapped: the spine seems to lie in front of the body's centre "
-        f"(on {100 * front:.0f} % of the liver's slices where it is seen), not behind it. If "
-        "the spine is at the top of the image, the file's orientation is wrong (a NIfTI "
-        "without orientation codes is one cause) and the masks and volumes are not to be "
-        "trusted: fix the orientation (convert the DICOM series again, or set the header) and "
-        "run again"
+        "front and back look swapped: on the liver's slices the bone of the body's midline "
+        f"lies in front of its centre ({100 * front:.0f} % of them) and not behind it, where "
+        "the spine lies. If the spine is at the top of the image, the file's orientation is "
+        "wrong (a NIfTI without orientation codes is one cause) and the masks and volumes are "
+        "not to be trusted: fix the orientation (convert the DICOM series again, or set the "
+        "header) and run again"
     )
 
 
