@@ -900,12 +900,16 @@ def test_scans_beside_nifti_files_that_are_not_read_are_said(tmp_path, caplog):
     (folder / "old.img").write_bytes(b"\0" * 16)
     (folder / "notes.img").write_bytes(b"\0" * 16)  # no .hdr: not an Analyze image
     (folder / "case9_seg.dcm").write_bytes(b"\0" * 128 + b"DICM")  # this command's output
+    (folder / "CASE8_SEG.DCM").write_bytes(b"\0" * 128 + b"DICM")  # (any case)
+    (folder / "series.zip").write_bytes(b"PK")
     with caplog.at_level(logging.WARNING):
         cases = discover_cases([folder])
     assert [c.name for c in cases] == ["case00"]
     assert "DICOM file(s) beside the NIfTI files are not read" in caplog.text
     assert "old.hdr, old.img not read: only NIfTI and DICOM are" in caplog.text
     assert "notes.img" not in caplog.text and "case9_seg.dcm" not in caplog.text
+    assert "CASE8_SEG.DCM" not in caplog.text
+    assert "series.zip not read: an archive (extract it" in caplog.text
 
 
 def test_a_summary_that_cannot_be_written_still_leaves_the_cases_said(

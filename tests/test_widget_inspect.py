@@ -504,6 +504,7 @@ def test_the_hu_window_is_set_from_inspect_too(viewer_with_labels):
     assert widget.window_combo.currentText() == "bone"
     widget.window_combo.setCurrentText("liver")
     assert load.window_combo.currentText() == "liver"
+    assert InspectWidget(viewer).window_combo.currentText() == "liver"  # a panel opened later
     viewer.layers["tiny CT"].contrast_limits = (0.0, 100.0)  # set by hand in napari
     widget.window_combo.activated.emit(widget.window_combo.currentIndex())  # liver again
     assert tuple(viewer.layers["tiny CT"].contrast_limits) == (-15.0, 135.0)

@@ -101,6 +101,8 @@ def set_window(layer: Image, preset: str) -> None:
 #: callbacks told which HU window preset a panel applied to a viewer's CTs (the other
 #: panels' choosers follow: Load's and Inspect's disagreed)
 _WINDOW_LISTENERS: list = []
+#: the preset last applied to each viewer's CTs (a panel opened later shows it)
+_WINDOW_OF: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def on_window_chosen(callback) -> None:
@@ -116,6 +118,10 @@ def set_window_of_cts(viewer, preset: str) -> None:
     for layer in ct_layers(viewer):
         if layer.metadata.get(ROLE) == "ct":
             set_window(layer, preset)
+    try:
+        _WINDOW_OF[unproxied(viewer)] = preset
+    except TypeError:  # (a viewer that cannot be weakly referenced)
+        pass
     for ref in list(_WINDOW_LISTENERS):
         callback = ref()
         try:
@@ -130,6 +136,10 @@ def follow_window(combo, viewer) -> None:
     """Keep ``combo`` (a panel's HU window chooser of ``viewer``) on the preset last applied
     to the viewer's CTs from any panel; choosing the preset it shows applies it again."""
     own = unproxied(viewer)
+    try:
+        combo.setCurrentText(_WINDOW_OF.get(own, combo.currentText()))  # (before connecting)
+    except TypeError:
+        pass
 
     def chosen(where, preset) -> None:
         if where is own and combo.currentText() != preset:

@@ -498,14 +498,14 @@ def _cases_from_csv(path: Path, *, per_patient: bool = True) -> list[Case]:
 
 
 #: image files of other formats that a folder of CTs may hold; never read here
-OTHER_IMAGE_SUFFIXES = (".hdr", ".img", ".mha", ".mhd", ".nrrd", ".nhdr", ".zip")
+OTHER_IMAGE_SUFFIXES = (".hdr", ".img", ".mha", ".mhd", ".nrrd", ".nhdr")
 
 
 def _say_loose_files(files: list[Path], folder: Path) -> None:
     """Warn of scans beside NIfTI files that are not read: DICOM files loose in the folder (a
     series is read from a folder of its own) and images of other formats. They had vanished
     from the batch without a word."""
-    files = [p for p in files if not p.name.endswith(_OUTPUT_ENDINGS)]  # (this command's)
+    files = [p for p in files if not p.name.lower().endswith(_OUTPUT_ENDINGS)]  # (ours)
     dicom = [p for p in files if _looks_dicom(p)]
     if dicom:
         log.warning(
@@ -527,7 +527,16 @@ def _say_loose_files(files: list[Path], folder: Path) -> None:
         log.warning(
             "%s: %s not read: only NIfTI and DICOM are (convert them to NIfTI)",
             folder,
-            ", ".join(other[:3]) + (", ..." if len(other) > 3 else ""),
+            ", ".join(other[:4]) + (", ..." if len(other) > 4 else ""),
+        )
+    archives = [
+        p.name for p in files if p.name.lower().endswith((".zip", ".tar", ".tgz", ".tar.gz"))
+    ]
+    if archives:
+        log.warning(
+            "%s: %s not read: an archive (extract it; a DICOM series then in a folder of its own)",
+            folder,
+            ", ".join(archives[:3]) + (", ..." if len(archives) > 3 else ""),
         )
 
 
