@@ -16,6 +16,10 @@ def add_arguments(parser) -> None:
     )
 
 
+#: the Qt bindings napari runs on (through qtpy)
+QT_BINDINGS = ("PyQt5", "PyQt6", "PySide2", "PySide6")
+
+
 def run(args) -> int:
     import os
     import shutil
@@ -34,11 +38,14 @@ def run(args) -> int:
         if shot.is_dir():
             raise InputError(shot, "is a folder: give the image file to write")
         check_writable_folder(shot.resolve().parent)
-    try:  # napari needs a Qt binding; the plain install has none (extra [pyqt5])
-        import qtpy  # noqa: F401
-    except Exception as exc:
+    from importlib.util import find_spec
+
+    # napari needs a Qt binding; the plain install has none (extra [pyqt5]): said here, not in
+    # five chained tracebacks once napari starts
+    if not any(find_spec(name) for name in QT_BINDINGS):
         print(
-            f"livertumor demo: error: no Qt binding for napari's window ({exc}). Install one: "
+            "livertumor demo: error: no Qt binding for napari's window (none of "
+            f"{', '.join(QT_BINDINGS)} is installed). Install one: "
             'pip install "napari-livertumor[pyqt5]" (or PyQt6)',
             file=sys.stderr,
         )
