@@ -392,17 +392,23 @@ def opened_file_metadata(labels: np.ndarray, path: Path, role: str = "segmentati
 _RUN_KEYS = ("version", "device", "models", "refine", "tumor_tta", "lesion_filter", "warnings")
 
 
+def _stats_path(path: Path) -> Path | None:
+    """Where the ``<case>_stats.json`` of a ``<case>_labels.nii.gz`` (or ``<case>_seg.dcm``)
+    lies; None for another name."""
+    stem = _stem(path)
+    for suffix in ("_labels", "_seg.dcm"):
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            return path.with_name(stem[: -len(suffix)] + "_stats.json")
+    return None
+
+
 def _stats_beside(path: Path) -> dict | None:
     """The ``<case>_stats.json`` beside a ``<case>_labels.nii.gz`` (or ``<case>_seg.dcm``) as
     a dict, or None."""
     import json
 
-    stem = _stem(path)
-    for suffix in ("_labels", "_seg.dcm"):
-        if stem.endswith(suffix) and len(stem) > len(suffix):
-            stats = path.with_name(stem[: -len(suffix)] + "_stats.json")
-            break
-    else:
+    stats = _stats_path(path)
+    if stats is None:
         return None
     try:
         data = json.loads(stats.read_text(encoding="utf-8"))
@@ -418,9 +424,7 @@ def _run_beside(path: Path) -> dict | None:
     data = _stats_beside(path)
     if data is None or not data.get("version") or "models" not in data:
         return None
-    stem = _stem(path)
-    suffix = "_labels" if stem.endswith("_labels") else "_seg.dcm"
-    stats = path.with_name(stem[: -len(suffix)] + "_stats.json")
+    stats = _stats_path(path)
     run = {"stats_file": str(stats), **{k: data[k] for k in _RUN_KEYS if k in data}}
     if data.get("digests"):  # the file as that run wrote it, or changed since (by its digest)
         from .commands.segment import _changed_since_written
