@@ -133,3 +133,11 @@ def test_changed_box_is_the_bounding_box_of_the_changed_voxels():
             mask[tuple(rng.integers(0, n) for n in mask.shape)] = True
         assert changed_box(mask) == ndi.find_objects(mask.astype(np.uint8))[0]
     assert changed_box(np.zeros((2, 3), bool)) == (slice(0, 2), slice(0, 3))
+
+
+def test_an_undo_history_of_no_steps_is_refused():
+    """``steps[:-0]`` is every step: a history of 0 steps would have kept them all."""
+    import pytest
+
+    with pytest.raises(ValueError, match="at least 1"):
+        EditHistory(max_steps=0)

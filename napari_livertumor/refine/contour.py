@@ -339,6 +339,8 @@ def _refine_nd(ct, tumor, liver, spacing, cfg, *, ndim, progress=None, should_ca
     for roi in boxes:
         reporter.check()
         out[roi] |= _refine_box(ct, tumor, liver, spacing, cfg, roi, reporter, notes)
+    if reporter.done < reporter.total:  # no iterations asked (0), or fewer run: say it ended
+        reporter.skip(reporter.total - reporter.done)
     return out
 
 
@@ -386,32 +388,21 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
     smooth = None
     if cfg.smoothing > 0:
         _restart_smoothing()
-    if cfg.method == "geodesic":
-        sigma_vox = [cfg.sigma / s for s in spacing]
-        gimage = inverse_gaussian_gradient(image, alpha=cfg.alpha, sigma=sigma_vox)
-        u = morphological_geodesic_active_contour(
-            gimage,
-            cfg.iterations,
-            init_level_set=level,
-            smoothing=cfg.smoothing,
-            threshold=cfg.threshold,
-            balloon=cfg.balloon,
-            iter_callback=reporter,
-        )
-    else:
-        if cfg.sigma > 0:
-            # region means are robust, but the per-voxel decision is not: denoise first
-            image = ndi.gaussian_filter(image, [cfg.sigma / s for s in spacing], mode="nearest")
+    if cfg.method != "geodesic" and cfg.sigma > 0:
+        # region means are robust, but the per-voxel decision is not: denoise first
+        image = ndi.gaussian_filter(image, [cfg.sigma / s for s in spacing], mode="nearest")
         smooth = image
-        u = morphological_chan_vese(
-            image,
-            cfg.iterations,
-            init_level_set=level,
-            smoothing=cfg.smoothing,
-            lambda1=cfg.lambda1,
-            lambda2=cfg.lambda2,
-            iter_callback=reporter,
-        )
+    if _slice_by_slice(cfg, spacing):
+        u = np.zeros_like(level)
+        slices = [z for z in range(pad, level.shape[0] - pad) if level[z].any()]
+        per_slice = _PerSlice(reporter, len(slices))
+        for z in slices:
+            per_slice.start()
+            if cfg.smoothing > 0:
+                _restart_smoothing()  # each slice as the 2D preview would run it
+            u[z] = _contour(image[z], level[z], cfg, spacing[1:], per_slice)
+    else:
+        u = _contour(image, level, cfg, spacing, reporter)
     reporter.check()
     inner = tuple(slice(pad, -pad) for _ in range(init.ndim))
     out = u[inner].astype(bool)
@@ -573,6 +564,74 @@ def _too_faint(cnr: float | None, cfg: RefineConfig, notes) -> bool:
         f"(CNR {np.floor(cnr * 100) / 100:.2f} < min_contrast {cfg.min_contrast:g})",
     )
     return True
+
+
+#: slices at least this many times thicker than the pixels are refined one by one (2D)
+#: when the contour smooths its curve or is the geodesic one
+SLICE_BY_SLICE_RATIO = 2.0
+
+
+def _slice_by_slice(cfg: RefineConfig, spacing) -> bool:
+    """Whether a 3D ROI is refined slice by slice.
+
+    The contour's smoothing and its geodesic steps move the surface one voxel per step, in
+    every direction alike: on 5 mm slices of 0.8 mm pixels a step through the slices is six
+    steps in-plane. A correct mask of a 10 mm-thick lesion kept 26–45 % of its voxels (smoothing
+    1–2, or the geodesic contour) on 2.5–5 mm slices, or vanished; slice by slice it moves in
+    the plane the reader sees, as the 2D preview does. Chan-Vese without smoothing decides
+    each voxel by the region means and stays 3D.
+    """
+    if spacing is None or len(spacing) != 3:
+        return False
+    thick = float(spacing[0]) >= SLICE_BY_SLICE_RATIO * min(float(spacing[1]), float(spacing[2]))
+    return thick and (cfg.smoothing > 0 or cfg.method == "geodesic")
+
+
+def _contour(image, level, cfg: RefineConfig, spacing, callback) -> np.ndarray:
+    """One run of the chosen contour on ``image`` (denoised already for Chan-Vese)."""
+    if cfg.method == "geodesic":
+        sigma_vox = [cfg.sigma / s for s in spacing]
+        gimage = inverse_gaussian_gradient(image, alpha=cfg.alpha, sigma=sigma_vox)
+        return morphological_geodesic_active_contour(
+            gimage,
+            cfg.iterations,
+            init_level_set=level,
+            smoothing=cfg.smoothing,
+            threshold=cfg.threshold,
+            balloon=cfg.balloon,
+            iter_callback=callback,
+        )
+    return morphological_chan_vese(
+        image,
+        cfg.iterations,
+        init_level_set=level,
+        smoothing=cfg.smoothing,
+        lambda1=cfg.lambda1,
+        lambda2=cfg.lambda2,
+        iter_callback=callback,
+    )
+
+
+class _PerSlice:
+    """The ``iter_callback`` of slice-by-slice runs: ``n`` slices' iterations are one box's."""
+
+    def __init__(self, reporter: _IterationReporter, n: int):
+        self.reporter, self.n = reporter, max(n, 1)
+        self.calls = self.sent = 0
+        self.first = True
+
+    def start(self) -> None:
+        self.first = True  # scikit-image calls back once before the first iteration
+
+    def __call__(self, _level_set) -> None:
+        self.reporter.check()
+        if self.first:
+            self.first = False
+            return
+        self.calls += 1
+        while self.sent < self.calls // self.n:
+            self.sent += 1
+            self.reporter.skip(1)
 
 
 class _IterationReporter:

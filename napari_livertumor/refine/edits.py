@@ -39,6 +39,8 @@ class EditHistory:
 
     def __init__(self, max_steps: int = 20, data_of=lambda target: target.data):
         self.max_steps = int(max_steps)
+        if self.max_steps < 1:  # steps[:-0] would keep every step, not none
+            raise ValueError(f"max_steps must be at least 1, not {max_steps!r}")
         self.steps: list[EditStep] = []
         self._data_of = data_of
 
