@@ -792,3 +792,25 @@ def test_a_text_list_of_inputs_says_a_list_is_a_csv(tmp_path, capsys):
     assert main(["segment", str(listing), "-o", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert "a list of inputs is a CSV file" in err and "'path' column" in err
+
+
+def test_verbose_logs_this_tools_steps_not_other_packages_debug_lines():
+    """``-v`` set the root logger to DEBUG: a 640-slice DICOM SEG export printed 1400 of
+    highdicom's lines ("add plane #N"), burying the tool's own."""
+    import logging
+
+    from napari_livertumor.cli import main
+
+    root = logging.getLogger()
+    before = (root.level, list(root.handlers))
+    root.handlers = []  # (pytest's own handlers would make basicConfig do nothing)
+    try:
+        main(["-v"])  # no command: help, after the logging is set up
+        assert logging.getLogger("napari_livertumor.pipeline").isEnabledFor(logging.DEBUG)
+        assert not logging.getLogger("highdicom.seg").isEnabledFor(logging.INFO)
+        assert not logging.getLogger("monai").isEnabledFor(logging.DEBUG)
+    finally:
+        root.setLevel(before[0])
+        root.handlers = before[1]
+        logging.getLogger("napari_livertumor").setLevel(logging.NOTSET)
+        logging.getLogger("highdicom").setLevel(logging.NOTSET)
