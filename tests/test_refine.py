@@ -332,6 +332,10 @@ def test_drop_slivers_removes_cut_off_pieces_but_keeps_small_lesions_that_were_s
     notes = []
     out = drop_slivers(before, after, spacing, min_ml=0.1, notes=notes)
     assert not out[4, 19, 5:9].any() and not out[8, 35, 35]
+    # worked on the masks' bounding box only: the same in a larger volume, around it untouched
+    big_before, big_after = (np.pad(m, ((3, 5), (7, 2), (4, 9))) for m in (before, after))
+    big = drop_slivers(big_before, big_after, spacing, min_ml=0.1)
+    np.testing.assert_array_equal(big, np.pad(out, ((3, 5), (7, 2), (4, 9))))
     assert out[5, 30:33, 30:32].all()  # small before, small after: the user's own lesion stays
     np.testing.assert_array_equal(out[2:8, 5:18, 5:20], before[2:8, 5:18, 5:20])
     assert notes and "2 tumor piece(s) under 0.1 mL" in notes[0]

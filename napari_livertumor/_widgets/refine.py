@@ -1394,9 +1394,17 @@ def _changed_part(tumor: np.ndarray, liver: np.ndarray | None, out: np.ndarray):
     """``(box, tumor[box], liver[box], out[box])``: the part of a 3D result that differs from
     ``tumor`` (inside the liver), found in the worker so the window compares and writes only
     that. One voxel's box when nothing changed."""
-    after = out if liver is None else out & liver
-    changed = after != tumor
-    box = changed_box(changed) if changed.any() else (slice(0, 1),) * tumor.ndim
+    # compared on the masks' bounding box only (whole, a 640-slice 512² volume took 0.3 GB)
+    masks = [changed_box(m) for m in (tumor, out) if m.any()] or [(slice(0, 1),) * tumor.ndim]
+    near = tuple(
+        slice(min(b.start for b in sl), max(b.stop for b in sl)) for sl in zip(*masks, strict=True)
+    )
+    after = out[near] if liver is None else out[near] & liver[near]
+    changed = after != tumor[near]
+    inner = changed_box(changed) if changed.any() else (slice(0, 1),) * tumor.ndim
+    box = tuple(
+        slice(n.start + i.start, n.start + i.stop) for n, i in zip(near, inner, strict=True)
+    )
     return box, tumor[box], None if liver is None else liver[box], out[box]
 
 
