@@ -128,3 +128,31 @@ def test_layer_pickers_show_the_whole_chosen_name_in_their_tooltip(make_napari_v
     tip = widget.labels_combo.toolTip()
     assert "Chosen: HCC_001 LIVER 3 PHASE CAP segmentation" in tip
     assert tip.index("Chosen") > 0  # after the description the widget gave it
+
+
+def test_export_clears_a_name_typed_for_another_patients_labels(make_napari_viewer):
+    """A Name typed for patient A stayed when Export moved to patient B's new segmentation:
+    B's masks went out as "HCC_001_reviewed_seg.dcm", or offered to replace A's files."""
+    from napari_livertumor._widgets.export import ExportWidget
+
+    viewer = make_napari_viewer()
+    widget = ExportWidget(viewer)
+    vol_a, lab_a, ct_a, _ = add_patient(viewer, "A", (2.5, 0.9, 0.9), (0.0, 0.0, 0.0))
+    add_segmentation(viewer, "A", vol_a, lab_a, ct_a)
+    assert widget.labels_combo.currentText() == "A segmentation"
+    widget.case_name.setText("A_reviewed")
+    widget.case_name.textEdited.emit("A_reviewed")  # (typed by the user)
+    viewer.layers["A ground truth"].visible = False  # other changes to the layer list: kept
+    widget.labels_combo.setCurrentText("A ground truth")  # the same scan's other labels: kept
+    widget.labels_combo.setCurrentText("A segmentation")
+    assert widget._case() == "A_reviewed"
+
+    vol_b, lab_b, ct_b, _ = add_patient(viewer, "B", (3.0, 0.8, 0.8), (5.0, 5.0, 5.0))
+    add_segmentation(viewer, "B", vol_b, lab_b, ct_b)
+    assert widget.labels_combo.currentText() == "B segmentation"
+    assert widget.case_name.text() == "" and widget._case() == "B"
+    assert "'A_reviewed' was typed for another scan's labels" in widget.status.text()
+    widget.case_name.setText("B_final")
+    widget.case_name.textEdited.emit("B_final")
+    widget.labels_combo.setCurrentText("A segmentation")  # back to A: B's name is not A's
+    assert widget._case() == "A"

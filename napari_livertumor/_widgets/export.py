@@ -136,6 +136,9 @@ class ExportWidget(JobWidgetMixin, QWidget):
         # Enter in the folder field exports (asking before replacing any file), as the button
         self.folder.returnPressed.connect(self._folder_entered)
         self.labels_combo.currentTextChanged.connect(self._labels_changed)
+        self._name_for = None  # the scan (_case_key) the typed Name was typed for
+        self._refreshing = False
+        self.case_name.textEdited.connect(self._name_typed)
         follow_layer_list(self, self.viewer, self.refresh_layers)
         self.init_jobs(napari_viewer)
         self.refresh_layers()
@@ -157,23 +160,31 @@ class ExportWidget(JobWidgetMixin, QWidget):
             self._segs_seen = {id(ly) for ly in segs}  # layers, not names (a rerun renames)
             new_others = [ly.name for ly in others if id(ly) not in self._others_seen]
             self._others_seen = {id(ly) for ly in others}
-            self.labels_combo.clear()
-            self.labels_combo.addItems(names)
-            if new_segs:  # a segmentation just made (or loaded): what an export is for
-                current = new_segs[-1]
-            elif new_others and not segs:  # the next patient's ground truth, none segmented
-                current = new_others[-1]
-            # keep the user's choice, except a ground truth picked (or left) before any
-            # segmentation existed: once there is one, that is what an export is for
-            was_truth = current in self.viewer.layers and (
-                self.viewer.layers[current].metadata.get(_layers.ROLE) == "ground_truth"
-            )
-            if current in names and not (was_truth and segs):
-                self.labels_combo.setCurrentText(current)
+            self._refreshing = True  # the list's passing choices are not the user's
+            try:
+                self._fill_combo(names, current, new_segs, new_others, segs)
+            finally:
+                self._refreshing = False
+            self._forget_name_of_another_scan()
             if names:
                 clear_status_if(self.status, NO_LABELS)
         except RuntimeError:  # widget deleted while the viewer still emits
             pass
+
+    def _fill_combo(self, names, current, new_segs, new_others, segs) -> None:
+        self.labels_combo.clear()
+        self.labels_combo.addItems(names)
+        if new_segs:  # a segmentation just made (or loaded): what an export is for
+            current = new_segs[-1]
+        elif new_others and not segs:  # the next patient's ground truth, none segmented
+            current = new_others[-1]
+        # keep the user's choice, except a ground truth picked (or left) before any
+        # segmentation existed: once there is one, that is what an export is for
+        was_truth = current in self.viewer.layers and (
+            self.viewer.layers[current].metadata.get(_layers.ROLE) == "ground_truth"
+        )
+        if current in names and not (was_truth and segs):
+            self.labels_combo.setCurrentText(current)
 
     def planned_files(self) -> list[Path]:
         """The files an export with the current choices would write."""
@@ -344,6 +355,8 @@ class ExportWidget(JobWidgetMixin, QWidget):
         )
         # unticked while it cannot apply, the user's tick comes back with a layer it fits
         self.seg_check.setChecked(has_uids and self._seg_wanted)
+        if not self._refreshing:
+            self._forget_name_of_another_scan()
 
     def _seg_toggled(self, checked: bool) -> None:
         if self.seg_check.isEnabled():  # the user's choice, not one forced by the layer
@@ -353,9 +366,48 @@ class ExportWidget(JobWidgetMixin, QWidget):
         name = self.labels_combo.currentText()
         return next((ly for ly in _layers.labels_layers(self.viewer) if ly.name == name), None)
 
+    def _name_typed(self, text: str) -> None:
+        self._name_for = self._case_key() if text.strip() else None
+
+    def _case_key(self):
+        """Which scan the chosen labels lie on: a Name typed for one is not another's."""
+        layer = self._layer()
+        if layer is None:
+            return None
+        try:
+            vol = _layers.volume_of(layer, self.viewer.layers)
+        except Exception:  # noqa: BLE001 - not on a grid: its own volume, if any
+            vol = layer.metadata.get(_layers.CT_VOLUME)
+        if vol is None:
+            return (self._default_case(), None)
+        grid = (
+            tuple(vol.shape),
+            tuple(round(float(v), 3) for v in (*vol.spacing, *vol.origin)),
+        )
+        return (self._default_case(), vol.meta.get("series_uid"), grid)
+
+    def _forget_name_of_another_scan(self) -> None:
+        """Clear a Name typed for another scan's labels: the next patient's masks were
+        exported as "HCC_001_reviewed_seg.dcm" (PatientID HCC_002 inside), or offered to
+        replace the first patient's files."""
+        typed = self.case_name.text().strip()
+        key = self._case_key()
+        if not typed or self._name_for is None or key is None or key == self._name_for:
+            return
+        self.case_name.clear()
+        self._name_for = None
+        set_status(
+            self.status,
+            f"Name '{typed}' was typed for another scan's labels and is cleared: these are named "
+            f"{self._default_case()} unless you type a name.",
+        )
+
     def _case(self) -> str:
         if self.case_name.text().strip():
             return _safe_name(self.case_name.text().strip())
+        return self._default_case()
+
+    def _default_case(self) -> str:
         layer = self._layer()
         vol = None
         if layer is not None:
