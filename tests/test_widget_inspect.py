@@ -508,3 +508,45 @@ def test_the_hu_window_is_set_from_inspect_too(viewer_with_labels):
     viewer.layers["tiny CT"].contrast_limits = (0.0, 100.0)  # set by hand in napari
     widget.window_combo.activated.emit(widget.window_combo.currentIndex())  # liver again
     assert tuple(viewer.layers["tiny CT"].contrast_limits) == (-15.0, 135.0)
+
+
+def test_painting_the_ground_truth_says_the_dice_is_stale(viewer_with_labels, qtbot):
+    """Only the measured labels were watched: after the ground truth was painted, a tumor Dice
+    of 0.000 stood under "Measured" where 0.223 was due."""
+    viewer, widget, *_ = viewer_with_labels
+    widget.truth_combo.setCurrentText("tiny CT ground truth")
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.status.text().startswith("Measured")
+    viewer.layers["tiny CT ground truth"].paint((8, 30, 30), 2)
+    assert "ground truth 'tiny CT ground truth' was edited" in widget.status.text()
+    assert "click Measure" in widget.status.text()
+
+
+def test_a_lesion_row_clicked_after_an_edit_keeps_saying_the_list_is_old(viewer_with_labels, qtbot):
+    """The row's message replaced "the labels were edited", and ringed a lesion painted away."""
+    viewer, widget, *_ = viewer_with_labels
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    widget.go_to_lesion(0)
+    assert widget.status.text().startswith("Lesion 1:")
+    viewer.layers["tiny CT segmentation"].paint((8, 24, 24), 1)
+    widget.go_to_lesion(0)
+    text = widget.status.text()
+    assert text.startswith("The labels were edited since they were measured: where lesion 1 was")
+    assert text.endswith("Click Measure to update the list.")
+
+
+def test_stray_label_values_are_located_and_the_old_figures_cleared(viewer_with_labels, qtbot):
+    """A stroke of label 7 was refused without saying where it was, beside the old figures."""
+    viewer, widget, *_ = viewer_with_labels
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.volume_table.rowCount() > 0
+    layer = viewer.layers["tiny CT segmentation"]
+    layer.paint((5, 20, 20), 7)
+    widget.measure_button.click()
+    assert not widget.busy
+    text = widget.status.text()
+    assert "value(s) 7:" in text and "on slice(s) 5" in text and "paint them 1 or 0" in text
+    assert widget.volume_table.rowCount() == 0 and widget.stats is None

@@ -785,8 +785,8 @@ def output_labels(layer: Labels) -> tuple[np.ndarray, str]:
         if data.size and (data.min() < 0 or data.max() > max(CLASS_NAMES)):
             raise ValueError(
                 f"'{layer.name}' holds label values from {data.min()} to {data.max()}; a ground "
-                "truth has 0 background, 1 liver, 2 tumor, 3 portal vein and 4 aorta. Relabel "
-                "the layer first."
+                "truth has 0 background, 1 liver, 2 tumor, 3 portal vein and 4 aorta"
+                f"{_where_values(data, 0, max(CLASS_NAMES))}. Relabel the layer first."
             )
         return hcc_to_output(data), (
             f"'{layer.name}' is a ground truth: written as liver (liver + portal vein) and tumor"
@@ -796,9 +796,29 @@ def output_labels(layer: Labels) -> tuple[np.ndarray, str]:
         if lo < 0 or hi > 2:
             raise ValueError(
                 f"'{layer.name}' holds label values from {lo} to {hi}; only 0 background, "
-                "1 liver and 2 tumor can be measured or exported. Relabel the layer first."
+                f"1 liver and 2 tumor can be measured or exported{_where_values(data, 0, 2)}. "
+                "Relabel the layer first (paint them 1 or 0)."
             )
     return np.array(data, dtype=np.uint8, copy=True), ""
+
+
+def _where_values(data: np.ndarray, lo: int, hi: int) -> str:
+    """Where the values outside ``lo..hi`` lie (voxel count, values, slices), as a clause: a
+    stroke of a wrong label was to be hunted for over the whole scan."""
+    if data.ndim < 3:
+        return ""
+    per_slice = ((data < lo) | (data > hi)).reshape(data.shape[0], -1).sum(axis=1)
+    slices = np.flatnonzero(per_slice)
+    if not slices.size:
+        return ""
+    bad = np.unique(data[slices][(data[slices] < lo) | (data[slices] > hi)])
+    shown = ", ".join(str(v) for v in bad[:5]) + (", …" if bad.size > 5 else "")
+    runs = ", ".join(
+        f"{r[0]}" if r[0] == r[-1] else f"{r[0]}–{r[-1]}"
+        for r in np.split(slices, np.flatnonzero(np.diff(slices) > 1) + 1)[:6]
+    )
+    more = ", …" if np.count_nonzero(np.diff(slices) > 1) >= 6 else ""
+    return f" (value(s) {shown}: {int(per_slice.sum())} voxel(s) on slice(s) {runs}{more})"
 
 
 def unique_name(viewer: napari.Viewer, base: str) -> str:

@@ -53,6 +53,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.viewer = _layers.unproxied(napari_viewer)
         self.stats: dict | None = None
         self._measured_layer = None  # the layer self.stats describes
+        self._measured_truth = None  # the ground truth self.scores were scored against
+        self._measured_edits: tuple[int, int] | None = None  # their edit counts then
         self._marker = None  # the ring of the lesion last clicked (a points layer)
         self._segs_seen: set[int] = set()
         self._watched = None
@@ -240,6 +242,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
         try:
             labels, note = _layers.output_labels(layer)  # a snapshot: edits may go on
         except ValueError as exc:
+            if layer is self._measured_layer:  # its figures are from before the stray labels
+                self._clear_figures()
             set_status(self.status, str(exc), error=True)
             return
         spacing = tuple(float(s) for s in layer.scale)
@@ -263,7 +267,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
             )
             return
         name = layer.name
-        edits = self._edit_count(layer)  # an edit made while it runs makes these figures old
+        self._watch_truth(truth_layer)
+        # an edit made while it runs makes these figures old (of the labels or of the truth)
+        edits = (self._edit_count(layer), self._edit_count(truth_layer))
         ct = _layers.ct_array_for(layer, self.viewer.layers)
 
         def target(progress, should_cancel):
@@ -280,7 +286,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
 
         self.run_job(
             target,
-            lambda out: self._show(name, *out, layer=layer, edits=edits, note=note),
+            lambda out: self._show(
+                name, *out, layer=layer, edits=edits, note=note, truth=truth_layer
+            ),
             button=self.measure_button,
             description="measure",
             busy_text=f"Measuring '{name}'…",
@@ -303,11 +311,17 @@ class InspectWidget(JobWidgetMixin, QWidget):
             centre = lesion.get("image_number")
             images = f"; DICOM image {centre}" if centre is not None else "; DICOM images"
             images += f" ({first}–{last})" if first != last or centre is None else ""
+        stale = self._stale()
         set_status(
             self.status,
-            f"Lesion {lesion['id']}: slice {lesion['slice']} "
+            ("The labels were edited since they were measured: where lesion " if stale else "")
+            + f"{'' if stale else 'Lesion '}{lesion['id']}"
+            + (" was" if stale else "")
+            + f": slice {lesion['slice']} "
             f"(slices {lesion['slice_range'][0]}–{lesion['slice_range'][1]}){images}"
-            + (f"; ringed in '{marker}'." if marker else "."),
+            + (f"; ringed in '{marker}'" if marker else "")
+            + (". Click Measure to update the list." if stale else "."),
+            warning=stale,
         )
 
     def _mark_lesion(self, layer, lesion: dict) -> str | None:
@@ -361,8 +375,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
         stats: dict,
         scores: dict | None,
         layer=None,
-        edits: int | None = None,
+        edits: tuple[int, int] | None = None,
         note: str = "",
+        truth=None,
     ) -> None:
         if layer is not None and (
             layer not in self.viewer.layers or layer is not self.labels_layer()
@@ -436,10 +451,13 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 [(c, _score(s["dice"]), _score(s["iou"])) for c, s in scores.items()],
             )
             _fit_height(self.score_table, len(scores))
-        if edits is not None and layer is not None and self._edit_count(layer) != edits:
+        self._measured_truth = truth
+        self._measured_edits = edits
+        if edits is not None and layer is not None and self._stale():
+            edited = name if self._edit_count(layer) != edits[0] else truth.name
             set_status(
                 self.status,
-                f"'{name}' was edited while it was measured: these figures are from before the "
+                f"'{edited}' was edited while it was measured: these figures are from before the "
                 "edit; click Measure to update them.",
                 warning=True,
             )
@@ -555,7 +573,34 @@ class InspectWidget(JobWidgetMixin, QWidget):
             set_status(self.status, "The labels were edited: click Measure to update the figures.")
 
     def _edit_count(self, layer) -> int:
-        return self._edit_counts.get(id(layer), 0)
+        return 0 if layer is None else self._edit_counts.get(id(layer), 0)
+
+    def _stale(self) -> bool:
+        """Whether the measured labels or ground truth were edited since they were measured."""
+        if self._measured_edits is None or self._measured_layer is None:
+            return False
+        now = (self._edit_count(self._measured_layer), self._edit_count(self._measured_truth))
+        return now != self._measured_edits
+
+    def _watch_truth(self, layer) -> None:
+        """Say the Dice is stale as soon as the user paints on the ground truth it was scored
+        against (it said nothing: a tumor Dice of 0.000 stood where 0.223 was due)."""
+        _layers.disconnect_edits(getattr(self, "_watched_truth", None), self._truth_edited)
+        self._watched_truth = layer
+        if layer is not None and layer is not self._watched:
+            _layers.connect_edits(layer, self._truth_edited)
+
+    def _truth_edited(self, *_) -> None:
+        layer = self._watched_truth
+        if layer is None:
+            return
+        self._edit_counts[id(layer)] = self._edit_count(layer) + 1
+        if layer is self._measured_truth and self.scores is not None:
+            set_status(
+                self.status,
+                f"The ground truth '{layer.name}' was edited: click Measure to update the Dice "
+                "and IoU.",
+            )
 
     def _pick_color(self, value: int) -> None:
         r, g, b, a = self._colors[value]
