@@ -758,3 +758,40 @@ def test_what_the_seg_reader_says_of_a_ground_truth_is_shown_beside_the_scan(
     assert _layers.labels_layers(viewer, role="ground_truth")  # opened, and said
     assert "⚠ ground truth seg.dcm:" in widget.status.text()
     assert "patient HCC_099" in widget.status.text()
+
+
+def test_a_scout_is_marked_in_find_series_and_not_loaded_as_a_volume(load_widget, qtbot, tmp_path):
+    """A topogram row loaded as a "volume" of one coronal image: "96 slices", then "the models
+    will refuse it: 1 slice"; and a folder of images stripped of their positions was "No DICOM
+    image series found here" only."""
+    import pydicom
+
+    viewer, widget = load_widget
+    case, _, _ = write_dicom_case(tmp_path)
+    files = sorted((case / "CT").glob("*.dcm"))
+    scout = pydicom.dcmread(files[0])
+    scout.SeriesInstanceUID = pydicom.uid.generate_uid()
+    scout.SOPInstanceUID = pydicom.uid.generate_uid()
+    scout.SeriesNumber, scout.SeriesDescription = 1, "Topogram"
+    scout.save_as(case / "scout.dcm")
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    rows = [widget.series_table.item(r, 0).text() for r in range(widget.series_table.rowCount())]
+    assert rows[-1] == "#1 Topogram — one image position: a scout, not a volume"
+    widget.series_table.selectRow(len(rows) - 1)
+    widget.load_button.click()
+    assert not widget.busy and not _layers.ct_layers(viewer)
+    assert "at one position only (a scout or localizer), not a CT volume" in widget.status.text()
+
+    for f in files:  # an anonymiser that removed where the images lie
+        ds = pydicom.dcmread(f)
+        del ds.ImagePositionPatient
+        ds.save_as(f)
+    (case / "scout.dcm").unlink()
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    text = widget.status.text()
+    assert text.startswith("No DICOM image series found here.")
+    assert "image(s) without a position in the patient (no ImagePositionPatient" in text

@@ -225,6 +225,15 @@ class LoadWidget(JobWidgetMixin, QWidget):
         # the sample brings its own ground truth (the field is greyed out for it)
         truth_text = "" if source == SOURCES[2] else user_path(self.truth_path)
         chosen = self.selected_series()
+        if chosen is not None and getattr(chosen, "n_positions", 0) == 1 and chosen.n_slices >= 1:
+            # a scout (topogram) read as a "volume" of one coronal image: 96 slices, 1 thick
+            set_status(
+                self.status,
+                f"{chosen.label} holds image(s) at one position only (a scout or localizer), "
+                "not a CT volume: choose the axial series.",
+                error=True,
+            )
+            return
         series_uid = chosen.uid if chosen is not None else None
         # a series stacking phases is listed once per acquisition: the row's own is read
         acquisition = (
@@ -320,6 +329,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
 
     # ------------------------------------------------------------------ results
     def _show_series(self, found) -> None:
+        from ..io.dicom import SHORT_SERIES  # (read by the scan that found them)
+
         series, refs, instances = found if isinstance(found, tuple) else (found, {}, {})
         self._series = [s for s in series if getattr(s, "is_image", True)]
         listed = {s.uid for s in self._series}
@@ -346,6 +357,12 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 desc += f" (acq {s.acquisition})"
             if len(patients) > 1:  # rows of two patients can look the same
                 desc = f"{s.patient_id or '?'}: {desc}"
+            if 0 < getattr(s, "n_positions", 0) < SHORT_SERIES:  # a scout, a bolus tracking
+                desc += (
+                    " — one image position: a scout, not a volume"
+                    if s.n_positions == 1
+                    else f" — {s.n_positions} image positions (a scout or monitoring series?)"
+                )
             if s.modality != "CT":  # first: a narrow column cut it off at the end
                 desc = f"[{s.modality}] {desc}"
             tip = s.summary() if hasattr(s, "summary") else desc
@@ -381,11 +398,18 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 f"({', '.join(p or '?' for p in patients)}): keep one patient per folder, or "
                 "check which row you load\n" + msg
             )
-        empty = "No DICOM image series found here." + (
-            f" It holds {len(all_segs)} DICOM SEG(s), segmentations drawn on a CT: choose the "
-            "folder holding that CT (the study's or the patient's)"
-            if all_segs
-            else ""
+        unread = [s for s in series if not getattr(s, "is_image", True) and s.modality != "SEG"]
+        empty = (
+            "No DICOM image series found here."
+            + (
+                f" It holds {len(all_segs)} DICOM SEG(s), segmentations drawn on a CT: choose the "
+                "folder holding that CT (the study's or the patient's)"
+                if all_segs
+                else ""
+            )
+            # an Enhanced CT, images stripped of their position: said as Load says them
+            + "".join(f"\n{s.summary()}" for s in unread[:3])
+            + (f"\n… and {len(unread) - 3} more" if len(unread) > 3 else "")
         )
         set_status(self.status, msg if self._series else empty, warning=len(patients) > 1)
 

@@ -519,9 +519,15 @@ def _uneven_spacing(locations, fill, uneven, dz, warnings: list[str]) -> float:
         )
     else:
         what = f"steps near {dz:.4g} mm add up to {drift:.2g} mm off along the scan"
+    steps = np.diff(locations) / np.maximum(np.diff(index), 1)
+    worst = float(np.max(np.abs(steps - mean)) / abs(mean)) if steps.size else 0.0
     warnings.append(
         f"non-uniform slice spacing: {what}; slices stacked at their average step, "
-        f"{mean:.4g} mm, so a slice lies up to {off:.2g} mm from its true position"
+        f"{mean:.4g} mm, so a slice lies up to {off:.2g} mm from its true position. Volumes "
+        f"count each slice as {abs(mean):.4g} mm thick (its own steps differ by up to "
+        f"{100 * worst:.0f} %), and positions along the body (lesion centroids in mm, 3D "
+        "diameters) are as far off: take them as approximate, or have the series "
+        "reconstructed at one spacing. A DICOM SEG export keeps every slice's true position"
     )
     return mean
 

@@ -90,6 +90,16 @@ class SeriesInfo:
                 + (f" ({self.not_image})" if self.not_image else "")
                 + f", not read here (export one file per slice), uid {self.uid}"
             )
+        if (
+            not self.is_image
+            and self.modality not in _NON_IMAGE_MODALITIES
+            and ("Position" in self.not_image or "Orientation" in self.not_image)
+        ):  # images with pixels, stripped of where they lie (by an anonymiser, say)
+            return (
+                f"{self.modality} #{self.series_number} '{self.description}': "
+                f"{self.n_slices} image(s) without a position in the patient "
+                f"({self.not_image}: removed by an anonymiser?), not read here, uid {self.uid}"
+            )
         if not self.is_image:
             return (
                 f"{self.modality} #{self.series_number} '{self.description}': "
