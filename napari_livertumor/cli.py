@@ -72,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     # -v is for this tool's steps: other packages' debug lines stay out of it (a 640-slice
     # DICOM SEG gave 1400 of highdicom's, the decoder plugins' search 29)
-    if args.verbose:
-        logging.getLogger("napari_livertumor").setLevel(logging.DEBUG)
+    if args.verbose:  # (the commands log as "livertumor.<command>")
+        for name in ("napari_livertumor", "livertumor"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
     # highdicom tells each module it copies into a DICOM SEG at INFO
     logging.getLogger("highdicom").setLevel(logging.WARNING)
     # nibabel prints through a handler of its own and passed each line on to ours too (twice,

@@ -700,9 +700,10 @@ def refine_labels(
         big = np.flatnonzero(np.bincount(before.ravel()) >= keep_voxels)
         both = (lab > 0) & np.isin(before, big[big > 0])
         old, piece = np.unique(np.stack([before[both], lab[both]]), axis=1)
-        order = np.lexsort((-sizes[piece], old))  # per lesion given, its largest piece first
-        first = np.r_[True, old[order][1:] != old[order][:-1]]
-        keep[piece[order][first]] = True
+        if old.size:
+            order = np.lexsort((-sizes[piece], old))  # per lesion given, its largest piece first
+            first = np.r_[True, old[order][1:] != old[order][:-1]]
+            keep[piece[order][first]] = True
         keep[0] = False
         refined = keep[lab]
     roi[liver] = 1
@@ -1307,8 +1308,9 @@ def _spine_side_warning(ct: np.ndarray, liver: np.ndarray, spacing) -> str | Non
 #: and the share of the liver's height looked at within each end
 LUNG_HU, LUNG_REACH_MM, LUNG_LIVER_SHARE = -400.0, 40.0, 0.15
 #: head and feet swapped: at least this much air (cm², median per slice) behind the body's
-#: centre at the liver's bottom end, and at most this share of it at the top end
-LUNG_MIN_CM2, LUNG_OTHER_SHARE = 40.0, 0.25
+#: centre at the liver's bottom end, at least LUNG_SIDE_CM2 of it on each side of the midline
+#: (two lungs), and at most LUNG_OTHER_SHARE of it at the top end
+LUNG_MIN_CM2, LUNG_SIDE_CM2, LUNG_OTHER_SHARE = 60.0, 15.0, 0.25
 
 
 def _head_feet_warning(ct: np.ndarray, liver: np.ndarray, spacing) -> str | None:
@@ -1323,7 +1325,11 @@ def _head_feet_warning(ct: np.ndarray, liver: np.ndarray, spacing) -> str | None
     read backwards) has them the other way round, and the liver found on such a scan was
     5–16 % worse in Dice, with no other warning: the left-right and front-back checks cannot
     see a mirror along the body's axis. A scan that starts below the lungs has no lungs to
-    tell by and is not judged.
+    tell by and is not judged, nor one that cuts the liver (its dome or tip unseen). Bowel gas
+    at the lower end counts only when it is as large as lungs are there (60 cm² behind the
+    centre, on both sides) and the dome end has almost no air at all, in front or behind (a
+    review's distended colon of 45–50 cm², below a dome whose recesses held fluid, had been
+    called a swap).
     """
     from scipy import ndimage as ndi
 
@@ -1331,33 +1337,43 @@ def _head_feet_warning(ct: np.ndarray, liver: np.ndarray, spacing) -> str | None
     if not zs.size:
         return None
     z0, z1 = int(zs[0]), int(zs[-1])
+    if z0 == 0 or z1 == ct.shape[0] - 1:
+        return None
     reach = int(round(LUNG_REACH_MM / float(spacing[0])))
     inner = max(1, int(round(LUNG_LIVER_SHARE * (z1 - z0 + 1))))
     step = 2 if min(ct.shape[1:]) >= 256 else 1  # half the pixels tell air areas as well
     pixel_cm2 = float(spacing[1]) * float(spacing[2]) * step * step / 100.0
 
-    def air_behind(lo: int, hi: int) -> float:
+    def air(lo: int, hi: int) -> tuple[float, float, float]:
+        """Median air area inside the body (cm²): behind its centre, the smaller side of that,
+        and all of it."""
         lo, hi = max(lo, 0), min(hi, ct.shape[0] - 1)
-        cm2 = []
+        rows = []
         for z in np.unique(np.linspace(lo, hi, min(hi - lo + 1, 10)).round().astype(int)):
             image = ct[z, ::step, ::step]
             parts, n = ndi.label(image > -500)
             if n == 0:
-                cm2.append(0.0)
+                rows.append((0.0, 0.0, 0.0))
                 continue
             body = ndi.binary_fill_holes(parts == np.bincount(parts.ravel())[1:].argmax() + 1)
-            air = body & (image < LUNG_HU)
-            air[: int(np.ceil(np.nonzero(body)[0].mean()))] = False  # behind the centre only
-            cm2.append(float(np.count_nonzero(air)) * pixel_cm2)
-        return float(np.median(cm2))
+            inside = body & (image < LUNG_HU)
+            ys, xs = np.nonzero(body)
+            behind = inside.copy()
+            behind[: int(np.ceil(ys.mean()))] = False
+            mid = int(round(xs.mean()))
+            left, right = (
+                np.count_nonzero(b) * pixel_cm2 for b in (behind[:, :mid], behind[:, mid:])
+            )
+            rows.append((left + right, min(left, right), np.count_nonzero(inside) * pixel_cm2))
+        return tuple(float(v) for v in np.median(np.array(rows), axis=0))
 
-    head = air_behind(z1 - inner, z1 + reach)
-    feet = air_behind(z0 - reach, z0 + inner)
-    if feet < LUNG_MIN_CM2 or head > LUNG_OTHER_SHARE * feet:
+    head = air(z1 - inner, z1 + reach)[2]  # any air: effusions fill the recesses behind
+    feet, feet_side, _ = air(z0 - reach, z0 + inner)
+    if feet < LUNG_MIN_CM2 or feet_side < LUNG_SIDE_CM2 or head > LUNG_OTHER_SHARE * feet:
         return None
     return (
         "head and feet look swapped: the air of the lung bases lies at the liver's lower end "
-        f"({feet:.0f} cm² behind the body's centre) and not at its dome ({head:.0f} cm²). If "
+        f"({feet:.0f} cm² behind the body's centre) and not at its dome ({head:.0f} cm² there). If "
         "the lungs are at the feet end of the scan, the file's orientation is wrong (a wrong "
         "sign in a NIfTI's affine, or slices read in reverse order) and the masks and volumes "
         "are not to be trusted: fix the orientation (convert the DICOM series again, or set "
@@ -1365,6 +1381,8 @@ def _head_feet_warning(ct: np.ndarray, liver: np.ndarray, spacing) -> str | None
     )
 
 
+#: a scan shorter than this (mm) cutting the liver at both ends holds only part of it
+SHORT_SCAN_MM = 100.0
 #: liver cross-section (mm²) on the scan's first or last slice that says the scan cut it
 LIVER_CUT_MM2 = 200.0
 
@@ -1377,21 +1395,21 @@ def _liver_cut_warning(liver: np.ndarray, spacing) -> str | None:
     for z, where in ((liver.shape[0] - 1, "top (head end)"), (0, "bottom (feet end)")):
         area = float(np.count_nonzero(liver[z] == 1)) * pixel_mm2
         if area >= LIVER_CUT_MM2:
-            ends.append(f"{where}, {area / 100:.0f} cm²")
+            ends.append(f"{where} slice ({area / 100:.0f} cm² of liver there)")
     if not ends:
         return None
     text = (
-        f"the liver reaches the scan's {' and '.join(ends)} slice: part of it may lie outside "
+        f"the liver reaches the scan's {' and its '.join(ends)}: part of it may lie outside "
         "the scanned range, so its volume is a lower bound"
     )
-    if len(ends) == 2:
-        # a scan of a few slices through the liver: the models see little around it, and the
-        # tumor found grew (43 voxels of a full scan's result became 81–195 on 3–6 slices)
-        span = liver.shape[0] * float(spacing[0])
+    span = liver.shape[0] * float(spacing[0])
+    if len(ends) == 2 and span < SHORT_SCAN_MM:
+        # a few slices through the liver: the models see little around it, and the tumor
+        # found grew (43 voxels of a full scan's result became 81–195 on 3–6 slices)
         text += (
-            f". The scan covers only {span:.0f} mm along the body, inside the liver: with so "
-            "little around it the masks are less reliable, the tumor's most (it may come out "
-            "larger or smaller than it is); check them slice by slice"
+            f". The scan covers only {span:.0f} mm along the body: with so little around the "
+            "liver the masks are less reliable, the tumor's above all (it may come out larger "
+            "or smaller than it is); check them slice by slice"
         )
     else:
         text += " (and so is the tumor's, for tumor beyond the cut)"

@@ -244,6 +244,12 @@ def test_labels_on_slices_filled_over_a_gap_are_left_out_of_the_seg_and_said(tmp
     expected = labels.copy()
     expected[filled] = 0
     np.testing.assert_array_equal(back, expected)
+    # labels on the filled slice only: refused, not an empty SEG
+    only = np.zeros_like(labels)
+    only[filled] = labels[filled]
+    with pytest.raises(InputError, match="every labelled voxel lies on slices interpolated"):
+        write_dicom_seg(only, gap, tmp_path / "seg2.dcm", HCC_SEGMENTS)
+    assert not (tmp_path / "seg2.dcm").exists()
 
 
 def test_a_folder_with_a_seg_reads_the_series_the_seg_was_drawn_on(tmp_path, ct):

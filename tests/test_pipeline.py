@@ -296,6 +296,40 @@ def test_head_and_feet_are_judged_on_the_synthetic_phantoms_lungs_and_not_withou
         assert _head_feet_warning(airless[::-1], liver[::-1], spacing) is None
 
 
+def test_bowel_gas_below_the_liver_is_not_taken_for_lungs():
+    """A review's false alarms on scans the right way up: a distended colon behind the body's
+    centre at the liver's lower end, under a dome whose lung recesses held fluid (effusions), or
+    a scan cut through the liver (its dome unseen) was called swapped."""
+    from scipy import ndimage as ndi
+
+    from napari_livertumor.pipeline import _head_feet_warning
+    from napari_livertumor.synth.phantom import generate_phantom
+
+    ph = generate_phantom(0, shape="small")
+    ct, liver, spacing = ph.ct.array.copy(), np.isin(ph.labels, (1, 2)), ph.ct.spacing
+    zs = np.flatnonzero(liver.any(axis=(1, 2)))
+    z0, z1 = zs[0], zs[-1]
+    yy, xx = np.mgrid[: ct.shape[1], : ct.shape[2]]
+    for z in range(ct.shape[0]):
+        parts, _ = ndi.label(ct[z] > -500)
+        body = ndi.binary_fill_holes(parts == np.bincount(parts.ravel())[1:].argmax() + 1)
+        ys, xs = np.nonzero(body)
+        if z <= z0 + 3:  # two gas-filled colon segments behind the centre, 80 cm² together
+            for side in (-1, 1):
+                c = (yy - ys.mean() - 0.15 * np.ptp(ys)) ** 2 + (
+                    xx - xs.mean() - side * 0.28 * np.ptp(xs)
+                ) ** 2
+                gas = (c < 40 * 100 / np.pi / spacing[1] / spacing[2]) & body & ~liver[z]
+                ct[z][gas] = -950
+        if z >= (z0 + z1) // 2:  # fluid in the recesses behind: no air there
+            behind = body & (yy > ys.mean()) & (ct[z] < -400)
+            ct[z][behind] = 10
+    assert _head_feet_warning(ct, liver, spacing) is None
+    cut = (z0 + z1) // 2  # and a scan stopping inside the liver is not judged
+    assert _head_feet_warning(ct[:cut], liver[:cut], spacing) is None
+    assert _head_feet_warning(ph.ct.array[:cut][::-1], liver[:cut][::-1], spacing) is None
+
+
 def test_bright_tissue_in_front_of_the_spine_is_not_taken_for_a_swap():
     """Pooled, the midline's bright voxels put a contrast-filled stomach or an arterial heart
     in front of the spine: a normal scan was called swapped. The spine is behind on every

@@ -428,3 +428,13 @@ def test_smoothing_gives_the_same_mask_whatever_ran_before():
     worker.start()
     worker.join()
     np.testing.assert_array_equal(got[0], first)
+
+
+def test_refining_one_lesion_with_no_iterations_still_says_it_ended():
+    from napari_livertumor.refine import refine_lesion
+
+    ct, truth, liver = phantom()
+    seen = []
+    refine_lesion(ct, truth, liver, SPACING, 1, RefineConfig(iterations=0),
+                  progress=lambda *a: seen.append(a))  # fmt: skip
+    assert seen[-1] == ("refine", 1, 1)

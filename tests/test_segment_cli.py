@@ -807,10 +807,13 @@ def test_verbose_logs_this_tools_steps_not_other_packages_debug_lines():
     try:
         main(["-v"])  # no command: help, after the logging is set up
         assert logging.getLogger("napari_livertumor.pipeline").isEnabledFor(logging.DEBUG)
+        # (a case's unexpected error logs its traceback there)
+        assert logging.getLogger("livertumor.segment").isEnabledFor(logging.DEBUG)
         assert not logging.getLogger("highdicom.seg").isEnabledFor(logging.INFO)
         assert not logging.getLogger("monai").isEnabledFor(logging.DEBUG)
     finally:
         root.setLevel(before[0])
         root.handlers = before[1]
         logging.getLogger("napari_livertumor").setLevel(logging.NOTSET)
+        logging.getLogger("livertumor").setLevel(logging.NOTSET)
         logging.getLogger("highdicom").setLevel(logging.NOTSET)

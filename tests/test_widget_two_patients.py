@@ -156,3 +156,33 @@ def test_export_clears_a_name_typed_for_another_patients_labels(make_napari_view
     widget.case_name.textEdited.emit("B_final")
     widget.labels_combo.setCurrentText("A segmentation")  # back to A: B's name is not A's
     assert widget._case() == "A"
+
+
+def test_a_name_typed_before_any_labels_is_the_first_scans(make_napari_viewer, qtbot, tmp_path):
+    """Typed before segmenting, the Name was tied to no scan and never cleared; and labels
+    arriving while the Replace dialog waited ended in "unknown export kind 'A_rev_labels…'"."""
+    from napari_livertumor._widgets.export import ExportWidget
+
+    viewer = make_napari_viewer()
+    widget = ExportWidget(viewer)
+    widget.case_name.setText("A_rev")
+    widget.case_name.textEdited.emit("A_rev")
+    vol_a, lab_a, ct_a, _ = add_patient(viewer, "A", (2.5, 0.9, 0.9), (0.0, 0.0, 0.0))
+    add_segmentation(viewer, "A", vol_a, lab_a, ct_a)
+    assert widget._case() == "A_rev"
+    widget.folder.setText(str(tmp_path))
+    widget.stats_check.setChecked(False)
+    (tmp_path / "A_rev_labels.nii.gz").write_bytes(b"an earlier export")
+
+    def ask(existing):  # while the user reads the dialog, patient B's segmentation arrives
+        vol_b, lab_b, ct_b, _ = add_patient(viewer, "B", (3.0, 0.8, 0.8), (5.0, 5.0, 5.0))
+        add_segmentation(viewer, "B", vol_b, lab_b, ct_b)
+        return True
+
+    widget.ask_overwrite = ask
+    widget.labels_combo.setCurrentText("A segmentation")
+    widget.export()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert "unknown export kind" not in widget.status.text()
+    assert (tmp_path / "A_rev_labels.nii.gz").stat().st_size > 100  # A's labels, A's name
+    assert widget.case_name.text() == "" and widget._case() == "B"

@@ -58,6 +58,12 @@ EXPORT_KINDS = (
 )
 
 
+#: the Name was typed before any labels existed: it belongs to the first labels chosen
+_FIRST_LABELS = object()
+#: how the status says a Name typed for another scan was cleared
+NAME_CLEARED = "Name '"
+
+
 class ExportWidget(JobWidgetMixin, QWidget):
     """Write the chosen labels layer in the CT's own geometry."""
 
@@ -211,6 +217,9 @@ class ExportWidget(JobWidgetMixin, QWidget):
             set_status(self.status, "Choose an output folder first.", error=True)
             return
         files = self.planned_files()
+        # the name the files were planned with: the labels (and with them the default name)
+        # can change while the Replace dialog waits ("unknown export kind 'A_rev_labels…'")
+        case = self._case()
         if not files:
             set_status(self.status, "Tick at least one kind of file to export.", error=True)
             return
@@ -244,10 +253,9 @@ class ExportWidget(JobWidgetMixin, QWidget):
         if existing and not self.ask_overwrite(existing):
             set_status(self.status, "Export cancelled: no file was replaced.")
             return
-        kinds = {f.name.removeprefix(self._case() + "_"): f for f in files}
+        kinds = {f.name.removeprefix(case + "_"): f for f in files}
         # files of this case already in the folder and not rewritten now (an earlier export's,
         # the opened file itself): checked against these labels after the export, in the worker
-        case = self._case()
         others = {
             kind: Path(path_text(self.folder)) / f"{case}_{kind}"
             for kind in EXPORT_KINDS
@@ -367,7 +375,10 @@ class ExportWidget(JobWidgetMixin, QWidget):
         return next((ly for ly in _layers.labels_layers(self.viewer) if ly.name == name), None)
 
     def _name_typed(self, text: str) -> None:
-        self._name_for = self._case_key() if text.strip() else None
+        # typed before any labels exist: it is for the first labels chosen
+        self._name_for = (self._case_key() or _FIRST_LABELS) if text.strip() else None
+        if self.status.text().startswith(NAME_CLEARED):  # a name typed again answers it
+            set_status(self.status, "")
 
     def _case_key(self):
         """Which scan the chosen labels lie on: a Name typed for one is not another's."""
@@ -384,7 +395,9 @@ class ExportWidget(JobWidgetMixin, QWidget):
             tuple(vol.shape),
             tuple(round(float(v), 3) for v in (*vol.spacing, *vol.origin)),
         )
-        return (self._default_case(), vol.meta.get("series_uid"), grid)
+        meta = vol.meta
+        where = (meta.get("series_uid"), meta.get("acquisition_number"), meta.get("source"))
+        return (self._default_case(), where, grid)
 
     def _forget_name_of_another_scan(self) -> None:
         """Clear a Name typed for another scan's labels: the next patient's masks were
@@ -394,12 +407,24 @@ class ExportWidget(JobWidgetMixin, QWidget):
         key = self._case_key()
         if not typed or self._name_for is None or key is None or key == self._name_for:
             return
+        if self._name_for is _FIRST_LABELS:
+            self._name_for = key
+            return
         self.case_name.clear()
         self._name_for = None
+        said = (
+            f"{NAME_CLEARED}{typed}' was typed for another scan's labels and is cleared: "
+            f"these are named {self._default_case()} unless you type a name."
+        )
+        # below what the panel said last (an export's warning stays to be read)
+        before = self.status.text()
+        keep = bool(before) and not before.startswith((NAME_CLEARED, NO_LABELS))
+        kind = getattr(self.status, "_kind", "") if keep else ""
         set_status(
             self.status,
-            f"Name '{typed}' was typed for another scan's labels and is cleared: these are named "
-            f"{self._default_case()} unless you type a name.",
+            f"{before}\n{said}" if keep else said,
+            error=kind == "error",
+            warning=kind == "warning",
         )
 
     def _case(self) -> str:

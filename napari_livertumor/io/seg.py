@@ -406,6 +406,13 @@ def write_dicom_seg(
             "left out of the DICOM SEG",
         )
     order = keep
+    if not np.isin(labels[order], wanted).any():  # all of it on slices no image backs
+        raise InputError(
+            shown,
+            "every labelled voxel lies on slices interpolated over a gap or an unreadable file "
+            "in the CT series, which a DICOM SEG cannot reference: nothing to write (a NIfTI "
+            "export keeps them)",
+        )
     pixel = np.zeros((len(order), *labels.shape[1:]), dtype=np.uint8)
     for number, (value, _) in enumerate(segments, start=1):
         pixel[labels[order] == value] = number

@@ -206,6 +206,7 @@ def refine_lesion(
     roi = _grow_box(box, spacing, cfg.roi_margin_mm, tumor.shape)
     reporter = _IterationReporter(cfg.iterations, progress, should_cancel)
     refined = _refine_box(ct, this, liver, spacing, cfg, roi, reporter, notes)
+    reporter.finish()
     out = tumor.copy()
     out[roi] = (tumor[roi] & ~this[roi]) | refined
     return out
@@ -359,8 +360,7 @@ def _refine_nd(ct, tumor, liver, spacing, cfg, *, ndim, progress=None, should_ca
     for roi in boxes:
         reporter.check()
         out[roi] |= _refine_box(ct, tumor, liver, spacing, cfg, roi, reporter, notes)
-    if reporter.done < reporter.total:  # no iterations asked (0), or fewer run: say it ended
-        reporter.skip(reporter.total - reporter.done)
+    reporter.finish()
     return out
 
 
@@ -588,7 +588,7 @@ def _too_faint(cnr: float | None, cfg: RefineConfig, notes) -> bool:
 
 #: slices at least this many times thicker than the pixels are refined one by one (2D)
 #: when the contour smooths its curve or is the geodesic one
-SLICE_BY_SLICE_RATIO = 2.0
+SLICE_BY_SLICE_RATIO = 1.5
 
 
 def _slice_by_slice(cfg: RefineConfig, spacing) -> bool:
@@ -598,8 +598,10 @@ def _slice_by_slice(cfg: RefineConfig, spacing) -> bool:
     every direction alike: on 5 mm slices of 0.8 mm pixels a step through the slices is six
     steps in-plane. A correct mask of a 10 mm-thick lesion kept 26–45 % of its voxels (smoothing
     1–2, or the geodesic contour) on 2.5–5 mm slices, or vanished; slice by slice it moves in
-    the plane the reader sees, as the 2D preview does. Chan-Vese without smoothing decides
-    each voxel by the region means and stays 3D.
+    the plane the reader sees, as the 2D preview does. From 1.5 times the pixel size: a
+    review found 1.5–1.6 mm slices of 0.8 mm pixels (a ratio of 1.9) losing 29–76 % of a small
+    lesion at smoothing 2 in 3D. Chan-Vese without smoothing decides each voxel by the region
+    means and stays 3D.
     """
     if spacing is None or len(spacing) != 3:
         return False
@@ -668,6 +670,11 @@ class _IterationReporter:
         self.done += iterations
         if self.progress is not None:
             self.progress("refine", min(self.done, self.total), self.total)
+
+    def finish(self) -> None:
+        """Say the job ended (no iterations asked, or fewer run than counted)."""
+        if self.done < self.total:
+            self.skip(self.total - self.done)
 
     def check(self) -> None:
         """Raise :class:`Cancelled` when told to stop (between the steps of a lesion's ROI)."""
