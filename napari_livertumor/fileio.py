@@ -49,6 +49,8 @@ def atomic_path(
     ``shown_as`` or ``path``: the file the user asked for.
     """
     path = Path(path)
+    if path.is_symlink():  # write through a link, as an editor does (it was swapped for a file)
+        path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=suffix, dir=path.parent)
     os.close(fd)
@@ -60,7 +62,7 @@ def atomic_path(
                 named = str(shown_as or path)
                 raise OSError(exc.errno, exc.strerror or str(exc), named) from exc
             raise
-        _give_normal_mode(tmp)
+        _give_normal_mode(tmp, like=path)
         try:
             if exclusive:
                 _publish_new(Path(tmp), path)
@@ -118,7 +120,16 @@ def atomic_write_text(path: str | Path, text: str, *, shown_as: str | Path | Non
     return atomic_write_bytes(path, text.encode("utf-8"), shown_as=shown_as)
 
 
-def _give_normal_mode(path: str | Path) -> None:
+def _give_normal_mode(path: str | Path, like: str | Path | None = None) -> None:
+    """The permissions of the file ``like`` that ``path`` replaces (a private scan's mask stays
+    private: replaced files had become readable by all), else those of a new file."""
+    import stat
+
+    try:
+        os.chmod(path, stat.S_IMODE(os.stat(like).st_mode))
+        return
+    except (OSError, TypeError):  # no file there (or none given): a new file's mode
+        pass
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)

@@ -106,3 +106,21 @@ def test_a_file_that_cannot_be_replaced_is_named_not_the_temporary(tmp_path, mon
         raise JobFailed("export") from PermissionError(1, "Operation not permitted", "a", None, "b")
     except JobFailed as failed:
         assert error_text(failed) == "a -> b: Operation not permitted"
+
+
+def test_a_replaced_file_keeps_its_permissions_and_a_link_is_written_through(tmp_path):
+    """Replacing a private (0600) mask made it readable by all (0644); a symlinked output was
+    swapped for a plain file, leaving the file it pointed to unchanged."""
+    private = tmp_path / "HCC_001_labels.nii.gz"
+    private.write_text("old")
+    private.chmod(0o600)
+    atomic_write_text(private, "new")
+    assert private.read_text() == "new" and stat.S_IMODE(private.stat().st_mode) == 0o600
+    real = tmp_path / "real" / "stats.json"
+    real.parent.mkdir()
+    real.write_text("old")
+    link = tmp_path / "stats.json"
+    link.symlink_to(real)
+    atomic_write_text(link, "new")
+    assert link.is_symlink() and real.read_text() == "new"
+    assert sorted(p.name for p in real.parent.iterdir()) == ["stats.json"]  # no temporary left

@@ -145,6 +145,13 @@ def test_pixels_outside_the_scanned_field_read_as_air(tmp_path):
     volume = read_dicom_series(tmp_path / "ct")
     assert (volume.array[:, :, :4] == -1024).all()
     np.testing.assert_array_equal(volume.array[:, :, 4:], source.array[:, :, 4:])
+    for f in files:  # 12 bits stored: the padding pattern cut to 12 bits too (2096: +1072 HU)
+        ds = pydicom.dcmread(f)
+        ds.BitsStored, ds.HighBit = 12, 11
+        ds.save_as(f)
+    twelve = read_dicom_series(tmp_path / "ct")
+    assert (twelve.array[:, :, :4] == -1024).all()
+    np.testing.assert_array_equal(twelve.array[:, :, 4:], source.array[:, :, 4:])
 
     signed = write_shuffled(source, tmp_path / "water")
     for f in signed:

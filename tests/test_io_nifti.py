@@ -534,3 +534,14 @@ def test_a_header_claiming_more_voxels_than_the_file_holds_is_refused_before_all
     flat = CTVolume(np.full((64, 128, 128), -1024, np.int16), (2.5, 0.8, 0.8))
     write_nifti(flat, tmp_path / "flat.nii.gz")
     assert read_nifti(tmp_path / "flat.nii.gz").shape == (64, 128, 128)
+
+
+def test_wide_integers_that_do_not_fit_are_refused_and_small_floats_are_written(tmp_path):
+    """int64 was cast to int32 unchecked (2**40 written as 0); float16 and uint64 ended in
+    nibabel's own errors."""
+    with pytest.raises(InputError, match="do not fit the 32-bit integers"):
+        write_nifti(np.full((3, 4, 5), 2**40, np.int64), tmp_path / "big.nii.gz")
+    assert not (tmp_path / "big.nii.gz").exists()
+    for dtype in (np.int64, np.uint64, np.float16):
+        out = write_nifti(np.full((3, 4, 5), 7, dtype), tmp_path / f"{np.dtype(dtype).name}.nii.gz")
+        assert (read_nifti(out).array == 7).all()

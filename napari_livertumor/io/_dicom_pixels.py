@@ -154,6 +154,13 @@ def _slice_hu(h: SliceHeader, shape_yx, out: np.ndarray) -> tuple[int, int]:
     if _padding_outside_hu(h):  # outside the scanned field: air, whatever the stored value
         low, high = h.padding
         outside = (raw >= low) & (raw <= high) if low != high else raw == low
+        if h.pixel_representation == 0 and h.bits_stored < 16:
+            # the pixels were cut to BitsStored: so is the padding (-2000 stored as 63536 is
+            # 2096 in 12 bits, which read as +1072 HU, bone, around the scanned field)
+            bits = (1 << h.bits_stored) - 1
+            low, high = int(low) & bits, int(high) & bits
+            if low <= high:
+                outside |= (raw >= low) & (raw <= high) if low != high else raw == low
         if outside.any():
             hu = np.where(outside, np.int32(PADDING_HU), _rescaled(raw, h))
             n_out = int(np.count_nonzero((hu < -32768) | (hu > 32767)))

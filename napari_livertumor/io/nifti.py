@@ -323,8 +323,18 @@ def write_nifti(
     array = np.asarray(volume.array)
     if array.dtype == bool:
         array = array.astype(np.uint8)
-    if array.dtype == np.int64 or array.dtype == np.float64:
-        array = array.astype(np.int32 if array.dtype == np.int64 else np.float32)
+    if array.dtype.kind in "iu" and array.dtype.itemsize == 8:
+        if array.size and (
+            array.min() < np.iinfo(np.int32).min or array.max() > np.iinfo(np.int32).max
+        ):
+            raise InputError(  # a cast would wrap them (2**40 was written as 0)
+                path,
+                f"values from {array.min()} to {array.max()} do not fit the 32-bit integers a "
+                "NIfTI label map or CT is written in",
+            )
+        array = array.astype(np.int32)
+    elif array.dtype == np.float64 or array.dtype == np.float16:
+        array = array.astype(np.float32)
     stored = np.transpose(array, (2, 1, 0))
     if len(volume.meta.get("nifti_shape") or ()) == 4:  # the CT's (x, y, z, 1)
         stored = stored[..., np.newaxis]
