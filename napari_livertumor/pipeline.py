@@ -1392,7 +1392,10 @@ def _liver_cut_warning(liver: np.ndarray, spacing) -> str | None:
     up), else None: the scan may have cut it, and its volume is then a lower bound."""
     pixel_mm2 = float(spacing[1]) * float(spacing[2])
     ends = []
-    for z, where in ((liver.shape[0] - 1, "top (head end)"), (0, "bottom (feet end)")):
+    sides = ((liver.shape[0] - 1, "top (head end)"), (0, "bottom (feet end)"))
+    if liver.shape[0] == 1:
+        sides = ((0, "only"),)  # (one slice: not named twice)
+    for z, where in sides:
         area = float(np.count_nonzero(liver[z] == 1)) * pixel_mm2
         if area >= LIVER_CUT_MM2:
             ends.append(f"{where} slice ({area / 100:.0f} cm² of liver there)")
@@ -1403,7 +1406,7 @@ def _liver_cut_warning(liver: np.ndarray, spacing) -> str | None:
         "the scanned range, so its volume is a lower bound"
     )
     span = liver.shape[0] * float(spacing[0])
-    if len(ends) == 2 and span < SHORT_SCAN_MM:
+    if (len(ends) == 2 or liver.shape[0] == 1) and span < SHORT_SCAN_MM:
         # a few slices through the liver: the models see little around it, and the tumor
         # found grew (43 voxels of a full scan's result became 81–195 on 3–6 slices)
         text += (
@@ -1548,9 +1551,14 @@ def _force_sign(score, mask: np.ndarray, eps: float = 1e-3):
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest connected part of ``mask``, voxels touching by a corner counting as
+    connected, as lesions, the lesion filter and the stats count them (and as MONAI's
+    ``KeepLargestConnectedComponent`` does by default): with faces only, a lobe joined by a
+    diagonal bridge on the coarse liver grid was dropped (a fresh phantom's 2589 voxels, 1756
+    of them liver: Dice 0.9704 → 0.9709; 2 of 24 benchmark phantoms changed at all)."""
     from scipy import ndimage as ndi
 
-    lab, n = ndi.label(mask)
+    lab, n = ndi.label(mask, structure=np.ones((3,) * mask.ndim, bool))
     if n <= 1:
         return mask.astype(bool)
     sizes = np.bincount(lab.ravel())

@@ -1308,3 +1308,16 @@ def test_stats_say_what_the_refinement_did():
     assert min(effect.values()) >= 0
     net = effect["tumor_ml_added"] - effect["tumor_ml_removed"]
     assert on.stats["tumor_ml"] - off.stats["tumor_ml"] == pytest.approx(net, abs=0.01)
+
+
+def test_the_livers_largest_part_keeps_a_lobe_joined_by_a_corner():
+    """Joined by faces only, a lobe touching the rest by an edge or a corner on the coarse liver
+    grid was dropped; lesions and the stats count such voxels as connected."""
+    from napari_livertumor.pipeline import _largest_component
+
+    mask = np.zeros((6, 10, 10), bool)
+    mask[0:3, 0:5, 0:5] = True  # the larger part
+    mask[3:5, 5:8, 5:8] = True  # a lobe meeting it at one corner voxel
+    mask[4:6, 9, 0] = True  # a speck apart
+    kept = _largest_component(mask)
+    assert kept[0:3, 0:5, 0:5].all() and kept[3:5, 5:8, 5:8].all() and not kept[4:6, 9, 0].any()

@@ -910,3 +910,51 @@ def test_a_segment_output_changed_after_its_run_is_said_so_on_export(tmp_path):
     labels.write_bytes(b"painted over in another tool")
     os.utime(labels, ns=(st.st_mtime_ns + 10**9, st.st_mtime_ns + 10**9))
     assert _run_beside(labels)["changed_since_run"] is True
+
+
+def test_a_late_cancel_of_a_job_that_writes_files_still_shows_what_it_wrote(qtbot):
+    """Cancel clicked after the export's last file but before it returned (checking older
+    files beside them) said "Cancelled: nothing was changed." over replaced files."""
+    import threading
+
+    from napari_livertumor._widgets import _jobs
+
+    shown = []
+    asked = threading.Event()
+
+    def writing(progress, should_cancel):
+        asked.wait(10)  # the files are written; Cancel comes now
+        return "2 files written"
+
+    for deliver in (True, False):
+        asked.clear()
+        job = _jobs.Job(writing, napari_progress=False, description="export",
+                        on_result=shown.append)  # fmt: skip
+        job.deliver_after_cancel = deliver
+        job.start()
+        qtbot.waitUntil(lambda j=job: j.worker.is_running, timeout=10_000)
+        job.cancel()
+        asked.set()
+        qtbot.waitUntil(lambda j=job: not j.running, timeout=10_000)
+        assert job.status == ("done" if deliver else "cancelled")
+    assert shown == ["2 files written"]  # a computing job's late result is still dropped
+
+
+def test_a_job_waiting_for_a_panels_imports_can_be_cancelled():
+    """Cancel did nothing while a load waited 9-14 s for a panel's torch and MONAI imports."""
+    import threading
+    import time
+
+    from napari_livertumor._widgets._jobs import ImportGate
+    from napari_livertumor.errors import Cancelled
+
+    gate = ImportGate()
+    gate.announce()  # a panel's background imports, still running
+    said, stop = [], threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(Cancelled, match="waiting for the panels' imports"):
+        gate.wait(stop.is_set, lambda *a: said.append(a))
+    assert time.monotonic() - t0 < 2 and said == [("waiting for torch and MONAI to load", 0, 1)]
+    gate.done()
+    gate.wait(lambda: False)  # nothing pending: through at once

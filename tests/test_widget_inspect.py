@@ -550,3 +550,17 @@ def test_stray_label_values_are_located_and_the_old_figures_cleared(viewer_with_
     text = widget.status.text()
     assert "value(s) 7:" in text and "on slice(s) 5" in text and "paint them 1 or 0" in text
     assert widget.volume_table.rowCount() == 0 and widget.stats is None
+
+
+def test_choosing_another_ground_truth_hides_the_dice_of_the_last(viewer_with_labels, qtbot):
+    """The Dice against a ground truth stayed up with "(none)" chosen, or the truth deleted."""
+    viewer, widget, *_ = viewer_with_labels
+    widget.truth_combo.setCurrentText("tiny CT ground truth")
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.score_table.isVisibleTo(widget)
+    widget.truth_combo.setCurrentText("(none)")
+    assert not widget.score_table.isVisibleTo(widget) and widget.scores is None
+    assert widget.status.text() == "No ground truth chosen: no Dice."
+    widget.truth_combo.setCurrentText("tiny CT ground truth")
+    assert "Click Measure to score against 'tiny CT ground truth'" in widget.status.text()

@@ -779,11 +779,11 @@ def test_a_scout_is_marked_in_find_series_and_not_loaded_as_a_volume(load_widget
     widget.scan_button.click()
     _wait_idle(qtbot, widget)
     rows = [widget.series_table.item(r, 0).text() for r in range(widget.series_table.rowCount())]
-    assert rows[-1] == "#1 Topogram — one image position: a scout, not a volume"
+    assert rows[-1] == "#1 Topogram — one image: a scout, not a volume?"
     widget.series_table.selectRow(len(rows) - 1)
     widget.load_button.click()
     assert not widget.busy and not _layers.ct_layers(viewer)
-    assert "at one position only (a scout or localizer), not a CT volume" in widget.status.text()
+    assert "is a single image (a scout or localizer?), not a CT volume" in widget.status.text()
 
     for f in files:  # an anonymiser that removed where the images lie
         ds = pydicom.dcmread(f)

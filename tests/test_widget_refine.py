@@ -937,3 +937,18 @@ def test_napari_new_labels_layer_does_not_take_the_refine_target(refine_setup, q
     viewer.add_labels(np.zeros(seg.data.shape, np.uint8), name="Labels", scale=seg.scale)
     widget.refresh_layers()
     assert widget.mask_combo.currentText() == chosen
+
+
+def test_unticking_live_preview_hides_the_outline_and_runs_no_pending_preview(refine_setup, qtbot):
+    """The outline stayed after Live was unticked (over a tumor since erased), and a preview
+    queued before the untick still ran and showed."""
+    viewer, widget, *_ = refine_setup
+    layer = widget.preview_layer()
+    assert layer.visible
+    count = widget.preview_count
+    widget._preview_again = True  # (a preview asked for while one ran)
+    widget.live.value = False
+    assert not layer.visible and not widget._preview_again
+    viewer.dims.set_current_step(0, 7)
+    qtbot.wait(300)  # past the debounce
+    assert widget.preview_count == count and not layer.visible

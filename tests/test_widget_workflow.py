@@ -409,6 +409,7 @@ def test_a_ground_truth_is_see_through_in_3d_and_as_it_was_in_2d(make_napari_vie
     """napari draws no outlines in 3D: the ground truth (outlines at 0.9 opacity in 2D) hid
     the segmentation under an opaque blob."""
     from _widget_data import tiny_ct
+    from napari.utils._proxies import PublicOnlyProxy
 
     from napari_livertumor._widgets import _layers
     from napari_livertumor._widgets.inspect import InspectWidget
@@ -418,7 +419,9 @@ def test_a_ground_truth_is_see_through_in_3d_and_as_it_was_in_2d(make_napari_vie
     _layers.add_ct_layer(viewer, vol, name="CT")
     gt = _layers.add_labels_layer(viewer, truth, vol, "CT ground truth", role="ground_truth")
     seg = _layers.add_labels_layer(viewer, (truth > 0).astype("uint8"), vol, "CT segmentation")
-    viewer.window.add_dock_widget(InspectWidget(viewer))  # any panel watches its viewer
+    # any panel watches its viewer, also when opened from the Plugins menu, which hands it a
+    # proxy of the viewer (held weakly, the proxy was gone at once: no dimming)
+    viewer.window.add_dock_widget(InspectWidget(PublicOnlyProxy(viewer)))
     before, seg_before = gt.opacity, seg.opacity
     viewer.dims.ndisplay = 3
     assert gt.opacity == _layers.GROUND_TRUTH_3D_OPACITY and seg.opacity == seg_before

@@ -496,8 +496,12 @@ class JobWidgetMixin:
     """
 
     def init_jobs(self, viewer) -> None:
-        from ._layers import dim_truth_in_3d, show_new_scans
+        from ._layers import dim_truth_in_3d, show_new_scans, unproxied
 
+        # the viewer, not napari's proxy a panel opened from the Plugins menu is handed: held
+        # weakly, the proxy was gone at once (ground truths no longer dimmed in 3D, and a dead
+        # callback added at each panel open)
+        viewer = unproxied(viewer)
         dim_truth_in_3d(viewer)  # (any panel open does it for its viewer)
         show_new_scans(viewer)
         # once the panel is built (the rest of its __init__ runs first); again when shown
@@ -686,6 +690,7 @@ class JobWidgetMixin:
             description=description,
         )
         job.finish_on_exit = self.FINISH_ON_CLOSE  # the process exiting does not stop it either
+        job.deliver_after_cancel = self.FINISH_ON_CLOSE  # what it wrote after a late Cancel
         started.append(job)
         self.jobs[button] = job
         self._button_text.setdefault(button, button.text())

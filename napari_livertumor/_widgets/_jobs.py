@@ -132,6 +132,19 @@ class ImportGate:
             self._cond.wait_for(lambda: self._pending == 0)
         return self
 
+    def wait(self, cancelled: Callable[[], bool], report=None) -> None:
+        """Wait as ``with IMPORT_LOCK`` does, raising :class:`Cancelled` when ``cancelled()``
+        (Cancel did nothing for the 9–14 s a load started with a panel just opened waited),
+        and saying what it waits for through ``report(stage, done, total)``."""
+        said = False
+        with self._cond:
+            while not self._cond.wait_for(lambda: self._pending == 0, timeout=0.1):
+                if cancelled():
+                    raise Cancelled("cancelled while waiting for the panels' imports")
+                if report is not None and not said:
+                    said = True
+                    report("waiting for torch and MONAI to load", 0, 1)
+
     def __exit__(self, *exc) -> bool:
         return False
 
@@ -186,6 +199,8 @@ class Job(QObject):
         self._thread_done = threading.Event()  # set by the worker thread's last signal
         #: let finish, not stopped, when the interpreter exits (an export's set of files)
         self.finish_on_exit = False
+        #: show the result of a run that ended after Cancel was asked (a job writing files)
+        self.deliver_after_cancel = False
         self._last_emit: dict[str, float] = {}
         self._bars: dict[str, Any] = {}  # "job": the napari bar, "stage": its current stage
         self._qbar = progress_bar
@@ -286,8 +301,7 @@ class Job(QObject):
         if generator:
 
             def run_generator():
-                with IMPORT_LOCK:  # a panel's background imports finish first
-                    pass
+                IMPORT_LOCK.wait(should_cancel, report)  # a panel's background imports first
                 try:
                     yield from held[0](report, should_cancel)
                 except (LiverTumorError, JobFailed):
@@ -300,8 +314,7 @@ class Job(QObject):
         else:
 
             def run_function():
-                with IMPORT_LOCK:  # a panel's background imports finish first
-                    pass
+                IMPORT_LOCK.wait(should_cancel, report)  # a panel's background imports first
                 try:
                     return held[0](report, should_cancel)
                 except (LiverTumorError, JobFailed):
@@ -338,7 +351,10 @@ class Job(QObject):
             self._on_yielded(item)
 
     def _returned(self, result: Any) -> None:
-        if self._on_result is not None and not self._cancel.is_set():
+        # a job that writes files and returned after a late Cancel has written them: its
+        # result is shown ("Cancelled: nothing was changed" stood over replaced files)
+        late = self._cancel.is_set() and not self.deliver_after_cancel
+        if self._on_result is not None and not late:
             self.delivered = True
             self._on_result(result)
 

@@ -64,6 +64,15 @@ _FIRST_LABELS = object()
 NAME_CLEARED = "Name '"
 
 
+def _without_name_note(text: str) -> str:
+    """``text`` without the lines saying a Name typed for another scan was cleared."""
+    return "\n".join(
+        line
+        for line in text.split("\n")
+        if not (line.startswith(NAME_CLEARED) and "was typed for another scan's labels" in line)
+    )
+
+
 class ExportWidget(JobWidgetMixin, QWidget):
     """Write the chosen labels layer in the CT's own geometry."""
 
@@ -377,8 +386,11 @@ class ExportWidget(JobWidgetMixin, QWidget):
     def _name_typed(self, text: str) -> None:
         # typed before any labels exist: it is for the first labels chosen
         self._name_for = (self._case_key() or _FIRST_LABELS) if text.strip() else None
-        if self.status.text().startswith(NAME_CLEARED):  # a name typed again answers it
-            set_status(self.status, "")
+        rest = _without_name_note(self.status.text())
+        if rest != self.status.text():  # a name typed again answers the note
+            kind = getattr(self.status, "_kind", "")
+            set_status(self.status, rest, error=kind == "error" and bool(rest),
+                       warning=kind == "warning" and bool(rest))  # fmt: skip
 
     def _case_key(self):
         """Which scan the chosen labels lie on: a Name typed for one is not another's."""
@@ -416,9 +428,10 @@ class ExportWidget(JobWidgetMixin, QWidget):
             f"{NAME_CLEARED}{typed}' was typed for another scan's labels and is cleared: "
             f"these are named {self._default_case()} unless you type a name."
         )
-        # below what the panel said last (an export's warning stays to be read)
-        before = self.status.text()
-        keep = bool(before) and not before.startswith((NAME_CLEARED, NO_LABELS))
+        # below what the panel said last (an export's warning stays to be read), in place of
+        # an earlier such note
+        before = _without_name_note(self.status.text())
+        keep = bool(before) and not before.startswith(NO_LABELS)
         kind = getattr(self.status, "_kind", "") if keep else ""
         set_status(
             self.status,

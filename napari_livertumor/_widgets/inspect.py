@@ -185,6 +185,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         _layers.follow_window(self.window_combo, self.viewer)
         self.contour_check.toggled.connect(self._apply_style)
         self.labels_combo.currentTextChanged.connect(self._labels_changed)
+        self.truth_combo.currentTextChanged.connect(self._truth_changed)
         self.measure_button.clicked.connect(self._measure_clicked)
         self.lesion_table.cellClicked.connect(lambda row, _col: self.go_to_lesion(row))
         follow_layer_list(self, self.viewer, self.refresh_layers)
@@ -221,6 +222,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
             elif new and self.truth_combo.currentText() == NO_TRUTH:
                 self.truth_combo.setCurrentText(new[-1])  # a ground truth just loaded: score
             self._pick_matching_truth(self.labels_layer())
+            if getattr(self, "_watched_truth", None) not in self.viewer.layers:
+                self._watch_truth(None)  # a deleted ground truth is let go
+            if self._measured_truth is not None and self._measured_truth not in self.viewer.layers:
+                self._measured_truth = None
             if names:
                 clear_status_if(self.status, "No labels layer")
         except RuntimeError:  # widget deleted while the viewer still emits
@@ -311,7 +316,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
             centre = lesion.get("image_number")
             images = f"; DICOM image {centre}" if centre is not None else "; DICOM images"
             images += f" ({first}–{last})" if first != last or centre is None else ""
-        stale = self._stale()
+        stale = self._stale(labels_only=True)  # a ground truth painted on: the Dice only
         set_status(
             self.status,
             ("The labels were edited since they were measured: where lesion " if stale else "")
@@ -391,6 +396,12 @@ class InspectWidget(JobWidgetMixin, QWidget):
             return
         if layer is not None:
             name = layer.name  # renamed while it was measured: said by its name now
+        truth_gone = truth is not None and (
+            truth not in self.viewer.layers or truth is not self.truth_layer()
+        )
+        if truth_gone:  # removed, or another (or none) chosen: its Dice is no one's
+            scores, truth = None, None
+            edits = None if edits is None else (edits[0], 0)
         self._unmark_lesion()  # it numbered the lesions of the figures replaced
         self.stats, self.scores = stats, scores
         self._measured_layer = layer if layer is not None else self.labels_layer()
@@ -462,7 +473,13 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 warning=True,
             )
             return
-        if note:  # a ground truth: its liver holds the portal vein, as Export writes it
+        if truth_gone:
+            set_status(
+                self.status,
+                f"Measured '{name}'; the ground truth was removed or another chosen while it "
+                "was measured: no Dice shown (click Measure to score against the one chosen).",
+            )
+        elif note:  # a ground truth: its liver holds the portal vein, as Export writes it
             set_status(
                 self.status,
                 f"Measured '{name}', a ground truth: its liver counts the portal vein (as Export "
@@ -526,6 +543,20 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.contour_check.setChecked(layer.contour > 0)
         self.contour_check.blockSignals(False)
 
+    def _truth_changed(self, *_) -> None:
+        """Another ground truth (or none) chosen: the Dice shown was against the last one."""
+        chosen = self.truth_layer()
+        if self.stats is None or (self.scores is not None and chosen is self._measured_truth):
+            return
+        self.scores = None
+        self.score_table.setVisible(False)
+        set_status(
+            self.status,
+            f"Click Measure to score against '{chosen.name}'."
+            if chosen is not None
+            else "No ground truth chosen: no Dice.",
+        )
+
     def _clear_figures(self) -> None:
         self._unmark_lesion()
         self.stats = self.scores = None
@@ -575,11 +606,14 @@ class InspectWidget(JobWidgetMixin, QWidget):
     def _edit_count(self, layer) -> int:
         return 0 if layer is None else self._edit_counts.get(id(layer), 0)
 
-    def _stale(self) -> bool:
-        """Whether the measured labels or ground truth were edited since they were measured."""
+    def _stale(self, labels_only: bool = False) -> bool:
+        """Whether the measured labels (or, unless ``labels_only``, the ground truth) were
+        edited since they were measured."""
         if self._measured_edits is None or self._measured_layer is None:
             return False
         now = (self._edit_count(self._measured_layer), self._edit_count(self._measured_truth))
+        if labels_only:
+            return now[0] != self._measured_edits[0]
         return now != self._measured_edits
 
     def _watch_truth(self, layer) -> None:

@@ -225,12 +225,12 @@ class LoadWidget(JobWidgetMixin, QWidget):
         # the sample brings its own ground truth (the field is greyed out for it)
         truth_text = "" if source == SOURCES[2] else user_path(self.truth_path)
         chosen = self.selected_series()
-        if chosen is not None and getattr(chosen, "n_positions", 0) == 1 and chosen.n_slices >= 1:
+        if chosen is not None and chosen.n_slices == 1:
             # a scout (topogram) read as a "volume" of one coronal image: 96 slices, 1 thick
             set_status(
                 self.status,
-                f"{chosen.label} holds image(s) at one position only (a scout or localizer), "
-                "not a CT volume: choose the axial series.",
+                f"{chosen.label} is a single image (a scout or localizer?), not a CT volume: "
+                "choose the axial series.",
                 error=True,
             )
             return
@@ -357,11 +357,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 desc += f" (acq {s.acquisition})"
             if len(patients) > 1:  # rows of two patients can look the same
                 desc = f"{s.patient_id or '?'}: {desc}"
-            if 0 < getattr(s, "n_positions", 0) < SHORT_SERIES:  # a scout, a bolus tracking
+            if 0 < s.n_slices < SHORT_SERIES:  # a scout (AP, lateral), a bolus tracking
                 desc += (
-                    " — one image position: a scout, not a volume"
-                    if s.n_positions == 1
-                    else f" — {s.n_positions} image positions (a scout or monitoring series?)"
+                    " — one image: a scout, not a volume?"
+                    if s.n_slices == 1
+                    else f" — only {s.n_slices} images (a scout or monitoring series?)"
                 )
             if s.modality != "CT":  # first: a narrow column cut it off at the end
                 desc = f"[{s.modality}] {desc}"

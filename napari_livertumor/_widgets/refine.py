@@ -693,6 +693,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
         try:
             if self.live.value:
                 self._timer.start()
+            else:  # live preview off: no outline left over the slice (it outlived the tick)
+                self._timer.stop()
+                self._preview_again = False
+                self._clear_preview()
         except RuntimeError:  # deleted
             pass
 
@@ -770,7 +774,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
             self._preview_busy = False
             if self._preview_again:
                 self._preview_again = False
-                self.preview_now()
+                if self.live.value:  # (unticked meanwhile: none)
+                    self.preview_now()
 
         from superqt.utils import create_worker
 
