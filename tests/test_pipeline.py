@@ -225,22 +225,30 @@ def test_a_liver_not_on_the_patients_right_is_flagged(liver_dx, warned):
         assert ("patient's left" if liver_dx > 0 else "across the midline") in flagged[0]
 
 
+def _warned_either_way(vol, text: str, expected: bool) -> list[str]:
+    """The liver stage's warnings holding ``text`` for ``vol`` as stored and turned (RAS): an
+    orientation is judged in patient terms, whatever the storage order."""
+    from _geometry import stored_as
+
+    cfg = InferenceConfig(device="cpu", stages="liver", min_liver_ml=1)
+    for volume in (vol, stored_as(vol, "RAS")):
+        result = segment_ct(volume, cfg, models=oracle_models())
+        flagged = [w for w in result.warnings if text in w]
+        assert bool(flagged) == expected, result.warnings
+    return flagged
+
+
 @pytest.mark.parametrize(("spine_dy", "warned"), [(45.0, False), (-45.0, True)])
 def test_a_scan_with_front_and_back_swapped_is_flagged(spine_dy, warned):
     """A NIfTI without orientation codes is read with front and back swapped: the liver came
     out a third too small, with no word but the header's; the spine then lies in front."""
-    from _geometry import stored_as
 
     vol, _, _ = phantom(shape=(30, 160, 160), liver_dx=-12.0)
     _, yy, xx = np.meshgrid(*[np.arange(n) * 0.8 for n in (30, 160, 160)], indexing="ij")
     ct = vol.array.copy()
     ct[(yy - 64 - spine_dy) ** 2 + (xx - 64) ** 2 <= 12**2] = 700  # the spine, on the midline
     vol = CTVolume(ct, spacing=vol.spacing, origin=vol.origin, meta=vol.meta)
-    cfg = InferenceConfig(device="cpu", stages="liver", min_liver_ml=1)
-    for volume in (vol, stored_as(vol, "RAS")):  # judged in patient terms
-        result = segment_ct(volume, cfg, models=oracle_models())
-        flagged = [w for w in result.warnings if "front and back look swapped" in w]
-        assert bool(flagged) == warned, result.warnings
+    flagged = _warned_either_way(vol, "front and back look swapped", warned)
     if warned:
         assert "lies in front of its centre (100 % of them) and not behind it" in flagged[0]
 
@@ -250,7 +258,6 @@ def test_a_scan_with_head_and_feet_swapped_is_flagged(swapped):
     """A header that swaps head and feet mirrors the scan along the body: the liver found was
     5-16 % worse in Dice with no warning (the left-right and front-back checks cannot see it).
     The lung bases, air behind the body's centre, then lie at the liver's lower end."""
-    from _geometry import stored_as
 
     spacing = (2.5, 2.0, 2.0)
     vol, _, _ = phantom(shape=(40, 160, 160), spacing=spacing, liver_dx=-12.0)
@@ -265,11 +272,7 @@ def test_a_scan_with_head_and_feet_swapped_is_flagged(swapped):
     if swapped:
         ct = ct[::-1].copy()  # the same header, the slices the other way round
     vol = CTVolume(ct, spacing=vol.spacing, origin=vol.origin, meta=vol.meta)
-    cfg = InferenceConfig(device="cpu", stages="liver", min_liver_ml=1)
-    for volume in (vol, stored_as(vol, "RAS")):  # judged in patient terms
-        result = segment_ct(volume, cfg, models=oracle_models())
-        flagged = [w for w in result.warnings if "head and feet look swapped" in w]
-        assert bool(flagged) == swapped, result.warnings
+    flagged = _warned_either_way(vol, "head and feet look swapped", swapped)
     if swapped:
         assert "at the liver's lower end" in flagged[0] and "cm²" in flagged[0]
 
