@@ -48,9 +48,8 @@ def atomic_path(
     file, or the temporary one (a full disk: ``[Errno 28]`` alone), is raised naming
     ``shown_as`` or ``path``: the file the user asked for.
     """
-    path = Path(path)
-    if path.is_symlink():  # write through a link, as an editor does (it was swapped for a file)
-        path = Path(os.path.realpath(path))
+    shown_as = shown_as or path  # (the name asked for, not a link's target)
+    path = resolved(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=suffix, dir=path.parent)
     os.close(fd)
@@ -62,10 +61,10 @@ def atomic_path(
                 named = str(shown_as or path)
                 raise OSError(exc.errno, exc.strerror or str(exc), named) from exc
             raise
-        _give_normal_mode(tmp, like=path)
+        give_mode(tmp, like=path)
         try:
             if exclusive:
-                _publish_new(Path(tmp), path)
+                _publish_new(Path(tmp), path, shown_as)
             else:
                 os.replace(tmp, path)
         except FileExistsError:
@@ -81,22 +80,24 @@ def atomic_path(
             os.unlink(tmp)
 
 
-def _publish_new(tmp: Path, path: Path) -> None:
-    """``tmp`` renamed to ``path`` only if no file is there, checked and done in one step."""
+def _publish_new(tmp: Path, path: Path, shown_as: str | Path | None = None) -> None:
+    """``tmp`` renamed to ``path`` only if no file is there, checked and done in one step
+    (errors name ``shown_as`` when given)."""
+    named = str(shown_as or path)
     try:
         os.link(tmp, path)  # fails if path exists, even when it appeared a moment ago
     except FileExistsError:
         raise FileExistsError(
             errno.EEXIST,
             "exists (written meanwhile by another run?); nothing was replaced",
-            str(path),
+            named,
         ) from None
     except OSError:  # a file system without hard links (FAT, some network shares)
         if path.exists() or path.is_symlink():
             raise FileExistsError(
                 errno.EEXIST,
                 "exists (written meanwhile by another run?); nothing was replaced",
-                str(path),
+                named,
             ) from None
         os.replace(tmp, path)
         return
@@ -120,7 +121,23 @@ def atomic_write_text(path: str | Path, text: str, *, shown_as: str | Path | Non
     return atomic_write_bytes(path, text.encode("utf-8"), shown_as=shown_as)
 
 
-def _give_normal_mode(path: str | Path, like: str | Path | None = None) -> None:
+def resolved(path: str | Path) -> Path:
+    """``path``, or the file it links to: an output is written through a symbolic link, as an
+    editor does (it was swapped for a plain file, the linked one left unchanged)."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def publish(tmp: str | Path, path: str | Path) -> Path:
+    """Rename the finished file ``tmp`` over ``path`` (through a link), with the permissions
+    of the file it replaces (a private output stays private) or a new file's."""
+    target = resolved(path)
+    give_mode(tmp, like=target)
+    os.replace(tmp, target)
+    return target
+
+
+def give_mode(path: str | Path, like: str | Path | None = None) -> None:
     """The permissions of the file ``like`` that ``path`` replaces (a private scan's mask stays
     private: replaced files had become readable by all), else those of a new file."""
     import stat

@@ -148,10 +148,15 @@ def test_pixels_outside_the_scanned_field_read_as_air(tmp_path):
     for f in files:  # 12 bits stored: the padding pattern cut to 12 bits too (2096: +1072 HU)
         ds = pydicom.dcmread(f)
         ds.BitsStored, ds.HighBit = 12, 11
+        pixels = ds.pixel_array.copy()
+        pixels[10, 10] = 2096  # bone of +1072 HU inside the field: not padding
+        ds.PixelData = pixels.tobytes()
         ds.save_as(f)
     twelve = read_dicom_series(tmp_path / "ct")
-    assert (twelve.array[:, :, :4] == -1024).all()
-    np.testing.assert_array_equal(twelve.array[:, :, 4:], source.array[:, :, 4:])
+    assert (twelve.array[:, :, :4] == -1024).all() and (twelve.array[:, 10, 10] == 1072).all()
+    expected = source.array.copy()
+    expected[:, 10, 10] = 1072
+    np.testing.assert_array_equal(twelve.array[:, :, 4:], expected[:, :, 4:])
 
     signed = write_shuffled(source, tmp_path / "water")
     for f in signed:

@@ -817,3 +817,28 @@ def test_verbose_logs_this_tools_steps_not_other_packages_debug_lines():
         logging.getLogger("napari_livertumor").setLevel(logging.NOTSET)
         logging.getLogger("livertumor").setLevel(logging.NOTSET)
         logging.getLogger("highdicom").setLevel(logging.NOTSET)
+
+
+def test_overwritten_outputs_keep_their_permissions_and_links(tmp_path, models):
+    """--overwrite made private outputs readable by all and replaced a linked labels file by
+    a plain one, leaving the file it linked to unchanged."""
+    import stat
+
+    write_nifti(small_ct(), tmp_path / "p.nii.gz")
+    out = tmp_path / "out"
+    args = ["segment", str(tmp_path / "p.nii.gz"), "-o", str(out), "--models", str(models),
+            "--device", "cpu", "--no-refine"]  # fmt: skip
+    assert main(args) == 0
+    labels, stats = out / "p_labels.nii.gz", out / "p_stats.json"
+    kept = tmp_path / "kept" / "p_labels.nii.gz"
+    kept.parent.mkdir()
+    labels.rename(kept)
+    labels.symlink_to(kept)
+    for f in (kept, stats):
+        f.chmod(0o600)
+    before = kept.stat().st_mtime_ns
+    assert main([*args, "--overwrite"]) == 0
+    assert labels.is_symlink() and kept.stat().st_mtime_ns != before
+    assert (
+        stat.S_IMODE(kept.stat().st_mode) == 0o600 and stat.S_IMODE(stats.stat().st_mode) == 0o600
+    )

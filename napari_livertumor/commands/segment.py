@@ -39,7 +39,15 @@ from pathlib import Path
 
 from ..devices import DEVICE_HELP, device_arg
 from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
-from ..fileio import atomic_write_text, check_writable_folder, file_lock, temp_prefix
+from ..fileio import (
+    atomic_write_text,
+    check_writable_folder,
+    file_lock,
+    give_mode,
+    publish,
+    resolved,
+    temp_prefix,
+)
 from . import models_folder
 from ._signals import HeldStops
 
@@ -1318,11 +1326,13 @@ def segment_one(
         text = json.dumps(stats, indent=2, default=str)
         atomic_write_text(partial_stats, text, shown_as=stats_path)
         with HeldStops():  # a Ctrl-C here left the old labels without stats (refused next time)
-            stats_path.unlink(missing_ok=True)
+            stats_target = resolved(stats_path)  # (through a link, its permissions kept)
+            give_mode(partial_stats, like=stats_target)
+            stats_target.unlink(missing_ok=True)
             for k, aside in asides.items():
-                os.replace(aside, finals[k])
-            os.replace(partial, labels_path)
-            os.replace(partial_stats, stats_path)
+                publish(aside, finals[k])
+            publish(partial, labels_path)
+            os.replace(partial_stats, stats_target)
     finally:
         for leftover in (partial, partial_stats, *asides.values()):
             leftover.unlink(missing_ok=True)
@@ -1451,8 +1461,8 @@ def add_extras(case, outdir: Path, stats: dict, extras, series_uid=None, acquisi
             partial_stats, json.dumps(stats, indent=2, default=str), shown_as=stats_path
         )
         for k, aside in asides.items():
-            os.replace(aside, finals[k])
-        os.replace(partial_stats, stats_path)
+            publish(aside, finals[k])
+        publish(partial_stats, stats_path)
     finally:
         for leftover in (partial_stats, *asides.values()):
             leftover.unlink(missing_ok=True)

@@ -156,11 +156,15 @@ def _slice_hu(h: SliceHeader, shape_yx, out: np.ndarray) -> tuple[int, int]:
         outside = (raw >= low) & (raw <= high) if low != high else raw == low
         if h.pixel_representation == 0 and h.bits_stored < 16:
             # the pixels were cut to BitsStored: so is the padding (-2000 stored as 63536 is
-            # 2096 in 12 bits, which read as +1072 HU, bone, around the scanned field)
+            # 2096 in 12 bits, which read as +1072 HU, bone, around the scanned field). Cut,
+            # it is a value bone or contrast can hold too: only what of it reaches the
+            # image's edge is the field's outside
             bits = (1 << h.bits_stored) - 1
             low, high = int(low) & bits, int(high) & bits
             if low <= high:
-                outside |= (raw >= low) & (raw <= high) if low != high else raw == low
+                outside |= _touching_edge(
+                    (raw >= low) & (raw <= high) if low != high else raw == low
+                )
         if outside.any():
             hu = np.where(outside, np.int32(PADDING_HU), _rescaled(raw, h))
             n_out = int(np.count_nonzero((hu < -32768) | (hu > 32767)))
@@ -180,6 +184,17 @@ def _slice_hu(h: SliceHeader, shape_yx, out: np.ndarray) -> tuple[int, int]:
     np.clip(hu, -32768, 32767, out=hu)
     out[...] = hu
     return n_out, excess
+
+
+def _touching_edge(mask: np.ndarray) -> np.ndarray:
+    """The parts of the 2D ``mask`` that reach the image's edge."""
+    if not mask.any():
+        return mask
+    from scipy import ndimage as ndi
+
+    parts, _ = ndi.label(mask)
+    edge = np.unique(np.concatenate([parts[0], parts[-1], parts[:, 0], parts[:, -1]]))
+    return np.isin(parts, edge[edge > 0])
 
 
 #: HU given to pixels outside the scanned field (PixelPaddingValue): air

@@ -9,7 +9,6 @@ columns along ``direction[:, 1]``.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -259,10 +258,12 @@ def _ds(value: float) -> str:
 
 
 def _save_atomic(ds: Dataset, path: Path) -> None:
+    from ..fileio import publish
+
     tmp = path.with_name(f".{path.name}.partial")
     try:
         pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
