@@ -130,11 +130,31 @@ def resolved(path: str | Path) -> Path:
 
 def publish(tmp: str | Path, path: str | Path) -> Path:
     """Rename the finished file ``tmp`` over ``path`` (through a link), with the permissions
-    of the file it replaces (a private output stays private) or a new file's."""
+    of the file it replaces (a private output stays private) or a new file's.
+
+    A link whose target cannot take the rename (another file system, a missing or closed
+    folder) is itself replaced, as a plain rename does: the write never fails for the link's
+    sake. Other errors name ``path``, not the temporary file."""
+    path = Path(path)
     target = resolved(path)
     give_mode(tmp, like=target)
-    os.replace(tmp, target)
-    return target
+    try:
+        os.replace(tmp, target)
+        return target
+    except OSError as exc:
+        if target != path and exc.errno in _LINK_TARGET_ERRORS:
+            try:
+                os.replace(tmp, path)
+                return path
+            except OSError as again:
+                exc = again
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, f"{exc.strerror or exc}; it was not replaced", str(path)) from exc
+
+
+#: why a link's target may refuse a rename from the link's folder
+_LINK_TARGET_ERRORS = (errno.EXDEV, errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 def give_mode(path: str | Path, like: str | Path | None = None) -> None:

@@ -124,3 +124,22 @@ def test_a_replaced_file_keeps_its_permissions_and_a_link_is_written_through(tmp
     atomic_write_text(link, "new")
     assert link.is_symlink() and real.read_text() == "new"
     assert sorted(p.name for p in real.parent.iterdir()) == ["stats.json"]  # no temporary left
+
+
+def test_a_link_whose_target_cannot_take_the_file_is_replaced_not_failed(tmp_path):
+    """Written through, a link into a missing folder (or another file system) failed the whole
+    case after its old stats were gone; the link itself is replaced instead."""
+    from napari_livertumor.fileio import publish
+
+    link = tmp_path / "HCC_001_labels.nii.gz"
+    link.symlink_to(tmp_path / "gone" / "labels.nii.gz")
+    tmp = tmp_path / ".partial"
+    tmp.write_text("new")
+    assert publish(tmp, link) == link
+    assert not link.is_symlink() and link.read_text() == "new" and not tmp.exists()
+    assert not (tmp_path / "gone").exists()
+    (tmp_path / "a file").write_text("")
+    tmp.write_text("new")
+    with pytest.raises(OSError) as err:  # other failures name the output, not the temporary
+        publish(tmp, tmp_path / "a file" / "out.json")
+    assert err.value.filename == str(tmp_path / "a file" / "out.json")

@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+import stat
 import sys
 import time
 import unicodedata
@@ -43,7 +44,6 @@ from ..fileio import (
     atomic_write_text,
     check_writable_folder,
     file_lock,
-    give_mode,
     publish,
     resolved,
     temp_prefix,
@@ -1326,13 +1326,16 @@ def segment_one(
         text = json.dumps(stats, indent=2, default=str)
         atomic_write_text(partial_stats, text, shown_as=stats_path)
         with HeldStops():  # a Ctrl-C here left the old labels without stats (refused next time)
-            stats_target = resolved(stats_path)  # (through a link, its permissions kept)
-            give_mode(partial_stats, like=stats_target)
+            # (through links, permissions kept: fileio.publish)
+            stats_target = resolved(stats_path)
+            old_mode = stats_target.stat().st_mode if stats_target.exists() else None
             stats_target.unlink(missing_ok=True)
             for k, aside in asides.items():
                 publish(aside, finals[k])
             publish(partial, labels_path)
-            os.replace(partial_stats, stats_target)
+            written = publish(partial_stats, stats_path)
+            if old_mode is not None:  # (gone before the rename: its mode taken first)
+                os.chmod(written, stat.S_IMODE(old_mode))
     finally:
         for leftover in (partial, partial_stats, *asides.values()):
             leftover.unlink(missing_ok=True)

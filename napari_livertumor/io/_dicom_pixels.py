@@ -160,11 +160,8 @@ def _slice_hu(h: SliceHeader, shape_yx, out: np.ndarray) -> tuple[int, int]:
             # it is a value bone or contrast can hold too: only what of it reaches the
             # image's edge is the field's outside
             bits = (1 << h.bits_stored) - 1
-            low, high = int(low) & bits, int(high) & bits
-            if low <= high:
-                outside |= _touching_edge(
-                    (raw >= low) & (raw <= high) if low != high else raw == low
-                )
+            if low == high:  # (a range cut so would span bone and contrast: 1072–3071 HU)
+                outside |= _touching_edge(raw == (int(low) & bits))
         if outside.any():
             hu = np.where(outside, np.int32(PADDING_HU), _rescaled(raw, h))
             n_out = int(np.count_nonzero((hu < -32768) | (hu > 32767)))
