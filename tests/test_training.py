@@ -7,6 +7,7 @@ import json
 import os
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -1094,6 +1095,27 @@ def test_a_split_file_names_patients_as_the_clinical_table_may(toy_data, tmp_pat
     split.write_text(json.dumps({"train": ["P1"], "val": [], "test": []}))
     with pytest.raises(InputError, match="no patient of its train list is in the data"):
         resolve_split(cfg, ids)
+
+
+def test_a_resumed_run_keeps_its_split_when_folders_are_not_named_hcc_001(toy_data, tmp_path,
+                                                                         caplog):
+    """The run's split.json is read as the clinical table reads IDs ('hcc-2' is HCC_002): a
+    cohort named 'hcc-1'… found none of its patients listed on resume, sent all of them (test
+    and validation patients too) to training as new, and validated on nobody."""
+    from napari_livertumor.training.data import write_split
+    from napari_livertumor.training.loop import resolve_split
+
+    ids = [f"hcc-{i}" for i in range(1, 7)]
+    cfg = tiny_config(toy_data, tmp_path / "out", resume=True)
+    first = {"train": ["hcc-3", "hcc-4", "hcc-5", "hcc-6"], "val": ["hcc-1"], "test": ["hcc-2"]}
+    write_split(first, Path(cfg.stage_dir) / "last" / "split.json")
+    with caplog.at_level("WARNING"):
+        got = resolve_split(cfg, ids)
+    assert {k: got[k] for k in first} == first
+    assert "new since the run started" not in caplog.text and "no longer in the data" not in caplog.text
+    with caplog.at_level("WARNING"):
+        got = resolve_split(cfg, [*ids, "hcc-7"])
+    assert got["train"] == [*first["train"], "hcc-7"] and got["test"] == ["hcc-2"]
 
 
 def test_a_fine_tune_never_writes_over_the_model_it_starts_from(toy_data, tmp_path):

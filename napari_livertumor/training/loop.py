@@ -1085,6 +1085,23 @@ class _Run:
 
 
 # ---------------------------------------------------------------------- helpers
+def _named_as_data(split: dict[str, Any], ids: list[str]) -> dict[str, Any]:
+    """``split``'s lists with each ID written as the data names that patient.
+
+    :func:`read_split` reads IDs as the clinical table reads them ('hcc-3' is HCC_003); a
+    cohort whose folders are named 'hcc-3' would otherwise find none of its patients listed
+    (and, resumed, send its test patients to training as new ones).
+    """
+    from ..io.clinical import normalise_id
+
+    by_norm = {normalise_id(i): i for i in ids}
+    for key in ("train", "val", "test"):
+        split[key] = [
+            c if c in ids else by_norm.get(normalise_id(c), c) for c in split.get(key) or ()
+        ]
+    return split
+
+
 def resolve_split(cfg: TrainConfig, ids: list[str]) -> dict[str, Any]:
     """The split file's split; for a resumed run, the split it was started with; else the
     seeded one the config describes."""
@@ -1092,7 +1109,7 @@ def resolve_split(cfg: TrainConfig, ids: list[str]) -> dict[str, Any]:
     if cfg.resume and not cfg.split_file and resumed.is_file():
         # drawn again over a grown cohort, the seeded split moved patients between lists: a
         # first part's test patient trained on in the second, its training patient scored
-        split = read_split(resumed)  # a patient skipped last time back in its list
+        split = _named_as_data(read_split(resumed), ids)  # a skipped patient back in its list
         listed = set(split["train"]) | set(split["val"]) | set(split["test"])
         added = [c for c in ids if c not in listed]
         gone = sorted(listed - set(ids))
@@ -1112,15 +1129,7 @@ def resolve_split(cfg: TrainConfig, ids: list[str]) -> dict[str, Any]:
             )
         return split
     if cfg.split_file:
-        from ..io.clinical import normalise_id
-
-        split = read_split(cfg.split_file)
-        # written as the clinical table may write them ('HCC-3', 'hcc_4'): matched the same way
-        by_norm = {normalise_id(i): i for i in ids}
-        for key in ("train", "val", "test"):
-            split[key] = [
-                c if c in ids else by_norm.get(normalise_id(c), c) for c in split.get(key) or ()
-            ]
+        split = _named_as_data(read_split(cfg.split_file), ids)
         for key in ("train", "val", "test"):
             unknown = [c for c in split[key] if c not in ids]
             if unknown:
