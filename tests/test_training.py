@@ -1097,8 +1097,9 @@ def test_a_split_file_names_patients_as_the_clinical_table_may(toy_data, tmp_pat
         resolve_split(cfg, ids)
 
 
-def test_a_resumed_run_keeps_its_split_when_folders_are_not_named_hcc_001(toy_data, tmp_path,
-                                                                         caplog):
+def test_a_resumed_run_keeps_its_split_when_folders_are_not_named_hcc_001(
+    toy_data, tmp_path, caplog
+):
     """The run's split.json is read as the clinical table reads IDs ('hcc-2' is HCC_002): a
     cohort named 'hcc-1'… found none of its patients listed on resume, sent all of them (test
     and validation patients too) to training as new, and validated on nobody."""
@@ -1112,7 +1113,10 @@ def test_a_resumed_run_keeps_its_split_when_folders_are_not_named_hcc_001(toy_da
     with caplog.at_level("WARNING"):
         got = resolve_split(cfg, ids)
     assert {k: got[k] for k in first} == first
-    assert "new since the run started" not in caplog.text and "no longer in the data" not in caplog.text
+    assert (
+        "new since the run started" not in caplog.text
+        and "no longer in the data" not in caplog.text
+    )
     with caplog.at_level("WARNING"):
         got = resolve_split(cfg, [*ids, "hcc-7"])
     assert got["train"] == [*first["train"], "hcc-7"] and got["test"] == ["hcc-2"]
