@@ -212,3 +212,14 @@ def test_a_column_with_both_decimal_marks_reads_each_cell_by_its_own_and_warns(t
     assert table.frame["AFP"].tolist() == [0.9, 14.6, 16.0, 1.5, 1.234, 250.0]
     [said] = [r for r in table.report if "decimal marks differ" in r]
     assert said.startswith("WARNING: AFP:") and "'1,5'" in said
+
+
+def test_two_columns_named_alike_but_for_spaces_keep_the_first_and_say_so(tmp_path):
+    """'AFP' and 'AFP ' (a stray space in a header) became one name: the variable read as the
+    column names themselves ("unknown value 'AFP'") and dropped out of the weak fit."""
+    table = tmp_path / "clinical.csv"
+    table.write_text("TCIA_ID,AFP,AFP ,age\nHCC_001,10,20,50\nHCC_002,30,40,60\n")
+    got = read_clinical(table)
+    assert got.frame["AFP"].tolist() == [10.0, 30.0]
+    assert any("'AFP' appear more than once" in line for line in got.report)
+    assert not any("unknown value" in line for line in got.report)

@@ -1156,12 +1156,13 @@ def test_train_check_says_what_the_data_holds_and_trains_nothing(
     # (and a row without its patient, the usual typo, is named)
     table = tmp_path / "t" / "clinical.csv"
     table.parent.mkdir()
+    # (training refuses such a table: so does the check)
     table.write_text("TCIA_ID,AFP,age\nPAT01,12,60\nPAT02,7,71\n")
-    assert main(["train", "--data", str(toy_data), "--clinical", str(table), "--check"]) == 0
+    assert main(["train", "--data", str(toy_data), "--clinical", str(table), "--check"]) == 1
     out = capsys.readouterr().out
     assert "No patient here has a row in clinical.csv: its IDs read like PAT01, PAT02, the " in out
     assert "patients here like HCC_001, HCC_002, HCC_003" in out
-    assert "Columns without a usable value" not in out
+    assert "Columns without a usable value" not in out and "will not start" in out
     table.write_text("TCIA_ID,AFP,age\nHCC_001,12,60\nHCC_0007,7,71\n")
     assert main(["train", "--data", str(toy_data), "--clinical", str(table), "--check"]) == 0
     assert "Rows of the table with no patient here: HCC_007\n" in capsys.readouterr().out
@@ -1188,6 +1189,18 @@ def test_train_check_says_what_the_data_holds_and_trains_nothing(
     recipe.write_text(json.dumps({"tumor": {"clinical": str(table)}}))
     assert main(["train", "--data", str(toy_data), "--config", str(recipe), "--check"]) == 1
     assert "⚠ Clinical table" in capsys.readouterr().out
+    # the columns checked are the ones the recipe asks for (the default 15 were checked, and
+    # the check passed a table training refuses)
+    table.write_text("TCIA_ID,AFP,age\nHCC_001,12,60\nHCC_002,7,71\n")
+    recipe.write_text(json.dumps({"tumor": {"clinical": str(table), "weak_columns": ["Okuda"]}}))
+    assert main(["train", "--data", str(toy_data), "--config", str(recipe), "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "0/1 weak-supervision columns found" in out
+    assert "None of the clinical columns the run asks for (Okuda) is in" in out
+    assert "its columns: AFP, age" in out
+    recipe.write_text(json.dumps({"tumor": {"clinical": str(table), "weak_columns": ["age"]}}))
+    assert main(["train", "--data", str(toy_data), "--config", str(recipe), "--check"]) == 0
+    assert "1/1 weak-supervision columns found, 1 with usable values" in capsys.readouterr().out
     # a fold of a k-fold split is no obstacle to a check (it reads the whole folder)
     assert main(["train", "--data", str(toy_data), "--check", "--folds", "5", "--fold", "2"]) == 0
     capsys.readouterr()
@@ -1200,6 +1213,19 @@ def test_train_check_says_what_the_data_holds_and_trains_nothing(
     assert "required: --out (or --check" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "nope"), "--check"]) == 1
     assert "data folder not found" in capsys.readouterr().err
+
+
+def test_train_check_says_when_too_few_training_patients_leave_the_weak_term_off(tmp_path, capsys):
+    """Training turns the weak term off under 4 training patients with clinical values (its
+    out-of-fold fit needs 3 to fit on); the check said all was well."""
+    from napari_livertumor.cli import main
+
+    data = write_toy_cohort(tmp_path / "d", n_cases=3, seed=0)
+    assert main(["train", "--data", str(data), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "the weak term needs at least 4 training patients with clinical values" in out
+    assert main(["train", "--data", str(data), "--check", "--weak-lambda", "0"]) == 0
+    assert "the weak term needs" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("at", [4, 3])  # mid-epoch; the epoch's last step (its validation)

@@ -93,6 +93,19 @@ def test_an_nbia_download_given_above_its_collection_folder_finds_every_patient(
     assert f"{csv.name} beside it was saved later" in caplog.text
 
 
+def test_a_table_at_the_data_root_without_patient_ids_is_no_clinical_table(tmp_path, caplog):
+    """A volumes list or a results CSV at the data root was read as "the clinical table", and
+    its lack of a TCIA_ID column stopped the tumor stage."""
+    (tmp_path / "volumes.csv").write_text("case,volume_ml\nHCC_001,1500\n")
+    with caplog.at_level(logging.INFO):
+        assert find_clinical(tmp_path) is None
+    assert "volumes.csv: no TCIA_ID column; not taken for the clinical table" in caplog.text
+    (tmp_path / "patients.csv").write_text("TCIA_ID,age,AFP\nHCC_001,60,12\n")
+    assert find_clinical(tmp_path).name == "patients.csv"
+    (tmp_path / "my_clinical.csv").write_text("case,age\nHCC_001,60\n")  # named so: read,
+    assert find_clinical(tmp_path).name == "my_clinical.csv"  # and its problem said then
+
+
 def test_another_patients_seg_beside_the_patients_own_is_passed_over(tcia_cohort, tmp_path):
     """The first SEG by name was taken: another patient's, sorted first, made the patient
     "no DICOM SEG" for training and unreadable for `segment` and napari."""

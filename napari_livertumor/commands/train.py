@@ -176,20 +176,21 @@ def build_configs(args) -> list:
     return configs
 
 
-def _tumor_weak_settings(args) -> tuple[float, str | None]:
-    """The weak term's λ and the clinical table a training run of ``args`` would use.
+def _tumor_weak_settings(args) -> tuple[float, str | None, tuple[str, ...] | None]:
+    """The weak term's λ, the clinical table and its columns a training run of ``args`` would
+    use.
 
     As training resolves them: the command line, else the recipe (``--config``, or the model
     ``--init`` starts from), else the tumor stage's default. A liver-only run reads no table.
     """
     if args.stage == "liver":
-        return 0.0, args.clinical
+        return 0.0, args.clinical, None
     import argparse
 
     # no fold needed: a check reads the whole folder
     configs = build_configs(argparse.Namespace(**{**vars(args), "folds": None, "fold": None}))
     [tumor] = [cfg for cfg in configs if cfg.stage == "tumor"]
-    return tumor.weak_lambda, tumor.clinical
+    return tumor.weak_lambda, tumor.clinical, tumor.weak_columns
 
 
 def run(args) -> int:
@@ -199,9 +200,11 @@ def run(args) -> int:
     if args.check:  # before hours of training: what the folder holds, and who is left out
         from ..training.check import summarize_data
 
-        weak_lambda, clinical = _tumor_weak_settings(args)
+        weak_lambda, clinical, columns = _tumor_weak_settings(args)
         problems: list[str] = []
-        lines = summarize_data(args.data, clinical, problems=problems, weak_lambda=weak_lambda)
+        lines = summarize_data(
+            args.data, clinical, problems=problems, weak_lambda=weak_lambda, weak_columns=columns
+        )
         print("\n".join(lines))
         # a table training would not read (liver only, or λ 0) fails no check
         return 1 if problems and weak_lambda > 0 else 0

@@ -105,6 +105,21 @@ def read_clinical(path: str | Path) -> ClinicalTable:
     raw = _read_any(path, report)
     raw = _with_id_header(raw, path)
     raw.columns = [str(c).strip() for c in raw.columns]
+    # 'AFP' and 'AFP ' (a stray space in a header) are one name once stripped: the later
+    # column is left out, said (read as one, the variable became the column names themselves)
+    first: dict[str, int] = {}
+    keep = []
+    for i, name in enumerate(raw.columns):
+        keep.append(name.lower() not in first or name.startswith("Unnamed:"))
+        first.setdefault(name.lower(), i)
+    if not all(keep):
+        extra = [name for name, k in zip(raw.columns, keep, strict=True) if not k]
+        report.append(
+            f"column name(s) {', '.join(repr(n) for n in dict.fromkeys(extra))} appear more "
+            "than once (read without case and surrounding spaces): the first of each is read, "
+            "the later ones left out"
+        )
+        raw = raw.loc[:, keep]
     id_col = next(c for c in raw.columns if _is_id_column(c))
     ids = raw[id_col].map(lambda v: normalise_id(v) if pd.notna(v) else "")
     empty = ids == ""

@@ -13,6 +13,7 @@ def summarize_data(
     should_cancel=None,
     problems=None,
     weak_lambda: float | None = None,
+    weak_columns=None,
 ) -> list[str]:
     """Lines describing a training folder: patients, labels, clinical rows and columns matched.
 
@@ -21,7 +22,8 @@ def summarize_data(
 
     A clinical table that cannot be read is said in the lines, after the patients' (and added
     to ``problems``, a list, when given: training would stop on it, unless ``weak_lambda``, the
-    weak term's λ of the run, is 0).
+    weak term's λ of the run, is 0). ``weak_columns`` are the clinical columns the run's recipe
+    regresses on (by default the tumor stage's default columns).
 
     Raises :class:`~napari_livertumor.errors.InputError` when nothing in it is usable, and
     :class:`~napari_livertumor.errors.Cancelled` when told to stop.
@@ -33,6 +35,7 @@ def summarize_data(
     from ..training.config import DEFAULT_WEAK_COLUMNS
     from ..training.data import find_clinical, index_cases
 
+    weak_columns = list(weak_columns) if weak_columns else list(DEFAULT_WEAK_COLUMNS)
     skipped: list = []
     records = index_cases(data, skipped=skipped, reporter=Reporter(progress, should_cancel))
     layouts = sorted({r.layout for r in records})
@@ -40,7 +43,8 @@ def summarize_data(
     if skipped:
         lines.append(f"{len(skipped)} patient(s) left out:")
         lines += [f"  {case}: {reason}" for case, reason in skipped]
-    lines.append(_split_line(len({r.case_id for r in records})))
+    split_line, n_train = _split_line(len({r.case_id for r in records}))
+    lines.append(split_line)
     path = Path(clinical) if clinical else find_clinical(data)
     if path is None:
         lines.append("No clinical table: the tumor stage trains without weak supervision.")
@@ -68,7 +72,7 @@ def summarize_data(
     matched = sorted(rows_of.values())  # table IDs, as training matches them
     unmatched = sorted({r.case_id for r in records} - set(rows_of))
     by_key = {str(c).strip().lower(): c for c in frame.columns}  # as training matches them
-    found = {c: by_key.get(c.lower()) for c in DEFAULT_WEAK_COLUMNS}
+    found = {c: by_key.get(c.lower()) for c in weak_columns}
     cols = [col for col in found.values() if col is not None]
     wanted = set(matched)
     rows = frame.loc[[i for i in frame.index if str(i) in wanted]]
@@ -79,17 +83,34 @@ def summarize_data(
     good = [c for c in cols if usable[c] > 0]
     lines.append(
         f"Clinical table {path.name}: {len(matched)}/{len(records)} patients matched, "
-        f"{len(cols)}/{len(DEFAULT_WEAK_COLUMNS)} weak-supervision columns found, "
+        f"{len(cols)}/{len(weak_columns)} weak-supervision columns found, "
         f"{len(good)} with usable values"
     )
+    if good and weak_lambda != 0 and min(n_train, len(matched)) < MIN_WEAK_PATIENTS:
+        # each training patient's weak label is fitted on the other folds' patients: under
+        # 4, too few are left to fit on and training turns the term off
+        lines.append(
+            f"⚠ The default split leaves {n_train} training patient(s) and {len(matched)} "
+            f"patient(s) have a clinical row: the weak term needs at least {MIN_WEAK_PATIENTS} "
+            "training patients with clinical values, so the tumor stage would train without it."
+        )
     if records and not matched:  # nothing to compare columns on: why, by what each side holds
         lines.append(
             f"No patient here has a row in {path.name}: its IDs read like "
             f"{_some(sorted(map(str, frame.index)), 3)}, the patients here like "
             f"{_some(sorted({r.case_id for r in records}), 3)}"
         )
+        _refused(lines, problems, weak_lambda, f"⚠ No patient has a row in {path}")
         lines += [f"Table: {msg.replace('WARNING: ', '⚠ ', 1)}" for msg in table.report]
         return lines
+    if not cols:  # training refuses such a table (weak.check_weak_inputs)
+        _refused(
+            lines,
+            problems,
+            weak_lambda,
+            f"⚠ None of the clinical columns the run asks for ({_some(weak_columns, 5)}) is in "
+            f"{path}; its columns: {_some([str(c) for c in frame.columns], 8)}",
+        )
     if unmatched:  # named: they train without a weak label
         lines.append(f"Without a clinical row (no weak term for them): {_some(unmatched)}")
     extra = sorted({str(i) for i in frame.index} - set(matched))
@@ -112,12 +133,32 @@ def summarize_data(
     return lines
 
 
+def _refused(lines: list[str], problems, weak_lambda, problem: str) -> None:
+    """Say a table problem training would stop on (unless λ is 0)."""
+    lines.append(problem)
+    if weak_lambda == 0:
+        lines.append("λ is 0: training does not read the table.")
+        return
+    lines.append(
+        "The tumor stage will not start with this table: fix it, or train with λ 0 "
+        "(--weak-lambda 0) to leave the weak term out."
+    )
+    if problems is not None:
+        problems.append(problem)
+
+
 def _some(names: list[str], most: int = 8) -> str:
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
-def _split_line(n: int) -> str:
-    """How a run with the default split (no --split, --folds) shares ``n`` patients out."""
+#: the fewest training patients with clinical values for which ``weak.out_of_fold_weak_labels``
+#: fits (each fold's label is fitted on the rest: at least 3 of them)
+MIN_WEAK_PATIENTS = 4
+
+
+def _split_line(n: int) -> tuple[str, int]:
+    """How a run with the default split (no --split, --folds) shares ``n`` patients out, and
+    how many it trains on."""
     from .config import make_config
     from .data import make_split
 
@@ -139,4 +180,4 @@ def _split_line(n: int) -> str:
         )
     if not counts["test"]:
         line += " — no test patient: livertumor evaluate has none held out"
-    return line
+    return line, counts["train"]

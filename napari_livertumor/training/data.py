@@ -417,6 +417,8 @@ def find_clinical(data: str | Path) -> Path | None:
                 for p in level.glob(pattern)
                 if not p.name.startswith((".", "~")) and p.name.lower() not in NOT_CLINICAL
             )
+            if "clinical" not in pattern:  # any table: only one with the patients' ID column
+                hits = [p for p in hits if p not in found and _has_patient_ids(p)]
             found += [p for p in hits if p not in found]
         if found:
             break
@@ -450,6 +452,22 @@ def find_clinical(data: str | Path) -> Path | None:
 
 
 _NEWER_SAID: set = set()
+
+
+def _has_patient_ids(path: Path) -> bool:
+    """Whether a table not named as a clinical one has a ``TCIA_ID`` column (a volumes list
+    or a results table at the data root is no clinical table; read as one, it stopped the
+    tumor stage with "no TCIA_ID column")."""
+    from ..io.clinical import _has_id_column, _read_any
+
+    try:
+        frame = _read_any(path, [])
+    except Exception:  # unreadable: kept, so that reading it says what is wrong with it
+        return True
+    if _has_id_column(frame):
+        return True
+    log.info("%s: no TCIA_ID column; not taken for the clinical table", path)
+    return False
 
 
 def _mtime(path: Path) -> float | None:
