@@ -106,6 +106,23 @@ def test_a_table_at_the_data_root_without_patient_ids_is_no_clinical_table(tmp_p
     assert find_clinical(tmp_path).name == "my_clinical.csv"  # and its problem said then
 
 
+def test_two_patient_folders_swapped_are_said(tcia_cohort, tmp_path, caplog):
+    """Folder HCC_001 holding HCC_002's scan and SEG trained it against HCC_001's clinical
+    row without a word (clinical rows are matched by folder name)."""
+    swapped = tmp_path / "swapped"
+    shutil.copytree(tcia_cohort / "HCC_001", swapped / "HCC_002")
+    shutil.copytree(tcia_cohort / "HCC_002", swapped / "HCC_001")
+    with caplog.at_level(logging.WARNING):
+        records = index_cases(swapped)
+    assert [r.case_id for r in records] == ["HCC_001", "HCC_002"]
+    assert "patient folder HCC_001 holds the SEG of PatientID HCC_002" in caplog.text
+    assert "patient folder HCC_002 holds the SEG of PatientID HCC_001" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        index_cases(tcia_cohort)
+    assert "holds the SEG of PatientID" not in caplog.text
+
+
 def test_another_patients_seg_beside_the_patients_own_is_passed_over(tcia_cohort, tmp_path):
     """The first SEG by name was taken: another patient's, sorted first, made the patient
     "no DICOM SEG" for training and unreadable for `segment` and napari."""

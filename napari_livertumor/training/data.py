@@ -370,7 +370,29 @@ def _index_tcia_patient(
     if ref is None and not cts:
         _skip(skipped, folder.name, "no CT series")
         return None
+    _check_patient_name(folder.name, next(s for s in segs if seg_file in s.files).patient_id)
     return CaseRecord(folder.name, "tcia", folder, seg_file, ref or cts[0].uid)
+
+
+def _check_patient_name(folder: str, patient_id: str) -> None:
+    """Warn when a patient folder named like an HCC-TACE-Seg ID holds another such patient's
+    SEG: the clinical row (and the split) go by the folder's name, so two swapped folders
+    would train each scan against the other patient's clinical values."""
+    from ..io.clinical import normalise_id
+
+    named, held = normalise_id(folder), normalise_id(patient_id or "")
+    if not (named.startswith("HCC_") and held.startswith("HCC_")) or named == held:
+        return
+    text = (
+        f"patient folder {folder} holds the SEG of PatientID {patient_id}: its clinical row "
+        f"is looked up as {named} (the folder's name); if the folder is misnamed, rename it"
+    )
+    if _WARNED is not None and ("name", text) in _WARNED:
+        log.info(text)
+        return
+    if _WARNED is not None:
+        _WARNED.add(("name", text))
+    log.warning(text)
 
 
 #: inside :func:`skips_warned_once`: the (case, reason) pairs already warned of. Indexing and
