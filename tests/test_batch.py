@@ -627,6 +627,8 @@ def test_an_interrupted_batch_lists_the_cases_it_finished(tmp_path, models, monk
     ("text", "said"),
     [
         ("path\n", "has a 'path' column but no cases under it"),
+        ("path,case\r\n,\r\n,\r\n", "has a 'path' column but no cases under it"),
+        ("path,case\na.nii.gz,a\n,b\n", "line 3: empty path"),
         ("case;path\nA;a.nii.gz\n", "separated by commas"),
         ("Path\na.nii.gz\n", "column names are lower case"),
         ("file\na.nii.gz\n", "columns found: 'file'"),
@@ -636,6 +638,14 @@ def test_a_case_list_that_cannot_be_used_says_why(tmp_path, text, said):
     (tmp_path / "list.csv").write_text(text)
     with pytest.raises(InputError, match=said):
         discover_cases([tmp_path / "list.csv"])
+
+
+def test_rows_of_only_commas_in_a_case_list_are_no_cases(tmp_path):
+    """A spreadsheet saves cleared rows as ',': one refused the whole batch ("empty path")."""
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.nii.gz").write_bytes(b"")
+    (tmp_path / "list.csv").write_text("path,case\r\na.nii.gz,A\r\n,\r\nb.nii.gz,B\r\n,\r\n")
+    assert [c.name for c in discover_cases([tmp_path / "list.csv"])] == ["A", "B"]
 
 
 def test_a_model_recalibrated_in_place_is_redone_and_one_copied_anew_is_not(

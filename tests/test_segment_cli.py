@@ -520,6 +520,34 @@ def test_dicom_seg_and_preview_are_written_with_the_masks_and_added_later_withou
     assert main([*base2, "--preview"]) == 0  # complete now: skipped
 
 
+def test_outputs_added_later_to_a_patient_of_a_shared_folder_are_of_that_patient(
+    tmp_path, models, monkeypatch
+):
+    """A DICOM SEG added to a finished case of a folder holding two patients read the CT
+    without the case's patient: B's masks went out referencing A's series, with A's
+    PatientID."""
+    import pydicom
+
+    _fake_masks(monkeypatch)
+    export = tmp_path / "export"
+    write_ct_series(small_ct(seed=3), export, patient_id="AAA", file_names=None)
+    for f in write_ct_series(small_ct(seed=4), tmp_path / "b", patient_id="BBB"):
+        f.rename(export / f"b_{f.name}")
+    out = tmp_path / "out"
+    base = ["segment", str(export), "-o", str(out), "--models", str(models), "--device", "cpu",
+            "--no-refine"]  # fmt: skip
+    assert main(base) == 0
+    names = sorted(p.name[: -len("_stats.json")] for p in out.glob("*_stats.json"))
+    assert len(names) == 2
+    assert main([*base, "--dicom-seg"]) == 0
+    for name in names:
+        stats = json.loads((out / f"{name}_stats.json").read_text())
+        seg = pydicom.dcmread(out / f"{name}_seg.dcm")
+        refs = {s.SeriesInstanceUID for s in seg.ReferencedSeriesSequence}
+        assert refs == {stats["series_uid"]}
+        assert seg.PatientID == stats["run_settings"]["patient"]
+
+
 def test_extra_outputs_are_never_written_over_another_file_and_stale_ones_go(
     tmp_path, models, monkeypatch, caplog
 ):

@@ -456,6 +456,12 @@ def _csv_text(path: Path) -> str:
         return text
 
 
+def _blank_row(row: dict) -> bool:
+    """Whether a CSV row holds nothing but empty cells (extra cells come as a list)."""
+    cells = [c for v in row.values() for c in (v if isinstance(v, list) else [v])]
+    return not any(str(c or "").strip() for c in cells)
+
+
 def _cases_from_csv(path: Path, *, per_patient: bool = True) -> list[Case]:
     """The cases a list names; a listed DICOM folder holding several patients' scans is a case
     per patient, as on the command line (named ``<case>_<PatientID>`` when the row names the
@@ -482,11 +488,13 @@ def _cases_from_csv(path: Path, *, per_patient: bool = True) -> list[Case]:
             f"a case list needs a 'path' column (and optionally 'case'); columns found: "
             f"{found}{hint}",
         )
-    if not rows:
+    if all(_blank_row(row) for row in rows):
         raise InputError(path, "the case list has a 'path' column but no cases under it")
     cases = []
     for k, row in enumerate(rows, start=2):
         row = {(key or "").strip(): v for key, v in row.items()}
+        if _blank_row(row):
+            continue  # a row of only commas (a spreadsheet's cleared cells): no case
         raw = (row.get("path") or "").strip()
         if not raw:
             raise InputError(path, f"line {k}: empty path")
@@ -1443,8 +1451,16 @@ def add_extras(case, outdir: Path, stats: dict, extras, series_uid=None, acquisi
         series_uid=made.get("series_uid", series_uid),
         acquisition=made.get("acquisition", acquisition),
         any_modality=bool(made.get("allow_non_ct")),
+        patient_id=made.get("patient", case.patient),  # a folder holding several patients
     )
     labels = read_nifti(labels_path)
+    was, now = stats.get("series_uid"), volume.meta.get("series_uid")
+    if was and now and was != now:  # the SEG would reference, and the preview show, another scan
+        raise InputError(
+            case.path,
+            f"the series read now ({now}) is not the one {case.name}'s labels were made from "
+            f"({was}): redo the case with --overwrite",
+        )
     if not labels.same_grid(volume, atol=1e-2):
         raise InputError(labels_path, "does not lie on the grid of the CT read now: redo the case "
                          "with --overwrite")  # fmt: skip
@@ -1463,9 +1479,10 @@ def add_extras(case, outdir: Path, stats: dict, extras, series_uid=None, acquisi
         atomic_write_text(
             partial_stats, json.dumps(stats, indent=2, default=str), shown_as=stats_path
         )
-        for k, aside in asides.items():
-            publish(aside, finals[k])
-        publish(partial_stats, stats_path)
+        with HeldStops():  # a stop here left a file its stats do not list: refused next time
+            for k, aside in asides.items():
+                publish(aside, finals[k])
+            publish(partial_stats, stats_path)
     finally:
         for leftover in (partial_stats, *asides.values()):
             leftover.unlink(missing_ok=True)
