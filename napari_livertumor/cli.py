@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose:  # (the commands log as "livertumor.<command>")
         for name in ("napari_livertumor", "livertumor"):
             logging.getLogger(name).setLevel(logging.DEBUG)
-    # highdicom tells each module it copies into a DICOM SEG at INFO
-    logging.getLogger("highdicom").setLevel(logging.WARNING)
+    # highdicom tells each module it copies into a DICOM SEG at INFO; torch logs its compile
+    # caches' statistics at exit ("FakeTensor cache stats") after a Ctrl-C's message
+    for name in ("highdicom", "torch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     # nibabel prints through a handler of its own and passed each line on to ours too (twice,
     # one as ERROR): a file it cannot read is said by this tool's reader, naming it; the header
     # fixes it makes on the way (sizeof_hdr, qfac) are shown with -v

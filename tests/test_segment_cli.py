@@ -548,6 +548,20 @@ def test_outputs_added_later_to_a_patient_of_a_shared_folder_are_of_that_patient
         assert seg.PatientID == stats["run_settings"]["patient"]
 
 
+def test_series_options_change_nothing_for_a_nifti_case(tmp_path, models, monkeypatch, caplog):
+    """--series / --acquisition are DICOM choices: a NIfTI case run with them was redone
+    ("other settings") when run without."""
+    _fake_masks(monkeypatch)
+    write_nifti(small_ct(seed=5), tmp_path / "P2.nii.gz")
+    base = ["segment", str(tmp_path / "P2.nii.gz"), "-o", str(tmp_path / "out"), "--models",
+            str(models), "--device", "cpu", "--no-refine"]  # fmt: skip
+    assert main([*base, "--series", "1.2.3", "--acquisition", "7"]) == 0
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main(base) == 0
+    assert "P2: already complete, skipped" in caplog.text and "redoing" not in caplog.text
+
+
 def test_extra_outputs_are_never_written_over_another_file_and_stale_ones_go(
     tmp_path, models, monkeypatch, caplog
 ):

@@ -916,6 +916,12 @@ def run_settings(case: Case, config, series_uid=None, acquisition=None) -> dict:
         elif dataclasses.is_dataclass(value):
             value = dataclasses.asdict(value)
         settings[name] = value
+    from ..io.nifti import is_nifti_path
+
+    if Path(case.path).is_file() and is_nifti_path(case.path):
+        # --series / --acquisition pick among DICOM series: on a NIfTI file they change
+        # nothing (a NIfTI case of a batch run with them was redone when run without)
+        series_uid = acquisition = None
     record = {"input": str(Path(case.path).resolve()), "series_uid": series_uid}
     if acquisition is not None:  # absent when not asked: earlier runs' records stay equal
         record["acquisition"] = acquisition
@@ -1209,6 +1215,8 @@ def run_cases(
                         f"{made}; nothing was overwritten: use another output folder, or "
                         "--overwrite to replace them"
                     )
+                    if relation != "other input":  # --overwrite redoes every case of a batch
+                        msg += " (or move the files named away to redo only this case)"
                     log.error("%s: %s", case.name, msg)
                     # the files there are not this run's: the row names none, and an earlier
                     # summary's row of them stays (it tells what is on disk)
