@@ -224,6 +224,43 @@ def test_a_stop_asked_between_cases_keeps_an_earlier_complete_evaluation(trained
     assert stopped["interrupted"] is True and stopped["n_cases"] == 1
 
 
+def test_one_case_out_of_memory_costs_that_case_and_a_surprise_keeps_the_scored_ones(
+    trained, tmp_path, monkeypatch
+):
+    """Only an InputError was caught per case: a MemoryError (or CUDA out of memory) on the
+    second case ended the run with nothing written, hours of scored cases lost."""
+    from napari_livertumor import pipeline
+    from napari_livertumor.training.evaluate import evaluate
+
+    data, models = trained
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["HCC_001"], "test": ["HCC_002", "HCC_003", "HCC_004"]}))
+    real, calls = pipeline.Segmenter.segment, []
+
+    def failing(kind):
+        def segment(self, ct, *args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise kind("Unable to allocate 3.1 GiB")
+            return real(self, ct, *args, **kwargs)
+
+        return segment
+
+    monkeypatch.setattr(pipeline.Segmenter, "segment", failing(MemoryError))
+    result = evaluate(data, models=models, split_file=split, out_dir=tmp_path / "a", device="cpu")
+    assert result["summary"]["n_cases"] == 2 and "interrupted" not in result["summary"]
+    [failed] = result["summary"]["not_evaluated"]
+    assert failed["case"] == "HCC_003" and "Unable to allocate" in failed["reason"]
+    calls.clear()
+    monkeypatch.setattr(pipeline.Segmenter, "segment", failing(ZeroDivisionError))
+    with pytest.raises(ZeroDivisionError):
+        evaluate(data, models=models, split_file=split, out_dir=tmp_path / "b", device="cpu")
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["n_cases"] == 1
+    assert [n["case"] for n in summary["not_evaluated"]] == ["HCC_003", "HCC_004"]
+    assert "stopped by an error" in summary["not_evaluated"][0]["reason"]
+
+
 def test_a_models_split_without_test_patients_is_said_not_taken_for_none(trained, tmp_path, caplog):
     """Trained with more folds than patients, a fold's test list was empty without a word, and
     evaluation then said "no split file". Training now refuses such a fold; a split with no

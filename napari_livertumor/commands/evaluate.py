@@ -103,6 +103,12 @@ def run(args) -> int:
                 file=sys.stderr,
             )
             return exit_status(exc)
+        if written:  # an error that ended the run: what it had scored is kept, and said
+            print(
+                f"livertumor evaluate: stopped by an error; the cases scored before it are in "
+                f"{Path(args.out_dir) / written} (and its summary)",
+                file=sys.stderr,
+            )
         if made is not None:  # nothing written in it: not left behind
             try:
                 Path(made).rmdir()

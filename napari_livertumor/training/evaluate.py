@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, SettingsError
+from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
 from ..fileio import atomic_path, atomic_write_text, check_writable_folder
 from .data import case_fingerprint, index_cases, load_case, read_split
 from .metrics import (
@@ -138,14 +138,15 @@ def evaluate(
     interrupted: KeyboardInterrupt | None = None
     try:
         _score_cases(test, seg, rows, not_evaluated, should_cancel=should_cancel, progress=progress)
-    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the cases scored are written, then
-        interrupted = exc  # it ends
+    except (KeyboardInterrupt, Exception) as exc:  # Ctrl-C, SIGTERM, a surprise: the cases
+        interrupted = exc  # scored are written, then it ends
         done = {r["case"] for r in rows} | {n["case"] for n in not_evaluated}
-        not_evaluated += [
-            {"case": r.case_id, "reason": "stopped (interrupted) before it was scored"}
-            for r in test
-            if r.case_id not in done
-        ]
+        why = (
+            "stopped (interrupted) before it was scored"
+            if isinstance(exc, (KeyboardInterrupt, Cancelled))
+            else f"stopped by an error before it was scored ({type(exc).__name__}: {exc})"
+        )
+        not_evaluated += [{"case": r.case_id, "reason": why} for r in test if r.case_id not in done]
     # a stop asked for between cases (should_cancel) leaves part results too: kept apart as an
     # interruption's are, never in place of an earlier complete evaluation
     stopped = interrupted is not None or any(n["reason"] == STOPPED for n in not_evaluated)
@@ -214,9 +215,18 @@ def _score_cases(test, seg, rows, not_evaluated, *, should_cancel=None, progress
         t0 = time.perf_counter()
         try:
             result = seg.segment(ct)
+        except Cancelled:
+            raise
         except InputError as exc:  # one scan the pipeline refuses (a single slice, not CT…)
             log.warning("not segmented %s: %s", rec.case_id, exc)
             not_evaluated.append({"case": rec.case_id, "reason": f"not segmented: {exc}"})
+            continue
+        except (LiverTumorError, OSError, RuntimeError, ValueError, MemoryError) as exc:
+            # one case out of memory (a big scan, the GPU's) costs that case, not the scores
+            # of every case before it
+            text = f"{type(exc).__name__}: {exc}" if isinstance(exc, MemoryError) else str(exc)
+            log.error("not segmented %s: %s", rec.case_id, text)
+            not_evaluated.append({"case": rec.case_id, "reason": f"failed: {text}"})
             continue
         seconds = time.perf_counter() - t0
         truth = hcc_to_output(hcc)
