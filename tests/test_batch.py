@@ -152,6 +152,21 @@ def test_a_folder_of_patient_folders_is_one_case_per_patient(tmp_path):
     assert cases[0].path == tmp_path / "HCC_001"
 
 
+def test_two_patients_study_folders_side_by_side_are_a_case_each(tmp_path, caplog):
+    """A TCIA-style folder holding two patients' study folders was one case: one patient
+    converted or segmented, the other left out with a warning and exit 0."""
+    for pid in ("HCC_002", "HCC_001"):
+        write_ct_series(ct(1), tmp_path / "in" / "TWO" / f"study_{pid}" / "ct", patient_id=pid)
+    with caplog.at_level("WARNING"):
+        cases = discover_cases([tmp_path / "in"])
+    assert [(c.name, c.patient) for c in cases] == [("HCC_001", "HCC_001"), ("HCC_002", "HCC_002")]
+    assert "holds the scans of 2 patients" in caplog.text
+    # one patient's two studies (baseline, follow-up) stay one case
+    for study in ("baseline", "followup"):
+        write_ct_series(ct(2), tmp_path / "one" / "P" / study / "ct", patient_id="P7")
+    assert [c.patient for c in discover_cases([tmp_path / "one"])] == [None]
+
+
 def test_a_flat_folder_of_two_patients_scans_is_a_case_per_patient(tmp_path, models, caplog):
     """A PACS export of several studies into one folder: one patient was segmented (named after
     the folder) and the other left with a warning, exit 0."""

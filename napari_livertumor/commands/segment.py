@@ -660,14 +660,46 @@ def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
 def _split(per_patient: bool, case: Case) -> list[Case]:
     """``case``, or a case per patient (:func:`_per_patient`) when its folder, or its one
     subfolder, holds DICOM files itself, as an export of several studies into one folder does.
-    A TCIA-style patient folder (study/series/files) is not looked into: its files are read
-    once, when it is segmented."""
+    A TCIA-style patient folder (study/series/files) is read whole only when the first image
+    of two of its studies name different patients (its files are otherwise read once, when it
+    is segmented): two patients' study folders side by side had made one case, the second
+    patient left out with a warning."""
     if not per_patient:
         return [case]
     folder = Path(case.path)
     subs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
     flat = _holds_dicom_itself(folder) or (len(subs) == 1 and _holds_dicom_itself(subs[0]))
-    return _per_patient(case) if flat else [case]
+    if flat or len(_sampled_patient_ids(folder)) > 1:
+        return _per_patient(case)
+    return [case]
+
+
+def _sampled_patient_ids(folder: Path) -> set[str]:
+    """The PatientIDs of the first DICOM file of each study folder under ``folder`` (one
+    header per folder: a patient's studies name one patient)."""
+    import pydicom
+
+    level = folder
+    for _ in range(3):  # a download's single folders down to the studies
+        subs = [p for p in sorted(level.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+        if len(subs) != 1 or _holds_dicom_itself(level):
+            break
+        level = subs[0]
+    ids = set()
+    for sub in subs:
+        first = next(
+            (p for p in sorted(sub.rglob("*")) if p.is_file() and not p.name.startswith(".")
+             and _looks_dicom(p)),
+            None,
+        )  # fmt: skip
+        if first is None:
+            continue
+        try:
+            ds = pydicom.dcmread(first, stop_before_pixels=True, specific_tags=["PatientID"])
+        except Exception:  # noqa: BLE001 - unreadable: the case's read says so
+            continue
+        ids.add(str(ds.get("PatientID", "")))
+    return ids
 
 
 def _holds_dicom_itself(folder: Path) -> bool:
