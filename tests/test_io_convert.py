@@ -12,6 +12,7 @@ import pytest
 from napari_livertumor.cli import main
 from napari_livertumor.io import CTVolume
 from napari_livertumor.io.dicom_write import write_ct_series
+from napari_livertumor.io.nifti import write_nifti
 
 
 def two_series(tmp_path) -> tuple[CTVolume, CTVolume]:
@@ -258,6 +259,32 @@ def test_a_nifti_dataset_keeps_its_labels_and_one_study_folder_is_named_by_its_p
     capsys.readouterr()
     assert main(["convert", str(root), "-o", f"{tmp_path / 'x.nii.gz'}/"]) == 1
     assert "a folder named like a NIfTI file" in capsys.readouterr().err
+
+
+def test_a_nifti_datasets_labels_stored_in_another_axis_order_are_kept(tmp_path, capsys):
+    """A label map re-saved RAS (the same voxels in the world) sent its CT to imagesTs/ as
+    "on another grid", though training and evaluate read the pair."""
+    from napari_livertumor.training.data import index_cases, load_case
+
+    rng = np.random.default_rng(3)
+    ct = CTVolume(rng.integers(-100, 200, (6, 24, 28)).astype(np.int16), (3.0, 1.5, 1.25))
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[1:5, 4:20, 4:22] = 1
+    labels[2:4, 8:14, 3:9] = 2
+    src = tmp_path / "src"
+    write_nifti(ct, src / "imagesTr" / "HCC_001.nii.gz")
+    write_nifti(ct.with_array(labels), src / "labelsTr" / "HCC_001.nii.gz")
+    lab = src / "labelsTr" / "HCC_001.nii.gz"
+    img = nib.load(lab)
+    ras = img.as_reoriented(nib.orientations.io_orientation(img.affine))
+    nib.save(nib.Nifti1Image(np.asarray(ras.dataobj), ras.affine), lab)
+    assert not np.allclose(nib.load(lab).affine, img.affine)  # stored otherwise now
+    out = tmp_path / "out"
+    assert main(["convert", str(src), "-o", str(out)]) == 0
+    assert "stored in another axis order (RAS against the CT's LPS)" in capsys.readouterr().err
+    assert (out / "labelsTr" / "HCC_001.nii.gz").is_file()
+    (record,) = index_cases(out)
+    np.testing.assert_array_equal(load_case(record)[1], labels)
 
 
 def test_a_patient_converted_without_ground_truth_is_converted_again_when_a_seg_arrives(

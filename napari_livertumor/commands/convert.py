@@ -558,6 +558,13 @@ def _convert_case(
     return row
 
 
+def _axis_codes(volume) -> str:
+    """Where a volume's stored x, y, z index axes point ("LPS", "RAS"…)."""
+    from ..io.volume import Reorientation
+
+    return Reorientation.to_standard(volume.direction).codes
+
+
 def _read_case(path: Path, *, nifti: bool, patient: str | None = None):
     """The case's CT (``patient``'s, of a folder holding several), its ground truth from the
     DICOM SEG drawn on it (or None) and warnings."""
@@ -577,10 +584,21 @@ def _read_case(path: Path, *, nifti: bool, patient: str | None = None):
             )
             return volume, None, warnings
         if labels.shape != volume.shape or not labels.same_grid(volume, atol=1e-2):
+            # the same voxels stored in another axis order (a RAS-saved label map): turned
+            # onto the CT's, as training and evaluate read them
+            lab_std, _ = labels.to_standard()
+            ct_std, turn = volume.to_standard()
+            if not lab_std.same_grid(ct_std, atol=1e-2):
+                warnings.append(
+                    f"its labels {label_path} lie on another grid; the CT goes to imagesTs/"
+                )
+                return volume, None, warnings
             warnings.append(
-                f"its labels {label_path} lie on another grid; the CT goes to imagesTs/"
+                f"its labels {label_path} are stored in another axis order "
+                f"({_axis_codes(labels)} against the CT's {_axis_codes(volume)}): "
+                "written in the CT's"
             )
-            return volume, None, warnings
+            return volume, turn.undo(lab_std.array), warnings
         return volume, labels.array, warnings
     from ..io.dicom import read_dicom_series
     from ..io.seg import read_dicom_seg
