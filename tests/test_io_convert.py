@@ -322,6 +322,14 @@ def test_a_patient_converted_without_ground_truth_is_converted_again_when_a_seg_
     capsys.readouterr()
     assert main(["convert", str(root), "-o", str(out)]) == 0  # and kept from then on
     assert "HCC_950: kept imagesTr/HCC_950.nii.gz + labelsTr" in capsys.readouterr().out
+    # its label map deleted: made again from the SEG (it had been "kept" without its labels,
+    # which training then skipped)
+    (out / "labelsTr" / "HCC_950.nii.gz").unlink()
+    assert main(["convert", str(root), "-o", str(out)]) == 0
+    text = capsys.readouterr()
+    assert "its label map labelsTr/HCC_950.nii.gz is gone: converted again" in text.out + text.err
+    got = np.asarray(nib.load(out / "labelsTr" / "HCC_950.nii.gz").dataobj).transpose(2, 1, 0)
+    np.testing.assert_array_equal(got, labels)
 
 
 def test_a_seg_of_another_series_is_looked_at_once_not_on_every_rerun(tmp_path, capsys):

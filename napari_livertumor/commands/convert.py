@@ -489,7 +489,9 @@ def _convert_case(
             return row
         if image == ts:  # a DICOM SEG downloaded since: converted again, to imagesTr/
             gained = _gained_ground_truth(case, nifti=nifti, earlier=earlier)
-        if not same and not gained:
+        if image == tr and not lab.exists():  # its label map deleted since: made again
+            changed = f"its label map {lab.relative_to(outdir)} is gone: converted again"
+        elif not same and not gained:
             changed = (
                 "its source files changed since it was converted: converted again"
                 if made_from in (None, here)
