@@ -314,6 +314,36 @@ def test_ensemble_averages_its_members_and_refuses_what_does_not_fit(tmp_path, c
     assert "missing" in capsys.readouterr().err
 
 
+def test_an_ensemble_stopped_while_replacing_a_model_leaves_no_mismatched_folder(
+    tmp_path, monkeypatch
+):
+    """Stopped between its weights and its metadata, --force left the ensemble's weights
+    beside the old model's metadata: a folder that no longer loaded ("33 missing")."""
+    from napari_livertumor.models import checkpoint
+    from napari_livertumor.models.ensemble import make_ensemble
+
+    a = make_untrained_model(tmp_path / "a", "tumor", seed=1)
+    b = make_untrained_model(tmp_path / "b", "tumor", seed=2)
+    out = make_untrained_model(tmp_path / "out", "tumor", seed=3)  # the model replaced
+    (out / "split.json").write_text(json.dumps({"train": ["X"], "test": ["Y"]}))
+    real = checkpoint.atomic_write_bytes
+
+    def stop_at_metadata(path, data, *args, **kwargs):
+        if path.name == "metadata.json":
+            raise KeyboardInterrupt
+        return real(path, data, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", stop_at_metadata)
+    with pytest.raises(KeyboardInterrupt):
+        make_ensemble(out, [a, b], force=True)
+    monkeypatch.undo()
+    with pytest.raises(ModelError, match="metadata"):  # no model there: never a mismatched one
+        load_model(out)
+    assert not (out / "split.json").exists() or "Y" not in (out / "split.json").read_text()
+    make_ensemble(out, [a, b], force=True)  # --force finishes the job
+    assert load_model(out).metadata.members == 2
+
+
 def test_an_ensemble_keeps_a_shift_and_lesion_filter_all_its_members_share(tmp_path, capsys):
     from napari_livertumor.models.ensemble import make_ensemble
 

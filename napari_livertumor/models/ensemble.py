@@ -74,6 +74,8 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
         if (folder / METADATA_FILE).exists():
             if not force:
                 raise ModelError(folder, "a model is already there (use --force to replace it)")
+        elif force and _only_model_files(folder):
+            pass  # an ensemble stopped while replacing a model: its weights, no metadata yet
         elif any(folder.iterdir()):
             raise ModelError(folder, "is not empty and holds no model: give a new or empty folder")
     digests = [_weights_digest(Path(m)) for m in members]
@@ -131,13 +133,24 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
             "metrics": {"members": [m.metrics for m in metas]},
         }
     )
-    out = save_model(folder, tensors, meta)  # members > 1: the keys are kept as they are
-    _carry_split(folder, members)
+    # the replaced model's description goes first: a stop (or a full disk) between the files
+    # below had left the ensemble's weights beside the old model's metadata (a folder that no
+    # longer loads) or the old split (which evaluate would trust); now it leaves no model, and
+    # `--force` finishes the job
     card = folder / "MODEL_CARD.md"
-    if card.is_file():  # the replaced model's card (the shipped model's) describes it, not this
-        card.unlink()
-        log.info("%s: removed the replaced model's MODEL_CARD.md", folder)
-    return out
+    for old in (folder / METADATA_FILE, folder / "split.json", card):
+        if old.is_file():
+            old.unlink()
+            if old == card:  # the replaced model's card (the shipped one's) describes it
+                log.info("%s: removed the replaced model's MODEL_CARD.md", folder)
+    _carry_split(folder, members)
+    return save_model(folder, tensors, meta)  # members > 1: the keys are kept as they are
+
+
+def _only_model_files(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but a model's own files (no metadata.json)."""
+    own = {WEIGHTS_FILE, METADATA_FILE, "split.json", "MODEL_CARD.md"}
+    return all(p.name in own or p.name.startswith(".") for p in folder.iterdir())
 
 
 def _carry_split(folder: Path, members: list[Path]) -> None:
