@@ -1122,6 +1122,23 @@ def test_a_resumed_run_keeps_its_split_when_folders_are_not_named_hcc_001(
     assert got["train"] == [*first["train"], "hcc-7"] and got["test"] == ["hcc-2"]
 
 
+def test_overwrite_and_resume_come_from_the_command_line_never_a_recipe(toy_data, tmp_path, caplog):
+    """A model trained with --force saved "overwrite": true in its recipe; a fine-tune of it
+    (--init, its recipe taken over) replaced the model in its output folder without asking."""
+    from napari_livertumor.training.config import recipe_from_model
+
+    run_all(tiny_config(toy_data, tmp_path / "a", epochs=1, steps_per_epoch=1, overwrite=True))
+    assert read_metadata(tmp_path / "a" / "liver").training["config"]["overwrite"] is True
+    recipe = recipe_from_model(tmp_path / "a" / "liver", "liver")
+    assert "overwrite" not in recipe["liver"]
+    with caplog.at_level("WARNING"):
+        cfg = make_config("liver", {"liver": {"overwrite": True, "resume": True}})
+    assert cfg.overwrite is False and cfg.resume is False
+    assert "'overwrite' is not taken from a recipe (the command line decides it: --force)" in (
+        caplog.text
+    )
+
+
 def test_a_fine_tune_never_writes_over_the_model_it_starts_from(toy_data, tmp_path):
     """Output = the start model's own folder replaced it after a generic 'replace?' prompt
     (the shipped models live in such a folder)."""

@@ -373,7 +373,21 @@ def make_config(stage: str, recipe: dict[str, Any] | None = None, **overrides: A
     d: dict[str, Any] = stage_defaults(stage)
     recipe = recipe or {}
     for section in (recipe.get("common", {}), recipe.get(stage, {})):
-        d.update({k: v for k, v in section.items() if not k.startswith("#")})
+        for key in _DECIDED_PER_RUN.keys() & set(section):
+            # (a model's saved recipe holds the run's own: a fine-tune of a model trained with
+            # --force replaced the model in its output folder without asking)
+            log.warning(
+                "recipe: %r is not taken from a recipe (the command line decides it: %s)",
+                key,
+                _DECIDED_PER_RUN[key],
+            )
+        d.update(
+            {
+                k: v
+                for k, v in section.items()
+                if not k.startswith("#") and k not in _DECIDED_PER_RUN
+            }
+        )
     d.update({k: v for k, v in overrides.items() if v is not None})
     d["stage"] = stage
     net = d.get("network")
@@ -384,9 +398,13 @@ def make_config(stage: str, recipe: dict[str, Any] | None = None, **overrides: A
     return TrainConfig.from_dict(d)
 
 
+#: what only the command line (or the panel) decides for a run: never read from a recipe
+_DECIDED_PER_RUN = {"overwrite": "--force", "resume": "--resume"}
+
 #: settings of one run rather than of a recipe; never taken over from a model being fine-tuned
 RUN_KEYS = frozenset(
     {
+        "overwrite",
         "stage",
         "data",
         "out",
