@@ -1122,6 +1122,31 @@ def test_a_resumed_run_keeps_its_split_when_folders_are_not_named_hcc_001(
     assert got["train"] == [*first["train"], "hcc-7"] and got["test"] == ["hcc-2"]
 
 
+def test_a_resumed_run_refuses_a_split_file_that_moves_its_patients(toy_data, tmp_path):
+    """--resume --split NEW ran with the new lists: a patient trained on in the first part
+    became a test patient, and evaluate scored it as held out."""
+    from napari_livertumor.errors import SettingsError
+    from napari_livertumor.training.data import write_split
+    from napari_livertumor.training.loop import resolve_split
+
+    ids = [f"HCC_{i:03d}" for i in range(1, 8)]
+    first = {"train": ["HCC_001", "HCC_002", "HCC_003"], "val": ["HCC_004"], "test": ["HCC_005"]}
+    swap = tmp_path / "swap.json"
+    swap.write_text(json.dumps({"train": ["HCC_005", "HCC_002", "HCC_003"], "val": ["HCC_004"],
+                                "test": ["HCC_001"]}))  # fmt: skip
+    cfg = tiny_config(toy_data, tmp_path / "out", resume=True, split_file=str(swap))
+    write_split(first, Path(cfg.stage_dir) / "last" / "split.json")
+    with pytest.raises(SettingsError, match=r"HCC_001 \(train → test\)") as info:
+        resolve_split(cfg, ids)
+    assert "HCC_005 (test → train)" in str(info.value)
+    # the same lists, with patients new since (a grown cohort) anywhere: fine
+    grown = tmp_path / "grown.json"
+    grown.write_text(json.dumps({**first, "train": [*first["train"], "HCC_006"],
+                                 "test": ["hcc-5", "HCC_007"]}))  # fmt: skip
+    cfg = tiny_config(toy_data, tmp_path / "out", resume=True, split_file=str(grown))
+    assert resolve_split(cfg, ids)["test"] == ["HCC_005", "HCC_007"]
+
+
 def test_overwrite_and_resume_come_from_the_command_line_never_a_recipe(toy_data, tmp_path, caplog):
     """A model trained with --force saved "overwrite": true in its recipe; a fine-tune of it
     (--init, its recipe taken over) replaced the model in its output folder without asking."""

@@ -1102,6 +1102,26 @@ def _named_as_data(split: dict[str, Any], ids: list[str]) -> dict[str, Any]:
     return split
 
 
+def _check_resumed_split(path, started: dict[str, Any], given: dict[str, Any]) -> None:
+    """Refuse a split file that moves a patient of the run's own split to another list: a
+    resumed run's test patient would have been trained on (or its training patient scored as
+    unseen). New patients, in any list, are fine (a cohort grown since)."""
+    where = {c: key for key in ("train", "val", "test") for c in started.get(key) or ()}
+    moved = [
+        f"{c} ({where[c]} → {key})"
+        for key in ("train", "val", "test")
+        for c in given.get(key) or ()
+        if c in where and where[c] != key
+    ]
+    if moved:
+        raise SettingsError(
+            f"{path} moves {len(moved)} patient(s) of the split this run started with (last/"
+            f"split.json) to another list: {', '.join(moved[:6])}{' …' if len(moved) > 6 else ''}"
+            ". A resumed run keeps its test and validation patients: leave --split out, give "
+            "one that keeps them, or start a new run in another folder"
+        )
+
+
 def resolve_split(cfg: TrainConfig, ids: list[str]) -> dict[str, Any]:
     """The split file's split; for a resumed run, the split it was started with; else the
     seeded one the config describes."""
@@ -1130,6 +1150,8 @@ def resolve_split(cfg: TrainConfig, ids: list[str]) -> dict[str, Any]:
         return split
     if cfg.split_file:
         split = _named_as_data(read_split(cfg.split_file), ids)
+        if cfg.resume and resumed.is_file():
+            _check_resumed_split(cfg.split_file, _named_as_data(read_split(resumed), ids), split)
         for key in ("train", "val", "test"):
             unknown = [c for c in split[key] if c not in ids]
             if unknown:
