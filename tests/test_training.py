@@ -294,6 +294,51 @@ def test_a_run_killed_while_saving_is_finished_or_rolled_back_never_mixed(toy_da
     assert not best.exists()
     load_model(stage)
 
+    # a state written in part beside a whole last/ (a full disk): removed, it kept the space
+    # the next save needed; one written whole (killed before the renames) is the newer state
+    (stage / ".last-new").mkdir()
+    (stage / ".last-new" / ".train_state.pt.tmp").write_bytes(b"x" * 1000)
+    check_before_writing(tiny_config(toy_data, tmp_path / "cut", resume=True))
+    assert not (stage / ".last-new").exists() and (stage / "last" / "train_state.pt").is_file()
+    shutil.copytree(stage / "last", stage / ".last-new")
+    (stage / ".last-new" / "marker").write_text("newer")
+    check_before_writing(tiny_config(toy_data, tmp_path / "cut", resume=True))
+    assert (stage / "last" / "marker").is_file() and not (stage / ".last-new").exists()
+    assert not (stage / ".last-old").exists()
+
+
+def test_a_full_disk_while_saving_the_resume_state_says_so_and_keeps_the_last_one(
+    toy_data, tmp_path, monkeypatch
+):
+    """torch.save says a full disk with a RuntimeError ("unexpected pos"): the run ended in a
+    C++ traceback, not "cannot write the checkpoint … the previous checkpoint is kept", and
+    left its partial state behind."""
+    import torch
+
+    n = 0
+
+    def cancel_after_two():
+        return n >= 2
+
+    out = tmp_path / "o"
+    for r in train(tiny_config(toy_data, out), should_cancel=cancel_after_two):
+        n += r["event"] == "step"
+    stage = out / "liver"
+    before = (stage / "last" / "train_state.pt").read_bytes()
+    real = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):
+        if str(f).endswith(".train_state.pt.tmp"):
+            Path(f).write_bytes(b"part of a state")
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64")
+        return real(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(LiverTumorError, match="cannot write the checkpoint .* previous checkpoint"):
+        run_all(tiny_config(toy_data, out, resume=True))
+    assert (stage / "last" / "train_state.pt").read_bytes() == before
+    assert not (stage / ".last-new").exists()
+
 
 def test_resume_over_a_grown_cohort_keeps_the_split_and_trains_on_the_new(
     toy_data, tmp_path, caplog

@@ -227,9 +227,23 @@ def recover_interrupted_save(stage_dir: Path) -> None:
     elif best.exists():  # killed while writing it: the folder's model is the previous one
         shutil.rmtree(best, ignore_errors=True)
     last = stage_dir / "last"
-    if (last / STATE_FILE).is_file():
-        return
     new, old = stage_dir / ".last-new", stage_dir / ".last-old"
+    if (last / STATE_FILE).is_file():
+        if (new / STATE_FILE).is_file() and (new / "split.json").is_file():
+            # killed after writing the newer state whole, before the renames: it is taken
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(last, old)
+            os.replace(new, last)
+            log.warning(
+                "%s: the run was stopped while saving its checkpoint; put back the newer state "
+                "as last/",
+                stage_dir,
+            )
+        # a state written in part (a full disk, a kill) is debris: on a full disk it kept the
+        # space the next save needed
+        shutil.rmtree(new, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+        return
     for candidate in (new, old):
         complete = (candidate / STATE_FILE).is_file() and (candidate / "split.json").is_file()
         if not complete:
@@ -970,7 +984,10 @@ class _Run:
                 "weights": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
             }
             tmp = new / f".{STATE_FILE}.tmp"
-            torch.save(resume, tmp)
+            try:
+                torch.save(resume, tmp)
+            except RuntimeError as exc:  # a full disk, as torch's writer says it
+                raise OSError(f"writing {STATE_FILE} failed: {exc}") from exc
             os.replace(tmp, new / STATE_FILE)
             write_split(self.split_out, new / "split.json")
             shutil.rmtree(old, ignore_errors=True)
