@@ -45,6 +45,14 @@ def _numbers(values, name: str, kind, minimum=None) -> tuple:
     return tuple(out)
 
 
+def _setting(parse, *args):
+    """``parse(*args)``, its ValueError a :class:`SettingsError`."""
+    try:
+        return parse(*args)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(str(exc)) from exc
+
+
 #: Clinical columns of HCC-TACE-Seg the original regression used (REFERENCE.md §1).
 DEFAULT_WEAK_COLUMNS = (
     "T_involvment",
@@ -207,18 +215,28 @@ class TrainConfig:
         except (TypeError, ValueError) as exc:
             raise SettingsError(str(exc)) from exc
         self._check_ranges()
+        if isinstance(self.weak_columns, str) or not all(
+            isinstance(c, str) for c in self.weak_columns
+        ):  # "AFP" had become the columns A, F and P
+            raise SettingsError(
+                f"weak_columns must be a list of column names, got {self.weak_columns!r}"
+            )
         self.weak_columns = tuple(self.weak_columns)
         if self.stage not in STAGES:
             raise SettingsError(f"stage must be one of {STAGES}, not {self.stage!r}")
         if self.class_weights is not None:
-            self.class_weights = tuple(float(w) for w in self.class_weights)
-            if len(self.class_weights) != self.n_classes or min(self.class_weights) < 0:
+            self.class_weights = _setting(_numbers, self.class_weights, "class_weights", float)
+            if (
+                len(self.class_weights) != self.n_classes
+                or min(self.class_weights) < 0
+                or not all(math.isfinite(w) for w in self.class_weights)
+            ):
                 raise SettingsError(
                     f"class_weights needs {self.n_classes} non-negative values for the "
                     f"{self.stage} stage, got {list(self.class_weights)}"
                 )
         if self.dice_classes is not None:
-            self.dice_classes = tuple(int(c) for c in self.dice_classes)
+            self.dice_classes = _setting(_numbers, self.dice_classes, "dice_classes", int)
             if not self.dice_classes or not all(0 <= c < self.n_classes for c in self.dice_classes):
                 raise SettingsError(
                     f"dice_classes must be class indices in 0..{self.n_classes - 1}, "
@@ -274,6 +292,25 @@ class TrainConfig:
                 raise SettingsError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.num_workers < 0:
             raise SettingsError(f"num_workers must be >= 0, got {self.num_workers}")
+        # accepted, these failed after an epoch's training (an overlap of 1 at the first
+        # validation, a negative seed at the split) or trained something other than asked
+        for name in (
+            "roi_margin_mm", "dice_weight", "focal_weight", "focal_gamma", "vae_weight",
+            "weak_margin", "weak_ridge",
+        ):  # fmt: skip
+            value = float(getattr(self, name))
+            if not (math.isfinite(value) and value >= 0):
+                raise SettingsError(f"{name} must be a number >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.val_overlap < 1.0:
+            raise SettingsError(f"val_overlap must be in [0, 1), got {self.val_overlap}")
+        if not 0.0 <= self.weak_min_liver_fraction <= 1.0:
+            raise SettingsError(
+                f"weak_min_liver_fraction must be in [0, 1], got {self.weak_min_liver_fraction}"
+            )
+        if self.weak_folds < 2:
+            raise SettingsError(f"weak_folds must be at least 2, got {self.weak_folds}")
+        if not 0 <= self.seed < 2**32:
+            raise SettingsError(f"seed must be a whole number from 0 to 2**32 - 1, got {self.seed}")
 
     def _check_run_settings(self) -> None:
         """The schedule, optimizer, split and device fields: in range, or a clear error."""

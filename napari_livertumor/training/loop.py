@@ -789,7 +789,14 @@ class _Run:
                 "lower the learning rate"
             )
         total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 12.0)
+        try:  # a finite loss can still give NaN gradients: never stepped into the weights
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 12.0, error_if_nonfinite=True)
+        except RuntimeError as exc:
+            raise LiverTumorError(
+                f"{cfg.stage} training diverged at step {step + 1} (the loss was finite, its "
+                "gradients were not); lower the learning rate, or check the loss settings "
+                "(focal_gamma, class_weights)"
+            ) from exc
         opt.step()
         with torch.no_grad():
             pred = logits.argmax(1)
@@ -957,6 +964,9 @@ class _Run:
         last = self._last_dir()
         new = self.stage_dir / ".last-new"
         old = self.stage_dir / ".last-old"
+        if getattr(self, "t_start", None) is not None:  # up to now: the epoch's validation
+            # counts towards --max-minutes (each resumed part had under-counted it)
+            self.state["elapsed_s"] = time.perf_counter() - self.t_start
         try:
             shutil.rmtree(new, ignore_errors=True)
             save_model(

@@ -48,8 +48,10 @@ def focal_loss(logits, target, *, gamma: float = 2.0, class_weights=None):
 
     logp = torch.log_softmax(logits.float(), dim=1)
     logp_t = logp.gather(1, target.long().unsqueeze(1)).squeeze(1)
-    p_t = logp_t.exp()
-    loss = -((1 - p_t) ** gamma) * logp_t
+    one_minus = 1 - logp_t.exp()
+    if 0 < gamma < 1:  # x**γ has an infinite slope at 0 (a confident voxel): NaN gradients
+        one_minus = one_minus.clamp(min=1e-6)
+    loss = -(one_minus**gamma) * logp_t
     if class_weights is None:
         return loss.mean()
     w = torch.as_tensor(class_weights, dtype=loss.dtype, device=loss.device)[target.long()]
