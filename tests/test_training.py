@@ -1302,6 +1302,26 @@ def test_train_check_says_what_the_data_holds_and_trains_nothing(
     assert "data folder not found" in capsys.readouterr().err
 
 
+def test_stages_split_differently_by_their_recipe_sections_are_warned_of(
+    toy_data, tmp_path, caplog
+):
+    """A recipe with another seed in its tumor section split the stages differently: the
+    liver model trained on the tumor stage's test patient without a word."""
+    from napari_livertumor.cli import main
+
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"liver": {"seed": 1}, "tumor": {"seed": 2}}))
+    args = ["train", "--data", str(toy_data), "--check", "--config", str(recipe)]
+    with caplog.at_level("WARNING"):
+        main(args)
+    assert "the liver and tumor stages are split differently (seed differ" in caplog.text
+    caplog.clear()
+    recipe.write_text(json.dumps({"common": {"seed": 2}}))
+    with caplog.at_level("WARNING"):
+        main(args)
+    assert "split differently" not in caplog.text
+
+
 def test_train_check_says_when_too_few_training_patients_leave_the_weak_term_off(tmp_path, capsys):
     """Training turns the weak term off under 4 training patients with clinical values (its
     out-of-fold fit needs 3 to fit on); the check said all was well."""

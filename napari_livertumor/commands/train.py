@@ -173,7 +173,27 @@ def build_configs(args) -> list:
 
             cfg = dataclasses.replace(cfg, clinical=None)
         configs.append(cfg)
+    if len(configs) == 2:
+        _warn_split_differs(*configs)
     return configs
+
+
+#: what decides a run's split: the two stages differing in one of them split the patients
+#: differently, and the liver model trains on the tumor stage's test patients
+_SPLIT_FIELDS = ("seed", "split_file", "folds", "fold", "test_fraction", "val_fraction")
+
+
+def _warn_split_differs(liver, tumor) -> None:
+    differ = [f for f in _SPLIT_FIELDS if getattr(liver, f) != getattr(tumor, f)]
+    if differ:
+        import logging
+
+        logging.getLogger("livertumor.train").warning(
+            "the liver and tumor stages are split differently (%s differ between the recipe's "
+            "sections): each stage's test patients may be the other's training patients, and "
+            "evaluate will say so; set them in the recipe's 'common' section to share one split",
+            ", ".join(differ),
+        )
 
 
 def _tumor_weak_settings(args) -> tuple[float, str | None, tuple[str, ...] | None]:
