@@ -1302,6 +1302,20 @@ def test_train_check_says_what_the_data_holds_and_trains_nothing(
     assert "data folder not found" in capsys.readouterr().err
 
 
+def test_validation_patients_beyond_max_val_cases_are_said(toy_data, tmp_path, caplog):
+    """Only the first max_val_cases of the 'val' list are validated on; the model's metrics
+    said "validation patients (split.json 'val')", all of them."""
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["HCC_001", "HCC_002", "HCC_003"],
+                                 "val": ["HCC_004", "HCC_005"], "test": ["HCC_006"]}))  # fmt: skip
+    cfg = tiny_config(toy_data, tmp_path / "o", split_file=str(split), max_val_cases=1, epochs=1)
+    with caplog.at_level("WARNING"):
+        run_all(cfg)
+    assert "the first 1 of the 2 validation patients" in caplog.text
+    measured = read_metadata(tmp_path / "o" / "liver").metrics["measured_on"]
+    assert measured.startswith("the first 1 of the 2 validation patients")
+
+
 def test_stages_split_differently_by_their_recipe_sections_are_warned_of(
     toy_data, tmp_path, caplog
 ):

@@ -395,7 +395,20 @@ class _Run:
         skipped = [*index_skips, *skipped]  # left out while indexing, then while preparing
         cases = prepared[0]
         train_cases = [cases[c] for c in split["train"] if c in cases]
-        val_cases = [cases[c] for c in split["val"] if c in cases][: cfg.max_val_cases]
+        listed_val = [cases[c] for c in split["val"] if c in cases]
+        val_cases = listed_val[: cfg.max_val_cases]
+        self.val_note = "validation patients (split.json 'val')"
+        if len(val_cases) < len(listed_val) and self.is_main:
+            # the rest are neither trained nor validated on: said, and in the model's metrics
+            self.val_note = (
+                f"the first {len(val_cases)} of the {len(listed_val)} validation patients "
+                "(split.json 'val'; max_val_cases)"
+            )
+            log.warning(
+                "validating on %s: the other %d are neither trained nor validated on",
+                self.val_note,
+                len(listed_val) - len(val_cases),
+            )
         if not train_cases:
             why = "; ".join(f"{c}: {r}" for c, r in skipped[:5])
             raise InputError(
@@ -934,8 +947,8 @@ class _Run:
         metrics = dict(metrics)
         metrics.setdefault(
             "measured_on",
-            "validation patients (split.json 'val') at the stage grid, sliding windows as "
-            "inference's defaults; ground-truth liver ROI for the tumor stage",
+            f"{getattr(self, 'val_note', 'validation patients')} at the stage grid, sliding "
+            "windows as inference's defaults; ground-truth liver ROI for the tumor stage",
         )
         # the weights, metadata and split are one model: written whole into .best-new/, marked
         # complete, then moved in; killed in between, the folder keeps the previous model (or,
