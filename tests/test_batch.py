@@ -913,6 +913,33 @@ def test_a_ctrl_c_while_a_case_s_outputs_are_replaced_leaves_the_new_pair_whole(
     assert segment([data], out, models) == 0  # the next run takes the pair as complete
 
 
+def test_a_case_whose_renames_a_stop_waited_for_is_done_in_the_summary(
+    tmp_path, models, monkeypatch
+):
+    """The stop held over a case's renames was raised once they were done, before its row
+    was added: the summary left out a case complete on disk."""
+    import os
+    import signal
+
+    from napari_livertumor.commands import segment as seg
+
+    data = cohort(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    real = os.replace
+
+    def stopped_on_the_labels(src, dst):
+        if str(dst).endswith("case00_labels.nii.gz"):
+            os.kill(os.getpid(), signal.SIGINT)  # held until the case's files are in
+        return real(src, dst)
+
+    monkeypatch.setattr(seg.os, "replace", stopped_on_the_labels)
+    assert segment([data], out, models) == 130
+    monkeypatch.undo()
+    assert [(r["case"], r["status"]) for r in read_rows(out / "summary.csv")] == [
+        ("case00", "done")
+    ]
+
+
 def test_scans_beside_nifti_files_that_are_not_read_are_said(tmp_path, caplog):
     """A DICOM series copied loose beside NIfTI files (or an Analyze pair) vanished from the
     batch: "1 case(s) found", nothing else, even with -v."""

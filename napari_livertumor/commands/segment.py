@@ -1271,6 +1271,14 @@ def run_cases(
                 )  # fmt: skip
                 _remove_stale_extras(outdir, case, made_before, stats.get("outputs") or {})
                 rows.append({**row, **_summary_values(stats), "status": "done"})
+            except KeyboardInterrupt:
+                # a stop held over the case's renames is raised once they are done: the case
+                # is complete on disk, and the summary says so
+                done = _complete_stats(outdir, case)
+                if done is not None and done.get("run_settings") == wanted:
+                    rows.append({**row, **_summary_values(done), "status": "done"})
+                    rows[-1]["seconds"] = round(time.perf_counter() - t0, 2)
+                raise
             except Cancelled:
                 raise
             except (LiverTumorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
