@@ -175,6 +175,11 @@ def _carry_split(folder: Path, members: list[Path]) -> None:
             *(set(s.get("train") or []) | set(s.get("val") or []) for s in splits)
         )
         carried = {**splits[0], "train": sorted(trained), "val": []}
+        fingerprints: dict = {}  # each member's (renamed copies of any member's patients)
+        for s in splits:
+            fingerprints.update(s.get("fingerprints") or {})
+        if fingerprints:
+            carried["fingerprints"] = fingerprints
         atomic_write_text(target, json.dumps(carried, indent=2))
         return
     trained = set().union(
