@@ -1344,9 +1344,25 @@ def test_train_check_says_when_too_few_training_patients_leave_the_weak_term_off
     data = write_toy_cohort(tmp_path / "d", n_cases=3, seed=0)
     assert main(["train", "--data", str(data), "--check"]) == 0
     out = capsys.readouterr().out
-    assert "the weak term needs at least 4 training patients with clinical values" in out
+    assert "2 training patient(s) of the split have a clinical row: the weak term's" in out
+    assert "would be made on 1, and needs at least 3" in out
     assert main(["train", "--data", str(data), "--check", "--weak-lambda", "0"]) == 0
-    assert "the weak term needs" not in capsys.readouterr().out
+    assert "weak term's out-of-fold fit" not in capsys.readouterr().out
+    # counted on the run's own split (a split file training 4 of 5), not the default one
+    data = write_toy_cohort(tmp_path / "d5", n_cases=5, seed=0)
+    split = tmp_path / "split.json"
+    split.write_text(
+        json.dumps({"train": [f"HCC_00{i}" for i in range(1, 5)], "test": ["HCC_005"]})
+    )
+    assert main(["train", "--data", str(data), "--check", "--split", str(split)]) == 0
+    out = capsys.readouterr().out
+    assert "Split of split.json: 4 training / 0 validation / 1 test patient(s)" in out
+    assert "weak term's out-of-fold fit" not in out
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"tumor": {"weak_folds": 2}}))  # 4 in 2 folds: 2 to fit on
+    args = ["train", "--data", str(data), "--check", "--split", str(split), "--config", str(recipe)]
+    assert main(args) == 0
+    assert "(2 folds) would be made on 2, and needs at least 3" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("at", [4, 3])  # mid-epoch; the epoch's last step (its validation)

@@ -15,6 +15,7 @@ from napari_livertumor.training.data import (
     make_split,
     read_split,
     stage_labels,
+    tables_passed_over,
     tumor_liver_ratio,
 )
 
@@ -100,6 +101,7 @@ def test_a_table_at_the_data_root_without_patient_ids_is_no_clinical_table(tmp_p
     with caplog.at_level(logging.INFO):
         assert find_clinical(tmp_path) is None
     assert "volumes.csv: no TCIA_ID column; not taken for the clinical table" in caplog.text
+    assert tables_passed_over(tmp_path) == ["volumes.csv"]  # said by the check and training
     (tmp_path / "patients.csv").write_text("TCIA_ID,age,AFP\nHCC_001,60,12\n")
     assert find_clinical(tmp_path).name == "patients.csv"
     (tmp_path / "my_clinical.csv").write_text("case,age\nHCC_001,60\n")  # named so: read,

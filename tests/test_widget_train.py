@@ -126,7 +126,7 @@ def test_a_check_of_a_folder_no_longer_wanted_stops_reading_it(
     old, new = tmp_path / "old", tmp_path / "new"
     stopped = threading.Event()
 
-    def fake_summary(data, clinical=None, progress=None, should_cancel=None, weak_lambda=None):
+    def fake_summary(data, clinical=None, progress=None, should_cancel=None, **kwargs):
         if data == str(old):  # a slow folder: reads until told to stop
             end = time.monotonic() + 20
             while time.monotonic() < end:

@@ -265,6 +265,12 @@ class TrainWidget(JobWidgetMixin, QWidget):
         """Summarise the data folder (patients, labels, clinical columns) in a worker."""
         data, clinical = path_text(self.data), path_text(self.clinical) or None
         weak_lambda = self.weak_lambda.value()
+        config = None  # the tumor run's: its recipe's clinical columns and its split counted
+        if self.stage.currentText() == "tumor":
+            try:
+                config = self.build_config()
+            except Exception:  # noqa: BLE001 - an output folder not chosen yet: the defaults
+                config = None
         if not data:
             set_status(self.status, "Choose a training data folder first.", error=True)
             return
@@ -274,7 +280,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.summary_box.setVisible(False)
         self.run_job(
             lambda progress, should_cancel: summarize_data(
-                data, clinical, progress, should_cancel, weak_lambda=weak_lambda
+                data, clinical, progress, should_cancel, weak_lambda=weak_lambda, config=config
             ),
             lambda lines: self._show_summary(lines, folder=data),
             button=self.check_button,

@@ -695,11 +695,19 @@ def _sampled_patient_ids(folder: Path) -> set[str]:
         if first is None:
             continue
         try:
-            ds = pydicom.dcmread(first, stop_before_pixels=True, specific_tags=["PatientID"])
+            ds = pydicom.dcmread(
+                first, stop_before_pixels=True, specific_tags=["PatientID", "Modality"]
+            )
         except Exception:  # noqa: BLE001 - unreadable: the case's read says so
             continue
-        ids.add(str(ds.get("PatientID", "")))
+        if str(ds.get("Modality", "")).upper() in _NOT_SCANS:
+            continue  # another tool's SEG or report (its PatientID written otherwise)
+        ids.add(str(ds.get("PatientID", "")).strip())
     return ids
+
+
+#: modalities of a series folder that holds no scan: the patient's scans decide
+_NOT_SCANS = frozenset({"SEG", "SR", "RTSTRUCT", "PR", "KO", "DOC", "REG", "RTPLAN", "RTDOSE"})
 
 
 def _holds_dicom_itself(folder: Path) -> bool:
@@ -1059,6 +1067,10 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
     keys -= {k for k in _STAMPS if k not in made}  # recorded before stamps were
     if wanted.get("stages") == "liver" == made.get("stages"):
         keys -= set(_TUMOR_ONLY_SETTINGS)  # no tumor stage: earlier records hold their values
+    from ..io.nifti import is_nifti_path
+
+    if is_nifti_path(wanted["input"]):  # DICOM choices: earlier records of a NIfTI hold them
+        keys -= {"series_uid", "acquisition"}
     changed = sorted(k for k in keys if made.get(k) != wanted.get(k))
     if "stages" in changed:  # the tumor stage's settings and model came or went with it
         changed = [k for k in changed if k not in (*_TUMOR_ONLY_SETTINGS, "model_stamps")]
@@ -1204,6 +1216,15 @@ def run_cases(
                             else ("done (nothing added: see warnings)")
                         )
                         rows.append({**row, **_summary_values(old), "status": status})
+                    except KeyboardInterrupt:
+                        # a stop held over the renames: what they put in is said in the summary
+                        now = _complete_stats(outdir, case) or old
+                        added = [extra_files[k].name for k in missing
+                                 if (now.get("outputs") or {}).get(k)]  # fmt: skip
+                        if added:
+                            rows.append({**row, **_summary_values(now),
+                                         "status": "done (added " + ", ".join(added) + ")"})  # fmt: skip
+                        raise
                     except Cancelled:
                         raise
                     except Exception as exc:  # noqa: BLE001 - the case's outputs stay as they were

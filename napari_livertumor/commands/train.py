@@ -196,21 +196,25 @@ def _warn_split_differs(liver, tumor) -> None:
         )
 
 
-def _tumor_weak_settings(args) -> tuple[float, str | None, tuple[str, ...] | None]:
-    """The weak term's λ, the clinical table and its columns a training run of ``args`` would
-    use.
+def _tumor_weak_settings(args):
+    """The weak term's λ, the clinical table and the tumor stage's config a training run of
+    ``args`` would use (None for a liver-only run, which reads no table).
 
     As training resolves them: the command line, else the recipe (``--config``, or the model
-    ``--init`` starts from), else the tumor stage's default. A liver-only run reads no table.
+    ``--init`` starts from), else the tumor stage's default.
     """
     if args.stage == "liver":
         return 0.0, args.clinical, None
     import argparse
 
-    # no fold needed: a check reads the whole folder
-    configs = build_configs(argparse.Namespace(**{**vars(args), "folds": None, "fold": None}))
+    from ..errors import SettingsError
+
+    try:
+        configs = build_configs(args)
+    except SettingsError:  # (a fold the check need not know: it reads the whole folder)
+        configs = build_configs(argparse.Namespace(**{**vars(args), "folds": None, "fold": None}))
     [tumor] = [cfg for cfg in configs if cfg.stage == "tumor"]
-    return tumor.weak_lambda, tumor.clinical, tumor.weak_columns
+    return tumor.weak_lambda, tumor.clinical, tumor
 
 
 def run(args) -> int:
@@ -220,10 +224,10 @@ def run(args) -> int:
     if args.check:  # before hours of training: what the folder holds, and who is left out
         from ..training.check import summarize_data
 
-        weak_lambda, clinical, columns = _tumor_weak_settings(args)
+        weak_lambda, clinical, tumor = _tumor_weak_settings(args)
         problems: list[str] = []
         lines = summarize_data(
-            args.data, clinical, problems=problems, weak_lambda=weak_lambda, weak_columns=columns
+            args.data, clinical, problems=problems, weak_lambda=weak_lambda, config=tumor
         )
         print("\n".join(lines))
         # a table training would not read (liver only, or λ 0) fails no check

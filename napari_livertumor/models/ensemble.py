@@ -77,7 +77,14 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
         elif force and _only_model_files(folder):
             pass  # an ensemble stopped while replacing a model: its weights, no metadata yet
         elif any(folder.iterdir()):
-            raise ModelError(folder, "is not empty and holds no model: give a new or empty folder")
+            stopped = _only_model_files(folder)
+            raise ModelError(
+                folder,
+                "holds the weights of an ensemble stopped while it was written: --force "
+                "writes it again"
+                if stopped
+                else "is not empty and holds no model: give a new or empty folder",
+            )
     digests = [_weights_digest(Path(m)) for m in members]
     twins = len(digests) - len(set(digests))
     if twins and None not in digests:
@@ -150,7 +157,9 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
 def _only_model_files(folder: Path) -> bool:
     """Whether ``folder`` holds nothing but a model's own files (no metadata.json)."""
     own = {WEIGHTS_FILE, METADATA_FILE, "split.json", "MODEL_CARD.md"}
-    return all(p.name in own or p.name.startswith(".") for p in folder.iterdir())
+    return (folder / WEIGHTS_FILE).is_file() and all(
+        p.name in own or p.name.startswith(".") for p in folder.iterdir()
+    )
 
 
 def _carry_split(folder: Path, members: list[Path]) -> None:

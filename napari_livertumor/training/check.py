@@ -14,6 +14,7 @@ def summarize_data(
     problems=None,
     weak_lambda: float | None = None,
     weak_columns=None,
+    config=None,
 ) -> list[str]:
     """Lines describing a training folder: patients, labels, clinical rows and columns matched.
 
@@ -23,7 +24,9 @@ def summarize_data(
     A clinical table that cannot be read is said in the lines, after the patients' (and added
     to ``problems``, a list, when given: training would stop on it, unless ``weak_lambda``, the
     weak term's λ of the run, is 0). ``weak_columns`` are the clinical columns the run's recipe
-    regresses on (by default the tumor stage's default columns).
+    regresses on (by default the tumor stage's default columns). ``config``, the tumor stage's
+    :class:`~napari_livertumor.training.TrainConfig` of the run, gives them (and λ) when they are
+    not given, and the split and weak-term folds the check then counts with.
 
     Raises :class:`~napari_livertumor.errors.InputError` when nothing in it is usable, and
     :class:`~napari_livertumor.errors.Cancelled` when told to stop.
@@ -33,8 +36,12 @@ def summarize_data(
     from ..io.clinical import read_clinical
     from ..progress import Reporter
     from ..training.config import DEFAULT_WEAK_COLUMNS
-    from ..training.data import find_clinical, index_cases
+    from ..training.data import find_clinical, index_cases, tables_passed_over
+    from ..training.weak import MIN_FIT_ROWS, smallest_fold_fit
 
+    if config is not None:
+        weak_columns = weak_columns or config.weak_columns
+        weak_lambda = config.weak_lambda if weak_lambda is None else weak_lambda
     weak_columns = list(weak_columns) if weak_columns else list(DEFAULT_WEAK_COLUMNS)
     skipped: list = []
     records = index_cases(data, skipped=skipped, reporter=Reporter(progress, should_cancel))
@@ -43,11 +50,17 @@ def summarize_data(
     if skipped:
         lines.append(f"{len(skipped)} patient(s) left out:")
         lines += [f"  {case}: {reason}" for case, reason in skipped]
-    split_line, n_train = _split_line(len({r.case_id for r in records}))
+    split_line, train_ids = _split_line(sorted({r.case_id for r in records}), config)
     lines.append(split_line)
     path = Path(clinical) if clinical else find_clinical(data)
     if path is None:
         lines.append("No clinical table: the tumor stage trains without weak supervision.")
+        passed = tables_passed_over(data)
+        if passed:  # a table whose ID column is named otherwise: said, not silently left out
+            lines.append(
+                f"Not taken for the clinical table (no TCIA_ID column): {_some(passed, 4)}; "
+                "rename its patient ID column TCIA_ID, or give it as the clinical table"
+            )
         return lines
     from ..errors import InputError
 
@@ -86,21 +99,24 @@ def summarize_data(
         f"{len(cols)}/{len(weak_columns)} weak-supervision columns found, "
         f"{len(good)} with usable values"
     )
-    if good and weak_lambda != 0 and min(n_train, len(matched)) < MIN_WEAK_PATIENTS:
-        # each training patient's weak label is fitted on the other folds' patients: under
-        # 4, too few are left to fit on and training turns the term off
+    folds = config.weak_folds if config is not None else 5
+    n_fit = sum(1 for c in train_ids if c in rows_of)
+    fit = smallest_fold_fit(n_fit, folds)
+    if good and weak_lambda != 0 and matched and fit < MIN_FIT_ROWS:
+        # each training patient's weak label is fitted on the other folds' patients: too few
+        # left to fit on, and training turns the term off
         lines.append(
-            f"⚠ The default split leaves {n_train} training patient(s) and {len(matched)} "
-            f"patient(s) have a clinical row: the weak term needs at least {MIN_WEAK_PATIENTS} "
-            "training patients with clinical values, so the tumor stage would train without it."
+            f"⚠ {n_fit} training patient(s) of the split have a clinical row: the weak term's "
+            f"out-of-fold fit ({folds} folds) would be made on {max(fit, 0)}, and needs at "
+            f"least {MIN_FIT_ROWS}, so the tumor stage would train without it."
         )
     if records and not matched:  # nothing to compare columns on: why, by what each side holds
-        lines.append(
-            f"No patient here has a row in {path.name}: its IDs read like "
+        problem = (
+            f"⚠ No patient here has a row in {path.name}: its IDs read like "
             f"{_some(sorted(map(str, frame.index)), 3)}, the patients here like "
             f"{_some(sorted({r.case_id for r in records}), 3)}"
         )
-        _refused(lines, problems, weak_lambda, f"⚠ No patient has a row in {path}")
+        _refused(lines, problems, weak_lambda, problem)
         lines += [f"Table: {msg.replace('WARNING: ', '⚠ ', 1)}" for msg in table.report]
         return lines
     if not cols:  # training refuses such a table (weak.check_weak_inputs)
@@ -137,7 +153,7 @@ def _refused(lines: list[str], problems, weak_lambda, problem: str) -> None:
     """Say a table problem training would stop on (unless λ is 0)."""
     lines.append(problem)
     if weak_lambda == 0:
-        lines.append("λ is 0: training does not read the table.")
+        lines.append("Training does not read the table (λ 0, or the liver stage only).")
         return
     lines.append(
         "The tumor stage will not start with this table: fix it, or train with λ 0 "
@@ -151,27 +167,32 @@ def _some(names: list[str], most: int = 8) -> str:
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
-#: the fewest training patients with clinical values for which ``weak.out_of_fold_weak_labels``
-#: fits (each fold's label is fitted on the rest: at least 3 of them)
-MIN_WEAK_PATIENTS = 4
+def _split_line(case_ids: list[str], config=None) -> tuple[str, list[str]]:
+    """How the run's split (``config``'s, else the default one) shares the patients out, and
+    which it trains on."""
+    import dataclasses
 
-
-def _split_line(n: int) -> tuple[str, int]:
-    """How a run with the default split (no --split, --folds) shares ``n`` patients out, and
-    how many it trains on."""
+    from ..errors import LiverTumorError
     from .config import make_config
-    from .data import make_split
+    from .loop import resolve_split
 
-    cfg = make_config("liver", data=".", out=".")
-    split = make_split(
-        [f"p{i}" for i in range(n)],
-        0,
-        test_fraction=cfg.test_fraction,
-        val_fraction=cfg.val_fraction,
-    )
-    counts = {k: len(split[k]) for k in ("train", "val", "test")}
+    cfg = config if config is not None else make_config("tumor", data=".", out=".")
+    cfg = dataclasses.replace(cfg, out=cfg.out or ".")
+    if cfg.split_file:
+        label = f"Split of {Path(cfg.split_file).name}"
+    elif cfg.folds:
+        label = f"Split (fold {cfg.fold} of {cfg.folds})"
+    else:
+        label = "Default split"
+    try:
+        split = resolve_split(cfg, case_ids)
+    except LiverTumorError as exc:
+        return f"⚠ {label}: {exc}", []
+    here = set(case_ids)
+    parts = {k: [c for c in split.get(k) or () if c in here] for k in ("train", "val", "test")}
+    counts = {k: len(v) for k, v in parts.items()}
     line = (
-        f"Default split: {counts['train']} training / {counts['val']} validation / "
+        f"{label}: {counts['train']} training / {counts['val']} validation / "
         f"{counts['test']} test patient(s)"
     )
     if not counts["val"]:
@@ -180,4 +201,4 @@ def _split_line(n: int) -> tuple[str, int]:
         )
     if not counts["test"]:
         line += " — no test patient: livertumor evaluate has none held out"
-    return line, counts["train"]
+    return line, parts["train"]

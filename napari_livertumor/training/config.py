@@ -410,14 +410,16 @@ def make_config(stage: str, recipe: dict[str, Any] | None = None, **overrides: A
     d: dict[str, Any] = stage_defaults(stage)
     recipe = recipe or {}
     for section in (recipe.get("common", {}), recipe.get(stage, {})):
-        for key in _DECIDED_PER_RUN.keys() & set(section):
+        for key in sorted(_DECIDED_PER_RUN.keys() & set(section)):
             # (a model's saved recipe holds the run's own: a fine-tune of a model trained with
             # --force replaced the model in its output folder without asking)
-            log.warning(
-                "recipe: %r is not taken from a recipe (the command line decides it: %s)",
-                key,
-                _DECIDED_PER_RUN[key],
-            )
+            said = (key, _DECIDED_PER_RUN[key])
+            if section[key] and said not in _SAID:  # (each stage's config is made twice)
+                _SAID.add(said)
+                log.warning(
+                    "recipe: %r is not taken from a recipe (the command line decides it: %s)",
+                    *said,
+                )
         d.update(
             {
                 k: v
@@ -437,6 +439,7 @@ def make_config(stage: str, recipe: dict[str, Any] | None = None, **overrides: A
 
 #: what only the command line (or the panel) decides for a run: never read from a recipe
 _DECIDED_PER_RUN = {"overwrite": "--force", "resume": "--resume"}
+_SAID: set = set()
 
 #: settings of one run rather than of a recipe; never taken over from a model being fine-tuned
 RUN_KEYS = frozenset(

@@ -476,6 +476,25 @@ def find_clinical(data: str | Path) -> Path | None:
 _NEWER_SAID: set = set()
 
 
+def tables_passed_over(data: str | Path) -> list[str]:
+    """The tables at the root of ``data`` (and an NBIA download's folders above it) not taken
+    for the clinical table because they have no ``TCIA_ID`` column (by name)."""
+    from ..io.tcia import download_levels
+
+    names = []
+    for level in download_levels(data):
+        for pattern in CLINICAL_PATTERNS[2:]:
+            names += [
+                p.name
+                for p in sorted(level.glob(pattern))
+                if not p.name.startswith((".", "~"))
+                and p.name.lower() not in NOT_CLINICAL
+                and "clinical" not in p.name.lower()
+                and not _has_patient_ids(p)
+            ]
+    return list(dict.fromkeys(names))
+
+
 def _has_patient_ids(path: Path) -> bool:
     """Whether a table not named as a clinical one has a ``TCIA_ID`` column (a volumes list
     or a results table at the data root is no clinical table; read as one, it stopped the

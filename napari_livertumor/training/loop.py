@@ -220,6 +220,8 @@ def recover_interrupted_save(stage_dir: Path) -> None:
     and ``--resume`` refused the run. The newer state is taken when it was written whole (its
     ``split.json`` is written last), else the older one.
     """
+    if int(os.environ.get("RANK", "0") or 0) != 0:
+        return  # one process of a distributed run puts things right (the one that saves)
     best = stage_dir / BEST_NEW
     if (best / COMPLETE_MARK).is_file():  # killed while moving a whole model in: finish
         _move_best_in(stage_dir)
@@ -516,7 +518,17 @@ class _Run:
             return {}, {"enabled": False}
         path = Path(cfg.clinical) if cfg.clinical else find_clinical(cfg.data)
         if path is None:
-            log.warning("no clinical table found in %s: training without the weak term", cfg.data)
+            from .data import tables_passed_over
+
+            passed = tables_passed_over(cfg.data)
+            log.warning(
+                "no clinical table found in %s: training without the weak term%s",
+                cfg.data,
+                f" ({', '.join(passed[:4])} at its root: no TCIA_ID column; give one with "
+                "--clinical)"
+                if passed
+                else "",
+            )
             return {}, {"enabled": False, "reason": "no clinical table"}
         from .weak import load_clinical_frame, out_of_fold_weak_labels
 

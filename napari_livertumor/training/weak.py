@@ -113,6 +113,17 @@ def check_weak_inputs(path: str | Path, columns, case_ids) -> None:
         )
 
 
+#: the fewest patients an out-of-fold fit is made on (fewer: the term is left out)
+MIN_FIT_ROWS = 3
+
+
+def smallest_fold_fit(n: int, folds: int) -> int:
+    """How many patients the smallest of the out-of-fold fits over ``n`` training patients
+    with clinical values is made on (``folds`` capped at ``n``, at least 2)."""
+    k = max(2, min(int(folds), n))
+    return n - -(-n // k)
+
+
 def out_of_fold_weak_labels(
     frame,
     tlvr: dict[str, float],
@@ -237,8 +248,8 @@ def out_of_fold_weak_labels(
     k = max(2, min(int(folds), len(matched)))
     # each patient's label is fitted on the other folds; under 3 rows a fit is their mean, which
     # carries nothing of the patient (over 3 patients it ran opposite to the truth: r = -1)
-    smallest_fit = len(matched) - -(-len(matched) // k)
-    if smallest_fit < 3:
+    smallest_fit = smallest_fold_fit(len(matched), folds)
+    if smallest_fit < MIN_FIT_ROWS:
         note = (
             f"{len(matched)} training patient(s) with usable clinical values are too few for "
             f"the out-of-fold regression ({k} folds leave {max(smallest_fit, 0)} to fit on; "
