@@ -312,7 +312,8 @@ def _nifti_labels_role(path: Path, labels: np.ndarray) -> str:
     truth, manual or reference and none of pred, auto, model, output); else
     ``"segmentation"``. A LiTS or nnU-Net ground truth holds only 0/1/2, as a model's output
     does: it opened as a segmentation, which Inspect would not score against."""
-    if labels.max() > 2:
+    top = int(labels.max()) if labels.size else 0
+    if 2 < top <= 4:  # HCC-TACE-Seg's portal vein or aorta (a 0/255 mask is no such map)
         return "ground_truth"
     path = Path(path)
     stats = _stats_beside(path)
@@ -426,7 +427,8 @@ def _run_beside(path: Path) -> dict | None:
         return None
     stats = _stats_path(path)
     run = {"stats_file": str(stats), **{k: data[k] for k in _RUN_KEYS if k in data}}
-    if data.get("digests"):  # the file as that run wrote it, or changed since (by its digest)
+    if isinstance(data.get("digests"), dict) and data["digests"]:  # as the run wrote the file,
+        # or changed since (by its digest); anything else there is no record of ours
         from .commands.segment import _changed_since_written
 
         run["changed_since_run"] = path.name in _changed_since_written(path.parent, data)

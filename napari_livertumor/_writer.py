@@ -57,6 +57,12 @@ def labels_edited(metadata: dict, data=None) -> bool:
     digest = metadata.get(MODEL_DIGEST)
     if data is not None and digest:
         return labels_digest(data) != digest
+    opened = metadata.get(OPENED_DIGEST)
+    if data is not None and opened:
+        # a model's output opened from a file (no panel watching it): changed since it was
+        # opened, or changed in the file since the run wrote it
+        run = metadata.get(OPENED_RUN) or {}
+        return labels_digest(data) != opened or bool(run.get("changed_since_run"))
     return bool(metadata.get(EDITED))
 
 

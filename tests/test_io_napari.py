@@ -283,6 +283,24 @@ def test_a_segmentation_written_by_segment_opens_as_one_whatever_its_folder(tmp_
     assert kwargs["metadata"]["livertumor_role"] == "ground_truth"
 
 
+def test_a_segmentation_opened_from_a_file_and_painted_is_no_longer_automatic(tmp_path, study):
+    """With no panel open (none watching its edits), a segment output opened and painted on
+    was saved as a DICOM SEG saying AUTOMATIC: hand edits recorded as the model's."""
+    from napari_livertumor._writer import seg_algorithm_type
+
+    _, _, ct, labels = study
+    path = tmp_path / "case_labels.nii.gz"
+    write_nifti(np.minimum(labels, 2).astype(np.uint8), path, reference=ct)
+    (tmp_path / "case_stats.json").write_text('{"version": "0.1.0", "models": "shipped"}')
+    [(data, kwargs, _)] = napari_get_reader(str(path))(str(path))
+    meta = kwargs["metadata"]
+    assert seg_algorithm_type(meta, data) == "AUTOMATIC"
+    painted = data.copy()
+    painted[tuple(s // 2 for s in painted.shape)] = 2 if painted.flat[0] != 2 else 1
+    painted[0, 0, 0] = 2
+    assert seg_algorithm_type(meta, painted) == "SEMIAUTOMATIC"
+
+
 def test_labels_layer_saves_to_nifti_and_dicom_seg_on_the_ct_grid(tmp_path, study):
     _, _, ct, labels = study
     attributes = {
@@ -818,3 +836,24 @@ def test_panels_share_one_answer_to_same_grid():
     assert not on_one_grid((41, 64, 64), scale, origin, shape, scale, origin)
     # a napari layer's scale may carry leading axes (a time axis): the last three compare
     assert on_one_grid(shape, (1.0, *scale), (0.0, *origin), shape, scale, origin)
+
+
+def test_napari_offers_the_reader_for_dicom_and_nifti_names_not_for_every_file():
+    """A "*" pattern made napari ask which reader to use for every PNG, CSV or NumPy file
+    opened while this plugin was installed."""
+    import npe2
+
+    pm = npe2.PluginManager.instance()
+    pm.discover()
+
+    def offered(name):
+        return any(
+            r.command == "napari-livertumor.get_reader"
+            for r in pm.iter_compatible_readers([f"/nowhere/{name}"])
+        )
+
+    for name in ("IM000001", "1.2.840.113619.2.55.3", "slice.dcm", "x.DCM", "a.IMA", "ct.nii",
+                 "ct.nii.gz", "CT.NII.GZ"):  # fmt: skip
+        assert offered(name), name
+    for name in ("photo.png", "table.csv", "array.npy", "case_stats.json", "notes.txt"):
+        assert not offered(name), name

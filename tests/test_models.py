@@ -451,6 +451,13 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
         ("network", {"dropout_prob": 1.5}, "network dropout_prob must be at least 0 and below 1"),
         ("training", ["a list"], "training must be an object of fields, not list"),
         ("metrics", "good", "metrics must be an object of fields, not str"),
+        # a string read one character a value; sizes that built gigabytes before the weights
+        # were compared; one output channel (no softmax) crashed the pipeline per case
+        ("logit_bias", "12", "logit_bias must be a list of numbers"),
+        ("hu_window", "-150", "hu_window must be a list of numbers"),
+        ("network", {"init_filters": 256}, "init_filters 256 is beyond 128"),
+        ("members", 400, "members must be from 1 to 64"),
+        ("network", {"out_channels": 1}, "out_channels must be at least 2"),
     ],
 )
 def test_metadata_values_the_pipeline_cannot_use_are_refused_on_load(model_dir, key, value, match):
@@ -461,6 +468,22 @@ def test_metadata_values_the_pipeline_cannot_use_are_refused_on_load(model_dir, 
     with pytest.raises(ModelError, match=match) as info:
         read_metadata(model_dir)
     assert "metadata.json" in str(info.value)
+
+
+def test_weights_narrower_than_metadata_says_are_refused_before_building(model_dir):
+    """init_filters edited from 4 to 64 built the network (gigabytes for larger values) before
+    the weights were found not to fit."""
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    was = meta["network"].get("init_filters", 8)
+    meta["network"]["init_filters"] = was * 2
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=f"first layer has {was} filters .* says {was * 2}"):
+        load_model(model_dir)
+    meta["network"]["init_filters"] = was
+    meta["members"] = 3
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="says 3 members; the weights hold 0"):
+        load_model(model_dir)
 
 
 def test_model_folder_mistakes_are_said_plainly(tmp_path, capsys):

@@ -473,13 +473,19 @@ def on_rename(viewer, follower: Callable[[Layer, str], None]) -> Callable[[], No
     return stop
 
 
+#: the colour of label values that are no class of this tool's (magenta)
+OTHER_VALUE_COLOR = (0.85, 0.2, 0.85, 1.0)
+
+
 def class_colormap(colors: dict[int, tuple] | None = None, *, truth: bool = False):
     """Direct label colormap: liver green, tumor red, portal vein blue, aorta amber; with
     ``truth``, a ground truth's (:data:`TRUTH_COLORS`). ``colors`` overrides classes."""
     from napari.utils.colormaps import DirectLabelColormap
 
     colors = {**(TRUTH_COLORS if truth else CLASS_COLORS), **(colors or {})}
-    color_dict = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
+    # any other value (a 0/255 mask, another tool's classes, napari's "new label") in one
+    # visible colour: transparent, a mask opened from a file showed nothing
+    color_dict = {None: OTHER_VALUE_COLOR, 0: (0.0, 0.0, 0.0, 0.0)}
     color_dict.update({k: tuple(v) for k, v in colors.items()})
     return DirectLabelColormap(color_dict=color_dict)
 

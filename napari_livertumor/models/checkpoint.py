@@ -102,7 +102,26 @@ class ModelMetadata:
         if missing:
             raise ValueError(f"missing field(s) {', '.join(missing)}")
         d = dict(d)
+        for key in ("hu_window", "target_spacing", "roi_size", "logit_bias"):
+            # a string is iterable: "12" read as the two values 1 and 2
+            if d.get(key) is not None and (
+                isinstance(d[key], (str, bytes, dict)) or not hasattr(d[key], "__iter__")
+            ):
+                raise ValueError(f"{key} must be a list of numbers, got {d[key]!r}")
         d["network"] = NetworkConfig.from_dict(d["network"])
+        net = d["network"]
+        if net.out_channels < 2:  # a softmax over background and at least one class
+            raise ValueError(
+                f"network out_channels must be at least 2 (background and a class), got "
+                f"{net.out_channels}"
+            )
+        # beyond any network of this design: building it took gigabytes before the weights
+        # were found not to fit
+        if net.init_filters > MAX_INIT_FILTERS:
+            raise ValueError(
+                f"network init_filters {net.init_filters} is beyond {MAX_INIT_FILTERS}: not a "
+                "model this tool trains"
+            )
         d["hu_window"] = tuple(float(v) for v in d["hu_window"])
         d["target_spacing"] = tuple(float(v) for v in d["target_spacing"])
         d["roi_size"] = tuple(_whole(v, "roi_size") for v in d["roi_size"])
@@ -156,8 +175,8 @@ class ModelMetadata:
                 raise ValueError(f"{key} must be an object of fields, not {type(d[key]).__name__}")
         d["label_map"] = _label_map(d["label_map"], d["network"].out_channels)
         d["members"] = _whole(d.get("members", 1), "members")
-        if d["members"] < 1:
-            raise ValueError(f"members must be >= 1, got {d['members']}")
+        if not 1 <= d["members"] <= MAX_MEMBERS:
+            raise ValueError(f"members must be from 1 to {MAX_MEMBERS}, got {d['members']}")
         known = set(cls.__dataclass_fields__)
         unknown = sorted(k for k in d if k not in known and not str(k).startswith("#"))
         if unknown and _newer(str(d.get("version", ""))):
@@ -323,6 +342,12 @@ def read_metadata(folder: str | Path) -> ModelMetadata:
     return meta
 
 
+#: bounds of a metadata.json's network size and member count (the shipped models: 8 filters,
+#: one member; the original method's: 16; an ensemble of 5 folds)
+MAX_INIT_FILTERS = 128
+MAX_MEMBERS = 64
+
+
 def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu") -> LoadedModel:
     """Load a model folder as an eval-mode ``SegResNet`` trunk on ``device``.
 
@@ -349,6 +374,7 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
             weights, f"corrupt or unreadable weights ({exc}){_pickle_hint(weights)}"
         ) from exc
     sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+    _check_size(weights, meta, sd)  # before building a network metadata.json may have grown
     if meta.members > 1:
         from .ensemble import MeanEnsemble
 
@@ -366,6 +392,31 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
     net.eval()
     net.to(torch.device(device))
     return LoadedModel(network=net, metadata=meta, path=folder)
+
+
+def _check_size(weights: Path, meta: ModelMetadata, sd: dict) -> None:
+    """Refuse weights whose first layer or member count differ from metadata.json's, before a
+    network of that description is built (an edited ``init_filters`` built gigabytes first)."""
+    first = "convInit.conv.weight"
+    prefixes = [f"members.{i}." for i in range(meta.members)] if meta.members > 1 else [""]
+    stored = {k.split(".")[1] for k in sd if k.startswith("members.")}
+    if meta.members > 1 and len(stored) != meta.members:
+        raise ModelError(
+            weights,
+            f"metadata.json says {meta.members} members; the weights hold {len(stored)}",
+        )
+    for prefix in prefixes:
+        tensor = sd.get(prefix + first)
+        if tensor is not None and tuple(tensor.shape[:2]) != (
+            meta.network.init_filters,
+            meta.network.in_channels,
+        ):
+            raise ModelError(
+                weights,
+                "weights do not match the network in metadata.json: its first layer has "
+                f"{tensor.shape[0]} filters and {tensor.shape[1]} input channel(s), metadata.json "
+                f"says {meta.network.init_filters} and {meta.network.in_channels}",
+            )
 
 
 def _pickle_hint(weights: Path) -> str:
