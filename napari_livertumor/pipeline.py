@@ -286,6 +286,29 @@ def resolve_device(requested: str = "auto", strict: bool = False):
     raise ValueError(f"device must be one of {DEVICES} (or cuda:N); got {requested!r}")
 
 
+#: validation Dice under which a model's masks are said to be unreliable when it is loaded (a
+#: run of a few steps: its masks looked like any other model's)
+WEAK_VALIDATION_DICE = {"liver": 0.8, "tumor": 0.3}
+
+
+def model_quality_warning(model: LoadedModel) -> str | None:
+    """A warning for a model whose training validated it poorly (its ``metrics.score``, the
+    validation Dice of the stage's class, under :data:`WEAK_VALIDATION_DICE`), else None."""
+    meta = model.metadata
+    score = (meta.metrics or {}).get("score")
+    bar = WEAK_VALIDATION_DICE.get(meta.stage)
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or bar is None:
+        return None
+    if score >= bar:
+        return None
+    n = (meta.metrics or {}).get("n_val")
+    on = f" on {n} validation patient(s)" if isinstance(n, int) else ""
+    return (
+        f"the {meta.stage} model ({model.path}) scored a validation Dice of {score:.2f}{on} when "
+        "it was trained: expect unreliable masks (train it longer, or on more patients)"
+    )
+
+
 class Segmenter:
     """Both stages' models loaded once, ready to segment many CTs (one load per process).
 
@@ -322,6 +345,11 @@ class Segmenter:
         self.tumor = None
         if config.stages == "both":
             self.tumor = self._load(models.get("tumor"), config.tumor_model, "tumor")
+        for model in (self.liver, self.tumor):
+            weak = model_quality_warning(model) if model is not None else None
+            if weak:
+                log.warning(weak)
+                self.warnings.append(weak)
         self.load_seconds = time.perf_counter() - t0
         # Resampling runs where the network runs: on a GPU it is a few ms instead of ~1 s.
         self._prep_device = self.device if self.device.type == "cuda" else None

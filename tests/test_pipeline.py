@@ -136,6 +136,25 @@ def test_the_metadata_logit_bias_moves_the_decision_threshold():
         assert np.array_equal(labels > 0, plain > 0)  # the liver stage is untouched
 
 
+def test_a_model_that_validated_poorly_is_said_when_loaded():
+    """A model trained for a few steps (validation Dice 0.01) gave masks shown and exported
+    like any other model's, with no word of its quality."""
+    vol, _, _ = phantom()
+    models = oracle_models()
+    t = models["tumor"]
+    for score, said in ((0.011, True), (0.62, False), (None, False)):
+        metrics = {"score": score, "n_val": 1} if score is not None else {}
+        meta = dataclasses.replace(t.metadata, metrics=metrics)
+        seg = Segmenter(
+            InferenceConfig(device="cpu", min_liver_ml=1),
+            models=dict(models, tumor=dataclasses.replace(t, metadata=meta)),
+        )
+        text = "scored a validation Dice of 0.01 on 1 validation patient(s)"
+        assert any(text in w for w in seg.warnings) is said
+        if said:
+            assert any(text in w for w in seg.segment(vol).warnings)
+
+
 def test_the_result_does_not_depend_on_array_orientation_quirks():
     # A CT with anisotropic in-plane size: masks must not be transposed or shifted.
     vol, liver, _ = phantom(shape=(36, 80, 112), spacing=(3.0, 0.7, 0.9))

@@ -554,6 +554,11 @@ class JobWidgetMixin:
     #: a job of this widget is let finish when the widget closes, not stopped (an export: a
     #: set of files half replaced would mix old and new results)
     FINISH_ON_CLOSE = False
+    #: what a job's button and status say while it stops (Train: "Stopping…", as its button
+    #: reads Stop)
+    STOPPING_TEXT = "Cancelling…"
+    #: what closing the panel during a job says (after the panel's name)
+    CLOSED_TEXT = "the panel was closed, so its running job was stopped; no layer was changed."
 
     def shutdown_jobs(self) -> None:
         """Stop every running job (the core saves what it can) and drop its results; a widget
@@ -580,10 +585,7 @@ class JobWidgetMixin:
             try:
                 from napari.utils.notifications import show_info
 
-                show_info(
-                    f"{type(self).__name__.removesuffix('Widget')}: the panel was closed, so "
-                    "its running job was stopped; no layer was changed."
-                )
+                show_info(f"{type(self).__name__.removesuffix('Widget')}: {self.CLOSED_TEXT}")
             except Exception:  # the viewer may be closing too
                 pass
 
@@ -599,9 +601,9 @@ class JobWidgetMixin:
             if job.delivered:  # its result is in and it ends at once: the click is spent
                 return True
             job.cancel()
-            button.setText("Cancelling…")
+            button.setText(self.STOPPING_TEXT)
             button.setEnabled(False)
-            set_status(self.status, "Cancelling…")
+            set_status(self.status, self.STOPPING_TEXT)
             return True
         return False
 
@@ -699,7 +701,11 @@ class JobWidgetMixin:
             bar.setValue(0)
             bar.setFormat(busy_text)
             bar.setVisible(True)
-        set_status(self.status, busy_text)
+        # the button (now Cancel or Stop) and the progress are what to see: scrolling down to
+        # the status line hid them in a short docked panel (the Train panel's log and plot lie
+        # between)
+        set_status(self.status, busy_text, scroll=False)
+        scroll_into_view(bar if bar is not None else button)
         return job.start()
 
 

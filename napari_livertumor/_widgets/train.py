@@ -70,6 +70,13 @@ FORM_NAMES = {
 class TrainWidget(JobWidgetMixin, QWidget):
     """Run :func:`napari_livertumor.training.train` for one stage in a worker."""
 
+    STOPPING_TEXT = "Stopping…"
+    CLOSED_TEXT = (
+        "the panel was closed, so training was stopped after its current step; its latest "
+        "state is in the output folder's last/ (open the panel, choose the same output folder "
+        "and Start, then Resume, to go on)."
+    )
+
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = _layers.unproxied(napari_viewer)
@@ -331,7 +338,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
             if choice == "resume":  # the run's own network, patch, spacing and HU window
                 config = self._with_run_recipe(config, stage_dir)
                 self._show_recipe(config)
-        self._reset_plot()
+        self._reset_plot("resuming the run…" if config.resume else "starting…")
         self.reports = []
         self.model_folder = None
         self._log(f"Training the {config.stage} model on {config.data} → {config.stage_dir}")
@@ -612,10 +619,12 @@ class TrainWidget(JobWidgetMixin, QWidget):
         except RuntimeError:  # the panel was closed: its canvas is gone
             pass
 
-    def _reset_plot(self) -> None:
+    def _reset_plot(self, note: str = "no training yet") -> None:
         for values in self.history.values():
             values.clear()
-        self.loss_ax.set_xlim(0, 1)  # not the last run's step axis
+        self.loss_ax.set_xlim(0, 1)  # not the last run's step and loss axes
+        self.loss_ax.set_ylim(0, 1)
+        self._empty_note.set_text(note)  # (a run just ended here: not "no training yet")
         self._relayout()
         self._redraw(force=True)
 
