@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -281,11 +280,20 @@ def _run_cli(cmd: list[str], env: dict | None = None) -> tuple[float, float, int
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
-    _, err = proc.communicate()
+    err_text: list[str] = []
+    reader = threading.Thread(target=lambda: err_text.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    # this child's own peak (getrusage(RUSAGE_CHILDREN) is the highest of every child so far:
+    # each later variant reported the first one's)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t0
     th.join()
+    reader.join()
+    err = "".join(err_text)
     if proc.returncode != 0:
         print(err[-2000:], file=sys.stderr)
+    _run_cli.own_maxrss_gb = usage.ru_maxrss / 2**20  # Linux: kB
     return wall, peak[0] / 2**30, proc.returncode
 
 
@@ -298,9 +306,10 @@ def _segment_cmd(inputs, out, models, no_refine, *extra) -> list[str]:
 def _end_to_end(
     dicom: Path, out: Path, models: Path, runs: int, no_refine: bool, extra=(), env=None
 ) -> dict:
-    walls, peaks, stages = [], [], []
+    walls, peaks, stages, owns = [], [], [], []
     for k in range(runs):
         wall, peak, rc = _run_cli(_segment_cmd([dicom], out, models, no_refine, *extra), env)
+        owns.append(_run_cli.own_maxrss_gb)
         if rc != 0:
             raise SystemExit(f"livertumor segment failed (exit {rc})")
         stats = json.loads((out / f"{dicom.name}_stats.json").read_text())
@@ -308,7 +317,7 @@ def _end_to_end(
         peaks.append(peak)
         stages.append(stats["timings_s"])
         print(f"  run {k + 1}: {wall:.2f} s, stages {stats['timings_s']}")
-    children_maxrss_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    children_maxrss_gb = max(owns)  # these runs' own peaks (getrusage of each child)
     keys = sorted({k for s in stages for k in s})
     return {
         "input": "synthetic 512x512x200 DICOM series, 0.8x0.8x2.5 mm (synth seed 7)",
