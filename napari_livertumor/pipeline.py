@@ -295,6 +295,8 @@ def model_quality_warning(model: LoadedModel) -> str | None:
     """A warning for a model whose training validated it poorly (its ``metrics.score``, the
     validation Dice of the stage's class, under :data:`WEAK_VALIDATION_DICE`), else None."""
     meta = model.metadata
+    if (meta.metrics or {}).get("n_val_with_class") == 0:
+        return None  # no validation patient had the class: its 0 is a convention, no score
     score = (meta.metrics or {}).get("score")
     bar = WEAK_VALIDATION_DICE.get(meta.stage)
     if isinstance(score, bool) or not isinstance(score, (int, float)) or bar is None:

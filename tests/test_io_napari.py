@@ -853,7 +853,8 @@ def test_napari_offers_the_reader_for_dicom_and_nifti_names_not_for_every_file()
         )
 
     for name in ("IM000001", "1.2.840.113619.2.55.3", "slice.dcm", "x.DCM", "a.IMA", "ct.nii",
-                 "ct.nii.gz", "CT.NII.GZ"):  # fmt: skip
+                 "ct.nii.gz", "CT.NII.GZ", "DICOMDIR", "IMAGE_A"):  # fmt: skip
         assert offered(name), name
-    for name in ("photo.png", "table.csv", "array.npy", "case_stats.json", "notes.txt"):
+    for name in ("photo.png", "table.csv", "array.npy", "case_stats.json", "notes.txt",
+                 "Photo.PNG"):  # fmt: skip
         assert not offered(name), name

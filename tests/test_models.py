@@ -477,9 +477,22 @@ def test_weights_narrower_than_metadata_says_are_refused_before_building(model_d
     was = meta["network"].get("init_filters", 8)
     meta["network"]["init_filters"] = was * 2
     (model_dir / "metadata.json").write_text(json.dumps(meta))
-    with pytest.raises(ModelError, match=f"first layer has {was} filters .* says {was * 2}"):
+    with pytest.raises(
+        ModelError, match=rf"first layer is \[{was}, 1, 3, 3, 3\].* says \[{was * 2}, 1, 3, 3, 3\]"
+    ):
         load_model(model_dir)
     meta["network"]["init_filters"] = was
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    from safetensors.torch import load_file, save_file
+
+    weights = model_dir / "model.safetensors"
+    sd = load_file(str(weights))
+    good = dict(sd)
+    sd["convInit.conv.weight"] = sd["convInit.conv.weight"].reshape(-1)[:1]  # a damaged tensor
+    save_file(sd, str(weights))
+    with pytest.raises(ModelError, match=r"first layer is \[1\]"):  # (an IndexError before)
+        load_model(model_dir)
+    save_file(good, str(weights))
     meta["members"] = 3
     (model_dir / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="says 3 members; the weights hold 0"):

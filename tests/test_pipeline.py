@@ -142,8 +142,11 @@ def test_a_model_that_validated_poorly_is_said_when_loaded():
     vol, _, _ = phantom()
     models = oracle_models()
     t = models["tumor"]
-    for score, said in ((0.011, True), (0.62, False), (None, False)):
-        metrics = {"score": score, "n_val": 1} if score is not None else {}
+    # (0 with no validation patient holding the class is a convention, not a score)
+    for score, said, with_class in ((0.011, True, 1), (0.62, False, 1), (None, False, 1),
+                                    (0.0, False, 0)):  # fmt: skip
+        metrics = {"score": score, "n_val": 1, "n_val_with_class": with_class}
+        metrics = metrics if score is not None else {}
         meta = dataclasses.replace(t.metadata, metrics=metrics)
         seg = Segmenter(
             InferenceConfig(device="cpu", min_liver_ml=1),

@@ -687,6 +687,8 @@ def test_a_recipe_with_a_typo_is_refused(tmp_path):
         ({"common": {"hu_window": [-100, "nan"]}}, "hu_window must be a list of finite numbers"),
         ({"liver": {"network": {"out_channels": 5}}}, "out_channels must be 2 for the liver"),
         ({"common": {"network": {"in_channels": 2}}}, "in_channels must be 1"),
+        # trained, it would be a model no loader takes
+        ({"common": {"network": {"init_filters": 160}}}, "init_filters 160 is beyond 128"),
         ({"common": {"optimizer": "sgd"}}, "optimizer must be one of"),  # was AdamW, said sgd
         ({"common": {"fg_ratio": 2}}, "fg_ratio must be in [0, 1]"),
         ({"common": {"num_workers": -1}}, "num_workers must be >= 0"),
@@ -1363,6 +1365,10 @@ def test_train_check_says_when_too_few_training_patients_leave_the_weak_term_off
     args = ["train", "--data", str(data), "--check", "--split", str(split), "--config", str(recipe)]
     assert main(args) == 0
     assert "(2 folds) would be made on 2, and needs at least 3" in capsys.readouterr().out
+    # a liver-only check counts the same split (it said the default one)
+    args = ["train", "--data", str(data), "--check", "--split", str(split), "--stage", "liver"]
+    assert main(args) == 0
+    assert "Split of split.json: 4 training" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("at", [4, 3])  # mid-epoch; the epoch's last step (its validation)

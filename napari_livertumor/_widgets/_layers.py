@@ -473,8 +473,9 @@ def on_rename(viewer, follower: Callable[[Layer, str], None]) -> Callable[[], No
     return stop
 
 
-#: the colour of label values that are no class of this tool's (magenta)
-OTHER_VALUE_COLOR = (0.85, 0.2, 0.85, 1.0)
+#: the colour of label values that are no class of this tool's: white, a hue neither palette
+#: uses (a magenta was taken for a ground truth's tumor)
+OTHER_VALUE_COLOR = (1.0, 1.0, 1.0, 1.0)
 
 
 def class_colormap(colors: dict[int, tuple] | None = None, *, truth: bool = False):

@@ -566,6 +566,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
             )
 
     def _finished(self, status: str, config) -> None:
+        if not self.history["step"]:  # ended before a step: not "starting…" for good
+            self._empty_note.set_text("no training yet")
         self._redraw(force=True)
         stage_dir = Path(config.stage_dir)
         if (stage_dir / "metadata.json").is_file():

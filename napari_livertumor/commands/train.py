@@ -196,25 +196,17 @@ def _warn_split_differs(liver, tumor) -> None:
         )
 
 
-def _tumor_weak_settings(args):
-    """The weak term's λ, the clinical table and the tumor stage's config a training run of
-    ``args`` would use (None for a liver-only run, which reads no table).
-
-    As training resolves them: the command line, else the recipe (``--config``, or the model
-    ``--init`` starts from), else the tumor stage's default.
-    """
-    if args.stage == "liver":
-        return 0.0, args.clinical, None
-    import argparse
-
-    from ..errors import SettingsError
-
-    try:
-        configs = build_configs(args)
-    except SettingsError:  # (a fold the check need not know: it reads the whole folder)
-        configs = build_configs(argparse.Namespace(**{**vars(args), "folds": None, "fold": None}))
-    [tumor] = [cfg for cfg in configs if cfg.stage == "tumor"]
-    return tumor.weak_lambda, tumor.clinical, tumor
+def _check_settings(args):
+    """The weak term's λ, the clinical table and the config (the tumor stage's, else the
+    liver's) a training run of ``args`` would use, for ``--check``: as training resolves them
+    (the command line, else the recipe, ``--config`` or the model ``--init`` starts from, else
+    the stage's default). A liver-only run reads no table (λ 0); its split is still counted.
+    Settings training would refuse (``--folds`` without ``--fold``) are refused here too."""
+    configs = build_configs(args)
+    tumor = [cfg for cfg in configs if cfg.stage == "tumor"]
+    if tumor:
+        return tumor[0].weak_lambda, tumor[0].clinical, tumor[0]
+    return 0.0, args.clinical, configs[0]
 
 
 def run(args) -> int:
@@ -224,10 +216,10 @@ def run(args) -> int:
     if args.check:  # before hours of training: what the folder holds, and who is left out
         from ..training.check import summarize_data
 
-        weak_lambda, clinical, tumor = _tumor_weak_settings(args)
+        weak_lambda, clinical, config = _check_settings(args)
         problems: list[str] = []
         lines = summarize_data(
-            args.data, clinical, problems=problems, weak_lambda=weak_lambda, config=tumor
+            args.data, clinical, problems=problems, weak_lambda=weak_lambda, config=config
         )
         print("\n".join(lines))
         # a table training would not read (liver only, or λ 0) fails no check

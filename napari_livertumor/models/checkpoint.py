@@ -115,13 +115,6 @@ class ModelMetadata:
                 f"network out_channels must be at least 2 (background and a class), got "
                 f"{net.out_channels}"
             )
-        # beyond any network of this design: building it took gigabytes before the weights
-        # were found not to fit
-        if net.init_filters > MAX_INIT_FILTERS:
-            raise ValueError(
-                f"network init_filters {net.init_filters} is beyond {MAX_INIT_FILTERS}: not a "
-                "model this tool trains"
-            )
         d["hu_window"] = tuple(float(v) for v in d["hu_window"])
         d["target_spacing"] = tuple(float(v) for v in d["target_spacing"])
         d["roi_size"] = tuple(_whole(v, "roi_size") for v in d["roi_size"])
@@ -342,9 +335,7 @@ def read_metadata(folder: str | Path) -> ModelMetadata:
     return meta
 
 
-#: bounds of a metadata.json's network size and member count (the shipped models: 8 filters,
-#: one member; the original method's: 16; an ensemble of 5 folds)
-MAX_INIT_FILTERS = 128
+#: the most members an ensemble may have (one per fold: 5 in nnU-Net's way)
 MAX_MEMBERS = 64
 
 
@@ -407,15 +398,13 @@ def _check_size(weights: Path, meta: ModelMetadata, sd: dict) -> None:
         )
     for prefix in prefixes:
         tensor = sd.get(prefix + first)
-        if tensor is not None and tuple(tensor.shape[:2]) != (
-            meta.network.init_filters,
-            meta.network.in_channels,
-        ):
+        want = (meta.network.init_filters, meta.network.in_channels, 3, 3, 3)
+        if tensor is not None and tuple(tensor.shape) != want:
             raise ModelError(
                 weights,
-                "weights do not match the network in metadata.json: its first layer has "
-                f"{tensor.shape[0]} filters and {tensor.shape[1]} input channel(s), metadata.json "
-                f"says {meta.network.init_filters} and {meta.network.in_channels}",
+                "weights do not match the network in metadata.json: its first layer is "
+                f"{list(tensor.shape)} (filters, input channels, kernel), metadata.json says "
+                f"{list(want)}",
             )
 
 

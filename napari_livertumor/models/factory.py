@@ -57,6 +57,13 @@ class NetworkConfig:
         for name in ("in_channels", "out_channels", "init_filters", "vae_nz"):
             if getattr(net, name) < 1:
                 raise ValueError(f"network {name} must be at least 1, got {getattr(net, name)}")
+        # beyond any network of this design (a model file's edited metadata built gigabytes
+        # before its weights were found not to fit; a run trained one no loader takes)
+        if net.init_filters > MAX_INIT_FILTERS:
+            raise ValueError(
+                f"network init_filters {net.init_filters} is beyond {MAX_INIT_FILTERS}: not a "
+                "network this tool trains or loads"
+            )
         # MONAI checks these only when the network is built: a traceback, not a message
         if net.norm.lower() not in NORMS:
             raise ValueError(f"network norm must be one of {sorted(NORMS)}, got {net.norm!r}")
@@ -71,6 +78,9 @@ class NetworkConfig:
         """Input sizes must be divisible by this (2 ** number of down-sampling levels)."""
         return 2 ** (len(self.blocks_down) - 1)
 
+
+#: the widest first layer a network may have (the shipped models: 8; the original method: 16)
+MAX_INIT_FILTERS = 128
 
 #: the normalisations a network may name (MONAI's; group norm needs a group count no field
 #: gives)

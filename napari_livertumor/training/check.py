@@ -180,6 +180,8 @@ def _split_line(case_ids: list[str], config=None) -> tuple[str, list[str]]:
     cfg = dataclasses.replace(cfg, out=cfg.out or ".")
     if cfg.split_file:
         label = f"Split of {Path(cfg.split_file).name}"
+    elif cfg.resume and (Path(cfg.stage_dir) / "last" / "split.json").is_file():
+        label = "Split of the run being resumed (last/split.json)"
     elif cfg.folds:
         label = f"Split (fold {cfg.fold} of {cfg.folds})"
     else:
