@@ -170,7 +170,9 @@ def test_a_folder_loaded_without_find_series_brings_its_seg_as_file_open_does(
     _wait_idle(qtbot, widget)
     (gt,) = _layers.labels_layers(viewer, role="ground_truth")
     np.testing.assert_array_equal(gt.data, labels)
-    assert "ground truth: seg.dcm, the DICOM SEG drawn on this series" in widget.status.text()
+    # said as news after the scan's line, not in amber as a doubt about it
+    assert "\nGround truth: seg.dcm, the DICOM SEG drawn on this series" in widget.status.text()
+    assert "⚠ ground truth:" not in widget.status.text()
 
     # after Find series, the field decides: emptied by the user, no ground truth comes
     viewer.layers.clear()
@@ -562,6 +564,49 @@ def test_the_chosen_phase_of_a_series_stacking_two_is_the_one_loaded(load_widget
     np.testing.assert_array_equal(_layers.ct_layers(viewer)[-1].data, arterial.array)
     gt = _layers.labels_layers(viewer, role="ground_truth")[-1]
     assert np.count_nonzero(gt.data) == np.count_nonzero(labels)
+    # the other phase's row gets no ground truth (the arterial SEG was filled in for it, and
+    # its Load failed in red: "the segmented acquisition is missing from the folder")
+    widget.series_table.selectRow(1 - widget.series_table.currentRow())
+    assert widget.selected_series().acquisition == 2
+    assert widget.truth_path.text() == ""
+    widget.series_table.selectRow(1 - widget.series_table.currentRow())
+    assert widget.truth_path.text().endswith("1-1.dcm")
+
+
+def test_a_scout_row_does_not_block_the_sample_and_enter_opens_a_nifti_path(
+    load_widget, qtbot, tmp_path
+):
+    """A scout row chosen before switching to Sample refused the sample's Load; Enter on a
+    .nii.gz with "DICOM folder" chosen scanned its folder ("No DICOM image series found")."""
+    from qtpy.QtCore import Qt
+
+    from napari_livertumor.io.dicom_write import write_ct_series
+    from napari_livertumor.io.volume import CTVolume
+
+    viewer, widget = load_widget
+    folder = tmp_path / "scout"
+    scout = CTVolume(np.zeros((1, 16, 16), np.int16), (1.0, 1.0, 1.0))
+    write_ct_series(scout, folder / "topo", series_description="TOPOGRAM", series_number=1)
+    write_ct_series(tiny_ct()[0], folder / "ct", series_description="LIVER", series_number=2)
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(folder))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    row = next(r for r, s in enumerate(widget._series) if s.n_slices == 1)
+    widget.series_table.selectRow(row)
+    widget.source.setCurrentText(SOURCES[2])  # the sample
+    widget.load_button.click()
+    _wait_idle(qtbot, widget, timeout=60_000)
+    assert "single image" not in widget.status.text()
+    assert len(_layers.ct_layers(viewer)) == 1
+    viewer.layers.clear()
+    write_nifti(tiny_ct()[0], tmp_path / "ct.nii.gz")
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(tmp_path / "ct.nii.gz"))
+    qtbot.keyClick(widget.path, Qt.Key_Return)
+    _wait_idle(qtbot, widget)
+    assert "No DICOM image series" not in widget.status.text()
+    assert len(_layers.ct_layers(viewer)) == 1
 
 
 def test_enter_in_the_path_finds_series_then_loads_and_a_seg_folder_is_a_ground_truth(

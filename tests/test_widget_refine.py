@@ -280,6 +280,7 @@ def test_cancel_during_apply_all_changes_nothing(refine_setup, qtbot):
     before = seg.data.copy()
     widget.apply_all_button.click()
     assert widget.apply_all_button.text() == "Cancel"
+    widget.jobs[widget.apply_all_button].started_at -= 1  # (not a double-click's second click)
     widget.apply_all_button.click()  # the user changes their mind at once
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
     np.testing.assert_array_equal(seg.data, before)

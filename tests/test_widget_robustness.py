@@ -109,6 +109,7 @@ def test_closing_the_segment_panel_stops_its_job(segmenting, gate, qtbot):
 def test_cancel_mid_run_leaves_existing_layers_alone(segmenting, gate, qtbot):
     viewer, widget, _, _ = segmenting
     before = [ly.name for ly in viewer.layers]
+    widget.jobs[widget.run_button].started_at -= 1  # (not a double-click's second click)
     widget.run_button.click()  # Cancel
     qtbot.waitUntil(lambda: not widget.busy, timeout=10_000)
     assert gate.saw_cancel.is_set()

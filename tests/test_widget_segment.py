@@ -81,6 +81,7 @@ def test_cancel_stops_the_run_and_adds_nothing(viewer_with_ct, models_dir, qtbot
     viewer, _ = viewer_with_ct
     widget = _segment_widget(viewer, models_dir, monkeypatch)
     widget.run_button.click()
+    widget.jobs[widget.run_button].started_at -= 1  # a later click, not a double-click's second
     widget.run_button.click()  # the button reads "Cancel" now
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     assert [ly.name for ly in viewer.layers] == ["tiny CT"]
@@ -421,3 +422,46 @@ def test_panels_opened_from_the_menu_take_up_a_rerun_not_the_result_it_moved_asi
     assert "tiny CT segmentation (previous)" in viewer.layers
     for combo in (refine.mask_combo, inspect.labels_combo, export.labels_combo):
         assert combo.currentText() == "tiny CT segmentation"
+
+
+def test_a_double_click_on_run_does_not_cancel_what_it_started(
+    viewer_with_ct, models_dir, qtbot, monkeypatch
+):
+    """A double-click is two clicks: the second found the job running and cancelled it
+    ("Cancelled: nothing was changed")."""
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    widget.run_button.click()
+    widget.run_button.click()  # within the double-click interval
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert "Cancelled" not in widget.status.text()
+    assert "tiny CT segmentation" in [ly.name for ly in viewer.layers]
+
+
+def test_liver_only_greys_out_the_tumor_options_and_records_no_refinement(
+    viewer_with_ct, models_dir, qtbot, monkeypatch
+):
+    """With 'liver only' the tumor options stayed live, and a ticked Refine was recorded as
+    applied in the exported stats (the CLI records refine false for a liver-only run)."""
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    widget.refine_check.setChecked(True)
+    widget.stage_combo.setCurrentText("liver only")
+    assert not widget.refine_check.isEnabled() and not widget.tta_check.isEnabled()
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert viewer.layers["tiny CT segmentation"].metadata["run"]["refine"] is False
+    widget.stage_combo.setCurrentText("liver + tumor")
+    assert widget.refine_check.isEnabled() and widget.unsure_check.isEnabled()
+
+
+def test_a_ct_layer_whose_voxels_were_replaced_is_segmented_as_shown(viewer_with_ct):
+    """The CTVolume kept in a CT layer's metadata was segmented, not the layer's voxels: a
+    duplicate given all-air data gave a liver."""
+    viewer, vol = viewer_with_ct
+    ct = viewer.layers["tiny CT"]
+    assert _layers.volume_of(ct) is ct.metadata[_layers.CT_VOLUME]  # untouched: itself
+    ct.data = np.full(vol.shape, -1000, np.int16)
+    got = _layers.volume_of(ct)
+    assert (got.array == -1000).all()
+    np.testing.assert_allclose(got.affine, vol.affine)

@@ -600,6 +600,12 @@ class JobWidgetMixin:
         if job is not None and job.running:
             if job.delivered:  # its result is in and it ends at once: the click is spent
                 return True
+            from qtpy.QtWidgets import QApplication
+
+            if time.monotonic() - job.started_at < QApplication.doubleClickInterval() / 1000:
+                # a double-click's second click: the job the first one started goes on (it
+                # was cancelled at once: "Cancelled: nothing was changed")
+                return True
             job.cancel()
             button.setText(self.STOPPING_TEXT)
             button.setEnabled(False)
@@ -694,6 +700,7 @@ class JobWidgetMixin:
         job.finish_on_exit = self.FINISH_ON_CLOSE  # the process exiting does not stop it either
         job.deliver_after_cancel = self.FINISH_ON_CLOSE  # what it wrote after a late Cancel
         started.append(job)
+        job.started_at = time.monotonic()
         self.jobs[button] = job
         self._button_text.setdefault(button, button.text())
         button.setText("Cancel")

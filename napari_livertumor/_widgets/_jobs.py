@@ -201,6 +201,8 @@ class Job(QObject):
         self.finish_on_exit = False
         #: show the result of a run that ended after Cancel was asked (a job writing files)
         self.deliver_after_cancel = False
+        #: when it was started (a Cancel within a double-click's interval is the second click)
+        self.started_at = time.monotonic()
         self._last_emit: dict[str, float] = {}
         self._bars: dict[str, Any] = {}  # "job": the napari bar, "stage": its current stage
         self._qbar = progress_bar

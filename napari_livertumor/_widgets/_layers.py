@@ -318,6 +318,18 @@ def _image_on_grid(image, shape, scale, translate) -> bool:
     return on_one_grid(image.data.shape, image.scale, image.translate, shape, scale, translate)
 
 
+def slider_index(viewer, layer, z: float) -> int:
+    """The position of napari's slice slider that shows ``layer``'s slice ``z`` (its own index
+    when it is the only volume; with several CTs of other extents the two differ: slice 17 of
+    one was step 32 of the slider)."""
+    try:
+        world = float(layer.data_to_world([z] + [0] * (layer.ndim - 1))[0])
+        start, _stop, step = viewer.dims.range[0]
+        return int(round((world - float(start)) / float(step)))
+    except Exception:  # noqa: BLE001 - a wording nicety: the layer's own index
+        return int(round(z))
+
+
 def show_layer_centre(viewer, layer) -> None:
     """Move the slice and the camera to the middle of ``layer`` (keeps the zoom)."""
     try:
@@ -604,6 +616,14 @@ def volume_of(layer: Layer, layers=None) -> CTVolume:
 
         if isinstance(layer, Labels):
             return dicom_twin(vol, layers or ()) or vol
+        data = layer.data
+        if data is not vol.array and not np.array_equal(np.asarray(data), vol.array):
+            # its voxels replaced (a filter, the console, a duplicate given other data): those
+            # are what is segmented and measured, on the CT's frame, without its DICOM identity
+            # (the stored volume's were segmented, an all-air image gave a liver)
+            plain = without_dicom_identity(vol.meta)
+            plain.update(description=layer.name, source=str(layer.source.path or ""))
+            return CTVolume(np.asarray(data), vol.spacing, vol.origin, vol.direction, plain)
         return vol
     same = grid_volume(layers or (), layer.data.shape, layer.scale, layer.translate)
     if same is not None:
@@ -752,7 +772,7 @@ def ct_array_for(layer, layers) -> np.ndarray | None:
     ]
     own = [ly for ly in cts if ly.name == layer.metadata.get(CT_LAYER)]
     pick = own or (cts if len(cts) == 1 else [])
-    return pick[0].metadata[CT_VOLUME].array if pick else None
+    return np.asarray(pick[0].data) if pick else None  # as shown (its voxels may be replaced)
 
 
 def without_dicom_identity(meta: dict) -> dict:

@@ -501,6 +501,7 @@ def _provenance(metadata: dict, model_stats: dict, labels=None) -> dict:
         "device": metadata.get("device"),
         "models": run.get("models"),
         "refine": run.get("refine"),  # the model run's
+        **({"refine_config": run["refine_config"]} if run.get("refine_config") else {}),
         "refined_in_panel": refined,
         "tumor_tta": run.get("tumor_tta", model_stats.get("tumor_tta")),
         "lesion_filter": model_stats.get("lesion_filter"),

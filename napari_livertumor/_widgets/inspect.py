@@ -310,6 +310,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         marker = self._mark_lesion(layer, lesion)  # first: a layer added resets the slider
         self.viewer.dims.set_point(0, float(world[0]))
         _layers.camera(self.viewer).center = tuple(float(w) for w in world)
+        slider_range = [_layers.slider_index(self.viewer, layer, z) for z in lesion["slice_range"]]
         images = ""
         if lesion.get("image_numbers"):
             first, last = lesion["image_numbers"]
@@ -322,8 +323,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
             ("The labels were edited since they were measured: where lesion " if stale else "")
             + f"{'' if stale else 'Lesion '}{lesion['id']}"
             + (" was" if stale else "")
-            + f": slice {lesion['slice']} "
-            f"(slices {lesion['slice_range'][0]}–{lesion['slice_range'][1]}){images}"
+            + f": slice {_layers.slider_index(self.viewer, layer, lesion['slice'])} "
+            f"(slices {_range(slider_range)}){images}"
             + (f"; ringed in '{marker}'" if marker else "")
             + (". Click Measure to update the list." if stale else "."),
             warning=stale,
@@ -437,7 +438,12 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 _ml(les["volume_ml"]),
                 f"{les['longest_diameter_mm']:.1f}",  # edge to edge (one voxel: its width)
                 _mm(les.get("axial_diameter_mm")),  # (stats from before it was measured: none)
-                _range(les["slice_range"]),
+                _range(
+                    [
+                        _layers.slider_index(self.viewer, self._measured_layer, z)
+                        for z in les["slice_range"]
+                    ]
+                ),
                 _range(les.get("image_numbers")),
                 _hu(les.get("mean_hu")),
                 _hu(les.get("liver_contrast_hu"), signed=True),

@@ -49,6 +49,12 @@ def _source_for(source: str, path_text: str) -> str:
     return source
 
 
+#: how a ground truth loaded along with its scan (the SEG drawn on it) is said
+AUTO_TRUTH = "ground truth: "
+#: the reader's note of the folder's other series (see ``io.dicom``)
+OTHERS_NOT_READ = "other series in the folder not read"
+
+
 class LoadWidget(JobWidgetMixin, QWidget):
     """Open a CT as a layer in mm, with the abdomen window and its geometry in the metadata."""
 
@@ -224,7 +230,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
             self.source.setCurrentText(source)  # (it was refused as "not a DICOM file")
         # the sample brings its own ground truth (the field is greyed out for it)
         truth_text = "" if source == SOURCES[2] else user_path(self.truth_path)
-        chosen = self.selected_series()
+        # a series row is a DICOM folder's (a scout chosen there blocked loading the sample)
+        chosen = self.selected_series() if source == SOURCES[0] else None
         if chosen is not None and chosen.n_slices == 1:
             # a scout (topogram) read as a "volume" of one coronal image: 96 slices, 1 thick
             set_status(
@@ -283,7 +290,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 try:
                     truth = _read_truth(Path(found[0]), volume, notes)
                     notes.append(
-                        f"ground truth: {Path(found[0]).name}, the DICOM SEG drawn on this "
+                        f"{AUTO_TRUTH}{Path(found[0]).name}, the DICOM SEG drawn on this "
                         "series in its folder"
                     )
                 except InputError as exc:
@@ -306,7 +313,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
             turn = shown.meta.get("stored_turn")
             if turn is not None and truth is not None:
                 truth = turn.apply(truth)
-            return shown, truth, truth_problem, notes
+            return shown, truth, truth_problem, notes, chosen is not None
 
         self.run_job(
             target,
@@ -414,7 +421,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         set_status(self.status, msg if self._series else empty, warning=len(patients) > 1)
 
     def _show_volume(self, loaded) -> None:
-        volume, truth, truth_problem, notes = loaded
+        volume, truth, truth_problem, notes, explicit = loaded
         already = [
             ly.name
             for ly in _layers.ct_layers(self.viewer)
@@ -437,9 +444,19 @@ class LoadWidget(JobWidgetMixin, QWidget):
         _layers.show_layer_centre(self.viewer, layer)  # the new scan, not the previous one's
         dz, dy, dx = volume.spacing
         msg = f"Loaded '{name}': {volume.shape[0]} slices, {dz:.3g}×{dy:.3g}×{dx:.3g} mm"
+        # the SEG brought along is news, not a doubt about the scan (it came first, in amber)
+        infos = [w[0].upper() + w[1:] for w in notes if w.startswith(AUTO_TRUTH)]
+        notes = [w for w in notes if not w.startswith(AUTO_TRUTH)]
         if notes:  # what makes the scan doubtful comes first
             msg = "\n".join(f"⚠ {w}" for w in notes) + "\n" + msg
-        for w in volume.meta.get("warnings", []) or []:
+        msg += "".join(f"\n{w}." for w in infos)
+        read_notes = [
+            w
+            for w in volume.meta.get("warnings", []) or []
+            # the series a row chose: the others "not read" are the user's own choice
+            if not (explicit and OTHERS_NOT_READ in w)
+        ]
+        for w in read_notes:
             msg += f"\n⚠ {w}"
         if already:  # a second copy is allowed (to compare settings), but never unsaid
             msg += f"\nThis scan was already open as '{already[0]}': this is a second copy."
@@ -450,8 +467,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
             )
         if truth_problem:
             msg += f"\nThe ground truth was not loaded: {truth_problem}"
-        read_notes = bool(volume.meta.get("warnings"))  # what the reader left out or found odd
-        set_status(self.status, msg, error=bool(truth_problem), warning=bool(notes) or read_notes)
+        set_status(  # (read_notes: what the reader left out or found odd)
+            self.status, msg, error=bool(truth_problem), warning=bool(notes) or bool(read_notes)
+        )
 
     def _fit_rows(self, *_) -> None:
         """Each row as tall as its wrapped series name, at most two lines."""
@@ -478,7 +496,10 @@ class LoadWidget(JobWidgetMixin, QWidget):
         scanned, anything else loaded (never a Cancel of a job under way)."""
         if self.busy:
             return
-        if self.source.currentText() == SOURCES[0] and not self._series:
+        # as Load reads it: a .nii.gz typed with "DICOM folder" chosen is a NIfTI (its folder
+        # was scanned for DICOM series instead)
+        source = _source_for(self.source.currentText(), user_path(self.path))
+        if source == SOURCES[0] and not self._series:
             self.scan()
         else:
             self.load()
@@ -508,8 +529,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
         if chosen is not None:
             on_it = [(f, images) for f, uid, images in self._segs if uid == chosen.uid]
             mine = set(getattr(chosen, "sop_instance_uids", ()) or ())
+            # a SEG naming its images belongs to the acquisition holding them (of a series
+            # stacking two phases, the other phase got it and failed to load); one naming none
+            # (or a series without image UIDs) is taken as the series'
             found = next((f for f, images in on_it if images & mine), "") or next(
-                (f for f, _ in on_it), ""
+                (f for f, images in on_it if not images or not mine), ""
             )
         elif len(self._segs) == 1:  # nothing chosen (a series list that failed): the only one
             found = self._segs[0][0]

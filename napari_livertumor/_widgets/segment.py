@@ -43,6 +43,12 @@ STAGE_CHOICES = {"liver + tumor": "both", "liver only": "liver"}
 NO_CT = "Load a CT first (no 3D image layer chosen)."
 
 
+def _as_record(refine_config):
+    """The Refine panel's settings a run used, as the stats record them."""
+    to_dict = getattr(refine_config, "to_dict", None)
+    return to_dict() if callable(to_dict) else str(refine_config)
+
+
 class SegmentWidget(JobWidgetMixin, QWidget):
     """Run :func:`napari_livertumor.pipeline.segment_ct` on the chosen CT layer."""
 
@@ -129,11 +135,19 @@ class SegmentWidget(JobWidgetMixin, QWidget):
 
         self.run_button.clicked.connect(self._run_clicked)
         self.model_browse.clicked.connect(self._browse_models)
+        self.stage_combo.currentTextChanged.connect(self._stages_changed)
         follow_layer_list(self, self.viewer, self.refresh_layers)
         self.init_jobs(napari_viewer)
         warm_up_in_background(self.device_info, "napari_livertumor.pipeline", "scipy.ndimage")
         self.refresh_layers()
         self.refresh_models()
+
+    def _stages_changed(self, *_) -> None:
+        """The tumor's options do nothing for the liver only: greyed out (a ticked Refine
+        was recorded as applied in the exported stats)."""
+        tumor = STAGE_CHOICES.get(self.stage_combo.currentText()) != "liver"
+        for box in (self.refine_check, self.unsure_check, self.tta_check):
+            box.setEnabled(tumor)
 
     # ------------------------------------------------------------------ lists
     def refresh_layers(self, *_) -> None:
@@ -242,7 +256,13 @@ class SegmentWidget(JobWidgetMixin, QWidget):
                     k: (str(Path(m.path).resolve()) if m is not None and m.path else None)
                     for k, m in models.items()
                 },
-                "refine": bool(config.refine),
+                # as the command line records it: a liver-only run refines nothing
+                "refine": bool(config.refine) and segmenter.tumor is not None,
+                **(
+                    {"refine_config": _as_record(config.refine_config)}
+                    if config.refine and segmenter.tumor is not None and config.refine_config
+                    else {}
+                ),
                 "tumor_tta": config.tta if segmenter.tumor is not None else None,
                 "version": __version__,
             }
@@ -324,7 +344,9 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         unsure = s.get("unsure_lesions") or []
         points = _show_unsure(self.viewer, layer, unsure)
         if unsure:
-            slices = sorted({int(round(u["centroid_zyx"][0])) for u in unsure})
+            slices = sorted(  # as napari's slice slider counts them (several CTs: not the data's)
+                {_layers.slider_index(self.viewer, layer, u["centroid_zyx"][0]) for u in unsure}
+            )
             where = ", ".join(map(str, slices[:6])) + (", …" if len(slices) > 6 else "")
             msg += (
                 f"\n{len(unsure)} unsure candidate(s) dropped by the lesion filter "
@@ -343,6 +365,8 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             msg += f"\nYour previous labels were kept as '{kept}' (hidden)."
         if gone:
             msg += f"\nThe CT layer '{ct_name}' was removed meanwhile; labels keep its geometry."
+            # not linked by name to another CT that takes the name (its HU read for this mask)
+            layer.metadata[_layers.CT_LAYER] = None
         for w in result.warnings:
             if w not in serious:
                 msg += f"\n⚠ {w}"
