@@ -700,7 +700,6 @@ class JobWidgetMixin:
         job.finish_on_exit = self.FINISH_ON_CLOSE  # the process exiting does not stop it either
         job.deliver_after_cancel = self.FINISH_ON_CLOSE  # what it wrote after a late Cancel
         started.append(job)
-        job.started_at = time.monotonic()
         self.jobs[button] = job
         self._button_text.setdefault(button, button.text())
         button.setText("Cancel")

@@ -24,9 +24,10 @@ def summarize_data(
     A clinical table that cannot be read is said in the lines, after the patients' (and added
     to ``problems``, a list, when given: training would stop on it, unless ``weak_lambda``, the
     weak term's λ of the run, is 0). ``weak_columns`` are the clinical columns the run's recipe
-    regresses on (by default the tumor stage's default columns). ``config``, the tumor stage's
-    :class:`~napari_livertumor.training.TrainConfig` of the run, gives them (and λ) when they are
-    not given, and the split and weak-term folds the check then counts with.
+    regresses on (by default the tumor stage's default columns). ``config``, the run's
+    :class:`~napari_livertumor.training.TrainConfig` (the tumor stage's when it trains), gives
+    them (and λ) when they are not given, and the split and weak-term folds the check then
+    counts with.
 
     Raises :class:`~napari_livertumor.errors.InputError` when nothing in it is usable, and
     :class:`~napari_livertumor.errors.Cancelled` when told to stop.
