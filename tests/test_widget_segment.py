@@ -465,3 +465,17 @@ def test_a_ct_layer_whose_voxels_were_replaced_is_segmented_as_shown(viewer_with
     got = _layers.volume_of(ct)
     assert (got.array == -1000).all()
     np.testing.assert_allclose(got.affine, vol.affine)
+
+
+def test_slice_numbers_are_the_sliders_with_several_volumes_open():
+    """Slice 17 of one CT was step 32 of napari's slider with a longer CT open; a layer of
+    more dimensions adds leading axes."""
+    from napari.components import ViewerModel
+
+    viewer = ViewerModel()
+    ct = viewer.add_image(np.zeros((40, 8, 8)), scale=(2.5, 0.7, 0.7), translate=(-100.3, 0, 0))
+    assert _layers.slider_index(viewer, ct, 17) == 17  # alone: its own index
+    viewer.add_image(np.zeros((60, 8, 8)), scale=(2.5, 0.7, 0.7), translate=(-150.3, 0, 0))
+    assert _layers.slider_index(viewer, ct, 17) == 37
+    viewer.add_image(np.zeros((3, 60, 8, 8)), scale=(1, 2.5, 0.7, 0.7), translate=(0, -150.3, 0, 0))
+    assert _layers.slider_index(viewer, ct, 17) == 37

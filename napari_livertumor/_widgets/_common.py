@@ -604,7 +604,13 @@ class JobWidgetMixin:
 
             if time.monotonic() - job.started_at < QApplication.doubleClickInterval() / 1000:
                 # a double-click's second click: the job the first one started goes on (it
-                # was cancelled at once: "Cancelled: nothing was changed")
+                # was cancelled at once: "Cancelled: nothing was changed"); said, in case the
+                # click was meant
+                set_status(
+                    self.status,
+                    "Started (a click this soon after is taken as a double-click's second): "
+                    "click again to stop it.",
+                )
                 return True
             job.cancel()
             button.setText(self.STOPPING_TEXT)

@@ -324,7 +324,8 @@ def slider_index(viewer, layer, z: float) -> int:
     one was step 32 of the slider)."""
     try:
         world = float(layer.data_to_world([z] + [0] * (layer.ndim - 1))[0])
-        start, _stop, step = viewer.dims.range[0]
+        axis = viewer.dims.ndim - layer.ndim  # (a layer of more dimensions adds leading axes)
+        start, _stop, step = viewer.dims.range[axis]
         return int(round((world - float(start)) / float(step)))
     except Exception:  # noqa: BLE001 - a wording nicety: the layer's own index
         return int(round(z))
