@@ -425,9 +425,60 @@ def test_a_series_missing_more_than_a_tenth_of_its_slices_is_refused(tmp_path):
     for p in [*paths[1:10:2], *paths[23:32:2]]:
         p.unlink()
     volume = read_dicom_series(tmp_path / "v")
-    assert volume.shape[0] == 31 and "missing slice(s) detected" in " ".join(
-        volume.meta["warnings"]
-    )
+    assert volume.shape[0] == 31 and (
+        "slice spacing changes along the series: 2.5 mm in places, 5 mm elsewhere"
+    ) in " ".join(volume.meta["warnings"])
+
+
+def test_a_series_thin_in_the_middle_is_stacked_on_its_thin_step_whichever_steps_are_more(
+    tmp_path,
+):
+    """2.5 mm through the middle, 5 mm elsewhere, with more 5 mm steps than 2.5 mm ones: it
+    was stacked at the average step (3.9 mm), slices up to 5 mm from their place and the
+    middle's volumes 59 % too large; with more 2.5 mm steps it was exact."""
+    source = make_ct(shape=(32, 16, 16))
+    paths = write_ct_series(source, tmp_path)
+    gone = [*range(1, 12, 2), *range(21, 32, 2)]  # 11 steps of 5 mm, 8 of 2.5 mm
+    for i in gone:
+        paths[i].unlink()
+    volume = read_dicom_series(tmp_path)
+    assert volume.shape == (31, 16, 16)
+    assert volume.spacing[0] == pytest.approx(2.5, abs=1e-4)
+    np.testing.assert_allclose(volume.affine, source.affine, atol=1e-3)
+    kept = [i for i in range(31) if i not in gone]
+    np.testing.assert_array_equal(volume.array[kept], source.array[kept])
+    notes = " ".join(volume.meta["warnings"])
+    assert "slice spacing changes along the series: 2.5 mm in places, 5 mm elsewhere" in notes
+    assert "non-uniform" not in notes
+
+
+def test_two_reconstructions_interleaved_in_one_series_are_warned_of(tmp_path):
+    """Thick slices and thin ones of the same SeriesInstanceUID and AcquisitionNumber, offset
+    by half a step, were stacked as one volume without a word."""
+    source = make_ct(shape=(8, 16, 16), spacing=(5.0, 0.8, 0.8))
+    write_ct_series(source, tmp_path, series_uid="1.2.3.9")
+    paths = write_ct_series(
+        source, tmp_path, series_uid="1.2.3.9", instance_number_start=9,
+        file_names=[f"b{i}.dcm" for i in range(8)],
+    )  # fmt: skip
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.ImagePositionPatient[2] = float(ds.ImagePositionPatient[2]) + 2.5
+        ds.SliceThickness = 2.0
+        ds.save_as(path)
+    volume = read_dicom_series(tmp_path)
+    assert volume.shape[0] == 16
+    notes = " ".join(volume.meta["warnings"])
+    assert "SliceThickness changes 15 times along the series" in notes
+    assert "two reconstructions seem interleaved" in notes
+    # a series thinner through the liver changes its thickness twice: no such warning
+    thin = tmp_path.parent / (tmp_path.name + "_thin")
+    paths = write_ct_series(make_ct(shape=(8, 16, 16)), thin)
+    for path in paths[3:5]:
+        ds = pydicom.dcmread(path)
+        ds.SliceThickness = 1.25
+        ds.save_as(path)
+    assert "interleaved" not in " ".join(read_dicom_series(thin).meta["warnings"])
 
 
 def test_uneven_spacing_is_reported(tmp_path):
@@ -853,9 +904,37 @@ def test_enhanced_multiframe_ct_is_refused_with_a_hint(tmp_path):
     shutil.copy(src, tmp_path / "ect.dcm")
     with pytest.raises(InputError, match="multi-frame/enhanced CT objects are not supported"):
         load_ct(tmp_path)
+    # given as the file: what it is, not "not an image series ... holds no CT slices"
+    with pytest.raises(InputError, match=r"Enhanced \(multi-frame\) CT object, which is not read"):
+        load_ct(tmp_path / "ect.dcm")
     # listed as what it is, not as a "non-image object" lacking slice tags
     [info] = discover_series(tmp_path)
     assert "multi-frame image(s) (a multi-frame image of 2 frames), not read here" in info.summary()
+    # beside a classic series of the patient, it is said as passed over (an arterial phase
+    # exported as Enhanced CT was never mentioned)
+    beside = tmp_path.parent / (tmp_path.name + "_beside")
+    paths = write_ct_series(make_ct(shape=(5, 16, 16)), beside)
+    ect = pydicom.dcmread(src)
+    ect.PatientID = pydicom.dcmread(paths[0]).PatientID
+    ect.save_as(beside / "ect.dcm")
+    notes = " ".join(load_ct(beside).meta["warnings"])
+    assert "1 other series in the folder not read" in notes and "multi-frame image(s)" in notes
+
+
+def test_an_object_whose_series_uid_begins_like_the_cts_is_no_file_cut_short(tmp_path):
+    """A dose report (a secondary capture) whose SeriesInstanceUID was the CT's minus its last
+    digit was named "cut short inside its header": a whole file."""
+    paths = write_ct_series(make_ct(shape=(5, 16, 16)), tmp_path)
+    ds = pydicom.dcmread(paths[0])
+    del ds.ImagePositionPatient, ds.ImageOrientationPatient
+    ds.SeriesInstanceUID = str(ds.SeriesInstanceUID)[:-1]
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture
+    ds.SeriesDescription, ds.SeriesNumber = "Dose Report", 999
+    ds.save_as(tmp_path / "dose.dcm")
+    volume = load_ct(tmp_path)
+    assert volume.shape == (5, 16, 16)
+    assert "cut short" not in " ".join(volume.meta["warnings"])
 
 
 def _edit_all(paths, edit):
@@ -1064,5 +1143,5 @@ def test_two_passes_stacked_without_acquisition_numbers_are_named_as_such(tmp_pa
         paths += write_ct_series(make_ct(shape=(5, 16, 16)), tmp_path / f"pass{k}", series_uid=uid,
                                  instance_number_start=1 + 5 * k)  # fmt: skip
     _edit_all(paths, lambda ds: ds.pop("AcquisitionNumber", None))
-    with pytest.raises(InputError, match="looks like 2 acquisitions .* stacked in one series"):
+    with pytest.raises(InputError, match="looks like 2 passes stacked in one series"):
         read_dicom_series(tmp_path)

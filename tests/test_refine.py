@@ -292,6 +292,34 @@ def test_a_faint_lesion_beside_a_clear_one_is_kept_as_it_was():
     assert dice(out & ~faint, clear) > dice(start & ~faint, clear) + 0.05  # the clear one grew
 
 
+@pytest.mark.parametrize("liver_hu, strong_hu, weak_hu", [(100, 200, 140), (110, 20, 75)])
+def test_a_clear_lesion_beside_a_stronger_one_is_not_lost_in_their_shared_roi(
+    liver_hu, strong_hu, weak_hu
+):
+    """One contour for two lesions 12 mm apart weighs one inside mean against one outside
+    mean: the smaller lesion (clear contrast of its own, CNR 3-5) fell outside and shrank to
+    crumbs, which Apply then removed as slivers, without a word."""
+    spacing = (2.5, 0.8, 0.8)
+    shape = (20, 64, 80)
+    zz, yy, xx = np.indices(shape).astype(float)
+    zm, ym, xm = zz * spacing[0], yy * spacing[1], xx * spacing[2]
+    strong = (zm - 25) ** 2 + (ym - 25) ** 2 + (xm - 18) ** 2 < 10**2
+    weak = (zm - 25) ** 2 + (ym - 25) ** 2 + (xm - 40) ** 2 < 6**2
+    liver = np.ones(shape, bool)
+    ct = np.full(shape, float(liver_hu))
+    ct[strong], ct[weak] = strong_hu, weak_hu
+    ct += np.random.default_rng(0).normal(0, 10, shape)
+    tumor = strong | weak
+    assert len(lesion_boxes(tumor, spacing, RefineConfig().roi_margin_mm)) == 1
+    notes: list[str] = []
+    out = refine_all(ct, tumor, liver, spacing, RefineConfig(), notes=notes)
+    assert dice(out & ~strong, weak) > 0.9 and dice(out & ~weak, strong) > 0.9
+    assert any("refined on its own" in n for n in notes)
+    # and through the Apply's sliver filter: still two lesions
+    kept = drop_slivers(tumor, out, spacing, min_ml=0.1, min_voxels=4)
+    assert ndi.label(kept, np.ones((3, 3, 3)))[1] == 2
+
+
 def test_a_clear_lesion_drawn_too_large_is_still_refined():
     """The contrast gate looks at the mask's core (deeper than max_shift_mm): liver mixed into a
     too-large mask's rim must not make a clearly visible lesion look iso-dense."""
@@ -356,6 +384,19 @@ def test_drop_slivers_removes_cut_off_pieces_but_keeps_small_lesions_that_were_s
     shrunk[5, 31:33, 30:32] = False
     out = drop_slivers(before, shrunk, coarse, min_ml=0.1, min_voxels=4)
     assert out[5, 30, 30:33].all()
+    # a lesion over the mL filter that the contour shrank under it is kept (the CLI's rule):
+    # 0.18 mL shrunk to 0.04 mL went as "a piece" under a 0.1 mL filter
+    lesion = np.zeros((10, 40, 40), bool)
+    lesion[3:6, 10:16, 10:16] = True  # 108 voxels of 2 µL: 0.216 mL
+    small = np.zeros_like(lesion)
+    small[4, 12:16, 12:16] = True  # 16 voxels: 0.032 mL, its largest piece
+    small[3, 10, 10] = True  # and a 1-voxel crumb in its corner
+    notes = []
+    out = drop_slivers(lesion, small, spacing, min_ml=0.1, notes=notes, min_voxels=2)
+    assert out[4, 12:16, 12:16].all() and not out[3, 10, 10]
+    assert notes == [
+        "1 tumor piece(s) under 0.1 mL or 2 voxels left by the contour were dropped from the tumor"
+    ]
     with pytest.raises(InputError):
         drop_slivers(before[:5], after, spacing)
 

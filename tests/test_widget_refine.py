@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_livertumor._widgets import _layers
-from napari_livertumor._widgets.refine import PREVIEW_NAME, RefineWidget
+from napari_livertumor._widgets.refine import PREVIEW_NAME, UNDER_CURSOR, RefineWidget
 from napari_livertumor.io.volume import CTVolume
 
 pytestmark = pytest.mark.gui
@@ -587,6 +587,96 @@ def test_a_layer_removed_while_applying_to_all_says_so_and_the_message_stays(ref
     assert "was removed while refining; nothing applied" in widget.status.text()
 
 
+def test_a_liver_layer_renamed_or_removed_while_applying_is_followed_or_said(refine_setup, qtbot):
+    """Liver from was remembered by name: renamed while the contour ran, the result was
+    thrown away as "the liver … was edited while refining"."""
+    viewer, widget, seg, truth, liver = refine_setup
+    liver_layer = viewer.add_labels(
+        liver.astype(np.uint8), name="Liver", scale=seg.scale, translate=seg.translate
+    )
+    widget.refresh_layers()
+    widget.liver_combo.setCurrentText("Liver")
+    widget.iterations.value = 40
+    before = np.asarray(seg.data).copy()
+    widget.apply_all_button.click()
+    liver_layer.name = "Liver (mine)"  # while the contour runs
+    _wait(qtbot, widget)
+    assert "Applied to" in widget.status.text(), widget.status.text()
+    assert (np.asarray(seg.data) != before).any()
+    widget.undo_button.click()
+    widget.refresh_layers()
+    widget.liver_combo.setCurrentText("Liver (mine)")
+    widget.apply_all_button.click()
+    viewer.layers.remove(liver_layer)
+    _wait(qtbot, widget)
+    qtbot.wait(300)
+    assert "'Liver (mine)', the liver the contour was kept in, was removed" in (
+        widget.status.text()
+    )
+    np.testing.assert_array_equal(seg.data, before)
+
+
+def test_apply_to_slice_reads_the_neighbour_slices_tumor_by_the_panels_value(
+    refine_setup, qtbot, monkeypatch
+):
+    """The crumb filter looked for value 2 on the slices above and below: with another tumor
+    value it saw none there and removed pieces of a lesion going on through them."""
+    import napari_livertumor._widgets.refine as refine_mod
+
+    viewer, widget, seg, truth, liver = refine_setup
+    tumor_layer = viewer.add_labels(
+        np.where(seg.data == 2, 3, 0).astype(np.uint8),
+        name="tumor as 3",
+        scale=seg.scale,
+        translate=seg.translate,
+    )
+    widget.refresh_layers()
+    widget.mask_combo.setCurrentText("tumor as 3")
+    widget.liver_combo.setCurrentText("CT segmentation")
+    widget.tumor_value.value = 3
+    seen = []
+    real = refine_mod._without_slice_crumbs
+
+    def spy(near, *args):
+        seen.append(near.copy())
+        return real(near, *args)
+
+    monkeypatch.setattr(refine_mod, "_without_slice_crumbs", spy)
+    widget.apply_slice_button.click()
+    _wait(qtbot, widget)
+    z = int(widget.current_slice(widget._layer("CT")))
+    expected = (tumor_layer.data[z - 1] == 3) | (tumor_layer.data[z + 1] == 3)
+    assert expected.any() and seen
+    np.testing.assert_array_equal(seen[0], expected)
+
+
+def test_another_tumor_value_starts_the_lesion_list_again(refine_setup, qtbot):
+    """The list kept the lesions of the value before: Apply to a listed lesion then said it
+    was "no longer in the tumor labels"."""
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.refresh_lesions()
+    assert widget.lesion_combo.count() > 1
+    widget.tumor_value.value = 1
+    assert widget.lesion_combo.count() == 1
+    assert widget.lesion_combo.currentText() == UNDER_CURSOR
+
+
+def test_settings_saved_to_a_folder_that_cannot_be_written_say_so(
+    refine_setup, qtbot, tmp_path, monkeypatch
+):
+    viewer, widget, seg, truth, liver = refine_setup
+    (tmp_path / "a file").write_text("not a folder")
+    target = tmp_path / "a file" / "refine.json"
+    monkeypatch.setattr(
+        "napari_livertumor._widgets.refine.QFileDialog.getSaveFileName",
+        lambda *a, **k: (str(target), "JSON (*.json)"),
+    )
+    widget._save_settings()
+    text = widget.status.text()
+    assert f"Could not save settings to {target}" in text and ".tmp" not in text
+    assert not target.exists()
+
+
 def test_a_lesion_chosen_before_the_labels_changed_is_the_one_refined(refine_setup, qtbot):
     """The list held component ids, renumbered by any edit: a lesion painted above the chosen
     one took its id and was refined instead; a chosen lesion erased since is said."""
@@ -905,7 +995,9 @@ def test_apply_to_slice_clears_the_crumbs_it_leaves_but_not_a_lesion_going_on_ab
     widget.apply_slice_button.click()
     _wait(qtbot, widget)
     assert seg.data[z][lone] == 1 and seg.data[z][joined] == 2
-    assert "1 tumor piece(s) of a few voxels left by the contour went back" in widget.notes.text()
+    assert (
+        "1 tumor piece(s) of a few voxels left by the contour were dropped" in widget.notes.text()
+    )
 
 
 def test_undo_reset_or_another_apply_wait_for_a_running_apply(refine_setup, qtbot):

@@ -338,6 +338,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             w.changed.connect(self.schedule_preview)
             w.changed.connect(self._forget_apply_notes)
         self.tumor_value.changed.connect(self.schedule_preview)
+        self.tumor_value.changed.connect(self._tumor_value_changed)
         for combo in (self.ct_combo, self.mask_combo, self.liver_combo):
             combo.currentIndexChanged.connect(self.schedule_preview)
         self._watched = None
@@ -507,6 +508,15 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.lesion_combo.clear()
         self.lesion_combo.addItem(UNDER_CURSOR, None)
         self.lesion_combo.setCurrentIndex(0)
+
+    def _tumor_value_changed(self, *_) -> None:
+        """Another tumor value: the lesions listed were those of the value before (Apply to a
+        listed lesion then said it was "no longer in the tumor labels"). The list starts again
+        at "under the mouse" (filled with the new value's lesions when opened)."""
+        if self.lesion_combo.count() > 1:
+            self.lesion_combo.clear()
+            self.lesion_combo.addItem(UNDER_CURSOR, None)
+            self.lesion_combo.setCurrentIndex(0)
 
     def refresh_lesions(self) -> None:
         """The lesion list: "under the mouse", then every lesion of the tumor mask by size."""
@@ -887,7 +897,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         near = np.zeros(tumor.shape, bool)
         for k in (z - 1, z + 1):
             if 0 <= k < data.shape[0]:
-                near |= np.asarray(data[k]) == 2
+                near |= np.asarray(data[k]) == chosen[1]  # the tumor value Apply writes
 
         def target(progress, should_cancel):
             # in a worker: at the panel's heaviest settings (60 iterations, smoothing 4, a
@@ -1018,10 +1028,13 @@ class RefineWidget(JobWidgetMixin, QWidget):
             busy_text="Refining all lesions in 3D…",
         )  # fmt: skip
 
-    def _chosen(self) -> tuple[str, int]:
-        """The Liver-from choice and the tumor value an Apply starts with: its result is
-        written with them, whatever the panel shows when it ends."""
-        return self.liver_combo.currentText(), int(self.tumor_value.value)
+    def _chosen(self) -> tuple[str, int, object]:
+        """The Liver-from choice, the tumor value and the liver's layer an Apply starts with:
+        its result is written with them, whatever the panel shows when it ends (a liver layer
+        renamed meanwhile is still the one the contour was kept in)."""
+        choice = self.liver_combo.currentText()
+        layer = None if choice in ("", SAME_LAYER, NO_LIVER) else self._layer(choice)
+        return choice, int(self.tumor_value.value), layer
 
     def _commit(
         self,
@@ -1030,7 +1043,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         liver,
         tumor_after,
         what: str,
-        chosen: tuple[str, int],
+        chosen: tuple[str, int, object],
         box: tuple[slice, ...] | None = None,
         settings: RefineConfig | None = None,
     ) -> None:
@@ -1059,7 +1072,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 self.status, f"'{mask_layer.name}' changed shape; nothing applied.", error=True
             )
             return
-        choice, value = chosen
+        choice, value, liver_layer = chosen
         edited = ""
         if not np.array_equal(region == value, tumor_before):
             edited = f"'{mask_layer.name}'"
@@ -1067,11 +1080,19 @@ class RefineWidget(JobWidgetMixin, QWidget):
             if choice in ("", SAME_LAYER):
                 liver_now, source = (region == 1) | tumor_before, mask_layer.name
             else:
-                source = choice
-                layer = self._layer(choice)
+                # the layer itself, whatever its name now
+                source = liver_layer.name if liver_layer is not None else choice
+                if liver_layer is None or liver_layer not in self.viewer.layers:
+                    set_status(
+                        self.status,
+                        f"'{source}', the liver the contour was kept in, was removed while "
+                        "refining; nothing applied.",
+                        error=True,
+                    )
+                    return
                 liver_now = None
-                if layer is not None and layer.data.shape == shape:
-                    liver_now = (np.asarray(layer.data[box]) > 0) | tumor_before
+                if liver_layer.data.shape == shape:
+                    liver_now = (np.asarray(liver_layer.data[box]) > 0) | tumor_before
             if liver_now is None or not np.array_equal(liver_now, liver):
                 edited = f"the liver in '{source}'"
         if edited:
@@ -1232,9 +1253,15 @@ class RefineWidget(JobWidgetMixin, QWidget):
         path, _ = QFileDialog.getSaveFileName(
             self, "Refine settings", "refine.json", "JSON (*.json)"
         )
-        if path:
+        if not path:
+            return
+        try:
             self.build_config().validated()[0].save(path)
-            set_status(self.status, f"Saved settings to {path}.")
+        except OSError as exc:  # a folder not writable, a full disk
+            reason = getattr(exc, "strerror", None) or str(exc)
+            set_status(self.status, f"Could not save settings to {path}: {reason}", error=True)
+            return
+        set_status(self.status, f"Saved settings to {path}.")
 
     def _show_method_controls(self, *_) -> None:
         geodesic = self.method.value == "geodesic"
@@ -1327,7 +1354,7 @@ def _without_slice_crumbs(
     gone = int(ndi.label(out & ~cleaned, structure=np.ones((3, 3), bool))[1])
     if gone:
         notes.append(
-            f"{gone} tumor piece(s) of a few voxels left by the contour went back to liver"
+            f"{gone} tumor piece(s) of a few voxels left by the contour were dropped from the tumor"
         )
     return cleaned
 

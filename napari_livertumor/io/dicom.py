@@ -258,6 +258,11 @@ def read_dicom_series(
         f"{h.path.parent.name}/{h.path.name}"
         for h in headers
         if not h.is_image  # (a whole series numbered <root>.3 beside <root>.30 is no cut file)
+        # cut there, it holds nothing of what follows the UID: no Rows, no pixels (a report
+        # or secondary capture whose UID happens to begin alike is a whole object)
+        and h.rows <= 0
+        and h.pixel_offset is None
+        and h.modality not in _NON_IMAGE_MODALITIES
         and h.series_uid != info.uid
         and len(h.series_uid) > 8
         and info.uid.startswith(h.series_uid)
@@ -285,8 +290,13 @@ def read_dicom_series(
             f"not {numbers}"
         )
     # the other patients' series are said as theirs, not listed as this patient's not read
+    # (an Enhanced CT of the patient is one too: passed over, it is said, with why)
     others = [
-        g for g, _ in groups if g.uid != info.uid and g.is_image and g.patient_id == info.patient_id
+        g
+        for g, _ in groups
+        if g.uid != info.uid
+        and (g.is_image or (g.multiframe and g.modality not in _NON_IMAGE_MODALITIES))
+        and g.patient_id == info.patient_id
     ]
     # (another patient's SEG or report alone is no scan of theirs left unread)
     strangers = sorted(
@@ -758,6 +768,12 @@ def _choose(
         )
     )
     info, members = matching[0]
+    if not info.is_image and info.multiframe and info.modality not in _NON_IMAGE_MODALITIES:
+        raise InputError(
+            path,
+            f"series {info.label} is an Enhanced (multi-frame) {info.modality or 'image'} "
+            f"object, which is not read here: export the series as one file per slice",
+        )
     if not info.is_image:
         raise InputError(
             path,
