@@ -425,9 +425,9 @@ def test_a_series_missing_more_than_a_tenth_of_its_slices_is_refused(tmp_path):
     for p in [*paths[1:10:2], *paths[23:32:2]]:
         p.unlink()
     volume = read_dicom_series(tmp_path / "v")
-    assert volume.shape[0] == 31 and (
-        "slice spacing changes along the series: 2.5 mm in places, 5 mm elsewhere"
-    ) in " ".join(volume.meta["warnings"])
+    assert volume.shape[0] == 31 and "9 missing slice(s) detected" in " ".join(
+        volume.meta["warnings"]
+    )  # images lost (their numbers are missing): said as missing, with the files around
 
 
 def test_a_series_thin_in_the_middle_is_stacked_on_its_thin_step_whichever_steps_are_more(
@@ -441,15 +441,28 @@ def test_a_series_thin_in_the_middle_is_stacked_on_its_thin_step_whichever_steps
     gone = [*range(1, 12, 2), *range(21, 32, 2)]  # 11 steps of 5 mm, 8 of 2.5 mm
     for i in gone:
         paths[i].unlink()
+    kept = [i for i in range(31) if i not in gone]
+    for number, i in enumerate(kept, start=1):  # as the scanner numbered them: no image lost
+        ds = pydicom.dcmread(paths[i])
+        ds.InstanceNumber = number
+        ds.save_as(paths[i])
     volume = read_dicom_series(tmp_path)
     assert volume.shape == (31, 16, 16)
     assert volume.spacing[0] == pytest.approx(2.5, abs=1e-4)
     np.testing.assert_allclose(volume.affine, source.affine, atol=1e-3)
-    kept = [i for i in range(31) if i not in gone]
     np.testing.assert_array_equal(volume.array[kept], source.array[kept])
     notes = " ".join(volume.meta["warnings"])
     assert "slice spacing changes along the series: 2.5 mm in places, 5 mm elsewhere" in notes
-    assert "non-uniform" not in notes
+    assert "non-uniform" not in notes and "missing" not in notes
+    # one odd short step in a 5 mm series (a join of two ranges) does not double its slices
+    odd = tmp_path.parent / (tmp_path.name + "_odd")
+    paths = write_ct_series(make_ct(shape=(12, 8, 8), spacing=(5.0, 0.8, 0.8)), odd)
+    ds = pydicom.dcmread(paths[-1])
+    ds.ImagePositionPatient[2] = float(ds.ImagePositionPatient[2]) - 2.5
+    ds.save_as(paths[-1])
+    volume = read_dicom_series(odd)
+    assert volume.shape[0] == 12
+    assert "non-uniform slice spacing" in " ".join(volume.meta["warnings"])
 
 
 def test_two_reconstructions_interleaved_in_one_series_are_warned_of(tmp_path):
@@ -471,12 +484,13 @@ def test_two_reconstructions_interleaved_in_one_series_are_warned_of(tmp_path):
     notes = " ".join(volume.meta["warnings"])
     assert "SliceThickness changes 15 times along the series" in notes
     assert "two reconstructions seem interleaved" in notes
-    # a series thinner through the liver changes its thickness twice: no such warning
+    # thinner through the liver and the pelvis, with transition slices: four changes, no
+    # such warning
     thin = tmp_path.parent / (tmp_path.name + "_thin")
-    paths = write_ct_series(make_ct(shape=(8, 16, 16)), thin)
-    for path in paths[3:5]:
+    paths = write_ct_series(make_ct(shape=(30, 8, 8)), thin)
+    for path, thickness in zip(paths[5:27], [*[1.25] * 8, *[5.0] * 6, *[1.25] * 8], strict=True):
         ds = pydicom.dcmread(path)
-        ds.SliceThickness = 1.25
+        ds.SliceThickness = thickness
         ds.save_as(path)
     assert "interleaved" not in " ".join(read_dicom_series(thin).meta["warnings"])
 

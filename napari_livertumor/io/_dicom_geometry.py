@@ -449,7 +449,9 @@ def _check_interleaved(slices: list[SliceHeader], warnings: list[str]) -> None:
     if len(set(known)) < 2:
         return
     changes = sum(a != b for a, b in zip(known[:-1], known[1:], strict=True))
-    if changes < 4:
+    # going back and forth, not a few thinner stretches (through the liver, the pelvis) or
+    # transition slices (5, 3.75, 1.25 … 1.25, 3.75, 5 mm): four changes there
+    if changes < max(4, 0.25 * len(known)):
         return
     counts = Counter(known)
     seen = ", ".join(f"{t:g} mm ({n} slices)" for t, n in counts.most_common(4))
@@ -469,7 +471,7 @@ _FINEST_RATIO = 4.0
 
 def _finest_step(steps: np.ndarray, usual: float) -> float:
     """The step to stack at: ``usual`` (the median), or a finer step every step is a whole
-    multiple of (within 10 %).
+    multiple of (within 10 %), when three or more steps in a row are that finer one.
 
     A series thinner through the liver than elsewhere (1.25 mm there, 2.5 mm around it) was
     stacked at the average of its steps when the thicker ones were the more (1.98 mm: slices
@@ -481,9 +483,13 @@ def _finest_step(steps: np.ndarray, usual: float) -> float:
     """
     if steps.size < 2 or usual <= 0:
         return usual
-    finer = steps[steps < 0.9 * usual]
-    if finer.size == 0:
+    is_finer = steps < 0.9 * usual
+    # a stretch of them: three in a row at least (one odd short step, at a join of two
+    # ranges, would double the slices for one place: it stays an uneven step)
+    runs = np.diff(np.flatnonzero(np.diff(np.r_[False, is_finer, False])))[::2]
+    if runs.size == 0 or runs.max() < 3:
         return usual
+    finer = steps[is_finer]
     step = float(np.median(finer))
     if step <= 0 or usual / step > _FINEST_RATIO + 0.2:
         return usual
@@ -497,8 +503,11 @@ def _finest_step(steps: np.ndarray, usual: float) -> float:
 def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str], slices=None, mixed: bool = False):
     """Gaps that are whole missing slices (filled later) and the other uneven steps; a gap is
     said by the files (and image numbers) on either side of it, when ``slices`` are given.
-    ``mixed``: ``dz`` is a finer step than most of the series' (:func:`_finest_step`), and the
-    gaps are where the slices are further apart, said as such."""
+
+    A wider step between two consecutive image numbers lost no image: the spacing changes there
+    (a series thinner through the liver than elsewhere), said as such and never refused. Without
+    image numbers, ``mixed`` (``dz`` is finer than most of the series' steps,
+    :func:`_finest_step`) or three wider steps in a row say the same."""
     fill = []
     uneven = []
     for i, step in enumerate(steps):
@@ -510,8 +519,26 @@ def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str], slices=None, m
             fill.append((i + 1, n - 1, float(step)))
         else:
             uneven.append(float(step))
-    if fill:
-        total = sum(n for _, n, _ in fill)
+    if not fill:
+        return fill, uneven
+    numbered = slices is not None and any(h.instance_number for h in slices)
+    if numbered:
+
+        def spaced(at: int) -> bool:
+            return abs(slices[at].instance_number - slices[at - 1].instance_number) == 1
+
+    else:
+        ats = [at for at, n, _ in fill if n == 1]
+        guess = mixed or any(ats[i + 2] - ats[i] == 2 for i in range(len(ats) - 2))
+
+        def spaced(at: int) -> bool:
+            return guess
+
+    changes = [gap for gap in fill if spaced(gap[0])]
+    missing = [gap for gap in fill if not spaced(gap[0])]
+    whole = len(steps) + 1 + sum(n for _, n, _ in fill)
+    if missing:
+        total = sum(n for _, n, _ in missing)
 
         def between(at: int, n: int) -> str:
             if slices is None:
@@ -522,11 +549,10 @@ def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str], slices=None, m
                 f"{b.path.name} (image {b.instance_number})"
             )
 
-        where = "; ".join(between(at, n) for at, n, _ in fill[:5])
-        if len(fill) > 5:
-            where += f"; and {len(fill) - 5} more gap(s)"
-        whole = len(steps) + 1 + total
-        at, widest, step = max(fill, key=lambda gap: gap[1])
+        where = "; ".join(between(at, n) for at, n, _ in missing[:5])
+        if len(missing) > 5:
+            where += f"; and {len(missing) - 5} more gap(s)"
+        at, widest, step = max(missing, key=lambda gap: gap[1])
         if widest > max(1, int(MENDABLE_SHARE * whole)):
             # made-up anatomy: a liver and its lesions measured across centimetres of it (a
             # transfer cut short, a series exported in part) are not figures to report. One
@@ -539,23 +565,26 @@ def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str], slices=None, m
                 "tenth in a row are interpolated. Is the series complete (a transfer cut "
                 "short, a partial export)?",
             )
-        # three wider steps in a row, each one slice: the spacing changes there (a series
-        # thinner through the liver), no files lost
-        ats = [at for at, n, _ in fill if n == 1]
-        mixed = mixed or any(ats[i + 2] - ats[i] == 2 for i in range(len(ats) - 2))
-        if mixed:
-            wide = sorted({round(step, 2) for _, _, step in fill})
-            warnings.append(
-                f"slice spacing changes along the series: {dz:.4g} mm in places, "
-                f"{' / '.join(f'{w:g}' for w in wide)} mm elsewhere ({len(fill)} step(s)); "
-                f"stacked on the {dz:.4g} mm grid, the {total} position(s) between the slices "
-                "further apart filled by linear interpolation (volumes and positions stay true)"
-            )
+        warnings.append(
+            f"{total} missing slice(s) detected ({where}); filled by linear interpolation "
+            "so the spacing stays uniform"
+        )
+    if changes:
+        total = sum(n for _, n, _ in changes)
+        wide = np.array([step for _, _, step in changes])
+        middle = float(np.median(wide))
+        if np.ptp(wide) <= 0.01:
+            seen = f"{middle:.4g} mm"
+        elif np.ptp(wide) <= 0.05 * middle:
+            seen = f"about {middle:.3g} mm"
         else:
-            warnings.append(
-                f"{total} missing slice(s) detected ({where}); filled by linear interpolation "
-                "so the spacing stays uniform"
-            )
+            seen = f"{wide.min():.3g} to {wide.max():.3g} mm"
+        warnings.append(
+            f"slice spacing changes along the series: {dz:.4g} mm in places, {seen} elsewhere "
+            f"({len(changes)} step(s)); stacked on the {dz:.4g} mm grid, the {total} "
+            "position(s) between the slices further apart filled by linear interpolation "
+            "(volumes and positions stay true)"
+        )
     return fill, uneven
 
 
