@@ -375,7 +375,7 @@ def opened_file_metadata(labels: np.ndarray, path: Path, role: str = "segmentati
     :func:`napari_livertumor._writer.opened_file_provenance`). The digest is of the labels as
     an export writes them (a ground truth's portal vein and aorta mapped, as Export maps them),
     so an untouched ground truth exports as not edited."""
-    from ._writer import OPENED_DIGEST, OPENED_FROM, OPENED_RUN, labels_digest
+    from ._writer import OPENED_ALGORITHM, OPENED_DIGEST, OPENED_FROM, OPENED_RUN, labels_digest
 
     exported = labels
     if role == "ground_truth":
@@ -386,7 +386,41 @@ def opened_file_metadata(labels: np.ndarray, path: Path, role: str = "segmentati
     run = _run_beside(path)
     if run:
         out[OPENED_RUN] = run
+    made = _file_algorithm(path, run)
+    if made:
+        out[OPENED_ALGORITHM] = made
     return out
+
+
+def _file_algorithm(path: Path, run: dict | None) -> str | None:
+    """How a labels file says its labels were made (a DICOM SEG's Segment Algorithm Types,
+    the most manual of them; the ``source`` of the stats file beside a label map, or a
+    ``livertumor segment`` run's record there): ``AUTOMATIC`` only for this tool's model output
+    as it came; None when the file does not say."""
+    if path.is_file() and _sop_class(path) in _SEG_SOP_CLASSES:
+        import pydicom
+
+        from .io.seg import is_model_output
+
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001 - read again (and said) by the SEG reader
+            return None
+        if is_model_output(ds):
+            return "AUTOMATIC"
+        kinds = {
+            str(x.get("SegmentAlgorithmType", "")).upper() for x in ds.get("SegmentSequence", [])
+        }
+        if "MANUAL" in kinds:
+            return "MANUAL"
+        return "SEMIAUTOMATIC" if kinds else None
+    stats = _stats_beside(path) or {}
+    source = stats.get("source")
+    if source in ("model", "edited", "ground_truth"):
+        return {"model": "AUTOMATIC", "edited": "SEMIAUTOMATIC", "ground_truth": "MANUAL"}[source]
+    if run and source is None:  # a segment run's stats (no "source": the model's output)
+        return "AUTOMATIC"
+    return None
 
 
 #: what an export repeats of the run a ``<case>_stats.json`` records

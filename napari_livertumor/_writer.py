@@ -33,6 +33,9 @@ MODEL_DIGEST = "livertumor_model_digest"
 OPENED_FROM = "livertumor_opened_from"
 OPENED_DIGEST = "livertumor_opened_digest"
 OPENED_RUN = "livertumor_opened_run"
+#: ... and how the file says its labels were made: ``AUTOMATIC`` (this tool's model output as it
+#: came), ``SEMIAUTOMATIC`` (edited after the model), ``MANUAL``, or absent (not said)
+OPENED_ALGORITHM = "livertumor_opened_algorithm"
 
 
 def labels_digest(data) -> str:
@@ -89,9 +92,22 @@ def seg_algorithm_type(metadata: dict, data=None) -> str:
     model's segmentation is ``AUTOMATIC`` until a person paints on it or refines it
     (``SEMIAUTOMATIC``); a ground truth, or a layer drawn by hand, is ``MANUAL``. ``data``
     (the labels as saved) is compared with the model's own output where that is known."""
-    if (metadata or {}).get("livertumor_role") == "segmentation":
-        return "SEMIAUTOMATIC" if labels_edited(metadata, data) else "AUTOMATIC"
-    return "MANUAL"
+    metadata = metadata or {}
+    if metadata.get("livertumor_role") != "segmentation":
+        return "MANUAL"
+    edited = labels_edited(metadata, data)
+    if metadata.get(OPENED_FROM) and not metadata.get(MODEL_DIGEST):
+        # opened from a file: as the file says it was made, or edited since. A reviewed SEG
+        # reopened and exported unchanged was stamped the model's untouched output (and then
+        # passed over as such, never taken for a reference); labels whose making no file
+        # says are not claimed to be the model's own
+        made = metadata.get(OPENED_ALGORITHM)
+        if made == "MANUAL":
+            return "MANUAL"
+        if made == "AUTOMATIC" and not edited:
+            return "AUTOMATIC"
+        return "SEMIAUTOMATIC"
+    return "SEMIAUTOMATIC" if edited else "AUTOMATIC"
 
 
 class SaveRefused(RuntimeError):

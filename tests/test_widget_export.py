@@ -422,17 +422,25 @@ def test_an_export_that_fails_half_way_says_what_was_written(tmp_path, monkeypat
 
 
 def test_a_liver_only_segmentation_exports_its_tumor_figures_as_not_computed(dicom_viewer, qtbot):
-    """Written as 0 tumor / 0 lesions, a liver-only run read as "no tumor found"."""
+    """Written as 0 tumor / 0 lesions, a liver-only run read as "no tumor found"; its DICOM
+    SEG declared an empty Tumor segment (a viewer: "0 mL of tumor") and "liver+tumor"."""
+    import pydicom
+
     viewer, widget, vol, labels, out = dicom_viewer
     layer = viewer.layers["TEST_001 CT segmentation"]
     layer.data = np.where(labels > 0, 1, 0).astype(np.uint8)  # the liver stage alone
     layer.metadata["stats"] = {"tumor_ml": None, "warnings": ["no liver found: test note"]}
     widget.folder.setText(str(out))
+    widget.seg_check.setChecked(True)
     _export(widget, qtbot)
     stats = json.loads((out / "TEST_001_stats.json").read_text())
     assert stats["tumor_ml"] is None and stats["lesion_count"] is None
     assert "not run" in stats["note"] and stats["warnings"] == ["no liver found: test note"]
     assert stats["liver_ml"] > 0
+    ds = pydicom.dcmread(out / "TEST_001_seg.dcm")
+    assert [str(x.SegmentLabel) for x in ds.SegmentSequence] == ["Liver"]
+    assert "liver+tumor" not in str(ds.SeriesDescription)
+    widget.seg_check.setChecked(False)
     # tumor painted by hand afterwards is measured like any other
     data = layer.data.copy()
     data[labels == 2] = 2
@@ -666,9 +674,9 @@ def test_segment_labels_opened_over_their_dicom_ct_export_a_dicom_seg(
     back = read_nifti(tmp_path / "out" / "TEST_001_labels.nii.gz")
     np.testing.assert_array_equal(back.array, labels)
     # its stats said only "source": "unknown": now which file, changed or not, and the run
-    # that file's own stats record
+    # that file's own stats record (a segment run's output as it came: the model's)
     said = json.loads((tmp_path / "out" / "TEST_001_stats.json").read_text())
-    assert said["source"] == "unknown" and said["edited_since_opened"] is False
+    assert said["source"] == "model" and said["edited_since_opened"] is False
     assert said["opened_from"] == str(tmp_path / "TEST_001_labels.nii.gz")
     assert said["file_run"] == {"stats_file": str(tmp_path / "TEST_001_stats.json"),
                                 "version": "0.9", "device": "cpu", **{k: stats[k] for k in ["models"]}}  # fmt: skip
@@ -678,6 +686,7 @@ def test_segment_labels_opened_over_their_dicom_ct_export_a_dicom_seg(
     _export(widget, qtbot)
     said = json.loads((tmp_path / "out2" / "TEST_001_stats.json").read_text())
     assert said["edited_since_opened"] is True and said["file_run"]["version"] == "0.9"
+    assert said["source"] == "edited"
     seg_layer.undo()
     # napari's own File > Save with the plugin's SEG writer takes the same CT
     [dcm] = seg_layer.save(str(tmp_path / "saved.dcm"), plugin="napari-livertumor")
@@ -891,6 +900,118 @@ def test_an_untouched_ground_truth_opened_from_a_file_exports_as_not_edited(tmp_
     assert said["source"] == "ground_truth" and said["edited_since_opened"] is False
     raw[2, 2, 2] = 2  # a tumor voxel painted
     assert _provenance(metadata, {}, hcc_to_output(raw))["edited_since_opened"] is True
+
+
+def test_a_reviewed_segmentation_reopened_and_exported_unchanged_stays_reviewed(
+    dicom_viewer, qtbot, monkeypatch
+):
+    """A painted segmentation's DICOM SEG (SEMIAUTOMATIC), opened again with its CT and
+    exported unchanged, was stamped AUTOMATIC with the model's description: the person's
+    corrections were then passed over as the model's own output, never taken for a reference.
+    Labels whose making no file says are not claimed to be the model's own either."""
+    import pydicom
+
+    from napari_livertumor._reader import opened_file_metadata
+    from napari_livertumor._widgets.export import _provenance
+    from napari_livertumor._writer import seg_algorithm_type
+    from napari_livertumor.io.seg import is_model_output
+
+    viewer, widget, vol, labels, out = dicom_viewer
+    labels = labels.copy()  # (the layer paints into the fixture's array)
+    monkeypatch.setattr(widget, "ask_overwrite", lambda existing: True)
+    widget.folder.setText(str(out))
+    widget.seg_check.setChecked(True)
+    layer = viewer.layers["TEST_001 CT segmentation"]
+    layer.metadata["source"] = "model"  # as the Segment panel's
+    _export(widget, qtbot)  # the model's output, as it came
+    model_seg = out / "model_seg.dcm"
+    (out / "TEST_001_seg.dcm").rename(model_seg)
+    (out / "TEST_001_stats.json").rename(out / "model_stats.json")
+    layer.selected_label = 2
+    layer.paint((2, 10, 10), 2)  # reviewed: a touch of the brush
+    _export(widget, qtbot)
+    painted = np.asarray(layer.data).copy()
+
+    def reopened(path, data):
+        metadata = {"livertumor_role": "segmentation"}
+        metadata.update(opened_file_metadata(data, path, "segmentation"))
+        return metadata
+
+    # the reviewed SEG and the label map beside its stats: as reviewed, unchanged or not
+    for path in (out / "TEST_001_seg.dcm", out / "TEST_001_labels.nii.gz"):
+        metadata = reopened(path, painted)
+        assert seg_algorithm_type(metadata, painted) == "SEMIAUTOMATIC", path.name
+        assert _provenance(metadata, {}, painted)["source"] == "edited", (path.name, metadata)
+    # the model's own SEG opened: AUTOMATIC until painted on
+    metadata = reopened(model_seg, labels)
+    assert seg_algorithm_type(metadata, labels) == "AUTOMATIC"
+    assert _provenance(metadata, {}, labels)["source"] == "model"
+    assert seg_algorithm_type(metadata, painted) == "SEMIAUTOMATIC"
+    # a label map no stats file speaks for: not the model's own
+    (out / "TEST_001_stats.json").unlink()
+    metadata = reopened(out / "TEST_001_labels.nii.gz", painted)
+    assert seg_algorithm_type(metadata, painted) == "SEMIAUTOMATIC"
+    assert _provenance(metadata, {}, painted)["source"] == "unknown"
+    # end to end: the reviewed SEG opened through the reader with its CT, exported unchanged
+    case = out.parent / "dicom"
+    reviewed = out / "TEST_001_seg.dcm"
+    folder = next(p.parent for p in case.rglob("*.dcm"))
+    (folder.parent / "seg").mkdir()
+    reviewed.rename(folder.parent / "seg" / "1-1.dcm")
+    for ly in list(viewer.layers):
+        viewer.layers.remove(ly)
+    viewer.open(str(folder.parent), plugin="napari-livertumor")
+    [seg] = [ly for ly in viewer.layers if ly.metadata.get(_layers.ROLE) == "segmentation"]
+    np.testing.assert_array_equal(seg.data, painted)
+    widget.refresh_layers()
+    widget.labels_combo.setCurrentText(seg.name)
+    widget.folder.setText(str(out2 := out.parent / "again"))
+    widget.seg_check.setChecked(True)
+    _export(widget, qtbot)
+    [again] = out2.glob("*_seg.dcm")
+    ds = pydicom.dcmread(again)
+    assert {str(x.SegmentAlgorithmType) for x in ds.SegmentSequence} == {"SEMIAUTOMATIC"}
+    assert not is_model_output(ds)
+    [stats] = out2.glob("*_stats.json")
+    assert json.loads(stats.read_text())["source"] == "edited"
+
+
+def test_a_failing_dicom_seg_says_nothing_else_was_written_and_how_to_have_it(tmp_path):
+    from napari_livertumor._widgets import export as export_mod
+    from napari_livertumor.errors import InputError
+    from napari_livertumor.io.volume import CTVolume
+
+    vol = CTVolume(np.zeros((4, 8, 8), np.int16), spacing=(2.0, 1.0, 1.0))
+    labels = np.zeros((4, 8, 8), np.uint8)
+    labels[1:3, 2:6, 2:6] = 1
+    files = {k: tmp_path / f"c_{k}" for k in ("labels.nii.gz", "seg.dcm", "stats.json")}
+    with pytest.raises(InputError) as info:  # a CT not read from DICOM
+        export_mod.write_exports(labels, vol, files)
+    assert "nothing was written or replaced; untick DICOM SEG" in str(info.value)
+    assert not any(path.exists() for path in files.values())
+
+
+def test_a_lesions_hu_comes_from_its_own_scan_not_another_phase_on_its_grid(make_napari_viewer):
+    """Its own phase's CT layer closed, the other phase of a stacked series on the same grid
+    gave the lesions their attenuation (+29 HU against the liver became -27), without a word."""
+    from napari_livertumor.io.volume import CTVolume
+
+    viewer = make_napari_viewer()
+    grid = {"spacing": (2.0, 1.0, 1.0), "origin": (0.0, 0.0, 0.0)}
+    meta = {"series_uid": "1.2.3", "patient_id": "P"}
+    one = CTVolume(np.full((4, 8, 8), 50, np.int16), **grid, meta={**meta, "acquisition_number": 1})
+    two = CTVolume(np.full((4, 8, 8), 90, np.int16), **grid, meta={**meta, "acquisition_number": 2})
+    _layers.add_ct_layer(viewer, one, name="phase 1")
+    ct2 = _layers.add_ct_layer(viewer, two, name="phase 2")
+    labels = np.zeros((4, 8, 8), np.uint8)
+    seg = _layers.add_labels_layer(viewer, labels, two, "seg", ct_layer_name="phase 2")
+    assert _layers.ct_array_for(seg, viewer.layers)[0, 0, 0] == 90
+    viewer.layers.remove(ct2)
+    assert _layers.ct_array_for(seg, viewer.layers) is None
+    # its own scan opened again (another layer of the same series and acquisition) lends HU
+    _layers.add_ct_layer(viewer, two, name="phase 2 again")
+    viewer.layers.remove("phase 1")
+    assert _layers.ct_array_for(seg, viewer.layers)[0, 0, 0] == 90
 
 
 def test_a_segment_output_changed_after_its_run_is_said_so_on_export(tmp_path):

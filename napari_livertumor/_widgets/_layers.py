@@ -772,8 +772,26 @@ def ct_array_for(layer, layers) -> np.ndarray | None:
         and tuple(ly.data.shape) == shape
     ]
     own = [ly for ly in cts if ly.name == layer.metadata.get(CT_LAYER)]
-    pick = own or (cts if len(cts) == 1 else [])
+    pick = own or (cts if len(cts) == 1 and _same_scan(layer, cts[0]) else [])
     return np.asarray(pick[0].data) if pick else None  # as shown (its voxels may be replaced)
+
+
+def _same_scan(layer, ct_layer) -> bool:
+    """Whether a lone CT layer on ``layer``'s grid may lend it HU: ``layer`` names no CT of
+    its own, or that CT is this one (its volume, or the same series and acquisition, or the
+    same file). The other phase of a stacked series, left open when the labels' own phase was
+    closed, gave its lesions the wrong phase's attenuation (+29 HU became −27) with no word."""
+    if not layer.metadata.get(CT_LAYER):
+        return True
+    mine, theirs = layer.metadata.get(CT_VOLUME), ct_layer.metadata.get(CT_VOLUME)
+    if mine is None or theirs is None or mine is theirs:
+        return True
+    a, b = mine.meta, theirs.meta
+    if a.get("series_uid") and b.get("series_uid"):
+        return a["series_uid"] == b["series_uid"] and a.get("acquisition_number") == b.get(
+            "acquisition_number"
+        )
+    return bool(a.get("source")) and a.get("source") == b.get("source")
 
 
 def without_dicom_identity(meta: dict) -> dict:

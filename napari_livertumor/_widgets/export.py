@@ -484,14 +484,24 @@ def _provenance(metadata: dict, model_stats: dict, labels=None) -> dict:
     which (``opened_from``), whether they were changed since (``edited_since_opened``) and,
     for a ``livertumor segment`` output, the run its stats file records (``file_run``)."""
     from .. import __version__
-    from .._writer import labels_edited, opened_file_provenance
+    from .._writer import OPENED_ALGORITHM, labels_edited, opened_file_provenance
 
     edited = labels_edited(metadata, labels)
     # the Refine panel's refinements still in effect (undone ones are not), with their settings
     refined = list(metadata.get(_layers.REFINED_HERE) or [])
     if metadata.get("source") != "model" and not model_stats:
         role = metadata.get("livertumor_role")
-        return {"source": "ground_truth" if role == "ground_truth" else "unknown",
+        # labels opened from a file: as the file says they were made, or edited since (a
+        # reviewed segmentation reopened said "unknown", and its next export "AUTOMATIC")
+        made = metadata.get(OPENED_ALGORITHM)
+        source = "unknown"
+        if role == "ground_truth":
+            source = "ground_truth"
+        elif made == "AUTOMATIC":
+            source = "edited" if edited else "model"
+        elif made == "SEMIAUTOMATIC":
+            source = "edited"
+        return {"source": source,
                 "version": __version__,
                 **({"refined_in_panel": refined} if refined else {}),
                 **opened_file_provenance(metadata, labels)}  # fmt: skip
@@ -566,6 +576,16 @@ def write_exports(
             _write_one(kind, path, labels, volume, stats, extra, notes, algorithm_type, ct)
         except Exception as exc:
             if not written:
+                if kind == "seg.dcm" and len(order) > 1 and not isinstance(exc, Cancelled):
+                    # the SEG goes first: say that nothing else was written or replaced, and
+                    # how to have the other files
+                    hint = (
+                        " — nothing was written or replaced; untick DICOM SEG to export the "
+                        "other files"
+                    )
+                    if isinstance(exc, InputError):
+                        raise InputError(exc.path, exc.problem + hint) from exc
+                    raise LiverTumorError(f"{path.name}: {exc}{hint}") from exc
                 raise
             done = ", ".join(p.name for p in written)
             left = ", ".join(p.name for _, p in order[i:])
@@ -701,20 +721,25 @@ def _write_one(
     elif kind == "seg.dcm":
         from ..io.seg import model_seg_description, write_dicom_seg
 
+        # a liver-only run (the tumor not assessed): no Tumor segment, which a viewer would
+        # show as "0 mL of tumor found" (as segment's own SEG of such a run)
+        liver_only = "tumor_ml" in (extra or {}) and (extra or {}).get("tumor_ml") is None
         write_dicom_seg(
             labels,
             volume,
             path,
-            segments=[(1, "Liver"), (2, "Tumor")],
+            segments=[(1, "Liver")] if liver_only else [(1, "Liver"), (2, "Tumor")],
             notes=notes,
             algorithm_type=algorithm_type,
             # a model's segmentation as it came is marked so: never read as a ground truth
             **(
-                {"series_description": model_seg_description("liver+tumor")}  # as segment's
+                {"series_description": model_seg_description(
+                    "liver" if liver_only else "liver+tumor"
+                )}  # as segment's
                 if algorithm_type == "AUTOMATIC"
                 else {}
             ),
-        )
+        )  # fmt: skip
     elif kind in ("stats.json", "lesions.csv"):
         if not stats:
             from ..stats import add_image_numbers, compute_stats
