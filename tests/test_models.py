@@ -267,6 +267,18 @@ def test_label_resampling_picks_the_majority_class():
     assert out.tolist() == [[[2, 2], [2, 1]]]
 
 
+def test_label_resampling_splits_exact_ties_evenly():
+    """A stage voxel's centre halfway between two slices (10 mm slices on a 4 mm grid) is a
+    tie: it went to the background, and a slab lost 2 mm of its thickness on average."""
+    kept = []
+    for start in range(2, 6):
+        labels = np.zeros((20, 4, 40), np.uint8)
+        labels[start : start + 3] = 1  # 30 mm thick
+        out = pp.resample_labels(labels, pp.stage_shape(labels.shape, (10, 0.6, 0.6), (4, 3, 3)), 2)
+        kept.append(out[:, 0, :].sum(axis=0).mean() * 4.0)
+    assert np.mean(kept) == pytest.approx(30.0, abs=0.5)
+
+
 def test_ensemble_averages_its_members_and_refuses_what_does_not_fit(tmp_path, capsys):
     """``livertumor ensemble`` writes one folder whose output is the members' mean logits; members
     of another recipe, a single member, an existing output and an ensemble as --init are refused."""

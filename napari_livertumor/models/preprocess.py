@@ -93,13 +93,18 @@ def resample_labels(labels: np.ndarray, out_shape: Sequence[int], n_classes: int
     """Resample an integer label map to ``out_shape`` by per-class area fractions, then argmax.
 
     Smoother than nearest-neighbour and consistent with :func:`resample` (a class wins a stage
-    voxel where it covers most of its footprint). Memory: one float channel at a time.
+    voxel where it covers most of its footprint). An exact tie (a stage voxel's centre halfway
+    between two slices: 10 → 4 mm, 5 → 4 mm) goes to either class by the voxel's parity: it
+    went to the lower class, and whole boundary planes of an organ dropped out (a slab of
+    10 mm slices lost 2 mm on average, large ellipsoids 0.7–2 % of their volume). Memory: one
+    float channel at a time.
     """
     torch = _torch()
     labels = np.asarray(labels)
     n_classes = int(labels.max()) + 1 if n_classes is None else int(n_classes)
     best = None
     best_frac = None
+    odd = None
     for c in range(n_classes):
         frac = resample(torch.from_numpy((labels == c).astype(np.float32)), out_shape)
         if best is None:
@@ -107,6 +112,12 @@ def resample_labels(labels: np.ndarray, out_shape: Sequence[int], n_classes: int
             best_frac = frac
         else:
             better = frac > best_frac
+            tie = frac == best_frac
+            if bool(tie.any()):
+                if odd is None:  # a checkerboard over the stage grid
+                    grids = torch.meshgrid(*(torch.arange(n) for n in frac.shape), indexing="ij")
+                    odd = (sum(grids) % 2).bool()
+                better |= tie & (frac > 0) & odd
             best[better] = c
             best_frac = torch.maximum(best_frac, frac)
     return best.numpy().astype(labels.dtype if labels.dtype.kind in "iu" else np.uint8)
