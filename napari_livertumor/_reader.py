@@ -375,7 +375,14 @@ def opened_file_metadata(labels: np.ndarray, path: Path, role: str = "segmentati
     :func:`napari_livertumor._writer.opened_file_provenance`). The digest is of the labels as
     an export writes them (a ground truth's portal vein and aorta mapped, as Export maps them),
     so an untouched ground truth exports as not edited."""
-    from ._writer import OPENED_ALGORITHM, OPENED_DIGEST, OPENED_FROM, OPENED_RUN, labels_digest
+    from ._writer import (
+        OPENED_ALGORITHM,
+        OPENED_DIGEST,
+        OPENED_FROM,
+        OPENED_RUN,
+        OPENED_TUMOR_NOT_RUN,
+        labels_digest,
+    )
 
     exported = labels
     if role == "ground_truth":
@@ -389,7 +396,29 @@ def opened_file_metadata(labels: np.ndarray, path: Path, role: str = "segmentati
     made = _file_algorithm(path, run)
     if made:
         out[OPENED_ALGORITHM] = made
+    if role != "ground_truth" and _tumor_not_run(path):
+        out[OPENED_TUMOR_NOT_RUN] = True
     return out
+
+
+def _tumor_not_run(path: Path) -> bool:
+    """Whether a labels file says the tumor stage did not run: its stats' ``tumor_ml`` is
+    null (``segment --stages liver``, or an export of such a run), or it is the model's own
+    DICOM SEG of a liver-only run. Exported, its tumor figures are then "not computed", not
+    "0 mL, 0 lesions", and its SEG holds no Tumor segment."""
+    if path.is_file() and _sop_class(path) in _SEG_SOP_CLASSES:
+        import pydicom
+
+        from .io.seg import is_model_output
+
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001 - read again (and said) by the SEG reader
+            return False
+        # "<prefix><version> liver", of any version
+        return is_model_output(ds) and str(ds.get("SeriesDescription", "")).endswith(" liver")
+    stats = _stats_beside(path) or {}
+    return "tumor_ml" in stats and stats["tumor_ml"] is None
 
 
 def _file_algorithm(path: Path, run: dict | None) -> str | None:
@@ -416,11 +445,27 @@ def _file_algorithm(path: Path, run: dict | None) -> str | None:
         return "SEMIAUTOMATIC" if kinds else None
     stats = _stats_beside(path) or {}
     source = stats.get("source")
-    if source in ("model", "edited", "ground_truth"):
-        return {"model": "AUTOMATIC", "edited": "SEMIAUTOMATIC", "ground_truth": "MANUAL"}[source]
-    if run and source is None:  # a segment run's stats (no "source": the model's output)
-        return "AUTOMATIC"
-    return None
+    if source is None:
+        # a segment run's stats: the model's output, unless changed since the run wrote it
+        # (their digests; a run of an early version recorded none)
+        if not run:
+            return None
+        return "SEMIAUTOMATIC" if run.get("changed_since_run") else "AUTOMATIC"
+    digests = stats.get("digests")
+    if not isinstance(digests, dict) or path.name not in digests:
+        # an export's stats that do not say what this file held (an earlier version's, or the
+        # label map exported again alone): they may describe it before it was edited
+        return None
+    from .commands.segment import _changed_since_written
+
+    changed = path.name in _changed_since_written(path.parent, stats)
+    made = stats.get("algorithm_type")  # what the export's DICOM SEG said
+    if made not in ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"):
+        made = {"model": "AUTOMATIC", "edited": "SEMIAUTOMATIC", "ground_truth": "MANUAL"}
+        made = made.get(source)
+    if made == "AUTOMATIC" and changed:  # the model's, edited since in another tool
+        return "SEMIAUTOMATIC"
+    return made
 
 
 #: what an export repeats of the run a ``<case>_stats.json`` records

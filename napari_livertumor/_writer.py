@@ -36,6 +36,9 @@ OPENED_RUN = "livertumor_opened_run"
 #: ... and how the file says its labels were made: ``AUTOMATIC`` (this tool's model output as it
 #: came), ``SEMIAUTOMATIC`` (edited after the model), ``MANUAL``, or absent (not said)
 OPENED_ALGORITHM = "livertumor_opened_algorithm"
+#: ... True when the file says the tumor stage did not run (a liver-only run): its tumor figures
+#: are not computed, not 0
+OPENED_TUMOR_NOT_RUN = "livertumor_opened_tumor_not_run"
 
 
 def labels_digest(data) -> str:

@@ -976,6 +976,96 @@ def test_a_reviewed_segmentation_reopened_and_exported_unchanged_stays_reviewed(
     assert json.loads(stats.read_text())["source"] == "edited"
 
 
+def _reopen_and_export(viewer, widget, qtbot, path, out):
+    """``path`` opened over the viewer's CT (other labels closed) and exported with a SEG."""
+    import pydicom
+
+    for ly in list(viewer.layers):
+        if ly.metadata.get(_layers.ROLE) != "ct":
+            viewer.layers.remove(ly)
+    viewer.open(str(path), plugin="napari-livertumor")
+    [seg] = [ly for ly in viewer.layers if ly.metadata.get(_layers.ROLE) != "ct"]
+    widget.refresh_layers()
+    widget.labels_combo.setCurrentText(seg.name)
+    widget.stats_check.setChecked(True)
+    widget.seg_check.setChecked(True)
+    widget.folder.setText(str(out))
+    _export(widget, qtbot)
+    [dcm] = out.glob("*_seg.dcm")
+    [stats] = out.glob("*_stats.json")
+    return pydicom.dcmread(dcm), json.loads(stats.read_text())
+
+
+def test_a_label_map_edited_after_its_export_is_not_taken_for_the_models_output(
+    dicom_viewer, qtbot, monkeypatch
+):
+    """Its stats beside it (written by Export, "source": "model") were trusted though the label
+    map had been painted and exported again alone: reopened, it was stamped AUTOMATIC and
+    passed over as the model's own output. Export's stats now record what each label file held;
+    a hand-drawn layer's round trip stays MANUAL."""
+    from napari_livertumor.io.seg import is_model_output
+
+    viewer, widget, vol, labels, out = dicom_viewer
+    monkeypatch.setattr(widget, "ask_overwrite", lambda existing: True)
+    layer = viewer.layers["TEST_001 CT segmentation"]
+    layer.metadata["source"] = "model"
+    widget.folder.setText(str(out))
+    _export(widget, qtbot)  # labels, stats and table: the model's as it came
+    stats = json.loads((out / "TEST_001_stats.json").read_text())
+    assert set(stats["digests"]) == {"TEST_001_labels.nii.gz"}
+    assert stats["algorithm_type"] == "AUTOMATIC"
+    layer.selected_label = 2
+    layer.paint((2, 10, 10), 2)
+    widget.stats_check.setChecked(False)
+    _export(widget, qtbot)  # the label map again, alone: the stats now describe the one before
+    ds, said = _reopen_and_export(
+        viewer, widget, qtbot, out / "TEST_001_labels.nii.gz", out.parent / "again"
+    )
+    assert {str(x.SegmentAlgorithmType) for x in ds.SegmentSequence} == {"SEMIAUTOMATIC"}
+    assert not is_model_output(ds) and said["source"] == "edited"
+    # drawn by hand on the CT: MANUAL, and still MANUAL once its label map is opened again
+    hand = viewer.add_labels(labels.copy(), scale=layer.scale, translate=layer.translate,
+                             name="by hand")  # fmt: skip
+    widget.refresh_layers()
+    widget.labels_combo.setCurrentText(hand.name)
+    widget.folder.setText(str(drawn := out.parent / "drawn"))
+    _export(widget, qtbot)
+    ds, said = _reopen_and_export(
+        viewer, widget, qtbot, next(drawn.glob("*_labels.nii.gz")), out.parent / "drawn again"
+    )
+    assert {str(x.SegmentAlgorithmType) for x in ds.SegmentSequence} == {"MANUAL"}
+
+
+def test_a_liver_only_runs_labels_opened_from_a_file_export_the_tumor_as_not_computed(
+    make_napari_viewer, tmp_path, qtbot
+):
+    """`segment --stages liver` labels opened later exported "0 mL tumor, 0 lesions" and a SEG
+    with an empty Tumor segment: only the Segment panel's layers knew the stage had not run."""
+    from napari_livertumor.commands.segment import _digest
+    from napari_livertumor.io.nifti import write_nifti
+
+    viewer = make_napari_viewer()
+    case, _, labels = write_dicom_case(tmp_path / "dicom")
+    vol = read_dicom_series(case)
+    out = tmp_path / "seg"
+    out.mkdir()
+    labels_path = out / "TEST_001_labels.nii.gz"
+    write_nifti(np.where(labels > 0, 1, 0).astype(np.uint8), labels_path, reference=vol)
+    st = labels_path.stat()
+    stats = {"case": "TEST_001", "version": "0.9", "models": {"liver": "x", "tumor": None},
+             "tumor_ml": None, "lesion_count": None, "series_uid": vol.meta["series_uid"],
+             "digests": {labels_path.name: _digest(str(labels_path), st.st_size, st.st_mtime_ns)}}  # fmt: skip
+    (out / "TEST_001_stats.json").write_text(json.dumps(stats))
+    viewer.open(str(case), plugin="napari-livertumor")
+    widget = ExportWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    ds, said = _reopen_and_export(viewer, widget, qtbot, labels_path, tmp_path / "exp")
+    assert [str(x.SegmentLabel) for x in ds.SegmentSequence] == ["Liver"]
+    assert str(ds.SeriesDescription).endswith(" liver")  # the model's, as it came
+    assert said["tumor_ml"] is None and said["lesion_count"] is None
+    assert said["source"] == "model"
+
+
 def test_a_failing_dicom_seg_says_nothing_else_was_written_and_how_to_have_it(tmp_path):
     from napari_livertumor._widgets import export as export_mod
     from napari_livertumor.errors import InputError
@@ -1008,6 +1098,7 @@ def test_a_lesions_hu_comes_from_its_own_scan_not_another_phase_on_its_grid(make
     assert _layers.ct_array_for(seg, viewer.layers)[0, 0, 0] == 90
     viewer.layers.remove(ct2)
     assert _layers.ct_array_for(seg, viewer.layers) is None
+    assert _layers.other_scan_on_grid(seg, viewer.layers) == "phase 1"  # said on export
     # its own scan opened again (another layer of the same series and acquisition) lends HU
     _layers.add_ct_layer(viewer, two, name="phase 2 again")
     viewer.layers.remove("phase 1")

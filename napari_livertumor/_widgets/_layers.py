@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -791,7 +792,36 @@ def _same_scan(layer, ct_layer) -> bool:
         return a["series_uid"] == b["series_uid"] and a.get("acquisition_number") == b.get(
             "acquisition_number"
         )
-    return bool(a.get("source")) and a.get("source") == b.get("source")
+    return bool(a.get("source")) and _resolved(a["source"]) == _resolved(b.get("source"))
+
+
+def _resolved(path) -> str:
+    """A path as the file system resolves it (a symlink, another mount of it: the same file)."""
+    if not path:
+        return ""
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError, ValueError):
+        return str(path)
+
+
+def other_scan_on_grid(layer, layers) -> str | None:
+    """The name of the one CT layer on ``layer``'s grid that is not the scan ``layer`` was made
+    on (and so lends it no HU: :func:`ct_array_for`), or None."""
+    from napari.layers import Image
+
+    shape = tuple(layer.data.shape)
+    cts = [
+        ly
+        for ly in layers
+        if isinstance(ly, Image)
+        and ly.metadata.get(ROLE) == "ct"
+        and _on_grid(ly.metadata.get(CT_VOLUME), shape, layer.scale, layer.translate)
+        and tuple(ly.data.shape) == shape
+    ]
+    if len(cts) != 1 or cts[0].name == layer.metadata.get(CT_LAYER):
+        return None
+    return None if _same_scan(layer, cts[0]) else cts[0].name
 
 
 def without_dicom_identity(meta: dict) -> dict:
@@ -815,9 +845,14 @@ _DICOM_IDENTITY = ("files", "unused_files", "sop_instance_uids", "instance_numbe
 
 def tumor_not_assessed(layer, labels=None) -> bool:
     """True for a model segmentation whose tumor stage never ran (liver only, or no liver
-    found) and in which nobody has painted tumor since: its tumor figures are unknown, not 0."""
-    stats = (getattr(layer, "metadata", None) or {}).get("stats") or {}
-    if "tumor_ml" not in stats or stats["tumor_ml"] is not None:
+    found; also one opened from a file that says so) and in which nobody has painted tumor
+    since: its tumor figures are unknown, not 0."""
+    from .._writer import OPENED_TUMOR_NOT_RUN
+
+    metadata = getattr(layer, "metadata", None) or {}
+    stats = metadata.get("stats") or {}
+    said = "tumor_ml" in stats and stats["tumor_ml"] is None
+    if not said and not metadata.get(OPENED_TUMOR_NOT_RUN):  # (a liver-only run's file opened)
         return False
     data = layer.data if labels is None else labels
     return not bool(np.any(np.asarray(data) == 2))

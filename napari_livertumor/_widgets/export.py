@@ -283,6 +283,11 @@ class ExportWidget(JobWidgetMixin, QWidget):
             }
         metadata = dict(layer.metadata)
         ct = _layers.ct_array_for(layer, self.viewer.layers)  # HU only from a CT layer
+        other = _layers.other_scan_on_grid(layer, self.viewer.layers) if ct is None else None
+        if other:  # said, not left out without a word
+            note = (note + "; " if note else "") + (
+                f"the lesions' HU are left out: '{other}' is not the scan these labels were made on"
+            )
 
         def target(progress, should_cancel):
             # compared with the model's output here, off the GUI thread (a CRC of the scan)
@@ -558,8 +563,13 @@ def write_exports(
     stats: dict = {}
     extra = dict(extra_stats or {})
     # the DICOM SEG first: it is the one that refuses most (a CT not read from DICOM, a missing
-    # attribute), and then nothing else has been replaced yet
-    order = sorted(files.items(), key=lambda kv: kv[0] != "seg.dcm")
+    # attribute), and then nothing else has been replaced yet; the stats after the label files,
+    # whose digests they record
+    order = sorted(
+        files.items(),
+        key=lambda kv: (kv[0] != "seg.dcm", kv[0] in ("stats.json", "lesions.csv")),
+    )
+    extra["algorithm_type"] = algorithm_type  # as a DICOM SEG of these labels says it
     for i, (kind, path) in enumerate(order):
         if should_cancel is not None and should_cancel():
             left = ", ".join(p.name for _, p in order[i:])
@@ -572,6 +582,18 @@ def write_exports(
             raise Cancelled("export cancelled", changed=changed)
         if progress is not None:
             progress("export", i, len(files))
+        if kind == "stats.json":
+            # what each label file held when written: opened again, a file changed since (in
+            # another tool) is not taken for what these stats say of it
+            from ..commands.segment import _digest
+
+            digests = {}
+            for done in written:
+                if done.name.endswith(("_labels.nii.gz", "_seg.dcm")):
+                    st = done.stat()
+                    digests[done.name] = _digest(str(done.resolve()), st.st_size, st.st_mtime_ns)
+            if digests:
+                extra["digests"] = digests
         try:
             _write_one(kind, path, labels, volume, stats, extra, notes, algorithm_type, ct)
         except Exception as exc:
