@@ -317,7 +317,9 @@ def _nifti_labels_role(path: Path, labels: np.ndarray) -> str:
         return "ground_truth"
     path = Path(path)
     stats = _stats_beside(path)
-    if stats is not None:  # this tool's segment or Export wrote it: the stats say what it is
+    if stats is not None and _stats_speak_for(path, stats):
+        # this tool's segment or Export wrote it: the stats say what it is (a ground truth's
+        # stats beside the model's labels written over them since speak for nothing)
         return "ground_truth" if stats.get("source") == "ground_truth" else "segmentation"
     stem = _stem(path)
     if stem.lower().endswith("_labels"):  # this tool's name for a segmentation's labels
@@ -456,16 +458,26 @@ def _file_algorithm(path: Path, run: dict | None) -> str | None:
         # an export's stats that do not say what this file held (an earlier version's, or the
         # label map exported again alone): they may describe it before it was edited
         return None
-    from .commands.segment import _changed_since_written
-
-    changed = path.name in _changed_since_written(path.parent, stats)
+    if not _stats_speak_for(path, stats):  # replaced or edited since: not what they describe
+        return None
     made = stats.get("algorithm_type")  # what the export's DICOM SEG said
     if made not in ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"):
         made = {"model": "AUTOMATIC", "edited": "SEMIAUTOMATIC", "ground_truth": "MANUAL"}
         made = made.get(source)
-    if made == "AUTOMATIC" and changed:  # the model's, edited since in another tool
-        return "SEMIAUTOMATIC"
     return made
+
+
+def _stats_speak_for(path: Path, stats: dict) -> bool:
+    """Whether stats beside a labels file describe the file as it is: False when their
+    ``digests`` name it and it no longer holds what was written (edited in another tool, or
+    another export's labels written over it with the stats left as they were). Stats that
+    record no digest for it are taken at their word (an earlier version's)."""
+    digests = stats.get("digests")
+    if not isinstance(digests, dict) or path.name not in digests:
+        return True
+    from .commands.segment import _changed_since_written
+
+    return path.name not in _changed_since_written(path.parent, stats)
 
 
 #: what an export repeats of the run a ``<case>_stats.json`` records

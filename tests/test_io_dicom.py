@@ -454,6 +454,18 @@ def test_a_series_thin_in_the_middle_is_stacked_on_its_thin_step_whichever_steps
     notes = " ".join(volume.meta["warnings"])
     assert "slice spacing changes along the series: 2.5 mm in places, 5 mm elsewhere" in notes
     assert "non-uniform" not in notes and "missing" not in notes
+    # a hole of 20 mm between consecutive image numbers (the series numbered again after images
+    # were deleted) is no spacing change: refused as missing images past a tenth
+    hole = tmp_path.parent / (tmp_path.name + "_hole")
+    paths = write_ct_series(make_ct(shape=(30, 8, 8)), hole)
+    for path in paths[10:18]:
+        path.unlink()
+    for number, path in enumerate([*paths[:10], *paths[18:]], start=1):
+        ds = pydicom.dcmread(path)
+        ds.InstanceNumber = number
+        ds.save_as(path)
+    with pytest.raises(InputError, match="8 consecutive slice positions"):
+        read_dicom_series(hole)
     # one odd short step in a 5 mm series (a join of two ranges) does not double its slices
     odd = tmp_path.parent / (tmp_path.name + "_odd")
     paths = write_ct_series(make_ct(shape=(12, 8, 8), spacing=(5.0, 0.8, 0.8)), odd)

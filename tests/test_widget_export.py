@@ -1022,7 +1022,8 @@ def test_a_label_map_edited_after_its_export_is_not_taken_for_the_models_output(
         viewer, widget, qtbot, out / "TEST_001_labels.nii.gz", out.parent / "again"
     )
     assert {str(x.SegmentAlgorithmType) for x in ds.SegmentSequence} == {"SEMIAUTOMATIC"}
-    assert not is_model_output(ds) and said["source"] == "edited"
+    # the stats describe the file before: they say nothing of it now
+    assert not is_model_output(ds) and said["source"] == "unknown"
     # drawn by hand on the CT: MANUAL, and still MANUAL once its label map is opened again
     hand = viewer.add_labels(labels.copy(), scale=layer.scale, translate=layer.translate,
                              name="by hand")  # fmt: skip
@@ -1034,6 +1035,36 @@ def test_a_label_map_edited_after_its_export_is_not_taken_for_the_models_output(
         viewer, widget, qtbot, next(drawn.glob("*_labels.nii.gz")), out.parent / "drawn again"
     )
     assert {str(x.SegmentAlgorithmType) for x in ds.SegmentSequence} == {"MANUAL"}
+
+
+def test_a_ground_truths_stats_do_not_speak_for_the_model_labels_written_over_its_own(tmp_path):
+    """A ground truth exported (labels + stats), then the model's labels of the case exported
+    into the same folder alone: the stats' "ground_truth" made the model's output open as the
+    truth (Inspect scored against it) and export as MANUAL."""
+    from napari_livertumor._reader import _nifti_labels_role, opened_file_metadata
+    from napari_livertumor._widgets.export import _provenance, write_exports
+    from napari_livertumor._writer import OPENED_ALGORITHM, seg_algorithm_type
+    from napari_livertumor.io.volume import CTVolume
+
+    vol = CTVolume(np.zeros((6, 16, 16), np.int16), spacing=(2.0, 1.0, 1.0))
+    truth = np.zeros((6, 16, 16), np.uint8)
+    truth[1:5, 2:12, 2:12] = 1
+    truth[2:4, 4:8, 4:8] = 2
+    model = truth.copy()
+    model[2:4, 4:9, 4:9] = 2
+
+    def export(labels, metadata, *kinds):
+        files = {kind: tmp_path / f"C1_{kind}" for kind in kinds}
+        write_exports(labels, vol, files, extra_stats=_provenance(metadata, {}, labels),
+                      algorithm_type=seg_algorithm_type(metadata, labels))  # fmt: skip
+
+    export(truth, {"livertumor_role": "ground_truth"}, "labels.nii.gz", "stats.json")
+    path = tmp_path / "C1_labels.nii.gz"
+    assert _nifti_labels_role(path, truth) == "ground_truth"
+    assert opened_file_metadata(truth, path)[OPENED_ALGORITHM] == "MANUAL"
+    export(model, {"livertumor_role": "segmentation", "source": "model"}, "labels.nii.gz")
+    assert _nifti_labels_role(path, model) == "segmentation"
+    assert OPENED_ALGORITHM not in opened_file_metadata(model, path)
 
 
 def test_a_liver_only_runs_labels_opened_from_a_file_export_the_tumor_as_not_computed(

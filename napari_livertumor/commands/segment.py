@@ -1263,7 +1263,7 @@ def run_cases(
                     else:
                         made = f"{foreign[0]} exists and is not an output of this case's last run"
                     if relation != "other input":
-                        made += " (a stopped run, or another tool's file)"
+                        made += " (a stopped run, a napari Export, or another tool's file)"
                     msg = (
                         f"{made}; nothing was overwritten: use another output folder, or "
                         "--overwrite to replace them"

@@ -444,16 +444,14 @@ def _check_interleaved(slices: list[SliceHeader], warnings: list[str]) -> None:
     AcquisitionNumber, offset along the body, were stacked as one volume with no word, their
     slices alternating. A series thinner through the liver changes thickness twice, not at
     every slice."""
-    thickness = [None if h.slice_thickness is None else round(h.slice_thickness, 2) for h in slices]
-    known = [t for t in thickness if t is not None]
-    if len(set(known)) < 2:
-        return
-    changes = sum(a != b for a, b in zip(known[:-1], known[1:], strict=True))
+    known = [h.slice_thickness for h in slices if h.slice_thickness is not None]
+    # (0.625 and 0.62500001 are one thickness)
+    changes = sum(abs(a - b) > 0.01 for a, b in zip(known[:-1], known[1:], strict=True))
     # going back and forth, not a few thinner stretches (through the liver, the pelvis) or
     # transition slices (5, 3.75, 1.25 … 1.25, 3.75, 5 mm): four changes there
-    if changes < max(4, 0.25 * len(known)):
+    if changes <= max(4, 0.25 * len(known)):
         return
-    counts = Counter(known)
+    counts = Counter(round(t, 2) for t in known)
     seen = ", ".join(f"{t:g} mm ({n} slices)" for t, n in counts.most_common(4))
     warnings.append(
         f"SliceThickness changes {changes} times along the series ({seen}): two "
@@ -522,17 +520,21 @@ def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str], slices=None, m
     if not fill:
         return fill, uneven
     numbered = slices is not None and any(h.instance_number for h in slices)
+    # a spacing change is at most _FINEST_RATIO steps wide: a wider step is a hole in the scan
+    # (images deleted and the rest numbered again), filled only within the tenth's limit
+    narrow = {at for at, n, _ in fill if n + 1 <= _FINEST_RATIO}
     if numbered:
 
         def spaced(at: int) -> bool:
-            return abs(slices[at].instance_number - slices[at - 1].instance_number) == 1
+            consecutive = abs(slices[at].instance_number - slices[at - 1].instance_number) == 1
+            return at in narrow and consecutive
 
     else:
         ats = [at for at, n, _ in fill if n == 1]
         guess = mixed or any(ats[i + 2] - ats[i] == 2 for i in range(len(ats) - 2))
 
         def spaced(at: int) -> bool:
-            return guess
+            return guess and at in narrow
 
     changes = [gap for gap in fill if spaced(gap[0])]
     missing = [gap for gap in fill if not spaced(gap[0])]
