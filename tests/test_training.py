@@ -1544,3 +1544,38 @@ def test_the_weak_report_carries_the_tables_warnings_and_an_opposite_fit(tmp_pat
     assert any("HCC_002 has 2 rows" in line for line in summary["report"])
     assert summary["oof_corr_with_tlvr"] == pytest.approx(-1.0)
     assert any("do not follow" in line and "-1.00" in line for line in summary["report"])
+
+
+def test_two_runs_into_one_folder_at_once_are_refused_and_a_stale_lock_is_taken_over(
+    toy_data, tmp_path
+):
+    """Two runs started into one output folder both trained, and the last to write replaced
+    the other's model and state without a word."""
+    import json
+    import subprocess
+    import sys
+
+    from napari_livertumor.errors import SettingsError
+    from napari_livertumor.training.loop import RunLock
+
+    cfg = tiny_config(toy_data, tmp_path / "out", epochs=1, steps_per_epoch=1)
+    stage_dir = Path(cfg.stage_dir)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stage_dir.mkdir(parents=True)
+        (stage_dir / RunLock.NAME).write_text(
+            json.dumps({"pid": other.pid, "host": __import__("socket").gethostname()})
+        )
+        with pytest.raises(
+            SettingsError, match=rf"another training run is writing here \(process {other.pid}"
+        ):
+            run_all(cfg)
+        assert not (stage_dir / "model.safetensors").exists()
+    finally:
+        other.kill()
+        other.wait()
+    # its process gone (killed): the lock is stale, taken over, and released at the end
+    reports = run_all(cfg)
+    assert reports[-1]["event"] == "done"
+    assert (stage_dir / "model.safetensors").is_file()
+    assert not (stage_dir / RunLock.NAME).exists()

@@ -4,6 +4,8 @@ Segment; an unusable folder gives a clear message."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 from _widget_data import timed_calls
@@ -74,6 +76,9 @@ def test_check_data_names_left_out_patients_and_a_clinical_table_without_values(
     assert "3 patient(s) with ground-truth labels" in text
     assert "1 patient(s) left out" in text and "no label file" in text
     assert "0 with usable values" in text and "cannot use weak supervision" in text
+    # its row is the left-out patient's, not a row "of no patient here"
+    assert "Rows of patients left out above: HCC_" in text
+    assert "no patient here" not in text
 
 
 def test_train_two_steps_responsively_then_offer_the_model_in_segment(
@@ -158,6 +163,49 @@ def test_a_check_of_a_folder_no_longer_wanted_stops_reading_it(
     qtbot.waitUntil(stopped.is_set, timeout=5_000)
     qtbot.waitUntil(lambda: not widget.busy, timeout=5_000)
     assert widget.summary.text() == "" and "Check data again" in widget.status.text()
+
+
+def test_resume_goes_on_with_the_runs_whole_recipe_and_the_forms_run_settings(
+    train_widget, toy_data, tmp_path
+):
+    """A run made with a recipe file (batch 1, focal γ 3, no rotation...) resumed in the panel
+    went on with the form's defaults for all but its network, patch, grid and HU window."""
+    from napari_livertumor.training import make_config
+
+    _, widget = train_widget
+    _small_run(widget, toy_data, tmp_path / "models")
+    recipe = {"liver": {"batch_size": 1, "focal_gamma": 3.0, "aug_rotate_deg": 0.0,
+                        "warmup_steps": 3, "vae_weight": 0.0, "roi_size": [16, 48, 48]}}  # fmt: skip
+    run = make_config("liver", recipe, data="elsewhere", out=str(tmp_path / "models"),
+                      device="cpu", epochs=3, lr=1e-3)  # fmt: skip
+    last = tmp_path / "models" / "liver" / "last"
+    last.mkdir(parents=True)
+    (last / "metadata.json").write_text(json.dumps({"training": {"config": run.to_dict()}}))
+    widget.epochs.setValue(5)
+    widget.lr.setValue(5e-4)
+    resumed = widget._with_run_recipe(widget.build_config(), last.parent)
+    assert (resumed.batch_size, resumed.focal_gamma, resumed.aug_rotate_deg) == (1, 3.0, 0.0)
+    assert (resumed.warmup_steps, resumed.vae_weight) == (3, 0.0)
+    assert resumed.roi_size == (16, 48, 48)
+    # what the form sets for a run: its own
+    assert resumed.data == str(toy_data) and resumed.epochs == 5 and resumed.lr == 5e-4
+    assert resumed.resume and not resumed.overwrite
+    log = widget.log.toPlainText()
+    assert "Resuming with the run's own recipe, not the fields: roi_size" in log
+    assert "Learning rate: run 0.001, now 0.0005" in log
+
+
+def test_a_resume_with_nothing_to_train_keeps_its_note_not_finished(
+    train_widget, toy_data, tmp_path
+):
+    """A finished run resumed with the same Epochs said "Finished", its note (nothing to
+    train; raise Epochs) only in the log."""
+    _, widget = train_widget
+    _small_run(widget, toy_data, tmp_path / "models")
+    note = "the run already reached its 1 epochs (step 2): nothing to train; raise Epochs"
+    widget.reports = [{"event": "note", "text": note}, {"event": "done", "step": 2}]
+    widget._finished("done", widget.build_config())
+    assert widget.status.text().endswith(note) and "Finished" not in widget.status.text()
 
 
 def test_a_model_already_in_the_output_folder_is_resumed_or_kept_never_replaced_silently(
@@ -332,6 +380,66 @@ def test_closing_the_viewer_while_training_stops_the_worker(
     qtbot.waitUntil(lambda: not job.worker.is_running, timeout=60_000)
     assert job.cancel_requested
     assert (tmp_path / "models" / "liver" / "last").is_dir()  # the core saved what it had
+
+
+_EXIT_SCRIPT = """
+import os, sys
+from napari_livertumor._widgets._training_jobs import train_in_subprocess
+from napari_livertumor.training import make_config
+
+data, out, how = sys.argv[1:4]
+config = make_config("liver", None, data=data, out=out, device="cpu", epochs=5000,
+                     steps_per_epoch=20, roi_size=(16, 32, 32), num_workers=0)
+for report in train_in_subprocess(config, lambda: False):
+    if report.get("event") == "step":
+        break  # the generator left suspended, as napari's quit leaves a job's
+import multiprocessing
+print("child", *[c.pid for c in multiprocessing.active_children()], flush=True)
+if how == "kill":
+    os._exit(0)  # no clean-up at all: as napari killed or crashed
+sys.exit(0)
+"""
+
+
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_the_training_process_saves_its_state_when_napari_exits_or_dies(toy_data, tmp_path, how):
+    """Closing napari mid-run kept nothing (Python's exit terminated the daemonic training
+    process before it saved, though the notice said its state was in last/); napari killed
+    left the process training to the end of its budget unseen."""
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "run.py"
+    script.write_text(_EXIT_SCRIPT)
+    out = tmp_path / "models"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, str(script), str(toy_data), str(out), how],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0 and "child" in done.stdout, done.stderr[-2000:]
+    last = out / "liver" / "last" / "train_state.pt"
+    deadline = time.monotonic() + 120  # killed: the orphan sees it and saves on its own
+    while how == "kill" and not last.is_file() and time.monotonic() < deadline:
+        time.sleep(1)
+    assert last.is_file()
+    # and the process is gone (killed: it stopped on its own instead of training on)
+    pids = [int(p) for p in done.stdout.split("child", 1)[1].split()]
+    assert pids
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        status = Path(f"/proc/{pid}/stat")  # (a zombie awaiting its reaper is gone too)
+        return not (status.is_file() and status.read_text().split()[2] == "Z")
+
+    deadline = time.monotonic() + 120
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not any(alive(p) for p in pids)
 
 
 def test_fine_tuning_the_shipped_model_keeps_its_geometry(train_widget, qtbot, tmp_path):

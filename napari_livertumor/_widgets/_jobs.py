@@ -11,6 +11,7 @@ and is reported as such, not as an error.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import sys
 import threading
 import time
@@ -301,11 +302,13 @@ class Job(QObject):
         self._target = [target]
         held = self._target
         if generator:
+            inner: list = []
 
             def run_generator():
                 IMPORT_LOCK.wait(should_cancel, report)  # a panel's background imports first
                 try:
-                    yield from held[0](report, should_cancel)
+                    inner.append(held[0](report, should_cancel))
+                    yield from inner[-1]
                 except (LiverTumorError, JobFailed):
                     raise
                 except Exception as exc:
@@ -313,6 +316,16 @@ class Job(QObject):
 
             worker = create_worker(run_generator, _start_thread=False, _ignore_errors=True)
             worker.yielded.connect(self._yielded)
+
+            def close_inner():
+                # quit (napari closing) leaves the generator suspended, its clean-up (a
+                # training process told to stop and save) to the garbage collector, after
+                # Python's exit had killed that process: closed here, in the worker thread
+                for gen in inner:
+                    with contextlib.suppress(Exception):
+                        gen.close()
+
+            worker.aborted.connect(close_inner, Qt.ConnectionType.DirectConnection)
         else:
 
             def run_function():

@@ -33,6 +33,18 @@ def train_in_subprocess(config, should_cancel):
     )
     with _main_script_hidden():
         child.start()
+    ended = False
+    # Python's exit terminates daemonic children (multiprocessing's exit hook): a hook of ours,
+    # registered after it and so run before it, first stops the child and lets it save its
+    # state (closing napari mid-run, or a script's exit, kept nothing of the run)
+    import atexit
+
+    def stop_at_exit() -> None:
+        if child.is_alive():
+            cancel.set()
+            _await_last_report(child, reports, timeout=LAST_SAVE_WAIT_S)
+
+    atexit.register(stop_at_exit)
     try:
         while True:
             if should_cancel():
@@ -46,11 +58,20 @@ def train_in_subprocess(config, should_cancel):
             if kind == "report":
                 yield payload
             elif kind == "error":
+                ended = True
                 raise JobFailed(payload)
             else:
+                ended = True
                 return
     finally:
+        atexit.unregister(stop_at_exit)
         cancel.set()
+        if not ended:
+            # closed before the child's last word (napari quitting closes this generator at its
+            # yield): wait, bounded, for the child to save its state and say so. The child is
+            # daemonic: Python's exit terminated it mid-run, and closing napari during a run
+            # kept nothing of it (the notice said its state was in last/)
+            _await_last_report(child, reports, timeout=LAST_SAVE_WAIT_S)
         # Its reports are all in (the last weights saved when stopped); the process itself may
         # take many seconds more to exit (its data loader's worker processes shut down): the
         # panel waited 6-16 s after a Stop that had taken effect in under one. Its exit is
@@ -63,6 +84,29 @@ def train_in_subprocess(config, should_cancel):
             ).start()
         else:
             _reap(child, crash_log)
+
+
+#: seconds a training job closed mid-run waits for its process to save its state
+LAST_SAVE_WAIT_S = 120.0
+
+
+def _await_last_report(child, reports, timeout: float) -> None:
+    """Read the child's reports until its last (end or error), it dies, or ``timeout``."""
+    import queue
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            kind, _ = reports.get(timeout=0.2)
+        except queue.Empty:
+            if not child.is_alive():
+                return
+            continue
+        except (EOFError, OSError):  # the queue went with the child
+            return
+        if kind in ("end", "error"):
+            return
 
 
 def _reap(child, crash_log: str) -> None:
@@ -139,9 +183,23 @@ def _train_child(config_dict: dict, reports, cancel, crash_log: str | None = Non
         os.nice(5)  # the window's process comes first when CPUs are short
     except (AttributeError, OSError):
         pass
+    import multiprocessing as mp
+
+    parent, ppid = mp.parent_process(), os.getppid()
+
+    def should_stop() -> bool:
+        # stopped, or napari gone (killed, crashed): an orphan trained to the end of its
+        # budget, holding the CPU or GPU and writing into the output folder unseen
+        if cancel.is_set():
+            return True
+        if (parent is not None and not parent.is_alive()) or os.getppid() != ppid:
+            reports.cancel_join_thread()  # nobody reads the reports now: exit without them
+            return True
+        return False
+
     try:
         config = TrainConfig.from_dict(config_dict)
-        for report in train(config, should_cancel=cancel.is_set):
+        for report in train(config, should_cancel=should_stop):
             reports.put(("report", report))
     except LiverTumorError as exc:
         reports.put(("error", str(exc)))

@@ -67,6 +67,27 @@ FORM_NAMES = {
 }
 
 
+#: what the form sets for a run, also when it resumes one (the rest is the run's own recipe)
+_FORM_RUN_FIELDS = (
+    "data", "out", "clinical", "device", "epochs", "steps_per_epoch", "lr", "weak_lambda",
+)  # fmt: skip
+
+
+def _saved_config(stage_dir: Path) -> dict | None:
+    """The whole training config a stopped run recorded in ``stage_dir/last/metadata.json``,
+    or None."""
+    import json
+
+    from ..fileio import read_user_text
+
+    try:
+        meta = json.loads(read_user_text(Path(stage_dir) / "last" / "metadata.json"))
+        config = (meta.get("training") or {}).get("config")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return dict(config) if isinstance(config, dict) and config else None
+
+
 class TrainWidget(JobWidgetMixin, QWidget):
     """Run :func:`napari_livertumor.training.train` for one stage in a worker."""
 
@@ -355,8 +376,42 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.start_button.setText("Stop")
 
     def _with_run_recipe(self, config, stage_dir: Path):
+        """``config`` as the stopped run in ``stage_dir`` was set up: its whole recipe (batch,
+        losses, augmentation, network, patch, grid...), with only what this form sets for a
+        run (data, output, clinical table, device, epochs, steps, learning rate, λ) taken from
+        the form. Only the network, patch, grid and HU window were taken over: a run made with
+        a recipe file went on with the form's defaults for the rest (batch 1 → 2, focal γ 3 →
+        2, rotation 0 → 10°...) without a word."""
+        import dataclasses
+
+        from ..training.config import TrainConfig
         from ..training.loop import apply_recipe, recipe_differences, saved_recipe
 
+        full = _saved_config(stage_dir)
+        if full is not None:
+            form = {k: getattr(config, k) for k in _FORM_RUN_FIELDS}
+            try:
+                resumed = TrainConfig.from_dict(full)
+                resumed = dataclasses.replace(
+                    resumed, **form, resume=True, overwrite=False, split_file=None
+                )
+            except Exception as exc:  # noqa: BLE001 - an earlier version's record: as before
+                self._log(f"The run's recorded settings could not be used ({exc}); its "
+                          "network, patch, grid and HU window are.")  # fmt: skip
+            else:
+                saved = saved_recipe(stage_dir) or {}
+                differ = recipe_differences(config, saved) if saved else []
+                changed = [
+                    f"{FORM_NAMES.get(k, k)}: run {full[k]}, now {form[k]}"
+                    for k in ("lr", "weak_lambda")
+                    if k in full and full[k] != form[k]
+                ]
+                self._log(
+                    "Resuming with the run's own recipe"
+                    + (", not the fields: " + "; ".join(differ) if differ else "")
+                    + (" (from the form: " + "; ".join(changed) + ")" if changed else "")
+                )
+                return resumed
         saved = saved_recipe(stage_dir)
         if not saved:
             return config
@@ -573,7 +628,13 @@ class TrainWidget(JobWidgetMixin, QWidget):
         if (stage_dir / "metadata.json").is_file():
             self.model_folder = stage_dir
             _registry.remember_model_folder(config.out)
-        if status == "done" and self.model_folder is not None:
+        trained = any(r.get("event") == "step" for r in self.reports)
+        notes = [r["text"] for r in self.reports if r.get("event") == "note"]
+        if status == "done" and not trained and notes:
+            # nothing trained (a finished run resumed with the same Epochs): its note stays,
+            # not "Finished" over it
+            set_status(self.status, notes[-1], warning=True)
+        elif status == "done" and self.model_folder is not None:
             set_status(
                 self.status,
                 f"Finished. The {config.stage} model in {config.out} can be chosen in Segment.",

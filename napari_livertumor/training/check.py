@@ -131,6 +131,12 @@ def summarize_data(
     if unmatched:  # named: they train without a weak label
         lines.append(f"Without a clinical row (no weak term for them): {_some(unmatched)}")
     extra = sorted({str(i) for i in frame.index} - set(matched))
+    # the rows of patients left out above (no SEG...) are theirs, not rows of no patient here
+    left_out = set(row_ids_for(sorted({str(case) for case, _ in skipped}), frame.index).values())
+    theirs = [i for i in extra if i in left_out]
+    extra = [i for i in extra if i not in left_out]
+    if theirs:
+        lines.append(f"Rows of patients left out above: {_some(theirs)}")
     if extra:  # a typo in an ID is the usual cause
         lines.append(f"Rows of the table with no patient here: {_some(extra)}")
     if cols and not good:

@@ -14,6 +14,7 @@ checkpoints and logs. With one process the code path is the same.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -94,6 +95,79 @@ def check_output_folder(cfg: TrainConfig) -> None:
             f"{stage_dir}: the fine-tune would write over the model it starts from ({init}); "
             "choose another output folder"
         )
+
+
+class RunLock:
+    """A file in a stage's output folder held while a run writes there.
+
+    Two runs into one folder at once (the panel and the command line, two napari windows)
+    both trained, and the last to write replaced the other's model and state without a word.
+    The file names the process (and host) holding it; one whose process is gone (killed) is
+    taken over."""
+
+    NAME = ".livertumor-run.lock"
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @classmethod
+    def acquire(cls, stage_dir: Path) -> RunLock:
+        import json
+        import socket
+
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        path = stage_dir / cls.NAME
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = cls._holder(path)
+                if holder is None:  # its process is gone: a stale lock, taken over
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                    continue
+                raise SettingsError(
+                    f"{stage_dir}: another training run is writing here ({holder}); wait for "
+                    "it to end, or choose another output folder (if no such run is going on, "
+                    f"delete {path})"
+                ) from None
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(me, fh)
+            return cls(path)
+        raise SettingsError(f"{path}: could not take this folder's run lock")
+
+    @staticmethod
+    def _holder(path: Path) -> str | None:
+        """Who holds the lock, in words; None when its process is gone (or the file is not
+        readable as one: written by a run killed mid-write)."""
+        import json
+        import socket
+
+        try:
+            held = json.loads(path.read_text(encoding="utf-8"))
+            pid, host = int(held["pid"]), str(held.get("host", ""))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(held.get("started", 0))))
+        if host and host != socket.gethostname():
+            return f"process {pid} on {host}, since {started}"
+        if pid == os.getpid():  # this process's own earlier run, never closed: ended
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except OSError:  # another user's process: alive
+            pass
+        with contextlib.suppress(OSError, IndexError):  # a zombie has ended
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return None
+        return f"process {pid}, since {started}"
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink()
 
 
 def check_before_writing(cfg: TrainConfig) -> None:
@@ -183,7 +257,9 @@ def check_device(device: str) -> None:
 
     if not torch.cuda.is_available():
         raise InputError(
-            None, "CUDA was asked for but no CUDA device is available; use --device cpu"
+            None,
+            "CUDA was asked for but no CUDA device is available; choose the CPU (--device cpu "
+            "on the command line, cpu or auto under Device in the Train panel)",
         )
     index = torch.device(str(device)).index
     if index is not None and index >= torch.cuda.device_count():
@@ -568,9 +644,19 @@ class _Run:
 
     # ------------------------------------------------------------------ main
     def execute(self, should_cancel) -> Iterator[dict[str, Any]]:
+        self._lock: RunLock | None = None
+        try:
+            yield from self._execute(should_cancel)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    def _execute(self, should_cancel) -> Iterator[dict[str, Any]]:
         torch = self.torch
         cfg = self.config
         check_before_writing(cfg)
+        if self.is_main:  # one run at a time writes a stage's folder
+            self._lock = RunLock.acquire(Path(cfg.stage_dir))
         seed_everything(cfg.seed)
         self.should_cancel = should_cancel
         try:
