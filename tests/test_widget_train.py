@@ -177,7 +177,7 @@ def test_resume_goes_on_with_the_runs_whole_recipe_and_the_forms_run_settings(
     recipe = {"liver": {"batch_size": 1, "focal_gamma": 3.0, "aug_rotate_deg": 0.0,
                         "warmup_steps": 3, "vae_weight": 0.0, "roi_size": [16, 48, 48]}}  # fmt: skip
     run = make_config("liver", recipe, data="elsewhere", out=str(tmp_path / "models"),
-                      device="cpu", epochs=3, lr=1e-3)  # fmt: skip
+                      device="cpu", epochs=3, lr=1e-3, max_minutes=0.5)  # fmt: skip
     last = tmp_path / "models" / "liver" / "last"
     last.mkdir(parents=True)
     (last / "metadata.json").write_text(json.dumps({"training": {"config": run.to_dict()}}))
@@ -190,6 +190,8 @@ def test_resume_goes_on_with_the_runs_whole_recipe_and_the_forms_run_settings(
     # what the form sets for a run: its own
     assert resumed.data == str(toy_data) and resumed.epochs == 5 and resumed.lr == 5e-4
     assert resumed.resume and not resumed.overwrite
+    # the run's time budget is its session's: carried over, a cap reached trained nothing
+    assert resumed.max_minutes is None
     log = widget.log.toPlainText()
     assert "Resuming with the run's own recipe, not the fields: roi_size" in log
     assert "Learning rate: run 0.001, now 0.0005" in log

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
+import threading
+import time
 from pathlib import Path
 
 
@@ -18,7 +21,6 @@ def train_in_subprocess(config, should_cancel):
     This generator ends with the child's last report; the process's exit is awaited apart.
     """
     import multiprocessing as mp
-    import queue
     import tempfile
 
     from ._jobs import JobFailed
@@ -34,6 +36,7 @@ def train_in_subprocess(config, should_cancel):
     with _main_script_hidden():
         child.start()
     ended = False
+    waited = []  # the exit hook below has awaited the child's last word
     # Python's exit terminates daemonic children (multiprocessing's exit hook): a hook of ours,
     # registered after it and so run before it, first stops the child and lets it save its
     # state (closing napari mid-run, or a script's exit, kept nothing of the run)
@@ -43,6 +46,7 @@ def train_in_subprocess(config, should_cancel):
         if child.is_alive():
             cancel.set()
             _await_last_report(child, reports, timeout=LAST_SAVE_WAIT_S)
+        waited.append(True)
 
     atexit.register(stop_at_exit)
     try:
@@ -66,7 +70,7 @@ def train_in_subprocess(config, should_cancel):
     finally:
         atexit.unregister(stop_at_exit)
         cancel.set()
-        if not ended:
+        if not ended and not waited:
             # closed before the child's last word (napari quitting closes this generator at its
             # yield): wait, bounded, for the child to save its state and say so. The child is
             # daemonic: Python's exit terminated it mid-run, and closing napari during a run
@@ -76,13 +80,14 @@ def train_in_subprocess(config, should_cancel):
         # take many seconds more to exit (its data loader's worker processes shut down): the
         # panel waited 6-16 s after a Stop that had taken effect in under one. Its exit is
         # awaited apart, and forced if it ignores the stop.
-        if child.is_alive():
-            import threading
-
-            threading.Thread(
-                target=_reap, args=(child, crash_log), name="livertumor-train-exit", daemon=True
-            ).start()
-        else:
+        reaper = threading.Thread(
+            target=_reap, args=(child, crash_log), name="livertumor-train-exit", daemon=True
+        )
+        try:
+            if not child.is_alive():
+                raise RuntimeError("ended")
+            reaper.start()
+        except RuntimeError:  # ended (or Python shutting down: no new thread): reaped here
             _reap(child, crash_log)
 
 
@@ -92,9 +97,6 @@ LAST_SAVE_WAIT_S = 120.0
 
 def _await_last_report(child, reports, timeout: float) -> None:
     """Read the child's reports until its last (end or error), it dies, or ``timeout``."""
-    import queue
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -389,12 +389,16 @@ class TrainWidget(JobWidgetMixin, QWidget):
 
         full = _saved_config(stage_dir)
         if full is not None:
-            form = {k: getattr(config, k) for k in _FORM_RUN_FIELDS}
+            from ..training.config import RUN_KEYS
+
+            # a run's own settings (time budget, cache, workers, split file...) are this
+            # session's, not the stopped run's: a --max-minutes cap carried over trained
+            # nothing; the run's split (folds, fold) and start model stay its own
+            mine = RUN_KEYS - {"folds", "fold", "init_from", "resume", "overwrite", "stage"}
+            form = {k: getattr(config, k) for k in sorted(mine | set(_FORM_RUN_FIELDS))}
             try:
                 resumed = TrainConfig.from_dict(full)
-                resumed = dataclasses.replace(
-                    resumed, **form, resume=True, overwrite=False, split_file=None
-                )
+                resumed = dataclasses.replace(resumed, **form, resume=True, overwrite=False)
             except Exception as exc:  # noqa: BLE001 - an earlier version's record: as before
                 self._log(f"The run's recorded settings could not be used ({exc}); its "
                           "network, patch, grid and HU window are.")  # fmt: skip

@@ -107,20 +107,30 @@ class RunLock:
 
     NAME = ".livertumor-run.lock"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, made_folder: bool = False):
         self.path = path
+        self.made_folder = made_folder  # released, the folder goes again if left empty
 
     @classmethod
     def acquire(cls, stage_dir: Path) -> RunLock:
         import json
         import socket
 
-        stage_dir.mkdir(parents=True, exist_ok=True)
+        made = not stage_dir.exists()
+        check_writable_folder(stage_dir)  # (a file where a folder goes: said as such)
+        try:
+            stage_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(stage_dir, f"cannot create the output folder: {exc.strerror}") from exc
         path = stage_dir / cls.NAME
         me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
         for _ in range(2):
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except PermissionError as exc:
+                raise InputError(
+                    stage_dir, f"cannot write in the output folder: {exc.strerror}"
+                ) from exc
             except FileExistsError:
                 holder = cls._holder(path)
                 if holder is None:  # its process is gone: a stale lock, taken over
@@ -134,8 +144,21 @@ class RunLock:
                 ) from None
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(me, fh)
-            return cls(path)
+            return cls(path, made_folder=made)
         raise SettingsError(f"{path}: could not take this folder's run lock")
+
+    @classmethod
+    def check_free(cls, stage_dir: Path) -> None:
+        """Refuse (``SettingsError``) when another live run holds ``stage_dir``'s lock: before
+        any check that touches the folder's files (the recovery of an interrupted save)."""
+        path = Path(stage_dir) / cls.NAME
+        holder = cls._holder(path) if path.is_file() else None
+        if holder is not None:
+            raise SettingsError(
+                f"{stage_dir}: another training run is writing here ({holder}); wait for it "
+                f"to end, or choose another output folder (if no such run is going on, delete "
+                f"{path})"
+            )
 
     @staticmethod
     def _holder(path: Path) -> str | None:
@@ -149,9 +172,13 @@ class RunLock:
             pid, host = int(held["pid"]), str(held.get("host", ""))
         except (OSError, ValueError, KeyError, TypeError):
             return None
-        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(held.get("started", 0))))
+        since = ""
+        with contextlib.suppress(TypeError, ValueError, OverflowError, OSError):
+            if held.get("started"):
+                when = time.localtime(float(held["started"]))
+                since = f", since {time.strftime('%Y-%m-%d %H:%M', when)}"
         if host and host != socket.gethostname():
-            return f"process {pid} on {host}, since {started}"
+            return f"process {pid} on {host}{since} (delete the file if that run has ended)"
         if pid == os.getpid():  # this process's own earlier run, never closed: ended
             return None
         try:
@@ -163,14 +190,17 @@ class RunLock:
         with contextlib.suppress(OSError, IndexError):  # a zombie has ended
             if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
                 return None
-        return f"process {pid}, since {started}"
+        return f"process {pid}{since}"
 
     def release(self) -> None:
         with contextlib.suppress(OSError):
             self.path.unlink()
+        if self.made_folder:  # a run refused before it wrote anything leaves no empty folder
+            with contextlib.suppress(OSError):
+                self.path.parent.rmdir()  # (only when empty)
 
 
-def check_before_writing(cfg: TrainConfig) -> None:
+def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
     """Refuse a run that would silently replace work, before anything is written.
 
     ``out/<stage>`` holding a model or a stopped run's state is only trained into with
@@ -181,6 +211,8 @@ def check_before_writing(cfg: TrainConfig) -> None:
 
     stage_dir = Path(cfg.stage_dir)
     check_output_folder(cfg)
+    if check_lock:  # (not by the other ranks of a torchrun: rank 0 holds it)
+        RunLock.check_free(stage_dir)  # a running run's save in progress is not "recovered"
     if cfg.clinical and cfg.stage == "tumor" and cfg.weak_lambda > 0:
         # found now, not after the liver stage has trained for hours (--stage both)
         clinical = Path(cfg.clinical)
@@ -654,9 +686,11 @@ class _Run:
     def _execute(self, should_cancel) -> Iterator[dict[str, Any]]:
         torch = self.torch
         cfg = self.config
-        check_before_writing(cfg)
-        if self.is_main:  # one run at a time writes a stage's folder
+        check_output_folder(cfg)  # (a model's own folder: refused before anything is made)
+        if self.is_main:  # one run at a time writes a stage's folder: taken before the
+            # checks, whose recovery of an interrupted save would touch a running run's files
             self._lock = RunLock.acquire(Path(cfg.stage_dir))
+        check_before_writing(cfg, check_lock=self.is_main)
         seed_everything(cfg.seed)
         self.should_cancel = should_cancel
         try:
@@ -731,6 +765,9 @@ class _Run:
                 f"{trained / 60:.1f} min" if trained >= 60 else f"{trained:.2g} s",
                 cfg.max_minutes,
             )
+            yield {"event": "note", "text": f"the run has already trained {trained / 60:.1f} min, "
+                   f"its time budget of {cfg.max_minutes:g} min (the whole run's): nothing to "
+                   "train; raise the time budget (--max-minutes) to train on"}  # fmt: skip
         step = state["step"]
         cancelled = False
         epoch_losses: list[float] = []
