@@ -1574,6 +1574,11 @@ def test_two_runs_into_one_folder_at_once_are_refused_and_a_stale_lock_is_taken_
     finally:
         other.kill()
         other.wait()
+    # a run refused before it wrote anything leaves no folder it made (the output's too)
+    fresh = tiny_config(toy_data, tmp_path / "new" / "out", init_from=str(tmp_path / "nope"))
+    with pytest.raises(LiverTumorError):
+        run_all(fresh)
+    assert not (tmp_path / "new").exists()
     # its process gone (killed): the lock is stale, taken over, and released at the end
     reports = run_all(cfg)
     assert reports[-1]["event"] == "done"

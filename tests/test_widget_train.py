@@ -177,7 +177,8 @@ def test_resume_goes_on_with_the_runs_whole_recipe_and_the_forms_run_settings(
     recipe = {"liver": {"batch_size": 1, "focal_gamma": 3.0, "aug_rotate_deg": 0.0,
                         "warmup_steps": 3, "vae_weight": 0.0, "roi_size": [16, 48, 48]}}  # fmt: skip
     run = make_config("liver", recipe, data="elsewhere", out=str(tmp_path / "models"),
-                      device="cpu", epochs=3, lr=1e-3, max_minutes=0.5)  # fmt: skip
+                      device="cpu", epochs=3, lr=1e-3, max_minutes=0.5,
+                      cache_dir=str(tmp_path / "fast cache"), num_workers=3)  # fmt: skip
     last = tmp_path / "models" / "liver" / "last"
     last.mkdir(parents=True)
     (last / "metadata.json").write_text(json.dumps({"training": {"config": run.to_dict()}}))
@@ -192,6 +193,8 @@ def test_resume_goes_on_with_the_runs_whole_recipe_and_the_forms_run_settings(
     assert resumed.resume and not resumed.overwrite
     # the run's time budget is its session's: carried over, a cap reached trained nothing
     assert resumed.max_minutes is None
+    # its preprocessing cache and loader workers stay its own (not made again elsewhere)
+    assert resumed.cache_dir == str(tmp_path / "fast cache") and resumed.num_workers == 3
     log = widget.log.toPlainText()
     assert "Resuming with the run's own recipe, not the fields: roi_size" in log
     assert "Learning rate: run 0.001, now 0.0005" in log

@@ -391,10 +391,13 @@ class TrainWidget(JobWidgetMixin, QWidget):
         if full is not None:
             from ..training.config import RUN_KEYS
 
-            # a run's own settings (time budget, cache, workers, split file...) are this
-            # session's, not the stopped run's: a --max-minutes cap carried over trained
-            # nothing; the run's split (folds, fold) and start model stay its own
-            mine = RUN_KEYS - {"folds", "fold", "init_from", "resume", "overwrite", "stage"}
+            # a run's time budget and split file are this session's, not the stopped run's
+            # (a --max-minutes cap carried over trained nothing); its split (folds, fold), start
+            # model, cache folder and loader workers stay its own (a cache of hours of
+            # preprocessing is not made again elsewhere)
+            kept = {"folds", "fold", "init_from", "resume", "overwrite", "stage", "cache_dir",
+                    "num_workers"}  # fmt: skip
+            mine = RUN_KEYS - kept
             form = {k: getattr(config, k) for k in sorted(mine | set(_FORM_RUN_FIELDS))}
             try:
                 resumed = TrainConfig.from_dict(full)

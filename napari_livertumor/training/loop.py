@@ -107,16 +107,20 @@ class RunLock:
 
     NAME = ".livertumor-run.lock"
 
-    def __init__(self, path: Path, made_folder: bool = False):
+    def __init__(self, path: Path, made: list[Path] | None = None):
         self.path = path
-        self.made_folder = made_folder  # released, the folder goes again if left empty
+        self.made = list(made or [])  # folders it created, deepest first: removed if left empty
 
     @classmethod
     def acquire(cls, stage_dir: Path) -> RunLock:
         import json
         import socket
 
-        made = not stage_dir.exists()
+        made = []  # the folders mkdir creates, deepest first
+        probe = stage_dir
+        while not probe.exists() and probe.parent != probe:
+            made.append(probe)
+            probe = probe.parent
         check_writable_folder(stage_dir)  # (a file where a folder goes: said as such)
         try:
             stage_dir.mkdir(parents=True, exist_ok=True)
@@ -144,7 +148,7 @@ class RunLock:
                 ) from None
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(me, fh)
-            return cls(path, made_folder=made)
+            return cls(path, made=made)
         raise SettingsError(f"{path}: could not take this folder's run lock")
 
     @classmethod
@@ -178,7 +182,7 @@ class RunLock:
                 when = time.localtime(float(held["started"]))
                 since = f", since {time.strftime('%Y-%m-%d %H:%M', when)}"
         if host and host != socket.gethostname():
-            return f"process {pid} on {host}{since} (delete the file if that run has ended)"
+            return f"process {pid} on {host}{since}"
         if pid == os.getpid():  # this process's own earlier run, never closed: ended
             return None
         try:
@@ -195,9 +199,11 @@ class RunLock:
     def release(self) -> None:
         with contextlib.suppress(OSError):
             self.path.unlink()
-        if self.made_folder:  # a run refused before it wrote anything leaves no empty folder
-            with contextlib.suppress(OSError):
-                self.path.parent.rmdir()  # (only when empty)
+        for folder in self.made:  # a run refused before it wrote anything leaves no empty
+            try:  # folder (the output folder above the stage's too, when it made it)
+                folder.rmdir()  # (only when empty)
+            except OSError:
+                break
 
 
 def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
@@ -765,9 +771,10 @@ class _Run:
                 f"{trained / 60:.1f} min" if trained >= 60 else f"{trained:.2g} s",
                 cfg.max_minutes,
             )
-            yield {"event": "note", "text": f"the run has already trained {trained / 60:.1f} min, "
-                   f"its time budget of {cfg.max_minutes:g} min (the whole run's): nothing to "
-                   "train; raise the time budget (--max-minutes) to train on"}  # fmt: skip
+            spent = f"{trained / 60:.1f} min" if trained >= 60 else f"{trained:.2g} s"
+            yield {"event": "note", "text": f"the run has already trained {spent}, its time "
+                   f"budget of {cfg.max_minutes:g} min (the whole run's): nothing to train; "
+                   "raise the time budget (--max-minutes) to train on"}  # fmt: skip
         step = state["step"]
         cancelled = False
         epoch_losses: list[float] = []
