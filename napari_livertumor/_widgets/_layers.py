@@ -761,10 +761,18 @@ def ct_array_for(layer, layers) -> np.ndarray | None:
     it was made on when several are: its ``CT_LAYER`` link), as that layer shows them. None
     when no CT layer lies on its grid, or several do and none is its own: a labels file's or a
     ground truth's own copy of a grid holds label values, not HU."""
+    cts = _cts_on_grid(layer, layers)
+    own = [ly for ly in cts if ly.name == layer.metadata.get(CT_LAYER)]
+    pick = own or (cts if len(cts) == 1 and _same_scan(layer, cts[0]) else [])
+    return np.asarray(pick[0].data) if pick else None  # as shown (its voxels may be replaced)
+
+
+def _cts_on_grid(layer, layers) -> list:
+    """The plugin's CT image layers among ``layers`` on ``layer``'s voxel grid."""
     from napari.layers import Image
 
     shape = tuple(layer.data.shape)
-    cts = [
+    return [
         ly
         for ly in layers
         if isinstance(ly, Image)
@@ -772,9 +780,6 @@ def ct_array_for(layer, layers) -> np.ndarray | None:
         and _on_grid(ly.metadata.get(CT_VOLUME), shape, layer.scale, layer.translate)
         and tuple(ly.data.shape) == shape
     ]
-    own = [ly for ly in cts if ly.name == layer.metadata.get(CT_LAYER)]
-    pick = own or (cts if len(cts) == 1 and _same_scan(layer, cts[0]) else [])
-    return np.asarray(pick[0].data) if pick else None  # as shown (its voxels may be replaced)
 
 
 def _same_scan(layer, ct_layer) -> bool:
@@ -808,17 +813,7 @@ def _resolved(path) -> str:
 def other_scan_on_grid(layer, layers) -> str | None:
     """The name of the one CT layer on ``layer``'s grid that is not the scan ``layer`` was made
     on (and so lends it no HU: :func:`ct_array_for`), or None."""
-    from napari.layers import Image
-
-    shape = tuple(layer.data.shape)
-    cts = [
-        ly
-        for ly in layers
-        if isinstance(ly, Image)
-        and ly.metadata.get(ROLE) == "ct"
-        and _on_grid(ly.metadata.get(CT_VOLUME), shape, layer.scale, layer.translate)
-        and tuple(ly.data.shape) == shape
-    ]
+    cts = _cts_on_grid(layer, layers)
     if len(cts) != 1 or cts[0].name == layer.metadata.get(CT_LAYER):
         return None
     return None if _same_scan(layer, cts[0]) else cts[0].name
