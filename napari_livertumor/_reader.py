@@ -12,6 +12,7 @@ DICOM SEG later) and ``"livertumor_role"`` is ``"ct"``, ``"segmentation"`` or ``
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import re
@@ -409,12 +410,10 @@ def _tumor_not_run(path: Path) -> bool:
     DICOM SEG of a liver-only run. Exported, its tumor figures are then "not computed", not
     "0 mL, 0 lesions", and its SEG holds no Tumor segment."""
     if path.is_file() and _sop_class(path) in _SEG_SOP_CLASSES:
-        import pydicom
-
         from .io.seg import is_model_output
 
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            ds = _seg_header(path)
         except Exception:  # noqa: BLE001 - read again (and said) by the SEG reader
             return False
         # "<prefix><version> liver", of any version
@@ -429,12 +428,10 @@ def _file_algorithm(path: Path, run: dict | None) -> str | None:
     ``livertumor segment`` run's record there): ``AUTOMATIC`` only for this tool's model output
     as it came; None when the file does not say."""
     if path.is_file() and _sop_class(path) in _SEG_SOP_CLASSES:
-        import pydicom
-
         from .io.seg import is_model_output
 
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            ds = _seg_header(path)
         except Exception:  # noqa: BLE001 - read again (and said) by the SEG reader
             return None
         if is_model_output(ds):
@@ -537,13 +534,12 @@ def _seg_on_an_open_ct(seg_path: Path) -> list[tuple] | None:
         return None
     if viewer is None:
         return None
-    import pydicom
 
     from .io.seg import read_dicom_seg
     from .io.volume import CTVolume
 
     try:
-        frame = str(pydicom.dcmread(seg_path, stop_before_pixels=True).FrameOfReferenceUID)
+        frame = str(_seg_header(seg_path).FrameOfReferenceUID)
     except Exception:  # noqa: BLE001 - unreadable here: the study-folder path says why
         return None
     for layer in list(viewer.layers):
@@ -655,10 +651,9 @@ def _seg_role(seg_path: Path) -> str:
     """``"segmentation"`` for a SEG this plugin wrote from a model's output (its algorithm
     named, not drawn by hand), which Inspect must not score against as the truth; else
     ``"ground_truth"``."""
-    import pydicom
 
     try:
-        ds = pydicom.dcmread(seg_path, stop_before_pixels=True)
+        ds = _seg_header(seg_path)
     except Exception:  # noqa: BLE001 - read again (and said) by the SEG reader
         return "ground_truth"
     for segment in ds.get("SegmentSequence", []):
@@ -742,6 +737,21 @@ def _folder_has_dicom(folder: Path) -> bool:
             if probed >= _MAX_PROBE:
                 return False
     return False
+
+
+def _seg_header(path: Path):
+    """A DICOM SEG's header (no pixel data), read once per file version: opening one reads its
+    role, its algorithm, its stages and its frame of reference from the same header.
+    Raises what pydicom raises for an unreadable file."""
+    st = Path(path).stat()
+    return _seg_header_cached(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _seg_header_cached(path: str, mtime_ns: int, size: int):
+    import pydicom
+
+    return pydicom.dcmread(path, stop_before_pixels=True)
 
 
 def _sop_class(path: Path) -> str:
