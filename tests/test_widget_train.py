@@ -572,3 +572,31 @@ def test_the_progress_bar_follows_the_data_preparation(train_widget):
     assert (bar.value(), bar.maximum()) == (41, 98)
     assert bar.format() == "preparing patient %v / %m (HCC_042)"
     assert "preparing 98 training/validation patients" in widget.log.toPlainText()
+
+
+def test_the_training_processs_warnings_reach_the_panels_log(train_widget, toy_data, tmp_path):
+    """A warning the training logged in its own process (here: a label file without its
+    image, left out) went to that process's stderr, which nobody read; the CLI prints it."""
+    import shutil
+
+    from napari_livertumor._widgets._training_jobs import train_in_subprocess
+    from napari_livertumor.training import make_config
+
+    data = tmp_path / "data"
+    shutil.copytree(toy_data, data)
+    first = sorted((data / "labelsTr").iterdir())[0]
+    shutil.copy(first, data / "labelsTr" / "ORPHAN.nii.gz")
+    config = make_config(
+        "liver", None, data=str(data), out=str(tmp_path / "models"), device="cpu", epochs=1,
+        steps_per_epoch=1, roi_size=(16, 32, 32), num_workers=0,
+    )  # fmt: skip
+    reports = list(train_in_subprocess(config, lambda: False))
+    logged = [r["text"] for r in reports if r.get("event") == "log"]
+    assert any("no image in imagesTr" in t and "ORPHAN.nii.gz" in t for t in logged), logged
+    assert reports[-1]["event"] == "done"
+    # the panel shows each as a warning line
+    _, widget = train_widget
+    for report in reports:
+        widget._on_report(report)
+    assert "warning: " in widget.log.toPlainText()
+    assert "ORPHAN.nii.gz" in widget.log.toPlainText()

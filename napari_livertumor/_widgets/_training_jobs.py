@@ -4,6 +4,7 @@ outside the GUI process (no Qt here)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import threading
@@ -61,6 +62,8 @@ def train_in_subprocess(config, should_cancel):
                 continue
             if kind == "report":
                 yield payload
+            elif kind == "log":  # a warning the training logged (a patient's data, the recipe)
+                yield {"event": "log", "text": payload}
             elif kind == "error":
                 ended = True
                 raise JobFailed(payload)
@@ -166,6 +169,27 @@ def _death_message(exitcode, crash_log: str) -> str:
     return msg + (f". Its last output:\n{tail}" if tail else "")
 
 
+#: the loggers whose warnings the training process passes to the panel
+_LOGGERS = ("napari_livertumor", "livertumor")
+
+
+class _ReportHandler(logging.Handler):
+    """Pass WARNING and above to the parent as ``("log", text)``, but not those a training
+    report carries too (``extra=IN_REPORT``: the panel shows the report)."""
+
+    def __init__(self, reports) -> None:
+        super().__init__(level=logging.WARNING)
+        self.reports = reports
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "in_report", False):
+            return
+        try:
+            self.reports.put(("log", record.getMessage()))
+        except Exception:  # noqa: BLE001 - a warning must never stop the training
+            self.handleError(record)
+
+
 def _train_child(config_dict: dict, reports, cancel, crash_log: str | None = None) -> None:
     """Child process: run the training generator and pass its reports back."""
     import faulthandler
@@ -199,6 +223,12 @@ def _train_child(config_dict: dict, reports, cancel, crash_log: str | None = Non
             return True
         return False
 
+    # the warnings the training logs (a patient's SEG that covers part of its CT, a recipe sized
+    # for a GPU, a validation subset...) go to the panel's log, as the CLI prints them; without
+    # this they went to this process's stderr, which nobody reads
+    forward = _ReportHandler(reports)
+    for name in _LOGGERS:
+        logging.getLogger(name).addHandler(forward)
     try:
         config = TrainConfig.from_dict(config_dict)
         for report in train(config, should_cancel=should_stop):

@@ -615,6 +615,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 )  # fmt: skip
             )
             self._redraw(force=True)
+        elif event == "log":  # a warning the training process logged
+            self._log(f"warning: {report['text']}")
         elif event == "note":
             self._log(report["text"])
             set_status(self.status, report["text"], warning=True)

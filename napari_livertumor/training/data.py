@@ -27,6 +27,10 @@ from ..progress import Reporter, as_reporter
 
 log = logging.getLogger(__name__)
 
+#: ``extra`` of a warning that a training report also carries (the Train panel shows the
+#: report; the training process passes the panel its other warnings)
+IN_REPORT = {"in_report": True}
+
 #: HCC-TACE-Seg classes in ground-truth label maps.
 HCC_LIVER, HCC_TUMOR, HCC_PORTAL_VEIN, HCC_AORTA = 1, 2, 3, 4
 CACHE_VERSION = 4  # 3: tumor-stage caches hold atypical-liver voxels (hard negatives); 4: a
@@ -418,7 +422,7 @@ def _warn_skip(case: str, reason: str) -> None:
         return
     if _WARNED is not None:
         _WARNED.add((case, reason))
-    log.warning("skipping %s: %s", case, reason)
+    log.warning("skipping %s: %s", case, reason, extra=IN_REPORT)
 
 
 def _skip(skipped: list, case: str, reason: str) -> None:

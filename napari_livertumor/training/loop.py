@@ -33,6 +33,7 @@ from ..models import ModelMetadata, build_training_network, save_model
 from ..progress import Reporter
 from .config import TrainConfig
 from .data import (
+    IN_REPORT,
     case_fingerprint,
     find_clinical,
     index_cases,
@@ -676,7 +677,7 @@ class _Run:
                 f"(out-of-fold correlation {corr:.2f} over {len(tl)} patients): the weak term "
                 "adds noise here; --weak-lambda 0 (Train panel: λ 0) may train better"
             )
-            log.warning("weak supervision: %s", note)
+            log.warning("weak supervision: %s", note, extra=IN_REPORT)
             summary["report"].append(note)
         return weak.labels, summary
 
@@ -721,7 +722,7 @@ class _Run:
         unmeasurable = _validation_without_the_class(data["val"], cfg)
         self.unmeasured = bool(unmeasurable)
         if unmeasurable and self.is_main:
-            log.warning("%s", unmeasurable)
+            log.warning("%s", unmeasurable, extra=IN_REPORT)
             yield {"event": "note", "text": unmeasurable}
         torch.manual_seed(cfg.seed)
         net = build_training_network(cfg.network, cfg.roi_size).to(self.device)
@@ -760,6 +761,7 @@ class _Run:
                 "epochs to train on",
                 cfg.epochs,
                 state["step"],
+                extra=IN_REPORT,
             )
             yield {"event": "note", "text": f"the run already reached its {cfg.epochs} epochs "
                    f"(step {state['step']}): nothing to train; raise Epochs to train on"}  # fmt: skip
@@ -770,6 +772,7 @@ class _Run:
                 "(resumed parts included): no step will run; raise --max-minutes to train on",
                 f"{trained / 60:.1f} min" if trained >= 60 else f"{trained:.2g} s",
                 cfg.max_minutes,
+                extra=IN_REPORT,
             )
             spent = f"{trained / 60:.1f} min" if trained >= 60 else f"{trained:.2g} s"
             yield {"event": "note", "text": f"the run has already trained {spent}, its time "
