@@ -52,6 +52,26 @@ def test_phase_changes_intensities_not_anatomy():
     assert art.ct.array[aorta].mean() > pv.ct.array[aorta].mean() + 40
 
 
+def test_phase_changes_intensities_not_the_other_draws():
+    """Another phase of the same seed: other HU, the same noise level and texture (a draw made
+    in some phases only shifted every later one: noise 12.9 / 7.7 / 9.0 HU by phase)."""
+    noise = {p: generate_phantom(3, "small", phase=p).info.get("noise_sd") for p in PHASES}
+    assert len(set(noise.values())) == 1, noise
+
+
+def test_no_two_slices_share_their_noise():
+    """Real CT noise is independent slice to slice; a bank of 24 noise slices reused as drawn
+    gave every slice of a 200-slice phantom the very noise of others (correlation 0.999)."""
+    a = generate_phantom(3, "medium").ct.array.astype(np.float32)
+    b = generate_phantom(3, "medium", noise_sd=0).ct.array.astype(np.float32)
+    flat = (a - b).reshape(a.shape[0], -1)
+    flat -= flat.mean(axis=1, keepdims=True)
+    flat /= np.linalg.norm(flat, axis=1, keepdims=True)
+    corr = flat @ flat.T
+    np.fill_diagonal(corr, 0)
+    assert a.shape[0] > 24 and corr.max() < 0.2
+
+
 def test_unknown_shape_phase_or_override_is_refused():
     with pytest.raises(ValueError, match="shape"):
         generate_phantom(0, "huge")
@@ -160,6 +180,17 @@ def test_tumor_burden_follows_the_drawn_distribution():
 
 
 # ---------------------------------------------------------------------------- clinical table
+def test_a_larger_cohort_of_a_seed_begins_with_the_smaller_ones_table():
+    """Blank cells were drawn per column over the whole table: the first 60 rows of a cohort of
+    160 differed from a cohort of 60 of the same seed in 251 cells."""
+    infos = [generate_phantom(case_seed(200, i), "small").info for i in range(12)]
+    small = make_clinical_table(infos[:5], seed=200)
+    large = make_clinical_table(infos, seed=200)
+    # as written (a column with a blank in one table only has another dtype in memory)
+    assert small.to_csv(index=False) == large.iloc[:5].to_csv(index=False)
+    assert large.isna().to_numpy().any()  # and some cells are blank
+
+
 def test_clinical_table_has_the_real_columns_and_tracks_tumor_burden():
     infos = [generate_phantom(case_seed(200, i), "small").info for i in range(30)]
     df = make_clinical_table(infos, seed=200)
@@ -414,3 +445,22 @@ def test_an_interrupted_synth_says_the_cohort_is_incomplete_and_how_to_redo_it(
     assert main(["synth", "-o", str(tmp_path / "c"), "--cases", "2"]) == 130
     err = capsys.readouterr().err
     assert "incomplete cohort" in err and "--force writes it again" in err
+
+
+def test_the_same_seed_writes_the_same_dicom_and_seg_bytes(tmp_path):
+    """The SEG had a new UID and creation time on every run: a cohort written again was new
+    ground truth to convert's cache."""
+    a, b = (make_cohort(tmp_path / n, 1, seed=4, shape="small") for n in ("a", "b"))
+    files = sorted(p.relative_to(a) for p in a.rglob("*.dcm"))
+    assert any("Segmentation" in str(f) for f in files)
+    for f in files:
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
+def test_synth_quirks_are_for_the_dicom_layout(tmp_path, capsys):
+    from napari_livertumor.cli import main
+
+    args = ["synth", "-o", str(tmp_path / "c"), "--cases", "1", "--layout", "nifti", "--quirks"]
+    assert main(args) == 2
+    assert "--layout tcia" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

@@ -43,7 +43,9 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--quirks",
         action="store_true",
-        help="include the real download's quirks (stacked phases, duplicate slices, reversed SEG)",
+        help="tcia layout: include the real download's quirks (a second phase stacked in the "
+        "series, a duplicate slice, slice positions with rounding errors, SEG frames reversed, "
+        "segments numbered in another order, a PRE LIVER series beside the CT)",
     )
 
 
@@ -56,6 +58,13 @@ def run(args) -> int:
         return 2
     if args.seed < 0:
         print("livertumor synth: error: --seed must be >= 0", file=sys.stderr)
+        return 2
+    if args.quirks and args.layout != "tcia":
+        print(
+            "livertumor synth: error: --quirks are those of the DICOM download: use them with "
+            "--layout tcia",
+            file=sys.stderr,
+        )
         return 2
     t0 = time.perf_counter()
     logging.getLogger("highdicom").setLevel(logging.WARNING)  # one INFO line per copied module
@@ -99,6 +108,24 @@ def run(args) -> int:
             file=sys.stderr,
         )
         return exit_status(exc)
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile: said with the way back
+        if tty:
+            print(file=sys.stderr)
+        from ..cli import _os_error_path
+
+        path = _os_error_path(exc)
+        print(
+            f"livertumor synth: error: {f'{path}: ' if path else ''}{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        out = Path(args.out)
+        if out.is_dir() and any(out.iterdir()):
+            print(
+                f"livertumor synth: {args.out} holds an incomplete cohort (the last patient may "
+                "lack its labels): the same command with --force writes it again",
+                file=sys.stderr,
+            )
+        return 1
     if tty:
         print(file=sys.stderr)
     print(

@@ -7,6 +7,7 @@ or segment number, which differ between HCC-TACE-Seg patients.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import re
 from collections.abc import Sequence
@@ -304,6 +305,7 @@ def write_dicom_seg(
     sop_instance_uid: str | None = None,
     notes: list[str] | None = None,
     shown_as: str | Path | None = None,
+    created: datetime.datetime | None = None,
 ) -> Path:
     """Write a label map as a DICOM SEG that references the source CT slices.
 
@@ -450,6 +452,18 @@ def write_dicom_seg(
         raise InputError(
             shown, f"the source CT images lack a required DICOM attribute ({exc})"
         ) from exc
+    if created is not None:  # a fixed time (synthetic cohorts: the same seed, the same bytes)
+        for what in ("InstanceCreation", "Content", "Series"):
+            setattr(seg, f"{what}Date", created.strftime("%Y%m%d"))
+            setattr(seg, f"{what}Time", created.strftime("%H%M%S"))
+        for item in seg.get("ContributingEquipmentSequence", []):
+            item.ContributionDateTime = created.strftime("%Y%m%d%H%M%S")
+        # and highdicom's random dimension organization UID, from the instance's own
+        dim_uid = generate_uid(entropy_srcs=[str(seg.SOPInstanceUID), "dimensions"])
+        for key in ("DimensionOrganizationSequence", "DimensionIndexSequence"):
+            for item in seg.get(key, []):
+                if "DimensionOrganizationUID" in item:
+                    item.DimensionOrganizationUID = dim_uid
     if reverse_frames:
         _reverse_frame_order(seg)
     with atomic_path(out_path, suffix=".partial", shown_as=shown) as tmp:

@@ -89,13 +89,26 @@ def make_clinical_table(
         raise ValueError(f"{len(ids)} ids for {len(phantom_infos)} phantoms")
     rows = [_patient_row(rng, pid, info) for pid, info in zip(ids, phantom_infos, strict=True)]
     df = pd.DataFrame(rows, columns=list(COLUMNS))
-    for col in df.columns:
-        if col in _NEVER_MISSING:
-            continue
-        blank = rng.random(len(df)) < missing_rate
-        if blank.any():
+    # each patient's blank cells from a stream of its own (its place in the table): a cohort
+    # of 160 and one of 60 of the same seed share their first 60 rows whole, blanks included
+    may_blank = [c for c in df.columns if c not in _NEVER_MISSING]
+    blank = (
+        np.stack(
+            [
+                np.random.default_rng(np.random.SeedSequence([int(seed), 0xB1A, i])).random(
+                    len(may_blank)
+                )
+                < missing_rate
+                for i in range(len(df))
+            ]
+        )
+        if len(df)
+        else np.zeros((0, len(may_blank)), bool)
+    )
+    for j, col in enumerate(may_blank):
+        if blank[:, j].any():
             df[col] = df[col].astype(object)
-            df.loc[blank, col] = np.nan
+            df.loc[blank[:, j], col] = np.nan
     return df
 
 

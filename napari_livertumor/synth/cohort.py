@@ -13,6 +13,7 @@ NIfTI layout::
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -315,6 +316,11 @@ def _write_tcia_case(out: Path, pid: str, ph: Phantom, cseed: int, rng, quirks: 
         algorithm_type="MANUAL",
         reverse_frames=reverse,
         series_number=300,  # as HCC-TACE-Seg numbers its ground-truth SEGs
+        # seeded, as the CT's: the same seed writes the same bytes (a cohort written again
+        # with --force is not taken for new ground truth by convert's cache)
+        series_uid=generate_uid(entropy_srcs=[f"synth-{cseed}-seg-series"]),
+        sop_instance_uid=generate_uid(entropy_srcs=[f"synth-{cseed}-seg"]),
+        created=datetime.datetime(int(yyyy), int(mm), int(dd), 12, 0, 0),
     )
     facts["seg"] = str((seg_dir / "1-1.dcm").relative_to(out))
     if quirks:  # the study also holds other series, as the real download does

@@ -83,19 +83,21 @@ def sample_lut(rng: np.random.Generator, phase: str, tumors, extras: dict):
         lo, hi = spec[k]
         lut[code] = rng.uniform(lo, hi)
         tex[code] = spec[3] * rng.uniform(0.6, 1.4)
-    zebra = rng.random() < 0.7  # drawn in every phase: the other draws stay aligned
+    # drawn in every phase (a draw made in some phases only shifted every later one: another
+    # phase of a seed had another noise level, texture and field of view)
+    zebra, zebra_tex = rng.random() < 0.7, rng.uniform(15, 30)
     if phase == "arterial" and zebra:
-        tex[A.SPLEEN] = rng.uniform(15, 30)  # arciform (zebra) spleen
+        tex[A.SPLEEN] = zebra_tex  # arciform (zebra) spleen
     liver_normal = rng.uniform(*_LIVER[k])
     fat_drop = extras.get("liver_fat_drop", 0.0)
     lut[A.LIVER] = liver_normal - fat_drop
     tex[A.LIVER] = rng.uniform(2, 8) if not extras.get("cirrhotic") else rng.uniform(5, 12)
     # focal fat is darker in every phase; an arterial perfusion anomaly is brighter
-    anomaly = rng.random() < 0.5
+    anomaly, bright, dark = rng.random() < 0.5, rng.uniform(10, 25), rng.uniform(10, 35)
     if phase == "arterial" and anomaly:
-        lut[A.LIVER_REGIONAL] = lut[A.LIVER] + rng.uniform(10, 25)
+        lut[A.LIVER_REGIONAL] = lut[A.LIVER] + bright
     else:
-        lut[A.LIVER_REGIONAL] = lut[A.LIVER] - rng.uniform(10, 35)
+        lut[A.LIVER_REGIONAL] = lut[A.LIVER] - dark
     tex[A.LIVER_REGIONAL] = tex[A.LIVER]
     facts = {"liver_hu": float(lut[A.LIVER]), "tumor_hu": []}
     for t in tumors:
@@ -103,7 +105,8 @@ def sample_lut(rng: np.random.Generator, phase: str, tumors, extras: dict):
         delta = rng.uniform(lo, hi)
         lut[t.code] = liver_normal + delta
         tex[t.code] = rng.uniform(4, 18)
-        rim = delta + rng.uniform(15, 45) if phase != "non-contrast" else delta + 5
+        enhancing = rng.uniform(15, 45)  # drawn in every phase, as above
+        rim = delta + enhancing if phase != "non-contrast" else delta + 5
         if t.kind == "infiltrative":
             rim = delta * rng.uniform(0.3, 0.6)  # ill-defined margin
         lut[t.code + 1] = liver_normal + rim
@@ -187,11 +190,14 @@ def _upsample2_block(img: np.ndarray) -> np.ndarray:
     return out
 
 
-def add_noise(rng, img: np.ndarray, sd: float, grain_px: float) -> None:
+def add_noise(rng, img: np.ndarray, sd: float, grain_px: float, seed=None) -> None:
     """Add spatially correlated noise (in-plane grain, independent slices) in place.
 
-    For large volumes a bank of 24 noise slices is drawn and reused in a random order: the
-    noise texture is the same and the cost is a fraction of drawing every voxel.
+    For large volumes a bank of 24 noise slices is drawn and each slice takes one of them,
+    turned, mirrored and shifted by a random amount of its own (``seed``'s stream: ``rng``'s
+    draws are those of a plain bank): the noise texture is the same, the cost a fraction of
+    drawing every voxel, and no two slices share their noise (a bank reused as drawn gave
+    every slice of a 200-slice phantom the very noise of others, which no scanner does).
     """
     nz, ny, nx = img.shape
     n_bank = min(nz, 24)
@@ -202,5 +208,12 @@ def add_noise(rng, img: np.ndarray, sd: float, grain_px: float) -> None:
         img += bank
         return
     order = rng.integers(0, n_bank, nz)
+    own = np.random.default_rng(np.random.SeedSequence([0x501CE, abs(int(seed or 0))]))
+    turns = own.integers(0, 2 if ny != nx else 4, nz) * (2 if ny != nx else 1)
+    flips = own.random(nz) < 0.5
+    shifts = own.integers(0, [ny, nx], (nz, 2))
     for k in range(nz):
-        img[k] += bank[order[k]]
+        noise = np.rot90(bank[order[k]], int(turns[k]))
+        if flips[k]:
+            noise = noise[:, ::-1]
+        img[k] += np.roll(noise, tuple(int(v) for v in shifts[k]), axis=(0, 1))
