@@ -592,6 +592,9 @@ class Segmenter:
         cut = _liver_cut_warning(labels, spacing)
         if cut:
             warnings.append(cut)
+        size = _liver_size_warning(labels, spacing)
+        if size:
+            warnings.append(size)
         edge = _liver_edge_warning(ct, labels, spacing)
         if edge:
             warnings.append(edge)
@@ -884,12 +887,18 @@ def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
     spacing = tuple(float(v) for v in volume.spacing)
     lo_mm, hi_mm = SPACING_RANGE_MM
     if not all(lo_mm <= v <= hi_mm for v in spacing):
+        units = volume.meta.get("nifti_units")
         raise InputError(
             src,
             "implausible voxel spacing "
             + " × ".join(f"{v:g}" for v in spacing)
-            + f" mm (z, y, x); a CT's lies between {lo_mm:g} and {hi_mm:g} mm: check the "
-            "header's units (mm, not m or µm)",
+            + f" mm (z, y, x); a CT's lies between {lo_mm:g} and {hi_mm:g} mm: "
+            + (
+                f"the header gives its sizes in {units}s, and NIfTI sizes are read as mm here "
+                "(as nibabel reads them): save the file in mm (SimpleITK, for one, converts it)"
+                if units
+                else "check the header's units (mm, not m or µm)"
+            ),
         )
     coarse_z, coarse_xy = COARSE_MM
     # along the patient's axes (a file may store them in another order)
@@ -1111,6 +1120,12 @@ def window_size(roi_size, shape, factor: int, growth: float) -> tuple[int, int, 
     for r, s in zip(roi_size, shape, strict=True):
         r, s = int(r), int(s)
         out.append(_ceil_to(s, factor) if s <= growth * r or s < r else r)
+    if all(w <= factor for w in out):
+        # a window of one voxel at the network's deepest level: instance norm has nothing to
+        # normalise there ("Expected more than 1 spatial element"); the longest axis is padded
+        # to two (an image of a few cm: 40 x 40 pixels at 0.7 mm, 8 slices at 5 mm)
+        longest = int(np.argmax([int(s) for s in shape]))
+        out[longest] = 2 * factor
     return tuple(out)  # type: ignore[return-value]
 
 
@@ -1415,6 +1430,24 @@ def _head_feet_warning(ct: np.ndarray, liver: np.ndarray, spacing) -> str | None
 SHORT_SCAN_MM = 100.0
 #: liver cross-section (mm²) on the scan's first or last slice that says the scan cut it
 LIVER_CUT_MM2 = 200.0
+
+
+#: A liver found larger than this (mL, tumor included) is said to be implausible: an adult's
+#: is 1.2-2 L, and marked hepatomegaly 3-5 L; a water phantom of 7.5 L and an MR series of
+#: 7.9 L were segmented as "liver" with no word.
+LIVER_PLAUSIBLE_ML = 5000.0
+
+
+def _liver_size_warning(liver: np.ndarray, spacing) -> str | None:
+    """A warning when the liver found is larger than any but the rarest livers, else None."""
+    ml = float(np.count_nonzero(liver)) * float(np.prod([float(v) for v in spacing])) / 1000.0
+    if ml <= LIVER_PLAUSIBLE_ML:
+        return None
+    return (
+        f"the liver found is {ml / 1000:.1f} L, larger than all but the rarest livers (an "
+        "adult's is 1.2-2 L, marked hepatomegaly 3-5 L): check that the mask lies on the "
+        "liver (not a phantom, an MR series or a scan in other units)"
+    )
 
 
 def _liver_cut_warning(liver: np.ndarray, spacing) -> str | None:

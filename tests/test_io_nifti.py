@@ -87,14 +87,29 @@ def test_2d_and_4d_images_are_refused(tmp_path, shape):
     assert info.value.path == tmp_path / "x.nii.gz"
 
 
-def test_4d_image_with_one_volume_is_read_as_3d(tmp_path):
-    nib.save(nib.Nifti1Image(np.ones((5, 6, 7, 1), np.int16), np.eye(4)), tmp_path / "x.nii.gz")
+@pytest.mark.parametrize("extra", [(1,), (1, 1)], ids=["4D", "5D"])
+def test_4d_image_with_one_volume_is_read_as_3d(tmp_path, extra):
+    stored = (5, 6, 7, *extra)
+    nib.save(nib.Nifti1Image(np.ones(stored, np.int16), np.eye(4)), tmp_path / "x.nii.gz")
     vol = read_nifti(tmp_path / "x.nii.gz")
     assert vol.shape == (7, 6, 5)
     # its labels have its shape, as the output contract says
     write_nifti(np.zeros(vol.shape, np.uint8), tmp_path / "labels.nii.gz", reference=vol)
-    assert nib.load(tmp_path / "labels.nii.gz").shape == (5, 6, 7, 1)
+    assert nib.load(tmp_path / "labels.nii.gz").shape == stored
     assert read_nifti(tmp_path / "labels.nii.gz").shape == (7, 6, 5)
+
+
+def test_a_header_in_meters_is_named_when_its_sizes_are_refused(tmp_path):
+    """Sizes read as mm (as nibabel reads them); a header in meters got "check the header's
+    units (mm, not m or µm)", which its units were, correctly said."""
+    from napari_livertumor.pipeline import check_volume
+
+    img = nib.Nifti1Image(np.zeros((8, 8, 4), np.int16), np.diag([0.0008, 0.0008, 0.005, 1]))
+    img.header.set_xyzt_units("meter")
+    nib.save(img, tmp_path / "m.nii.gz")
+    vol = read_nifti(tmp_path / "m.nii.gz")
+    with pytest.raises(InputError, match="gives its sizes in meters"):
+        check_volume(vol)
 
 
 def test_truncated_and_non_nifti_files_are_named(tmp_path):

@@ -679,6 +679,31 @@ def test_window_grows_to_cover_short_axes_and_shrinks_for_tiny_images():
     assert window_size((32, 112, 112), (3, 10, 500), 8, 4.0) == (8, 16, 112)
 
 
+def test_a_scan_of_a_few_cm_still_gives_the_network_two_voxels_at_its_deepest_level(untrained):
+    """A 28 x 28 x 40 mm scan passed the size check and then failed inside torch ("Expected
+    more than 1 spatial element when training"): one 8 x 8 x 8 window, 1 x 1 x 1 deep down."""
+    from napari_livertumor.pipeline import window_size
+
+    assert window_size((32, 96, 96), (8, 6, 6), 8, 1.5) == (16, 8, 8)
+    vol = CTVolume(
+        np.random.default_rng(1).normal(50, 20, (8, 40, 40)).astype(np.int16),
+        spacing=(5.0, 0.7, 0.7),
+        meta={"modality": "CT"},
+    )
+    cfg = InferenceConfig.from_models_dir(untrained, device="cpu", min_liver_ml=0)
+    assert Segmenter(cfg).segment(vol).labels.shape == vol.shape
+
+
+def test_a_liver_larger_than_any_but_the_rarest_is_said():
+    """A water cylinder came out as a 7.5 L "liver" with no word (an MR series, 7.9 L)."""
+    from napari_livertumor.pipeline import _liver_size_warning
+
+    liver = np.zeros((100, 100, 100), np.uint8)
+    liver[:, :, :70] = 1  # 700 000 voxels of 8 mm³: 5.6 L
+    assert "5.6 L" in _liver_size_warning(liver, (2.0, 2.0, 2.0))
+    assert _liver_size_warning(liver, (1.5, 1.5, 1.5)) is None  # 2.4 L
+
+
 def test_a_lone_small_window_runs_as_two_copies_on_the_cpu_with_the_same_logits():
     from napari_livertumor.models import build_inference_network
     from napari_livertumor.pipeline import _pad_single_window

@@ -1306,6 +1306,8 @@ def run_cases(
                 text = str(exc)  # an input error already starts with the case's path
                 if isinstance(exc, MemoryError):  # numpy's "Unable to allocate 900. MiB ..."
                     text = f"out of memory ({text}): close other programs, or use a bigger machine"
+                if str(case.path) not in text:  # the summary's row names its input too
+                    text += f" (input {case.path})"
                 if text.startswith(str(case.path)):
                     log.error("%s", text)
                 else:

@@ -27,7 +27,7 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
     by :func:`write_nifti` reads back bit for bit. Float data (or scaled integers) that are
     integral or span a HU-like range are rounded to ``int16``; others (e.g. probabilities) stay
     ``float32``. NaNs are replaced by the smallest finite
-    value and reported in ``meta["warnings"]``. A 4D file with one volume is accepted; 2D and
+    value and reported in ``meta["warnings"]``. A 4D (or 5D) file with one volume is accepted; 2D and
     true 4D data raise :class:`InputError`.
 
     Parameters
@@ -61,7 +61,7 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         raise InputError(path, f"not a NIfTI image ({type(img).__name__})")
     shape = img.shape
-    if len(shape) == 4 and shape[3] == 1:
+    if len(shape) > 3 and all(n == 1 for n in shape[3:]):  # one volume stored 4D (or 5D)
         shape = shape[:3]
     if len(shape) != 3:
         raise InputError(
@@ -132,7 +132,10 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
         # codes its own way (ITK) then reads the CT and its labels the same way
         "nifti_codes": codes,
     }
-    if len(img.shape) == 4:  # one volume stored 4D: its labels are stored so too (same shape)
+    units = str(img.header.get_xyzt_units()[0])
+    if units in ("meter", "micron"):  # read as mm (as nibabel does); named if sizes look wrong
+        meta["nifti_units"] = units
+    if len(img.shape) > 3:  # one volume stored 4D or 5D: its labels are stored so too
         meta["nifti_shape"] = tuple(int(n) for n in img.shape)
     if qform_apart is not None:  # written back with labels on this grid (see above)
         meta["nifti_qform"] = {"qform": qform_apart.tolist(), "affine": np.asarray(affine).tolist()}
@@ -336,8 +339,9 @@ def write_nifti(
     elif array.dtype == np.float64 or array.dtype == np.float16:
         array = array.astype(np.float32)
     stored = np.transpose(array, (2, 1, 0))
-    if len(volume.meta.get("nifti_shape") or ()) == 4:  # the CT's (x, y, z, 1)
-        stored = stored[..., np.newaxis]
+    extra = len(volume.meta.get("nifti_shape") or ()) - 3
+    if extra > 0 and stored.ndim == 3:  # the CT's (x, y, z, 1) or (x, y, z, 1, 1)
+        stored = stored.reshape(stored.shape + (1,) * extra)
     img = nib.Nifti1Image(stored, volume.affine)
     img.header.set_data_dtype(array.dtype)
     img.header.set_xyzt_units("mm")
