@@ -25,7 +25,7 @@ demo: $(STAMP)
 	@if [ -z "$$DISPLAY" ] && command -v xvfb-run >/dev/null 2>&1 && [ -n "$$SCREENSHOT" ]; then \
 		xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/livertumor demo --screenshot "$$SCREENSHOT"; \
 	else \
-		$(BIN)/livertumor demo $${SCREENSHOT:+--screenshot $$SCREENSHOT}; \
+		$(BIN)/livertumor demo $${SCREENSHOT:+--screenshot "$$SCREENSHOT"}; \
 	fi
 
 test: $(STAMP)

@@ -178,10 +178,12 @@ def write_preview(
         ax.set_axis_off()
         ax.set_title(caption, color="white", fontsize=8, pad=3)
         style = dict(color="#ffd54a", fontsize=8, fontweight="bold", transform=ax.transAxes)
-        ax.text(0.01, 0.5, "R", ha="left", va="center", **style)
-        ax.text(0.99, 0.5, "L", ha="right", va="center", **style)
+        # on the image, not on the black below a short scan's strip (axes' y runs up)
+        shown = min(extent[2] / frame, 1.0)
+        ax.text(0.01, 1 - shown / 2, "R", ha="left", va="center", **style)
+        ax.text(0.99, 1 - shown / 2, "L", ha="right", va="center", **style)
         ax.text(0.5, 0.99, top, ha="center", va="top", **style)
-        ax.text(0.5, 0.01, bottom, ha="center", va="bottom", **style)
+        ax.text(0.5, 1 - shown + 0.01, bottom, ha="center", va="bottom", **style)
     if title:
         fig.suptitle(title, color="white", fontsize=10, y=0.985)
     legend = f"green: liver outline; red: tumor; window {window[0]:g} to {window[1]:g} HU"
