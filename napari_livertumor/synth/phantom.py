@@ -68,8 +68,8 @@ def generate_phantom(
         Seed of ``numpy.random.default_rng``; the same seed, shape, phase and overrides give
         the same phantom bit for bit.
     shape : {"small", "medium", "full"}
-        ``small``: 96×96×32 over the whole abdomen (≈4 mm pixels, ≈8 mm slices) for fast tests;
-        ``medium``: 256×256, 40–80 slices; ``full``: 512×512, 60–200 slices at 0.6–0.9 mm.
+        ``small``: 96×96×32 over the whole abdomen (3–5 mm pixels, 7–18 mm slices) for fast tests;
+        ``medium``: 256×256, 40–80 slices; ``full``: 512×512, 60–200 slices, 0.6–0.98 mm pixels.
     phase : {"non-contrast", "arterial", "portal venous"}, optional
         Contrast phase; drawn (15 % / 40 % / 45 %) when not given.
     **overrides
