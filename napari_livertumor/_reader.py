@@ -744,11 +744,14 @@ def _seg_header(path: Path):
     role, its algorithm, its stages and its frame of reference from the same header.
     Raises what pydicom raises for an unreadable file."""
     st = Path(path).stat()
-    return _seg_header_cached(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+    # (a file replaced in place by one of the same size and time, copied with its time kept or
+    # on a 2-second file system, has another inode or change time)
+    key = (st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_size)
+    return _seg_header_cached(str(Path(path).resolve()), key)
 
 
 @functools.lru_cache(maxsize=4)
-def _seg_header_cached(path: str, mtime_ns: int, size: int):
+def _seg_header_cached(path: str, version: tuple):
     import pydicom
 
     return pydicom.dcmread(path, stop_before_pixels=True)

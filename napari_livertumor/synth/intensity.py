@@ -190,25 +190,25 @@ def _upsample2_block(img: np.ndarray) -> np.ndarray:
     return out
 
 
-def add_noise(rng, img: np.ndarray, sd: float, grain_px: float, seed=None) -> None:
+def add_noise(rng, img: np.ndarray, sd: float, grain_px: float, seed=None, phase=None) -> None:
     """Add spatially correlated noise (in-plane grain, independent slices) in place.
 
     For large volumes a bank of 24 noise slices is drawn and each slice takes one of them,
-    turned, mirrored and shifted by a random amount of its own (``seed``'s stream: ``rng``'s
-    draws are those of a plain bank): the noise texture is the same, the cost a fraction of
-    drawing every voxel, and no two slices share their noise (a bank reused as drawn gave
-    every slice of a 200-slice phantom the very noise of others, which no scanner does).
+    turned, mirrored and shifted by a random amount of its own (the stream of ``seed`` and
+    ``phase``: ``rng``'s draws are those of a plain bank): the noise texture is the same, the
+    cost a fraction of drawing every voxel, and no two slices share their noise (a bank reused
+    as drawn gave every slice of a 200-slice phantom the very noise of others, which no
+    scanner does), nor two phases of a seed (a stacked second phase or a PRE LIVER series).
     """
     nz, ny, nx = img.shape
     n_bank = min(nz, 24)
     bank = rng.standard_normal((n_bank, ny, nx), dtype=np.float32)
-    bank = ndimage.gaussian_filter(bank, (0, grain_px, grain_px), truncate=2.5)
+    # periodic in-plane: a shifted slice shows no seam where it wraps
+    bank = ndimage.gaussian_filter(bank, (0, grain_px, grain_px), truncate=2.5, mode="wrap")
     bank *= sd / max(float(bank.std()), 1e-6)
-    if n_bank == nz:
-        img += bank
-        return
-    order = rng.integers(0, n_bank, nz)
-    own = np.random.default_rng(np.random.SeedSequence([0x501CE, abs(int(seed or 0))]))
+    order = np.arange(nz) if n_bank == nz else rng.integers(0, n_bank, nz)
+    which = PHASES.index(phase) if phase in PHASES else 3
+    own = np.random.default_rng(np.random.SeedSequence([0x501CE, abs(int(seed or 0)), which]))
     turns = own.integers(0, 2 if ny != nx else 4, nz) * (2 if ny != nx else 1)
     flips = own.random(nz) < 0.5
     shifts = own.integers(0, [ny, nx], (nz, 2))

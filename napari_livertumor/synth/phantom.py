@@ -167,7 +167,7 @@ def generate_phantom(
     size_factor = float(np.clip((body.half_width / 160.0) ** 1.5, 0.7, 1.5))
     noise_sd = float(ov.get("noise_sd", np.clip(rng.uniform(7, 20) * size_factor, 6, 30)))
     grain = rng.uniform(0.6, 1.3) * (1.0 if factor == 2 else 0.5)
-    add_noise(rng, img, noise_sd * (1 if dz >= 2 else 1.25), grain, seed=seed)
+    add_noise(rng, img, noise_sd * (1 if dz >= 2 else 1.25), grain, seed=seed, phase=phase)
     if ov.get("fov_padding", rng.random() < 0.4):
         yy, xx = np.mgrid[0:n_xy, 0:n_xy]
         c = (n_xy - 1) / 2

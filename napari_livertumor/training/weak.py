@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .data import IN_REPORT
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,9 @@ def load_clinical_frame(path: str | Path):
     if key is None or key not in _REPORTED:
         for msg in table.report:
             if msg.startswith("WARNING: "):
-                log.warning("clinical table %s: %s", path, msg.removeprefix("WARNING: "))
+                log.warning(
+                    "clinical table %s: %s", path, msg.removeprefix("WARNING: "), extra=IN_REPORT
+                )
             else:
                 log.info("clinical table: %s", msg)
         if key is not None:
@@ -192,7 +195,7 @@ def out_of_fold_weak_labels(
             "weak term needs at least 4 (each label is fitted on at least 3 other patients); "
             "training without it"
         )
-        log.warning("weak supervision: %s", note)
+        log.warning("weak supervision: %s", note, extra=IN_REPORT)
         return WeakLabels(
             labels={}, columns=[], report=[*report, note], n_without_clinical=n_missing
         )
@@ -255,7 +258,7 @@ def out_of_fold_weak_labels(
             f"the out-of-fold regression ({k} folds leave {max(smallest_fit, 0)} to fit on; "
             "at least 3 are needed): training without the weak term"
         )
-        log.warning("weak supervision: %s", note)
+        log.warning("weak supervision: %s", note, extra=IN_REPORT)
         return WeakLabels(
             labels={}, columns=[], report=[*report, note], n_without_clinical=n_missing
         )
