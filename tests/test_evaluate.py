@@ -353,6 +353,10 @@ def test_earlier_results_in_the_output_folder_are_kept_unless_overwrite(trained,
     err = capsys.readouterr().err
     assert "already holds per_case.csv and summary.json" in err and "--overwrite" in err
     assert (tmp_path / "out" / "summary.json").read_text() == '{"mine": 1}'
+    # a stopped evaluation's folder says so: --overwrite is how it is finished
+    (tmp_path / "out" / "summary.json").write_text('{"interrupted": true}')
+    assert main(args) == 1
+    assert "stopped before its end" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["n_cases"] == 1
 

@@ -94,10 +94,19 @@ def evaluate(
             raise InputError(out, "the output must be a folder, and this is a file")
         earlier = [n for n in _all_result_files() if (out / n).exists()]
         if earlier and not overwrite:
+            which = "an earlier evaluation"
+            try:  # a stopped one is said as such: --overwrite is how it is finished
+                if json.loads((out / "summary.json").read_text(encoding="utf-8")).get(
+                    "interrupted"
+                ):
+                    which = "an earlier evaluation that was stopped before its end"
+            except (OSError, ValueError, AttributeError):
+                pass
             raise InputError(
                 out,
-                f"already holds {' and '.join(earlier)} of an earlier evaluation; nothing was "
-                "overwritten: choose another folder, or --overwrite to replace them",
+                f"already holds {' and '.join(earlier)} of {which}; nothing was "
+                "overwritten: choose another folder, or --overwrite to replace them (every "
+                "patient is evaluated again)",
             )
         # writable (or creatable) now, not after every case has run; made when written
         check_writable_folder(out)
