@@ -600,3 +600,17 @@ def test_the_training_processs_warnings_reach_the_panels_log(train_widget, toy_d
         widget._on_report(report)
     assert "warning: " in widget.log.toPlainText()
     assert "ORPHAN.nii.gz" in widget.log.toPlainText()
+
+
+def test_the_loss_plot_shows_a_loss_above_one(train_widget):
+    """The reset's fixed 0-1 axis turned autoscaling off: the loss of Dice + focal + VAE, about
+    1.6 at the start, was drawn off the chart."""
+    _, widget = train_widget
+    widget._reset_plot()
+    for step, loss in ((1, 1.7), (2, 1.6), (3, 1.55)):
+        widget._on_report(
+            {"event": "step", "step": step, "total_steps": 10, "losses": {"total": loss}}
+        )
+    widget._redraw(force=True)
+    low, high = widget.loss_ax.get_ylim()
+    assert low <= 1.55 and high >= 1.7, (low, high)

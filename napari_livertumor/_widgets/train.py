@@ -723,6 +723,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
         h = self.history
         self.loss_line.set_data(h["step"], h["loss"])
         self.dice_line.set_data(h["val_step"], h["val_dice"])
+        if h["step"]:  # the reset's fixed 0-1 turned autoscaling off: a loss of 1.6 was off it
+            self.loss_ax.set_autoscaley_on(True)
         self.loss_ax.relim()
         self.loss_ax.autoscale_view()
         self._empty_note.set_visible(not h["step"])
