@@ -152,6 +152,19 @@ def test_a_folder_of_patient_folders_is_one_case_per_patient(tmp_path):
     assert cases[0].path == tmp_path / "HCC_001"
 
 
+def test_a_patients_own_folder_keeps_its_name_before_a_study_misfiled_elsewhere(tmp_path, caplog):
+    """HCC_006's scan copied into HCC_005's folder took the name HCC_006 (its folder sorts
+    first), and the real HCC_006, with its labels and clinical row, became HCC_006_2."""
+    write_ct_series(ct(1), tmp_path / "HCC_006" / "study" / "ct", patient_id="HCC_006")
+    write_ct_series(ct(2), tmp_path / "HCC_005" / "study" / "ct", patient_id="HCC_005")
+    write_ct_series(ct(3), tmp_path / "HCC_005" / "study" / "stray", patient_id="HCC_006")
+    with caplog.at_level("WARNING"):
+        cases = {c.name: c for c in discover_cases([tmp_path])}
+    assert cases["HCC_006"].path == tmp_path / "HCC_006" and cases["HCC_006"].patient is None
+    assert cases["HCC_006_2"].path == tmp_path / "HCC_005"
+    assert f"{tmp_path / 'HCC_005'} is written as HCC_006_2" in caplog.text
+
+
 def test_two_patients_study_folders_side_by_side_are_a_case_each(tmp_path, caplog):
     """A TCIA-style folder holding two patients' study folders was one case: one patient
     converted or segmented, the other left out with a warning and exit 0."""

@@ -857,7 +857,12 @@ def _unique_sorted(cases: list[Case]) -> list[Case]:
     def key(name: str) -> str:
         return unicodedata.normalize("NFC", name).casefold()
 
-    cases = sorted(set(cases), key=lambda c: (c.name, str(c.path), c.patient or ""))
+    # of two inputs of one name, a folder or file of its own keeps it before a patient's scans
+    # found in another's folder (a study misfiled into HCC_005's folder took the name HCC_006,
+    # and the real HCC_006, with its labels and clinical row, became HCC_006_2)
+    cases = sorted(
+        set(cases), key=lambda c: (c.name, c.patient is not None, str(c.path), c.patient or "")
+    )
     taken = {key(c.name) for c in cases}
     used: set[str] = set()
     first: dict[str, str] = {}  # the name that holds a key
