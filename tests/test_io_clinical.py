@@ -223,3 +223,13 @@ def test_two_columns_named_alike_but_for_spaces_keep_the_first_and_say_so(tmp_pa
     assert got.frame["AFP"].tolist() == [10.0, 30.0]
     assert any("'AFP' appear more than once" in line for line in got.report)
     assert not any("unknown value" in line for line in got.report)
+
+
+def test_a_lab_value_given_as_a_bound_is_read_as_that_bound_and_said(tmp_path):
+    """'>400' and '<5' are ordinary lab results: they were "unknown" and the weak label used the
+    column's median (about 16) for an AFP of at least 400."""
+    frame = pd.DataFrame({"TCIA_ID": ["HCC_001", "HCC_002", "HCC_003"], "AFP": [">400", "<5", 12]})
+    frame.to_csv(tmp_path / "clinical.csv", index=False)
+    table = read_clinical(tmp_path / "clinical.csv")
+    assert table.frame["AFP"].tolist() == [400.0, 5.0, 12.0]
+    assert any("'>400', '<5' read as the limit each gives" in line for line in table.report)

@@ -1171,3 +1171,15 @@ def test_two_passes_stacked_without_acquisition_numbers_are_named_as_such(tmp_pa
     _edit_all(paths, lambda ds: ds.pop("AcquisitionNumber", None))
     with pytest.raises(InputError, match="looks like 2 passes stacked in one series"):
         read_dicom_series(tmp_path)
+
+
+def test_a_series_read_by_its_uid_still_names_another_patients_scan_in_the_folder(tmp_path):
+    """Training reads a patient folder by its SEG's series: a study of another patient filed in
+    that folder was never mentioned (segment and convert said it)."""
+    vol = CTVolume(np.full((4, 8, 8), 40, np.int16), spacing=(2.0, 1.0, 1.0))
+    write_ct_series(vol, tmp_path / "HCC_005" / "ct", patient_id="HCC_005", series_uid="1.2.3.5")
+    write_ct_series(vol, tmp_path / "HCC_005" / "stray", patient_id="HCC_006")
+    read = read_dicom_series(tmp_path / "HCC_005", series_uid="1.2.3.5")
+    assert read.meta["patient_id"] == "HCC_005"
+    said = [w for w in read.meta["warnings"] if "another patient" in w]
+    assert said and "'HCC_006'" in said[0], read.meta["warnings"]

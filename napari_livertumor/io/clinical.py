@@ -353,6 +353,7 @@ def _apply_numbers(values: pd.Series) -> tuple[pd.Series, set[str], list[str]]:
     unknown: set[str] = set()
     grouped: list[str] = []
     other: list[str] = []  # cells that show the other mark beyond doubt: read with their own
+    censored: list[str] = []  # '>400', '<5': read as their bound
     out = []
     for v in values:
         if pd.isna(v) or str(v).strip() == "":
@@ -368,6 +369,11 @@ def _apply_numbers(values: pd.Series) -> tuple[pd.Series, set[str], list[str]]:
             )
         else:
             text = v.strip()
+            bound = _BOUND.match(text)
+            if bound and _encode_number(bound.group(2).replace(mark, ".")) is not None:
+                # a lab's limit ('>400', '<5'): the bound is the nearest number it says
+                censored.append(text)
+                text = bound.group(2)
             if _THOUSANDS[sep].fullmatch(text.lstrip("+-")):
                 grouped.append(text)
                 text = text.replace(sep, "")
@@ -396,7 +402,17 @@ def _apply_numbers(values: pd.Series) -> tuple[pd.Series, set[str], list[str]]:
             f"{shown} read with '{sep}' as a thousands separator (the column's decimal mark is "
             f"'{mark}'); check the values if that is wrong"
         )
+    if censored:
+        shown = ", ".join(repr(c) for c in list(dict.fromkeys(censored))[:4])
+        notes.append(
+            f"{shown} read as the limit {'it gives' if len(set(censored)) == 1 else 'each gives'} "
+            "(a value beyond a lab's range)"
+        )
     return pd.Series(out, index=values.index, dtype=float), unknown, notes
+
+
+#: a value given as a bound: '>400', '>= 400', '≤5', '<0.5'
+_BOUND = re.compile(r"^(>=|<=|≥|≤|>|<)\s*([0-9][0-9.,]*)$")
 
 
 def _looks_like_id(value: str) -> bool:

@@ -302,12 +302,20 @@ def read_dicom_series(
     strangers = sorted(
         {g.patient_id for g, _ in groups if g.is_image and g.patient_id != info.patient_id}
     )
-    if strangers and series_uid is None:  # (a series named by its UID is no guess among them)
+    if strangers:
         shown = ", ".join(repr(x) for x in strangers[:6]) + (" …" if len(strangers) > 6 else "")
-        warnings.append(
-            f"{SEVERAL_PATIENTS} {len(strangers) + 1} patients; {info.patient_id!r} was "
-            f"read, not {shown}: give each patient's own folder"
-        )
+        if series_uid is None:
+            warnings.append(
+                f"{SEVERAL_PATIENTS} {len(strangers) + 1} patients; {info.patient_id!r} was "
+                f"read, not {shown}: give each patient's own folder"
+            )
+        else:  # a series named by its UID (a SEG's) is no guess among them, but still said:
+            # training read a patient folder holding a misfiled study and never mentioned it
+            other = "another patient" if len(strangers) == 1 else f"{len(strangers)} other patients"
+            warnings.append(
+                f"the folder also holds the scans of {other} ({shown}), not read: a study "
+                "filed in the wrong patient's folder?"
+            )
     if others:
         refs = frozenset(prefer_sop_instance_uids or ()) or frozenset(seg_refs)
         if series_uid is not None and refs & info.sop_instance_uids:
