@@ -47,7 +47,11 @@ def summarize_data(
     skipped: list = []
     records = index_cases(data, skipped=skipped, reporter=Reporter(progress, should_cancel))
     layouts = sorted({r.layout for r in records})
-    lines = [f"{len(records)} patient(s) with ground-truth labels ({', '.join(layouts)} layout)"]
+    lines = [
+        f"{len(records)} patient(s) with ground-truth labels ({', '.join(layouts)} layout); "
+        "their scans are read when training prepares them (missing slices, a misfiled series "
+        "and the like are said then)"
+    ]
     if skipped:
         lines.append(f"{len(skipped)} patient(s) left out:")
         lines += [f"  {case}: {reason}" for case, reason in skipped]
