@@ -357,6 +357,11 @@ def test_earlier_results_in_the_output_folder_are_kept_unless_overwrite(trained,
     (tmp_path / "out" / "summary.json").write_text('{"interrupted": true}')
     assert main(args) == 1
     assert "stopped before its end" in capsys.readouterr().err
+    # (a stop over a whole evaluation writes its part beside it)
+    (tmp_path / "out" / "summary.json").write_text('{"mine": 1}')
+    (tmp_path / "out" / "summary.interrupted.json").write_text('{"interrupted": true}')
+    assert main(args) == 1
+    assert "stopped before its end" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["n_cases"] == 1
 

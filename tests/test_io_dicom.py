@@ -1183,3 +1183,10 @@ def test_a_series_read_by_its_uid_still_names_another_patients_scan_in_the_folde
     assert read.meta["patient_id"] == "HCC_005"
     said = [w for w in read.meta["warnings"] if "another patient" in w]
     assert said and "'HCC_006'" in said[0], read.meta["warnings"]
+    assert "wrong patient's folder" in said[0]
+    # an export of many patients' series, one of them chosen (Load's Find series): said plainly
+    export = tmp_path / "export"
+    shutil.copytree(tmp_path / "HCC_005", export)
+    read = read_dicom_series(export, series_uid="1.2.3.5")
+    said = [w for w in read.meta["warnings"] if "another patient" in w]
+    assert said and "wrong patient's folder" not in said[0]

@@ -857,11 +857,15 @@ def _unique_sorted(cases: list[Case]) -> list[Case]:
     def key(name: str) -> str:
         return unicodedata.normalize("NFC", name).casefold()
 
-    # of two inputs of one name, a folder or file of its own keeps it before a patient's scans
-    # found in another's folder (a study misfiled into HCC_005's folder took the name HCC_006,
-    # and the real HCC_006, with its labels and clinical row, became HCC_006_2)
+    # of two inputs of one name, the folder or file named so keeps it before a patient's scans
+    # found in a folder named otherwise (a study misfiled into HCC_005's folder took the name
+    # HCC_006, and the real HCC_006, with its labels and clinical row, became HCC_006_2)
+    def named_after(c: Case) -> bool:
+        return key(_case_name(Path(c.path))) == key(c.name)
+
     cases = sorted(
-        set(cases), key=lambda c: (c.name, c.patient is not None, str(c.path), c.patient or "")
+        set(cases),
+        key=lambda c: (key(c.name), not named_after(c), c.name, str(c.path), c.patient or ""),
     )
     taken = {key(c.name) for c in cases}
     used: set[str] = set()
@@ -1096,6 +1100,7 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
         "allow_non_ct": "--allow-non-ct",
         "acquisition": "--acquisition",
         "series_uid": "--series",
+        "patient": "the folder now holds several patients' scans (this case reads one)",
     }
     return (
         ("other settings", ", ".join(words.get(k, k) for k in changed)) if changed else ("same", "")

@@ -361,19 +361,23 @@ def _apply_numbers(values: pd.Series) -> tuple[pd.Series, set[str], list[str]]:
             continue
         if not isinstance(v, str):  # a number cell
             code = _encode_number(v)
-        elif _own_mark(v.strip()) == sep:
-            text = v.strip()
-            other.append(text)
+            if code is None:
+                unknown.add(str(v).strip())
+                out.append(np.nan)
+            else:
+                out.append(code)
+            continue
+        text = v.strip()
+        bound = _BOUND.match(text)
+        if bound:  # a lab's limit ('>400', '<5'): the bound is the nearest number it says
+            censored.append(text)
+            text = bound.group(2)
+        if _own_mark(text) == sep:
+            other.append(v.strip())
             code = _encode_number(
                 text.replace(mark, "") if sep == "." else text.replace(".", "").replace(",", ".")
             )
         else:
-            text = v.strip()
-            bound = _BOUND.match(text)
-            if bound and _encode_number(bound.group(2).replace(mark, ".")) is not None:
-                # a lab's limit ('>400', '<5'): the bound is the nearest number it says
-                censored.append(text)
-                text = bound.group(2)
             if _THOUSANDS[sep].fullmatch(text.lstrip("+-")):
                 grouped.append(text)
                 text = text.replace(sep, "")
@@ -381,6 +385,8 @@ def _apply_numbers(values: pd.Series) -> tuple[pd.Series, set[str], list[str]]:
         if code is None:
             unknown.add(str(v).strip())
             out.append(np.nan)
+            if bound:
+                censored.pop()
         else:
             out.append(code)
     notes = []
@@ -412,7 +418,7 @@ def _apply_numbers(values: pd.Series) -> tuple[pd.Series, set[str], list[str]]:
 
 
 #: a value given as a bound: '>400', '>= 400', '≤5', '<0.5'
-_BOUND = re.compile(r"^(>=|<=|≥|≤|>|<)\s*([0-9][0-9.,]*)$")
+_BOUND = re.compile(r"^(>=|<=|≥|≤|>|<)\s*(\d[\d.,]*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)$")
 
 
 def _looks_like_id(value: str) -> bool:

@@ -144,6 +144,13 @@ def discover_series(
 SEVERAL_PATIENTS = "the folder holds the scans of"
 
 
+def normalise_folder_id(text: str) -> str:
+    """A folder name or PatientID compared loosely: case, spaces, '-' and '_' aside."""
+    import re
+
+    return re.sub(r"[\s_\-]+", "", str(text or "")).casefold()
+
+
 def read_dicom_series(
     path: str | Path,
     series_uid: str | None = None,
@@ -312,9 +319,11 @@ def read_dicom_series(
         else:  # a series named by its UID (a SEG's) is no guess among them, but still said:
             # training read a patient folder holding a misfiled study and never mentioned it
             other = "another patient" if len(strangers) == 1 else f"{len(strangers)} other patients"
+            own = normalise_folder_id(path.name) == normalise_folder_id(info.patient_id)
             warnings.append(
-                f"the folder also holds the scans of {other} ({shown}), not read: a study "
-                "filed in the wrong patient's folder?"
+                f"the folder also holds the scans of {other} ({shown}), not read"
+                # a patient's own folder (not an export of many): a study filed in it by mistake
+                + (": a study filed in the wrong patient's folder?" if own else "")
             )
     if others:
         refs = frozenset(prefer_sop_instance_uids or ()) or frozenset(seg_refs)

@@ -95,13 +95,17 @@ def evaluate(
         earlier = [n for n in _all_result_files() if (out / n).exists()]
         if earlier and not overwrite:
             which = "an earlier evaluation"
+            stopped = any(".interrupted." in n for n in earlier)  # a stop over a whole one
             try:  # a stopped one is said as such: --overwrite is how it is finished
-                if json.loads((out / "summary.json").read_text(encoding="utf-8")).get(
-                    "interrupted"
-                ):
-                    which = "an earlier evaluation that was stopped before its end"
+                stopped = stopped or bool(
+                    json.loads((out / "summary.json").read_text(encoding="utf-8")).get(
+                        "interrupted"
+                    )
+                )
             except (OSError, ValueError, AttributeError):
                 pass
+            if stopped:
+                which = "an earlier evaluation that was stopped before its end"
             raise InputError(
                 out,
                 f"already holds {' and '.join(earlier)} of {which}; nothing was "
