@@ -1190,3 +1190,14 @@ def test_a_series_read_by_its_uid_still_names_another_patients_scan_in_the_folde
     read = read_dicom_series(export, series_uid="1.2.3.5")
     said = [w for w in read.meta["warnings"] if "another patient" in w]
     assert said and "wrong patient's folder" not in said[0]
+    # the stray study itself, read from the folder named after the other patient
+    stray = read_dicom_series(tmp_path / "HCC_005", series_uid=read_uid(tmp_path / "HCC_005"))
+    assert stray.meta["patient_id"] == "HCC_006"
+    assert any(
+        "'HCC_006' was read from the folder of 'HCC_005'" in w for w in stray.meta["warnings"]
+    ), stray.meta["warnings"]
+
+
+def read_uid(folder) -> str:
+    """The SeriesInstanceUID of the stray series written under ``folder/stray``."""
+    return str(pydicom.dcmread(next((folder / "stray").iterdir())).SeriesInstanceUID)

@@ -423,6 +423,10 @@ def test_find_series_selects_the_series_the_seg_was_drawn_on(load_widget, qtbot,
     assert layer.data.shape == vol.shape
     (gt,) = _layers.labels_layers(viewer, role="ground_truth")
     assert np.count_nonzero(gt.data) == np.count_nonzero(labels)
+    # the row was the user's choice: the other series "not read" is no warning of the scan's
+    # (Segment showed it, and the exported stats kept it, as the reader's pick)
+    notes = layer.metadata[_layers.CT_VOLUME].meta.get("warnings") or []
+    assert not any("other series in the folder not read" in w for w in notes), notes
 
 
 def _held_discovery(monkeypatch):

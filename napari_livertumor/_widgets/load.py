@@ -456,6 +456,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
             # the series a row chose: the others "not read" are the user's own choice
             if not (explicit and OTHERS_NOT_READ in w)
         ]
+        if explicit:  # nor a warning of Segment's and the exported stats (which said the
+            # reader picked the series "the one its DICOM SEG references")
+            volume.meta["warnings"] = list(read_notes)
         for w in read_notes:
             msg += f"\n⚠ {w}"
         if already:  # a second copy is allowed (to compare settings), but never unsaid

@@ -319,12 +319,21 @@ def read_dicom_series(
         else:  # a series named by its UID (a SEG's) is no guess among them, but still said:
             # training read a patient folder holding a misfiled study and never mentioned it
             other = "another patient" if len(strangers) == 1 else f"{len(strangers)} other patients"
-            own = normalise_folder_id(path.name) == normalise_folder_id(info.patient_id)
-            warnings.append(
-                f"the folder also holds the scans of {other} ({shown}), not read"
-                # a patient's own folder (not an export of many): a study filed in it by mistake
-                + (": a study filed in the wrong patient's folder?" if own else "")
-            )
+            folder = normalise_folder_id(path.name)
+            own = folder == normalise_folder_id(info.patient_id)
+            theirs = [x for x in strangers if normalise_folder_id(x) == folder]
+            if theirs:  # the scan read is the stranger in a folder named after another patient
+                warnings.append(
+                    f"{info.patient_id!r} was read from the folder of {theirs[0]!r}, whose "
+                    f"scans were not read: is this study of {info.patient_id!r} filed in the "
+                    "wrong patient's folder?"
+                )
+            else:
+                warnings.append(
+                    f"the folder also holds the scans of {other} ({shown}), not read"
+                    # a patient's own folder (not an export of many): a study filed by mistake
+                    + (": a study filed in the wrong patient's folder?" if own else "")
+                )
     if others:
         refs = frozenset(prefer_sop_instance_uids or ()) or frozenset(seg_refs)
         if series_uid is not None and refs & info.sop_instance_uids:
