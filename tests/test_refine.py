@@ -290,6 +290,18 @@ def test_a_faint_lesion_beside_a_clear_one_is_kept_as_it_was():
     np.testing.assert_array_equal(out & faint, start & faint)  # kept as it was drawn
     assert any("too little contrast" in n for n in notes)
     assert dice(out & ~faint, clear) > dice(start & ~faint, clear) + 0.05  # the clear one grew
+    # the note says which of the two it kept: the faint one's slices and centre
+    zs = np.flatnonzero((start & faint).any(axis=(1, 2)))
+    cy, cx = (int(round(c)) for c in ndi.center_of_mass(start & faint)[1:])
+    where = f"it lies on slices {zs[0]}–{zs[-1]}, centred at y {cy}, x {cx}"
+    assert [n for n in notes if "too little contrast" in n][0].endswith(where), notes
+    # on one slice (the panel's preview and Apply to slice): its centre there
+    z = int(round(ndi.center_of_mass(start & faint)[0]))
+    notes2d: list[str] = []
+    refine_slice(ct[z], start[z], liver[z], SPACING[1:], RefineConfig(), notes=notes2d)
+    cy, cx = (int(round(c)) for c in ndi.center_of_mass(start[z] & faint[z]))
+    faint_notes = [n for n in notes2d if "too little contrast" in n]
+    assert len(faint_notes) == 1 and faint_notes[0].endswith(f"centred at y {cy}, x {cx}")
 
 
 @pytest.mark.parametrize("liver_hu, strong_hu, weak_hu", [(100, 200, 140), (110, 20, 75)])

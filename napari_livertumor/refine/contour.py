@@ -392,7 +392,8 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
     held = None  # lesions kept as they are, too faint for the contour
     if cfg.min_contrast > 0:
         reporter.check()
-        held = _faint_lesions(image, init, liver_roi, spacing, cfg, notes, reporter)
+        origin = tuple(int(b.start or 0) for b in roi)
+        held = _faint_lesions(image, init, liver_roi, spacing, cfg, notes, reporter, origin)
         if held is not None:
             init = init & ~held
             if not init.any():
@@ -615,10 +616,11 @@ def _within(mask: np.ndarray, reach_mm: float, spacing) -> np.ndarray:
 
 
 def _faint_lesions(
-    image, init, liver_roi, spacing, cfg: RefineConfig, notes, reporter=None
+    image, init, liver_roi, spacing, cfg: RefineConfig, notes, reporter=None, origin=None
 ) -> np.ndarray | None:
     """The lesions of ``init`` too faint against the liver around them to refine (each is
-    kept as it is, with a note), or None.
+    kept as it is, with a note saying where it is: ``origin`` is the index of ``image[0, ...]``
+    in the arrays given to the refinement), or None.
 
     Judged on the part of the mask the contour may not remove (deeper than max_shift_mm): a
     mask drawn too large still shows its lesion's contrast there, an invisible one not. Each
@@ -629,7 +631,7 @@ def _faint_lesions(
     n = int(lesions.max())
     if n <= 1:  # one lesion in the ROI: judged on the ROI (as before there were several)
         cnr = contrast_to_noise(image, init, liver_roi, spacing, core_mm=cfg.max_shift_mm)
-        return init if _too_faint(cnr, cfg, notes) else None
+        return init if _too_faint(cnr, cfg, notes, _where(init, origin)) else None
     around = ~init if liver_roi is None else liver_roi & ~init
     # each lesion on its own box, grown by the ring's reach: the distances there are those of
     # the whole ROI, at a fraction of the cost (34 lesions of one ROI took seconds)
@@ -648,20 +650,43 @@ def _faint_lesions(
         cnr = contrast_to_noise(
             image[grown], mask, around[grown], spacing, core_mm=cfg.max_shift_mm
         )
-        if _too_faint(cnr, cfg, notes):
+        at = None if origin is None else [o + g.start for o, g in zip(origin, grown, strict=True)]
+        if _too_faint(cnr, cfg, notes, _where(mask, at)):
             held[grown] |= mask
     return held if held.any() else None
 
 
-def _too_faint(cnr: float | None, cfg: RefineConfig, notes) -> bool:
+def _too_faint(cnr: float | None, cfg: RefineConfig, notes, where: str = "") -> bool:
     if cnr is None or cnr >= cfg.min_contrast:
         return False
     _note(
         notes,
         f"lesion kept unchanged: too little contrast with the liver around it "
-        f"(CNR {np.floor(cnr * 100) / 100:.2f} < min_contrast {cfg.min_contrast:g})",
+        f"(CNR {np.floor(cnr * 100) / 100:.2f} < min_contrast {cfg.min_contrast:g})"
+        + (f"{WHERE_MARK}{where}" if where else ""),
     )
     return True
+
+
+#: what starts the part of a note saying where its lesion is (indices of the arrays refined)
+WHERE_MARK = "; it lies "
+
+
+def _where(mask: np.ndarray, origin) -> str:
+    """Where the lesion ``mask`` is, in the refined arrays' indices (``origin``: the index of
+    ``mask[0, ...]`` there): its slices and in-plane centre in 3D, its centre on a 2D slice;
+    "" without an origin. Several lesions are judged at once (a preview slice, Apply to all):
+    a note without it did not say which one was kept."""
+    if origin is None or not mask.any():
+        return ""
+    centre = [
+        int(round(float(c))) + int(o) for c, o in zip(ndi.center_of_mass(mask), origin, strict=True)
+    ]
+    if mask.ndim == 3:
+        zs = np.flatnonzero(mask.any(axis=(1, 2))) + int(origin[0])
+        on = f"on slice {zs[0]}" if zs[0] == zs[-1] else f"on slices {zs[0]}–{zs[-1]}"
+        return f"{on}, centred at y {centre[1]}, x {centre[2]}"
+    return f"centred at y {centre[0]}, x {centre[1]}"
 
 
 #: slices at least this many times thicker than the pixels are refined one by one (2D)
