@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import ndimage, stats
 
@@ -238,6 +239,18 @@ def test_clinical_table_has_the_real_columns_and_tracks_tumor_burden():
     assert 0.02 <= missing <= 0.15
     again = make_clinical_table(infos, seed=200)
     assert again.equals(df)
+
+
+def test_a_tumor_free_phantoms_clinical_row_gives_no_nodularity():
+    """It said 'uninodular' (one nodule) of a liver without any."""
+    infos = [
+        generate_phantom(9, "small", n_tumors=0).info,
+        generate_phantom(case_seed(200, 0), "small", n_tumors=1).info,
+        generate_phantom(case_seed(200, 1), "small", n_tumors=3).info,
+    ]
+    df = make_clinical_table(infos, seed=200, missing_rate=0.0)
+    assert pd.isna(df["tumor_nodul"][0]) and df["Tr_Size"][0] == 0
+    assert list(df["tumor_nodul"][1:]) == ["uninodular", "multinodular"]
 
 
 # ------------------------------------------------------------------------------ cohorts

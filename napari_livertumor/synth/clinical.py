@@ -165,7 +165,9 @@ def _patient_row(rng: np.random.Generator, pid: str, info: dict) -> dict:
             ],
             p=[0.2, 0.3, 0.1, 0.4],
         ),
-        "tumor_nodul": "multinodular" if n_tum > 1 else "uninodular",
+        # a tumor-free phantom (a few per cohort, for false positives) has no nodularity: blank,
+        # not 'uninodular' (HCC-TACE-Seg has no such patient; its table always has a tumor)
+        "tumor_nodul": ("multinodular" if n_tum > 1 else "uninodular") if n_tum else None,
         "T_involvment": ">50%" if gt50 else "< or = 50%",
         "AFP": afp,
         "AFP_group": ">=400" if afp >= 400 else "<400",
