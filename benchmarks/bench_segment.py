@@ -265,11 +265,13 @@ def _run_cli(cmd: list[str], env: dict | None = None) -> tuple[float, float, int
         env={**os.environ, **(env or {})},
     )
     peak = [0]
+    ended = threading.Event()
 
     def sample():
         try:
             p = psutil.Process(proc.pid)
-            while proc.poll() is None:
+            # (not proc.poll(): it reaps the child, and wait4 below then finds none)
+            while not ended.is_set():
                 rss = p.memory_info().rss + sum(
                     c.memory_info().rss for c in p.children(recursive=True)
                 )
@@ -286,6 +288,7 @@ def _run_cli(cmd: list[str], env: dict | None = None) -> tuple[float, float, int
     # this child's own peak (getrusage(RUSAGE_CHILDREN) is the highest of every child so far:
     # each later variant reported the first one's)
     _, status, usage = os.wait4(proc.pid, 0)
+    ended.set()
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t0
     th.join()

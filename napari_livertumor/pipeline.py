@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from . import memory
 from .devices import DEVICES, is_device_name
 from .errors import InputError, LiverTumorError, ModelError, SettingsError
 from .io.volume import CTVolume, Reorientation
@@ -453,6 +454,13 @@ class Segmenter:
         rep = Reporter(progress, should_cancel)
         warnings = list(self.warnings)
         hu_notes = _check_input(volume, cfg)
+        shape = tuple(volume.array.shape)
+        memory.require(  # refused with the figures, not ended by the kernel without a word
+            memory.segment_need_bytes(shape),
+            f"segmenting its {' × '.join(map(str, shape))} voxels (z, y, x)",
+            volume.meta.get("source"),
+            advice="crop the scan to the abdomen (the liver's slices and a margin)",
+        )
         warnings += hu_notes
         warnings += [f"input: {w}" for w in volume.meta.get("warnings", []) or []]
         timings: dict[str, float] = {}
@@ -712,10 +720,14 @@ def refine_labels(
     refined = refine_mod.drop_slivers(
         given, refined, spacing, min_ml=0.0, notes=notes, min_voxels=refine_mod.MIN_LESION_VOXELS
     )
+    from .refine.contour import WHERE_MARK
+
     for n in notes:
         # the contrast gate and the size floor doing their job, crumbs cleared: notes
         if n.startswith(("lesion kept unchanged", "lesion(s) under")) or "by the contour" in n:
-            log.info("refine: %s", n)
+            # (where such a lesion lies is said in the indices of the liver's box of the CT
+            # turned to the models' axes: not the file's; left out)
+            log.info("refine: %s", n.split(WHERE_MARK)[0])
         else:  # settings clamped, a step that failed: warnings
             warnings.append(f"refine: {n}")
     if min_ml > 0 and refined.any():

@@ -20,6 +20,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from .. import memory
 from ..errors import InputError
 from ..progress import Reporter, as_reporter
 from ._dicom_geometry import (
@@ -351,6 +352,14 @@ def read_dicom_series(
     geometry = stack_geometry(members, warnings)
     damaged: dict[int, InputError] = {}
     pixel_notes: list[str] = []
+    rows, cols = geometry.shape_yx
+    n_read = len(geometry.slices)
+    n_grid = n_read + sum(n for _, n, _ in geometry.fill)  # with missing slices filled in
+    memory.require(  # the int16 stack, and the filled one beside it while it is made
+        (n_read + (n_grid if geometry.fill else 0)) * rows * cols * 2,
+        f"reading its {n_read} slices of {rows} × {cols} pixels",
+        path,
+    )
     array = decode_slices(
         geometry.slices, geometry.shape_yx, reporter, max_workers, pixel_notes, damaged
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import memory
 from ..errors import Cancelled, InputError
 from ..fileio import atomic_path
 from .volume import CTVolume
@@ -411,7 +412,18 @@ def _load_data(img, warnings: list[str], path: Path, reporter=None) -> np.ndarra
     if slope is None and inter is None:
         slope, inter = img.header.get_slope_inter()
     scaled = (slope not in (None, 1.0)) or (inter not in (None, 0.0))
-    if np.issubdtype(on_disk, np.integer) and not scaled:
+    in_place = np.issubdtype(on_disk, np.integer) and not scaled
+    # refused before a voxel is read when it cannot fit (the kernel would end the process,
+    # napari with it, when the pages were touched): in place, or as float then int16 HU
+    per_voxel = on_disk.itemsize if in_place else (8 if on_disk == np.float64 else 4) + 2
+    memory.require(
+        int(np.prod(img.shape)) * per_voxel,
+        f"reading its {' × '.join(map(str, img.shape))} voxels ({on_disk}"
+        + (", scaled" if scaled else "")
+        + ")",
+        path,
+    )
+    if in_place:
         return _read_slabs(img, on_disk, reporter)
     try:
         # a scaled integer file's values fit float32 exactly (HU, halves): half of float64
