@@ -1045,3 +1045,49 @@ def test_unticking_live_preview_hides_the_outline_and_runs_no_pending_preview(re
     viewer.dims.set_current_step(0, 7)
     qtbot.wait(300)  # past the debounce
     assert widget.preview_count == count and not layer.visible
+
+
+def test_napari_undo_and_redo_take_an_apply_back_and_forth_exactly(refine_setup, qtbot):
+    """Ctrl+Z after an Apply undid the stroke painted before it, on top of the refined mask
+    (a mask of no state the user had seen), and the panel still offered to undo the Apply and
+    Export still called the labels refined."""
+    from napari_livertumor._widgets.refine import REFINED_HERE
+
+    viewer, widget, seg, truth, liver = refine_setup
+    model_output = seg.data.copy()
+    seg.brush_size = 3
+    seg.paint((6, 38, 52), 1)  # a hand trim of the lesion (napari's own history)
+    seg.refresh()
+    painted = seg.data.copy()
+    assert (painted != model_output).any()
+    widget.apply_all_button.click()
+    _wait(qtbot, widget)
+    refined = seg.data.copy()
+    assert (refined != painted).any() and len(widget.history) == 1
+    assert seg.metadata[REFINED_HERE]
+
+    seg.undo()  # napari's Ctrl+Z: the Apply, exactly
+    np.testing.assert_array_equal(seg.data, painted)
+    assert len(widget.history) == 0 and seg.metadata[REFINED_HERE] == []
+    assert "took back" in widget.status.text()
+    seg.redo()  # Ctrl+Shift+Z: the Apply again
+    np.testing.assert_array_equal(seg.data, refined)
+    assert len(widget.history) == 1 and seg.metadata[REFINED_HERE]
+    seg.undo()
+    seg.undo()  # and then the stroke before it
+    np.testing.assert_array_equal(seg.data, model_output)
+    seg.redo()
+    seg.redo()
+    np.testing.assert_array_equal(seg.data, refined)
+
+    widget.undo_button.click()  # the panel's Undo is one of napari's steps too
+    np.testing.assert_array_equal(seg.data, painted)
+    assert len(widget.history) == 0 and seg.metadata[REFINED_HERE] == []
+    seg.undo()  # Ctrl+Z takes the panel's Undo back: refined again, the panel knows
+    np.testing.assert_array_equal(seg.data, refined)
+    assert len(widget.history) == 1 and seg.metadata[REFINED_HERE]
+    widget.reset_button.click()  # to the labels before the first Apply
+    np.testing.assert_array_equal(seg.data, painted)
+    seg.undo()  # and a Reset
+    np.testing.assert_array_equal(seg.data, refined)
+    assert len(widget.history) == 1 and seg.metadata[REFINED_HERE]

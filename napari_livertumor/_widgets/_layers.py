@@ -541,6 +541,32 @@ def on_labels_edited(callback) -> None:
     _EDIT_LISTENERS.append(ref)
 
 
+def record_history(layer, box: tuple[slice, ...], before: np.ndarray, after: np.ndarray) -> None:
+    """Make a change written straight into ``layer.data[box]`` (``before`` → ``after``, what
+    is there now) one step of napari's own Undo and Redo (Ctrl+Z, Ctrl+Shift+Z).
+
+    napari's history puts back the old values of the voxels each step changed, so every write
+    must be in it: a Refine written past it was not undone by Ctrl+Z, which undid the stroke
+    painted before it instead, on top of the refined mask (a mask of no state the user had
+    seen). The changed voxels are set back for a moment and written again through the layer's
+    public ``data_setitem``, which records them.
+    """
+    setitem = getattr(layer, "data_setitem", None)
+    changed = np.asarray(before) != np.asarray(after)
+    if setitem is None or not changed.any():
+        return
+    # copies of the changed values (either may be a view of the data, set back just below)
+    before, after = np.asarray(before)[changed], np.asarray(after)[changed]
+    data = layer.data
+    starts = [b.indices(n)[0] for b, n in zip(box, data.shape, strict=True)]
+    where = tuple(i + s for i, s in zip(np.nonzero(changed), starts, strict=True))
+    data[where] = before
+    try:
+        setitem(where, after, refresh=False)
+    finally:
+        data[where] = after  # (written either way: the change stands)
+
+
 def labels_edited(layer) -> None:
     """Redraw ``layer`` after an in-place change and tell the listeners."""
     from .._writer import EDITED

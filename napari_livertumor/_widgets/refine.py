@@ -141,6 +141,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.viewer = _layers.unproxied(napari_viewer)
         _OPEN_PANELS.append(weakref.ref(self))
         self.history = EditHistory(UNDO_STEPS)
+        #: steps undone (the panel's Undo, or napari's Ctrl+Z), newest last: napari's Redo
+        #: (or Ctrl+Z of the panel's Undo) brings them back
+        self._undone: list = []
+        self._recording = False
         self._generation = 0
         self._preview_busy = False
         self._preview_again = False
@@ -625,12 +629,14 @@ class RefineWidget(JobWidgetMixin, QWidget):
         """Refresh the preview when the user paints in, undoes a stroke in (napari's Ctrl+Z) or
         replaces the tumor labels."""
         _unwatch(self._watched, self.schedule_preview)
+        _unwatch(self._watched, self._follow_napari_history)
         if self._watched is not None:
             _disconnect(self._watched.events.visible, self._visibility_changed)
         layer = self._layer(self.mask_combo.currentText())
         self._watched = layer
         if layer is not None:
             _layers.connect_edits(layer, self.schedule_preview)
+            _layers.connect_edits(layer, self._follow_napari_history)
             layer.events.visible.connect(self._visibility_changed)
 
     def _visibility_changed(self, event=None) -> None:
@@ -1126,6 +1132,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
         if settings is not None:  # as the contour ran with them (clamped, swapped)
             entry.update(dataclasses.asdict(settings.validated()[0]))
         mask_layer.metadata[REFINED_HERE] = [*step.note_before, entry]
+        step.note_after = list(mask_layer.metadata[REFINED_HERE])
+        self._undone.clear()  # (napari's Redo list is emptied by the new step too)
+        self._record_history(mask_layer, step.box, step.before, step.after)
         _layers.labels_edited(mask_layer)
         set_status(
             self.status,
@@ -1147,12 +1156,17 @@ class RefineWidget(JobWidgetMixin, QWidget):
             )
             self._update_undo_button()
             return
+        top = self.history.steps[-1] if self.history.steps else None
+        now = None if top is None else np.array(top.target.data[top.box])
         step = self.history.undo()
         if step is None:
             set_status(self.status, "Nothing to undo.")
             return
         if step.note_before is not None:
             step.target.metadata[REFINED_HERE] = step.note_before
+        self._undone = [*self._undone, step][-UNDO_STEPS:]
+        # in napari's history too: Ctrl+Z then takes this Undo back, as it would a stroke
+        self._record_history(step.target, step.box, now, np.asarray(step.target.data[step.box]))
         _layers.labels_edited(step.target)
         where = ""
         if step.target.name != self.mask_combo.currentText() or not step.target.visible:
@@ -1195,6 +1209,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.history.seal(step)
         step.note_before = list(layer.metadata.get(REFINED_HERE) or [])
         layer.metadata[REFINED_HERE] = []
+        step.note_after = []
+        self._undone.clear()
+        self._record_history(layer, box, step.before, step.after)
         _layers.labels_edited(layer)
         set_status(
             self.status,
@@ -1301,6 +1318,44 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
     def _forget_apply_notes(self, *_) -> None:
         self._apply_notes = []
+
+    def _record_history(self, layer, box, before, after) -> None:
+        """:func:`_layers.record_history`, unheard by :meth:`_follow_napari_history` (napari
+        announces the step before it writes it: the voxels then still looked undone)."""
+        self._recording = True
+        try:
+            _layers.record_history(layer, box, before, after)
+        finally:
+            self._recording = False
+
+    def _follow_napari_history(self, *_) -> None:
+        """Keep Undo's steps, and the refinements Export records, in step with napari's own
+        Undo and Redo (Ctrl+Z, Ctrl+Shift+Z) on the watched labels layer: an Apply undone there
+        left the panel offering to undo it again and Export saying the labels were refined."""
+        layer = self._watched
+        if layer is None or self._recording:
+            return
+        said = ""
+        for _ in range(2 * UNDO_STEPS):  # each pass moves one step; never more than there are
+            top = self.history.steps[-1] if self.history.steps else None
+            if top is not None and top.target is layer:
+                if top.state_of(np.asarray(layer.data[top.box])) == "before":
+                    self._undone.append(self.history.steps.pop())
+                    layer.metadata[REFINED_HERE] = list(top.note_before or [])
+                    said = f"napari's Undo (Ctrl+Z) took back: {top.what}."
+                    continue
+            back = self._undone[-1] if self._undone else None
+            if back is not None and back.target is layer:
+                if back.state_of(np.asarray(layer.data[back.box])) == "after":
+                    self.history.steps.append(self._undone.pop())
+                    layer.metadata[REFINED_HERE] = list(back.note_after or [])
+                    said = f"Back again (napari's Undo or Redo): {back.what}."
+                    continue
+            break
+        if said:
+            set_status(self.status, said)
+            self._update_undo_button()
+            self.refresh_lesions()
 
     def _update_undo_button(self) -> None:
         n = len(self.history)

@@ -26,8 +26,22 @@ class EditStep:
     #: after an undo: voxels edited since the change, left as they were
     kept: int = 0
     #: what the owner noted about the target before the change (the refinements in effect),
-    #: put back by an undo
+    #: put back by an undo; and after it, put back when the change is redone
     note_before: Any = None
+    note_after: Any = None
+
+    def state_of(self, now: np.ndarray) -> str:
+        """Whether ``now`` (the target's voxels in ``box``) holds the change: ``"after"``,
+        ``"before"`` (undone elsewhere, e.g. napari's Ctrl+Z) or ``"other"`` (painted on since,
+        or not sealed), judged on the voxels the change changed."""
+        if self.after is None or now.shape != self.before.shape:
+            return "other"
+        changed = self.before != self.after
+        if np.array_equal(now[changed], self.after[changed]):
+            return "after"
+        if np.array_equal(now[changed], self.before[changed]):
+            return "before"
+        return "other"
 
 
 class EditHistory:
