@@ -1112,6 +1112,57 @@ def test_a_failing_dicom_seg_says_nothing_else_was_written_and_how_to_have_it(tm
     assert not any(path.exists() for path in files.values())
 
 
+def test_a_cancel_never_parts_the_stats_from_their_lesion_table_and_names_old_files(
+    tmp_path, monkeypatch
+):
+    """A cancel between the stats and the lesion table left a new stats file (5 lesions)
+    beside the last export's table (4), and the message did not say the table was old."""
+    import json
+
+    from napari_livertumor._widgets import export as export_mod
+    from napari_livertumor.errors import Cancelled
+    from napari_livertumor.io.volume import CTVolume
+
+    vol = CTVolume(np.zeros((4, 8, 8), np.int16), spacing=(2.0, 1.0, 1.0))
+    labels = np.zeros((4, 8, 8), np.uint8)
+    labels[1:3, 2:6, 2:6] = 1
+    labels[1:3, 3:4, 3:4] = 2
+    kinds = ("labels.nii.gz", "stats.json", "lesions.csv")
+    files = {k: tmp_path / f"c_{k}" for k in kinds}
+    export_mod.write_exports(labels, vol, files)  # the earlier export
+    labels[1:3, 3:5, 3:5] = 2  # edited: another lesion size
+
+    done: list[str] = []
+    real = export_mod._write_one
+
+    def writing(kind, *args, **kwargs):
+        real(kind, *args, **kwargs)
+        done.append(kind)
+
+    monkeypatch.setattr(export_mod, "_write_one", writing)
+
+    def after(kind):  # Cancel, clicked while ``kind`` was written
+        done.clear()
+        return lambda: kind in done
+
+    # Cancel clicked while the stats were written: the table is written with them
+    with pytest.raises(Cancelled) as info:
+        export_mod.write_exports(labels, vol, files, should_cancel=after("stats.json"))
+    stats = json.loads(files["stats.json"].read_text())
+    table = files["lesions.csv"].read_text().splitlines()
+    assert len(table) - 1 == stats["lesion_count"] == 1
+    assert f"{stats['lesions'][0]['volume_ml']}" in table[1]
+    assert "all 3 file(s) had been written" in info.value.changed
+
+    # Cancel clicked while the labels were written: the old stats and table are named
+    labels[1:3, 3:5, 3:6] = 2
+    with pytest.raises(Cancelled) as info:
+        export_mod.write_exports(labels, vol, files, should_cancel=after("labels.nii.gz"))
+    text = info.value.changed
+    assert "not written: c_stats.json, c_lesions.csv" in text
+    assert "the c_stats.json, c_lesions.csv there are the earlier export's" in text
+
+
 def test_a_lesions_hu_comes_from_its_own_scan_not_another_phase_on_its_grid(make_napari_viewer):
     """Its own phase's CT layer closed, the other phase of a stacked series on the same grid
     gave the lesions their attenuation (+29 HU against the liver became -27), without a word."""

@@ -571,11 +571,20 @@ def write_exports(
     )
     extra["algorithm_type"] = algorithm_type  # as a DICOM SEG of these labels says it
     for i, (kind, path) in enumerate(order):
-        if should_cancel is not None and should_cancel():
+        # (the lesion table goes with its stats, never a stop between them: a new stats file
+        # beside the last export's table disagreed on the lesions without a word)
+        if kind != "lesions.csv" and should_cancel is not None and should_cancel():
             left = ", ".join(p.name for _, p in order[i:])
+            old = [p.name for _, p in order[i:] if p.exists()]
             changed = (
                 f"{', '.join(p.name for p in written)} written to {path.parent}; not written: "
                 f"{left}"
+                + (
+                    f" (the {', '.join(old)} there {'is' if len(old) == 1 else 'are'} the "
+                    "earlier export's: no longer of the same labels as the new files)"
+                    if old
+                    else ""
+                )
                 if written
                 else ""
             )
