@@ -1159,15 +1159,42 @@ def test_a_dicomdir_chosen_as_the_file_reads_the_export_it_indexes(tmp_path):
     assert [s.n_slices for s in discover_series(dicomdir)] == [5]
 
 
-def test_two_passes_stacked_without_acquisition_numbers_are_named_as_such(tmp_path):
+@pytest.mark.parametrize("numbering", ["continued", "restarted"])
+def test_two_passes_stacked_without_acquisition_numbers_are_told_apart(tmp_path, numbering):
     """Two contrast phases at the same positions in one series, AcquisitionNumber removed by an
-    anonymiser: the message blamed the geometry ("ImagePositionPatient repeats, or does not
-    match ImageOrientationPatient")."""
+    anonymiser (HCC-TACE-Seg stacks two phases in 21 of 105 series): the series was refused
+    (first blaming the geometry, then saying what it was but not reading it)."""
     uid = "1.2.826.0.1.3680043.8.498.515"
+    phases = [make_ct(shape=(5, 16, 16), seed=7), make_ct(shape=(5, 16, 16), seed=8)]
+    paths = []
+    for k, phase in enumerate(phases):
+        start = 1 + 5 * k if numbering == "continued" else 1
+        paths += write_ct_series(phase, tmp_path / f"pass{k}", series_uid=uid,
+                                 instance_number_start=start, acquisition_number=k + 1)  # fmt: skip
+    _edit_all(paths, lambda ds: ds.pop("AcquisitionNumber", None))
+    found = discover_series(tmp_path)
+    assert [(s.acquisition, s.n_slices) for s in found] == [(1, 5), (2, 5)]
+    how = "InstanceNumber" if numbering == "continued" else "folder"
+    assert {s.passes_by for s in found} == {how}
+    assert [s.acquisition_label for s in found] == ["pass 1", "pass 2"]
+    volume = read_dicom_series(tmp_path)  # the later pass, as of stacked acquisitions
+    np.testing.assert_array_equal(volume.array, phases[1].array)
+    said = [w for w in volume.meta["warnings"] if "stacks 2 passes" in w]
+    assert said and "no AcquisitionNumber" in said[0] and "read pass 2" in said[0], said
+    first = read_dicom_series(tmp_path, acquisition=1)
+    np.testing.assert_array_equal(first.array, phases[0].array)
+    with pytest.raises(InputError, match=r"its stacked passes: 1, 2"):
+        read_dicom_series(tmp_path, acquisition=3)
+
+
+def test_passes_that_cannot_be_told_apart_are_refused_naming_what_they_look_like(tmp_path):
+    """Numbers restarting in one folder: nothing tells the passes apart; refused, said."""
+    uid = "1.2.826.0.1.3680043.8.498.516"
     paths = []
     for k in range(2):
-        paths += write_ct_series(make_ct(shape=(5, 16, 16)), tmp_path / f"pass{k}", series_uid=uid,
-                                 instance_number_start=1 + 5 * k)  # fmt: skip
+        paths += write_ct_series(make_ct(shape=(5, 16, 16), seed=k), tmp_path, series_uid=uid,
+                                 acquisition_number=k + 1,  # (own SOP UIDs; removed below)
+                                 file_names=[f"p{k}_{i}.dcm" for i in range(5)])  # fmt: skip
     _edit_all(paths, lambda ds: ds.pop("AcquisitionNumber", None))
     with pytest.raises(InputError, match="looks like 2 passes stacked in one series"):
         read_dicom_series(tmp_path)

@@ -361,7 +361,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
             if number is not None:  # as a PACS viewer lists series: by number, then name
                 desc = f"#{number} {desc}"
             if stacked[s.uid] > 1:  # one row per acquisition of a series stacking several
-                desc += f" (acq {s.acquisition})"
+                desc += f" ({getattr(s, 'acquisition_label', '') or f'acq {s.acquisition}'})"
             if len(patients) > 1:  # rows of two patients can look the same
                 desc = f"{s.patient_id or '?'}: {desc}"
             if 0 < s.n_slices < SHORT_SERIES:  # a scout (AP, lateral), a bolus tracking

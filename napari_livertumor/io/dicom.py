@@ -11,6 +11,7 @@ straight into the output array.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,16 @@ class SeriesInfo:
     derived: bool = False
     #: distinct slice positions (images at one table position count once)
     n_positions: int = 0
+    #: how the passes of a series stacking them without AcquisitionNumber were told apart
+    #: ("InstanceNumber", "folder"); ``acquisition`` is then the pass's number, 1..n
+    passes_by: str = ""
+
+    @property
+    def acquisition_label(self) -> str:
+        """ "acq 2" (its AcquisitionNumber), "pass 2" (no AcquisitionNumber), or ""."""
+        if self.acquisition is None:
+            return ""
+        return f"{'pass' if self.passes_by else 'acq'} {self.acquisition}"
 
     @property
     def is_ct(self) -> bool:
@@ -108,7 +119,7 @@ class SeriesInfo:
                 + (f" ({self.not_image})" if self.not_image else "")
                 + f", uid {self.uid}"
             )
-        acq = f" acq {self.acquisition}" if self.acquisition is not None else ""
+        acq = f" {self.acquisition_label}" if self.acquisition is not None else ""
         sp = "x".join(f"{s:.3g}" for s in self.spacing) if self.spacing else "?"
         return (
             f"{self.modality or '(no modality)'} #{self.series_number} '{self.description}'{acq}: "
@@ -292,11 +303,20 @@ def read_dicom_series(
             why = "the one a DICOM SEG references"
         else:
             why = "most slices, then the latest"
-        warnings.append(
-            f"series {info.label} stacks {len(siblings) + 1} acquisitions over the same stretch; "
-            f"read AcquisitionNumber {info.acquisition} ({info.n_slices} slices; {why}), "
-            f"not {numbers}"
-        )
+        if info.passes_by:  # no AcquisitionNumber: passes numbered here, said how
+            warnings.append(
+                f"series {info.label} stacks {len(siblings) + 1} passes over the same stretch "
+                "with no AcquisitionNumber to tell them apart (removed by an anonymiser?); "
+                f"told apart by {'their InstanceNumber' if info.passes_by == 'InstanceNumber' else 'the folders their files lie in'}"
+                f", numbered 1–{len(siblings) + 1} in that order: read pass {info.acquisition} "
+                f"({info.n_slices} slices; {why}), not {numbers}. Check the phase by looking"
+            )
+        else:
+            warnings.append(
+                f"series {info.label} stacks {len(siblings) + 1} acquisitions over the same "
+                f"stretch; read AcquisitionNumber {info.acquisition} ({info.n_slices} slices; "
+                f"{why}), not {numbers}"
+            )
     # the other patients' series are said as theirs, not listed as this patient's not read
     # (an Enhanced CT of the patient is one too: passed over, it is said, with why)
     others = [
@@ -594,6 +614,15 @@ def _group(headers: list[SliceHeader]) -> list[tuple[SeriesInfo, list[SliceHeade
     for uid, members in by_uid.items():
         for acq, part in _split_acquisitions(members):
             groups.append((_series_info(uid, part, acq), part))
+        if len(groups) and groups[-1][0].uid == uid and groups[-1][0].acquisition is None:
+            passes = _split_passes(members)
+            if passes is not None:  # passes stacked with no AcquisitionNumber: told apart
+                how, parts = passes
+                del groups[-1]
+                for k, part in enumerate(parts, start=1):
+                    info = _series_info(uid, part, k)
+                    info.passes_by = how
+                    groups.append((info, part))
     # in the order a folder's series are offered: the one read by default first
     groups.sort(key=lambda g: (not g[0].is_ct, *_rank(g[0]), g[0].series_number or 0))
     return groups
@@ -645,6 +674,50 @@ def _split_acquisitions(members: list[SliceHeader]) -> list[tuple[int | None, li
     if not stacked:
         return [(None, members)]
     return sorted(by_acq.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+
+
+def _split_passes(members: list[SliceHeader]) -> tuple[str, list[list[SliceHeader]]] | None:
+    """Passes stacked in one series with no AcquisitionNumber to tell them apart (removed by an
+    anonymiser; HCC-TACE-Seg stacks two contrast phases in 21 of 105 series): every position
+    held the same number of times, n ≥ 2. Told apart by InstanceNumber (the first block of
+    numbers is one pass, the next the next: scanners number a series' images in the order they
+    were made), else by the folders the files lie in; each pass must then hold every position
+    once. None when they cannot be told apart, or the series is no such stack (the geometry
+    step then says what it is)."""
+    images = [h for h in members if h.is_image and h.location is not None and h.n_frames == 1]
+    if len(images) != len(members) or len(images) < 4:
+        return None
+    if len({h.sop_uid or str(h.path) for h in images}) != len(images):
+        return None  # copies of files: one slice each (the duplicate rule)
+    counts = Counter(round(h.location, 1) for h in images)
+    n_passes = set(counts.values())
+    if len(n_passes) != 1 or len(counts) < 2:
+        return None
+    n_passes, n_positions = n_passes.pop(), len(counts)
+    if n_passes < 2:
+        return None
+
+    def whole(parts):
+        return len(parts) == n_passes and all(
+            len(part) == n_positions and len({round(h.location, 1) for h in part}) == n_positions
+            for part in parts
+        )
+
+    by_number = sorted(images, key=lambda h: (h.instance_number, str(h.path)))
+    if len({h.instance_number for h in images}) == len(images):
+        parts = [by_number[i * n_positions : (i + 1) * n_positions] for i in range(n_passes)]
+        if whole(parts):
+            return "InstanceNumber", parts
+    folders: dict[Path, list[SliceHeader]] = {}
+    for h in by_number:
+        folders.setdefault(h.path.parent, []).append(h)
+    parts = [
+        folders[f]
+        for f in sorted(folders, key=lambda f: min(h.instance_number for h in folders[f]))
+    ]
+    if whole(parts):
+        return "folder", parts
+    return None
 
 
 def _same_stretch(a: list[float], b: list[float]) -> bool:
@@ -786,7 +859,8 @@ def _choose(
                 path,
                 f"{which} has no acquisition number {acquisition} "
                 + (
-                    f"(its stacked acquisitions: {', '.join(map(str, have))})"
+                    f"(its stacked {'passes' if any(g[0].passes_by for g in matching) else 'acquisitions'}: "
+                    f"{', '.join(map(str, have))})"
                     if have
                     else "(it stacks no acquisitions: leave the acquisition out)"
                 ),
