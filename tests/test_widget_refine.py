@@ -149,7 +149,7 @@ def test_at_least_ten_undo_steps_restore_exactly(refine_setup, qtbot):
         widget.apply_slice()
         _wait(qtbot, widget)
         history.append(seg.data.copy())
-    assert len(widget.history) >= 10
+    assert len(widget.undo_steps()) >= 10
     for expected in reversed(history[:-1]):
         widget.undo()
         np.testing.assert_array_equal(seg.data, expected)
@@ -168,7 +168,7 @@ def test_mismatched_layers_give_a_message_and_apply_nothing(refine_setup, qtbot)
     assert "not the same grid" in widget.status.text()
     assert "Nothing was applied" in widget.status.text()
     np.testing.assert_array_equal(other.data, before)
-    assert not widget.busy and len(widget.history) == 0
+    assert not widget.busy and len(widget.undo_steps()) == 0
 
     shifted = viewer.add_labels(seg.data.copy(), name="other scale", scale=(2.5, 1.0, 1.0))
     widget.refresh_layers()
@@ -238,7 +238,7 @@ def test_an_empty_tumor_mask_previews_nothing_and_says_so(refine_setup, qtbot):
     widget.apply_slice_button.click()
     _wait(qtbot, widget)
     assert "changed nothing" in widget.status.text()
-    assert len(widget.history) == 0
+    assert len(widget.undo_steps()) == 0
 
 
 def _dice(a, b):
@@ -285,7 +285,7 @@ def test_cancel_during_apply_all_changes_nothing(refine_setup, qtbot):
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
     np.testing.assert_array_equal(seg.data, before)
     assert "Cancelled" in widget.status.text()
-    assert len(widget.history) == 0
+    assert len(widget.undo_steps()) == 0
 
 
 def test_separate_tumor_and_liver_layers_work_too(refine_setup, qtbot):
@@ -572,7 +572,7 @@ def test_a_layer_hidden_while_applying_to_all_gets_the_result_and_says_so(refine
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
     assert (np.asarray(seg.data) != before).any()
     assert "It is hidden: show it to see the change" in widget.status.text()
-    assert len(widget.history) == 1
+    assert len(widget.undo_steps()) == 1
 
 
 def test_a_layer_removed_while_applying_to_all_says_so_and_the_message_stays(refine_setup, qtbot):
@@ -933,7 +933,7 @@ def test_liver_erased_while_apply_all_runs_gets_no_tumor_written_over_it(
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     np.testing.assert_array_equal(seg.data, before)
     assert "the liver in 'CT segmentation' was edited while refining" in widget.status.text()
-    assert len(widget.history) == 0
+    assert len(widget.undo_steps()) == 0
 
 
 def test_a_failing_preview_is_one_red_line_not_a_traceback_per_slider_move(
@@ -1017,7 +1017,7 @@ def test_undo_reset_or_another_apply_wait_for_a_running_apply(refine_setup, qtbo
     assert widget.status.text().startswith(
         ("Applied to all lesions", "Refining all lesions changed")
     )
-    assert len(widget.history) == 2  # the slice, then all lesions: nothing undone meanwhile
+    assert len(widget.undo_steps()) == 2  # the slice, then all lesions: nothing undone meanwhile
     widget.undo_button.click()
     np.testing.assert_array_equal(seg.data, after_first)
 
@@ -1063,16 +1063,16 @@ def test_napari_undo_and_redo_take_an_apply_back_and_forth_exactly(refine_setup,
     widget.apply_all_button.click()
     _wait(qtbot, widget)
     refined = seg.data.copy()
-    assert (refined != painted).any() and len(widget.history) == 1
+    assert (refined != painted).any() and len(widget.undo_steps()) == 1
     assert seg.metadata[REFINED_HERE]
 
     seg.undo()  # napari's Ctrl+Z: the Apply, exactly
     np.testing.assert_array_equal(seg.data, painted)
-    assert len(widget.history) == 0 and seg.metadata[REFINED_HERE] == []
+    assert len(widget.undo_steps()) == 0 and seg.metadata[REFINED_HERE] == []
     assert "took back" in widget.status.text()
     seg.redo()  # Ctrl+Shift+Z: the Apply again
     np.testing.assert_array_equal(seg.data, refined)
-    assert len(widget.history) == 1 and seg.metadata[REFINED_HERE]
+    assert len(widget.undo_steps()) == 1 and seg.metadata[REFINED_HERE]
     seg.undo()
     seg.undo()  # and then the stroke before it
     np.testing.assert_array_equal(seg.data, model_output)
@@ -1082,12 +1082,124 @@ def test_napari_undo_and_redo_take_an_apply_back_and_forth_exactly(refine_setup,
 
     widget.undo_button.click()  # the panel's Undo is one of napari's steps too
     np.testing.assert_array_equal(seg.data, painted)
-    assert len(widget.history) == 0 and seg.metadata[REFINED_HERE] == []
+    assert len(widget.undo_steps()) == 0 and seg.metadata[REFINED_HERE] == []
     seg.undo()  # Ctrl+Z takes the panel's Undo back: refined again, the panel knows
     np.testing.assert_array_equal(seg.data, refined)
-    assert len(widget.history) == 1 and seg.metadata[REFINED_HERE]
+    assert len(widget.undo_steps()) == 1 and seg.metadata[REFINED_HERE]
     widget.reset_button.click()  # to the labels before the first Apply
     np.testing.assert_array_equal(seg.data, painted)
     seg.undo()  # and a Reset
     np.testing.assert_array_equal(seg.data, refined)
-    assert len(widget.history) == 1 and seg.metadata[REFINED_HERE]
+    assert len(widget.undo_steps()) == 1 and seg.metadata[REFINED_HERE]
+
+
+def test_napari_undo_and_redo_through_a_long_mixed_sequence_keep_the_panel_in_step(
+    refine_setup, qtbot
+):
+    """The panel judged by the voxels whether napari had undone a step: a stroke of the same
+    values, a Reset whose result is an Apply's start, an Undo here then a new Apply, or a step
+    on another layer left its Undo count and Export's record of the refinements wrong."""
+    from napari_livertumor._widgets.refine import REFINED_HERE
+
+    viewer, widget, seg, truth, liver = refine_setup
+    states = []
+
+    def state():
+        return (
+            seg.data.copy(),
+            len(widget.undo_steps()),
+            [e["applied_to"] for e in seg.metadata.get(REFINED_HERE) or []],
+        )
+
+    def snap():
+        assert len(seg._undo_history) == len(states)  # one napari step per action
+        states.append(state())
+
+    states.append(state())
+    seg.brush_size = 4
+    seg.paint((6, 30, 30), 2)
+    snap()
+    widget.apply_slice_button.click()
+    _wait(qtbot, widget)
+    snap()
+    seg.fill((6, 5, 5), 3)
+    snap()
+    seg.paint((8, 40, 50), 1)
+    snap()
+    widget.iterations.value = 30
+    widget.apply_all_button.click()
+    _wait(qtbot, widget)
+    snap()
+    widget.undo_button.click()  # all lesions
+    snap()
+    widget.iterations.value = 12
+    widget.apply_all_button.click()  # another try after the Undo
+    _wait(qtbot, widget)
+    snap()
+    widget.reset_button.click()
+    snap()
+    widget.undo_button.click()  # the reset
+    snap()
+    assert [s[1:] for s in states] == [
+        (0, []),
+        (0, []),
+        (1, ["slice 6"]),
+        (1, ["slice 6"]),
+        (1, ["slice 6"]),
+        (2, ["slice 6", "all lesions"]),
+        (1, ["slice 6"]),
+        (2, ["slice 6", "all lesions"]),
+        (3, []),
+        (2, ["slice 6", "all lesions"]),
+    ]
+    for k in range(len(states) - 2, -1, -1):  # Ctrl+Z back to the start
+        seg.undo()
+        now = state()
+        np.testing.assert_array_equal(now[0], states[k][0])
+        assert now[1:] == states[k][1:], (k, now[1:], states[k][1:])
+    for k in range(1, len(states)):  # Ctrl+Shift+Z forward to the end
+        seg.redo()
+        now = state()
+        np.testing.assert_array_equal(now[0], states[k][0])
+        assert now[1:] == states[k][1:], (k, now[1:], states[k][1:])
+    seg.undo()  # the Undo of the reset
+    seg.undo()  # the reset: the second Apply to all in effect again
+    seg.undo()  # the second Apply to all
+    assert len(widget.undo_steps()) == 1
+    widget.apply_slice_button.click()  # a new step drops the Redo list: those are gone
+    _wait(qtbot, widget)
+    assert [e["applied_to"] for e in seg.metadata[REFINED_HERE]] == ["slice 6", "slice 6"]
+    assert len(widget.undo_steps()) == 2
+
+    # a stroke writing what an Apply wrote is no undo of it
+    grown = np.nonzero(seg.data != states[0][0])
+    seg.data_setitem(grown, states[0][0][grown])
+    assert len(widget.undo_steps()) == 2
+
+
+def test_napari_undo_on_a_layer_the_panel_no_longer_shows_is_followed(refine_setup, qtbot):
+    from napari_livertumor._widgets.refine import REFINED_HERE
+
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.apply_all_button.click()
+    _wait(qtbot, widget)
+    other = viewer.add_labels(np.asarray(seg.data).copy(), name="copy", scale=seg.scale)
+    widget.mask_combo.setCurrentText("copy")
+    seg.undo()  # Ctrl+Z on the first layer, while the panel shows the other
+    assert seg.metadata[REFINED_HERE] == [] and widget.undo_steps() == []
+    seg.redo()
+    assert len(seg.metadata[REFINED_HERE]) == 1 and len(widget.undo_steps()) == 1
+    assert other.metadata.get(REFINED_HERE) in (None, [])
+
+
+def test_the_slices_an_apply_note_names_are_the_sliders(monkeypatch):
+    """With CTs of other extents loaded the layer's own slice 17 was the slider's 32: the
+    notes said the layer's, Inspect and Segment the slider's."""
+    from napari_livertumor._widgets import refine as refine_mod
+
+    monkeypatch.setattr(refine_mod._layers, "slider_index", lambda viewer, layer, z: z + 15)
+    note = "lesion kept unchanged: … (CNR 0.40 < min_contrast 1); it lies on slices 17–20, y 3"
+    assert refine_mod._slider_slices(None, None, note).endswith("on slices 32–35, y 3")
+    assert refine_mod._slider_slices(None, None, "… it lies on slice 4, centred") == (
+        "… it lies on slice 19, centred"
+    )

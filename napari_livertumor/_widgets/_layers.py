@@ -541,30 +541,40 @@ def on_labels_edited(callback) -> None:
     _EDIT_LISTENERS.append(ref)
 
 
-def record_history(layer, box: tuple[slice, ...], before: np.ndarray, after: np.ndarray) -> None:
+def record_history(layer, box: tuple[slice, ...], before: np.ndarray, after: np.ndarray):
     """Make a change written straight into ``layer.data[box]`` (``before`` → ``after``, what
-    is there now) one step of napari's own Undo and Redo (Ctrl+Z, Ctrl+Shift+Z).
+    is there now) one step of napari's own Undo and Redo (Ctrl+Z, Ctrl+Shift+Z); returns the
+    step's record in napari's history (to find it there again), or None.
 
     napari's history puts back the old values of the voxels each step changed, so every write
     must be in it: a Refine written past it was not undone by Ctrl+Z, which undid the stroke
     painted before it instead, on top of the refined mask (a mask of no state the user had
     seen). The changed voxels are set back for a moment and written again through the layer's
-    public ``data_setitem``, which records them.
+    public ``data_setitem``, which records them; their indices are kept as int16/int32 (napari
+    keeps what it is given: int64 indices cost 24 bytes per voxel changed).
     """
     setitem = getattr(layer, "data_setitem", None)
     changed = np.asarray(before) != np.asarray(after)
     if setitem is None or not changed.any():
-        return
+        return None
     # copies of the changed values (either may be a view of the data, set back just below)
     before, after = np.asarray(before)[changed], np.asarray(after)[changed]
     data = layer.data
+    small = np.int16 if max(data.shape) <= np.iinfo(np.int16).max else np.int32
     starts = [b.indices(n)[0] for b, n in zip(box, data.shape, strict=True)]
-    where = tuple(i + s for i, s in zip(np.nonzero(changed), starts, strict=True))
+    where = tuple(
+        (i + s).astype(small, copy=False) for i, s in zip(np.nonzero(changed), starts, strict=True)
+    )
+    history = getattr(layer, "_undo_history", None)
+    last = history[-1] if history else None
     data[where] = before
     try:
         setitem(where, after, refresh=False)
     finally:
         data[where] = after  # (written either way: the change stands)
+    if history and history[-1] is not last and len(history[-1]):
+        return history[-1][-1]
+    return None
 
 
 def labels_edited(layer) -> None:

@@ -12,6 +12,7 @@ exact undo record of the voxels it changed.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import weakref
 from typing import TYPE_CHECKING
@@ -140,10 +141,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
         super().__init__(parent)
         self.viewer = _layers.unproxied(napari_viewer)
         _OPEN_PANELS.append(weakref.ref(self))
-        self.history = EditHistory(UNDO_STEPS)
-        #: steps undone (the panel's Undo, or napari's Ctrl+Z), newest last: napari's Redo
-        #: (or Ctrl+Z of the panel's Undo) brings them back
-        self._undone: list = []
+        # every step made here, also those undone (napari's Redo, or Ctrl+Z of the panel's
+        # Undo, can bring one back): Undo (n) counts those in effect (:meth:`undo_steps`)
+        self.history = EditHistory(3 * UNDO_STEPS)
         self._recording = False
         self._generation = 0
         self._preview_busy = False
@@ -629,14 +629,12 @@ class RefineWidget(JobWidgetMixin, QWidget):
         """Refresh the preview when the user paints in, undoes a stroke in (napari's Ctrl+Z) or
         replaces the tumor labels."""
         _unwatch(self._watched, self.schedule_preview)
-        _unwatch(self._watched, self._follow_napari_history)
         if self._watched is not None:
             _disconnect(self._watched.events.visible, self._visibility_changed)
         layer = self._layer(self.mask_combo.currentText())
         self._watched = layer
         if layer is not None:
             _layers.connect_edits(layer, self.schedule_preview)
-            _layers.connect_edits(layer, self._follow_napari_history)
             layer.events.visible.connect(self._visibility_changed)
 
     def _visibility_changed(self, event=None) -> None:
@@ -916,7 +914,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
         def show(result) -> None:
             out, notes = result
-            self._show_notes(notes, sticky=True)
+            self._show_notes(notes, sticky=True, layer=mask_layer)
             slab = (slice(z, z + 1), slice(None), slice(None))
             self._commit(
                 mask_layer, tumor[None], None if liver is None else liver[None], out[None],
@@ -986,7 +984,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
         def show(result) -> None:
             box, before, liver_box, out, notes, rank = result
-            self._show_notes(notes, sticky=True)
+            self._show_notes(notes, sticky=True, layer=mask_layer)
             self._commit(
                 mask_layer, before, liver_box, out, f"lesion {rank}", taken, box=box, settings=cfg
             )
@@ -1024,7 +1022,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
         def show(result) -> None:
             box, before, liver_box, out, notes = result
-            self._show_notes(notes, sticky=True)
+            self._show_notes(notes, sticky=True, layer=mask_layer)
             self._commit(
                 mask_layer, before, liver_box, out, "all lesions", taken, box=box, settings=cfg
             )
@@ -1131,10 +1129,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         entry = {"applied_to": what}
         if settings is not None:  # as the contour ran with them (clamped, swapped)
             entry.update(dataclasses.asdict(settings.validated()[0]))
-        mask_layer.metadata[REFINED_HERE] = [*step.note_before, entry]
-        step.note_after = list(mask_layer.metadata[REFINED_HERE])
-        self._undone.clear()  # (napari's Redo list is emptied by the new step too)
-        self._record_history(mask_layer, step.box, step.before, step.after)
+        step.entry = entry
+        step.record = self._record_history(mask_layer, step.box, step.before, step.after)
         _layers.labels_edited(mask_layer)
         set_status(
             self.status,
@@ -1149,24 +1145,26 @@ class RefineWidget(JobWidgetMixin, QWidget):
         """Restore the voxels the last Apply/Reset changed, exactly."""
         if self._apply_running("undo"):
             return
-        if self.history.steps and self.history.steps[-1].target not in self.viewer.layers:
-            self.history.steps.pop()
+        steps = self.undo_steps()
+        if steps and steps[-1].target not in self.viewer.layers:
+            self.history.steps.remove(steps[-1])
             set_status(
                 self.status, "The layer of the last step is gone; nothing undone.", error=True
             )
             self._update_undo_button()
             return
-        top = self.history.steps[-1] if self.history.steps else None
-        now = None if top is None else np.array(top.target.data[top.box])
-        step = self.history.undo()
-        if step is None:
+        if not steps:
             set_status(self.status, "Nothing to undo.")
             return
-        if step.note_before is not None:
-            step.target.metadata[REFINED_HERE] = step.note_before
-        self._undone = [*self._undone, step][-UNDO_STEPS:]
+        step = steps[-1]
+        now = np.array(step.target.data[step.box])
+        self.history.undo_step(step)
         # in napari's history too: Ctrl+Z then takes this Undo back, as it would a stroke
-        self._record_history(step.target, step.box, now, np.asarray(step.target.data[step.box]))
+        after = np.asarray(step.target.data[step.box])
+        step.undo_records.append(
+            self._record_history(step.target, step.box, now, after) or _NO_RECORD
+        )
+        self._follow_steps(said_here=True)  # (the step is out of effect now)
         _layers.labels_edited(step.target)
         where = ""
         if step.target.name != self.mask_combo.currentText() or not step.target.visible:
@@ -1208,10 +1206,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         layer.data[box] = original[box]
         self.history.seal(step)
         step.note_before = list(layer.metadata.get(REFINED_HERE) or [])
-        layer.metadata[REFINED_HERE] = []
-        step.note_after = []
-        self._undone.clear()
-        self._record_history(layer, box, step.before, step.after)
+        step.record = self._record_history(layer, box, step.before, step.after)
         _layers.labels_edited(layer)
         set_status(
             self.status,
@@ -1297,10 +1292,13 @@ class RefineWidget(JobWidgetMixin, QWidget):
         if label is not None:
             label.setVisible(visible)
 
-    def _show_notes(self, notes: list[str], sticky: bool = False) -> None:
+    def _show_notes(self, notes: list[str], sticky: bool = False, layer=None) -> None:
         """Show the settings' notes and ``notes``. ``sticky`` (an Apply's): they stay beside
         the previews that follow until the next Apply or a change of settings (the preview
-        scheduled right after the Apply replaced them within 0.1 s)."""
+        scheduled right after the Apply replaced them within 0.1 s). ``layer``: the labels
+        the notes' slice numbers are of, said as napari's slider counts them."""
+        if layer is not None:
+            notes = [_slider_slices(self.viewer, layer, n) for n in notes]
         if sticky:
             self._apply_notes = list(notes)
         cfg_notes = self.build_config().validated()[1]
@@ -1319,46 +1317,62 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def _forget_apply_notes(self, *_) -> None:
         self._apply_notes = []
 
-    def _record_history(self, layer, box, before, after) -> None:
-        """:func:`_layers.record_history`, unheard by :meth:`_follow_napari_history` (napari
-        announces the step before it writes it: the voxels then still looked undone)."""
+    def _record_history(self, layer, box, before, after):
+        """:func:`_layers.record_history` (returns its record), then the steps followed anew.
+        Each layer with a step here is followed: napari's Undo and Redo there move a step in or
+        out of effect, and its record, not the voxels, says which (a stroke painting the same
+        values as an Apply is no undo of it)."""
         self._recording = True
         try:
-            _layers.record_history(layer, box, before, after)
+            record = _layers.record_history(layer, box, before, after)
         finally:
             self._recording = False
+        _layers.connect_edits(layer, self._history_moved)
+        self._follow_steps(said_here=True)
+        return None if record is None else _Record(record)
 
-    def _follow_napari_history(self, *_) -> None:
-        """Keep Undo's steps, and the refinements Export records, in step with napari's own
-        Undo and Redo (Ctrl+Z, Ctrl+Shift+Z) on the watched labels layer: an Apply undone there
-        left the panel offering to undo it again and Export saying the labels were refined."""
-        layer = self._watched
-        if layer is None or self._recording:
+    def undo_steps(self) -> list:
+        """The steps made here that are in effect, oldest first (the panel's Undo takes the
+        last back)."""
+        return [st for st in self.history.steps if self._in_effect(st)]
+
+    def _in_effect(self, step) -> bool:
+        if not _applied(step.target, step.record):
+            return False  # undone with napari's Undo
+        # undone here, unless that undo was taken back with napari's Undo
+        return not any(_applied(step.target, r) for r in step.undo_records)
+
+    def _history_moved(self) -> None:
+        if not self._recording:
+            self._follow_steps()
+
+    def _follow_steps(self, said_here: bool = False) -> None:
+        """Bring the Undo button and each layer's record of the refinements in effect (what
+        Export writes) up to date with the steps in effect."""
+        before = getattr(self, "_in_effect_ids", None)
+        steps = self.undo_steps()
+        now = [id(st) for st in steps]
+        for layer in {id(st.target): st.target for st in self.history.steps}.values():
+            own = [st for st in self.history.steps if st.target is layer]
+            entries = list(own[0].note_before or [])
+            for st in own:
+                if self._in_effect(st):
+                    entries = [] if st.entry is None else [*entries, st.entry]
+            layer.metadata[REFINED_HERE] = entries
+        self._in_effect_ids = now
+        self._update_undo_button()
+        if said_here or before is None or before == now:
             return
-        said = ""
-        for _ in range(2 * UNDO_STEPS):  # each pass moves one step; never more than there are
-            top = self.history.steps[-1] if self.history.steps else None
-            if top is not None and top.target is layer:
-                if top.state_of(np.asarray(layer.data[top.box])) == "before":
-                    self._undone.append(self.history.steps.pop())
-                    layer.metadata[REFINED_HERE] = list(top.note_before or [])
-                    said = f"napari's Undo (Ctrl+Z) took back: {top.what}."
-                    continue
-            back = self._undone[-1] if self._undone else None
-            if back is not None and back.target is layer:
-                if back.state_of(np.asarray(layer.data[back.box])) == "after":
-                    self.history.steps.append(self._undone.pop())
-                    layer.metadata[REFINED_HERE] = list(back.note_after or [])
-                    said = f"Back again (napari's Undo or Redo): {back.what}."
-                    continue
-            break
-        if said:
-            set_status(self.status, said)
-            self._update_undo_button()
-            self.refresh_lesions()
+        gone = [st for st in self.history.steps if id(st) in before and id(st) not in now]
+        back = [st for st in steps if id(st) not in before]
+        if gone:
+            set_status(self.status, f"napari's Undo or Redo took back: {gone[-1].what}.")
+        elif back:
+            set_status(self.status, f"In effect again (napari's Undo or Redo): {back[-1].what}.")
+        self.refresh_lesions()
 
     def _update_undo_button(self) -> None:
-        n = len(self.history)
+        n = len(self.undo_steps())
         self.undo_button.setEnabled(n > 0)
         self.undo_button.setText(f"Undo ({n})" if n else "Undo")
 
@@ -1515,6 +1529,59 @@ def _lesions_by_size(tumor: np.ndarray) -> list[tuple[int, tuple]]:
         out.append((int(sizes[i - 1]), voxels))
     order = np.argsort([-n for n, _ in out], kind="stable")
     return [out[i] for i in order]
+
+
+class _Record:
+    """Where a step sits in napari's history of its layer: "U" (Undo list), "R" (Redo list),
+    "old" (dropped off the Undo list's end: it stands), "gone" (dropped from the Redo list by
+    a newer edit: undone for good). ``atom`` None: no such record (the step stands)."""
+
+    __slots__ = ("atom", "last")
+
+    def __init__(self, atom=None):
+        self.atom, self.last = atom, "U"
+
+
+_NO_RECORD = None  # an undo here that napari has no record of: it stands
+
+
+def _applied(layer, record) -> bool:
+    """Whether the change ``record`` stands for is in effect (see :class:`_Record`); updates
+    where it was last seen, which tells a step dropped from the Redo list (undone for good)
+    from one dropped off the end of the Undo list (standing)."""
+    if record is None or record.atom is None:
+        return True
+    now = _place(layer, record.atom)
+    if now:
+        record.last = now
+    elif record.last == "R":
+        record.last = "gone"
+    elif record.last == "U":
+        record.last = "old"
+    return record.last in ("U", "old")
+
+
+def _place(layer, atom) -> str:
+    for name, code in (("_undo_history", "U"), ("_redo_history", "R")):
+        for item in getattr(layer, name, None) or ():
+            if any(a is atom for a in item):
+                return code
+    return ""
+
+
+def _slider_slices(viewer, layer, note: str) -> str:
+    """A note's "on slice(s) 12–20" of ``layer``'s own indices as napari's slice slider
+    counts them (they differ when CTs of other extents are loaded: as Inspect says them)."""
+
+    def slider(match) -> str:
+        first = _layers.slider_index(viewer, layer, int(match.group(2)))
+        if match.group(3) is None:
+            return f"{match.group(1)} {first}"
+        return (
+            f"{match.group(1)} {first}–{_layers.slider_index(viewer, layer, int(match.group(3)))}"
+        )
+
+    return re.sub(r"(on slices?) (\d+)(?:–(\d+))?", slider, note)
 
 
 def _unwatch(layer, slot) -> None:

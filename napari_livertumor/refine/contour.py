@@ -365,8 +365,12 @@ def _refine_nd(ct, tumor, liver, spacing, cfg, *, ndim, progress=None, should_ca
     return out
 
 
-def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter, notes):
-    """Refine the tumor voxels of ``tumor[roi]``; returns the new mask of the ROI."""
+def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter, notes, at=None):
+    """Refine the tumor voxels of ``tumor[roi]``; returns the new mask of the ROI. ``at``:
+    the index of ``ct[0, ...]`` in the arrays given to the refinement (a ROI of theirs), for
+    the notes' positions."""
+    at = tuple(at) if at is not None else (0,) * len(roi)
+    origin = tuple(a + int(b.start or 0) for a, b in zip(at, roi, strict=True))
     given = tumor[roi]
     liver_roi = liver[roi] if liver is not None else None
     unchanged = given & liver_roi if liver_roi is not None else given.copy()
@@ -392,7 +396,6 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
     held = None  # lesions kept as they are, too faint for the contour
     if cfg.min_contrast > 0:
         reporter.check()
-        origin = tuple(int(b.start or 0) for b in roi)
         held = _faint_lesions(image, init, liver_roi, spacing, cfg, notes, reporter, origin)
         if held is not None:
             init = init & ~held
@@ -445,7 +448,9 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
     if not out.any():
         _note(notes, "the contour vanished in a lesion ROI; that lesion was kept unchanged")
         return unchanged
-    out = _redo_lost_lesions(ct[roi], given, init, liver_roi, out, spacing, cfg, reporter, notes)
+    out = _redo_lost_lesions(
+        ct[roi], given, init, liver_roi, out, spacing, cfg, reporter, notes, origin
+    )
     for kept in (keep_small, held):
         if kept is not None:
             out |= kept & liver_roi if liver_roi is not None else kept
@@ -459,7 +464,9 @@ LOST_SHARE = 0.25
 REDO_CNR = 2.0
 
 
-def _redo_lost_lesions(ct, given, init, liver, out, spacing, cfg: RefineConfig, reporter, notes):
+def _redo_lost_lesions(
+    ct, given, init, liver, out, spacing, cfg: RefineConfig, reporter, notes, at=None
+):
     """``out`` with each lesion of ``init`` the shared contour lost refined on its own ROI.
 
     Lesions whose ROIs overlap share one contour, and one contour weighs one inside mean
@@ -519,7 +526,7 @@ def _redo_lost_lesions(ct, given, init, liver, out, spacing, cfg: RefineConfig, 
         box = _grow_box(boxes[i - 1], spacing, cfg.roi_margin_mm, init.shape)
         this = lesions == i
         around = ~(given & ~this) if liver is None else liver & ~(given & ~this)
-        out[box] |= _refine_box(ct, this, around, spacing, cfg, box, reporter, notes)
+        out[box] |= _refine_box(ct, this, around, spacing, cfg, box, reporter, notes, at)
     _note(
         notes,
         "a lesion emptied by the contour in a ROI shared with another lesion was refined on "

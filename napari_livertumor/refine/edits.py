@@ -6,7 +6,7 @@ it is about to change, so Undo puts those voxels back bit for bit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,23 +25,14 @@ class EditStep:
     after: np.ndarray | None = None
     #: after an undo: voxels edited since the change, left as they were
     kept: int = 0
-    #: what the owner noted about the target before the change (the refinements in effect),
-    #: put back by an undo; and after it, put back when the change is redone
+    #: what the owner noted about the target before the change (the refinements in effect)
     note_before: Any = None
-    note_after: Any = None
-
-    def state_of(self, now: np.ndarray) -> str:
-        """Whether ``now`` (the target's voxels in ``box``) holds the change: ``"after"``,
-        ``"before"`` (undone elsewhere, e.g. napari's Ctrl+Z) or ``"other"`` (painted on since,
-        or not sealed), judged on the voxels the change changed."""
-        if self.after is None or now.shape != self.before.shape:
-            return "other"
-        changed = self.before != self.after
-        if np.array_equal(now[changed], self.after[changed]):
-            return "after"
-        if np.array_equal(now[changed], self.before[changed]):
-            return "before"
-        return "other"
+    #: what the change adds to that note (None: it clears it, as a reset does)
+    entry: Any = None
+    #: the owner's record of the change in another undo history (napari's), and of each
+    #: undo of it made here; None where there is none
+    record: Any = None
+    undo_records: list = field(default_factory=list)
 
 
 class EditHistory:
@@ -80,7 +71,11 @@ class EditHistory:
         """
         if not self.steps:
             return None
-        step = self.steps.pop()
+        return self.undo_step(self.steps.pop())
+
+    def undo_step(self, step: EditStep) -> EditStep:
+        """Put ``step``'s voxels back as :meth:`undo` does, leaving the list of steps as it is
+        (an owner that keeps undone steps, to follow another history)."""
         data = self._data_of(step.target)
         if step.after is None:
             data[step.box] = step.before
