@@ -567,7 +567,12 @@ def write_exports(
     # whose digests they record
     order = sorted(
         files.items(),
-        key=lambda kv: (kv[0] != "seg.dcm", kv[0] in ("stats.json", "lesions.csv")),
+        # (stats before their lesion table, whatever order they were asked in)
+        key=lambda kv: (
+            kv[0] != "seg.dcm",
+            kv[0] in ("stats.json", "lesions.csv"),
+            kv[0] == "lesions.csv",
+        ),
     )
     extra["algorithm_type"] = algorithm_type  # as a DICOM SEG of these labels says it
     for i, (kind, path) in enumerate(order):
