@@ -18,11 +18,11 @@ from .errors import InputError
 #: resampled grids, the networks' activations, the lesions' boxes) and a part per voxel of the
 #: CT's own grid (the uint8 labels, the masks compared before and after refinement, the labels
 #: turned back to the file's axes and written). Measured (``benchmarks/bench_memory.py``,
-#: 4 Dec 2026, int16 NIfTI of 42–252 M voxels): peak RSS = 0.62 GB + 3.78 bytes per voxel,
-#: that is 0.2 GB + 1.78 bytes per voxel beyond the resident part and the CT's 2 bytes. Kept
-#: here with a margin of 1.5.
+#: 4 Dec 2026, int16 NIfTI of 42–252 M voxels, three runs): peak RSS = 0.61–0.65 GB +
+#: 3.7–4.1 bytes per voxel, that is about 0.2 GB + 2.1 bytes per voxel at most beyond the
+#: resident part and the CT's 2 bytes. Kept here with a margin of 1.5.
 SEGMENT_FIXED_BYTES = 300_000_000
-SEGMENT_BYTES_PER_VOXEL = 2.7
+SEGMENT_BYTES_PER_VOXEL = 3.2
 
 
 def available_bytes() -> int | None:
@@ -37,15 +37,22 @@ def available_bytes() -> int | None:
 
 
 def gigabytes(n: float) -> str:
-    return f"{n / 1e9:.1f} GB"
+    """``n`` bytes as "1.4 GB", or "350 MB" under one gigabyte ("0.0 GB" said nothing)."""
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
 
-def segment_need_bytes(shape) -> int:
-    """Memory segmenting a CT of ``shape`` (any order) needs beyond the CT array itself."""
+def segment_need_bytes(shape, *, copy_bytes_per_voxel: float = 0.0) -> int:
+    """Memory segmenting a CT of ``shape`` (any order) needs beyond the CT array itself.
+
+    ``copy_bytes_per_voxel``: a working copy of the CT the segmentation makes first (a file
+    stored in another axis order is turned to the models' axes, other integer types are
+    made int16 or float32; bench_memory.py's scans need none), and the labels turned back.
+    """
     voxels = 1
     for n in shape:
         voxels *= int(n)
-    return int(SEGMENT_FIXED_BYTES + SEGMENT_BYTES_PER_VOXEL * voxels)
+    per_voxel = SEGMENT_BYTES_PER_VOXEL + float(copy_bytes_per_voxel)
+    return int(SEGMENT_FIXED_BYTES + per_voxel * voxels)
 
 
 def require(need: int, what: str, path: str | Path | None = None, *, advice: str = "") -> None:

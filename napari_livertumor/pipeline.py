@@ -455,8 +455,16 @@ class Segmenter:
         warnings = list(self.warnings)
         hu_notes = _check_input(volume, cfg)
         shape = tuple(volume.array.shape)
+        turn = Reorientation.to_standard(volume.direction)
+        dtype = np.asarray(volume.array[:1, :1, :1]).dtype
+        # working copies beside the CT held: turned to the models' axes (and the labels
+        # turned back), made int16 or float32 (a RAS-stored int16 file: 3.3 bytes per voxel
+        # more, measured by a review)
+        copy = 0 if turn.identity else dtype.itemsize + 1
+        if dtype != np.int16:
+            copy += 2 if np.issubdtype(dtype, np.integer) else 4
         memory.require(  # refused with the figures, not ended by the kernel without a word
-            memory.segment_need_bytes(shape),
+            memory.segment_need_bytes(shape, copy_bytes_per_voxel=copy),
             f"segmenting its {' × '.join(map(str, shape))} voxels (z, y, x)",
             volume.meta.get("source"),
             advice="crop the scan to the abdomen (the liver's slices and a margin)",
@@ -467,8 +475,7 @@ class Segmenter:
         t_start = time.perf_counter()
         # The models see every CT as they were trained (x → left, y → posterior, z → superior);
         # a RAS-stored, transposed or feet-first file is turned (no resampling) and the labels
-        # turned back onto its own grid.
-        turn = Reorientation.to_standard(volume.direction)
+        # turned back onto its own grid (``turn``, above).
         ct = _signed_hu(turn.apply(np.asarray(volume.array)))
         spacing = turn.apply_spacing(volume.spacing)
         labels = np.zeros(ct.shape, dtype=np.uint8)

@@ -26,9 +26,9 @@ def test_the_estimate_grows_with_the_voxels_and_covers_the_fixed_part():
     per_voxel = memory.SEGMENT_BYTES_PER_VOXEL
     assert small == memory.SEGMENT_FIXED_BYTES + int(per_voxel * 160 * 512 * 512)
     assert abs(memory.segment_need_bytes((640, 512, 512)) - small - per_voxel * 480 * 512**2) < 2
-    # what bench_memory.py measured beyond the resident part and the CT (0.2 GB + 1.78 bytes
-    # per voxel), with a margin
-    assert memory.SEGMENT_FIXED_BYTES >= 0.2e9 and per_voxel >= 1.78 * 1.3
+    # what bench_memory.py measured beyond the resident part and the CT (0.2 GB + 2.1 bytes
+    # per voxel at most), with a margin
+    assert memory.SEGMENT_FIXED_BYTES >= 0.2e9 and per_voxel >= 2.1 * 1.3
 
 
 def test_require_names_the_file_the_need_and_what_is_free(monkeypatch, tmp_path):
@@ -103,3 +103,27 @@ def test_a_dicom_series_too_big_to_read_is_refused_naming_its_folder(monkeypatch
     assert str(folder) in text and "6 slices of 32 × 48 pixels" in text
     _free(monkeypatch, 6 * 32 * 48 * 2)
     assert load_ct(folder).array.shape == (6, 32, 48)
+
+
+def test_a_file_stored_in_another_axis_order_or_type_counts_its_working_copy(monkeypatch):
+    """A RAS-stored scan is turned to the models' axes (a copy: 3.3 bytes per voxel more,
+    measured), a uint16 one made int16: the estimate left both out."""
+    vol, _, _ = phantom()
+    need = memory.segment_need_bytes(vol.array.shape)
+    ras = CTVolume(vol.array, spacing=vol.spacing, direction=np.diag([1.0, -1.0, -1.0]))
+    _free(monkeypatch, need + 100)  # enough for the scan as stored, not for its copy
+    with pytest.raises(InputError, match="not enough memory"):
+        segment_ct(ras, InferenceConfig(device="cpu"), models=oracle_models())
+    wide = CTVolume(vol.array.astype(np.int32), spacing=vol.spacing)
+    with pytest.raises(InputError, match="not enough memory"):
+        segment_ct(wide, InferenceConfig(device="cpu"), models=oracle_models())
+    segment_ct(vol, InferenceConfig(device="cpu"), models=oracle_models())  # as stored: fits
+    assert (
+        memory.segment_need_bytes((10, 10, 10), copy_bytes_per_voxel=3)
+        - memory.segment_need_bytes((10, 10, 10))
+        == 3000
+    )
+
+
+def test_small_figures_are_said_in_megabytes():
+    assert memory.gigabytes(350e6) == "350 MB" and memory.gigabytes(2.26e9) == "2.3 GB"
