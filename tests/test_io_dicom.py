@@ -1187,6 +1187,35 @@ def test_two_passes_stacked_without_acquisition_numbers_are_told_apart(tmp_path,
         read_dicom_series(tmp_path, acquisition=3)
 
 
+def test_passes_with_a_slice_missing_a_copied_file_or_one_acquisition_number_are_split(
+    tmp_path,
+):
+    """A pass missing a slice was read as the later pass with the earlier one's slice in its
+    gap (a mix of two phases, said only as differing duplicates); one copied file made a
+    splittable stack a refusal; the same AcquisitionNumber in every file is no number either."""
+    import shutil
+
+    uid = "1.2.826.0.1.3680043.8.498.517"
+    phases = [make_ct(shape=(6, 16, 16), seed=3), make_ct(shape=(6, 16, 16), seed=4)]
+    paths = []
+    for k, phase in enumerate(phases):
+        paths += write_ct_series(phase, tmp_path / "s", series_uid=uid, acquisition_number=k + 1,
+                                 instance_number_start=1 + 6 * k,
+                                 file_names=[f"{k}_{i}.dcm" for i in range(6)])  # fmt: skip
+    _edit_all(paths, lambda ds: setattr(ds, "AcquisitionNumber", 1))  # the same everywhere
+    shutil.copy(paths[2], tmp_path / "s" / "copy_of_0_2.dcm")  # a file copied beside itself
+    (tmp_path / "s" / "1_3.dcm").unlink()  # the second pass misses a slice inside
+    found = discover_series(tmp_path)
+    assert [(f.acquisition_label, f.n_slices) for f in found] == [("pass 1", 6), ("pass 2", 5)]
+    second = read_dicom_series(tmp_path, acquisition=2)
+    assert second.array.shape == (6, 16, 16)
+    kept = [0, 1, 2, 4, 5]  # its own slices, the gap filled in from its neighbours (said)
+    np.testing.assert_array_equal(second.array[kept], phases[1].array[kept])
+    assert any("no AcquisitionNumber that tells them apart" in w for w in second.meta["warnings"])
+    first = read_dicom_series(tmp_path, acquisition=1)
+    np.testing.assert_array_equal(first.array, phases[0].array)
+
+
 def test_passes_that_cannot_be_told_apart_are_refused_naming_what_they_look_like(tmp_path):
     """Numbers restarting in one folder: nothing tells the passes apart; refused, said."""
     uid = "1.2.826.0.1.3680043.8.498.516"

@@ -53,7 +53,8 @@ def add_arguments(parser) -> None:
         "--acquisition",
         type=int,
         metavar="N",
-        help="AcquisitionNumber to convert when one series stacks several phases",
+        help="AcquisitionNumber to convert when one series stacks several phases (or the pass "
+        "number, 1..n, of passes stacked with no AcquisitionNumber: --list shows them)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite an existing output")
     parser.add_argument(

@@ -135,8 +135,9 @@ def add_arguments(parser) -> None:
         "--acquisition",
         type=int,
         metavar="N",
-        help="AcquisitionNumber to segment when one series stacks several phases (default: the "
-        "one a DICOM SEG there references, else the one with the most slices)",
+        help="AcquisitionNumber to segment when one series stacks several phases, or the pass "
+        "number (1..n) of passes stacked with no AcquisitionNumber (default: the one a DICOM SEG "
+        "there references, else the one with the most slices)",
     )
     parser.add_argument(
         "--shard",

@@ -306,7 +306,7 @@ def read_dicom_series(
         if info.passes_by:  # no AcquisitionNumber: passes numbered here, said how
             warnings.append(
                 f"series {info.label} stacks {len(siblings) + 1} passes over the same stretch "
-                "with no AcquisitionNumber to tell them apart (removed by an anonymiser?); "
+                "with no AcquisitionNumber that tells them apart (removed by an anonymiser?); "
                 f"told apart by {'their InstanceNumber' if info.passes_by == 'InstanceNumber' else 'the folders their files lie in'}"
                 f", numbered 1–{len(siblings) + 1} in that order: read pass {info.acquisition} "
                 f"({info.n_slices} slices; {why}), not {numbers}. Check the phase by looking"
@@ -678,44 +678,43 @@ def _split_acquisitions(members: list[SliceHeader]) -> list[tuple[int | None, li
 
 def _split_passes(members: list[SliceHeader]) -> tuple[str, list[list[SliceHeader]]] | None:
     """Passes stacked in one series with no AcquisitionNumber to tell them apart (removed by an
-    anonymiser; HCC-TACE-Seg stacks two contrast phases in 21 of 105 series): every position
-    held the same number of times, n ≥ 2. Told apart by InstanceNumber (the first block of
-    numbers is one pass, the next the next: scanners number a series' images in the order they
-    were made), else by the folders the files lie in; each pass must then hold every position
-    once. None when they cannot be told apart, or the series is no such stack (the geometry
-    step then says what it is)."""
+    anonymiser, or the same in every file; HCC-TACE-Seg stacks two contrast phases in 21 of
+    105 series): most positions held n ≥ 2 times. Told apart by InstanceNumber (scanners number
+    a series' images in the order they were made: a pass ends where a position comes again),
+    else by the folders the files lie in; each pass must then hold each position at most once
+    and most of them (a pass missing a slice is one: its gap is filled as in any series).
+    None when they cannot be told apart, or the series is no such stack (a few duplicate
+    positions are the duplicate rule's; the geometry step says what else it is)."""
     images = [h for h in members if h.is_image and h.location is not None and h.n_frames == 1]
     if len(images) != len(members) or len(images) < 4:
         return None
-    if len({h.sop_uid or str(h.path) for h in images}) != len(images):
-        return None  # copies of files: one slice each (the duplicate rule)
+    # a copy of a file (the same SOP instance) is one slice: the first one found stands
+    images = list({(h.sop_uid or str(h.path)): h for h in images}.values())
     counts = Counter(round(h.location, 1) for h in images)
-    n_passes = set(counts.values())
-    if len(n_passes) != 1 or len(counts) < 2:
-        return None
-    n_passes, n_positions = n_passes.pop(), len(counts)
-    if n_passes < 2:
+    n_passes, n_positions = max(counts.values()), len(counts)
+    if n_passes < 2 or n_positions < 2 or sum(c > 1 for c in counts.values()) < n_positions / 2:
         return None
 
-    def whole(parts):
+    def passes(parts):
         return len(parts) == n_passes and all(
-            len(part) == n_positions and len({round(h.location, 1) for h in part}) == n_positions
+            len({round(h.location, 1) for h in part}) == len(part) >= n_positions / 2
             for part in parts
         )
 
     by_number = sorted(images, key=lambda h: (h.instance_number, str(h.path)))
     if len({h.instance_number for h in images}) == len(images):
-        parts = [by_number[i * n_positions : (i + 1) * n_positions] for i in range(n_passes)]
-        if whole(parts):
+        parts: list[list[SliceHeader]] = [[]]
+        for h in by_number:
+            if any(round(o.location, 1) == round(h.location, 1) for o in parts[-1]):
+                parts.append([])  # a position again: the next pass begins
+            parts[-1].append(h)
+        if passes(parts):
             return "InstanceNumber", parts
     folders: dict[Path, list[SliceHeader]] = {}
     for h in by_number:
         folders.setdefault(h.path.parent, []).append(h)
-    parts = [
-        folders[f]
-        for f in sorted(folders, key=lambda f: min(h.instance_number for h in folders[f]))
-    ]
-    if whole(parts):
+    parts = [folders[f] for f in sorted(folders, key=lambda f: folders[f][0].instance_number)]
+    if passes(parts):
         return "folder", parts
     return None
 
