@@ -1069,10 +1069,11 @@ def test_napari_undo_and_redo_take_an_apply_back_and_forth_exactly(refine_setup,
     seg.undo()  # napari's Ctrl+Z: the Apply, exactly
     np.testing.assert_array_equal(seg.data, painted)
     assert len(widget.undo_steps()) == 0 and seg.metadata[REFINED_HERE] == []
-    assert "took back" in widget.status.text()
+    assert widget.status.text() == "napari's Undo (Ctrl+Z) took back: all lesions."
     seg.redo()  # Ctrl+Shift+Z: the Apply again
     np.testing.assert_array_equal(seg.data, refined)
     assert len(widget.undo_steps()) == 1 and seg.metadata[REFINED_HERE]
+    assert widget.status.text() == "napari's Redo (Ctrl+Shift+Z) brought back: all lesions."
     seg.undo()
     seg.undo()  # and then the stroke before it
     np.testing.assert_array_equal(seg.data, model_output)
@@ -1086,6 +1087,11 @@ def test_napari_undo_and_redo_take_an_apply_back_and_forth_exactly(refine_setup,
     seg.undo()  # Ctrl+Z takes the panel's Undo back: refined again, the panel knows
     np.testing.assert_array_equal(seg.data, refined)
     assert len(widget.undo_steps()) == 1 and seg.metadata[REFINED_HERE]
+    assert "took back the panel's Undo of: all lesions" in widget.status.text()
+    seg.redo()  # and Ctrl+Shift+Z does that Undo again
+    np.testing.assert_array_equal(seg.data, painted)
+    assert "Redo (Ctrl+Shift+Z) undid again: all lesions" in widget.status.text()
+    seg.undo()
     widget.reset_button.click()  # to the labels before the first Apply
     np.testing.assert_array_equal(seg.data, painted)
     seg.undo()  # and a Reset
@@ -1203,3 +1209,106 @@ def test_the_slices_an_apply_note_names_are_the_sliders(monkeypatch):
     assert refine_mod._slider_slices(None, None, "… it lies on slice 4, centred") == (
         "… it lies on slice 19, centred"
     )
+
+
+def test_a_closed_panels_steps_still_follow_napari_undo(refine_setup, qtbot):
+    """The steps lived on the panel: closed, nothing followed Ctrl+Z on its layer, and Export
+    wrote a refinement that was undone."""
+    import gc
+
+    from napari_livertumor._widgets.refine import REFINED_HERE
+
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.apply_slice_button.click()
+    _wait(qtbot, widget)
+    assert seg.metadata[REFINED_HERE]
+    viewer.window.remove_dock_widget(widget)
+    widget.deleteLater()
+    del widget
+    qtbot.wait(50)
+    gc.collect()
+    seg.undo()
+    assert seg.metadata[REFINED_HERE] == []
+    seg.redo()
+    assert len(seg.metadata[REFINED_HERE]) == 1
+    again = RefineWidget(viewer)  # a new panel: undoes the step, and follows napari's Undo
+    viewer.window.add_dock_widget(again, name="Refine again")
+    assert len(again.undo_steps()) == 1
+    again.undo_button.click()
+    assert seg.metadata[REFINED_HERE] == []
+    seg.undo()  # Ctrl+Z of that Undo
+    assert len(seg.metadata[REFINED_HERE]) == 1 and len(again.undo_steps()) == 1
+
+
+def test_an_undo_that_wrote_nothing_stands_with_the_stroke_that_did_it(refine_setup, qtbot):
+    from napari_livertumor._widgets.refine import REFINED_HERE
+
+    viewer, widget, seg, truth, liver = refine_setup
+    start = seg.data.copy()
+    widget.apply_slice_button.click()
+    _wait(qtbot, widget)
+    changed = np.nonzero(seg.data != start)
+    seg.data_setitem(changed, start[changed])  # every voxel of it painted back by hand
+    widget.undo_button.click()  # writes nothing
+    assert widget.undo_steps() == [] and seg.metadata[REFINED_HERE] == []
+    seg.undo()  # Ctrl+Z of the stroke: the Apply's voxels, and the Apply, are back
+    assert (seg.data != start).any()
+    assert len(widget.undo_steps()) == 1 and len(seg.metadata[REFINED_HERE]) == 1
+
+
+def test_an_apply_that_ends_during_a_brush_stroke_waits_for_its_end(refine_setup, qtbot):
+    """Written inside the stroke's history, one Ctrl+Z took back both and the panel still
+    listed the Apply (Esc wiped it)."""
+    from napari_livertumor._widgets.refine import REFINED_HERE
+
+    viewer, widget, seg, truth, liver = refine_setup
+    start = seg.data.copy()
+    with seg.block_history():  # a drag being drawn
+        seg.paint((2, 10, 10), 1)
+        widget.apply_all_button.click()
+        qtbot.waitUntil(
+            lambda: "Waiting for the brush stroke" in widget.status.text(), timeout=30_000
+        )
+        assert widget.undo_steps() == []
+        widget.reset_button.click()
+        assert "Finish the brush stroke" in widget.status.text()
+    qtbot.waitUntil(lambda: len(widget.undo_steps()) == 1, timeout=5_000)
+    refined = seg.data.copy()
+    seg.undo()  # the Apply alone
+    assert seg.metadata[REFINED_HERE] == [] and widget.undo_steps() == []
+    assert (seg.data != refined).any()
+    seg.undo()  # then the stroke
+    np.testing.assert_array_equal(seg.data, start)
+
+
+def test_steps_beyond_the_panels_reach_still_follow_napari_until_it_drops_them(
+    refine_setup, qtbot, monkeypatch
+):
+    from napari_livertumor._widgets import refine as refine_mod
+    from napari_livertumor._widgets.refine import REFINED_HERE
+
+    monkeypatch.setattr(refine_mod, "UNDO_STEPS", 2)
+    viewer, widget, seg, truth, liver = refine_setup
+    start = seg.data.copy()
+    for z in (5, 6, 7):
+        viewer.dims.set_current_step(0, z)
+        widget.apply_slice()
+        _wait(qtbot, widget)
+    assert len(widget.undo_steps()) == 2  # the panel's Undo reaches two
+    assert len(seg.metadata[REFINED_HERE]) == 3
+    for _ in range(3):
+        seg.undo()  # napari's reaches all three
+    np.testing.assert_array_equal(seg.data, start)
+    assert seg.metadata[REFINED_HERE] == [] and widget.undo_steps() == []
+    for _ in range(3):
+        seg.redo()
+    assert len(seg.metadata[REFINED_HERE]) == 3
+    for k in range(seg._history_limit + 5):  # strokes until the Applies drop off its list
+        seg.data_setitem((np.array([0]), np.array([0]), np.array([0])), 1 + k % 2)
+    assert len(seg.metadata[REFINED_HERE]) == 3  # they stand
+    own = [st for st in refine_mod._STEPS.steps if st.target is seg]
+    assert len(own) == 2  # the first, out of reach of both, let go
+    widget.undo_button.click()
+    widget.undo_button.click()  # the panel's Undo still takes back the last two
+    assert seg.metadata[REFINED_HERE] == [seg.metadata[REFINED_HERE][0]]
+    assert seg.metadata[REFINED_HERE][0]["applied_to"] == "slice 5"

@@ -141,10 +141,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
         super().__init__(parent)
         self.viewer = _layers.unproxied(napari_viewer)
         _OPEN_PANELS.append(weakref.ref(self))
-        # every step made here, also those undone (napari's Redo, or Ctrl+Z of the panel's
-        # Undo, can bring one back): Undo (n) counts those in effect (:meth:`undo_steps`)
-        self.history = EditHistory(3 * UNDO_STEPS)
-        self._recording = False
+        # every Refine panel's steps, kept by the process (:data:`_STEPS`): a closed panel's
+        # steps still follow napari's Undo and Redo, for Export's record of the refinements
+        self.history = _STEPS
+        self._viewer_ref = weakref.ref(self.viewer)
         self._generation = 0
         self._preview_busy = False
         self._preview_again = False
@@ -485,7 +485,12 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 )
             self._follow_mask_ct()
             # steps on a deleted layer cannot be undone: Undo (n) counts only the others
-            alive = [st for st in self.history.steps if st.target in self.viewer.layers]
+            alive = [
+                st
+                for st in self.history.steps
+                if getattr(st, "viewer", None) is not self._viewer_ref
+                or st.target in self.viewer.layers
+            ]
             if len(alive) != len(self.history.steps):
                 self.history.steps[:] = alive
                 self._update_undo_button()
@@ -1059,6 +1064,25 @@ class RefineWidget(JobWidgetMixin, QWidget):
         as they are.
         """
         box = box if box is not None else tuple(slice(None) for _ in range(tumor_after.ndim))
+        if _stroke_open(mask_layer) and mask_layer in self.viewer.layers:
+            # a brush stroke is being drawn: napari would fold this change into that stroke
+            # (one Ctrl+Z then took both back, and Esc wiped the refinement): written when the
+            # stroke ends (then checked against it like any edit made meanwhile)
+            set_status(self.status, f"Waiting for the brush stroke on '{mask_layer.name}' to end…")
+            QTimer.singleShot(
+                100,
+                lambda: self._commit(
+                    mask_layer,
+                    tumor_before,
+                    liver,
+                    tumor_after,
+                    what,
+                    chosen,
+                    box=box,
+                    settings=settings,
+                ),  # fmt: skip
+            )
+            return
         if mask_layer not in self.viewer.layers:
             # deleted while the contour ran (an Apply runs apart). One hidden meanwhile (to look
             # at the CT beneath) is written, and said: its minutes of contour were thrown away
@@ -1125,6 +1149,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         # the refinements in effect, with their settings: Export writes them (its "refine"
         # is the model run's, and said false after a refinement here)
         step = self.history.steps[-1]
+        step.viewer = self._viewer_ref
         step.note_before = list(mask_layer.metadata.get(REFINED_HERE) or [])
         entry = {"applied_to": what}
         if settings is not None:  # as the contour ran with them (clamped, swapped)
@@ -1143,7 +1168,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
     def undo(self) -> None:
         """Restore the voxels the last Apply/Reset changed, exactly."""
-        if self._apply_running("undo"):
+        if self._apply_running("undo") or self._stroke_said():
             return
         steps = self.undo_steps()
         if steps and steps[-1].target not in self.viewer.layers:
@@ -1161,10 +1186,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.history.undo_step(step)
         # in napari's history too: Ctrl+Z then takes this Undo back, as it would a stroke
         after = np.asarray(step.target.data[step.box])
-        step.undo_records.append(
-            self._record_history(step.target, step.box, now, after) or _NO_RECORD
-        )
-        self._follow_steps(said_here=True)  # (the step is out of effect now)
+        record = self._record_history(step.target, step.box, now, after)
+        if record is None:  # nothing written (every voxel was painted over since): this Undo
+            record = _latest_record(step.target)  # stands with the stroke that did it
+        step.undo_records.append(record)
+        _follow(said_here=True)  # (the step is out of effect now)
         _layers.labels_edited(step.target)
         where = ""
         if step.target.name != self.mask_combo.currentText() or not step.target.visible:
@@ -1185,7 +1211,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
     def reset_to_model_output(self) -> None:
         """Put back the labels as they were before the first refinement (undoable)."""
-        if self._apply_running("reset"):
+        if self._apply_running("reset") or self._stroke_said():
             return
         layer = self._layer(self.mask_combo.currentText())
         original = None if layer is None else layer.metadata.get(MODEL_OUTPUT)
@@ -1203,6 +1229,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             return
         box = changed_box(changed)
         step = self.history.record(layer, box, "reset")
+        step.viewer = self._viewer_ref
         layer.data[box] = original[box]
         self.history.seal(step)
         step.note_before = list(layer.metadata.get(REFINED_HERE) or [])
@@ -1318,58 +1345,48 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self._apply_notes = []
 
     def _record_history(self, layer, box, before, after):
-        """:func:`_layers.record_history` (returns its record), then the steps followed anew.
-        Each layer with a step here is followed: napari's Undo and Redo there move a step in or
-        out of effect, and its record, not the voxels, says which (a stroke painting the same
-        values as an Apply is no undo of it)."""
-        self._recording = True
-        try:
-            record = _layers.record_history(layer, box, before, after)
-        finally:
-            self._recording = False
-        _layers.connect_edits(layer, self._history_moved)
-        self._follow_steps(said_here=True)
-        return None if record is None else _Record(record)
+        """:func:`_record` for this panel's viewer."""
+        return _record(layer, box, before, after)
 
     def undo_steps(self) -> list:
-        """The steps made here that are in effect, oldest first (the panel's Undo takes the
-        last back)."""
-        return [st for st in self.history.steps if self._in_effect(st)]
+        """The steps made in this viewer that the panel's Undo can take back (in effect, their
+        voxels kept), oldest first; :data:`_STEPS` holds every panel's."""
+        mine = [st for st in _STEPS.steps if getattr(st, "viewer", None) is self._viewer_ref]
+        return [st for st in mine if st.before is not None and _in_effect(st)]
 
-    def _in_effect(self, step) -> bool:
-        if not _applied(step.target, step.record):
-            return False  # undone with napari's Undo
-        # undone here, unless that undo was taken back with napari's Undo
-        return not any(_applied(step.target, r) for r in step.undo_records)
+    def _stroke_said(self) -> bool:
+        """True, said, while a brush stroke is drawn on a labels layer of this viewer (an
+        Undo or Reset written then would be folded into the stroke)."""
+        drawing = [ly.name for ly in _layers.labels_layers(self.viewer) if _stroke_open(ly)]
+        if drawing:
+            set_status(self.status, f"Finish the brush stroke on '{drawing[0]}' first.", error=True)
+        return bool(drawing)
 
-    def _history_moved(self) -> None:
-        if not self._recording:
-            self._follow_steps()
-
-    def _follow_steps(self, said_here: bool = False) -> None:
-        """Bring the Undo button and each layer's record of the refinements in effect (what
-        Export writes) up to date with the steps in effect."""
-        before = getattr(self, "_in_effect_ids", None)
-        steps = self.undo_steps()
-        now = [id(st) for st in steps]
-        for layer in {id(st.target): st.target for st in self.history.steps}.values():
-            own = [st for st in self.history.steps if st.target is layer]
-            entries = list(own[0].note_before or [])
-            for st in own:
-                if self._in_effect(st):
-                    entries = [] if st.entry is None else [*entries, st.entry]
-            layer.metadata[REFINED_HERE] = entries
-        self._in_effect_ids = now
+    def _steps_moved(self, gone: list, back: list) -> None:
+        """napari's Undo or Redo moved ``gone`` out of effect or ``back`` into it: said, with
+        which key did it (the step's own record went to the Redo list (Ctrl+Z), or a record of
+        the panel's Undo of it came back (Ctrl+Shift+Z) or went (Ctrl+Z))."""
         self._update_undo_button()
-        if said_here or before is None or before == now:
-            return
-        gone = [st for st in self.history.steps if id(st) in before and id(st) not in now]
-        back = [st for st in steps if id(st) not in before]
+        gone = [st for st in gone if getattr(st, "viewer", None) is self._viewer_ref]
+        back = [st for st in back if getattr(st, "viewer", None) is self._viewer_ref]
         if gone:
-            set_status(self.status, f"napari's Undo or Redo took back: {gone[-1].what}.")
+            st = gone[-1]
+            how = (
+                "napari's Undo (Ctrl+Z) took back"
+                if getattr(st.record, "last", "") in ("R", "gone")
+                else "napari's Redo (Ctrl+Shift+Z) undid again"
+            )
+            set_status(self.status, f"{how}: {st.what}.")
         elif back:
-            set_status(self.status, f"In effect again (napari's Undo or Redo): {back[-1].what}.")
-        self.refresh_lesions()
+            st = back[-1]
+            how = (
+                "napari's Redo (Ctrl+Shift+Z) brought back"
+                if not any(getattr(r, "last", "") == "R" for r in st.undo_records)
+                else "napari's Undo (Ctrl+Z) took back the panel's Undo of"
+            )
+            set_status(self.status, f"{how}: {st.what}.")
+        if gone or back:
+            self.refresh_lesions()
 
     def _update_undo_button(self) -> None:
         n = len(self.undo_steps())
@@ -1531,6 +1548,150 @@ def _lesions_by_size(tumor: np.ndarray) -> list[tuple[int, tuple]]:
     return [out[i] for i in order]
 
 
+#: every Refine panel's steps in this process, newest last (the panel's Undo takes back only
+#: its own viewer's). Kept by the process, not a panel: a closed panel's steps still follow
+#: napari's Undo and Redo, and two panels never write a layer's record apart. Trimmed by
+#: :func:`_trim`, not by this limit.
+_STEPS = EditHistory(10**9)
+#: per layer: its refinements in effect before the oldest step still kept (:func:`_trim`)
+_BASE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_RECORDING = [False]
+_IN_EFFECT: list[set] = [set()]
+
+
+def _record(layer, box, before, after):
+    """:func:`_layers.record_history` (returns a :class:`_Record` of it, or None), then the
+    steps followed anew. Each layer with a step is followed: napari's Undo and Redo there move
+    a step in or out of effect, and its record, not the voxels, says which (a stroke painting
+    the same values as an Apply is no undo of it)."""
+    _RECORDING[0] = True
+    try:
+        atom = _layers.record_history(layer, box, before, after)
+    finally:
+        _RECORDING[0] = False
+    _layers.connect_edits(layer, _history_moved)
+    _trim()
+    _follow(said_here=True)
+    return None if atom is None else _Record(atom)
+
+
+def _stroke_open(layer) -> bool:
+    """Whether napari holds ``layer``'s history open for a stroke being drawn (a drag, or a
+    brush stroke not yet ended): a change written now joins that stroke's undo step."""
+    return bool(getattr(layer, "_block_history", False))
+
+
+def _latest_record(layer):
+    """A record of the newest step of napari's history of ``layer`` (None: there is none)."""
+    history = getattr(layer, "_undo_history", None)
+    return _Record(history[-1][-1]) if history and len(history[-1]) else None
+
+
+def _in_effect(step) -> bool:
+    if not _applied(step.target, step.record):
+        return False  # undone with napari's Undo
+    # undone with a panel's Undo, unless that undo was taken back with napari's Undo
+    return not any(_applied(step.target, r) for r in step.undo_records)
+
+
+def _final(record) -> bool:
+    """Whether napari can no longer move the change ``record`` stands for."""
+    return record is None or record.atom is None or record.last in ("old", "gone")
+
+
+def _trim() -> None:
+    """Let go of the voxels of all but the newest :data:`UNDO_STEPS` steps (the panel's Undo
+    reaches that far), and then of those steps once napari can no longer move them either
+    (dropped off its history: their effect is folded into their layer's :data:`_BASE`)."""
+    # a step on a layer deleted, or of a viewer closed, is let go (it held the layer's data)
+    _STEPS.steps[:] = [st for st in _STEPS.steps if not _layer_gone(st)]
+    kept = 0
+    for st in reversed(_STEPS.steps):
+        if st.before is not None:
+            kept += 1
+            if kept > UNDO_STEPS:
+                st.before = st.after = None
+    folded = True
+    while folded:  # each layer's oldest step, while napari can no longer move it
+        folded = False
+        oldest = {}
+        for st in _STEPS.steps:
+            oldest.setdefault(id(st.target), st)
+        for st in oldest.values():
+            _in_effect(st)  # (brings the records' places up to date)
+            if st.before is not None or not (
+                _final(st.record) and all(_final(r) for r in st.undo_records)
+            ):
+                continue  # (the panel's Undo still reaches it, or napari's may move it)
+            entries = _entries_before(st)
+            if _in_effect(st):
+                entries = [] if st.entry is None else [*entries, st.entry]
+            try:
+                _BASE[st.target] = entries
+            except TypeError:  # (a target that cannot be weakly referenced: a stand-in)
+                pass
+            _STEPS.steps.remove(st)
+            folded = True
+
+
+def _layer_gone(step) -> bool:
+    viewer = step.viewer() if getattr(step, "viewer", None) is not None else None
+    if viewer is None:
+        return getattr(step, "viewer", None) is not None  # (its viewer closed)
+    try:
+        return step.target not in viewer.layers
+    except RuntimeError:  # (the viewer's window is being deleted)
+        return True
+
+
+def _entries_before(step) -> list:
+    base = _BASE.get(step.target) if _weakable(step.target) else None
+    return list(base if base is not None else step.note_before or [])
+
+
+def _weakable(obj) -> bool:
+    try:
+        weakref.ref(obj)
+    except TypeError:
+        return False
+    return True
+
+
+def _history_moved() -> None:
+    if not _RECORDING[0]:
+        _trim()
+        _follow()
+
+
+def _follow(said_here: bool = False) -> None:
+    """Bring each layer's record of the refinements in effect (what Export writes) and the open
+    panels' Undo buttons up to date with the steps in effect; a move napari's Undo or Redo
+    made (not a panel's own action, ``said_here``) is said in the panels."""
+    before = _IN_EFFECT[0]
+    effect = {id(st): _in_effect(st) for st in _STEPS.steps}
+    for layer in {id(st.target): st.target for st in _STEPS.steps}.values():
+        own = [st for st in _STEPS.steps if st.target is layer]
+        entries = _entries_before(own[0])
+        for st in own:
+            if effect[id(st)]:
+                entries = [] if st.entry is None else [*entries, st.entry]
+        layer.metadata[REFINED_HERE] = entries
+    now = {k for k, v in effect.items() if v}
+    _IN_EFFECT[0] = now
+    gone = [st for st in _STEPS.steps if id(st) in before and id(st) not in now]
+    back = [st for st in _STEPS.steps if id(st) in now and id(st) not in before]
+    _OPEN_PANELS[:] = [ref for ref in _OPEN_PANELS if ref() is not None]
+    for ref in list(_OPEN_PANELS):
+        panel = ref()
+        try:
+            if said_here:
+                panel._update_undo_button()
+            else:
+                panel._steps_moved(gone, back)
+        except RuntimeError:  # its widget is being deleted
+            pass
+
+
 class _Record:
     """Where a step sits in napari's history of its layer: "U" (Undo list), "R" (Redo list),
     "old" (dropped off the Undo list's end: it stands), "gone" (dropped from the Redo list by
@@ -1540,9 +1701,6 @@ class _Record:
 
     def __init__(self, atom=None):
         self.atom, self.last = atom, "U"
-
-
-_NO_RECORD = None  # an undo here that napari has no record of: it stands
 
 
 def _applied(layer, record) -> bool:
