@@ -12,6 +12,7 @@ exact undo record of the voxels it changed.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import time
 import weakref
@@ -65,6 +66,7 @@ PREVIEW_NAME = "Refine preview"
 PREVIEW_COLOR = (0.0, 0.95, 1.0, 1.0)  # cyan outline: apart from the red tumor and from the
 # ground truth's amber aorta and blue portal vein outlines
 DEBOUNCE_MS = 80
+log = logging.getLogger(__name__)
 UNDO_STEPS = 20
 SAME_LAYER = "same layer (1 = liver)"
 NO_LIVER = "none (no confinement)"
@@ -1658,9 +1660,13 @@ def _weakable(obj) -> bool:
 
 
 def _history_moved() -> None:
-    if not _RECORDING[0]:
+    if _RECORDING[0]:
+        return
+    try:  # (called inside napari's paint, undo and redo: a failure here must not stop those)
         _trim()
         _follow()
+    except Exception:  # noqa: BLE001 - the record for Export may lag; painting goes on
+        log.warning("the Refine panel's steps could not follow an edit", exc_info=True)
 
 
 def _follow(said_here: bool = False) -> None:
@@ -1683,6 +1689,8 @@ def _follow(said_here: bool = False) -> None:
     _OPEN_PANELS[:] = [ref for ref in _OPEN_PANELS if ref() is not None]
     for ref in list(_OPEN_PANELS):
         panel = ref()
+        if panel is None:
+            continue
         try:
             if said_here:
                 panel._update_undo_button()
