@@ -1216,6 +1216,29 @@ def test_passes_with_a_slice_missing_a_copied_file_or_one_acquisition_number_are
     np.testing.assert_array_equal(first.array, phases[0].array)
 
 
+def test_a_short_pass_beside_one_running_the_other_way_is_refused_not_mixed(tmp_path):
+    """The first pass missing its last slice, the second running feet to head: the second's
+    first slice joined the first pass, a volume of two phases said as nothing."""
+    uid = "1.2.826.0.1.3680043.8.498.518"
+    first = make_ct(shape=(6, 16, 16), seed=5)
+    second = CTVolume(first.array + 500, first.spacing, origin=first.origin)
+    paths = write_ct_series(first, tmp_path, series_uid=uid, acquisition_number=1,
+                            file_names=[f"a{i}.dcm" for i in range(6)])  # fmt: skip
+    paths += write_ct_series(second, tmp_path, series_uid=uid, acquisition_number=2,
+                             instance_number_start=7,
+                             file_names=[f"b{i}.dcm" for i in range(6)])  # fmt: skip
+
+    def one_series(ds):
+        ds.pop("AcquisitionNumber", None)
+        if ds.InstanceNumber >= 7:  # the second pass numbered from its last slice to its first
+            ds.InstanceNumber = 7 + 12 - int(ds.InstanceNumber)
+
+    _edit_all(paths, one_series)
+    (tmp_path / "a5.dcm").unlink()  # the first pass's last slice is missing
+    with pytest.raises(InputError, match="looks like passes stacked in one series"):
+        read_dicom_series(tmp_path)
+
+
 def test_passes_that_cannot_be_told_apart_are_refused_naming_what_they_look_like(tmp_path):
     """Numbers restarting in one folder: nothing tells the passes apart; refused, said."""
     uid = "1.2.826.0.1.3680043.8.498.516"

@@ -708,7 +708,12 @@ def _split_passes(members: list[SliceHeader]) -> tuple[str, list[list[SliceHeade
             if any(round(o.location, 1) == round(h.location, 1) for o in parts[-1]):
                 parts.append([])  # a position again: the next pass begins
             parts[-1].append(h)
-        if passes(parts):
+        # passes that run opposite ways, one of them short: the slice where one ends and the
+        # other begins may be either's (a pass missing its last slice took the next one's
+        # first): not told apart
+        ways = {np.sign(part[-1].location - part[0].location) for part in parts if len(part) > 1}
+        ambiguous = len(ways) > 1 and any(len(part) < n_positions for part in parts)
+        if passes(parts) and not ambiguous:
             return "InstanceNumber", parts
     folders: dict[Path, list[SliceHeader]] = {}
     for h in by_number:
