@@ -1312,3 +1312,30 @@ def test_steps_beyond_the_panels_reach_still_follow_napari_until_it_drops_them(
     widget.undo_button.click()  # the panel's Undo still takes back the last two
     assert seg.metadata[REFINED_HERE] == [seg.metadata[REFINED_HERE][0]]
     assert seg.metadata[REFINED_HERE][0]["applied_to"] == "slice 5"
+
+
+def test_an_apply_waiting_for_a_stroke_is_dropped_when_the_panel_closes(refine_setup, qtbot):
+    viewer, widget, seg, truth, liver = refine_setup
+    start = seg.data.copy()
+    with seg.block_history():
+        widget.apply_slice_button.click()
+        qtbot.waitUntil(
+            lambda: "Waiting for the brush stroke" in widget.status.text(), timeout=30_000
+        )
+        widget.panel_closed()
+    qtbot.wait(300)
+    np.testing.assert_array_equal(seg.data, start)
+
+
+def test_a_layers_array_replaced_drops_its_steps_and_its_refinements(refine_setup, qtbot):
+    """napari empties a layer's history when its array is replaced: the panel still offered
+    Undo (1) and Export still wrote the refinement of the array before."""
+    from napari_livertumor._widgets.refine import REFINED_HERE
+
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.apply_all_button.click()
+    _wait(qtbot, widget)
+    assert len(widget.undo_steps()) == 1
+    seg.data = np.asarray(seg.data).copy()
+    assert widget.undo_steps() == [] and seg.metadata[REFINED_HERE] == []
+    assert widget.undo_button.text() == "Undo"

@@ -1071,19 +1071,19 @@ class RefineWidget(JobWidgetMixin, QWidget):
             # (one Ctrl+Z then took both back, and Esc wiped the refinement): written when the
             # stroke ends (then checked against it like any edit made meanwhile)
             set_status(self.status, f"Waiting for the brush stroke on '{mask_layer.name}' to end…")
-            QTimer.singleShot(
-                100,
-                lambda: self._commit(
-                    mask_layer,
-                    tumor_before,
-                    liver,
-                    tumor_after,
-                    what,
-                    chosen,
-                    box=box,
-                    settings=settings,
-                ),  # fmt: skip
-            )
+
+            def again() -> None:
+                if self._closed:  # (the panel closed meanwhile: its Apply is dropped)
+                    return
+                try:
+                    self._commit(
+                        mask_layer, tumor_before, liver, tumor_after, what, chosen,
+                        box=box, settings=settings,
+                    )  # fmt: skip
+                except RuntimeError:  # its widget was deleted meanwhile
+                    pass
+
+            QTimer.singleShot(100, again)
             return
         if mask_layer not in self.viewer.layers:
             # deleted while the contour ran (an Apply runs apart). One hidden meanwhile (to look
@@ -1151,7 +1151,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         # the refinements in effect, with their settings: Export writes them (its "refine"
         # is the model run's, and said false after a refinement here)
         step = self.history.steps[-1]
-        step.viewer = self._viewer_ref
+        step.viewer, step.data_id = self._viewer_ref, id(mask_layer.data)
         step.note_before = list(mask_layer.metadata.get(REFINED_HERE) or [])
         entry = {"applied_to": what}
         if settings is not None:  # as the contour ran with them (clamped, swapped)
@@ -1231,7 +1231,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             return
         box = changed_box(changed)
         step = self.history.record(layer, box, "reset")
-        step.viewer = self._viewer_ref
+        step.viewer, step.data_id = self._viewer_ref, id(layer.data)
         layer.data[box] = original[box]
         self.history.seal(step)
         step.note_before = list(layer.metadata.get(REFINED_HERE) or [])
@@ -1605,8 +1605,13 @@ def _trim() -> None:
     """Let go of the voxels of all but the newest :data:`UNDO_STEPS` steps (the panel's Undo
     reaches that far), and then of those steps once napari can no longer move them either
     (dropped off its history: their effect is folded into their layer's :data:`_BASE`)."""
-    # a step on a layer deleted, or of a viewer closed, is let go (it held the layer's data)
-    _STEPS.steps[:] = [st for st in _STEPS.steps if not _layer_gone(st)]
+    # a step on a layer deleted, or of a viewer closed, is let go (it held the layer's data);
+    # one on a layer whose array was replaced (``layer.data = …``: napari empties its
+    # history) too, and that layer's record of refinements with it: none were made on this
+    for st in [st for st in _STEPS.steps if _data_replaced(st)]:
+        st.target.metadata[REFINED_HERE] = []
+        _BASE.pop(st.target, None)
+    _STEPS.steps[:] = [st for st in _STEPS.steps if not _layer_gone(st) and not _data_replaced(st)]
     kept = 0
     for st in reversed(_STEPS.steps):
         if st.before is not None:
@@ -1634,6 +1639,11 @@ def _trim() -> None:
                 pass
             _STEPS.steps.remove(st)
             folded = True
+
+
+def _data_replaced(step) -> bool:
+    data_id = getattr(step, "data_id", None)
+    return data_id is not None and id(getattr(step.target, "data", None)) != data_id
 
 
 def _layer_gone(step) -> bool:
