@@ -1216,9 +1216,11 @@ def test_passes_with_a_slice_missing_a_copied_file_or_one_acquisition_number_are
     np.testing.assert_array_equal(first.array, phases[0].array)
 
 
-def test_a_short_pass_beside_one_running_the_other_way_is_refused_not_mixed(tmp_path):
+def test_a_short_pass_beside_one_running_the_other_way_is_not_split_wrongly(tmp_path):
     """The first pass missing its last slice, the second running feet to head: the second's
-    first slice joined the first pass, a volume of two phases said as nothing."""
+    first slice joined the first pass, a volume of two phases said as nothing. Not split
+    now; read as one series, the differing copies at each position are said (a known limit:
+    nothing in these headers tells the passes apart)."""
     uid = "1.2.826.0.1.3680043.8.498.518"
     first = make_ct(shape=(6, 16, 16), seed=5)
     second = CTVolume(first.array + 500, first.spacing, origin=first.origin)
@@ -1235,8 +1237,10 @@ def test_a_short_pass_beside_one_running_the_other_way_is_refused_not_mixed(tmp_
 
     _edit_all(paths, one_series)
     (tmp_path / "a5.dcm").unlink()  # the first pass's last slice is missing
-    with pytest.raises(InputError, match="looks like passes stacked in one series"):
-        read_dicom_series(tmp_path)
+    found = discover_series(tmp_path)
+    assert len(found) == 1 and not found[0].passes_by
+    read = read_dicom_series(tmp_path)
+    assert any("hold different pixels" in w for w in read.meta["warnings"]), read.meta["warnings"]
 
 
 def test_passes_that_cannot_be_told_apart_are_refused_naming_what_they_look_like(tmp_path):

@@ -222,9 +222,7 @@ def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeom
     duplicates: list[tuple[SliceHeader, SliceHeader]] = []
     slices = _deduplicate(slices, warnings, duplicates)
     _check_interleaved(slices, warnings)
-    if n_slices >= 4 and len(slices) <= 0.6 * n_slices:
-        # (most positions held more than once: passes the reader could not tell apart; the
-        # duplicate rule would make one volume of slices of both)
+    if n_slices >= 4 and len(slices) <= n_slices // 2:
         passes = n_slices // max(len(slices), 1)
         if len(slices) >= 2 and n_slices == passes * len(slices):
             # every position held the same number of times: passes stacked at one table
@@ -242,9 +240,9 @@ def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeom
             raise InputError(
                 folder,
                 f"{n_slices} slices at only {len(slices)} positions, most held more than once: "
-                "this looks like passes stacked in one series (contrast phases, or "
-                "reconstructions), one of them missing slices, with no AcquisitionNumber to "
-                "tell them apart, so they cannot be separated here. Copy one pass's files "
+                "passes stacked in one series (contrast phases, or reconstructions) with no "
+                "AcquisitionNumber that tells them apart, or the same images sent more than "
+                "once under new UIDs; they cannot be separated here. Copy one pass's files "
                 "(e.g. by InstanceNumber range, AcquisitionTime or ConvolutionKernel) into a "
                 "folder of its own and open that",
             )
