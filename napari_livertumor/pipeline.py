@@ -458,8 +458,8 @@ class Segmenter:
         turn = Reorientation.to_standard(volume.direction)
         dtype = np.asarray(volume.array[:1, :1, :1]).dtype
         # working copies beside the CT held: turned to the models' axes (and the labels
-        # turned back), made int16 or float32 (a RAS-stored int16 file: 3.3 bytes per voxel
-        # more, measured by a review)
+        # turned back), made int16 or float32 (a RAS-stored int16 file peaked 1.4 bytes per
+        # voxel higher in bench_memory.py, 3.3 on one scan a review measured)
         copy = 0 if turn.identity else dtype.itemsize + 1
         if dtype != np.int16:
             copy += 2 if np.issubdtype(dtype, np.integer) else 4

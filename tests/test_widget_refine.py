@@ -1327,15 +1327,24 @@ def test_an_apply_waiting_for_a_stroke_is_dropped_when_the_panel_closes(refine_s
     np.testing.assert_array_equal(seg.data, start)
 
 
-def test_a_layers_array_replaced_drops_its_steps_and_its_refinements(refine_setup, qtbot):
-    """napari empties a layer's history when its array is replaced: the panel still offered
-    Undo (1) and Export still wrote the refinement of the array before."""
+def test_a_layers_array_replaced_by_another_shape_drops_its_steps_and_refinements(
+    refine_setup, qtbot
+):
+    """Replaced by another image (another shape), the panel still offered Undo (1) and Export
+    wrote the refinement of the array before; napari's Convert datatype (the same values in a
+    new array, its history kept) must keep them."""
     from napari_livertumor._widgets.refine import REFINED_HERE
 
     viewer, widget, seg, truth, liver = refine_setup
     widget.apply_all_button.click()
     _wait(qtbot, widget)
     assert len(widget.undo_steps()) == 1
-    seg.data = np.asarray(seg.data).copy()
+    seg.data = np.asarray(seg.data).astype(np.int32)  # napari's Convert datatype
+    assert len(widget.undo_steps()) == 1 and len(seg.metadata[REFINED_HERE]) == 1
+    seg.undo()  # its history kept: Ctrl+Z takes the Apply back, followed
+    assert widget.undo_steps() == [] and seg.metadata[REFINED_HERE] == []
+    seg.redo()
+    assert len(widget.undo_steps()) == 1 and len(seg.metadata[REFINED_HERE]) == 1
+    seg.data = np.zeros((4, 8, 8), np.int32)  # another image
     assert widget.undo_steps() == [] and seg.metadata[REFINED_HERE] == []
     assert widget.undo_button.text() == "Undo"

@@ -1151,7 +1151,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         # the refinements in effect, with their settings: Export writes them (its "refine"
         # is the model run's, and said false after a refinement here)
         step = self.history.steps[-1]
-        step.viewer, step.data_id = self._viewer_ref, id(mask_layer.data)
+        step.viewer, step.shape = self._viewer_ref, tuple(mask_layer.data.shape)
         step.note_before = list(mask_layer.metadata.get(REFINED_HERE) or [])
         entry = {"applied_to": what}
         if settings is not None:  # as the contour ran with them (clamped, swapped)
@@ -1231,7 +1231,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             return
         box = changed_box(changed)
         step = self.history.record(layer, box, "reset")
-        step.viewer, step.data_id = self._viewer_ref, id(layer.data)
+        step.viewer, step.shape = self._viewer_ref, tuple(layer.data.shape)
         layer.data[box] = original[box]
         self.history.seal(step)
         step.note_before = list(layer.metadata.get(REFINED_HERE) or [])
@@ -1606,8 +1606,10 @@ def _trim() -> None:
     reaches that far), and then of those steps once napari can no longer move them either
     (dropped off its history: their effect is folded into their layer's :data:`_BASE`)."""
     # a step on a layer deleted, or of a viewer closed, is let go (it held the layer's data);
-    # one on a layer whose array was replaced (``layer.data = …``: napari empties its
-    # history) too, and that layer's record of refinements with it: none were made on this
+    # one on a layer whose array was replaced by one of another shape (``layer.data = …``)
+    # too, and that layer's record of refinements with it: none were made on this. (napari's
+    # Convert datatype replaces the array with its values kept, and keeps its history: the
+    # steps stand.)
     for st in [st for st in _STEPS.steps if _data_replaced(st)]:
         st.target.metadata[REFINED_HERE] = []
         _BASE.pop(st.target, None)
@@ -1642,8 +1644,8 @@ def _trim() -> None:
 
 
 def _data_replaced(step) -> bool:
-    data_id = getattr(step, "data_id", None)
-    return data_id is not None and id(getattr(step.target, "data", None)) != data_id
+    shape = getattr(step, "shape", None)
+    return shape is not None and tuple(getattr(step.target.data, "shape", ())) != shape
 
 
 def _layer_gone(step) -> bool:
