@@ -89,3 +89,64 @@ def test_focal_loss_gradients_stay_finite_on_confident_voxels(gamma):
     loss = focal_loss(logits, target, gamma=gamma)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+
+
+def _weak_batch(tumor_slices=(2, 0), tlvr=0.125, weak=None):
+    """Two all-liver patches of one patient whose own tumor ratios differ (2/8 and 0/8 of the
+    slices tumor), with logits equal to their ground truth (a perfect prediction)."""
+    target = torch.ones(2, 8, 8, 8, dtype=torch.long)
+    for i, n in enumerate(tumor_slices):
+        target[i, :n] = 2
+    logits = 20.0 * torch.nn.functional.one_hot(target, 3).permute(0, 4, 1, 2, 3).float()
+    w = tlvr if weak is None else weak
+    extra = {
+        "weak_target": torch.tensor([w, w]),
+        "weak_ok": torch.tensor([True, True]),
+        "weak_tlvr": torch.tensor([tlvr, tlvr]),
+    }
+    return logits.requires_grad_(), target, extra
+
+
+def test_the_ground_truth_pays_no_weak_penalty_when_each_patch_is_held_to_its_own_ratio():
+    """A patch's true ratio strays from its patient's (here 0.25 and 0 around 0.125, beyond
+    the 0.05 margin): held to the patient's label (``weak_anchor`` "patient", the recipes
+    before 4 Dec 2026) the ground truth itself was penalised; held to the label moved by the
+    patch's own deviation it pays nothing."""
+    from napari_livertumor.training.losses import patch_targets
+
+    logits, target, extra = _weak_batch()
+    own = patch_targets(extra["weak_target"], target, extra["weak_tlvr"])
+    assert own.tolist() == pytest.approx([0.25, 0.0])
+    for anchor, zero in (("patch", True), ("patient", False)):
+        cfg = make_config("tumor", data=".", weak_lambda=0.5, weak_anchor=anchor)
+        weak = float(compute_losses(logits, None, target, extra, cfg)["weak"].detach())
+        assert (weak == pytest.approx(0.0, abs=1e-9)) is zero, (anchor, weak)
+
+
+def test_a_weak_label_above_the_true_ratio_still_pulls_the_tumor_up_in_every_patch():
+    """What the clinical label adds is kept: a label 0.2 above the patient's true ratio asks
+    more tumor of both patches (also of the one whose own ratio is above the label's)."""
+    logits, target, extra = _weak_batch(weak=0.325)
+    cfg = make_config("tumor", data=".", weak_lambda=1.0, weak_anchor="patch", dice_weight=0.0,
+                      focal_weight=0.0)  # fmt: skip
+    terms = compute_losses(logits, None, target, extra, cfg)
+    assert float(terms["weak"].detach()) > 0.01
+    terms["total"].backward()
+    grad = logits.grad[:, 2].flatten(1).sum(1)  # d loss / d tumor logits, per patch
+    assert (grad < 0).all(), grad  # descending raises the tumor logits of both patches
+
+
+def test_a_patch_without_a_weak_label_or_not_qualifying_gets_no_weak_term():
+    logits, target, extra = _weak_batch()
+    extra["weak_target"] = torch.tensor([float("nan"), 0.5])
+    extra["weak_ok"] = torch.tensor([True, False])
+    cfg = make_config("tumor", data=".", weak_lambda=0.5)
+    terms = compute_losses(logits, None, target, extra, cfg)
+    assert terms["n_weak"] == 0 and float(terms["weak"]) == 0.0
+
+
+def test_an_unknown_weak_anchor_is_refused():
+    from napari_livertumor.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="weak_anchor"):
+        make_config("tumor", data=".", weak_anchor="lesion")

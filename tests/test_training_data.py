@@ -849,3 +849,13 @@ def test_a_ct_slice_replaced_in_a_patient_folder_is_not_trained_on_from_the_cach
     assert cache_key(relative, params) == after
     (ct_file.parent / ".DS_Store").write_bytes(b"finder")
     assert cache_key(record, params) == after
+
+
+def test_a_patch_carries_its_patients_true_ratio_for_the_weak_term(tmp_path):
+    """``weak_anchor`` "patch" measures each patch's own true ratio against its patient's."""
+    from napari_livertumor.training.patches import sample_patch
+
+    case, cfg = _liver_ball_case(tmp_path)
+    p = sample_patch(case, np.random.default_rng(0), cfg, 0.2)
+    assert float(p["weak_tlvr"]) == pytest.approx(case.tlvr)
+    assert float(p["weak_target"]) == pytest.approx(0.2)

@@ -614,3 +614,18 @@ def test_the_loss_plot_shows_a_loss_above_one(train_widget):
     widget._redraw(force=True)
     low, high = widget.loss_ax.get_ylim()
     assert low <= 1.55 and high >= 1.7, (low, high)
+
+
+def test_a_run_recorded_before_the_weak_anchor_resumes_with_the_form_it_trained_with(tmp_path):
+    """Runs before 4 Dec 2026 held every patch to its patient's weak label; their metadata has
+    no ``weak_anchor``, and Resume must not switch them to the new default midway."""
+    from napari_livertumor._widgets.train import _saved_config
+
+    last = tmp_path / "tumor" / "last"
+    last.mkdir(parents=True)
+    config = {"stage": "tumor", "weak_lambda": 0.5, "weak_form": "interval"}
+    (last / "metadata.json").write_text(json.dumps({"training": {"config": config}}))
+    assert _saved_config(tmp_path / "tumor")["weak_anchor"] == "patient"
+    config["weak_anchor"] = "patch"
+    (last / "metadata.json").write_text(json.dumps({"training": {"config": config}}))
+    assert _saved_config(tmp_path / "tumor")["weak_anchor"] == "patch"

@@ -85,7 +85,12 @@ def _saved_config(stage_dir: Path) -> dict | None:
         config = (meta.get("training") or {}).get("config")
     except (OSError, ValueError, AttributeError):
         return None
-    return dict(config) if isinstance(config, dict) and config else None
+    if not (isinstance(config, dict) and config):
+        return None
+    config = dict(config)
+    if "weak_lambda" in config and "weak_anchor" not in config:
+        config["weak_anchor"] = "patient"  # a run from before the field: it goes on as it was
+    return config
 
 
 class TrainWidget(JobWidgetMixin, QWidget):

@@ -21,6 +21,7 @@ HELP_DEFAULTS = {
     "batch_size": 2,
     "weak_lambda": 0.5,
     "weak_form": "interval",
+    "weak_anchor": "patch",
     "seed": 0,
 }
 
@@ -82,6 +83,13 @@ def add_arguments(parser) -> None:
         f"default {HELP_DEFAULTS['weak_form']})",
     )
     parser.add_argument(
+        "--weak-anchor",
+        choices=("patch", "patient"),
+        help="what each patch's tumor ratio is held to: the weak label moved by how far the "
+        "patch's own true ratio lies from its patient's (patch), or the weak label itself "
+        f"(patient: how runs before 4 Dec 2026 trained; default {HELP_DEFAULTS['weak_anchor']})",
+    )
+    parser.add_argument(
         "--split", help="split JSON (train/val/test patient IDs); default: seeded 80/20"
     )
     parser.add_argument("--folds", type=int, help="k-fold split instead of 80/20")
@@ -138,6 +146,7 @@ def build_configs(args) -> list:
         batch_size=args.batch_size,
         weak_lambda=args.weak_lambda,
         weak_form=args.weak_form,
+        weak_anchor=args.weak_anchor,
         split_file=args.split,
         folds=args.folds,
         fold=args.fold,

@@ -120,6 +120,12 @@ class TrainConfig:
     weak_lambda: float = 0.0
     weak_form: str = "interval"  # "mse" (original) | "interval"
     weak_margin: float = 0.05
+    #: what a patch's soft ratio is compared with: "patch" (the weak label moved by how far the
+    #: patch's own true ratio lies from its patient's true ratio, so that a prediction equal to
+    #: the ground truth pays nothing) or "patient" (the weak label itself, for every patch: the
+    #: recipes before 4 Dec 2026; a patch's ratio strays far from the whole liver's, so that form
+    #: penalised the ground truth itself on most patches of patients with large tumors)
+    weak_anchor: str = "patch"
     weak_columns: tuple[str, ...] = DEFAULT_WEAK_COLUMNS
     weak_folds: int = 5
     weak_ridge: float = 1.0
@@ -244,6 +250,10 @@ class TrainConfig:
                 )
         if self.weak_form not in ("mse", "interval"):
             raise SettingsError(f"weak_form must be 'mse' or 'interval', not {self.weak_form!r}")
+        if self.weak_anchor not in ("patch", "patient"):
+            raise SettingsError(
+                f"weak_anchor must be 'patch' or 'patient', not {self.weak_anchor!r}"
+            )
         if len(self.roi_size) != 3 or len(self.target_spacing) != 3 or len(self.hu_window) != 2:
             raise SettingsError("roi_size and target_spacing need 3 values, hu_window 2")
         f = self.network.downsample_factor
@@ -602,6 +612,7 @@ TUMOR_ONLY = frozenset(
         "weak_lambda",
         "weak_form",
         "weak_margin",
+        "weak_anchor",
         "weak_columns",
         "mask_outside_liver",
         "aug_mask_dilate_mm",

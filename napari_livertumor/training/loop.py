@@ -1403,7 +1403,8 @@ def warm_cache(configs: list[TrainConfig], progress=None) -> list[tuple[str, str
 
 
 #: shifts of the stage's main class logit tried on the validation patients (0 = plain argmax)
-BIAS_GRID = (0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0, 0.5, 1.0)
+#: (up to +3: the shipped tumor model's calibrated shift is +2, beyond the +1 this stopped at)
+BIAS_GRID = (0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 
 def validate(net, cases, config, device, should_cancel=None) -> dict[str, Any]:

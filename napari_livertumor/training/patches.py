@@ -144,6 +144,9 @@ def sample_patch(case: PreparedCase, rng, config, weak_label: float | None) -> d
             float(weak_label) if weak_label is not None else float("nan"), dtype=torch.float32
         ),
         "weak_ok": torch.tensor(bool(weak_ok)),
+        # the patient's true ratio, against which a patch's own true ratio is measured
+        # (``weak_anchor`` "patch")
+        "weak_tlvr": torch.tensor(float(case.tlvr), dtype=torch.float32),
     }
 
 

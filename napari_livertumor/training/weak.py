@@ -18,8 +18,10 @@ applied to patches drawn uniformly inside the liver (not to tumor-centred ones, 
 biased upwards by construction), and only when the patch holds at least
 ``weak_min_liver_fraction`` liver, so that r's expectation over patches is the whole-liver TLVR.
 ``"mse"`` is the original's form ``(r - w)²``; ``"interval"`` is a hinge that is zero inside
-``[w - margin, w + margin]`` and quadratic outside — it tolerates the patch-to-patch spread of r
-and the regression's own error, and only pulls predictions that are clearly inconsistent.
+``[w - margin, w + margin]`` and quadratic outside — it tolerates the regression's own error, and
+only pulls predictions that are clearly inconsistent. A patch's true ratio strays from the whole
+liver's by far more than the margin, so by default (``weak_anchor`` "patch") each patch's label
+is moved by that patch's own deviation (:func:`~napari_livertumor.training.losses.patch_targets`).
 """
 
 from __future__ import annotations
