@@ -38,6 +38,12 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--config", default="configs/default_cpu.json")
     p.add_argument("--weak-form", default=None, choices=["mse", "interval"])
+    p.add_argument(
+        "--weak-anchor",
+        default=None,
+        choices=["patch", "patient"],
+        help="default: the recipe's (configs/default_cpu.json: patient, as the ablation ran)",
+    )
     p.add_argument("--cache-dir", default=None, help="preprocessing cache (default OUT/cache)")
     args = p.parse_args(argv)
 
@@ -70,6 +76,7 @@ def main(argv=None) -> int:
                 seed=seed,
                 weak_lambda=lam,
                 weak_form=args.weak_form,
+                weak_anchor=args.weak_anchor,
                 epochs=1,
                 steps_per_epoch=args.steps,
                 val_every=10**6,
