@@ -11,8 +11,14 @@ stage voxel ``i`` is centred on source index ``(i + 0.5) * n / m - 0.5``. This i
 so a mask can go source → stage → source without drifting.
 
 Down-sampling averages over each stage voxel's footprint ("area" mode: anti-aliased, it lowers CT
-noise the way a thicker reconstruction does); up-sampling is linear. Axes are handled one at a
-time, so nothing bigger than the input is ever allocated.
+noise the way a thicker reconstruction does). It is PyTorch's adaptive average pooling, whose bins
+for a non-integer ratio are the whole source voxels ``⌊i·n/m⌋ … ⌈(i+1)·n/m⌉`` (a partly covered
+voxel counts fully): a bin's centre strays from the stage voxel's by up to half a source voxel,
+with no drift on average (a review measured ≤ 0.44, mean 0), and training uses the same function.
+Up-sampling is linear, which moves the boundary of a small convex object inward: with a perfect
+network the round trip keeps about 0.9 of a 1–5 mL lesion's volume and 0.98 of one over 20 mL
+(a review's measurement on 30 phantoms, 4 Dec 2026). Axes are handled one at a time, so nothing
+bigger than the input is ever allocated.
 """
 
 from __future__ import annotations
