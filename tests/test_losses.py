@@ -150,3 +150,21 @@ def test_an_unknown_weak_anchor_is_refused():
 
     with pytest.raises(SettingsError, match="weak_anchor"):
         make_config("tumor", data=".", weak_anchor="lesion")
+
+
+def test_resuming_a_run_from_before_the_weak_anchor_says_the_form_changes(tmp_path):
+    import json
+
+    from napari_livertumor.training.loop import _weak_anchor_note
+
+    last = tmp_path / "tumor" / "last"
+    last.mkdir(parents=True)
+    saved = {"stage": "tumor", "weak_lambda": 0.5}
+    (last / "metadata.json").write_text(json.dumps({"training": {"config": saved}}))
+    cfg = make_config("tumor", data=".", out=str(tmp_path), weak_lambda=0.5)
+    note = _weak_anchor_note(cfg, tmp_path / "tumor")
+    assert note and "--weak-anchor patient" in note
+    assert _weak_anchor_note(cfg.with_updates(weak_anchor="patient"), tmp_path / "tumor") is None
+    saved["weak_anchor"] = "patch"
+    (last / "metadata.json").write_text(json.dumps({"training": {"config": saved}}))
+    assert _weak_anchor_note(cfg, tmp_path / "tumor") is None

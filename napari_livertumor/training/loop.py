@@ -259,11 +259,37 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
                 + "; ".join(differ)
                 + "): resume with the run's own settings, or --force to start a new run",
             )
+        note = _weak_anchor_note(cfg, stage_dir)
+        if note:
+            log.warning("%s", note)
     if cfg.init_from and not (cfg.resume and has_state):
         # missing, corrupt, wrong stage (ModelError), or another network: found now, not after
         # the data is prepared or the liver stage has trained (--stage both)
         check_init_fits(cfg, load_model(cfg.init_from, stage=cfg.stage), cfg.init_from)
     check_device(cfg.device)
+
+
+def _weak_anchor_note(cfg: TrainConfig, stage_dir: Path) -> str | None:
+    """What to say when a run from before ``weak_anchor`` existed (every patch held to its
+    patient's weak label) is resumed with the new default."""
+    import json
+
+    if cfg.stage != "tumor" or cfg.weak_lambda <= 0 or cfg.weak_anchor != "patch":
+        return None
+    try:
+        from ..fileio import read_user_text
+
+        meta = json.loads(read_user_text(Path(stage_dir) / "last" / "metadata.json"))
+        config = (meta.get("training") or {}).get("config") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(config, dict) or "weak_lambda" not in config or "weak_anchor" in config:
+        return None
+    return (
+        f"{stage_dir}: this run trained with every patch's tumor ratio held to its patient's "
+        "weak label (runs before 4 Dec 2026); it goes on with each patch's label moved by the "
+        "patch's own ratio (weak_anchor patch); --weak-anchor patient keeps it as it was"
+    )
 
 
 def check_init_fits(cfg: TrainConfig, loaded, folder) -> None:
