@@ -370,6 +370,24 @@ def test_a_case_out_of_memory_says_so_and_the_batch_goes_on(tmp_path, models, mo
     assert error_text(MemoryError(said)).startswith(f"Out of memory ({said})")  # the panels
 
 
+def test_a_worker_out_of_memory_or_an_empty_message_reads_plainly_in_the_panels():
+    """In a panel's worker every error is wrapped (JobFailed): a MemoryError read
+    "MemoryError: " there, without the advice the panels give."""
+    from napari_livertumor._widgets._jobs import JobFailed, error_text
+
+    def wrapped(exc):
+        try:
+            raise JobFailed(f"{type(exc).__name__}: {exc}") from exc
+        except JobFailed as failed:
+            return failed
+
+    assert error_text(wrapped(MemoryError())) == "Out of memory: close other programs or layers"
+    said = "Unable to allocate 900. MiB"
+    assert error_text(wrapped(MemoryError(said))).startswith(f"Out of memory ({said})")
+    assert error_text(wrapped(ValueError())) == "ValueError"
+    assert error_text(wrapped(KeyError("spacing"))) == "KeyError: 'spacing'"
+
+
 def test_a_second_batch_into_the_same_folder_keeps_the_earlier_rows(tmp_path, models):
     for i in range(4):
         write_nifti(ct(i), tmp_path / ("a" if i < 2 else "b") / f"case{i:02d}.nii.gz")

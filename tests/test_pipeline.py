@@ -450,6 +450,35 @@ def test_cancel_between_windows_raises_cancelled():
         )
 
 
+def test_a_cancel_during_the_liver_masks_up_sampling_stops_before_the_tumor_stage(monkeypatch):
+    """The liver stage is one window on most scans: its up-sampling and checks (2 s of a
+    512² scan) ran before the next check, so a cancel there took 4 s."""
+    from napari_livertumor import pipeline
+    from napari_livertumor.models import preprocess as pp
+
+    vol, _, _ = phantom()
+    asked, seen = [], []
+    real = pp.upsample_mask
+
+    def upsample(*args, **kwargs):
+        asked.append(1)  # the user clicks Cancel while the liver mask is up-sampled
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pp, "upsample_mask", upsample)
+    checks = []
+    monkeypatch.setattr(pipeline, "_inside_skull", lambda *a, **k: checks.append(1))
+    with pytest.raises(Cancelled):
+        segment_ct(
+            vol,
+            InferenceConfig(device="cpu"),
+            models=oracle_models(),
+            should_cancel=lambda: bool(asked),
+            progress=lambda stage, done, total: seen.append(stage),
+        )
+    assert "tumor" not in seen and len(asked) == 1
+    assert checks == []  # the liver's checks (the skull, sides, size, edges) were not run
+
+
 def test_non_ct_modality_is_refused_unless_forced():
     vol, _, _ = phantom()
     vol.meta.update(modality="MR", source="/data/t1.nii.gz")

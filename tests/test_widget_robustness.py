@@ -286,3 +286,66 @@ def test_every_input_of_every_panel_has_a_name_a_screen_reader_can_read(make_nap
         if missing:
             unnamed[cls.__name__] = missing
     assert unnamed == {}
+
+
+def test_deleting_the_ct_beside_another_gives_no_off_grid_warning_for_the_result(
+    segmenting, gate, qtbot, tmp_path, monkeypatch
+):
+    """The panel says the CT was removed; adding its labels also warned that they lie on no
+    open CT's grid ("…open the CT it was made on"), a note meant for files opened by hand."""
+    import napari.utils.notifications as notifications
+
+    viewer, widget, _, _ = segmenting
+    said = []
+    monkeypatch.setattr(notifications, "show_warning", lambda text: said.append(text))
+    vol_b, _ = tiny_ct(shape=(12, 40, 40), spacing=(3.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0))
+    write_nifti(vol_b, tmp_path / "b.nii.gz")
+    loader = LoadWidget(viewer)
+    loader.source.setCurrentText(SOURCES[1])
+    loader.path.setText(str(tmp_path / "b.nii.gz"))
+    loader.load_button.click()
+    qtbot.waitUntil(lambda: not loader.busy, timeout=20_000)
+    viewer.layers.remove("CT A")
+    gate.release.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert "CT A segmentation" in [ly.name for ly in viewer.layers]
+    assert "was removed meanwhile" in widget.status.text()
+    assert not [t for t in said if "grid" in t], said
+
+
+def test_a_panel_closed_mid_run_and_docked_again_offers_run_not_cancel(segmenting, gate, qtbot):
+    """Closing stops the job without its end being reported to the panel: docked again (a
+    script can), it showed Cancel, the progress bar and "Segmenting…", and Cancel started a
+    new run."""
+    viewer, widget, _, _ = segmenting
+    text = widget._button_text[widget.run_button]
+    assert widget.run_button.text() != text
+    widget.shutdown_jobs()  # what closing the panel does
+    assert widget.run_button.text() == text and widget.run_button.isEnabled()
+    assert not widget.progress_bar.isVisible()
+    assert widget.status.text().startswith("Stopped: the panel was closed")
+    gate.release.set()
+    qtbot.wait(200)
+    assert [ly.name for ly in viewer.layers] == ["CT A"]
+
+
+def test_an_unexpected_error_in_the_worker_is_said_and_its_traceback_logged(
+    segmenting, gate, qtbot, monkeypatch, caplog
+):
+    """A bug inside the worker showed "KeyError: 'spacing'" and left no traceback anywhere;
+    bad input (the tool's own errors) is said without one."""
+    import logging
+
+    viewer, widget, _, _ = segmenting
+
+    def broken(*args, **kwargs):
+        raise KeyError("spacing")
+
+    monkeypatch.setattr(pipeline.Segmenter, "_liver_stage", broken)
+    with caplog.at_level(logging.ERROR):
+        gate.release.set()
+        qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert widget.status.text().endswith("KeyError: 'spacing'")
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.exc_info and record.exc_info[0] is KeyError
+    assert [ly.name for ly in viewer.layers] == ["CT A"]

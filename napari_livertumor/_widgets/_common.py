@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,8 +23,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..errors import toast_text
+from ..errors import LiverTumorError, toast_text
 from ._jobs import Job, error_text
+
+log = logging.getLogger(__name__)
 
 
 def path_text(edit) -> str:
@@ -564,12 +567,31 @@ class JobWidgetMixin:
         """Stop every running job (the core saves what it can) and drop its results; a widget
         whose work must not stop half-way (``FINISH_ON_CLOSE``) lets it finish unseen."""
         running = [job for job in self.jobs.values() if job.running]
+        buttons = list(self.jobs)
         for job in list(self.jobs.values()):
             if self.FINISH_ON_CLOSE and job.running:
                 job.detach()
             else:
                 job.shutdown()
         self.jobs.clear()
+        # the jobs no longer report their end here: the panel shows it, as it is shown again
+        # when docked anew (a script can; its button read Cancel and started a new run)
+        try:
+            for button in buttons:
+                button.setText(self._button_text.get(button, button.text()))
+                button.setEnabled(True)
+            bar = getattr(self, "progress_bar", None)
+            if bar is not None:
+                bar.setVisible(False)
+            if running and getattr(self, "status", None) is not None:
+                set_status(
+                    self.status,
+                    "Closed while writing: it finished in the background."
+                    if self.FINISH_ON_CLOSE
+                    else f"Stopped: {self.CLOSED_TEXT}",
+                )
+        except RuntimeError:  # the panel is being deleted
+            pass
         if running and self.FINISH_ON_CLOSE:
             try:
                 from napari.utils.notifications import show_info
@@ -677,8 +699,10 @@ class JobWidgetMixin:
             if on_finished is not None:
                 on_finished(status)
 
-        def failed(exc: BaseException) -> None:
-            msg = error_text(exc)
+        def failed(exc: BaseException, doing: str = "") -> None:
+            msg = doing + error_text(exc)
+            if not isinstance(exc, LiverTumorError):  # a bug, not bad input: its traceback
+                log.error("%s: %s", description, msg, exc_info=exc.__cause__ or exc)
             set_status(self.status, msg, error=True)
             notify_error(msg)
 
@@ -691,7 +715,7 @@ class JobWidgetMixin:
             try:
                 on_result(value)
             except Exception as exc:  # showing a result must not take the app down
-                failed(exc)
+                failed(exc, "The result could not be shown: ")
 
         job = Job(
             target,

@@ -437,7 +437,8 @@ def error_text(exc: BaseException) -> str:
             if exc.filename2:  # a rename or link: both ends
                 return f"{exc.filename} -> {exc.filename2}: {exc.strerror}"
             return f"{exc.filename}: {exc.strerror}"
-        return f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, MemoryError):  # (in the worker: wrapped, read like the GUI's)
+            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if isinstance(exc, MemoryError):  # numpy's "Unable to allocate 900. MiB for an array ..."
         return f"Out of memory{f' ({exc})' if str(exc) else ''}: close other programs or layers"
     return str(exc) or type(exc).__name__

@@ -11,6 +11,7 @@ Ground-truth layers hold the HCC-TACE-Seg classes: 1 liver, 2 tumor, 3 portal ve
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -274,12 +275,29 @@ def show_new_scans(viewer) -> None:
     viewer.layers.events.inserted.connect(inserted)
 
 
+#: ids of layers a panel is adding as its own result (said by the panel itself: a
+#: segmentation whose CT was closed meanwhile is not a file opened over the wrong scan)
+_OWN_RESULTS: set[int] = set()
+
+
+@contextlib.contextmanager
+def adding_own_result(layer):
+    """Add ``layer`` inside this block: the off-grid note of files opened is not given."""
+    _OWN_RESULTS.add(id(layer))
+    try:
+        yield
+    finally:
+        _OWN_RESULTS.discard(id(layer))
+
+
 def _say_if_off_grid(viewer, layer) -> None:
     """Labels opened from a file (File > Open) over CT images none of which they lie on: drawn
     anyway, as a block on part of the scan, and measured by Inspect, without a word. Every 3D
     image counts (a CT another reader opened too)."""
     from napari.layers import Labels
 
+    if id(layer) in _OWN_RESULTS:
+        return
     if not isinstance(layer, Labels) or not isinstance(
         (layer.metadata or {}).get(CT_VOLUME), CTVolume
     ):

@@ -319,7 +319,8 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             layer.name = f"{ct_name} segmentation"
             layer.metadata[_layers.CT_LAYER] = ct_name
         kept = _keep_previous(self.viewer, layer.name, ct_name)
-        self.viewer.add_layer(layer)
+        with _layers.adding_own_result(layer):  # (its CT removed: the status says so)
+            self.viewer.add_layer(layer)
         layer.metadata.update(
             stats=result.stats, timings=result.timings, device=result.device, source="model"
         )
