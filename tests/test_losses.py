@@ -152,19 +152,37 @@ def test_an_unknown_weak_anchor_is_refused():
         make_config("tumor", data=".", weak_anchor="lesion")
 
 
-def test_resuming_a_run_from_before_the_weak_anchor_says_the_form_changes(tmp_path):
+def test_resuming_or_fine_tuning_a_run_from_before_the_weak_anchor_keeps_its_form(tmp_path):
+    """Runs (and the shipped models) from before 4 Dec 2026 held every patch to its patient's
+    label; `train --resume`, the Train panel's Resume and a fine-tune from the model's own
+    recipe go on with that form unless asked otherwise."""
+    import argparse
     import json
 
-    from napari_livertumor.training.loop import _weak_anchor_note
+    from napari_livertumor.commands.train import add_arguments, build_configs
+    from napari_livertumor.models import default_model_dir
+    from napari_livertumor.training.config import recipe_from_model
+    from napari_livertumor.training.loop import run_weak_anchor
 
-    last = tmp_path / "tumor" / "last"
+    last = tmp_path / "out" / "tumor" / "last"
     last.mkdir(parents=True)
     saved = {"stage": "tumor", "weak_lambda": 0.5}
     (last / "metadata.json").write_text(json.dumps({"training": {"config": saved}}))
-    cfg = make_config("tumor", data=".", out=str(tmp_path), weak_lambda=0.5)
-    note = _weak_anchor_note(cfg, tmp_path / "tumor")
-    assert note and "--weak-anchor patient" in note
-    assert _weak_anchor_note(cfg.with_updates(weak_anchor="patient"), tmp_path / "tumor") is None
+    assert run_weak_anchor(last.parent) == "patient"
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+
+    def anchor(*extra):
+        argv = ["--data", str(tmp_path), "--out", str(tmp_path / "out"), "--stage", "tumor"]
+        (cfg,) = build_configs(parser.parse_args([*argv, *extra]))
+        return cfg.weak_anchor
+
+    assert anchor("--resume") == "patient"
+    assert anchor("--resume", "--weak-anchor", "patch") == "patch"  # asked otherwise
+    assert anchor() == "patch"  # a new run: the default
     saved["weak_anchor"] = "patch"
     (last / "metadata.json").write_text(json.dumps({"training": {"config": saved}}))
-    assert _weak_anchor_note(cfg, tmp_path / "tumor") is None
+    assert run_weak_anchor(last.parent) == "patch" and anchor("--resume") == "patch"
+    # the shipped tumor model trained with the weak term before the field existed
+    shipped = recipe_from_model(default_model_dir("tumor"), "tumor")["tumor"]
+    assert shipped["weak_anchor"] == "patient"

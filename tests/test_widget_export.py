@@ -814,7 +814,16 @@ def test_closing_the_panel_mid_export_lets_the_set_of_files_finish(
     widget.export_button.click()
     qtbot.waitUntil(lambda: len(slow) >= 1, timeout=20_000)
     widget.shutdown_jobs()  # what closing the panel or the viewer does
+    # docked again meanwhile (a script can), the panel offers no second export beside this
+    # one's files until it has ended (two wrote into one folder: a mixed set)
+    assert not widget.export_button.isEnabled() and widget.busy
+    assert "finishes in the background" in widget.status.text()
+    widget.export()
+    assert "still ending" in widget.status.text()
     qtbot.waitUntil(lambda: not _RUNNING, timeout=30_000)
+    qtbot.waitUntil(widget.export_button.isEnabled, timeout=5_000)
+    assert widget.export_button.text() == "Export" and not widget.busy
+    assert widget.status.text().startswith("Closed while writing: it finished")
     assert len(slow) == 5  # every file of the set, none left from before
     assert all(p.stat().st_mtime_ns != old[p.name] for p in out.iterdir())
     stats = json.loads((out / "TEST_001_stats.json").read_text())
@@ -1253,3 +1262,42 @@ def test_a_job_waiting_for_a_panels_imports_can_be_cancelled():
     assert time.monotonic() - t0 < 2 and said == [("waiting for torch and MONAI to load", 0, 1)]
     gate.done()
     gate.wait(lambda: False)  # nothing pending: through at once
+
+
+def test_an_export_failing_after_its_panel_closed_is_said_when_the_button_returns(
+    dicom_viewer, qtbot, monkeypatch
+):
+    """The job's callbacks go with the panel's closing: a disk filling up afterwards was
+    reported as "it finished in the background" (the folder held part of the set)."""
+    import time
+
+    import napari_livertumor._widgets.export as export_mod
+
+    viewer, widget, vol, labels, out = dicom_viewer
+    widget.folder.setText(str(out))
+    widget.masks_check.setChecked(True)
+    real, written = export_mod._write_one, []
+
+    def failing(kind, path, *args, **kwargs):
+        time.sleep(0.3)
+        if path.name.endswith("_stats.json"):
+            raise OSError(28, "No space left on device", str(path))
+        real(kind, path, *args, **kwargs)
+        written.append(path.name)
+
+    monkeypatch.setattr(export_mod, "_write_one", failing)
+    said = []
+    monkeypatch.setattr(_common_mod(), "notify_error", said.append)
+    widget.export_button.click()
+    qtbot.waitUntil(lambda: len(written) >= 1, timeout=20_000)
+    widget.shutdown_jobs()
+    qtbot.waitUntil(widget.export_button.isEnabled, timeout=30_000)
+    text = widget.status.text()
+    assert "writing then failed" in text and "No space left on device" in text
+    assert said and "part of the set" in said[0]
+
+
+def _common_mod():
+    import napari_livertumor._widgets._common as common
+
+    return common

@@ -320,12 +320,15 @@ def test_a_panel_closed_mid_run_and_docked_again_offers_run_not_cancel(segmentin
     viewer, widget, _, _ = segmenting
     text = widget._button_text[widget.run_button]
     assert widget.run_button.text() != text
+    gate.saw_cancel.clear()
     widget.shutdown_jobs()  # what closing the panel does
-    assert widget.run_button.text() == text and widget.run_button.isEnabled()
+    # until the stopped run has ended, the button is not usable
     assert not widget.progress_bar.isVisible()
+    assert widget.status.text().startswith("Stopping: the panel was closed")
+    qtbot.waitUntil(gate.saw_cancel.is_set, timeout=10_000)
+    qtbot.waitUntil(widget.run_button.isEnabled, timeout=10_000)
+    assert widget.run_button.text() == text and not widget.busy
     assert widget.status.text().startswith("Stopped: the panel was closed")
-    gate.release.set()
-    qtbot.wait(200)
     assert [ly.name for ly in viewer.layers] == ["CT A"]
 
 
@@ -349,3 +352,37 @@ def test_an_unexpected_error_in_the_worker_is_said_and_its_traceback_logged(
     [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert record.exc_info and record.exc_info[0] is KeyError
     assert [ly.name for ly in viewer.layers] == ["CT A"]
+
+
+def test_only_bugs_are_logged_with_a_traceback(caplog):
+    """Bad input, the disk, memory and errors a job put in words itself (a training process's
+    refusal) are said in the panel only; a bug's traceback goes to the log — a training
+    process's own, which was lost."""
+    import logging
+
+    from napari_livertumor._widgets._common import log_failure
+    from napari_livertumor._widgets._jobs import JobFailed
+    from napari_livertumor.errors import InputError
+
+    def wrapped(exc):
+        try:
+            raise JobFailed(str(exc)) from exc
+        except JobFailed as failed:
+            return failed
+
+    remote = JobFailed("KeyError: 'x'")
+    remote.remote_traceback = "Traceback (most recent call last):\n  in train\nKeyError: 'x'\n"
+    with caplog.at_level(logging.ERROR):
+        for quiet in (
+            JobFailed("holds a tumor model already"),
+            InputError("a.nii", "not a CT"),
+            wrapped(OSError(28, "No space left on device")),
+            wrapped(MemoryError()),
+        ):
+            log_failure("train", "msg", quiet)
+        assert caplog.records == []
+        log_failure("train", "KeyError: 'x'", remote)
+        log_failure("segment", "KeyError: 'spacing'", wrapped(KeyError("spacing")))
+    first, second = caplog.records
+    assert "in train" in first.getMessage() and first.exc_info is None
+    assert second.exc_info[0] is KeyError

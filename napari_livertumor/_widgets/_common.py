@@ -29,6 +29,23 @@ from ._jobs import Job, error_text
 log = logging.getLogger(__name__)
 
 
+def log_failure(description: str, msg: str, exc: BaseException) -> None:
+    """Log a job's failure with its traceback when it is a bug: not bad input or a refusal
+    (the tool's own errors), not the disk or memory, not an error a job put in words itself
+    (a ``JobFailed`` of no cause: a training process's refusal, a crash's exit code). A
+    training process's bug comes with its own traceback (``remote_traceback``)."""
+    from ._jobs import JobFailed
+
+    remote = getattr(exc, "remote_traceback", None)
+    if remote:
+        log.error("%s: %s\n%s", description, msg, remote.rstrip())
+        return
+    cause = exc.__cause__ if isinstance(exc, JobFailed) else exc
+    if cause is None or isinstance(cause, LiverTumorError | OSError | MemoryError):
+        return
+    log.error("%s: %s", description, msg, exc_info=cause)
+
+
 def path_text(edit) -> str:
     """The path typed in a line edit, trimmed, with ``~`` as the user's home (a folder named
     ``~`` was created in napari's working folder) and a relative path made absolute (it is
@@ -573,23 +590,34 @@ class JobWidgetMixin:
                 job.detach()
             else:
                 job.shutdown()
+        self._winding_jobs().update({b: j for b, j in self.jobs.items() if j.running})
         self.jobs.clear()
         # the jobs no longer report their end here: the panel shows it, as it is shown again
         # when docked anew (a script can; its button read Cancel and started a new run)
         try:
-            for button in buttons:
-                button.setText(self._button_text.get(button, button.text()))
-                button.setEnabled(True)
             bar = getattr(self, "progress_bar", None)
             if bar is not None:
                 bar.setVisible(False)
+            for button in buttons:
+                if button not in self._winding_jobs():
+                    button.setText(self._button_text.get(button, button.text()))
+                    button.setEnabled(True)
+                else:  # usable again when the job has ended (_wound_down)
+                    button.setText("Finishing…" if self.FINISH_ON_CLOSE else self.STOPPING_TEXT)
+                    button.setEnabled(False)
             if running and getattr(self, "status", None) is not None:
                 set_status(
                     self.status,
-                    "Closed while writing: it finished in the background."
+                    "Closed while writing: it finishes in the background (its files are "
+                    "whole when this button is usable again)."
                     if self.FINISH_ON_CLOSE
-                    else f"Stopped: {self.CLOSED_TEXT}",
+                    else f"Stopping: {self.CLOSED_TEXT}",
                 )
+            if self._winding_jobs():
+                timer = QTimer(self)
+                timer.setInterval(200)
+                timer.timeout.connect(lambda: _alive(self._wound_down, timer))
+                timer.start()
         except RuntimeError:  # the panel is being deleted
             pass
         if running and self.FINISH_ON_CLOSE:
@@ -611,13 +639,59 @@ class JobWidgetMixin:
             except Exception:  # the viewer may be closing too
                 pass
 
+    def _winding_jobs(self) -> dict:
+        """Jobs stopped (or let finish) by the panel's closing, still running: their buttons
+        stay unusable until they end (a new export beside the last one's files, a new
+        training run before the stopped one had saved)."""
+        try:
+            return self.__dict__["_winding"]
+        except KeyError:
+            return self.__dict__.setdefault("_winding", {})
+
+    def _wound_down(self, timer) -> None:
+        """The jobs the panel's closing stopped have ended: their buttons are usable again."""
+        if any(job.running for job in self._winding_jobs().values()):
+            return
+        timer.stop()
+        timer.deleteLater()
+        jobs = self._winding_jobs()
+        failed = [job.error for job in jobs.values() if job.status == "failed"]
+        for button in list(jobs):
+            button.setText(self._button_text.get(button, button.text()))
+            button.setEnabled(True)
+        jobs.clear()
+        if failed:  # nobody heard it: the job's callbacks went with the panel's closing
+            err = failed[0]
+            msg = (
+                "Closed while writing: writing then failed, so the folder may hold part of the set"
+                if self.FINISH_ON_CLOSE
+                else "Closed while running: it then failed"
+            ) + (f" ({error_text(err)})." if err is not None else ".")
+            if err is not None:
+                log_failure(type(self).__name__, msg, err)
+            if getattr(self, "status", None) is not None:
+                set_status(self.status, msg, error=True)
+            notify_error(msg)
+        elif getattr(self, "status", None) is not None:
+            set_status(
+                self.status,
+                "Closed while writing: it finished in the background."
+                if self.FINISH_ON_CLOSE
+                else f"Stopped: {self.CLOSED_TEXT}",
+            )
+
     @property
     def busy(self) -> bool:
-        return any(job.running for job in self.jobs.values())
+        return any(job.running for job in (*self.jobs.values(), *self._winding_jobs().values()))
 
     def cancel_if_running(self, button) -> bool:
         """If ``button``'s job runs, ask it to stop and return True (a job that has already
         handed over its result is left to end: True, nothing stopped)."""
+        winding = self._winding_jobs().get(button)
+        if winding is not None and winding.running:  # (a click on the disabled button: code)
+            set_status(self.status, "The last run, stopped when the panel closed, is still "
+                       "ending: try again in a moment.")  # fmt: skip
+            return True
         job = self.jobs.get(button)
         if job is not None and job.running:
             if job.delivered:  # its result is in and it ends at once: the click is spent
@@ -701,8 +775,7 @@ class JobWidgetMixin:
 
         def failed(exc: BaseException, doing: str = "") -> None:
             msg = doing + error_text(exc)
-            if not isinstance(exc, LiverTumorError):  # a bug, not bad input: its traceback
-                log.error("%s: %s", description, msg, exc_info=exc.__cause__ or exc)
+            log_failure(description, msg, exc)
             set_status(self.status, msg, error=True)
             notify_error(msg)
 

@@ -218,6 +218,8 @@ class Job(QObject):
         #: (reads "running" a moment more), so a Cancel then has nothing to stop
         self.delivered = False
         self._outcome: str | None = None
+        #: the error a failed job ended with (also when nobody was listening any more)
+        self.error: BaseException | None = None
         #: what a cancelled job had already done (``Cancelled.changed``), "" for nothing
         self.cancel_changed = ""
         self._progressed.connect(self._show_progress)
@@ -381,6 +383,7 @@ class Job(QObject):
             self.cancel_changed = getattr(exc, "changed", "")
             return
         self._outcome = "failed"
+        self.error = exc
         if self._on_error is not None:
             self._on_error(exc)
 

@@ -67,6 +67,11 @@ def train_in_subprocess(config, should_cancel):
             elif kind == "error":
                 ended = True
                 raise JobFailed(payload)
+            elif kind == "bug":  # the training process's own traceback, for the log
+                ended = True
+                failed = JobFailed(payload[0])
+                failed.remote_traceback = payload[1]
+                raise failed
             else:
                 ended = True
                 return
@@ -110,7 +115,7 @@ def _await_last_report(child, reports, timeout: float) -> None:
             continue
         except (EOFError, OSError):  # the queue went with the child
             return
-        if kind in ("end", "error"):
+        if kind in ("end", "error", "bug"):
             return
 
 
@@ -235,8 +240,20 @@ def _train_child(config_dict: dict, reports, cancel, crash_log: str | None = Non
             reports.put(("report", report))
     except LiverTumorError as exc:
         reports.put(("error", str(exc)))
-    except Exception as exc:  # reported in the widget as one line
+    except OSError as exc:  # the disk, a permission: said as one line, no traceback
         reports.put(("error", f"{type(exc).__name__}: {exc}"))
+    except MemoryError as exc:
+        said = f" ({exc})" if str(exc) else ""
+        reports.put(("error", f"Out of memory{said}: close other programs, or train with a "
+                     "smaller batch or patch"))  # fmt: skip
+    except Exception as exc:  # a bug: one line in the widget, its traceback in the log
+        if type(exc).__name__ == "OutOfMemoryError":  # torch's, on the GPU
+            reports.put(("error", f"Out of GPU memory ({exc}): train with a smaller batch or "
+                         "patch, or close what else uses the GPU"))  # fmt: skip
+        else:
+            import traceback
+
+            reports.put(("bug", (f"{type(exc).__name__}: {exc}", traceback.format_exc())))
     else:
         reports.put(("end", None))
 

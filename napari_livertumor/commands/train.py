@@ -177,6 +177,12 @@ def build_configs(args) -> list:
         # the clinical table is the tumor stage's weak supervision: the liver never reads it
         # (and its metadata must not say it was used)
         cfg = make_config(s, stage_recipe, init_from=init, **overrides)
+        if cfg.resume and args.weak_anchor is None and s == "tumor":
+            from ..training.loop import run_weak_anchor
+
+            anchor = run_weak_anchor(cfg.stage_dir)  # the run's own, as the Train panel does
+            if anchor is not None and anchor != cfg.weak_anchor:
+                cfg = cfg.with_updates(weak_anchor=anchor)
         if s == "liver" and cfg.clinical:  # also one a recipe file names
             import dataclasses
 

@@ -30,7 +30,7 @@ from ..fileio import read_user_text
 LESION_MIN_ML = 0.1
 
 #: shifts tried by default (added to the stage's main-class logit)
-SHIFT_GRID = (-6.0, -5.0, -4.0, -3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0)
+SHIFT_GRID = (-6.0, -5.0, -4.0, -3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 
 def _dice(pred: np.ndarray, truth: np.ndarray) -> float:

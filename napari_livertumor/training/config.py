@@ -502,6 +502,8 @@ def recipe_from_model(folder: str | Path, stage: str) -> dict[str, Any]:
         raise ModelError(folder, f"this is a {meta.stage} model, not a {stage} model")
     known = {f.name for f in fields(TrainConfig)}
     saved = dict((meta.training or {}).get("config") or {})
+    if "weak_lambda" in saved and "weak_anchor" not in saved:
+        saved["weak_anchor"] = "patient"  # trained before the field: the form it trained with
     section = {k: v for k, v in saved.items() if k in known and k not in RUN_KEYS}
     section.update(
         network=meta.network.to_dict(),

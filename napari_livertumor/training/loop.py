@@ -259,9 +259,6 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
                 + "; ".join(differ)
                 + "): resume with the run's own settings, or --force to start a new run",
             )
-        note = _weak_anchor_note(cfg, stage_dir)
-        if note:
-            log.warning("%s", note)
     if cfg.init_from and not (cfg.resume and has_state):
         # missing, corrupt, wrong stage (ModelError), or another network: found now, not after
         # the data is prepared or the liver stage has trained (--stage both)
@@ -269,13 +266,12 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
     check_device(cfg.device)
 
 
-def _weak_anchor_note(cfg: TrainConfig, stage_dir: Path) -> str | None:
-    """What to say when a run from before ``weak_anchor`` existed (every patch held to its
-    patient's weak label) is resumed with the new default."""
+def run_weak_anchor(stage_dir: str | Path) -> str | None:
+    """The ``weak_anchor`` a stopped run in ``stage_dir/last`` trained with ("patient" for a
+    run from before the field that used the weak term), or None (no run, or no weak term).
+    Resuming keeps it unless asked otherwise (the Train panel's Resume, ``train --resume``)."""
     import json
 
-    if cfg.stage != "tumor" or cfg.weak_lambda <= 0 or cfg.weak_anchor != "patch":
-        return None
     try:
         from ..fileio import read_user_text
 
@@ -283,13 +279,10 @@ def _weak_anchor_note(cfg: TrainConfig, stage_dir: Path) -> str | None:
         config = (meta.get("training") or {}).get("config") or {}
     except (OSError, ValueError, AttributeError):
         return None
-    if not isinstance(config, dict) or "weak_lambda" not in config or "weak_anchor" in config:
+    if not isinstance(config, dict) or "weak_lambda" not in config:
         return None
-    return (
-        f"{stage_dir}: this run trained with every patch's tumor ratio held to its patient's "
-        "weak label (runs before 4 Dec 2026); it goes on with each patch's label moved by the "
-        "patch's own ratio (weak_anchor patch); --weak-anchor patient keeps it as it was"
-    )
+    anchor = config.get("weak_anchor", "patient")
+    return anchor if anchor in ("patch", "patient") else None
 
 
 def check_init_fits(cfg: TrainConfig, loaded, folder) -> None:
