@@ -65,10 +65,8 @@ def segmenting(make_napari_viewer, models_dir, gate, qtbot):
     return viewer, widget, dock, vol
 
 
-def test_loading_a_second_ct_while_segmenting_keeps_results_on_the_first(
-    segmenting, gate, qtbot, tmp_path
-):
-    viewer, widget, _, vol_a = segmenting
+def _load_second_ct(viewer, qtbot, tmp_path) -> None:
+    """A second CT, "b.nii.gz" on another grid, opened through Load CT."""
     vol_b, _ = tiny_ct(shape=(12, 40, 40), spacing=(3.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0))
     write_nifti(vol_b, tmp_path / "b.nii.gz")
     loader = LoadWidget(viewer)
@@ -76,6 +74,13 @@ def test_loading_a_second_ct_while_segmenting_keeps_results_on_the_first(
     loader.path.setText(str(tmp_path / "b.nii.gz"))
     loader.load_button.click()
     qtbot.waitUntil(lambda: not loader.busy, timeout=20_000)
+
+
+def test_loading_a_second_ct_while_segmenting_keeps_results_on_the_first(
+    segmenting, gate, qtbot, tmp_path
+):
+    viewer, widget, _, vol_a = segmenting
+    _load_second_ct(viewer, qtbot, tmp_path)
     assert len(_layers.ct_layers(viewer)) == 2
 
     gate.release.set()
@@ -298,13 +303,7 @@ def test_deleting_the_ct_beside_another_gives_no_off_grid_warning_for_the_result
     viewer, widget, _, _ = segmenting
     said = []
     monkeypatch.setattr(notifications, "show_warning", lambda text: said.append(text))
-    vol_b, _ = tiny_ct(shape=(12, 40, 40), spacing=(3.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0))
-    write_nifti(vol_b, tmp_path / "b.nii.gz")
-    loader = LoadWidget(viewer)
-    loader.source.setCurrentText(SOURCES[1])
-    loader.path.setText(str(tmp_path / "b.nii.gz"))
-    loader.load_button.click()
-    qtbot.waitUntil(lambda: not loader.busy, timeout=20_000)
+    _load_second_ct(viewer, qtbot, tmp_path)
     viewer.layers.remove("CT A")
     gate.release.set()
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)

@@ -75,21 +75,12 @@ _FORM_RUN_FIELDS = (
 
 def _saved_config(stage_dir: Path) -> dict | None:
     """The whole training config a stopped run recorded in ``stage_dir/last/metadata.json``,
-    or None."""
-    import json
+    or None; a run from before ``weak_anchor`` goes on with the form it trained with."""
+    from ..training.loop import run_weak_anchor, saved_training_config
 
-    from ..fileio import read_user_text
-
-    try:
-        meta = json.loads(read_user_text(Path(stage_dir) / "last" / "metadata.json"))
-        config = (meta.get("training") or {}).get("config")
-    except (OSError, ValueError, AttributeError):
-        return None
-    if not (isinstance(config, dict) and config):
-        return None
-    config = dict(config)
-    if "weak_lambda" in config and "weak_anchor" not in config:
-        config["weak_anchor"] = "patient"  # a run from before the field: it goes on as it was
+    config = saved_training_config(stage_dir)
+    if config is not None and "weak_lambda" in config and "weak_anchor" not in config:
+        config["weak_anchor"] = run_weak_anchor(stage_dir) or "patient"
     return config
 
 

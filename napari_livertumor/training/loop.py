@@ -266,20 +266,27 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
     check_device(cfg.device)
 
 
-def run_weak_anchor(stage_dir: str | Path) -> str | None:
-    """The ``weak_anchor`` a stopped run in ``stage_dir/last`` trained with ("patient" for a
-    run from before the field that used the weak term), or None (no run, or no weak term).
-    Resuming keeps it unless asked otherwise (the Train panel's Resume, ``train --resume``)."""
+def saved_training_config(stage_dir: str | Path) -> dict[str, Any] | None:
+    """The training config a stopped run recorded in ``stage_dir/last/metadata.json`` (None
+    when there is none or it cannot be read)."""
     import json
 
     try:
         from ..fileio import read_user_text
 
         meta = json.loads(read_user_text(Path(stage_dir) / "last" / "metadata.json"))
-        config = (meta.get("training") or {}).get("config") or {}
+        config = (meta.get("training") or {}).get("config")
     except (OSError, ValueError, AttributeError):
         return None
-    if not isinstance(config, dict) or "weak_lambda" not in config:
+    return dict(config) if isinstance(config, dict) and config else None
+
+
+def run_weak_anchor(stage_dir: str | Path) -> str | None:
+    """The ``weak_anchor`` a stopped run in ``stage_dir/last`` trained with ("patient" for a
+    run from before the field that used the weak term), or None (no run, or no weak term).
+    Resuming keeps it unless asked otherwise (the Train panel's Resume, ``train --resume``)."""
+    config = saved_training_config(stage_dir) or {}
+    if "weak_lambda" not in config:
         return None
     anchor = config.get("weak_anchor", "patient")
     return anchor if anchor in ("patch", "patient") else None
@@ -416,15 +423,7 @@ RECIPE_FIELDS = (
 
 def saved_recipe(stage_dir: str | Path) -> dict[str, Any] | None:
     """The :data:`RECIPE_FIELDS` of the run stopped in ``stage_dir/last`` (None if unreadable)."""
-    import json
-
-    try:
-        from ..fileio import read_user_text
-
-        meta = json.loads(read_user_text(Path(stage_dir) / "last" / "metadata.json"))
-        config = (meta.get("training") or {}).get("config") or {}
-    except (OSError, ValueError, AttributeError):
-        return None
+    config = saved_training_config(stage_dir) or {}
     recipe = {k: config[k] for k in RECIPE_FIELDS if k in config}
     return recipe or None
 
