@@ -306,6 +306,12 @@ def model_quality_warning(model: LoadedModel) -> str | None:
         return None
     n = (meta.metrics or {}).get("n_val")
     on = f" on {n} validation patient(s)" if isinstance(n, int) else ""
+    if meta.members > 1:  # the members' mean (models.ensemble)
+        return (
+            f"the {meta.stage} model ({model.path}, an ensemble of {meta.members}) has members "
+            f"that scored a mean validation Dice of {score:.2f}{on} when they were trained: "
+            "expect unreliable masks (train them longer, or on more patients)"
+        )
     return (
         f"the {meta.stage} model ({model.path}) scored a validation Dice of {score:.2f}{on} when "
         "it was trained: expect unreliable masks (train it longer, or on more patients)"

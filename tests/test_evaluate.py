@@ -62,6 +62,9 @@ def test_evaluate_prints_the_table_beside_the_published_numbers(trained, tmp_pat
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["n_cases"] == 1 and summary["split"] == str(split)
     assert summary["tta"] == "none" and summary["refine"] is False  # how it was segmented
+    used = summary["models_used"]  # the folders themselves, each with what moves its masks
+    assert used["liver"]["path"] == str(models / "liver") and used["tumor"]["members"] == 1
+    assert set(used["tumor"]) == {"path", "members", "logit_bias"}
     les = summary["lesions"]
     assert les["lesions_true"] == int(rows[0]["lesions_true"])
     assert les["lesions_found"] == int(rows[0]["lesions_found"]) <= les["lesions_true"]

@@ -290,8 +290,8 @@ def test_ensemble_averages_its_members_and_refuses_what_does_not_fit(tmp_path, c
     assert main(["ensemble", str(tmp_path / "ens"), str(a), str(b)]) == 0
     assert "ensemble of 2 networks" in capsys.readouterr().out
     ens = load_model(tmp_path / "ens", stage="tumor")
-    assert ens.metadata.members == 2 and ens.metadata.logit_bias is None  # shift to re-pick
-    assert ens.metadata.training["ensemble_of"] == [str(a), str(b)]
+    assert ens.metadata.members == 2 and list(ens.metadata.logit_bias) == [0.0, 0.0, 0.5]
+    assert ens.metadata.training["ensemble_of"] == [str(a.resolve()), str(b.resolve())]
     x = torch.randn(1, 1, 16, 32, 48)  # any size, like a single trunk
     with torch.no_grad():
         want = (load_model(a).network(x) + load_model(b).network(x)) / 2
@@ -357,6 +357,7 @@ def test_an_ensemble_stopped_while_replacing_a_model_leaves_no_mismatched_folder
 
 
 def test_an_ensemble_keeps_a_shift_and_lesion_filter_all_its_members_share(tmp_path, capsys):
+    from napari_livertumor.cli import main
     from napari_livertumor.models.ensemble import make_ensemble
 
     kw = dict(logit_bias=(0.0, 0.0, 2.0))
@@ -373,18 +374,40 @@ def test_an_ensemble_keeps_a_shift_and_lesion_filter_all_its_members_share(tmp_p
     c = make_untrained_model(tmp_path / "c", "tumor", seed=3, logit_bias=(0.0, 0.0, 1.0))
     make_ensemble(tmp_path / "mixed", [a, c])
     mixed = read_metadata(tmp_path / "mixed")
-    assert mixed.logit_bias is None and mixed.lesion_filter is None
-    # the same shift, other lesion filters: the command says which differ, not the shift
-    from napari_livertumor.cli import main
-
+    # differing shifts: their mean, which averages the members as each segments (dropped, the
+    # ensemble ran unshifted and found less tumor than either member); no shared lesion filter
+    assert list(mixed.logit_bias) == [0.0, 0.0, 1.5] and mixed.lesion_filter is None
+    assert mixed.training["member_logit_bias"] == [[0.0, 0.0, 2.0], [0.0, 0.0, 1.0]]
+    ens = load_model(tmp_path / "mixed")
+    x = torch.rand(1, 1, 16, 32, 32)
+    shifted = [
+        load_model(m).network(x) + torch.tensor(read_metadata(m).logit_bias).view(1, -1, 1, 1, 1)
+        for m in (a, c)
+    ]
+    with torch.no_grad():
+        mine = ens.network(x) + torch.tensor(mixed.logit_bias).view(1, -1, 1, 1, 1)
+        torch.testing.assert_close(mine, (shifted[0] + shifted[1]) / 2, atol=1e-4, rtol=1e-4)
+    # no shift and a zero shift are the same shift
+    z = make_untrained_model(tmp_path / "z", "tumor", seed=4, logit_bias=(0.0, 0.0, 0.0))
+    n = make_untrained_model(tmp_path / "n", "tumor", seed=5)
+    assert main(["ensemble", str(tmp_path / "zero"), str(z), str(n)]) == 0
+    said = capsys.readouterr().out
+    assert "differ" not in said and "no logit shift" in said, said
+    assert read_metadata(tmp_path / "zero").logit_bias is None
+    # the same shift, other lesion filters: the shift is kept, the filter is the default one
     meta = read_metadata(b)
     meta.lesion_filter = {"min_ml": 0.1, "min_peak": 4.0}
     (b / "metadata.json").write_text(json.dumps(meta.to_dict()))
     assert main(["ensemble", str(tmp_path / "filters"), str(a), str(b)]) == 0
     said = capsys.readouterr().out
     assert "the members' lesion filters differ" in said and "calibrate_lesions.py" in said
+    assert "shared logit shift [0, 0, 2] is kept" in said
+    filters = read_metadata(tmp_path / "filters")
+    assert list(filters.logit_bias) == [0.0, 0.0, 2.0] and filters.lesion_filter is None
     assert main(["ensemble", str(tmp_path / "shifts"), str(a), str(c)]) == 0
-    assert "the members' logit shifts differ" in capsys.readouterr().out
+    assert "the members' logit shifts differ: it adds their mean [0, 0, 1.5]" in (
+        capsys.readouterr().out
+    )
 
 
 def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, caplog):
@@ -422,6 +445,22 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
     with caplog.at_level(logging.WARNING):
         make_ensemble(tmp_path / "twins", [a, twin])
     assert "same weights" in caplog.text
+    # members that validated poorly still warn as an ensemble (their mean score)
+    from napari_livertumor.pipeline import model_quality_warning
+
+    for folder, score in ((a, 0.12), (b, 0.16)):
+        meta = read_metadata(folder)
+        meta.metrics = {"score": score, "n_val": 10 if folder == a else 4, "n_val_with_class": 4}
+        (folder / "metadata.json").write_text(json.dumps(meta.to_dict()))
+    make_ensemble(tmp_path / "weak", [a, b])
+    said = model_quality_warning(load_model(tmp_path / "weak"))
+    assert "an ensemble of 2" in said and "mean validation Dice of 0.14 on 4 validation" in said
+    # one folder twice is a typo, not an ensemble; an output inside a member is refused
+    with pytest.raises(ModelError, match="given twice"):
+        make_ensemble(tmp_path / "dup", [a, tmp_path / "x" / ".." / "a"])
+    with pytest.raises(ModelError, match="inside the member"):
+        make_ensemble(a / "sub", [a, b])
+    assert not (a / "sub").exists() and not (tmp_path / "dup").exists()
     # a training run's folder: its last/ would go on training over the ensemble
     run = tmp_path / "run"
     shutil.copytree(a, run)

@@ -19,33 +19,36 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..models import read_metadata
-    from ..models.ensemble import make_ensemble
+    from ..models.ensemble import make_ensemble, member_shifts
 
     out = make_ensemble(args.output, list(args.members), force=args.force)
     meta = read_metadata(out)
     size = (out / "model.safetensors").stat().st_size / 2**20
-    if meta.logit_bias is not None:
-        shift = f"the members' shared logit shift {list(meta.logit_bias)} is kept" + (
-            " with their lesion filter" if meta.lesion_filter is not None else ""
-        )
-    elif meta.lesion_filter is not None:
-        shift = "the members have no logit shift; their shared lesion filter is kept"
-    else:
-        members = [read_metadata(m) for m in args.members]
-        why = (
-            "the members' logit shifts differ"
-            if len({_key(m.logit_bias) for m in members}) > 1
-            else "the members' lesion filters differ"
-            if len({_key(m.lesion_filter) for m in members}) > 1
-            else "the members have none"
-        )
+    members = [read_metadata(m) for m in args.members]
+    shifts = member_shifts(members)
+    if len(set(shifts)) > 1:
         shift = (
-            f"{why}, so it runs with no logit shift and the default lesion filter: calibrate "
-            "them with scripts/calibrate_shift.py and scripts/calibrate_lesions.py (in the "
-            "source checkout)"
+            f"the members' logit shifts differ: it adds their mean {_fmt(meta.logit_bias)} "
+            "(so it averages the members as each segments; a shift of its own may suit it "
+            "better: scripts/calibrate_shift.py, in the source checkout)"
+        )
+    elif meta.logit_bias is not None:
+        shift = f"the members' shared logit shift {_fmt(meta.logit_bias)} is kept"
+    else:
+        shift = "the members have no logit shift"
+    if meta.lesion_filter is not None:
+        shift += "; their shared lesion filter is kept"
+    elif len({_key(m.lesion_filter) for m in members}) > 1:
+        shift += (
+            "; the members' lesion filters differ, so it keeps the default one "
+            "(scripts/calibrate_lesions.py picks its own)"
         )
     print(f"wrote {out}: {meta.stage} ensemble of {meta.members} networks ({size:.1f} MB); {shift}")
     return 0
+
+
+def _fmt(bias) -> str:
+    return "none" if bias is None else "[" + ", ".join(f"{v:g}" for v in bias) + "]"
 
 
 def _key(value) -> str:

@@ -40,10 +40,11 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
     """Write an ensemble model folder from several model folders of one stage and geometry.
 
     The members must agree on stage, network, HU window, target spacing, window size, label map
-    and liver masking (they were trained with one recipe, e.g. the folds of ``--folds K``). A
-    logit shift and lesion filter every member shares are kept; otherwise both are dropped, as a
-    shift chosen for one network does not suit the mean (pick the ensemble's own with
-    ``scripts/calibrate_shift.py``). Weights keep the members' storage type.
+    and liver masking (they were trained with one recipe, e.g. the folds of ``--folds K``). The
+    ensemble's logit shift is the members' mean (:func:`ensemble_shift`: it averages the members
+    as each segments; a shift of its own may suit it better, ``scripts/calibrate_shift.py``); a
+    lesion filter every member shares is kept, differing ones leave the default. Weights keep
+    the members' storage type.
 
     Raises
     ------
@@ -58,6 +59,21 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
         raise ModelError(folder, "the output must be a folder, and this is a file")
     if any(_same_folder(folder, m) for m in members):
         raise ModelError(folder, "is one of the members: the ensemble would overwrite it")
+    for m in members:
+        if _inside(folder, m):
+            raise ModelError(
+                folder,
+                f"lies inside the member {m}: a model folder written into another model's "
+                "folder; give a folder beside it",
+            )
+    for i, m in enumerate(members):
+        for other in members[:i]:
+            if _same_folder(m, other):
+                raise ModelError(
+                    m,
+                    f"is given twice (also as {other}): an ensemble of one network twice is "
+                    "that network at twice the time; list each member once",
+                )
     if folder.is_dir():
         if any((folder / s / METADATA_FILE).exists() for s in ("liver", "tumor")):
             raise ModelError(
@@ -85,14 +101,6 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
                 if stopped
                 else "is not empty and holds no model: give a new or empty folder",
             )
-    digests = [_weights_digest(Path(m)) for m in members]
-    twins = len(digests) - len(set(digests))
-    if twins and None not in digests:
-        log.warning(
-            "%d member(s) have the same weights as another member: the ensemble gives the same "
-            "masks as fewer members, at more time per case",
-            twins,
-        )
     metas = []
     tensors: dict[str, Any] = {}
     keys = ("stage", "network", "hu_window", "target_spacing", "roi_size", "label_map")
@@ -120,24 +128,32 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
         raw = load_file(str(member / WEIGHTS_FILE), device="cpu")  # keeps fp16 storage
         for k in loaded.network.state_dict():  # the trunk (a VAE branch is left behind)
             tensors[f"members.{i}.{k}"] = raw[k].contiguous()
+    # checked once every member has loaded (a warning, then a refusal, read oddly)
+    digests = [_weights_digest(Path(m)) for m in members]
+    twins = len(digests) - len(set(digests))
+    if twins and None not in digests:
+        log.warning(
+            "%d member(s) have the same weights as another member: the ensemble gives the same "
+            "masks as fewer members, at more time per case",
+            twins,
+        )
     base = metas[0]
-    # a shift (and the lesion filter calibrated with it) shared by every member is kept; members
-    # that disagree leave the ensemble without either, to be calibrated on its own
-    shared = all(
-        m.logit_bias == base.logit_bias and m.lesion_filter == base.lesion_filter for m in metas
-    )
     meta = ModelMetadata.from_dict(
         {
             **base.to_dict(),
             "members": len(metas),
-            "logit_bias": base.logit_bias if shared else None,
-            "lesion_filter": base.lesion_filter if shared else None,
+            "logit_bias": ensemble_shift(metas),
+            "lesion_filter": _shared(m.lesion_filter for m in metas),
             "training": {
                 "config": (base.training or {}).get("config", {}),
-                "ensemble_of": [str(m) for m in members],
+                # where the members were (a path as typed named nothing from another folder)
+                "ensemble_of": [str(_resolved(m)) for m in members],
                 "members": [m.training for m in metas],
+                "member_logit_bias": [
+                    None if m.logit_bias is None else list(m.logit_bias) for m in metas
+                ],
             },
-            "metrics": {"members": [m.metrics for m in metas]},
+            "metrics": _ensemble_metrics(metas),
         }
     )
     # the replaced model's description goes first: a stop (or a full disk) between the files
@@ -225,6 +241,67 @@ def _carry_split(folder: Path, members: list[Path]) -> None:
         folder,
         " and names those a member trained or validated on" if trained else "",
     )
+
+
+def member_shifts(metas) -> list[tuple[float, ...]]:
+    """Each member's logit shift, no shift (``None``) as zeros."""
+    out = []
+    for m in metas:
+        n = m.network.out_channels
+        out.append(
+            tuple(float(v) for v in m.logit_bias) if m.logit_bias is not None else (0.0,) * n
+        )
+    return out
+
+
+def ensemble_shift(metas) -> tuple[float, ...] | None:
+    """The members' mean logit shift (``None`` when it is zero).
+
+    A shift is added to the logits, so the mean of the members' shifted logits is the mean of
+    their logits plus the mean of their shifts: with it the ensemble averages the members as
+    each segments on its own (dropping differing shifts ran it unshifted, and it found less
+    tumor than each of its members).
+    """
+    shifts = member_shifts(metas)
+    mean = tuple(sum(s[k] for s in shifts) / len(shifts) for k in range(len(shifts[0])))
+    return None if not any(mean) else mean
+
+
+def _shared(values):
+    """The value every item has, else ``None``."""
+    values = list(values)
+    return values[0] if all(v == values[0] for v in values) else None
+
+
+def _ensemble_metrics(metas) -> dict:
+    """The members' metrics, and their mean validation score (with the fewest validation
+    patients any had) so that a poorly validated set of members still warns when used."""
+    metrics = [m.metrics or {} for m in metas]
+    out: dict = {"members": [m.metrics for m in metas]}
+    scores = [m.get("score") for m in metrics]
+    if scores and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in scores):
+        out["score"] = sum(scores) / len(scores)
+        out["score_is"] = "the members' mean validation score, not the ensemble's own"
+        n_val = [m.get("n_val") for m in metrics]
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in n_val):
+            out["n_val"] = min(n_val)
+        with_class = [m.get("n_val_with_class") for m in metrics]
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in with_class):
+            out["n_val_with_class"] = min(with_class)
+    return out
+
+
+def _resolved(path) -> Path:
+    try:
+        return Path(path).resolve()
+    except OSError:
+        return Path(path).absolute()
+
+
+def _inside(folder: Path, member) -> bool:
+    """Whether ``folder`` lies below the member's folder (not the folder itself)."""
+    inner, outer = _resolved(folder), _resolved(member)
+    return inner != outer and inner.is_relative_to(outer)
 
 
 def _same_folder(a: Path, b) -> bool:

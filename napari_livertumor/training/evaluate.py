@@ -166,6 +166,17 @@ def evaluate(
     summary = summarize(rows)
     summary["split"] = split_source
     summary["models"] = str(models) if models else "shipped defaults"
+    # the folders the patients were segmented with (a missing ROOT/liver falls back to the
+    # shipped model, said only on screen before), each with what changes its masks
+    summary["models_used"] = {
+        stage: {
+            "path": str(getattr(m, "path", "")),
+            "members": m.metadata.members,
+            "logit_bias": None if m.metadata.logit_bias is None else list(m.metadata.logit_bias),
+        }
+        for stage, m in (("liver", seg.liver), ("tumor", getattr(seg, "tumor", None)))
+        if m is not None
+    }
     summary["refine"] = refine
     summary["tta"] = tta
     summary["device"] = str(seg.device)
