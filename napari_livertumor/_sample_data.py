@@ -1,6 +1,6 @@
 """napari sample data: a synthetic abdominal CT with its ground-truth labels.
 
-``File > Open Sample > napari-livertumor > Synthetic abdominal CT with liver tumor`` adds the CT
+``File > Open Sample > Synthetic abdominal CT with liver tumor (Liver Tumor Segmentation)`` adds the CT
 (HU, abdomen window) and the ground truth (1 liver, 2 tumor, 3 portal vein, 4 aorta), both
 scaled by the voxel spacing in mm so they line up with anything else loaded later. The
 ``medium`` phantom (256×256 in-plane, 40–80 slices) is made in under half a second once its

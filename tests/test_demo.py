@@ -145,3 +145,101 @@ def test_the_demo_tabs_name_their_panels_in_a_few_letters(make_napari_viewer):
             dock = dock.parent()
         titles.add(dock.windowTitle())
     assert titles == {TAB_TITLES["load"], TAB_TITLES["segment"]}
+
+
+def test_a_display_that_does_not_answer_is_said_instead_of_a_core_dump(monkeypatch, capsys):
+    """A DISPLAY left over from another session (tmux, sudo) made Qt abort with a core dump and
+    'reinstalling the application may fix this problem'; Qt's offscreen platform cannot draw."""
+    import shutil
+
+    from napari_livertumor.cli import main
+    from napari_livertumor.commands import demo
+
+    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # no xvfb-run to fall back on
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", ":987")  # no server there
+    assert demo.display_problem() == (
+        "no display answers at DISPLAY=:987 (left over from another session?)"
+    )
+    assert main(["demo"]) == 1
+    err = capsys.readouterr().err
+    assert "no display answers at DISPLAY=:987" in err and "--screenshot" in err
+    monkeypatch.setenv("DISPLAY", os.environ.get("DISPLAY") or ":0")
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-nowhere")
+    if os.path.exists(f"/tmp/.X11-unix/X{os.environ['DISPLAY'].lstrip(':').split('.')[0]}"):
+        assert demo.display_problem() is None  # the test's own display (Xvfb) answers
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert "cannot draw" in demo.display_problem()
+    monkeypatch.setenv("DISPLAY", "somehost:0")  # a form Qt knows and we cannot reach: tried
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.delenv("WAYLAND_DISPLAY")
+    assert demo._x11_answers("weird-form") is True
+
+
+def test_a_screenshot_is_written_whole_or_not_at_all(tmp_path):
+    """`demo --screenshot x.jpg` crashed (RGBA cannot be JPEG) after emptying an earlier x.jpg."""
+    from imageio.v3 import imread
+
+    from napari_livertumor._widgets.demo import save_screenshot
+
+    rgba = np.zeros((40, 60, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 255
+    for name in ("shot.jpg", "shot.PNG", "shot.bmp", "shot.tif"):
+        save_screenshot(rgba, tmp_path / name)
+        img = imread(tmp_path / name)
+        assert img.shape[:2] == (40, 60) and abs(int(img[..., 0].mean()) - 200) < 8, name
+    old = tmp_path / "old.jpg"
+    old.write_bytes(b"an earlier picture")
+    with pytest.raises((OSError, ValueError, TypeError)):
+        save_screenshot(np.zeros((40, 60, 4), np.float64) * np.nan, old)  # cannot be written
+    assert old.read_bytes() == b"an earlier picture"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_the_demo_says_the_sample_is_open_so_load_is_not_clicked_for_it(make_napari_viewer):
+    """The demo set Load to the sample it had opened already: the first click of the workflow
+    (Load) opened a second copy, its ground truth drawn over the first's."""
+    import napari
+
+    from napari_livertumor._widgets.demo import run_demo
+
+    viewers = []
+    real_run = napari.run
+    try:
+        napari.run = lambda *a, **k: None
+        viewer_cls = napari.Viewer
+
+        def make(*a, **k):
+            v = make_napari_viewer(show=True)
+            viewers.append(v)
+            return v
+
+        napari.Viewer = make
+        assert run_demo(widgets="load,segment") == 0
+    finally:
+        napari.run = real_run
+        napari.Viewer = viewer_cls
+    (load,) = [w for w in viewers[0].window.dock_widgets.values() if hasattr(w, "source")]
+    assert "The sample CT (seed 7) and its ground truth are open" in load.status.text()
+
+
+def test_a_home_folder_napari_cannot_write_is_said_with_the_way_out(monkeypatch, capsys, tmp_path):
+    """A read-only home gave a bare 'livertumor demo: error: ~/.cache: Read-only file system'."""
+    import errno
+
+    from napari_livertumor._widgets import demo as demo_widget
+    from napari_livertumor.cli import main
+    from napari_livertumor.commands import demo
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(demo, "display_problem", lambda: None)
+
+    def fail(**kw):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".cache"))
+
+    monkeypatch.setattr(demo_widget, "run_demo", fail)
+    assert main(["demo"]) == 1
+    err = capsys.readouterr().err
+    assert ".cache: Read-only file system" in err and "XDG_CACHE_HOME" in err

@@ -62,6 +62,15 @@ def run_demo(screenshot: str | None = None, widgets: str = "all") -> int:
         from .load import SOURCES
 
         load.source.setCurrentText(SOURCES[2])
+        from ._common import set_status
+
+        # said, so that the first click a reader of the workflow makes is not Load (a second
+        # copy of the sample, the first's labels drawn over it)
+        set_status(
+            load.status,
+            "The sample CT (seed 7) and its ground truth are open: go on with 2 Segment. Load "
+            "opens another scan (a DICOM folder, a NIfTI file, or a sample of another seed).",
+        )
     from qtpy.QtCore import QTimer
 
     # fit the CT again once the window and its docks have their sizes (fitted before, the
@@ -147,12 +156,16 @@ def _screenshot_and_quit(viewer, path: Path) -> int:
     def shoot() -> None:
         _close_notifications()
         try:
-            viewer.screenshot(str(path), canvas_only=False, flash=False)
+            save_screenshot(viewer.screenshot(canvas_only=False, flash=False), path)
             print(
                 f"screenshot saved to {path}"
                 + (" (replacing the earlier file)" if replaced else "")
             )
             status["code"] = 0
+        except (OSError, ValueError, TypeError) as exc:  # a full disk, a format PIL refuses
+            import sys
+
+            print(f"livertumor demo: error: {path}: screenshot not saved ({exc})", file=sys.stderr)
         finally:
             viewer.close()
             QApplication.quit()
@@ -160,6 +173,26 @@ def _screenshot_and_quit(viewer, path: Path) -> int:
     QTimer.singleShot(2500, shoot)
     napari.run()
     return status["code"]
+
+
+def save_screenshot(image, path: Path) -> None:
+    """Write an RGBA screenshot to ``path`` (its format from the suffix; JPEG and BMP without
+    the alpha channel, which they cannot hold) through a temporary file: a failed write
+    leaves an earlier file of that name as it was (napari's own writer emptied it first)."""
+    import os
+
+    import imageio.v3 as iio
+    import numpy as np
+
+    image = np.asarray(image)
+    if path.suffix.lower() in (".jpg", ".jpeg", ".bmp") and image.ndim == 3:
+        image = image[..., :3]
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        iio.imwrite(tmp, image)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _close_notifications() -> None:

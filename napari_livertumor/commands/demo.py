@@ -50,21 +50,110 @@ def run(args) -> int:
             file=sys.stderr,
         )
         return 1
-    headless = sys.platform.startswith("linux") and not any(
-        os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
-    )
-    if headless:  # Qt would abort with a core dump
+    problem = display_problem() if sys.platform.startswith("linux") else None
+    if problem:  # Qt would abort with a core dump
         if args.screenshot and shutil.which("xvfb-run"):
             argv = [sys.executable, "-m", "napari_livertumor.cli", "demo"]
             argv += ["--screenshot", args.screenshot, "--widgets", args.widgets]
-            return subprocess.call(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *argv])
+            # xvfb-run gives the display; a stale Wayland one or an 'offscreen' platform would
+            # be tried first
+            env = {
+                k: v
+                for k, v in os.environ.items()
+                if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+            }
+            return subprocess.call(
+                ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *argv], env=env
+            )
+        me = "livertumor" if shutil.which("livertumor") else sys.argv[0] or "livertumor"
         print(
-            "livertumor demo: error: no display (DISPLAY is not set). Run it on a desktop, or "
-            "save a screenshot instead: livertumor demo --screenshot demo.png (it runs itself "
-            "under xvfb-run, which must be installed)",
+            f"livertumor demo: error: {problem}. Run it on a desktop, or save a screenshot "
+            f"instead: {me} demo --screenshot demo.png (it runs itself under xvfb-run, which "
+            "must be installed; from a source checkout: SCREENSHOT=demo.png make demo)",
             file=sys.stderr,
         )
         return 1
-    from .._widgets.demo import run_demo
+    try:
+        from .._widgets.demo import run_demo
 
-    return run_demo(screenshot=args.screenshot, widgets=args.widgets)
+        return run_demo(screenshot=args.screenshot, widgets=args.widgets)
+    except OSError as exc:  # napari writes its settings and caches under the home folder
+        home = os.path.expanduser("~")
+        where = str(exc.filename or "")
+        if where and (where == home or where.startswith(home.rstrip("/") + "/")):
+            print(
+                f"livertumor demo: error: {where}: {exc.strerror or exc}. napari keeps its "
+                "settings and caches under your home folder, which cannot be written here: "
+                "point XDG_CONFIG_HOME and XDG_CACHE_HOME to a writable folder",
+                file=sys.stderr,
+            )
+            return 1
+        raise
+
+
+def display_problem() -> str | None:
+    """Why napari's window could not open on this Linux session (``None``: it can).
+
+    A DISPLAY or WAYLAND_DISPLAY that is set is tried (a socket connection, a second at most):
+    one left over from an old session (tmux, sudo) made Qt abort with a core dump and a
+    "reinstalling may fix this" message. napari cannot draw under Qt's offscreen platform.
+    """
+    import os
+
+    platform = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0].strip().lower()
+    if platform in ("offscreen", "minimal"):
+        return (
+            f"QT_QPA_PLATFORM is {platform!r}, where napari's canvas cannot draw (unset it, or "
+            "use xvfb-run)"
+        )
+    if platform and platform not in ("xcb", "wayland", "wayland-egl"):
+        return None  # eglfs, vnc…: the user's choice, tried as is
+    x11, wayland = os.environ.get("DISPLAY"), os.environ.get("WAYLAND_DISPLAY")
+    if not x11 and not wayland:
+        return "no display (DISPLAY is not set)"
+    if (x11 and _x11_answers(x11)) or (wayland and _wayland_answers(wayland)):
+        return None
+    named = " or ".join(
+        f"{name}={value}"
+        for name, value in (("DISPLAY", x11), ("WAYLAND_DISPLAY", wayland))
+        if value
+    )
+    return f"no display answers at {named} (left over from another session?)"
+
+
+def _connects(family, address, timeout: float = 1.0) -> bool:
+    import socket
+
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        return True
+    except OSError:
+        return False
+
+
+def _x11_answers(display: str) -> bool:
+    """Whether an X server listens at ``display`` (``:0``, ``unix:1.0``, ``host:10.0``)."""
+    import socket
+
+    host, sep, rest = display.rpartition(":")
+    number = rest.split(".")[0]
+    if not sep or not number.isdigit():
+        return True  # a form not known here: left to Qt
+    if host in ("", "unix"):
+        path = f"/tmp/.X11-unix/X{number}"
+        # the socket file, or Linux's abstract one of the same name (a container's X server)
+        return _connects(socket.AF_UNIX, path) or _connects(socket.AF_UNIX, "\0" + path)
+    if host.startswith("/"):  # a launchd-style path
+        return _connects(socket.AF_UNIX, f"{host}:{rest}")
+    return _connects(socket.AF_INET, (host, 6000 + int(number)))
+
+
+def _wayland_answers(name: str) -> bool:
+    import os
+    import socket
+
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    path = name if name.startswith("/") else os.path.join(runtime, name) if runtime else ""
+    return bool(path) and _connects(socket.AF_UNIX, path)
