@@ -285,6 +285,13 @@ def test_tcia_cohort_reads_back_through_our_dicom_and_seg_readers(tmp_path):
         pre = read_dicom_series(other)
         assert pre.spacing[0] == pytest.approx(2 * volume.spacing[0])
         assert pre.meta["series_uid"] != volume.meta["series_uid"]
+        if stacked:  # each acquisition's contrast agent is its own phase's
+            import pydicom
+
+            for f in series.glob("*.dcm"):
+                ds = pydicom.dcmread(f, stop_before_pixels=True)
+                plain = "non-contrast" in str(ds.get("ImageComments", ""))
+                assert (ds.get("ContrastBolusAgent") is None) == plain, f
     table = read_clinical(out / "HCC-TACE-Seg_clinical_data-V2.xlsx")
     assert list(table.frame.index) == ["HCC_001", "HCC_002", "HCC_003"]
     assert (out / "HCC-TACE-Seg_clinical_data-V2.csv").exists()
@@ -483,3 +490,74 @@ def test_synth_quirks_are_for_the_dicom_layout(tmp_path, capsys):
     assert main(args) == 2
     assert "--layout tcia" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_the_clinical_size_and_nodularity_are_those_of_the_label_map():
+    """Tr_Size was the drawn volume-equivalent diameter (a median 0.85 of the labels' largest
+    axial diameter, down to 0.62) and nodularity the lesions drawn (satellites grown into their
+    mass made a single mass 'multinodular'); 2 Okuda points gave Stage III."""
+    from scipy import ndimage as ndi
+
+    from napari_livertumor.stats import axial_diameter_mm
+
+    infos, labels = [], []
+    for i in range(6):
+        ph = generate_phantom(case_seed(300, i), "small")
+        infos.append(ph.info)
+        labels.append(ph.labels)
+    df = make_clinical_table(infos, seed=300, missing_rate=0.0)
+    for info, lab, (_, row) in zip(infos, labels, df.iterrows(), strict=True):
+        comps, n = ndi.label(lab == 2, structure=np.ones((3, 3, 3), bool))
+        voxel_ml = float(np.prod(info["spacing"])) / 1000
+        big = [k for k in range(1, n + 1) if (comps == k).sum() * voxel_ml >= 0.1]
+        assert info["lesions_labelled"] == len(big)
+        widest = max((axial_diameter_mm(comps == k, info["spacing"]) for k in big), default=0.0)
+        assert info["max_tumor_axial_mm"] == pytest.approx(widest)
+        if big:
+            assert 0.84 * widest / 10 <= row["Tr_Size"] <= 1.16 * widest / 10 + 0.05
+            assert row["tumor_nodul"] == ("multinodular" if len(big) > 1 else "uninodular")
+    from napari_livertumor.synth.clinical import _patient_row
+
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(60):  # involvement > 50 % and ascites: 2 points, 3 with Child-Pugh C
+        row = _patient_row(rng, "HCC_001", {"tlvr": 0.9, "ascites": True, "n_tumors": 3})
+        assert row["T_involvment"] == ">50%"
+        assert row["Okuda"] == ("Stage III" if row["CPS"] == "C" else "Stage II"), row
+        seen.add(row["Okuda"])
+    assert seen == {"Stage II", "Stage III"}
+    no_points = _patient_row(rng, "HCC_001", {"tlvr": 0.0, "ascites": False, "cirrhotic": False})
+    assert no_points["Okuda"] == "Stage I" or no_points["CPS"] == "C"
+
+
+def test_a_seed_in_another_shape_or_phase_writes_other_uids(tmp_path):
+    """UIDs came from the seed alone: cohorts of one seed in two shapes held other pixels under
+    the same SOP instance UIDs, and convert took the second for the first moved."""
+    import pydicom
+
+    def uids(folder, **kw):
+        out = make_cohort(folder, 1, seed=5, layout="tcia", shape="small", **kw)
+        files = sorted(out.rglob("*.dcm"))
+        return {str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files}
+
+    first = uids(tmp_path / "a")
+    assert uids(tmp_path / "b") == first  # the same arguments: the same files
+    assert not uids(tmp_path / "c", phase="arterial") & first
+
+
+def test_synth_force_never_writes_over_a_nifti_file_it_did_not_write(tmp_path, capsys):
+    """The NIfTI layout's --force replaced a user's imagesTr/HCC_003.nii.gz (a converted real
+    patient beside a 2-case cohort) without a word."""
+    from napari_livertumor.cli import main
+
+    out = tmp_path / "cohort"
+    args = ["synth", "-o", str(out), "--shape", "small", "--layout", "nifti", "--cases"]
+    assert main([*args, "2"]) == 0
+    for sub in ("imagesTr", "labelsTr"):
+        (out / sub / "HCC_003.nii.gz").write_bytes(b"mine")
+    assert main([*args, "3", "--force"]) == 1
+    err = capsys.readouterr().err
+    assert "did not write" in err and "HCC_003.nii.gz" in err
+    assert (out / "imagesTr" / "HCC_003.nii.gz").read_bytes() == b"mine"
+    assert main([*args, "2", "--force"]) == 0  # its own two are rewritten, the user's kept
+    assert (out / "labelsTr" / "HCC_003.nii.gz").read_bytes() == b"mine"

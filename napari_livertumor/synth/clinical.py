@@ -114,8 +114,10 @@ def make_clinical_table(
 
 def _patient_row(rng: np.random.Generator, pid: str, info: dict) -> dict:
     tlvr = float(info.get("tlvr", 0.0))
-    n_tum = int(info.get("n_tumors", len(info.get("tumors", []))))
-    size_cm = float(info.get("max_tumor_diameter_mm", 0.0)) / 10.0
+    # the lesions and the size a reader would find in the label map (a phantom of before these
+    # keys: the lesions drawn, and their volume-equivalent diameter)
+    n_tum = int(info.get("lesions_labelled", info.get("n_tumors", len(info.get("tumors", [])))))
+    size_cm = float(info.get("max_tumor_axial_mm", info.get("max_tumor_diameter_mm", 0.0))) / 10
     cirr = bool(info.get("cirrhotic", rng.random() < 0.6))
     ascites = bool(info.get("ascites", False))
     age = int(np.clip(rng.normal(64, 10), 30, 90))
@@ -135,7 +137,8 @@ def _patient_row(rng: np.random.Generator, pid: str, info: dict) -> dict:
     clip = int({"A": 0, "B": 1, "C": 2}[cps] + morph + (afp >= 400) + pvt)
     tnm = _tnm(size_cm * rng.uniform(0.9, 1.1), n_tum, vasc, pvt, lymph, meta, rng)
     bclc = _bclc(size_cm, n_tum, pvt or vasc, lymph or meta, cps, rng)
-    okuda = 1 + int(gt50) + int(ascites) + int(cps == "C")
+    # Okuda points (involvement > 50 %, ascites, poor liver function): 0 → I, 1–2 → II, 3+ → III
+    okuda_points = int(gt50) + int(ascites) + int(cps == "C")
     ttp = float(np.round(rng.exponential(14 * np.exp(-2.5 * tlvr - 0.3 * (n_tum > 1))) + 1, 1))
     progressed = rng.random() < 0.8
     os_ = float(np.round(ttp + rng.exponential(18 * np.exp(-2.0 * tlvr)), 1))
@@ -178,7 +181,11 @@ def _patient_row(rng: np.random.Generator, pid: str, info: dict) -> dict:
         "Lymphnodes": int(lymph),
         "CLIP": clip,
         "CLIP_Score": f"Stage_{clip}",
-        "Okuda": ["Stage I", "Stage II", "Stage III"][min(2, okuda - 1)],
+        "Okuda": "Stage I"
+        if okuda_points == 0
+        else "Stage II"
+        if okuda_points <= 2
+        else "Stage III",
         "TNM": tnm,
         "BCLC": bclc,
         "Personal history of cancer": int(rng.random() < 0.1),

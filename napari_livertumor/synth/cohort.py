@@ -181,7 +181,8 @@ def make_cohort(
 
 def _check_only_ours(out: Path, n_cases: int) -> None:
     """Refuse ``--force`` when a patient folder it would replace or remove holds files this
-    command did not write (a user's notes, another series): nothing is removed then."""
+    command did not write (a user's notes, another series), or a NIfTI file it would write over
+    (``imagesTr/HCC_003.nii.gz``) is not its own: nothing is removed then."""
     try:
         old = json.loads((out / "synth_manifest.json").read_text())
     except (OSError, ValueError):
@@ -194,6 +195,11 @@ def _check_only_ours(out: Path, n_cases: int) -> None:
     pids = set(entries) | {f"HCC_{i + 1:03d}" for i in range(n_cases)}
     foreign: list[Path] = []
     for pid in sorted(pids):
+        # the NIfTI layout's files of the patient: written over, or removed
+        for sub, key in (("imagesTr", "image"), ("labelsTr", "label")):
+            f = out / sub / f"{pid}.nii.gz"
+            if f.is_file() and (entries.get(pid) or {}).get(key) != f"{sub}/{pid}.nii.gz":
+                foreign.append(f)
         folder = out / pid
         if not folder.is_dir():
             continue
@@ -274,7 +280,10 @@ def _write_tcia_case(out: Path, pid: str, ph: Phantom, cseed: int, rng, quirks: 
     series_no = int(rng.choice([2, 3, 4, 5, 103, 104]))
     series = study / f"{series_no}.000000-LIVER 3 PHASE CAP-{int(rng.integers(10000, 99999))}"
     seg_dir = study / f"300.000000-Segmentation-{int(rng.integers(10000, 99999))}"
-    uid = {k: generate_uid(entropy_srcs=[f"synth-{cseed}-{k}"]) for k in ("study", "series", "for")}
+    # a seed's UIDs differ with what changes its pixels (its shape and phase): a cohort of
+    # another shape or phase is other images, never the same SOP instances rewritten
+    tag = _uid_tag(cseed, ph, quirks)
+    uid = {k: generate_uid(entropy_srcs=[f"{tag}-{k}"]) for k in ("study", "series", "for")}
     mm, dd, yyyy = date.split("-")
     kw = dict(
         patient_id=pid,
@@ -318,8 +327,8 @@ def _write_tcia_case(out: Path, pid: str, ph: Phantom, cseed: int, rng, quirks: 
         series_number=300,  # as HCC-TACE-Seg numbers its ground-truth SEGs
         # seeded, as the CT's: the same seed writes the same bytes (a cohort written again
         # with --force is not taken for new ground truth by convert's cache)
-        series_uid=generate_uid(entropy_srcs=[f"synth-{cseed}-seg-series"]),
-        sop_instance_uid=generate_uid(entropy_srcs=[f"synth-{cseed}-seg"]),
+        series_uid=generate_uid(entropy_srcs=[f"{tag}-seg-series"]),
+        sop_instance_uid=generate_uid(entropy_srcs=[f"{tag}-seg"]),
         created=datetime.datetime(int(yyyy), int(mm), int(dd), 12, 0, 0),
     )
     facts["seg"] = str((seg_dir / "1-1.dcm").relative_to(out))
@@ -327,7 +336,7 @@ def _write_tcia_case(out: Path, pid: str, ph: Phantom, cseed: int, rng, quirks: 
         pre = _pre_contrast(ph, cseed)
         number = 2 if series_no != 2 else 1
         pre_dir = study / f"{number}.000000-PRE LIVER-{int(rng.integers(10000, 99999))}"
-        pre_uid = generate_uid(entropy_srcs=[f"synth-{cseed}-pre"])
+        pre_uid = generate_uid(entropy_srcs=[f"{tag}-pre"])
         write_ct_series(
             pre,
             pre_dir,
@@ -344,6 +353,13 @@ def _write_tcia_case(out: Path, pid: str, ph: Phantom, cseed: int, rng, quirks: 
     # every file of the case, so that --force later removes these and nothing a user added
     facts["written"] = sorted(str(f.relative_to(out)) for f in case_dir.rglob("*") if f.is_file())
     return facts
+
+
+def _uid_tag(cseed: int, ph: Phantom, quirks: bool) -> str:
+    """What a case's UIDs are drawn from: its seed, and what changes its files (shape, phase,
+    quirks): the same seed in another shape or phase gave other pixels under the same UIDs, and
+    convert took the second cohort for the first moved, replacing its conversion."""
+    return f"synth-{cseed}-{ph.info['shape']}-{ph.info['phase']}" + ("-quirks" if quirks else "")
 
 
 def _pre_contrast(ph: Phantom, cseed: int) -> CTVolume:
@@ -372,7 +388,12 @@ def _stack_second_phase(ph: Phantom, series: Path, kw: dict, cseed: int, n: int)
     second = generate_phantom(cseed, ph.info["shape"], phase=other[cseed % len(other)])
     tmp = series.parent / (series.name + ".acq2.tmp")
     tmp_uid = generate_uid(entropy_srcs=[kw["series_uid"], "acquisition 2"])
-    kw2 = {**kw, "series_uid": tmp_uid, "contrast_phase": second.info["phase"]}
+    kw2 = {
+        **kw,
+        "series_uid": tmp_uid,
+        "contrast_phase": second.info["phase"],
+        "contrast_agent": None if second.info["phase"] == "non-contrast" else "IV contrast",
+    }
     paths = write_ct_series(
         second.ct, tmp, **kw2, acquisition_number=2, instance_number_start=n + 1
     )

@@ -160,6 +160,7 @@ def generate_phantom(
         streaks=bool(ov.get("streaks", rng.random() < 0.25)),
     )
     labels = T.LABEL_OF_TISSUE[anat.tissue]
+    lesions_drawn = _lesions_as_labelled(labels == 2, (dz, wdx, wdx))
     if factor == 2:
         img = upsample2(img)
         labels = np.repeat(np.repeat(labels, 2, axis=1), 2, axis=2)
@@ -214,6 +215,12 @@ def generate_phantom(
         "whole_liver_ml": (n_liver + n_tumor + n_pv) * vox_ml,
         "tlvr": n_tumor / max(1, n_liver + n_tumor + n_pv),
         "max_tumor_diameter_mm": max((t["diameter_mm"] for t in tumors), default=0.0),
+        # the label map's own lesions (26-connected, 0.1 mL or more: as `segment` counts them;
+        # satellites grown into their mass are one, specks of an irregular margin none) and
+        # the largest axial diameter among them (what a reader measures; the drawn diameter
+        # above is a volume-equivalent sphere's, before lobulation and margins)
+        "lesions_labelled": lesions_drawn[0],
+        "max_tumor_axial_mm": lesions_drawn[1],
         **{k: float(v) for k, v in anat.info.items()},
         **{k: v for k, v in extras.items() if isinstance(v, bool | int | float)},
     }
@@ -230,6 +237,26 @@ def generate_phantom(
         },
     )
     return Phantom(ct=volume, labels=labels, info=info)
+
+
+def _lesions_as_labelled(tumor: np.ndarray, spacing) -> tuple[int, float]:
+    """``(lesions of 0.1 mL or more, their largest axial diameter in mm)`` of a tumor mask."""
+    from scipy import ndimage as ndi
+
+    from ..stats import axial_diameter_mm
+
+    if not tumor.any():
+        return 0, 0.0
+    comps, _ = ndi.label(tumor, structure=np.ones((3, 3, 3), bool))
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    sizes = np.bincount(comps.ravel())
+    n, widest = 0, 0.0
+    for k, box in enumerate(ndi.find_objects(comps), start=1):
+        if box is None or sizes[k] * voxel_ml < 0.1:
+            continue
+        n += 1
+        widest = max(widest, axial_diameter_mm(comps[box] == k, spacing))
+    return n, float(widest)
 
 
 def _warp_inplane(rng, tissue: np.ndarray, px_mm: float, dz: float, amp_mm: float) -> np.ndarray:
