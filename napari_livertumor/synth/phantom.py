@@ -48,8 +48,11 @@ class Phantom:
     labels : ndarray of uint8, shape (Z, Y, X)
         0 other, 1 liver, 2 tumor mass (incl. necrosis), 3 portal vein, 4 abdominal aorta.
     info : dict
-        What was drawn: phase, tumors (center_mm, diameter_mm, kind, enhancement, volume_ml),
-        tlvr, liver_ml, tumor_ml, noise_sd, spacing, and more.
+        What was drawn: phase, tumors (center_mm, diameter_mm — a volume-equivalent sphere's —,
+        kind, enhancement, volume_ml — its viable part: necrosis, one code shared by every
+        lesion, is counted in tumor_ml only), tlvr, liver_ml, tumor_ml, noise_sd, spacing; and
+        what the label map shows: lesions_labelled (26-connected, ≥ 0.1 mL) and
+        max_tumor_axial_mm (their largest axial diameter), and more.
     """
 
     ct: CTVolume
