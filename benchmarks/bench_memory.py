@@ -8,7 +8,7 @@ or whole-body length), the 6-times stack on 0.625 mm slices (the same voxels, a 
 the length: the networks' resampled grids shrink, the full-resolution arrays do not) and
 resampled to 1024×1024 in-plane (0.4 mm pixels). Each goes through ``livertumor segment``
 (both stages, refinement, writing) in a fresh process, its peak RSS sampled with psutil and
-read from ``wait4``. A line ``fixed + per_voxel × voxels`` is fitted to the peaks and
+reported by a small launcher process (``bench_segment._run_cli``). A line ``fixed + per_voxel × voxels`` is fitted to the peaks and
 :func:`napari_livertumor.memory.segment_need_bytes` plus the CT's own bytes is set beside
 each peak: the estimate must cover every one.
 
