@@ -243,3 +243,43 @@ def test_a_home_folder_napari_cannot_write_is_said_with_the_way_out(monkeypatch,
     assert main(["demo"]) == 1
     err = capsys.readouterr().err
     assert ".cache: Read-only file system" in err and "XDG_CACHE_HOME" in err
+
+
+def test_the_display_checked_is_the_one_qt_will_take(monkeypatch):
+    """A live X display does not make a Wayland platform start (nor the reverse): Qt aborted."""
+    from napari_livertumor.commands import demo
+
+    x = os.environ.get("DISPLAY") or ""
+    if not x or not demo._x11_answers(x):
+        pytest.skip("needs the test's own X display")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "wayland")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert demo.display_problem() == "no display (WAYLAND_DISPLAY is not set)"
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-nowhere")
+    assert "WAYLAND_DISPLAY=wayland-nowhere" in demo.display_problem()
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    assert demo.display_problem() is None
+    monkeypatch.delenv("DISPLAY")
+    assert demo.display_problem() == "no display (DISPLAY is not set)"
+    assert demo._tcp_answers("::1", 1) is False  # IPv6 forms are tried, not refused unread
+
+
+def test_a_napari_config_folder_that_cannot_be_written_is_said_before_napari_starts(
+    monkeypatch, tmp_path, capsys
+):
+    """napari saves its settings inside a Qt slot, where the PermissionError aborted the
+    process (rc 134) — a ~/.config/napari left by a sudo run, an XDG_CONFIG_HOME of no use."""
+    from napari_livertumor.cli import main
+    from napari_livertumor.commands import demo
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(blocker))
+    monkeypatch.setattr(demo, "display_problem", lambda: None)
+    assert "napari cannot keep its settings" in demo.napari_folders_problem()
+    assert main(["demo"]) == 1
+    err = capsys.readouterr().err
+    assert "not-a-folder" in err and "XDG_CONFIG_HOME" in err
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert demo.napari_folders_problem() is None

@@ -198,6 +198,16 @@ def test_a_second_run_keeps_what_is_converted_and_force_writes_it_again(
     assert ct.stat().st_mtime_ns == before
     rows = {r["case"]: r for r in json.loads((out / "convert.json").read_text())["cases"]}
     assert rows["HCC_002"]["status"] == "kept" and rows["HCC_002"]["series_uid"]  # from before
+    # the same table in other bytes (an XLSX saved again carries its write time) is no change
+    import pandas as pd
+
+    xlsx = out / "HCC-TACE-Seg_clinical_data-V2.xlsx"
+    table = pd.read_excel(xlsx, sheet_name=None)
+    with pd.ExcelWriter(xlsx) as writer:
+        for name, frame in table.items():
+            frame.to_excel(writer, sheet_name=name, index=False)
+    main(["convert", str(root), "-o", str(out)])
+    assert "differs" not in capsys.readouterr().err
     (out / "HCC-TACE-Seg_clinical_data-V2.xlsx").write_bytes(b"edited by hand")
     main(["convert", str(root), "-o", str(out)])
     assert "differs" in capsys.readouterr().err

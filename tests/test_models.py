@@ -455,6 +455,18 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
     make_ensemble(tmp_path / "weak", [a, b])
     said = model_quality_warning(load_model(tmp_path / "weak"))
     assert "an ensemble of 2" in said and "mean validation Dice of 0.14 on 4 validation" in said
+    # a member none of whose validation patients had tumor (its 0 a convention) is left out of
+    # the mean; it silenced the warning for the whole ensemble
+    meta = read_metadata(b)
+    meta.metrics = {"score": 0.0, "n_val": 2, "n_val_with_class": 0}
+    (b / "metadata.json").write_text(json.dumps(meta.to_dict()))
+    make_ensemble(tmp_path / "weak2", [a, b])
+    said = model_quality_warning(load_model(tmp_path / "weak2"))
+    assert "mean validation Dice of 0.12 on 10 validation" in said
+    meta.metrics = {"score": 0.0, "n_val": 2, "n_val_with_class": 0}
+    (a / "metadata.json").write_text(json.dumps(meta.to_dict()))
+    make_ensemble(tmp_path / "weak3", [a, b])
+    assert model_quality_warning(load_model(tmp_path / "weak3")) is None  # no score at all
     # one folder twice is a typo, not an ensemble; an output inside a member is refused
     with pytest.raises(ModelError, match="given twice"):
         make_ensemble(tmp_path / "dup", [a, tmp_path / "x" / ".." / "a"])

@@ -561,3 +561,11 @@ def test_synth_force_never_writes_over_a_nifti_file_it_did_not_write(tmp_path, c
     assert (out / "imagesTr" / "HCC_003.nii.gz").read_bytes() == b"mine"
     assert main([*args, "2", "--force"]) == 0  # its own two are rewritten, the user's kept
     assert (out / "labelsTr" / "HCC_003.nii.gz").read_bytes() == b"mine"
+    # a manifest written on Windows names its files with "\\": still its own
+    manifest = out / "synth_manifest.json"
+    entries = json.loads(manifest.read_text())
+    assert entries[0]["image"] == "imagesTr/HCC_001.nii.gz"
+    for e in entries:
+        e["image"], e["label"] = e["image"].replace("/", "\\"), e["label"].replace("/", "\\")
+    manifest.write_text(json.dumps(entries))
+    assert main([*args, "2", "--force"]) == 0

@@ -712,6 +712,17 @@ def _case_line(row: dict) -> str:
     return line
 
 
+def _same_table(a: Path, b: Path) -> bool:
+    """Whether two clinical tables hold the same cells (an XLSX written again carries its own
+    write time: the same table in other bytes was said to differ)."""
+    from ..io.clinical import read_clinical
+
+    try:
+        return read_clinical(a).frame.equals(read_clinical(b).frame)
+    except Exception:  # noqa: BLE001 - unreadable: not known to be the same
+        return False
+
+
 def _copy_clinical(source: Path, outdir: Path, *, force: bool) -> str | None:
     """The clinical table beside the patients, copied to the dataset's root (``train`` finds
     it there). An existing different table there is kept unless ``force``."""
@@ -723,7 +734,9 @@ def _copy_clinical(source: Path, outdir: Path, *, force: bool) -> str | None:
     if table is None:
         return None
     target = outdir / table.name
-    if target.exists() and target.read_bytes() == table.read_bytes():
+    if target.exists() and (
+        target.read_bytes() == table.read_bytes() or _same_table(target, table)
+    ):
         return target.name
     if target.exists() and not force:
         print(

@@ -73,6 +73,10 @@ def run(args) -> int:
             file=sys.stderr,
         )
         return 1
+    folders = napari_folders_problem()
+    if folders:
+        print(f"livertumor demo: error: {folders}", file=sys.stderr)
+        return 1
     try:
         from .._widgets.demo import run_demo
 
@@ -109,8 +113,18 @@ def display_problem() -> str | None:
     if platform and platform not in ("xcb", "wayland", "wayland-egl"):
         return None  # eglfs, vnc…: the user's choice, tried as is
     x11, wayland = os.environ.get("DISPLAY"), os.environ.get("WAYLAND_DISPLAY")
+    # the display the platform Qt will take is the one that must answer: X11 for xcb (Qt 5's
+    # default whatever else is set), Wayland for wayland; Qt 6 takes either
+    if platform == "xcb" or (not platform and _qt5()):
+        wayland = None
+    elif platform.startswith("wayland"):
+        x11 = None
     if not x11 and not wayland:
-        return "no display (DISPLAY is not set)"
+        return (
+            "no display (WAYLAND_DISPLAY is not set)"
+            if platform.startswith("wayland")
+            else "no display (DISPLAY is not set)"
+        )
     if (x11 and _x11_answers(x11)) or (wayland and _wayland_answers(wayland)):
         return None
     named = " or ".join(
@@ -119,6 +133,55 @@ def display_problem() -> str | None:
         if value
     )
     return f"no display answers at {named} (left over from another session?)"
+
+
+def _qt5() -> bool:
+    """Whether napari will run on a Qt 5 binding (qtpy's choice: QT_API, else the first of
+    PyQt5, PySide2, PyQt6, PySide6 installed)."""
+    import os
+    from importlib.util import find_spec
+
+    asked = os.environ.get("QT_API", "").strip().lower()
+    if asked in ("pyqt6", "pyside6"):
+        return False
+    if asked in ("pyqt5", "pyside2"):
+        return True
+    return bool(find_spec("PyQt5") or find_spec("PySide2"))
+
+
+def napari_folders_problem() -> str | None:
+    """Why napari could not keep its settings and caches (a folder it cannot write), or None.
+
+    napari writes its settings from inside a Qt slot, where a PermissionError aborts the
+    process (a core dump): a home, a ``~/.config/napari`` left by a ``sudo`` run, or an
+    XDG_CONFIG_HOME that cannot be written is found here first.
+    """
+    import os
+    import tempfile
+
+    try:
+        from napari.utils._platformdirs import user_cache_dir, user_config_dir
+
+        folders = (
+            [os.path.dirname(os.environ["NAPARI_CONFIG"])]
+            if os.environ.get("NAPARI_CONFIG")
+            else [user_config_dir()]
+        )
+        folders.append(user_cache_dir())
+    except Exception:  # noqa: BLE001 - napari's private layout changed: left to napari
+        return None
+    for folder in folders:
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            return (
+                f"{folder}: napari cannot keep its settings and caches there "
+                f"({exc.strerror or exc}); point XDG_CONFIG_HOME and XDG_CACHE_HOME to a "
+                "writable folder"
+            )
+    return None
 
 
 def _connects(family, address, timeout: float = 1.0) -> bool:
@@ -147,7 +210,28 @@ def _x11_answers(display: str) -> bool:
         return _connects(socket.AF_UNIX, path) or _connects(socket.AF_UNIX, "\0" + path)
     if host.startswith("/"):  # a launchd-style path
         return _connects(socket.AF_UNIX, f"{host}:{rest}")
-    return _connects(socket.AF_INET, (host, 6000 + int(number)))
+    return _tcp_answers(host.strip("[]"), 6000 + int(number))
+
+
+def _tcp_answers(host: str, port: int, limit: float = 2.0) -> bool:
+    """Whether ``host:port`` (a name, IPv4 or IPv6) accepts a connection; a name lookup that
+    hangs past ``limit`` seconds is left to Qt (True), not taken for a dead display."""
+    import socket
+    import threading
+
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=1.0).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(limit)
+    return result[0] if result else True
 
 
 def _wayland_answers(name: str) -> bool:

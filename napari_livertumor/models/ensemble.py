@@ -275,19 +275,34 @@ def _shared(values):
 
 def _ensemble_metrics(metas) -> dict:
     """The members' metrics, and their mean validation score (with the fewest validation
-    patients any had) so that a poorly validated set of members still warns when used."""
+    patients any had) so that a poorly validated set of members still warns when used.
+
+    A member none of whose validation patients had the class scored 0 by convention, not by
+    its masks: it is left out of the mean (and leaves the ensemble without a score only when
+    every member is such a one).
+    """
     metrics = [m.metrics or {} for m in metas]
     out: dict = {"members": [m.metrics for m in metas]}
-    scores = [m.get("score") for m in metrics]
-    if scores and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in scores):
-        out["score"] = sum(scores) / len(scores)
-        out["score_is"] = "the members' mean validation score, not the ensemble's own"
-        n_val = [m.get("n_val") for m in metrics]
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in n_val):
-            out["n_val"] = min(n_val)
-        with_class = [m.get("n_val_with_class") for m in metrics]
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in with_class):
-            out["n_val_with_class"] = min(with_class)
+
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if not metrics or not all(number(m.get("score")) for m in metrics):
+        return out
+    scored = [m for m in metrics if m.get("n_val_with_class") != 0]
+    if not scored:  # no member ever saw the class in validation: no score, as for one of them
+        out.update(score=0.0, n_val_with_class=0)
+        return out
+    out["score"] = sum(m["score"] for m in scored) / len(scored)
+    out["score_is"] = "the members' mean validation score, not the ensemble's own" + (
+        f" ({len(scored)} of {len(metrics)} members scored)" if len(scored) < len(metrics) else ""
+    )
+    n_val = [m.get("n_val") for m in scored]
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in n_val):
+        out["n_val"] = min(n_val)
+    with_class = [m.get("n_val_with_class") for m in scored]
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in with_class):
+        out["n_val_with_class"] = min(with_class)
     return out
 
 

@@ -198,7 +198,10 @@ def _check_only_ours(out: Path, n_cases: int) -> None:
         # the NIfTI layout's files of the patient: written over, or removed
         for sub, key in (("imagesTr", "image"), ("labelsTr", "label")):
             f = out / sub / f"{pid}.nii.gz"
-            if f.is_file() and (entries.get(pid) or {}).get(key) != f"{sub}/{pid}.nii.gz":
+            listed = (entries.get(pid) or {}).get(key)
+            # a manifest written on Windows before names it with "\\"
+            listed = str(listed).replace("\\", "/") if listed else None
+            if f.is_file() and listed != f"{sub}/{pid}.nii.gz":
                 foreign.append(f)
         folder = out / pid
         if not folder.is_dir():
@@ -220,7 +223,8 @@ def _check_only_ours(out: Path, n_cases: int) -> None:
         raise InputError(
             out,
             f"--force would remove {len(foreign)} file(s) this command did not write ({shown}"
-            f"{', …' if len(foreign) > 3 else ''}): move them out of the patient folders, or "
+            f"{', …' if len(foreign) > 3 else ''}): move them out of the patient folders "
+            "(or imagesTr/ and labelsTr/), or "
             "choose a new folder; nothing was removed",
         )
 
@@ -439,7 +443,8 @@ def _write_nifti_case(out: Path, pid: str, ph: Phantom) -> dict:
     lab.parent.mkdir(parents=True, exist_ok=True)
     write_nifti(ph.ct, img)
     write_nifti(ph.labels, lab, reference=ph.ct)
-    return {"image": str(img.relative_to(out)), "label": str(lab.relative_to(out))}
+    # with "/" on every system (the manifest is compared by --force later)
+    return {"image": img.relative_to(out).as_posix(), "label": lab.relative_to(out).as_posix()}
 
 
 def _atomic(path: Path, write) -> None:
