@@ -921,26 +921,35 @@ def test_folder_with_only_a_structured_report_says_no_ct(tmp_path):
         load_ct(tmp_path)
 
 
-def test_enhanced_multiframe_ct_is_refused_with_a_hint(tmp_path):
+def test_enhanced_multiframe_ct_without_frame_positions_is_refused_with_a_hint(tmp_path):
+    """Enhanced CT is read (tests/test_io_enhanced_ct.py); one whose frames carry no position
+    cannot be placed, and is refused with what it lacks."""
     from pydicom.data import get_testdata_file
 
     src = get_testdata_file("eCT_Supplemental.dcm")
     if src is None:
         pytest.skip("eCT_Supplemental.dcm not available")
-    shutil.copy(src, tmp_path / "ect.dcm")
-    with pytest.raises(InputError, match="multi-frame/enhanced CT objects are not supported"):
+    ect = pydicom.dcmread(src)
+    for item in ect.PerFrameFunctionalGroupsSequence:
+        del item.PlanePositionSequence
+    ect.save_as(tmp_path / "ect.dcm")
+    with pytest.raises(InputError, match="other than Enhanced CT with per-frame positions"):
         load_ct(tmp_path)
-    # given as the file: what it is, not "not an image series ... holds no CT slices"
-    with pytest.raises(InputError, match=r"Enhanced \(multi-frame\) CT object, which is not read"):
+    # given as the file: what it is, and what it lacks
+    with pytest.raises(
+        InputError,
+        match=r"Enhanced \(multi-frame\) CT object, which is not read here \(no ImagePositionPatient",
+    ):
         load_ct(tmp_path / "ect.dcm")
     # listed as what it is, not as a "non-image object" lacking slice tags
     [info] = discover_series(tmp_path)
-    assert "multi-frame image(s) (a multi-frame image of 2 frames), not read here" in info.summary()
+    assert (
+        "multi-frame image(s) (a multi-frame image of 2 frames, no ImagePosition" in info.summary()
+    )
     # beside a classic series of the patient, it is said as passed over (an arterial phase
     # exported as Enhanced CT was never mentioned)
     beside = tmp_path.parent / (tmp_path.name + "_beside")
     paths = write_ct_series(make_ct(shape=(5, 16, 16)), beside)
-    ect = pydicom.dcmread(src)
     ect.PatientID = pydicom.dcmread(paths[0]).PatientID
     ect.save_as(beside / "ect.dcm")
     notes = " ".join(load_ct(beside).meta["warnings"])

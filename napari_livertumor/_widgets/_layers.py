@@ -889,7 +889,8 @@ def without_dicom_identity(meta: dict) -> dict:
 
 #: what ties a CTVolume to its DICOM files (a SEG references them)
 _DICOM_IDENTITY = ("files", "unused_files", "sop_instance_uids", "instance_numbers",
-                   "series_uid", "sop_class_uid", "study_uid", "frame_of_reference_uid")  # fmt: skip
+                   "frame_numbers", "series_uid", "sop_class_uid", "study_uid",
+                   "frame_of_reference_uid")  # fmt: skip
 
 
 def tumor_not_assessed(layer, labels=None) -> bool:

@@ -15,6 +15,10 @@ from ..errors import InputError
 #: SOP classes that are never image slices even if they carry image-like tags.
 _NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "SR", "KO", "PR", "REG"}
 
+#: Enhanced CT Image Storage and Legacy Converted Enhanced CT Image Storage: multi-frame CT
+#: whose frames carry their own positions (functional groups); read through highdicom
+ENHANCED_CT_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.2"}
+
 
 @dataclass
 class SliceHeader:
@@ -62,6 +66,11 @@ class SliceHeader:
     pixel_excess: int = 0
     #: ImageType, e.g. "ORIGINAL\\PRIMARY\\AXIAL" or "DERIVED\\SECONDARY\\REFORMATTED"
     image_type: str = ""
+    #: an Enhanced CT file (multi-frame, a position per frame), read whole through highdicom;
+    #: it stays no single slice (``is_image`` False) for the classic stacking
+    enhanced: bool = False
+    #: of an Enhanced CT file: each frame's position along the slice normal, mm (file order)
+    frame_locations: tuple[float, ...] = ()
 
     @classmethod
     def from_dataset(
@@ -84,13 +93,27 @@ class SliceHeader:
             )
             if bad
         ]
+        spacing = _floats(ds.get("PixelSpacing"), 2) or _floats(ds.get("ImagerPixelSpacing"), 2)
+        enhanced = None
         if not single_frame and modality not in _NON_IMAGE_MODALITIES:
             # an Enhanced CT: its positions are per frame, so the slice tags are absent
             reasons = [f"a multi-frame image of {frames} frames"]
+            if str(ds.get("SOPClassUID", "")) in ENHANCED_CT_SOP_CLASSES:
+                enhanced = _enhanced_frames(ds)
+                if isinstance(enhanced, str):  # what it lacks: said where it is listed
+                    reasons = [f"{reasons[0]}, {enhanced}"]
+                    enhanced = None
         elif not single_frame:
             reasons.append("multi-frame")
         is_image = not reasons
-        spacing = _floats(ds.get("PixelSpacing"), 2) or _floats(ds.get("ImagerPixelSpacing"), 2)
+        frame_locations: tuple[float, ...] = ()
+        if enhanced is not None:  # the first frame's geometry stands for the file's
+            orientation, positions, frame_spacing, thickness, rescale = enhanced
+            spacing = frame_spacing or spacing
+            position = positions[0]
+            normal = np.cross(orientation[:3], orientation[3:])
+            normal /= np.linalg.norm(normal)
+            frame_locations = tuple(float(np.dot(p, normal)) for p in positions)
         location = None
         if position is not None and orientation is not None:
             normal = np.cross(orientation[:3], orientation[3:])
@@ -100,6 +123,9 @@ class SliceHeader:
         acq = ds.get("AcquisitionNumber")
         slope, bad_slope = 1.0, ""
         raw_slope = ds.get("RescaleSlope")
+        intercept = ds.get("RescaleIntercept", 0)
+        if enhanced is not None and rescale is not None:
+            raw_slope, intercept = rescale
         if raw_slope not in (None, ""):
             try:
                 slope = float(raw_slope)
@@ -125,7 +151,7 @@ class SliceHeader:
             acquisition_number=_int(acq, None),
             slope=slope,
             bad_slope=bad_slope,
-            intercept=float(ds.get("RescaleIntercept", 0) or 0),
+            intercept=float(intercept or 0),
             bits_stored=int(ds.get("BitsStored") or 16),
             pixel_representation=representation,
             pixel_offset=pixel_offset,
@@ -133,19 +159,24 @@ class SliceHeader:
             image_type="\\".join(str(v) for v in (ds.get("ImageType") or ())).upper(),
             series_description=str(ds.get("SeriesDescription", "") or ""),
             series_number=_int(ds.get("SeriesNumber"), None),
-            contrast_agent=str(ds.get("ContrastBolusAgent", "") or ""),
-            image_comments=str(ds.get("ImageComments", "") or ""),
+            contrast_agent=str(ds.get("ContrastBolusAgent", "") or "") or _agent_codes(ds),
+            image_comments=str(ds.get("ImageComments", "") or "")
+            or (_frame_comments(ds) if enhanced is not None else ""),
             patient_id=str(ds.get("PatientID", "") or ""),
             patient_name=str(ds.get("PatientName", "") or ""),
             study_uid=str(ds.get("StudyInstanceUID", "") or ""),
             study_description=str(ds.get("StudyDescription", "") or ""),
             study_date=str(ds.get("StudyDate", "") or ""),
             frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "") or ""),
-            slice_thickness=_float_or_none(ds.get("SliceThickness")),
-            location=location,
+            slice_thickness=(
+                thickness if enhanced is not None else _float_or_none(ds.get("SliceThickness"))
+            ),
+            location=None if enhanced is not None else location,
             not_image=", ".join(reasons),
             n_frames=_int(frames, 1) or 1,
             referenced_uids=_referenced_uids(ds) if modality == "SEG" else frozenset(),
+            enhanced=enhanced is not None,
+            frame_locations=frame_locations,
         )
 
 
@@ -342,6 +373,73 @@ def phase_from_text(description: str, contrast_agent: str = "", comments: str = 
 
 
 # --------------------------------------------------------------------------- helpers
+def _group_item(ds, sequence: str, frame: int | None = 0):
+    """The first item of ``sequence`` in a frame's functional group (``frame`` of the
+    PerFrameFunctionalGroupsSequence), else in the shared one; None when neither has it."""
+    places = []
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if frame is not None and frame < len(per_frame):
+        places.append(per_frame[frame])
+    places += list(ds.get("SharedFunctionalGroupsSequence") or [])[:1]
+    for item in places:
+        seq = item.get(sequence) if item is not None else None
+        if seq:
+            return seq[0]
+    return None
+
+
+def _enhanced_frames(ds):
+    """An Enhanced CT's geometry from its functional groups: ``(orientation, positions per
+    frame, pixel spacing, slice thickness, (slope, intercept) or None)``, or, when it lacks
+    what places its frames, why (a text)."""
+    n = _int(ds.get("NumberOfFrames"), 0) or 0
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if n < 1 or len(per_frame) != n:
+        return (
+            f"its per-frame functional groups hold {len(per_frame)} item(s) for {n} frames "
+            "(a truncated or damaged file?)"
+        )
+    orientation = None
+    item = _group_item(ds, "PlaneOrientationSequence")
+    if item is not None:
+        orientation = _floats(item.get("ImageOrientationPatient"), 6)
+    if orientation is None or np.linalg.norm(np.cross(orientation[:3], orientation[3:])) < 1e-3:
+        return "no usable ImageOrientationPatient in its functional groups"
+    positions = []
+    for k in range(n):
+        item = _group_item(ds, "PlanePositionSequence", k)
+        pos = _floats(item.get("ImagePositionPatient"), 3) if item is not None else None
+        if pos is None:
+            return f"no ImagePositionPatient for frame {k + 1} in its functional groups"
+        positions.append(np.asarray(pos))
+    measures = _group_item(ds, "PixelMeasuresSequence")
+    spacing = thickness = None
+    if measures is not None:
+        spacing = _floats(measures.get("PixelSpacing"), 2)
+        thickness = _float_or_none(measures.get("SliceThickness"))
+    rescale = None
+    item = _group_item(ds, "PixelValueTransformationSequence")
+    if item is not None and "RescaleSlope" in item:
+        rescale = (item.get("RescaleSlope"), item.get("RescaleIntercept", 0))
+    return orientation, positions, spacing, thickness, rescale
+
+
+def _frame_comments(ds) -> str:
+    """An Enhanced CT's first frame's FrameComments (a legacy conversion puts the slices'
+    ImageComments there, where scanners write the phase)."""
+    item = _group_item(ds, "FrameContentSequence")
+    return str(item.get("FrameComments", "") or "") if item is not None else ""
+
+
+def _agent_codes(ds) -> str:
+    """An Enhanced CT's contrast agent: the code meanings of its ContrastBolusAgentSequence
+    (it has no ContrastBolusAgent text)."""
+    names = [
+        str(item.get("CodeMeaning", "") or "") for item in ds.get("ContrastBolusAgentSequence", [])
+    ]
+    return ", ".join(n for n in names if n)
+
+
 def _padding(ds, representation: int) -> tuple[int, int] | None:
     """PixelPaddingValue (and PixelPaddingRangeLimit) as stored pixel values. A value written
     signed for unsigned pixels (-2000 for 63536, a common habit) is taken as its 16-bit

@@ -129,14 +129,24 @@ def compare_duplicates(geometry: StackGeometry, array: np.ndarray, damaged, warn
         )
 
 
-def _slice_hu(h: SliceHeader, shape_yx, out: np.ndarray) -> tuple[int, int]:
+def _slice_hu(
+    h: SliceHeader, shape_yx, out: np.ndarray, raw: np.ndarray | None = None
+) -> tuple[int, int]:
     """Decode one slice and write its HU into ``out`` (a view into the volume); returns how
     many values were clipped to the int16 range, and how many bytes of pixel data lay beyond
-    the Rows × Columns frame (not read)."""
+    the Rows × Columns frame (not read). ``raw``: the slice's stored values, decoded already
+    (a frame of an Enhanced CT), cut to BitsStored here and then treated as a file's."""
     rows, cols = shape_yx
-    raw = None
     excess = h.pixel_excess
-    if h.pixel_offset is not None and (h.bits_stored == 16 or h.pixel_representation == 0):
+    if raw is not None:
+        if h.pixel_representation == 0:
+            raw = raw.astype(np.uint16, copy=False)
+            if h.bits_stored < 16:  # bits above BitsStored (an overlay) are no pixel value
+                raw = raw & np.uint16((1 << h.bits_stored) - 1)
+        else:
+            raw = raw.astype(np.int16, copy=False)
+        excess = 0
+    elif h.pixel_offset is not None and (h.bits_stored == 16 or h.pixel_representation == 0):
         dtype = "<i2" if h.pixel_representation == 1 else "<u2"
         try:
             raw = np.fromfile(h.path, dtype=dtype, count=rows * cols, offset=h.pixel_offset)

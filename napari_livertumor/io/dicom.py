@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 #: SOP classes we read as CT slices (CT Image Storage and the legacy-converted enhanced one).
 _NATIVE_LE = {ExplicitVRLittleEndian, ImplicitVRLittleEndian}
 _MULTIFRAME_HINT = (
-    " (multi-frame/enhanced CT objects are not supported: export the series as one file per slice)"
+    " (multi-frame objects other than Enhanced CT with per-frame positions are not supported: "
+    "export the series as one file per slice)"
 )
 
 
@@ -71,6 +72,9 @@ class SeriesInfo:
     #: how the passes of a series stacking them without AcquisitionNumber were told apart
     #: ("InstanceNumber", "folder"); ``acquisition`` is then the pass's number, 1..n
     passes_by: str = ""
+    #: an Enhanced CT series (multi-frame files; ``n_slices`` counts their frames), read
+    #: through highdicom
+    enhanced: bool = False
 
     @property
     def acquisition_label(self) -> str:
@@ -121,9 +125,10 @@ class SeriesInfo:
             )
         acq = f" {self.acquisition_label}" if self.acquisition is not None else ""
         sp = "x".join(f"{s:.3g}" for s in self.spacing) if self.spacing else "?"
+        held = f" in {len(self.files)} Enhanced CT file(s)" if self.enhanced else ""
         return (
             f"{self.modality or '(no modality)'} #{self.series_number} '{self.description}'{acq}: "
-            f"{self.n_slices} slice(s), spacing {sp} mm, phase {self.phase}, uid {self.uid}"
+            f"{self.n_slices} slice(s){held}, spacing {sp} mm, phase {self.phase}, uid {self.uid}"
         )
 
 
@@ -368,28 +373,36 @@ def read_dicom_series(
             f"{len(others)} other series in the folder not read: "
             + "; ".join(o.summary() for o in others[:6])
         )
-    mark = len(warnings)
-    geometry = stack_geometry(members, warnings)
-    damaged: dict[int, InputError] = {}
-    pixel_notes: list[str] = []
-    rows, cols = geometry.shape_yx
-    n_read = len(geometry.slices)
-    n_grid = n_read + sum(n for _, n, _ in geometry.fill)  # with missing slices filled in
-    memory.require(  # the int16 stack, and the filled one beside it while it is made
-        (n_read + (n_grid if geometry.fill else 0)) * rows * cols * 2,
-        f"reading its {n_read} slices of {rows} × {cols} pixels",
-        path,
-    )
-    array = decode_slices(
-        geometry.slices, geometry.shape_yx, reporter, max_workers, pixel_notes, damaged
-    )
-    if geometry.duplicates:  # copies of a position that differ: the one read may be wrong
-        compare_duplicates(geometry, array, damaged, pixel_notes)
-    unread: list[int] = []
-    if damaged:  # a few cut-short or undecodable slices: mended like missing ones, and said
-        geometry, array, unread = mend_damaged(members, geometry, array, damaged, warnings, mark)
-    warnings += pixel_notes
-    array = fill_gaps(array, geometry.fill, unread)
+    frame_numbers = None
+    if info.enhanced:  # multi-frame files, read whole through highdicom
+        from ._dicom_enhanced import read_enhanced
+
+        geometry, array, frame_numbers = read_enhanced(members, warnings, reporter, path)
+    else:
+        mark = len(warnings)
+        geometry = stack_geometry(members, warnings)
+        damaged: dict[int, InputError] = {}
+        pixel_notes: list[str] = []
+        rows, cols = geometry.shape_yx
+        n_read = len(geometry.slices)
+        n_grid = n_read + sum(n for _, n, _ in geometry.fill)  # with missing slices filled in
+        memory.require(  # the int16 stack, and the filled one beside it while it is made
+            (n_read + (n_grid if geometry.fill else 0)) * rows * cols * 2,
+            f"reading its {n_read} slices of {rows} × {cols} pixels",
+            path,
+        )
+        array = decode_slices(
+            geometry.slices, geometry.shape_yx, reporter, max_workers, pixel_notes, damaged
+        )
+        if geometry.duplicates:  # copies of a position that differ: the one read may be wrong
+            compare_duplicates(geometry, array, damaged, pixel_notes)
+        unread: list[int] = []
+        if damaged:  # a few cut-short or undecodable slices: mended like missing ones, said
+            geometry, array, unread = mend_damaged(
+                members, geometry, array, damaged, warnings, mark
+            )
+        warnings += pixel_notes
+        array = fill_gaps(array, geometry.fill, unread)
     first = geometry.slices[0]
     meta = {
         "patient_id": first.patient_id,
@@ -433,6 +446,10 @@ def read_dicom_series(
             and (h.patient_id or "") == (first.patient_id or "")
         ),
     }
+    if frame_numbers is not None:
+        # per z: the frame of its multi-frame file (1-based; ``files`` and
+        # ``sop_instance_uids`` repeat the file's): what a DICOM SEG on it references
+        meta["frame_numbers"] = frame_numbers
     return CTVolume(
         array=array,
         spacing=geometry.spacing,
@@ -612,6 +629,7 @@ def _group(headers: list[SliceHeader]) -> list[tuple[SeriesInfo, list[SliceHeade
         by_uid.setdefault(h.series_uid, []).append(h)
     groups = []
     for uid, members in by_uid.items():
+        members = _one_kind(members)
         for acq, part in _split_acquisitions(members):
             groups.append((_series_info(uid, part, acq), part))
         if len(groups) and groups[-1][0].uid == uid and groups[-1][0].acquisition is None:
@@ -626,6 +644,17 @@ def _group(headers: list[SliceHeader]) -> list[tuple[SeriesInfo, list[SliceHeade
     # in the order a folder's series are offered: the one read by default first
     groups.sort(key=lambda g: (not g[0].is_ct, *_rank(g[0]), g[0].series_number or 0))
     return groups
+
+
+def _one_kind(members: list[SliceHeader]) -> list[SliceHeader]:
+    """A series holding both classic slices and Enhanced CT files under one UID is read as the
+    kind holding more slices: the Enhanced files alone, or the classic slices (with the
+    Enhanced files among them, to be left out and named as no single slice)."""
+    enhanced = [h for h in members if h.enhanced]
+    if not enhanced or len(enhanced) == len(members):
+        return members
+    n_classic = sum(1 for h in members if h.is_image)
+    return enhanced if sum(h.n_frames for h in enhanced) > n_classic else members
 
 
 def _split_acquisitions(members: list[SliceHeader]) -> list[tuple[int | None, list[SliceHeader]]]:
@@ -739,9 +768,16 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
     # judged by an image slice, not the file sorting first: one header without a position
     # would make a whole series a "non-image object" (the geometry step names that file)
     first = next((h for h in members if h.is_image), members[0])
+    # an Enhanced CT series: multi-frame files only, each frame a slice
+    enhanced = all(h.enhanced for h in members)
+    where = (
+        [loc for h in members for loc in h.frame_locations]
+        if enhanced
+        else [h.location for h in members if h.location is not None]
+    )
     spacing = None
-    if first.is_image and first.pixel_spacing is not None:
-        locations = sorted({round(h.location, 3) for h in members if h.location is not None})
+    if (first.is_image or enhanced) and first.pixel_spacing is not None:
+        locations = sorted({round(loc, 3) for loc in where})
         steps = np.diff(locations)
         dz = float(np.median(steps)) if len(steps) else (first.slice_thickness or 1.0)
         spacing = (dz, first.pixel_spacing[0], first.pixel_spacing[1])
@@ -749,7 +785,9 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
         uid=uid,
         description=first.series_description,
         modality=first.modality,
-        n_slices=len(members),
+        n_slices=sum(h.n_frames for h in members)
+        if enhanced
+        else sum(1 for h in members if not h.enhanced),
         spacing=spacing,
         phase=phase_from_text(first.series_description, first.contrast_agent, first.image_comments),
         files=[h.path for h in members],
@@ -758,13 +796,14 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
         patient_id=first.patient_id,
         study_uid=first.study_uid,
         sop_class_uid=first.sop_class_uid,
-        is_image=first.is_image,
+        is_image=first.is_image or enhanced,
+        enhanced=enhanced,
         sop_instance_uids=frozenset(h.sop_uid for h in members),
         multiframe=any(h.n_frames > 1 for h in members),
         not_image=first.not_image,
         plane=_plane(first.orientation),
         derived=first.image_type.startswith("DERIVED"),
-        n_positions=len({round(h.location, 1) for h in members if h.location is not None}),
+        n_positions=len({round(loc, 1) for loc in where}),
     )
 
 
@@ -821,7 +860,7 @@ def _choose(
     else:
         matching = [g for g in groups if g[0].is_ct]
         if not matching and any_modality:
-            matching = [g for g in groups if g[0].is_image and not g[0].multiframe]
+            matching = [g for g in groups if g[0].is_image and not g[0].enhanced]
         if not matching:
             listing = "; ".join(g[0].summary() for g in groups[:8])
             objects = [g[0].modality for g in groups if g[0].modality in _NON_IMAGE_MODALITIES]
@@ -832,7 +871,8 @@ def _choose(
                     "holds it (the patient's or study's folder)"
                 )
             elif any(
-                g[0].multiframe and g[0].modality not in _NON_IMAGE_MODALITIES for g in groups
+                g[0].multiframe and not g[0].is_image and g[0].modality not in _NON_IMAGE_MODALITIES
+                for g in groups
             ):
                 hint = _MULTIFRAME_HINT
             elif any(g[0].is_image for g in groups):  # MR, PET...: the models are for CT
@@ -882,10 +922,15 @@ def _choose(
     )
     info, members = matching[0]
     if not info.is_image and info.multiframe and info.modality not in _NON_IMAGE_MODALITIES:
+        held = next((h.not_image for h in members if h.not_image), "")
+        lacks = held.split(", ", 1)[1] if ", " in held else ""
         raise InputError(
             path,
             f"series {info.label} is an Enhanced (multi-frame) {info.modality or 'image'} "
-            f"object, which is not read here: export the series as one file per slice",
+            "object, which is not read here"
+            + (f" ({lacks})" if lacks else "")
+            + ": only Enhanced CT whose frames carry their positions is read; export the series "
+            "as one file per slice",
         )
     if not info.is_image:
         raise InputError(

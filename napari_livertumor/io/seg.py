@@ -130,10 +130,10 @@ def read_dicom_seg(
             f"SEG frames are {ds.Rows}x{ds.Columns} but the CT slices are "
             f"{reference.shape[1]}x{reference.shape[2]}: it does not belong to this CT",
         )
-    uid_to_z = {u: z for z, u in enumerate(reference.meta.get("sop_instance_uids") or []) if u}
+    uid_to_z = _uid_to_z(reference.meta)
     to_index = np.linalg.inv(reference.affine_lps)
     referenced = _source_uids(per_frame)
-    if uid_to_z and referenced and not referenced & uid_to_z.keys():
+    if uid_to_z and referenced and not referenced & {u for u, _ in uid_to_z}:
         seg_series = _referenced_series(ds) or "?"
         ct_series = reference.meta.get("series_uid", "?")
         if seg_series == ct_series:  # a stacked series read at another acquisition
@@ -422,13 +422,16 @@ def write_dicom_seg(
         _segment_description(hd, number, text, algorithm_type, algorithm_name)
         for number, (_, text) in enumerate(segments, start=1)
     ]
+    source_images = [sources[z] for z in order]
+    if any(int(ds.get("NumberOfFrames") or 1) > 1 for ds in source_images):
+        source_images, pixel = _multiframe_source(reference, sources, order, pixel, shown)
     from pydicom.uid import generate_uid
 
     from .. import __version__
 
     try:
         seg = hd.seg.Segmentation(
-            source_images=[sources[z] for z in order],
+            source_images=source_images,
             pixel_array=pixel,
             segmentation_type=hd.seg.SegmentationTypeValues[segmentation_type.upper()],
             segment_descriptions=descriptions,
@@ -469,6 +472,35 @@ def write_dicom_seg(
     with atomic_path(out_path, suffix=".partial", shown_as=shown) as tmp:
         seg.save_as(tmp)
     return out_path
+
+
+def _multiframe_source(reference, sources, order, pixel, shown):
+    """An Enhanced CT as the SEG's source: highdicom takes one multi-frame image, the
+    segmentation given frame for frame in the file's own frame order (``pixel`` holds the
+    slices ``order`` of the CT's grid). ``([source], frames)``."""
+    distinct = {str(sources[z].SOPInstanceUID): sources[z] for z in order}
+    if len(distinct) > 1 or any(
+        int(ds.get("NumberOfFrames") or 1) <= 1 for ds in distinct.values()
+    ):
+        raise InputError(
+            shown,
+            f"the CT series is stored in {len(distinct)} files, multi-frame (Enhanced CT) ones "
+            "among them; a DICOM SEG (highdicom) references either single-frame images or one "
+            "multi-frame image, so no SEG can be written on it here: export NIfTI instead",
+        )
+    [source] = distinct.values()
+    frames = list(reference.meta.get("frame_numbers") or [])
+    n_frames = int(source.NumberOfFrames)
+    if len(frames) != len(sources) or any(not 1 <= int(frames[z]) <= n_frames for z in order):
+        raise InputError(
+            shown,
+            "the CT is an Enhanced CT (multi-frame) but does not say which of its frames each "
+            "slice is: read it again from its DICOM file (or export NIfTI instead)",
+        )
+    full = np.zeros((n_frames, *pixel.shape[1:]), dtype=pixel.dtype)
+    for k, z in enumerate(order):
+        full[int(frames[z]) - 1] = pixel[k]
+    return [source], full
 
 
 def _between_images(indices: list[int], reference) -> str:
@@ -575,11 +607,37 @@ def _frame_segment(group, shared) -> int:
     return 1
 
 
+def _uid_to_z(meta) -> dict[tuple[str, int | None], int]:
+    """``(SOP instance UID, frame number or None) -> z`` of a CT read from DICOM: a slice
+    of a classic series is its file's (frame None); one of an Enhanced CT, a frame of a
+    multi-frame file (``meta["frame_numbers"]``)."""
+    uids = meta.get("sop_instance_uids") or []
+    frames = meta.get("frame_numbers") or []
+    if len(frames) == len(uids):
+        out = {(u, int(f)): z for z, (u, f) in enumerate(zip(uids, frames, strict=True)) if u}
+        if out:
+            return out
+    return {(u, None): z for z, u in enumerate(uids) if u}
+
+
 def _frame_z(group, shared, uid_to_z, to_index, reference: CTVolume) -> int | None:
     if group is not None and uid_to_z:
         for derivation in group.get("DerivationImageSequence", []):
             for source in derivation.get("SourceImageSequence", []):
-                z = uid_to_z.get(str(source.get("ReferencedSOPInstanceUID", "")))
+                uid = str(source.get("ReferencedSOPInstanceUID", ""))
+                z = uid_to_z.get((uid, None))
+                if z is None:  # a frame of a multi-frame source (an Enhanced CT)
+                    numbers = source.get("ReferencedFrameNumber")
+                    if numbers is not None and not isinstance(numbers, str | int):
+                        numbers = list(numbers)
+                    numbers = numbers if isinstance(numbers, list) else [numbers]
+                    for number in numbers:
+                        try:
+                            z = uid_to_z.get((uid, int(number)))
+                        except (TypeError, ValueError):
+                            continue
+                        if z is not None:
+                            break
                 if z is not None:
                     return z
     position = None
@@ -710,18 +768,27 @@ def _source_datasets(reference, source_files, source_datasets, source_folder, ou
                 "DICOM (export NIfTI instead, or give the DICOM series)",
             )
         sources = []
+        read: dict[str, pydicom.Dataset] = {}  # an Enhanced CT's file holds many slices
         for f in source_files:
             if not f:
                 sources.append(None)
                 continue
+            if str(f) in read:
+                sources.append(read[str(f)])
+                continue
             try:
                 # force: the reader takes files without a preamble too
-                sources.append(pydicom.dcmread(f, stop_before_pixels=True, force=True))
+                read[str(f)] = pydicom.dcmread(f, stop_before_pixels=True, force=True)
             except Exception as exc:
                 raise InputError(f, f"source CT slice cannot be read ({exc})") from exc
+            sources.append(read[str(f)])
     if len(sources) != n:
         raise InputError(out_path, f"{len(sources)} source images for {n} CT slices")
-    return [None if ds is None else _with_type2_attributes(ds) for ds in sources]
+    done: dict[int, pydicom.Dataset] = {}  # one copy of a file standing for many slices
+    return [
+        None if ds is None else done.setdefault(id(ds), _with_type2_attributes(ds))
+        for ds in sources
+    ]
 
 
 def _character_set(ds):
@@ -740,6 +807,23 @@ def _character_set(ds):
     return value if values and all(v in known for v in values) else "ISO_IR 192"
 
 
+def _source_plane(ds, frame: int | None):
+    """``(ImageOrientationPatient, ImagePositionPatient)`` of a source image, or of its frame
+    ``frame`` (1-based) when it is a multi-frame one (from its functional groups)."""
+    if frame is None or int(ds.get("NumberOfFrames") or 1) <= 1:
+        return getattr(ds, "ImageOrientationPatient", None), getattr(
+            ds, "ImagePositionPatient", None
+        )
+    from ._dicom_geometry import _group_item
+
+    orient = _group_item(ds, "PlaneOrientationSequence", frame - 1)
+    place = _group_item(ds, "PlanePositionSequence", frame - 1)
+    return (
+        None if orient is None else orient.get("ImageOrientationPatient"),
+        None if place is None else place.get("ImagePositionPatient"),
+    )
+
+
 def _check_sources_fit(reference, sources, keep, out_path) -> None:
     """Refuse source images that do not lie where ``reference`` puts its slices: the labels
     would be written onto other slices (a reversed order) or mirrored (another orientation)
@@ -747,10 +831,10 @@ def _check_sources_fit(reference, sources, keep, out_path) -> None:
     direction = np.asarray(reference.direction, dtype=float)
     aff = reference.affine_lps
     dz = float(reference.spacing[0])
+    frames = list(reference.meta.get("frame_numbers") or [])
     for z in (keep[0], keep[-1]):
         ds = sources[z]
-        iop = getattr(ds, "ImageOrientationPatient", None)
-        ipp = getattr(ds, "ImagePositionPatient", None)
+        iop, ipp = _source_plane(ds, frames[z] if len(frames) == len(sources) else None)
         if iop is None or ipp is None or len(iop) != 6 or len(ipp) != 3:
             continue  # a header without geometry: highdicom decides
         try:

@@ -152,7 +152,8 @@ class CTVolume:
             index_map[row, col] = -1.0 if ro.flip[b] else 1.0
             index_map[row, 3] = std_shape[b] - 1 if ro.flip[b] else 0.0
         meta = dict(self.meta)
-        for key in ("sop_instance_uids", "files", "instance_numbers"):  # one per slice
+        # one per slice (``frame_numbers``: an Enhanced CT's frame at each z)
+        for key in ("sop_instance_uids", "files", "instance_numbers", "frame_numbers"):
             per_slice = meta.pop(key, None)
             if per_slice is not None and ro.perm[0] == 0:
                 meta[key] = list(per_slice)[::-1] if ro.flip[0] else list(per_slice)
