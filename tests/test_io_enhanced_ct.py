@@ -423,3 +423,54 @@ def test_a_cut_short_enhanced_ct_is_named_truncated_and_cancel_is_heard(tmp_path
     path.write_bytes(data[: int(len(data) * 0.6)])
     with pytest.raises(InputError, match=r"ect\.dcm.*truncated or corrupt"):
         read_dicom_series(path.parent)
+
+
+def test_a_one_frame_file_and_classic_slices_beside_enhanced_ones_are_never_lost_unsaid(
+    tmp_path, case
+):
+    """A series split 31 + 1 lost its one-frame file without a word (it was no Enhanced CT to
+    the reader); classic slices under the UID of a larger Enhanced file vanished unsaid."""
+    datasets, classic = case["datasets"], case["classic"]
+    uid = generate_uid()
+    folder = tmp_path / "split"
+    to_enhanced(datasets[:-1], folder / "a.dcm", series_uid=uid)
+    to_enhanced(datasets[-1:], folder / "b.dcm", series_uid=uid, number=2)
+    volume = read_dicom_series(folder)
+    assert_same_volume(volume, classic)
+    # the slices' own numbers, kept by the conversion, run on across the two files
+    assert volume.meta["instance_numbers"] == classic.meta["instance_numbers"]
+    mixed = tmp_path / "mixed"
+    to_enhanced(datasets[:20], mixed / "e.dcm", series_uid=uid)
+    import copy
+
+    for k, ds in enumerate(datasets[20:]):
+        ds = copy.deepcopy(ds)
+        ds.SeriesInstanceUID = uid  # one series, both kinds
+        ds.save_as(mixed / f"s{k}.dcm")
+    volume = read_dicom_series(mixed)
+    assert volume.shape[0] == 20
+    assert any("classic slice file(s) of the series left out" in w for w in volume.meta["warnings"])
+    assert len(volume.meta["unused_files"]) == len(datasets) - 20
+
+
+def test_signed_pixels_of_twelve_bits_are_sign_extended(tmp_path, case):
+    """Signed 12-bit values stored without their sign extended read 0…4095 (air as bone)."""
+    import copy
+
+    slices = []
+    for ds in case["datasets"]:
+        ds = copy.deepcopy(ds)
+        hu = ds.pixel_array.astype(np.int32) + int(ds.RescaleIntercept)
+        stored = np.clip(hu, -2048, 2047).astype(np.int16).view(np.uint16) & 0x0FFF
+        ds.PixelRepresentation, ds.BitsStored, ds.HighBit = 1, 12, 11
+        ds.RescaleIntercept = 0
+        ds.PixelData = stored.astype(np.uint16).tobytes()
+        slices.append(ds)
+    classic_dir = tmp_path / "classic"
+    classic_dir.mkdir()
+    for k, ds in enumerate(slices):
+        ds.save_as(classic_dir / f"{k:03d}.dcm")
+    classic = read_dicom_series(classic_dir)
+    enhanced = read_dicom_series(to_enhanced(slices, tmp_path / "ect" / "ect.dcm").parent)
+    np.testing.assert_array_equal(enhanced.array, classic.array)
+    assert enhanced.array.min() < -900

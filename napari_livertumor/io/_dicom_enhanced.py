@@ -38,8 +38,11 @@ def read_enhanced(
     n_frames = sum(h.n_frames for h in members)
     # the int16 stack, the decoded pixel data of the largest file and a frame's temporaries
     biggest = max(h.n_frames for h in members)
+    # (a series in several files is joined: a second stack while it is; a file's pixel data
+    # is held twice while highdicom takes it in)
+    joined = n_frames * 2 if len(members) > 1 else 0
     memory.require(
-        (n_frames * 2 + biggest * 2) * rows * cols + 16 * rows * cols,
+        (n_frames * 2 + joined + biggest * 4) * rows * cols + 16 * rows * cols,
         f"reading its {n_frames} frames of {rows} × {cols} pixels",
         path,
     )
@@ -53,6 +56,12 @@ def read_enhanced(
         clipped += part["clipped"]
         parts.append(part)
     reporter.update("dicom pixels", n_frames, n_frames)
+    # a file of one frame has no step of its own: the series' (its files' positions) is it
+    locations = sorted({round(loc, 3) for h in members for loc in h.frame_locations})
+    steps = np.diff(locations)
+    for p in parts:
+        if len(p["array"]) == 1 and len(steps):
+            p["spacing"] = (float(np.median(steps)), *p["spacing"][1:])
     if len(parts) > 1:
         _check_one_grid(parts)
     first = parts[0]
@@ -64,7 +73,9 @@ def read_enhanced(
         files += [p["header"].path] * n
         frames += p["frames"]
         numbers += p["image_numbers"]
-    if len(parts) > 1:  # each file numbers its own frames from 1: no numbering of the series
+    if len(parts) > 1 and not (
+        all(p["numbers_kept"] for p in parts) and _steady([n for n in numbers if n is not None])
+    ):  # each file numbers its own frames from 1: no numbering of the series
         numbers = [None] * len(numbers)
     if clipped:
         warnings.append(
@@ -163,6 +174,7 @@ def _read_file(h: SliceHeader, reporter: Reporter, progress: dict) -> dict:
     if not dz > 0:
         dz = h.slice_thickness or 1.0
     frames = _frame_numbers(image, origin, normal, dz, n, h, name)
+    numbers, kept = _image_numbers(image, frames)
     rescale = _frame_rescales(image, h)
     array = np.empty((n, h.rows, h.cols), np.int16)
     clipped = 0
@@ -189,7 +201,8 @@ def _read_file(h: SliceHeader, reporter: Reporter, progress: dict) -> dict:
         "spacing": (dz, dy, dx),
         "normal": normal,
         "frames": frames,
-        "image_numbers": _image_numbers(image, frames),
+        "image_numbers": numbers,
+        "numbers_kept": kept,
         "clipped": clipped,
     }
 
@@ -225,28 +238,39 @@ def _frame_rescales(image, h: SliceHeader) -> list[tuple[float, float]]:
     return out
 
 
-def _image_numbers(image, frames: list[int]) -> list[int | None]:
-    """Per slice, the image number a viewer shows for it: the InstanceNumber a legacy
-    conversion kept for each frame (the original slice's), else the frame number; None for
-    all when those numbers do not run steadily along the stack (a range of them would name
+def _image_numbers(image, frames: list[int]) -> tuple[list[int | None], bool]:
+    """Per slice, the image number a viewer shows for it, and whether those are the original
+    slices' InstanceNumbers a legacy conversion kept for each frame (else frame numbers); None
+    for all when the numbers do not run steadily along the stack (a range of them would name
     images lying elsewhere)."""
     per_frame = image.get("PerFrameFunctionalGroupsSequence") or []
+    shared = None  # a conversion of one slice keeps its number among the shared attributes
+    if len(per_frame) == 1:
+        for group in image.get("SharedFunctionalGroupsSequence") or []:
+            for kept in group.get("UnassignedSharedConvertedAttributesSequence") or []:
+                shared = kept.get("InstanceNumber")
     numbers: list[int | None] = []
     for f in frames:
-        value = None
+        value = shared
         if f - 1 < len(per_frame):
             for kept in per_frame[f - 1].get("UnassignedPerFrameConvertedAttributesSequence") or []:
-                value = kept.get("InstanceNumber")
+                value = kept.get("InstanceNumber", value)
         try:
             numbers.append(int(value) if value is not None else None)
         except (TypeError, ValueError):
             numbers.append(None)
-    if not all(v is not None for v in numbers):
+    kept = all(v is not None for v in numbers)
+    if not kept:
         numbers = list(frames)
+    if not _steady(numbers):
+        return [None] * len(numbers), kept
+    return numbers, kept
+
+
+def _steady(numbers) -> bool:
+    """Whether ``numbers`` only rise, or only fall."""
     steps = np.diff(np.asarray(numbers, dtype=float))
-    if len(steps) and not (np.all(steps > 0) or np.all(steps < 0)):
-        return [None] * len(numbers)
-    return numbers
+    return not len(steps) or bool(np.all(steps > 0) or np.all(steps < 0))
 
 
 def _frame_numbers(image, origin, normal, dz, n, h: SliceHeader, name: str) -> list[int]:

@@ -95,10 +95,12 @@ class SliceHeader:
         ]
         spacing = _floats(ds.get("PixelSpacing"), 2) or _floats(ds.get("ImagerPixelSpacing"), 2)
         enhanced = None
-        if not single_frame and modality not in _NON_IMAGE_MODALITIES:
+        # an Enhanced CT of one frame is one too (a series split over files may end in one)
+        enhanced_class = str(ds.get("SOPClassUID", "")) in ENHANCED_CT_SOP_CLASSES
+        if (not single_frame or enhanced_class) and modality not in _NON_IMAGE_MODALITIES:
             # an Enhanced CT: its positions are per frame, so the slice tags are absent
-            reasons = [f"a multi-frame image of {frames} frames"]
-            if str(ds.get("SOPClassUID", "")) in ENHANCED_CT_SOP_CLASSES:
+            reasons = [f"a multi-frame image of {frames or 1} frame(s)"]
+            if enhanced_class:
                 enhanced = _enhanced_frames(ds)
                 if isinstance(enhanced, str):  # what it lacks: said where it is listed
                     reasons = [f"{reasons[0]}, {enhanced}"]

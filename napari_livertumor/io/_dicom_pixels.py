@@ -145,6 +145,9 @@ def _slice_hu(
                 raw = raw & np.uint16((1 << h.bits_stored) - 1)
         else:
             raw = raw.astype(np.int16, copy=False)
+            if h.bits_stored < 16:  # a two's complement of BitsStored bits: its sign extended
+                shift = 16 - h.bits_stored
+                raw = (raw << shift) >> shift
         excess = 0
     elif h.pixel_offset is not None and (h.bits_stored == 16 or h.pixel_representation == 0):
         dtype = "<i2" if h.pixel_representation == 1 else "<u2"

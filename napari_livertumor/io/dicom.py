@@ -75,6 +75,9 @@ class SeriesInfo:
     #: an Enhanced CT series (multi-frame files; ``n_slices`` counts their frames), read
     #: through highdicom
     enhanced: bool = False
+    #: files of the series of the other kind (classic slices beside its Enhanced CT files, or
+    #: the reverse), not read: the kind holding fewer slices
+    left_out: list[Path] = field(default_factory=list, repr=False)
 
     @property
     def acquisition_label(self) -> str:
@@ -378,6 +381,13 @@ def read_dicom_series(
         from ._dicom_enhanced import read_enhanced
 
         geometry, array, frame_numbers = read_enhanced(members, warnings, reporter, path)
+        if info.left_out:
+            names = ", ".join(p.name for p in info.left_out[:3])
+            warnings.append(
+                f"{len(info.left_out)} classic slice file(s) of the series left out ({names}"
+                f"{', …' if len(info.left_out) > 3 else ''}): it is read from its Enhanced CT "
+                "file(s), which hold more slices"
+            )
     else:
         mark = len(warnings)
         geometry = stack_geometry(members, warnings)
@@ -425,7 +435,8 @@ def read_dicom_series(
         # the series' files that gave no slice here (a duplicate left out, a file whose pixels
         # could not be read): still this series' files, so a multi-select of them adds nothing
         "unused_files": sorted(
-            {str(h.path) for h in members} - {str(p) for p in geometry.files if p}
+            ({str(h.path) for h in members} | {str(p) for p in info.left_out})
+            - {str(p) for p in geometry.files if p}
         ),
         # per z: the InstanceNumber (the image number a PACS viewer shows; None in a gap)
         "instance_numbers": geometry.instance_numbers,
@@ -629,7 +640,8 @@ def _group(headers: list[SliceHeader]) -> list[tuple[SeriesInfo, list[SliceHeade
         by_uid.setdefault(h.series_uid, []).append(h)
     groups = []
     for uid, members in by_uid.items():
-        members = _one_kind(members)
+        members, other_kind = _one_kind(members)
+        first_new = len(groups)
         for acq, part in _split_acquisitions(members):
             groups.append((_series_info(uid, part, acq), part))
         if len(groups) and groups[-1][0].uid == uid and groups[-1][0].acquisition is None:
@@ -641,20 +653,25 @@ def _group(headers: list[SliceHeader]) -> list[tuple[SeriesInfo, list[SliceHeade
                     info = _series_info(uid, part, k)
                     info.passes_by = how
                     groups.append((info, part))
+        for info, _ in groups[first_new:]:
+            info.left_out = [h.path for h in other_kind]
     # in the order a folder's series are offered: the one read by default first
     groups.sort(key=lambda g: (not g[0].is_ct, *_rank(g[0]), g[0].series_number or 0))
     return groups
 
 
-def _one_kind(members: list[SliceHeader]) -> list[SliceHeader]:
+def _one_kind(members: list[SliceHeader]) -> tuple[list[SliceHeader], list[SliceHeader]]:
     """A series holding both classic slices and Enhanced CT files under one UID is read as the
-    kind holding more slices: the Enhanced files alone, or the classic slices (with the
-    Enhanced files among them, to be left out and named as no single slice)."""
+    kind holding more slices: ``(the Enhanced files, the classic files left out)``, or ``(all
+    of them, [])`` (the Enhanced files among them are left out and named as no single slice
+    by the classic stacking)."""
     enhanced = [h for h in members if h.enhanced]
     if not enhanced or len(enhanced) == len(members):
-        return members
+        return members, []
     n_classic = sum(1 for h in members if h.is_image)
-    return enhanced if sum(h.n_frames for h in enhanced) > n_classic else members
+    if sum(h.n_frames for h in enhanced) > n_classic:
+        return enhanced, [h for h in members if not h.enhanced]
+    return members, []
 
 
 def _split_acquisitions(members: list[SliceHeader]) -> list[tuple[int | None, list[SliceHeader]]]:
