@@ -449,7 +449,7 @@ def test_a_one_frame_file_and_classic_slices_beside_enhanced_ones_are_never_lost
         ds.save_as(mixed / f"s{k}.dcm")
     volume = read_dicom_series(mixed)
     assert volume.shape[0] == 20
-    assert any("classic slice file(s) of the series left out" in w for w in volume.meta["warnings"])
+    assert any("that are no Enhanced CT left out" in w for w in volume.meta["warnings"])
     assert len(volume.meta["unused_files"]) == len(datasets) - 20
 
 
@@ -474,3 +474,21 @@ def test_signed_pixels_of_twelve_bits_are_sign_extended(tmp_path, case):
     enhanced = read_dicom_series(to_enhanced(slices, tmp_path / "ect" / "ect.dcm").parent)
     np.testing.assert_array_equal(enhanced.array, classic.array)
     assert enhanced.array.min() < -900
+
+
+def test_a_lone_frame_keeps_its_thickness_and_a_classic_slice_labelled_enhanced_reads(
+    tmp_path, case
+):
+    """A one-frame Enhanced CT alone got 1 mm slices (every mL off by the thickness); classic
+    slices carrying the Enhanced CT class without functional groups were refused."""
+    import copy
+
+    lone = read_dicom_series(to_enhanced(case["datasets"][5:6], tmp_path / "l" / "e.dcm").parent)
+    assert lone.spacing[0] == pytest.approx(float(case["datasets"][5].SliceThickness), abs=1e-3)
+    folder = tmp_path / "relabelled"
+    folder.mkdir()
+    for k, ds in enumerate(case["datasets"]):
+        ds = copy.deepcopy(ds)
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = ENHANCED_CT
+        ds.save_as(folder / f"{k:03d}.dcm")
+    assert_same_volume(read_dicom_series(folder), case["classic"])

@@ -56,12 +56,16 @@ def read_enhanced(
         clipped += part["clipped"]
         parts.append(part)
     reporter.update("dicom pixels", n_frames, n_frames)
-    # a file of one frame has no step of its own: the series' (its files' positions) is it
+    # a file of one frame has no step of its own: a file of several frames gives the series'
+    # (else the smallest step between the files' positions; a gap is then named by the check
+    # below); a lone frame keeps its SliceThickness, as a classic slice does
+    several = [p for p in parts if len(p["array"]) > 1]
     locations = sorted({round(loc, 3) for h in members for loc in h.frame_locations})
-    steps = np.diff(locations)
+    steps = [d for d in np.diff(locations) if d > 1e-3]
+    step = several[0]["spacing"][0] if several else (float(min(steps)) if steps else None)
     for p in parts:
-        if len(p["array"]) == 1 and len(steps):
-            p["spacing"] = (float(np.median(steps)), *p["spacing"][1:])
+        if len(p["array"]) == 1 and step:
+            p["spacing"] = (step, *p["spacing"][1:])
     if len(parts) > 1:
         _check_one_grid(parts)
     first = parts[0]
@@ -74,7 +78,9 @@ def read_enhanced(
         frames += p["frames"]
         numbers += p["image_numbers"]
     if len(parts) > 1 and not (
-        all(p["numbers_kept"] for p in parts) and _steady([n for n in numbers if n is not None])
+        all(p["numbers_kept"] for p in parts)
+        and all(n is not None for n in numbers)
+        and _steady(numbers)
     ):  # each file numbers its own frames from 1: no numbering of the series
         numbers = [None] * len(numbers)
     if clipped:
@@ -170,7 +176,8 @@ def _read_file(h: SliceHeader, reporter: Reporter, progress: dict) -> dict:
     origin = affine[:3, 3].astype(float)
     if n > 1 and float(np.dot(step, normal)) < 0:  # highdicom stacked against the normal
         origin = origin + (n - 1) * step
-    dz = abs(float(np.dot(step, normal))) if n > 1 else float(np.linalg.norm(step))
+    # one frame has no step (highdicom gives 1 mm): its SliceThickness, as a classic slice's
+    dz = abs(float(np.dot(step, normal))) if n > 1 else (h.slice_thickness or 1.0)
     if not dz > 0:
         dz = h.slice_thickness or 1.0
     frames = _frame_numbers(image, origin, normal, dz, n, h, name)
@@ -262,8 +269,8 @@ def _image_numbers(image, frames: list[int]) -> tuple[list[int | None], bool]:
     kept = all(v is not None for v in numbers)
     if not kept:
         numbers = list(frames)
-    if not _steady(numbers):
-        return [None] * len(numbers), kept
+    if not _steady(numbers):  # no numbering of this file: none of the series' either
+        return [None] * len(numbers), False
     return numbers, kept
 
 

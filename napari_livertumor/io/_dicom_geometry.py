@@ -95,8 +95,11 @@ class SliceHeader:
         ]
         spacing = _floats(ds.get("PixelSpacing"), 2) or _floats(ds.get("ImagerPixelSpacing"), 2)
         enhanced = None
-        # an Enhanced CT of one frame is one too (a series split over files may end in one)
-        enhanced_class = str(ds.get("SOPClassUID", "")) in ENHANCED_CT_SOP_CLASSES
+        # an Enhanced CT of one frame is one too (a series split over files may end in one);
+        # a classic slice merely labelled with the class (no functional groups) is not
+        enhanced_class = str(ds.get("SOPClassUID", "")) in ENHANCED_CT_SOP_CLASSES and (
+            not single_frame or "PerFrameFunctionalGroupsSequence" in ds
+        )
         if (not single_frame or enhanced_class) and modality not in _NON_IMAGE_MODALITIES:
             # an Enhanced CT: its positions are per frame, so the slice tags are absent
             reasons = [f"a multi-frame image of {frames or 1} frame(s)"]

@@ -75,8 +75,8 @@ class SeriesInfo:
     #: an Enhanced CT series (multi-frame files; ``n_slices`` counts their frames), read
     #: through highdicom
     enhanced: bool = False
-    #: files of the series of the other kind (classic slices beside its Enhanced CT files, or
-    #: the reverse), not read: the kind holding fewer slices
+    #: the series' files that are no Enhanced CT (classic slices, other objects) when its
+    #: Enhanced CT files hold more slices and are read: not read
     left_out: list[Path] = field(default_factory=list, repr=False)
 
     @property
@@ -384,9 +384,9 @@ def read_dicom_series(
         if info.left_out:
             names = ", ".join(p.name for p in info.left_out[:3])
             warnings.append(
-                f"{len(info.left_out)} classic slice file(s) of the series left out ({names}"
-                f"{', …' if len(info.left_out) > 3 else ''}): it is read from its Enhanced CT "
-                "file(s), which hold more slices"
+                f"{len(info.left_out)} file(s) of the series that are no Enhanced CT left out "
+                f"({names}{', …' if len(info.left_out) > 3 else ''}): it is read from its "
+                "Enhanced CT file(s), which hold more slices"
             )
     else:
         mark = len(warnings)
