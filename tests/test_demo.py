@@ -276,10 +276,12 @@ def test_a_napari_config_folder_that_cannot_be_written_is_said_before_napari_sta
     blocker.write_text("x")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(blocker))
     monkeypatch.setattr(demo, "display_problem", lambda: None)
-    assert "napari cannot keep its settings" in demo.napari_folders_problem()
+    from napari_livertumor._widgets.demo import napari_folders_problem
+
+    assert "napari cannot keep its settings" in napari_folders_problem()
     assert main(["demo"]) == 1
     err = capsys.readouterr().err
     assert "not-a-folder" in err and "XDG_CONFIG_HOME" in err
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert demo.napari_folders_problem() is None
+    assert napari_folders_problem() is None

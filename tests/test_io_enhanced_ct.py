@@ -39,6 +39,25 @@ def to_enhanced(datasets, out: Path, *, series_uid=None, number=1) -> Path:
     return out
 
 
+def _rotation(axis: int, degrees: float) -> np.ndarray:
+    t = np.deg2rad(degrees)
+    c, s = np.cos(t), np.sin(t)
+    i, j = [a for a in range(3) if a != axis]
+    r = np.eye(3)
+    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
+    return r
+
+
+def read_both_ways(slices, tmp_path: Path) -> tuple[CTVolume, CTVolume]:
+    """The classic slices ``slices`` read as one file each, and as one Enhanced CT file."""
+    classic_dir = tmp_path / "classic"
+    classic_dir.mkdir()
+    for k, ds in enumerate(slices):
+        ds.save_as(classic_dir / f"{k:03d}.dcm")
+    classic = read_dicom_series(classic_dir)
+    return classic, read_dicom_series(to_enhanced(slices, tmp_path / "ect" / "ect.dcm").parent)
+
+
 def assert_same_volume(got: CTVolume, want: CTVolume) -> None:
     assert got.array.dtype == np.int16
     np.testing.assert_array_equal(got.array, want.array)
@@ -93,15 +112,6 @@ def test_an_enhanced_ct_reads_as_its_classic_series(tmp_path, case, order):
     np.testing.assert_allclose(info.spacing, classic.spacing, rtol=1e-3)
     assert info.phase == classic.meta["phase"]
     assert "Enhanced CT" in info.summary()
-
-
-def _rotation(axis: int, degrees: float) -> np.ndarray:
-    t = np.deg2rad(degrees)
-    c, s = np.cos(t), np.sin(t)
-    i, j = [a for a in range(3) if a != axis]
-    r = np.eye(3)
-    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
-    return r
 
 
 @pytest.mark.parametrize(
@@ -377,12 +387,7 @@ def test_padding_and_bits_above_bits_stored_read_as_in_a_classic_series(tmp_path
         ds.RescaleIntercept = -1024
         ds.PixelData = stored.tobytes()
         slices.append(ds)
-    classic_dir = tmp_path / "classic"
-    classic_dir.mkdir()
-    for k, ds in enumerate(slices):
-        ds.save_as(classic_dir / f"{k:03d}.dcm")
-    classic = read_dicom_series(classic_dir)
-    enhanced = read_dicom_series(to_enhanced(slices, tmp_path / "ect" / "ect.dcm").parent)
+    classic, enhanced = read_both_ways(slices, tmp_path)
     np.testing.assert_array_equal(enhanced.array, classic.array)
     assert enhanced.array.max() < 4000 and enhanced.array[0, 0, 0] == -1024
 
@@ -466,12 +471,7 @@ def test_signed_pixels_of_twelve_bits_are_sign_extended(tmp_path, case):
         ds.RescaleIntercept = 0
         ds.PixelData = stored.astype(np.uint16).tobytes()
         slices.append(ds)
-    classic_dir = tmp_path / "classic"
-    classic_dir.mkdir()
-    for k, ds in enumerate(slices):
-        ds.save_as(classic_dir / f"{k:03d}.dcm")
-    classic = read_dicom_series(classic_dir)
-    enhanced = read_dicom_series(to_enhanced(slices, tmp_path / "ect" / "ect.dcm").parent)
+    classic, enhanced = read_both_ways(slices, tmp_path)
     np.testing.assert_array_equal(enhanced.array, classic.array)
     assert enhanced.array.min() < -900
 

@@ -73,6 +73,8 @@ def run(args) -> int:
             file=sys.stderr,
         )
         return 1
+    from .._widgets.demo import napari_folders_problem
+
     folders = napari_folders_problem()
     if folders:
         print(f"livertumor demo: error: {folders}", file=sys.stderr)
@@ -147,41 +149,6 @@ def _qt5() -> bool:
     if asked in ("pyqt5", "pyside2"):
         return True
     return bool(find_spec("PyQt5") or find_spec("PySide2"))
-
-
-def napari_folders_problem() -> str | None:
-    """Why napari could not keep its settings and caches (a folder it cannot write), or None.
-
-    napari writes its settings from inside a Qt slot, where a PermissionError aborts the
-    process (a core dump): a home, a ``~/.config/napari`` left by a ``sudo`` run, or an
-    XDG_CONFIG_HOME that cannot be written is found here first.
-    """
-    import os
-    import tempfile
-
-    try:
-        from napari.utils._platformdirs import user_cache_dir, user_config_dir
-
-        folders = (
-            [os.path.dirname(os.environ["NAPARI_CONFIG"])]
-            if os.environ.get("NAPARI_CONFIG")
-            else [user_config_dir()]
-        )
-        folders.append(user_cache_dir())
-    except Exception:  # noqa: BLE001 - napari's private layout changed: left to napari
-        return None
-    for folder in folders:
-        try:
-            os.makedirs(folder, exist_ok=True)
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-        except OSError as exc:
-            return (
-                f"{folder}: napari cannot keep its settings and caches there "
-                f"({exc.strerror or exc}); point XDG_CONFIG_HOME and XDG_CACHE_HOME to a "
-                "writable folder"
-            )
-    return None
 
 
 def _connects(family, address, timeout: float = 1.0) -> bool:
