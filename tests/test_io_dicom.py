@@ -944,7 +944,8 @@ def test_enhanced_multiframe_ct_without_frame_positions_is_refused_with_a_hint(t
     # listed as what it is, not as a "non-image object" lacking slice tags
     [info] = discover_series(tmp_path)
     assert (
-        "multi-frame image(s) (a multi-frame image of 2 frames, no ImagePosition" in info.summary()
+        "multi-frame image(s) (a multi-frame image of 2 frame(s), no ImagePosition"
+        in info.summary()
     )
     # beside a classic series of the patient, it is said as passed over (an arterial phase
     # exported as Enhanced CT was never mentioned)
