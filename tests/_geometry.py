@@ -22,3 +22,13 @@ def stored_as(volume: CTVolume, codes) -> CTVolume:
 def world_of_voxel(volume: CTVolume, zyx) -> np.ndarray:
     """RAS world position (mm) of a (possibly fractional) ``(z, y, x)`` voxel index."""
     return (volume.affine @ np.array([zyx[2], zyx[1], zyx[0], 1.0]))[:3]
+
+
+def rotation(axis: int, degrees: float) -> np.ndarray:
+    """A rotation by ``degrees`` about the array axis ``axis`` (a 3×3 direction matrix)."""
+    t = np.deg2rad(degrees)
+    c, s = np.cos(t), np.sin(t)
+    i, j = [a for a in range(3) if a != axis]
+    r = np.eye(3)
+    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
+    return r

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pydicom
 import pytest
+from _geometry import rotation
 
 from napari_livertumor.errors import InputError
 from napari_livertumor.io import CTVolume, load_ct
@@ -19,19 +20,10 @@ from napari_livertumor.io.nifti import read_nifti, write_nifti
 sitk = pytest.importorskip("SimpleITK")
 
 
-def _rotation(axis: int, degrees: float) -> np.ndarray:
-    t = np.deg2rad(degrees)
-    c, s = np.cos(t), np.sin(t)
-    i, j = [a for a in range(3) if a != axis]
-    r = np.eye(3)
-    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
-    return r
-
-
 ORIENTATIONS = {
     "axial": np.eye(3),
     "flipped": np.diag([1.0, -1.0, -1.0]),  # rows run posterior->anterior, as explicit_VR-UN.dcm
-    "oblique": _rotation(2, 17) @ _rotation(0, 11),
+    "oblique": rotation(2, 17) @ rotation(0, 11),
     "feet-first": np.diag([-1.0, 1.0, -1.0]),
 }
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from _geometry import rotation
 from pydicom.uid import generate_uid
 
 from napari_livertumor.errors import InputError
@@ -37,15 +38,6 @@ def to_enhanced(datasets, out: Path, *, series_uid=None, number=1) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     image.save_as(out)
     return out
-
-
-def _rotation(axis: int, degrees: float) -> np.ndarray:
-    t = np.deg2rad(degrees)
-    c, s = np.cos(t), np.sin(t)
-    i, j = [a for a in range(3) if a != axis]
-    r = np.eye(3)
-    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
-    return r
 
 
 def read_both_ways(slices, tmp_path: Path) -> tuple[CTVolume, CTVolume]:
@@ -116,7 +108,7 @@ def test_an_enhanced_ct_reads_as_its_classic_series(tmp_path, case, order):
 
 @pytest.mark.parametrize(
     "direction",
-    [_rotation(2, 17) @ _rotation(0, 11), np.diag([-1.0, 1.0, -1.0])],
+    [rotation(2, 17) @ rotation(0, 11), np.diag([-1.0, 1.0, -1.0])],
     ids=["oblique", "feet-first"],
 )
 def test_an_oblique_or_feet_first_enhanced_ct_keeps_its_geometry(tmp_path, direction):
@@ -234,20 +226,22 @@ def test_a_series_split_into_several_enhanced_files_is_stacked(tmp_path, case):
         write_dicom_seg(labels, volume, tmp_path / "seg.dcm", HCC_SEGMENTS)
 
 
-def test_enhanced_files_that_overlap_or_leave_a_gap_are_refused_by_name(tmp_path, case):
-    datasets = case["datasets"]
-    uid = generate_uid()
-    overlap = tmp_path / "overlap"
-    to_enhanced(datasets[:20], overlap / "a.dcm", series_uid=uid)
-    to_enhanced(datasets[10:], overlap / "b.dcm", series_uid=uid)
-    with pytest.raises(InputError, match=r"b\.dcm.*overlap: they cover the same positions"):
-        read_dicom_series(overlap)
-    uid = generate_uid()
-    gap = tmp_path / "gap"
-    to_enhanced(datasets[:10], gap / "a.dcm", series_uid=uid)
-    to_enhanced(datasets[14:], gap / "b.dcm", series_uid=uid)
-    with pytest.raises(InputError, match=r"leave a gap of .* mm between them"):
-        read_dicom_series(gap)
+@pytest.mark.parametrize(
+    "first, second, said",
+    [
+        (slice(0, 20), slice(10, None), r"b\.dcm.*overlap: they cover the same positions"),
+        (slice(0, 10), slice(14, None), r"leave a gap of .* mm between them"),
+    ],
+    ids=["overlap", "gap"],
+)
+def test_enhanced_files_that_overlap_or_leave_a_gap_are_refused_by_name(
+    tmp_path, case, first, second, said
+):
+    datasets, uid = case["datasets"], generate_uid()
+    to_enhanced(datasets[first], tmp_path / "a.dcm", series_uid=uid)
+    to_enhanced(datasets[second], tmp_path / "b.dcm", series_uid=uid)
+    with pytest.raises(InputError, match=said):
+        read_dicom_series(tmp_path)
 
 
 def test_an_enhanced_ct_whose_frames_are_no_regular_stack_is_refused_by_name(tmp_path, case):
