@@ -18,9 +18,10 @@ from .errors import InputError
 #: resampled grids, the networks' activations, the lesions' boxes) and a part per voxel of the
 #: CT's own grid (the uint8 labels, the masks compared before and after refinement, the labels
 #: turned back to the file's axes and written). Measured (``benchmarks/bench_memory.py``,
-#: 4 Dec 2026, int16 NIfTI of 42–252 M voxels, three runs): peak RSS = 0.61–0.65 GB +
-#: 3.7–4.1 bytes per voxel, that is about 0.2 GB + 2.1 bytes per voxel at most beyond the
-#: resident part and the CT's 2 bytes. Kept here with a margin of 1.5.
+#: 4 Dec 2026, int16 NIfTI of 42–252 M voxels, each command's own peak): fitted peak RSS =
+#: 0.51 GB + 4.5 bytes per voxel, that is about 0.1 GB + 2.5 bytes per voxel beyond the
+#: resident part (0.42 GB) and the CT's 2 bytes. Kept here with a margin: the estimate is at
+#: least 1.2 times every measured peak (``benchmarks/results/memory.md``).
 SEGMENT_FIXED_BYTES = 300_000_000
 SEGMENT_BYTES_PER_VOXEL = 3.2
 
