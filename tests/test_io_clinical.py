@@ -45,7 +45,7 @@ def test_xlsx_data_table_is_encoded_by_the_original_codes(tmp_path):
     assert f["Okuda"].tolist() == [1.0, 2.0, 3.0, 1.0]
     assert np.isnan(f.loc["HCC_003", "age"])
     text = "\n".join(table.report)
-    assert "T_involvment: unknown value(s) 'about half'" in text
+    assert "T_involvment: unknown value(s) HCC_004 'about half'" in text
     assert "CLIP_Score (1)" in text and "age (1)" in text
     assert "Pathology" in text and "Pathology" not in f.columns
     assert table.row("hcc-2")["TNM"] == 4.0
@@ -233,3 +233,78 @@ def test_a_lab_value_given_as_a_bound_is_read_as_that_bound_and_said(tmp_path):
     table = read_clinical(tmp_path / "clinical.csv")
     assert table.frame["AFP"].tolist() == [400.0, 5.0, 12.0]
     assert any("'>400', '<5' read as the limit each gives" in line for line in table.report)
+
+
+def test_a_dash_or_none_in_a_yes_no_column_is_no_answer_and_is_said(tmp_path):
+    csv = tmp_path / "clinical.csv"
+    csv.write_text("TCIA_ID,Metastasis,Smoking\nHCC_001,-,1\nHCC_002,none,0\nHCC_003,no,-\n")
+    table = read_clinical(csv)
+    f = table.frame
+    assert np.isnan(f.loc["HCC_001", "Metastasis"]) and np.isnan(f.loc["HCC_002", "Metastasis"])
+    assert f.loc["HCC_003", "Metastasis"] == 0.0 and f.loc["HCC_002", "Smoking"] == 0.0
+    text = "\n".join(table.report)
+    # each patient beside its own cell
+    assert "Metastasis: unknown value(s) HCC_001 '-', HCC_002 'none'" in text
+    assert "Smoking: unknown value(s) HCC_003 '-'" in text
+
+
+def test_a_value_that_could_be_thousands_read_as_a_decimal_is_warned_of(tmp_path):
+    csv = tmp_path / "clinical.csv"
+    # '2,5' shows the column's decimal comma: '16,000' is then 16, and that is said
+    csv.write_text('TCIA_ID,AFP\nHCC_001,"2,5"\nHCC_002,"16,000"\nHCC_003,47\n')
+    table = read_clinical(csv)
+    assert table.frame.loc["HCC_002", "AFP"] == 16.0
+    text = "\n".join(table.report)
+    assert "WARNING: AFP: '16,000' read with ',' as the decimal mark" in text
+    assert "write it without the ','" in text
+
+
+def test_a_column_without_a_decimal_mark_takes_the_tables_or_the_separators(tmp_path):
+    european = tmp_path / "eu.csv"  # decimal commas in another column: AFP's 1.234 is 1234
+    european.write_text("\ufeffTCIA_ID;AFP;TTP\nHCC_001;1.234;12,5\nHCC_002;47;3,1\n")
+    table = read_clinical(european)
+    assert table.frame.loc["HCC_001", "AFP"] == 1234.0
+    assert table.frame.loc["HCC_001", "TTP"] == 12.5
+    assert "the table's other numbers use it" in "\n".join(table.report)
+    semicolons = tmp_path / "semi.csv"  # nothing shows the mark; the separator hints a comma
+    semicolons.write_text("TCIA_ID;AFP\nHCC_001;1.234\nHCC_002;47\n")
+    table = read_clinical(semicolons)
+    assert table.frame.loc["HCC_001", "AFP"] == 1234.0
+    assert "separated by semicolons" in "\n".join(table.report)
+    commas = tmp_path / "en.csv"  # an English export with nothing to go by: a point, said
+    commas.write_text("TCIA_ID,AFP\nHCC_001,1.234\nHCC_002,47\n")
+    table = read_clinical(commas)
+    assert table.frame.loc["HCC_001", "AFP"] == 1.234
+    assert "WARNING: AFP: '1.234' read with '.' as the decimal mark" in "\n".join(table.report)
+
+
+def test_known_columns_spelt_otherwise_are_read_under_their_usual_names(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "TCIA_ID": ["HCC_001", "HCC_002"],
+            "T_involvement": ["> 50%", "1.0"],
+            "CLIP Score": ["Stage_2", "Stage_0"],
+            "Personal_history_of_cancer": ["yes", "no"],
+            "AFP (ng/mL)": [12.5, 400],
+            "CLIP": [2, 0],
+        }
+    )
+    path = tmp_path / "clinical.xlsx"
+    write_xlsx(path, frame)
+    table = read_clinical(path)
+    f = table.frame
+    assert f["T_involvment"].tolist() == [2.0, 1.0]
+    assert f["CLIP_Score"].tolist() == [2.0, 0.0]
+    assert f["Personal history of cancer"].tolist() == [1.0, 0.0]
+    assert f["AFP"].tolist() == [12.5, 400.0]
+    assert f["CLIP"].tolist() == [2.0, 0.0]  # CLIP and CLIP_Score stay two columns
+    text = "\n".join(table.report)
+    assert "'T_involvement' as 'T_involvment'" in text and "'CLIP Score' as 'CLIP_Score'" in text
+
+
+def test_a_known_name_already_in_the_table_is_not_taken_twice(tmp_path):
+    csv = tmp_path / "clinical.csv"
+    csv.write_text("TCIA_ID,T_involvment,T_involvement\nHCC_001,>50%,1\n")
+    table = read_clinical(csv)
+    assert table.frame.loc["HCC_001", "T_involvment"] == 2.0
+    assert "T_involvement" in table.raw.columns

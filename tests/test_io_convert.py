@@ -217,6 +217,50 @@ def test_a_second_run_keeps_what_is_converted_and_force_writes_it_again(
     assert (out / "HCC-TACE-Seg_clinical_data-V2.xlsx").read_bytes() != b"edited by hand"
 
 
+def test_the_clinical_table_is_read_when_copied_and_replaced_only_when_chosen(
+    tcia_download, tmp_path, capsys
+):
+    import shutil
+
+    import pandas as pd
+
+    root, _ = tcia_download
+    source = tmp_path / "download"
+    shutil.copytree(root, source, ignore=shutil.ignore_patterns("HCC_90*"))
+    name = "HCC-TACE-Seg_clinical_data-V2.xlsx"
+    out = tmp_path / "nifti"
+    assert main(["convert", str(source), "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "clinical table: 3 of 3 patient(s) have a row" in text
+    assert f"clinical table copied: {out / name}" in text
+    # the source table corrected: the copy is kept, said, until the table is chosen
+    first = (out / name).read_bytes()
+    fixed = source / name
+    frame = pd.read_excel(fixed, sheet_name="data table")
+    frame.loc[0, "Pathology"] = "corrected by hand"  # a text column: a change all the same
+    with pd.ExcelWriter(fixed) as writer:
+        frame.to_excel(writer, sheet_name="data table", index=False)
+    assert main(["convert", str(source), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "differs" in err and f"--clinical {fixed} replaces it" in err
+    assert (out / name).read_bytes() == first
+    assert main(["convert", str(source), "-o", str(out), "--clinical", str(fixed)]) == 0
+    assert "clinical table replaced" in capsys.readouterr().out
+    assert (out / name).read_bytes() == fixed.read_bytes()
+    earlier = list(out.glob(f"{name}.replaced-*"))
+    assert len(earlier) == 1 and earlier[0].read_bytes() == first
+    # a table that is no spreadsheet is not copied; the CTs are converted all the same
+    broken = tmp_path / "broken" / "clinical.xlsx"
+    broken.parent.mkdir()
+    broken.write_bytes(b"%PDF-1.4 not a workbook")
+    out2 = tmp_path / "nifti2"
+    assert main(["convert", str(source), "-o", str(out2), "--clinical", str(broken)]) == 0
+    err = capsys.readouterr().err
+    assert "clinical table not copied" in err and str(broken) in err
+    assert not (out2 / "clinical.xlsx").exists() and (out2 / "imagesTr").is_dir()
+    assert main(["convert", str(source), "-o", str(out2), "--clinical", str(tmp_path / "no")]) == 1
+
+
 def test_a_dataset_written_inside_its_input_is_no_patient_of_it(tcia_download, tmp_path, capsys):
     import shutil
 

@@ -58,6 +58,14 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument("--force", action="store_true", help="overwrite an existing output")
     parser.add_argument(
+        "--clinical",
+        type=Path,
+        metavar="TABLE",
+        help="-o FOLDER: the clinical table (XLSX/CSV) to copy into FOLDER (default: the one "
+        "beside the patients); one there already that differs is replaced, the earlier one "
+        "kept beside it",
+    )
+    parser.add_argument(
         "--list", action="store_true", help="list the DICOM series found and exit (no output)"
     )
     parser.add_argument(
@@ -186,6 +194,11 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
             "--series and --acquisition choose one series: give -o a .nii.gz file for it, "
             "not a folder",
         )
+    clinical = getattr(args, "clinical", None)
+    if clinical is not None and not Path(clinical).is_file():
+        raise InputError(
+            clinical, "clinical table not found (--clinical takes an XLSX or CSV file)"
+        )
     if args.meta is not None:
         raise InputError(
             args.meta,
@@ -276,7 +289,13 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
             # the table goes with this input's patients: not beside another cohort's images
             # when every case was refused
             if any(r["status"] in ("written", "kept") for r in rows):
-                summary["clinical"] = _copy_clinical(source, outdir, force=args.force)
+                summary["clinical"] = _copy_clinical(
+                    source,
+                    outdir,
+                    force=args.force,
+                    chosen=clinical,
+                    cases=[r["case"] for r in rows if r["status"] in ("written", "kept")],
+                )
     except KeyboardInterrupt as exc:
         interrupted = exc
     summary["interrupted"] = interrupted is not None
@@ -712,38 +731,98 @@ def _case_line(row: dict) -> str:
     return line
 
 
-def _same_table(a: Path, b: Path) -> bool:
-    """Whether two clinical tables hold the same cells (an XLSX written again carries its own
-    write time: the same table in other bytes was said to differ)."""
-    from ..io.clinical import read_clinical
+def _same_table(a, b) -> bool:
+    """Whether two read clinical tables hold the same cells, text columns too (an XLSX written
+    again carries its own write time: the same table in other bytes was said to differ)."""
+
+    import pandas as pd
+
+    def cells(frame):
+        return frame.map(lambda v: "" if pd.isna(v) else str(v).strip())
 
     try:
-        return read_clinical(a).frame.equals(read_clinical(b).frame)
-    except Exception:  # noqa: BLE001 - unreadable: not known to be the same
+        return a.frame.equals(b.frame) and cells(a.raw).equals(cells(b.raw))
+    except Exception:  # noqa: BLE001 - not comparable: not known to be the same
         return False
 
 
-def _copy_clinical(source: Path, outdir: Path, *, force: bool) -> str | None:
-    """The clinical table beside the patients, copied to the dataset's root (``train`` finds
-    it there). An existing different table there is kept unless ``force``."""
+def _copy_clinical(
+    source: Path,
+    outdir: Path,
+    *,
+    force: bool,
+    chosen: Path | None = None,
+    cases: list[str] | None = None,
+) -> str | None:
+    """The clinical table (``chosen``, else the one beside the patients), read, its notes and
+    the patients it matches said, and copied to the dataset's root (``train`` finds it there).
+    A table that cannot be read is not copied (said). An existing different table there is
+    kept, unless ``chosen`` or ``force``: then it is replaced, the earlier one kept beside it
+    under another name."""
+    from ..io.clinical import read_clinical, row_ids_for
     from ..training.data import find_clinical
 
-    if not source.is_dir():
-        return None
-    table = find_clinical(source)
+    if chosen is not None:
+        table = Path(chosen)
+    elif source.is_dir():
+        table = find_clinical(source)
+    else:
+        table = None
     if table is None:
         return None
-    target = outdir / table.name
-    if target.exists() and (
-        target.read_bytes() == table.read_bytes() or _same_table(target, table)
-    ):
-        return target.name
-    if target.exists() and not force:
+    warn = "livertumor convert: warning:"
+    try:
+        new = read_clinical(table)
+    except InputError as exc:
         print(
-            f"livertumor convert: warning: {target} exists and differs from {table}; kept "
-            "(--force copies it again)",
+            f"{warn} clinical table not copied: {exc}. The dataset has no clinical table "
+            "(training runs without the clinical weak term): fix the table and convert again, "
+            "or give another with --clinical",
             file=sys.stderr,
         )
+        return None
+    for line in new.report[1:]:
+        if line.startswith("WARNING: "):
+            print(f"{warn} clinical table: {line.removeprefix('WARNING: ')}", file=sys.stderr)
+        else:
+            print(f"clinical table: {line}")
+    if cases:
+        matched = row_ids_for(cases, new.frame.index)
+        without = [c for c in cases if c not in matched]
+        unused = sorted(set(new.frame.index) - set(matched.values()))
+        line = f"clinical table: {len(matched)} of {len(cases)} patient(s) have a row"
+        if without:
+            line += f"; without one: {', '.join(without[:5])}" + (" …" if len(without) > 5 else "")
+        if unused:
+            line += f"; {len(unused)} row(s) of patients not in this dataset"
+        print(line)
+    target = outdir / table.name
+    if target.exists():
+        try:
+            same = target.read_bytes() == table.read_bytes() or _same_table(
+                read_clinical(target), new
+            )
+        except InputError:
+            same = False
+        if same:
+            return target.name
+        if chosen is None and not force:
+            print(
+                f"{warn} {target} exists and differs from {table}; kept (--clinical "
+                f"{table} replaces it, the earlier one kept beside it)",
+                file=sys.stderr,
+            )
+            return target.name
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        earlier = target.with_name(f"{target.name}.replaced-{stamp}")
+        n = 1
+        while earlier.exists():
+            n += 1
+            earlier = target.with_name(f"{target.name}.replaced-{stamp}-{n}")
+        with atomic_path(target, suffix=table.suffix) as tmp:
+            shutil.copyfile(table, tmp)
+            os.replace(target, earlier)  # the earlier table kept (a name no reader looks for)
+        print(f"clinical table replaced: {target} (the earlier one is now {earlier.name})")
         return target.name
     with atomic_path(target, suffix=table.suffix) as tmp:
         shutil.copyfile(table, tmp)

@@ -48,7 +48,25 @@ _PLAUSIBLE = {
 }
 
 _YES = {"1", "1.0", "yes", "y", "true", "positive", "present", "pos", "+"}
-_NO = {"0", "0.0", "no", "n", "false", "negative", "absent", "neg", "-", "none"}
+# ("-" and "none" are not answers: a dash is a blank cell's stand-in, and "none" reads as "no
+# value" as often as "not present"; both are reported and left missing, never counted as No)
+_NO = {"0", "0.0", "no", "n", "false", "negative", "absent", "neg"}
+#: Every column this package encodes or regresses on, as the table spells it (TCIA's own
+#: "T_involvment" included); a header written otherwise ("T_involvement", "CLIP Score",
+#: "Personal_history_of_cancer", "Tumor nodul") is read as the column it names
+KNOWN_COLUMNS = (
+    *YES_NO_COLUMNS,
+    *NUMERIC_COLUMNS,
+    "T_involvment",
+    "CLIP_Score",
+    "TNM",
+    "Sex",
+    "tumor_nodul",
+    "AFP_group",
+    "CPS",
+    "Okuda",
+    "BCLC",
+)
 _ROMAN = {"I": 1, "II": 2, "IIIA": 3, "IIIB": 4, "IIIC": 5, "IVA": 6, "IVB": 7}
 
 
@@ -103,6 +121,7 @@ def read_clinical(path: str | Path) -> ClinicalTable:
         raise InputError(path, "file not found")
     report: list[str] = []
     raw = _read_any(path, report)
+    separator = raw.attrs.get("separator")
     raw = _with_id_header(raw, path)
     raw.columns = [str(c).strip() for c in raw.columns]
     # 'AFP' and 'AFP ' (a stray space in a header) are one name once stripped: the later
@@ -114,13 +133,11 @@ def read_clinical(path: str | Path) -> ClinicalTable:
         first.setdefault(name.lower(), i)
     if not all(keep):
         extra = [name for name, k in zip(raw.columns, keep, strict=True) if not k]
-        report.append(
-            f"column name(s) {', '.join(repr(n) for n in dict.fromkeys(extra))} appear more "
-            "than once (read without case and surrounding spaces): the first of each is read, "
-            "the later ones left out"
-        )
+        _note_duplicate_names(extra, report)
         raw = raw.loc[:, keep]
+    raw = _known_names(raw, report)
     id_col = next(c for c in raw.columns if _is_id_column(c))
+
     ids = raw[id_col].map(lambda v: normalise_id(v) if pd.notna(v) else "")
     empty = ids == ""
     if empty.any():
@@ -163,6 +180,7 @@ def read_clinical(path: str | Path) -> ClinicalTable:
     if raw.empty:
         raise InputError(path, "the table has a TCIA_ID column but no patient rows")
 
+    default_mark = _file_decimal_mark(raw, separator)
     encoded = {}
     text_columns = []
     for column in raw.columns:
@@ -176,7 +194,7 @@ def read_clinical(path: str | Path) -> ClinicalTable:
             encoded[column] = numbers.astype(float)
             continue
         if encoder is _encode_number:  # the column's own decimal mark
-            result, unknown, notes = _apply_numbers(values)
+            result, unknown, notes = _apply_numbers(values, default_mark)
             report.extend(
                 f"WARNING: {column}: {n.removeprefix('WARNING: ')}"
                 if n.startswith("WARNING: ")
@@ -186,15 +204,13 @@ def read_clinical(path: str | Path) -> ClinicalTable:
         else:
             result, unknown = _apply(encoder, values)
         if unknown:
-            shown = ", ".join(repr(u) for u in sorted(unknown)[:6])
-            where = [
-                str(pid)
+            # each patient beside its own cell (two sorted lists side by side paired them wrong)
+            cells = [
+                f"{pid} {str(v).strip()!r}"
                 for pid, v, r in zip(values.index, values, result, strict=True)
                 if not (pd.isna(v) or str(v).strip() == "") and pd.isna(r)
             ]
-            report.append(
-                f"{column}: unknown value(s) {shown} ({_patients(where)}) treated as missing"
-            )
+            report.append(f"{column}: unknown value(s) {_patients(cells)} treated as missing")
         low, high = _PLAUSIBLE.get(column.strip().lower(), (None, None))
         odd = ((result < low) if low is not None else False) | (
             (result > high) if high is not None else False
@@ -247,9 +263,9 @@ def row_ids_for(case_ids, table_ids) -> dict[str, str]:
 def encode_t_involvment(value: str) -> float | None:
     """``'< or = 50%'`` -> 1, ``'>50%'`` -> 2."""
     text = re.sub(r"\s+", "", str(value).lower())
-    if text in {"<or=50%", "<=50%", "≤50%", "=<50%", "1"}:
+    if text in {"<or=50%", "<=50%", "≤50%", "=<50%", "1", "1.0"}:
         return 1.0
-    if text in {">50%", "2"}:
+    if text in {">50%", "2", "2.0"}:
         return 2.0
     return None
 
@@ -335,23 +351,52 @@ def _own_mark(text: str) -> str | None:
     return None
 
 
-def _decimal_mark(texts: list[str]) -> str:
-    """The column's decimal mark, from its values written as text: the one most of those that
-    show it beyond doubt use (``12,5`` or ``1.234,5`` for a comma, ``0.9`` for a point); a point
-    when none or as many show each."""
+def _decimal_mark(texts) -> str | None:
+    """The decimal mark values written as text show: the one most of those that show it beyond
+    doubt use (``12,5`` or ``1.234,5`` for a comma, ``0.9`` for a point); None when none shows
+    one, or as many show each."""
     marks = [m for m in map(_own_mark, texts) if m]
+    if marks.count(",") == marks.count("."):
+        return None
     return "," if marks.count(",") > marks.count(".") else "."
 
 
-def _apply_numbers(values: pd.Series) -> tuple[pd.Series, set[str], list[str]]:
+def _file_decimal_mark(raw: pd.DataFrame, separator: str | None) -> tuple[str, str]:
+    """The decimal mark of a column whose own values do not show one, and why: the mark the
+    table's other number cells written as text show; else a comma for a CSV separated by
+    semicolons (the export of a spreadsheet set to a decimal comma); else a point."""
+    texts = [
+        str(v).strip()
+        for column in raw.columns
+        for v in raw[column]
+        if isinstance(v, str) and re.fullmatch(r"[+-]?[\d.,]+", str(v).strip())
+    ]
+    mark = _decimal_mark(texts)
+    if mark is not None:
+        return mark, "the table's other numbers use it"
+    if separator == ";":
+        return ",", "the file is separated by semicolons, as a decimal comma's export is"
+    return ".", "no value in the table shows another"
+
+
+def _apply_numbers(
+    values: pd.Series, default: tuple[str, str] = (".", "no value in the table shows another")
+) -> tuple[pd.Series, set[str], list[str]]:
     """Numbers, with the column's decimal mark: ``"1,234"`` in a column whose decimals are
     points (an English sheet) is 1234, not 1.234 (an AFP read a thousand times too small);
-    ``"1.234"`` beside ``"12,5"`` (a European sheet) is 1234. Thousands read so are said."""
+    ``"1.234"`` beside ``"12,5"`` (a European sheet) is 1234. A column whose values show no
+    mark takes ``default`` (the mark, and why). Thousands read so are said, and so are values
+    that could have been thousands read as decimals."""
     texts = [str(v).strip() for v in values if isinstance(v, str) and str(v).strip()]
     mark = _decimal_mark(texts)
+    why = f"the column's decimal mark is '{mark}'"
+    if mark is None:
+        mark = default[0]
+        why = f"the column shows no decimal mark; '{mark}' taken, as {default[1]}"
     sep = "." if mark == "," else ","
     unknown: set[str] = set()
     grouped: list[str] = []
+    as_decimal: list[str] = []  # '1.234' read as 1.234: 1234 had the mark been the other
     other: list[str] = []  # cells that show the other mark beyond doubt: read with their own
     censored: list[str] = []  # '>400', '<5': read as their bound
     out = []
@@ -381,6 +426,8 @@ def _apply_numbers(values: pd.Series) -> tuple[pd.Series, set[str], list[str]]:
             if _THOUSANDS[sep].fullmatch(text.lstrip("+-")):
                 grouped.append(text)
                 text = text.replace(sep, "")
+            elif re.fullmatch(rf"\d{{1,3}}\{mark}\d{{3}}", text.lstrip("+-")):
+                as_decimal.append(v.strip())
             code = _encode_number(text.replace(mark, ".") if mark == "," else text)
         if code is None:
             unknown.add(str(v).strip())
@@ -405,8 +452,16 @@ def _apply_numbers(values: pd.Series) -> tuple[pd.Series, set[str], list[str]]:
     elif grouped:
         shown = ", ".join(repr(g) for g in grouped[:4])
         notes.append(
-            f"{shown} read with '{sep}' as a thousands separator (the column's decimal mark is "
-            f"'{mark}'); check the values if that is wrong"
+            f"{shown} read with '{sep}' as a thousands separator ({why}); check the values "
+            "if that is wrong"
+        )
+    if as_decimal:
+        shown = ", ".join(repr(g) for g in list(dict.fromkeys(as_decimal))[:4])
+        notes.append(
+            f"WARNING: {shown} read with '{mark}' as the decimal mark ({why}); if "
+            f"{'it is a number' if len(set(as_decimal)) == 1 else 'they are numbers'} in "
+            f"thousands, write {'it' if len(set(as_decimal)) == 1 else 'them'} without the "
+            f"'{mark}'"
         )
     if censored:
         shown = ", ".join(repr(c) for c in list(dict.fromkeys(censored))[:4])
@@ -419,6 +474,45 @@ def _apply_numbers(values: pd.Series) -> tuple[pd.Series, set[str], list[str]]:
 
 #: a value given as a bound: '>400', '>= 400', '≤5', '<0.5'
 _BOUND = re.compile(r"^(>=|<=|≥|≤|>|<)\s*(\d[\d.,]*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)$")
+
+
+def _note_duplicate_names(extra: list[str], report: list[str]) -> None:
+    report.append(
+        f"column name(s) {', '.join(repr(n) for n in dict.fromkeys(extra))} appear more "
+        "than once (read without case and surrounding spaces): the first of each is read, "
+        "the later ones left out"
+    )
+
+
+def _name_key(name: str) -> str:
+    """A column name without case, spaces, underscores, hyphens, dots or a unit in brackets,
+    with "involvement" spelt as TCIA's table spells it: "AFP (ng/mL)" and "afp" are one key,
+    so are "T_involvement" and "T_involvment", "CLIP Score" and "CLIP_Score"."""
+    text = re.sub(r"\(.*?\)|\[.*?\]", "", str(name).lower())
+    return re.sub(r"[\s_\-.]+", "", text).replace("involvement", "involvment")
+
+
+_KNOWN_KEYS = {_name_key(c): c for c in KNOWN_COLUMNS}
+
+
+def _known_names(raw: pd.DataFrame, report: list[str]) -> pd.DataFrame:
+    """Headers that name a known column in another spelling take its name (said); one whose
+    name is already in the table is left as it is."""
+    present = {str(c).lower() for c in raw.columns}
+    renames = {}
+    for column in raw.columns:
+        name = str(column)
+        if name.lower() in {c.lower() for c in KNOWN_COLUMNS}:
+            continue
+        known = _KNOWN_KEYS.get(_name_key(name))
+        if known is None or known.lower() in present or known in renames.values():
+            continue
+        renames[column] = known
+    if renames:
+        shown = ", ".join(f"{str(a)!r} as {b!r}" for a, b in renames.items())
+        report.append(f"column(s) read under their usual names: {shown}")
+        raw = raw.rename(columns=renames)
+    return raw
 
 
 def _looks_like_id(value: str) -> bool:
@@ -480,6 +574,12 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
     except InputError:
         raise
     except Exception as exc:
+        if suffix == ".xls" and isinstance(exc, ImportError):  # pandas reads .xls with xlrd
+            raise InputError(
+                path,
+                "is in the old Excel format (.xls), which needs the xlrd package: save it from "
+                "the spreadsheet as .xlsx or .csv (or pip install xlrd)",
+            ) from exc
         if suffix in (".xlsx", ".xlsm", ".xls") and not isinstance(exc, (ImportError, OSError)):
             raise InputError(
                 path,
@@ -528,7 +628,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
     )
     header = lines[start] if lines else ""
     sep = max(("\t", ";", ","), key=header.count) if header else ","
-    return pd.read_csv(io.StringIO("\n".join(lines[start:])), sep=sep, dtype=object)
+    frame = pd.read_csv(io.StringIO("\n".join(lines[start:])), sep=sep, dtype=object)
+    frame.attrs["separator"] = sep
+    return frame
 
 
 def _is_id_column(name) -> bool:
