@@ -11,9 +11,8 @@ widget):
   (undefined, not 0).
 * Lesions: connected components of the tumor with 26-connectivity (voxels touching by a face,
   edge or corner belong to one lesion), numbered 1, 2, ... from the largest.
-  ``longest_diameter_mm`` is the maximum 3D Feret diameter, edge to edge as calipers on the
-  image measure: over the pairs of voxels of the lesion (those on the convex hull of its
-  boundary voxels), the largest distance in mm between their centres plus one voxel's extent
+  ``longest_diameter_mm`` is the maximum 3D diameter, edge to edge: over the pairs of voxels
+  of the lesion (those on the convex hull of its boundary voxels), the largest distance in mm between their centres plus one voxel's extent
   along it. A one-voxel lesion measures its smallest width. ``evaluate``'s 10 cm split
   uses the same measure. ``axial_diameter_mm`` is the longest diameter within one axial
   image (the RECIST measure a radiologist takes on the slice where the lesion is widest),
@@ -83,6 +82,17 @@ def compute_stats(
         raise ValueError(f"labels must be 3D (z, y, x); got shape {labels.shape}")
     if ct is not None and np.shape(ct) != labels.shape:
         raise ValueError(f"CT shape {np.shape(ct)} differs from the labels' {labels.shape}")
+    if labels.dtype.kind not in "biu":  # float labels measured nothing, without a word
+        raise ValueError(
+            f"labels must be integers (0 background, 1 liver, 2 tumor); got {labels.dtype}"
+        )
+    if labels.size and labels.dtype.kind != "b":
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high > 4:  # a 0/255 mask measured 0 mL, without a word
+            raise ValueError(
+                f"labels hold the value {high if high > 4 else low}: expected 0 background, "
+                "1 liver, 2 tumor (3 portal vein and 4 aorta are left out of the figures)"
+            )
     spacing = tuple(float(s) for s in spacing)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     if affine_lps is not None:  # exact on any grid (a skewed one's spacings overstate it)
@@ -133,10 +143,12 @@ def compute_stats(
                 lesion.update(_lesion_attenuation(ct, labels, sub, start, spacing))
             lesions.append(lesion)
     out = {
-        "liver_ml": round(liver_ml, 3),
-        "liver_parenchyma_ml": round(n_liver_only * voxel_ml, 3),
-        "tumor_ml": round(tumor_ml, 3),
-        "tumor_to_liver_ratio": round(tumor_ml / liver_ml, 5) if liver_ml > 0 else None,
+        # (mL to 4 decimals, as each lesion's: a one-voxel lesion's 0.0024 mL is not 0.002 in
+        # all; the ratio to 4 significant digits: a small tumor's is not 7e-05)
+        "liver_ml": round(liver_ml, 4),
+        "liver_parenchyma_ml": round(n_liver_only * voxel_ml, 4),
+        "tumor_ml": round(tumor_ml, 4),
+        "tumor_to_liver_ratio": float(f"{tumor_ml / liver_ml:.4g}") if liver_ml > 0 else None,
         "lesion_count": len(lesions),
         "lesions": lesions,
         "spacing_mm": [round(float(s), 6) for s in spacing],  # 4.0, not 3.999999999999999

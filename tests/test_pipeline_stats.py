@@ -313,3 +313,23 @@ def test_a_ct_holding_nan_gives_no_attenuation_rather_than_nan():
     import json
 
     json.dumps(stats, allow_nan=False)  # what JSON can hold
+
+
+def test_labels_it_cannot_measure_are_refused_not_measured_as_nothing():
+    mask = np.zeros((3, 8, 8), np.uint8)
+    mask[1, 2:5, 2:5] = 255  # a 0/255 mask from another tool
+    with pytest.raises(ValueError, match="hold the value 255"):
+        compute_stats(mask, (1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="must be integers"):
+        compute_stats(mask.astype(np.float32) / 255 + 0.5, (1.0, 1.0, 1.0))
+    mask[mask == 255] = 4  # the aorta alone: measured (as nothing), not refused
+    assert compute_stats(mask, (1.0, 1.0, 1.0))["liver_ml"] == 0
+
+
+def test_totals_keep_the_precision_of_the_lesions_and_a_small_ratio_its_digits():
+    labels = np.zeros((4, 40, 40), np.uint8)
+    labels[:, 5:35, 5:35] = 1
+    labels[2, 20, 20] = 2  # one voxel of 5 x 0.7 x 0.7 mm
+    stats = compute_stats(labels, (5.0, 0.7, 0.7))
+    assert stats["tumor_ml"] == stats["lesions"][0]["volume_ml"] == 0.0024
+    assert stats["tumor_to_liver_ratio"] == pytest.approx(1 / 3600, rel=1e-3)

@@ -95,9 +95,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
             "The lesion's volume: a lesion is one connected part of the tumor label"
         )
         self.lesion_table.horizontalHeaderItem(2).setToolTip(
-            "The longest distance across the lesion in 3D, edge to edge (as calipers measure "
-            "it), in any direction: longer than the axial diameter when the lesion is drawn "
-            "out along the body's axis"
+            "The longest distance across the lesion in 3D, in any direction: between the "
+            "centres of its two farthest voxels plus one voxel's extent along that line (edge "
+            "to edge); longer than the axial diameter when the lesion is drawn out along the "
+            "body's axis"
         )
         self.lesion_table.horizontalHeaderItem(3).setToolTip(
             "The longest diameter within one axial image, on the image where the lesion is "
