@@ -65,9 +65,28 @@ def _os_error_path(exc: OSError) -> str:
     return str(target if target else exc.filename or "")
 
 
+def _empty_argument(argv: list[str]) -> str | None:
+    """The option an empty argument was given for ("" for a positional one), or None when
+    every argument holds something."""
+    for i, token in enumerate(argv):
+        if token.startswith("--") and token.endswith("=") and len(token) > 3:
+            return token[:-1]
+        if token.strip() == "":
+            before = argv[i - 1] if i else ""
+            return before if before.startswith("-") and "=" not in before else ""
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     _never_fail_printing()
     parser = build_parser()
+    given = sys.argv[1:] if argv is None else list(argv)
+    empty = _empty_argument(given)
+    if empty is not None:  # "" is read as the current folder: a batch of whatever is there
+        parser.error(
+            f"an empty argument{f' for {empty}' if empty else ''} (an unset shell variable, "
+            'such as "$INPUT"?): give the path or value, or leave the option out'
+        )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     # -v is for this tool's steps: other packages' debug lines stay out of it (a 640-slice

@@ -884,3 +884,23 @@ def test_overwritten_outputs_keep_their_permissions_and_links(tmp_path, models):
     assert (
         stat.S_IMODE(kept.stat().st_mode) == 0o600 and stat.S_IMODE(stats.stat().st_mode) == 0o600
     )
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["segment", "", "-o", "out"], "an empty argument ("),
+        (["convert", "", "-o", "x.nii.gz"], "an empty argument ("),
+        (["segment", "ct.nii.gz", "--models", ""], "an empty argument for --models"),
+        (["segment", "ct.nii.gz", "--models="], "an empty argument for --models"),
+    ],
+)
+def test_an_empty_argument_is_refused_not_read_as_the_current_folder(
+    argv, named, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)  # "" was this folder: every case in it was segmented
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    assert named in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
