@@ -114,7 +114,8 @@ def _run(args, work: Path, out_json: Path, out_md: Path, earlier: Path) -> int:
         report = json.loads(earlier.read_text())
         report["batch"] = _batch(work, models, args.no_refine)
         report["batch"]["models"] = str(models)
-        return _save(report, out_json, out_md)
+        # the machine line's load is the end-to-end run's; the batch's is in its own block
+        return _save(report, out_json, out_md, load_after=report.get("load_average_after"))
     keep = args.only == "e2e" or args.skip_batch
     old = json.loads(earlier.read_text()) if keep and earlier.is_file() else {}
 
@@ -209,8 +210,8 @@ def _from_earlier(block: dict, old: dict, flag: str) -> dict:
     return block
 
 
-def _save(report: dict, out_json: Path, out_md: Path) -> int:
-    report["load_average_after"] = os.getloadavg()
+def _save(report: dict, out_json: Path, out_md: Path, load_after=None) -> int:
+    report["load_average_after"] = load_after or os.getloadavg()
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(report, indent=2))
     out_md.write_text(_markdown(report))

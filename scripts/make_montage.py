@@ -2,8 +2,10 @@
 
     python scripts/make_montage.py [--cases 4] [--seed 20] [--shape full] [-o docs/images/synth_montage.png]
 
-Soft-tissue window (W 400 / L 40). Contours: liver green, tumor red, portal vein yellow, aorta
-magenta. Coronal views are resampled to true aspect (head up).
+Soft-tissue window (W 400 / L 40). Contours in the colours napari shows a ground truth in: liver
+yellow, tumor magenta, portal vein light blue, aorta orange. A thin cyan line on each axial slice
+marks the row the coronal view below it cuts through. Coronal views are resampled to true aspect
+(head up).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from napari_livertumor._widgets._layers import TRUTH_COLORS  # noqa: E402 (no napari import)
 from napari_livertumor.synth import generate_phantom  # noqa: E402
 
-COLORS = {1: "lime", 2: "red", 3: "yellow", 4: "magenta"}
+#: as the panels draw a ground truth (the models' own masks are green and red)
+COLORS = {value: rgba[:3] for value, rgba in TRUTH_COLORS.items()}
 
 
 def main(argv=None) -> int:
@@ -56,6 +60,7 @@ def main(argv=None) -> int:
             f"seed {args.seed + i}: {info['phase']}, {dz:.2g} mm\n"
             f"liver {info['whole_liver_ml']:.0f} mL, TLVR {info['tlvr']:.2f}, σ {info['noise_sd']:.0f}",
             fontsize=9,
+            color="white",  # on the black figure
         )
         ax.axhline(row, color="cyan", lw=0.4, alpha=0.5)
         ax = axes[1, i]
