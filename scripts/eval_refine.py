@@ -92,7 +92,7 @@ def summary(rows, keys=("initial", "ours", "original")):
         sel = [r for r in rows if r["start"] == start]
         out[start] = {k: float(np.mean([r[k] for r in sel])) for k in keys if k in sel[0]}
         out[start]["n"] = len(sel)
-    # the mean over the perturbed ground-truth masks (the README's "mean (60 masks)"); the
+    # the mean over the perturbed ground-truth masks (docs/benchmarks.md's "mean (60 masks)"); the
     # model's own masks are a row of their own, not averaged in
     perturbed = [r for r in rows if r["start"] not in ("model", "true mask, 2D")] or rows
     out["mean"] = {k: float(np.mean([r[k] for r in perturbed])) for k in keys if k in perturbed[0]}

@@ -124,7 +124,7 @@ def test_the_dicom_seg_says_who_drew_it(dicom_viewer, qtbot, monkeypatch):
     kinds, ds = exported_kinds()
     assert kinds == {"AUTOMATIC"}
     assert ds.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence
-    # described as `segment --dicom-seg` describes its own (the README's "VERSION liver+tumor")
+    # described as `segment --dicom-seg` describes its own (docs/cli.md's "VERSION liver+tumor")
     assert str(ds.SeriesDescription).endswith(" liver+tumor")
 
     layer.selected_label = 2

@@ -30,7 +30,7 @@ def test_segmenting_never_freezes_the_window(make_napari_viewer, qtbot, tmp_path
     widget.device_combo.setCurrentText("cpu")
     qtbot.wait(200)  # let the window settle before measuring
     # showing the result adds a layer, a one-off cost of napari's (0.2-0.3 s here, 1 s on a
-    # busy machine; README "Known limits"): timed apart from the run, which must never freeze
+    # busy machine; docs/limits.md): timed apart from the run, which must never freeze
     shown = timed_calls(widget, "_show_result")
     beat = Heartbeat(20).start()
     widget.run_button.click()
