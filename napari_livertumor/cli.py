@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 
 from . import __version__
@@ -66,14 +67,14 @@ def _os_error_path(exc: OSError) -> str:
 
 
 def _empty_argument(argv: list[str]) -> str | None:
-    """The option an empty argument was given for ("" for a positional one), or None when
-    every argument holds something."""
+    """Where an empty argument was given ("after --models", "-o=", or "" for one on its own),
+    or None when every argument holds something."""
     for i, token in enumerate(argv):
-        if token.startswith("--") and token.endswith("=") and len(token) > 3:
-            return token[:-1]
+        if token.count("=") == 1 and re.fullmatch(r"--[\w-]+=|-[A-Za-z]=", token):
+            return token
         if token.strip() == "":
             before = argv[i - 1] if i else ""
-            return before if before.startswith("-") and "=" not in before else ""
+            return f"after {before}" if before.startswith("-") and "=" not in before else ""
     return None
 
 
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     empty = _empty_argument(given)
     if empty is not None:  # "" is read as the current folder: a batch of whatever is there
         parser.error(
-            f"an empty argument{f' for {empty}' if empty else ''} (an unset shell variable, "
+            f"an empty argument{f' ({empty})' if empty else ''} (an unset shell variable, "
             'such as "$INPUT"?): give the path or value, or leave the option out'
         )
     args = parser.parse_args(argv)

@@ -1283,7 +1283,7 @@ def _describe_dropped(score, low_mask: np.ndarray, liver_roi, spacing, min_ml: f
         out.append(
             {
                 "centroid_zyx": [round(float(c.mean()), 1) for c in full],
-                "volume_ml": round(vol, 3),
+                "volume_ml": round(vol, 4),  # as the lesions'
                 "peak_margin": round(peak, 3),
             }
         )

@@ -12,9 +12,9 @@ widget):
 * Lesions: connected components of the tumor with 26-connectivity (voxels touching by a face,
   edge or corner belong to one lesion), numbered 1, 2, ... from the largest.
   ``longest_diameter_mm`` is the maximum 3D diameter, edge to edge: over the pairs of voxels
-  of the lesion (those on the convex hull of its boundary voxels), the largest distance in mm between their centres plus one voxel's extent
-  along it. A one-voxel lesion measures its smallest width. ``evaluate``'s 10 cm split
-  uses the same measure. ``axial_diameter_mm`` is the longest diameter within one axial
+  of the lesion (those on the convex hull of its boundary voxels), the largest distance in mm
+  between their centres plus one voxel's extent along it. A one-voxel lesion measures its
+  smallest width. ``evaluate``'s 10 cm split uses the same measure. ``axial_diameter_mm`` is the longest diameter within one axial
   image (the RECIST measure a radiologist takes on the slice where the lesion is widest),
   edge to edge the same way: over the images across the grid axis nearest the patient's
   head-feet axis (the stored slices of an axial CT), the largest. ``centroid_zyx`` is in voxel

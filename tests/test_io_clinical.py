@@ -235,17 +235,22 @@ def test_a_lab_value_given_as_a_bound_is_read_as_that_bound_and_said(tmp_path):
     assert any("'>400', '<5' read as the limit each gives" in line for line in table.report)
 
 
-def test_a_dash_or_none_in_a_yes_no_column_is_no_answer_and_is_said(tmp_path):
+def test_a_dash_or_none_in_a_yes_no_column_is_no_answer_in_any_case(tmp_path):
     csv = tmp_path / "clinical.csv"
-    csv.write_text("TCIA_ID,Metastasis,Smoking\nHCC_001,-,1\nHCC_002,none,0\nHCC_003,no,-\n")
+    csv.write_text(
+        "TCIA_ID,Metastasis,Smoking\nHCC_001,-,1\nHCC_002,none,0\nHCC_003,no,-\n"
+        "HCC_004,None,NONE\nHCC_005,maybe,yes\n"
+    )
     table = read_clinical(csv)
     f = table.frame
-    assert np.isnan(f.loc["HCC_001", "Metastasis"]) and np.isnan(f.loc["HCC_002", "Metastasis"])
+    # no value, as a blank or "None" (pandas' word) is: never counted as No
+    assert f["Metastasis"].isna().tolist() == [True, True, False, True, True]
     assert f.loc["HCC_003", "Metastasis"] == 0.0 and f.loc["HCC_002", "Smoking"] == 0.0
     text = "\n".join(table.report)
-    # each patient beside its own cell
-    assert "Metastasis: unknown value(s) HCC_001 '-', HCC_002 'none'" in text
-    assert "Smoking: unknown value(s) HCC_003 '-'" in text
+    assert "missing values: Metastasis (4), Smoking (2)" in text
+    # a word that is no answer is listed, each patient beside its own cell
+    assert "Metastasis: unknown value(s) HCC_005 'maybe' treated as missing" in text
+    assert "'-'" not in text and "'none'" not in text
 
 
 def test_a_value_that_could_be_thousands_read_as_a_decimal_is_warned_of(tmp_path):
@@ -308,3 +313,23 @@ def test_a_known_name_already_in_the_table_is_not_taken_twice(tmp_path):
     table = read_clinical(csv)
     assert table.frame.loc["HCC_001", "T_involvment"] == 2.0
     assert "T_involvement" in table.raw.columns
+
+
+def test_a_leading_zero_never_starts_a_thousands_group(tmp_path):
+    csv = tmp_path / "clinical.csv"  # a ';' CSV: a comma is the guess, but 0.500 is a decimal
+    csv.write_text("TCIA_ID;age;AFP\nHCC_001;60;0.500\nHCC_002;70;16\n")
+    table = read_clinical(csv)
+    assert table.frame.loc["HCC_001", "AFP"] == 0.5
+    assert "thousands" not in "\n".join(table.report)
+
+
+def test_words_in_brackets_that_are_no_unit_keep_a_header_apart(tmp_path):
+    csv = tmp_path / "clinical.csv"
+    csv.write_text(
+        "TCIA_ID,TTP (censored),AFP (>=400),Alcohol (units/week),age [years]\n"
+        "HCC_001,1,1,14,61\nHCC_002,0,0,0,70\n"
+    )
+    table = read_clinical(csv)
+    assert "TTP" not in table.frame.columns and "AFP" not in table.frame.columns
+    assert "Alcohol" not in table.frame.columns
+    assert table.frame["age"].tolist() == [61.0, 70.0]  # a unit: the same variable

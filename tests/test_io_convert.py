@@ -249,16 +249,34 @@ def test_the_clinical_table_is_read_when_copied_and_replaced_only_when_chosen(
     assert (out / name).read_bytes() == fixed.read_bytes()
     earlier = list(out.glob(f"{name}.replaced-*"))
     assert len(earlier) == 1 and earlier[0].read_bytes() == first
-    # a table that is no spreadsheet is not copied; the CTs are converted all the same
+    # a table of another name chosen: the one train read before is set aside too
+    from napari_livertumor.training.data import find_clinical
+
+    other = tmp_path / "alt" / "my_table.csv"
+    other.parent.mkdir()
+    frame.to_csv(other, index=False)
+    assert main(["convert", str(source), "-o", str(out), "--clinical", str(other)]) == 0
+    assert "clinical table replaced" in capsys.readouterr().out
+    assert find_clinical(out) == out / "my_table.csv" and not (out / name).exists()
+    # a chosen table that cannot be read: refused before any CT is converted
     broken = tmp_path / "broken" / "clinical.xlsx"
     broken.parent.mkdir()
     broken.write_bytes(b"%PDF-1.4 not a workbook")
     out2 = tmp_path / "nifti2"
-    assert main(["convert", str(source), "-o", str(out2), "--clinical", str(broken)]) == 0
-    err = capsys.readouterr().err
-    assert "clinical table not copied" in err and str(broken) in err
-    assert not (out2 / "clinical.xlsx").exists() and (out2 / "imagesTr").is_dir()
+    assert main(["convert", str(source), "-o", str(out2), "--clinical", str(broken)]) == 1
+    assert "is not an Excel workbook" in capsys.readouterr().err
+    assert not (out2 / "imagesTr").exists()
     assert main(["convert", str(source), "-o", str(out2), "--clinical", str(tmp_path / "no")]) == 1
+    # the table beside the patients unreadable: not copied, said; the CTs converted all the same
+    (source / name).write_bytes(b"%PDF-1.4 not a workbook")
+    assert main(["convert", str(source), "-o", str(out2)]) == 0
+    err = capsys.readouterr().err
+    assert "clinical table not copied" in err and "the dataset has no clinical table" in err
+    assert not (out2 / name).exists() and (out2 / "imagesTr").is_dir()
+    # one CT converted to a file takes no table
+    one = main(["convert", str(source / "HCC_001"), "-o", str(tmp_path / "one.nii.gz"),
+                "--clinical", str(other)])  # fmt: skip
+    assert one == 1 and "--clinical is for a dataset" in capsys.readouterr().err
 
 
 def test_a_dataset_written_inside_its_input_is_no_patient_of_it(tcia_download, tmp_path, capsys):

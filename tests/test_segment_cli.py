@@ -891,8 +891,9 @@ def test_overwritten_outputs_keep_their_permissions_and_links(tmp_path, models):
     [
         (["segment", "", "-o", "out"], "an empty argument ("),
         (["convert", "", "-o", "x.nii.gz"], "an empty argument ("),
-        (["segment", "ct.nii.gz", "--models", ""], "an empty argument for --models"),
-        (["segment", "ct.nii.gz", "--models="], "an empty argument for --models"),
+        (["segment", "ct.nii.gz", "--models", ""], "an empty argument (after --models)"),
+        (["segment", "ct.nii.gz", "--models="], "an empty argument (--models=)"),
+        (["convert", "ct.nii.gz", "-o="], "an empty argument (-o=)"),
     ],
 )
 def test_an_empty_argument_is_refused_not_read_as_the_current_folder(

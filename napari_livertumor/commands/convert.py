@@ -109,6 +109,12 @@ def _run(args) -> int:
         )
     if as_folder or _is_dataset_output(output):
         return _convert_to_dataset(args, source, output)
+    if getattr(args, "clinical", None) is not None:
+        raise InputError(
+            args.clinical,
+            "--clinical is for a dataset (-o FOLDER), whose root gets the clinical table; one "
+            "CT converted to a NIfTI file takes none",
+        )
     if output.is_dir():
         raise InputError(output, "is a folder: -o takes the NIfTI file to write, e.g. -o ct.nii.gz")
     if not is_nifti_path(output):
@@ -195,10 +201,14 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
             "not a folder",
         )
     clinical = getattr(args, "clinical", None)
-    if clinical is not None and not Path(clinical).is_file():
-        raise InputError(
-            clinical, "clinical table not found (--clinical takes an XLSX or CSV file)"
-        )
+    if clinical is not None:  # read now: not found unreadable after hours of converting
+        from ..io.clinical import read_clinical
+
+        if not Path(clinical).is_file():
+            raise InputError(
+                clinical, "clinical table not found (--clinical takes an XLSX or CSV file)"
+            )
+        read_clinical(clinical)
     if args.meta is not None:
         raise InputError(
             args.meta,
@@ -754,12 +764,13 @@ def _copy_clinical(
     chosen: Path | None = None,
     cases: list[str] | None = None,
 ) -> str | None:
-    """The clinical table (``chosen``, else the one beside the patients), read, its notes and
-    the patients it matches said, and copied to the dataset's root (``train`` finds it there).
-    A table that cannot be read is not copied (said). An existing different table there is
-    kept, unless ``chosen`` or ``force``: then it is replaced, the earlier one kept beside it
-    under another name."""
-    from ..io.clinical import read_clinical, row_ids_for
+    """The clinical table (``chosen``, else the one beside the patients), read and copied to
+    the dataset's root (``train`` finds it there). A table already there (the one ``train``
+    reads) that differs is kept, unless ``chosen`` or ``force``: then it is set aside under a
+    name no reader looks for, with any other table ``train`` would read before the new one.
+    The notes of the table the dataset ends up with, and how many patients have a row, are
+    said. A table that cannot be read is not copied (said)."""
+    from ..io.clinical import read_clinical
     from ..training.data import find_clinical
 
     if chosen is not None:
@@ -771,60 +782,98 @@ def _copy_clinical(
     if table is None:
         return None
     warn = "livertumor convert: warning:"
+    target = outdir / table.name
+    current = target if target.is_file() else find_clinical(outdir)
     try:
         new = read_clinical(table)
     except InputError as exc:
+        kept = (
+            f"the dataset keeps its table {current.name}"
+            if current is not None
+            else "the dataset has no clinical table (training runs without the clinical weak term)"
+        )
         print(
-            f"{warn} clinical table not copied: {exc}. The dataset has no clinical table "
-            "(training runs without the clinical weak term): fix the table and convert again, "
-            "or give another with --clinical",
+            f"{warn} clinical table not copied: {exc}. {kept}: fix the table and convert "
+            "again, or give another with --clinical",
             file=sys.stderr,
         )
-        return None
-    for line in new.report[1:]:
+        return current.name if current is not None else None
+    if current is not None:
+        try:
+            there = read_clinical(current)
+        except InputError:
+            there = None
+        same = there is not None and (
+            current.read_bytes() == table.read_bytes() or _same_table(there, new)
+        )
+        if same or (chosen is None and not force):
+            if not same:
+                print(
+                    f"{warn} {current} differs from {table}; kept (--clinical {table} "
+                    "replaces it, the earlier one kept beside it)",
+                    file=sys.stderr,
+                )
+            if there is not None:
+                _say_clinical(there, cases)
+            return current.name
+    with atomic_path(target, suffix=table.suffix) as tmp:
+        shutil.copyfile(table, tmp)
+        # the table train would read before the new one (the one replaced, another name
+        # found first): kept under a name no reader looks for
+        aside = _set_aside_tables(outdir)
+    _say_clinical(new, cases)
+    if aside:
+        print(
+            f"clinical table replaced: {target} (the earlier {', '.join(aside)} kept as "
+            f"{', '.join(aside.values())}; rename one back to use it)"
+        )
+    else:
+        print(f"clinical table copied: {target}")
+    return target.name
+
+
+def _set_aside_tables(outdir: Path) -> dict[str, str]:
+    """Rename each table at ``outdir``'s root that ``train`` would read (the one about to be
+    replaced, another found first) to ``<name>.replaced-<date>``, a name no reader looks for,
+    until none is left: the new table, published next, is then the one read. Returns
+    {old name: new name}."""
+    from ..training.data import find_clinical
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside: dict[str, str] = {}
+    for _ in range(50):  # (each round renames one file: a guard, never reached)
+        found = find_clinical(outdir)
+        if found is None or found.parent.resolve() != outdir.resolve():
+            break
+        earlier = found.with_name(f"{found.name}.replaced-{stamp}")
+        n = 1
+        while earlier.exists():
+            n += 1
+            earlier = found.with_name(f"{found.name}.replaced-{stamp}-{n}")
+        os.replace(found, earlier)
+        aside[found.name] = earlier.name
+    return aside
+
+
+def _say_clinical(table, cases: list[str] | None) -> None:
+    """A clinical table's notes, and how many of ``cases`` have a row in it."""
+    from ..io.clinical import row_ids_for
+
+    for line in table.report[1:]:
         if line.startswith("WARNING: "):
-            print(f"{warn} clinical table: {line.removeprefix('WARNING: ')}", file=sys.stderr)
+            print(
+                f"livertumor convert: warning: clinical table: {line.removeprefix('WARNING: ')}",
+                file=sys.stderr,
+            )
         else:
             print(f"clinical table: {line}")
     if cases:
-        matched = row_ids_for(cases, new.frame.index)
+        matched = row_ids_for(cases, table.frame.index)
         without = [c for c in cases if c not in matched]
-        unused = sorted(set(new.frame.index) - set(matched.values()))
+        unused = sorted(set(table.frame.index) - set(matched.values()))
         line = f"clinical table: {len(matched)} of {len(cases)} patient(s) have a row"
         if without:
             line += f"; without one: {', '.join(without[:5])}" + (" …" if len(without) > 5 else "")
         if unused:
             line += f"; {len(unused)} row(s) of patients not in this dataset"
         print(line)
-    target = outdir / table.name
-    if target.exists():
-        try:
-            same = target.read_bytes() == table.read_bytes() or _same_table(
-                read_clinical(target), new
-            )
-        except InputError:
-            same = False
-        if same:
-            return target.name
-        if chosen is None and not force:
-            print(
-                f"{warn} {target} exists and differs from {table}; kept (--clinical "
-                f"{table} replaces it, the earlier one kept beside it)",
-                file=sys.stderr,
-            )
-            return target.name
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        earlier = target.with_name(f"{target.name}.replaced-{stamp}")
-        n = 1
-        while earlier.exists():
-            n += 1
-            earlier = target.with_name(f"{target.name}.replaced-{stamp}-{n}")
-        with atomic_path(target, suffix=table.suffix) as tmp:
-            shutil.copyfile(table, tmp)
-            os.replace(target, earlier)  # the earlier table kept (a name no reader looks for)
-        print(f"clinical table replaced: {target} (the earlier one is now {earlier.name})")
-        return target.name
-    with atomic_path(target, suffix=table.suffix) as tmp:
-        shutil.copyfile(table, tmp)
-    print(f"clinical table copied: {target}")
-    return target.name

@@ -48,9 +48,18 @@ _PLAUSIBLE = {
 }
 
 _YES = {"1", "1.0", "yes", "y", "true", "positive", "present", "pos", "+"}
-# ("-" and "none" are not answers: a dash is a blank cell's stand-in, and "none" reads as "no
-# value" as often as "not present"; both are reported and left missing, never counted as No)
 _NO = {"0", "0.0", "no", "n", "false", "negative", "absent", "neg"}
+#: cells that say "no value", in any case: missing, as a blank cell (counted, not listed); a dash
+#: or "none" in a yes/no column is no answer, never counted as No (pandas already read "None",
+#: "NA" and "N/A" so, but not "none" or "-")
+_NO_VALUE = {"", "-", "--", "—", "–", "na", "n/a", "n.a.", "nan", "none", "null", "#n/a"}
+
+
+def _blank(value) -> bool:
+    """Whether a cell holds no value: empty, or one of :data:`_NO_VALUE`."""
+    return pd.isna(value) or str(value).strip().lower() in _NO_VALUE
+
+
 #: Every column this package encodes or regresses on, as the table spells it (TCIA's own
 #: "T_involvment" included); a header written otherwise ("T_involvement", "CLIP Score",
 #: "Personal_history_of_cancer", "Tumor nodul") is read as the column it names
@@ -208,7 +217,7 @@ def read_clinical(path: str | Path) -> ClinicalTable:
             cells = [
                 f"{pid} {str(v).strip()!r}"
                 for pid, v, r in zip(values.index, values, result, strict=True)
-                if not (pd.isna(v) or str(v).strip() == "") and pd.isna(r)
+                if not _blank(v) and pd.isna(r)
             ]
             report.append(f"{column}: unknown value(s) {_patients(cells)} treated as missing")
         low, high = _PLAUSIBLE.get(column.strip().lower(), (None, None))
@@ -333,8 +342,9 @@ def _encode_number(value) -> float | None:
 
 
 _THOUSANDS = {
-    ",": re.compile(r"\d{1,3}(,\d{3})+(\.\d+)?"),
-    ".": re.compile(r"\d{1,3}(\.\d{3})+(,\d+)?"),
+    # (a group never starts with 0: "0.500" and "0,500" are decimals whichever the mark)
+    ",": re.compile(r"[1-9]\d{0,2}(,\d{3})+(\.\d+)?"),
+    ".": re.compile(r"[1-9]\d{0,2}(\.\d{3})+(,\d+)?"),
 }
 
 
@@ -401,7 +411,7 @@ def _apply_numbers(
     censored: list[str] = []  # '>400', '<5': read as their bound
     out = []
     for v in values:
-        if pd.isna(v) or str(v).strip() == "":
+        if _blank(v):
             out.append(np.nan)
             continue
         if not isinstance(v, str):  # a number cell
@@ -426,7 +436,7 @@ def _apply_numbers(
             if _THOUSANDS[sep].fullmatch(text.lstrip("+-")):
                 grouped.append(text)
                 text = text.replace(sep, "")
-            elif re.fullmatch(rf"\d{{1,3}}\{mark}\d{{3}}", text.lstrip("+-")):
+            elif re.fullmatch(rf"[1-9]\d{{0,2}}\{mark}\d{{3}}", text.lstrip("+-")):
                 as_decimal.append(v.strip())
             code = _encode_number(text.replace(mark, ".") if mark == "," else text)
         if code is None:
@@ -484,11 +494,19 @@ def _note_duplicate_names(extra: list[str], report: list[str]) -> None:
     )
 
 
+#: what a unit in a header's brackets may say ("AFP (ng/mL)", "age [years]"); other words in
+#: brackets ("TTP (censored)", "AFP (>=400)") name another variable and keep the name apart
+_UNIT = re.compile(
+    r"[(\[]\s*(?:ng/ml|µg/l|ug/l|iu/ml|kiu/l|u/l|%|cm|mm|ml|y|yrs?|years?|mo|months?|d|days?"
+    r"|wks?|weeks?)\s*[)\]]"
+)
+
+
 def _name_key(name: str) -> str:
     """A column name without case, spaces, underscores, hyphens, dots or a unit in brackets,
     with "involvement" spelt as TCIA's table spells it: "AFP (ng/mL)" and "afp" are one key,
     so are "T_involvement" and "T_involvment", "CLIP Score" and "CLIP_Score"."""
-    text = re.sub(r"\(.*?\)|\[.*?\]", "", str(name).lower())
+    text = _UNIT.sub("", str(name).lower())
     return re.sub(r"[\s_\-.]+", "", text).replace("involvement", "involvment")
 
 
@@ -539,7 +557,7 @@ def _apply(encoder, values: pd.Series) -> tuple[pd.Series, set[str]]:
     unknown: set[str] = set()
     out = []
     for v in values:
-        if pd.isna(v) or str(v).strip() == "":
+        if _blank(v):
             out.append(np.nan)
             continue
         code = encoder(v)
