@@ -179,6 +179,12 @@ class InferenceConfig:
             )
         if not (root / "liver").is_dir() and not (root / "tumor").is_dir():
             _refuse_one_model_folder(root)  # said now, before a caller looks around it
+            if root.is_dir():  # (a data folder given as models: said before it is read)
+                raise ModelError(
+                    root,
+                    "holds no liver/ or tumor/ model folder: --models takes the folder that "
+                    "holds them (a training run's --out folder)",
+                )
         liver = root / "liver"
         if not liver.exists() and not liver.is_symlink() and (root / "tumor").is_dir():
             # a tumor model alone (fine-tuned, an ensemble): the shipped liver model finds the

@@ -59,6 +59,12 @@ def test_evaluate_prints_the_table_beside_the_published_numbers(trained, tmp_pat
         "lesions_cnr_1_up_found",
     ):
         assert key in rows[0]
+    # the split's 3D measure beside the axial (RECIST-like) one, which is never longer
+    d3, axial = (
+        float(rows[0][k]) for k in ("tumor_longest_diameter_mm", "tumor_axial_diameter_mm")
+    )
+    assert 0 < axial <= d3 + 1e-6
+    assert "ours without the tumor refinement" in out
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["n_cases"] == 1 and summary["split"] == str(split)
     assert summary["tta"] == "none" and summary["refine"] is False  # how it was segmented
@@ -382,8 +388,10 @@ def test_test_patients_that_cannot_be_scored_are_named_with_their_reason(trained
     split.write_text(json.dumps({"train": [], "test": ["HCC_002", "HCC_003", "HCC_999"]}))
     rc = main(["evaluate", "--data", str(copy), "--models", str(models), "--split", str(split),
                "-o", str(tmp_path / "out"), "--device", "cpu"])  # fmt: skip
-    assert rc == 0
-    out = capsys.readouterr().out
+    assert rc == 1  # a failed case, as in segment: the figures over the others written
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "2 test patient(s) could not be scored" in captured.err
     assert "Not evaluated: 2 of the 3 test patients asked for" in out
     assert "HCC_003 (no label file" in out and "HCC_999 (not in" in out
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
@@ -412,7 +420,7 @@ def test_a_scan_the_pipeline_refuses_is_named_and_the_others_are_kept(trained, t
     split.write_text(json.dumps({"train": [], "test": ["HCC_002", "HCC_003"]}))
     rc = main(["evaluate", "--data", str(copy), "--models", str(models), "--split", str(split),
                "-o", str(tmp_path / "out"), "--device", "cpu"])  # fmt: skip
-    assert rc == 0
+    assert rc == 1  # one case failed: said by the exit status too
     out = capsys.readouterr().out
     assert "HCC_003 (not segmented:" in out and "slice" in out
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
@@ -459,7 +467,7 @@ def test_without_a_split_every_unreadable_patient_is_named_too(trained, tmp_path
     (copy / "labelsTr" / "HCC_003.nii.gz").unlink()
     rc = main(["evaluate", "--data", str(copy), "--models", str(bare), "-o",
                str(tmp_path / "out"), "--device", "cpu", "--max-cases", "1"])  # fmt: skip
-    assert rc == 0
+    assert rc == 1  # one case failed: said by the exit status too
     out = capsys.readouterr().out
     # the patient left out by the data index, and those beyond --max-cases: every one named
     assert "Not evaluated: 4 of the 5 test patients asked for" in out
@@ -662,3 +670,33 @@ def test_a_patient_scored_on_part_of_its_ground_truth_is_named_beside_the_table(
     assert "HCC_001 (" in out and "do not fall on a slice of the CT" in out
     per_case = (tmp_path / "out" / "per_case.csv").read_text()
     assert "truth_warnings" in per_case.splitlines()[0]
+
+
+def test_a_data_folder_given_as_models_is_refused_before_the_data_is_read(trained, capsys, caplog):
+    data, _ = trained
+    rc = main(["evaluate", "--data", str(data), "--models", str(data), "--device", "cpu"])
+    assert rc == 1 and "holds no liver/ or tumor/ model folder" in capsys.readouterr().err
+    assert "no split file" not in caplog.text
+
+
+def test_the_table_says_what_ours_is_and_over_how_many_patients_each_mean_is(trained, tmp_path):
+    from napari_livertumor.training.metrics import format_table, summarize
+
+    rows = [
+        {"case": "A", "tumor_dice": 0.5, "tumor_sensitivity": 0.6, "tumor_iou": 0.4,
+         "tumor_accuracy": 0.99, "liver_dice": 0.9, "liver_accuracy": 0.99,
+         "liver_sensitivity": 0.9, "liver_iou": 0.8, "tumor_stratum": "<10cm"},
+        {"case": "B", "tumor_dice": float("nan"), "tumor_sensitivity": float("nan"),
+         "tumor_iou": float("nan"), "tumor_accuracy": 1.0, "liver_dice": 0.8,
+         "liver_accuracy": 0.99, "liver_sensitivity": 0.8, "liver_iou": 0.7,
+         "tumor_stratum": "none"},
+    ]  # fmt: skip
+    summary = summarize(rows)
+    assert summary["n_scored"]["tumor"] == {
+        "accuracy": 2, "dice": 1, "sensitivity": 1, "iou": 1
+    }  # fmt: skip
+    summary["refine"] = False
+    text = format_table(summary)
+    assert "ours without the tumor refinement" in text
+    assert "(tumor dice, sensitivity, iou: over 1 of the 2 patients" in text
+    assert "(liver" not in text  # every liver mean over both

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
 from ..fileio import atomic_path, atomic_write_text, check_writable_folder
 from .data import case_fingerprint, index_cases, load_case, read_split
@@ -264,6 +266,7 @@ def _score_cases(test, seg, rows, not_evaluated, *, should_cancel=None, progress
         )
         diameter = round(longest_diameter_mm(truth == 2, ct.spacing, ct.affine_lps), 1)
         row["tumor_longest_diameter_mm"] = diameter
+        row["tumor_axial_diameter_mm"] = _axial_diameter(truth == 2, ct)
         row["tumor_stratum"] = size_stratum(diameter)  # of the figure shown (100.0 is >=10cm)
         voxel_ml = ct.voxel_volume_ml
         row["liver_ml_true"] = float((truth >= 1).sum()) * voxel_ml
@@ -531,3 +534,20 @@ def write_results(
         for r in rows:
             w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
     atomic_write_text(out / f"summary{suffix}.json", json.dumps(summary, indent=2, default=str))
+
+
+def _axial_diameter(tumor: np.ndarray, ct) -> float:
+    """The largest true lesion's longest diameter within one axial image (the RECIST measure),
+    mm; 0 without tumor."""
+    from scipy import ndimage as ndi
+
+    from ..stats import axial_diameter_mm
+
+    if not tumor.any():
+        return 0.0
+    lab, _ = ndi.label(tumor, structure=np.ones((3, 3, 3), bool))
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    box = ndi.find_objects(lab)[int(sizes.argmax()) - 1]
+    axes = np.asarray(ct.affine_lps, float)[:3, :3][:, ::-1].T  # (z, y, x) steps in mm
+    return round(axial_diameter_mm(lab[box] == int(sizes.argmax()), ct.spacing, axes), 1)

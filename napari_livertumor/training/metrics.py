@@ -9,8 +9,12 @@ volume (``TP, FP, FN, TN`` voxel counts):
 * IoU = TP / (TP + FP + FN)
 
 When both masks are empty Dice, IoU and Sensitivity are undefined and reported as NaN (left out
-of means), never silently counted as 1 or 0. Tumor size strata follow the original: the longest
-diameter (maximum Feret diameter, in mm) of the largest ground-truth lesion ≥ 100 mm vs < 100 mm.
+of means), never silently counted as 1 or 0; how many cases each mean covers is in the
+summary (``n_scored``) and said under the table when fewer than all. Tumor size strata: the
+original reports tumors ≥ 10 cm and < 10 cm without saying how it measured them; here the longest
+3D diameter (edge to edge, in mm) of the largest ground-truth lesion (connected component)
+≥ 100 mm vs < 100 mm. An axial (RECIST-like) measure would put some lesions of 10–12 cm in 3D
+below the line: ``per_case.csv`` gives both (``tumor_axial_diameter_mm``).
 
 Beside the voxel scores, :func:`lesion_detection` counts lesions (connected components): how
 many true lesions were found and how many predicted lesions are false. Voxel Dice is dominated
@@ -320,11 +324,14 @@ def size_stratum(diameter_mm: float) -> str:
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean per-case scores (NaN left out) for the table, and tumor Dice per size stratum."""
     table: dict[str, dict[str, float | None]] = {}
+    scored: dict[str, dict[str, int]] = {}
     for cls in ("liver", "tumor"):
         table[cls] = {}
+        scored[cls] = {}
         for m in METRICS:
             vals = [r[f"{cls}_{m}"] for r in rows if np.isfinite(r.get(f"{cls}_{m}", np.nan))]
             table[cls][m] = float(np.mean(vals)) if vals else None
+            scored[cls][m] = len(vals)
     strata: dict[str, dict[str, Any]] = {}
     for s in (">=10cm", "<10cm"):
         vals = [
@@ -336,6 +343,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out = {
         "n_cases": len(rows),
         "table": table,
+        "n_scored": scored,  # cases each mean is over (a score undefined on a case is left out)
         "tumor_dice_by_size": strata,
         "lesions": lesion_summary(rows),
     }
@@ -351,8 +359,15 @@ def format_table(summary: dict[str, Any]) -> str:
     def f(v):
         return "   -  " if v is None else f"{v:6.3f}"
 
+    refine = summary.get("refine")
     lines = [
-        f"Test patients: {summary['n_cases']}",
+        f"Test patients: {summary['n_cases']}"
+        + (
+            ""
+            if refine is None
+            else f"; ours {'with' if refine else 'without'} the tumor refinement"
+            + ("" if refine else " (the original refined its tumor masks: --refine)")
+        ),
         f"{'':8}{'':3}{'Accuracy':>17}{'Dice':>17}{'Sensitivity':>17}{'IoU':>17}",
         f"{'':11}" + "".join(f"{'ours':>9}{'orig.':>8}" for _ in METRICS),
     ]
@@ -361,7 +376,19 @@ def format_table(summary: dict[str, Any]) -> str:
             f"   {f(summary['table'][cls][m])}  {PUBLISHED[cls][m]:.3f}" for m in METRICS
         )
         lines.append(f"{cls:<11}{cells}")
-    lines.append("Tumor Dice by longest tumor diameter (ours vs original):")
+    n = summary["n_cases"]
+    for cls in ("liver", "tumor"):
+        fewer = [m for m in METRICS if (summary.get("n_scored") or {}).get(cls, {}).get(m, n) < n]
+        if fewer:
+            k = min(summary["n_scored"][cls][m] for m in fewer)
+            lines.append(
+                f"  ({cls} {', '.join(fewer)}: over {k} of the {n} patients; undefined where "
+                f"neither the truth nor the prediction has {cls})"
+            )
+    lines.append(
+        "Tumor Dice by the largest true lesion's longest 3D diameter (the original's measure is "
+        "not published):"
+    )
     for s, ref in PUBLISHED_TUMOR_DICE_BY_SIZE.items():
         st = summary["tumor_dice_by_size"][s]
         lines.append(f"  {s:<7} n={st['n']:<3} ours {f(st['tumor_dice'])}   original {ref:.3f}")
