@@ -134,8 +134,14 @@ def test_segment_skip_batch_labels_the_old_batch_and_skips_fast_growth(monkeypat
     assert bench.main(argv) == 0
     report = json.loads((tmp_path / "runs" / "seg.v2.json").read_text())
     assert report["batch"]["measured_in_this_run"] is False
-    # the date it was measured: the earlier report's, or the one before when that had copied it
-    measured = earlier["batch"].get("earlier_report_date_utc") or earlier["machine"]["date_utc"]
+    # the date it was measured: its own (a batch run alone records one), the earlier report's,
+    # or the one before when that had copied it
+    batch = earlier["batch"]
+    measured = (
+        batch.get("earlier_report_date_utc")
+        or batch.get("date_utc")
+        or earlier["machine"]["date_utc"]
+    )
     assert report["batch"]["earlier_report_date_utc"] == measured
     assert "Not measured in this run" in (tmp_path / "runs" / "seg.v2.md").read_text()
     # --fast-growth is off by default: only the plain and the full-imports runs
