@@ -93,10 +93,11 @@ def main(argv=None) -> int:
             tta=args.tta,
         )
     seg = Segmenter(cfg)
-    used, not_checked = _training_seeds(args.manifest)
+    models = {"liver": str(seg.liver.path), "tumor": str(seg.tumor.path)}
+    used, not_checked = _training_seeds(args.manifest, models)
     report = {
-        "models": {"liver": str(seg.liver.path), "tumor": str(seg.tumor.path)},
-        "training_seeds_checked": len(used),
+        "models": models,
+        "training_seeds_checked": len(used) if used else None,
         **({"training_seeds_note": not_checked} if not_checked else {}),
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "tumor_tta": args.tta,
@@ -341,22 +342,31 @@ def _conspicuity_lines(r: dict) -> list[str]:
 SHIPPED_COHORT = (1, 160)
 
 
-def _training_seeds(manifests) -> tuple[set[int], str | None]:
-    """The training cohorts' phantom seeds: from their manifests, else the shipped models'
-    cohort rebuilt from its recipe (said in the note); the note is None when checked against
-    manifests, and says what was checked otherwise."""
+def _training_seeds(manifests, models: dict) -> tuple[set[int], str | None]:
+    """The training cohorts' phantom seeds: from their manifests; else, for the shipped models
+    (``models``: stage → folder), their cohort rebuilt from its recipe, said in the note. The
+    note is None when checked against manifests; with neither, no seed is known (the note says
+    nothing was checked)."""
+    from napari_livertumor.models import default_model_dir
     from napari_livertumor.synth import manifest_seeds
     from napari_livertumor.synth.cohort import case_seed
 
     used, not_checked = manifest_seeds(manifests)
     if not not_checked:
         return used, None
+    shipped = all(
+        Path(models.get(stage, "")).resolve() == Path(default_model_dir(stage)).resolve()
+        for stage in ("liver", "tumor")
+    )
+    if not shipped:  # another model's cohort: unknown here
+        print(f"warning: {not_checked}", file=sys.stderr)
+        return set(), not_checked
     seed, n = SHIPPED_COHORT
     used = {case_seed(seed, i) for i in range(n)}
     note = (
-        f"{not_checked.removeprefix('training seeds not checked: ')}: checked against the seeds "
-        f"of the shipped models' cohort as their model cards give it (synth --cases {n} "
-        f"--seed {seed})"
+        f"{not_checked.removeprefix('training seeds not checked: ')}; checked against the "
+        f"seeds of the shipped models' cohort as their model cards give it, synth --cases {n} "
+        f"--seed {seed}"
     )
     print(f"note: {note}", file=sys.stderr)
     return used, note
@@ -366,8 +376,12 @@ def _check_saved_seeds(args) -> int:
     """``--check-seeds``: the saved report's cases checked against the training seeds, and the
     result recorded in it (its figures untouched)."""
     out_json, out_md = _out_paths(args.out)
+    if not out_json.is_file():
+        raise SystemExit(f"--check-seeds checks a saved report; none at {out_json}")
     report = json.loads(out_json.read_text())
-    used, note = _training_seeds(args.manifest)
+    used, note = _training_seeds(args.manifest, report.get("models", {}))
+    if not used:
+        raise SystemExit(f"no training seeds to check against: {note}")
     seeds = [c["seed"] for s in report["sets"].values() for c in s["cases"]]
     clash = sorted(set(seeds) & used)
     if clash:

@@ -123,13 +123,9 @@ def run(args) -> int:
             file=sys.stderr,
         )
         return 1
-    # a patient asked for and not scored (unreadable, not in the data) is a failed case, as
-    # in segment and convert: exit status 1, the figures over the others written all the same
-    failed = [
-        n
-        for n in result["summary"].get("not_evaluated") or []
-        if not str(n.get("reason", "")).startswith("beyond --max-cases")
-    ]
+    # a patient that should have been scored and was not (unreadable, not in the data) is a
+    # failed case, as in segment and convert: exit status 1, the others' figures written
+    failed = [n for n in result["summary"].get("not_evaluated") or [] if n.get("failed", True)]
     if failed:
         print(
             f"livertumor evaluate: {len(failed)} test patient(s) could not be scored (see "

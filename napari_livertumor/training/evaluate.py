@@ -34,6 +34,10 @@ from .metrics import (
 )
 
 log = logging.getLogger(__name__)
+#: reasons a scan of a folder evaluated whole is left out that are no failure of the run: a
+#: copy of a scan that was scored, a second image of a case, no ground truth to score against
+_NOT_FAILURES = ("a copy of ", "no label file ")
+_NOT_FAILURE_WORDS = ("no DICOM SEG", "a second image of the case")
 
 
 def evaluate(
@@ -124,17 +128,23 @@ def evaluate(
     # every test patient asked for and not scored is named with its reason, on screen and in
     # summary.json: a figure over 1 of 3 patients must not pass for one over 3
     why_skipped = {str(c): str(why) for c, why in index_skipped}
-    not_evaluated: list[dict[str, str]] = []
+    # "failed": a patient that should have been scored and was not (the command's exit status
+    # says it); a scan without a ground truth in a folder evaluated whole, a copy of a scan
+    # scored, or one beyond --max-cases is only named
+    not_evaluated: list[dict[str, Any]] = []
     for c in test_ids:
         if c not in by_id:
             reason = why_skipped.get(c, f"not in {data}")
-            not_evaluated.append({"case": c, "reason": reason})
+            # (with --max-cases, only what was tried counts: the split's order is not the cut's)
+            not_evaluated.append({"case": c, "reason": reason, "failed": max_cases is None})
     if split_source.startswith("all cases"):  # every patient was asked for: each unreadable one too
         asked = set(test_ids)
         for c, why in why_skipped.items():
             if c not in asked:
                 test_ids = [*test_ids, c]
-                not_evaluated.append({"case": c, "reason": why})
+                failed = max_cases is None and not why.startswith(_NOT_FAILURES)
+                failed = failed and not any(w in why for w in _NOT_FAILURE_WORDS)
+                not_evaluated.append({"case": c, "reason": why, "failed": failed})
     if not_evaluated:
         log.warning(
             "%d test patient(s) of the split cannot be evaluated: %s%s",
@@ -147,7 +157,9 @@ def evaluate(
     if not test:
         raise InputError(data, "no test patient of the split is in this data folder")
     for rec in present[len(test) :]:  # named, as every test patient not scored
-        not_evaluated.append({"case": rec.case_id, "reason": f"beyond --max-cases {max_cases}"})
+        not_evaluated.append(
+            {"case": rec.case_id, "reason": f"beyond --max-cases {max_cases}", "failed": False}
+        )
     seg = Segmenter(cfg)
     rows: list[dict[str, Any]] = []
     interrupted: KeyboardInterrupt | None = None

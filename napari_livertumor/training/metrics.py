@@ -8,8 +8,8 @@ volume (``TP, FP, FN, TN`` voxel counts):
 * Sensitivity = TP / (TP + FN)
 * IoU = TP / (TP + FP + FN)
 
-When both masks are empty Dice, IoU and Sensitivity are undefined and reported as NaN (left out
-of means), never silently counted as 1 or 0; how many cases each mean covers is in the
+When both masks are empty Dice and IoU are undefined, and Sensitivity whenever the truth is
+empty: reported as NaN (left out of means), never silently counted as 1 or 0; how many cases each mean covers is in the
 summary (``n_scored``) and said under the table when fewer than all. Tumor size strata: the
 original reports tumors ≥ 10 cm and < 10 cm without saying how it measured them; here the longest
 3D diameter (edge to edge, in mm) of the largest ground-truth lesion (connected component)
@@ -353,6 +353,15 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+#: when a score of a class is undefined on a case (left out of the mean)
+_UNDEFINED = {
+    "dice": "where neither the truth nor the prediction has {cls}",
+    "iou": "where neither the truth nor the prediction has {cls}",
+    "sensitivity": "without true {cls}",
+    "accuracy": "never",
+}
+
+
 def format_table(summary: dict[str, Any]) -> str:
     """The original's table with our numbers beside the published ones."""
 
@@ -378,12 +387,14 @@ def format_table(summary: dict[str, Any]) -> str:
         lines.append(f"{cls:<11}{cells}")
     n = summary["n_cases"]
     for cls in ("liver", "tumor"):
-        fewer = [m for m in METRICS if (summary.get("n_scored") or {}).get(cls, {}).get(m, n) < n]
-        if fewer:
-            k = min(summary["n_scored"][cls][m] for m in fewer)
+        scored = (summary.get("n_scored") or {}).get(cls, {})
+        fewer = [m for m in METRICS if scored.get(m, n) < n]
+        for k in sorted({scored[m] for m in fewer}, reverse=True):  # one note per count
+            names = [m for m in fewer if scored[m] == k]
+            why = "; ".join(dict.fromkeys(_UNDEFINED[m].format(cls=cls) for m in names))
             lines.append(
-                f"  ({cls} {', '.join(fewer)}: over {k} of the {n} patients; undefined where "
-                f"neither the truth nor the prediction has {cls})"
+                f"  ({cls} {', '.join(names)}: over {k} of the {n} patient"
+                f"{'s' if n != 1 else ''}; undefined {why})"
             )
     lines.append(
         "Tumor Dice by the largest true lesion's longest 3D diameter (the original's measure is "
