@@ -255,13 +255,14 @@ def test_a_dash_or_none_in_a_yes_no_column_is_no_answer_in_any_case(tmp_path):
 
 def test_a_value_that_could_be_thousands_read_as_a_decimal_is_warned_of(tmp_path):
     csv = tmp_path / "clinical.csv"
-    # '2,5' shows the column's decimal comma: '16,000' is then 16, and that is said
-    csv.write_text('TCIA_ID,AFP\nHCC_001,"2,5"\nHCC_002,"16,000"\nHCC_003,47\n')
+    # one '2,5' decides the column's decimal comma: '1,234' and '16,000' are then 1.234 and
+    # 16, and that is said
+    csv.write_text('TCIA_ID,AFP\nHCC_001,"2,5"\nHCC_002,"16,000"\nHCC_003,"1,234"\n')
     table = read_clinical(csv)
     assert table.frame.loc["HCC_002", "AFP"] == 16.0
     text = "\n".join(table.report)
-    assert "WARNING: AFP: '16,000' read with ',' as the decimal mark" in text
-    assert "write it without the ','" in text
+    assert "WARNING: AFP: '16,000', '1,234' read with ',' as the decimal mark" in text
+    assert "write them without the ','" in text
 
 
 def test_a_column_without_a_decimal_mark_takes_the_tables_or_the_separators(tmp_path):
@@ -333,3 +334,19 @@ def test_words_in_brackets_that_are_no_unit_keep_a_header_apart(tmp_path):
     assert "TTP" not in table.frame.columns and "AFP" not in table.frame.columns
     assert "Alcohol" not in table.frame.columns
     assert table.frame["age"].tolist() == [61.0, 70.0]  # a unit: the same variable
+
+
+def test_three_decimal_figures_among_a_tables_decimals_are_no_thousands_warning(tmp_path):
+    csv = tmp_path / "clinical.csv"  # a float_format="%.3f" export: TTP 22.240 is 22.24
+    csv.write_text("TCIA_ID,TTP,OS\nHCC_001,22.240,0.657\nHCC_002,2.135,14.882\n")
+    table = read_clinical(csv)
+    assert table.frame["TTP"].tolist() == [22.24, 2.135]
+    assert "WARNING" not in "\n".join(table.report)
+
+
+def test_no_value_words_leave_an_unknown_column_numeric(tmp_path):
+    csv = tmp_path / "clinical.csv"
+    csv.write_text("TCIA_ID,ECOG\nHCC_001,1\nHCC_002,none\nHCC_003,-\nHCC_004,2\n")
+    table = read_clinical(csv)
+    assert table.frame["ECOG"].tolist()[::3] == [1.0, 2.0]
+    assert table.frame["ECOG"].isna().sum() == 2

@@ -208,13 +208,27 @@ def test_a_second_run_keeps_what_is_converted_and_force_writes_it_again(
             frame.to_excel(writer, sheet_name=name, index=False)
     main(["convert", str(root), "-o", str(out)])
     assert "differs" not in capsys.readouterr().err
-    (out / "HCC-TACE-Seg_clinical_data-V2.xlsx").write_bytes(b"edited by hand")
+    # a table edited by hand in the dataset is kept (said); --force copies the source's again
+    sheet = table["data table"]
+    sheet.loc[0, "age"] = 99
+    with pd.ExcelWriter(xlsx) as writer:
+        sheet.to_excel(writer, sheet_name="data table", index=False)
+    edited = xlsx.read_bytes()
     main(["convert", str(root), "-o", str(out)])
     assert "differs" in capsys.readouterr().err
-    assert (out / "HCC-TACE-Seg_clinical_data-V2.xlsx").read_bytes() == b"edited by hand"
+    assert xlsx.read_bytes() == edited
     main(["convert", str(root), "-o", str(out), "--force"])
     assert ct.stat().st_mtime_ns != before
-    assert (out / "HCC-TACE-Seg_clinical_data-V2.xlsx").read_bytes() != b"edited by hand"
+    assert xlsx.read_bytes() == (root / xlsx.name).read_bytes()
+    assert [p.read_bytes() for p in out.glob(f"{xlsx.name}.replaced-*")] == [edited]
+    # one that cannot be read is replaced, said, and kept aside too
+    for p in out.glob(f"{xlsx.name}.replaced-*"):
+        p.unlink()
+    xlsx.write_bytes(b"damaged by hand")
+    main(["convert", str(root), "-o", str(out)])
+    assert "the dataset's clinical table cannot be read" in capsys.readouterr().err
+    assert xlsx.read_bytes() == (root / xlsx.name).read_bytes()
+    assert [p.read_bytes() for p in out.glob(f"{xlsx.name}.replaced-*")] == [b"damaged by hand"]
 
 
 def test_the_clinical_table_is_read_when_copied_and_replaced_only_when_chosen(
@@ -254,10 +268,22 @@ def test_the_clinical_table_is_read_when_copied_and_replaced_only_when_chosen(
 
     other = tmp_path / "alt" / "my_table.csv"
     other.parent.mkdir()
+    frame.loc[1, "age"] = 33  # another value: a table of its own
     frame.to_csv(other, index=False)
+    (out / "notes.csv").write_text("date,note\n2026-01-01,converted\n")  # no clinical table
     assert main(["convert", str(source), "-o", str(out), "--clinical", str(other)]) == 0
     assert "clinical table replaced" in capsys.readouterr().out
     assert find_clinical(out) == out / "my_table.csv" and not (out / name).exists()
+    assert (out / "notes.csv").exists()  # only what train would read first is set aside
+    # the same values in another format (18 in the XLSX, 18.0 in its CSV): no change
+    assert main(["convert", str(source), "-o", str(out), "--clinical", str(other)]) == 0
+    assert "replaced" not in capsys.readouterr().out
+    # a chosen table of another cohort (no patient has a row) is not copied
+    stranger = tmp_path / "alt" / "clinical_other.csv"
+    stranger.write_text("TCIA_ID,age\nHCC_801,50\nHCC_802,60\n")
+    assert main(["convert", str(source), "-o", str(out), "--clinical", str(stranger)]) == 0
+    assert "has a row for none of the 3 patient(s)" in capsys.readouterr().err
+    assert find_clinical(out) == out / "my_table.csv"
     # a chosen table that cannot be read: refused before any CT is converted
     broken = tmp_path / "broken" / "clinical.xlsx"
     broken.parent.mkdir()
@@ -271,7 +297,7 @@ def test_the_clinical_table_is_read_when_copied_and_replaced_only_when_chosen(
     (source / name).write_bytes(b"%PDF-1.4 not a workbook")
     assert main(["convert", str(source), "-o", str(out2)]) == 0
     err = capsys.readouterr().err
-    assert "clinical table not copied" in err and "the dataset has no clinical table" in err
+    assert "clinical table not copied" in err and "The dataset has no clinical table" in err
     assert not (out2 / name).exists() and (out2 / "imagesTr").is_dir()
     # one CT converted to a file takes no table
     one = main(["convert", str(source / "HCC_001"), "-o", str(tmp_path / "one.nii.gz"),

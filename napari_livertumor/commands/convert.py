@@ -204,11 +204,11 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     if clinical is not None:  # read now: not found unreadable after hours of converting
         from ..io.clinical import read_clinical
 
-        if not Path(clinical).is_file():
+        if not Path(clinical).exists():
             raise InputError(
                 clinical, "clinical table not found (--clinical takes an XLSX or CSV file)"
             )
-        read_clinical(clinical)
+        read_clinical(clinical)  # (a folder, an unreadable file: said, naming it)
     if args.meta is not None:
         raise InputError(
             args.meta,
@@ -742,16 +742,17 @@ def _case_line(row: dict) -> str:
 
 
 def _same_table(a, b) -> bool:
-    """Whether two read clinical tables hold the same cells, text columns too (an XLSX written
-    again carries its own write time: the same table in other bytes was said to differ)."""
-
+    """Whether two read clinical tables hold the same values: the encoded columns equal, and
+    the text columns kept as they were read (an XLSX written again carries its own write time,
+    and an XLSX and its CSV export write 18 and 18.0: the same table said to differ)."""
     import pandas as pd
 
-    def cells(frame):
-        return frame.map(lambda v: "" if pd.isna(v) else str(v).strip())
+    def text(table):
+        cols = [c for c in table.raw.columns if c not in table.frame.columns]
+        return table.raw[cols].map(lambda v: "" if pd.isna(v) else str(v).strip())
 
     try:
-        return a.frame.equals(b.frame) and cells(a.raw).equals(cells(b.raw))
+        return a.frame.equals(b.frame) and text(a).equals(text(b))
     except Exception:  # noqa: BLE001 - not comparable: not known to be the same
         return False
 
@@ -765,12 +766,14 @@ def _copy_clinical(
     cases: list[str] | None = None,
 ) -> str | None:
     """The clinical table (``chosen``, else the one beside the patients), read and copied to
-    the dataset's root (``train`` finds it there). A table already there (the one ``train``
-    reads) that differs is kept, unless ``chosen`` or ``force``: then it is set aside under a
-    name no reader looks for, with any other table ``train`` would read before the new one.
-    The notes of the table the dataset ends up with, and how many patients have a row, are
-    said. A table that cannot be read is not copied (said)."""
-    from ..io.clinical import read_clinical
+    the dataset's root, where ``train`` finds it. The table ``train`` reads there now is kept
+    when it holds the same values, or when it differs and the new one was not ``chosen`` (nor
+    ``force``); one that cannot be read is replaced. A replaced table, and any other that
+    ``train`` would read before the new one, is renamed ``<name>.replaced-<date>`` (a name no
+    reader looks for) after the new one is in place. The notes of the table the dataset ends
+    up with, and how many of ``cases`` have a row in it, are said. A new table that cannot be
+    read, or (chosen) that has a row for none of the patients, is not copied."""
+    from ..io.clinical import read_clinical, row_ids_for
     from ..training.data import find_clinical
 
     if chosen is not None:
@@ -782,77 +785,82 @@ def _copy_clinical(
     if table is None:
         return None
     warn = "livertumor convert: warning:"
-    target = outdir / table.name
-    current = target if target.is_file() else find_clinical(outdir)
+    reading = find_clinical(outdir)  # the table train reads in the dataset now
+    if reading is not None and reading.parent.resolve() != outdir.resolve():
+        reading = None  # (a level above the dataset: none of its own)
+    there = None
+    if reading is not None:
+        try:
+            there = read_clinical(reading)
+        except InputError as exc:
+            print(f"{warn} the dataset's clinical table cannot be read: {exc}", file=sys.stderr)
+
+    def keep(why: str | None) -> str | None:
+        if why:
+            print(f"{warn} {why}", file=sys.stderr)
+        if there is not None:
+            _say_clinical(there, cases)
+        return reading.name if reading is not None else None
+
     try:
         new = read_clinical(table)
     except InputError as exc:
         kept = (
-            f"the dataset keeps its table {current.name}"
-            if current is not None
-            else "the dataset has no clinical table (training runs without the clinical weak term)"
+            f"The dataset keeps its table {reading.name}"
+            if reading is not None
+            else "The dataset has no clinical table (training runs without the clinical weak term)"
         )
-        print(
-            f"{warn} clinical table not copied: {exc}. {kept}: fix the table and convert "
-            "again, or give another with --clinical",
-            file=sys.stderr,
+        return keep(
+            f"clinical table not copied: {exc}\n  {kept}: fix the table and convert again, or "
+            "give another with --clinical"
         )
-        return current.name if current is not None else None
-    if current is not None:
-        try:
-            there = read_clinical(current)
-        except InputError:
-            there = None
-        same = there is not None and (
-            current.read_bytes() == table.read_bytes() or _same_table(there, new)
+    if cases and chosen is not None and not row_ids_for(cases, new.frame.index):
+        return keep(
+            f"clinical table not copied: {table} has a row for none of the {len(cases)} "
+            "patient(s) converted (another cohort's table?)"
         )
-        if same or (chosen is None and not force):
-            if not same:
-                print(
-                    f"{warn} {current} differs from {table}; kept (--clinical {table} "
-                    "replaces it, the earlier one kept beside it)",
-                    file=sys.stderr,
-                )
-            if there is not None:
-                _say_clinical(there, cases)
-            return current.name
+    if there is not None:
+        if reading.read_bytes() == table.read_bytes() or _same_table(there, new):
+            return keep(None)
+        if chosen is None and not force:
+            return keep(
+                f"{reading} differs from {table}; kept (--clinical {table} replaces it, the "
+                "earlier one kept beside it)"
+            )
+    target = outdir / table.name
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside: dict[str, str] = {}
+    if target.exists():  # replaced: kept under another name first
+        aside[target.name] = _aside(target, stamp)
     with atomic_path(target, suffix=table.suffix) as tmp:
         shutil.copyfile(table, tmp)
-        # the table train would read before the new one (the one replaced, another name
-        # found first): kept under a name no reader looks for
-        aside = _set_aside_tables(outdir)
+    # a table train would read before the new one (another name found first): set aside too
+    for _ in range(50):  # (each round renames one file: a guard, never reached)
+        found = find_clinical(outdir)
+        if found is None or found == target or found.parent.resolve() != outdir.resolve():
+            break
+        aside[found.name] = _aside(found, stamp)
     _say_clinical(new, cases)
     if aside:
+        shown = ", ".join(f"{a} as {b}" for a, b in aside.items())
         print(
-            f"clinical table replaced: {target} (the earlier {', '.join(aside)} kept as "
-            f"{', '.join(aside.values())}; rename one back to use it)"
+            f"clinical table replaced: {target} (the earlier table kept: {shown}; rename it "
+            "back to use it)"
         )
     else:
         print(f"clinical table copied: {target}")
     return target.name
 
 
-def _set_aside_tables(outdir: Path) -> dict[str, str]:
-    """Rename each table at ``outdir``'s root that ``train`` would read (the one about to be
-    replaced, another found first) to ``<name>.replaced-<date>``, a name no reader looks for,
-    until none is left: the new table, published next, is then the one read. Returns
-    {old name: new name}."""
-    from ..training.data import find_clinical
-
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    aside: dict[str, str] = {}
-    for _ in range(50):  # (each round renames one file: a guard, never reached)
-        found = find_clinical(outdir)
-        if found is None or found.parent.resolve() != outdir.resolve():
-            break
-        earlier = found.with_name(f"{found.name}.replaced-{stamp}")
-        n = 1
-        while earlier.exists():
-            n += 1
-            earlier = found.with_name(f"{found.name}.replaced-{stamp}-{n}")
-        os.replace(found, earlier)
-        aside[found.name] = earlier.name
-    return aside
+def _aside(path: Path, stamp: str) -> str:
+    """Rename ``path`` to ``<name>.replaced-<stamp>`` (``-2``… when taken); the new name."""
+    earlier = path.with_name(f"{path.name}.replaced-{stamp}")
+    n = 1
+    while earlier.exists():
+        n += 1
+        earlier = path.with_name(f"{path.name}.replaced-{stamp}-{n}")
+    os.replace(path, earlier)
+    return earlier.name
 
 
 def _say_clinical(table, cases: list[str] | None) -> None:

@@ -196,6 +196,7 @@ def read_clinical(path: str | Path) -> ClinicalTable:
         encoder = _encoder_for(column)
         values = raw[column]
         if encoder is None:
+            values = values.mask(values.map(_blank))  # '-', 'none': no value, as 'NA' is
             numbers = pd.to_numeric(values, errors="coerce")
             if values.notna().any() and numbers.notna().sum() < values.notna().sum():
                 text_columns.append(column)
@@ -371,10 +372,11 @@ def _decimal_mark(texts) -> str | None:
     return "," if marks.count(",") > marks.count(".") else "."
 
 
-def _file_decimal_mark(raw: pd.DataFrame, separator: str | None) -> tuple[str, str]:
-    """The decimal mark of a column whose own values do not show one, and why: the mark the
-    table's other number cells written as text show; else a comma for a CSV separated by
-    semicolons (the export of a spreadsheet set to a decimal comma); else a point."""
+def _file_decimal_mark(raw: pd.DataFrame, separator: str | None) -> tuple[str, str, bool]:
+    """The decimal mark of a column whose own values do not show one, why, and whether the
+    table shows it: the mark the table's other number cells written as text show (True); else
+    a comma for a CSV separated by semicolons (the export of a spreadsheet set to a decimal
+    comma); else a point (False: a guess)."""
     texts = [
         str(v).strip()
         for column in raw.columns
@@ -383,14 +385,15 @@ def _file_decimal_mark(raw: pd.DataFrame, separator: str | None) -> tuple[str, s
     ]
     mark = _decimal_mark(texts)
     if mark is not None:
-        return mark, "the table's other numbers use it"
+        return mark, "the table's other numbers use it", True
     if separator == ";":
-        return ",", "the file is separated by semicolons, as a decimal comma's export is"
-    return ".", "no value in the table shows another"
+        return ",", "the file is separated by semicolons, as a decimal comma's export is", False
+    return ".", "no value in the table shows another", False
 
 
 def _apply_numbers(
-    values: pd.Series, default: tuple[str, str] = (".", "no value in the table shows another")
+    values: pd.Series,
+    default: tuple[str, str, bool] = (".", "no value in the table shows another", False),
 ) -> tuple[pd.Series, set[str], list[str]]:
     """Numbers, with the column's decimal mark: ``"1,234"`` in a column whose decimals are
     points (an English sheet) is 1234, not 1.234 (an AFP read a thousand times too small);
@@ -400,9 +403,12 @@ def _apply_numbers(
     texts = [str(v).strip() for v in values if isinstance(v, str) and str(v).strip()]
     mark = _decimal_mark(texts)
     why = f"the column's decimal mark is '{mark}'"
+    # how many of the column's cells show the mark beyond doubt (None: the table's, or a guess)
+    n_shown = sum(_own_mark(t) == mark for t in texts) if mark is not None else None
     if mark is None:
         mark = default[0]
         why = f"the column shows no decimal mark; '{mark}' taken, as {default[1]}"
+        n_shown = None if default[2] else 0
     sep = "." if mark == "," else ","
     unknown: set[str] = set()
     grouped: list[str] = []
@@ -450,8 +456,9 @@ def _apply_numbers(
     if other:  # one sheet, two conventions: the cells read by the majority's are in doubt
         shown = ", ".join(repr(g) for g in other[:4])
         notes.append(
-            f"WARNING: decimal marks differ within the column: most cells use '{mark}', "
-            f"{shown} use '{sep}' (each read with its own mark)"
+            "WARNING: decimal marks differ within the column: "
+            + (f"most cells use '{mark}'" if n_shown else f"'{mark}' taken ({why})")
+            + f", {shown} use '{sep}' (each read with its own mark)"
             + (
                 f"; {', '.join(repr(g) for g in grouped[:4])} could be either and were read "
                 f"with '{sep}' as a thousands separator: check those values"
@@ -465,7 +472,11 @@ def _apply_numbers(
             f"{shown} read with '{sep}' as a thousands separator ({why}); check the values "
             "if that is wrong"
         )
-    if as_decimal:
+    # values that could be thousands read as decimals: warned of when the mark they were read
+    # with is a guess, or fewer of the column's cells show it than could be thousands (one '2,5'
+    # beside '1,234' and '16,000' decides the column); 3-decimal figures in a column or table
+    # whose decimals show the mark are not
+    if as_decimal and n_shown is not None and n_shown < len(as_decimal):
         shown = ", ".join(repr(g) for g in list(dict.fromkeys(as_decimal))[:4])
         notes.append(
             f"WARNING: {shown} read with '{mark}' as the decimal mark ({why}); if "
@@ -497,8 +508,8 @@ def _note_duplicate_names(extra: list[str], report: list[str]) -> None:
 #: what a unit in a header's brackets may say ("AFP (ng/mL)", "age [years]"); other words in
 #: brackets ("TTP (censored)", "AFP (>=400)") name another variable and keep the name apart
 _UNIT = re.compile(
-    r"[(\[]\s*(?:ng/ml|µg/l|ug/l|iu/ml|kiu/l|u/l|%|cm|mm|ml|y|yrs?|years?|mo|months?|d|days?"
-    r"|wks?|weeks?)\s*[)\]]"
+    r"[(\[]\s*(?:ng/ml|[µμu]g/l|iu/ml|kiu/l|u/l|%|cm|mm|ml|y|yrs?\.?|years?|mo\.?|months?|d|days?"
+    r"|wks?\.?|weeks?)\s*[)\]]"
 )
 
 
@@ -528,7 +539,14 @@ def _known_names(raw: pd.DataFrame, report: list[str]) -> pd.DataFrame:
         renames[column] = known
     if renames:
         shown = ", ".join(f"{str(a)!r} as {b!r}" for a, b in renames.items())
-        report.append(f"column(s) read under their usual names: {shown}")
+        report.append(
+            f"column(s) read under their usual names: {shown}"
+            + (
+                " (values as they are: a unit in brackets is not converted)"
+                if any(_UNIT.search(str(a).lower()) for a in renames)
+                else ""
+            )
+        )
         raw = raw.rename(columns=renames)
     return raw
 
