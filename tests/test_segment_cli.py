@@ -753,6 +753,62 @@ def test_labels_edited_since_the_run_are_never_replaced_nor_sent_as_the_models(
     assert sorted(digests) == ["P1_labels.nii.gz", "P1_seg.dcm"]
 
 
+def test_stats_edited_since_the_run_are_never_shown_as_the_models_nor_replaced(
+    tmp_path, models, monkeypatch, caplog, capsys
+):
+    """A stats file whose figures were edited by hand was printed as the model's by a rerun
+    with the same settings, and replaced without a word by one with other settings."""
+    _fake_masks(monkeypatch)
+    write_ct_series(small_ct(seed=4), tmp_path / "P1" / "ct", patient_id="P1")
+    out = tmp_path / "out"
+    base = ["segment", str(tmp_path / "P1"), "-o", str(out), "--models", str(models),
+            "--device", "cpu", "--no-refine"]  # fmt: skip
+    assert main(base) == 0
+    path = out / "P1_stats.json"
+    assert main(base) == 0  # untouched: complete, skipped
+    stats = json.loads(path.read_text())
+    stats["liver_ml"] = 999.0
+    path.write_text(json.dumps(stats, indent=2))
+    edited = path.read_bytes()
+    for argv in (base, [*base[:-1], "--stages", "liver"]):  # the same and other settings
+        caplog.clear()
+        assert main(argv) == 1
+        assert "P1_stats.json was changed after this command wrote it" in caplog.text
+        assert "999.0" not in capsys.readouterr().out
+        assert path.read_bytes() == edited
+    assert main([*base, "--overwrite"]) == 0
+    assert json.loads(path.read_text())["liver_ml"] != 999.0
+
+
+def test_a_run_brings_the_folders_other_summaries_up_to_date(tmp_path, models, monkeypatch):
+    """Two shards redid every case, and summary.csv of an earlier plain run there still told
+    the old figures and settings."""
+    import csv
+
+    _fake_masks(monkeypatch)
+    for name in ("P1", "P2"):
+        write_ct_series(small_ct(seed=4), tmp_path / "in" / name / "ct", patient_id=name)
+    out = tmp_path / "out"
+    base = ["segment", str(tmp_path / "in"), "-o", str(out), "--models", str(models),
+            "--device", "cpu"]  # fmt: skip
+    assert main([*base, "--no-refine"]) == 0
+
+    def refine_column(name):
+        with open(out / name, newline="") as fh:
+            return {r["case"]: r["settings"] for r in csv.DictReader(fh)}
+
+    before = refine_column("summary.csv")
+    assert all("refine=off" in v for v in before.values())
+    for shard in ("0/2", "1/2"):
+        assert main([*base, "--shard", shard]) == 0
+    after = refine_column("summary.csv")
+    assert sorted(after) == ["P1", "P2"] and not any("refine=off" in v for v in after.values())
+    assert (
+        refine_column("summary_shard-0-of-2.csv").keys()
+        != refine_column("summary_shard-1-of-2.csv").keys()
+    )  # each shard's own cases only
+
+
 def test_an_output_that_could_not_be_added_is_said_not_claimed(
     tmp_path, models, monkeypatch, caplog
 ):

@@ -336,6 +336,7 @@ def run(args) -> int:
         if len(cases) > 1 or _read_summary(outdir / name) is not None:
             written = write_summary(rows, outdir / name)
             log.info("summary: %s", written)
+        _refresh_other_summaries(outdir, name, rows)
     finally:  # (a summary that cannot be written, a full disk: the cases are still said)
         _print_results(rows, outdir)
         failed = [r for r in rows if r["status"] == "failed"]
@@ -1187,7 +1188,7 @@ def run_cases(
             # a file of an optional output's name that the case's last run did not write
             foreign = [q for q in extra_files.values() if q.exists() and q.name not in listed]
             # its outputs that hold something else now (labels corrected by hand)
-            edited = _changed_since_written(outdir, old)
+            edited = _changed_since_written(outdir, old, stats_path.name)
             damaged = _damaged_labels(labels_path) if labels_path.name in edited else None
             if damaged:  # not a hand edit: a file cut short or emptied (a full disk, a copy)
                 edited.remove(labels_path.name)
@@ -1196,7 +1197,15 @@ def run_cases(
                 if damaged and relation == "same":  # its own, broken: made again (said)
                     relation, missing = "redo", []
                 refusal = None
-                if relation == "same" and labels_path.name in edited and missing:
+                if stats_path.name in edited and relation != "other input":
+                    # its figures are not the run's: never shown as the model's, nor replaced
+                    refusal = _edited_text(
+                        stats_path,
+                        "its figures are not the run's and were not overwritten: move it away "
+                        "(with the case's other outputs) to segment this case again, or use "
+                        "--overwrite",
+                    )
+                elif relation == "same" and labels_path.name in edited and missing:
                     # a SEG or preview of the edited labels would be marked as the model's
                     # output, beside stats of the model's masks
                     refusal = _edited_text(
@@ -1590,6 +1599,17 @@ def _record_digests(stats: dict, files: dict[str, Path]) -> None:
         st = path.stat()
         digests[name] = _digest(str(path.resolve()), st.st_size, st.st_mtime_ns)
     stats["digests"] = digests
+    stats["stats_digest"] = _stats_digest(stats)  # the file's own figures, edited or not
+
+
+def _stats_digest(stats: dict) -> str:
+    """A digest of a stats file's figures (all but its digests), as JSON writes and reads
+    them: a later run tells figures edited by hand from the run's."""
+    import hashlib
+
+    body = {k: v for k, v in stats.items() if k not in ("digests", "stats_digest")}
+    text = json.dumps(json.loads(json.dumps(body, default=str)), sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def _edited_text(path: Path, consequence: str) -> str:
@@ -1637,10 +1657,16 @@ def _damaged_labels(path: Path) -> str | None:
     return None
 
 
-def _changed_since_written(outdir: Path, stats: dict | None) -> list[str]:
+def _changed_since_written(
+    outdir: Path, stats: dict | None, stats_name: str | None = None
+) -> list[str]:
     """The output files of a complete case that no longer hold what its run wrote (edited, or
-    replaced by another file), by name; none for stats written before digests were kept."""
+    replaced by another file), by name; none for stats written before digests were kept. The
+    stats file itself (``stats_name``) is among them when its figures were edited."""
     changed = []
+    recorded = (stats or {}).get("stats_digest")
+    if stats_name and recorded and _stats_digest(stats) != recorded:
+        changed.append(stats_name)
     for name, digest in ((stats or {}).get("digests") or {}).items():
         path = outdir / Path(name).name
         try:
@@ -1745,14 +1771,37 @@ def _write_summary(rows: list[dict], path: Path) -> Path:
         ]
         mine = {r["case"] for r in rows}
         kept = [r for r in earlier if r.get("case") not in mine]
-        if kept:
-            log.info("%s keeps %d row(s) of earlier runs", path.name, len(kept))
+        if kept:  # (each time it is written: not said at every case of a batch)
+            log.debug("%s keeps %d row(s) of earlier runs", path.name, len(kept))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
     w.writeheader()
     for r in sorted([*rows, *kept], key=lambda r: str(r.get("case", ""))):
         w.writerow({k: r.get(k, "") for k in SUMMARY_FIELDS})
     return atomic_write_text(path, buf.getvalue())
+
+
+def _refresh_other_summaries(outdir: Path, name: str, rows: list[dict]) -> None:
+    """The rows of the cases this run wrote, in the folder's other summaries that list them
+    (a plain run's summary.csv after shards, the shards' after a plain run, another split):
+    they told the earlier run's figures and settings. A summary is only brought up to date,
+    never given rows of cases it did not list."""
+    written = {r["case"]: r for r in rows if str(r.get("status", "")).startswith("done")}
+    if not written:
+        return
+    for other in sorted(outdir.glob("summary*.csv")):
+        if other.name == name:
+            continue
+        earlier = _read_summary(other)
+        update = [written[r["case"]] for r in earlier or [] if r.get("case") in written]
+        if update:
+            try:
+                write_summary(update, other)
+            except OSError as exc:  # the cases are done: an old summary is said, not fatal
+                log.warning("%s could not be brought up to date (%s)", other, exc)
+                continue
+            log.info("%s: %d row(s) brought up to date (cases this run wrote)", other.name,
+                     len(update))  # fmt: skip
 
 
 def _read_summary(path: Path) -> list[dict] | None:
