@@ -55,6 +55,7 @@ def outputs(out):
         case = p.name[: -len("_labels.nii.gz")]
         stats = json.loads((out / f"{case}_stats.json").read_text())
         stats.pop("timings_s")
+        stats.pop("stats_digest")  # (of the figures with their timings)
         res[case] = (np.asarray(nib.load(p).dataobj), stats)
     return res
 

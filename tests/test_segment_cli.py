@@ -644,8 +644,11 @@ def test_extras_that_cannot_be_made_never_cost_the_case_and_deleted_ones_come_ba
 
     (out / "P1_preview.png").unlink()  # deleted by hand: made again, without segmenting
     # P2 as if made without --preview, and another program's picture of that name beside it
+    from napari_livertumor.commands.segment import _stats_digest
+
     p2 = json.loads((out / "P2_stats.json").read_text())
     del p2["outputs"]["preview"]
+    p2["stats_digest"] = _stats_digest(p2)  # as a run without --preview wrote it
     (out / "P2_stats.json").write_text(json.dumps(p2))
     (out / "P2_preview.png").write_bytes(b"someone's picture")
     monkeypatch.setattr(
@@ -778,6 +781,39 @@ def test_stats_edited_since_the_run_are_never_shown_as_the_models_nor_replaced(
         assert path.read_bytes() == edited
     assert main([*base, "--overwrite"]) == 0
     assert json.loads(path.read_text())["liver_ml"] != 999.0
+
+
+def test_a_run_killed_while_putting_its_files_in_place_is_finished_by_the_next(
+    tmp_path, models, monkeypatch, caplog
+):
+    """Killed after its labels (or a preview) were in place and before its stats: every later
+    run refused the case for files "not an output of this case's last run"."""
+    from napari_livertumor.fileio import temp_prefix
+
+    _fake_masks(monkeypatch)
+    write_ct_series(small_ct(seed=4), tmp_path / "P1" / "ct", patient_id="P1")
+    out = tmp_path / "out"
+    base = ["segment", str(tmp_path / "P1"), "-o", str(out), "--models", str(models),
+            "--device", "cpu", "--no-refine"]  # fmt: skip
+    assert main(base) == 0
+    stats = out / "P1_stats.json"
+    # the state a kill -9 leaves between the labels' rename and the stats': the stats written
+    # aside, the old ones removed, the new labels in place
+    (out / f"{temp_prefix(stats)}new.json").write_bytes(stats.read_bytes())
+    stats.unlink()
+    caplog.clear()
+    assert main(base) == 0
+    assert "a run was stopped while it put P1_labels.nii.gz in place" in caplog.text
+    assert json.loads(stats.read_text())["complete"]
+    assert not list(out.glob(".P1_*"))  # its temporary files gone too
+    # a labels file that is not the one the stats aside recorded stays refused
+    (out / f"{temp_prefix(stats)}new.json").write_bytes(stats.read_bytes())
+    stats.unlink()
+    img = nib.load(out / "P1_labels.nii.gz")
+    edited = np.asarray(img.dataobj).copy()
+    edited[edited == 2] = 1
+    nib.save(nib.Nifti1Image(edited, img.affine, img.header), out / "P1_labels.nii.gz")
+    assert main(base) == 1
 
 
 def test_a_run_brings_the_folders_other_summaries_up_to_date(tmp_path, models, monkeypatch):

@@ -1174,6 +1174,15 @@ def run_cases(
                 rows.append(_refused(row, msg, untouched=True) | {"busy": True})
                 continue
             old = _complete_stats(outdir, case)
+            if old is None:  # a run killed while it put this case's files in place
+                cleared = _clear_interrupted_publish(outdir, case)
+                if cleared:
+                    log.warning(
+                        "%s: a run was stopped while it put %s in place (its stats were not "
+                        "yet): removed, the case is segmented again",
+                        case.name,
+                        ", ".join(cleared),
+                    )
             # the optional files its last complete run wrote (none recorded before 0.x)
             made_before = dict((old or {}).get("outputs") or {})
             # an optional file of the case's last run that is there (or that could not be made:
@@ -1875,6 +1884,40 @@ def _settings_text(settings: dict) -> str:
         if name in settings and value is not None and value != default.get(name):
             parts.append(f"{name}={value}")
     return "; ".join(parts)
+
+
+def _clear_interrupted_publish(outdir: Path, case: Case) -> list[str]:
+    """The outputs a run killed while putting them in place left without their stats (written
+    aside, complete, they say what each file held): removed, so that the case is segmented
+    again instead of refused for files "not of its last run"; their names. Called holding the
+    case's lock, with no complete stats there; only files that hold exactly what those stats
+    recorded go."""
+    labels_path, stats_path = output_paths(outdir, case)
+    pending = outdir / f"{temp_prefix(stats_path)}new.json"
+    try:
+        digests = json.loads(pending.read_text()).get("digests") or {}
+    except (OSError, ValueError, AttributeError):
+        return []
+    removed = []
+    # the new labels still aside: the run was replacing the labels there (its decision, made
+    # before: another setting, --overwrite), whose stats it had removed first
+    replacing = (outdir / f"{temp_prefix(labels_path)}new.nii.gz").is_file()
+    for path in (labels_path, *extra_paths(outdir, case).values()):
+        if path.name not in digests or not path.is_file():
+            continue
+        if path == labels_path and replacing:
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+            continue
+        try:
+            st = path.stat()
+            ours = _digest(str(path.resolve()), st.st_size, st.st_mtime_ns) == digests[path.name]
+            if ours:
+                path.unlink()
+                removed.append(path.name)
+        except OSError:  # unreadable, or gone meanwhile: left to the checks that follow
+            continue
+    return removed
 
 
 def _remove_stale_temps(outdir: Path, case: Case) -> None:
