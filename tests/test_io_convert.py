@@ -282,8 +282,28 @@ def test_the_clinical_table_is_read_when_copied_and_replaced_only_when_chosen(
     stranger = tmp_path / "alt" / "clinical_other.csv"
     stranger.write_text("TCIA_ID,age\nHCC_801,50\nHCC_802,60\n")
     assert main(["convert", str(source), "-o", str(out), "--clinical", str(stranger)]) == 0
-    assert "has a row for none of the 3 patient(s)" in capsys.readouterr().err
+    assert "has a row for none of the dataset's 3 patient(s)" in capsys.readouterr().err
     assert find_clinical(out) == out / "my_table.csv"
+    # a plain run after the choice keeps it without a warning (its advice would undo it), and
+    # convert.json names the table train reads
+    assert main(["convert", str(source), "-o", str(out)]) == 0
+    assert "differs" not in capsys.readouterr().err
+    record = json.loads((out / "convert.json").read_text())
+    assert record["clinical"] == "my_table.csv" and record["clinical_chosen"] == str(other)
+    # a table train would not find in a dataset (another format, metadata.csv): refused first
+    for odd_name in ("table.tsv", "metadata.csv"):
+        odd = tmp_path / "alt" / odd_name
+        frame.to_csv(odd, index=False, sep="\t" if odd_name.endswith(".tsv") else ",")
+        assert main(["convert", str(source), "-o", str(out), "--clinical", str(odd)]) == 1
+        assert "train finds a dataset's clinical table as" in capsys.readouterr().err
+    assert find_clinical(out) == out / "my_table.csv"
+    # a table chosen where it already is, in the dataset: nothing copied, the others set aside
+    inside = out / "zz_clinical.csv"
+    frame.loc[1, "age"] = 44
+    frame.to_csv(inside, index=False)
+    assert main(["convert", str(source), "-o", str(out), "--clinical", str(inside)]) == 0
+    assert "clinical table chosen" in capsys.readouterr().out
+    assert find_clinical(out) == inside and inside.is_file()
     # a chosen table that cannot be read: refused before any CT is converted
     broken = tmp_path / "broken" / "clinical.xlsx"
     broken.parent.mkdir()
@@ -295,6 +315,7 @@ def test_the_clinical_table_is_read_when_copied_and_replaced_only_when_chosen(
     assert main(["convert", str(source), "-o", str(out2), "--clinical", str(tmp_path / "no")]) == 1
     # the table beside the patients unreadable: not copied, said; the CTs converted all the same
     (source / name).write_bytes(b"%PDF-1.4 not a workbook")
+    capsys.readouterr()
     assert main(["convert", str(source), "-o", str(out2)]) == 0
     err = capsys.readouterr().err
     assert "clinical table not copied" in err and "The dataset has no clinical table" in err

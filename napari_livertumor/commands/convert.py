@@ -209,6 +209,19 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
                 clinical, "clinical table not found (--clinical takes an XLSX or CSV file)"
             )
         read_clinical(clinical)  # (a folder, an unreadable file: said, naming it)
+        from ..training.data import NOT_CLINICAL
+
+        name = Path(clinical).name
+        if (
+            Path(clinical).suffix.lower() not in (".xlsx", ".csv")
+            or name.lower() in NOT_CLINICAL
+            or name.startswith((".", "~"))
+        ):
+            raise InputError(
+                clinical,
+                "train finds a dataset's clinical table as an .xlsx or .csv file (not a hidden "
+                "one, nor metadata.csv): save it as one under another name, then give that",
+            )
     if args.meta is not None:
         raise InputError(
             args.meta,
@@ -239,6 +252,7 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     rows: list[dict] = []
     summary = {"source": str(source), "output": str(outdir), "cases": rows}
     earlier = _earlier_rows(outdir / "convert.json", force=args.force)
+    chosen_earlier = _earlier_choice(outdir / "convert.json")  # (before this run rewrites it)
     interrupted: KeyboardInterrupt | None = None
 
     def write_summary() -> None:
@@ -299,13 +313,26 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
             # the table goes with this input's patients: not beside another cohort's images
             # when every case was refused
             if any(r["status"] in ("written", "kept") for r in rows):
+                # the dataset's patients: this run's and earlier runs' still there
+                ours = {r["case"] for r in rows if r["status"] in ("written", "kept")}
+                ours |= {
+                    name
+                    for name, r in earlier.items()
+                    if r.get("image") and (outdir / str(r["image"])).is_file()
+                }
                 summary["clinical"] = _copy_clinical(
                     source,
                     outdir,
                     force=args.force,
                     chosen=clinical,
-                    cases=[r["case"] for r in rows if r["status"] in ("written", "kept")],
+                    cases=sorted(ours),
+                    chosen_before=chosen_earlier,
                 )
+                # a table chosen with --clinical: later runs keep it without a warning
+                if clinical is not None and summary["clinical"] == _target_name(clinical):
+                    summary["clinical_chosen"] = str(Path(clinical).resolve())
+                elif chosen_earlier and summary["clinical"] == Path(chosen_earlier).name:
+                    summary["clinical_chosen"] = chosen_earlier
     except KeyboardInterrupt as exc:
         interrupted = exc
     summary["interrupted"] = interrupted is not None
@@ -351,6 +378,22 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     if labelled:
         print(f"train on it: livertumor train --data {outdir} --out RUN_FOLDER")
     return 1 if failed else 0
+
+
+def _earlier_choice(path: Path) -> str | None:
+    """The table an earlier run was given with --clinical (``convert.json``), if any."""
+    try:
+        chosen = json.loads(path.read_text(encoding="utf-8")).get("clinical_chosen")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return chosen if isinstance(chosen, str) else None
+
+
+def _target_name(table: str | Path) -> str:
+    """The name a clinical table gets in the dataset: its own, the ending in lower case (train
+    looks for *.xlsx and *.csv)."""
+    table = Path(table)
+    return table.stem + table.suffix.lower()
 
 
 def _earlier_rows(path: Path, *, force: bool = False) -> dict[str, dict]:
@@ -764,17 +807,32 @@ def _copy_clinical(
     force: bool,
     chosen: Path | None = None,
     cases: list[str] | None = None,
+    chosen_before: str | None = None,
 ) -> str | None:
     """The clinical table (``chosen``, else the one beside the patients), read and copied to
-    the dataset's root, where ``train`` finds it. The table ``train`` reads there now is kept
-    when it holds the same values, or when it differs and the new one was not ``chosen`` (nor
-    ``force``); one that cannot be read is replaced. A replaced table, and any other that
-    ``train`` would read before the new one, is renamed ``<name>.replaced-<date>`` (a name no
-    reader looks for) after the new one is in place. The notes of the table the dataset ends
-    up with, and how many of ``cases`` have a row in it, are said. A new table that cannot be
-    read, or (chosen) that has a row for none of the patients, is not copied."""
+    the dataset's root, where ``train`` finds it; returns the name of the table ``train``
+    reads there afterwards (None: none).
+
+    The table ``train`` reads there now is kept when it holds the same values, or when it
+    differs and the new one was not ``chosen`` (nor ``force``; one chosen on an earlier run,
+    ``chosen_before``, is kept without a warning); one that cannot be read is replaced. A
+    replaced table, and any other that ``train`` would read before the new one, is renamed
+    ``<name>.replaced-<date>`` (a name no reader looks for) once the new one is in place. The
+    notes of the table the dataset ends up with, and how many of ``cases`` (the dataset's
+    patients) have a row in it, are said. A new table that cannot be read, or (chosen) that
+    has a row for none of the patients, is not copied."""
     from ..io.clinical import read_clinical, row_ids_for
     from ..training.data import find_clinical
+
+    def read_by_train() -> Path | None:  # (its notes about other files: not said here)
+        data_log = logging.getLogger("napari_livertumor.training.data")
+        level = data_log.level
+        data_log.setLevel(logging.WARNING)
+        try:
+            found = find_clinical(outdir)
+        finally:
+            data_log.setLevel(level)
+        return found if found is not None and found.parent.resolve() == outdir.resolve() else None
 
     if chosen is not None:
         table = Path(chosen)
@@ -782,12 +840,8 @@ def _copy_clinical(
         table = find_clinical(source)
     else:
         table = None
-    if table is None:
-        return None
     warn = "livertumor convert: warning:"
-    reading = find_clinical(outdir)  # the table train reads in the dataset now
-    if reading is not None and reading.parent.resolve() != outdir.resolve():
-        reading = None  # (a level above the dataset: none of its own)
+    reading = read_by_train()  # the table train reads in the dataset now
     there = None
     if reading is not None:
         try:
@@ -802,6 +856,8 @@ def _copy_clinical(
             _say_clinical(there, cases)
         return reading.name if reading is not None else None
 
+    if table is None:  # nothing new: the dataset's own table (if any) stays the one read
+        return keep(None)
     try:
         new = read_clinical(table)
     except InputError as exc:
@@ -816,37 +872,48 @@ def _copy_clinical(
         )
     if cases and chosen is not None and not row_ids_for(cases, new.frame.index):
         return keep(
-            f"clinical table not copied: {table} has a row for none of the {len(cases)} "
-            "patient(s) converted (another cohort's table?)"
+            f"clinical table not copied: {table} has a row for none of the dataset's "
+            f"{len(cases)} patient(s) (another cohort's table?)"
         )
-    if there is not None:
+    target = outdir / _target_name(table)
+    inside = table.resolve() == target.resolve()  # chosen where it is: nothing to copy
+    if there is not None and not inside:
         if reading.read_bytes() == table.read_bytes() or _same_table(there, new):
+            if chosen is not None:
+                print(f"clinical table: {reading} holds the same values as {table}: kept")
             return keep(None)
         if chosen is None and not force:
+            if chosen_before and reading.name == Path(chosen_before).name:
+                log.info("clinical table: %s kept (chosen with --clinical before)", reading)
+                return keep(None)
             return keep(
                 f"{reading} differs from {table}; kept (--clinical {table} replaces it, the "
                 "earlier one kept beside it)"
             )
-    target = outdir / table.name
     stamp = time.strftime("%Y%m%d-%H%M%S")
     aside: dict[str, str] = {}
-    if target.exists():  # replaced: kept under another name first
-        aside[target.name] = _aside(target, stamp)
-    with atomic_path(target, suffix=table.suffix) as tmp:
-        shutil.copyfile(table, tmp)
+    if not inside:
+        if target.exists():  # replaced: kept under another name first
+            aside[target.name] = _aside(target, stamp)
+        with atomic_path(target, suffix=target.suffix) as tmp:
+            shutil.copyfile(table, tmp)
     # a table train would read before the new one (another name found first): set aside too
     for _ in range(50):  # (each round renames one file: a guard, never reached)
-        found = find_clinical(outdir)
-        if found is None or found == target or found.parent.resolve() != outdir.resolve():
+        found = read_by_train()
+        if found is None or found == target:
             break
         aside[found.name] = _aside(found, stamp)
     _say_clinical(new, cases)
+    if read_by_train() != target:  # (a name train would pass over: said, never silent)
+        print(f"{warn} {target} is not the table train finds in {outdir}", file=sys.stderr)
     if aside:
         shown = ", ".join(f"{a} as {b}" for a, b in aside.items())
         print(
-            f"clinical table replaced: {target} (the earlier table kept: {shown}; rename it "
-            "back to use it)"
+            f"clinical table {'chosen' if inside else 'replaced'}: {target} (set aside: "
+            f"{shown}; rename back to use again)"
         )
+    elif inside:
+        print(f"clinical table chosen: {target} (in the dataset already)")
     else:
         print(f"clinical table copied: {target}")
     return target.name

@@ -47,8 +47,8 @@ _PLAUSIBLE = {
     "os": (0.0, None),
 }
 
-_YES = {"1", "1.0", "yes", "y", "true", "positive", "present", "pos", "+"}
-_NO = {"0", "0.0", "no", "n", "false", "negative", "absent", "neg"}
+_YES = {"1", "1.0", "1,0", "yes", "y", "true", "positive", "present", "pos", "+"}
+_NO = {"0", "0.0", "0,0", "no", "n", "false", "negative", "absent", "neg"}
 #: cells that say "no value", in any case: missing, as a blank cell (counted, not listed); a dash
 #: or "none" in a yes/no column is no answer, never counted as No (pandas already read "None",
 #: "NA" and "N/A" so, but not "none" or "-")
@@ -189,28 +189,26 @@ def read_clinical(path: str | Path) -> ClinicalTable:
     if raw.empty:
         raise InputError(path, "the table has a TCIA_ID column but no patient rows")
 
-    default_mark = _file_decimal_mark(raw, separator)
     encoded = {}
     text_columns = []
     for column in raw.columns:
         encoder = _encoder_for(column)
         values = raw[column]
-        if encoder is None:
-            values = values.mask(values.map(_blank))  # '-', 'none': no value, as 'NA' is
-            numbers = pd.to_numeric(values, errors="coerce")
-            if values.notna().any() and numbers.notna().sum() < values.notna().sum():
+        if encoder is None:  # a column this package does not list: numbers, or text kept raw
+            numbers, unknown, notes = _apply_numbers(
+                values, _file_decimal_mark(raw, separator, column)
+            )
+            if unknown:  # (words in it: a text column, as Pathology)
                 text_columns.append(column)
                 continue
-            encoded[column] = numbers.astype(float)
+            report.extend(_column_notes(column, notes))
+            encoded[column] = numbers
             continue
         if encoder is _encode_number:  # the column's own decimal mark
-            result, unknown, notes = _apply_numbers(values, default_mark)
-            report.extend(
-                f"WARNING: {column}: {n.removeprefix('WARNING: ')}"
-                if n.startswith("WARNING: ")
-                else f"{column}: {n}"
-                for n in notes
+            result, unknown, notes = _apply_numbers(
+                values, _file_decimal_mark(raw, separator, column)
             )
+            report.extend(_column_notes(column, notes))
         else:
             result, unknown = _apply(encoder, values)
         if unknown:
@@ -273,16 +271,16 @@ def row_ids_for(case_ids, table_ids) -> dict[str, str]:
 def encode_t_involvment(value: str) -> float | None:
     """``'< or = 50%'`` -> 1, ``'>50%'`` -> 2."""
     text = re.sub(r"\s+", "", str(value).lower())
-    if text in {"<or=50%", "<=50%", "≤50%", "=<50%", "1", "1.0"}:
+    if text in {"<or=50%", "<=50%", "≤50%", "=<50%", "1", "1.0", "1,0"}:
         return 1.0
-    if text in {">50%", "2", "2.0"}:
+    if text in {">50%", "2", "2.0", "2,0"}:
         return 2.0
     return None
 
 
 def encode_clip_score(value: str) -> float | None:
     """``'Stage_0'`` ... ``'Stage_6'`` -> 0 ... 6 (plain numbers accepted)."""
-    match = re.fullmatch(r"(?:stage[\s_\-]*)?([0-6])(\.0)?", str(value).strip().lower())
+    match = re.fullmatch(r"(?:stage[\s_\-]*)?([0-6])([.,]0)?", str(value).strip().lower())
     return float(match.group(1)) if match else None
 
 
@@ -291,8 +289,8 @@ def encode_tnm(value: str) -> float | None:
     text = re.sub(r"(?i)^stage[\s_\-]*", "", str(value).strip()).upper().replace(" ", "")
     if text in _ROMAN:
         return float(_ROMAN[text])
-    if re.fullmatch(r"[1-7](\.0)?", text):
-        return float(text)
+    if re.fullmatch(r"[1-7]([.,]0)?", text):
+        return float(text[0])
     return None
 
 
@@ -372,15 +370,18 @@ def _decimal_mark(texts) -> str | None:
     return "," if marks.count(",") > marks.count(".") else "."
 
 
-def _file_decimal_mark(raw: pd.DataFrame, separator: str | None) -> tuple[str, str, bool]:
-    """The decimal mark of a column whose own values do not show one, why, and whether the
-    table shows it: the mark the table's other number cells written as text show (True); else
-    a comma for a CSV separated by semicolons (the export of a spreadsheet set to a decimal
-    comma); else a point (False: a guess)."""
+def _file_decimal_mark(
+    raw: pd.DataFrame, separator: str | None, column=None
+) -> tuple[str, str, bool]:
+    """The decimal mark of ``column`` when its own values do not show one, why, and whether
+    the table shows it: the mark the other columns' number cells written as text show (True);
+    else a comma for a CSV separated by semicolons (the export of a spreadsheet set to a
+    decimal comma); else a point (False: a guess)."""
     texts = [
         str(v).strip()
-        for column in raw.columns
-        for v in raw[column]
+        for other in raw.columns
+        if other != column
+        for v in raw[other]
         if isinstance(v, str) and re.fullmatch(r"[+-]?[\d.,]+", str(v).strip())
     ]
     mark = _decimal_mark(texts)
@@ -405,6 +406,8 @@ def _apply_numbers(
     why = f"the column's decimal mark is '{mark}'"
     # how many of the column's cells show the mark beyond doubt (None: the table's, or a guess)
     n_shown = sum(_own_mark(t) == mark for t in texts) if mark is not None else None
+    if mark is not None and default[2] and default[0] == mark:
+        n_shown = None  # the table's other numbers show the same mark: no guess
     if mark is None:
         mark = default[0]
         why = f"the column shows no decimal mark; '{mark}' taken, as {default[1]}"
@@ -469,7 +472,8 @@ def _apply_numbers(
     elif grouped:
         shown = ", ".join(repr(g) for g in grouped[:4])
         notes.append(
-            f"{shown} read with '{sep}' as a thousands separator ({why}); check the values "
+            ("WARNING: " if n_shown == 0 else "")  # read on a guessed mark: could be decimals
+            + f"{shown} read with '{sep}' as a thousands separator ({why}); check the values "
             "if that is wrong"
         )
     # values that could be thousands read as decimals: warned of when the mark they were read
@@ -495,6 +499,16 @@ def _apply_numbers(
 
 #: a value given as a bound: '>400', '>= 400', '≤5', '<0.5'
 _BOUND = re.compile(r"^(>=|<=|≥|≤|>|<)\s*(\d[\d.,]*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)$")
+
+
+def _column_notes(column: str, notes: list[str]) -> list[str]:
+    """A column's notes as report lines (a warning keeps its mark in front)."""
+    return [
+        f"WARNING: {column}: {n.removeprefix('WARNING: ')}"
+        if n.startswith("WARNING: ")
+        else f"{column}: {n}"
+        for n in notes
+    ]
 
 
 def _note_duplicate_names(extra: list[str], report: list[str]) -> None:
