@@ -776,7 +776,7 @@ def test_stats_edited_since_the_run_are_never_shown_as_the_models_nor_replaced(
     for argv in (base, [*base[:-1], "--stages", "liver"]):  # the same and other settings
         caplog.clear()
         assert main(argv) == 1
-        assert "P1_stats.json was changed after this command wrote it" in caplog.text
+        assert "P1_stats.json: its contents differ from what this command wrote" in caplog.text
         assert "999.0" not in capsys.readouterr().out
         assert path.read_bytes() == edited
     assert main([*base, "--overwrite"]) == 0
@@ -814,6 +814,7 @@ def test_a_run_killed_while_putting_its_files_in_place_is_finished_by_the_next(
     edited[edited == 2] = 1
     nib.save(nib.Nifti1Image(edited, img.affine, img.header), out / "P1_labels.nii.gz")
     assert main(base) == 1
+    assert (out / "P1_labels.nii.gz").is_file()  # kept: not what the stats aside recorded
 
 
 def test_a_run_brings_the_folders_other_summaries_up_to_date(tmp_path, models, monkeypatch):
@@ -843,6 +844,14 @@ def test_a_run_brings_the_folders_other_summaries_up_to_date(tmp_path, models, m
         refine_column("summary_shard-0-of-2.csv").keys()
         != refine_column("summary_shard-1-of-2.csv").keys()
     )  # each shard's own cases only
+    # a user's copy of a summary is theirs: never brought up to date
+    import shutil
+
+    shutil.copy(out / "summary.csv", out / "summary_before_retrain.csv")
+    kept = (out / "summary_before_retrain.csv").read_bytes()
+    assert main([*base, "--no-refine"]) == 0
+    assert (out / "summary_before_retrain.csv").read_bytes() == kept
+    assert all("refine=off" in v for v in refine_column("summary.csv").values())
 
 
 def test_an_output_that_could_not_be_added_is_said_not_claimed(

@@ -1179,7 +1179,7 @@ def run_cases(
                 if cleared:
                     log.warning(
                         "%s: a run was stopped while it put %s in place (its stats were not "
-                        "yet): removed, the case is segmented again",
+                        "yet): removed",
                         case.name,
                         ", ".join(cleared),
                     )
@@ -1208,11 +1208,11 @@ def run_cases(
                 refusal = None
                 if stats_path.name in edited and relation != "other input":
                     # its figures are not the run's: never shown as the model's, nor replaced
-                    refusal = _edited_text(
-                        stats_path,
-                        "its figures are not the run's and were not overwritten: move it away "
-                        "(with the case's other outputs) to segment this case again, or use "
-                        "--overwrite",
+                    refusal = (
+                        f"{stats_path}: its contents differ from what this command wrote (edited "
+                        "since?), so its figures are not known to be the run's; it was not "
+                        "overwritten: move it away (with the case's other outputs) to segment "
+                        "this case again, or use --overwrite"
                     )
                 elif relation == "same" and labels_path.name in edited and missing:
                     # a SEG or preview of the edited labels would be marked as the model's
@@ -1790,6 +1790,10 @@ def _write_summary(rows: list[dict], path: Path) -> Path:
     return atomic_write_text(path, buf.getvalue())
 
 
+#: the names this command gives its summaries (a batch's, a shard's, one beside a user's file)
+_OWN_SUMMARY = re.compile(r"summary(-\d+|_shard-\d+-of-\d+)?\.csv")
+
+
 def _refresh_other_summaries(outdir: Path, name: str, rows: list[dict]) -> None:
     """The rows of the cases this run wrote, in the folder's other summaries that list them
     (a plain run's summary.csv after shards, the shards' after a plain run, another split):
@@ -1798,8 +1802,10 @@ def _refresh_other_summaries(outdir: Path, name: str, rows: list[dict]) -> None:
     written = {r["case"]: r for r in rows if str(r.get("status", "")).startswith("done")}
     if not written:
         return
+    own = _summary_name(outdir / name).name  # (summary-1.csv when summary.csv is a user's)
     for other in sorted(outdir.glob("summary*.csv")):
-        if other.name == name:
+        # this command's names only: a user's copy (summary_before_retrain.csv) is theirs
+        if other.name == own or not _OWN_SUMMARY.fullmatch(other.name):
             continue
         earlier = _read_summary(other)
         update = [written[r["case"]] for r in earlier or [] if r.get("case") in written]
@@ -1888,36 +1894,29 @@ def _settings_text(settings: dict) -> str:
 
 def _clear_interrupted_publish(outdir: Path, case: Case) -> list[str]:
     """The outputs a run killed while putting them in place left without their stats (written
-    aside, complete, they say what each file held): removed, so that the case is segmented
-    again instead of refused for files "not of its last run"; their names. Called holding the
-    case's lock, with no complete stats there; only files that hold exactly what those stats
-    recorded go."""
+    aside, complete, they say what each new file holds): removed, so that the case is
+    segmented again instead of refused for files "not of its last run"; their names. Called
+    holding the case's lock, with no complete stats there. Only when every output file of the
+    case there holds exactly what those stats recorded: anything else (an older file the run
+    had not replaced yet, a file edited since) leaves all in place, for the usual refusal."""
     labels_path, stats_path = output_paths(outdir, case)
     pending = outdir / f"{temp_prefix(stats_path)}new.json"
     try:
         digests = json.loads(pending.read_text()).get("digests") or {}
     except (OSError, ValueError, AttributeError):
         return []
-    removed = []
-    # the new labels still aside: the run was replacing the labels there (its decision, made
-    # before: another setting, --overwrite), whose stats it had removed first
-    replacing = (outdir / f"{temp_prefix(labels_path)}new.nii.gz").is_file()
-    for path in (labels_path, *extra_paths(outdir, case).values()):
-        if path.name not in digests or not path.is_file():
-            continue
-        if path == labels_path and replacing:
-            path.unlink(missing_ok=True)
-            removed.append(path.name)
-            continue
-        try:
+    there = [p for p in (labels_path, *extra_paths(outdir, case).values()) if p.is_file()]
+    try:
+        for path in there:
             st = path.stat()
-            ours = _digest(str(path.resolve()), st.st_size, st.st_mtime_ns) == digests[path.name]
-            if ours:
-                path.unlink()
-                removed.append(path.name)
-        except OSError:  # unreadable, or gone meanwhile: left to the checks that follow
-            continue
-    return removed
+            now = _digest(str(path.resolve()), st.st_size, st.st_mtime_ns)
+            if digests.get(path.name) != now:
+                return []
+        for path in there:
+            path.unlink()
+    except OSError:  # unreadable, or gone meanwhile: left to the checks that follow
+        return []
+    return [p.name for p in there]
 
 
 def _remove_stale_temps(outdir: Path, case: Case) -> None:
