@@ -66,23 +66,40 @@ def _os_error_path(exc: OSError) -> str:
     return str(target if target else exc.filename or "")
 
 
-def _empty_argument(argv: list[str]) -> str | None:
+def _empty_argument(argv: list[str], takes_value: set[str]) -> str | None:
     """Where an empty argument was given ("after --models", "-o=", or "" for one on its own),
-    or None when every argument holds something."""
+    or None when every argument holds something. ``takes_value``: the options that take a
+    value (an unknown ``--x=`` is left to argparse's "unrecognized arguments")."""
     for i, token in enumerate(argv):
         if token.count("=") == 1 and re.fullmatch(r"--[\w-]+=|-[A-Za-z]=", token):
-            return token
+            if token[:-1] in takes_value:
+                return token
+            continue
         if token.strip() == "":
             before = argv[i - 1] if i else ""
-            return f"after {before}" if before.startswith("-") and "=" not in before else ""
+            return f"after {before}" if before in takes_value else ""
     return None
+
+
+def _options_with_values(parser) -> set[str]:
+    """Every option string, of the tool and its commands, that takes a value."""
+    import argparse
+
+    found: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _options_with_values(sub)
+        elif action.option_strings and action.nargs != 0:
+            found.update(action.option_strings)
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
     _never_fail_printing()
     parser = build_parser()
     given = sys.argv[1:] if argv is None else list(argv)
-    empty = _empty_argument(given)
+    empty = _empty_argument(given, _options_with_values(parser))
     if empty is not None:  # "" is read as the current folder: a batch of whatever is there
         parser.error(
             f"an empty argument{f' ({empty})' if empty else ''} (an unset shell variable, "

@@ -350,3 +350,11 @@ def test_no_value_words_leave_an_unknown_column_numeric(tmp_path):
     table = read_clinical(csv)
     assert table.frame["ECOG"].tolist()[::3] == [1.0, 2.0]
     assert table.frame["ECOG"].isna().sum() == 2
+
+
+def test_an_unlisted_column_of_groups_given_as_bounds_stays_text(tmp_path):
+    csv = tmp_path / "clinical.csv"  # TCIA's agegp: a group, not a lab's limit
+    csv.write_text("TCIA_ID,agegp,AFP\nHCC_001,<=60,>400\nHCC_002,>60,12\n")
+    table = read_clinical(csv)
+    assert "agegp" not in table.frame.columns and table.raw.loc["HCC_002", "agegp"] == ">60"
+    assert table.frame.loc["HCC_001", "AFP"] == 400.0  # a listed column's bound: its number

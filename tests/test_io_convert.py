@@ -289,7 +289,30 @@ def test_the_clinical_table_is_read_when_copied_and_replaced_only_when_chosen(
     assert main(["convert", str(source), "-o", str(out)]) == 0
     assert "differs" not in capsys.readouterr().err
     record = json.loads((out / "convert.json").read_text())
+    # a copy that fails (a full disk) leaves the table there as it was
+    import errno
+
+    from napari_livertumor.commands import convert as convert_cmd
+
+    def full(src, dst, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    upper = tmp_path / "alt" / "my_table.CSV"  # (the dataset's copy is my_table.csv)
+    frame.loc[1, "age"] = 55
+    frame.to_csv(upper, index=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(convert_cmd.shutil, "copyfile", full)
+        assert main(["convert", str(source), "-o", str(out), "--clinical", str(upper)]) == 1
+    assert find_clinical(out) == out / "my_table.csv"
+    assert pd.read_csv(out / "my_table.csv").loc[1, "age"] == 33
+    capsys.readouterr()
+    # chosen with an upper-case ending: later plain runs still know the choice
+    assert main(["convert", str(source), "-o", str(out), "--clinical", str(upper)]) == 0
+    assert main(["convert", str(source), "-o", str(out)]) == 0
+    assert "differs" not in capsys.readouterr().err
+    assert pd.read_csv(out / "my_table.csv").loc[1, "age"] == 55
     assert record["clinical"] == "my_table.csv" and record["clinical_chosen"] == str(other)
+    assert json.loads((out / "convert.json").read_text())["clinical_chosen"] == str(upper)
     # a table train would not find in a dataset (another format, metadata.csv): refused first
     for odd_name in ("table.tsv", "metadata.csv"):
         odd = tmp_path / "alt" / odd_name

@@ -331,7 +331,7 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
                 # a table chosen with --clinical: later runs keep it without a warning
                 if clinical is not None and summary["clinical"] == _target_name(clinical):
                     summary["clinical_chosen"] = str(Path(clinical).resolve())
-                elif chosen_earlier and summary["clinical"] == Path(chosen_earlier).name:
+                elif chosen_earlier and summary["clinical"] == _target_name(chosen_earlier):
                     summary["clinical_chosen"] = chosen_earlier
     except KeyboardInterrupt as exc:
         interrupted = exc
@@ -883,7 +883,7 @@ def _copy_clinical(
                 print(f"clinical table: {reading} holds the same values as {table}: kept")
             return keep(None)
         if chosen is None and not force:
-            if chosen_before and reading.name == Path(chosen_before).name:
+            if chosen_before and reading.name == _target_name(chosen_before):
                 log.info("clinical table: %s kept (chosen with --clinical before)", reading)
                 return keep(None)
             return keep(
@@ -893,10 +893,10 @@ def _copy_clinical(
     stamp = time.strftime("%Y%m%d-%H%M%S")
     aside: dict[str, str] = {}
     if not inside:
-        if target.exists():  # replaced: kept under another name first
-            aside[target.name] = _aside(target, stamp)
         with atomic_path(target, suffix=target.suffix) as tmp:
             shutil.copyfile(table, tmp)
+            if target.exists():  # replaced: a copy kept under another name, then published
+                aside[target.name] = _aside(target, stamp, copy=True)
     # a table train would read before the new one (another name found first): set aside too
     for _ in range(50):  # (each round renames one file: a guard, never reached)
         found = read_by_train()
@@ -919,14 +919,18 @@ def _copy_clinical(
     return target.name
 
 
-def _aside(path: Path, stamp: str) -> str:
-    """Rename ``path`` to ``<name>.replaced-<stamp>`` (``-2``… when taken); the new name."""
+def _aside(path: Path, stamp: str, *, copy: bool = False) -> str:
+    """Rename ``path`` to ``<name>.replaced-<stamp>`` (``-2``… when taken), or with ``copy``
+    copy it there (the file itself about to be replaced in one step); the new name."""
     earlier = path.with_name(f"{path.name}.replaced-{stamp}")
     n = 1
     while earlier.exists():
         n += 1
         earlier = path.with_name(f"{path.name}.replaced-{stamp}-{n}")
-    os.replace(path, earlier)
+    if copy:
+        shutil.copy2(path, earlier)
+    else:
+        os.replace(path, earlier)
     return earlier.name
 
 

@@ -195,6 +195,9 @@ def read_clinical(path: str | Path) -> ClinicalTable:
         encoder = _encoder_for(column)
         values = raw[column]
         if encoder is None:  # a column this package does not list: numbers, or text kept raw
+            if any(isinstance(v, str) and _BOUND.match(v.strip()) for v in values):
+                text_columns.append(column)  # '<=60', '>60': a group (agegp), not a lab limit
+                continue
             numbers, unknown, notes = _apply_numbers(
                 values, _file_decimal_mark(raw, separator, column)
             )
