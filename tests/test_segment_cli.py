@@ -663,6 +663,15 @@ def test_extras_that_cannot_be_made_never_cost_the_case_and_deleted_ones_come_ba
     assert "P2_preview.png exists and is not an output of this case's last run" in caplog.text
 
 
+def _one_dicom_patient(tmp_path, models):
+    """A DICOM patient P1, and the output folder and command line that segment it."""
+    write_ct_series(small_ct(seed=4), tmp_path / "P1" / "ct", patient_id="P1")
+    out = tmp_path / "out"
+    base = ["segment", str(tmp_path / "P1"), "-o", str(out), "--models", str(models),
+            "--device", "cpu", "--no-refine"]  # fmt: skip
+    return out, base
+
+
 def _summary(out):
     import csv
 
@@ -716,10 +725,7 @@ def test_labels_edited_since_the_run_are_never_replaced_nor_sent_as_the_models(
     from the corrections but marked as the model's unedited output, beside stats of the
     model's masks."""
     _fake_masks(monkeypatch)
-    write_ct_series(small_ct(seed=4), tmp_path / "P1" / "ct", patient_id="P1")
-    out = tmp_path / "out"
-    base = ["segment", str(tmp_path / "P1"), "-o", str(out), "--models", str(models),
-            "--device", "cpu", "--no-refine"]  # fmt: skip
+    out, base = _one_dicom_patient(tmp_path, models)
     assert main(base) == 0
     labels = out / "P1_labels.nii.gz"
     stats = json.loads((out / "P1_stats.json").read_text())
@@ -762,10 +768,7 @@ def test_stats_edited_since_the_run_are_never_shown_as_the_models_nor_replaced(
     """A stats file whose figures were edited by hand was printed as the model's by a rerun
     with the same settings, and replaced without a word by one with other settings."""
     _fake_masks(monkeypatch)
-    write_ct_series(small_ct(seed=4), tmp_path / "P1" / "ct", patient_id="P1")
-    out = tmp_path / "out"
-    base = ["segment", str(tmp_path / "P1"), "-o", str(out), "--models", str(models),
-            "--device", "cpu", "--no-refine"]  # fmt: skip
+    out, base = _one_dicom_patient(tmp_path, models)
     assert main(base) == 0
     path = out / "P1_stats.json"
     assert main(base) == 0  # untouched: complete, skipped
@@ -791,10 +794,7 @@ def test_a_run_killed_while_putting_its_files_in_place_is_finished_by_the_next(
     from napari_livertumor.fileio import temp_prefix
 
     _fake_masks(monkeypatch)
-    write_ct_series(small_ct(seed=4), tmp_path / "P1" / "ct", patient_id="P1")
-    out = tmp_path / "out"
-    base = ["segment", str(tmp_path / "P1"), "-o", str(out), "--models", str(models),
-            "--device", "cpu", "--no-refine"]  # fmt: skip
+    out, base = _one_dicom_patient(tmp_path, models)
     assert main(base) == 0
     stats = out / "P1_stats.json"
     # the state a kill -9 leaves between the labels' rename and the stats': the stats written
@@ -869,10 +869,7 @@ def test_an_output_that_could_not_be_added_is_said_not_claimed(
         )
 
     monkeypatch.setattr(pipeline.Segmenter, "segment", nothing)
-    write_ct_series(small_ct(seed=4), tmp_path / "P1" / "ct", patient_id="P1")
-    out = tmp_path / "out"
-    base = ["segment", str(tmp_path / "P1"), "-o", str(out), "--models", str(models),
-            "--device", "cpu", "--no-refine"]  # fmt: skip
+    out, base = _one_dicom_patient(tmp_path, models)
     assert main(base) == 0
     caplog.clear()
     with caplog.at_level("INFO"):
