@@ -123,8 +123,10 @@ def test_apply_to_slice_changes_tumor_only_inside_the_liver_and_undo_restores(re
 def test_apply_all_in_3d_then_undo_and_reset(refine_setup, qtbot):
     viewer, widget, seg, truth, liver = refine_setup
     model_output = seg.data.copy()
+    assert not widget.reset_button.isEnabled()  # nothing refined yet: nothing to reset
     widget.apply_all_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert widget.reset_button.isEnabled()
     after_all = seg.data.copy()
     assert (after_all != model_output).any()
     assert _dice(after_all == 2, truth) > _dice(model_output == 2, truth)
@@ -153,6 +155,34 @@ def test_at_least_ten_undo_steps_restore_exactly(refine_setup, qtbot):
     for expected in reversed(history[:-1]):
         widget.undo()
         np.testing.assert_array_equal(seg.data, expected)
+
+
+def test_a_tumor_only_layer_with_the_same_layers_liver_is_refused_not_given_a_liver(
+    refine_setup, qtbot
+):
+    """With no liver (1) in the layer, "Liver from: same layer" confined the contour to the
+    tumor itself, and Apply wrote the voxels it took away as liver into a tumor-only mask."""
+    from napari_livertumor._widgets.refine import NO_LIVER
+
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.apply_all_button.click()  # the segmentation's Apply: its status and notes
+    _wait(qtbot, widget)
+    assert widget.status.text().startswith(("Applied to all", "Refining all"))
+    only = viewer.add_labels(
+        np.where(seg.data == 2, 2, 0).astype(np.uint8), name="tumor only", scale=seg.scale
+    )
+    widget.mask_combo.setCurrentText("tumor only")
+    assert widget.status.text() == ""  # the other layer's Apply is not told of this one
+    assert not widget.reset_button.isEnabled()
+    before = only.data.copy()
+    widget.apply_all_button.click()
+    _wait(qtbot, widget)
+    assert "holds no liver (value 1)" in widget.status.text()
+    np.testing.assert_array_equal(only.data, before)
+    widget.liver_combo.setCurrentText(NO_LIVER)  # what the message says to do
+    widget.apply_all_button.click()
+    _wait(qtbot, widget)
+    assert set(np.unique(only.data)) <= {0, 2}  # never a liver voxel in it
 
 
 def test_mismatched_layers_give_a_message_and_apply_nothing(refine_setup, qtbot):
@@ -1270,7 +1300,8 @@ def test_an_apply_that_ends_during_a_brush_stroke_waits_for_its_end(refine_setup
             lambda: "Waiting for the brush stroke" in widget.status.text(), timeout=30_000
         )
         assert widget.undo_steps() == []
-        widget.reset_button.click()
+        assert not widget.reset_button.isEnabled()  # nothing applied yet: nothing to reset
+        widget.reset_to_model_output()  # (a script's call)
         assert "Finish the brush stroke" in widget.status.text()
     qtbot.waitUntil(lambda: len(widget.undo_steps()) == 1, timeout=5_000)
     refined = seg.data.copy()

@@ -167,7 +167,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.tumor_value = mw.SpinBox(
             value=2,
             min=1,
-            max=255,
+            max=65535,  # a 16-bit labels layer's own values too
             tooltip="The label value of tumor in the labels layer (2 as the models write it)",
         )
 
@@ -516,6 +516,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
             return
         self._lesions_of = layer
         self._forget_apply_notes()
+        # the status and notes told of the layer before (an Apply's counts, its lesions)
+        set_status(self.status, "")
+        self._show_notes([])
+        self._update_reset_button()
         self.lesion_combo.clear()
         self.lesion_combo.addItem(UNDER_CURSOR, None)
         self.lesion_combo.setCurrentIndex(0)
@@ -604,6 +608,17 @@ class RefineWidget(JobWidgetMixin, QWidget):
                     "(2 in this plugin's segmentations), or for a tumor-only mask choose "
                     f"Liver from '{NO_LIVER}' or a liver layer."
                 )
+            if tumor.any() and not (data == 1).any():
+                # checked on the whole layer when this slice has none (its liver may start
+                # further on); without a liver the contour could only shrink the tumor, and
+                # what it took away would be written as liver into a layer that had none
+                whole = data if z is None else np.asarray(mask_layer.data)
+                if not (whole == 1).any():
+                    raise ValueError(
+                        f"'{mask_layer.name}' holds no liver (value 1), and the contour is kept "
+                        f"inside the liver: for a tumor-only mask choose Liver from "
+                        f"'{NO_LIVER}' or a liver layer."
+                    )
             liver = (data == 1) | tumor
         else:
             liver_layer = self._layer(liver_choice)
@@ -1394,6 +1409,19 @@ class RefineWidget(JobWidgetMixin, QWidget):
         n = len(self.undo_steps())
         self.undo_button.setEnabled(n > 0)
         self.undo_button.setText(f"Undo ({n})" if n else "Undo")
+        self._update_reset_button()
+
+    def _update_reset_button(self) -> None:
+        """Reset is offered once the chosen layer has labels from before an Apply to go
+        back to (it only said "nothing to reset" before)."""
+        layer = self._layer(self.mask_combo.currentText())
+        original = None if layer is None else layer.metadata.get(MODEL_OUTPUT)
+        try:
+            self.reset_button.setEnabled(
+                original is not None and original.shape == layer.data.shape
+            )
+        except RuntimeError:  # the widget is being deleted
+            pass
 
 
 #: the settings' names in the core's notes (those of --refine-config's JSON) as the panel
