@@ -210,6 +210,18 @@ def test_folder_with_several_series_reads_the_largest_ct_unless_asked(tmp_path):
     chosen = read_dicom_series(tmp_path, series_uid=found[1].uid)
     np.testing.assert_array_equal(chosen.array, small.array)
 
+    # one file given: its series is read, and said so (it read "the one its DICOM SEG
+    # references" with no SEG anywhere)
+    both = tmp_path / "both"
+    names = [f"a{i}.dcm" for i in range(5)]
+    write_ct_series(small, both, series_description="PRE", series_number=2, file_names=names)
+    write_ct_series(large, both, series_description="PORTAL VENOUS", series_number=3)
+    one = both / names[2]
+    by_file = read_dicom_series(one)
+    np.testing.assert_array_equal(by_file.array, small.array)
+    (note,) = [w for w in by_file.meta["warnings"] if "other series" in w]
+    assert f"(5 slices: the one holding {one.name})" in note and "SEG" not in note
+
     with pytest.raises(InputError, match="no series with UID 1.2.3"):
         read_dicom_series(tmp_path, series_uid="1.2.3")
 
@@ -796,6 +808,8 @@ def test_slice_cut_inside_its_header_is_skipped_and_reported(tmp_path):
     warnings = " ".join(volume.meta["warnings"])
     assert "1 unreadable DICOM file(s) skipped" in warnings and "1-003.dcm" in warnings
     assert "1 missing slice" in warnings
+    with pytest.raises(InputError, match="not a readable DICOM file: incomplete DICOM header"):
+        load_ct(paths[2])  # the file itself given: why it cannot be read
 
 
 def test_a_slice_cut_inside_its_series_uid_is_named_not_only_its_gap(tmp_path):

@@ -225,8 +225,12 @@ def read_dicom_series(
     headers, skipped = _scan(path if path.is_dir() else root, reporter)
     if path.is_file():
         own = next((h for h in headers if h.path == path), None)
-        if own is None:
-            raise InputError(path, "not a readable DICOM file")
+        if own is None:  # with the reason a folder's scan gives (a header cut short...)
+            problem = next((why for f, why in skipped if f == path), None)
+            raise InputError(
+                path,
+                f"not a readable DICOM file: {problem}" if problem else "not a readable DICOM file",
+            )
         if own.modality == "SEG" and series_uid is None:
             ct = [
                 g.uid
@@ -365,7 +369,9 @@ def read_dicom_series(
                 )
     if others:
         refs = frozenset(prefer_sop_instance_uids or ()) or frozenset(seg_refs)
-        if series_uid is not None and refs & info.sop_instance_uids:
+        if file_given:  # the file given named its series (no SEG was looked at)
+            why = f"the one holding {path.name}"
+        elif series_uid is not None and refs & info.sop_instance_uids:
             why = "the one its DICOM SEG references"
         elif series_uid is not None:
             why = "as asked"
