@@ -1,6 +1,6 @@
 """Choose the tumor model's lesion filter (and re-check its logit shift) on development phantoms.
 
-    python scripts/calibrate_lesions.py --models resources/models --cases 48 [--write]
+    python scripts/calibrate_lesions.py --models runs/mine --cases 48 [--write]
 
 Runs both networks once per development phantom (seeds from 9 000 000, the range of
 ``scripts/calibrate_shift.py``, checked against the training cohort and the benchmarks' seeds)
@@ -29,8 +29,18 @@ from calibrate_shift import (  # noqa: E402
     add_dev_arguments,
     dev_seeds,
     load_pair,
+    models_root,
     seed_check_note,
 )
+
+
+def _rounded(value: float) -> float | None:
+    """A mean Dice for the JSON written: None where it is undefined (no tumor in any case)."""
+    return None if math.isnan(value) else round(value, 4)
+
+
+def _shown(value: float | None) -> str:
+    return "   n/a" if value is None else f"{value:.4f}"
 
 
 def main(argv=None) -> int:
@@ -52,8 +62,8 @@ def main(argv=None) -> int:
     ap.add_argument("--write", action="store_true", help="write the choice into the tumor model")
     args = ap.parse_args(argv)
 
+    root = models_root(ap, args)
     seeds = dev_seeds(args.seed_base, args.cases, args.manifest)
-    root = Path(args.models)
     models = load_pair(root, "calibrate_lesions")
     seg = Segmenter(InferenceConfig(device="cpu"), models=models)
     cache = Path(args.cache)
@@ -118,9 +128,10 @@ def main(argv=None) -> int:
         found = sum(c[j][2] for c in comps)
         true = sum(c[j][3] for c in comps)
         return {
-            "mean_dice": round(res["mean"][j], 4),
-            "mean_dice_even_seeds": round(mean_of(per_case[0::2], j), 4),
-            "mean_dice_odd_seeds": round(mean_of(per_case[1::2], j), 4),
+            "mean_dice": _rounded(res["mean"][j]),
+            # None where no seed of the half has a defined Dice (NaN is no JSON)
+            "mean_dice_even_seeds": _rounded(mean_of(per_case[0::2], j)),
+            "mean_dice_odd_seeds": _rounded(mean_of(per_case[1::2], j)),
             "lesions_found": f"{found}/{true}",
             "false_lesions_per_case": round(false, 2),
         }
@@ -133,8 +144,8 @@ def main(argv=None) -> int:
         c, s = combos[j], summary(j)
         tag = "   <- current" if j == j_cur else ("   <- chosen" if j == j_best else "")
         print(
-            f"{c[0]:+5.1f} {c[1]:5.1f} {c[2]:7.2f} {s['mean_dice']:.4f} "
-            f"{s['mean_dice_even_seeds']:.4f} {s['mean_dice_odd_seeds']:.4f} "
+            f"{c[0]:+5.1f} {c[1]:5.1f} {c[2]:7.2f} {_shown(s['mean_dice'])} "
+            f"{_shown(s['mean_dice_even_seeds'])} {_shown(s['mean_dice_odd_seeds'])} "
             f"{s['lesions_found']:>7} {s['false_lesions_per_case']:6.2f}{tag}"
         )
     best = combos[j_best]

@@ -1,6 +1,6 @@
 """Pick each model's logit shift with the whole pipeline on development phantoms.
 
-    python scripts/calibrate_shift.py --models resources/models --cases 10 [--write]
+    python scripts/calibrate_shift.py --models runs/mine --cases 10 [--write]
 
 Development phantoms are ``full`` phantoms from their own seed range (default 9 000 000 on),
 disjoint from the training cohort (checked against its ``synth_manifest.json``; a warning, and a
@@ -68,8 +68,8 @@ def main(argv=None) -> int:
     if args.set is not None and (len(args.stages) != 1 or not args.why):
         ap.error("--set needs one --stages and a --why")
 
+    root = models_root(ap, args)
     seeds = dev_seeds(args.seed_base, args.cases, args.manifest)
-    root = Path(args.models)
     models = load_pair(root, "calibrate_shift")
     if "liver" in args.stages and not (root / "liver").exists():  # the shipped one, borrowed
         args.stages = [s for s in args.stages if s != "liver"]
@@ -133,11 +133,32 @@ def main(argv=None) -> int:
 
 def add_dev_arguments(ap, *, cases: int, manifests: list[str]) -> None:
     """The options every development-phantom script shares: models, seeds, manifests, cache."""
-    ap.add_argument("--models", default="resources/models", help="folder with liver/ and tumor/")
+    ap.add_argument(
+        "--models",
+        default=None,
+        help="folder with liver/ and tumor/ (default: the shipped models, resources/models; "
+        "--write into them needs the folder named)",
+    )
     ap.add_argument("--cases", type=int, default=cases)
     ap.add_argument("--seed-base", type=int, default=9_000_000)
     ap.add_argument("--manifest", nargs="+", default=manifests)
     ap.add_argument("--cache", default="data/dev_phantoms")
+
+
+def models_root(ap, args) -> Path:
+    """The models folder scored (and written with ``--write``). The shipped models are the
+    default for scoring only: a write needs its folder named, so that a calibration on a
+    handful of phantoms never replaces the shipped thresholds by accident."""
+    if args.models is not None:
+        return Path(args.models)
+    if getattr(args, "write", False):
+        ap.error(
+            "--write changes the models' metadata.json: name the folder with --models (without "
+            "it the shipped models in resources/models are scored, and would be rewritten)"
+        )
+    from napari_livertumor.models.checkpoint import default_model_dir
+
+    return default_model_dir("liver").parent
 
 
 def dev_seeds(seed_base: int, cases: int, manifests) -> list[int]:

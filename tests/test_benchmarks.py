@@ -316,6 +316,26 @@ def test_calibrate_shift_can_set_a_shift_by_hand_and_keeps_why(dev_setup):
     cal = meta["metrics"]["pipeline_calibration"]
     assert cal["chosen_by"] == "a reason" and cal["grid"] == [-1.0, 0.0] and cal["n_cases"] == 1
     assert "foreign_phantoms" not in cal  # none were scored
+    # --write without --models named: refused before anything is scored (the default is the
+    # shipped models, and one phantom's calibration replaced their thresholds)
+    no_models = [str(a) for a in args[2:6]]  # cases, cache (options both scripts take)
+    for script in ("scripts/calibrate_shift.py", "scripts/calibrate_lesions.py"):
+        proc = _run_script(script, *no_models, "--write")
+        assert proc.returncode == 2 and "name the folder with --models" in proc.stderr, script
+
+
+def test_a_lesion_filter_whose_half_of_seeds_has_no_dice_is_written_as_valid_json(tmp_path):
+    """An undefined mean (no tumor in the odd seeds' phantoms) was written as a bare NaN."""
+    from napari_livertumor.models import make_untrained_model
+    from napari_livertumor.training.calibrate import write_lesion_filter
+
+    make_untrained_model(tmp_path / "tumor", "tumor")
+    record = {"chosen": {"mean_dice": 0.5, "mean_dice_odd_seeds": float("nan")}}
+    write_lesion_filter(tmp_path / "tumor", (0.0, 2.0, 0.1), record)
+    text = (tmp_path / "tumor" / "metadata.json").read_text()
+    assert "NaN" not in text
+    meta = json.loads(text)
+    assert meta["metrics"]["lesion_calibration"]["chosen"]["mean_dice_odd_seeds"] is None
 
 
 def test_a_model_card_says_why_its_shift_was_set_by_hand(tmp_path):

@@ -150,6 +150,18 @@ def best_shift(scores: dict[str, Any], current: float | None = None) -> float:
     return float(best[1])
 
 
+def _without_nan(value):
+    """``value`` with every NaN float (an undefined mean Dice) as None: a bare NaN is no JSON
+    (Python reads it; jq, JavaScript and strict parsers refuse the whole file)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _without_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_nan(v) for v in value]
+    return value
+
+
 def write_shift(
     folder: str | Path,
     shift: float,
@@ -183,7 +195,7 @@ def write_shift(
         **(extra or {}),
     }
     raw["metrics"] = metrics
-    text = json.dumps(raw, indent=2, sort_keys=True)
+    text = json.dumps(_without_nan(raw), indent=2, sort_keys=True, allow_nan=False)
     atomic_write_bytes(folder / METADATA_FILE, text.encode())
     read_metadata(folder)  # what was written must load
     return folder / METADATA_FILE
@@ -359,7 +371,7 @@ def write_lesion_filter(
         "previous": {"logit_bias": old_bias, "lesion_filter": meta.lesion_filter},
     }
     raw["metrics"] = metrics
-    text = json.dumps(raw, indent=2, sort_keys=True)
+    text = json.dumps(_without_nan(raw), indent=2, sort_keys=True, allow_nan=False)
     atomic_write_bytes(folder / METADATA_FILE, text.encode())
     read_metadata(folder)  # what was written must load
     return folder / METADATA_FILE
