@@ -399,6 +399,57 @@ def test_resume_refuses_another_recipe_but_takes_a_new_learning_rate(toy_data, t
         run_all(reseeded)
     reports = run_all(tiny_config(toy_data, tmp_path / "run", resume=True, lr=1e-4))
     assert reports[-1]["event"] == "done"
+    # its record unreadable: the recipe is not known, so a resume is refused (it went on with
+    # another HU window and spacing without a word)
+    meta = tmp_path / "run" / "liver" / "last" / "metadata.json"
+    meta.write_text("garbage")
+    with pytest.raises(InputError, match="missing or unreadable, so the recipe"):
+        run_all(tiny_config(toy_data, tmp_path / "run", resume=True, hu_window=(-500.0, 500.0)))
+
+
+def test_a_resume_whose_best_model_is_broken_saves_the_next_validations_in_its_place(
+    toy_data, tmp_path, caplog
+):
+    """A best model cut short survived a resumed run that never beat its score ("done"), and
+    segment then failed on it."""
+    from napari_livertumor.models import load_model
+
+    n = 0
+
+    def cancel_after_epoch():  # the first epoch's validation has saved a best model
+        return n >= 4
+
+    for r in train(tiny_config(toy_data, tmp_path, epochs=3), should_cancel=cancel_after_epoch):
+        n += r["event"] == "step"
+    best = tmp_path / "liver" / "model.safetensors"
+    assert best.is_file()
+    best.write_bytes(best.read_bytes()[:1000])
+    with caplog.at_level("WARNING"):
+        reports = run_all(tiny_config(toy_data, tmp_path, epochs=3, resume=True))
+    assert "the best model in" in caplog.text and "cannot be loaded" in caplog.text
+    assert reports[-1]["event"] == "done"
+    load_model(tmp_path / "liver", stage="liver")  # a model again
+
+
+def test_a_run_the_time_budget_stops_says_so(toy_data, tmp_path, caplog, monkeypatch):
+    """It ended with a plain 'done' and nothing said the clock had stopped it."""
+    from napari_livertumor.training import loop
+
+    steps = []
+    real = loop._Run._should_stop
+
+    def after_two_steps(self, should_cancel, t_start):
+        return "time" if len(steps) >= 2 else real(self, should_cancel, t_start)
+
+    monkeypatch.setattr(loop._Run, "_should_stop", after_two_steps)
+    with caplog.at_level("WARNING"):
+        for r in train(tiny_config(toy_data, tmp_path, epochs=3, max_minutes=30)):
+            steps += [r] if r["event"] == "step" else []
+            last = r
+    notes = [r for r in [last] if r["event"] == "done"]
+    assert notes and notes[0]["step"] == 2 and notes[0]["planned_steps"] > 2
+    assert "the time budget (30 min, the whole run's) stopped the run at step 2 of" in caplog.text
+    assert "--resume with a larger --max-minutes" in caplog.text
 
 
 def test_a_replacing_run_that_fails_leaves_the_models_split_as_it_was(

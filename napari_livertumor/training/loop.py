@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..commands._signals import HeldStops
-from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
+from ..errors import Cancelled, InputError, LiverTumorError, ModelError, SettingsError
 from ..fileio import check_writable_folder
 from ..models import ModelMetadata, build_training_network, save_model
 from ..progress import Reporter
@@ -250,6 +250,15 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
                 "--resume continues it, --force replaces it, or choose another output folder",
             )
     if cfg.resume and has_state and not cfg.overwrite:
+        if saved_training_config(stage_dir) is None:
+            # an unreadable record let a resume go on with another HU window or spacing
+            # without a word
+            raise InputError(
+                stage_dir / "last" / "metadata.json",
+                "is missing or unreadable, so the recipe this run was trained with is not "
+                "known and a resume could go on with other settings: put the file back, or "
+                "--force to start a new run",
+            )
         saved = saved_recipe(stage_dir)
         differ = recipe_differences(cfg, saved) if saved else []
         if differ:
@@ -798,6 +807,7 @@ class _Run:
                    "raise the time budget (--max-minutes) to train on"}  # fmt: skip
         step = state["step"]
         cancelled = False
+        planned_steps, first_step = total_steps, step
         epoch_losses: list[float] = []
         plan_of, loader = PlanSampler(), None
         try:
@@ -918,12 +928,21 @@ class _Run:
             return
         if self.is_main and state["best"] < 0:  # never validated (no val patients): best = last
             self._save_best({"note": "no validation patients; final weights"})
+        if first_step < step < planned_steps:  # the time budget ended it ("done" said no more)
+            note = (
+                f"the time budget ({cfg.max_minutes:g} min, the whole run's) stopped the run at "
+                f"step {step} of {planned_steps}; its state is in {self._last_dir()}: --resume "
+                "with a larger --max-minutes trains on"
+            )
+            log.warning("%s", note, extra=IN_REPORT)
+            yield {"event": "note", "text": note}
         yield {
             "event": "done",
             "stage": cfg.stage,
             "step": step,
             "best_val_dice": state["best"] if state["best"] >= 0 and not self.unmeasured else None,
             "model": str(self.stage_dir),
+            "planned_steps": planned_steps,
             "minutes": state["elapsed_s"] / 60,
             "weights_digest": weights_digest(net),
         }
@@ -1261,14 +1280,36 @@ class _Run:
             raise LiverTumorError(f"cannot resume from {path}: {exc}") from exc
         log.info("resuming %s training from step %d", self.config.stage, saved["step"])
         self.init_info = saved.get("init_from")
+        best = float(saved["best"])
+        if best >= 0 and self.is_main:
+            best = self._best_still_there(best)
         return {
             "step": int(saved["step"]),
-            "best": float(saved["best"]),
+            "best": best,
             "history": list(saved["history"]),
             "elapsed_s": float(saved["elapsed_s"]),
             "val_pending": bool(saved.get("val_pending", False)),
             "epoch_losses_before": [float(x) for x in saved.get("epoch_losses", [])],
         }
+
+    def _best_still_there(self, best: float) -> float:
+        """``best``, or -1 when the best model it scored is gone or cannot be loaded (a file
+        cut short, edited): the next validation then saves its model in its place (a resumed
+        run that never beat the old score kept the broken file and said "done")."""
+        from ..models import load_model
+
+        try:
+            load_model(self.stage_dir, stage=self.config.stage)
+        except ModelError as exc:
+            log.warning(
+                "resume: the best model in %s cannot be loaded (%s); the next validation's "
+                "model is saved in its place",
+                self.stage_dir,
+                exc,
+                extra=IN_REPORT,
+            )
+            return -1.0
+        return best
 
     def _data_summary(self, data) -> dict[str, Any]:
         cfg = self.config
