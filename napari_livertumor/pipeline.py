@@ -69,8 +69,9 @@ def _refuse_one_model_folder(root: Path) -> None:
     if (root / "metadata.json").is_file():
         raise ModelError(
             root,
-            "is one model folder, not a models folder holding liver/ and tumor/: put it "
-            "there as liver/ or tumor/ beside a model of the other stage",
+            "is one model folder, not a models folder holding liver/ and tumor/: give the "
+            "folder above it (it must be named liver/ or tumor/; a tumor/ alone is used with "
+            "the shipped liver model)",
         )
 
 
@@ -194,7 +195,9 @@ class InferenceConfig:
 
             liver = default_model_dir("liver")
             log.warning(
-                "%s has no liver/ model: the shipped liver model is used with its tumor/", root
+                "%s has no liver/ model: the shipped liver model is used%s",
+                root,
+                "" if kwargs.get("stages") == "liver" else " with its tumor/",
             )
         return cls(liver_model=liver, tumor_model=root / "tumor", **kwargs)
 

@@ -645,3 +645,26 @@ def test_an_ensemble_carries_its_members_shared_test_split(tmp_path, caplog):
     (b / "split.json").unlink()
     make_ensemble(tmp_path / "ens3", [a, b])
     assert not (tmp_path / "ens3" / "split.json").exists()
+
+
+def test_members_trained_with_other_settings_are_warned_of(tmp_path, caplog):
+    """Members of another learning rate were combined without a word (the ensemble records the
+    first's recipe); folds' own settings (fold, seed, where they ran) are no warning."""
+    import json
+
+    from napari_livertumor.models.ensemble import make_ensemble
+
+    folders = []
+    for i, lr in enumerate((1e-3, 2e-3, 1e-3)):
+        folder = make_untrained_model(tmp_path / f"m{i}", "tumor", seed=i)
+        meta = json.loads((folder / "metadata.json").read_text())
+        meta["training"] = {"config": {"lr": lr, "fold": i, "seed": i, "out": f"runs/f{i}"}}
+        (folder / "metadata.json").write_text(json.dumps(meta))
+        folders.append(folder)
+    with caplog.at_level("WARNING"):
+        make_ensemble(tmp_path / "ab", folders[:2])
+    assert "the members were trained with other settings (lr)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        make_ensemble(tmp_path / "ac", [folders[0], folders[2]])
+    assert "other settings" not in caplog.text

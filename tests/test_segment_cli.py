@@ -241,6 +241,7 @@ def test_outputs_are_reused_only_for_the_same_input_and_settings_never_overwritt
     recorded = json.loads(stats.read_text())["run_settings"]
     assert recorded["input"] == str((tmp_path / "a.nii.gz").resolve())
     assert recorded["stages"] == "both" and recorded["refine"] is False
+    assert json.loads(stats.read_text())["model_members"] == {"liver": 1, "tumor": 1}
 
     assert main(["segment", str(tmp_path / "a.nii.gz"), *base]) == 0  # same: skipped
     capsys.readouterr()
@@ -1003,3 +1004,38 @@ def test_an_empty_argument_is_refused_not_read_as_the_current_folder(
     assert stop.value.code == 2
     assert named in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_shipped_models_named_or_not_are_one_setting_and_a_tumor_folder_is_named(
+    tmp_path, models
+):
+    """`--models default` (or the shipped folder's path) was recorded as another setting than
+    no --models: every case was segmented again. A summary of a run with a tumor/ alone (an
+    ensemble's folder) named the shipped folder, not the one given."""
+    import shutil
+
+    from napari_livertumor.commands.segment import Case, _settings_text, run_settings
+    from napari_livertumor.models import default_model_dir
+    from napari_livertumor.pipeline import InferenceConfig
+    from napari_livertumor.refine import RefineConfig
+
+    write_nifti(small_ct(), tmp_path / "a.nii.gz")
+    case = Case("a", tmp_path / "a.nii.gz")
+    plain = run_settings(case, InferenceConfig(device="cpu"))
+    shipped = default_model_dir("liver").parent
+    named = run_settings(case, InferenceConfig.from_models_dir(shipped, device="cpu"))
+    assert named == plain and plain["liver_model"] is None and plain["tumor_model"] is None
+    assert "models=shipped" in _settings_text(plain)
+
+    alone = tmp_path / "ens"
+    shutil.copytree(models / "tumor", alone / "tumor")
+    settings = run_settings(case, InferenceConfig.from_models_dir(alone, device="cpu"))
+    assert f"models={alone.resolve()} (liver: shipped)" in _settings_text(settings)
+    both = run_settings(case, InferenceConfig.from_models_dir(models, device="cpu"))
+    assert f"models={models.resolve()}" in _settings_text(both)
+
+    # the contour's values as they ran (clamped), not the file's
+    odd = RefineConfig(iterations=500, smoothing=2)
+    cfg = InferenceConfig(device="cpu", refine_config=odd)
+    recorded = run_settings(case, cfg)["refine_config"]
+    assert recorded["iterations"] == odd.validated()[0].iterations != 500

@@ -193,7 +193,7 @@ def add_arguments(parser) -> None:
         choices=["none", "inplane", "all"],
         help="test-time mirroring of the tumor stage: one pass (none, the default), or the "
         "mean of each window and its left-right / front-back mirrors (inplane: 4 passes, the "
-        "tumor stage about 4x slower on a CPU), also head-feet (all: 8)",
+        "tumor stage about 3.3x slower on a CPU), also head-feet (all: 8)",
     )
     parser.add_argument(
         "--allow-non-ct", action="store_true", help="segment series whose modality is not CT"
@@ -230,6 +230,10 @@ def run(args) -> int:
     if outdir.exists() and not outdir.is_dir():  # said before any input is looked at
         raise InputError(outdir, "is a file: -o takes the folder to write the outputs in")
     refine_cfg = None
+    if args.refine_config and args.no_refine:  # not read: said, not silently dropped
+        log.warning(
+            "--no-refine: --refine-config %s is not used (not even read)", args.refine_config
+        )
     if args.refine_config and not args.no_refine:
         from ..refine import RefineConfig
 
@@ -964,8 +968,13 @@ def run_settings(case: Case, config, series_uid=None, acquisition=None) -> dict:
             value = None  # no tumor stage: these change nothing
         elif name.endswith("_model") and value is not None:
             value = str(Path(value).resolve())
+            if value == str(default_model_dir(name[: -len("_model")]).resolve()):
+                value = None  # the shipped model (--models default): as a plain run records it
         elif dataclasses.is_dataclass(value):
-            value = dataclasses.asdict(value)
+            # the values the contour runs with (clamped, swapped), not the file's: a rerun
+            # with the values that ran was redone as "other settings"
+            validated = getattr(value, "validated", None)
+            value = dataclasses.asdict(validated()[0] if validated else value)
         settings[name] = value
     from ..io.nifti import is_nifti_path
 
@@ -1087,7 +1096,7 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
         changed = [k for k in changed if k not in (*_TUMOR_ONLY_SETTINGS, "model_stamps")]
     words = {  # as the user set them: the command's options
         "input_stamp": "the input's files changed",
-        "model_stamps": "the model weights changed",
+        "model_stamps": "a model changed (its weights or metadata.json)",
         "liver_model": "--models (liver)",
         "tumor_model": "--models (tumor)",
         "stages": "--stages",
@@ -1731,6 +1740,11 @@ def _case_stats(case, volume, result, segmenter, settings, *, timings) -> dict:
             "liver": str(Path(segmenter.liver.path).resolve()),
             "tumor": str(Path(segmenter.tumor.path).resolve()) if segmenter.tumor else None,
         },
+        # an ensemble's networks (1: a single model), which its path does not tell
+        "model_members": {
+            "liver": int(segmenter.liver.metadata.members),
+            "tumor": int(segmenter.tumor.metadata.members) if segmenter.tumor else None,
+        },
         "refine": bool(cfg.refine) and cfg.stages != "liver",  # no tumor: nothing refined
         "run_settings": settings,
         "version": __version__,
@@ -1877,8 +1891,17 @@ def _settings_text(settings: dict) -> str:
         if settings.get("refine"):  # custom: a --refine-config of its own
             refine = "custom" if settings.get("refine_config") is not None else "on"
         parts += [f"refine={refine}", f"tta={settings.get('tta') or 'none'}"]
-    liver = settings.get("liver_model")
-    parts.append(f"models={Path(liver).parent}" if liver else "models=shipped")
+    liver, tumor = settings.get("liver_model"), settings.get("tumor_model")
+    if settings.get("stages") == "liver":
+        tumor = None
+    folders = list(dict.fromkeys(str(Path(m).parent) for m in (liver, tumor) if m))
+    if not folders:
+        parts.append("models=shipped")
+    elif len(folders) == 1:  # a tumor/ alone (an ensemble's folder): the liver is the shipped
+        shipped = liver is None and settings.get("stages") != "liver"
+        parts.append(f"models={folders[0]}" + (" (liver: shipped)" if shipped else ""))
+    else:
+        parts.append(f"models=liver {folders[0]}, tumor {folders[1]}")
     # the other settings that change the masks, when not the defaults (two rows of one summary
     # with other lesion filters read the same)
     default = json.loads(

@@ -137,6 +137,19 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
             "masks as fewer members, at more time per case",
             twins,
         )
+    recipes = [dict((m.training or {}).get("config") or {}) for m in metas]
+    differ = sorted(
+        k
+        for k in set().union(*recipes) - _PER_RUN_KEYS
+        if any(r.get(k) != recipes[0].get(k) for r in recipes[1:])
+    )
+    if differ and all(recipes):  # one training recipe is what the docs (and folds) mean
+        log.warning(
+            "the members were trained with other settings (%s): the ensemble records the "
+            "first's recipe (%s)",
+            ", ".join(differ[:8]) + (" …" if len(differ) > 8 else ""),
+            members[0],
+        )
     base = metas[0]
     meta = ModelMetadata.from_dict(
         {
@@ -241,6 +254,14 @@ def _carry_split(folder: Path, members: list[Path]) -> None:
         folder,
         " and names those a member trained or validated on" if trained else "",
     )
+
+
+#: training settings that differ between the members of one recipe (folds, seeds, where
+#: each ran): not worth a warning
+_PER_RUN_KEYS = frozenset(
+    "out data cache_dir fold folds seed device resume overwrite split_file num_workers "
+    "init_from max_minutes clinical epochs max_val_cases val_every amp save_half".split()
+)
 
 
 def member_shifts(metas) -> list[tuple[float, ...]]:
