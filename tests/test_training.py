@@ -996,6 +996,12 @@ def test_init_default_and_a_recipe_by_name_work_outside_a_source_checkout(tmp_pa
     args = parser.parse_args(["--data", "d", "--out", "o", "--stage", "both", "--init", "default"])
     configs = train_cmd.build_configs(args)
     assert [c.init_from for c in configs] == [str(default_model_dir(s)) for s in ("liver", "tumor")]
+    # a run's folder (liver/, tumor/) for one stage: that stage's model in it (it said "no
+    # metadata.json here: not a napari-livertumor model folder")
+    shipped = str(default_model_dir("tumor").parent)
+    args = parser.parse_args(["--data", "d", "--out", "o", "--stage", "tumor", "--init", shipped])
+    [config] = train_cmd.build_configs(args)
+    assert config.init_from == str(default_model_dir("tumor"))
     args = parser.parse_args(["--data", "d", "--out", "o", "--config", "configs/hcc_tace_gpu.json"])
     assert train_cmd.build_configs(args)  # the built-in recipe of that name
     # an edited copy given with a wrong folder fails; it is never swapped for the stock recipe
@@ -1340,7 +1346,10 @@ def test_train_check_says_what_the_data_holds_and_trains_nothing(
     assert "its columns: AFP, age" in out
     recipe.write_text(json.dumps({"tumor": {"clinical": str(table), "weak_columns": ["age"]}}))
     assert main(["train", "--data", str(toy_data), "--config", str(recipe), "--check"]) == 0
-    assert "1/1 weak-supervision columns found, 1 with usable values" in capsys.readouterr().out
+    assert (
+        "1/1 weak-supervision columns found, 1 of them with usable values"
+        in capsys.readouterr().out
+    )
     # a fold of a k-fold split is no obstacle to a check (it reads the whole folder)
     assert main(["train", "--data", str(toy_data), "--check", "--folds", "5", "--fold", "2"]) == 0
     capsys.readouterr()
@@ -1555,6 +1564,13 @@ def test_an_output_folder_that_is_a_model_folder_is_refused(toy_data, tmp_path, 
     err = capsys.readouterr().err
     assert "is a model's own folder; the output folder is the one that holds liver/" in err
     assert not (model / "liver").exists() and not (model / ".cache").exists()
+    # the shipped models' folder (a --force would replace them): refused before anything
+    shipped = default_model_dir("liver").parent
+    before = (shipped / "liver" / "metadata.json").stat().st_mtime_ns
+    args = ["train", "--data", str(toy_data), "--out", str(shipped), "--stage", "liver", "--force"]
+    assert main(args) == 1
+    assert "holds the shipped default models" in capsys.readouterr().err
+    assert (shipped / "liver" / "metadata.json").stat().st_mtime_ns == before
 
 
 def test_a_gpu_number_beyond_those_there_is_said_before_the_data_is_read(monkeypatch):

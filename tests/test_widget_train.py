@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,7 @@ def test_check_data_names_left_out_patients_and_a_clinical_table_without_values(
     text = widget.summary.text()
     assert "3 patient(s) with ground-truth labels" in text
     assert "1 patient(s) left out" in text and "no label file" in text
-    assert "0 with usable values" in text and "cannot use weak supervision" in text
+    assert "0 of them with usable values" in text and "cannot use weak supervision" in text
     # its row is the left-out patient's, not a row "of no patient here"
     assert "Rows of patients left out above: HCC_" in text
     assert "no patient here" not in text
@@ -263,6 +264,31 @@ def test_a_model_already_in_the_output_folder_is_resumed_or_kept_never_replaced_
     # a resumed run stopped before its first new step: its last/ can still be resumed
     widget._finished("cancelled", dataclasses.replace(config, overwrite=False, resume=True))
     assert "can still be resumed" in widget.status.text()
+    # Replace stopped after a few steps, before its first validation: the model there is
+    # still the replaced run's, said, and not offered to Segment as this run's
+    widget.model_folder = None
+    widget.reports = [
+        {"event": "step", "stage": "liver", "step": 1},
+        {"event": "cancelled", "stage": "liver", "step": 1, "last": "x"},
+    ]
+    widget._finished("cancelled", config)
+    assert "is still the replaced run's" in widget.status.text()
+    assert widget.model_folder is None
+
+    # another run writing into the folder (a lock held by a live process): said at Start,
+    # before the question about the run there (it started a process that failed 5 s later)
+    from napari_livertumor.training.loop import RunLock
+
+    lock = tmp_path / "models" / "liver" / RunLock.NAME
+    lock.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname()}))
+    asked.clear()
+    monkeypatch.setattr(
+        widget, "ask_existing_run", lambda folder, can_resume: asked.append(can_resume) or "cancel"
+    )
+    widget.start_button.click()
+    assert asked == [] and not widget.busy
+    assert "another training run is writing here" in widget.status.text()
+    lock.unlink()
 
     # a data folder that is not there is said before any question about the output folder
     asked.clear()
@@ -542,7 +568,7 @@ def test_the_log_names_who_was_left_out_and_what_the_clinical_table_gave(train_w
     )
     log = widget.log.toPlainText()
     assert "left out: HCC_103: no DICOM SEG" in log
-    assert "weak labels for 3 training patients; 1 without a clinical row" in log
+    assert "weak labels for 3 training patients; 1 without a usable clinical row" in log
     assert "clinical: column 'AFP' has fewer than 2 numeric values" in log
     widget._on_report({"event": "note", "text": "the run already reached its 2 epochs"})
     assert "already reached" in widget.status.text()

@@ -149,6 +149,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         # the layout that fits the axis titles doubles a draw's cost: it is worked out again
         # only when the canvas is resized, restyled or reset, or after _RELAYOUT_S
         self._last_layout = 0.0
+        self._laid_out_for = (False, False)  # (loss shown, validation shown) at the last layout
         self.canvas.mpl_connect("draw_event", self._layout_done)
         self.canvas.mpl_connect("resize_event", lambda _e: self._relayout())
         (self.loss_line,) = self.loss_ax.plot([], [], lw=1.2, label="loss")
@@ -337,9 +338,12 @@ class TrainWidget(JobWidgetMixin, QWidget):
             )
             return
         try:  # before asking to replace what is there: it may be the start model itself
-            from ..training.loop import check_output_folder
+            from ..training.loop import RunLock, check_output_folder
 
             check_output_folder(config)
+            # another run writing there (another panel, a command line): said now, not after
+            # the question about its model and the start of a process that then failed
+            RunLock.check_free(stage_dir)
         except Exception as exc:
             set_status(self.status, str(exc), error=True)
             return
@@ -542,7 +546,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 self._log(
                     f"  weak labels for {weak.get('n_weak_labels', 0)} training patients"
                     + (
-                        f"; {weak['n_without_clinical']} without a clinical row"
+                        f"; {weak['n_without_clinical']} without a usable clinical row (no "
+                        "row, or no value in the columns used)"
                         if weak.get("n_without_clinical")
                         else ""
                     )
@@ -630,7 +635,14 @@ class TrainWidget(JobWidgetMixin, QWidget):
             self._empty_note.set_text("no training yet")
         self._redraw(force=True)
         stage_dir = Path(config.stage_dir)
-        if (stage_dir / "metadata.json").is_file():
+        # a Replace stopped before it saved a model leaves the earlier run's there: not
+        # offered to Segment as this run's
+        earlier_kept = (
+            config.overwrite
+            and status != "done"
+            and not any(r.get("event") == "epoch" and r.get("saved_best") for r in self.reports)
+        )
+        if (stage_dir / "metadata.json").is_file() and not earlier_kept:
             self.model_folder = stage_dir
             _registry.remember_model_folder(config.out)
         trained = any(r.get("event") == "step" for r in self.reports)
@@ -656,6 +668,11 @@ class TrainWidget(JobWidgetMixin, QWidget):
                     f"Stopped; the last weights are in {stage_dir / 'last'}. Start again with "
                     "the same output folder to resume from there."
                 )
+                if earlier_kept and (stage_dir / "metadata.json").is_file():
+                    text += (
+                        f" The model in {stage_dir} is still the replaced run's (this run "
+                        "saves its own at its first validation)."
+                    )
             elif config.resume:
                 text = (
                     "Stopped before its first new step; nothing was written, and the run in "
@@ -714,9 +731,13 @@ class TrainWidget(JobWidgetMixin, QWidget):
         if not force and now - self._last_draw < _PLOT_EVERY_S:
             return
         self._last_draw = now
-        if now - self._last_layout > _RELAYOUT_S:  # tick labels widen as the values change
-            self._relayout()
         h = self.history
+        # the first loss and the first validation score bring their tick labels: laid out
+        # then (the reset's empty 0-1 ticks left "loss" cut at the edge for 15 s)
+        shown = (bool(h["step"]), bool(h["val_step"]))
+        if now - self._last_layout > _RELAYOUT_S or shown != self._laid_out_for:
+            self._relayout()  # (and as tick labels widen with the values)
+            self._laid_out_for = shown
         self.loss_line.set_data(h["step"], h["loss"])
         self.dice_line.set_data(h["val_step"], h["val_dice"])
         if h["step"]:  # the reset's fixed 0-1 turned autoscaling off: a loss of 1.6 was off it
@@ -755,6 +776,9 @@ class TrainWidget(JobWidgetMixin, QWidget):
             + "\n".join(f"  {line}" for line in lines)
         )
         self.summary.setToolTip(f"Check of {folder}" if folder else "")
+        # what needs the user's eye first (a table that cannot be used, a patient's two
+        # rows): the box shows a few lines, and the counts' long first line pushed them out
+        lines = sorted(lines, key=lambda line: "⚠" not in line[:10])
         shown = lines[:SUMMARY_LINES]
         if len(lines) > SUMMARY_LINES:
             shown.append(f"… {len(lines) - SUMMARY_LINES} more line(s) in the log below")

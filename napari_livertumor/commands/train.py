@@ -113,7 +113,7 @@ def add_arguments(parser) -> None:
         "--init",
         metavar="MODEL_DIR",
         help="fine-tune: start from this model folder's weights ('default': the models that "
-        "ship with the plugin; with --stage both, a folder holding liver/ and tumor/); "
+        "ship with the plugin; a folder holding liver/ and tumor/ gives each stage its own; "
         "without --config, the model's own training recipe is used",
     )
     parser.add_argument(
@@ -171,6 +171,12 @@ def build_configs(args) -> list:
                     "is one model; --stage both starts from a folder holding liver/ and "
                     "tumor/ (or give --stage liver or tumor with this model)",
                 )
+            init = str(Path(init) / s)
+        elif (
+            init
+            and not (Path(init) / "metadata.json").is_file()
+            and (Path(init) / s / "metadata.json").is_file()
+        ):  # a run's folder (liver/, tumor/) given for one stage: that stage's model in it
             init = str(Path(init) / s)
         # fine-tuning without a recipe: the model's own recipe, so its weights fit the network
         stage_recipe = recipe_from_model(init, s) if init and not args.config else recipe

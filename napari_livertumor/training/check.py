@@ -102,7 +102,7 @@ def summarize_data(
     lines.append(
         f"Clinical table {path.name}: {len(matched)}/{len(records)} patients matched, "
         f"{len(cols)}/{len(weak_columns)} weak-supervision columns found, "
-        f"{len(good)} with usable values"
+        f"{len(good)} of them with usable values"
     )
     folds = config.weak_folds if config is not None else 5
     n_fit = sum(1 for c in train_ids if c in rows_of)
@@ -112,7 +112,8 @@ def summarize_data(
         # left to fit on, and training turns the term off
         lines.append(
             f"⚠ {n_fit} training patient(s) of the split have a clinical row: the weak term's "
-            f"out-of-fold fit ({folds} folds) would be made on {max(fit, 0)}, and needs at "
+            f"out-of-fold fit ({max(2, min(int(folds), n_fit))} folds) would be made on "
+            f"{max(fit, 0)}, and needs at "
             f"least {MIN_FIT_ROWS}, so the tumor stage would train without it."
         )
     if records and not matched:  # nothing to compare columns on: why, by what each side holds

@@ -87,6 +87,14 @@ def check_output_folder(cfg: TrainConfig) -> None:
             f"{out} is a model's own folder; the output folder is the one that holds liver/ "
             f"and tumor/ (here, {out.parent})"
         )
+    from ..models.checkpoint import default_model_dir
+
+    shipped = {default_model_dir(st).resolve() for st in ("liver", "tumor")}
+    if Path(cfg.stage_dir).resolve() in shipped:  # a Replace (--force) would lose them
+        raise SettingsError(
+            f"{out} holds the shipped default models (the ones Segment uses when no other is "
+            "chosen); train into another output folder, and choose it in Segment (--models)"
+        )
     if not cfg.init_from:
         return
     init = Path(cfg.init_from).resolve()
@@ -1298,8 +1306,9 @@ class _Run:
         run that never beat the old score kept the broken file and said "done")."""
         from ..models import load_model
 
-        try:
-            load_model(self.stage_dir, stage=self.config.stage)
+        try:  # (building its network draws on the random state just restored: kept apart)
+            with self.torch.random.fork_rng(devices=[]):
+                load_model(self.stage_dir, stage=self.config.stage)
         except ModelError as exc:
             log.warning(
                 "resume: the best model in %s cannot be loaded (%s); the next validation's "
