@@ -726,7 +726,7 @@ def test_a_model_recalibrated_in_place_is_redone_and_one_copied_anew_is_not(
     write_lesion_filter(m / "tumor", [0.0, 5.0, 50.0])  # recalibrated: the masks change
     assert segment([tmp_path / "in"], out, m) == 0
     assert {r["status"] for r in read_rows(out / "summary.csv")} == {"done"}
-    assert "the model weights changed" in caplog.text
+    assert "a model changed (its weights or metadata.json)" in caplog.text
 
 
 def test_ctrl_c_while_a_redone_case_writes_its_labels_leaves_it_to_redo(

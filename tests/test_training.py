@@ -403,7 +403,7 @@ def test_resume_refuses_another_recipe_but_takes_a_new_learning_rate(toy_data, t
     # another HU window and spacing without a word)
     meta = tmp_path / "run" / "liver" / "last" / "metadata.json"
     meta.write_text("garbage")
-    with pytest.raises(InputError, match="missing or unreadable, so the recipe"):
+    with pytest.raises(InputError, match="missing, unreadable or records no training settings"):
         run_all(tiny_config(toy_data, tmp_path / "run", resume=True, hu_window=(-500.0, 500.0)))
 
 
@@ -429,6 +429,15 @@ def test_a_resume_whose_best_model_is_broken_saves_the_next_validations_in_its_p
     assert "the best model in" in caplog.text and "cannot be loaded" in caplog.text
     assert reports[-1]["event"] == "done"
     load_model(tmp_path / "liver", stage="liver")  # a model again
+    # broken again, and no validation left to run (the run has reached its epochs): the final
+    # weights replace it, said as such (it read "no validation patients")
+    best.write_bytes(best.read_bytes()[:1000])
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        run_all(tiny_config(toy_data, tmp_path, epochs=3, resume=True))
+    assert "the final weights replace the best model" in caplog.text
+    meta = load_model(tmp_path / "liver", stage="liver").metadata
+    assert meta.metrics["note"] == "the best model was unreadable on resume; final weights"
 
 
 def test_a_run_the_time_budget_stops_says_so(toy_data, tmp_path, caplog, monkeypatch):
@@ -443,11 +452,14 @@ def test_a_run_the_time_budget_stops_says_so(toy_data, tmp_path, caplog, monkeyp
 
     monkeypatch.setattr(loop._Run, "_should_stop", after_two_steps)
     with caplog.at_level("WARNING"):
+        seen = []
         for r in train(tiny_config(toy_data, tmp_path, epochs=3, max_minutes=30)):
             steps += [r] if r["event"] == "step" else []
+            seen.append(r)
             last = r
-    notes = [r for r in [last] if r["event"] == "done"]
-    assert notes and notes[0]["step"] == 2 and notes[0]["planned_steps"] > 2
+    assert last["event"] == "done" and last["step"] == 2 and last["planned_steps"] > 2
+    notes = [r["text"] for r in seen if r["event"] == "note"]  # (the Train panel shows these)
+    assert any("stopped the run at step 2" in n for n in notes)
     assert "the time budget (30 min, the whole run's) stopped the run at step 2 of" in caplog.text
     assert "--resume with a larger --max-minutes" in caplog.text
 
@@ -1551,7 +1563,9 @@ def test_train_help_gives_the_configurations_own_defaults(capsys):
     assert "epochs per stage (default 10)" in text and "(default 0.002)" in text
 
 
-def test_an_output_folder_that_is_a_model_folder_is_refused(toy_data, tmp_path, capsys):
+def test_an_output_folder_that_is_a_model_folder_is_refused(
+    toy_data, tmp_path, capsys, monkeypatch
+):
     """`train --out models/liver` nested a model in models/liver/liver without a word."""
     import shutil
 
@@ -1565,10 +1579,16 @@ def test_an_output_folder_that_is_a_model_folder_is_refused(toy_data, tmp_path, 
     assert "is a model's own folder; the output folder is the one that holds liver/" in err
     assert not (model / "liver").exists() and not (model / ".cache").exists()
     # the shipped models' folder (a --force would replace them): refused before anything
-    shipped = default_model_dir("liver").parent
+    # (a copy stands for it: a broken guard must not train into the real one)
+    import napari_livertumor.models.checkpoint as checkpoint
+
+    shipped = tmp_path / "shipped"
+    for stage in ("liver", "tumor"):
+        shutil.copytree(default_model_dir(stage), shipped / stage)
+    monkeypatch.setattr(checkpoint, "default_model_dir", lambda stage: shipped / stage)
     before = (shipped / "liver" / "metadata.json").stat().st_mtime_ns
     args = ["train", "--data", str(toy_data), "--out", str(shipped), "--stage", "liver", "--force"]
-    assert main(args) == 1
+    assert main([*args, "--epochs", "1", "--steps-per-epoch", "1"]) == 1
     assert "holds the shipped default models" in capsys.readouterr().err
     assert (shipped / "liver" / "metadata.json").stat().st_mtime_ns == before
 

@@ -52,6 +52,9 @@ _PLOT_EVERY_S = 1.0
 _RELAYOUT_S = 15.0
 
 
+#: Check data lines that tell what follows from the warning just above them
+_CONSEQUENCES = ("The tumor stage will not start", "λ is 0", "Training does not read")
+
 #: lines of the Check data summary shown above the settings (all of them go to the log)
 SUMMARY_LINES = 7
 
@@ -524,7 +527,12 @@ class TrainWidget(JobWidgetMixin, QWidget):
             text = path_text(self.init_folder)
             if not text:
                 raise ValueError("Choose the model folder to start from.")
-            return Path(text)
+            folder, stage = Path(text), self.stage.currentText()
+            if not (folder / "metadata.json").is_file() and (
+                folder / stage / "metadata.json"
+            ).is_file():  # a run's folder (liver/, tumor/): its stage's model, as train --init
+                return folder / stage
+            return folder
         return None
 
     # ------------------------------------------------------------------ reports
@@ -671,7 +679,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 if earlier_kept and (stage_dir / "metadata.json").is_file():
                     text += (
                         f" The model in {stage_dir} is still the replaced run's (this run "
-                        "saves its own at its first validation)."
+                        "saves its own when it validates, or at its end)."
                     )
             elif config.resume:
                 text = (
@@ -778,7 +786,15 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.summary.setToolTip(f"Check of {folder}" if folder else "")
         # what needs the user's eye first (a table that cannot be used, a patient's two
         # rows): the box shows a few lines, and the counts' long first line pushed them out
-        lines = sorted(lines, key=lambda line: "⚠" not in line[:10])
+        # (a warning keeps the line after it that says what follows from it)
+        blocks: list[list[str]] = []
+        for line in lines:
+            if blocks and "⚠" in blocks[-1][0][:10] and line.startswith(_CONSEQUENCES):
+                blocks[-1].append(line)
+            else:
+                blocks.append([line])
+        blocks.sort(key=lambda block: "⚠" not in block[0][:10])
+        lines = [line for block in blocks for line in block]
         shown = lines[:SUMMARY_LINES]
         if len(lines) > SUMMARY_LINES:
             shown.append(f"… {len(lines) - SUMMARY_LINES} more line(s) in the log below")

@@ -263,9 +263,10 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
             # without a word
             raise InputError(
                 stage_dir / "last" / "metadata.json",
-                "is missing or unreadable, so the recipe this run was trained with is not "
-                "known and a resume could go on with other settings: put the file back, or "
-                "--force to start a new run",
+                "is missing, unreadable or records no training settings, so the recipe this "
+                "run was trained with is not known and a resume could go on with other "
+                "settings: put the file back, or start a new run (--force; Replace in the "
+                "Train panel)",
             )
         saved = saved_recipe(stage_dir)
         differ = recipe_differences(cfg, saved) if saved else []
@@ -935,7 +936,15 @@ class _Run:
             }
             return
         if self.is_main and state["best"] < 0:  # never validated (no val patients): best = last
-            self._save_best({"note": "no validation patients; final weights"})
+            if getattr(self, "_best_lost", False):  # validated before; its model was broken
+                log.warning(
+                    "no validation ran after the resume: the final weights replace the best "
+                    "model that could not be loaded",
+                    extra=IN_REPORT,
+                )
+                self._save_best({"note": "the best model was unreadable on resume; final weights"})
+            else:
+                self._save_best({"note": "no validation patients; final weights"})
         if first_step < step < planned_steps:  # the time budget ended it ("done" said no more)
             note = (
                 f"the time budget ({cfg.max_minutes:g} min, the whole run's) stopped the run at "
@@ -1317,6 +1326,7 @@ class _Run:
                 exc,
                 extra=IN_REPORT,
             )
+            self._best_lost = True
             return -1.0
         return best
 
