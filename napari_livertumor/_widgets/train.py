@@ -528,9 +528,10 @@ class TrainWidget(JobWidgetMixin, QWidget):
             if not text:
                 raise ValueError("Choose the model folder to start from.")
             folder, stage = Path(text), self.stage.currentText()
-            if not (folder / "metadata.json").is_file() and (
-                folder / stage / "metadata.json"
-            ).is_file():  # a run's folder (liver/, tumor/): its stage's model, as train --init
+            if (
+                not (folder / "metadata.json").is_file()
+                and (folder / stage / "metadata.json").is_file()
+            ):  # a run's folder (liver/, tumor/): its stage's model, as train --init
                 return folder / stage
             return folder
         return None
