@@ -1342,7 +1342,7 @@ def test_train_check_says_what_the_data_holds_and_trains_nothing(
     recipe.write_text(json.dumps({"tumor": {"weak_lambda": 0.0, "clinical": str(table)}}))
     assert main(["train", "--data", str(toy_data), "--config", str(recipe), "--check"]) == 0
     out = capsys.readouterr().out
-    assert "⚠ Clinical table" in out and "λ is 0: training does not read the table" in out
+    assert "⚠ Clinical table" in out and "Training does not read the table (λ 0" in out
     assert "will not start" not in out
     recipe.write_text(json.dumps({"tumor": {"clinical": str(table)}}))
     assert main(["train", "--data", str(toy_data), "--config", str(recipe), "--check"]) == 1

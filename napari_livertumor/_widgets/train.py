@@ -53,7 +53,7 @@ _RELAYOUT_S = 15.0
 
 
 #: Check data lines that tell what follows from the warning just above them
-_CONSEQUENCES = ("The tumor stage will not start", "λ is 0", "Training does not read")
+_CONSEQUENCES = ("The tumor stage will not start", "Training does not read")
 
 #: lines of the Check data summary shown above the settings (all of them go to the log)
 SUMMARY_LINES = 7

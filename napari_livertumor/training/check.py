@@ -75,7 +75,8 @@ def summarize_data(
         problem = f"⚠ Clinical table {path}: {exc.problem}"
         lines.append(problem)
         lines.append(
-            "λ is 0: training does not read the table (fix it to use the weak term)."
+            "Training does not read the table (λ 0, or the liver stage only): fix it to use "
+            "the weak term."
             if weak_lambda == 0
             else "The tumor stage will not start with this table: fix it, or train with λ 0 "
             "(--weak-lambda 0) to leave the weak term out."
