@@ -856,6 +856,20 @@ MAX_ABS_HU = 1e5
 MIN_AIR_SHARE = 0.002
 MAX_DENSE_SHARE = 0.2
 NOT_HU = "the values do not look like Hounsfield units"
+
+
+def is_serious(warning: str) -> bool:
+    """Whether a result warning says its masks and volumes may be wrong as a whole (values
+    that are not HU, no liver, an orientation that looks swapped, a liver on the wrong side or
+    of an impossible size), not a detail: the Segment panel puts those first, in amber, and
+    as a notification."""
+    return (
+        NOT_HU in warning
+        or warning.startswith(("no liver found", "the liver found lies", "the liver found is"))
+        or " look swapped" in warning
+    )
+
+
 #: ... and soft tissue (-150..150 HU) in the body
 MIN_SOFT_SHARE = 0.02
 #: more voxels than this beyond MAX_ABS_HU: refused; fewer: warned about (the window clips them)

@@ -26,6 +26,7 @@ from napari_livertumor.pipeline import (
     DeviceUnavailable,
     InferenceConfig,
     Segmenter,
+    is_serious,
     resolve_device,
     segment_ct,
 )
@@ -245,6 +246,7 @@ def test_a_liver_not_on_the_patients_right_is_flagged(liver_dx, warned):
         assert bool(flagged) == warned, result.warnings
     if warned:
         assert ("patient's left" if liver_dx > 0 else "across the midline") in flagged[0]
+        assert is_serious(flagged[0])  # first in the Segment panel, in amber, notified
 
 
 def _warned_either_way(vol, text: str, expected: bool) -> list[str]:
@@ -273,6 +275,7 @@ def test_a_scan_with_front_and_back_swapped_is_flagged(spine_dy, warned):
     flagged = _warned_either_way(vol, "front and back look swapped", warned)
     if warned:
         assert "lies in front of its centre (100 % of them) and not behind it" in flagged[0]
+        assert is_serious(flagged[0])
 
 
 @pytest.mark.parametrize("swapped", [False, True])
@@ -297,6 +300,7 @@ def test_a_scan_with_head_and_feet_swapped_is_flagged(swapped):
     flagged = _warned_either_way(vol, "head and feet look swapped", swapped)
     if swapped:
         assert "at the liver's lower end" in flagged[0] and "cm²" in flagged[0]
+        assert is_serious(flagged[0])
 
 
 def test_head_and_feet_are_judged_on_the_synthetic_phantoms_lungs_and_not_without_lungs():

@@ -238,6 +238,7 @@ def test_a_liver_only_segmentation_shows_its_tumor_as_not_computed(viewer_with_l
     widget.measure_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     assert widget.volume_table.item(1, 1).text() == "not computed (liver only)"
+    assert widget.volume_table.item(0, 0).text() == "Liver (mL)"  # not "incl. tumor"
     rows = [widget.score_table.item(r, 0).text() for r in range(widget.score_table.rowCount())]
     assert rows == ["liver"]
 

@@ -75,6 +75,13 @@ def test_rerun_keeps_the_edited_labels_as_previous(viewer_with_ct, models_dir, q
     assert previous is edited and (previous.data[0, :4, :4] == 2).all()
     assert "previous" in widget.status.text()
     assert not (viewer.layers["tiny CT segmentation"].data == 2).any()  # liver only
+    # more reruns with no edits: one unedited copy is kept aside, not one more per run (each
+    # a full-size layer); the edited layer is never removed
+    for _ in range(2):
+        widget.run_button.click()
+        qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    aside = [ly for ly in viewer.layers if "(previous)" in ly.name]
+    assert len(aside) == 2 and any(ly is edited for ly in aside)
 
 
 def test_cancel_stops_the_run_and_adds_nothing(viewer_with_ct, models_dir, qtbot, monkeypatch):

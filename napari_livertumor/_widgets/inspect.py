@@ -95,10 +95,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
             "The lesion's volume: a lesion is one connected part of the tumor label"
         )
         self.lesion_table.horizontalHeaderItem(2).setToolTip(
-            "The longest distance across the lesion in 3D, in any direction: between the "
-            "centres of its two farthest voxels plus one voxel's extent along that line (edge "
-            "to edge); longer than the axial diameter when the lesion is drawn out along the "
-            "body's axis"
+            "The longest distance across the lesion in 3D, in any direction, edge to edge: "
+            "over pairs of its voxels, the largest distance between their centres plus one "
+            "voxel's extent along it; longer than the axial diameter when the lesion is drawn "
+            "out along the body's axis"
         )
         self.lesion_table.horizontalHeaderItem(3).setToolTip(
             "The longest diameter within one axial image, on the image where the lesion is "
@@ -411,8 +411,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
             self._measured_layer
         )
         if unknown:  # liver only: "0 tumor" and a tumor Dice of 0 would read as a miss
-            rows = [
-                (LIVER_ROW, _ml(stats["liver_ml"])),
+            rows = [  # (no tumor looked for: not "incl. tumor")
+                ("Liver (mL)", _ml(stats["liver_ml"])),
                 ("Tumor (mL)", "not computed (liver only)"),
                 (RATIO_ROW, "—"),
                 ("Lesions", "—"),
@@ -763,6 +763,7 @@ VOLUME_TIPS = {
         "The liver without the tumor: what the exported DICOM SEG's Liver segment holds (a "
         "viewer measuring that segment finds this volume)"
     ),
+    "Liver (mL)": "The liver the model found (no tumor was looked for: liver only)",
     "Tumor (mL)": "All lesions together",
     RATIO_ROW: "Tumor volume over the whole liver's (incl. tumor), in %",
     "Lesions": "Connected parts of the tumor (touching by a face, edge or corner)",

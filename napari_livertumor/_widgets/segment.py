@@ -335,9 +335,9 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             f"(layer '{layer.name}'): liver {s['liver_ml']:.0f} mL, {tumor}."
         )
         # what makes the numbers untrustworthy comes first, in amber, and as a notification
-        from ..pipeline import NOT_HU
+        from ..pipeline import NOT_HU, is_serious
 
-        serious = [w for w in result.warnings if NOT_HU in w or w.startswith("no liver found")]
+        serious = [w for w in result.warnings if is_serious(w)]
         not_hu = any(NOT_HU in w for w in serious)
         if serious:
             msg = "\n".join(f"⚠ {w}" for w in serious) + "\n" + msg
@@ -518,6 +518,7 @@ def _keep_previous(viewer, name: str, ct_name: str | None = None) -> str | None:
         )
         if old is None:
             return None
+    _drop_unedited_previous(viewer, old, ct_name)
     old.metadata[_layers.SUPERSEDED] = True
     try:
         old.name = _layers.unique_name(viewer, f"{old.name} (previous)")
@@ -525,6 +526,25 @@ def _keep_previous(viewer, name: str, ct_name: str | None = None) -> str | None:
         old.metadata.pop(_layers.SUPERSEDED, None)
     old.visible = False
     return old.name
+
+
+def _drop_unedited_previous(viewer, keep, ct_name: str | None) -> None:
+    """Remove the hidden '(previous)' layers of ``ct_name`` that hold a model's output exactly
+    as it made it (each rerun kept one more full-size copy: hundreds of MB after a few runs of
+    a 512² CT); a layer painted in or refined is never removed."""
+    from .._writer import MODEL_DIGEST, labels_edited
+
+    for ly in list(_layers.labels_layers(viewer, role="segmentation")):
+        if (
+            ly is not keep
+            and not ly.visible
+            and ly.name.rsplit(" [", 1)[0].endswith("(previous)")
+            and ct_name is not None
+            and ly.metadata.get(_layers.CT_LAYER) == ct_name
+            and ly.metadata.get(MODEL_DIGEST)
+            and not labels_edited(ly.metadata, ly.data)
+        ):
+            viewer.layers.remove(ly)
 
 
 def _weights_stamp(folder) -> tuple:
