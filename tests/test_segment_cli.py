@@ -473,7 +473,7 @@ def _fake_masks(monkeypatch):
 
 
 def test_dicom_seg_and_preview_are_written_with_the_masks_and_added_later_without_a_rerun(
-    tmp_path, models, monkeypatch, caplog
+    tmp_path, models, monkeypatch, caplog, capsys
 ):
     from napari_livertumor.io.seg import read_dicom_seg
 
@@ -513,6 +513,8 @@ def test_dicom_seg_and_preview_are_written_with_the_masks_and_added_later_withou
     with caplog.at_level("INFO"):
         assert main([*base2, "--preview"]) == 0
     assert "added HCC_042_preview.png" in caplog.text
+    # its printed figures are the earlier run's, and say so
+    assert "(already complete; added HCC_042_preview.png) ->" in capsys.readouterr().out
     assert (out2 / "HCC_042_preview.png").is_file()
     assert (out2 / "HCC_042_labels.nii.gz").stat().st_mtime_ns == labels_made
     assert json.loads((out2 / "HCC_042_stats.json").read_text())["outputs"] == {

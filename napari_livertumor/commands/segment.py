@@ -360,7 +360,12 @@ def _print_results(rows: list[dict], outdir: Path) -> None:
     done = [r for r in rows if str(r.get("status")).startswith(("done", "skipped"))]
     for r in done[:RESULT_LINES]:
         kept = ""
-        if str(r.get("status")).startswith("skipped"):
+        status = str(r.get("status"))
+        if status.startswith("done (added"):  # figures of the earlier run, a file added
+            kept = f" (already complete; {status[len('done ('):-1]})"
+        elif status.startswith("done (nothing added"):
+            kept = " (already complete; nothing added: see the warnings)"
+        elif status.startswith("skipped"):
             kept = " (already complete)"
             if r.get("edited"):
                 kept = (
