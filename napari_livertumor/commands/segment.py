@@ -362,7 +362,7 @@ def _print_results(rows: list[dict], outdir: Path) -> None:
         kept = ""
         status = str(r.get("status"))
         if status.startswith("done (added"):  # figures of the earlier run, a file added
-            kept = f" (already complete; {status[len('done ('):-1]})"
+            kept = f" (already complete; {status[len('done (') : -1]})"
         elif status.startswith("done (nothing added"):
             kept = " (already complete; nothing added: see the warnings)"
         elif status.startswith("skipped"):
