@@ -867,6 +867,7 @@ def is_serious(warning: str) -> bool:
         NOT_HU in warning
         or warning.startswith(("no liver found", "the liver found lies", "the liver found is"))
         or " look swapped" in warning
+        or "expect unreliable masks" in warning  # a model that validated poorly
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import nibabel as nib
@@ -1041,3 +1042,27 @@ def test_the_shipped_models_named_or_not_are_one_setting_and_a_tumor_folder_is_n
     cfg = InferenceConfig(device="cpu", refine_config=odd)
     recorded = run_settings(case, cfg)["refine_config"]
     assert recorded["iterations"] == odd.validated()[0].iterations != 500
+
+
+def test_settings_recorded_before_they_were_normalised_are_still_the_same_run(tmp_path):
+    """Stats of earlier versions hold the shipped models' path and the refinement's values
+    as the file had them: an unchanged command redid every case once ("other settings"), and
+    refused those whose labels were edited."""
+    from napari_livertumor.commands.segment import Case, _compare_run, run_settings
+    from napari_livertumor.models import default_model_dir
+    from napari_livertumor.pipeline import InferenceConfig
+    from napari_livertumor.refine import RefineConfig
+
+    write_nifti(small_ct(), tmp_path / "a.nii.gz")
+    case = Case("a", tmp_path / "a.nii.gz")
+    raw = RefineConfig(iterations=500, method="chan_vese")
+    wanted = run_settings(case, InferenceConfig(device="cpu", refine_config=raw))
+    old = dict(wanted)
+    old["liver_model"] = str(default_model_dir("liver").resolve())
+    old["tumor_model"] = str(default_model_dir("tumor").resolve())
+    old["refine_config"] = json.loads(json.dumps(dataclasses.asdict(raw), default=str))
+    assert old["refine_config"]["iterations"] == 500 != wanted["refine_config"]["iterations"]
+    assert _compare_run({"run_settings": old}, wanted) == ("same", "")
+    # another refinement is still another setting
+    old["refine_config"]["iterations"] = 3
+    assert _compare_run({"run_settings": old}, wanted)[0] == "other settings"

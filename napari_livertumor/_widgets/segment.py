@@ -318,7 +318,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             ct_name = ct_layer.name
             layer.name = f"{ct_name} segmentation"
             layer.metadata[_layers.CT_LAYER] = ct_name
-        kept = _keep_previous(self.viewer, layer.name, ct_name)
+        kept, dropped = _keep_previous(self.viewer, layer.name, ct_name)
         with _layers.adding_own_result(layer):  # (its CT removed: the status says so)
             self.viewer.add_layer(layer)
         layer.metadata.update(
@@ -364,6 +364,11 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             msg += f"\n{fallback}"
         if kept:
             msg += f"\nYour previous labels were kept as '{kept}' (hidden)."
+        if dropped:  # a panel that had one chosen now shows another: said
+            msg += (
+                f"\nRemoved {len(dropped)} older hidden copy(ies) of a model's output, unedited "
+                f"({', '.join(repr(n) for n in dropped)}): run again to get one back."
+            )
         if gone:
             msg += f"\nThe CT layer '{ct_name}' was removed meanwhile; labels keep its geometry."
             # not linked by name to another CT that takes the name (its HU read for this mask)
@@ -495,8 +500,10 @@ def _show_unsure(viewer, labels_layer, unsure: list) -> str | None:
     return name
 
 
-def _keep_previous(viewer, name: str, ct_name: str | None = None) -> str | None:
+def _keep_previous(viewer, name: str, ct_name: str | None = None) -> tuple[str | None, list[str]]:
     """Rename an existing layer ``name`` to '… (previous)' and hide it; never delete edits.
+    Returns its new name (None: none moved aside) and the names of older unedited copies
+    removed (:func:`_drop_unedited_previous`).
 
     Without one of that name (the CT was renamed since), the shown segmentation made on the
     same CT is the one moved aside."""
@@ -517,23 +524,24 @@ def _keep_previous(viewer, name: str, ct_name: str | None = None) -> str | None:
             None,
         )
         if old is None:
-            return None
-    _drop_unedited_previous(viewer, old, ct_name)
+            return None, []
+    dropped = _drop_unedited_previous(viewer, old, ct_name)
     old.metadata[_layers.SUPERSEDED] = True
     try:
         old.name = _layers.unique_name(viewer, f"{old.name} (previous)")
     finally:
         old.metadata.pop(_layers.SUPERSEDED, None)
     old.visible = False
-    return old.name
+    return old.name, dropped
 
 
-def _drop_unedited_previous(viewer, keep, ct_name: str | None) -> None:
+def _drop_unedited_previous(viewer, keep, ct_name: str | None) -> list[str]:
     """Remove the hidden '(previous)' layers of ``ct_name`` that hold a model's output exactly
     as it made it (each rerun kept one more full-size copy: hundreds of MB after a few runs of
     a 512² CT); a layer painted in or refined is never removed."""
     from .._writer import MODEL_DIGEST, labels_edited
 
+    dropped = []
     for ly in list(_layers.labels_layers(viewer, role="segmentation")):
         if (
             ly is not keep
@@ -544,7 +552,9 @@ def _drop_unedited_previous(viewer, keep, ct_name: str | None) -> None:
             and ly.metadata.get(MODEL_DIGEST)
             and not labels_edited(ly.metadata, ly.data)
         ):
+            dropped.append(ly.name)
             viewer.layers.remove(ly)
+    return dropped
 
 
 def _weights_stamp(folder) -> tuple:

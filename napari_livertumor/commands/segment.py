@@ -1078,6 +1078,34 @@ def _digest(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()[:16]
 
 
+def _as_recorded_now(made: dict) -> dict:
+    """An earlier run's settings as :func:`run_settings` records them today: the shipped
+    models as None (recorded by their path before), the refinement's values as they ran
+    (clamped; recorded as the file had them before). An unchanged command then finds its
+    cases complete, not "made with other settings" (every case was redone once, and a case
+    whose labels were edited refused)."""
+    import dataclasses
+
+    from ..models.checkpoint import default_model_dir
+
+    made = dict(made)
+    for stage in ("liver", "tumor"):
+        value = made.get(f"{stage}_model")
+        if value is not None and value == str(default_model_dir(stage).resolve()):
+            made[f"{stage}_model"] = None
+    raw = made.get("refine_config")
+    if isinstance(raw, dict):
+        from ..refine import RefineConfig
+
+        try:
+            ran = RefineConfig.from_dict(raw).validated()[0]
+        except (LiverTumorError, TypeError, ValueError):  # a record of another version
+            pass
+        else:
+            made["refine_config"] = json.loads(json.dumps(dataclasses.asdict(ran), default=str))
+    return made
+
+
 def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
     """How complete ``old`` stats relate to the run ``wanted``: ``("same", "")``,
     ``("other input", what)`` or ``("other settings", which)``."""
@@ -1087,6 +1115,7 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
         return ("same", "") if same else ("other input", str(old.get("input")))
     if made.get("input") != wanted["input"]:
         return "other input", str(made.get("input"))
+    made = _as_recorded_now(made)
     # an acquisition asked for before and left to the default now is a change too
     keys = set(wanted) | ({"acquisition"} & set(made))
     keys -= {k for k in _STAMPS if k not in made}  # recorded before stamps were
@@ -1903,8 +1932,9 @@ def _settings_text(settings: dict) -> str:
     if not folders:
         parts.append("models=shipped")
     elif len(folders) == 1:  # a tumor/ alone (an ensemble's folder): the liver is the shipped
-        shipped = liver is None and settings.get("stages") != "liver"
-        parts.append(f"models={folders[0]}" + (" (liver: shipped)" if shipped else ""))
+        both = settings.get("stages") != "liver"
+        shipped = "liver" if liver is None and both else "tumor" if tumor is None and both else ""
+        parts.append(f"models={folders[0]}" + (f" ({shipped}: shipped)" if shipped else ""))
     else:
         parts.append(f"models=liver {folders[0]}, tumor {folders[1]}")
     # the other settings that change the masks, when not the defaults (two rows of one summary
