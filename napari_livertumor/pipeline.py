@@ -1339,7 +1339,7 @@ def _liver_side_warning(ct: np.ndarray, liver: np.ndarray, spacing) -> str | Non
         return None
     where = "on the patient's left" if offset > LIVER_SIDE_MARGIN_MM else "across the midline"
     return (
-        f"the liver found lies {where} (its centre {offset:+.0f} mm from the body's midline; "
+        f"the liver found lies {where} (its centre {int(round(offset)):+d} mm from the body's midline; "
         "a liver lies on the right): is this an abdominal CT, and is its left-right orientation "
         "in the file right? Check the mask before using its volumes"
     )
