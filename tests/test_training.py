@@ -1272,9 +1272,9 @@ def test_overwrite_and_resume_come_from_the_command_line_never_a_recipe(toy_data
     assert read_metadata(tmp_path / "a" / "liver").training["config"]["overwrite"] is True
     recipe = recipe_from_model(tmp_path / "a" / "liver", "liver")
     assert "overwrite" not in recipe["liver"]
-    # nor its seed: the split of the new data is the one a run from scratch with the same
-    # --seed draws (the shipped models' seed 1 held out other patients than the default 0)
-    assert "seed" not in recipe["liver"]
+    # its seed comes along (fine-tuned on its own data it draws the same split: no test patient
+    # it trained on)
+    assert recipe["liver"]["seed"] == 3
     with caplog.at_level("WARNING"):
         cfg = make_config("liver", {"liver": {"overwrite": True, "resume": True}})
     assert cfg.overwrite is False and cfg.resume is False

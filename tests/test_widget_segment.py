@@ -82,6 +82,7 @@ def test_rerun_keeps_the_edited_labels_as_previous(viewer_with_ct, models_dir, q
         qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     aside = [ly for ly in viewer.layers if "(previous)" in ly.name]
     assert len(aside) == 2 and any(ly is edited for ly in aside)
+    assert "Removed 1 older hidden unedited copy(ies)" in widget.status.text()
 
 
 def test_cancel_stops_the_run_and_adds_nothing(viewer_with_ct, models_dir, qtbot, monkeypatch):

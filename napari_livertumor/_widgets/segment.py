@@ -337,7 +337,11 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         # what makes the numbers untrustworthy comes first, in amber, and as a notification
         from ..pipeline import NOT_HU, is_serious
 
-        serious = [w for w in result.warnings if is_serious(w)]
+        # the case's own first (the single notification): a weak model's note comes after
+        serious = sorted(
+            (w for w in result.warnings if is_serious(w)),
+            key=lambda w: "expect unreliable masks" in w,
+        )
         not_hu = any(NOT_HU in w for w in serious)
         if serious:
             msg = "\n".join(f"⚠ {w}" for w in serious) + "\n" + msg
@@ -366,8 +370,8 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             msg += f"\nYour previous labels were kept as '{kept}' (hidden)."
         if dropped:  # a panel that had one chosen now shows another: said
             msg += (
-                f"\nRemoved {len(dropped)} older hidden copy(ies) of a model's output, unedited "
-                f"({', '.join(repr(n) for n in dropped)}): run again to get one back."
+                f"\nRemoved {len(dropped)} older hidden unedited copy(ies) of a model's output "
+                "(run again with their settings to get one back)."
             )
         if gone:
             msg += f"\nThe CT layer '{ct_name}' was removed meanwhile; labels keep its geometry."

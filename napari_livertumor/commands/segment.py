@@ -1099,7 +1099,7 @@ def _as_recorded_now(made: dict) -> dict:
 
         try:
             ran = RefineConfig.from_dict(raw).validated()[0]
-        except (LiverTumorError, TypeError, ValueError):  # a record of another version
+        except (LiverTumorError, TypeError, ValueError, OverflowError):  # another version's
             pass
         else:
             made["refine_config"] = json.loads(json.dumps(dataclasses.asdict(ran), default=str))
@@ -1902,7 +1902,8 @@ def _summary_values(stats: dict) -> dict:
         "liver_mean_hu": stats.get("liver_mean_hu"),
         "tumor_mean_hu": stats.get("tumor_mean_hu"),
         "device": stats.get("device"),
-        "settings": _settings_text(stats.get("run_settings") or {}),
+        # (an earlier version's record as today's: the shipped models read "shipped" in both)
+        "settings": _settings_text(_as_recorded_now(stats.get("run_settings") or {})),
         "seconds": (stats.get("timings_s") or {}).get("total"),
         "error": "",
         "warnings": " | ".join(stats.get("warnings") or []),

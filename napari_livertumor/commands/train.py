@@ -97,7 +97,8 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--seed",
         type=int,
-        help=f"seed of the split, patch sampling and initial weights ({default('seed')})",
+        help=f"seed of the split, patch sampling and initial weights ({default('seed')}; with "
+        "--init, the model's own)",
     )
     parser.add_argument("--device", type=device_arg, help=DEVICE_HELP)
     parser.add_argument("--cache-dir", help="preprocessing cache (default OUT/.cache)")

@@ -504,10 +504,9 @@ def recipe_from_model(folder: str | Path, stage: str) -> dict[str, Any]:
     saved = dict((meta.training or {}).get("config") or {})
     if "weak_lambda" in saved and "weak_anchor" not in saved:
         saved["weak_anchor"] = "patient"  # trained before the field: the form it trained with
-    # the seed too is the new run's (its split of the new data: the model's seed drew the split
-    # of its own cohort, and a fine-tune then held out other patients than a run from scratch
-    # with the same --seed, without a word)
-    section = {k: v for k, v in saved.items() if k in known and k not in RUN_KEYS and k != "seed"}
+    # (its seed comes along: fine-tuned on the data it was trained on, it draws the same split
+    # and never tests on a patient it trained on; --seed changes it, said in the help)
+    section = {k: v for k, v in saved.items() if k in known and k not in RUN_KEYS}
     section.update(
         network=meta.network.to_dict(),
         roi_size=list(meta.roi_size),
