@@ -35,6 +35,7 @@ def main(argv=None) -> int:
         best_shift,
         bias_with,
         score_shifts,
+        without_nan,
         write_shift,
     )
 
@@ -126,7 +127,7 @@ def main(argv=None) -> int:
         if args.write:
             print("wrote", write_shift(root / stage, shift, scores, how, extra=extra))
     out = cache / "calibration.json"
-    out.write_text(json.dumps(report, indent=2, default=str))
+    out.write_text(json.dumps(without_nan(report), indent=2, default=str))
     print("saved", out)
     return 0
 

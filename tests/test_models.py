@@ -668,3 +668,22 @@ def test_members_trained_with_other_settings_are_warned_of(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         make_ensemble(tmp_path / "ac", [folders[0], folders[2]])
     assert "other settings" not in caplog.text
+
+
+def test_an_ensemble_is_never_written_over_a_shipped_model(tmp_path, monkeypatch):
+    """`ensemble --force resources/models/tumor A B` replaced the shipped tumor model (training
+    into that folder was refused)."""
+    import shutil
+
+    import napari_livertumor.models.checkpoint as checkpoint
+    from napari_livertumor.models.ensemble import make_ensemble
+
+    shipped = tmp_path / "shipped"  # a copy stands for it: a broken guard must not write there
+    shutil.copytree(checkpoint.default_model_dir("tumor"), shipped / "tumor")
+    monkeypatch.setattr(checkpoint, "default_model_dir", lambda stage: shipped / stage)
+    a = make_untrained_model(tmp_path / "a", "tumor", seed=1)
+    b = make_untrained_model(tmp_path / "b", "tumor", seed=2)
+    before = (shipped / "tumor" / "metadata.json").read_bytes()
+    with pytest.raises(ModelError, match="shipped default model's folder"):
+        make_ensemble(shipped / "tumor", [a, b], force=True)
+    assert (shipped / "tumor" / "metadata.json").read_bytes() == before

@@ -440,15 +440,17 @@ def test_a_resume_whose_best_model_is_broken_saves_the_next_validations_in_its_p
     assert meta.metrics["note"] == "the best model was unreadable on resume; final weights"
 
 
-def test_a_run_the_time_budget_stops_says_so(toy_data, tmp_path, caplog, monkeypatch):
-    """It ended with a plain 'done' and nothing said the clock had stopped it."""
+@pytest.mark.parametrize("after", [2, 0])
+def test_a_run_the_time_budget_stops_says_so(toy_data, tmp_path, caplog, monkeypatch, after):
+    """It ended with a plain 'done' and nothing said the clock had stopped it (also when it ran
+    out before the first step: an untrained model was saved as the result without a word)."""
     from napari_livertumor.training import loop
 
     steps = []
     real = loop._Run._should_stop
 
     def after_two_steps(self, should_cancel, t_start):
-        return "time" if len(steps) >= 2 else real(self, should_cancel, t_start)
+        return "time" if len(steps) >= after else real(self, should_cancel, t_start)
 
     monkeypatch.setattr(loop._Run, "_should_stop", after_two_steps)
     with caplog.at_level("WARNING"):
@@ -457,10 +459,12 @@ def test_a_run_the_time_budget_stops_says_so(toy_data, tmp_path, caplog, monkeyp
             steps += [r] if r["event"] == "step" else []
             seen.append(r)
             last = r
-    assert last["event"] == "done" and last["step"] == 2 and last["planned_steps"] > 2
+    assert last["event"] == "done" and last["step"] == after and last["planned_steps"] > 2
     notes = [r["text"] for r in seen if r["event"] == "note"]  # (the Train panel shows these)
-    assert any("stopped the run at step 2" in n for n in notes)
-    assert "the time budget (30 min, the whole run's) stopped the run at step 2 of" in caplog.text
+    assert any(f"stopped the run at step {after}" in n for n in notes)
+    assert f"the time budget (30 min, the whole run's) stopped the run at step {after} of" in (
+        caplog.text
+    )
     assert "--resume with a larger --max-minutes" in caplog.text
 
 

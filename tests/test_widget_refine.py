@@ -185,6 +185,25 @@ def test_a_tumor_only_layer_with_the_same_layers_liver_is_refused_not_given_a_li
     assert set(np.unique(only.data)) <= {0, 2}  # never a liver voxel in it
 
 
+def test_a_new_layer_under_the_chosen_name_is_another_layer(refine_setup, qtbot):
+    """A Segment rerun puts its result under the same name (the old one moved aside): the
+    combo's index did not change, and the panel kept the old layer's status and Reset."""
+    from napari_livertumor._widgets.segment import _keep_previous
+
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.apply_all_button.click()
+    _wait(qtbot, widget)
+    assert widget.reset_button.isEnabled() and widget.status.text()
+    _keep_previous(viewer, "CT segmentation", "CT")
+    new = _layers.add_labels_layer(
+        viewer, np.asarray(seg.data).copy(), _layers.volume_of(seg, viewer.layers),
+        "CT segmentation", ct_layer_name="CT",
+    )  # fmt: skip
+    qtbot.waitUntil(lambda: widget.mask_combo.currentText() == "CT segmentation")
+    assert widget._layer("CT segmentation") is new
+    assert not widget.reset_button.isEnabled() and widget.status.text() == ""
+
+
 def test_mismatched_layers_give_a_message_and_apply_nothing(refine_setup, qtbot):
     viewer, widget, seg, truth, liver = refine_setup
     other = viewer.add_labels(np.zeros((12, 90, 96), np.uint8), name="other grid", scale=SPACING)

@@ -151,7 +151,7 @@ def test_a_finished_job_and_a_closed_panel_let_go_of_layers_and_networks(
     widget.run_button.click()
     panel = weakref.ref(widget)
     qtbot.waitUntil(lambda: not panel().busy, timeout=120_000)
-    assert widget.status.text().startswith("Segmented 'CT A'")
+    assert "Segmented 'CT A'" in widget.status.text()  # (after any serious warning)
     assert not widget.jobs  # the finished job is not kept
     net = weakref.ref(next(iter(widget._models.values())))
     ct_ref = weakref.ref(ct)

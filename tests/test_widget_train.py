@@ -272,7 +272,16 @@ def test_a_model_already_in_the_output_folder_is_resumed_or_kept_never_replaced_
         {"event": "cancelled", "stage": "liver", "step": 1, "last": "x"},
     ]
     widget._finished("cancelled", config)
-    assert "is still the replaced run's" in widget.status.text()
+    assert "is an earlier run's, not this one's" in widget.status.text()
+    assert widget.model_folder is None
+    # ... and that Replace resumed, then stopped again before any validation: still not its own
+    widget.reports = [
+        {"event": "resumed", "stage": "liver", "step": 1, "has_best": False},
+        {"event": "step", "stage": "liver", "step": 2},
+        {"event": "cancelled", "stage": "liver", "step": 2, "last": "x"},
+    ]
+    widget._finished("cancelled", dataclasses.replace(config, overwrite=False, resume=True))
+    assert "is an earlier run's, not this one's" in widget.status.text()
     assert widget.model_folder is None
 
     # another run writing into the folder (a lock held by a live process): said at Start,

@@ -486,6 +486,12 @@ class RefineWidget(JobWidgetMixin, QWidget):
                     max(new, key=lambda n: (self.viewer.layers[n].visible, order.get(n, -1)))
                 )
             self._follow_mask_ct()
+            # another layer under the chosen name (a Segment rerun's, the old one moved aside):
+            # the combo's index did not change, so its signals did not come
+            if hasattr(self, "_lesions_of"):  # (not while the panel is being built)
+                if self._layer(self.mask_combo.currentText()) is not self._watched:
+                    self._watch_mask_layer()
+                self._mask_layer_changed()  # (nothing when it is the layer it had)
             # steps on a deleted layer cannot be undone: Undo (n) counts only the others
             alive = [
                 st

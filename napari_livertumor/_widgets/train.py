@@ -527,13 +527,10 @@ class TrainWidget(JobWidgetMixin, QWidget):
             text = path_text(self.init_folder)
             if not text:
                 raise ValueError("Choose the model folder to start from.")
-            folder, stage = Path(text), self.stage.currentText()
-            if (
-                not (folder / "metadata.json").is_file()
-                and (folder / stage / "metadata.json").is_file()
-            ):  # a run's folder (liver/, tumor/): its stage's model, as train --init
-                return folder / stage
-            return folder
+            from ..models.checkpoint import stage_model_folder
+
+            # a run's folder (liver/, tumor/): its stage's model, as train --init takes it
+            return stage_model_folder(text, self.stage.currentText())
         return None
 
     # ------------------------------------------------------------------ reports
@@ -646,8 +643,11 @@ class TrainWidget(JobWidgetMixin, QWidget):
         stage_dir = Path(config.stage_dir)
         # a Replace stopped before it saved a model leaves the earlier run's there: not
         # offered to Segment as this run's
+        resumed = next((r for r in self.reports if r.get("event") == "resumed"), None)
         earlier_kept = (
-            config.overwrite
+            # a Replace, or a resume of a run that never saved a best model (a stopped Replace
+            # resumed): the model there is an earlier run's until this one saves its own
+            (config.overwrite or (resumed is not None and resumed.get("has_best") is False))
             and status != "done"
             and not any(r.get("event") == "epoch" and r.get("saved_best") for r in self.reports)
         )
@@ -679,7 +679,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 )
                 if earlier_kept and (stage_dir / "metadata.json").is_file():
                     text += (
-                        f" The model in {stage_dir} is still the replaced run's (this run "
+                        f" The model in {stage_dir} is an earlier run's, not this one's (this run "
                         "saves its own when it validates, or at its end)."
                     )
             elif config.resume:

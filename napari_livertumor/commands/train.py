@@ -98,7 +98,7 @@ def add_arguments(parser) -> None:
         "--seed",
         type=int,
         help=f"seed of the split, patch sampling and initial weights ({default('seed')}; with "
-        "--init, the model's own)",
+        "--init and no --config, the model's own)",
     )
     parser.add_argument("--device", type=device_arg, help=DEVICE_HELP)
     parser.add_argument("--cache-dir", help="preprocessing cache (default OUT/.cache)")
@@ -125,6 +125,7 @@ def add_arguments(parser) -> None:
 def build_configs(args) -> list:
     """One :class:`TrainConfig` per requested stage, from the recipe and the command line."""
     from ..models import default_model_dir
+    from ..models.checkpoint import stage_model_folder
     from ..training.config import load_recipe, make_config, recipe_from_model
 
     recipe = load_recipe(args.config) if args.config else {}
@@ -173,12 +174,8 @@ def build_configs(args) -> list:
                     "tumor/ (or give --stage liver or tumor with this model)",
                 )
             init = str(Path(init) / s)
-        elif (
-            init
-            and not (Path(init) / "metadata.json").is_file()
-            and (Path(init) / s / "metadata.json").is_file()
-        ):  # a run's folder (liver/, tumor/) given for one stage: that stage's model in it
-            init = str(Path(init) / s)
+        elif init:  # a run's folder (liver/, tumor/) given for one stage: its stage's model
+            init = str(stage_model_folder(init, s))
         # fine-tuning without a recipe: the model's own recipe, so its weights fit the network
         stage_recipe = recipe_from_model(init, s) if init and not args.config else recipe
         # the clinical table is the tumor stage's weak supervision: the liver never reads it

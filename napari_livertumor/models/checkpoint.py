@@ -478,6 +478,23 @@ def _mismatch(net, sd: dict) -> str:
     return "; ".join(parts) or "the layers differ"
 
 
+def is_shipped_model_folder(folder: str | Path) -> bool:
+    """Whether ``folder`` is one of the shipped default models' folders (where a training
+    run or an ensemble written with --force/Replace would replace what Segment uses by
+    default)."""
+    here = Path(folder).resolve()
+    return any(here == default_model_dir(stage).resolve() for stage in STAGES)
+
+
+def stage_model_folder(folder: str | Path, stage: str) -> Path:
+    """``folder``, or its ``stage``/ model when it is a run's folder holding liver/ and tumor/
+    (a fine-tune's start given as the run's --out folder)."""
+    folder = Path(folder)
+    if not (folder / METADATA_FILE).is_file() and (folder / stage / METADATA_FILE).is_file():
+        return folder / stage
+    return folder
+
+
 def default_model_dir(stage: str) -> Path:
     """Folder of the shipped default model for ``stage`` (installed or source checkout)."""
     if stage not in STAGES:

@@ -90,6 +90,14 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
         if (folder / METADATA_FILE).exists():
             if not force:
                 raise ModelError(folder, "a model is already there (use --force to replace it)")
+            from .checkpoint import is_shipped_model_folder
+
+            if is_shipped_model_folder(folder):  # --force would replace what Segment uses
+                raise ModelError(
+                    folder,
+                    "is a shipped default model's folder: write the ensemble to another "
+                    "folder and choose it in Segment (--models)",
+                )
         elif force and _only_model_files(folder):
             pass  # an ensemble stopped while replacing a model: its weights, no metadata yet
         elif any(folder.iterdir()):
@@ -140,7 +148,7 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
     recipes = [dict((m.training or {}).get("config") or {}) for m in metas]
     differ = sorted(
         k
-        for k in set().union(*recipes) - _PER_RUN_KEYS
+        for k in set().union(*recipes) - _per_run_keys()
         if any(r.get(k) != recipes[0].get(k) for r in recipes[1:])
     )
     if differ and all(recipes):  # one training recipe is what the docs (and folds) mean
@@ -256,12 +264,13 @@ def _carry_split(folder: Path, members: list[Path]) -> None:
     )
 
 
-#: training settings that differ between the members of one recipe (folds, seeds, where
-#: each ran): not worth a warning
-_PER_RUN_KEYS = frozenset(
-    "out data cache_dir fold folds seed device resume overwrite split_file num_workers "
-    "init_from max_minutes clinical epochs max_val_cases val_every amp save_half".split()
-)
+def _per_run_keys() -> frozenset:
+    """Training settings that differ between the members of one recipe (folds, seeds, where
+    and how long each ran): the run settings a fine-tune leaves to the command line, plus the
+    seed and validation/storage switches. Not worth a warning."""
+    from ..training.config import RUN_KEYS
+
+    return RUN_KEYS | {"seed", "max_val_cases", "val_every", "amp", "save_half"}
 
 
 def member_shifts(metas) -> list[tuple[float, ...]]:

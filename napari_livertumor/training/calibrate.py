@@ -150,15 +150,15 @@ def best_shift(scores: dict[str, Any], current: float | None = None) -> float:
     return float(best[1])
 
 
-def _without_nan(value):
+def without_nan(value):
     """``value`` with every NaN float (an undefined mean Dice) as None: a bare NaN is no JSON
     (Python reads it; jq, JavaScript and strict parsers refuse the whole file)."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
-        return {k: _without_nan(v) for k, v in value.items()}
+        return {k: without_nan(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_without_nan(v) for v in value]
+        return [without_nan(v) for v in value]
     return value
 
 
@@ -195,7 +195,7 @@ def write_shift(
         **(extra or {}),
     }
     raw["metrics"] = metrics
-    text = json.dumps(_without_nan(raw), indent=2, sort_keys=True, allow_nan=False)
+    text = json.dumps(without_nan(raw), indent=2, sort_keys=True, allow_nan=False)
     atomic_write_bytes(folder / METADATA_FILE, text.encode())
     read_metadata(folder)  # what was written must load
     return folder / METADATA_FILE
@@ -371,7 +371,7 @@ def write_lesion_filter(
         "previous": {"logit_bias": old_bias, "lesion_filter": meta.lesion_filter},
     }
     raw["metrics"] = metrics
-    text = json.dumps(_without_nan(raw), indent=2, sort_keys=True, allow_nan=False)
+    text = json.dumps(without_nan(raw), indent=2, sort_keys=True, allow_nan=False)
     atomic_write_bytes(folder / METADATA_FILE, text.encode())
     read_metadata(folder)  # what was written must load
     return folder / METADATA_FILE

@@ -38,7 +38,7 @@ def summarize_data(
     from ..progress import Reporter
     from ..training.config import DEFAULT_WEAK_COLUMNS
     from ..training.data import find_clinical, index_cases, tables_passed_over
-    from ..training.weak import MIN_FIT_ROWS, smallest_fold_fit
+    from ..training.weak import MIN_FIT_ROWS, fold_count, smallest_fold_fit
 
     if config is not None:
         weak_columns = weak_columns or config.weak_columns
@@ -113,7 +113,7 @@ def summarize_data(
         # left to fit on, and training turns the term off
         lines.append(
             f"⚠ {n_fit} training patient(s) of the split have a clinical row: the weak term's "
-            f"out-of-fold fit ({max(2, min(int(folds), n_fit))} folds) would be made on "
+            f"out-of-fold fit ({fold_count(n_fit, folds)} folds) would be made on "
             f"{max(fit, 0)}, and needs at "
             f"least {MIN_FIT_ROWS}, so the tumor stage would train without it."
         )

@@ -87,10 +87,9 @@ def check_output_folder(cfg: TrainConfig) -> None:
             f"{out} is a model's own folder; the output folder is the one that holds liver/ "
             f"and tumor/ (here, {out.parent})"
         )
-    from ..models.checkpoint import default_model_dir
+    from ..models.checkpoint import is_shipped_model_folder
 
-    shipped = {default_model_dir(st).resolve() for st in ("liver", "tumor")}
-    if Path(cfg.stage_dir).resolve() in shipped:  # a Replace (--force) would lose them
+    if is_shipped_model_folder(cfg.stage_dir):  # a Replace (--force) would lose them
         raise SettingsError(
             f"{out} holds the shipped default models (the ones Segment uses when no other is "
             "chosen); train into another output folder, and choose it in Segment (--models)"
@@ -774,6 +773,9 @@ class _Run:
                 yield {"event": "resumed", "stage": cfg.stage, "step": state["step"],
                        "total_steps": total_steps,
                        "best": None if self.unmeasured or state["best"] < 0 else state["best"],
+                       # whether the run has saved a best model (the one in the folder is its
+                       # own; else an earlier run's, e.g. one a Replace had not yet replaced)
+                       "has_best": state["best"] >= 0,
                        "history": history}  # fmt: skip
         if cfg.init_from and state["step"] == 0:
             self.init_info = self._load_init(net)
@@ -816,7 +818,11 @@ class _Run:
                    "raise the time budget (--max-minutes) to train on"}  # fmt: skip
         step = state["step"]
         cancelled = False
-        planned_steps, first_step = total_steps, step
+        planned_steps = total_steps
+        # a budget spent before this part began is said above; one running out in it, below
+        spent_before = bool(
+            cfg.resume and cfg.max_minutes and state["elapsed_s"] >= 60 * cfg.max_minutes
+        )
         epoch_losses: list[float] = []
         plan_of, loader = PlanSampler(), None
         try:
@@ -945,7 +951,7 @@ class _Run:
                 self._save_best({"note": "the best model was unreadable on resume; final weights"})
             else:
                 self._save_best({"note": "no validation patients; final weights"})
-        if first_step < step < planned_steps:  # the time budget ended it ("done" said no more)
+        if step < planned_steps and not spent_before:  # the time budget ended it
             note = (
                 f"the time budget ({cfg.max_minutes:g} min, the whole run's) stopped the run at "
                 f"step {step} of {planned_steps}; its state is in {self._last_dir()}: --resume "

@@ -122,11 +122,16 @@ def check_weak_inputs(path: str | Path, columns, case_ids) -> None:
 MIN_FIT_ROWS = 3
 
 
+def fold_count(n: int, folds: int) -> int:
+    """The folds of the out-of-fold fit over ``n`` patients: ``folds`` capped at ``n``, at
+    least 2."""
+    return max(2, min(int(folds), n))
+
+
 def smallest_fold_fit(n: int, folds: int) -> int:
     """How many patients the smallest of the out-of-fold fits over ``n`` training patients
-    with clinical values is made on (``folds`` capped at ``n``, at least 2)."""
-    k = max(2, min(int(folds), n))
-    return n - -(-n // k)
+    with clinical values is made on (:func:`fold_count` folds)."""
+    return n - -(-n // fold_count(n, folds))
 
 
 def out_of_fold_weak_labels(
@@ -250,7 +255,7 @@ def out_of_fold_weak_labels(
         x_all = x_all[~blank]
         n_missing += len(empty)
     y_all = np.array([tlvr[p] for p in matched], dtype=float)
-    k = max(2, min(int(folds), len(matched)))
+    k = fold_count(len(matched), folds)
     # each patient's label is fitted on the other folds; under 3 rows a fit is their mean, which
     # carries nothing of the patient (over 3 patients it ran opposite to the truth: r = -1)
     smallest_fit = smallest_fold_fit(len(matched), folds)
