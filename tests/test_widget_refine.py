@@ -195,13 +195,17 @@ def test_a_new_layer_under_the_chosen_name_is_another_layer(refine_setup, qtbot)
     _wait(qtbot, widget)
     assert widget.reset_button.isEnabled() and widget.status.text()
     _keep_previous(viewer, "CT segmentation", "CT")
+    count = widget.preview_count
+    no_tumor = np.where(np.asarray(seg.data) == 2, 1, np.asarray(seg.data)).astype(np.uint8)
     new = _layers.add_labels_layer(
-        viewer, np.asarray(seg.data).copy(), _layers.volume_of(seg, viewer.layers),
-        "CT segmentation", ct_layer_name="CT",
+        viewer, no_tumor, _layers.volume_of(seg, viewer.layers), "CT segmentation",
+        ct_layer_name="CT",
     )  # fmt: skip
     qtbot.waitUntil(lambda: widget.mask_combo.currentText() == "CT segmentation")
     assert widget._layer("CT segmentation") is new
     assert not widget.reset_button.isEnabled() and widget.status.text() == ""
+    _wait_for_new_preview(qtbot, widget, count)  # the outline is the new layer's: no tumor
+    assert not widget.preview_mask2d().any()
 
 
 def test_mismatched_layers_give_a_message_and_apply_nothing(refine_setup, qtbot):

@@ -283,6 +283,11 @@ def test_a_model_already_in_the_output_folder_is_resumed_or_kept_never_replaced_
     widget._finished("cancelled", dataclasses.replace(config, overwrite=False, resume=True))
     assert "is an earlier run's, not this one's" in widget.status.text()
     assert widget.model_folder is None
+    # a run without validation patients resumed (its final weights, saved with no score, are
+    # its own: not said to be another run's)
+    widget.reports[0]["has_best"] = None
+    widget._finished("cancelled", dataclasses.replace(config, overwrite=False, resume=True))
+    assert "earlier run's" not in widget.status.text() and widget.model_folder is not None
 
     # another run writing into the folder (a lock held by a live process): said at Start,
     # before the question about the run there (it started a process that failed 5 s later)

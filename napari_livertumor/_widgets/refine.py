@@ -491,6 +491,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             if hasattr(self, "_lesions_of"):  # (not while the panel is being built)
                 if self._layer(self.mask_combo.currentText()) is not self._watched:
                     self._watch_mask_layer()
+                    self.schedule_preview()  # the outline of the new layer's mask
                 self._mask_layer_changed()  # (nothing when it is the layer it had)
             # steps on a deleted layer cannot be undone: Undo (n) counts only the others
             alive = [

@@ -88,8 +88,6 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
                 "there would be overwritten when the run goes on; give another folder",
             )
         if (folder / METADATA_FILE).exists():
-            if not force:
-                raise ModelError(folder, "a model is already there (use --force to replace it)")
             from .checkpoint import is_shipped_model_folder
 
             if is_shipped_model_folder(folder):  # --force would replace what Segment uses
@@ -98,6 +96,8 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
                     "is a shipped default model's folder: write the ensemble to another "
                     "folder and choose it in Segment (--models)",
                 )
+            if not force:
+                raise ModelError(folder, "a model is already there (use --force to replace it)")
         elif force and _only_model_files(folder):
             pass  # an ensemble stopped while replacing a model: its weights, no metadata yet
         elif any(folder.iterdir()):

@@ -774,8 +774,10 @@ class _Run:
                        "total_steps": total_steps,
                        "best": None if self.unmeasured or state["best"] < 0 else state["best"],
                        # whether the run has saved a best model (the one in the folder is its
-                       # own; else an earlier run's, e.g. one a Replace had not yet replaced)
-                       "has_best": state["best"] >= 0,
+                       # own; else an earlier run's, e.g. one a Replace had not yet replaced);
+                       # None without validation patients (its final weights are saved with
+                       # no score: not known)
+                       "has_best": (state["best"] >= 0) if data["val"] else None,
                        "history": history}  # fmt: skip
         if cfg.init_from and state["step"] == 0:
             self.init_info = self._load_init(net)
