@@ -973,13 +973,8 @@ def run_settings(case: Case, config, series_uid=None, acquisition=None) -> dict:
             value = None  # no tumor stage: these change nothing
         elif name.endswith("_model") and value is not None:
             value = str(Path(value).resolve())
-            if value == str(default_model_dir(name[: -len("_model")]).resolve()):
-                value = None  # the shipped model (--models default): as a plain run records it
         elif dataclasses.is_dataclass(value):
-            # the values the contour runs with (clamped, swapped), not the file's: a rerun
-            # with the values that ran was redone as "other settings"
-            validated = getattr(value, "validated", None)
-            value = dataclasses.asdict(validated()[0] if validated else value)
+            value = dataclasses.asdict(value)
         settings[name] = value
     from ..io.nifti import is_nifti_path
 
@@ -1001,7 +996,9 @@ def run_settings(case: Case, config, series_uid=None, acquisition=None) -> dict:
         stage: _model_stamp(Path(getattr(config, f"{stage}_model") or default_model_dir(stage)))
         for stage in stages
     }
-    return json.loads(json.dumps(record, default=str))  # as it reads back from the file
+    # as it reads back from the file, and in the one form every record is compared in (the
+    # shipped models as None, the refinement's values as they ran)
+    return _as_recorded_now(json.loads(json.dumps(record, default=str)))
 
 
 #: Settings of the tumor stage and its refinement: not recorded for a liver-only run.
