@@ -12,7 +12,12 @@ Steps
    then the same with the tumor stage's mirrored passes (``tta="inplane"``, not the default).
 3. ``livertumor segment DICOM --device cuda`` in a fresh process, ``--runs`` times: wall time;
    alternated with runs importing MONAI the usual way (``LIVERTUMOR_FULL_IMPORTS=1``). The
-   per-stage times reported are the last normal (lean-import) run's.
+   per-stage times reported are the last normal (lean-import) run's. Also alternated: runs
+   with Python's bytecode cache on (``PYTHONPYCACHEPREFIX`` in the work folder, written by one
+   untimed run first, ``PYTHONDONTWRITEBYTECODE`` unset) — what a ``pip install`` leaves
+   (it compiles every module), where an image without ``__pycache__`` folders and with
+   ``PYTHONDONTWRITEBYTECODE`` set makes each process compile torch's and MONAI's sources
+   again. Whether the interpreter writes bytecode, and whether torch's has any, is recorded.
 4. Where a fresh process spends its time before the first case: ``python -c "import torch"``,
    ``... import torch, monai`` and ``... + CUDA context`` as separate processes (``import monai``
    loads every MONAI sub-package, which imports whatever optional packages are installed:
@@ -50,6 +55,9 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda", help="cuda (the check) or cpu (a dry run)")
     ap.add_argument("--n-slices", type=int, default=200)
     ap.add_argument("--keep", action="store_true", help="keep the temporary work folder")
+    ap.add_argument(
+        "--startup-runs", type=int, default=3, help="runs of each start-up snippet (0: none)"
+    )
     args = ap.parse_args(argv)
 
     import torch
@@ -80,7 +88,9 @@ def _check(args, work: Path, cuda: bool) -> int:
         "gpu": torch.cuda.get_device_name(0) if cuda else "none (CPU dry run)",
         "torch": torch.__version__,
         "cpu_count": os.cpu_count(),
+        "bytecode": _bytecode_facts(torch),
     }
+    print("bytecode:", report["bytecode"])
     print("GPU:", report["gpu"])
 
     models = Path(args.models) if args.models else default_model_dir("liver").parent
@@ -137,17 +147,30 @@ def _check(args, work: Path, cuda: bool) -> int:
     # alternated with runs that import MONAI the usual way (every optional package it finds:
     # what the command did before models.lean_import), measured in the same run
     full_walls = []
+    # and with a bytecode cache the interpreter may write (one untimed run writes it first)
+    cached_walls: list[float] = []
+    cached_env = {**os.environ, "PYTHONPYCACHEPREFIX": str(work / "pycache")}
+    cached_env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run(cmd, capture_output=True, text=True, env=cached_env)
+    variants = (
+        (walls, os.environ),
+        (full_walls, {**os.environ, "LIVERTUMOR_FULL_IMPORTS": "1"}),
+        (cached_walls, cached_env),
+    )
     stats_file = work / "out" / f"{dicom.name}_stats.json"
+    cached_stats = None
     for _ in range(args.runs):
-        for walls_of, env in ((walls, {}), (full_walls, {"LIVERTUMOR_FULL_IMPORTS": "1"})):
+        for walls_of, env in variants:
             t0 = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             walls_of.append(round(time.perf_counter() - t0, 2))
             if proc.returncode != 0:
                 print(proc.stderr[-3000:])
                 return 1
-            if not env:  # the stage times reported are the last lean (normal) run's
+            if walls_of is walls:  # the stage times reported are the last lean (normal) run's
                 stats = json.loads(stats_file.read_text())
+            elif walls_of is cached_walls:
+                cached_stats = json.loads(stats_file.read_text())
     report["end_to_end"] = {
         "command": " ".join(cmd),
         "runs_s": walls,
@@ -156,8 +179,12 @@ def _check(args, work: Path, cuda: bool) -> int:
         "device": stats["device"],
         "full_monai_import_runs_s": full_walls,
         "full_monai_import_median_s": statistics.median(full_walls),
+        "bytecode_cached_runs_s": cached_walls,
+        "bytecode_cached_median_s": statistics.median(cached_walls),
+        "bytecode_cached_last_timings_s": cached_stats["timings_s"],
     }
-    report["startup"] = _time_startup(args.runs, cuda)
+    if args.startup_runs > 0:
+        report["startup"] = _time_startup(args.startup_runs, cuda, cached_env)
     if args.batch > 0:
         report["batch"] = _time_batch(args, work, models, write_ct_series, generate_phantom)
 
@@ -173,11 +200,17 @@ def _check(args, work: Path, cuda: bool) -> int:
         + f", stages {stats['timings_s']}; importing MONAI the usual way: median "
         + f"{report['end_to_end']['full_monai_import_median_s']:.2f} s"
     )
-    st = report["startup"]
     print(
-        "fresh-process start-up (medians): "
-        + ", ".join(f"{k} {v['median_s']:.2f} s" for k, v in st.items() if isinstance(v, dict))
+        "end to end with a bytecode cache: median "
+        f"{report['end_to_end']['bytecode_cached_median_s']:.2f} s, stages "
+        f"{report['end_to_end']['bytecode_cached_last_timings_s']}"
     )
+    if "startup" in report:
+        st = report["startup"]
+        print(
+            "fresh-process start-up (medians): "
+            + ", ".join(f"{k} {v['median_s']:.2f} s" for k, v in st.items() if isinstance(v, dict))
+        )
     if "batch" in report:
         b = report["batch"]
         print(
@@ -212,8 +245,21 @@ def _time_in_process(seg, ct, runs: int, label: str) -> dict:
     return {"runs": rows, "two_stages_median_s": round(statistics.median(two), 3)}
 
 
-def _time_startup(runs: int, cuda: bool) -> dict:
-    """Fresh-process wall times of the imports a ``livertumor segment`` run pays before its case."""
+def _bytecode_facts(torch) -> dict:
+    """Whether this interpreter writes bytecode, and whether torch's package has any."""
+    pkg = Path(torch.__file__).parent
+    return {
+        "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE"),
+        "dont_write_bytecode": bool(sys.dont_write_bytecode),
+        "torch_pyc_files": sum(1 for _ in pkg.glob("__pycache__/*.pyc"))
+        + sum(1 for _ in pkg.glob("*/__pycache__/*.pyc")),
+        "torch_py_files": sum(1 for _ in pkg.glob("*.py")) + sum(1 for _ in pkg.glob("*/*.py")),
+    }
+
+
+def _time_startup(runs: int, cuda: bool, cached_env: dict | None = None) -> dict:
+    """Fresh-process wall times of the imports a ``livertumor segment`` run pays before its case
+    (``*_bytecode_cached``: with ``cached_env``, whose bytecode cache the runs before wrote)."""
     snippets = {
         "python_torch": "import torch",
         "python_torch_monai": "import torch, monai",
@@ -224,12 +270,16 @@ def _time_startup(runs: int, cuda: bool) -> dict:
         snippets["python_torch_monai_cuda_context"] = (
             "import torch, monai; torch.zeros(1, device='cuda'); torch.cuda.synchronize()"
         )
+    runs_of = {name: (code, None) for name, code in snippets.items()}
+    if cached_env is not None:
+        for name in ("python_torch", "python_torch_monai_lean"):
+            runs_of[name + "_bytecode_cached"] = (snippets[name], cached_env)
     out: dict = {}
-    for name, code in snippets.items():
+    for name, (code, env) in runs_of.items():
         walls = []
         for _ in range(max(1, min(runs, 3))):
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], check=True)
+            subprocess.run([sys.executable, "-c", code], check=True, env=env)
             walls.append(round(time.perf_counter() - t0, 2))
         out[name] = {"runs_s": walls, "median_s": statistics.median(walls)}
     code = (

@@ -27,6 +27,10 @@ def test_gpu_check_dry_run_writes_every_figure(tmp_path):
     assert report["end_to_end"]["device"] == "cpu"
     assert set(report["end_to_end"]["last_timings_s"]) >= {"read", "liver", "tumor", "write"}
     assert report["startup"]["python_torch_monai"]["median_s"] > 0
+    # the same command with a bytecode cache, in the same run, and what the interpreter does
+    assert report["end_to_end"]["bytecode_cached_median_s"] > 0
+    assert report["startup"]["python_torch_bytecode_cached"]["median_s"] > 0
+    assert report["bytecode"]["torch_py_files"] > 0
     assert report["batch"]["cases"] == 2
     # only the first case of a batch pays for loading the models
     loads = ["load_models" in t for t in report["batch"]["per_case_timings_s"]]

@@ -1172,6 +1172,33 @@ def test_a_head_ct_gives_no_liver_and_says_why():
     assert _inside_skull(np.asarray(vol.array), liver.astype(np.uint8), vol.spacing) is None
 
 
+def test_the_skull_test_judges_the_share_of_the_whole_organ_in_any_slice_order():
+    """The share of the organ inside closed rings of bone is the whole organ's, whichever
+    slices hold the rings (the test looks at the largest slices first and stops once the share
+    can no longer pass 80 %): just under and just over the threshold, and the share said."""
+    from napari_livertumor.pipeline import MAX_ENCLOSED_BY_BONE, _inside_skull
+
+    n, size = 20, 64
+    yy, xx = np.mgrid[:size, :size]
+    r = np.hypot(yy - size / 2, xx - size / 2)
+    rng = np.random.default_rng(3)
+    radii = rng.uniform(6, 14, n)  # organ areas differ from slice to slice
+    organ = np.stack([(r <= radii[z]).astype(np.uint8) for z in range(n)])
+    area = organ.reshape(n, -1).sum(axis=1)
+    for trial in range(12):
+        ringed = rng.permutation(n)[: rng.integers(10, n + 1)]
+        ct = np.full((n, size, size), -1000.0, np.float32)  # air all round
+        ct[organ > 0] = 40.0
+        for z in ringed:
+            ct[z][(r > 14.5) & (r <= 17)] = 1000.0  # a closed ring of bone round the organ
+        share = area[ringed].sum() / area.sum()
+        said = _inside_skull(ct, organ, (5.0, 1.0, 1.0), hu_suspect=True)
+        if share <= MAX_ENCLOSED_BY_BONE:
+            assert said is None, (trial, share)
+        else:
+            assert said is not None and f"{100 * share:.0f} %" in said, (trial, share, said)
+
+
 def test_values_that_are_not_hounsfield_units_are_warned_about():
     vol, _, _ = phantom()
     cfg = InferenceConfig(device="cpu", min_liver_ml=1)
