@@ -758,6 +758,9 @@ def refine_labels(
         from scipy import ndimage as ndi
 
         cube = np.ones((3, 3, 3), bool)
+        # all of it within the tumor's bounding box (before and after), not the liver's
+        near = _bbox(refined | given, margin_mm=0.0, spacing=spacing)
+        whole, refined = refined, refined[near]
         lab, _ = ndi.label(refined, structure=cube)
         sizes = np.bincount(lab.ravel())
         keep_voxels = min_ml * 1000.0 / float(np.prod(spacing))
@@ -765,7 +768,7 @@ def refine_labels(
         # pieces the contour left under the size filter go, but a lesion it shrank under it
         # stays: the largest piece left of every lesion of at least that size it was given
         # (one found at 0.16 mL, shrunk to 0.07, was lost without a word)
-        before, _ = ndi.label(given, structure=cube)
+        before, _ = ndi.label(given[near], structure=cube)
         big = np.flatnonzero(np.bincount(before.ravel()) >= keep_voxels)
         both = (lab > 0) & np.isin(before, big[big > 0])
         old, piece = np.unique(np.stack([before[both], lab[both]]), axis=1)
@@ -774,7 +777,8 @@ def refine_labels(
             first = np.r_[True, old[order][1:] != old[order][:-1]]
             keep[piece[order][first]] = True
         keep[0] = False
-        refined = keep[lab]
+        whole[near] = keep[lab]
+        refined = whole
     roi[liver] = 1
     roi[refined] = 2
     return labels
