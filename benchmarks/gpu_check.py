@@ -17,7 +17,9 @@ Steps
    untimed run first, ``PYTHONDONTWRITEBYTECODE`` unset) — what a ``pip install`` leaves
    (it compiles every module), where an image without ``__pycache__`` folders and with
    ``PYTHONDONTWRITEBYTECODE`` set makes each process compile torch's and MONAI's sources
-   again. Whether the interpreter writes bytecode, and whether torch's has any, is recorded.
+   again. Whether the interpreter writes bytecode, and whether torch's has any, is recorded:
+   where it writes it and torch's is there (a usual install), both variants are cached and
+   differ only by noise.
 4. Where a fresh process spends its time before the first case: ``python -c "import torch"``,
    ``... import torch, monai`` and ``... + CUDA context`` as separate processes (``import monai``
    loads every MONAI sub-package, which imports whatever optional packages are installed:
@@ -151,7 +153,10 @@ def _check(args, work: Path, cuda: bool) -> int:
     cached_walls: list[float] = []
     cached_env = {**os.environ, "PYTHONPYCACHEPREFIX": str(work / "pycache")}
     cached_env.pop("PYTHONDONTWRITEBYTECODE", None)
-    subprocess.run(cmd, capture_output=True, text=True, env=cached_env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=cached_env)
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:])
+        return 1
     variants = (
         (walls, os.environ),
         (full_walls, {**os.environ, "LIVERTUMOR_FULL_IMPORTS": "1"}),
@@ -277,7 +282,7 @@ def _time_startup(runs: int, cuda: bool, cached_env: dict | None = None) -> dict
     out: dict = {}
     for name, (code, env) in runs_of.items():
         walls = []
-        for _ in range(max(1, min(runs, 3))):
+        for _ in range(runs):
             t0 = time.perf_counter()
             subprocess.run([sys.executable, "-c", code], check=True, env=env)
             walls.append(round(time.perf_counter() - t0, 2))

@@ -45,6 +45,10 @@ def napari_get_reader(path):
             return _said_briefly(read_nifti_folder) if _nifti_files_in(target) else None
         if target.is_file() and _looks_like_dicom(target):
             return _said_briefly(read_dicom_layers)
+        if target.is_file() and target.suffix.lower() in (".dcm", ".dicom", ".ima"):
+            # named as DICOM but not one (an image renamed): napari said only that the plugin
+            # "refused the file"; the reader says what the file is not
+            return _said_briefly(read_dicom_layers)
     except Exception:  # a reader probe must never break napari's open dialog
         return None
     return None

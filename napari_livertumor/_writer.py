@@ -199,11 +199,31 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
             "this labels layer is not linked to a CT read from DICOM; a DICOM SEG must "
             "reference the CT's DICOM slices (save as NIfTI instead)",
         )
-    names = _SEGMENTS.get(metadata.get("livertumor_role"), _SEGMENTS["ground_truth"])
+    role = metadata.get("livertumor_role")
+    names = _SEGMENTS.get(role, _SEGMENTS["ground_truth"])
     values = [int(v) for v in np.unique(labels) if v != 0]
     if not values:
         raise InputError(out, "the labels layer is empty; nothing to save")
     segments = [(v, names.get(v, f"Label {v}")) for v in values]
+    scope = "liver+tumor" if 2 in values else "liver"
+    if role == "segmentation":
+        # as the Export panel and `segment --dicom-seg` write it: Liver and Tumor declared
+        # (an empty Tumor is "no tumor found"), Liver alone only when the tumor stage never ran
+        odd = [v for v in values if v not in (1, 2)]
+        if odd:
+            listed = ", ".join(str(v) for v in odd[:5]) + (" …" if len(odd) > 5 else "")
+            raise InputError(
+                out,
+                f"this segmentation holds label value(s) {listed} besides 1 (liver) and 2 "
+                "(tumor): paint those voxels 0, 1 or 2 before saving it as a DICOM SEG (or "
+                "save it as NIfTI, which keeps any value)",
+            )
+        stats = metadata.get("stats") or {}
+        not_run = ("tumor_ml" in stats and stats["tumor_ml"] is None) or bool(
+            metadata.get(OPENED_TUMOR_NOT_RUN)
+        )
+        scope = "liver" if not_run and 2 not in values else "liver+tumor"
+        segments = [(1, "Liver")] if scope == "liver" else [(1, "Liver"), (2, "Tumor")]
     notes: list[str] = []
     kind = seg_algorithm_type(metadata, labels)
     write_dicom_seg(  # (a CT shown turned: it writes on the files' own order)
@@ -213,7 +233,7 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
         segments,
         algorithm_type=kind,
         # a model's segmentation as it came is marked so: never read as a ground truth
-        series_description=model_seg_description("liver+tumor" if 2 in values else "liver")
+        series_description=model_seg_description(scope)
         if kind == "AUTOMATIC"
         else str(attributes.get("name") or "Segmentation")[:64],
         notes=notes,

@@ -1640,7 +1640,7 @@ def _inside_skull(
         filled = np.zeros_like(bone)
         filled[box] = ndi.binary_fill_holes(bone[box])
         n = int(np.count_nonzero(filled & organs[z]))
-        if n > best[0]:
+        if n > best[0] or (n and n == best[0] and z < best[1]):  # (a tie: the lowest slice)
             best = (n, z, filled)
         inside += n
     if inside <= MAX_ENCLOSED_BY_BONE * total:

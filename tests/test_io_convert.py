@@ -74,6 +74,29 @@ def test_convert_lists_series_and_picks_one_by_uid(tmp_path, capsys):
     assert nib.load(out).shape == (14, 12, 3)
 
 
+def test_convert_list_names_each_rows_patient_and_the_files_it_could_not_read(
+    tmp_path, capsys, caplog
+):
+    """Two patients' series were listed alike with no word; a PNG named .dcm gave only "no
+    DICOM series found", and a truncated slice was not mentioned."""
+    import logging
+
+    vol = CTVolume(np.zeros((3, 12, 14), np.int16), (5.0, 0.7, 0.7))
+    write_ct_series(vol, tmp_path / "two" / "a", patient_id="PAT_A")
+    write_ct_series(vol, tmp_path / "two" / "b", patient_id="PAT_B")
+    (tmp_path / "two" / "b" / "fake.dcm").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(600))
+    with caplog.at_level(logging.WARNING):
+        assert main(["convert", str(tmp_path / "two"), "--list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert sorted(line.split(":")[0] for line in lines) == ["PAT_A", "PAT_B"]
+    assert "scans of 2 patients (PAT_A, PAT_B)" in caplog.text
+    assert "1 unreadable DICOM file(s) skipped" in caplog.text and "fake.dcm" in caplog.text
+    (tmp_path / "png").mkdir()
+    (tmp_path / "png" / "x.dcm").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(600))
+    assert main(["convert", str(tmp_path / "png"), "--list"]) == 1
+    assert "x.dcm: named like a DICOM file but is not one" in capsys.readouterr().err
+
+
 def test_convert_of_an_empty_folder_fails_with_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["convert", str(tmp_path / "empty"), "-o", str(tmp_path / "x.nii.gz")]) == 1

@@ -192,6 +192,48 @@ def test_a_sagittal_series_opened_turned_still_saves_and_reads_back_as_a_dicom_s
     np.testing.assert_array_equal(read_dicom_seg(out, shown_ct), labels)
 
 
+def test_a_segmentation_saved_from_file_save_declares_what_the_export_panel_does(tmp_path):
+    """File > Save as DICOM SEG of a run whose tumor model found nothing wrote Liver alone,
+    marked as a liver-only run: reopened, its tumor figures became "not computed" instead of
+    0 mL. And a hand-painted value 3 in a segmentation was written as "Label 3"."""
+    from pathlib import Path
+
+    import pydicom
+
+    from napari_livertumor._reader import _tumor_not_run
+    from napari_livertumor._writer import MODEL_DIGEST, labels_digest
+
+    rng = np.random.default_rng(1)
+    source = CTVolume(rng.integers(-200, 200, (6, 20, 16)).astype(np.int16), (2.0, 1.0, 1.0))
+    write_ct_series(source, tmp_path / "ct", patient_id="P")
+    ct = load_ct(tmp_path / "ct")
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[1:5, 4:14, 3:12] = 1
+
+    def save(name, stats, data=labels):
+        meta = {
+            "ct_volume": ct,
+            "livertumor_role": "segmentation",
+            "stats": stats,
+            MODEL_DIGEST: labels_digest(data),
+        }  # (the model's digest: its output as it came)
+        [out] = write_labels_dicom_seg(str(tmp_path / name), data, {"metadata": meta})
+        return pydicom.dcmread(out, stop_before_pixels=True), out
+
+    no_tumor, out = save("none.dcm", {"liver_ml": 1.0, "tumor_ml": 0.0})
+    assert [s.SegmentLabel for s in no_tumor.SegmentSequence] == ["Liver", "Tumor"]
+    assert no_tumor.SeriesDescription.endswith("liver+tumor")
+    assert not _tumor_not_run(Path(out))
+    liver_only, out = save("liver.dcm", {"liver_ml": 1.0, "tumor_ml": None})
+    assert [s.SegmentLabel for s in liver_only.SegmentSequence] == ["Liver"]
+    assert _tumor_not_run(Path(out))
+    odd = labels.copy()
+    odd[2, 5, 5] = 3
+    with pytest.raises(SaveRefused, match=r"label value\(s\) 3 besides 1 \(liver\) and 2"):
+        save("odd.dcm", {"tumor_ml": 0.0}, odd)
+    assert not (tmp_path / "odd.dcm").exists()
+
+
 def test_a_seg_this_plugin_exported_opens_as_a_segmentation_in_the_class_colours(tmp_path, study):
     """Reopened, the plugin's own export was taken for the ground truth (Inspect would score
     it against itself), and labels opened with File > Open had napari's colours, not the
@@ -369,6 +411,19 @@ def test_an_image_without_a_ct_saves_on_its_scale_and_what_is_no_volume_is_refus
     with pytest.raises(SaveRefused, match="RGB image is no CT"):
         write_image_nifti(str(tmp_path / "rgb.nii.gz"), np.zeros((3, 4, 3)), {"rgb": True})
     assert not (tmp_path / "flat.nii.gz").exists() and not (tmp_path / "rgb.nii.gz").exists()
+
+
+def test_a_file_named_as_dicom_that_is_not_one_is_said_not_refused_blankly(tmp_path):
+    """A PNG renamed .dcm got napari's "Reader 'napari-livertumor' ... refused the file"."""
+    fake = tmp_path / "scan" / "fake.dcm"
+    fake.parent.mkdir()
+    fake.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(600))
+    reader = napari_get_reader(str(fake))
+    assert reader is not None
+    with pytest.raises(InputError, match=r"fake\.dcm: .*named like a DICOM file but is not one"):
+        reader(str(fake))
+    (tmp_path / "notes.txt").write_text("hello")
+    assert napari_get_reader(str(tmp_path / "notes.txt")) is None  # what is not ours stays not
 
 
 def test_dicom_seg_writer_refuses_a_layer_without_a_dicom_ct(tmp_path):

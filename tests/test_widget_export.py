@@ -1114,11 +1114,13 @@ def test_a_failing_dicom_seg_says_nothing_else_was_written_and_how_to_have_it(tm
     vol = CTVolume(np.zeros((4, 8, 8), np.int16), spacing=(2.0, 1.0, 1.0))
     labels = np.zeros((4, 8, 8), np.uint8)
     labels[1:3, 2:6, 2:6] = 1
-    files = {k: tmp_path / f"c_{k}" for k in ("labels.nii.gz", "seg.dcm", "stats.json")}
+    new = tmp_path / "new folder" / "sub"  # made for the export, removed again: nothing in it
+    files = {k: new / f"c_{k}" for k in ("labels.nii.gz", "seg.dcm", "stats.json")}
     with pytest.raises(InputError) as info:  # a CT not read from DICOM
         export_mod.write_exports(labels, vol, files)
     assert "nothing was written or replaced; untick DICOM SEG" in str(info.value)
     assert not any(path.exists() for path in files.values())
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_cancel_never_parts_the_stats_from_their_lesion_table_and_names_old_files(

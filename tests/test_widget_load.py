@@ -340,7 +340,58 @@ def test_find_series_in_a_folder_of_segs_only_says_where_their_ct_would_be(
     widget.path.setText(str(tmp_path / "SEG"))
     widget.scan_button.click()
     _wait_idle(qtbot, widget)
-    assert "No DICOM image series found here. It holds 1 DICOM SEG(s)" in widget.status.text()
+    said = widget.status.text()
+    assert f"No DICOM image series found in {tmp_path / 'SEG'}. It holds 1 DICOM SEG(s)" in said
+
+
+def test_find_series_names_unreadable_files_and_a_folder_of_nifti_says_what_to_choose(
+    load_widget, qtbot, tmp_path
+):
+    """Find series said "1 image series found" beside a file it could not read (Load warned),
+    and "No DICOM image series found here." of a folder holding only a PNG named .dcm; a folder
+    of NIfTI files given as the DICOM folder was "no DICOM files found", nothing on what to do."""
+    viewer, widget = load_widget
+    case, _, _ = write_dicom_case(tmp_path)
+    (case / "CT" / "fake.dcm").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(600))
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case / "CT"))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    said = widget.status.text()
+    assert "1 image series found" in said and "1 unreadable DICOM file(s) skipped" in said
+    assert "fake.dcm" in said
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "fake.dcm").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(600))
+    widget.path.setText(str(only))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    said = widget.status.text()
+    assert f"No DICOM image series found in {only}." in said and "fake.dcm" in said
+    vol, _ = tiny_ct()
+    write_nifti(vol, tmp_path / "nifti" / "imagesTr" / "A_001.nii.gz")
+    widget.path.setText(str(tmp_path / "nifti"))
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    said = widget.status.text()
+    assert "a folder of NIfTI files (imagesTr/A_001.nii.gz)" in said, said
+    assert "choose Source 'NIfTI file'" in said and len(viewer.layers) == 0
+
+
+def test_what_a_load_was_started_with_cannot_change_until_it_ends(load_widget, qtbot, tmp_path):
+    """The source switched during a load showed "Sample" beside the DICOM scan it loaded."""
+    viewer, widget = load_widget
+    case, _, _ = write_dicom_case(tmp_path)
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case / "CT"))
+    widget.load_button.click()
+    locked = [widget.source, widget.path, widget.browse, widget.truth_path, widget.scan_button]
+    assert not any(w.isEnabled() for w in locked)
+    _wait_idle(qtbot, widget)
+    qtbot.waitUntil(lambda: widget.source.isEnabled(), timeout=5000)
+    assert all(w.isEnabled() for w in locked) and len(_layers.ct_layers(viewer)) == 1
+    widget.source.setCurrentText(SOURCES[2])  # and as the source has them afterwards
+    assert not widget.path.isEnabled() and widget.seed.isEnabled()
 
 
 def test_find_series_with_no_path_asks_for_one_and_scans_nothing(load_widget, monkeypatch):
@@ -842,5 +893,5 @@ def test_a_scout_is_marked_in_find_series_and_not_loaded_as_a_volume(load_widget
     widget.scan_button.click()
     _wait_idle(qtbot, widget)
     text = widget.status.text()
-    assert text.startswith("No DICOM image series found here.")
+    assert text.startswith(f"No DICOM image series found in {case}.")
     assert "image(s) without a position in the patient (no ImagePositionPatient" in text

@@ -575,6 +575,12 @@ def write_exports(
         ),
     )
     extra["algorithm_type"] = algorithm_type  # as a DICOM SEG of these labels says it
+    # folders this export would create: removed again (if still empty) when nothing is written
+    created: list[Path] = []
+    folder = order[0][1].parent if order else None
+    while folder is not None and not folder.exists() and folder != folder.parent:
+        created.append(folder)
+        folder = folder.parent
     for i, (kind, path) in enumerate(order):
         # (the lesion table goes with its stats, never a stop between them: a new stats file
         # beside the last export's table disagreed on the lesions without a word)
@@ -612,6 +618,11 @@ def write_exports(
             _write_one(kind, path, labels, volume, stats, extra, notes, algorithm_type, ct)
         except Exception as exc:
             if not written:
+                for made in created:  # the deepest first; one not empty stops it
+                    try:
+                        made.rmdir()
+                    except OSError:
+                        break
                 if kind == "seg.dcm" and len(order) > 1 and not isinstance(exc, Cancelled):
                     # the SEG goes first: say that nothing else was written or replaced, and
                     # how to have the other files

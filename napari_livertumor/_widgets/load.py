@@ -55,6 +55,23 @@ AUTO_TRUTH = "ground truth: "
 OTHERS_NOT_READ = "other series in the folder not read"
 
 
+def _refuse_nifti_folder(folder: Path) -> None:
+    """Raise what ``folder`` is when it holds NIfTI files (and no DICOM): Load was given it as
+    a DICOM folder (its "no DICOM files found" said nothing of what to do)."""
+    from .._reader import _nifti_files_in
+
+    found = _nifti_files_in(folder) if folder.is_dir() else []
+    if not found:
+        return
+    shown = ", ".join(str(p.relative_to(folder)) for p in found[:3])
+    more = " …" if len(found) > 3 else ""
+    raise InputError(
+        folder,
+        f"a folder of NIfTI files ({shown}{more}), not a DICOM series: choose Source "
+        "'NIfTI file' and one of the files (a label map of it, if any, as the ground truth)",
+    )
+
+
 class LoadWidget(JobWidgetMixin, QWidget):
     """Open a CT as a layer in mm, with the abdomen window and its geometry in the metadata."""
 
@@ -90,9 +107,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         header.sectionResized.connect(self._fit_rows)
         self.series_table.setMinimumHeight(110)
         self.truth_path = QLineEdit()
-        self.truth_path.setPlaceholderText(
-            "optional: DICOM SEG (file or its folder) or NIfTI label map"
-        )
+        self.truth_path.setPlaceholderText("optional: SEG or label map")
         self.truth_browse = QPushButton("Browse…")
         self.load_button = QPushButton("Load")
         self.window_combo = QComboBox()
@@ -120,8 +135,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
             ),
             (
                 self.truth_path,
-                "Optional reference labels on the same grid: a DICOM SEG (found "
-                "by Find series) or a NIfTI label map. Inspect scores against it",
+                "Optional reference labels on the same grid: a DICOM SEG (the file or its "
+                "folder; found by Find series) or a NIfTI label map. Inspect scores against "
+                "it. Not needed for the sample, which brings its own",
             ),
             (self.truth_browse, "Pick a DICOM SEG or NIfTI label file"),
             (self.load_button, "Open the CT (and ground truth) as layers in mm"),
@@ -199,7 +215,10 @@ class LoadWidget(JobWidgetMixin, QWidget):
             from ..io.seg import seg_referenced_series
             from ..io.tcia import referenced_instances
 
-            series = discover_series(folder, reporter=Reporter(progress, should_cancel))
+            unreadable: list = []
+            series = discover_series(
+                folder, reporter=Reporter(progress, should_cancel), unreadable=unreadable
+            )
             refs = {
                 str(s.files[0]): seg_referenced_series(s.files[0])
                 for s in series
@@ -212,7 +231,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
                     instances[seg_file] = referenced_instances(seg_file)[1]
                 except InputError:
                     instances[seg_file] = set()
-            return series, refs, instances
+            return series, refs, instances, unreadable, folder
 
         self.run_job(
             target,
@@ -263,9 +282,14 @@ class LoadWidget(JobWidgetMixin, QWidget):
             elif source == SOURCES[0]:
                 from ..io.dicom import read_dicom_series
 
-                volume = read_dicom_series(
-                    path_text, series_uid, acquisition=acquisition, reporter=reporter
-                )
+                try:
+                    volume = read_dicom_series(
+                        path_text, series_uid, acquisition=acquisition, reporter=reporter
+                    )
+                except InputError as exc:
+                    if "no DICOM files found" in exc.problem:
+                        _refuse_nifti_folder(Path(path_text))  # what it is instead, if so
+                    raise
             else:
                 from ..io.nifti import read_nifti
 
@@ -315,13 +339,35 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 truth = turn.apply(truth)
             return shown, truth, truth_problem, notes, chosen is not None
 
-        self.run_job(
+        # what the load was started with stays as it was until it ends (a source changed
+        # under it showed "Sample" beside the DICOM scan it loaded; a scan ran beside it)
+        self._lock_inputs(True)
+        job = self.run_job(
             target,
             self._show_volume,
             description="loading",
             button=self.load_button,
             busy_text="Loading…",
+            on_finished=lambda _status: self._lock_inputs(False),
         )
+        if job is None:
+            self._lock_inputs(False)
+
+    def _lock_inputs(self, locked: bool) -> None:
+        """Disable (or enable again) the source, paths, seed, series list and Find series."""
+        try:
+            self.source.setEnabled(not locked)
+            self.series_table.setEnabled(not locked)
+            scanning = self.scan_button in self.jobs and self.jobs[self.scan_button].running
+            if not scanning:  # (a scan under way keeps its Cancel)
+                self.scan_button.setEnabled(not locked)
+            if locked:
+                for w in (self.path, self.browse, self.truth_path, self.truth_browse, self.seed):
+                    w.setEnabled(False)
+            else:
+                self._source_changed()  # each as the source has it
+        except RuntimeError:  # the panel is being deleted
+            pass
 
     def selected_series(self):
         """The chosen row's series (:class:`~napari_livertumor.io.dicom.SeriesInfo`), or None."""
@@ -336,9 +382,14 @@ class LoadWidget(JobWidgetMixin, QWidget):
 
     # ------------------------------------------------------------------ results
     def _show_series(self, found) -> None:
-        from ..io.dicom import SHORT_SERIES  # (read by the scan that found them)
+        from ..io.dicom import SHORT_SERIES, _skipped_text  # (read by the scan that found them)
 
-        series, refs, instances = found if isinstance(found, tuple) else (found, {}, {})
+        found = found if isinstance(found, tuple) else (found,)
+        # (series, SEG references, their images, unreadable files, the folder): a scan's
+        series, refs, instances, unreadable_files, folder = (
+            *found,
+            *(None, {}, {}, [], None)[len(found) :],
+        )
         self._series = [s for s in series if getattr(s, "is_image", True)]
         listed = {s.uid for s in self._series}
         all_segs = [s for s in series if getattr(s, "modality", "") == "SEG"]
@@ -405,9 +456,13 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 f"({', '.join(p or '?' for p in patients)}): keep one patient per folder, or "
                 "check which row you load\n" + msg
             )
+        if unreadable_files:  # files named or made like DICOM that could not be read: as Load says
+            msg += f"\n⚠ {_skipped_text(unreadable_files)}"
         unread = [s for s in series if not getattr(s, "is_image", True) and s.modality != "SEG"]
+        where = f" in {folder}" if folder is not None else " here"
         empty = (
-            "No DICOM image series found here."
+            f"No DICOM image series found{where}."
+            + (f" {_skipped_text(unreadable_files)}." if unreadable_files else "")
             + (
                 f" It holds {len(all_segs)} DICOM SEG(s), segmentations drawn on a CT: choose the "
                 "folder holding that CT (the study's or the patient's)"
@@ -418,7 +473,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
             + "".join(f"\n{s.summary()}" for s in unread[:3])
             + (f"\n… and {len(unread) - 3} more" if len(unread) > 3 else "")
         )
-        set_status(self.status, msg if self._series else empty, warning=len(patients) > 1)
+        set_status(
+            self.status,
+            msg if self._series else empty,
+            warning=len(patients) > 1 or bool(unreadable_files) or not self._series,
+        )
 
     def _show_volume(self, loaded) -> None:
         volume, truth, truth_problem, notes, explicit = loaded
@@ -551,7 +610,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.path.setPlaceholderText(
             "DICOM folder"
             if is_dicom
-            else "not needed: the sample is made here"
+            else "not needed for the sample"
             if is_sample
             else ".nii or .nii.gz CT file"
         )
@@ -564,10 +623,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
         # the sample brings its own ground truth
         self.truth_path.setEnabled(not is_sample)
         self.truth_browse.setEnabled(not is_sample)
+        # (short: a docked panel is about 350 px wide; the tooltip says the rest)
         self.truth_path.setPlaceholderText(
-            "not needed: the sample brings its own ground truth"
-            if is_sample
-            else "optional: DICOM SEG (file or its folder) or NIfTI label map"
+            "the sample brings its own" if is_sample else "optional: SEG or label map"
         )
 
     def _browse(self) -> None:

@@ -91,11 +91,28 @@ def _run(args) -> int:
     if args.list:
         from ..io.dicom import discover_series
 
-        found = discover_series(source)
+        unreadable: list = []
+        found = discover_series(source, unreadable=unreadable)
         if not found:
-            raise InputError(source, "no DICOM series found")
+            from ..io.dicom import _skipped_text
+
+            raise InputError(
+                source,
+                "no DICOM series found" + (f"; {_skipped_text(unreadable)}" if unreadable else ""),
+            )
+        patients = sorted({info.patient_id or "?" for info in found if info.is_image})
         for info in found:
-            print(info.summary())
+            # rows of two patients can look the same: each says whose it is
+            print((f"{info.patient_id or '?'}: " if len(patients) > 1 else "") + info.summary())
+        if len(patients) > 1:
+            log.warning(
+                "%s %d patients (%s): --series picks one", SEVERAL_PATIENTS, len(patients),
+                ", ".join(patients),
+            )  # fmt: skip
+        if unreadable:
+            from ..io.dicom import _skipped_text
+
+            log.warning("%s", _skipped_text(unreadable))
         return 0
     if args.output is None:
         raise InputError(None, "give the output file with -o CT.nii.gz")

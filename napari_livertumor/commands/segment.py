@@ -130,7 +130,12 @@ def add_arguments(parser) -> None:
         "--no-refine", action="store_true", help="skip the active-contour tumor refinement"
     )
     parser.add_argument("--refine-config", metavar="FILE", help="RefineConfig JSON file")
-    parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to segment")
+    parser.add_argument(
+        "--series",
+        metavar="UID",
+        help="SeriesInstanceUID to segment (`livertumor convert FOLDER --list` shows each "
+        "series' UID)",
+    )
     parser.add_argument(
         "--acquisition",
         type=int,
