@@ -225,6 +225,13 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
         scope = "liver" if not_run and 2 not in values else "liver+tumor"
         segments = [(1, "Liver")] if scope == "liver" else [(1, "Liver"), (2, "Tumor")]
     notes: list[str] = []
+    unnamed = [v for v in values if v not in names] if role != "segmentation" else []
+    if unnamed:  # written (other tools read them), but this plugin reads back only its classes
+        notes.append(
+            f"label value(s) {', '.join(str(v) for v in unnamed[:5])} written as segment(s) "
+            f"{', '.join(f'Label {v}' for v in unnamed[:5])}: opened here again (File > Open, "
+            f"Load CT's ground truth) only {', '.join(names.values())} are read back"
+        )
     kind = seg_algorithm_type(metadata, labels)
     write_dicom_seg(  # (a CT shown turned: it writes on the files' own order)
         labels,

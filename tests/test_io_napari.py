@@ -232,6 +232,12 @@ def test_a_segmentation_saved_from_file_save_declares_what_the_export_panel_does
     with pytest.raises(SaveRefused, match=r"label value\(s\) 3 besides 1 \(liver\) and 2"):
         save("odd.dcm", {"tumor_ml": 0.0}, odd)
     assert not (tmp_path / "odd.dcm").exists()
+    # a ground truth's other values are written, and said not to come back here
+    odd[2, 6, 6] = 5
+    with pytest.warns(UserWarning, match=r"value\(s\) 5 written as segment\(s\) Label 5"):
+        write_labels_dicom_seg(
+            str(tmp_path / "gt.dcm"), odd, {"metadata": {"ct_volume": ct}, "name": "gt"}
+        )
 
 
 def test_a_seg_this_plugin_exported_opens_as_a_segmentation_in_the_class_colours(tmp_path, study):

@@ -569,3 +569,15 @@ def test_synth_force_never_writes_over_a_nifti_file_it_did_not_write(tmp_path, c
         e["image"], e["label"] = e["image"].replace("/", "\\"), e["label"].replace("/", "\\")
     manifest.write_text(json.dumps(entries))
     assert main([*args, "2", "--force"]) == 0
+
+
+def test_the_recorded_liver_hu_is_the_images_after_the_scanners_gain_and_offset():
+    """The manifest's liver_hu was taken before the scanner's gain and offset: up to 7 HU off
+    the image's liver."""
+    from scipy import ndimage as ndi
+
+    for seed in range(4):
+        ph = generate_phantom(seed, "small")
+        liver = ndi.binary_erosion(np.asarray(ph.labels) == 1, iterations=2)
+        median = float(np.median(np.asarray(ph.ct.array, float)[liver]))
+        assert abs(ph.info["liver_hu"] - median) <= 3.0, (seed, ph.info["liver_hu"], median)

@@ -38,6 +38,26 @@ def _export(widget, qtbot):
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
 
 
+def test_a_deleted_choice_falls_back_to_the_newest_segmentation_on_view(dicom_viewer):
+    """Export and Inspect fell back to the first layer in the list: a hidden "(previous)" run,
+    another scan's, where Refine took the one on view."""
+    from napari_livertumor._widgets.inspect import InspectWidget
+
+    viewer, widget, vol, labels, _ = dicom_viewer
+    old = viewer.layers["TEST_001 CT segmentation"]
+    old.name = "TEST_001 CT segmentation (previous)"
+    old.visible = False
+    for name in ("B segmentation", "C segmentation"):
+        _layers.add_labels_layer(viewer, labels, vol, name, ct_layer_name="TEST_001 CT")
+    inspect = InspectWidget(viewer)
+    viewer.window.add_dock_widget(inspect)
+    for panel in (widget, inspect):
+        panel.labels_combo.setCurrentText("C segmentation")
+    viewer.layers.remove("C segmentation")
+    assert widget.labels_combo.currentText() == "B segmentation"
+    assert inspect.labels_combo.currentText() == "B segmentation"
+
+
 def test_export_nifti_masks_and_stats_then_reload(dicom_viewer, qtbot):
     viewer, widget, vol, labels, out = dicom_viewer
     widget.folder.setText(str(out))

@@ -376,6 +376,11 @@ def test_find_series_names_unreadable_files_and_a_folder_of_nifti_says_what_to_c
     said = widget.status.text()
     assert "a folder of NIfTI files (imagesTr/A_001.nii.gz)" in said, said
     assert "choose Source 'NIfTI file'" in said and len(viewer.layers) == 0
+    widget.scan_button.click()  # Find series on it says the same
+    _wait_idle(qtbot, widget)
+    said = widget.status.text()
+    assert said.startswith(f"No DICOM image series found in {tmp_path / 'nifti'}. It is a folder")
+    assert "choose Source 'NIfTI file'" in said
 
 
 def test_what_a_load_was_started_with_cannot_change_until_it_ends(load_widget, qtbot, tmp_path):
@@ -392,6 +397,40 @@ def test_what_a_load_was_started_with_cannot_change_until_it_ends(load_widget, q
     assert all(w.isEnabled() for w in locked) and len(_layers.ct_layers(viewer)) == 1
     widget.source.setCurrentText(SOURCES[2])  # and as the source has them afterwards
     assert not widget.path.isEnabled() and widget.seed.isEnabled()
+
+
+def test_the_lock_of_a_load_goes_with_a_closed_panel_and_no_scan_runs_beside_a_load(
+    load_widget, qtbot, tmp_path, monkeypatch
+):
+    """Closed mid-load and docked again, the panel kept its inputs greyed out for good; a Find
+    series started before a load ended during it and freed its button: a second scan ran."""
+    import time
+
+    import napari_livertumor.io.dicom as dicom_mod
+
+    viewer, widget = load_widget
+    case, _, _ = write_dicom_case(tmp_path)
+    slow = dicom_mod.read_dicom_series
+    monkeypatch.setattr(
+        dicom_mod, "read_dicom_series", lambda *a, **k: (time.sleep(2), slow(*a, **k))[1]
+    )
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case / "CT"))
+    widget.scan_button.click()
+    widget.load_button.click()  # the scan runs on, the load waits in its read
+    qtbot.waitUntil(lambda: widget.scan_button not in widget.jobs, timeout=15_000)
+    assert widget.load_button in widget.jobs and not widget.scan_button.isEnabled()
+    widget.scan()  # (as a script would)
+    assert widget.scan_button not in widget.jobs and "being loaded" in widget.status.text()
+    _wait_idle(qtbot, widget)
+    assert widget.scan_button.isEnabled() and widget.source.isEnabled()
+
+    widget.load_button.click()
+    assert not widget.source.isEnabled()
+    widget.setParent(None)  # what the dock's close button does
+    viewer.window.add_dock_widget(widget)
+    qtbot.waitUntil(lambda: widget.load_button.isEnabled(), timeout=15_000)
+    assert widget.source.isEnabled() and widget.path.isEnabled() and widget.scan_button.isEnabled()
 
 
 def test_find_series_with_no_path_asks_for_one_and_scans_nothing(load_widget, monkeypatch):

@@ -1100,6 +1100,47 @@ def test_unticking_live_preview_hides_the_outline_and_runs_no_pending_preview(re
     assert widget.preview_count == count and not layer.visible
 
 
+def test_an_undo_on_a_hidden_layer_is_caught_up_before_export_and_inspect_read_it(
+    refine_setup, qtbot
+):
+    """napari's Undo on a hidden layer redraws nothing: no set_data, so the panels never heard
+    of it and Export wrote "source: model" beside the record of the refinement undone."""
+    from napari_livertumor._widgets.export import ExportWidget
+    from napari_livertumor._widgets.refine import REFINED_HERE
+
+    viewer, widget, seg, truth, liver = refine_setup
+    export = ExportWidget(viewer)
+    viewer.window.add_dock_widget(export)
+    export.labels_combo.setCurrentText(seg.name)
+    model_output = seg.data.copy()
+    widget.apply_all_button.click()
+    _wait(qtbot, widget)
+    assert seg.metadata[REFINED_HERE]
+    seg.visible = False
+    seg.undo()
+    np.testing.assert_array_equal(seg.data, model_output)
+    assert seg.metadata[REFINED_HERE]  # nothing told the panels (no redraw)
+    export.folder.setText("")
+    export.export()  # refused for want of a folder, but the record follows first
+    assert "output folder" in export.status.text()
+    assert seg.metadata[REFINED_HERE] == []
+    assert widget.status.text() == "napari's Undo (Ctrl+Z) took back: all lesions."
+
+
+def test_the_preview_is_put_back_on_top_when_a_layer_added_since_covers_it(refine_setup, qtbot):
+    """A second CT loaded (or a Segment rerun's layer) lay above the preview: the outline was
+    drawn under an opaque image, unseen."""
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.schedule_preview()
+    qtbot.waitUntil(lambda: widget.preview_layer() is not None, timeout=5000)
+    viewer.add_image(np.zeros((2, 4, 4)), name="another CT")
+    assert viewer.layers.index(widget.preview_layer()) < len(viewer.layers) - 1
+    count = widget.preview_count
+    widget.schedule_preview()
+    qtbot.waitUntil(lambda: widget.preview_count > count, timeout=5000)
+    assert viewer.layers[-1] is widget.preview_layer()
+
+
 def test_napari_undo_and_redo_take_an_apply_back_and_forth_exactly(refine_setup, qtbot):
     """Ctrl+Z after an Apply undid the stroke painted before it, on top of the refined mask
     (a mask of no state the user had seen), and the panel still offered to undo the Apply and

@@ -427,6 +427,14 @@ def connect_edits(layer, slot: Callable) -> None:
     _EDIT_WATCHES.setdefault(layer, {})[_slot_key(slot)] = (painted, replaced, redrawn)
 
 
+def catch_up_edits(layer) -> None:
+    """Run ``layer``'s edit watches now (see :func:`connect_edits`): napari's Undo on a
+    hidden layer redraws nothing, so no ``set_data`` told the panels (Export then wrote the
+    record of a refinement undone)."""
+    for _painted, _replaced, redrawn in list(_EDIT_WATCHES.get(layer, {}).values()):
+        redrawn()
+
+
 def _slot_key(slot) -> tuple:
     return getattr(slot, "__func__", slot), id(getattr(slot, "__self__", None))
 
@@ -650,6 +658,14 @@ def labels_layers(viewer: napari.Viewer, role: str | None = None) -> list[Labels
     if role is not None:
         out = [ly for ly in out if ly.metadata.get(ROLE) == role]
     return out
+
+
+def shown_first(viewer: napari.Viewer, layers: list) -> list:
+    """``layers`` with the visible ones first, the top-most (newest) of them first: the order a
+    panel lists them in, and so what it falls back to when its layer goes (a hidden
+    "(previous)" copy, or another scan's, came first and was taken)."""
+    index = {id(ly): i for i, ly in enumerate(viewer.layers)}
+    return sorted(layers, key=lambda ly: (not ly.visible, -index.get(id(ly), -1)))
 
 
 def volume_of(layer: Layer, layers=None) -> CTVolume:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -170,7 +171,8 @@ class ExportWidget(JobWidgetMixin, QWidget):
                 for ly in _layers.labels_layers(self.viewer)
                 if ly not in segs and ly.metadata.get(_layers.ROLE) != "preview"
             ]
-            names = [ly.name for ly in [*segs, *others]]
+            # the newest segmentation on view first: what a deleted choice falls back to
+            names = [ly.name for ly in [*_layers.shown_first(self.viewer, segs), *others]]
             new_segs = [ly.name for ly in segs if id(ly) not in self._segs_seen]
             self._segs_seen = {id(ly) for ly in segs}  # layers, not names (a rerun renames)
             new_others = [ly.name for ly in others if id(ly) not in self._others_seen]
@@ -222,6 +224,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
         if layer is None:
             set_status(self.status, NO_LABELS, error=True)
             return
+        _layers.catch_up_edits(layer)  # an Undo on a hidden layer: its record follows first
         if not path_text(self.folder):
             set_status(self.status, "Choose an output folder first.", error=True)
             return
@@ -577,7 +580,7 @@ def write_exports(
     extra["algorithm_type"] = algorithm_type  # as a DICOM SEG of these labels says it
     # folders this export would create: removed again (if still empty) when nothing is written
     created: list[Path] = []
-    folder = order[0][1].parent if order else None
+    folder = Path(os.path.abspath(order[0][1].parent)) if order else None  # ("a/../b": b)
     while folder is not None and not folder.exists() and folder != folder.parent:
         created.append(folder)
         folder = folder.parent

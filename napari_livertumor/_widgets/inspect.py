@@ -245,6 +245,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         if layer is None:
             set_status(self.status, "No labels layer to measure: segment or load one.", error=True)
             return
+        _layers.catch_up_edits(layer)  # an Undo on a hidden layer: its record follows first
         try:
             labels, note = _layers.output_labels(layer)  # a snapshot: edits may go on
         except ValueError as exc:
@@ -669,7 +670,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
             for ly in _layers.labels_layers(self.viewer)
             if ly not in segs and ly not in truths and ly.metadata.get(_layers.ROLE) != "preview"
         ]
-        return [ly.name for ly in [*segs, *others, *truths]]
+        order = [*segs, *others, *truths]
+        first = _layers.shown_first(self.viewer, segs)  # (what a deleted choice falls back to)
+        return [ly.name for ly in [*first, *order[len(segs) :]]]
 
     def _layer(self, name: str):
         return next((ly for ly in _layers.labels_layers(self.viewer) if ly.name == name), None)

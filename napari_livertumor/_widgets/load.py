@@ -107,7 +107,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         header.sectionResized.connect(self._fit_rows)
         self.series_table.setMinimumHeight(110)
         self.truth_path = QLineEdit()
-        self.truth_path.setPlaceholderText("optional: SEG or label map")
+        self.truth_path.setPlaceholderText("optional")
         self.truth_browse = QPushButton("Browse…")
         self.load_button = QPushButton("Load")
         self.window_combo = QComboBox()
@@ -208,6 +208,13 @@ class LoadWidget(JobWidgetMixin, QWidget):
             set_status(self.status, f"{folder}: not a folder", error=True)
             return
 
+        if self._loading():  # (Find series is locked then; a script may still call this)
+            set_status(
+                self.status,
+                "A scan is being loaded: use Find series when it is done.",
+                warning=True,
+            )
+            return
         self.drop_job(self.scan_button)  # a scan under way (of this or another folder) gives way
 
         def target(progress, should_cancel):
@@ -239,6 +246,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
             description="scanning",
             button=self.scan_button,
             busy_text=f"Scanning {folder.name}…",
+            # a scan that ends while a load runs (started before it) leaves Find series locked
+            on_finished=lambda _status: self._loading() and self.scan_button.setEnabled(False),
         )
 
     def load(self) -> None:
@@ -353,6 +362,15 @@ class LoadWidget(JobWidgetMixin, QWidget):
         if job is None:
             self._lock_inputs(False)
 
+    def panel_closed(self) -> None:
+        # the load closing the panel stopped never reports its end here: the inputs it locked
+        # are free again (they stayed greyed out when the panel was docked anew)
+        self._lock_inputs(False)
+
+    def _loading(self) -> bool:
+        job = self.jobs.get(self.load_button)
+        return job is not None and job.running
+
     def _lock_inputs(self, locked: bool) -> None:
         """Disable (or enable again) the source, paths, seed, series list and Find series."""
         try:
@@ -460,8 +478,14 @@ class LoadWidget(JobWidgetMixin, QWidget):
             msg += f"\n⚠ {_skipped_text(unreadable_files)}"
         unread = [s for s in series if not getattr(s, "is_image", True) and s.modality != "SEG"]
         where = f" in {folder}" if folder is not None else " here"
+        nifti = ""
+        if not self._series and not all_segs and folder is not None:
+            try:
+                _refuse_nifti_folder(Path(folder))
+            except InputError as exc:  # a folder of NIfTI files: what to choose instead
+                nifti = f" It is {exc.problem}."
         empty = (
-            f"No DICOM image series found{where}."
+            f"No DICOM image series found{where}.{nifti}"
             + (f" {_skipped_text(unreadable_files)}." if unreadable_files else "")
             + (
                 f" It holds {len(all_segs)} DICOM SEG(s), segmentations drawn on a CT: choose the "
@@ -608,11 +632,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         is_dicom, is_sample = src == SOURCES[0], src == SOURCES[2]
         self.path.setEnabled(not is_sample)
         self.path.setPlaceholderText(
-            "DICOM folder"
-            if is_dicom
-            else "not needed for the sample"
-            if is_sample
-            else ".nii or .nii.gz CT file"
+            "DICOM folder" if is_dicom else "not needed" if is_sample else ".nii or .nii.gz CT file"
         )
         self.browse.setEnabled(not is_sample)
         self.scan_button.setVisible(is_dicom)
@@ -624,9 +644,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.truth_path.setEnabled(not is_sample)
         self.truth_browse.setEnabled(not is_sample)
         # (short: a docked panel is about 350 px wide; the tooltip says the rest)
-        self.truth_path.setPlaceholderText(
-            "the sample brings its own" if is_sample else "optional: SEG or label map"
-        )
+        self.truth_path.setPlaceholderText("not needed" if is_sample else "optional")
 
     def _browse(self) -> None:
         if self.source.currentText() == SOURCES[0]:

@@ -458,10 +458,14 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 if ly.name != PREVIEW_NAME
                 and ly.metadata.get(_layers.ROLE) not in ("ground_truth", "preview")
             ]
-            labels.sort(  # segmentations first, visible ones first (not a hidden "(previous)")
+            # segmentations first, visible ones first (not a hidden "(previous)"), the newest
+            # first (as Inspect and Export list them)
+            index = {ly.name: i for i, ly in enumerate(self.viewer.layers)}
+            labels.sort(
                 key=lambda n: (
                     self.viewer.layers[n].metadata.get(_layers.ROLE) != "segmentation",
                     not self.viewer.layers[n].visible,
+                    -index.get(n, -1),
                 )
             )
             segs = [self.viewer.layers[n] for n in labels]
@@ -890,6 +894,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
             layer.translate = translate
             layer.data = crop
             layer.visible = True
+            layers = self.viewer.layers
+            at = layers.index(layer)
+            if at != len(layers) - 1:  # on top: a CT or segmentation added since covered it
+                layers.move(at, len(layers))
         layer.metadata.update(slice=z, offset=(y0, x0), shape2d=tuple(mask2d.shape))
 
     def _clear_preview(self) -> None:

@@ -16,8 +16,9 @@ How a phantom is made
    discs, canal and posterior elements, psoas; diaphragm domes with lung bases, heart and
    posterior mediastinum with crura and oesophagus; liver (right lobe, medial bridge, left
    lobe, caudate; smooth union, low-frequency and — when cirrhotic — nodular surface noise,
-   moulded by the dome and the body wall, volume fitted to a drawn target of 1.1–2.3 L; Riedel's
-   lobe or a resected left lobe sometimes) with portal and hepatic vein trees, hepatic artery
+   moulded by the dome and the body wall, volume aimed at a drawn target of 1.1–2.3 L (a few
+   fitting steps: the livers made are 0.7–1.0× of it, 1.1–1.9 L over 25 seeds checked in a
+   review); Riedel's lobe or a resected left lobe sometimes) with portal and hepatic vein trees, hepatic artery
    branches, the umbilical fissure, porta hepatis fat, focal fat / perfusion anomalies, cysts
    and tumors; gallbladder; kidneys (tilted; cortex, medulla, pelvis) and adrenals; spleen;
    stomach with gas/fluid levels; duodenal C-loop; pancreas, splenic and mesenteric veins,
@@ -25,7 +26,7 @@ How a phantom is made
    vein; colon and small-bowel loops (random walks) filling the free fat; ascites; in long
    scans the iliac wings and bladder. A smooth in-plane warp then bends every outline so
    nothing is a perfect ellipse.
-3. **Tumors**: 0 (≈5 %), 1 (≈55 %) or 2–6 lesions; main lesion diameter log-normal around 5 cm
+3. **Tumors**: 0 (4 %), 1 (≈53 %) or 2–6 lesions; main lesion diameter log-normal around 5 cm
    (0.8–12 cm), satellites 0.5–4.5 cm, clustered around the main mass or scattered; lobulated,
    irregular margins; ≈20 % at the liver edge (may bulge out); kinds "typical" (arterial
    hyper-enhancement, washout), "hypovascular", "iso" (near-invisible), "rim" (capsule) and

@@ -116,6 +116,11 @@ def sample_lut(rng: np.random.Generator, phase: str, tumors, extras: dict):
     gain = rng.uniform(0.97, 1.03)
     offset = rng.normal(0, 4)
     lut = lut * gain + offset
+    # the facts as the image has them (after the scanner's gain and offset)
+    facts["liver_hu"] = float(lut[A.LIVER])
+    facts["tumor_hu"] = [float(lut[t.code]) for t in tumors]
+    for t in tumors:
+        t.info["enhancement"] = float(lut[t.code] - lut[A.LIVER])
     return lut, tex, facts
 
 
