@@ -97,6 +97,13 @@ def test_convert_list_names_each_rows_patient_and_the_files_it_could_not_read(
     assert "x.dcm: named like a DICOM file but is not one" in capsys.readouterr().err
 
 
+def test_convert_without_an_output_is_a_usage_error(tmp_path, capsys):
+    """cli.md: a missing required option exits 2 (convert said it with exit 1)."""
+    two_series(tmp_path)
+    assert main(["convert", str(tmp_path / "dicom")]) == 2
+    assert "give the output file with -o" in capsys.readouterr().err
+
+
 def test_convert_of_an_empty_folder_fails_with_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["convert", str(tmp_path / "empty"), "-o", str(tmp_path / "x.nii.gz")]) == 1

@@ -114,8 +114,13 @@ def _run(args) -> int:
 
             log.warning("%s", _skipped_text(unreadable))
         return 0
-    if args.output is None:
-        raise InputError(None, "give the output file with -o CT.nii.gz")
+    if args.output is None:  # a missing required option: a usage error (exit 2), as argparse's
+        print(
+            "livertumor convert: error: give the output file with -o CT.nii.gz (or a folder "
+            "for a dataset), or --list",
+            file=sys.stderr,
+        )
+        return 2
     output = Path(args.output)
     as_folder = str(args.output).endswith(("/", os.sep))  # "-o nifti/": a folder, said so
     if as_folder and is_nifti_path(output):

@@ -44,8 +44,9 @@ def load_ct(
     ----------
     path : str or Path
         A NIfTI file, one DICOM file (its series is read from its folder), or a folder tree
-        holding one or more DICOM series (the CT series with the most slices unless
-        ``series_uid``).
+        holding one or more DICOM series (unless ``series_uid``: the CT series a DICOM SEG
+        there references, else an axial original one with the most slices; see
+        :func:`napari_livertumor.io.dicom.read_dicom_series`).
     series_uid : str, optional
         ``SeriesInstanceUID`` to pick in a multi-series folder (ignored for NIfTI).
     acquisition : int, optional
@@ -63,7 +64,9 @@ def load_ct(
     Returns
     -------
     CTVolume
-        int16 HU ``(z, y, x)`` with geometry; problems met on the way in ``meta["warnings"]``.
+        HU ``(z, y, x)`` with geometry, int16 (a float NIfTI whose values are not whole HU,
+        e.g. scaled to 0..1, stays float32: the pipeline's input check then says they do not
+        look like HU); problems met on the way in ``meta["warnings"]``.
     """
     from ..errors import InputError
     from .nifti import is_nifti_path, read_nifti
