@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         print("livertumor: cancelled", file=sys.stderr)
         return 130
     except KeyboardInterrupt as exc:
-        from .commands._signals import exit_status
+        from .signals import exit_status
 
         stop = "stopped (SIGTERM)" if exit_status(exc) == 143 else "interrupted"
         print(f"livertumor: {stop}", file=sys.stderr)

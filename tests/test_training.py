@@ -952,8 +952,8 @@ def test_sigterm_during_cli_training_is_a_ctrl_c_so_last_is_saved():
     import os
     import signal
 
-    from napari_livertumor.commands._signals import HeldStops, sigterm_as_interrupt
     from napari_livertumor.errors import Terminated
+    from napari_livertumor.signals import HeldStops, sigterm_as_interrupt
 
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(Terminated), sigterm_as_interrupt():

@@ -74,7 +74,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ._signals import sigterm_as_interrupt
+    from ..signals import sigterm_as_interrupt
 
     # SIGTERM as Ctrl-C here too: a stop while one CT is written leaves no temporary file
     with sigterm_as_interrupt():
@@ -213,7 +213,7 @@ def _is_dataset_output(output: Path) -> bool:
 
 def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     from ..io.nifti import is_nifti_path
-    from ._signals import exit_status, sigterm_as_interrupt
+    from ..signals import exit_status, sigterm_as_interrupt
     from .segment import discover_cases
 
     if args.series or args.acquisition is not None:

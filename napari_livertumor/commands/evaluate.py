@@ -69,7 +69,7 @@ def run(args) -> int:
 
     import time
 
-    from ._signals import exit_status, sigterm_as_interrupt
+    from ..signals import exit_status, sigterm_as_interrupt
 
     made = None
     if not args.out_dir:  # a new folder of its own: never an earlier evaluation's files

@@ -48,8 +48,8 @@ from ..fileio import (
     resolved,
     temp_prefix,
 )
+from ..signals import HeldStops
 from . import models_folder
-from ._signals import HeldStops
 
 log = logging.getLogger("livertumor.segment")
 
@@ -310,7 +310,7 @@ def run(args) -> int:
 
     try:
         check_writable_folder(outdir)  # before any case is computed, not after each
-        from ._signals import sigterm_as_interrupt
+        from ..signals import sigterm_as_interrupt
 
         with sigterm_as_interrupt():  # a scheduler's stop ends like Ctrl-C: summary written
             run_cases(

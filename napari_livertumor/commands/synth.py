@@ -78,7 +78,7 @@ def run(args) -> int:
                 f"\r{line}" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True
             )
 
-    from ._signals import exit_status, sigterm_as_interrupt
+    from ..signals import exit_status, sigterm_as_interrupt
 
     try:
         with sigterm_as_interrupt():

@@ -295,9 +295,9 @@ def _print_preparing(done: int, total: int, case: str | None) -> None:
 
 def _train_here(configs) -> int:
     from ..errors import LiverTumorError
+    from ..signals import sigterm_as_interrupt
     from ..training.cli_report import print_reports
     from ..training.loop import train, warm_cache
-    from ._signals import sigterm_as_interrupt
 
     with sigterm_as_interrupt():
         if len(configs) > 1:

@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from ..commands._signals import HeldStops
 from ..errors import Cancelled, InputError, LiverTumorError, ModelError, SettingsError
 from ..fileio import check_writable_folder
 from ..models import ModelMetadata, build_training_network, save_model
 from ..progress import Reporter
+from ..signals import HeldStops
 from .config import TrainConfig
 from .data import (
     IN_REPORT,

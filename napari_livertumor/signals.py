@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from ..errors import Terminated
+from .errors import Terminated
 
 
 def exit_status(exc: BaseException | None) -> int:
