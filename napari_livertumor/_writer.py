@@ -227,10 +227,11 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
     notes: list[str] = []
     unnamed = [v for v in values if v not in names] if role != "segmentation" else []
     if unnamed:  # written (other tools read them), but this plugin reads back only its classes
+        more = " …" if len(unnamed) > 5 else ""
         notes.append(
-            f"label value(s) {', '.join(str(v) for v in unnamed[:5])} written as segment(s) "
-            f"{', '.join(f'Label {v}' for v in unnamed[:5])}: opened here again (File > Open, "
-            f"Load CT's ground truth) only {', '.join(names.values())} are read back"
+            f"label value(s) {', '.join(str(v) for v in unnamed[:5])}{more} written as "
+            f"segment(s) {', '.join(f'Label {v}' for v in unnamed[:5])}{more}: opened here again "
+            f"(File > Open, Load CT's ground truth) only {', '.join(names.values())} are read back"
         )
     kind = seg_algorithm_type(metadata, labels)
     write_dicom_seg(  # (a CT shown turned: it writes on the files' own order)

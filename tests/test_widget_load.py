@@ -433,6 +433,30 @@ def test_the_lock_of_a_load_goes_with_a_closed_panel_and_no_scan_runs_beside_a_l
     assert widget.source.isEnabled() and widget.path.isEnabled() and widget.scan_button.isEnabled()
 
 
+def test_a_scan_stopped_by_closing_the_panel_keeps_its_button_until_it_ends(
+    load_widget, qtbot, tmp_path, monkeypatch
+):
+    """Unlocking the inputs at the close turned the stopping scan's "Cancelling…" button on."""
+    import time
+
+    import napari_livertumor.io.dicom as dicom_mod
+
+    viewer, widget = load_widget
+    case, _, _ = write_dicom_case(tmp_path)
+    slow = dicom_mod.discover_series
+    monkeypatch.setattr(
+        dicom_mod, "discover_series", lambda *a, **k: (time.sleep(2), slow(*a, **k))[1]
+    )
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case / "CT"))
+    widget.scan_button.click()
+    widget.setParent(None)  # the dock's close button
+    viewer.window.add_dock_widget(widget)
+    assert not widget.scan_button.isEnabled() and widget.source.isEnabled()
+    qtbot.waitUntil(lambda: widget.scan_button.isEnabled(), timeout=15_000)
+    assert widget.scan_button.text() == "Find series"
+
+
 def test_find_series_with_no_path_asks_for_one_and_scans_nothing(load_widget, monkeypatch):
     """An empty path scanned the folder napari was started in (a home folder: all of it)."""
     import napari_livertumor.io.dicom as dicom

@@ -1128,17 +1128,20 @@ def test_an_undo_on_a_hidden_layer_is_caught_up_before_export_and_inspect_read_i
 
 
 def test_the_preview_is_put_back_on_top_when_a_layer_added_since_covers_it(refine_setup, qtbot):
-    """A second CT loaded (or a Segment rerun's layer) lay above the preview: the outline was
-    drawn under an opaque image, unseen."""
+    """A Segment rerun's layer lay above the preview: the outline was drawn under it, unseen.
+    It goes back just above its own mask and CT, never over another scan loaded above them."""
     viewer, widget, seg, truth, liver = refine_setup
     widget.schedule_preview()
     qtbot.waitUntil(lambda: widget.preview_layer() is not None, timeout=5000)
-    viewer.add_image(np.zeros((2, 4, 4)), name="another CT")
-    assert viewer.layers.index(widget.preview_layer()) < len(viewer.layers) - 1
+    layers = viewer.layers
+    layers.move(layers.index(seg), len(layers))  # (as a rerun's new layer comes on top)
+    other = viewer.add_image(np.zeros((2, 4, 4)), name="another CT")  # another scan over all
+    assert layers.index(widget.preview_layer()) < layers.index(seg)
     count = widget.preview_count
     widget.schedule_preview()
     qtbot.waitUntil(lambda: widget.preview_count > count, timeout=5000)
-    assert viewer.layers[-1] is widget.preview_layer()
+    preview = widget.preview_layer()
+    assert layers.index(seg) < layers.index(preview) < layers.index(other)
 
 
 def test_napari_undo_and_redo_take_an_apply_back_and_forth_exactly(refine_setup, qtbot):

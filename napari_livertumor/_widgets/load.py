@@ -376,7 +376,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
         try:
             self.source.setEnabled(not locked)
             self.series_table.setEnabled(not locked)
-            scanning = self.scan_button in self.jobs and self.jobs[self.scan_button].running
+            scanning = (
+                self.scan_button in self.jobs and self.jobs[self.scan_button].running
+            ) or self.scan_button in self._winding_jobs()  # (a scan the panel's closing stops)
             if not scanning:  # (a scan under way keeps its Cancel)
                 self.scan_button.setEnabled(not locked)
             if locked:

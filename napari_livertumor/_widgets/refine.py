@@ -894,10 +894,14 @@ class RefineWidget(JobWidgetMixin, QWidget):
             layer.translate = translate
             layer.data = crop
             layer.visible = True
+            # just above its CT and mask (a segmentation or rerun added since covered it), not
+            # above another scan loaded over them: its outline is not that scan's
             layers = self.viewer.layers
+            own = [ly for ly in (ct_layer, self._layer(self.mask_combo.currentText())) if ly]
+            below = max((layers.index(ly) for ly in own if ly in layers), default=-1)
             at = layers.index(layer)
-            if at != len(layers) - 1:  # on top: a CT or segmentation added since covered it
-                layers.move(at, len(layers))
+            if at < below:
+                layers.move(at, below + 1)
         layer.metadata.update(slice=z, offset=(y0, x0), shape2d=tuple(mask2d.shape))
 
     def _clear_preview(self) -> None:
@@ -1202,6 +1206,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
         """Restore the voxels the last Apply/Reset changed, exactly."""
         if self._apply_running("undo") or self._stroke_said():
             return
+        mask = self._layer(self.mask_combo.currentText())
+        if mask is not None:  # napari's Undo on a hidden layer: the steps follow it first
+            _layers.catch_up_edits(mask)
         steps = self.undo_steps()
         if steps and steps[-1].target not in self.viewer.layers:
             self.history.steps.remove(steps[-1])
