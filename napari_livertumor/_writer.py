@@ -218,11 +218,7 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
                 "(tumor): paint those voxels 0, 1 or 2 before saving it as a DICOM SEG (or "
                 "save it as NIfTI, which keeps any value)",
             )
-        stats = metadata.get("stats") or {}
-        not_run = ("tumor_ml" in stats and stats["tumor_ml"] is None) or bool(
-            metadata.get(OPENED_TUMOR_NOT_RUN)
-        )
-        scope = "liver" if not_run and 2 not in values else "liver+tumor"
+        scope = "liver" if tumor_not_assessed_in(metadata, labels) else "liver+tumor"
         segments = [(1, "Liver")] if scope == "liver" else [(1, "Liver"), (2, "Tumor")]
     notes: list[str] = []
     unnamed = [v for v in values if v not in names] if role != "segmentation" else []
@@ -254,6 +250,17 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
 
 
 # --------------------------------------------------------------------------- helpers
+def tumor_not_assessed_in(metadata: dict, labels) -> bool:
+    """True for a model segmentation (its layer ``metadata``) whose tumor stage never ran
+    (liver only, or no liver found; also one opened from a file that says so) and in which
+    nobody has painted tumor since (``labels``): its tumor figures are unknown, not 0."""
+    stats = metadata.get("stats") or {}
+    said = "tumor_ml" in stats and stats["tumor_ml"] is None
+    if not said and not metadata.get(OPENED_TUMOR_NOT_RUN):  # (a liver-only run's file opened)
+        return False
+    return not bool(np.any(np.asarray(labels) == 2))
+
+
 def _labels_array(data) -> np.ndarray:
     array = np.asarray(data)
     if array.ndim != 3:

@@ -913,15 +913,10 @@ def tumor_not_assessed(layer, labels=None) -> bool:
     """True for a model segmentation whose tumor stage never ran (liver only, or no liver
     found; also one opened from a file that says so) and in which nobody has painted tumor
     since: its tumor figures are unknown, not 0."""
-    from .._writer import OPENED_TUMOR_NOT_RUN
+    from .._writer import tumor_not_assessed_in
 
     metadata = getattr(layer, "metadata", None) or {}
-    stats = metadata.get("stats") or {}
-    said = "tumor_ml" in stats and stats["tumor_ml"] is None
-    if not said and not metadata.get(OPENED_TUMOR_NOT_RUN):  # (a liver-only run's file opened)
-        return False
-    data = layer.data if labels is None else labels
-    return not bool(np.any(np.asarray(data) == 2))
+    return tumor_not_assessed_in(metadata, layer.data if labels is None else labels)
 
 
 def output_labels(layer: Labels) -> tuple[np.ndarray, str]:
