@@ -89,13 +89,11 @@ def _run(args) -> int:
     if not source.exists():
         raise InputError(source, "file or folder not found")
     if args.list:
-        from ..io.dicom import discover_series
+        from ..io.dicom import _skipped_text, discover_series
 
         unreadable: list = []
         found = discover_series(source, unreadable=unreadable)
         if not found:
-            from ..io.dicom import _skipped_text
-
             raise InputError(
                 source,
                 "no DICOM series found" + (f"; {_skipped_text(unreadable)}" if unreadable else ""),
@@ -110,8 +108,6 @@ def _run(args) -> int:
                 ", ".join(patients),
             )  # fmt: skip
         if unreadable:
-            from ..io.dicom import _skipped_text
-
             log.warning("%s", _skipped_text(unreadable))
         return 0
     if args.output is None:  # a missing required option: a usage error (exit 2), as argparse's

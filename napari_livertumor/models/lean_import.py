@@ -3,9 +3,9 @@
 ``import monai`` imports every MONAI sub-package, and those try to import whatever optional
 packages are installed: matplotlib (for notebook helpers), pandas, SciPy's signal and stats
 packages, and on a typical GPU image also transformers, torchvision, torchaudio, CuPy, OpenCV,
-TensorBoard, scikit-learn and h5py. On our 2-core CPU machine that is about half of the time ``import monai``
-takes, and on a GPU server with those extras installed it came to about 14 s of a 22 s
-``livertumor segment`` run. The networks and the sliding window we use need none of them.
+TensorBoard, scikit-learn and h5py. On our 2-core CPU machine that is about half of the time
+``import monai`` takes, and on a GPU server with those extras installed it came to about 14 s of
+a 22 s ``livertumor segment`` run. The networks and the sliding window we use need none of them.
 
 :func:`import_monai_lean` imports MONAI once with those packages marked as absent (MONAI's
 ``optional_import`` then records them as missing instead of loading them), then removes the
