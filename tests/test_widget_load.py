@@ -455,6 +455,20 @@ def test_a_scan_stopped_by_closing_the_panel_keeps_its_button_until_it_ends(
     assert not widget.scan_button.isEnabled() and widget.source.isEnabled()
     qtbot.waitUntil(lambda: widget.scan_button.isEnabled(), timeout=15_000)
     assert widget.scan_button.text() == "Find series"
+    # stopped by the close again, and a load started while it ends: Find series stays locked
+    slow_read = dicom_mod.read_dicom_series
+    monkeypatch.setattr(
+        dicom_mod, "read_dicom_series", lambda *a, **k: (time.sleep(4), slow_read(*a, **k))[1]
+    )
+    widget.scan_button.click()
+    widget.setParent(None)
+    viewer.window.add_dock_widget(widget)
+    widget.load_button.click()
+    qtbot.waitUntil(lambda: not widget._winding_jobs(), timeout=15_000)
+    qtbot.wait(100)
+    assert widget._loading() and not widget.scan_button.isEnabled()
+    _wait_idle(qtbot, widget)
+    qtbot.waitUntil(lambda: widget.scan_button.isEnabled(), timeout=15_000)
 
 
 def test_find_series_with_no_path_asks_for_one_and_scans_nothing(load_widget, monkeypatch):

@@ -1144,6 +1144,35 @@ def test_the_preview_is_put_back_on_top_when_a_layer_added_since_covers_it(refin
     assert layers.index(seg) < layers.index(preview) < layers.index(other)
 
 
+def test_a_new_preview_is_not_drawn_over_another_scan_loaded_above_its_own(
+    make_napari_viewer, qtbot
+):
+    """Made last, the preview lay over every layer: a first CT's outline was drawn over a
+    second CT loaded above it (the fix only ever moved it up)."""
+    from napari_livertumor.io.volume import CTVolume
+
+    viewer = make_napari_viewer()
+    vol, labels, _, _ = synthetic_case()
+    flipped = CTVolume(np.ascontiguousarray(vol.array[:, ::-1, ::-1]), spacing=vol.spacing)
+    _layers.add_ct_layer(viewer, vol, name="CT1")
+    _layers.add_labels_layer(viewer, labels, vol, "CT1 segmentation", ct_layer_name="CT1")
+    _layers.add_ct_layer(viewer, flipped, name="CT2")
+    labels2 = np.ascontiguousarray(labels[:, ::-1, ::-1])
+    _layers.add_labels_layer(viewer, labels2, flipped, "CT2 segmentation", ct_layer_name="CT2")
+    viewer.dims.set_current_step(0, 6)
+    widget = RefineWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Refine")
+    widget.mask_combo.setCurrentText("CT1 segmentation")
+    qtbot.waitUntil(lambda: widget.preview_layer() is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: not widget._preview_busy, timeout=10_000)
+    names = [ly.name for ly in viewer.layers]
+    assert names.index(PREVIEW_NAME) == names.index("CT1 segmentation") + 1, names
+    widget.mask_combo.setCurrentText("CT2 segmentation")  # and it follows the other scan's
+    qtbot.waitUntil(
+        lambda: [ly.name for ly in viewer.layers][-1] == PREVIEW_NAME, timeout=10_000
+    )
+
+
 def test_napari_undo_and_redo_take_an_apply_back_and_forth_exactly(refine_setup, qtbot):
     """Ctrl+Z after an Apply undid the stroke painted before it, on top of the refined mask
     (a mask of no state the user had seen), and the panel still offered to undo the Apply and

@@ -367,6 +367,13 @@ class LoadWidget(JobWidgetMixin, QWidget):
         # are free again (they stayed greyed out when the panel was docked anew)
         self._lock_inputs(False)
 
+    def _wound_down(self, timer) -> None:
+        super()._wound_down(timer)
+        # a scan the panel's closing stopped, ending while a load started since runs: its
+        # button stays locked with the load's other inputs
+        if self._loading() and not self._winding_jobs():
+            self.scan_button.setEnabled(False)
+
     def _loading(self) -> bool:
         job = self.jobs.get(self.load_button)
         return job is not None and job.running

@@ -894,14 +894,15 @@ class RefineWidget(JobWidgetMixin, QWidget):
             layer.translate = translate
             layer.data = crop
             layer.visible = True
-            # just above its CT and mask (a segmentation or rerun added since covered it), not
-            # above another scan loaded over them: its outline is not that scan's
-            layers = self.viewer.layers
-            own = [ly for ly in (ct_layer, self._layer(self.mask_combo.currentText())) if ly]
-            below = max((layers.index(ly) for ly in own if ly in layers), default=-1)
-            at = layers.index(layer)
-            if at < below:
-                layers.move(at, below + 1)
+        # just above its CT and mask: not under a segmentation or rerun added since, nor over
+        # another scan loaded above them (made last, it lay over all; its outline is not that
+        # scan's)
+        layers = self.viewer.layers
+        own = [ly for ly in (ct_layer, self._layer(self.mask_combo.currentText())) if ly]
+        below = max((layers.index(ly) for ly in own if ly in layers), default=-1)
+        at = layers.index(layer)
+        if below >= 0 and at != below + 1:
+            layers.move(at, below + 1)
         layer.metadata.update(slice=z, offset=(y0, x0), shape2d=tuple(mask2d.shape))
 
     def _clear_preview(self) -> None:
