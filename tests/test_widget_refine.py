@@ -1168,9 +1168,7 @@ def test_a_new_preview_is_not_drawn_over_another_scan_loaded_above_its_own(
     names = [ly.name for ly in viewer.layers]
     assert names.index(PREVIEW_NAME) == names.index("CT1 segmentation") + 1, names
     widget.mask_combo.setCurrentText("CT2 segmentation")  # and it follows the other scan's
-    qtbot.waitUntil(
-        lambda: [ly.name for ly in viewer.layers][-1] == PREVIEW_NAME, timeout=10_000
-    )
+    qtbot.waitUntil(lambda: [ly.name for ly in viewer.layers][-1] == PREVIEW_NAME, timeout=10_000)
 
 
 def test_napari_undo_and_redo_take_an_apply_back_and_forth_exactly(refine_setup, qtbot):
