@@ -592,6 +592,7 @@ class JobWidgetMixin:
                 job.shutdown()
         self._winding_jobs().update({b: j for b, j in self.jobs.items() if j.running})
         self.jobs.clear()
+        self.__dict__["_started_at_close"] = self.__dict__.get("_jobs_started", 0)
         # the jobs no longer report their end here: the panel shows it, as it is shown again
         # when docked anew (a script can; its button read Cancel and started a new run)
         try:
@@ -660,6 +661,12 @@ class JobWidgetMixin:
             button.setText(self._button_text.get(button, button.text()))
             button.setEnabled(True)
         jobs.clear()
+        # a job started since the close has said its own outcome there: not written over
+        # ("no layer was changed" replaced a load's "Loaded …")
+        said_since = self.__dict__.get("_jobs_started", 0) > self.__dict__.get(
+            "_started_at_close", 0
+        )
+        status = None if said_since else getattr(self, "status", None)
         if failed:  # nobody heard it: the job's callbacks went with the panel's closing
             err = failed[0]
             msg = (
@@ -669,12 +676,12 @@ class JobWidgetMixin:
             ) + (f" ({error_text(err)})." if err is not None else ".")
             if err is not None:
                 log_failure(type(self).__name__, msg, err)
-            if getattr(self, "status", None) is not None:
-                set_status(self.status, msg, error=True)
+            if status is not None:
+                set_status(status, msg, error=True)
             notify_error(msg)
-        elif getattr(self, "status", None) is not None:
+        elif status is not None:
             set_status(
-                self.status,
+                status,
                 "Closed while writing: it finished in the background."
                 if self.FINISH_ON_CLOSE
                 else f"Stopped: {self.CLOSED_TEXT}",
@@ -801,6 +808,7 @@ class JobWidgetMixin:
             description=description,
         )
         job.finish_on_exit = self.FINISH_ON_CLOSE  # the process exiting does not stop it either
+        self.__dict__["_jobs_started"] = self.__dict__.get("_jobs_started", 0) + 1
         job.deliver_after_cancel = self.FINISH_ON_CLOSE  # what it wrote after a late Cancel
         started.append(job)
         self.jobs[button] = job
