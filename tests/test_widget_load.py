@@ -433,26 +433,32 @@ def test_the_lock_of_a_load_goes_with_a_closed_panel_and_no_scan_runs_beside_a_l
     assert widget.source.isEnabled() and widget.path.isEnabled() and widget.scan_button.isEnabled()
 
 
+def _scan_then_close_the_panel(widget, viewer, tmp_path, monkeypatch, seconds: float):
+    """Find series on a DICOM case (its scan made ``seconds`` slow), then the panel closed
+    (napari's dock close button) and docked again while that scan is being stopped."""
+    import time
+
+    import napari_livertumor.io.dicom as dicom_mod
+
+    case, _, _ = write_dicom_case(tmp_path)
+    slow = dicom_mod.discover_series
+    monkeypatch.setattr(
+        dicom_mod, "discover_series", lambda *a, **k: (time.sleep(seconds), slow(*a, **k))[1]
+    )
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case / "CT"))
+    widget.scan_button.click()
+    widget.setParent(None)
+    viewer.window.add_dock_widget(widget)
+
+
 def test_a_load_since_the_close_keeps_its_own_status_when_the_stopped_scan_ends(
     load_widget, qtbot, tmp_path, monkeypatch
 ):
     """The stopped scan's "Stopped: … no layer was changed" replaced "Loaded …" of a load
     that had just added a CT."""
-    import time
-
-    import napari_livertumor.io.dicom as dicom_mod
-
     viewer, widget = load_widget
-    case, _, _ = write_dicom_case(tmp_path)
-    slow = dicom_mod.discover_series
-    monkeypatch.setattr(
-        dicom_mod, "discover_series", lambda *a, **k: (time.sleep(3), slow(*a, **k))[1]
-    )
-    widget.source.setCurrentText(SOURCES[0])
-    widget.path.setText(str(case / "CT"))
-    widget.scan_button.click()
-    widget.setParent(None)  # the dock's close button
-    viewer.window.add_dock_widget(widget)
+    _scan_then_close_the_panel(widget, viewer, tmp_path, monkeypatch, seconds=3)
     widget.load_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     qtbot.wait(100)
@@ -469,16 +475,7 @@ def test_a_scan_stopped_by_closing_the_panel_keeps_its_button_until_it_ends(
     import napari_livertumor.io.dicom as dicom_mod
 
     viewer, widget = load_widget
-    case, _, _ = write_dicom_case(tmp_path)
-    slow = dicom_mod.discover_series
-    monkeypatch.setattr(
-        dicom_mod, "discover_series", lambda *a, **k: (time.sleep(2), slow(*a, **k))[1]
-    )
-    widget.source.setCurrentText(SOURCES[0])
-    widget.path.setText(str(case / "CT"))
-    widget.scan_button.click()
-    widget.setParent(None)  # the dock's close button
-    viewer.window.add_dock_widget(widget)
+    _scan_then_close_the_panel(widget, viewer, tmp_path, monkeypatch, seconds=2)
     assert not widget.scan_button.isEnabled() and widget.source.isEnabled()
     qtbot.waitUntil(lambda: widget.scan_button.isEnabled(), timeout=15_000)
     assert widget.scan_button.text() == "Find series"
