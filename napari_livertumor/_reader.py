@@ -562,7 +562,9 @@ def _seg_on_an_open_ct(seg_path: Path) -> list[tuple] | None:
             continue
         if said:  # another patient's SEG, segments not known, frames off the CT's slices
             _notify(f"{seg_path.name}: " + "\n".join(said))
-        name = f"{volume.meta.get('patient_id') or 'CT'} {seg_path.stem}"
+        patient = volume.meta.get("patient_id") or "CT"
+        # "HCC_001_seg" already says whose it is: not "HCC_001 HCC_001_seg"
+        name = seg_path.stem if patient in seg_path.stem else f"{patient} {seg_path.stem}"
         return [labels_layer_data(labels, volume, name, _seg_role(seg_path), opened_from=seg_path)]
     return None
 

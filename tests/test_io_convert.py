@@ -102,6 +102,9 @@ def test_convert_without_an_output_is_a_usage_error(tmp_path, capsys):
     two_series(tmp_path)
     assert main(["convert", str(tmp_path / "dicom")]) == 2
     assert "give the output file with -o" in capsys.readouterr().err
+    # a missing input too: the usage is said first (as argparse would), still exit 2
+    assert main(["convert", str(tmp_path / "missing")]) == 2
+    assert "give the output file with -o" in capsys.readouterr().err
 
 
 def test_convert_of_an_empty_folder_fails_with_one_line(tmp_path, capsys):

@@ -919,3 +919,21 @@ def test_napari_offers_the_reader_for_dicom_and_nifti_names_not_for_every_file()
     for name in ("photo.png", "table.csv", "array.npy", "case_stats.json", "notes.txt",
                  "Photo.PNG"):  # fmt: skip
         assert not offered(name), name
+
+
+@pytest.mark.gui
+def test_a_seg_opened_onto_its_open_ct_is_named_once_by_its_patient(make_napari_viewer, study):
+    """A SEG opened onto its CT already on view: 'HCC_001_seg', not 'HCC_001 HCC_001_seg'; a
+    file whose name does not say whose it is gets the patient first."""
+    ct_dir, seg, _, labels = study
+    viewer = make_napari_viewer()
+    viewer.open(str(ct_dir), plugin="napari-livertumor")
+    named = seg.with_name("HCC_001_seg.dcm")
+    seg.rename(named)
+    [lab] = viewer.open(str(named), plugin="napari-livertumor")
+    assert lab.name == "HCC_001_seg"
+    plain = named.with_name("mask.dcm")
+    named.rename(plain)
+    [lab2] = viewer.open(str(plain), plugin="napari-livertumor")
+    assert lab2.name == "HCC_001 mask"
+    assert int(np.asarray(lab2.data).max()) == int(labels.max())

@@ -86,6 +86,14 @@ def _run(args) -> int:
     from ..io.nifti import is_nifti_path, read_nifti, write_nifti
 
     source: Path = args.input
+    if args.output is None and not args.list:
+        # a missing required option: a usage error (exit 2), as argparse's, before the input
+        print(
+            "livertumor convert: error: give the output file with -o CT.nii.gz (or a folder "
+            "for a dataset), or --list",
+            file=sys.stderr,
+        )
+        return 2
     if not source.exists():
         raise InputError(source, "file or folder not found")
     if args.list:
@@ -110,13 +118,6 @@ def _run(args) -> int:
         if unreadable:
             log.warning("%s", _skipped_text(unreadable))
         return 0
-    if args.output is None:  # a missing required option: a usage error (exit 2), as argparse's
-        print(
-            "livertumor convert: error: give the output file with -o CT.nii.gz (or a folder "
-            "for a dataset), or --list",
-            file=sys.stderr,
-        )
-        return 2
     output = Path(args.output)
     as_folder = str(args.output).endswith(("/", os.sep))  # "-o nifti/": a folder, said so
     if as_folder and is_nifti_path(output):
