@@ -167,6 +167,10 @@ def test_a_layer_renamed_while_measured_is_named_by_its_new_name(viewer_with_lab
     layer.name = "HCC_001 reviewed"  # while Measure runs
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     assert widget.status.text() == "Measured 'HCC_001 reviewed'."
+    layer.name = "HCC_001 final"  # and after: the status follows (it kept the old name)
+    assert widget.status.text() == "Measured 'HCC_001 final'."
+    viewer.layers["tiny CT ground truth"].name = "the truth"  # another layer's: no change
+    assert widget.status.text() == "Measured 'HCC_001 final'."
 
 
 def test_painting_after_measuring_says_the_figures_are_stale(viewer_with_labels, qtbot):

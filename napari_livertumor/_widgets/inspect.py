@@ -57,6 +57,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self._measured_edits: tuple[int, int] | None = None  # their edit counts then
         self._marker = None  # the ring of the lesion last clicked (a points layer)
         self._segs_seen: set[int] = set()
+        self._names_seen: dict[int, str] = {}  # labels layers' names (by id): renames followed
         self._watched = None
         self._edit_counts: dict[int, int] = {}  # edits seen per layer (id): stale figures
         self.scores: dict | None = None
@@ -85,7 +86,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 "Volume\n(mL)",
                 "Ø 3D\n(mm)",
                 "Ø axial\n(mm)",
-                "Slices",
+                "Slices\n(slider)",
                 "Images",
                 "Mean\nHU",
                 "Δ liver\n(HU)",
@@ -105,7 +106,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
             "widest, edge to edge: the RECIST measure"
         )
         self.lesion_table.horizontalHeaderItem(4).setToolTip(
-            "The lesion's first and last slice, as napari's slice slider counts them"
+            "The lesion's first and last slice, as napari's slice slider counts them (from the "
+            "feet up as shown); lesions.csv's first_slice/last_slice count slices in the file's "
+            "own order and can differ (a series stored head first, several CTs open)"
         )
         self.lesion_table.horizontalHeaderItem(5).setToolTip(
             "The DICOM image numbers (InstanceNumber) of its first and last slice, as a PACS "
@@ -203,6 +206,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
             segs = _layers.labels_layers(self.viewer, role="segmentation")
             new_segs = [ly.name for ly in segs if id(ly) not in self._segs_seen]
             self._segs_seen = {id(ly) for ly in segs}  # layers, not names (a rerun renames)
+            self._follow_renames()
             self._fill(self.labels_combo, names)
             if new_segs:  # a segmentation just made (or loaded): that is what to inspect
                 self.labels_combo.setCurrentText(new_segs[-1])
@@ -231,6 +235,19 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 clear_status_if(self.status, "No labels layer")
         except RuntimeError:  # widget deleted while the viewer still emits
             pass
+
+    def _follow_renames(self) -> None:
+        """A layer renamed after the status named it: the status says its name now ("Measured
+        'liver (previous)'" stayed beside a layer called otherwise since)."""
+        layers = _layers.labels_layers(self.viewer)
+        text = self.status.text()
+        for ly in layers:
+            old = self._names_seen.get(id(ly))
+            if old is not None and old != ly.name and f"'{old}'" in text:
+                text = text.replace(f"'{old}'", f"'{ly.name}'")
+        if text != self.status.text():
+            self.status.setText(text)  # (its colour is kept: set by the kind, not the text)
+        self._names_seen = {id(ly): ly.name for ly in layers}
 
     def labels_layer(self):
         return self._layer(self.labels_combo.currentText())
