@@ -581,3 +581,21 @@ def test_the_recorded_liver_hu_is_the_images_after_the_scanners_gain_and_offset(
         liver = ndi.binary_erosion(np.asarray(ph.labels) == 1, iterations=2)
         median = float(np.median(np.asarray(ph.ct.array, float)[liver]))
         assert abs(ph.info["liver_hu"] - median) <= 3.0, (seed, ph.info["liver_hu"], median)
+
+
+def test_the_enhancement_responses_follow_the_patients_recist():
+    """mRECIST and EASL were drawn independently of RECIST (CR beside PD); they now read the
+    same response at most a step better than RECIST, and mostly agree with each other."""
+    from napari_livertumor.synth.clinical import _enhancement_responses
+
+    order = ["CR", "PR", "SD", "PD"]
+    rng = np.random.default_rng(3)
+    same = 0
+    for _ in range(600):
+        recist = order[int(rng.integers(4))]
+        got = _enhancement_responses(recist, rng)
+        m, e = order.index(got["1_mRECIST"]), order.index(got["1_EASL"])
+        assert order.index(recist) - 1 <= m <= order.index(recist)
+        assert abs(e - m) <= 1
+        same += e == m
+    assert 0.75 < same / 600 < 0.92  # one in six a step off (less at the scale's ends)

@@ -195,9 +195,29 @@ def _patient_row(rng: np.random.Generator, pid: str, info: dict) -> dict:
         "Censored_0_progressed_1": int(progressed),
         "Death_1_StillAliveorLostToFU_0": int(died),
         "1_RECIST": response,
-        "1_EASL": rng.choice(["CR", "PR", "SD", "PD"], p=_response_p(tlvr)),
-        "1_mRECIST": rng.choice(["CR", "PR", "SD", "PD"], p=_response_p(tlvr)),
+        **_enhancement_responses(response, rng),
     }
+
+
+_RESPONSES = ("CR", "PR", "SD", "PD")
+
+
+def _enhancement_responses(recist: str, rng) -> dict:
+    """mRECIST and EASL after TACE, from the same patient's RECIST: both measure the enhancing
+    (viable) tumor, so they read the same necrosis as a better response than RECIST's sizes do
+    (a step better about half the time) and agree with each other mostly (EASL a step off one
+    time in six). Drawn independently of RECIST, they had contradicted it at random (CR by
+    mRECIST beside PD by RECIST)."""
+    # two draws, as the two independent choices took: later patients' rows are unchanged
+    u_mrecist, u_easl = rng.random(2)
+    mrecist = _step(recist, -1) if u_mrecist < 0.5 else recist
+    easl = mrecist if u_easl >= 1 / 6 else _step(mrecist, -1 if u_easl < 1 / 12 else 1)
+    return {"1_EASL": easl, "1_mRECIST": mrecist}
+
+
+def _step(response: str, by: int) -> str:
+    """``response`` ``by`` categories worse (+) or better (-), within CR..PD."""
+    return _RESPONSES[int(np.clip(_RESPONSES.index(response) + by, 0, len(_RESPONSES) - 1))]
 
 
 def _sigmoid(x: float) -> float:
