@@ -81,6 +81,18 @@ def _empty_argument(argv: list[str], takes_value: set[str]) -> str | None:
     return None
 
 
+def _command_parser(parser, argv: list[str]):
+    """The parser of the command ``argv`` names (its first word that is one), else ``parser``."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for token in argv:
+                if token in action.choices:
+                    return action.choices[token]
+    return parser
+
+
 def _options_with_values(parser) -> set[str]:
     """Every option string, of the tool and its commands, that takes a value."""
     import argparse
@@ -101,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else list(argv)
     empty = _empty_argument(given, _options_with_values(parser))
     if empty is not None:  # "" is read as the current folder: a batch of whatever is there
-        parser.error(
+        # said by the command's own parser ("livertumor segment: error: ..."), as its others
+        _command_parser(parser, given).error(
             f"an empty argument{f' ({empty})' if empty else ''} (an unset shell variable, "
             'such as "$INPUT"?): give the path or value, or leave the option out'
         )

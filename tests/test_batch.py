@@ -1019,3 +1019,37 @@ def test_a_summary_that_cannot_be_written_still_leaves_the_cases_said(
     out, err = capsys.readouterr()
     assert "case00: no liver found" in out  # (random voxels: no liver)
     assert "case01 failed" in err and "No space left on device" in err
+
+
+def test_an_edited_case_skipped_says_so_in_the_summary(tmp_path, models):
+    """The printed line said the figures were the model's, the summary row only 'skipped
+    (complete)' beside a labels file the figures no longer describe."""
+    import nibabel as nib
+
+    data = cohort(tmp_path / "data", 2)
+    out = tmp_path / "out"
+    assert segment([data], out, models) == 0
+    labels = out / "case00_labels.nii.gz"
+    img = nib.load(labels)
+    fixed = np.asarray(img.dataobj).copy()
+    fixed[0, 0, 0] = 1 if fixed[0, 0, 0] == 0 else 0  # a hand edit
+    nib.save(nib.Nifti1Image(fixed, img.affine, img.header), labels)
+    assert segment([data], out, models) == 0
+    rows = {r["case"]: r["status"] for r in read_rows(out / "summary.csv")}
+    assert rows == {
+        "case00": "skipped (complete; labels edited since: figures are the model's)",
+        "case01": "skipped (complete)",
+    }
+
+
+def test_a_shard_of_the_wrong_form_is_a_usage_error(tmp_path, capsys):
+    """cli.md: a value of the wrong form exits 2; one out of range (3/2) exits 1."""
+    from napari_livertumor.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["segment", str(tmp_path), "--shard", "x"])
+    assert stop.value.code == 2
+    assert "livertumor segment: error: argument --shard: must look like i/n" in (
+        capsys.readouterr().err
+    )
+    assert main(["segment", str(tmp_path), "--shard", "3/2"]) == 1

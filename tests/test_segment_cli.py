@@ -1005,7 +1005,9 @@ def test_an_empty_argument_is_refused_not_read_as_the_current_folder(
     with pytest.raises(SystemExit) as stop:
         main(argv)
     assert stop.value.code == 2
-    assert named in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert named in err
+    assert f"livertumor {argv[0]}: error: an empty argument" in err  # the command's own prefix
     assert list(tmp_path.iterdir()) == []
 
 

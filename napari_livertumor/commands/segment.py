@@ -148,6 +148,7 @@ def add_arguments(parser) -> None:
         "--shard",
         metavar="i/n",
         default="0/1",
+        type=_shard_form,  # the form is a usage error (exit 2); the range is checked later
         help="process only shard i of n (0 <= i < n) of the sorted case list",
     )
     parser.add_argument(
@@ -442,6 +443,18 @@ def discover_cases(inputs: list[str | Path], *, per_patient: bool = True) -> lis
 def shard_cases(cases: list[Case], index: int, count: int) -> list[Case]:
     """Cases ``index, index + count, ...`` of the (already sorted) list."""
     return [c for k, c in enumerate(cases) if k % count == index]
+
+
+def _shard_form(text: str) -> str:
+    """``--shard``'s form, for argparse: ``x`` is a usage error (exit 2) like ``--device gpu``;
+    ``3/2`` has the form and is refused by :func:`parse_shard` (exit 1)."""
+    import argparse
+
+    try:
+        _i, _n = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must look like i/n (e.g. 0/4), got {text!r}") from None
+    return text
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -1312,6 +1325,10 @@ def run_cases(
                     rows.append({**row, **_summary_values(old), "status": "skipped (complete)"})
                     if labels_path.name in edited:
                         rows[-1]["edited"] = True  # printed, not a summary column
+                        # the figures are the model's, not the edited file's beside them
+                        rows[-1]["status"] = (
+                            "skipped (complete; labels edited since: figures are the model's)"
+                        )
                     log.info("%s: already complete, skipped%s", case.name,
                              f" ({', '.join(edited)} edited since: kept)" if edited else "")  # fmt: skip
                     continue

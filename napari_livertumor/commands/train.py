@@ -115,7 +115,7 @@ def add_arguments(parser) -> None:
         metavar="MODEL_DIR",
         help="fine-tune: start from this model folder's weights ('default': the models that "
         "ship with the plugin; a folder holding liver/ and tumor/ gives each stage its own; "
-        "without --config, the model's own training recipe is used",
+        "without --config, the model's own training recipe is used)",
     )
     parser.add_argument(
         "--ddp", type=int, default=0, metavar="N", help="run N processes with torchrun (DDP)"
