@@ -31,7 +31,7 @@ class InputError(LiverTumorError, ValueError):
     """
 
     def __init__(self, path: str | Path | None, problem: str):
-        self.path = None if path is None else Path(path)
+        self.path = None if path is None or str(path) == "" else Path(path)  # "": not "."
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
 
@@ -40,7 +40,7 @@ class ModelError(LiverTumorError):
     """A model folder is missing, corrupt, or does not fit the job."""
 
     def __init__(self, path: str | Path | None, problem: str):
-        self.path = None if path is None else Path(path)
+        self.path = None if path is None or str(path) == "" else Path(path)  # "": not "."
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
 

@@ -481,7 +481,7 @@ class Segmenter:
         memory.require(  # refused with the figures, not ended by the kernel without a word
             memory.segment_need_bytes(shape, copy_bytes_per_voxel=copy),
             f"segmenting its {' × '.join(map(str, shape))} voxels (z, y, x)",
-            volume.meta.get("source"),
+            _named_source(volume),
             advice="crop the scan to the abdomen (the liver's slices and a margin)",
         )
         warnings += hu_notes
@@ -627,6 +627,9 @@ class Segmenter:
         size = _liver_size_warning(labels, spacing)
         if size:
             warnings.append(size)
+        flat = _liver_texture_warning(ct, labels)
+        if flat:
+            warnings.append(flat)
         edge = _liver_edge_warning(ct, labels, spacing)
         if edge:
             warnings.append(edge)
@@ -896,7 +899,7 @@ def _check_input(volume: CTVolume, cfg: InferenceConfig) -> list[str]:
             volume if isinstance(volume, (str, Path)) else None,
             f"Segmenter.segment takes a CTVolume, not a {given}: {how}",
         )
-    src = volume.meta.get("source")
+    src = _named_source(volume)
     modality = str(volume.meta.get("modality") or "CT").upper()
     if modality != "CT" and not cfg.allow_non_ct:
         raise InputError(
@@ -914,6 +917,17 @@ def _check_input(volume: CTVolume, cfg: InferenceConfig) -> list[str]:
     return notes + check_volume(volume)
 
 
+def _named_source(volume: CTVolume) -> str | None:
+    """What a message about ``volume`` starts with: its file or folder, else (an image layer
+    with no file, made in the console or by another plugin) its name in quotes, else None (a
+    "." started the message: an empty path)."""
+    source = volume.meta.get("source")
+    if source:
+        return str(source)
+    name = volume.meta.get("description")
+    return f"'{name}'" if name else None
+
+
 def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
     """Refuse a volume no CT can be (a mask, complex values, spacing outside 0.05–30 mm,
     values far beyond HU) and return warnings on values that do not look like HU.
@@ -921,7 +935,7 @@ def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
     ``for_models``: a volume too small for the models is refused; with False (loading it to
     look at) it is a warning instead.
     """
-    src = volume.meta.get("source")
+    src = _named_source(volume)
     arr = volume.array
     if arr.size == 0 or min(arr.shape) < 1:
         raise InputError(src, f"empty volume (shape {arr.shape})")
@@ -1509,6 +1523,28 @@ def _liver_size_warning(liver: np.ndarray, spacing) -> str | None:
         f"the liver found is {ml / 1000:.1f} L, larger than all but the rarest livers (an "
         "adult's is 1.2-2 L, marked hepatomegaly 3-5 L): check that the mask lies on the "
         "liver (not a phantom, an MR series or a scan in other units)"
+    )
+
+
+#: below this spread of HU inside the liver found, the image holds no scanned tissue: every CT
+#: has noise (about 8-30 HU SD in the liver; the strongest denoising leaves several HU)
+MIN_LIVER_SD_HU = 1.0
+
+
+def _liver_texture_warning(ct: np.ndarray, labels: np.ndarray) -> str | None:
+    """A warning when the liver found is one value throughout (a drawn box, a label map scaled
+    into the HU range), else None: the models call any smooth soft-tissue blob liver."""
+    step = (slice(None, None, 2),) * 3  # every 8th voxel: plenty for a spread, 8× less work
+    values = ct[step][labels[step] == 1]
+    if values.size < 100:
+        return None
+    sd = float(np.std(values, dtype=np.float64))
+    if sd >= MIN_LIVER_SD_HU:
+        return None
+    return (
+        f"the liver found is of one value throughout (SD {sd:.2g} HU; a scanned liver's noise "
+        "alone is several HU): the image does not look like a scan; check the file (a drawn "
+        "phantom, a label map or a mask in HU?)"
     )
 
 

@@ -737,6 +737,23 @@ def test_a_liver_larger_than_any_but_the_rarest_is_said():
     assert _liver_size_warning(liver, (1.5, 1.5, 1.5)) is None  # 2.4 L
 
 
+def test_a_liver_of_one_value_throughout_is_said_not_to_look_scanned():
+    """A uniform 20 HU box in air came out as a 6.8 L liver with 122 mL of tumor, and nothing
+    said the image held no scanned tissue."""
+    from napari_livertumor.pipeline import _liver_texture_warning
+
+    ct = np.full((40, 64, 64), -1000, np.int16)
+    ct[5:35, 10:54, 10:54] = 20
+    liver = np.zeros(ct.shape, np.uint8)
+    liver[5:35, 10:54, 10:54] = 1
+    assert "of one value throughout (SD 0 HU" in _liver_texture_warning(ct, liver)
+    noisy = ct + np.random.default_rng(0).normal(0, 3, ct.shape).astype(np.int16)
+    assert _liver_texture_warning(noisy, liver) is None  # a heavily denoised scan: no word
+    liver[:] = 0
+    liver[10, 20, 20] = 1
+    assert _liver_texture_warning(ct, liver) is None  # too few voxels to say
+
+
 def test_a_lone_small_window_runs_as_two_copies_on_the_cpu_with_the_same_logits():
     from napari_livertumor.models import build_inference_network
     from napari_livertumor.pipeline import _pad_single_window
@@ -1372,6 +1389,13 @@ def test_a_label_map_given_as_the_ct_is_refused_by_name():
     from napari_livertumor.pipeline import check_volume
 
     assert any("a label map" in n for n in check_volume(mask, for_models=False))
+    # an image layer with no file (the console, another plugin): named by its layer name, not
+    # by "." (an empty path)
+    for meta, start in (({"description": "LABELMAP"}, "'LABELMAP': "), ({}, "the image holds")):
+        unnamed = CTVolume(labels, spacing=vol.spacing, meta={"source": "", **meta})
+        with pytest.raises(InputError) as refused:
+            check_volume(unnamed)
+        assert str(refused.value).startswith(start), str(refused.value)
 
 
 def test_a_script_passing_an_array_a_path_or_a_string_setting_is_told_what_to_pass(
