@@ -260,6 +260,40 @@ def test_a_click_after_a_job_handed_its_result_over_cancels_nothing(qtbot):
     assert button.text() == "Measure" and not job.cancel_requested
 
 
+def test_the_double_click_note_gives_way_to_the_runs_own_line(qtbot):
+    """A second click within the double-click interval is not a Cancel, and says so: the note
+    then stood for the whole run (44 s) instead of "Segmenting …"."""
+    import threading
+
+    from qtpy.QtWidgets import QPushButton
+
+    from napari_livertumor._widgets._common import JobWidgetMixin, StatusLabel, set_status
+    from napari_livertumor._widgets._jobs import Job
+
+    class Panel(JobWidgetMixin):
+        NOTE_SECONDS = 0
+
+        def __init__(self):
+            self.jobs, self.status = {}, StatusLabel()
+
+    panel, button = Panel(), QPushButton("Run")
+    release, ended = threading.Event(), []
+
+    def work(progress, should_cancel):
+        release.wait(20)
+        return 1
+
+    job = Job(work, on_finished=ended.append, napari_progress=False)
+    panel.jobs[button] = job.start()
+    set_status(panel.status, "Segmenting 'CT'…")
+    assert panel.cancel_if_running(button)  # the double-click's second click
+    assert "double-click's second" in panel.status.text()
+    qtbot.waitUntil(lambda: panel.status.text() == "Segmenting 'CT'…", timeout=5_000)
+    assert not job.cancel_requested
+    release.set()
+    qtbot.waitUntil(lambda: bool(ended), timeout=10_000)
+
+
 def test_every_input_of_every_panel_has_a_name_a_screen_reader_can_read(make_napari_viewer, qtbot):
     """Fields placed in a row beside a Browse… button, and the refinement's rows, had no
     accessible name; three buttons read "Browse…" alike."""

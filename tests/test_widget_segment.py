@@ -61,6 +61,34 @@ def test_run_adds_a_labels_layer_aligned_with_the_ct(
     assert "Segmented 'tiny CT' on cpu" in widget.status.text()  # which CT: another may show
 
 
+def test_the_time_said_counts_the_wait_for_loading_too(
+    viewer_with_ct, models_dir, qtbot, monkeypatch
+):
+    """A first run said "in 10.1 s" after 17.5 s from the click: torch, MONAI and the models
+    load before the segmentation's own clock starts."""
+    import time
+
+    from napari_livertumor import pipeline
+
+    real_init = pipeline.Segmenter.__init__
+
+    def slow_init(self, *args, **kwargs):
+        time.sleep(1.5)  # a slow model load
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.Segmenter, "__init__", slow_init)
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    text = widget.status.text()
+    said = float(
+        text.split(" s with loading torch and the models; layer 'tiny CT")[0].split("(")[-1]
+    )
+    total = viewer.layers["tiny CT segmentation"].metadata["timings"]["total"]
+    assert said >= total + 1.5, text
+
+
 def test_rerun_keeps_the_edited_labels_as_previous(viewer_with_ct, models_dir, qtbot, monkeypatch):
     viewer, vol = viewer_with_ct
     widget = _segment_widget(viewer, models_dir, monkeypatch)
@@ -295,6 +323,11 @@ def test_candidates_the_lesion_filter_drops_are_marked_not_lost(
     assert len(points.data) == 1 and len(points.features) == 1
     assert points.text.values[0].startswith("unsure ")
     assert viewer.layers.selection.active is viewer.layers["tiny CT segmentation"]
+    # drawn over the new mask, not under it (the rerun added the mask on top)
+    names = [ly.name for ly in viewer.layers]
+    assert names.index("tiny CT segmentation unsure lesions") == (
+        names.index("tiny CT segmentation") + 1
+    ), names
 
     widget.unsure_check.setChecked(False)  # keep them this time
     widget.run_button.click()

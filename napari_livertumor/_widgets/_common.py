@@ -577,6 +577,8 @@ class JobWidgetMixin:
     #: what a job's button and status say while it stops (Train: "Stopping…", as its button
     #: reads Stop)
     STOPPING_TEXT = "Cancelling…"
+    #: how long the double-click note stands before the run's own line comes back
+    NOTE_SECONDS = 3
     #: what closing the panel during a job says (after the panel's name)
     CLOSED_TEXT = "the panel was closed, so its running job was stopped; no layer was changed."
 
@@ -709,11 +711,14 @@ class JobWidgetMixin:
                 # a double-click's second click: the job the first one started goes on (it
                 # was cancelled at once: "Cancelled: nothing was changed"); said, in case the
                 # click was meant
-                set_status(
-                    self.status,
+                note = (
                     "Started (a click this soon after is taken as a double-click's second): "
-                    "click again to stop it.",
+                    "click again to stop it."
                 )
+                before = self.status.text()
+                kind = getattr(self.status, "_kind", "")
+                set_status(self.status, note)
+                self._restore_status_later(note, before, kind, job)
                 return True
             job.cancel()
             button.setText(self.STOPPING_TEXT)
@@ -721,6 +726,25 @@ class JobWidgetMixin:
             set_status(self.status, self.STOPPING_TEXT)
             return True
         return False
+
+    def _restore_status_later(self, note: str, before: str, kind: str, job) -> None:
+        """The run's own line back after a few seconds (the double-click note stood for the
+        whole run), unless something else was said meanwhile or the job has ended."""
+        from qtpy.QtCore import QTimer
+
+        status = self.status
+
+        def restore() -> None:
+            try:
+                if job.running and status.text() == note:
+                    set_status(
+                        status, before, error=kind == "error", warning=kind == "warning",
+                        scroll=False,
+                    )  # fmt: skip
+            except RuntimeError:  # the panel was deleted meanwhile
+                pass
+
+        QTimer.singleShot(self.NOTE_SECONDS * 1000, restore)
 
     def drop_job(self, button) -> None:
         """Stop ``button``'s running job without a word and free the button: its result is no

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -229,6 +230,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         )
         cached = self._models if self._models_key == key else None
         folder = self.model_combo.currentData()  # described as chosen now, not when it ends
+        clicked = time.perf_counter()
 
         def target(progress, should_cancel):
             try:
@@ -272,7 +274,9 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             result, layer, models = out
             # Loaded networks are kept for the next run with the same models and device.
             self._models_key, self._models = key, models
-            self._show_result(result, layer, ct_layer, ct_name, folder)
+            self._show_result(
+                result, layer, ct_layer, ct_name, folder, waited=time.perf_counter() - clicked
+            )
 
         self.run_job(
             target,
@@ -312,7 +316,9 @@ class SegmentWidget(JobWidgetMixin, QWidget):
 
         return panel_settings(self.viewer)
 
-    def _show_result(self, result, layer, ct_layer, ct_name: str, folder=None) -> None:
+    def _show_result(
+        self, result, layer, ct_layer, ct_name: str, folder=None, waited: float | None = None
+    ) -> None:
         gone = not any(ly is ct_layer for ly in self.viewer.layers)
         if not gone and ct_layer.name != ct_name:  # renamed meanwhile: named after it now
             ct_name = ct_layer.name
@@ -330,9 +336,16 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             if s.get("tumor_ml") is None
             else f"tumor {s['tumor_ml']:.1f} mL, {s['lesion_count']} lesion(s)"
         )
+        total = result.timings.get("total", 0)
+        # the first run also waits for torch, MONAI and the models (6 s of 17 s here): said
+        loading = (
+            f"{waited:.1f} s with loading torch and the models; "
+            if waited is not None and waited - total >= 1.0
+            else ""
+        )
         msg = (
-            f"Segmented '{ct_name}' on {result.device} in {result.timings.get('total', 0):.1f} s "
-            f"(layer '{layer.name}'): liver {s['liver_ml']:.0f} mL, {tumor}."
+            f"Segmented '{ct_name}' on {result.device} in {total:.1f} s "
+            f"({loading}layer '{layer.name}'): liver {s['liver_ml']:.0f} mL, {tumor}."
         )
         # what makes the numbers untrustworthy comes first, in amber, and as a notification
         from ..pipeline import NOT_HU, is_serious
@@ -478,6 +491,8 @@ def _show_unsure(viewer, labels_layer, unsure: list) -> str | None:
         earlier.features = features
         earlier.size = sizes
         earlier.visible = True
+        # just above the new labels (a rerun adds those on top: the rings lay under the mask)
+        viewer.layers.move(viewer.layers.index(earlier), viewer.layers.index(labels_layer) + 1)
         viewer.layers.selection.active = labels_layer
         return name
     if earlier is not None:  # a layer of that name that is not our marks: not reused
