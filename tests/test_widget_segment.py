@@ -89,6 +89,30 @@ def test_the_time_said_counts_the_wait_for_loading_too(
     assert said >= total + 1.5, text
 
 
+def test_a_result_is_not_drawn_over_a_scan_opened_during_the_run(
+    viewer_with_ct, models_dir, qtbot, monkeypatch
+):
+    """Added on top, the first scan's mask lay over a second scan loaded while it ran, as if
+    it were that scan's."""
+    viewer, vol = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    widget.run_button.click()
+    other, _ = tiny_ct()
+    _layers.add_ct_layer(viewer, other, name="second CT")  # opened while it runs
+    widget.ct_combo.setCurrentText("tiny CT")  # (the list switched to the new scan)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    names = [ly.name for ly in viewer.layers]
+    assert names == ["tiny CT", "tiny CT segmentation", "second CT"], names
+    assert "under 'second CT'" in widget.status.text()
+    assert viewer.layers.selection.active is viewer.layers["tiny CT segmentation"]
+    # the second scan segmented: on top, no note
+    widget.ct_combo.setCurrentText("second CT")
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert [ly.name for ly in viewer.layers][-1] == "second CT segmentation"
+    assert "under '" not in widget.status.text()
+
+
 def test_rerun_keeps_the_edited_labels_as_previous(viewer_with_ct, models_dir, qtbot, monkeypatch):
     viewer, vol = viewer_with_ct
     widget = _segment_widget(viewer, models_dir, monkeypatch)

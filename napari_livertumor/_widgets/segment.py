@@ -327,6 +327,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         kept, dropped = _keep_previous(self.viewer, layer.name, ct_name)
         with _layers.adding_own_result(layer):  # (its CT removed: the status says so)
             self.viewer.add_layer(layer)
+        covering = None if gone else _under_other_scans(self.viewer, layer, ct_layer)
         layer.metadata.update(
             stats=result.stats, timings=result.timings, device=result.device, source="model"
         )
@@ -386,6 +387,11 @@ class SegmentWidget(JobWidgetMixin, QWidget):
                 f"\nRemoved {len(dropped)} older hidden unedited copy(ies) of a model's output "
                 "(run again with their settings to get one back)."
             )
+        if covering is not None:
+            msg += (
+                f"\nPlaced just above its CT, under '{covering}' (another scan, drawn over "
+                f"'{ct_name}'): hide '{covering}' to see it."
+            )
         if gone:
             msg += f"\nThe CT layer '{ct_name}' was removed meanwhile; labels keep its geometry."
             # not linked by name to another CT that takes the name (its HU read for this mask)
@@ -412,6 +418,23 @@ class SegmentWidget(JobWidgetMixin, QWidget):
     def _ct_layer(self):
         name = self.ct_combo.currentText()
         return next((ly for ly in _layers.ct_layers(self.viewer) if ly.name == name), None)
+
+
+def _under_other_scans(viewer, layer, ct_layer) -> str | None:
+    """Put ``layer`` (just added, on top) under any other scan lying above its CT: on top it
+    was drawn over a scan loaded during the run (or above the CT before), as if that scan's
+    own mask. Returns the name of the scan it now lies under, or None (none above)."""
+    layers = viewer.layers
+    at_ct = layers.index(ct_layer)
+    others = [
+        ly for ly in _layers.ct_layers(viewer) if ly is not ct_layer and layers.index(ly) > at_ct
+    ]
+    if not others:
+        return None
+    lowest = min(others, key=layers.index)
+    layers.move(layers.index(layer), layers.index(lowest))
+    viewer.layers.selection.active = layer
+    return lowest.name
 
 
 def _default_stage_note(folder: str | None, liver_only: bool) -> str | None:
@@ -515,6 +538,9 @@ def _show_unsure(viewer, labels_layer, unsure: list) -> str | None:
         face_color="transparent",
         border_color="yellow",
     )
+    # just above its labels (which may lie under another scan: not drawn over that one)
+    layers = viewer.layers
+    layers.move(layers.index(layers[name]), layers.index(labels_layer) + 1)
     viewer.layers.selection.active = labels_layer  # keep painting on the labels
     return name
 
