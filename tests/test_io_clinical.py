@@ -358,3 +358,14 @@ def test_an_unlisted_column_of_groups_given_as_bounds_stays_text(tmp_path):
     table = read_clinical(csv)
     assert "agegp" not in table.frame.columns and table.raw.loc["HCC_002", "agegp"] == ">60"
     assert table.frame.loc["HCC_001", "AFP"] == 400.0  # a listed column's bound: its number
+
+
+def test_a_binary_file_given_as_the_table_is_said_not_to_be_text(tmp_path):
+    """Its first bytes were echoed as the 'columns' (NUL and control bytes in the message)."""
+    path = tmp_path / "table.csv"
+    path.write_bytes(b"\x7fELF\x02\x01\x01\x00\x00\x00" + bytes(range(256)) * 2)
+    with pytest.raises(InputError) as info:
+        read_clinical(path)
+    text = str(info.value)
+    assert text == f"{path}: no TCIA_ID column: the file does not read as a table (binary content?)"
+    assert all(ch.isprintable() for ch in text), repr(text)

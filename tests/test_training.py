@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import re
 import time
@@ -1678,3 +1679,13 @@ def test_two_runs_into_one_folder_at_once_are_refused_and_a_stale_lock_is_taken_
     assert reports[-1]["event"] == "done"
     assert (stage_dir / "model.safetensors").is_file()
     assert not (stage_dir / RunLock.NAME).exists()
+
+
+def test_a_resume_with_nothing_to_resume_does_not_also_say_resumed(toy_data, tmp_path, caplog):
+    """`--resume` into a new folder said "no checkpoint …; starting from scratch" and then
+    "resumed at step 0/2"."""
+    with caplog.at_level(logging.WARNING):
+        reports = run_all(tiny_config(toy_data, tmp_path, epochs=1, steps_per_epoch=1, resume=True))
+    assert "starting from scratch" in caplog.text
+    assert not [r for r in reports if r["event"] == "resumed"]
+    assert reports[-1]["event"] == "done"

@@ -634,6 +634,28 @@ def test_one_patients_folder_given_as_the_data_is_named_as_such(tcia_cohort, cap
     assert "one patient" not in caplog.text
 
 
+def test_a_folder_above_the_patients_is_not_trained_as_one_patient(tcia_cohort, tmp_path):
+    """`--data above/` with the cohort one level down was checked as "1 patient" and trained
+    on HCC_001's scan under the cohort folder's name."""
+    import shutil
+
+    from napari_livertumor.errors import InputError
+
+    above = tmp_path / "above"
+    shutil.copytree(tcia_cohort, above / "cohort")
+    with pytest.raises(InputError) as refused:
+        index_cases(above)
+    text = str(refused.value)
+    assert text.startswith(f"{above / 'cohort'}: holds the CT scans and SEGs of 3 patients")
+    assert f"give {above / 'cohort'} as the data folder" in text
+    # beside real patient folders, it is one more folder left out with that reason
+    shutil.copytree(tcia_cohort / "HCC_001", above / "HCC_009")
+    skipped: list = []
+    records = index_cases(above, skipped=skipped)
+    assert [r.case_id for r in records] == ["HCC_009"]
+    assert skipped[0][0] == "cohort" and "a folder of patients" in skipped[0][1]
+
+
 def test_nifti_case_names_ending_in_digits_pair_with_their_own_labels(tmp_path, caplog):
     """case_0001.nii.gz was taken for channel 1 of a case 'case' and every image was skipped;
     a second image of one case and a label with no image were ignored without a word."""

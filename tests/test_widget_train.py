@@ -258,7 +258,7 @@ def test_a_model_already_in_the_output_folder_is_resumed_or_kept_never_replaced_
     config = dataclasses.replace(widget.build_config(), overwrite=True)
     widget.reports = [{"event": "cancelled", "stage": "liver", "step": 0, "last": None}]
     widget._finished("cancelled", config)
-    assert "nothing was written" in widget.status.text()
+    assert "no model or state was written" in widget.status.text()
     assert "as it was (not replaced)" in widget.status.text()
     assert "last weights" not in widget.status.text()
     # a resumed run stopped before its first new step: its last/ can still be resumed
@@ -329,6 +329,28 @@ def test_stop_ends_training_and_keeps_the_last_weights(train_widget, toy_data, q
     assert widget.start_button.text() == "Start"
 
 
+def test_a_stop_after_a_best_model_was_saved_says_where_it_is(train_widget, tmp_path):
+    """Segment already listed the best model the stopped run had saved; the status spoke only
+    of last/."""
+    _, widget = train_widget
+    _small_run(widget, tmp_path / "data", tmp_path / "out")
+    config = widget.build_config()
+    stage = Path(config.stage_dir)
+    stage.mkdir(parents=True)
+    (stage / "metadata.json").write_text("{}")
+    widget.model_folder = None
+    widget.reports = [
+        {"event": "step", "stage": "liver", "step": 1},
+        {"event": "epoch", "stage": "liver", "epoch": 0, "step": 2, "saved_best": True},
+        {"event": "cancelled", "stage": "liver", "step": 3, "last": str(stage / "last")},
+    ]
+    widget._finished("cancelled", config)
+    assert f"Its best model so far is in {stage}, which Segment lists." in widget.status.text()
+    widget.reports = [widget.reports[0], widget.reports[2]]  # none saved: not said
+    widget._finished("cancelled", config)
+    assert "best model so far" not in widget.status.text()
+
+
 def test_a_patch_the_network_cannot_take_is_named_as_the_form_names_it(
     train_widget, toy_data, tmp_path
 ):
@@ -379,6 +401,30 @@ def test_the_log_says_a_stop_before_the_first_step_saved_nothing(train_widget):
     _, widget = train_widget
     widget._on_report({"event": "cancelled", "stage": "liver", "step": 0, "last": None})
     assert widget.log.toPlainText().endswith("cancelled before the first step; nothing saved")
+
+
+def test_a_panel_closed_while_preparing_promises_no_last_state(train_widget, tmp_path):
+    """Closed while the data were prepared, the panel said "its latest state is in the output
+    folder's last/ (… Resume …)": there was none, and Start offered no Resume."""
+    import time
+
+    _, widget = train_widget
+    _small_run(widget, tmp_path / "data", tmp_path / "out")
+    widget._running_config = widget.build_config()
+    widget._started_wall = time.time()
+    widget.reports = [{"event": "prepare", "phase": "prepare", "done": 1, "total": 4}]
+    text = widget.closed_text()
+    assert "closed before training began" in text and "nothing was trained" in text
+    assert "last/" not in text and str(tmp_path / "out" / ".cache") in text
+    # a first step ran (the stop comes after the current step): its state is there
+    widget.reports.append({"event": "step", "step": 1})
+    assert widget.closed_text() == widget.CLOSED_TEXT
+    # or no step heard, but the run saved its state after the close
+    widget.reports.pop()
+    last = tmp_path / "out" / "liver" / "last"
+    last.mkdir(parents=True)
+    (last / "train_state.pt").write_bytes(b"x")
+    assert widget.closed_text() == widget.CLOSED_TEXT
 
 
 def test_a_folder_with_nothing_usable_gives_a_clear_message(train_widget, qtbot, tmp_path):
@@ -574,6 +620,7 @@ def test_the_log_names_who_was_left_out_and_what_the_clinical_table_gave(train_w
             "device": "cpu",
             "weak": {
                 "enabled": True,
+                "clinical": "/data/HCC-TACE-Seg_clinical_data-V2.xlsx",
                 "n_weak_labels": 3,
                 "n_without_clinical": 1,
                 "report": ["column 'AFP' has fewer than 2 numeric values: not used"],
@@ -582,6 +629,7 @@ def test_the_log_names_who_was_left_out_and_what_the_clinical_table_gave(train_w
     )
     log = widget.log.toPlainText()
     assert "left out: HCC_103: no DICOM SEG" in log
+    assert "weak supervision on (HCC-TACE-Seg_clinical_data-V2.xlsx)" in log  # which table
     assert "weak labels for 3 training patients; 1 without a usable clinical row" in log
     assert "clinical: column 'AFP' has fewer than 2 numeric values" in log
     widget._on_report({"event": "note", "text": "the run already reached its 2 epochs"})
@@ -610,7 +658,8 @@ def test_the_progress_bar_follows_the_data_preparation(train_widget):
     widget._on_report({**report, "phase": "prepare", "done": 41, "total": 98, "case": "HCC_042"})
     bar = widget.progress_bar
     assert (bar.value(), bar.maximum()) == (41, 98)
-    assert bar.format() == "preparing patient %v / %m (HCC_042)"
+    # the 42nd is being prepared (41 done), as the command line counts it
+    assert bar.format() == "preparing patient 42 / 98 (HCC_042)"
     assert "preparing 98 training/validation patients" in widget.log.toPlainText()
 
 

@@ -614,7 +614,7 @@ class JobWidgetMixin:
                     "Closed while writing: it finishes in the background (its files are "
                     "whole when this button is usable again)."
                     if self.FINISH_ON_CLOSE
-                    else f"Stopping: {self.CLOSED_TEXT}",
+                    else f"Stopping: {self.closed_text()}",
                 )
             if self._winding_jobs():
                 timer = QTimer(self)
@@ -638,9 +638,14 @@ class JobWidgetMixin:
             try:
                 from napari.utils.notifications import show_info
 
-                show_info(f"{type(self).__name__.removesuffix('Widget')}: {self.CLOSED_TEXT}")
+                show_info(f"{type(self).__name__.removesuffix('Widget')}: {self.closed_text()}")
             except Exception:  # the viewer may be closing too
                 pass
+
+    def closed_text(self) -> str:
+        """What stopping a running job by closing the panel did (a panel may say it from what
+        its job had done by then)."""
+        return self.CLOSED_TEXT
 
     def _winding_jobs(self) -> dict:
         """Jobs stopped (or let finish) by the panel's closing, still running: their buttons
@@ -686,7 +691,7 @@ class JobWidgetMixin:
                 status,
                 "Closed while writing: it finished in the background."
                 if self.FINISH_ON_CLOSE
-                else f"Stopped: {self.CLOSED_TEXT}",
+                else f"Stopped: {self.closed_text()}",
             )
 
     @property

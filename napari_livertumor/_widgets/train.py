@@ -364,6 +364,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 self._show_recipe(config)
         self._reset_plot("resuming the run…" if config.resume else "starting…")
         self.reports = []
+        self._running_config = config
+        self._started_wall = time.time()
         self.model_folder = None
         self._log(f"Training the {config.stage} model on {config.data} → {config.stage_dir}")
         self.run_job(
@@ -377,6 +379,30 @@ class TrainWidget(JobWidgetMixin, QWidget):
             on_finished=lambda status: self._finished(status, config),
         )
         self.start_button.setText("Stop")
+
+    def closed_text(self) -> str:
+        """Closed before its first step (preparing the data), the run left no last/ to resume:
+        "its latest state is in last/" promised one."""
+        config = getattr(self, "_running_config", None)
+        if config is None or any(r.get("event") == "step" for r in self.reports):
+            return self.CLOSED_TEXT
+        last = Path(config.stage_dir) / "last" / "train_state.pt"
+        try:  # a first step may still have run after the close: its state is then there
+            if last.stat().st_mtime >= self._started_wall:
+                return self.CLOSED_TEXT
+        except OSError:
+            pass
+        cache = Path(config.cache_dir) if config.cache_dir else Path(config.out) / ".cache"
+        return (
+            "the panel was closed before training began (while the data were prepared), so "
+            "it was stopped; nothing was trained"
+            + (
+                f", and {Path(config.stage_dir) / 'last'} is the earlier run's, as it was"
+                if config.resume
+                else ""
+            )
+            + f" (the patients prepared so far are kept in {cache} for the next start)."
+        )
 
     def _with_run_recipe(self, config, stage_dir: Path):
         """``config`` as the stopped run in ``stage_dir`` was set up: its whole recipe (batch,
@@ -544,7 +570,12 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 f"{report['n_train']} training / {report['n_val']} validation patients"
                 + (f" / {test} held out for testing (split.json)" if test else "")
                 + f" ({report['n_skipped']} skipped) on {report['device']}; weak supervision "
-                + ("on" if weak.get("enabled") else f"off ({weak.get('reason', 'λ = 0')})")
+                + (
+                    # which table (one found in the data folder was not named anywhere)
+                    "on" + (f" ({Path(weak['clinical']).name})" if weak.get("clinical") else "")
+                    if weak.get("enabled")
+                    else f"off ({weak.get('reason', 'λ = 0')})"
+                )
             )
             for item in report.get("skipped") or []:  # named, with the reason
                 self._log(f"  left out: {': '.join(item)}")
@@ -572,8 +603,12 @@ class TrainWidget(JobWidgetMixin, QWidget):
             self.progress_bar.setMaximum(max(total, 1))
             self.progress_bar.setValue(done)
             case = f" ({report['case']})" if report.get("case") else ""
+            # the patient named is the one being prepared: counted from 1 (as the command line
+            # counts it), while the bar fills with those done
             self.progress_bar.setFormat(
-                "reading patient folders %v / %m" if index else f"preparing patient %v / %m{case}"
+                "reading patient folders %v / %m"
+                if index
+                else f"preparing patient {min(done + 1, total)} / {total}{case}"
             )
         elif event == "step":
             self.history["step"].append(report["step"])
@@ -677,6 +712,10 @@ class TrainWidget(JobWidgetMixin, QWidget):
                     f"Stopped; the last weights are in {stage_dir / 'last'}. Start again with "
                     "the same output folder to resume from there."
                 )
+                if self.model_folder is not None and any(
+                    r.get("event") == "epoch" and r.get("saved_best") for r in self.reports
+                ):  # listed in Segment already: said
+                    text += f" Its best model so far is in {stage_dir}, which Segment lists."
                 if earlier_kept and (stage_dir / "metadata.json").is_file():
                     text += (
                         f" The model in {stage_dir} is an earlier run's, not this one's (this run "
@@ -684,16 +723,16 @@ class TrainWidget(JobWidgetMixin, QWidget):
                     )
             elif config.resume:
                 text = (
-                    "Stopped before its first new step; nothing was written, and the run in "
+                    "Stopped before its first new step; no model or state was written, and the run in "
                     f"{stage_dir / 'last'} can still be resumed."
                 )
             elif config.overwrite:
                 text = (
-                    f"Stopped before training began; nothing was written, and what {stage_dir} "
+                    f"Stopped before training began; no model or state was written, and what {stage_dir} "
                     "held is as it was (not replaced)."
                 )
             else:
-                text = "Stopped before training began; nothing was written."
+                text = "Stopped before training began; no model or state was written."
             set_status(self.status, text)
         if status == "failed":  # the whole message, which the status line may not show
             self._log(f"[failed] {self.status.text()}")

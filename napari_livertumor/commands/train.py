@@ -326,7 +326,11 @@ def _train_here(configs) -> int:
                 ours = state.is_file() and (cfg.resume or state.stat().st_mtime >= started)
                 print(
                     f"== stopped: the {cfg.stage} run's state is in {last}; the same command "
-                    "with --resume continues it"
+                    + (
+                        "with --resume in place of --force continues it"
+                        if cfg.overwrite
+                        else "with --resume continues it"
+                    )
                     if ours
                     else f"== stopped before the {cfg.stage} run saved anything (while preparing "
                     "the data); the same command starts it again",

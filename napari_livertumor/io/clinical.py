@@ -700,5 +700,9 @@ def _with_id_header(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
             body = raw.iloc[i + 1 :].copy()
             body.columns = [str(v) if pd.notna(v) else f"column_{j}" for j, v in enumerate(row)]
             return body.reset_index(drop=True)
-    shown = ", ".join(str(c) for c in list(raw.columns)[:8])
-    raise InputError(path, f"no TCIA_ID column (columns: {shown}...)")
+    names = [str(c) for c in list(raw.columns)[:8]]
+    if any(not n.isprintable() for n in names):  # control bytes: not text (an image, a zip)
+        raise InputError(
+            path, "no TCIA_ID column: the file does not read as a table (binary content?)"
+        )
+    raise InputError(path, f"no TCIA_ID column (columns: {', '.join(names)}...)")

@@ -125,6 +125,9 @@ def index_cases(
             records.append(record)
     reporter.update("patients", len(patients), len(patients))
     if not records:
+        nested = [r for name, r in skipped if r.startswith(SEVERAL_PATIENTS)]
+        if len(patients) == 1 and nested:  # the patients one level further down: said so
+            raise InputError(patients[0], nested[0])
         raise InputError(
             root, f"none of the {len(patients)} patient folders holds a DICOM SEG with labels"
         )
@@ -236,6 +239,10 @@ def _file_digest(path) -> str | None:
     except OSError:
         return None
     return digest.hexdigest()
+
+
+#: how a folder holding several patients' scans and SEGs is said (skipped as one patient)
+SEVERAL_PATIENTS = "holds the CT scans and SEGs of"
 
 
 def _one_patients_folder(root: Path, records: list[CaseRecord]) -> str | None:
@@ -362,6 +369,18 @@ def _index_tcia_patient(
         _skip(skipped, folder.name, "no DICOM SEG (no labels)")
         return None
     cts = [s for s in series if s.is_ct]
+    # several patients each with a scan and a SEG: a folder of patient folders given one
+    # level too high (it was trained as one patient, the first SEG's, under the folder's name)
+    both = sorted({s.patient_id for s in segs if s.patient_id} & {s.patient_id for s in cts})
+    if len(both) > 1:
+        shown = ", ".join(both[:4]) + (", …" if len(both) > 4 else "")
+        _skip(
+            skipped,
+            folder.name,
+            f"{SEVERAL_PATIENTS} {len(both)} patients ({shown}): a folder of patients, not one "
+            f"patient's; give {folder} as the data folder",
+        )
+        return None
     # another patient's or phase's SEG beside this one's: the one drawn on a CT held here
     held = {s.uid for s in cts}
     seg_files = [f for s in segs for f in s.files]

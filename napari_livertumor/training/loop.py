@@ -765,8 +765,10 @@ class _Run:
         total_steps = max(1, cfg.epochs * cfg.steps_per_epoch)
         state = {"step": 0, "best": -1.0, "history": [], "elapsed_s": 0.0}
         if cfg.resume:
+            fresh = state
             state = self._load_resume(net, opt, state)  # restores init_info of a fine-tune
-            if self.is_main:  # the run so far, so a panel's plot goes on from it
+            # no checkpoint there: "starting from scratch" was said; not also "resumed at 0"
+            if self.is_main and state is not fresh:  # the run so far, so a plot goes on
                 history = [dict(h) for h in state["history"]]
                 for h in history if self.unmeasured else []:  # a 0 by convention, not a Dice
                     h["val_score"] = None
@@ -1271,8 +1273,8 @@ class _Run:
         if meta.lesion_filter:  # a post-processing setting: kept, not silently dropped
             info["lesion_filter"] = dict(meta.lesion_filter)
             log.info(
-                "the lesion filter of %s (%s) is kept for the fine-tuned model; recalibrate it "
-                "for the new weights with scripts/calibrate_lesions.py (docs/training.md)",
+                "the lesion filter of %s (%s) is kept for the fine-tuned model; it was chosen "
+                "for the old weights (docs/training.md, fine-tuning, says how to choose it again)",
                 folder,
                 meta.lesion_filter,
             )
