@@ -564,7 +564,11 @@ def _seg_on_an_open_ct(seg_path: Path) -> list[tuple] | None:
             _notify(f"{seg_path.name}: " + "\n".join(said))
         patient = volume.meta.get("patient_id") or "CT"
         # "HCC_001_seg" already says whose it is: not "HCC_001 HCC_001_seg"
-        name = seg_path.stem if patient in seg_path.stem else f"{patient} {seg_path.stem}"
+        stem = seg_path.stem
+        # its name's first word the patient's ("HCC_001_seg"; not "1-1", TCIA's file name,
+        # for a PatientID "1")
+        said = stem == patient or stem.startswith((f"{patient}_", f"{patient} "))
+        name = stem if said and patient != "CT" else f"{patient} {stem}"
         return [labels_layer_data(labels, volume, name, _seg_role(seg_path), opened_from=seg_path)]
     return None
 

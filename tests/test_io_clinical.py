@@ -369,3 +369,13 @@ def test_a_binary_file_given_as_the_table_is_said_not_to_be_text(tmp_path):
     text = str(info.value)
     assert text == f"{path}: no TCIA_ID column: the file does not read as a table (binary content?)"
     assert all(ch.isprintable() for ch in text), repr(text)
+
+
+def test_a_header_cell_wrapped_in_excel_is_no_binary_file(tmp_path):
+    """A header cell with a line break (Alt+Enter in Excel) was called binary content."""
+    path = tmp_path / "wrapped.csv"
+    pd.DataFrame({"Patient\nID": ["A"], "AFP": [1]}).to_csv(path, index=False)
+    with pytest.raises(InputError) as info:
+        read_clinical(path)
+    text = str(info.value)
+    assert "no TCIA_ID column (columns: Patient\nID" in text and "binary" not in text, text

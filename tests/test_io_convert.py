@@ -806,3 +806,16 @@ def test_a_failed_reconversion_and_an_unreadable_record_do_not_lock_images_out(
     assert main(["convert", str(src), "-o", str(out)]) == 1
     assert "convert.json: cannot be read" in capsys.readouterr().err
     assert (out / "convert.json").read_text() == "{ not json"  # not replaced
+
+
+def test_a_single_image_converted_is_said_not_to_be_a_volume(tmp_path, capsys):
+    """A lone scout was written as a 1-slice NIfTI with exit 0 and no word (segment and the
+    Load panel refuse it)."""
+    import numpy as np
+
+    from napari_livertumor.io.dicom_write import write_ct_series
+    from napari_livertumor.io.volume import CTVolume
+
+    write_ct_series(CTVolume(np.zeros((1, 16, 16), np.int16), (5.0, 1.0, 1.0)), tmp_path / "scout")
+    assert main(["convert", str(tmp_path / "scout"), "-o", str(tmp_path / "s.nii.gz")]) == 0
+    assert "a single image (a scout or localizer?), not a CT volume" in capsys.readouterr().err

@@ -936,4 +936,9 @@ def test_a_seg_opened_onto_its_open_ct_is_named_once_by_its_patient(make_napari_
     named.rename(plain)
     [lab2] = viewer.open(str(plain), plugin="napari-livertumor")
     assert lab2.name == "HCC_001 mask"
+    # a name that only starts with the ID's characters is not said to be named by it
+    other = plain.with_name("HCC_0010_notes.dcm")
+    plain.rename(other)
+    [lab3] = viewer.open(str(other), plugin="napari-livertumor")
+    assert lab3.name == "HCC_001 HCC_0010_notes"
     assert int(np.asarray(lab2.data).max()) == int(labels.max())

@@ -320,7 +320,7 @@ def test_allow_non_ct_reaches_a_dicom_folder_of_another_modality(tmp_path, model
     args = ["segment", str(tmp_path / "MR_01"), "-o", str(tmp_path / "out")]
     args += ["--models", str(models), "--device", "cpu", "--no-refine"]
     assert main(args) == 1
-    assert "no CT image series found" in caplog.text
+    assert "no readable CT image series" in caplog.text
     assert "only MR images" in caplog.text and "--allow-non-ct" in caplog.text  # the way out
     assert main([*args, "--allow-non-ct"]) == 0
     assert (tmp_path / "out" / "MR_01_labels.nii.gz").is_file()

@@ -654,6 +654,32 @@ def test_a_folder_above_the_patients_is_not_trained_as_one_patient(tcia_cohort, 
     records = index_cases(above, skipped=skipped)
     assert [r.case_id for r in records] == ["HCC_009"]
     assert skipped[0][0] == "cohort" and "a folder of patients" in skipped[0][1]
+    # two cohorts side by side (one per site): said, not "none of the 2 … holds a DICOM SEG"
+    sites = tmp_path / "sites"
+    for site in ("siteA", "siteB"):
+        shutil.copytree(tcia_cohort, sites / site)
+    with pytest.raises(InputError, match=r"2 of its 2 folders \(siteA, siteB\) each hold"):
+        index_cases(sites)
+
+
+def test_a_patient_folder_holding_another_patients_study_too_is_still_that_patient(
+    tcia_cohort, tmp_path
+):
+    """A patient's folder with another patient's whole study copied in was refused as "a
+    folder of patients" (the check above): it is its own patient's, trained on its own SEG."""
+    import shutil
+
+    data = tmp_path / "c3"
+    shutil.copytree(tcia_cohort, data)
+    for study in (data / "HCC_002").iterdir():
+        shutil.copytree(study, data / "HCC_001" / f"{study.name}-of-HCC_002")
+    skipped: list = []
+    records = {r.case_id: r for r in index_cases(data, skipped=skipped)}
+    assert sorted(records) == ["HCC_001", "HCC_002", "HCC_003"], skipped
+    import pydicom
+
+    seg = pydicom.dcmread(records["HCC_001"].labels, stop_before_pixels=True)
+    assert str(seg.PatientID) == "HCC_001"  # its own SEG, not the copied one
 
 
 def test_nifti_case_names_ending_in_digits_pair_with_their_own_labels(tmp_path, caplog):

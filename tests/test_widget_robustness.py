@@ -89,7 +89,9 @@ def test_loading_a_second_ct_while_segmenting_keeps_results_on_the_first(
     assert seg.data.shape == vol_a.shape
     np.testing.assert_allclose(seg.translate, viewer.layers["CT A"].translate)
     names = [ly.name for ly in viewer.layers]
-    assert names == ["CT A", "b.nii.gz", "CT A segmentation"]
+    # not drawn over the scan loaded meanwhile (as if its mask): just above its own CT, said
+    assert names == ["CT A", "CT A segmentation", "b.nii.gz"]
+    assert "under 'b.nii.gz'" in widget.status.text()
 
 
 def test_deleting_the_ct_layer_while_segmenting_still_gives_aligned_labels(segmenting, gate, qtbot):

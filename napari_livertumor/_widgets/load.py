@@ -433,7 +433,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
         patients = sorted({getattr(s, "patient_id", "") for s in self._series})
         stacked = Counter(s.uid for s in self._series)
         for r, s in enumerate(self._series):
-            thickness = f"{s.spacing[0]:.3g}" if s.spacing else "?"
+            # one image has no slice spacing (a scout's was its neighbours'): blank
+            thickness = "" if s.n_slices == 1 else f"{s.spacing[0]:.3g}" if s.spacing else "?"
             desc = s.description or "(no description)"
             number = getattr(s, "series_number", None)
             if number is not None:  # as a PACS viewer lists series: by number, then name

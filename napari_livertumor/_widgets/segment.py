@@ -240,6 +240,8 @@ class SegmentWidget(JobWidgetMixin, QWidget):
                     f"segmentation is not available yet (napari_livertumor.pipeline: {exc})"
                 ) from exc
             segmenter = Segmenter(config, models=cached)
+            # from the click to here: waiting for torch and MONAI, loading the networks
+            loading = time.perf_counter() - clicked
             result = segmenter.segment(volume, progress=progress, should_cancel=should_cancel)
             layer = _layers.make_labels_layer(
                 result.labels, volume, f"{ct_name} segmentation", ct_layer_name=ct_name
@@ -268,15 +270,13 @@ class SegmentWidget(JobWidgetMixin, QWidget):
                 "tumor_tta": config.tta if segmenter.tumor is not None else None,
                 "version": __version__,
             }
-            return result, layer, {k: m for k, m in models.items() if m is not None}
+            return result, layer, {k: m for k, m in models.items() if m is not None}, loading
 
         def show(out) -> None:
-            result, layer, models = out
+            result, layer, models, loading = out
             # Loaded networks are kept for the next run with the same models and device.
             self._models_key, self._models = key, models
-            self._show_result(
-                result, layer, ct_layer, ct_name, folder, waited=time.perf_counter() - clicked
-            )
+            self._show_result(result, layer, ct_layer, ct_name, folder, loading=loading)
 
         self.run_job(
             target,
@@ -317,7 +317,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         return panel_settings(self.viewer)
 
     def _show_result(
-        self, result, layer, ct_layer, ct_name: str, folder=None, waited: float | None = None
+        self, result, layer, ct_layer, ct_name: str, folder=None, loading: float | None = None
     ) -> None:
         gone = not any(ly is ct_layer for ly in self.viewer.layers)
         if not gone and ct_layer.name != ct_name:  # renamed meanwhile: named after it now
@@ -339,14 +339,14 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         )
         total = result.timings.get("total", 0)
         # the first run also waits for torch, MONAI and the models (6 s of 17 s here): said
-        loading = (
-            f"{waited:.1f} s with loading torch and the models; "
-            if waited is not None and waited - total >= 1.0
+        loaded = (
+            f"after {loading:.1f} s loading torch and the models; "
+            if loading is not None and loading >= 1.0
             else ""
         )
         msg = (
             f"Segmented '{ct_name}' on {result.device} in {total:.1f} s "
-            f"({loading}layer '{layer.name}'): liver {s['liver_ml']:.0f} mL, {tumor}."
+            f"({loaded}layer '{layer.name}'): liver {s['liver_ml']:.0f} mL, {tumor}."
         )
         # what makes the numbers untrustworthy comes first, in amber, and as a notification
         from ..pipeline import NOT_HU, is_serious
@@ -388,9 +388,11 @@ class SegmentWidget(JobWidgetMixin, QWidget):
                 "(run again with their settings to get one back)."
             )
         if covering is not None:
-            msg += (
-                f"\nPlaced just above its CT, under '{covering}' (another scan, drawn over "
-                f"'{ct_name}'): hide '{covering}' to see it."
+            msg += f"\nPlaced just above its CT, under '{covering.name}' (another scan"
+            msg += (  # (a hidden one needs no hiding)
+                f", drawn over '{ct_name}'): hide '{covering.name}' to see it."
+                if covering.visible
+                else ", hidden now)."
             )
         if gone:
             msg += f"\nThe CT layer '{ct_name}' was removed meanwhile; labels keep its geometry."
@@ -423,7 +425,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
 def _under_other_scans(viewer, layer, ct_layer) -> str | None:
     """Put ``layer`` (just added, on top) under any other scan lying above its CT: on top it
     was drawn over a scan loaded during the run (or above the CT before), as if that scan's
-    own mask. Returns the name of the scan it now lies under, or None (none above)."""
+    own mask. Returns the scan it now lies under, or None (none above)."""
     layers = viewer.layers
     at_ct = layers.index(ct_layer)
     others = [
@@ -434,7 +436,7 @@ def _under_other_scans(viewer, layer, ct_layer) -> str | None:
     lowest = min(others, key=layers.index)
     layers.move(layers.index(layer), layers.index(lowest))
     viewer.layers.selection.active = layer
-    return lowest.name
+    return lowest
 
 
 def _default_stage_note(folder: str | None, liver_only: bool) -> str | None:

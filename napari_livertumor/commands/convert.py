@@ -165,6 +165,12 @@ def _run(args) -> int:
 
         # as segment reads it: a PNG, a folder of NIfTI files or of masks only, are said so
         volume = load_ct(source, args.series, acquisition=args.acquisition)
+    if volume.shape[0] == 1:  # segment and the Load panel refuse it; written, but said
+        print(
+            "livertumor convert: warning: a single image (a scout or localizer?), not a CT "
+            "volume: written as a one-slice NIfTI, which segment refuses",
+            file=sys.stderr,
+        )
     for warning in volume.meta.get("warnings", []):
         if SEVERAL_PATIENTS in warning and not args.series:
             warning += " (or give -o a folder name to convert each patient into a NIfTI dataset)"

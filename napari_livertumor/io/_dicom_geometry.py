@@ -314,8 +314,10 @@ def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeom
         tilt = float(np.degrees(np.arccos(np.clip(abs(np.dot(z_axis, normal)), 0, 1))))
         if tilt > 0.05:
             warnings.append(
-                f"gantry tilt of {tilt:.2f} degrees: slices are offset in-plane; the volume "
-                "keeps the sheared geometry in its affine (not resampled)"
+                f"gantry tilt of {tilt:.2f} degrees: slices are offset in-plane; files written "
+                "from it (NIfTI, DICOM SEG) keep the sheared geometry (not resampled), while "
+                "napari shows the slices stacked straight: its sagittal, coronal and 3D views "
+                "are skewed by the tilt"
             )
             # spacing: the distance between the slice planes (volumes and resampling use it);
             # the slice axis: one slice's step over it (CTVolume's sheared convention)

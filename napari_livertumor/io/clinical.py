@@ -701,7 +701,9 @@ def _with_id_header(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
             body.columns = [str(v) if pd.notna(v) else f"column_{j}" for j, v in enumerate(row)]
             return body.reset_index(drop=True)
     names = [str(c) for c in list(raw.columns)[:8]]
-    if any(not n.isprintable() for n in names):  # control bytes: not text (an image, a zip)
+    # control bytes: not text (an image, a zip); a header cell wrapped in Excel (Alt+Enter)
+    # holds a line break, which is text
+    if any(not n.translate({9: 32, 10: 32, 13: 32}).isprintable() for n in names):
         raise InputError(
             path, "no TCIA_ID column: the file does not read as a table (binary content?)"
         )

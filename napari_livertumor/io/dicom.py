@@ -583,9 +583,14 @@ def _read_header(path: Path) -> tuple[SliceHeader | None, str | None]:
             elif path.suffix.lower() in (".dcm", ".dicom", ".ima"):
                 if len(start) < 132:  # shorter than the preamble and "DICM": cut short?
                     size = len(start)
+                    plain = size > 0 and all(32 <= b < 127 or b in (9, 10, 13) for b in start)
                     return None, (
                         f"named like a DICOM file but only {size} byte{'s' if size != 1 else ''} "
-                        "long (empty or cut short)"
+                        + (
+                            "of text (not DICOM)"  # a note renamed, not a file cut short
+                            if plain
+                            else "long (empty or cut short)"
+                        )
                     )
                 return None, "named like a DICOM file but is not one (no DICOM header)"
             else:
@@ -909,7 +914,7 @@ def _choose(
                 )
             else:
                 hint = ""
-            raise InputError(path, f"no CT image series found{hint}; found: {listing}")
+            raise InputError(path, f"no readable CT image series{hint}; found: {listing}")
         # the series a DICOM SEG in the folder was drawn on (HCC-TACE-Seg: the contrast series,
         # not the derived recon with more slices), else an axial one (not a coronal or sagittal
         # reformat beside it), an original one (not a derived one), then the one with most slices

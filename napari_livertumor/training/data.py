@@ -125,9 +125,17 @@ def index_cases(
             records.append(record)
     reporter.update("patients", len(patients), len(patients))
     if not records:
-        nested = [r for name, r in skipped if r.startswith(SEVERAL_PATIENTS)]
+        nested = [(name, r) for name, r in skipped if r.startswith(SEVERAL_PATIENTS)]
         if len(patients) == 1 and nested:  # the patients one level further down: said so
-            raise InputError(patients[0], nested[0])
+            raise InputError(patients[0], nested[0][1])
+        if nested:  # e.g. one folder per site, each a cohort: not "none holds a SEG"
+            names = ", ".join(name for name, _ in nested[:4]) + (", …" if len(nested) > 4 else "")
+            raise InputError(
+                root,
+                f"{len(nested)} of its {len(patients)} folders ({names}) each hold the CT scans "
+                "and SEGs of several patients: they are folders of patients, not patients; "
+                "give such a folder as the data folder",
+            )
         raise InputError(
             root, f"none of the {len(patients)} patient folders holds a DICOM SEG with labels"
         )
@@ -372,7 +380,10 @@ def _index_tcia_patient(
     # several patients each with a scan and a SEG: a folder of patient folders given one
     # level too high (it was trained as one patient, the first SEG's, under the folder's name)
     both = sorted({s.patient_id for s in segs if s.patient_id} & {s.patient_id for s in cts})
-    if len(both) > 1:
+    from ..io.clinical import normalise_id
+
+    own = [p for p in both if normalise_id(p) == normalise_id(folder.name)]
+    if len(both) > 1 and not own:  # (a patient's folder holding another's study too: its own)
         shown = ", ".join(both[:4]) + (", …" if len(both) > 4 else "")
         _skip(
             skipped,
@@ -385,7 +396,10 @@ def _index_tcia_patient(
     held = {s.uid for s in cts}
     seg_files = [f for s in segs for f in s.files]
     refs = [seg_referenced_series(f) for f in seg_files]
-    mine = next((i for i, r in enumerate(refs) if r in held), 0)
+    # the folder's own patient's SEG first (another patient's study copied in beside it)
+    seg_patients = [next(s.patient_id for s in segs if f in s.files) for f in seg_files]
+    order = sorted(range(len(seg_files)), key=lambda i: seg_patients[i] not in own)
+    mine = next((i for i in order if refs[i] in held), order[0])
     seg_file, ref = seg_files[mine], refs[mine]
     if ref is not None and not any(s.uid == ref for s in cts):
         _skip(skipped, folder.name, f"its SEG references series {ref}, which is not in the folder")
