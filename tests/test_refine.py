@@ -493,3 +493,33 @@ def test_refining_one_lesion_with_no_iterations_still_says_it_ended():
     refine_lesion(ct, truth, liver, SPACING, 1, RefineConfig(iterations=0),
                   progress=lambda *a: seen.append(a))  # fmt: skip
     assert seen[-1] == ("refine", 1, 1)
+
+
+def test_holding_lesions_too_small_to_judge_keeps_them_as_drawn(monkeypatch):
+    """The option `scripts/eval_refine.py --hold-unmeasured` measures (not the default: it cost
+    Dice on too-small masks): a 6-voxel spot on plain liver, whose contrast cannot be measured
+    (under 10 voxels), is kept as drawn, with a note; by default it is refined."""
+    from napari_livertumor.refine import contour
+
+    ct, _, liver = phantom(contrast=0)
+    default = refine_all(ct, _spot(liver), liver, SPACING, RefineConfig())
+    assert int(default.sum()) != 6  # refined (on plain liver: it wanders)
+    monkeypatch.setattr(contour, "HOLD_UNMEASURED", True)
+    spot = _spot(liver)
+    for refine in (
+        lambda n: refine_all(ct, spot, liver, SPACING, RefineConfig(), notes=n),
+        lambda n: refine_slice(ct[8], spot[8], liver[8], SPACING[1:], RefineConfig(), notes=n),
+    ):
+        notes: list[str] = []
+        out = refine(notes)
+        assert int(out.sum()) == 6, int(out.sum())
+        assert any("too small to judge its contrast" in n for n in notes), notes
+    # with the gate off (min contrast 0) it is refined as asked
+    free = refine_all(ct, spot, liver, SPACING, RefineConfig(min_contrast=0))
+    assert int(free.sum()) != 6
+
+
+def _spot(liver):
+    spot = np.zeros_like(liver)
+    spot[8, 30:32, 30:33] = True  # 6 voxels, far from the (invisible) tumor
+    return spot

@@ -774,7 +774,8 @@ def _apply_notes_a_sliver(monkeypatch) -> None:
     real = refine_mod.drop_slivers
 
     def noting(before, after, spacing, min_ml, notes=None, **kw):
-        notes.append("3 tumor piece(s) under 0.1 mL went back to liver")
+        if notes is not None:  # (the preview's crumb filter passes none: it says nothing)
+            notes.append("3 tumor piece(s) under 0.1 mL went back to liver")
         return real(before, after, spacing, min_ml, notes, **kw)
 
     monkeypatch.setattr(refine_mod, "drop_slivers", noting)
@@ -1201,6 +1202,8 @@ def test_napari_undo_and_redo_take_an_apply_back_and_forth_exactly(refine_setup,
     seg.undo()
     seg.undo()  # and then the stroke before it
     np.testing.assert_array_equal(seg.data, model_output)
+    # the stroke's undo moved no panel step: the line no longer tells of the Apply's undo
+    assert widget.status.text() == ""
     seg.redo()
     seg.redo()
     np.testing.assert_array_equal(seg.data, refined)
@@ -1473,3 +1476,45 @@ def test_a_layers_array_replaced_by_another_shape_drops_its_steps_and_refinement
     seg.data = np.zeros((4, 8, 8), np.int32)  # another image
     assert widget.undo_steps() == [] and seg.metadata[REFINED_HERE] == []
     assert widget.undo_button.text() == "Undo"
+
+
+def test_the_preview_shows_what_apply_to_slice_writes_without_its_crumbs(
+    refine_setup, qtbot, monkeypatch
+):
+    """The preview outlined a crumb of a few pixels that Apply to slice then dropped: the
+    tooltip says the outline is what Apply to slice writes."""
+    import napari_livertumor._widgets.refine as refine_mod
+
+    viewer, widget, seg, truth, liver = refine_setup
+    z = 6
+    crumb = (int(38 / SPACING[1]), int(15 / SPACING[2]))  # in the liver, 30 mm off the lesion
+    assert liver[z][crumb] and not truth[z][crumb]
+    real = refine_mod.refine_slice
+
+    def with_a_crumb(ct2d, tumor, liver2d, spacing, cfg, **kw):
+        out = real(ct2d, tumor, liver2d, spacing, cfg, **kw).copy()
+        out[crumb] = True  # one pixel, touching no tumor here or on the slices around
+        return out
+
+    monkeypatch.setattr(refine_mod, "refine_slice", with_a_crumb)
+    count = widget.preview_count
+    widget.schedule_preview()
+    _wait_for_new_preview(qtbot, widget, count)
+    layer = widget.preview_layer()
+    y0, x0 = layer.metadata["offset"]
+    shown = np.zeros(layer.metadata["shape2d"], bool)
+    crop = np.asarray(layer.data)[0].astype(bool)
+    shown[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+    assert not shown[crumb]
+    widget.apply_slice()
+    _wait(qtbot, widget)
+    np.testing.assert_array_equal(np.asarray(seg.data[z]) == 2, shown)
+
+
+def test_lesions_under_a_tenth_of_a_millilitre_are_listed_by_their_voxels():
+    """Three spots of 1, 3 and 6 voxels were all listed as "0.0 mL"."""
+    from napari_livertumor._widgets.refine import _size_text
+
+    assert _size_text(1, 0.0016) == "1 voxel"
+    assert _size_text(6, 0.0016) == "6 voxels"
+    assert _size_text(100, 0.0016) == "0.2 mL"

@@ -564,7 +564,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             # each entry holds a voxel of its lesion, not a component id: ids change when the
             # labels are edited, and Apply then refined another lesion than the one chosen
             for rank, (size, voxel) in enumerate(_lesions_by_size(tumor), start=1):
-                self.lesion_combo.addItem(f"lesion {rank}: {size * voxel_ml:.1f} mL", voxel)
+                self.lesion_combo.addItem(f"lesion {rank}: {_size_text(size, voxel_ml)}", voxel)
         idx = self.lesion_combo.findText(current)
         if idx < 0 and current.startswith("lesion "):  # its size changed (an Apply): its number
             number = current.split(":")[0] + ":"
@@ -747,6 +747,18 @@ class RefineWidget(JobWidgetMixin, QWidget):
         except RuntimeError:  # deleted
             pass
 
+    def _tumor_near(self, mask_layer, z: int, shape, value: int | None = None) -> np.ndarray:
+        """The tumor on the slices above and below ``z``, as they are now: a piece touching it
+        is part of a lesion of more slices, not a crumb (two slices: read here, cheaply)."""
+        if value is None:
+            value = self._chosen()[1]  # the tumor value Apply writes
+        data = mask_layer.data
+        near = np.zeros(shape, bool)
+        for k in (z - 1, z + 1):
+            if 0 <= k < data.shape[0]:
+                near |= np.asarray(data[k]) == value
+        return near
+
     def preview_now(self) -> None:
         """Refine the current slice in a worker and show it in the preview layer."""
         if self._preview_busy:
@@ -793,11 +805,15 @@ class RefineWidget(JobWidgetMixin, QWidget):
         generation = self._generation
         self._preview_busy = True
         self._preview_requested_at = time.perf_counter()
+        # as Apply to slice writes it: without the crumbs it drops (the outline showed them)
+        min_ml = _sliver_ml(mask_layer)
+        near = self._tumor_near(mask_layer, z, tumor2d.shape)
 
         def compute():
             notes: list[str] = []
             out = refine_slice(ct2d, tumor2d, liver2d, spacing[1:], cfg, notes=notes)
-            return out, notes
+            # (dropped unsaid: nothing is written by a preview)
+            return _without_slice_crumbs(near, tumor2d, out, spacing, min_ml, []), notes
 
         def done(result) -> None:
             out, notes = result
@@ -937,13 +953,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         cfg = self.build_config()
         ct2d = np.array(ct_layer.data[z])
         min_ml = _sliver_ml(mask_layer)
-        # the tumor on the slices above and below, as they are now: a piece touching it is part
-        # of a lesion of more slices, not a crumb (two slices: read here, cheaply)
-        data = mask_layer.data
-        near = np.zeros(tumor.shape, bool)
-        for k in (z - 1, z + 1):
-            if 0 <= k < data.shape[0]:
-                near |= np.asarray(data[k]) == chosen[1]  # the tumor value Apply writes
+        near = self._tumor_near(mask_layer, z, tumor.shape, chosen[1])
 
         def target(progress, should_cancel):
             # in a worker: at the panel's heaviest settings (60 iterations, smoothing 4, a
@@ -1427,6 +1437,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
             set_status(self.status, f"{how}: {st.what}.")
         if gone or back:
             self.refresh_lesions()
+        elif self.status.text().startswith(("napari's Undo (Ctrl+Z)", "napari's Redo (Ctrl+")):
+            # a later move of napari's history that was no panel step (a brush stroke painted,
+            # undone or redone): what the line said of the earlier one is no longer the news
+            set_status(self.status, "", scroll=False)
 
     def _update_undo_button(self) -> None:
         n = len(self.undo_steps())
@@ -1496,6 +1510,13 @@ def _without_slice_crumbs(
             f"{gone} tumor piece(s) of a few voxels left by the contour were dropped from the tumor"
         )
     return cleaned
+
+
+def _size_text(voxels: int, voxel_ml: float) -> str:
+    """A lesion's size for the list: mL, or voxels under 0.1 mL (three 1-6 voxel spots all
+    read "0.0 mL")."""
+    ml = voxels * voxel_ml
+    return f"{ml:.1f} mL" if ml >= 0.1 else f"{voxels} voxel{'s' if voxels != 1 else ''}"
 
 
 def _sliver_ml(layer) -> float:
