@@ -926,7 +926,7 @@ def test_folder_with_only_a_structured_report_says_no_ct(tmp_path):
             shutil.copy(src, tmp_path / name)
     if not any(tmp_path.iterdir()):
         pytest.skip("no RT/SR files in pydicom-data")
-    with pytest.raises(InputError, match="no CT image series"):
+    with pytest.raises(InputError, match="no readable CT image series"):
         load_ct(tmp_path)
 
 

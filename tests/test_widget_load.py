@@ -996,3 +996,27 @@ def test_a_scout_is_marked_in_find_series_and_not_loaded_as_a_volume(load_widget
     text = widget.status.text()
     assert text.startswith(f"No DICOM image series found in {case}.")
     assert "image(s) without a position in the patient (no ImagePositionPatient" in text
+
+
+def test_find_series_says_a_segmentation_this_tool_made_is_in_the_folder(
+    load_widget, qtbot, tmp_path
+):
+    """`segment --dicom-seg` written into the patient's folder: File > Open showed it, Find
+    series left it out of the ground truth (rightly: a model's) without a word."""
+    from napari_livertumor.io import load_ct
+    from napari_livertumor.io.seg import model_seg_description, write_dicom_seg
+
+    viewer, widget = load_widget
+    case, vol, labels = write_dicom_case(tmp_path)
+    ct = load_ct(case / "CT")
+    write_dicom_seg(  # as segment --dicom-seg writes it
+        labels, ct, case / "result" / "TEST_001_seg.dcm",
+        series_description=model_seg_description("liver+tumor"),
+    )  # fmt: skip
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case))
+    qtbot.mouseClick(widget.scan_button, 1)
+    _wait_idle(qtbot, widget)
+    text = widget.status.text()
+    assert "1 segmentation(s) this tool made are in the folder (TEST_001_seg.dcm)" in text
+    assert "unreadable" not in text and not widget.truth_path.text().strip()

@@ -223,8 +223,12 @@ class LoadWidget(JobWidgetMixin, QWidget):
             from ..io.tcia import referenced_instances
 
             unreadable: list = []
+            own: list = []
             series = discover_series(
-                folder, reporter=Reporter(progress, should_cancel), unreadable=unreadable
+                folder,
+                reporter=Reporter(progress, should_cancel),
+                unreadable=unreadable,
+                own_segs=own,
             )
             refs = {
                 str(s.files[0]): seg_referenced_series(s.files[0])
@@ -238,7 +242,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
                     instances[seg_file] = referenced_instances(seg_file)[1]
                 except InputError:
                     instances[seg_file] = set()
-            return series, refs, instances, unreadable, folder
+            return series, refs, instances, unreadable, folder, own
 
         self.run_job(
             target,
@@ -413,9 +417,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
 
         found = found if isinstance(found, tuple) else (found,)
         # (series, SEG references, their images, unreadable files, the folder): a scan's
-        series, refs, instances, unreadable_files, folder = (
+        series, refs, instances, unreadable_files, folder, own_segs = (
             *found,
-            *(None, {}, {}, [], None)[len(found) :],
+            *(None, {}, {}, [], None, [])[len(found) :],
         )
         self._series = [s for s in series if getattr(s, "is_image", True)]
         listed = {s.uid for s in self._series}
@@ -486,6 +490,12 @@ class LoadWidget(JobWidgetMixin, QWidget):
             )
         if unreadable_files:  # files named or made like DICOM that could not be read: as Load says
             msg += f"\n⚠ {_skipped_text(unreadable_files)}"
+        if own_segs:  # left out of the ground truth without a word, they looked lost
+            msg += (
+                f"\n{len(own_segs)} segmentation(s) this tool made are in the folder "
+                f"({own_segs[0].name}{', …' if len(own_segs) > 1 else ''}): not a ground truth; "
+                "File > Open shows one over its CT"
+            )
         unread = [s for s in series if not getattr(s, "is_image", True) and s.modality != "SEG"]
         where = f" in {folder}" if folder is not None else " here"
         nifti = ""

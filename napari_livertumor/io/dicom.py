@@ -140,11 +140,14 @@ def discover_series(
     *,
     reporter: Reporter | None = None,
     unreadable: list | None = None,
+    own_segs: list | None = None,
 ) -> list[SeriesInfo]:
     """Find every DICOM series under ``root`` (a folder tree or one file).
 
     Files that are not DICOM are skipped silently; DICOM files that cannot be parsed are skipped
-    and, when ``unreadable`` is given, appended to it as ``(path, problem)``. Series whose
+    and, when ``unreadable`` is given, appended to it as ``(path, problem)``. DICOM SEGs this
+    tool's models made (no ground truth) are left out too, and appended to ``own_segs`` when
+    given (the Load panel says they are there). Series whose
     ``AcquisitionNumber`` values repeat the same slice positions are reported once per
     acquisition.
 
@@ -154,7 +157,7 @@ def discover_series(
         Sorted as :func:`read_dicom_series` prefers them: CT image series first, axial before
         other planes, original before derived, then most slices first.
     """
-    headers, skipped = _scan(_dicomdir_folder(Path(root)), as_reporter(reporter))
+    headers, skipped = _scan(_dicomdir_folder(Path(root)), as_reporter(reporter), own_segs)
     if unreadable is not None:
         unreadable.extend(skipped)
     return [info for info, _ in _group(headers)]
@@ -505,7 +508,9 @@ def _dicomdir_folder(path: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- header pass
-def _scan(root: Path, reporter: Reporter) -> tuple[list[SliceHeader], list[tuple[Path, str]]]:
+def _scan(
+    root: Path, reporter: Reporter, own_segs: list | None = None
+) -> tuple[list[SliceHeader], list[tuple[Path, str]]]:
     if root.is_file():
         files = [root]
     else:
@@ -524,10 +529,17 @@ def _scan(root: Path, reporter: Reporter) -> tuple[list[SliceHeader], list[tuple
         header, problem = _read_header_cached(f)
         if header is not None:
             headers.append(header)
+        elif problem == OWN_SEG:
+            if own_segs is not None:
+                own_segs.append(f)
         elif problem:
             skipped.append((f, problem))
     reporter.update("dicom headers", total, total)
     return headers, skipped
+
+
+#: the "problem" of a DICOM SEG this tool's models made: not unreadable, and not read as a series
+OWN_SEG = "a segmentation made by this tool's models"
 
 
 #: headers read lately, by file (path, size, modification time): a folder of several
@@ -599,7 +611,7 @@ def _read_header(path: Path) -> tuple[SliceHeader | None, str | None]:
                 # this tool's own automatic SEG (segment --dicom-seg into the patient's
                 # folder): no ground truth, and no series of the scan
                 log.debug("%s: a segmentation made by this tool's models; not read", path)
-                return None, None
+                return None, OWN_SEG
             pixel_offset, excess = _pixel_offset(fp, ds)
     except (OSError, EOFError) as exc:
         return None, f"cannot be read ({exc})"
