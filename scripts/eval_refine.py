@@ -134,6 +134,42 @@ def _cached(run):
     return cached
 
 
+def _compare(args, argv, knob: str, settings: dict, name: str, what: str) -> int:
+    """Mean tumor Dice of our refinement (RefineConfig() defaults) with ``contour.<knob>`` set to
+    each of ``settings`` (label: value; None keeps it as it is) in one run, on our tuning phantoms
+    (seeds 0..N-1) and the shipped models' masks of them; written to ``name`` beside ``--out``."""
+    from napari_livertumor.refine import contour
+
+    t0 = time.perf_counter()
+    seeds = range(args.cases)
+    model = None if args.no_model else _cached(model_segmenter())
+    kept, results = getattr(contour, knob), {}
+    try:
+        for label, value in settings.items():
+            setattr(contour, knob, kept if value is None else value)
+            rows = evaluate(seeds, args.shape, RefineConfig(), original=False, model=model)
+            results[label] = summary(rows, keys=("initial", "ours"))
+    finally:
+        setattr(contour, knob, kept)
+    labels = list(results)
+    print(f"{'start':<12} {'initial':>8} " + " ".join(f"{k:>14}" for k in labels))
+    for start, v in results[labels[0]].items():
+        ours = " ".join(f"{results[k][start]['ours']:14.4f}" for k in labels)
+        print(f"{start:<12} {v['initial']:8.4f} {ours}")
+    out = Path(args.out).with_name(name)
+    out.write_text(json.dumps({
+        "what": f"mean tumor Dice of our refinement (RefineConfig() defaults), {what}, on our "
+        "tuning phantoms (seeds 0..N-1): the 6 perturbed ground truths ('mean', confined to the "
+        "true liver) and the shipped models' own masks ('model', inside the model's liver), in "
+        "one run",
+        "command": "python scripts/eval_refine.py " + " ".join(argv or sys.argv[1:]),
+        "seeds": list(seeds), "shape": args.shape, "results": results,
+        "seconds": time.perf_counter() - t0, "git_commit": _git_commit(),
+    }, indent=1))  # fmt: skip
+    print(f"wrote {out}")
+    return 0
+
+
 def tune(seeds, shape):
     """Vary one setting at a time around the defaults; print the mean Dice of each."""
     base = RefineConfig()
@@ -261,95 +297,23 @@ def main(argv=None) -> int:
         "refined, on our tuning phantoms (writes refine_hold_unmeasured.json)",
     )  # fmt: skip
     args = ap.parse_args(argv)
-    if args.hold_unmeasured:
-        from napari_livertumor.refine import contour
-
-        t0 = time.perf_counter()
-        seeds = range(args.cases)
-        model = None if args.no_model else _cached(model_segmenter())
-        kept, results = contour.HOLD_UNMEASURED, {}
-        try:
-            for hold in (True, False):
-                contour.HOLD_UNMEASURED = hold
-                rows = evaluate(seeds, args.shape, RefineConfig(), original=False, model=model)
-                results["kept" if hold else "refined"] = summary(rows, keys=("initial", "ours"))
-        finally:
-            contour.HOLD_UNMEASURED = kept
-        for start, v in results["kept"].items():
-            w = results["refined"][start]
-            print(f"{start:<12} {v['initial']:8.4f} {v['ours']:10.4f} {w['ours']:8.4f}")
-        out = Path(args.out).with_name("refine_hold_unmeasured.json")
-        out.write_text(json.dumps({
-            "what": "mean tumor Dice of our refinement (RefineConfig() defaults) with lesions too "
-            "small to measure their contrast kept unchanged ('kept') or refined ('refined', as "
-            "before), on our tuning phantoms (seeds 0..N-1), in one run",
-            "command": "python scripts/eval_refine.py " + " ".join(argv or sys.argv[1:]),
-            "seeds": list(seeds), "shape": args.shape, "results": results,
-            "seconds": time.perf_counter() - t0, "git_commit": _git_commit(),
-        }, indent=1))  # fmt: skip
-        print(f"wrote {out}")
-        return 0
-    if args.edge_fill:
-        from napari_livertumor.refine import contour
-
-        t0 = time.perf_counter()
-        seeds = range(args.cases)
-        model = None if args.no_model else _cached(model_segmenter())
-        kept, results = contour.EDGE_FILL_VOXELS, {}
-        try:
-            for depth in args.edge_fill:
-                contour.EDGE_FILL_VOXELS = depth
-                rows = evaluate(seeds, args.shape, RefineConfig(), original=False, model=model)
-                results[f"edge fill {depth}"] = summary(rows, keys=("initial", "ours"))
-        finally:
-            contour.EDGE_FILL_VOXELS = kept
-        labels = list(results)
-        print(f"{'start':<12} {'initial':>8} " + " ".join(f"{k:>12}" for k in labels))
-        for start, v in results[labels[0]].items():
-            print(
-                f"{start:<12} {v['initial']:8.4f} "
-                + " ".join(f"{results[k][start]['ours']:12.4f}" for k in labels)
+    if args.hold_unmeasured or args.edge_fill or args.rim_own:
+        if args.hold_unmeasured:
+            knob, name = "HOLD_UNMEASURED", "refine_hold_unmeasured.json"
+            settings = {"kept": True, "refined": False}
+            what = (
+                "lesions too small to measure their contrast kept unchanged ('kept') or refined "
+                "('refined', as before)"
             )
-        out = Path(args.out).with_name("refine_edge_fill.json")
-        out.write_text(json.dumps({
-            "what": "mean tumor Dice of our refinement (RefineConfig() defaults) with the liver's "
-            "outermost voxels filled like its outside to each depth, on our tuning phantoms "
-            "(seeds 0..N-1): the 6 perturbed ground truths ('mean', confined to the true liver) "
-            "and the shipped models' own masks ('model', inside the model's liver), in one run",
-            "command": "python scripts/eval_refine.py " + " ".join(argv or sys.argv[1:]),
-            "seeds": list(seeds), "shape": args.shape, "results": results,
-            "seconds": time.perf_counter() - t0, "git_commit": _git_commit(),
-        }, indent=1))  # fmt: skip
-        print(f"wrote {out}")
-        return 0
-    if args.rim_own:
-        from napari_livertumor.refine import contour
-
-        t0 = time.perf_counter()
-        seeds = range(args.cases)
-        model = None if args.no_model else model_segmenter()
-        kept, results = contour.RIM_SD, {}
-        try:
-            for label, rim_sd in (("with rim rule", kept), ("without", float("inf"))):
-                contour.RIM_SD = rim_sd
-                rows = evaluate(seeds, args.shape, RefineConfig(), original=False, model=model)
-                results[label] = summary(rows, keys=("initial", "ours"))
-        finally:
-            contour.RIM_SD = kept
-        for start, v in results["with rim rule"].items():
-            w = results["without"][start]
-            print(f"{start:<12} {v['initial']:8.4f} {v['ours']:10.4f} {w['ours']:8.4f}")
-        out = Path(args.out).with_name("refine_rim_own.json")
-        out.write_text(json.dumps({
-            "what": "mean tumor Dice of our refinement with and without the rim rule on our "
-            "tuning phantoms (seeds 0..N-1): the 6 perturbed ground truths ('mean') and the "
-            "shipped models' own masks ('model'), in one run",
-            "command": "python scripts/eval_refine.py " + " ".join(argv or sys.argv[1:]),
-            "seeds": list(seeds), "shape": args.shape, "results": results,
-            "seconds": time.perf_counter() - t0, "git_commit": _git_commit(),
-        }, indent=1))  # fmt: skip
-        print(f"wrote {out}")
-        return 0
+        elif args.edge_fill:
+            knob, name = "EDGE_FILL_VOXELS", "refine_edge_fill.json"
+            settings = {f"edge fill {d}": d for d in args.edge_fill}
+            what = "the liver's outermost voxels filled like its outside to each depth"
+        else:
+            knob, name = "RIM_SD", "refine_rim_own.json"
+            settings = {"with rim rule": None, "without": float("inf")}  # None: as it is
+            what = "with and without the rim rule"
+        return _compare(args, argv, knob, settings, name, what)
     if args.capsule:
         t0 = time.perf_counter()
         result = {
