@@ -378,4 +378,5 @@ def test_a_header_cell_wrapped_in_excel_is_no_binary_file(tmp_path):
     with pytest.raises(InputError) as info:
         read_clinical(path)
     text = str(info.value)
-    assert "no TCIA_ID column (columns: Patient\nID" in text and "binary" not in text, text
+    assert "no TCIA_ID column (columns: Patient ID" in text and "binary" not in text, text
+    assert "\n" not in text

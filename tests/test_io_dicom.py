@@ -851,6 +851,9 @@ def test_a_dcm_file_that_is_not_dicom_is_reported_other_files_are_ignored(tmp_pa
     paths[2].write_text("scanner log, v2\n")  # a short note named .dcm: text, not cut short
     warnings = " ".join(load_ct(tmp_path).meta["warnings"])
     assert "only 16 bytes of text (not DICOM)" in warnings and "cut short" not in warnings
+    paths[2].write_bytes("\ufeffGröße: 12 cm\n".encode())  # UTF-8 with a BOM: text too
+    warnings = " ".join(load_ct(tmp_path).meta["warnings"])
+    assert "bytes of text (not DICOM)" in warnings and "cut short" not in warnings
 
 
 def test_slices_without_pixel_data_are_named(tmp_path):

@@ -941,4 +941,8 @@ def test_a_seg_opened_onto_its_open_ct_is_named_once_by_its_patient(make_napari_
     plain.rename(other)
     [lab3] = viewer.open(str(other), plugin="napari-livertumor")
     assert lab3.name == "HCC_001 HCC_0010_notes"
+    dotted = other.with_name("seg.HCC_001.dcm")  # the ID as a word anywhere in the name
+    other.rename(dotted)
+    [lab4] = viewer.open(str(dotted), plugin="napari-livertumor")
+    assert lab4.name == "seg.HCC_001"
     assert int(np.asarray(lab2.data).max()) == int(labels.max())

@@ -680,6 +680,20 @@ def test_a_patient_folder_holding_another_patients_study_too_is_still_that_patie
 
     seg = pydicom.dcmread(records["HCC_001"].labels, stop_before_pixels=True)
     assert str(seg.PatientID) == "HCC_001"  # its own SEG, not the copied one
+    # its own SEG's CT missing (a partial download): skipped for that, never trained on the
+    # other patient's SEG and scan under its own name (HCC_002 then skipped as "a copy")
+    seg_ref = pydicom.dcmread(records["HCC_001"].labels, stop_before_pixels=True)
+    ct_uid = str(seg_ref.ReferencedSeriesSequence[0].SeriesInstanceUID)
+    for f in (data / "HCC_001").rglob("*.dcm"):
+        if "of-HCC_002" in str(f):
+            continue
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        if str(ds.SeriesInstanceUID) == ct_uid:
+            f.unlink()
+    skipped = []
+    records = {r.case_id: r for r in index_cases(data, skipped=skipped)}
+    assert sorted(records) == ["HCC_002", "HCC_003"], skipped
+    assert any(name == "HCC_001" and "not in the folder" in why for name, why in skipped)
 
 
 def test_nifti_case_names_ending_in_digits_pair_with_their_own_labels(tmp_path, caplog):

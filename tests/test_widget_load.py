@@ -749,6 +749,10 @@ def test_a_scout_row_does_not_block_the_sample_and_enter_opens_a_nifti_path(
     widget.scan_button.click()
     _wait_idle(qtbot, widget)
     row = next(r for r, s in enumerate(widget._series) if s.n_slices == 1)
+    # one image has no slice spacing (it showed its neighbours'): blank, and pixels only
+    assert widget.series_table.item(row, 2).text() == ""
+    tip = widget.series_table.item(row, 0).toolTip()
+    assert "pixels 1x1 mm" in tip and "spacing" not in tip, tip
     widget.series_table.selectRow(row)
     widget.source.setCurrentText(SOURCES[2])  # the sample
     widget.load_button.click()

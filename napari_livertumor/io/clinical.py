@@ -707,4 +707,5 @@ def _with_id_header(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
         raise InputError(
             path, "no TCIA_ID column: the file does not read as a table (binary content?)"
         )
-    raise InputError(path, f"no TCIA_ID column (columns: {', '.join(names)}...)")
+    flat = [" ".join(n.split()) for n in names]  # a wrapped cell on one line of the message
+    raise InputError(path, f"no TCIA_ID column (columns: {', '.join(flat)}...)")

@@ -127,11 +127,14 @@ class SeriesInfo:
                 + f", uid {self.uid}"
             )
         acq = f" {self.acquisition_label}" if self.acquisition is not None else ""
-        sp = "x".join(f"{s:.3g}" for s in self.spacing) if self.spacing else "?"
         held = f" in {len(self.files)} Enhanced CT file(s)" if self.enhanced else ""
+        if self.n_slices == 1 and self.spacing:  # one image: pixels, no slice spacing of its own
+            sp = "pixels " + "x".join(f"{s:.3g}" for s in self.spacing[1:])
+        else:
+            sp = "spacing " + ("x".join(f"{s:.3g}" for s in self.spacing) if self.spacing else "?")
         return (
             f"{self.modality or '(no modality)'} #{self.series_number} '{self.description}'{acq}: "
-            f"{self.n_slices} slice(s){held}, spacing {sp} mm, phase {self.phase}, uid {self.uid}"
+            f"{self.n_slices} slice(s){held}, {sp} mm, phase {self.phase}, uid {self.uid}"
         )
 
 
@@ -595,7 +598,7 @@ def _read_header(path: Path) -> tuple[SliceHeader | None, str | None]:
             elif path.suffix.lower() in (".dcm", ".dicom", ".ima"):
                 if len(start) < 132:  # shorter than the preamble and "DICM": cut short?
                     size = len(start)
-                    plain = size > 0 and all(32 <= b < 127 or b in (9, 10, 13) for b in start)
+                    plain = size > 0 and _is_text(start)
                     return None, (
                         f"named like a DICOM file but only {size} byte{'s' if size != 1 else ''} "
                         + (
@@ -623,6 +626,15 @@ def _read_header(path: Path) -> tuple[SliceHeader | None, str | None]:
         return SliceHeader.from_dataset(path, ds, pixel_offset, excess), None
     except Exception as exc:
         return None, f"unusable DICOM header ({type(exc).__name__}: {exc})"
+
+
+def _is_text(data: bytes) -> bool:
+    """Printable UTF-8 (a BOM, tabs and line breaks allowed): a note, not a file cut short."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return False
+    return text.translate({9: None, 10: None, 13: None}).isprintable()
 
 
 def _model_output(ds) -> bool:

@@ -130,12 +130,16 @@ def index_cases(
             raise InputError(patients[0], nested[0][1])
         if nested:  # e.g. one folder per site, each a cohort: not "none holds a SEG"
             names = ", ".join(name for name, _ in nested[:4]) + (", …" if len(nested) > 4 else "")
+            one = len(nested) == 1
             raise InputError(
                 root,
-                f"{len(nested)} of its {len(patients)} folders ({names}) each hold the CT scans "
-                "and SEGs of several patients: they are folders of patients, not patients; "
-                "give such a folder as the data folder",
-            )
+                f"{len(nested)} of its {len(patients)} folders ({names}) "
+                + ("holds" if one else "each hold")
+                + " the CT scans and SEGs of several patients: "
+                + ("it is a folder of patients, not a patient" if one else
+                   "they are folders of patients, not patients")
+                + "; give such a folder as the data folder",
+            )  # fmt: skip
         raise InputError(
             root, f"none of the {len(patients)} patient folders holds a DICOM SEG with labels"
         )
@@ -382,7 +386,18 @@ def _index_tcia_patient(
     both = sorted({s.patient_id for s in segs if s.patient_id} & {s.patient_id for s in cts})
     from ..io.clinical import normalise_id
 
-    own = [p for p in both if normalise_id(p) == normalise_id(folder.name)]
+    # the folder's own patient (by name): its SEG is the one, whatever else the folder holds
+    named = normalise_id(folder.name)
+    own = sorted(
+        {s.patient_id for s in segs if s.patient_id and normalise_id(s.patient_id) == named}
+    )
+    others = [p for p in both if p not in own]
+    if own and others:  # another patient's study copied in beside this one's: said, not used
+        log.warning(
+            "patient folder %s also holds the scans and SEGs of %d other patient(s) (%s): "
+            "not used for %s",
+            folder.name, len(others), ", ".join(others[:4]), folder.name,
+        )  # fmt: skip
     if len(both) > 1 and not own:  # (a patient's folder holding another's study too: its own)
         shown = ", ".join(both[:4]) + (", …" if len(both) > 4 else "")
         _skip(
@@ -398,8 +413,12 @@ def _index_tcia_patient(
     refs = [seg_referenced_series(f) for f in seg_files]
     # the folder's own patient's SEG first (another patient's study copied in beside it)
     seg_patients = [next(s.patient_id for s in segs if f in s.files) for f in seg_files]
-    order = sorted(range(len(seg_files)), key=lambda i: seg_patients[i] not in own)
-    mine = next((i for i in order if refs[i] in held), order[0])
+    # only its own patient's when it has one: another patient's SEG (and scan) must not stand
+    # in for a SEG whose CT is missing (it trained under this folder's clinical row)
+    cands = [i for i in range(len(seg_files)) if seg_patients[i] in own] or list(
+        range(len(seg_files))
+    )
+    mine = next((i for i in cands if refs[i] in held), cands[0])
     seg_file, ref = seg_files[mine], refs[mine]
     if ref is not None and not any(s.uid == ref for s in cts):
         _skip(skipped, folder.name, f"its SEG references series {ref}, which is not in the folder")
