@@ -886,8 +886,9 @@ def _note(notes: list[str], message: str) -> None:
 #: like the outside of the liver (0: not): their partial volume with fat or air (or a liver
 #: mask a voxel too large) is darker than the parenchyma, and the contour crept along that rim
 #: as if it were a hypodense lesion. Not adopted (4 Dec 2026, `scripts/eval_refine.py
-#: --edge-fill 0 1 2`, docs/refinement.md): Dice even on the tuning phantoms, and on the case
-#: that showed the creep it halved the creep but moved the contour elsewhere (Dice 0.510 → 0.493)
+#: --edge-fill 0 1 2`, docs/refinement.md): Dice even on the tuning phantoms (0.782, 0.783,
+#: 0.779), and on the case that showed the creep it halved the creep but moved the contour
+#: elsewhere (Dice 0.510 → 0.493)
 EDGE_FILL_VOXELS = 0
 
 
