@@ -565,10 +565,12 @@ def _seg_on_an_open_ct(seg_path: Path) -> list[tuple] | None:
         patient = volume.meta.get("patient_id") or "CT"
         # "HCC_001_seg" already says whose it is: not "HCC_001 HCC_001_seg"
         stem = seg_path.stem
-        # the patient's ID as a word of its name ("HCC_001_seg", "seg_HCC_001", "HCC_001.seg";
-        # not "HCC_0010", nor "1-1", TCIA's file name, for a PatientID "1": "-" joins a word)
+        # the patient's ID as a word of its name, in any case ("HCC_001_seg", "seg-HCC_001",
+        # "hcc_001.seg"; not "HCC_0010", nor "1-1", TCIA's file name, for a PatientID "1": for
+        # an ID of digits, "-" joins a word)
+        word = "0-9A-Za-z" + ("-" if patient.isdigit() else "")
         named = patient != "CT" and re.search(
-            rf"(?<![0-9A-Za-z-]){re.escape(patient)}(?![0-9A-Za-z-])", stem
+            rf"(?<![{word}]){re.escape(patient)}(?![{word}])", stem, re.IGNORECASE
         )
         name = stem if named else f"{patient} {stem}"
         return [labels_layer_data(labels, volume, name, _seg_role(seg_path), opened_from=seg_path)]

@@ -160,8 +160,9 @@ def _compare(args, argv, knob: str, settings: dict, name: str, what: str) -> int
     out.write_text(json.dumps({
         "what": f"mean tumor Dice of our refinement (RefineConfig() defaults), {what}, on our "
         "tuning phantoms (seeds 0..N-1): the 6 perturbed ground truths ('mean', confined to the "
-        "true liver) and the shipped models' own masks ('model', inside the model's liver), in "
-        "one run",
+        "true liver)"
+        + (", the shipped models' own masks ('model', inside the model's liver)" if model else "")
+        + ", in one run",
         "command": "python scripts/eval_refine.py " + " ".join(argv or sys.argv[1:]),
         "seeds": list(seeds), "shape": args.shape, "results": results,
         "seconds": time.perf_counter() - t0, "git_commit": _git_commit(),

@@ -851,9 +851,10 @@ def test_a_dcm_file_that_is_not_dicom_is_reported_other_files_are_ignored(tmp_pa
     paths[2].write_text("scanner log, v2\n")  # a short note named .dcm: text, not cut short
     warnings = " ".join(load_ct(tmp_path).meta["warnings"])
     assert "only 16 bytes of text (not DICOM)" in warnings and "cut short" not in warnings
-    paths[2].write_bytes("\ufeffGröße: 12 cm\n".encode())  # UTF-8 with a BOM: text too
-    warnings = " ".join(load_ct(tmp_path).meta["warnings"])
-    assert "bytes of text (not DICOM)" in warnings and "cut short" not in warnings
+    for note in ("\ufeffGröße: 12\u00a0cm\n".encode(), "Größe 12 cm".encode("cp1252")):
+        paths[2].write_bytes(note)  # UTF-8 with a BOM and a no-break space; Windows' cp1252
+        warnings = " ".join(load_ct(tmp_path).meta["warnings"])
+        assert "bytes of text (not DICOM)" in warnings and "cut short" not in warnings, note
 
 
 def test_slices_without_pixel_data_are_named(tmp_path):
@@ -1306,3 +1307,21 @@ def test_a_series_read_by_its_uid_still_names_another_patients_scan_in_the_folde
 def read_uid(folder) -> str:
     """The SeriesInstanceUID of the stray series written under ``folder/stray``."""
     return str(pydicom.dcmread(next((folder / "stray").iterdir())).SeriesInstanceUID)
+
+
+def test_a_segmentation_this_tool_made_opened_as_a_scan_is_said_to_be_one(tmp_path):
+    """It read "not a readable DICOM file": it is a result, not a scan (and not unreadable)."""
+    from napari_livertumor.io.seg import model_seg_description, write_dicom_seg
+
+    source = make_ct(shape=(5, 16, 16))
+    write_ct_series(source, tmp_path / "ct")
+    ct = load_ct(tmp_path / "ct")
+    seg = tmp_path / "result" / "x_seg.dcm"
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[1:4, 4:12, 4:12] = 1
+    write_dicom_seg(labels, ct, seg, series_description=model_seg_description("liver+tumor"))
+    with pytest.raises(InputError) as info:
+        load_ct(seg)
+    text = str(info.value)
+    assert "a segmentation made by this tool's models (not a CT): open its CT" in text, text
+    assert "not a readable" not in text

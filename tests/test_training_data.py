@@ -680,6 +680,23 @@ def test_a_patient_folder_holding_another_patients_study_too_is_still_that_patie
 
     seg = pydicom.dcmread(records["HCC_001"].labels, stop_before_pixels=True)
     assert str(seg.PatientID) == "HCC_001"  # its own SEG, not the copied one
+    # its own SEG with a blank PatientID, the copy sorted first: still its own SEG and scan
+    blank = tmp_path / "blank"
+    shutil.copytree(tcia_cohort, blank)
+    for study in (blank / "HCC_002").iterdir():
+        shutil.copytree(study, blank / "HCC_001" / f"0 copy {study.name}")
+    own_seg = next(
+        f for f in (blank / "HCC_001").rglob("*.dcm")
+        if "0 copy" not in str(f) and pydicom.dcmread(f, stop_before_pixels=True).Modality == "SEG"
+    )  # fmt: skip
+    ds = pydicom.dcmread(own_seg)
+    ds.PatientID = ""
+    ds.save_as(own_seg)
+    skipped = []
+    found = {r.case_id: r for r in index_cases(blank, skipped=skipped)}
+    assert sorted(found) == ["HCC_001", "HCC_002", "HCC_003"], skipped
+    assert found["HCC_001"].labels == own_seg
+    assert found["HCC_001"].series_uid != found["HCC_002"].series_uid
     # its own SEG's CT missing (a partial download): skipped for that, never trained on the
     # other patient's SEG and scan under its own name (HCC_002 then skipped as "a copy")
     seg_ref = pydicom.dcmread(records["HCC_001"].labels, stop_before_pixels=True)

@@ -1022,5 +1022,12 @@ def test_find_series_says_a_segmentation_this_tool_made_is_in_the_folder(
     qtbot.mouseClick(widget.scan_button, 1)
     _wait_idle(qtbot, widget)
     text = widget.status.text()
-    assert "1 segmentation(s) this tool made are in the folder (TEST_001_seg.dcm)" in text
+    assert "A segmentation this tool made lies in the folder (result/TEST_001_seg.dcm)" in text
     assert "unreadable" not in text and not widget.truth_path.text().strip()
+    # a folder holding that result alone: said too, beside "no image series"
+    widget.path.setText(str(case / "result"))
+    qtbot.mouseClick(widget.scan_button, 1)
+    _wait_idle(qtbot, widget)
+    text = widget.status.text()
+    assert "No DICOM image series found" in text
+    assert "A segmentation this tool made lies in the folder (TEST_001_seg.dcm)" in text

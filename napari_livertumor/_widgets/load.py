@@ -490,12 +490,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
             )
         if unreadable_files:  # files named or made like DICOM that could not be read: as Load says
             msg += f"\n⚠ {_skipped_text(unreadable_files)}"
-        if own_segs:  # left out of the ground truth without a word, they looked lost
-            msg += (
-                f"\n{len(own_segs)} segmentation(s) this tool made are in the folder "
-                f"({own_segs[0].name}{', …' if len(own_segs) > 1 else ''}): not a ground truth; "
-                "File > Open shows one over its CT"
-            )
+        own_note = _own_segs_note(own_segs, folder)
+        if own_note:  # left out of the ground truth without a word, they looked lost
+            msg += f"\n{own_note}"
         unread = [s for s in series if not getattr(s, "is_image", True) and s.modality != "SEG"]
         where = f" in {folder}" if folder is not None else " here"
         nifti = ""
@@ -513,6 +510,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 if all_segs
                 else ""
             )
+            + (f" {own_note}" if own_note else "")
             # an Enhanced CT, images stripped of their position: said as Load says them
             + "".join(f"\n{s.summary()}" for s in unread[:3])
             + (f"\n… and {len(unread) - 3} more" if len(unread) > 3 else "")
@@ -699,6 +697,24 @@ def _load_sample(seed: int):
     volume = ct_kwargs["metadata"][_layers.CT_VOLUME]
     volume.meta.setdefault("description", f"synthetic CT (seed {seed})")
     return volume, np.asarray(truth, dtype=np.uint8)
+
+
+def _own_segs_note(own_segs: list, folder) -> str:
+    """What Find series says of the segmentations this tool made in the folder ("" for none):
+    not a ground truth, so left out of it; File > Open shows one over its CT."""
+    if not own_segs:
+        return ""
+    first = Path(own_segs[0])
+    try:
+        first = first.relative_to(folder) if folder is not None else Path(first.name)
+    except ValueError:
+        first = Path(first.name)
+    n = len(own_segs)
+    return (
+        f"{'A segmentation' if n == 1 else f'{n} segmentations'} this tool made "
+        f"{'lies' if n == 1 else 'lie'} in the folder ({first}{', …' if n > 1 else ''}): not "
+        "a ground truth; File > Open shows it over its CT."
+    )
 
 
 def _same_scan(a, b) -> bool:

@@ -228,9 +228,15 @@ def read_dicom_series(
     path = _dicomdir_folder(path)
     root = path.parent if path.is_file() else path
     file_given = False
-    headers, skipped = _scan(path if path.is_dir() else root, reporter)
+    own_segs: list = []
+    headers, skipped = _scan(path if path.is_dir() else root, reporter, own_segs)
     if path.is_file():
         own = next((h for h in headers if h.path == path), None)
+        if own is None and path in own_segs:  # not unreadable: a result, not a scan
+            raise InputError(
+                path,
+                f"{OWN_SEG} (not a CT): open its CT, then this file over it (File > Open)",
+            )
         if own is None:  # with the reason a folder's scan gives (a header cut short...)
             problem = next((why for f, why in skipped if f == path), None)
             raise InputError(
@@ -629,12 +635,15 @@ def _read_header(path: Path) -> tuple[SliceHeader | None, str | None]:
 
 
 def _is_text(data: bytes) -> bool:
-    """Printable UTF-8 (a BOM, tabs and line breaks allowed): a note, not a file cut short."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return False
-    return text.translate({9: None, 10: None, 13: None}).isprintable()
+    """Printable text (UTF-8, a BOM allowed, else Windows' cp1252; any white space): a note,
+    not a file cut short."""
+    for codec in ("utf-8-sig", "cp1252"):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        return all(ch.isprintable() or ch.isspace() for ch in text)
+    return False
 
 
 def _model_output(ds) -> bool:

@@ -384,12 +384,10 @@ def _index_tcia_patient(
     # several patients each with a scan and a SEG: a folder of patient folders given one
     # level too high (it was trained as one patient, the first SEG's, under the folder's name)
     both = sorted({s.patient_id for s in segs if s.patient_id} & {s.patient_id for s in cts})
-    from ..io.clinical import normalise_id
-
-    # the folder's own patient (by name): its SEG is the one, whatever else the folder holds
-    named = normalise_id(folder.name)
+    # the folder's own patient (by name, in its SEGs or scans): its SEG is the one, whatever
+    # else the folder holds
     own = sorted(
-        {s.patient_id for s in segs if s.patient_id and normalise_id(s.patient_id) == named}
+        {s.patient_id for s in (*segs, *cts) if s.patient_id and _names(s.patient_id, folder.name)}
     )
     others = [p for p in both if p not in own]
     if own and others:  # another patient's study copied in beside this one's: said, not used
@@ -413,10 +411,14 @@ def _index_tcia_patient(
     refs = [seg_referenced_series(f) for f in seg_files]
     # the folder's own patient's SEG first (another patient's study copied in beside it)
     seg_patients = [next(s.patient_id for s in segs if f in s.files) for f in seg_files]
-    # only its own patient's when it has one: another patient's SEG (and scan) must not stand
-    # in for a SEG whose CT is missing (it trained under this folder's clinical row)
-    cands = [i for i in range(len(seg_files)) if seg_patients[i] in own] or list(
-        range(len(seg_files))
+    # its own patient's, else one of no other patient's here (a blank PatientID): another
+    # patient's SEG and scan must never stand in for its own (they trained under this folder's
+    # clinical row, and the other patient's own folder was then dropped as "a copy")
+    every = range(len(seg_files))
+    cands = (
+        [i for i in every if seg_patients[i] in own]
+        or [i for i in every if seg_patients[i] not in others]
+        or list(every)
     )
     mine = next((i for i in cands if refs[i] in held), cands[0])
     seg_file, ref = seg_files[mine], refs[mine]
@@ -427,7 +429,20 @@ def _index_tcia_patient(
         _skip(skipped, folder.name, "no CT series")
         return None
     _check_patient_name(folder.name, next(s for s in segs if seg_file in s.files).patient_id)
-    return CaseRecord(folder.name, "tcia", folder, seg_file, ref or cts[0].uid)
+    # a SEG naming no series: the folder's own scan, not one of another patient's study
+    scans = [c for c in cts if c.patient_id not in others] or cts
+    return CaseRecord(folder.name, "tcia", folder, seg_file, ref or scans[0].uid)
+
+
+def _names(patient_id: str, folder: str) -> bool:
+    """Does ``folder`` name the patient ``patient_id``? (``HCC_001`` and ``hcc-1``; ``Pat-7``
+    and ``pat 7``.)"""
+    from ..io.clinical import normalise_id
+    from ..io.dicom import normalise_folder_id
+
+    return normalise_id(patient_id) == normalise_id(folder) or normalise_folder_id(
+        patient_id
+    ) == normalise_folder_id(folder)
 
 
 def _check_patient_name(folder: str, patient_id: str) -> None:
