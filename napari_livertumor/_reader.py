@@ -567,8 +567,8 @@ def _seg_on_an_open_ct(seg_path: Path) -> list[tuple] | None:
         stem = seg_path.stem
         # the patient's ID as a word of its name, in any case ("HCC_001_seg", "seg-HCC_001",
         # "hcc_001.seg"; not "HCC_0010", nor "1-1", TCIA's file name, for a PatientID "1": for
-        # an ID of digits, "-" joins a word)
-        word = "0-9A-Za-z" + ("-" if patient.isdigit() else "")
+        # an ID of digits, "-" and "." join a word: "1.2.840…", a file named by its UID)
+        word = "0-9A-Za-z" + ("." + "-" if patient.isdigit() else "")
         named = patient != "CT" and re.search(
             rf"(?<![{word}]){re.escape(patient)}(?![{word}])", stem, re.IGNORECASE
         )

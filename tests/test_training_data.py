@@ -697,6 +697,12 @@ def test_a_patient_folder_holding_another_patients_study_too_is_still_that_patie
     assert sorted(found) == ["HCC_001", "HCC_002", "HCC_003"], skipped
     assert found["HCC_001"].labels == own_seg
     assert found["HCC_001"].series_uid != found["HCC_002"].series_uid
+    # its own SEG gone: skipped with the reason, never given the copied-in patient's SEG
+    own_seg.unlink()
+    skipped = []
+    found = {r.case_id: r for r in index_cases(blank, skipped=skipped)}
+    assert sorted(found) == ["HCC_002", "HCC_003"], skipped
+    assert any(name == "HCC_001" and "no SEG of its own patient" in why for name, why in skipped)
     # its own SEG's CT missing (a partial download): skipped for that, never trained on the
     # other patient's SEG and scan under its own name (HCC_002 then skipped as "a copy")
     seg_ref = pydicom.dcmread(records["HCC_001"].labels, stop_before_pixels=True)

@@ -506,7 +506,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
             + (f" {_skipped_text(unreadable_files)}." if unreadable_files else "")
             + (
                 f" It holds {len(all_segs)} DICOM SEG(s), segmentations drawn on a CT: choose the "
-                "folder holding that CT (the study's or the patient's)"
+                "folder holding that CT (the study's or the patient's)."
                 if all_segs
                 else ""
             )

@@ -666,7 +666,7 @@ def _faint_lesions(
 #: a lesion whose contrast cannot be measured (under 10 voxels, or too little liver around it)
 #: kept unchanged while the contrast gate is on (True), or refined (False). Refined: keeping
 #: them cost Dice where a mask is too small (an eroded lesion's few voxels grow back: 0.805 →
-#: 0.787 on masks eroded 2 voxels, 0.782 → 0.778 over all perturbed masks, the model's masks
+#: 0.787 on masks eroded 2 voxels, 0.782 → 0.777 over all perturbed masks, the model's masks
 #: unchanged; `scripts/eval_refine.py --hold-unmeasured`, docs/refinement.md)
 HOLD_UNMEASURED = False
 

@@ -418,8 +418,16 @@ def _index_tcia_patient(
     cands = (
         [i for i in every if seg_patients[i] in own]
         or [i for i in every if seg_patients[i] not in others]
-        or list(every)
+        or ([] if own else list(every))
     )
+    if not cands:  # its own SEG missing: only other patients' here
+        _skip(
+            skipped,
+            folder.name,
+            f"no SEG of its own patient ({own[0]}); the SEGs here are those of "
+            f"{', '.join(others[:4])}, whose scans are copied in beside it",
+        )
+        return None
     mine = next((i for i in cands if refs[i] in held), cands[0])
     seg_file, ref = seg_files[mine], refs[mine]
     if ref is not None and not any(s.uid == ref for s in cts):
