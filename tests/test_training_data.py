@@ -654,6 +654,11 @@ def test_a_folder_above_the_patients_is_not_trained_as_one_patient(tcia_cohort, 
     records = index_cases(above, skipped=skipped)
     assert [r.case_id for r in records] == ["HCC_009"]
     assert skipped[0][0] == "cohort" and "a folder of patients" in skipped[0][1]
+    # the cohort in a folder named like one of its patients: not trained as that patient
+    named = tmp_path / "named"
+    shutil.copytree(tcia_cohort, named / "hcc_001")
+    with pytest.raises(InputError, match="holds the CT scans and SEGs of 3 patients"):
+        index_cases(named)
     # two cohorts side by side (one per site): said, not "none of the 2 … holds a DICOM SEG"
     sites = tmp_path / "sites"
     for site in ("siteA", "siteB"):

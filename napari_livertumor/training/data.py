@@ -390,6 +390,11 @@ def _index_tcia_patient(
         {s.patient_id for s in (*segs, *cts) if s.patient_id and _names(s.patient_id, folder.name)}
     )
     others = [p for p in both if p not in own]
+    # the others in sub-folders named by them: a folder of patients that happens to be named
+    # like one of them ("hcc_001/HCC_001, HCC_002, …"), not a patient with a study copied in
+    subfolders = [d.name for d in folder.iterdir() if d.is_dir()]
+    if own and any(_names(p, d) for p in others for d in subfolders):
+        own = []
     if own and others:  # another patient's study copied in beside this one's: said, not used
         log.warning(
             "patient folder %s also holds the scans and SEGs of %d other patient(s) (%s): "
