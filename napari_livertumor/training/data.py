@@ -414,7 +414,6 @@ def _index_tcia_patient(
     held = {s.uid for s in cts}
     seg_files = [f for s in segs for f in s.files]
     refs = [seg_referenced_series(f) for f in seg_files]
-    # the folder's own patient's SEG first (another patient's study copied in beside it)
     seg_patients = [next(s.patient_id for s in segs if f in s.files) for f in seg_files]
     # its own patient's, else one of no other patient's here (a blank PatientID): another
     # patient's SEG and scan must never stand in for its own (they trained under this folder's
