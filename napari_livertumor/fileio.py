@@ -191,6 +191,12 @@ def check_writable_folder(folder: str | Path) -> None:
         if probe != folder
         else "cannot be written to"
     )
+    try:  # a read-only mount fails os.access too: said as what it is, not as permissions
+        read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows)
+        read_only = False
+    if read_only:
+        raise InputError(folder, f"{where} (a read-only file system)")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise InputError(folder, f"{where} (permissions)")
     try:  # permissions can say yes where writing fails (read-only mounts, immutable folders)

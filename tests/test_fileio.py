@@ -143,3 +143,18 @@ def test_a_link_whose_target_cannot_take_the_file_is_replaced_not_failed(tmp_pat
     with pytest.raises(OSError) as err:  # other failures name the output, not the temporary
         publish(tmp, tmp_path / "a file" / "out.json")
     assert err.value.filename == str(tmp_path / "a file" / "out.json")
+
+
+def test_a_read_only_mount_is_said_as_such_not_as_permissions(tmp_path, monkeypatch):
+    from napari_livertumor.errors import InputError
+    from napari_livertumor.fileio import check_writable_folder
+
+    real = os.statvfs
+
+    class ReadOnly:
+        def __init__(self, result):
+            self.f_flag = result.f_flag | os.ST_RDONLY
+
+    monkeypatch.setattr(os, "statvfs", lambda path: ReadOnly(real(path)))
+    with pytest.raises(InputError, match=r"cannot be created: .* \(a read-only file system\)"):
+        check_writable_folder(tmp_path / "out")

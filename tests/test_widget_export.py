@@ -129,7 +129,7 @@ def test_the_dicom_seg_says_who_drew_it(dicom_viewer, qtbot, monkeypatch):
     import pydicom
 
     viewer, widget, vol, labels, out = dicom_viewer
-    monkeypatch.setattr(widget, "ask_overwrite", lambda existing: True)
+    monkeypatch.setattr(widget, "ask_overwrite", lambda existing, **_: True)
     widget.folder.setText(str(out))
     widget.seg_check.setChecked(True)
     widget.nifti_check.setChecked(False)
@@ -175,7 +175,7 @@ def test_a_paint_undone_is_the_models_again_and_an_in_place_write_is_an_edit(
     layer = viewer.layers["TEST_001 CT segmentation"]
     layer.metadata[MODEL_DIGEST] = labels_digest(layer.data)  # as the Segment panel sets it
     layer.metadata["stats"] = {"warnings": []}  # a model's run
-    monkeypatch.setattr(widget, "ask_overwrite", lambda existing: True)
+    monkeypatch.setattr(widget, "ask_overwrite", lambda existing, **_: True)
     widget.folder.setText(str(out))
     widget.seg_check.setChecked(True)
 
@@ -234,16 +234,103 @@ def test_existing_files_are_replaced_only_when_the_user_agrees(dicom_viewer, qtb
     target.write_bytes(b"the user's own file")
     widget.folder.setText(str(out))
     asked = []
-    monkeypatch.setattr(widget, "ask_overwrite", lambda files: asked.append(files) or False)
+    monkeypatch.setattr(widget, "ask_overwrite", lambda files, **_: asked.append(files) or False)
     widget.export_button.click()
     assert asked and target in asked[0]
     assert target.read_bytes() == b"the user's own file"
     assert "no file was replaced" in widget.status.text()
 
-    monkeypatch.setattr(widget, "ask_overwrite", lambda files: True)
+    monkeypatch.setattr(widget, "ask_overwrite", lambda files, **_: True)
     _export(widget, qtbot)
     np.testing.assert_array_equal(read_nifti(target).array, labels)
     assert not list(out.glob(".*tmp"))  # no temporary files left behind
+
+
+def test_replacing_another_scans_export_of_the_same_patient_is_said(
+    dicom_viewer, qtbot, monkeypatch
+):
+    """Two phases (or studies) of one patient get the same default name: the second export's
+    "Replace them?" did not say the files were the other phase's."""
+    from napari_livertumor._widgets.export import _made_on_another_scan
+
+    viewer, widget, vol, labels, out = dicom_viewer
+    widget.folder.setText(str(out))
+    _export(widget, qtbot)
+    asked = []
+    monkeypatch.setattr(
+        widget, "ask_overwrite", lambda files, other_scan=None: asked.append(other_scan) or False
+    )
+    widget.export_button.click()  # the same scan again: a plain question
+    assert asked == [None]
+    stats_path = out / "TEST_001_stats.json"
+    stats = json.loads(stats_path.read_text())
+    series = stats["series_uid"]
+    for layer in viewer.layers:  # a series of stacked phases: this is its second
+        layer.metadata[_layers.CT_VOLUME].meta["acquisition_number"] = 2
+    stats["acquisition_number"] = 7  # another acquisition of the series
+    stats_path.write_text(json.dumps(stats))
+    widget.export_button.click()
+    assert asked[-1].startswith("acquisition 7 of the series")
+    stats["series_uid"] = "1.2.3.4"  # another series (another phase, another study)
+    stats_path.write_text(json.dumps(stats))
+    widget.export_button.click()
+    assert asked[-1].startswith("series 1.2.3.4") and series in asked[-1]
+    assert "no file was replaced" in widget.status.text()
+    # a NIfTI scan's: by its file
+    plain = type(vol)(vol.array, vol.spacing, vol.origin, meta={"source": "/data/b.nii.gz"})
+    stats_path.write_text(json.dumps({"input": "/data/a.nii.gz"}))
+    assert _made_on_another_scan(stats_path, plain).startswith("/data/a.nii.gz")
+    stats_path.write_text(json.dumps({"input": "/data/b.nii.gz"}))
+    assert _made_on_another_scan(stats_path, plain) is None
+    stats_path.write_text("not JSON")
+    assert _made_on_another_scan(stats_path, plain) is None
+
+
+def test_lesion_hu_left_out_with_the_ct_closed_is_said(dicom_viewer, qtbot):
+    viewer, widget, vol, labels, out = dicom_viewer
+    for layer in [ly for ly in viewer.layers if ly.metadata.get(_layers.ROLE) == "ct"]:
+        viewer.layers.remove(layer)
+    widget.folder.setText(str(out))
+    _export(widget, qtbot)
+    assert "the lesions' HU are left out: no CT layer on their grid is open" in (
+        widget.status.text()
+    )
+    stats = json.loads((out / "TEST_001_stats.json").read_text())
+    assert all("mean_hu" not in les for les in stats["lesions"])
+
+
+def test_an_export_stopped_by_a_full_disk_says_which_files_are_the_earlier_exports(
+    dicom_viewer, qtbot, monkeypatch
+):
+    from napari_livertumor._widgets import export as export_module
+
+    viewer, widget, vol, labels, out = dicom_viewer
+    widget.folder.setText(str(out))
+    _export(widget, qtbot)
+    real = export_module._write_one
+
+    def full_disk(kind, path, *args):
+        if kind == "stats.json":
+            raise OSError(28, "No space left on device")
+        return real(kind, path, *args)
+
+    monkeypatch.setattr(export_module, "_write_one", full_disk)
+    monkeypatch.setattr(widget, "ask_overwrite", lambda files, **_: True)
+    _export(widget, qtbot)
+    text = widget.status.text()
+    assert "export stopped at TEST_001_stats.json" in text
+    assert "the TEST_001_stats.json, TEST_001_lesions.csv there are the earlier export's" in text
+
+
+def test_a_name_too_long_for_a_file_name_is_refused_before_anything_starts(dicom_viewer):
+    viewer, widget, vol, labels, out = dicom_viewer
+    widget.folder.setText(str(out / "new"))
+    widget.case_name.setText("N" * 260)
+    widget.export_button.click()
+    text = widget.status.text()
+    assert text.startswith("The Name is too long") and "Type a shorter Name" in text
+    assert text.count("N" * 41) == 0  # not the whole name, twice
+    assert not (out / "new").exists()
 
 
 def test_an_earlier_exports_mask_that_no_longer_matches_is_said(dicom_viewer, qtbot, monkeypatch):
@@ -254,7 +341,7 @@ def test_an_earlier_exports_mask_that_no_longer_matches_is_said(dicom_viewer, qt
     widget.masks_check.setChecked(True)
     _export(widget, qtbot)
     widget.masks_check.setChecked(False)
-    monkeypatch.setattr(widget, "ask_overwrite", lambda existing: True)
+    monkeypatch.setattr(widget, "ask_overwrite", lambda existing, **_: True)
     _export(widget, qtbot)  # the same labels: the masks still match, nothing said
     assert "match" not in widget.status.text()
     layer = viewer.layers[widget.labels_combo.currentText()]
@@ -822,7 +909,7 @@ def test_closing_the_panel_mid_export_lets_the_set_of_files_finish(
     from napari_livertumor._widgets._jobs import _RUNNING
 
     viewer, widget, vol, labels, out = dicom_viewer
-    monkeypatch.setattr(widget, "ask_overwrite", lambda existing: True)
+    monkeypatch.setattr(widget, "ask_overwrite", lambda existing, **_: True)
     widget.folder.setText(str(out))
     widget.masks_check.setChecked(True)
     _export(widget, qtbot)
@@ -947,7 +1034,7 @@ def test_a_reviewed_segmentation_reopened_and_exported_unchanged_stays_reviewed(
 
     viewer, widget, vol, labels, out = dicom_viewer
     labels = labels.copy()  # (the layer paints into the fixture's array)
-    monkeypatch.setattr(widget, "ask_overwrite", lambda existing: True)
+    monkeypatch.setattr(widget, "ask_overwrite", lambda existing, **_: True)
     widget.folder.setText(str(out))
     widget.seg_check.setChecked(True)
     layer = viewer.layers["TEST_001 CT segmentation"]
@@ -1035,7 +1122,7 @@ def test_a_label_map_edited_after_its_export_is_not_taken_for_the_models_output(
     from napari_livertumor.io.seg import is_model_output
 
     viewer, widget, vol, labels, out = dicom_viewer
-    monkeypatch.setattr(widget, "ask_overwrite", lambda existing: True)
+    monkeypatch.setattr(widget, "ask_overwrite", lambda existing, **_: True)
     layer = viewer.layers["TEST_001 CT segmentation"]
     layer.metadata["source"] = "model"
     widget.folder.setText(str(out))
@@ -1211,11 +1298,19 @@ def test_a_lesions_hu_comes_from_its_own_scan_not_another_phase_on_its_grid(make
     assert _layers.ct_array_for(seg, viewer.layers)[0, 0, 0] == 90
     viewer.layers.remove(ct2)
     assert _layers.ct_array_for(seg, viewer.layers) is None
-    assert _layers.other_scan_on_grid(seg, viewer.layers) == "phase 1"  # said on export
+    # said on export, whatever the reason
+    assert _layers.why_no_hu(seg, viewer.layers).startswith("'phase 1' is not the scan")
+    _layers.add_ct_layer(viewer, one, name="phase 1 again")
+    assert "several scans lie on their grid ('phase 1', 'phase 1 again')" in _layers.why_no_hu(
+        seg, viewer.layers
+    )
+    viewer.layers.remove("phase 1 again")
     # its own scan opened again (another layer of the same series and acquisition) lends HU
     _layers.add_ct_layer(viewer, two, name="phase 2 again")
     viewer.layers.remove("phase 1")
     assert _layers.ct_array_for(seg, viewer.layers)[0, 0, 0] == 90
+    viewer.layers.remove("phase 2 again")
+    assert _layers.why_no_hu(seg, viewer.layers) == "no CT layer on their grid is open"
 
 
 def test_a_segment_output_changed_after_its_run_is_said_so_on_export(tmp_path):

@@ -188,7 +188,7 @@ def test_a_name_typed_before_any_labels_is_the_first_scans(make_napari_viewer, q
     widget.stats_check.setChecked(False)
     (tmp_path / "A_rev_labels.nii.gz").write_bytes(b"an earlier export")
 
-    def ask(existing):  # while the user reads the dialog, patient B's segmentation arrives
+    def ask(existing, **_):  # while the user reads the dialog, patient B's segmentation arrives
         vol_b, lab_b, ct_b, _ = add_patient(viewer, "B", (3.0, 0.8, 0.8), (5.0, 5.0, 5.0))
         add_segmentation(viewer, "B", vol_b, lab_b, ct_b)
         return True

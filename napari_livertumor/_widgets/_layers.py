@@ -880,13 +880,15 @@ def _resolved(path) -> str:
         return str(path)
 
 
-def other_scan_on_grid(layer, layers) -> str | None:
-    """The name of the one CT layer on ``layer``'s grid that is not the scan ``layer`` was made
-    on (and so lends it no HU: :func:`ct_array_for`), or None."""
+def why_no_hu(layer, layers) -> str:
+    """Why :func:`ct_array_for` finds no HU under ``layer``, in words for a status line."""
     cts = _cts_on_grid(layer, layers)
-    if len(cts) != 1 or cts[0].name == layer.metadata.get(CT_LAYER):
-        return None
-    return None if _same_scan(layer, cts[0]) else cts[0].name
+    if len(cts) == 1:
+        return f"'{cts[0].name}' is not the scan these labels were made on"
+    if cts:
+        names = ", ".join(f"'{ly.name}'" for ly in cts[:3]) + (", …" if len(cts) > 3 else "")
+        return f"several scans lie on their grid ({names}) and none is the one they were made on"
+    return "no CT layer on their grid is open"
 
 
 def without_dicom_identity(meta: dict) -> dict:

@@ -240,6 +240,16 @@ class ExportWidget(JobWidgetMixin, QWidget):
         except InputError as exc:
             set_status(self.status, str(exc), error=True)
             return
+        longest = max(files, key=lambda f: len(os.fsencode(f.name)))
+        most = _name_max(files[0].parent)
+        if len(os.fsencode(longest.name)) > most:  # said before anything starts, for every kind
+            set_status(
+                self.status,
+                f"The Name is too long: the file names it gives ({longest.name[:40]}…) exceed "
+                f"the {most} bytes a file name can have here. Type a shorter Name.",
+                error=True,
+            )
+            return
         try:
             labels, note = _layers.output_labels(layer)  # a snapshot of the edits
         except ValueError as exc:
@@ -262,7 +272,10 @@ class ExportWidget(JobWidgetMixin, QWidget):
             )
             return
         existing = [f for f in files if f.exists()]
-        if existing and not self.ask_overwrite(existing):
+        # another phase or study of the same patient gets the same default name: the files
+        # to replace may be that scan's (Yes replaced the arterial phase's with no word)
+        other = _made_on_another_scan(files[0].parent / f"{case}_stats.json", volume)
+        if existing and not self.ask_overwrite(existing, other_scan=other):
             set_status(self.status, "Export cancelled: no file was replaced.")
             return
         kinds = {f.name.removeprefix(case + "_"): f for f in files}
@@ -286,11 +299,9 @@ class ExportWidget(JobWidgetMixin, QWidget):
             }
         metadata = dict(layer.metadata)
         ct = _layers.ct_array_for(layer, self.viewer.layers)  # HU only from a CT layer
-        other = _layers.other_scan_on_grid(layer, self.viewer.layers) if ct is None else None
-        if other:  # said, not left out without a word
-            note = (note + "; " if note else "") + (
-                f"the lesions' HU are left out: '{other}' is not the scan these labels were made on"
-            )
+        if ct is None and "stats.json" in kinds:  # said, not left out without a word
+            why = _layers.why_no_hu(layer, self.viewer.layers)
+            note = (note + "; " if note else "") + f"the lesions' HU are left out: {why}"
 
         def target(progress, should_cancel):
             # compared with the model's output here, off the GUI thread (a CRC of the scan)
@@ -319,14 +330,21 @@ class ExportWidget(JobWidgetMixin, QWidget):
             busy_text="Exporting…",
         )
 
-    def ask_overwrite(self, existing: list[Path]) -> bool:
-        """Ask the user whether ``existing`` files may be replaced (tests replace this)."""
+    def ask_overwrite(self, existing: list[Path], other_scan: str | None = None) -> bool:
+        """Ask the user whether ``existing`` files may be replaced (tests replace this);
+        ``other_scan`` says that they were made on another scan than these labels'."""
         listing = "\n".join(f"  {p.name}" for p in existing[:8])
         more = f"\n  … and {len(existing) - 8} more" if len(existing) > 8 else ""
+        warn = (
+            f"\n\n⚠ They are another scan's: {other_scan}. Type another Name (in this "
+            "panel) to keep both."
+            if other_scan
+            else ""
+        )
         answer = QMessageBox.question(
             self,
             "Replace files?",
-            f"These files exist in {existing[0].parent}:\n{listing}{more}\n\nReplace them?",
+            f"These files exist in {existing[0].parent}:\n{listing}{more}{warn}\n\nReplace them?",
             QMessageBox.Yes | QMessageBox.No,
             QMessageBox.No,
         )
@@ -589,16 +607,9 @@ def write_exports(
         # beside the last export's table disagreed on the lesions without a word)
         if kind != "lesions.csv" and should_cancel is not None and should_cancel():
             left = ", ".join(p.name for _, p in order[i:])
-            old = [p.name for _, p in order[i:] if p.exists()]
             changed = (
                 f"{', '.join(p.name for p in written)} written to {path.parent}; not written: "
-                f"{left}"
-                + (
-                    f" (the {', '.join(old)} there {'is' if len(old) == 1 else 'are'} the "
-                    "earlier export's: no longer of the same labels as the new files)"
-                    if old
-                    else ""
-                )
+                f"{left}{_earlier_exports(order[i:])}"
                 if written
                 else ""
             )
@@ -641,7 +652,7 @@ def write_exports(
             left = ", ".join(p.name for _, p in order[i:])
             raise LiverTumorError(
                 f"export stopped at {path.name} ({exc}); already written: {done}; "
-                f"not written: {left}"
+                f"not written: {left}{_earlier_exports(order[i:])}"
             ) from exc
         written.append(path)
     if should_cancel is not None and should_cancel() and written:
@@ -654,6 +665,18 @@ def write_exports(
     if progress is not None:
         progress("export", len(files), len(files))
     return written
+
+
+def _earlier_exports(left: list) -> str:
+    """Said of an export stopped before the files ``left`` (kind, path): those already there
+    are the earlier export's, beside new files they no longer match."""
+    old = [p.name for _, p in left if p.exists()]
+    if not old:
+        return ""
+    return (
+        f" (the {', '.join(old)} there {'is' if len(old) == 1 else 'are'} the "
+        "earlier export's: no longer of the same labels as the new files)"
+    )
 
 
 def older_files_that_differ(files: dict, labels: np.ndarray, volume) -> list[str]:
@@ -841,6 +864,45 @@ def _lesion_csv(stats: dict) -> str:
             + ["" if les.get(k) is None else les[k] for k in ("mean_hu", "liver_contrast_hu")]
         )
     return buf.getvalue()
+
+
+def _made_on_another_scan(stats_path: Path, volume) -> str | None:
+    """How the ``<case>_stats.json`` at ``stats_path`` names the scan it was made on, when that
+    is not ``volume`` (another series, acquisition or file); None when it is, or it cannot
+    tell (no file, not ours)."""
+    try:
+        old = json.loads(stats_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(old, dict):
+        return None
+    meta = volume.meta
+    was, now = str(old.get("series_uid") or ""), str(meta.get("series_uid") or "")
+    if was and now:
+        acq_was, acq_now = old.get("acquisition_number"), meta.get("acquisition_number")
+        if was != now:
+            return f"series {was} (these labels lie on series {now})"
+        if acq_was != acq_now and acq_was is not None and acq_now is not None:
+            return (
+                f"acquisition {acq_was} of the series (these labels lie on acquisition {acq_now})"
+            )
+        return None
+    src_was, src_now = str(old.get("input") or ""), str(meta.get("source") or "")
+    if src_was and src_now and Path(src_was) != Path(src_now):
+        return f"{src_was} (these labels lie on {src_now})"
+    return None
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name (in bytes) the file system of ``folder`` (or its first existing
+    ancestor) takes; 255 where it cannot be asked."""
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    try:
+        return int(os.pathconf(probe, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows)
+        return 255
 
 
 def _safe_name(name: str) -> str:
