@@ -82,9 +82,9 @@ def main(argv=None) -> int:
     shown: list[tuple[float, float]] = []
     real_show = segment._show_result
 
-    def timed_show(*args):
+    def timed_show(*args, **kwargs):
         t0 = time.perf_counter()
-        real_show(*args)
+        real_show(*args, **kwargs)
         _spin(app, 0.05)  # the first draw of the new layer
         shown.append((t0, time.perf_counter()))
 
@@ -164,6 +164,10 @@ def main(argv=None) -> int:
     print(f"saved {out}")
     viewer.close()
     shutil.rmtree(tmp, ignore_errors=True)
+    # a run that showed no result measured nothing of what it is for: said, and not a success
+    if not all(r.get("showing_result_ms") for r in results["segment"]["runs"]):
+        print(f"segment showed no result: {results['segment']['status']}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -124,7 +124,7 @@ def _run(args, work: Path, out_json: Path, out_md: Path, earlier: Path) -> int:
     e2e = report["end_to_end"]
     print(
         f"end to end: median {e2e['median_s']:.2f} s over {args.runs} runs "
-        f"{e2e['runs_s']}, peak RSS {e2e['peak_rss_gb']:.2f} GB"
+        f"{e2e['runs_s']}, peak RSS {e2e['peak_rss_gb']:.2f} GiB"
     )
     print("  stages (median s):", e2e["stages_median_s"])
     # the same command importing MONAI the usual way (what it did before models.lean_import)
@@ -466,7 +466,7 @@ def _markdown(r: dict) -> str:
         "## End to end (512×512×200 DICOM, 0.8×0.8×2.5 mm)",
         "",
         f"- median **{e['median_s']:.2f} s** over runs {e['runs_s']} (bar: ≤ 20 s)",
-        f"- peak RSS **{e['peak_rss_gb']:.2f} GB** (bar: ≤ 4 GB)",
+        f"- peak RSS **{e['peak_rss_gb']:.2f} GiB** (bar: ≤ 4 GB)",
         "- per stage (median s): "
         + ", ".join(f"{k} {v:.2f}" for k, v in e["stages_median_s"].items()),
         f"- command: `{e['command']}`",
@@ -478,7 +478,7 @@ def _markdown(r: dict) -> str:
             "Same command with `LIVERTUMOR_FULL_IMPORTS=1` (MONAI imported with every optional "
             "package it finds, as before `models.lean_import`), in the same run: median "
             f"**{full['median_s']:.2f} s** over runs {full['runs_s']}, peak RSS "
-            f"{full['peak_rss_gb']:.2f} GB.",
+            f"{full['peak_rss_gb']:.2f} GiB.",
             "",
         ]
     if "end_to_end_fast" in r:
@@ -487,7 +487,7 @@ def _markdown(r: dict) -> str:
             "## Same, with another window size (`--window-growth`)",
             "",
             f"- median **{f['median_s']:.2f} s** over runs {f['runs_s']}, peak RSS "
-            f"{f['peak_rss_gb']:.2f} GB",
+            f"{f['peak_rss_gb']:.2f} GiB",
             "- per stage (median s): "
             + ", ".join(f"{k} {v:.2f}" for k, v in f["stages_median_s"].items()),
             f"- command: `{f['command']}`",
@@ -499,7 +499,7 @@ def _markdown(r: dict) -> str:
             "## Same, with the tumor stage's mirrored passes (`--tta`)",
             "",
             f"- median **{t['median_s']:.2f} s** over runs {t['runs_s']}, peak RSS "
-            f"{t['peak_rss_gb']:.2f} GB",
+            f"{t['peak_rss_gb']:.2f} GiB",
             "- per stage (median s): "
             + ", ".join(f"{k} {v:.2f}" for k, v in t["stages_median_s"].items()),
             f"- command: `{t['command']}`",
@@ -543,7 +543,7 @@ def _markdown(r: dict) -> str:
         lines += [
             f"- {b['cases']}",
             f"- one process, one model load: {b['batch_s']:.1f} s = "
-            f"**{b['batch_cases_per_min']:.2f} cases/min** (peak RSS {b['batch_peak_rss_gb']:.2f} GB)",
+            f"**{b['batch_cases_per_min']:.2f} cases/min** (peak RSS {b['batch_peak_rss_gb']:.2f} GiB)",
             f"- a process per case: {b['loop_s']:.1f} s = {b['loop_cases_per_min']:.2f} cases/min",
             f"- speed-up **{b['speedup']}×**",
         ]

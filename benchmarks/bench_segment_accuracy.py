@@ -74,7 +74,9 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--write-cards",
         action="store_true",
-        help="write MODEL_CARD.md beside each evaluated model from its metadata and these scores",
+        help="draft a model card beside each evaluated model from its metadata and these "
+        "scores: MODEL_CARD.md where there is none, else MODEL_CARD.draft.md (a card written "
+        "by hand is never replaced)",
     )
     args = ap.parse_args(argv)
     if args.check_seeds:
@@ -505,8 +507,8 @@ def write_cards(report: dict, seg) -> list[Path]:
             else:
                 bias_line = (
                     f"the {fg_name} logit is shifted by {meta.logit_bias[-1]:+.1f} before the "
-                    "argmax (`logit_bias` in `metadata.json`), the shift with the best mean "
-                    "validation Dice"
+                    "argmax (`logit_bias` in `metadata.json`; how it was chosen is not recorded "
+                    "there)"
                 )
         else:
             bias_line = "plain argmax (no logit shift chosen on validation)"
@@ -524,7 +526,7 @@ def write_cards(report: dict, seg) -> list[Path]:
 | | |
 |---|---|
 | Stage | {stage} ({"global view: whole CT, liver vs background" if stage == "liver" else "local view: liver ROI, background / liver / tumor"}) |
-| Network | MONAI SegResNetVAE trained, SegResNet trunk shipped: init_filters {meta.network.init_filters}, blocks_down {list(meta.network.blocks_down)}, blocks_up {list(meta.network.blocks_up)}, {meta.network.norm} norm; {n_params / 1e6:.2f} M parameters; `model.safetensors` {size_mb:.1f} MB ({"float16" if cfg.get("save_half") else "float32"} storage) |
+| Network | MONAI SegResNetVAE trained, SegResNet trunk shipped: init_filters {meta.network.init_filters}, blocks_down {list(meta.network.blocks_down)}, blocks_up {list(meta.network.blocks_up)}, {meta.network.norm} norm; {n_params / 1e6:.2f} M parameters; `model.safetensors` {size_mb:.1f} MiB ({"float16" if cfg.get("save_half") else "float32"} storage) |
 | Input | CT resampled to {list(meta.target_spacing)} mm (dz, dy, dx), HU window {list(meta.hu_window)} → [0, 1]{"; liver bounding box + " + str(meta.roi_margin_mm) + " mm, outside the liver set to " + str(meta.outside_hu) + " HU" if stage == "tumor" and meta.mask_outside_liver else ""} |
 | Training window | {list(meta.roi_size)} voxels |
 | Labels | {meta.label_map} |
@@ -539,6 +541,8 @@ read from `{cfg.get("data", "?")}`. Patient split (seed {split.get("seed", "?")}
 
 ## Recipe (reproduce)
 
+The default recipe (a draft: replace it with the commands this model was trained with):
+
 ```
 livertumor synth -o {cfg.get("data", "data/synth")} --cases 60 --seed 1 --layout nifti --shape full
 OMP_NUM_THREADS=2 livertumor train --data {cfg.get("data", "data/synth")} --out resources/models --stage both --config configs/default_cpu.json
@@ -550,7 +554,7 @@ on {tr.get("device", "?")} ({tr.get("world_size", 1)} process): {tr.get("steps",
 {tr.get("minutes", "?")} min (budget {cfg.get("max_minutes", "?")} min), lr {cfg.get("lr", "?")},
 batch {cfg.get("batch_size", "?")},
 loss Dice {cfg.get("dice_weight", "?")} (classes {cfg.get("dice_classes") or "all foreground"}) + Focal {cfg.get("focal_weight", "?")} (γ {cfg.get("focal_gamma", "?")}, class weights {cfg.get("class_weights") or "equal"}) + VAE {cfg.get("vae_weight", "?")}{" + clinical weak term λ=" + str(cfg.get("weak_lambda")) + " (" + str(cfg.get("weak_form")) + ")" if stage == "tumor" else ""}.
-{aug_line}Validation during training (as recorded in `metadata.json`): `{json.dumps({k: v for k, v in meta.metrics.items() if k != "pipeline_calibration"})[:400]}`.
+{aug_line}Validation during training (as recorded in `metadata.json`): `{json.dumps({k: v for k, v in meta.metrics.items() if k != "pipeline_calibration"})}`.
 Decision threshold: {bias_line}.
 {len(hist)} history entries are kept in `metadata.json`.
 
@@ -585,6 +589,8 @@ Per-case numbers: `benchmarks/results/segment_accuracy.md`.
                 "recipe) before relying on it.\n"
             )
         path = folder / "MODEL_CARD.md"
+        if path.exists():  # a card written by hand (ours are) is kept: the draft goes beside it
+            path = folder / "MODEL_CARD.draft.md"
         path.write_text(text)
         paths.append(path)
     return paths
