@@ -856,6 +856,10 @@ SPACING_RANGE_MM = (0.05, 30.0)
 COARSE_MM = (20.0, 6.0)
 #: the smallest scan the two stages can use: in-plane and through-plane extent (mm), slices
 MIN_EXTENT_MM = (5.0, 20.0)
+#: an axis of the scan turned more than this from the patient axis it is read as (an oblique
+#: reconstruction) is warned of: the models see the body turned by as much (past 45° the axes
+#: are read as others, and the body lies on its side for them)
+OBLIQUE_DEGREES = 20.0
 MIN_SLICES = 2
 #: beyond this no CT value is Hounsfield units (extended scales reach about 30 000)
 MAX_ABS_HU = 1e5
@@ -928,6 +932,18 @@ def _named_source(volume: CTVolume) -> str | None:
     return f"'{name}'" if name else None
 
 
+def _oblique_degrees(direction) -> float:
+    """The largest angle (degrees) between an axis of the scan and the patient axis nearest
+    it; 0 for a sheared grid (a gantry-tilted series: the reader says so itself)."""
+    cols = np.asarray(direction, dtype=float)
+    cols = cols / np.linalg.norm(cols, axis=0)
+    gram = cols.T @ cols
+    if np.abs(gram - np.eye(3)).max() > 1e-3:  # not orthogonal: sheared
+        return 0.0
+    nearest = np.clip(np.abs(cols).max(axis=0), 0.0, 1.0)
+    return float(np.degrees(np.arccos(nearest)).max())
+
+
 def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
     """Refuse a volume no CT can be (a mask, complex values, spacing outside 0.05–30 mm,
     values far beyond HU) and return warnings on values that do not look like HU.
@@ -971,7 +987,8 @@ def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
         )
     coarse_z, coarse_xy = COARSE_MM
     # along the patient's axes (a file may store them in another order)
-    std = Reorientation.to_standard(volume.direction).apply_spacing(spacing)
+    turn = Reorientation.to_standard(volume.direction)
+    std = turn.apply_spacing(spacing)
     if std[0] > coarse_z or max(std[1:]) > coarse_xy:
         notes.append(
             f"coarse voxels ({std[0]:.3g} mm slices, {std[1]:.3g} × {std[2]:.3g} mm "
@@ -979,12 +996,22 @@ def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
             "volumes and lesion counts can be far off (a CT's slices are 0.5–10 mm, its "
             "pixels under 1 mm)"
         )
-    extent = [n * v for n, v in zip(arr.shape, spacing, strict=True)]
+    turned = _oblique_degrees(volume.direction)
+    if turned > OBLIQUE_DEGREES:
+        notes.append(
+            f"the scan's axes are turned {turned:.0f}° from the patient's (an oblique "
+            f"reconstruction): it is read on the nearest axes ({turn.codes}), so the models, "
+            "trained on straight axial scans, see the body turned by as much and can miss or "
+            "cut the liver; reformat it to axial slices first if you can"
+        )
+    # along the patient's axes too: a thin slab stored in sagittal order is as thin
+    shape = turn.apply_shape(arr.shape)
+    extent = [n * v for n, v in zip(shape, std, strict=True)]
     min_z, min_xy = MIN_EXTENT_MM
     short = [  # only what fails is named (a 2-slice scan "needs at least 2 slices" read oddly)
         what
         for what, fails in (
-            (f"at least {MIN_SLICES} slices", arr.shape[0] < MIN_SLICES),
+            (f"at least {MIN_SLICES} slices", shape[0] < MIN_SLICES),
             (f"{min_z:g} mm through-plane", extent[0] < min_z),
             (f"{min_xy:g} mm in-plane", min(extent[1:]) < min_xy),
         )
@@ -993,10 +1020,10 @@ def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
     if short:
         small = (
             "too small to hold a liver: "
-            + " × ".join(str(n) for n in arr.shape)
+            + " × ".join(str(n) for n in shape)
             + " voxels, "
             + " × ".join(f"{e:.3g}" for e in extent)
-            + f" mm (z, y, x); needed: {' and '.join(short)}"
+            + f" mm (head-feet, front-back, left-right); needed: {' and '.join(short)}"
         )
         if for_models:
             raise InputError(src, small)

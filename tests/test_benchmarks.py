@@ -363,3 +363,7 @@ def test_a_model_card_says_why_its_shift_was_set_by_hand(tmp_path):
     assert "shifted by +0.0" in line and "no shift: a reason" in line, line
     assert "-1: 0.95, +0: 0.94" in line and "on 1 phantoms built by other code" in line, line
     assert "+0: 0.92" in line, line
+    # a card already there (ours are written by hand) is kept: the draft goes beside it
+    (tmp_path / "liver" / "MODEL_CARD.md").write_text("written by hand")
+    assert (tmp_path / "liver" / "MODEL_CARD.draft.md") in acc.write_cards(report, seg)
+    assert (tmp_path / "liver" / "MODEL_CARD.md").read_text() == "written by hand"

@@ -1301,8 +1301,49 @@ def test_a_too_small_scan_is_told_only_what_it_lacks():
     with pytest.raises(InputError) as info:
         check_volume(vol)
     text = str(info.value)
-    assert "2.5 × 51.2 × 51.2 mm (z, y, x); needed: 5 mm through-plane" in text, text
+    assert (
+        "2.5 × 51.2 × 51.2 mm (head-feet, front-back, left-right); needed: 5 mm through-plane"
+        in text
+    ), text
     assert "at least 2 slices" not in text
+
+
+def test_the_size_check_goes_by_the_patients_axes_not_the_files_storage_order():
+    """A 2-slice axial slab stored in sagittal order was refused for "18.9 mm in-plane", and
+    four sagittal columns stored that way were run."""
+    from napari_livertumor.pipeline import check_volume
+
+    sagittal = np.array([[0, 0, 1], [0, 1, 0], [1, 0, 0]], float)  # x index → head-feet
+    slab = CTVolume(np.zeros((64, 64, 2), np.int16), spacing=(0.8, 0.8, 9.4),
+                    direction=sagittal, meta={"source": "slab.nii.gz"})  # fmt: skip
+    assert not any("too small" in n for n in check_volume(slab, for_models=False))
+    columns = CTVolume(np.zeros((4, 64, 64), np.int16), spacing=(3.9, 3.9, 3.9),
+                       direction=sagittal, meta={"source": "cols.nii.gz"})  # fmt: skip
+    with pytest.raises(InputError, match=r"64 × 64 × 4 voxels, .* needed: 20 mm in-plane"):
+        check_volume(columns)
+
+
+def test_an_oblique_scan_is_warned_of_and_a_straight_or_tilted_one_is_not():
+    from napari_livertumor.pipeline import check_volume
+
+    def turned(degrees):
+        a = np.radians(degrees)
+        rot = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+        return CTVolume(np.zeros((20, 64, 64), np.int16), spacing=(2.5, 0.8, 0.8),
+                        direction=rot, meta={"source": "scan.nii.gz"})  # fmt: skip
+
+    def warned(vol):
+        return [n for n in check_volume(vol, for_models=False) if "oblique" in n]
+
+    assert not warned(turned(0)) and not warned(turned(15))
+    (note,) = warned(turned(30))
+    assert "turned 30° from the patient's" in note and "reformat it to axial" in note
+    assert "turned 44°" in warned(turned(44))[0]
+    shear = np.eye(3)
+    shear[:, 1] = [0, np.cos(np.radians(25)), np.sin(np.radians(25))]  # a gantry tilt of 25°
+    tilted = CTVolume(np.zeros((20, 64, 64), np.int16), spacing=(2.5, 0.8, 0.8),
+                      direction=shear, meta={"source": "tilted"})  # fmt: skip
+    assert not warned(tilted)  # the reader's own tilt warning says it
 
 
 def test_a_models_folder_that_is_missing_or_one_model_says_so(tmp_path, untrained):
