@@ -285,3 +285,33 @@ def test_a_napari_config_folder_that_cannot_be_written_is_said_before_napari_sta
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert napari_folders_problem() is None
+
+
+def test_panels_opened_one_by_one_from_the_plugins_menu_are_tabs_not_a_stack(
+    make_napari_viewer, qtbot
+):
+    """Six panels docked from the Plugins menu each got about two rows at 1366 × 768, with no
+    button in sight: each joins the plugin's panels as a tab, and the one opened is shown."""
+    from qtpy.QtWidgets import QDockWidget
+
+    from napari_livertumor._widgets.demo import PLUGIN, TAB_TITLES, WIDGETS
+
+    viewer = make_napari_viewer(show=True)
+    main = viewer.window._qt_window
+    docks = []
+    for name in ("load", "segment", "inspect"):
+        dock, _ = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGETS[name])
+        docks.append(dock)
+        qtbot.wait(20)
+    assert all(isinstance(d, QDockWidget) for d in docks)
+    assert set(main.tabifiedDockWidgets(docks[0])) == {docks[1], docks[2]}
+    assert [d.windowTitle() for d in docks] == [
+        TAB_TITLES[n] for n in ("load", "segment", "inspect")
+    ]
+    assert not docks[2].visibleRegion().isEmpty()  # the one just opened is the tab shown
+    # a panel docked on the other side is left where it was put
+    from napari_livertumor._widgets.export import ExportWidget
+
+    dock = viewer.window.add_dock_widget(ExportWidget(viewer), area="left")
+    qtbot.wait(20)
+    assert not main.tabifiedDockWidgets(dock)

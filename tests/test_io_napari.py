@@ -472,6 +472,15 @@ def test_napari_opens_the_seg_over_its_ct(make_napari_viewer, study, tmp_path):
     layers = viewer.open(str(seg), plugin="napari-livertumor")
     assert [ly.__class__.__name__ for ly in layers] == ["Image", "Labels"]
     image, lab = layers
+    # a ground truth drawn as Load CT draws one: outlines, over any segmentation's fill
+    assert lab.metadata["livertumor_role"] == "ground_truth"
+    assert lab.contour == 2 and lab.opacity >= 0.9
+    from napari_livertumor._widgets import _layers
+
+    seg_layer = viewer.add_labels(lab.data.copy(), scale=lab.scale, translate=lab.translate)
+    assert _layers.lift_truths_over(viewer, seg_layer) == [lab.name]
+    assert [ly.name for ly in viewer.layers][-2:] == [seg_layer.name, lab.name]
+    viewer.layers.remove(seg_layer)
     np.testing.assert_allclose(lab.scale, image.scale)
     np.testing.assert_allclose(lab.translate, image.translate)
     # a world point (mm) inside the tumor is the same voxel in both layers, and it is tumor:

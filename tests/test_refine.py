@@ -334,6 +334,26 @@ def test_a_clear_lesion_beside_a_stronger_one_is_not_lost_in_their_shared_roi(
     assert ndi.label(kept, np.ones((3, 3, 3)))[1] == 2
 
 
+def test_a_faint_lesion_emptied_in_a_shared_roi_is_named_and_its_limit_said():
+    """The note read "1 lesion(s) of low contrast (CNR under 2) emptied …" beside a panel
+    whose min contrast read 0.2: which lesion, and that 2 is no setting of the panel."""
+    spacing = (2.5, 0.8, 0.8)
+    shape = (20, 64, 80)
+    zz, yy, xx = np.indices(shape).astype(float)
+    zm, ym, xm = zz * spacing[0], yy * spacing[1], xx * spacing[2]
+    strong = (zm - 25) ** 2 + (ym - 25) ** 2 + (xm - 18) ** 2 < 10**2
+    weak = (zm - 25) ** 2 + (ym - 25) ** 2 + (xm - 40) ** 2 < 6**2
+    ct = np.full(shape, 100.0)
+    ct[strong], ct[weak] = 200, 115  # CNR about 1.5 against 10 HU of noise
+    ct += np.random.default_rng(0).normal(0, 10, shape)
+    notes: list[str] = []
+    refine_all(ct, strong | weak, np.ones(shape, bool), spacing, RefineConfig(), notes=notes)
+    zs = np.flatnonzero(weak.any(axis=(1, 2)))
+    (note,) = [n for n in notes if "emptied" in n]
+    assert note.startswith(f"a lesion (on slices {zs[0]}–{zs[-1]}, centred at y ")
+    assert "under 2 (a fixed limit" in note and "not the min contrast setting" in note
+
+
 def test_a_clear_lesion_drawn_too_large_is_still_refined():
     """The contrast gate looks at the mask's core (deeper than max_shift_mm): liver mixed into a
     too-large mask's rim must not make a clearly visible lesion look iso-dense."""

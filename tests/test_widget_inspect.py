@@ -48,13 +48,13 @@ def test_measure_shows_volumes_and_lesions(viewer_with_labels, qtbot):
     second = widget.stats["lesions"][1]
     assert widget.lesion_table.item(1, 3).text() == f"{second['axial_diameter_mm']:.1f}"
     # the CT is on the labels' grid: each lesion's attenuation and its contrast to the liver
-    assert not widget.lesion_table.isColumnHidden(6) and not widget.lesion_table.isColumnHidden(7)
+    assert not widget.lesion_table.isColumnHidden(5) and not widget.lesion_table.isColumnHidden(6)
     first = widget.stats["lesions"][0]
     on_ct = vol.array[pred == 2].mean()  # both lesions
     assert abs(widget.stats["tumor_mean_hu"] - on_ct) < 0.1
-    assert widget.lesion_table.item(0, 6).text() == f"{first['mean_hu']:.0f}"
+    assert widget.lesion_table.item(0, 5).text() == f"{first['mean_hu']:.0f}"
     contrast = first["liver_contrast_hu"]
-    assert widget.lesion_table.item(0, 7).text() == ("" if contrast is None else f"{contrast:+.0f}")
+    assert widget.lesion_table.item(0, 6).text() == ("" if contrast is None else f"{contrast:+.0f}")
 
 
 def test_clicking_a_lesion_jumps_to_its_slice(viewer_with_labels, qtbot):
@@ -366,9 +366,9 @@ def test_a_dicom_scan_shown_turned_lists_its_lesions_dicom_image_numbers(
     widget.labels_combo.setCurrentText("seg")
     widget.measure_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
-    assert not widget.lesion_table.isColumnHidden(5)
+    assert not widget.lesion_table.isColumnHidden(7)
     assert widget.lesion_table.item(0, 4).text() == "5–6"  # napari's slider: the other end
-    assert widget.lesion_table.item(0, 5).text() == f"{numbers[0]}–{numbers[1]}"
+    assert widget.lesion_table.item(0, 7).text() == f"{numbers[0]}–{numbers[1]}"
     widget.lesion_table.cellClicked.emit(0, 0)
     assert f"DICOM image {widget.stats['lesions'][0]['image_number']}" in widget.status.text()
     written = write_exports(
@@ -388,7 +388,7 @@ def test_a_scan_without_dicom_hides_the_image_column(viewer_with_labels, qtbot):
     viewer, widget, *_ = viewer_with_labels
     widget.measure_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
-    assert widget.lesion_table.isColumnHidden(5)
+    assert widget.lesion_table.isColumnHidden(7)
 
 
 def test_a_second_patient_loaded_with_its_ground_truth_is_the_one_chosen(make_napari_viewer):
@@ -437,12 +437,12 @@ def test_lesion_hu_comes_from_the_ct_layer_not_from_a_labels_files_own_grid(
 
     stats = measure()  # no CT open: no attenuation, no columns
     assert "tumor_mean_hu" not in stats and "mean_hu" not in stats["lesions"][0]
-    assert widget.lesion_table.isColumnHidden(6) and widget.lesion_table.isColumnHidden(7)
+    assert widget.lesion_table.isColumnHidden(5) and widget.lesion_table.isColumnHidden(6)
     viewer.open(str(tmp_path / "ct.nii.gz"), plugin="napari-livertumor")
     stats = measure()  # the CT on its grid: its HU (tumor 20, liver 60)
     assert stats["tumor_mean_hu"] == 20.0 and stats["liver_mean_hu"] == 60.0
     assert stats["lesions"][0]["liver_contrast_hu"] == -40.0
-    assert widget.lesion_table.item(0, 7).text() == "-40"
+    assert widget.lesion_table.item(0, 6).text() == "-40"
     layer.translate = np.asarray(layer.translate) + 3.0  # moved off the CT's grid: none again
     stats = measure()
     assert "tumor_mean_hu" not in stats

@@ -550,3 +550,43 @@ def test_slice_numbers_are_the_sliders_with_several_volumes_open():
     assert _layers.slider_index(viewer, ct, 17) == 37
     viewer.add_image(np.zeros((3, 60, 8, 8)), scale=(1, 2.5, 0.7, 0.7), translate=(0, -150.3, 0, 0))
     assert _layers.slider_index(viewer, ct, 17) == 37
+
+
+def test_a_result_comes_under_the_ground_truths_outlines_and_into_view(
+    viewer_with_ct, models_dir, qtbot, monkeypatch
+):
+    """The result was added over the ground truth, whose outlines vanished in its fill; and
+    the view stayed on a slice the result did not reach (the middle of a scan: the kidneys)."""
+    viewer, vol = viewer_with_ct
+    truth = _layers.add_labels_layer(
+        viewer, np.zeros(vol.shape, np.uint8), vol, "tiny truth", role="ground_truth"
+    )
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    names = [ly.name for ly in viewer.layers]
+    assert names.index("tiny truth") > names.index("tiny CT segmentation")
+    assert truth.contour == _layers.GROUND_TRUTH_CONTOUR
+
+
+def test_the_view_moves_to_the_result_only_when_the_slice_on_view_shows_none_of_it(
+    viewer_with_ct,
+):
+    from napari_livertumor._widgets.segment import _show_where_found
+
+    viewer, vol = viewer_with_ct
+    data = np.zeros(vol.shape, np.uint8)
+    data[1:3] = 1
+    data[2, 2:4, 2:4] = 2  # the most tumor on slice 2
+    layer = _layers.add_labels_layer(viewer, data, vol, "seg")
+    viewer.dims.set_point(0, float(layer.data_to_world([1, 0, 0])[0]))
+    assert _show_where_found(viewer, layer) is None  # liver on view: left alone
+    viewer.dims.set_point(0, float(layer.data_to_world([vol.shape[0] - 1, 0, 0])[0]))
+    assert _show_where_found(viewer, layer) == (2, "the most tumor")
+    assert viewer.dims.point[0] == pytest.approx(float(layer.data_to_world([2, 0, 0])[0]))
+    layer.data = np.where(data == 2, 1, data).astype(np.uint8)
+    viewer.dims.set_point(0, float(layer.data_to_world([vol.shape[0] - 1, 0, 0])[0]))
+    assert _show_where_found(viewer, layer)[1] == "the most liver"
+    viewer.dims.ndisplay = 3
+    viewer.dims.set_point(0, float(layer.data_to_world([vol.shape[0] - 1, 0, 0])[0]))
+    assert _show_where_found(viewer, layer) is None  # 3D: no slice on view

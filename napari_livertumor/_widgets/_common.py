@@ -256,6 +256,50 @@ def _alive(call, widget) -> None:
         pass
 
 
+#: the suffix napari gives a plugin panel's title: in tabs it hid the panels' own names
+_PLUGIN_SUFFIX = " (napari-livertumor)"
+
+
+def tab_with_other_panels(widget) -> None:
+    """Dock ``widget``'s panel as a tab of this plugin's panels already docked on that side of
+    the window: opened one by one from the Plugins menu, six panels stacked one under another
+    left each about two rows on a laptop screen (no button in sight). Not for a panel floated
+    or docked on another side; a panel already among tabs stays."""
+    from qtpy.QtWidgets import QDockWidget, QMainWindow
+
+    dock = widget.parentWidget()
+    while dock is not None and not isinstance(dock, QDockWidget):
+        dock = dock.parentWidget()
+    if dock is None or dock.isFloating():
+        return
+    main = dock.parentWidget()
+    if not isinstance(main, QMainWindow):
+        return
+    first = not getattr(dock, "_livertumor_panel", False)
+    dock._livertumor_panel = True
+    from .demo import TAB_TITLES, WIDGETS
+
+    title = dock.windowTitle().removesuffix(_PLUGIN_SUFFIX)  # the tab's text: the demo's
+    short = {WIDGETS[k]: TAB_TITLES[k] for k in WIDGETS}
+    dock.setWindowTitle(short.get(title, title))
+    if not first or main.tabifiedDockWidgets(dock):
+        return
+    area = main.dockWidgetArea(dock)
+    others = [
+        d
+        for d in main.findChildren(QDockWidget)
+        if d is not dock
+        and getattr(d, "_livertumor_panel", False)
+        and d.isVisible()
+        and not d.isFloating()
+        and main.dockWidgetArea(d) == area
+    ]
+    if others:
+        main.tabifyDockWidget(others[0], dock)
+        dock.show()
+        dock.raise_()
+
+
 def enter_presses_buttons(widget) -> None:
     """Enter (Return) on a focused button presses it, as Space does: Qt does so only for a
     dialog's buttons, and a keyboard user's Enter on Load or Run did nothing. Like Space, the
@@ -526,6 +570,8 @@ class JobWidgetMixin:
         show_new_scans(viewer)
         # once the panel is built (the rest of its __init__ runs first); again when shown
         QTimer.singleShot(0, lambda: _alive(enter_presses_buttons, self))
+        # docked by now (napari docks a panel as soon as it is built)
+        QTimer.singleShot(0, lambda: _alive(tab_with_other_panels, self))
         self.jobs: dict[Any, Job] = {}
         self._button_text: dict[Any, str] = {}
         jobs = self.jobs

@@ -262,6 +262,7 @@ def show_new_scans(viewer) -> None:
         v, layer = ref(), getattr(event, "value", None)
         if v is not None and layer is not None:
             _say_if_off_grid(v, layer)
+            _outline_if_truth(v, layer)
         if v is None or layer is None or (layer.metadata or {}).get(ROLE) != "ct":
             return
         try:
@@ -273,6 +274,20 @@ def show_new_scans(viewer) -> None:
             show_layer_centre(v, layer)
 
     viewer.layers.events.inserted.connect(inserted)
+
+
+def _outline_if_truth(viewer, layer) -> None:
+    """A ground truth opened as a file (File > Open) drawn as Load CT draws one: outlines,
+    not a fill at half opacity under which a segmentation's fill mixed with it."""
+    from napari.layers import Labels
+
+    meta = getattr(layer, "metadata", None) or {}
+    if isinstance(layer, Labels) and meta.get(ROLE) == "ground_truth" and not layer.contour:
+        layer.contour = GROUND_TRUTH_CONTOUR
+        if _TRUTH_2D_OPACITY in meta:  # opened in 3D: the opacity it gets back in 2D
+            meta[_TRUTH_2D_OPACITY] = max(meta[_TRUTH_2D_OPACITY], 0.9)
+        elif viewer.dims.ndisplay == 2:
+            layer.opacity = max(layer.opacity, 0.9)
 
 
 #: ids of layers a panel is adding as its own result (said by the panel itself: a
@@ -878,6 +893,27 @@ def _resolved(path) -> str:
         return str(Path(path).resolve())
     except (OSError, RuntimeError, ValueError):
         return str(path)
+
+
+def lift_truths_over(viewer, layer) -> list[str]:
+    """Move the ground truths lying under ``layer`` on its grid to just above it, in their
+    order: drawn as outlines, they show where a filled segmentation differs only on top of it.
+    Returns the names of those moved."""
+    layers = viewer.layers
+    shape = tuple(layer.data.shape)
+    under = [
+        ly
+        for ly in layers[: layers.index(layer)]
+        if ly.metadata.get(ROLE) == "ground_truth"
+        and tuple(ly.data.shape) == shape
+        and np.allclose(ly.scale, layer.scale)
+        and np.allclose(ly.translate, layer.translate)
+    ]
+    for truth in reversed(under):  # each goes just above: the highest first keeps their order
+        layers.move(layers.index(truth), layers.index(layer) + 1)
+    if under:
+        layers.selection.active = layer
+    return [ly.name for ly in under]
 
 
 def why_no_hu(layer, layers) -> str:

@@ -87,9 +87,11 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 "Ø 3D\n(mm)",
                 "Ø axial\n(mm)",
                 "Slices\n(slider)",
-                "Images",
                 "Mean\nHU",
                 "Δ liver\n(HU)",
+                # last: of a DICOM CT only, and past the width of a docked panel the columns
+                # after it were cut off (the liver contrast, with no header in sight)
+                "Images",
             ]
         )
         self.lesion_table.horizontalHeaderItem(1).setToolTip(
@@ -110,15 +112,15 @@ class InspectWidget(JobWidgetMixin, QWidget):
             "feet up as shown); lesions.csv's first_slice/last_slice count slices in the file's "
             "own order and can differ (a series stored head first, several CTs open)"
         )
-        self.lesion_table.horizontalHeaderItem(5).setToolTip(
+        self.lesion_table.horizontalHeaderItem(IMAGES_COLUMN).setToolTip(
             "The DICOM image numbers (InstanceNumber) of its first and last slice, as a PACS "
             "viewer numbers the series' images (a CT read from DICOM only)"
         )
-        self.lesion_table.setColumnHidden(5, True)
-        self.lesion_table.horizontalHeaderItem(6).setToolTip(
+        self.lesion_table.setColumnHidden(IMAGES_COLUMN, True)
+        self.lesion_table.horizontalHeaderItem(5).setToolTip(
             "The lesion's mean attenuation on the CT, in HU"
         )
-        self.lesion_table.horizontalHeaderItem(7).setToolTip(
+        self.lesion_table.horizontalHeaderItem(6).setToolTip(
             "The lesion's mean minus that of the liver 3–8 mm around it, in HU: negative when "
             "it is darker than the liver (hypo-attenuating), positive when brighter; near 0 it "
             "is hard to see on this phase (empty: a lesion of under 10 voxels, or too little "
@@ -463,16 +465,16 @@ class InspectWidget(JobWidgetMixin, QWidget):
                         for z in les["slice_range"]
                     ]
                 ),
-                _range(les.get("image_numbers")),
                 _hu(les.get("mean_hu")),
                 _hu(les.get("liver_contrast_hu"), signed=True),
+                _range(les.get("image_numbers")),
             )
             for les in stats["lesions"]
         ]
         self.lesion_table.setColumnHidden(
-            5, not any(les.get("image_numbers") for les in stats["lesions"])
+            IMAGES_COLUMN, not any(les.get("image_numbers") for les in stats["lesions"])
         )
-        for col in (6, 7):  # measured without its CT (not on the labels' grid): no column
+        for col in (5, 6):  # measured without its CT (not on the labels' grid): no column
             self.lesion_table.setColumnHidden(
                 col, not any("mean_hu" in les for les in stats["lesions"])
             )
@@ -769,6 +771,8 @@ def _range(pair) -> str:
     return str(first) if first == last else f"{first}–{last}"
 
 
+#: the lesion table's column of DICOM image numbers
+IMAGES_COLUMN = 7
 #: px a table may widen its panel to (a docked panel's usual width); wider ones scroll sideways
 TABLE_WIDEST = 400
 

@@ -328,6 +328,8 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         with _layers.adding_own_result(layer):  # (its CT removed: the status says so)
             self.viewer.add_layer(layer)
         covering = None if gone else _under_other_scans(self.viewer, layer, ct_layer)
+        # a ground truth's outlines over the filled result (under it they were lost in its fill)
+        _layers.lift_truths_over(self.viewer, layer)
         layer.metadata.update(
             stats=result.stats, timings=result.timings, device=result.device, source="model"
         )
@@ -398,6 +400,13 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             msg += f"\nThe CT layer '{ct_name}' was removed meanwhile; labels keep its geometry."
             # not linked by name to another CT that takes the name (its HU read for this mask)
             layer.metadata[_layers.CT_LAYER] = None
+        if not gone and covering is None:
+            moved = _show_where_found(self.viewer, layer)
+            if moved is not None:
+                msg += (
+                    f"\nMoved to slice {moved[0]}, the one with {moved[1]} (the slice on view "
+                    "showed none of the result)."
+                )
         for w in result.warnings:
             if w not in serious:
                 msg += f"\n⚠ {w}"
@@ -420,6 +429,42 @@ class SegmentWidget(JobWidgetMixin, QWidget):
     def _ct_layer(self):
         name = self.ct_combo.currentText()
         return next((ly for ly in _layers.ct_layers(self.viewer) if ly.name == name), None)
+
+
+#: the rings of unsure lesions: orange, apart from a ground truth's yellow liver outline (they
+#: read as part of it) and from Inspect's white ring round the lesion clicked
+UNSURE_COLOR = "#ff9a1a"
+
+
+def _show_where_found(viewer, layer) -> tuple[int, str] | None:
+    """In 2D, with the slice on view holding none of ``layer``'s labels, move to the slice
+    with the most tumor (else the most liver): the middle slice of a scan often shows the
+    kidneys, and the result then looked like nothing. Returns (the slider's slice, what it
+    holds), or None when the view was left as it was."""
+    try:
+        if viewer.dims.ndisplay != 2 or tuple(viewer.dims.order[-2:]) != (1, 2):
+            return None
+        data = np.asarray(layer.data)
+        z = int(round(float(layer.world_to_data(viewer.dims.point[-layer.ndim :])[0])))
+        if 0 <= z < data.shape[0] and data[z].any():
+            return None
+        tumor = (data == 2).sum(axis=(1, 2))
+        counts, what = (
+            (tumor, "the most tumor")
+            if tumor.any()
+            else (
+                (data > 0).sum(axis=(1, 2)),
+                "the most liver",
+            )
+        )
+        if not counts.any():
+            return None
+        best = int(np.argmax(counts))
+        world = layer.data_to_world([best] + [0] * (layer.ndim - 1))
+        viewer.dims.set_point(0, float(world[0]))
+        return _layers.slider_index(viewer, layer, best), what
+    except Exception:  # noqa: BLE001 - a view nicety; the result is shown either way
+        return None
 
 
 def _under_other_scans(viewer, layer, ct_layer) -> str | None:
@@ -530,7 +575,7 @@ def _show_unsure(viewer, labels_layer, unsure: list) -> str | None:
         features=features,
         text={
             "string": "unsure {volume_ml:.1f} mL",
-            "color": "yellow",
+            "color": UNSURE_COLOR,
             "size": 9,
             "anchor": "center",
             "translation": [0, -(max(sizes) / 2 + 4), 0],  # just above the ring (voxels)
@@ -538,7 +583,7 @@ def _show_unsure(viewer, labels_layer, unsure: list) -> str | None:
         symbol="disc",
         size=sizes,
         face_color="transparent",
-        border_color="yellow",
+        border_color=UNSURE_COLOR,
     )
     # just above its labels (which may lie under another scan: not drawn over that one)
     layers = viewer.layers

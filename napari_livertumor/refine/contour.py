@@ -505,11 +505,14 @@ def _redo_lost_lesions(
         cnr = contrast_to_noise(image, this, around, spacing, core_mm=cfg.max_shift_mm)
         if cnr is None or cnr < REDO_CNR:
             faint.append(i)
-    if faint:
+    for i in faint:  # which one, and that the limit is not the panel's "min contrast"
+        where = _where(lesions == i, at)
         _note(
             notes,
-            f"{len(faint)} lesion(s) of low contrast (CNR under {REDO_CNR:g}) emptied by the "
-            "contour in a ROI shared with another lesion",
+            f"a lesion{' (' + where + ')' if where else ''} was emptied by the contour of a box it "
+            f"shares with another lesion: its contrast-to-noise against the liver is under "
+            f"{REDO_CNR:g} (a fixed limit for a lesion refined again on its own, not the min "
+            "contrast setting); Undo brings it back",
         )
     lost = [i for i in lost if i not in faint]
     if not lost:
