@@ -479,6 +479,71 @@ def test_without_a_split_every_unreadable_patient_is_named_too(trained, tmp_path
     assert not any(n["failed"] for n in summary["not_evaluated"])
 
 
+def test_a_patient_missing_within_max_cases_still_fails_the_run(trained, tmp_path, capsys):
+    """Any --max-cases made every patient that could not be read "not failed": exit 0 with
+    one patient of a cohort of 3 missing and a cap of 10."""
+    data, models = trained
+    copy = _renamed_copy(data, tmp_path / "data", lambda c: c)
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["HCC_001"], "test": ["HCC_002", "HCC_003", "HCC_004"]}))
+    for sub in ("imagesTr", "labelsTr"):
+        (copy / sub / "HCC_003.nii.gz").unlink()
+    args = ["evaluate", "--data", str(copy), "--models", str(models), "--split", str(split),
+            "--device", "cpu"]  # fmt: skip
+    assert main([*args, "-o", str(tmp_path / "a"), "--max-cases", "10"]) == 1
+    assert "HCC_003" in capsys.readouterr().out
+    # a cap reached before it: named, not a failure
+    assert main([*args, "-o", str(tmp_path / "b"), "--max-cases", "1"]) == 0
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert not any(n["failed"] for n in summary["not_evaluated"])
+
+
+def test_a_scans_warnings_are_said_under_the_table_not_only_in_the_csv(trained, tmp_path, capsys):
+    """Slices filled in, NaNs read as air, values not in HU: segment says so on screen,
+    evaluate only in per_case.csv's warnings column."""
+    import nibabel as nib
+
+    data, models = trained
+    copy = _renamed_copy(data, tmp_path / "data", lambda c: c)
+    path = copy / "imagesTr" / "HCC_002.nii.gz"
+    img = nib.load(path)
+    arr = np.asarray(img.dataobj, dtype=np.float32)
+    arr[0, 0, :3] = np.nan
+    nib.save(nib.Nifti1Image(arr, img.affine, img.header), path)
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["HCC_001"], "test": ["HCC_002"]}))
+    rc = main(["evaluate", "--data", str(copy), "--models", str(models), "--split", str(split),
+               "-o", str(tmp_path / "out"), "--device", "cpu"])  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("Scan or result warned of"))
+    assert "for 1 scored patient(s)" in line and "HCC_002 (" in line
+    assert "validation Dice" not in line  # the weak toy models' note: not once per patient
+    with open(tmp_path / "out" / "per_case.csv") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert "validation Dice" in row["warnings"]  # the CSV keeps every warning
+
+
+def test_labels_on_another_grid_are_said_so_not_called_unreadable(trained, tmp_path):
+    import nibabel as nib
+
+    from napari_livertumor.training.evaluate import evaluate
+
+    data, models = trained
+    copy = _renamed_copy(data, tmp_path / "data", lambda c: c)
+    path = copy / "labelsTr" / "HCC_002.nii.gz"
+    img = nib.load(path)
+    moved = img.affine.copy()
+    moved[0, 3] += 2.0  # 2 mm to one side
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), moved, img.header), path)
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["HCC_001"], "test": ["HCC_002", "HCC_003"]}))
+    result = evaluate(copy, models=models, split_file=split, device="cpu")
+    (missed,) = result["summary"]["not_evaluated"]
+    assert "HCC_002.nii.gz: the labels lie on another grid than the CT's" in missed["reason"]
+    assert "up to 2 mm apart" in missed["reason"]
+
+
 def test_a_cohort_grown_by_new_patients_keeps_its_test_patients_and_adds_the_new(
     trained, tmp_path, caplog
 ):

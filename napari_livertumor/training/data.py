@@ -643,10 +643,19 @@ def _read_case(record: CaseRecord):
         lab, _ = read_nifti(record.labels).to_standard()  # stored in another axis order is fine
         if lab.shape != ct.shape:
             raise InputError(
-                record.labels, f"label shape {lab.shape} does not match the CT's {ct.shape}"
+                record.labels,
+                f"label shape {lab.shape} (z, y, x) does not match the CT's {ct.shape}",
             )
         if not np.allclose(lab.affine, ct.affine, atol=1e-2):
-            raise InputError(record.labels, "label affine does not match the CT's (other grid)")
+            from ..io.nifti import _corner_distance
+
+            apart = _corner_distance(lab.affine, ct.affine, ct.shape[::-1])
+            raise InputError(
+                record.labels,
+                f"the labels lie on another grid than the CT's (their corners up to "
+                f"{apart:.3g} mm apart; the header's affine differs): resample them onto the "
+                "CT, or export them again from it",
+            )
         labels = np.asarray(lab.array)
         bad = np.unique(labels[(labels < 0) | (labels > 4) | (labels != np.round(labels))])
         if bad.size:

@@ -135,16 +135,24 @@ def evaluate(
     for c in test_ids:
         if c not in by_id:
             reason = why_skipped.get(c, f"not in {data}")
-            # (with --max-cases, only what was tried counts: the split's order is not the cut's)
-            not_evaluated.append({"case": c, "reason": reason, "failed": max_cases is None})
+            not_evaluated.append({"case": c, "reason": reason, "failed": True})
     if split_source.startswith("all cases"):  # every patient was asked for: each unreadable one too
         asked = set(test_ids)
         for c, why in why_skipped.items():
             if c not in asked:
                 test_ids = [*test_ids, c]
-                failed = max_cases is None and not why.startswith(_NOT_FAILURES)
+                failed = not why.startswith(_NOT_FAILURES)
                 failed = failed and not any(w in why for w in _NOT_FAILURE_WORDS)
                 not_evaluated.append({"case": c, "reason": why, "failed": failed})
+    if max_cases is not None:
+        # with --max-cases, a patient that could not be read fails the run only when it lies
+        # within the cap (the split's order; the folder's, by name, for all cases): any cap
+        # had made every unreadable patient "not failed" (exit 0 on a cohort of 3, cap 10)
+        in_order = sorted(test_ids) if split_source.startswith("all cases") else test_ids
+        for n in not_evaluated:
+            if n["failed"] and n["case"] in in_order:
+                before = in_order[: in_order.index(n["case"])]
+                n["failed"] = sum(1 for c in before if c in by_id) < max_cases
     if not_evaluated:
         log.warning(
             "%d test patient(s) of the split cannot be evaluated: %s%s",
@@ -212,6 +220,23 @@ def evaluate(
             + "; ".join(f"{r['case']} ({r['truth_warnings']})" for r in doubtful[:4])
             + (f" and {len(doubtful) - 4} more" if len(doubtful) > 4 else "")
         )
+    # a scan's own warnings (slices filled in, NaNs, a liver cut by the field of view):
+    # segment says them on screen, here they were only a CSV column; a weak model's note,
+    # the same for every patient, is said once
+    from ..pipeline import model_quality_warning
+
+    model_notes = [
+        w for w in (model_quality_warning(m) for m in (seg.liver, seg.tumor) if m is not None) if w
+    ]
+    warned = [(r["case"], _case_own(r.get("warnings") or "", model_notes)) for r in rows]
+    warned = [(case, w) for case, w in warned if w]
+    if warned:
+        table += (
+            f"\nScan or result warned of for {len(warned)} scored patient(s) (per_case.csv, "
+            "warnings): "
+            + "; ".join(f"{case} ({_first(w)})" for case, w in warned[:4])
+            + (f" and {len(warned) - 4} more" if len(warned) > 4 else "")
+        )
     if not_evaluated:
         table += (
             f"\nNot evaluated: {len(not_evaluated)} of the {len(test_ids)} test patients asked "
@@ -248,7 +273,10 @@ def _score_cases(test, seg, rows, not_evaluated, *, should_cancel=None, progress
             ct, hcc = load_case(rec)
         except Exception as exc:
             log.warning("skipping %s: %s", rec.case_id, exc)
-            not_evaluated.append({"case": rec.case_id, "reason": f"unreadable: {exc}"})
+            # a file that reads but does not fit its CT is no "unreadable" one
+            fits = isinstance(exc, InputError) and "another grid" in str(exc)
+            why = str(exc) if fits else f"unreadable: {exc}"
+            not_evaluated.append({"case": rec.case_id, "reason": why})
             continue
         t0 = time.perf_counter()
         try:
@@ -563,3 +591,15 @@ def _axial_diameter(tumor: np.ndarray, ct) -> float:
     box = ndi.find_objects(lab)[int(sizes.argmax()) - 1]
     axes = np.asarray(ct.affine_lps, float)[:3, :3][:, ::-1].T  # (z, y, x) steps in mm
     return round(axial_diameter_mm(lab[box] == int(sizes.argmax()), ct.spacing, axes), 1)
+
+
+def _case_own(warnings: str, model_notes: list[str]) -> str:
+    """A row's ``"; "``-joined ``warnings`` without the models' own notes."""
+    for note in model_notes:
+        warnings = warnings.replace(note, "")
+    return "; ".join(part for part in warnings.split("; ") if part.strip())
+
+
+def _first(warnings: str, most: int = 160) -> str:
+    """``warnings`` cut at ``most`` characters ("…" when more: the CSV holds them whole)."""
+    return warnings if len(warnings) <= most else warnings[: most - 1].rstrip() + "…"
