@@ -18,6 +18,15 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import sys
+
+    if len(args.members) < 2:  # a usage error, as a required argument missing (docs/cli.md)
+        print(
+            "livertumor ensemble: error: an ensemble needs at least two model folders "
+            f"(given: {args.members[0]})",
+            file=sys.stderr,
+        )
+        return 2
     from ..models import read_metadata
     from ..models.ensemble import make_ensemble, member_shifts
 

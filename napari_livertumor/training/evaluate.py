@@ -312,7 +312,10 @@ def _score_cases(test, seg, rows, not_evaluated, *, should_cancel=None, progress
         row["liver_ml_true"] = float((truth >= 1).sum()) * voxel_ml
         row["tumor_ml_true"] = float((truth == 2).sum()) * voxel_ml
         row["liver_ml_pred"] = float(result.stats.get("liver_ml", 0.0))
-        row["tumor_ml_pred"] = float(result.stats.get("tumor_ml") or 0.0)
+        # blank when the tumor stage never ran (no liver found): not looked for, as segment's
+        # stats say (null), not 0 mL found
+        tumor_ml = result.stats.get("tumor_ml")
+        row["tumor_ml_pred"] = None if tumor_ml is None else float(tumor_ml)
         row["seconds"] = round(seconds, 2)
         row["warnings"] = "; ".join(result.warnings)
         row["truth_warnings"] = "; ".join(ct.meta.get("truth_warnings") or [])
