@@ -236,10 +236,16 @@ def test_train_in_the_column_leaves_every_panel_a_usable_height(make_napari_view
     assert min(heights.values()) >= 95, heights  # a few rows, not one (67 px)
 
 
-def test_results_of_a_panel_in_a_full_column_are_not_squashed(make_napari_viewer, qtbot):
+def test_results_of_a_panel_in_a_full_column_are_not_squashed(
+    make_napari_viewer, qtbot, monkeypatch
+):
     """Five panels in one column on a 720-px screen: Inspect's results (Measure) shrank its
     dock to one row (71 px), the neighbours' usable heights adding up past the column."""
+    from napari_livertumor._widgets import _common
     from napari_livertumor._widgets._common import PanelScroll
+
+    # panels docked one by one join as tabs; a column is what a user dragging them makes
+    monkeypatch.setattr(_common, "tab_with_other_panels", lambda widget: None)
     from napari_livertumor._widgets.export import ExportWidget
     from napari_livertumor._widgets.inspect import InspectWidget
     from napari_livertumor._widgets.load import LoadWidget

@@ -113,7 +113,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
             (
                 self.folder,
                 "Folder the files go to (created if missing; existing files are "
-                "only replaced after asking)",
+                "only replaced after asking). Enter here starts the export, as Export does",
             ),
             (self.browse, "Pick the output folder"),
             (self.case_name, "Prefix of every file name, e.g. HCC_001 → HCC_001_labels.nii.gz"),
