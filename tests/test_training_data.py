@@ -659,6 +659,15 @@ def test_a_folder_above_the_patients_is_not_trained_as_one_patient(tcia_cohort, 
     shutil.copytree(tcia_cohort, named / "hcc_001")
     with pytest.raises(InputError, match="holds the CT scans and SEGs of 3 patients"):
         index_cases(named)
+    assert "copied in" not in text  # its sub-folders are named by its patients
+    # one patient's folder, named by no PatientID, with another's study copied in: which is
+    # its own cannot be told, and the advice says how to tell it
+    odd = tmp_path / "odd" / "patient A"
+    for pid in ("HCC_001", "HCC_002"):
+        for study in (tcia_cohort / pid).iterdir():
+            shutil.copytree(study, odd / f"{pid[-1]}-{study.name}")
+    with pytest.raises(InputError, match="name the folder by its patient's ID, HCC_001 or HCC_002"):
+        index_cases(odd.parent)
     # two cohorts side by side (one per site): said, not "none of the 2 … holds a DICOM SEG"
     sites = tmp_path / "sites"
     for site in ("siteA", "siteB"):

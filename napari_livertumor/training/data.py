@@ -403,11 +403,22 @@ def _index_tcia_patient(
         )  # fmt: skip
     if len(both) > 1 and not own:  # (a patient's folder holding another's study too: its own)
         shown = ", ".join(both[:4]) + (", …" if len(both) > 4 else "")
+        # no sub-folder named by a patient: perhaps one patient's folder, named by no PatientID,
+        # with another patient's study copied in; which is its own cannot be told
+        ids = " or ".join(both) if len(both) == 2 else "one of those"
+        copied = (
+            ""
+            if any(_names(p, d) for p in both for d in subfolders)
+            else (
+                " (or, if it is one patient's folder with another's study copied in, name the "
+                f"folder by its patient's ID, {ids}, or move the other study out)"
+            )
+        )
         _skip(
             skipped,
             folder.name,
             f"{SEVERAL_PATIENTS} {len(both)} patients ({shown}): a folder of patients, not one "
-            f"patient's; give {folder} as the data folder",
+            f"patient's; give {folder} as the data folder{copied}",
         )
         return None
     # another patient's or phase's SEG beside this one's: the one drawn on a CT held here
