@@ -153,6 +153,13 @@ def main(argv=None) -> int:
         "command": "xvfb-run -a python benchmarks/bench_gui_responsiveness.py "
         + " ".join(argv if argv is not None else sys.argv[1:]),
     }
+    # a run that showed no result measured nothing of what it is for: said, not saved (over
+    # the figures of a run that did), and not a success
+    if not all(r.get("showing_result_ms") for r in results["segment"]["runs"]):
+        print(f"segment showed no result: {results['segment']['status']}", file=sys.stderr)
+        viewer.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        return 1
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n")
     for phase, r in results.items():
@@ -164,10 +171,6 @@ def main(argv=None) -> int:
     print(f"saved {out}")
     viewer.close()
     shutil.rmtree(tmp, ignore_errors=True)
-    # a run that showed no result measured nothing of what it is for: said, and not a success
-    if not all(r.get("showing_result_ms") for r in results["segment"]["runs"]):
-        print(f"segment showed no result: {results['segment']['status']}", file=sys.stderr)
-        return 1
     return 0
 
 

@@ -1000,7 +1000,8 @@ def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
     if turned > OBLIQUE_DEGREES:
         notes.append(
             f"the scan's axes are turned {turned:.0f}° from the patient's (an oblique "
-            f"reconstruction): it is read on the nearest axes ({turn.codes}), so the models, "
+            "reconstruction): it is read as if straight, on the patient axes nearest to its "
+            "own, so the models, "
             "trained on straight axial scans, see the body turned by as much and can miss or "
             "cut the liver; reformat it to axial slices first if you can"
         )

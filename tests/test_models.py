@@ -316,7 +316,9 @@ def test_ensemble_averages_its_members_and_refuses_what_does_not_fit(tmp_path, c
         make_ensemble(tmp_path / "one", [a])
     capsys.readouterr()
     assert main(["ensemble", str(tmp_path / "one"), str(a)]) == 2  # a usage error (cli.md)
-    assert "needs at least two model folders" in capsys.readouterr().err
+    assert "needs at least two different model folders" in capsys.readouterr().err
+    assert main(["ensemble", str(tmp_path / "one"), str(a), str(a)]) == 2  # the same one twice
+    assert "needs at least two different model folders" in capsys.readouterr().err
     other = make_untrained_model(tmp_path / "c", "tumor", target_spacing=(3.0, 3.0, 3.0))
     with pytest.raises(ModelError, match="target_spacing"):
         make_ensemble(tmp_path / "bad", [a, other])

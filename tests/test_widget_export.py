@@ -247,7 +247,7 @@ def test_existing_files_are_replaced_only_when_the_user_agrees(dicom_viewer, qtb
 
 
 def test_replacing_another_scans_export_of_the_same_patient_is_said(
-    dicom_viewer, qtbot, monkeypatch
+    dicom_viewer, qtbot, monkeypatch, tmp_path
 ):
     """Two phases (or studies) of one patient get the same default name: the second export's
     "Replace them?" did not say the files were the other phase's."""
@@ -284,6 +284,19 @@ def test_replacing_another_scans_export_of_the_same_patient_is_said(
     assert _made_on_another_scan(stats_path, plain) is None
     stats_path.write_text("not JSON")
     assert _made_on_another_scan(stats_path, plain) is None
+    # the same file by another path: the command line's relative input, a link
+    (tmp_path / "data").mkdir()
+    scan = tmp_path / "data" / "b.nii.gz"
+    scan.write_bytes(b"")
+    (tmp_path / "link.nii.gz").symlink_to(scan)
+    real = type(vol)(vol.array, vol.spacing, vol.origin, meta={"source": str(scan)})
+    stats_path.write_text(json.dumps({"input": "data/b.nii.gz"}))
+    assert _made_on_another_scan(stats_path, real) is None
+    stats_path.write_text(json.dumps({"input": "data/b.nii.gz",
+                                      "run_settings": {"input": str(tmp_path / "link.nii.gz")}}))  # fmt: skip
+    assert _made_on_another_scan(stats_path, real) is None
+    stats_path.write_text(json.dumps({"input": "data/a.nii.gz"}))
+    assert _made_on_another_scan(stats_path, real).startswith("data/a.nii.gz")
 
 
 def test_lesion_hu_left_out_with_the_ct_closed_is_said(dicom_viewer, qtbot):
@@ -331,6 +344,15 @@ def test_a_name_too_long_for_a_file_name_is_refused_before_anything_starts(dicom
     assert text.startswith("The Name is too long") and "Type a shorter Name" in text
     assert text.count("N" * 41) == 0  # not the whole name, twice
     assert not (out / "new").exists()
+    # short enough for the SEG's name alone, not for the others (looked for as an earlier
+    # export's): refused too, not a traceback
+    for check in (widget.nifti_check, widget.masks_check, widget.stats_check):
+        check.setChecked(False)
+    widget.seg_check.setChecked(True)
+    widget.case_name.setText("N" * 245)
+    widget.status.setText("")
+    widget.export_button.click()
+    assert widget.status.text().startswith("The Name is too long")
 
 
 def test_an_earlier_exports_mask_that_no_longer_matches_is_said(dicom_viewer, qtbot, monkeypatch):

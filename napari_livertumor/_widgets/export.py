@@ -240,12 +240,16 @@ class ExportWidget(JobWidgetMixin, QWidget):
         except InputError as exc:
             set_status(self.status, str(exc), error=True)
             return
-        longest = max(files, key=lambda f: len(os.fsencode(f.name)))
+        # every kind's name, ticked or not: the files of the others are looked for too (an
+        # earlier export's), and a name too long to look for raised there
+        longest = max(
+            (f"{case}_{kind}" for kind in EXPORT_KINDS), key=lambda n: len(os.fsencode(n))
+        )
         most = _name_max(files[0].parent)
-        if len(os.fsencode(longest.name)) > most:  # said before anything starts, for every kind
+        if len(os.fsencode(longest)) > most:  # said before anything starts
             set_status(
                 self.status,
-                f"The Name is too long: the file names it gives ({longest.name[:40]}…) exceed "
+                f"The Name is too long: the file names it gives ({longest[:40]}…) exceed "
                 f"the {most} bytes a file name can have here. Type a shorter Name.",
                 error=True,
             )
@@ -887,10 +891,18 @@ def _made_on_another_scan(stats_path: Path, volume) -> str | None:
                 f"acquisition {acq_was} of the series (these labels lie on acquisition {acq_now})"
             )
         return None
-    src_was, src_now = str(old.get("input") or ""), str(meta.get("source") or "")
-    if src_was and src_now and Path(src_was) != Path(src_now):
-        return f"{src_was} (these labels lie on {src_now})"
-    return None
+    # the command line records the input as typed (often relative), and resolved in its run
+    # settings: the same file opened by another path (absolute, a link) is the same scan
+    settings = old.get("run_settings") if isinstance(old.get("run_settings"), dict) else {}
+    src_was = str(settings.get("input") or old.get("input") or "")
+    src_now = str(meta.get("source") or "")
+    if not src_was or not src_now:
+        return None
+    if not Path(src_was).is_absolute():  # relative to a folder not known: by its name only
+        same = Path(src_was).name == Path(src_now).name
+    else:
+        same = _layers._resolved(src_was) == _layers._resolved(src_now)
+    return None if same else f"{src_was} (these labels lie on {src_now})"
 
 
 def _name_max(folder: Path) -> int:

@@ -20,10 +20,12 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import sys
 
-    if len(args.members) < 2:  # a usage error, as a required argument missing (docs/cli.md)
+    # a usage error, as a required argument missing (docs/cli.md): one folder, or one given
+    # twice
+    if len({_resolved(m) for m in args.members}) < 2:
         print(
-            "livertumor ensemble: error: an ensemble needs at least two model folders "
-            f"(given: {args.members[0]})",
+            "livertumor ensemble: error: an ensemble needs at least two different model "
+            f"folders (given: {', '.join(str(m) for m in args.members)})",
             file=sys.stderr,
         )
         return 2
@@ -65,3 +67,10 @@ def _key(value) -> str:
     import json
 
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def _resolved(path: Path) -> str:
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):
+        return str(path)

@@ -221,13 +221,9 @@ def evaluate(
             + (f" and {len(doubtful) - 4} more" if len(doubtful) > 4 else "")
         )
     # a scan's own warnings (slices filled in, NaNs, a liver cut by the field of view):
-    # segment says them on screen, here they were only a CSV column; a weak model's note,
-    # the same for every patient, is said once
-    from ..pipeline import model_quality_warning
-
-    model_notes = [
-        w for w in (model_quality_warning(m) for m in (seg.liver, seg.tumor) if m is not None) if w
-    ]
+    # segment says them on screen, here they were only a CSV column; the run's own (a weak
+    # model, CUDA asked for and absent), the same for every patient, are not repeated
+    model_notes = list(seg.warnings)
     warned = [(r["case"], _case_own(r.get("warnings") or "", model_notes)) for r in rows]
     warned = [(case, w) for case, w in warned if w]
     if warned:
