@@ -79,9 +79,11 @@ def _watch_viewer() -> None:
     try:
         import napari
 
-        from ._widgets._layers import show_new_scans
+        from ._widgets._layers import dim_truth_in_3d, show_new_scans
 
-        show_new_scans(napari.current_viewer())
+        viewer = napari.current_viewer()
+        show_new_scans(viewer)
+        dim_truth_in_3d(viewer)  # a ground truth opened in 3D: see-through, as with a panel
     except Exception:  # noqa: BLE001 - a courtesy; reading goes on
         pass
 

@@ -291,27 +291,34 @@ def test_panels_opened_one_by_one_from_the_plugins_menu_are_tabs_not_a_stack(
     make_napari_viewer, qtbot
 ):
     """Six panels docked from the Plugins menu each got about two rows at 1366 × 768, with no
-    button in sight: each joins the plugin's panels as a tab, and the one opened is shown."""
+    button in sight: each joins the plugin's panels as a tab, and the one opened is shown.
+    The menu's own command is used (it names docks after the plugin's display name, the API
+    after the plugin: both suffixes are dropped from the tab's text)."""
+    from napari._app_model import get_app_model
     from qtpy.QtWidgets import QDockWidget
 
     from napari_livertumor._widgets.demo import PLUGIN, TAB_TITLES, WIDGETS
 
     viewer = make_napari_viewer(show=True)
     main = viewer.window._qt_window
-    docks = []
-    for name in ("load", "segment", "inspect"):
-        dock, _ = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGETS[name])
-        docks.append(dock)
+
+    def docks():
+        return {d.windowTitle(): d for d in main.findChildren(QDockWidget) if d.isVisibleTo(main)}
+
+    for name in ("load", "segment"):
+        get_app_model().commands.execute_command(f"napari-livertumor.{name}_widget")
         qtbot.wait(20)
-    assert all(isinstance(d, QDockWidget) for d in docks)
-    assert set(main.tabifiedDockWidgets(docks[0])) == {docks[1], docks[2]}
-    assert [d.windowTitle() for d in docks] == [
-        TAB_TITLES[n] for n in ("load", "segment", "inspect")
-    ]
-    assert not docks[2].visibleRegion().isEmpty()  # the one just opened is the tab shown
+    dock, _ = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGETS["inspect"])
+    qtbot.wait(20)
+    titles = [TAB_TITLES[n] for n in ("load", "segment", "inspect")]
+    shown = docks()
+    assert set(titles) <= set(shown), list(shown)
+    load, segment = shown[titles[0]], shown[titles[1]]
+    assert set(main.tabifiedDockWidgets(load)) == {segment, dock}
+    assert not dock.visibleRegion().isEmpty()  # the one just opened is the tab shown
     # a panel docked on the other side is left where it was put
     from napari_livertumor._widgets.export import ExportWidget
 
-    dock = viewer.window.add_dock_widget(ExportWidget(viewer), area="left")
+    left = viewer.window.add_dock_widget(ExportWidget(viewer), area="left")
     qtbot.wait(20)
-    assert not main.tabifiedDockWidgets(dock)
+    assert not main.tabifiedDockWidgets(left)

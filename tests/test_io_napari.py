@@ -478,7 +478,7 @@ def test_napari_opens_the_seg_over_its_ct(make_napari_viewer, study, tmp_path):
     from napari_livertumor._widgets import _layers
 
     seg_layer = viewer.add_labels(lab.data.copy(), scale=lab.scale, translate=lab.translate)
-    assert _layers.lift_truths_over(viewer, seg_layer) == [lab.name]
+    assert _layers.lift_truths_over(viewer, seg_layer, image) == [lab.name]
     assert [ly.name for ly in viewer.layers][-2:] == [seg_layer.name, lab.name]
     viewer.layers.remove(seg_layer)
     np.testing.assert_allclose(lab.scale, image.scale)

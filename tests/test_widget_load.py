@@ -119,6 +119,20 @@ def test_the_sample_ct_loads_with_its_ground_truth(load_widget, qtbot):
     assert {1, 2} <= set(np.unique(gt.data))
 
 
+def test_samples_of_two_seeds_are_two_scans_not_a_second_copy():
+    """Every sample has the same "source" (they are made, not read): the second seed's
+    sample was called "a second copy" of the first."""
+    from napari_livertumor._widgets.load import _same_scan
+    from napari_livertumor.io.volume import CTVolume
+
+    def sample(pid):
+        meta = {"source": "napari_livertumor.synth", "patient_id": pid}
+        return CTVolume(np.zeros((2, 4, 4), np.int16), spacing=(1, 1, 1), meta=meta)
+
+    assert not _same_scan(sample("SYNTH_7"), sample("SYNTH_8"))
+    assert _same_scan(sample("SYNTH_7"), sample("SYNTH_7"))
+
+
 def test_a_new_path_drops_the_last_scan_and_the_seg_it_filled_in(load_widget, qtbot, tmp_path):
     from napari_livertumor.io.dicom import read_dicom_series
     from napari_livertumor.io.seg import write_dicom_seg

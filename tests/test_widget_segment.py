@@ -590,3 +590,42 @@ def test_the_view_moves_to_the_result_only_when_the_slice_on_view_shows_none_of_
     viewer.dims.ndisplay = 3
     viewer.dims.set_point(0, float(layer.data_to_world([vol.shape[0] - 1, 0, 0])[0]))
     assert _show_where_found(viewer, layer) is None  # 3D: no slice on view
+
+
+def test_only_the_ground_truths_over_its_own_ct_are_lifted_over_a_result(make_napari_viewer):
+    """Another patient's ground truth on an identical grid, hidden under this patient's CT,
+    was lifted over the result, outlined on the wrong patient."""
+    viewer = make_napari_viewer()
+    vol, _ = tiny_ct()
+    zeros = np.zeros(vol.shape, np.uint8)
+    ct_b = _layers.add_ct_layer(viewer, vol, name="CT B")
+    _layers.add_labels_layer(viewer, zeros, vol, "truth B", role="ground_truth")
+    ct_a = _layers.add_ct_layer(viewer, vol, name="CT A")
+    _layers.add_labels_layer(viewer, zeros, vol, "truth A", role="ground_truth")
+    seg = _layers.add_labels_layer(viewer, zeros, vol, "CT A segmentation")
+    assert _layers.lift_truths_over(viewer, seg, ct_a) == ["truth A"]
+    assert [ly.name for ly in viewer.layers] == [
+        "CT B", "truth B", "CT A", "CT A segmentation", "truth A"
+    ]  # fmt: skip
+    assert ct_b.name == "CT B"
+
+
+def test_a_ground_truth_opened_as_a_file_in_3d_is_see_through_there_and_outlined_in_2d(
+    make_napari_viewer,
+):
+    viewer = make_napari_viewer()
+    vol, _ = tiny_ct()
+    _layers.show_new_scans(viewer)
+    _layers.dim_truth_in_3d(viewer)
+    viewer.dims.ndisplay = 3
+    from napari.layers import Labels
+
+    truth = Labels(
+        np.zeros(vol.shape, np.uint8), opacity=0.5,
+        metadata={_layers.ROLE: "ground_truth", _layers.CT_VOLUME: vol},
+    )  # fmt: skip
+    viewer.add_layer(truth)  # as File > Open adds the reader's layer
+    assert truth.contour == _layers.GROUND_TRUTH_CONTOUR
+    assert truth.opacity <= _layers.GROUND_TRUTH_3D_OPACITY
+    viewer.dims.ndisplay = 2
+    assert truth.opacity >= 0.9

@@ -256,8 +256,9 @@ def _alive(call, widget) -> None:
         pass
 
 
-#: the suffix napari gives a plugin panel's title: in tabs it hid the panels' own names
-_PLUGIN_SUFFIX = " (napari-livertumor)"
+#: the suffixes napari gives a plugin panel's title (the plugin's name through the API, its
+#: display name through the Plugins menu): in tabs they hid the panels' own names
+_PLUGIN_SUFFIXES = (" (napari-livertumor)", " (Liver Tumor Segmentation)")
 
 
 def tab_with_other_panels(widget) -> None:
@@ -279,7 +280,9 @@ def tab_with_other_panels(widget) -> None:
     dock._livertumor_panel = True
     from .demo import TAB_TITLES, WIDGETS
 
-    title = dock.windowTitle().removesuffix(_PLUGIN_SUFFIX)  # the tab's text: the demo's
+    title = dock.windowTitle()  # the tab's text: the demo's
+    for suffix in _PLUGIN_SUFFIXES:
+        title = title.removesuffix(suffix)
     short = {WIDGETS[k]: TAB_TITLES[k] for k in WIDGETS}
     dock.setWindowTitle(short.get(title, title))
     if not first or main.tabifiedDockWidgets(dock):

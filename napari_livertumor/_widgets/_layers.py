@@ -284,10 +284,11 @@ def _outline_if_truth(viewer, layer) -> None:
     meta = getattr(layer, "metadata", None) or {}
     if isinstance(layer, Labels) and meta.get(ROLE) == "ground_truth" and not layer.contour:
         layer.contour = GROUND_TRUTH_CONTOUR
-        if _TRUTH_2D_OPACITY in meta:  # opened in 3D: the opacity it gets back in 2D
-            meta[_TRUTH_2D_OPACITY] = max(meta[_TRUTH_2D_OPACITY], 0.9)
-        elif viewer.dims.ndisplay == 2:
+        if viewer.dims.ndisplay == 2:
             layer.opacity = max(layer.opacity, 0.9)
+        else:  # opened in 3D: see-through there, and outlines at 0.9 back in 2D
+            meta[_TRUTH_2D_OPACITY] = max(meta.get(_TRUTH_2D_OPACITY, 0.0), layer.opacity, 0.9)
+            layer.opacity = min(layer.opacity, GROUND_TRUTH_3D_OPACITY)
 
 
 #: ids of layers a panel is adding as its own result (said by the panel itself: a
@@ -895,15 +896,16 @@ def _resolved(path) -> str:
         return str(path)
 
 
-def lift_truths_over(viewer, layer) -> list[str]:
-    """Move the ground truths lying under ``layer`` on its grid to just above it, in their
-    order: drawn as outlines, they show where a filled segmentation differs only on top of it.
+def lift_truths_over(viewer, layer, ct_layer) -> list[str]:
+    """Move the ground truths lying between ``ct_layer`` and ``layer`` on its grid to just
+    above ``layer``, in their order: drawn as outlines, they show where a filled segmentation
+    differs only on top of it. (Under its CT lie other scans' and their truths: left there.)
     Returns the names of those moved."""
     layers = viewer.layers
     shape = tuple(layer.data.shape)
     under = [
         ly
-        for ly in layers[: layers.index(layer)]
+        for ly in layers[layers.index(ct_layer) + 1 : layers.index(layer)]
         if ly.metadata.get(ROLE) == "ground_truth"
         and tuple(ly.data.shape) == shape
         and np.allclose(ly.scale, layer.scale)

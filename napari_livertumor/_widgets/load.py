@@ -725,7 +725,13 @@ def _same_scan(a, b) -> bool:
     if ma.get("series_uid") or mb.get("series_uid"):
         keys = ("series_uid", "acquisition_number")
         return all(ma.get(k) == mb.get(k) for k in keys)
-    return bool(ma.get("source")) and ma.get("source") == mb.get("source")
+    # a sample is made, not read: every one has the same "source", and the seed (its patient
+    # ID) tells them apart
+    return (
+        bool(ma.get("source"))
+        and ma.get("source") == mb.get("source")
+        and ma.get("patient_id") == mb.get("patient_id")
+    )
 
 
 def _read_truth(path, volume, notes: list | None = None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +34,8 @@ from ._common import (
     set_status,
     warm_up_in_background,
 )
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import napari
@@ -326,10 +329,18 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             layer.metadata[_layers.CT_LAYER] = ct_name
         kept, dropped = _keep_previous(self.viewer, layer.name, ct_name)
         with _layers.adding_own_result(layer):  # (its CT removed: the status says so)
-            self.viewer.add_layer(layer)
+            try:
+                self.viewer.add_layer(layer)
+            except TypeError:
+                # napari's status bar, asked about the cursor in a 3D view it has not moved in
+                # since, raised once the layer was in ("len() of unsized object"): the result
+                # is there, and the rest of it (its figures, the status) still follows
+                if not any(ly is layer for ly in self.viewer.layers):
+                    raise
+                log.debug("napari raised while adding %s", layer.name, exc_info=True)
         covering = None if gone else _under_other_scans(self.viewer, layer, ct_layer)
-        # a ground truth's outlines over the filled result (under it they were lost in its fill)
-        _layers.lift_truths_over(self.viewer, layer)
+        if not gone:  # a ground truth's outlines over the filled result (lost in its fill)
+            _layers.lift_truths_over(self.viewer, layer, ct_layer)
         layer.metadata.update(
             stats=result.stats, timings=result.timings, device=result.device, source="model"
         )
@@ -431,9 +442,10 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         return next((ly for ly in _layers.ct_layers(self.viewer) if ly.name == name), None)
 
 
-#: the rings of unsure lesions: orange, apart from a ground truth's yellow liver outline (they
-#: read as part of it) and from Inspect's white ring round the lesion clicked
-UNSURE_COLOR = "#ff9a1a"
+#: the marks of unsure lesions: white squares, apart from a ground truth's outlines (yellow
+#: rings read as part of its liver outline, orange ones as its aorta) and, by their shape,
+#: from Inspect's white ring round the lesion clicked
+UNSURE_COLOR = "white"
 
 
 def _show_where_found(viewer, layer) -> tuple[int, str] | None:
@@ -442,7 +454,8 @@ def _show_where_found(viewer, layer) -> tuple[int, str] | None:
     kidneys, and the result then looked like nothing. Returns (the slider's slice, what it
     holds), or None when the view was left as it was."""
     try:
-        if viewer.dims.ndisplay != 2 or tuple(viewer.dims.order[-2:]) != (1, 2):
+        # the slider moves through the scan's slices (axial, or turned in-plane)
+        if viewer.dims.ndisplay != 2 or viewer.dims.ndim != layer.ndim or viewer.dims.order[0]:
             return None
         data = np.asarray(layer.data)
         z = int(round(float(layer.world_to_data(viewer.dims.point[-layer.ndim :])[0])))
@@ -580,7 +593,7 @@ def _show_unsure(viewer, labels_layer, unsure: list) -> str | None:
             "anchor": "center",
             "translation": [0, -(max(sizes) / 2 + 4), 0],  # just above the ring (voxels)
         },
-        symbol="disc",
+        symbol="square",
         size=sizes,
         face_color="transparent",
         border_color=UNSURE_COLOR,
