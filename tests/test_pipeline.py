@@ -538,6 +538,31 @@ def test_a_liver_cut_by_the_field_of_view_is_said_to_be_a_lower_bound():
     assert _liver_edge_warning(air, found, ph.ct.spacing) is None
 
 
+def test_a_liver_near_an_edge_that_cuts_the_body_is_looked_for_in_the_image_mirrored():
+    """A liver touching the image's edge was found ending 10-20 mm short of it: beyond the
+    image the network saw air, and drew the body's skin at the edge."""
+    import torch
+
+    from napari_livertumor.pipeline import _mirror_cut_body
+
+    spacing = (5.0, 3.5, 3.5)
+    x = torch.zeros(8, 40, 40)
+    x[:, 5:35, 10:40] = 0.5  # a body running off the image's x-high edge
+    near = np.zeros((8, 40, 40), bool)
+    near[2:6, 15:25, 30:37] = True  # a liver found 3 voxels (10.5 mm) short of that edge
+    far = np.zeros_like(near)
+    far[2:6, 15:25, 12:20] = True  # one 70 mm from it
+    padded, (my, mx) = _mirror_cut_body(x, near, spacing, 30.0)
+    assert (my, mx) == (9, 9) and padded.shape == (8, 58, 58)
+    assert torch.equal(padded[:, my:-my, mx:-mx], x)  # the image, with a mirror round it
+    assert torch.equal(padded[:, my:-my, -mx], x[:, :, -2])  # the body goes on past the edge
+    assert _mirror_cut_body(x, far, spacing, 30.0) is None  # the liver is nowhere near
+    assert _mirror_cut_body(x, near, spacing, 0.0) is None  # turned off
+    inside = torch.zeros(8, 40, 40)
+    inside[:, 5:35, 5:35] = 0.5  # air all round the body: nothing to mirror
+    assert _mirror_cut_body(inside, near, spacing, 30.0) is None
+
+
 def test_coarse_voxels_are_warned_about():
     """30-mm slices gave 240 mL of tumor where the same phantom had 19, without a word."""
     from napari_livertumor.pipeline import check_volume
