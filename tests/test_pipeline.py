@@ -563,6 +563,18 @@ def test_a_liver_near_an_edge_that_cuts_the_body_is_looked_for_in_the_image_mirr
     assert _mirror_cut_body(inside, near, spacing, 30.0) is None
 
 
+def test_a_whole_liver_smaller_than_an_adults_is_said():
+    """A body 40 % smaller (a child, or a phantom scaled down) lost liver to the models (Dice
+    0.83-0.93) with no word."""
+    from napari_livertumor.pipeline import _liver_small_warning
+
+    liver = np.zeros((20, 40, 40), np.uint8)
+    liver[5:15, 10:30, 10:30] = 1  # 4000 voxels of 0.08 mL: 320 mL
+    said = _liver_small_warning(liver, (5.0, 4.0, 4.0))
+    assert said is not None and said.startswith("the liver found is 320 mL, smaller than")
+    assert _liver_small_warning(liver, (5.0, 6.0, 6.0)) is None  # 720 mL: a small adult's
+
+
 def test_coarse_voxels_are_warned_about():
     """30-mm slices gave 240 mL of tumor where the same phantom had 19, without a word."""
     from napari_livertumor.pipeline import check_volume
