@@ -225,6 +225,9 @@ class InferenceConfig:
             values = _as_growths(getattr(self, name))
             if not values or not all(np.isfinite(v) and v >= 1.0 for v in values):
                 raise SettingsError(f"{name} must be >= 1; got {getattr(self, name)}")
+        mirror = self.border_mirror_mm
+        if not (_is_number(mirror) and np.isfinite(mirror) and mirror >= 0):
+            raise SettingsError(f"border_mirror_mm must be a number >= 0; got {mirror!r}")
         for name in ("min_tumor_ml", "min_lesion_peak", "min_liver_ml"):
             value = getattr(self, name)
             if value is not None and not (_is_number(value) and np.isfinite(value) and value >= 0):
@@ -598,7 +601,10 @@ class Segmenter:
         del x
         if mirrored is not None:
             xm, (my, mx) = mirrored
-            logits = _sliding_logits(self.liver, xm, self.device, self.config, rep, "liver")
+            # its own progress line: the liver's bar went back from 2/2 to 1/2
+            logits = _sliding_logits(
+                self.liver, xm, self.device, self.config, rep, "liver (image edge)"
+            )
             del xm
             logits = logits[:, :, my : logits.shape[2] - my, mx : logits.shape[3] - mx]
             score = _margin_score(logits, fg)
@@ -1735,8 +1741,9 @@ def _liver_edge_warning(ct: np.ndarray, labels: np.ndarray, spacing) -> str | No
     where = sides[0] if len(sides) == 1 else f"{', '.join(sides[:-1])} and {sides[-1]}"
     return (
         f"the liver comes to {where}, where the field of view cuts the body: part of it may "
-        "lie outside the image, or be missed near the edge, so its volume (and any tumor "
-        "there) is likely a lower bound"
+        "lie outside the image, and near that edge the mask is less sure (liver missed, or "
+        "drawn past what the image shows), so its volume (and any tumor there) is uncertain "
+        "and most likely low"
     )
 
 

@@ -438,6 +438,12 @@ def test_progress_is_reported_per_window_and_stage():
     for stage in ("liver", "tumor"):
         last = [(d, t) for s, d, t in seen if s == stage][-1]
         assert last[0] == last[1] >= 1
+    # this phantom's body runs off every edge: the liver's second look at the image mirrored
+    # counts under its own name (the liver's bar went back from 2/2 to 1/2)
+    assert "liver (image edge)" in stages
+    for stage in set(stages):
+        done = [d for s, d, _ in seen if s == stage]
+        assert done == sorted(done), (stage, done)
 
 
 def test_cancel_between_windows_raises_cancelled():
@@ -515,7 +521,7 @@ def test_a_liver_cut_by_the_scan_is_said_to_be_a_lower_bound():
     assert "covers only 20 mm" in said and "less reliable" in said
 
 
-def test_a_liver_cut_by_the_field_of_view_is_said_to_be_a_lower_bound():
+def test_a_liver_cut_by_the_field_of_view_is_said_to_be_uncertain():
     """A field of view cropped to the liver, or cut through it, gave a liver of 619 or 155 mL
     (1071 true) without a word: the found liver stops short of the cut edge."""
     from napari_livertumor.pipeline import _liver_edge_warning
@@ -529,9 +535,8 @@ def test_a_liver_cut_by_the_field_of_view_is_said_to_be_a_lower_bound():
     found = liver[:, :, cut].copy()
     found[:, :, :2] = 0  # the found liver stops short of the cut edge
     said = _liver_edge_warning(ct[:, :, cut], found, ph.ct.spacing)
-    assert said is not None and "mm of the image's right edge" in said and "lower bound" in said, (
-        said
-    )
+    assert said is not None and "mm of the image's right edge" in said, said
+    assert "uncertain and most likely low" in said, said
     # the same liver near an edge with air beyond it (the body fits the image): nothing to say
     air = ct[:, :, cut].copy()
     air[:, :, 0] = -1000
@@ -573,6 +578,20 @@ def test_a_whole_liver_smaller_than_an_adults_is_said():
     said = _liver_small_warning(liver, (5.0, 4.0, 4.0))
     assert said is not None and said.startswith("the liver found is 320 mL, smaller than")
     assert _liver_small_warning(liver, (5.0, 6.0, 6.0)) is None  # 720 mL: a small adult's
+
+
+def test_the_border_mirror_setting_is_checked_and_recorded_only_when_changed(tmp_path):
+    from napari_livertumor.commands.segment import Case, run_settings
+    from napari_livertumor.errors import SettingsError
+
+    for bad in (float("nan"), -1.0, "30"):
+        with pytest.raises(SettingsError, match="border_mirror_mm must be a number >= 0"):
+            InferenceConfig(border_mirror_mm=bad).validate()
+    scan = tmp_path / "a.nii.gz"
+    scan.write_bytes(b"")
+    case = Case("a", scan)
+    assert "border_mirror_mm" not in run_settings(case, InferenceConfig())
+    assert run_settings(case, InferenceConfig(border_mirror_mm=0.0))["border_mirror_mm"] == 0.0
 
 
 def test_coarse_voxels_are_warned_about():

@@ -1006,6 +1006,13 @@ def run_settings(case: Case, config, series_uid=None, acquisition=None) -> dict:
     if case.patient is not None:  # one patient of a folder holding several
         record["patient"] = case.patient
     record.update(settings)
+    # the liver stage's mirror at the image's edge (Python API only): recorded when not the
+    # default, so earlier runs' records (made before it) stay equal to a default run's
+    from ..pipeline import InferenceConfig
+
+    mirror = getattr(config, "border_mirror_mm", None)
+    if mirror is not None and mirror != InferenceConfig.border_mirror_mm:
+        record["border_mirror_mm"] = mirror
     # what the files were when the outputs were made: a CT replaced at the same path, or a
     # model retrained in place, makes the outputs stale
     record["input_stamp"] = _content_stamp(Path(case.path))
@@ -1132,7 +1139,7 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
         return "other input", str(made.get("input"))
     made = _as_recorded_now(made)
     # an acquisition asked for before and left to the default now is a change too
-    keys = set(wanted) | ({"acquisition"} & set(made))
+    keys = set(wanted) | ({"acquisition", "border_mirror_mm"} & set(made))
     keys -= {k for k in _STAMPS if k not in made}  # recorded before stamps were
     if wanted.get("stages") == "liver" == made.get("stages"):
         keys -= set(_TUMOR_ONLY_SETTINGS)  # no tumor stage: earlier records hold their values
@@ -1158,6 +1165,7 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
         "tumor_window_growth": "--tumor-window-growth",
         "tta": "--tta",
         "allow_non_ct": "--allow-non-ct",
+        "border_mirror_mm": "border_mirror_mm",
         "acquisition": "--acquisition",
         "series_uid": "--series",
         "patient": "the folder now holds several patients' scans (this case reads one)",
@@ -1963,7 +1971,8 @@ def _settings_text(settings: dict) -> str:
         json.dumps({f.name: f.default for f in dataclasses.fields(InferenceConfig)}, default=str)
     )  # as the settings read back from a stats file (a tuple is a list there)
     for name in ("min_tumor_ml", "min_lesion_peak", "min_liver_ml", "sw_overlap",
-                 "window_growth", "tumor_window_growth", "fill_holes", "allow_non_ct"):  # fmt: skip
+                 "window_growth", "tumor_window_growth", "fill_holes", "allow_non_ct",
+                 "border_mirror_mm"):  # fmt: skip
         value = settings.get(name)
         if name in settings and value is not None and value != default.get(name):
             parts.append(f"{name}={value}")
