@@ -149,10 +149,11 @@ class InferenceConfig:
     fill_holes : bool
         Fill enclosed holes of the liver (vessels, tumor not labelled liver by stage 1).
     border_mirror_mm : float
-        When the field of view cuts the body (body at an in-plane image border), the liver
-        stage's image is mirrored out by this much past each in-plane border, so that the
-        network does not take the image's edge for the body's (0: off). Scans with air all
-        round are unchanged.
+        When the liver found comes within 25 mm of an in-plane image border where the field
+        of view cuts the body, the liver stage looks again at its image mirrored out by this
+        much past each in-plane border, so that the network does not take the image's edge
+        for the body's, and keeps that result (0: off). Scans with air all round, and livers
+        away from such borders, are unchanged (``_mirror_cut_body``).
     """
 
     liver_model: str | Path | None = None
