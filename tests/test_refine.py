@@ -304,6 +304,21 @@ def test_a_faint_lesion_beside_a_clear_one_is_kept_as_it_was():
     assert len(faint_notes) == 1 and faint_notes[0].endswith(f"centred at y {cy}, x {cx}")
 
 
+def _two_lesions(liver_hu, strong_hu, weak_hu):
+    """``(spacing, ct, strong, weak)``: two balls 12 mm apart (one ROI) in a uniform liver of
+    ``liver_hu`` with 10 HU of noise, the larger of ``strong_hu``, the smaller of ``weak_hu``."""
+    spacing = (2.5, 0.8, 0.8)
+    shape = (20, 64, 80)
+    zz, yy, xx = np.indices(shape).astype(float)
+    zm, ym, xm = zz * spacing[0], yy * spacing[1], xx * spacing[2]
+    strong = (zm - 25) ** 2 + (ym - 25) ** 2 + (xm - 18) ** 2 < 10**2
+    weak = (zm - 25) ** 2 + (ym - 25) ** 2 + (xm - 40) ** 2 < 6**2
+    ct = np.full(shape, float(liver_hu))
+    ct[strong], ct[weak] = strong_hu, weak_hu
+    ct += np.random.default_rng(0).normal(0, 10, shape)
+    return spacing, ct, strong, weak
+
+
 @pytest.mark.parametrize("liver_hu, strong_hu, weak_hu", [(100, 200, 140), (110, 20, 75)])
 def test_a_clear_lesion_beside_a_stronger_one_is_not_lost_in_their_shared_roi(
     liver_hu, strong_hu, weak_hu
@@ -311,16 +326,8 @@ def test_a_clear_lesion_beside_a_stronger_one_is_not_lost_in_their_shared_roi(
     """One contour for two lesions 12 mm apart weighs one inside mean against one outside
     mean: the smaller lesion (clear contrast of its own, CNR 3-5) fell outside and shrank to
     crumbs, which Apply then removed as slivers, without a word."""
-    spacing = (2.5, 0.8, 0.8)
-    shape = (20, 64, 80)
-    zz, yy, xx = np.indices(shape).astype(float)
-    zm, ym, xm = zz * spacing[0], yy * spacing[1], xx * spacing[2]
-    strong = (zm - 25) ** 2 + (ym - 25) ** 2 + (xm - 18) ** 2 < 10**2
-    weak = (zm - 25) ** 2 + (ym - 25) ** 2 + (xm - 40) ** 2 < 6**2
-    liver = np.ones(shape, bool)
-    ct = np.full(shape, float(liver_hu))
-    ct[strong], ct[weak] = strong_hu, weak_hu
-    ct += np.random.default_rng(0).normal(0, 10, shape)
+    spacing, ct, strong, weak = _two_lesions(liver_hu, strong_hu, weak_hu)
+    liver = np.ones(ct.shape, bool)
     tumor = strong | weak
     assert len(lesion_boxes(tumor, spacing, RefineConfig().roi_margin_mm)) == 1
     notes: list[str] = []
@@ -337,17 +344,9 @@ def test_a_clear_lesion_beside_a_stronger_one_is_not_lost_in_their_shared_roi(
 def test_a_faint_lesion_emptied_in_a_shared_roi_is_named_and_its_limit_said():
     """The note read "1 lesion(s) of low contrast (CNR under 2) emptied …" beside a panel
     whose min contrast read 0.2: which lesion, and that 2 is no setting of the panel."""
-    spacing = (2.5, 0.8, 0.8)
-    shape = (20, 64, 80)
-    zz, yy, xx = np.indices(shape).astype(float)
-    zm, ym, xm = zz * spacing[0], yy * spacing[1], xx * spacing[2]
-    strong = (zm - 25) ** 2 + (ym - 25) ** 2 + (xm - 18) ** 2 < 10**2
-    weak = (zm - 25) ** 2 + (ym - 25) ** 2 + (xm - 40) ** 2 < 6**2
-    ct = np.full(shape, 100.0)
-    ct[strong], ct[weak] = 200, 115  # CNR about 1.5 against 10 HU of noise
-    ct += np.random.default_rng(0).normal(0, 10, shape)
+    spacing, ct, strong, weak = _two_lesions(100, 200, 115)  # CNR about 1.5 (10 HU noise)
     notes: list[str] = []
-    refine_all(ct, strong | weak, np.ones(shape, bool), spacing, RefineConfig(), notes=notes)
+    refine_all(ct, strong | weak, np.ones(ct.shape, bool), spacing, RefineConfig(), notes=notes)
     zs = np.flatnonzero(weak.any(axis=(1, 2)))
     (note,) = [n for n in notes if "emptied" in n]
     assert note.startswith(f"a lesion (on slices {zs[0]}–{zs[-1]}, centred at y ")
