@@ -166,6 +166,43 @@ def test_a_check_of_a_folder_no_longer_wanted_stops_reading_it(
     assert widget.summary.text() == "" and "Check data again" in widget.status.text()
 
 
+def test_a_summary_goes_when_the_clinical_table_stage_or_weak_term_changes(
+    train_widget, qtbot, tmp_path, monkeypatch
+):
+    """The summary says which patients have a clinical row and whether the tumor stage will
+    start: it stayed up, of the table checked before, when another table was chosen."""
+    from napari_livertumor._widgets import train as train_module
+
+    def fake_summary(data, clinical=None, progress=None, should_cancel=None, **kwargs):
+        return [f"checked {data} with {clinical}, λ {kwargs.get('weak_lambda')}"]
+
+    monkeypatch.setattr(train_module, "summarize_data", fake_summary)
+    _, widget = train_widget
+    widget.stage.setCurrentText("tumor")
+    widget.weak_lambda.setValue(0.5)
+    widget.data.setText(str(tmp_path))
+    widget.clinical.setText(str(tmp_path / "a.csv"))
+
+    def check() -> None:
+        widget.check_button.click()
+        qtbot.waitUntil(lambda: widget.summary_box.isVisibleTo(widget), timeout=5_000)
+
+    check()
+    assert "a.csv" in widget.summary.text()
+    widget.weak_lambda.setValue(0.7)  # another weight: the same patients, the same summary
+    assert widget.summary_box.isVisibleTo(widget)
+    widget.clinical.setText(str(tmp_path / "b.csv"))
+    assert widget.summary.text() == "" and not widget.summary_box.isVisibleTo(widget)
+    assert "The clinical table changed since Check data" in widget.status.text()
+    check()
+    widget.weak_lambda.setValue(0.0)
+    assert not widget.summary_box.isVisibleTo(widget)
+    assert "weak term" in widget.status.text()
+    check()
+    widget.stage.setCurrentText("liver")
+    assert not widget.summary_box.isVisibleTo(widget) and "stage" in widget.status.text()
+
+
 def test_resume_goes_on_with_the_runs_whole_recipe_and_the_forms_run_settings(
     train_widget, toy_data, tmp_path
 ):

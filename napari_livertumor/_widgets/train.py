@@ -270,6 +270,11 @@ class TrainWidget(JobWidgetMixin, QWidget):
         # another folder typed while a check reads the last one: that check gives way (its
         # summary, shown under the new path, described the other folder)
         self.data.textChanged.connect(self._data_changed)
+        # so are another clinical table, stage or weak term (on or off): the summary told what
+        # the run would use (which patients have rows, whether the tumor stage starts)
+        self.clinical.textChanged.connect(self._data_changed)
+        self.stage.currentTextChanged.connect(self._data_changed)
+        self.weak_lambda.valueChanged.connect(self._data_changed)
         self.start_button.clicked.connect(self._start_clicked)
         self.stage.currentTextChanged.connect(self._stage_changed)
         self.start_from.currentTextChanged.connect(lambda _: self._stage_changed())
@@ -279,14 +284,36 @@ class TrainWidget(JobWidgetMixin, QWidget):
         warm_up_in_background(self.device_info, "napari_livertumor.training.loop", "scipy.ndimage")
         self._stage_changed(self.stage.currentText())
 
+    def _check_inputs(self) -> tuple:
+        """What a check's summary depends on: the folder, the clinical table, the stage and
+        whether the weak term is on (its weight itself changes nothing shown)."""
+        return (
+            path_text(self.data),
+            path_text(self.clinical),
+            self.stage.currentText(),
+            self.weak_lambda.value() > 0,
+        )
+
     def _data_changed(self, *_) -> None:
+        """The data folder, clinical table, stage or weak term changed: a check under way or
+        a summary shown was of the settings before."""
+        checked = getattr(self, "_checked_inputs", None)
+        now = self._check_inputs()
+        if checked is None or now == checked:
+            return
+        names = ("data folder", "clinical table", "stage", "weak term (λ on or off)")
+        changed = [name for name, a, b in zip(names, checked, now, strict=True) if a != b]
+        what = " and ".join(changed) if changed else "settings"
         job = self.jobs.get(self.check_button)
         if job is not None and job.running:
             self.drop_job(self.check_button)
-            set_status(self.status, "The data folder changed: Check data again for it.")
-        if self.summary_box.isVisible():  # the summary shown is of another folder
+            set_status(self.status, f"The {what} changed: Check data again for it.")
+        elif not self.summary_box.isHidden():  # the summary shown is of other settings
+            set_status(self.status, f"The {what} changed since Check data: check again.")
+        if not self.summary_box.isHidden():
             self.summary.setText("")
             self.summary_box.setVisible(False)
+        self._checked_inputs = None
 
     # ------------------------------------------------------------------ user actions
     def check_data(self) -> None:
@@ -303,6 +330,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
             set_status(self.status, "Choose a training data folder first.", error=True)
             return
         self.drop_job(self.check_button)  # a check under way (of another folder) gives way
+        self._checked_inputs = self._check_inputs()
         # the summary shown is of the folder checked before: gone, whatever this check finds
         self.summary.setText("")
         self.summary_box.setVisible(False)

@@ -62,18 +62,24 @@ def train(
     yield from run.execute(should_cancel)
 
 
-def check_weak_table(cfg: TrainConfig) -> None:
+def check_weak_table(cfg: TrainConfig, case_ids: list[str] | None = None) -> None:
     """A tumor run's clinical table must match the data's patients and hold a column asked
-    for: checked before any training (with ``--stage both`` the liver trains first)."""
+    for: checked before any training (with ``--stage both`` the liver trains first), and again
+    by every run once its patients are indexed, before their scans are prepared (the Train
+    panel's runs, which the command's check does not cover). ``case_ids``: the patients, when
+    already indexed."""
     if cfg.stage != "tumor" or cfg.weak_lambda <= 0:
         return
     path = Path(cfg.clinical) if cfg.clinical else find_clinical(cfg.data)
     if path is None:
         return  # trained without the weak term, said when it starts
-    from .data import index_cases
     from .weak import check_weak_inputs
 
-    check_weak_inputs(path, cfg.weak_columns, [r.case_id for r in index_cases(cfg.data)])
+    if case_ids is None:
+        from .data import index_cases
+
+        case_ids = [r.case_id for r in index_cases(cfg.data)]
+    check_weak_inputs(path, cfg.weak_columns, case_ids)
 
 
 def check_output_folder(cfg: TrainConfig) -> None:
@@ -525,6 +531,9 @@ class _Run:
             cfg.data, skipped=index_skips, reporter=Reporter(indexed, self.should_cancel)
         )
         ids = [r.case_id for r in records]
+        # a clinical table that matches no patient: refused now, not after every scan was
+        # prepared (minutes to hours on a real cohort)
+        check_weak_table(cfg, ids)
         split = resolve_split(cfg, ids)
         wanted = set(split["train"]) | set(split["val"])
         use = [r for r in records if r.case_id in wanted]

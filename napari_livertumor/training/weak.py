@@ -106,7 +106,8 @@ def check_weak_inputs(path: str | Path, columns, case_ids) -> None:
         raise InputError(
             path,
             f"no clinical row matches any of the {len(ids)} patients of the data (e.g. "
-            f"{ids[:3]}; the table's IDs are e.g. {sorted(index)[:3]}): check the TCIA_ID column",
+            f"{', '.join(ids[:3])}; the table's IDs are e.g. {', '.join(sorted(index)[:3])}): "
+            "check the TCIA_ID column",
         )
     by_key = {str(c).strip().lower() for c in frame.columns}
     present = [c for c in columns if str(c).strip().lower() in by_key]
@@ -188,7 +189,7 @@ def out_of_fold_weak_labels(
         raise InputError(
             source,
             f"no clinical row matches any of the {len(tlvr)} training patients "
-            f"(e.g. {sorted(tlvr)[:3]}); check the TCIA_ID column",
+            f"(e.g. {', '.join(sorted(tlvr)[:3])}); check the TCIA_ID column",
         )
     if n_missing:
         absent = [pid for pid in sorted(tlvr) if pid not in frame.index]
