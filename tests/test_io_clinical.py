@@ -380,3 +380,36 @@ def test_a_header_cell_wrapped_in_excel_is_no_binary_file(tmp_path):
     text = str(info.value)
     assert "no TCIA_ID column (columns: Patient ID" in text and "binary" not in text, text
     assert "\n" not in text
+
+
+def test_a_duplicate_id_is_named_as_the_sheet_writes_it(tmp_path):
+    """'HCC 4' and 'HCC004' are both HCC_004: the warning named only HCC_004, which a search
+    of the sheet does not find."""
+    csv = tmp_path / "clinical.csv"
+    csv.write_text("TCIA_ID,AFP\nHCC 4,10\nHCC004,20\nHCC_002,5\nHCC_002,5\n")
+    report = read_clinical(csv).report
+    (warning,) = [r for r in report if r.startswith("WARNING")]
+    assert warning.startswith("WARNING: HCC_004 (written 'HCC 4', 'HCC004') has 2 rows")
+    (note,) = [r for r in report if "identical rows" in r]
+    assert "duplicate TCIA_ID(s) HCC_002 with identical rows" in note  # no list's brackets
+
+
+def test_a_cell_with_its_columns_own_unit_is_read_as_its_number(tmp_path):
+    """'63 years', '0.9 ng/mL' and '3.6 cm' made a whole column missing; another unit
+    ('36 mm') is not converted: that cell stays unknown, said."""
+    csv = tmp_path / "clinical.csv"
+    csv.write_text(
+        "TCIA_ID,AFP,age,Tr_Size,T_involvment\n"
+        "HCC_001,0.9 ng/mL,63 years,3.6 cm,30%\n"
+        "HCC_002,<5 ng/ml,50,36 mm,75 %\n"
+        "HCC_003,1200,70 y,4,>50%\n"
+    )
+    table = read_clinical(csv)
+    frame = table.frame
+    assert frame["AFP"].tolist() == [0.9, 5.0, 1200.0]
+    assert frame["age"].tolist() == [63.0, 50.0, 70.0]
+    assert frame.loc["HCC_001", "Tr_Size"] == 3.6 and pd.isna(frame.loc["HCC_002", "Tr_Size"])
+    assert frame["T_involvment"].tolist() == [1.0, 2.0, 2.0]  # a share: its group
+    text = "\n".join(table.report)
+    assert "AFP: 2 value(s) written with the column's unit ('0.9 ng/mL', '<5 ng/ml')" in text
+    assert "Tr_Size: unknown value(s) HCC_002 '36 mm' treated as missing" in text

@@ -1344,6 +1344,12 @@ def test_train_check_says_what_the_data_holds_and_trains_nothing(
     table.write_text("TCIA_ID,AFP,age\nHCC_001,12,60\nHCC_0007,7,71\n")
     assert main(["train", "--data", str(toy_data), "--clinical", str(table), "--check"]) == 0
     assert "Rows of the table with no patient here: HCC_007\n" in capsys.readouterr().out
+    # IDs written as bare numbers: not matched (a number may be a record number), but said
+    table.write_text("TCIA_ID,AFP,age\nHCC_001,12,60\n3,7,71\n005,7,71\n99,1,50\n")
+    assert main(["train", "--data", str(toy_data), "--clinical", str(table), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "Rows of the table with no patient here: 005, 3, 99\n" in out
+    assert "  005 may be HCC_005, 3 may be HCC_003, written as a number" in out
     # a table that cannot be read: said after the patients' lines (they had been lost with the
     # one-line error), and the check fails as training would
     table.write_text("Patient ID,AFP,age\nHCC_001,12,60\n")

@@ -152,6 +152,7 @@ def read_clinical(path: str | Path) -> ClinicalTable:
     if empty.any():
         report.append(f"{int(empty.sum())} row(s) without a TCIA_ID dropped")
     raw = raw.loc[~empty].copy()
+    written = [str(v).strip() for v in raw[id_col]]  # as the sheet spells them
     raw.index = pd.Index(ids[~empty], name=ID_COLUMN)
     raw = raw.drop(columns=[id_col])
     # a notes row under the table ("Note: AFP in ng/mL…"): an "ID" with no data is no patient
@@ -163,8 +164,11 @@ def read_clinical(path: str | Path) -> ClinicalTable:
     if notes:
         shown = ", ".join(repr(n[:40]) for n in notes[:3])
         report.append(f"{len(notes)} row(s) with text in TCIA_ID and no data dropped ({shown})")
-        raw = raw.loc[~raw.index.isin(notes)]
+        keep_rows = ~raw.index.isin(notes)
+        written = [w for w, k in zip(written, keep_rows, strict=True) if k]
+        raw = raw.loc[keep_rows]
     duplicated = raw.index.duplicated(keep="first")
+    written_kept = written
     if duplicated.any():
         same, differ = [], []
         for pid in sorted(set(raw.index[duplicated])):
@@ -175,14 +179,25 @@ def read_clinical(path: str | Path) -> ClinicalTable:
                 if rows[c].map(lambda v: "" if pd.isna(v) else str(v).strip()).nunique() > 1
             ]
             (differ if cols else same).append((pid, cols))
+
+        def spelt(pid: str) -> str:
+            """How the sheet writes the rows read as ``pid`` ("HCC 4", "HCC004"), when that is
+            not ``pid`` itself: a search of the sheet for HCC_004 found neither row."""
+            kept = [w for w, i in zip(written_kept, raw.index, strict=True) if i == pid]
+            forms = list(dict.fromkeys(kept))
+            if forms == [pid]:
+                return pid
+            return f"{pid} (written {', '.join(repr(f) for f in forms)})"
+
         if same:
             report.append(
-                f"duplicate TCIA_ID(s) {[pid for pid, _ in same]} with identical rows: kept one"
+                f"duplicate TCIA_ID(s) {', '.join(spelt(pid) for pid, _ in same)} with "
+                "identical rows: kept one"
             )
         for pid, cols in differ:  # which row is right is the user's call: said as a warning
             shown = ", ".join(cols[:6]) + (f" and {len(cols) - 6} more" if len(cols) > 6 else "")
             report.append(
-                f"WARNING: {pid} has {int((raw.index == pid).sum())} rows that differ in "
+                f"WARNING: {spelt(pid)} has {int((raw.index == pid).sum())} rows that differ in "
                 f"{shown}: kept the first row; fix the table if another is right"
             )
         raw = raw.loc[~duplicated]
@@ -208,6 +223,13 @@ def read_clinical(path: str | Path) -> ClinicalTable:
             encoded[column] = numbers
             continue
         if encoder is _encode_number:  # the column's own decimal mark
+            values, with_unit = _without_own_unit(column, values)
+            if with_unit:
+                shown = ", ".join(repr(v) for v in with_unit[:3])
+                report.append(
+                    f"{column}: {len(with_unit)} value(s) written with the column's unit "
+                    f"({shown}) read as numbers"
+                )
             result, unknown, notes = _apply_numbers(
                 values, _file_decimal_mark(raw, separator, column)
             )
@@ -278,6 +300,12 @@ def encode_t_involvment(value: str) -> float | None:
         return 1.0
     if text in {">50%", "2", "2.0", "2,0"}:
         return 2.0
+    # a share written as a number ("30%", "75 %"): the group it falls in
+    match = re.fullmatch(r"(\d+(?:[.,]\d+)?)%", text)
+    if match:
+        share = float(match.group(1).replace(",", "."))
+        if 0 <= share <= 100:
+            return 1.0 if share <= 50 else 2.0
     return None
 
 
@@ -502,6 +530,37 @@ def _apply_numbers(
 
 #: a value given as a bound: '>400', '>= 400', '≤5', '<0.5'
 _BOUND = re.compile(r"^(>=|<=|≥|≤|>|<)\s*(\d[\d.,]*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)$")
+
+
+#: the unit HCC-TACE-Seg's table gives a column's values in, as a cell may spell it after the
+#: number ("63 years", "0.9 ng/mL", "3.6 cm"); another unit ("36 mm") is not converted: such a
+#: cell stays unknown, said with its value
+_CELL_UNITS = {
+    "age": r"(?:y|yrs?|years?(?:\s+old)?|y/?o)",
+    "afp": r"(?:ng/ml|[µμu]g/l|mcg/l)",
+    "tr_size": r"cm",
+}
+
+
+def _without_own_unit(column: str, values: pd.Series) -> tuple[pd.Series, list[str]]:
+    """``values`` with the column's own unit (:data:`_CELL_UNITS`) taken off the cells that
+    end in it, and those cells as written."""
+    unit = _CELL_UNITS.get(column.strip().lower())
+    if unit is None:
+        return values, []
+    pattern = re.compile(rf"^\s*((?:>=|<=|≥|≤|>|<)?\s*[+-]?[\d.,]+)\s*{unit}\.?\s*$", re.I)
+    taken: list[str] = []
+    out = []
+    for v in values:
+        match = pattern.match(v) if isinstance(v, str) else None
+        if match:
+            taken.append(v.strip())
+            out.append(match.group(1).strip())
+        else:
+            out.append(v)
+    if not taken:
+        return values, []
+    return pd.Series(out, index=values.index, dtype=object), taken
 
 
 def _column_notes(column: str, notes: list[str]) -> list[str]:

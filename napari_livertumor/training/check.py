@@ -85,7 +85,7 @@ def summarize_data(
             problems.append(problem)
         return lines
     frame = table.frame
-    from ..io.clinical import row_ids_for
+    from ..io.clinical import normalise_id, row_ids_for
 
     rows_of = row_ids_for(sorted({r.case_id for r in records}), frame.index)
     matched = sorted(rows_of.values())  # table IDs, as training matches them
@@ -145,6 +145,20 @@ def summarize_data(
         lines.append(f"Rows of patients left out above: {_some(theirs)}")
     if extra:  # a typo in an ID is the usual cause
         lines.append(f"Rows of the table with no patient here: {_some(extra)}")
+        # a bare number ("3", "005") beside a patient HCC_003 without a row: most likely that
+        # patient, written as a number (not matched: a number may be a record number)
+        without = {normalise_id(c) for c in unmatched}
+        guesses = [
+            (i, f"HCC_{int(i):03d}")
+            for i in extra
+            if i.isdigit() and f"HCC_{int(i):03d}" in without
+        ]
+        if guesses:
+            lines.append(
+                f"  {_some([f'{i} may be {pid}' for i, pid in guesses])}, written as a number "
+                "(not matched: a number may be another record's): write the ID as the patient's "
+                "folder is named"
+            )
     if cols and not good:
         lines.append("No usable clinical value: the tumor stage cannot use weak supervision.")
     empty = [c for c in cols if usable[c] == 0]

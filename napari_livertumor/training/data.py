@@ -497,7 +497,8 @@ _WARNED: set[tuple[str, str]] | None = None
 
 @contextlib.contextmanager
 def skips_warned_once():
-    """Within this block a skipped patient is warned of once (again: at INFO level)."""
+    """Within this block a skipped patient is warned of once (again: at DEBUG level; a
+    ``--stage both`` run repeated each reason at INFO three times more)."""
     global _WARNED
     outer, _WARNED = _WARNED, set()
     try:
@@ -508,7 +509,7 @@ def skips_warned_once():
 
 def _warn_skip(case: str, reason: str) -> None:
     if _WARNED is not None and (case, reason) in _WARNED:
-        log.info("skipping %s: %s", case, reason)
+        log.debug("skipping %s: %s", case, reason)
         return
     if _WARNED is not None:
         _WARNED.add((case, reason))
