@@ -507,6 +507,57 @@ def test_apply_all_leaves_no_crumb_the_contour_cut_off_a_lesion(refine_setup, qt
     assert "under 0.1 mL" in widget.notes.text()
 
 
+def test_a_refused_applys_notes_are_not_shown_and_a_previews_are_marked(
+    refine_setup, qtbot, monkeypatch
+):
+    """An Apply thrown away (its layer removed while it ran) left its "⚠ … dropped" notes up
+    as if it had been applied; the live preview's notes (of the slice on view) read as the
+    Apply's when shown beside them."""
+    import napari_livertumor._widgets.refine as refine_widget
+
+    viewer, widget, seg, truth, liver = refine_setup
+
+    def contour_with_a_note(ct, tumor, liver, spacing, cfg, notes=None, **kw):
+        notes.append("a note of the 3D contour")
+        return tumor.copy()
+
+    monkeypatch.setattr(refine_widget, "refine_all", contour_with_a_note)
+    other = viewer.add_labels(np.array(seg.data), name="other", scale=seg.scale)
+    other.metadata.update(seg.metadata)
+    widget.mask_combo.setCurrentText(other.name)
+    widget.apply_all_button.click()
+    viewer.layers.remove(other)  # while the Apply runs
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert "nothing applied" in widget.status.text()
+    assert "a note of the 3D contour" not in widget.notes.text()
+
+    widget.mask_combo.setCurrentText(seg.name)
+    widget.apply_all_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert "a note of the 3D contour" in widget.notes.text()
+    widget._show_notes(["lesion(s) under 4 voxels kept unchanged"])  # a preview's, after it
+    text = widget.notes.text()
+    assert "a note of the 3D contour" in text
+    assert "preview of this slice: lesion(s) under 4 voxels kept unchanged" in text
+
+
+def test_another_layer_chosen_while_applying_keeps_the_applys_status(refine_setup, qtbot):
+    """Choosing another labels layer while an Apply ran blanked the status beside the running
+    progress bar."""
+    viewer, widget, seg, truth, liver = refine_setup
+    other = viewer.add_labels(np.array(seg.data), name="other", scale=seg.scale)
+    other.metadata.update(seg.metadata)
+    widget.refresh_layers()
+    widget.iterations.value = 40
+    widget.apply_all_button.click()
+    busy_text = widget.status.text()
+    assert busy_text
+    widget.mask_combo.setCurrentText(other.name)
+    assert widget.status.text() == busy_text
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert f"of '{seg.name}'" in widget.status.text()
+
+
 def test_the_setting_inputs_line_up_in_one_column(refine_setup, qtbot):
     """Labels of different lengths ("σ (mm)", "min contrast (CNR)") leave the inputs aligned."""
     viewer, widget = refine_setup[:2]

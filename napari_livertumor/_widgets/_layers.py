@@ -985,7 +985,7 @@ def output_labels(layer: Labels) -> tuple[np.ndarray, str]:
             raise ValueError(
                 f"'{layer.name}' holds label values from {lo} to {hi}; only 0 background, "
                 f"1 liver and 2 tumor can be measured or exported{_where_values(data, 0, 2)}. "
-                "Relabel the layer first (paint them 1 or 0)."
+                "Relabel the layer first (paint them 2 tumor, 1 liver or 0 background)."
             )
     return np.array(data, dtype=np.uint8, copy=True), ""
 

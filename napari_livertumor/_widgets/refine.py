@@ -527,8 +527,14 @@ class RefineWidget(JobWidgetMixin, QWidget):
             return
         self._lesions_of = layer
         self._forget_apply_notes()
-        # the status and notes told of the layer before (an Apply's counts, its lesions)
-        set_status(self.status, "")
+        # the status and notes told of the layer before (an Apply's counts, its lesions); an
+        # Apply running says what it does there, and then what it did (to the layer it began on)
+        applying = any(
+            (job := self.jobs.get(b)) is not None and job.running
+            for b in (self.apply_slice_button, self.apply_lesion_button, self.apply_all_button)
+        )
+        if not applying:
+            set_status(self.status, "")
         self._show_notes([])
         self._update_reset_button()
         self.lesion_combo.clear()
@@ -966,11 +972,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
         def show(result) -> None:
             out, notes = result
-            self._show_notes(notes, sticky=True, layer=mask_layer)
             slab = (slice(z, z + 1), slice(None), slice(None))
             self._commit(
                 mask_layer, tumor[None], None if liver is None else liver[None], out[None],
-                f"slice {z}", chosen, box=slab, settings=cfg,
+                f"slice {z}", chosen, box=slab, settings=cfg, notes=notes,
             )  # fmt: skip
 
         self.run_job(
@@ -1036,10 +1041,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
         def show(result) -> None:
             box, before, liver_box, out, notes, rank = result
-            self._show_notes(notes, sticky=True, layer=mask_layer)
             self._commit(
-                mask_layer, before, liver_box, out, f"lesion {rank}", taken, box=box, settings=cfg
-            )
+                mask_layer, before, liver_box, out, f"lesion {rank}", taken, box=box,
+                settings=cfg, notes=notes,
+            )  # fmt: skip
 
         self.run_job(
             target, show, button=self.apply_lesion_button, description="refine lesion",
@@ -1074,10 +1079,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
         def show(result) -> None:
             box, before, liver_box, out, notes = result
-            self._show_notes(notes, sticky=True, layer=mask_layer)
             self._commit(
-                mask_layer, before, liver_box, out, "all lesions", taken, box=box, settings=cfg
-            )
+                mask_layer, before, liver_box, out, "all lesions", taken, box=box,
+                settings=cfg, notes=notes,
+            )  # fmt: skip
 
         self.run_job(
             target, show, button=self.apply_all_button, description="refine",
@@ -1102,8 +1107,12 @@ class RefineWidget(JobWidgetMixin, QWidget):
         chosen: tuple[str, int, object],
         box: tuple[slice, ...] | None = None,
         settings: RefineConfig | None = None,
+        notes: list[str] | None = None,
     ) -> None:
         """Write the new tumor into the labels layer, inside the liver only, with an undo step.
+
+        ``notes``: the contour's notes, shown (beside the previews after it) once the result
+        is written, not when it is refused (they stayed up as if it had been applied).
 
         With ``box``, the masks are the layer's ``data[box]`` only (the slice, or the part an
         Apply changed): only that part is checked for edits made meanwhile and written, so a
@@ -1123,7 +1132,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 try:
                     self._commit(
                         mask_layer, tumor_before, liver, tumor_after, what, chosen,
-                        box=box, settings=settings,
+                        box=box, settings=settings, notes=notes,
                     )  # fmt: skip
                 except RuntimeError:  # its widget was deleted meanwhile
                     pass
@@ -1190,6 +1199,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
             tumor_value=value, removed_value=removed_to,
             history=self.history, target=mask_layer, what=what, within=box,
         )  # fmt: skip
+        if notes is not None:  # (why it changed nothing, too: a lesion too small to refine)
+            self._show_notes(notes, sticky=True, layer=mask_layer)
         if grown == shrunk == 0:
             set_status(self.status, f"Refining {what} changed nothing.")
             return
@@ -1378,6 +1389,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
             notes = [_slider_slices(self.viewer, layer, n) for n in notes]
         if sticky:
             self._apply_notes = list(notes)
+        elif self._apply_notes and notes:
+            # the live preview's notes beside an Apply's: they are of this slice only (a 3D
+            # lesion's 3-voxel cut on it read as a note of the Apply)
+            notes = [f"preview of this slice: {n}" for n in notes]
         cfg_notes = self.build_config().validated()[1]
         shown = list(dict.fromkeys([*self._config_notes, *cfg_notes, *self._apply_notes, *notes]))
         shown = [_in_panel_words(n) for n in shown]
