@@ -282,9 +282,11 @@ def test_a_seg_on_a_missing_acquisition_of_the_same_series_says_so(tmp_path, ct)
     write_ct_series(other, tmp_path / "acq2", series_uid=ct.meta["series_uid"],
                     acquisition_number=2)  # fmt: skip
     second = load_ct(tmp_path / "acq2")
-    with pytest.raises(InputError, match="drawn on another acquisition of series") as info:
+    with pytest.raises(InputError, match="drawn on another acquisition of the series") as info:
         read_dicom_seg(tmp_path / "seg.dcm", second)
     assert str(info.value).count(ct.meta["series_uid"]) == 1
+    # one acquisition read: its number is not known (it said "AcquisitionNumber None")
+    assert second.meta.get("acquisition_number") is None and "None" not in str(info.value)
 
 
 def test_a_folder_holding_only_a_seg_says_its_ct_is_missing(tmp_path, ct):

@@ -138,6 +138,14 @@ def read_dicom_seg(
         ct_series = reference.meta.get("series_uid", "?")
         if seg_series == ct_series:  # a stacked series read at another acquisition
             acq = reference.meta.get("acquisition_number")
+            if acq is None:  # one acquisition read (or none numbered): which is unknown
+                raise InputError(
+                    seg_path,
+                    f"the SEG names series {ct_series} as its source, but none of its "
+                    f"{len(referenced)} source images is a slice of that series as read: it "
+                    "was drawn on another acquisition of the series, missing from the folder, "
+                    "or its references point at another series' images",
+                )
             raise InputError(
                 seg_path,
                 f"the SEG was drawn on another acquisition of series {ct_series} than the one "
