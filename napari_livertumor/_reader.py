@@ -35,14 +35,30 @@ def napari_get_reader(path):
         target = _single_target(path)
         if target is None:
             return None
+        denied = _access_problem(target)
+        if denied:  # no reader can read it: why is said (napari said "refused the file")
+            return _refusal(target, denied)
         if _is_nifti(target) and target.is_file():
             return _said_briefly(read_nifti_layers)
         if target.is_dir():
-            if _folder_has_dicom(target):
+            unread: list = []
+            if _folder_has_dicom(target, unread):
                 return _said_briefly(read_dicom_layers)
             # a folder of NIfTI files (a dataset's imagesTr/labelsTr): napari said only that the
             # plugin "refused the file"; which files to open is said instead
-            return _said_briefly(read_nifti_folder) if _nifti_files_in(target) else None
+            if _nifti_files_in(target):
+                return _said_briefly(read_nifti_folder)
+            if _chosen_for(target):
+                # napari's settings send every folder here (as the README advises): it asks no
+                # other reader, and a refusal said only "refused the file"
+                from .io.dicom import _skipped_text
+
+                return _refusal(
+                    target,
+                    "no DICOM or NIfTI files found"
+                    + (f"; {_skipped_text(unread)}" if unread else ""),
+                )
+            return None  # another plugin's folder, perhaps: declined
         if target.is_file() and _looks_like_dicom(target):
             return _said_briefly(read_dicom_layers)
         if target.is_file() and target.suffix.lower() in (".dcm", ".dicom", ".ima"):
@@ -52,6 +68,45 @@ def napari_get_reader(path):
     except Exception:  # a reader probe must never break napari's open dialog
         return None
     return None
+
+
+def _access_problem(target: Path) -> str | None:
+    """Why ``target`` cannot be looked at: "permission denied" for a folder that cannot be
+    listed, or a path inside a folder that cannot be entered (Python raises there); else
+    None."""
+    from .io.dicom import os_problem
+
+    try:
+        if target.is_dir():
+            with os.scandir(target):
+                pass
+        elif target.is_file():
+            open(target, "rb").close()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return os_problem(exc)
+    return None
+
+
+def _chosen_for(path: Path) -> bool:
+    """Whether napari's settings name this plugin the reader of ``path`` (``*/`` for folders,
+    as the README advises): napari then opens it here and offers no other reader."""
+    try:
+        from napari.plugins.utils import get_preferred_reader
+
+        return get_preferred_reader(path) == "napari-livertumor"
+    except Exception:  # noqa: BLE001 - no napari (a script): declined, as before
+        return False
+
+
+def _refusal(path: Path, problem: str):
+    """A reader saying why ``path`` is not read (what napari shows of the plugin's error)."""
+
+    def refuse(_path):
+        raise InputError(path, problem)
+
+    return _said_briefly(refuse)
 
 
 def _said_briefly(read):
@@ -734,13 +789,20 @@ def _looks_like_dicom(path: Path) -> bool:
     return is_dicom_file(path)
 
 
-def _folder_has_dicom(folder: Path) -> bool:
+def _folder_has_dicom(folder: Path, unread: list | None = None) -> bool:
     """Is there a DICOM file in ``folder`` or below? A few files of each folder, spread over
     its sorted names, are looked at (a CD export's program folder of 70 DLLs sorts before its
     images folder; JPEG previews may sort before the slices), up to :data:`_MAX_PROBE` files in
-    all."""
+    all. The folders that could not be listed are appended to ``unread`` as ``(folder,
+    problem)``, as the DICOM reader's scan lists them."""
+    from .io.dicom import FOLDER_NOT_READ, os_problem
+
+    def failed(exc: OSError) -> None:
+        if unread is not None and exc.filename:
+            unread.append((Path(exc.filename), f"{FOLDER_NOT_READ} ({os_problem(exc)})"))
+
     probed = 0
-    for dirpath, dirnames, filenames in os.walk(folder):
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=failed):
         dirnames.sort()
         names = [n for n in sorted(filenames) if not n.startswith(".")]
         if len(names) > _PROBE_PER_FOLDER:  # spread over the folder: previews may sort first

@@ -1108,7 +1108,10 @@ def test_a_series_copied_twice_into_the_folder_reads_once_with_a_warning(tmp_pat
     shutil.copytree(tmp_path / "orig", tmp_path / "copy")
     volume = read_dicom_series(tmp_path)
     np.testing.assert_array_equal(volume.array, source.array)
-    assert any("repeated an existing position" in w for w in volume.meta["warnings"])
+    assert (
+        "6 identical copies of slices (same SOPInstanceUID) ignored, e.g. orig/1-001.dcm "
+        "(a copy of copy/1-001.dcm)" in volume.meta["warnings"]
+    )
 
 
 def test_the_same_spacing_or_orientation_written_with_float_noise_is_one_series(tmp_path):
@@ -1325,3 +1328,130 @@ def test_a_segmentation_this_tool_made_opened_as_a_scan_is_said_to_be_one(tmp_pa
     text = str(info.value)
     assert "a segmentation made by this tool's models (not a CT): open its CT" in text, text
     assert "not a readable" not in text
+
+
+# ------------------------------------------------------------------- what a listing promises
+def test_identical_copies_in_several_folders_are_listed_and_read_once_named_by_their_folder(
+    tmp_path,
+):
+    """Three copies of a series (the same SOP instances in c1/, c2/, c3/) were listed as 18
+    slices and loaded as 6, said as "12 slice(s) repeated an existing position" naming files
+    without the folder that told them apart."""
+    source = make_ct(shape=(6, 16, 16))
+    write_ct_series(source, tmp_path / "c1" / "ct")
+    for copy in ("c2", "c3"):
+        shutil.copytree(tmp_path / "c1", tmp_path / copy)
+    (listed,) = discover_series(tmp_path)
+    volume = read_dicom_series(tmp_path)
+    assert listed.n_slices == volume.shape[0] == 6
+    np.testing.assert_array_equal(volume.array, source.array)
+    (said,) = volume.meta["warnings"]
+    assert said == (
+        "12 identical copies of slices (same SOPInstanceUID) ignored, e.g. "
+        "c2/ct/1-001.dcm (a copy of c1/ct/1-001.dcm)"
+    )
+    assert len(volume.meta["unused_files"]) == 12  # (a multi-select of them adds nothing)
+    # slices that only share a SOPInstanceUID (an anonymiser's blunder) are no copies
+    lone = tmp_path.parent / (tmp_path.name + "_one_uid")
+    for path in write_ct_series(source, lone):
+        ds = pydicom.dcmread(path)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4.5"
+        ds.save_as(path)
+    assert read_dicom_series(lone).shape == source.shape
+    assert discover_series(lone)[0].n_slices == 6
+
+
+def test_the_listed_slice_spacing_is_the_step_the_series_is_stacked_at(tmp_path):
+    """A series 2.5 mm apart for 6 steps and 5 mm for 7: listed at 5 mm (its median step)
+    while it loaded at 2.5 mm."""
+    source = make_ct(shape=(21, 8, 8))
+    paths = write_ct_series(source, tmp_path)
+    for i in range(8, 21, 2):  # 2.5 mm up to slice 6, then every other slice
+        paths[i - 1].unlink()
+    (listed,) = discover_series(tmp_path)
+    volume = read_dicom_series(tmp_path)
+    assert volume.spacing[0] == pytest.approx(2.5, abs=1e-4)
+    assert listed.spacing[0] == pytest.approx(volume.spacing[0], abs=1e-4)
+
+
+def test_an_mr_series_claims_no_contrast_phase(tmp_path):
+    """An MR with a contrast agent tag and "PORTAL" in its comments was listed (and loaded)
+    as "portal venous", a CT phase."""
+    for path in write_ct_series(make_ct(shape=(5, 8, 8)), tmp_path):
+        ds = pydicom.dcmread(path)
+        ds.Modality = "MR"
+        ds.ContrastBolusAgent = "Gadovist"
+        ds.ImageComments = "PORTAL VENOUS"
+        ds.save_as(path)
+    (listed,) = discover_series(tmp_path)
+    assert listed.modality == "MR" and listed.phase == "unknown"
+    volume = read_dicom_series(tmp_path, any_modality=True)
+    assert volume.meta["phase"] == "unknown"
+
+
+# ------------------------------------------------------------------- folders that cannot be read
+def _deny(monkeypatch, *folders):
+    """Listing ``folders`` fails as a folder without read permission does (we run as root)."""
+    import os
+
+    denied = {str(f) for f in folders}
+    scandir = os.scandir
+
+    def refusing(path="."):
+        if str(path) in denied:
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+
+
+def test_a_folder_that_cannot_be_read_says_permission_denied_not_no_dicom(tmp_path, monkeypatch):
+    """rglob skipped it without a word: "no DICOM files found"."""
+    write_ct_series(make_ct(shape=(4, 8, 8)), tmp_path)
+    _deny(monkeypatch, tmp_path)
+    for read in (read_dicom_series, discover_series):
+        with pytest.raises(InputError, match="permission denied") as info:
+            read(tmp_path)
+        assert info.value.path == tmp_path and "no DICOM" not in str(info.value)
+
+
+def test_a_sub_folder_that_cannot_be_read_is_named_where_its_series_is_missing(
+    tmp_path, monkeypatch
+):
+    write_ct_series(make_ct(shape=(4, 8, 8)), tmp_path / "a")
+    write_ct_series(make_ct(shape=(6, 8, 8), seed=3), tmp_path / "b")
+    _deny(monkeypatch, tmp_path / "b")
+    unreadable: list = []
+    (listed,) = discover_series(tmp_path, unreadable=unreadable)
+    assert listed.n_slices == 4
+    assert unreadable == [(tmp_path / "b", "folder not read (permission denied)")]
+    volume = read_dicom_series(tmp_path)
+    assert (
+        f"1 folder(s) that could not be read, their files not looked at: {tmp_path / 'b'} "
+        "(permission denied)" in volume.meta["warnings"]
+    )
+    _deny(monkeypatch, tmp_path / "a", tmp_path / "b")
+    with pytest.raises(InputError, match="no readable DICOM image; 2 folder") as info:
+        read_dicom_series(tmp_path)
+    assert info.value.path == tmp_path
+
+
+def test_a_path_inside_a_folder_that_cannot_be_entered_says_permission_denied(
+    tmp_path, monkeypatch
+):
+    """Path.exists() raised PermissionError (Python 3.11+), past every reader's message."""
+    from pathlib import Path
+
+    paths = write_ct_series(make_ct(shape=(4, 8, 8)), tmp_path / "locked")
+    stat = Path.stat
+
+    def refusing(self, *args, **kwargs):
+        if str(self).startswith(str(tmp_path / "locked") + "/"):
+            raise PermissionError(13, "Permission denied", str(self))
+        return stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", refusing)
+    for read in (read_dicom_series, discover_series):
+        with pytest.raises(InputError, match="permission denied") as info:
+            read(paths[0])
+        assert info.value.path == paths[0]

@@ -670,16 +670,22 @@ def test_a_scan_of_another_modality_opens_with_a_warning(load_widget, qtbot, tmp
     for f in (case / "CT").iterdir():
         ds = pydicom.dcmread(f)
         ds.Modality = "MR"
+        ds.ContrastBolusAgent = "Gadovist"  # (read as a CT's "contrast" phase)
+        ds.ImageComments = "PORTAL VENOUS"
         ds.save_as(f)
     widget.source.setCurrentText(SOURCES[0])
     widget.path.setText(str(case))
     qtbot.mouseClick(widget.scan_button, 1)
     _wait_idle(qtbot, widget)
+    assert widget.series_table.item(0, 3).text() == "—"  # no CT contrast phase claimed
     qtbot.mouseClick(widget.load_button, 1)
     _wait_idle(qtbot, widget)
     assert len(_layers.ct_layers(viewer)) == 1  # it opens, to look at
     assert "the scan is MR, not CT" in widget.status.text()
     assert widget.series_table.item(0, 0).text().startswith("[MR]")  # not cut off at the end
+    # its values are no HU: shown by their own spread (the abdomen window was −160…240)
+    (layer,) = _layers.ct_layers(viewer)
+    assert tuple(layer.contrast_limits) == pytest.approx((-1000, 60))
     # Segment says so in its own terms, before any model is loaded
     from napari_livertumor._widgets.segment import SegmentWidget
 
@@ -1045,3 +1051,116 @@ def test_find_series_says_a_segmentation_this_tool_made_is_in_the_folder(
     text = widget.status.text()
     assert "No DICOM image series found" in text
     assert "A segmentation this tool made lies in the folder (TEST_001_seg.dcm)" in text
+
+
+def test_a_path_inside_a_folder_that_cannot_be_entered_is_said_not_raised(
+    load_widget, qtbot, tmp_path, monkeypatch
+):
+    """Path.is_file() raised PermissionError (Python 3.11+) out of Find series, Load and Enter
+    in the path field: a traceback, and nothing said in the panel."""
+    from pathlib import Path
+
+    viewer, widget = load_widget
+    locked = tmp_path / "locked"
+    stat = Path.stat
+
+    def refusing(self, *args, **kwargs):
+        if str(self).startswith(str(locked) + "/"):
+            raise PermissionError(13, "Permission denied", str(self))
+        return stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", refusing)
+    target = locked / "HCC_001"
+    for source in (SOURCES[0], SOURCES[1]):
+        widget.source.setCurrentText(source)
+        widget.path.setText(str(target))
+        for act in (widget.scan, widget.load, widget._path_entered):
+            widget.status.setText("")
+            act()
+            _wait_idle(qtbot, widget)
+            assert widget.status.text() == f"{target}: permission denied"
+    assert len(viewer.layers) == 0
+    # a ground truth there: the scan opens, and why its labels did not is said
+    case, _, _ = write_dicom_case(tmp_path)
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case))
+    widget.truth_path.setText(str(locked / "gt.nii.gz"))
+    widget.load()
+    _wait_idle(qtbot, widget)
+    assert len(_layers.ct_layers(viewer)) == 1
+    said = widget.status.text()
+    assert f"The ground truth was not loaded: {locked / 'gt.nii.gz'}: permission denied" in said
+
+
+def _deny_listing(monkeypatch, *folders):
+    """Listing ``folders`` fails as a folder without read permission does (we run as root)."""
+    import os
+
+    denied = {str(f) for f in folders}
+    scandir = os.scandir
+
+    def refusing(path="."):
+        if str(path) in denied:
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+
+
+def test_a_folder_that_cannot_be_read_is_said_so_and_an_unread_sub_folder_is_named(
+    load_widget, qtbot, tmp_path, monkeypatch
+):
+    """Both were "No DICOM image series found" / a list missing a series, without a word."""
+    viewer, widget = load_widget
+    case, _, _ = write_dicom_case(tmp_path)
+    other = case / "CT2"
+    write_dicom_case(tmp_path / "x")[0].joinpath("CT").rename(other)
+    _deny_listing(monkeypatch, case)
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case))
+    for button in (widget.scan_button, widget.load_button):
+        button.click()
+        _wait_idle(qtbot, widget)
+        said = widget.status.text()
+        assert f"{case.name}: permission denied" in said and "No DICOM" not in said, said
+    assert len(viewer.layers) == 0
+    monkeypatch.undo()
+    _deny_listing(monkeypatch, other)
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    said = widget.status.text()
+    assert widget.series_table.rowCount() == 1
+    assert f"1 folder(s) that could not be read, their files not looked at: {other}" in said
+
+
+def test_the_series_list_shows_the_spacing_and_slices_a_load_gives(load_widget, qtbot, tmp_path):
+    """Slices 2.5 mm apart, then 5 mm: listed at 5 mm (the median step), loaded at 2.5. And
+    three copies of a series listed as three times its slices, loaded once, the copies said
+    as slices "repeated an existing position" named without the folders telling them apart."""
+    import shutil
+
+    from napari_livertumor.io.dicom_write import write_ct_series
+
+    viewer, widget = load_widget
+    vol, _ = tiny_ct(shape=(21, 16, 16))
+    paths = write_ct_series(vol, tmp_path / "mixed" / "c1" / "ct")
+    for i in range(8, 21, 2):
+        paths[i - 1].unlink()
+    for copy in ("c2", "c3"):
+        shutil.copytree(tmp_path / "mixed" / "c1", tmp_path / "mixed" / copy)
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(tmp_path / "mixed"))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    assert widget.series_table.rowCount() == 1
+    assert widget.series_table.item(0, 2).text() == "2.5"  # the step it is stacked at
+    assert widget.series_table.item(0, 1).text() == "14"  # its files, each once
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    (layer,) = _layers.ct_layers(viewer)
+    volume = layer.metadata[_layers.CT_VOLUME]
+    assert volume.spacing[0] == pytest.approx(2.5, abs=1e-4)
+    assert len([f for f in volume.meta["files"] if f]) == 14
+    said = widget.status.text()
+    assert "28 identical copies of slices (same SOPInstanceUID) ignored, e.g. c2/ct/" in said
+    assert "repeated an existing position" not in said

@@ -42,11 +42,31 @@ def _source_for(source: str, path_text: str) -> str:
     if source == SOURCES[2] or not path_text:
         return source
     path = Path(path_text)
-    if source == SOURCES[0] and path.is_file() and path.name.lower().endswith((".nii", ".nii.gz")):
-        return SOURCES[1]
-    if source == SOURCES[1] and path.is_dir():
-        return SOURCES[0]
+    try:
+        if (
+            source == SOURCES[0]
+            and path.is_file()
+            and path.name.lower().endswith((".nii", ".nii.gz"))
+        ):
+            return SOURCES[1]
+        if source == SOURCES[1] and path.is_dir():
+            return SOURCES[0]
+    except OSError:  # inside a folder that cannot be entered: said by Load and Find series
+        pass
     return source
+
+
+def _unreachable(path: Path) -> str | None:
+    """What keeps ``path`` from being looked at, "permission denied" when it lies in a folder
+    that cannot be entered (Python raises there: the panel raised with it, and said nothing);
+    else None."""
+    try:
+        path.exists()
+    except OSError as exc:
+        from ..io.dicom import os_problem
+
+        return os_problem(exc)
+    return None
 
 
 #: how a ground truth loaded along with its scan (the SEG drawn on it) is said
@@ -60,7 +80,10 @@ def _refuse_nifti_folder(folder: Path) -> None:
     a DICOM folder (its "no DICOM files found" said nothing of what to do)."""
     from .._reader import _nifti_files_in
 
-    found = _nifti_files_in(folder) if folder.is_dir() else []
+    try:
+        found = _nifti_files_in(folder) if folder.is_dir() else []
+    except OSError:  # (the reader says what keeps it out)
+        return
     if not found:
         return
     shown = ", ".join(str(p.relative_to(folder)) for p in found[:3])
@@ -199,6 +222,10 @@ class LoadWidget(JobWidgetMixin, QWidget):
             set_status(self.status, "Choose a DICOM folder first.", error=True)
             return
         folder = Path(text)
+        denied = _unreachable(folder)
+        if denied:
+            set_status(self.status, f"{folder}: {denied}", error=True)
+            return
         if folder.is_file():  # a file of a series: its folder is what Load reads too
             folder = folder.parent
         if not folder.exists():
@@ -285,6 +312,10 @@ class LoadWidget(JobWidgetMixin, QWidget):
         seed = self.seed.value()
         if source != SOURCES[2] and not path_text:
             set_status(self.status, "Choose a file or folder first.", error=True)
+            return
+        denied = None if source == SOURCES[2] else _unreachable(Path(path_text))
+        if denied:
+            set_status(self.status, f"{path_text}: {denied}", error=True)
             return
 
         def target(progress, should_cancel):
@@ -458,7 +489,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
             tip = s.summary() if hasattr(s, "summary") else desc
             if getattr(s, "patient_id", ""):
                 tip = f"patient {s.patient_id}: {tip}"
-            for c, text in enumerate([desc, str(s.n_slices), thickness, s.phase or "?"]):
+            # a contrast phase is a CT's: of an MR or US, none is claimed
+            phase = (s.phase or "?") if s.modality in ("CT", "") else "—"
+            for c, text in enumerate([desc, str(s.n_slices), thickness, phase]):
                 item = QTableWidgetItem(text)
                 item.setToolTip(tip)
                 table.setItem(r, c, item)
@@ -530,7 +563,10 @@ class LoadWidget(JobWidgetMixin, QWidget):
         ]
         name = _layers.unique_name(self.viewer, _layers._volume_name(volume))
         layer = _layers.add_ct_layer(self.viewer, volume, name=name)
-        _layers.set_window(layer, self.window_combo.currentText())
+        if str(volume.meta.get("modality") or "CT").upper() == "CT":
+            _layers.set_window(layer, self.window_combo.currentText())
+        else:  # an MR's or US's values are no HU: a HU window showed it black or white
+            _auto_contrast(layer)
         if truth is not None:
             _layers.add_labels_layer(
                 self.viewer,
@@ -699,6 +735,21 @@ def _load_sample(seed: int):
     return volume, np.asarray(truth, dtype=np.uint8)
 
 
+def _auto_contrast(layer) -> None:
+    """Contrast limits from the data's values (its 0.5th and 99.5th percentiles, over a sample
+    of the voxels), for a scan whose values are no HU."""
+    data = np.asarray(layer.data)
+    step = max(1, round((data.size / 2_000_000) ** (1 / 3)))  # a few million voxels at most
+    sample = data[::step, ::step, ::step] if data.ndim == 3 else data
+    low, high = (float(v) for v in np.percentile(sample, (0.5, 99.5)))
+    if not high > low:  # one value throughout: its whole range
+        low, high = float(data.min()), float(data.max())
+        high = high if high > low else low + 1
+    rng = layer.contrast_limits_range
+    layer.contrast_limits_range = (min(rng[0], low), max(rng[1], high))
+    layer.contrast_limits = (low, high)
+
+
 def _own_segs_note(own_segs: list, folder) -> str:
     """What Find series says of the segmentations this tool made in the folder ("" for none):
     not a ground truth, so left out of it; File > Open shows one over its CT."""
@@ -740,6 +791,9 @@ def _read_truth(path, volume, notes: list | None = None):
     slices) is appended to ``notes``."""
     from ..io.nifti import is_nifti_path, read_nifti
 
+    denied = _unreachable(path)
+    if denied:  # (a folder on the way that cannot be entered raised, past the scan's word)
+        raise InputError(path, denied)
     if not path.exists():
         raise InputError(path, "ground-truth file not found")
     if path.is_dir():  # an HCC-TACE-Seg SEG lives in a series folder of its own

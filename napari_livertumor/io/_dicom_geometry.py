@@ -705,6 +705,25 @@ def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str], slices=None, m
     return fill, uneven
 
 
+def stack_step(locations) -> float | None:
+    """The slice step :func:`stack_geometry` stacks slices at these positions along the normal
+    (mm; one per position): the finer step of a series thinner in places, the average step of
+    an uneven one. What a series list shows (its median step was 30.5 mm where the load
+    stacked at 15.3 mm). None for fewer than two positions."""
+    locs = np.sort(np.asarray(list(locations), dtype=float))
+    if locs.size < 2:
+        return None
+    steps = np.diff(locs)
+    usual = float(np.median(steps))
+    dz = _finest_step(steps, usual)
+    said: list[str] = []  # (the load says them)
+    try:
+        fill, uneven = _find_gaps(steps, dz, said, None, mixed=dz != usual)
+        return float(_uneven_spacing(locs, fill, uneven, dz, said))
+    except InputError:  # too many missing: the load refuses it, and says why
+        return float(dz)
+
+
 def grid_index(n_real: int, fill: list[tuple[int, int, float]]) -> np.ndarray:
     """Each real slice's index on the uniform grid: its own, plus the gap slices ``fill``
     inserts before it (``(insert_at, n_new, _)`` per gap)."""

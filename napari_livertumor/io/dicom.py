@@ -11,6 +11,7 @@ straight into the output array.
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from ._dicom_geometry import (
     SliceHeader,
     phase_from_text,
     stack_geometry,
+    stack_step,
 )
 from ._dicom_pixels import compare_duplicates, decode_slices, fill_gaps, mend_damaged
 from .volume import CTVolume
@@ -160,9 +162,12 @@ def discover_series(
         Sorted as :func:`read_dicom_series` prefers them: CT image series first, axial before
         other planes, original before derived, then most slices first.
     """
-    headers, skipped = _scan(_dicomdir_folder(Path(root)), as_reporter(reporter), own_segs)
+    root = Path(root)
+    _exists(root)  # (a folder on the way that cannot be entered: said, not "none found")
+    headers, skipped = _scan(_dicomdir_folder(root), as_reporter(reporter), own_segs)
     if unreadable is not None:
         unreadable.extend(skipped)
+    headers, _ = _drop_identical_copies(headers)  # listed as many slices as a load reads
     return [info for info, _ in _group(headers)]
 
 
@@ -223,7 +228,7 @@ def read_dicom_series(
     """
     path = Path(path)
     reporter = as_reporter(reporter)
-    if not path.exists():
+    if not _exists(path):
         raise InputError(path, "file or folder not found")
     path = _dicomdir_folder(path)
     root = path.parent if path.is_file() else path
@@ -270,6 +275,8 @@ def read_dicom_series(
             # one file stands for its series, and of a series stacking phases for its own
             prefer_sop_instance_uids = {own.sop_uid}
             file_given = True
+    # the same slices copied into several folders (an export unpacked twice): read once
+    headers, copies = _drop_identical_copies(headers, keep=path if path.is_file() else None)
     groups = _group(headers)
     if patient_id is not None:
         theirs = [(g, m) for g, m in groups if g.patient_id == patient_id]
@@ -295,6 +302,13 @@ def read_dicom_series(
     warnings: list[str] = []
     if skipped:
         warnings.append(_skipped_text(skipped))
+    copies = [(h, kept) for h, kept in copies if h.series_uid == info.uid]
+    if copies:
+        h, kept = copies[0]
+        warnings.append(
+            f"{len(copies)} identical copies of slices (same SOPInstanceUID) ignored, e.g. "
+            f"{_shown_under(h.path, root)} (a copy of {_shown_under(kept.path, root)})"
+        )
     # a file cut short inside its SeriesInstanceUID carries the start of the UID only: a
     # "series" of its own, no image; named (its slice is then missing, or mended, and said)
     cut = sorted(
@@ -453,7 +467,11 @@ def read_dicom_series(
         # the series' files that gave no slice here (a duplicate left out, a file whose pixels
         # could not be read): still this series' files, so a multi-select of them adds nothing
         "unused_files": sorted(
-            ({str(h.path) for h in members} | {str(p) for p in info.left_out})
+            (
+                {str(h.path) for h in members}
+                | {str(p) for p in info.left_out}
+                | {str(h.path) for h, _ in copies}
+            )
             - {str(p) for p in geometry.files if p}
         ),
         # per z: the InstanceNumber (the image number a PACS viewer shows; None in a gap)
@@ -520,16 +538,9 @@ def _dicomdir_folder(path: Path) -> Path:
 def _scan(
     root: Path, reporter: Reporter, own_segs: list | None = None
 ) -> tuple[list[SliceHeader], list[tuple[Path, str]]]:
-    if root.is_file():
-        files = [root]
-    else:
-        files = sorted(
-            p
-            for p in root.rglob("*")
-            if p.is_file() and not p.name.startswith(".") and p.name.upper() != "DICOMDIR"
-        )
-    headers: list[SliceHeader] = []
     skipped: list[tuple[Path, str]] = []
+    files = [root] if root.is_file() else _files_under(root, skipped)
+    headers: list[SliceHeader] = []
     total = len(files)
     for i, f in enumerate(files):
         if i % 32 == 0:
@@ -549,6 +560,103 @@ def _scan(
 
 #: the "problem" of a DICOM SEG this tool's models made: not unreadable, and not read as a series
 OWN_SEG = "a segmentation made by this tool's models"
+#: the "problem" of a folder of the tree that could not be listed (its files were not looked at)
+FOLDER_NOT_READ = "folder not read"
+
+
+def os_problem(exc: OSError) -> str:
+    """An OS error in words: "permission denied" (its strerror, lower case)."""
+    if exc.strerror:
+        return exc.strerror[:1].lower() + exc.strerror[1:]
+    return str(exc) or type(exc).__name__
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists. A folder on the way to it that cannot be entered (Python
+    raises then) is an :class:`InputError` naming the path: "permission denied"."""
+    try:
+        return path.exists()
+    except OSError as exc:
+        raise InputError(path, os_problem(exc)) from None
+
+
+def _files_under(root: Path, skipped: list) -> list[Path]:
+    """The files of the folder tree ``root`` (sorted; hidden files and DICOMDIRs aside). A
+    folder in it that cannot be listed is appended to ``skipped`` (its series would be missing
+    without a word); ``root`` itself, raised as an :class:`InputError` ("permission denied")."""
+
+    def failed(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else root
+        if where == root:
+            if isinstance(exc, FileNotFoundError):  # gone: nothing found, as before
+                return
+            raise InputError(root, os_problem(exc))
+        skipped.append((where, f"{FOLDER_NOT_READ} ({os_problem(exc)})"))
+
+    files = []
+    for folder, _dirs, names in os.walk(root, onerror=failed):
+        for name in names:
+            if name.startswith(".") or name.upper() == "DICOMDIR":
+                continue
+            p = Path(folder) / name
+            try:
+                if p.is_file():
+                    files.append(p)
+            except OSError as exc:  # listed, but not to be looked at (a folder without x)
+                skipped.append((p, f"cannot be read ({os_problem(exc)})"))
+    return sorted(files)
+
+
+def _drop_identical_copies(
+    headers: list[SliceHeader], keep: Path | None = None
+) -> tuple[list[SliceHeader], list[tuple[SliceHeader, SliceHeader]]]:
+    """One header per DICOM object: the same SOP instance found again (the same slice, at the
+    same place, copied into another folder) is left out. Returns the headers kept and
+    ``(copy left out, the one kept)`` pairs; the first found is kept (``keep``, a file given,
+    before it). Objects that only share a SOPInstanceUID (an anonymiser's blunder: other
+    positions or image numbers) are all kept."""
+    first: dict[tuple, SliceHeader] = {}
+    for h in headers:
+        if not h.sop_uid:
+            continue
+        key = _identity(h)
+        if key not in first or h.path == keep:
+            first[key] = h
+    if len(first) == len(headers):
+        return headers, []
+    kept, copies = [], []
+    for h in headers:
+        one = first.get(_identity(h)) if h.sop_uid else h
+        if one is h:
+            kept.append(h)
+        else:
+            copies.append((h, one))
+    return kept, copies
+
+
+def _identity(h: SliceHeader) -> tuple:
+    """What two copies of one object share (an object merely given the same SOPInstanceUID,
+    another slice of another size, is told apart)."""
+    where = None if h.position is None else tuple(np.round(h.position, 3))
+    return (
+        h.sop_uid,
+        h.series_uid,
+        where,
+        h.orientation,
+        h.pixel_spacing,
+        (h.rows, h.cols),
+        h.instance_number,
+        h.acquisition_number,
+        h.n_frames,
+    )
+
+
+def _shown_under(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` (the folder read), else whole."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 #: headers read lately, by file (path, size, modification time): a folder of several
@@ -622,7 +730,9 @@ def _read_header(path: Path) -> tuple[SliceHeader | None, str | None]:
                 log.debug("%s: a segmentation made by this tool's models; not read", path)
                 return None, OWN_SEG
             pixel_offset, excess = _pixel_offset(fp, ds)
-    except (OSError, EOFError) as exc:
+    except OSError as exc:  # "permission denied", not the errno and the whole path again
+        return None, f"cannot be read ({os_problem(exc)})"
+    except EOFError as exc:
         return None, f"cannot be read ({exc})"
     except InvalidDicomError as exc:
         return None, f"invalid DICOM ({exc})"
@@ -838,9 +948,11 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
     )
     spacing = None
     if (first.is_image or enhanced) and first.pixel_spacing is not None:
-        locations = sorted({round(loc, 3) for loc in where})
-        steps = np.diff(locations)
-        dz = float(np.median(steps)) if len(steps) else (first.slice_thickness or 1.0)
+        # the step a load stacks at (of a series thinner in places, the finer one; its
+        # median step was listed while the load stacked at half of it)
+        dz = stack_step({round(loc, 3) for loc in where})
+        if dz is None:
+            dz = first.slice_thickness or 1.0
         spacing = (dz, first.pixel_spacing[0], first.pixel_spacing[1])
     return SeriesInfo(
         uid=uid,
@@ -850,7 +962,10 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
         if enhanced
         else sum(1 for h in members if not h.enhanced),
         spacing=spacing,
-        phase=phase_from_text(first.series_description, first.contrast_agent, first.image_comments),
+        # contrast phases are a CT's (an MR's "portal venous" came from a contrast agent tag)
+        phase=phase_from_text(first.series_description, first.contrast_agent, first.image_comments)
+        if first.modality in ("CT", "")
+        else "unknown",
         files=[h.path for h in members],
         acquisition=acq,
         series_number=first.series_number,
@@ -1004,6 +1119,20 @@ def _choose(
 
 
 def _skipped_text(skipped: list[tuple[Path, str]]) -> str:
-    shown = "; ".join(f"{p}: {why}" for p, why in skipped[:5])
-    more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
-    return f"{len(skipped)} unreadable DICOM file(s) skipped: {shown}{more}"
+    folders = [(p, why) for p, why in skipped if why.startswith(FOLDER_NOT_READ)]
+    files = [(p, why) for p, why in skipped if not why.startswith(FOLDER_NOT_READ)]
+    said = []
+    if files:
+        shown = "; ".join(f"{p}: {why}" for p, why in files[:5])
+        more = f" (and {len(files) - 5} more)" if len(files) > 5 else ""
+        said.append(f"{len(files)} unreadable DICOM file(s) skipped: {shown}{more}")
+    if folders:  # a series missing from the list is explained
+        shown = "; ".join(
+            f"{p} ({why[len(FOLDER_NOT_READ) :].strip(' ()')})" for p, why in folders[:5]
+        )
+        more = f" (and {len(folders) - 5} more)" if len(folders) > 5 else ""
+        said.append(
+            f"{len(folders)} folder(s) that could not be read, their files not looked at: "
+            f"{shown}{more}"
+        )
+    return "; ".join(said)
