@@ -686,6 +686,9 @@ def test_a_scan_of_another_modality_opens_with_a_warning(load_widget, qtbot, tmp
     # its values are no HU: shown by their own spread (the abdomen window was −160…240)
     (layer,) = _layers.ct_layers(viewer)
     assert tuple(layer.contrast_limits) == pytest.approx((-1000, 60))
+    own = tuple(layer.contrast_limits)
+    widget.window_combo.setCurrentText("liver")  # a HU preset chosen after: not on the MR
+    assert tuple(layer.contrast_limits) == pytest.approx(own)
     # Segment says so in its own terms, before any model is loaded
     from napari_livertumor._widgets.segment import SegmentWidget
 

@@ -100,6 +100,14 @@ def set_window(layer: Image, preset: str) -> None:
     layer.contrast_limits = (low, high)
 
 
+def _holds_hu(layer) -> bool:
+    """Whether ``layer``'s values are HU: not an MR's or ultrasound's series loaded anyway (a
+    HU window turned an MR white; Load gives it contrast from its own values)."""
+    volume = layer.metadata.get("ct_volume")
+    modality = getattr(volume, "meta", {}).get("modality") if volume is not None else None
+    return str(modality or "CT").upper() == "CT"
+
+
 #: callbacks told which HU window preset a panel applied to a viewer's CTs (the other
 #: panels' choosers follow: Load's and Inspect's disagreed)
 _WINDOW_LISTENERS: list = []
@@ -118,7 +126,7 @@ def set_window_of_cts(viewer, preset: str) -> None:
     Inspect's *HU window*: the liver window for reading lesions without going back a tab),
     and tell the listeners."""
     for layer in ct_layers(viewer):
-        if layer.metadata.get(ROLE) == "ct":
+        if layer.metadata.get(ROLE) == "ct" and _holds_hu(layer):
             set_window(layer, preset)
     try:
         _WINDOW_OF[unproxied(viewer)] = preset
