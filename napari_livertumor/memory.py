@@ -1,6 +1,8 @@
-"""Will it fit? A step that needs more memory than the machine has free is refused before it
+"""Will it fit? A step that needs more memory than the process can get is refused before it
 starts, with the figures, instead of being ended by the kernel's out-of-memory killer (which
-stops the whole process, napari too, without a word).
+stops the whole process, napari too, without a word). What it can get is the smallest of the
+machine's free memory and swap, what its container's or job's cgroup memory limit leaves and
+what its address-space limit (``ulimit -v``) leaves (:func:`headroom`).
 
 The segmentation's working set is measured, not guessed: ``benchmarks/bench_memory.py`` runs
 ``livertumor segment`` on scans of 42–252 M voxels and checks that :func:`segment_need_bytes`
@@ -10,6 +12,7 @@ covers every peak it measures (``benchmarks/results/memory.md``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import InputError
 
@@ -21,20 +24,155 @@ from .errors import InputError
 #: 4 Dec 2026, int16 NIfTI of 42–252 M voxels, each command's own peak): fitted peak RSS =
 #: 0.51 GB + 4.5 bytes per voxel, that is about 0.1 GB + 2.5 bytes per voxel beyond the
 #: resident part (0.42 GB) and the CT's 2 bytes. Kept here with a margin: the estimate is at
-#: least 1.2 times every measured peak (``benchmarks/results/memory.md``).
+#: least 1.2 times every peak measured there (``benchmarks/results/memory.md``); a review
+#: (5 Dec 2026, one thread) found 1.22-1.24 times on 512² int16 scans but only 1.12-1.15 times
+#: on 768² and 1024² slices and int32 input (docs/benchmarks.md, Memory).
 SEGMENT_FIXED_BYTES = 300_000_000
 SEGMENT_BYTES_PER_VOXEL = 3.2
 
 
-def available_bytes() -> int | None:
-    """Memory a new allocation can use without the kernel killing a process: free RAM (with
-    the page cache it can drop) plus free swap. None when the system does not say."""
-    try:
-        import psutil
+#: the cgroup file systems: cgroup v2 (unified, or beside v1 in the hybrid layout) and v1's
+#: memory controller (Docker, Kubernetes, Slurm, systemd limit a process through them)
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: which cgroups this process is in (v2's "0::/path", v1's "N:memory:/path")
+PROC_SELF_CGROUP = Path("/proc/self/cgroup")
+#: a limit this large is "no limit" (v1 says 9223372036854771712, a page count's largest)
+_NO_LIMIT = 2**60
 
-        return int(psutil.virtual_memory().available + psutil.swap_memory().free)
-    except Exception:  # noqa: BLE001 - no figure: no check (never a reason to refuse)
+
+class Headroom(NamedTuple):
+    """What a new allocation can use, and which limit says so: ``"machine"`` (free memory and
+    swap), ``"cgroup"`` (the container's or job's memory limit), ``"rlimit"`` (the process's
+    address-space limit, ``ulimit -v``)."""
+
+    bytes: int
+    limit: str
+
+
+def headroom() -> Headroom | None:
+    """The smallest of the machine's free memory, what this process's cgroup limit leaves
+    and what its address-space limit leaves; None when none of them can be read. A source
+    that cannot be read is left out; this never raises."""
+    found = []
+    for limit, source in (("machine", _machine_free), ("cgroup", _cgroup_free),
+                          ("rlimit", _rlimit_free)):  # fmt: skip
+        try:
+            n = source()
+        except Exception:  # noqa: BLE001 - no figure from this source: not counted
+            n = None
+        if n is not None:
+            found.append(Headroom(max(int(n), 0), limit))
+    return min(found, key=lambda h: h.bytes) if found else None
+
+
+def available_bytes() -> int | None:
+    """Memory a new allocation can use without the kernel killing a process (see
+    :func:`headroom`). None when the system does not say."""
+    room = headroom()
+    return None if room is None else room.bytes
+
+
+def _machine_free() -> int:
+    """Free RAM (with the page cache it can drop) plus free swap."""
+    import psutil
+
+    return int(psutil.virtual_memory().available + psutil.swap_memory().free)
+
+
+def _read_int(path: Path) -> int | None:
+    """A cgroup file's number; None for "max", a missing file or anything else."""
+    try:
+        text = path.read_text().strip()
+        return int(text)
+    except (OSError, ValueError):
         return None
+
+
+def _inactive_file(path: Path, keys: tuple[str, ...]) -> int:
+    """The page cache in ``memory.stat`` the kernel drops before it kills (counted in the
+    cgroup's usage); 0 when it cannot be read."""
+    try:
+        stat = dict(line.split()[:2] for line in path.read_text().splitlines() if line.strip())
+    except (OSError, ValueError):
+        return 0
+    for key in keys:
+        try:
+            return max(int(stat[key]), 0)
+        except (KeyError, ValueError):
+            continue
+    return 0
+
+
+def _cgroup_free() -> int | None:
+    """What the memory limits of this process's cgroup and the cgroups above it leave (the
+    smallest), less its usage but for the page cache it can drop; None without a limit."""
+    own_v2: str | None = None
+    own_v1: str | None = None
+    for line in PROC_SELF_CGROUP.read_text().splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        if parts[0] == "0" and parts[1] == "":
+            own_v2 = parts[2]
+        elif "memory" in parts[1].split(","):
+            own_v1 = parts[2]
+    frees: list[int] = []
+    if own_v2 is not None:
+        for root in (CGROUP_ROOT, CGROUP_ROOT / "unified"):
+            frees += _walk_up(root, own_v2, "memory.max", "memory.current", ("inactive_file",))
+    if own_v1 is not None:
+        frees += _walk_up(
+            CGROUP_ROOT / "memory",
+            own_v1,
+            "memory.limit_in_bytes",
+            "memory.usage_in_bytes",
+            ("total_inactive_file", "inactive_file"),
+        )
+    return min(frees) if frees else None
+
+
+def _walk_up(root: Path, own: str, limit_file: str, usage_file: str, cache_keys) -> list[int]:
+    """Limit less usage of each cgroup from ``own`` up to ``root`` that has a limit (in a
+    container the path /proc/self/cgroup names may be the host's: its own root is reached)."""
+    frees = []
+    parts = [p for p in own.strip().split("/") if p and p not in (".", "..")]
+    for depth in range(len(parts), -1, -1):
+        folder = root.joinpath(*parts[:depth])
+        limit = _read_int(folder / limit_file)
+        if limit is None or limit <= 0 or limit >= _NO_LIMIT:
+            continue
+        usage = _read_int(folder / usage_file)
+        if usage is None:
+            continue
+        usage -= _inactive_file(folder / "memory.stat", cache_keys)
+        frees.append(limit - max(usage, 0))
+    return frees
+
+
+def _rlimit_free() -> int | None:
+    """What RLIMIT_AS (``ulimit -v``) leaves above the process's virtual size; None without."""
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY or soft < 0 or soft >= _NO_LIMIT:
+        return None
+    import psutil
+
+    return int(soft) - int(psutil.Process().memory_info().vms)
+
+
+#: how each limit is said in a refusal, and what the user can do about it
+_SAID = {
+    "machine": ("this machine has {} free (memory and swap)", ""),
+    "cgroup": (
+        "this container's memory limit (its cgroup) leaves {}",
+        "give the container or job more memory",
+    ),
+    "rlimit": (
+        "this process's address-space limit (ulimit -v) leaves {}",
+        "raise the limit (ulimit -v)",
+    ),
+}
 
 
 def gigabytes(n: float) -> str:
@@ -58,15 +196,19 @@ def segment_need_bytes(shape, *, copy_bytes_per_voxel: float = 0.0) -> int:
 
 def require(need: int, what: str, path: str | Path | None = None, *, advice: str = "") -> None:
     """Raise :class:`~napari_livertumor.errors.InputError` (naming ``path``) when ``need`` bytes
-    are more than the machine has free; ``what`` says what needs them ("reading its 1024 × …
-    voxels"), ``advice`` what the user can do besides freeing memory."""
-    free = available_bytes()
-    if free is None or need <= free:
+    are more than the machine has free, or than a container's memory limit or the process's
+    address-space limit leaves (the message says which); ``what`` says what needs them
+    ("reading its 1024 × … voxels"), ``advice`` what the user can do besides freeing memory."""
+    room = headroom()
+    if room is None or need <= room.bytes:
         return
+    said, raise_it = _SAID.get(room.limit, _SAID["machine"])
     raise InputError(
         path,
-        f"not enough memory: {what} needs about {gigabytes(need)}, and this machine has "
-        f"{gigabytes(free)} free (memory and swap). Close other programs"
+        f"not enough memory: {what} needs about {gigabytes(need)}, and "
+        + said.format(gigabytes(room.bytes))
+        + ". Close other programs"
         + (f", {advice}" if advice else "")
+        + (f", {raise_it}" if raise_it else "")
         + ", or use a machine with more memory",
     )

@@ -18,7 +18,8 @@ from napari_livertumor.pipeline import InferenceConfig, segment_ct
 
 
 def _free(monkeypatch, n_bytes):
-    monkeypatch.setattr(memory, "available_bytes", lambda: n_bytes)
+    room = None if n_bytes is None else memory.Headroom(n_bytes, "machine")
+    monkeypatch.setattr(memory, "headroom", lambda: room)
 
 
 def test_the_estimate_grows_with_the_voxels_and_covers_the_fixed_part():
@@ -79,7 +80,7 @@ def test_a_nifti_too_big_to_read_is_refused_before_a_voxel_is_read(monkeypatch, 
     with pytest.raises(InputError) as info:
         load_ct(path)
     text = str(info.value)
-    assert str(path) in text and "50 × 40 × 30 voxels (int16)" in text
+    assert str(path) in text and "50 × 40 × 30 voxels (x, y, z; int16)" in text
     _free(monkeypatch, 30 * 40 * 50 * 2)
     assert load_ct(path).array.shape == (30, 40, 50)
 

@@ -1402,9 +1402,7 @@ def run_cases(
             except Cancelled:
                 raise
             except (LiverTumorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
-                text = str(exc)  # an input error already starts with the case's path
-                if isinstance(exc, MemoryError):  # numpy's "Unable to allocate 900. MiB ..."
-                    text = f"out of memory ({text}): close other programs, or use a bigger machine"
+                text = _out_of_memory_text(exc) or str(exc)  # an input error names its path
                 if str(case.path) not in text:  # the summary's row names its input too
                     text += f" (input {case.path})"
                 if text.startswith(str(case.path)):
@@ -1422,10 +1420,36 @@ def run_cases(
     return rows
 
 
-def _error_text(exc: BaseException, case) -> str:
-    """What a failure says: an input error names its file; anything else its kind and case."""
+def _out_of_memory_text(exc: BaseException) -> str | None:
+    """The message of a step that ran out of memory: numpy's MemoryError ("Unable to allocate
+    900. MiB ..."), torch's on the CPU (a RuntimeError "[enforce fail at alloc_cpu.cpp:127]
+    ... DefaultCPUAllocator: can't allocate memory: you tried to allocate ...", said raw
+    before) and on the GPU (torch.cuda.OutOfMemoryError, "CUDA out of memory"); None for
+    any other error."""
     if isinstance(exc, MemoryError):
         return f"out of memory ({exc}): close other programs, or use a bigger machine"
+    if not isinstance(exc, RuntimeError) or isinstance(exc, LiverTumorError):
+        return None
+    text = str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    if type(exc).__name__ == "OutOfMemoryError" or "CUDA out of memory" in text:
+        return (
+            f"out of GPU memory ({first}): close what else uses the GPU, or run with --device cpu"
+        )
+    if "can't allocate memory" in text or "DefaultCPUAllocator" in text:
+        from ..memory import gigabytes
+
+        said = re.search(r"you tried to allocate (\d+) bytes", text)
+        what = f"torch could not allocate {gigabytes(int(said[1]))}" if said else first
+        return f"out of memory ({what}): close other programs, or use a bigger machine"
+    return None
+
+
+def _error_text(exc: BaseException, case) -> str:
+    """What a failure says: an input error names its file; anything else its kind and case."""
+    oom = _out_of_memory_text(exc)
+    if oom:
+        return oom
     if isinstance(exc, (LiverTumorError, OSError, ValueError, RuntimeError)):
         return str(exc)
     return f"unexpected error ({type(exc).__name__}: {exc}); input {case.path}"

@@ -418,7 +418,7 @@ def _load_data(img, warnings: list[str], path: Path, reporter=None) -> np.ndarra
     per_voxel = on_disk.itemsize if in_place else (8 if on_disk == np.float64 else 4) + 2
     memory.require(
         int(np.prod(img.shape)) * per_voxel,
-        f"reading its {' × '.join(map(str, img.shape))} voxels ({on_disk}"
+        f"reading its {' × '.join(map(str, img.shape[:3]))} voxels (x, y, z; {on_disk}"
         + (", scaled" if scaled else "")
         + ")",
         path,

@@ -1,0 +1,194 @@
+"""The memory guard counts the limits a container, a batch job or ``ulimit -v`` sets, not only
+the machine's free memory (a container's process was killed without a word where the machine
+had room), and says which limit refused; torch running out of memory is said as such.
+
+Every figure here is simulated (cgroup files in a temporary folder, resource.getrlimit and
+psutil replaced): nothing depends on the machine running the tests."""
+
+from __future__ import annotations
+
+import resource
+from collections import namedtuple
+from pathlib import Path
+
+import pytest
+
+from napari_livertumor import memory
+from napari_livertumor.errors import InputError
+
+GB = 1_000_000_000
+
+
+@pytest.fixture
+def machine(monkeypatch, tmp_path):
+    """A machine with 64 GB free, no cgroup limit, no address-space limit; returns a function
+    to set a figure: ``set(machine=..., cgroup_v2=(path, {file: text}), ...)``."""
+    proc = tmp_path / "proc_self_cgroup"
+    proc.write_text("0::/\n")
+    root = tmp_path / "cgroup"
+    root.mkdir()
+    monkeypatch.setattr(memory, "CGROUP_ROOT", root)
+    monkeypatch.setattr(memory, "PROC_SELF_CGROUP", proc)
+    monkeypatch.setattr(memory, "_machine_free", lambda: 64 * GB)
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (-1, -1))
+    return tmp_path
+
+
+def _files(folder: Path, **files: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name.replace("__", ".")).write_text(text)
+
+
+def test_only_the_machine_limits_where_no_cgroup_or_rlimit_does(machine):
+    assert memory.headroom() == memory.Headroom(64 * GB, "machine")
+    assert memory.available_bytes() == 64 * GB
+
+
+def test_a_cgroup_v2_limit_of_the_process_own_cgroup_is_counted(machine):
+    (machine / "proc_self_cgroup").write_text("0::/system.slice/docker-abc.scope\n")
+    own = machine / "cgroup" / "system.slice" / "docker-abc.scope"
+    _files(own, memory__max=f"{4 * GB}\n", memory__current=f"{2 * GB}\n",
+           memory__stat=f"anon 1\ninactive_file {GB // 2}\nactive_file 5\n")  # fmt: skip
+    # the page cache the kernel drops before it kills is not counted as used
+    assert memory.headroom() == memory.Headroom(4 * GB - 2 * GB + GB // 2, "cgroup")
+    with pytest.raises(InputError) as info:
+        memory.require(3 * GB, "reading its 768 × 768 × 400 voxels", "/data/a.nii")
+    text = str(info.value)
+    assert "/data/a.nii" in text and "needs about 3.0 GB" in text
+    assert "this container's memory limit (its cgroup) leaves 2.5 GB" in text
+    assert "this machine has" not in text and "give the container or job more memory" in text
+    memory.require(2 * GB, "reading it")  # fits
+
+
+def test_a_limit_of_a_cgroup_above_the_process_is_counted_and_max_is_no_limit(machine):
+    """Slurm limits the job's cgroup, the process runs in a step below it; "max" says none."""
+    (machine / "proc_self_cgroup").write_text("0::/job_7/step_0\n")
+    _files(machine / "cgroup" / "job_7", memory__max=f"{8 * GB}", memory__current=f"{7 * GB}")
+    _files(machine / "cgroup" / "job_7" / "step_0", memory__max="max", memory__current="5")
+    assert memory.headroom() == memory.Headroom(1 * GB, "cgroup")
+
+
+def test_in_a_container_the_host_path_is_not_there_and_its_root_is_read(machine):
+    (machine / "proc_self_cgroup").write_text("0::/kubepods/pod1/abc\n")
+    _files(machine / "cgroup", memory__max=f"{3 * GB}", memory__current=f"{GB}")
+    assert memory.headroom() == memory.Headroom(2 * GB, "cgroup")
+
+
+def test_a_cgroup_v1_memory_limit_is_counted_and_its_huge_figure_is_no_limit(machine):
+    (machine / "proc_self_cgroup").write_text("12:cpu,cpuacct:/\n4:memory:/docker/abc\n0::/\n")
+    mem = machine / "cgroup" / "memory"
+    _files(mem, memory__limit_in_bytes="9223372036854771712", memory__usage_in_bytes="8")
+    assert memory.headroom() == memory.Headroom(64 * GB, "machine")  # unlimited
+    _files(mem / "docker" / "abc", memory__limit_in_bytes=f"{6 * GB}",
+           memory__usage_in_bytes=f"{5 * GB}",
+           memory__stat=f"cache 9\ninactive_file 7\ntotal_inactive_file {GB}\n")  # fmt: skip
+    assert memory.headroom() == memory.Headroom(2 * GB, "cgroup")
+
+
+def test_usage_above_the_limit_leaves_nothing_not_a_negative_figure(machine):
+    _files(machine / "cgroup", memory__max=f"{GB}", memory__current=f"{2 * GB}")
+    assert memory.headroom() == memory.Headroom(0, "cgroup")
+
+
+def test_rlimit_as_leaves_its_limit_less_the_process_virtual_size(machine, monkeypatch):
+    import psutil
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (5 * GB, resource.RLIM_INFINITY))
+    info = namedtuple("pmem", "rss vms")(GB, 3 * GB)
+    monkeypatch.setattr(psutil.Process, "memory_info", lambda self: info)
+    assert memory.headroom() == memory.Headroom(2 * GB, "rlimit")
+    with pytest.raises(InputError, match=r"address-space limit \(ulimit -v\) leaves 2\.0 GB"):
+        memory.require(3 * GB, "segmenting it")
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (resource.RLIM_INFINITY,) * 2)
+    assert memory.headroom() == memory.Headroom(64 * GB, "machine")
+
+
+def test_the_smallest_figure_applies(machine, monkeypatch):
+    _files(machine / "cgroup", memory__max=f"{10 * GB}", memory__current="0")
+    monkeypatch.setattr(memory, "_machine_free", lambda: 3 * GB)
+    assert memory.headroom() == memory.Headroom(3 * GB, "machine")
+    with pytest.raises(InputError, match=r"this machine has 3\.0 GB free \(memory and swap\)"):
+        memory.require(4 * GB, "it")
+
+
+def test_unreadable_sources_are_left_out_and_never_raise(machine, monkeypatch):
+    (machine / "proc_self_cgroup").write_text("garbage\n0::/a\n4:memory\n")
+    _files(machine / "cgroup" / "a", memory__max="not a number", memory__current="1")
+    _files(machine / "cgroup", memory__max=f"{2 * GB}", memory__current="what")
+    assert memory.headroom() == memory.Headroom(64 * GB, "machine")
+
+    def boom(*a):
+        raise OSError("no such file")
+
+    monkeypatch.setattr(memory, "PROC_SELF_CGROUP", machine / "missing")
+    monkeypatch.setattr(resource, "getrlimit", boom)
+    assert memory.headroom() == memory.Headroom(64 * GB, "machine")
+    monkeypatch.setattr(memory, "_machine_free", boom)
+    assert memory.headroom() is None and memory.available_bytes() is None
+    memory.require(10**15, "anything")  # no figure: no refusal
+
+
+# --------------------------------------------------------------- torch running out of memory
+TORCH_CPU = (
+    "[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: can't allocate memory: "
+    "you tried to allocate 3221225472 bytes. Error code 12 (Cannot allocate memory)"
+)
+
+
+def test_segment_says_torch_cpu_out_of_memory_as_out_of_memory(tmp_path, monkeypatch, caplog):
+    from test_segment_cli import small_ct
+
+    from napari_livertumor import pipeline
+    from napari_livertumor.cli import main
+    from napari_livertumor.io.nifti import write_nifti
+    from napari_livertumor.models import make_untrained_model
+
+    make_untrained_model(tmp_path / "models" / "liver", "liver")
+    make_untrained_model(tmp_path / "models" / "tumor", "tumor")
+
+    def segment(self, volume, progress=None, **kw):
+        raise RuntimeError(TORCH_CPU)
+
+    monkeypatch.setattr(pipeline.Segmenter, "segment", segment)
+    write_nifti(small_ct(), tmp_path / "p1.nii.gz")
+    write_nifti(small_ct(seed=1), tmp_path / "p2.nii.gz")
+    out = tmp_path / "out"
+    with caplog.at_level("ERROR"):
+        rc = main(["segment", str(tmp_path / "p1.nii.gz"), str(tmp_path / "p2.nii.gz"),
+                   "-o", str(out), "--models", str(tmp_path / "models"), "--device", "cpu",
+                   "--no-refine"])  # fmt: skip
+    assert rc == 1
+    summary = (out / "summary.csv").read_text()
+    for said in (caplog.text, summary):
+        assert "out of memory (torch could not allocate 3.2 GB)" in said
+        assert "close other programs, or use a bigger machine" in said
+        assert "enforce fail" not in said and "alloc_cpu.cpp" not in said
+    assert str(tmp_path / "p1.nii.gz") in summary  # the row still names its input
+
+
+def test_the_out_of_memory_texts_of_torch_and_numpy(tmp_path):
+    from napari_livertumor.commands.segment import _error_text, _out_of_memory_text
+
+    case = type("Case", (), {"path": tmp_path / "a.nii.gz"})()
+    cpu = _error_text(RuntimeError(TORCH_CPU), case)
+    assert cpu.startswith("out of memory (torch could not allocate 3.2 GB)")
+    newer = RuntimeError(
+        "DefaultCPUAllocator: not enough memory: you tried to allocate 9000000 bytes"
+    )
+    assert _out_of_memory_text(newer).startswith("out of memory (torch could not allocate 9 MB")
+    OutOfMemoryError = type("OutOfMemoryError", (RuntimeError,), {})  # torch.cuda's kind
+    gpu = OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.\nmore lines")
+    assert _error_text(gpu, case) == (
+        "out of GPU memory (CUDA out of memory. Tried to allocate 2.00 GiB.): close what else "
+        "uses the GPU, or run with --device cpu"
+    )
+    assert _out_of_memory_text(RuntimeError("CUDA out of memory. Tried ...")).startswith(
+        "out of GPU memory"
+    )
+    assert _out_of_memory_text(MemoryError("Unable to allocate 900. MiB")).startswith(
+        "out of memory (Unable to allocate 900. MiB)"
+    )
+    assert _out_of_memory_text(RuntimeError("shape mismatch")) is None
+    assert _error_text(RuntimeError("shape mismatch"), case) == "shape mismatch"
+    assert _out_of_memory_text(InputError(None, "not enough memory: x")) is None
