@@ -413,3 +413,19 @@ def test_a_cell_with_its_columns_own_unit_is_read_as_its_number(tmp_path):
     text = "\n".join(table.report)
     assert "AFP: 2 value(s) written with the column's unit ('0.9 ng/mL', '<5 ng/ml')" in text
     assert "Tr_Size: unknown value(s) HCC_002 '36 mm' treated as missing" in text
+    # a cell the unit was taken off but no number then read is not counted as read, and is
+    # named as the sheet writes it; an exponent is a number; a share's bound when sure
+    csv.write_text(
+        "TCIA_ID,AFP,age,Tr_Size,T_involvment\n"
+        "HCC_001,1e3 ng/mL,1.2.3 years,. cm,<30%\n"
+        "HCC_002,5,50,3 cm,<60%\n"
+        "HCC_003,7,60,4,>60%\n"
+    )
+    table = read_clinical(csv)
+    text = "\n".join(table.report)
+    assert table.frame["AFP"].tolist() == [1000.0, 5.0, 7.0]
+    assert table.frame["T_involvment"].tolist()[::2] == [1.0, 2.0]
+    assert pd.isna(table.frame.loc["HCC_002", "T_involvment"])  # under 60 %: either group
+    assert "Tr_Size: 1 value(s) written with the column's unit ('3 cm')" in text
+    assert "age: unknown value(s) HCC_001 '1.2.3 years' treated as missing" in text
+    assert "age: " not in text.replace("age: unknown", "")  # no unit cell read for age

@@ -1109,9 +1109,33 @@ def test_a_series_copied_twice_into_the_folder_reads_once_with_a_warning(tmp_pat
     volume = read_dicom_series(tmp_path)
     np.testing.assert_array_equal(volume.array, source.array)
     assert (
-        "6 identical copies of slices (same SOPInstanceUID) ignored, e.g. orig/1-001.dcm "
-        "(a copy of copy/1-001.dcm)" in volume.meta["warnings"]
+        "6 file(s) identical to another (a copy: the same SOPInstanceUID and bytes) ignored, "
+        "e.g. orig/1-001.dcm (the same as copy/1-001.dcm)" in volume.meta["warnings"]
     )
+
+
+def test_a_copy_cut_short_or_altered_is_no_identical_copy(tmp_path):
+    """Copies were told by their headers alone: the intact copy of a slice was dropped for one
+    cut short (its slice then interpolated), and a copy with other pixels was read without the
+    repeated positions' warning, called "identical"."""
+    source = make_ct(shape=(6, 16, 16))
+    write_ct_series(source, tmp_path / "a_copy")
+    shutil.copytree(tmp_path / "a_copy", tmp_path / "b_copy")
+    cut = tmp_path / "a_copy" / "1-003.dcm"
+    cut.write_bytes(cut.read_bytes()[:-100])  # the first one found, cut short
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, source.array)  # the intact copy read
+    assert not any("interpolat" in w for w in volume.meta["warnings"])
+    said = " ".join(volume.meta["warnings"])
+    assert "5 file(s) identical to another" in said
+
+    shutil.copy(tmp_path / "b_copy" / "1-003.dcm", cut)
+    ds = pydicom.dcmread(cut)
+    ds.PixelData = (ds.pixel_array + 500).astype(ds.pixel_array.dtype).tobytes()
+    ds.save_as(cut)
+    warnings = read_dicom_series(tmp_path).meta["warnings"]
+    assert any("different pixels" in w for w in warnings)  # said, for a reader to check
+    assert any("5 file(s) identical to another" in w for w in warnings)
 
 
 def test_the_same_spacing_or_orientation_written_with_float_noise_is_one_series(tmp_path):
@@ -1347,8 +1371,8 @@ def test_identical_copies_in_several_folders_are_listed_and_read_once_named_by_t
     np.testing.assert_array_equal(volume.array, source.array)
     (said,) = volume.meta["warnings"]
     assert said == (
-        "12 identical copies of slices (same SOPInstanceUID) ignored, e.g. "
-        "c2/ct/1-001.dcm (a copy of c1/ct/1-001.dcm)"
+        "12 file(s) identical to another (a copy: the same SOPInstanceUID and bytes) ignored, "
+        "e.g. c2/ct/1-001.dcm (the same as c1/ct/1-001.dcm)"
     )
     assert len(volume.meta["unused_files"]) == 12  # (a multi-select of them adds nothing)
     # slices that only share a SOPInstanceUID (an anonymiser's blunder) are no copies

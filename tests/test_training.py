@@ -1707,3 +1707,32 @@ def test_a_resume_with_nothing_to_resume_does_not_also_say_resumed(toy_data, tmp
     assert "starting from scratch" in caplog.text
     assert not [r for r in reports if r["event"] == "resumed"]
     assert reports[-1]["event"] == "done"
+
+
+class _SignalProbe:
+    """A dataset whose items tell how the process reading them handles SIGTERM and SIGINT."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i):
+        import signal
+
+        return int(
+            signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+            and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        )
+
+
+def test_data_loader_workers_leave_sigterm_to_the_main_process():
+    """`timeout` or a scheduler sending SIGTERM to the process group killed the workers, and
+    the main process's save of last/ then failed on them (no last/, exit 1)."""
+    import signal
+    from types import SimpleNamespace
+
+    from napari_livertumor.training.loop import _loader
+
+    cfg = SimpleNamespace(num_workers=1, batch_size=1, seed=0)
+    loader = _loader(_SignalProbe(), cfg, [0, 1])
+    assert [int(b) for b in loader] == [1, 1]  # ignored in the worker
+    assert signal.getsignal(signal.SIGTERM) != signal.SIG_IGN  # not in this process

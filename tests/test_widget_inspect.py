@@ -553,7 +553,11 @@ def test_stray_label_values_are_located_and_the_old_figures_cleared(viewer_with_
     widget.measure_button.click()
     assert not widget.busy
     text = widget.status.text()
-    assert "value(s) 7:" in text and "on slice(s) 5" in text and "paint them 2 tumor, 1 liver or 0 background" in text
+    assert (
+        "value(s) 7:" in text
+        and "on slice(s) 5" in text
+        and "paint them 2 tumor, 1 liver or 0 background" in text
+    )
     assert widget.volume_table.rowCount() == 0 and widget.stats is None
 
 

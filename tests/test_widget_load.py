@@ -1165,5 +1165,6 @@ def test_the_series_list_shows_the_spacing_and_slices_a_load_gives(load_widget, 
     assert volume.spacing[0] == pytest.approx(2.5, abs=1e-4)
     assert len([f for f in volume.meta["files"] if f]) == 14
     said = widget.status.text()
-    assert "28 identical copies of slices (same SOPInstanceUID) ignored, e.g. c2/ct/" in said
+    assert "28 file(s) identical to another (a copy: the same SOPInstanceUID and bytes) " in said
+    assert "ignored, e.g. c2/ct/" in said
     assert "repeated an existing position" not in said

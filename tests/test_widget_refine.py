@@ -539,6 +539,9 @@ def test_a_refused_applys_notes_are_not_shown_and_a_previews_are_marked(
     text = widget.notes.text()
     assert "a note of the 3D contour" in text
     assert "preview of this slice: lesion(s) under 4 voxels kept unchanged" in text
+    # the preview saying what the Apply said (Apply to slice, then that slice's preview): once
+    widget._show_notes(["a note of the 3D contour"])
+    assert widget.notes.text() == "⚠ a note of the 3D contour"
 
 
 def test_another_layer_chosen_while_applying_keeps_the_applys_status(refine_setup, qtbot):

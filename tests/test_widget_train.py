@@ -191,6 +191,13 @@ def test_a_summary_goes_when_the_clinical_table_stage_or_weak_term_changes(
     assert "a.csv" in widget.summary.text()
     widget.weak_lambda.setValue(0.7)  # another weight: the same patients, the same summary
     assert widget.summary_box.isVisibleTo(widget)
+    from qtpy.QtCore import Qt
+
+    edit = widget.weak_lambda.lineEdit()  # typed: "0.9" passes through 0 on the way
+    edit.selectAll()
+    qtbot.keyClicks(edit, "0.9")
+    qtbot.keyClick(edit, Qt.Key_Return)
+    assert widget.weak_lambda.value() == 0.9 and widget.summary_box.isVisibleTo(widget)
     widget.clinical.setText(str(tmp_path / "b.csv"))
     assert widget.summary.text() == "" and not widget.summary_box.isVisibleTo(widget)
     assert "The clinical table changed since Check data" in widget.status.text()

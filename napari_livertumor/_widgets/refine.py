@@ -1391,8 +1391,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
             self._apply_notes = list(notes)
         elif self._apply_notes and notes:
             # the live preview's notes beside an Apply's: they are of this slice only (a 3D
-            # lesion's 3-voxel cut on it read as a note of the Apply)
-            notes = [f"preview of this slice: {n}" for n in notes]
+            # lesion's 3-voxel cut on it read as a note of the Apply); one the Apply gave too
+            # (Apply to slice, then its preview) is said once
+            notes = [f"preview of this slice: {n}" for n in notes if n not in self._apply_notes]
         cfg_notes = self.build_config().validated()[1]
         shown = list(dict.fromkeys([*self._config_notes, *cfg_notes, *self._apply_notes, *notes]))
         shown = [_in_panel_words(n) for n in shown]

@@ -274,6 +274,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
         # the run would use (which patients have rows, whether the tumor stage starts)
         self.clinical.textChanged.connect(self._data_changed)
         self.stage.currentTextChanged.connect(self._data_changed)
+        # (typed "0.7" passes through 0: only the value the user ends on counts)
+        self.weak_lambda.setKeyboardTracking(False)
         self.weak_lambda.valueChanged.connect(self._data_changed)
         self.start_button.clicked.connect(self._start_clicked)
         self.stage.currentTextChanged.connect(self._stage_changed)

@@ -223,16 +223,20 @@ def read_clinical(path: str | Path) -> ClinicalTable:
             encoded[column] = numbers
             continue
         if encoder is _encode_number:  # the column's own decimal mark
+            written = values  # as the sheet has them (unknown ones are said so)
             values, with_unit = _without_own_unit(column, values)
-            if with_unit:
-                shown = ", ".join(repr(v) for v in with_unit[:3])
-                report.append(
-                    f"{column}: {len(with_unit)} value(s) written with the column's unit "
-                    f"({shown}) read as numbers"
-                )
             result, unknown, notes = _apply_numbers(
                 values, _file_decimal_mark(raw, separator, column)
             )
+            # (those read: '. cm' was counted, then said unknown)
+            read = [written[pid] for pid in with_unit if pd.notna(result[pid])]
+            if read:
+                shown = ", ".join(repr(str(v).strip()) for v in read[:3])
+                report.append(
+                    f"{column}: {len(read)} value(s) written with the column's unit "
+                    f"({shown}) read as numbers"
+                )
+            values = written
             report.extend(_column_notes(column, notes))
         else:
             result, unknown = _apply(encoder, values)
@@ -300,12 +304,18 @@ def encode_t_involvment(value: str) -> float | None:
         return 1.0
     if text in {">50%", "2", "2.0", "2,0"}:
         return 2.0
-    # a share written as a number ("30%", "75 %"): the group it falls in
-    match = re.fullmatch(r"(\d+(?:[.,]\d+)?)%", text)
+    # a share written as a number ("30%", "75 %", "<30%", ">60%"): the group it falls in,
+    # when the bound leaves no doubt ("<60%" may be either)
+    match = re.fullmatch(r"(<=|≤|=<|<|>=|≥|>)?(\d+(?:[.,]\d+)?)%", text)
     if match:
-        share = float(match.group(1).replace(",", "."))
-        if 0 <= share <= 100:
+        bound, share = match.group(1), float(match.group(2).replace(",", "."))
+        if not 0 <= share <= 100:
+            return None
+        if bound is None:
             return 1.0 if share <= 50 else 2.0
+        if bound in ("<=", "≤", "=<", "<"):
+            return 1.0 if share <= 50 else None
+        return 2.0 if share > 50 or (bound == ">" and share == 50) else None
     return None
 
 
@@ -542,19 +552,21 @@ _CELL_UNITS = {
 }
 
 
-def _without_own_unit(column: str, values: pd.Series) -> tuple[pd.Series, list[str]]:
+def _without_own_unit(column: str, values: pd.Series) -> tuple[pd.Series, list]:
     """``values`` with the column's own unit (:data:`_CELL_UNITS`) taken off the cells that
-    end in it, and those cells as written."""
+    end in it, and those cells' index labels."""
     unit = _CELL_UNITS.get(column.strip().lower())
     if unit is None:
         return values, []
-    pattern = re.compile(rf"^\s*((?:>=|<=|≥|≤|>|<)?\s*[+-]?[\d.,]+)\s*{unit}\.?\s*$", re.I)
-    taken: list[str] = []
+    pattern = re.compile(
+        rf"^\s*((?:>=|<=|≥|≤|>|<)?\s*[+-]?[\d.,]+(?:[eE][+-]?\d+)?)\s*{unit}\.?\s*$", re.I
+    )
+    taken: list = []
     out = []
-    for v in values:
+    for pid, v in values.items():
         match = pattern.match(v) if isinstance(v, str) else None
         if match:
-            taken.append(v.strip())
+            taken.append(pid)
             out.append(match.group(1).strip())
         else:
             out.append(v)

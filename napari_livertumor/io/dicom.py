@@ -306,8 +306,9 @@ def read_dicom_series(
     if copies:
         h, kept = copies[0]
         warnings.append(
-            f"{len(copies)} identical copies of slices (same SOPInstanceUID) ignored, e.g. "
-            f"{_shown_under(h.path, root)} (a copy of {_shown_under(kept.path, root)})"
+            f"{len(copies)} file(s) identical to another (a copy: the same SOPInstanceUID and "
+            f"bytes) ignored, e.g. {_shown_under(h.path, root)} (the same as "
+            f"{_shown_under(kept.path, root)})"
         )
     # a file cut short inside its SeriesInstanceUID carries the start of the UID only: a
     # "series" of its own, no image; named (its slice is then missing, or mended, and said)
@@ -610,28 +611,38 @@ def _files_under(root: Path, skipped: list) -> list[Path]:
 def _drop_identical_copies(
     headers: list[SliceHeader], keep: Path | None = None
 ) -> tuple[list[SliceHeader], list[tuple[SliceHeader, SliceHeader]]]:
-    """One header per DICOM object: the same SOP instance found again (the same slice, at the
-    same place, copied into another folder) is left out. Returns the headers kept and
-    ``(copy left out, the one kept)`` pairs; the first found is kept (``keep``, a file given,
-    before it). Objects that only share a SOPInstanceUID (an anonymiser's blunder: other
-    positions or image numbers) are all kept."""
-    first: dict[tuple, SliceHeader] = {}
-    for h in headers:
+    """One header per DICOM file copied several times: a file found again byte for byte (the
+    same SOP instance, at the same place, copied into another folder) is left out. Returns the
+    headers kept and ``(copy left out, the one kept)`` pairs; the first found is kept
+    (``keep``, a file given, before it). Files that share a SOPInstanceUID but not their bytes
+    (one cut short, pixels that differ, an anonymiser's blunder) are all kept: the repeated
+    positions' own checks then read the intact one and say which differ."""
+    groups: dict[tuple, list[SliceHeader]] = {}
+    copy_of: dict[int, SliceHeader] = {}
+    for h in sorted(headers, key=lambda h: keep is None or h.path != keep):  # (stable)
         if not h.sop_uid:
             continue
-        key = _identity(h)
-        if key not in first or h.path == keep:
-            first[key] = h
-    if len(first) == len(headers):
-        return headers, []
-    kept, copies = [], []
-    for h in headers:
-        one = first.get(_identity(h)) if h.sop_uid else h
-        if one is h:
-            kept.append(h)
+        group = groups.setdefault(_identity(h), [])
+        same = next((g for g in group if _same_bytes(g.path, h.path)), None)
+        if same is None:
+            group.append(h)
         else:
-            copies.append((h, one))
+            copy_of[id(h)] = same
+    if not copy_of:
+        return headers, []
+    kept = [h for h in headers if id(h) not in copy_of]
+    copies = [(h, copy_of[id(h)]) for h in headers if id(h) in copy_of]
     return kept, copies
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    """Whether files ``a`` and ``b`` hold the same bytes (False if either cannot be read)."""
+    import filecmp
+
+    try:
+        return a.stat().st_size == b.stat().st_size and filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
 
 
 def _identity(h: SliceHeader) -> tuple:

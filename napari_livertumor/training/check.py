@@ -147,9 +147,10 @@ def summarize_data(
         lines.append(f"Rows of the table with no patient here: {_some(extra)}")
         # a bare number ("3", "005") beside a patient HCC_003 without a row: most likely that
         # patient, written as a number (not matched: a number may be a record number)
-        without = {normalise_id(c) for c in unmatched}
+        # (named as the patient's folder or file is: 'hcc-3', not an HCC_003 nowhere here)
+        without = {normalise_id(c): c for c in unmatched}
         guesses = [
-            (i, f"HCC_{int(i):03d}")
+            (i, without[f"HCC_{int(i):03d}"])
             for i in extra
             if i.isdigit() and f"HCC_{int(i):03d}" in without
         ]

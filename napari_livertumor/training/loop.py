@@ -1722,4 +1722,16 @@ def _loader(dataset, cfg, sampler: PlanSampler):
         drop_last=False,
         persistent_workers=workers > 0,
         generator=torch.Generator().manual_seed(cfg.seed),
+        worker_init_fn=_worker_ignores_stops if workers else None,
     )
+
+
+def _worker_ignores_stops(_worker_id: int) -> None:
+    """A data-loader worker leaves SIGTERM and SIGINT to the main process: a scheduler's (or
+    ``timeout``'s) SIGTERM to the whole process group killed the workers, and the main
+    process's save of ``last/`` then failed on them. (Module-level: picklable for the spawn
+    start method. The workers still end with the main process: PyTorch's watchdog.)"""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
