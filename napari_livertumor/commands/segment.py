@@ -199,7 +199,7 @@ def add_arguments(parser) -> None:
         choices=["none", "inplane", "all"],
         help="test-time mirroring of the tumor stage: one pass (none, the default), or the "
         "mean of each window and its left-right / front-back mirrors (inplane: 4 passes, the "
-        "tumor stage about 3.3x slower on a CPU), also head-feet (all: 8)",
+        "tumor stage about 3.4x slower on a CPU), also head-feet (all: 8)",
     )
     parser.add_argument(
         "--allow-non-ct", action="store_true", help="segment series whose modality is not CT"
