@@ -212,3 +212,27 @@ def require(need: int, what: str, path: str | Path | None = None, *, advice: str
         + (f", {raise_it}" if raise_it else "")
         + ", or use a machine with more memory",
     )
+
+
+def out_of_memory(exc: BaseException) -> tuple[bool, str] | None:
+    """Whether ``exc`` is running out of memory, as ``(on the GPU, what ran out in words)``;
+    None for any other error. numpy's MemoryError ("Unable to allocate 900. MiB ..."), torch's
+    on the CPU (a RuntimeError "[enforce fail at alloc_cpu.cpp:127] ... DefaultCPUAllocator:
+    can't allocate memory: you tried to allocate ..."), on the GPU (torch.cuda.OutOfMemoryError,
+    "CUDA out of memory"): said raw before, the allocator's C++ line in the user's face."""
+    import re
+
+    from .errors import LiverTumorError
+
+    if isinstance(exc, MemoryError):
+        return False, str(exc) or "MemoryError"
+    if not isinstance(exc, RuntimeError) or isinstance(exc, LiverTumorError):
+        return None
+    text = str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    if type(exc).__name__ == "OutOfMemoryError" or "CUDA out of memory" in text:
+        return True, first
+    if "can't allocate memory" in text or "DefaultCPUAllocator" in text:
+        said = re.search(r"you tried to allocate (\d+) bytes", text)
+        return False, (f"torch could not allocate {gigabytes(int(said[1]))}" if said else first)
+    return None

@@ -192,3 +192,25 @@ def test_the_out_of_memory_texts_of_torch_and_numpy(tmp_path):
     assert _out_of_memory_text(RuntimeError("shape mismatch")) is None
     assert _error_text(RuntimeError("shape mismatch"), case) == "shape mismatch"
     assert _out_of_memory_text(InputError(None, "not enough memory: x")) is None
+
+
+def test_the_panels_say_torchs_out_of_memory_in_words():
+    """A Segment panel's job failing in torch's allocator showed "RuntimeError: [enforce fail
+    at alloc_cpu.cpp:127] …" in its status line."""
+    from napari_livertumor._widgets._jobs import JobFailed, error_text
+
+    def failed_with(exc: BaseException) -> str:
+        try:
+            raise JobFailed("segment") from exc
+        except JobFailed as failed:
+            return error_text(failed)
+
+    said = failed_with(RuntimeError(TORCH_CPU))
+    assert said == "Out of memory (torch could not allocate 3.2 GB): close other programs or layers"
+    OutOfMemoryError = type("OutOfMemoryError", (RuntimeError,), {})
+    said = failed_with(OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB."))
+    assert said.startswith("Out of GPU memory (CUDA out of memory. Tried to allocate 2.00 GiB.)")
+    assert failed_with(RuntimeError("shape mismatch")) == "RuntimeError: shape mismatch"
+    assert failed_with(MemoryError("Unable to allocate 900. MiB")).startswith(
+        "Out of memory (Unable to allocate 900. MiB)"
+    )

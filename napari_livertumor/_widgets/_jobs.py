@@ -434,8 +434,16 @@ class Job(QObject):
 
 def error_text(exc: BaseException) -> str:
     """A one-line message for the user (no traceback)."""
+    from ..memory import out_of_memory
+
     if isinstance(exc, JobFailed) and exc.__cause__ is not None:
         exc = exc.__cause__
+        oom = out_of_memory(exc)  # torch's allocator said raw: "[enforce fail at alloc_cpu…"
+        if oom is not None and not isinstance(exc, MemoryError):
+            gpu, detail = oom
+            if gpu:
+                return f"Out of GPU memory ({detail}): close what else uses the GPU, or choose cpu"
+            return f"Out of memory ({detail}): close other programs or layers"
         if isinstance(exc, OSError) and exc.filename and exc.strerror:  # the file, then why
             if exc.filename2:  # a rename or link: both ends
                 return f"{exc.filename} -> {exc.filename2}: {exc.strerror}"

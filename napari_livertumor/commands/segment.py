@@ -1421,28 +1421,19 @@ def run_cases(
 
 
 def _out_of_memory_text(exc: BaseException) -> str | None:
-    """The message of a step that ran out of memory: numpy's MemoryError ("Unable to allocate
-    900. MiB ..."), torch's on the CPU (a RuntimeError "[enforce fail at alloc_cpu.cpp:127]
-    ... DefaultCPUAllocator: can't allocate memory: you tried to allocate ...", said raw
-    before) and on the GPU (torch.cuda.OutOfMemoryError, "CUDA out of memory"); None for
+    """The message of a step that ran out of memory (:func:`memory.out_of_memory`); None for
     any other error."""
-    if isinstance(exc, MemoryError):
-        return f"out of memory ({exc}): close other programs, or use a bigger machine"
-    if not isinstance(exc, RuntimeError) or isinstance(exc, LiverTumorError):
-        return None
-    text = str(exc)
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    if type(exc).__name__ == "OutOfMemoryError" or "CUDA out of memory" in text:
-        return (
-            f"out of GPU memory ({first}): close what else uses the GPU, or run with --device cpu"
-        )
-    if "can't allocate memory" in text or "DefaultCPUAllocator" in text:
-        from ..memory import gigabytes
+    from ..memory import out_of_memory
 
-        said = re.search(r"you tried to allocate (\d+) bytes", text)
-        what = f"torch could not allocate {gigabytes(int(said[1]))}" if said else first
-        return f"out of memory ({what}): close other programs, or use a bigger machine"
-    return None
+    found = out_of_memory(exc)
+    if found is None:
+        return None
+    gpu, detail = found
+    if gpu:
+        return (
+            f"out of GPU memory ({detail}): close what else uses the GPU, or run with --device cpu"
+        )
+    return f"out of memory ({detail}): close other programs, or use a bigger machine"
 
 
 def _error_text(exc: BaseException, case) -> str:
