@@ -170,7 +170,7 @@ _SAID = {
     ),
     "rlimit": (
         "this process's address-space limit (ulimit -v) leaves {}",
-        "raise the limit (ulimit -v)",
+        "raise that limit",
     ),
 }
 
@@ -203,14 +203,19 @@ def require(need: int, what: str, path: str | Path | None = None, *, advice: str
     if room is None or need <= room.bytes:
         return
     said, raise_it = _SAID.get(room.limit, _SAID["machine"])
+    # (other programs take nothing from a process's own address-space limit)
+    steps = [
+        *(["close other programs"] if room.limit != "rlimit" else []),
+        *([advice] if advice else []),
+        *([raise_it] if raise_it else []),
+        "or use a machine with more memory",
+    ]
+    todo = ", ".join(steps)
     raise InputError(
         path,
         f"not enough memory: {what} needs about {gigabytes(need)}, and "
         + said.format(gigabytes(room.bytes))
-        + ". Close other programs"
-        + (f", {advice}" if advice else "")
-        + (f", {raise_it}" if raise_it else "")
-        + ", or use a machine with more memory",
+        + f". {todo[:1].upper()}{todo[1:]}",
     )
 
 
@@ -230,7 +235,11 @@ def out_of_memory(exc: BaseException) -> tuple[bool, str] | None:
         return None
     text = str(exc)
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    if type(exc).__name__ == "OutOfMemoryError" or "CUDA out of memory" in text:
+    low = text.lower()
+    # torch.cuda.OutOfMemoryError; a kernel launch's "CUDA error: out of memory"; Apple's MPS
+    if type(exc).__name__ == "OutOfMemoryError" or (
+        "out of memory" in low and ("cuda" in low or "mps" in low)
+    ):
         return True, first
     if "can't allocate memory" in text or "DefaultCPUAllocator" in text:
         said = re.search(r"you tried to allocate (\d+) bytes", text)

@@ -1706,8 +1706,9 @@ def liver_fluid_share(ct: np.ndarray, labels: np.ndarray, spacing) -> dict | Non
 def _liver_fluid_warning(ct: np.ndarray, labels: np.ndarray, spacing) -> str | None:
     """A warning when a large part of the liver found is water-dense beside liver tissue (the
     liver model takes fluid around a cirrhotic liver for liver: Dice 0.66-0.71 on phantoms
-    with ascites, and nothing said), else None. A fatty liver is of one density (no tissue
-    share), so it is not taken for fluid."""
+    with ascites, and nothing said), else None. A liver fatty throughout is of one density (no
+    tissue share), so it is not taken for fluid; one fatty in parts beside spared tissue is,
+    and the warning names it among the causes."""
     found = liver_fluid_share(ct, labels, spacing)
     if (
         found is None
@@ -1720,8 +1721,8 @@ def _liver_fluid_warning(ct: np.ndarray, labels: np.ndarray, spacing) -> str | N
         f"{found['water_share']:.0%} of the liver found (about {found['water_ml']:.0f} mL, "
         f"its outline aside) is at water density ({found['water_hu']:.0f} HU) beside liver "
         f"tissue at {found['tissue_hu']:.0f} HU: fluid around the liver (ascites) or the gallbladder "
-        "taken for liver, or a large cyst or necrosis not marked as tumor; check the outline "
-        "(the liver volume may be too large)"
+        "taken for liver, a large cyst or necrosis not marked as tumor, or a fatty part of the "
+        "liver; check the outline (the liver volume may be too large)"
     )
 
 

@@ -98,8 +98,15 @@ def test_rlimit_as_leaves_its_limit_less_the_process_virtual_size(machine, monke
     info = namedtuple("pmem", "rss vms")(GB, 3 * GB)
     monkeypatch.setattr(psutil.Process, "memory_info", lambda self: info)
     assert memory.headroom() == memory.Headroom(2 * GB, "rlimit")
-    with pytest.raises(InputError, match=r"address-space limit \(ulimit -v\) leaves 2\.0 GB"):
-        memory.require(3 * GB, "segmenting it")
+    with pytest.raises(
+        InputError, match=r"address-space limit \(ulimit -v\) leaves 2\.0 GB"
+    ) as err:
+        memory.require(3 * GB, "segmenting it", advice="crop the scan")
+    # other programs take nothing from it; the limit is named once
+    assert str(err.value).endswith(
+        ". Crop the scan, raise that limit, or use a machine with more memory"
+    )
+    assert str(err.value).count("ulimit") == 1
     monkeypatch.setattr(resource, "getrlimit", lambda which: (resource.RLIM_INFINITY,) * 2)
     assert memory.headroom() == memory.Headroom(64 * GB, "machine")
 
@@ -211,6 +218,8 @@ def test_the_panels_say_torchs_out_of_memory_in_words():
     said = failed_with(OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB."))
     assert said.startswith("Out of GPU memory (CUDA out of memory. Tried to allocate 2.00 GiB.)")
     assert failed_with(RuntimeError("shape mismatch")) == "RuntimeError: shape mismatch"
+    for other in ("CUDA error: out of memory", "MPS backend out of memory (MPS allocated: 9 GB)"):
+        assert failed_with(RuntimeError(other)).startswith("Out of GPU memory")
     assert failed_with(MemoryError("Unable to allocate 900. MiB")).startswith(
         "Out of memory (Unable to allocate 900. MiB)"
     )

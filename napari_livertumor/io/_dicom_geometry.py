@@ -543,7 +543,7 @@ def _deduplicate(
         )
         warnings.append(
             f"{len(dropped)} slice(s) repeated an existing position; kept the higher "
-            f"InstanceNumber and left out: {names}{more}{across}"
+            f"InstanceNumber (the last found where equal) and left out: {names}{more}{across}"
         )
     return kept
 

@@ -123,8 +123,9 @@ def compare_duplicates(geometry: StackGeometry, array: np.ndarray, damaged, warn
         warnings.append(
             f"{len(differing)} of the {len(geometry.duplicates)} repeated position(s) hold "
             f"different pixels in their copies (e.g. {series_file_name(kept)}, image "
-            f"{kept.instance_number}, read, and {left.path.name}, image {left.instance_number}, "
-            f"left out: a mean difference of {diff:.0f} HU): the higher InstanceNumber was read; "
+            f"{kept.instance_number}, read, and {series_file_name(left)}, image "
+            f"{left.instance_number}, left out: a mean difference of {diff:.0f} HU): the higher "
+            "InstanceNumber (the last found where equal) was read; "
             "check in a DICOM viewer which copy is right"
         )
 

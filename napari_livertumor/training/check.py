@@ -158,7 +158,7 @@ def summarize_data(
             lines.append(
                 f"  {_some([f'{i} may be {pid}' for i, pid in guesses])}, written as a number "
                 "(not matched: a number may be another record's): write the ID as the patient's "
-                "folder is named"
+                "folder (or file) is named"
             )
     if cols and not good:
         lines.append("No usable clinical value: the tumor stage cannot use weak supervision.")
