@@ -958,3 +958,22 @@ def test_a_patch_carries_its_patients_true_ratio_for_the_weak_term(tmp_path):
     p = sample_patch(case, np.random.default_rng(0), cfg, 0.2)
     assert float(p["weak_tlvr"]) == pytest.approx(case.tlvr)
     assert float(p["weak_target"]) == pytest.approx(0.2)
+
+
+def test_the_model_cards_split_is_found_outside_a_checkout(tmp_path, monkeypatch):
+    """`--split configs/split_synth160.json` (the model cards' commands) failed from any other
+    folder, though `--config configs/…` found the shipped recipe."""
+    from napari_livertumor.errors import InputError
+    from napari_livertumor.training.data import read_split
+
+    monkeypatch.chdir(tmp_path)
+    split = read_split("configs/split_synth160.json")
+    assert len(split["test"]) == 12 and "HCC_001" in {
+        *split["train"],
+        *split["val"],
+        *split["test"],
+    }
+    with pytest.raises(InputError, match="split file not found"):
+        read_split("configs/no_such_split.json")
+    with pytest.raises(InputError, match="split file not found"):
+        read_split("elsewhere/split_synth160.json")  # another folder: not swapped

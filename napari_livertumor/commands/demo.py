@@ -45,8 +45,8 @@ def run(args) -> int:
     if not any(find_spec(name) for name in QT_BINDINGS):
         print(
             "livertumor demo: error: no Qt binding for napari's window (none of "
-            f"{', '.join(QT_BINDINGS)} is installed). Install one: "
-            'pip install "napari-livertumor[pyqt5]" (or PyQt6)',
+            f"{', '.join(QT_BINDINGS)} is installed). Install one into this environment: "
+            "pip install PyQt5 (or PyQt6; from a checkout: pip install -e '.[pyqt5]')",
             file=sys.stderr,
         )
         return 1

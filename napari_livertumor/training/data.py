@@ -1046,12 +1046,29 @@ def make_split(
     }
 
 
+def _shipped_split(path: Path) -> Path:
+    """``path``, or the package's ``configs/<name>`` when ``path`` is a relative
+    ``configs/<name>`` (or a bare name) not found here: the model cards' commands run outside a
+    source checkout."""
+    if path.exists() or path.is_absolute() or path.parent.name not in ("", "configs"):
+        return path
+    here = Path(__file__).resolve().parent.parent  # the package (installed: configs inside it)
+    for folder in (here / "configs", here.parent / "configs"):
+        found = folder / path.name
+        if found.is_file():
+            log.info("split %s: the shipped %s", path, found)
+            return found
+    return path
+
+
 def read_split(path: str | Path, *, require_train: bool = True) -> dict[str, Any]:
     """Read a split JSON (``train``, optional ``val``, ``test``; lists of patient IDs).
 
-    ``require_train=False`` (evaluation) accepts a file with only a ``test`` list.
+    ``require_train=False`` (evaluation) accepts a file with only a ``test`` list. A relative
+    ``configs/NAME.json`` that is not here is the split shipped with the plugin of that name
+    (``configs/split_synth160.json``, as the model cards give it), as recipes are found.
     """
-    path = Path(path)
+    path = _shipped_split(Path(path))
     try:
         split = json.loads(read_user_text(path))
     except FileNotFoundError as exc:
