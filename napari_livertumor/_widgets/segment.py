@@ -359,7 +359,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         )
         msg = (
             f"Segmented '{ct_name}' on {result.device} in {total:.1f} s "
-            f"({loaded}layer '{layer.name}'): liver {s['liver_ml']:.0f} mL, {tumor}."
+            f"({loaded}layer '{layer.name}'): liver {s['liver_ml']:.1f} mL, {tumor}."
         )
         # what makes the numbers untrustworthy comes first, in amber, and as a notification
         from ..pipeline import NOT_HU, is_serious
@@ -382,7 +382,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             where = ", ".join(map(str, slices[:6])) + (", …" if len(slices) > 6 else "")
             msg += (
                 f"\n{len(unsure)} unsure candidate(s) dropped by the lesion filter "
-                f"({sum(u['volume_ml'] for u in unsure):.1f} mL), marked in '{points}' on "
+                f"({sum(u['volume_ml'] for u in unsure):.2f} mL in all), marked in '{points}' on "
                 f"slice{'s' if len(slices) > 1 else ''} {where}"
                 + (
                     "."  # on values that are not HU, keeping more of them helps nobody
