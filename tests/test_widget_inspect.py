@@ -573,3 +573,15 @@ def test_choosing_another_ground_truth_hides_the_dice_of_the_last(viewer_with_la
     assert widget.status.text() == "No ground truth chosen: no Dice."
     widget.truth_combo.setCurrentText("tiny CT ground truth")
     assert "Click Measure to score against 'tiny CT ground truth'" in widget.status.text()
+
+
+def test_hu_columns_round_half_away_from_zero():
+    """The stats hold HU to 0.1; Python's round() then took 64.5 to 64 (and 47.5 to 48)."""
+    from napari_livertumor._widgets.inspect import _hu
+
+    assert [_hu(64.5), _hu(47.5), _hu(-12.5, signed=True), _hu(-0.4, signed=True)] == [
+        "65",
+        "48",
+        "-13",
+        "0",
+    ]

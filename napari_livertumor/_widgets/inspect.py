@@ -3,6 +3,7 @@ a ground truth (Dice/IoU per class)."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -759,7 +760,8 @@ def _mm(value) -> str:
 def _hu(value, signed: bool = False) -> str:
     if value is None:  # too small, or too little liver around it: as the other columns say it
         return "—"
-    value = round(value) or 0  # never "-0" nor "+0"
+    # half away from zero (Python's round() took 64.5 to 64, 47.5 to 48); never "-0" nor "+0"
+    value = int(math.copysign(math.floor(abs(value) + 0.5), value)) or 0
     return f"{value:+d}" if signed and value else f"{value:d}"
 
 
