@@ -6,6 +6,7 @@ napari progress bars and a worker's quit flag, the CLI to a text line. Nothing h
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,3 +48,30 @@ def as_reporter(reporter) -> Reporter:
         "reporter must be a napari_livertumor.progress.Reporter(progress, should_cancel) or a "
         f"progress(stage, done, total) function; got {type(reporter).__name__}"
     )
+
+
+class case_log_prefix:  # noqa: N801 - used as a context manager, like a function
+    """The pipeline's own log lines (a lesion the refinement kept unchanged...) start with the
+    case's name, as the commands' own lines do: in a batch they said which case no more
+    (``segment``, ``evaluate``)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.logger = logging.getLogger("napari_livertumor.pipeline")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()  # formatted first: a "%" in a case name is no format
+        except Exception:  # noqa: BLE001 - a bad call: logging's own handling says so
+            return True
+        if not message.startswith(f"{self.name}: "):
+            record.msg, record.args = f"{self.name}: {message}", None
+        return True
+
+    def __enter__(self):
+        self.logger.addFilter(self)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeFilter(self)
+        return False

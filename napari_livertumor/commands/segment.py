@@ -48,6 +48,7 @@ from ..fileio import (
     resolved,
     temp_prefix,
 )
+from ..progress import case_log_prefix
 from ..signals import HeldStops
 from . import models_folder
 
@@ -1539,30 +1540,8 @@ def segment_one(
     return stats
 
 
-class _case_prefix:  # noqa: N801 - used as a context manager, like a function
-    """The pipeline's own log lines (a lesion the refinement kept unchanged...) start with the
-    case's name, as this command's do: in a batch they said which case no more."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.logger = logging.getLogger("napari_livertumor.pipeline")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()  # formatted first: a "%" in a case name is no format
-        except Exception:  # noqa: BLE001 - a bad call: logging's own handling says so
-            return True
-        if not message.startswith(f"{self.name}: "):
-            record.msg, record.args = f"{self.name}: {message}", None
-        return True
-
-    def __enter__(self):
-        self.logger.addFilter(self)
-        return self
-
-    def __exit__(self, *exc):
-        self.logger.removeFilter(self)
-        return False
+#: the pipeline's log lines prefixed with the case's name (shared with ``evaluate``)
+_case_prefix = case_log_prefix
 
 
 def _write_extras(case, volume, labels, stats, asides: dict, finals: dict) -> list[str]:

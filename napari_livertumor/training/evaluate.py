@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
 from ..fileio import atomic_path, atomic_write_text, check_writable_folder
+from ..progress import case_log_prefix
 from .data import case_fingerprint, index_cases, load_case, read_split
 from .metrics import (
     case_scores,
@@ -276,7 +277,8 @@ def _score_cases(test, seg, rows, not_evaluated, *, should_cancel=None, progress
             continue
         t0 = time.perf_counter()
         try:
-            result = seg.segment(ct)
+            with case_log_prefix(rec.case_id):  # the refinement's notes say whose they are
+                result = seg.segment(ct)
         except Cancelled:
             raise
         except InputError as exc:  # one scan the pipeline refuses (a single slice, not CT…)
