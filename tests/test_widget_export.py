@@ -1440,3 +1440,22 @@ def _common_mod():
     import napari_livertumor._widgets._common as common
 
     return common
+
+
+def test_a_model_runs_export_keeps_its_unsure_candidates_and_refine_effect():
+    """The panel's stats left out what the command line's record (the candidates the filter
+    dropped, what the refinement changed): the same case from both could not be compared."""
+    from napari_livertumor._widgets.export import _provenance
+
+    unsure = [{"volume_ml": 0.3, "centroid_zyx": [4.0, 10.0, 12.0], "peak": 1.2}]
+    effect = {"tumor_ml_added": 1.5, "tumor_ml_removed": 0.2}
+    model_stats = {
+        "unsure_lesions": unsure,
+        "refine_effect": effect,
+        "lesion_filter": {"min_ml": 0.1, "min_peak": 2.0},
+        "warnings": [],
+    }
+    out = _provenance({"source": "model", "run": {"refine": True}}, model_stats)
+    assert out["unsure_lesions"] == unsure and out["refine_effect"] == effect
+    out = _provenance({"source": "model", "run": {}}, {"lesion_filter": None})
+    assert out["unsure_lesions"] == [] and "refine_effect" not in out

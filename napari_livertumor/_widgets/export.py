@@ -507,7 +507,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
 def _provenance(metadata: dict, model_stats: dict, labels=None) -> dict:
     """What the exported stats say of how the labels were made: the command line's keys
     (``warnings``, ``device``, ``models``, ``refine`` — the model run's —, ``tumor_tta``,
-    ``lesion_filter``, ``timings_s``, ``version``), the Refine panel's refinements in effect
+    ``lesion_filter``, ``unsure_lesions``, ``refine_effect``, ``timings_s``, ``version``), the Refine panel's refinements in effect
     (``refined_in_panel``: what each was applied to, with its settings) and ``source``: ``model``, ``edited`` (a
     model's, painted on or refined since), ``ground_truth``, or ``unknown`` (opened from a file,
     drawn by hand: no model ran on it in this session). Labels opened from a file also say
@@ -545,6 +545,14 @@ def _provenance(metadata: dict, model_stats: dict, labels=None) -> dict:
         "refined_in_panel": refined,
         "tumor_tta": run.get("tumor_tta", model_stats.get("tumor_tta")),
         "lesion_filter": model_stats.get("lesion_filter"),
+        # the candidates the model run's filter dropped, and what its refinement changed: as
+        # the command line's stats have them (the same case from both was not comparable)
+        "unsure_lesions": list(model_stats.get("unsure_lesions") or []),
+        **(
+            {"refine_effect": model_stats["refine_effect"]}
+            if model_stats.get("refine_effect")
+            else {}
+        ),
         "timings_s": metadata.get("timings"),
         "version": run.get("version", __version__),
         "warnings": list(model_stats.get("warnings") or []),
