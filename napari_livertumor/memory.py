@@ -208,8 +208,11 @@ def require(need: int, what: str, path: str | Path | None = None, *, advice: str
         *(["close other programs"] if room.limit != "rlimit" else []),
         *([advice] if advice else []),
         *([raise_it] if raise_it else []),
-        "or use a machine with more memory",
+        # (a bigger machine lifts no process's own limit)
+        *(["or use a machine with more memory"] if room.limit != "rlimit" else []),
     ]
+    if room.limit == "rlimit" and len(steps) > 1:
+        steps[-1] = f"or {steps[-1]}"
     todo = ", ".join(steps)
     raise InputError(
         path,
@@ -238,7 +241,7 @@ def out_of_memory(exc: BaseException) -> tuple[bool, str] | None:
     low = text.lower()
     # torch.cuda.OutOfMemoryError; a kernel launch's "CUDA error: out of memory"; Apple's MPS
     if type(exc).__name__ == "OutOfMemoryError" or (
-        "out of memory" in low and ("cuda" in low or "mps" in low)
+        "out of memory" in low and re.search(r"\b(cuda|mps)\b", low)
     ):
         return True, first
     if "can't allocate memory" in text or "DefaultCPUAllocator" in text:

@@ -7,6 +7,7 @@ psutil replaced): nothing depends on the machine running the tests."""
 
 from __future__ import annotations
 
+import logging
 import resource
 from collections import namedtuple
 from pathlib import Path
@@ -103,9 +104,7 @@ def test_rlimit_as_leaves_its_limit_less_the_process_virtual_size(machine, monke
     ) as err:
         memory.require(3 * GB, "segmenting it", advice="crop the scan")
     # other programs take nothing from it; the limit is named once
-    assert str(err.value).endswith(
-        ". Crop the scan, raise that limit, or use a machine with more memory"
-    )
+    assert str(err.value).endswith(". Crop the scan, or raise that limit")
     assert str(err.value).count("ulimit") == 1
     monkeypatch.setattr(resource, "getrlimit", lambda which: (resource.RLIM_INFINITY,) * 2)
     assert memory.headroom() == memory.Headroom(64 * GB, "machine")
@@ -222,4 +221,39 @@ def test_the_panels_say_torchs_out_of_memory_in_words():
         assert failed_with(RuntimeError(other)).startswith("Out of GPU memory")
     assert failed_with(MemoryError("Unable to allocate 900. MiB")).startswith(
         "Out of memory (Unable to allocate 900. MiB)"
+    )
+
+
+def test_the_train_panels_process_says_torchs_out_of_memory_as_no_bug(monkeypatch):
+    """torch's CPU allocator failing in a Train panel run was sent as a bug: its raw C++ line
+    and a traceback."""
+    import queue
+    import threading
+
+    import napari_livertumor.training as training
+    from napari_livertumor._widgets._training_jobs import _train_child
+
+    def out_of_memory(config, should_cancel=None):
+        raise RuntimeError(TORCH_CPU)
+        yield  # (a generator, as train is)
+
+    monkeypatch.setattr(training, "train", out_of_memory)
+    monkeypatch.setattr(training.TrainConfig, "from_dict", staticmethod(lambda d: d))
+    reports: queue.Queue = queue.Queue()
+    reports.cancel_join_thread = lambda: None
+    from napari_livertumor._widgets import _training_jobs
+
+    try:
+        _train_child({}, reports, threading.Event())
+    finally:  # (the child's log forwarding, left on this process's loggers)
+        for name in _training_jobs._LOGGERS:
+            logger = logging.getLogger(name)
+            for handler in list(logger.handlers):
+                if isinstance(handler, _training_jobs._ReportHandler):
+                    logger.removeHandler(handler)
+    kind, text = reports.get_nowait()
+    assert kind == "error"
+    assert text == (
+        "Out of memory (torch could not allocate 3.2 GB): close other programs, or train with a "
+        "smaller batch or patch"
     )

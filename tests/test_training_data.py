@@ -977,3 +977,5 @@ def test_the_model_cards_split_is_found_outside_a_checkout(tmp_path, monkeypatch
         read_split("configs/no_such_split.json")
     with pytest.raises(InputError, match="split file not found"):
         read_split("elsewhere/split_synth160.json")  # another folder: not swapped
+    with pytest.raises(InputError, match="split file not found"):
+        read_split("data/configs/split_synth160.json")  # nor one ending in configs/

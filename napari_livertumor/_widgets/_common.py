@@ -40,8 +40,12 @@ def log_failure(description: str, msg: str, exc: BaseException) -> None:
     if remote:
         log.error("%s: %s\n%s", description, msg, remote.rstrip())
         return
+    from ..memory import out_of_memory
+
     cause = exc.__cause__ if isinstance(exc, JobFailed) else exc
     if cause is None or isinstance(cause, LiverTumorError | OSError | MemoryError):
+        return
+    if out_of_memory(cause) is not None:  # torch's: the memory, not a bug
         return
     log.error("%s: %s", description, msg, exc_info=cause)
 

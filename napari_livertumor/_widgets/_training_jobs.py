@@ -242,14 +242,16 @@ def _train_child(config_dict: dict, reports, cancel, crash_log: str | None = Non
         reports.put(("error", str(exc)))
     except OSError as exc:  # the disk, a permission: said as one line, no traceback
         reports.put(("error", f"{type(exc).__name__}: {exc}"))
-    except MemoryError as exc:
-        said = f" ({exc})" if str(exc) else ""
-        reports.put(("error", f"Out of memory{said}: close other programs, or train with a "
-                     "smaller batch or patch"))  # fmt: skip
     except Exception as exc:  # a bug: one line in the widget, its traceback in the log
-        if type(exc).__name__ == "OutOfMemoryError":  # torch's, on the GPU
-            reports.put(("error", f"Out of GPU memory ({exc}): train with a smaller batch or "
+        from ..memory import out_of_memory
+
+        oom = out_of_memory(exc)  # numpy's, torch's CPU allocator, CUDA, MPS: no bug
+        if oom is not None and oom[0]:
+            reports.put(("error", f"Out of GPU memory ({oom[1]}): train with a smaller batch or "
                          "patch, or close what else uses the GPU"))  # fmt: skip
+        elif oom is not None:
+            reports.put(("error", f"Out of memory ({oom[1]}): close other programs, or train "
+                         "with a smaller batch or patch"))  # fmt: skip
         else:
             import traceback
 

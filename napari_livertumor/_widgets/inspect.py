@@ -758,7 +758,7 @@ def _mm(value) -> str:
 
 
 def _hu(value, signed: bool = False) -> str:
-    if value is None:  # too small, or too little liver around it: as the other columns say it
+    if value is None or not math.isfinite(value):  # too small, too little liver around it
         return "—"
     # half away from zero (Python's round() took 64.5 to 64, 47.5 to 48); never "-0" nor "+0"
     value = int(math.copysign(math.floor(abs(value) + 0.5), value)) or 0

@@ -541,7 +541,7 @@ def resolve_recipe(path: str | Path) -> Path:
     """``path`` if it exists, else the built-in recipe of that name (``hcc_tace_gpu``,
     ``configs/hcc_tace_gpu.json``...): the README's commands work outside a source checkout."""
     path = Path(path)
-    if path.exists() or path.is_absolute() or path.parent.name not in ("", "configs"):
+    if path.exists() or path.is_absolute() or str(path.parent) not in (".", "configs"):
         return path  # an edited copy given with a wrong folder must fail, not be swapped
     name = path.name[:-5] if path.name.endswith(".json") else path.name
     found = builtin_recipes().get(name)

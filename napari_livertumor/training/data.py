@@ -1050,7 +1050,7 @@ def _shipped_split(path: Path) -> Path:
     """``path``, or the package's ``configs/<name>`` when ``path`` is a relative
     ``configs/<name>`` (or a bare name) not found here: the model cards' commands run outside a
     source checkout."""
-    if path.exists() or path.is_absolute() or path.parent.name not in ("", "configs"):
+    if path.exists() or path.is_absolute() or str(path.parent) not in (".", "configs"):
         return path
     here = Path(__file__).resolve().parent.parent  # the package (installed: configs inside it)
     for folder in (here / "configs", here.parent / "configs"):

@@ -288,7 +288,14 @@ def _score_cases(test, seg, rows, not_evaluated, *, should_cancel=None, progress
         except (LiverTumorError, OSError, RuntimeError, ValueError, MemoryError) as exc:
             # one case out of memory (a big scan, the GPU's) costs that case, not the scores
             # of every case before it
-            text = f"{type(exc).__name__}: {exc}" if isinstance(exc, MemoryError) else str(exc)
+            from ..memory import out_of_memory
+
+            oom = out_of_memory(exc)  # (torch's allocator line said in words)
+            text = (
+                f"out of {'GPU ' if oom[0] else ''}memory ({oom[1]})"
+                if oom is not None
+                else str(exc)
+            )
             log.error("not segmented %s: %s", rec.case_id, text)
             not_evaluated.append({"case": rec.case_id, "reason": f"failed: {text}"})
             continue
