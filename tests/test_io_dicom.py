@@ -10,6 +10,7 @@ import numpy as np
 import pydicom
 import pytest
 from _geometry import rotation
+from _permissions import deny_listing
 
 from napari_livertumor.errors import InputError
 from napari_livertumor.io import CTVolume, load_ct
@@ -1415,25 +1416,12 @@ def test_an_mr_series_claims_no_contrast_phase(tmp_path):
 
 
 # ------------------------------------------------------------------- folders that cannot be read
-def _deny(monkeypatch, *folders):
-    """Listing ``folders`` fails as a folder without read permission does (we run as root)."""
-    import os
-
-    denied = {str(f) for f in folders}
-    scandir = os.scandir
-
-    def refusing(path="."):
-        if str(path) in denied:
-            raise PermissionError(13, "Permission denied", str(path))
-        return scandir(path)
-
-    monkeypatch.setattr(os, "scandir", refusing)
 
 
 def test_a_folder_that_cannot_be_read_says_permission_denied_not_no_dicom(tmp_path, monkeypatch):
     """rglob skipped it without a word: "no DICOM files found"."""
     write_ct_series(make_ct(shape=(4, 8, 8)), tmp_path)
-    _deny(monkeypatch, tmp_path)
+    deny_listing(monkeypatch, tmp_path)
     for read in (read_dicom_series, discover_series):
         with pytest.raises(InputError, match="permission denied") as info:
             read(tmp_path)
@@ -1445,7 +1433,7 @@ def test_a_sub_folder_that_cannot_be_read_is_named_where_its_series_is_missing(
 ):
     write_ct_series(make_ct(shape=(4, 8, 8)), tmp_path / "a")
     write_ct_series(make_ct(shape=(6, 8, 8), seed=3), tmp_path / "b")
-    _deny(monkeypatch, tmp_path / "b")
+    deny_listing(monkeypatch, tmp_path / "b")
     unreadable: list = []
     (listed,) = discover_series(tmp_path, unreadable=unreadable)
     assert listed.n_slices == 4
@@ -1455,7 +1443,7 @@ def test_a_sub_folder_that_cannot_be_read_is_named_where_its_series_is_missing(
         f"1 folder(s) that could not be read, their files not looked at: {tmp_path / 'b'} "
         "(permission denied)" in volume.meta["warnings"]
     )
-    _deny(monkeypatch, tmp_path / "a", tmp_path / "b")
+    deny_listing(monkeypatch, tmp_path / "a", tmp_path / "b")
     with pytest.raises(InputError, match="no readable DICOM image; 2 folder") as info:
         read_dicom_series(tmp_path)
     assert info.value.path == tmp_path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _permissions import deny_listing
 from _widget_data import tiny_ct, write_dicom_case
 
 from napari_livertumor._widgets import _layers
@@ -1095,21 +1096,6 @@ def test_a_path_inside_a_folder_that_cannot_be_entered_is_said_not_raised(
     assert f"The ground truth was not loaded: {locked / 'gt.nii.gz'}: permission denied" in said
 
 
-def _deny_listing(monkeypatch, *folders):
-    """Listing ``folders`` fails as a folder without read permission does (we run as root)."""
-    import os
-
-    denied = {str(f) for f in folders}
-    scandir = os.scandir
-
-    def refusing(path="."):
-        if str(path) in denied:
-            raise PermissionError(13, "Permission denied", str(path))
-        return scandir(path)
-
-    monkeypatch.setattr(os, "scandir", refusing)
-
-
 def test_a_folder_that_cannot_be_read_is_said_so_and_an_unread_sub_folder_is_named(
     load_widget, qtbot, tmp_path, monkeypatch
 ):
@@ -1118,7 +1104,7 @@ def test_a_folder_that_cannot_be_read_is_said_so_and_an_unread_sub_folder_is_nam
     case, _, _ = write_dicom_case(tmp_path)
     other = case / "CT2"
     write_dicom_case(tmp_path / "x")[0].joinpath("CT").rename(other)
-    _deny_listing(monkeypatch, case)
+    deny_listing(monkeypatch, case)
     widget.source.setCurrentText(SOURCES[0])
     widget.path.setText(str(case))
     for button in (widget.scan_button, widget.load_button):
@@ -1128,7 +1114,7 @@ def test_a_folder_that_cannot_be_read_is_said_so_and_an_unread_sub_folder_is_nam
         assert f"{case.name}: permission denied" in said and "No DICOM" not in said, said
     assert len(viewer.layers) == 0
     monkeypatch.undo()
-    _deny_listing(monkeypatch, other)
+    deny_listing(monkeypatch, other)
     widget.scan_button.click()
     _wait_idle(qtbot, widget)
     said = widget.status.text()
