@@ -256,6 +256,21 @@ def _to_lps(affine_lps, centroid_zyx) -> np.ndarray:
     return (np.asarray(affine_lps, float) @ np.r_[np.asarray(centroid_zyx)[::-1], 1.0])[:3]
 
 
+def diameter_shown(mm: float | None) -> float | None:
+    """A diameter to one decimal, as the tables show it, from the stats' two-decimal figure.
+
+    The lesion list holds diameters to 0.01 mm; one decimal is taken from that figure, half
+    away from zero (87.1497 → 87.15 → 87.2), so that every table showing one decimal — the
+    Inspect panel's, ``evaluate``'s ``per_case.csv`` — gives the same number for the same lesion.
+    """
+    if mm is None:
+        return None
+    from decimal import ROUND_HALF_UP, Decimal
+
+    two = Decimal(f"{float(mm):.2f}")
+    return float(two.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
 def longest_diameter_mm(
     mask: np.ndarray, spacing: Sequence[float], axes: np.ndarray | None = None
 ) -> float:
@@ -363,4 +378,4 @@ def _bbox(mask: np.ndarray) -> tuple[slice, slice, slice]:
     return tuple(out)  # type: ignore[return-value]
 
 
-__all__ = ["axial_diameter_mm", "compute_stats", "longest_diameter_mm"]
+__all__ = ["axial_diameter_mm", "compute_stats", "diameter_shown", "longest_diameter_mm"]

@@ -333,3 +333,18 @@ def test_totals_keep_the_precision_of_the_lesions_and_a_small_ratio_its_digits()
     stats = compute_stats(labels, (5.0, 0.7, 0.7))
     assert stats["tumor_ml"] == stats["lesions"][0]["volume_ml"] == 0.0024
     assert stats["tumor_to_liver_ratio"] == pytest.approx(1 / 3600, rel=1e-3)
+
+
+def test_diameter_shown_one_decimal_from_the_stats_figure():
+    """Inspect's table and evaluate's per_case.csv show one decimal of the same figure."""
+    from napari_livertumor.stats import diameter_shown
+
+    assert diameter_shown(87.1497) == 87.2  # 87.15 in the stats → 87.2, never 87.1 elsewhere
+    assert diameter_shown(87.14) == 87.1
+    assert diameter_shown(0.05) == 0.1 and diameter_shown(2.25) == 2.3  # half up, not even
+    assert diameter_shown(None) is None
+    mask = np.zeros((6, 40, 40), bool)
+    mask[2:4, 5:30, 10:13] = True
+    stats = compute_stats(mask.astype(np.uint8) * 2, (2.5, 0.77, 0.77))
+    raw = longest_diameter_mm(mask, (2.5, 0.77, 0.77))
+    assert diameter_shown(stats["lesions"][0]["longest_diameter_mm"]) == diameter_shown(raw)

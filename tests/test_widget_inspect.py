@@ -8,6 +8,7 @@ from _widget_data import tiny_ct
 
 from napari_livertumor._widgets import _layers
 from napari_livertumor._widgets.inspect import InspectWidget, overlap_scores
+from napari_livertumor.stats import diameter_shown
 
 pytestmark = pytest.mark.gui
 pytest.importorskip("napari_livertumor.stats", reason="stats have not landed yet")
@@ -46,7 +47,8 @@ def test_measure_shows_volumes_and_lesions(viewer_with_labels, qtbot):
     # the small lesion is listed second, with its slice range and both diameters
     assert widget.lesion_table.item(1, 4).text() == "2–3"
     second = widget.stats["lesions"][1]
-    assert widget.lesion_table.item(1, 3).text() == f"{second['axial_diameter_mm']:.1f}"
+    shown = diameter_shown(second["axial_diameter_mm"])
+    assert widget.lesion_table.item(1, 3).text() == f"{shown:.1f}"
     # the CT is on the labels' grid: each lesion's attenuation and its contrast to the liver
     assert not widget.lesion_table.isColumnHidden(5) and not widget.lesion_table.isColumnHidden(6)
     first = widget.stats["lesions"][0]

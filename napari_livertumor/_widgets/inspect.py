@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..stats import diameter_shown
 from . import _layers
 from ._common import (
     JobWidgetMixin,
@@ -458,7 +459,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
             (
                 str(les["id"]),
                 _ml(les["volume_ml"]),
-                f"{les['longest_diameter_mm']:.1f}",  # edge to edge (one voxel: its width)
+                _mm(les["longest_diameter_mm"]),  # edge to edge (one voxel: its width)
                 _mm(les.get("axial_diameter_mm")),  # (stats from before it was measured: none)
                 _range(
                     [
@@ -754,7 +755,7 @@ def _score(value: float) -> str:
 
 
 def _mm(value) -> str:
-    return "" if value is None else f"{value:.1f}"
+    return "" if value is None else f"{diameter_shown(value):.1f}"
 
 
 def _hu(value, signed: bool = False) -> str:

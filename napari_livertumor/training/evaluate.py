@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
 from ..fileio import atomic_path, atomic_write_text, check_writable_folder
 from ..progress import case_log_prefix
+from ..stats import diameter_shown
 from .data import case_fingerprint, index_cases, load_case, read_split
 from .metrics import (
     case_scores,
@@ -309,7 +310,7 @@ def _score_cases(test, seg, rows, not_evaluated, *, should_cancel=None, progress
         row.update(
             conspicuity_columns(lesion_conspicuity(ct.array, truth, ct.spacing, result.labels == 2))
         )
-        diameter = round(longest_diameter_mm(truth == 2, ct.spacing, ct.affine_lps), 1)
+        diameter = diameter_shown(longest_diameter_mm(truth == 2, ct.spacing, ct.affine_lps))
         row["tumor_longest_diameter_mm"] = diameter
         row["tumor_axial_diameter_mm"] = _axial_diameter(truth == 2, ct)
         row["tumor_stratum"] = size_stratum(diameter)  # of the figure shown (100.0 is >=10cm)
@@ -598,7 +599,7 @@ def _axial_diameter(tumor: np.ndarray, ct) -> float:
     sizes[0] = 0
     box = ndi.find_objects(lab)[int(sizes.argmax()) - 1]
     axes = np.asarray(ct.affine_lps, float)[:3, :3][:, ::-1].T  # (z, y, x) steps in mm
-    return round(axial_diameter_mm(lab[box] == int(sizes.argmax()), ct.spacing, axes), 1)
+    return diameter_shown(axial_diameter_mm(lab[box] == int(sizes.argmax()), ct.spacing, axes))
 
 
 def _case_own(warnings: str, model_notes: list[str]) -> str:
