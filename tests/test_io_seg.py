@@ -341,6 +341,16 @@ def test_segments_are_coded_as_viewers_expect(tmp_path, ct):
         assert np.allclose(lab.to_rgb(), np.round(np.array(CLASS_RGB[value]) * 255), atol=2)
     ct_number = int(pydicom.dcmread(ct.meta["files"][0]).SeriesNumber)
     assert int(ds.SeriesNumber) == 1000 + ct_number
+    # the mass is coded where it is; an edited export is a series number of its own (a PACS
+    # listed the model's SEG and its reviewed copy as two series "1104")
+    mass = next(seg for seg in ds.SegmentSequence if str(seg.SegmentLabel) == "Mass")
+    assert str(mass.AnatomicRegionSequence[0].CodeMeaning) == "Liver"
+    liver = next(seg for seg in ds.SegmentSequence if str(seg.SegmentLabel) == "Liver")
+    assert "AnatomicRegionSequence" not in liver
+    for kind, step in (("SEMIAUTOMATIC", 1), ("MANUAL", 2)):
+        out = tmp_path / f"{kind}.dcm"
+        write_dicom_seg(hcc_labels(ct.shape), ct, out, HCC_SEGMENTS, algorithm_type=kind)
+        assert int(pydicom.dcmread(out).SeriesNumber) == 1000 + ct_number + step
 
 
 def test_a_seg_drawn_on_a_ct_shown_turned_lands_on_the_files_slices(tmp_path, ct):

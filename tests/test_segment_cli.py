@@ -955,12 +955,30 @@ def test_verbose_logs_this_tools_steps_not_other_packages_debug_lines():
         assert logging.getLogger("livertumor.segment").isEnabledFor(logging.DEBUG)
         assert not logging.getLogger("highdicom.seg").isEnabledFor(logging.INFO)
         assert not logging.getLogger("monai").isEnabledFor(logging.DEBUG)
+        # pydicom's per-element warnings (a misspelled character set: 194 identical lines for
+        # a 97-image series with --dicom-seg) are said once each
+        seen: list[str] = []
+        handler = logging.Handler()
+        handler.emit = lambda record: seen.append(record.getMessage())
+        pydicom_log = logging.getLogger("pydicom")
+        pydicom_log.addHandler(handler)
+        try:
+            for _ in range(3):
+                pydicom_log.warning("Unknown encoding 'ISO_IR100' - using default encoding")
+            pydicom_log.warning("another thing")
+        finally:
+            pydicom_log.removeHandler(handler)
+        assert seen == ["Unknown encoding 'ISO_IR100' - using default encoding", "another thing"]
+        main(["-v"])  # a second run in the same process says it again, and filters once
+        assert len(pydicom_log.filters) == 1
     finally:
         root.setLevel(before[0])
         root.handlers = before[1]
         logging.getLogger("napari_livertumor").setLevel(logging.NOTSET)
         logging.getLogger("livertumor").setLevel(logging.NOTSET)
         logging.getLogger("highdicom").setLevel(logging.NOTSET)
+        for once in list(logging.getLogger("pydicom").filters):
+            logging.getLogger("pydicom").removeFilter(once)
 
 
 def test_overwritten_outputs_keep_their_permissions_and_links(tmp_path, models):

@@ -447,7 +447,7 @@ def write_dicom_seg(
             series_number=(
                 series_number
                 if series_number is not None
-                else _seg_series_number(sources[order[0]])
+                else _seg_series_number(sources[order[0]], algorithm_type)
             ),
             sop_instance_uid=sop_instance_uid or generate_uid(),
             instance_number=1,
@@ -940,15 +940,20 @@ def _segment_description(hd, number: int, text: str, algorithm_type: str, algori
         segmented_property_category=category.get(value, codes.SCT.MorphologicallyAbnormalStructure),
         segmented_property_type=prop_type,
         algorithm_type=kind,
+        # a mass coded with where it is (as the liver is by its own type): a tumor of the liver
+        anatomic_regions=[codes.SCT.Liver] if value == 2 else None,
         algorithm_identification=algorithm,
         display_color=hd.color.CIELabColor.from_rgb(*(255 * c for c in rgb)) if rgb else None,
     )
 
 
-def _seg_series_number(source) -> int:
-    """The CT's series number plus :data:`SEG_SERIES_OFFSET` (that alone when it has none)."""
+def _seg_series_number(source, algorithm_type: str = "AUTOMATIC") -> int:
+    """The CT's series number plus :data:`SEG_SERIES_OFFSET` (that alone when it has none);
+    one more for a reviewed (SEMIAUTOMATIC) SEG, two more for a MANUAL one: an edited export
+    is not a second series of the model's number in the study (a PACS listed two "1104")."""
     try:
         number = int(source.get("SeriesNumber"))
     except (TypeError, ValueError):
         number = 0
-    return SEG_SERIES_OFFSET + max(number, 0)
+    step = {"SEMIAUTOMATIC": 1, "MANUAL": 2}.get(str(algorithm_type).upper(), 0)
+    return SEG_SERIES_OFFSET + max(number, 0) + step
