@@ -50,6 +50,8 @@ def atomic_path(
     """
     shown_as = shown_as or path  # (the name asked for, not a link's target)
     path = resolved(path)
+    if exclusive and (path.exists() or path.is_symlink()):  # there before: not "meanwhile"
+        raise FileExistsError(errno.EEXIST, "exists; nothing was replaced", str(shown_as))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=suffix, dir=path.parent)
     os.close(fd)

@@ -240,17 +240,12 @@ class InferenceConfig:
                 f"num_threads must be a whole number >= 0 (0: all cores); got {threads!r}"
             )
         if self.refine_config is not None:
-            from .refine import RefineConfig
+            from .refine.config import as_refine_config
 
-            if isinstance(self.refine_config, dict):  # the JSON a --refine-config file holds
-                self.refine_config = RefineConfig.from_dict(self.refine_config)
-            elif isinstance(self.refine_config, (str, Path)):  # that file (a script's shortcut)
-                self.refine_config = RefineConfig.load(self.refine_config)
-            elif not isinstance(self.refine_config, RefineConfig):
-                raise SettingsError(
-                    "refine_config must be a RefineConfig, a dict of its fields or a JSON "
-                    f"file's path; got {type(self.refine_config).__name__}"
-                )
+            try:  # a dict of its fields, a JSON file's path
+                self.refine_config = as_refine_config(self.refine_config)
+            except TypeError as exc:
+                raise SettingsError(f"refine_config: {exc}") from None
 
 
 @dataclass
@@ -355,9 +350,19 @@ class Segmenter:
         CUDA asked for with ``strict_device`` and absent.
     """
 
-    def __init__(self, config: InferenceConfig | None = None, *, models: dict | None = None):
+    def __init__(self, config: InferenceConfig | dict | None = None, *, models: dict | None = None):
         import torch
 
+        if isinstance(config, dict):  # a dict of its fields (as refine_config takes one)
+            try:
+                config = InferenceConfig(**config)
+            except TypeError as exc:  # an unknown field, said with those there are
+                known = ", ".join(InferenceConfig.__dataclass_fields__)
+                raise SettingsError(f"{exc}; InferenceConfig's fields: {known}") from None
+        elif config is not None and not isinstance(config, InferenceConfig):
+            raise SettingsError(
+                f"config is an InferenceConfig or a dict of its fields; got {type(config).__name__}"
+            )
         self.config = config = config or InferenceConfig()
         config.validate()
         self.warnings: list[str] = []
@@ -755,7 +760,7 @@ def refine_labels(
         return labels
     if not (labels == 2).any():
         return labels
-    cfg = refine_config if refine_config is not None else refine_mod.RefineConfig()
+    cfg = refine_mod.config.as_refine_config(refine_config)  # (a dict of its fields too)
     if box is None:
         box = _bbox(labels > 0, margin_mm=0.0, spacing=spacing)
     roi = labels[box]

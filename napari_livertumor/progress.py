@@ -12,9 +12,13 @@ from dataclasses import dataclass
 
 from .errors import Cancelled
 
-#: ``progress(stage, done, total)``: ``stage`` is a short label such as ``"liver"``.
+#: ``progress(stage, done, total)``: ``stage`` is a short label such as ``"liver"``;
+#: ``0 <= done <= total``. A stage may first say ``(stage, 0, 1)`` (started, its steps not yet
+#: counted) and then count in its own total; steps may be passed over (a lesion's contour that
+#: stops early: ``done`` jumps), and a stage ends at ``done == total``. An exception raised by
+#: the callback is not caught: it ends the job as it is.
 ProgressFn = Callable[[str, int, int], None]
-#: ``should_cancel()`` returns True when the user asked to stop.
+#: ``should_cancel()``: a true value stops the job (:class:`Cancelled`) at its next check.
 CancelFn = Callable[[], bool]
 
 

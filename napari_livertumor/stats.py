@@ -93,7 +93,9 @@ def compute_stats(
                 f"labels hold the value {high if high > 4 else low}: expected 0 background, "
                 "1 liver, 2 tumor (3 portal vein and 4 aorta are left out of the figures)"
             )
-    spacing = tuple(float(s) for s in spacing)
+    from .io.volume import checked_spacing
+
+    spacing = checked_spacing(spacing)  # a zero measured 0 mL, without a word
     voxel_ml = float(np.prod(spacing)) / 1000.0
     if affine_lps is not None:  # exact on any grid (a skewed one's spacings overstate it)
         voxel_ml = abs(float(np.linalg.det(np.asarray(affine_lps, float)[:3, :3]))) / 1000.0

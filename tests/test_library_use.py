@@ -84,7 +84,7 @@ def test_a_refine_config_is_checked_before_any_work(tmp_path):
     cfg = InferenceConfig(device="cpu", refine=True, refine_config=str(path))
     cfg.validate()
     assert isinstance(cfg.refine_config, RefineConfig) and cfg.refine_config.iterations == 7
-    with pytest.raises(SettingsError, match="refine_config must be a RefineConfig"):
+    with pytest.raises(SettingsError, match="refine_config: a refine config is a RefineConfig"):
         InferenceConfig(device="cpu", refine=True, refine_config=7).validate()
 
 
@@ -184,3 +184,72 @@ def test_a_skewed_or_slightly_non_orthogonal_grid_is_kept():
     off = np.column_stack([[1, 0.02, 0], [0, 1, 0], [0, 0, 1]]).astype(float)
     vol = CTVolume(np.zeros((4, 5, 6), np.int16), (2.5, 0.75, 0.75), direction=off)
     np.testing.assert_allclose(np.linalg.norm(vol.direction[:, :2], axis=0), 1)
+
+
+@pytest.mark.parametrize("spacing", ["1,1,1", None, (1, 1), (0, 1, 1), (1.0, np.nan, 1.0)])
+def test_a_spacing_that_is_no_three_positive_numbers_is_said_everywhere(spacing):
+    """compute_stats took a zero spacing for 0 mL, two values gave a numpy gufunc error, None a
+    TypeError; CTVolume's text or None spacing said numpy's "could not convert"."""
+    from napari_livertumor.stats import compute_stats
+
+    labels = np.zeros((3, 4, 4), np.uint8)
+    labels[1, 1:3, 1:3] = 1
+    with pytest.raises(ValueError, match=r"spacing (is \(dz, dy, dx\) in mm|must be positive)"):
+        compute_stats(labels, spacing)
+    with pytest.raises(ValueError, match=r"spacing (is \(dz, dy, dx\) in mm|must be positive)"):
+        CTVolume(np.zeros((3, 4, 4), np.int16), spacing)
+
+
+def test_a_ct_with_nan_is_refused_by_the_dicom_writer_before_any_file(tmp_path):
+    """NaN voxels were written as -32768 HU, said by a numpy cast warning only."""
+    from napari_livertumor.io.dicom_write import write_ct_series
+
+    array = np.zeros((3, 8, 8), np.float32)
+    array[1, 2, 2] = np.nan
+    with pytest.raises(ValueError, match="1 NaN or infinite voxel"):
+        write_ct_series(CTVolume(array, (2.5, 0.8, 0.8)), tmp_path / "ct")
+    assert not list(tmp_path.rglob("*.dcm"))
+
+
+def test_configs_are_taken_as_dicts_of_their_fields():
+    """refine_labels(..., {"max_shift_mm": 3}) and Segmenter({"device": "cpu"}) raised
+    AttributeError ('dict' object has no attribute 'validated')."""
+    from napari_livertumor.pipeline import refine_labels
+    from napari_livertumor.refine import RefineConfig, refine_all
+
+    vol, liver, tumor = phantom()
+    labels = liver.astype(np.uint8) + tumor
+    out = refine_labels(vol.array, labels, vol.spacing, {"max_shift_mm": 3.0})
+    assert out.shape == labels.shape and (out == 2).any()
+    with pytest.raises(TypeError, match="a refine config is a RefineConfig, a dict"):
+        refine_labels(vol.array, labels, vol.spacing, 7)
+    refine_all(vol.array, labels == 2, liver, vol.spacing, {"iterations": 5})
+    with pytest.raises(TypeError, match="a refine config is a RefineConfig, a dict"):
+        refine_all(vol.array, labels == 2, liver, vol.spacing, 7)
+    assert isinstance(Segmenter({"device": "cpu"}, models=oracle_models()).config, InferenceConfig)
+    with pytest.raises(SettingsError, match="InferenceConfig's fields: .*device"):
+        Segmenter({"devise": "cpu"}, models=oracle_models())
+    with pytest.raises(SettingsError, match="config is an InferenceConfig or a dict"):
+        Segmenter(RefineConfig(), models=oracle_models())
+
+
+def test_scores_refuse_a_ground_truth_of_hcc_classes():
+    """Raw HCC-TACE-Seg labels (3 portal vein, 4 aorta) counted the aorta as liver."""
+    from napari_livertumor.training.metrics import case_scores, hcc_to_output
+
+    truth = np.zeros((2, 4, 4), np.uint8)
+    truth[0, :2, :2] = 1
+    truth[1, :2, :2] = 4
+    with pytest.raises(ValueError, match="truth_labels hold the value 4: .*hcc_to_output"):
+        case_scores(truth.clip(0, 1), truth)
+    assert case_scores(hcc_to_output(truth), hcc_to_output(truth))["liver_dice"] == 1.0
+
+
+def test_writing_over_a_file_that_was_there_says_so_not_meanwhile(tmp_path):
+    vol, liver, _ = phantom()
+    labels = liver.astype(np.uint8)
+    path = tmp_path / "labels.nii.gz"
+    write_nifti(labels, path, reference=vol)
+    with pytest.raises(FileExistsError, match="exists; nothing was replaced") as info:
+        write_nifti(labels, path, reference=vol, overwrite=False)
+    assert "meanwhile" not in str(info.value)

@@ -154,6 +154,12 @@ def write_ct_series(
 
 # --------------------------------------------------------------------------- helpers
 def _to_stored(hu: np.ndarray, storage: str) -> np.ndarray:
+    if hu.dtype.kind == "f" and not np.isfinite(hu).all():  # cast to -32768 HU, unsaid
+        bad = int(np.count_nonzero(~np.isfinite(hu)))
+        raise ValueError(
+            f"the CT holds {bad} NaN or infinite voxel(s): a DICOM image stores whole HU; "
+            "replace them first (e.g. numpy.nan_to_num(array, nan=-1024))"
+        )
     values = np.rint(hu).astype(np.int32) + 1024  # RescaleIntercept -1024 for both storages
     if storage == "uint16":
         return np.clip(values, 0, 65535).astype(np.uint16)

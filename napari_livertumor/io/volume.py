@@ -29,6 +29,20 @@ import numpy as np
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
+def checked_spacing(spacing) -> tuple[float, float, float]:
+    """``spacing`` as three positive, finite floats ``(dz, dy, dx)`` in mm, else ValueError
+    (a text, None, two values, a zero: each said, not left to numpy)."""
+    try:
+        values = tuple(float(s) for s in np.ravel(np.asarray(spacing, dtype=object)))
+    except (TypeError, ValueError):
+        raise ValueError(f"spacing is (dz, dy, dx) in mm: 3 numbers; got {spacing!r}") from None
+    if len(values) != 3:
+        raise ValueError(f"spacing is (dz, dy, dx) in mm: 3 values; got {values}")
+    if any(s <= 0 or not np.isfinite(s) for s in values):
+        raise ValueError(f"spacing must be positive and finite; got {values}")
+    return values  # type: ignore[return-value]
+
+
 @dataclass
 class CTVolume:
     """A CT image in Hounsfield units with its geometry and source metadata.
@@ -59,12 +73,14 @@ class CTVolume:
         self.array = np.asarray(self.array)
         if self.array.ndim != 3:
             raise ValueError(f"a CT volume is 3D (z, y, x); got shape {self.array.shape}")
-        self.spacing = tuple(float(s) for s in np.ravel(self.spacing))  # type: ignore[assignment]
-        self.origin = tuple(float(o) for o in np.ravel(self.origin))  # type: ignore[assignment]
-        if len(self.spacing) != 3:
-            raise ValueError(f"spacing is (dz, dy, dx) in mm: 3 values; got {self.spacing}")
-        if any(s <= 0 or not np.isfinite(s) for s in self.spacing):
-            raise ValueError(f"spacing must be positive and finite; got {self.spacing}")
+        self.spacing = checked_spacing(self.spacing)  # type: ignore[assignment]
+        try:
+            self.origin = tuple(float(o) for o in np.ravel(self.origin))  # type: ignore[assignment]
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"origin is the (x, y, z) LPS position in mm of voxel (0, 0, 0): 3 numbers; "
+                f"got {self.origin!r}"
+            ) from None
         if len(self.origin) != 3 or not np.all(np.isfinite(self.origin)):
             raise ValueError(
                 f"origin is the (x, y, z) LPS position in mm of voxel (0, 0, 0): 3 finite "

@@ -186,6 +186,23 @@ _ZERO_IS_OFF = {
 }
 
 
+def as_refine_config(value: Any) -> RefineConfig:
+    """``value`` as a :class:`RefineConfig`: one as is, ``None`` the defaults, a dict of its
+    fields, or a JSON file's path; anything else a TypeError naming what is taken."""
+    if value is None:
+        return RefineConfig()
+    if isinstance(value, RefineConfig):
+        return value
+    if isinstance(value, dict):  # the JSON a --refine-config file holds
+        return RefineConfig.from_dict(value)
+    if isinstance(value, (str, Path)):  # that file (a script's shortcut)
+        return RefineConfig.load(value)
+    raise TypeError(
+        "a refine config is a RefineConfig, a dict of its fields or a JSON file's path; "
+        f"got {type(value).__name__}"
+    )
+
+
 def _clamp_number(name: str, value: Any, lo: float, hi: float, fallback: Any, notes: list[str]):
     is_int = name in _INT_FIELDS
     if isinstance(value, bool):  # JSON true/false: not a number, though Python counts it one

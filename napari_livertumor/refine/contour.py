@@ -25,7 +25,7 @@ from skimage.segmentation import (
 
 from ..errors import Cancelled, InputError
 from ..progress import CancelFn, ProgressFn
-from .config import RefineConfig
+from .config import RefineConfig, as_refine_config
 from .edits import changed_box
 
 #: lesions with fewer voxels than this are kept as they are (a contour cannot move them sensibly)
@@ -926,7 +926,7 @@ def _small_lesions(init: np.ndarray) -> np.ndarray | None:
 
 def _prepare(cfg, spacing, ndim, notes):
     notes = [] if notes is None else notes
-    cfg, cfg_notes = (cfg or RefineConfig()).validated()
+    cfg, cfg_notes = as_refine_config(cfg).validated()  # (a dict of its fields: taken too)
     notes.extend(cfg_notes)
     spacing = tuple(float(s) for s in spacing)
     if len(spacing) != ndim:

@@ -63,10 +63,20 @@ def binary_scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 def case_scores(pred_labels: np.ndarray, truth_labels: np.ndarray) -> dict[str, float]:
     """Scores for liver (labels ≥ 1: liver incl. tumor) and tumor (label 2) of one case.
 
-    Both label maps use the output convention 0 background, 1 liver, 2 tumor.
+    Both label maps use the output convention 0 background, 1 liver, 2 tumor: a ground truth
+    of HCC-TACE-Seg's classes (3 portal vein, 4 aorta) is refused (ValueError) — map it first
+    with :func:`hcc_to_output` (the aorta counted as liver gave a liver Dice 0.06 too low).
     """
     pred_labels = np.asarray(pred_labels)
     truth_labels = np.asarray(truth_labels)
+    for name, labels in (("pred_labels", pred_labels), ("truth_labels", truth_labels)):
+        high = int(labels.max()) if labels.size and labels.dtype.kind in "iu" else 0
+        if high > 2:
+            raise ValueError(
+                f"{name} hold the value {high}: scores take 0 background, 1 liver, 2 tumor; "
+                "a ground truth of HCC-TACE-Seg's classes (3 portal vein, 4 aorta) is mapped "
+                "first with napari_livertumor.training.metrics.hcc_to_output(labels)"
+            )
     out: dict[str, float] = {}
     for name, pm, tm in (
         ("liver", pred_labels >= 1, truth_labels >= 1),
