@@ -414,7 +414,8 @@ class Segmenter:
             _refuse_one_model_folder(root)
         if not (folder / "metadata.json").is_file() and not folder.is_dir():
             alone = (
-                " (or, with a liver model only, `livertumor segment --stages liver`)"
+                " (or, with a liver model only, run its stage alone: `livertumor segment "
+                "--stages liver`; `livertumor evaluate` scores both stages)"
                 if stage == "tumor" and (root / "liver").is_dir()
                 else ""
             )

@@ -184,6 +184,37 @@ def test_truncated_weights_are_reported(model_dir):
         load_model(model_dir)
 
 
+def test_a_cut_short_or_unreadable_weights_file_is_said_in_plain_words(model_dir, monkeypatch):
+    """safetensors said "incomplete metadata" (read as metadata.json) of a cut file, and
+    "No such file or directory" of one that could not be read."""
+    weights = model_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    with pytest.raises(ModelError, match="cut short: an incomplete copy") as info:
+        load_model(model_dir)
+    assert "metadata" not in str(info.value).split("model.safetensors", 1)[1]
+    from napari_livertumor.models import checkpoint
+
+    def denied(path, *args, **kwargs):  # a file without read permission (the tests run as root)
+        if str(path) == str(weights):
+            raise PermissionError(13, "Permission denied", str(path))
+        return open(path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "open", denied, raising=False)
+    with pytest.raises(ModelError, match="model.safetensors: Permission denied"):
+        load_model(model_dir)
+
+
+def test_weights_holding_more_than_the_described_network_are_refused(model_dir):
+    """metadata.json edited to blocks_down [1, 2, 2, 2] loaded the shipped [1, 2, 2, 4]
+    weights cut to that network: another segmentation, no word. The training network's own
+    VAE branch is still left out (test_trunk_loads_the_vae_weights...)."""
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    meta["network"]["blocks_down"] = [1, 2, 2, 2]
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="do not match the network.*unexpected .*down_layers.3"):
+        load_model(model_dir)
+
+
 def test_model_for_the_other_stage_is_refused(model_dir):
     with pytest.raises(ModelError, match="tumor model; a liver model is needed"):
         load_model(model_dir, stage="liver")
@@ -526,6 +557,12 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
         ("network", {"init_filters": 256}, "init_filters 256 is beyond 128"),
         ("members", 400, "members must be from 1 to 64"),
         ("network", {"out_channels": 1}, "out_channels must be at least 2"),
+        # a null read as "'NoneType' object is not iterable"; true read as 1 mm; a map
+        # without the stage's class: the pipeline took the last channel, unsaid
+        ("target_spacing", None, "missing field.*target_spacing"),
+        ("target_spacing", [True, 2, 2], "target_spacing must hold numbers, got True"),
+        ("lesion_filter", {"min_ml": True}, "lesion_filter min_ml must hold numbers"),
+        ("label_map", {"0": "background", "1": "liver", "2": "lesion"}, "names no 'tumor'"),
     ],
 )
 def test_metadata_values_the_pipeline_cannot_use_are_refused_on_load(model_dir, key, value, match):

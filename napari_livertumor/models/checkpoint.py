@@ -98,7 +98,7 @@ class ModelMetadata:
         needed = [
             f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
         ]
-        missing = [k for k in needed if k not in d]
+        missing = [k for k in needed if d.get(k) is None]  # a null: as missing, named
         if missing:
             raise ValueError(f"missing field(s) {', '.join(missing)}")
         d = dict(d)
@@ -115,8 +115,8 @@ class ModelMetadata:
                 f"network out_channels must be at least 2 (background and a class), got "
                 f"{net.out_channels}"
             )
-        d["hu_window"] = tuple(float(v) for v in d["hu_window"])
-        d["target_spacing"] = tuple(float(v) for v in d["target_spacing"])
+        d["hu_window"] = tuple(_number(v, "hu_window") for v in d["hu_window"])
+        d["target_spacing"] = tuple(_number(v, "target_spacing") for v in d["target_spacing"])
         d["roi_size"] = tuple(_whole(v, "roi_size") for v in d["roi_size"])
         win = d["hu_window"]
         if len(win) != 2 or not (all(map(math.isfinite, win)) and win[0] < win[1]):
@@ -137,7 +137,7 @@ class ModelMetadata:
                 f"down-samples by {f}); got {list(roi)}"
             )
         if d.get("logit_bias") is not None:
-            bias = tuple(float(v) for v in d["logit_bias"])
+            bias = tuple(_number(v, "logit_bias") for v in d["logit_bias"])
             if len(bias) != d["network"].out_channels or not all(map(math.isfinite, bias)):
                 raise ValueError(
                     f"logit_bias needs {d['network'].out_channels} finite values, got {list(bias)}"
@@ -147,7 +147,7 @@ class ModelMetadata:
             lf = d["lesion_filter"]
             if not isinstance(lf, dict) or set(lf) - {"min_ml", "min_peak"}:
                 raise ValueError(f"lesion_filter must hold min_ml and/or min_peak, got {lf!r}")
-            lf = {k: float(v) for k, v in lf.items()}
+            lf = {k: _number(v, f"lesion_filter {k}") for k, v in lf.items()}
             if any(not math.isfinite(v) or v < 0 for v in lf.values()):
                 raise ValueError(f"lesion_filter values must be finite and >= 0, got {lf}")
             d["lesion_filter"] = lf
@@ -212,6 +212,13 @@ def _whole(v: Any, key: str) -> int:
     if not math.isfinite(v) or v != int(v):
         raise ValueError(f"{key} must hold whole numbers, got {v!r}")
     return int(v)
+
+
+def _number(value: Any, key: str) -> float:
+    """A number of metadata.json (true/false is none: ``[true, 2, 2]`` was read as 1 mm)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{key} must hold numbers, got {value!r}")
+    return float(value)
 
 
 def _label_map(lm: Any, channels: int) -> dict[str, str]:
@@ -306,7 +313,11 @@ def read_metadata(folder: str | Path) -> ModelMetadata:
             folder,
             "not a folder: a model is a folder" if folder.exists() else "model folder not found",
         )
-    if (folder / ".best-new" / ".complete").is_file():  # training.loop._save_best, cut short
+    try:  # a folder that cannot be entered: said of the file, not of an inner marker
+        interrupted = (folder / ".best-new" / ".complete").is_file()
+    except PermissionError as exc:
+        raise ModelError(folder / METADATA_FILE, "permission denied") from exc
+    if interrupted:  # training.loop._save_best, cut short
         raise ModelError(
             folder,
             "a training run was stopped while it replaced this model's files, so they may not "
@@ -332,6 +343,13 @@ def read_metadata(folder: str | Path) -> ModelMetadata:
         raise ModelError(meta_path, f"incomplete or invalid metadata ({exc})") from exc
     if meta.stage not in STAGES:
         raise ModelError(meta_path, f"unknown stage {meta.stage!r}; expected one of {STAGES}")
+    if meta.stage not in {str(v).lower() for v in meta.label_map.values()}:
+        # the pipeline took the last channel for it, unsaid
+        raise ModelError(
+            meta_path,
+            f"label_map {meta.label_map} names no '{meta.stage}' channel: a {meta.stage} "
+            f"model's output channels must include the {meta.stage} class",
+        )
     return meta
 
 
@@ -358,11 +376,16 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise ModelError(weights, "missing model.safetensors")
+    try:  # said as the system says it (safetensors said "No such file" of a file not readable)
+        open(weights, "rb").close()
+    except OSError as exc:
+        raise ModelError(weights, exc.strerror or str(exc)) from exc
     try:
         sd = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelError(
-            weights, f"corrupt or unreadable weights ({exc}){_pickle_hint(weights)}"
+            weights,
+            f"corrupt or unreadable weights ({_safetensors_words(exc)}){_pickle_hint(weights)}",
         ) from exc
     sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
     _check_size(weights, meta, sd)  # before building a network metadata.json may have grown
@@ -372,6 +395,17 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
         net = MeanEnsemble([build_inference_network(meta.network) for _ in range(meta.members)])
     else:
         net = build_inference_network(meta.network)
+        # the training network's own VAE branch is left out; any other tensor the network
+        # described has no place for means metadata.json describes less than the weights
+        # hold (blocks_down [1, 2, 2, 2] over [1, 2, 2, 4]: another network, silently cut)
+        trunk = set(net.state_dict())
+        extra = [k for k in sd if k not in trunk and not k.startswith(VAE_PREFIXES)]
+        if extra:
+            raise ModelError(
+                weights,
+                "weights do not match the network in metadata.json: "
+                + _mismatch(net, {k: v for k, v in sd.items() if not k.startswith(VAE_PREFIXES)}),
+            )
         sd = trunk_state_dict(sd, meta.network)
     _check_values(weights, net, sd)
     try:
@@ -406,6 +440,26 @@ def _check_size(weights: Path, meta: ModelMetadata, sd: dict) -> None:
                 f"{list(tensor.shape)} (filters, input channels, kernel), metadata.json says "
                 f"{list(want)}",
             )
+
+
+#: the parameters SegResNetVAE has beyond its SegResNet trunk (a training checkpoint's)
+VAE_PREFIXES = (
+    "vae_conv_final.",
+    "vae_down.",
+    "vae_fc1.",
+    "vae_fc2.",
+    "vae_fc3.",
+    "vae_fc_up_sample.",
+)
+
+
+def _safetensors_words(exc: Exception) -> str:
+    """safetensors' error in words a user reads right ("incomplete metadata" is its header,
+    not metadata.json)."""
+    text = str(exc)
+    if "incomplete metadata" in text or "file not fully covered" in text:
+        return "the file is cut short: an incomplete copy or download"
+    return text
 
 
 def _pickle_hint(weights: Path) -> str:
