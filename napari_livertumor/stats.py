@@ -51,6 +51,7 @@ def compute_stats(
     *,
     affine_lps: np.ndarray | None = None,
     ct: np.ndarray | None = None,
+    should_cancel=None,
 ) -> dict:
     """Volumes and lesion list of a ``(Z, Y, X)`` label map (0 background, 1 liver, 2 tumor).
 
@@ -65,6 +66,8 @@ def compute_stats(
         The CT in HU on the same grid: adds the mean attenuations (``liver_mean_hu``,
         ``tumor_mean_hu``, each lesion's ``mean_hu`` and ``liver_contrast_hu``). A CT of
         another shape is refused (ValueError).
+    should_cancel : callable, optional
+        Asked before each lesion is measured; true: :class:`~napari_livertumor.errors.Cancelled`.
 
     Returns
     -------
@@ -127,6 +130,10 @@ def compute_stats(
         # volume shown turned numbers them as its file does (the scan order differs)
         found.sort(key=lambda f: (-int(sizes[f[0]]), *np.round(f[4], 3)))
         for order, (comp, sub, start, centroid, _) in enumerate(found, start=1):
+            if should_cancel is not None and should_cancel():  # a large scan's many lesions
+                from .errors import Cancelled
+
+                raise Cancelled("measuring cancelled by the user")
             stop = start + np.array(sub.shape)
             lesion = {
                 "id": order,

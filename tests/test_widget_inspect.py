@@ -29,6 +29,34 @@ def viewer_with_labels(make_napari_viewer):
     return viewer, widget, vol, pred, truth
 
 
+def test_cancel_stops_measuring_between_lesions(viewer_with_labels, qtbot, monkeypatch):
+    """Cancel only threw the figures away once every lesion (a large scan's: seconds) and the
+    Dice were done."""
+    import threading
+
+    from napari_livertumor import stats
+
+    viewer, widget, *_ = viewer_with_labels
+    started, go_on, calls = threading.Event(), threading.Event(), []
+    measure = stats.longest_diameter_mm
+
+    def slow(*args, **kwargs):
+        calls.append(1)
+        started.set()
+        go_on.wait(20)
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(stats, "longest_diameter_mm", slow)
+    widget.measure_button.click()
+    qtbot.waitUntil(started.is_set, timeout=20_000)
+    widget.jobs[widget.measure_button].started_at -= 1  # a later click, not a double-click's
+    widget.measure_button.click()  # "Cancel" now
+    go_on.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert calls == [1]  # the second lesion was never measured
+    assert widget.stats is None and "Cancelled" in widget.status.text()
+
+
 def test_measure_shows_volumes_and_lesions(viewer_with_labels, qtbot):
     viewer, widget, vol, pred, _ = viewer_with_labels
     assert widget.labels_combo.currentText() == "tiny CT segmentation"

@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..errors import Cancelled
 from ..stats import diameter_shown
 from . import _layers
 from ._common import (
@@ -305,9 +306,13 @@ class InspectWidget(JobWidgetMixin, QWidget):
 
             progress("measure", 0, 1)
             # with a CT layer on the same grid: each lesion's attenuation, contrast to liver
-            stats = compute_stats(labels, spacing, affine_lps=affine, ct=ct)
+            stats = compute_stats(
+                labels, spacing, affine_lps=affine, ct=ct, should_cancel=should_cancel
+            )
             if volume is not None and volume.shape == labels.shape:
                 add_image_numbers(stats, volume)  # DICOM image numbers, as PACS shows them
+            if should_cancel():  # (a Cancel took effect only once the Dice was done too)
+                raise Cancelled("measuring cancelled by the user")
             scores = None if truth is None else overlap_scores(labels, truth)
             progress("measure", 1, 1)
             return stats, scores
