@@ -70,7 +70,13 @@ def test_evaluate_prints_the_table_beside_the_published_numbers(trained, tmp_pat
     assert summary["tta"] == "none" and summary["refine"] is False  # how it was segmented
     used = summary["models_used"]  # the folders themselves, each with what moves its masks
     assert used["liver"]["path"] == str(models / "liver") and used["tumor"]["members"] == 1
-    assert set(used["tumor"]) == {"path", "members", "logit_bias"}
+    assert set(used["tumor"]) == {"path", "members", "logit_bias", "weights_sha1", "metadata_sha1"}
+    from napari_livertumor.provenance import file_digest
+
+    assert used["liver"]["weights_sha1"] == file_digest(models / "liver" / "model.safetensors")
+    assert summary["data"] == str(data.resolve()) and summary["software"]["torch"]
+    assert summary["split_sha1"] == file_digest(split)
+    assert set(summary["lesion_filter"]) == {"min_ml", "min_peak"}
     les = summary["lesions"]
     assert les["lesions_true"] == int(rows[0]["lesions_true"])
     assert les["lesions_found"] == int(rows[0]["lesions_found"]) <= les["lesions_true"]

@@ -729,3 +729,19 @@ def test_an_ensemble_is_never_written_over_a_shipped_model(tmp_path, monkeypatch
     with pytest.raises(ModelError, match="shipped default model's folder"):
         make_ensemble(shipped / "tumor", [a, b], force=True)
     assert (shipped / "tumor" / "metadata.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("stage", ["liver", "tumor"])
+def test_each_shipped_model_card_names_its_weights_by_their_digest(stage):
+    """The card's SHA-1 ties a segment run's model_stamps (and evaluate's weights_sha1) to it."""
+    import hashlib
+    import re
+
+    from napari_livertumor.models import default_model_dir
+    from napari_livertumor.provenance import file_digest
+
+    folder = default_model_dir(stage)
+    sha = hashlib.sha1((folder / "model.safetensors").read_bytes()).hexdigest()
+    card = (folder / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert re.search(rf"`model.safetensors` SHA-1 `{sha}`", card)
+    assert file_digest(folder / "model.safetensors") == sha[:16]

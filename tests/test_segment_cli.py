@@ -111,6 +111,13 @@ def test_a_dicom_folder_gives_labels_with_the_affine_of_the_series(tmp_path, mod
     assert labels.shape == ct.shape[::-1]  # NIfTI stores (x, y, z)
     stats = json.loads((out / "HCC_042_stats.json").read_text())
     assert stats["series_uid"] == ct.meta["series_uid"]
+    # what made it and of what: "0.1.0" named every commit; the voxels' digest is the same
+    # for the series and for a NIfTI written of it
+    from napari_livertumor.provenance import array_digest
+
+    assert stats["ct_digest"] == array_digest(ct.array)
+    assert stats["software"]["napari_livertumor"] == stats["version"]
+    assert stats["software"]["torch"] and "commit" in stats["software"]
 
 
 def test_a_study_folder_with_several_series_is_one_case(tmp_path):

@@ -309,6 +309,18 @@ def test_nifti_cohort_from_the_command_line(tmp_path):
     assert np.array_equal(img.array, truth.ct.array) and np.array_equal(lab.array, truth.labels)
     assert img.same_grid(lab)
     assert (tmp_path / "clinical.csv").exists() and (tmp_path / "clinical.xlsx").exists()
+    # the same seed, the same bytes: the XLSX held the time it was written
+    import time
+
+    time.sleep(2.1)  # (a zip entry's time has 2 s steps)
+    again = tmp_path / "again"
+    args = ["synth", "-o", str(again), "--cases", "2", "--seed", "3", "--layout", "nifti"]
+    assert main(args) == 0
+    assert (tmp_path / "clinical.xlsx").read_bytes() == (again / "clinical.xlsx").read_bytes()
+    import pandas as pd
+
+    sheet = pd.read_excel(again / "clinical.xlsx", sheet_name="data table")
+    assert list(sheet.columns) == list(pd.read_csv(again / "clinical.csv").columns)
 
 
 def test_sample_data_gives_an_aligned_ct_and_ground_truth():

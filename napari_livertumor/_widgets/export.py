@@ -515,6 +515,7 @@ def _provenance(metadata: dict, model_stats: dict, labels=None) -> dict:
     for a ``livertumor segment`` output, the run its stats file records (``file_run``)."""
     from .. import __version__
     from .._writer import OPENED_ALGORITHM, labels_edited, opened_file_provenance
+    from ..provenance import software
 
     edited = labels_edited(metadata, labels)
     # the Refine panel's refinements still in effect (undone ones are not), with their settings
@@ -533,6 +534,7 @@ def _provenance(metadata: dict, model_stats: dict, labels=None) -> dict:
             source = "edited"
         return {"source": source,
                 "version": __version__,
+                "software": software(),  # the exporting one's
                 **({"refined_in_panel": refined} if refined else {}),
                 **opened_file_provenance(metadata, labels)}  # fmt: skip
     run = metadata.get("run") or {}
@@ -555,6 +557,8 @@ def _provenance(metadata: dict, model_stats: dict, labels=None) -> dict:
         ),
         "timings_s": metadata.get("timings"),
         "version": run.get("version", __version__),
+        "software": run.get("software") or software(),  # the model run's, as the CLI's stats
+        **({"ct_digest": run["ct_digest"]} if run.get("ct_digest") else {}),
         "warnings": list(model_stats.get("warnings") or []),
     }
     if edited:

@@ -257,6 +257,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             models = {"liver": segmenter.liver, "tumor": segmenter.tumor}
             # how the result was made, for the exported stats (the command line's keys)
             from .. import __version__
+            from ..provenance import array_digest, software
 
             layer.metadata["run"] = {
                 "models": {
@@ -272,6 +273,8 @@ class SegmentWidget(JobWidgetMixin, QWidget):
                 ),
                 "tumor_tta": config.tta if segmenter.tumor is not None else None,
                 "version": __version__,
+                "software": software(),  # (its commit in a checkout; libraries' versions)
+                "ct_digest": array_digest(volume.array),  # the voxels it was made of
             }
             return result, layer, {k: m for k, m in models.items() if m is not None}, loading
 

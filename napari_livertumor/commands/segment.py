@@ -49,6 +49,7 @@ from ..fileio import (
     temp_prefix,
 )
 from ..progress import case_log_prefix
+from ..provenance import array_digest, software
 from ..signals import HeldStops
 from . import models_folder
 
@@ -1803,6 +1804,10 @@ def _case_stats(case, volume, result, segmenter, settings, *, timings) -> dict:
         "refine": bool(cfg.refine) and cfg.stages != "liver",  # no tumor: nothing refined
         "run_settings": settings,
         "version": __version__,
+        # what made it (the package's commit in a checkout: "0.1.0" named many), and the
+        # voxels it was made of (the same CT as DICOM or as a NIfTI written of it: one digest)
+        "software": software(),
+        "ct_digest": array_digest(volume.array),
         "complete": True,
     }
     return stats

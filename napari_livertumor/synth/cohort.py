@@ -172,7 +172,7 @@ def make_cohort(
     else:
         xlsx, csv = out / "clinical.xlsx", out / "clinical.csv"
     _atomic(csv, lambda p: table.to_csv(p, index=False))
-    _atomic(xlsx, lambda p: table.to_excel(p, sheet_name="data table", index=False))
+    _atomic(xlsx, lambda p: _write_xlsx(table, p))
     _atomic(
         out / "synth_manifest.json", lambda p: Path(p).write_text(json.dumps(manifest, indent=1))
     )
@@ -445,6 +445,38 @@ def _write_nifti_case(out: Path, pid: str, ph: Phantom) -> dict:
     write_nifti(ph.labels, lab, reference=ph.ct)
     # with "/" on every system (the manifest is compared by --force later)
     return {"image": img.relative_to(out).as_posix(), "label": lab.relative_to(out).as_posix()}
+
+
+#: the time written into the spreadsheet (its properties, its zip entries): the same seed,
+#: the same bytes (openpyxl wrote the time of writing: every cohort's XLSX differed)
+_XLSX_TIME = (2000, 1, 1, 0, 0, 0)
+
+
+def _write_xlsx(table, path) -> None:
+    """``table`` as an .xlsx of one sheet, "data table", byte for byte the same each run."""
+    import io
+    import re
+    import zipfile
+
+    buffer = io.BytesIO()
+    table.to_excel(buffer, sheet_name="data table", index=False)
+    stamp = "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}Z".format(*_XLSX_TIME).encode()
+    with (
+        zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as src,
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "docProps/core.xml":
+                data = re.sub(
+                    rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)",
+                    rb"\g<1>" + stamp + rb"\g<2>",
+                    data,
+                )
+            info = zipfile.ZipInfo(item.filename, date_time=_XLSX_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = item.external_attr
+            dst.writestr(info, data)
 
 
 def _atomic(path: Path, write) -> None:

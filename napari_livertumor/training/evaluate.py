@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
 from ..fileio import atomic_path, atomic_write_text, check_writable_folder
 from ..progress import case_log_prefix
+from ..provenance import file_digest, software
 from ..stats import diameter_shown
 from .data import case_fingerprint, index_cases, load_case, read_split
 from .metrics import (
@@ -201,9 +202,20 @@ def evaluate(
         for stage, m in (("liver", seg.liver), ("tumor", getattr(seg, "tumor", None)))
         if m is not None
     }
+    for used in summary["models_used"].values():
+        if used["path"]:  # the files themselves (a model retrained in place keeps its path)
+            used["weights_sha1"] = _file_digest_or_none(Path(used["path"]) / "model.safetensors")
+            used["metadata_sha1"] = _file_digest_or_none(Path(used["path"]) / "metadata.json")
+    if getattr(seg, "tumor", None) is not None and hasattr(seg, "lesion_filter"):
+        min_ml, min_peak = seg.lesion_filter()  # the model's own, as the masks were made
+        summary["lesion_filter"] = {"min_ml": min_ml, "min_peak": min_peak}
+    summary["data"] = str(Path(data).resolve())
+    if split_file is not None:  # its patients: the file may change after
+        summary["split_sha1"] = _file_digest_or_none(Path(split_file))
     summary["refine"] = refine
     summary["tta"] = tta
     summary["device"] = str(seg.device)
+    summary["software"] = software()
     summary["test_patients_asked"] = len(test_ids)
     summary["not_evaluated"] = not_evaluated
     summary["test_patients_seen_in_training"] = seen
@@ -583,6 +595,13 @@ def write_results(
         for r in rows:
             w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
     atomic_write_text(out / f"summary{suffix}.json", json.dumps(summary, indent=2, default=str))
+
+
+def _file_digest_or_none(path: Path) -> str | None:
+    try:
+        return file_digest(path)
+    except OSError:
+        return None
 
 
 def _axial_diameter(tumor: np.ndarray, ct) -> float:
