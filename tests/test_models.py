@@ -499,6 +499,7 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
     make_ensemble(tmp_path / "weak2", [a, b])
     said = model_quality_warning(load_model(tmp_path / "weak2"))
     assert "mean validation Dice of 0.12 on 10 validation" in said
+    meta = read_metadata(a)  # b's metadata over a's weights: refused (weights_sha1)
     meta.metrics = {"score": 0.0, "n_val": 2, "n_val_with_class": 0}
     (a / "metadata.json").write_text(json.dumps(meta.to_dict()))
     make_ensemble(tmp_path / "weak3", [a, b])
@@ -563,6 +564,7 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
         ("target_spacing", [True, 2, 2], "target_spacing must hold numbers, got True"),
         ("lesion_filter", {"min_ml": True}, "lesion_filter min_ml must hold numbers"),
         ("label_map", {"0": "background", "1": "liver", "2": "lesion"}, "names no 'tumor'"),
+        ("weights_sha1", "ABC", "weights_sha1 must be 40 lower-case hex digits"),
     ],
 )
 def test_metadata_values_the_pipeline_cannot_use_are_refused_on_load(model_dir, key, value, match):
@@ -573,6 +575,27 @@ def test_metadata_values_the_pipeline_cannot_use_are_refused_on_load(model_dir, 
     with pytest.raises(ModelError, match=match) as info:
         read_metadata(model_dir)
     assert "metadata.json" in str(info.value)
+
+
+def test_weights_swapped_under_another_models_metadata_are_refused(tmp_path):
+    """Weights of the same shapes loaded silently under metadata calibrated for others."""
+    import hashlib
+
+    a = make_untrained_model(tmp_path / "a", "tumor", seed=1)
+    b = make_untrained_model(tmp_path / "b", "tumor", seed=2)
+    for folder in (a, b):  # save_model records the SHA-1 of the bytes it wrote
+        sha = hashlib.sha1((folder / "model.safetensors").read_bytes()).hexdigest()
+        assert read_metadata(folder).weights_sha1 == sha
+        assert load_model(folder).metadata.weights_sha1 == sha
+    (a / "model.safetensors").write_bytes((b / "model.safetensors").read_bytes())
+    with pytest.raises(ModelError, match="not the weights this model's metadata.json was") as e:
+        load_model(a)
+    assert str(a / "model.safetensors") in str(e.value)
+    assert "delete the weights_sha1 line" in str(e.value)
+    meta = json.loads((a / "metadata.json").read_text())
+    del meta["weights_sha1"]  # the way out the message gives: loads, unchecked
+    (a / "metadata.json").write_text(json.dumps(meta))
+    assert load_model(a).metadata.weights_sha1 is None
 
 
 def test_weights_narrower_than_metadata_says_are_refused_before_building(model_dir):
@@ -745,3 +768,4 @@ def test_each_shipped_model_card_names_its_weights_by_their_digest(stage):
     card = (folder / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert re.search(rf"`model.safetensors` SHA-1 `{sha}`", card)
     assert file_digest(folder / "model.safetensors") == sha[:16]
+    assert read_metadata(folder).weights_sha1 == sha  # and load_model checks the pair

@@ -7,6 +7,7 @@ network) raises :class:`~napari_livertumor.errors.ModelError` naming the file an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -63,6 +64,11 @@ class ModelMetadata:
         ``{"min_ml": float, "min_peak": float}`` (see
         :func:`napari_livertumor.pipeline.tumor_mask_from_score`). Used when the inference
         config leaves these unset. ``None``: the pipeline's defaults.
+    weights_sha1 : str, optional
+        SHA-1 of the ``model.safetensors`` written with this metadata (set by
+        :func:`save_model`). :func:`load_model` refuses other weights under it: the metadata's
+        calibration (``logit_bias``, ``lesion_filter``) and scores belong to these weights.
+        ``None`` (folders written before 2026-12-05): not checked.
     """
 
     stage: str
@@ -79,6 +85,7 @@ class ModelMetadata:
     logit_bias: tuple[float, ...] | None = None
     members: int = 1
     lesion_filter: dict[str, float] | None = None
+    weights_sha1: str | None = None
     version: str = __version__
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,6 +158,11 @@ class ModelMetadata:
             if any(not math.isfinite(v) or v < 0 for v in lf.values()):
                 raise ValueError(f"lesion_filter values must be finite and >= 0, got {lf}")
             d["lesion_filter"] = lf
+        sha = d.get("weights_sha1")
+        if sha is not None and not (
+            isinstance(sha, str) and len(sha) == 40 and all(c in "0123456789abcdef" for c in sha)
+        ):
+            raise ValueError(f"weights_sha1 must be 40 lower-case hex digits, got {sha!r}")
         if not isinstance(d.get("mask_outside_liver", False), bool):
             raise ValueError(
                 f"mask_outside_liver must be true or false, got {d['mask_outside_liver']!r}"
@@ -283,8 +295,11 @@ def save_model(
         if half and v.is_floating_point():
             v = v.half()
         tensors[k] = v
-    atomic_write_bytes(folder / WEIGHTS_FILE, save(tensors, metadata={"stage": metadata.stage}))
-    text = json.dumps(metadata.to_dict(), indent=2, sort_keys=True, default=_json_default)
+    data = save(tensors, metadata={"stage": metadata.stage})
+    d = metadata.to_dict()
+    d["weights_sha1"] = hashlib.sha1(data, usedforsecurity=False).hexdigest()
+    atomic_write_bytes(folder / WEIGHTS_FILE, data)
+    text = json.dumps(d, indent=2, sort_keys=True, default=_json_default)
     atomic_write_bytes(folder / METADATA_FILE, text.encode())
     return folder
 
@@ -367,7 +382,7 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
     """
     import torch
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     folder = Path(folder)
     meta = read_metadata(folder)
@@ -377,11 +392,12 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
     if not weights.is_file():
         raise ModelError(weights, "missing model.safetensors")
     try:  # said as the system says it (safetensors said "No such file" of a file not readable)
-        open(weights, "rb").close()
+        with open(weights, "rb") as fh:
+            data = fh.read()
     except OSError as exc:
         raise ModelError(weights, exc.strerror or str(exc)) from exc
     try:
-        sd = load_file(str(weights), device="cpu")
+        sd = load(data)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelError(
             weights,
@@ -414,6 +430,18 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
         raise ModelError(
             weights, "weights do not match the network in metadata.json: " + _mismatch(net, sd)
         ) from exc
+    if meta.weights_sha1 is not None:
+        sha = hashlib.sha1(data, usedforsecurity=False).hexdigest()
+        if sha != meta.weights_sha1:  # they fit: loaded under another's calibration
+            raise ModelError(
+                weights,
+                f"not the weights this model's metadata.json was written with (their SHA-1 is "
+                f"{sha[:12]}…, metadata.json records {meta.weights_sha1[:12]}…): the file was "
+                "replaced, or metadata.json was copied from another model. Put the pair back "
+                "together; to use these weights anyway, delete the weights_sha1 line of "
+                "metadata.json (its logit_bias, lesion_filter and scores were chosen for the "
+                "other weights)",
+            )
     net.eval()
     net.to(torch.device(device))
     return LoadedModel(network=net, metadata=meta, path=folder)
