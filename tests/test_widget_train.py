@@ -735,6 +735,32 @@ def test_the_training_processs_warnings_reach_the_panels_log(train_widget, toy_d
     assert "ORPHAN.nii.gz" in widget.log.toPlainText()
 
 
+def test_a_stop_while_the_training_process_starts_ends_it_without_waiting(
+    toy_data, tmp_path, monkeypatch
+):
+    """The process imports torch and MONAI (seconds) before it can read a Stop: a Stop then
+    waited for it. Before the run begins nothing is made, so the process is ended at once."""
+    import multiprocessing as mp
+    import queue
+    import threading
+
+    from napari_livertumor._widgets._training_jobs import _train_child, train_in_subprocess
+    from napari_livertumor.training import make_config
+
+    config = make_config(
+        "liver", None, data=str(toy_data), out=str(tmp_path / "models"), device="cpu", epochs=1,
+        steps_per_epoch=1, roi_size=(16, 32, 32), num_workers=0,
+    )  # fmt: skip
+    reports = list(train_in_subprocess(config, lambda: True))
+    assert reports == [{"event": "cancelled", "stage": "liver", "step": 0, "last": None}]
+    assert not (tmp_path / "models").exists()
+    # the process that finished starting after the parent's claim touches nothing either
+    monkeypatch.setattr("os.nice", lambda n: 0)  # the child lowers its own priority
+    phase, said = mp.get_context("spawn").Value("i", -1), queue.Queue()
+    _train_child(config.to_dict(), said, threading.Event(), None, phase)
+    assert said.empty() and not (tmp_path / "models").exists()
+
+
 def test_the_loss_plot_shows_a_loss_above_one(train_widget):
     """The reset's fixed 0-1 axis turned autoscaling off: the loss of Dice + focal + VAE, about
     1.6 at the start, was drawn off the chart."""

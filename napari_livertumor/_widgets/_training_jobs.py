@@ -18,7 +18,8 @@ def train_in_subprocess(config, should_cancel):
     The training loop's data augmentation (scipy.ndimage) holds Python's global lock for up
     to a second at a time; in a thread of this process that froze the window. A child process
     has its own lock. Cancelling sets an event the child's ``should_cancel`` reads, so the loop
-    still saves its last weights; the child is only terminated if it ignores that for 60 s.
+    still saves its last weights; the child is only terminated if it ignores that for 60 s, or
+    at once if it has not yet begun the run (still importing torch and MONAI: nothing made).
     This generator ends with the child's last report; the process's exit is awaited apart.
     """
     import multiprocessing as mp
@@ -28,11 +29,16 @@ def train_in_subprocess(config, should_cancel):
 
     ctx = mp.get_context("spawn")  # forking a process that runs Qt threads is unsafe
     reports, cancel = ctx.Queue(), ctx.Event()
+    # 0: the child is still starting (importing torch: seconds), has touched nothing; 1: it
+    # runs the training; -1: stopped by the parent before it ran (under the value's lock)
+    phase = ctx.Value("i", 0)
     # the child's own last words (a crash's traceback) when it dies without reporting
     fd, crash_log = tempfile.mkstemp(prefix="livertumor-train-", suffix=".log")
     os.close(fd)
     child = ctx.Process(
-        target=_train_child, args=(config.to_dict(), reports, cancel, crash_log), daemon=True
+        target=_train_child,
+        args=(config.to_dict(), reports, cancel, crash_log, phase),
+        daemon=True,
     )
     with _main_script_hidden():
         child.start()
@@ -54,6 +60,13 @@ def train_in_subprocess(config, should_cancel):
         while True:
             if should_cancel():
                 cancel.set()
+                if _claim_before_start(phase):
+                    # a Stop while the child still imports: nothing was made or locked, so
+                    # it ends now (it had to finish starting, seconds, before it could see it)
+                    child.terminate()
+                    ended = True
+                    yield {"event": "cancelled", "stage": config.stage, "step": 0, "last": None}
+                    return
             try:
                 kind, payload = reports.get(timeout=0.1)
             except queue.Empty:
@@ -97,6 +110,15 @@ def train_in_subprocess(config, should_cancel):
             reaper.start()
         except RuntimeError:  # ended (or Python shutting down: no new thread): reaped here
             _reap(child, crash_log)
+
+
+def _claim_before_start(phase) -> bool:
+    """Whether the child had not yet begun the training (it never will now)."""
+    with phase.get_lock():
+        if phase.value == 0:
+            phase.value = -1
+            return True
+        return False
 
 
 #: seconds a training job closed mid-run waits for its process to save its state
@@ -195,7 +217,9 @@ class _ReportHandler(logging.Handler):
             self.handleError(record)
 
 
-def _train_child(config_dict: dict, reports, cancel, crash_log: str | None = None) -> None:
+def _train_child(
+    config_dict: dict, reports, cancel, crash_log: str | None = None, phase=None
+) -> None:
     """Child process: run the training generator and pass its reports back."""
     import faulthandler
     import sys
@@ -228,6 +252,16 @@ def _train_child(config_dict: dict, reports, cancel, crash_log: str | None = Non
             return True
         return False
 
+    if phase is not None:
+        # the slow imports (seconds) come first, while a Stop may still end this process at
+        # once: after the claim below, the run stops at its own checks
+        import monai.networks.nets  # noqa: F401
+        import torch  # noqa: F401
+
+        with phase.get_lock():
+            if phase.value == -1:  # stopped while this process started: it touches nothing
+                return
+            phase.value = 1
     # the warnings the training logs (a patient's SEG that covers part of its CT, a recipe sized
     # for a GPU, a validation subset...) go to the panel's log, as the CLI prints them; without
     # this they went to this process's stderr, which nobody reads
