@@ -12,6 +12,7 @@ import importlib
 import logging
 import re
 import sys
+import warnings
 
 from . import __version__
 from .errors import Cancelled, LiverTumorError
@@ -107,22 +108,6 @@ def _options_with_values(parser) -> set[str]:
     return found
 
 
-class _OnceFilter(logging.Filter):
-    """Lets each distinct message through once (the rest of a run's repeats are dropped)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._seen: set[tuple[int, str]] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.levelno, record.getMessage())
-        if key in self._seen:
-            return False
-        if len(self._seen) < 10_000:  # a long batch's distinct lines: a bounded memory
-            self._seen.add(key)
-        return True
-
-
 def main(argv: list[str] | None = None) -> int:
     _never_fail_printing()
     parser = build_parser()
@@ -151,10 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     # pydicom says a thing about a file once per element it decodes: a misspelled character set
     # ("Unknown encoding 'ISO_IR100'") gave 97 identical lines for a 97-image series, 194 with
     # --dicom-seg; each distinct line is said once
+    from .commands import OnceFilter
+
     pydicom_log = logging.getLogger("pydicom")
-    for old in [f for f in pydicom_log.filters if isinstance(f, _OnceFilter)]:
+    for old in [f for f in pydicom_log.filters if isinstance(f, OnceFilter)]:
         pydicom_log.removeFilter(old)  # a new run (main called again in one process): anew
-    pydicom_log.addFilter(_OnceFilter())
+    pydicom_log.addFilter(OnceFilter())
+    # pydicom also raises each of them as a Python warning (with a line of its source): the
+    # logged line is the one said
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
     nibabel_log = logging.getLogger("nibabel.global")
     nibabel_log.propagate = False
     if not args.verbose:

@@ -353,18 +353,7 @@ class Segmenter:
     def __init__(self, config: InferenceConfig | dict | None = None, *, models: dict | None = None):
         import torch
 
-        if isinstance(config, dict):  # a dict of its fields (as refine_config takes one)
-            try:
-                config = InferenceConfig(**config)
-            except TypeError as exc:  # an unknown field, said with those there are
-                known = ", ".join(InferenceConfig.__dataclass_fields__)
-                raise SettingsError(f"{exc}; InferenceConfig's fields: {known}") from None
-        elif config is not None and not isinstance(config, InferenceConfig):
-            raise SettingsError(
-                f"config is an InferenceConfig or a dict of its fields; got {type(config).__name__}"
-            )
-        self.config = config = config or InferenceConfig()
-        config.validate()
+        self.config = config = as_inference_config(config)
         self.warnings: list[str] = []
         self.device, warn = resolve_device(config.device, config.strict_device)
         if warn:
@@ -426,11 +415,11 @@ class Segmenter:
             )
         return load_model(folder, stage=stage, device=self.device)
 
-    def with_config(self, config: InferenceConfig) -> Segmenter:
-        """A Segmenter with ``config`` sharing this one's loaded networks (no second load).
-        ``config`` must name the same model folders and device, or
+    def with_config(self, config: InferenceConfig | dict) -> Segmenter:
+        """A Segmenter with ``config`` (or a dict of its fields) sharing this one's loaded
+        networks (no second load). ``config`` must name the same model folders and device, or
         :class:`~napari_livertumor.errors.SettingsError` says which differs."""
-        config.validate()
+        config = as_inference_config(config)
         loaded = {"liver_model": self.liver, "tumor_model": self.tumor}
         for name, model in loaded.items():
             asked = getattr(config, name)
@@ -827,9 +816,35 @@ def refine_labels(
     return labels
 
 
+def as_inference_config(config: InferenceConfig | dict | None) -> InferenceConfig:
+    """``config`` as a validated :class:`InferenceConfig`: ``None`` the defaults, a dict of its
+    fields read into one; anything else, an unknown field or a bad value raises
+    :class:`~napari_livertumor.errors.SettingsError`."""
+    if isinstance(config, dict):  # a dict of its fields (as refine_config takes one)
+        try:
+            config = InferenceConfig(**config)
+        except TypeError as exc:  # an unknown field, said with those there are
+            known = ", ".join(InferenceConfig.__dataclass_fields__)
+            hint = ""
+            if "input" in config or "model_stamps" in config:
+                hint = (
+                    " (a stats file's run_settings records a run: pass its fields that "
+                    "InferenceConfig has)"
+                )
+            raise SettingsError(f"{exc}; InferenceConfig's fields: {known}{hint}") from None
+    elif config is None:
+        config = InferenceConfig()
+    elif not isinstance(config, InferenceConfig):
+        raise SettingsError(
+            f"config is an InferenceConfig or a dict of its fields; got {type(config).__name__}"
+        )
+    config.validate()
+    return config
+
+
 def segment_ct(
     volume: CTVolume,
-    config: InferenceConfig | None = None,
+    config: InferenceConfig | dict | None = None,
     *,
     progress: ProgressFn | None = None,
     should_cancel: CancelFn | None = None,
@@ -880,6 +895,7 @@ def segment_ct(
     """
     if isinstance(models, Segmenter):
         seg = models
+        config = None if config is None else as_inference_config(config)
         if config is not None and config != seg.config:
             seg = seg.with_config(config)
     else:
@@ -1969,6 +1985,7 @@ __all__ = [
     "DeviceUnavailable",
     "InferenceConfig",
     "SegmentationResult",
+    "as_inference_config",
     "Segmenter",
     "refine_labels",
     "resolve_device",

@@ -27,7 +27,8 @@ def software() -> dict:
     """``{"napari_livertumor", "commit", "python", <library>: version, ...}``.
 
     ``commit`` is the git commit of the checkout the package runs from (``-dirty`` when its
-    tracked files differ from it), ``None`` for an installed package (its version names it).
+    tracked files differ from it), or the one pip installed it from (``git+https://...``);
+    ``None`` for a release (its version names it).
     """
     out: dict = {"napari_livertumor": __version__, "commit": _commit()}
     out["python"] = platform.python_version()
@@ -43,7 +44,7 @@ def _commit() -> str | None:
     """The checkout's commit (12 hex, ``-dirty`` with local changes), None outside one."""
     root = Path(__file__).resolve().parent.parent
     if not (root / ".git").exists():
-        return None
+        return _installed_commit()
     try:
         sha = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
@@ -64,14 +65,52 @@ def _commit() -> str | None:
     return f"{sha}-dirty" if changed else sha or None
 
 
+def _installed_commit() -> str | None:
+    """The commit pip installed from (``pip install git+https://...``: PEP 610's
+    ``direct_url.json`` records it), 12 hex; None for a release or a plain folder."""
+    import json
+
+    try:
+        text = metadata.distribution("napari-livertumor").read_text("direct_url.json")
+        sha = json.loads(text or "{}").get("vcs_info", {}).get("commit_id")
+    except (metadata.PackageNotFoundError, ValueError, AttributeError, OSError):
+        return None
+    return str(sha)[:12] if sha else None
+
+
 def array_digest(array: np.ndarray) -> str:
-    """SHA-1 (16 hex) of an array's shape, dtype and values: the same CT read from its DICOM
-    series or from a NIfTI written of it (as int16) gives the same digest."""
+    """SHA-1 (16 hex) of an array's shape and values in their stored order.
+
+    The values are hashed as little-endian int16 when that holds them exactly (a CT's HU, from
+    any integer or whole-valued float type), else as float64: the same CT read from its DICOM
+    series or from a NIfTI of the same voxel order (``convert``'s; int16, int32 or float32)
+    gives the same digest. A reoriented copy (another axis order or direction) does not.
+    """
+    array = np.asarray(array)
+    if array.dtype.kind in "iub" or (array.dtype.kind == "f" and array.size):
+        info = np.iinfo(np.int16)
+        low, high = (array.min(), array.max()) if array.size else (0, 0)
+        whole = array.dtype.kind != "f" or (
+            np.isfinite(low) and np.isfinite(high) and _whole_valued(array)
+        )
+        array = array.astype("<i2" if whole and info.min <= low and high <= info.max else "<f8")
+    else:
+        array = array.astype("<f8")
     array = np.ascontiguousarray(array)
     digest = hashlib.sha1(usedforsecurity=False)
     digest.update(f"{array.shape}|{array.dtype.str}|".encode())
     digest.update(array.reshape(-1).view(np.uint8))
     return digest.hexdigest()[:16]
+
+
+def _whole_valued(array: np.ndarray) -> bool:
+    """Whether a float array holds whole numbers only (slab by slab: no copy of the whole)."""
+    flat = array.reshape(-1) if array.flags.c_contiguous else array.ravel()
+    step = 1 << 22
+    return all(
+        np.array_equal(part, np.round(part))
+        for part in (flat[i : i + step] for i in range(0, flat.size, step))
+    )
 
 
 def file_digest(path: str | Path) -> str:

@@ -96,6 +96,12 @@ def test_evaluate_uses_the_test_patients_training_wrote_down(trained, tmp_path):
     result = evaluate(data, models=models, device="cpu", tta="inplane")
     assert [r["case"] for r in result["rows"]] == written["test"]
     assert result["summary"]["tta"] == "inplane"
+    # the models' own split file is named whole and fingerprinted as a --split file is
+    from napari_livertumor.provenance import file_digest
+
+    split = (models / "tumor" / "split.json").absolute()
+    assert result["summary"]["split"] == str(split)
+    assert result["summary"]["split_sha1"] == file_digest(split)
 
 
 def test_a_split_whose_test_patients_are_absent_is_refused(trained, tmp_path):

@@ -347,10 +347,11 @@ def test_segments_are_coded_as_viewers_expect(tmp_path, ct):
     assert str(mass.AnatomicRegionSequence[0].CodeMeaning) == "Liver"
     liver = next(seg for seg in ds.SegmentSequence if str(seg.SegmentLabel) == "Liver")
     assert "AnatomicRegionSequence" not in liver
-    for kind, step in (("SEMIAUTOMATIC", 1), ("MANUAL", 2)):
+    # steps of 1000: the next CT series' automatic SEG is CT + 1 + 1000 (+1 clashed with it)
+    for kind, offset in (("SEMIAUTOMATIC", 2000), ("MANUAL", 3000)):
         out = tmp_path / f"{kind}.dcm"
         write_dicom_seg(hcc_labels(ct.shape), ct, out, HCC_SEGMENTS, algorithm_type=kind)
-        assert int(pydicom.dcmread(out).SeriesNumber) == 1000 + ct_number + step
+        assert int(pydicom.dcmread(out).SeriesNumber) == offset + ct_number
 
 
 def test_a_seg_drawn_on_a_ct_shown_turned_lands_on_the_files_slices(tmp_path, ct):

@@ -186,7 +186,10 @@ def test_a_skewed_or_slightly_non_orthogonal_grid_is_kept():
     np.testing.assert_allclose(np.linalg.norm(vol.direction[:, :2], axis=0), 1)
 
 
-@pytest.mark.parametrize("spacing", ["1,1,1", None, (1, 1), (0, 1, 1), (1.0, np.nan, 1.0)])
+@pytest.mark.parametrize(
+    "spacing",
+    ["1,1,1", None, (1, 1), (0, 1, 1), (1.0, np.nan, 1.0), (True, 1, 1), ("2", "1", "1")],
+)
 def test_a_spacing_that_is_no_three_positive_numbers_is_said_everywhere(spacing):
     """compute_stats took a zero spacing for 0 mL, two values gave a numpy gufunc error, None a
     TypeError; CTVolume's text or None spacing said numpy's "could not convert"."""
@@ -208,7 +211,14 @@ def test_a_ct_with_nan_is_refused_by_the_dicom_writer_before_any_file(tmp_path):
     array[1, 2, 2] = np.nan
     with pytest.raises(ValueError, match="1 NaN or infinite voxel"):
         write_ct_series(CTVolume(array, (2.5, 0.8, 0.8)), tmp_path / "ct")
-    assert not list(tmp_path.rglob("*.dcm"))
+    assert not (tmp_path / "ct").exists()  # not even an empty folder
+    # beyond the pixels' range: 40000 HU was stored as 31743, 5e9 as -32768
+    for hu, storage in ((40000, "int16"), (5e9, "int16"), (-40000, "int16"), (70000, "uint16")):
+        array[1, 2, 2] = hu
+        with pytest.raises(ValueError, match=f"the CT holds {int(hu)} HU, beyond .*{storage}"):
+            write_ct_series(CTVolume(array, (2.5, 0.8, 0.8)), tmp_path / "ct", storage=storage)
+    array[1, 2, 2] = -3000  # uint16's documented floor: clipped to -1024
+    write_ct_series(CTVolume(array, (2.5, 0.8, 0.8)), tmp_path / "ct", storage="uint16")
 
 
 def test_configs_are_taken_as_dicts_of_their_fields():
@@ -231,6 +241,19 @@ def test_configs_are_taken_as_dicts_of_their_fields():
         Segmenter({"devise": "cpu"}, models=oracle_models())
     with pytest.raises(SettingsError, match="config is an InferenceConfig or a dict"):
         Segmenter(RefineConfig(), models=oracle_models())
+    # the Segmenter's other doors (AttributeError: 'dict' object has no attribute 'validate')
+    from napari_livertumor.pipeline import segment_ct
+
+    seg = Segmenter({"device": "cpu", "stages": "liver"}, models=oracle_models())
+    assert seg.with_config({"device": "cpu", "stages": "liver", "sw_overlap": 0.5}).config == (
+        InferenceConfig(device="cpu", stages="liver", sw_overlap=0.5)
+    )
+    result = segment_ct(vol, {"device": "cpu", "stages": "liver"}, models=seg)
+    assert result.labels.shape == vol.shape
+    with pytest.raises(SettingsError, match="sw_overlap"):
+        seg.with_config({"device": "cpu", "stages": "liver", "sw_overlap": 2})
+    with pytest.raises(SettingsError, match="run_settings records a run"):
+        segment_ct(vol, {"input": "/x/ct.nii.gz", "device": "cpu"}, models=seg)
 
 
 def test_scores_refuse_a_ground_truth_of_hcc_classes():
@@ -243,6 +266,15 @@ def test_scores_refuse_a_ground_truth_of_hcc_classes():
     with pytest.raises(ValueError, match="truth_labels hold the value 4: .*hcc_to_output"):
         case_scores(truth.clip(0, 1), truth)
     assert case_scores(hcc_to_output(truth), hcc_to_output(truth))["liver_dice"] == 1.0
+    # as nibabel's get_fdata reads a label file: float64 (it passed unchecked)
+    with pytest.raises(ValueError, match="truth_labels hold the value 4: "):
+        case_scores(truth.clip(0, 1), truth.astype(np.float64))
+    with pytest.raises(ValueError, match="pred_labels hold the value -1: .*whole classes"):
+        case_scores(truth.clip(0, 1).astype(np.int8) - 1, truth.clip(0, 1))
+    with pytest.raises(ValueError, match="pred_labels hold the value 0.5: .*not probabilities"):
+        case_scores(truth.clip(0, 1) * 0.5, truth.clip(0, 1))
+    float_truth = hcc_to_output(truth).astype(np.float64)
+    assert case_scores(float_truth, float_truth)["liver_dice"] == 1.0
 
 
 def test_writing_over_a_file_that_was_there_says_so_not_meanwhile(tmp_path):
@@ -253,3 +285,40 @@ def test_writing_over_a_file_that_was_there_says_so_not_meanwhile(tmp_path):
     with pytest.raises(FileExistsError, match="exists; nothing was replaced") as info:
         write_nifti(labels, path, reference=vol, overwrite=False)
     assert "meanwhile" not in str(info.value)
+
+
+def test_the_ct_digest_is_of_the_values_not_the_files_number_type():
+    """A NIfTI of the same voxels stored as int32 gave another ct_digest than its series."""
+    from napari_livertumor.provenance import array_digest
+
+    hu = np.random.default_rng(0).integers(-1024, 3000, (4, 6, 5)).astype(np.int16)
+    same = {array_digest(hu.astype(t)) for t in (np.int16, ">i2", np.int32, np.float32, "f8")}
+    assert len(same) == 1
+    fraction = hu.astype(np.float32)
+    fraction[0, 0, 0] += 0.5
+    assert array_digest(fraction) not in same
+    assert array_digest(hu[::-1]) not in same  # the stored order counts
+    assert array_digest(hu.astype(np.int32) * 100) != array_digest((hu * 100).astype(np.int16))
+
+
+def test_an_install_from_a_git_url_names_its_commit(monkeypatch):
+    """pip install git+https://... records the commit (PEP 610); the stats said None."""
+    from napari_livertumor import provenance
+
+    class Installed:
+        def __init__(self, text):
+            self.text = text
+
+        def read_text(self, name):
+            return self.text if name == "direct_url.json" else None
+
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    given = '{"url": "https://github.com/x/y", "vcs_info": {"vcs": "git", "commit_id": "%s"}}'
+    monkeypatch.setattr(provenance.metadata, "distribution", lambda name: Installed(given % sha))
+    assert provenance._installed_commit() == sha[:12]
+    wheel = Installed(None)  # a release from PyPI: no direct_url.json
+    monkeypatch.setattr(provenance.metadata, "distribution", lambda name: wheel)
+    assert provenance._installed_commit() is None
+    folder = Installed('{"url": "file:///src/y", "dir_info": {"editable": true}}')
+    monkeypatch.setattr(provenance.metadata, "distribution", lambda name: folder)
+    assert provenance._installed_commit() is None

@@ -135,9 +135,14 @@ def test_a_truncated_safetensors_file_is_not_called_a_pickle(model_dir):
     data = struct.pack("<Q", len(header)) + header + b"\0" * 8
     assert data[:2] == b"\x80\x06"
     (model_dir / "model.safetensors").write_bytes(data[:1000])  # cut short
-    with pytest.raises(ModelError, match="corrupt") as info:
+    with pytest.raises(ModelError, match="corrupt.*cut short") as info:
         load_model(model_dir)
     assert "PyTorch checkpoint" not in str(info.value)
+    # cut anywhere inside the header: "invalid header length" before; 4 bytes: "too small"
+    for size in (20, 4):
+        (model_dir / "model.safetensors").write_bytes(data[:size])
+        with pytest.raises(ModelError, match="the file is cut short"):
+            load_model(model_dir)
 
 
 @pytest.mark.parametrize("bad", ["nan", "inf", "int"])
@@ -565,6 +570,8 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
         ("lesion_filter", {"min_ml": True}, "lesion_filter min_ml must hold numbers"),
         ("label_map", {"0": "background", "1": "liver", "2": "lesion"}, "names no 'tumor'"),
         ("weights_sha1", "ABC", "weights_sha1 must be 40 lower-case hex digits"),
+        ("target_spacing", ["2", "2", "2"], "target_spacing must hold numbers, got '2'"),
+        ("hu_window", [None, 250], "hu_window must hold numbers, got None"),
     ],
 )
 def test_metadata_values_the_pipeline_cannot_use_are_refused_on_load(model_dir, key, value, match):

@@ -962,6 +962,8 @@ def test_verbose_logs_this_tools_steps_not_other_packages_debug_lines():
         assert logging.getLogger("livertumor.segment").isEnabledFor(logging.DEBUG)
         assert not logging.getLogger("highdicom.seg").isEnabledFor(logging.INFO)
         assert not logging.getLogger("monai").isEnabledFor(logging.DEBUG)
+        from napari_livertumor.commands import say_repeats_again
+
         # pydicom's per-element warnings (a misspelled character set: 194 identical lines for
         # a 97-image series with --dicom-seg) are said once each
         seen: list[str] = []
@@ -973,9 +975,25 @@ def test_verbose_logs_this_tools_steps_not_other_packages_debug_lines():
             for _ in range(3):
                 pydicom_log.warning("Unknown encoding 'ISO_IR100' - using default encoding")
             pydicom_log.warning("another thing")
+            say_repeats_again()  # the next case of a batch: said under its own line again
+            pydicom_log.warning("another thing")
+            pydicom_log.warning("another thing")
         finally:
             pydicom_log.removeHandler(handler)
-        assert seen == ["Unknown encoding 'ISO_IR100' - using default encoding", "another thing"]
+        assert seen == [
+            "Unknown encoding 'ISO_IR100' - using default encoding", "another thing",
+            "another thing",
+        ]  # fmt: skip
+        # the same warning raised by pydicom as a Python warning is not said a second time
+        import warnings
+
+        from pydicom.charset import convert_encodings
+
+        with warnings.catch_warnings(record=True) as raised:
+            warnings.simplefilter("always")  # (without main's filter: raised, every time)
+            main(["-v"])
+            assert convert_encodings(["ISO_IR100"]) == ["iso8859"]  # misspelled: warned of
+        assert not raised
         main(["-v"])  # a second run in the same process says it again, and filters once
         assert len(pydicom_log.filters) == 1
     finally:

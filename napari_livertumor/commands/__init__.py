@@ -1,5 +1,32 @@
 """One module per ``livertumor`` sub-command: ``add_arguments(parser)`` and ``run(args)``."""
 
+import logging
+
+
+class OnceFilter(logging.Filter):
+    """Lets each distinct message through once (the rest of a case's repeats are dropped;
+    :func:`say_repeats_again` starts anew for the next case)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[tuple[int, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.levelno, record.getMessage())
+        if key in self._seen:
+            return False
+        if len(self._seen) < 10_000:  # a long case's distinct lines: a bounded memory
+            self._seen.add(key)
+        return True
+
+
+def say_repeats_again() -> None:
+    """A new case of a batch: pydicom's warnings said once more (under the case's own line;
+    a repeat hidden for the rest of the batch left the later patients that had it unnamed)."""
+    for f in logging.getLogger("pydicom").filters:
+        if isinstance(f, OnceFilter):
+            f._seen.clear()
+
 
 def models_folder(value: str) -> str:
     """``--models``: a folder holding ``liver/`` and ``tumor/``; ``default`` (when no folder of

@@ -1199,7 +1199,10 @@ def run_cases(
     segmenter = None
     rows = [] if rows is None else rows
     said = len(rows)
+    from . import say_repeats_again
+
     for case in cases:
+        say_repeats_again()
         if after_case is not None and len(rows) > said:  # the case before this one ended
             after_case(rows)
             said = len(rows)

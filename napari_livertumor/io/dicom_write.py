@@ -101,6 +101,7 @@ def write_ct_series(
         raise ValueError(f"storage must be 'int16' or 'uint16', not {storage!r}")
     if transfer_syntax not in TRANSFER_SYNTAXES:
         raise ValueError(f"transfer_syntax must be one of {sorted(TRANSFER_SYNTAXES)}")
+    stored = _to_stored(np.asarray(volume.array), storage)  # refused before any folder is made
     folder.mkdir(parents=True, exist_ok=True)
 
     study_uid = study_uid or generate_uid()
@@ -111,7 +112,6 @@ def write_ct_series(
     if file_names is None:
         file_names = [f"1-{k + 1:0{width}d}.dcm" for k in range(n_slices)]
 
-    stored = _to_stored(np.asarray(volume.array), storage)
     template = _series_template(
         volume,
         patient_id=patient_id,
@@ -160,10 +160,18 @@ def _to_stored(hu: np.ndarray, storage: str) -> np.ndarray:
             f"the CT holds {bad} NaN or infinite voxel(s): a DICOM image stores whole HU; "
             "replace them first (e.g. numpy.nan_to_num(array, nan=-1024))"
         )
-    values = np.rint(hu).astype(np.int32) + 1024  # RescaleIntercept -1024 for both storages
-    if storage == "uint16":
-        return np.clip(values, 0, 65535).astype(np.uint16)
-    return np.clip(values, -32768, 32767).astype(np.int16)
+    # RescaleIntercept -1024 for both storages
+    values = np.rint(np.clip(hu, -(2**40), 2**40)).astype(np.int64) + 1024
+    low, high = (0, 65535) if storage == "uint16" else (-32768, 32767)
+    high_hu = int(values.max()) - 1024 if values.size else 0
+    if high_hu > high - 1024 or (storage == "int16" and values.size and values.min() < low):
+        # 40000 HU was stored as 31743, 5e9 as -32768: silently another image
+        worst = high_hu if high_hu > high - 1024 else int(values.min()) - 1024
+        raise ValueError(
+            f"the CT holds {worst} HU, beyond what {storage} pixels store ({low - 1024} to "
+            f"{high - 1024} HU with RescaleIntercept -1024): clip the array first"
+        )
+    return np.clip(values, low, high).astype(np.uint16 if storage == "uint16" else np.int16)
 
 
 def _series_template(volume: CTVolume, **kw) -> Dataset:

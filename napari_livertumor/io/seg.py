@@ -949,11 +949,13 @@ def _segment_description(hd, number: int, text: str, algorithm_type: str, algori
 
 def _seg_series_number(source, algorithm_type: str = "AUTOMATIC") -> int:
     """The CT's series number plus :data:`SEG_SERIES_OFFSET` (that alone when it has none);
-    one more for a reviewed (SEMIAUTOMATIC) SEG, two more for a MANUAL one: an edited export
-    is not a second series of the model's number in the study (a PACS listed two "1104")."""
+    twice that for a reviewed (SEMIAUTOMATIC) SEG, three times for a MANUAL one: an edited
+    export is not a second series of the model's number in the study (a PACS listed two
+    "1104"), and steps of 1000 keep clear of the next CT series' SEG (CT 104's reviewed SEG at
+    1105 was CT 105's automatic one)."""
     try:
         number = int(source.get("SeriesNumber"))
     except (TypeError, ValueError):
         number = 0
-    step = {"SEMIAUTOMATIC": 1, "MANUAL": 2}.get(str(algorithm_type).upper(), 0)
-    return SEG_SERIES_OFFSET + max(number, 0) + step
+    times = {"SEMIAUTOMATIC": 2, "MANUAL": 3}.get(str(algorithm_type).upper(), 1)
+    return SEG_SERIES_OFFSET * times + max(number, 0)

@@ -33,7 +33,10 @@ def checked_spacing(spacing) -> tuple[float, float, float]:
     """``spacing`` as three positive, finite floats ``(dz, dy, dx)`` in mm, else ValueError
     (a text, None, two values, a zero: each said, not left to numpy)."""
     try:
-        values = tuple(float(s) for s in np.ravel(np.asarray(spacing, dtype=object)))
+        items = np.ravel(np.asarray(spacing, dtype=object))
+        if any(isinstance(s, (bool, np.bool_, str, bytes)) for s in items):  # True: 1 mm
+            raise TypeError
+        values = tuple(float(s) for s in items)
     except (TypeError, ValueError):
         raise ValueError(f"spacing is (dz, dy, dx) in mm: 3 numbers; got {spacing!r}") from None
     if len(values) != 3:

@@ -227,8 +227,9 @@ def _whole(v: Any, key: str) -> int:
 
 
 def _number(value: Any, key: str) -> float:
-    """A number of metadata.json (true/false is none: ``[true, 2, 2]`` was read as 1 mm)."""
-    if isinstance(value, bool):
+    """A number of metadata.json (true/false is none: ``[true, 2, 2]`` was read as 1 mm; nor is
+    a text: ``["2", "2", "2"]`` loaded, and null was said in Python's words)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):  # "2" or null too
         raise ValueError(f"{key} must hold numbers, got {value!r}")
     return float(value)
 
@@ -401,7 +402,8 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelError(
             weights,
-            f"corrupt or unreadable weights ({_safetensors_words(exc)}){_pickle_hint(weights)}",
+            f"corrupt or unreadable weights ({_safetensors_words(exc, data)})"
+            f"{_pickle_hint(weights)}",
         ) from exc
     sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
     _check_size(weights, meta, sd)  # before building a network metadata.json may have grown
@@ -481,12 +483,18 @@ VAE_PREFIXES = (
 )
 
 
-def _safetensors_words(exc: Exception) -> str:
+def _safetensors_words(exc: Exception, data: bytes | None = None) -> str:
     """safetensors' error in words a user reads right ("incomplete metadata" is its header,
-    not metadata.json)."""
+    not metadata.json; "invalid header length" a file cut inside its header)."""
     text = str(exc)
     if "incomplete metadata" in text or "file not fully covered" in text:
         return "the file is cut short: an incomplete copy or download"
+    if data is not None and len(data) > 8 and data[8:9] == b"{":
+        header = int.from_bytes(data[:8], "little")  # the JSON header's length, then the header
+        if len(data) < 8 + header:
+            return "the file is cut short: an incomplete copy or download"
+    if data is not None and len(data) < 8:
+        return f"{len(data)} bytes: the file is cut short, or not a weights file"
     return text
 
 

@@ -210,8 +210,12 @@ def evaluate(
         min_ml, min_peak = seg.lesion_filter()  # the model's own, as the masks were made
         summary["lesion_filter"] = {"min_ml": min_ml, "min_peak": min_peak}
     summary["data"] = str(Path(data).resolve())
-    if split_file is not None:  # its patients: the file may change after
-        summary["split_sha1"] = _file_digest_or_none(Path(split_file))
+    # the file that named the test patients (--split's or the models' own): it may change after
+    used_split = split_file or (
+        None if split_source.startswith("all cases") else split_source.split(" (+", 1)[0]
+    )
+    if used_split is not None:
+        summary["split_sha1"] = _file_digest_or_none(Path(used_split))
     summary["refine"] = refine
     summary["tta"] = tta
     summary["device"] = str(seg.device)
@@ -370,7 +374,7 @@ def _test_ids(records, models, split_file) -> tuple[list[str], str]:
     everything = [r.case_id for r in records]
     empty = []
     for stage in ("tumor", "liver"):
-        cand = folder / stage / "split.json"
+        cand = (folder / stage / "split.json").absolute()  # in the summary: found again
         if not cand.is_file():
             continue
         split = _named_as_here(read_split(cand), by_id)

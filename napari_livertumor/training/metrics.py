@@ -70,12 +70,22 @@ def case_scores(pred_labels: np.ndarray, truth_labels: np.ndarray) -> dict[str, 
     pred_labels = np.asarray(pred_labels)
     truth_labels = np.asarray(truth_labels)
     for name, labels in (("pred_labels", pred_labels), ("truth_labels", truth_labels)):
-        high = int(labels.max()) if labels.size and labels.dtype.kind in "iu" else 0
+        if not labels.size or labels.dtype.kind == "b":
+            continue
+        if labels.dtype.kind not in "iuf":
+            raise ValueError(f"{name} must be a label map of numbers, not {labels.dtype}")
+        low, high = labels.min(), labels.max()  # a float map too (nibabel's get_fdata)
         if high > 2:
             raise ValueError(
-                f"{name} hold the value {high}: scores take 0 background, 1 liver, 2 tumor; "
+                f"{name} hold the value {high:g}: scores take 0 background, 1 liver, 2 tumor; "
                 "a ground truth of HCC-TACE-Seg's classes (3 portal vein, 4 aorta) is mapped "
                 "first with napari_livertumor.training.metrics.hcc_to_output(labels)"
+            )
+        if low < 0 or (labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels))):
+            bad = low if low < 0 else labels[labels != np.round(labels)].flat[0]
+            raise ValueError(
+                f"{name} hold the value {bad:g}: scores take the whole classes 0 background, "
+                "1 liver, 2 tumor (not probabilities or negative values)"
             )
     out: dict[str, float] = {}
     for name, pm, tm in (
