@@ -1053,3 +1053,24 @@ def test_a_shard_of_the_wrong_form_is_a_usage_error(tmp_path, capsys):
         capsys.readouterr().err
     )
     assert main(["segment", str(tmp_path), "--shard", "3/2"]) == 1
+
+
+def test_an_input_added_to_a_finished_folder_never_takes_the_finished_cases_names(
+    tmp_path, models, caplog
+):
+    """A rerun of a finished folder with one more input of the same names renamed the finished
+    cases (segmented again as x_2) and refused the new input without naming it."""
+    write_nifti(ct(1), tmp_path / "b" / "x.nii.gz")
+    write_nifti(ct(2), tmp_path / "a" / "x.nii.gz")  # sorts first by path
+    out = tmp_path / "out"
+    assert segment([tmp_path / "b"], out, models, "--stages", "liver") == 0
+    made = (out / "x_labels.nii.gz").read_bytes()
+    caplog.clear()
+    assert segment([tmp_path / "b", tmp_path / "a"], out, models, "--stages", "liver") == 0
+    assert (out / "x_labels.nii.gz").read_bytes() == made  # kept, not redone or replaced
+    assert f"{tmp_path / 'a' / 'x.nii.gz'} is written as x_2" in caplog.text
+    rows = {r["case"]: r for r in read_rows(out / "summary.csv")}
+    assert rows["x"]["input"] == str(tmp_path / "b" / "x.nii.gz")
+    assert rows["x"]["status"].startswith("skipped")
+    assert rows["x_2"]["input"] == str(tmp_path / "a" / "x.nii.gz")
+    assert rows["x_2"]["status"] == "done"

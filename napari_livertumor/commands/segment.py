@@ -282,7 +282,7 @@ def run(args) -> int:
         for field, option in _OPTION_OF.items():
             text = text.replace(f"{field} must", f"{option} must")
         raise SettingsError(text) from None
-    cases = discover_cases(args.inputs, per_patient=not args.series)
+    cases = discover_cases(args.inputs, per_patient=not args.series, outdir=outdir)
     mine = shard_cases(cases, *shard)
     log.info("%d case(s) found; shard %d/%d has %d", len(cases), shard[0], shard[1], len(mine))
     created = not outdir.exists()
@@ -404,10 +404,13 @@ def _figures(row: dict) -> str:
 
 
 # --------------------------------------------------------------------------- cases
-def discover_cases(inputs: list[str | Path], *, per_patient: bool = True) -> list[Case]:
+def discover_cases(
+    inputs: list[str | Path], *, per_patient: bool = True, outdir: str | Path | None = None
+) -> list[Case]:
     """Expand the command's INPUTs into a sorted list of uniquely named cases. A DICOM folder
     holding several patients' scans is a case per patient unless ``per_patient`` is False
-    (``--series`` names one series: its patient's folder is one case, as before)."""
+    (``--series`` names one series: its patient's folder is one case, as before). Of inputs of
+    one name, the one whose outputs in ``outdir`` hold the name keeps it."""
     found: list[Case] = []
     for item in inputs:
         path = Path(item)
@@ -439,7 +442,7 @@ def discover_cases(inputs: list[str | Path], *, per_patient: bool = True) -> lis
             found += _cases_from_folder(inner, per_patient=per_patient)
     if not found:
         raise InputError(None, f"no CT found in {', '.join(str(i) for i in inputs)}")
-    return _unique_sorted(found)
+    return _unique_sorted(found, outdir=outdir)
 
 
 def shard_cases(cases: list[Case], index: int, count: int) -> list[Case]:
@@ -877,9 +880,11 @@ def _safe(name: str) -> str:
     return safe_name(name)
 
 
-def _unique_sorted(cases: list[Case]) -> list[Case]:
+def _unique_sorted(cases: list[Case], outdir: str | Path | None = None) -> list[Case]:
     """Sorted, each name once: a second input of a name gets ``_2`` (``_3``…), never a name
-    another input has (``x_2.nii.gz`` beside two inputs named ``x``).
+    another input has (``x_2.nii.gz`` beside two inputs named ``x``). The input whose stats
+    in ``outdir`` record it keeps its name (a run given one more input of a finished folder's
+    names renamed the finished cases, segmented them again, and refused the new input).
 
     Names are compared as a case-insensitive file system does (macOS, Windows: ``HCC_001``
     and ``hcc_001`` are one file there), after Unicode normalisation (macOS stores é as e + ´).
@@ -894,9 +899,30 @@ def _unique_sorted(cases: list[Case]) -> list[Case]:
     def named_after(c: Case) -> bool:
         return key(_case_name(Path(c.path))) == key(c.name)
 
+    cases = list(set(cases))
+    counts: dict[str, int] = {}
+    for c in cases:
+        counts[key(c.name)] = counts.get(key(c.name), 0) + 1
+    owner = {  # of a name two inputs have: the input its outputs were made from
+        name: _recorded_input(Path(outdir), name)
+        for name in {c.name for c in cases if counts[key(c.name)] > 1}
+        if outdir is not None
+    }
+
+    def owns(c: Case) -> bool:
+        made = owner.get(c.name)
+        return made is not None and made == (str(Path(c.path).resolve()), c.patient)
+
     cases = sorted(
-        set(cases),
-        key=lambda c: (key(c.name), not named_after(c), c.name, str(c.path), c.patient or ""),
+        cases,
+        key=lambda c: (
+            key(c.name),
+            not owns(c),
+            not named_after(c),
+            c.name,
+            str(c.path),
+            c.patient or "",
+        ),
     )
     taken = {key(c.name) for c in cases}
     used: set[str] = set()
@@ -922,6 +948,17 @@ def _unique_sorted(cases: list[Case]) -> list[Case]:
         log.warning("two inputs are named %s: %s is written as %s", named, c.path, new)
         out.append(dataclasses.replace(c, name=new))  # its patient too
     return sorted(out, key=lambda c: (c.name, str(c.path), c.patient or ""))
+
+
+def _recorded_input(outdir: Path, name: str) -> tuple[str, str | None] | None:
+    """``(input, patient)`` a case's stats in ``outdir`` were made from; None if unknown."""
+    try:
+        stats = json.loads((outdir / f"{name}_stats.json").read_text(encoding="utf-8"))
+        made = stats.get("run_settings") or {}
+        path = made.get("input") or stats.get("input")
+        return (str(Path(path).resolve()), made.get("patient")) if path else None
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
 
 
 # --------------------------------------------------------------------------- running
@@ -1355,7 +1392,10 @@ def run_cases(
                     )
                 elif relation != "none" or labels_path.exists() or stats_path.exists() or foreign:
                     if relation == "other input":
-                        made = f"{labels_path} and its stats were made from another input ({what})"
+                        made = (
+                            f"{labels_path} and its stats were made from another input ({what}), "
+                            f"not {case.path}"
+                        )
                     elif old is None and stats_path.exists() and not labels_path.exists():
                         made = f"{stats_path} exists without its labels file"
                     elif old is None and labels_path.exists():
