@@ -1074,3 +1074,32 @@ def test_an_input_added_to_a_finished_folder_never_takes_the_finished_cases_name
     assert rows["x"]["status"].startswith("skipped")
     assert rows["x_2"]["input"] == str(tmp_path / "a" / "x.nii.gz")
     assert rows["x_2"]["status"] == "done"
+
+
+def test_a_batch_says_each_cases_figures_as_it_ends_and_how_far_it_is(
+    tmp_path, models, capsys, caplog
+):
+    """The result lines reached stdout only when the batch ended (none after a kill -9), and the
+    progress lines gave no position in the batch."""
+    import logging
+
+    cohort(tmp_path / "in", 3)
+    said: list[str] = []  # stdout so far, as the progress of the last case begins
+
+    class Snapshot(logging.Handler):
+        def emit(self, record):
+            if record.getMessage().startswith("[3/3]") and not said:
+                said.append(capsys.readouterr().out)
+
+    snap = Snapshot(logging.INFO)
+    logging.getLogger("livertumor").addHandler(snap)
+    try:
+        with caplog.at_level(logging.INFO):
+            assert segment([tmp_path / "in"], tmp_path / "out", models, "--stages", "liver") == 0
+    finally:
+        logging.getLogger("livertumor").removeHandler(snap)
+    assert said and "case00: " in said[0] and "case01: " in said[0]  # before the batch's end
+    out = said[0] + capsys.readouterr().out
+    for name in ("case00", "case01", "case02"):
+        assert out.count(f"{name}: ") == 1, out
+    assert "[2/3] case01: liver" in caplog.text

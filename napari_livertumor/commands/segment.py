@@ -296,8 +296,11 @@ def run(args) -> int:
     rows: list[dict] = []
 
     last_write = [0.0]
+    printed: set[int] = set()  # the rows whose result line is on stdout
 
     def summary_as_it_goes(rows: list[dict]) -> None:
+        # each case's line as it ends (a batch killed outright said none of them)
+        _print_results(rows, outdir, printed, final=False)
         # a batch killed outright (kill -9, a node lost) leaves the summary of the cases it
         # finished; Ctrl-C and SIGTERM write it on the way out as well. A case skipped as
         # complete changes nothing on disk: those are gathered (every few seconds at most;
@@ -323,7 +326,7 @@ def run(args) -> int:
                 series_uid=args.series,
                 acquisition=args.acquisition,
                 overwrite=args.overwrite,
-                progress=_printer(),
+                progress=_printer({c.name: (k + 1, len(mine)) for k, c in enumerate(mine)}),
                 rows=rows,
                 extras=tuple(k for k in EXTRA_OUTPUTS if getattr(args, k, False)),
                 after_case=summary_as_it_goes,
@@ -337,7 +340,7 @@ def run(args) -> int:
                 write_summary(rows, outdir / name)
             except OSError:
                 pass
-        _print_results(rows, outdir)  # the cases finished before the stop
+        _print_results(rows, outdir, printed)  # the cases finished before the stop
         raise
     finally:
         if created and not any(outdir.iterdir()):  # nothing written: leave no empty folder
@@ -350,7 +353,7 @@ def run(args) -> int:
             log.info("summary: %s", written)
         _refresh_other_summaries(outdir, name, rows)
     finally:  # (a summary that cannot be written, a full disk: the cases are still said)
-        _print_results(rows, outdir)
+        _print_results(rows, outdir, printed)
         failed = [r for r in rows if r["status"] == "failed"]
         if len(rows) > 1:  # a batch's failures, below its progress (one case: said above)
             for r in failed:
@@ -362,11 +365,21 @@ def run(args) -> int:
 RESULT_LINES = 20
 
 
-def _print_results(rows: list[dict], outdir: Path) -> None:
+def _print_results(
+    rows: list[dict], outdir: Path, printed: set[int] | None = None, *, final: bool = True
+) -> None:
     """One line per case segmented (or found complete): its figures and its labels file, on
-    stdout (they were only in the JSON; the log lines above them are progress)."""
-    done = [r for r in rows if str(r.get("status")).startswith(("done", "skipped"))]
-    for r in done[:RESULT_LINES]:
+    stdout (they were only in the JSON; the log lines above them are progress). Rows whose
+    index is in ``printed`` were said already (as their case ended); ``final`` adds the count
+    of those beyond :data:`RESULT_LINES`."""
+    printed = set() if printed is None else printed
+    done = [
+        (k, r) for k, r in enumerate(rows) if str(r.get("status")).startswith(("done", "skipped"))
+    ]
+    for k, r in done[:RESULT_LINES]:
+        if k in printed:
+            continue
+        printed.add(k)
         kept = ""
         status = str(r.get("status"))
         if status.startswith("done (added"):  # figures of the earlier run, a file added
@@ -380,7 +393,7 @@ def _print_results(rows: list[dict], outdir: Path) -> None:
                     " (already complete; the labels file was edited since: these are the model's)"
                 )
         print(f"{r['case']}: {_figures(r)}{kept} -> {outdir / r['labels']}", flush=True)
-    if len(done) > RESULT_LINES:
+    if final and len(done) > RESULT_LINES:
         print(f"… and {len(done) - RESULT_LINES} more case(s): see the summary", flush=True)
 
 
@@ -2060,17 +2073,22 @@ def _remove_stale_temps(outdir: Path, case: Case) -> None:
                 tmp.unlink(missing_ok=True)
 
 
-def _printer():
+def _printer(positions: dict[str, tuple[int, int]] | None = None):
+    """Progress on stderr; with ``positions`` (case name → (k, of)) a batch's lines say how
+    far it is (``[3/50] HCC_003: liver …``)."""
     tty = sys.stderr.isatty()
     last = {"key": None}
+    positions = positions or {}
 
     def show(case, stage, done, total):
         key = (case, stage)
+        k, of = positions.get(case, (0, 1))
+        where = f"[{k}/{of}] " if of > 1 else ""
         if tty:
             end = "\n" if done >= total else ""
-            print(f"\r{case}: {stage} {done}/{total}", end=end, file=sys.stderr, flush=True)
+            print(f"\r{where}{case}: {stage} {done}/{total}", end=end, file=sys.stderr, flush=True)
         elif key != last["key"]:
-            log.info("%s: %s …", case, stage)
+            log.info("%s%s: %s …", where, case, stage)
         last["key"] = key
 
     return show
