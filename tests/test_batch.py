@@ -805,11 +805,13 @@ def test_a_folder_of_patients_exported_without_dicom_preambles_is_each_patient(t
     assert sorted(c.name for c in discover_cases([root])) == ["HCC_001", "HCC_002"]
 
 
-def test_a_case_another_run_is_writing_now_is_left_to_it(tmp_path, models, caplog):
+def test_a_case_another_run_is_writing_now_is_left_to_it(tmp_path, models, caplog, monkeypatch):
     """Two runs into one folder each checked the case's outputs, then each wrote them: the
     second replaced the first's files unsaid (or mixed its labels with the other's stats)."""
+    from napari_livertumor.commands import segment as cmd
     from napari_livertumor.fileio import file_lock, temp_prefix
 
+    monkeypatch.setattr(cmd, "BUSY_WAIT_S", 0.3)  # (a busy case is waited for at the end)
     write_nifti(ct(1), tmp_path / "case.nii.gz")
     out = tmp_path / "out"
     out.mkdir()
@@ -821,11 +823,62 @@ def test_a_case_another_run_is_writing_now_is_left_to_it(tmp_path, models, caplo
     assert segment([tmp_path / "case.nii.gz"], out, models, "--stages", "liver") == 0
 
 
-def test_a_case_another_run_is_writing_keeps_that_run_s_summary_row(tmp_path, models):
-    """Two runs into one folder: the cases the other run wrote were listed as "refused
-    (earlier outputs kept)" in the summary, though their outputs were new and complete."""
+def test_a_case_another_run_is_writing_is_waited_for_after_the_others(
+    tmp_path, models, caplog, monkeypatch
+):
+    """Runs into one folder at once all exited 1 (each named the cases the others wrote),
+    though every case ended complete: a scheduler marked every job failed."""
+    import logging
+    import threading
+
+    from napari_livertumor.commands import segment as cmd
     from napari_livertumor.fileio import file_lock, temp_prefix
 
+    monkeypatch.setattr(cmd, "BUSY_WAIT_S", 60.0)
+    data, out = cohort(tmp_path / "in", 3), tmp_path / "out"
+    out.mkdir()
+    taken, done_others = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def other_run():  # holds case00 until this run has done the other cases
+        with file_lock(out / f"{temp_prefix(out / 'case00')}lock") as held:
+            assert held
+            taken.set()
+            done_others.wait(30)
+
+    class Watch(logging.Handler):
+        def emit(self, record):
+            text = record.getMessage()
+            if ": liver" in text:
+                order.append(text.split("] ", 1)[-1].split(":")[0])
+            if "case02: liver" in text:  # the last of the others is under way
+                threading.Timer(0.5, done_others.set).start()
+
+    holder = threading.Thread(target=other_run)
+    holder.start()
+    taken.wait(5)
+    watch = Watch(logging.INFO)
+    logging.getLogger("livertumor").addHandler(watch)
+    try:
+        with caplog.at_level(logging.INFO):
+            assert segment([data], out, models, "--stages", "liver") == 0
+    finally:
+        logging.getLogger("livertumor").removeHandler(watch)
+        done_others.set()
+        holder.join()
+    assert "case00: another run is writing it now: back to it after the others" in caplog.text
+    assert list(dict.fromkeys(order)) == ["case01", "case02", "case00"]
+    rows = {r["case"]: r["status"] for r in read_rows(out / "summary.csv")}
+    assert rows == {"case00": "done", "case01": "done", "case02": "done"}
+
+
+def test_a_case_another_run_is_writing_keeps_that_run_s_summary_row(tmp_path, models, monkeypatch):
+    """Two runs into one folder: the cases the other run wrote were listed as "refused
+    (earlier outputs kept)" in the summary, though their outputs were new and complete."""
+    from napari_livertumor.commands import segment as cmd
+    from napari_livertumor.fileio import file_lock, temp_prefix
+
+    monkeypatch.setattr(cmd, "BUSY_WAIT_S", 0.3)
     data, out = cohort(tmp_path / "in", 2), tmp_path / "out"
     assert segment([data], out, models) == 0  # (the other run's summary row of case00)
     with file_lock(out / f"{temp_prefix(out / 'case00')}lock") as held:

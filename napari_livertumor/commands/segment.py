@@ -361,6 +361,9 @@ def run(args) -> int:
     return 1 if failed else 0
 
 
+#: seconds a case another run is writing is waited for (after the batch's other cases)
+BUSY_WAIT_S = 600.0
+
 #: a batch prints the figures of at most this many cases (summary.csv holds them all)
 RESULT_LINES = 20
 
@@ -1251,7 +1254,9 @@ def run_cases(
     said = len(rows)
     from . import say_repeats_again
 
-    for case in cases:
+    queue = list(cases)  # a case another run is writing goes to the end, once
+    deferred: set[tuple[str, str]] = set()
+    for case in queue:
         say_repeats_again()
         if after_case is not None and len(rows) > said:  # the case before this one ended
             after_case(rows)
@@ -1283,11 +1288,23 @@ def run_cases(
         # one run at a time writes a case's outputs: two runs into one folder (two terminals,
         # a job resubmitted) each checked, then each wrote, the second replacing the first's
         # files unsaid, or mixing one's labels with the other's stats
-        with file_lock(outdir / f"{temp_prefix(outdir / case.name)}lock") as held:
+        again = (case.name, str(case.path)) in deferred
+        lock = outdir / f"{temp_prefix(outdir / case.name)}lock"
+        with file_lock(lock, wait_s=BUSY_WAIT_S if again else 0.0) as held:
+            if not held and not again:
+                # two runs into one folder (a job resubmitted, shards of one list): the others
+                # first, then this one, once the other run has finished it (then complete)
+                log.info(
+                    "%s: another run is writing it now: back to it after the others", case.name
+                )
+                deferred.add((case.name, str(case.path)))
+                queue.append(case)
+                continue
             if not held:
                 msg = (
-                    f"another livertumor run is writing this case's outputs in {outdir} now; "
-                    "nothing was overwritten: run again when it has finished"
+                    f"another livertumor run is writing this case's outputs in {outdir} now "
+                    f"(waited {BUSY_WAIT_S / 60:g} min); nothing was overwritten: run again when "
+                    "it has finished"
                 )
                 log.error("%s: %s", case.name, msg)
                 # the other run's files: its summary row of them stays, as that run wrote it
