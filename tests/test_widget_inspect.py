@@ -87,6 +87,26 @@ def test_measure_shows_volumes_and_lesions(viewer_with_labels, qtbot):
     assert widget.lesion_table.item(0, 6).text() == ("" if contrast is None else f"{contrast:+.0f}")
 
 
+def test_the_lesion_list_is_used_from_the_keyboard(viewer_with_labels, qtbot):
+    """Jumping to a lesion answered a mouse click only: the arrow keys moved the list's row
+    and the view stayed where it was."""
+    from qtpy.QtCore import Qt
+
+    viewer, widget, vol, *_ = viewer_with_labels
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    start = viewer.dims.point[0]  # filling the list moved nothing
+    table = widget.lesion_table
+    table.setCurrentCell(0, 0)
+    qtbot.keyClick(table, Qt.Key_Down)
+    assert table.currentRow() == 1
+    second = widget.stats["lesions"][1]
+    z_index = round((viewer.dims.point[0] - viewer.layers["tiny CT"].translate[0]) / vol.spacing[0])
+    assert z_index == second["slice"] and viewer.dims.point[0] != start
+    assert str(viewer.layers["lesion marker"].text.values) == "lesion 2"
+    assert "Lesion 2: slice" in widget.status.text()
+
+
 def test_clicking_a_lesion_jumps_to_its_slice(viewer_with_labels, qtbot):
     viewer, widget, vol, *_ = viewer_with_labels
     widget.measure_button.click()
@@ -155,6 +175,9 @@ def test_overlay_controls_change_the_labels_layer(viewer_with_labels):
     assert layer.opacity == pytest.approx(0.8)
     assert layer.contour == 2
     np.testing.assert_allclose(layer.colormap.map(np.array([2]))[0], (0, 0, 1, 1))
+    # the button's name stays readable on its colour (black on blue could not be read)
+    assert "color: white" in widget.color_buttons[2].styleSheet()
+    assert "color: black" in widget.color_buttons[1].styleSheet()  # (light green)
 
 
 def test_deleting_the_labels_layer_leaves_a_clear_message(viewer_with_labels, qtbot):

@@ -925,6 +925,16 @@ def scroll_box(widget, max_height: int):
     return box
 
 
+#: a blue both themes show (napari's dark #262930 and light #efebe9 backgrounds)
+FOCUS_COLOR = "#3d8bfd"
+FOCUS_STYLE = (
+    "QPushButton:focus, QToolButton:focus, QComboBox:focus, QAbstractSpinBox:focus, "
+    f"QLineEdit:focus {{ border: 2px solid {FOCUS_COLOR}; }} "
+    f"QCheckBox:focus, QRadioButton:focus {{ color: {FOCUS_COLOR}; }} "
+    f"QTableWidget:focus, QPlainTextEdit:focus, QSlider:focus {{ border: 1px solid {FOCUS_COLOR}; }}"
+)
+
+
 class PanelScroll(QScrollArea):
     """A whole panel that scrolls when its dock is shorter than the panel.
 
@@ -949,6 +959,9 @@ class PanelScroll(QScrollArea):
         self._asked = 0  # the content height room was last claimed for
         self._results_at = float("-inf")  # when a job's results were last shown
         inner.installEventFilter(self)
+        # the control with the keyboard's focus is outlined: napari's stylesheet marks none,
+        # so tabbing through a panel showed nothing of where one was
+        inner.setStyleSheet(FOCUS_STYLE)
 
     def results_shown(self) -> None:
         """A job the user started has results to show: its growth may take half the column

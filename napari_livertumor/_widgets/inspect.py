@@ -164,7 +164,11 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 "Volumes, lesions (connected tumor parts) and, with a ground "
                 "truth, Dice and IoU per class",
             ),
-            (self.lesion_table, "Click a lesion to move the view to its centre slice"),
+            (
+                self.lesion_table,
+                "Click a lesion (or move to it with the arrow keys) to move the view to its "
+                "centre slice",
+            ),
         ):
             widget.setToolTip(tip)
         for btn in self.color_buttons.values():
@@ -197,6 +201,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.truth_combo.currentTextChanged.connect(self._truth_changed)
         self.measure_button.clicked.connect(self._measure_clicked)
         self.lesion_table.cellClicked.connect(lambda row, _col: self.go_to_lesion(row))
+        # from the keyboard too: the arrow keys move the current row, Enter/Space activate it
+        self.lesion_table.currentCellChanged.connect(self._lesion_row_changed)
+        self.lesion_table.cellActivated.connect(lambda row, _col: self.go_to_lesion(row))
         follow_layer_list(self, self.viewer, self.refresh_layers)
         _layers.on_labels_edited(self._edited_elsewhere)
         self.init_jobs(napari_viewer)
@@ -326,6 +333,12 @@ class InspectWidget(JobWidgetMixin, QWidget):
             description="measure",
             busy_text=f"Measuring '{name}'…",
         )
+
+    def _lesion_row_changed(self, row: int, _col: int, previous: int, _pcol: int) -> None:
+        """The arrow keys moved the table's current row (filling the table moves it too: only
+        a change the user made moves the view)."""
+        if row >= 0 and row != previous and not getattr(self, "_filling", False):
+            self.go_to_lesion(row)
 
     def go_to_lesion(self, row: int) -> None:
         """Move the viewer to lesion ``row``'s centre slice and centre the view on it."""
@@ -485,7 +498,11 @@ class InspectWidget(JobWidgetMixin, QWidget):
             self.lesion_table.setColumnHidden(
                 col, not any("mean_hu" in les for les in stats["lesions"])
             )
-        _fill_table(self.lesion_table, lesions)
+        self._filling = True  # (the current row moves as the list is filled: no jump)
+        try:
+            _fill_table(self.lesion_table, lesions)
+        finally:
+            self._filling = False
         # up to 8 without scrolling; at least 2 rows (3 left the results no room beside Segment
         # on a 900-px window once the headers took two lines)
         _fit_height(self.lesion_table, min(max(len(lesions), 2), 8))
@@ -596,7 +613,11 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.stats = self.scores = None
         self._measured_layer = None
         _fill_table(self.volume_table, [])
-        _fill_table(self.lesion_table, [])
+        self._filling = True
+        try:
+            _fill_table(self.lesion_table, [])
+        finally:
+            self._filling = False
         self.score_table.setVisible(False)
 
     def _pick_matching_truth(self, layer) -> None:
@@ -679,7 +700,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
     def _paint_color_buttons(self) -> None:
         for value, btn in self.color_buttons.items():
             r, g, b, _ = (int(255 * c) for c in self._colors[value])
-            btn.setStyleSheet(f"background-color: rgb({r},{g},{b}); color: black;")
+            # black on a light colour, white on a dark one (black on navy could not be read)
+            luma = 0.299 * r + 0.587 * g + 0.114 * b
+            text = "black" if luma >= 140 else "white"
+            btn.setStyleSheet(f"background-color: rgb({r},{g},{b}); color: {text};")
 
     def _measure_clicked(self) -> None:
         if not self.cancel_if_running(self.measure_button):
