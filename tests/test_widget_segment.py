@@ -319,6 +319,17 @@ def test_refining_with_segment_uses_the_open_refine_panels_settings(
     assert widget.build_config().refine_config is None
 
 
+def test_unsure_candidates_close_together_share_one_label():
+    """Two candidates a few voxels apart on one slice printed their labels on top of each
+    other ("unsunsure 0.2 mL")."""
+    from napari_livertumor._widgets.segment import _unsure_labels
+
+    unsure = [{"volume_ml": 0.44}, {"volume_ml": 0.21}, {"volume_ml": 0.3}, {"volume_ml": 0.2}]
+    centres = np.array([[43, 100, 100], [43, 104, 98], [43, 180, 60], [60, 100, 100]], float)
+    labels = _unsure_labels(unsure, centres, [12.0] * 4)
+    assert labels == ["unsure 0.4 + 0.2 mL", "", "unsure 0.3 mL", "unsure 0.2 mL"]
+
+
 def test_candidates_the_lesion_filter_drops_are_marked_not_lost(
     viewer_with_ct, models_dir, qtbot, monkeypatch, tmp_path
 ):
@@ -340,6 +351,8 @@ def test_candidates_the_lesion_filter_drops_are_marked_not_lost(
     assert not (seg.data == 2).any()
     points = viewer.layers["tiny CT segmentation unsure lesions"]
     assert len(points.data) == 1 and points.features["volume_ml"][0] > 0
+    assert points.border_width[0] == pytest.approx(0.12)  # not napari's 1-px 0.05
+    assert points.text.values[0].startswith("unsure ")
     np.testing.assert_allclose(points.scale, seg.scale)
     assert "unsure candidate" in widget.status.text()
     assert viewer.layers.selection.active is seg

@@ -445,10 +445,12 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         return next((ly for ly in _layers.ct_layers(self.viewer) if ly.name == name), None)
 
 
-#: the marks of unsure lesions: white squares, apart from a ground truth's outlines (yellow
-#: rings read as part of its liver outline, orange ones as its aorta) and, by their shape,
-#: from Inspect's white ring round the lesion clicked
-UNSURE_COLOR = "white"
+#: the marks of unsure lesions: violet squares, a hue no other overlay has (yellow rings read
+#: as a ground truth's liver outline, orange as its aorta; white ones were lost on bone, under
+#: the truth's outlines and beside Inspect's white ring round the lesion clicked)
+UNSURE_COLOR = "#9e73ff"
+#: their squares' border, relative to a square's size (napari's default 0.05 was 1 px)
+UNSURE_BORDER = 0.12
 
 
 def _show_where_found(viewer, layer) -> tuple[int, str] | None:
@@ -546,7 +548,9 @@ def _model_paths(folder: str | None) -> tuple[Path | None, Path | None]:
 
 
 def _show_unsure(viewer, labels_layer, unsure: list) -> str | None:
-    """Mark the lesion filter's dropped candidates as rings (replacing an earlier marking)."""
+    """Mark the lesion filter's dropped candidates as squares (replacing an earlier marking);
+    candidates close together on the same slices share one label (theirs printed on top of
+    each other read "unsunsure 0.2 mL")."""
     import pandas as pd
     from napari.layers import Points
 
@@ -556,18 +560,19 @@ def _show_unsure(viewer, labels_layer, unsure: list) -> str | None:
         if earlier is not None:
             viewer.layers.remove(earlier)
         return None
-    features = pd.DataFrame(
-        {
-            "volume_ml": [u["volume_ml"] for u in unsure],
-            "peak_margin": [u["peak_margin"] for u in unsure],
-        }
-    )
     centres = np.array([u["centroid_zyx"] for u in unsure], dtype=float)
     # about 1.5 x the diameter of a ball of the candidate's volume, in in-plane voxels
     sizes = [
         max(10.0, 1.5 * (6e3 * u["volume_ml"] / np.pi) ** (1 / 3) / float(labels_layer.scale[-1]))
         for u in unsure
     ]
+    features = pd.DataFrame(
+        {
+            "volume_ml": [u["volume_ml"] for u in unsure],
+            "peak_margin": [u["peak_margin"] for u in unsure],
+            "label": _unsure_labels(unsure, centres, sizes),
+        }
+    )
     if isinstance(earlier, Points):
         # a rerun's marks replace the earlier run's in the same layer: removing a layer costs
         # napari a full garbage collection, and adding one its drawing set-up (together about
@@ -590,9 +595,9 @@ def _show_unsure(viewer, labels_layer, unsure: list) -> str | None:
         translate=labels_layer.translate,
         features=features,
         text={
-            "string": "unsure {volume_ml:.1f} mL",
+            "string": "{label}",
             "color": UNSURE_COLOR,
-            "size": 9,
+            "size": 10,
             "anchor": "center",
             "translation": [0, -(max(sizes) / 2 + 4), 0],  # just above the ring (voxels)
         },
@@ -600,12 +605,35 @@ def _show_unsure(viewer, labels_layer, unsure: list) -> str | None:
         size=sizes,
         face_color="transparent",
         border_color=UNSURE_COLOR,
+        border_width=UNSURE_BORDER,
     )
     # just above its labels (which may lie under another scan: not drawn over that one)
     layers = viewer.layers
     layers.move(layers.index(layers[name]), layers.index(labels_layer) + 1)
     viewer.layers.selection.active = labels_layer  # keep painting on the labels
     return name
+
+
+def _unsure_labels(unsure: list, centres: np.ndarray, sizes: list) -> list[str]:
+    """Each candidate's label, "unsure 0.4 mL"; of candidates whose squares overlap within
+    two slices, the first (the filter lists the largest first) says all their volumes and the
+    others none."""
+    labels = [""] * len(unsure)
+    owner = list(range(len(unsure)))
+    for j in range(len(unsure)):
+        for i in range(j):
+            if owner[i] != i:
+                continue
+            dz = abs(centres[i][0] - centres[j][0])
+            apart = float(np.hypot(*(centres[i][1:] - centres[j][1:])))
+            if dz <= 2 and apart < (sizes[i] + sizes[j]) / 2:
+                owner[j] = i
+                break
+    for i in range(len(unsure)):
+        if owner[i] == i:
+            ml = [unsure[k]["volume_ml"] for k in range(len(unsure)) if owner[k] == i]
+            labels[i] = "unsure " + " + ".join(f"{v:.1f}" for v in ml) + " mL"
+    return labels
 
 
 def _keep_previous(viewer, name: str, ct_name: str | None = None) -> tuple[str | None, list[str]]:
