@@ -462,3 +462,31 @@ def test_the_control_with_the_keyboards_focus_is_outlined(qtbot):
     second.setFocus()
     qtbot.waitUntil(second.hasFocus, timeout=5_000)
     assert first.grab().toImage() != focused
+
+
+def test_a_panel_on_a_screen_too_small_for_it_scrolls_sideways(
+    make_napari_viewer, qtbot, monkeypatch
+):
+    """A 1366-px screen at 150 % (911 px) is narrower than napari's window plus a panel's
+    content: the panel's right edge was off the screen, its checkboxes cut off."""
+    from qtpy.QtCore import Qt
+
+    from napari_livertumor._widgets import _common
+    from napari_livertumor._widgets._common import PanelScroll
+    from napari_livertumor._widgets.inspect import InspectWidget
+
+    monkeypatch.setattr(_common, "NAPARI_OWN_WIDTH", 0)  # room beside napari for the panel
+    viewer = make_napari_viewer(show=True)
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Inspect", area="right")
+    scroll = widget.findChild(PanelScroll)
+    content = scroll.widget().minimumSizeHint().width()
+    qtbot.waitUntil(lambda: scroll.minimumWidth() > content, timeout=5_000)
+    assert scroll.horizontalScrollBarPolicy() == Qt.ScrollBarAlwaysOff
+    # napari's own window leaves only MIN_PANEL_WIDTH beside it
+    screen = scroll.screen().availableGeometry().width()
+    monkeypatch.setattr(_common, "NAPARI_OWN_WIDTH", screen - _common.MIN_PANEL_WIDTH)
+    scroll.widget().updateGeometry()
+    qtbot.waitUntil(lambda: scroll.minimumWidth() == _common.MIN_PANEL_WIDTH, timeout=5_000)
+    assert scroll.horizontalScrollBarPolicy() == Qt.ScrollBarAsNeeded
+    assert scroll.sizeHint().width() == _common.MIN_PANEL_WIDTH

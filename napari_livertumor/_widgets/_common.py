@@ -935,6 +935,12 @@ FOCUS_STYLE = (
 )
 
 
+#: napari's window beside its docks needs about this many px (its layer list and canvas)
+NAPARI_OWN_WIDTH = 640
+#: a panel is never held narrower than this (it scrolls sideways below its content's width)
+MIN_PANEL_WIDTH = 240
+
+
 class PanelScroll(QScrollArea):
     """A whole panel that scrolls when its dock is shorter than the panel.
 
@@ -986,6 +992,8 @@ class PanelScroll(QScrollArea):
         bar = self.verticalScrollBar().sizeHint().width()
         hint.setHeight(self.content_height())
         hint.setWidth(self.widget().sizeHint().width() + 2 * self.frameWidth() + bar)
+        if self.horizontalScrollBarPolicy() == Qt.ScrollBarAsNeeded:  # held narrow: the scan
+            hint.setWidth(self.minimumWidth())  # keeps the rest of a small screen
         return hint
 
     #: controls whose value the mouse wheel changes: it scrolls the panel instead, unless the
@@ -1045,10 +1053,18 @@ class PanelScroll(QScrollArea):
             # it scrolls up and down only: the panel keeps its content's width
             bar = self.verticalScrollBar().sizeHint().width()
             least = obj.minimumSizeHint().width() + 2 * self.frameWidth() + bar
-            # never more than half the screen: the scan keeps the rest whatever a panel holds
+            # never more than half the screen, nor more than napari's own window leaves beside
+            # it (about 620 px): the scan keeps the rest whatever a panel holds; a panel held
+            # narrower than its content scrolls sideways (a 1366-px screen at 150 % put the
+            # panel's right edge off the screen)
+            need = least
             screen = self.screen() if hasattr(self, "screen") else None
             if screen is not None:
-                least = min(least, screen.availableGeometry().width() // 2)
+                width = screen.availableGeometry().width()
+                least = min(least, width // 2, max(MIN_PANEL_WIDTH, width - NAPARI_OWN_WIDTH))
+            self.setHorizontalScrollBarPolicy(
+                Qt.ScrollBarAsNeeded if least < need else Qt.ScrollBarAlwaysOff
+            )
             self.setMinimumWidth(least)
             self.updateGeometry()
             QTimer.singleShot(0, self._claim_room)

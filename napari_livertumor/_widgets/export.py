@@ -93,10 +93,10 @@ class ExportWidget(JobWidgetMixin, QWidget):
         self.browse = QPushButton("Browse…")
         self.case_name = QLineEdit()
         self.case_name.setPlaceholderText("file name prefix (default: from the CT)")
-        self.nifti_check = QCheckBox("NIfTI label map (0 background, 1 liver, 2 tumor)")
+        self.nifti_check = QCheckBox("NIfTI label map (0/1/2)")
         self.nifti_check.setChecked(True)
         self.masks_check = QCheckBox("Separate liver and tumor masks (NIfTI)")
-        self.seg_check = QCheckBox("DICOM SEG referencing the source series")
+        self.seg_check = QCheckBox("DICOM SEG of the source series")
         self._seg_wanted = False
         self.seg_check.toggled.connect(self._seg_toggled)
         self.stats_check = QCheckBox("Stats as JSON and lesion list as CSV")
@@ -117,7 +117,11 @@ class ExportWidget(JobWidgetMixin, QWidget):
             ),
             (self.browse, "Pick the output folder"),
             (self.case_name, "Prefix of every file name, e.g. HCC_001 → HCC_001_labels.nii.gz"),
-            (self.nifti_check, "<case>_labels.nii.gz on the CT's own grid and affine"),
+            (
+                self.nifti_check,
+                "<case>_labels.nii.gz on the CT's own grid and affine: 0 background, 1 liver, "
+                "2 tumor",
+            ),
             (
                 self.masks_check,
                 "<case>_liver.nii.gz (liver incl. tumor) and <case>_tumor.nii.gz, 0/1 each",

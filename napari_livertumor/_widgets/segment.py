@@ -73,7 +73,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         self.device_info.setWordWrap(True)
         self.stage_combo = QComboBox()
         self.stage_combo.addItems(list(STAGE_CHOICES))
-        self.refine_check = QCheckBox("Refine tumor contours (active contours)")
+        self.refine_check = QCheckBox("Refine tumor contours")
         self.unsure_check = QCheckBox("Drop unsure lesions")
         self.unsure_check.setChecked(True)
         self.unsure_check.setToolTip(
@@ -83,7 +83,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             "Off: every tumor component of at least 0.1 mL is kept (more sensitive, more false "
             "lesions to review)."
         )
-        self.tta_check = QCheckBox("Mirrored passes for the tumor (4 views averaged)")
+        self.tta_check = QCheckBox("Mirrored tumor passes (×4)")
         self.tta_check.setChecked(False)
         self.tta_check.setToolTip(
             "On: each tumor-stage window also runs mirrored left-right, front-back and both, "
@@ -110,7 +110,8 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             (self.stage_combo, "Liver and tumor, or the liver only (faster)"),
             (
                 self.refine_check,
-                "After the models, fit each tumor's outline to the image edges, with the open "
+                "After the models, fit each tumor's outline to the image edges (active "
+                "contours), with the open "
                 "Refine panel's settings (its defaults when it is not open); off: the model's "
                 "outline as it is",
             ),
