@@ -287,7 +287,8 @@ def test_an_empty_tumor_mask_previews_nothing_and_says_so(refine_setup, qtbot):
     _wait_for_new_preview(qtbot, widget, count)
     assert not widget.preview_layer().visible  # hidden, not shrunk (that crashed vispy)
     assert not widget.preview_mask2d().any()
-    assert "no tumor on this slice" in widget.notes.text()
+    assert widget.notes.text().startswith("no tumor on this slice")  # a fact: no ⚠, no amber
+    assert "⚠" not in widget.notes.text() and widget.notes._kind == ""
     widget.apply_slice_button.click()
     _wait(qtbot, widget)
     assert "changed nothing" in widget.status.text()
@@ -1572,3 +1573,19 @@ def test_lesions_under_a_tenth_of_a_millilitre_are_listed_by_their_voxels():
     assert _size_text(1, 0.0016) == "1 voxel"
     assert _size_text(6, 0.0016) == "6 voxels"
     assert _size_text(100, 0.0016) == "0.2 mL"
+
+
+def test_a_preview_note_of_a_lesion_names_the_slice_on_view():
+    """A faint lesion of the live preview was placed "centred at y 132, x 76": pixel
+    positions, with no slice a radiologist could go back to."""
+    from types import SimpleNamespace
+
+    from napari_livertumor._widgets.refine import _on_this_slice
+
+    viewer = SimpleNamespace(dims=SimpleNamespace(current_step=(43, 0, 0)))
+    note = "lesion kept unchanged: too little contrast (CNR 0.55 < min contrast 1); it lies "
+    assert _on_this_slice(viewer, note + "centred at y 132, x 76") == (
+        note + "on slice 43 (this one), centred at y 132, x 76"
+    )
+    three_d = note + "on slices 37–48, centred at y 132, x 76"  # an Apply's: its own slices
+    assert _on_this_slice(viewer, three_d) == three_d

@@ -176,10 +176,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.method = mw.ComboBox(
             choices=[("Chan-Vese (regions)", "chan_vese"), ("Geodesic (edges)", "geodesic")],
             value=d.method,
-            label="method",
+            label="Method",
         )
-        self.iterations = mw.Slider(value=d.iterations, min=0, max=60, label="iterations")
-        self.smoothing = mw.Slider(value=d.smoothing, min=0, max=4, label="smoothing")
+        self.iterations = mw.Slider(value=d.iterations, min=0, max=60, label="Iterations")
+        self.smoothing = mw.Slider(value=d.smoothing, min=0, max=4, label="Smoothing")
         self.lambda1 = mw.FloatSpinBox(
             value=d.lambda1, min=0.01, max=10, step=0.1, label="λ inside"
         )
@@ -188,11 +188,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
         )
         self.balloon = mw.FloatSlider(
             value=d.balloon, min=RANGES["balloon"][0], max=RANGES["balloon"][1], step=0.5,
-            label="balloon",
+            label="Balloon",
         )  # fmt: skip
-        self.auto_threshold = mw.CheckBox(value=True, label="auto threshold")
-        self.threshold = mw.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, label="threshold")
-        self.alpha = mw.FloatSpinBox(value=d.alpha, min=1, max=10000, step=50, label="alpha")
+        self.auto_threshold = mw.CheckBox(value=True, label="Auto threshold")
+        self.threshold = mw.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, label="Threshold")
+        self.alpha = mw.FloatSpinBox(value=d.alpha, min=1, max=10000, step=50, label="Alpha")
         self.sigma = mw.FloatSpinBox(value=d.sigma, min=0.1, max=10, step=0.25, label="σ (mm)")
         self.hu_low = mw.SpinBox(value=int(d.hu_window[0]), min=-1024, max=3071, label="HU low")
         self.hu_high = mw.SpinBox(value=int(d.hu_window[1]), min=-1024, max=3071, label="HU high")
@@ -200,12 +200,12 @@ class RefineWidget(JobWidgetMixin, QWidget):
             value=d.roi_margin_mm, min=0, max=100, step=1, label="ROI margin (mm)"
         )
         self.max_shift = mw.FloatSpinBox(
-            value=d.max_shift_mm, min=0, max=50, step=0.5, label="max shift (mm)"
+            value=d.max_shift_mm, min=0, max=50, step=0.5, label="Max shift (mm)"
         )  # fmt: skip
         self.min_contrast = mw.FloatSpinBox(
-            value=d.min_contrast, min=0, max=10, step=0.1, label="min contrast (CNR)"
+            value=d.min_contrast, min=0, max=10, step=0.1, label="Min contrast (CNR)"
         )  # fmt: skip
-        self.live = mw.CheckBox(value=True, label="live preview (2D, this slice)")
+        self.live = mw.CheckBox(value=True, label="Live preview (2D, this slice)")
         self.param_widgets = [
             self.method,
             self.iterations,
@@ -1396,10 +1396,13 @@ class RefineWidget(JobWidgetMixin, QWidget):
             notes = [f"preview of this slice: {n}" for n in notes if n not in self._apply_notes]
         cfg_notes = self.build_config().validated()[1]
         shown = list(dict.fromkeys([*self._config_notes, *cfg_notes, *self._apply_notes, *notes]))
-        shown = [_in_panel_words(n) for n in shown]
+        shown = [_in_panel_words(_on_this_slice(self.viewer, n)) for n in shown]
+        # a plain fact (no tumor on the slice shown) is no warning: said without ⚠ and amber
+        plain = [n for n in shown if n.startswith(_PLAIN_NOTES)]
+        warned = [n for n in shown if n not in plain]
         try:
-            self.notes.setText("\n".join(f"⚠ {n}" for n in shown))
-            self.notes.set_kind("warning")  # amber of the theme
+            self.notes.setText("\n".join([*(f"⚠ {n}" for n in warned), *plain]))
+            self.notes.set_kind("warning" if warned else "")  # amber of the theme
             appeared = bool(shown) and not self.notes_box.isVisible()
             self.notes_box.setVisible(bool(shown))
             if appeared and self.status.text():  # it pushed the status down: back in view
@@ -1487,6 +1490,22 @@ _PANEL_WORDS = (
     ("roi_margin_mm", "ROI margin"),
     ("max_shift_mm", "max shift"),
 )
+
+
+#: notes that state a fact, not a problem: shown plain
+_PLAIN_NOTES = ("no tumor on this slice", "preview of this slice: no tumor on this slice")
+
+
+def _on_this_slice(viewer, note: str) -> str:
+    """A preview's note places its lesion "centred at y 132, x 76" of the slice on view: which
+    slice that is, as the slider counts it, is said too (the note gave pixel positions only)."""
+    if "centred at y" not in note or "on slice" in note:
+        return note
+    try:
+        here = int(viewer.dims.current_step[0])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return note
+    return note.replace("centred at y", f"on slice {here} (this one), centred at y", 1)
 
 
 def _in_panel_words(note: str) -> str:
