@@ -280,6 +280,19 @@ def diameter_shown(mm: float | None) -> float | None:
     return float(two.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
+def volume_shown(ml: float | None) -> str:
+    """A volume as the panels and the command line print it (mL, without the unit): one
+    decimal from 1 mL (a 1.5-mm voxel grid measures no hundredths of a litre-sized liver), two
+    below (a 0.44-mL lesion), "<0.01" for a finding under 0.005 mL (not an empty-looking 0.00).
+    The stats files keep their full figures."""
+    if ml is None:
+        return "—"
+    value = float(ml)
+    if 0 < value < 0.005:
+        return "<0.01"
+    return f"{value:.1f}" if abs(value) >= 1 else f"{value:.2f}"
+
+
 def longest_diameter_mm(
     mask: np.ndarray, spacing: Sequence[float], axes: np.ndarray | None = None
 ) -> float:
@@ -387,4 +400,10 @@ def _bbox(mask: np.ndarray) -> tuple[slice, slice, slice]:
     return tuple(out)  # type: ignore[return-value]
 
 
-__all__ = ["axial_diameter_mm", "compute_stats", "diameter_shown", "longest_diameter_mm"]
+__all__ = [
+    "axial_diameter_mm",
+    "compute_stats",
+    "diameter_shown",
+    "longest_diameter_mm",
+    "volume_shown",
+]

@@ -8,7 +8,7 @@ from _widget_data import tiny_ct
 
 from napari_livertumor._widgets import _layers
 from napari_livertumor._widgets.inspect import InspectWidget, overlap_scores
-from napari_livertumor.stats import diameter_shown
+from napari_livertumor.stats import diameter_shown, volume_shown
 
 pytestmark = pytest.mark.gui
 pytest.importorskip("napari_livertumor.stats", reason="stats have not landed yet")
@@ -64,12 +64,13 @@ def test_measure_shows_volumes_and_lesions(viewer_with_labels, qtbot):
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
 
     liver_ml = round(np.count_nonzero(pred) * vol.voxel_volume_ml, 3)  # as the stats keep it
-    assert widget.volume_table.item(0, 1).text() == f"{liver_ml:.2f}"  # as the tumor: one precision
+    # as Segment and the command line say it (one decimal from 1 mL, two below)
+    assert widget.volume_table.item(0, 1).text() == volume_shown(liver_ml)
     assert widget.volume_table.item(4, 1).text() == "2"
     # the whole liver, and the liver without its tumor (the SEG's Liver segment): both said
     parenchyma = round(np.count_nonzero(pred == 1) * vol.voxel_volume_ml, 3)
     assert widget.volume_table.item(0, 0).text() == "Liver incl. tumor (mL)"
-    assert widget.volume_table.item(1, 1).text() == f"{parenchyma:.2f}"
+    assert widget.volume_table.item(1, 1).text() == volume_shown(parenchyma)
     assert "DICOM SEG" in widget.volume_table.item(1, 0).toolTip()
     assert widget.lesion_table.rowCount() == 2
     # the small lesion is listed second, with its slice range and both diameters
@@ -354,10 +355,11 @@ def test_an_edit_while_measuring_marks_the_figures_as_from_before_it(
 
 def test_small_findings_never_read_as_empty_rows():
     """With 1 decimal for the liver and 2 for the tumor, a liver read smaller than its tumor,
-    and a lesion under 0.005 mL read "0.00"."""
+    and a lesion under 0.005 mL read "0.00"; a liver read "1514.35" here, "1514.4" in Segment."""
     from napari_livertumor._widgets.inspect import _ml
 
-    assert [_ml(0.0), _ml(0.003), _ml(0.016), _ml(1234.5)] == ["0.00", "<0.01", "0.02", "1234.50"]
+    got = [_ml(0.0), _ml(0.003), _ml(0.016), _ml(0.44), _ml(1514.35)]
+    assert got == ["0.00", "<0.01", "0.02", "0.44", "1514.3"]  # (1514.35 is 1514.3499…)
 
 
 def test_a_ground_truth_can_be_measured_on_its_own(viewer_with_labels, qtbot):
@@ -371,7 +373,7 @@ def test_a_ground_truth_can_be_measured_on_its_own(viewer_with_labels, qtbot):
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
 
     liver_ml = round(np.count_nonzero(np.isin(truth, (1, 2, 3))) * vol.voxel_volume_ml, 3)
-    assert widget.volume_table.item(0, 1).text() == f"{liver_ml:.2f}"
+    assert widget.volume_table.item(0, 1).text() == volume_shown(liver_ml)
     assert widget.volume_table.item(4, 1).text() == "1"  # the truth's one lesion
     assert not widget.score_table.isVisibleTo(widget)  # no Dice of 1 against itself
     assert "ground truth" in widget.status.text() and "portal vein" in widget.status.text()

@@ -874,5 +874,7 @@ def _same_grid(a, b) -> bool:
 
 
 def _ml(value: float) -> str:
-    """mL with two decimals; a finding under 0.005 mL is "<0.01", not an empty-looking 0.00."""
-    return "<0.01" if 0 < value < 0.005 else f"{value:.2f}"
+    """mL as every panel and the command line show it (:func:`stats.volume_shown`)."""
+    from ..stats import volume_shown
+
+    return volume_shown(value)

@@ -348,11 +348,13 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         layer.metadata.update(
             stats=result.stats, timings=result.timings, device=result.device, source="model"
         )
+        from ..stats import volume_shown
+
         s = result.stats
         tumor = (
             "no tumor stage run"
             if s.get("tumor_ml") is None
-            else f"tumor {s['tumor_ml']:.1f} mL, {s['lesion_count']} lesion(s)"
+            else f"tumor {volume_shown(s['tumor_ml'])} mL, {s['lesion_count']} lesion(s)"
         )
         total = result.timings.get("total", 0)
         # the first run also waits for torch, MONAI and the models (6 s of 17 s here): said
@@ -363,7 +365,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         )
         msg = (
             f"Segmented '{ct_name}' on {result.device} in {total:.1f} s "
-            f"({loaded}layer '{layer.name}'): liver {s['liver_ml']:.1f} mL, {tumor}."
+            f"({loaded}layer '{layer.name}'): liver {volume_shown(s['liver_ml'])} mL, {tumor}."
         )
         # what makes the numbers untrustworthy comes first, in amber, and as a notification
         from ..pipeline import NOT_HU, is_serious

@@ -401,8 +401,10 @@ def _print_results(
 
 
 def _figures(row: dict) -> str:
+    from ..stats import volume_shown
+
     def ml(v) -> str:
-        return f"{v:.1f} mL" if v is not None and v >= 1 else f"{v:.2f} mL"
+        return f"{volume_shown(v)} mL"
 
     warnings = row.get("warnings") or ""
     said = f"; {warnings.count(' | ') + 1} warning(s) in its stats" if warnings else ""
