@@ -1156,3 +1156,20 @@ def test_a_batch_says_each_cases_figures_as_it_ends_and_how_far_it_is(
     for name in ("case00", "case01", "case02"):
         assert out.count(f"{name}: ") == 1, out
     assert "[2/3] case01: liver" in caplog.text
+
+
+def test_the_summary_drops_rows_of_outputs_deleted_or_inputs_gone_since(tmp_path, models):
+    """After a clean rerun (exit 0) the summary still listed a failure of a folder removed
+    since, and 'done' cases whose files had been deleted."""
+    data, out = cohort(tmp_path / "in", 3), tmp_path / "out"
+    (data / "empty.nii.gz").write_bytes(b"")  # fails: not a NIfTI file
+    assert segment([data], out, models, "--stages", "liver") == 1
+    rows = {r["case"]: r["status"] for r in read_rows(out / "summary.csv")}
+    assert rows["empty"] == "failed" and rows["case02"] == "done"
+    (data / "empty.nii.gz").unlink()
+    for f in out.glob("case02_*"):
+        f.unlink()
+    assert segment([data / "case00.nii.gz", data / "case01.nii.gz"], out, models,
+                   "--stages", "liver") == 0  # fmt: skip
+    rows = {r["case"]: r["status"] for r in read_rows(out / "summary.csv")}
+    assert rows == {"case00": "skipped (complete)", "case01": "skipped (complete)"}

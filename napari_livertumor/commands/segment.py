@@ -1929,6 +1929,18 @@ def _write_summary(rows: list[dict], path: Path) -> Path:
         ]
         mine = {r["case"] for r in rows}
         kept = [r for r in earlier if r.get("case") not in mine]
+        # rows of cases whose outputs were deleted since, or whose failed input is gone (an
+        # empty folder removed), no longer describe the folder: dropped (a clean rerun's
+        # summary still listed a failure, or files that were not there)
+        gone = [r for r in kept if _row_gone(r, path.parent)]
+        if gone:
+            log.info(
+                "%s: %d row(s) of earlier runs dropped, their outputs or input gone: %s",
+                path.name,
+                len(gone),
+                ", ".join(str(r.get("case")) for r in gone[:5]) + (", …" if len(gone) > 5 else ""),
+            )
+            kept = [r for r in kept if r not in gone]
         if kept:  # (each time it is written: not said at every case of a batch)
             log.debug("%s keeps %d row(s) of earlier runs", path.name, len(kept))
     buf = io.StringIO()
@@ -1937,6 +1949,17 @@ def _write_summary(rows: list[dict], path: Path) -> Path:
     for r in sorted([*rows, *kept], key=lambda r: str(r.get("case", ""))):
         w.writerow({k: r.get(k, "") for k in SUMMARY_FIELDS})
     return atomic_write_text(path, buf.getvalue())
+
+
+def _row_gone(row: dict, outdir: Path) -> bool:
+    """Whether an earlier summary row no longer describes anything: a case whose labels and
+    stats files are both gone, or a failed case whose input is not there any more."""
+    if row.get("status") == "failed":
+        given = str(row.get("input") or "")
+        return bool(given) and not Path(given).exists()
+    files = [str(row.get(k) or "") for k in ("labels", "stats")]
+    named = [f for f in files if f]
+    return bool(named) and not any((outdir / f).exists() for f in named)
 
 
 #: the names this command gives its summaries (a batch's, a shard's, one beside a user's file)
