@@ -483,7 +483,7 @@ def test_one_patient_folder_beside_an_empty_one_is_still_a_folder_of_patients(tm
     assert "no scan in 300.000000-Segmentation" in caplog.text
 
 
-def test_a_single_case_redone_into_a_batch_folder_updates_its_summary_row(tmp_path, models):
+def test_a_single_case_redone_into_a_batch_folder_updates_its_summary_row(tmp_path, models, capsys):
     """One case alone writes no summary, and left an earlier batch's row of that case telling
     the old figures and settings."""
     data = cohort(tmp_path / "in", 2)
@@ -508,7 +508,10 @@ def test_a_single_case_redone_into_a_batch_folder_updates_its_summary_row(tmp_pa
     # keeps the row telling of the outputs on disk instead of a failure with no files
     write_nifti(ct(7), tmp_path / "other" / "case01.nii.gz")
     kept = {r["case"]: r for r in read_rows(out / "summary.csv")}
+    capsys.readouterr()
     assert segment([tmp_path / "other" / "case01.nii.gz", data / "case00.nii.gz"], out, models) == 1
+    recap = capsys.readouterr().err  # the batch's recap says refused, not failed
+    assert "livertumor segment: case01 refused (earlier outputs kept): " in recap, recap
     now = {r["case"]: r for r in read_rows(out / "summary.csv")}
     assert now["case00"]["status"] == "skipped (complete)"
     # ... and says it was refused (it read "done" while the console said "failed")

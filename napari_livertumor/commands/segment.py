@@ -356,8 +356,16 @@ def run(args) -> int:
         _print_results(rows, outdir, printed)
         failed = [r for r in rows if r["status"] == "failed"]
         if len(rows) > 1:  # a batch's failures, below its progress (one case: said above)
-            for r in failed:
-                print(f"livertumor segment: {r['case']} failed: {r['error']}", file=sys.stderr)
+            for r in failed[:RESULT_LINES]:
+                # a case whose earlier outputs stay (another input's, edited) was refused
+                word = "refused (earlier outputs kept)" if r.get("untouched") else "failed"
+                print(f"livertumor segment: {r['case']} {word}: {r['error']}", file=sys.stderr)
+            if len(failed) > RESULT_LINES:
+                print(
+                    f"livertumor segment: … and {len(failed) - RESULT_LINES} more case(s) failed "
+                    "or were refused: see the summary",
+                    file=sys.stderr,
+                )
     return 1 if failed else 0
 
 
