@@ -1176,3 +1176,25 @@ def test_the_summary_drops_rows_of_outputs_deleted_or_inputs_gone_since(tmp_path
                    "--stages", "liver") == 0  # fmt: skip
     rows = {r["case"]: r["status"] for r in read_rows(out / "summary.csv")}
     assert rows == {"case00": "skipped (complete)", "case01": "skipped (complete)"}
+
+
+def test_list_says_what_a_run_would_do_with_each_case_and_writes_nothing(tmp_path, models, capsys):
+    """No way to see the cases' names and fate before a long batch (a rename went unseen)."""
+    data, out = cohort(tmp_path / "in", 3), tmp_path / "out"
+    assert segment([data / "case00.nii.gz"], out, models, "--stages", "liver") == 0
+    assert segment([data / "case01.nii.gz"], out, models) == 0
+    capsys.readouterr()
+    assert segment([data], out, models, "--stages", "liver", "--list") == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [(n, p) for n, p, _ in lines] == [
+        (f"case0{k}", str(data / f"case0{k}.nii.gz")) for k in range(3)
+    ]
+    plans = {n: plan for n, _, plan in lines}
+    assert plans["case00"] == "skip: complete"
+    assert plans["case01"].startswith("segment again: made with other settings")
+    assert plans["case02"] == "segment"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"case0{k}_{kind}" for k in range(2) for kind in ("labels.nii.gz", "stats.json")
+    )
+    assert segment([data], tmp_path / "new", models, "--list") == 0
+    assert not (tmp_path / "new").exists()

@@ -157,6 +157,12 @@ def add_arguments(parser) -> None:
         "--overwrite", action="store_true", help="redo cases whose outputs already exist"
     )
     parser.add_argument(
+        "--list",
+        action="store_true",
+        help="print the cases found, their names and what a run would do with each (segment, "
+        "skip as complete, redo, refuse), then stop: nothing is read or written",
+    )
+    parser.add_argument(
         "--min-tumor-ml",
         type=float,
         default=None,
@@ -285,6 +291,9 @@ def run(args) -> int:
     cases = discover_cases(args.inputs, per_patient=not args.series, outdir=outdir)
     mine = shard_cases(cases, *shard)
     log.info("%d case(s) found; shard %d/%d has %d", len(cases), shard[0], shard[1], len(mine))
+    if getattr(args, "list", False):
+        _print_plan(mine, outdir, config, args)
+        return 0
     created = not outdir.exists()
     try:
         outdir.mkdir(parents=True, exist_ok=True)
@@ -371,6 +380,29 @@ def run(args) -> int:
 
 #: seconds a case another run is writing is waited for (after the batch's other cases)
 BUSY_WAIT_S = 600.0
+
+
+def _print_plan(cases: list[Case], outdir: Path, config, args) -> None:
+    """``--list``: each case's name, input and what a run would do with it (tab-separated)."""
+    for case in cases:
+        labels, stats = output_paths(outdir, case)
+        old = _complete_stats(outdir, case)
+        if args.overwrite and (old is not None or labels.exists() or stats.exists()):
+            plan = "segment again (--overwrite)"
+        elif old is not None:
+            wanted = run_settings(case, config, args.series, args.acquisition)
+            relation, what = _compare_run(old, wanted)
+            plan = {
+                "same": "skip: complete",
+                "other input": f"refuse: its outputs there were made from {what}",
+                "other settings": f"segment again: made with other settings ({what})",
+            }[relation]
+        elif labels.exists() or stats.exists():
+            plan = "refuse or redo: earlier outputs there are incomplete (see a run's message)"
+        else:
+            plan = "segment"
+        print(f"{case.name}\t{case.path}\t{plan}", flush=True)
+
 
 #: a batch prints the figures of at most this many cases (summary.csv holds them all)
 RESULT_LINES = 20
