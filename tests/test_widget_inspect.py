@@ -181,6 +181,26 @@ def test_overlay_controls_change_the_labels_layer(viewer_with_labels):
     assert "color: black" in widget.color_buttons[1].styleSheet()  # (light green)
 
 
+def test_a_colour_blind_safe_palette_recolours_every_segmentation_and_truth(
+    viewer_with_labels, monkeypatch
+):
+    """Green liver and red tumor are one olive with red-green colour blindness, the truth's
+    magenta tumor and light-blue portal vein both blue; only liver and tumor could be changed."""
+    monkeypatch.setattr(_layers, "_palette", ["standard"])  # (a session's choice: restored)
+    viewer, widget, vol, pred, truth = viewer_with_labels
+    seg, gt = viewer.layers["tiny CT segmentation"], viewer.layers["tiny CT ground truth"]
+    widget.palette_combo.setCurrentText("colour-blind safe")
+    safe, safe_truth = _layers.PALETTES["colour-blind safe"]
+    np.testing.assert_allclose(seg.colormap.map(np.array([1, 2])), [safe[1], safe[2]])
+    np.testing.assert_allclose(gt.colormap.map(np.array([2, 3])), [safe_truth[2], safe_truth[3]])
+    assert "color: black" in widget.color_buttons[2].styleSheet()  # orange: black text
+    # a layer added later takes it too
+    later = _layers.add_labels_layer(viewer, pred, vol, "later", ct_layer_name="tiny CT")
+    np.testing.assert_allclose(later.colormap.map(np.array([2]))[0], safe[2])
+    widget.palette_combo.setCurrentText("standard")
+    np.testing.assert_allclose(seg.colormap.map(np.array([2]))[0], _layers.CLASS_COLORS[2])
+
+
 def test_deleting_the_labels_layer_leaves_a_clear_message(viewer_with_labels, qtbot):
     viewer, widget, *_ = viewer_with_labels
     widget.measure_button.click()

@@ -56,6 +56,52 @@ TRUTH_COLORS: dict[int, tuple[float, float, float, float]] = {
     3: (0.45, 0.80, 1.00, 1.0),  # portal vein light blue
     4: (1.00, 0.50, 0.00, 1.0),  # aorta orange
 }
+#: colour sets a user can choose (Inspect's *Palette*): the standard one above, and one whose
+#: hues stay apart with red-green colour blindness (Okabe and Ito's colours: the liver sky
+#: blue, the tumor orange; green and red become one olive for about 1 man in 12)
+PALETTES: dict[str, tuple[dict, dict]] = {
+    "standard": (dict(CLASS_COLORS), dict(TRUTH_COLORS)),
+    "colour-blind safe": (
+        {
+            1: (0.34, 0.71, 0.91, 1.0),  # liver sky blue
+            2: (0.90, 0.62, 0.00, 1.0),  # tumor orange
+            3: (0.00, 0.45, 0.70, 1.0),  # portal vein blue
+            4: (0.84, 0.37, 0.00, 1.0),  # aorta vermillion
+        },
+        {
+            1: (0.94, 0.89, 0.26, 1.0),  # liver yellow
+            2: (0.80, 0.47, 0.65, 1.0),  # tumor reddish purple
+            3: (0.00, 0.62, 0.45, 1.0),  # portal vein bluish green
+            4: (1.00, 1.00, 1.00, 1.0),  # aorta white
+        },
+    ),
+}
+_palette = ["standard"]  # the palette new layers are coloured with (this session)
+
+
+def palette() -> str:
+    """The name of the palette in use (:data:`PALETTES`)."""
+    return _palette[0]
+
+
+def set_palette(name: str, viewer=None) -> None:
+    """Use palette ``name`` for new layers and recolour the segmentations and ground truths
+    in ``viewer`` with it (their own colour choices are replaced)."""
+    if name not in PALETTES:
+        raise ValueError(f"palette must be one of {list(PALETTES)}, got {name!r}")
+    _palette[0] = name
+    for layer in labels_layers(viewer) if viewer is not None else []:
+        if layer.metadata.get(ROLE) in ("segmentation", "ground_truth"):
+            set_class_colors(layer)
+
+
+def palette_colors(truth: bool = False) -> dict[int, tuple]:
+    """The class colours of the palette in use: a segmentation's, or with ``truth`` a ground
+    truth's."""
+    segmentation, ground_truth = PALETTES[palette()]
+    return dict(ground_truth if truth else segmentation)
+
+
 #: a ground truth is drawn as outlines this many pixels wide (the segmentation is filled)
 GROUND_TRUTH_CONTOUR = 2
 
@@ -547,7 +593,7 @@ def class_colormap(colors: dict[int, tuple] | None = None, *, truth: bool = Fals
     ``truth``, a ground truth's (:data:`TRUTH_COLORS`). ``colors`` overrides classes."""
     from napari.utils.colormaps import DirectLabelColormap
 
-    colors = {**(TRUTH_COLORS if truth else CLASS_COLORS), **(colors or {})}
+    colors = {**palette_colors(truth), **(colors or {})}
     # any other value (a 0/255 mask, another tool's classes, napari's "new label") in one
     # visible colour: transparent, a mask opened from a file showed nothing
     color_dict = {None: OTHER_VALUE_COLOR, 0: (0.0, 0.0, 0.0, 0.0)}
@@ -557,7 +603,7 @@ def class_colormap(colors: dict[int, tuple] | None = None, *, truth: bool = Fals
 
 def class_colors(layer: Labels) -> dict[int, tuple]:
     """The colour of each class (1 liver, 2 tumor, ...) in ``layer``, as RGBA tuples."""
-    defaults = TRUTH_COLORS if layer.metadata.get(ROLE) == "ground_truth" else CLASS_COLORS
+    defaults = palette_colors(layer.metadata.get(ROLE) == "ground_truth")
     shown = getattr(layer.colormap, "color_dict", {})
     return {
         value: tuple(float(c) for c in shown[value]) if value in shown else default

@@ -64,7 +64,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self._watched = None
         self._edit_counts: dict[int, int] = {}  # edits seen per layer (id): stale figures
         self.scores: dict | None = None
-        self._colors = dict(_layers.CLASS_COLORS)
+        self._colors = _layers.palette_colors()
 
         self.labels_combo = NameCombo()
         self.truth_combo = NameCombo()
@@ -75,6 +75,15 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.window_combo = QComboBox()
         self.window_combo.addItems(list(_layers.WINDOW_PRESETS))
         self.contour_check = QCheckBox("Contours only")
+        self.palette_combo = QComboBox()
+        self.palette_combo.addItems(list(_layers.PALETTES))
+        self.palette_combo.setCurrentText(_layers.palette())
+        self.palette_combo.setToolTip(
+            "Colours of every segmentation and ground truth: standard (liver green, tumor red; "
+            "the truth's outlines yellow and magenta), or colour-blind safe (liver sky blue, "
+            "tumor orange; the truth's yellow and purple), whose hues stay apart with red-green "
+            "colour blindness. New layers take it too."
+        )
         self.color_buttons = {}
         for value, name in ((1, "liver"), (2, "tumor")):
             btn = QPushButton(name)
@@ -183,6 +192,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         for btn in self.color_buttons.values():
             colors.addWidget(btn)
         form.addRow("Colours", colors)
+        form.addRow("Palette", self.palette_combo)
         form.addRow("", self.contour_check)
         layout = scroll_panel(self)
         layout.addLayout(form)
@@ -197,6 +207,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.opacity.valueChanged.connect(self._apply_style)
         _layers.follow_window(self.window_combo, self.viewer)
         self.contour_check.toggled.connect(self._apply_style)
+        self.palette_combo.currentTextChanged.connect(self.set_palette)
         self.labels_combo.currentTextChanged.connect(self._labels_changed)
         self.truth_combo.currentTextChanged.connect(self._truth_changed)
         self.measure_button.clicked.connect(self._measure_clicked)
@@ -552,6 +563,20 @@ class InspectWidget(JobWidgetMixin, QWidget):
         scroll_into_view(self.volume_table)
 
     # ------------------------------------------------------------------ style
+    def set_palette(self, name: str) -> None:
+        """Colour every segmentation and ground truth (and the layers to come) with palette
+        ``name`` (:data:`_layers.PALETTES`)."""
+        _layers.set_palette(name, self.viewer)
+        if self.palette_combo.currentText() != name:
+            self.palette_combo.blockSignals(True)
+            self.palette_combo.setCurrentText(name)
+            self.palette_combo.blockSignals(False)
+        layer = self.labels_layer()
+        self._colors = (
+            _layers.class_colors(layer) if layer is not None else (_layers.palette_colors())
+        )
+        self._paint_color_buttons()
+
     def set_class_color(self, value: int, color) -> None:
         """Colour of class ``value`` (1 liver, 2 tumor) in the chosen labels layer."""
         self._colors[value] = tuple(QColor(color).getRgbF()) if isinstance(color, str) else color
