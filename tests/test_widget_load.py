@@ -61,6 +61,8 @@ def test_load_dicom_folder_lists_series_and_adds_ct_in_mm(load_widget, qtbot, tm
     # and the canvas drew the next
     z = float(layer.world_to_data(viewer.dims.point)[0])
     assert z == round(z) == viewer.dims.current_step[0]
+    # the slider is named as the panels name it (napari's default label read "-3")
+    assert tuple(viewer.dims.axis_labels) == ("slice", "y", "x")
 
 
 def test_load_nifti_with_ground_truth_adds_aligned_labels(load_widget, qtbot, tmp_path):

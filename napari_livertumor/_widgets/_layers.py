@@ -134,7 +134,19 @@ def add_ct_layer(viewer: napari.Viewer, volume: CTVolume, name: str | None = Non
         contrast_limits=window_limits(*WINDOW_PRESETS["abdomen"]),
         metadata={CT_VOLUME: volume, ROLE: "ct"},
     )
+    _name_axes(viewer)
     return layer
+
+
+def _name_axes(viewer) -> None:
+    """The slice slider labelled "slice" (napari's default label read "-3"), when the viewer's
+    axes still have napari's default names (a user's or another plugin's are kept)."""
+    try:
+        labels = tuple(str(a) for a in viewer.dims.axis_labels)
+        if viewer.dims.ndim == 3 and all(a.lstrip("-").isdigit() for a in labels):
+            viewer.dims.axis_labels = ("slice", "y", "x")
+    except (AttributeError, TypeError, ValueError):  # another napari's dims
+        pass
 
 
 def set_window(layer: Image, preset: str) -> None:
