@@ -134,11 +134,11 @@ def add_ct_layer(viewer: napari.Viewer, volume: CTVolume, name: str | None = Non
         contrast_limits=window_limits(*WINDOW_PRESETS["abdomen"]),
         metadata={CT_VOLUME: volume, ROLE: "ct"},
     )
-    _name_axes(viewer)
+    name_axes(viewer)
     return layer
 
 
-def _name_axes(viewer) -> None:
+def name_axes(viewer) -> None:
     """The slice slider labelled "slice" (napari's default label read "-3"), when the viewer's
     axes still have napari's default names (a user's or another plugin's are kept)."""
     try:
@@ -236,6 +236,7 @@ def add_labels_layer(
         labels, volume, name, role=role, ct_layer_name=ct_layer_name, opacity=opacity
     )
     viewer.add_layer(layer)
+    name_axes(viewer)  # (a CT opened from File > Open or the sample menu: named now)
     return layer
 
 

@@ -342,6 +342,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
                 if not any(ly is layer for ly in self.viewer.layers):
                     raise
                 log.debug("napari raised while adding %s", layer.name, exc_info=True)
+        _layers.name_axes(self.viewer)  # the slider: "slice" (a CT from File > Open too)
         covering = None if gone else _under_other_scans(self.viewer, layer, ct_layer)
         if not gone:  # a ground truth's outlines over the filled result (lost in its fill)
             _layers.lift_truths_over(self.viewer, layer, ct_layer)
