@@ -13,6 +13,7 @@ from napari_livertumor._widgets.export import ExportWidget
 from napari_livertumor._widgets.inspect import InspectWidget
 from napari_livertumor._widgets.load import SOURCES, LoadWidget
 from napari_livertumor._widgets.segment import SegmentWidget
+from napari_livertumor.stats import volume_shown
 
 pytestmark = pytest.mark.gui
 pytest.importorskip("napari_livertumor.pipeline")
@@ -75,7 +76,7 @@ def test_load_segment_inspect_export_and_reload(
     inspect.measure_button.click()
     _idle(qtbot, inspect)
     liver_ml = np.count_nonzero(seg.data) * np.prod(ct.scale) / 1000
-    assert inspect.volume_table.item(0, 1).text() == f"{liver_ml:.2f}"
+    assert inspect.volume_table.item(0, 1).text() == volume_shown(liver_ml)
     assert inspect.score_table.rowCount() == 2
 
     # The user redraws the labels by hand (the tiny models are not accurate), refines the
@@ -490,3 +491,11 @@ def test_a_panel_on_a_screen_too_small_for_it_scrolls_sideways(
     qtbot.waitUntil(lambda: scroll.minimumWidth() == _common.MIN_PANEL_WIDTH, timeout=5_000)
     assert scroll.horizontalScrollBarPolicy() == Qt.ScrollBarAsNeeded
     assert scroll.sizeHint().width() == _common.MIN_PANEL_WIDTH
+    # a status wider than the panel is brought into view up and down only (it was centred
+    # sideways, every field's left edge cut off)
+    scroll.resize(_common.MIN_PANEL_WIDTH, 300)
+    scroll.horizontalScrollBar().setValue(0)
+    _common.set_status(widget.status, "Measured 'a labels layer with a long name'. " * 4)
+    _common.scroll_into_view(widget.status)
+    qtbot.wait(200)
+    assert scroll.horizontalScrollBar().value() == 0

@@ -399,7 +399,11 @@ def _show_in(scroll, label) -> None:
             # lay out first: a notes box shown with the message moved it down after the
             # scroll, and the result of an Apply sat below the panel's edge
             inner.layout().activate()
+        # up and down only: a panel held narrower than a wide label was scrolled sideways to
+        # centre it, every field's left edge cut off ("ayer", "dels")
+        across = scroll.horizontalScrollBar().value()
         scroll.ensureWidgetVisible(label, 0, 8)
+        scroll.horizontalScrollBar().setValue(across)
     except RuntimeError:  # deleted meanwhile
         pass
 
@@ -936,9 +940,9 @@ FOCUS_STYLE = (
 
 
 #: napari's window beside its docks needs about this many px (its layer list and canvas)
-NAPARI_OWN_WIDTH = 640
+NAPARI_OWN_WIDTH = 620
 #: a panel is never held narrower than this (it scrolls sideways below its content's width)
-MIN_PANEL_WIDTH = 240
+MIN_PANEL_WIDTH = 300
 
 
 class PanelScroll(QScrollArea):
