@@ -1130,6 +1130,19 @@ def test_an_input_added_to_a_finished_folder_never_takes_the_finished_cases_name
     assert rows["x"]["status"].startswith("skipped")
     assert rows["x_2"]["input"] == str(tmp_path / "a" / "x.nii.gz")
     assert rows["x_2"]["status"] == "done"
+    # a third of the name: each keeps the name its outputs have (x_2's input was redone as
+    # x_3, and the new one refused as x_2)
+    write_nifti(ct(3), tmp_path / "m" / "x.nii.gz")
+    caplog.clear()
+    three = [tmp_path / "b", tmp_path / "a", tmp_path / "m"]
+    assert segment(three, out, models, "--stages", "liver") == 0
+    rows = {r["case"]: r for r in read_rows(out / "summary.csv")}
+    assert {k: (r["input"], r["status"].split(" ")[0]) for k, r in rows.items()} == {
+        "x": (str(tmp_path / "b" / "x.nii.gz"), "skipped"),
+        "x_2": (str(tmp_path / "a" / "x.nii.gz"), "skipped"),
+        "x_3": (str(tmp_path / "m" / "x.nii.gz"), "done"),
+    }
+    assert "3 inputs are named x" in caplog.text
 
 
 def test_a_batch_says_each_cases_figures_as_it_ends_and_how_far_it_is(

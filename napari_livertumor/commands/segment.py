@@ -961,21 +961,23 @@ def _unique_sorted(cases: list[Case], outdir: str | Path | None = None) -> list[
     counts: dict[str, int] = {}
     for c in cases:
         counts[key(c.name)] = counts.get(key(c.name), 0) + 1
-    owner = {  # of a name two inputs have: the input its outputs were made from
-        name: _recorded_input(Path(outdir), name)
-        for name in {c.name for c in cases if counts[key(c.name)] > 1}
-        if outdir is not None
-    }
+    # of a name several inputs have: the names the folder's outputs record for each input
+    # (x, x_2, x_3…), so every input keeps the name its finished outputs have
+    recorded: dict[tuple[str, str | None], str] = {}
+    for base in sorted({c.name for c in cases if counts[key(c.name)] > 1}):
+        for name in _names_in(outdir, base) if outdir is not None else []:
+            made = _recorded_input(Path(outdir), name)
+            if made is not None:
+                recorded.setdefault(made, name)
 
-    def owns(c: Case) -> bool:
-        made = owner.get(c.name)
-        return made is not None and made == (str(Path(c.path).resolve()), c.patient)
+    def own_name(c: Case) -> str | None:
+        return recorded.get((str(Path(c.path).resolve()), c.patient))
 
     cases = sorted(
         cases,
         key=lambda c: (
             key(c.name),
-            not owns(c),
+            own_name(c) != c.name,
             not named_after(c),
             c.name,
             str(c.path),
@@ -983,29 +985,55 @@ def _unique_sorted(cases: list[Case], outdir: str | Path | None = None) -> list[
         ),
     )
     taken = {key(c.name) for c in cases}
-    used: set[str] = set()
+    used: set[str] = {key(n) for c in cases if (n := own_name(c)) is not None}
     first: dict[str, str] = {}  # the name that holds a key
+    inputs_named: dict[str, int] = {}
+    for c in cases:
+        inputs_named[key(c.name)] = inputs_named.get(key(c.name), 0) + 1
     out = []
     for c in cases:
-        if key(c.name) not in used:
-            used.add(key(c.name))
-            first[key(c.name)] = c.name
+        mine = own_name(c)
+        if mine is not None and mine == c.name:  # its outputs there: it keeps its name
+            first.setdefault(key(c.name), c.name)
             out.append(c)
             continue
-        n = 2
-        while key(f"{c.name}_{n}") in taken or key(f"{c.name}_{n}") in used:
-            n += 1
-        new = f"{c.name}_{n}"
-        used.add(key(new))
-        other = first[key(c.name)]
+        if mine is None and key(c.name) not in used:
+            used.add(key(c.name))
+            first.setdefault(key(c.name), c.name)
+            out.append(c)
+            continue
+        if mine is not None:  # written as x_2 before: x_2 again
+            new = mine
+        else:
+            n = 2
+            while key(f"{c.name}_{n}") in taken or key(f"{c.name}_{n}") in used:
+                n += 1
+            new = f"{c.name}_{n}"
+            used.add(key(new))
+        other = first.get(key(c.name), c.name)
+        many = inputs_named[key(c.name)]
+        count = "two" if many == 2 else str(many)
         named = (
             c.name
             if other == c.name
             else f"{other} and {c.name} (one file name on macOS and Windows)"
         )
-        log.warning("two inputs are named %s: %s is written as %s", named, c.path, new)
+        log.warning("%s inputs are named %s: %s is written as %s", count, named, c.path, new)
         out.append(dataclasses.replace(c, name=new))  # its patient too
     return sorted(out, key=lambda c: (c.name, str(c.path), c.patient or ""))
+
+
+def _names_in(outdir: str | Path, base: str) -> list[str]:
+    """The case names ``base``, ``base_2``, ``base_3``… whose stats are in ``outdir``."""
+    folder = Path(outdir)
+    if not folder.is_dir():
+        return []
+    names = []
+    for stats in folder.glob(f"{glob.escape(base)}*_stats.json"):
+        name = stats.name[: -len("_stats.json")]
+        if name == base or re.fullmatch(re.escape(base) + r"_\d+", name):
+            names.append(name)
+    return sorted(names, key=lambda n: (len(n), n))
 
 
 def _recorded_input(outdir: Path, name: str) -> tuple[str, str | None] | None:
@@ -1331,6 +1359,12 @@ def run_cases(
         # a job resubmitted) each checked, then each wrote, the second replacing the first's
         # files unsaid, or mixing one's labels with the other's stats
         again = (case.name, str(case.path)) in deferred
+        if again:
+            log.info(
+                "%s: taken up again (if the other run still writes it: waiting up to %g min)",
+                case.name,
+                BUSY_WAIT_S / 60,
+            )
         lock = outdir / f"{temp_prefix(outdir / case.name)}lock"
         with file_lock(lock, wait_s=BUSY_WAIT_S if again else 0.0) as held:
             if not held and not again:

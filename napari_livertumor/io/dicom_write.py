@@ -163,14 +163,18 @@ def _to_stored(hu: np.ndarray, storage: str) -> np.ndarray:
     # RescaleIntercept -1024 for both storages
     values = np.rint(np.clip(hu, -(2**40), 2**40)).astype(np.int64) + 1024
     low, high = (0, 65535) if storage == "uint16" else (-32768, 32767)
-    high_hu = int(values.max()) - 1024 if values.size else 0
-    if high_hu > high - 1024 or (storage == "int16" and values.size and values.min() < low):
-        # 40000 HU was stored as 31743, 5e9 as -32768: silently another image
-        worst = high_hu if high_hu > high - 1024 else int(values.min()) - 1024
-        raise ValueError(
-            f"the CT holds {worst} HU, beyond what {storage} pixels store ({low - 1024} to "
-            f"{high - 1024} HU with RescaleIntercept -1024): clip the array first"
-        )
+    # what the pixels store and this package's reader gives back (HU as int16): 40000 HU was
+    # stored as 31743, 5e9 as -32768, a uint16 64511 read back as 32767: another image
+    top_hu = min(high - 1024, 32767)
+    bottom_hu = -1024 if storage == "uint16" else -32768  # (uint16: clipped, as documented)
+    if values.size:
+        most, least = int(values.max()) - 1024, int(values.min()) - 1024
+        if most > top_hu or (storage == "int16" and least < bottom_hu):
+            raise ValueError(
+                f"the CT holds {most if most > top_hu else least} HU, beyond what {storage} "
+                f"pixels store and read back ({bottom_hu} to {top_hu} HU with RescaleIntercept "
+                "-1024): clip the array first"
+            )
     return np.clip(values, low, high).astype(np.uint16 if storage == "uint16" else np.int16)
 
 
