@@ -108,6 +108,11 @@ def _options_with_values(parser) -> set[str]:
     return found
 
 
+def _warning_as_log_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning said as the CLI's log says its own (``WARNING: …``)."""
+    logging.getLogger("livertumor").warning("%s", message)
+
+
 def main(argv: list[str] | None = None) -> int:
     _never_fail_printing()
     parser = build_parser()
@@ -145,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     # pydicom also raises each of them as a Python warning (with a line of its source): the
     # logged line is the one said
     warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
+    if not args.verbose:
+        # other libraries' Python warnings (highdicom's of a patient name, numpy's) as one
+        # WARNING line like the tool's own, not with a line of their source code (-v keeps it)
+        warnings.showwarning = _warning_as_log_line
     nibabel_log = logging.getLogger("nibabel.global")
     nibabel_log.propagate = False
     if not args.verbose:

@@ -1111,3 +1111,27 @@ def test_settings_recorded_before_they_were_normalised_are_still_the_same_run(tm
     # another refinement is still another setting
     old["refine_config"]["iterations"] = 3
     assert _compare_run({"run_settings": old}, wanted)[0] == "other settings"
+
+
+def test_other_libraries_python_warnings_are_said_as_log_lines(caplog):
+    """highdicom's warning of a patient name printed raw, with a line of its source code."""
+    import logging
+    import warnings
+
+    from napari_livertumor.cli import main
+
+    root = logging.getLogger()
+    before = (root.level, list(root.handlers))
+    try:
+        with warnings.catch_warnings():  # (the CLI's choice ends with this block)
+            warnings.simplefilter("always")
+            main([])  # no command: help, after the logging is set up
+            with caplog.at_level(logging.WARNING, logger="livertumor"):
+                warnings.warn("Value of patient name is not a valid person name", stacklevel=1)
+    finally:
+        root.setLevel(before[0])
+        root.handlers = before[1]
+        for once in list(logging.getLogger("pydicom").filters):
+            logging.getLogger("pydicom").removeFilter(once)
+    assert "Value of patient name is not a valid person name" in caplog.text
+    assert caplog.records[-1].name == "livertumor"
