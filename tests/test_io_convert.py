@@ -405,9 +405,12 @@ def test_folder_output_refuses_one_series_options_and_meta(tcia_download, tmp_pa
     assert not out.exists() or not any(out.rglob("*.nii.gz"))
     assert main(["convert", str(root), "-o", str(tmp_path / "ct.mha")]) == 1
     assert "must end in .nii.gz or .nii (one CT), or be a folder" in capsys.readouterr().err
-    # one file from a folder of patients: which patient was read, and how to convert each
-    assert main(["convert", str(root), "-o", str(tmp_path / "one.nii.gz")]) == 0
-    assert "give -o a folder name to convert each patient" in capsys.readouterr().err
+    # one file from a folder of patients: refused (one of them, chosen by the tool, was
+    # written with exit 0), saying how to pick one or convert each
+    assert main(["convert", str(root), "-o", str(tmp_path / "one.nii.gz")]) == 1
+    said = capsys.readouterr().err
+    assert "give -o a folder name to convert each patient" in said and "--series" in said
+    assert not (tmp_path / "one.nii.gz").exists()
 
 
 def test_a_nifti_dataset_keeps_its_labels_and_one_study_folder_is_named_by_its_patient(
@@ -697,7 +700,7 @@ def test_a_flat_folder_of_two_patients_converts_each_into_a_dataset(tmp_path, ca
     for pid, ct in cts.items():
         names = [f"{pid}_{k}.dcm" for k in range(4)]
         write_ct_series(ct, tmp_path / "export", patient_id=pid, file_names=names)
-    assert main(["convert", str(tmp_path / "export"), "-o", str(tmp_path / "one.nii.gz")]) == 0
+    assert main(["convert", str(tmp_path / "export"), "-o", str(tmp_path / "one.nii.gz")]) == 1
     assert "give -o a folder name to convert each patient" in capsys.readouterr().err
     out = tmp_path / "dataset"
     assert main(["convert", str(tmp_path / "export"), "-o", str(out)]) == 0
@@ -819,3 +822,21 @@ def test_a_single_image_converted_is_said_not_to_be_a_volume(tmp_path, capsys):
     write_ct_series(CTVolume(np.zeros((1, 16, 16), np.int16), (5.0, 1.0, 1.0)), tmp_path / "scout")
     assert main(["convert", str(tmp_path / "scout"), "-o", str(tmp_path / "s.nii.gz")]) == 0
     assert "a single image (a scout or localizer?), not a CT volume" in capsys.readouterr().err
+
+
+def test_meta_never_writes_over_the_ct_or_the_input_scan(tmp_path, capsys):
+    """--meta named as the output wrote its JSON over the NIfTI just written (exit 0, "wrote"),
+    and one of the input's DICOM files with --force."""
+    ct = CTVolume(np.full((4, 8, 8), 40, np.int16), (2.0, 1.0, 1.0))
+    files = write_ct_series(ct, tmp_path / "series")
+    before = files[1].read_bytes()
+    out = tmp_path / "ct.json.nii.gz"
+    for meta, said in (
+        (out, "names the CT file this writes"),
+        (files[1], "names a file of the input scan"),
+        (tmp_path / "meta.nii.gz", "a name ending in .json"),
+    ):
+        args = ["convert", str(tmp_path / "series"), "-o", str(out), "--meta", str(meta)]
+        assert main([*args, "--force"]) == 1
+        assert said in capsys.readouterr().err
+    assert files[1].read_bytes() == before and not out.exists()

@@ -73,6 +73,28 @@ def add_arguments(parser) -> None:
     )
 
 
+def _refuse_meta_over_a_scan(meta: Path, output: Path, source: Path) -> None:
+    """``--meta`` never names the CT being written or a file of the input (it wrote its JSON
+    over the NIfTI just written, or over one of the patient's DICOM files with --force)."""
+
+    def where(p: Path) -> Path:
+        try:
+            return p.resolve()
+        except OSError:
+            return p.absolute()
+
+    m = where(meta)
+    if m == where(output):
+        raise InputError(meta, "--meta names the CT file this writes: give the JSON another name")
+    src = where(source)
+    if m == src or (source.is_dir() and src in m.parents):
+        raise InputError(
+            meta, "--meta names a file of the input scan: give the JSON a name outside it"
+        )
+    if meta.name.lower().endswith((".nii", ".nii.gz", ".dcm")):
+        raise InputError(meta, "--meta writes JSON: a name ending in .json, not a scan's")
+
+
 def run(args) -> int:
     from ..signals import sigterm_as_interrupt
 
@@ -154,6 +176,7 @@ def _run(args) -> int:
     if args.meta is not None:  # found out before anything is written
         if args.meta.is_dir():
             raise InputError(args.meta, "--meta takes a JSON file name, and this is a folder")
+        _refuse_meta_over_a_scan(args.meta, output, source)
         if args.meta.exists() and not args.force:
             raise InputError(args.meta, "already exists; use --force to overwrite it")
         # its folder too: the NIfTI was written, then --meta failed naming a temporary file
@@ -173,7 +196,14 @@ def _run(args) -> int:
         )
     for warning in volume.meta.get("warnings", []):
         if SEVERAL_PATIENTS in warning and not args.series:
-            warning += " (or give -o a folder name to convert each patient into a NIfTI dataset)"
+            # one of them, chosen by the tool, written with exit 0: a script took it for the
+            # patient it meant
+            raise InputError(
+                source,
+                f"{warning.split(';')[0]}: one CT file takes one patient's scan. Give that "
+                "patient's folder, or --series UID (`livertumor convert FOLDER --list` lists "
+                "them), or give -o a folder name to convert each patient into a NIfTI dataset",
+            )
         print(f"livertumor convert: warning: {warning}", file=sys.stderr)
     # without --force, not even a file another run wrote there meanwhile is replaced
     write_nifti(volume, output, overwrite=bool(args.force))
