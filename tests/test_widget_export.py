@@ -63,7 +63,7 @@ def test_export_nifti_masks_and_stats_then_reload(dicom_viewer, qtbot):
     widget.folder.setText(str(out))
     widget.masks_check.setChecked(True)
     _export(widget, qtbot)
-    assert "Wrote 5 file(s)" in widget.status.text()
+    assert "Wrote 5 file(s) of " in widget.status.text()
 
     back = read_nifti(out / "TEST_001_labels.nii.gz")
     np.testing.assert_array_equal(back.array, labels)
@@ -155,6 +155,9 @@ def test_the_dicom_seg_says_who_drew_it(dicom_viewer, qtbot, monkeypatch):
     truth = _layers.add_labels_layer(viewer, labels, vol, "TEST_001 ground truth",
                                      role="ground_truth")  # fmt: skip
     widget.labels_combo.setCurrentText(truth.name)
+    # named apart from the segmentation's files (the same names offered to replace them)
+    assert widget._case() == "TEST_001_truth"
+    widget.case_name.setText("TEST_001")
     kinds, ds = exported_kinds()
     assert kinds == {"MANUAL"}
     assert "SegmentationAlgorithmIdentificationSequence" not in ds.SegmentSequence[0]
@@ -466,9 +469,9 @@ def test_label_values_outside_the_classes_are_refused_and_a_ground_truth_is_mapp
     widget.masks_check.setChecked(True)
     _export(widget, qtbot)
     assert "is a ground truth" in widget.status.text()
-    liver = read_nifti(out / "TEST_001_liver.nii.gz").array
+    liver = read_nifti(out / "TEST_001_truth_liver.nii.gz").array
     np.testing.assert_array_equal(liver, labels > 0)  # portal vein + tumor, never the aorta
-    np.testing.assert_array_equal(read_nifti(out / "TEST_001_labels.nii.gz").array, labels)
+    np.testing.assert_array_equal(read_nifti(out / "TEST_001_truth_labels.nii.gz").array, labels)
 
 
 def test_export_moves_from_a_ground_truth_to_the_segmentation_once_there_is_one(

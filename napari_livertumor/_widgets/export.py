@@ -332,7 +332,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
 
         self.run_job(
             target,
-            lambda result: self._done(result[0], note, result[1]),
+            lambda result, name=layer.name: self._done(result[0], note, result[1], name),
             button=self.export_button,
             description="export",
             busy_text="Exporting…",
@@ -359,13 +359,15 @@ class ExportWidget(JobWidgetMixin, QWidget):
         return answer == QMessageBox.Yes
 
     # ------------------------------------------------------------------ slots
-    def _done(self, written: list[Path], note: str = "", notes=()) -> None:
+    def _done(self, written: list[Path], note: str = "", notes=(), name: str = "") -> None:
         self.written = written
         folder = written[0].parent if written else ""
+        # which layer: a Segment run started meanwhile renames the exported one "(previous)"
+        of = f" of '{name}'" if name else ""
         set_status(
             self.status,
             "".join(f"⚠ {n}\n" for n in notes)
-            + f"Wrote {len(written)} file(s) to {folder}:\n"
+            + f"Wrote {len(written)} file(s){of} to {folder}:\n"
             + "\n".join(p.name for p in written)
             + (f"\n({note})" if note else ""),
             warning=bool(notes),
@@ -480,6 +482,15 @@ class ExportWidget(JobWidgetMixin, QWidget):
         return self._default_case()
 
     def _default_case(self) -> str:
+        """The CT's patient (or name); a ground truth's files end in ``_truth`` (exported into
+        the segmentation's folder, they offered to replace its files under the same names)."""
+        name = self._default_base()
+        layer = self._layer()
+        if layer is not None and layer.metadata.get(_layers.ROLE) == "ground_truth":
+            return f"{name}_truth"
+        return name
+
+    def _default_base(self) -> str:
         layer = self._layer()
         vol = None
         if layer is not None:
