@@ -149,8 +149,10 @@ def test_the_dicom_seg_says_who_drew_it(dicom_viewer, qtbot, monkeypatch):
 
     layer.selected_label = 2
     layer.paint((2, 10, 10), 2)  # a touch of the brush, as napari's paint tool does
-    kinds, _ = exported_kinds()
+    kinds, ds = exported_kinds()
     assert kinds == {"SEMIAUTOMATIC"}
+    # told apart in a PACS's series list (all read "Segmentation", as the reference SEG)
+    assert str(ds.SeriesDescription).endswith(" liver+tumor (edited)")
 
     truth = _layers.add_labels_layer(viewer, labels, vol, "TEST_001 ground truth",
                                      role="ground_truth")  # fmt: skip
@@ -160,6 +162,7 @@ def test_the_dicom_seg_says_who_drew_it(dicom_viewer, qtbot, monkeypatch):
     widget.case_name.setText("TEST_001")
     kinds, ds = exported_kinds()
     assert kinds == {"MANUAL"}
+    assert str(ds.SeriesDescription) == "Ground truth (napari-livertumor export)"
     assert "SegmentationAlgorithmIdentificationSequence" not in ds.SegmentSequence[0]
 
 

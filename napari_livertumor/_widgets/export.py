@@ -519,6 +519,20 @@ class ExportWidget(JobWidgetMixin, QWidget):
         return _safe_name(name)
 
 
+def _seg_description(algorithm_type: str, liver_only: bool) -> str:
+    """An exported DICOM SEG's SeriesDescription: the model's output as `segment` describes
+    its own ("livertumor VERSION liver+tumor"), "… (edited)" once reviewed, and a ground
+    truth's as one."""
+    from ..io.seg import model_seg_description
+
+    what = "liver" if liver_only else "liver+tumor"
+    if algorithm_type == "AUTOMATIC":
+        return model_seg_description(what)
+    if algorithm_type == "SEMIAUTOMATIC":
+        return model_seg_description(f"{what} (edited)")
+    return "Ground truth (napari-livertumor export)"
+
+
 def _provenance(metadata: dict, model_stats: dict, labels=None) -> dict:
     """What the exported stats say of how the labels were made: the command line's keys
     (``warnings``, ``device``, ``models``, ``refine`` — the model run's —, ``tumor_tta``,
@@ -823,7 +837,7 @@ def _write_one(
     elif kind == "tumor.nii.gz":
         write_nifti((labels == 2).astype(np.uint8), path, reference=volume)
     elif kind == "seg.dcm":
-        from ..io.seg import model_seg_description, write_dicom_seg
+        from ..io.seg import write_dicom_seg
 
         # a liver-only run (the tumor not assessed): no Tumor segment, which a viewer would
         # show as "0 mL of tumor found" (as segment's own SEG of such a run)
@@ -835,14 +849,10 @@ def _write_one(
             segments=[(1, "Liver")] if liver_only else [(1, "Liver"), (2, "Tumor")],
             notes=notes,
             algorithm_type=algorithm_type,
-            # a model's segmentation as it came is marked so: never read as a ground truth
-            **(
-                {"series_description": model_seg_description(
-                    "liver" if liver_only else "liver+tumor"
-                )}  # as segment's
-                if algorithm_type == "AUTOMATIC"
-                else {}
-            ),
+            # a model's segmentation as it came is marked so: never read as a ground truth;
+            # an edited one and a ground truth say what they are in a PACS's series list (all
+            # three read "Segmentation", as the reference SEG does)
+            series_description=_seg_description(algorithm_type, liver_only),
         )  # fmt: skip
     elif kind in ("stats.json", "lesions.csv"):
         if not stats:
