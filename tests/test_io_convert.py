@@ -840,3 +840,17 @@ def test_meta_never_writes_over_the_ct_or_the_input_scan(tmp_path, capsys):
         assert main([*args, "--force"]) == 1
         assert said in capsys.readouterr().err
     assert files[1].read_bytes() == before and not out.exists()
+
+
+def test_a_label_map_given_as_the_ct_is_said_to_be_one(tmp_path, capsys):
+    """A labelsTr file converted as a CT without a word (segment refuses it later)."""
+    from napari_livertumor.io.nifti import write_nifti
+
+    labels = np.zeros((4, 8, 8), np.uint8)
+    labels[1:3, 2:6, 2:6] = 1
+    labels[2, 3:5, 3:5] = 2
+    write_nifti(CTVolume(labels, (2.0, 1.0, 1.0)), tmp_path / "HCC_001.nii.gz")
+    assert (
+        main(["convert", str(tmp_path / "HCC_001.nii.gz"), "-o", str(tmp_path / "o.nii.gz")]) == 0
+    )
+    assert "holds only the values 0, 1, 2: a label map" in capsys.readouterr().err

@@ -205,6 +205,15 @@ def _run(args) -> int:
                 "them), or give -o a folder name to convert each patient into a NIfTI dataset",
             )
         print(f"livertumor convert: warning: {warning}", file=sys.stderr)
+    from ..pipeline import _label_map_values
+
+    label_values = _label_map_values(volume.array)
+    if label_values:  # converted all the same (a label map may be what is wanted), but said
+        print(
+            f"livertumor convert: warning: {source} holds only the values {label_values}: a "
+            "label map (a segmentation), not a CT in Hounsfield units; segment will refuse it",
+            file=sys.stderr,
+        )
     # without --force, not even a file another run wrote there meanwhile is replaced
     write_nifti(volume, output, overwrite=bool(args.force))
     if args.meta is not None:
