@@ -290,7 +290,10 @@ def run(args) -> int:
         raise SettingsError(text) from None
     cases = discover_cases(args.inputs, per_patient=not args.series, outdir=outdir)
     mine = shard_cases(cases, *shard)
-    log.info("%d case(s) found; shard %d/%d has %d", len(cases), shard[0], shard[1], len(mine))
+    if shard[1] > 1:  # (shard 0/1 of a plain run read as a slip)
+        log.info("%d case(s) found; shard %d/%d has %d", len(cases), *shard, len(mine))
+    else:
+        log.info("%d case(s) found", len(cases))
     if getattr(args, "list", False):
         _print_plan(mine, outdir, config, args)
         return 0
