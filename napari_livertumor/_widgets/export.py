@@ -438,14 +438,14 @@ class ExportWidget(JobWidgetMixin, QWidget):
         except Exception:  # noqa: BLE001 - not on a grid: its own volume, if any
             vol = layer.metadata.get(_layers.CT_VOLUME)
         if vol is None:
-            return (self._default_case(), None)
+            return (self._default_base(), None)
         grid = (
             tuple(vol.shape),
             tuple(round(float(v), 3) for v in (*vol.spacing, *vol.origin)),
         )
         meta = vol.meta
         where = (meta.get("series_uid"), meta.get("acquisition_number"), meta.get("source"))
-        return (self._default_case(), where, grid)
+        return (self._default_base(), where, grid)  # the scan, whichever of its labels
 
     def _forget_name_of_another_scan(self) -> None:
         """Clear a Name typed for another scan's labels: the next patient's masks were
