@@ -113,8 +113,10 @@ def add_sample(viewer) -> list:
     from napari.layers import Layer
 
     from .._sample_data import make_sample_ct
+    from . import _layers
 
     layers = [viewer.add_layer(Layer.create(*tpl)) for tpl in make_sample_ct()]
+    _layers.name_axes(viewer)  # the slider: "slice", as the panels name it
     image = [ly for ly in layers if ly.__class__.__name__ == "Image"]
     if image:
         viewer.layers.selection.active = image[0]
