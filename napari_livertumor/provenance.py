@@ -45,21 +45,19 @@ def _commit() -> str | None:
     root = Path(__file__).resolve().parent.parent
     if not (root / ".git").exists():
         return _installed_commit()
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(root), *args],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+
     try:
-        sha = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        sha = git("rev-parse", "--short=12", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):  # no git, a broken or foreign checkout
         return None
     return f"{sha}-dirty" if changed else sha or None
@@ -93,9 +91,10 @@ def array_digest(array: np.ndarray) -> str:
         whole = array.dtype.kind != "f" or (
             np.isfinite(low) and np.isfinite(high) and _whole_valued(array)
         )
-        array = array.astype("<i2" if whole and info.min <= low and high <= info.max else "<f8")
+        wanted = "<i2" if whole and info.min <= low and high <= info.max else "<f8"
+        array = array.astype(wanted, copy=False)  # a CT already int16: hashed as it is
     else:
-        array = array.astype("<f8")
+        array = array.astype("<f8", copy=False)
     array = np.ascontiguousarray(array)
     digest = hashlib.sha1(usedforsecurity=False)
     digest.update(f"{array.shape}|{array.dtype.str}|".encode())
