@@ -57,8 +57,13 @@ def test_evaluate_prints_the_table_beside_the_published_numbers(trained, tmp_pat
         "tumor_main_cnr",
         "lesions_cnr_0_0.5",
         "lesions_cnr_1_up_found",
+        "liver_hd95_mm",
+        "liver_assd_mm",
+        "tumor_nsd",
     ):
         assert key in rows[0]
+    assert 0.0 <= float(rows[0]["liver_nsd"]) <= 1.0  # the tiny model finds some liver
+    assert "Boundaries, mean (median) per patient:" in out and "NSD (2 mm)" in out
     # the split's 3D measure beside the axial (RECIST-like) one, which is never longer
     d3, axial = (
         float(rows[0][k]) for k in ("tumor_longest_diameter_mm", "tumor_axial_diameter_mm")
@@ -68,6 +73,8 @@ def test_evaluate_prints_the_table_beside_the_published_numbers(trained, tmp_pat
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["n_cases"] == 1 and summary["split"] == str(split)
     assert summary["tta"] == "none" and summary["refine"] is False  # how it was segmented
+    assert summary["surface"]["nsd_tolerance_mm"] == 2.0
+    assert summary["surface"]["liver"]["nsd"]["n"] == 1
     used = summary["models_used"]  # the folders themselves, each with what moves its masks
     assert used["liver"]["path"] == str(models / "liver") and used["tumor"]["members"] == 1
     assert set(used["tumor"]) == {"path", "members", "logit_bias", "weights_sha1", "metadata_sha1"}

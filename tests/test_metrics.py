@@ -10,6 +10,7 @@ import pytest
 from napari_livertumor.training.metrics import (
     binary_scores,
     case_scores,
+    case_surface_scores,
     conspicuity_columns,
     conspicuity_summary,
     format_table,
@@ -20,6 +21,7 @@ from napari_livertumor.training.metrics import (
     longest_diameter_mm,
     size_stratum,
     summarize,
+    surface_scores,
 )
 
 
@@ -209,3 +211,94 @@ def test_conspicuity_columns_are_pooled_per_band_and_printed():
     assert "; 1 without one (under 10 voxels" in format_table(summarize(rows))
     # rows from before these columns existed: no breakdown rather than a wrong one
     assert "lesions_by_cnr" not in summarize([base])
+
+
+def test_surface_scores_by_hand_on_two_voxels():
+    """Two one-voxel masks 4 voxels apart along x at 0.5 mm: every boundary distance is 2 mm."""
+    a = np.zeros((3, 5, 9), bool)
+    b = np.zeros_like(a)
+    a[1, 2, 2] = True
+    b[1, 2, 6] = True
+    s = surface_scores(a, b, (3.0, 1.0, 0.5))
+    assert s["hd95_mm"] == pytest.approx(2.0) and s["assd_mm"] == pytest.approx(2.0)
+    assert s["nsd"] == 1.0  # within the 2 mm tolerance
+    assert surface_scores(a, b, (3.0, 1.0, 0.5), tolerance_mm=1.5)["nsd"] == 0.0
+    # the spacing is the one of each axis (z, y, x): along z the same gap is 4 * 3 mm
+    c = np.zeros((9, 3, 3), bool)
+    d = np.zeros_like(c)
+    c[2, 1, 1] = d[6, 1, 1] = True
+    assert surface_scores(c, d, (3.0, 1.0, 0.5))["hd95_mm"] == pytest.approx(12.0)
+    same = surface_scores(a, a, (3.0, 1.0, 0.5))
+    assert same == {"hd95_mm": 0.0, "assd_mm": 0.0, "nsd": 1.0}
+
+
+def test_surface_scores_agree_with_monai_and_say_empty_masks():
+    torch = pytest.importorskip("torch")
+    from monai.metrics import (
+        compute_average_surface_distance,
+        compute_hausdorff_distance,
+        compute_surface_dice,
+    )
+
+    z, y, x = np.mgrid[:24, :40, :44]
+    a = ((z - 12) ** 2 / 60 + (y - 19) ** 2 / 150 + (x - 21) ** 2 / 120) < 1
+    b = ((z - 13) ** 2 / 55 + (y - 21) ** 2 / 140 + (x - 20) ** 2 / 140) < 1
+    b[2:4, 3:6, 3:6] = True  # a stray island far away: the HD95 sees it, the NSD a little
+    spacing = (2.5, 0.8, 0.7)
+    ours = surface_scores(a, b, spacing)
+
+    def onehot(m):
+        return torch.from_numpy(np.stack([~m, m])[None].astype(np.float32))
+
+    pa, pb = onehot(a), onehot(b)
+    hd95 = float(compute_hausdorff_distance(pa, pb, percentile=95, spacing=spacing))
+    assd = float(compute_average_surface_distance(pa, pb, symmetric=True, spacing=spacing))
+    nsd = float(compute_surface_dice(pa, pb, class_thresholds=[2.0], spacing=spacing))
+    assert ours["hd95_mm"] == pytest.approx(hd95, rel=1e-5)
+    assert ours["assd_mm"] == pytest.approx(assd, rel=1e-5)
+    assert ours["nsd"] == pytest.approx(nsd, rel=1e-5)
+    assert 0 < ours["nsd"] < 1 and ours["hd95_mm"] > ours["assd_mm"] > 0
+
+    empty = np.zeros_like(a)
+    assert all(math.isnan(v) for v in surface_scores(empty, empty, spacing).values())
+    one = surface_scores(a, empty, spacing)  # a false tumor in a tumor-free liver
+    assert math.isnan(one["hd95_mm"]) and math.isnan(one["assd_mm"]) and one["nsd"] == 0.0
+    with pytest.raises(ValueError, match="spacing must be 3 positive numbers"):
+        surface_scores(a, b, (2.5, 0.0, 0.7))
+
+
+def test_surface_summary_gives_means_medians_and_how_many_cases():
+    pred = np.zeros((6, 12, 12), np.uint8)
+    truth = np.zeros_like(pred)
+    pred[1:5, 2:10, 2:10] = 1
+    truth[1:5, 2:10, 3:11] = 1
+    pred[2:4, 4:6, 4:6] = 2  # tumor in the first case only, none in the second's truth
+    truth[2:4, 4:6, 4:6] = 2
+    spacing = (2.5, 1.0, 1.0)
+    rows = [
+        {**case_scores(pred, truth), **case_surface_scores(pred, truth, spacing)},
+        {
+            **case_scores(pred, np.minimum(truth, 1)),
+            **case_surface_scores(pred, np.minimum(truth, 1), spacing),
+        },
+    ]
+    assert rows[0]["tumor_hd95_mm"] == 0.0 and math.isnan(rows[1]["tumor_hd95_mm"])
+    assert rows[1]["tumor_nsd"] == 0.0  # a false tumor: no boundary agrees
+    assert rows[0]["liver_hd95_mm"] == pytest.approx(1.0)  # one column over, at 1 mm
+    with pytest.raises(ValueError, match="hcc_to_output"):
+        case_surface_scores(pred, truth + 2, spacing)  # HCC classes are mapped first
+    summary = summarize(rows)
+    surface = summary["surface"]
+    assert surface["tumor"]["hd95_mm"] == {"mean": 0.0, "median": 0.0, "n": 1}
+    assert surface["tumor"]["nsd"] == {"mean": 0.5, "median": 0.5, "n": 2}
+    text = format_table(summary)
+    assert "Boundaries, mean (median) per patient:" in text
+    assert (
+        "(tumor HD95, ASSD: over 1 of the 2 patients; undefined where either mask has no tumor)"
+        in text
+    )
+    assert "liver NSD" not in text  # defined on both
+    # rows of an older evaluation (no boundary columns): no section
+    assert "surface" not in summarize(
+        [{k: v for k, v in rows[0].items() if "_mm" not in k and "nsd" not in k}]
+    )

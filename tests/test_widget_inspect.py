@@ -138,7 +138,7 @@ def test_clicking_a_lesion_jumps_to_its_slice(viewer_with_labels, qtbot):
 
 
 def test_dice_is_shown_when_a_ground_truth_is_chosen(viewer_with_labels, qtbot):
-    viewer, widget, _, pred, truth = viewer_with_labels
+    viewer, widget, vol, pred, truth = viewer_with_labels
     widget.truth_combo.setCurrentText("tiny CT ground truth")
     widget.measure_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
@@ -147,6 +147,17 @@ def test_dice_is_shown_when_a_ground_truth_is_chosen(viewer_with_labels, qtbot):
     assert widget.score_table.item(0, 1).text() == f"{expected['liver']['dice']:.3f}"
     assert 0.99 < expected["liver"]["dice"] < 1  # the extra lesion pokes out of the liver
     assert 0 < expected["tumor"]["dice"] < 1
+    # the boundary distances beside them, in mm on the layer's grid, as evaluate computes them
+    spacing = tuple(float(s) for s in viewer.layers["tiny CT segmentation"].scale)
+    assert spacing == tuple(vol.spacing)
+    expected = overlap_scores(pred, truth, spacing)
+    shown = [widget.score_table.horizontalHeaderItem(c).text() for c in (3, 4)]
+    assert shown == ["HD95\n(mm)", "ASSD\n(mm)"]
+    for row, cls in enumerate(("liver", "tumor")):
+        assert widget.score_table.item(row, 3).text() == f"{expected[cls]['hd95_mm']:.1f}"
+        assert widget.score_table.item(row, 4).text() == f"{expected[cls]['assd_mm']:.1f}"
+    # the extra lesion, a stray island some way off the true one, sets the tumor's HD95
+    assert expected["tumor"]["hd95_mm"] > expected["tumor"]["assd_mm"] > 0
 
 
 def test_no_tumor_in_either_map_has_no_dice_rather_than_a_perfect_one(viewer_with_labels, qtbot):
@@ -229,6 +240,11 @@ def test_overlap_scores_per_class():
     scores = overlap_scores(pred, truth)
     assert scores["liver"]["dice"] == pytest.approx(2 * 16 / (16 + 32))
     assert scores["tumor"] == {"dice": 1.0, "iou": 1.0}
+    with_spacing = overlap_scores(pred, truth, (2.5, 1.0, 1.0))
+    assert with_spacing["tumor"] == {
+        "dice": 1.0, "iou": 1.0, "hd95_mm": 0.0, "assd_mm": 0.0, "nsd": 1.0
+    }  # fmt: skip
+    assert with_spacing["liver"]["hd95_mm"] == pytest.approx(2.5)  # one slice short, 2.5 mm
     # no tumor in either: no score, as evaluate has it (left out of its mean), not a perfect 1
     pred[0, 0, 0] = truth[0, 0, 0] = 1
     assert all(np.isnan(v) for v in overlap_scores(pred, truth)["tumor"].values())

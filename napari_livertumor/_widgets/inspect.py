@@ -1,5 +1,5 @@
 """Inspect widget: how the overlay looks, what the labels measure, and how they compare with
-a ground truth (Dice/IoU per class)."""
+a ground truth (Dice, IoU, boundary distances per class)."""
 
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
             "is hard to see on this phase (empty: a lesion of under 10 voxels, or too little "
             "liver around it)"
         )
-        self.score_table = _table(["Class", "Dice", "IoU"])
+        self.score_table = _table(["Class", "Dice", "IoU", "HD95\n(mm)", "ASSD\n(mm)"])
         self.score_table.horizontalHeaderItem(1).setToolTip(
             "Overlap with the ground truth, 0 to 1 (1: identical): twice the shared voxels "
             "over the sum of both masks' voxels"
@@ -146,6 +146,16 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.score_table.horizontalHeaderItem(2).setToolTip(
             "Overlap with the ground truth, 0 to 1 (1: identical): the shared voxels over the "
             "voxels in either mask (Jaccard; always at most the Dice)"
+        )
+        self.score_table.horizontalHeaderItem(3).setToolTip(
+            "Boundary distance to the ground truth's, in mm (0: the outlines coincide): 95 % "
+            "of each outline's voxels lie within this distance of the other's (95th-percentile "
+            "Hausdorff distance; a stray island far away raises it). Empty (—) when either has "
+            "none of the class"
+        )
+        self.score_table.horizontalHeaderItem(4).setToolTip(
+            "Mean boundary distance to the ground truth's, in mm, both ways (average symmetric "
+            "surface distance). Empty (—) when either has none of the class"
         )
         self.score_table.setVisible(False)
         self.status = StatusLabel()
@@ -171,7 +181,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
             (
                 self.measure_button,
                 "Volumes, lesions (connected tumor parts) and, with a ground "
-                "truth, Dice and IoU per class",
+                "truth, Dice, IoU and boundary distances per class",
             ),
             (
                 self.lesion_table,
@@ -333,7 +343,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 add_image_numbers(stats, volume)  # DICOM image numbers, as PACS shows them
             if should_cancel():  # (a Cancel took effect only once the Dice was done too)
                 raise Cancelled("measuring cancelled by the user")
-            scores = None if truth is None else overlap_scores(labels, truth)
+            scores = None if truth is None else overlap_scores(labels, truth, spacing)
             progress("measure", 1, 1)
             return stats, scores
 
@@ -523,7 +533,16 @@ class InspectWidget(JobWidgetMixin, QWidget):
         if scores is not None:
             _fill_table(
                 self.score_table,
-                [(c, _score(s["dice"]), _score(s["iou"])) for c, s in scores.items()],
+                [
+                    (
+                        c,
+                        _score(s["dice"]),
+                        _score(s["iou"]),
+                        _distance(s.get("hd95_mm")),
+                        _distance(s.get("assd_mm")),
+                    )
+                    for c, s in scores.items()
+                ],
             )
             _fit_height(self.score_table, len(scores))
         self._measured_truth = truth
@@ -770,13 +789,19 @@ class InspectWidget(JobWidgetMixin, QWidget):
             combo.currentTextChanged.emit("")
 
 
-def overlap_scores(labels: np.ndarray, truth: np.ndarray) -> dict[str, dict[str, float]]:
-    """Dice and IoU per class of a 0/1/2 label map against an HCC ground truth (0..4).
+def overlap_scores(
+    labels: np.ndarray, truth: np.ndarray, spacing=None
+) -> dict[str, dict[str, float]]:
+    """Dice and IoU per class of a 0/1/2 label map against an HCC ground truth (0..4); with
+    ``spacing`` (mm, z y x) the boundary scores too (``hd95_mm``, ``assd_mm``, ``nsd``:
+    :func:`napari_livertumor.training.metrics.surface_scores`, as ``livertumor evaluate``).
 
     A class absent from both maps has no score (NaN, shown as "—"), as ``livertumor evaluate``
     leaves such a case out of its mean: nothing to find and nothing found is not a perfect
     overlap (it had scored 1 here and NaN there).
     """
+    from ..training.metrics import surface_scores
+
     out = {}
     for cls in ("liver", "tumor"):
         pred = np.isin(labels, PRED_CLASSES[cls])
@@ -788,6 +813,8 @@ def overlap_scores(labels: np.ndarray, truth: np.ndarray) -> dict[str, dict[str,
             "dice": float("nan") if total == 0 else 2.0 * inter / total,
             "iou": float("nan") if union == 0 else inter / union,
         }
+        if spacing is not None:
+            out[cls].update(surface_scores(pred, ref, spacing))
     return out
 
 
@@ -808,6 +835,11 @@ def _fit_height(table: QTableWidget, rows: int) -> None:
 
 def _score(value: float) -> str:
     return f"{value:.3f}" if np.isfinite(value) else "—"
+
+
+def _distance(value) -> str:
+    """A boundary distance (mm) to one decimal; — when undefined (or not computed)."""
+    return f"{value:.1f}" if value is not None and np.isfinite(value) else "—"
 
 
 def _mm(value) -> str:

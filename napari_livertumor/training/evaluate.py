@@ -26,6 +26,7 @@ from ..stats import diameter_shown
 from .data import case_fingerprint, index_cases, load_case, read_split
 from .metrics import (
     case_scores,
+    case_surface_scores,
     conspicuity_columns,
     format_table,
     hcc_to_output,
@@ -320,6 +321,8 @@ def _score_cases(test, seg, rows, not_evaluated, *, should_cancel=None, progress
         truth = hcc_to_output(hcc)
         row: dict[str, Any] = {"case": rec.case_id}
         row.update(case_scores(result.labels, truth))
+        # boundaries (HD95, ASSD, NSD), in mm on the CT's own grid
+        row.update(case_surface_scores(result.labels, truth, ct.spacing))
         row.update(lesion_detection(result.labels == 2, truth == 2, ct.spacing))
         # how visible each true lesion was: a miss at a CNR under 0.5 is one a reader would
         # hardly see on this phase either
