@@ -104,6 +104,10 @@ def palette_colors(truth: bool = False) -> dict[int, tuple]:
 
 #: a ground truth is drawn as outlines this many pixels wide (the segmentation is filled)
 GROUND_TRUTH_CONTOUR = 2
+#: a segmentation's outlines (Inspect's "Contours only"): one pixel wider than the truth's, so
+#: that where the two coincide the segmentation's still shows inside the truth's (drawn above
+#: it, the truth's of the same width hid it whole)
+LABELS_CONTOUR = GROUND_TRUTH_CONTOUR + 1
 
 
 def unproxied(viewer):

@@ -609,7 +609,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
         if layer is None:
             return
         layer.opacity = self.opacity.value() / 100.0
-        layer.contour = 2 if self.contour_check.isChecked() else 0
+        truth = layer.metadata.get(_layers.ROLE) == "ground_truth"
+        width = _layers.GROUND_TRUTH_CONTOUR if truth else _layers.LABELS_CONTOUR
+        layer.contour = width if self.contour_check.isChecked() else 0
         _layers.set_class_colors(layer, self._colors)
 
     def _labels_changed(self, *_) -> None:
