@@ -37,7 +37,13 @@ def test_convert_writes_the_largest_ct_series_with_its_geometry(tmp_path, capsys
     np.testing.assert_array_equal(np.asarray(img.dataobj).transpose(2, 1, 0), big.array)
     np.testing.assert_allclose(img.affine, big.affine, atol=1e-3)
     assert json.loads((tmp_path / "m.json").read_text())["description"] == "LIVER 3 PHASE"
-    assert "wrote" in capsys.readouterr().out
+    # the spacing's parts named, alike in the line written and in --list
+    dz, dy, dx = big.spacing
+    said = f"{dy:.3g}x{dx:.3g} mm pixels, {dz:.3g} mm slices"
+    written = capsys.readouterr().out
+    assert f"{big.shape[0]} slices of {big.shape[1]}x{big.shape[2]}, {said}" in written
+    assert main(["convert", str(tmp_path / "dicom"), "--list"]) == 0
+    assert said in capsys.readouterr().out
 
 
 def test_convert_refuses_to_overwrite_without_force(tmp_path, capsys):

@@ -579,8 +579,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
             )
         self.viewer.layers.selection.active = layer
         _layers.show_layer_centre(self.viewer, layer)  # the new scan, not the previous one's
-        dz, dy, dx = volume.spacing
-        msg = f"Loaded '{name}': {volume.shape[0]} slices, {dz:.3g}×{dy:.3g}×{dx:.3g} mm"
+        from ..io.volume import spacing_text
+
+        msg = f"Loaded '{name}': {volume.shape[0]} slices, {spacing_text(volume.spacing)}"
         # the SEG brought along is news, not a doubt about the scan (it came first, in amber)
         infos = [w[0].upper() + w[1:] for w in notes if w.startswith(AUTO_TRUTH)]
         notes = [w for w in notes if not w.startswith(AUTO_TRUTH)]

@@ -229,10 +229,11 @@ def _run(args) -> int:
                 f"could not be written ({exc.strerror or exc}); the CT itself was written to "
                 f"{output} (kept)",
             ) from exc
+    from ..io.volume import spacing_text
+
     z, y, x = volume.shape
-    dz, dy, dx = volume.spacing
     print(
-        f"wrote {output}: {x}x{y}x{z} voxels, {dx:.3g}x{dy:.3g}x{dz:.3g} mm, "
+        f"wrote {output}: {z} slices of {y}x{x}, {spacing_text(volume.spacing, 'x')}, "
         f"series '{volume.meta.get('description', '')}' ({volume.meta.get('series_uid', '-')})"
     )
     return 0
@@ -834,9 +835,12 @@ def _case_line(row: dict) -> str:
     if row["status"] == "kept":
         extra = f" + {row['labels']}" if row.get("labels") else ""
         return f"{row['case']}: kept {row['image']}{extra} (already there)"
+    from ..io.volume import spacing_text
+
     z, y, x = row["shape"]
-    dz, dy, dx = row["spacing"]
-    line = f"{row['case']}: {row['image']} {x}x{y}x{z}, {dx:.3g}x{dy:.3g}x{dz:.3g} mm"
+    line = (
+        f"{row['case']}: {row['image']} {z} slices of {y}x{x}, {spacing_text(row['spacing'], 'x')}"
+    )
     if row.get("labels"):
         classes = ", ".join(row.get("label_voxels", {})) or "no labelled voxel"
         line += f" + {row['labels']} ({classes})"

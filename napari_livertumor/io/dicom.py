@@ -33,7 +33,7 @@ from ._dicom_geometry import (
     stack_step,
 )
 from ._dicom_pixels import compare_duplicates, decode_slices, fill_gaps, mend_damaged
-from .volume import CTVolume
+from .volume import CTVolume, spacing_text
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +131,12 @@ class SeriesInfo:
         acq = f" {self.acquisition_label}" if self.acquisition is not None else ""
         held = f" in {len(self.files)} Enhanced CT file(s)" if self.enhanced else ""
         if self.n_slices == 1 and self.spacing:  # one image: pixels, no slice spacing of its own
-            sp = "pixels " + "x".join(f"{s:.3g}" for s in self.spacing[1:])
+            sp = "pixels " + "x".join(f"{s:.3g}" for s in self.spacing[1:]) + " mm"
         else:
-            sp = "spacing " + ("x".join(f"{s:.3g}" for s in self.spacing) if self.spacing else "?")
+            sp = spacing_text(self.spacing, "x") if self.spacing else "spacing ? mm"
         return (
             f"{self.modality or '(no modality)'} #{self.series_number} '{self.description}'{acq}: "
-            f"{self.n_slices} slice(s){held}, {sp} mm, phase {self.phase}, uid {self.uid}"
+            f"{self.n_slices} slice(s){held}, {sp}, phase {self.phase}, uid {self.uid}"
         )
 
 

@@ -46,6 +46,15 @@ def checked_spacing(spacing) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def spacing_text(spacing, sep: str = "×") -> str:
+    """``(dz, dy, dx)`` said with its parts named, as a reader says it: ``0.7×0.7 mm pixels,
+    2.5 mm slices`` (bare numbers were printed slice first in one place and x, y, z in
+    another: which was the slice spacing could not be told). ``dy`` first: rows, then
+    columns, as DICOM's PixelSpacing."""
+    dz, dy, dx = (float(s) for s in spacing)
+    return f"{dy:.3g}{sep}{dx:.3g} mm pixels, {dz:.3g} mm slices"
+
+
 @dataclass
 class CTVolume:
     """A CT image in Hounsfield units with its geometry and source metadata.
