@@ -1468,3 +1468,21 @@ def test_a_path_inside_a_folder_that_cannot_be_entered_says_permission_denied(
         with pytest.raises(InputError, match="permission denied") as info:
             read(paths[0])
         assert info.value.path == paths[0]
+
+
+def test_a_secondary_capture_without_a_position_is_said_to_be_one():
+    """A dose page (a screenshot, Secondary Capture) never has a position: it was said to be
+    an image whose position an anonymiser had removed."""
+    from napari_livertumor.io.dicom import SeriesInfo
+
+    def info(sop_class):
+        return SeriesInfo(
+            uid="1.2.3", description="Dose Info", modality="OT", n_slices=1, spacing=None,
+            phase="unknown", files=[], series_number=999, sop_class_uid=sop_class,
+            is_image=False, not_image="no ImagePositionPatient, no ImageOrientationPatient",
+        )  # fmt: skip
+
+    capture = info("1.2.840.10008.5.1.4.1.1.7").summary()
+    assert "a secondary capture: a screenshot, a dose page" in capture, capture
+    assert "anonymiser" not in capture
+    assert "removed by an anonymiser?" in info("1.2.840.10008.5.1.4.1.1.2").summary()

@@ -45,6 +45,10 @@ _MULTIFRAME_HINT = (
 )
 
 
+#: Secondary Capture Image Storage and its multi-frame kinds (1.2.840.10008.5.1.4.1.1.7.x)
+_SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+
+
 @dataclass
 class SeriesInfo:
     """One image series found in a folder tree (one acquisition of it, when it stacks several)."""
@@ -116,10 +120,17 @@ class SeriesInfo:
             and self.modality not in _NON_IMAGE_MODALITIES
             and ("Position" in self.not_image or "Orientation" in self.not_image)
         ):  # images with pixels, stripped of where they lie (by an anonymiser, say)
+            # a secondary capture (a screenshot: a dose page, a key image) never has one
+            capture = self.sop_class_uid.startswith(_SECONDARY_CAPTURE)
+            why = (
+                "a secondary capture: a screenshot, a dose page"
+                if capture
+                else ("removed by an anonymiser?")
+            )
             return (
                 f"{self.modality} #{self.series_number} '{self.description}': "
                 f"{self.n_slices} image(s) without a position in the patient "
-                f"({self.not_image}: removed by an anonymiser?), not read here, uid {self.uid}"
+                f"({self.not_image}: {why}), not read here, uid {self.uid}"
             )
         if not self.is_image:
             return (
