@@ -113,12 +113,13 @@ def _whole_valued(array: np.ndarray) -> bool:
 
 
 def file_digest(path: str | Path) -> str:
-    """SHA-1 (16 hex) of a file's bytes (a split file, a model's weights)."""
+    """SHA-1 (all 40 hex digits) of a file's bytes (a split file, a model's weights): the
+    same text as a model's ``metadata.json`` ``weights_sha1`` and ``sha1sum``."""
     digest = hashlib.sha1(usedforsecurity=False)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
 
 
 __all__ = ["array_digest", "file_digest", "software"]

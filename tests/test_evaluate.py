@@ -37,7 +37,8 @@ def test_evaluate_prints_the_table_beside_the_published_numbers(trained, tmp_pat
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"train": ["HCC_001"], "test": ["HCC_002"]}))
     rc = main(["evaluate", "--data", str(data), "--models", str(models), "--split", str(split),
-               "-o", str(tmp_path / "out"), "--device", "cpu"])  # fmt: skip
+               "-o", str(tmp_path / "out"), "--device", "cpu", "--save-labels",
+               "--nsd-tolerance", "3"])  # fmt: skip
     assert rc == 0
     out = capsys.readouterr().out
     assert "Test patients: 1" in out
@@ -63,7 +64,7 @@ def test_evaluate_prints_the_table_beside_the_published_numbers(trained, tmp_pat
     ):
         assert key in rows[0]
     assert 0.0 <= float(rows[0]["liver_nsd"]) <= 1.0  # the tiny model finds some liver
-    assert "Boundaries, mean (median) per patient:" in out and "NSD (2 mm)" in out
+    assert "Boundaries, mean (median) per patient:" in out and "NSD (3 mm)" in out
     # the split's 3D measure beside the axial (RECIST-like) one, which is never longer
     d3, axial = (
         float(rows[0][k]) for k in ("tumor_longest_diameter_mm", "tumor_axial_diameter_mm")
@@ -73,7 +74,6 @@ def test_evaluate_prints_the_table_beside_the_published_numbers(trained, tmp_pat
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["n_cases"] == 1 and summary["split"] == str(split)
     assert summary["tta"] == "none" and summary["refine"] is False  # how it was segmented
-    assert summary["surface"]["nsd_tolerance_mm"] == 2.0
     assert summary["surface"]["liver"]["nsd"]["n"] == 1
     used = summary["models_used"]  # the folders themselves, each with what moves its masks
     assert used["liver"]["path"] == str(models / "liver") and used["tumor"]["members"] == 1
@@ -81,6 +81,36 @@ def test_evaluate_prints_the_table_beside_the_published_numbers(trained, tmp_pat
     from napari_livertumor.provenance import file_digest
 
     assert used["liver"]["weights_sha1"] == file_digest(models / "liver" / "model.safetensors")
+    # the whole SHA-1, as the model's own metadata.json records it (16 digits did not match it)
+    meta = json.loads((models / "liver" / "metadata.json").read_text())
+    assert used["liver"]["weights_sha1"] == meta["weights_sha1"] and len(meta["weights_sha1"]) == 40
+    assert summary["split"] == str(split.absolute())
+    assert summary["lesion_matching"] == {"min_ml": 0.1, "min_overlap": 0.1, "connectivity": 26}
+    assert summary["surface"]["nsd_tolerance_mm"] == 3.0
+    # --save-labels: the label map scored, on the CT's grid; every figure recomputes from it
+    import nibabel as nib
+
+    from napari_livertumor.io.nifti import read_nifti
+    from napari_livertumor.training.data import index_cases, load_case
+    from napari_livertumor.training.metrics import case_scores, case_surface_scores, hcc_to_output
+
+    saved = tmp_path / "out" / "labels" / "HCC_002_labels.nii.gz"
+    assert summary["labels"] == str(saved.parent.absolute()) and "label maps:" in out
+    ct, hcc = load_case(next(r for r in index_cases(data) if r.case_id == "HCC_002"))
+    np.testing.assert_allclose(nib.load(saved).affine, read_nifti(saved).affine)
+    labels = read_nifti(saved).array
+    assert labels.shape == ct.shape
+    truth = hcc_to_output(hcc)
+    again = {
+        **case_scores(labels, truth),
+        **case_surface_scores(labels, truth, ct.spacing, tolerance_mm=3.0),
+    }
+    for key in ("liver_dice", "tumor_dice", "liver_iou", "liver_hd95_mm", "liver_nsd"):
+        assert float(rows[0][key]) == pytest.approx(again[key], abs=1e-4), key
+    voxel = ct.voxel_volume_ml
+    assert float(rows[0]["liver_ml_overlap"]) == pytest.approx(
+        np.count_nonzero((labels >= 1) & (truth >= 1)) * voxel, abs=1e-3
+    )
     assert summary["data"] == str(data.resolve()) and summary["software"]["torch"]
     assert summary["split_sha1"] == file_digest(split)
     assert set(summary["lesion_filter"]) == {"min_ml", "min_peak"}
@@ -785,3 +815,36 @@ def test_the_table_says_what_ours_is_and_over_how_many_patients_each_mean_is(tra
     assert "ours without the tumor refinement" in text
     assert "(tumor dice, sensitivity, iou: over 1 of the 2 patients" in text
     assert "(liver" not in text  # every liver mean over both
+
+
+def test_a_tumor_free_patient_has_blank_diameters_and_volume_errors(monkeypatch, tmp_path):
+    """A diameter of 0.0 for a patient without tumor was averaged as a 0-mm lesion."""
+    from types import SimpleNamespace
+
+    from napari_livertumor.io.volume import CTVolume
+    from napari_livertumor.training import evaluate as ev
+
+    hcc = np.zeros((6, 16, 16), np.uint8)
+    hcc[1:5, 3:13, 3:13] = 1  # a liver, no tumor
+    ct = CTVolume(np.zeros(hcc.shape, np.int16), spacing=(2.5, 1.0, 1.0))
+    monkeypatch.setattr(ev, "load_case", lambda rec: (ct, hcc))
+    pred = (hcc > 0).astype(np.uint8)
+    pred[2, 5:7, 5:7] = 2  # a false lesion, 0.01 mL
+    result = SimpleNamespace(
+        labels=pred, stats={"liver_ml": float((pred >= 1).sum()) * 2.5e-3, "tumor_ml": 0.01},
+        warnings=[],
+    )  # fmt: skip
+    seg = SimpleNamespace(segment=lambda volume: result)
+    rows: list = []
+    ev._score_cases([SimpleNamespace(case_id="HCC_009")], seg, rows, [], labels_dir=tmp_path)
+    (row,) = rows
+    assert row["tumor_longest_diameter_mm"] is None and row["tumor_axial_diameter_mm"] is None
+    assert row["tumor_stratum"] == "none"
+    assert row["tumor_volume_error_pct"] is None  # no true tumor to be a share of
+    assert row["liver_volume_error_pct"] == pytest.approx(0.0)
+    assert row["tumor_nsd"] == 0.0 and np.isnan(row["tumor_hd95_mm"])
+    assert (tmp_path / "HCC_009_labels.nii.gz").is_file()
+    ev.write_results(tmp_path, rows, ev.summarize(rows))
+    with open(tmp_path / "per_case.csv") as fh:
+        written = next(csv.DictReader(fh))
+    assert written["tumor_longest_diameter_mm"] == "" and written["tumor_volume_error_pct"] == ""

@@ -302,3 +302,33 @@ def test_surface_summary_gives_means_medians_and_how_many_cases():
     assert "surface" not in summarize(
         [{k: v for k, v in rows[0].items() if "_mm" not in k and "nsd" not in k}]
     )
+
+
+def test_summary_gives_medians_intervals_pooled_dice_and_volume_errors():
+    def row(dice, overlap, true_ml, pred_ml):
+        return {"liver_dice": dice, "tumor_dice": dice / 2, "liver_ml_overlap": overlap,
+                "liver_ml_true": true_ml, "liver_ml_pred": pred_ml,
+                "liver_volume_error_pct": 100 * (pred_ml - true_ml) / true_ml,
+                "tumor_ml_overlap": 0.0, "tumor_ml_true": 0.0, "tumor_ml_pred": None,
+                "tumor_volume_error_pct": None}  # fmt: skip
+
+    rows = [
+        row(0.9, 900.0, 1000.0, 1000.0),
+        row(0.8, 80.0, 100.0, 100.0),
+        row(0.6, 6.0, 10.0, 10.0),
+    ]
+    s = summarize(rows)
+    assert s["table_median"]["liver"]["dice"] == pytest.approx(0.8)
+    lo, hi = s["dice_ci95"]["liver"]
+    assert 0.6 <= lo < np.mean([0.9, 0.8, 0.6]) < hi <= 0.9
+    # pooled: 2 * 986 / (1110 + 1110), dominated by the large liver
+    assert s["dice_global"]["liver"] == pytest.approx(2 * 986 / 2220)
+    assert s["dice_global"]["tumor"] is None  # no tumor anywhere
+    assert s["volume_error_pct"]["liver"] == {"mean": 0.0, "median": 0.0, "n": 3}
+    assert s["volume_error_pct"]["tumor"]["n"] == 0
+    text = format_table(s)
+    assert "Dice pooled over all patients' voxels (LiTS's global Dice): liver 0.888" in text
+    assert "liver median 0.800, mean's 95 % interval" in text
+    assert "Volume error, (predicted - true) / true: liver median +0.0 %" in text
+    # the same draws run to run
+    assert summarize(rows)["dice_ci95"] == s["dice_ci95"]

@@ -47,6 +47,32 @@ def add_arguments(parser) -> None:
         action="store_true",
         help="replace per_case.csv and summary.json of an earlier evaluation in the -o folder",
     )
+    parser.add_argument(
+        "--save-labels",
+        action="store_true",
+        help="also write each patient's predicted label map, as scored, to "
+        "OUT/labels/<case>_labels.nii.gz (to recompute any figure from)",
+    )
+    parser.add_argument(
+        "--nsd-tolerance",
+        type=_positive_mm,
+        default=2.0,
+        metavar="MM",
+        help="tolerance of the surface Dice (NSD) columns, mm (default 2)",
+    )
+
+
+def _positive_mm(text: str) -> float:
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of mm is needed, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"a positive number of mm is needed, got {text!r}")
+    return value
 
 
 def _at_least_one(text: str) -> int:
@@ -87,6 +113,8 @@ def run(args) -> int:
                 tta=args.tta,
                 max_cases=args.max_cases,
                 overwrite=args.overwrite,
+                save_labels=args.save_labels,
+                nsd_tolerance_mm=args.nsd_tolerance,
             )
     except BaseException as exc:
         # interrupted after some cases: those are written (summary.json says interrupted)
@@ -116,7 +144,10 @@ def run(args) -> int:
                 pass
         raise
     print(result["table"])
-    print(f"per-case scores: {args.out_dir}/per_case.csv (and summary.json)")
+    print(
+        f"per-case scores: {args.out_dir}/per_case.csv (and summary.json)"
+        + (f"; label maps: {args.out_dir}/labels/" if args.save_labels else "")
+    )
     if not result["summary"].get("n_cases"):
         print(
             "livertumor evaluate: error: no test patient could be scored (see 'Not evaluated')",

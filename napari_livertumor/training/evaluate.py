@@ -25,6 +25,7 @@ from ..provenance import file_digest, software
 from ..stats import diameter_shown
 from .data import case_fingerprint, index_cases, load_case, read_split
 from .metrics import (
+    NSD_TOLERANCE_MM,
     case_scores,
     case_surface_scores,
     conspicuity_columns,
@@ -38,6 +39,11 @@ from .metrics import (
 )
 
 log = logging.getLogger(__name__)
+#: the folder under ``out_dir`` of ``save_labels``' label maps
+LABELS_DIR = "labels"
+#: how lesions are matched (``metrics.lesion_detection``), recorded in the summary
+LESION_MATCHING = {"min_ml": 0.1, "min_overlap": 0.1, "connectivity": 26}
+_MATCHING = {k: LESION_MATCHING[k] for k in ("min_ml", "min_overlap")}
 #: reasons a scan of a folder evaluated whole is left out that are no failure of the run: a
 #: copy of a scan that was scored, a second image of a case, no ground truth to score against
 _NOT_FAILURES = ("a copy of ", "no label file ")
@@ -55,6 +61,8 @@ def evaluate(
     tta: str = "none",
     max_cases: int | None = None,
     overwrite: bool = False,
+    save_labels: bool = False,
+    nsd_tolerance_mm: float = NSD_TOLERANCE_MM,
     progress: Callable[[str, int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
@@ -76,6 +84,12 @@ def evaluate(
         stage's mirrored passes), recorded in the summary.
     overwrite : bool
         Replace the results of an earlier evaluation in ``out_dir`` (refused otherwise).
+    save_labels : bool
+        Also write each patient's predicted label map, as scored, to
+        ``out_dir/labels/<case>_labels.nii.gz`` (0/1/2 on the CT's own grid), so that every
+        figure can be recomputed.
+    nsd_tolerance_mm : float
+        Tolerance of the surface Dice (``<class>_nsd``), mm.
 
     Returns
     -------
@@ -98,11 +112,19 @@ def evaluate(
     cfg.validate()
     if max_cases is not None and max_cases < 1:
         raise SettingsError(f"max_cases must be at least 1 (or unset: all), got {max_cases}")
+    if not (np.isfinite(nsd_tolerance_mm) and nsd_tolerance_mm > 0):
+        raise SettingsError(
+            f"the NSD tolerance must be a positive number of mm, got {nsd_tolerance_mm}"
+        )
+    if save_labels and out_dir is None:
+        raise SettingsError("save_labels needs an out_dir to write the label maps into")
     if out_dir is not None:  # found out now, not after every case has run
         out = Path(out_dir)
         if out.exists() and not out.is_dir():
             raise InputError(out, "the output must be a folder, and this is a file")
         earlier = [n for n in _all_result_files() if (out / n).exists()]
+        if save_labels and (out / LABELS_DIR).is_dir() and any((out / LABELS_DIR).iterdir()):
+            earlier.append(f"{LABELS_DIR}/")  # an earlier run's label maps: not replaced either
         if earlier and not overwrite:
             which = "an earlier evaluation"
             stopped = any(".interrupted." in n for n in earlier)  # a stop over a whole one
@@ -176,7 +198,16 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     interrupted: KeyboardInterrupt | None = None
     try:
-        _score_cases(test, seg, rows, not_evaluated, should_cancel=should_cancel, progress=progress)
+        _score_cases(
+            test,
+            seg,
+            rows,
+            not_evaluated,
+            should_cancel=should_cancel,
+            progress=progress,
+            labels_dir=Path(out_dir) / LABELS_DIR if save_labels else None,
+            nsd_tolerance_mm=nsd_tolerance_mm,
+        )
     except (KeyboardInterrupt, Exception) as exc:  # Ctrl-C, SIGTERM, a surprise: the cases
         interrupted = exc  # scored are written, then it ends
         done = {r["case"] for r in rows} | {n["case"] for n in not_evaluated}
@@ -189,8 +220,17 @@ def evaluate(
     # a stop asked for between cases (should_cancel) leaves part results too: kept apart as an
     # interruption's are, never in place of an earlier complete evaluation
     stopped = interrupted is not None or any(n["reason"] == STOPPED for n in not_evaluated)
-    summary = summarize(rows)
-    summary["split"] = split_source
+    summary = summarize(rows, nsd_tolerance_mm=nsd_tolerance_mm)
+    # the split file as a full path (the data folder is one): a relative one named no file
+    # once the summary was read elsewhere
+    summary["split"] = (
+        str(Path(split_file).absolute())
+        if split_file and split_source == str(split_file)
+        else split_source
+    )
+    summary["lesion_matching"] = dict(LESION_MATCHING)
+    if save_labels:
+        summary["labels"] = str((Path(out_dir) / LABELS_DIR).absolute())
     summary["models"] = str(models) if models else "shipped defaults"
     # the folders the patients were segmented with (a missing ROOT/liver falls back to the
     # shipped model, said only on screen before), each with what changes its masks
@@ -224,6 +264,9 @@ def evaluate(
     summary["test_patients_asked"] = len(test_ids)
     summary["not_evaluated"] = not_evaluated
     summary["test_patients_seen_in_training"] = seen
+    # what was said about the split and the data (patients named as training ones, a split of
+    # other data): on screen only before, where "seen: {}" read as "none seen"
+    summary["cautions"] = [message % args if args else message for message, args in _SAID]
     table = format_table(summary)
     for stage, ids in seen.items():
         table += (
@@ -270,14 +313,30 @@ def evaluate(
             for name in _all_result_files()[len(RESULT_FILES) :]:
                 with contextlib.suppress(FileNotFoundError):
                     (Path(out_dir) / name).unlink()
+            if save_labels:  # (--overwrite) an earlier run's maps of patients not scored now
+                scored = {f"{r['case']}_labels.nii.gz" for r in rows}
+                for old in (Path(out_dir) / LABELS_DIR).glob("*_labels.nii.gz"):
+                    if old.name not in scored:
+                        old.unlink(missing_ok=True)
     if interrupted is not None:
         raise interrupted
     return {"summary": summary, "rows": rows, "table": table}
 
 
-def _score_cases(test, seg, rows, not_evaluated, *, should_cancel=None, progress=None) -> None:
+def _score_cases(
+    test,
+    seg,
+    rows,
+    not_evaluated,
+    *,
+    should_cancel=None,
+    progress=None,
+    labels_dir: Path | None = None,
+    nsd_tolerance_mm: float = NSD_TOLERANCE_MM,
+) -> None:
     """Segment and score each test record into ``rows`` (unreadable ones into
-    ``not_evaluated``); a stop asked for between cases names the rest there."""
+    ``not_evaluated``); a stop asked for between cases names the rest there. With
+    ``labels_dir`` each predicted label map is written there as it is scored."""
     for i, rec in enumerate(test):
         if should_cancel is not None and should_cancel():
             not_evaluated += [{"case": r.case_id, "reason": STOPPED} for r in test[i:]]
@@ -322,16 +381,20 @@ def _score_cases(test, seg, rows, not_evaluated, *, should_cancel=None, progress
         row: dict[str, Any] = {"case": rec.case_id}
         row.update(case_scores(result.labels, truth))
         # boundaries (HD95, ASSD, NSD), in mm on the CT's own grid
-        row.update(case_surface_scores(result.labels, truth, ct.spacing))
-        row.update(lesion_detection(result.labels == 2, truth == 2, ct.spacing))
+        row.update(
+            case_surface_scores(result.labels, truth, ct.spacing, tolerance_mm=nsd_tolerance_mm)
+        )
+        row.update(lesion_detection(result.labels == 2, truth == 2, ct.spacing, **_MATCHING))
         # how visible each true lesion was: a miss at a CNR under 0.5 is one a reader would
         # hardly see on this phase either
         row.update(
             conspicuity_columns(lesion_conspicuity(ct.array, truth, ct.spacing, result.labels == 2))
         )
         diameter = diameter_shown(longest_diameter_mm(truth == 2, ct.spacing, ct.affine_lps))
-        row["tumor_longest_diameter_mm"] = diameter
-        row["tumor_axial_diameter_mm"] = _axial_diameter(truth == 2, ct)
+        # of the true largest lesion; blank without one (a 0 was averaged as a 0-mm lesion)
+        row["tumor_longest_diameter_mm"] = diameter if diameter > 0 else None
+        axial = _axial_diameter(truth == 2, ct)
+        row["tumor_axial_diameter_mm"] = axial if axial > 0 else None
         row["tumor_stratum"] = size_stratum(diameter)  # of the figure shown (100.0 is >=10cm)
         voxel_ml = ct.voxel_volume_ml
         row["liver_ml_true"] = float((truth >= 1).sum()) * voxel_ml
@@ -341,9 +404,25 @@ def _score_cases(test, seg, rows, not_evaluated, *, should_cancel=None, progress
         # stats say (null), not 0 mL found
         tumor_ml = result.stats.get("tumor_ml")
         row["tumor_ml_pred"] = None if tumor_ml is None else float(tumor_ml)
+        for cls, pm, tm in (
+            ("liver", result.labels >= 1, truth >= 1),
+            ("tumor", result.labels == 2, truth == 2),
+        ):
+            # shared volume (the Dice pooled over patients is summed from it) and the relative
+            # volume error, as LiTS reports them
+            row[f"{cls}_ml_overlap"] = float(np.count_nonzero(pm & tm)) * voxel_ml
+            true_ml, pred_ml = row[f"{cls}_ml_true"], row[f"{cls}_ml_pred"]
+            row[f"{cls}_volume_error_pct"] = (
+                None if pred_ml is None or true_ml <= 0 else 100.0 * (pred_ml - true_ml) / true_ml
+            )
         row["seconds"] = round(seconds, 2)
         row["warnings"] = "; ".join(result.warnings)
         row["truth_warnings"] = "; ".join(ct.meta.get("truth_warnings") or [])
+        if labels_dir is not None:  # the masks scored, to recompute any figure from
+            from ..io.nifti import write_nifti
+
+            labels_dir.mkdir(parents=True, exist_ok=True)
+            write_nifti(result.labels, labels_dir / f"{rec.case_id}_labels.nii.gz", reference=ct)
         rows.append(row)
         log.info(
             "%s: liver Dice %.3f, tumor Dice %.3f (%.1f s)",
@@ -365,6 +444,7 @@ def _models_folder(models) -> Path:
 
 
 def _test_ids(records, models, split_file) -> tuple[list[str], str]:
+    _SAID.clear()  # a new evaluation's cautions (those of the last are said again)
     if split_file:
         split = read_split(split_file, require_train=False)
         if not split.get("test"):
@@ -388,7 +468,7 @@ def _test_ids(records, models, split_file) -> tuple[list[str], str]:
         if other is None:
             tests = list(split["test"])
             if new:  # the same cohort, grown: its new patients were never seen in training
-                log.warning(
+                _warn_once(
                     "%d patient(s) here are in no list of %s (%s): never seen in training, "
                     "evaluated beside its test patients",
                     len(new),
@@ -404,7 +484,7 @@ def _test_ids(records, models, split_file) -> tuple[list[str], str]:
         if named and not any(c in by_id for c in split["test"]):
             # the models' own cohort without its test patients looks just like this: said,
             # not asserted to be other data
-            log.warning(
+            _warn_once(
                 "%s: %s, and %d of the cases here have the names of patients the models trained "
                 "or validated on (%s): if this is that cohort, their scores are not held-out "
                 "scores (give --split with its test patients); evaluating every case",
@@ -414,7 +494,7 @@ def _test_ids(records, models, split_file) -> tuple[list[str], str]:
                 ", ".join(named[:5]) + (", …" if len(named) > 5 else ""),
             )
             return everything, "all cases (the models' test patients are not here)"
-        log.warning(
+        _warn_once(
             "%s describes the data the models were trained and tested on, but %s: this is "
             "other data; evaluating every case",
             cand,
@@ -422,14 +502,14 @@ def _test_ids(records, models, split_file) -> tuple[list[str], str]:
         )
         return everything, "all cases (other data than the models' split)"
     if empty:
-        log.warning(
+        _warn_once(
             "%s lists no test patient (every patient was trained or validated on): evaluating "
             "every case in the data folder; scores on patients the models trained on are not "
             "held-out scores",
             " and ".join(empty),
         )
     else:
-        log.warning("no split file: evaluating every case in the data folder")
+        _warn_once("no split file: evaluating every case in the data folder")
     return everything, "all cases"
 
 
@@ -474,7 +554,7 @@ def _seen_in_training(test_ids, models, by_id) -> dict[str, list[str]]:
             both = [c for c in test_ids if c in used or c in both]
         if both:
             seen[stage] = both
-            log.warning(
+            _warn_once(
                 "the %s model trained or validated on %d of the test patients (%s; %s): its "
                 "scores on them are not held-out scores",
                 stage,
@@ -505,12 +585,12 @@ def _same_ground_truth(split: dict, test_ids: list[str], by_id: dict) -> list[st
 
 #: (message, arguments) said in this evaluation: the models' split is looked at twice (for its
 #: test list, then for the patients its models saw), and what it has to say is said once
-_SAID: set = set()
+_SAID: dict = {}  # (message, args) -> None, in the order said
 
 
 def _warn_once(message: str, *args) -> None:
     if (message, args) not in _SAID:
-        _SAID.add((message, args))
+        _SAID[(message, args)] = None
         log.warning(message, *args)
 
 

@@ -422,17 +422,27 @@ def size_stratum(diameter_mm: float) -> str:
     return ">=10cm" if diameter_mm >= LARGE_TUMOR_MM else "<10cm"
 
 
-def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean per-case scores (NaN left out) for the table, and tumor Dice per size stratum."""
+def summarize(
+    rows: list[dict[str, Any]], *, nsd_tolerance_mm: float = NSD_TOLERANCE_MM
+) -> dict[str, Any]:
+    """Mean per-case scores (NaN left out) for the table, their medians, a 95 % bootstrap
+    interval of the mean Dice, the Dice pooled over patients, the volume errors, tumor Dice
+    per size stratum, lesion counts and boundary scores (each where its rows have them)."""
     table: dict[str, dict[str, float | None]] = {}
+    medians: dict[str, dict[str, float | None]] = {}
     scored: dict[str, dict[str, int]] = {}
+    dice_ci: dict[str, list[float] | None] = {}
     for cls in ("liver", "tumor"):
         table[cls] = {}
+        medians[cls] = {}
         scored[cls] = {}
         for m in METRICS:
             vals = [r[f"{cls}_{m}"] for r in rows if np.isfinite(r.get(f"{cls}_{m}", np.nan))]
             table[cls][m] = float(np.mean(vals)) if vals else None
+            medians[cls][m] = float(np.median(vals)) if vals else None
             scored[cls][m] = len(vals)
+            if m == "dice":
+                dice_ci[cls] = bootstrap_ci(vals)
     strata: dict[str, dict[str, Any]] = {}
     for s in (">=10cm", "<10cm"):
         vals = [
@@ -444,26 +454,72 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out = {
         "n_cases": len(rows),
         "table": table,
+        "table_median": medians,
         "n_scored": scored,  # cases each mean is over (a score undefined on a case is left out)
+        "dice_ci95": dice_ci,  # of the mean over patients (None under 2 patients)
         "tumor_dice_by_size": strata,
         "lesions": lesion_summary(rows),
     }
+    volumes = _volume_summary(rows)
+    if volumes is not None:
+        out.update(volumes)
     bands = _pooled_bands(rows)
     if bands is not None:
         out["lesions_by_cnr"] = bands
-    surface = _surface_summary(rows)
+    surface = _surface_summary(rows, nsd_tolerance_mm)
     if surface is not None:
         out["surface"] = surface
     return out
 
 
-def _surface_summary(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+def bootstrap_ci(values: Sequence[float], n: int = 2000, seed: int = 0) -> list[float] | None:
+    """95 % percentile bootstrap interval of the mean of ``values`` (patients resampled with
+    replacement ``n`` times, a fixed seed: the same figures run to run); None under two."""
+    vals = np.asarray([v for v in values if np.isfinite(v)], float)
+    if vals.size < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    means = vals[rng.integers(0, vals.size, size=(n, vals.size))].mean(1)
+    return [float(v) for v in np.percentile(means, [2.5, 97.5])]
+
+
+def _volume_summary(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """``dice_global`` (per class: twice the shared mL over the predicted plus true mL, all
+    patients pooled: LiTS's "Dice global", dominated by the large livers and tumors) and
+    ``volume_error_pct`` (per class: mean and median of (predicted - true) / true, in %, over
+    the patients with the class in their truth); None for rows without the columns."""
+    if not any("liver_ml_overlap" in r for r in rows):
+        return None
+    pooled: dict[str, float | None] = {}
+    errors: dict[str, dict[str, Any]] = {}
+    for cls in ("liver", "tumor"):
+        got = [r for r in rows if r.get(f"{cls}_ml_overlap") is not None]
+        shared = sum(float(r[f"{cls}_ml_overlap"]) for r in got)
+        both = sum(float(r[f"{cls}_ml_true"]) + float(r.get(f"{cls}_ml_pred") or 0.0) for r in got)
+        pooled[cls] = 2.0 * shared / both if both > 0 else None
+        vals = [
+            float(r[f"{cls}_volume_error_pct"])
+            for r in rows
+            if r.get(f"{cls}_volume_error_pct") is not None
+            and np.isfinite(r[f"{cls}_volume_error_pct"])
+        ]
+        errors[cls] = {
+            "mean": float(np.mean(vals)) if vals else None,
+            "median": float(np.median(vals)) if vals else None,
+            "n": len(vals),
+        }
+    return {"dice_global": pooled, "volume_error_pct": errors}
+
+
+def _surface_summary(
+    rows: list[dict[str, Any]], nsd_tolerance_mm: float = NSD_TOLERANCE_MM
+) -> dict[str, Any] | None:
     """Mean and median per class of each boundary score (distances are skewed: one stray
     island far away sets a case's HD95), over the cases where it is defined; None when no
     row has them (rows of an older evaluation)."""
     if not any(f"liver_{SURFACE_METRICS[0]}" in r for r in rows):
         return None
-    out: dict[str, Any] = {"nsd_tolerance_mm": NSD_TOLERANCE_MM}
+    out: dict[str, Any] = {"nsd_tolerance_mm": nsd_tolerance_mm}
     for cls in ("liver", "tumor"):
         out[cls] = {}
         for m in SURFACE_METRICS:
@@ -478,6 +534,42 @@ def _surface_summary(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
                 "n": len(vals),
             }
     return out
+
+
+def _format_spread(summary: dict[str, Any]) -> list[str]:
+    """Under the table: the Dice's bootstrap interval and median, the Dice pooled over the
+    patients' voxels, the volume errors."""
+    lines = []
+    ci, med = summary.get("dice_ci95") or {}, summary.get("table_median") or {}
+    parts = []
+    for cls in ("liver", "tumor"):
+        m = (med.get(cls) or {}).get("dice")
+        if m is None:
+            continue
+        interval = ci.get(cls)
+        parts.append(
+            f"{cls} median {m:.3f}"
+            + (f", mean's 95 % interval {interval[0]:.3f}–{interval[1]:.3f}" if interval else "")
+        )
+    if parts:
+        lines.append("Dice over patients: " + "; ".join(parts) + " (bootstrap)")
+    pooled = summary.get("dice_global") or {}
+    if any(v is not None for v in pooled.values()):
+        lines.append(
+            "Dice pooled over all patients' voxels (LiTS's global Dice): "
+            + ", ".join(f"{c} {v:.3f}" for c, v in pooled.items() if v is not None)
+        )
+    errors = summary.get("volume_error_pct") or {}
+    said = [(c, e) for c, e in errors.items() if e.get("median") is not None]
+    if said:
+        lines.append(
+            "Volume error, (predicted - true) / true: "
+            + "; ".join(
+                f"{c} median {e['median']:+.1f} %, mean {e['mean']:+.1f} % (n={e['n']})"
+                for c, e in said
+            )
+        )
+    return lines
 
 
 def _format_surface(surface: dict[str, Any], n: int) -> list[str]:
@@ -555,6 +647,7 @@ def format_table(summary: dict[str, Any]) -> str:
                 f"  ({cls} {', '.join(names)}: over {k} of the {n} patient"
                 f"{'s' if n != 1 else ''}; undefined {why})"
             )
+    lines += _format_spread(summary)
     if summary.get("surface"):
         lines += _format_surface(summary["surface"], n)
     lines.append(
