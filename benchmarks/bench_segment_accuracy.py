@@ -133,6 +133,7 @@ def _case(seg, set_name: str, seed: int, i: int) -> dict:
     from napari_livertumor.synth import generate_phantom
     from napari_livertumor.training.metrics import (
         case_scores,
+        case_surface_scores,
         hcc_to_output,
         lesion_conspicuity,
         lesion_detection,
@@ -162,6 +163,8 @@ def _case(seg, set_name: str, seed: int, i: int) -> dict:
         "true_tumor_ml": round(float((truth == 2).sum()) * np.prod(ph.ct.spacing) / 1000, 2),
         "seconds": round(t_seg, 2),
         "model": _pick(case_scores(result.labels, truth)),
+        # HD95, ASSD (mm) and surface Dice within 2 mm per class, as `livertumor evaluate`
+        "boundary": case_surface_scores(result.labels, truth, ph.ct.spacing),
         "lesions": lesion_detection(result.labels == 2, truth == 2, ph.ct.spacing),
         "lesion_cnr": lesion_conspicuity(ph.ct.array, truth, ph.ct.spacing, result.labels == 2),
     }
@@ -194,6 +197,12 @@ def _summarize(rows: list[dict]) -> dict:
             out[f"{variant}_{k}_mean"] = round(statistics.mean(vals), 4) if vals else None
             out[f"{variant}_{k}_n"] = len(vals)
             out[f"{variant}_{k}_ci95"] = _bootstrap_ci(vals)
+    for k in BOUNDARY_KEYS:  # distances are skewed: the median beside the mean
+        vals = [r["boundary"][k] for r in rows if "boundary" in r]
+        vals = [v for v in vals if v is not None and math.isfinite(v)]
+        out[f"model_{k}_mean"] = round(statistics.mean(vals), 4) if vals else None
+        out[f"model_{k}_median"] = round(statistics.median(vals), 4) if vals else None
+        out[f"model_{k}_n"] = len(vals)
     les = lesion_summary([r["lesions"] for r in rows if "lesions" in r])
     out["lesion_recall"] = None if les["lesion_recall"] is None else round(les["lesion_recall"], 4)
     out["lesions_found"], out["lesions_true"] = les["lesions_found"], les["lesions_true"]
@@ -219,6 +228,11 @@ def _summarize(rows: list[dict]) -> dict:
         )
     return out
 
+
+#: the boundary scores summarised (training.metrics.case_surface_scores' columns)
+BOUNDARY_KEYS = tuple(
+    f"{cls}_{m}" for cls in ("liver", "tumor") for m in ("hd95_mm", "assd_mm", "nsd")
+)
 
 #: a largest lesion at this CNR or more counts as visible in the breakdown
 VISIBLE_CNR = 0.5
@@ -281,6 +295,7 @@ def _markdown(r: dict) -> str:
         "true tumor (`training.metrics.lesion_detection`).",
         "",
     ]
+    lines += _boundary_lines(r)
     lines += _conspicuity_lines(r)
     lines += [
         "Per case (CNR: the largest lesion's):",
@@ -300,6 +315,34 @@ def _markdown(r: dict) -> str:
             )
     lines += ["", "Reproduce: `python benchmarks/bench_segment_accuracy.py`", ""]
     return "\n".join(lines)
+
+
+def _boundary_lines(r: dict) -> list[str]:
+    """The model output's boundary scores per set: mean (median) over the cases where each is
+    defined (a distance needs the class in both masks)."""
+    sets = [(n, s["summary"]) for n, s in r["sets"].items() if "model_liver_nsd_n" in s["summary"]]
+    if not sets:
+        return []
+    lines = [
+        "Boundaries of the model's output (`training.metrics.surface_scores`, as `livertumor "
+        "evaluate`): mean (median) per case; HD95 and ASSD in mm, NSD the share of boundary "
+        "voxels within 2 mm of the other boundary; n: cases where it is defined.",
+        "",
+        "| set | liver HD95 | liver ASSD | liver NSD | tumor HD95 | tumor ASSD | tumor NSD |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in sets:
+        cells = []
+        for k in BOUNDARY_KEYS:
+            mean, median = m.get(f"model_{k}_mean"), m.get(f"model_{k}_median")
+            digits = 3 if k.endswith("nsd") else 2
+            cells.append(
+                "–"
+                if mean is None
+                else f"{mean:.{digits}f} ({median:.{digits}f}) n={m[f'model_{k}_n']}"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _cnr(v) -> str:

@@ -367,3 +367,33 @@ def test_a_model_card_says_why_its_shift_was_set_by_hand(tmp_path):
     (tmp_path / "liver" / "MODEL_CARD.md").write_text("written by hand")
     assert (tmp_path / "liver" / "MODEL_CARD.draft.md") in acc.write_cards(report, seg)
     assert (tmp_path / "liver" / "MODEL_CARD.md").read_text() == "written by hand"
+
+
+def test_accuracy_report_gives_boundary_scores_with_their_medians():
+    bench = _load("benchmarks/bench_segment_accuracy.py")
+    nan = float("nan")
+    scores = {"liver_dice": 0.96, "liver_sensitivity": 0.97, "tumor_dice": 0.5,
+              "tumor_sensitivity": 0.5, "tumor_iou": 0.3}  # fmt: skip
+
+    def case(seed, liver_hd95, tumor_hd95, tumor_nsd):
+        boundary = {"liver_hd95_mm": liver_hd95, "liver_assd_mm": 1.0, "liver_nsd": 0.9,
+                    "tumor_hd95_mm": tumor_hd95, "tumor_assd_mm": tumor_hd95 / 4,
+                    "tumor_nsd": tumor_nsd}  # fmt: skip
+        return {"seed": seed, "shape": [9, 9, 9], "spacing": [1, 1, 1], "phase": "arterial",
+                "true_tumor_ml": 1.0, "seconds": 1.0, "model": scores, "refined": scores,
+                "boundary": boundary}  # fmt: skip
+
+    # the third case's tumor was missed: no distance, an NSD of 0
+    rows = [case(1, 3.0, 4.0, 0.8), case(2, 5.0, 60.0, 0.4), case(3, 4.0, nan, 0.0)]
+    summary = bench._summarize(rows)
+    assert summary["model_liver_hd95_mm_mean"] == 4.0
+    assert summary["model_tumor_hd95_mm_median"] == 32.0 and summary["model_tumor_hd95_mm_n"] == 2
+    assert summary["model_tumor_nsd_n"] == 3 and summary["model_tumor_nsd_median"] == 0.4
+    report = {"models": {"liver": "l", "tumor": "t"}, "training_seeds_checked": 3,
+              "date_utc": "2026-01-01 00:00",
+              "sets": {"fresh": {"cases": rows, "summary": summary}}}  # fmt: skip
+    md = bench._markdown(report)
+    assert (
+        "| fresh | 4.00 (4.00) n=3 | 1.00 (1.00) n=3 | 0.900 (0.900) n=3 | 32.00 (32.00) n=2 |"
+        in md
+    )
