@@ -1838,7 +1838,10 @@ def _liver_edge_warning(ct: np.ndarray, labels: np.ndarray, spacing) -> str | No
             if float(np.mean(edge > -500)) >= BODY_ON_EDGE:
                 sides.append(f"{gap:.0f} mm of the image's {names[(axis, high)]} edge")
     if not sides:
-        return None
+        circle = _fov_circle_gap(ct[z0:z1], labels[z0:z1], spacing)
+        if circle is None:
+            return None
+        sides = [f"{circle:.0f} mm of the scan's round field of view (its reconstruction circle)"]
     where = sides[0] if len(sides) == 1 else f"{', '.join(sides[:-1])} and {sides[-1]}"
     return (
         f"the liver comes to {where}, where the field of view cuts the body: part of it may "
@@ -1846,6 +1849,50 @@ def _liver_edge_warning(ct: np.ndarray, labels: np.ndarray, spacing) -> str | No
         "drawn past what the image shows), so its volume (and any tumor there) is uncertain "
         "and most likely low"
     )
+
+
+#: at or below this (HU) a voxel is padding outside the scanner's reconstruction circle
+#: (-2048, -3024 and the like as read; air is about -1000)
+PADDING_HU = -1500
+#: share of the circle's inner rim near the liver that is body (not air) when the circle cuts it
+BODY_ON_CIRCLE = 0.3
+
+
+def _fov_circle_gap(ct: np.ndarray, labels: np.ndarray, spacing) -> float | None:
+    """mm from the liver to the round field of view's edge when that circle cuts the body near
+    it (a large patient, a small reconstruction field), else None. ``ct`` and ``labels`` are
+    the liver's slices.
+
+    Outside the circle most scanners write padding far below air; a body cut by the circle has
+    tissue on the circle's inner rim, one that fits has air there. Corners of plain air (-1000,
+    -1024) cannot be told from the air around a body (clamped air reads -1024 on every slice
+    too, and its rim is the skin): not looked at. The image's straight edges
+    are :func:`_liver_edge_warning`'s: the circle touches them only at four points, and a liver
+    cut by the circle went unsaid."""
+    from scipy import ndimage as ndi
+
+    outside = np.all(ct <= PADDING_HU, axis=0)  # padding on every slice of the liver
+    if not outside.any():
+        return None
+    pieces, _ = ndi.label(outside)
+    corners = {int(pieces[0, 0]), int(pieces[0, -1]), int(pieces[-1, 0]), int(pieces[-1, -1])}
+    corners.discard(0)
+    if not corners:  # padding only in a pocket (a converter's fill), not around a circle
+        return None
+    outside = np.isin(pieces, sorted(corners))
+    pixel = (float(spacing[1]), float(spacing[2]))
+    to_circle = ndi.distance_transform_edt(~outside, sampling=pixel)
+    liver = (labels == 1).any(axis=0)
+    if not liver.any():
+        return None
+    gap = float(to_circle[liver].min())
+    if gap > LIVER_EDGE_MM:
+        return None
+    near_liver = ndi.distance_transform_edt(~liver, sampling=pixel) <= 2 * LIVER_EDGE_MM
+    rim = (to_circle > 0) & (to_circle <= 2 * max(pixel)) & near_liver
+    if not rim.any() or float(np.mean(ct[:, rim] > -500)) < BODY_ON_CIRCLE:
+        return None  # air between the body and the circle: the body fits in it
+    return gap
 
 
 #: bone in HU (a skull is 700–2000; contrast-filled vessels stay under it)

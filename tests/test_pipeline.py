@@ -543,6 +543,39 @@ def test_a_liver_cut_by_the_field_of_view_is_said_to_be_uncertain():
     assert _liver_edge_warning(air, found, ph.ct.spacing) is None
 
 
+@pytest.mark.parametrize("padding", [-3024, -2048])
+def test_a_liver_cut_by_the_round_field_of_view_is_said_to_be_uncertain(padding):
+    """A large patient in a small reconstruction circle: the circle touches the image's edges
+    only at four points, and a liver it cut went unsaid."""
+    from napari_livertumor.pipeline import _liver_edge_warning
+    from napari_livertumor.synth import generate_phantom
+
+    ph = generate_phantom(0, "small", fov_padding=True)
+    ct, liver = ph.ct.array.copy(), np.isin(ph.labels, (1, 2)).astype(np.uint8)
+    n = ct.shape[1]
+    c = (n - 1) / 2
+    yy, xx = np.mgrid[0:n, 0:n]
+    xs = np.flatnonzero(liver.any(axis=(0, 1)))
+    radius = c - xs[0] - (xs[-1] - xs[0]) // 4  # through the right lobe
+    outside = (yy - c) ** 2 + (xx - c) ** 2 > radius**2
+    cut = ct.copy()
+    cut[:, outside] = padding
+    found = liver.copy()  # the found liver stops short of the circle
+    found[:, (yy - c) ** 2 + (xx - c) ** 2 > (radius - 2) ** 2] = 0
+    said = _liver_edge_warning(cut, found, ph.ct.spacing)
+    assert said is not None and "mm of the scan's round field of view" in said, said
+    assert "uncertain and most likely low" in said
+    # a body that fits its circle (air between them) is nothing to say, at any padding
+    fits = ct.copy()
+    fits[:, (yy - c) ** 2 + (xx - c) ** 2 > (n / 2) ** 2] = padding
+    assert _liver_edge_warning(fits, liver, ph.ct.spacing) is None
+    # nor is a liver near a circle that cuts the body far from it (the rim by the liver is air)
+    far = ct.copy()
+    far[:, (yy - c) ** 2 + (xx - c) ** 2 > (n / 2) ** 2] = padding
+    far[:, :, -3:] = 40  # body across the left edge only: its own (straight-edge) check
+    assert _liver_edge_warning(far, liver, ph.ct.spacing) is None
+
+
 def test_a_liver_near_an_edge_that_cuts_the_body_is_looked_for_in_the_image_mirrored():
     """A liver touching the image's edge was found ending 10-20 mm short of it: beyond the
     image the network saw air, and drew the body's skin at the edge."""
