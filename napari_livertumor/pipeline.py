@@ -180,14 +180,28 @@ class InferenceConfig:
 
     @classmethod
     def from_models_dir(cls, models_dir: str | Path, **kwargs: Any) -> InferenceConfig:
-        """Config whose models are ``models_dir/liver`` and ``models_dir/tumor``."""
+        """Config whose models are ``models_dir/liver`` and ``models_dir/tumor``; or, given
+        one model's folder (``metadata.json`` in it), that model for its stage and the shipped
+        model for the other, as the Segment panel takes one."""
         root = Path(models_dir)
         if root.is_file():
             raise InputError(
                 root, "is a file: --models takes the folder that holds liver/ and tumor/"
             )
+        if (root / "metadata.json").is_file() and not (root / "liver").is_dir():
+            from .models import default_model_dir, read_metadata
+
+            stage = read_metadata(root).stage  # an unreadable one is said as such
+            other = "tumor" if stage == "liver" else "liver"
+            log.warning(
+                "%s is one %s model: the shipped %s model is used with it",
+                root,
+                stage,
+                other,
+            )
+            chosen = {stage: root, other: default_model_dir(other)}
+            return cls(liver_model=chosen["liver"], tumor_model=chosen["tumor"], **kwargs)
         if not (root / "liver").is_dir() and not (root / "tumor").is_dir():
-            _refuse_one_model_folder(root)  # said now, before a caller looks around it
             if root.is_dir():  # (a data folder given as models: said before it is read)
                 raise ModelError(
                     root,

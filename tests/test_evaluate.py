@@ -479,18 +479,26 @@ def test_a_scan_the_pipeline_refuses_is_named_and_the_others_are_kept(trained, t
     assert [r["case"] for r in rows] == ["HCC_002"]
 
 
-def test_one_model_folder_as_models_is_said_first_and_nothing_is_printed(
+def test_one_model_folder_as_models_is_evaluated_with_its_own_split(
     trained, tmp_path, capsys, caplog, monkeypatch
 ):
-    """It first warned "no split file: evaluating every case" (false: the folder holds one)
-    and only then said that --models wants the folder holding liver/ and tumor/. Without -o,
-    the per-case CSV goes to a new folder of its own (DESIGN: evaluate writes a per-case CSV),
-    never over an earlier evaluation's."""
+    """One model's folder is taken as the Segment panel takes it (with the shipped model for
+    the other stage), and its own split.json names the test patients (it warned "no split
+    file: evaluating every case", then refused the folder). Without -o, the per-case CSV goes
+    to a new folder of its own (DESIGN: evaluate writes a per-case CSV), never over an earlier
+    evaluation's."""
     data, models = trained
     rc = main(["evaluate", "--data", str(data), "--models", str(models / "tumor"),
-               "--device", "cpu"])  # fmt: skip
-    assert rc == 1 and "is one model folder" in capsys.readouterr().err
+               "--device", "cpu", "-o", str(tmp_path / "one")])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
     assert "no split file" not in caplog.text
+    assert "is one tumor model: the shipped liver model is used with it" in caplog.text
+    summary = json.loads((tmp_path / "one" / "summary.json").read_text())
+    assert summary["split"] == str((models / "tumor" / "split.json").absolute())
+    test = json.loads((models / "tumor" / "split.json").read_text())["test"]
+    assert summary["n_cases"] == len(test)
+    assert summary["models_used"]["tumor"]["path"] == str(models / "tumor")
+    capsys.readouterr()
     monkeypatch.chdir(tmp_path)
     for _ in range(2):
         rc = main(["evaluate", "--data", str(data), "--models", str(models), "--device", "cpu",

@@ -1504,11 +1504,27 @@ def test_an_oblique_scan_is_warned_of_and_a_straight_or_tilted_one_is_not():
     assert not warned(tilted)  # the reader's own tilt warning says it
 
 
-def test_a_models_folder_that_is_missing_or_one_model_says_so(tmp_path, untrained):
+def test_a_models_folder_that_is_missing_says_so_and_one_model_is_taken_as_the_panel_does(
+    tmp_path, untrained, caplog
+):
+    """`--models run/tumor` was refused ("is one model folder"), where the Segment panel took
+    the same folder with the shipped model for the other stage."""
+    from napari_livertumor.models import default_model_dir
+
     with pytest.raises(ModelError, match="models folder not found"):
         Segmenter(InferenceConfig.from_models_dir(tmp_path / "nope", device="cpu"))
-    with pytest.raises(ModelError, match="is one model folder, not a models folder"):
-        Segmenter(InferenceConfig.from_models_dir(untrained / "tumor", device="cpu"))
+    with caplog.at_level("WARNING"):
+        cfg = InferenceConfig.from_models_dir(untrained / "tumor", device="cpu")
+    assert (cfg.liver_model, cfg.tumor_model) == (default_model_dir("liver"), untrained / "tumor")
+    assert "is one tumor model: the shipped liver model is used with it" in caplog.text
+    cfg = InferenceConfig.from_models_dir(untrained / "liver", device="cpu")
+    assert (cfg.liver_model, cfg.tumor_model) == (untrained / "liver", default_model_dir("tumor"))
+    seg = Segmenter(cfg)
+    assert seg.liver.path == untrained / "liver"
+    (untrained / "broken").mkdir()
+    (untrained / "broken" / "metadata.json").write_text("{ not json")
+    with pytest.raises(ModelError, match="metadata.json"):
+        InferenceConfig.from_models_dir(untrained / "broken", device="cpu")
 
 
 def test_a_models_folder_with_one_stage_takes_the_shipped_model_for_the_other(

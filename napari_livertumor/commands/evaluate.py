@@ -16,7 +16,8 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--models",
         type=models_folder,
-        help="folder with liver/ and tumor/ models (default, or 'default': the shipped models)",
+        help="folder with liver/ and tumor/ models, or one model's folder (used with the "
+        "shipped model for the other stage) (default, or 'default': the shipped models)",
     )
     parser.add_argument(
         "--split",

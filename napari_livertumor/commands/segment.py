@@ -119,8 +119,8 @@ def add_arguments(parser) -> None:
         "--models",
         metavar="DIR",
         type=models_folder,
-        help="folder holding liver/ and tumor/ model folders (default, or 'default': the "
-        "shipped models)",
+        help="folder holding liver/ and tumor/ model folders, or one model's folder (used with "
+        "the shipped model for the other stage) (default, or 'default': the shipped models)",
     )
     parser.add_argument(
         "--stages",

@@ -443,6 +443,22 @@ def _models_folder(models) -> Path:
     return default_model_dir("tumor").parent
 
 
+def _stage_folder(models, stage: str) -> Path:
+    """The folder of the ``stage`` model ``models`` names (where its ``split.json`` is): its
+    ``<stage>/``, or for one model's folder that model (its own stage) or the shipped one, as
+    :meth:`InferenceConfig.from_models_dir` picks them."""
+    folder = _models_folder(models)
+    if (folder / "metadata.json").is_file() and not (folder / "liver").is_dir():
+        from ..models import default_model_dir, read_metadata
+
+        try:
+            own = read_metadata(folder).stage
+        except Exception:  # (said when the model is loaded)
+            return folder / stage
+        return folder if own == stage else default_model_dir(stage)
+    return folder / stage
+
+
 def _test_ids(records, models, split_file) -> tuple[list[str], str]:
     _SAID.clear()  # a new evaluation's cautions (those of the last are said again)
     if split_file:
@@ -452,12 +468,11 @@ def _test_ids(records, models, split_file) -> tuple[list[str], str]:
         # written as the clinical table may write them ('HCC-3', 'hcc_4'): matched the same way
         test = _named_as_here(split, {r.case_id: r for r in records})["test"]
         return list(dict.fromkeys(test)), str(split_file)
-    folder = _models_folder(models)
     by_id = {r.case_id: r for r in records}
     everything = [r.case_id for r in records]
     empty = []
     for stage in ("tumor", "liver"):
-        cand = (folder / stage / "split.json").absolute()  # in the summary: found again
+        cand = (_stage_folder(models, stage) / "split.json").absolute()  # (summary: found again)
         if not cand.is_file():
             continue
         split = _named_as_here(read_split(cand), by_id)
@@ -537,10 +552,9 @@ def _seen_in_training(test_ids, models, by_id) -> dict[str, list[str]]:
     """Test patients a model trained or validated on, per stage, by the model's own split
     (when that split describes this data): a liver retrained with another seed or fold, or
     another run's model beside it, has seen some of them."""
-    folder = _models_folder(models)
     seen: dict[str, list[str]] = {}
     for stage in ("liver", "tumor"):
-        cand = folder / stage / "split.json"
+        cand = _stage_folder(models, stage) / "split.json"
         if not cand.is_file():
             continue
         try:
