@@ -24,7 +24,6 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
-    QFormLayout,
     QGridLayout,
     QLabel,
     QProgressBar,
@@ -230,7 +229,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         grid = QGridLayout(self.params)
         grid.setContentsMargins(0, 0, 0, 0)
         self._row_labels: dict[int, QLabel] = {}
-        for row, w in enumerate(self.param_widgets):
+        for row, w in enumerate(self.param_widgets, start=LAYER_ROWS):
             if isinstance(w, mw.CheckBox):  # a check box carries its own text
                 w.text = w.label
             else:
@@ -304,11 +303,21 @@ class RefineWidget(JobWidgetMixin, QWidget):
         ):
             widget.setToolTip(tip)
 
-        form = QFormLayout()
-        form.addRow("CT layer", self.ct_combo)
-        form.addRow("Tumor labels", self.mask_combo)
-        form.addRow("Tumor value", self.tumor_value.native)
-        form.addRow("Liver from", self.liver_combo)
+        # the layers' rows head the parameters' grid: one label column, every input at one x
+        # (two forms put the layers' inputs 20 px left of the parameters')
+        grid = self.params.layout()
+        for row, (text, widget) in enumerate(
+            (
+                ("CT layer", self.ct_combo),
+                ("Tumor labels", self.mask_combo),
+                ("Tumor value", self.tumor_value.native),
+                ("Liver from", self.liver_combo),
+            )
+        ):
+            label = QLabel(text)
+            label.setBuddy(widget)
+            grid.addWidget(label, row, 0)
+            grid.addWidget(widget, row, 1)
         buttons = QGridLayout()
         buttons.addWidget(self.apply_slice_button, 0, 0)
         buttons.addWidget(self.apply_all_button, 0, 1)
@@ -319,7 +328,6 @@ class RefineWidget(JobWidgetMixin, QWidget):
         buttons.addWidget(self.load_button, 3, 0)
         buttons.addWidget(self.save_button, 3, 1)
         layout = scroll_panel(self)
-        layout.addLayout(form)
         layout.addWidget(self.params)
         layout.addLayout(buttons)
         layout.addWidget(self.progress_bar)
@@ -1491,6 +1499,9 @@ _PANEL_WORDS = (
     ("max_shift_mm", "max shift"),
 )
 
+
+#: rows of the panel's grid above the contour's parameters (the layers to refine)
+LAYER_ROWS = 4
 
 #: notes that state a fact, not a problem: shown plain
 _PLAIN_NOTES = ("no tumor on this slice", "preview of this slice: no tumor on this slice")
