@@ -107,6 +107,13 @@ def test_evaluate_prints_the_table_beside_the_published_numbers(trained, tmp_pat
     }
     for key in ("liver_dice", "tumor_dice", "liver_iou", "liver_hd95_mm", "liver_nsd"):
         assert float(rows[0][key]) == pytest.approx(again[key], abs=1e-4), key
+    # one row per lesion, as many as the counts
+    with open(tmp_path / "out" / "lesions.csv") as fh:
+        lesions = list(csv.DictReader(fh))
+    assert list(lesions[0]) if lesions else True
+    assert sum(r["kind"] == "true" for r in lesions) == int(rows[0]["lesions_true"])
+    assert sum(r["kind"] == "false" for r in lesions) == int(rows[0]["lesions_false"])
+    assert all(r["case"] == "HCC_002" for r in lesions)
     voxel = ct.voxel_volume_ml
     assert float(rows[0]["liver_ml_overlap"]) == pytest.approx(
         np.count_nonzero((labels >= 1) & (truth >= 1)) * voxel, abs=1e-3
@@ -737,7 +744,7 @@ def test_ctrl_c_keeps_the_cases_already_scored(trained, tmp_path, capsys, monkey
     assert "per_case.interrupted.csv" in capsys.readouterr().err
     monkeypatch.setattr(Segmenter, "segment", real)
     assert main(args) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["per_case.csv", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["lesions.csv", "per_case.csv", "summary.json"]
 
     calls.clear()  # stopped during the first case: nothing to keep, no folder left behind
     monkeypatch.setattr(

@@ -332,3 +332,28 @@ def test_summary_gives_medians_intervals_pooled_dice_and_volume_errors():
     assert "Volume error, (predicted - true) / true: liver median +0.0 %" in text
     # the same draws run to run
     assert summarize(rows)["dice_ci95"] == s["dice_ci95"]
+
+
+def test_lesion_table_gives_each_true_and_false_lesion_its_own_row():
+    from napari_livertumor.training.metrics import lesion_table
+
+    truth = np.zeros((10, 40, 40), np.uint8)
+    truth[1:9, 2:38, 2:38] = 1  # liver
+    truth[2:6, 5:15, 5:15] = 2  # true lesion A, 4*10*10 = 400 voxels
+    truth[2:4, 25:29, 25:29] = 2  # true lesion B, 32 voxels: missed
+    ct = np.where(truth == 2, 20, 60).astype(np.int16)
+    pred = np.zeros(truth.shape, bool)
+    pred[2:6, 5:15, 5:10] = True  # half of A
+    pred[7:9, 30:34, 5:9] = True  # a false lesion, 32 voxels
+    rows = lesion_table(ct, truth, pred, (1.0, 1.0, 1.0), min_ml=0.01)
+    assert [r["lesion"] for r in rows] == ["true 1", "true 2", "false 1"]
+    a, b, f = rows
+    assert (a["ml"], a["covered"], a["found"]) == (0.4, 0.5, True)
+    assert a["dice"] == pytest.approx(2 * 200 / (400 + 200), abs=1e-4)
+    assert a["slice"] == 3 and a["cnr"] is not None and a["contrast_hu"] == pytest.approx(-40)
+    assert (b["found"], b["dice"], b["covered"]) == (False, 0.0, 0.0)
+    assert f["kind"] == "false" and f["ml"] == 0.03 and f["slice"] == 7
+    assert f["diameter_mm"] > 0 and "dice" not in f
+    # the counts agree with lesion_detection's
+    counts = lesion_detection(pred, truth == 2, (1.0, 1.0, 1.0), min_ml=0.01)
+    assert counts["lesions_true"] == 2 and counts["lesions_false"] == 1

@@ -31,8 +31,8 @@ from .metrics import (
     conspicuity_columns,
     format_table,
     hcc_to_output,
-    lesion_conspicuity,
     lesion_detection,
+    lesion_table,
     longest_diameter_mm,
     size_stratum,
     summarize,
@@ -196,6 +196,7 @@ def evaluate(
         )
     seg = Segmenter(cfg)
     rows: list[dict[str, Any]] = []
+    lesion_rows: list[dict[str, Any]] = []
     interrupted: KeyboardInterrupt | None = None
     try:
         _score_cases(
@@ -207,6 +208,7 @@ def evaluate(
             progress=progress,
             labels_dir=Path(out_dir) / LABELS_DIR if save_labels else None,
             nsd_tolerance_mm=nsd_tolerance_mm,
+            lesions=lesion_rows,
         )
     except (KeyboardInterrupt, Exception) as exc:  # Ctrl-C, SIGTERM, a surprise: the cases
         interrupted = exc  # scored are written, then it ends
@@ -221,6 +223,9 @@ def evaluate(
     # interruption's are, never in place of an earlier complete evaluation
     stopped = interrupted is not None or any(n["reason"] == STOPPED for n in not_evaluated)
     summary = summarize(rows, nsd_tolerance_mm=nsd_tolerance_mm)
+    true_lesions = [t["dice"] for t in lesion_rows if t["kind"] == "true"]
+    if true_lesions:  # each true lesion's own Dice (lesions.csv), LiTS's per-lesion figure
+        summary["lesions"]["dice_per_true_lesion_mean"] = float(np.mean(true_lesions))
     # the split file as a full path (the data folder is one): a relative one named no file
     # once the summary was read elsewhere
     summary["split"] = (
@@ -308,7 +313,13 @@ def evaluate(
         # an earlier evaluation's results (replaced by --overwrite) give way to complete ones
         # only: a run stopped part-way writes its own beside them
         earlier = any((Path(out_dir) / n).exists() for n in RESULT_FILES)
-        write_results(out_dir, rows, summary, suffix=INTERRUPTED if stopped and earlier else "")
+        write_results(
+            out_dir,
+            rows,
+            summary,
+            suffix=INTERRUPTED if stopped and earlier else "",
+            lesions=lesion_rows,
+        )
         if not stopped:  # a stopped earlier run's part results are replaced with the rest
             for name in _all_result_files()[len(RESULT_FILES) :]:
                 with contextlib.suppress(FileNotFoundError):
@@ -320,7 +331,7 @@ def evaluate(
                         old.unlink(missing_ok=True)
     if interrupted is not None:
         raise interrupted
-    return {"summary": summary, "rows": rows, "table": table}
+    return {"summary": summary, "rows": rows, "table": table, "lesions": lesion_rows}
 
 
 def _score_cases(
@@ -333,10 +344,12 @@ def _score_cases(
     progress=None,
     labels_dir: Path | None = None,
     nsd_tolerance_mm: float = NSD_TOLERANCE_MM,
+    lesions: list | None = None,
 ) -> None:
     """Segment and score each test record into ``rows`` (unreadable ones into
     ``not_evaluated``); a stop asked for between cases names the rest there. With
-    ``labels_dir`` each predicted label map is written there as it is scored."""
+    ``labels_dir`` each predicted label map is written there as it is scored; ``lesions``
+    gets each case's :func:`metrics.lesion_table` rows (with its ``case``)."""
     for i, rec in enumerate(test):
         if should_cancel is not None and should_cancel():
             not_evaluated += [{"case": r.case_id, "reason": STOPPED} for r in test[i:]]
@@ -387,9 +400,14 @@ def _score_cases(
         row.update(lesion_detection(result.labels == 2, truth == 2, ct.spacing, **_MATCHING))
         # how visible each true lesion was: a miss at a CNR under 0.5 is one a reader would
         # hardly see on this phase either
-        row.update(
-            conspicuity_columns(lesion_conspicuity(ct.array, truth, ct.spacing, result.labels == 2))
+        # (and each lesion's row of lesions.csv: size, diameter, contrast, found, its own Dice)
+        axes = np.asarray(ct.affine_lps, float)[:3, :3][:, ::-1].T  # (z, y, x) steps in mm
+        table = lesion_table(
+            ct.array, truth, result.labels == 2, ct.spacing, axes=axes, **_MATCHING
         )
+        row.update(conspicuity_columns([t for t in table if t["kind"] == "true"]))
+        if lesions is not None:
+            lesions += [{"case": rec.case_id, **t} for t in table]
         diameter = diameter_shown(longest_diameter_mm(truth == 2, ct.spacing, ct.affine_lps))
         # of the true largest lesion; blank without one (a 0 was averaged as a 0-mm lesion)
         row["tumor_longest_diameter_mm"] = diameter if diameter > 0 else None
@@ -664,7 +682,7 @@ def _split_relation(split: dict, by_id: dict) -> tuple[str | None, list[str]]:
 
 #: what an evaluation writes in its folder; a run interrupted over an earlier one's results
 #: writes them with :data:`INTERRUPTED` before the ending, and leaves the earlier ones
-RESULT_FILES = ("per_case.csv", "summary.json")
+RESULT_FILES = ("per_case.csv", "summary.json", "lesions.csv")
 #: the reason given for each test patient a stop (``should_cancel``) came before
 STOPPED = "stopped before it"
 INTERRUPTED = ".interrupted"
@@ -676,26 +694,40 @@ def _all_result_files() -> list[str]:
 
 
 def write_results(
-    out_dir: str | Path, rows: list[dict[str, Any]], summary: dict[str, Any], suffix: str = ""
+    out_dir: str | Path,
+    rows: list[dict[str, Any]],
+    summary: dict[str, Any],
+    suffix: str = "",
+    lesions: list[dict[str, Any]] | None = None,
 ) -> None:
-    """``per_case<suffix>.csv`` and ``summary<suffix>.json`` in ``out_dir`` (each written
-    atomically)."""
+    """``per_case<suffix>.csv`` and ``summary<suffix>.json`` in ``out_dir``, and with
+    ``lesions`` (one row per lesion) ``lesions<suffix>.csv`` (each written atomically)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fields: list[str] = []
+    _write_csv(out / f"per_case{suffix}.csv", rows, ["case"])
+    if lesions is not None:
+        _write_csv(out / f"lesions{suffix}.csv", lesions, list(LESION_COLUMNS))
+    atomic_write_text(out / f"summary{suffix}.json", json.dumps(summary, indent=2, default=str))
+
+
+#: lesions.csv's columns (when no lesion at all was found: the header alone)
+LESION_COLUMNS = (
+    "case", "lesion", "kind", "ml", "diameter_mm", "slice", "contrast_hu", "sd_hu", "cnr",
+    "covered", "found", "dice",
+)  # fmt: skip
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]], first: list[str]) -> None:
+    fields: list[str] = list(first)  # these first (all of them: a header without rows too)
     for r in rows:
         fields += [k for k in r if k not in fields]
     # UTF-8 as every other file the tool writes (the locale's code page on Windows could not
     # hold a patient ID in Chinese, and lost the table after every case had been scored)
-    with (
-        atomic_path(out / f"per_case{suffix}.csv") as tmp,
-        open(tmp, "w", newline="", encoding="utf-8") as fh,
-    ):
-        w = csv.DictWriter(fh, fieldnames=fields or ["case"])
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
         w.writeheader()
         for r in rows:
             w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
-    atomic_write_text(out / f"summary{suffix}.json", json.dumps(summary, indent=2, default=str))
 
 
 def _file_digest_or_none(path: Path) -> str | None:

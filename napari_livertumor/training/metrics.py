@@ -299,6 +299,103 @@ def lesion_conspicuity(
     return out
 
 
+def lesion_table(
+    ct: np.ndarray,
+    truth_labels: np.ndarray,
+    pred: np.ndarray,
+    spacing: Sequence[float],
+    *,
+    axes: np.ndarray | None = None,
+    min_ml: float = 0.1,
+    min_overlap: float = 0.1,
+) -> list[dict[str, Any]]:
+    """One row per lesion of a case: each true lesion, then each false predicted one.
+
+    Lesions and matching as :func:`lesion_detection` (26-connected components of at least
+    ``min_ml``; a true lesion is found when ``min_overlap`` of it is predicted tumor, a
+    predicted one false when under ``min_overlap`` of it is true tumor). ``truth_labels`` is
+    the 0/1/2 map (its liver gives the contrast ring), ``pred`` a tumor mask.
+
+    A true lesion's row (``kind`` "true", numbered largest first): ``ml``, ``diameter_mm``
+    (longest 3D, edge to edge, as :func:`napari_livertumor.stats.longest_diameter_mm`;
+    ``axes`` the grid's mm steps as there), ``slice`` (the index of its middle slice),
+    ``contrast_hu``, ``sd_hu``, ``cnr`` (as :func:`lesion_conspicuity`), ``covered`` (share of
+    it predicted tumor), ``found`` and ``dice``: against the predicted components that overlap
+    it (0 when none does; a predicted mass spanning two true lesions counts whole for each).
+    A false lesion's row (``kind`` "false"): ``ml``, ``diameter_mm``, ``slice``.
+    """
+    from scipy import ndimage as ndi
+
+    from ..stats import lesion_ring_contrast
+    from ..stats import longest_diameter_mm as diameter
+
+    truth_labels = np.asarray(truth_labels)
+    pred = np.asarray(pred, bool)
+    if pred.shape != truth_labels.shape or np.shape(ct) != truth_labels.shape:
+        raise ValueError(
+            f"shapes differ: CT {np.shape(ct)}, ground truth {truth_labels.shape}, "
+            f"prediction {pred.shape}"
+        )
+    spacing = tuple(float(s) for s in spacing)
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    min_vox = min_ml / voxel_ml
+    structure = np.ones((3, 3, 3), bool)
+    truth = truth_labels == 2
+    lab_t, n_t = ndi.label(truth, structure=structure)
+    lab_p, n_p = ndi.label(pred, structure=structure)
+    size_t = np.bincount(lab_t.ravel(), minlength=n_t + 1)
+    size_p = np.bincount(lab_p.ravel(), minlength=n_p + 1)
+
+    def placed(mask, box) -> dict[str, Any]:
+        zs = np.flatnonzero(mask.any(axis=(1, 2)))
+        return {
+            "diameter_mm": round(float(diameter(mask, spacing, axes)), 2),
+            "slice": int(box[0].start + (zs[0] + zs[-1]) // 2),
+        }
+
+    rows: list[dict[str, Any]] = []
+    for i, box in enumerate(ndi.find_objects(lab_t), start=1):
+        if box is None or size_t[i] < min_vox:
+            continue
+        sub = lab_t[box] == i
+        row: dict[str, Any] = {"kind": "true", "ml": round(float(size_t[i] * voxel_ml), 2)}
+        row.update(placed(sub, box))
+        ring = lesion_ring_contrast(ct, truth_labels, sub, [b.start for b in box], spacing)
+        if ring["contrast"] is None:
+            row.update(contrast_hu=None, sd_hu=None, cnr=None)
+        else:
+            contrast, sd = ring["contrast"], ring["sd"]
+            row.update(
+                contrast_hu=round(contrast, 1),
+                sd_hu=round(sd, 1),
+                cnr=round(abs(contrast) / max(sd, 1e-6), 2),
+            )
+        hit = np.unique(lab_p[box][sub])
+        hit = hit[hit > 0]
+        inside = int(np.count_nonzero(pred[box][sub]))
+        row["covered"] = round(inside / int(size_t[i]), 3)
+        row["found"] = inside >= min_overlap * int(size_t[i])
+        matched = int(size_p[hit].sum()) if hit.size else 0
+        row["dice"] = round(2.0 * inside / (int(size_t[i]) + matched), 4)
+        rows.append(row)
+    rows.sort(key=lambda r: -r["ml"])
+    false_rows = []
+    for j, box in enumerate(ndi.find_objects(lab_p), start=1):
+        if box is None or size_p[j] < min_vox:
+            continue
+        sub = lab_p[box] == j
+        if np.count_nonzero(truth[box][sub]) >= min_overlap * int(size_p[j]):
+            continue
+        row = {"kind": "false", "ml": round(float(size_p[j] * voxel_ml), 2)}
+        row.update(placed(sub, box))
+        false_rows.append(row)
+    false_rows.sort(key=lambda r: -r["ml"])
+    for kind, group in (("true", rows), ("false", false_rows)):
+        for k, row in enumerate(group, start=1):
+            row["lesion"] = f"{kind} {k}"
+    return rows + false_rows
+
+
 def conspicuity_summary(lesions: list[dict[str, Any]], min_overlap: float = 0.1) -> list[dict]:
     """Lesions found per :data:`CNR_BANDS` band, from :func:`lesion_conspicuity` rows (with
     ``covered``), pooled over cases; lesions without a CNR are left out. The last band's
@@ -363,10 +460,13 @@ def lesion_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     n_true = sum(int(r["lesions_true"]) for r in rows)
     n_found = sum(int(r["lesions_found"]) for r in rows)
     n_false = sum(int(r["lesions_false"]) for r in rows)
+    n_pred = sum(int(r.get("lesions_pred", 0)) for r in rows)
     return {
         "lesions_true": n_true,
         "lesions_found": n_found,
         "lesion_recall": n_found / n_true if n_true else None,
+        # of the predicted lesions, the share that are true ones (pooled; None: none drawn)
+        "lesion_precision": (n_pred - n_false) / n_pred if n_pred else None,
         "false_lesions_per_case": n_false / len(rows) if rows else None,
         "cases_without_tumor_with_false_lesion": sum(
             1 for r in rows if int(r["lesions_true"]) == 0 and int(r["lesions_false"]) > 0
@@ -660,12 +760,16 @@ def format_table(summary: dict[str, Any]) -> str:
     les = summary.get("lesions") or {}
     if les.get("lesion_recall") is not None or les.get("false_lesions_per_case") is not None:
         recall = les.get("lesion_recall")
+        precision = les.get("lesion_precision")
+        per_lesion = les.get("dice_per_true_lesion_mean")
         lines.append(
             f"Lesions (>= 0.1 mL): found {les['lesions_found']} of {les['lesions_true']}"
             + (f" ({recall:.0%})" if recall is not None else "")
             + f"; false lesions per case {les['false_lesions_per_case']:.2f}"
             + f" (tumor-free cases with one: {les['cases_without_tumor_with_false_lesion']}"
             + f" of {les['cases_without_tumor']})"
+            + (f"; true among those drawn {precision:.0%}" if precision is not None else "")
+            + (f"; mean Dice per true lesion {per_lesion:.3f}" if per_lesion is not None else "")
         )
     if summary.get("lesions_by_cnr"):
         bands = summary["lesions_by_cnr"]
