@@ -200,3 +200,73 @@ def test_a_name_typed_before_any_labels_is_the_first_scans(make_napari_viewer, q
     assert "unknown export kind" not in widget.status.text()
     assert (tmp_path / "A_rev_labels.nii.gz").stat().st_size > 100  # A's labels, A's name
     assert widget.case_name.text() == "" and widget._case() == "B"
+
+
+def test_a_lesion_jump_shows_its_own_patient_not_the_one_drawn_over_it(make_napari_viewer, qtbot):
+    """Patient B loaded after A lies over A in world space: a jump to A's lesion ringed it on
+    B's CT, which hid A's scan and labels."""
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    vol_a, lab_a, ct_a, _ = add_patient(viewer, "A", (2.5, 0.9, 0.9), (0.0, 0.0, 0.0), truth=False)
+    seg_a = add_segmentation(viewer, "A", vol_a, lab_a, ct_a)
+    vol_b, lab_b, ct_b, _ = add_patient(viewer, "B", (3.0, 0.8, 0.8), (5.0, 5.0, 5.0), truth=False)
+    seg_b = add_segmentation(viewer, "B", vol_b, lab_b, ct_b)
+    widget.labels_combo.setCurrentText("A segmentation")
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: widget.stats is not None and not widget.busy, timeout=10_000)
+    seg_a.visible = False  # hidden meanwhile: shown again by the jump
+    widget.go_to_lesion(0)
+    assert seg_a.visible and ct_a.visible
+    assert not ct_b.visible and not seg_b.visible
+    text = widget.status.text()
+    assert text.startswith("Lesion 1: slice") and "'B CT', 'B segmentation' hidden" in text, text
+    assert "covered 'A segmentation' there" in text
+
+    # a coronal view: the jump would centre the wrong axes (a black canvas); said instead
+    ct_b.visible = seg_b.visible = True
+    viewer.dims.order = (1, 0, 2)
+    widget.go_to_lesion(0)
+    assert "roll the dimensions back to axial" in widget.status.text()
+    assert ct_b.visible  # nothing moved or hidden
+    viewer.dims.order = (0, 1, 2)
+
+    # in 3D (napari's own status code failed on the re-selection there before the mouse moved)
+    viewer.dims.ndisplay = 3
+    widget.go_to_lesion(0)
+    assert widget.status.text().startswith("Lesion 1: slice")
+    assert viewer.layers.selection.active is seg_a
+
+
+def test_refine_refuses_another_scan_on_the_same_grid_and_a_slice_off_its_scan(
+    make_napari_viewer, qtbot
+):
+    """Two scans on one grid (two phases of a study): with the mask's own CT closed, Refine
+    took the other one without a word and refined with its HU. And with a longer scan open,
+    Apply to slice ran on this scan's end slice, not the one on screen."""
+    viewer = make_napari_viewer()
+    widget = RefineWidget(viewer)
+    vol_a, lab_a, ct_a, _ = add_patient(viewer, "A", (2.5, 0.9, 0.9), (0.0, 0.0, 0.0), truth=False)
+    vol_b, lab_b, ct_b, _ = add_patient(viewer, "B", (2.5, 0.9, 0.9), (0.0, 0.0, 0.0), truth=False)
+    vol_b.meta["source"] = "/data/B.nii.gz"
+    vol_a.meta["source"] = "/data/A.nii.gz"
+    seg_a = add_segmentation(viewer, "A", vol_a, lab_a, ct_a)
+    widget.mask_combo.setCurrentText("A segmentation")
+    widget.ct_combo.setCurrentText("B CT")
+    before = np.array(seg_a.data)
+    widget.apply_slice_button.click()
+    qtbot.wait(100)
+    text = widget.status.text()
+    assert "'B CT' is not the scan 'A segmentation' was made on ('A CT')" in text, text
+    assert "choose 'A CT' as the CT layer" in text
+    np.testing.assert_array_equal(seg_a.data, before)
+
+    # the slider beyond A's slices (a longer scan C below them): refused, nothing written
+    widget.ct_combo.setCurrentText("A CT")
+    add_patient(viewer, "C", (2.5, 0.9, 0.9), (0.0, 0.0, -200.0), truth=False)
+    widget.ct_combo.setCurrentText("A CT")
+    widget.mask_combo.setCurrentText("A segmentation")
+    viewer.dims.set_point(0, -150.0)
+    widget.apply_slice_button.click()
+    qtbot.wait(100)
+    assert "The slice on screen lies outside 'A CT'" in widget.status.text()
+    np.testing.assert_array_equal(seg_a.data, before)

@@ -920,7 +920,7 @@ def ct_array_for(layer, layers) -> np.ndarray | None:
     ground truth's own copy of a grid holds label values, not HU."""
     cts = _cts_on_grid(layer, layers)
     own = [ly for ly in cts if ly.name == layer.metadata.get(CT_LAYER)]
-    pick = own or (cts if len(cts) == 1 and _same_scan(layer, cts[0]) else [])
+    pick = own or (cts if len(cts) == 1 and same_scan(layer, cts[0]) else [])
     return np.asarray(pick[0].data) if pick else None  # as shown (its voxels may be replaced)
 
 
@@ -939,7 +939,7 @@ def _cts_on_grid(layer, layers) -> list:
     ]
 
 
-def _same_scan(layer, ct_layer) -> bool:
+def same_scan(layer, ct_layer) -> bool:
     """Whether a lone CT layer on ``layer``'s grid may lend it HU: ``layer`` names no CT of
     its own, or that CT is this one (its volume, or the same series and acquisition, or the
     same file). The other phase of a stacked series, left open when the labels' own phase was

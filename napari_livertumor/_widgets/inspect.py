@@ -369,8 +369,27 @@ class InspectWidget(JobWidgetMixin, QWidget):
         if self.stats is None or layer is None or row >= len(self.stats["lesions"]):
             return
         lesion = self.stats["lesions"][row]
+        dims = self.viewer.dims
+        if (
+            dims.ndisplay == 2
+            and dims.ndim >= 3
+            and set(dims.order[-2:])
+            != {
+                dims.ndim - 2,
+                dims.ndim - 1,
+            }
+        ):  # a coronal or sagittal view: the jump centred the wrong axes (a black canvas)
+            set_status(
+                self.status,
+                f"Lesion {lesion['id']} is found on axial slices and this view shows another "
+                "plane: roll the dimensions back to axial (napari's roll button, bottom left) "
+                "to go to it.",
+                warning=True,
+            )
+            return
         # the slice the status names (the centroid's own z may round to its neighbour)
         world = layer.data_to_world((lesion["slice"], *lesion["centroid_zyx"][1:]))
+        uncovered = self._bring_into_view(layer, world)
         marker = self._mark_lesion(layer, lesion)  # first: a layer added resets the slider
         self.viewer.dims.set_point(0, float(world[0]))
         _layers.camera(self.viewer).center = tuple(float(w) for w in world)
@@ -390,9 +409,45 @@ class InspectWidget(JobWidgetMixin, QWidget):
             + f": slice {_layers.slider_index(self.viewer, layer, lesion['slice'])} "
             f"(slices {_range(slider_range)}){images}"
             + (f"; ringed in '{marker}'" if marker else "")
+            + (
+                f"; {_names(uncovered)} hidden: {'it' if len(uncovered) == 1 else 'they'} "
+                f"covered '{layer.name}' there"
+                if uncovered
+                else ""
+            )
             + (". Click Measure to update the list." if stale else "."),
             warning=stale,
         )
+
+    def _bring_into_view(self, layer, world) -> list[str]:
+        """Show ``layer`` and its CT at the lesion's ``world`` point: each hidden one made
+        visible, and the other scans' images drawn above them there hidden (another patient
+        loaded later covered the lesion the ring and status pointed at). Returns the names of
+        the layers hidden."""
+        from napari.layers import Image, Labels
+
+        layers = self.viewer.layers
+        own_ct = (
+            layers[layer.metadata.get(_layers.CT_LAYER)]
+            if (layer.metadata.get(_layers.CT_LAYER) in layers)
+            else None
+        )
+        for ly in (layer, own_ct):
+            if ly is not None and not ly.visible:
+                ly.visible = True
+        lowest = min(layers.index(ly) for ly in (layer, own_ct) if ly is not None)
+        hidden = []
+        for ly in list(layers)[lowest + 1 :]:
+            other_scan = (
+                isinstance(ly, Image) and ly.metadata.get(_layers.ROLE) == "ct" and ly is not own_ct
+            ) or (isinstance(ly, Labels) and ly is not layer and not _same_grid(ly, layer))
+            if not other_scan or not ly.visible or ly.data.ndim != len(world):
+                continue
+            lo, hi = np.asarray(ly.extent.world)
+            if np.all(np.asarray(world) >= lo) and np.all(np.asarray(world) <= hi):
+                ly.visible = False
+                hidden.append(ly.name)
+        return hidden
 
     def _mark_lesion(self, layer, lesion: dict) -> str | None:
         """Ring lesion ``lesion`` on its centre slice, numbered (one marker, moved from lesion
@@ -431,7 +486,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
             marker.visible = True
         except Exception:  # a marker is a convenience: the jump itself has happened
             return None
-        self.viewer.layers.selection.active = layer  # painting stays on the labels
+        try:
+            self.viewer.layers.selection.active = layer  # painting stays on the labels
+        except TypeError:  # napari's status in 3D before the mouse has moved (its bug)
+            pass
         return marker.name
 
     def _unmark_lesion(self) -> None:
@@ -837,6 +895,10 @@ def _fit_height(table: QTableWidget, rows: int) -> None:
 
 def _score(value: float) -> str:
     return f"{value:.3f}" if np.isfinite(value) else "—"
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names)
 
 
 def _distance(value) -> str:

@@ -619,6 +619,15 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 "another Tumor labels layer, before applying."
             )
         _check_same_grid(ct_layer, mask_layer, apply)
+        if not _layers.same_scan(mask_layer, ct_layer):
+            # another scan on the same grid (the other phase of a study, another patient's
+            # file on one grid): refined with its HU, as the combo had switched to it unsaid
+            own = mask_layer.metadata.get(_layers.CT_LAYER)
+            raise ValueError(
+                f"'{ct_layer.name}' is not the scan '{mask_layer.name}' was made on ('{own}'):"
+                f" choose '{own}' as the CT layer (open it again if it was closed), or the "
+                f"labels made on '{ct_layer.name}'." + (" Nothing was applied." if apply else "")
+            )
         index = slice(None) if z is None else min(max(int(z), 0), mask_layer.data.shape[0] - 1)
         data = np.asarray(mask_layer.data[index])
         value = int(self.tumor_value.value)
@@ -671,6 +680,13 @@ class RefineWidget(JobWidgetMixin, QWidget):
         """The data index along the first axis of the slice the viewer shows."""
         point = layer.world_to_data(self.viewer.dims.point[-layer.ndim :])
         return int(np.clip(round(float(point[0])), 0, layer.data.shape[0] - 1))
+
+    def slice_shown(self, layer) -> int | None:
+        """:meth:`current_slice`, or None when the slider stands outside ``layer``'s slices
+        (another, longer scan is open: it was clamped to this one's end slice)."""
+        point = layer.world_to_data(self.viewer.dims.point[-layer.ndim :])
+        z = round(float(point[0]))
+        return z if 0 <= z < layer.data.shape[0] else None
 
     def _watch_mask_layer(self, *_) -> None:
         """Refresh the preview when the user paints in, undoes a stroke in (napari's Ctrl+Z) or
@@ -790,7 +806,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
             return
         self._view_was_axial = True
         ct_layer = self._layer(self.ct_combo.currentText())
-        z = 0 if ct_layer is None else self.current_slice(ct_layer)
+        z = 0 if ct_layer is None else self.slice_shown(ct_layer)
+        if z is None:  # the slider beyond this scan's slices: no outline of it on screen
+            self._clear_preview()
+            return
         try:
             ct_layer, mask_layer, tumor2d, liver2d, spacing = self._inputs(z)
         except ValueError as exc:
@@ -957,7 +976,16 @@ class RefineWidget(JobWidgetMixin, QWidget):
             self._preview_error = True  # about the view: gone once an outline shows again
             return
         ct_layer = self._layer(self.ct_combo.currentText())
-        z = 0 if ct_layer is None else self.current_slice(ct_layer)
+        z = 0 if ct_layer is None else self.slice_shown(ct_layer)
+        if z is None:
+            set_status(
+                self.status,
+                f"The slice on screen lies outside '{ct_layer.name}' (its "
+                f"{ct_layer.data.shape[0]} slices): move the slider onto it. Nothing was "
+                "applied.",
+                error=True,
+            )
+            return
         try:  # that slice only: the whole volume is neither needed nor read
             ct_layer, mask_layer, tumor, liver, spacing = self._inputs(z, apply=True)
         except ValueError as exc:
