@@ -288,11 +288,35 @@ def _opened_with_its_series(target: Path) -> bool:
     if group is None:
         return False
     now = time.monotonic()
-    if now - group[0] > _SIBLING_SECONDS:
+    if now - group[0] > _SIBLING_SECONDS or not _series_still_open(target):
         _SERIES_SIBLINGS.clear()
         return False
     group[0] = now  # the next file of the selection follows this one
     return True
+
+
+def _series_still_open(target: Path) -> bool:
+    """Whether the viewer still shows a layer read from ``target``'s series (a file opened
+    within seconds of a multi-select, after its layer was deleted, added nothing and said
+    nothing). True without a viewer (the time alone decides)."""
+    try:
+        import napari
+
+        from ._widgets._layers import CT_VOLUME
+
+        viewer = napari.current_viewer()
+    except Exception:  # noqa: BLE001 - no viewer: as before
+        return True
+    if viewer is None:
+        return True
+    key = _file_key(target)
+    for layer in viewer.layers:
+        volume = layer.metadata.get(CT_VOLUME)
+        meta = getattr(volume, "meta", None) or {}
+        files = [*(meta.get("files") or []), *(meta.get("unused_files") or [])]
+        if any(_file_key(Path(f)) == key for f in files if f):
+            return True
+    return False
 
 
 def _file_key(path: Path) -> str:

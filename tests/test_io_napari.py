@@ -549,6 +549,15 @@ def test_a_multi_select_of_one_series_files_opens_the_series_once(
     # a file opened again is a new request: it opens again
     again = viewer.open(files[2], plugin="napari-livertumor")
     assert len(again) == 1 and len(viewer.layers) == 2
+    # a file of it opened at once after the series' layers were deleted opens (it added
+    # nothing, and said nothing, for 5 seconds)
+    layers = viewer.open(files, plugin="napari-livertumor")
+    viewer.layers.clear()
+    again = viewer.open(files[3], plugin="napari-livertumor")
+    assert len(again) == 1 and len(viewer.layers) == 1
+    viewer.layers.clear()
+    viewer.open(files[:2], plugin="napari-livertumor")
+    viewer.open(files[:2], plugin="napari-livertumor")
     # and a file of that series opened by hand a while later opens too
     monkeypatch.setattr(_reader, "_SIBLING_SECONDS", 0.0)
     again = viewer.open(files[0], plugin="napari-livertumor")
