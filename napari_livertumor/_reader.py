@@ -419,7 +419,7 @@ def _nifti_labels_role(path: Path, labels: np.ndarray) -> str:
 def ct_layer_data(volume) -> tuple:
     """``(data, kwargs, "image")`` for a CT volume."""
     meta = volume.meta
-    name = meta.get("description") or meta.get("patient_id") or "CT"
+    name = meta.get("display_name") or meta.get("description") or meta.get("patient_id") or "CT"
     if meta.get("patient_id") and meta.get("patient_id") not in name:
         name = f"{meta['patient_id']} {name}"
     kwargs = {

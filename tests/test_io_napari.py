@@ -885,7 +885,7 @@ def test_labels_opened_over_a_ct_they_do_not_lie_on_are_said(make_napari_viewer,
     assert not [t for t in said if "grid" in t]
     viewer.open(str(tmp_path / "other_labels.nii.gz"), plugin="napari-livertumor")
     [text] = [t for t in said if "grid" in t]
-    assert "'other_labels' does not lie on the grid of the open CT 'ct.nii.gz'" in text
+    assert f"'other_labels' does not lie on the grid of the open CT '{tmp_path.name} ct'" in text
     assert "4 × 6 × 6 voxels of 2 × 1 × 1 mm" in text
     # the same grid 5 mm away: said as such (not as two identical grids)
     moved = CTVolume(ct.array, ct.spacing, np.asarray(ct.origin) + (0, 0, 5.0), ct.direction)

@@ -560,3 +560,22 @@ def test_wide_integers_that_do_not_fit_are_refused_and_small_floats_are_written(
     for dtype in (np.int64, np.uint64, np.float16):
         out = write_nifti(np.full((3, 4, 5), 7, dtype), tmp_path / f"{np.dtype(dtype).name}.nii.gz")
         assert (read_nifti(out).array == 7).all()
+
+
+def test_a_generic_file_name_takes_its_folders_name(tmp_path):
+    """P1/ct.nii.gz and P2/ct.nii.gz were "ct.nii.gz" and "ct.nii.gz [2]" in every panel, and
+    Export offered the name "ct" for both."""
+    from napari_livertumor._reader import ct_layer_data
+    from napari_livertumor._widgets._layers import _volume_name
+
+    vol = CTVolume(np.zeros((3, 4, 5), np.int16), spacing=(2.5, 0.8, 0.8))
+    for folder, file, case, shown in (
+        ("P1", "ct.nii.gz", "P1", "P1 ct"),
+        ("case_00000", "imaging.nii.gz", "case_00000", "case_00000 imaging"),
+        ("P2", "HCC_007.nii.gz", "HCC_007", "HCC_007"),
+        ("images", "image.nii", "image", "image"),  # a generic folder too: the file's own
+    ):
+        path = write_nifti(vol, tmp_path / folder / file)
+        read = read_nifti(path)
+        assert read.meta["patient_id"] == case and read.meta["display_name"] == shown
+        assert _volume_name(read) == shown and ct_layer_data(read)[1]["name"] == shown

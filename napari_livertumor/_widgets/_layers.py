@@ -1095,6 +1095,8 @@ def unique_name(viewer: napari.Viewer, base: str) -> str:
 
 
 def _volume_name(volume: CTVolume) -> str:
+    if volume.meta.get("display_name"):  # a NIfTI file's: without .nii.gz, its folder's name
+        return str(volume.meta["display_name"])  # too where the file's is a generic one
     pid = str(volume.meta.get("patient_id") or "")
     desc = str(volume.meta.get("description") or "")
     if pid and desc and pid.lower() not in desc.lower():

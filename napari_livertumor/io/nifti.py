@@ -128,6 +128,9 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
         "modality": "CT",
         "description": path.name,
         "patient_id": _case_name(path),
+        # the layer's name: the file's, and its folder's where the file's says nothing of whom
+        # (P1/ct.nii.gz and P2/ct.nii.gz were "ct.nii.gz" and "ct.nii.gz [2]" everywhere)
+        "display_name": _display_name(path),
         "warnings": warnings,
         # kept for the labels written on this grid: a reader that takes a header without
         # codes its own way (ITK) then reads the CT and its labels the same way
@@ -509,11 +512,38 @@ def _as_hu(values: np.ndarray, warnings: list[str], path: Path) -> np.ndarray:
 
 
 def _case_name(path: Path) -> str:
+    """The file's name without its suffix, or its folder's when the file's is a generic one
+    (``P1/ct.nii.gz``: ``P1``; KiTS's ``case_00000/imaging.nii.gz``: ``case_00000``)."""
+    stem = _stem(path)
+    folder = path.parent.name
+    if stem.lower() in GENERIC_NAMES and folder and folder.lower() not in GENERIC_NAMES:
+        return folder
+    return stem
+
+
+def _display_name(path: Path) -> str:
+    """``ct`` for ``ct.nii.gz``; ``P1 ct`` for ``P1/ct.nii.gz`` (a generic file name)."""
+    stem, case = _stem(path), _case_name(path)
+    return stem if case == stem else f"{case} {stem}"
+
+
+def _stem(path: Path) -> str:
     name = path.name
     for suffix in (".nii.gz", ".nii"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name
+
+
+#: file names that say nothing of whose scan it is: the folder's name is the case's
+GENERIC_NAMES = frozenset(
+    {"ct", "image", "img", "imaging", "volume", "vol", "scan", "data", "series", "input",
+     "ct_image", "image_ct", "source", "original", "raw", "labels", "label", "mask", "seg",
+     "segmentation", "ground_truth", "gt", "truth",
+     # folders that hold many patients' files: no case's name either
+     "images", "imagestr", "imagests", "labelstr", "labelsts", "masks", "nifti",
+     "scans", "volumes", "cts", "niftis", "output", "outputs"}
+)  # fmt: skip
 
 
 #: leading bytes of formats a file named .nii(.gz) may really be
