@@ -979,3 +979,19 @@ def test_the_model_cards_split_is_found_outside_a_checkout(tmp_path, monkeypatch
         read_split("elsewhere/split_synth160.json")  # another folder: not swapped
     with pytest.raises(InputError, match="split file not found"):
         read_split("data/configs/split_synth160.json")  # nor one ending in configs/
+
+
+def test_folders_with_a_seg_but_no_ct_are_said_to_lack_the_ct(tmp_path, tcia_cohort):
+    """Folders holding only their SEG were refused with "none of the patient folders holds a
+    DICOM SEG with labels": users looked for SEGs that were there."""
+    from napari_livertumor.errors import InputError
+
+    data = tmp_path / "segs_only"
+    shutil.copytree(tcia_cohort, data)
+    for ct in data.glob("HCC_*/*/*LIVER*"):
+        shutil.rmtree(ct)
+    with pytest.raises(InputError) as err:
+        index_cases(data)
+    text = str(err.value)
+    assert "none of the 3 patient folders can be used: HCC_001: no CT series in the folder" in text
+    assert "holds a DICOM SEG" not in text

@@ -140,6 +140,14 @@ def index_cases(
                    "they are folders of patients, not patients")
                 + "; give such a folder as the data folder",
             )  # fmt: skip
+        if skipped:  # why each was left out ("holds no SEG" sent users looking for SEGs
+            # that were there, beside no CT)
+            reasons = "; ".join(f"{name}: {why}" for name, why in skipped[:4])
+            more = f"; and {len(skipped) - 4} more" if len(skipped) > 4 else ""
+            raise InputError(
+                root,
+                f"none of the {len(patients)} patient folders can be used: {reasons}{more}",
+            )
         raise InputError(
             root, f"none of the {len(patients)} patient folders holds a DICOM SEG with labels"
         )
@@ -446,7 +454,13 @@ def _index_tcia_patient(
     mine = next((i for i in cands if refs[i] in held), cands[0])
     seg_file, ref = seg_files[mine], refs[mine]
     if ref is not None and not any(s.uid == ref for s in cts):
-        _skip(skipped, folder.name, f"its SEG references series {ref}, which is not in the folder")
+        _skip(
+            skipped,
+            folder.name,
+            f"its SEG references series {ref}, which is not in the folder"
+            if cts
+            else f"no CT series in the folder (its SEG references series {ref})",
+        )
         return None
     if ref is None and not cts:
         _skip(skipped, folder.name, "no CT series")
