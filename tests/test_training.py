@@ -1736,3 +1736,27 @@ def test_data_loader_workers_leave_sigterm_to_the_main_process():
     loader = _loader(_SignalProbe(), cfg, [0, 1])
     assert [int(b) for b in loader] == [1, 1]  # ignored in the worker
     assert signal.getsignal(signal.SIGTERM) != signal.SIG_IGN  # not in this process
+
+
+def test_a_cli_resume_takes_the_runs_own_recipe(toy_data, tmp_path, caplog):
+    """A run started in the Train panel with its own patch (or from a recipe file) could not
+    be resumed from the command line: the defaults were refused as "another recipe" and no
+    option gave the run's back; the panel's Resume takes the run's."""
+    from napari_livertumor.cli import build_parser
+    from napari_livertumor.commands.train import build_configs
+    from napari_livertumor.training.loop import STATE_FILE, check_before_writing
+
+    out = tmp_path / "o"
+    run_all(tiny_config(toy_data, out, epochs=1, steps_per_epoch=2))
+    assert (out / "liver" / "last" / STATE_FILE).is_file()
+    args = build_parser().parse_args(
+        ["train", "--data", str(toy_data), "--out", str(out), "--stage", "liver", "--resume",
+         "--epochs", "2"]
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="livertumor.train"):
+        (cfg,) = build_configs(args)
+    assert cfg.roi_size == (16, 32, 32) and cfg.network.init_filters == 4
+    assert cfg.epochs == 2 and cfg.resume  # the command line's run settings
+    assert "resuming with the run's own recipe (" in caplog.text
+    assert "roi_size: run [16.0, 32.0, 32.0], now [32.0, 128.0, 128.0]" in caplog.text
+    check_before_writing(cfg, check_lock=False)  # no "another recipe" refusal

@@ -181,6 +181,22 @@ def build_configs(args) -> list:
         # the clinical table is the tumor stage's weak supervision: the liver never reads it
         # (and its metadata must not say it was used)
         cfg = make_config(s, stage_recipe, init_from=init, **overrides)
+        if cfg.resume and not args.config:
+            # a run started elsewhere (the Train panel's patch of 16x64x64, a recipe file)
+            # resumes with its own recipe, as the panel's Resume takes it: the defaults were
+            # refused as "another recipe" with no option to give the run's back
+            from ..training.loop import apply_recipe, recipe_differences, saved_recipe
+
+            saved = saved_recipe(cfg.stage_dir)
+            if saved and recipe_differences(cfg, saved):
+                import logging
+
+                logging.getLogger("livertumor.train").info(
+                    "%s: resuming with the run's own recipe (%s)",
+                    s,
+                    "; ".join(recipe_differences(cfg, saved)),
+                )
+                cfg = apply_recipe(cfg, saved)
         if cfg.resume and args.weak_anchor is None and s == "tumor":
             from ..training.loop import run_weak_anchor
 
