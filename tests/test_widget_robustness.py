@@ -90,8 +90,8 @@ def test_loading_a_second_ct_while_segmenting_keeps_results_on_the_first(
     np.testing.assert_allclose(seg.translate, viewer.layers["CT A"].translate)
     names = [ly.name for ly in viewer.layers]
     # not drawn over the scan loaded meanwhile (as if its mask): just above its own CT, said
-    assert names == ["CT A", "CT A segmentation", "b.nii.gz"]
-    assert "under 'b.nii.gz'" in widget.status.text()
+    assert names == ["CT A", "CT A segmentation", "b"]
+    assert "under 'b'" in widget.status.text()
 
 
 def test_deleting_the_ct_layer_while_segmenting_still_gives_aligned_labels(segmenting, gate, qtbot):

@@ -318,6 +318,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
             label.setBuddy(widget)
             grid.addWidget(label, row, 0)
             grid.addWidget(widget, row, 1)
+            # named for a screen reader, as a form's row names its input
+            from qtpy.QtWidgets import QAbstractSpinBox
+
+            for native in [widget, *widget.findChildren(QAbstractSpinBox)]:
+                native.setAccessibleName(text)
         buttons = QGridLayout()
         buttons.addWidget(self.apply_slice_button, 0, 0)
         buttons.addWidget(self.apply_all_button, 0, 1)

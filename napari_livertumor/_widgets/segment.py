@@ -366,7 +366,10 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         )
         msg = (
             f"Segmented '{ct_name}' on {result.device} in {total:.1f} s "
-            f"({loaded}layer '{layer.name}'): liver {volume_shown(s['liver_ml'])} mL, {tumor}."
+            f"({loaded}layer '{layer.name}'): liver {volume_shown(s['liver_ml'])} mL, {tumor}. "
+            # which models: a folder picked by its text that was not in the list left the
+            # shipped ones in use, and nothing said which had run
+            + ("Shipped models." if folder is None else f"Models: {folder}.")
         )
         # what makes the numbers untrustworthy comes first, in amber, and as a notification
         from ..pipeline import NOT_HU, is_serious
