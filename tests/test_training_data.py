@@ -995,3 +995,32 @@ def test_folders_with_a_seg_but_no_ct_are_said_to_lack_the_ct(tmp_path, tcia_coh
     text = str(err.value)
     assert "none of the 3 patient folders can be used: HCC_001: no CT series in the folder" in text
     assert "holds a DICOM SEG" not in text
+
+
+def test_the_check_names_a_patients_other_ct_series_and_the_one_read(tmp_path, tcia_cohort):
+    """A patient folder holding a second study (a follow-up, no SEG): nothing said which
+    series training reads."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    from napari_livertumor.training.check import summarize_data
+
+    data = tmp_path / "two_studies"
+    shutil.copytree(tcia_cohort, data)
+    (first,) = list(data.glob("HCC_001/*/*LIVER*"))
+    follow = first.parent.parent / "follow-up" / "7.000000-FOLLOW UP-1"
+    shutil.copytree(first, follow)
+    uid = generate_uid()
+    for f in follow.glob("*.dcm"):
+        ds = pydicom.dcmread(f)
+        ds.SeriesInstanceUID, ds.SeriesNumber, ds.SeriesDescription = uid, 7, "FOLLOW UP"
+        ds.StudyInstanceUID = "1.2.3.4"
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.save_as(f)
+    (rec,) = [r for r in index_cases(data) if r.case_id == "HCC_001"]
+    assert rec.other_series == ("#7 'FOLLOW UP'",) and rec.used_series.startswith("#")
+    lines = summarize_data(str(data))
+    text = "\n".join(lines)
+    assert "1 patient(s) with other CT series beside the one their SEG was drawn on" in text
+    assert f"  HCC_001: reads {rec.used_series}; not #7 'FOLLOW UP'" in lines

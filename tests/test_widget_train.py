@@ -788,3 +788,27 @@ def test_a_run_recorded_before_the_weak_anchor_resumes_with_the_form_it_trained_
     config["weak_anchor"] = "patch"
     (last / "metadata.json").write_text(json.dumps({"training": {"config": config}}))
     assert _saved_config(tmp_path / "tumor")["weak_anchor"] == "patch"
+
+
+def test_a_check_that_fails_is_logged_and_problems_lead_the_summary(
+    train_widget, toy_data, qtbot, tmp_path
+):
+    """A failed check left the previous folder's summary as the log's last word; the summary
+    box opened on the table's notes ("Table: ⚠ two rows…") before the counts."""
+    _, widget = train_widget
+    widget.data.setText(str(toy_data))
+    widget.check_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    (tmp_path / "empty").mkdir()
+    widget.data.setText(str(tmp_path / "empty"))
+    widget.check_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    last = widget.log.toPlainText().strip().splitlines()[-1]
+    assert last.startswith(f"Check data of {tmp_path / 'empty'}: failed: "), last
+    widget._show_summary(
+        ["3 patient(s) with ground-truth labels", "Table: ⚠ HCC_001 has 2 rows",
+         "⚠ No patient here has a row in clinical.csv"]
+    )  # fmt: skip
+    shown = widget.summary.text().splitlines()
+    assert shown[0].startswith("⚠ No patient") and shown[1].startswith("3 patient(s)")
+    assert shown[2].startswith("Table: ⚠")

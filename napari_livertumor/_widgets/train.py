@@ -344,7 +344,16 @@ class TrainWidget(JobWidgetMixin, QWidget):
             button=self.check_button,
             description="checking data",
             busy_text="Reading the data folder…",
+            on_finished=lambda status: self._check_failed(data) if status == "failed" else None,
         )
+
+    def _check_failed(self, folder: str) -> None:
+        """A check that failed is in the log too (the log kept the folder checked before's
+        summary as the last word, as if it were this folder's)."""
+        try:
+            self._log(f"Check data of {folder}: failed: {self.status.text()}")
+        except RuntimeError:  # the panel was closed
+            pass
 
     def start(self) -> None:
         """Start training with the current settings (the button then reads Stop).
@@ -859,11 +868,13 @@ class TrainWidget(JobWidgetMixin, QWidget):
         # (a warning keeps the line after it that says what follows from it)
         blocks: list[list[str]] = []
         for line in lines:
-            if blocks and "⚠" in blocks[-1][0][:10] and line.startswith(_CONSEQUENCES):
+            if blocks and blocks[-1][0].startswith("⚠") and line.startswith(_CONSEQUENCES):
                 blocks[-1].append(line)
             else:
                 blocks.append([line])
-        blocks.sort(key=lambda block: "⚠" not in block[0][:10])
+        # (a problem's own line, not the table's notes: "Table: ⚠ two rows of one patient"
+        # came before the counts)
+        blocks.sort(key=lambda block: not block[0].startswith("⚠"))
         lines = [line for block in blocks for line in block]
         shown = lines[:SUMMARY_LINES]
         if len(lines) > SUMMARY_LINES:

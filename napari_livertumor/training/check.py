@@ -55,6 +55,19 @@ def summarize_data(
     if skipped:
         lines.append(f"{len(skipped)} patient(s) left out:")
         lines += [f"  {case}: {reason}" for case, reason in skipped]
+    several = [r for r in records if r.other_series]
+    if several:  # which of a patient's scans is read: the one its SEG was drawn on
+        lines.append(
+            f"{len(several)} patient(s) with other CT series beside the one their SEG was drawn "
+            "on (only that one is read):"
+        )
+        lines += [
+            f"  {r.case_id}: reads {r.used_series}; not {', '.join(r.other_series[:3])}"
+            + (" …" if len(r.other_series) > 3 else "")
+            for r in several[:10]
+        ]
+        if len(several) > 10:
+            lines.append(f"  and {len(several) - 10} more")
     split_line, train_ids = _split_line(sorted({r.case_id for r in records}), config)
     lines.append(split_line)
     path = Path(clinical) if clinical else find_clinical(data)

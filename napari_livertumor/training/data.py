@@ -50,6 +50,10 @@ class CaseRecord:
     image: Path  # NIfTI file, or the patient folder
     labels: Path  # NIfTI label file, or the DICOM SEG file
     series_uid: str | None = None  # tcia: the CT series the SEG references
+    #: tcia: the CT series used (``#5 'LIVER 3 PHASE CAP'``) and the folder's other CT series,
+    #: not used (a follow-up study, another phase): for the data check to say which is read
+    used_series: str = ""
+    other_series: tuple[str, ...] = ()
 
 
 @dataclass
@@ -468,7 +472,25 @@ def _index_tcia_patient(
     _check_patient_name(folder.name, next(s for s in segs if seg_file in s.files).patient_id)
     # a SEG naming no series: the folder's own scan, not one of another patient's study
     scans = [c for c in cts if c.patient_id not in others] or cts
-    return CaseRecord(folder.name, "tcia", folder, seg_file, ref or scans[0].uid)
+    uid = ref or scans[0].uid
+    used = next((c for c in cts if c.uid == uid), None)
+    return CaseRecord(
+        folder.name,
+        "tcia",
+        folder,
+        seg_file,
+        uid,
+        used_series="" if used is None else _series_label(used),
+        other_series=tuple(
+            _series_label(c) for c in cts if c.uid != uid and c.patient_id not in others
+        ),
+    )
+
+
+def _series_label(series) -> str:
+    """``#5 'LIVER 3 PHASE CAP'`` (its acquisition too, of a series holding two phases)."""
+    acq = f" {series.acquisition_label}" if series.acquisition is not None else ""
+    return f"#{series.series_number} '{series.description}'{acq}"
 
 
 def _names(patient_id: str, folder: str) -> bool:
