@@ -178,7 +178,7 @@ def write_image_nifti(path: str, data: Any, attributes: dict) -> list[str]:
 def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
     """Save a labels layer as a DICOM SEG that references the CT series it was drawn on."""
     from .errors import InputError
-    from .io.seg import model_seg_description, write_dicom_seg
+    from .io.seg import seg_series_description, write_dicom_seg
 
     out = _with_suffix(Path(path), (".dcm",), ".dcm")
     labels = _labels_array(data)
@@ -237,9 +237,8 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
         segments,
         algorithm_type=kind,
         # a model's segmentation as it came is marked so: never read as a ground truth
-        series_description=model_seg_description(scope)
-        if kind == "AUTOMATIC"
-        else str(attributes.get("name") or "Segmentation")[:64],
+        # as Export describes it (the layer's name here, something else there)
+        series_description=seg_series_description(kind, liver_only=scope == "liver"),
         notes=notes,
     )
     for note in notes:  # napari shows a warning raised here as a notification

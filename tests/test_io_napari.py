@@ -227,6 +227,14 @@ def test_a_segmentation_saved_from_file_save_declares_what_the_export_panel_does
     liver_only, out = save("liver.dcm", {"liver_ml": 1.0, "tumor_ml": None})
     assert [s.SegmentLabel for s in liver_only.SegmentSequence] == ["Liver"]
     assert _tumor_not_run(Path(out))
+    # described as Export describes it (File > Save wrote the layer's name once edited)
+    from napari_livertumor.io.seg import seg_series_description
+
+    edited = labels.copy()
+    edited[2, 6, 6] = 2
+    painted, _ = save("edited.dcm", {"liver_ml": 1.0, "tumor_ml": 0.0}, edited)
+    assert painted.SeriesDescription == seg_series_description("SEMIAUTOMATIC")
+    assert painted.SeriesDescription.endswith("liver+tumor (edited)")
     odd = labels.copy()
     odd[2, 5, 5] = 3
     with pytest.raises(SaveRefused, match=r"label value\(s\) 3 besides 1 \(liver\) and 2"):

@@ -520,17 +520,10 @@ class ExportWidget(JobWidgetMixin, QWidget):
 
 
 def _seg_description(algorithm_type: str, liver_only: bool) -> str:
-    """An exported DICOM SEG's SeriesDescription: the model's output as `segment` describes
-    its own ("livertumor VERSION liver+tumor"), "… (edited)" once reviewed, and a ground
-    truth's as one."""
-    from ..io.seg import model_seg_description
+    """An exported DICOM SEG's SeriesDescription (:func:`io.seg.seg_series_description`)."""
+    from ..io.seg import seg_series_description
 
-    what = "liver" if liver_only else "liver+tumor"
-    if algorithm_type == "AUTOMATIC":
-        return model_seg_description(what)
-    if algorithm_type == "SEMIAUTOMATIC":
-        return model_seg_description(f"{what} (edited)")
-    return "Ground truth (napari-livertumor export)"
+    return seg_series_description(algorithm_type, liver_only)
 
 
 def _provenance(metadata: dict, model_stats: dict, labels=None) -> dict:

@@ -280,6 +280,19 @@ def model_seg_description(what: str = "segmentation") -> str:
     return f"{MODEL_SEG_PREFIX}{__version__} {what}"[:64]
 
 
+def seg_series_description(algorithm_type: str, liver_only: bool = False) -> str:
+    """A DICOM SEG's SeriesDescription by how it was made, alike from Export and from napari's
+    File > Save: the model's output as `segment` describes its own ("livertumor VERSION
+    liver+tumor"), "… (edited)" once reviewed (SEMIAUTOMATIC), and a ground truth's (MANUAL) as
+    one (File > Save wrote the layer's name, Export these)."""
+    what = "liver" if liver_only else "liver+tumor"
+    if algorithm_type == "AUTOMATIC":
+        return model_seg_description(what)
+    if algorithm_type == "SEMIAUTOMATIC":
+        return model_seg_description(f"{what} (edited)")
+    return "Ground truth (napari-livertumor export)"
+
+
 def is_model_output(ds) -> bool:
     """Is ``ds`` (a DICOM SEG header) a model's segmentation as it came, written by this tool
     (``segment --dicom-seg``, or exported unedited: every segment AUTOMATIC and the series
