@@ -231,8 +231,11 @@ def test_a_segmentation_saved_from_file_save_declares_what_the_export_panel_does
     from napari_livertumor.io.seg import seg_series_description
 
     edited = labels.copy()
-    edited[2, 6, 6] = 2
-    painted, _ = save("edited.dcm", {"liver_ml": 1.0, "tumor_ml": 0.0}, edited)
+    edited[2, 6, 6] = 2  # painted after the model ran: its digest is of the labels before
+    meta = {"ct_volume": ct, "livertumor_role": "segmentation", "stats": {"tumor_ml": 0.0},
+            MODEL_DIGEST: labels_digest(labels)}  # fmt: skip
+    [out] = write_labels_dicom_seg(str(tmp_path / "edited.dcm"), edited, {"metadata": meta})
+    painted = pydicom.dcmread(out, stop_before_pixels=True)
     assert painted.SeriesDescription == seg_series_description("SEMIAUTOMATIC")
     assert painted.SeriesDescription.endswith("liver+tumor (edited)")
     odd = labels.copy()
