@@ -653,8 +653,12 @@ def _seg_on_an_open_ct(seg_path: Path) -> list[tuple] | None:
         named = patient != "CT" and re.search(
             rf"(?<![{word}]){re.escape(patient)}(?![{word}])", stem, re.IGNORECASE
         )
+        role = _seg_role(seg_path)
         name = stem if named else f"{patient} {stem}"
-        return [labels_layer_data(labels, volume, name, _seg_role(seg_path), opened_from=seg_path)]
+        if re.fullmatch(r"[0-9._\-]+", stem):  # TCIA's "1-1", a UID: says nothing; named as
+            # the same SEG opened on its own is ("HCC_001 ground truth", not "HCC_001 1-1")
+            name = f"{patient} {'ground truth' if role == 'ground_truth' else 'segmentation'}"
+        return [labels_layer_data(labels, volume, name, role, opened_from=seg_path)]
     return None
 
 

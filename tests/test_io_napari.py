@@ -977,3 +977,9 @@ def test_a_seg_opened_onto_its_open_ct_is_named_once_by_its_patient(make_napari_
         [lab4] = viewer.open(str(renamed), plugin="napari-livertumor")
         assert lab4.name == renamed.stem
     assert int(np.asarray(lab2.data).max()) == int(labels.max())
+    # TCIA's file name (a number), or a UID, says nothing: named as the SEG opened on its own
+    tcia = other.with_name("1-1.dcm")
+    other.rename(tcia)
+    [lab5] = viewer.open(str(tcia), plugin="napari-livertumor")
+    role = lab5.metadata["livertumor_role"]
+    assert lab5.name == f"HCC_001 {'ground truth' if role == 'ground_truth' else 'segmentation'}"
