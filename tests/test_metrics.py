@@ -357,3 +357,25 @@ def test_lesion_table_gives_each_true_and_false_lesion_its_own_row():
     # the counts agree with lesion_detection's
     counts = lesion_detection(pred, truth == 2, (1.0, 1.0, 1.0), min_ml=0.01)
     assert counts["lesions_true"] == 2 and counts["lesions_false"] == 1
+
+
+def test_lesions_are_counted_found_per_size_band():
+    from napari_livertumor.training.metrics import lesions_by_size
+
+    rows = [{"kind": "true", "diameter_mm": 5, "found": False},
+            {"kind": "true", "diameter_mm": 10, "found": True},
+            {"kind": "true", "diameter_mm": 45, "found": True},
+            {"kind": "false", "diameter_mm": 9}]  # fmt: skip
+    bands = lesions_by_size(rows)
+    assert [(b["mm_from"], b["mm_to"], b["lesions"], b["found"]) for b in bands] == [
+        (0.0, 10.0, 1, 0), (10.0, 20.0, 1, 1), (20.0, None, 1, 1)
+    ]  # fmt: skip
+    summary = summarize([])
+    summary["lesions_by_size"] = bands
+    summary["lesions"] = {"lesion_recall": 2 / 3, "lesions_found": 2, "lesions_true": 3,
+                          "false_lesions_per_case": 1.0, "cases_without_tumor": 0,
+                          "cases_without_tumor_with_false_lesion": 0}  # fmt: skip
+    assert (
+        "Lesions found by longest diameter: < 10 mm: 0/1, 10–20 mm: 1/1, 20+ mm: 1/1"
+        in format_table(summary)
+    )

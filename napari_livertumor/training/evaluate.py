@@ -33,6 +33,7 @@ from .metrics import (
     hcc_to_output,
     lesion_detection,
     lesion_table,
+    lesions_by_size,
     longest_diameter_mm,
     size_stratum,
     summarize,
@@ -226,6 +227,7 @@ def evaluate(
     true_lesions = [t["dice"] for t in lesion_rows if t["kind"] == "true"]
     if true_lesions:  # each true lesion's own Dice (lesions.csv), LiTS's per-lesion figure
         summary["lesions"]["dice_per_true_lesion_mean"] = float(np.mean(true_lesions))
+    summary["lesions_by_size"] = lesions_by_size(lesion_rows)
     # the split file as a full path (the data folder is one): a relative one named no file
     # once the summary was read elsewhere
     summary["split"] = (

@@ -396,6 +396,38 @@ def lesion_table(
     return rows + false_rows
 
 
+#: lesion size bands (longest diameter, mm) of the detection breakdown: small lesions are
+#: where detection fails first (LiTS reports its lesions by such sizes)
+SIZE_BANDS_MM = ((0.0, 10.0), (10.0, 20.0), (20.0, float("inf")))
+
+
+def lesions_by_size(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """True lesions of :func:`lesion_table` rows (any number of cases) found per size band:
+    ``[{"mm_from", "mm_to", "lesions", "found"}, …]`` (``mm_to`` None for the last)."""
+    out = []
+    for lo, hi in SIZE_BANDS_MM:
+        rows = [
+            r
+            for r in table
+            if r.get("kind") == "true" and lo <= float(r.get("diameter_mm") or 0.0) < hi
+        ]
+        out.append(
+            {
+                "mm_from": lo,
+                "mm_to": None if hi == float("inf") else hi,
+                "lesions": len(rows),
+                "found": sum(1 for r in rows if r.get("found")),
+            }
+        )
+    return out
+
+
+def _size_band(lo: float, hi: float | None) -> str:
+    if not lo:
+        return f"< {hi:g} mm"
+    return f"{lo:g}+ mm" if hi is None else f"{lo:g}–{hi:g} mm"
+
+
 def conspicuity_summary(lesions: list[dict[str, Any]], min_overlap: float = 0.1) -> list[dict]:
     """Lesions found per :data:`CNR_BANDS` band, from :func:`lesion_conspicuity` rows (with
     ``covered``), pooled over cases; lesions without a CNR are left out. The last band's
@@ -770,6 +802,14 @@ def format_table(summary: dict[str, Any]) -> str:
             + f" of {les['cases_without_tumor']})"
             + (f"; true among those drawn {precision:.0%}" if precision is not None else "")
             + (f"; mean Dice per true lesion {per_lesion:.3f}" if per_lesion is not None else "")
+        )
+    if summary.get("lesions_by_size") and any(b["lesions"] for b in summary["lesions_by_size"]):
+        lines.append(
+            "Lesions found by longest diameter: "
+            + ", ".join(
+                f"{_size_band(b['mm_from'], b['mm_to'])}: {b['found']}/{b['lesions']}"
+                for b in summary["lesions_by_size"]
+            )
         )
     if summary.get("lesions_by_cnr"):
         bands = summary["lesions_by_cnr"]
