@@ -863,3 +863,78 @@ def test_a_tumor_free_patient_has_blank_diameters_and_volume_errors(monkeypatch,
     with open(tmp_path / "per_case.csv") as fh:
         written = next(csv.DictReader(fh))
     assert written["tumor_longest_diameter_mm"] == "" and written["tumor_volume_error_pct"] == ""
+
+
+def test_saved_label_maps_lie_on_the_files_own_grid(trained, tmp_path):
+    """A RAS-stored case (x and y flipped, as many converters write them): --save-labels wrote
+    its map turned, on another grid than the CT file's, and every figure recomputed from it
+    was wrong (liver Dice 0.04 against 0.96)."""
+    import shutil
+
+    import nibabel as nib
+
+    from napari_livertumor.training.evaluate import evaluate
+    from napari_livertumor.training.metrics import case_scores, hcc_to_output
+
+    data, models = trained
+    ras = tmp_path / "ras"
+    shutil.copytree(data, ras)
+    for folder in ("imagesTr", "labelsTr"):
+        path = ras / folder / "HCC_002.nii.gz"
+        img = nib.load(path)
+        flip = np.diag([-1.0, -1.0, 1.0, 1.0])
+        shape = np.array(img.shape[:3]) - 1
+        shift = np.eye(4)
+        shift[:2, 3] = shape[:2]
+        affine = img.affine @ shift @ flip  # the same world, x and y stored the other way
+        data_ras = np.asarray(img.dataobj)[::-1, ::-1, :]
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(data_ras), affine, img.header), path)
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["HCC_001"], "test": ["HCC_002"]}))
+    result = evaluate(ras, models=models, split_file=split, out_dir=tmp_path / "out",
+                      device="cpu", save_labels=True)  # fmt: skip
+    saved = nib.load(tmp_path / "out" / "labels" / "HCC_002_labels.nii.gz")
+    ct_file = nib.load(ras / "imagesTr" / "HCC_002.nii.gz")
+    np.testing.assert_allclose(saved.affine, ct_file.affine, atol=1e-4)
+    truth = hcc_to_output(np.asarray(nib.load(ras / "labelsTr" / "HCC_002.nii.gz").dataobj))
+    again = case_scores(np.asarray(saved.dataobj), truth)
+    assert again["liver_dice"] == pytest.approx(result["rows"][0]["liver_dice"], abs=1e-6)
+
+
+def test_a_stopped_overwrite_keeps_the_earlier_label_maps_with_their_results(
+    trained, tmp_path, monkeypatch
+):
+    """Ctrl-C during `--overwrite --save-labels` kept the earlier per_case.csv and summary but
+    had replaced their label maps with the stopped run's: the two no longer matched."""
+    from napari_livertumor.pipeline import Segmenter
+    from napari_livertumor.training.evaluate import evaluate
+
+    data, models = trained
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["HCC_001"], "test": ["HCC_002", "HCC_003"]}))
+    out = tmp_path / "out"
+    kw = dict(models=models, split_file=split, out_dir=out, device="cpu")
+    evaluate(data, save_labels=True, **kw)
+    maps = {p.name: p.read_bytes() for p in (out / "labels").iterdir()}
+    assert set(maps) == {"HCC_002_labels.nii.gz", "HCC_003_labels.nii.gz"}
+    real, calls = Segmenter.segment, []
+
+    def stopped_on_the_second(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Segmenter, "segment", stopped_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(data, save_labels=True, overwrite=True, **kw)
+    assert {p.name: p.read_bytes() for p in (out / "labels").iterdir()} == maps  # untouched
+    assert [p.name for p in (out / "labels.interrupted").iterdir()] == ["HCC_002_labels.nii.gz"]
+    stopped = json.loads((out / "summary.interrupted.json").read_text())
+    assert stopped["labels"] == str((out / "labels.interrupted").absolute())
+    assert not (out / "labels.partial").exists()
+    # a complete --overwrite without --save-labels: the replaced evaluation's maps go with it
+    monkeypatch.setattr(Segmenter, "segment", real)
+    evaluate(data, overwrite=True, **kw)
+    assert not (out / "labels").exists() and not (out / "labels.interrupted").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["lesions.csv", "per_case.csv", "summary.json"]

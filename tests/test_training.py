@@ -1760,3 +1760,12 @@ def test_a_cli_resume_takes_the_runs_own_recipe(toy_data, tmp_path, caplog):
     assert "resuming with the run's own recipe (" in caplog.text
     assert "roi_size: run [16.0, 32.0, 32.0], now [32.0, 128.0, 128.0]" in caplog.text
     check_before_writing(cfg, check_lock=False)  # no "another recipe" refusal
+    # a --seed of its own is the user's: not replaced by the run's, refused as before
+    args = build_parser().parse_args(
+        ["train", "--data", str(toy_data), "--out", str(out), "--stage", "liver", "--resume",
+         "--seed", "5"]
+    )  # fmt: skip
+    (cfg,) = build_configs(args)
+    assert cfg.seed == 5 and cfg.roi_size == (16, 32, 32)
+    with pytest.raises(InputError, match="seed: run 3, now 5"):
+        check_before_writing(cfg, check_lock=False)

@@ -187,11 +187,15 @@ def build_configs(args) -> list:
             # refused as "another recipe" with no option to give the run's back
             from ..training.loop import apply_recipe, recipe_differences, saved_recipe
 
-            saved = saved_recipe(cfg.stage_dir)
+            saved = saved_recipe(cfg.stage_dir) or {}
+            # what the command line sets itself (--seed, --folds, --fold) is not replaced: a
+            # value other than the run's is refused, as before, with what differs
+            given = {k for k in ("seed", "folds", "fold") if getattr(args, k, None) is not None}
+            saved = {k: v for k, v in saved.items() if k not in given}
             if saved and recipe_differences(cfg, saved):
                 import logging
 
-                logging.getLogger("livertumor.train").info(
+                logging.getLogger("livertumor.train").warning(
                     "%s: resuming with the run's own recipe (%s)",
                     s,
                     "; ".join(recipe_differences(cfg, saved)),

@@ -679,15 +679,18 @@ def load_case(record: CaseRecord):
             + (f"class(es) {', '.join(map(str, held))} only" if held else "no labels at all")
             + ". A patient cannot be trained on or scored without its liver.",
         )
-    ct, turn = ct.to_standard()
-    return ct, turn.apply(labels)
+    # turned as a viewer shows it, remembering the file's own grid (CTVolume.to_stored puts
+    # a mask back on it: evaluate --save-labels wrote RAS-stored cases' maps turned)
+    shown = ct.displayed()
+    turn = shown.meta.get("stored_turn") if shown is not ct else None
+    return shown, (labels if turn is None else turn.apply(labels))
 
 
 def _read_case(record: CaseRecord):
     if record.layout == "nifti":
         from ..io.nifti import read_nifti
 
-        ct, _ = read_nifti(record.image).to_standard()
+        ct = read_nifti(record.image).displayed()  # (its file's grid kept: see load_case)
         lab, _ = read_nifti(record.labels).to_standard()  # stored in another axis order is fine
         if lab.shape != ct.shape:
             raise InputError(

@@ -11,6 +11,7 @@ import contextlib
 import csv
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,8 +41,10 @@ from .metrics import (
 )
 
 log = logging.getLogger(__name__)
-#: the folder under ``out_dir`` of ``save_labels``' label maps
+#: the folder under ``out_dir`` of ``save_labels``' label maps (``labels.interrupted`` those of
+#: a run stopped over an earlier evaluation, ``labels.partial`` while a run writes them)
 LABELS_DIR = "labels"
+LABELS_STAGING = "labels.partial"
 #: how lesions are matched (``metrics.lesion_detection``), recorded in the summary
 LESION_MATCHING = {"min_ml": 0.1, "min_overlap": 0.1, "connectivity": 26}
 _MATCHING = {k: LESION_MATCHING[k] for k in ("min_ml", "min_overlap")}
@@ -124,8 +127,9 @@ def evaluate(
         if out.exists() and not out.is_dir():
             raise InputError(out, "the output must be a folder, and this is a file")
         earlier = [n for n in _all_result_files() if (out / n).exists()]
-        if save_labels and (out / LABELS_DIR).is_dir() and any((out / LABELS_DIR).iterdir()):
-            earlier.append(f"{LABELS_DIR}/")  # an earlier run's label maps: not replaced either
+        for folder in (LABELS_DIR, LABELS_DIR + INTERRUPTED):  # an earlier run's label maps
+            if (out / folder).is_dir() and any((out / folder).iterdir()):
+                earlier.append(f"{folder}/")
         if earlier and not overwrite:
             which = "an earlier evaluation"
             stopped = any(".interrupted." in n for n in earlier)  # a stop over a whole one
@@ -207,7 +211,9 @@ def evaluate(
             not_evaluated,
             should_cancel=should_cancel,
             progress=progress,
-            labels_dir=Path(out_dir) / LABELS_DIR if save_labels else None,
+            # staged apart: a run stopped over an earlier evaluation keeps its maps with its
+            # results (the earlier maps were replaced as each patient was scored)
+            labels_dir=_fresh(Path(out_dir) / LABELS_STAGING) if save_labels else None,
             nsd_tolerance_mm=nsd_tolerance_mm,
             lesions=lesion_rows,
         )
@@ -236,7 +242,7 @@ def evaluate(
         else split_source
     )
     summary["lesion_matching"] = dict(LESION_MATCHING)
-    if save_labels:
+    if save_labels:  # (labels.interrupted beside an earlier evaluation's: see _settle_labels)
         summary["labels"] = str((Path(out_dir) / LABELS_DIR).absolute())
     summary["models"] = str(models) if models else "shipped defaults"
     # the folders the patients were segmented with (a missing ROOT/liver falls back to the
@@ -315,6 +321,8 @@ def evaluate(
         # an earlier evaluation's results (replaced by --overwrite) give way to complete ones
         # only: a run stopped part-way writes its own beside them
         earlier = any((Path(out_dir) / n).exists() for n in RESULT_FILES)
+        if save_labels and stopped and earlier:  # where _settle_labels puts them
+            summary["labels"] = str((Path(out_dir) / (LABELS_DIR + INTERRUPTED)).absolute())
         write_results(
             out_dir,
             rows,
@@ -326,14 +334,49 @@ def evaluate(
             for name in _all_result_files()[len(RESULT_FILES) :]:
                 with contextlib.suppress(FileNotFoundError):
                     (Path(out_dir) / name).unlink()
-            if save_labels:  # (--overwrite) an earlier run's maps of patients not scored now
-                scored = {f"{r['case']}_labels.nii.gz" for r in rows}
-                for old in (Path(out_dir) / LABELS_DIR).glob("*_labels.nii.gz"):
-                    if old.name not in scored:
-                        old.unlink(missing_ok=True)
+        _settle_labels(Path(out_dir), save_labels, beside=stopped and earlier, complete=not stopped)
+    elif out_dir is not None and save_labels:  # nothing scored: nothing kept
+        shutil.rmtree(Path(out_dir) / LABELS_STAGING, ignore_errors=True)
     if interrupted is not None:
         raise interrupted
     return {"summary": summary, "rows": rows, "table": table, "lesions": lesion_rows}
+
+
+def _fresh(folder: Path) -> Path:
+    """``folder`` emptied (a crashed run's leftovers) and made."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _settle_labels(out: Path, saved: bool, *, beside: bool, complete: bool) -> None:
+    """Put the label maps staged in ``out/labels.partial`` where the results went: beside an
+    earlier evaluation's (``labels.interrupted``, when ``beside``) or in ``labels/``, whose maps
+    of patients not scored now go with a complete run's (they were the replaced evaluation's,
+    with --save-labels or not)."""
+    staged = out / LABELS_STAGING
+    final = out / (LABELS_DIR + INTERRUPTED if beside else LABELS_DIR)
+    if complete:
+        keep = {p.name for p in staged.glob("*_labels.nii.gz")} if saved else set()
+        old = [p for p in (out / LABELS_DIR).glob("*_labels.nii.gz") if p.name not in keep]
+        if old:
+            log.info("%d label map(s) of the evaluation replaced removed from %s", len(old),
+                     out / LABELS_DIR)  # fmt: skip
+        for p in old:
+            p.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            (out / LABELS_DIR).rmdir()  # (only when left empty)
+        shutil.rmtree(out / (LABELS_DIR + INTERRUPTED), ignore_errors=True)
+    if not saved:
+        return
+    if beside:
+        shutil.rmtree(final, ignore_errors=True)
+        staged.rename(final)
+        return
+    final.mkdir(parents=True, exist_ok=True)
+    for p in staged.glob("*_labels.nii.gz"):
+        p.replace(final / p.name)
+    shutil.rmtree(staged, ignore_errors=True)
 
 
 def _score_cases(
@@ -442,7 +485,9 @@ def _score_cases(
             from ..io.nifti import write_nifti
 
             labels_dir.mkdir(parents=True, exist_ok=True)
-            write_nifti(result.labels, labels_dir / f"{rec.case_id}_labels.nii.gz", reference=ct)
+            # on the file's own grid (a RAS-stored NIfTI's too), as `segment` writes it
+            stored, grid = ct.to_stored(result.labels)
+            write_nifti(stored, labels_dir / f"{rec.case_id}_labels.nii.gz", reference=grid)
         rows.append(row)
         log.info(
             "%s: liver Dice %.3f, tumor Dice %.3f (%.1f s)",
