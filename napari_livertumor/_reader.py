@@ -377,7 +377,9 @@ def read_nifti_layers(path) -> list[tuple]:
         role = _nifti_labels_role(target, labels)
         made_on = _made_on_series(target)
         grid = volume.with_array(volume.array, **({"made_on_series": made_on} if made_on else {}))
-        return [labels_layer_data(labels, grid, _stem(target), role, opened_from=target)]
+        # named as a CT file is: by its folder too where its own name is a generic one
+        name = volume.meta.get("display_name") or _stem(target)
+        return [labels_layer_data(labels, grid, name, role, opened_from=target)]
     _say_warnings(volume)
     return [ct_layer_data(volume)]
 

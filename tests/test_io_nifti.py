@@ -579,3 +579,11 @@ def test_a_generic_file_name_takes_its_folders_name(tmp_path):
         read = read_nifti(path)
         assert read.meta["patient_id"] == case and read.meta["display_name"] == shown
         assert _volume_name(read) == shown and ct_layer_data(read)[1]["name"] == shown
+    # a label map too: P1/seg.nii.gz and P2/seg.nii.gz were both "seg"
+    from napari_livertumor._reader import read_nifti_layers
+
+    for patient in ("P1", "P2"):
+        labels = CTVolume(np.ones((3, 4, 5), np.int16), spacing=(2.5, 0.8, 0.8))
+        path = write_nifti(labels, tmp_path / patient / "seg.nii.gz")
+        [(_, kwargs, kind)] = read_nifti_layers(str(path))
+        assert kind == "labels" and kwargs["name"] == f"{patient} seg"
