@@ -327,7 +327,10 @@ def test_summary_gives_medians_intervals_pooled_dice_and_volume_errors():
     assert s["volume_error_pct"]["liver"] == {"mean": 0.0, "median": 0.0, "n": 3}
     assert s["volume_error_pct"]["tumor"]["n"] == 0
     text = format_table(s)
-    assert "Dice pooled over all patients' voxels (LiTS's global Dice): liver 0.888" in text
+    assert (
+        "Dice pooled over all patients (their mL; LiTS's global Dice pools voxels): liver 0.888"
+        in text
+    )
     assert "liver median 0.800, mean's 95 % interval" in text
     assert "Volume error, (predicted - true) / true: liver median +0.0 %" in text
     # the same draws run to run

@@ -688,7 +688,7 @@ def _format_spread(summary: dict[str, Any]) -> list[str]:
     pooled = summary.get("dice_global") or {}
     if any(v is not None for v in pooled.values()):
         lines.append(
-            "Dice pooled over all patients' voxels (LiTS's global Dice): "
+            "Dice pooled over all patients (their mL; LiTS's global Dice pools voxels): "
             + ", ".join(f"{c} {v:.3f}" for c, v in pooled.items() if v is not None)
         )
     errors = summary.get("volume_error_pct") or {}
