@@ -8,6 +8,7 @@ import pytest
 from _widget_data import tiny_ct
 
 from napari_livertumor._widgets import _layers
+from napari_livertumor._widgets._common import set_status
 from napari_livertumor._widgets.inspect import InspectWidget
 from napari_livertumor._widgets.refine import RefineWidget
 from napari_livertumor._widgets.segment import SegmentWidget
@@ -270,3 +271,9 @@ def test_refine_refuses_another_scan_on_the_same_grid_and_a_slice_off_its_scan(
     qtbot.wait(100)
     assert "The slice on screen lies outside 'A CT'" in widget.status.text()
     np.testing.assert_array_equal(seg_a.data, before)
+    widget.preview_now()  # the live preview there: the Apply's refusal stays said
+    assert "The slice on screen lies outside 'A CT'" in widget.status.text()
+    set_status(widget.status, "")
+    widget.preview_now()  # without one: no outline, and says why
+    assert "No outline: the slice on screen lies outside 'A CT'" in widget.status.text()
+    assert "(this one)" not in widget.notes.text()

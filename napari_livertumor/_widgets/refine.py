@@ -814,6 +814,15 @@ class RefineWidget(JobWidgetMixin, QWidget):
         z = 0 if ct_layer is None else self.slice_shown(ct_layer)
         if z is None:  # the slider beyond this scan's slices: no outline of it on screen
             self._clear_preview()
+            # (the last slice's note, "slice 19 (this one)", stood under another slice)
+            self._show_notes([])
+            if self.status._kind != "error" or self._preview_error:  # an Apply's refusal stays
+                set_status(
+                    self.status,
+                    f"No outline: the slice on screen lies outside '{ct_layer.name}'.",
+                    scroll=False,
+                )
+                self._preview_error = True  # a hint to clear once there is an outline
             return
         try:
             ct_layer, mask_layer, tumor2d, liver2d, spacing = self._inputs(z)
@@ -990,6 +999,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 "applied.",
                 error=True,
             )
+            self._preview_error = False  # the Apply's own: the next preview leaves it said
             return
         try:  # that slice only: the whole volume is neither needed nor read
             ct_layer, mask_layer, tumor, liver, spacing = self._inputs(z, apply=True)
