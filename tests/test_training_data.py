@@ -993,7 +993,10 @@ def test_folders_with_a_seg_but_no_ct_are_said_to_lack_the_ct(tmp_path, tcia_coh
     with pytest.raises(InputError) as err:
         index_cases(data)
     text = str(err.value)
-    assert "none of the 3 patient folders can be used: HCC_001: no CT series in the folder" in text
+    assert (
+        "none of the 3 patient folders can be used: HCC_001, HCC_002, HCC_003: no CT series in the folder"
+        in text
+    )
     assert "holds a DICOM SEG" not in text
 
 

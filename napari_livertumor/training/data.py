@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import logging
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,9 +146,19 @@ def index_cases(
                 + "; give such a folder as the data folder",
             )  # fmt: skip
         if skipped:  # why each was left out ("holds no SEG" sent users looking for SEGs
-            # that were there, beside no CT)
-            reasons = "; ".join(f"{name}: {why}" for name, why in skipped[:4])
-            more = f"; and {len(skipped) - 4} more" if len(skipped) > 4 else ""
+            # that were there, beside no CT); patients left out for one reason said together,
+            # the series UIDs that tell them apart shortened (the log has them whole)
+            groups: dict[str, list[tuple[str, str]]] = {}
+            for name, why in skipped:
+                short = re.sub(r"\b\d+(?:\.\d+){4,}\b", lambda m: "…" + m.group(0)[-8:], why)
+                groups.setdefault(re.sub(r"…\d{1,8}\b", "…", short), []).append((name, short))
+            reasons = "; ".join(
+                f"{members[0][0]}: {members[0][1]}"
+                if len(members) == 1
+                else f"{_some_names([n for n, _ in members])}: {why}"
+                for why, members in list(groups.items())[:4]
+            )
+            more = f"; and {len(groups) - 4} other reason(s)" if len(groups) > 4 else ""
             raise InputError(
                 root,
                 f"none of the {len(patients)} patient folders can be used: {reasons}{more}",
@@ -550,6 +561,10 @@ def _warn_skip(case: str, reason: str) -> None:
     if _WARNED is not None:
         _WARNED.add((case, reason))
     log.warning("skipping %s: %s", case, reason, extra=IN_REPORT)
+
+
+def _some_names(names: list[str], most: int = 5) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _skip(skipped: list, case: str, reason: str) -> None:
