@@ -1747,7 +1747,7 @@ def test_a_cli_resume_takes_the_runs_own_recipe(toy_data, tmp_path, caplog):
     from napari_livertumor.training.loop import STATE_FILE, check_before_writing
 
     out = tmp_path / "o"
-    run_all(tiny_config(toy_data, out, epochs=1, steps_per_epoch=2))
+    run_all(tiny_config(toy_data, out, epochs=1, steps_per_epoch=2, batch_size=1, lr=7e-4))
     assert (out / "liver" / "last" / STATE_FILE).is_file()
     args = build_parser().parse_args(
         ["train", "--data", str(toy_data), "--out", str(out), "--stage", "liver", "--resume",
@@ -1756,16 +1756,22 @@ def test_a_cli_resume_takes_the_runs_own_recipe(toy_data, tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="livertumor.train"):
         (cfg,) = build_configs(args)
     assert cfg.roi_size == (16, 32, 32) and cfg.network.init_filters == 4
-    assert cfg.epochs == 2 and cfg.resume  # the command line's run settings
-    assert "resuming with the run's own recipe (" in caplog.text
-    assert "roi_size: run [16.0, 32.0, 32.0], now [32.0, 128.0, 128.0]" in caplog.text
+    assert cfg.epochs == 2 and cfg.resume  # the command line's own options on top
+    # the run's other settings too, not the defaults (batch 1 went on at 2, unsaid; and a
+    # finished run of 2 steps per epoch went on at 50)
+    assert (cfg.batch_size, cfg.steps_per_epoch, cfg.lr) == (1, 2, 7e-4)
+    assert "resuming with the run's own settings, not the defaults (" in caplog.text
+    assert "roi_size" in caplog.text and "batch_size" in caplog.text
     check_before_writing(cfg, check_lock=False)  # no "another recipe" refusal
     # a --seed of its own is the user's: not replaced by the run's, refused as before
     args = build_parser().parse_args(
         ["train", "--data", str(toy_data), "--out", str(out), "--stage", "liver", "--resume",
          "--seed", "5"]
     )  # fmt: skip
-    (cfg,) = build_configs(args)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="livertumor.train"):
+        (cfg,) = build_configs(args)
     assert cfg.seed == 5 and cfg.roi_size == (16, 32, 32)
+    assert "resuming" not in caplog.text  # a refusal follows, not "resuming" before it
     with pytest.raises(InputError, match="seed: run 3, now 5"):
         check_before_writing(cfg, check_lock=False)

@@ -182,25 +182,7 @@ def build_configs(args) -> list:
         # (and its metadata must not say it was used)
         cfg = make_config(s, stage_recipe, init_from=init, **overrides)
         if cfg.resume and not args.config:
-            # a run started elsewhere (the Train panel's patch of 16x64x64, a recipe file)
-            # resumes with its own recipe, as the panel's Resume takes it: the defaults were
-            # refused as "another recipe" with no option to give the run's back
-            from ..training.loop import apply_recipe, recipe_differences, saved_recipe
-
-            saved = saved_recipe(cfg.stage_dir) or {}
-            # what the command line sets itself (--seed, --folds, --fold) is not replaced: a
-            # value other than the run's is refused, as before, with what differs
-            given = {k for k in ("seed", "folds", "fold") if getattr(args, k, None) is not None}
-            saved = {k: v for k, v in saved.items() if k not in given}
-            if saved and recipe_differences(cfg, saved):
-                import logging
-
-                logging.getLogger("livertumor.train").warning(
-                    "%s: resuming with the run's own recipe (%s)",
-                    s,
-                    "; ".join(recipe_differences(cfg, saved)),
-                )
-                cfg = apply_recipe(cfg, saved)
+            cfg = _as_the_run_was(cfg, s, overrides, init)
         if cfg.resume and args.weak_anchor is None and s == "tumor":
             from ..training.loop import run_weak_anchor
 
@@ -215,6 +197,55 @@ def build_configs(args) -> list:
     if len(configs) == 2:
         _warn_split_differs(*configs)
     return configs
+
+
+#: a stopped run's settings not taken over by a resume from the command line: this session's
+#: (its time budget: a cap carried over trained nothing) or decided by the command itself
+_NOT_RESUMED = frozenset({"max_minutes", "resume", "overwrite", "stage", "data", "out", "device"})
+
+
+def _as_the_run_was(cfg, stage: str, overrides: dict, init):
+    """``cfg`` for ``--resume`` without ``--config``: the stopped run's own settings (its
+    recipe, batch, losses, augmentation, epochs, learning rate…), with what the command line
+    gives on top, as the Train panel's Resume takes them. The defaults had been used for all
+    but the recipe: a run made with a recipe file of batch 1 and 2 epochs went on at batch 2
+    for 10 epochs, unsaid. A value given that differs from the run's recipe (--seed, --folds,
+    --fold) is refused when the run is checked, as before."""
+    import logging
+
+    from ..training.config import make_config
+    from ..training.loop import recipe_differences, saved_recipe, saved_training_config
+
+    full = saved_training_config(cfg.stage_dir)
+    if not full:
+        return cfg  # nothing recorded: said when the run is checked
+    section = {k: v for k, v in full.items() if k not in _NOT_RESUMED}
+    try:
+        resumed = make_config(stage, {stage: section}, init_from=init, **overrides)
+    except Exception as exc:  # noqa: BLE001 - an earlier version's record: its recipe only
+        logging.getLogger("livertumor.train").warning(
+            "%s: the run's recorded settings could not be used (%s); the defaults and the "
+            "command line's are, and a recipe other than the run's is refused",
+            stage,
+            exc,
+        )
+        return cfg
+    given = {k for k, v in overrides.items() if v is not None}
+    saved = saved_recipe(cfg.stage_dir) or {}
+    refused = [k for k in saved if k in given and recipe_differences(resumed, {k: saved[k]})]
+    changed = [
+        k
+        for k in sorted(section)
+        if k not in given and getattr(cfg, k, None) != getattr(resumed, k, None)
+    ]
+    if changed and not refused:  # (a refusal follows otherwise: no "resuming" before it)
+        logging.getLogger("livertumor.train").warning(
+            "%s: resuming with the run's own settings, not the defaults (%s); the command "
+            "line's own options on top",
+            stage,
+            ", ".join(changed[:12]) + (", …" if len(changed) > 12 else ""),
+        )
+    return resumed
 
 
 #: what decides a run's split: the two stages differing in one of them split the patients
