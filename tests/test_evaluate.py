@@ -933,8 +933,31 @@ def test_a_stopped_overwrite_keeps_the_earlier_label_maps_with_their_results(
     stopped = json.loads((out / "summary.interrupted.json").read_text())
     assert stopped["labels"] == str((out / "labels.interrupted").absolute())
     assert not (out / "labels.partial").exists()
+    # stopped again, without --save-labels: the stopped results it replaces had maps; they go
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(data, overwrite=True, **kw)
+    assert not (out / "labels.interrupted").exists() and (out / "summary.interrupted.json").exists()
+    assert {p.name: p.read_bytes() for p in (out / "labels").iterdir()} == maps
     # a complete --overwrite without --save-labels: the replaced evaluation's maps go with it
     monkeypatch.setattr(Segmenter, "segment", real)
     evaluate(data, overwrite=True, **kw)
     assert not (out / "labels").exists() and not (out / "labels.interrupted").exists()
     assert sorted(p.name for p in out.iterdir()) == ["lesions.csv", "per_case.csv", "summary.json"]
+    # maps that cannot be moved into labels/: said, the results written and saying where
+    # they are (they were written first, describing maps not there)
+    from napari_livertumor.errors import InputError
+    from napari_livertumor.training import evaluate as ev
+
+    def refused(*args, **kwargs):
+        raise PermissionError(
+            13, "Permission denied", str(out / "labels" / "HCC_002_labels.nii.gz")
+        )
+
+    monkeypatch.setattr(ev, "_settle_labels", refused)
+    with pytest.raises(InputError, match="the label maps could not be moved there"):
+        evaluate(data, save_labels=True, overwrite=True, **kw)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["labels"] == str((out / "labels.partial").absolute())
+    assert "Permission denied" in summary["labels_not_moved"]
+    assert len(list((out / "labels.partial").iterdir())) == 2

@@ -46,7 +46,8 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace per_case.csv and summary.json of an earlier evaluation in the -o folder",
+        help="replace an earlier evaluation in the -o folder (its per_case.csv, summary.json, "
+        "lesions.csv and label maps)",
     )
     parser.add_argument(
         "--save-labels",
@@ -122,13 +123,17 @@ def run(args) -> int:
         written = _written_now(args.out_dir, started)
         if isinstance(exc, KeyboardInterrupt) and written:
             kept = (
-                "; the earlier evaluation's per_case.csv and summary.json are kept"
+                "; the earlier evaluation's results (and label maps) are kept"
                 if written != "per_case.csv"
                 else ""
             )
+            maps = ""
+            if args.save_labels:  # where its maps went (beside the earlier ones' labels/)
+                folder = "labels" if written == "per_case.csv" else "labels.interrupted"
+                maps = f"; their label maps in {Path(args.out_dir) / folder}"
             print(
                 f"livertumor evaluate: interrupted; the cases scored before it are in "
-                f"{Path(args.out_dir) / written} (and its summary){kept}",
+                f"{Path(args.out_dir) / written} (and its summary){maps}{kept}",
                 file=sys.stderr,
             )
             return exit_status(exc)

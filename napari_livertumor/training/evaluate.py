@@ -151,6 +151,8 @@ def evaluate(
             )
         # writable (or creatable) now, not after every case has run; made when written
         check_writable_folder(out)
+        if save_labels and (out / LABELS_DIR).is_dir():  # (the maps go there at the end)
+            check_writable_folder(out / LABELS_DIR)
     index_skipped: list = []
     records = index_cases(data, index_skipped)
     by_id = {r.case_id: r for r in records}
@@ -323,6 +325,18 @@ def evaluate(
         earlier = any((Path(out_dir) / n).exists() for n in RESULT_FILES)
         if save_labels and stopped and earlier:  # where _settle_labels puts them
             summary["labels"] = str((Path(out_dir) / (LABELS_DIR + INTERRUPTED)).absolute())
+        # the maps first: results written before them described maps not (yet) there when
+        # moving them failed, or a stop came in between
+        unsettled: OSError | None = None
+        try:
+            _settle_labels(
+                Path(out_dir), save_labels, beside=stopped and earlier, complete=not stopped
+            )
+        except OSError as exc:
+            unsettled = exc
+            staged = (Path(out_dir) / LABELS_STAGING).absolute()
+            summary["labels"] = str(staged)
+            summary["labels_not_moved"] = f"{exc}: the label maps of this run are in {staged}"
         write_results(
             out_dir,
             rows,
@@ -334,7 +348,13 @@ def evaluate(
             for name in _all_result_files()[len(RESULT_FILES) :]:
                 with contextlib.suppress(FileNotFoundError):
                     (Path(out_dir) / name).unlink()
-        _settle_labels(Path(out_dir), save_labels, beside=stopped and earlier, complete=not stopped)
+        if unsettled is not None and interrupted is None:
+            raise InputError(
+                getattr(unsettled, "filename", None) or Path(out_dir) / LABELS_DIR,
+                f"the label maps could not be moved there ({unsettled.strerror or unsettled}); "
+                f"they are in {Path(out_dir) / LABELS_STAGING}, and the results written "
+                "(summary.json says where the maps are)",
+            ) from unsettled
     elif out_dir is not None and save_labels:  # nothing scored: nothing kept
         shutil.rmtree(Path(out_dir) / LABELS_STAGING, ignore_errors=True)
     if interrupted is not None:
@@ -368,6 +388,8 @@ def _settle_labels(out: Path, saved: bool, *, beside: bool, complete: bool) -> N
             (out / LABELS_DIR).rmdir()  # (only when left empty)
         shutil.rmtree(out / (LABELS_DIR + INTERRUPTED), ignore_errors=True)
     if not saved:
+        if beside:  # the stopped run replaced (its results, beside the earlier ones) had maps
+            shutil.rmtree(out / (LABELS_DIR + INTERRUPTED), ignore_errors=True)
         return
     if beside:
         shutil.rmtree(final, ignore_errors=True)
