@@ -427,7 +427,9 @@ class TrainWidget(JobWidgetMixin, QWidget):
             return self.CLOSED_TEXT
         last = Path(config.stage_dir) / "last" / "train_state.pt"
         try:  # a first step may still have run after the close: its state is then there
-            if last.stat().st_mtime >= self._started_wall:
+            # (file times come from the kernel's coarse clock, a few ms behind time.time():
+            # a state saved just after the start read as older than it)
+            if last.stat().st_mtime >= self._started_wall - 0.5:
                 return self.CLOSED_TEXT
         except OSError:
             pass
