@@ -227,6 +227,18 @@ def lesion_detection(
     }
 
 
+def _contrast_columns(ring: dict[str, Any]) -> dict[str, Any]:
+    """``contrast_hu``, ``sd_hu``, ``cnr`` of a lesion's ring measure (all None unmeasured)."""
+    if ring["contrast"] is None:
+        return {"contrast_hu": None, "sd_hu": None, "cnr": None}
+    contrast, sd = ring["contrast"], ring["sd"]
+    return {
+        "contrast_hu": round(contrast, 1),
+        "sd_hu": round(sd, 1),
+        "cnr": round(abs(contrast) / max(sd, 1e-6), 2),
+    }
+
+
 #: bands of :func:`lesion_conspicuity`'s contrast-to-noise ratio used in reports
 CNR_BANDS = ((0.0, 0.5), (0.5, 1.0), (1.0, float("inf")))
 
@@ -281,15 +293,7 @@ def lesion_conspicuity(
         sub = lab[box] == i
         ring = lesion_ring_contrast(ct, truth_labels, sub, [b.start for b in box], spacing)
         row: dict[str, Any] = {"ml": round(float(sizes[i] * voxel_ml), 2)}
-        if ring["contrast"] is None:
-            row.update(contrast_hu=None, sd_hu=None, cnr=None)
-        else:
-            contrast, sd = ring["contrast"], ring["sd"]
-            row.update(
-                contrast_hu=round(contrast, 1),
-                sd_hu=round(sd, 1),
-                cnr=round(abs(contrast) / max(sd, 1e-6), 2),
-            )
+        row.update(_contrast_columns(ring))
         if pred is not None:
             covered = float(np.asarray(pred)[box][sub].mean())
             row["covered"] = round(covered, 3)
@@ -361,15 +365,7 @@ def lesion_table(
         row: dict[str, Any] = {"kind": "true", "ml": round(float(size_t[i] * voxel_ml), 2)}
         row.update(placed(sub, box))
         ring = lesion_ring_contrast(ct, truth_labels, sub, [b.start for b in box], spacing)
-        if ring["contrast"] is None:
-            row.update(contrast_hu=None, sd_hu=None, cnr=None)
-        else:
-            contrast, sd = ring["contrast"], ring["sd"]
-            row.update(
-                contrast_hu=round(contrast, 1),
-                sd_hu=round(sd, 1),
-                cnr=round(abs(contrast) / max(sd, 1e-6), 2),
-            )
+        row.update(_contrast_columns(ring))
         hit = np.unique(lab_p[box][sub])
         hit = hit[hit > 0]
         inside = int(np.count_nonzero(pred[box][sub]))
