@@ -1104,6 +1104,19 @@ def _volume_name(volume: CTVolume) -> str:
     return desc or pid or "CT"
 
 
+def shows_axial(viewer) -> bool:
+    """True when the viewer shows axial slices (2D, rows and columns displayed, either way
+    round: napari's Transpose keeps the slice axial). A 3D view, or one rolled to sagittal or
+    coronal slices, shows none."""
+    dims = viewer.dims
+    if dims.ndisplay != 2:
+        return False
+    n = dims.ndim
+    if n < 3:  # no volume yet (an empty viewer): nothing rolled
+        return True
+    return set(dims.order[-2:]) == {n - 2, n - 1}
+
+
 def camera(viewer):
     """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
     scene = getattr(viewer, "scene", None)

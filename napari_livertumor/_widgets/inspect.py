@@ -369,16 +369,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
         if self.stats is None or layer is None or row >= len(self.stats["lesions"]):
             return
         lesion = self.stats["lesions"][row]
-        dims = self.viewer.dims
-        if (
-            dims.ndisplay == 2
-            and dims.ndim >= 3
-            and set(dims.order[-2:])
-            != {
-                dims.ndim - 2,
-                dims.ndim - 1,
-            }
-        ):  # a coronal or sagittal view: the jump centred the wrong axes (a black canvas)
+        if self.viewer.dims.ndisplay == 2 and not _layers.shows_axial(self.viewer):
+            # a coronal or sagittal view: the jump centred the wrong axes (a black canvas)
             set_status(
                 self.status,
                 f"Lesion {lesion['id']} is found on axial slices and this view shows another "

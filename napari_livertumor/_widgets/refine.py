@@ -672,14 +672,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         """True when the viewer shows axial slices (2D, rows and columns displayed): what a
         slice's outline and Apply to slice work on. A 3D view, or one rolled to sagittal or
         coronal slices, shows no axial slice."""
-        dims = self.viewer.dims
-        n = dims.ndim
-        if dims.ndisplay != 2:
-            return False
-        if n < 3:  # no volume yet (an empty viewer): nothing rolled
-            return True
-        # rows and columns shown, either way round (napari's Transpose keeps the slice axial)
-        return set(dims.order[-2:]) == {n - 2, n - 1}
+        return _layers.shows_axial(self.viewer)
 
     def current_slice(self, layer) -> int:
         """The data index along the first axis of the slice the viewer shows."""
