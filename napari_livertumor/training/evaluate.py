@@ -29,6 +29,7 @@ from .metrics import (
     NSD_TOLERANCE_MM,
     case_scores,
     case_surface_scores,
+    class_masks,
     conspicuity_columns,
     format_table,
     hcc_to_output,
@@ -489,10 +490,7 @@ def _score_cases(
         # stats say (null), not 0 mL found
         tumor_ml = result.stats.get("tumor_ml")
         row["tumor_ml_pred"] = None if tumor_ml is None else float(tumor_ml)
-        for cls, pm, tm in (
-            ("liver", result.labels >= 1, truth >= 1),
-            ("tumor", result.labels == 2, truth == 2),
-        ):
+        for cls, pm, tm in class_masks(result.labels, truth):
             # shared volume (the Dice pooled over patients is summed from it) and the relative
             # volume error, as LiTS reports them
             row[f"{cls}_ml_overlap"] = float(np.count_nonzero(pm & tm)) * voxel_ml

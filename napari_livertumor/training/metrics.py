@@ -123,10 +123,7 @@ def case_scores(pred_labels: np.ndarray, truth_labels: np.ndarray) -> dict[str, 
     """
     pred_labels, truth_labels = _output_labels(pred_labels, truth_labels)
     out: dict[str, float] = {}
-    for name, pm, tm in (
-        ("liver", pred_labels >= 1, truth_labels >= 1),
-        ("tumor", pred_labels == 2, truth_labels == 2),
-    ):
+    for name, pm, tm in class_masks(pred_labels, truth_labels):
         for k, v in binary_scores(pm, tm).items():
             out[f"{name}_{k}"] = v
     return out
@@ -144,13 +141,19 @@ def case_surface_scores(
     ``liver_assd_mm``, ``liver_nsd``, ``tumor_hd95_mm``…"""
     pred_labels, truth_labels = _output_labels(pred_labels, truth_labels)
     out: dict[str, float] = {}
-    for name, pm, tm in (
-        ("liver", pred_labels >= 1, truth_labels >= 1),
-        ("tumor", pred_labels == 2, truth_labels == 2),
-    ):
+    for name, pm, tm in class_masks(pred_labels, truth_labels):
         for k, v in surface_scores(pm, tm, spacing, tolerance_mm=tolerance_mm).items():
             out[f"{name}_{k}"] = v
     return out
+
+
+def class_masks(pred_labels: np.ndarray, truth_labels: np.ndarray):
+    """``(class, predicted mask, true mask)`` of the scored classes of two 0/1/2 maps: liver
+    (labels ≥ 1: liver incl. tumor) and tumor (label 2)."""
+    return (
+        ("liver", pred_labels >= 1, truth_labels >= 1),
+        ("tumor", pred_labels == 2, truth_labels == 2),
+    )
 
 
 def _output_labels(pred_labels, truth_labels) -> tuple[np.ndarray, np.ndarray]:
