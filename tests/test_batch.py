@@ -782,6 +782,27 @@ def test_names_that_differ_only_in_letter_case_never_share_outputs(tmp_path):
     assert folded == ["caf\u00e9", "caf\u00e9_2", "hcc_001", "hcc_001_2"], names
 
 
+def test_files_of_one_generic_name_are_named_by_their_folders(tmp_path):
+    """TotalSegmentator's s0001/ct.nii.gz, KiTS's case_00000/imaging.nii.gz: several such files
+    were written as ct, ct_2, ct_3; each is its folder's patient, as the panels name it. One
+    alone keeps its own name, and so does a name that says whose scan it is."""
+    for folder in ("s0001", "s0002", "s0003"):
+        write_nifti(ct(1), tmp_path / folder / "ct.nii.gz")
+    write_nifti(ct(2), tmp_path / "case_00000" / "imaging.nii.gz")
+    write_nifti(ct(3), tmp_path / "case_00001" / "imaging.nii.gz")
+    write_nifti(ct(2), tmp_path / "A" / "HCC_001.nii.gz")
+    write_nifti(ct(2), tmp_path / "B" / "HCC_001.nii.gz")
+    files = sorted(tmp_path.glob("*/*.nii.gz"))
+    names = [c.name for c in discover_cases(files)]
+    assert names == ["HCC_001", "HCC_001_2", "case_00000", "case_00001", "s0001", "s0002", "s0003"]
+    assert [c.name for c in discover_cases([tmp_path / "s0001" / "ct.nii.gz"])] == ["ct"]
+    # folders whose names say nothing either (images/ct.nii.gz, Images/ct.nii.gz): as before
+    write_nifti(ct(3), tmp_path / "x" / "images" / "ct.nii.gz")
+    write_nifti(ct(3), tmp_path / "y" / "Images" / "ct.nii.gz")
+    names = [c.name for c in discover_cases(sorted(tmp_path.glob("*/*/ct.nii.gz")))]
+    assert names == ["ct", "ct_2"], names
+
+
 def test_a_folder_of_patients_exported_without_dicom_preambles_is_each_patient(tmp_path):
     """Old CD or PACS exports (files named IM0001, no 128-byte preamble): the reader took them
     for DICOM but the case search did not, so only the first patient was segmented."""

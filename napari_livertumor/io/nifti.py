@@ -127,7 +127,7 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
         "source": str(path),
         "modality": "CT",
         "description": path.name,
-        "patient_id": _case_name(path),
+        "patient_id": case_name(path),
         # the layer's name: the file's, and its folder's where the file's says nothing of whom
         # (P1/ct.nii.gz and P2/ct.nii.gz were "ct.nii.gz" and "ct.nii.gz [2]" everywhere)
         "display_name": _display_name(path),
@@ -511,7 +511,7 @@ def _as_hu(values: np.ndarray, warnings: list[str], path: Path) -> np.ndarray:
     return out
 
 
-def _case_name(path: Path) -> str:
+def case_name(path: Path) -> str:
     """The file's name without its suffix, or its folder's when the file's is a generic one
     (``P1/ct.nii.gz``: ``P1``; KiTS's ``case_00000/imaging.nii.gz``: ``case_00000``)."""
     stem = _stem(path)
@@ -523,7 +523,7 @@ def _case_name(path: Path) -> str:
 
 def _display_name(path: Path) -> str:
     """``ct`` for ``ct.nii.gz``; ``P1 ct`` for ``P1/ct.nii.gz`` (a generic file name)."""
-    stem, case = _stem(path), _case_name(path)
+    stem, case = _stem(path), case_name(path)
     return stem if case == stem else f"{case} {stem}"
 
 
