@@ -51,6 +51,7 @@ def compute_stats(
     *,
     affine_lps: np.ndarray | None = None,
     ct: np.ndarray | None = None,
+    truth_tumor: np.ndarray | None = None,
     should_cancel=None,
 ) -> dict:
     """Volumes and lesion list of a ``(Z, Y, X)`` label map (0 background, 1 liver, 2 tumor).
@@ -66,6 +67,10 @@ def compute_stats(
         The CT in HU on the same grid: adds the mean attenuations (``liver_mean_hu``,
         ``tumor_mean_hu``, each lesion's ``mean_hu`` and ``liver_contrast_hu``). A CT of
         another shape is refused (ValueError).
+    truth_tumor : ndarray of bool, shape (Z, Y, X), optional
+        A ground truth's tumor on the same grid: adds each lesion's ``truth_share``, the share
+        of its voxels the ground truth marks as tumor (under 0.1: a false lesion, as
+        :func:`napari_livertumor.training.metrics.lesion_detection` counts them).
     should_cancel : callable, optional
         Asked before each lesion is measured; true: :class:`~napari_livertumor.errors.Cancelled`.
 
@@ -85,6 +90,10 @@ def compute_stats(
         raise ValueError(f"labels must be 3D (z, y, x); got shape {labels.shape}")
     if ct is not None and np.shape(ct) != labels.shape:
         raise ValueError(f"CT shape {np.shape(ct)} differs from the labels' {labels.shape}")
+    if truth_tumor is not None and np.shape(truth_tumor) != labels.shape:
+        raise ValueError(
+            f"ground truth shape {np.shape(truth_tumor)} differs from the labels' {labels.shape}"
+        )
     if labels.dtype.kind not in "biu":  # float labels measured nothing, without a word
         raise ValueError(
             f"labels must be integers (0 background, 1 liver, 2 tumor); got {labels.dtype}"
@@ -150,6 +159,10 @@ def compute_stats(
                 lesion["centroid_lps_mm"] = [round(float(v), 1) for v in mm]
             if ct is not None:
                 lesion.update(_lesion_attenuation(ct, labels, sub, start, spacing))
+            if truth_tumor is not None:
+                where_truth = np.asarray(truth_tumor[tuple(map(slice, start, stop))], bool)
+                share = np.count_nonzero(where_truth[sub]) / int(sizes[comp])
+                lesion["truth_share"] = round(float(share), 4)
             lesions.append(lesion)
     out = {
         # (mL to 4 decimals, as each lesion's: a one-voxel lesion's 0.0024 mL is not 0.002 in

@@ -296,6 +296,20 @@ def test_with_the_ct_each_lesion_gets_its_attenuation_and_its_contrast_to_the_li
     assert "liver_mean_hu" not in plain and "mean_hu" not in plain["lesions"][0]
     with pytest.raises(ValueError, match="CT shape"):
         compute_stats(labels, spacing, ct=ct[:5])
+    # a ground truth's tumor: each lesion's share of it (a half-covered lesion's 0.5)
+    truth = labels == 2
+    truth[: truth.shape[0] // 2] = False
+    shares = [
+        les["truth_share"] for les in compute_stats(labels, spacing, truth_tumor=truth)["lesions"]
+    ]
+    for les, share in zip(plain["lesions"], shares, strict=True):
+        (z0, z1), (y0, y1), (x0, x1) = les["bbox_zyx"]
+        box = (slice(z0, z1), slice(y0, y1), slice(x0, x1))
+        mine = labels[box] == 2  # (each lesion's box holds no other lesion here)
+        assert share == pytest.approx(np.count_nonzero(truth[box] & mine) / mine.sum(), abs=1e-4)
+    assert "truth_share" not in plain["lesions"][0]
+    with pytest.raises(ValueError, match="ground truth shape"):
+        compute_stats(labels, spacing, truth_tumor=truth[:5])
     empty = compute_stats(np.zeros_like(labels), spacing, ct=ct)
     assert empty["liver_mean_hu"] is None and empty["tumor_mean_hu"] is None
 

@@ -158,6 +158,45 @@ def test_dice_is_shown_when_a_ground_truth_is_chosen(viewer_with_labels, qtbot):
         assert widget.score_table.item(row, 4).text() == f"{expected[cls]['assd_mm']:.1f}"
     # the extra lesion, a stray island some way off the true one, sets the tumor's HD95
     assert expected["tumor"]["hd95_mm"] > expected["tumor"]["assd_mm"] > 0
+    # the surface Dice beside them (evaluate's nsd, within 2 mm)
+    assert widget.score_table.horizontalHeaderItem(5).text() == "NSD\n(2 mm)"
+    for row, cls in enumerate(("liver", "tumor")):
+        assert widget.score_table.item(row, 5).text() == f"{expected[cls]['nsd']:.3f}"
+
+
+def test_a_false_lesion_is_marked_and_the_lesions_counted_against_the_truth(
+    viewer_with_labels, qtbot
+):
+    """The lesion list said nothing of which lesion the ground truth has no tumor in, nor how
+    many true lesions were found (livertumor evaluate's lesions.csv did)."""
+    from napari_livertumor.training.metrics import lesion_detection
+
+    viewer, widget, vol, pred, truth = viewer_with_labels
+    widget.truth_combo.setCurrentText("(none)")
+    widget.measure_button.click()  # no ground truth: plain numbers, no counts
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    numbers = [widget.lesion_table.item(r, 0).text() for r in range(2)]
+    assert numbers == ["1", "2"] and not widget.detection_label.isVisibleTo(widget)
+    widget.truth_combo.setCurrentText("tiny CT ground truth")
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    lesions = widget.stats["lesions"]
+    extra = next(k for k, les in enumerate(lesions) if les["slice_range"] == [2, 3])
+    assert lesions[extra]["truth_share"] == 0.0 and lesions[1 - extra]["truth_share"] == 1.0
+    numbers = [widget.lesion_table.item(r, 0).text() for r in range(2)]
+    assert numbers[extra] == f"{extra + 1} false" and numbers[1 - extra] == str(2 - extra)
+    tip = widget.lesion_table.item(extra, 0).toolTip()
+    assert tip.startswith("0 % of this lesion is tumor in the ground truth: a false lesion")
+    counts = lesion_detection(pred == 2, truth == 2, vol.spacing)
+    assert counts["lesions_true"] == counts["lesions_found"] == 1
+    text = widget.detection_label.text()
+    assert widget.detection_label.isVisibleTo(widget)
+    assert "or more (as livertumor evaluate counts them): 1 of 1 true lesions found" in text
+    assert f"{counts['lesions_false']} of {counts['lesions_pred']} marked lesions false" in text
+    widget.truth_combo.setCurrentText("(none)")  # the marks were of that ground truth
+    numbers = [widget.lesion_table.item(r, 0).text() for r in range(2)]
+    assert numbers == ["1", "2"] and not widget.detection_label.isVisibleTo(widget)
+    assert widget.lesion_table.item(extra, 0).toolTip() == ""
 
 
 def test_no_tumor_in_either_map_has_no_dice_rather_than_a_perfect_one(viewer_with_labels, qtbot):

@@ -138,7 +138,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
             "is hard to see on this phase (empty: a lesion of under 10 voxels, or too little "
             "liver around it)"
         )
-        self.score_table = _table(["Class", "Dice", "IoU", "HD95\n(mm)", "ASSD\n(mm)"])
+        self.score_table = _table(
+            ["Class", "Dice", "IoU", "HD95\n(mm)", "ASSD\n(mm)", f"NSD\n({NSD_MM:g} mm)"]
+        )
         self.score_table.horizontalHeaderItem(1).setToolTip(
             "Overlap with the ground truth, 0 to 1 (1: identical): twice the shared voxels "
             "over the sum of both masks' voxels"
@@ -157,7 +159,16 @@ class InspectWidget(JobWidgetMixin, QWidget):
             "Mean boundary distance to the ground truth's, in mm, both ways (average symmetric "
             "surface distance). Empty (—) when either has none of the class"
         )
+        self.score_table.horizontalHeaderItem(5).setToolTip(
+            f"Surface Dice, 0 to 1: the share of both outlines' voxels within {NSD_MM:g} mm of "
+            "the other outline (normalised surface Dice, as livertumor evaluate's nsd). 0 when "
+            "either has none of the class"
+        )
         self.score_table.setVisible(False)
+        # with a ground truth: lesions found and false ones, as livertumor evaluate counts them
+        self.detection_label = QLabel()
+        self.detection_label.setWordWrap(True)
+        self.detection_label.setVisible(False)
         self.status = StatusLabel()
         for widget, tip in (
             (
@@ -213,6 +224,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         layout.addWidget(lesions_title)
         layout.addWidget(self.lesion_table)
         layout.addWidget(self.score_table)
+        layout.addWidget(self.detection_label)
         layout.addWidget(self.status)
         layout.addStretch(1)
 
@@ -335,15 +347,31 @@ class InspectWidget(JobWidgetMixin, QWidget):
             from ..stats import add_image_numbers, compute_stats
 
             progress("measure", 0, 1)
-            # with a CT layer on the same grid: each lesion's attenuation, contrast to liver
+            # with a CT layer on the same grid: each lesion's attenuation, contrast to liver;
+            # with a ground truth: the share of each lesion that is tumor there
             stats = compute_stats(
-                labels, spacing, affine_lps=affine, ct=ct, should_cancel=should_cancel
+                labels,
+                spacing,
+                affine_lps=affine,
+                ct=ct,
+                truth_tumor=None if truth is None else np.isin(truth, TRUTH_CLASSES["tumor"]),
+                should_cancel=should_cancel,
             )
             if volume is not None and volume.shape == labels.shape:
                 add_image_numbers(stats, volume)  # DICOM image numbers, as PACS shows them
             if should_cancel():  # (a Cancel took effect only once the Dice was done too)
                 raise Cancelled("measuring cancelled by the user")
             scores = None if truth is None else overlap_scores(labels, truth, spacing)
+            if truth is not None:
+                from ..training.metrics import lesion_detection
+
+                stats["detection"] = lesion_detection(
+                    np.isin(labels, PRED_CLASSES["tumor"]),
+                    np.isin(truth, TRUTH_CLASSES["tumor"]),
+                    spacing,
+                    min_ml=LESION_MIN_ML,
+                    min_overlap=LESION_MIN_SHARE,
+                )
             progress("measure", 1, 1)
             return stats, scores
 
@@ -546,9 +574,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
         for r, (measure, _) in enumerate(rows):
             self.volume_table.item(r, 0).setToolTip(VOLUME_TIPS.get(measure, ""))
         _fit_height(self.volume_table, len(rows))
+        scored = scores is not None and not unknown  # a false lesion's number says so
         lesions = [
             (
-                str(les["id"]),
+                _lesion_number(les) if scored else str(les["id"]),
                 _ml(les["volume_ml"]),
                 _mm(les["longest_diameter_mm"]),  # edge to edge (one voxel: its width)
                 _mm(les.get("axial_diameter_mm")),  # (stats from before it was measured: none)
@@ -576,6 +605,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
             _fill_table(self.lesion_table, lesions)
         finally:
             self._filling = False
+        if scored:
+            for row, les in enumerate(stats["lesions"]):
+                self.lesion_table.item(row, 0).setToolTip(_truth_tip(les))
         # up to 8 without scrolling; at least 2 rows (3 left the results no room beside Segment
         # on a 900-px window once the headers took two lines)
         _fit_height(self.lesion_table, min(max(len(lesions), 2), 8))
@@ -590,11 +622,16 @@ class InspectWidget(JobWidgetMixin, QWidget):
                         _score(s["iou"]),
                         _distance(s.get("hd95_mm")),
                         _distance(s.get("assd_mm")),
+                        _score(s.get("nsd", float("nan"))),
                     )
                     for c, s in scores.items()
                 ],
             )
             _fit_height(self.score_table, len(scores))
+        detection = stats.get("detection") if scored else None
+        self.detection_label.setVisible(detection is not None)
+        if detection is not None:
+            self.detection_label.setText(_detection_text(detection))
         self._measured_truth = truth
         self._measured_edits = edits
         if edits is not None and layer is not None and self._stale():
@@ -699,6 +736,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
             return
         self.scores = None
         self.score_table.setVisible(False)
+        self._unscore_lesions()
         set_status(
             self.status,
             f"Click Measure to score against '{chosen.name}'."
@@ -717,6 +755,16 @@ class InspectWidget(JobWidgetMixin, QWidget):
         finally:
             self._filling = False
         self.score_table.setVisible(False)
+        self.detection_label.setVisible(False)
+
+    def _unscore_lesions(self) -> None:
+        """The lesion numbers without the last ground truth's false-lesion marks."""
+        self.detection_label.setVisible(False)
+        for row in range(self.lesion_table.rowCount()):
+            item = self.lesion_table.item(row, 0)
+            if item is not None and row < len((self.stats or {}).get("lesions", [])):
+                item.setText(str(self.stats["lesions"][row]["id"]))
+                item.setToolTip("")
 
     def _pick_matching_truth(self, layer) -> None:
         """Keep a ground truth on ``layer``'s grid: the chosen one, else one that fits, else none."""
@@ -885,6 +933,40 @@ def _fit_height(table: QTableWidget, rows: int) -> None:
     table.setFixedHeight(header + sum(heights) + bar + 2 * table.frameWidth() + 2)
 
 
+def _lesion_number(lesion: dict) -> str:
+    """A lesion's number, with "false" where the ground truth has (almost) no tumor there."""
+    share = lesion.get("truth_share")
+    false = share is not None and share < LESION_MIN_SHARE
+    return f"{lesion['id']} false" if false else str(lesion["id"])
+
+
+def _truth_tip(lesion: dict) -> str:
+    share = lesion.get("truth_share")
+    if share is None:
+        return ""
+    small = lesion["volume_ml"] < LESION_MIN_ML
+    return (
+        f"{100 * share:.0f} % of this lesion is tumor in the ground truth"
+        + (
+            f": a false lesion (under {100 * LESION_MIN_SHARE:.0f} %)"
+            if share < LESION_MIN_SHARE
+            else ""
+        )
+        + (f"; under {LESION_MIN_ML:g} mL, not counted in the lesion counts" if small else "")
+    )
+
+
+def _detection_text(d: dict) -> str:
+    """The lesion counts against a ground truth, in words."""
+    share = f"{100 * LESION_MIN_SHARE:.0f} %"
+    return (
+        f"Against the ground truth, lesions of {LESION_MIN_ML:g} mL or more (as livertumor "
+        f"evaluate counts them): {d['lesions_found']} of {d['lesions_true']} true lesions found "
+        f"(at least {share} of it marked), {d['lesions_false']} of {d['lesions_pred']} marked "
+        f"lesions false (under {share} of it true tumor)."
+    )
+
+
 def _score(value: float) -> str:
     return f"{value:.3f}" if np.isfinite(value) else "—"
 
@@ -920,6 +1002,13 @@ def _range(pair) -> str:
 
 #: the lesion table's column of DICOM image numbers
 IMAGES_COLUMN = 7
+#: the surface Dice's tolerance (mm), as ``livertumor evaluate``'s default
+NSD_MM = 2.0
+#: lesions are matched as ``livertumor evaluate`` matches them (``metrics.lesion_detection``):
+#: lesions under this many mL are not counted, and a lesion is false (or a true one found) when
+#: under (at least) this share of it is true (predicted) tumor
+LESION_MIN_ML = 0.1
+LESION_MIN_SHARE = 0.1
 #: px a table may widen its panel to (a docked panel's usual width); wider ones scroll sideways
 TABLE_WIDEST = 400
 
