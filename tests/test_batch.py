@@ -784,8 +784,9 @@ def test_names_that_differ_only_in_letter_case_never_share_outputs(tmp_path):
 
 def test_files_of_one_generic_name_are_named_by_their_folders(tmp_path):
     """TotalSegmentator's s0001/ct.nii.gz, KiTS's case_00000/imaging.nii.gz: several such files
-    were written as ct, ct_2, ct_3; each is its folder's patient, as the panels name it. One
-    alone keeps its own name, and so does a name that says whose scan it is."""
+    were written as ct, ct_2, ct_3, and a loop giving one at a time found the second's name
+    taken; each is its folder's patient, as the panels name it. A file named after its patient
+    keeps its own name."""
     for folder in ("s0001", "s0002", "s0003"):
         write_nifti(ct(1), tmp_path / folder / "ct.nii.gz")
     write_nifti(ct(2), tmp_path / "case_00000" / "imaging.nii.gz")
@@ -795,7 +796,8 @@ def test_files_of_one_generic_name_are_named_by_their_folders(tmp_path):
     files = sorted(tmp_path.glob("*/*.nii.gz"))
     names = [c.name for c in discover_cases(files)]
     assert names == ["HCC_001", "HCC_001_2", "case_00000", "case_00001", "s0001", "s0002", "s0003"]
-    assert [c.name for c in discover_cases([tmp_path / "s0001" / "ct.nii.gz"])] == ["ct"]
+    assert [c.name for c in discover_cases([tmp_path / "s0002" / "ct.nii.gz"])] == ["s0002"]
+    assert [c.name for c in discover_cases([tmp_path / "s0002"])] == ["s0002"]
     # folders whose names say nothing either (images/ct.nii.gz, Images/ct.nii.gz): as before
     write_nifti(ct(3), tmp_path / "x" / "images" / "ct.nii.gz")
     write_nifti(ct(3), tmp_path / "y" / "Images" / "ct.nii.gz")

@@ -420,14 +420,14 @@ def test_a_missing_acquisition_names_those_there(tmp_path, models, caplog):
     __import__("torch").cuda.is_available(), reason="this machine has a GPU to run on"
 )
 def test_strict_device_stops_when_cuda_is_absent_and_writes_nothing(tmp_path, models, capsys):
-    write_nifti(small_ct(), tmp_path / "ct.nii.gz")
+    write_nifti(small_ct(), tmp_path / "P1" / "ct.nii.gz")
     out = tmp_path / "out"
-    args = ["segment", str(tmp_path / "ct.nii.gz"), "-o", str(out), "--models", str(models)]
+    args = ["segment", str(tmp_path / "P1" / "ct.nii.gz"), "-o", str(out), "--models", str(models)]
     assert main([*args, "--device", "cuda", "--strict-device"]) == 1
     assert "CUDA" in capsys.readouterr().err
     assert not out.exists()  # nothing written, not even the folder
     assert main([*args, "--device", "cuda", "--no-refine"]) == 0  # without it: the CPU
-    assert json.loads((out / "ct_stats.json").read_text())["device"] == "cpu"
+    assert json.loads((out / "P1_stats.json").read_text())["device"] == "cpu"
     # one GPU of several by number, as evaluate and train take it
     assert main([*args, "--device", "cuda:1", "--strict-device"]) == 1
     assert "CUDA" in capsys.readouterr().err

@@ -503,36 +503,7 @@ def discover_cases(
             found += _cases_from_folder(inner, per_patient=per_patient)
     if not found:
         raise InputError(None, f"no CT found in {', '.join(str(i) for i in inputs)}")
-    return _unique_sorted(_named_by_folder(found), outdir=outdir)
-
-
-def _named_by_folder(cases: list[Case]) -> list[Case]:
-    """Of NIfTI files that share a name saying nothing of whose scan each is (TotalSegmentator's
-    ``s0001/ct.nii.gz``, KiTS's ``case_00000/imaging.nii.gz``), each is named by its folder, as
-    the panels name them, where those folders' names differ: they were ``ct``, ``ct_2``,
-    ``ct_3``... One such file alone keeps its own name (``ct_labels.nii.gz``)."""
-    from ..io.nifti import GENERIC_NAMES, case_name, is_nifti_path
-
-    def key(name: str) -> str:
-        return unicodedata.normalize("NFC", name).casefold()
-
-    groups: dict[str, list[Case]] = {}
-    for c in cases:
-        groups.setdefault(key(c.name), []).append(c)
-    out: list[Case] = []
-    for name, group in groups.items():
-        paths = [Path(c.path) for c in group]
-        if (
-            len({p.resolve() for p in paths}) > 1
-            and name in GENERIC_NAMES
-            and all(is_nifti_path(p) and key(_case_name(p)) == name for p in paths)
-        ):
-            renamed = [dataclasses.replace(c, name=_safe(case_name(Path(c.path)))) for c in group]
-            names = [key(c.name) for c in renamed]
-            if len(set(names)) == len(names) and not set(names) & GENERIC_NAMES:
-                group = renamed
-        out += group
-    return out
+    return _unique_sorted(found, outdir=outdir)
 
 
 def shard_cases(cases: list[Case], index: int, count: int) -> list[Case]:
@@ -957,10 +928,13 @@ def _looks_dicom(path: Path) -> bool:
 
 
 def _case_name(path: Path) -> str:
-    name = path.name
-    for suffix in (".nii.gz", ".nii"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
+    """A folder's name; a NIfTI file's name without its suffix, or its folder's where the
+    file's name says nothing of whose scan it is (TotalSegmentator's ``s0001/ct.nii.gz``:
+    ``s0001``, as the panels name it; several were ``ct``, ``ct_2``..., and a loop giving one
+    at a time found the second's name taken by the first's outputs)."""
+    from ..io.nifti import case_name, is_nifti_path
+
+    name = case_name(path) if is_nifti_path(path) else path.name
     return _safe(name or "case")
 
 
