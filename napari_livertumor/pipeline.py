@@ -512,7 +512,10 @@ class Segmenter:
         # a RAS-stored, transposed or feet-first file is turned (no resampling) and the labels
         # turned back onto its own grid (``turn``, above).
         ct = _signed_hu(turn.apply(np.asarray(volume.array)))
-        spacing = turn.apply_spacing(volume.spacing)
+        # to float32's precision, as a NIfTI header stores it: a DICOM series (0.79412657 mm)
+        # and the NIfTI `convert` wrote of it (0.7941266) gave other labels (a liver voxel
+        # apart moved the tumor stage's box: 2 of 637 mL)
+        spacing = tuple(float(np.float32(s)) for s in turn.apply_spacing(volume.spacing))
         labels = np.zeros(ct.shape, dtype=np.uint8)
         unsure: list = []
         refine_effect = None

@@ -119,6 +119,35 @@ def test_liver_and_tumor_come_back_on_the_ct_grid():
     assert result.stats["tumor_ml"] == pytest.approx(true_ml, rel=0.15)
 
 
+def test_a_spacing_as_a_nifti_header_stores_it_gives_the_same_labels(monkeypatch):
+    """A DICOM series (PixelSpacing 0.79412657) and the NIfTI convert wrote of it (float32:
+    0.7941266) gave other labels on a 512-pixel phantom: a liver voxel apart moved the tumor
+    stage's box. The stages work at float32's precision, as the header stores it."""
+    from napari_livertumor.models import preprocess as pp
+
+    seen = []
+    shape_of = pp.stage_shape
+
+    def spy(shape, spacing, target):
+        seen.append(tuple(spacing))
+        return shape_of(shape, spacing, target)
+
+    monkeypatch.setattr(pp, "stage_shape", spy)
+    exact = (2.5, 0.79412657, 0.79412657)
+    stored = tuple(float(np.float32(s)) for s in exact)
+    assert stored != exact
+    results = []
+    for spacing in (exact, stored):
+        vol, _, _ = phantom(spacing=spacing)
+        cfg = InferenceConfig(device="cpu", min_liver_ml=1)
+        results.append(segment_ct(vol, cfg, models=oracle_models()))
+    half = len(seen) // 2
+    assert half and seen[:half] == seen[half:] and all(s == stored for s in seen)
+    np.testing.assert_array_equal(results[0].labels, results[1].labels)
+    # the volumes are measured with the scan's own spacing
+    assert results[0].stats["spacing_mm"] == [2.5, 0.794127, 0.794127]
+
+
 def test_the_metadata_logit_bias_moves_the_decision_threshold():
     import dataclasses
 
