@@ -552,8 +552,11 @@ def test_segmenting_into_the_input_folder_never_reads_its_own_label_maps_as_cts(
     assert [c.name for c in discover_cases([dicom])] == ["P01"]
     (nifti / "case00_stats.json").unlink()
     assert sorted(c.name for c in discover_cases([nifti])) == ["case00", "case01"]
-    # a label map of no input here is no output of ours: a case (the user's file)
+    # a label map of no input here is no output of ours, but named a label map beside a scan:
+    # no case either (alone in its folder it is one, and fails naming what it holds)
     (nifti / "case00.nii.gz").rename(tmp_path / "elsewhere.nii.gz")
+    assert {c.name for c in discover_cases([nifti])} == {"case01"}
+    (nifti / "case01.nii.gz").unlink()
     assert "case00_labels" in {c.name for c in discover_cases([nifti])}
 
 
@@ -803,6 +806,34 @@ def test_files_of_one_generic_name_are_named_by_their_folders(tmp_path):
     write_nifti(ct(3), tmp_path / "y" / "Images" / "ct.nii.gz")
     names = [c.name for c in discover_cases(sorted(tmp_path.glob("*/*/ct.nii.gz")))]
     assert names == ["ct", "ct_2"], names
+
+
+def test_label_maps_named_so_beside_their_scans_are_no_cases(tmp_path, caplog):
+    """LiTS's volume-N.nii beside segmentation-N.nii, KiTS's case_N/imaging.nii.gz beside
+    segmentation.nii.gz: the label maps were segmented as CTs (each a failed case), and a
+    KiTS folder was one failed case ("give one of them")."""
+    import logging
+
+    lits, kits = tmp_path / "LiTS", tmp_path / "kits"
+    for n in range(2):
+        write_nifti(ct(n), lits / f"volume-{n}.nii")
+        write_nifti(ct(n), lits / f"segmentation-{n}.nii")
+        write_nifti(ct(n), kits / f"case_0000{n}" / "imaging.nii.gz")
+        write_nifti(ct(n), kits / f"case_0000{n}" / "segmentation.nii.gz")
+    with caplog.at_level(logging.INFO):
+        assert [c.name for c in discover_cases([lits])] == ["volume-0", "volume-1"]
+    assert "2 file(s) named as label maps skipped" in caplog.text
+    cases = discover_cases([kits])
+    assert [(c.name, c.path.name) for c in cases] == [
+        ("case_00000", "imaging.nii.gz"),
+        ("case_00001", "imaging.nii.gz"),
+    ]
+    assert [c.name for c in discover_cases([kits / "case_00001"])] == ["case_00001"]
+    # a folder of label maps only: left to fail, named (not an empty run); a file given is read
+    only = tmp_path / "only"
+    write_nifti(ct(1), only / "liver_mask.nii.gz")
+    assert [c.name for c in discover_cases([only])] == ["liver_mask"]
+    assert len(discover_cases([lits / "segmentation-1.nii"])) == 1
 
 
 def test_a_folder_of_patients_exported_without_dicom_preambles_is_each_patient(tmp_path):

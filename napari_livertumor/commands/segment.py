@@ -667,6 +667,10 @@ def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
         )
         niftis = [p for p in niftis if p not in ours]
         entries = [p for p in entries if p not in ours]
+    # label maps named so beside their scans (LiTS's segmentation-N.nii): no CT to segment
+    masks = _label_map_files(niftis, folder)
+    niftis = [p for p in niftis if p not in masks]
+    entries = [p for p in entries if p not in masks]
     subdirs = [p for p in entries if p.is_dir()]
     # an output folder of this command inside the input (no scan of its own) is no patient
     for sub in [d for d in subdirs if _is_output_folder(d) and not _holds_a_scan(d)]:
@@ -718,6 +722,8 @@ def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
         nii = [
             p for p in sub.iterdir() if p.is_file() and is_nifti_path(p) and not _is_our_labels(p)
         ]
+        masks = _label_map_files(nii, sub)  # KiTS's segmentation.nii.gz beside imaging
+        nii = [p for p in nii if p not in masks]
         if sub not in owners and sub not in unreadable and len(nii) == 1:
             lone_nifti[sub] = nii[0]
     # a subfolder named after its patient (HCC_001/ holding PatientID HCC_001, as TCIA and most
@@ -897,7 +903,27 @@ def _subfolder_case(sub: Path) -> Case | None:
     if _has_dicom(sub):
         return Case(_case_name(sub), sub)
     nii = [p for p in sub.iterdir() if p.is_file() and is_nifti_path(p) and not _is_our_labels(p)]
+    masks = _label_map_files(nii, sub)
+    nii = [p for p in nii if p not in masks]
     return Case(_case_name(sub), nii[0]) if len(nii) == 1 else None
+
+
+def _label_map_files(niftis: list[Path], folder: Path) -> list[Path]:
+    """Of a folder's NIfTI files, those named as label maps (:func:`io.nifti.named_as_label_map`:
+    LiTS's ``segmentation-0.nii``, KiTS's ``segmentation.nii.gz``) where a scan is beside them;
+    said once (they were segmented as CTs, each a failed case)."""
+    from ..io.nifti import named_as_label_map
+
+    masks = [p for p in niftis if named_as_label_map(p) and not p.name.startswith(".")]
+    if not masks or len(masks) == len(niftis):  # only label maps: left to fail, named
+        return []
+    log.info(
+        "%s: %d file(s) named as label maps skipped, not scans (%s)",
+        folder,
+        len(masks),
+        ", ".join(p.name for p in masks[:3]) + (", ..." if len(masks) > 3 else ""),
+    )
+    return masks
 
 
 def _has_dicom(folder: Path) -> bool:

@@ -546,6 +546,25 @@ GENERIC_NAMES = frozenset(
 )  # fmt: skip
 
 
+#: words of a NIfTI file's name that say it holds a label map (LiTS's segmentation-0.nii, KiTS's
+#: segmentation.nii.gz, liver_mask.nii.gz), unless a word says it is a scan (ct_seg_input?)
+LABEL_MAP_WORDS = frozenset(
+    {"seg", "segmentation", "segmentations", "label", "labels", "mask", "masks", "gt", "truth",
+     "groundtruth", "annotation", "annotations"}
+)  # fmt: skip
+SCAN_WORDS = frozenset({"ct", "image", "img", "imaging", "volume", "vol", "scan"})
+
+
+def named_as_label_map(path: str | Path) -> bool:
+    """Whether a NIfTI file's name says it is a label map, not a scan (by words of its name:
+    ``segmentation-0.nii``, ``segmentation.nii.gz``, ``liver_mask.nii.gz``; not
+    ``volume-0.nii`` nor ``ct_labelled.nii.gz``)."""
+    import re
+
+    words = {w for w in re.split(r"[^a-z]+", _stem(Path(path)).lower()) if w}
+    return bool(words & LABEL_MAP_WORDS) and not words & SCAN_WORDS
+
+
 #: leading bytes of formats a file named .nii(.gz) may really be
 _MAGIC = (
     (b"\x89PNG", "a PNG picture"),
