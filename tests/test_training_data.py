@@ -178,6 +178,26 @@ def test_a_patient_without_seg_is_skipped_with_a_logged_reason(tcia_cohort, tmp_
     assert "HCC_002" in caplog.text and "no DICOM SEG" in caplog.text
 
 
+def test_patient_folders_of_nifti_files_are_told_the_layout_read(tcia_cohort, tmp_path, caplog):
+    """KiTS's case_N/imaging.nii.gz + segmentation.nii.gz beside DICOM patients: it was said to
+    have "no DICOM SEG (no labels)", which its NIfTI labels contradict."""
+    from napari_livertumor.io.nifti import write_nifti
+    from napari_livertumor.io.volume import CTVolume
+
+    data = tmp_path / "data"
+    shutil.copytree(tcia_cohort, data)
+    vol = CTVolume(np.zeros((4, 8, 8), np.int16), (2.0, 1.0, 1.0))
+    for name in ("imaging", "segmentation"):
+        write_nifti(vol, data / "case_00000" / f"{name}.nii.gz")
+    with caplog.at_level(logging.WARNING):
+        records = index_cases(data)
+    assert "case_00000" not in [r.case_id for r in records]
+    assert (
+        "no DICOM; NIfTI files (imaging.nii.gz, segmentation.nii.gz) are read from imagesTr/ + "
+        "labelsTr/ only"
+    ) in caplog.text
+
+
 def test_a_truncated_seg_is_reported_as_unreadable_not_as_missing(tcia_cohort, tmp_path, caplog):
     data = tmp_path / "data"
     shutil.copytree(tcia_cohort, data)

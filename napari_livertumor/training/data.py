@@ -401,6 +401,21 @@ def _index_tcia_patient(
                 f"file(s), e.g. {path}: {problem}",
             )
             return None
+        niftis = sorted(
+            p.name
+            for p in folder.rglob("*")
+            if p.is_file() and p.name.lower().endswith((".nii", ".nii.gz"))
+        )
+        if niftis and not series:  # KiTS's case_N/imaging + segmentation: another layout
+            _skip(
+                skipped,
+                folder.name,
+                f"no DICOM; NIfTI files ({', '.join(niftis[:3])}"
+                + (", ..." if len(niftis) > 3 else "")
+                + ") are read from imagesTr/ + labelsTr/ only (one file per case in each, "
+                "the same names: docs/training.md, 'Data layouts')",
+            )
+            return None
         _skip(skipped, folder.name, "no DICOM SEG (no labels)")
         return None
     cts = [s for s in series if s.is_ct]
