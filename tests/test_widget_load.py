@@ -76,6 +76,26 @@ def test_load_nifti_with_ground_truth_adds_aligned_labels(load_widget, qtbot, tm
     np.testing.assert_allclose(gt.translate, ct.translate)
 
 
+def test_a_mask_of_0_and_255_is_refused_as_a_ground_truth_and_the_scan_opens(
+    load_widget, qtbot, tmp_path
+):
+    """3D-IRCADb's 0/255 liver mask was taken as a ground truth of class 255: Inspect scored the
+    model's liver a Dice of 0 without a word."""
+    viewer, widget = load_widget
+    vol, labels = tiny_ct()
+    write_nifti(vol, tmp_path / "ct.nii.gz")
+    write_nifti((labels > 0).astype(np.uint8) * 255, tmp_path / "gt.nii.gz", reference=vol)
+    widget.source.setCurrentText(SOURCES[1])
+    widget.path.setText(str(tmp_path / "ct.nii.gz"))
+    widget.truth_path.setText(str(tmp_path / "gt.nii.gz"))
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    assert len(_layers.ct_layers(viewer)) == 1
+    assert not _layers.labels_layers(viewer, role="ground_truth")
+    text = widget.status.text()
+    assert "gt.nii.gz" in text and "holds the values 0, 255" in text, text
+
+
 def test_a_nifti_file_given_as_the_dicom_folder_is_read_as_nifti(load_widget, qtbot, tmp_path):
     """The panel opens on "DICOM folder": a pasted .nii.gz was refused as not a DICOM file."""
     viewer, widget = load_widget

@@ -807,7 +807,7 @@ def _read_truth(path, volume, notes: list | None = None):
             raise InputError(path, f"label map shape {truth.shape} ≠ CT shape {ct.shape}")
         if not ct.same_grid(truth, atol=0.1):
             raise InputError(path, "label map is not on the CT's grid (different affine)")
-        return turn.undo(np.asarray(truth.array).astype(np.uint8))
+        return turn.undo(_truth_classes(path, np.asarray(truth.array)))
     from ..io.seg import read_dicom_seg
 
     said: list[str] = []
@@ -815,6 +815,22 @@ def _read_truth(path, volume, notes: list | None = None):
     if notes is not None:
         notes += [f"ground truth {path.name}: {n}" for n in said]
     return labels
+
+
+def _truth_classes(path, array: np.ndarray) -> np.ndarray:
+    """A NIfTI ground truth's classes as uint8, or a refusal naming what it holds: a 0/255 mask
+    (3D-IRCADb's) wrapped to nothing it should be and scored a Dice of 0 without a word."""
+    values = np.unique(array)
+    bad = values[(values < 0) | (values > 4) | (values != np.round(values))]
+    if bad.size:
+        shown = ", ".join(f"{v:g}" for v in values[:6]) + (", ..." if values.size > 6 else "")
+        raise InputError(
+            path,
+            f"holds the values {shown}: a ground truth holds the classes 0 background, "
+            "1 liver, 2 tumor (3 portal vein, 4 aorta, as HCC-TACE-Seg's); a mask of 0 and 255 "
+            "is no such map (as a liver mask: set 255 to 1)",
+        )
+    return array.astype(np.uint8)
 
 
 def _seg_in_folder(folder, volume, notes: list | None = None):
