@@ -258,6 +258,21 @@ def test_an_axial_original_series_is_read_before_a_reformat_with_more_slices(tmp
     np.testing.assert_array_equal(chosen.array, coronal.array)
 
 
+def test_a_scan_is_read_before_masks_stored_as_ct_series_in_folders_named_so(tmp_path):
+    """3D-IRCADb: PATIENT_DICOM/ beside MASKS_DICOM/liver/ etc., CT series of as many slices
+    with no description; the first found, a mask of 0 and 255, was read as the scan."""
+    ct = make_ct(shape=(8, 20, 20), seed=3)
+    mask = ct.with_array(np.where(ct.array > 0, 255, 0).astype(np.int16))
+    write_ct_series(mask, tmp_path / "MASKS_DICOM" / "liver", series_description="")
+    write_ct_series(ct, tmp_path / "PATIENT_DICOM", series_description="")
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, ct.array)
+    said = " ".join(volume.meta["warnings"])
+    assert "a scan, preferred to series in folders named as masks (MASKS_DICOM/liver)" in said
+    # the series are told apart by their folders where they have no description
+    assert "CT #1 '' in MASKS_DICOM/liver: 8 slice(s)" in said
+
+
 def test_a_monitoring_series_is_never_preferred_to_a_scan(tmp_path):
     """Bolus tracking: 12 images at one table position, original, beside a derived axial
     series of 10 slices. The monitoring series was read (and could not be stacked)."""

@@ -444,7 +444,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
 
     # ------------------------------------------------------------------ results
     def _show_series(self, found) -> None:
-        from ..io.dicom import SHORT_SERIES, _skipped_text  # (read by the scan that found them)
+        from ..io.dicom import (  # (read by the scan that found them)
+            SHORT_SERIES,
+            _skipped_text,
+            series_folder,
+        )
 
         found = found if isinstance(found, tuple) else (found,)
         # (series, SEG references, their images, unreadable files, the folder): a scan's
@@ -470,7 +474,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
         for r, s in enumerate(self._series):
             # one image has no slice spacing (a scout's was its neighbours'): blank
             thickness = "" if s.n_slices == 1 else f"{s.spacing[0]:.3g}" if s.spacing else "?"
-            desc = s.description or "(no description)"
+            # (3D-IRCADb's scan and masks have none: their folders tell them apart)
+            where = series_folder(s) if getattr(s, "files", None) else ""
+            desc = s.description or (f"(no description) {where}" if where else "(no description)")
             number = getattr(s, "series_number", None)
             if number is not None:  # as a PACS viewer lists series: by number, then name
                 desc = f"#{number} {desc}"

@@ -145,9 +145,11 @@ class SeriesInfo:
             sp = "pixels " + "x".join(f"{s:.3g}" for s in self.spacing[1:]) + " mm"
         else:
             sp = spacing_text(self.spacing, "x") if self.spacing else "spacing ? mm"
+        # (no description: its folder tells it apart, as 3D-IRCADb's scan from its masks)
+        where = f" in {series_folder(self)}" if not self.description and self.files else ""
         return (
-            f"{self.modality or '(no modality)'} #{self.series_number} '{self.description}'{acq}: "
-            f"{self.n_slices} slice(s){held}, {sp}, phase {self.phase}, uid {self.uid}"
+            f"{self.modality or '(no modality)'} #{self.series_number} '{self.description}'{acq}"
+            f"{where}: {self.n_slices} slice(s){held}, {sp}, phase {self.phase}, uid {self.uid}"
         )
 
 
@@ -1025,8 +1027,29 @@ def _rank(info: SeriesInfo, wanted=frozenset()) -> tuple:
         info.n_positions < SHORT_SERIES,
         info.plane not in ("axial", ""),
         info.derived,
+        in_mask_folder(info),
         -info.n_slices,
     )
+
+
+#: words of a series' folder (or description) that say its images are masks drawn on a scan
+#: (3D-IRCADb's MASKS_DICOM/liver/: CT images of 0 and 255 as many as the scan's)
+_MASK_WORDS = frozenset({"mask", "masks", "label", "labels", "labelmap", "labelmaps"})
+
+
+def series_folder(info: SeriesInfo) -> str:
+    """The last two folders of a series' first file (``MASKS_DICOM/liver``), to tell series
+    apart that have no description."""
+    parent = Path(info.files[0]).parent if info.files else None
+    return "" if parent is None else "/".join(parent.parts[-2:])
+
+
+def in_mask_folder(info: SeriesInfo) -> bool:
+    """Whether the series' folder (its last two) or description names it a set of masks."""
+    import re
+
+    text = f"{series_folder(info)} {info.description or ''}".lower()
+    return bool(set(re.split(r"[^a-z]+", text)) & _MASK_WORDS)
 
 
 def why_chosen(info: SeriesInfo, others: list[SeriesInfo], wanted=frozenset()) -> str:
@@ -1044,6 +1067,13 @@ def why_chosen(info: SeriesInfo, others: list[SeriesInfo], wanted=frozenset()) -
         reasons.append("axial slices, preferred to a reformat in another plane")
     if not info.derived and any(o.derived for o in bigger):
         reasons.append("original images, preferred to a derived series")
+    if not in_mask_folder(info) and any(in_mask_folder(o) for o in others):
+        masks = sorted({series_folder(o) for o in others if in_mask_folder(o)})
+        reasons.append(
+            f"a scan, preferred to series in folders named as masks ({', '.join(masks[:3])}"
+            + (", ..." if len(masks) > 3 else "")
+            + ")"
+        )
     return "; ".join(reasons) or "the most slices"
 
 
