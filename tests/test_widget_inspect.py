@@ -164,6 +164,24 @@ def test_dice_is_shown_when_a_ground_truth_is_chosen(viewer_with_labels, qtbot):
         assert widget.score_table.item(row, 5).text() == f"{expected[cls]['nsd']:.3f}"
 
 
+def test_in_grid_mode_the_jump_hides_nothing_and_says_where_the_ring_is(viewer_with_labels, qtbot):
+    """Grid mode draws each layer in a cell of its own: the jump hid another patient's layers
+    that covered nothing and said "ringed" round an empty cell."""
+    viewer, widget, vol, pred, truth = viewer_with_labels
+    other = _layers.add_ct_layer(viewer, vol, name="other CT")  # drawn above, same place
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    viewer.grid.enabled = True
+    widget.go_to_lesion(0)
+    assert other.visible
+    text = widget.status.text()
+    assert "ringed in 'lesion marker'" in text and "hidden" not in text
+    assert "Grid mode is on: each layer, the ring too, lies in a cell of its own" in text
+    viewer.grid.enabled = False
+    widget.go_to_lesion(0)
+    assert not other.visible and "Grid mode" not in widget.status.text()
+
+
 def test_a_false_lesion_is_marked_and_the_lesions_counted_against_the_truth(
     viewer_with_labels, qtbot
 ):

@@ -943,6 +943,20 @@ def test_a_view_rolled_to_sagittal_shows_no_axial_outline_and_applies_to_no_hidd
     assert widget.preview_layer().visible
 
 
+def test_grid_mode_is_said_over_the_preview_and_unsaid_when_turned_off(refine_setup, qtbot):
+    """napari's grid mode draws each layer in a cell of its own: the outline lay in an empty
+    cell away from the mask, unsaid."""
+    viewer, widget, seg, truth, liver = refine_setup
+    count = widget.preview_count
+    viewer.grid.enabled = True
+    _wait_for_new_preview(qtbot, widget, count)
+    assert widget.status.text().startswith("Grid mode is on: the outline lies in a grid cell")
+    count = widget.preview_count
+    viewer.grid.enabled = False
+    _wait_for_new_preview(qtbot, widget, count)
+    assert "Grid mode" not in widget.status.text()
+
+
 def test_a_transposed_axial_view_still_previews_and_a_rolled_one_keeps_an_applys_result(
     refine_setup, qtbot
 ):

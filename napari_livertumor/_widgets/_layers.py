@@ -1104,6 +1104,11 @@ def _volume_name(volume: CTVolume) -> str:
     return desc or pid or "CT"
 
 
+def grid_on(viewer) -> bool:
+    """Whether napari's grid mode draws each layer in a cell of its own."""
+    return bool(getattr(getattr(viewer, "grid", None), "enabled", False))
+
+
 def shows_axial(viewer) -> bool:
     """True when the viewer shows axial slices (2D, rows and columns displayed, either way
     round: napari's Transpose keeps the slice axial). A 3D view, or one rolled to sagittal or

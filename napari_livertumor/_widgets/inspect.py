@@ -409,7 +409,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
             return
         # the slice the status names (the centroid's own z may round to its neighbour)
         world = layer.data_to_world((lesion["slice"], *lesion["centroid_zyx"][1:]))
-        uncovered = self._bring_into_view(layer, world)
+        # grid mode draws each layer in a cell of its own: nothing covers the lesion, and the
+        # ring lies in a cell of its own (it said "ringed" round an empty cell)
+        grid = _layers.grid_on(self.viewer)
+        uncovered = self._bring_into_view(layer, world, hide_others=not grid)
         marker = self._mark_lesion(layer, lesion)  # first: a layer added resets the slider
         self.viewer.dims.set_point(0, float(world[0]))
         _layers.camera(self.viewer).center = tuple(float(w) for w in world)
@@ -435,11 +438,17 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 if uncovered
                 else ""
             )
-            + (". Click Measure to update the list." if stale else "."),
+            + (". Click Measure to update the list." if stale else ".")
+            + (
+                " Grid mode is on: each layer, the ring too, lies in a cell of its own; turn it "
+                "off (the grid button, bottom left) to see the ring on the lesion."
+                if grid and marker
+                else ""
+            ),
             warning=stale,
         )
 
-    def _bring_into_view(self, layer, world) -> list[str]:
+    def _bring_into_view(self, layer, world, hide_others: bool = True) -> list[str]:
         """Show ``layer`` and its CT at the lesion's ``world`` point: each hidden one made
         visible, and the other scans' images drawn above them there hidden (another patient
         loaded later covered the lesion the ring and status pointed at). Returns the names of
@@ -456,7 +465,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
             if ly is not None and not ly.visible:
                 ly.visible = True
         lowest = min(layers.index(ly) for ly in (layer, own_ct) if ly is not None)
-        hidden = []
+        hidden: list[str] = []
+        if not hide_others:
+            return hidden
         for ly in list(layers)[lowest + 1 :]:
             other_scan = (
                 isinstance(ly, Image) and ly.metadata.get(_layers.ROLE) == "ct" and ly is not own_ct

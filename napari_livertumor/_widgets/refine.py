@@ -128,6 +128,11 @@ def panel_settings(viewer) -> RefineConfig | None:
     return None
 
 
+#: said over the preview while napari's grid mode draws each layer in a cell of its own
+_GRID_NOTE = (
+    "Grid mode is on: the outline lies in a grid cell of its own, not over the mask; turn it "
+    "off (the grid button, bottom left) to see it there."
+)
 _NOT_AXIAL = (
     "The outline is drawn on axial slices and this view shows another plane: roll the "
     "dimensions back to axial to preview or apply to a slice, or apply to a lesion or to all "
@@ -382,9 +387,16 @@ class RefineWidget(JobWidgetMixin, QWidget):
         order_event = self.viewer.dims.events.order  # rolled to a sagittal or coronal view
         order_event.connect(self.schedule_preview)
         slot = self.schedule_preview
+        # grid mode on or off: the note that the outline lies in a cell of its own
+        grid_event = getattr(getattr(self.viewer, "grid", None), "events", None)
+        grid_event = getattr(grid_event, "enabled", None)
+        if grid_event is not None:
+            grid_event.connect(slot)
         self.destroyed.connect(lambda *_: _disconnect(step_event, slot))
         self.destroyed.connect(lambda *_: _disconnect(view_event, slot))
         self.destroyed.connect(lambda *_: _disconnect(order_event, slot))
+        if grid_event is not None:
+            self.destroyed.connect(lambda *_: _disconnect(grid_event, slot))
         follow_layer_list(self, self.viewer, self.refresh_layers)
         self.init_jobs(napari_viewer)
         self.refresh_layers()
@@ -821,6 +833,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
             ct_layer, mask_layer, tumor2d, liver2d, spacing = self._inputs(z)
         except ValueError as exc:
             self._clear_preview()
+            if self.busy:  # an Apply runs: its "Refining…" stays until it ends and says
+                return
             if not self.ct_combo.currentText() or not self.mask_combo.currentText():
                 if self.status.text().startswith(("Applied to ", "Undid", "Reset to ")):
                     return  # what an Apply just did (its CT deleted meanwhile) stays said
@@ -863,7 +877,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 return  # tabbed away or turned meanwhile: nothing to show it on
             self._show_preview(ct_layer, z, out)
             self._show_notes(notes)
-            if self._preview_error:  # the problem shown earlier is gone
+            if _layers.grid_on(self.viewer):  # the outline drawn in a cell of its own
+                if self._preview_error or not self.status.text():
+                    set_status(self.status, _GRID_NOTE, scroll=False)
+                    self._preview_error = True  # a hint to clear once grid mode is off
+            elif self._preview_error:  # the problem shown earlier is gone
                 self._preview_error = False
                 set_status(self.status, "")
             self.last_preview_ms = (time.perf_counter() - self._preview_requested_at) * 1000
