@@ -171,13 +171,13 @@ def test_in_grid_mode_the_jump_hides_nothing_and_says_where_the_ring_is(viewer_w
     other = _layers.add_ct_layer(viewer, vol, name="other CT")  # drawn above, same place
     widget.measure_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
-    viewer.grid.enabled = True
+    _layers.grid_of(viewer).enabled = True
     widget.go_to_lesion(0)
     assert other.visible
     text = widget.status.text()
     assert "ringed in 'lesion marker'" in text and "hidden" not in text
     assert "Grid mode is on: each layer, the ring too, lies in a cell of its own" in text
-    viewer.grid.enabled = False
+    _layers.grid_of(viewer).enabled = False
     widget.go_to_lesion(0)
     assert not other.visible and "Grid mode" not in widget.status.text()
 

@@ -943,16 +943,41 @@ def test_a_view_rolled_to_sagittal_shows_no_axial_outline_and_applies_to_no_hidd
     assert widget.preview_layer().visible
 
 
+def test_a_layer_turned_in_napari_is_refused_alone_and_previewed_turned_with_its_ct(
+    refine_setup, qtbot
+):
+    """napari's transform mode turns a layer by its affine: the preview was drawn unturned,
+    off the lesions, and a mask turned alone against its CT was refined without a word."""
+    viewer, widget, seg, truth, liver = refine_setup
+    ct = viewer.layers["CT"]
+    c, s_ = np.cos(np.radians(10)), np.sin(np.radians(10))
+    turn = np.array([[1, 0, 0, 0], [0, c, -s_, 0], [0, s_, c, 0], [0, 0, 0, 1]], float)
+    before = seg.data.copy()
+    seg.affine = turn
+    qtbot.waitUntil(lambda: "placed differently in napari" in widget.status.text(), timeout=5000)
+    widget.apply_all_button.click()
+    _wait(qtbot, widget)
+    assert "placed differently in napari" in widget.status.text()
+    assert "Nothing was applied" in widget.status.text()
+    np.testing.assert_array_equal(seg.data, before)
+    count = widget.preview_count
+    ct.affine = turn  # both turned: refined, and the outline turned with them
+    widget.schedule_preview()  # (as the next move of the slider does)
+    _wait_for_new_preview(qtbot, widget, count)
+    np.testing.assert_allclose(widget.preview_layer().affine.affine_matrix, turn)
+    assert "placed differently" not in widget.status.text()
+
+
 def test_grid_mode_is_said_over_the_preview_and_unsaid_when_turned_off(refine_setup, qtbot):
     """napari's grid mode draws each layer in a cell of its own: the outline lay in an empty
     cell away from the mask, unsaid."""
     viewer, widget, seg, truth, liver = refine_setup
     count = widget.preview_count
-    viewer.grid.enabled = True
+    _layers.grid_of(viewer).enabled = True
     _wait_for_new_preview(qtbot, widget, count)
     assert widget.status.text().startswith("Grid mode is on: the outline lies in a grid cell")
     count = widget.preview_count
-    viewer.grid.enabled = False
+    _layers.grid_of(viewer).enabled = False
     _wait_for_new_preview(qtbot, widget, count)
     assert "Grid mode" not in widget.status.text()
 

@@ -1104,9 +1104,16 @@ def _volume_name(volume: CTVolume) -> str:
     return desc or pid or "CT"
 
 
+def grid_of(viewer):
+    """napari's grid-mode settings (``viewer.canvas.grid`` from 0.9, ``viewer.grid`` before)."""
+    canvas = getattr(viewer, "canvas", None)
+    grid = getattr(canvas, "grid", None) if canvas is not None else None
+    return grid if grid is not None else getattr(viewer, "grid", None)
+
+
 def grid_on(viewer) -> bool:
     """Whether napari's grid mode draws each layer in a cell of its own."""
-    return bool(getattr(getattr(viewer, "grid", None), "enabled", False))
+    return bool(getattr(grid_of(viewer), "enabled", False))
 
 
 def shows_axial(viewer) -> bool:

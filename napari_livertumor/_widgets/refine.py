@@ -388,7 +388,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         order_event.connect(self.schedule_preview)
         slot = self.schedule_preview
         # grid mode on or off: the note that the outline lies in a cell of its own
-        grid_event = getattr(getattr(self.viewer, "grid", None), "events", None)
+        grid_event = getattr(_layers.grid_of(self.viewer), "events", None)
         grid_event = getattr(grid_event, "enabled", None)
         if grid_event is not None:
             grid_event.connect(slot)
@@ -953,6 +953,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 name=PREVIEW_NAME,
                 scale=scale,
                 translate=translate,
+                affine=_affine_of(ct_layer),  # turned with it in napari (transform mode)
                 opacity=1.0,
                 metadata={_layers.ROLE: "preview"},
             )
@@ -966,6 +967,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         else:
             layer.scale = scale
             layer.translate = translate
+            layer.affine = _affine_of(ct_layer)
             layer.data = crop
             layer.visible = True
         # just above its CT and mask: not under a segmentation or rerun added since, nor over
@@ -1628,20 +1630,32 @@ def _sliver_ml(layer) -> float:
         return SLIVER_ML
 
 
+def _affine_of(layer) -> np.ndarray:
+    """The layer's own affine (napari's transform mode turns or moves a layer by it)."""
+    return np.asarray(layer.affine.affine_matrix, float)
+
+
 def _check_same_grid(ct_layer, other, apply: bool = False) -> None:
     """Raise ValueError (the message to show) unless ``other`` lies on the CT layer's grid."""
-    if _layers.on_one_grid(
+    fix = " Choose the labels drawn on this CT (or this CT for those labels)."
+    if apply:
+        fix += " Nothing was applied."
+    same = _layers.on_one_grid(
         other.data.shape,
         other.scale,
         other.translate,
         ct_layer.data.shape,
         ct_layer.scale,
         ct_layer.translate,
-    ):
+    )
+    if same and np.allclose(_affine_of(other), _affine_of(ct_layer), atol=1e-6):
         return
-    fix = " Choose the labels drawn on this CT (or this CT for those labels)."
-    if apply:
-        fix += " Nothing was applied."
+    if same:  # turned or moved by hand in napari (its transform mode): not drawn on it
+        raise ValueError(
+            f"'{other.name}' and the CT '{ct_layer.name}' are placed differently in napari "
+            "(one was turned or moved by its transform, its affine): they do not lie over each "
+            f"other.{fix}"
+        )
     if tuple(other.data.shape) != tuple(ct_layer.data.shape):
         raise ValueError(
             f"'{other.name}' ({_dims(other.data.shape)} voxels) is not the same grid as the CT "
