@@ -182,6 +182,23 @@ def test_in_grid_mode_the_jump_hides_nothing_and_says_where_the_ring_is(viewer_w
     assert not other.visible and "Grid mode" not in widget.status.text()
 
 
+def test_labels_moved_in_napari_lose_their_hu_columns_and_say_why(viewer_with_labels, qtbot):
+    """Moved 20 mm by hand, the labels' mean HU columns vanished with no word (and Export said
+    no CT was open, beside the open CT)."""
+    viewer, widget, *_ = viewer_with_labels
+    seg = viewer.layers["tiny CT segmentation"]
+    seg.translate = np.add(seg.translate, (0, 0, 20))
+    widget.truth_combo.setCurrentText("(none)")
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.lesion_table.isColumnHidden(5)
+    assert (
+        "No HU columns: 'tiny CT segmentation' was moved or rescaled in napari"
+        in widget.status.text()
+    )
+    assert _layers.why_no_hu(seg, viewer.layers).endswith("its CT 'tiny CT')")
+
+
 def test_a_false_lesion_is_marked_and_the_lesions_counted_against_the_truth(
     viewer_with_labels, qtbot
 ):

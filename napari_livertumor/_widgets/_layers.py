@@ -997,6 +997,14 @@ def why_no_hu(layer, layers) -> str:
     if cts:
         names = ", ".join(f"'{ly.name}'" for ly in cts[:3]) + (", …" if len(cts) > 3 else "")
         return f"several scans lie on their grid ({names}) and none is the one they were made on"
+    own = layer.metadata.get(CT_LAYER)
+    if own and own in layers:  # its own CT is open: the labels were moved in napari
+        ct = layers[own]
+        if tuple(ct.data.shape) == tuple(layer.data.shape):
+            return (
+                f"'{layer.name}' was moved or rescaled in napari (its position or voxel size no "
+                f"longer that of its CT '{own}')"
+            )
     return "no CT layer on their grid is open"
 
 

@@ -342,6 +342,12 @@ class InspectWidget(JobWidgetMixin, QWidget):
         # an edit made while it runs makes these figures old (of the labels or of the truth)
         edits = (self._edit_count(layer), self._edit_count(truth_layer))
         ct = _layers.ct_array_for(layer, self.viewer.layers)
+        # labels made on a CT that is open but moved in napari since: the HU columns go, said
+        no_hu = (
+            _layers.why_no_hu(layer, self.viewer.layers)
+            if ct is None and layer.metadata.get(_layers.CT_LAYER) in self.viewer.layers
+            else None
+        )
 
         def target(progress, should_cancel):
             from ..stats import add_image_numbers, compute_stats
@@ -378,7 +384,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.run_job(
             target,
             lambda out: self._show(
-                name, *out, layer=layer, edits=edits, note=note, truth=truth_layer
+                name, *out, layer=layer, edits=edits, note=note, truth=truth_layer, no_hu=no_hu
             ),
             button=self.measure_button,
             description="measure",
@@ -537,6 +543,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         edits: tuple[int, int] | None = None,
         note: str = "",
         truth=None,
+        no_hu: str | None = None,
     ) -> None:
         if layer is not None and (
             layer not in self.viewer.layers or layer is not self.labels_layer()
@@ -676,7 +683,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
                     "Dice or IoU to give (—; evaluate leaves such a case out of its mean)."
                     if absent
                     else ""
-                ),
+                )
+                + (f" No HU columns: {no_hu}." if no_hu else ""),
             )
         # the headline figures (volumes) in view, not only the status line below the tables
         scroll_into_view(self.volume_table)
