@@ -517,6 +517,11 @@ def test_a_single_case_redone_into_a_batch_folder_updates_its_summary_row(tmp_pa
     # ... and says it was refused (it read "done" while the console said "failed")
     assert now["case01"]["status"] == "refused (earlier outputs kept)"
     assert "made from another input" in now["case01"]["error"]
+    # its hint is another folder: --overwrite would replace the other input's outputs
+    assert (
+        "give this one another output folder (--overwrite would replace the other input's"
+        in (now["case01"]["error"])
+    )
     assert {k: v for k, v in now["case01"].items() if k not in ("status", "error")} == {
         k: v for k, v in kept["case01"].items() if k not in ("status", "error")
     }

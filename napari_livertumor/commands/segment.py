@@ -1547,8 +1547,16 @@ def run_cases(
                     if relation != "other input":
                         made += " (a stopped run, a napari Export, or another tool's file)"
                     msg = (
-                        f"{made}; nothing was overwritten: use another output folder, or "
-                        "--overwrite to replace them"
+                        (
+                            f"{made}; nothing was overwritten: two inputs of one name: give this "
+                            "one another output folder (--overwrite would replace the other "
+                            "input's outputs with this one's)"
+                        )
+                        if relation == "other input"
+                        else (
+                            f"{made}; nothing was overwritten: use another output folder, or "
+                            "--overwrite to replace them"
+                        )
                     )
                     if relation != "other input":  # --overwrite redoes every case of a batch
                         msg += " (or move the files named away to redo only this case)"
