@@ -46,6 +46,19 @@ def test_convert_writes_the_largest_ct_series_with_its_geometry(tmp_path, capsys
     assert said in capsys.readouterr().out
 
 
+def test_a_transposed_nifti_is_told_in_axial_slices(tmp_path, capsys):
+    """KiTS stores its axes transposed: convert said "32 slices of 32x96, 9.44x3.87 mm pixels"
+    where Load and segment see 8 axial slices of 9.44 mm."""
+    from _geometry import stored_as
+
+    std = CTVolume(np.zeros((8, 32, 40), np.int16), (9.44, 3.87, 3.5))
+    write_nifti(stored_as(std, ("S", "P", "L")), tmp_path / "imaging.nii.gz")
+    out = tmp_path / "out.nii.gz"
+    assert main(["convert", str(tmp_path / "imaging.nii.gz"), "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "8 slices of 32x40 (stored as 40x32x8), 3.87x3.5 mm pixels, 9.44 mm slices" in said
+
+
 def test_convert_refuses_to_overwrite_without_force(tmp_path, capsys):
     two_series(tmp_path)
     out = tmp_path / "CT.nii.gz"

@@ -229,11 +229,18 @@ def _run(args) -> int:
                 f"could not be written ({exc.strerror or exc}); the CT itself was written to "
                 f"{output} (kept)",
             ) from exc
-    from ..io.volume import spacing_text
+    from ..io.volume import Reorientation, spacing_text
 
-    z, y, x = volume.shape
+    # told as the panels and segment see it (axial slices): a transposed NIfTI (KiTS's) was
+    # "96 slices of 96x32, 3.87x9.44 mm pixels" where Load says 32 slices of 9.44 mm
+    turn = Reorientation.to_standard(volume.direction)
+    z, y, x = (volume.shape[a] for a in turn.perm)
+    stored = (
+        "" if tuple(turn.perm) == (0, 1, 2) else f" (stored as {'x'.join(map(str, volume.shape))})"
+    )
     print(
-        f"wrote {output}: {z} slices of {y}x{x}, {spacing_text(volume.spacing, 'x')}, "
+        f"wrote {output}: {z} slices of {y}x{x}{stored}, "
+        f"{spacing_text(turn.apply_spacing(volume.spacing), 'x')}, "
         f"series '{volume.meta.get('description', '')}' ({volume.meta.get('series_uid', '-')})"
     )
     return 0
