@@ -252,6 +252,28 @@ def test_existing_files_are_replaced_only_when_the_user_agrees(dicom_viewer, qtb
     assert not list(out.glob(".*tmp"))  # no temporary files left behind
 
 
+def test_replacing_an_export_of_other_labels_of_the_scan_is_said(dicom_viewer, qtbot, monkeypatch):
+    """A duplicated layer's edits exported, then the original into the same folder: "Replace
+    them?" gave no sign the files held other labels, and Yes put the model's back."""
+    viewer, widget, vol, labels, out = dicom_viewer
+    widget.folder.setText(str(out))
+    _export(widget, qtbot)
+    asked = []
+    monkeypatch.setattr(
+        widget, "ask_overwrite", lambda files, other_labels=None, **_: asked.append(other_labels)
+    )
+    widget.export_button.click()  # the same labels again: a plain question
+    assert asked == [None]
+    seg = viewer.layers["TEST_001 CT segmentation"]
+    edited = seg.data.copy()
+    edited[edited == 2] = 1  # the tumor taken back into the liver
+    seg.data = edited
+    widget.export_button.click()
+    assert asked[-1] is not None and asked[-1].startswith("tumor "), asked
+    assert asked[-1].endswith("0.0 mL in these labels")
+    assert "liver" not in asked[-1]  # the whole liver (tumor included) did not change
+
+
 def test_replacing_another_scans_export_of_the_same_patient_is_said(
     dicom_viewer, qtbot, monkeypatch, tmp_path
 ):
@@ -264,7 +286,9 @@ def test_replacing_another_scans_export_of_the_same_patient_is_said(
     _export(widget, qtbot)
     asked = []
     monkeypatch.setattr(
-        widget, "ask_overwrite", lambda files, other_scan=None: asked.append(other_scan) or False
+        widget,
+        "ask_overwrite",
+        lambda files, other_scan=None, **_: asked.append(other_scan) or False,
     )
     widget.export_button.click()  # the same scan again: a plain question
     assert asked == [None]

@@ -283,7 +283,13 @@ class ExportWidget(JobWidgetMixin, QWidget):
         # another phase or study of the same patient gets the same default name: the files
         # to replace may be that scan's (Yes replaced the arterial phase's with no word)
         other = _made_on_another_scan(files[0].parent / f"{case}_stats.json", volume)
-        if existing and not self.ask_overwrite(existing, other_scan=other):
+        # a duplicated layer's edits exported there, say: Yes put the model's back unsaid
+        differ = (
+            None
+            if other or not existing
+            else _other_volumes_there(files[0].parent / f"{case}_stats.json", labels, volume)
+        )
+        if existing and not self.ask_overwrite(existing, other_scan=other, other_labels=differ):
             set_status(self.status, "Export cancelled: no file was replaced.")
             return
         kinds = {f.name.removeprefix(case + "_"): f for f in files}
@@ -338,16 +344,24 @@ class ExportWidget(JobWidgetMixin, QWidget):
             busy_text="Exporting…",
         )
 
-    def ask_overwrite(self, existing: list[Path], other_scan: str | None = None) -> bool:
+    def ask_overwrite(
+        self, existing: list[Path], other_scan: str | None = None, other_labels: str | None = None
+    ) -> bool:
         """Ask the user whether ``existing`` files may be replaced (tests replace this);
-        ``other_scan`` says that they were made on another scan than these labels'."""
+        ``other_scan`` says that they were made on another scan than these labels',
+        ``other_labels`` that they hold other labels of this scan (their volumes)."""
         listing = "\n".join(f"  {p.name}" for p in existing[:8])
         more = f"\n  … and {len(existing) - 8} more" if len(existing) > 8 else ""
         warn = (
             f"\n\n⚠ They are another scan's: {other_scan}. Type another Name (in this "
             "panel) to keep both."
             if other_scan
-            else ""
+            else (
+                f"\n\n⚠ They hold other labels of this scan: {other_labels}. Type another "
+                "Name (in this panel) to keep both."
+                if other_labels
+                else ""
+            )
         )
         answer = QMessageBox.question(
             self,
@@ -898,6 +912,36 @@ def _lesion_csv(stats: dict) -> str:
             + ["" if les.get(k) is None else les[k] for k in ("mean_hu", "liver_contrast_hu")]
         )
     return buf.getvalue()
+
+
+def _other_volumes_there(stats_path: Path, labels: np.ndarray, volume) -> str | None:
+    """How the liver and tumor volumes the ``<case>_stats.json`` at ``stats_path`` records
+    differ from those of ``labels`` (on ``volume``'s grid), in words; None when they agree to
+    a voxel, or it cannot tell (no file, not ours, no volumes). Read and counted, not
+    compared voxel by voxel: fast enough to ask before replacing."""
+    try:
+        old = json.loads(stats_path.read_text(encoding="utf-8"))
+        was = {k: float(old[k]) for k in ("liver_ml", "tumor_ml") if old.get(k) is not None}
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        return None
+    if not was:
+        return None
+    affine = getattr(volume, "affine_lps", None)
+    voxel_ml = (
+        abs(float(np.linalg.det(np.asarray(affine, float)[:3, :3]))) / 1000.0
+        if affine is not None
+        else float(np.prod(volume.spacing)) / 1000.0
+    )
+    tumor = int(np.count_nonzero(labels == 2))
+    now = {"liver_ml": (int(np.count_nonzero(labels == 1)) + tumor) * voxel_ml}
+    now["tumor_ml"] = tumor * voxel_ml
+    words = {"liver_ml": "liver", "tumor_ml": "tumor"}
+    differ = [
+        f"{words[k]} {was[k]:.1f} mL there, {now[k]:.1f} mL in these labels"
+        for k in was
+        if abs(was[k] - now[k]) > 0.5 * voxel_ml + 1e-3
+    ]
+    return "; ".join(differ) or None
 
 
 def _made_on_another_scan(stats_path: Path, volume) -> str | None:
