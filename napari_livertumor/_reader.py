@@ -360,7 +360,9 @@ def _nifti_files_in(folder: Path) -> list[Path]:
             )
         except OSError:
             continue
-        found += [c for c in children if c.is_file() and _is_nifti(c)][: _NIFTI_PROBE - len(found)]
+        found += [
+            c for c in children if c.is_file() and _is_nifti(c) and not c.name.startswith(".")
+        ][: _NIFTI_PROBE - len(found)]  # (macOS's ._liver_0.nii.gz beside the Decathlon's)
         if len(found) >= _NIFTI_PROBE:
             break
     return found

@@ -845,12 +845,15 @@ def test_a_folder_of_nifti_files_says_to_open_the_files(tmp_path, study):
     _, _, ct, labels = study
     for sub, array in (("imagesTr", ct), ("labelsTr", labels)):
         (tmp_path / "ds" / sub).mkdir(parents=True)
+        # (macOS's AppleDouble copy first, as the Decathlon's download holds: never named)
+        (tmp_path / "ds" / sub / "._HCC_001.nii.gz").write_bytes(b"\x00\x05\x16\x07")
         write_nifti(array, tmp_path / "ds" / sub / "HCC_001.nii.gz", reference=ct)
     reader = napari_get_reader(str(tmp_path / "ds"))
     assert reader is not None
     with pytest.raises(InputError, match="a folder of NIfTI files") as err:
         reader(str(tmp_path / "ds"))
     assert "imagesTr/HCC_001.nii.gz" in str(err.value) and "open the files" in str(err.value)
+    assert "._" not in str(err.value)
     assert napari_get_reader(str(tmp_path / "ds" / "imagesTr")) is not None
     # a folder of other images is still left to other readers (napari's own reads a PNG stack)
     (tmp_path / "png").mkdir()

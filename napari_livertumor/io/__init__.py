@@ -190,7 +190,8 @@ def nifti_files_in(folder: Path, limit: int = 5000) -> list[Path]:
     for i, p in enumerate(Path(folder).rglob("*")):
         if i >= limit:
             break
-        if is_nifti_path(p) and p.is_file():
+        # (not a hidden file: macOS's ._liver_0.nii.gz beside the Decathlon's images)
+        if is_nifti_path(p) and p.is_file() and not p.name.startswith("."):
             found.append(p)
     return sorted(found)
 
