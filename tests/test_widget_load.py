@@ -96,6 +96,21 @@ def test_a_mask_of_0_and_255_is_refused_as_a_ground_truth_and_the_scan_opens(
     assert "gt.nii.gz" in text and "holds the values 0, 255" in text, text
 
 
+def test_the_slider_is_named_again_when_a_result_comes_after_its_ct_was_removed(load_widget):
+    """The CT deleted while Segment ran: its y and x names stayed, and the result's slice axis
+    came back as napari's "-3"."""
+    viewer, widget = load_widget
+    vol, labels = tiny_ct()
+    ct = _layers.add_ct_layer(viewer, vol)
+    assert tuple(viewer.dims.axis_labels) == ("slice", "y", "x")
+    viewer.layers.remove(ct)
+    _layers.add_labels_layer(viewer, labels, vol, "segmentation")
+    assert tuple(viewer.dims.axis_labels) == ("slice", "y", "x")
+    viewer.dims.axis_labels = ("depth", "y", "x")  # a user's own names are kept
+    _layers.name_axes(viewer)
+    assert tuple(viewer.dims.axis_labels) == ("depth", "y", "x")
+
+
 def test_a_nifti_file_given_as_the_dicom_folder_is_read_as_nifti(load_widget, qtbot, tmp_path):
     """The panel opens on "DICOM folder": a pasted .nii.gz was refused as not a DICOM file."""
     viewer, widget = load_widget

@@ -147,8 +147,17 @@ def name_axes(viewer) -> None:
     axes still have napari's default names (a user's or another plugin's are kept)."""
     try:
         labels = tuple(str(a) for a in viewer.dims.axis_labels)
-        if viewer.dims.ndim == 3 and all(a.lstrip("-").isdigit() for a in labels):
-            viewer.dims.axis_labels = ("slice", "y", "x")
+        # napari's defaults ("-3"), or ours partly so: the CT removed, its y and x stayed and
+        # the next layer's slice axis came back "-3"
+        ours = ("slice", "y", "x")
+        if (
+            viewer.dims.ndim == 3
+            and labels != ours
+            and all(
+                a.lstrip("-").isdigit() or a == mine for a, mine in zip(labels, ours, strict=True)
+            )
+        ):
+            viewer.dims.axis_labels = ours
     except (AttributeError, TypeError, ValueError):  # another napari's dims
         pass
 
