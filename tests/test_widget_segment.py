@@ -372,6 +372,16 @@ def test_candidates_the_lesion_filter_drops_are_marked_not_lost(
         names.index("tiny CT segmentation") + 1
     ), names
 
+    qtbot.wait(50)  # (the previous result's removal is followed up after napari's own)
+    assert viewer.layers["tiny CT segmentation unsure lesions"] is points
+
+    # the segmentation removed: its marks go with it (squares over a scan with no result)
+    viewer.layers.remove(viewer.layers["tiny CT segmentation"])
+    qtbot.waitUntil(lambda: "tiny CT segmentation unsure lesions" not in viewer.layers)
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert "tiny CT segmentation unsure lesions" in viewer.layers
+
     widget.unsure_check.setChecked(False)  # keep them this time
     widget.run_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)

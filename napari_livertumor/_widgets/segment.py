@@ -554,6 +554,34 @@ def _model_paths(folder: str | None) -> tuple[Path | None, Path | None]:
     return (liver if liver.is_dir() else None, tumor if tumor.is_dir() else None)
 
 
+#: a marks layer's metadata key: the ``id`` of the labels layer whose dropped candidates it marks
+UNSURE_OF = "unsure_lesions_of"
+
+
+def _remove_marks_with_their_labels(viewer) -> None:
+    """Once per viewer: a segmentation removed takes its unsure-lesion marks with it (they
+    stayed, squares over a scan with no result under them)."""
+    if getattr(viewer, "_livertumor_marks_follow", False):
+        return
+    viewer._livertumor_marks_follow = True
+    from qtpy.QtCore import QTimer
+
+    def removed(event) -> None:
+        gone = id(event.value)
+        marks = [ly for ly in viewer.layers if ly.metadata.get(UNSURE_OF) == gone]
+
+        def drop() -> None:  # after napari's own removal is done
+            for ly in marks:
+                # (a rerun replacing the segmentation hands its marks on to the new one)
+                if ly in viewer.layers and ly.metadata.get(UNSURE_OF) == gone:
+                    viewer.layers.remove(ly)
+
+        if marks:
+            QTimer.singleShot(0, drop)
+
+    viewer.layers.events.removed.connect(removed)
+
+
 def _show_unsure(viewer, labels_layer, unsure: list) -> str | None:
     """Mark the lesion filter's dropped candidates as squares (replacing an earlier marking);
     candidates close together on the same slices share one label (theirs printed on top of
@@ -580,7 +608,9 @@ def _show_unsure(viewer, labels_layer, unsure: list) -> str | None:
             "label": _unsure_labels(unsure, centres, sizes),
         }
     )
+    _remove_marks_with_their_labels(viewer)
     if isinstance(earlier, Points):
+        earlier.metadata[UNSURE_OF] = id(labels_layer)
         # a rerun's marks replace the earlier run's in the same layer: removing a layer costs
         # napari a full garbage collection, and adding one its drawing set-up (together about
         # a second of a frozen window on our 2-core machine)
@@ -613,6 +643,7 @@ def _show_unsure(viewer, labels_layer, unsure: list) -> str | None:
         face_color="transparent",
         border_color=UNSURE_COLOR,
         border_width=UNSURE_BORDER,
+        metadata={UNSURE_OF: id(labels_layer)},
     )
     # just above its labels (which may lie under another scan: not drawn over that one)
     layers = viewer.layers
