@@ -961,3 +961,62 @@ def test_a_stopped_overwrite_keeps_the_earlier_label_maps_with_their_results(
     assert summary["labels"] == str((out / "labels.partial").absolute())
     assert "Permission denied" in summary["labels_not_moved"]
     assert len(list((out / "labels.partial").iterdir())) == 2
+
+
+def test_a_stopped_evaluation_resumes_to_the_same_results_as_one_run_whole(
+    trained, tmp_path, monkeypatch, capsys
+):
+    """Ctrl-C after some patients: the only way on was --overwrite, scoring every patient
+    again. --resume keeps the ones scored and gives what one whole run gives."""
+    from napari_livertumor.errors import InputError
+    from napari_livertumor.pipeline import Segmenter
+    from napari_livertumor.training.evaluate import RESUME_FILE, evaluate
+
+    data, models = trained
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["HCC_001"], "test": ["HCC_002", "HCC_003", "HCC_004"]}))
+    kw = dict(models=models, split_file=split, device="cpu", save_labels=True)
+    whole = evaluate(data, out_dir=tmp_path / "whole", **kw)
+    out = tmp_path / "out"
+    real, calls = Segmenter.segment, []
+
+    def stopped_on_the_second(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Segmenter, "segment", stopped_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(data, out_dir=out, **kw)
+    assert (out / RESUME_FILE).is_file()
+    # refused when run otherwise than the stopped one (here: the surface tolerance)
+    monkeypatch.setattr(Segmenter, "segment", real)
+    with pytest.raises(InputError, match="was run with other nsd tolerance mm"):
+        evaluate(data, out_dir=out, resume=True, nsd_tolerance_mm=1.0, **kw)
+    calls.clear()
+    monkeypatch.setattr(
+        Segmenter, "segment", lambda self, *a, **k: calls.append(1) or real(self, *a, **k)
+    )
+    resumed = evaluate(data, out_dir=out, resume=True, **kw)
+    assert len(calls) == 2  # the first patient was not segmented again
+    assert not (out / RESUME_FILE).exists() and not (out / "labels.partial").exists()
+    assert "interrupted" not in resumed["summary"]
+    drop = ("seconds",)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in drop} for r in rows]  # noqa: E731
+    assert strip(resumed["rows"]) == strip(whole["rows"])
+    assert resumed["lesions"] == whole["lesions"]
+    for key in ("table", "table_median", "n_scored", "tumor_dice_by_size", "lesions", "n_cases"):
+        assert resumed["summary"][key] == whole["summary"][key], key
+    maps = sorted(p.name for p in (out / "labels").iterdir())
+    assert maps == ["HCC_002_labels.nii.gz", "HCC_003_labels.nii.gz", "HCC_004_labels.nii.gz"]
+    for name in maps:
+        assert (out / "labels" / name).read_bytes() == (
+            tmp_path / "whole" / "labels" / name
+        ).read_bytes()
+    # nothing left to resume: said
+    with pytest.raises(InputError, match="holds no stopped evaluation to resume"):
+        evaluate(data, out_dir=out, resume=True, **kw)
+    # the command line: --resume needs -o, and goes with --overwrite no more
+    assert main(["evaluate", "--data", str(data), "--resume"]) == 2
+    assert "--resume needs -o" in capsys.readouterr().err

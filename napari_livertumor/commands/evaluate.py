@@ -50,6 +50,12 @@ def add_arguments(parser) -> None:
         "lesions.csv and label maps)",
     )
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with the evaluation stopped in the -o folder (Ctrl-C, an error): the "
+        "patients it scored are kept, the others scored (the same data, models and options)",
+    )
+    parser.add_argument(
         "--save-labels",
         action="store_true",
         help="also write each patient's predicted label map, as scored, to "
@@ -100,6 +106,20 @@ def run(args) -> int:
     from ..signals import exit_status, sigterm_as_interrupt
 
     made = None
+    if args.resume and not args.out_dir:
+        print(
+            "livertumor evaluate: error: --resume needs -o, the folder of the evaluation "
+            "that was stopped",
+            file=sys.stderr,
+        )
+        return 2
+    if args.resume and args.overwrite:
+        print(
+            "livertumor evaluate: error: --resume goes on with the stopped evaluation, "
+            "--overwrite starts again: give one of them",
+            file=sys.stderr,
+        )
+        return 2
     if not args.out_dir:  # a new folder of its own: never an earlier evaluation's files
         made = args.out_dir = _new_folder()
     started = time.time()
@@ -117,6 +137,7 @@ def run(args) -> int:
                 overwrite=args.overwrite,
                 save_labels=args.save_labels,
                 nsd_tolerance_mm=args.nsd_tolerance,
+                resume=args.resume,
             )
     except BaseException as exc:
         # interrupted after some cases: those are written (summary.json says interrupted)
@@ -133,7 +154,8 @@ def run(args) -> int:
                 maps = f"; their label maps in {Path(args.out_dir) / folder}"
             print(
                 f"livertumor evaluate: interrupted; the cases scored before it are in "
-                f"{Path(args.out_dir) / written} (and its summary){maps}{kept}",
+                f"{Path(args.out_dir) / written} (and its summary){maps}{kept}; to go on, run it "
+                "again with --resume (without --overwrite)",
                 file=sys.stderr,
             )
             return exit_status(exc)

@@ -68,6 +68,7 @@ def evaluate(
     overwrite: bool = False,
     save_labels: bool = False,
     nsd_tolerance_mm: float = NSD_TOLERANCE_MM,
+    resume: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
@@ -95,6 +96,10 @@ def evaluate(
         figure can be recomputed.
     nsd_tolerance_mm : float
         Tolerance of the surface Dice (``<class>_nsd``), mm.
+    resume : bool
+        Go on with the evaluation stopped in ``out_dir`` (its :data:`RESUME_FILE`): the
+        patients it scored are kept, not segmented again, and the others are scored; refused
+        when the data, models, split, settings or test patients differ from that run's.
 
     Returns
     -------
@@ -123,7 +128,12 @@ def evaluate(
         )
     if save_labels and out_dir is None:
         raise SettingsError("save_labels needs an out_dir to write the label maps into")
-    if out_dir is not None:  # found out now, not after every case has run
+    stopped_run = None
+    if resume:
+        if out_dir is None:
+            raise SettingsError("resume needs the out_dir of the evaluation that was stopped")
+        stopped_run = _read_resume(Path(out_dir))
+    if out_dir is not None and stopped_run is None:  # found out now, not after every case
         out = Path(out_dir)
         if out.exists() and not out.is_dir():
             raise InputError(out, "the output must be a folder, and this is a file")
@@ -205,6 +215,21 @@ def evaluate(
     seg = Segmenter(cfg)
     rows: list[dict[str, Any]] = []
     lesion_rows: list[dict[str, Any]] = []
+    fingerprint = _run_fingerprint(
+        data, seg, split_source, split_file, [r.case_id for r in test],
+        refine=refine, tta=tta, nsd_tolerance_mm=nsd_tolerance_mm, save_labels=save_labels,
+    )  # fmt: skip
+    staging = Path(out_dir) / LABELS_STAGING if save_labels else None
+    if staging is not None:
+        _fresh(staging)
+    if stopped_run is not None:  # the patients it scored: kept, the others scored now
+        rows, lesion_rows = _resumed(stopped_run, fingerprint, Path(out_dir), staging)
+        done = {r["case"] for r in rows}
+        test = [r for r in test if r.case_id not in done]
+        log.info(
+            "resuming the evaluation in %s: %d patient(s) scored before, %d to go",
+            out_dir, len(done), len(test),
+        )  # fmt: skip
     interrupted: KeyboardInterrupt | None = None
     try:
         _score_cases(
@@ -216,7 +241,7 @@ def evaluate(
             progress=progress,
             # staged apart: a run stopped over an earlier evaluation keeps its maps with its
             # results (the earlier maps were replaced as each patient was scored)
-            labels_dir=_fresh(Path(out_dir) / LABELS_STAGING) if save_labels else None,
+            labels_dir=staging,
             nsd_tolerance_mm=nsd_tolerance_mm,
             lesions=lesion_rows,
         )
@@ -322,8 +347,11 @@ def evaluate(
         summary["interrupted"] = True
     if out_dir is not None and (rows or interrupted is None):
         # an earlier evaluation's results (replaced by --overwrite) give way to complete ones
-        # only: a run stopped part-way writes its own beside them
+        # only: a run stopped part-way writes its own beside them (a resumed run's earlier
+        # results are its own part ones, unless it was stopped beside a complete evaluation)
         earlier = any((Path(out_dir) / n).exists() for n in RESULT_FILES)
+        if stopped_run is not None:
+            earlier = bool(stopped_run.get("beside"))
         if save_labels and stopped and earlier:  # where _settle_labels puts them
             summary["labels"] = str((Path(out_dir) / (LABELS_DIR + INTERRUPTED)).absolute())
         # the maps first: results written before them described maps not (yet) there when
@@ -345,6 +373,11 @@ def evaluate(
             suffix=INTERRUPTED if stopped and earlier else "",
             lesions=lesion_rows,
         )
+        resume_file = Path(out_dir) / RESUME_FILE
+        if stopped:  # what --resume goes on from: these rows, exactly as scored
+            _write_resume(resume_file, fingerprint, rows, lesion_rows, beside=earlier)
+        else:
+            resume_file.unlink(missing_ok=True)
         if not stopped:  # a stopped earlier run's part results are replaced with the rest
             for name in _all_result_files()[len(RESULT_FILES) :]:
                 with contextlib.suppress(FileNotFoundError):
@@ -361,6 +394,104 @@ def evaluate(
     if interrupted is not None:
         raise interrupted
     return {"summary": summary, "rows": rows, "table": table, "lesions": lesion_rows}
+
+
+#: written beside a stopped evaluation's results: its rows as scored and what they were
+#: scored with, for ``evaluate --resume``; removed once an evaluation there is complete
+RESUME_FILE = "evaluation.resume.json"
+
+
+def _run_fingerprint(
+    data, seg, split_source, split_file, test_ids, *, refine, tta, nsd_tolerance_mm, save_labels
+) -> dict[str, Any]:
+    """What a resumed evaluation must share with the stopped one for their rows to be one
+    evaluation's: the data, each model's files, the split and its test patients, the
+    settings."""
+    models = {}
+    for stage, m in (("liver", seg.liver), ("tumor", getattr(seg, "tumor", None))):
+        if m is not None and getattr(m, "path", None):
+            models[stage] = {
+                "path": str(Path(m.path).resolve()),
+                "weights_sha1": _file_digest_or_none(Path(m.path) / "model.safetensors"),
+                "metadata_sha1": _file_digest_or_none(Path(m.path) / "metadata.json"),
+            }
+    return {
+        "data": str(Path(data).resolve()),
+        "models": models,
+        "split": split_source,
+        "split_sha1": _file_digest_or_none(Path(split_file)) if split_file else None,
+        "test_patients": list(test_ids),
+        "refine": bool(refine),
+        "tta": str(tta),
+        "nsd_tolerance_mm": float(nsd_tolerance_mm),
+        "save_labels": bool(save_labels),
+    }
+
+
+def _write_resume(path: Path, fingerprint, rows, lesions, *, beside: bool) -> None:
+    state = {
+        "fingerprint": fingerprint,
+        "rows": rows,
+        "lesions": lesions,
+        "beside": bool(beside),  # its results written beside a complete evaluation's
+    }
+    atomic_write_text(path, json.dumps(state, indent=1, default=str))
+
+
+def _read_resume(out: Path) -> dict[str, Any]:
+    path = out / RESUME_FILE
+    if not path.is_file():
+        complete = (out / "summary.json").is_file() and not (out / RESUME_FILE).exists()
+        raise InputError(
+            out,
+            "holds no stopped evaluation to resume"
+            + (
+                " (the evaluation there is complete)"
+                if complete
+                else f" (no {RESUME_FILE}: a run stopped before this version, or none)"
+            ),
+        )
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if not (isinstance(state, dict) and isinstance(state.get("rows"), list)):
+            raise ValueError("not this tool's resume file")
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"cannot be read to resume from ({exc})") from exc
+    return state
+
+
+def _resumed(state, fingerprint, out: Path, staging: Path | None):
+    """The stopped run's rows and lesion rows, once its fingerprint is this run's (else an
+    InputError naming what differs); its label maps staged again with this run's."""
+    was = state.get("fingerprint") or {}
+    differ = [k for k in fingerprint if was.get(k) != fingerprint[k]]
+    if differ:
+        raise InputError(
+            out / RESUME_FILE,
+            "the evaluation stopped there was run with other "
+            + ", ".join(k.replace("_", " ") for k in differ)
+            + ": resume it with the same data, models and options, or start again with "
+            "--overwrite",
+        )
+    rows = [r for r in state["rows"] if isinstance(r, dict) and "case" in r]
+    lesions = [r for r in state.get("lesions") or [] if isinstance(r, dict)]
+    if staging is not None:  # its maps go with this run's into the folder the results go to
+        where = out / (LABELS_DIR + INTERRUPTED if state.get("beside") else LABELS_DIR)
+        missing = []
+        for r in rows:
+            name = f"{r['case']}_labels.nii.gz"
+            if (where / name).is_file():
+                shutil.copy2(where / name, staging / name)
+            else:
+                missing.append(r["case"])
+        if missing:
+            raise InputError(
+                where,
+                f"lacks the label maps of {len(missing)} patient(s) the stopped evaluation "
+                f"scored ({', '.join(missing[:4])}{', …' if len(missing) > 4 else ''}): start "
+                "again with --overwrite",
+            )
+    return rows, lesions
 
 
 def _fresh(folder: Path) -> Path:
