@@ -790,7 +790,7 @@ def test_names_that_differ_only_in_letter_case_never_share_outputs(tmp_path):
     assert folded == ["caf\u00e9", "caf\u00e9_2", "hcc_001", "hcc_001_2"], names
 
 
-def test_files_of_one_generic_name_are_named_by_their_folders(tmp_path):
+def test_files_of_one_generic_name_are_named_by_their_folders(tmp_path, monkeypatch):
     """TotalSegmentator's s0001/ct.nii.gz, KiTS's case_00000/imaging.nii.gz: several such files
     were written as ct, ct_2, ct_3, and a loop giving one at a time found the second's name
     taken; each is its folder's patient, as the panels name it. A file named after its patient
@@ -806,11 +806,39 @@ def test_files_of_one_generic_name_are_named_by_their_folders(tmp_path):
     assert names == ["HCC_001", "HCC_001_2", "case_00000", "case_00001", "s0001", "s0002", "s0003"]
     assert [c.name for c in discover_cases([tmp_path / "s0002" / "ct.nii.gz"])] == ["s0002"]
     assert [c.name for c in discover_cases([tmp_path / "s0002"])] == ["s0002"]
-    # folders whose names say nothing either (images/ct.nii.gz, Images/ct.nii.gz): as before
+    # past folders whose names say nothing either (P/images/ct.nii.gz: P)
     write_nifti(ct(3), tmp_path / "x" / "images" / "ct.nii.gz")
     write_nifti(ct(3), tmp_path / "y" / "Images" / "ct.nii.gz")
     names = [c.name for c in discover_cases(sorted(tmp_path.glob("*/*/ct.nii.gz")))]
+    assert names == ["x", "y"], names
+    # the same name whatever the folder it is given from (a loop run inside each folder)
+    monkeypatch.chdir(tmp_path / "s0002")
+    assert [c.name for c in discover_cases(["ct.nii.gz"])] == ["s0002"]
+    # a folder holding one KiTS case: its scan (it was one failed case, "give one of them")
+    write_nifti(ct(4), tmp_path / "kits1" / "case_00007" / "imaging.nii.gz")
+    write_nifti(ct(4), tmp_path / "kits1" / "case_00007" / "segmentation.nii.gz")
+    [case] = discover_cases([tmp_path / "kits1"])
+    assert (case.name, case.path.name) == ("case_00007", "imaging.nii.gz")
+
+
+def test_an_output_folder_of_generic_names_keeps_them(tmp_path, models):
+    """Segmented before such files were named by their folders (ct, ct_2): the same inputs
+    were segmented again as s0001, s0002, and summary.csv listed each twice."""
+    from napari_livertumor.commands import segment as seg_cmd
+
+    files = []
+    for folder in ("s0001", "s0002"):
+        write_nifti(ct(1), tmp_path / folder / "ct.nii.gz")
+        files.append(tmp_path / folder / "ct.nii.gz")
+    out = tmp_path / "out"
+    assert segment(files, out, models) == 0
+    for old, new in (("ct", "s0001"), ("ct_2", "s0002")):  # as the earlier version named them
+        for suffix in ("_labels.nii.gz", "_stats.json"):
+            (out / f"{new}{suffix}").rename(out / f"{old}{suffix}")
+    names = [c.name for c in seg_cmd.discover_cases(files, outdir=out)]
     assert names == ["ct", "ct_2"], names
+    assert segment(files, out, models) == 0
+    assert sorted(p.name for p in out.glob("*_stats.json")) == ["ct_2_stats.json", "ct_stats.json"]
 
 
 def test_label_maps_named_so_beside_their_scans_are_no_cases(tmp_path, caplog):

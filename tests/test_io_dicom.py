@@ -265,10 +265,14 @@ def test_a_scan_is_read_before_masks_stored_as_ct_series_in_folders_named_so(tmp
     mask = ct.with_array(np.where(ct.array > 0, 255, 0).astype(np.int16))
     write_ct_series(mask, tmp_path / "MASKS_DICOM" / "liver", series_description="")
     write_ct_series(ct, tmp_path / "PATIENT_DICOM", series_description="")
+    # (and its LABELLED_DICOM: every organ's label as a CT series, first in the folder)
+    write_ct_series(mask, tmp_path / "LABELLED_DICOM", series_description="")
     volume = read_dicom_series(tmp_path)
     np.testing.assert_array_equal(volume.array, ct.array)
     said = " ".join(volume.meta["warnings"])
-    assert "a scan, preferred to series in folders named as masks (MASKS_DICOM/liver)" in said
+    assert f"read CT #1 in {tmp_path.name}/PATIENT_DICOM (8 slices: a scan, preferred" in said
+    assert "preferred to series in folders named as masks (" in said
+    assert f"(MASKS_DICOM/liver, {tmp_path.name}/LABELLED_DICOM)" in said
     # the series are told apart by their folders where they have no description
     assert "CT #1 '' in MASKS_DICOM/liver: 8 slice(s)" in said
 

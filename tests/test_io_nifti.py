@@ -573,7 +573,8 @@ def test_a_generic_file_name_takes_its_folders_name(tmp_path):
         ("P1", "ct.nii.gz", "P1", "P1 ct"),
         ("case_00000", "imaging.nii.gz", "case_00000", "case_00000 imaging"),
         ("P2", "HCC_007.nii.gz", "HCC_007", "HCC_007"),
-        ("images", "image.nii", "image", "image"),  # a generic folder too: the file's own
+        # past a generic folder to the patient's (P3/images/image.nii: P3)
+        ("P3/images", "image.nii", "P3", "P3 image"),
     ):
         path = write_nifti(vol, tmp_path / folder / file)
         read = read_nifti(path)

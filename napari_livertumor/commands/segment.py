@@ -503,7 +503,30 @@ def discover_cases(
             found += _cases_from_folder(inner, per_patient=per_patient)
     if not found:
         raise InputError(None, f"no CT found in {', '.join(str(i) for i in inputs)}")
+    if outdir is not None:
+        found = _names_its_outputs_have(found, Path(outdir))
     return _unique_sorted(found, outdir=outdir)
+
+
+def _names_its_outputs_have(cases: list[Case], outdir: Path) -> list[Case]:
+    """A NIfTI file of a generic name segmented into ``outdir`` before such files were named by
+    their folders (``ct``, ``ct_2``): it keeps the name its outputs there have (it was segmented
+    again under its folder's name, and summary.csv listed it twice)."""
+    from ..io.nifti import is_nifti_path, stem_of
+
+    out = []
+    for c in cases:
+        path = Path(c.path)
+        stem = _safe(stem_of(path)) if is_nifti_path(path) else c.name
+        if stem != c.name and outdir.is_dir():
+            mine = (str(path.resolve()), c.patient)
+            for name in _names_in(outdir, stem):
+                if _recorded_input(outdir, name) == mine:
+                    log.info("%s: named %s, as its outputs in %s are", path, name, outdir)
+                    c = dataclasses.replace(c, name=name)
+                    break
+        out.append(c)
+    return out
 
 
 def shard_cases(cases: list[Case], index: int, count: int) -> list[Case]:
@@ -702,6 +725,11 @@ def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
     if has_own_dicom or not subdirs:
         return _split(per_patient, Case(_case_name(folder), folder))
     if len(subdirs) == 1:
+        # one patient's folder of NIfTI files (KiTS's case_00000/imaging + segmentation): its scan
+        if not _has_dicom(subdirs[0]):
+            case = _subfolder_case(subdirs[0])
+            if case is not None:
+                return [case]
         # one patient's folder named after its PatientID (a one-patient download): that patient,
         # named as convert and the training data name it; else one patient's study in a folder
         key = _owner(subdirs[0])
@@ -917,7 +945,7 @@ def _label_map_files(niftis: list[Path], folder: Path) -> list[Path]:
     masks = [p for p in niftis if named_as_label_map(p) and not p.name.startswith(".")]
     if not masks or len(masks) == len(niftis):  # only label maps: left to fail, named
         return []
-    log.info(
+    log.warning(
         "%s: %d file(s) named as label maps skipped, not scans (%s)",
         folder,
         len(masks),

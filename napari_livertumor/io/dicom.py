@@ -417,8 +417,9 @@ def read_dicom_series(
             why = "as asked"
         else:
             why = why_chosen(info, others, refs)
+        where = f" in {series_folder(info)}" if not info.description and info.files else ""
         warnings.append(
-            f"read {info.modality} {info.label} ({info.n_slices} slices: {why}); "
+            f"read {info.modality} {info.label}{where} ({info.n_slices} slices: {why}); "
             f"{len(others)} other series in the folder not read: "
             + "; ".join(o.summary() for o in others[:6])
         )
@@ -1034,13 +1035,16 @@ def _rank(info: SeriesInfo, wanted=frozenset()) -> tuple:
 
 #: words of a series' folder (or description) that say its images are masks drawn on a scan
 #: (3D-IRCADb's MASKS_DICOM/liver/: CT images of 0 and 255 as many as the scan's)
-_MASK_WORDS = frozenset({"mask", "masks", "label", "labels", "labelmap", "labelmaps"})
+_MASK_WORDS = frozenset(
+    {"mask", "masks", "label", "labels", "labelled", "labeled", "labelmap", "labelmaps",
+     "segmentation", "segmentations"}
+)  # fmt: skip
 
 
 def series_folder(info: SeriesInfo) -> str:
     """The last two folders of a series' first file (``MASKS_DICOM/liver``), to tell series
     apart that have no description."""
-    parent = Path(info.files[0]).parent if info.files else None
+    parent = Path(info.files[0]).absolute().parent if info.files else None
     return "" if parent is None else "/".join(parent.parts[-2:])
 
 

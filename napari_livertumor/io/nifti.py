@@ -513,12 +513,23 @@ def _as_hu(values: np.ndarray, warnings: list[str], path: Path) -> np.ndarray:
 
 def case_name(path: Path) -> str:
     """The file's name without its suffix, or its folder's when the file's is a generic one
-    (``P1/ct.nii.gz``: ``P1``; KiTS's ``case_00000/imaging.nii.gz``: ``case_00000``)."""
+    (``P1/ct.nii.gz``: ``P1``; KiTS's ``case_00000/imaging.nii.gz``: ``case_00000``), past up
+    to two generic folders (``P1/images/ct.nii.gz``: ``P1``). The folder as it is on disk,
+    whatever the path given (``ct.nii.gz`` from inside ``P1``: ``P1``)."""
     stem = _stem(path)
-    folder = path.parent.name
-    if stem.lower() in GENERIC_NAMES and folder and folder.lower() not in GENERIC_NAMES:
-        return folder
+    if stem.lower() not in GENERIC_NAMES:
+        return stem
+    folder = Path(path).absolute().parent
+    for _ in range(3):
+        if folder.name and folder.name.lower() not in GENERIC_NAMES:
+            return folder.name
+        folder = folder.parent
     return stem
+
+
+def stem_of(path: Path) -> str:
+    """A NIfTI file's name without its suffix."""
+    return _stem(Path(path))
 
 
 def _display_name(path: Path) -> str:
