@@ -56,7 +56,10 @@ def test_a_transposed_nifti_is_told_in_axial_slices(tmp_path, capsys):
     out = tmp_path / "out.nii.gz"
     assert main(["convert", str(tmp_path / "imaging.nii.gz"), "-o", str(out)]) == 0
     said = capsys.readouterr().out
-    assert "8 slices of 32x40 (stored as 40x32x8), 3.87x3.5 mm pixels, 9.44 mm slices" in said
+    assert (
+        "8 slices of 32x40 (stored as 8x32x40: the header's dims), 3.87x3.5 mm pixels, 9.44 mm slices"
+        in said
+    )
 
 
 def test_convert_refuses_to_overwrite_without_force(tmp_path, capsys):

@@ -270,7 +270,7 @@ def test_replacing_an_export_of_other_labels_of_the_scan_is_said(dicom_viewer, q
     seg.data = edited
     widget.export_button.click()
     assert asked[-1] is not None and asked[-1].startswith("tumor "), asked
-    assert asked[-1].endswith("0.0 mL in these labels")
+    assert asked[-1].endswith("0.00 mL in these labels (300 voxels apart)"), asked[-1]
     assert "liver" not in asked[-1]  # the whole liver (tumor included) did not change
 
 

@@ -228,6 +228,12 @@ def test_a_false_lesion_is_marked_and_the_lesions_counted_against_the_truth(
     assert widget.detection_label.isVisibleTo(widget)
     assert "or more (as livertumor evaluate counts them): 1 of 1 true lesions found" in text
     assert f"{counts['lesions_false']} of {counts['lesions_pred']} marked lesions false" in text
+    # a ground truth of the liver alone (no tumor at all): said, not only "3 of 3 false"
+    gt = viewer.layers["tiny CT ground truth"]
+    gt.data = np.where(gt.data == 2, 1, gt.data).astype(gt.data.dtype)
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.detection_label.text().startswith("The ground truth marks no tumor")
     widget.truth_combo.setCurrentText("(none)")  # the marks were of that ground truth
     numbers = [widget.lesion_table.item(r, 0).text() for r in range(2)]
     assert numbers == ["1", "2"] and not widget.detection_label.isVisibleTo(widget)

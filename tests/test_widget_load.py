@@ -93,7 +93,8 @@ def test_a_mask_of_0_and_255_is_refused_as_a_ground_truth_and_the_scan_opens(
     assert len(_layers.ct_layers(viewer)) == 1
     assert not _layers.labels_layers(viewer, role="ground_truth")
     text = widget.status.text()
-    assert "gt.nii.gz" in text and "holds the values 0, 255" in text, text
+    assert "gt.nii.gz" in text and "holds values from 0 to 255" in text, text
+    assert "a mask of 0 and 255 is no such map" in text
 
 
 def test_the_slider_is_named_again_when_a_result_comes_after_its_ct_was_removed(load_widget):

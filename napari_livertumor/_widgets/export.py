@@ -935,9 +935,12 @@ def _other_volumes_there(stats_path: Path, labels: np.ndarray, volume) -> str | 
     tumor = int(np.count_nonzero(labels == 2))
     now = {"liver_ml": (int(np.count_nonzero(labels == 1)) + tumor) * voxel_ml}
     now["tumor_ml"] = tumor * voxel_ml
+    from ..stats import volume_shown
+
     words = {"liver_ml": "liver", "tumor_ml": "tumor"}
     differ = [
-        f"{words[k]} {was[k]:.1f} mL there, {now[k]:.1f} mL in these labels"
+        f"{words[k]} {volume_shown(was[k])} mL there, {volume_shown(now[k])} mL in these labels"
+        + f" ({abs(round((now[k] - was[k]) / voxel_ml)):.0f} voxels apart)"
         for k in was
         if abs(was[k] - now[k]) > 0.5 * voxel_ml + 1e-3
     ]

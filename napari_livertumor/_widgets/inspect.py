@@ -371,13 +371,16 @@ class InspectWidget(JobWidgetMixin, QWidget):
             if truth is not None:
                 from ..training.metrics import lesion_detection
 
+                true_tumor = np.isin(truth, TRUTH_CLASSES["tumor"])
                 stats["detection"] = lesion_detection(
                     np.isin(labels, PRED_CLASSES["tumor"]),
-                    np.isin(truth, TRUTH_CLASSES["tumor"]),
+                    true_tumor,
                     spacing,
                     min_ml=LESION_MIN_ML,
                     min_overlap=LESION_MIN_SHARE,
                 )
+                # none at all: a tumor-free patient, or a ground truth of the liver alone
+                stats["detection"]["truth_has_tumor"] = bool(true_tumor.any())
             progress("measure", 1, 1)
             return stats, scores
 
@@ -852,8 +855,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
         if layer is self._measured_truth and self.scores is not None:
             set_status(
                 self.status,
-                f"The ground truth '{layer.name}' was edited: click Measure to update the Dice "
-                "and IoU.",
+                f"The ground truth '{layer.name}' was edited: click Measure to update the Dice, "
+                "IoU and the lesions found and false.",
             )
 
     def _pick_color(self, value: int) -> None:
@@ -978,6 +981,12 @@ def _truth_tip(lesion: dict) -> str:
 def _detection_text(d: dict) -> str:
     """The lesion counts against a ground truth, in words."""
     share = f"{100 * LESION_MIN_SHARE:.0f} %"
+    if not d.get("truth_has_tumor", True):
+        return (
+            "The ground truth marks no tumor: each marked lesion counts as false, right for a "
+            "tumor-free patient; a ground truth of the liver alone (3D-IRCADb's, "
+            "TotalSegmentator's) says nothing of lesions."
+        )
     return (
         f"Against the ground truth, lesions of {LESION_MIN_ML:g} mL or more (as livertumor "
         f"evaluate counts them): {d['lesions_found']} of {d['lesions_true']} true lesions found "

@@ -826,17 +826,25 @@ def _read_truth(path, volume, notes: list | None = None):
 def _truth_classes(path, array: np.ndarray) -> np.ndarray:
     """A NIfTI ground truth's classes as uint8, or a refusal naming what it holds: a 0/255 mask
     (3D-IRCADb's) wrapped to nothing it should be and scored a Dice of 0 without a word."""
-    values = np.unique(array)
-    bad = values[(values < 0) | (values > 4) | (values != np.round(values))]
-    if bad.size:
-        shown = ", ".join(f"{v:g}" for v in values[:6]) + (", ..." if values.size > 6 else "")
-        raise InputError(
-            path,
-            f"holds the values {shown}: a ground truth holds the classes 0 background, "
-            "1 liver, 2 tumor (3 portal vein, 4 aorta, as HCC-TACE-Seg's); a mask of 0 and 255 "
-            "is no such map (as a liver mask: set 255 to 1)",
-        )
-    return array.astype(np.uint8)
+    if not array.size:
+        return array.astype(np.uint8)
+    low, high = float(np.min(array)), float(np.max(array))  # (no sort of a whole scan)
+    fractional = array.dtype.kind == "f" and bool(np.any(array != np.round(array)))
+    if low >= 0 and high <= 4 and not fractional:
+        return array.astype(np.uint8)
+    if low < -100:  # HU: a scan
+        what = "a scan's values, not a label map's: choose the label map drawn on this CT"
+    elif high == 255 and low >= 0:
+        what = "a mask of 0 and 255 is no such map (as a liver mask: set 255 to 1)"
+    elif fractional:
+        what = "fractional values are no classes (a probability map? threshold it first)"
+    else:
+        what = "values above 4 are no class here (another dataset's organ numbers?)"
+    raise InputError(
+        path,
+        f"holds values from {low:g} to {high:g}: a ground truth holds the classes 0 background, "
+        f"1 liver, 2 tumor (3 portal vein, 4 aorta, as HCC-TACE-Seg's); {what}",
+    )
 
 
 def _seg_in_folder(folder, volume, notes: list | None = None):

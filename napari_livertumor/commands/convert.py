@@ -235,9 +235,8 @@ def _run(args) -> int:
     # "96 slices of 96x32, 3.87x9.44 mm pixels" where Load says 32 slices of 9.44 mm
     turn = Reorientation.to_standard(volume.direction)
     z, y, x = (volume.shape[a] for a in turn.perm)
-    stored = (
-        "" if tuple(turn.perm) == (0, 1, 2) else f" (stored as {'x'.join(map(str, volume.shape))})"
-    )
+    dims = "x".join(map(str, volume.shape[::-1]))  # the header's: x y z of the array stored
+    stored = "" if tuple(turn.perm) == (0, 1, 2) else f" (stored as {dims}: the header's dims)"
     print(
         f"wrote {output}: {z} slices of {y}x{x}{stored}, "
         f"{spacing_text(turn.apply_spacing(volume.spacing), 'x')}, "
