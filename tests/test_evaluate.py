@@ -917,15 +917,7 @@ def test_a_stopped_overwrite_keeps_the_earlier_label_maps_with_their_results(
     evaluate(data, save_labels=True, **kw)
     maps = {p.name: p.read_bytes() for p in (out / "labels").iterdir()}
     assert set(maps) == {"HCC_002_labels.nii.gz", "HCC_003_labels.nii.gz"}
-    real, calls = Segmenter.segment, []
-
-    def stopped_on_the_second(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Segmenter, "segment", stopped_on_the_second)
+    real, calls = _stop_on_the_second_case(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         evaluate(data, save_labels=True, overwrite=True, **kw)
     assert {p.name: p.read_bytes() for p in (out / "labels").iterdir()} == maps  # untouched
@@ -978,15 +970,7 @@ def test_a_stopped_evaluation_resumes_to_the_same_results_as_one_run_whole(
     kw = dict(models=models, split_file=split, device="cpu", save_labels=True)
     whole = evaluate(data, out_dir=tmp_path / "whole", **kw)
     out = tmp_path / "out"
-    real, calls = Segmenter.segment, []
-
-    def stopped_on_the_second(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Segmenter, "segment", stopped_on_the_second)
+    real, calls = _stop_on_the_second_case(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         evaluate(data, out_dir=out, **kw)
     assert (out / RESUME_FILE).is_file()
@@ -1020,3 +1004,20 @@ def test_a_stopped_evaluation_resumes_to_the_same_results_as_one_run_whole(
     # the command line: --resume needs -o, and goes with --overwrite no more
     assert main(["evaluate", "--data", str(data), "--resume"]) == 2
     assert "--resume needs -o" in capsys.readouterr().err
+
+
+def _stop_on_the_second_case(monkeypatch):
+    """``Segmenter.segment`` interrupted (Ctrl-C) on its second call; the real method and the
+    list of calls (cleared: it stops on the second call again)."""
+    from napari_livertumor.pipeline import Segmenter
+
+    real, calls = Segmenter.segment, []
+
+    def stopped_on_the_second(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Segmenter, "segment", stopped_on_the_second)
+    return real, calls
