@@ -375,6 +375,54 @@ def test_resume_over_a_grown_cohort_keeps_the_split_and_trains_on_the_new(
     assert "2 patient(s) new since the run started go to training" in caplog.text
 
 
+def test_resume_over_renamed_data_keeps_its_held_out_patients_out_of_training(
+    toy_data, tmp_path, caplog
+):
+    """A copy of the data with a test patient renamed: resumed, the "new" patient went to
+    training, and the best model had seen the run's test patient. Data holding none of the
+    run's patients was only warned of."""
+    import shutil
+
+    from napari_livertumor.errors import SettingsError
+
+    data = tmp_path / "data"
+    shutil.copytree(toy_data, data)
+    n = 0
+
+    def cancel_after_two():
+        return n >= 2
+
+    for r in train(tiny_config(data, tmp_path / "out"), should_cancel=cancel_after_two):
+        n += r["event"] == "step"
+    first = json.loads((tmp_path / "out" / "liver" / "last" / "split.json").read_text())
+    [test_id] = first["test"][:1]
+    for sub in ("imagesTr", "labelsTr"):  # the same files under another name
+        os.replace(data / sub / f"{test_id}.nii.gz", data / sub / "renamed_case.nii.gz")
+    with caplog.at_level("WARNING"):
+        run_all(tiny_config(data, tmp_path / "out", resume=True, epochs=2))
+    second = json.loads((tmp_path / "out" / "liver" / "last" / "split.json").read_text())
+    assert "renamed_case" in second["test"] and "renamed_case" not in second["train"]
+    assert "kept there, not trained on: renamed_case (was " in caplog.text
+    # a folder with none of the run's patients: refused, not trained on as its own
+    other = tmp_path / "other"
+    (other / "imagesTr").mkdir(parents=True)
+    (other / "labelsTr").mkdir()
+    src = sorted((toy_data / "imagesTr").glob("*.nii.gz"))[:3]
+    for k, f in enumerate(src):
+        for sub in ("imagesTr", "labelsTr"):
+            shutil.copy(toy_data / sub / f.name, other / sub / f"P{k}.nii.gz")
+            # (not the same files: one voxel more of liver, so no fingerprint matches)
+    import nibabel as nib
+
+    for f in (other / "labelsTr").glob("*.nii.gz"):
+        img = nib.load(f)
+        arr = np.asarray(img.dataobj).copy()
+        arr[0, 0, 0] = 1
+        nib.save(nib.Nifti1Image(arr, img.affine, img.header), f)
+    with pytest.raises(SettingsError, match="none of the .* patients of the split this run"):
+        run_all(tiny_config(other, tmp_path / "out", resume=True, epochs=3))
+
+
 def test_resume_refuses_another_recipe_but_takes_a_new_learning_rate(toy_data, tmp_path):
     """Weights trained at one HU window and resumed at another would be recorded as trained at
     the second: refused, with what differs. Learning rate, epochs and data may change."""

@@ -68,7 +68,7 @@ def summarize_data(
         ]
         if len(several) > 10:
             lines.append(f"  and {len(several) - 10} more")
-    split_line, train_ids = _split_line(sorted({r.case_id for r in records}), config)
+    split_line, train_ids = _split_line(sorted({r.case_id for r in records}), config, records)
     lines.append(split_line)
     path = Path(clinical) if clinical else find_clinical(data)
     if path is None:
@@ -208,7 +208,7 @@ def _some(names: list[str], most: int = 8) -> str:
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
-def _split_line(case_ids: list[str], config=None) -> tuple[str, list[str]]:
+def _split_line(case_ids: list[str], config=None, records=None) -> tuple[str, list[str]]:
     """How the run's split (``config``'s, else the default one) shares the patients out, and
     which it trains on."""
     import dataclasses
@@ -228,7 +228,7 @@ def _split_line(case_ids: list[str], config=None) -> tuple[str, list[str]]:
     else:
         label = "Default split"
     try:
-        split = resolve_split(cfg, case_ids)
+        split = resolve_split(cfg, case_ids, records)
     except LiverTumorError as exc:
         return f"⚠ {label}: {exc}", []
     here = set(case_ids)

@@ -534,7 +534,7 @@ class _Run:
         # a clinical table that matches no patient: refused now, not after every scan was
         # prepared (minutes to hours on a real cohort)
         check_weak_table(cfg, ids)
-        split = resolve_split(cfg, ids)
+        split = resolve_split(cfg, ids, records)
         wanted = set(split["train"]) | set(split["val"])
         use = [r for r in records if r.case_id in wanted]
         cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.out) / ".cache"
@@ -1384,6 +1384,36 @@ def _named_as_data(split: dict[str, Any], ids: list[str]) -> dict[str, Any]:
     return split
 
 
+def _renamed_held_out(split: dict[str, Any], added: list[str], records) -> dict[str, tuple]:
+    """``{new ID: (list, old ID)}`` of the patients ``added`` to a resumed run's data whose
+    ground truth has the fingerprint the run's split records for one of its test or validation
+    patients (the same kind of labels file)."""
+    if not added or not records:
+        return {}
+    from .data import case_fingerprint
+
+    prints = split.get("fingerprints") or {}
+    layout = split.get("fingerprint_layout")
+    held = {
+        fp: (key, c)
+        for key in ("test", "val")
+        for c in split.get(key) or ()
+        if (fp := prints.get(c))
+    }
+    if not held:
+        return {}
+    by_id = {r.case_id: r for r in records}
+    out = {}
+    for c in added:
+        rec = by_id.get(c)
+        if rec is None or (layout and getattr(rec, "layout", layout) != layout):
+            continue
+        fp = case_fingerprint(rec)
+        if fp in held:
+            out[c] = held[fp]
+    return out
+
+
 def _check_resumed_split(path, started: dict[str, Any], given: dict[str, Any]) -> None:
     """Refuse a split file that moves a patient of the run's own split to another list: a
     resumed run's test patient would have been trained on (or its training patient scored as
@@ -1404,9 +1434,11 @@ def _check_resumed_split(path, started: dict[str, Any], given: dict[str, Any]) -
         )
 
 
-def resolve_split(cfg: TrainConfig, ids: list[str]) -> dict[str, Any]:
+def resolve_split(cfg: TrainConfig, ids: list[str], records=None) -> dict[str, Any]:
     """The split file's split; for a resumed run, the split it was started with; else the
-    seeded one the config describes."""
+    seeded one the config describes. With ``records`` (the data's :class:`CaseRecord`), a
+    resumed run's patient renamed since is known by its ground truth's fingerprint and stays
+    in its list."""
     resumed = Path(cfg.stage_dir) / "last" / "split.json"
     if cfg.resume and not cfg.split_file and resumed.is_file():
         # drawn again over a grown cohort, the seeded split moved patients between lists: a
@@ -1414,6 +1446,27 @@ def resolve_split(cfg: TrainConfig, ids: list[str]) -> dict[str, Any]:
         split = _named_as_data(read_split(resumed), ids)  # a skipped patient back in its list
         listed = set(split["train"]) | set(split["val"]) | set(split["test"])
         added = [c for c in ids if c not in listed]
+        # a test or validation patient renamed since (a copy of the data under other names):
+        # it was trained on as a new patient, and the model had seen its test patient
+        renamed = _renamed_held_out(split, added, records)
+        for new_id, (key, _old) in renamed.items():
+            split[key] = [*split[key], new_id]
+            added.remove(new_id)
+        if renamed:
+            log.warning(
+                "resume: %d patient(s) new by name are the run's %s by their ground truth "
+                "(renamed since): kept there, not trained on: %s",
+                len(renamed),
+                " and ".join(sorted({k for k, _ in renamed.values()})) + " patient(s)",
+                ", ".join(f"{n} (was {o}, {k})" for n, (k, o) in list(renamed.items())[:6]),
+            )
+        if not (listed & set(ids)) and not renamed:
+            raise SettingsError(
+                f"none of the {len(listed)} patients of the split this run started with "
+                f"(last/split.json) is in {cfg.data}: a resumed run goes on with the data it "
+                "started with. For other data start a new run in another folder (--init "
+                f"{cfg.stage_dir} fine-tunes this run's model on it)"
+            )
         gone = sorted(listed - set(ids))
         if added:
             split["train"] = list(split["train"]) + added
@@ -1487,7 +1540,7 @@ def warm_cache(configs: list[TrainConfig], progress=None) -> list[tuple[str, str
     """
     cfg = configs[0]
     records = index_cases(cfg.data)
-    split = resolve_split(cfg, [r.case_id for r in records])
+    split = resolve_split(cfg, [r.case_id for r in records], records)
     wanted = set(split["train"]) | set(split["val"])
     cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.out) / ".cache"
     _, skipped = load_or_prepare(
