@@ -895,8 +895,9 @@ def test_validation_sees_the_windows_inference_uses():
         assert net.shapes == expected, stage
 
 
-def test_fine_tuning_starts_from_an_existing_models_weights(toy_data, tmp_path):
+def test_fine_tuning_starts_from_an_existing_models_weights(toy_data, tmp_path, caplog):
     from napari_livertumor.errors import LiverTumorError, ModelError
+    from napari_livertumor.provenance import file_digest
 
     run_all(tiny_config(toy_data, tmp_path / "a", epochs=1, steps_per_epoch=4))
     base = load_model(tmp_path / "a" / "liver", stage="liver").network.state_dict()
@@ -904,8 +905,10 @@ def test_fine_tuning_starts_from_an_existing_models_weights(toy_data, tmp_path):
     meta_path = tmp_path / "a" / "liver" / "metadata.json"
     raw = json.loads(meta_path.read_text())
     raw["lesion_filter"] = {"min_ml": 0.1, "min_peak": 2.0}
+    raw["logit_bias"] = [0.0, 5.0]  # a threshold no validation picks: replaced, and said
     meta_path.write_text(json.dumps(raw))
     # a learning rate of ~0: one step leaves the trunk where the base model had it
+    caplog.set_level("WARNING")
     reports = run_all(
         tiny_config(
             toy_data,
@@ -924,6 +927,13 @@ def test_fine_tuning_starts_from_an_existing_models_weights(toy_data, tmp_path):
     recorded = tuned.metadata.training["init_from"]["metrics"]  # it was always {}
     assert recorded and recorded["val_dice_liver"] == start["val_dice_liver"]
     assert tuned.metadata.lesion_filter == {"min_ml": 0.1, "min_peak": 2.0}
+    # where it started, by its files and its threshold (--init default names the installed
+    # package's, which a later version replaces)
+    init = tuned.metadata.training["init_from"]
+    assert init["weights_sha1"] == file_digest(tmp_path / "a" / "liver" / "model.safetensors")
+    assert init["logit_bias"] == [0.0, 5.0]
+    assert "decision threshold (logit shift) is" in caplog.text
+    assert "the starting model's was +5" in caplog.text
     for k, v in tuned.network.state_dict().items():
         if v.is_floating_point():
             np.testing.assert_allclose(v.numpy(), base[k].numpy(), atol=2e-3, err_msg=k)

@@ -1162,6 +1162,7 @@ class _Run:
     def _save_best(self, metrics: dict[str, Any]) -> None:
         if not self.is_main:
             return
+        self._say_shift(metrics)
         metrics = dict(metrics)
         metrics.setdefault(
             "measured_on",
@@ -1243,6 +1244,37 @@ class _Run:
                 "checkpoint is kept"
             ) from exc
 
+    def _say_shift(self, metrics: dict[str, Any]) -> None:
+        """Warn (once per shift) when a fine-tuned model's decision threshold replaces its
+        starting model's on the word of few validation patients, or at the grid's end."""
+        if not self.init_info or "logit_bias" not in metrics:
+            return
+        bias = float(metrics.get("logit_bias") or 0.0)
+        start = self.init_info.get("logit_bias")
+        start_main = float(start[-1]) if start else 0.0
+        n = metrics.get("n_val_with_class", metrics.get("n_val"))
+        few = n is not None and n < MIN_SHIFT_PATIENTS
+        edge = bias in (min(BIAS_GRID), max(BIAS_GRID))
+        if abs(bias - start_main) < 1e-9 or not (few or edge):
+            return
+        if getattr(self, "_shift_said", None) == bias:
+            return
+        self._shift_said = bias
+        why = [f"on {n} validation patient(s) with the class"] if few else []
+        if edge:
+            why.append("at the end of the shifts tried")
+        log.warning(
+            "the %s model's decision threshold (logit shift) is %+g, chosen %s; the starting "
+            "model's was %+g. Its masks may differ from the starting model's by more than the "
+            "weights do: compare with livertumor evaluate on your own patients "
+            "(docs/training.md, fine-tuning, says how to keep the starting model's)",
+            self.config.stage,
+            bias,
+            " and ".join(why),
+            start_main,
+            extra=IN_REPORT,
+        )
+
     def _load_init(self, net) -> dict[str, Any]:
         """Load the trunk of the model folder ``init_from`` into ``net`` (fine-tuning)."""
         from ..models import load_model
@@ -1269,9 +1301,17 @@ class _Run:
             raise LiverTumorError(f"cannot start from {folder}: its weights do not fit the network")
         net.load_state_dict(trunk, strict=False)
         log.info("starting the %s model from the weights in %s", cfg.stage, folder)
+        from ..provenance import file_digest
+
         info = {
             "folder": str(folder),
+            # the files themselves: --init default names the installed package's, which a
+            # later version replaces
+            "weights_sha1": _digest_or_none(file_digest, folder / "model.safetensors"),
             "steps": (meta.training or {}).get("steps"),
+            # its decision threshold (the main class's logit shift): validation picks the
+            # fine-tuned model's own, said when that rests on few patients
+            "logit_bias": None if meta.logit_bias is None else list(meta.logit_bias),
             # the starting model's validation figures (val_dice_liver, val_dice_tumor, score)
             "metrics": {
                 k: v
@@ -1661,6 +1701,17 @@ def _validation_without_the_class(cases, config) -> str | None:
         f"the {name} Dice, so the model kept is the last weights, not the best validated; "
         f"give a split (--split, or the Split file) with {name} patients in validation"
     )
+
+
+#: a fine-tuned model's shift chosen on fewer validation patients (with the class) is said
+MIN_SHIFT_PATIENTS = 3
+
+
+def _digest_or_none(digest, path: Path) -> str | None:
+    try:
+        return digest(path)
+    except OSError:
+        return None
 
 
 def _bias_vector(n_classes: int, bias: float | None) -> tuple[float, ...] | None:
