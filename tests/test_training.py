@@ -942,6 +942,19 @@ def test_fine_tuning_starts_from_an_existing_models_weights(toy_data, tmp_path, 
     fresh = load_model(tmp_path / "c" / "liver", stage="liver").network.state_dict()
     k = next(k for k, v in fresh.items() if v.is_floating_point() and v.ndim == 5)
     assert not np.allclose(fresh[k].numpy(), base[k].numpy(), atol=2e-3)
+    # resumed with another starting model named: refused (it went on from last/ while its
+    # metadata named that folder beside the one it started from); its own is fine
+    from napari_livertumor.errors import InputError
+
+    other, own = str(tmp_path / "c" / "liver"), str(tmp_path / "a" / "liver")
+    with pytest.raises(InputError, match="this run started from .*a/liver, not "):
+        run_all(tiny_config(toy_data, tmp_path / "b", resume=True, epochs=2, init_from=other))
+    with pytest.raises(InputError, match=r"started from scratch \(no --init\)"):
+        run_all(tiny_config(toy_data, tmp_path / "c", resume=True, epochs=2, init_from=own))
+    again = dict(resume=True, epochs=2, steps_per_epoch=1, lr=1e-12, warmup_steps=0)
+    assert run_all(tiny_config(toy_data, tmp_path / "b", init_from=own, **again))[-1]["event"] == (
+        "done"
+    )
 
     with pytest.raises(ModelError, match="tumor"):  # a liver model for the tumor stage
         run_all(

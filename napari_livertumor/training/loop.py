@@ -273,6 +273,16 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
                 "settings: put the file back, or start a new run (--force; Replace in the "
                 "Train panel)",
             )
+        # another starting model named on resume: the run goes on from its own last/ state,
+        # and its metadata named the other folder as its start beside the one it had
+        was = (saved_training_config(stage_dir) or {}).get("init_from")
+        if cfg.init_from and not _same_folder(cfg.init_from, was):
+            raise InputError(
+                stage_dir / "last",
+                f"this run started from {was or 'scratch (no --init)'}, not {cfg.init_from}: a "
+                "resumed run goes on from its own last/ state; leave --init out, or start a new "
+                "run in another folder to fine-tune from that model",
+            )
         saved = saved_recipe(stage_dir)
         differ = recipe_differences(cfg, saved) if saved else []
         if differ:
@@ -287,6 +297,16 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
         # the data is prepared or the liver stage has trained (--stage both)
         check_init_fits(cfg, load_model(cfg.init_from, stage=cfg.stage), cfg.init_from)
     check_device(cfg.device)
+
+
+def _same_folder(a, b) -> bool:
+    """Two model folders named (``default`` resolved alike), the same on disk."""
+    if not a or not b:
+        return not a and not b
+    try:
+        return Path(a).resolve() == Path(b).resolve() or Path(a).samefile(b)
+    except OSError:
+        return str(a) == str(b)
 
 
 def saved_training_config(stage_dir: str | Path) -> dict[str, Any] | None:
