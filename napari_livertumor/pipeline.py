@@ -202,6 +202,10 @@ class InferenceConfig:
             chosen = {stage: root, other: default_model_dir(other)}
             return cls(liver_model=chosen["liver"], tumor_model=chosen["tumor"], **kwargs)
         if not (root / "liver").is_dir() and not (root / "tumor").is_dir():
+            if (root / "last" / "metadata.json").is_file():  # a stage folder of a stopped run
+                from .models import load_model
+
+                load_model(root)  # raises: "no model here yet", naming its last/
             if root.is_dir():  # (a data folder given as models: said before it is read)
                 raise ModelError(
                     root,

@@ -1699,3 +1699,20 @@ def test_the_livers_largest_part_keeps_a_lobe_joined_by_a_corner():
     mask[4:6, 9, 0] = True  # a speck apart
     kept = _largest_component(mask)
     assert kept[0:3, 0:5, 0:5].all() and kept[3:5, 5:8, 5:8].all() and not kept[4:6, 9, 0].any()
+
+
+def test_a_stopped_runs_stage_folder_as_models_says_no_model_yet(tmp_path):
+    """`--models runs/cut/tumor` (a run stopped before its first best model) said "holds no
+    liver/ or tumor/ model folder"; `--models runs/cut` said the cause."""
+    import shutil
+
+    from napari_livertumor.models import default_model_dir
+
+    last = tmp_path / "cut" / "tumor" / "last"
+    last.mkdir(parents=True)
+    for name in ("metadata.json", "model.safetensors"):
+        shutil.copy(default_model_dir("tumor") / name, last / name)
+    for given in (tmp_path / "cut" / "tumor", tmp_path / "cut"):
+        with pytest.raises(ModelError, match="no model here yet"):
+            InferenceConfig.from_models_dir(given).validate()
+            Segmenter(InferenceConfig.from_models_dir(given, device="cpu"))
