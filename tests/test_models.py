@@ -668,8 +668,14 @@ def test_a_models_root_or_a_file_where_a_model_folder_goes_is_named_as_such(tmp_
     make_untrained_model(root / "liver", "liver")
     make_untrained_model(root / "tumor", "tumor")
     b = make_untrained_model(tmp_path / "b", "tumor", seed=2)
-    with pytest.raises(ModelError, match="a models root\\): give its tumor/ or liver/ folder"):
+    with pytest.raises(ModelError, match="holds liver/ and tumor/ \\(a models root\\): give its "):
         make_ensemble(tmp_path / "ens", [root, b])
+    # a root of one stage's model (a fine-tune of the tumor alone): named as it is
+    make_untrained_model(tmp_path / "mine" / "tumor", "tumor")
+    with pytest.raises(
+        ModelError, match="holds tumor/ \\(a models root\\): give its tumor/ folder"
+    ):
+        make_ensemble(tmp_path / "ens", [tmp_path / "mine", b])
     from napari_livertumor.io.nifti import write_nifti
     from napari_livertumor.io.volume import CTVolume
 

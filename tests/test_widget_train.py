@@ -15,6 +15,7 @@ from napari_livertumor._widgets import _registry
 from napari_livertumor._widgets._heartbeat import Heartbeat
 from napari_livertumor._widgets.segment import SegmentWidget
 from napari_livertumor._widgets.train import TrainWidget
+from napari_livertumor.models import make_untrained_model
 
 pytestmark = pytest.mark.gui
 pytest.importorskip("napari_livertumor.training.loop", reason="training has not landed yet")
@@ -604,6 +605,11 @@ def test_fine_tuning_the_shipped_model_keeps_its_geometry(train_widget, qtbot, t
     widget.start()
     assert "not a tumor model" in widget.status.text()
     assert widget.start_button.text() == "Start"  # nothing started
+    # a run's folder holding the other stage's model only: said (was "no metadata.json here")
+    make_untrained_model(tmp_path / "run" / "liver", "liver")
+    widget.init_folder.setText(str(tmp_path / "run"))
+    widget.start()
+    assert "holds a liver model (liver/) but no tumor/ model" in widget.status.text()
 
     widget.start_from.setCurrentText(START_SCRATCH)
     assert widget.status.text() == ""  # the error was about the previous choice

@@ -909,11 +909,13 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.init_browse.setVisible(folder_mode)
         d = stage_defaults(stage)
         fixed = False
+        error = None
         try:
             init = self.init_model_folder()
         except ValueError:
             init = None
-        error = None
+        except LiverTumorError as exc:  # a run's folder of the other stage's model only
+            init, error = None, str(exc)
         if init is not None:
             try:
                 d = {**d, **recipe_from_model(init, stage)[stage]}

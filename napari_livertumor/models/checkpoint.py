@@ -582,6 +582,13 @@ def stage_model_folder(folder: str | Path, stage: str) -> Path:
     folder = Path(folder)
     if not (folder / METADATA_FILE).is_file() and (folder / stage / METADATA_FILE).is_file():
         return folder / stage
+    others = [s for s in STAGES if s != stage and (folder / s / METADATA_FILE).is_file()]
+    if not (folder / METADATA_FILE).is_file() and others:  # a run of the other stage only
+        raise ModelError(
+            folder,
+            f"holds a {others[0]} model ({others[0]}/) but no {stage}/ model: give a {stage} "
+            f"model's folder (or --init default, the shipped {stage} model)",
+        )
     return folder
 
 

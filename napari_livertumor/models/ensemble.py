@@ -78,7 +78,7 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
         if any((folder / s / METADATA_FILE).exists() for s in ("liver", "tumor")):
             raise ModelError(
                 folder,
-                "holds liver/ and tumor/ models (a models root): give a stage folder, "
+                "holds stage models (liver/, tumor/: a models root): give a stage folder, "
                 "e.g. OUT/tumor",
             )
         if (folder / "last").is_dir():
@@ -118,8 +118,12 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
         if not (member / METADATA_FILE).exists() and any(
             (member / st / METADATA_FILE).exists() for st in ("liver", "tumor")
         ):
+            held = [st for st in ("liver", "tumor") if (member / st / METADATA_FILE).exists()]
             raise ModelError(
-                member, "holds liver/ and tumor/ (a models root): give its tumor/ or liver/ folder"
+                member,
+                f"holds {' and '.join(f'{st}/' for st in held)} (a models root): give its "
+                + " or ".join(f"{st}/" for st in held)
+                + " folder",
             )
         loaded = load_model(member)  # ModelError names the folder
         meta = loaded.metadata
