@@ -31,6 +31,7 @@ from calibrate_shift import (  # noqa: E402
     load_pair,
     models_root,
     seed_check_note,
+    with_run_manifests,
 )
 
 
@@ -63,6 +64,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     root = models_root(ap, args)
+    args.manifest = with_run_manifests(args.manifest, root)
     seeds = dev_seeds(args.seed_base, args.cases, args.manifest)
     models = load_pair(root, "calibrate_lesions")
     seg = Segmenter(InferenceConfig(device="cpu"), models=models)

@@ -70,6 +70,7 @@ def main(argv=None) -> int:
         ap.error("--set needs one --stages and a --why")
 
     root = models_root(ap, args)
+    args.manifest = with_run_manifests(args.manifest, root)
     seeds = dev_seeds(args.seed_base, args.cases, args.manifest)
     models = load_pair(root, "calibrate_shift")
     if "liver" in args.stages and not (root / "liver").exists():  # the shipped one, borrowed
@@ -178,6 +179,26 @@ def dev_seeds(seed_base: int, cases: int, manifests) -> list[int]:
     if clash:
         raise SystemExit(f"seeds {clash[:5]} belong to the training cohort or a benchmark")
     return seeds
+
+
+def with_run_manifests(manifests, root: Path) -> list[str]:
+    """``manifests`` and the ``synth_manifest.json`` of the data each model under ``root``
+    was trained on (its ``metadata.json``'s ``training.config.data``): a run trained on a
+    cohort of its own is checked against that cohort, not only against the default paths."""
+    import json
+
+    out = list(manifests or [])
+    for stage in ("liver", "tumor"):
+        try:
+            meta = json.loads((root / stage / "metadata.json").read_text(encoding="utf-8"))
+            data = ((meta.get("training") or {}).get("config") or {}).get("data")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if data and (Path(data) / "synth_manifest.json").is_file():
+            found = str(Path(data) / "synth_manifest.json")
+            if found not in out:
+                out.append(found)
+    return out
 
 
 def seed_check_note(manifests) -> str | None:

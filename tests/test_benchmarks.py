@@ -302,6 +302,24 @@ def test_calibrate_lesions_puts_the_current_setting_in_the_grid(dev_setup):
     assert "Traceback" not in proc.stderr
 
 
+def test_calibration_checks_its_seeds_against_the_runs_own_training_cohort(dev_setup):
+    """A run trained on a cohort of its own: the scripts looked for data/synth3's manifest
+    only, relative to the current folder, and checked nothing."""
+    t = dev_setup
+    cohort = t / "mycohort"
+    cohort.mkdir()
+    (cohort / "synth_manifest.json").write_text(json.dumps([{"seed": 9000000}]))
+    meta_path = t / "m" / "tumor" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta.setdefault("training", {}).setdefault("config", {})["data"] = str(cohort)
+    meta_path.write_text(json.dumps(meta))
+    args = ["--models", t / "m", "--cases", 1, "--cache", t / "cache"]
+    args += ["--manifest", t / "none" / "synth_manifest.json"]
+    proc = _run_script("scripts/calibrate_lesions.py", *args, "--shifts", 0.5, "--peaks", 1)
+    assert proc.returncode != 0
+    assert "seeds [9000000] belong to the training cohort" in proc.stdout + proc.stderr
+
+
 def test_calibrate_shift_can_set_a_shift_by_hand_and_keeps_why(dev_setup):
     """A shift chosen against the development phantoms' best (the shipped liver's: none, as
     phantoms built by other code disagreed) is written with its reason and the curve measured."""
