@@ -76,6 +76,7 @@ def test_two_gloo_processes_stay_in_sync_and_write_one_checkpoint(toy_data, tmp_
         "metadata.json",
         "model.safetensors",
         "split.json",
+        "train.log",
     ]
     meta = load_model(out / "tumor", stage="tumor").metadata
     assert meta.training["world_size"] == 2

@@ -934,6 +934,11 @@ def test_fine_tuning_starts_from_an_existing_models_weights(toy_data, tmp_path, 
     assert init["logit_bias"] == [0.0, 5.0]
     assert "decision threshold (logit shift) is" in caplog.text
     assert "the starting model's was +5" in caplog.text
+    # the run's warnings in its folder too, between its start and end (the terminal's gone)
+    run_log = (tmp_path / "b" / "liver" / "train.log").read_text()
+    assert "run started: liver stage" in run_log and ", from " in run_log
+    assert "decision threshold (logit shift) is" in run_log
+    assert run_log.rstrip().endswith("run ended")
     for k, v in tuned.network.state_dict().items():
         if v.is_floating_point():
             np.testing.assert_allclose(v.numpy(), base[k].numpy(), atol=2e-3, err_msg=k)

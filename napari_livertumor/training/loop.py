@@ -748,11 +748,45 @@ class _Run:
     # ------------------------------------------------------------------ main
     def execute(self, should_cancel) -> Iterator[dict[str, Any]]:
         self._lock: RunLock | None = None
+        self._log_file: logging.Handler | None = None
+        ended = "run ended"
         try:
             yield from self._execute(should_cancel)
+        except BaseException as exc:  # the end of the run, in its log too
+            ended = f"run ended: {type(exc).__name__}: {exc}"
+            raise
         finally:
+            if self._log_file is not None:
+                self._log_line(ended)
+                logging.getLogger("napari_livertumor").removeHandler(self._log_file)
+                self._log_file.close()
             if self._lock is not None:
                 self._lock.release()
+
+    def _open_run_log(self) -> None:
+        """The run's warnings (and its start and end) appended to ``<stage>/train.log``: they
+        were on the terminal or the panel's log only, gone with it."""
+        cfg = self.config
+        try:
+            handler = logging.FileHandler(Path(cfg.stage_dir) / RUN_LOG, encoding="utf-8")
+        except OSError as exc:  # a log that cannot be written costs the run nothing
+            log.warning("the run's log %s cannot be written (%s)", RUN_LOG, exc)
+            return
+        handler.setLevel(logging.INFO)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logging.getLogger("napari_livertumor").addHandler(handler)
+        self._log_file = handler
+        self._log_line(
+            f"run started: {cfg.stage} stage, data {cfg.data}, "
+            + ("resumed" if cfg.resume else "new run")
+            + (f", from {cfg.init_from}" if cfg.init_from else "")
+        )
+
+    def _log_line(self, text: str) -> None:
+        """One line in the run's log whatever the logger's level (its warnings go there too)."""
+        if self._log_file is not None:
+            record = logging.LogRecord(__name__, logging.INFO, __file__, 0, text, None, None)
+            self._log_file.emit(record)
 
     def _execute(self, should_cancel) -> Iterator[dict[str, Any]]:
         torch = self.torch
@@ -762,6 +796,8 @@ class _Run:
             # checks, whose recovery of an interrupted save would touch a running run's files
             self._lock = RunLock.acquire(Path(cfg.stage_dir))
         check_before_writing(cfg, check_lock=self.is_main)
+        if self.is_main:  # (after the checks: a refused run leaves no log behind)
+            self._open_run_log()
         seed_everything(cfg.seed)
         self.should_cancel = should_cancel
         try:
@@ -1723,6 +1759,8 @@ def _validation_without_the_class(cases, config) -> str | None:
     )
 
 
+#: the run's log in its stage folder (warnings, start and end), appended run after run
+RUN_LOG = "train.log"
 #: a fine-tuned model's shift chosen on fewer validation patients (with the class) is said
 MIN_SHIFT_PATIENTS = 3
 
