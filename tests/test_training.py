@@ -423,6 +423,28 @@ def test_resume_over_renamed_data_keeps_its_held_out_patients_out_of_training(
         run_all(tiny_config(other, tmp_path / "out", resume=True, epochs=3))
 
 
+def test_resumed_without_its_validation_patients_the_validated_model_stays_and_is_said(
+    toy_data, tmp_path, caplog
+):
+    """It said "the one kept is the last weights", while the validated model stayed the
+    folder's and only last/ moved on."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(toy_data, data)
+    run_all(tiny_config(data, tmp_path / "out", epochs=1))
+    stage = tmp_path / "out" / "liver"
+    model = (stage / "model.safetensors").read_bytes()
+    split = json.loads((stage / "split.json").read_text())
+    for case in split["val"]:
+        for sub in ("imagesTr", "labelsTr"):
+            (data / sub / f"{case}.nii.gz").unlink()
+    with caplog.at_level("WARNING"):
+        run_all(tiny_config(data, tmp_path / "out", resume=True, epochs=2))
+    assert "the model validated earlier in this run stays the folder's model" in caplog.text
+    assert (stage / "model.safetensors").read_bytes() == model
+
+
 def test_resume_refuses_another_recipe_but_takes_a_new_learning_rate(toy_data, tmp_path):
     """Weights trained at one HU window and resumed at another would be recorded as trained at
     the second: refused, with what differs. Learning rate, epochs and data may change."""

@@ -597,10 +597,14 @@ class _Run:
             )
         if not val_cases and self.is_main:
             gone = [c for c in split["val"] if c not in cases]
+            validated = cfg.resume and _validated_model_in(Path(cfg.stage_dir))
             log.warning(
-                "no validation patients%s: no model is checked during training; the one kept "
-                "is the last weights, not the best validated",
+                "no validation patients%s: no model is checked during training; %s",
                 f" (all {len(gone)} left out: {', '.join(gone[:5])})" if gone else "",
+                "the model validated earlier in this run stays the folder's model, and the "
+                "latest weights go to last/ only"
+                if validated
+                else "the one kept is the last weights, not the best validated",
             )
         split_out = dict(split)
         # the lists name the patients trained and validated on: one left out is under skipped
@@ -1742,6 +1746,20 @@ def _measured_score(scores: dict[str, Any] | None) -> float | None:
     if not scores or scores.get("n_val_with_class") == 0:
         return None
     return scores.get("score")
+
+
+def _validated_model_in(stage_dir: Path) -> bool:
+    """Whether the folder's model was saved by a validation (not as a run's final weights)."""
+    import json
+
+    try:
+        meta = json.loads((stage_dir / "metadata.json").read_text(encoding="utf-8"))
+        metrics = meta.get("metrics") or {}
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (stage_dir / "model.safetensors").is_file() and "final weights" not in str(
+        metrics.get("note", "")
+    )
 
 
 def _validation_without_the_class(cases, config) -> str | None:
