@@ -976,14 +976,23 @@ def test_a_stopped_evaluation_resumes_to_the_same_results_as_one_run_whole(
     assert (out / RESUME_FILE).is_file()
     # refused when run otherwise than the stopped one (here: the surface tolerance)
     monkeypatch.setattr(Segmenter, "segment", real)
-    with pytest.raises(InputError, match="was run with other nsd tolerance mm"):
+    with pytest.raises(InputError, match="was run with another --nsd-tolerance: resume it"):
         evaluate(data, out_dir=out, resume=True, nsd_tolerance_mm=1.0, **kw)
+    assert not (out / "labels.partial").exists()  # refused before anything was made
+    # run again without --resume: --resume is offered beside --overwrite
+    with pytest.raises(InputError, match="--resume goes on with it"):
+        evaluate(data, out_dir=out, **kw)
+    # the same split file given by another path is the same split
+    monkeypatch.chdir(tmp_path)
+    kw_rel = dict(kw, split_file="split.json")
     calls.clear()
     monkeypatch.setattr(
         Segmenter, "segment", lambda self, *a, **k: calls.append(1) or real(self, *a, **k)
     )
-    resumed = evaluate(data, out_dir=out, resume=True, **kw)
-    assert len(calls) == 2  # the first patient was not segmented again
+    # a map gone from labels/: that patient is scored again, not the whole evaluation
+    (out / "labels" / "HCC_002_labels.nii.gz").unlink()
+    resumed = evaluate(data, out_dir=out, resume=True, **kw_rel)
+    assert len(calls) == 3  # (HCC_002 again, for its map; HCC_003 and HCC_004)
     assert not (out / RESUME_FILE).exists() and not (out / "labels.partial").exists()
     assert "interrupted" not in resumed["summary"]
     drop = ("seconds",)

@@ -403,6 +403,15 @@ def test_resume_over_renamed_data_keeps_its_held_out_patients_out_of_training(
     second = json.loads((tmp_path / "out" / "liver" / "last" / "split.json").read_text())
     assert "renamed_case" in second["test"] and "renamed_case" not in second["train"]
     assert "kept there, not trained on: renamed_case (was " in caplog.text
+    # a split file given on resume that puts it in training: refused, not only warned of
+    for sub in ("imagesTr", "labelsTr"):
+        os.replace(data / sub / "renamed_case.nii.gz", data / sub / "again_renamed.nii.gz")
+    given = tmp_path / "given.json"
+    given.write_text(
+        json.dumps({"train": [*second["train"], "again_renamed"], "val": second["val"], "test": []})
+    )
+    with pytest.raises(SettingsError, match="again_renamed \\(the run's test patient"):
+        run_all(tiny_config(data, tmp_path / "out", resume=True, epochs=3, split_file=str(given)))
     # a folder with none of the run's patients: refused, not trained on as its own
     other = tmp_path / "other"
     (other / "imagesTr").mkdir(parents=True)
@@ -1031,6 +1040,27 @@ def test_fine_tuning_from_the_cli_takes_the_models_own_recipe(tmp_path, capsys):
     )  # fmt: skip
     assert rc != 0
     assert "not a tumor model" in capsys.readouterr().err
+
+    # a relative --init is recorded as a full path (it meant nothing from another folder,
+    # and a resume given the full path was refused as another start)
+    import shutil
+
+    from napari_livertumor.training.loop import _same_folder
+
+    shutil.copytree(shipped, tmp_path / "start" / "tumor")
+    here = Path.cwd()
+    try:
+        os.chdir(tmp_path)
+        args = build_parser().parse_args(
+            ["train", "--data", ".", "--out", "o", "--stage", "tumor", "--init", "start/tumor"]
+        )
+        (cfg,) = build_configs(args)
+    finally:
+        os.chdir(here)
+    assert cfg.init_from == str(tmp_path / "start" / "tumor")
+    # a run recorded before with the relative path: the same start
+    assert _same_folder(str(tmp_path / "start" / "tumor"), "start/tumor")
+    assert not _same_folder(str(tmp_path / "start" / "tumor"), "other/tumor")
 
 
 @pytest.mark.parametrize(

@@ -597,7 +597,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
             from ..models.checkpoint import stage_model_folder
 
             # a run's folder (liver/, tumor/): its stage's model, as train --init takes it
-            return stage_model_folder(text, self.stage.currentText())
+            return stage_model_folder(text, self.stage.currentText()).absolute()
         return None
 
     # ------------------------------------------------------------------ reports

@@ -154,11 +154,17 @@ def evaluate(
                 pass
             if stopped:
                 which = "an earlier evaluation that was stopped before its end"
+            resumable = (out / RESUME_FILE).is_file()
             raise InputError(
                 out,
                 f"already holds {' and '.join(earlier)} of {which}; nothing was "
-                "overwritten: choose another folder, or --overwrite to replace them (every "
-                "patient is evaluated again)",
+                + (
+                    "overwritten: --resume goes on with it (the patients scored kept), "
+                    "--overwrite evaluates every patient again, or choose another folder"
+                    if resumable
+                    else "overwritten: choose another folder, or --overwrite to replace them "
+                    "(every patient is evaluated again)"
+                ),
             )
         # writable (or creatable) now, not after every case has run; made when written
         check_writable_folder(out)
@@ -220,10 +226,20 @@ def evaluate(
         refine=refine, tta=tta, nsd_tolerance_mm=nsd_tolerance_mm, save_labels=save_labels,
     )  # fmt: skip
     staging = Path(out_dir) / LABELS_STAGING if save_labels else None
+    if stopped_run is not None:  # refused before anything is made when run otherwise
+        _check_resume(stopped_run, fingerprint, Path(out_dir))
     if staging is not None:
         _fresh(staging)
     if stopped_run is not None:  # the patients it scored: kept, the others scored now
-        rows, lesion_rows = _resumed(stopped_run, fingerprint, Path(out_dir), staging)
+        rows, lesion_rows = _resumed(stopped_run, Path(out_dir), staging)
+        was_software = stopped_run.get("software")
+        if was_software and was_software != software():  # half the rows by another version
+            log.warning(
+                "the evaluation stopped in %s was run with another version (%s); the patients "
+                "it scored are kept as they were (summary.json: software_of_earlier_rows)",
+                out_dir,
+                was_software,
+            )
         done = {r["case"] for r in rows}
         test = [r for r in test if r.case_id not in done]
         log.info(
@@ -302,6 +318,8 @@ def evaluate(
     summary["tta"] = tta
     summary["device"] = str(seg.device)
     summary["software"] = software()
+    if stopped_run is not None and stopped_run.get("software") not in (None, summary["software"]):
+        summary["software_of_earlier_rows"] = stopped_run.get("software")
     summary["test_patients_asked"] = len(test_ids)
     summary["not_evaluated"] = not_evaluated
     summary["test_patients_seen_in_training"] = seen
@@ -418,7 +436,8 @@ def _run_fingerprint(
     return {
         "data": str(Path(data).resolve()),
         "models": models,
-        "split": split_source,
+        # a file as a full path (the same file given from another folder is the same split)
+        "split": str(Path(split_file).resolve()) if split_file else split_source,
         "split_sha1": _file_digest_or_none(Path(split_file)) if split_file else None,
         "test_patients": list(test_ids),
         "refine": bool(refine),
@@ -431,6 +450,7 @@ def _run_fingerprint(
 def _write_resume(path: Path, fingerprint, rows, lesions, *, beside: bool) -> None:
     state = {
         "fingerprint": fingerprint,
+        "software": software(),
         "rows": rows,
         "lesions": lesions,
         "beside": bool(beside),  # its results written beside a complete evaluation's
@@ -440,39 +460,70 @@ def _write_resume(path: Path, fingerprint, rows, lesions, *, beside: bool) -> No
 
 def _read_resume(out: Path) -> dict[str, Any]:
     path = out / RESUME_FILE
+    if not out.is_dir():
+        raise InputError(out, "folder not found: --resume goes on in the folder of a stopped run")
     if not path.is_file():
-        complete = (out / "summary.json").is_file() and not (out / RESUME_FILE).exists()
+        try:
+            summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+            stopped = bool(summary.get("interrupted"))
+        except (OSError, ValueError, AttributeError):
+            summary, stopped = None, False
         raise InputError(
             out,
             "holds no stopped evaluation to resume"
             + (
                 " (the evaluation there is complete)"
-                if complete
-                else f" (no {RESUME_FILE}: a run stopped before this version, or none)"
+                if summary is not None and not stopped
+                else f" (it was stopped by an earlier version, which wrote no {RESUME_FILE}: "
+                "--overwrite evaluates every patient again)"
+                if stopped
+                else ""
             ),
         )
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-        if not (isinstance(state, dict) and isinstance(state.get("rows"), list)):
+        if not (
+            isinstance(state, dict)
+            and isinstance(state.get("rows"), list)
+            and isinstance(state.get("fingerprint"), dict)
+        ):
             raise ValueError("not this tool's resume file")
     except (OSError, ValueError) as exc:
         raise InputError(path, f"cannot be read to resume from ({exc})") from exc
     return state
 
 
-def _resumed(state, fingerprint, out: Path, staging: Path | None):
-    """The stopped run's rows and lesion rows, once its fingerprint is this run's (else an
-    InputError naming what differs); its label maps staged again with this run's."""
+#: what each part of a resume's fingerprint is, as the refusal names it
+_RESUME_WORDS = {
+    "data": "data folder",
+    "models": "models (their files)",
+    "split": "split file",
+    "split_sha1": "split file's content",
+    "test_patients": "test patients (the split, or --max-cases)",
+    "refine": "--refine",
+    "tta": "--tta",
+    "nsd_tolerance_mm": "--nsd-tolerance",
+    "save_labels": "--save-labels",
+}
+
+
+def _check_resume(state, fingerprint, out: Path) -> None:
+    """Refuse (naming what differs) a resume run otherwise than the stopped evaluation."""
     was = state.get("fingerprint") or {}
     differ = [k for k in fingerprint if was.get(k) != fingerprint[k]]
     if differ:
         raise InputError(
             out / RESUME_FILE,
-            "the evaluation stopped there was run with other "
-            + ", ".join(k.replace("_", " ") for k in differ)
+            "the evaluation stopped there was run with another "
+            + ", ".join(_RESUME_WORDS.get(k, k.replace("_", " ")) for k in differ)
             + ": resume it with the same data, models and options, or start again with "
             "--overwrite",
         )
+
+
+def _resumed(state, out: Path, staging: Path | None):
+    """The stopped run's rows and lesion rows, its label maps staged again with this run's;
+    a patient whose map is gone is scored again (its rows dropped, said)."""
     rows = [r for r in state["rows"] if isinstance(r, dict) and "case" in r]
     lesions = [r for r in state.get("lesions") or [] if isinstance(r, dict)]
     if staging is not None:  # its maps go with this run's into the folder the results go to
@@ -485,12 +536,15 @@ def _resumed(state, fingerprint, out: Path, staging: Path | None):
             else:
                 missing.append(r["case"])
         if missing:
-            raise InputError(
+            log.warning(
+                "%s lacks the label maps of %d patient(s) the stopped evaluation scored (%s): "
+                "they are scored again",
                 where,
-                f"lacks the label maps of {len(missing)} patient(s) the stopped evaluation "
-                f"scored ({', '.join(missing[:4])}{', …' if len(missing) > 4 else ''}): start "
-                "again with --overwrite",
+                len(missing),
+                ", ".join(missing[:4]) + (", …" if len(missing) > 4 else ""),
             )
+            rows = [r for r in rows if r["case"] not in missing]
+            lesions = [r for r in lesions if r.get("case") not in missing]
     return rows, lesions
 
 

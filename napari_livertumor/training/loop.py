@@ -300,13 +300,20 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
 
 
 def _same_folder(a, b) -> bool:
-    """Two model folders named (``default`` resolved alike), the same on disk."""
+    """Two model folders named (``default`` resolved alike), the same on disk. A relative
+    ``b`` (a run started with ``--init runs/x`` from another folder) is the same when ``a``
+    ends with it."""
     if not a or not b:
         return not a and not b
     try:
-        return Path(a).resolve() == Path(b).resolve() or Path(a).samefile(b)
+        if Path(a).resolve() == Path(b).resolve() or Path(a).samefile(b):
+            return True
     except OSError:
-        return str(a) == str(b)
+        pass
+    if not Path(b).is_absolute():
+        tail = Path(b).parts
+        return Path(a).resolve().parts[-len(tail) :] == tail
+    return str(a) == str(b)
 
 
 def saved_training_config(stage_dir: str | Path) -> dict[str, Any] | None:
@@ -764,13 +771,29 @@ class _Run:
                 self._log_line(ended)
                 logging.getLogger("napari_livertumor").removeHandler(self._log_file)
                 self._log_file.close()
+                self._drop_lone_log()
             if self._lock is not None:
                 self._lock.release()
+
+    def _drop_lone_log(self) -> None:
+        """A run refused before it wrote anything (a fold with no test patient, no usable
+        patient) leaves no folder holding only its log: the log goes, and the folder with it
+        when the run made it."""
+        stage = Path(self.config.stage_dir)
+        if not getattr(self, "_log_is_new", False):
+            return
+        try:
+            left = [p.name for p in stage.iterdir() if p.name not in (RUN_LOG, RunLock.NAME)]
+        except OSError:
+            return
+        if not left:
+            (stage / RUN_LOG).unlink(missing_ok=True)
 
     def _open_run_log(self) -> None:
         """The run's warnings (and its start and end) appended to ``<stage>/train.log``: they
         were on the terminal or the panel's log only, gone with it."""
         cfg = self.config
+        self._log_is_new = not (Path(cfg.stage_dir) / RUN_LOG).exists()
         try:
             handler = logging.FileHandler(Path(cfg.stage_dir) / RUN_LOG, encoding="utf-8")
         except OSError as exc:  # a log that cannot be written costs the run nothing
@@ -1586,7 +1609,24 @@ def resolve_split(cfg: TrainConfig, ids: list[str], records=None) -> dict[str, A
     if cfg.split_file:
         split = _named_as_data(read_split(cfg.split_file), ids)
         if cfg.resume and resumed.is_file():
-            _check_resumed_split(cfg.split_file, _named_as_data(read_split(resumed), ids), split)
+            started = _named_as_data(read_split(resumed), ids)
+            _check_resumed_split(cfg.split_file, started, split)
+            # a held-out patient renamed since, put in another list by the file given
+            listed = set(started["train"]) | set(started["val"]) | set(started["test"])
+            renamed = _renamed_held_out(started, [c for c in ids if c not in listed], records)
+            moved = [
+                f"{new} (the run's {key} patient {old} by its ground truth) in {other}"
+                for new, (key, old) in renamed.items()
+                for other in ("train", "val", "test")
+                if other != key and new in (split.get(other) or ())
+            ]
+            if moved:
+                raise SettingsError(
+                    f"{cfg.split_file} puts patients of the split this run started with, "
+                    f"renamed since, in another list: {', '.join(moved[:4])}. A resumed run "
+                    "keeps its test and validation patients: give a split that keeps them, or "
+                    "start a new run in another folder"
+                )
         for key in ("train", "val", "test"):
             unknown = [c for c in split[key] if c not in ids]
             if unknown:
