@@ -353,6 +353,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
             from ..stats import add_image_numbers, compute_stats
 
             progress("measure", 0, 1)
+            true_tumor = None if truth is None else np.isin(truth, TRUTH_CLASSES["tumor"])
             # with a CT layer on the same grid: each lesion's attenuation, contrast to liver;
             # with a ground truth: the share of each lesion that is tumor there
             stats = compute_stats(
@@ -360,7 +361,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 spacing,
                 affine_lps=affine,
                 ct=ct,
-                truth_tumor=None if truth is None else np.isin(truth, TRUTH_CLASSES["tumor"]),
+                truth_tumor=true_tumor,
                 should_cancel=should_cancel,
             )
             if volume is not None and volume.shape == labels.shape:
@@ -368,10 +369,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
             if should_cancel():  # (a Cancel took effect only once the Dice was done too)
                 raise Cancelled("measuring cancelled by the user")
             scores = None if truth is None else overlap_scores(labels, truth, spacing)
-            if truth is not None:
+            if true_tumor is not None:
                 from ..training.metrics import lesion_detection
 
-                true_tumor = np.isin(truth, TRUTH_CLASSES["tumor"])
                 stats["detection"] = lesion_detection(
                     np.isin(labels, PRED_CLASSES["tumor"]),
                     true_tumor,
