@@ -155,7 +155,7 @@ def run(args) -> int:
             print(
                 f"livertumor evaluate: interrupted; the cases scored before it are in "
                 f"{Path(args.out_dir) / written} (and its summary){maps}{kept}; to go on, run it "
-                "again with --resume (without --overwrite)",
+                f"again with --resume -o {args.out_dir} (without --overwrite)",
                 file=sys.stderr,
             )
             return exit_status(exc)
