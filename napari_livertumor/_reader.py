@@ -381,6 +381,10 @@ def read_nifti_layers(path) -> list[tuple]:
         grid = volume.with_array(volume.array, **({"made_on_series": made_on} if made_on else {}))
         # named as a CT file is: by its folder too where its own name is a generic one
         name = volume.meta.get("display_name") or _stem(target)
+        if role == "ground_truth" and not _says_label_map(name):
+            # nnU-Net's labelsTr/liver_1 beside imagesTr/liver_1: "liver_1 [1]" in napari, and
+            # "liver_1 ground truth" in the Load panel
+            name = f"{name} ground truth"
         return [labels_layer_data(labels, grid, name, role, opened_from=target)]
     _say_warnings(volume)
     return [ct_layer_data(volume)]
@@ -393,6 +397,15 @@ _MODEL_WORDS = frozenset({"pred", "preds", "prediction", "predicted", "auto", "m
 #: folders whose label maps are references (nnU-Net's), and LiTS's reference names
 _TRUTH_FOLDERS = frozenset({"labelstr", "labelsts"})
 _LITS_TRUTH = re.compile(r"segmentation-\d+\.nii(\.gz)?", re.IGNORECASE)
+
+
+def _says_label_map(name: str) -> bool:
+    """Whether a layer name already says it is a label map or a reference (``P1 gt``,
+    ``segmentation-3``, ``case_mask``)."""
+    from .io.nifti import LABEL_MAP_WORDS
+
+    words = {w for w in re.split(r"[^a-z]+", name.lower()) if w}
+    return bool(words & (_TRUTH_WORDS | LABEL_MAP_WORDS))
 
 
 def _nifti_labels_role(path: Path, labels: np.ndarray) -> str:

@@ -327,6 +327,12 @@ def test_a_liver_tumor_ground_truth_named_as_one_opens_as_the_truth(tmp_path, st
     write_nifti(np.minimum(labels, 2).astype(np.uint8), path, reference=ct)
     [(_, kwargs, kind)] = napari_get_reader(str(path))(str(path))
     assert kind == "labels" and kwargs["metadata"]["livertumor_role"] == role
+    # a reference named as its scan is (labelsTr/HCC_001 beside imagesTr/HCC_001) says what
+    # it is, as the Load panel names it (napari showed "HCC_001 [1]")
+    if where.startswith("labelsTr/"):
+        assert kwargs["name"] == "HCC_001 ground truth"
+    elif role == "ground_truth":
+        assert "ground truth" not in kwargs["name"]  # (its own name says so: gt, segmentation)
 
 
 def test_a_segmentation_written_by_segment_opens_as_one_whatever_its_folder(tmp_path, study):
