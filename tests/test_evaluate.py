@@ -976,7 +976,7 @@ def test_a_stopped_evaluation_resumes_to_the_same_results_as_one_run_whole(
     assert (out / RESUME_FILE).is_file()
     # refused when run otherwise than the stopped one (here: the surface tolerance)
     monkeypatch.setattr(Segmenter, "segment", real)
-    with pytest.raises(InputError, match="was run with another --nsd-tolerance: resume it"):
+    with pytest.raises(InputError, match="differs from this one in: --nsd-tolerance; resume it"):
         evaluate(data, out_dir=out, resume=True, nsd_tolerance_mm=1.0, **kw)
     assert not (out / "labels.partial").exists()  # refused before anything was made
     # run again without --resume: --resume is offered beside --overwrite

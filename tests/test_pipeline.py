@@ -1712,6 +1712,10 @@ def test_a_stopped_runs_stage_folder_as_models_says_no_model_yet(tmp_path):
     last.mkdir(parents=True)
     for name in ("metadata.json", "model.safetensors"):
         shutil.copy(default_model_dir("tumor") / name, last / name)
+    from napari_livertumor.models.checkpoint import stage_model_folder
+
+    # (and as a fine-tune's start: the run's folder names its stage's, which says the same)
+    assert stage_model_folder(tmp_path / "cut", "tumor") == tmp_path / "cut" / "tumor"
     for given in (tmp_path / "cut" / "tumor", tmp_path / "cut"):
         with pytest.raises(ModelError, match="no model here yet"):
             InferenceConfig.from_models_dir(given).validate()

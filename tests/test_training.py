@@ -969,7 +969,7 @@ def test_fine_tuning_starts_from_an_existing_models_weights(toy_data, tmp_path, 
     run_log = (tmp_path / "b" / "liver" / "train.log").read_text()
     assert "run started: liver stage" in run_log and ", from " in run_log
     assert "decision threshold (logit shift) is" in run_log
-    assert run_log.rstrip().endswith("run ended")
+    assert run_log.rstrip().endswith("run ended: finished, model saved")
     for k, v in tuned.network.state_dict().items():
         if v.is_floating_point():
             np.testing.assert_allclose(v.numpy(), base[k].numpy(), atol=2e-3, err_msg=k)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -177,7 +178,7 @@ def build_configs(args) -> list:
         elif init:  # a run's folder (liver/, tumor/) given for one stage: its stage's model
             init = str(stage_model_folder(init, s))
         if init:  # recorded as a full path: a relative one meant nothing from another folder
-            init = str(Path(init).absolute())
+            init = os.path.abspath(init)
         # fine-tuning without a recipe: the model's own recipe, so its weights fit the network
         stage_recipe = recipe_from_model(init, s) if init and not args.config else recipe
         # the clinical table is the tumor stage's weak supervision: the liver never reads it

@@ -582,6 +582,8 @@ def stage_model_folder(folder: str | Path, stage: str) -> Path:
     folder = Path(folder)
     if not (folder / METADATA_FILE).is_file() and (folder / stage / METADATA_FILE).is_file():
         return folder / stage
+    if not (folder / METADATA_FILE).is_file() and (folder / stage / "last").is_dir():
+        return folder / stage  # a stopped run's: loading it says there is no model yet
     others = [s for s in STAGES if s != stage and (folder / s / METADATA_FILE).is_file()]
     if not (folder / METADATA_FILE).is_file() and others:  # a run of the other stage only
         raise ModelError(

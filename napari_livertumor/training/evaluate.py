@@ -514,9 +514,9 @@ def _check_resume(state, fingerprint, out: Path) -> None:
     if differ:
         raise InputError(
             out / RESUME_FILE,
-            "the evaluation stopped there was run with another "
+            "the evaluation stopped there differs from this one in: "
             + ", ".join(_RESUME_WORDS.get(k, k.replace("_", " ")) for k in differ)
-            + ": resume it with the same data, models and options, or start again with "
+            + "; resume it with the same data, models and options, or start again with "
             "--overwrite",
         )
 

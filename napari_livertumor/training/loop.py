@@ -762,9 +762,15 @@ class _Run:
         self._log_file: logging.Handler | None = None
         ended = "run ended"
         try:
-            yield from self._execute(should_cancel)
+            for report in self._execute(should_cancel):
+                event = report.get("event") if isinstance(report, dict) else None
+                if event == "done":
+                    ended = "run ended: finished, model saved"
+                elif event == "cancelled":
+                    ended = f"run ended: stopped at step {report.get('step')}, state in last/"
+                yield report
         except BaseException as exc:  # the end of the run, in its log too
-            ended = f"run ended: {type(exc).__name__}: {exc}"
+            ended = f"run ended: {type(exc).__name__}" + (f": {exc}" if str(exc) else "")
             raise
         finally:
             if self._log_file is not None:
