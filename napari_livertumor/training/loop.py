@@ -761,8 +761,9 @@ class _Run:
         self._lock: RunLock | None = None
         self._log_file: logging.Handler | None = None
         ended = "run ended"
+        inner = self._execute(should_cancel)
         try:
-            for report in self._execute(should_cancel):
+            for report in inner:
                 event = report.get("event") if isinstance(report, dict) else None
                 if event == "done":
                     ended = "run ended: finished, model saved"
@@ -773,6 +774,9 @@ class _Run:
             ended = f"run ended: {type(exc).__name__}" + (f": {exc}" if str(exc) else "")
             raise
         finally:
+            # closed (a consumer that stops reading): the run's own clean-up at once, as
+            # `yield from` delegated it
+            inner.close()
             if self._log_file is not None:
                 self._log_line(ended)
                 logging.getLogger("napari_livertumor").removeHandler(self._log_file)
