@@ -356,14 +356,7 @@ def test_resume_over_a_grown_cohort_keeps_the_split_and_trains_on_the_new(
         (aside / sub).mkdir()
         for name in ("HCC_005.nii.gz", "HCC_006.nii.gz"):
             os.replace(data / sub / name, aside / sub / name)
-    n = 0
-
-    def cancel_after_two():
-        return n >= 2
-
-    for r in train(tiny_config(data, tmp_path / "out"), should_cancel=cancel_after_two):
-        n += r["event"] == "step"
-    first = json.loads((tmp_path / "out" / "liver" / "last" / "split.json").read_text())
+    first = _stopped_after_two_steps(data, tmp_path / "out")
     for sub in ("imagesTr", "labelsTr"):
         for name in ("HCC_005.nii.gz", "HCC_006.nii.gz"):
             os.replace(aside / sub / name, data / sub / name)
@@ -387,14 +380,7 @@ def test_resume_over_renamed_data_keeps_its_held_out_patients_out_of_training(
 
     data = tmp_path / "data"
     shutil.copytree(toy_data, data)
-    n = 0
-
-    def cancel_after_two():
-        return n >= 2
-
-    for r in train(tiny_config(data, tmp_path / "out"), should_cancel=cancel_after_two):
-        n += r["event"] == "step"
-    first = json.loads((tmp_path / "out" / "liver" / "last" / "split.json").read_text())
+    first = _stopped_after_two_steps(data, tmp_path / "out")
     [test_id] = first["test"][:1]
     for sub in ("imagesTr", "labelsTr"):  # the same files under another name
         os.replace(data / sub / f"{test_id}.nii.gz", data / sub / "renamed_case.nii.gz")
@@ -1903,3 +1889,16 @@ def test_a_cli_resume_takes_the_runs_own_recipe(toy_data, tmp_path, caplog):
     assert "resuming" not in caplog.text  # a refusal follows, not "resuming" before it
     with pytest.raises(InputError, match="seed: run 3, now 5"):
         check_before_writing(cfg, check_lock=False)
+
+
+def _stopped_after_two_steps(data, out) -> dict:
+    """A liver run on ``data`` into ``out`` stopped (cancelled) after two steps; the split it
+    saved in last/."""
+    n = 0
+
+    def cancel_after_two():
+        return n >= 2
+
+    for r in train(tiny_config(data, out), should_cancel=cancel_after_two):
+        n += r["event"] == "step"
+    return json.loads((out / "liver" / "last" / "split.json").read_text())
