@@ -1030,3 +1030,27 @@ def _stop_on_the_second_case(monkeypatch):
 
     monkeypatch.setattr(Segmenter, "segment", stopped_on_the_second)
     return real, calls
+
+
+def test_a_second_evaluation_into_the_same_folder_is_refused_while_one_runs(tmp_path):
+    """Two evaluations into one -o at once (two terminals, a job resubmitted) each passed the
+    check for earlier results, scored, and wrote: the last one's summary beside the other's
+    per-case table, passing for one run. One runs at a time; a refused run made no folder."""
+    from napari_livertumor.errors import InputError
+    from napari_livertumor.fileio import file_lock
+    from napari_livertumor.training.evaluate import LOCK_FILE, evaluate
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "per_case.csv").write_text("case\nHCC_001\n")
+    with file_lock(out / LOCK_FILE) as held:  # the other evaluation, going on
+        assert held
+        with pytest.raises(InputError, match="another evaluation is writing") as exc:
+            evaluate(tmp_path / "no data", out_dir=out, device="cpu", overwrite=True)
+        assert str(out) in str(exc.value)
+    assert (out / "per_case.csv").read_text() == "case\nHCC_001\n"
+    assert sorted(p.name for p in out.iterdir()) == ["per_case.csv"]  # (its lock gone)
+    fresh = tmp_path / "fresh"
+    with pytest.raises(InputError, match="models folder not found"):
+        evaluate(tmp_path, models=tmp_path / "none", out_dir=fresh, device="cpu")
+    assert not fresh.exists()  # made for the lock, and removed: nothing written in it

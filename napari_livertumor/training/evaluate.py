@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
-from ..fileio import atomic_path, atomic_write_text, check_writable_folder
+from ..fileio import atomic_path, atomic_write_text, check_writable_folder, file_lock
 from ..progress import case_log_prefix
 from ..provenance import file_digest, software
 from ..stats import diameter_shown
@@ -101,11 +101,69 @@ def evaluate(
         patients it scored are kept, not segmented again, and the others are scored; refused
         when the data, models, split, settings or test patients differ from that run's.
 
+    One evaluation at a time writes into an ``out_dir``: another one going on there (another
+    terminal, a job resubmitted) is refused with an :class:`InputError`, as results mixed from
+    the two runs would pass for one.
+
     Returns
     -------
     dict
         ``summary`` (see :func:`metrics.summarize`), ``rows`` (per case), ``table`` (text).
     """
+    if out_dir is None:
+        return _evaluate(**locals())
+    with _evaluation_lock(Path(out_dir)):
+        return _evaluate(**locals())
+
+
+@contextlib.contextmanager
+def _evaluation_lock(out: Path):
+    """Hold ``out``'s evaluation lock (:data:`LOCK_FILE`, the OS's lock: a killed run leaves
+    none that holds) for the block; refuse when another evaluation holds it. The folder is
+    made for it, and removed again when the run leaves nothing in it (refused, say)."""
+    made = not out.exists() and out.parent.is_dir()
+    if made:
+        try:
+            out.mkdir()
+        except OSError:  # the run says why it cannot write there
+            made = False
+    try:
+        with file_lock(out / LOCK_FILE) as held:
+            if not held:
+                raise InputError(
+                    out,
+                    "another evaluation is writing its results into this folder now; nothing "
+                    "was changed: wait for it to end, or choose another folder",
+                )
+            yield
+    finally:
+        if made:
+            with contextlib.suppress(OSError):  # (only when empty)
+                out.rmdir()
+
+
+#: the lock file an evaluation holds in its output folder while it runs
+LOCK_FILE = ".livertumor-evaluate.lock"
+
+
+def _evaluate(
+    data: str | Path,
+    *,
+    models: str | Path | None = None,
+    split_file: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    device: str = "auto",
+    refine: bool = False,
+    tta: str = "none",
+    max_cases: int | None = None,
+    overwrite: bool = False,
+    save_labels: bool = False,
+    nsd_tolerance_mm: float = NSD_TOLERANCE_MM,
+    resume: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """:func:`evaluate`'s work, under its lock."""
     from ..pipeline import InferenceConfig, Segmenter
 
     _SAID.clear()
