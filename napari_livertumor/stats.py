@@ -20,7 +20,7 @@ widget):
   head-feet axis (the stored slices of an axial CT), the largest. ``centroid_zyx`` is in voxel
   indices,
   ``slice_range`` is the first and last z index (inclusive) and ``slice`` the z index of the
-  centroid, for jumping to the lesion in a viewer. Given the grid's ``affine_lps``, each
+  centroid (halves rounded up), for jumping to the lesion in a viewer. Given the grid's ``affine_lps``, each
   lesion also has ``centroid_lps_mm``: the DICOM patient position (x, y, z, mm) of its
   centroid, the coordinates a PACS viewer shows (slice indices depend on the file's order),
   and diameters are measured through that affine (exact on a gantry-tilted, sheared grid).
@@ -150,7 +150,7 @@ def compute_stats(
                 "longest_diameter_mm": round(longest_diameter_mm(sub, spacing, axes), 2),
                 "axial_diameter_mm": round(axial_diameter_mm(sub, spacing, axes), 2),
                 "centroid_zyx": [round(float(c), 2) for c in centroid],
-                "slice": int(round(float(centroid[0]))),
+                "slice": centroid_slice(float(centroid[0])),
                 "slice_range": [int(start[0]), int(stop[0] - 1)],
                 "bbox_zyx": [[int(a), int(b)] for a, b in zip(start, stop, strict=True)],
             }
@@ -273,6 +273,14 @@ def add_image_numbers(stats: dict, volume) -> dict:
     return stats
 
 
+def centroid_slice(z: float) -> int:
+    """The slice index of a lesion's centroid ``z`` (voxels), halves rounded up: one rule for
+    the stats, Inspect and ``evaluate``'s ``lesions.csv`` (Python's ``round`` takes halves to
+    the even index, so a lesion on slices 2–3 was slice 2 and one on 3–4 slice 4). A lesion's
+    slices are contiguous (26-connected), so the centroid's slice holds some of it."""
+    return int(np.floor(z + 0.5))
+
+
 def _to_lps(affine_lps, centroid_zyx) -> np.ndarray:
     """A (z, y, x) voxel position in patient mm (L, P, S)."""
     return (np.asarray(affine_lps, float) @ np.r_[np.asarray(centroid_zyx)[::-1], 1.0])[:3]
@@ -303,7 +311,8 @@ def volume_shown(ml: float | None) -> str:
     value = float(ml)
     if 0 < value < 0.005:
         return "<0.01"
-    return f"{value:.1f}" if abs(value) >= 1 else f"{value:.2f}"
+    # (by the figure shown: 0.996 is "1.0", as 1.0 is, not "1.00")
+    return f"{value:.1f}" if abs(value) >= 0.995 else f"{value:.2f}"
 
 
 def longest_diameter_mm(

@@ -353,9 +353,22 @@ def test_lesion_table_gives_each_true_and_false_lesion_its_own_row():
     a, b, f = rows
     assert (a["ml"], a["covered"], a["found"]) == (0.4, 0.5, True)
     assert a["dice"] == pytest.approx(2 * 200 / (400 + 200), abs=1e-4)
-    assert a["slice"] == 3 and a["cnr"] is not None and a["contrast_hu"] == pytest.approx(-40)
+    assert a["slice"] == 4 and a["cnr"] is not None and a["contrast_hu"] == pytest.approx(-40)
     assert (b["found"], b["dice"], b["covered"]) == (False, 0.0, 0.0)
-    assert f["kind"] == "false" and f["ml"] == 0.03 and f["slice"] == 7
+    assert f["kind"] == "false" and f["ml"] == 0.03 and f["slice"] == 8
+    # each on its centroid's slice, halves up (slices 2-5: 4; 2-3: 3; 7-8: 8), as the stats
+    # name them: lesions.csv took the middle of the extent rounded down, the stats Python's
+    # round (halves to even), so one lesion could be a slice apart between the two
+    from napari_livertumor.stats import compute_stats
+
+    assert b["slice"] == 3
+
+    def named(mask):
+        lesions = compute_stats(mask.astype(np.uint8) * 2, (1, 1, 1))["lesions"]
+        return {tuple(les["slice_range"]): les["slice"] for les in lesions}
+
+    assert named(truth == 2) == {(2, 5): a["slice"], (2, 3): b["slice"]}
+    assert named(pred)[(7, 8)] == f["slice"]
     assert f["diameter_mm"] > 0 and "dice" not in f
     # the counts agree with lesion_detection's
     counts = lesion_detection(pred, truth == 2, (1.0, 1.0, 1.0), min_ml=0.01)

@@ -362,3 +362,12 @@ def test_diameter_shown_one_decimal_from_the_stats_figure():
     stats = compute_stats(mask.astype(np.uint8) * 2, (2.5, 0.77, 0.77))
     raw = longest_diameter_mm(mask, (2.5, 0.77, 0.77))
     assert diameter_shown(stats["lesions"][0]["longest_diameter_mm"]) == diameter_shown(raw)
+
+
+def test_volumes_are_shown_with_one_decimal_from_what_rounds_to_one_millilitre():
+    """0.996 mL was shown "1.00" beside 1.0 mL's "1.0": two precisions for one figure."""
+    from napari_livertumor.stats import volume_shown
+
+    assert [volume_shown(v) for v in (0.996, 0.999, 1.0, 1.04)] == ["1.0"] * 4
+    assert [volume_shown(v) for v in (0.99, 0.44, 0.004, 0.0)] == ["0.99", "0.44", "<0.01", "0.00"]
+    assert volume_shown(1234.56) == "1234.6" and volume_shown(None) == "—"

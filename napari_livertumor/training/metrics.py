@@ -89,6 +89,10 @@ def surface_scores(
 
     Both masks empty: all NaN (nothing to compare, as the Dice). One empty: the distances are
     undefined (NaN; MONAI gives inf) and ``nsd`` is 0 (no boundary agrees).
+
+    The grid is taken as right-angled: on a gantry-tilted (sheared) one the distances across
+    slices are those of its spacing, a few per cent short at 20-25° of tilt (volumes and
+    diameters go through the grid's affine; these do not).
     """
     from monai.metrics.utils import get_mask_edges, get_surface_distance
 
@@ -325,15 +329,16 @@ def lesion_table(
 
     A true lesion's row (``kind`` "true", numbered largest first): ``ml``, ``diameter_mm``
     (longest 3D, edge to edge, as :func:`napari_livertumor.stats.longest_diameter_mm`;
-    ``axes`` the grid's mm steps as there), ``slice`` (the index of its middle slice),
-    ``contrast_hu``, ``sd_hu``, ``cnr`` (as :func:`lesion_conspicuity`), ``covered`` (share of
-    it predicted tumor), ``found`` and ``dice``: against the predicted components that overlap
-    it (0 when none does; a predicted mass spanning two true lesions counts whole for each).
+    ``axes`` the grid's mm steps as there), ``slice`` (its centroid's slice,
+    :func:`~napari_livertumor.stats.centroid_slice`), ``contrast_hu``, ``sd_hu``, ``cnr`` (as
+    :func:`lesion_conspicuity`), ``covered`` (share of it predicted tumor), ``found`` and
+    ``dice``: against the predicted components that overlap it (0 when none does; a predicted
+    mass spanning two true lesions counts whole for each).
     A false lesion's row (``kind`` "false"): ``ml``, ``diameter_mm``, ``slice``.
     """
     from scipy import ndimage as ndi
 
-    from ..stats import lesion_ring_contrast
+    from ..stats import centroid_slice, lesion_ring_contrast
     from ..stats import longest_diameter_mm as diameter
 
     truth_labels = np.asarray(truth_labels)
@@ -354,10 +359,10 @@ def lesion_table(
     size_p = np.bincount(lab_p.ravel(), minlength=n_p + 1)
 
     def placed(mask, box) -> dict[str, Any]:
-        zs = np.flatnonzero(mask.any(axis=(1, 2)))
+        z = float(np.nonzero(mask)[0].mean())  # as segment's stats and Inspect place it
         return {
             "diameter_mm": round(float(diameter(mask, spacing, axes)), 2),
-            "slice": int(box[0].start + (zs[0] + zs[-1]) // 2),
+            "slice": int(box[0].start + centroid_slice(z)),
         }
 
     rows: list[dict[str, Any]] = []
