@@ -26,10 +26,11 @@ def temp_prefix(path: str | Path) -> str:
     import hashlib
 
     name = Path(path).name
-    if len(name.encode("utf-8")) <= _LONG_NAME:
+    raw = os.fsencode(name)  # the name's own bytes (a Latin-1 one's too)
+    if len(raw) <= _LONG_NAME:
         return f".{name}."
-    digest = hashlib.sha1(name.encode("utf-8"), usedforsecurity=False).hexdigest()[:12]
-    return f".{name.encode('utf-8')[:40].decode('utf-8', 'ignore')}-{digest}."
+    digest = hashlib.sha1(raw, usedforsecurity=False).hexdigest()[:12]
+    return f".{os.fsdecode(raw[:40]).encode('utf-8', 'ignore').decode('utf-8')}-{digest}."
 
 
 @contextmanager
@@ -119,8 +120,17 @@ def atomic_write_bytes(
 
 
 def atomic_write_text(path: str | Path, text: str, *, shown_as: str | Path | None = None) -> Path:
-    """Write UTF-8 ``text`` to ``path`` atomically."""
-    return atomic_write_bytes(path, text.encode("utf-8"), shown_as=shown_as)
+    """Write UTF-8 ``text`` to ``path`` atomically.
+
+    A file name that is not UTF-8 (Latin-1 bytes from a Windows share or an old archive)
+    reaches Python as lone surrogates, which UTF-8 cannot encode: written as escapes
+    (``\\udce9``, which JSON reads back as the same name), not a crash that lost a batch's
+    summary."""
+    return atomic_write_bytes(path, text.encode("utf-8", TEXT_ERRORS), shown_as=shown_as)
+
+
+#: how text files are encoded (:func:`atomic_write_text`): never failing on a file's name
+TEXT_ERRORS = "backslashreplace"
 
 
 def resolved(path: str | Path) -> Path:
@@ -216,6 +226,10 @@ def safe_name(name: str) -> str:
     command line's and the panels' output names alike)."""
     import unicodedata
 
+    # a file name's bytes Python could not decode (a Latin-1 name; any non-ASCII one under
+    # an ASCII locale) come as lone surrogates: read as UTF-8 where they are, so that a
+    # name is the same whatever the locale ("Dïcom", not "D__com" under LANG=C)
+    name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     # composed first: macOS stores é as e + a combining accent, which is no letter of its own
     name = unicodedata.normalize("NFC", name)
     keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")

@@ -371,3 +371,18 @@ def test_volumes_are_shown_with_one_decimal_from_what_rounds_to_one_millilitre()
     assert [volume_shown(v) for v in (0.996, 0.999, 1.0, 1.04)] == ["1.0"] * 4
     assert [volume_shown(v) for v in (0.99, 0.44, 0.004, 0.0)] == ["0.99", "0.44", "<0.01", "0.00"]
     assert volume_shown(1234.56) == "1234.6" and volume_shown(None) == "—"
+
+
+def test_a_case_name_is_the_same_whatever_the_locale():
+    """Under an ASCII locale a UTF-8 file name reaches Python as lone surrogates: 'Dïcom 中文'
+    was named D__com there and Dïcom_中文 elsewhere, so a run under the other locale wrote a
+    second set of outputs for the same scan."""
+    import os
+
+    from napari_livertumor.fileio import safe_name, temp_prefix
+
+    as_ascii_locale = "Dïcom 中文".encode().decode("ascii", "surrogateescape")
+    assert safe_name(as_ascii_locale) == safe_name("Dïcom 中文") == "Dïcom_中文"
+    assert safe_name(os.fsdecode(b"M\xfcller")) == "M_ller"  # Latin-1: its byte replaced
+    assert temp_prefix(os.fsdecode(b"M\xfcller.nii.gz")).startswith(".M")  # (raised before)
+    assert len(os.fsencode(temp_prefix(os.fsdecode(b"\xfc" * 200)))) < 60

@@ -1135,3 +1135,29 @@ def test_other_libraries_python_warnings_are_said_as_log_lines(caplog):
             logging.getLogger("pydicom").removeFilter(once)
     assert "Value of patient name is not a valid person name" in caplog.text
     assert caplog.records[-1].name == "livertumor"
+
+
+def test_a_file_name_that_is_not_utf8_is_segmented_and_the_batch_goes_on(tmp_path, models):
+    """A Latin-1 name (a folder copied from a Windows share or an old archive) reaches Python
+    as lone surrogates: writing summary.csv raised UnicodeEncodeError after the first case,
+    the others never ran, and every run again failed the same way. The name is written
+    escaped; the outputs are named as the panels name it."""
+    import csv
+    import os
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    latin1 = folder / os.fsdecode(b"M\xfcller.nii.gz")
+    write_nifti(small_ct(), latin1)
+    write_nifti(small_ct(seed=3), folder / "zeta.nii.gz")
+    out = tmp_path / "out"
+    base = ["-o", str(out), "--models", str(models), "--device", "cpu", "--stages", "liver"]
+    assert main(["segment", str(folder), *base]) == 0
+    with open(out / "summary.csv", newline="", encoding="utf-8") as fh:  # valid UTF-8
+        rows = list(csv.DictReader(fh))
+    assert [r["status"] for r in rows] == ["done", "done"]
+    assert rows[0]["input"].endswith("M\\udcfcller.nii.gz")  # the byte, escaped
+    assert (out / "M_ller_labels.nii.gz").is_file() and (out / "zeta_labels.nii.gz").is_file()
+    stats = json.loads((out / "M_ller_stats.json").read_text(encoding="utf-8"))
+    assert stats["run_settings"]["input"] == str(latin1.resolve())  # JSON gives the name back
+    assert main(["segment", str(folder), *base]) == 0  # and again: both complete, skipped

@@ -20,7 +20,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
-from ..fileio import atomic_path, atomic_write_text, check_writable_folder, file_lock
+from ..fileio import (
+    TEXT_ERRORS,
+    atomic_path,
+    atomic_write_text,
+    check_writable_folder,
+    file_lock,
+)
 from ..progress import case_log_prefix
 from ..provenance import file_digest, software
 from ..stats import diameter_shown
@@ -1033,7 +1039,10 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], first: list[str]) -> None
         fields += [k for k in r if k not in fields]
     # UTF-8 as every other file the tool writes (the locale's code page on Windows could not
     # hold a patient ID in Chinese, and lost the table after every case had been scored)
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with (
+        atomic_path(path) as tmp,
+        open(tmp, "w", newline="", encoding="utf-8", errors=TEXT_ERRORS) as fh,
+    ):
         w = csv.DictWriter(fh, fieldnames=fields)
         w.writeheader()
         for r in rows:

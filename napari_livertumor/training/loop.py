@@ -805,7 +805,9 @@ class _Run:
         cfg = self.config
         self._log_is_new = not (Path(cfg.stage_dir) / RUN_LOG).exists()
         try:
-            handler = logging.FileHandler(Path(cfg.stage_dir) / RUN_LOG, encoding="utf-8")
+            handler = logging.FileHandler(
+                Path(cfg.stage_dir) / RUN_LOG, encoding="utf-8", errors="backslashreplace"
+            )
         except OSError as exc:  # a log that cannot be written costs the run nothing
             log.warning("the run's log %s cannot be written (%s)", RUN_LOG, exc)
             return
