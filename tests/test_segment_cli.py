@@ -1161,3 +1161,42 @@ def test_a_file_name_that_is_not_utf8_is_segmented_and_the_batch_goes_on(tmp_pat
     stats = json.loads((out / "M_ller_stats.json").read_text(encoding="utf-8"))
     assert stats["run_settings"]["input"] == str(latin1.resolve())  # JSON gives the name back
     assert main(["segment", str(folder), *base]) == 0  # and again: both complete, skipped
+
+
+def test_an_optional_output_lost_to_a_full_disk_is_said_and_made_by_the_next_run(
+    tmp_path, models, monkeypatch, caplog
+):
+    """A DICOM SEG that could not be written (a full disk) was recorded as one the scan
+    cannot have: no warning on screen, pydicom's whole traceback in the stats, and every later
+    run called the case complete, so the SEG was never made."""
+    import errno
+
+    from napari_livertumor.io import seg as seg_io
+
+    write_ct_series(small_ct(seed=4), tmp_path / "P1" / "ct", patient_id="P1")
+    out = tmp_path / "out"
+    args = ["segment", str(tmp_path / "P1"), "-o", str(out), "--models", str(models),
+            "--device", "cpu", "--stages", "liver", "--dicom-seg"]  # fmt: skip
+    real = seg_io.write_dicom_seg
+
+    def full_disk(*a, **k):
+        try:  # as pydicom reports it: the same type, a whole traceback for its text
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as exc:
+            raise OSError("With tag (7FE0,0010) got exception: [Errno 28]\nTraceback …") from exc
+
+    monkeypatch.setattr(seg_io, "write_dicom_seg", full_disk)
+    _fake_masks(monkeypatch)
+    with caplog.at_level("WARNING"):
+        assert main(args) == 0  # the masks and stats are the case's results
+    said = "P1: no P1_seg.dcm: No space left on device; run the command again to make it"
+    assert said in caplog.text
+    stats = json.loads((out / "P1_stats.json").read_text())
+    assert "dicom_seg" not in stats["outputs"] and not (out / "P1_seg.dcm").exists()
+    assert said[4:] in stats["warnings"] and "Traceback" not in json.dumps(stats)
+    monkeypatch.setattr(seg_io, "write_dicom_seg", real)  # room again
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main(args) == 0
+    assert "P1: added P1_seg.dcm" in caplog.text
+    assert json.loads((out / "P1_stats.json").read_text())["outputs"]["dicom_seg"] == "P1_seg.dcm"

@@ -1728,8 +1728,9 @@ def segment_one(
         stats = _case_stats(
             case, volume, result, segmenter, settings, timings=(t0, t_read, t_write, load_seconds)
         )
-        notes = _write_extras(case, volume, result.labels, stats, asides, finals)
-        for kind, why in (not_possible or {}).items():
+        not_made = _write_extras(case, volume, result.labels, stats, asides, finals)
+        notes = list(not_made)
+        for kind, why in (not_possible or {}).items():  # (said before the case was run)
             stats.setdefault("outputs", {})[kind] = None
             notes.append(f"no {case.name}{EXTRA_OUTPUTS[kind]}: {why}")
         stats["warnings"] = [*(stats.get("warnings") or []), *notes]
@@ -1755,6 +1756,8 @@ def segment_one(
     for w in result.warnings:
         if w not in said:
             log.warning("%s: %s", case.name, w)
+    for note in not_made:  # an optional output not made, and why (in the stats' warnings too)
+        log.warning("%s: %s", case.name, note)
     return stats
 
 
@@ -1779,15 +1782,35 @@ def _write_extras(case, volume, labels, stats, asides: dict, finals: dict) -> li
 
                 write_preview(volume, labels, asides[kind], title=_preview_title(case, stats))
             outputs[kind] = finals[kind].name
-        except (LiverTumorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
+        except OSError as exc:
+            # a full disk, a file-size limit, a folder closed meanwhile: not this case's own
+            # (as "no liver" is), so not recorded as made or impossible: the next run makes it
+            outputs.pop(kind, None)
+            said.append(
+                f"no {finals[kind].name}: {_os_reason(exc)}; run the command again to make it"
+            )
+        except (LiverTumorError, ValueError, RuntimeError, MemoryError) as exc:
             outputs[kind] = None
-            said.append(f"no {finals[kind].name}: {exc}")
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            said.append(f"no {finals[kind].name}: {why}")
         # the files by the names the user sees, not the temporary ones written first
-        aside = asides[kind] if outputs[kind] is not None else asides.pop(kind)
+        aside = asides[kind] if outputs.get(kind) is not None else asides.pop(kind)
         notes += [n.replace(str(aside), finals[kind].name).replace(aside.name, finals[kind].name)
                   for n in said]  # fmt: skip
     stats.setdefault("timings_s", {})["extras"] = round(time.perf_counter() - t0, 3)
     return notes
+
+
+def _os_reason(exc: OSError) -> str:
+    """What the operating system said, with the file: pydicom wraps a failed write in an error
+    of the same type whose text is a whole traceback (``With tag (7FE0,0010) got exception:
+    [Errno 28] No space left on device`` and the stack); the error it wraps is said instead."""
+    inner: BaseException = exc
+    while isinstance(inner.__cause__, OSError):
+        inner = inner.__cause__
+    if isinstance(inner, OSError) and inner.strerror:
+        return f"{inner.strerror} ({inner.filename})" if inner.filename else inner.strerror
+    return str(inner).splitlines()[0] if str(inner) else type(inner).__name__
 
 
 def _write_seg(volume, labels, stats: dict, path: Path, notes: list[str], shown: Path) -> None:
