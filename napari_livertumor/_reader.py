@@ -813,7 +813,9 @@ def _single_target(path) -> Path | None:
 def _holds_images(folder: Path) -> bool:
     """Does ``folder`` (or a folder in it) hold a DICOM file that is no SEG (a CT slice)? A
     patient folder with its SEG on top and its CT below is no Segmentation series folder."""
-    for dirpath, dirnames, filenames in os.walk(folder):
+    from .fileio import walk
+
+    for dirpath, dirnames, filenames in walk(folder):
         dirnames.sort()
         for name in sorted(filenames):
             p = Path(dirpath) / name
@@ -847,7 +849,9 @@ def _folder_has_dicom(folder: Path, unread: list | None = None) -> bool:
             unread.append((Path(exc.filename), f"{FOLDER_NOT_READ} ({os_problem(exc)})"))
 
     probed = 0
-    for dirpath, dirnames, filenames in os.walk(folder, onerror=failed):
+    from .fileio import walk
+
+    for dirpath, dirnames, filenames in walk(folder, onerror=failed):
         dirnames.sort()
         names = [n for n in sorted(filenames) if not n.startswith(".")]
         if len(names) > _PROBE_PER_FOLDER:  # spread over the folder: previews may sort first

@@ -221,6 +221,33 @@ def check_writable_folder(folder: str | Path) -> None:
         raise InputError(folder, f"{where} ({why})") from exc
 
 
+def walk(root: str | Path, *, onerror=None) -> Iterator[tuple[str, list[str], list[str]]]:
+    """:func:`os.walk` of ``root``, into folders that are symbolic links too (a study folder
+    whose series are links to an archive was found empty), each real folder once (a link to a
+    folder above ends there, not in a loop). The caller may sort or prune ``dirnames``."""
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            st = None
+        if st is not None:
+            if (st.st_dev, st.st_ino) in seen:
+                dirnames[:] = []
+                continue
+            seen.add((st.st_dev, st.st_ino))
+        yield dirpath, dirnames, filenames
+
+
+def all_paths(root: str | Path) -> Iterator[Path]:
+    """Every file and folder below ``root``, as ``Path.rglob("*")`` gives them but through
+    links to folders (:func:`walk`): each folder's own entries, sorted, then its folders'."""
+    for dirpath, dirnames, filenames in walk(root):
+        dirnames.sort()
+        base = Path(dirpath)
+        yield from (base / name for name in sorted(dirnames + filenames))
+
+
 def safe_name(name: str) -> str:
     """``name`` as a file name part: letters, digits, ``-_.`` kept, anything else ``_`` (the
     command line's and the panels' output names alike)."""

@@ -1505,3 +1505,22 @@ def test_a_secondary_capture_without_a_position_is_said_to_be_one():
     assert "a secondary capture: a screenshot, a dose page" in capture, capture
     assert "anonymiser" not in capture
     assert "removed by an anonymiser?" in info("1.2.840.10008.5.1.4.1.1.2").summary()
+
+
+def test_a_study_folder_whose_series_are_links_is_read_through_them(tmp_path):
+    """A study folder holding a symbolic link to its series (put together from an archive
+    without copying) was 'empty' to the reader while segment --list named it a case; a link
+    back up the tree must not loop."""
+    from napari_livertumor.cli import main
+
+    vol = make_ct()
+    write_ct_series(vol, tmp_path / "archive" / "series 3", series_description="PORTAL")
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "ct").symlink_to(tmp_path / "archive" / "series 3", target_is_directory=True)
+    (study / "up").symlink_to(study, target_is_directory=True)  # a loop
+    (study / "again").symlink_to(tmp_path / "archive", target_is_directory=True)  # seen twice
+    read = load_ct(study)
+    np.testing.assert_array_equal(read.array, vol.array)
+    assert len(discover_series(study)) == 1  # (the files reached twice are one series)
+    assert main(["convert", str(study), "--list"]) == 0

@@ -560,7 +560,9 @@ def _source_signature(path: Path, skip: Path | None = None) -> list[int]:
     inside it (the dataset being written there) is not counted."""
     count, newest = 0, 0
     skip_real = os.path.realpath(skip) if skip is not None else None
-    for root, dirs, files in os.walk(path):
+    from ..fileio import walk
+
+    for root, dirs, files in walk(path):
         if skip_real is not None:
             dirs[:] = [d for d in dirs if os.path.realpath(os.path.join(root, d)) != skip_real]
         for name in files:

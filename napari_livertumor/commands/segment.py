@@ -41,6 +41,7 @@ from pathlib import Path
 from ..devices import DEVICE_HELP, device_arg
 from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
 from ..fileio import (
+    all_paths,
     atomic_write_text,
     check_writable_folder,
     file_lock,
@@ -817,7 +818,7 @@ def _sampled_patient_ids(folder: Path) -> set[str]:
     ids = set()
     for sub in subs:
         first = next(
-            (p for p in sorted(sub.rglob("*")) if p.is_file() and not p.name.startswith(".")
+            (p for p in sorted(all_paths(sub)) if p.is_file() and not p.name.startswith(".")
              and _looks_dicom(p)),
             None,
         )  # fmt: skip
@@ -885,7 +886,7 @@ def _holds_a_scan(folder: Path) -> bool:
     from ..io.nifti import is_nifti_path
 
     ours = re.compile(r".*_(labels|liver|tumor)\.nii(\.gz)?$", re.IGNORECASE)
-    for p in sorted(folder.rglob("*")):
+    for p in sorted(all_paths(folder)):
         if not p.is_file() or p.name.startswith("."):
             continue
         if is_nifti_path(p) and not ours.match(p.name):
@@ -955,14 +956,14 @@ def _label_map_files(niftis: list[Path], folder: Path) -> list[Path]:
 
 
 def _has_dicom(folder: Path) -> bool:
-    return any(p.is_file() and _looks_dicom(p) for p in folder.rglob("*"))
+    return any(p.is_file() and _looks_dicom(p) for p in all_paths(folder))
 
 
 def _owner(folder: Path) -> tuple[str, str] | None:
     """(PatientID, StudyInstanceUID) of the first readable DICOM file under ``folder``."""
     import pydicom
 
-    for p in sorted(folder.rglob("*")):
+    for p in sorted(all_paths(folder)):
         if p.is_file() and _looks_dicom(p):
             try:
                 ds = pydicom.dcmread(
@@ -1236,7 +1237,7 @@ def _content_stamp(path: Path) -> str | None:
         if not path.is_dir():
             return None
         count = size = latest = 0
-        for p in path.rglob("*"):
+        for p in all_paths(path):
             name = p.name
             if name.startswith(".") or name.endswith(_OUTPUT_ENDINGS) or ".tmp" in name:
                 continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..fileio import all_paths
 from .volume import CTVolume
 
 __all__ = ["CTVolume", "load_ct"]
@@ -153,7 +154,7 @@ def _what_is_there(folder: Path, most: int = 1000) -> str:
 
     files = sorted(
         p
-        for p in itertools.islice(Path(folder).rglob("*"), most)
+        for p in itertools.islice(all_paths(folder), most)
         if p.is_file() and not p.name.startswith(".")
     )
     if not files:
@@ -187,7 +188,7 @@ def nifti_files_in(folder: Path, limit: int = 5000) -> list[Path]:
     from .nifti import is_nifti_path
 
     found = []
-    for i, p in enumerate(Path(folder).rglob("*")):
+    for i, p in enumerate(all_paths(folder)):
         if i >= limit:
             break
         # (not a hidden file: macOS's ._liver_0.nii.gz beside the Decathlon's images)
@@ -201,7 +202,7 @@ def _other_format_files(folder: Path, limit: int = 5000) -> str:
     from collections import Counter
 
     counts: Counter = Counter()
-    for i, p in enumerate(folder.rglob("*")):
+    for i, p in enumerate(all_paths(folder)):
         if i >= limit:
             break
         fmt = _OTHER_FORMATS.get("".join(p.suffixes[-2:]).lower()) or _OTHER_FORMATS.get(

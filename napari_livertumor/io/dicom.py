@@ -11,7 +11,6 @@ straight into the output array.
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -609,7 +608,9 @@ def _files_under(root: Path, skipped: list) -> list[Path]:
         skipped.append((where, f"{FOLDER_NOT_READ} ({os_problem(exc)})"))
 
     files = []
-    for folder, _dirs, names in os.walk(root, onerror=failed):
+    from ..fileio import walk
+
+    for folder, _dirs, names in walk(root, onerror=failed):
         for name in names:
             if name.startswith(".") or name.upper() == "DICOMDIR":
                 continue

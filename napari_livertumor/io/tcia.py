@@ -14,6 +14,7 @@ import numpy as np
 import pydicom
 
 from ..errors import InputError
+from ..fileio import all_paths
 from ..progress import Reporter
 from .volume import CTVolume
 
@@ -63,7 +64,7 @@ def seg_files_by_kind(root: str | Path) -> tuple[list[Path], list[Path]]:
     from .seg import SEG_SOP_CLASSES, is_model_output
 
     found: tuple[list[Path], list[Path]] = ([], [])
-    for path in sorted(Path(root).rglob("*")):
+    for path in sorted(all_paths(root)):
         if not path.is_file() or path.name.startswith(".") or not is_dicom_file(path):
             continue
         try:

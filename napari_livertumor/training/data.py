@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Cancelled, InputError, LiverTumorError
-from ..fileio import not_utf8_message, read_user_text
+from ..fileio import all_paths, not_utf8_message, read_user_text
 from ..models.preprocess import grid_spacing, prepare_stage_input, resample_labels, stage_shape
 from ..progress import Reporter, as_reporter
 
@@ -403,7 +403,7 @@ def _index_tcia_patient(
             return None
         niftis = sorted(
             p.name
-            for p in folder.rglob("*")
+            for p in all_paths(folder)
             if p.is_file() and p.name.lower().endswith((".nii", ".nii.gz"))
         )
         if niftis and not series:  # KiTS's case_N/imaging + segmentation: another layout
@@ -941,7 +941,7 @@ def cache_key(record: CaseRecord, params: dict[str, Any]) -> str:
         h.update(str(p.resolve()).encode())
         # (named below the folder, however the folder was named; hidden files, which the
         # reader skips, do not count)
-        files = [(f.relative_to(p).as_posix(), f) for f in p.rglob("*")] if p.is_dir() else []
+        files = [(f.relative_to(p).as_posix(), f) for f in all_paths(p)] if p.is_dir() else []
         for name, f in sorted(files) or [("", p)]:
             if (name and any(part.startswith(".") for part in name.split("/"))) or not f.is_file():
                 continue
