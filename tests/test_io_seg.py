@@ -480,6 +480,35 @@ def test_a_character_set_highdicom_refuses_is_written_as_utf8(tmp_path, charset)
     np.testing.assert_array_equal(read_dicom_seg(tmp_path / "seg.dcm", ct), labels)
 
 
+@pytest.mark.parametrize("name", ["M\u00fcller^J\u00f6rg", "Doe^Jane"], ids=["latin1", "ascii"])
+def test_text_beyond_ascii_in_a_source_with_no_character_set_is_declared_utf8(tmp_path, name):
+    """An old scanner or anonymiser wrote Latin-1 names without declaring a character set: the
+    SEG copied the bytes undeclared (outside the default repertoire a strict reader or PACS
+    garbles or refuses). Written as UTF-8, declared; plain ASCII stays undeclared."""
+    from pydicom.dataelem import DataElement
+
+    volume = CTVolume(np.full((6, 16, 16), -1000, np.int16), (2.5, 0.8, 0.8), (0, 0, 0))
+    files = write_ct_series(volume, tmp_path / "ct", patient_id="HCC_002")
+    for f in files:
+        ds = pydicom.dcmread(f)
+        if "SpecificCharacterSet" in ds:
+            del ds.SpecificCharacterSet
+        del ds[0x00100010]
+        ds[0x00100010] = DataElement(0x00100010, "PN", name.encode("latin-1"))  # raw bytes
+        ds.save_as(f)
+    ct = load_ct(tmp_path / "ct")
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[2:4, 5:9, 5:9] = 1
+    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", [(1, "Liver")])
+    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+    assert str(seg.PatientName) == name
+    if name.isascii():
+        assert "SpecificCharacterSet" not in seg
+    else:
+        assert seg.SpecificCharacterSet == "ISO_IR 192"
+        assert name.encode("utf-8") in (tmp_path / "seg.dcm").read_bytes()
+
+
 def test_a_necrosis_segment_and_a_tumor_larger_than_the_liver_are_said(tmp_path, ct):
     """HCC-TACE-Seg's HCC_017 adds a Necrosis segment (the original dropped the patient for it)
     and HCC_065/075 have a tumor larger than the liver: both were read without a word."""

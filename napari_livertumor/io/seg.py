@@ -821,11 +821,24 @@ def _character_set(ds):
     from highdicom.enum import SpecificCharacterSetValues
 
     value = ds.get("SpecificCharacterSet")
-    if value is None:
-        return None
+    if value is None:  # the default repertoire, ASCII: said so only if the text fits it
+        return "ISO_IR 192" if _has_non_ascii_text(ds) else None
     values = [value] if isinstance(value, str) else list(value)
     known = {m.value for m in SpecificCharacterSetValues}
     return value if values and all(v in known for v in values) else "ISO_IR 192"
+
+
+def _has_non_ascii_text(ds) -> bool:
+    """Does a source that declares no character set hold text beyond ASCII anyway (Latin-1
+    names an old scanner or anonymiser wrote undeclared, decoded by pydicom as such)? The SEG
+    copies its patient and study text: undeclared, a strict reader garbles or refuses it."""
+    for elem in ds.iterall():
+        if elem.VR in ("PN", "LO", "SH", "ST", "LT", "UT", "UC") and elem.value is not None:
+            try:
+                str(elem.value).encode("ascii")
+            except UnicodeEncodeError:
+                return True
+    return False
 
 
 def _source_plane(ds, frame: int | None):
