@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import re
 import sys
 import warnings
@@ -59,6 +60,26 @@ def _never_fail_printing() -> None:
             stream.reconfigure(errors="backslashreplace")
         except (AttributeError, ValueError, OSError):  # not a text stream we may change
             pass
+
+
+def _expand_home(args) -> None:
+    """``~/out`` given where no shell expands it (quoted, ``--outdir=~/out``, a script's list
+    of arguments) is the home folder's, as the shell would have made it: it made a folder
+    named ``~`` in the current one, and an input of ``~/data`` was "not found". A path that
+    exists as written (a folder really named ``~``) is kept."""
+
+    def expanded(value):
+        if isinstance(value, str) and value.startswith("~"):
+            home = os.path.expanduser(value)
+            if home != value and not os.path.lexists(value):
+                return home
+        return value
+
+    for name, value in vars(args).items():
+        if isinstance(value, list):
+            setattr(args, name, [expanded(v) for v in value])
+        else:
+            setattr(args, name, expanded(value))
 
 
 def _os_error_path(exc: OSError) -> str:
@@ -125,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             'such as "$INPUT"?): give the path or value, or leave the option out'
         )
     args = parser.parse_args(argv)
+    _expand_home(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     # -v is for this tool's steps: other packages' debug lines stay out of it (a 640-slice
     # DICOM SEG gave 1400 of highdicom's, the decoder plugins' search 29)

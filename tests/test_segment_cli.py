@@ -1200,3 +1200,18 @@ def test_an_optional_output_lost_to_a_full_disk_is_said_and_made_by_the_next_run
         assert main(args) == 0
     assert "P1: added P1_seg.dcm" in caplog.text
     assert json.loads((out / "P1_stats.json").read_text())["outputs"]["dicom_seg"] == "P1_seg.dcm"
+
+
+def test_a_home_folder_no_shell_expanded_is_the_home_folder(tmp_path, models, monkeypatch):
+    """'-o "~/out"' (quoted) or '--outdir=~/out' reach the command unexpanded: a folder named
+    '~' was made in the current one, and an input '~/scans/a.nii.gz' was not found."""
+    home, here = tmp_path / "home", tmp_path / "here"
+    (home / "scans").mkdir(parents=True)
+    here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    write_nifti(small_ct(), home / "scans" / "a.nii.gz")
+    args = ["segment", "~/scans/a.nii.gz", "--outdir=~/out", "--models", str(models)]
+    assert main([*args, "--device", "cpu", "--stages", "liver"]) == 0
+    assert (home / "out" / "a_labels.nii.gz").is_file()
+    assert not (here / "~").exists()
