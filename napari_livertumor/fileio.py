@@ -191,6 +191,8 @@ def check_writable_folder(folder: str | Path) -> None:
     from .errors import InputError
 
     folder = Path(folder)
+    if str(folder) == ".":  # the current folder, by its name (".: cannot be written to")
+        folder = Path(os.path.abspath(folder))
     probe = folder
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent
