@@ -145,6 +145,16 @@ def main(argv: list[str] | None = None) -> int:
             f"an empty argument{f' ({empty})' if empty else ''} (an unset shell variable, "
             'such as "$INPUT"?): give the path or value, or leave the option out'
         )
+    dashed = next(
+        (t for t in given[: given.index("--") if "--" in given else None]
+         if t.startswith("-") and len(t) > 1 and os.path.lexists(t)),
+        None,
+    )  # fmt: skip
+    if dashed is not None:  # argparse said only "the following arguments are required"
+        _command_parser(parser, given).error(
+            f"{dashed!r} is a file here, but starts with '-' and is read as an option: give it "
+            f"as ./{dashed} (or after --)"
+        )
     args = parser.parse_args(argv)
     _expand_home(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")

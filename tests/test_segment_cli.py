@@ -1215,3 +1215,14 @@ def test_a_home_folder_no_shell_expanded_is_the_home_folder(tmp_path, models, mo
     assert main([*args, "--device", "cpu", "--stages", "liver"]) == 0
     assert (home / "out" / "a_labels.nii.gz").is_file()
     assert not (here / "~").exists()
+
+
+def test_an_input_named_with_a_leading_dash_is_told_how_to_give_it(tmp_path, monkeypatch, capsys):
+    """'-dash.nii.gz' was read as an option: argparse said only that INPUT was required."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-dash.nii.gz").write_bytes(b"")
+    with pytest.raises(SystemExit) as exit_:
+        main(["segment", "-dash.nii.gz"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "'-dash.nii.gz' is a file here" in err and "./-dash.nii.gz" in err
