@@ -115,6 +115,19 @@ def _command_parser(parser, argv: list[str]):
     return parser
 
 
+def _option_strings(parser) -> set[str]:
+    """Every option string of the tool and its commands."""
+    import argparse
+
+    found: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _option_strings(sub)
+        found.update(action.option_strings)
+    return found
+
+
 def _options_with_values(parser) -> set[str]:
     """Every option string, of the tool and its commands, that takes a value."""
     import argparse
@@ -147,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     dashed = next(
         (t for t in given[: given.index("--") if "--" in given else None]
-         if t.startswith("-") and len(t) > 1 and os.path.lexists(t)),
+         if t.startswith("-") and len(t) > 1 and os.path.lexists(t)
+         and t.split("=", 1)[0] not in _option_strings(parser)),
         None,
     )  # fmt: skip
     if dashed is not None:  # argparse said only "the following arguments are required"
