@@ -137,6 +137,31 @@ def test_clicking_a_lesion_jumps_to_its_slice(viewer_with_labels, qtbot):
     assert seg._get_properties(tumor_voxel) == ["class: tumor"]
 
 
+def test_the_lesion_ring_goes_with_its_segmentation_and_with_the_panel(viewer_with_labels, qtbot):
+    """The ring stayed in the layer list, hidden, after the segmentation it ringed a lesion
+    of was removed, and after the panel was closed: clutter over the next patient."""
+    viewer, widget, *_ = viewer_with_labels
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    widget.go_to_lesion(0)
+    assert "lesion marker" in viewer.layers
+    viewer.layers.remove("tiny CT segmentation")
+    qtbot.waitUntil(lambda: "lesion marker" not in viewer.layers, timeout=5_000)
+    widget.panel_closed()  # (with no ring there: nothing to do)
+    assert "tiny CT" in viewer.layers
+
+
+def test_a_closed_inspect_panel_takes_its_lesion_ring_away(viewer_with_labels, qtbot):
+    viewer, widget, *_ = viewer_with_labels
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    widget.go_to_lesion(1)
+    assert viewer.layers["lesion marker"].visible
+    widget.panel_closed()
+    assert "lesion marker" not in viewer.layers
+    assert "tiny CT segmentation" in viewer.layers  # only its own layer
+
+
 def test_dice_is_shown_when_a_ground_truth_is_chosen(viewer_with_labels, qtbot):
     viewer, widget, vol, pred, truth = viewer_with_labels
     widget.truth_combo.setCurrentText("tiny CT ground truth")
@@ -366,6 +391,21 @@ def test_painting_after_measuring_says_the_figures_are_stale(viewer_with_labels,
     assert "click Measure" not in widget.status.text()
     layer.undo()
     assert "click Measure" in widget.status.text()
+    # ... and undone again back to what was measured: the figures are theirs (they stayed
+    # "edited" after a paint and its undo)
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    was = layer.data[8, 24, 24]
+    layer.paint((8, 24, 24), 0 if was else 2)
+    qtbot.wait(50)
+    assert "click Measure" in widget.status.text() and widget._stale()
+    layer.undo()
+    qtbot.waitUntil(lambda: "as they were measured" in widget.status.text(), timeout=2_000)
+    assert not widget._stale()
+    layer.brush_size = 1
+    layer.paint((8, 24, 24), was)  # a stroke of the value there: nothing changed
+    qtbot.wait(50)
+    assert "click Measure" not in widget.status.text() and not widget._stale()
 
 
 def test_a_layer_with_values_outside_the_classes_is_not_measured(viewer_with_labels, qtbot):
