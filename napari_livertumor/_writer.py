@@ -295,29 +295,39 @@ def _reference(attributes: dict, shape, *, twin: bool = True):
     )
 
 
-def _current_viewer():
-    """napari's current viewer; None from a script without napari or without a viewer. Only
-    that is quiet: an error in what the viewer's layers are asked is the writer's error, not a
-    save on a grid rebuilt without the CT's orientation."""
+def _viewers() -> list:
+    """napari's open viewers, the current one first; none from a script without napari or
+    without a viewer. Only that is quiet: an error in what the viewer's layers are asked is the
+    writer's error, not a save on a grid rebuilt without the CT's orientation. (A writer is
+    given the layer's data, not its viewer: with two windows open, the one active last decided,
+    and a save from the other one was refused as "not linked to a CT read from DICOM".)"""
     try:
         import napari
     except ImportError:
-        return None
-    return napari.current_viewer()
+        return []
+    current = napari.current_viewer()
+    others = [v for v in list(getattr(napari.Viewer, "_instances", ())) if v is not current]
+    return ([current] if current is not None else []) + others
 
 
 def _dicom_twin_in_viewer(volume):
     from ._widgets._layers import dicom_twin
 
-    viewer = _current_viewer()
-    return None if viewer is None else dicom_twin(volume, viewer.layers)
+    for viewer in _viewers():
+        twin = dicom_twin(volume, viewer.layers)
+        if twin is not None:
+            return twin
+    return None
 
 
 def _grid_volume_in_viewer(shape, scale, translate):
     from ._widgets._layers import grid_volume
 
-    viewer = _current_viewer()
-    return None if viewer is None else grid_volume(viewer.layers, shape, scale, translate)
+    for viewer in _viewers():
+        same = grid_volume(viewer.layers, shape, scale, translate)
+        if same is not None:
+            return same
+    return None
 
 
 #: file name endings that belong to one of the two writers

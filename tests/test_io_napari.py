@@ -482,6 +482,23 @@ def test_napari_save_shows_why_the_plugin_refused(make_napari_viewer, tmp_path):
     assert not (tmp_path / "mine.dcm").exists()
 
 
+def test_a_layer_saved_from_a_window_not_active_last_finds_its_dicom_ct(
+    make_napari_viewer, study, tmp_path
+):
+    """A writer gets the layer's data, not its viewer: with a second window opened since, the
+    segmentation of the first was refused as 'not linked to a CT read from DICOM'."""
+    ct_dir, _, ct, labels = study
+    out = tmp_path / "HCC_001_labels.nii.gz"
+    write_nifti(labels, out, reference=ct)  # as `livertumor segment` writes it, beside
+    (tmp_path / "HCC_001_stats.json").write_text(json.dumps({"series_uid": ct.meta["series_uid"]}))
+    first = make_napari_viewer()
+    first.open(str(ct_dir), plugin="napari-livertumor")
+    [lab] = first.open(str(out), plugin="napari-livertumor")
+    make_napari_viewer()  # the current viewer now
+    lab.save(str(tmp_path / "seg.dcm"), plugin="napari-livertumor")
+    np.testing.assert_array_equal(read_dicom_seg(tmp_path / "seg.dcm", ct), labels)
+
+
 @pytest.mark.gui
 def test_napari_opens_the_seg_over_its_ct(make_napari_viewer, study, tmp_path):
     _, seg, ct, labels = study
