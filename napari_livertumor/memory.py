@@ -248,3 +248,24 @@ def out_of_memory(exc: BaseException) -> tuple[bool, str] | None:
         said = re.search(r"you tried to allocate (\d+) bytes", text)
         return False, (f"torch could not allocate {gigabytes(int(said[1]))}" if said else first)
     return None
+
+
+def return_freed_memory() -> bool:
+    """Hand memory freed by a finished job back to the system (glibc's ``malloc_trim``): the
+    allocator keeps freed blocks for reuse, so napari's resident size climbed job after job
+    (812 MB to 1.34 GB over ten patients in one session, a review measured, and back to 752 MB
+    once trimmed) though nothing was held. True when it ran; False where there is no glibc
+    (macOS, Windows, musl): nothing to do there."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim(0)
+    return True

@@ -490,6 +490,23 @@ def warm_up_in_background(label, *modules: str) -> None:
     timer.start()
 
 
+def _trim_soon() -> None:
+    """Once a job's results are shown and its working arrays freed: the memory they held is
+    handed back to the system (:func:`napari_livertumor.memory.return_freed_memory`), off the
+    GUI thread (a large heap takes tens of ms to trim)."""
+    import threading
+
+    from ..memory import return_freed_memory
+
+    def trim() -> None:
+        try:
+            return_freed_memory()
+        except Exception:  # noqa: BLE001 - a convenience: never an error of the job's
+            pass
+
+    QTimer.singleShot(0, lambda: threading.Thread(target=trim, daemon=True).start())
+
+
 def device_summary() -> str:
     """What torch finds: the GPU(s) "auto" would use, or that it runs on the CPU."""
     try:
@@ -865,6 +882,7 @@ class JobWidgetMixin:
                     set_status(self.status, "Cancelled: nothing was changed.")
             if on_finished is not None:
                 on_finished(status)
+            _trim_soon()
 
         def failed(exc: BaseException, doing: str = "") -> None:
             msg = doing + error_text(exc)

@@ -1389,9 +1389,13 @@ def run_cases(
     deferred: set[tuple[str, str]] = set()
     for case in queue:
         say_repeats_again()
-        if after_case is not None and len(rows) > said:  # the case before this one ended
-            after_case(rows)
+        if len(rows) > said:  # the case before this one ended
+            if after_case is not None:
+                after_case(rows)
             said = len(rows)
+            from ..memory import return_freed_memory
+
+            return_freed_memory()  # its arrays' memory back (a batch's size stays level)
         labels_path, stats_path = output_paths(outdir, case)
         own_extras = _wanted_extras(case, extras)
         not_possible = {
