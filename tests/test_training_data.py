@@ -1047,3 +1047,24 @@ def test_the_check_names_a_patients_other_ct_series_and_the_one_read(tmp_path, t
     text = "\n".join(lines)
     assert "1 patient(s) with other CT series beside the one their SEG was drawn on" in text
     assert f"  HCC_001: reads {rec.used_series}; not #7 'FOLLOW UP'" in lines
+
+
+def test_patients_whose_file_names_are_not_utf8_can_be_trained_on(tmp_path):
+    """Latin-1 names (a cohort copied from a Windows share): `train --check` passed, then the
+    cache key ended the run with UnicodeEncodeError before a step, nothing written."""
+    import os
+
+    from napari_livertumor.synth import make_cohort
+    from napari_livertumor.training.data import cache_key, case_fingerprint
+
+    cohort = make_cohort(tmp_path / "c", 1, seed=4, layout="nifti", shape="small")
+    name = os.fsdecode(b"M\xfcller.nii.gz")
+    for sub in ("imagesTr", "labelsTr"):
+        [f] = (cohort / sub).glob("*.nii.gz")
+        f.rename(cohort / sub / name)
+    [record] = index_cases(cohort)
+    assert record.case_id == os.fsdecode(b"M\xfcller")
+    assert cache_key(record, {"stage": "liver"}) != cache_key(record, {"stage": "tumor"})
+    assert case_fingerprint(record)
+    ct, hcc = load_case(record)
+    assert hcc.shape == ct.shape

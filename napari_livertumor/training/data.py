@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -844,7 +845,7 @@ def prepare_case(ct, hcc: np.ndarray, params: dict[str, Any], case_id: str) -> P
         unmasked = unmasked.astype(np.float16)
         outside_mm = ndi.distance_transform_edt(labels == 0, sampling=stage_spacing)
         outside_mm = np.minimum(outside_mm, 1000.0).astype(np.float16)
-    rng = np.random.default_rng(zlib.crc32(case_id.encode()))
+    rng = np.random.default_rng(zlib.crc32(case_id.encode("utf-8", "surrogateescape")))
     fg = {"liver": _sample_indices(labels >= 1, rng)}
     if stage == "tumor":
         fg["tumor"] = _sample_indices(labels == 2, rng)
@@ -938,7 +939,7 @@ def cache_key(record: CaseRecord, params: dict[str, Any]) -> str:
     """
     h = hashlib.sha1()
     for p in (record.image, record.labels):
-        h.update(str(p.resolve()).encode())
+        h.update(os.fsencode(p.resolve()))  # (a Latin-1 name's own bytes)
         # (named below the folder, however the folder was named; hidden files, which the
         # reader skips, do not count)
         files = [(f.relative_to(p).as_posix(), f) for f in all_paths(p)] if p.is_dir() else []
@@ -946,9 +947,9 @@ def cache_key(record: CaseRecord, params: dict[str, Any]) -> str:
             if (name and any(part.startswith(".") for part in name.split("/"))) or not f.is_file():
                 continue
             st = f.stat()
-            h.update(f"|{name}|{st.st_size}|{st.st_mtime_ns}".encode())
+            h.update(f"|{name}|{st.st_size}|{st.st_mtime_ns}".encode("utf-8", "surrogateescape"))
     h.update(json.dumps(params, sort_keys=True).encode())
-    h.update(str(record.series_uid).encode())
+    h.update(str(record.series_uid).encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:16]
 
 
@@ -1061,7 +1062,8 @@ def _read_cached(path: Path) -> PreparedCase:
         meta = json.loads(bytes(z["meta"]).decode())
         fg = {k[3:]: z[k] for k in z.files if k.startswith("fg_")}
         if "tumor" in fg and "lesion" not in fg:  # cache written before lesion sampling
-            rng = np.random.default_rng(zlib.crc32(meta["case_id"].encode()) + 1)
+            case = meta["case_id"].encode("utf-8", "surrogateescape")
+            rng = np.random.default_rng(zlib.crc32(case) + 1)
             fg["lesion"] = lesion_indices(z["labels"], rng)
         return PreparedCase(
             case_id=meta["case_id"],
