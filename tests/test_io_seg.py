@@ -480,11 +480,22 @@ def test_a_character_set_highdicom_refuses_is_written_as_utf8(tmp_path, charset)
     np.testing.assert_array_equal(read_dicom_seg(tmp_path / "seg.dcm", ct), labels)
 
 
-@pytest.mark.parametrize("name", ["M\u00fcller^J\u00f6rg", "Doe^Jane"], ids=["latin1", "ascii"])
-def test_text_beyond_ascii_in_a_source_with_no_character_set_is_declared_utf8(tmp_path, name):
+@pytest.mark.parametrize(
+    ("name", "encoding"),
+    [
+        ("M\u00fcller^J\u00f6rg", "latin-1"),
+        ("M\u00fcller^J\u00fcrgen", "utf-8"),
+        ("Doe^Jane", "ascii"),
+    ],
+    ids=["latin1", "utf8", "ascii"],
+)
+def test_text_beyond_ascii_in_a_source_with_no_character_set_is_declared_utf8(
+    tmp_path, name, encoding
+):
     """An old scanner or anonymiser wrote Latin-1 names without declaring a character set: the
     SEG copied the bytes undeclared (outside the default repertoire a strict reader or PACS
-    garbles or refuses). Written as UTF-8, declared; plain ASCII stays undeclared."""
+    garbles or refuses). Written as UTF-8, declared; plain ASCII stays undeclared. UTF-8
+    written undeclared (as many tools do) stays itself, not read as Latin-1 ("MÃ¼ller")."""
     from pydicom.dataelem import DataElement
 
     volume = CTVolume(np.full((6, 16, 16), -1000, np.int16), (2.5, 0.8, 0.8), (0, 0, 0))
@@ -494,7 +505,7 @@ def test_text_beyond_ascii_in_a_source_with_no_character_set_is_declared_utf8(tm
         if "SpecificCharacterSet" in ds:
             del ds.SpecificCharacterSet
         del ds[0x00100010]
-        ds[0x00100010] = DataElement(0x00100010, "PN", name.encode("latin-1"))  # raw bytes
+        ds[0x00100010] = DataElement(0x00100010, "PN", name.encode(encoding))  # raw bytes
         ds.save_as(f)
     ct = load_ct(tmp_path / "ct")
     labels = np.zeros(ct.shape, np.uint8)

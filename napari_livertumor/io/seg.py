@@ -443,7 +443,7 @@ def write_dicom_seg(
         _segment_description(hd, number, text, algorithm_type, algorithm_name)
         for number, (_, text) in enumerate(segments, start=1)
     ]
-    source_images = [sources[z] for z in order]
+    source_images = [_utf8_where_undeclared(sources[z]) for z in order]
     if any(int(ds.get("NumberOfFrames") or 1) > 1 for ds in source_images):
         source_images, pixel = _multiframe_source(reference, sources, order, pixel, shown)
     from pydicom.uid import generate_uid
@@ -828,12 +828,46 @@ def _character_set(ds):
     return value if values and all(v in known for v in values) else "ISO_IR 192"
 
 
+#: the value representations of text a SEG copies from its source (names, descriptions)
+_TEXT_VRS = ("PN", "LO", "SH", "ST", "LT", "UT", "UC")
+
+
+def _utf8_where_undeclared(ds):
+    """``ds``, or a copy of it whose text is read as UTF-8 where it is UTF-8 though no
+    character set is declared (many tools write UTF-8 undeclared): pydicom reads such text as
+    Latin-1, and the SEG, now declared UTF-8, carried "MÃ¼ller" for "Müller". Latin-1 bytes
+    that are no UTF-8 stay as read (Latin-1)."""
+    if ds is None or "SpecificCharacterSet" in ds:
+        return ds
+    fixed: dict[int, str] = {}  # by the element's place in iterall(): the copy's is the same
+    for place, elem in enumerate(ds.iterall()):
+        if elem.VR not in _TEXT_VRS or elem.value is None or elem.VM != 1:
+            continue
+        text = str(elem.value)
+        try:
+            raw = text.encode("latin-1")  # the bytes as stored (pydicom's default reading)
+            utf8 = raw.decode("utf-8") if not raw.isascii() else None
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            continue
+        if utf8 is not None:
+            fixed[place] = utf8
+    if not fixed:
+        return ds
+    import copy
+
+    out = copy.deepcopy(ds)
+    for place, elem in enumerate(out.iterall()):
+        if place in fixed:
+            elem.value = fixed[place]
+    return out
+
+
 def _has_non_ascii_text(ds) -> bool:
     """Does a source that declares no character set hold text beyond ASCII anyway (Latin-1
     names an old scanner or anonymiser wrote undeclared, decoded by pydicom as such)? The SEG
     copies its patient and study text: undeclared, a strict reader garbles or refuses it."""
     for elem in ds.iterall():
-        if elem.VR in ("PN", "LO", "SH", "ST", "LT", "UT", "UC") and elem.value is not None:
+        if elem.VR in _TEXT_VRS and elem.value is not None:
             try:
                 str(elem.value).encode("ascii")
             except UnicodeEncodeError:
