@@ -1094,14 +1094,15 @@ def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
             "volumes and lesion counts can be far off (a CT's slices are 0.5–10 mm, its "
             "pixels under 1 mm)"
         )
-    if max(std[1:]) > NON_SQUARE_RATIO * min(std[1:]):
-        # a CT's pixels are square: spacing in nibabel's (dx, dy, dz) order (get_zooms())
-        # where (dz, dy, dx) is meant gave 20 % more tumor on a 5 mm phantom, unsaid
+    if max(spacing[1:]) > NON_SQUARE_RATIO * min(spacing[1:]):
+        # a CT's pixels are square (in its stored images, whichever plane they are): spacing
+        # in nibabel's (dx, dy, dz) order (get_zooms()) where (dz, dy, dx) is meant gave 20 %
+        # more tumor on a 5 mm phantom, unsaid
         notes.append(
-            f"the pixels are not square ({std[1]:.3g} × {std[2]:.3g} mm in-plane, "
-            f"{std[0]:.3g} mm slices): if the spacing was given in (dx, dy, dz) order, as "
-            "nibabel's get_zooms() gives it, give it as (dz, dy, dx); volumes and diameters "
-            "are measured with it"
+            f"the stored images' pixels are not square ({spacing[1]:.3g} × {spacing[2]:.3g} "
+            f"mm, {spacing[0]:.3g} mm between images): if the spacing was given in (dx, dy, "
+            "dz) order, as nibabel's get_zooms() gives it, give it as (dz, dy, dx); volumes "
+            "and diameters are measured with it"
         )
     turned = _oblique_degrees(volume.direction)
     if turned > OBLIQUE_DEGREES:

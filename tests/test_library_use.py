@@ -350,3 +350,19 @@ def test_spacing_in_nibabels_order_is_warned_of():
     assert any(
         "pixels are not square" in w and "(dz, dy, dx)" in w for w in seg.segment(slip).warnings
     )
+
+
+def test_a_sagittal_series_with_square_pixels_is_not_said_to_have_other_ones():
+    """The check ran on the axes turned to axial: a sagittal series of 0.7 mm pixels, 5 mm
+    apart, was told its 'pixels are not square (0.7 × 5 mm)' and to reorder its spacing."""
+    from napari_livertumor.pipeline import check_volume
+
+    array = np.full((12, 40, 40), 40, np.int16)  # (sagittal planes, rows: S, columns: P)
+    turned = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # i→P, j→S, k→L
+    sagittal = CTVolume(array, spacing=(5.0, 0.7, 0.7), direction=turned)
+    assert not any("not square" in w for w in check_volume(sagittal))
+    onto = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])  # i→L, j→S, k→P
+    coronal = CTVolume(array, spacing=(5.0, 0.7, 0.7), direction=onto)
+    assert not any("not square" in w for w in check_volume(coronal))
+    slip = CTVolume(array, spacing=(0.7, 0.7, 5.0))  # nibabel's order given as (dz, dy, dx)
+    assert any("not square" in w for w in check_volume(slip))
