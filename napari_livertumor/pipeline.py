@@ -498,9 +498,8 @@ class Segmenter:
         import torch
 
         cfg = self.config
-        if cfg != self._loaded_with:  # changed in place after the models were loaded
-            was = self._loaded_with
-            changed = [f for f in was.__dataclass_fields__ if getattr(cfg, f) != getattr(was, f)]
+        changed = _changed_fields(cfg, self._loaded_with)
+        if changed:  # changed in place after the models were loaded
             raise SettingsError(
                 f"this Segmenter's config was changed after it was made ({', '.join(changed)}): "
                 "settings are fixed when the models are loaded; use "
@@ -852,6 +851,21 @@ def refine_labels(
     roi[liver] = 1
     roi[refined] = 2
     return labels
+
+
+def _changed_fields(now: InferenceConfig, was: InferenceConfig) -> list[str]:
+    """The fields of ``now`` that differ from ``was`` (numpy arrays compared by value: ``!=``
+    of two arrays is no yes or no)."""
+
+    def same(a, b) -> bool:
+        if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+            return bool(np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object)))
+        try:
+            return bool(a == b)
+        except (ValueError, TypeError):  # a container holding arrays
+            return bool(np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object)))
+
+    return [f for f in was.__dataclass_fields__ if not same(getattr(now, f), getattr(was, f))]
 
 
 def as_inference_config(config: InferenceConfig | dict | None) -> InferenceConfig:

@@ -366,3 +366,15 @@ def test_a_sagittal_series_with_square_pixels_is_not_said_to_have_other_ones():
     assert not any("not square" in w for w in check_volume(coronal))
     slip = CTVolume(array, spacing=(0.7, 0.7, 5.0))  # nibabel's order given as (dz, dy, dx)
     assert any("not square" in w for w in check_volume(slip))
+
+
+def test_a_config_holding_numpy_arrays_segments():
+    """Comparing the config with its copy (to refuse an in-place change) raised 'the truth
+    value of an array is ambiguous' for a window growth given as a numpy array."""
+    vol, _, _ = phantom()
+    cfg = InferenceConfig(device="cpu", min_liver_ml=1, tumor_window_growth=np.array([1.0, 4.0]))
+    seg = Segmenter(cfg, models=oracle_models())
+    assert seg.segment(vol).stats["lesion_count"] == 1
+    seg.config.tumor_window_growth = np.array([1.0, 3.0])
+    with pytest.raises(SettingsError, match=r"\(tumor_window_growth\)"):
+        seg.segment(vol)
