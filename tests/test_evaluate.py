@@ -1054,3 +1054,14 @@ def test_a_second_evaluation_into_the_same_folder_is_refused_while_one_runs(tmp_
     with pytest.raises(InputError, match="models folder not found"):
         evaluate(tmp_path, models=tmp_path / "none", out_dir=fresh, device="cpu")
     assert not fresh.exists()  # made for the lock, and removed: nothing written in it
+    deep = tmp_path / "deep" / "a" / "ev"  # its parents new too: locked the same way
+    with pytest.raises(InputError, match="models folder not found"):
+        evaluate(tmp_path, models=tmp_path / "none", out_dir=deep, device="cpu")
+    assert not (tmp_path / "deep").exists()
+    from napari_livertumor.training.evaluate import _evaluation_lock
+
+    with _evaluation_lock(deep):  # a run into it, its folders made for it: it holds the lock
+        assert (deep / LOCK_FILE).is_file()
+        with pytest.raises(InputError, match="another evaluation is writing"):
+            evaluate(tmp_path / "no data", out_dir=deep, device="cpu")
+    assert not (tmp_path / "deep").exists()

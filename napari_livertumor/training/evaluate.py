@@ -127,12 +127,18 @@ def _evaluation_lock(out: Path):
     """Hold ``out``'s evaluation lock (:data:`LOCK_FILE`, the OS's lock: a killed run leaves
     none that holds) for the block; refuse when another evaluation holds it. The folder is
     made for it, and removed again when the run leaves nothing in it (refused, say)."""
-    made = not out.exists() and out.parent.is_dir()
-    if made:
+    made = []  # the folders made for it, deepest first (a new -o deep/a/ev had none: unlocked)
+    probe = out
+    while not probe.exists() and probe.parent != probe:
+        made.append(probe)
+        probe = probe.parent
+    if made and probe.is_dir():
         try:
-            out.mkdir()
+            out.mkdir(parents=True)
         except OSError:  # the run says why it cannot write there
-            made = False
+            made = []
+    else:
+        made = []
     try:
         with file_lock(out / LOCK_FILE) as held:
             if not held:
@@ -143,9 +149,11 @@ def _evaluation_lock(out: Path):
                 )
             yield
     finally:
-        if made:
-            with contextlib.suppress(OSError):  # (only when empty)
-                out.rmdir()
+        for folder in made:  # those the run left empty (refused, say): not left behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
 #: the lock file an evaluation holds in its output folder while it runs
