@@ -1164,7 +1164,7 @@ def test_a_file_name_that_is_not_utf8_is_segmented_and_the_batch_goes_on(tmp_pat
 
 
 def test_an_optional_output_lost_to_a_full_disk_is_said_and_made_by_the_next_run(
-    tmp_path, models, monkeypatch, caplog
+    tmp_path, models, monkeypatch, caplog, capsys
 ):
     """A DICOM SEG that could not be written (a full disk) was recorded as one the scan
     cannot have: no warning on screen, pydicom's whole traceback in the stats, and every later
@@ -1195,11 +1195,16 @@ def test_an_optional_output_lost_to_a_full_disk_is_said_and_made_by_the_next_run
     assert "dicom_seg" not in stats["outputs"] and not (out / "P1_seg.dcm").exists()
     assert said[4:] in stats["warnings"] and "Traceback" not in json.dumps(stats)
     monkeypatch.setattr(seg_io, "write_dicom_seg", real)  # room again
+    capsys.readouterr()
+    assert main([*args, "--list"]) == 0  # (it said "skip: complete")
+    assert "\tadd P1_seg.dcm (complete otherwise)" in capsys.readouterr().out
     caplog.clear()
     with caplog.at_level("INFO"):
         assert main(args) == 0
     assert "P1: added P1_seg.dcm" in caplog.text
-    assert json.loads((out / "P1_stats.json").read_text())["outputs"]["dicom_seg"] == "P1_seg.dcm"
+    stats = json.loads((out / "P1_stats.json").read_text())
+    assert stats["outputs"]["dicom_seg"] == "P1_seg.dcm"
+    assert not any("P1_seg.dcm" in w for w in stats["warnings"])  # no longer said missing
 
 
 def test_a_home_folder_no_shell_expanded_is_the_home_folder(tmp_path, models, monkeypatch):

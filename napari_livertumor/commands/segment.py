@@ -401,6 +401,16 @@ def _print_plan(cases: list[Case], outdir: Path, config, args) -> None:
                 "other input": f"refuse: its outputs there were made from {what}",
                 "other settings": f"segment again: made with other settings ({what})",
             }[relation]
+            if relation == "same":  # an optional file asked for and not there: a run adds it
+                extras = [k for k in EXTRA_OUTPUTS if getattr(args, k, False)]
+                made = dict(old.get("outputs") or {})
+                to_add = [
+                    extra_paths(outdir, case, (k,))[k].name
+                    for k in _wanted_extras(case, extras)
+                    if k not in made or (made[k] and not (outdir / str(made[k])).is_file())
+                ]
+                if to_add:
+                    plan = f"add {', '.join(to_add)} (complete otherwise)"
         elif labels.exists() or stats.exists():
             plan = "refuse or redo: earlier outputs there are incomplete (see a run's message)"
         else:
@@ -1884,7 +1894,11 @@ def add_extras(case, outdir: Path, stats: dict, extras, series_uid=None, acquisi
     partial_stats = outdir / f"{temp_prefix(stats_path)}new.json"
     try:
         notes = _write_extras(case, volume, labels.array, stats, asides, finals)
-        stats["warnings"] = [*(stats.get("warnings") or []), *notes]
+        # an earlier run's "no <file>: …" of the files tried now goes: made now, or said anew
+        # (a SEG lost to a full disk and added since was still said missing)
+        tried = tuple(f"no {p.name}: " for p in finals.values())
+        earlier = [w for w in stats.get("warnings") or [] if not str(w).startswith(tried)]
+        stats["warnings"] = [*earlier, *notes]
         _record_digests(stats, _made(asides, finals, stats))
         atomic_write_text(
             partial_stats, json.dumps(stats, indent=2, default=str), shown_as=stats_path
