@@ -8,6 +8,7 @@ Two processes writing the same outputs take turns through :func:`file_lock`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
@@ -228,16 +229,25 @@ def walk(root: str | Path, *, onerror=None) -> Iterator[tuple[str, list[str], li
     whose series are links to an archive was found empty), each real folder once (a link to a
     folder above ends there, not in a loop). The caller may sort or prune ``dirnames``."""
     seen: set[tuple[int, int]] = set()
+    # the root and the folders above it: a link back to one of them (a patient folder's link
+    # to its cohort) would walk the whole cohort again from inside one patient
+    above: set[tuple[int, int]] = set()
+    probe = Path(os.path.realpath(root))
+    for folder in (probe, *probe.parents):
+        with contextlib.suppress(OSError):
+            st = os.stat(folder)
+            above.add((st.st_dev, st.st_ino))
     for dirpath, dirnames, filenames in os.walk(root, onerror=onerror, followlinks=True):
         try:
             st = os.stat(dirpath)
         except OSError:
             st = None
         if st is not None:
-            if (st.st_dev, st.st_ino) in seen:
+            key = (st.st_dev, st.st_ino)
+            if key in seen or (seen and key in above):
                 dirnames[:] = []
                 continue
-            seen.add((st.st_dev, st.st_ino))
+            seen.add(key)
         yield dirpath, dirnames, filenames
 
 

@@ -1524,3 +1524,11 @@ def test_a_study_folder_whose_series_are_links_is_read_through_them(tmp_path):
     np.testing.assert_array_equal(read.array, vol.array)
     assert len(discover_series(study)) == 1  # (the files reached twice are one series)
     assert main(["convert", str(study), "--list"]) == 0
+    # a link back to a folder above the one walked (a patient folder's link to its cohort):
+    # not the whole cohort again from inside one patient
+    (tmp_path / "archive" / "series 3" / "cohort").symlink_to(tmp_path, target_is_directory=True)
+    from napari_livertumor.fileio import all_paths
+
+    inside = list(all_paths(tmp_path / "archive"))
+    assert not any("study" in p.parts for p in inside)
+    assert len(discover_series(tmp_path / "archive")) == 1
