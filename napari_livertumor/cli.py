@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import warnings
+from pathlib import Path
 
 from . import __version__
 from .errors import Cancelled, LiverTumorError
@@ -62,6 +63,13 @@ def _never_fail_printing() -> None:
             pass
 
 
+#: the commands' arguments that name files or folders (their ``dest``)
+PATH_OPTIONS = frozenset(
+    {"cache_dir", "clinical", "config", "data", "init", "input", "inputs", "members", "meta",
+     "models", "out", "out_dir", "outdir", "output", "refine_config", "screenshot", "split"}
+)  # fmt: skip
+
+
 def _expand_home(args) -> None:
     """``~/out`` given where no shell expands it (quoted, ``--outdir=~/out``, a script's list
     of arguments) is the home folder's, as the shell would have made it: it made a folder
@@ -69,13 +77,15 @@ def _expand_home(args) -> None:
     exists as written (a folder really named ``~``) is kept."""
 
     def expanded(value):
-        if isinstance(value, str) and value.startswith("~"):
+        if isinstance(value, (str, Path)) and str(value).startswith("~"):
             home = os.path.expanduser(value)
-            if home != value and not os.path.lexists(value):
-                return home
+            if home != str(value) and not os.path.lexists(value):
+                return type(value)(home)
         return value
 
     for name, value in vars(args).items():
+        if name not in PATH_OPTIONS:  # (a series UID or a device is no path)
+            continue
         if isinstance(value, list):
             setattr(args, name, [expanded(v) for v in value])
         else:

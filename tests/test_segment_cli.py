@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -1207,7 +1208,7 @@ def test_an_optional_output_lost_to_a_full_disk_is_said_and_made_by_the_next_run
     assert not any("P1_seg.dcm" in w for w in stats["warnings"])  # no longer said missing
 
 
-def test_a_home_folder_no_shell_expanded_is_the_home_folder(tmp_path, models, monkeypatch):
+def test_a_home_folder_no_shell_expanded_is_the_home_folder(tmp_path, models, monkeypatch, capsys):
     """'-o "~/out"' (quoted) or '--outdir=~/out' reach the command unexpanded: a folder named
     '~' was made in the current one, and an input '~/scans/a.nii.gz' was not found."""
     home, here = tmp_path / "home", tmp_path / "here"
@@ -1220,6 +1221,18 @@ def test_a_home_folder_no_shell_expanded_is_the_home_folder(tmp_path, models, mo
     assert main([*args, "--device", "cpu", "--stages", "liver"]) == 0
     assert (home / "out" / "a_labels.nii.gz").is_file()
     assert not (here / "~").exists()
+    # an option read as a Path (convert's input) too; a value that names no file is kept
+    capsys.readouterr()
+    main(["convert", "~/scans/a.nii.gz", "--list"])  # (a NIfTI holds no series to list)
+    assert f"{home / 'scans' / 'a.nii.gz'}: no DICOM series found" in capsys.readouterr().err
+    import argparse
+
+    from napari_livertumor.cli import _expand_home
+
+    args = argparse.Namespace(series="~1.2.3", outdir="~/o", members=[Path("~/m")])
+    _expand_home(args)
+    assert args.series == "~1.2.3" and args.outdir == str(home / "o")
+    assert args.members == [home / "m"]
 
 
 def test_an_input_named_with_a_leading_dash_is_told_how_to_give_it(tmp_path, monkeypatch, capsys):
