@@ -570,3 +570,46 @@ def test_only_labelled_frames_are_written_and_an_empty_segment_stays_declared(tm
     assert [s.SegmentLabel for s in ds.SegmentSequence] == ["Liver", "Tumor"]
     np.testing.assert_array_equal(read_dicom_seg(path, ct), labels)
     assert hd.seg.segread(path).number_of_segments == 2
+
+
+def test_segments_are_read_by_their_coded_type_before_their_label(tmp_path, ct):
+    """Other tools' SEGs: "Liver metastasis" was read as liver (its tumor voxels became liver,
+    nothing said) and 3D Slicer's "Segment_1", "Segment_2" (coded Liver and Neoplasm) refused
+    as having no known segment."""
+    from pydicom.sr.codedict import codes
+
+    labels = hcc_labels(ct.shape)
+    labels[labels > 2] = 0  # liver and tumor only
+    write_dicom_seg(labels, ct, tmp_path / "ours.dcm", [(1, "Liver"), (2, "Mass")])
+
+    def relabelled(names, tumor_code=None):
+        ds = pydicom.dcmread(tmp_path / "ours.dcm")
+        for item, name in zip(ds.SegmentSequence, names, strict=True):
+            item.SegmentLabel = name
+        if tumor_code is not None:
+            code = ds.SegmentSequence[1].SegmentedPropertyTypeCodeSequence[0]
+            code.CodeValue, code.CodeMeaning = tumor_code.value, tumor_code.meaning
+        path = tmp_path / f"{'_'.join(names)}.dcm"
+        ds.save_as(path)
+        return path
+
+    for names, code in (
+        (["Segment_1", "Segment_2"], codes.SCT.Neoplasm),
+        (["Liver", "Liver metastasis"], codes.SCT.Metastasis),
+    ):
+        notes: list[str] = []
+        read = read_dicom_seg(relabelled(names, code), ct, warnings=notes)
+        np.testing.assert_array_equal(read, labels)
+        assert notes == []
+    # a label that says another class than its code: the code decides, and it is said
+    notes = []
+    read = read_dicom_seg(relabelled(["Liver", "Liver"]), ct, warnings=notes)
+    np.testing.assert_array_equal(read, labels)
+    assert notes == [
+        "segment 2 'Liver' is coded as Mass: read as tumor, not liver as its label reads"
+    ]
+    # and without a code known here, the label's words: tumors by more names than before
+    names = ("Liver metastasis", "Malignant neoplasm of liver", "Hepatocellular carcinoma",
+             "Liver cancer", "Neoplasm")  # fmt: skip
+    assert [label_to_class(t) for t in names] == [2] * 5
+    assert label_to_class("Liver, excluding portal vein") == 1

@@ -37,11 +37,19 @@ LABEL_TO_CLASS = {
     "necrosis": 2,
     "necroses": 2,
     "hcc": 2,
+    "neoplasm": 2,
+    "metastasis": 2,
+    "metastases": 2,
+    "metastatic": 2,
+    "carcinoma": 2,
+    "cancer": 2,
     "portal vein": 3,
     "portalvein": 3,
     "abdominal aorta": 4,
     "aorta": 4,
 }
+#: the classes in words, as notes name them
+CLASS_WORDS = {1: "liver", 2: "tumor", 3: "portal vein", 4: "aorta"}
 #: A SEG's series number is the CT's plus this (HCC-TACE-Seg numbers its ground-truth SEGs
 #: 300: a model's SEG beside it in a PACS is a series of its own)
 SEG_SERIES_OFFSET = 1000
@@ -49,7 +57,34 @@ SEG_SERIES_OFFSET = 1000
 _PAINT_ORDER = {1: 0, 3: 1, 4: 2, 2: 3}
 
 
-_TUMOR_WORDS = r"(?:tumou?rs?|mass(?:es)?|lesions?|hcc|necros[ie]s)"
+_TUMOR_WORDS = (
+    r"(?:tumou?rs?|mass(?:es)?|lesions?|hcc|necros[ie]s|neoplasms?|metasta(?:sis|ses|tic)"
+    r"|carcinomas?|cancers?)"
+)
+#: the words of the other classes, as a segment label may negate them ("Liver, excluding
+#: portal vein" is liver)
+_VESSEL_WORDS = r"(?:portal\s?veins?|(?:abdominal\s)?aortas?)"
+
+#: SNOMED CT codes of a segment's Segmented Property Type (what a SEG says a segment is,
+#: whatever its label: 3D Slicer names them "Segment_1"): the class each is read as
+SCT_TO_CLASS = {
+    "10200004": 1,  # Liver (structure)
+    "4147007": 2,  # Mass
+    "108369006": 2,  # Neoplasm / Tumor
+    "86049000": 2,  # Malignant neoplasm, primary
+    "14799000": 2,  # Neoplasm, metastatic
+    "128462008": 2,  # Metastasis
+    "94381002": 2,  # Secondary malignant neoplasm of liver
+    "93870000": 2,  # Malignant neoplasm of liver
+    "25370001": 2,  # Hepatocellular carcinoma
+    "1187425009": 2,  # Carcinoma
+    "68453008": 2,  # Carcinoma, no subtype
+    "52988006": 2,  # Lesion
+    "6574001": 2,  # Necrosis
+    "32764006": 3,  # Portal vein
+    "7832008": 4,  # Abdominal aorta
+    "15825003": 4,  # Aorta
+}
 
 
 def _without_negated(key: str, words: str) -> str:
@@ -72,7 +107,7 @@ def label_to_class(label: str) -> int:
     # a negated tumor word says what the segment is not; it is taken out before the search, so
     # "Tumor without necrosis" stays a tumor and "Non-tumor liver" is liver
     tumor_words = _TUMOR_WORDS
-    key = _without_negated(key, tumor_words)
+    key = _without_negated(_without_negated(key, tumor_words), _VESSEL_WORDS)
     if re.search(r"\bliver\b", key):
         # "Liver + tumor", "Liver and tumors", "Whole liver (incl. tumor)": the whole organ, a
         # liver segment; tumor painted over it would make the whole liver tumor
@@ -586,16 +621,39 @@ def _necrosis_segments(ds) -> set[int]:
     return out
 
 
+def coded_class(item) -> tuple[int, str]:
+    """The class a segment's coded type says (its Segmented Property Type, SNOMED CT), and
+    the code's meaning; ``(0, "")`` without a code this package knows."""
+    for code in item.get("SegmentedPropertyTypeCodeSequence", []) or []:
+        scheme = str(code.get("CodingSchemeDesignator", "") or "").upper()
+        value = str(code.get("CodeValue", "") or "").strip()
+        if scheme in ("SCT", "SRT", "SNM3") and value in SCT_TO_CLASS:
+            return SCT_TO_CLASS[value], str(code.get("CodeMeaning", "") or value)
+    return 0, ""
+
+
 def _segment_classes(ds, notes: list[str], seg_path: Path) -> dict[int, int]:
+    """Each segment's class: by its coded type where this package knows the code (a label
+    is free text: "Liver metastasis" read as liver, "Segment_1" as nothing), else by its label
+    (then its description). A label that says another class than its code is said."""
     classes = {}
     unknown = []
     for item in ds.get("SegmentSequence", []):
         number = int(item.SegmentNumber)
         label = str(item.get("SegmentLabel", "") or "")
-        value = label_to_class(label)
-        if value == 0:
+        by_text = label_to_class(label)
+        if by_text == 0:
             desc = str(item.get("SegmentDescription", "") or "")
-            value = label_to_class(desc)
+            by_text = label_to_class(desc)
+        by_code, meaning = coded_class(item)
+        value = by_code or by_text
+        if by_code and by_text and by_code != by_text:
+            notes.append(
+                f"segment {number} '{label}' is coded as {meaning}: read as "
+                f"{CLASS_WORDS[by_code]}, not {CLASS_WORDS[by_text]} as its label reads"
+            )
+        elif not by_code and by_text == 1 and re.search(r"\bcysts?\b", label.lower()):
+            notes.append(f"segment {number} '{label}' read as liver (a cyst is no tumor)")
         if value == 0 and label.strip().lower() not in ("background", "bg"):
             unknown.append(label or f"#{number}")  # (a background segment is no news)
         classes[number] = value
