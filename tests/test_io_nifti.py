@@ -588,3 +588,16 @@ def test_a_generic_file_name_takes_its_folders_name(tmp_path):
         path = write_nifti(labels, tmp_path / patient / "seg.nii.gz")
         [(_, kwargs, kind)] = read_nifti_layers(str(path))
         assert kind == "labels" and kwargs["name"] == f"{patient} seg"
+
+
+def test_a_label_map_is_declared_one_in_its_header(tmp_path):
+    """A label map carried no intent and its CT's description ("LIVER 3 PHASE CAP") as its
+    own: viewers that read the intent (NIFTI_INTENT_LABEL) took it for an image."""
+    import nibabel as nib
+
+    ct = CTVolume(np.zeros((4, 5, 6), np.int16), (2.5, 1.0, 1.0), meta={"description": "LIVER"})
+    write_nifti(np.ones((4, 5, 6), np.uint8), tmp_path / "l.nii.gz", reference=ct)
+    header = nib.load(tmp_path / "l.nii.gz").header
+    assert header.get_intent()[0] == "label" and header["descrip"] == b"label map of LIVER"
+    write_nifti(ct, tmp_path / "ct.nii.gz")  # a CT is no label map
+    assert nib.load(tmp_path / "ct.nii.gz").header.get_intent()[0] == "none"

@@ -520,6 +520,12 @@ def test_text_beyond_ascii_in_a_source_with_no_character_set_is_declared_utf8(
         assert name.encode("utf-8") in (tmp_path / "seg.dcm").read_bytes()
 
 
+def test_the_seg_carries_its_type_2_content_creator(tmp_path, ct):
+    """Content Creator's Name (0070,0084) is Type 2: left out, a validator flags the SEG."""
+    write_dicom_seg(hcc_labels(ct.shape), ct, tmp_path / "seg.dcm", HCC_SEGMENTS)
+    assert "ContentCreatorName" in pydicom.dcmread(tmp_path / "seg.dcm")
+
+
 def test_a_necrosis_segment_and_a_tumor_larger_than_the_liver_are_said(tmp_path, ct):
     """HCC-TACE-Seg's HCC_017 adds a Necrosis segment (the original dropped the patient for it)
     and HCC_065/075 have a tumor larger than the liver: both were read without a word."""

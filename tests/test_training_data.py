@@ -1068,3 +1068,32 @@ def test_patients_whose_file_names_are_not_utf8_can_be_trained_on(tmp_path):
     assert case_fingerprint(record)
     ct, hcc = load_case(record)
     assert hcc.shape == ct.shape
+
+
+@pytest.mark.parametrize(("shift_mm", "fits"), [(0.05, True), (0.5, False)])
+def test_the_load_panel_and_training_agree_on_a_ground_truth_off_its_grid(tmp_path, shift_mm, fits):
+    """Three tolerances: a label map 0.05 mm off loaded in napari's Load panel and was refused
+    by training (and a 0.1 mm slip in the spacing passed the panel's). One rule now."""
+    import nibabel as nib
+
+    from napari_livertumor._widgets.load import _read_truth
+    from napari_livertumor.errors import InputError
+    from napari_livertumor.io.nifti import read_nifti
+    from napari_livertumor.synth import make_cohort
+
+    cohort = make_cohort(tmp_path / "c", 1, seed=4, layout="nifti", shape="small")
+    [labels] = (cohort / "labelsTr").glob("*.nii.gz")
+    img = nib.load(labels)
+    affine = img.affine.copy()
+    affine[0, 3] += shift_mm
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), affine), labels)
+    [record] = index_cases(cohort)
+    ct = read_nifti(record.image)
+    if fits:
+        assert load_case(record)[1].shape == ct.shape
+        assert _read_truth(labels, ct).shape == ct.shape
+    else:
+        with pytest.raises(InputError, match="grid"):
+            load_case(record)
+        with pytest.raises(InputError, match="grid"):
+            _read_truth(labels, ct)

@@ -811,7 +811,7 @@ def _read_truth(path, volume, notes: list | None = None):
         ct, turn = volume.to_standard()
         if truth.shape != ct.shape:
             raise InputError(path, f"label map shape {truth.shape} ≠ CT shape {ct.shape}")
-        if not ct.same_grid(truth, atol=0.1):
+        if not ct.fits_labels(truth):
             raise InputError(path, "label map is not on the CT's grid (different affine)")
         return turn.undo(_truth_classes(path, np.asarray(truth.array)))
     from ..io.seg import read_dicom_seg

@@ -731,12 +731,12 @@ def _read_case(path: Path, *, nifti: bool, patient: str | None = None):
                 f"its labels {label_path} could not be read ({exc}); the CT goes to imagesTs/"
             )
             return volume, None, warnings
-        if labels.shape != volume.shape or not labels.same_grid(volume, atol=1e-2):
+        if not volume.fits_labels(labels):
             # the same voxels stored in another axis order (a RAS-saved label map): turned
             # onto the CT's, as training and evaluate read them
             lab_std, _ = labels.to_standard()
             ct_std, turn = volume.to_standard()
-            if not lab_std.same_grid(ct_std, atol=1e-2):
+            if not ct_std.fits_labels(lab_std):
                 warnings.append(
                     f"its labels {label_path} lie on another grid; the CT goes to imagesTs/"
                 )

@@ -113,8 +113,9 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
         if off > 0.5 and shear <= 0.05:  # (a sheared sform has no exact qform: its own warning)
             warnings.append(
                 f"the header's sform and qform disagree: voxels up to {off:.1f} mm apart. The "
-                "sform is used (as nibabel, FSL and napari do); tools that use the qform "
-                "(ITK, 3D Slicer, SimpleITK) show this CT elsewhere. The labels get this file's "
+                "sform is used (as nibabel, FSL, napari and current ITK/SimpleITK do); a tool "
+                "that reads the qform (FreeSurfer, older ITK) shows this CT elsewhere. The labels "
+                "get this file's "
                 "own sform and qform, so every tool places them where it places the CT"
             )
     if shear > 0.05:
@@ -389,8 +390,12 @@ def write_nifti(
         )
     img.header["scl_slope"] = 1.0
     img.header["scl_inter"] = 0.0
-    description = str(volume.meta.get("description", ""))[:79]
-    img.header["descrip"] = description.encode("ascii", "replace")
+    description = str(volume.meta.get("description", ""))
+    labels = not isinstance(data, CTVolume) and reference is not None and array.dtype == np.uint8
+    if labels:  # a label map on its CT's grid: said so (its CT's description read as its own)
+        img.header.set_intent("label")
+        description = "label map" + (f" of {description}" if description else "")
+    img.header["descrip"] = description[:79].encode("ascii", "replace")
     suffix = ".nii.gz" if path.name.lower().endswith(".gz") else ".nii"
     with atomic_path(path, suffix=suffix, exclusive=not overwrite, shown_as=shown_as) as tmp:
         nib.save(img, tmp)

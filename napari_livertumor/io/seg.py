@@ -523,6 +523,8 @@ def write_dicom_seg(
             for item in seg.get(key, []):
                 if "DimensionOrganizationUID" in item:
                     item.DimensionOrganizationUID = dim_uid
+    if "ContentCreatorName" not in seg:  # Type 2 (Content Identification): present, empty
+        seg.ContentCreatorName = ""
     if reverse_frames:
         _reverse_frame_order(seg)
     with atomic_path(out_path, suffix=".partial", shown_as=shown) as tmp:

@@ -55,6 +55,11 @@ def spacing_text(spacing, sep: str = "×") -> str:
     return f"{dy:.3g}{sep}{dx:.3g} mm pixels, {dz:.3g} mm slices"
 
 
+#: how far (mm) a ground truth's grid may lie from its CT's at any corner voxel and still be
+#: read as on it (header rounding; a tenth of the finest CT voxel)
+LABEL_GRID_MM = 0.1
+
+
 @dataclass
 class CTVolume:
     """A CT image in Hounsfield units with its geometry and source metadata.
@@ -151,6 +156,21 @@ class CTVolume:
     def same_grid(self, other: CTVolume, atol: float = 1e-3) -> bool:
         """True when ``other`` has the same shape and affine (to ``atol`` mm)."""
         return self.shape == other.shape and np.allclose(self.affine, other.affine, atol=atol)
+
+    def fits_labels(self, labels: CTVolume) -> bool:
+        """Do ``labels`` lie on this grid, as a ground truth must: the same shape, and every
+        corner voxel within :data:`LABEL_GRID_MM` of this grid's (the one rule of the Load
+        panel, training, evaluate and convert: they had three tolerances, so a label map 0.05
+        mm off loaded in napari and was refused by training)."""
+        if self.shape != labels.shape:
+            return False
+        shape = self.shape[::-1]
+        corners = np.array(
+            [[i, j, k, 1.0] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1)
+             for k in (0, shape[2] - 1)]
+        ).T  # fmt: skip
+        apart = np.linalg.norm((self.affine @ corners - labels.affine @ corners)[:3], axis=0)
+        return float(apart.max()) <= LABEL_GRID_MM
 
     def to_standard(self) -> tuple[CTVolume, Reorientation]:
         """This volume turned to the standard orientation (see :class:`Reorientation`).

@@ -728,7 +728,7 @@ def _read_case(record: CaseRecord):
                 record.labels,
                 f"label shape {lab.shape} (z, y, x) does not match the CT's {ct.shape}",
             )
-        if not np.allclose(lab.affine, ct.affine, atol=1e-2):
+        if not ct.fits_labels(lab):
             from ..io.nifti import _corner_distance
 
             apart = _corner_distance(lab.affine, ct.affine, ct.shape[::-1])
