@@ -1244,3 +1244,17 @@ def test_an_input_named_with_a_leading_dash_is_told_how_to_give_it(tmp_path, mon
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "'-dash.nii.gz' is a file here" in err and "./-dash.nii.gz" in err
+
+
+def test_one_scan_reached_through_two_links_is_one_case(tmp_path, caplog):
+    """Two links to one patient folder were two cases, segmented twice, nothing said."""
+    write_ct_series(small_ct(seed=4), tmp_path / "archive" / "P1" / "ct", patient_id="P1")
+    write_ct_series(small_ct(seed=6), tmp_path / "archive" / "P2" / "ct", patient_id="P2")
+    cohort = tmp_path / "cohort"
+    cohort.mkdir()
+    for name, target in (("A", "P1"), ("B", "P1"), ("C", "P2")):
+        (cohort / name).symlink_to(tmp_path / "archive" / target, target_is_directory=True)
+    with caplog.at_level("WARNING"):
+        cases = discover_cases([cohort])
+    assert [c.name for c in cases] == ["A", "C"]
+    assert "are the same scan" in caplog.text and "segmented once, as A" in caplog.text

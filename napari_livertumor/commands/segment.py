@@ -1029,6 +1029,17 @@ def _unique_sorted(cases: list[Case], outdir: str | Path | None = None) -> list[
         return key(_case_name(Path(c.path))) == key(c.name)
 
     cases = list(set(cases))
+    # one scan reached by two names (links to one patient folder): segmented once, said
+    by_target: dict[tuple[str, str | None], Case] = {}
+    for c in sorted(cases, key=lambda c: (key(c.name), str(c.path))):
+        target = (os.path.realpath(c.path), c.patient)
+        first = by_target.setdefault(target, c)
+        if first is not c:
+            log.warning(
+                "%s and %s are the same scan (%s, reached through a link): segmented once, as %s",
+                first.path, c.path, target[0], first.name,
+            )  # fmt: skip
+    cases = list(by_target.values())
     counts: dict[str, int] = {}
     for c in cases:
         counts[key(c.name)] = counts.get(key(c.name), 0) + 1
