@@ -179,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{dashed!r} is a file here, but starts with '-' and is read as an option: give it "
             f"as ./{dashed} (or after --)"
         )
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said with the command's own usage (the tool's named no option of it)
+        _command_parser(parser, given).error(f"unrecognized arguments: {' '.join(unknown)}")
     _expand_home(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     # -v is for this tool's steps: other packages' debug lines stay out of it (a 640-slice

@@ -1258,3 +1258,18 @@ def test_one_scan_reached_through_two_links_is_one_case(tmp_path, caplog):
         cases = discover_cases([cohort])
     assert [c.name for c in cases] == ["A", "C"]
     assert "are the same scan" in caplog.text and "segmented once, as A" in caplog.text
+
+
+def test_an_unknown_option_is_said_with_the_commands_own_usage(capsys, monkeypatch):
+    """'segment X --bogus' printed the tool's usage (COMMAND ...), no hint of segment's
+    options; 'demo --widgets foo' without a display said the display was missing."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["segment", "x.nii.gz", "--bogus"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: livertumor segment" in err
+    assert "livertumor segment: error: unrecognized arguments: --bogus" in err
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main(["demo", "--widgets", "load,foo"]) == 2
+    assert "unknown widget(s) ['foo']" in capsys.readouterr().err

@@ -40,6 +40,17 @@ def run(args) -> int:
         check_writable_folder(shot.resolve().parent)
     from importlib.util import find_spec
 
+    from .._widgets.demo import WIDGETS  # (no Qt: a plain table)
+
+    names = [w.strip() for w in args.widgets.split(",")] if args.widgets.strip() != "all" else []
+    unknown = [n for n in names if n not in WIDGETS]
+    if unknown:  # said first, not after the display's own error (or napari's start)
+        print(
+            f"livertumor demo: error: unknown widget(s) {unknown}; choose from "
+            f"{list(WIDGETS)} or 'all'",
+            file=sys.stderr,
+        )
+        return 2
     # napari needs a Qt binding; the plain install has none (extra [pyqt5]): said here, not in
     # five chained tracebacks once napari starts
     if not any(find_spec(name) for name in QT_BINDINGS):
