@@ -143,7 +143,7 @@ def write_labels_nifti(path: str, data: Any, attributes: dict) -> list[str]:
     labels = _labels_array(data)
     reference = _reference(attributes, labels.shape)
     labels, reference = reference.to_stored(labels)  # a turned NIfTI: back to the file's order
-    write_nifti(labels, out, reference=reference)
+    write_nifti(labels, out, reference=reference, labels=True)
     return [str(out)]
 
 

@@ -235,6 +235,9 @@ def test_a_folder_of_patients_becomes_a_dataset_train_reads_as_it_reads_the_down
     rows = {r["case"]: r for r in summary["cases"]}
     assert rows["HCC_001"]["labels"] == "labelsTr/HCC_001.nii.gz"
     assert rows["HCC_001"]["label_voxels"]["liver"] > 0
+    # its ground truth declared a label map, not described as the CT it lies on
+    header = nib.load(out / "labelsTr" / "HCC_001.nii.gz").header
+    assert header.get_intent()[0] == "label" and bytes(header["descrip"]).startswith(b"label map")
     assert rows["HCC_901"]["status"] == "failed" and "HCC_901" in rows["HCC_901"]["error"]
 
 

@@ -596,8 +596,13 @@ def test_a_label_map_is_declared_one_in_its_header(tmp_path):
     import nibabel as nib
 
     ct = CTVolume(np.zeros((4, 5, 6), np.int16), (2.5, 1.0, 1.0), meta={"description": "LIVER"})
-    write_nifti(np.ones((4, 5, 6), np.uint8), tmp_path / "l.nii.gz", reference=ct)
+    write_nifti(np.ones((4, 5, 6), np.uint8), tmp_path / "l.nii.gz", reference=ct, labels=True)
     header = nib.load(tmp_path / "l.nii.gz").header
     assert header.get_intent()[0] == "label" and header["descrip"] == b"label map of LIVER"
     write_nifti(ct, tmp_path / "ct.nii.gz")  # a CT is no label map
     assert nib.load(tmp_path / "ct.nii.gz").header.get_intent()[0] == "none"
+    # a uint8 image saved from napari is no label map either; convert's ground truth is one
+    from napari_livertumor._writer import write_image_nifti
+
+    [img] = write_image_nifti(str(tmp_path / "u8.nii.gz"), np.ones((4, 5, 6), np.uint8), {})
+    assert nib.load(img).header.get_intent()[0] == "none"

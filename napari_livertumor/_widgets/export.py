@@ -838,11 +838,11 @@ def _write_one(
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if kind == "labels.nii.gz":
-        write_nifti(labels, path, reference=volume)
+        write_nifti(labels, path, reference=volume, labels=True)
     elif kind == "liver.nii.gz":
-        write_nifti(np.isin(labels, (1, 2)).astype(np.uint8), path, reference=volume)
+        write_nifti(np.isin(labels, (1, 2)).astype(np.uint8), path, reference=volume, labels=True)
     elif kind == "tumor.nii.gz":
-        write_nifti((labels == 2).astype(np.uint8), path, reference=volume)
+        write_nifti((labels == 2).astype(np.uint8), path, reference=volume, labels=True)
     elif kind == "seg.dcm":
         from ..io.seg import write_dicom_seg
 

@@ -817,7 +817,7 @@ def _write_pair(volume, labels, image: Path, label_path: Path) -> None:
     from ..io.nifti import write_nifti
 
     label_path.parent.mkdir(parents=True, exist_ok=True)
-    write_nifti(volume.with_array(np.asarray(labels, dtype=np.uint8)), label_path)
+    write_nifti(volume.with_array(np.asarray(labels, dtype=np.uint8)), label_path, labels=True)
     try:
         _write_image(volume, image)
     except BaseException:  # no label map left without its CT (nor a CT of an earlier run)

@@ -1749,7 +1749,7 @@ def segment_one(
     finals = extra_paths(outdir, case, extras)
     asides = {k: outdir / f"{temp_prefix(p)}new{p.suffix}" for k, p in finals.items()}
     try:
-        write_nifti(result.labels, partial, reference=volume, shown_as=labels_path)
+        write_nifti(result.labels, partial, reference=volume, shown_as=labels_path, labels=True)
         t_write = time.perf_counter() - t1
         stats = _case_stats(
             case, volume, result, segmenter, settings, timings=(t0, t_read, t_write, load_seconds)

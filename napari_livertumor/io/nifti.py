@@ -284,6 +284,7 @@ def write_nifti(
     *,
     shown_as: str | Path | None = None,
     overwrite: bool = True,
+    labels: bool = False,
 ) -> Path:
     """Write a volume or a ``(z, y, x)`` array as NIfTI, atomically.
 
@@ -301,6 +302,9 @@ def write_nifti(
     overwrite : bool
         False: never replace a file at ``path``, not even one written by another process
         while this one wrote (``FileExistsError``).
+    labels : bool
+        A label map (segment's, a ground truth): its header declares it one
+        (``NIFTI_INTENT_LABEL``, described as "label map of" its CT), not the CT it lies on.
 
     Returns
     -------
@@ -391,7 +395,6 @@ def write_nifti(
     img.header["scl_slope"] = 1.0
     img.header["scl_inter"] = 0.0
     description = str(volume.meta.get("description", ""))
-    labels = not isinstance(data, CTVolume) and reference is not None and array.dtype == np.uint8
     if labels:  # a label map on its CT's grid: said so (its CT's description read as its own)
         img.header.set_intent("label")
         description = "label map" + (f" of {description}" if description else "")

@@ -442,7 +442,7 @@ def _write_nifti_case(out: Path, pid: str, ph: Phantom) -> dict:
     img.parent.mkdir(parents=True, exist_ok=True)
     lab.parent.mkdir(parents=True, exist_ok=True)
     write_nifti(ph.ct, img)
-    write_nifti(ph.labels, lab, reference=ph.ct)
+    write_nifti(ph.labels, lab, reference=ph.ct, labels=True)
     # with "/" on every system (the manifest is compared by --force later)
     return {"image": img.relative_to(out).as_posix(), "label": lab.relative_to(out).as_posix()}
 

@@ -764,7 +764,9 @@ def _score_cases(
             labels_dir.mkdir(parents=True, exist_ok=True)
             # on the file's own grid (a RAS-stored NIfTI's too), as `segment` writes it
             stored, grid = ct.to_stored(result.labels)
-            write_nifti(stored, labels_dir / f"{rec.case_id}_labels.nii.gz", reference=grid)
+            write_nifti(
+                stored, labels_dir / f"{rec.case_id}_labels.nii.gz", reference=grid, labels=True
+            )
         rows.append(row)
         log.info(
             "%s: liver Dice %.3f, tumor Dice %.3f (%.1f s)",

@@ -57,7 +57,7 @@ def write_toy_cohort(out: str | Path, n_cases: int = 6, seed: int = 0, shape=(24
         hu, labels, tlvr = toy_case(seed * 1000 + i, shape)
         ct = CTVolume(hu, spacing=(2.5, 2.0, 2.0))
         write_nifti(ct, out / "imagesTr" / f"{cid}.nii.gz")
-        write_nifti(ct.with_array(labels), out / "labelsTr" / f"{cid}.nii.gz")
+        write_nifti(ct.with_array(labels), out / "labelsTr" / f"{cid}.nii.gz", labels=True)
         rows.append(
             {
                 "TCIA_ID": cid,
