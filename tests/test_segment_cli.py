@@ -1246,7 +1246,7 @@ def test_an_input_named_with_a_leading_dash_is_told_how_to_give_it(tmp_path, mon
     assert "'-dash.nii.gz' is a file here" in err and "./-dash.nii.gz" in err
 
 
-def test_one_scan_reached_through_two_links_is_one_case(tmp_path, caplog):
+def test_one_scan_reached_through_two_links_is_one_case(tmp_path, caplog, models, monkeypatch):
     """Two links to one patient folder were two cases, segmented twice, nothing said."""
     write_ct_series(small_ct(seed=4), tmp_path / "archive" / "P1" / "ct", patient_id="P1")
     write_ct_series(small_ct(seed=6), tmp_path / "archive" / "P2" / "ct", patient_id="P2")
@@ -1257,7 +1257,24 @@ def test_one_scan_reached_through_two_links_is_one_case(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         cases = discover_cases([cohort])
     assert [c.name for c in cases] == ["A", "C"]
-    assert "are the same scan" in caplog.text and "segmented once, as A" in caplog.text
+    assert "are one scan" in caplog.text and "segmented once, as A" in caplog.text
+    # the name whose outputs the folder holds keeps them (B's were orphaned, A segmented anew)
+    out = tmp_path / "out"
+    _fake_masks(monkeypatch)
+    base = ["-o", str(out), "--models", str(models), "--device", "cpu", "--stages", "liver"]
+    assert main(["segment", str(cohort / "B"), *base]) == 0
+    assert [c.name for c in discover_cases([cohort], outdir=out)] == ["B", "C"]
+    # two files of one series are one scan; a list naming one file twice, said so
+    files = sorted((tmp_path / "archive" / "P1" / "ct").iterdir())
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert len(discover_cases([files[0], files[1]])) == 1
+    listed = tmp_path / "list.csv"
+    listed.write_text(f"path,case\n{files[0]},alpha\n{files[0]},beta\n")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert [c.name for c in discover_cases([listed])] == ["alpha"]
+    assert "listed twice (as alpha and beta)" in caplog.text
 
 
 def test_an_unknown_option_is_said_with_the_commands_own_usage(capsys, monkeypatch):

@@ -1009,6 +1009,27 @@ def _safe(name: str) -> str:
     return safe_name(name)
 
 
+def _scan_of(path: str | Path) -> str:
+    """What a case's input is, whatever path names it: the real path of a NIfTI file or a
+    folder; for a DICOM file, which stands for its series, its folder and series UID (two
+    files of one series are one scan; of two series sharing a folder, two)."""
+    real = os.path.realpath(path)
+    if os.path.isfile(real):
+        from ..io.nifti import is_nifti_path
+
+        if not is_nifti_path(real):
+            import pydicom
+
+            try:
+                uid = pydicom.dcmread(
+                    real, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"]
+                ).get("SeriesInstanceUID")
+            except Exception:  # noqa: BLE001 - unreadable: the file itself (said when read)
+                return real
+            return f"{os.path.dirname(real)} (series {uid})" if uid else real
+    return real
+
+
 def _unique_sorted(cases: list[Case], outdir: str | Path | None = None) -> list[Case]:
     """Sorted, each name once: a second input of a name gets ``_2`` (``_3``…), never a name
     another input has (``x_2.nii.gz`` beside two inputs named ``x``). The input whose stats
@@ -1029,17 +1050,28 @@ def _unique_sorted(cases: list[Case], outdir: str | Path | None = None) -> list[
         return key(_case_name(Path(c.path))) == key(c.name)
 
     cases = list(set(cases))
-    # one scan reached by two names (links to one patient folder): segmented once, said
-    by_target: dict[tuple[str, str | None], Case] = {}
-    for c in sorted(cases, key=lambda c: (key(c.name), str(c.path))):
-        target = (os.path.realpath(c.path), c.patient)
-        first = by_target.setdefault(target, c)
-        if first is not c:
-            log.warning(
-                "%s and %s are the same scan (%s, reached through a link): segmented once, as %s",
-                first.path, c.path, target[0], first.name,
-            )  # fmt: skip
-    cases = list(by_target.values())
+
+    # one scan reached by two names (links to one patient folder, a list naming it twice, a
+    # series given by one of its files and by its folder): segmented once, said. The one whose
+    # outputs the folder holds keeps them (the other name's would segment it again)
+    def done_here(c: Case) -> bool:
+        made = _recorded_input(Path(outdir), c.name) if outdir is not None else None
+        return made == (str(Path(c.path).resolve()), c.patient)
+
+    by_target: dict[tuple[str, str | None], list[Case]] = {}
+    for c in cases:
+        by_target.setdefault((_scan_of(c.path), c.patient), []).append(c)
+    cases = []
+    for (target, _), group in by_target.items():
+        group.sort(key=lambda c: (not done_here(c), not named_after(c), key(c.name), str(c.path)))
+        cases.append(group[0])
+        for other in group[1:]:
+            how = (
+                f"listed twice (as {group[0].name} and {other.name})"
+                if os.path.abspath(other.path) == os.path.abspath(group[0].path)
+                else f"{group[0].path} and {other.path} are one scan ({target})"
+            )
+            log.warning("%s: segmented once, as %s", how, group[0].name)
     counts: dict[str, int] = {}
     for c in cases:
         counts[key(c.name)] = counts.get(key(c.name), 0) + 1
