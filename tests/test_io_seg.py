@@ -614,6 +614,20 @@ def test_segments_are_read_by_their_coded_type_before_their_label(tmp_path, ct):
     assert notes == [
         "segment 2 'Liver' is coded as Mass: read as tumor, not liver as its label reads"
     ]
+    # SNOMED RT's older codes, as older dcmqi / Slicer SEGs carry them
+    ds = pydicom.dcmread(relabelled(["Segment_1", "Segment_2"], codes.SCT.Neoplasm))
+    for item, value in zip(ds.SegmentSequence, ("T-62000", "M-03000"), strict=True):
+        code = item.SegmentedPropertyTypeCodeSequence[0]
+        code.CodingSchemeDesignator, code.CodeValue = "SRT", value
+    ds.save_as(tmp_path / "srt.dcm")
+    np.testing.assert_array_equal(read_dicom_seg(tmp_path / "srt.dcm", ct), labels)
+    # a "Necrosis" label coded as liver is liver, and not counted as necrosis besides
+    notes = []
+    ds = pydicom.dcmread(relabelled(["Liver", "Necrosis"], codes.SCT.Liver))
+    ds.save_as(tmp_path / "nec.dcm")
+    read = read_dicom_seg(tmp_path / "nec.dcm", ct, warnings=notes)
+    assert set(np.unique(read)) == {0, 1}
+    assert not any("counted as tumor" in n for n in notes) and "read as liver" in notes[0]
     # and without a code known here, the label's words: tumors by more names than before
     names = ("Liver metastasis", "Malignant neoplasm of liver", "Hepatocellular carcinoma",
              "Liver cancer", "Neoplasm")  # fmt: skip

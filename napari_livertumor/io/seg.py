@@ -48,6 +48,8 @@ LABEL_TO_CLASS = {
     "abdominal aorta": 4,
     "aorta": 4,
 }
+#: SNOMED CT's Necrosis: a tumor segment, counted as such and said (HCC_017's)
+NECROSIS_CODE = "6574001"
 #: the classes in words, as notes name them
 CLASS_WORDS = {1: "liver", 2: "tumor", 3: "portal vein", 4: "aorta"}
 #: A SEG's series number is the CT's plus this (HCC-TACE-Seg numbers its ground-truth SEGs
@@ -80,10 +82,19 @@ SCT_TO_CLASS = {
     "1187425009": 2,  # Carcinoma
     "68453008": 2,  # Carcinoma, no subtype
     "52988006": 2,  # Lesion
-    "6574001": 2,  # Necrosis
+    "6574001": 2,  # Necrosis (NECROSIS_CODE)
     "32764006": 3,  # Portal vein
     "7832008": 4,  # Abdominal aorta
     "15825003": 4,  # Aorta
+    # SNOMED RT's older codes (scheme SRT), as older dcmqi, 3D Slicer and OHIF SEGs carry them
+    "T-62000": 1,  # Liver
+    "M-03000": 2,  # Mass
+    "M-80000": 2,  # Neoplasm
+    "M-80003": 2,  # Neoplasm, malignant
+    "M-54000": 2,  # Necrosis (NECROSIS_CODE's)
+    "T-48810": 3,  # Portal vein
+    "T-42000": 4,  # Aorta
+    "T-42300": 4,  # Abdominal aorta
 }
 
 
@@ -611,14 +622,27 @@ def _read_seg_dataset(seg_path: Path):
     return ds
 
 
+def _says_necrosis(label: str) -> bool:
+    """Does a segment label name necrosis ("Necrosis", "Necrotic core"; not "Tumor without
+    necrosis" nor "Necrosis-free tumor")?"""
+    key = _without_negated(re.sub(r"[\s_\-]+", " ", label.strip().lower()), r"necro\w*")
+    return bool(re.search(r"\bnecro", key))
+
+
 def _necrosis_segments(ds) -> set[int]:
     """The numbers of the tumor segments labelled necrosis ("Necrosis", "Necroses"; not
     "Tumor without necrosis", "Viable tumor (non-necrotic)" nor "Necrosis-free tumor")."""
     out = set()
     for item in ds.get("SegmentSequence", []):
         label = str(item.get("SegmentLabel", "") or "")
-        key = _without_negated(re.sub(r"[\s_\-]+", " ", label.strip().lower()), r"necro\w*")
-        if re.search(r"\bnecro", key) and label_to_class(label) == 2:
+        by_code, _ = coded_class(item)
+        coded_necrosis = any(
+            str(code.get("CodeValue", "")).strip() in (NECROSIS_CODE, "M-54000")
+            for code in item.get("SegmentedPropertyTypeCodeSequence", []) or []
+        )
+        # a tumor class, by its code first as every segment is read (a "Necrosis" label coded
+        # as liver is liver), and necrosis by its code or its label
+        if (by_code or label_to_class(label)) == 2 and (coded_necrosis or _says_necrosis(label)):
             out.add(int(item.SegmentNumber))
     return out
 
@@ -1039,7 +1063,7 @@ def _segment_description(hd, number: int, text: str, algorithm_type: str, algori
         3: codes.SCT.PortalVein,
         4: codes.SCT.AbdominalAorta,
     }
-    if "necrosis" in text.lower():
+    if value == 2 and _says_necrosis(text):  # ("Tumor without necrosis" is no necrosis)
         prop_type = codes.SCT.Necrosis
     else:
         prop_type = prop.get(value, codes.SCT.Tissue)
