@@ -181,7 +181,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # said with the command's own usage (the tool's named no option of it)
-        _command_parser(parser, given).error(f"unrecognized arguments: {' '.join(unknown)}")
+        command = getattr(args, "command", None)
+        before = command is not None and command in given and unknown[0] in given
+        if before and given.index(unknown[0]) < given.index(command):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")  # the tool's own
+        hint = ""
+        if {"-v", "--verbose"} & set(unknown):
+            hint = f" (-v goes before the command: livertumor -v {command} …)"
+        _command_parser(parser, given).error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     _expand_home(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     # -v is for this tool's steps: other packages' debug lines stay out of it (a 640-slice

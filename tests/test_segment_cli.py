@@ -1286,6 +1286,12 @@ def test_an_unknown_option_is_said_with_the_commands_own_usage(capsys, monkeypat
     err = capsys.readouterr().err
     assert "usage: livertumor segment" in err
     assert "livertumor segment: error: unrecognized arguments: --bogus" in err
+    with pytest.raises(SystemExit):  # an option of the tool's, before the command: the tool's
+        main(["--bogus", "segment", "x.nii.gz"])
+    assert "livertumor: error: unrecognized arguments: --bogus" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["segment", "x.nii.gz", "-v"])
+    assert "-v goes before the command: livertumor -v segment" in capsys.readouterr().err
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert main(["demo", "--widgets", "load,foo"]) == 2
