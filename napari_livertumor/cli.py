@@ -182,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # said with the command's own usage (the tool's named no option of it)
         command = getattr(args, "command", None)
-        before = command is not None and command in given and unknown[0] in given
-        if before and given.index(unknown[0]) < given.index(command):
+        at = given.index(command) if command is not None and command in given else None
+        if at is not None and not any(u in given[at + 1 :] for u in unknown):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")  # the tool's own
         hint = ""
         if {"-v", "--verbose"} & set(unknown):

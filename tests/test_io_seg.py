@@ -632,4 +632,5 @@ def test_segments_are_read_by_their_coded_type_before_their_label(tmp_path, ct):
     names = ("Liver metastasis", "Malignant neoplasm of liver", "Hepatocellular carcinoma",
              "Liver cancer", "Neoplasm")  # fmt: skip
     assert [label_to_class(t) for t in names] == [2] * 5
+    assert label_to_class("Necrotic core") == 2 and label_to_class("Liver, non-necrotic") == 1
     assert label_to_class("Liver, excluding portal vein") == 1

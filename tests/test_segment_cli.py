@@ -1275,6 +1275,9 @@ def test_one_scan_reached_through_two_links_is_one_case(tmp_path, caplog, models
     with caplog.at_level("WARNING"):
         assert [c.name for c in discover_cases([listed])] == ["alpha"]
     assert "listed twice (as alpha and beta)" in caplog.text
+    # a series given as its folder and as one of its files: one scan
+    listed.write_text(f"path,case\n{files[0].parent},alpha\n{files[3]},beta\n")
+    assert [c.name for c in discover_cases([listed])] == ["alpha"]
 
 
 def test_an_unknown_option_is_said_with_the_commands_own_usage(capsys, monkeypatch):

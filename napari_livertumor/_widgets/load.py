@@ -813,13 +813,14 @@ def _read_truth(path, volume, notes: list | None = None):
             raise InputError(path, f"label map shape {truth.shape} ≠ CT shape {ct.shape}")
         if not ct.fits_labels(truth):
             from ..io.nifti import _corner_distance
+            from ..io.volume import LABEL_GRID_MM
 
             apart = _corner_distance(truth.affine, ct.affine, ct.shape[::-1])
             raise InputError(
                 path,
-                f"label map is not on the CT's grid (their corners up to {apart:.3g} mm apart; "
-                "the header's affine differs): resample it onto the CT, or export it again "
-                "from it",
+                f"label map is not on the CT's grid (their corners up to {apart:.2f} mm apart, "
+                f"at most {LABEL_GRID_MM:g} mm: the header's affine differs): resample it onto "
+                "the CT, or export it again from it",
             )
         return turn.undo(_truth_classes(path, np.asarray(truth.array)))
     from ..io.seg import read_dicom_seg

@@ -1014,20 +1014,36 @@ def _scan_of(path: str | Path) -> str:
     folder; for a DICOM file, which stands for its series, its folder and series UID (two
     files of one series are one scan; of two series sharing a folder, two)."""
     real = os.path.realpath(path)
+    if os.path.isdir(real):
+        # a series folder (files, no folders): the scan of its files (a file of it given
+        # beside it is that scan)
+        try:
+            entries = sorted(os.scandir(real), key=lambda e: e.name)
+        except OSError:
+            return real
+        if entries and not any(e.is_dir() for e in entries):
+            first = next((e.path for e in entries if not e.name.startswith(".")), None)
+            return _series_key(first) or real if first else real
+        return real
     if os.path.isfile(real):
         from ..io.nifti import is_nifti_path
 
         if not is_nifti_path(real):
-            import pydicom
-
-            try:
-                uid = pydicom.dcmread(
-                    real, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"]
-                ).get("SeriesInstanceUID")
-            except Exception:  # noqa: BLE001 - unreadable: the file itself (said when read)
-                return real
-            return f"{os.path.dirname(real)} (series {uid})" if uid else real
+            return _series_key(real) or real
     return real
+
+
+def _series_key(path: str) -> str | None:
+    """``"<folder> (series <UID>)"`` of a DICOM file, or None (not DICOM, no UID)."""
+    import pydicom
+
+    try:
+        uid = pydicom.dcmread(
+            path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"]
+        ).get("SeriesInstanceUID")
+    except Exception:  # noqa: BLE001 - unreadable: the file itself (said when read)
+        return None
+    return f"{os.path.dirname(os.path.realpath(path))} (series {uid})" if uid else None
 
 
 def _unique_sorted(cases: list[Case], outdir: str | Path | None = None) -> list[Case]:
@@ -1054,9 +1070,9 @@ def _unique_sorted(cases: list[Case], outdir: str | Path | None = None) -> list[
     # one scan reached by two names (links to one patient folder, a list naming it twice, a
     # series given by one of its files and by its folder): segmented once, said. The one whose
     # outputs the folder holds keeps them (the other name's would segment it again)
-    def done_here(c: Case) -> bool:
+    def done_here(c: Case) -> bool:  # (by the scan: another file of its series is it too)
         made = _recorded_input(Path(outdir), c.name) if outdir is not None else None
-        return made == (str(Path(c.path).resolve()), c.patient)
+        return made is not None and made[1] == c.patient and _scan_of(made[0]) == _scan_of(c.path)
 
     by_target: dict[tuple[str, str | None], list[Case]] = {}
     for c in cases:

@@ -36,6 +36,7 @@ LABEL_TO_CLASS = {
     "lesion": 2,
     "necrosis": 2,
     "necroses": 2,
+    "necrotic": 2,
     "hcc": 2,
     "neoplasm": 2,
     "metastasis": 2,
@@ -60,7 +61,7 @@ _PAINT_ORDER = {1: 0, 3: 1, 4: 2, 2: 3}
 
 
 _TUMOR_WORDS = (
-    r"(?:tumou?rs?|mass(?:es)?|lesions?|hcc|necros[ie]s|neoplasms?|metasta(?:sis|ses|tic)"
+    r"(?:tumou?rs?|mass(?:es)?|lesions?|hcc|necros[ie]s|necrotic|neoplasms?|metasta(?:sis|ses|tic)"
     r"|carcinomas?|cancers?)"
 )
 #: the words of the other classes, as a segment label may negate them ("Liver, excluding
@@ -94,7 +95,7 @@ SCT_TO_CLASS = {
     "M-54000": 2,  # Necrosis (NECROSIS_CODE's)
     "T-48810": 3,  # Portal vein
     "T-42000": 4,  # Aorta
-    "T-42300": 4,  # Abdominal aorta
+    "T-42500": 4,  # Abdominal aorta
 }
 
 
@@ -102,8 +103,8 @@ def _without_negated(key: str, words: str) -> str:
     """``key`` (a normalised segment label) without the ``words`` it negates: "non-tumor",
     "without necrosis", "tumor-free", "necrosis excluded"."""
     return re.sub(
-        rf"\b(?:non|no|not|without|excluding|except|minus)\s+{words}\b"
-        rf"|\b{words}\s+(?:free|excluded)\b",
+        rf"(?:\b(?:non|no|not|without|excluding|except|minus)|\bw/o)\s+{words}\b"
+        rf"|\b{words}\s+\(?(?:free|excluded|removed)\b",
         " ",
         key,
     )
@@ -637,7 +638,8 @@ def _necrosis_segments(ds) -> set[int]:
         label = str(item.get("SegmentLabel", "") or "")
         by_code, _ = coded_class(item)
         coded_necrosis = any(
-            str(code.get("CodeValue", "")).strip() in (NECROSIS_CODE, "M-54000")
+            str(code.get("CodingSchemeDesignator", "")).upper() in ("SCT", "SRT", "SNM3")
+            and str(code.get("CodeValue", "")).strip() in (NECROSIS_CODE, "M-54000")
             for code in item.get("SegmentedPropertyTypeCodeSequence", []) or []
         )
         # a tumor class, by its code first as every segment is read (a "Necrosis" label coded
