@@ -125,29 +125,17 @@ def _command_parser(parser, argv: list[str]):
     return parser
 
 
-def _option_strings(parser) -> set[str]:
-    """Every option string of the tool and its commands."""
+def _option_strings(parser, *, taking_values: bool = False) -> set[str]:
+    """Every option string of the tool and its commands (``taking_values``: those that take
+    a value)."""
     import argparse
 
     found: set[str] = set()
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
-                found |= _option_strings(sub)
-        found.update(action.option_strings)
-    return found
-
-
-def _options_with_values(parser) -> set[str]:
-    """Every option string, of the tool and its commands, that takes a value."""
-    import argparse
-
-    found: set[str] = set()
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                found |= _options_with_values(sub)
-        elif action.option_strings and action.nargs != 0:
+                found |= _option_strings(sub, taking_values=taking_values)
+        elif not taking_values or (action.option_strings and action.nargs != 0):
             found.update(action.option_strings)
     return found
 
@@ -161,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     _never_fail_printing()
     parser = build_parser()
     given = sys.argv[1:] if argv is None else list(argv)
-    empty = _empty_argument(given, _options_with_values(parser))
+    empty = _empty_argument(given, _option_strings(parser, taking_values=True))
     if empty is not None:  # "" is read as the current folder: a batch of whatever is there
         # said by the command's own parser ("livertumor segment: error: ..."), as its others
         _command_parser(parser, given).error(

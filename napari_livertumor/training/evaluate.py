@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import logging
 import shutil
@@ -61,6 +62,59 @@ _NOT_FAILURES = ("a copy of ", "no label file ")
 _NOT_FAILURE_WORDS = ("no DICOM SEG", "a second image of the case")
 
 
+@contextlib.contextmanager
+def _evaluation_lock(out: Path):
+    """Hold ``out``'s evaluation lock (:data:`LOCK_FILE`, the OS's lock: a killed run leaves
+    none that holds) for the block; refuse when another evaluation holds it. The folder is
+    made for it, and removed again when the run leaves nothing in it (refused, say)."""
+    made = []  # the folders made for it, deepest first (a new -o deep/a/ev had none: unlocked)
+    probe = out
+    while not probe.exists() and probe.parent != probe:
+        made.append(probe)
+        probe = probe.parent
+    if made and probe.is_dir():
+        try:
+            out.mkdir(parents=True)
+        except OSError:  # the run says why it cannot write there
+            made = []
+    else:
+        made = []
+    try:
+        with file_lock(out / LOCK_FILE) as held:
+            if not held:
+                raise InputError(
+                    out,
+                    "another evaluation is writing its results into this folder now; nothing "
+                    "was changed: wait for it to end, or choose another folder",
+                )
+            yield
+    finally:
+        for folder in made:  # those the run left empty (refused, say): not left behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+#: the lock file an evaluation holds in its output folder while it runs
+LOCK_FILE = ".livertumor-evaluate.lock"
+
+
+def _one_at_a_time(func):
+    """``func`` (:func:`evaluate`) under its output folder's lock when it has one."""
+
+    @functools.wraps(func)
+    def locked(data, **kwargs):
+        out_dir = kwargs.get("out_dir")
+        if out_dir is None:
+            return func(data, **kwargs)
+        with _evaluation_lock(Path(out_dir)):
+            return func(data, **kwargs)
+
+    return locked
+
+
+@_one_at_a_time
 def evaluate(
     data: str | Path,
     *,
@@ -116,68 +170,6 @@ def evaluate(
     dict
         ``summary`` (see :func:`metrics.summarize`), ``rows`` (per case), ``table`` (text).
     """
-    if out_dir is None:
-        return _evaluate(**locals())
-    with _evaluation_lock(Path(out_dir)):
-        return _evaluate(**locals())
-
-
-@contextlib.contextmanager
-def _evaluation_lock(out: Path):
-    """Hold ``out``'s evaluation lock (:data:`LOCK_FILE`, the OS's lock: a killed run leaves
-    none that holds) for the block; refuse when another evaluation holds it. The folder is
-    made for it, and removed again when the run leaves nothing in it (refused, say)."""
-    made = []  # the folders made for it, deepest first (a new -o deep/a/ev had none: unlocked)
-    probe = out
-    while not probe.exists() and probe.parent != probe:
-        made.append(probe)
-        probe = probe.parent
-    if made and probe.is_dir():
-        try:
-            out.mkdir(parents=True)
-        except OSError:  # the run says why it cannot write there
-            made = []
-    else:
-        made = []
-    try:
-        with file_lock(out / LOCK_FILE) as held:
-            if not held:
-                raise InputError(
-                    out,
-                    "another evaluation is writing its results into this folder now; nothing "
-                    "was changed: wait for it to end, or choose another folder",
-                )
-            yield
-    finally:
-        for folder in made:  # those the run left empty (refused, say): not left behind
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-
-
-#: the lock file an evaluation holds in its output folder while it runs
-LOCK_FILE = ".livertumor-evaluate.lock"
-
-
-def _evaluate(
-    data: str | Path,
-    *,
-    models: str | Path | None = None,
-    split_file: str | Path | None = None,
-    out_dir: str | Path | None = None,
-    device: str = "auto",
-    refine: bool = False,
-    tta: str = "none",
-    max_cases: int | None = None,
-    overwrite: bool = False,
-    save_labels: bool = False,
-    nsd_tolerance_mm: float = NSD_TOLERANCE_MM,
-    resume: bool = False,
-    progress: Callable[[str, int, int], None] | None = None,
-    should_cancel: Callable[[], bool] | None = None,
-) -> dict[str, Any]:
-    """:func:`evaluate`'s work, under its lock."""
     from ..pipeline import InferenceConfig, Segmenter
 
     _SAID.clear()
