@@ -457,25 +457,34 @@ def test_labels_on_a_grid_the_source_images_do_not_lie_on_are_refused(tmp_path, 
     assert not (tmp_path / "seg.dcm").exists()
 
 
+def _seg_of_sources_edited(tmp_path, edit):
+    """A small CT series whose files ``edit(ds)`` changed, read, and a liver SEG written of it:
+    ``(ct, labels, the SEG as pydicom reads it)``."""
+    volume = CTVolume(np.full((6, 16, 16), -1000, np.int16), (2.5, 0.8, 0.8), (0, 0, 0))
+    for f in write_ct_series(volume, tmp_path / "ct", patient_id="HCC_002"):
+        ds = pydicom.dcmread(f)
+        edit(ds)
+        ds.save_as(f)
+    ct = load_ct(tmp_path / "ct")
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[2:4, 5:9, 5:9] = 1
+    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", [(1, "Liver")])
+    return ct, labels, pydicom.dcmread(tmp_path / "seg.dcm")
+
+
 @pytest.mark.parametrize(
     "charset", [["", "ISO 2022 IR 87"], "ISO_IR 6", "UTF-8"], ids=["japanese", "ir6", "utf8"]
 )
 def test_a_character_set_highdicom_refuses_is_written_as_utf8(tmp_path, charset):
     """Exports spell Specific Character Set in ways highdicom's enum refuses (the standard
     Japanese form with an empty first value too): SEG export failed with its raw error."""
-    volume = CTVolume(np.full((6, 16, 16), -1000, np.int16), (2.5, 0.8, 0.8), (0, 0, 0))
-    files = write_ct_series(volume, tmp_path / "ct", patient_id="HCC_002")
     name = "Yamada^Tarou=山田^太郎=やまだ^たろう" if charset != "ISO_IR 6" else "Doe^Jane"
-    for f in files:
-        ds = pydicom.dcmread(f)
+
+    def named(ds):
         ds.SpecificCharacterSet = charset
         ds.PatientName = name
-        ds.save_as(f)
-    ct = load_ct(tmp_path / "ct")
-    labels = np.zeros(ct.shape, np.uint8)
-    labels[2:4, 5:9, 5:9] = 1
-    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", [(1, "Liver")])
-    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+
+    ct, labels, seg = _seg_of_sources_edited(tmp_path, named)
     assert str(seg.PatientName) == name
     np.testing.assert_array_equal(read_dicom_seg(tmp_path / "seg.dcm", ct), labels)
 
@@ -498,20 +507,13 @@ def test_text_beyond_ascii_in_a_source_with_no_character_set_is_declared_utf8(
     written undeclared (as many tools do) stays itself, not read as Latin-1 ("MÃ¼ller")."""
     from pydicom.dataelem import DataElement
 
-    volume = CTVolume(np.full((6, 16, 16), -1000, np.int16), (2.5, 0.8, 0.8), (0, 0, 0))
-    files = write_ct_series(volume, tmp_path / "ct", patient_id="HCC_002")
-    for f in files:
-        ds = pydicom.dcmread(f)
+    def undeclared(ds):
         if "SpecificCharacterSet" in ds:
             del ds.SpecificCharacterSet
         del ds[0x00100010]
         ds[0x00100010] = DataElement(0x00100010, "PN", name.encode(encoding))  # raw bytes
-        ds.save_as(f)
-    ct = load_ct(tmp_path / "ct")
-    labels = np.zeros(ct.shape, np.uint8)
-    labels[2:4, 5:9, 5:9] = 1
-    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", [(1, "Liver")])
-    seg = pydicom.dcmread(tmp_path / "seg.dcm")
+
+    _, _, seg = _seg_of_sources_edited(tmp_path, undeclared)
     assert str(seg.PatientName) == name
     if name.isascii():
         assert "SpecificCharacterSet" not in seg
