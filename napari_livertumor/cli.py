@@ -32,6 +32,24 @@ COMMANDS = {
 }
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """A command's parser that takes its options between its inputs too
+    (``segment a.nii.gz -o out b.nii.gz``: argparse alone refused ``b.nii.gz``)."""
+
+    _inner = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        # parse_known_intermixed_args calls this twice itself; after "--" it lost the inputs
+        # (Python 3.11: "the following arguments are required"), so "--" parses as before
+        if self._inner or (args is not None and "--" in args):
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="livertumor",
@@ -39,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_IntermixedParser)
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         _command_module(name).add_arguments(p)

@@ -1299,3 +1299,21 @@ def test_an_unknown_option_is_said_with_the_commands_own_usage(capsys, monkeypat
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert main(["demo", "--widgets", "load,foo"]) == 2
     assert "unknown widget(s) ['foo']" in capsys.readouterr().err
+
+
+def test_options_may_stand_between_the_inputs(tmp_path, capsys, monkeypatch):
+    """'segment a.nii.gz -o out b.nii.gz' (a shell history edited, a script appending
+    inputs) was refused: 'unrecognized arguments: b.nii.gz'; '--' still ends the options."""
+    monkeypatch.chdir(tmp_path)
+    ct = CTVolume(np.zeros((4, 8, 8), np.int16), spacing=(2.0, 1.0, 1.0))
+    for name in ("a", "b", "-c"):
+        write_nifti(ct, tmp_path / f"{name}.nii.gz")
+    assert main(["segment", "a.nii.gz", "-o", "out", "--list", "b.nii.gz"]) == 0
+    listed = capsys.readouterr().out
+    assert "a\ta.nii.gz" in listed and "b\tb.nii.gz" in listed
+    assert main(["segment", "--list", "a.nii.gz", "--", "-c.nii.gz"]) == 0
+    listed = capsys.readouterr().out
+    assert "a\ta.nii.gz" in listed and "-c\t-c.nii.gz" in listed
+    with pytest.raises(SystemExit):  # an unknown option between them is still said
+        main(["segment", "a.nii.gz", "--bogus", "b.nii.gz"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
