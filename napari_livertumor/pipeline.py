@@ -351,6 +351,20 @@ def model_quality_warning(model: LoadedModel) -> str | None:
     )
 
 
+def _same_device(a, b) -> bool:
+    """Whether two torch devices are one (``cuda`` and ``cuda:0`` are, where 0 is current)."""
+    if a.type != b.type:
+        return False
+    if a.type != "cuda" or a.index == b.index:
+        return True
+    import torch
+
+    current = torch.cuda.current_device()
+    return (a.index if a.index is not None else current) == (
+        b.index if b.index is not None else current
+    )
+
+
 class Segmenter:
     """Both stages' models loaded once, ready to segment many CTs (one load per process).
 
@@ -361,7 +375,8 @@ class Segmenter:
         ``segmenter.config`` in place is refused at the next ``segment``; use
         :meth:`with_config`).
     models : dict, optional
-        ``{"liver": LoadedModel, "tumor": LoadedModel}`` already in memory (tests, the GUI).
+        ``{"liver": LoadedModel, "tumor": LoadedModel}`` already in memory (tests, the GUI);
+        shared when on this Segmenter's device, else copied to it (the caller's stay put).
 
     Raises
     ------
@@ -410,7 +425,17 @@ class Segmenter:
                     given.path,
                     f"this is a {given.metadata.stage} model; a {stage} model is needed here",
                 )
-            given.network.to(self.device).eval()
+            param = next(given.network.parameters(), None)
+            if param is not None and not _same_device(param.device, self.device):
+                # a copy on this device: moving the caller's network in place took it from
+                # under a Segmenter of the other device sharing it (its next run failed
+                # with a device mismatch)
+                import copy
+                import dataclasses
+
+                network = copy.deepcopy(given.network).to(self.device)
+                given = dataclasses.replace(given, network=network)
+            given.network.eval()
             return given
         folder = Path(folder) if folder is not None else default_model_dir(stage)
         root = folder.parent

@@ -1720,3 +1720,26 @@ def test_a_stopped_runs_stage_folder_as_models_says_no_model_yet(tmp_path):
         with pytest.raises(ModelError, match="no model here yet"):
             InferenceConfig.from_models_dir(given).validate()
             Segmenter(InferenceConfig.from_models_dir(given, device="cpu"))
+
+
+def test_models_given_on_another_device_are_copied_not_moved(tmp_path, monkeypatch):
+    """Segmenter(models=...) moved the caller's networks in place: a CPU and a CUDA Segmenter
+    sharing one LoadedModel took it from each other (the first one's next run failed)."""
+    import napari_livertumor.pipeline as pipeline
+    from napari_livertumor.models import load_model
+
+    for stage in ("liver", "tumor"):
+        make_untrained_model(tmp_path / stage, stage)
+    models = {stage: load_model(tmp_path / stage, stage=stage) for stage in ("liver", "tumor")}
+    same = Segmenter(InferenceConfig(device="cpu"), models=models)
+    assert same.liver.network is models["liver"].network  # one device: shared, no copy
+    assert pipeline._same_device(torch.device("cpu"), torch.device("cpu"))
+    assert not pipeline._same_device(torch.device("cpu"), torch.device("cuda"))
+    monkeypatch.setattr(pipeline, "_same_device", lambda a, b: False)  # as if on a GPU
+    other = Segmenter(InferenceConfig(device="cpu"), models=models)
+    assert other.liver.network is not models["liver"].network
+    assert other.tumor.network is not models["tumor"].network
+    assert other.liver.metadata is models["liver"].metadata
+    original = dict(models["liver"].network.state_dict())
+    for name, value in other.liver.network.state_dict().items():
+        assert torch.equal(value, original[name])
