@@ -1133,15 +1133,26 @@ def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
             "volumes and lesion counts can be far off (a CT's slices are 0.5–10 mm, its "
             "pixels under 1 mm)"
         )
-    if max(spacing[1:]) > NON_SQUARE_RATIO * min(spacing[1:]):
-        # a CT's pixels are square (in its stored images, whichever plane they are): spacing
-        # in nibabel's (dx, dy, dz) order (get_zooms()) where (dz, dy, dx) is meant gave 20 %
-        # more tumor on a 5 mm phantom, unsaid
+
+    def odd(pixel) -> bool:
+        return max(pixel) > NON_SQUARE_RATIO * min(pixel)
+
+    # A CT's pixels are square, in its stored images (whichever plane they are) or, for a
+    # reformat of an axial series (coronal images of 0.8 × 5 mm pixels), in the axial plane:
+    # neither square is a spacing in nibabel's (dx, dy, dz) order (get_zooms()) where
+    # (dz, dy, dx) is meant (20 % more tumor on a 5 mm phantom, unsaid), or a header's slip
+    if odd(spacing[1:]) and odd(std[1:]):
+        given = (
+            "check the file's pixel spacing"
+            if volume.meta.get("source")
+            else "if the spacing was given in (dx, dy, dz) order, as nibabel's get_zooms() "
+            "gives it, give it as (dz, dy, dx)"
+        )
         notes.append(
             f"the stored images' pixels are not square ({spacing[1]:.3g} × {spacing[2]:.3g} "
-            f"mm, {spacing[0]:.3g} mm between images): if the spacing was given in (dx, dy, "
-            "dz) order, as nibabel's get_zooms() gives it, give it as (dz, dy, dx); volumes "
-            "and diameters are measured with it"
+            f"mm, {spacing[0]:.3g} mm between images), nor are they across the patient "
+            f"({std[1]:.3g} × {std[2]:.3g} mm): {given}; volumes and diameters are measured "
+            "with it"
         )
     turned = _oblique_degrees(volume.direction)
     if turned > OBLIQUE_DEGREES:

@@ -365,7 +365,25 @@ def test_a_sagittal_series_with_square_pixels_is_not_said_to_have_other_ones():
     coronal = CTVolume(array, spacing=(5.0, 0.7, 0.7), direction=onto)
     assert not any("not square" in w for w in check_volume(coronal))
     slip = CTVolume(array, spacing=(0.7, 0.7, 5.0))  # nibabel's order given as (dz, dy, dx)
-    assert any("not square" in w for w in check_volume(slip))
+    assert any("not square" in w and "get_zooms" in w for w in check_volume(slip))
+
+
+def test_a_coronal_reformat_of_an_axial_series_is_not_said_to_have_odd_pixels(tmp_path):
+    """Coronal images of an axial series (0.8 mm across, 5 mm head to foot) were warned of
+    as 'not square' with advice to reorder a spacing no one had given; a file's odd pixels
+    are told to check the file."""
+    from napari_livertumor.io import load_ct
+    from napari_livertumor.io.nifti import write_nifti
+    from napari_livertumor.pipeline import check_volume
+
+    array = np.full((40, 12, 40), 40, np.int16)  # (coronal planes: P, rows: S, columns: L)
+    onto = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])  # i→L, j→S, k→P
+    coronal = CTVolume(array, spacing=(0.8, 5.0, 0.8), direction=onto)
+    assert not any("not square" in w for w in check_volume(coronal))
+    write_nifti(CTVolume(array, spacing=(0.8, 5.0, 0.8)), tmp_path / "odd.nii.gz")
+    odd = load_ct(tmp_path / "odd.nii.gz")
+    said = [w for w in check_volume(odd) if "not square" in w]
+    assert said and "check the file's pixel spacing" in said[0] and "get_zooms" not in said[0]
 
 
 def test_a_config_holding_numpy_arrays_segments():
