@@ -478,6 +478,9 @@ def test_a_series_thin_in_the_middle_is_stacked_on_its_thin_step_whichever_steps
     np.testing.assert_array_equal(volume.array[kept], source.array[kept])
     notes = " ".join(volume.meta["warnings"])
     assert "slice spacing changes along the series: 2.5 mm in places, 5 mm elsewhere" in notes
+    # where, by the files on either side (the first three of its 11 steps)
+    first = f"/{paths[0].name} (image 1) and {paths[2].name} (image 2)"
+    assert first in notes and "; and 8 more)" in notes
     assert "non-uniform" not in notes and "missing" not in notes
     # a hole of 20 mm between consecutive image numbers (the series numbered again after images
     # were deleted) is no spacing change: refused as missing images past a tenth

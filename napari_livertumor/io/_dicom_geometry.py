@@ -654,17 +654,19 @@ def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str], slices=None, m
     changes = [gap for gap in fill if spaced(gap[0])]
     missing = [gap for gap in fill if not spaced(gap[0])]
     whole = len(steps) + 1 + sum(n for _, n, _ in fill)
+
+    def files(at: int) -> str:
+        a, b = slices[at - 1], slices[at]
+        return (
+            f"{series_file_name(a)} (image {a.instance_number}) and "
+            f"{b.path.name} (image {b.instance_number})"
+        )
+
     if missing:
         total = sum(n for _, n, _ in missing)
 
         def between(at: int, n: int) -> str:
-            if slices is None:
-                return f"{n} before slice {at}"
-            a, b = slices[at - 1], slices[at]
-            return (
-                f"{n} between {series_file_name(a)} (image {a.instance_number}) and "
-                f"{b.path.name} (image {b.instance_number})"
-            )
+            return f"{n} before slice {at}" if slices is None else f"{n} between {files(at)}"
 
         where = "; ".join(between(at, n) for at, n, _ in missing[:5])
         if len(missing) > 5:
@@ -696,9 +698,16 @@ def _find_gaps(steps: np.ndarray, dz: float, warnings: list[str], slices=None, m
             seen = f"about {middle:.3g} mm"
         else:
             seen = f"{wide.min():.3g} to {wide.max():.3g} mm"
+        # where (a series renumbered after images were deleted reads as one: the files say)
+        where = (
+            "; ".join(f"between {files(at)}" for at, _, _ in changes[:3])
+            + (f"; and {len(changes) - 3} more" if len(changes) > 3 else "")
+            if slices is not None
+            else f"{len(changes)} step(s)"
+        )
         warnings.append(
             f"slice spacing changes along the series: {dz:.4g} mm in places, {seen} elsewhere "
-            f"({len(changes)} step(s)); stacked on the {dz:.4g} mm grid, the {total} "
+            f"({where}); stacked on the {dz:.4g} mm grid, the {total} "
             "position(s) between the slices further apart filled by linear interpolation "
             "(volumes and positions stay true)"
         )
