@@ -1214,6 +1214,25 @@ def test_slices_at_odds_with_the_series_are_named_not_silently_used_or_dropped(t
     assert any("RescaleSlope '0" in w and "taken as 1" in w for w in volume.meta["warnings"])
 
 
+def test_an_intercept_that_is_no_number_is_mended_from_the_others_or_refused(tmp_path):
+    """RescaleIntercept 'nan' made every voxel 0 HU (convert wrote it, 'success'), or one
+    slice water inside the scan, unsaid; '1e20' ended in an OverflowError traceback."""
+    source = make_ct(shape=(5, 16, 16))
+    files = write_ct_series(source, tmp_path / "one")
+    _edit_all(files[2:3], lambda ds: setattr(ds, "RescaleIntercept", "nan"))
+    volume = read_dicom_series(tmp_path / "one")
+    np.testing.assert_array_equal(volume.array, source.array)  # the others' -1024
+    assert any(
+        "RescaleIntercept 'nan' in 1 file(s)" in w and files[2].name in w and "-1024" in w
+        for w in volume.meta["warnings"]
+    )
+    for value in ("nan", "1e20", "inf"):
+        files = write_ct_series(source, tmp_path / value)
+        _edit_all(files, lambda ds, v=value: setattr(ds, "RescaleIntercept", v))
+        with pytest.raises(InputError, match="RescaleIntercept .* no usable number"):
+            read_dicom_series(tmp_path / value)
+
+
 def test_a_dicomdir_chosen_as_the_file_reads_the_export_it_indexes(tmp_path):
     """A CD or USB export's DICOMDIR is what a file dialog offers: it was "not a readable
     DICOM file" and convert --list found no series."""

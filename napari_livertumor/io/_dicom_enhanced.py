@@ -19,7 +19,13 @@ import numpy as np
 from .. import memory
 from ..errors import InputError
 from ..progress import Reporter
-from ._dicom_geometry import SliceHeader, StackGeometry, _enhanced_frames, series_file_name
+from ._dicom_geometry import (
+    MAX_INTERCEPT_HU,
+    SliceHeader,
+    StackGeometry,
+    _enhanced_frames,
+    series_file_name,
+)
 from ._dicom_pixels import _DECODER_HINT, DecoderMissing
 
 #: slices read between two looks at Cancel (and progress updates)
@@ -237,10 +243,20 @@ def _frame_rescales(image, h: SliceHeader) -> list[tuple[float, float]]:
         item = _group_item(image, "PixelValueTransformationSequence", k)
         try:
             if item is not None and "RescaleSlope" in item:
-                out.append((float(item.RescaleSlope), float(item.get("RescaleIntercept", 0))))
-                continue
+                slope = float(item.RescaleSlope)
+                intercept = float(item.get("RescaleIntercept", 0))
+                # a frame's scale that is no number takes the file's (said by its header)
+                if np.isfinite(slope) and slope != 0 and abs(intercept) <= MAX_INTERCEPT_HU:
+                    out.append((slope, intercept))
+                    continue
         except (TypeError, ValueError):
             pass
+        if h.bad_intercept:
+            raise InputError(
+                h.path,
+                f"RescaleIntercept {h.bad_intercept!r} of frame {k + 1} is no usable number: "
+                "Hounsfield units cannot be made of its pixels. Fix the header",
+            )
         out.append((h.slope, h.intercept))
     return out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,9 @@ class SliceHeader:
     referenced_uids: frozenset[str] = frozenset()  # SOP instances a SEG refers to
     not_image: str = ""  # why a file is no image slice (a missing tag...), for messages
     bad_slope: str = ""  # a RescaleSlope that is no scale (0, not a number): taken as 1
+    #: a RescaleIntercept that is no usable number (NaN, infinite, beyond MAX_INTERCEPT_HU):
+    #: taken as the series' other files' (none: the series is refused)
+    bad_intercept: str = ""
     #: stored values (low, high) marking pixels outside the scanned field (PixelPaddingValue
     #: up to PixelPaddingRangeLimit), or None
     padding: tuple[int, int] | None = None
@@ -138,6 +141,13 @@ class SliceHeader:
                 slope = float("nan")
             if not np.isfinite(slope) or slope == 0:
                 slope, bad_slope = 1.0, str(raw_slope)
+        try:
+            offset = float(intercept or 0)
+        except (TypeError, ValueError):
+            offset = float("nan")
+        bad_intercept = ""
+        if not abs(offset) <= MAX_INTERCEPT_HU:  # NaN too
+            offset, bad_intercept = 0.0, str(intercept)
         representation = int(ds.get("PixelRepresentation") or 0)
         return cls(
             padding=_padding(ds, representation),
@@ -156,7 +166,8 @@ class SliceHeader:
             acquisition_number=_int(acq, None),
             slope=slope,
             bad_slope=bad_slope,
-            intercept=float(intercept or 0),
+            bad_intercept=bad_intercept,
+            intercept=offset,
             bits_stored=int(ds.get("BitsStored") or 16),
             pixel_representation=representation,
             pixel_offset=pixel_offset,
@@ -200,6 +211,34 @@ class StackGeometry:
     duplicates: list[tuple[SliceHeader, SliceHeader]] = field(default_factory=list)
 
 
+#: the largest RescaleIntercept taken as one (a CT's is -1024, -1000, 0 or -8192; a NaN or
+#: 1e20 made every voxel 0 HU, unsaid, or ended in an OverflowError)
+MAX_INTERCEPT_HU = 1e5
+
+
+def _mend_intercepts(slices: list[SliceHeader], warnings: list[str]) -> list[SliceHeader]:
+    """Files whose RescaleIntercept is no usable number take the other files' (their median),
+    said; with no other, the series is refused (no HU can be made of it)."""
+    bad = [h for h in slices if h.bad_intercept]
+    if not bad:
+        return slices
+    good = [h.intercept for h in slices if not h.bad_intercept]
+    if not good:
+        raise InputError(
+            bad[0].path,
+            f"RescaleIntercept {bad[0].bad_intercept!r} (in all {len(bad)} file(s) of the "
+            "series) is no usable number: Hounsfield units cannot be made of the pixels. Fix "
+            "the header (a CT's is usually -1024 or -1000)",
+        )
+    value = float(np.median(good))
+    warnings.append(
+        f"RescaleIntercept {bad[0].bad_intercept!r} in {len(bad)} file(s) (e.g. "
+        f"{bad[0].path.name}) is no usable number: taken as the other files' {value:g}; "
+        "check those slices' HU values"
+    )
+    return [replace(h, intercept=value, bad_intercept="") if h.bad_intercept else h for h in slices]
+
+
 def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeometry:
     """Sort slices along the normal and check the stack; problems go to ``warnings``."""
     slices = [h for h in members if h.is_image]
@@ -232,6 +271,7 @@ def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeom
             f"RescaleSlope {bad[0].bad_slope!r} in {len(bad)} file(s) (e.g. {bad[0].path.name}) "
             "is no scale: taken as 1; check the HU values"
         )
+    slices = _mend_intercepts(slices, warnings)
     first = slices[0]
     folder = Path(os.path.commonpath([str(h.path.parent) for h in slices]))
     row = np.asarray(first.orientation[:3], dtype=float)
