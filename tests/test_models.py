@@ -216,7 +216,50 @@ def test_weights_holding_more_than_the_described_network_are_refused(model_dir):
     meta = json.loads((model_dir / "metadata.json").read_text())
     meta["network"]["blocks_down"] = [1, 2, 2, 2]
     (model_dir / "metadata.json").write_text(json.dumps(meta))
-    with pytest.raises(ModelError, match="do not match the network.*unexpected .*down_layers.3"):
+    # said before a network is built, by the tensors' names
+    with pytest.raises(ModelError, match=r"do not match.*hold blocks_down \[1, 2, 2, 4\]"):
+        load_model(model_dir)
+    meta["network"]["blocks_down"] = [1, 2, 2, 4, 2]
+    meta["network"]["blocks_up"] = [1, 1, 1, 1]
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=r"metadata.json says \[1, 2, 2, 4, 2\], \[1, 1, 1, 1\]"):
+        load_model(model_dir)
+
+
+@pytest.mark.parametrize(
+    ("blocks_down", "blocks_up"),
+    [([1, 2, 2, 100000], [1, 1, 1]), ([1] * 12, [1] * 11)],
+)
+def test_a_network_beyond_any_this_tool_makes_is_refused_before_it_is_built(
+    model_dir, blocks_down, blocks_up, monkeypatch
+):
+    """blocks_down [1, 2, 2, 100000] or twelve levels in an edited metadata.json built
+    gigabytes (or for minutes) and ended in torch's 'can't allocate memory' traceback."""
+    from napari_livertumor.models import checkpoint
+
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    meta["network"]["blocks_down"], meta["network"]["blocks_up"] = blocks_down, blocks_up
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    built = []
+    monkeypatch.setattr(checkpoint, "build_inference_network", lambda *a: built.append(a))
+    with pytest.raises(ModelError, match="metadata.json.*beyond 8 levels of at most 32 blocks"):
+        load_model(model_dir)
+    assert not built
+
+
+def test_a_network_that_cannot_be_built_is_said_not_a_traceback(model_dir, monkeypatch):
+    from napari_livertumor.models import checkpoint
+
+    def out_of_memory(*args):
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:116] DefaultCPUAllocator: can't allocate memory"
+        )
+
+    monkeypatch.setattr(checkpoint, "build_inference_network", out_of_memory)
+    with pytest.raises(
+        ModelError,
+        match="metadata.json: the network it describes cannot be built here .*can't allocate",
+    ):
         load_model(model_dir)
 
 

@@ -407,12 +407,19 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
         ) from exc
     sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
     _check_size(weights, meta, sd)  # before building a network metadata.json may have grown
-    if meta.members > 1:
-        from .ensemble import MeanEnsemble
+    try:
+        if meta.members > 1:
+            from .ensemble import MeanEnsemble
 
-        net = MeanEnsemble([build_inference_network(meta.network) for _ in range(meta.members)])
-    else:
-        net = build_inference_network(meta.network)
+            net = MeanEnsemble([build_inference_network(meta.network) for _ in range(meta.members)])
+        else:
+            net = build_inference_network(meta.network)
+    except (MemoryError, RuntimeError) as exc:  # torch's "can't allocate memory" is one
+        raise ModelError(
+            folder / "metadata.json",
+            f"the network it describes cannot be built here ({str(exc).splitlines()[0]})",
+        ) from exc
+    if meta.members <= 1:
         # the training network's own VAE branch is left out; any other tensor the network
         # described has no place for means metadata.json describes less than the weights
         # hold (blocks_down [1, 2, 2, 2] over [1, 2, 2, 4]: another network, silently cut)
@@ -461,6 +468,15 @@ def _check_size(weights: Path, meta: ModelMetadata, sd: dict) -> None:
             f"metadata.json says {meta.members} members; the weights hold {len(stored)}",
         )
     for prefix in prefixes:
+        held = _blocks_held(sd, prefix)
+        said = (tuple(meta.network.blocks_down), tuple(meta.network.blocks_up))
+        if held is not None and held != said:
+            raise ModelError(
+                weights,
+                "weights do not match the network in metadata.json: they hold blocks_down "
+                f"{list(held[0])}, blocks_up {list(held[1])}; metadata.json says "
+                f"{list(said[0])}, {list(said[1])}",
+            )
         tensor = sd.get(prefix + first)
         want = (meta.network.init_filters, meta.network.in_channels, 3, 3, 3)
         if tensor is not None and tuple(tensor.shape) != want:
@@ -470,6 +486,24 @@ def _check_size(weights: Path, meta: ModelMetadata, sd: dict) -> None:
                 f"{list(tensor.shape)} (filters, input channels, kernel), metadata.json says "
                 f"{list(want)}",
             )
+
+
+def _blocks_held(sd: dict, prefix: str = "") -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """(blocks_down, blocks_up) of the SegResNet whose weights ``sd`` holds (read from its
+    tensors' names: ``down_layers.<level>.<block>.…``, block 0 of a level past the first its
+    down-sampling), or None for weights of no such network."""
+    down: dict[int, set[int]] = {}
+    up: dict[int, set[int]] = {}
+    pattern = re.compile(re.escape(prefix) + r"(down|up)_layers\.(\d+)\.(\d+)\.")
+    for key in sd:
+        m = pattern.match(key)
+        if m:
+            (down if m[1] == "down" else up).setdefault(int(m[2]), set()).add(int(m[3]))
+    if not down:
+        return None
+    blocks_down = tuple(len({j for j in down.get(i, ()) if j >= 1}) for i in range(max(down) + 1))
+    blocks_up = tuple(len(up.get(i, ())) for i in range(max(up) + 1)) if up else ()
+    return blocks_down, blocks_up
 
 
 #: the parameters SegResNetVAE has beyond its SegResNet trunk (a training checkpoint's)

@@ -59,6 +59,12 @@ class NetworkConfig:
                 raise ValueError(f"network {name} must be at least 1, got {getattr(net, name)}")
         # beyond any network of this design (a model file's edited metadata built gigabytes
         # before its weights were found not to fit; a run trained one no loader takes)
+        if len(net.blocks_down) > MAX_LEVELS or max(net.blocks_down + net.blocks_up) > MAX_BLOCKS:
+            raise ValueError(
+                f"network blocks_down {list(net.blocks_down)}, blocks_up {list(net.blocks_up)} "
+                f"are beyond {MAX_LEVELS} levels of at most {MAX_BLOCKS} blocks: not a network "
+                "this tool trains or loads"
+            )
         if net.init_filters > MAX_INIT_FILTERS:
             raise ValueError(
                 f"network init_filters {net.init_filters} is beyond {MAX_INIT_FILTERS}: not a "
@@ -81,6 +87,10 @@ class NetworkConfig:
 
 #: the widest first layer a network may have (the shipped models: 8; the original method: 16)
 MAX_INIT_FILTERS = 128
+#: the most down-sampling levels (a 2**7 = 128-fold factor) and residual blocks in a level
+#: (a model's edited blocks built gigabytes, or for minutes, before its weights were read)
+MAX_LEVELS = 8
+MAX_BLOCKS = 32
 
 #: the normalisations a network may name (MONAI's; group norm needs a group count no field
 #: gives)
