@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 #: names longer than this (in bytes) get a shortened temporary prefix: the temporary name adds
 #: about 20 bytes, and a name component may have 255 at most
@@ -287,6 +288,28 @@ def read_user_text(path: str | Path) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16")
     return data.decode("utf-8-sig")
+
+
+def parse_user_json(text: str) -> Any:
+    """``json.loads`` for a file a user gives: nesting too deep for Python's parser (a
+    ``RecursionError`` traceback) is a ``json.JSONDecodeError`` as any other bad JSON, and a
+    whole number of more than 30 digits is read as a float (infinite past 1e308: refused by
+    the checks that refuse ``Infinity``, where ``float()`` of it raised ``OverflowError``)."""
+    import json
+
+    def whole(digits: str) -> int | float:
+        return int(digits) if len(digits.lstrip("-")) <= 30 else float(digits)
+
+    try:
+        return json.loads(text, parse_int=whole)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+
+
+def read_user_json(path: str | Path) -> Any:
+    """:func:`parse_user_json` of :func:`read_user_text` (its errors: ``OSError``,
+    ``UnicodeDecodeError``, ``json.JSONDecodeError``)."""
+    return parse_user_json(read_user_text(path))
 
 
 def not_utf8_message(exc: UnicodeDecodeError) -> str:

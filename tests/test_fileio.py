@@ -158,3 +158,37 @@ def test_a_read_only_mount_is_said_as_such_not_as_permissions(tmp_path, monkeypa
     monkeypatch.setattr(os, "statvfs", lambda path: ReadOnly(real(path)))
     with pytest.raises(InputError, match=r"cannot be created: .* \(a read-only file system\)"):
         check_writable_folder(tmp_path / "out")
+
+
+def test_json_a_user_gives_that_nests_too_deep_or_holds_a_huge_number_is_said(tmp_path):
+    """'[' * 100000 as metadata.json, a training config, a split or a refine config ended in
+    Python's RecursionError traceback; a 400-digit roi_size in an OverflowError."""
+    import json
+    import shutil
+
+    from napari_livertumor.errors import InputError, ModelError
+    from napari_livertumor.fileio import parse_user_json
+    from napari_livertumor.models import load_model
+    from napari_livertumor.models.untrained import make_untrained_model
+    from napari_livertumor.refine.config import RefineConfig
+    from napari_livertumor.training.config import load_recipe
+
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(json.JSONDecodeError, match="nested too deeply"):
+        parse_user_json(deep)
+    assert parse_user_json('{"a": [12, -3, 1.5]}') == {"a": [12, -3, 1.5]}
+    assert parse_user_json("1" + "0" * 400) == float("inf")
+    (tmp_path / "deep.json").write_text(deep)
+    with pytest.raises(InputError, match="deep.json: not valid JSON.*nested too deeply"):
+        RefineConfig.load(tmp_path / "deep.json")
+    with pytest.raises(InputError, match="deep.json: not a readable JSON training config"):
+        load_recipe(tmp_path / "deep.json")
+    model = make_untrained_model(tmp_path / "tumor", "tumor")
+    meta = json.loads((model / "metadata.json").read_text())
+    shutil.copy(tmp_path / "deep.json", model / "metadata.json")
+    with pytest.raises(ModelError, match="metadata.json: unreadable metadata.*nested too deeply"):
+        load_model(model)
+    meta["roi_size"][2] = "HUGE"
+    (model / "metadata.json").write_text(json.dumps(meta).replace('"HUGE"', "1" + "0" * 400))
+    with pytest.raises(ModelError, match="metadata.json: incomplete or invalid metadata.*roi_size"):
+        load_model(model)

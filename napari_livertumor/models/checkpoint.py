@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ModelError
-from ..fileio import atomic_write_bytes, read_user_text
+from ..fileio import atomic_write_bytes, read_user_json
 from .factory import NetworkConfig, build_inference_network, trunk_state_dict
 
 WEIGHTS_FILE = "model.safetensors"
@@ -351,7 +351,7 @@ def read_metadata(folder: str | Path) -> ModelMetadata:
             )
         raise ModelError(folder, "no metadata.json here: not a napari-livertumor model folder")
     try:
-        raw = json.loads(read_user_text(meta_path))  # maybe edited by hand (a BOM, UTF-16)
+        raw = read_user_json(meta_path)  # maybe edited by hand (a BOM, UTF-16)
         meta = ModelMetadata.from_dict(raw)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(meta_path, f"unreadable metadata ({exc})") from exc

@@ -209,12 +209,12 @@ def _carry_split(folder: Path, members: list[Path]) -> None:
     evaluate would trust it)."""
     import json
 
-    from ..fileio import atomic_write_text, read_user_text
+    from ..fileio import atomic_write_text, read_user_json
 
     splits = []
     for member in members:
         try:
-            splits.append(json.loads(read_user_text(Path(member) / "split.json")))
+            splits.append(read_user_json(Path(member) / "split.json"))
         except (OSError, ValueError):
             splits.append(None)
     target = folder / "split.json"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..fileio import atomic_write_text, not_utf8_message, read_user_text
+from ..fileio import atomic_write_text, not_utf8_message, parse_user_json, read_user_text
 
 METHODS = ("chan_vese", "geodesic")
 
@@ -168,7 +168,7 @@ class RefineConfig:
         except UnicodeDecodeError as exc:
             raise InputError(path, not_utf8_message(exc)) from exc
         try:
-            data = json.loads(text)
+            data = parse_user_json(text)
         except json.JSONDecodeError as exc:
             raise InputError(path, f"not valid JSON (line {exc.lineno}): {exc.msg}") from exc
         return cls.from_dict(data, source=path)

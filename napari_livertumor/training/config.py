@@ -16,7 +16,7 @@ from typing import Any
 
 from ..devices import is_device_name
 from ..errors import InputError, SettingsError
-from ..fileio import not_utf8_message, read_user_text
+from ..fileio import not_utf8_message, read_user_json
 from ..models import NetworkConfig
 
 log = logging.getLogger("livertumor.train")
@@ -558,7 +558,7 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     """
     path = resolve_recipe(path)
     try:
-        raw = json.loads(read_user_text(path))
+        raw = read_user_json(path)
     except FileNotFoundError as exc:
         names = ", ".join(builtin_recipes()) or "none found"
         raise InputError(

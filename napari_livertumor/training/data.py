@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Cancelled, InputError, LiverTumorError
-from ..fileio import all_paths, not_utf8_message, read_user_text
+from ..fileio import all_paths, not_utf8_message, read_user_json
 from ..models.preprocess import grid_spacing, prepare_stage_input, resample_labels, stage_shape
 from ..progress import Reporter, as_reporter
 
@@ -1141,7 +1141,7 @@ def read_split(path: str | Path, *, require_train: bool = True) -> dict[str, Any
     """
     path = _shipped_split(Path(path))
     try:
-        split = json.loads(read_user_text(path))
+        split = read_user_json(path)
     except FileNotFoundError as exc:
         raise InputError(path, "split file not found") from exc
     except UnicodeDecodeError as exc:

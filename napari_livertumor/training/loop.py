@@ -319,12 +319,11 @@ def _same_folder(a, b) -> bool:
 def saved_training_config(stage_dir: str | Path) -> dict[str, Any] | None:
     """The training config a stopped run recorded in ``stage_dir/last/metadata.json`` (None
     when there is none or it cannot be read)."""
-    import json
 
     try:
-        from ..fileio import read_user_text
+        from ..fileio import read_user_json
 
-        meta = json.loads(read_user_text(Path(stage_dir) / "last" / "metadata.json"))
+        meta = read_user_json(Path(stage_dir) / "last" / "metadata.json")
         config = (meta.get("training") or {}).get("config")
     except (OSError, ValueError, AttributeError):
         return None
