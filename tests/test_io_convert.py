@@ -809,6 +809,68 @@ def test_a_run_killed_outright_leaves_the_record_of_what_it_converted(
     assert "convert.json has no record of what it was converted from" in capsys.readouterr().err
 
 
+def test_a_run_killed_between_a_cases_files_and_its_record_is_finished_by_the_next(
+    tcia_download, tmp_path, monkeypatch, capsys
+):
+    """kill -9 after a case's image was put in place, before convert.json told of it: every
+    later run refused that image as unrecorded (only --force, converting all again, helped)."""
+    from _killed import Killed
+
+    from napari_livertumor.commands import convert as conv
+
+    root, _ = tcia_download
+    out = tmp_path / "out"
+    real = conv._write_pair
+
+    def placed_then_killed(*args):
+        real(*args)
+        raise Killed
+
+    monkeypatch.setattr(conv, "_write_pair", placed_then_killed)
+    with pytest.raises(Killed):
+        main(["convert", str(root / "HCC_001"), "-o", str(out)])
+    monkeypatch.undo()
+    [row] = json.loads((out / "convert.json").read_text())["cases"]
+    assert row["status"] == "pending" and (out / row["image"]).is_file()
+    capsys.readouterr()
+    assert main(["convert", str(root / "HCC_001"), "-o", str(out)]) == 0
+    said = capsys.readouterr()
+    assert "a run was stopped while it wrote this case: converted again" in said.err
+    [row] = json.loads((out / "convert.json").read_text())["cases"]
+    assert row["status"] == "written" and row["labels"]
+    assert main(["convert", str(root / "HCC_001"), "-o", str(out)]) == 0
+    assert ": kept" in capsys.readouterr().out
+
+
+def test_runs_into_one_folder_at_once_keep_each_others_records(
+    tcia_download, tmp_path, monkeypatch, capsys
+):
+    """Jobs of an array converting a patient each into one folder: each wrote convert.json as
+    it had read it at its start, so it lost the records of those that ended meanwhile (2 of 4
+    listed), and the next run refused their images as unrecorded."""
+    from napari_livertumor.commands import convert as conv
+
+    root, _ = tcia_download
+    out = tmp_path / "out"
+    real = conv._convert_case
+    calls = []
+
+    def another_job_ends_meanwhile(case, *args, **kwargs):
+        calls.append(case.name)
+        if len(calls) == 1:  # while this run converts its patient, another converts its own
+            assert main(["convert", str(root / "HCC_002"), "-o", str(out)]) == 0
+        return real(case, *args, **kwargs)
+
+    monkeypatch.setattr(conv, "_convert_case", another_job_ends_meanwhile)
+    assert main(["convert", str(root / "HCC_001"), "-o", str(out)]) == 0
+    monkeypatch.undo()
+    cases = {r["case"] for r in json.loads((out / "convert.json").read_text())["cases"]}
+    assert cases == {"HCC_001", "HCC_002"}
+    capsys.readouterr()
+    assert main(["convert", str(root / "HCC_002"), "-o", str(out)]) == 0
+    assert ": kept" in capsys.readouterr().out
+
+
 def test_a_failed_reconversion_and_an_unreadable_record_do_not_lock_images_out(
     tcia_download, tmp_path, capsys
 ):

@@ -23,6 +23,7 @@ is said and the others are converted (exit status 1).
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ import time
 from pathlib import Path
 
 from ..errors import InputError, LiverTumorError
-from ..fileio import atomic_path, atomic_write_text, check_writable_folder
+from ..fileio import atomic_path, atomic_write_text, check_writable_folder, file_lock, temp_prefix
 
 log = logging.getLogger(__name__)
 #: what a dataset's classes are called in its per-case line
@@ -326,22 +327,50 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     chosen_earlier = _earlier_choice(outdir / "convert.json")  # (before this run rewrites it)
     interrupted: KeyboardInterrupt | None = None
 
+    record = outdir / "convert.json"
+
     def write_summary() -> None:
         # the file tells what the folder holds: a case refused here keeps its earlier row, and
         # the cases of earlier runs not given this time stay listed while their images are
         # there. Written after every case: a run killed outright (kill -9, a crash) leaves the
-        # record of what it converted, which a rerun checks (its cases were kept unchecked)
-        listed = [
-            earlier[r["case"]] if r.get("untouched") and r["case"] in earlier else r for r in rows
-        ]
-        given = {r["case"] for r in rows}
-        listed += [
-            r
-            for name, r in sorted(earlier.items())
-            if name not in given and r.get("image") and (outdir / str(r["image"])).is_file()
-        ]
-        summary["cases"] = [{k: v for k, v in r.items() if k != "untouched"} for r in listed]
-        _write_json(outdir / "convert.json", summary)
+        # record of what it converted, which a rerun checks (its cases were kept unchecked).
+        # Read again and written holding its lock: runs into one folder at once (a job
+        # array) each wrote what it had read at its start, and lost the others' records
+        with file_lock(record.with_name(f"{temp_prefix(record)}lock"), wait_s=60.0) as held:
+            if not held:
+                log.warning("%s: another run held it for over a minute; written anyway", record)
+            try:
+                now = _earlier_rows(record, force=True)
+            except Exception:  # noqa: BLE001 - as read at the start
+                now = {}
+            others = {**earlier, **now}  # (another run's rows as they are now)
+            listed = [
+                # a case of this run refused: its record as this run found it
+                (earlier.get(r["case"]) or others[r["case"]])
+                if r.get("untouched") and r["case"] in others
+                else r
+                for r in rows
+            ]
+            given = {r["case"] for r in rows}
+            listed += [
+                r
+                for name, r in sorted(others.items())
+                if name not in given and r.get("image") and (outdir / str(r["image"])).is_file()
+            ]
+            summary["cases"] = [{k: v for k, v in r.items() if k != "untouched"} for r in listed]
+            _write_json(record, summary)
+            if held:  # a killed run's temporary copies (no other writer holds the lock)
+                for stale in outdir.glob(f"{glob.escape(temp_prefix(record))}*.tmp"):
+                    stale.unlink(missing_ok=True)
+
+    def pending(row: dict) -> None:
+        """Record a case as being written before its files are put in place: a run killed
+        between the two left an image no record told of, refused by every later run."""
+        rows.append({**row, "status": "pending"})
+        try:
+            write_summary()
+        finally:
+            rows.pop()
 
     try:
         with sigterm_as_interrupt():
@@ -354,6 +383,7 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
                     force=args.force,
                     nifti=is_nifti_path(case.path),
                     earlier=earlier.get(case.name),
+                    pending=pending,
                 )
                 if row["status"] == "kept" and case.name in earlier:  # what it was made from
                     row = {**earlier[case.name], **row}
@@ -591,10 +621,17 @@ def _gained_ground_truth(case, *, nifti: bool, earlier: dict | None) -> list[str
 
 
 def _convert_case(
-    case, outdir: Path, *, force: bool, nifti: bool, earlier: dict | None = None
+    case,
+    outdir: Path,
+    *,
+    force: bool,
+    nifti: bool,
+    earlier: dict | None = None,
+    pending=None,
 ) -> dict:
     """Read one case, write its CT (and ground truth), and say what was done. ``earlier`` is
-    its row in the last run's ``convert.json``, if any."""
+    its row in the last run's ``convert.json``, if any; ``pending(row)`` records the case
+    before its files are put in place."""
     row: dict = {"case": case.name, "source": str(case.path)}
     if case.patient is not None:  # one patient of a folder holding several
         row["patient"] = case.patient
@@ -635,7 +672,9 @@ def _convert_case(
             return row
         if image == ts:  # a DICOM SEG downloaded since: converted again, to imagesTr/
             gained = _gained_ground_truth(case, nifti=nifti, earlier=earlier)
-        if image == tr and not lab.exists():  # its label map deleted since: made again
+        if earlier.get("status") == "pending":  # a run was stopped while it put it in place
+            changed = "a run was stopped while it wrote this case: converted again"
+        elif image == tr and not lab.exists():  # its label map deleted since: made again
             changed = f"its label map {lab.relative_to(outdir)} is gone: converted again"
         elif not same and not gained:
             changed = (
@@ -664,6 +703,9 @@ def _convert_case(
             source_path=str(Path(case.path).resolve()),
             source_stamp=_source_stamp(case.path, nifti=nifti, outdir=outdir),
         )
+        if pending is not None:
+            target = tr if labels is not None else ts
+            pending({**row, "image": str(target.relative_to(outdir))})
         if labels is not None:
             counts = {
                 _CLASS_NAMES[k]: int(n)
