@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 
 import nibabel as nib
 import numpy as np
@@ -840,6 +842,17 @@ def test_a_run_killed_between_a_cases_files_and_its_record_is_finished_by_the_ne
     assert row["status"] == "written" and row["labels"]
     assert main(["convert", str(root / "HCC_001"), "-o", str(out)]) == 0
     assert ": kept" in capsys.readouterr().out
+    # a killed run's temporary copy is removed when the case is written again, once it is
+    # older than any run's writing (a younger one may be another run's, at work)
+    old, young = (
+        out / "imagesTr" / ".HCC_001.nii.gz.k1ll3d.nii.gz",
+        out / "labelsTr" / ".HCC_001.nii.gz.n0w.nii.gz",
+    )
+    for tmp in (old, young):
+        tmp.write_bytes(b"partial")
+    os.utime(old, (time.time() - 2 * conv.STALE_TEMP_S,) * 2)
+    assert main(["convert", str(root / "HCC_001"), "-o", str(out), "--force"]) == 0
+    assert not old.exists() and young.exists()
 
 
 def test_runs_into_one_folder_at_once_keep_each_others_records(

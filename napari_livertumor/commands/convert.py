@@ -703,6 +703,7 @@ def _convert_case(
             source_path=str(Path(case.path).resolve()),
             source_stamp=_source_stamp(case.path, nifti=nifti, outdir=outdir),
         )
+        _remove_stale_temps(tr, ts, lab)
         if pending is not None:
             target = tr if labels is not None else ts
             pending({**row, "image": str(target.relative_to(outdir))})
@@ -849,6 +850,23 @@ def _write_image(volume, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_nifti(volume, path)
+
+
+#: a temporary file older than this is a killed run's (one case is written in seconds); a
+#: younger one may be another run's, writing the same case now
+STALE_TEMP_S = 3600.0
+
+
+def _remove_stale_temps(*finals: Path) -> None:
+    """Temporary copies of these files a killed run left (tens of MB each, kept for good)."""
+    now = time.time()
+    for final in finals:
+        for tmp in final.parent.glob(f"{glob.escape(temp_prefix(final))}*"):
+            try:
+                if now - tmp.stat().st_mtime > STALE_TEMP_S:
+                    tmp.unlink()
+            except OSError:
+                continue
 
 
 def _write_pair(volume, labels, image: Path, label_path: Path) -> None:
