@@ -79,6 +79,11 @@ def test_shard_runs_split_the_work_and_write_their_own_summaries(tmp_path, model
     assert sorted(r["case"] for r in a + b) == ["case00", "case01", "case02"]
     assert all(r["status"] == "done" for r in a + b)
     assert len(list(out.glob("*_stats.json"))) == 3
+    # a plain run over the same input afterwards skips every case and lists them all in one
+    # summary.csv (what cli.md tells job arrays to do)
+    assert segment([data], out, models) == 0
+    whole = read_rows(out / "summary.csv")
+    assert sorted(r["case"] for r in whole) == ["case00", "case01", "case02"]
 
 
 def test_resume_after_a_kill_gives_the_same_outputs(tmp_path, models, monkeypatch):
@@ -1047,6 +1052,12 @@ def test_a_batch_killed_outright_leaves_the_summary_of_the_cases_it_finished(
         segment([data], tmp_path / "out", models)
     rows = read_rows(tmp_path / "out" / "summary.csv")
     assert [r["case"] for r in rows] == seen[:2] and {r["status"] for r in rows} == {"done"}
+    # killed while it wrote the summary: its temporary copy goes with the next summary
+    left = tmp_path / "out" / ".summary.csv.k1ll3d.tmp"
+    left.write_text("case,input\n")
+    monkeypatch.undo()
+    assert segment([data], tmp_path / "out", models) == 0
+    assert not left.exists() and len(read_rows(tmp_path / "out" / "summary.csv")) == 3
 
 
 def test_a_damaged_labels_file_of_another_input_is_still_refused(tmp_path, models):

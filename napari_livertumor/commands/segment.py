@@ -2143,7 +2143,12 @@ def write_summary(rows: list[dict], path: Path) -> Path:
     with file_lock(path.with_name(f"{temp_prefix(path)}lock"), wait_s=60.0) as held:
         if not held:
             log.warning("%s: another run held it for over a minute; written anyway", path.name)
-        return _write_summary(rows, path)
+        written = _write_summary(rows, path)
+        if held:  # a killed run's temporary copies (no other run writes it while we hold it)
+            for tmp in (path, written):
+                for stale in tmp.parent.glob(f"{glob.escape(temp_prefix(tmp))}*.tmp"):
+                    stale.unlink(missing_ok=True)
+        return written
 
 
 def _write_summary(rows: list[dict], path: Path) -> Path:
