@@ -80,6 +80,36 @@ class _Places:
         return f"coronal at {'P' if p_mm >= 0 else 'A'} {abs(p_mm):.0f} mm"
 
 
+def _matplotlib_config_dir() -> None:
+    """Where matplotlib keeps its font cache, when the home folder cannot hold it (a compute
+    node's read-only home): a private temporary folder, quietly. Matplotlib made one itself,
+    with two warnings on every --preview run and its font-cache note."""
+    import logging
+    import os
+    import sys
+    import tempfile
+
+    if "matplotlib" in sys.modules or os.environ.get("MPLCONFIGDIR"):
+        return
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # "generated new fontManager"
+    home = os.path.expanduser("~")
+    folders = [  # its settings' folder and its cache's (the font list), as it finds them
+        os.path.join(
+            os.environ.get(f"XDG_{kind}_HOME") or os.path.join(home, f".{kind.lower()}"),
+            "matplotlib",
+        )
+        for kind in ("CONFIG", "CACHE")
+    ]
+    try:
+        for folder in folders:
+            os.makedirs(folder, exist_ok=True)
+        if all(os.access(folder, os.W_OK) for folder in folders):
+            return
+    except OSError:
+        pass
+    os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="livertumor-matplotlib-")
+
+
 def write_preview(
     volume: CTVolume,
     labels: np.ndarray,
@@ -104,6 +134,7 @@ def write_preview(
     window : (low, high)
         HU shown from black to white.
     """
+    _matplotlib_config_dir()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

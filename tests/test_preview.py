@@ -62,3 +62,31 @@ def test_labels_off_the_grid_are_refused_and_nothing_is_left(tmp_path):
     with pytest.raises(ValueError, match="not on the CT's grid"):
         write_preview(volume, labels[:-1], tmp_path / "p.png")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_home_that_cannot_hold_matplotlibs_cache_is_worked_around_quietly(tmp_path):
+    """A compute node's read-only home: matplotlib printed two warnings (and its font-cache
+    note) on every --preview run, then made a temporary folder itself."""
+    import os
+    import subprocess
+    import sys
+
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "MPLCONFIGDIR"))}
+    env["HOME"] = str(blocked / "home")  # below a file: no folder can be made there
+    code = (
+        "import logging; logging.basicConfig(level=logging.INFO)\n"
+        "import sys; sys.path.insert(0, sys.argv[2])\n"
+        "from test_preview import _case\n"
+        "from napari_livertumor.preview import write_preview\n"
+        "v, lab = _case(); write_preview(v, lab, sys.argv[1], title='P')\n"
+    )
+    out = tmp_path / "p.png"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(out), os.path.dirname(__file__)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 0
+    assert "matplotlib" not in done.stderr.lower(), done.stderr
