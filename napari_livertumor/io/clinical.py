@@ -7,6 +7,7 @@ never guessed.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -206,6 +207,7 @@ def read_clinical(path: str | Path) -> ClinicalTable:
 
     encoded = {}
     text_columns = []
+    marks = _mark_counts(raw)  # once: each column's mark is the others' (a 1000-column sheet)
     for column in raw.columns:
         encoder = _encoder_for(column)
         values = raw[column]
@@ -214,7 +216,7 @@ def read_clinical(path: str | Path) -> ClinicalTable:
                 text_columns.append(column)  # '<=60', '>60': a group (agegp), not a lab limit
                 continue
             numbers, unknown, notes = _apply_numbers(
-                values, _file_decimal_mark(raw, separator, column)
+                values, _file_decimal_mark(marks, separator, column)
             )
             if unknown:  # (words in it: a text column, as Pathology)
                 text_columns.append(column)
@@ -226,7 +228,7 @@ def read_clinical(path: str | Path) -> ClinicalTable:
             written = values  # as the sheet has them (unknown ones are said so)
             values, with_unit = _without_own_unit(column, values)
             result, unknown, notes = _apply_numbers(
-                values, _file_decimal_mark(raw, separator, column)
+                values, _file_decimal_mark(marks, separator, column)
             )
             # (those read: '. cm' was counted, then said unknown)
             read = [written[pid] for pid in with_unit if pd.notna(result[pid])]
@@ -388,6 +390,14 @@ _THOUSANDS = {
 }
 
 
+#: a decimal written with each mark (``12,5``; ``0.9``) and a figure that could be a thousand
+_DECIMAL = {m: re.compile(rf"\d+\{m}\d+") for m in (",", ".")}
+_ONE_GROUP = {m: re.compile(rf"[1-9]\d{{0,2}}\{m}\d{{3}}") for m in (",", ".")}
+#: a cell that holds only digits, marks and a sign
+_NUMBER_TEXT = re.compile(r"[+-]?[\d.,]+")
+
+
+@functools.lru_cache(maxsize=1 << 16)  # a tall table repeats its values (20 000 rows: 18 s)
 def _own_mark(text: str) -> str | None:
     """The decimal mark a value written as text shows beyond doubt: ``","`` for ``12,5`` or
     ``1.234,5``, ``"."`` for ``0.9`` or ``1,234.5``; None for ``250``, ``1.234`` or ``16,000``
@@ -396,7 +406,7 @@ def _own_mark(text: str) -> str | None:
     if "," in t and "." in t:
         return "," if t.rfind(",") > t.rfind(".") else "."
     for mark in (",", "."):
-        if re.fullmatch(rf"\d+\{mark}\d+", t) and not _THOUSANDS[mark].fullmatch(t):
+        if _DECIMAL[mark].fullmatch(t) and not _THOUSANDS[mark].fullmatch(t):
             return mark
     return None
 
@@ -411,21 +421,33 @@ def _decimal_mark(texts) -> str | None:
     return "," if marks.count(",") > marks.count(".") else "."
 
 
-def _file_decimal_mark(
-    raw: pd.DataFrame, separator: str | None, column=None
-) -> tuple[str, str, bool]:
+def _mark_counts(raw: pd.DataFrame) -> dict:
+    """Per column, how many of its number cells written as text show a decimal comma and how
+    many a point, beyond doubt (``{column: (commas, points)}``)."""
+    counts = {}
+    for column in raw.columns:
+        shown = [
+            _own_mark(str(v).strip())
+            for v in raw[column]
+            if isinstance(v, str) and _NUMBER_TEXT.fullmatch(str(v).strip())
+        ]
+        counts[column] = (shown.count(","), shown.count("."))
+    counts[_ALL] = (sum(c for c, _ in counts.values()), sum(p for _, p in counts.values()))
+    return counts
+
+
+#: :func:`_mark_counts`' key of the whole table's counts
+_ALL = object()
+
+
+def _file_decimal_mark(marks: dict, separator: str | None, column=None) -> tuple[str, str, bool]:
     """The decimal mark of ``column`` when its own values do not show one, why, and whether
-    the table shows it: the mark the other columns' number cells written as text show (True);
-    else a comma for a CSV separated by semicolons (the export of a spreadsheet set to a
-    decimal comma); else a point (False: a guess)."""
-    texts = [
-        str(v).strip()
-        for other in raw.columns
-        if other != column
-        for v in raw[other]
-        if isinstance(v, str) and re.fullmatch(r"[+-]?[\d.,]+", str(v).strip())
-    ]
-    mark = _decimal_mark(texts)
+    the table shows it: the mark the other columns' number cells written as text show (True;
+    ``marks`` from :func:`_mark_counts`); else a comma for a CSV separated by semicolons (the
+    export of a spreadsheet set to a decimal comma); else a point (False: a guess)."""
+    own = marks.get(column, (0, 0))
+    commas, points = marks[_ALL][0] - own[0], marks[_ALL][1] - own[1]
+    mark = None if commas == points else ("," if commas > points else ".")
     if mark is not None:
         return mark, "the table's other numbers use it", True
     if separator == ";":
@@ -486,7 +508,7 @@ def _apply_numbers(
             if _THOUSANDS[sep].fullmatch(text.lstrip("+-")):
                 grouped.append(text)
                 text = text.replace(sep, "")
-            elif re.fullmatch(rf"[1-9]\d{{0,2}}\{mark}\d{{3}}", text.lstrip("+-")):
+            elif _ONE_GROUP[mark].fullmatch(text.lstrip("+-")):
                 as_decimal.append(v.strip())
             code = _encode_number(text.replace(mark, ".") if mark == "," else text)
         if code is None:
