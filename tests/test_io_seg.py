@@ -49,6 +49,22 @@ def test_seg_written_then_read_lands_on_the_same_voxels(tmp_path, ct, reverse, k
     np.testing.assert_array_equal(read_dicom_seg(tmp_path / "seg.dcm", ct), labels)
 
 
+def test_frames_of_a_segment_the_seg_does_not_describe_are_said_not_dropped_unsaid(tmp_path, ct):
+    """A damaged SEG whose first segment's number no longer matched its frames lost the
+    liver without a word (convert wrote a dataset without it)."""
+    labels = hcc_labels(ct.shape)
+    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", HCC_SEGMENTS)
+    ds = pydicom.dcmread(tmp_path / "seg.dcm")
+    ds.SegmentSequence[0].SegmentNumber = 60000
+    ds.save_as(tmp_path / "seg.dcm")
+    warnings: list[str] = []
+    read = read_dicom_seg(tmp_path / "seg.dcm", ct, warnings=warnings)
+    assert not (read == 1).any()
+    [said] = [w for w in warnings if "does not describe" in w]
+    liver_frames = int((labels == 1).any(axis=(1, 2)).sum())
+    assert f"segment(s) 1 ({liver_frames} frame(s))" in said and "describes 2, 3, 4, 60000" in said
+
+
 def _strip(ct: CTVolume, keywords) -> None:
     for f in ct.meta["files"]:
         ds = pydicom.dcmread(f)

@@ -219,12 +219,15 @@ def read_dicom_seg(
     necrotic = _necrosis_segments(ds)
     necrosis = np.zeros(reference.shape, bool) if necrotic else None
     organ = np.zeros(reference.shape, bool) if necrotic else None
+    undescribed: dict[int, int] = {}  # segment number -> frames drawn for it, not described
     for i in range(n_frames):
         group = per_frame[i] if i < len(per_frame) else None
         if labelmap:  # pixel values are segment numbers; one frame holds every segment
             pieces = [(frames[i] == n, v, n) for n, v in segment_class.items() if v]
         else:  # one segment per frame, named in the frame's functional groups
             number = _frame_segment(group, shared)
+            if number not in segment_class and frames[i].any():
+                undescribed[number] = undescribed.get(number, 0) + 1
             value = segment_class.get(number, 0)
             pieces = [(frames[i] > 0, value, number)] if value else []
         if not pieces:
@@ -269,6 +272,14 @@ def read_dicom_seg(
             )
         )
     del necrosis, organ
+    if undescribed:  # a damaged or hand-edited SEG: the liver went missing, unsaid
+        said = ", ".join(f"{n} ({k} frame(s))" for n, k in sorted(undescribed.items()))
+        described = ", ".join(str(n) for n in sorted(segment_class))
+        notes.append(
+            f"frames drawn for segment(s) {said} that the SEG does not describe (it "
+            f"describes {described}) were left out: the file is damaged or was edited; check "
+            "the ground truth"
+        )
     if unmapped:
         if unmapped == n_frames or not labels.any():
             ref_series = _referenced_series(ds)
