@@ -128,6 +128,8 @@ class ModelMetadata:
         win = d["hu_window"]
         if len(win) != 2 or not (all(map(math.isfinite, win)) and win[0] < win[1]):
             raise ValueError(f"hu_window must be two finite values, low < high; got {list(win)}")
+        if not all(abs(v) <= MAX_HU for v in win):  # [-1e308, 1e308] overflowed on the CT
+            raise ValueError(f"hu_window must lie within ±{MAX_HU:g} HU; got {list(win)}")
         ts = d["target_spacing"]
         if len(ts) != 3 or not all(math.isfinite(v) and v > 0 for v in ts):
             raise ValueError(f"target_spacing must be three positive sizes in mm; got {list(ts)}")
@@ -167,13 +169,16 @@ class ModelMetadata:
             raise ValueError(
                 f"mask_outside_liver must be true or false, got {d['mask_outside_liver']!r}"
             )
-        for key, low in (("outside_hu", None), ("roi_margin_mm", 0.0)):
+        for key, low, high in (
+            ("outside_hu", -MAX_HU, MAX_HU),
+            ("roi_margin_mm", 0.0, MAX_MARGIN_MM),
+        ):
             if key in d:
                 v = d[key]
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                     raise ValueError(f"{key} must be a finite number, got {v!r}")
-                if low is not None and v < low:
-                    raise ValueError(f"{key} must be >= {low:g}, got {v!r}")
+                if not low <= v <= high:
+                    raise ValueError(f"{key} must lie between {low:g} and {high:g}, got {v!r}")
                 d[key] = float(v)
         for key in ("training", "metrics"):  # read as objects by fine-tuning and the cards
             if d.get(key) is not None and not isinstance(d[key], dict):
@@ -196,6 +201,10 @@ class ModelMetadata:
 
 #: target spacings a model may ask for (mm): a CT grid, not a typo's 500 or 0.01
 TARGET_SPACING_RANGE_MM = (0.2, 20.0)
+#: HU a model's window and outside value may name (a CT's lie within ±32768)
+MAX_HU = 100_000.0
+#: the widest margin around the liver a tumor model may ask for (1 m: the whole body)
+MAX_MARGIN_MM = 1000.0
 
 
 def _newer(version: str) -> bool:
@@ -250,6 +259,10 @@ def _label_map(lm: Any, channels: int) -> dict[str, str]:
                 f"output channels (0 to {channels - 1}) with a class name"
             )
         out[str(ch)] = v
+    names = [v.strip().lower() for v in out.values()]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # every channel "tumor": the whole crop was tumor (1011 mL for 107)
+        raise ValueError(f"label_map names {', '.join(map(repr, twice))} for more than one channel")
     return out
 
 
