@@ -942,6 +942,20 @@ def test_meta_never_writes_over_the_ct_or_the_input_scan(tmp_path, capsys):
     assert files[1].read_bytes() == before and not out.exists()
 
 
+def test_a_nifti_is_never_converted_over_itself(tmp_path, capsys):
+    """convert X.nii.gz -o X.nii.gz --force rewrote its own input (a float CT came back
+    rounded to int16); a link to it too."""
+    ct = write_nifti(
+        CTVolume(np.full((4, 8, 8), 40.5, np.float32), (2.0, 1.0, 1.0)), tmp_path / "x.nii.gz"
+    )
+    before = ct.read_bytes()
+    (tmp_path / "link.nii.gz").symlink_to(ct)
+    for out in (ct, tmp_path / "link.nii.gz"):
+        assert main(["convert", str(ct), "-o", str(out), "--force"]) == 1
+        assert "is the input itself" in capsys.readouterr().err
+    assert ct.read_bytes() == before
+
+
 def test_a_label_map_given_as_the_ct_is_said_to_be_one(tmp_path, capsys):
     """A labelsTr file converted as a CT without a word (segment refuses it later)."""
     from napari_livertumor.io.nifti import write_nifti

@@ -165,6 +165,9 @@ def _run(args) -> int:
             "the output name must end in .nii.gz or .nii (one CT), or be a folder (a name "
             "without an ending, or ending in /): every patient into a NIfTI dataset",
         )
+    if output.exists() and source.is_file() and os.path.samefile(output, source):
+        # (with --force it rewrote its own input: a float NIfTI came back rounded to int16)
+        raise InputError(output, "is the input itself: give the converted CT another name")
     if output.exists() and not args.force:
         raise InputError(output, "already exists; use --force to overwrite it")
     if output.is_symlink() and not output.exists() and not args.force:
