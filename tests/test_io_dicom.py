@@ -1206,6 +1206,16 @@ def test_slices_at_odds_with_the_series_are_named_not_silently_used_or_dropped(t
             for w in warnings
         )
 
+    files = write_ct_series(make_ct(shape=(6, 16, 16)), tmp_path / "nan")
+    ds = pydicom.dcmread(files[3])  # a damaged position is said as such, not as missing
+    ds.ImagePositionPatient = ["NaN", 0, 0]
+    ds.save_as(files[3])
+    warnings = read_dicom_series(tmp_path / "nan").meta["warnings"]
+    assert any(
+        files[3].name in w and "ImagePositionPatient" in w and "is not 3 finite numbers" in w
+        for w in warnings
+    )
+
     source = make_ct(shape=(4, 16, 16))
     files = write_ct_series(source, tmp_path / "c")
     _edit_all(files, lambda ds: setattr(ds, "RescaleSlope", 0))

@@ -91,8 +91,8 @@ class SliceHeader:
             for why, bad in (
                 (f"a {modality} object", modality in _NON_IMAGE_MODALITIES),
                 ("no Rows/Columns", rows <= 0 or cols <= 0),
-                ("no ImagePositionPatient", position is None),
-                ("no ImageOrientationPatient", orientation is None),
+                (_unusable("ImagePositionPatient", ds), position is None),
+                (_unusable("ImageOrientationPatient", ds), orientation is None),
             )
             if bad
         ]
@@ -827,6 +827,15 @@ def _referenced_uids(ds) -> frozenset[str]:
             uids.add(str(item.get("ReferencedSOPInstanceUID", "")))
     uids.discard("")
     return frozenset(uids)
+
+
+def _unusable(keyword: str, ds) -> str:
+    """Why a position or orientation tag gives nothing: missing, or numbers that are not
+    (NaN, infinite, too few)."""
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return f"no {keyword}"
+    return f"{keyword} {str(value)!r} is not {'3' if 'Position' in keyword else '6'} finite numbers"
 
 
 def _floats(value, n: int) -> list[float] | None:

@@ -124,7 +124,9 @@ class SeriesInfo:
             why = (
                 "a secondary capture: a screenshot, a dose page"
                 if capture
-                else ("removed by an anonymiser?")
+                else "a damaged header"
+                if "finite numbers" in self.not_image
+                else "removed by an anonymiser?"
             )
             return (
                 f"{self.modality} #{self.series_number} '{self.description}': "
