@@ -429,3 +429,23 @@ def test_a_cell_with_its_columns_own_unit_is_read_as_its_number(tmp_path):
     assert "Tr_Size: 1 value(s) written with the column's unit ('3 cm')" in text
     assert "age: unknown value(s) HCC_001 '1.2.3 years' treated as missing" in text
     assert "age: " not in text.replace("age: unknown", "")  # no unit cell read for age
+
+
+def test_formulas_whose_results_were_never_saved_are_said(tmp_path):
+    """A workbook written by a program (openpyxl, a script) holds formulas without results:
+    they read as empty, said only as 'missing values: age (1)'."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "data table"
+    sheet.append(["TCIA_ID", "age", "TTP"])
+    sheet.append(["HCC_001", "=60+7", 12])
+    sheet.append(["HCC_002", 55, "=1/0"])
+    book.save(tmp_path / "clinical.xlsx")
+    table = read_clinical(tmp_path / "clinical.xlsx")
+    [said] = [r for r in table.report if "formulas" in r]
+    assert "2 cell(s)" in said and "B2, C3" in said and "save it" in said
+    sheet["B2"], sheet["C3"] = 67, 3  # plain values: nothing to say
+    book.save(tmp_path / "plain.xlsx")
+    assert not any("formulas" in r for r in read_clinical(tmp_path / "plain.xlsx").report)

@@ -714,6 +714,8 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
                     f"no sheet named '{SHEET_NAME}'; read the sheet '{chosen}'"
                     + (f" (not {', '.join(repr(o) for o in others[:4])})" if others else "")
                 )
+            if suffix != ".xls" and sheets[chosen].isna().to_numpy().any():
+                report.extend(_formulas_without_results(path, chosen))
             return sheets[chosen]
         if suffix in (".csv", ".tsv", ".txt"):
             return _read_csv(path)
@@ -735,6 +737,44 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
             ) from exc
         raise InputError(path, f"cannot be read as a table ({type(exc).__name__}: {exc})") from exc
     raise InputError(path, f"unsupported table format '{suffix}' (use .xlsx or .csv)")
+
+
+def _formulas_without_results(path: Path, sheet) -> list[str]:
+    """A note when cells of ``sheet`` hold formulas whose results were never saved (a
+    workbook written by a program, not opened in a spreadsheet since): they read as empty,
+    and were said only as missing values."""
+    try:
+        from openpyxl import load_workbook
+
+        book = load_workbook(path, read_only=True, data_only=False)
+        try:
+            cells = [
+                c.coordinate
+                for row in book[str(sheet)].iter_rows()
+                for c in row
+                if isinstance(c.value, str) and c.value.startswith("=")
+            ]
+        finally:
+            book.close()
+        if not cells:
+            return []
+        book = load_workbook(path, read_only=True, data_only=True)
+        try:
+            values = book[str(sheet)]
+            empty = [c for c in cells if values[c].value is None]
+        finally:
+            book.close()
+    except Exception:  # noqa: BLE001 - a courtesy: the table reads without it
+        return []
+    if not empty:
+        return []
+    return [
+        f"WARNING: {len(empty)} cell(s) hold formulas whose results were never saved ("
+        + ", ".join(empty[:5])
+        + (", …" if len(empty) > 5 else "")
+        + "): read as missing. Open the workbook in a spreadsheet and save it (that computes "
+        "them)"
+    ]
 
 
 def _has_id_column(frame: pd.DataFrame) -> bool:
