@@ -165,6 +165,26 @@ def test_worker_processes_live_for_the_run_and_train_as_none_do(toy_data, tmp_pa
     assert with_workers[-1]["weights_digest"] == base[-1]["weights_digest"]
 
 
+def test_a_run_stopped_before_its_first_best_model_is_not_said_to_hold_a_model(toy_data, tmp_path):
+    """Killed before its first validation, a rerun without --resume was told the folder
+    'already holds a liver model and a run to resume': there was no model yet."""
+    from napari_livertumor.errors import InputError
+
+    n = 0
+
+    def cancel_after_one():
+        return n >= 1
+
+    for r in train(tiny_config(toy_data, tmp_path / "cut"), should_cancel=cancel_after_one):
+        n += r["event"] == "step"
+    stage = tmp_path / "cut" / "liver"
+    assert (stage / "last").is_dir() and not (stage / "model.safetensors").exists()
+    with pytest.raises(
+        InputError, match=r"holds a liver run to resume \(stopped before its first best model\)"
+    ):
+        run_all(tiny_config(toy_data, tmp_path / "cut"))
+
+
 def test_a_stop_during_validation_is_made_good_on_resume(toy_data, tmp_path, monkeypatch):
     """Stopped while it checked the validation patients, the run kept no score for that epoch
     and resumed straight into the next: the check (and a best model it would have saved) was

@@ -257,10 +257,17 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
                 "choose another output folder",
             )
         if not cfg.resume and (has_model or has_state):
+            held = (
+                f"a {cfg.stage} model and a run to resume"
+                if has_model and has_state
+                else f"a {cfg.stage} model"
+                if has_model
+                else f"a {cfg.stage} run to resume (stopped before its first best model)"
+            )
             raise InputError(
                 stage_dir,
-                f"already holds a {cfg.stage} model{' and a run to resume' if has_state else ''}: "
-                "--resume continues it, --force replaces it, or choose another output folder",
+                f"already holds {held}: --resume continues it, --force replaces it, or choose "
+                "another output folder",
             )
     if cfg.resume and has_state and not cfg.overwrite:
         if saved_training_config(stage_dir) is None:
