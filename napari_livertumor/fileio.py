@@ -273,7 +273,16 @@ def safe_name(name: str) -> str:
     # composed first: macOS stores é as e + a combining accent, which is no letter of its own
     name = unicodedata.normalize("NFC", name)
     keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
+    first, dot, rest = keep.partition(".")
+    if first.upper() in _WINDOWS_DEVICES:  # "CON.nii.gz" cannot be made on Windows
+        keep = f"{first}_{dot}{rest}"
     return keep or "case"
+
+
+#: names Windows keeps for devices, whatever follows a dot (a PatientID "CON", "NUL", "COM1")
+_WINDOWS_DEVICES = frozenset(
+    ["CON", "PRN", "AUX", "NUL"] + [f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)]
+)
 
 
 def read_user_text(path: str | Path) -> str:

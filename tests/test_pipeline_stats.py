@@ -386,3 +386,13 @@ def test_a_case_name_is_the_same_whatever_the_locale():
     assert safe_name(os.fsdecode(b"M\xfcller")) == "M_ller"  # Latin-1: its byte replaced
     assert temp_prefix(os.fsdecode(b"M\xfcller.nii.gz")).startswith(".M")  # (raised before)
     assert len(os.fsencode(temp_prefix(os.fsdecode(b"\xfc" * 200)))) < 60
+
+
+def test_a_name_windows_keeps_for_a_device_is_not_a_case_name():
+    """A PatientID 'CON' made convert write imagesTs/CON.nii.gz, which Windows cannot create
+    (nor NUL, COM1, LPT9; whatever follows a dot)."""
+    from napari_livertumor.fileio import safe_name
+
+    assert safe_name("CON") == "CON_" and safe_name("nul") == "nul_"
+    assert safe_name("com1.phase2") == "com1_.phase2" and safe_name("LPT9") == "LPT9_"
+    assert safe_name("CONTRAST") == "CONTRAST" and safe_name("COM10") == "COM10"
