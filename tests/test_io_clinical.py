@@ -449,3 +449,11 @@ def test_formulas_whose_results_were_never_saved_are_said(tmp_path):
     sheet["B2"], sheet["C3"] = 67, 3  # plain values: nothing to say
     book.save(tmp_path / "plain.xlsx")
     assert not any("formulas" in r for r in read_clinical(tmp_path / "plain.xlsx").report)
+
+
+def test_a_workbook_named_csv_is_said_to_be_one(tmp_path):
+    """An .xlsx renamed .csv failed with pandas' 'ParserError: Error tokenizing data'."""
+    pd.DataFrame(ROWS).to_excel(tmp_path / "c.xlsx", index=False)
+    (tmp_path / "c.csv").write_bytes((tmp_path / "c.xlsx").read_bytes())
+    with pytest.raises(InputError, match=r"c.csv: is an Excel workbook \(.xlsx\) named .csv"):
+        read_clinical(tmp_path / "c.csv")

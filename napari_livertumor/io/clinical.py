@@ -799,6 +799,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
     import io
 
     data = path.read_bytes()
+    if data.startswith(b"PK\x03\x04"):  # a ZIP: an .xlsx renamed (pandas: "ParserError")
+        raise InputError(
+            path, "is an Excel workbook (.xlsx) named .csv: name it .xlsx, or save it as CSV"
+        )
     # UTF-16 (Excel's "Unicode text" export) announces itself with a byte-order mark
     bom16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
     for encoding in ("utf-16",) if bom16 else ("utf-8-sig", "cp1252", "latin-1"):
