@@ -183,6 +183,8 @@ def read_dicom_layers(path) -> list[tuple]:
                 )
                 volume, labels = load_tcia_case(study, seg_path=target)
         except InputError as exc:
+            if exc.path is not None and Path(exc.path) == target and "pixel data" in exc.problem:
+                raise  # its CT was found: the SEG itself is damaged (no CT to open first)
             where = "" if exc.path in (None, target, folder) else f" ({exc.path})"
             # a model's own output is no ground truth: Load CT's field is no way to open it
             also = (

@@ -84,6 +84,20 @@ def test_seg_file_opens_with_its_ct_and_overlays_exactly(study):
     assert lab_kwargs["metadata"]["livertumor_role"] == "ground_truth"
 
 
+def test_a_damaged_seg_whose_ct_was_found_is_not_told_to_open_its_ct_first(study):
+    """Its pixel data cut short: the message ended 'Open that CT first, then this file
+    again', though the CT was right there."""
+    import pydicom
+
+    _, seg, _, _ = study
+    ds = pydicom.dcmread(seg)
+    ds.PixelData = ds.PixelData[:10]
+    ds.save_as(seg)
+    with pytest.raises(InputError, match="SEG pixel data cannot be decoded") as err:
+        napari_get_reader(str(seg))(str(seg))
+    assert "Open that CT first" not in str(err.value)
+
+
 def test_segment_output_opened_beside_its_dicom_ct_lines_up(tmp_path, study):
     """File > Open showed a DICOM series as stored but a NIfTI turned to the standard
     orientation: `segment`'s labels of an anterior-first series landed mirrored, on the
