@@ -168,7 +168,8 @@ def test_a_patients_own_folder_keeps_its_name_before_a_study_misfiled_elsewhere(
         cases = {c.name: c for c in discover_cases([tmp_path])}
     assert cases["HCC_006"].path == tmp_path / "HCC_006" and cases["HCC_006"].patient is None
     assert cases["HCC_006_2"].path == tmp_path / "HCC_005"
-    assert f"{tmp_path / 'HCC_005'} is written as HCC_006_2" in caplog.text
+    # which of the folder's patients (its folder names both)
+    assert f"{tmp_path / 'HCC_005'} (PatientID 'HCC_006') is written as HCC_006_2" in caplog.text
     # and so when the patient's own folder holds another's study too (both then split)
     write_ct_series(ct(4), tmp_path / "HCC_006" / "study" / "stray7", patient_id="HCC_007")
     cases = {c.name: c for c in discover_cases([tmp_path])}

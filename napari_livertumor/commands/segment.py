@@ -1148,7 +1148,9 @@ def _unique_sorted(cases: list[Case], outdir: str | Path | None = None) -> list[
             if other == c.name
             else f"{other} and {c.name} (one file name on macOS and Windows)"
         )
-        log.warning("%s inputs are named %s: %s is written as %s", count, named, c.path, new)
+        # one patient of a folder holding several: which one (their folder names them all)
+        which = f"{c.path} (PatientID {c.patient!r})" if c.patient is not None else c.path
+        log.warning("%s inputs are named %s: %s is written as %s", count, named, which, new)
         out.append(dataclasses.replace(c, name=new))  # its patient too
     return sorted(out, key=lambda c: (c.name, str(c.path), c.patient or ""))
 
