@@ -261,6 +261,25 @@ def all_paths(root: str | Path) -> Iterator[Path]:
         yield from (base / name for name in sorted(dirnames + filenames))
 
 
+def remove_stale_temps(final: str | Path, older_than_s: float, suffix: str = "") -> int:
+    """Remove the temporary files of ``final`` (:func:`atomic_path`'s, ending in ``suffix``)
+    last written more than ``older_than_s`` seconds ago: a killed run's (a younger one may be
+    another run's, at work). Returns how many went; never raises."""
+    import glob
+    import time
+
+    final = Path(final)
+    now, gone = time.time(), 0
+    for tmp in final.parent.glob(f"{glob.escape(temp_prefix(final))}*{glob.escape(suffix)}"):
+        try:
+            if now - tmp.stat().st_mtime > older_than_s:
+                tmp.unlink()
+                gone += 1
+        except OSError:
+            continue
+    return gone
+
+
 def safe_name(name: str) -> str:
     """``name`` as a file name part: letters, digits, ``-_.`` kept, anything else ``_`` (the
     command line's and the panels' output names alike)."""

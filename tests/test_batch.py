@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import time
 
 import nibabel as nib
 import numpy as np
@@ -1053,12 +1055,17 @@ def test_a_batch_killed_outright_leaves_the_summary_of_the_cases_it_finished(
         segment([data], tmp_path / "out", models)
     rows = read_rows(tmp_path / "out" / "summary.csv")
     assert [r["case"] for r in rows] == seen[:2] and {r["status"] for r in rows} == {"done"}
-    # killed while it wrote the summary: its temporary copy goes with the next summary
+    # killed while it wrote the summary: its temporary copy goes with the next summary (a
+    # younger one may be another run's, writing it now)
     left = tmp_path / "out" / ".summary.csv.k1ll3d.tmp"
-    left.write_text("case,input\n")
+    young = tmp_path / "out" / ".summary.csv.n0w.tmp"
+    for tmp in (left, young):
+        tmp.write_text("case,input\n")
+    os.utime(left, (time.time() - 120,) * 2)
     monkeypatch.undo()
     assert segment([data], tmp_path / "out", models) == 0
-    assert not left.exists() and len(read_rows(tmp_path / "out" / "summary.csv")) == 3
+    assert not left.exists() and young.exists()
+    assert len(read_rows(tmp_path / "out" / "summary.csv")) == 3
 
 
 def test_a_damaged_labels_file_of_another_input_is_still_refused(tmp_path, models):

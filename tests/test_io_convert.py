@@ -842,8 +842,8 @@ def test_a_run_killed_between_a_cases_files_and_its_record_is_finished_by_the_ne
     assert row["status"] == "written" and row["labels"]
     assert main(["convert", str(root / "HCC_001"), "-o", str(out)]) == 0
     assert ": kept" in capsys.readouterr().out
-    # a killed run's temporary copy is removed when the case is written again, once it is
-    # older than any run's writing (a younger one may be another run's, at work)
+    # a killed run's temporary copy is removed when the case comes again, kept or written,
+    # once it is older than any run's writing (a younger one may be another run's, at work)
     old, young = (
         out / "imagesTr" / ".HCC_001.nii.gz.k1ll3d.nii.gz",
         out / "labelsTr" / ".HCC_001.nii.gz.n0w.nii.gz",
@@ -851,7 +851,8 @@ def test_a_run_killed_between_a_cases_files_and_its_record_is_finished_by_the_ne
     for tmp in (old, young):
         tmp.write_bytes(b"partial")
     os.utime(old, (time.time() - 2 * conv.STALE_TEMP_S,) * 2)
-    assert main(["convert", str(root / "HCC_001"), "-o", str(out), "--force"]) == 0
+    assert main(["convert", str(root / "HCC_001"), "-o", str(out)]) == 0
+    assert ": kept" in capsys.readouterr().out
     assert not old.exists() and young.exists()
 
 
@@ -882,6 +883,34 @@ def test_runs_into_one_folder_at_once_keep_each_others_records(
     capsys.readouterr()
     assert main(["convert", str(root / "HCC_002"), "-o", str(out)]) == 0
     assert ": kept" in capsys.readouterr().out
+
+
+def test_another_runs_case_being_written_keeps_its_record_through_this_runs_writes(
+    tcia_download, tmp_path, monkeypatch, capsys
+):
+    """Run B recorded its patient as pending; run A, ending meanwhile, dropped that record
+    (no image there yet); B killed after placing its files left an image refused for good."""
+    from _killed import Killed
+
+    from napari_livertumor.commands import convert as conv
+
+    root, _ = tcia_download
+    out = tmp_path / "out"
+    real = conv._write_pair
+
+    def a_ends_then_b_is_killed(*args):
+        monkeypatch.setattr(conv, "_write_pair", real)
+        assert main(["convert", str(root / "HCC_001"), "-o", str(out)]) == 0  # run A
+        real(*args)
+        raise Killed
+
+    monkeypatch.setattr(conv, "_write_pair", a_ends_then_b_is_killed)
+    with pytest.raises(Killed):
+        main(["convert", str(root / "HCC_002"), "-o", str(out)])  # run B
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["convert", str(root / "HCC_002"), "-o", str(out)]) == 0
+    assert "a run was stopped while it wrote this case" in capsys.readouterr().err
 
 
 def test_a_failed_reconversion_and_an_unreadable_record_do_not_lock_images_out(

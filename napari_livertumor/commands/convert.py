@@ -23,7 +23,6 @@ is said and the others are converted (exit status 1).
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
@@ -33,7 +32,14 @@ import time
 from pathlib import Path
 
 from ..errors import InputError, LiverTumorError
-from ..fileio import atomic_path, atomic_write_text, check_writable_folder, file_lock, temp_prefix
+from ..fileio import (
+    atomic_path,
+    atomic_write_text,
+    check_writable_folder,
+    file_lock,
+    remove_stale_temps,
+    temp_prefix,
+)
 
 log = logging.getLogger(__name__)
 #: what a dataset's classes are called in its per-case line
@@ -358,13 +364,16 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
             listed += [
                 r
                 for name, r in sorted(others.items())
-                if name not in given and r.get("image") and (outdir / str(r["image"])).is_file()
+                if name not in given
+                and r.get("image")
+                # another run's case being written: its image is not there yet (dropped, a
+                # kill after it was placed left it unrecorded)
+                and (r.get("status") == "pending" or (outdir / str(r["image"])).is_file())
             ]
             summary["cases"] = [{k: v for k, v in r.items() if k != "untouched"} for r in listed]
             _write_json(record, summary)
-            if held:  # a killed run's temporary copies (no other writer holds the lock)
-                for stale in outdir.glob(f"{glob.escape(temp_prefix(record))}*.tmp"):
-                    stale.unlink(missing_ok=True)
+            if held:  # a killed run's temporary copies (a minute old: no run's at work)
+                remove_stale_temps(record, 60.0, ".tmp")
 
     def pending(row: dict) -> None:
         """Record a case as being written before its files are put in place: a run killed
@@ -640,6 +649,8 @@ def _convert_case(
         row["patient"] = case.patient
     name = f"{case.name}.nii.gz"
     tr, ts, lab = outdir / "imagesTr" / name, outdir / "imagesTs" / name, outdir / "labelsTr" / name
+    for final in (tr, ts, lab):  # a killed run's copies, whether it is kept or written now
+        remove_stale_temps(final, STALE_TEMP_S)
     gained: list[str] = []
     changed = ""
     if not force and (tr.exists() or ts.exists()):
@@ -706,7 +717,6 @@ def _convert_case(
             source_path=str(Path(case.path).resolve()),
             source_stamp=_source_stamp(case.path, nifti=nifti, outdir=outdir),
         )
-        _remove_stale_temps(tr, ts, lab)
         if pending is not None:
             target = tr if labels is not None else ts
             pending({**row, "image": str(target.relative_to(outdir))})
@@ -858,18 +868,6 @@ def _write_image(volume, path: Path) -> None:
 #: a temporary file older than this is a killed run's (one case is written in seconds); a
 #: younger one may be another run's, writing the same case now
 STALE_TEMP_S = 3600.0
-
-
-def _remove_stale_temps(*finals: Path) -> None:
-    """Temporary copies of these files a killed run left (tens of MB each, kept for good)."""
-    now = time.time()
-    for final in finals:
-        for tmp in final.parent.glob(f"{glob.escape(temp_prefix(final))}*"):
-            try:
-                if now - tmp.stat().st_mtime > STALE_TEMP_S:
-                    tmp.unlink()
-            except OSError:
-                continue
 
 
 def _write_pair(volume, labels, image: Path, label_path: Path) -> None:

@@ -46,6 +46,7 @@ from ..fileio import (
     check_writable_folder,
     file_lock,
     publish,
+    remove_stale_temps,
     resolved,
     temp_prefix,
 )
@@ -2146,10 +2147,9 @@ def write_summary(rows: list[dict], path: Path) -> Path:
         if not held:
             log.warning("%s: another run held it for over a minute; written anyway", path.name)
         written = _write_summary(rows, path)
-        if held:  # a killed run's temporary copies (no other run writes it while we hold it)
-            for tmp in (path, written):
-                for stale in tmp.parent.glob(f"{glob.escape(temp_prefix(tmp))}*.tmp"):
-                    stale.unlink(missing_ok=True)
+        if held:  # a killed run's temporary copies (a minute old: no run's at work)
+            for final in {path, written}:
+                remove_stale_temps(final, 60.0, ".tmp")
         return written
 
 
