@@ -854,6 +854,10 @@ def test_a_recipe_with_a_typo_is_refused(tmp_path):
         ({"common": {"network": {"in_channels": 2}}}, "in_channels must be 1"),
         # trained, it would be a model no loader takes
         ({"common": {"network": {"init_filters": 160}}}, "init_filters 160 is beyond 128"),
+        ({"common": {"network": {"blocks_down": [1, 2, 2, 99]}}}, "beyond 8 levels of at most"),
+        ({"common": {"hu_window": [-200000, 300000]}}, "must lie within ±100000 HU"),
+        ({"tumor": {"outside_hu": -1e7}}, "must lie within ±100000 HU"),
+        ({"tumor": {"roi_margin_mm": 5000}}, "roi_margin_mm must be at most 1000"),
         ({"common": {"optimizer": "sgd"}}, "optimizer must be one of"),  # was AdamW, said sgd
         ({"common": {"fg_ratio": 2}}, "fg_ratio must be in [0, 1]"),
         ({"common": {"num_workers": -1}}, "num_workers must be >= 0"),

@@ -261,6 +261,18 @@ class TrainConfig:
             raise SettingsError(f"roi_size {self.roi_size} must be divisible by {f} in every dim")
         if self.hu_window[0] >= self.hu_window[1]:
             raise SettingsError(f"hu_window {self.hu_window} must be (low, high) with low < high")
+        from ..models.checkpoint import MAX_HU, MAX_MARGIN_MM
+
+        # as a model's metadata.json may hold them (a run trained a model no loader took)
+        if not all(abs(v) <= MAX_HU for v in (*self.hu_window, self.outside_hu)):
+            raise SettingsError(
+                f"hu_window {list(self.hu_window)} and outside_hu {self.outside_hu} must lie "
+                f"within ±{MAX_HU:g} HU"
+            )
+        if not float(self.roi_margin_mm) <= MAX_MARGIN_MM:
+            raise SettingsError(
+                f"roi_margin_mm must be at most {MAX_MARGIN_MM:g}, got {self.roi_margin_mm}"
+            )
         for name in ("hard_ratio", "lesion_ratio"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise SettingsError(f"{name} must be in [0, 1], got {getattr(self, name)}")
