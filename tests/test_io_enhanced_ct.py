@@ -486,3 +486,35 @@ def test_a_lone_frame_keeps_its_thickness_and_a_classic_slice_labelled_enhanced_
         ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = ENHANCED_CT
         ds.save_as(folder / f"{k:03d}.dcm")
     assert_same_volume(read_dicom_series(folder), case["classic"])
+
+
+def test_an_enhanced_cts_frame_with_an_intercept_that_is_no_number_is_mended_as_a_slice_is(
+    tmp_path, case
+):
+    """A frame's RescaleIntercept 'nan' took frame 1's unsaid; on frame 1 it refused the whole
+    file, where a classic series takes the other slices' value, said."""
+    import copy
+
+    def with_bad(frames: set[int], name: str) -> Path:
+        path = to_enhanced(case["datasets"], tmp_path / name / "ect.dcm")
+        ds = pydicom.dcmread(path)
+        shared = ds.SharedFunctionalGroupsSequence[0]
+        pvt = shared.PixelValueTransformationSequence
+        del shared.PixelValueTransformationSequence
+        for k, group in enumerate(ds.PerFrameFunctionalGroupsSequence, start=1):
+            group.PixelValueTransformationSequence = copy.deepcopy(pvt)
+            if k in frames:
+                group.PixelValueTransformationSequence[0].RescaleIntercept = "nan"
+        ds.save_as(path)
+        return path.parent
+
+    for frames in ({1}, {3}):
+        volume = read_dicom_series(with_bad(frames, f"bad{min(frames)}"))
+        assert_same_volume(volume, case["classic"])
+        assert any(
+            "RescaleIntercept 'nan' of 1 frame(s)" in w and "taken as the other frames'" in w
+            for w in volume.meta["warnings"]
+        )
+    every = set(range(1, len(case["datasets"]) + 1))
+    with pytest.raises(InputError, match="RescaleIntercept 'nan' \\(of all"):
+        read_dicom_series(with_bad(every, "all"))

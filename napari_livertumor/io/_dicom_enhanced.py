@@ -60,6 +60,7 @@ def read_enhanced(
         reporter.check()
         part = _read_file(h, reporter, progress)
         clipped += part["clipped"]
+        warnings.extend(part["notes"])
         parts.append(part)
     reporter.update("dicom pixels", n_frames, n_frames)
     # a file of one frame has no step of its own: a file of several frames gives the series'
@@ -188,7 +189,7 @@ def _read_file(h: SliceHeader, reporter: Reporter, progress: dict) -> dict:
         dz = h.slice_thickness or 1.0
     frames = _frame_numbers(image, origin, normal, dz, n, h, name)
     numbers, kept = _image_numbers(image, frames)
-    rescale = _frame_rescales(image, h)
+    rescale, rescale_notes = _frame_rescales(image, h)
     array = np.empty((n, h.rows, h.cols), np.int16)
     clipped = 0
     for start in range(0, n, _BLOCK):
@@ -217,6 +218,7 @@ def _read_file(h: SliceHeader, reporter: Reporter, progress: dict) -> dict:
         "image_numbers": numbers,
         "numbers_kept": kept,
         "clipped": clipped,
+        "notes": rescale_notes,
     }
 
 
@@ -233,32 +235,62 @@ def _decoder_or_why(image, exc: Exception, h: SliceHeader) -> str:
     return _why(exc)
 
 
-def _frame_rescales(image, h: SliceHeader) -> list[tuple[float, float]]:
-    """Each frame's (RescaleSlope, RescaleIntercept): its own functional group's, else the
-    shared one's, else the file's (the header's)."""
+def _frame_rescales(image, h: SliceHeader) -> tuple[list[tuple[float, float]], list[str]]:
+    """Each frame's (RescaleSlope, RescaleIntercept) — its own functional group's, else the
+    shared one's, else the file's (the header's) — and what was mended, as the classic reader
+    mends slices: a slope that is no scale is 1, an intercept that is no usable number the
+    other frames' (none: the file is refused)."""
     from ._dicom_geometry import _group_item
 
-    out = []
+    slopes: list[float] = []
+    intercepts: list[float | None] = []
+    bad_slope, bad_intercept = "", ""
     for k in range(int(image.get("NumberOfFrames") or 1)):
         item = _group_item(image, "PixelValueTransformationSequence", k)
+        raw_slope, raw_intercept = h.slope, (None if h.bad_intercept else h.intercept)
+        if item is not None and "RescaleSlope" in item:
+            raw_slope, raw_intercept = item.get("RescaleSlope"), item.get("RescaleIntercept", 0)
         try:
-            if item is not None and "RescaleSlope" in item:
-                slope = float(item.RescaleSlope)
-                intercept = float(item.get("RescaleIntercept", 0))
-                # a frame's scale that is no number takes the file's (said by its header)
-                if np.isfinite(slope) and slope != 0 and abs(intercept) <= MAX_INTERCEPT_HU:
-                    out.append((slope, intercept))
-                    continue
+            slope = float(raw_slope)
         except (TypeError, ValueError):
-            pass
-        if h.bad_intercept:
+            slope = float("nan")
+        if not np.isfinite(slope) or slope == 0:
+            bad_slope = bad_slope or str(raw_slope)
+            slope = 1.0
+        try:
+            intercept = float(raw_intercept) if raw_intercept is not None else float("nan")
+        except (TypeError, ValueError):
+            intercept = float("nan")
+        if not abs(intercept) <= MAX_INTERCEPT_HU:
+            bad_intercept = bad_intercept or str(
+                raw_intercept if raw_intercept is not None else h.bad_intercept
+            )
+            intercept = None
+        slopes.append(slope)
+        intercepts.append(intercept)
+    notes = []
+    if bad_slope:
+        notes.append(
+            f"RescaleSlope {bad_slope!r} of frame(s) of {h.path.name} is no scale: taken as 1; "
+            "check the HU values"
+        )
+    gone = [k for k, v in enumerate(intercepts) if v is None]
+    if gone:
+        good = [v for v in intercepts if v is not None]
+        if not good:
             raise InputError(
                 h.path,
-                f"RescaleIntercept {h.bad_intercept!r} of frame {k + 1} is no usable number: "
-                "Hounsfield units cannot be made of its pixels. Fix the header",
+                f"RescaleIntercept {bad_intercept!r} (of all {len(gone)} frame(s)) is no "
+                "usable number: Hounsfield units cannot be made of its pixels. Fix the header",
             )
-        out.append((h.slope, h.intercept))
-    return out
+        value = float(np.median(good))
+        intercepts = [value if v is None else v for v in intercepts]
+        notes.append(
+            f"RescaleIntercept {bad_intercept!r} of {len(gone)} frame(s) of {h.path.name} "
+            f"(e.g. frame {gone[0] + 1}) is no usable number: taken as the other frames' "
+            f"{value:g}; check those slices' HU values"
+        )
+    return list(zip(slopes, intercepts, strict=True)), notes
 
 
 def _image_numbers(image, frames: list[int]) -> tuple[list[int | None], bool]:
