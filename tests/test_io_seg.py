@@ -63,6 +63,17 @@ def test_frames_of_a_segment_the_seg_does_not_describe_are_said_not_dropped_unsa
     [said] = [w for w in warnings if "does not describe" in w]
     liver_frames = int((labels == 1).any(axis=(1, 2)).sum())
     assert f"segment(s) 1 ({liver_frames} frame(s))" in said and "describes 2, 3, 4, 60000" in said
+    # a label map SEG: pixel values no segment describes (the liver's recoloured to 9)
+    write_dicom_seg(labels, ct, tmp_path / "map.dcm", HCC_SEGMENTS, segmentation_type="LABELMAP")
+    ds = pydicom.dcmread(tmp_path / "map.dcm")
+    pixels = ds.pixel_array
+    pixels[pixels == 1] = 9
+    ds.PixelData = pixels.astype(pixels.dtype).tobytes()
+    ds.save_as(tmp_path / "map.dcm")
+    warnings = []
+    read = read_dicom_seg(tmp_path / "map.dcm", ct, warnings=warnings)
+    assert not (read == 1).any()
+    assert any(f"segment(s) 9 ({liver_frames} frame(s))" in w for w in warnings), warnings
 
 
 def _strip(ct: CTVolume, keywords) -> None:

@@ -224,6 +224,9 @@ def read_dicom_seg(
         group = per_frame[i] if i < len(per_frame) else None
         if labelmap:  # pixel values are segment numbers; one frame holds every segment
             pieces = [(frames[i] == n, v, n) for n, v in segment_class.items() if v]
+            for n in np.unique(frames[i]).tolist():
+                if n and n not in segment_class:
+                    undescribed[n] = undescribed.get(n, 0) + 1
         else:  # one segment per frame, named in the frame's functional groups
             number = _frame_segment(group, shared)
             if number not in segment_class and frames[i].any():
