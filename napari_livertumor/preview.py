@@ -93,13 +93,16 @@ def _matplotlib_config_dir() -> None:
         return
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # "generated new fontManager"
     home = os.path.expanduser("~")
-    folders = [  # its settings' folder and its cache's (the font list), as it finds them
-        os.path.join(
-            os.environ.get(f"XDG_{kind}_HOME") or os.path.join(home, f".{kind.lower()}"),
-            "matplotlib",
-        )
-        for kind in ("CONFIG", "CACHE")
-    ]
+    if sys.platform.startswith(("linux", "freebsd")):
+        folders = [  # its settings' folder and its cache's (the font list), as it finds them
+            os.path.join(
+                os.environ.get(f"XDG_{kind}_HOME") or os.path.join(home, f".{kind.lower()}"),
+                "matplotlib",
+            )
+            for kind in ("CONFIG", "CACHE")
+        ]
+    else:  # macOS, Windows: one folder in the home
+        folders = [os.path.join(home, ".matplotlib")]
     try:
         for folder in folders:
             os.makedirs(folder, exist_ok=True)
@@ -107,7 +110,12 @@ def _matplotlib_config_dir() -> None:
             return
     except OSError:
         pass
-    os.environ["MPLCONFIGDIR"] = tempfile.mkdtemp(prefix="livertumor-matplotlib-")
+    import atexit
+    import shutil
+
+    folder = tempfile.mkdtemp(prefix="livertumor-matplotlib-")
+    atexit.register(shutil.rmtree, folder, True)  # (matplotlib's own fallback goes at exit too)
+    os.environ["MPLCONFIGDIR"] = folder
 
 
 def write_preview(

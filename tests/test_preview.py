@@ -75,6 +75,8 @@ def test_a_home_that_cannot_hold_matplotlibs_cache_is_worked_around_quietly(tmp_
     blocked.write_text("")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "MPLCONFIGDIR"))}
     env["HOME"] = str(blocked / "home")  # below a file: no folder can be made there
+    (tmp_path / "tmp").mkdir()
+    env["TMPDIR"] = str(tmp_path / "tmp")
     code = (
         "import logging; logging.basicConfig(level=logging.INFO)\n"
         "import sys; sys.path.insert(0, sys.argv[2])\n"
@@ -90,3 +92,4 @@ def test_a_home_that_cannot_hold_matplotlibs_cache_is_worked_around_quietly(tmp_
     assert done.returncode == 0, done.stderr
     assert out.stat().st_size > 0
     assert "matplotlib" not in done.stderr.lower(), done.stderr
+    assert not list((tmp_path / "tmp").iterdir())  # its temporary folder went at exit
