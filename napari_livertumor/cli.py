@@ -194,7 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         hint = ""
         if {"-v", "--verbose"} & set(unknown):
             hint = f" (-v goes before the command: livertumor -v {command} …)"
-        _command_parser(parser, given).error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+        # the unknown options alone: an input after one is kept with it by argparse, and was
+        # named as unrecognized too ("--bogus b.nii.gz")
+        shown = [u for u in unknown if u.startswith("-")] or unknown
+        _command_parser(parser, given).error(f"unrecognized arguments: {' '.join(shown)}{hint}")
     _expand_home(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     # -v is for this tool's steps: other packages' debug lines stay out of it (a 640-slice

@@ -807,7 +807,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
     data = path.read_bytes()
     if data.startswith(b"PK\x03\x04"):  # a ZIP: an .xlsx renamed (pandas: "ParserError")
         raise InputError(
-            path, "is an Excel workbook (.xlsx) named .csv: name it .xlsx, or save it as CSV"
+            path,
+            f"is a spreadsheet workbook (a ZIP file, as .xlsx and .ods are), not the text its "
+            f"name ({path.suffix or 'no ending'}) says: save it from the spreadsheet as .xlsx "
+            "or as CSV",
         )
     # UTF-16 (Excel's "Unicode text" export) announces itself with a byte-order mark
     bom16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
