@@ -917,6 +917,41 @@ def test_what_the_ct_reader_made_good_is_said_when_training_reads_it(tcia_cohort
     assert any("missing slice" in w for w in prepared["HCC_001"].info["reader_warnings"])
 
 
+def test_the_cache_says_where_it_is_what_it_takes_and_warns_of_a_disk_too_small(
+    tcia_cohort, tmp_path, caplog, monkeypatch
+):
+    """Nothing said where the cache went (a hidden OUT/.cache) or what it would take: the GPU
+    recipe's is about 58 MB a patient, 5 GB for HCC-TACE-Seg, and a full disk stopped the run
+    part-way."""
+    import logging
+    import shutil
+    from collections import namedtuple
+
+    from napari_livertumor.training.data import load_or_prepare
+
+    records = index_cases(tcia_cohort)
+    assert len(records) >= 2
+    params = {
+        "stage": "liver", "target_spacing": (5.0, 4.0, 4.0), "hu_window": (-100.0, 200.0),
+        "roi_margin_mm": 10.0, "mask_outside_liver": False, "outside_hu": -100.0,
+    }  # fmt: skip
+    cache = tmp_path / "cache"
+    with caplog.at_level(logging.INFO):
+        load_or_prepare(records, [params], cache)
+    used = sum(f.stat().st_size for f in cache.rglob("*.npz"))
+    said = caplog.text
+    assert f"preprocessing cache {cache}: about" in said and "more for the" in said
+    assert f"{len(records)} patient(s)" in said and "WARNING" not in said
+    assert used > 0
+    # a disk with almost nothing free: said after the first patient, before the rest
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10, 10))
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        load_or_prepare(records, [params], tmp_path / "other")
+    assert "and its disk has 0 MB free: free space, or give --cache-dir" in caplog.text
+
+
 def test_a_seg_covering_slices_the_ct_lacks_is_said_not_taken_in_silence(
     tcia_cohort, tmp_path, caplog
 ):

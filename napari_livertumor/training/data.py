@@ -977,6 +977,8 @@ def load_or_prepare(
     cache_dir = Path(cache_dir)
     prepared: list[dict[str, PreparedCase]] = [{} for _ in params_list]
     skipped: list[tuple[str, str]] = []
+    used = 0  # bytes of the cache this run's patients take
+    space_said = False
     for done, rec in enumerate(records):
         if should_cancel is not None and should_cancel():
             raise Cancelled("stopped while preparing the data")
@@ -995,6 +997,7 @@ def load_or_prepare(
                 except Exception:  # unreadable cache entry: rebuild it
                     missing.append(i)
         if not missing:
+            used += _sizes(paths)
             continue
         try:
             ct, hcc = load_case(rec)
@@ -1017,6 +1020,11 @@ def load_or_prepare(
                         "free disk space"
                     ) from exc
                 prepared[i][rec.case_id] = case
+            written = _sizes(paths)
+            used += written
+            if not space_said:  # the first patient written tells what the rest will take
+                space_said = True
+                _say_cache_space(cache_dir, written, len(records) - done - 1)
         except CacheWriteError:
             raise
         except Exception as exc:  # one bad patient must not stop the run
@@ -1027,7 +1035,53 @@ def load_or_prepare(
                 d.pop(rec.case_id, None)
     if progress is not None:
         progress(len(records), len(records), None)
+    if records:
+        log.info(
+            "preprocessing cache %s: %s for %d patient(s)",
+            cache_dir,
+            _amount(used),
+            len(records) - len(skipped),
+        )
     return prepared, skipped
+
+
+def _sizes(paths) -> int:
+    total = 0
+    for path in paths:
+        try:
+            total += Path(path).stat().st_size
+        except OSError:
+            continue
+    return total
+
+
+def _amount(n: float) -> str:
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+
+
+def _say_cache_space(cache_dir: Path, per_patient: int, more: int) -> None:
+    """Where the cache goes, what the patients still to prepare will take there (as much as
+    the first one each), and a warning when its disk has not that much free (the run would
+    stop part-way: 105 patients of the GPU recipe take about 5 GB)."""
+    import shutil
+
+    need = per_patient * more
+    try:
+        free = shutil.disk_usage(cache_dir).free
+    except OSError:
+        free = None
+    what = (
+        f"preprocessing cache {cache_dir}: about {_amount(per_patient)} a patient, "
+        f"{_amount(need)} more for the {more} still to prepare"
+    )
+    if free is not None and need > 0.9 * free:
+        log.warning(
+            "%s, and its disk has %s free: free space, or give --cache-dir on a larger disk",
+            what,
+            _amount(free),
+        )
+    else:
+        log.info("%s%s", what, f" ({_amount(free)} free)" if free is not None else "")
 
 
 def _write_cached(path: Path, case: PreparedCase) -> None:
