@@ -1208,6 +1208,36 @@ def test_an_optional_output_lost_to_a_full_disk_is_said_and_made_by_the_next_run
     assert not any("P1_seg.dcm" in w for w in stats["warnings"])  # no longer said missing
 
 
+def test_a_seg_memory_cannot_hold_now_is_said_before_it_is_built_and_made_later(
+    tmp_path, models, monkeypatch, caplog, capsys
+):
+    """highdicom builds a SEG's frames beside the scan (0.3 GB over the segmentation's peak for
+    900 slices): the memory check counted none of it, and the kernel could end the run there."""
+    from napari_livertumor import memory
+
+    write_ct_series(small_ct(seed=4), tmp_path / "P1" / "ct", patient_id="P1")
+    out = tmp_path / "out"
+    args = ["segment", str(tmp_path / "P1"), "-o", str(out), "--models", str(models),
+            "--device", "cpu", "--stages", "liver", "--dicom-seg"]  # fmt: skip
+    _fake_masks(monkeypatch)
+    real = memory.require
+
+    def tight(need, what, *a, **k):
+        if "DICOM SEG" in what:
+            return real(10**15, what, *a, **k)  # (no machine has that much)
+        return real(need, what, *a, **k)
+
+    monkeypatch.setattr(memory, "require", tight)
+    with caplog.at_level("WARNING"):
+        assert main(args) == 0
+    said = [r.getMessage() for r in caplog.records if "no P1_seg.dcm" in r.getMessage()]
+    assert said and "writing its DICOM SEG" in said[0] and "run the command again" in said[0]
+    monkeypatch.setattr(memory, "require", real)
+    capsys.readouterr()
+    assert main([*args, "--list"]) == 0
+    assert "\tadd P1_seg.dcm (complete otherwise)" in capsys.readouterr().out
+
+
 def test_a_home_folder_no_shell_expanded_is_the_home_folder(tmp_path, models, monkeypatch, capsys):
     """'-o "~/out"' (quoted) or '--outdir=~/out' reach the command unexpanded: a folder named
     '~' was made in the current one, and an input '~/scans/a.nii.gz' was not found."""
