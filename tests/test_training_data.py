@@ -943,13 +943,22 @@ def test_the_cache_says_where_it_is_what_it_takes_and_warns_of_a_disk_too_small(
     assert f"preprocessing cache {cache}: about" in said and "more for the" in said
     assert f"{len(records)} patient(s)" in said and "WARNING" not in said
     assert used > 0
+    # one patient's files gone: the others, cached, are not counted as still to prepare
+    for f in cache.rglob(f"{records[0].case_id}-*.npz"):
+        f.unlink()
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        load_or_prepare(records, [params], cache)
+    assert "more for the 0 still to prepare" in caplog.text
     # a disk with almost nothing free: said after the first patient, before the rest
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10, 10))
     caplog.clear()
     with caplog.at_level(logging.INFO):
         load_or_prepare(records, [params], tmp_path / "other")
-    assert "and its disk has 0 MB free: free space, or give --cache-dir" in caplog.text
+    assert (
+        "and its disk has 0.0 MB free: free space, or put the cache on a larger disk" in caplog.text
+    )
 
 
 def test_a_seg_covering_slices_the_ct_lacks_is_said_not_taken_in_silence(

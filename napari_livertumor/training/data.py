@@ -979,16 +979,16 @@ def load_or_prepare(
     skipped: list[tuple[str, str]] = []
     used = 0  # bytes of the cache this run's patients take
     space_said = False
+    every: list[list[Path]] = [  # each patient's cache files (what is left to make is known)
+        [cache_dir / p["stage"] / f"{rec.case_id}-{cache_key(rec, p)}.npz" for p in params_list]
+        for rec in records
+    ]
     for done, rec in enumerate(records):
         if should_cancel is not None and should_cancel():
             raise Cancelled("stopped while preparing the data")
         if progress is not None:
             progress(done, len(records), rec.case_id)
-        keys = [cache_key(rec, p) for p in params_list]
-        paths = [
-            cache_dir / p["stage"] / f"{rec.case_id}-{k}.npz"
-            for p, k in zip(params_list, keys, strict=False)
-        ]
+        paths = every[done]
         missing = [i for i, path in enumerate(paths) if not path.is_file()]
         for i, path in enumerate(paths):
             if i not in missing:
@@ -1024,7 +1024,8 @@ def load_or_prepare(
             used += written
             if not space_said:  # the first patient written tells what the rest will take
                 space_said = True
-                _say_cache_space(cache_dir, written, len(records) - done - 1)
+                more = sum(1 for ps in every[done + 1 :] if not all(p.is_file() for p in ps))
+                _say_cache_space(cache_dir, written, more)
         except CacheWriteError:
             raise
         except Exception as exc:  # one bad patient must not stop the run
@@ -1056,7 +1057,9 @@ def _sizes(paths) -> int:
 
 
 def _amount(n: float) -> str:
-    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GB"
+    return f"{n / 2**20:.1f} MB" if n < 10 * 2**20 else f"{n / 2**20:.0f} MB"
 
 
 def _say_cache_space(cache_dir: Path, per_patient: int, more: int) -> None:
@@ -1076,7 +1079,8 @@ def _say_cache_space(cache_dir: Path, per_patient: int, more: int) -> None:
     )
     if free is not None and need > 0.9 * free:
         log.warning(
-            "%s, and its disk has %s free: free space, or give --cache-dir on a larger disk",
+            "%s, and its disk has %s free: free space, or put the cache on a larger disk "
+            "(--cache-dir)",
             what,
             _amount(free),
         )
