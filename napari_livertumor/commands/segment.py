@@ -326,13 +326,13 @@ def run(args) -> int:
         # a summary of thousands of rows costs a noticeable part of a case to rewrite
         # (20 000 rows: 0.25 s, 40 minutes of a 20 000-case run): at most a twentieth of
         # the run goes to it, rows of the last few seconds waiting for the next write
-        if since < 20 * last_cost[0]:
+        if since < min(20 * last_cost[0], 30.0):
             return
         try:
-            started = time.monotonic()
-            write_summary(rows, outdir / name)
+            spent: dict = {}
+            write_summary(rows, outdir / name, spent=spent)
             last_write[0] = time.monotonic()
-            last_cost[0] = last_write[0] - started
+            last_cost[0] = spent.get("seconds", 0.0)  # (the writing, not a wait for the lock)
         except OSError as exc:  # said once at the end if it still fails then
             log.debug("summary not written yet: %s", exc)
 
@@ -2162,7 +2162,7 @@ def _case_stats(case, volume, result, segmenter, settings, *, timings) -> dict:
     return stats
 
 
-def write_summary(rows: list[dict], path: Path) -> Path:
+def write_summary(rows: list[dict], path: Path, *, spent: dict | None = None) -> Path:
     """Write the batch summary; rows of earlier runs for other cases are kept.
 
     A summary already there from another batch into the same folder keeps its rows of cases
@@ -2174,7 +2174,10 @@ def write_summary(rows: list[dict], path: Path) -> Path:
     with file_lock(path.with_name(f"{temp_prefix(path)}lock"), wait_s=60.0) as held:
         if not held:
             log.warning("%s: another run held it for over a minute; written anyway", path.name)
+        started = time.monotonic()
         written = _write_summary(rows, path)
+        if spent is not None:  # how long the writing took, the lock's wait left out
+            spent["seconds"] = time.monotonic() - started
         if held:  # a killed run's temporary copies (a minute old: no run's at work)
             for final in {path, written}:
                 remove_stale_temps(final, 60.0, ".tmp")
