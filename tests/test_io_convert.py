@@ -913,6 +913,28 @@ def test_another_runs_case_being_written_keeps_its_record_through_this_runs_writ
     assert "a run was stopped while it wrote this case" in capsys.readouterr().err
 
 
+def test_a_run_stopped_before_placing_its_case_leaves_no_record_of_it(
+    tcia_download, tmp_path, monkeypatch, capsys
+):
+    """Ctrl-C while a case was written: its pending record (no image) stayed in convert.json
+    for good, carried along by every later run."""
+    from napari_livertumor.commands import convert as conv
+
+    root, _ = tcia_download
+    out = tmp_path / "out"
+
+    def stopped(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(conv, "_write_pair", stopped)
+    assert main(["convert", str(root / "HCC_002"), "-o", str(out)]) == 130
+    monkeypatch.undo()
+    assert json.loads((out / "convert.json").read_text())["cases"] == []
+    assert main(["convert", str(root / "HCC_001"), "-o", str(out)]) == 0
+    cases = json.loads((out / "convert.json").read_text())["cases"]
+    assert [r["case"] for r in cases] == ["HCC_001"]
+
+
 def test_a_failed_reconversion_and_an_unreadable_record_do_not_lock_images_out(
     tcia_download, tmp_path, capsys
 ):

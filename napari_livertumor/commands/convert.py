@@ -337,6 +337,11 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     interrupted: KeyboardInterrupt | None = None
 
     record = outdir / "convert.json"
+    #: this run, in its pending records (its own, when it stops, go with it)
+    import platform
+    import uuid
+
+    run_id = f"{os.getpid()}@{platform.node()}:{uuid.uuid4().hex[:12]}"
 
     def write_summary() -> None:
         # the file tells what the folder holds: a case refused here keeps its earlier row, and
@@ -366,9 +371,7 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
                 for name, r in sorted(others.items())
                 if name not in given
                 and r.get("image")
-                # another run's case being written: its image is not there yet (dropped, a
-                # kill after it was placed left it unrecorded)
-                and (r.get("status") == "pending" or (outdir / str(r["image"])).is_file())
+                and ((outdir / str(r["image"])).is_file() or _pending_elsewhere(r, run_id))
             ]
             summary["cases"] = [{k: v for k, v in r.items() if k != "untouched"} for r in listed]
             _write_json(record, summary)
@@ -378,7 +381,7 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     def pending(row: dict) -> None:
         """Record a case as being written before its files are put in place: a run killed
         between the two left an image no record told of, refused by every later run."""
-        rows.append({**row, "status": "pending"})
+        rows.append({**row, "status": "pending", "run": run_id, "pending_since": time.time()})
         try:
             write_summary()
         finally:
@@ -491,6 +494,23 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     if labelled:
         print(f"train on it: livertumor train --data {outdir} --out RUN_FOLDER")
     return 1 if failed else 0
+
+
+#: how long another run's record of a case it is writing, with no image there, is kept (a
+#: case is written in minutes at most: older, that run was stopped before placing it)
+PENDING_KEPT_S = 3600.0
+
+
+def _pending_elsewhere(row: dict, run_id: str) -> bool:
+    """A record of a case another run is writing now, its image not placed yet: kept (dropped,
+    a kill after the image was placed left it unrecorded). This run's own, when it stopped,
+    and another's an hour old are not."""
+    if row.get("status") != "pending" or row.get("run") == run_id:
+        return False
+    try:
+        return time.time() - float(row.get("pending_since") or 0) < PENDING_KEPT_S
+    except (TypeError, ValueError):
+        return False
 
 
 def _earlier_choice(path: Path) -> str | None:
