@@ -92,17 +92,18 @@ def _matplotlib_config_dir() -> None:
     if "matplotlib" in sys.modules or os.environ.get("MPLCONFIGDIR"):
         return
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # "generated new fontManager"
+    # (compute nodes' read-only homes are Linux's; elsewhere matplotlib picks among folders
+    # of its own, and one made here would move its settings for every program)
+    if not sys.platform.startswith(("linux", "freebsd")):
+        return
     home = os.path.expanduser("~")
-    if sys.platform.startswith(("linux", "freebsd")):
-        folders = [  # its settings' folder and its cache's (the font list), as it finds them
-            os.path.join(
-                os.environ.get(f"XDG_{kind}_HOME") or os.path.join(home, f".{kind.lower()}"),
-                "matplotlib",
-            )
-            for kind in ("CONFIG", "CACHE")
-        ]
-    else:  # macOS, Windows: one folder in the home
-        folders = [os.path.join(home, ".matplotlib")]
+    folders = [  # its settings' folder and its cache's (the font list), as it finds them
+        os.path.join(
+            os.environ.get(f"XDG_{kind}_HOME") or os.path.join(home, f".{kind.lower()}"),
+            "matplotlib",
+        )
+        for kind in ("CONFIG", "CACHE")
+    ]
     try:
         for folder in folders:
             os.makedirs(folder, exist_ok=True)
