@@ -1874,7 +1874,11 @@ def _write_extras(case, volume, labels, stats, asides: dict, finals: dict) -> li
             # held: not this case's own (as "no liver" is), so not recorded as made or
             # impossible: the next run makes it
             outputs.pop(kind, None)
-            why = _os_reason(exc) if isinstance(exc, OSError) else str(exc) or "out of memory"
+            why = (
+                _os_reason(exc)
+                if isinstance(exc, OSError)
+                else _out_of_memory_text(exc) or str(exc) or "out of memory"
+            )
             said.append(f"no {finals[kind].name}: {why}; run the command again to make it")
         except (LiverTumorError, ValueError, RuntimeError) as exc:
             outputs[kind] = None

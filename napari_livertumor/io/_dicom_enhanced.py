@@ -245,6 +245,7 @@ def _frame_rescales(image, h: SliceHeader) -> tuple[list[tuple[float, float]], l
     slopes: list[float] = []
     intercepts: list[float | None] = []
     bad_slope, bad_intercept = "", ""
+    scaled_by_one: list[int] = []  # frames whose slope was no scale
     for k in range(int(image.get("NumberOfFrames") or 1)):
         item = _group_item(image, "PixelValueTransformationSequence", k)
         raw_slope, raw_intercept = h.slope, (None if h.bad_intercept else h.intercept)
@@ -256,6 +257,7 @@ def _frame_rescales(image, h: SliceHeader) -> tuple[list[tuple[float, float]], l
             slope = float("nan")
         if not np.isfinite(slope) or slope == 0:
             bad_slope = bad_slope or str(raw_slope)
+            scaled_by_one.append(k)
             slope = 1.0
         try:
             intercept = float(raw_intercept) if raw_intercept is not None else float("nan")
@@ -271,8 +273,8 @@ def _frame_rescales(image, h: SliceHeader) -> tuple[list[tuple[float, float]], l
     notes = []
     if bad_slope:
         notes.append(
-            f"RescaleSlope {bad_slope!r} of frame(s) of {h.path.name} is no scale: taken as 1; "
-            "check the HU values"
+            f"RescaleSlope {bad_slope!r} of {len(scaled_by_one)} frame(s) of {h.path.name} (e.g. "
+            f"frame {scaled_by_one[0] + 1}) is no scale: taken as 1; check the HU values"
         )
     gone = [k for k, v in enumerate(intercepts) if v is None]
     if gone:

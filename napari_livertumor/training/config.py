@@ -264,11 +264,9 @@ class TrainConfig:
         from ..models.checkpoint import MAX_HU, MAX_MARGIN_MM
 
         # as a model's metadata.json may hold them (a run trained a model no loader took)
-        if not all(abs(v) <= MAX_HU for v in (*self.hu_window, self.outside_hu)):
-            raise SettingsError(
-                f"hu_window {list(self.hu_window)} and outside_hu {self.outside_hu} must lie "
-                f"within ±{MAX_HU:g} HU"
-            )
+        for name, values in (("hu_window", self.hu_window), ("outside_hu", [self.outside_hu])):
+            if not all(abs(v) <= MAX_HU for v in values):
+                raise SettingsError(f"{name} {getattr(self, name)} must lie within ±{MAX_HU:g} HU")
         if not float(self.roi_margin_mm) <= MAX_MARGIN_MM:
             raise SettingsError(
                 f"roi_margin_mm must be at most {MAX_MARGIN_MM:g}, got {self.roi_margin_mm}"
