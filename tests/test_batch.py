@@ -1173,7 +1173,7 @@ def test_a_summary_that_cannot_be_written_still_leaves_the_cases_said(
     data = cohort(tmp_path / "in", 2)
     (data / "case01.nii.gz").write_bytes(b"not a nifti")
 
-    def no_space(rows, path):
+    def no_space(rows, path, **kw):
         raise OSError(28, "No space left on device", str(path))
 
     monkeypatch.setattr(seg, "write_summary", no_space)
@@ -1330,10 +1330,10 @@ def test_a_long_summary_is_not_rewritten_after_every_case(tmp_path, models, monk
 
     def slow(rows, path, *, spent=None, writing=True):
         writes.append(len(rows))
-        time.sleep(0.05)  # as a summary of many thousand rows takes (or a wait for its lock)
+        time.sleep(0.1)  # as a summary of many thousand rows takes (or a wait for its lock)
         written = real(rows, path, spent=spent)
         if spent is not None:  # (the real writing's own few ms set aside: deterministic)
-            spent["seconds"] = 0.05 if writing else 0.0001
+            spent["seconds"] = 0.1 if writing else 0.0001
         return written
 
     def quick_cases(cases, outdir, config, *, rows, after_case, **kw):

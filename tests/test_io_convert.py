@@ -856,6 +856,35 @@ def test_a_run_killed_between_a_cases_files_and_its_record_is_finished_by_the_ne
     assert not old.exists() and young.exists()
 
 
+def test_a_run_stopped_while_a_case_moved_to_imagestr_leaves_it_to_the_next_run(
+    tcia_download, tmp_path, monkeypatch, capsys
+):
+    """A SEG downloaded later moves a case from imagesTs/ to imagesTr/: Ctrl-C while it was
+    written dropped the case's record, its old image still there, refused by every later run."""
+    from napari_livertumor.commands import convert as conv
+
+    root, _ = tcia_download
+    src, out = tmp_path / "src", tmp_path / "out"
+    shutil.copytree(root / "HCC_002", src / "HCC_002")
+    [seg] = [p for p in (src / "HCC_002").glob("*/*") if "Segmentation" in p.name]
+    shutil.move(seg, tmp_path / "aside")
+    assert main(["convert", str(src), "-o", str(out)]) == 0
+    assert (out / "imagesTs" / "HCC_002.nii.gz").is_file()
+    shutil.move(tmp_path / "aside", seg)  # the SEG downloaded since
+
+    def stopped(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(conv, "_write_pair", stopped)
+    assert main(["convert", str(src), "-o", str(out)]) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["convert", str(src), "-o", str(out)]) == 0
+    assert "no record" not in capsys.readouterr().err
+    assert (out / "imagesTr" / "HCC_002.nii.gz").is_file()
+    assert not (out / "imagesTs" / "HCC_002.nii.gz").exists()
+
+
 def test_runs_into_one_folder_at_once_keep_each_others_records(
     tcia_download, tmp_path, monkeypatch, capsys
 ):

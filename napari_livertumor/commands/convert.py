@@ -371,7 +371,13 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
                 for name, r in sorted(others.items())
                 if name not in given
                 and r.get("image")
-                and ((outdir / str(r["image"])).is_file() or _pending_elsewhere(r, run_id))
+                and (
+                    (outdir / str(r["image"])).is_file()
+                    or _pending_elsewhere(r, run_id)
+                    # stopped while it moved a case between imagesTs/ and imagesTr/: its
+                    # old image is there (without a record, refused by every later run)
+                    or (r.get("status") == "pending" and _an_image_of(outdir, name))
+                )
             ]
             summary["cases"] = [{k: v for k, v in r.items() if k != "untouched"} for r in listed]
             _write_json(record, summary)
@@ -501,6 +507,10 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
 PENDING_KEPT_S = 3600.0
 
 
+def _an_image_of(outdir: Path, case: str) -> bool:
+    return any((outdir / sub / f"{case}.nii.gz").is_file() for sub in ("imagesTr", "imagesTs"))
+
+
 def _pending_elsewhere(row: dict, run_id: str) -> bool:
     """A record of a case another run is writing now, its image not placed yet: kept (dropped,
     a kill after the image was placed left it unrecorded). This run's own, when it stopped,
@@ -508,7 +518,8 @@ def _pending_elsewhere(row: dict, run_id: str) -> bool:
     if row.get("status") != "pending" or row.get("run") == run_id:
         return False
     try:
-        return time.time() - float(row.get("pending_since") or 0) < PENDING_KEPT_S
+        # (a time ahead of this clock, another machine's or an edit: as far off either way)
+        return abs(time.time() - float(row.get("pending_since") or 0)) < PENDING_KEPT_S
     except (TypeError, ValueError):
         return False
 

@@ -326,7 +326,8 @@ def run(args) -> int:
         # a summary of thousands of rows costs a noticeable part of a case to rewrite
         # (20 000 rows: 0.25 s, 40 minutes of a 20 000-case run): at most a twentieth of
         # the run goes to it, rows of the last few seconds waiting for the next write
-        if since < min(20 * last_cost[0], 30.0):
+        # (a write of tens of ms, a summary of a thousand rows, always goes out at once)
+        if last_cost[0] > 0.05 and since < min(20 * last_cost[0], 30.0):
             return
         try:
             spent: dict = {}
@@ -2175,13 +2176,15 @@ def write_summary(rows: list[dict], path: Path, *, spent: dict | None = None) ->
     Two batches ending at once take turns (each read the file, then each wrote it: one's rows
     were lost).
     """
+    asked = time.monotonic()
     with file_lock(path.with_name(f"{temp_prefix(path)}lock"), wait_s=60.0) as held:
         if not held:
             log.warning("%s: another run held it for over a minute; written anyway", path.name)
         started = time.monotonic()
         written = _write_summary(rows, path)
-        if spent is not None:  # how long the writing took, the lock's wait left out
-            spent["seconds"] = time.monotonic() - started
+        if spent is not None:  # how long the writing took: the lock's wait left out, unless
+            # the lock was never had (another run holding it on: each case waited a minute)
+            spent["seconds"] = time.monotonic() - (started if held else asked)
         if held:  # a killed run's temporary copies (a minute old: no run's at work)
             for final in {path, written}:
                 remove_stale_temps(final, 60.0, ".tmp")

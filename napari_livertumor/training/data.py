@@ -979,16 +979,31 @@ def load_or_prepare(
     skipped: list[tuple[str, str]] = []
     used = 0  # bytes of the cache this run's patients take
     space_said = False
-    every: list[list[Path]] = [  # each patient's cache files (what is left to make is known)
-        [cache_dir / p["stage"] / f"{rec.case_id}-{cache_key(rec, p)}.npz" for p in params_list]
-        for rec in records
-    ]
+    known: dict[int, list[Path]] = {}
+
+    def files_of(i: int) -> list[Path]:  # a patient's cache files (each keyed once)
+        if i not in known:
+            rec = records[i]
+            known[i] = [
+                cache_dir / p["stage"] / f"{rec.case_id}-{cache_key(rec, p)}.npz"
+                for p in params_list
+            ]
+        return known[i]
+
+    def still_to_prepare(after: int) -> int:
+        n = 0
+        for i in range(after + 1, len(records)):
+            if should_cancel is not None and should_cancel():
+                raise Cancelled("stopped while preparing the data")
+            n += not all(p.is_file() for p in files_of(i))
+        return n
+
     for done, rec in enumerate(records):
         if should_cancel is not None and should_cancel():
             raise Cancelled("stopped while preparing the data")
         if progress is not None:
             progress(done, len(records), rec.case_id)
-        paths = every[done]
+        paths = files_of(done)
         missing = [i for i, path in enumerate(paths) if not path.is_file()]
         for i, path in enumerate(paths):
             if i not in missing:
@@ -1024,8 +1039,7 @@ def load_or_prepare(
             used += written
             if not space_said:  # the first patient written tells what the rest will take
                 space_said = True
-                more = sum(1 for ps in every[done + 1 :] if not all(p.is_file() for p in ps))
-                _say_cache_space(cache_dir, written, more)
+                _say_cache_space(cache_dir, written, still_to_prepare(done))
         except CacheWriteError:
             raise
         except Exception as exc:  # one bad patient must not stop the run
