@@ -266,7 +266,8 @@ class TrainConfig:
         # as a model's metadata.json may hold them (a run trained a model no loader took)
         for name, values in (("hu_window", self.hu_window), ("outside_hu", [self.outside_hu])):
             if not all(abs(v) <= MAX_HU for v in values):
-                raise SettingsError(f"{name} {getattr(self, name)} must lie within ±{MAX_HU:g} HU")
+                shown = list(values) if name == "hu_window" else values[0]  # (as JSON has it)
+                raise SettingsError(f"{name} {shown} must lie within ±{MAX_HU:g} HU")
         if not float(self.roi_margin_mm) <= MAX_MARGIN_MM:
             raise SettingsError(
                 f"roi_margin_mm must be at most {MAX_MARGIN_MM:g}, got {self.roi_margin_mm}"
