@@ -959,6 +959,19 @@ def test_the_cache_says_where_it_is_what_it_takes_and_warns_of_a_disk_too_small(
     assert (
         "and its disk has 0.0 MB free: free space, or put the cache on a larger disk" in caplog.text
     )
+    # Cancel while the other patients' cache files are looked for: a stop, not a skipped patient
+    from napari_livertumor.errors import Cancelled
+
+    asked = []
+
+    def cancel_on_the_second_look():
+        asked.append(1)
+        return len(asked) == 2  # (only then: a stop swallowed would go on unnoticed)
+
+    with pytest.raises(Cancelled):
+        load_or_prepare(
+            records, [params], tmp_path / "third", should_cancel=cancel_on_the_second_look
+        )
 
 
 def test_a_seg_covering_slices_the_ct_lacks_is_said_not_taken_in_silence(

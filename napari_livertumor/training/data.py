@@ -1040,7 +1040,7 @@ def load_or_prepare(
             if not space_said:  # the first patient written tells what the rest will take
                 space_said = True
                 _say_cache_space(cache_dir, written, still_to_prepare(done))
-        except CacheWriteError:
+        except (CacheWriteError, Cancelled):  # (a stop while the rest's keys were made)
             raise
         except Exception as exc:  # one bad patient must not stop the run
             reason = str(exc) or type(exc).__name__
