@@ -375,21 +375,24 @@ def read_nifti_layers(path) -> list[tuple]:
     from .io.nifti import read_nifti
 
     target = _single_target(path)
-    volume = read_nifti(target).displayed()  # as DICOM shows it; saved back in stored order
-    if _is_label_map(volume.array):
-        labels = volume.array.astype(np.uint8)
-        role = _nifti_labels_role(target, labels)
-        made_on = _made_on_series(target)
-        grid = volume.with_array(volume.array, **({"made_on_series": made_on} if made_on else {}))
-        # named as a CT file is: by its folder too where its own name is a generic one
-        name = volume.meta.get("display_name") or _stem(target)
-        if role == "ground_truth" and not _says_label_map(name):
-            # nnU-Net's labelsTr/liver_1 beside imagesTr/liver_1: "liver_1 [1]" in napari, and
-            # "liver_1 ground truth" in the Load panel
-            name = f"{name} ground truth"
-        return [labels_layer_data(labels, grid, name, role, opened_from=target)]
-    _say_warnings(volume)
-    return [ct_layer_data(volume)]
+    stored = read_nifti(target)
+    if not _is_label_map(stored.array):
+        # checked as stored (a coronal file's square pixels were taken for its axial ones,
+        # and said not square), then shown as DICOM shows it; saved back in stored order
+        _say_warnings(stored)
+        return [ct_layer_data(stored.displayed())]
+    volume = stored.displayed()
+    labels = volume.array.astype(np.uint8)
+    role = _nifti_labels_role(target, labels)
+    made_on = _made_on_series(target)
+    grid = volume.with_array(volume.array, **({"made_on_series": made_on} if made_on else {}))
+    # named as a CT file is: by its folder too where its own name is a generic one
+    name = volume.meta.get("display_name") or _stem(target)
+    if role == "ground_truth" and not _says_label_map(name):
+        # nnU-Net's labelsTr/liver_1 beside imagesTr/liver_1: "liver_1 [1]" in napari, and
+        # "liver_1 ground truth" in the Load panel
+        name = f"{name} ground truth"
+    return [labels_layer_data(labels, grid, name, role, opened_from=target)]
 
 
 #: words of a label map's file name that say it is a reference drawn by hand, and words that

@@ -1023,3 +1023,29 @@ def test_a_seg_opened_onto_its_open_ct_is_named_once_by_its_patient(make_napari_
     [lab5] = viewer.open(str(tcia), plugin="napari-livertumor")
     role = lab5.metadata["livertumor_role"]
     assert lab5.name == f"HCC_001 {'ground truth' if role == 'ground_truth' else 'segmentation'}"
+
+
+def test_a_coronal_nifti_opened_is_checked_as_stored(tmp_path):
+    """File > Open checked the scan turned to axial: a coronal file of square pixels was said
+    to have pixels 'not square (5 × 0.8 mm, 0.8 mm between images)' (the Load panel said
+    nothing), and an odd one was quoted with its axial figures."""
+    import warnings as pywarnings
+
+    from napari_livertumor.io.nifti import write_nifti
+
+    rng = np.random.default_rng(0)  # (CT values: a constant image reads as a label map)
+    array = rng.integers(-1000, 400, (12, 40, 40)).astype(np.int16)  # (P, rows: S, cols: L)
+    onto = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])  # i→L, j→S, k→P
+    write_nifti(CTVolume(array, (5.0, 0.8, 0.8), direction=onto), tmp_path / "cor.nii.gz")
+    write_nifti(CTVolume(array, (1.6, 5.0, 0.8), direction=onto), tmp_path / "odd.nii.gz")
+    with pywarnings.catch_warnings():
+        pywarnings.simplefilter("ignore")
+        [(_, square, _)] = napari_get_reader(str(tmp_path / "cor.nii.gz"))(
+            str(tmp_path / "cor.nii.gz")
+        )
+        [(_, odd, _)] = napari_get_reader(str(tmp_path / "odd.nii.gz"))(
+            str(tmp_path / "odd.nii.gz")
+        )
+    assert not any("not square" in w for w in square["metadata"].get("warnings", []))
+    [said] = [w for w in odd["metadata"]["warnings"] if "not square" in w]
+    assert "(5 × 0.8 mm, 1.6 mm between images)" in said
