@@ -1094,7 +1094,7 @@ def _say_cache_space(cache_dir: Path, per_patient: int, more: int) -> None:
     if free is not None and need > 0.9 * free:
         log.warning(
             "%s, and its disk has %s free: free space, or put the cache on a larger disk "
-            "(--cache-dir)",
+            "(--cache-dir; in the Train panel, an output folder there: the cache is its .cache)",
             what,
             _amount(free),
         )
