@@ -326,6 +326,31 @@ def test_resampling_keeps_a_constant_and_a_ramp():
     np.testing.assert_allclose(down[:, 0, 0], [1, 4, 7, 10])  # centres of 3-voxel bins
 
 
+def test_stage_input_is_prepared_on_the_devices_own_grid_when_it_grows():
+    """A stage grid finer than the CT (5 mm slices for the tumor stage's 2.5 mm, coarse pixels)
+    is interpolated on the device that holds the CT: the coordinates were left on the CPU and
+    CUDA refused them. Here on torch's "meta" device, with CUDA's rule checked on every torch
+    call (its in-place operations do not check it themselves): no tensor of another device,
+    a CPU scalar (0-dim) apart."""
+    from torch.overrides import TorchFunctionMode
+
+    class OneDevice(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            held = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+            devices = {a.device for a in held if a.dim() > 0 or a.device.type != "cpu"}
+            assert len(devices) <= 1, f"{func.__name__} on {devices}"
+            return func(*args, **kwargs)
+
+    ct = np.full((8, 12, 12), 40, np.int16)
+    with OneDevice():
+        for shape in ((16, 12, 12), (8, 30, 30), (16, 20, 6)):  # z grows; y, x grow; mixed
+            out = pp.prepare_stage_input(ct, shape, (-200, 250), device=torch.device("meta"))
+            assert out.device.type == "meta" and tuple(out.shape) == shape
+        t = torch.zeros((4, 5, 6), device="meta")
+        assert tuple(pp.resample(t, (9, 2, 11)).shape) == (9, 2, 11)
+
+
 def test_mask_survives_the_trip_to_the_stage_grid_and_back():
     z, y, x = np.ogrid[:20, :60, :60]
     src = ((z - 10) / 7) ** 2 + ((y - 30) / 20) ** 2 + ((x - 28) / 15) ** 2 <= 1

@@ -246,9 +246,14 @@ def source_coords(n_in: int, n_out: int, start: int = 0, stop: int | None = None
 
 
 def sample_axis_linear(t, axis: int, coords):
-    """Linear interpolation of ``t`` along ``axis`` at continuous indices ``coords`` (clamped)."""
+    """Linear interpolation of ``t`` along ``axis`` at continuous indices ``coords`` (clamped).
+
+    ``coords`` (from :func:`source_coords`, made on the CPU) is moved to ``t``'s device: on
+    CUDA every stage grid finer than the CT along an axis (the tumor stage of 3 or 5 mm
+    slices) failed with torch's "Expected all tensors to be on the same device".
+    """
     n = t.shape[axis]
-    coords = coords.clamp(0, n - 1)
+    coords = coords.to(t.device).clamp(0, n - 1)
     i0 = coords.floor().long()
     i1 = (i0 + 1).clamp(max=n - 1)
     w = (coords - i0).to(t.dtype)
