@@ -1181,6 +1181,7 @@ def test_an_optional_output_lost_to_a_full_disk_is_said_and_made_by_the_next_run
     real = seg_io.write_dicom_seg
 
     def full_disk(*a, **k):
+        Path(k.get("out_path") or a[2]).write_bytes(b"DICM, half")  # and what it had written
         try:  # as pydicom reports it: the same type, a whole traceback for its text
             raise OSError(errno.ENOSPC, "No space left on device")
         except OSError as exc:
@@ -1195,6 +1196,8 @@ def test_an_optional_output_lost_to_a_full_disk_is_said_and_made_by_the_next_run
     stats = json.loads((out / "P1_stats.json").read_text())
     assert "dicom_seg" not in stats["outputs"] and not (out / "P1_seg.dcm").exists()
     assert said[4:] in stats["warnings"] and "Traceback" not in json.dumps(stats)
+    # the half-written SEG went (it stayed, hidden, until the case came again)
+    assert not [p.name for p in out.iterdir() if "seg" in p.name.lower()]
     monkeypatch.setattr(seg_io, "write_dicom_seg", real)  # room again
     capsys.readouterr()
     assert main([*args, "--list"]) == 0  # (it said "skip: complete")

@@ -1887,6 +1887,9 @@ def _write_extras(case, volume, labels, stats, asides: dict, finals: dict) -> li
             said.append(f"no {finals[kind].name}: {why}")
         # the files by the names the user sees, not the temporary ones written first
         aside = asides[kind] if outputs.get(kind) is not None else asides.pop(kind)
+        if aside is not asides.get(kind):  # not made: what a failed write left of it goes
+            # (the caller's clean-up sees only the asides still listed)
+            aside.unlink(missing_ok=True)
         notes += [n.replace(str(aside), finals[kind].name).replace(aside.name, finals[kind].name)
                   for n in said]  # fmt: skip
     stats.setdefault("timings_s", {})["extras"] = round(time.perf_counter() - t0, 3)
