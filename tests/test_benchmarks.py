@@ -32,6 +32,9 @@ def test_gpu_check_dry_run_writes_every_figure(tmp_path):
     assert report["startup"]["python_torch_bytecode_cached"]["median_s"] > 0
     assert report["bytecode"]["torch_py_files"] > 0
     assert report["batch"]["cases"] == 2
+    # stage grids finer than the CT (5 mm slices; the small phantom's) run on the device too
+    assert all(case["liver_ml"] > 0 for case in report["other_grids"].values())
+    assert len(report["other_grids"]) == 2
     # only the first case of a batch pays for loading the models
     loads = ["load_models" in t for t in report["batch"]["per_case_timings_s"]]
     assert loads == [True, False]
