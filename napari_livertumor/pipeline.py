@@ -556,7 +556,7 @@ class Segmenter:
         # The models see every CT as they were trained (x → left, y → posterior, z → superior);
         # a RAS-stored, transposed or feet-first file is turned (no resampling) and the labels
         # turned back onto its own grid (``turn``, above).
-        ct = _signed_hu(turn.apply(np.asarray(volume.array)))
+        ct = pp.signed_hu(turn.apply(np.asarray(volume.array)))
         # to float32's precision, as a NIfTI header stores it: a DICOM series (0.79412657 mm)
         # and the NIfTI `convert` wrote of it (0.7941266) gave other labels (a liver voxel
         # apart moved the tumor stage's box: 2 of 637 mL)
@@ -1266,24 +1266,6 @@ def _hu_warnings(arr: np.ndarray, src) -> list[str]:
             "intercept applied twice?) give wrong masks: check the file"
         )
     return notes
-
-
-def _signed_hu(ct: np.ndarray) -> np.ndarray:
-    """The CT as int16 when its values fit, else float32 (unsigned or wide types overflow);
-    NaN/infinite values become the lowest finite one (the network would spread a NaN over
-    every window it falls in)."""
-    if np.issubdtype(ct.dtype, np.floating):
-        finite = np.isfinite(ct)
-        if not finite.all():
-            ct = np.where(finite, ct, ct[finite].min())
-        return ct.astype(np.float32, copy=False)
-    if ct.dtype == np.int16:
-        return ct
-    if np.issubdtype(ct.dtype, np.integer):
-        lo, hi = int(ct.min()), int(ct.max())
-        if -32768 <= lo and hi <= 32767:
-            return ct.astype(np.int16)
-    return ct.astype(np.float32)
 
 
 def _sliding_logits(model: LoadedModel, x, device, cfg: InferenceConfig, rep: Reporter, stage: str):

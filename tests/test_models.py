@@ -351,6 +351,19 @@ def test_stage_input_is_prepared_on_the_devices_own_grid_when_it_grows():
         assert tuple(pp.resample(t, (9, 2, 11)).shape) == (9, 2, 11)
 
 
+def test_a_fill_outside_the_liver_the_ct_s_integers_cannot_hold_is_used_as_given():
+    """A model's outside_hu of -40000 (metadata allows ±100 000) on an int16 CT, or -1000 on
+    an unsigned one (training reads a NIfTI in its stored type): an OverflowError."""
+    mask = np.zeros((4, 6, 6), bool)
+    mask[:, 2:4, 2:4] = True
+    for dtype, fill in ((np.int16, -40000.0), (np.uint16, -1000.0)):
+        ct = np.full((4, 6, 6), 100, dtype)
+        out = pp.prepare_stage_input(ct, (4, 6, 6), (-50000, 250), mask=mask, outside_hu=fill)
+        inside = (100 + 50000) / 50250
+        np.testing.assert_allclose(out[mask].numpy(), inside, rtol=1e-6)
+        np.testing.assert_allclose(out[~mask].numpy(), (fill + 50000) / 50250, rtol=1e-6)
+
+
 def test_mask_survives_the_trip_to_the_stage_grid_and_back():
     z, y, x = np.ogrid[:20, :60, :60]
     src = ((z - 10) / 7) ** 2 + ((y - 30) / 20) ** 2 + ((x - 28) / 15) ** 2 <= 1

@@ -249,6 +249,26 @@ def test_label_mapping_per_stage_and_tlvr():
     assert tumor_liver_ratio(hcc) == pytest.approx(1 / 4)
 
 
+def test_training_reads_an_unsigned_or_damaged_ct_as_inference_does(tmp_path):
+    """prepare_case took the CT in its stored type: an unsigned one (a NIfTI stored uint16)
+    failed on the -1000 HU fill outside the liver, and NaNs reached the patches, where
+    inference reads both through the same function (int16 where it fits; NaN as the lowest)."""
+    from napari_livertumor.io.volume import CTVolume
+    from napari_livertumor.training.data import prepare_case, preprocess_params
+
+    zz, yy, xx = np.mgrid[0:20, 0:32, 0:32]
+    ball = (zz - 10) ** 2 + (yy - 16) ** 2 + (xx - 16) ** 2 < 7**2
+    hcc = ball.astype(np.uint8)
+    params = preprocess_params(_plain_tumor_config(tmp_path))
+    assert params["mask_outside_liver"] and params["outside_hu"] < 0
+    cases = []
+    for hu in (np.where(ball, 100, 40).astype(np.uint16), np.where(ball, 100.0, np.nan)):
+        case = prepare_case(CTVolume(hu, spacing=(2.0, 2.0, 2.0)), hcc, params, "BALL")
+        assert np.isfinite(case.image.astype(np.float32)).all()
+        cases.append(case.image)
+    np.testing.assert_array_equal(cases[0][cases[0] > 0], cases[1][cases[0] > 0])
+
+
 # ---------------------------------------------------------------- mask-growth augmentation
 def _liver_ball_case(tmp_path):
     """A tumor-stage case prepared from a ball 'liver' in uniform 40 HU tissue (2 mm voxels)."""
@@ -915,6 +935,38 @@ def test_what_the_ct_reader_made_good_is_said_when_training_reads_it(tcia_cohort
     assert skipped == []
     assert "patient HCC_001: " in caplog.text and "missing slice" in caplog.text
     assert any("missing slice" in w for w in prepared["HCC_001"].info["reader_warnings"])
+
+
+def test_a_patient_memory_cannot_hold_or_a_bug_is_skipped_with_a_reason_in_words(
+    tcia_cohort, tmp_path, monkeypatch
+):
+    """Running out of memory (a large patient under a GPU recipe on a small machine) or an
+    error of no expected kind was recorded as its bare type: "skipping patient HCC_002:
+    MemoryError"."""
+    from napari_livertumor.training import data as data_mod
+
+    records = index_cases(tcia_cohort)
+    params = {
+        "stage": "liver", "target_spacing": (5.0, 4.0, 4.0), "hu_window": (-100.0, 200.0),
+        "roi_margin_mm": 10.0, "mask_outside_liver": False, "outside_hu": -100.0,
+    }  # fmt: skip
+    real = data_mod.prepare_case
+
+    def failing(ct, hcc, p, case_id):
+        if case_id == "HCC_002":
+            raise MemoryError()
+        if case_id == "HCC_003":
+            raise TypeError("'NoneType' object is not subscriptable")
+        return real(ct, hcc, p, case_id)
+
+    monkeypatch.setattr(data_mod, "prepare_case", failing)
+    [prepared], skipped = data_mod.load_or_prepare(records, [params], tmp_path / "cache")
+    reasons = dict(skipped)
+    assert sorted(prepared) == ["HCC_001"]
+    assert reasons["HCC_002"].startswith("out of memory preparing it (MemoryError): close other")
+    assert reasons["HCC_003"] == (
+        "unexpected error (TypeError: 'NoneType' object is not subscriptable)"
+    )
 
 
 def test_the_cache_says_where_it_is_what_it_takes_and_warns_of_a_disk_too_small(

@@ -50,6 +50,24 @@ def grid_spacing(
     return tuple(n * s / m for n, s, m in zip(shape, spacing, out_shape, strict=True))  # type: ignore[return-value]
 
 
+def signed_hu(ct: np.ndarray) -> np.ndarray:
+    """The CT as int16 when its values fit, else float32 (unsigned or wide types overflow);
+    NaN/infinite values become the lowest finite one (the network would spread a NaN over
+    every window it falls in). Inference and training's preparation both call it."""
+    if np.issubdtype(ct.dtype, np.floating):
+        finite = np.isfinite(ct)
+        if not finite.all():
+            ct = np.where(finite, ct, ct[finite].min())
+        return ct.astype(np.float32, copy=False)
+    if ct.dtype == np.int16:
+        return ct
+    if np.issubdtype(ct.dtype, np.integer):
+        lo, hi = int(ct.min()), int(ct.max())
+        if -32768 <= lo and hi <= 32767:
+            return ct.astype(np.int16)
+    return ct.astype(np.float32)
+
+
 def window_hu(array, hu_window: Sequence[float]):
     """Map HU linearly so that ``hu_window[0]`` → 0 and ``hu_window[1]`` → 1, clipped to [0, 1].
 
@@ -168,6 +186,10 @@ def prepare_stage_input(
     for z0 in range(0, nz, slab):
         block = ct_hu[z0 : z0 + slab]
         if mask is not None:
+            if block.dtype.kind in "iu" and not (
+                np.iinfo(block.dtype).min <= outside_hu <= np.iinfo(block.dtype).max
+            ):  # a fill the CT's integers cannot hold (-40000 HU in int16: an OverflowError)
+                block = block.astype(np.float32)
             block = np.where(mask[z0 : z0 + slab], block, np.asarray(outside_hu, dtype=block.dtype))
         block = np.ascontiguousarray(block)
         if not block.flags.writeable:  # a read-only or memory-mapped CT: torch warns on it
@@ -288,6 +310,7 @@ __all__ = [
     "resample",
     "resample_labels",
     "sample_axis_linear",
+    "signed_hu",
     "source_coords",
     "stage_shape",
     "window_hu",

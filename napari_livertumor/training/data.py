@@ -24,7 +24,13 @@ import numpy as np
 
 from ..errors import Cancelled, InputError, LiverTumorError
 from ..fileio import all_paths, not_utf8_message, read_user_json
-from ..models.preprocess import grid_spacing, prepare_stage_input, resample_labels, stage_shape
+from ..models.preprocess import (
+    grid_spacing,
+    prepare_stage_input,
+    resample_labels,
+    signed_hu,
+    stage_shape,
+)
 from ..progress import Reporter, as_reporter
 
 log = logging.getLogger(__name__)
@@ -816,7 +822,9 @@ def prepare_case(ct, hcc: np.ndarray, params: dict[str, Any], case_id: str) -> P
     """Resample, crop (tumor stage) and window one case exactly as inference will."""
     stage = params["stage"]
     tlvr = tumor_liver_ratio(hcc)
-    hu = np.asarray(ct.array)
+    # as inference reads it: int16 where it fits (an unsigned CT took -1000 HU outside the liver
+    # as an OverflowError), NaN/infinite values as the lowest finite one
+    hu = signed_hu(np.asarray(ct.array))
     spacing = tuple(float(s) for s in ct.spacing)
     liver_all = np.isin(hcc, (HCC_LIVER, HCC_TUMOR, HCC_PORTAL_VEIN))
     info: dict[str, Any] = {"source_shape": list(hu.shape), "source_spacing": list(spacing)}
@@ -1043,7 +1051,7 @@ def load_or_prepare(
         except (CacheWriteError, Cancelled):  # (a stop while the rest's keys were made)
             raise
         except Exception as exc:  # one bad patient must not stop the run
-            reason = str(exc) or type(exc).__name__
+            reason = _skip_reason(exc)
             _warn_skip(f"patient {rec.case_id}", reason)
             skipped.append((rec.case_id, reason))
             for d in prepared:
@@ -1058,6 +1066,23 @@ def load_or_prepare(
             len(records) - len(skipped),
         )
     return prepared, skipped
+
+
+def _skip_reason(exc: BaseException) -> str:
+    """Why a patient could not be prepared, in words: running out of memory and an error of
+    no expected kind were said as their bare type ("skipping patient HCC_002: MemoryError")."""
+    from ..memory import out_of_memory
+
+    found = out_of_memory(exc)
+    if found is not None:
+        gpu, detail = found
+        return (
+            f"out of {'GPU ' if gpu else ''}memory preparing it ({detail}): close other "
+            "programs, use a bigger machine, or a recipe of coarser target spacing"
+        )
+    if isinstance(exc, (LiverTumorError, OSError, ValueError, RuntimeError)):
+        return str(exc) or type(exc).__name__
+    return f"unexpected error ({type(exc).__name__}: {exc})"
 
 
 def _sizes(paths) -> int:
