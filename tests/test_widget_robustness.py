@@ -329,6 +329,61 @@ def test_every_input_of_every_panel_has_a_name_a_screen_reader_can_read(make_nap
     assert unnamed == {}
 
 
+def test_tab_goes_down_every_panel_as_it_is_drawn(make_napari_viewer, qtbot):
+    """Refine's fourteen settings, made before the layer rows above them, came before them in
+    Qt's focus chain: Tab from the layer rows jumped to Apply to all (3D)."""
+    from qtpy.QtCore import QPoint, Qt
+    from qtpy.QtWidgets import QWidget
+
+    from napari_livertumor._widgets._common import PanelScroll
+    from napari_livertumor._widgets.export import ExportWidget
+    from napari_livertumor._widgets.inspect import InspectWidget
+    from napari_livertumor._widgets.load import LoadWidget
+    from napari_livertumor._widgets.refine import RefineWidget
+    from napari_livertumor._widgets.segment import SegmentWidget
+    from napari_livertumor._widgets.train import TrainWidget
+
+    viewer = make_napari_viewer(show=True)
+    out_of_order = {}
+    panels = (LoadWidget, SegmentWidget, RefineWidget, InspectWidget, ExportWidget, TrainWidget)
+    for cls in panels:
+        panel = cls(viewer)
+        dock = viewer.window.add_dock_widget(panel)
+        qtbot.wait(100)  # laid out
+
+        def tabbed(w, panel=panel):
+            return (
+                w.focusPolicy() & Qt.TabFocus
+                and w.isVisible()
+                and w.isEnabled()
+                and panel.isAncestorOf(w)
+                and not isinstance(w, PanelScroll)  # (the panel itself: arrow keys scroll it)
+            )
+
+        stops = [w for w in panel.findChildren(QWidget) if tabbed(w)]
+        first = min(stops, key=lambda w: w.mapTo(panel, QPoint(0, 0)).y())
+        chain, w = [first], first.nextInFocusChain()
+        while w is not first and len(chain) < 500:
+            if tabbed(w):
+                chain.append(w)
+            w = w.nextInFocusChain()
+        assert set(chain) == set(stops), cls.__name__  # every control is reached
+        ys = [w.mapTo(panel, QPoint(0, w.height() // 2)).y() for w in chain]
+
+        def name(w):
+            return w.accessibleName() or (w.text() if hasattr(w, "text") else type(w).__name__)
+
+        back = [
+            f"{name(a)} → {name(b)}"
+            for a, b, ya, yb in zip(chain[:-1], chain[1:], ys[:-1], ys[1:], strict=True)
+            if yb < ya - 8  # (controls of one row differ by a few px)
+        ]
+        if back:
+            out_of_order[cls.__name__] = back
+        viewer.window.remove_dock_widget(dock)
+    assert out_of_order == {}
+
+
 def test_deleting_the_ct_beside_another_gives_no_off_grid_warning_for_the_result(
     segmenting, gate, qtbot, tmp_path, monkeypatch
 ):

@@ -957,8 +957,10 @@ FOCUS_STYLE = (
 )
 
 
-#: napari's window beside its docks needs about this many px (its layer list and canvas)
-NAPARI_OWN_WIDTH = 620
+#: napari's window beside its docks needs about this many px (its layer list and canvas:
+#: 619 px measured with a labels layer selected, and the docks' separators: at 620 a
+#: 1024-px screen's window came out 1032 px wide, its right edge off the screen)
+NAPARI_OWN_WIDTH = 640
 #: a panel is never held narrower than this (it scrolls sideways below its content's width)
 MIN_PANEL_WIDTH = 300
 
@@ -1076,7 +1078,7 @@ class PanelScroll(QScrollArea):
             bar = self.verticalScrollBar().sizeHint().width()
             least = obj.minimumSizeHint().width() + 2 * self.frameWidth() + bar
             # never more than half the screen, nor more than napari's own window leaves beside
-            # it (about 620 px): the scan keeps the rest whatever a panel holds; a panel held
+            # it (about 640 px): the scan keeps the rest whatever a panel holds; a panel held
             # narrower than its content scrolls sideways (a 1366-px screen at 150 % put the
             # panel's right edge off the screen)
             need = least
@@ -1226,6 +1228,34 @@ def share_dock_column(panel: QWidget, first: bool = False, results: bool = False
             sizes[d] = floor[d] + spare * (want[d] - floor[d]) / above
     # (Qt refuses the whole request when any size is under 1)
     window.resizeDocks(docks, [max(int(sizes[d]), 1) for d in docks], Qt.Vertical)
+
+
+def tab_in_order(widgets) -> None:
+    """Tab through ``widgets`` (each with the controls inside it, as they were made) in this
+    order. Qt tabs in the order widgets were made: Refine's settings, made before its layer
+    rows above them, were passed over, Tab going from the layer rows to Apply to all (3D)."""
+    from qtpy.QtWidgets import QAbstractSpinBox, QComboBox
+
+    def inner(w) -> bool:  # a part of a box (a spin box's line edit, a combo box's list)
+        parent = w.parent()
+        while parent is not None:
+            if isinstance(parent, (QComboBox, QAbstractSpinBox)):
+                return True
+            parent = parent.parent()
+        return False
+
+    chain: list = []
+    for widget in widgets:
+        for w in (widget, *widget.findChildren(QWidget)):
+            if (
+                w.focusPolicy() & Qt.TabFocus
+                and w.window() is widget.window()
+                and not inner(w)
+                and w not in chain
+            ):
+                chain.append(w)
+    for first, second in zip(chain[:-1], chain[1:], strict=True):
+        QWidget.setTabOrder(first, second)
 
 
 def scroll_panel(widget: QWidget, min_height: int = 50) -> QVBoxLayout:

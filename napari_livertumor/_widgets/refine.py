@@ -56,6 +56,7 @@ from ._common import (
     scroll_into_view,
     scroll_panel,
     set_status,
+    tab_in_order,
 )
 
 if TYPE_CHECKING:
@@ -346,6 +347,24 @@ class RefineWidget(JobWidgetMixin, QWidget):
         layout.addWidget(self.notes_box)
         layout.addWidget(self.status)
         layout.addStretch(1)
+        # (once all are in the panel: Qt orders widgets of one window only)
+        tab_in_order(
+            [
+                self.ct_combo,
+                self.mask_combo,
+                self.tumor_value.native,
+                self.liver_combo,
+                *(w.native for w in self.param_widgets),
+                self.apply_slice_button,
+                self.apply_all_button,
+                self.lesion_combo,
+                self.apply_lesion_button,
+                self.undo_button,
+                self.reset_button,
+                self.load_button,
+                self.save_button,
+            ]
+        )
 
         # -- wiring
         self._closed = False  # the user closed the panel: no preview until it is back
