@@ -31,6 +31,13 @@ gc.freeze()
 _FROZEN_AFTER_A_VIEWER: list[bool] = []
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_settings(tmp_path_factory):
+    """The panels' lasting choices (the palette) go to a file of the run's own, not the
+    user's (``_layers.SETTINGS_ENV``)."""
+    os.environ["LIVERTUMOR_SETTINGS"] = str(tmp_path_factory.mktemp("settings") / "settings.ini")
+
+
 @pytest.hookimpl(hookwrapper=True, trylast=True)
 def pytest_runtest_teardown(item):
     yield

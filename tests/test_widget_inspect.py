@@ -314,8 +314,13 @@ def test_a_colour_blind_safe_palette_recolours_every_segmentation_and_truth(
     # a layer added later takes it too
     later = _layers.add_labels_layer(viewer, pred, vol, "later", ct_layer_name="tiny CT")
     np.testing.assert_allclose(later.colormap.map(np.array([2]))[0], safe[2])
+    # the choice outlives the session (read again by the next one)
+    monkeypatch.setattr(_layers, "_palette", [None])
+    assert _layers.palette() == "colour-blind safe"
     widget.palette_combo.setCurrentText("standard")
     np.testing.assert_allclose(seg.colormap.map(np.array([2]))[0], _layers.CLASS_COLORS[2])
+    monkeypatch.setattr(_layers, "_palette", [None])
+    assert _layers.palette() == "standard"
 
 
 def test_deleting_the_labels_layer_leaves_a_clear_message(viewer_with_labels, qtbot):

@@ -76,11 +76,33 @@ PALETTES: dict[str, tuple[dict, dict]] = {
         },
     ),
 }
-_palette = ["standard"]  # the palette new layers are coloured with (this session)
+#: the palette new layers are coloured with; None: not read yet from the settings
+_palette: list[str | None] = [None]
+#: an INI file to keep the settings in instead of Qt's per-user place (tests set it)
+SETTINGS_ENV = "LIVERTUMOR_SETTINGS"
+
+
+def _settings():
+    """Where choices outlive the session (Qt's per-user settings; ``$LIVERTUMOR_SETTINGS``)."""
+    import os
+
+    from qtpy.QtCore import QSettings
+
+    path = os.environ.get(SETTINGS_ENV)
+    if path:
+        return QSettings(path, QSettings.IniFormat)
+    return QSettings("napari-livertumor", "napari-livertumor")
 
 
 def palette() -> str:
-    """The name of the palette in use (:data:`PALETTES`)."""
+    """The name of the palette in use (:data:`PALETTES`): the last one chosen, also in an
+    earlier session (a colour-blind reader chose the safe one again every time)."""
+    if _palette[0] is None:
+        try:
+            name = str(_settings().value("palette", "standard"))
+        except Exception:  # unreadable settings: the standard colours
+            name = "standard"
+        _palette[0] = name if name in PALETTES else "standard"
     return _palette[0]
 
 
@@ -90,6 +112,10 @@ def set_palette(name: str, viewer=None) -> None:
     if name not in PALETTES:
         raise ValueError(f"palette must be one of {list(PALETTES)}, got {name!r}")
     _palette[0] = name
+    with contextlib.suppress(Exception):  # a read-only home: this session's choice only
+        settings = _settings()
+        settings.setValue("palette", name)
+        settings.sync()
     for layer in labels_layers(viewer) if viewer is not None else []:
         if layer.metadata.get(ROLE) in ("segmentation", "ground_truth"):
             set_class_colors(layer)
