@@ -105,6 +105,27 @@ def test_deleting_the_ct_layer_while_segmenting_still_gives_aligned_labels(segme
     assert "was removed meanwhile" in widget.status.text()
 
 
+def test_a_result_whose_ct_was_closed_for_the_next_patient_is_not_drawn_over_that_one(
+    segmenting, gate, qtbot, tmp_path
+):
+    """Patient A's layers removed and patient B loaded while A was segmented: A's result came
+    visible and selected over B's scan (Export offered it for B), said on one plain line."""
+    viewer, widget, _, vol = segmenting
+    viewer.layers.remove("CT A")
+    _load_second_ct(viewer, qtbot, tmp_path)
+    active = viewer.layers.selection.active
+    assert active is not None and active.name == "b"
+    gate.release.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    seg = viewer.layers["CT A segmentation"]
+    assert not seg.visible  # kept (nothing computed is lost), not shown over b
+    assert viewer.layers.selection.active is active and seg not in viewer.layers.selection
+    np.testing.assert_allclose(seg.translate, vol.napari_translate)  # its own geometry
+    text = widget.status.text()
+    assert text.startswith("⚠ The CT layer 'CT A' was removed while it was segmented: its")
+    assert "added hidden, not over 'b' (another scan)" in text
+
+
 def test_closing_the_segment_panel_stops_its_job(segmenting, gate, qtbot):
     viewer, widget, dock, _ = segmenting
     dock.destroyOnClose()  # the user clicks the panel's close button
@@ -399,7 +420,7 @@ def test_deleting_the_ct_beside_another_gives_no_off_grid_warning_for_the_result
     gate.release.set()
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     assert "CT A segmentation" in [ly.name for ly in viewer.layers]
-    assert "was removed meanwhile" in widget.status.text()
+    assert "was removed while it was segmented" in widget.status.text()
     assert not [t for t in said if "grid" in t], said
 
 

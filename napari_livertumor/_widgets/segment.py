@@ -332,6 +332,13 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             layer.name = f"{ct_name} segmentation"
             layer.metadata[_layers.CT_LAYER] = ct_name
         kept, dropped = _keep_previous(self.viewer, layer.name, ct_name)
+        # its CT closed and another scan open (the next patient, loaded meanwhile): added
+        # hidden and left unselected, not drawn over that scan as if its mask (Export and
+        # the other panels took it, the active layer, for the scan on view)
+        elsewhere = [ly.name for ly in _layers.ct_layers(self.viewer)] if gone else []
+        selected = (set(self.viewer.layers.selection), self.viewer.layers.selection.active)
+        if elsewhere:
+            layer.visible = False
         with _layers.adding_own_result(layer):  # (its CT removed: the status says so)
             try:
                 self.viewer.add_layer(layer)
@@ -342,6 +349,11 @@ class SegmentWidget(JobWidgetMixin, QWidget):
                 if not any(ly is layer for ly in self.viewer.layers):
                     raise
                 log.debug("napari raised while adding %s", layer.name, exc_info=True)
+        if elsewhere:
+            self.viewer.layers.selection.clear()
+            self.viewer.layers.selection.update(selected[0] & set(self.viewer.layers))
+            if selected[1] in self.viewer.layers:
+                self.viewer.layers.selection.active = selected[1]
         _layers.name_axes(self.viewer)  # the slider: "slice" (a CT from File > Open too)
         covering = None if gone else _under_other_scans(self.viewer, layer, ct_layer)
         if not gone:  # a ground truth's outlines over the filled result (lost in its fill)
@@ -385,6 +397,8 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             notify_warning(serious[0])
         unsure = s.get("unsure_lesions") or []
         points = _show_unsure(self.viewer, layer, unsure)
+        if elsewhere and points in self.viewer.layers:
+            self.viewer.layers[points].visible = False
         if unsure:
             slices = sorted(  # as napari's slice slider counts them (several CTs: not the data's)
                 {_layers.slider_index(self.viewer, layer, u["centroid_zyx"][0]) for u in unsure}
@@ -417,7 +431,16 @@ class SegmentWidget(JobWidgetMixin, QWidget):
                 if covering.visible
                 else ", hidden now)."
             )
-        if gone:
+        if elsewhere:
+            gone_note = (
+                f"The CT layer '{ct_name}' was removed while it was segmented: its result "
+                f"'{layer.name}' was added hidden, not over '{elsewhere[0]}'"
+                + (" (another scan)" if len(elsewhere) == 1 else " and the other scans")
+                + "; its labels keep the removed CT's geometry"
+            )
+            msg = f"⚠ {gone_note}\n{msg}"
+            notify_warning(gone_note)
+        elif gone:
             msg += f"\nThe CT layer '{ct_name}' was removed meanwhile; labels keep its geometry."
             # not linked by name to another CT that takes the name (its HU read for this mask)
             layer.metadata[_layers.CT_LAYER] = None
@@ -431,7 +454,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         for w in result.warnings:
             if w not in serious:
                 msg += f"\n⚠ {w}"
-        set_status(self.status, msg, warning=bool(serious))
+        set_status(self.status, msg, warning=bool(serious) or bool(elsewhere))
 
     # ------------------------------------------------------------------ slots
     def panel_closed(self) -> None:
