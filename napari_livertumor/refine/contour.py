@@ -514,16 +514,22 @@ def _redo_lost_lesions(
             f"{REDO_CNR:g} (a fixed limit for a lesion refined again on its own, not the min "
             "contrast setting); Undo brings it back",
         )
-    lost = [i for i in lost if i not in faint]
-    if not lost:
-        return out
+    # first every lost lesion's crumbs go, and each of those of clear contrast then gets its
+    # own contour; a faint one left with under SLIVER_ML is gone whole, as its note says (its
+    # last voxel stayed, listed as a lesion of 1 voxel: the sliver filter keeps the largest
+    # piece left of a lesion)
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    crumbs = [i for i in faint if kept[i] * voxel_ml < SLIVER_ML]
     pieces = label_lesions(out)
-    boxes = ndi.find_objects(lesions)
-    for i in lost:  # first every lost lesion's crumbs go, then each gets its own contour
+    for i in [*crumbs, *(i for i in lost if i not in faint)]:
         this = lesions == i
         hit = np.unique(pieces[this])
         shared = np.unique(pieces[(lesions > 0) & ~this])
         out = out & ~np.isin(pieces, np.setdiff1d(hit[hit > 0], shared))
+    lost = [i for i in lost if i not in faint]
+    if not lost:
+        return out
+    boxes = ndi.find_objects(lesions)
     for i in lost:
         reporter.check()
         box = _grow_box(boxes[i - 1], spacing, cfg.roi_margin_mm, init.shape)
