@@ -347,6 +347,19 @@ def test_a_wrong_refine_value_is_refused_and_a_dicom_file_names_its_series(
                str(models), "--device", "cpu", "--refine-config", str(tmp_path / "r.json")])  # fmt: skip
     assert rc == 1 and "method 'snake' unknown" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+    # out of range: clamped, a setting below its range meant another thing (max_shift_mm -1
+    # became 0, no limit at all; iterations -5 refined nothing, said as refine=custom)
+    for text, said in (
+        ('{"max_shift_mm": -1}', "max_shift_mm -1 out of range [0"),
+        ('{"iterations": -5}', "iterations -5 out of range [0"),
+        ('{"hu_window": [0, 5]}', "hu_window [0, 5] narrower than 10 HU"),
+    ):
+        (tmp_path / "r.json").write_text(text)
+        rc = main(["segment", str(tmp_path / "a.nii.gz"), "-o", str(tmp_path / "o"), "--models",
+                   str(models), "--device", "cpu", "--refine-config", str(tmp_path / "r.json")])  # fmt: skip
+        err = capsys.readouterr().err
+        assert rc == 1 and said in err and "clamped" not in err and "using" not in err, err
+        assert not (tmp_path / "o").exists()
 
     series = tmp_path / "HCC_001" / "103.000000-LIVER 3 PHASE AP"
     files = write_ct_series(small_ct(), series, patient_id="HCC_001")

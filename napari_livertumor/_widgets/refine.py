@@ -450,7 +450,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.method.value = cfg.method
         self.iterations.value = min(cfg.iterations, self.iterations.max)
         if cfg.iterations > self.iterations.max:
-            notes.append(f"iterations {cfg.iterations} above the slider's {self.iterations.max}")
+            notes.append(
+                f"iterations {cfg.iterations} above the slider's {self.iterations.max}: this "
+                f"panel runs {self.iterations.max} (the command line would run "
+                f"{cfg.iterations} from the file)"
+            )
         self.smoothing.value = cfg.smoothing
         self.lambda1.value = cfg.lambda1
         self.lambda2.value = cfg.lambda2

@@ -254,12 +254,18 @@ def run(args) -> int:
         from ..refine import RefineConfig
 
         refine_cfg = RefineConfig.load(args.refine_config)
-        # a value that is wrong (not just out of range) is refused, like an unknown key: a run
-        # of hundreds of cases must not go on with a method or number nobody asked for
-        wrong_words = ("unknown", "not a number", "not finite", "not a pair")
+        # a value that is wrong or out of range is refused, like an unknown key: a run of
+        # hundreds of cases must not go on with a method or number nobody asked for (a
+        # max_shift_mm of -1 became 0, no limit at all; iterations -5 refined nothing, with
+        # the summary saying refine=custom; a 5 HU window became the default one)
+        wrong_words = (
+            "unknown", "not a number", "not finite", "not a pair", "out of range",
+            "narrower than", "clamped to",
+        )  # fmt: skip
         wrong = [n for n in refine_cfg.validated()[1] if any(w in n for w in wrong_words)]
         if wrong:
-            wrong = [n.split("; using ")[0] for n in wrong]  # no default is used: it stops
+            # no default nor clamped value is used: it stops
+            wrong = [n.split("; using ")[0].split("; clamped")[0] for n in wrong]
             raise InputError(
                 args.refine_config,
                 "; ".join(wrong) + ": fix the file (a batch does not go on with a value nobody "
