@@ -143,6 +143,44 @@ def test_apply_all_in_3d_then_undo_and_reset(refine_setup, qtbot):
     np.testing.assert_array_equal(seg.data, after_all)
 
 
+def test_applying_in_3d_again_says_each_apply_may_move_the_boundary_further(refine_setup, qtbot):
+    """max_shift_mm bounds one Apply: five Apply to all walked a lesion 22 mm from the
+    model's mask (Dice 0.48 → 0.003), without a word."""
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.min_contrast.value = 0.0
+    widget.apply_all_button.click()
+    _wait(qtbot, widget)
+    assert "earlier Apply" not in widget.status.text()
+    widget.apply_slice_button.click()  # a slice's Apply is not one of them
+    _wait(qtbot, widget)
+    assert "earlier Apply" not in widget.status.text()
+    widget.apply_all_button.click()
+    _wait(qtbot, widget)
+    text = widget.status.text()
+    assert "Applied on top of an earlier Apply: each may move the boundary up to Max " in text
+    assert "shift (5 mm) further" in text and widget.status._kind == "warning"
+    widget.reset_button.click()
+    widget.apply_all_button.click()  # after a Reset: the first again
+    _wait(qtbot, widget)
+    assert "earlier Apply" not in widget.status.text()
+
+
+def test_labels_naming_no_ct_take_the_one_ct_on_their_grid(refine_setup, qtbot):
+    """A second patient's labels file opened beside the first: the panel took the labels and
+    stayed on the first CT, saying "not the same grid" until the CT was chosen by hand."""
+    viewer, widget, seg, truth, liver = refine_setup
+    vol_b, labels_b, *_ = synthetic_case(shape=(10, 80, 80), seed=2)
+    _layers.add_ct_layer(viewer, vol_b, name="CT B")
+    viewer.add_labels(
+        labels_b, name="B labels", scale=vol_b.napari_scale, translate=vol_b.napari_translate
+    )
+    widget.ct_combo.setCurrentText("CT")
+    widget.mask_combo.setCurrentText("B labels")
+    assert widget.ct_combo.currentText() == "CT B"
+    widget.mask_combo.setCurrentText("CT segmentation")  # linked to its own CT: back to it
+    assert widget.ct_combo.currentText() == "CT"
+
+
 def test_at_least_ten_undo_steps_restore_exactly(refine_setup, qtbot):
     viewer, widget, seg, truth, liver = refine_setup
     history = [seg.data.copy()]
@@ -849,6 +887,14 @@ def test_an_applys_notes_stay_after_the_preview_that_follows(refine_setup, qtbot
     count = widget.preview_count
     widget.iterations.value = widget.iterations.value + 1  # a settings change: they go
     _wait_for_new_preview(qtbot, widget, count)
+    assert "went back to liver" not in widget.notes.text()
+    widget.apply_all_button.click()  # and an Undo of the Apply takes its notes too
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert "went back to liver" in widget.notes.text()
+    widget.undo_button.click()
+    assert "went back to liver" not in widget.notes.text()
+    count = widget.preview_count
+    _wait_for_new_preview(qtbot, widget, count)  # (nor does the preview after it bring them)
     assert "went back to liver" not in widget.notes.text()
 
 
