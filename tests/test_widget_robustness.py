@@ -350,6 +350,33 @@ def test_every_input_of_every_panel_has_a_name_a_screen_reader_can_read(make_nap
     assert unnamed == {}
 
 
+def test_a_rows_label_explains_its_field_as_the_field_does(make_napari_viewer, qtbot):
+    """Only the field next to "σ (mm)", "λ inside", "Patch (z, y, x)" had a tooltip (and
+    not the number box of the Iterations slider)."""
+    from qtpy.QtWidgets import QAbstractSpinBox, QLabel
+
+    from napari_livertumor._widgets.refine import RefineWidget
+    from napari_livertumor._widgets.train import TrainWidget
+
+    viewer = make_napari_viewer()
+    refine, train = RefineWidget(viewer), TrainWidget(viewer)
+    for panel in (refine, train):
+        viewer.window.add_dock_widget(panel)
+    qtbot.wait(100)  # laid out: the tips are given then
+    labels = {lb.text(): lb for p in (refine, train) for lb in p.findChildren(QLabel)}
+    for text in ("σ (mm)", "λ inside", "Min contrast (CNR)", "Max shift (mm)"):
+        assert labels[text].toolTip(), text
+    assert labels["σ (mm)"].toolTip() == refine.sigma.native.toolTip()
+    patch = [t for t in labels if t.startswith("Patch")]
+    assert patch and all(labels[t].toolTip() for t in patch)
+    from qtpy.QtWidgets import QSlider
+
+    (slider,) = refine.iterations.native.findChildren(QSlider)
+    boxes = refine.iterations.native.findChildren(QAbstractSpinBox)
+    assert slider.toolTip().startswith("How many steps the outline moves")
+    assert boxes and all(b.toolTip() == slider.toolTip() for b in boxes)
+
+
 def test_tab_goes_down_every_panel_as_it_is_drawn(make_napari_viewer, qtbot):
     """Refine's fourteen settings, made before the layer rows above them, came before them in
     Qt's focus chain: Tab from the layer rows jumped to Apply to all (3D)."""

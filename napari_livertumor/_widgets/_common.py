@@ -1061,6 +1061,41 @@ class PanelScroll(QScrollArea):
                     if isinstance(w, QAbstractButton) and not w.accessibleName():
                         w.setAccessibleName(f"{w.text().replace('&', '')} ({text})")
 
+    def _tip_rows(self) -> None:
+        """A row's label, and the parts of its field (a slider's number box), show the
+        field's tooltip too: only the field explained "σ (mm)", "λ inside", "Patch (z, y, x)"
+        (the label, where the eye goes first, said nothing when pointed at)."""
+        from qtpy.QtWidgets import QFormLayout, QGridLayout
+
+        rows = []  # (label, field item)
+        for form in self.widget().findChildren(QFormLayout):
+            for row in range(form.rowCount()):
+                label_item = form.itemAt(row, QFormLayout.LabelRole)
+                field_item = form.itemAt(row, QFormLayout.FieldRole)
+                if label_item is not None and field_item is not None:
+                    rows.append((label_item.widget(), field_item))
+        for grid in self.widget().findChildren(QGridLayout):
+            for row in range(grid.rowCount()):
+                label_item = grid.itemAtPosition(row, 0)
+                field_item = grid.itemAtPosition(row, 1)
+                if label_item is not None and field_item is not None:
+                    rows.append((label_item.widget(), field_item))
+        for label, field_item in rows:
+            if not isinstance(label, QLabel):
+                continue
+            holder = field_item.widget()  # one field (a magicgui slider: its box of parts)
+            inputs = _widgets_in(field_item)
+            tip = holder.toolTip() if holder is not None else ""
+            tip = tip or next((w.toolTip() for w in inputs if w.toolTip()), "")
+            if not tip:
+                continue
+            if not label.toolTip():
+                label.setToolTip(tip)
+            if holder is not None:  # its slider and number box, said alike
+                for part in inputs:
+                    if not part.toolTip():
+                        part.setToolTip(tip)
+
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
         if event.type() == QEvent.Wheel and obj is not self.widget():
             if obj.hasFocus():
@@ -1074,6 +1109,7 @@ class PanelScroll(QScrollArea):
         if obj is self.widget() and event.type() == QEvent.LayoutRequest:
             self._guard_wheel()  # controls added since (magicgui rows, a results table)
             self._name_fields()
+            self._tip_rows()
             # it scrolls up and down only: the panel keeps its content's width
             bar = self.verticalScrollBar().sizeHint().width()
             least = obj.minimumSizeHint().width() + 2 * self.frameWidth() + bar
