@@ -112,6 +112,25 @@ def test_the_slider_is_named_again_when_a_result_comes_after_its_ct_was_removed(
     assert tuple(viewer.dims.axis_labels) == ("depth", "y", "x")
 
 
+def test_the_slider_is_named_for_a_scan_opened_by_napari_before_a_panel_or_after(
+    make_napari_viewer,
+):
+    """The sample opened from napari's menu before any panel ran: the slider read "-3"."""
+    from napari_livertumor._widgets.segment import SegmentWidget
+
+    viewer = make_napari_viewer()
+    vol, _ = tiny_ct()
+    viewer.add_image(vol.array, scale=vol.napari_scale)  # as napari's reader adds a scan
+    assert tuple(viewer.dims.axis_labels) != ("slice", "y", "x")
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    assert tuple(viewer.dims.axis_labels) == ("slice", "y", "x")
+    viewer.layers.clear()
+    viewer.dims.axis_labels = ("-3", "-2", "-1")
+    viewer.add_image(vol.array, scale=vol.napari_scale)  # and with the panel docked
+    assert tuple(viewer.dims.axis_labels) == ("slice", "y", "x")
+
+
 def test_a_nifti_file_given_as_the_dicom_folder_is_read_as_nifti(load_widget, qtbot, tmp_path):
     """The panel opens on "DICOM folder": a pasted .nii.gz was refused as not a DICOM file."""
     viewer, widget = load_widget

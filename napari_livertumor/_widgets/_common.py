@@ -561,16 +561,23 @@ def follow_layer_list(widget, viewer, slot) -> None:
         state["stop"] = _layers.on_rename(viewer, renamed)
         for event in events:
             event.connect(slot)
+        # the slider named "slice" (napari's default read "-3") for a scan opened from napari's
+        # sample menu or File > Open, before a panel or after
+        viewer.layers.events.inserted.connect(name_axes)
+        name_axes()
         return True
+
+    def name_axes(*_) -> None:
+        _layers.name_axes(viewer)
 
     def disconnect(*_) -> None:
         stop = state.pop("stop", None)
         if stop is None:
             return
         stop()
-        for event in events:
+        for event, call in [*((e, slot) for e in events), (events[0], name_axes)]:
             try:
-                event.disconnect(slot)
+                event.disconnect(call)
             except Exception:  # already gone with the viewer
                 pass
 
