@@ -146,6 +146,22 @@ def test_cancel_mid_run_leaves_existing_layers_alone(segmenting, gate, qtbot):
     assert widget.run_button.text() == "Run"
 
 
+def test_escape_in_the_panel_cancels_its_run(segmenting, gate, qtbot):
+    """A keyboard user had to Tab to the Cancel button: Esc did nothing."""
+    from qtpy.QtCore import Qt
+
+    viewer, widget, _, _ = segmenting
+    widget.jobs[widget.run_button].started_at -= 1  # (not a double-click's second click)
+    window = viewer.window._qt_window
+    window.show()
+    window.activateWindow()
+    widget.device_combo.setFocus()
+    qtbot.waitUntil(lambda: widget.device_combo.hasFocus(), timeout=5_000)
+    qtbot.keyClick(widget.device_combo, Qt.Key_Escape)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=10_000)
+    assert gate.saw_cancel.is_set() and "Cancelled" in widget.status.text()
+
+
 def _collect(qtbot) -> None:
     import gc
 

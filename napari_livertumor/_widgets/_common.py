@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -609,6 +610,18 @@ class JobWidgetMixin:
         QTimer.singleShot(0, lambda: _alive(tab_with_other_panels, self))
         self.jobs: dict[Any, Job] = {}
         self._button_text: dict[Any, str] = {}
+        # Esc in the panel cancels what runs, as its Cancel button does (a keyboard user had
+        # to Tab to it); not Train's Stop (its button does not read Cancel: hours of
+        # training, stopped by a stray key)
+        from qtpy.QtGui import QKeySequence
+        from qtpy.QtWidgets import QShortcut
+
+        escape = QShortcut(QKeySequence(Qt.Key_Escape), self)
+        escape.setContext(Qt.WidgetWithChildrenShortcut)
+        panel = weakref.ref(self)  # (held weakly: the shortcut lives in the panel)
+        escape.activated.connect(
+            lambda: None if panel() is None else _alive(lambda p: p._escape_pressed(), panel())
+        )
         jobs = self.jobs
         finish = self.FINISH_ON_CLOSE
         # A plain function, not a bound method: it runs after the C++ widget is gone (napari's
@@ -645,6 +658,13 @@ class JobWidgetMixin:
         elif event.type() == QEvent.Show:
             enter_presses_buttons(self)
         return super().event(event)
+
+    def _escape_pressed(self) -> None:
+        """Esc: the running job whose button reads Cancel is cancelled, as a click would."""
+        for button, job in list(self.jobs.items()):
+            if job.running and button.isEnabled() and button.text().startswith("Cancel"):
+                button.click()
+                return
 
     def panel_closed(self) -> None:
         """The user closed the panel: take away what it shows in the viewer (override)."""
