@@ -61,6 +61,23 @@ def test_run_adds_a_labels_layer_aligned_with_the_ct(
     assert "Segmented 'tiny CT' on cpu" in widget.status.text()  # which CT: another may show
 
 
+def test_the_result_line_says_when_its_layer_was_removed(
+    viewer_with_ct, models_dir, qtbot, monkeypatch
+):
+    """The next patient's turn (the last one's layers removed): the panel still read
+    "Segmented 'HCC_001 …': liver 1385.5 mL…", easy to take for the scan now open."""
+    viewer, vol = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    said = widget.status.text()
+    assert said.startswith("Segmented 'tiny CT'") or "Segmented 'tiny CT'" in said
+    viewer.layers.remove("tiny CT")  # the CT alone: its result still stands
+    assert widget.status.text() == said
+    viewer.layers.remove("tiny CT segmentation")
+    assert widget.status.text() == f"(Of 'tiny CT segmentation', removed since.)\n{said}"
+
+
 def test_the_time_said_counts_the_wait_for_loading_too(
     viewer_with_ct, models_dir, qtbot, monkeypatch
 ):

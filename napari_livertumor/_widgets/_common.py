@@ -520,6 +520,28 @@ def device_summary() -> str:
     return f"No CUDA GPU found (torch {torch.__version__}); auto runs on the CPU"
 
 
+def mark_result_of(panel, layer) -> None:
+    """The panel's status line now tells of ``layer`` (a result it made or wrote)."""
+    panel.__dict__["_result_of"] = (weakref.ref(layer), layer.name)
+
+
+def say_if_result_removed(panel) -> None:
+    """The layer the panel's status line tells of was removed (the next patient's turn): the
+    line says so first. Segment still read "Segmented 'HCC_001 …': liver 1385.5 mL, tumor
+    337.3 mL" over the next patient's scan, its figures easy to take for that one's."""
+    held = panel.__dict__.get("_result_of")
+    if held is None:
+        return
+    ref, name = held
+    layer = ref()
+    if layer is not None and any(ly is layer for ly in panel.viewer.layers):
+        return
+    panel.__dict__["_result_of"] = None
+    text = panel.status.text()
+    if text and not panel.busy:
+        set_status(panel.status, f"(Of '{name}', removed since.)\n{text}", scroll=False)
+
+
 def follow_layer_list(widget, viewer, slot) -> None:
     """Call ``slot`` when layers are added, removed or renamed, while ``widget`` is docked.
 

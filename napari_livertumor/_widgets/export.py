@@ -38,7 +38,9 @@ from ._common import (
     StatusLabel,
     clear_status_if,
     follow_layer_list,
+    mark_result_of,
     path_text,
+    say_if_result_removed,
     scroll_panel,
     set_status,
 )
@@ -189,6 +191,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
             self._forget_name_of_another_scan()
             if names:
                 clear_status_if(self.status, NO_LABELS)
+            say_if_result_removed(self)
         except RuntimeError:  # widget deleted while the viewer still emits
             pass
 
@@ -338,7 +341,10 @@ class ExportWidget(JobWidgetMixin, QWidget):
 
         self.run_job(
             target,
-            lambda result, name=layer.name: self._done(result[0], note, result[1], name),
+            lambda result, name=layer.name, layer=layer: (
+                self._done(result[0], note, result[1], name),
+                mark_result_of(self, layer),
+            ),
             button=self.export_button,
             description="export",
             busy_text="Exporting…",

@@ -29,7 +29,9 @@ from ._common import (
     StatusLabel,
     clear_status_if,
     follow_layer_list,
+    mark_result_of,
     notify_warning,
+    say_if_result_removed,
     scroll_panel,
     set_status,
     warm_up_in_background,
@@ -174,6 +176,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             self.ct_combo.setCurrentText(current)
         if names:
             clear_status_if(self.status, NO_CT)
+        say_if_result_removed(self)
 
     def refresh_models(self) -> None:
         """Shipped defaults, models trained in this session, then folders the user chose."""
@@ -455,6 +458,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             if w not in serious:
                 msg += f"\n⚠ {w}"
         set_status(self.status, msg, warning=bool(serious) or bool(elsewhere))
+        mark_result_of(self, layer)
 
     # ------------------------------------------------------------------ slots
     def panel_closed(self) -> None:
