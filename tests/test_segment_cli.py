@@ -353,6 +353,7 @@ def test_a_wrong_refine_value_is_refused_and_a_dicom_file_names_its_series(
         ('{"max_shift_mm": -1}', "max_shift_mm -1 out of range [0"),
         ('{"iterations": -5}', "iterations -5 out of range [0"),
         ('{"hu_window": [0, 5]}', "hu_window [0, 5] narrower than 10 HU"),
+        ('{"hu_window": [-2000, 200]}', "hu_window [-2000, 200] reaches outside [-1024, 3071] HU"),
     ):
         (tmp_path / "r.json").write_text(text)
         rc = main(["segment", str(tmp_path / "a.nii.gz"), "-o", str(tmp_path / "o"), "--models",

@@ -267,6 +267,9 @@ def test_training_reads_an_unsigned_or_damaged_ct_as_inference_does(tmp_path):
         assert np.isfinite(case.image.astype(np.float32)).all()
         cases.append(case.image)
     np.testing.assert_array_equal(cases[0][cases[0] > 0], cases[1][cases[0] > 0])
+    with pytest.raises(ValueError, match="every voxel is NaN or infinite"):
+        prepare_case(CTVolume(np.full((4, 8, 8), np.nan), (2.0, 2.0, 2.0)), hcc[:4, :8, :8],
+                     params, "BALL")  # fmt: skip
 
 
 # ---------------------------------------------------------------- mask-growth augmentation

@@ -165,6 +165,30 @@ def test_applying_in_3d_again_says_each_apply_may_move_the_boundary_further(refi
     assert "earlier Apply" not in widget.status.text()
 
 
+def test_applying_to_another_lesion_is_no_apply_on_top_and_max_shift_0_is_said(refine_setup, qtbot):
+    """Lesion 2 refined after lesion 1 was warned of as an Apply on top of an earlier one;
+    with Max shift 0 (no limit) the warning was amber without a word."""
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.min_contrast.value = 0.0
+    seg.data[5:8, 20:24, 20:24] = 2  # a second lesion, far from the first
+    seg.refresh()
+    widget.refresh_lesions()
+    widget.lesion_combo.setCurrentIndex(1)
+    widget.apply_lesion_button.click()
+    _wait(qtbot, widget)
+    widget.refresh_lesions()
+    widget.lesion_combo.setCurrentIndex(widget.lesion_combo.count() - 1)
+    widget.apply_lesion_button.click()
+    _wait(qtbot, widget)
+    assert "earlier Apply" not in widget.status.text()
+    widget.max_shift.value = 0.0
+    widget.apply_all_button.click()  # on top of both
+    _wait(qtbot, widget)
+    assert "Applied on top of an earlier Apply: each may move the boundary any distance " in (
+        widget.status.text()
+    )
+
+
 def test_labels_naming_no_ct_take_the_one_ct_on_their_grid(refine_setup, qtbot):
     """A second patient's labels file opened beside the first: the panel took the labels and
     stayed on the first CT, saying "not the same grid" until the CT was chosen by hand."""

@@ -124,6 +124,24 @@ def test_a_result_whose_ct_was_closed_for_the_next_patient_is_not_drawn_over_tha
     text = widget.status.text()
     assert text.startswith("⚠ The CT layer 'CT A' was removed while it was segmented: its")
     assert "added hidden, not over 'b' (another scan)" in text
+    assert seg.metadata[_layers.CT_LAYER] is None  # linked to no other scan by its name
+
+
+def test_a_result_whose_ct_was_closed_is_not_linked_to_a_scan_of_the_same_name(
+    segmenting, gate, qtbot
+):
+    """Per-patient files of one name (ct.nii.gz): the hidden result kept its link by name to
+    the other patient's scan."""
+    viewer, widget, _, vol = segmenting
+    viewer.layers.remove("CT A")
+    other, _ = tiny_ct(shape=(12, 40, 40), spacing=(3.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0))
+    _layers.add_ct_layer(viewer, other, name="CT A")
+    gate.release.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    seg = viewer.layers["CT A segmentation"]
+    assert not seg.visible and seg.metadata[_layers.CT_LAYER] is None
+    assert _layers.linked_ct_name(seg, viewer) is None
+    assert "not over 'CT A' (another scan of the same name)" in widget.status.text()
 
 
 def test_closing_the_segment_panel_stops_its_job(segmenting, gate, qtbot):
@@ -391,6 +409,36 @@ def test_a_rows_label_explains_its_field_as_the_field_does(make_napari_viewer, q
     boxes = refine.iterations.native.findChildren(QAbstractSpinBox)
     assert slider.toolTip().startswith("How many steps the outline moves")
     assert boxes and all(b.toolTip() == slider.toolTip() for b in boxes)
+
+
+def test_a_panel_scrolled_sideways_wraps_its_sentences_within_what_is_on_view(qtbot):
+    """A panel narrower than its controls scrolls sideways; its status lines wrapped at the
+    controls' width, so every line was cut at the edge (1024-px screens, 200 % scaling)."""
+    from qtpy.QtWidgets import QPushButton, QWidget
+
+    from napari_livertumor._widgets._common import (
+        PanelScroll,
+        StatusLabel,
+        scroll_panel,
+        set_status,
+    )
+
+    panel = QWidget()
+    layout = scroll_panel(panel)
+    wide = QPushButton("a control of a fixed, wide size")
+    wide.setMinimumWidth(900)
+    status = StatusLabel()
+    layout.addWidget(wide)
+    layout.addWidget(status)
+    qtbot.addWidget(panel)
+    panel.resize(420, 400)
+    panel.show()
+    set_status(status, "words " * 200)
+    scroll = panel.findChild(PanelScroll)
+    scroll.setMinimumWidth(0)
+    panel.resize(420, 400)
+    qtbot.waitUntil(lambda: status.width() <= scroll.viewport().width(), timeout=3_000)
+    assert wide.width() >= 900  # the controls keep their width (and scroll sideways)
 
 
 def test_tab_goes_down_every_panel_as_it_is_drawn(make_napari_viewer, qtbot):

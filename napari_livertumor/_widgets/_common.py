@@ -1007,9 +1007,10 @@ FOCUS_STYLE = (
 
 
 #: napari's window beside its docks needs about this many px (its layer list and canvas:
-#: 619 px measured with a labels layer selected, and the docks' separators: at 620 a
-#: 1024-px screen's window came out 1032 px wide, its right edge off the screen)
-NAPARI_OWN_WIDTH = 640
+#: 619 px measured with a labels layer selected, and the docks' separators and frame: at
+#: 620 a 1024-px screen's window came out 1032 px wide, its right edge off the screen; at
+#: 640, 1029 px)
+NAPARI_OWN_WIDTH = 660
 #: a panel is never held narrower than this (it scrolls sideways below its content's width)
 MIN_PANEL_WIDTH = 300
 
@@ -1159,11 +1160,12 @@ class PanelScroll(QScrollArea):
             self._guard_wheel()  # controls added since (magicgui rows, a results table)
             self._name_fields()
             self._tip_rows()
+            QTimer.singleShot(0, lambda: _alive(PanelScroll._fit_texts, self))  # (texts shown)
             # it scrolls up and down only: the panel keeps its content's width
             bar = self.verticalScrollBar().sizeHint().width()
             least = obj.minimumSizeHint().width() + 2 * self.frameWidth() + bar
             # never more than half the screen, nor more than napari's own window leaves beside
-            # it (about 640 px): the scan keeps the rest whatever a panel holds; a panel held
+            # it (about 660 px): the scan keeps the rest whatever a panel holds; a panel held
             # narrower than its content scrolls sideways (a 1366-px screen at 150 % put the
             # panel's right edge off the screen)
             need = least
@@ -1178,6 +1180,34 @@ class PanelScroll(QScrollArea):
             self.updateGeometry()
             QTimer.singleShot(0, self._claim_room)
         return super().eventFilter(obj, event)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        QTimer.singleShot(0, lambda: _alive(PanelScroll._fit_texts, self))
+
+    def _fit_texts(self) -> None:
+        """Wrapped texts (status lines, notes, the detection sentence) wrap within the part of
+        the panel on view: a panel narrower than its controls scrolls sideways, and its
+        sentences wrapped at the controls' width, every line cut at the edge (1024-px screens,
+        200 % scaling)."""
+        from qtpy.QtCore import QPoint
+
+        inner = self.widget()
+        right = self.content.contentsMargins().right()
+        visible = self.viewport().width()
+        for label in inner.findChildren(QLabel):
+            if not label.wordWrap():
+                continue
+            holder = label.parent()  # in a box that scrolls of its own (the notes): the box
+            while (
+                holder is not None and holder is not inner and not isinstance(holder, QScrollArea)
+            ):
+                holder = holder.parent()
+            kept = label if holder is inner or holder is None else holder
+            x = kept.mapTo(inner, QPoint(0, 0)).x()
+            room = max(150, visible - x - right)
+            if kept.maximumWidth() != room:
+                kept.setMaximumWidth(room)
 
     def _claim_room(self) -> None:
         """Content grown past the panel's height (results shown): ask the window for room.

@@ -1288,8 +1288,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         # may move the boundary Max shift further, so repeated ones walk it away (five Apply
         # to all took a lesion 22 mm from the model's mask, Dice 0.48 → 0.003): said
         again = not what.startswith("slice") and any(
-            not str(e.get("applied_to", "")).startswith("slice")
-            for e in mask_layer.metadata.get(REFINED_HERE) or []
+            _boxes_meet(earlier, box, mask_layer.data.shape)
+            for earlier in _refined_in_3d(self.history, mask_layer)
         )
         self._remember_model_output(mask_layer)
         # tumor the contour gave up goes back to liver in a layer that holds liver (1), also
@@ -1325,10 +1325,15 @@ class RefineWidget(JobWidgetMixin, QWidget):
             f"Applied to {what} of '{mask_layer.name}': +{grown} / −{shrunk} tumor voxels."
             + ("" if mask_layer.visible else " (It is hidden: show it to see the change.)")
             + (
-                "\nApplied on top of an earlier Apply: each may move the boundary up to Max "
-                f"shift ({settings.max_shift_mm:g} mm) further, and repeated ones can walk it "
-                "off the lesion; Reset goes back to the labels before the first."
-                if again and settings is not None and settings.max_shift_mm > 0
+                "\nApplied on top of an earlier Apply: each may move the boundary "
+                + (
+                    f"up to Max shift ({settings.max_shift_mm:g} mm) further"
+                    if settings is not None and settings.max_shift_mm > 0
+                    else "any distance further (Max shift 0: no limit)"
+                )
+                + ", and repeated ones can walk it off the lesion; Reset goes back to the "
+                "labels before the first."
+                if again
                 else ""
             ),
             warning=again,
@@ -1826,6 +1831,32 @@ def _latest_record(layer):
     """A record of the newest step of napari's history of ``layer`` (None: there is none)."""
     history = getattr(layer, "_undo_history", None)
     return _Record(history[-1][-1]) if history and len(history[-1]) else None
+
+
+def _refined_in_3d(history, layer) -> list:
+    """The boxes of ``layer``'s Apply to lesion / all (3D) steps in effect since its last
+    Reset (in effect: not undone by the panel's Undo or napari's)."""
+    boxes: list = []
+    for step in history.steps:
+        if step.target is not layer or not _in_effect(step):
+            continue
+        if step.what == "reset":  # back to before the first
+            boxes = []
+        elif step.entry is not None and not str(step.entry.get("applied_to", "")).startswith(
+            "slice"
+        ):
+            boxes.append(step.box)
+    return boxes
+
+
+def _boxes_meet(a, b, shape) -> bool:
+    """Whether two boxes (tuples of slices, open ends allowed) of a grid overlap."""
+    for sa, sb, n in zip(a, b, shape, strict=False):
+        a0, a1, _ = sa.indices(n)
+        b0, b1, _ = sb.indices(n)
+        if max(a0, b0) >= min(a1, b1):
+            return False
+    return True
 
 
 def _in_effect(step) -> bool:

@@ -434,19 +434,25 @@ class SegmentWidget(JobWidgetMixin, QWidget):
                 if covering.visible
                 else ", hidden now)."
             )
+        if gone:  # not linked by name to another CT that takes the name (its HU read for it)
+            layer.metadata[_layers.CT_LAYER] = None
         if elsewhere:
+            other = (
+                " (another scan of the same name)"
+                if elsewhere[0] == ct_name
+                else " (another scan)"
+                if len(elsewhere) == 1
+                else " and the other scans"
+            )
             gone_note = (
                 f"The CT layer '{ct_name}' was removed while it was segmented: its result "
-                f"'{layer.name}' was added hidden, not over '{elsewhere[0]}'"
-                + (" (another scan)" if len(elsewhere) == 1 else " and the other scans")
-                + "; its labels keep the removed CT's geometry"
+                f"'{layer.name}' was added hidden, not over '{elsewhere[0]}'{other}; its "
+                "labels keep the removed CT's geometry"
             )
             msg = f"⚠ {gone_note}\n{msg}"
             notify_warning(gone_note)
         elif gone:
             msg += f"\nThe CT layer '{ct_name}' was removed meanwhile; labels keep its geometry."
-            # not linked by name to another CT that takes the name (its HU read for this mask)
-            layer.metadata[_layers.CT_LAYER] = None
         if not gone and covering is None:
             moved = _show_where_found(self.viewer, layer)
             if moved is not None:

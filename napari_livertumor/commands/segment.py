@@ -264,8 +264,18 @@ def run(args) -> int:
         )  # fmt: skip
         wrong = [n for n in refine_cfg.validated()[1] if any(w in n for w in wrong_words)]
         if wrong:
-            # no default nor clamped value is used: it stops
-            wrong = [n.split("; using ")[0].split("; clamped")[0] for n in wrong]
+            # no default nor clamped value is used: it stops (said as what was given)
+            from ..refine.config import HU_LIMITS
+
+            given = f"hu_window {list(refine_cfg.hu_window)} reaches outside " + (
+                f"[{HU_LIMITS[0]:g}, {HU_LIMITS[1]:g}] HU"
+            )
+            wrong = [
+                given
+                if n.startswith("hu_window clamped to")
+                else n.split("; using ")[0].split("; clamped")[0]
+                for n in wrong
+            ]
             raise InputError(
                 args.refine_config,
                 "; ".join(wrong) + ": fix the file (a batch does not go on with a value nobody "

@@ -56,6 +56,8 @@ def signed_hu(ct: np.ndarray) -> np.ndarray:
     every window it falls in). Inference and training's preparation both call it."""
     if np.issubdtype(ct.dtype, np.floating):
         finite = np.isfinite(ct)
+        if not finite.any():  # (numpy's "zero-size array to reduction operation")
+            raise ValueError("every voxel is NaN or infinite")
         if not finite.all():
             ct = np.where(finite, ct, ct[finite].min())
         return ct.astype(np.float32, copy=False)
