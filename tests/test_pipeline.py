@@ -922,6 +922,51 @@ def test_a_liver_larger_than_any_but_the_rarest_is_said():
     liver[:, :, :70] = 1  # 700 000 voxels of 8 mm³: 5.6 L
     assert "5.6 L" in _liver_size_warning(liver, (2.0, 2.0, 2.0))
     assert _liver_size_warning(liver, (1.5, 1.5, 1.5)) is None  # 2.4 L
+    # past the training phantoms' livers (about 1.1-1.9 L): on 2.7-3.5 L they measured too
+    # little and missed tumor, without a word
+    said = _liver_size_warning(liver, (1.7, 1.7, 1.7))  # 3.4 L
+    assert said.startswith("the liver found is 3.4 L, larger than any liver the models were")
+
+
+def _liver_scan(liver_hu=110.0):
+    """A 2 mm grid: body 40 HU, a box liver (1.7 L) of ``liver_hu``, 10 HU of noise."""
+    rng = np.random.default_rng(0)
+    ct = np.full((80, 100, 100), -1000.0, np.float32)
+    ct[:, 5:95, 5:95] = 40.0
+    liver = np.zeros(ct.shape, np.uint8)
+    liver[20:60, 20:60, 10:60] = 1
+    ct[liver == 1] = liver_hu
+    ct += rng.normal(0, 10, ct.shape).astype(np.float32)
+    return ct, liver
+
+
+def test_metal_dense_material_and_a_barely_enhanced_liver_are_said():
+    """Metal streaks were called 96-202 mL of tumor and lipiodol halved the tumor Dice, each
+    without a word."""
+    from napari_livertumor.pipeline import _dense_material_warnings
+
+    spacing = (2.0, 2.0, 2.0)
+    ct, liver = _liver_scan()
+    assert _dense_material_warnings(ct, liver, spacing, tumor=True) == []
+    clip = ct.copy()
+    clip[64, 50:53, 70:73] = 3071.0  # 9 voxels (0.07 mL) 8 mm below the liver: a clip
+    (said,) = _dense_material_warnings(clip, liver, spacing, tumor=True)
+    assert said.startswith("metal near the liver (0.072 mL above 2500 HU on 1 slice(s)")
+    far = ct.copy()
+    far[0, 50:53, 70:73] = 3071.0  # 5 mm slices: 100 mm below the liver (a hip prosthesis)
+    assert _dense_material_warnings(far, liver, (5.0, 2.0, 2.0), tumor=False) == []
+    far[14] = far[0]  # 30 mm below it: within 50 mm
+    assert _dense_material_warnings(far, liver, (5.0, 2.0, 2.0), tumor=False)
+    lip = ct.copy()
+    lip[30:33, 30:35, 30:35] = 900.0  # 75 voxels, 0.6 mL: under 1 mL
+    assert _dense_material_warnings(lip, liver, spacing, tumor=True) == []
+    lip[30:36, 30:35, 30:35] = 900.0  # 150 voxels: 1.2 mL of lipiodol
+    (said,) = _dense_material_warnings(lip, liver, spacing, tumor=True)
+    assert said.startswith("dense material inside the liver found (1.2 mL above 400 HU")
+    assert _dense_material_warnings(lip, liver, spacing, tumor=False) == []  # liver only
+    # an unenhanced or arterial liver is no warning (HCC shows best on the arterial phase)
+    native, liver = _liver_scan(liver_hu=55.0)
+    assert _dense_material_warnings(native, liver, spacing, tumor=True) == []
 
 
 def test_a_liver_of_one_value_throughout_is_said_not_to_look_scanned():
