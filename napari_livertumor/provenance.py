@@ -26,8 +26,8 @@ _LIBRARIES = ("torch", "monai", "numpy", "scipy", "scikit-image")
 def software() -> dict:
     """``{"napari_livertumor", "commit", "python", <library>: version, ...}``.
 
-    ``commit`` is the git commit of the checkout the package runs from (``-dirty`` when its
-    tracked files differ from it), or the one pip installed it from (``git+https://...``);
+    ``commit`` is the git commit of the checkout the package runs from (``-dirty.<digest>``
+    when its tracked files differ from it), or the one pip installed it from (``git+https://...``);
     ``None`` for a release (its version names it).
     """
     out: dict = {"napari_livertumor": __version__, "commit": _commit()}
@@ -41,7 +41,8 @@ def software() -> dict:
 
 
 def _commit() -> str | None:
-    """The checkout's commit (12 hex, ``-dirty`` with local changes), None outside one."""
+    """The checkout's commit (12 hex, ``-dirty.<8 hex of the local changes>`` with some), None
+    outside one."""
     root = Path(__file__).resolve().parent.parent
     if not (root / ".git").exists():
         return _installed_commit()
@@ -58,9 +59,15 @@ def _commit() -> str | None:
     try:
         sha = git("rev-parse", "--short=12", "HEAD")
         changed = git("status", "--porcelain", "--untracked-files=no")
+        # which local changes: two edited versions of one commit (a bug, then its fix) were
+        # both recorded "-dirty" alike
+        diff = git("diff", "HEAD", "--no-ext-diff", "--no-color") if changed else ""
     except (OSError, subprocess.SubprocessError):  # no git, a broken or foreign checkout
         return None
-    return f"{sha}-dirty" if changed else sha or None
+    if not changed:
+        return sha or None
+    digest = hashlib.sha1(diff.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return f"{sha}-dirty.{digest}"
 
 
 def _installed_commit() -> str | None:

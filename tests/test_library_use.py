@@ -301,6 +301,30 @@ def test_the_ct_digest_is_of_the_values_not_the_files_number_type():
     assert array_digest(hu.astype(np.int32) * 100) != array_digest((hu * 100).astype(np.int16))
 
 
+def test_a_checkout_with_local_changes_names_them_by_a_digest(monkeypatch):
+    """Two edited versions of one commit (a bug, then its fix) were both "-dirty" alike."""
+    import subprocess
+
+    from napari_livertumor import provenance
+
+    answers = {"rev-parse": "0d1b368c16b4", "status": " M napari_livertumor/pipeline.py"}
+
+    def git(cmd, **kw):
+        verb = cmd[3]
+        out = answers.get(verb, answers.get("diff-text", ""))
+        return subprocess.CompletedProcess(cmd, 0, stdout=out + "\n", stderr="")
+
+    monkeypatch.setattr(provenance.subprocess, "run", git)
+    answers["diff-text"] = "- inside = ct[liver]\n+ inside = ct[liver == 1]\n"
+    fixed = provenance._commit()
+    answers["diff-text"] = "+ inside = ct[liver]\n"
+    broken = provenance._commit()
+    assert fixed.startswith("0d1b368c16b4-dirty.") and broken.startswith("0d1b368c16b4-dirty.")
+    assert fixed != broken and len(fixed) == len("0d1b368c16b4-dirty.") + 8
+    answers["status"] = ""
+    assert provenance._commit() == "0d1b368c16b4"  # clean: the commit alone
+
+
 def test_an_install_from_a_git_url_names_its_commit(monkeypatch):
     """pip install git+https://... records the commit (PEP 610); the stats said None."""
     from napari_livertumor import provenance
