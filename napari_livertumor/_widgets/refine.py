@@ -999,11 +999,17 @@ class RefineWidget(JobWidgetMixin, QWidget):
             # keep the user's selection on the layers they work with
             self.viewer.layers.selection.active = self._layer(self.mask_combo.currentText())
         else:
-            layer.scale = scale
-            layer.translate = translate
-            layer.affine = _affine_of(ct_layer)
+            # only what changed: each is a refresh of the layer (about 7 ms; four per preview)
+            if not np.array_equal(np.asarray(layer.scale, float), scale):
+                layer.scale = scale
+            if not np.array_equal(np.asarray(layer.translate, float), translate):
+                layer.translate = translate
+            affine = _affine_of(ct_layer)
+            if not np.array_equal(_affine_of(layer), affine):
+                layer.affine = affine
             layer.data = crop
-            layer.visible = True
+            if not layer.visible:
+                layer.visible = True
         # just above its CT and mask: not under a segmentation or rerun added since, nor over
         # another scan loaded above them (made last, it lay over all; its outline is not that
         # scan's)
