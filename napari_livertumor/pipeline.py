@@ -676,10 +676,17 @@ class Segmenter:
         low_voxel_ml = float(np.prod(pp.grid_spacing(ct.shape, spacing, low_shape))) / 1000.0
         found_ml = float(mask.sum()) * low_voxel_ml
         if found_ml < max(self.config.min_liver_ml, 1e-9):
+            width = None if hu_suspect else _body_width_mm(ct, spacing)
             warnings.append(
                 "no liver found"
                 + (f" (largest candidate {found_ml:.1f} mL)" if found_ml > 0 else "")
-                + ": is this an abdominal CT that contains the liver?"
+                + (
+                    f": what was scanned is {width:.0f} mm wide at most, narrower than an "
+                    "adult's abdomen (280-400 mm): a child's (the models, trained on adult-"
+                    "sized phantoms, miss a child's liver), or no abdomen (a head, a limb)"
+                    if width is not None and width < CHILD_BODY_MM
+                    else ": is this an abdominal CT that contains the liver?"
+                )
             )
             return False
         if self.config.fill_holes:
@@ -1756,6 +1763,25 @@ def _liver_size_warning(liver: np.ndarray, spacing) -> str | None:
         "adult's is 1.2-2 L, marked hepatomegaly 3-5 L): check that the mask lies on the "
         "liver (not a phantom, an MR series or a scan in other units)"
     )
+
+
+#: a body narrower than this (mm, left to right at its widest) is a child's: an adult's
+#: abdomen is about 280-400 mm wide; the models missed a 0.45-scaled phantom's liver and said
+#: only "is this an abdominal CT?" (a review, 5 Dec 2026)
+CHILD_BODY_MM = 200.0
+
+
+def _body_width_mm(ct: np.ndarray, spacing) -> float | None:
+    """The body's widest left-to-right extent (mm) over a few dozen slices: columns holding
+    tissue (over -500 HU; a table or arms in the field widen it, never narrow it). None when
+    no slice holds any."""
+    zs = range(0, ct.shape[0], max(1, ct.shape[0] // 24))
+    widest = 0
+    for z in zs:
+        cols = np.flatnonzero((ct[z] > -500).any(axis=0))
+        if cols.size:
+            widest = max(widest, int(cols[-1] - cols[0] + 1))
+    return widest * float(spacing[2]) if widest else None
 
 
 #: metal (HU): clips, coils, wires, prostheses; cortical bone stays under about 2000 HU

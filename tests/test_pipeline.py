@@ -436,6 +436,22 @@ def test_no_liver_gives_empty_labels_and_a_warning():
     assert result.stats["liver_ml"] == 0 and result.stats["warnings"] == result.warnings
 
 
+def test_no_liver_in_a_narrow_body_says_how_narrow_it_is():
+    """A child-sized body (0.45 of an adult's) was asked only "is this an abdominal CT?"."""
+    ct = np.full((20, 200, 200), -1000, np.int16)
+    yy, xx = np.mgrid[:200, :200]
+    ct[:, (yy - 100) ** 2 + (xx - 100) ** 2 <= 70**2] = 30  # 141 px of 1 mm: 141 mm wide
+    cfg = InferenceConfig(device="cpu", min_liver_ml=1e6)  # (the oracle finds one in anything)
+    result = segment_ct(CTVolume(ct, spacing=(2.5, 1.0, 1.0)), cfg, models=oracle_models())
+    (said,) = [w for w in result.warnings if w.startswith("no liver found")]
+    assert ": what was scanned is 141 mm wide at most, narrower than an adult's abdomen" in said
+    assert said.endswith("or no abdomen (a head, a limb)")
+    ct[:, 95:105, 0:200] = 30  # arms or a table across the field: 200 mm
+    result = segment_ct(CTVolume(ct, spacing=(2.5, 1.0, 1.0)), cfg, models=oracle_models())
+    (said,) = [w for w in result.warnings if w.startswith("no liver found")]
+    assert said.endswith(": is this an abdominal CT that contains the liver?")
+
+
 @pytest.mark.parametrize("value", [0, 60, -1000])
 def test_a_uniform_volume_has_no_liver_whatever_its_value(value):
     """Water, a constant soft-tissue value or air: no edge, no liver (a network alone may still
