@@ -1804,3 +1804,76 @@ def test_models_given_on_another_device_are_copied_not_moved(tmp_path, monkeypat
     original = dict(models["liver"].network.state_dict())
     for name, value in other.liver.network.state_dict().items():
         assert torch.equal(value, original[name])
+
+
+def test_the_whole_pipeline_keeps_each_torch_call_on_one_device(monkeypatch):
+    """A GPU run mixes devices where a CPU run cannot show it: the stage grids finer than the
+    CT (5 mm slices) were interpolated with coordinates left on the CPU, and CUDA refused
+    them. No GPU here: the networks and the stage inputs go to torch's "meta" device (shapes
+    only), every torch call is checked for tensors of two devices (a CPU scalar apart), and
+    what comes back to the CPU is a made-up ellipsoid, so the steps after each stage run."""
+    import contextlib
+
+    from torch.overrides import TorchFunctionMode
+
+    from napari_livertumor.models import default_model_dir
+    from napari_livertumor.synth import generate_phantom
+
+    def made_up(t):  # the "result" a meta tensor brings back to the CPU
+        shape = tuple(t.shape)
+        inside = torch.ones(shape, dtype=torch.bool)
+        if len(shape) >= 3:
+            grids = np.ogrid[tuple(slice(0, n) for n in shape[-3:])]
+            r = sum(((g - n / 2) / (n / 3)) ** 2 for g, n in zip(grids, shape[-3:], strict=True))
+            inside = torch.from_numpy(np.broadcast_to(r < 1, shape).copy())
+        return inside if t.dtype == torch.bool else torch.where(inside, 5.0, -5.0).to(t.dtype)
+
+    mixed = []
+
+    class OneDevice(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            held = []
+            for a in (*args, *kwargs.values()):
+                held += [x for x in (a if isinstance(a, (list, tuple)) else [a])
+                         if isinstance(x, torch.Tensor)]  # fmt: skip
+            devices = {a.device for a in held if a.dim() > 0 or a.device.type != "cpu"}
+            name = getattr(func, "__name__", "")
+            if len(devices) > 1:
+                mixed.append(f"{name} on {sorted(str(d) for d in devices)}")
+            first = args[0] if args and isinstance(args[0], torch.Tensor) else None
+            if first is not None and first.device.type == "meta":
+                targets = [
+                    a for a in (*args[1:], *kwargs.values()) if isinstance(a, (str, torch.device))
+                ]
+                if name == "cpu" or (
+                    name == "to" and targets and str(targets[0]).startswith("cpu")
+                ):
+                    return made_up(first)
+                if name == "item":
+                    return 1.0
+            return func(*args, **kwargs)
+
+    real_autocast = torch.autocast
+    monkeypatch.setattr(
+        torch,
+        "autocast",
+        lambda device_type, *a, **k: (
+            contextlib.nullcontext()
+            if device_type == "meta"
+            else real_autocast(device_type, *a, **k)
+        ),
+    )
+    models = default_model_dir("liver").parent
+    for tta in ("none", "inplane"):
+        cfg = InferenceConfig.from_models_dir(models, device="cpu", tta=tta, refine=False)
+        seg = Segmenter(cfg)
+        seg.device = seg._prep_device = torch.device("meta")
+        for model in (seg.liver, seg.tumor):
+            model.network.to(seg.device)
+        for overrides in ({"slice_thickness": 5.0}, {}):  # grids finer than the CT; coarser
+            ct = generate_phantom(3, "small", **overrides).ct
+            with OneDevice():
+                result = seg.segment(ct)
+            assert result.stats["liver_ml"] > 0  # (the made-up liver: every step ran)
+    assert mixed == []
