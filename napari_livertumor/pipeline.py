@@ -1019,12 +1019,15 @@ NOT_HU = "the values do not look like Hounsfield units"
 
 def is_serious(warning: str) -> bool:
     """Whether a result warning says its masks and volumes may be wrong as a whole (values
-    that are not HU, no liver, an orientation that looks swapped, a liver on the wrong side or
-    of an impossible size), not a detail: the Segment panel puts those first, in amber, and
-    as a notification."""
+    that are not HU, no liver, an orientation that looks swapped, a liver on the wrong side,
+    of an impossible size (over 5 L) or too small for an adult's, metal streaking the liver's
+    slices), not a detail (a liver over 2.5 L, dense material in it: said, not notified):
+    the Segment panel puts those first, in amber, and as a notification."""
     return (
         NOT_HU in warning
-        or warning.startswith(("no liver found", "the liver found lies", "the liver found is"))
+        or warning.startswith(
+            ("no liver found", "the liver found lies", "the liver found is", "metal on the liver")
+        )
         or " look swapped" in warning
         or "expect unreliable masks" in warning  # a model that validated poorly
     )
@@ -1752,9 +1755,9 @@ def _liver_size_warning(liver: np.ndarray, spacing) -> str | None:
     if ml <= LIVER_LARGE_ML:
         return None
     if ml <= LIVER_PLAUSIBLE_ML:
-        return (
-            f"the liver found is {ml / 1000:.1f} L, larger than any liver the models were trained "
-            "on (about 1.1-1.9 L; an adult's is 1.2-2 L): on livers this large they measured too "
+        return (  # (not "the liver found is": a detail, not notified — HCC livers are large)
+            f"the liver found ({ml / 1000:.1f} L) is larger than any the models were trained on "
+            "(about 1.1-1.9 L; an adult's is 1.2-2 L): on livers this large they measured too "
             "little liver (5-11 % on scaled phantoms) and missed tumor; check the mask slice by "
             "slice"
         )
@@ -1786,7 +1789,9 @@ def _body_width_mm(ct: np.ndarray, spacing) -> float | None:
 
 #: metal (HU): clips, coils, wires, prostheses; cortical bone stays under about 2000 HU
 METAL_HU = 2500.0
-#: metal of at least this much (mL) on the liver's slices or this far (mm) above or below
+#: metal of at least this much (mL) on the liver's slices (its streaks run within a slice),
+#: no further than this (mm) from the liver's box in the image: an ECG electrode in the air
+#: in front of the body or spinal metal below the liver streaked nothing of it
 METAL_MIN_ML, METAL_REACH_MM = 0.05, 50.0
 #: dense material inside the liver found (HU: liver tissue stays under about 200 in any
 #: phase; lipiodol after chemoembolisation, calcification, stents, clips lie above) ...
@@ -1810,25 +1815,36 @@ def _dense_material_warnings(ct: np.ndarray, liver: np.ndarray, spacing, *, tumo
         return out
     box = found[0]
     voxel_ml = float(np.prod([float(v) for v in spacing])) / 1000.0
-    reach = int(np.ceil(METAL_REACH_MM / float(spacing[0])))
-    z0, z1 = max(0, box[0].start - reach), min(ct.shape[0], box[0].stop + reach)
+    zs, ys, xs = box
+    ry = int(np.ceil(METAL_REACH_MM / float(spacing[1])))
+    rx = int(np.ceil(METAL_REACH_MM / float(spacing[2])))
+    near = (
+        slice(max(0, ys.start - ry), min(ct.shape[1], ys.stop + ry)),
+        slice(max(0, xs.start - rx), min(ct.shape[2], xs.stop + rx)),
+    )
     metal = 0
     metal_slices = 0
-    for z in range(z0, z1, 16):
-        per_slice = np.count_nonzero(ct[z : min(z + 16, z1)] >= METAL_HU, axis=(1, 2))
+    for z in range(zs.start, zs.stop, 16):
+        slab = ct[z : min(z + 16, zs.stop), near[0], near[1]]
+        per_slice = np.count_nonzero(slab >= METAL_HU, axis=(1, 2))
         metal += int(per_slice.sum())
         metal_slices += int(np.count_nonzero(per_slice))
     metal_ml = metal * voxel_ml
     if metal_ml >= METAL_MIN_ML:
         out.append(
-            f"metal near the liver ({metal_ml:.2g} mL above {METAL_HU:.0f} HU on "
-            f"{metal_slices} slice(s) within {METAL_REACH_MM:.0f} mm of it: clips, coils, a "
+            f"metal on the liver's slices ({metal_ml:.2g} mL above {METAL_HU:.0f} HU on "
+            f"{metal_slices} slice(s), within {METAL_REACH_MM:.0f} mm of it: clips, coils, a "
             "prosthesis): its streaks can be taken for tumor and cut liver out; check the "
             "masks on those slices"
         )
     if not tumor:
         return out
-    inside = np.asarray(ct[box])[np.asarray(liver[box]) == 1]
+    # the liver found less its outline in the image: a rib's cortex the mask's edge took in
+    # (7 voxels of 0.2 mL on 13 mm slices) is no material inside it
+    core = ndi.binary_erosion(
+        np.asarray(liver[box]) == 1, structure=np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool)
+    )
+    inside = np.asarray(ct[box])[core]
     dense_ml = float(np.count_nonzero(inside > DENSE_LIVER_HU)) * voxel_ml
     if dense_ml >= DENSE_LIVER_ML:
         out.append(

@@ -59,13 +59,14 @@ def _commit() -> str | None:
     try:
         sha = git("rev-parse", "--short=12", "HEAD")
         changed = git("status", "--porcelain", "--untracked-files=no")
-        # which local changes: two edited versions of one commit (a bug, then its fix) were
-        # both recorded "-dirty" alike
-        diff = git("diff", "HEAD", "--no-ext-diff", "--no-color") if changed else ""
     except (OSError, subprocess.SubprocessError):  # no git, a broken or foreign checkout
         return None
     if not changed:
         return sha or None
+    try:  # which local changes: a bug and its fix, two edits of one commit, were both "-dirty"
+        diff = git("diff", "HEAD", "--no-ext-diff", "--no-color")
+    except (OSError, subprocess.SubprocessError):  # (a huge diff past the time limit)
+        return f"{sha}-dirty"
     digest = hashlib.sha1(diff.encode("utf-8", "surrogateescape")).hexdigest()[:8]
     return f"{sha}-dirty.{digest}"
 

@@ -941,7 +941,11 @@ def test_a_liver_larger_than_any_but_the_rarest_is_said():
     # past the training phantoms' livers (about 1.1-1.9 L): on 2.7-3.5 L they measured too
     # little and missed tumor, without a word
     said = _liver_size_warning(liver, (1.7, 1.7, 1.7))  # 3.4 L
-    assert said.startswith("the liver found is 3.4 L, larger than any liver the models were")
+    assert said.startswith("the liver found (3.4 L) is larger than any the models were trained")
+    from napari_livertumor.pipeline import is_serious
+
+    assert not is_serious(said)  # said, not notified: livers of HCC patients are often large
+    assert is_serious(_liver_size_warning(liver, (2.0, 2.0, 2.0)))  # 5.6 L: impossible
 
 
 def _liver_scan(liver_hu=110.0):
@@ -965,20 +969,26 @@ def test_metal_dense_material_and_a_barely_enhanced_liver_are_said():
     ct, liver = _liver_scan()
     assert _dense_material_warnings(ct, liver, spacing, tumor=True) == []
     clip = ct.copy()
-    clip[64, 50:53, 70:73] = 3071.0  # 9 voxels (0.07 mL) 8 mm below the liver: a clip
+    clip[40, 50:53, 70:73] = 3071.0  # 9 voxels (0.07 mL) on a liver slice, 20 mm beside it
     (said,) = _dense_material_warnings(clip, liver, spacing, tumor=True)
-    assert said.startswith("metal near the liver (0.072 mL above 2500 HU on 1 slice(s)")
+    assert said.startswith("metal on the liver's slices (0.072 mL above 2500 HU on 1 slice(s)")
+    from napari_livertumor.pipeline import is_serious
+
+    assert is_serious(said)  # (96-202 mL of false tumor)
     far = ct.copy()
-    far[0, 50:53, 70:73] = 3071.0  # 5 mm slices: 100 mm below the liver (a hip prosthesis)
-    assert _dense_material_warnings(far, liver, (5.0, 2.0, 2.0), tumor=False) == []
-    far[14] = far[0]  # 30 mm below it: within 50 mm
-    assert _dense_material_warnings(far, liver, (5.0, 2.0, 2.0), tumor=False)
+    far[64, 50:53, 70:73] = 3071.0  # 8 mm below the liver's slices: its streaks miss it
+    far[40, 50:53, 95:98] = 3071.0  # on its slice, 70 mm beside it (an ECG electrode)
+    assert _dense_material_warnings(far, liver, spacing, tumor=False) == []
     lip = ct.copy()
     lip[30:33, 30:35, 30:35] = 900.0  # 75 voxels, 0.6 mL: under 1 mL
     assert _dense_material_warnings(lip, liver, spacing, tumor=True) == []
     lip[30:36, 30:35, 30:35] = 900.0  # 150 voxels: 1.2 mL of lipiodol
     (said,) = _dense_material_warnings(lip, liver, spacing, tumor=True)
     assert said.startswith("dense material inside the liver found (1.2 mL above 400 HU")
+    assert not is_serious(said)
+    rib = ct.copy()
+    rib[20:60, 20:60, 10] = 700.0  # bone the mask's edge took in (its outline: 12.8 mL)
+    assert _dense_material_warnings(rib, liver, spacing, tumor=True) == []
     assert _dense_material_warnings(lip, liver, spacing, tumor=False) == []  # liver only
     # an unenhanced or arterial liver is no warning (HCC shows best on the arterial phase)
     native, liver = _liver_scan(liver_hu=55.0)

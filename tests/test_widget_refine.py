@@ -163,6 +163,16 @@ def test_applying_in_3d_again_says_each_apply_may_move_the_boundary_further(refi
     widget.apply_all_button.click()  # after a Reset: the first again
     _wait(qtbot, widget)
     assert "earlier Apply" not in widget.status.text()
+    # a copy of the refined layer (napari's Duplicate Layer: data and record, no step)
+    copy = viewer.add_labels(
+        np.array(seg.data), name="copy", scale=seg.scale, translate=seg.translate,
+        metadata=dict(seg.metadata),
+    )  # fmt: skip
+    widget.mask_combo.setCurrentText("copy")
+    widget.apply_all_button.click()
+    _wait(qtbot, widget)
+    assert copy.metadata[_layers.REFINED_HERE]
+    assert "Applied on top of an earlier Apply" in widget.status.text()
 
 
 def test_applying_to_another_lesion_is_no_apply_on_top_and_max_shift_0_is_said(refine_setup, qtbot):

@@ -175,6 +175,16 @@ def test_escape_in_the_panel_cancels_its_run(segmenting, gate, qtbot):
     window.activateWindow()
     widget.device_combo.setFocus()
     qtbot.waitUntil(lambda: widget.device_combo.hasFocus(), timeout=5_000)
+    # Esc closing the Device list opened meanwhile only closes the list
+    from qtpy.QtWidgets import QApplication
+
+    widget.device_combo.showPopup()
+    qtbot.waitUntil(lambda: QApplication.activePopupWidget() is not None, timeout=5_000)
+    qtbot.keyClick(widget.device_combo.view(), Qt.Key_Escape)  # (its list has the focus)
+    qtbot.waitUntil(lambda: QApplication.activePopupWidget() is None, timeout=5_000)
+    qtbot.wait(100)
+    assert widget.busy and not gate.saw_cancel.is_set()
+    widget.device_combo.setFocus()
     qtbot.keyClick(widget.device_combo, Qt.Key_Escape)
     qtbot.waitUntil(lambda: not widget.busy, timeout=10_000)
     assert gate.saw_cancel.is_set() and "Cancelled" in widget.status.text()

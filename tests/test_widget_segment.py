@@ -75,7 +75,9 @@ def test_the_result_line_says_when_its_layer_was_removed(
     viewer.layers.remove("tiny CT")  # the CT alone: its result still stands
     assert widget.status.text() == said
     viewer.layers.remove("tiny CT segmentation")
-    assert widget.status.text() == f"(Of 'tiny CT segmentation', removed since.)\n{said}"
+    assert widget.status.text() == (
+        f"(The layer 'tiny CT segmentation' this tells of was removed.)\n{said}"
+    )
 
 
 def test_the_time_said_counts_the_wait_for_loading_too(

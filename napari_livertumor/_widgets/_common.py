@@ -539,7 +539,9 @@ def say_if_result_removed(panel) -> None:
     panel.__dict__["_result_of"] = None
     text = panel.status.text()
     if text and not panel.busy:
-        set_status(panel.status, f"(Of '{name}', removed since.)\n{text}", scroll=False)
+        set_status(
+            panel.status, f"(The layer '{name}' this tells of was removed.)\n{text}", scroll=False
+        )
 
 
 def follow_layer_list(widget, viewer, slot) -> None:
@@ -632,18 +634,6 @@ class JobWidgetMixin:
         QTimer.singleShot(0, lambda: _alive(tab_with_other_panels, self))
         self.jobs: dict[Any, Job] = {}
         self._button_text: dict[Any, str] = {}
-        # Esc in the panel cancels what runs, as its Cancel button does (a keyboard user had
-        # to Tab to it); not Train's Stop (its button does not read Cancel: hours of
-        # training, stopped by a stray key)
-        from qtpy.QtGui import QKeySequence
-        from qtpy.QtWidgets import QShortcut
-
-        escape = QShortcut(QKeySequence(Qt.Key_Escape), self)
-        escape.setContext(Qt.WidgetWithChildrenShortcut)
-        panel = weakref.ref(self)  # (held weakly: the shortcut lives in the panel)
-        escape.activated.connect(
-            lambda: None if panel() is None else _alive(lambda p: p._escape_pressed(), panel())
-        )
         jobs = self.jobs
         finish = self.FINISH_ON_CLOSE
         # A plain function, not a bound method: it runs after the C++ widget is gone (napari's
@@ -681,12 +671,24 @@ class JobWidgetMixin:
             enter_presses_buttons(self)
         return super().event(event)
 
-    def _escape_pressed(self) -> None:
-        """Esc: the running job whose button reads Cancel is cancelled, as a click would."""
+    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        # Esc in the panel cancels what runs, as its Cancel button does (a keyboard user had
+        # to Tab to it). A key the focused control did not use comes here: an Esc that closes
+        # a combo box's list does not (as a shortcut, it cancelled a run too)
+        if event.key() == Qt.Key_Escape and self._escape_pressed():
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def _escape_pressed(self) -> bool:
+        """Esc: the running job whose button reads Cancel is cancelled, as a click would (not
+        Train's Stop: its button does not read Cancel; hours of training, stopped by a stray
+        key). True when one was."""
         for button, job in list(self.jobs.items()):
             if job.running and button.isEnabled() and button.text().startswith("Cancel"):
                 button.click()
-                return
+                return True
+        return False
 
     def panel_closed(self) -> None:
         """The user closed the panel: take away what it shows in the viewer (override)."""

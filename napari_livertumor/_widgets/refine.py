@@ -1293,9 +1293,18 @@ class RefineWidget(JobWidgetMixin, QWidget):
         # an Apply in 3D on tumor an earlier one in 3D had refined (in effect still): each
         # may move the boundary Max shift further, so repeated ones walk it away (five Apply
         # to all took a lesion 22 mm from the model's mask, Dice 0.48 → 0.003): said
-        again = not what.startswith("slice") and any(
-            _boxes_meet(earlier, box, mask_layer.data.shape)
-            for earlier in _refined_in_3d(self.history, mask_layer)
+        earlier = _refined_in_3d(self.history, mask_layer)
+        again = not what.startswith("slice") and (
+            any(_boxes_meet(done, box, mask_layer.data.shape) for done in earlier)
+            # a copy of a refined layer (napari's Duplicate Layer) holds its record, no step
+            or (
+                earlier == []
+                and not any(st.target is mask_layer for st in self.history.steps)
+                and any(
+                    not str(e.get("applied_to", "")).startswith("slice")
+                    for e in mask_layer.metadata.get(REFINED_HERE) or []
+                )
+            )
         )
         self._remember_model_output(mask_layer)
         # tumor the contour gave up goes back to liver in a layer that holds liver (1), also
