@@ -714,6 +714,11 @@ class Segmenter:
         if head_feet:
             warnings.append(head_feet)
         cut = _liver_cut_warning(labels, spacing)
+        if cut and side:  # not on the right: perhaps no liver (a chest scan's heart was said
+            # to be a cut liver whose volume is "a lower bound")
+            cut = cut.replace("the liver reaches", "what was found reaches", 1) + (
+                " — if it is the liver at all (see the warning on its side)"
+            )
         if cut:
             warnings.append(cut)
         size = _liver_size_warning(labels, spacing)

@@ -452,6 +452,22 @@ def test_no_liver_in_a_narrow_body_says_how_narrow_it_is():
     assert said.endswith(": is this an abdominal CT that contains the liver?")
 
 
+def test_a_cut_organ_not_on_the_right_is_not_said_to_be_a_cut_liver():
+    """A chest scan's heart, taken for liver: the side warning fired, and the cut warning
+    beside it still called its volume "a lower bound" of the liver's."""
+    ct = np.full((20, 200, 200), -1000, np.int16)
+    yy, xx = np.mgrid[:200, :200]
+    ct[:, (yy - 100) ** 2 + (xx - 100) ** 2 <= 70**2] = 30  # centred: across the midline
+    ct += np.random.default_rng(0).normal(0, 10, ct.shape).astype(np.int16)
+    result = segment_ct(
+        CTVolume(ct, spacing=(2.5, 1.0, 1.0)), InferenceConfig(device="cpu"), models=oracle_models()
+    )
+    assert any(w.startswith("the liver found lies across the midline") for w in result.warnings)
+    (cut,) = [w for w in result.warnings if "reaches the scan's" in w]
+    assert cut.startswith("what was found reaches the scan's top (head end) slice")
+    assert cut.endswith("if it is the liver at all (see the warning on its side)")
+
+
 @pytest.mark.parametrize("value", [0, 60, -1000])
 def test_a_uniform_volume_has_no_liver_whatever_its_value(value):
     """Water, a constant soft-tissue value or air: no edge, no liver (a network alone may still

@@ -451,6 +451,37 @@ def test_a_panel_scrolled_sideways_wraps_its_sentences_within_what_is_on_view(qt
     assert wide.width() >= 900  # the controls keep their width (and scroll sideways)
 
 
+def test_a_result_line_follows_its_layer_renamed_and_says_when_it_is_removed(
+    make_napari_viewer,
+):
+    """Export's "Wrote … of 'CT segmentation'" after a Segment rerun (the exported layer moved
+    aside as "(previous)") named the new result, which it had not written."""
+    from types import SimpleNamespace
+
+    from napari_livertumor._widgets._common import (
+        StatusLabel,
+        mark_result_of,
+        say_if_result_removed,
+        set_status,
+    )
+
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(np.zeros((2, 4, 4), np.uint8), name="CT segmentation")
+    panel = SimpleNamespace(viewer=viewer, status=StatusLabel(), busy=False)
+    set_status(panel.status, "Wrote 2 file(s) of 'CT segmentation' to /out:\nCT_labels.nii.gz")
+    mark_result_of(panel, layer)
+    say_if_result_removed(panel)  # nothing changed
+    assert panel.status.text().startswith("Wrote 2 file(s) of 'CT segmentation' to")
+    layer.name = "CT segmentation (previous)"
+    say_if_result_removed(panel)
+    assert panel.status.text().startswith("Wrote 2 file(s) of 'CT segmentation (previous)' to")
+    viewer.layers.remove(layer)
+    say_if_result_removed(panel)
+    assert panel.status.text().startswith(
+        "(The layer 'CT segmentation (previous)' this tells of was removed.)\nWrote 2 file(s)"
+    )
+
+
 def test_tab_goes_down_every_panel_as_it_is_drawn(make_napari_viewer, qtbot):
     """Refine's fourteen settings, made before the layer rows above them, came before them in
     Qt's focus chain: Tab from the layer rows jumped to Apply to all (3D)."""

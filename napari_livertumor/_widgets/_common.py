@@ -528,13 +528,25 @@ def mark_result_of(panel, layer) -> None:
 def say_if_result_removed(panel) -> None:
     """The layer the panel's status line tells of was removed (the next patient's turn): the
     line says so first. Segment still read "Segmented 'HCC_001 …': liver 1385.5 mL, tumor
-    337.3 mL" over the next patient's scan, its figures easy to take for that one's."""
+    337.3 mL" over the next patient's scan, its figures easy to take for that one's. Renamed
+    (a Segment rerun moves the last result aside as "(previous)"), the line names it anew:
+    Export's "Wrote … of 'X segmentation'" named the new result."""
     held = panel.__dict__.get("_result_of")
     if held is None:
         return
     ref, name = held
     layer = ref()
     if layer is not None and any(ly is layer for ly in panel.viewer.layers):
+        if layer.name != name and not panel.busy:  # renamed (a Segment rerun's "(previous)")
+            panel.__dict__["_result_of"] = (ref, layer.name)
+            text = panel.status.text()
+            if f"'{name}'" in text:
+                set_status(
+                    panel.status,
+                    text.replace(f"'{name}'", f"'{layer.name}'"),
+                    warning=panel.status._kind == "warning",
+                    scroll=False,
+                )
         return
     panel.__dict__["_result_of"] = None
     text = panel.status.text()
