@@ -1298,8 +1298,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             any(_boxes_meet(done, box, mask_layer.data.shape) for done in earlier)
             # a copy of a refined layer (napari's Duplicate Layer) holds its record, no step
             or (
-                earlier == []
-                and not any(st.target is mask_layer for st in self.history.steps)
+                not any(st.target is mask_layer for st in self.history.steps)
                 and any(
                     not str(e.get("applied_to", "")).startswith("slice")
                     for e in mask_layer.metadata.get(REFINED_HERE) or []
