@@ -382,6 +382,9 @@ def read_nifti_layers(path) -> list[tuple]:
         _say_warnings(stored)
         return [ct_layer_data(stored.displayed())]
     volume = stored.displayed()
+    lesions = _lesions_of_map(target, stored.array)
+    if lesions is not None:
+        return [lesion_map_layer_data(volume.array, volume, _stem(target), lesions)]
     labels = volume.array.astype(np.uint8)
     role = _nifti_labels_role(target, labels)
     made_on = _made_on_series(target)
@@ -393,6 +396,55 @@ def read_nifti_layers(path) -> list[tuple]:
         # "liver_1 ground truth" in the Load panel
         name = f"{name} ground truth"
     return [labels_layer_data(labels, grid, name, role, opened_from=target)]
+
+
+def _lesions_of_map(path: Path, ids: np.ndarray) -> list | None:
+    """The lesions a ``<case>_lesions.nii.gz`` (``segment --lesion-map``, Export) numbers, as
+    the ``<case>_stats.json`` beside it lists them; None for any other file, or stats that
+    list another number of lesions than the map holds."""
+    import json
+
+    stem = _stem(path)
+    if not stem.endswith("_lesions"):
+        return None
+    try:
+        data = json.loads(
+            path.with_name(stem[: -len("_lesions")] + "_stats.json").read_text(encoding="utf-8")
+        )
+    except (OSError, ValueError):
+        return None
+    lesions = data.get("lesions") if isinstance(data, dict) else None
+    if not isinstance(lesions, list) or not all(isinstance(x, dict) for x in lesions):
+        return None
+    top = int(ids.max()) if ids.size else 0
+    return lesions if top == len(lesions) else None
+
+
+def lesion_map_layer_data(ids: np.ndarray, volume, name: str, lesions: list) -> tuple:
+    """``(data, kwargs, "labels")`` of a lesion map: a colour per lesion (napari's own), and
+    each lesion's number, volume and diameter under the cursor in napari's status bar. The
+    panels leave it alone (it is no liver/tumor segmentation)."""
+    import pandas as pd
+
+    rows = [{"index": 0, "lesion": "", "volume_ml": None, "axial_diameter_mm": None}]
+    for i, les in enumerate(lesions, start=1):
+        rows.append(
+            {
+                "index": i,
+                "lesion": f"lesion {les.get('id', i)}",
+                "volume_ml": les.get("volume_ml"),
+                "axial_diameter_mm": les.get("axial_diameter_mm"),
+            }
+        )
+    kwargs = {
+        "name": name,
+        "scale": volume.napari_scale,
+        "translate": volume.napari_translate,
+        "opacity": 0.6,
+        "features": pd.DataFrame(rows),
+        "metadata": {"ct_volume": volume, "livertumor_role": "lesion_map"},
+    }
+    return (ids, kwargs, "labels")
 
 
 #: words of a label map's file name that say it is a reference drawn by hand, and words that

@@ -88,8 +88,6 @@ def compute_stats(
         ``slice_range``, ``bbox_zyx``),
         ``spacing_mm``.
     """
-    from scipy import ndimage as ndi
-
     labels = np.asarray(labels)
     if labels.ndim != 3:
         raise ValueError(f"labels must be 3D (z, y, x); got shape {labels.shape}")
@@ -126,23 +124,7 @@ def compute_stats(
     axes = None if affine_lps is None else np.asarray(affine_lps, float)[:3, :3][:, ::-1].T
     lesions = []
     if n_tumor:
-        # Work on the tumor's bounding box only: a full-size int32 label image is 4x the CT.
-        box = _bbox(tumor)
-        offset = np.array([s.start for s in box])
-        lab, n = ndi.label(tumor[box], structure=np.ones((3, 3, 3), bool))
-        sizes = np.bincount(lab.ravel())
-        boxes = ndi.find_objects(lab)
-        found = []
-        for comp in range(1, n + 1):
-            sl = boxes[comp - 1]
-            sub = lab[sl] == comp
-            start = offset + np.array([s.start for s in sl])
-            centroid = np.argwhere(sub).mean(axis=0) + start
-            where = centroid if affine_lps is None else _to_lps(affine_lps, centroid)
-            found.append((comp, sub, start, centroid, where))
-        # numbered by size; lesions of the same size by their place in the patient, so a
-        # volume shown turned numbers them as its file does (the scan order differs)
-        found.sort(key=lambda f: (-int(sizes[f[0]]), *np.round(f[4], 3)))
+        found, sizes = _numbered_lesions(tumor, affine_lps)
         for order, (comp, sub, start, centroid, _) in enumerate(found, start=1):
             if should_cancel is not None and should_cancel():  # a large scan's many lesions
                 from .errors import Cancelled
@@ -183,6 +165,52 @@ def compute_stats(
     if ct is not None:
         out["liver_mean_hu"] = _mean_hu(ct, labels == LIVER) if n_liver_only else None
         out["tumor_mean_hu"] = _mean_hu(ct, tumor) if n_tumor else None
+    return out
+
+
+def _numbered_lesions(tumor: np.ndarray, affine_lps) -> tuple[list, np.ndarray]:
+    """The tumor's lesions (26-connected components) in the order :func:`compute_stats`
+    numbers them: ``([(component, its mask in its box, box start, centroid (z, y, x),
+    centroid in LPS mm or index), ...], sizes by component)``."""
+    from scipy import ndimage as ndi
+
+    # Work on the tumor's bounding box only: a full-size int32 label image is 4x the CT.
+    box = _bbox(tumor)
+    offset = np.array([s.start for s in box])
+    lab, n = ndi.label(tumor[box], structure=np.ones((3, 3, 3), bool))
+    sizes = np.bincount(lab.ravel())
+    boxes = ndi.find_objects(lab)
+    found = []
+    for comp in range(1, n + 1):
+        sl = boxes[comp - 1]
+        sub = lab[sl] == comp
+        start = offset + np.array([s.start for s in sl])
+        centroid = np.argwhere(sub).mean(axis=0) + start
+        where = centroid if affine_lps is None else _to_lps(affine_lps, centroid)
+        found.append((comp, sub, start, centroid, where))
+    # numbered by size; lesions of the same size by their place in the patient, so a
+    # volume shown turned numbers them as its file does (the scan order differs)
+    found.sort(key=lambda f: (-int(sizes[f[0]]), *np.round(f[4], 3)))
+    return found, sizes
+
+
+def lesion_id_map(labels: np.ndarray, *, affine_lps: np.ndarray | None = None) -> np.ndarray:
+    """Each lesion of ``labels``' tumor (value 2) marked with its number in
+    :func:`compute_stats`' ``lesions`` (``id``: 1 the largest), 0 elsewhere: the map to find
+    lesion N in (``segment --lesion-map``'s ``<case>_lesions.nii.gz``, Export's). Give the
+    ``affine_lps`` the stats were measured with: lesions of the same size are numbered by their
+    place in the patient. uint8, or uint16 past 255 lesions."""
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise ValueError(f"labels must be 3D (z, y, x); got shape {labels.shape}")
+    tumor = labels == TUMOR
+    if not tumor.any():
+        return np.zeros(labels.shape, np.uint8)
+    found, _ = _numbered_lesions(tumor, affine_lps)
+    out = np.zeros(labels.shape, np.uint8 if len(found) < 256 else np.uint16)
+    for order, (_, sub, start, _, _) in enumerate(found, start=1):
+        where = tuple(slice(int(a), int(a) + n) for a, n in zip(start, sub.shape, strict=True))
+        out[where][sub] = order
     return out
 
 

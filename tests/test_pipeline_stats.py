@@ -192,6 +192,36 @@ def test_lesions_of_one_size_are_numbered_by_place_whichever_way_the_volume_is_h
     assert [les["centroid_lps_mm"] for les in a] == [les["centroid_lps_mm"] for les in b]
 
 
+def test_the_lesion_map_numbers_each_lesion_as_the_stats_do():
+    """Lesion N could not be found in any file written (the labels hold 1 and 2 only)."""
+    from napari_livertumor.io import CTVolume
+    from napari_livertumor.stats import compute_stats, lesion_id_map
+
+    labels = np.ones((10, 30, 30), np.uint8)
+    labels[1:4, 2:6, 2:6] = 2  # 48 voxels
+    labels[6:9, 20:24, 2:6] = 2  # 48 voxels: the same size elsewhere (numbered by place)
+    labels[3:9, 10:18, 12:22] = 2  # 480: the largest
+    labels[9, 28, 28] = labels[8, 27, 27] = 2  # touching at a corner: one lesion of two voxels
+    labels[0, 29, 0] = 2
+    vol = CTVolume(labels, (2.5, 0.8, 0.7), (0.0, 0.0, 0.0), np.diag([1.0, 1.0, -1.0]))
+    for shown in (vol, vol.displayed()):  # stored, and turned as napari shows it
+        stats = compute_stats(shown.array, shown.spacing, affine_lps=shown.affine_lps)
+        ids = lesion_id_map(shown.array, affine_lps=shown.affine_lps)
+        assert ids.dtype == np.uint8 and ids.shape == labels.shape
+        np.testing.assert_array_equal(ids > 0, shown.array == 2)
+        assert int(ids.max()) == stats["lesion_count"] == 5
+        voxel_ml = 2.5 * 0.8 * 0.7 / 1000
+        for les in stats["lesions"]:
+            where = np.argwhere(ids == les["id"])
+            assert len(where) * voxel_ml == pytest.approx(les["volume_ml"], abs=1e-4)
+            np.testing.assert_allclose(where.mean(axis=0), les["centroid_zyx"], atol=0.01)
+    assert not lesion_id_map(np.ones((3, 4, 5), np.uint8)).any()
+    many = np.zeros((3, 40, 40), np.uint8)
+    many[1, ::2, ::2] = 2  # 400 one-voxel lesions: past uint8
+    ids = lesion_id_map(many)
+    assert ids.dtype == np.uint16 and int(ids.max()) == 400 and len(np.unique(ids)) == 401
+
+
 def test_a_mirrored_or_turned_lesion_measures_the_same():
     """Two pairs of voxels equally far apart, one along an axis and one along a diagonal, have
     different voxel extents: the farthest pair alone gave 6.4 or 6.0 mm as the same triangle

@@ -546,6 +546,63 @@ def test_dicom_seg_and_preview_are_written_with_the_masks_and_added_later_withou
     assert main([*base2, "--preview"]) == 0  # complete now: skipped
 
 
+def test_the_lesion_map_marks_each_lesion_with_its_number_in_the_stats(
+    tmp_path, models, monkeypatch, caplog
+):
+    """A user could not find lesion 3 of the stats in any file: the labels hold 1 and 2."""
+    from napari_livertumor import pipeline
+    from napari_livertumor.stats import compute_stats
+
+    liver_only = {"on": False}
+
+    def segment(self, volume, progress=None, **kw):
+        labels = np.zeros(volume.shape, np.uint8)
+        labels[1:11, 4:36, 4:44] = 1
+        labels[2:5, 6:10, 6:10] = labels[6:9, 6:10, 30:34] = 2  # two of one size
+        labels[4:10, 20:30, 14:24] = 2  # the largest
+        labels[9, 33, 40] = 2
+        stats = compute_stats(labels, volume.spacing, affine_lps=volume.affine_lps)
+        if liver_only["on"]:
+            labels[labels == 2] = 1
+            stats.update(tumor_ml=None, lesion_count=None, lesions=[])
+        return pipeline.SegmentationResult(labels, stats, {"liver": 0.1, "total": 0.1}, "cpu")
+
+    monkeypatch.setattr(pipeline.Segmenter, "segment", segment)
+    (tmp_path / "in").mkdir()
+    write_nifti(small_ct(seed=1), tmp_path / "in" / "A.nii.gz")
+    write_nifti(small_ct(seed=2), tmp_path / "in" / "B.nii.gz")
+    out = tmp_path / "out"
+    base = ["segment", str(tmp_path / "in"), "-o", str(out), "--models", str(models),
+            "--device", "cpu", "--no-refine"]  # fmt: skip
+    assert main([*base, "--lesion-map"]) == 0
+    ct = nib.load(tmp_path / "in" / "A.nii.gz")
+    img = nib.load(out / "A_lesions.nii.gz")
+    np.testing.assert_allclose(img.affine, ct.affine, atol=1e-3)
+    ids = np.asarray(img.dataobj).transpose(2, 1, 0)
+    labels = np.asarray(nib.load(out / "A_labels.nii.gz").dataobj).transpose(2, 1, 0)
+    np.testing.assert_array_equal(ids > 0, labels == 2)
+    stats = json.loads((out / "A_stats.json").read_text())
+    assert stats["outputs"] == {"lesion_map": "A_lesions.nii.gz"}
+    assert int(ids.max()) == stats["lesion_count"] == 4
+    for les in stats["lesions"]:  # the file's lesion N is the stats' lesion N
+        where = np.argwhere(ids == les["id"])
+        assert len(where) * 2.5 * 0.8 * 0.7 / 1000 == pytest.approx(les["volume_ml"], abs=1e-4)
+        np.testing.assert_allclose(where.mean(axis=0), les["centroid_zyx"], atol=0.01)
+    rows = _summary(out)
+    assert [r["lesion_map"] for r in rows] == ["A_lesions.nii.gz", "B_lesions.nii.gz"]
+
+    # no tumor looked for: no map, said, and the masks and stats written all the same
+    liver_only["on"] = True
+    caplog.clear()
+    assert main([*base, "--lesion-map", "--stages", "liver"]) == 0
+    stats = json.loads((out / "A_stats.json").read_text())
+    assert stats["outputs"] == {"lesion_map": None} and not (out / "A_lesions.nii.gz").exists()
+    assert any(
+        w.startswith("no A_lesions.nii.gz: no tumor was looked for") for w in stats["warnings"]
+    )
+    assert "A: no A_lesions.nii.gz: no tumor was looked for" in caplog.text
+
+
 def test_outputs_added_later_to_a_patient_of_a_shared_folder_are_of_that_patient(
     tmp_path, models, monkeypatch
 ):

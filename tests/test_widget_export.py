@@ -63,7 +63,7 @@ def test_export_nifti_masks_and_stats_then_reload(dicom_viewer, qtbot):
     widget.folder.setText(str(out))
     widget.masks_check.setChecked(True)
     _export(widget, qtbot)
-    assert "Wrote 5 file(s) of " in widget.status.text()
+    assert "Wrote 6 file(s) of " in widget.status.text()
 
     back = read_nifti(out / "TEST_001_labels.nii.gz")
     np.testing.assert_array_equal(back.array, labels)
@@ -77,11 +77,63 @@ def test_export_nifti_masks_and_stats_then_reload(dicom_viewer, qtbot):
     assert stats["case"] == "TEST_001" and stats["shape_zyx"] == list(labels.shape)
     assert stats["input"] == str(vol.meta["source"]) and stats["input"]
     assert stats["series_uid"] == vol.meta["series_uid"] and "acquisition_number" in stats
-    assert (out / "TEST_001_lesions.csv").read_text().startswith("lesion,volume_ml")
+    import csv
+
+    from napari_livertumor.stats import compute_stats
+
+    rows = list(csv.DictReader((out / "TEST_001_lesions.csv").open()))
+    assert len(rows) == stats["lesion_count"] >= 1
+    for row, les in zip(rows, stats["lesions"], strict=True):  # a column per figure
+        assert row["case"] == "TEST_001" and int(row["lesion"]) == les["id"]
+        assert float(row["volume_ml"]) == les["volume_ml"]
+        assert int(row["centre_slice"]) == les["slice"]
+        zyx = [float(row[f"centroid_{a}_index"]) for a in "zyx"]
+        lps = [float(row[f"centroid_lps_{a}_mm"]) for a in "xyz"]
+        assert zyx == les["centroid_zyx"] and lps == les["centroid_lps_mm"]
+    # and where each is: lesion N of the table marked N in the lesion map
+    ids = read_nifti(out / "TEST_001_lesions.nii.gz")
+    assert ids.same_grid(vol)
+    again = compute_stats(back.array, vol.spacing, affine_lps=vol.affine_lps)["lesions"]
+    for les in again:
+        assert (ids.array == les["id"]).sum() * vol.voxel_volume_ml == pytest.approx(
+            les["volume_ml"], abs=1e-4
+        )
+    np.testing.assert_array_equal(ids.array > 0, labels == 2)
     # the lesions' attenuation from the CT layer's voxels
     tumor_hu = round(float(vol.array[labels == 2].mean()), 1)
     assert stats["tumor_mean_hu"] == tumor_hu
     assert stats["liver_mean_hu"] == round(float(vol.array[labels == 1].mean()), 1)
+
+
+def test_an_exported_lesion_map_opens_numbered_and_the_panels_leave_it_alone(dicom_viewer, qtbot):
+    """Lesion N of the table could not be found in any exported file."""
+    from napari_livertumor._widgets.inspect import InspectWidget
+    from napari_livertumor._widgets.refine import RefineWidget
+
+    viewer, widget, vol, labels, out = dicom_viewer
+    widget.folder.setText(str(out))
+    _export(widget, qtbot)
+    stats = json.loads((out / "TEST_001_stats.json").read_text())
+    [layer] = viewer.open(str(out / "TEST_001_lesions.nii.gz"), plugin="napari-livertumor")
+    assert layer.name == "TEST_001_lesions"
+    assert layer.metadata[_layers.ROLE] == "lesion_map"
+    assert int(np.asarray(layer.data).max()) == stats["lesion_count"] >= 1
+    # napari's status bar names the lesion under the cursor, as the table does
+    row = layer.features[layer.features["index"] == 1].iloc[0]
+    assert row["lesion"] == "lesion 1" and row["volume_ml"] == stats["lesions"][0]["volume_ml"]
+    inspect, refine = InspectWidget(viewer), RefineWidget(viewer)
+    for panel in (widget, inspect, refine):
+        viewer.window.add_dock_widget(panel)
+    widget.refresh_layers()
+    combos = [widget.labels_combo, inspect.labels_combo, refine.mask_combo, refine.liver_combo]
+    for combo in combos:
+        names = [combo.itemText(i) for i in range(combo.count())]
+        assert "TEST_001 CT segmentation" in names and layer.name not in names
+    # a stats file listing other lesions than the map holds: opened as any label map
+    stats["lesions"] = stats["lesions"][:-1] + [stats["lesions"][-1]] * 2
+    (out / "TEST_001_stats.json").write_text(json.dumps(stats))
+    [plain] = viewer.open(str(out / "TEST_001_lesions.nii.gz"), plugin="napari-livertumor")
+    assert plain.metadata[_layers.ROLE] != "lesion_map"
 
 
 def test_exported_stats_take_no_hu_without_a_ct_layer(dicom_viewer, qtbot):
@@ -362,7 +414,10 @@ def test_an_export_stopped_by_a_full_disk_says_which_files_are_the_earlier_expor
     _export(widget, qtbot)
     text = widget.status.text()
     assert "export stopped at TEST_001_stats.json" in text
-    assert "the TEST_001_stats.json, TEST_001_lesions.csv there are the earlier export's" in text
+    assert (
+        "the TEST_001_stats.json, TEST_001_lesions.csv, TEST_001_lesions.nii.gz there are the earlier export's"
+        in text
+    )
 
 
 def test_a_name_too_long_for_a_file_name_is_refused_before_anything_starts(dicom_viewer):
@@ -421,8 +476,8 @@ def test_an_earlier_exports_mask_that_no_longer_matches_is_said(dicom_viewer, qt
     _export(widget, qtbot)
     text = widget.status.text()
     assert (
-        "TEST_001_labels.nii.gz, TEST_001_tumor.nii.gz, TEST_001_stats.json (and its lesions "
-        "table), already in this folder and not rewritten now, do not match" in text
+        "TEST_001_labels.nii.gz, TEST_001_tumor.nii.gz, TEST_001_stats.json (and its lesion "
+        "files), already in this folder and not rewritten now, do not match" in text
     )
     assert "TEST_001_liver.nii.gz (not a NIfTI file" in text  # why, in the reader's words
     assert "already in this folder and not rewritten now, could not be checked" in text
@@ -966,7 +1021,7 @@ def test_closing_the_panel_mid_export_lets_the_set_of_files_finish(
     widget.masks_check.setChecked(True)
     _export(widget, qtbot)
     old = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    assert len(old) == 5
+    assert len(old) == 6
     slow = _slow_writes(monkeypatch)
     layer = viewer.layers["TEST_001 CT segmentation"]
     layer.data = np.where(layer.data == 2, 1, layer.data).astype(np.uint8)  # tumor removed
@@ -983,7 +1038,7 @@ def test_closing_the_panel_mid_export_lets_the_set_of_files_finish(
     qtbot.waitUntil(widget.export_button.isEnabled, timeout=5_000)
     assert widget.export_button.text() == "Export" and not widget.busy
     assert widget.status.text().startswith("Closed while writing: it finished")
-    assert len(slow) == 5  # every file of the set, none left from before
+    assert len(slow) == 6  # every file of the set, none left from before
     assert all(p.stat().st_mtime_ns != old[p.name] for p in out.iterdir())
     stats = json.loads((out / "TEST_001_stats.json").read_text())
     assert stats["tumor_ml"] == 0
@@ -1003,7 +1058,7 @@ def test_closing_napari_mid_export_lets_the_set_of_files_finish(dicom_viewer, qt
     qtbot.waitUntil(lambda: len(slow) >= 1, timeout=20_000)
     viewer.close()
     qtbot.waitUntil(lambda: not _RUNNING, timeout=30_000)
-    assert len(slow) == 5 and len(list(out.iterdir())) == 5
+    assert len(slow) == 6 and len(list(out.iterdir())) == 6
 
 
 def test_at_exit_a_running_job_is_stopped_and_an_export_finishes_first(qtbot, capsys):

@@ -99,7 +99,7 @@ def test_load_segment_inspect_export_and_reload(
     export.seg_check.setChecked(True)
     export.export_button.click()
     _idle(qtbot, export)
-    assert "Wrote 4 file(s) of " in export.status.text()
+    assert "Wrote 5 file(s) of " in export.status.text()
 
     volume = ct.metadata["ct_volume"]
     case = volume.meta["patient_id"]

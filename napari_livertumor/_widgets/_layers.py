@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from napari.layers import Image, Labels, Layer
 
 ROLE = "livertumor_role"
+#: roles of labels layers that are no liver/tumor labels: the panels never list them (Refine's
+#: preview, a lesion map numbering the lesions)
+NOT_LABELS_ROLES = ("preview", "lesion_map")
 CT_VOLUME = "ct_volume"
 #: labels layer metadata: the Refine panel's refinements in effect on the layer (what, settings)
 REFINED_HERE = "refined_in_panel"

@@ -1,7 +1,8 @@
 """Export widget: NIfTI label map (and masks), DICOM SEG, and the stats as JSON and CSV.
 
 Files are named like the CLI's: ``<case>_labels.nii.gz``, ``<case>_liver.nii.gz``,
-``<case>_tumor.nii.gz``, ``<case>_seg.dcm``, ``<case>_stats.json``, ``<case>_lesions.csv``.
+``<case>_tumor.nii.gz``, ``<case>_seg.dcm``, ``<case>_stats.json``, ``<case>_lesions.csv``,
+``<case>_lesions.nii.gz``.
 Existing files are only replaced after the user says so; every file is written under a
 temporary name and renamed, so a failure never leaves half a file.
 """
@@ -58,7 +59,10 @@ EXPORT_KINDS = (
     "seg.dcm",
     "stats.json",
     "lesions.csv",
+    "lesions.nii.gz",
 )
+#: written with the stats, never apart from them (one group: no stop between them)
+_WITH_STATS = ("lesions.csv", "lesions.nii.gz")
 
 
 #: the Name was typed before any labels existed: it belongs to the first labels chosen
@@ -101,7 +105,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
         self.seg_check = QCheckBox("DICOM SEG of the source series")
         self._seg_wanted = False
         self.seg_check.toggled.connect(self._seg_toggled)
-        self.stats_check = QCheckBox("Stats as JSON and lesion list as CSV")
+        self.stats_check = QCheckBox("Stats (JSON), lesion list (CSV) and map (NIfTI)")
         self.stats_check.setChecked(True)
         self.export_button = QPushButton("Export")
         self.progress_bar = QProgressBar()
@@ -130,8 +134,9 @@ class ExportWidget(JobWidgetMixin, QWidget):
             ),
             (
                 self.stats_check,
-                "<case>_stats.json (volumes, tumor-to-liver ratio, lesions) and "
-                "<case>_lesions.csv (one row per lesion)",
+                "<case>_stats.json (volumes, tumor-to-liver ratio, lesions), "
+                "<case>_lesions.csv (one row per lesion) and <case>_lesions.nii.gz (each "
+                "lesion marked with its number in the table, 1 the largest)",
             ),
             (self.export_button, "Write the ticked files"),
         ):
@@ -175,7 +180,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
             others = [
                 ly
                 for ly in _layers.labels_layers(self.viewer)
-                if ly not in segs and ly.metadata.get(_layers.ROLE) != "preview"
+                if ly not in segs and ly.metadata.get(_layers.ROLE) not in _layers.NOT_LABELS_ROLES
             ]
             # the newest segmentation on view first: what a deleted choice falls back to
             names = [ly.name for ly in [*_layers.shown_first(self.viewer, segs), *others]]
@@ -222,7 +227,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
         if self.seg_check.isChecked():
             names.append(f"{case}_seg.dcm")
         if self.stats_check.isChecked():
-            names += [f"{case}_stats.json", f"{case}_lesions.csv"]
+            names += [f"{case}_stats.json", f"{case}_lesions.csv", f"{case}_lesions.nii.gz"]
         return [folder / n for n in names]
 
     def export(self) -> None:
@@ -649,8 +654,8 @@ def write_exports(
         # (stats before their lesion table, whatever order they were asked in)
         key=lambda kv: (
             kv[0] != "seg.dcm",
-            kv[0] in ("stats.json", "lesions.csv"),
-            kv[0] == "lesions.csv",
+            kv[0] in ("stats.json", *_WITH_STATS),
+            kv[0] in _WITH_STATS,
         ),
     )
     extra["algorithm_type"] = algorithm_type  # as a DICOM SEG of these labels says it
@@ -663,7 +668,7 @@ def write_exports(
     for i, (kind, path) in enumerate(order):
         # (the lesion table goes with its stats, never a stop between them: a new stats file
         # beside the last export's table disagreed on the lesions without a word)
-        if kind != "lesions.csv" and should_cancel is not None and should_cancel():
+        if kind not in _WITH_STATS and should_cancel is not None and should_cancel():
             left = ", ".join(p.name for _, p in order[i:])
             changed = (
                 f"{', '.join(p.name for p in written)} written to {path.parent}; not written: "
@@ -695,7 +700,15 @@ def write_exports(
                         made.rmdir()
                     except OSError:
                         break
-                if kind == "seg.dcm" and len(order) > 1 and not isinstance(exc, Cancelled):
+                # (what the SEG's input or the disk refused, not a bug: a bug's own error,
+                # with its traceback, is not dressed as advice to untick the SEG)
+                said = (InputError, LiverTumorError, OSError, ValueError, MemoryError)
+                if (
+                    kind == "seg.dcm"
+                    and len(order) > 1
+                    and isinstance(exc, said)
+                    and not isinstance(exc, Cancelled)
+                ):
                     # the SEG goes first: say that nothing else was written or replaced, and
                     # how to have the other files
                     hint = (
@@ -749,7 +762,7 @@ def older_files_that_differ(files: dict, labels: np.ndarray, volume) -> list[str
     labels, volume = volume.to_stored(labels)
     differ, unread = [], []
     for kind, path in files.items():
-        if kind == "lesions.csv" and "stats.json" in files:
+        if kind in _WITH_STATS and "stats.json" in files:
             continue  # judged with its stats file
         try:
             same = _holds_these_labels(kind, path, labels, volume)
@@ -762,8 +775,8 @@ def older_files_that_differ(files: dict, labels: np.ndarray, volume) -> list[str
         if same is None:
             unread.append(path.name)
         elif not same:
-            table = kind == "stats.json" and "lesions.csv" in files
-            differ.append(path.name + (" (and its lesions table)" if table else ""))
+            table = kind == "stats.json" and any(k in files for k in _WITH_STATS)
+            differ.append(path.name + (" (and its lesion files)" if table else ""))
     notes = []
     if differ:
         notes.append(
@@ -791,6 +804,13 @@ def _holds_these_labels(kind: str, path: Path, labels: np.ndarray, volume) -> bo
             "liver.nii.gz": np.isin(labels, (1, 2)).astype(np.uint8),
             "tumor.nii.gz": (labels == 2).astype(np.uint8),
         }[kind]
+        return old.shape == want.shape and np.array_equal(old, want)
+    if kind == "lesions.nii.gz":
+        from ..io.nifti import read_nifti
+        from ..stats import lesion_id_map
+
+        old = np.asarray(read_nifti(path).array)
+        want = lesion_id_map(labels, affine_lps=volume.affine_lps)
         return old.shape == want.shape and np.array_equal(old, want)
     if kind == "seg.dcm":
         from ..io.seg import read_dicom_seg
@@ -849,6 +869,11 @@ def _write_one(
         write_nifti(np.isin(labels, (1, 2)).astype(np.uint8), path, reference=volume, labels=True)
     elif kind == "tumor.nii.gz":
         write_nifti((labels == 2).astype(np.uint8), path, reference=volume, labels=True)
+    elif kind == "lesions.nii.gz":  # numbered as the stats number them (the same grid, affine)
+        from ..stats import lesion_id_map
+
+        ids = lesion_id_map(labels, affine_lps=volume.affine_lps)
+        write_nifti(ids, path, reference=volume, labels=True)
     elif kind == "seg.dcm":
         from ..io.seg import write_dicom_seg
 
@@ -889,33 +914,51 @@ def _write_one(
         raise ValueError(f"unknown export kind {kind!r}")
 
 
+#: the columns of Export's ``<case>_lesions.csv``, one row per lesion (docs/cli.md)
+LESION_CSV_COLUMNS = (
+    "case",
+    "lesion",
+    "volume_ml",
+    "longest_diameter_mm",
+    "axial_diameter_mm",
+    "first_slice",
+    "last_slice",
+    "centre_slice",
+    "centroid_z_index",
+    "centroid_y_index",
+    "centroid_x_index",
+    "centroid_lps_x_mm",
+    "centroid_lps_y_mm",
+    "centroid_lps_z_mm",
+    "first_image",
+    "last_image",
+    "centre_image",
+    "mean_hu",
+    "liver_contrast_hu",
+)
+
+
 def _lesion_csv(stats: dict) -> str:
+    """One row per lesion (``lesion``: its ``id`` in the stats and its value in
+    ``<case>_lesions.nii.gz``), a column per figure: a spreadsheet's numbers, and the case
+    in each row (tables of several patients pasted together)."""
     buf = io.StringIO()
     out = csv.writer(buf)
-    out.writerow(
-        ["lesion", "volume_ml", "longest_diameter_mm", "axial_diameter_mm"]
-        + [
-            "first_slice",
-            "last_slice",
-            "centroid_zyx",
-            "centroid_lps_mm",
-            "first_image",
-            "last_image",
-            "centre_image",
-        ]
-        + ["mean_hu", "liver_contrast_hu"]
-    )
+    out.writerow(LESION_CSV_COLUMNS)
+
+    def cell(value):
+        return "" if value is None else value
+
     for les in stats["lesions"]:
         first, last = les["slice_range"]
-        centroid = " ".join(str(c) for c in les["centroid_zyx"])
-        lps = " ".join(str(c) for c in les.get("centroid_lps_mm") or [])
-        images = les.get("image_numbers") or ["", ""]
-        centre = les.get("image_number")
+        zyx = list(les.get("centroid_zyx") or [None] * 3)
+        lps = list(les.get("centroid_lps_mm") or [None] * 3)
+        images = les.get("image_numbers") or [None, None]
         out.writerow(
-            [les["id"], les["volume_ml"], les["longest_diameter_mm"]]
-            + [les.get("axial_diameter_mm", ""), first, last, centroid, lps]
-            + [*images, "" if centre is None else centre]
-            + ["" if les.get(k) is None else les[k] for k in ("mean_hu", "liver_contrast_hu")]
+            [cell(stats.get("case")), les["id"], les["volume_ml"], les["longest_diameter_mm"]]
+            + [cell(les.get("axial_diameter_mm")), first, last, cell(les.get("slice"))]
+            + [cell(v) for v in (*zyx, *lps, *images, les.get("image_number"))]
+            + [cell(les.get(k)) for k in ("mean_hu", "liver_contrast_hu")]
         )
     return buf.getvalue()
 

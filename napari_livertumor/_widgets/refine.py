@@ -504,7 +504,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 ly.name
                 for ly in _layers.labels_layers(self.viewer)
                 if ly.name != PREVIEW_NAME
-                and ly.metadata.get(_layers.ROLE) not in ("ground_truth", "preview")
+                and ly.metadata.get(_layers.ROLE) not in ("ground_truth", *_layers.NOT_LABELS_ROLES)
             ]
             # segmentations first, visible ones first (not a hidden "(previous)"), the newest
             # first (as Inspect and Export list them)

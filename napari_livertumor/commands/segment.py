@@ -77,10 +77,15 @@ SUMMARY_FIELDS = [
     "stats",
     "dicom_seg",
     "preview",
+    "lesion_map",
 ]
 
 #: Optional outputs of a case: the option's name in ``stats["outputs"]`` and the file's ending.
-EXTRA_OUTPUTS = {"dicom_seg": "_seg.dcm", "preview": "_preview.png"}
+EXTRA_OUTPUTS = {
+    "dicom_seg": "_seg.dcm",
+    "preview": "_preview.png",
+    "lesion_map": "_lesions.nii.gz",
+}
 
 
 @dataclass(frozen=True)
@@ -225,6 +230,12 @@ def add_arguments(parser) -> None:
         action="store_true",
         help="also write <case>_preview.png: axial and coronal slices with the liver and "
         "tumor outlined, to check a batch at a glance",
+    )
+    parser.add_argument(
+        "--lesion-map",
+        action="store_true",
+        help="also write <case>_lesions.nii.gz: each lesion marked with its number in the "
+        "stats (1 the largest), 0 elsewhere, to find lesion N in a viewer",
     )
 
 
@@ -1823,7 +1834,7 @@ def segment_one(
     partial = outdir / f"{temp_prefix(labels_path)}new.nii.gz"
     partial_stats = outdir / f"{temp_prefix(stats_path)}new.json"
     finals = extra_paths(outdir, case, extras)
-    asides = {k: outdir / f"{temp_prefix(p)}new{p.suffix}" for k, p in finals.items()}
+    asides = {k: _aside(outdir, p) for k, p in finals.items()}
     try:
         write_nifti(result.labels, partial, reference=volume, shown_as=labels_path, labels=True)
         t_write = time.perf_counter() - t1
@@ -1881,6 +1892,8 @@ def _write_extras(case, volume, labels, stats, asides: dict, finals: dict) -> li
         try:
             if kind == "dicom_seg":
                 _write_seg(volume, labels, stats, asides[kind], said, finals[kind])
+            elif kind == "lesion_map":
+                _write_lesion_map(volume, labels, stats, asides[kind], finals[kind])
             else:
                 from ..preview import write_preview
 
@@ -1961,6 +1974,20 @@ def _write_seg(volume, labels, stats: dict, path: Path, notes: list[str], shown:
     )
 
 
+def _write_lesion_map(volume, labels, stats: dict, path: Path, shown: Path) -> None:
+    from ..io.nifti import write_nifti
+    from ..stats import lesion_id_map
+
+    if stats.get("tumor_ml") is None:
+        raise InputError(None, "no tumor was looked for (no liver found, or --stages liver)")
+    ids = lesion_id_map(labels, affine_lps=getattr(volume, "affine_lps", None))
+    if int(ids.max()) != len(stats.get("lesions") or []):  # numbered as the stats, or not made
+        raise RuntimeError(
+            f"{int(ids.max())} lesions in the map, {len(stats.get('lesions') or [])} in the stats"
+        )
+    write_nifti(ids, path, reference=volume, shown_as=shown, labels=True)
+
+
 def _preview_title(case, stats: dict) -> str:
     if not stats.get("liver_ml"):
         return f"{case.name}: no liver found"
@@ -1999,7 +2026,7 @@ def add_extras(case, outdir: Path, stats: dict, extras, series_uid=None, acquisi
         raise InputError(labels_path, "does not lie on the grid of the CT read now: redo the case "
                          "with --overwrite")  # fmt: skip
     finals = extra_paths(outdir, case, extras)
-    asides = {k: outdir / f"{temp_prefix(p)}new{p.suffix}" for k, p in finals.items()}
+    asides = {k: _aside(outdir, p) for k, p in finals.items()}
     stats = {
         **stats,
         "timings_s": dict(stats.get("timings_s") or {}),
@@ -2030,6 +2057,13 @@ def add_extras(case, outdir: Path, stats: dict, extras, series_uid=None, acquisi
     for note in notes:  # what could not be made, and why (also in the stats' warnings)
         log.warning("%s: %s", case.name, note)
     return stats
+
+
+def _aside(outdir: Path, final: Path) -> Path:
+    """Where an optional output is written before it is renamed to ``final`` (with its
+    ending: a NIfTI aside must end in .nii.gz too)."""
+    ending = ".nii.gz" if final.name.endswith(".nii.gz") else final.suffix
+    return outdir / f"{temp_prefix(final)}new{ending}"
 
 
 def _made(asides: dict, finals: dict, stats: dict) -> dict[str, Path]:
