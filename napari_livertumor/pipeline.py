@@ -731,6 +731,10 @@ class Segmenter:
         flat = _liver_texture_warning(ct, labels)
         if flat:
             warnings.append(flat)
+        elif not hu_suspect:
+            odd = _liver_attenuation_warning(ct, labels)
+            if odd:
+                warnings.append(odd)
         edge = _liver_edge_warning(ct, labels, spacing)
         if edge:
             warnings.append(edge)
@@ -1031,7 +1035,13 @@ def is_serious(warning: str) -> bool:
     return (
         NOT_HU in warning
         or warning.startswith(
-            ("no liver found", "the liver found lies", "the liver found is", "metal on the liver")
+            (
+                "no liver found",
+                "the liver found lies",
+                "the liver found is",
+                "the liver found averages",
+                "metal on the liver",
+            )
         )
         or " look swapped" in warning
         or "expect unreliable masks" in warning  # a model that validated poorly
@@ -1952,6 +1962,31 @@ def _liver_fluid_warning(ct: np.ndarray, labels: np.ndarray, spacing) -> str | N
         f"tissue at {found['tissue_hu']:.0f} HU: fluid around the liver (ascites) or the gallbladder "
         "taken for liver, a large cyst or necrosis not marked as tumor, or a fatty part of the "
         "liver; check the outline (the liver volume may be too large)"
+    )
+
+
+#: mean HU of the liver found outside which it is no liver: unenhanced 40-70 HU, a severely
+#: fatty liver down to about -30, a portal venous one up to about 150 (iron, amiodarone and
+#: lipiodol raise it, not to 250); a block of fat (-100) was measured as a 1.5 L liver unsaid
+LIVER_MEAN_HU_RANGE = (-40.0, 250.0)
+
+
+def _liver_attenuation_warning(ct: np.ndarray, labels: np.ndarray) -> str | None:
+    """A warning when the liver found averages an attenuation no liver has (fat, air, bone),
+    else None."""
+    step = (slice(None, None, 2),) * 3
+    values = ct[step][labels[step] == 1]
+    if values.size < 100:
+        return None
+    mean = float(np.mean(values, dtype=np.float64))
+    low, high = LIVER_MEAN_HU_RANGE
+    if low <= mean <= high:
+        return None
+    what = "fat's or air's" if mean < low else "bone's or contrast's"
+    return (
+        f"the liver found averages {mean:.0f} HU, {what}, not a liver's (about 40-70 HU "
+        "without contrast, up to about 150 with; a very fatty liver near -30): its masks and "
+        "volume are likely not of a liver; check the scan (an abdominal CT in HU?)"
     )
 
 

@@ -1011,6 +1011,30 @@ def test_metal_dense_material_and_a_barely_enhanced_liver_are_said():
     assert _dense_material_warnings(native, liver, spacing, tumor=True) == []
 
 
+def test_a_liver_of_an_attenuation_no_liver_has_is_said():
+    """A block of fat (-100 HU, noisy) was measured as a 1.5 L liver without a word."""
+    from napari_livertumor.pipeline import _liver_attenuation_warning, is_serious
+
+    rng = np.random.default_rng(0)
+    ct = np.full((30, 64, 64), -1000, np.int16)
+    liver = np.zeros(ct.shape, np.uint8)
+    liver[5:25, 10:54, 10:54] = 1
+    inside = liver == 1
+    for hu, said in ((-100, "fat's or air's"), (55, None), (-25, None), (140, None),
+                     (400, "bone's or contrast's")):  # fmt: skip
+        ct[inside] = rng.normal(hu, 20, int(inside.sum())).astype(np.int16)
+        text = _liver_attenuation_warning(ct, liver)
+        if said is None:
+            assert text is None, hu
+        else:
+            assert text.startswith("the liver found averages ") and said in text
+            assert abs(int(text.split()[4]) - hu) <= 2
+            assert is_serious(text)  # the masks as a whole may be wrong: notified
+    liver[:] = 0
+    liver[10, 20, 20] = 1
+    assert _liver_attenuation_warning(ct, liver) is None  # too few voxels to say
+
+
 def test_a_liver_of_one_value_throughout_is_said_not_to_look_scanned():
     """A uniform 20 HU box in air came out as a 6.8 L liver with 122 mL of tumor, and nothing
     said the image held no scanned tissue."""

@@ -381,9 +381,14 @@ def test_painting_after_measuring_says_the_figures_are_stale(viewer_with_labels,
     layer = viewer.layers["tiny CT segmentation"]
     layer.paint((8, 24, 24), 2)  # the user paints tumor with the brush
     assert "click Measure" in widget.status.text()
+    # amber, and the old figures greyed (a plain line under them went unseen)
+    assert widget.status._kind == "warning"
+    tables = (widget.volume_table, widget.lesion_table, widget.score_table)
+    assert all("palette(mid)" in t.styleSheet() for t in tables)
     widget.measure_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     assert "click Measure" not in widget.status.text()
+    assert not any(t.styleSheet() for t in tables)
     edited = layer.data.copy()
     edited[edited == 2] = 1  # the tumor removed from napari's console (or another plugin)
     layer.data = edited
@@ -406,7 +411,7 @@ def test_painting_after_measuring_says_the_figures_are_stale(viewer_with_labels,
     assert "click Measure" in widget.status.text() and widget._stale()
     layer.undo()
     qtbot.waitUntil(lambda: "as they were measured" in widget.status.text(), timeout=2_000)
-    assert not widget._stale()
+    assert not widget._stale() and not any(t.styleSheet() for t in tables)
     layer.brush_size = 1
     layer.paint((8, 24, 24), was)  # a stroke of the value there: nothing changed
     qtbot.wait(50)

@@ -593,6 +593,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
             scores, truth = None, None
             edits = None if edits is None else (edits[0], 0)
         self._unmark_lesion()  # it numbered the lesions of the figures replaced
+        self._grey_tables(False)
         self.stats, self.scores = stats, scores
         self._measured_layer = layer if layer is not None else self.labels_layer()
         unknown = self._measured_layer is not None and _layers.tumor_not_assessed(
@@ -851,7 +852,14 @@ class InspectWidget(JobWidgetMixin, QWidget):
             return
         self._edit_counts[id(layer)] = self._edit_count(layer) + 1
         if layer is self._measured_layer and self.stats is not None:
-            set_status(self.status, "The labels were edited: click Measure to update the figures.")
+            # amber, the figures greyed: a plain line under tables shown as before went unseen
+            set_status(
+                self.status,
+                "The labels were edited: the figures above are of the labels before; click "
+                "Measure to update them.",
+                warning=True,
+            )
+            self._grey_tables(True)
             # napari tells of a stroke before its voxels are written: looked at after it
             # (several strokes' events at once, once)
             if not getattr(self, "_recheck_due", False):
@@ -876,6 +884,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         except RuntimeError:  # the panel is gone
             return
         self._edit_counts[id(layer)] = self._measured_edits[0]
+        self._grey_tables(self._stale())
         set_status(
             self.status,
             "The labels are as they were measured (the edit was undone, or changed nothing): "
@@ -913,6 +922,22 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 self.status,
                 f"The ground truth '{layer.name}' was edited: click Measure to update the Dice, "
                 "IoU and the lesions found and false.",
+                warning=True,
+            )
+            self._grey_tables(True, scores_only=True)
+
+    def _grey_tables(self, stale: bool, scores_only: bool = False) -> None:
+        """Figures of labels edited since they were measured shown greyed (still readable,
+        rows still clickable); plain again when measured anew or the edit undone."""
+        tables = (self.score_table,) if scores_only else (
+            self.volume_table, self.lesion_table, self.score_table
+        )  # fmt: skip
+        for table in tables:
+            table.setStyleSheet("QTableWidget { color: palette(mid); }" if stale else "")
+            table.setToolTip(
+                "Greyed: figures of the labels as they were before the edit; click Measure"
+                if stale
+                else ""
             )
 
     def _pick_color(self, value: int) -> None:
@@ -942,7 +967,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
         others = [
             ly
             for ly in _layers.labels_layers(self.viewer)
-            if ly not in segs and ly not in truths and ly.metadata.get(_layers.ROLE) != "preview"
+            if ly not in segs
+            and ly not in truths
+            and ly.metadata.get(_layers.ROLE) not in _layers.NOT_LABELS_ROLES
         ]
         order = [*segs, *others, *truths]
         first = _layers.shown_first(self.viewer, segs)  # (what a deleted choice falls back to)
