@@ -950,7 +950,7 @@ def test_the_ground_truth_filled_in_follows_the_chosen_series(load_widget, qtbot
     for pid in ("HCC_002", "HCC_001", "HCC_002"):
         widget.series_table.selectRow(rows[f"{pid}: #1 LIVER"])
         assert widget.truth_path.text() == str(segs[pid])
-    assert "the chosen row's is filled in below" in widget.status.text()
+    assert "the chosen row's is filled in above" in widget.status.text()
     widget.load_button.click()
     _wait_idle(qtbot, widget)
     assert "not loaded" not in widget.status.text()
@@ -1112,6 +1112,43 @@ def test_find_series_says_a_segmentation_this_tool_made_is_in_the_folder(
     text = widget.status.text()
     assert "No DICOM image series found" in text
     assert "A segmentation this tool made lies in the folder (TEST_001_seg.dcm)" in text
+
+
+def test_the_datasets_own_seg_is_the_ground_truth_before_a_correction_exported_beside_it(
+    load_widget, qtbot, tmp_path
+):
+    """A radiologist's corrected SEG exported into the study folder ("aaa_reviewed", first by
+    path) became the ground truth on the next Find series, unsaid: Inspect scored against it."""
+    from napari_livertumor.io import load_ct
+    from napari_livertumor.io.seg import model_seg_description, write_dicom_seg
+    from napari_livertumor.io.tcia import seg_files_by_kind
+
+    viewer, widget = load_widget
+    case, vol, labels = write_dicom_case(tmp_path)
+    ct = load_ct(case / "CT")
+    reference = case / "zz_reference" / "1-1.dcm"
+    write_dicom_seg(labels, ct, reference, [(1, "Liver"), (2, "Mass")], algorithm_type="MANUAL")
+    import pydicom
+
+    ds = pydicom.dcmread(reference)  # as a dataset's own SEG: another maker
+    ds.Manufacturer = "Some Workstation"
+    ds.save_as(reference)
+    edited = labels.copy()
+    edited[edited == 2] = 1
+    reviewed = case / "aaa_reviewed" / "TEST_001_seg.dcm"
+    write_dicom_seg(  # as Export writes an edited segmentation
+        edited, ct, reviewed, algorithm_type="SEMIAUTOMATIC",
+        series_description=model_seg_description("liver+tumor (edited)"),
+    )  # fmt: skip
+    assert seg_files_by_kind(case) == ([reference, reviewed], [])
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case))
+    qtbot.mouseClick(widget.scan_button, 1)
+    _wait_idle(qtbot, widget)
+    assert widget.truth_path.text() == str(reference)
+    text = widget.status.text()
+    assert "ground truth: 2 DICOM SEG (the chosen row's is filled in above" in text
+    assert "1 exported by this tool come after the others: Browse to score against one" in text
 
 
 def test_a_path_inside_a_folder_that_cannot_be_entered_is_said_not_raised(

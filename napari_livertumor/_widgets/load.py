@@ -461,6 +461,10 @@ class LoadWidget(JobWidgetMixin, QWidget):
         all_segs = [s for s in series if getattr(s, "modality", "") == "SEG"]
         # only a SEG drawn on a series listed here (another patient's SEG in the folder is not)
         segs = [s for s in all_segs if refs.get(str(s.files[0]), None) in listed or not refs]
+        # the dataset's own SEG before a correction this tool exported into the study folder
+        # (taken first, by its path, and scored against as the ground truth unsaid)
+        ours = {id(s) for s in segs if _seg_written_here(s.files[0])}
+        segs.sort(key=lambda s: id(s) in ours)
         foreign = len(all_segs) - len(segs)
         self._segs = [
             (str(s.files[0]), refs.get(str(s.files[0])), instances.get(str(s.files[0])) or set())
@@ -518,7 +522,13 @@ class LoadWidget(JobWidgetMixin, QWidget):
         if segs and own_choice:
             msg += f"; {len(segs)} DICOM SEG found (the ground truth you chose is kept)"
         elif segs:
-            msg += f"; ground truth: {len(segs)} DICOM SEG (the chosen row's is filled in below)"
+            msg += f"; ground truth: {len(segs)} DICOM SEG (the chosen row's is filled in above"
+            if ours and len(ours) < len(segs):
+                msg += (
+                    f"; {len(ours)} exported by this tool come after the others: Browse to "
+                    "score against one"
+                )
+            msg += ")"
         if foreign:
             msg += f"; {foreign} DICOM SEG drawn on a series that is not here (not used)"
         if len(patients) > 1:
@@ -757,6 +767,20 @@ def _auto_contrast(layer) -> None:
     layer.contrast_limits = (low, high)
 
 
+def _seg_written_here(path) -> bool:
+    """Whether the DICOM SEG at ``path`` was written by this tool (an edited export; its
+    unedited ones are no ground truth and not listed at all)."""
+    import pydicom
+
+    from ..io.tcia import written_by_this_tool
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Manufacturer"])
+    except Exception:  # noqa: BLE001 - unreadable now: as any other SEG
+        return False
+    return written_by_this_tool(ds)
+
+
 def _own_segs_note(own_segs: list, folder) -> str:
     """What Find series says of the segmentations this tool made in the folder ("" for none):
     not a ground truth, so left out of it; File > Open shows one over its CT."""
@@ -869,7 +893,8 @@ def _seg_in_folder(folder, volume, notes: list | None = None):
             folder, "is a folder with no DICOM SEG in it: choose the SEG (or NIfTI) file"
         )
     problems = []
-    for seg in sorted(segs):
+    # the dataset's own before one this tool exported there (a reviewed correction)
+    for seg in sorted(segs, key=lambda f: (_seg_written_here(f), str(f))):
         said: list[str] = []
         try:
             labels = read_dicom_seg(seg, volume, warnings=said)

@@ -348,8 +348,8 @@ def read_dicom_series(
     if siblings:
         numbers = ", ".join(str(g.acquisition) for g in siblings)
         refs = set(prefer_sop_instance_uids or ()) or set(seg_refs)
-        if acquisition is not None:
-            why = "as asked"
+        if acquisition is not None:  # (the Load panel's row, --acquisition)
+            why = "the one chosen"
         elif file_given:
             why = f"the one holding {path.name}"
         elif refs & info.sop_instance_uids:

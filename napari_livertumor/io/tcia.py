@@ -64,6 +64,7 @@ def seg_files_by_kind(root: str | Path) -> tuple[list[Path], list[Path]]:
     from .seg import SEG_SOP_CLASSES, is_model_output
 
     found: tuple[list[Path], list[Path]] = ([], [])
+    reviewed: list[Path] = []  # this tool's edited ones: after the dataset's own
     for path in sorted(all_paths(root)):
         if not path.is_file() or path.name.startswith(".") or not is_dicom_file(path):
             continue
@@ -82,8 +83,21 @@ def seg_files_by_kind(root: str | Path) -> tuple[list[Path], list[Path]]:
             continue
         # this tool's own automatic output is no ground truth
         if str(ds.get("SOPClassUID", "")) in SEG_SOP_CLASSES:
-            found[1 if is_model_output(ds) else 0].append(path)
-    return found
+            if is_model_output(ds):
+                found[1].append(path)
+            elif written_by_this_tool(ds):
+                reviewed.append(path)
+            else:
+                found[0].append(path)
+    # a user's corrected export saved into the study folder was taken before the dataset's
+    # reference SEG (sorted by path): the reference first, the corrections after
+    return found[0] + reviewed, found[1]
+
+
+def written_by_this_tool(ds) -> bool:
+    """Whether the DICOM SEG header ``ds`` was written by napari-livertumor (an export, edited
+    or not, or ``segment --dicom-seg``)."""
+    return str(ds.get("Manufacturer", "") or "") == "napari-livertumor"
 
 
 def _seg_of_this_folder(folder: Path, segs: list[Path], reporter: Reporter | None = None) -> Path:
