@@ -603,6 +603,50 @@ def test_the_lesion_map_marks_each_lesion_with_its_number_in_the_stats(
     assert "A: no A_lesions.nii.gz: no tumor was looked for" in caplog.text
 
 
+def test_a_batch_stops_at_a_full_disk_and_lists_the_cases_not_attempted(
+    tmp_path, models, monkeypatch, caplog
+):
+    """Every case after the disk filled up was segmented and then failed to be written: hours
+    of a cohort's inference for nothing."""
+    import errno
+
+    from napari_livertumor import pipeline
+    from napari_livertumor.io import nifti
+
+    _fake_masks(monkeypatch)
+    segmented = []
+    real = pipeline.Segmenter.segment
+    monkeypatch.setattr(
+        pipeline.Segmenter,
+        "segment",
+        lambda self, vol, **kw: segmented.append(1) or real(self, vol, **kw),
+    )
+
+    def full(array, path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(nifti, "write_nifti", full)
+    (tmp_path / "in").mkdir()
+    for name in ("A", "B", "C"):
+        write_nifti(small_ct(seed=1), tmp_path / "in" / f"{name}.nii.gz")
+    out = tmp_path / "out"
+    base = ["segment", str(tmp_path / "in"), "-o", str(out), "--models", str(models),
+            "--device", "cpu", "--no-refine"]  # fmt: skip
+    assert main(base) == 1
+    assert len(segmented) == 1  # the first case only
+    assert "stopped: no room to write in" in caplog.text
+    assert "2 case(s) not attempted" in caplog.text
+    rows = _summary(out)
+    assert [r["case"] for r in rows] == ["A", "B", "C"]
+    assert "No space left on device" in rows[0]["error"]
+    assert [r["error"] for r in rows[1:]] == ["not attempted: the output disk was full"] * 2
+    # room again: the same command does them all
+    monkeypatch.undo()
+    _fake_masks(monkeypatch)
+    assert main(base) == 0
+    assert {r["status"] for r in _summary(out)} == {"done"}
+
+
 def test_outputs_added_later_to_a_patient_of_a_shared_folder_are_of_that_patient(
     tmp_path, models, monkeypatch
 ):

@@ -788,6 +788,8 @@ def test_the_chosen_phase_of_a_series_stacking_two_is_the_one_loaded(load_widget
         _wait_idle(qtbot, widget)
         layer = _layers.ct_layers(viewer)[-1]
         np.testing.assert_array_equal(layer.data, expected.array)
+        # which acquisition, in its name (napari's "[2]" was read as "acquisition 2")
+        assert f"(acq {widget.selected_series().acquisition}" in layer.name
     # a SEG drawn on the arterial phase: its row is the one proposed, and its truth loads
     labels = np.zeros(arterial.shape, np.uint8)
     labels[1:4, 8:20, 8:20] = 1

@@ -1145,9 +1145,14 @@ def _volume_name(volume: CTVolume) -> str:
         return str(volume.meta["display_name"])  # too where the file's is a generic one
     pid = str(volume.meta.get("patient_id") or "")
     desc = str(volume.meta.get("description") or "")
-    if pid and desc and pid.lower() not in desc.lower():
-        return f"{pid} {desc}"
-    return desc or pid or "CT"
+    name = f"{pid} {desc}" if pid and desc and pid.lower() not in desc.lower() else desc or pid
+    # one acquisition of a series stacking phases: which one, in the name (the other's layer
+    # was told apart only by napari's "[2]", read as "acquisition 2")
+    label = str(volume.meta.get("acquisition_label") or "")
+    if label:
+        phase = str(volume.meta.get("phase") or "")
+        name = f"{name or 'CT'} ({label}{', ' + phase if phase and phase != 'unknown' else ''})"
+    return name or "CT"
 
 
 def grid_of(viewer):

@@ -611,7 +611,9 @@ def _provenance(metadata: dict, model_stats: dict, labels=None) -> dict:
     if edited:
         out["note_edited"] = (
             "the labels were edited after the model ran (painted or refined): the figures are "
-            "the edited labels'; device, models and warnings are the model run's"
+            "the edited labels'; device, models, refine, refine_effect, lesion_filter, "
+            "unsure_lesions (candidates the model dropped, whether painted in since or not), "
+            "tumor_tta, timings_s and warnings are the model run's"
         )
     return out
 

@@ -1495,7 +1495,7 @@ def run_cases(
 
     queue = list(cases)  # a case another run is writing goes to the end, once
     deferred: set[tuple[str, str]] = set()
-    for case in queue:
+    for index, case in enumerate(queue):
         say_repeats_again()
         if len(rows) > said:  # the case before this one ended
             if after_case is not None:
@@ -1741,7 +1741,13 @@ def run_cases(
                     log.error("%s", text)
                 else:
                     log.error("%s: %s", case.name, text)
+                if not isinstance(exc, LiverTumorError):  # numpy's, torch's: a bug's, maybe
+                    log.debug("%s", case.name, exc_info=True)
                 rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": text})
+                if _disk_full(exc):  # every case after it would be segmented for nothing
+                    rows[-1]["seconds"] = round(time.perf_counter() - t0, 2)
+                    _not_attempted(queue[index + 1 :], rows, outdir, exc)
+                    break
             except Exception as exc:  # noqa: BLE001 - one patient's surprise must not end the batch
                 msg = f"unexpected error ({type(exc).__name__}: {exc}); input {case.path}"
                 log.error("%s: %s", case.name, msg)
@@ -1750,6 +1756,48 @@ def run_cases(
             row_time = time.perf_counter() - t0
             rows[-1]["seconds"] = round(row_time, 2)
     return rows
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the output's disk is full (or a file-size or disk quota limit)."""
+    import errno
+
+    codes = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+    inner: BaseException | None = exc
+    while inner is not None:
+        if isinstance(inner, OSError) and inner.errno in codes:
+            return True
+        inner = inner.__cause__
+    return False
+
+
+def _not_attempted(left, rows: list[dict], outdir: Path, exc: BaseException) -> None:
+    """The batch stopped at a full disk: the cases ``left`` get rows saying so (each once; a
+    case deferred earlier is in the queue twice), and the log says how to go on."""
+    seen = {r.get("case") for r in rows}
+    names = []
+    for case in left:
+        if case.name in seen:
+            continue
+        seen.add(case.name)
+        names.append(case.name)
+        rows.append(
+            {
+                "case": case.name,
+                "input": str(case.path),
+                "labels": "",
+                "stats": "",
+                "status": "failed",
+                "error": "not attempted: the output disk was full",
+            }
+        )
+    log.error(
+        "stopped: no room to write in %s (%s)%s: free some space and run the same command "
+        "again (finished cases are skipped)",
+        outdir,
+        _os_reason(exc) if isinstance(exc, OSError) else exc,
+        f"; {len(names)} case(s) not attempted" if names else "",
+    )
 
 
 def _out_of_memory_text(exc: BaseException) -> str | None:

@@ -473,6 +473,8 @@ def read_dicom_series(
         "study_date": first.study_date,
         "series_number": info.series_number,
         "acquisition_number": info.acquisition,
+        # "acq 2" / "pass 2" of a series stacking several, else "" (in its layer's name)
+        "acquisition_label": info.acquisition_label,
         "modality": info.modality,
         "phase": info.phase,
         "contrast_agent": first.contrast_agent,
