@@ -24,6 +24,29 @@ LIVER_COLOR = "#39d353"
 TUMOR_COLOR = "#ff4040"
 
 
+#: at most this many lesions numbered in one panel (the largest sections)
+MAX_NUMBERS = 12
+
+
+def _number_lesions(ax, numbers: np.ndarray, extent) -> None:
+    """Each lesion's number beside its section in the panel (``numbers``: the lesion map's
+    slice shown; ``extent``: the panel's mm), the largest sections first."""
+    from scipy import ndimage as ndi
+
+    found = np.unique(numbers[numbers > 0])
+    if not found.size:
+        return
+    areas = ndi.sum_labels(np.ones(numbers.shape), numbers, found)
+    keep = found[np.argsort(-areas, kind="stable")][:MAX_NUMBERS]
+    h, w = numbers.shape
+    centres = ndi.center_of_mass(np.ones(numbers.shape), numbers, keep)
+    for n, (r, _) in zip(keep, centres, strict=True):
+        cols = np.nonzero(numbers == n)[1]
+        right = (cols.max() + 1.5) * extent[1] / w  # beside its right edge, at its middle
+        ax.text(right, (r + 0.5) * extent[2] / h, str(int(n)), color="#ffd54a", fontsize=7,
+                fontweight="bold", ha="left", va="center", clip_on=True)  # fmt: skip
+
+
 def preview_slices(labels: np.ndarray, spacing) -> dict:
     """Where the preview cuts the standard-oriented ``labels`` (``(z, y, x)``, 1 liver,
     2 tumor): ``{"axial": [z, z, z], "coronal": y}``.
@@ -153,6 +176,10 @@ def write_preview(
     turn = Reorientation.to_standard(volume.direction)
     ct = turn.apply(volume.array)
     lab = turn.apply(labels)
+    from .stats import lesion_id_map
+
+    # each lesion's number in the stats, written beside it (lesion 3 of the table found here)
+    ids = turn.apply(lesion_id_map(labels, affine_lps=volume.affine_lps))
     dz, dy, dx = turn.apply_spacing(volume.spacing)
     cuts = preview_slices(lab, (dz, dy, dx))
     nz, ny, nx = ct.shape
@@ -172,13 +199,15 @@ def write_preview(
     panels = []
     for z in cuts["axial"]:
         panels.append(
-            (ct[z, y0:y1, x0:x1], lab[z, y0:y1, x0:x1], (0, w_mm, h_mm, 0), place.axial(z), "AP")
-        )
+            (ct[z, y0:y1, x0:x1], lab[z, y0:y1, x0:x1], (0, w_mm, h_mm, 0), place.axial(z), "AP",
+             ids[z, y0:y1, x0:x1])
+        )  # fmt: skip
     y = cuts["coronal"]
     # standard z runs feet to head: reversed, the head is up
     panels.append(
-        (ct[::-1, y, x0:x1], lab[::-1, y, x0:x1], (0, w_mm, nz * dz, 0), place.coronal(y), "SI")
-    )
+        (ct[::-1, y, x0:x1], lab[::-1, y, x0:x1], (0, w_mm, nz * dz, 0), place.coronal(y), "SI",
+         ids[::-1, y, x0:x1])
+    )  # fmt: skip
     # a short scan's coronal cut is a thin strip: shown in a frame at least a third as high as
     # wide (black below), so the picture stays a picture
     frames = [max(p[2][2], p[2][1] / 3) for p in panels]
@@ -187,7 +216,7 @@ def write_preview(
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(1, len(panels), width_ratios=widths, wspace=0.04, left=0.01, right=0.99)
     grid.update(top=0.86 if title else 0.93, bottom=0.02)
-    for k, (image, mask, extent, caption, (top, bottom)) in enumerate(panels):
+    for k, (image, mask, extent, caption, (top, bottom), numbers) in enumerate(panels):
         frame = frames[k]
         ax = fig.add_subplot(grid[0, k])
         ax.imshow(
@@ -213,6 +242,7 @@ def write_preview(
             if inside.any():
                 ax.contour(xs, ys, inside.astype(np.float32), levels=[0.5], colors=color,
                            linewidths=1.0)  # fmt: skip
+        _number_lesions(ax, numbers, extent)
         ax.set_xlim(0, extent[1])
         ax.set_ylim(frame, 0)
         ax.set_axis_off()
@@ -226,7 +256,10 @@ def write_preview(
         ax.text(0.5, 1 - shown + 0.01, bottom, ha="center", va="bottom", **style)
     if title:
         fig.suptitle(title, color="white", fontsize=10, y=0.985)
-    legend = f"green: liver outline; red: tumor; window {window[0]:g} to {window[1]:g} HU"
+    legend = (
+        f"green: liver outline; red: tumor, numbered as in the stats; window {window[0]:g} to "
+        f"{window[1]:g} HU"
+    )
     fig.text(0.995, 0.005, legend, color="#bbbbbb", fontsize=6, ha="right", va="bottom")
     path = Path(path)
     with atomic_path(path, suffix=".png") as tmp:

@@ -93,3 +93,32 @@ def test_a_home_that_cannot_hold_matplotlibs_cache_is_worked_around_quietly(tmp_
     assert out.stat().st_size > 0
     assert "matplotlib" not in done.stderr.lower(), done.stderr
     assert not list((tmp_path / "tmp").iterdir())  # its temporary folder went at exit
+
+
+def test_each_lesion_is_numbered_beside_it_as_in_the_stats(tmp_path):
+    """The preview drew every lesion in plain red: lesion 3 of the stats could not be found."""
+    from napari_livertumor.preview import _number_lesions
+    from napari_livertumor.stats import compute_stats, lesion_id_map
+
+    volume, labels = _case()
+    labels[9, 40:44, 24:30] = 2  # a second, smaller lesion on the same slice
+    stats = compute_stats(labels, volume.spacing, affine_lps=volume.affine_lps)
+    ids = lesion_id_map(labels, affine_lps=volume.affine_lps)
+
+    class Axes:
+        said: list = []
+
+        def text(self, x, y, s, **kw):
+            self.said.append((s, x, y))
+
+    ax = Axes()
+    _number_lesions(ax, ids[9], (0, 80 * 0.8, 64 * 0.8, 0))
+    assert sorted(s for s, *_ in ax.said) == ["1", "2"]
+    for s, x, y in ax.said:  # beside its own lesion: right of its edge, at its middle rows
+        les = stats["lesions"][int(s) - 1]
+        (z0, z1), (y0, y1), (x0, x1) = les["bbox_zyx"]
+        assert x == pytest.approx((x1 + 0.5) * 0.8) and y0 * 0.8 <= y <= y1 * 0.8
+    ax.said.clear()
+    _number_lesions(ax, np.zeros((5, 5), np.uint8), (0, 4, 4, 0))
+    assert ax.said == []
+    write_preview(volume, labels, tmp_path / "p.png", title="P")  # and drawn without error
