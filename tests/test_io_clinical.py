@@ -181,7 +181,7 @@ def test_numbers_are_read_with_their_columns_decimal_mark(tmp_path):
     write_xlsx(tmp_path / "clinical.xlsx", pd.DataFrame(rows))
     table = read_clinical(tmp_path / "clinical.xlsx")
     assert table.frame["AFP"].tolist() == [1234.0, 12.5, 7.0]
-    assert any("'1,234' read with ',' as a thousands separator" in r for r in table.report)
+    assert any("AFP: HCC_001 '1,234' read with ',' as a thousands" in r for r in table.report)
     # a European export: decimal commas, thousands with a point
     europe = {"TCIA_ID": ["HCC_001", "HCC_002"], "AFP": ["1.234", "12,5"], "age": ["61", "55"]}
     pd.DataFrame(europe).to_csv(tmp_path / "eu.csv", index=False, sep=";", encoding="cp1252")
@@ -232,7 +232,9 @@ def test_a_lab_value_given_as_a_bound_is_read_as_that_bound_and_said(tmp_path):
     frame.to_csv(tmp_path / "clinical.csv", index=False)
     table = read_clinical(tmp_path / "clinical.csv")
     assert table.frame["AFP"].tolist() == [400.0, 5.0, 12.0]
-    assert any("'>400', '<5' read as the limit each gives" in line for line in table.report)
+    # each patient beside the cell, as the other notes name them
+    said = "AFP: HCC_001 '>400', HCC_002 '<5' read as the limit each gives"
+    assert any(said in line for line in table.report)
 
 
 def test_a_dash_or_none_in_a_yes_no_column_is_no_answer_in_any_case(tmp_path):
@@ -261,7 +263,7 @@ def test_a_value_that_could_be_thousands_read_as_a_decimal_is_warned_of(tmp_path
     table = read_clinical(csv)
     assert table.frame.loc["HCC_002", "AFP"] == 16.0
     text = "\n".join(table.report)
-    assert "WARNING: AFP: '16,000', '1,234' read with ',' as the decimal mark" in text
+    assert "WARNING: AFP: HCC_002 '16,000', HCC_003 '1,234' read with ',' as the decimal" in text
     assert "write them without the ','" in text
 
 
@@ -281,7 +283,8 @@ def test_a_column_without_a_decimal_mark_takes_the_tables_or_the_separators(tmp_
     commas.write_text("TCIA_ID,AFP\nHCC_001,1.234\nHCC_002,47\n")
     table = read_clinical(commas)
     assert table.frame.loc["HCC_001", "AFP"] == 1.234
-    assert "WARNING: AFP: '1.234' read with '.' as the decimal mark" in "\n".join(table.report)
+    said = "WARNING: AFP: HCC_001 '1.234' read with '.' as the decimal mark"
+    assert said in "\n".join(table.report)
 
 
 def test_known_columns_spelt_otherwise_are_read_under_their_usual_names(tmp_path):
@@ -411,7 +414,8 @@ def test_a_cell_with_its_columns_own_unit_is_read_as_its_number(tmp_path):
     assert frame.loc["HCC_001", "Tr_Size"] == 3.6 and pd.isna(frame.loc["HCC_002", "Tr_Size"])
     assert frame["T_involvment"].tolist() == [1.0, 2.0, 2.0]  # a share: its group
     text = "\n".join(table.report)
-    assert "AFP: 2 value(s) written with the column's unit ('0.9 ng/mL', '<5 ng/ml')" in text
+    said = "AFP: 2 value(s) written with the column's unit (HCC_001 '0.9 ng/mL', HCC_002 '<5"
+    assert said in text
     assert "Tr_Size: unknown value(s) HCC_002 '36 mm' treated as missing" in text
     # a cell the unit was taken off but no number then read is not counted as read, and is
     # named as the sheet writes it; an exponent is a number; a share's bound when sure
@@ -426,7 +430,7 @@ def test_a_cell_with_its_columns_own_unit_is_read_as_its_number(tmp_path):
     assert table.frame["AFP"].tolist() == [1000.0, 5.0, 7.0]
     assert table.frame["T_involvment"].tolist()[::2] == [1.0, 2.0]
     assert pd.isna(table.frame.loc["HCC_002", "T_involvment"])  # under 60 %: either group
-    assert "Tr_Size: 1 value(s) written with the column's unit ('3 cm')" in text
+    assert "Tr_Size: 1 value(s) written with the column's unit (HCC_002 '3 cm')" in text
     assert "age: unknown value(s) HCC_001 '1.2.3 years' treated as missing" in text
     assert "age: " not in text.replace("age: unknown", "")  # no unit cell read for age
 
@@ -457,3 +461,62 @@ def test_a_workbook_named_csv_is_said_to_be_one(tmp_path):
     (tmp_path / "c.csv").write_bytes((tmp_path / "c.xlsx").read_bytes())
     with pytest.raises(InputError, match=r"c.csv: is a spreadsheet workbook .* name \(.csv\)"):
         read_clinical(tmp_path / "c.csv")
+
+
+def test_a_workbooks_other_text_cells_never_decide_a_columns_decimal_mark_silently(tmp_path):
+    """One text '12,5' in TTP made the workbook's mark a comma: AFP's text '1,234' became 1.234
+    with no word (number cells say nothing of a mark; a few text cells elsewhere say little)."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "data table"
+    sheet.append(["TCIA_ID", "AFP", "TTP"])
+    sheet.append(["HCC_001", 7.7, 3.2])
+    sheet.append(["HCC_002", "1,234", 6.0])
+    sheet.append(["HCC_003", 12.3, "12,5"])
+    book.save(tmp_path / "clinical.xlsx")
+    table = read_clinical(tmp_path / "clinical.xlsx")
+    assert table.frame.loc["HCC_003", "TTP"] == 12.5
+    [said] = [r for r in table.report if "HCC_002 '1,234'" in r]
+    assert said.startswith("WARNING: AFP: HCC_002 '1,234' read with ',' as the decimal mark")
+    assert "numbers written as text in TTP use it" in said
+    # a CSV's cells are all text: the other columns' decimals do decide, without a warning
+    csv = tmp_path / "clinical.csv"
+    csv.write_text('TCIA_ID,AFP,TTP\nHCC_001,"7,7","3,2"\nHCC_002,"1,234","6,0"\n')
+    assert "WARNING" not in "\n".join(read_clinical(csv).report)
+
+
+def test_a_percentage_cell_and_a_date_formatted_number_are_read_as_the_workbook_means(tmp_path):
+    """A cell typed 30% is the number 0.3 formatted as a percentage: it was an unknown '0.3'
+    and dropped. An interval formatted as a date was an unknown '1900-03-15 00:00:00'."""
+    import datetime
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "data table"
+    sheet.append(["TCIA_ID", "T_involvment", "Interval_BL"])
+    sheet.append(["HCC_001", 0.3, 12])
+    sheet.append(["HCC_002", 0.75, datetime.datetime(1900, 3, 15)])
+    sheet.append(["HCC_003", "0.3", 2])  # text: no percentage cell, stays unknown
+    sheet["B2"].number_format = sheet["B3"].number_format = "0%"
+    book.save(tmp_path / "clinical.xlsx")
+    table = read_clinical(tmp_path / "clinical.xlsx")
+    assert table.frame["T_involvment"].tolist()[:2] == [1.0, 2.0]
+    assert np.isnan(table.frame.loc["HCC_003", "T_involvment"])
+    text = "\n".join(table.report)
+    assert "T_involvment: number(s) between 0 and 1 (HCC_001 0.3, HCC_002 0.75) read as" in text
+    assert "T_involvment: unknown value(s) HCC_003 '0.3'" in text
+    assert np.isnan(table.frame.loc["HCC_002", "Interval_BL"])
+    assert "WARNING: Interval_BL: HCC_002 1900-03-15 (day number 75) is a date" in text
+    assert "00:00:00" not in text  # not listed again as an unknown value
+
+
+def test_unknown_in_a_yes_no_column_is_missing_without_a_word(tmp_path):
+    csv = tmp_path / "clinical.csv"
+    csv.write_text("TCIA_ID,Alcohol\nHCC_001,unknown\nHCC_002,Unknown\nHCC_003,yes\n")
+    table = read_clinical(csv)
+    assert table.frame["Alcohol"].isna().tolist() == [True, True, False]
+    assert "unknown value" not in "\n".join(table.report)

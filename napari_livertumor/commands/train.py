@@ -239,7 +239,7 @@ def _as_the_run_was(cfg, stage: str, overrides: dict, init):
     changed = [
         k
         for k in sorted(section)
-        if k not in given and getattr(cfg, k, None) != getattr(resumed, k, None)
+        if k not in given and _plain(getattr(cfg, k, None)) != _plain(getattr(resumed, k, None))
     ]
     if changed and not refused:  # (a refusal follows otherwise: no "resuming" before it)
         logging.getLogger("livertumor.train").warning(
@@ -249,6 +249,17 @@ def _as_the_run_was(cfg, stage: str, overrides: dict, init):
             ", ".join(changed[:12]) + (", …" if len(changed) > 12 else ""),
         )
     return resumed
+
+
+def _plain(value):
+    """``value`` with its lists as tuples, for comparing a setting read back from a run's
+    JSON record (a list, [10.0, 40.0]) with the default (a tuple, (10.0, 40.0)): they differed,
+    and every resume warned of a setting it had not changed (aug_field_mm)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 #: what decides a run's split: the two stages differing in one of them split the patients

@@ -7,6 +7,7 @@ never guessed.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import re
 from collections.abc import Callable
@@ -50,10 +51,10 @@ _PLAUSIBLE = {
 
 _YES = {"1", "1.0", "1,0", "yes", "y", "true", "positive", "present", "pos", "+"}
 _NO = {"0", "0.0", "0,0", "no", "n", "false", "negative", "absent", "neg"}
-#: cells that say "no value", in any case: missing, as a blank cell (counted, not listed); a dash
-#: or "none" in a yes/no column is no answer, never counted as No (pandas already read "None",
-#: "NA" and "N/A" so, but not "none" or "-")
-_NO_VALUE = {"", "-", "--", "—", "–", "na", "n/a", "n.a.", "nan", "none", "null", "#n/a"}
+#: cells that say "no value", in any case: missing, as a blank cell (counted, not listed); a dash,
+#: "none" or "unknown" in a yes/no column is no answer, never counted as No (pandas already
+#: read "None", "NA" and "N/A" so, but not "none" or "-")
+_NO_VALUE = {"", "-", "--", "—", "–", "na", "n/a", "n.a.", "nan", "none", "null", "#n/a", "unknown"}
 
 
 def _blank(value) -> bool:
@@ -208,6 +209,7 @@ def read_clinical(path: str | Path) -> ClinicalTable:
     encoded = {}
     text_columns = []
     marks = _mark_counts(raw)  # once: each column's mark is the others' (a 1000-column sheet)
+    marks[_WORKBOOK] = path.suffix.lower() in (".xlsx", ".xlsm", ".xls")
     for column in raw.columns:
         encoder = _encoder_for(column)
         values = raw[column]
@@ -231,9 +233,11 @@ def read_clinical(path: str | Path) -> ClinicalTable:
                 values, _file_decimal_mark(marks, separator, column)
             )
             # (those read: '. cm' was counted, then said unknown)
-            read = [written[pid] for pid in with_unit if pd.notna(result[pid])]
+            read = [
+                f"{pid} {str(written[pid]).strip()!r}" for pid in with_unit if pd.notna(result[pid])
+            ]
             if read:
-                shown = ", ".join(repr(str(v).strip()) for v in read[:3])
+                shown = _patients(read)
                 report.append(
                     f"{column}: {len(read)} value(s) written with the column's unit "
                     f"({shown}) read as numbers"
@@ -242,13 +246,16 @@ def read_clinical(path: str | Path) -> ClinicalTable:
             report.extend(_column_notes(column, notes))
         else:
             result, unknown = _apply(encoder, values)
-        if unknown:
-            # each patient beside its own cell (two sorted lists side by side paired them wrong)
-            cells = [
-                f"{pid} {str(v).strip()!r}"
-                for pid, v, r in zip(values.index, values, result, strict=True)
-                if not _blank(v) and pd.isna(r)
-            ]
+        if encoder is encode_t_involvment:
+            report.extend(_share_notes(column, values))
+        # each patient beside its own cell (two sorted lists side by side paired them wrong);
+        # a date where a number belongs was said with what it likely is
+        cells = [
+            f"{pid} {str(v).strip()!r}"
+            for pid, v, r in zip(values.index, values, result, strict=True)
+            if not _blank(v) and pd.isna(r) and not _is_date(v)
+        ]
+        if unknown and cells:
             report.append(f"{column}: unknown value(s) {_patients(cells)} treated as missing")
         low, high = _PLAUSIBLE.get(column.strip().lower(), (None, None))
         odd = ((result < low) if low is not None else False) | (
@@ -300,7 +307,10 @@ def row_ids_for(case_ids, table_ids) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- encoders
 def encode_t_involvment(value: str) -> float | None:
-    """``'< or = 50%'`` -> 1, ``'>50%'`` -> 2."""
+    """``'< or = 50%'`` -> 1, ``'>50%'`` -> 2; a share (``'30%'``, or a workbook's number
+    between 0 and 1) -> its group."""
+    if _is_share(value):  # a percentage cell: Excel stores 30% as the number 0.3
+        return 1.0 if value <= 0.5 else 2.0
     text = re.sub(r"\s+", "", str(value).lower())
     if text in {"<or=50%", "<=50%", "≤50%", "=<50%", "1", "1.0", "1,0"}:
         return 1.0
@@ -319,6 +329,27 @@ def encode_t_involvment(value: str) -> float | None:
             return 1.0 if share <= 50 else None
         return 2.0 if share > 50 or (bound == ">" and share == 50) else None
     return None
+
+
+def _is_share(value) -> bool:
+    """Whether a ``T_involvment`` cell is a number cell strictly between 0 and 1: the share a
+    percentage cell holds (text such as '0.3' is not one: a CSV writes a percentage as '30%')."""
+    return (
+        isinstance(value, (int, float, np.number))
+        and not isinstance(value, (bool, np.bool_))
+        and 0 < float(value) < 1
+    )
+
+
+def _share_notes(column: str, values: pd.Series) -> list[str]:
+    """The note, once, on ``T_involvment`` number cells read as shares."""
+    cells = [f"{pid} {float(v):g}" for pid, v in values.items() if _is_share(v)]
+    if not cells:
+        return []
+    return [
+        f"{column}: number(s) between 0 and 1 ({_patients(cells)}) read as shares "
+        "(0.3 as 30%: a spreadsheet stores a percentage cell so) and put in their group"
+    ]
 
 
 def encode_clip_score(value: str) -> float | None:
@@ -438,16 +469,31 @@ def _mark_counts(raw: pd.DataFrame) -> dict:
 
 #: :func:`_mark_counts`' key of the whole table's counts
 _ALL = object()
+#: the key :func:`read_clinical` adds to :func:`_mark_counts`' dict: whether the table is a
+#: workbook
+_WORKBOOK = object()
 
 
 def _file_decimal_mark(marks: dict, separator: str | None, column=None) -> tuple[str, str, bool]:
     """The decimal mark of ``column`` when its own values do not show one, why, and whether
     the table shows it: the mark the other columns' number cells written as text show (True;
     ``marks`` from :func:`_mark_counts`); else a comma for a CSV separated by semicolons (the
-    export of a spreadsheet set to a decimal comma); else a point (False: a guess)."""
+    export of a spreadsheet set to a decimal comma); else a point (False: a guess).
+
+    In a workbook the other columns' mark is taken but counts as a guess (False): numbers
+    there are number cells, and a few text cells elsewhere ('12,5' in TTP) say little of how
+    a column's own text cell ('1,234' in AFP) was meant; read so, it was 1.234 with no word."""
     own = marks.get(column, (0, 0))
     commas, points = marks[_ALL][0] - own[0], marks[_ALL][1] - own[1]
     mark = None if commas == points else ("," if commas > points else ".")
+    if mark is not None and marks.get(_WORKBOOK):
+        where = [
+            str(c)
+            for c, n in marks.items()
+            if isinstance(c, str) and c != column and n[0 if mark == "," else 1]
+        ]
+        shown = ", ".join(where[:4]) + (f" and {len(where) - 4} more" if len(where) > 4 else "")
+        return mark, f"numbers written as text in {shown} use it", False
     if mark is not None:
         return mark, "the table's other numbers use it", True
     if separator == ";":
@@ -481,9 +527,16 @@ def _apply_numbers(
     as_decimal: list[str] = []  # '1.234' read as 1.234: 1234 had the mark been the other
     other: list[str] = []  # cells that show the other mark beyond doubt: read with their own
     censored: list[str] = []  # '>400', '<5': read as their bound
+    dated: list[str] = []  # a date where a number belongs (a number cell formatted as a date)
     out = []
-    for v in values:
+    for pid, v in values.items():
+        cell = f"{pid} {str(v).strip()!r}"  # the patient beside the cell, as notes name them
         if _blank(v):
+            out.append(np.nan)
+            continue
+        if _is_date(v):  # unknown as a number; said below with what it likely is
+            dated.append(_date_note(pid, v))
+            unknown.add(str(v).strip())
             out.append(np.nan)
             continue
         if not isinstance(v, str):  # a number cell
@@ -497,19 +550,19 @@ def _apply_numbers(
         text = v.strip()
         bound = _BOUND.match(text)
         if bound:  # a lab's limit ('>400', '<5'): the bound is the nearest number it says
-            censored.append(text)
+            censored.append(cell)
             text = bound.group(2)
         if _own_mark(text) == sep:
-            other.append(v.strip())
+            other.append(cell)
             code = _encode_number(
                 text.replace(mark, "") if sep == "." else text.replace(".", "").replace(",", ".")
             )
         else:
             if _THOUSANDS[sep].fullmatch(text.lstrip("+-")):
-                grouped.append(text)
+                grouped.append(cell)
                 text = text.replace(sep, "")
             elif _ONE_GROUP[mark].fullmatch(text.lstrip("+-")):
-                as_decimal.append(v.strip())
+                as_decimal.append(cell)
             code = _encode_number(text.replace(mark, ".") if mark == "," else text)
         if code is None:
             unknown.add(str(v).strip())
@@ -520,20 +573,19 @@ def _apply_numbers(
             out.append(code)
     notes = []
     if other:  # one sheet, two conventions: the cells read by the majority's are in doubt
-        shown = ", ".join(repr(g) for g in other[:4])
         notes.append(
             "WARNING: decimal marks differ within the column: "
             + (f"most cells use '{mark}'" if n_shown else f"'{mark}' taken ({why})")
-            + f", {shown} use '{sep}' (each read with its own mark)"
+            + f", {_patients(other)} use '{sep}' (each read with its own mark)"
             + (
-                f"; {', '.join(repr(g) for g in grouped[:4])} could be either and were read "
+                f"; {_patients(grouped)} could be either and were read "
                 f"with '{sep}' as a thousands separator: check those values"
                 if grouped
                 else ""
             )
         )
     elif grouped:
-        shown = ", ".join(repr(g) for g in grouped[:4])
+        shown = _patients(grouped)
         notes.append(
             ("WARNING: " if n_shown == 0 else "")  # read on a guessed mark: could be decimals
             + f"{shown} read with '{sep}' as a thousands separator ({why}); check the values "
@@ -544,20 +596,53 @@ def _apply_numbers(
     # beside '1,234' and '16,000' decides the column); 3-decimal figures in a column or table
     # whose decimals show the mark are not
     if as_decimal and n_shown is not None and n_shown < len(as_decimal):
-        shown = ", ".join(repr(g) for g in list(dict.fromkeys(as_decimal))[:4])
+        one = len(as_decimal) == 1
         notes.append(
-            f"WARNING: {shown} read with '{mark}' as the decimal mark ({why}); if "
-            f"{'it is a number' if len(set(as_decimal)) == 1 else 'they are numbers'} in "
-            f"thousands, write {'it' if len(set(as_decimal)) == 1 else 'them'} without the "
-            f"'{mark}'"
+            f"WARNING: {_patients(as_decimal)} read with '{mark}' as the decimal mark ({why}); "
+            f"if {'it is a number' if one else 'they are numbers'} in thousands, write "
+            f"{'it' if one else 'them'} without the '{mark}'"
         )
     if censored:
-        shown = ", ".join(repr(c) for c in list(dict.fromkeys(censored))[:4])
         notes.append(
-            f"{shown} read as the limit {'it gives' if len(set(censored)) == 1 else 'each gives'} "
-            "(a value beyond a lab's range)"
+            f"{_patients(censored)} read as the limit "
+            f"{'it gives' if len(censored) == 1 else 'each gives'} (a value beyond a lab's range)"
+        )
+    if dated:
+        notes.append(
+            f"WARNING: {_patients(dated)} {'is a date' if len(dated) == 1 else 'are dates'}, "
+            "not a number: treated as missing; a number cell formatted as a date or time in the "
+            "spreadsheet shows so (an early date's Excel day number is given in brackets): "
+            "format the cell as a number if it holds one"
         )
     return pd.Series(out, index=values.index, dtype=float), unknown, notes
+
+
+def _is_date(value) -> bool:
+    """Whether a cell holds a date or a time (a workbook's date-formatted cell), not a number."""
+    return isinstance(value, (datetime.date, datetime.time, np.datetime64))
+
+
+#: day 0 of Excel's (Windows) day numbers, as counted from March 1900 (Excel counts a 29
+#: February 1900 that never was)
+_EXCEL_EPOCH = datetime.datetime(1899, 12, 30)
+
+
+def _date_note(pid, value) -> str:
+    """A date cell as a note names it: the patient, the date, and for an early date (one a
+    number such as 75 days shows when formatted as a date) the number it holds in Excel."""
+    if isinstance(value, np.datetime64):
+        value = pd.Timestamp(value)
+    if isinstance(value, datetime.time):
+        seconds = value.hour * 3600 + value.minute * 60 + value.second
+        return f"{pid} {value.isoformat()} (day number {seconds / 86400:g})"
+    if not isinstance(value, datetime.datetime):
+        value = datetime.datetime.combine(value, datetime.time())
+    shown = value.date().isoformat() if value.time() == datetime.time() else value.isoformat()
+    if value.year >= 1910:  # a real date: no number of days of a clinical interval is so large
+        return f"{pid} {shown}"
+    delta = value - _EXCEL_EPOCH
+    days = delta.days - (1 if 0 < delta.days <= 60 else 0) + delta.seconds / 86400
+    return f"{pid} {shown} (day number {days:g})"
 
 
 #: a value given as a bound: '>400', '>= 400', '≤5', '<0.5'

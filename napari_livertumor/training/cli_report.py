@@ -13,7 +13,14 @@ def format_report(r: dict[str, Any]) -> str | None:
     if ev == "step":
         if r["step"] % 10 and r["step"] != 1:
             return None
-        losses = " ".join(f"{k}={v:.4f}" for k, v in r["losses"].items() if k != "n_weak")
+        # a batch with no weak label has no weak term (its 0.0 keeps DDP's graph whole): shown
+        # as none, as train_dice is, not as a penalty of 0 the network met
+        no_weak = r["losses"].get("n_weak") == 0
+        losses = " ".join(
+            f"{k}=-" if k == "weak" and no_weak else f"{k}={v:.4f}"
+            for k, v in r["losses"].items()
+            if k != "n_weak"
+        )
         td = r.get("train_dice")
         return (
             f"[{r['stage']}] step {r['step']}/{r['total_steps']} ep {r['epoch']} {losses} "
