@@ -16,7 +16,6 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import __version__
 from .errors import Cancelled, LiverTumorError
 
 #: name -> one-line help; the order is the order shown in ``--help``.
@@ -50,12 +49,45 @@ class _IntermixedParser(argparse.ArgumentParser):
             self._inner = False
 
 
+def version_text() -> str:
+    """``livertumor 0.1.0 (commit …)`` and the libraries' versions: what a result's stats
+    record under ``software`` (a bug report names the build that made it)."""
+    from .provenance import software
+
+    info = dict(software())
+    version = info.pop("napari_livertumor")
+    commit = info.pop("commit")
+    first = f"livertumor {version}" + (f" (commit {commit})" if commit else "")
+    libraries = ", ".join(
+        f"{name} {found}" if found else f"{name} not installed" for name, found in info.items()
+    )
+    return f"{first}\n{libraries}"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: :func:`version_text`, read only when asked (git and the packages'
+    metadata: torch is not imported)."""
+
+    def __init__(
+        self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None
+    ):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())  # (on stdout, as argparse's own version action)
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="livertumor",
         description="Liver and liver-tumor segmentation of abdominal CT (napari-livertumor).",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="show the version, its commit and the libraries' versions, and exit",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_IntermixedParser)
     for name, help_text in COMMANDS.items():
@@ -261,6 +293,20 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"livertumor {args.command}: error: {where}{exc.strerror or exc}{hint}",
+            file=sys.stderr,
+        )
+        return 1
+    except MemoryError:  # (no bug: a scan too large for this machine)
+        print(f"livertumor {args.command}: error: out of memory", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a bug: said in two lines, the traceback with -v
+        logging.getLogger("livertumor").debug("the traceback:", exc_info=exc)
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(
+            f"livertumor {args.command}: unexpected error: {type(exc).__name__}"
+            f"{f': {text}' if text else ''}\n"
+            "this is a bug: please report it with the output of `livertumor --version` and the "
+            "command run; `livertumor -v ...` shows the traceback",
             file=sys.stderr,
         )
         return 1

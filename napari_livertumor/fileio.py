@@ -48,8 +48,9 @@ def atomic_path(
     ``suffix`` matters to writers that pick the format from the name (``".nii.gz"``).
     ``exclusive``: never replace a file there, not even one another process wrote while this
     one was writing (``FileExistsError`` naming ``path``). An error of the block that names no
-    file, or the temporary one (a full disk: ``[Errno 28]`` alone), is raised naming
-    ``shown_as`` or ``path``: the file the user asked for.
+    file, or the temporary one (a full disk: ``[Errno 28]`` alone; a copy's, naming it second),
+    is raised naming ``shown_as`` or ``path``: the file the user asked for (pydicom's wrapped
+    error unwrapped: :func:`named_os_error`).
     """
     shown_as = shown_as or path  # (the name asked for, not a link's target)
     path = resolved(path)
@@ -62,10 +63,10 @@ def atomic_path(
         try:
             yield Path(tmp)
         except OSError as exc:
-            if exc.errno is not None and exc.filename in (None, tmp, str(tmp)):
-                named = str(shown_as or path)
-                raise OSError(exc.errno, exc.strerror or str(exc), named) from exc
-            raise
+            said = named_os_error(exc, shown_as or path, temp=tmp)
+            if said is exc:
+                raise
+            raise said from exc
         give_mode(tmp, like=path)
         try:
             if exclusive:
@@ -83,6 +84,35 @@ def atomic_path(
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def unwrapped_os_error(exc: OSError) -> OSError:
+    """The operating system's own error inside ``exc``: pydicom wraps one raised while it
+    writes an element in an error of the same type, without its errno, whose text is a whole
+    traceback ("With tag (7FE0,0010) got exception: [Errno 28] No space left on device" and
+    the stack); ``exc`` itself when it wraps none."""
+    inner = exc
+    while inner.errno is None and isinstance(inner.__cause__, OSError):
+        inner = inner.__cause__
+    return inner
+
+
+def named_os_error(exc: OSError, path: str | Path, temp: str | Path | None = None) -> OSError:
+    """``exc`` said plainly about ``path`` (``<path>: No space left on device``): the error
+    pydicom wraps (:func:`unwrapped_os_error`), naming ``path`` where it named no file or the
+    temporary one, ``temp``, written first. An error without an errno, or about another file,
+    is ``exc`` itself."""
+    inner = unwrapped_os_error(exc)
+    if inner.errno is None:
+        return exc
+    temps = () if temp is None else (temp, str(temp))
+    # a copy's error names its source first and the temporary file second (shutil.copyfile):
+    # the file being written is the one to name there too
+    if inner.filename in (None, *temps) or inner.filename2 in temps:
+        return OSError(inner.errno, inner.strerror or str(inner), str(path))
+    if inner is exc:
+        return exc
+    return OSError(inner.errno, inner.strerror, inner.filename, None, inner.filename2)
 
 
 def _publish_new(tmp: Path, path: Path, shown_as: str | Path | None = None) -> None:

@@ -192,3 +192,19 @@ def test_json_a_user_gives_that_nests_too_deep_or_holds_a_huge_number_is_said(tm
     (model / "metadata.json").write_text(json.dumps(meta).replace('"HUGE"', "1" + "0" * 400))
     with pytest.raises(ModelError, match="metadata.json: incomplete or invalid metadata.*roi_size"):
         load_model(model)
+
+
+def test_a_failed_copy_names_the_file_asked_for_not_the_temporary(tmp_path):
+    """shutil.copyfile's error names its source first and the temporary file second: a full
+    disk while copying the clinical table named ".HCC-TACE-Seg_clinical_data-V2.xlsx.…"."""
+    import errno
+    import shutil
+
+    source = tmp_path / "table.xlsx"
+    source.write_bytes(b"table")
+    target = tmp_path / "out" / "table.xlsx"
+    with pytest.raises(OSError) as err, atomic_path(target, suffix=".xlsx") as tmp:
+        shutil.copyfile(source, tmp)
+        raise OSError(errno.ENOSPC, "No space left on device", str(source), None, str(tmp))
+    assert str(err.value) == f"[Errno 28] No space left on device: '{target}'"
+    assert list((tmp_path / "out").iterdir()) == []

@@ -1048,3 +1048,34 @@ def test_a_label_map_given_as_the_ct_is_said_to_be_one(tmp_path, capsys):
         main(["convert", str(tmp_path / "HCC_001.nii.gz"), "-o", str(tmp_path / "o.nii.gz")]) == 0
     )
     assert "holds only the values 0, 1, 2: a label map" in capsys.readouterr().err
+
+
+def test_a_full_disk_while_copying_the_clinical_table_still_says_the_cases_and_counts(
+    tcia_download, tmp_path, monkeypatch, capsys
+):
+    """The copy's error escaped: no "HCC_901 failed" lines, no counts, and the error named a
+    hidden temporary file (".HCC-TACE-Seg_clinical_data-V2.xlsx.…")."""
+    import errno
+
+    root, _ = tcia_download
+    real = shutil.copyfile
+
+    def copyfile(src, dst, **kwargs):
+        if "clinical" not in os.path.basename(str(dst)):
+            return real(src, dst, **kwargs)
+        # as shutil's own says a full disk: the source first, the file written second
+        raise OSError(errno.ENOSPC, "No space left on device", str(src), None, str(dst))
+
+    monkeypatch.setattr(shutil, "copyfile", copyfile)
+    out = tmp_path / "nifti"
+    assert main(["convert", str(root), "-o", str(out)]) == 1
+    captured = capsys.readouterr()
+    target = out / "HCC-TACE-Seg_clinical_data-V2.xlsx"
+    assert "Traceback" not in captured.err
+    assert "livertumor convert: HCC_901 failed" in captured.err
+    assert (
+        f"livertumor convert: error: clinical table not copied: {target}: No space left on device"
+        in captured.err.splitlines()
+    )
+    assert "3 with ground truth" in captured.out and "1 failed" in captured.out
+    assert not target.exists() and not [p for p in out.iterdir() if p.name.startswith(".HCC")]

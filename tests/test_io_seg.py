@@ -663,3 +663,44 @@ def test_segments_are_read_by_their_coded_type_before_their_label(tmp_path, ct):
     assert [label_to_class(t) for t in names] == [2] * 5
     assert label_to_class("Necrotic core") == 2 and label_to_class("Liver, non-necrotic") == 1
     assert label_to_class("Liver, excluding portal vein") == 1
+
+
+def _disk_full_at_the_pixels(monkeypatch):
+    """pydicom's writer failing as on a full disk: its own wrapping of the error (a traceback
+    as its text, no errno), raised at the pixel data."""
+    import errno
+
+    import pydicom.filewriter as filewriter
+
+    real = filewriter.write_data_element
+
+    def write(fp, elem, *args, **kwargs):
+        if elem.tag == 0x7FE00010:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fp, elem, *args, **kwargs)
+
+    monkeypatch.setattr(filewriter, "write_data_element", write)
+
+
+def test_a_full_disk_while_writing_a_seg_names_the_file_not_pydicoms_traceback(
+    tmp_path, ct, monkeypatch
+):
+    """The Export panel showed "With tag (7FE0,0010) got exception: [Errno 28] …" and a
+    traceback, naming no file."""
+    _disk_full_at_the_pixels(monkeypatch)
+    target = tmp_path / "seg.dcm"
+    with pytest.raises(OSError) as err:
+        write_dicom_seg(hcc_labels(ct.shape), ct, target, HCC_SEGMENTS)
+    assert str(err.value) == f"[Errno 28] No space left on device: '{target}'"
+    assert err.value.filename == str(target) and err.value.strerror == "No space left on device"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ct"]  # no partial file left
+
+
+def test_a_full_disk_while_writing_a_ct_slice_names_the_slice(tmp_path, monkeypatch):
+    _disk_full_at_the_pixels(monkeypatch)
+    volume = CTVolume(np.zeros((2, 8, 8), np.int16), (2.5, 0.8, 0.7), (0, 0, 0), np.eye(3))
+    with pytest.raises(OSError) as err:
+        write_ct_series(volume, tmp_path / "ct")
+    assert err.value.filename == str(tmp_path / "ct" / "1-001.dcm")
+    assert err.value.strerror == "No space left on device" and "Traceback" not in str(err.value)
+    assert list((tmp_path / "ct").iterdir()) == []

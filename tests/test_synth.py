@@ -611,3 +611,77 @@ def test_the_enhancement_responses_follow_the_patients_recist():
         assert abs(e - m) <= 1
         same += e == m
     assert 0.75 < same / 600 < 0.92  # one in six a step off (less at the scale's ends)
+
+
+def _disk_full_writing(monkeypatch, name: str) -> None:
+    """Every write to a file whose name holds ``name`` fails as on a full disk (the file was
+    opened, and truncated, first: what a real full disk leaves)."""
+    import builtins
+    import errno
+    import io
+
+    real_open = io.open
+
+    class Full:
+        def __init__(self, fh):
+            self._fh = fh
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, attr):
+            return getattr(self._fh, attr)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self._fh.close()
+
+    def opened(file, mode="r", *args, **kwargs):
+        fh = real_open(file, mode, *args, **kwargs)
+        return Full(fh) if name in str(file) and ("w" in mode or "a" in mode) else fh
+
+    monkeypatch.setattr(io, "open", opened)
+    monkeypatch.setattr(builtins, "open", opened)
+
+
+def test_a_full_disk_while_writing_the_manifest_keeps_the_one_there(tmp_path, monkeypatch):
+    """A full disk left a 0-byte synth_manifest.json: --force then took the cohort's own
+    files for a user's and refused to write it again."""
+    out = tmp_path / "cohort"
+    make_cohort(out, 1, layout="nifti", shape="small")
+    before = (out / "synth_manifest.json").read_bytes()
+    with monkeypatch.context() as m:
+        _disk_full_writing(m, "synth_manifest.json")
+        with pytest.raises(OSError) as err:
+            make_cohort(out, 1, layout="nifti", shape="small", overwrite=True)
+    assert err.value.filename == str(out / "synth_manifest.json")
+    assert (out / "synth_manifest.json").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+    make_cohort(out, 1, layout="nifti", shape="small", overwrite=True)  # redone with --force
+
+
+def test_a_full_disk_in_synth_says_the_file_not_pydicoms_traceback(tmp_path, capsys, monkeypatch):
+    """pydicom's error was printed whole: "With tag (7FE0,0010) got exception: [Errno 28] …"
+    and a traceback, naming no file."""
+    import errno
+
+    import pydicom.filewriter as filewriter
+
+    from napari_livertumor.cli import main
+
+    real = filewriter.write_data_element
+
+    def write(fp, elem, *args, **kwargs):
+        if elem.tag == 0x7FE00010:  # the pixels
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fp, elem, *args, **kwargs)
+
+    monkeypatch.setattr(filewriter, "write_data_element", write)
+    out = tmp_path / "c"
+    assert main(["synth", "-o", str(out), "--cases", "1"]) == 1
+    err = capsys.readouterr().err
+    first = next(line for line in err.splitlines() if "error" in line)
+    assert first.startswith("livertumor synth: error: ") and "Traceback" not in err
+    assert first.endswith(".dcm: No space left on device") and str(out) in first

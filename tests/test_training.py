@@ -83,6 +83,12 @@ def test_training_writes_a_model_folder_the_pipeline_can_load(toy_data, tmp_path
     assert meta.training["config"]["weak_lambda"] == 0.5
     # the table found in --data is named where the data is described, not only in "weak"
     assert meta.training["data"]["clinical"] == str((toy_data / "clinical.csv").resolve())
+    # each training patient's weak label beside its true ratio (the info report stays short)
+    labels = meta.training["weak"]["labels"]
+    assert len(labels) == info["n_train"] > 0
+    assert sorted(labels) == sorted(meta.training["data"]["split"]["train"])
+    assert all(set(v) == {"weak", "tlvr"} for v in labels.values())
+    assert "labels" not in info["weak"]
     assert "val_dice_tumor" in meta.metrics
     # the VAE branch is not shipped; the stored trunk has no vae_* weights
     from safetensors import safe_open
@@ -1900,6 +1906,9 @@ def test_a_cli_resume_takes_the_runs_own_recipe(toy_data, tmp_path, caplog):
     assert (cfg.batch_size, cfg.steps_per_epoch, cfg.lr) == (1, 2, 7e-4)
     assert "resuming with the run's own settings, not the defaults (" in caplog.text
     assert "roi_size" in caplog.text and "batch_size" in caplog.text
+    # a setting the run left at its default is not named: its record's list [10.0, 40.0]
+    # was compared with the default tuple (10.0, 40.0) and said changed on every resume
+    assert "aug_field_mm" not in caplog.text
     check_before_writing(cfg, check_lock=False)  # no "another recipe" refusal
     # a --seed of its own is the user's: not replaced by the run's, refused as before
     args = build_parser().parse_args(
@@ -1926,3 +1935,69 @@ def _stopped_after_two_steps(data, out) -> dict:
     for r in train(tiny_config(data, out), should_cancel=cancel_after_two):
         n += r["event"] == "step"
     return json.loads((out / "liver" / "last" / "split.json").read_text())
+
+
+@pytest.mark.parametrize("cause", ["full disk", "file size limit"])
+def test_a_checkpoint_that_ran_out_of_room_says_why_not_torchs_words(
+    toy_data, tmp_path, monkeypatch, cause
+):
+    """A full disk was said as "writing train_state.pt failed: [enforce fail at
+    inline_container.cc:672] . unexpected pos 8819264 vs 8819156"."""
+    import resource
+    import shutil as shutil_module
+
+    import torch
+
+    n = 0
+
+    def cancel_after_two():
+        return n >= 2
+
+    out = tmp_path / "o"
+    for r in train(tiny_config(toy_data, out), should_cancel=cancel_after_two):
+        n += r["event"] == "step"
+    real_save, real_usage, real_limit = torch.save, shutil_module.disk_usage, resource.getrlimit
+    failed = []
+
+    def save(obj, f, *args, **kwargs):
+        if str(f).endswith(".train_state.pt.tmp"):
+            Path(f).write_bytes(b"x" * 4096)
+            failed.append(f)
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4160")
+        return real_save(obj, f, *args, **kwargs)
+
+    def usage(path):  # the disk as the failed write left it
+        found = real_usage(path)
+        free = 3_000_000 if failed and cause == "full disk" else found.free
+        return type(found)(found.total, found.used, free)
+
+    def limit(which):
+        if failed and cause == "file size limit" and which == resource.RLIMIT_FSIZE:
+            return (4096, resource.RLIM_INFINITY)
+        return real_limit(which)
+
+    monkeypatch.setattr(torch, "save", save)
+    monkeypatch.setattr(shutil_module, "disk_usage", usage)
+    monkeypatch.setattr(resource, "getrlimit", limit)
+    with pytest.raises(LiverTumorError) as err:
+        run_all(tiny_config(toy_data, out, resume=True))
+    said = str(err.value)
+    assert "enforce fail" not in said and said.endswith("; the previous checkpoint is kept")
+    if cause == "full disk":
+        assert "writing train_state.pt failed: No space left on device (3 MB free)" in said
+    else:
+        assert "writing train_state.pt failed: File too large: files are limited to" in said
+
+
+def test_a_step_line_shows_no_weak_term_when_no_patch_had_a_weak_label():
+    """A batch without a weak label was printed as weak=0.0000: a penalty of 0 the network
+    had met, not a term that was not there."""
+    from napari_livertumor.training.cli_report import format_report
+
+    report = {"event": "step", "stage": "tumor", "step": 10, "total_steps": 20, "epoch": 0,
+              "lr": 1e-4, "seconds": 1.0, "samples_per_s": 2.0, "train_dice": None,
+              "losses": {"dice": 0.5, "weak": 0.0, "total": 0.5, "n_weak": 0}}  # fmt: skip
+    line = format_report(report)
+    assert " weak=- " in line and "n_weak" not in line and "dice=0.5000" in line
+    report["losses"].update(weak=0.0123, n_weak=2)
+    assert " weak=0.0123 " in format_report(report)

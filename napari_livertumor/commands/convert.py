@@ -335,6 +335,7 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     earlier = _earlier_rows(outdir / "convert.json", force=args.force)
     chosen_earlier = _earlier_choice(outdir / "convert.json")  # (before this run rewrites it)
     interrupted: KeyboardInterrupt | None = None
+    table_error: str | None = None  # the clinical table's copy failed: said with the cases'
 
     record = outdir / "convert.json"
     #: this run, in its pending records (its own, when it stops, go with it)
@@ -442,14 +443,23 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
                     for name, r in earlier.items()
                     if r.get("image") and (outdir / str(r["image"])).is_file()
                 }
-                summary["clinical"] = _copy_clinical(
-                    source,
-                    outdir,
-                    force=args.force,
-                    chosen=clinical,
-                    cases=sorted(ours),
-                    chosen_before=chosen_earlier,
-                )
+                try:
+                    summary["clinical"] = _copy_clinical(
+                        source,
+                        outdir,
+                        force=args.force,
+                        chosen=clinical,
+                        cases=sorted(ours),
+                        chosen_before=chosen_earlier,
+                    )
+                except OSError as exc:  # a full disk: the cases' lines and counts still said
+                    from ..cli import _os_error_path
+
+                    where = _os_error_path(exc)
+                    table_error = (
+                        f"clinical table not copied: {f'{where}: ' if where else ''}"
+                        f"{exc.strerror or exc}"
+                    )
                 # a table chosen with --clinical: later runs keep it without a warning
                 if clinical is not None and summary["clinical"] == _target_name(clinical):
                     summary["clinical_chosen"] = str(Path(clinical).resolve())
@@ -482,6 +492,8 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     failed = [r for r in rows if r["status"] == "failed"]
     for r in failed:
         print(f"livertumor convert: {r['case']} failed: {r['error']}", file=sys.stderr)
+    if table_error is not None:
+        print(f"livertumor convert: error: {table_error}", file=sys.stderr)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("written", "kept", "failed")}
     labelled = sum(bool(r.get("labels")) for r in rows if r["status"] != "failed")
     if interrupted:
@@ -499,7 +511,7 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     )
     if labelled:
         print(f"train on it: livertumor train --data {outdir} --out RUN_FOLDER")
-    return 1 if failed else 0
+    return 1 if failed or table_error is not None else 0
 
 
 #: how long another run's record of a case it is writing, with no image there, is kept (a

@@ -276,11 +276,17 @@ def _ds(value: float) -> str:
 
 
 def _save_atomic(ds: Dataset, path: Path) -> None:
-    from ..fileio import publish
+    from ..fileio import named_os_error, publish
 
     tmp = path.with_name(f".{path.name}.partial")
     try:
-        pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
+        try:
+            pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
+        except OSError as exc:  # a full disk: pydicom's error is a traceback naming no file
+            said = named_os_error(exc, path, temp=tmp)
+            if said is exc:
+                raise
+            raise said from exc
         publish(tmp, path)
     finally:
         if tmp.exists():

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from ..fileio import atomic_path, atomic_write_text
 from ..io.volume import CTVolume
 from ..progress import Reporter, as_reporter
 from .clinical import make_clinical_table
@@ -147,7 +147,9 @@ def make_cohort(
         )
         for i in range(n_cases)
     ]
-    (out / "synth_manifest.json").write_text(json.dumps(planned))
+    # written whole or not at all: a full disk left a 0-byte manifest, which --force then
+    # could not read
+    atomic_write_text(out / "synth_manifest.json", json.dumps(planned))
     reporter = as_reporter(reporter)
     infos, ids, manifest = [], [], []
     for i in range(n_cases):
@@ -173,9 +175,7 @@ def make_cohort(
         xlsx, csv = out / "clinical.xlsx", out / "clinical.csv"
     _atomic(csv, lambda p: table.to_csv(p, index=False))
     _atomic(xlsx, lambda p: _write_xlsx(table, p))
-    _atomic(
-        out / "synth_manifest.json", lambda p: Path(p).write_text(json.dumps(manifest, indent=1))
-    )
+    atomic_write_text(out / "synth_manifest.json", json.dumps(manifest, indent=1))
     return out
 
 
@@ -480,9 +480,9 @@ def _write_xlsx(table, path) -> None:
 
 
 def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    write(tmp)
-    os.replace(tmp, path)
+    # (fileio's: a failed write leaves no temporary file, and its error names ``path``)
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        write(tmp)
 
 
 def _jsonable(info: dict) -> dict:

@@ -904,7 +904,18 @@ class _Run:
         summary = self._data_summary(data)
         if summary["clinical"] is None and weak_summary.get("clinical"):  # found in --data
             summary["clinical"] = str(Path(weak_summary["clinical"]).resolve())
-        self.meta_base = {"data": summary, "weak": weak_summary}
+        # each training patient's weak label beside the ratio it stands for, so a model's weak
+        # supervision can be checked afterwards (rounded: the metadata stays small; not in
+        # the info report, whose line the CLI prints)
+        weak_meta = dict(weak_summary)
+        if weak_labels:
+            tlvr = {c.case_id: c.tlvr for c in data["train"]}
+            weak_meta["labels"] = {
+                pid: {"weak": round(float(w), 4), "tlvr": round(float(tlvr[pid]), 4)}
+                for pid, w in sorted(weak_labels.items())
+                if pid in tlvr
+            }
+        self.meta_base = {"data": summary, "weak": weak_meta}
         t_start = time.perf_counter() - state["elapsed_s"]
         self.t_start = t_start
         if cfg.resume and state["step"] >= total_steps:
@@ -1330,7 +1341,7 @@ class _Run:
             try:
                 torch.save(resume, tmp)
             except RuntimeError as exc:  # a full disk, as torch's writer says it
-                raise OSError(f"writing {STATE_FILE} failed: {exc}") from exc
+                raise OSError(f"writing {STATE_FILE} failed: {_write_failure(tmp, exc)}") from exc
             os.replace(tmp, new / STATE_FILE)
             write_split(self.split_out, new / "split.json")
             shutil.rmtree(old, ignore_errors=True)
@@ -1973,3 +1984,38 @@ def _worker_ignores_stops(_worker_id: int) -> None:
 
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _write_failure(path: Path, exc: BaseException) -> str:
+    """Why torch's writer failed on ``path``, in words where they can be found: it says a full
+    disk as "[enforce fail at inline_container.cc:672] . unexpected pos 8819264 vs 8819156"
+    (its own error, no errno), so the folder's free space and the file size limit are looked
+    at; ``exc``'s text when neither explains it."""
+    try:
+        written = path.stat().st_size
+    except OSError:
+        written = 0
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, ValueError, OSError):  # no such limit (Windows)
+        limit = None
+    if limit is not None and limit != resource.RLIM_INFINITY and written >= limit - 65536:
+        return (
+            f"File too large: files are limited to {limit / 1e6:.0f} MB here (ulimit -f), "
+            f"and {STATE_FILE} is larger"
+        )
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return str(exc)
+    # little room left: the write ran out of it (another failure, a value torch cannot save,
+    # leaves the disk as it was and is said in torch's words)
+    if free < _FULL_DISK_BYTES:
+        return f"No space left on device ({free / 1e6:.0f} MB free)"
+    return str(exc)
+
+
+#: free space under which a failed write of torch's is said to have found the disk full
+_FULL_DISK_BYTES = 64 * 2**20
