@@ -1065,3 +1065,27 @@ def test_a_second_evaluation_into_the_same_folder_is_refused_while_one_runs(tmp_
         with pytest.raises(InputError, match="another evaluation is writing"):
             evaluate(tmp_path / "no data", out_dir=deep, device="cpu")
     assert not (tmp_path / "deep").exists()
+
+
+def test_a_studys_other_series_beside_the_one_its_truth_is_drawn_on_is_no_warning(
+    trained, tmp_path, capsys
+):
+    """Every HCC-TACE-Seg patient has a PRE LIVER series beside the one its SEG is drawn on:
+    "1 other series in the folder not read" was counted as a warning for each patient, burying
+    real ones."""
+    from napari_livertumor.synth import make_cohort
+
+    _, models = trained
+    data = make_cohort(tmp_path / "tcia", 1, seed=4, layout="tcia", shape="small", quirks=True)
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": [], "test": ["HCC_001"]}))
+    rc = main(["evaluate", "--data", str(data), "--models", str(models), "--split", str(split),
+               "-o", str(tmp_path / "out"), "--device", "cpu"])  # fmt: skip
+    assert rc == 0
+    with open(tmp_path / "out" / "per_case.csv") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert "other series in the folder not read" not in row["warnings"]
+    from napari_livertumor.io.tcia import load_tcia_case
+
+    ct, _ = load_tcia_case(data / "HCC_001")  # (the reader still says it: Load shows it)
+    assert any("other series in the folder not read" in w for w in ct.meta["warnings"])

@@ -48,6 +48,11 @@ _MULTIFRAME_HINT = (
 _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
 
+#: the reader's note of a folder's other series, not read (the Load panel and ``evaluate``
+#: leave it out when the series read was chosen: a row, the ground truth's)
+OTHERS_NOT_READ = "other series in the folder not read"
+
+
 @dataclass
 class SeriesInfo:
     """One image series found in a folder tree (one acquisition of it, when it stacks several)."""
@@ -421,8 +426,7 @@ def read_dicom_series(
         where = f" in {series_folder(info)}" if not info.description and info.files else ""
         warnings.append(
             f"read {info.modality} {info.label}{where} ({info.n_slices} slices: {why}); "
-            f"{len(others)} other series in the folder not read: "
-            + "; ".join(o.summary() for o in others[:6])
+            f"{len(others)} {OTHERS_NOT_READ}: " + "; ".join(o.summary() for o in others[:6])
         )
     frame_numbers = None
     if info.enhanced:  # multi-frame files, read whole through highdicom
