@@ -415,6 +415,17 @@ class Segmenter:
                 log.warning(weak)
                 self.warnings.append(weak)
         self.load_seconds = time.perf_counter() - t0
+        # what -v tells of the run (a bug report's first questions: which models, which device)
+        for model in (self.liver, self.tumor):
+            if model is not None:
+                log.debug("%s model: %s", model.metadata.stage, model.path)
+        log.debug(
+            "device %s (torch %s, %d CPU threads); models loaded in %.2f s",
+            self.device,
+            torch.__version__,
+            torch.get_num_threads(),
+            self.load_seconds,
+        )
         # Resampling runs where the network runs: on a GPU it is a few ms instead of ~1 s.
         self._prep_device = self.device if self.device.type == "cuda" else None
 
