@@ -39,12 +39,18 @@ def _number_lesions(ax, numbers: np.ndarray, extent) -> None:
     areas = ndi.sum_labels(np.ones(numbers.shape), numbers, found)
     keep = found[np.argsort(-areas, kind="stable")][:MAX_NUMBERS]
     h, w = numbers.shape
-    centres = ndi.center_of_mass(np.ones(numbers.shape), numbers, keep)
-    for n, (r, _) in zip(keep, centres, strict=True):
-        cols = np.nonzero(numbers == n)[1]
-        right = (cols.max() + 1.5) * extent[1] / w  # beside its right edge, at its middle
-        ax.text(right, (r + 0.5) * extent[2] / h, str(int(n)), color="#ffd54a", fontsize=7,
-                fontweight="bold", ha="left", va="center", clip_on=True)  # fmt: skip
+    for n in keep:
+        # beside the right edge of its largest piece in this cut, at that piece's middle (a
+        # lesion's speck elsewhere in the cut took the number away from it)
+        pieces, count = ndi.label(numbers == n)
+        if count > 1:
+            largest = 1 + int(np.argmax(np.bincount(pieces.ravel())[1:]))
+            rows, cols = np.nonzero(pieces == largest)
+        else:
+            rows, cols = np.nonzero(pieces)
+        right = (cols.max() + 1.5) * extent[1] / w
+        ax.text(right, (rows.mean() + 0.5) * extent[2] / h, str(int(n)), color="#ffd54a",
+                fontsize=7, fontweight="bold", ha="left", va="center", clip_on=True)  # fmt: skip
 
 
 def preview_slices(labels: np.ndarray, spacing) -> dict:
