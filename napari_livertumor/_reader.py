@@ -384,7 +384,7 @@ def read_nifti_layers(path) -> list[tuple]:
     volume = stored.displayed()
     lesions = _lesions_of_map(target, stored.array)
     if lesions is not None:
-        return [lesion_map_layer_data(volume.array, volume, _stem(target), lesions)]
+        return [lesion_map_layer_data(volume.array, volume, _stem(target), lesions or None)]
     labels = volume.array.astype(np.uint8)
     role = _nifti_labels_role(target, labels)
     made_on = _made_on_series(target)
@@ -400,8 +400,10 @@ def read_nifti_layers(path) -> list[tuple]:
 
 def _lesions_of_map(path: Path, ids: np.ndarray) -> list | None:
     """The lesions a ``<case>_lesions.nii.gz`` (``segment --lesion-map``, Export) numbers, as
-    the ``<case>_stats.json`` beside it lists them; None for any other file, or stats that
-    list another number of lesions than the map holds."""
+    the ``<case>_stats.json`` beside it lists them; ``[]`` for such a file whose stats are
+    not beside it or list another number of lesions (numbered still, its figures unknown);
+    None for any other file. (Without its stats, a two-lesion map opened as a segmentation —
+    lesion 1 its liver —, a three-lesion one as a ground truth with a portal vein.)"""
     import json
 
     stem = _stem(path)
@@ -412,21 +414,25 @@ def _lesions_of_map(path: Path, ids: np.ndarray) -> list | None:
             path.with_name(stem[: -len("_lesions")] + "_stats.json").read_text(encoding="utf-8")
         )
     except (OSError, ValueError):
-        return None
+        return []
     lesions = data.get("lesions") if isinstance(data, dict) else None
     if not isinstance(lesions, list) or not all(isinstance(x, dict) for x in lesions):
-        return None
+        return []
     top = int(ids.max()) if ids.size else 0
-    return lesions if top == len(lesions) else None
+    return lesions if top == len(lesions) else []
 
 
-def lesion_map_layer_data(ids: np.ndarray, volume, name: str, lesions: list) -> tuple:
+def lesion_map_layer_data(ids: np.ndarray, volume, name: str, lesions: list | None) -> tuple:
     """``(data, kwargs, "labels")`` of a lesion map: a colour per lesion (napari's own), and
-    each lesion's number, volume and diameter under the cursor in napari's status bar. The
-    panels leave it alone (it is no liver/tumor segmentation)."""
+    each lesion's number, volume and diameter under the cursor in napari's status bar (with
+    ``lesions``, its stats' list; without, the numbers alone). The panels leave it alone (it
+    is no liver/tumor segmentation)."""
     import pandas as pd
 
     rows = [{"index": 0, "lesion": "", "volume_ml": None, "axial_diameter_mm": None}]
+    if lesions is None:
+        top = int(ids.max()) if ids.size else 0
+        lesions = [{"id": i} for i in range(1, top + 1)]
     for i, les in enumerate(lesions, start=1):
         rows.append(
             {

@@ -590,6 +590,11 @@ def test_the_lesion_map_marks_each_lesion_with_its_number_in_the_stats(
         np.testing.assert_allclose(where.mean(axis=0), les["centroid_zyx"], atol=0.01)
     rows = _summary(out)
     assert [r["lesion_map"] for r in rows] == ["A_lesions.nii.gz", "B_lesions.nii.gz"]
+    # written into the input folder, the map is no case of the next run (it was segmented)
+    inside = ["segment", str(tmp_path / "in"), "-o", str(tmp_path / "in"), *base[4:]]
+    assert main([*inside, "--lesion-map"]) == 0
+    assert (tmp_path / "in" / "A_lesions.nii.gz").is_file()
+    assert [c.name for c in discover_cases([tmp_path / "in"])] == ["A", "B"]
 
     # no tumor looked for: no map, said, and the masks and stats written all the same
     liver_only["on"] = True

@@ -129,11 +129,17 @@ def test_an_exported_lesion_map_opens_numbered_and_the_panels_leave_it_alone(dic
     for combo in combos:
         names = [combo.itemText(i) for i in range(combo.count())]
         assert "TEST_001 CT segmentation" in names and layer.name not in names
-    # a stats file listing other lesions than the map holds: opened as any label map
+    # a stats file listing other lesions than the map holds, or none beside it: still a
+    # lesion map, numbered, without figures (it opened as a segmentation, lesion 1 its liver)
     stats["lesions"] = stats["lesions"][:-1] + [stats["lesions"][-1]] * 2
     (out / "TEST_001_stats.json").write_text(json.dumps(stats))
     [plain] = viewer.open(str(out / "TEST_001_lesions.nii.gz"), plugin="napari-livertumor")
-    assert plain.metadata[_layers.ROLE] != "lesion_map"
+    (out / "TEST_001_stats.json").unlink()
+    [alone] = viewer.open(str(out / "TEST_001_lesions.nii.gz"), plugin="napari-livertumor")
+    for opened in (plain, alone):
+        assert opened.metadata[_layers.ROLE] == "lesion_map"
+        row = opened.features[opened.features["index"] == 1].iloc[0]
+        assert row["lesion"] == "lesion 1" and row["volume_ml"] is None
 
 
 def test_exported_stats_take_no_hu_without_a_ct_layer(dicom_viewer, qtbot):

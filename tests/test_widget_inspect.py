@@ -384,7 +384,7 @@ def test_painting_after_measuring_says_the_figures_are_stale(viewer_with_labels,
     # amber, and the old figures greyed (a plain line under them went unseen)
     assert widget.status._kind == "warning"
     tables = (widget.volume_table, widget.lesion_table, widget.score_table)
-    assert all("palette(mid)" in t.styleSheet() for t in tables)
+    assert all("italic" in t.styleSheet() and "rgba(" in t.styleSheet() for t in tables)
     widget.measure_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     assert "click Measure" not in widget.status.text()

@@ -1129,12 +1129,9 @@ def test_the_datasets_own_seg_is_the_ground_truth_before_a_correction_exported_b
     case, vol, labels = write_dicom_case(tmp_path)
     ct = load_ct(case / "CT")
     reference = case / "zz_reference" / "1-1.dcm"
+    # (drawn by hand, MANUAL; written by this tool as the synthetic cohort's are: its maker
+    # alone does not make it a correction)
     write_dicom_seg(labels, ct, reference, [(1, "Liver"), (2, "Mass")], algorithm_type="MANUAL")
-    import pydicom
-
-    ds = pydicom.dcmread(reference)  # as a dataset's own SEG: another maker
-    ds.Manufacturer = "Some Workstation"
-    ds.save_as(reference)
     edited = labels.copy()
     edited[edited == 2] = 1
     reviewed = case / "aaa_reviewed" / "TEST_001_seg.dcm"
@@ -1150,7 +1147,7 @@ def test_the_datasets_own_seg_is_the_ground_truth_before_a_correction_exported_b
     assert widget.truth_path.text() == str(reference)
     text = widget.status.text()
     assert "ground truth: 2 DICOM SEG (the chosen row's is filled in above" in text
-    assert "1 exported by this tool come after the others: Browse to score against one" in text
+    assert "1 corrected with this tool come after the others: Browse to score against one" in text
 
 
 def test_a_path_inside_a_folder_that_cannot_be_entered_is_said_not_raised(

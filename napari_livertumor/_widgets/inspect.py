@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from qtpy.QtCore import Qt, QTimer
-from qtpy.QtGui import QColor
+from qtpy.QtGui import QColor, QPalette
 from qtpy.QtWidgets import (
     QCheckBox,
     QColorDialog,
@@ -933,7 +933,13 @@ class InspectWidget(JobWidgetMixin, QWidget):
             self.volume_table, self.lesion_table, self.score_table
         )  # fmt: skip
         for table in tables:
-            table.setStyleSheet("QTableWidget { color: palette(mid); }" if stale else "")
+            # the theme's own text colour, faded, and italic: a fixed grey was barely seen on
+            # the dark theme and barely read on the light one
+            text = table.palette().color(QPalette.Text)
+            faded = f"rgba({text.red()}, {text.green()}, {text.blue()}, 120)"
+            table.setStyleSheet(
+                f"QTableWidget {{ color: {faded}; font-style: italic; }}" if stale else ""
+            )
             table.setToolTip(
                 "Greyed: figures of the labels as they were before the edit; click Measure"
                 if stale

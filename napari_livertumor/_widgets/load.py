@@ -525,8 +525,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
             msg += f"; ground truth: {len(segs)} DICOM SEG (the chosen row's is filled in above"
             if ours and len(ours) < len(segs):
                 msg += (
-                    f"; {len(ours)} exported by this tool come after the others: Browse to "
-                    "score against one"
+                    f"; {len(ours)} corrected with this tool come after the others: Browse "
+                    "to score against one"
                 )
             msg += ")"
         if foreign:
@@ -768,17 +768,19 @@ def _auto_contrast(layer) -> None:
 
 
 def _seg_written_here(path) -> bool:
-    """Whether the DICOM SEG at ``path`` was written by this tool (an edited export; its
-    unedited ones are no ground truth and not listed at all)."""
+    """Whether the DICOM SEG at ``path`` is a correction exported with this tool (its unedited
+    ones are no ground truth and not listed at all): after the dataset's own."""
     import pydicom
 
-    from ..io.tcia import written_by_this_tool
+    from ..io.tcia import reviewed_with_this_tool
 
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Manufacturer"])
+        ds = pydicom.dcmread(
+            path, stop_before_pixels=True, specific_tags=["Manufacturer", "SegmentSequence"]
+        )
     except Exception:  # noqa: BLE001 - unreadable now: as any other SEG
         return False
-    return written_by_this_tool(ds)
+    return reviewed_with_this_tool(ds)
 
 
 def _own_segs_note(own_segs: list, folder) -> str:

@@ -958,9 +958,11 @@ def _is_output_folder(folder: Path) -> bool:
 
 
 def _is_our_labels(path: Path) -> bool:
-    """``<case>_labels.nii[.gz]`` beside its ``<case>_stats.json`` (or, from a run killed
-    between its two writes, beside the case's own input): an output of this command."""
-    for suffix in ("_labels.nii.gz", "_labels.nii"):
+    """``<case>_labels.nii[.gz]`` (or ``--lesion-map``'s ``<case>_lesions.nii[.gz]``) beside
+    its ``<case>_stats.json`` (or, from a run killed between its writes, beside the case's own
+    input): an output of this command. (A lesion map written into the input folder was read
+    back as a case: a CT of 40 lesions segmented as a 1 L liver.)"""
+    for suffix in ("_labels.nii.gz", "_labels.nii", "_lesions.nii.gz", "_lesions.nii"):
         if path.name.endswith(suffix):
             stem = path.name[: -len(suffix)]
             folder = path.parent
@@ -1759,10 +1761,11 @@ def run_cases(
 
 
 def _disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` says the output's disk is full (or a file-size or disk quota limit)."""
+    """Whether ``exc`` says the output's disk is full (or its quota reached). A file-size
+    limit (``ulimit -f``, EFBIG) is not: a smaller case may still fit under it."""
     import errno
 
-    codes = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+    codes = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
     inner: BaseException | None = exc
     while inner is not None:
         if isinstance(inner, OSError) and inner.errno in codes:

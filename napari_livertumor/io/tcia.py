@@ -50,7 +50,8 @@ def download_levels(root: str | Path) -> list[Path]:
 
 
 def find_seg_files(root: str | Path, *, model_output: bool = False) -> list[Path]:
-    """DICOM SEG files under ``root`` (any depth), sorted by path: the ground truths, or with
+    """DICOM SEG files under ``root`` (any depth): the ground truths (by path; corrections
+    this tool exported, after the others: :func:`seg_files_by_kind`), or with
     ``model_output`` only this tool's own unedited segmentations (``seg.is_model_output``),
     which are never a ground truth."""
     truths, own = seg_files_by_kind(root)
@@ -59,7 +60,8 @@ def find_seg_files(root: str | Path, *, model_output: bool = False) -> list[Path
 
 def seg_files_by_kind(root: str | Path) -> tuple[list[Path], list[Path]]:
     """``(ground truths, this tool's own segmentations)`` among the DICOM SEG files under
-    ``root``, each sorted by path, from one pass over the folder."""
+    ``root``, each sorted by path (of the ground truths, those a user reviewed with this tool
+    — :func:`reviewed_with_this_tool` — after the others), from one pass over the folder."""
     from .dicom import is_dicom_file
     from .seg import SEG_SOP_CLASSES, is_model_output
 
@@ -85,7 +87,7 @@ def seg_files_by_kind(root: str | Path) -> tuple[list[Path], list[Path]]:
         if str(ds.get("SOPClassUID", "")) in SEG_SOP_CLASSES:
             if is_model_output(ds):
                 found[1].append(path)
-            elif written_by_this_tool(ds):
+            elif reviewed_with_this_tool(ds):
                 reviewed.append(path)
             else:
                 found[0].append(path)
@@ -94,10 +96,15 @@ def seg_files_by_kind(root: str | Path) -> tuple[list[Path], list[Path]]:
     return found[0] + reviewed, found[1]
 
 
-def written_by_this_tool(ds) -> bool:
-    """Whether the DICOM SEG header ``ds`` was written by napari-livertumor (an export, edited
-    or not, or ``segment --dicom-seg``)."""
-    return str(ds.get("Manufacturer", "") or "") == "napari-livertumor"
+def reviewed_with_this_tool(ds) -> bool:
+    """Whether the DICOM SEG header ``ds`` is a model's segmentation corrected and exported
+    with napari-livertumor (its maker, a segment SEMIAUTOMATIC): a user's review, not the
+    dataset's ground truth. Its maker alone does not say it (the synthetic cohort's reference
+    SEGs, a ground truth exported as MANUAL, are this tool's too)."""
+    return str(ds.get("Manufacturer", "") or "") == "napari-livertumor" and any(
+        str(x.get("SegmentAlgorithmType", "")).upper() == "SEMIAUTOMATIC"
+        for x in ds.get("SegmentSequence") or []
+    )
 
 
 def _seg_of_this_folder(folder: Path, segs: list[Path], reporter: Reporter | None = None) -> Path:
