@@ -306,7 +306,12 @@ def main(argv: list[str] | None = None) -> int:
             f"livertumor {args.command}: unexpected error: {type(exc).__name__}"
             f"{f': {text}' if text else ''}\n"
             "this is a bug: please report it with the output of `livertumor --version` and the "
-            "command run; `livertumor -v ...` shows the traceback",
+            "command run"
+            + (
+                " and the traceback above"
+                if getattr(args, "verbose", False)
+                else "; `livertumor -v ...` shows the traceback"
+            ),
             file=sys.stderr,
         )
         return 1

@@ -501,10 +501,13 @@ def test_a_percentage_cell_and_a_date_formatted_number_are_read_as_the_workbook_
     sheet.append(["HCC_001", 0.3, 12])
     sheet.append(["HCC_002", 0.75, datetime.datetime(1900, 3, 15)])
     sheet.append(["HCC_003", "0.3", 2])  # text: no percentage cell, stays unknown
-    sheet["B2"].number_format = sheet["B3"].number_format = "0%"
+    sheet.append(["HCC_004", 1, 3])  # 100 %: was the code 1 (≤ 50 %), unsaid
+    sheet["B2"].number_format = sheet["B3"].number_format = sheet["B5"].number_format = "0%"
     book.save(tmp_path / "clinical.xlsx")
     table = read_clinical(tmp_path / "clinical.xlsx")
     assert table.frame["T_involvment"].tolist()[:2] == [1.0, 2.0]
+    assert table.frame.loc["HCC_004", "T_involvment"] == 2.0
+    assert "T_involvment: HCC_004 1 read as 100 % (>50 %)" in "\n".join(table.report)
     assert np.isnan(table.frame.loc["HCC_003", "T_involvment"])
     text = "\n".join(table.report)
     assert "T_involvment: number(s) between 0 and 1 (HCC_001 0.3, HCC_002 0.75) read as" in text

@@ -248,6 +248,20 @@ def read_clinical(path: str | Path) -> ClinicalTable:
             result, unknown = _apply(encoder, values)
         if encoder is encode_t_involvment:
             report.extend(_share_notes(column, values))
+            # a column of percentage cells: its 100 % cell is the number 1, not the code 1
+            # (≤ 50 %) a coded column's 1 is; said
+            full = [
+                pid
+                for pid, v in values.items()
+                if _is_number_cell(v) and float(v) == 1.0 and any(_is_share(x) for x in values)
+            ]
+            for pid in full:
+                result[pid] = 2.0
+            if full:
+                report.append(
+                    f"{column}: {_patients([f'{pid} 1' for pid in full])} read as 100 % (>50 %), "
+                    "as the column's other number cells are shares"
+                )
         # each patient beside its own cell (two sorted lists side by side paired them wrong);
         # a date where a number belongs was said with what it likely is
         cells = [
@@ -329,6 +343,10 @@ def encode_t_involvment(value: str) -> float | None:
             return 1.0 if share <= 50 else None
         return 2.0 if share > 50 or (bound == ">" and share == 50) else None
     return None
+
+
+def _is_number_cell(value) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
 
 
 def _is_share(value) -> bool:
