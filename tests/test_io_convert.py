@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import time
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -241,6 +242,17 @@ def test_a_folder_of_patients_becomes_a_dataset_train_reads_as_it_reads_the_down
     header = nib.load(out / "labelsTr" / "HCC_001.nii.gz").header
     assert header.get_intent()[0] == "label" and bytes(header["descrip"]).startswith(b"label map")
     assert rows["HCC_901"]["status"] == "failed" and "HCC_901" in rows["HCC_901"]["error"]
+    # the Decathlon's index of it, as MONAI reads one (a failed patient left out)
+    from monai.data import load_decathlon_datalist
+
+    index = json.loads((out / "dataset.json").read_text())
+    assert index["modality"] == {"0": "CT"} and index["labels"]["2"] == "tumor"
+    assert (index["numTraining"], index["numTest"]) == (3, 1)
+    training = load_decathlon_datalist(out / "dataset.json", data_list_key="training")
+    assert [Path(d["image"]).name for d in training] == [f"HCC_00{i}.nii.gz" for i in (1, 2, 3)]
+    assert all(Path(d["label"]).is_file() and "labelsTr" in d["label"] for d in training)
+    test = load_decathlon_datalist(out / "dataset.json", data_list_key="test")
+    assert [Path(d["image"]).name for d in test] == ["HCC_900.nii.gz"]
 
 
 def test_a_second_run_keeps_what_is_converted_and_force_writes_it_again(

@@ -255,6 +255,46 @@ def _run(args) -> int:
     return 0
 
 
+#: the Decathlon-style index ``convert -o FOLDER`` writes beside ``convert.json``
+DATASET_JSON = "dataset.json"
+
+#: the classes of the label maps (HCC-TACE-Seg's five; a NIfTI dataset's 0/1/2 are the first)
+DATASET_LABELS = {"0": "background", "1": "liver", "2": "tumor", "3": "portal vein", "4": "aorta"}
+
+
+def decathlon_index(outdir: Path, cases: list[dict], source=None) -> dict:
+    """The ``dataset.json`` of the Medical Segmentation Decathlon for the converted cases
+    whose image is there: ``training`` (image and label, ``./imagesTr/…``), ``test`` (the
+    images without a ground truth, ``./imagesTs/…``); a case being written or failed is left
+    out."""
+    training, test = [], []
+    for row in sorted(cases, key=lambda r: str(r.get("case", ""))):
+        image, labels = row.get("image"), row.get("labels")
+        if row.get("status") in ("pending", "failed") or not image:
+            continue
+        if not (outdir / str(image)).is_file():
+            continue
+        if labels and (outdir / str(labels)).is_file():
+            training.append({"image": f"./{image}", "label": f"./{labels}"})
+        else:
+            test.append(f"./{image}")
+    return {
+        "name": Path(outdir).resolve().name,
+        "description": "abdominal CT with liver and tumor labels, converted by "
+        f"napari-livertumor{f' from {source}' if source else ''} (convert.json names each "
+        "case's source)",
+        "reference": "the source data's (HCC-TACE-Seg: doi:10.7937/TCIA.5FNA-0924)",
+        "licence": "the source data's",
+        "tensorImageSize": "3D",
+        "modality": {"0": "CT"},
+        "labels": dict(DATASET_LABELS),
+        "numTraining": len(training),
+        "numTest": len(test),
+        "training": training,
+        "test": test,
+    }
+
+
 def _write_json(path: Path, data: dict) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=str))
 
@@ -382,6 +422,16 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
             ]
             summary["cases"] = [{k: v for k, v in r.items() if k != "untouched"} for r in listed]
             _write_json(record, summary)
+            # the Medical Segmentation Decathlon's index of the same folder: MONAI's
+            # load_decathlon_datalist reads it, nnU-Net's nnUNetv2_convert_MSD_dataset converts
+            # from it (a failed write is said, never the conversion's end)
+            try:
+                _write_json(
+                    outdir / DATASET_JSON,
+                    decathlon_index(outdir, summary["cases"], source=summary.get("source")),
+                )
+            except OSError as exc:
+                log.warning("%s not written: %s", outdir / DATASET_JSON, exc)
             if held:  # a killed run's temporary copies (a minute old: no run's at work)
                 remove_stale_temps(record, 60.0, ".tmp")
 
