@@ -657,6 +657,7 @@ def test_a_liver_only_segmentation_exports_its_tumor_figures_as_not_computed(dic
     assert stats["tumor_ml"] is None and stats["lesion_count"] is None
     assert "not run" in stats["note"] and stats["warnings"] == ["no liver found: test note"]
     assert stats["liver_ml"] > 0
+    assert not (out / "TEST_001_lesions.nii.gz").exists()  # no lesions looked for: no map
     ds = pydicom.dcmread(out / "TEST_001_seg.dcm")
     assert [str(x.SegmentLabel) for x in ds.SegmentSequence] == ["Liver"]
     assert "liver+tumor" not in str(ds.SeriesDescription)
@@ -669,6 +670,7 @@ def test_a_liver_only_segmentation_exports_its_tumor_figures_as_not_computed(dic
     _export(widget, qtbot)
     stats = json.loads((tmp / "TEST_001_stats.json").read_text())
     assert stats["tumor_ml"] > 0 and "note" not in stats
+    assert (tmp / "TEST_001_lesions.nii.gz").is_file()
 
 
 def _oblique_feet_first_ct():

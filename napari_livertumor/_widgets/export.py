@@ -276,6 +276,9 @@ class ExportWidget(JobWidgetMixin, QWidget):
         except ValueError as exc:
             set_status(self.status, str(exc), error=True)
             return
+        if _layers.tumor_not_assessed(layer, labels):  # no lesions looked for: no map of none
+            # (segment --stages liver writes none either; an empty one read as "no lesion")
+            files = [f for f in files if not f.name.endswith("_lesions.nii.gz")] or files
         shared = volume.meta.get("grid_shared_by")
         if shared and any(f.name.endswith("_seg.dcm") for f in files):
             set_status(
