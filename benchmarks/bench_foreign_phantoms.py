@@ -262,7 +262,9 @@ def _out_paths(out: str) -> tuple[Path, Path]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", type=int, default=12)
-    ap.add_argument("--models", default="resources/models")
+    ap.add_argument(
+        "--models", default="resources/models", help="relative to the repository, or a path"
+    )
     ap.add_argument("--compare", default=None, help="a second models folder, same phantoms")
     ap.add_argument("--label", default=None, help="name of --models in the report")
     ap.add_argument("--compare-label", default=None, help="name of --compare in the report")
@@ -276,12 +278,28 @@ def main(argv=None) -> int:
         help="report name: NAME.json and NAME.md (a name ending in .json: the .md beside it)",
     )
     args = ap.parse_args(argv)
+    # the shipped models wherever it is run from (it failed outside the repository, after
+    # drawing every phantom); the report still names them "resources/models"
+    from napari_livertumor.errors import ModelError
+    from napari_livertumor.models import load_model
+
+    label = args.label or args.models
+    repo = Path(__file__).resolve().parent.parent
+    if not Path(args.models).is_dir() and (repo / args.models).is_dir():
+        args.models = str(repo / args.models)
+    for folder in filter(None, (args.models, args.compare)):
+        for stage in ("liver", "tumor"):
+            try:
+                load_model(Path(folder) / stage, stage=stage)
+            except ModelError as exc:
+                print(f"bench_foreign_phantoms: {exc}", file=sys.stderr)
+                return 1
 
     t0 = time.perf_counter()
     phantoms = [foreign_phantom(SEED_BASE + i) for i in range(args.cases)]
     print(f"{len(phantoms)} phantoms drawn in {time.perf_counter() - t0:.0f} s", flush=True)
     refine = not args.no_refine
-    runs = {args.label or args.models: score(Path(args.models), phantoms, refine, args.tta)}
+    runs = {label: score(Path(args.models), phantoms, refine, args.tta)}
     if args.compare:
         name = args.compare_label or args.compare
         runs[name] = score(Path(args.compare), phantoms, refine, args.compare_tta or args.tta)
@@ -289,7 +307,7 @@ def main(argv=None) -> int:
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "phantoms": [p[3] for p in phantoms],
         "refine": not args.no_refine,
-        "tta": {args.label or args.models: args.tta}
+        "tta": {label: args.tta}
         | (
             {args.compare_label or args.compare: args.compare_tta or args.tta}
             if args.compare
