@@ -268,6 +268,38 @@ def lesion_ring_contrast(
     }
 
 
+def scan_identity(meta: dict) -> dict:
+    """The scan a result is of, as a reader knows it: ``patient_id``, ``study_uid``,
+    ``study_date`` (YYYY-MM-DD), ``series_number``, ``series_description`` (None where the
+    scan does not say: a NIfTI file's). Two studies of one patient (baseline and follow-up)
+    were told apart only by series UIDs."""
+    date = str(meta.get("study_date") or "")
+    if len(date) == 8 and date.isdigit():
+        date = f"{date[:4]}-{date[4:6]}-{date[6:]}"
+    number = meta.get("series_number")
+    return {
+        "patient_id": str(meta.get("patient_id") or "") or None,
+        "study_uid": str(meta.get("study_uid") or "") or None,
+        "study_date": date or None,
+        "series_number": int(number) if isinstance(number, (int, np.integer)) else None,
+        "series_description": str(meta.get("description") or "") or None,
+    }
+
+
+def scan_words(identity: dict) -> str:
+    """``series #104 'LIVER 3 PHASE CAP' of 1998-06-12`` from :func:`scan_identity`'s keys
+    (those known); "" when none is."""
+    parts = []
+    if identity.get("series_number") is not None:
+        parts.append(f"#{identity['series_number']}")
+    if identity.get("series_description"):
+        parts.append(repr(str(identity["series_description"])))
+    words = f"series {' '.join(parts)}" if parts else ""
+    if identity.get("study_date"):
+        words += f"{' of' if words else 'the study of'} {identity['study_date']}"
+    return words
+
+
 def add_image_numbers(stats: dict, volume) -> dict:
     """Add each lesion's DICOM image numbers (``image_numbers``: first and last,
     ``image_number``: its centre slice's) to ``stats`` measured on ``volume``'s grid.

@@ -1564,3 +1564,26 @@ def test_a_study_folder_whose_series_are_links_is_read_through_them(tmp_path):
     inside = list(all_paths(tmp_path / "archive"))
     assert not any("study" in p.parts for p in inside)
     assert len(discover_series(tmp_path / "archive")) == 1
+
+
+def test_a_follow_up_study_beside_the_one_read_is_said_with_its_date(tmp_path):
+    """A patient folder holding a baseline and a follow-up: the one not read was "1 other
+    series in the folder not read", like a PRE LIVER series of the same study."""
+    from napari_livertumor.stats import scan_identity, scan_words
+
+    rng = np.random.default_rng(0)
+    common = {"patient_id": "HCC_001", "series_description": "LIVER"}
+    base = CTVolume(rng.integers(-100, 200, (6, 16, 16)).astype(np.int16), (2.5, 1.0, 1.0))
+    follow = CTVolume(rng.integers(-100, 200, (4, 16, 16)).astype(np.int16), (2.5, 1.0, 1.0))
+    write_ct_series(base, tmp_path / "P" / "s1", study_uid="1.2.826.0.1.3680043.8.498.71",
+                    study_date="19980428", series_number=4, **common)  # fmt: skip
+    write_ct_series(follow, tmp_path / "P" / "s2", study_uid="1.2.826.0.1.3680043.8.498.72",
+                    study_date="19980612", series_number=104, **common)  # fmt: skip
+    vol = load_ct(tmp_path / "P")
+    note = next(w for w in vol.meta["warnings"] if "other series in the folder not read" in w)
+    assert "(another study, 1998-06-12: give its folder, or --series)" in note
+    identity = scan_identity(vol.meta)  # what the stats record of the scan read
+    assert identity["study_date"] == "1998-04-28" and identity["series_number"] == 4
+    assert identity["patient_id"] == "HCC_001" and identity["series_description"] == "LIVER"
+    assert scan_words(identity) == "series #4 'LIVER' of 1998-04-28"
+    assert scan_identity({})["study_date"] is None and scan_words(scan_identity({})) == ""

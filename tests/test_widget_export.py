@@ -332,6 +332,31 @@ def test_replacing_an_export_of_other_labels_of_the_scan_is_said(dicom_viewer, q
     assert "liver" not in asked[-1]  # the whole liver (tumor included) did not change
 
 
+def test_files_of_another_study_under_the_name_are_never_joined_by_this_ones(dicom_viewer, qtbot):
+    """A follow-up's stats and labels under HCC_001, then the baseline's SEG or masks exported
+    to the same folder: written beside them without a question (nothing was replaced), two
+    studies' files under one Name."""
+    viewer, widget, vol, labels, out = dicom_viewer
+    widget.folder.setText(str(out))
+    _export(widget, qtbot)
+    stats_path = out / "TEST_001_stats.json"
+    stats = json.loads(stats_path.read_text())
+    assert stats["patient_id"] == vol.meta["patient_id"] and stats["study_uid"]
+    assert stats["series_description"] == "tiny CT"
+    # as the other study's export would have written it
+    stats.update(series_uid="1.2.3.4", study_date="1998-06-12", series_number=104)
+    stats_path.write_text(json.dumps(stats))
+    widget.nifti_check.setChecked(False)
+    widget.stats_check.setChecked(False)
+    widget.masks_check.setChecked(True)
+    before = sorted(p.name for p in out.iterdir())
+    widget.export_button.click()
+    text = widget.status.text()
+    assert "The files named TEST_001_… in" in text and "are another scan's: series #104" in text
+    assert "of 1998-06-12 (these labels lie on series" in text and "nothing was written" in text
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
 def test_replacing_another_scans_export_of_the_same_patient_is_said(
     dicom_viewer, qtbot, monkeypatch, tmp_path
 ):

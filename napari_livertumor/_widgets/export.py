@@ -300,6 +300,23 @@ class ExportWidget(JobWidgetMixin, QWidget):
             if other or not existing
             else _other_volumes_there(files[0].parent / f"{case}_stats.json", labels, volume)
         )
+        if other and not existing:
+            # nothing to replace, but the folder's files of this Name are another scan's (a
+            # baseline's SEG beside a follow-up's stats): never mixed under one Name unasked
+            from ..stats import scan_identity
+
+            mine = scan_identity(volume.meta)
+            hint = mine.get("study_date") or (
+                f"s{mine['series_number']}" if mine.get("series_number") is not None else "2"
+            )
+            set_status(
+                self.status,
+                f"The files named {case}_… in {files[0].parent} are another scan's: {other}. "
+                f"These would lie beside them under the same Name. Type another Name (e.g. "
+                f"{case}_{hint}) to keep the two apart; nothing was written.",
+                error=True,
+            )
+            return
         if existing and not self.ask_overwrite(existing, other_scan=other, other_labels=differ):
             set_status(self.status, "Export cancelled: no file was replaced.")
             return
@@ -911,6 +928,9 @@ def _write_one(
             stats["input"] = str(volume.meta.get("source", ""))
             stats["series_uid"] = str(volume.meta.get("series_uid", ""))
             stats["acquisition_number"] = volume.meta.get("acquisition_number")
+            from ..stats import scan_identity
+
+            stats.update(scan_identity(volume.meta))
             stats["shape_zyx"] = list(labels.shape)
             stats.update(extra or {})
         text = json.dumps(stats, indent=2) if kind == "stats.json" else _lesion_csv(stats)
@@ -1016,6 +1036,13 @@ def _made_on_another_scan(stats_path: Path, volume) -> str | None:
     if was and now:
         acq_was, acq_now = old.get("acquisition_number"), meta.get("acquisition_number")
         if was != now:
+            from ..stats import scan_identity, scan_words
+
+            # by number, description and study date where both say them (UIDs mean nothing
+            # to a reader: a baseline and a follow-up of one patient were told so)
+            there, here = scan_words(old), scan_words(scan_identity(meta))
+            if there and here and there != here:
+                return f"{there} (these labels lie on {here})"
             return f"series {was} (these labels lie on series {now})"
         if acq_was != acq_now and acq_was is not None and acq_now is not None:
             return (

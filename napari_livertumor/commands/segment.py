@@ -2233,6 +2233,7 @@ def _remove_stale_extras(outdir: Path, case, made_before: dict, made_now: dict) 
 def _case_stats(case, volume, result, segmenter, settings, *, timings) -> dict:
     """What ``<case>_stats.json`` says of one case segmented."""
     from .. import __version__
+    from ..stats import scan_identity
 
     t0, t_read, t_write, load_seconds = timings
     timings = {"read": round(t_read, 3), **result.timings, "write": round(t_write, 3)}
@@ -2246,6 +2247,7 @@ def _case_stats(case, volume, result, segmenter, settings, *, timings) -> dict:
         "input": str(case.path),
         "series_uid": volume.meta.get("series_uid"),
         "acquisition_number": volume.meta.get("acquisition_number"),
+        **scan_identity(volume.meta),  # (a baseline and a follow-up told apart by date)
         **result.stats,
         "timings_s": timings,
         "device": result.device,

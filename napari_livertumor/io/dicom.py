@@ -68,6 +68,8 @@ class SeriesInfo:
     series_number: int | None = None
     patient_id: str = ""
     study_uid: str = ""
+    #: the study's date, YYYYMMDD as DICOM writes it ("" when not said)
+    study_date: str = ""
     sop_class_uid: str = ""
     is_image: bool = True
     sop_instance_uids: frozenset[str] = field(default=frozenset(), repr=False)
@@ -426,7 +428,9 @@ def read_dicom_series(
         where = f" in {series_folder(info)}" if not info.description and info.files else ""
         warnings.append(
             f"read {info.modality} {info.label}{where} ({info.n_slices} slices: {why}); "
-            f"{len(others)} {OTHERS_NOT_READ}: " + "; ".join(o.summary() for o in others[:6])
+            f"{len(others)} {OTHERS_NOT_READ}: "
+            # a study of another day is said as one (a follow-up read as "1 other series")
+            + "; ".join(o.summary() + _another_study(o, info) for o in others[:6])
         )
     frame_numbers = None
     if info.enhanced:  # multi-frame files, read whole through highdicom
@@ -969,6 +973,16 @@ def _same_stretch(a: list[float], b: list[float]) -> bool:
     return overlap > 0.5 * step
 
 
+def _another_study(other: SeriesInfo, read: SeriesInfo) -> str:
+    """`` (another study, 1998-06-12: give its folder, or --series)`` when ``other`` is of
+    another study than the series ``read``; "" otherwise."""
+    if not other.study_uid or not read.study_uid or other.study_uid == read.study_uid:
+        return ""
+    date = other.study_date
+    shown = f", {date[:4]}-{date[4:6]}-{date[6:]}" if len(date) == 8 and date.isdigit() else ""
+    return f" (another study{shown}: give its folder, or --series)"
+
+
 def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> SeriesInfo:
     # judged by an image slice, not the file sorting first: one header without a position
     # would make a whole series a "non-image object" (the geometry step names that file)
@@ -1004,6 +1018,7 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
         acquisition=acq,
         series_number=first.series_number,
         patient_id=first.patient_id,
+        study_date=str(first.study_date or ""),
         study_uid=first.study_uid,
         sop_class_uid=first.sop_class_uid,
         is_image=first.is_image or enhanced,
