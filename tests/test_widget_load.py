@@ -1247,3 +1247,31 @@ def test_the_series_list_shows_the_spacing_and_slices_a_load_gives(load_widget, 
     assert "28 file(s) identical to another (a copy: the same SOPInstanceUID and bytes) " in said
     assert "ignored, e.g. c2/ct/" in said
     assert "repeated an existing position" not in said
+
+
+def test_a_baseline_and_a_follow_up_are_listed_with_their_dates(load_widget, qtbot, tmp_path):
+    """Two studies of one patient listed as '#4 LIVER' and '#104 LIVER': told apart only by
+    their slice thickness and phase."""
+    from napari_livertumor.io.dicom_write import write_ct_series
+    from napari_livertumor.io.volume import CTVolume
+
+    viewer, widget = load_widget
+    rng = np.random.default_rng(1)
+    for folder, date, number in (("s1", "19980428", 4), ("s2", "19980612", 104)):
+        vol = CTVolume(rng.integers(-100, 200, (5, 16, 16)).astype(np.int16), (2.5, 1.0, 1.0))
+        write_ct_series(vol, tmp_path / "P" / folder, patient_id="HCC_001", study_date=date,
+                        series_number=number, series_description="LIVER")  # fmt: skip
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(tmp_path / "P"))
+    qtbot.mouseClick(widget.scan_button, 1)
+    _wait_idle(qtbot, widget)
+    rows = {widget.series_table.item(r, 0).text() for r in range(widget.series_table.rowCount())}
+    assert rows == {"1998-04-28 #4 LIVER", "1998-06-12 #104 LIVER"}
+    # both loaded: the second layer named with its date, not "[2]"
+    for row in (0, 1):
+        widget.series_table.selectRow(row)
+        widget.load_button.click()
+        _wait_idle(qtbot, widget)
+    names = [ly.name for ly in _layers.ct_layers(viewer)]
+    assert len(names) == 2 and names[0] == "HCC_001 LIVER"
+    assert names[1] in ("HCC_001 LIVER 1998-04-28", "HCC_001 LIVER 1998-06-12")

@@ -474,6 +474,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
         table.blockSignals(True)  # the rows are filled first; the selection below follows
         table.setRowCount(len(self._series))
         patients = sorted({getattr(s, "patient_id", "") for s in self._series})
+        # a patient's baseline and follow-up: each row's study date (their rows differed only
+        # in slice thickness and phase)
+        dates = {str(getattr(s, "study_date", "") or "") for s in self._series}
         stacked = Counter(s.uid for s in self._series)
         for r, s in enumerate(self._series):
             # one image has no slice spacing (a scout's was its neighbours'): blank
@@ -486,6 +489,10 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 desc = f"#{number} {desc}"
             if stacked[s.uid] > 1:  # one row per acquisition of a series stacking several
                 desc += f" ({getattr(s, 'acquisition_label', '') or f'acq {s.acquisition}'})"
+            date = str(getattr(s, "study_date", "") or "")
+            date = f"{date[:4]}-{date[4:6]}-{date[6:]}" if len(date) == 8 else date
+            if len(dates) > 1:  # studies of several days
+                desc = f"{date or 'no date'} {desc}"
             if len(patients) > 1:  # rows of two patients can look the same
                 desc = f"{s.patient_id or '?'}: {desc}"
             if 0 < s.n_slices < SHORT_SERIES:  # a scout (AP, lateral), a bolus tracking
@@ -577,7 +584,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
             for ly in _layers.ct_layers(self.viewer)
             if _same_scan(ly.metadata.get(_layers.CT_VOLUME), volume)
         ]
-        name = _layers.unique_name(self.viewer, _layers._volume_name(volume))
+        name = _layers.ct_layer_name(self.viewer, volume)
         layer = _layers.add_ct_layer(self.viewer, volume, name=name)
         if str(volume.meta.get("modality") or "CT").upper() == "CT":
             _layers.set_window(layer, self.window_combo.currentText())
