@@ -476,7 +476,10 @@ class LoadWidget(JobWidgetMixin, QWidget):
         patients = sorted({getattr(s, "patient_id", "") for s in self._series})
         # a patient's baseline and follow-up: each row's study date (their rows differed only
         # in slice thickness and phase)
-        dates = {str(getattr(s, "study_date", "") or "") for s in self._series}
+        days: dict[str, set] = {}  # each patient's study dates (two patients' differ anyway)
+        for s in self._series:
+            pid = str(getattr(s, "patient_id", "") or "")
+            days.setdefault(pid, set()).add(str(getattr(s, "study_date", "") or ""))
         stacked = Counter(s.uid for s in self._series)
         for r, s in enumerate(self._series):
             # one image has no slice spacing (a scout's was its neighbours'): blank
@@ -491,7 +494,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 desc += f" ({getattr(s, 'acquisition_label', '') or f'acq {s.acquisition}'})"
             date = str(getattr(s, "study_date", "") or "")
             date = f"{date[:4]}-{date[4:6]}-{date[6:]}" if len(date) == 8 else date
-            if len(dates) > 1:  # studies of several days
+            if len(days.get(str(getattr(s, "patient_id", "") or ""), ())) > 1:  # several days
                 desc = f"{date or 'no date'} {desc}"
             if len(patients) > 1:  # rows of two patients can look the same
                 desc = f"{s.patient_id or '?'}: {desc}"
