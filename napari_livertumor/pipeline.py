@@ -193,12 +193,13 @@ class InferenceConfig:
 
             stage = read_metadata(root).stage  # an unreadable one is said as such
             other = "tumor" if stage == "liver" else "liver"
-            log.warning(
-                "%s is one %s model: the shipped %s model is used with it",
-                root,
-                stage,
-                other,
-            )
+            if not (stage == "liver" and kwargs.get("stages") == "liver"):  # (none is used)
+                log.warning(
+                    "%s is one %s model: the shipped %s model is used with it",
+                    root,
+                    stage,
+                    other,
+                )
             chosen = {stage: root, other: default_model_dir(other)}
             return cls(liver_model=chosen["liver"], tumor_model=chosen["tumor"], **kwargs)
         if not (root / "liver").is_dir() and not (root / "tumor").is_dir():
@@ -206,6 +207,24 @@ class InferenceConfig:
                 from .models import load_model
 
                 load_model(root)  # raises: "no model here yet", naming its last/
+            weights = (
+                sorted(
+                    p.name
+                    for p in root.iterdir()
+                    if p.suffix in (".safetensors", ".pt", ".pth", ".ckpt")
+                )
+                if root.is_dir()
+                else []
+            )
+            if weights:  # a model's weights without its metadata.json (brought from elsewhere)
+                raise ModelError(
+                    root,
+                    f"holds weights ({', '.join(weights[:3])}) but no metadata.json: a model "
+                    "folder is model.safetensors beside a metadata.json saying its stage, "
+                    "network, HU window, spacing and window (docs/training.md, 'Model folder "
+                    "format'); --models takes a model folder, or the folder holding liver/ "
+                    "and tumor/",
+                )
             if root.is_dir():  # (a data folder given as models: said before it is read)
                 raise ModelError(
                     root,

@@ -253,6 +253,16 @@ def test_a_folder_of_patients_becomes_a_dataset_train_reads_as_it_reads_the_down
     assert all(Path(d["label"]).is_file() and "labelsTr" in d["label"] for d in training)
     test = load_decathlon_datalist(out / "dataset.json", data_list_key="test")
     assert [Path(d["image"]).name for d in test] == ["HCC_900.nii.gz"]
+    # every patient with a ground truth: imagesTs/ made all the same (nnU-Net's converter
+    # asserts it)
+    labelled = tmp_path / "labelled"  # (a copy: the download is the module's)
+    shutil.copytree(root, labelled)
+    for p in (labelled / "HCC_900", labelled / "HCC_901"):
+        shutil.rmtree(p)
+    again = tmp_path / "Task501_HCC"
+    assert main(["convert", str(labelled), "-o", str(again)]) == 0
+    assert (again / "imagesTs").is_dir() and not any((again / "imagesTs").iterdir())
+    assert json.loads((again / "dataset.json").read_text())["numTest"] == 0
 
 
 def test_a_second_run_keeps_what_is_converted_and_force_writes_it_again(

@@ -867,3 +867,34 @@ def test_each_shipped_model_card_names_its_weights_by_their_digest(stage):
     assert re.search(rf"`model.safetensors` SHA-1 `{sha}`", card)
     assert file_digest(folder / "model.safetensors") == sha  # evaluate's, whole
     assert read_metadata(folder).weights_sha1 == sha  # and load_model checks the pair
+
+
+def test_weights_brought_from_elsewhere_are_told_what_a_model_folder_needs(tmp_path, caplog):
+    """A MONAI-trained network's folder: weights without metadata.json were 'holds no liver/ or
+    tumor/ model folder'; a torch.save file beside metadata.json was 'missing
+    model.safetensors', with no word of why the .pt was not taken."""
+    import shutil
+
+    from napari_livertumor.models import make_untrained_model
+    from napari_livertumor.pipeline import InferenceConfig
+
+    made = make_untrained_model(tmp_path / "liver", "liver")
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(made / "model.safetensors", alone / "model.safetensors")
+    with pytest.raises(ModelError, match=r"holds weights \(model.safetensors\) but no metadata"):
+        InferenceConfig.from_models_dir(alone)
+    pt = tmp_path / "pt"
+    pt.mkdir()
+    shutil.copy(made / "metadata.json", pt / "metadata.json")
+    torch.save({"w": torch.zeros(1)}, pt / "model.pt")
+    with pytest.raises(ModelError, match=r"model.pt here: PyTorch checkpoints are never loaded"):
+        load_model(pt)
+    # one liver model with --stages liver: no tumor model is used, so none is said to be
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        InferenceConfig.from_models_dir(made, stages="liver")
+    assert "the shipped tumor model is used" not in caplog.text
+    with caplog.at_level("WARNING"):
+        InferenceConfig.from_models_dir(made)
+    assert "is one liver model: the shipped tumor model is used with it" in caplog.text

@@ -426,6 +426,8 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
             # load_decathlon_datalist reads it, nnU-Net's nnUNetv2_convert_MSD_dataset converts
             # from it (a failed write is said, never the conversion's end)
             try:
+                # (nnU-Net's converter asserts an imagesTs/ folder, even an empty one)
+                (outdir / "imagesTs").mkdir(exist_ok=True)
                 _write_json(
                     outdir / DATASET_JSON,
                     decathlon_index(outdir, summary["cases"], source=summary.get("source")),

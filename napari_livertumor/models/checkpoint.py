@@ -404,7 +404,21 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
         raise ModelError(folder, f"this is a {meta.stage} model; a {stage} model is needed here")
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
-        raise ModelError(weights, "missing model.safetensors")
+        torch_files = sorted(
+            p.name for p in folder.glob("*") if p.suffix in (".pt", ".pth", ".ckpt", ".bin")
+        )
+        raise ModelError(
+            weights,
+            "missing model.safetensors"
+            + (
+                f" ({', '.join(torch_files[:3])} here: PyTorch checkpoints are never loaded, as "
+                "unpickling can run code: save the network's state_dict with "
+                "safetensors.torch.save_file as model.safetensors; docs/training.md, 'Model "
+                "folder format')"
+                if torch_files
+                else ""
+            ),
+        )
     try:  # said as the system says it (safetensors said "No such file" of a file not readable)
         with open(weights, "rb") as fh:
             data = fh.read()
