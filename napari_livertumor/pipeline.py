@@ -221,7 +221,8 @@ class InferenceConfig:
                     root,
                     f"holds weights ({', '.join(weights[:3])}) but no metadata.json: a model "
                     "folder is model.safetensors beside a metadata.json saying its stage, "
-                    "network, HU window, spacing and window (docs/training.md, 'Model folder "
+                    "network, HU window, grid spacing and window size (written by "
+                    "napari_livertumor.models.save_model; docs/training.md, 'Model folder "
                     "format'); --models takes a model folder, or the folder holding liver/ "
                     "and tumor/",
                 )

@@ -1587,3 +1587,17 @@ def test_a_follow_up_study_beside_the_one_read_is_said_with_its_date(tmp_path):
     assert identity["patient_id"] == "HCC_001" and identity["series_description"] == "LIVER"
     assert scan_words(identity) == "series #4 'LIVER' of 1998-04-28"
     assert scan_identity({})["study_date"] is None and scan_words(scan_identity({})) == ""
+    # a NIfTI's meta names its file, no patient or series: all null
+    nifti = scan_identity({"patient_id": "ct", "description": "ct.nii.gz", "study_date": ""})
+    assert set(nifti.values()) == {None}
+    # evaluate keeps the note when it names another study (its ground truth was not scored)
+    from napari_livertumor.training.evaluate import _chosen_by_truth
+
+    plain = (
+        "read CT #4 'LIVER' (32 slices: the one its DICOM SEG references); 1 other series in "
+        "the folder not read: CT #2 'PRE LIVER'"
+    )
+    assert _chosen_by_truth(plain)
+    assert not _chosen_by_truth(
+        plain + " (another study, 1998-06-12: give its folder, or --series)"
+    )

@@ -412,9 +412,8 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
             "missing model.safetensors"
             + (
                 f" ({', '.join(torch_files[:3])} here: PyTorch checkpoints are never loaded, as "
-                "unpickling can run code: save the network's state_dict with "
-                "safetensors.torch.save_file as model.safetensors; docs/training.md, 'Model "
-                "folder format')"
+                "unpickling can run code: write the folder with "
+                "napari_livertumor.models.save_model; docs/training.md, 'Model folder format')"
                 if torch_files
                 else ""
             ),

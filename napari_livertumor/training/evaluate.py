@@ -516,7 +516,12 @@ def _chosen_by_truth(warning: str) -> bool:
     series read was the one the ground truth references (no warning: the right scan)."""
     from ..io.dicom import OTHERS_NOT_READ
 
-    return OTHERS_NOT_READ in warning and "its DICOM SEG references" in warning
+    # (one naming another study of the patient stays: its ground truth was not scored)
+    return (
+        OTHERS_NOT_READ in warning
+        and "its DICOM SEG references" in warning
+        and "another study" not in warning
+    )
 
 
 def _write_resume(path: Path, fingerprint, rows, lesions, *, beside: bool) -> None:
