@@ -271,8 +271,8 @@ def lesion_ring_contrast(
 def scan_identity(meta: dict) -> dict:
     """The scan a result is of, as a reader knows it: ``patient_id``, ``study_uid``,
     ``study_date`` (YYYY-MM-DD), ``series_number``, ``series_description`` of a DICOM scan
-    (None where it does not say; all None for a NIfTI file, whose name says none of them). Two studies of one patient (baseline and follow-up)
-    were told apart only by series UIDs."""
+    (None where it does not say; all None for a NIfTI file, whose name says none of them).
+    Two studies of one patient (a baseline, a follow-up) were told apart only by UIDs."""
     if not meta.get("series_uid"):  # a NIfTI's: its name is no patient's or series' (null)
         meta = {}
     date = str(meta.get("study_date") or "")
