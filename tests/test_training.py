@@ -342,7 +342,8 @@ def test_a_full_disk_while_saving_the_resume_state_says_so_and_keeps_the_last_on
     left its partial state behind."""
     import torch
 
-    out = _stopped_after_two_steps(toy_data, tmp_path / "o")
+    out = tmp_path / "o"
+    _stopped_after_two_steps(toy_data, out)
     stage = out / "liver"
     before = (stage / "last" / "train_state.pt").read_bytes()
     real = torch.save
@@ -1941,7 +1942,8 @@ def test_a_checkpoint_that_ran_out_of_room_says_why_not_torchs_words(
 
     import torch
 
-    out = _stopped_after_two_steps(toy_data, tmp_path / "o")
+    out = tmp_path / "o"
+    _stopped_after_two_steps(toy_data, out)
     real_save, real_usage, real_limit = torch.save, shutil_module.disk_usage, resource.getrlimit
     failed = []
 
@@ -1987,12 +1989,3 @@ def test_a_step_line_shows_no_weak_term_when_no_patch_had_a_weak_label():
     assert " weak=- " in line and "n_weak" not in line and "dice=0.5000" in line
     report["losses"].update(weak=0.0123, n_weak=2)
     assert " weak=0.0123 " in format_report(report)
-
-
-def _stopped_after_two_steps(toy_data, out):
-    """``out``, where a tiny run stopped after two steps (its ``last/`` state written)."""
-    steps = []
-    for r in train(tiny_config(toy_data, out), should_cancel=lambda: len(steps) >= 2):
-        if r["event"] == "step":
-            steps.append(r)
-    return out
