@@ -269,7 +269,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
                     instances[seg_file] = referenced_instances(seg_file)[1]
                 except InputError:
                     instances[seg_file] = set()
-            return series, refs, instances, unreadable, folder, own
+            # corrections this tool exported there (read here, off the GUI thread)
+            reviewed = {f for f in refs if _seg_written_here(f)}
+            return series, refs, instances, unreadable, folder, own, reviewed
 
         self.run_job(
             target,
@@ -452,9 +454,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
 
         found = found if isinstance(found, tuple) else (found,)
         # (series, SEG references, their images, unreadable files, the folder): a scan's
-        series, refs, instances, unreadable_files, folder, own_segs = (
+        series, refs, instances, unreadable_files, folder, own_segs, reviewed = (
             *found,
-            *(None, {}, {}, [], None, [])[len(found) :],
+            *(None, {}, {}, [], None, [], set())[len(found) :],
         )
         self._series = [s for s in series if getattr(s, "is_image", True)]
         listed = {s.uid for s in self._series}
@@ -463,7 +465,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         segs = [s for s in all_segs if refs.get(str(s.files[0]), None) in listed or not refs]
         # the dataset's own SEG before a correction this tool exported into the study folder
         # (taken first, by its path, and scored against as the ground truth unsaid)
-        ours = {id(s) for s in segs if _seg_written_here(s.files[0])}
+        ours = {id(s) for s in segs if str(s.files[0]) in reviewed}
         segs.sort(key=lambda s: id(s) in ours)
         foreign = len(all_segs) - len(segs)
         self._segs = [
