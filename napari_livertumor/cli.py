@@ -27,6 +27,7 @@ COMMANDS = {
     "train": "train the liver and/or tumor model (with clinical weak supervision)",
     "evaluate": "run the two-stage pipeline on test patients and print the original's table",
     "ensemble": "combine model folders of one stage and recipe into one (mean of their logits)",
+    "share-model": "copy a model folder to share: no patient IDs, per-patient figures or paths",
     "demo": "open napari with the plugin docked and a sample CT loaded",
 }
 
@@ -97,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command_module(name: str):
-    return importlib.import_module(f"napari_livertumor.commands.{name}")
+    return importlib.import_module(f"napari_livertumor.commands.{name.replace('-', '_')}")
 
 
 def _never_fail_printing() -> None:

@@ -118,6 +118,62 @@ def test_cancel_stops_within_one_step_and_leaves_a_loadable_last_checkpoint(toy_
     assert not list((tmp_path / "liver").glob(".last-*"))  # no temporary folder left behind
 
 
+def test_share_model_leaves_out_patient_ids_figures_and_paths(toy_data, tmp_path):
+    """A model folder to publish: the weights and recipe, none of the training patients' IDs,
+    weak labels or local paths; evaluate still tells a training patient by its files."""
+    from napari_livertumor.cli import main
+    from napari_livertumor.training.data import index_cases
+    from napari_livertumor.training.evaluate import _same_ground_truth
+
+    run_all(tiny_config(toy_data, tmp_path / "run", stage="tumor", weak_lambda=0.5))
+    src = tmp_path / "run" / "tumor"
+    ids = sorted(json.loads((src / "metadata.json").read_text())["training"]["weak"]["labels"])
+    assert ids and (src / "last").is_dir()
+    assert main(["share-model", str(tmp_path / "run"), "-o", str(tmp_path / "pub")]) == 0
+    dest = tmp_path / "pub" / "tumor"
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "metadata.json",
+        "model.safetensors",
+        "split.json",
+    ]
+    assert (dest / "model.safetensors").read_bytes() == (src / "model.safetensors").read_bytes()
+    for f in dest.iterdir():
+        text = f.read_bytes().decode("latin-1")
+        assert str(toy_data) not in text and str(tmp_path) not in text, f.name
+        assert not [c for c in ids if re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", text)], (
+            f.name
+        )
+    meta = read_metadata(dest)
+    assert "labels" not in meta.training["weak"]
+    assert meta.training["weak"]["n_labels_left_out"] == len(ids)
+    assert meta.training["data"]["data"] == toy_data.name
+    split = json.loads((dest / "split.json").read_text())
+    assert set(split["train"]) <= set(split["fingerprints"])
+    assert all(re.fullmatch(r"case-\d{3}", c) for c in split["train"] + split["test"])
+    model = load_model(dest, stage="tumor")
+    assert model.metadata.weights_sha1 == read_metadata(src).weights_sha1
+    # a receiver holding a training patient under any name: found by its label voxels
+    by_id = {r.case_id: r for r in index_cases(toy_data)}
+    trained = json.loads((src / "split.json").read_text())["train"][0]
+    assert _same_ground_truth(split, [trained], by_id) == [trained]
+    # never into a folder holding files, nor inside the source
+    with pytest.raises(LiverTumorError, match="not empty"):
+        from napari_livertumor.models.share import share_model
+
+        share_model(tmp_path / "run", tmp_path / "pub")
+    with pytest.raises(LiverTumorError, match="inside"):
+        share_model(tmp_path / "run", src / "copy")
+    # --keep-ids (a public cohort's names): the split as written, the weak labels still out
+    assert main(["share-model", str(src), "-o", str(tmp_path / "named"), "--keep-ids"]) == 0
+    kept = json.loads((tmp_path / "named" / "split.json").read_text())
+    assert kept["train"] == json.loads((src / "split.json").read_text())["train"]
+    assert "labels" not in read_metadata(tmp_path / "named").training["weak"]
+    # weights that are not the ones the metadata was written with are not passed on
+    (src / "model.safetensors").write_bytes((src / "model.safetensors").read_bytes()[:-4] + b"    ")
+    with pytest.raises(LiverTumorError, match="SHA-1"):
+        share_model(src, tmp_path / "bad")
+
+
 def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(toy_data, tmp_path):
     from napari_livertumor.training.cli_report import format_report
 
