@@ -248,6 +248,8 @@ def test_a_folder_of_patients_becomes_a_dataset_train_reads_as_it_reads_the_down
     index = json.loads((out / "dataset.json").read_text())
     assert index["modality"] == {"0": "CT"} and index["labels"]["2"] == "tumor"
     assert (index["numTraining"], index["numTest"]) == (3, 1)
+    # the file passed on with the images names the source folder, not where it lies
+    assert root.name in index["description"] and str(root.parent) not in json.dumps(index)
     training = load_decathlon_datalist(out / "dataset.json", data_list_key="training")
     assert [Path(d["image"]).name for d in training] == [f"HCC_00{i}.nii.gz" for i in (1, 2, 3)]
     assert all(Path(d["label"]).is_file() and "labelsTr" in d["label"] for d in training)

@@ -76,7 +76,11 @@ def add_arguments(parser) -> None:
         "--list", action="store_true", help="list the DICOM series found and exit (no output)"
     )
     parser.add_argument(
-        "--meta", type=Path, metavar="JSON", help="also write the source metadata as JSON here"
+        "--meta",
+        type=Path,
+        metavar="JSON",
+        help="also write the source metadata as JSON here (it holds the "
+        "patient's name and ID, the study date and UIDs)",
     )
 
 
@@ -281,8 +285,10 @@ def decathlon_index(outdir: Path, cases: list[dict], source=None) -> dict:
     return {
         "name": Path(outdir).resolve().name,
         "description": "abdominal CT with liver and tumor labels, converted by "
-        f"napari-livertumor{f' from {source}' if source else ''} (convert.json names each "
-        "case's source)",
+        # the source folder by its name (a path holds the user's folders, often a patient's
+        # name above a download: dataset.json is the file passed on with the images)
+        f"napari-livertumor{f' from {_folder_name(source)}' if source else ''} (convert.json "
+        "names each case's source)",
         "reference": "the source data's (HCC-TACE-Seg: doi:10.7937/TCIA.5FNA-0924)",
         "licence": "the source data's",
         "tensorImageSize": "3D",
@@ -293,6 +299,10 @@ def decathlon_index(outdir: Path, cases: list[dict], source=None) -> dict:
         "training": training,
         "test": test,
     }
+
+
+def _folder_name(source) -> str:
+    return Path(str(source).rstrip("/\\")).name or str(source)
 
 
 def _write_json(path: Path, data: dict) -> None:
