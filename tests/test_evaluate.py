@@ -1089,3 +1089,22 @@ def test_a_studys_other_series_beside_the_one_its_truth_is_drawn_on_is_no_warnin
 
     ct, _ = load_tcia_case(data / "HCC_001")  # (the reader still says it: Load shows it)
     assert any("other series in the folder not read" in w for w in ct.meta["warnings"])
+
+
+def test_the_summary_line_of_warnings_puts_serious_ones_first():
+    """The line showed the first 160 characters of a patient's first warning only: a "no liver
+    found" after a note about the field of view (or a patient with one after others) was not
+    seen."""
+    from napari_livertumor.training.evaluate import _warned_line
+
+    edge = "the liver comes to 19 mm of the image's right edge, " + "where " * 40
+    warned = [
+        ("HCC_001", edge),
+        ("HCC_002", "a slice was filled in; no liver found: every value lies within 1 HU"),
+    ]
+    line = _warned_line(warned)
+    assert line.startswith("Scan or result warned of for 2 scored patient(s)")
+    # the patient with a serious warning first, that warning shown, the rest said to be there
+    assert "HCC_002 (no liver found: every value lies within 1 HU; and more); HCC_001 (" in line
+    assert "a slice was filled in" not in line
+    assert "HCC_001 (the liver comes to 19 mm" in line and "…" in line  # cut, as before

@@ -519,6 +519,7 @@ def test_a_header_without_a_slice_thickness_is_refused_unless_the_sform_gives_it
     img = nib.Nifti1Image(np.zeros((8, 8, 4), np.int16), np.diag([0.8, 0.8, 2.5, 1.0]))
     img.header.set_sform(img.affine, code=sform)
     img.header.set_qform(img.affine, code=1)
+    img.header["vox_offset"] = 352  # where the voxels are (a fresh header says 0)
     raw = bytearray(img.header.binaryblock + b"\0" * 4 + np.zeros((4, 8, 8), np.int16).tobytes())
     raw[88:92] = struct.pack("<f", value)  # pixdim[3], as the file stores it
     path = tmp_path / "ct.nii.gz"
@@ -628,3 +629,141 @@ def test_a_gzipped_nifti_named_nii_is_checked_before_it_is_decompressed(tmp_path
     monkeypatch.undo()
     back = read_nifti(misnamed)  # read through the stream, slab by slab
     np.testing.assert_array_equal(back.array, ct.array)
+
+
+def _patched(path: Path, image, at: dict[int, bytes]) -> Path:
+    """``image`` saved at ``path`` with bytes of its file replaced (offset: new bytes)."""
+    nib.save(image, path)
+    raw = bytearray(
+        gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    )
+    for offset, new in at.items():
+        raw[offset : offset + len(new)] = new
+    path.write_bytes(gzip.compress(bytes(raw)) if path.suffix == ".gz" else bytes(raw))
+    return path
+
+
+def _body(shape=(20, 18, 8)) -> np.ndarray:
+    """An int16 CT in (x, y, z) with an off-centre block, so a mirrored axis shows."""
+    data = np.full(shape, -1000, np.int16)
+    data[2:9, 3:12, 1:4] = 60
+    return data
+
+
+@pytest.mark.parametrize(
+    ("axis", "codes"), [(1, (0, 1)), (3, (1, 1)), (1, (0, 0))], ids=["x-qform", "z-sform", "x-none"]
+)
+def test_a_negative_voxel_size_is_said_and_its_labels_lie_on_the_ct_in_itk(tmp_path, axis, codes):
+    """A negative pixdim was read as its absolute value (as nibabel reads it) without a word;
+    ITK mirrors that axis, and the labels, written with positive sizes, lay off the CT there
+    (Dice 0 overlaid in SimpleITK)."""
+    import struct
+
+    sitk = pytest.importorskip("SimpleITK")
+    affine = np.diag([0.8, 0.9, 2.5, 1.0])
+    affine[:3, 3] = [-10, 20, -300]
+    img = nib.Nifti1Image(_body(), affine)
+    img.set_sform(affine, code=codes[0])
+    img.set_qform(affine, code=codes[1])
+    value = struct.pack("<f", -float(affine[axis - 1, axis - 1]))
+    ct_path = _patched(tmp_path / "ct.nii.gz", img, {76 + 4 * axis: value})
+    volume = read_nifti(ct_path)
+    (note,) = [w for w in volume.meta["warnings"] if "negative voxel size" in w]
+    assert note.startswith("ct.nii.gz: ") and f"pixdim[{axis}] = -" in note
+    assert f"along {'xyz'[axis - 1]}" in note
+    labels = volume.displayed()  # as the viewer shows it, written back on the file's grid
+    mask = (labels.array > 0).astype(np.uint8)
+    array, grid = labels.to_stored(mask)
+    write_nifti(array, tmp_path / "labels.nii.gz", reference=grid, labels=True)
+    # nibabel reads both alike ...
+    out = read_nifti(tmp_path / "labels.nii.gz")
+    np.testing.assert_allclose(out.affine, volume.affine, atol=1e-4)
+    np.testing.assert_array_equal(out.array, (volume.array > 0).astype(np.uint8))
+    # ... and so does ITK: the labels resampled onto the CT lie on its body, voxel for voxel
+    ct_itk = sitk.ReadImage(str(ct_path))
+    on_ct = sitk.Resample(
+        sitk.ReadImage(str(tmp_path / "labels.nii.gz")),
+        ct_itk,
+        sitk.Transform(),
+        sitk.sitkNearestNeighbor,
+    )
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(on_ct), (sitk.GetArrayFromImage(ct_itk) > 0).astype(np.uint8)
+    )
+
+
+def test_a_vox_offset_inside_the_header_or_its_extensions_is_refused(tmp_path):
+    """vox_offset 0 in a .nii read the header's bytes as voxels (the volume wrapped, liver Dice
+    0.27, plausible volumes); extensions flagged but not counted in vox_offset read the voxels
+    32 bytes off. Both went unsaid."""
+    import struct
+
+    img = nib.Nifti1Image(_body(), np.diag([0.8, 0.9, 2.5, 1.0]))
+    nib.save(img, tmp_path / "good.nii")
+    raw = (tmp_path / "good.nii").read_bytes()
+    (tmp_path / "zero.nii").write_bytes(raw[:108] + struct.pack("<f", 0.0) + raw[112:])
+    with pytest.raises(InputError, match=r"zero\.nii: .*voxels start at byte 0 \(vox_offset\)"):
+        read_nifti(tmp_path / "zero.nii")
+    # the extension flag set, 32 bytes of extension at 352 and the voxels after them, but
+    # vox_offset still 352: refused uncompressed and compressed
+    extension = struct.pack("<ii", 32, 0) + b"\0" * 24
+    flagged = raw[:348] + b"\1\0\0\0" + extension + raw[352:]
+    (tmp_path / "ext.nii").write_bytes(flagged)
+    (tmp_path / "ext.nii.gz").write_bytes(gzip.compress(flagged))
+    for name in ("ext.nii", "ext.nii.gz"):
+        with pytest.raises(InputError, match=r"32 bytes of extensions begin there.*byte 384"):
+            read_nifti(tmp_path / name)
+    # a file longer than its voxels is warned of; ordinary files (a real extension) are not
+    (tmp_path / "long.nii").write_bytes(raw + b"\0" * 64)
+    (note,) = read_nifti(tmp_path / "long.nii").meta["warnings"]
+    assert note.startswith("long.nii: the file holds 64 bytes more")
+    img.header.extensions.append(nib.nifti1.Nifti1Extension(6, b"a comment"))
+    for name in ("commented.nii", "commented.nii.gz", "plain.nii.gz"):
+        nib.save(img, tmp_path / name)
+        assert read_nifti(tmp_path / name).meta["warnings"] == []
+    nib.save(nib.Nifti2Image(_body(), np.eye(4)), tmp_path / "two.nii")
+    assert read_nifti(tmp_path / "two.nii").meta["warnings"] == []
+
+
+def test_a_header_in_meters_is_warned_of_and_its_labels_are_written_in_meters(tmp_path):
+    """Sizes read as mm (the units ignored, as nibabel does) said nothing, and the labels were
+    written in mm: ITK converts the CT's meters and put the labels 1000 times smaller, off it."""
+    sitk = pytest.importorskip("SimpleITK")
+    affine = np.diag([0.8, 0.9, 2.5, 1.0])
+    affine[:3, 3] = [-10, 20, -300]
+    img = nib.Nifti1Image(_body(), affine)
+    img.header.set_xyzt_units("meter")
+    nib.save(img, tmp_path / "ct.nii.gz")
+    volume = read_nifti(tmp_path / "ct.nii.gz")
+    (note,) = volume.meta["warnings"]
+    assert note.startswith("ct.nii.gz: the header gives its voxel sizes in meters")
+    assert "taken as mm" in note
+    write_nifti(np.ones(volume.shape, np.uint8), tmp_path / "labels.nii.gz", reference=volume)
+    assert nib.load(tmp_path / "labels.nii.gz").header.get_xyzt_units()[0] == "meter"
+    ct_itk, labels_itk = (sitk.ReadImage(str(tmp_path / n)) for n in ("ct.nii.gz", "labels.nii.gz"))
+    np.testing.assert_allclose(labels_itk.GetSpacing(), ct_itk.GetSpacing(), rtol=1e-6)
+    np.testing.assert_allclose(labels_itk.GetOrigin(), ct_itk.GetOrigin(), rtol=1e-6)
+
+
+def test_a_file_of_several_volumes_says_how_many_and_how_to_take_one(tmp_path):
+    """ "expected a 3D image, got 4D data of shape (96, 96, 32, 2)" gave no way forward."""
+    nib.save(nib.Nifti1Image(np.zeros((5, 6, 7, 2), np.int16), np.eye(4)), tmp_path / "x.nii.gz")
+    with pytest.raises(InputError, match="holds 2 volumes") as info:
+        read_nifti(tmp_path / "x.nii.gz")
+    assert "img.slicer[..., i]" in str(info.value) and "fslsplit" in str(info.value)
+
+
+def test_a_voxel_size_of_0_beside_an_intact_sform_is_named_as_the_cause(tmp_path):
+    """pixdim[2] = 0 with an intact sform was said as "sform and qform disagree: voxels up to
+    363.4 mm apart", not why (nibabel's qform takes the 0 as 1 mm)."""
+    import struct
+
+    affine = np.diag([0.8, 4.0, 2.5, 1.0])
+    img = nib.Nifti1Image(_body(), affine)
+    img.set_sform(affine, code=1)
+    img.set_qform(affine, code=1)
+    path = _patched(tmp_path / "ct.nii.gz", img, {76 + 4 * 2: struct.pack("<f", 0.0)})
+    volume = read_nifti(path)
+    np.testing.assert_allclose(volume.affine, affine)  # the sform
+    (note,) = volume.meta["warnings"]
+    assert "pixdim[2] is 0" in note and "takes 1 mm" in note and "disagree" not in note

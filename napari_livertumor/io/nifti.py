@@ -65,20 +65,33 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
     if len(shape) > 3 and all(n == 1 for n in shape[3:]):  # one volume stored 4D (or 5D)
         shape = shape[:3]
     if len(shape) != 3:
-        raise InputError(
-            path, f"expected a 3D image, got {len(img.shape)}D data of shape {tuple(img.shape)}"
-        )
+        _close(img)
+        message = f"expected a 3D image, got {len(img.shape)}D data of shape {tuple(img.shape)}"
+        volumes = int(np.prod(img.shape[3:], dtype=np.int64)) if len(img.shape) > 3 else 0
+        if volumes > 1 and len(shape) > 3:
+            # (a multiphase or dynamic series saved as one file: refused with no way on)
+            message += (
+                f": it holds {volumes} volumes (contrast phases or time points, say) and one "
+                "CT is segmented at a time. Save the one to segment as its own 3D file, e.g. "
+                "with nibabel: img = nibabel.load(path); nibabel.save(img.slicer[..., i], "
+                "'phase_i.nii.gz') (i = 0 for the first), or FSL's fslsplit, then open that"
+            )
+        raise InputError(path, message)
     if 0 in shape:
         _close(img)
         raise InputError(path, f"the image holds no voxels (its shape is {tuple(img.shape)})")
     try:  # before a voxel is read: refusals of the header cost no time (File > Open waits)
         _check_size(path, img, shape)
-        _check_voxel_sizes(path, img)
+        raw = _raw_header(path, img)
+        layout = _check_layout(path, img, raw, warnings)
+        _check_voxel_sizes(path, img, raw)
     except InputError:
         _close(img)
         raise
     try:
         data = _load_data(img, warnings, path, reporter)
+        if layout is not None and layout["gzipped"]:  # its length, once decompressed
+            _check_gz_length(path, img, raw, layout, warnings)
     except (InputError, Cancelled):  # already says what is wrong with the data
         raise
     except (OSError, EOFError, ValueError) as exc:
@@ -110,7 +123,23 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
         off = _corner_distance(img.get_qform(), affine, shape)
         if off > 0.5:
             qform_apart = img.get_qform()  # kept for the labels either way
-        if off > 0.5 and shear <= 0.05:  # (a sheared sform has no exact qform: its own warning)
+        zero = [
+            i
+            for i in (1, 2, 3)
+            if raw is not None and not (np.isfinite(raw.pixdim[i]) and raw.pixdim[i])
+        ]
+        if off > 0.5 and shear <= 0.05 and zero:  # the qform's cause: a voxel size of 0 (NaN)
+            named = ", ".join(f"pixdim[{i}] is {raw.pixdim[i]:g}" for i in zero)
+            warnings.append(
+                f"{path.name}: the header's {named} (no voxel size along "
+                f"{' '.join('xyz'[i - 1] for i in zero)}): nibabel takes 1 mm there for the "
+                f"qform, which then puts voxels up to {off:.1f} mm from the sform's. The sform "
+                "(intact) is used, as nibabel, FSL, napari and current ITK/SimpleITK do; a tool "
+                "that reads the qform shows this CT elsewhere. The labels get this file's own "
+                "sform and qform. Fix the header's voxel sizes (e.g. nibabel's "
+                "header.set_zooms) and save it"
+            )
+        elif off > 0.5 and shear <= 0.05:  # (a sheared sform has no exact qform: its own)
             warnings.append(
                 f"the header's sform and qform disagree: voxels up to {off:.1f} mm apart. The "
                 "sform is used (as nibabel, FSL, napari and current ITK/SimpleITK do); a tool "
@@ -139,7 +168,29 @@ def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
     }
     units = str(img.header.get_xyzt_units()[0])
     if units in ("meter", "micron"):  # read as mm (as nibabel does); named if sizes look wrong
-        meta["nifti_units"] = units
+        meta["nifti_units"] = units  # and the labels are written in the same units
+        zooms = " × ".join(f"{z:g}" for z in img.header.get_zooms()[:3])
+        warnings.append(
+            f"{path.name}: the header gives its voxel sizes in {units}s; the units are "
+            f"ignored and the sizes taken as mm ({zooms} mm), as nibabel reads them. ITK-based "
+            "tools (3D Slicer, ITK-SNAP, SimpleITK) convert them, and show this CT "
+            f"{'1000 times larger' if units == 'meter' else '1000 times smaller'}; the labels "
+            f"are written in {units}s too, so those tools place them on it. If the sizes are "
+            "really mm, set the header's units to mm"
+        )
+    negative = [i for i in (1, 2, 3) if raw is not None and raw.pixdim[i] < 0]
+    if negative:
+        warnings.append(
+            f"{path.name}: the header has a negative voxel size ("
+            + ", ".join(f"pixdim[{i}] = {raw.pixdim[i]:g}, along {'xyz'[i - 1]}" for i in negative)
+            + "), which tools read differently: nibabel (and this package, napari, FSL) takes "
+            "its absolute value, ITK-based tools (3D Slicer, ITK-SNAP, SimpleITK) mirror that "
+            "axis, so they show this CT flipped along it. The labels are written with this "
+            "file's own geometry fields (pixdim, qform, sform), so each tool places them on the "
+            "CT where it places the CT; fix the header (positive pixdim) for one reading"
+        )
+        # (the labels were written with positive sizes: overlaid in ITK they missed the CT)
+        meta["nifti_geometry"] = {"affine": np.asarray(affine).tolist(), **raw.geometry}
     if len(img.shape) > 3:  # one volume stored 4D or 5D: its labels are stored so too
         meta["nifti_shape"] = tuple(int(n) for n in img.shape)
     if qform_apart is not None:  # written back with labels on this grid (see above)
@@ -251,43 +302,192 @@ def _check_size(path: Path, img, shape) -> None:
     )
 
 
-def _check_voxel_sizes(path: Path, img) -> None:
+def _check_voxel_sizes(path: Path, img, raw: _RawHeader | None) -> None:
     """Refuse a voxel size of 0 or NaN where the grid comes from pixdim (no sform): nibabel
     sets a 0 to 1 as it loads (said only in its log), so volumes in mL came out wrong."""
-    if int(img.header["sform_code"]) != 0:
+    if int(img.header["sform_code"]) != 0 or raw is None:
         return
-    raw = _raw_pixdim(path, img)
-    bad = [i for i in (1, 2, 3) if raw is not None and not (np.isfinite(raw[i]) and raw[i])]
+    pixdim = raw.pixdim
+    bad = [i for i in (1, 2, 3) if not (np.isfinite(pixdim[i]) and pixdim[i])]
     if bad:
-        named = ", ".join(f"pixdim[{i}] = {raw[i]:g}" for i in bad)
+        named = ", ".join(f"pixdim[{i}] = {pixdim[i]:g}" for i in bad)
         raise InputError(
             path,
             f"the header gives no voxel size along {'x y z'.split()[bad[0] - 1]} ({named}) "
             "and no sform: its volumes in mL cannot be known"
-            + (" (nibabel reads a 0 as 1 mm)" if raw[bad[0]] == 0 else "")
+            + (" (nibabel reads a 0 as 1 mm)" if pixdim[bad[0]] == 0 else "")
             + ". Fix the header's voxel sizes (e.g. nibabel's header.set_zooms) and save it",
         )
 
 
-def _raw_pixdim(path: Path, img) -> np.ndarray | None:
-    """The header's pixdim as the file stores it (nibabel's check, when loading, sets a 0 to 1
-    and says so only in its own log); None when it cannot be read again."""
+class _RawHeader:
+    """A NIfTI header as the file stores it (nibabel's check, when loading, sets a pixdim of 0
+    to 1 and a negative one to its absolute value, saying so only in its own log; it takes a
+    vox_offset of 0 in a single file as the file's start) and the 4 bytes after it."""
+
+    def __init__(self, header, after: bytes, gzipped: bool):
+        self.header = header
+        self.after = after
+        self.gzipped = gzipped
+        self.size = type(header).template_dtype.itemsize  # 348 (NIfTI-1) or 540 (NIfTI-2)
+        self.pixdim = np.asarray(header["pixdim"], float)
+
+    @property
+    def geometry(self) -> dict:
+        """The fields that place the voxels, as stored (copied to the labels of a CT whose
+        header tools read differently, so each tool reads both the same way)."""
+        h = self.header
+        return {
+            "pixdim": [float(v) for v in h["pixdim"][:4]],
+            "quatern": [float(h[k]) for k in ("quatern_b", "quatern_c", "quatern_d")],
+            "qoffset": [float(h[k]) for k in ("qoffset_x", "qoffset_y", "qoffset_z")],
+            "qform_code": int(h["qform_code"]),
+            "srow": [[float(v) for v in h[k]] for k in ("srow_x", "srow_y", "srow_z")],
+            "sform_code": int(h["sform_code"]),
+        }
+
+
+def _raw_header(path: Path, img) -> _RawHeader | None:
+    """The header as the file stores it; None when it cannot be read again (nibabel's reading
+    then stands)."""
     import gzip
 
     klass = type(img.header)
-    size = klass.template_dtype.itemsize  # 348 (NIfTI-1) or 540 (NIfTI-2): extensions after
+    size = klass.template_dtype.itemsize
     try:
         with open(path, "rb") as fh:
             gzipped = fh.read(2) == b"\x1f\x8b"  # by content, as the image was read
-        if gzipped:
-            with gzip.open(path, "rb") as fh:
-                head = fh.read(size)
-        else:
-            with open(path, "rb") as fh:
-                head = fh.read(size)
-        return np.asarray(klass(head, check=False)["pixdim"], float)
-    except Exception:  # noqa: BLE001 - no second opinion: nibabel's reading stands
+        with (gzip.open if gzipped else open)(path, "rb") as fh:
+            head = fh.read(size + 4)
+        return _RawHeader(klass(head[:size], check=False), head[size:], gzipped)
+    except Exception:  # noqa: BLE001 - no second opinion
         return None
+
+
+def _raw_pixdim(path: Path, img) -> np.ndarray | None:
+    """The header's pixdim as the file stores it; None when it cannot be read again."""
+    raw = _raw_header(path, img)
+    return None if raw is None else raw.pixdim
+
+
+#: an extension's code is even and below this (NIfTI-1's list; niftilib's check)
+_MAX_ECODE = 64
+
+
+def _extensions(raw: _RawHeader, path: Path, start: int, stop: int, most: int) -> int:
+    """Where the chain of header extensions that begins at byte ``start`` ends (``start``
+    when none does): followed while it lies before byte ``stop``, each extension checked as
+    niftilib checks it (a size of at least 16, a multiple of 16, within ``most`` bytes of the
+    file, an even code)."""
+    import gzip
+
+    order = "<" if raw.header.endianness == "<" else ">"
+    pos = start
+    try:
+        with (gzip.open if raw.gzipped else open)(path, "rb") as fh:
+            while pos < stop:
+                fh.seek(pos)
+                head = fh.read(8)
+                if len(head) < 8:
+                    break
+                esize, ecode = (int(v) for v in np.frombuffer(head, f"{order}i4"))
+                if esize < 16 or esize % 16 or pos + esize > most or ecode % 2:
+                    break
+                if not 0 <= ecode < _MAX_ECODE:
+                    break
+                pos += esize
+    except Exception:  # noqa: BLE001 - read as far as it could be
+        pass
+    return pos
+
+
+def _check_layout(path: Path, img, raw: _RawHeader | None, warnings: list[str]) -> dict | None:
+    """Refuse a single-file NIfTI whose voxels would be read from the wrong place: a vox_offset
+    inside the header (0: nibabel read the header's bytes as voxels, the volume wrapped, liver
+    Dice 0.27, with plausible volumes and no warning) or inside its extensions (flagged, but
+    vox_offset not past them: 16 voxels off); warn of an uncompressed file longer than its
+    header accounts for. Returns what the .gz check after the read needs (None: no check)."""
+    if raw is None or not bytes(raw.header["magic"]).startswith(b"n+"):
+        return None  # (a header of a .hdr/.img pair: its voxels lie in another file)
+    first = raw.size + 4  # 352 (NIfTI-1) or 544 (NIfTI-2): the header and its extension flag
+    offset = float(raw.header["vox_offset"])
+    try:
+        need = int(np.prod(img.shape, dtype=np.int64)) * img.get_data_dtype().itemsize
+        size = path.stat().st_size
+    except Exception:  # noqa: BLE001 - no check: the read says what is wrong
+        return None
+    if not np.isfinite(offset) or offset < first:
+        where = "" if raw.gzipped else f"; its size puts them at byte {size - need}"
+        raise InputError(
+            path,
+            f"the header says its voxels start at byte {offset:g} (vox_offset), inside its "
+            f"{first}-byte header (and extension flag): read from there, the header's own bytes "
+            "would be taken for voxels (the volume shifted and wrapped), and tools read such a "
+            f"file differently{where}. A damaged header: a single-file NIfTI's voxels start at "
+            f"byte {first} or after; set vox_offset where they are and save it again",
+        )
+    offset = int(offset)
+    flagged = raw.after[:1] not in (b"", b"\0")
+    most = size if not raw.gzipped else offset + need + (1 << 30)
+    end = _extensions(raw, path, first, offset, most) if flagged else first
+    if end > offset:
+        raise InputError(
+            path,
+            f"its header extensions (its extension flag is set) run to byte {end}, past byte "
+            f"{offset} where the header says its voxels start (vox_offset): they would be read "
+            f"{end - offset} bytes early, from inside the extensions. A damaged header: set "
+            "vox_offset past them (or clear the extension flag) and save it again",
+        )
+    layout = {"offset": offset, "need": need, "flagged": flagged, "gzipped": raw.gzipped}
+    if not raw.gzipped and size > offset + need:
+        _longer(path, raw, layout, size - offset - need, warnings)
+    return layout
+
+
+def _longer(path: Path, raw: _RawHeader, layout: dict, excess: int, warnings: list[str]) -> None:
+    """A file ``excess`` bytes longer than its header's vox_offset and voxels: refused when
+    flagged extensions at vox_offset account for them exactly (the voxels follow those), else
+    warned of."""
+    offset, need = layout["offset"], layout["need"]
+    if layout["flagged"] and offset == raw.size + 4:
+        end = _extensions(raw, path, offset, offset + excess, offset + need + excess)
+        if end == offset + excess:  # the voxels follow the extensions: read from vox_offset,
+            raise InputError(  # they would be excess bytes off
+                path,
+                f"the header says its voxels start at byte {offset} (vox_offset), but its "
+                f"extension flag is set and {excess} bytes of extensions begin there; the "
+                f"voxels follow them, at byte {offset + excess}: read from {offset} they would "
+                f"be {excess} bytes off. A damaged header: set vox_offset to {offset + excess} "
+                "and save it again",
+            )
+    warnings.append(
+        f"{path.name}: the file{', decompressed,' if layout['gzipped'] else ''} holds "
+        f"{excess}{'+' if excess >= 1 << 20 else ''} bytes more than its header accounts for "
+        f"({need} bytes of voxels from byte {offset}, its vox_offset): if vox_offset or the "
+        "dimensions are wrong, the voxels are read shifted (the image then looks wrapped or "
+        "smeared): check it"
+    )
+
+
+def _check_gz_length(path: Path, img, raw, layout: dict, warnings: list[str]) -> None:
+    """A .nii.gz's decompressed length against vox_offset + voxels: its gzip trailer says it
+    (one gzip member: the usual case), else the stream read on past the voxels."""
+    end = layout["offset"] + layout["need"]
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(-4, 2)
+            if int.from_bytes(fh.read(4), "little") == end % 2**32:
+                return
+        opener = getattr(img.dataobj, "_opener", None)
+        stream = getattr(opener, "fobj", None)
+        if stream is None:
+            return
+        stream.seek(end)
+        excess = len(stream.read(1 << 20))
+    except Exception:  # noqa: BLE001 - no check: what was read stands
+        return
+    if excess:
+        _longer(path, raw, layout, excess, warnings)
 
 
 def write_nifti(
@@ -366,7 +566,9 @@ def write_nifti(
         stored = stored.reshape(stored.shape + (1,) * extra)
     img = nib.Nifti1Image(stored, volume.affine)
     img.header.set_data_dtype(array.dtype)
-    img.header.set_xyzt_units("mm")
+    # the CT's own units (a header in meters read as mm): ITK converts the CT's sizes, and
+    # labels said to be in mm lay 1000 times smaller, off the CT
+    img.header.set_xyzt_units(volume.meta.get("nifti_units") or "mm")
     sform_code, qform_code = volume.meta.get("nifti_codes") or (1, 1)
     if (sform_code, qform_code) == (0, 0) and np.allclose(
         img.header.get_base_affine(), volume.affine, atol=1e-4
@@ -412,10 +614,39 @@ def write_nifti(
         img.header.set_intent("label")
         description = "label map" + (f" of {description}" if description else "")
     img.header["descrip"] = description[:79].encode("ascii", "replace")
+    geometry = volume.meta.get("nifti_geometry")
+    if geometry and np.allclose(geometry["affine"], volume.affine, atol=1e-4):
+        _own_geometry(img, geometry)
     suffix = ".nii.gz" if path.name.lower().endswith(".gz") else ".nii"
     with atomic_path(path, suffix=suffix, exclusive=not overwrite, shown_as=shown_as) as tmp:
         nib.save(img, tmp)
     return path
+
+
+def _own_geometry(img, geometry: dict) -> None:
+    """Give ``img`` (on its CT's own grid) the geometry fields of the CT's header as it stored
+    them, a negative pixdim included: nibabel reads that as its absolute value, ITK mirrors the
+    axis; labels written with positive sizes then lay off the CT in ITK tools (Dice 0), and
+    with the CT's own fields each tool reads both the same way."""
+    img.update_header()  # shape and dtype now: nibabel would otherwise redo the geometry as
+    # it saves (it cannot read a qform with a negative pixdim: HeaderDataError)
+    hdr = img.header
+    pixdim = hdr["pixdim"].copy()
+    pixdim[:4] = geometry["pixdim"]
+    hdr["pixdim"] = pixdim
+    for key, value in zip(
+        ("quatern_b", "quatern_c", "quatern_d"), geometry["quatern"], strict=True
+    ):
+        hdr[key] = value
+    for key, value in zip(
+        ("qoffset_x", "qoffset_y", "qoffset_z"), geometry["qoffset"], strict=True
+    ):
+        hdr[key] = value
+    for key, row in zip(("srow_x", "srow_y", "srow_z"), geometry["srow"], strict=True):
+        hdr[key] = row
+    hdr["qform_code"] = geometry["qform_code"]
+    hdr["sform_code"] = geometry["sform_code"]
+    img.update_header = lambda: None  # saved as set here (this image is written, then freed)
 
 
 # --------------------------------------------------------------------------- helpers

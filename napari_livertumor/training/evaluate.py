@@ -412,12 +412,7 @@ def evaluate(
     warned = [(r["case"], _case_own(r.get("warnings") or "", model_notes)) for r in rows]
     warned = [(case, w) for case, w in warned if w]
     if warned:
-        table += (
-            f"\nScan or result warned of for {len(warned)} scored patient(s) (per_case.csv, "
-            "warnings): "
-            + "; ".join(f"{case} ({_first(w)})" for case, w in warned[:4])
-            + (f" and {len(warned) - 4} more" if len(warned) > 4 else "")
-        )
+        table += "\n" + _warned_line(warned)
     if not_evaluated:
         table += (
             f"\nNot evaluated: {len(not_evaluated)} of the {len(test_ids)} test patients asked "
@@ -1100,3 +1095,38 @@ def _case_own(warnings: str, model_notes: list[str]) -> str:
 def _first(warnings: str, most: int = 160) -> str:
     """``warnings`` cut at ``most`` characters ("…" when more: the CSV holds them whole)."""
     return warnings if len(warnings) <= most else warnings[: most - 1].rstrip() + "…"
+
+
+def _warned_line(warned: list[tuple[str, str]]) -> str:
+    """The summary's line of the patients whose scan or result was warned of: the serious
+    warnings (masks and volumes wrong as a whole) first, by patient and within one (only the
+    first 160 characters of a patient's first warning were shown: a "no liver found" after a
+    note about the field of view was never seen)."""
+    warned = sorted(warned, key=lambda cw: not _serious_first(cw[1])[0])  # (stable)
+    return (
+        f"Scan or result warned of for {len(warned)} scored patient(s) (per_case.csv, "
+        "warnings): "
+        + "; ".join(f"{case} ({_shown(w)})" for case, w in warned[:4])
+        + (f" and {len(warned) - 4} more" if len(warned) > 4 else "")
+    )
+
+
+def _serious_first(warnings: str) -> tuple[list[str], list[str]]:
+    """A row's ``"; "``-joined warnings split into the serious ones (see
+    :func:`napari_livertumor.pipeline.is_serious`) and the others, each in its order."""
+    from ..pipeline import is_serious
+
+    parts = [part for part in warnings.split("; ") if part.strip()]
+    serious = [part for part in parts if is_serious(part)]
+    return serious, [part for part in parts if not is_serious(part)]
+
+
+def _shown(warnings: str) -> str:
+    """A patient's warnings as the summary line shows them: every serious one, else the first,
+    each cut at 160 characters, and "and more" where the CSV holds more (not counted: a
+    warning may itself hold "; ")."""
+    serious, other = _serious_first(warnings)
+    shown = serious or other[:1]
+    return "; ".join(_first(w) for w in shown) + (
+        "; and more" if other[len(shown) - len(serious) :] else ""
+    )
