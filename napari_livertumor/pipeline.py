@@ -684,9 +684,9 @@ class Segmenter:
         low_shape = pp.stage_shape(ct.shape, spacing, meta.target_spacing)
         x = pp.prepare_stage_input(ct, low_shape, meta.hu_window, device=self._prep_device)
         rep.update("liver", 0, 1)
-        fg = _channel(meta.label_map, "liver", default=1)
+        fg = _organ_channels(meta.label_map, meta.network.out_channels)
         logits = _sliding_logits(self.liver, x, self.device, self.config, rep, "liver")
-        score = _margin_score(logits, fg)
+        score = _organ_score(logits, fg)
         del logits
         mask = (score > 0).cpu().numpy()
         mask = _largest_component(mask)
@@ -701,7 +701,7 @@ class Segmenter:
             )
             del xm
             logits = logits[:, :, my : logits.shape[2] - my, mx : logits.shape[3] - mx]
-            score = _margin_score(logits, fg)
+            score = _organ_score(logits, fg)
             del logits
             mask = _largest_component((score > 0).cpu().numpy())
         low_voxel_ml = float(np.prod(pp.grid_spacing(ct.shape, spacing, low_shape))) / 1000.0
@@ -2244,6 +2244,34 @@ def _channel(label_map: dict, name: str, default: int) -> int:
         if str(v).lower() == name:
             return int(k)
     return int(default)
+
+
+def _organ_channels(label_map: dict, out_channels: int) -> list[int]:
+    """The liver stage's organ: every channel but background (a liver model that also labels
+    tumors, background/liver/tumor, has its tumors inside the liver: taken as channel "liver"
+    alone, a tumor at the liver's surface fell outside the liver, and the tumor stage, which
+    looks inside the liver only, missed it). Without a channel named background: the
+    channels named liver and tumor."""
+    names = {int(k): str(v).strip().lower() for k, v in (label_map or {}).items()}
+    bg = [c for c, n in names.items() if n == "background"]
+    if not bg:
+        liver = _channel(label_map, "liver", default=1)
+        return sorted({liver} | {c for c, n in names.items() if n == "tumor"})
+    return [c for c in range(out_channels) if c != bg[0]]
+
+
+def _organ_score(logits, channels: list[int]):
+    """``max(logits[channels]) - max(other logits)``: > 0 exactly where the argmax is one of
+    ``channels``. One channel of two: ``logit[channel] - logit[other]``, as
+    :func:`_margin_score` (the same values, bit for bit)."""
+    import torch
+
+    if len(channels) == 1:
+        return _margin_score(logits, channels[0])
+    others = [c for c in range(logits.shape[0]) if c not in channels]
+    best = logits[channels].amax(0)
+    best_other = logits[others].amax(0) if len(others) > 1 else logits[others[0]]
+    return (best - best_other).contiguous().to(torch.float32)
 
 
 def _margin_score(logits, channel: int):

@@ -173,13 +173,11 @@ def test_a_newer_releases_model_with_unknown_settings_is_refused(model_dir):
     (model_dir / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="newer than this.*calibration_v9.*update"):
         read_metadata(model_dir)
-    for version in ("0.0.1", "0.1.0rc1", "0.1.dev3"):  # older, or a pre-release: as before
-        meta["version"] = version
+    for version in ("0.0.1", "0.1.0rc1", "0.1.dev3"):  # older, or a pre-release: loads, and
+        meta["version"] = version  # the field it does not know is warned of
         (model_dir / "metadata.json").write_text(json.dumps(meta))
-        assert read_metadata(model_dir).stage == "tumor"
-    meta["version"] = "0.0.1"
-    (model_dir / "metadata.json").write_text(json.dumps(meta))
-    assert read_metadata(model_dir).stage == "tumor"
+        with pytest.warns(UserWarning, match="'calibration_v9' unknown to napari-livertumor"):
+            assert read_metadata(model_dir).stage == "tumor"
 
 
 def test_truncated_weights_are_reported(model_dir):
@@ -898,3 +896,112 @@ def test_weights_brought_from_elsewhere_are_told_what_a_model_folder_needs(tmp_p
     with caplog.at_level("WARNING"):
         InferenceConfig.from_models_dir(made)
     assert "is one liver model: the shipped tumor model is used with it" in caplog.text
+
+
+# --------------------------------------------------------------------------- metadata.json fields
+@pytest.mark.parametrize(
+    ("key", "value", "meant"),
+    [
+        ("mask_outside_livers", True, "mask_outside_liver"),  # the tumor stage ran unmasked
+        ("logit_biases", [0.0, 0.0, -4.0], "logit_bias"),  # 1580 mL of tumor for 11
+        ("Lesion_Filter", {"min_ml": 0.5}, "lesion_filter"),
+    ],
+)
+def test_a_misspelt_metadata_field_is_refused_with_the_field_meant(model_dir, key, value, meant):
+    """A misspelt setting was dropped without a word, and the model ran without it."""
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    meta[key] = value
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=rf"metadata.json.*'{key}'.*did you mean '{meant}'\?"):
+        read_metadata(model_dir)
+    # a later release's settings are still said as such, not as typos
+    meta["version"] = "99.0.0"
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=f"newer than this.*{key}.*update"):
+        read_metadata(model_dir)
+
+
+def test_an_unknown_metadata_field_is_warned_of_and_notes_are_not(model_dir, recwarn):
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    meta["#"] = "a comment"
+    meta["_notes"] = {"by": "me"}
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    assert read_metadata(model_dir).stage == "tumor"
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+    meta["my_extra_key"] = 1
+    meta["train"] = {}  # like "training", not enough to be taken for it: warned, with a guess
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match="metadata.json.*'my_extra_key', 'train'.*not used") as w:
+        assert load_model(model_dir).metadata.stage == "tumor"
+    assert "did you mean 'training' for 'train'?" in str(w[0].message)
+
+
+def test_every_metadata_the_package_writes_loads_without_a_warning(tmp_path):
+    """Shipped models, save_model (training), ensembles and the calibration writers."""
+    import shutil
+    import warnings
+
+    from napari_livertumor.models import default_model_dir
+    from napari_livertumor.models.ensemble import make_ensemble
+    from napari_livertumor.training.calibrate import write_lesion_filter, write_shift
+
+    a = make_untrained_model(tmp_path / "a", "tumor", seed=1)
+    b = make_untrained_model(tmp_path / "b", "tumor", seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for stage in ("liver", "tumor"):
+            shipped = default_model_dir(stage)
+            if (shipped / "metadata.json").is_file():
+                assert read_metadata(shipped).stage == stage
+                # and with every field written out as the package writes them
+                raw = json.loads((shipped / "metadata.json").read_text())
+                assert set(raw) <= set(ModelMetadata.__dataclass_fields__)
+        make_ensemble(tmp_path / "ens", [a, b])
+        assert load_model(tmp_path / "ens").metadata.members == 2
+        c = tmp_path / "c"
+        shutil.copytree(a, c)
+        write_shift(c, -1.0, {"grid": [0.0], "mean": [0.5], "per_case": [[0.5]]}, "a test")
+        write_lesion_filter(c, [0.5, 2.0, 0.25], {"measured_on": "a test"})
+        assert load_model(c).metadata.lesion_filter == {"min_ml": 0.25, "min_peak": 2.0}
+
+
+def test_a_model_taking_more_than_one_input_channel_is_refused_on_load(tmp_path):
+    """It loaded, then every case failed with torch's 'expected input[...] to have 2
+    channels, but got 1 channels instead'."""
+    cfg = NetworkConfig(in_channels=2, out_channels=3, init_filters=4)
+    folder = save_model(
+        tmp_path / "in2", build_inference_network(cfg).state_dict(), _meta(network=cfg)
+    )
+    with pytest.raises(ModelError, match=r"metadata.json.*network.in_channels is 2.*one input"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize("field", ["init_filters", "out_channels", "blocks_down", "norm"])
+def test_a_network_field_missing_from_metadata_is_named_not_defaulted(model_dir, field):
+    """A missing init_filters took the default 8, and the mismatch was then said as
+    'metadata.json says [8, 1, 3, 3, 3]', a value the file does not hold; a missing
+    out_channels took 2 and loaded when it happened to fit."""
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    del meta["network"][field]
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=rf"metadata.json.*missing field\(s\) network.{field}"):
+        load_model(model_dir)
+    # the fields that play no part at inference may be left out; a training recipe's
+    # network takes defaults for all
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    meta["network"][field] = TINY.to_dict()[field]
+    for optional in ("dropout_prob", "vae_nz", "vae_estimate_std", "vae_default_std"):
+        del meta["network"][optional]
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    assert load_model(model_dir).metadata.network.init_filters == TINY.init_filters
+    assert NetworkConfig.from_dict({"init_filters": 16}).out_channels == 2
+
+
+def test_a_renamed_weights_file_is_pointed_at(model_dir):
+    weights = model_dir / "model.safetensors"
+    weights.rename(model_dir / "weights.safetensors")
+    with pytest.raises(
+        ModelError,
+        match=r"missing model.safetensors \(weights.safetensors here: rename it model.safetensors",
+    ):
+        load_model(model_dir)

@@ -671,3 +671,14 @@ def test_a_ground_truth_opened_as_a_file_in_3d_is_see_through_there_and_outlined
     assert truth.opacity <= _layers.GROUND_TRUTH_3D_OPACITY
     viewer.dims.ndisplay = 2
     assert truth.opacity >= 0.9
+
+
+def test_the_note_on_a_single_model_folder_names_the_whole_folder(tmp_path):
+    """'(liver holds no tumor model)' named the folder's last part, read as the organ."""
+    from napari_livertumor._widgets.segment import _default_stage_note
+    from napari_livertumor.models import make_untrained_model
+
+    folder = make_untrained_model(tmp_path / "runC" / "liver", "liver")
+    note = _default_stage_note(str(folder), liver_only=False)
+    assert note == f"Tumor model: the shipped default (the folder {folder} holds no tumor model)."
+    assert _default_stage_note(str(folder), liver_only=True) is None

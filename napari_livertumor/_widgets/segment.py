@@ -557,7 +557,7 @@ def _default_stage_note(folder: str | None, liver_only: bool) -> str | None:
         return None
     return (
         f"{' and '.join(m.capitalize() for m in missing)} model: the shipped default "
-        f"({Path(folder).name} holds no {' or '.join(missing)} model)."
+        f"(the folder {Path(folder)} holds no {' or '.join(missing)} model)."
     )
 
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import re
+import warnings
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -102,10 +103,32 @@ class ModelMetadata:
     def from_dict(cls, d: dict[str, Any]) -> ModelMetadata:
         if not isinstance(d, dict):
             raise ValueError("metadata.json must hold a JSON object")
+        unknown = _unknown_fields(d)
+        if unknown and not _newer(str(d.get("version", ""))):
+            # a misspelt setting is not used: "mask_outside_livers" ran the tumor stage
+            # unmasked (1580 mL of tumor for 11); refused, not dropped (a newer release's
+            # settings are said below)
+            near = {k: _near_field(k) for k in unknown}
+            typos = [
+                f"{k!r} (did you mean {n[0]!r}?)"
+                for k, n in near.items()
+                if n is not None and n[1] >= TYPO_RATIO
+            ]
+            if typos:
+                raise ValueError(
+                    f"unknown field(s) {', '.join(typos)}: a misspelt field is not used, which "
+                    "changes the results (a note of your own: start its name with '_' or '#')"
+                )
         needed = [
             f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
         ]
         missing = [k for k in needed if d.get(k) is None]  # a null: as missing, named
+        if isinstance(d.get("network"), dict):
+            # a missing one took NetworkConfig's default, and a mismatch was then said of a
+            # value metadata.json does not hold ("metadata.json says [8, 1, 3, 3, 3]")
+            missing += [
+                f"network.{k}" for k in REQUIRED_NETWORK_FIELDS if d["network"].get(k) is None
+            ]
         if missing:
             raise ValueError(f"missing field(s) {', '.join(missing)}")
         d = dict(d)
@@ -121,6 +144,11 @@ class ModelMetadata:
             raise ValueError(
                 f"network out_channels must be at least 2 (background and a class), got "
                 f"{net.out_channels}"
+            )
+        if net.in_channels != 1:  # it loaded, then every case failed in a torch conv
+            raise ValueError(
+                f"network.in_channels is {net.in_channels}: the pipeline gives its models one "
+                "input channel (the CT), so a model must take in_channels 1"
             )
         d["hu_window"] = tuple(_number(v, "hu_window") for v in d["hu_window"])
         d["target_spacing"] = tuple(_number(v, "target_spacing") for v in d["target_spacing"])
@@ -188,7 +216,6 @@ class ModelMetadata:
         if not 1 <= d["members"] <= MAX_MEMBERS:
             raise ValueError(f"members must be from 1 to {MAX_MEMBERS}, got {d['members']}")
         known = set(cls.__dataclass_fields__)
-        unknown = sorted(k for k in d if k not in known and not str(k).startswith("#"))
         if unknown and _newer(str(d.get("version", ""))):
             # a later release's model may rely on settings this one would silently drop
             raise ValueError(
@@ -197,6 +224,42 @@ class ModelMetadata:
                 f"({', '.join(unknown[:5])}): update napari-livertumor to use it"
             )
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+#: the ``network`` fields a model's metadata.json must give (what its weights mean); the
+#: others (dropout_prob and the VAE branch's) play no part at inference and default as in
+#: NetworkConfig. (A training recipe's network takes defaults for all: NetworkConfig.from_dict.)
+REQUIRED_NETWORK_FIELDS = (
+    "in_channels",
+    "out_channels",
+    "init_filters",
+    "blocks_down",
+    "blocks_up",
+    "norm",
+)
+#: how alike (difflib's ratio, case ignored) an unknown metadata.json field and a known one
+#: must be for the unknown one to be refused as a misspelling of it, not warned of
+TYPO_RATIO = 0.8
+
+
+def _unknown_fields(d: dict) -> list[str]:
+    """Top-level keys of a metadata.json object that :class:`ModelMetadata` does not know,
+    without the notes (keys starting with ``#`` or ``_``)."""
+    known = set(ModelMetadata.__dataclass_fields__)
+    return sorted(str(k) for k in d if k not in known and not str(k).startswith(("#", "_")))
+
+
+def _near_field(key: str) -> tuple[str, float] | None:
+    """The known metadata.json field most like ``key`` (case ignored) and how alike, or None
+    when none is close (difflib's ratio under 0.6)."""
+    import difflib
+
+    best = None
+    for name in ModelMetadata.__dataclass_fields__:
+        ratio = difflib.SequenceMatcher(None, key.lower(), name).ratio()
+        if ratio >= 0.6 and (best is None or ratio > best[1]):
+            best = (name, ratio)
+    return best
 
 
 #: target spacings a model may ask for (mm): a CT grid, not a typo's 500 or 0.01
@@ -379,6 +442,18 @@ def read_metadata(folder: str | Path) -> ModelMetadata:
             f"label_map {meta.label_map} names no '{meta.stage}' channel: a {meta.stage} "
             f"model's output channels must include the {meta.stage} class",
         )
+    extra = _unknown_fields(raw)
+    if extra:  # a note of the user's, or a setting misspelt past recognition: said, not used
+        near = [(k, _near_field(k)) for k in extra]
+        hints = [f"{n[0]!r} for {k!r}?" for k, n in near if n is not None]
+        warnings.warn(
+            f"{meta_path}: field(s) {', '.join(map(repr, extra))} unknown to napari-livertumor "
+            f"{__version__}, not used"
+            + (f" (did you mean {', '.join(hints)})" if hints else "")
+            + "; a note of your own: start its name with '_' or '#'",
+            UserWarning,
+            stacklevel=2,
+        )
     return meta
 
 
@@ -407,17 +482,25 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
         torch_files = sorted(
             p.name for p in folder.glob("*") if p.suffix in (".pt", ".pth", ".ckpt", ".bin")
         )
-        raise ModelError(
-            weights,
-            "missing model.safetensors"
-            + (
+        others = sorted(
+            p.name
+            for p in folder.glob("*")
+            if p.suffix.lower() == ".safetensors" and p.name != WEIGHTS_FILE
+        )
+        hint = ""
+        if others:  # weights.safetensors: a model's weights under another name
+            hint = (
+                f" ({others[0]} here: rename it {WEIGHTS_FILE})"
+                if len(others) == 1
+                else f" ({', '.join(others[:3])} here: rename the model's weights {WEIGHTS_FILE})"
+            )
+        elif torch_files:
+            hint = (
                 f" ({', '.join(torch_files[:3])} here: PyTorch checkpoints are never loaded, as "
                 "unpickling can run code: write the folder with "
                 "napari_livertumor.models.save_model; docs/training.md, 'Model folder format')"
-                if torch_files
-                else ""
-            ),
-        )
+            )
+        raise ModelError(weights, "missing model.safetensors" + hint)
     try:  # said as the system says it (safetensors said "No such file" of a file not readable)
         with open(weights, "rb") as fh:
             data = fh.read()
