@@ -89,7 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
         action=_VersionAction,
         help="show the version, its commit and the libraries' versions, and exit",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    talk.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="log warnings and errors only (a batch job's log: no line per step)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_IntermixedParser)
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -225,14 +232,27 @@ def main(argv: list[str] | None = None) -> int:
         if at is not None and not any(u in given[at + 1 :] for u in unknown):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")  # the tool's own
         hint = ""
-        if {"-v", "--verbose"} & set(unknown):
-            hint = f" (-v goes before the command: livertumor -v {command} …)"
+        for flag in ("-v", "-q"):
+            if {flag, "--verbose" if flag == "-v" else "--quiet"} & set(unknown):
+                hint = f" ({flag} goes before the command: livertumor {flag} {command} …)"
+                break
         # the unknown options alone: an input after one is kept with it by argparse, and was
         # named as unrecognized too ("--bogus b.nii.gz")
         shown = [u for u in unknown if u.startswith("-")] or unknown
         _command_parser(parser, given).error(f"unrecognized arguments: {' '.join(shown)}{hint}")
     _expand_home(args)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    # -q: a batch job's log holds what went wrong, not a line per step (the results printed
+    # on stdout stay)
+    quiet = bool(getattr(args, "quiet", False))
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s: %(message)s"
+    )
+    restore = []  # (main called again in one process, as a script or the tests do: as before)
+    if quiet:
+        for name in ("napari_livertumor", "livertumor"):
+            logger = logging.getLogger(name)
+            restore.append((logger, logger.level))
+            logger.setLevel(logging.WARNING)
     # -v is for this tool's steps: other packages' debug lines stay out of it (a 640-slice
     # DICOM SEG gave 1400 of highdicom's, the decoder plugins' search 29)
     if args.verbose:  # (the commands log as "livertumor.<command>")
@@ -242,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     # caches' statistics at exit ("FakeTensor cache stats") after a Ctrl-C's message
     for name in ("highdicom", "torch"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # matplotlib (the previews) says its own cache's troubles where HOME or MPLCONFIGDIR cannot
+    # be written (a cluster's node): "mkdir -p failed", "Matplotlib created a temporary cache
+    # directory", "generated new fontManager": shown as this tool's WARNING lines, though it
+    # works on with a temporary folder
+    logging.getLogger("matplotlib").setLevel(logging.ERROR)
     # nibabel prints through a handler of its own and passed each line on to ours too (twice,
     # one as ERROR): a file it cannot read is said by this tool's reader, naming it; the header
     # fixes it makes on the way (sizeof_hdr, qfac) are shown with -v
@@ -268,6 +293,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    try:
+        return _run_command(args)
+    finally:
+        for logger, level in restore:
+            logger.setLevel(level)
+
+
+def _run_command(args) -> int:
+    """Run the command ``args`` names; its errors said as the tool says them."""
     try:
         return int(_command_module(args.command).run(args) or 0)
     except Cancelled:

@@ -378,15 +378,24 @@ def not_utf8_message(exc: UnicodeDecodeError) -> str:
     )
 
 
+#: folders already warned that file locks do not work in them (said once per folder)
+_UNLOCKED_SAID: set[str] = set()
+
+
 @contextmanager
-def file_lock(path: str | Path, *, wait_s: float = 0.0) -> Iterator[bool]:
+def file_lock(
+    path: str | Path, *, wait_s: float = 0.0, unlocked: str | None = None
+) -> Iterator[bool]:
     """Hold an exclusive lock on ``path`` (created, and removed after) for the block; yields
     True when held, False when another process holds it (after ``wait_s`` seconds of trying).
 
     The operating system's lock (``flock``; ``msvcrt.locking`` on Windows) ends with the
     process, so a killed run leaves no lock that holds. Where locks are not available (a
-    folder that cannot be written, a file system without them) the block runs unlocked: the
-    writes there say their own errors.
+    folder that cannot be written, a file system without them: NFS mounted ``nolock``, Lustre
+    without ``flock``) the block runs unlocked: the writes there say their own errors. A file
+    system without locks is warned of once per folder (``unlocked``: what that means for the
+    caller's runs, said after "file locks do not work here"), and the lock file this call
+    created there is removed (each case's was left behind).
     """
     import time
 
@@ -395,12 +404,16 @@ def file_lock(path: str | Path, *, wait_s: float = 0.0) -> Iterator[bool]:
     fd, replaced = None, 0
     while fd is None:
         try:
+            existed = os.path.lexists(path)
             opened = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError:
             break  # no lock to be had here: unlocked
         got = _try_lock(opened)
         if got is None:
             os.close(opened)
+            if not existed:  # (made for a lock that cannot be had: not left behind)
+                _remove_quietly(path)
+            _say_unlocked(path.parent, unlocked)
             break
         if got:
             try:  # still the file at that name (not one the last holder removed meanwhile)
@@ -433,6 +446,22 @@ def file_lock(path: str | Path, *, wait_s: float = 0.0) -> Iterator[bool]:
             _remove_quietly(path)
             _unlock(fd)
             os.close(fd)
+
+
+def _say_unlocked(folder: Path, consequence: str | None) -> None:
+    """Warn, once per folder, that file locks do not work in it (two runs writing into it at
+    once are not kept apart)."""
+    import logging
+
+    key = os.path.abspath(folder)
+    if key in _UNLOCKED_SAID:
+        return
+    _UNLOCKED_SAID.add(key)
+    logging.getLogger(__name__).warning(
+        "%s: file locks do not work here: %s",
+        folder,
+        consequence or "two runs writing into it at once are not kept apart",
+    )
 
 
 def _remove_quietly(path: Path) -> None:

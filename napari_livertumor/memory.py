@@ -53,9 +53,15 @@ def headroom() -> Headroom | None:
     """The smallest of the machine's free memory, what this process's cgroup limit leaves
     and what its address-space limit leaves; None when none of them can be read. A source
     that cannot be read is left out; this never raises."""
+    return _headroom()
+
+
+def _headroom(skip: str = "") -> Headroom | None:
     found = []
     for limit, source in (("machine", _machine_free), ("cgroup", _cgroup_free),
                           ("rlimit", _rlimit_free)):  # fmt: skip
+        if limit == skip:
+            continue
         try:
             n = source()
         except Exception:  # noqa: BLE001 - no figure from this source: not counted
@@ -151,14 +157,39 @@ def _walk_up(root: Path, own: str, limit_file: str, usage_file: str, cache_keys)
 
 def _rlimit_free() -> int | None:
     """What RLIMIT_AS (``ulimit -v``) leaves above the process's virtual size; None without."""
-    import resource
-
-    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
-    if soft == resource.RLIM_INFINITY or soft < 0 or soft >= _NO_LIMIT:
+    soft = address_space_limit()
+    if soft is None:
         return None
     import psutil
 
     return int(soft) - int(psutil.Process().memory_info().vms)
+
+
+def address_space_limit() -> int | None:
+    """This process's address-space limit (RLIMIT_AS, ``ulimit -v``) in bytes; None without
+    one (or where it cannot be read)."""
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    except Exception:  # noqa: BLE001 - no resource module (Windows), or unreadable
+        return None
+    if soft == resource.RLIM_INFINITY or soft < 0 or soft >= _NO_LIMIT:
+        return None
+    return int(soft)
+
+
+def out_of_memory_advice() -> str:
+    """What to do when a step ran out of memory: under an address-space limit (``ulimit -v``,
+    a batch job's) that limit is what ran out, not the machine: "close other programs, or use
+    a bigger machine" sent the user the wrong way."""
+    limit = address_space_limit()
+    if limit is not None:
+        return (
+            f"this process's address-space limit (ulimit -v) is {gigabytes(limit)}: raise that "
+            "limit (or ask the job for more memory)"
+        )
+    return "close other programs, or use a bigger machine"
 
 
 #: how each limit is said in a refusal, and what the user can do about it
@@ -191,7 +222,47 @@ def segment_need_bytes(shape, *, copy_bytes_per_voxel: float = 0.0) -> int:
     for n in shape:
         voxels *= int(n)
     per_voxel = SEGMENT_BYTES_PER_VOXEL + float(copy_bytes_per_voxel)
-    return int(SEGMENT_FIXED_BYTES + per_voxel * voxels)
+    return SegmentNeed(int(SEGMENT_FIXED_BYTES + per_voxel * voxels))
+
+
+class SegmentNeed(int):
+    """:func:`segment_need_bytes`'s figure: its fixed part (:data:`SEGMENT_FIXED_BYTES`) is
+    what a segmentation reserves whatever the scan; once one has run in this process, the
+    address space it reserved stays mapped and is reused (see :func:`_reserved_before`)."""
+
+    fixed = SEGMENT_FIXED_BYTES
+
+
+#: the process's virtual size at its first segmentation's check (before its working memory)
+_vms_at_first_segment: int | None = None
+
+
+def _virtual_size() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().vms)
+
+
+def _reserved_before(need: int) -> int:
+    """The part of a segmentation's fixed need an earlier segmentation in this process already
+    holds in its virtual size: what the virtual size grew by since the first segmentation was
+    checked (glibc's arenas, torch's thread pools: kept mapped, and reused), at most the fixed
+    part. An address-space limit (``ulimit -v``) counts the virtual size: charging the fixed
+    part again there counted it twice (a batch at 1.2 GB refused its 2nd to 4th cases, each of
+    which ran alone). Free memory and a cgroup's limit count resident memory, which the batch
+    hands back between cases: there it is charged every time."""
+    global _vms_at_first_segment
+    fixed = int(getattr(need, "fixed", 0))
+    if not fixed:
+        return 0
+    try:
+        vms = _virtual_size()
+    except Exception:  # noqa: BLE001 - no figure: nothing counted as reserved
+        return 0
+    if _vms_at_first_segment is None:
+        _vms_at_first_segment = vms
+        return 0
+    return max(0, min(fixed, vms - _vms_at_first_segment))
 
 
 def require(need: int, what: str, path: str | Path | None = None, *, advice: str = "") -> None:
@@ -199,9 +270,17 @@ def require(need: int, what: str, path: str | Path | None = None, *, advice: str
     are more than the machine has free, or than a container's memory limit or the process's
     address-space limit leaves (the message says which); ``what`` says what needs them
     ("reading its 1024 × … voxels"), ``advice`` what the user can do besides freeing memory."""
+    reserved = _reserved_before(need)  # (the first segmentation's check: its virtual size)
     room = headroom()
     if room is None or need <= room.bytes:
         return
+    if room.limit == "rlimit":  # (what is in the virtual size already is not counted twice)
+        if reserved and need - reserved <= room.bytes:
+            room = _headroom(skip="rlimit")  # the other limits count all of it
+            if room is None or need <= room.bytes:
+                return
+        else:
+            need -= reserved
     said, raise_it = _SAID.get(room.limit, _SAID["machine"])
     # (other programs take nothing from a process's own address-space limit)
     steps = [

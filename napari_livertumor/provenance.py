@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import platform
 import subprocess
 from importlib import metadata
@@ -17,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+
+log = logging.getLogger(__name__)
 
 #: the libraries whose versions can change a segmentation (resampling, networks, contours)
 _LIBRARIES = ("torch", "monai", "numpy", "scipy", "scikit-image")
@@ -48,27 +51,42 @@ def _commit() -> str | None:
         return _installed_commit()
 
     def git(*args: str) -> str:
+        # --no-optional-locks: `git status` refreshed the index, writing .git/index.lock in
+        # the checkout on every run (two jobs at once, a read-only checkout); safe.directory:
+        # a checkout another user owns (a cluster's shared install) was refused ("dubious
+        # ownership"), the commit left out without a word
         return subprocess.run(
-            ["git", "-C", str(root), *args],
+            ["git", "--no-optional-locks", "-c", f"safe.directory={root}", "-C", str(root),
+             *args],
             capture_output=True,
             text=True,
             timeout=5,
             check=True,
-        ).stdout.strip()
+        ).stdout.strip()  # fmt: skip
 
     try:
         sha = git("rev-parse", "--short=12", "HEAD")
         changed = git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.SubprocessError):  # no git, a broken or foreign checkout
+    except (OSError, subprocess.SubprocessError) as exc:  # no git, a broken checkout
+        log.debug("the commit of %s is not recorded: %s", root, _why(exc))
         return None
     if not changed:
         return sha or None
     try:  # which local changes: a bug and its fix, two edits of one commit, were both "-dirty"
         diff = git("diff", "HEAD", "--no-ext-diff", "--no-color")
-    except (OSError, subprocess.SubprocessError):  # (a huge diff past the time limit)
+    except (OSError, subprocess.SubprocessError) as exc:  # (a huge diff past the time limit)
+        log.debug("the local changes of %s are not digested: %s", root, _why(exc))
         return f"{sha}-dirty"
     digest = hashlib.sha1(diff.encode("utf-8", "surrogateescape")).hexdigest()[:8]
     return f"{sha}-dirty.{digest}"
+
+
+def _why(exc: BaseException) -> str:
+    """What a failed git call says (its first line on stderr), or the error itself."""
+    said = getattr(exc, "stderr", None)
+    if isinstance(said, str) and said.strip():
+        return said.strip().splitlines()[0]
+    return str(exc) or type(exc).__name__
 
 
 def _installed_commit() -> str | None:

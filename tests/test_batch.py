@@ -152,6 +152,28 @@ def test_a_csv_list_names_the_cases(tmp_path, models):
         assert case.name == "Patiënt"
 
 
+def test_a_csv_lists_case_name_is_kept_though_the_folder_has_the_input_under_another(
+    tmp_path, models, caplog
+):
+    """A list naming a case (``N1``) of an input already segmented into the folder as
+    ``case00``: it was renamed back to ``case00`` (said in an INFO line only), the name the
+    list gave ignored."""
+    data = cohort(tmp_path / "data", 1)
+    out = tmp_path / "out"
+    assert segment([data / "case00.nii.gz"], out, models) == 0
+    (tmp_path / "list.csv").write_text("path,case\ndata/case00.nii.gz,N1\n")
+    (case,) = discover_cases([tmp_path / "list.csv"], outdir=out)
+    assert case.name == "N1"
+    with caplog.at_level("INFO"):
+        assert segment([tmp_path / "list.csv"], out, models) == 0
+    assert (out / "N1_labels.nii.gz").is_file() and (out / "case00_labels.nii.gz").is_file()
+    assert "as its outputs in" not in caplog.text
+    # without a name in the list, the name its outputs have is kept (no second segmentation)
+    (tmp_path / "plain.csv").write_text("path\ndata/case00.nii.gz\n")
+    (case,) = discover_cases([tmp_path / "plain.csv"], outdir=out)
+    assert case.name == "case00"
+
+
 def test_a_folder_of_patient_folders_is_one_case_per_patient(tmp_path):
     for pid in ("HCC_002", "HCC_001"):
         write_ct_series(ct(1), tmp_path / pid / "study" / "ct", patient_id=pid)
@@ -317,6 +339,9 @@ def test_shard_text_is_parsed_strictly():
     for bad in ("5/5", "-1/3", "1/0", "x"):
         with pytest.raises(Exception, match="shard"):
             parse_shard(bad)
+    # "--shard 3/3" from a SLURM array numbered 1-3: that shards count from 0 is said
+    with pytest.raises(InputError, match=r"numbered from 0 \(with SLURM use --array=0-2 for 3"):
+        parse_shard("3/3")
 
 
 def test_a_patient_folder_with_no_scan_is_a_failed_row_not_a_vanished_one(tmp_path, models):

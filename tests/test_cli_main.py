@@ -60,3 +60,107 @@ def test_an_unexpected_error_is_said_in_two_lines_and_the_traceback_with_v(
     assert "livertumor synth: unexpected error: TypeError" in capsys.readouterr().err
     assert "Traceback (most recent call last)" in caplog.text
     assert 'raise TypeError("unsupported' in caplog.text
+
+
+def test_the_commit_is_read_without_writing_the_checkout_and_in_another_users_checkout(
+    monkeypatch, caplog
+):
+    """``git status`` wrote ``.git/index.lock`` in the package's checkout on every run (two jobs
+    at once, a read-only checkout), and in a checkout another user owns (a cluster's shared
+    install) git refused ("dubious ownership"): ``software.commit`` was null without a word."""
+    import shutil
+    from pathlib import Path
+
+    import pytest
+
+    from napari_livertumor import provenance
+
+    root = Path(provenance.__file__).resolve().parent.parent
+    if not (root / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not run from a git checkout")
+    calls = []
+    run = subprocess.run
+
+    def recorded(args, **kw):
+        calls.append(list(args))
+        return run(args, **kw)
+
+    monkeypatch.setattr(provenance.subprocess, "run", recorded)
+    # git's own switch for "this repository belongs to someone else" (git >= 2.35.2)
+    monkeypatch.setenv("GIT_TEST_ASSUME_DIFFERENT_OWNER", "1")
+    sha = run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+              capture_output=True, text=True)  # fmt: skip
+    if sha.returncode == 0:
+        pytest.skip("this git does not check a repository's owner")
+    assert provenance._commit() is not None
+    assert calls and all(
+        c[:4] == ["git", "--no-optional-locks", "-c", f"safe.directory={root}"] for c in calls
+    )
+    # a commit that cannot be read is said why (with -v)
+
+    def refused(args, **kw):
+        raise subprocess.CalledProcessError(
+            128, args, stderr="fatal: detected dubious ownership in repository at '/x'\nmore"
+        )
+
+    monkeypatch.setattr(provenance.subprocess, "run", refused)
+    with caplog.at_level("DEBUG", logger="napari_livertumor.provenance"):
+        assert provenance._commit() is None
+    assert "is not recorded: fatal: detected dubious ownership in repository at '/x'" in (
+        caplog.text
+    )
+
+
+def test_quiet_logs_warnings_and_errors_only_and_not_with_verbose(tmp_path, caplog, capsys):
+    """A batch job's log had a line per step and no way to leave them out."""
+    import logging
+
+    import numpy as np
+    import pytest
+
+    from napari_livertumor.io.nifti import write_nifti
+    from napari_livertumor.io.volume import CTVolume
+
+    write_nifti(CTVolume(np.zeros((4, 8, 8), np.int16), spacing=(2.0, 1.0, 1.0)),
+                tmp_path / "p1.nii.gz")  # fmt: skip
+    run = ["segment", str(tmp_path / "p1.nii.gz"), "-o", str(tmp_path / "out"), "--list",
+           "--no-refine", "--refine-config", str(tmp_path / "r.json")]  # fmt: skip
+    with caplog.at_level(logging.INFO):
+        assert main(["-q", *run]) == 0
+    levels = {
+        r.levelname
+        for r in caplog.records
+        if r.name.split(".")[0] in ("livertumor", "napari_livertumor")
+    }
+    assert levels == {"WARNING"}  # its warning said, no "1 case(s) found"
+    assert "p1" in capsys.readouterr().out  # what it prints on stdout stays
+    caplog.clear()
+    with caplog.at_level(logging.INFO):  # (the next run in one process: as before)
+        assert main(run) == 0
+    assert any(r.getMessage() == "1 case(s) found" for r in caplog.records)
+    with pytest.raises(SystemExit):
+        main(["-q", "-v", *run])
+    assert "not allowed with argument" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*run, "-q"])
+    assert "-q goes before the command: livertumor -q segment" in capsys.readouterr().err
+
+
+def test_matplotlibs_cache_troubles_are_not_said_as_the_tools_warnings(tmp_path):
+    """Where HOME or MPLCONFIGDIR cannot be written (a cluster node), matplotlib's own lines
+    ("mkdir -p failed", "Matplotlib created a temporary cache directory", "generated new
+    fontManager") showed as ``WARNING:`` lines of this tool's log."""
+    import os
+
+    code = (
+        "from napari_livertumor.cli import main\n"
+        f"main(['segment', {str(tmp_path / 'missing.nii.gz')!r}])\n"
+        "import matplotlib.pyplot\n"
+    )
+    env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "not-a-folder" / "x"), "HOME": "/proc"}
+    (tmp_path / "not-a-folder").write_text("a file")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=300)  # fmt: skip
+    assert "file or folder not found" in res.stderr
+    for line in ("mkdir -p failed", "Matplotlib created", "fontManager"):
+        assert line not in res.stderr, res.stderr

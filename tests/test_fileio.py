@@ -79,6 +79,40 @@ def test_a_file_lock_is_held_by_one_holder_at_a_time(tmp_path):
         assert again
 
 
+@pytest.mark.parametrize("code", ["ENOSYS", "ENOLCK", "EOPNOTSUPP"])
+def test_where_locks_do_not_work_it_is_said_once_and_no_lock_file_is_left(
+    tmp_path, monkeypatch, caplog, code
+):
+    """NFS mounted ``nolock``, Lustre without ``flock``: flock raises ENOSYS, ENOLCK or
+    EOPNOTSUPP. Parallel runs into one folder then each did every case without a word, and
+    each case's ``.CASE.lock`` was left behind."""
+    import errno
+    import fcntl
+    import logging
+
+    from napari_livertumor import fileio
+    from napari_livertumor.fileio import file_lock
+
+    def no_locks(fd, operation):
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    monkeypatch.setattr(fileio, "_UNLOCKED_SAID", set())
+    kept = tmp_path / ".other.lock"
+    kept.write_text("")  # a file that was there: not this call's to remove
+    with caplog.at_level(logging.WARNING):
+        for name in (".HCC_001.lock", ".HCC_002.lock", ".other.lock"):
+            with file_lock(
+                tmp_path / name, unlocked="parallel runs will each do every case"
+            ) as held:
+                assert held  # unlocked, it runs
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.lock"]
+    said = [r.getMessage() for r in caplog.records if "file locks" in r.getMessage()]
+    assert said == [
+        f"{tmp_path}: file locks do not work here: parallel runs will each do every case"
+    ]
+
+
 def test_a_file_that_cannot_be_replaced_is_named_not_the_temporary(tmp_path, monkeypatch):
     """An immutable file there (``chattr +i``, a lock on a share): the rename failed with both
     names, the temporary's first, and the panel showed that."""

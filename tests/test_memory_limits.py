@@ -257,3 +257,73 @@ def test_the_train_panels_process_says_torchs_out_of_memory_as_no_bug(monkeypatc
         "Out of memory (torch could not allocate 3.2 GB): close other programs, or train with a "
         "smaller batch or patch"
     )
+
+
+# ------------------------------------------------- ulimit -v: a batch's later cases (QA s49hpc)
+def test_a_batchs_later_cases_are_not_charged_the_reserved_part_twice_under_ulimit_v(
+    machine, monkeypatch
+):
+    """Under ``ulimit -v 1200000`` a batch's first case ran and its 2nd to 4th (same size, each
+    of which ran alone) were refused: "needs about 301 MB, … (ulimit -v) leaves 197 MB". The
+    first case's working memory stays in the virtual size (kept mapped, reused): charging the
+    fixed part again counted it twice."""
+    import psutil
+
+    monkeypatch.setattr(memory, "_vms_at_first_segment", None)
+    vms = {"now": 861_000_000}  # as measured: 0.86 GB at the first case's check, 0.98 after
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (1_228_800_000, -1))
+    monkeypatch.setattr(
+        psutil.Process, "memory_info", lambda self: namedtuple("pmem", "rss vms")(0, vms["now"])
+    )
+    need = memory.segment_need_bytes((32, 96, 96))
+    memory.require(need, "segmenting case 1")  # 368 MB left: fits
+    vms["now"] = 980_000_000  # its working memory freed, its address space kept
+    for case in (2, 3, 4):
+        memory.require(need, f"segmenting case {case}")  # 249 MB left, 119 MB of it reserved
+    # the part per voxel is still charged, said without what is reserved: a bigger scan
+    vms["now"] = 1_150_000_000  # 79 MB left, 289 MB reserved
+    bigger = memory.segment_need_bytes((100, 512, 512))  # 384 MB, 95 MB beyond that
+    with pytest.raises(InputError, match=r"needs about 95 MB, .*ulimit -v\) leaves 79 MB"):
+        memory.require(bigger, "segmenting case 5")
+    # any other need (a scan's reading) is charged in full
+    vms["now"] = 980_000_000
+    with pytest.raises(InputError, match="needs about 300 MB"):
+        memory.require(300_000_000, "reading it")
+
+
+def test_the_reserved_part_is_not_credited_against_free_memory_or_a_cgroup(machine, monkeypatch):
+    """Free memory and a cgroup's limit count resident memory, which the batch hands back
+    between cases (malloc_trim): the fixed part is charged there every time."""
+    import psutil
+
+    monkeypatch.setattr(memory, "_vms_at_first_segment", None)
+    vms = {"now": GB}
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (2 * GB, -1))
+    monkeypatch.setattr(
+        psutil.Process, "memory_info", lambda self: namedtuple("pmem", "rss vms")(0, vms["now"])
+    )
+    need = memory.segment_need_bytes((32, 96, 96))
+    memory.require(need, "segmenting case 1")
+    vms["now"] = int(1.8 * GB)  # 200 MB left under the limit, 300 MB of it reserved
+    monkeypatch.setattr(memory, "_machine_free", lambda: 250_000_000)
+    with pytest.raises(InputError, match=r"this machine has 250 MB free"):
+        memory.require(need, "segmenting case 2")
+    monkeypatch.setattr(memory, "_machine_free", lambda: 64 * GB)
+    memory.require(need, "segmenting case 2")
+
+
+def test_torchs_out_of_memory_under_ulimit_v_names_that_limit(machine, monkeypatch):
+    """Under ``ulimit -v`` torch's own "can't allocate memory" was said "close other programs,
+    or use a bigger machine": neither lifts the process's own limit."""
+    from napari_livertumor.commands.segment import _out_of_memory_text
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (1_200_000_000, -1))
+    said = _out_of_memory_text(RuntimeError(TORCH_CPU))
+    assert said == (
+        "out of memory (torch could not allocate 3.2 GB): this process's address-space limit "
+        "(ulimit -v) is 1.2 GB: raise that limit (or ask the job for more memory)"
+    )
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (resource.RLIM_INFINITY,) * 2)
+    assert _out_of_memory_text(RuntimeError(TORCH_CPU)).endswith(
+        "close other programs, or use a bigger machine"
+    )

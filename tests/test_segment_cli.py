@@ -1470,3 +1470,37 @@ def test_options_may_stand_between_the_inputs(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):  # an unknown option between them is still said, alone
         main(["segment", "a.nii.gz", "--bogus", "b.nii.gz"])
     assert "unrecognized arguments: --bogus\n" in capsys.readouterr().err
+
+
+def test_the_console_names_the_model_folders_used_when_not_the_shipped(tmp_path, models, caplog):
+    """With ``--models`` pointing to a folder of liver/ and tumor/ the console did not say
+    which models ran (only -v did); a stage that falls back to the shipped model is warned of
+    once (not named again)."""
+    import shutil
+
+    write_nifti(small_ct(), tmp_path / "p1.nii.gz")
+    common = ["--device", "cpu", "--no-refine", "--list"]
+    with caplog.at_level("INFO"):
+        assert main(["segment", str(tmp_path / "p1.nii.gz"), "-o", str(tmp_path / "out"),
+                     "--models", str(models), *common]) == 0  # fmt: skip
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("models used:")]
+    assert said == [
+        f"models used: the liver model {models / 'liver'}, the tumor model {models / 'tumor'}"
+    ]
+    # a tumor/ alone: the shipped liver model, warned of once, the tumor folder named
+    shutil.copytree(models / "tumor", tmp_path / "ens" / "tumor")
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main(["segment", str(tmp_path / "p1.nii.gz"), "-o", str(tmp_path / "out"),
+                     "--models", str(tmp_path / "ens"), *common]) == 0  # fmt: skip
+    lines = [r.getMessage() for r in caplog.records]
+    assert [m for m in lines if m.startswith("models used:")] == [
+        f"models used: the tumor model {tmp_path / 'ens' / 'tumor'}"
+    ]
+    assert sum("shipped liver model" in m for m in lines) == 1
+    # the shipped models: nothing more said
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main(["segment", str(tmp_path / "p1.nii.gz"), "-o", str(tmp_path / "out"),
+                     *common]) == 0  # fmt: skip
+    assert not any(r.getMessage().startswith("models used:") for r in caplog.records)

@@ -96,6 +96,9 @@ class Case:
     path: Path
     #: of a DICOM folder holding several patients' scans, the PatientID this case reads
     patient: str | None = None
+    #: named by a CSV list's ``case`` column: that name is kept (not the one outputs of this
+    #: input in the output folder have, :func:`_names_its_outputs_have`)
+    named: bool = dataclasses.field(default=False, compare=False, repr=False)
 
 
 def add_arguments(parser) -> None:
@@ -189,7 +192,8 @@ def add_arguments(parser) -> None:
         "--threads",
         type=int,
         default=None,
-        help="CPU threads for torch (default, or 0: all cores)",
+        help="CPU threads for torch (default: torch's own, OMP_NUM_THREADS where it is set, "
+        "else the machine's cores; 0: every core this process may use)",
     )
     parser.add_argument(
         "--window-growth",
@@ -317,6 +321,9 @@ def run(args) -> int:
         for field, option in _OPTION_OF.items():
             text = text.replace(f"{field} must", f"{option} must")
         raise SettingsError(text) from None
+    said = _models_used(config)
+    if said:  # (only -v named them; a shipped model one stage falls back to is warned of)
+        log.info("models used: %s", said)
     cases = discover_cases(args.inputs, per_patient=not args.series, outdir=outdir)
     mine = shard_cases(cases, *shard)
     if shard[1] > 1:  # (shard 0/1 of a plain run read as a slip)
@@ -417,6 +424,26 @@ def run(args) -> int:
                     file=sys.stderr,
                 )
     return 1 if failed else 0
+
+
+def _models_used(config) -> str:
+    """The model folders each stage uses that are not the shipped ones ("the liver model
+    /m/liver, the tumor model /m/tumor"); "" when every stage used is the shipped model's."""
+    from ..models.checkpoint import default_model_dir
+
+    stages = ("liver",) if config.stages == "liver" else ("liver", "tumor")
+    named = []
+    for stage in stages:
+        folder = getattr(config, f"{stage}_model")
+        if folder is None:
+            continue
+        try:
+            shipped = Path(folder).resolve() == Path(default_model_dir(stage)).resolve()
+        except OSError:
+            shipped = False
+        if not shipped:
+            named.append(f"the {stage} model {folder}")
+    return ", ".join(named)
 
 
 #: seconds a case another run is writing is waited for (after the batch's other cases)
@@ -566,7 +593,8 @@ def _names_its_outputs_have(cases: list[Case], outdir: Path) -> list[Case]:
     for c in cases:
         path = Path(c.path)
         stem = _safe(stem_of(path)) if is_nifti_path(path) else c.name
-        if stem != c.name and outdir.is_dir():
+        # (a name a CSV list gives is the user's: kept, a new case in the folder)
+        if stem != c.name and outdir.is_dir() and not c.named:
             mine = (str(path.resolve()), c.patient)
             for name in _names_in(outdir, stem):
                 if _recorded_input(outdir, name) == mine:
@@ -599,8 +627,15 @@ def parse_shard(text: str) -> tuple[int, int]:
         i, n = (int(v) for v in str(text).split("/"))
     except ValueError:
         raise InputError(None, f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
-    if n < 1 or not 0 <= i < n:
-        raise InputError(None, f"--shard {text}: need 0 <= i < n")
+    if n < 1:
+        raise InputError(None, f"--shard {text}: need n >= 1 (the number of shards)")
+    if not 0 <= i < n:
+        raise InputError(
+            None,
+            f"--shard {text}: need 0 <= i < n: shards are numbered from 0 (with SLURM use "
+            f"--array=0-{n - 1} for {n} shard{'s' if n > 1 else ''}, and --shard "
+            f"$SLURM_ARRAY_TASK_ID/{n})",
+        )
     return i, n
 
 
@@ -667,7 +702,7 @@ def _cases_from_csv(path: Path, *, per_patient: bool = True) -> list[Case]:
         p = Path(raw)
         p = p if p.is_absolute() else path.parent / p
         given = (row.get("case") or "").strip()
-        case = Case(_safe(given or _case_name(p)), p)
+        case = Case(_safe(given or _case_name(p)), p, named=bool(given))
         split = _split(per_patient, case) if p.is_dir() else [case]
         if given and len(split) > 1:
             # (a case without a PatientID is already named after the row's)
@@ -1471,6 +1506,14 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
     )
 
 
+#: said once per output folder where file locks do not work (NFS mounted ``nolock``, Lustre
+#: without ``flock``): runs into one folder cannot tell which cases another run is writing
+UNLOCKED_CONSEQUENCE = (
+    "parallel runs into it will each do every case; use --shard I/N (one shard per job) to "
+    "split a batch between jobs"
+)
+
+
 def run_cases(
     cases,
     outdir: Path,
@@ -1541,7 +1584,9 @@ def run_cases(
                 BUSY_WAIT_S / 60,
             )
         lock = outdir / f"{temp_prefix(outdir / case.name)}lock"
-        with file_lock(lock, wait_s=BUSY_WAIT_S if again else 0.0) as held:
+        with file_lock(
+            lock, wait_s=BUSY_WAIT_S if again else 0.0, unlocked=UNLOCKED_CONSEQUENCE
+        ) as held:
             if not held and not again:
                 # two runs into one folder (a job resubmitted, shards of one list): the others
                 # first, then this one, once the other run has finished it (then complete)
@@ -1806,7 +1851,7 @@ def _not_attempted(left, rows: list[dict], outdir: Path, exc: BaseException) -> 
 def _out_of_memory_text(exc: BaseException) -> str | None:
     """The message of a step that ran out of memory (:func:`memory.out_of_memory`); None for
     any other error."""
-    from ..memory import out_of_memory
+    from ..memory import out_of_memory, out_of_memory_advice
 
     found = out_of_memory(exc)
     if found is None:
@@ -1816,7 +1861,8 @@ def _out_of_memory_text(exc: BaseException) -> str | None:
         return (
             f"out of GPU memory ({detail}): close what else uses the GPU, or run with --device cpu"
         )
-    return f"out of memory ({detail}): close other programs, or use a bigger machine"
+    # under ulimit -v (a batch job's limit) that limit ran out, not the machine
+    return f"out of memory ({detail}): {out_of_memory_advice()}"
 
 
 def _error_text(exc: BaseException, case) -> str:
@@ -2283,7 +2329,9 @@ def write_summary(rows: list[dict], path: Path, *, spent: dict | None = None) ->
     were lost).
     """
     asked = time.monotonic()
-    with file_lock(path.with_name(f"{temp_prefix(path)}lock"), wait_s=60.0) as held:
+    with file_lock(
+        path.with_name(f"{temp_prefix(path)}lock"), wait_s=60.0, unlocked=UNLOCKED_CONSEQUENCE
+    ) as held:
         if not held:
             log.warning("%s: another run held it for over a minute; written anyway", path.name)
         started = time.monotonic()
