@@ -122,7 +122,13 @@ class ExportWidget(JobWidgetMixin, QWidget):
                 "only replaced after asking). Enter here starts the export, as Export does",
             ),
             (self.browse, "Pick the output folder"),
-            (self.case_name, "Prefix of every file name, e.g. HCC_001 → HCC_001_labels.nii.gz"),
+            (
+                self.case_name,
+                "Prefix of every file name, e.g. HCC_001 → HCC_001_labels.nii.gz. Left empty, "
+                "it comes from the CT (a DICOM scan's PatientID, often a record number): give "
+                "a pseudonym for files that leave the hospital (the stats still hold the "
+                "patient ID and study date: docs/cli.md, 'Patient data in the outputs')",
+            ),
             (
                 self.nifti_check,
                 "<case>_labels.nii.gz on the CT's own grid and affine: 0 background, 1 liver, "
@@ -444,7 +450,8 @@ class ExportWidget(JobWidgetMixin, QWidget):
         self.seg_check.setEnabled(has_uids)
         self.seg_check.setToolTip(
             "Also write a DICOM SEG that references the CT's DICOM slices (for PACS and "
-            "other viewers)"
+            "other viewers; it carries the scan's patient and study identifiers, as the "
+            "standard asks)"
             if has_uids
             else f"It lies on the grid of several CTs ({', '.join(shared)}): which one the SEG "
             "should reference is not known."
