@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,15 @@ from .models import preprocess as pp
 from .models.checkpoint import WEIGHTS_FILE, LoadedModel, default_model_dir, load_model
 from .progress import CancelFn, ProgressFn, Reporter
 from .stats import add_image_numbers, compute_stats
+
+# MONAI before 1.6 indexes with a list where torch (2.9 on) wants a tuple: torch's deprecation
+# warning, twice per case, about MONAI's code (the values are the same; MONAI 1.6 needs torch
+# 2.8, so the bound stays low): not said as the tool's own
+warnings.filterwarnings(
+    "ignore",
+    message=r"Using a non-tuple sequence for multidimensional indexing",
+    module=r"monai\.",
+)
 
 log = logging.getLogger(__name__)
 

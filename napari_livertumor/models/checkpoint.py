@@ -630,7 +630,11 @@ def _safetensors_words(exc: Exception, data: bytes | None = None) -> str:
     """safetensors' error in words a user reads right ("incomplete metadata" is its header,
     not metadata.json; "invalid header length" a file cut inside its header)."""
     text = str(exc)
-    if "incomplete metadata" in text or "file not fully covered" in text:
+    # (safetensors before 0.6 says MetadataIncompleteBuffer)
+    if any(
+        w in text
+        for w in ("incomplete metadata", "file not fully covered", "MetadataIncompleteBuffer")
+    ):
         return "the file is cut short: an incomplete copy or download"
     if data is not None and len(data) > 8 and data[8:9] == b"{":
         header = int.from_bytes(data[:8], "little")  # the JSON header's length, then the header
