@@ -312,7 +312,7 @@ def test_a_checkout_with_local_changes_names_them_by_a_digest(monkeypatch):
     answers = {"rev-parse": "0d1b368c16b4", "status": " M napari_livertumor/pipeline.py"}
 
     def git(cmd, **kw):
-        verb = cmd[3]
+        verb = cmd[cmd.index("-C") + 2]  # git [options] -C ROOT VERB ...
         out = answers.get(verb, answers.get("diff-text", ""))
         return subprocess.CompletedProcess(cmd, 0, stdout=out + "\n", stderr="")
 
