@@ -1,7 +1,9 @@
 """napari reader: DICOM CT folders/files, NIfTI CTs and label maps, DICOM SEG.
 
 ``napari_get_reader`` only looks at names and a few header bytes and returns ``None`` for
-anything else, so napari can offer the file to other plugins; it never raises. The reader it
+anything else, so napari can offer the file to other plugins; it never raises. (A folder is
+offered to this reader whatever it holds: one with no DICOM or NIfTI file gets a reader that
+says so when this plugin was chosen, and reads nothing otherwise.) The reader it
 returns builds layers whose ``scale``/``translate`` come from the CT's spacing and origin, so a
 label map read with its CT overlays it exactly.
 
@@ -48,17 +50,26 @@ def napari_get_reader(path):
             # plugin "refused the file"; which files to open is said instead
             if _nifti_files_in(target):
                 return _said_briefly(read_nifti_folder)
-            if _chosen_for(target):
-                # napari's settings send every folder here (as the README advises): it asks no
-                # other reader, and a refusal said only "refused the file"
-                from .io.dicom import _skipped_text
+            # napari offers every folder to every reader that takes folders (npe2 matches no
+            # name for a folder): File > Open Folder or a drop asked which reader to use, this
+            # plugin chosen first, and a decline said only "refused the file". Said instead
+            # when this plugin was named; passed on where napari tries each reader in turn
+            from .io.dicom import _skipped_text
 
-                return _refusal(
-                    target,
-                    "no DICOM or NIfTI files found"
-                    + (f"; {_skipped_text(unread)}" if unread else ""),
+            chosen = _chosen_for(target)
+            return _folder_refusal(
+                target,
+                "no DICOM or NIfTI files found"
+                + (f"; {_skipped_text(unread)}" if unread else "")
+                + (
+                    # napari's settings send every folder here (as the README advises)
+                    ", and napari opens every folder with this plugin (Preferences > Plugins)"
+                    if chosen
+                    else ""
                 )
-            return None  # another plugin's folder, perhaps: declined
+                + ": to open it as images, choose napari builtins (File > Open with Plugin > "
+                "Open Folder…)",
+            )
         if target.is_file() and _looks_like_dicom(target):
             return _said_briefly(read_dicom_layers)
         if target.is_file() and target.suffix.lower() in (".dcm", ".dicom", ".ima"):
@@ -68,6 +79,18 @@ def napari_get_reader(path):
     except Exception:  # a reader probe must never break napari's open dialog
         return None
     return None
+
+
+def opens_as_a_scan(path) -> bool:
+    """Whether this reader opens ``path`` as a scan: a DICOM file or a folder holding one, or
+    a NIfTI file (napari's own reader opens some of them too, without their voxel spacing)."""
+    try:
+        target = Path(path)
+        if target.is_dir():
+            return _folder_has_dicom(target)
+        return target.is_file() and (_is_nifti(target) or _looks_like_dicom(target))
+    except (OSError, ValueError):
+        return False
 
 
 def _access_problem(target: Path) -> str | None:
@@ -107,6 +130,37 @@ def _refusal(path: Path, problem: str):
         raise InputError(path, problem)
 
     return _said_briefly(refuse)
+
+
+def _folder_refusal(path: Path, problem: str):
+    """A reader for a folder this plugin cannot read: it says why when napari was told to use
+    this plugin (the reader dialog, a remembered choice, ``plugin=``); where napari tries every
+    reader in turn (no plugin named), it returns no layers and the next reader is tried, as a
+    decline would have."""
+    said = _refusal(path, problem)
+
+    @functools.wraps(said)
+    def reader(_path):
+        if _tried_in_turn():
+            return []
+        return said(_path)
+
+    return reader
+
+
+def _tried_in_turn() -> bool:
+    """Whether npe2's ``read`` calling this reader was given no plugin name (it then tries the
+    next reader when this one returns no layers). False where that cannot be seen (called
+    directly, another npe2): the reader says why."""
+    import sys
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "_read" and frame.f_globals.get("__name__") == "npe2.io_utils":
+            return not frame.f_locals.get("plugin_name")
+        frame = frame.f_back
+    return False
 
 
 def _said_briefly(read):

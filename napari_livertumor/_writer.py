@@ -122,14 +122,16 @@ class SaveRefused(RuntimeError):
 def _refusals_shown(writer):
     @functools.wraps(writer)
     def write(path: str, data: Any, attributes: dict) -> list[str]:
-        from .errors import InputError
+        from .errors import InputError, toast_text
 
+        # worded as the reader's refusals are, for napari's popup that shows a line or so: the
+        # file's name and the problem first, its folder last (a deep path filled the line)
         try:
             return writer(path, data, attributes)
         except InputError as exc:
-            raise SaveRefused(str(exc)) from exc
+            raise SaveRefused(toast_text(str(exc))) from exc
         except ValueError as exc:  # a library's (highdicom's, nibabel's): said, not hidden
-            raise SaveRefused(f"{path}: cannot be written ({exc})") from exc
+            raise SaveRefused(toast_text(f"{path}: cannot be written ({exc})")) from exc
 
     return write
 
@@ -162,7 +164,11 @@ def write_image_nifti(path: str, data: Any, attributes: dict) -> list[str]:
         raise InputError(out, "an RGB image is no CT: it cannot be saved as a NIfTI volume")
     array = np.asarray(data)
     if array.ndim != 3:
-        raise InputError(out, f"expected a 3D image layer, got shape {array.shape}")
+        raise InputError(
+            out,
+            f"expected a 3D image layer, got shape {array.shape} (this writer saves 3D "
+            "volumes; save a 2D image with napari builtins, e.g. as .tif or .png)",
+        )
     if array.dtype == bool:
         array = array.astype(np.uint8)
     elif not np.issubdtype(array.dtype, np.integer):
@@ -241,11 +247,31 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
         series_description=seg_series_description(kind, liver_only=scope == "liver"),
         notes=notes,
     )
-    for note in notes:  # napari shows a warning raised here as a notification
-        import warnings
-
-        warnings.warn(note, UserWarning, stacklevel=2)
+    for note in notes:
+        _warn(note)
     return [str(out)]
+
+
+def _warn(note: str) -> None:
+    """``note`` as a Python warning and, in napari, as a notification. napari shows a warning
+    as one only where its hook receives it (``viewer.layers.save`` in a running napari); File >
+    Save Selected Layers records the warnings a save raises and shows them only if it fails,
+    so there the note was lost: it is also shown there, and once only where napari's hook
+    shows the warning itself."""
+    import sys
+    import warnings
+
+    napari_shows = False
+    if "napari" in sys.modules:  # (a script writing files never loads napari for this)
+        try:
+            from napari.utils.notifications import notification_manager, show_warning
+
+            napari_shows = warnings.showwarning == notification_manager.receive_warning
+            if not napari_shows:
+                show_warning(note)
+        except Exception:  # noqa: BLE001 - the warning below still says it
+            pass
+    warnings.warn(note, UserWarning, stacklevel=3)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -265,7 +291,11 @@ def _labels_array(data) -> np.ndarray:
     if array.ndim != 3:
         from .errors import InputError
 
-        raise InputError(None, f"expected a 3D labels layer, got shape {array.shape}")
+        raise InputError(
+            None,
+            f"expected a 3D labels layer, got shape {array.shape} (these writers save 3D "
+            "volumes; save a 2D layer with napari builtins, e.g. as .tif)",
+        )
     if array.min() < 0 or array.max() > 255:
         from .errors import InputError
 

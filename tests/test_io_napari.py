@@ -44,6 +44,15 @@ def study(tmp_path):
     return ct_dir, seg, ct, labels
 
 
+def _says_no_scan_in(folder) -> None:
+    """The reader napari is given for ``folder`` (it offers every folder to every reader that
+    takes folders) says it holds no scan, and which reader to choose instead."""
+    reader = napari_get_reader(str(folder))
+    assert reader is not None
+    with pytest.raises(InputError, match="no DICOM or NIfTI files found.*napari builtins"):
+        reader(str(folder))
+
+
 def shown(ct, labels=None):
     """The CT (and labels) as napari shows them: turned to the standard orientation, as the
     Load CT panel and NIfTI files show a scan (the study's series runs feet to head, anterior
@@ -55,9 +64,9 @@ def shown(ct, labels=None):
 
 def test_reader_declines_what_it_cannot_read_without_raising(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
-    (tmp_path / "empty").mkdir()
-    for path in [tmp_path / "notes.txt", tmp_path / "empty", tmp_path / "missing.dcm", [], [1, 2]]:
+    for path in [tmp_path / "notes.txt", tmp_path / "missing.dcm", [], [1, 2]]:
         assert napari_get_reader(path) is None
+    # (a folder is offered whatever it holds: its reader says why, tests/test_reader_folders.py)
 
 
 def test_dicom_folder_opens_as_a_ct_layer_in_mm(study):
@@ -175,7 +184,7 @@ def test_old_exports_without_a_preamble_and_cd_folders_open(tmp_path, study):
         (cd / "Program" / f"lib{i:02d}.dll").write_bytes(b"MZ" + bytes(200))
     shutil.copytree(ct_dir, cd / "Images")
     assert napari_get_reader(str(cd)) is not None
-    assert napari_get_reader(str(cd / "Program")) is None  # nothing DICOM there
+    _says_no_scan_in(cd / "Program")  # nothing DICOM there
     # one flat folder whose 40 previews sort before the slices
     flat = tmp_path / "flat"
     shutil.copytree(ct_dir, flat)
@@ -443,8 +452,9 @@ def test_an_image_without_a_ct_saves_on_its_scale_and_what_is_no_volume_is_refus
     back = read_nifti(nii)
     assert back.spacing == pytest.approx((2.5, 0.8, 0.7))
     np.testing.assert_allclose(np.asarray(back.array, float), image, atol=1e-6)
-    with pytest.raises(SaveRefused, match="expected a 3D image layer"):
+    with pytest.raises(SaveRefused, match="expected a 3D image layer") as info:
         write_image_nifti(str(tmp_path / "flat.nii.gz"), np.zeros((3, 4)), attributes)
+    assert "save a 2D image with napari builtins" in str(info.value)  # what to do instead
     with pytest.raises(SaveRefused, match="RGB image is no CT"):
         write_image_nifti(str(tmp_path / "rgb.nii.gz"), np.zeros((3, 4, 3)), {"rgb": True})
     assert not (tmp_path / "flat.nii.gz").exists() and not (tmp_path / "rgb.nii.gz").exists()
@@ -663,6 +673,90 @@ def test_a_seg_saved_away_from_its_ct_opens_onto_the_ct_already_open(
     np.testing.assert_array_equal(lab.data, shown(ct, labels)[1])
     np.testing.assert_allclose(lab.scale, image.scale)
     np.testing.assert_allclose(lab.translate, image.translate)
+
+
+def test_a_2d_labels_layer_refused_is_told_how_to_save_it(tmp_path):
+    """ "expected a 3D labels layer, got shape (20, 20)" said no way forward."""
+    flat = np.zeros((20, 20), np.uint8)
+    for write, name in ((write_labels_nifti, "flat.nii.gz"), (write_labels_dicom_seg, "f.dcm")):
+        with pytest.raises(SaveRefused, match=r"got shape \(20, 20\)") as info:
+            write(str(tmp_path / name), flat, {"metadata": {}})
+        assert "save a 2D layer with napari builtins, e.g. as .tif" in str(info.value)
+
+
+def test_a_save_refusal_names_the_file_and_the_problem_before_its_folder(tmp_path, study):
+    """napari's popup shows a line or so: "/tmp/…/gt.nii.gz: already this…", the reason cut
+    off behind a deep path. Said as the reader's refusals are: name, problem, then folder."""
+    _, _, ct, labels = study
+    deep = tmp_path / "a rather" / "deep folder" / "of exports" / "for this patient"
+    deep.mkdir(parents=True)
+    attrs = {"metadata": {"ct_volume": ct, "livertumor_role": "ground_truth"}}
+    write_labels_nifti(str(deep / "gt.nii.gz"), labels, attrs)
+    with pytest.raises(SaveRefused) as info:
+        write_labels_nifti(str(deep / "gt"), labels, attrs)  # typed without its ending
+    said = str(info.value)
+    assert said.startswith("gt.nii.gz: already exists"), said
+    assert said.splitlines()[0].endswith(f"(in {deep})"), said
+    with pytest.raises(SaveRefused) as info:  # a refusal before any file is named: as it was
+        write_labels_nifti(str(deep / "flat.nii.gz"), np.zeros((3, 4), np.uint8), attrs)
+    assert str(info.value).startswith("expected a 3D labels layer")
+
+
+def _seg_with_label_5(viewer, ct_dir):
+    [ct] = viewer.open(str(ct_dir), plugin="napari-livertumor")
+    # napari's New labels layer on the CT, a 5 painted on it (no class this plugin names)
+    drawn = viewer.add_labels(
+        np.zeros(ct.data.shape, np.uint8), name="drawn", scale=ct.scale, translate=ct.translate
+    )
+    drawn.data[1, 2:6, 2:6] = 5
+    viewer.layers.selection = {drawn}
+    return drawn
+
+
+@pytest.mark.gui
+def test_a_dicom_seg_writers_note_is_shown_when_saved_from_the_file_menu(
+    make_napari_viewer, study, tmp_path, monkeypatch
+):
+    """File > Save Selected Layers records the warnings a save raises and shows them only if
+    it fails: "label value(s) 5 written as segment(s) Label 5 …" was never seen. Shown once
+    there, and once through viewer.layers.save, where napari's hook shows the warning itself."""
+    import warnings
+
+    from napari.plugins._npe2 import file_extensions_string_for_layers
+    from napari.utils.notifications import notification_manager
+    from qtpy.QtWidgets import QFileDialog
+
+    ct_dir, _, _, _ = study
+    viewer = make_napari_viewer()
+    drawn = _seg_with_label_5(viewer, ct_dir)
+    shown: list[str] = []
+
+    def note(notification):
+        shown.append(str(notification.message))
+
+    filters, _ = file_extensions_string_for_layers([drawn])
+    seg_filter = next(f for f in filters.split(";;") if "DICOM SEG" in f)
+    out = tmp_path / "drawn_seg.dcm"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), seg_filter))
+    notification_manager.notification_ready.connect(note)
+    try:
+        viewer.window._qt_viewer._save_layers_dialog(selected=True)
+        assert out.exists()
+        assert len([m for m in shown if "written as segment(s) Label 5" in m]) == 1, shown
+
+        shown.clear()
+        monkeypatch.setattr(notification_manager, "_seen_warnings", set(), raising=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            notification_manager.install_hooks()  # as a running napari has them
+            try:
+                viewer.layers.save(str(tmp_path / "api_seg.dcm"), selected=True,
+                                   plugin="napari-livertumor")  # fmt: skip
+            finally:
+                notification_manager.restore_hooks()
+        assert len([m for m in shown if "written as segment(s) Label 5" in m]) == 1, shown
+    finally:
+        notification_manager.notification_ready.disconnect(note)
 
 
 def test_a_name_without_its_ending_never_replaces_the_file_it_would_become(tmp_path, study):
@@ -892,10 +986,11 @@ def test_a_folder_of_nifti_files_says_to_open_the_files(tmp_path, study):
     assert "imagesTr/HCC_001.nii.gz" in str(err.value) and "open the files" in str(err.value)
     assert "._" not in str(err.value)
     assert napari_get_reader(str(tmp_path / "ds" / "imagesTr")) is not None
-    # a folder of other images is still left to other readers (napari's own reads a PNG stack)
+    # a folder of other images: napari's own reads a PNG stack, and this reader says to choose
+    # it (napari offers every folder to both; tests/test_reader_folders.py)
     (tmp_path / "png").mkdir()
     (tmp_path / "png" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    assert napari_get_reader(str(tmp_path / "png")) is None
+    _says_no_scan_in(tmp_path / "png")
 
 
 def test_a_study_whose_ct_cannot_be_read_says_that_alone_name_first(study, monkeypatch):

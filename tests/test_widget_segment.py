@@ -682,3 +682,60 @@ def test_the_note_on_a_single_model_folder_names_the_whole_folder(tmp_path):
     note = _default_stage_note(str(folder), liver_only=False)
     assert note == f"Tumor model: the shipped default (the folder {folder} holds no tumor model)."
     assert _default_stage_note(str(folder), liver_only=True) is None
+
+
+def test_a_scan_opened_by_naparis_own_reader_is_refused_with_the_way_to_open_it(
+    make_napari_viewer, tmp_path
+):
+    """``viewer.open(folder)`` (napari's own reader, as File > Open with napari builtins
+    chosen) opens a DICOM series with no voxel spacing, 1 × 1 × 1: Segment ran and said "no
+    liver found … 79 mm wide at most, narrower than an adult's abdomen … a child's", the real
+    cause never said. Refused, saying how to open it here; an image layer made from an array
+    (its scale the user's to set) is still offered and segmentable."""
+    from napari_livertumor.io import CTVolume
+    from napari_livertumor.io.dicom_write import write_ct_series
+
+    source = CTVolume(
+        np.random.default_rng(0).integers(-1000, 400, (6, 20, 22)).astype(np.int16),
+        (2.5, 0.8, 0.75),
+    )
+    write_ct_series(source, tmp_path / "4.000000-LIVER 3 PHASE CAP", patient_id="P1")
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(tmp_path / "4.000000-LIVER 3 PHASE CAP"))  # napari's reader
+    assert layer.source.reader_plugin == "napari" and list(layer.scale) == [1.0, 1.0, 1.0]
+    widget = SegmentWidget(viewer)
+    widget.device_combo.setCurrentText("cpu")
+    widget.ct_combo.setCurrentText(layer.name)
+    widget.run_button.click()
+    assert not widget.busy
+    said = widget.status.text()
+    assert "opened by napari's own reader, so it has no voxel spacing" in said, said
+    assert "choose Liver Tumor Segmentation" in said and "Load CT panel" in said
+    assert [ly.name for ly in viewer.layers] == [layer.name]  # nothing added
+
+    # the user's own array at 1 mm, and the same layer given its spacing: not refused
+    mine = viewer.add_image(np.asarray(layer.data), name="my array")
+    assert _layers.opened_without_spacing(mine, viewer.layers) is None
+    layer.scale = (2.5, 0.8, 0.75)
+    assert _layers.opened_without_spacing(layer, viewer.layers) is None
+
+
+def test_a_segmentation_converted_to_an_image_is_not_offered_as_a_ct(viewer_with_ct):
+    """napari's *Convert to Image* keeps a labels layer's metadata: the Segment panel listed
+    the converted segmentation (or ground truth) as a CT to segment."""
+    from napari._app_model import get_app_model
+    from napari.layers import Image
+
+    viewer, vol = viewer_with_ct
+    widget = SegmentWidget(viewer)
+    for role in ("segmentation", "ground_truth"):
+        labels = _layers.add_labels_layer(
+            viewer, (vol.array > 0).astype(np.uint8), vol, f"tiny CT {role}", role=role
+        )
+        viewer.layers.selection = {labels}
+        viewer.layers.selection.active = labels
+        get_app_model().commands.execute_command("napari.layer.convert_to_image").result()
+    converted = [ly for ly in viewer.layers if isinstance(ly, Image) and ly.name != "tiny CT"]
+    assert {ly.metadata.get(_layers.ROLE) for ly in converted} == {"segmentation", "ground_truth"}
+    widget.refresh_layers()
+    assert [widget.ct_combo.itemText(i) for i in range(widget.ct_combo.count())] == ["tiny CT"]

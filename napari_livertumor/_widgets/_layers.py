@@ -30,6 +30,9 @@ ROLE = "livertumor_role"
 #: roles of labels layers that are no liver/tumor labels: the panels never list them (Refine's
 #: preview, a lesion map numbering the lesions)
 NOT_LABELS_ROLES = ("preview", "lesion_map")
+#: roles of layers made as labels: an image layer with one (napari's *Convert to Image* of a
+#: segmentation keeps its metadata) is no CT
+LABELS_ROLES = ("segmentation", "ground_truth", "marker", *NOT_LABELS_ROLES)
 CT_VOLUME = "ct_volume"
 #: labels layer metadata: the Refine panel's refinements in effect on the layer (what, settings)
 REFINED_HERE = "refined_in_panel"
@@ -746,11 +749,51 @@ def labels_edited(layer) -> None:
 
 
 def ct_layers(viewer: napari.Viewer) -> list[Image]:
-    """3D image layers of the viewer, CT layers made by this plugin first."""
+    """3D image layers of the viewer, CT layers made by this plugin first. An image layer
+    made from labels (napari's *Convert to Image* of a segmentation or ground truth, which
+    keeps its role) is left out: the Segment panel offered it as a CT."""
     from napari.layers import Image
 
-    imgs = [ly for ly in viewer.layers if isinstance(ly, Image) and ly.ndim == 3 and not ly.rgb]
+    imgs = [
+        ly
+        for ly in viewer.layers
+        if isinstance(ly, Image)
+        and ly.ndim == 3
+        and not ly.rgb
+        and ly.metadata.get(ROLE) not in LABELS_ROLES
+    ]
     return sorted(imgs, key=lambda ly: ly.metadata.get(ROLE) != "ct")
+
+
+def opened_without_spacing(layer, layers=()) -> str | None:
+    """Why ``layer`` cannot be measured, when napari's own reader opened it (File > Open
+    without choosing this plugin, ``viewer.open(path)``) from a DICOM or NIfTI file this plugin
+    reads: napari's reader gives no voxel spacing (every voxel 1 × 1 × 1 mm), so a liver came
+    out a few mL, the scan "79 mm wide", and the panel blamed a child's abdomen. None for any
+    other layer: ours, one on the grid of ours, one whose scale was set, one made from an array
+    (its scale is the caller's), or another kind of file (napari's reader is the only way in)."""
+    from napari.layers import Image
+
+    if not isinstance(layer, Image) or isinstance(layer.metadata.get(CT_VOLUME), CTVolume):
+        return None
+    if layer.ndim != 3 or any(float(s) != 1.0 for s in layer.scale):
+        return None
+    source = getattr(layer, "source", None)
+    path = getattr(source, "path", None)
+    if getattr(source, "reader_plugin", None) not in ("napari", "builtins") or not path:
+        return None
+    if grid_volume(layers, layer.data.shape, layer.scale, layer.translate) is not None:
+        return None
+    from .._reader import opens_as_a_scan
+
+    if not opens_as_a_scan(path):
+        return None
+    return (
+        f"'{layer.name}' was opened by napari's own reader, so it has no voxel spacing "
+        "(napari shows every voxel as 1 mm): its liver and tumor volumes would be wrong. Open "
+        f"{Path(path).name} again with File > Open and choose Liver Tumor Segmentation when "
+        "napari asks which reader to use, or load it in the 1 Load CT panel"
+    )
 
 
 def linked_ct_name(layer, viewer: napari.Viewer) -> str | None:

@@ -211,6 +211,12 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         if layer is None:
             set_status(self.status, NO_CT, error=True)
             return
+        # napari's own reader opened the scan: no voxel spacing, so every figure would be wrong
+        # (a 79 mm "child's abdomen" with no liver): refused, with the way to open it here
+        unknown = _layers.opened_without_spacing(layer, self.viewer.layers)
+        if unknown:
+            set_status(self.status, unknown, error=True)
+            return
         try:
             volume = _layers.volume_of(layer, self.viewer.layers)
             config = self.build_config()
