@@ -46,6 +46,8 @@ def run(args) -> int:
         )
     if report.paths_shortened:
         print(f"  {report.paths_shortened} path(s) cut to their last part")
+    for stage in report.stopped:
+        print(f"  {stage}/: no model yet (a run stopped before its first): not shared")
     if report.not_copied:
         print(f"  not copied (the run's own files): {', '.join(report.not_copied)}")
     for card in report.cards_copied:

@@ -28,12 +28,13 @@ import hashlib
 import json
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
-from ..fileio import atomic_write_bytes, read_user_json
+from ..fileio import read_user_json
 from .checkpoint import METADATA_FILE, STAGES, WEIGHTS_FILE, read_metadata
 
 SPLIT_FILE = "split.json"
@@ -56,6 +57,7 @@ class ShareReport:
     paths_shortened: int = 0
     cards_copied: list[Path] = field(default_factory=list)
     not_copied: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
 
 
 def model_stages(folder: str | Path) -> dict[str, Path]:
@@ -66,9 +68,23 @@ def model_stages(folder: str | Path) -> dict[str, Path]:
         return {"": folder}
     found = {s: folder / s for s in STAGES if (folder / s / METADATA_FILE).is_file()}
     if not found:
+        for stage in STAGES:  # a run stopped before its first model: said as loading says it
+            if (folder / stage / "last").is_dir():
+                read_metadata(folder / stage)
         read_metadata(folder)  # its own words (not found, a stopped run, no metadata.json)
         raise ModelError(folder, "no model here (no metadata.json, nor liver/ or tumor/)")
     return found
+
+
+def stopped_stages(folder: str | Path) -> list[str]:
+    """The stages of a run's folder that hold no model yet (stopped before their first:
+    only ``last/``), which :func:`share_model` does not share."""
+    folder = Path(folder)
+    return [
+        s
+        for s in STAGES
+        if (folder / s / "last").is_dir() and not (folder / s / METADATA_FILE).is_file()
+    ]
 
 
 def share_model(
@@ -125,36 +141,54 @@ def share_model(
         _collect_split_ids(splits.get(stage) or {}, ids)
     names = {} if keep_ids else {p: f"case-{i:03d}" for i, p in enumerate(sorted(ids), 1)}
     report.patients_renamed = len(names)
+    report.stopped = stopped_stages(source) if "" not in stages else []
     renamer = _Renamer(names)
-    for stage, folder in stages.items():
-        dest = out / stage if stage else out
-        meta = _scrubbed(raw[stage], renamer, report)
-        meta.setdefault("training", {})["shared"] = {
-            "by": "livertumor share-model",
-            "patient_ids": "kept" if keep_ids else "renamed case-NNN",
-            "left_out": "per-patient weak labels and ratios, clinical notes, paths (last part "
-            "kept), the run's other files",
-        }
-        dest.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(dest / WEIGHTS_FILE, (folder / WEIGHTS_FILE).read_bytes())
-        text = json.dumps(meta, indent=2, sort_keys=True)
-        atomic_write_bytes(dest / METADATA_FILE, text.encode())
-        report.written += [dest / WEIGHTS_FILE, dest / METADATA_FILE]
-        if stage in splits:
-            split = _scrubbed_split(splits[stage], renamer)
-            atomic_write_bytes(dest / SPLIT_FILE, json.dumps(split, indent=2).encode())
-            report.written.append(dest / SPLIT_FILE)
-        if (folder / CARD_FILE).is_file():
-            shutil.copyfile(folder / CARD_FILE, dest / CARD_FILE)
-            report.cards_copied.append(dest / CARD_FILE)
-            report.written.append(dest / CARD_FILE)
-        report.not_copied += sorted(
-            p.name + ("/" if p.is_dir() else "")
-            for p in folder.iterdir()
-            if p.name not in (WEIGHTS_FILE, METADATA_FILE, SPLIT_FILE, CARD_FILE)
-            and not (stage == "" and p.name in STAGES)
-        )
-        read_metadata(dest)  # what was written loads as a model
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # written whole into a folder beside OUT, checked, then moved in: a refusal or a failure
+    # part-way leaves OUT as it was
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.share-", dir=out.parent))
+    try:
+        for stage, folder in stages.items():
+            dest = staging / stage if stage else staging
+            meta = _scrubbed(raw[stage], renamer, report)
+            meta.setdefault("training", {})["shared"] = {
+                "by": "livertumor share-model",
+                "patient_ids": "kept" if keep_ids else "renamed case-NNN",
+                "left_out": "per-patient weak labels and ratios, clinical notes, paths (last "
+                "part kept), the run's other files",
+            }
+            dest.mkdir(parents=True, exist_ok=True)
+            (dest / WEIGHTS_FILE).write_bytes((folder / WEIGHTS_FILE).read_bytes())
+            (dest / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+            written = [WEIGHTS_FILE, METADATA_FILE]
+            if stage in splits:
+                split = _scrubbed_split(splits[stage], renamer)
+                (dest / SPLIT_FILE).write_text(json.dumps(split, indent=2))
+                written.append(SPLIT_FILE)
+            if (folder / CARD_FILE).is_file():
+                shutil.copyfile(folder / CARD_FILE, dest / CARD_FILE)
+                written.append(CARD_FILE)
+                report.cards_copied.append(out / stage / CARD_FILE)
+            report.written += [out / stage / name for name in written]
+            report.not_copied += sorted(
+                p.name + ("/" if p.is_dir() else "")
+                for p in folder.iterdir()
+                if p.name not in (WEIGHTS_FILE, METADATA_FILE, SPLIT_FILE, CARD_FILE)
+                and not (stage == "" and p.name in STAGES)
+            )
+            read_metadata(dest)  # what was written loads as a model
+        out.mkdir(exist_ok=True)
+        # a model shared into OUT before (--force): none of its files stays beside these
+        for name in (WEIGHTS_FILE, METADATA_FILE, SPLIT_FILE, CARD_FILE, *STAGES):
+            old = out / name
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            elif old.exists() or old.is_symlink():
+                old.unlink()
+        for item in staging.iterdir():
+            item.replace(out / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     report.not_copied = sorted(set(report.not_copied))
     return report
 
@@ -202,22 +236,29 @@ def _collect_split_ids(split: dict, ids: set[str]) -> None:
 
 
 class _Renamer:
-    """Replaces patient IDs in strings (whole words: HCC_1 is not HCC_10's start)."""
+    """Renames patient IDs: exactly where a value is an ID (a split's lists, a skipped case),
+    and inside free text (a split's ``method``, a note) only as whole words with a letter and
+    3 characters or more: a patient named ``4`` or ``19`` would rename every number of a text
+    ("-0.19 over 4 patients"), and field names, stages and versions are never touched."""
 
     def __init__(self, names: dict[str, str]):
         self.names = names
-        ordered = sorted(names, key=len, reverse=True)
+        wordy = [p for p in names if len(p) >= 3 and re.search(r"[^\W\d_]", p)]
+        ordered = sorted(wordy, key=len, reverse=True)
         self.pattern = (
             re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, ordered)) + r")(?![\w-])")
             if ordered
             else None
         )
 
+    def id(self, value: Any) -> Any:
+        """``value`` where it is a patient ID."""
+        return self.names.get(str(value), value)
+
     def __call__(self, text: str) -> str:
+        """Free text."""
         if self.pattern is None:
             return text
-        if text in self.names:
-            return self.names[text]
         return self.pattern.sub(lambda m: self.names[m.group(1)], text)
 
 
@@ -230,10 +271,15 @@ def _last_part(value: Any, report: ShareReport) -> Any:
     return value
 
 
-def _scrubbed(node: Any, rename: _Renamer, report: ShareReport, key: str = "") -> Any:
+def _scrubbed(node: Any, rename: _Renamer, report: ShareReport, depth: int = 0) -> Any:
+    """A metadata tree without per-patient records: at the top level only ``training`` and
+    ``metrics`` are looked into (the others describe the network and its use)."""
     if isinstance(node, dict):
         out = {}
         for k, v in node.items():
+            if depth == 0 and k not in ("training", "metrics"):
+                out[k] = v
+                continue
             if k == "labels" and "enabled" in node and isinstance(v, dict):  # weak labels
                 report.weak_labels_dropped += len(v)
                 out["n_labels_left_out"] = len(v)
@@ -245,12 +291,15 @@ def _scrubbed(node: Any, rename: _Renamer, report: ShareReport, key: str = "") -
             if k == "skipped" and isinstance(v, list):  # a reason names the patient's files
                 out[k] = [_skipped_entry(e, rename) for e in v]
                 continue
+            if k == "split" and isinstance(v, dict):
+                out[k] = _scrubbed_split(v, rename)
+                continue
             if k in PATH_KEYS and isinstance(v, (str, list)):
                 v = _last_part(v, report)
-            out[rename(str(k))] = _scrubbed(v, rename, report, k)
+            out[k] = _scrubbed(v, rename, report, depth + 1)
         return out
     if isinstance(node, list):
-        return [_scrubbed(v, rename, report, key) for v in node]
+        return [_scrubbed(v, rename, report, depth + 1) for v in node]
     if isinstance(node, str):
         return rename(node)
     return node
@@ -260,23 +309,27 @@ def _skipped_entry(entry: Any, rename: _Renamer) -> Any:
     """A skipped patient (``{"case", "reason", "list"}`` or ``[case, reason]``) without its
     reason, which names its files."""
     if isinstance(entry, dict):
-        return {k: rename(str(v)) for k, v in entry.items() if k in ("case", "list")}
+        return {
+            k: (rename.id(v) if k == "case" else v)
+            for k, v in entry.items()
+            if k in ("case", "list")
+        }
     if isinstance(entry, (list, tuple)) and entry:
-        return [rename(str(entry[0]))]
-    return rename(str(entry))
+        return [rename.id(entry[0])]
+    return rename.id(entry)
 
 
 def _scrubbed_split(split: dict, rename: _Renamer) -> dict:
     out = {}
     for key, value in split.items():
         if key in ("train", "val", "test") and isinstance(value, list):
-            out[key] = [rename(str(c)) for c in value]
+            out[key] = [rename.id(c) for c in value]
         elif key == "fingerprints" and isinstance(value, dict):
-            out[key] = {rename(str(c)): fp for c, fp in value.items()}
+            out[key] = {rename.id(c): fp for c, fp in value.items()}
         elif key == "skipped" and isinstance(value, list):
             out[key] = [_skipped_entry(e, rename) for e in value]
         elif key in PATH_KEYS and isinstance(value, (str, list)):
             out[key] = _last_part(value, ShareReport())
         else:
-            out[key] = _scrubbed(value, rename, ShareReport())
+            out[key] = _scrubbed(value, rename, ShareReport(), depth=1)
     return out
