@@ -2264,9 +2264,12 @@ def _organ_channels(label_map: dict, out_channels: int) -> list[int]:
     channels named liver and tumor."""
     names = {int(k): str(v).strip().lower() for k, v in (label_map or {}).items()}
     bg = [c for c, n in names.items() if n == "background"]
+    liver = _channel(label_map, "liver", default=1)
     if not bg:
-        liver = _channel(label_map, "liver", default=1)
-        return sorted({liver} | {c for c, n in names.items() if n == "tumor"})
+        organ = sorted({liver} | {c for c, n in names.items() if n == "tumor"})
+        # every channel the organ (liver/tumor, nothing else): the liver channel against
+        # the others, as before (there is nothing to win against)
+        return organ if len(organ) < out_channels else [liver]
     return [c for c in range(out_channels) if c != bg[0]]
 
 

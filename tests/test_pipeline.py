@@ -227,6 +227,7 @@ def test_a_two_class_liver_models_score_is_unchanged_bit_for_bit():
         ({"0": "background", "1": "liver"}, 1),
         ({"0": "liver", "1": "background"}, 0),
         ({"0": "liver", "1": "other"}, 0),  # no background named: the liver channel, as before
+        ({"0": "liver", "1": "tumor"}, 0),  # nothing but the organ: its liver channel (crashed)
     ):
         got = _organ_score(logits, _organ_channels(label_map, 2))
         assert torch.equal(got, _margin_score(logits, liver))
