@@ -331,25 +331,38 @@ def _run_command(args) -> int:
             file=sys.stderr,
         )
         return 1
-    except MemoryError:  # (no bug: a scan too large for this machine)
-        print(f"livertumor {args.command}: error: out of memory", file=sys.stderr)
+    except (MemoryError, RuntimeError) as exc:
+        # (no bug: a scan or model too large for this machine or its ulimit -v; torch's
+        # "[enforce fail at alloc_cpu.cpp:127] … can't allocate memory" was called one)
+        from .memory import out_of_memory_text
+
+        oom = out_of_memory_text(exc)
+        if oom is None and not isinstance(exc, MemoryError):
+            return _unexpected(args, exc)
+        logging.getLogger("livertumor").debug("the traceback:", exc_info=exc)
+        print(f"livertumor {args.command}: error: {oom or 'out of memory'}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - a bug: said in two lines, the traceback with -v
-        logging.getLogger("livertumor").debug("the traceback:", exc_info=exc)
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(
-            f"livertumor {args.command}: unexpected error: {type(exc).__name__}"
-            f"{f': {text}' if text else ''}\n"
-            "this is a bug: please report it with the output of `livertumor --version` and the "
-            "command run"
-            + (
-                " and the traceback above"
-                if getattr(args, "verbose", False)
-                else "; `livertumor -v ...` shows the traceback"
-            ),
-            file=sys.stderr,
-        )
-        return 1
+        return _unexpected(args, exc)
+
+
+def _unexpected(args, exc: BaseException) -> int:
+    """A bug: said in two lines, the traceback with -v."""
+    logging.getLogger("livertumor").debug("the traceback:", exc_info=exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    print(
+        f"livertumor {args.command}: unexpected error: {type(exc).__name__}"
+        f"{f': {text}' if text else ''}\n"
+        "this is a bug: please report it with the output of `livertumor --version` and the "
+        "command run"
+        + (
+            " and the traceback above"
+            if getattr(args, "verbose", False)
+            else "; `livertumor -v ...` shows the traceback"
+        ),
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

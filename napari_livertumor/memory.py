@@ -233,8 +233,13 @@ class SegmentNeed(int):
     fixed = SEGMENT_FIXED_BYTES
 
 
-#: the process's virtual size at its first segmentation's check (before its working memory)
-_vms_at_first_segment: int | None = None
+#: the process's virtual size before the input of its first completed segmentation was read
+#: (:func:`segmentation_done`); None until one has completed
+_vms_before_first: int | None = None
+#: the process's virtual size before the current case's input was read (:func:`before_input`)
+_vms_before_input: int | None = None
+#: whether the current case's check counted address space an earlier segmentation reserved
+_credited = False
 
 
 def _virtual_size() -> int:
@@ -243,26 +248,56 @@ def _virtual_size() -> int:
     return int(psutil.Process().memory_info().vms)
 
 
+def before_input() -> None:
+    """Note the virtual size before a case's input is read (a batch calls it for each case):
+    what a completed segmentation left reserved is measured from there, so the case's own CT
+    (read before its check) is never counted as reserved (QA s49fixrev)."""
+    global _vms_before_input, _credited
+    _credited = False
+    try:
+        _vms_before_input = _virtual_size()
+    except Exception:  # noqa: BLE001 - no figure: nothing counted as reserved
+        _vms_before_input = None
+
+
+def segmentation_done() -> None:
+    """Note that a segmentation completed (models loaded and run once) in this process: the
+    virtual size before its input was read is what later cases' growth is measured from."""
+    global _vms_before_first
+    if _vms_before_first is None:
+        _vms_before_first = _vms_before_input
+
+
+def credited() -> bool:
+    """Whether the current case's check counted, under an address-space limit (``ulimit -v``),
+    address space an earlier segmentation of this process reserved (a batch's later case):
+    when such a case still runs out, a process of its own (``--shard``) avoids the batch's."""
+    return _credited
+
+
 def _reserved_before(need: int) -> int:
     """The part of a segmentation's fixed need an earlier segmentation in this process already
-    holds in its virtual size: what the virtual size grew by since the first segmentation was
-    checked (glibc's arenas, torch's thread pools: kept mapped, and reused), at most the fixed
-    part. An address-space limit (``ulimit -v``) counts the virtual size: charging the fixed
-    part again there counted it twice (a batch at 1.2 GB refused its 2nd to 4th cases, each of
-    which ran alone). Free memory and a cgroup's limit count resident memory, which the batch
-    hands back between cases: there it is charged every time."""
-    global _vms_at_first_segment
+    holds in its virtual size: what the virtual size grew by from before the input of the
+    first completed segmentation was read to before this case's input was read (glibc's
+    arenas, torch's thread pools: kept mapped, and reused), at most the fixed part; nothing
+    before a segmentation has completed, nor where :func:`before_input` was not called. An
+    address-space limit (``ulimit -v``) counts the virtual size: charging the fixed part again
+    there counted it twice (a batch at 1.2 GB refused its 2nd to 4th cases, each of which ran
+    alone). Free memory and a cgroup's limit count resident memory, which the batch hands
+    back between cases: there it is charged every time."""
     fixed = int(getattr(need, "fixed", 0))
-    if not fixed:
+    if not fixed or _vms_before_first is None or _vms_before_input is None:
         return 0
-    try:
-        vms = _virtual_size()
-    except Exception:  # noqa: BLE001 - no figure: nothing counted as reserved
-        return 0
-    if _vms_at_first_segment is None:
-        _vms_at_first_segment = vms
-        return 0
-    return max(0, min(fixed, vms - _vms_at_first_segment))
+    return max(0, min(fixed, _vms_before_input - _vms_before_first))
+
+
+def _rounded(n: int, *, up: bool) -> str:
+    """:func:`gigabytes` of ``n`` rounded up or down at the figure's last digit: a need
+    rounded up beside a room rounded down never read equal ("needs about 165 MB, and … leaves
+    165 MB")."""
+    unit = 100_000_000 if n >= 1e9 else 1_000_000
+    steps = -(-int(n) // unit) if up else int(n) // unit
+    return gigabytes(steps * unit)
 
 
 def require(need: int, what: str, path: str | Path | None = None, *, advice: str = "") -> None:
@@ -270,7 +305,10 @@ def require(need: int, what: str, path: str | Path | None = None, *, advice: str
     are more than the machine has free, or than a container's memory limit or the process's
     address-space limit leaves (the message says which); ``what`` says what needs them
     ("reading its 1024 × … voxels"), ``advice`` what the user can do besides freeing memory."""
-    reserved = _reserved_before(need)  # (the first segmentation's check: its virtual size)
+    global _credited
+    reserved = _reserved_before(need)
+    if reserved and address_space_limit() is not None:
+        _credited = True  # (said when the case still runs out: segment's out-of-memory text)
     room = headroom()
     if room is None or need <= room.bytes:
         return
@@ -295,8 +333,8 @@ def require(need: int, what: str, path: str | Path | None = None, *, advice: str
     todo = ", ".join(steps)
     raise InputError(
         path,
-        f"not enough memory: {what} needs about {gigabytes(need)}, and "
-        + said.format(gigabytes(room.bytes))
+        f"not enough memory: {what} needs about {_rounded(need, up=True)}, and "
+        + said.format(_rounded(room.bytes, up=False))
         + f". {todo[:1].upper()}{todo[1:]}",
     )
 
@@ -325,7 +363,35 @@ def out_of_memory(exc: BaseException) -> tuple[bool, str] | None:
         return True, first
     if "can't allocate memory" in text or "DefaultCPUAllocator" in text:
         said = re.search(r"you tried to allocate (\d+) bytes", text)
-        return False, (f"torch could not allocate {gigabytes(int(said[1]))}" if said else first)
+        if not said:
+            return False, first
+        n = int(said[1])  # (a model's layer under ulimit -v: 442368 bytes, not "0 MB")
+        return (
+            False,
+            f"torch could not allocate {gigabytes(n) if n >= 1e6 else f'{n / 1e3:.0f} kB'}",
+        )
+    return None
+
+
+def out_of_memory_text(exc: BaseException | None, *, causes: bool = False) -> str | None:
+    """What a step that ran out of memory says (:func:`out_of_memory`, with what to do:
+    :func:`out_of_memory_advice`); None for any other error. ``causes``: the errors it was
+    raised from are looked at too (a model folder's "cannot be built here", raised from
+    torch's "can't allocate memory")."""
+    seen = 0
+    while exc is not None and seen < (8 if causes else 1):
+        found = out_of_memory(exc)
+        if found is not None:
+            gpu, detail = found
+            if gpu:
+                return (
+                    f"out of GPU memory ({detail}): close what else uses the GPU, or run with "
+                    "--device cpu"
+                )
+            # under ulimit -v (a batch job's limit) that limit ran out, not the machine
+            return f"out of memory ({detail}): {out_of_memory_advice()}"
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+        seen += 1
     return None
 
 

@@ -164,3 +164,44 @@ def test_matplotlibs_cache_troubles_are_not_said_as_the_tools_warnings(tmp_path)
     assert "file or folder not found" in res.stderr
     for line in ("mkdir -p failed", "Matplotlib created", "fontManager"):
         assert line not in res.stderr, res.stderr
+
+
+def test_running_out_of_memory_is_said_as_such_not_as_a_bug(tmp_path, capsys, monkeypatch):
+    """QA s49fixrev: torch's "[enforce fail at alloc_cpu.cpp:127] … can't allocate memory"
+    outside a case (the models being loaded, any command) was "unexpected error … this is a
+    bug"; a MemoryError said "out of memory" with nothing to do about it."""
+    import resource
+
+    import napari_livertumor.synth as synth
+
+    def torch_out_of_memory(*args, **kwargs):
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+            "memory: you tried to allocate 3221225472 bytes. Error code 12"
+        )
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (resource.RLIM_INFINITY,) * 2)
+    monkeypatch.setattr(synth, "make_cohort", torch_out_of_memory)
+    args = ["synth", "-o", str(tmp_path / "c"), "--cases", "1"]
+    assert main(args) == 1
+    assert capsys.readouterr().err.strip() == (
+        "livertumor synth: error: out of memory (torch could not allocate 3.2 GB): close other "
+        "programs, or use a bigger machine"
+    )
+
+    def numpy_out_of_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 900. MiB for an array")
+
+    monkeypatch.setattr(synth, "make_cohort", numpy_out_of_memory)
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (1_200_000_000, -1))
+    assert main(args) == 1
+    assert capsys.readouterr().err.strip() == (
+        "livertumor synth: error: out of memory (Unable to allocate 900. MiB for an array): this "
+        "process's address-space limit (ulimit -v) is 1.2 GB: raise that limit (or ask the job "
+        "for more memory)"
+    )
+    # any other RuntimeError is still a bug's
+    monkeypatch.setattr(synth, "make_cohort", lambda *a, **k: (_ for _ in ()).throw(
+        RuntimeError("shape mismatch")))  # fmt: skip
+    assert main(args) == 1
+    assert "unexpected error: RuntimeError: shape mismatch" in capsys.readouterr().err

@@ -32,6 +32,10 @@ def machine(monkeypatch, tmp_path):
     monkeypatch.setattr(memory, "PROC_SELF_CGROUP", proc)
     monkeypatch.setattr(memory, "_machine_free", lambda: 64 * GB)
     monkeypatch.setattr(resource, "getrlimit", lambda which: (-1, -1))
+    # (no earlier test's segmentation credited here)
+    monkeypatch.setattr(memory, "_vms_before_first", None)
+    monkeypatch.setattr(memory, "_vms_before_input", None)
+    monkeypatch.setattr(memory, "_credited", False)
     return tmp_path
 
 
@@ -260,6 +264,17 @@ def test_the_train_panels_process_says_torchs_out_of_memory_as_no_bug(monkeypatc
 
 
 # ------------------------------------------------- ulimit -v: a batch's later cases (QA s49hpc)
+def _virtual_size(monkeypatch, now: int) -> dict:
+    """psutil's virtual size replaced: set ``figure["now"]`` to change it."""
+    import psutil
+
+    figure = {"now": now}
+    monkeypatch.setattr(
+        psutil.Process, "memory_info", lambda self: namedtuple("pmem", "rss vms")(0, figure["now"])
+    )
+    return figure
+
+
 def test_a_batchs_later_cases_are_not_charged_the_reserved_part_twice_under_ulimit_v(
     machine, monkeypatch
 ):
@@ -267,23 +282,24 @@ def test_a_batchs_later_cases_are_not_charged_the_reserved_part_twice_under_ulim
     of which ran alone) were refused: "needs about 301 MB, … (ulimit -v) leaves 197 MB". The
     first case's working memory stays in the virtual size (kept mapped, reused): charging the
     fixed part again counted it twice."""
-    import psutil
-
-    monkeypatch.setattr(memory, "_vms_at_first_segment", None)
-    vms = {"now": 861_000_000}  # as measured: 0.86 GB at the first case's check, 0.98 after
+    vms = _virtual_size(monkeypatch, 850_000_000)
     monkeypatch.setattr(resource, "getrlimit", lambda which: (1_228_800_000, -1))
-    monkeypatch.setattr(
-        psutil.Process, "memory_info", lambda self: namedtuple("pmem", "rss vms")(0, vms["now"])
-    )
     need = memory.segment_need_bytes((32, 96, 96))
+    memory.before_input()  # 0.85 GB before its CT is read
+    vms["now"] = 861_000_000  # as measured: 0.86 GB at the first case's check, 0.98 after
     memory.require(need, "segmenting case 1")  # 368 MB left: fits
-    vms["now"] = 980_000_000  # its working memory freed, its address space kept
+    memory.segmentation_done()
+    assert not memory.credited()
     for case in (2, 3, 4):
-        memory.require(need, f"segmenting case {case}")  # 249 MB left, 119 MB of it reserved
+        vms["now"] = 980_000_000  # its working memory freed, its address space kept
+        memory.before_input()
+        memory.require(need, f"segmenting case {case}")  # 249 MB left, 130 MB of it reserved
+        assert memory.credited()
     # the part per voxel is still charged, said without what is reserved: a bigger scan
-    vms["now"] = 1_150_000_000  # 79 MB left, 289 MB reserved
-    bigger = memory.segment_need_bytes((100, 512, 512))  # 384 MB, 95 MB beyond that
-    with pytest.raises(InputError, match=r"needs about 95 MB, .*ulimit -v\) leaves 79 MB"):
+    vms["now"] = 1_150_000_000  # 79 MB left, 300 MB reserved
+    memory.before_input()
+    bigger = memory.segment_need_bytes((100, 512, 512))  # 384 MB, 84 MB beyond that
+    with pytest.raises(InputError, match=r"needs about 84 MB, .*ulimit -v\) leaves 78 MB"):
         memory.require(bigger, "segmenting case 5")
     # any other need (a scan's reading) is charged in full
     vms["now"] = 980_000_000
@@ -291,20 +307,88 @@ def test_a_batchs_later_cases_are_not_charged_the_reserved_part_twice_under_ulim
         memory.require(300_000_000, "reading it")
 
 
+def test_no_credit_before_a_segmentation_completed_nor_for_the_cases_own_read(machine, monkeypatch):
+    """QA s49fixrev: the credit was the growth since the first case's check, whether that
+    case had run or been refused, and measured after the next case's CT was read (its own
+    input counted as reserved): cases it let through then ran out part-way."""
+    vms = _virtual_size(monkeypatch, 1_000_000_000)
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (1_300_000_000, -1))
+    need = memory.segment_need_bytes((73, 256, 256))  # 315 MB
+    memory.before_input()
+    vms["now"] = 1_010_000_000  # its CT read
+    with pytest.raises(InputError, match="needs about 316 MB"):
+        memory.require(need, "segmenting case 1")  # refused: nothing segmented
+    memory.before_input()
+    vms["now"] = 1_034_000_000  # the next case's CT read: 266 MB left
+    with pytest.raises(InputError, match=r"needs about 316 MB, .* leaves 266 MB"):
+        memory.require(need, "segmenting case 2")  # not credited with case 1's or its own read
+    assert not memory.credited()
+    # once a case has run, what it left reserved is credited; the next case's read is not
+    vms["now"] = 900_000_000
+    memory.before_input()
+    vms["now"] = 910_000_000
+    memory.require(need, "segmenting case 3")
+    memory.segmentation_done()
+    vms["now"] = 950_000_000  # 50 MB kept reserved after it
+    memory.before_input()
+    vms["now"] = 1_100_000_000  # its own CT: 150 MB; 200 MB left
+    with pytest.raises(InputError, match=r"needs about 266 MB, .* leaves 200 MB"):
+        memory.require(need, "segmenting case 4")  # 315 MB less the 50 MB reserved
+    assert memory.credited()
+
+
+def test_the_refusals_figures_never_read_equal(machine, monkeypatch):
+    """QA s49fixrev: "needs about 165 MB, and … (ulimit -v) leaves 165 MB": the need rounded
+    up and the room rounded down."""
+    monkeypatch.setattr(memory, "_machine_free", lambda: 165_300_000)
+    with pytest.raises(InputError, match=r"needs about 166 MB, and this machine has 165 MB free"):
+        memory.require(165_400_000, "segmenting it")
+    monkeypatch.setattr(memory, "_machine_free", lambda: 1_349_000_000)
+    with pytest.raises(InputError, match=r"needs about 1.4 GB, and this machine has 1.3 GB free"):
+        memory.require(1_351_000_000, "segmenting it")
+    monkeypatch.setattr(memory, "_machine_free", lambda: 999_900_000)
+    with pytest.raises(InputError, match=r"needs about 1.0 GB, and this machine has 999 MB free"):
+        memory.require(999_950_000, "segmenting it")
+
+
+def test_a_credited_case_that_still_runs_out_says_to_shard(machine, monkeypatch):
+    """QA s49fixrev: a later case of a batch under ``ulimit -v``, let through with what the
+    earlier cases reserved, ran out part-way with "raise that limit" only."""
+    from napari_livertumor.commands.segment import _out_of_memory_text
+
+    vms = _virtual_size(monkeypatch, 900_000_000)
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (1_400_000_000, -1))
+    need = memory.segment_need_bytes((73, 256, 256))
+    memory.before_input()
+    memory.require(need, "segmenting case 1")
+    said = _out_of_memory_text(RuntimeError(TORCH_CPU))
+    assert said.endswith("raise that limit (or ask the job for more memory)")  # not credited
+    memory.segmentation_done()
+    vms["now"] = 1_100_000_000
+    memory.before_input()
+    memory.require(need, "segmenting case 2")  # 300 MB left, 200 MB reserved
+    said = _out_of_memory_text(RuntimeError(TORCH_CPU))
+    assert said == (
+        "out of memory (torch could not allocate 3.2 GB): this process's address-space limit "
+        "(ulimit -v) is 1.4 GB: raise that limit (or ask the job for more memory); cases run "
+        "one after another in one process hold more address space: use --shard, or raise the "
+        "limit"
+    )
+    memory.before_input()  # the next case starts: nothing said of it yet
+    assert not _out_of_memory_text(RuntimeError(TORCH_CPU)).endswith("raise the limit")
+
+
 def test_the_reserved_part_is_not_credited_against_free_memory_or_a_cgroup(machine, monkeypatch):
     """Free memory and a cgroup's limit count resident memory, which the batch hands back
     between cases (malloc_trim): the fixed part is charged there every time."""
-    import psutil
-
-    monkeypatch.setattr(memory, "_vms_at_first_segment", None)
-    vms = {"now": GB}
+    vms = _virtual_size(monkeypatch, GB)
     monkeypatch.setattr(resource, "getrlimit", lambda which: (2 * GB, -1))
-    monkeypatch.setattr(
-        psutil.Process, "memory_info", lambda self: namedtuple("pmem", "rss vms")(0, vms["now"])
-    )
     need = memory.segment_need_bytes((32, 96, 96))
+    memory.before_input()
     memory.require(need, "segmenting case 1")
+    memory.segmentation_done()
     vms["now"] = int(1.8 * GB)  # 200 MB left under the limit, 300 MB of it reserved
+    memory.before_input()
     monkeypatch.setattr(memory, "_machine_free", lambda: 250_000_000)
     with pytest.raises(InputError, match=r"this machine has 250 MB free"):
         memory.require(need, "segmenting case 2")

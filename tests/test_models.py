@@ -1005,3 +1005,42 @@ def test_a_renamed_weights_file_is_pointed_at(model_dir):
         match=r"missing model.safetensors \(weights.safetensors here: rename it model.safetensors",
     ):
         load_model(model_dir)
+
+
+def test_weights_torch_cannot_allocate_are_out_of_memory_not_corrupt(model_dir, monkeypatch):
+    """QA s49fixrev: out of memory while the models load is said as out of memory (the
+    command says it, with what to do), not "corrupt or unreadable weights"."""
+    torch_said = (
+        "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+        "memory: you tried to allocate 442368 bytes. Error code 12 (Cannot allocate memory)"
+    )
+
+    def out_of_memory(data):
+        raise RuntimeError(torch_said)
+
+    import safetensors.torch
+
+    monkeypatch.setattr(safetensors.torch, "load", out_of_memory)
+    with pytest.raises(RuntimeError, match="can't allocate memory") as info:
+        load_model(model_dir)
+    assert not isinstance(info.value, ModelError)
+
+
+@pytest.mark.parametrize(
+    ("key", "meant"),
+    [("weights_sha256", "weights_sha1"), ("versions", "version"), ("metric", "metrics"),
+     ("trainings", "training")],
+)  # fmt: skip
+def test_a_near_miss_of_a_descriptive_field_is_warned_of_not_refused(model_dir, key, meant):
+    """QA s49fixrev: "weights_sha256", "versions", "metric" refused the whole model with "a
+    misspelt field is not used, which changes the results": false of a field that changes no
+    result. Warned of, as other unknown keys are; a near-miss of a setting is still refused."""
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    meta[key] = "x"
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match=rf"'{key}' unknown .*not used.*'{meant}' for '{key}'"):
+        assert read_metadata(model_dir).stage == "tumor"
+    meta["roi_sizes"] = [8, 8, 8]  # a setting's near-miss beside it: refused
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=r"'roi_sizes' \(did you mean 'roi_size'\?\)"):
+        read_metadata(model_dir)

@@ -1504,3 +1504,49 @@ def test_the_console_names_the_model_folders_used_when_not_the_shipped(tmp_path,
         assert main(["segment", str(tmp_path / "p1.nii.gz"), "-o", str(tmp_path / "out"),
                      *common]) == 0  # fmt: skip
     assert not any(r.getMessage().startswith("models used:") for r in caplog.records)
+
+
+# ------------------------------------------ out of memory while loading the models (QA s49fixrev)
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_out_of_memory_while_loading_the_models_is_said_as_out_of_memory(
+    tmp_path, monkeypatch, capsys, wrapped
+):
+    """``ulimit -v 800000; livertumor segment small.nii.gz``: torch ran out building the
+    network and the command said "unexpected error: RuntimeError: [enforce fail at
+    alloc_cpu.cpp:127] … this is a bug"."""
+    import resource
+
+    from napari_livertumor import pipeline
+    from napari_livertumor.errors import ModelError
+
+    torch_said = (
+        "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+        "memory: you tried to allocate 442368 bytes. Error code 12 (Cannot allocate memory)"
+    )
+
+    def out_of_memory(*args, **kwargs):
+        if wrapped:  # (as load_model says a network that cannot be built, from torch's)
+            try:
+                raise RuntimeError(torch_said)
+            except RuntimeError as exc:
+                raise ModelError("m/metadata.json", "cannot be built here") from exc
+        raise RuntimeError(torch_said)
+
+    monkeypatch.setattr(pipeline, "load_model", out_of_memory)
+    real_limit = resource.getrlimit
+    monkeypatch.setattr(
+        resource,
+        "getrlimit",
+        lambda which: (819_200_000, -1) if which == resource.RLIMIT_AS else real_limit(which),
+    )
+    write_nifti(small_ct(), tmp_path / "small.nii.gz")
+    rc = main(["segment", str(tmp_path / "small.nii.gz"), "-o", str(tmp_path / "out"),
+               "--device", "cpu"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.strip() == (
+        "livertumor segment: error: loading the models: out of memory (torch could not "
+        "allocate 442 kB): this process's address-space limit (ulimit -v) is 819 MB: raise "
+        "that limit (or ask the job for more memory)"
+    )
+    assert "this is a bug" not in err and "alloc_cpu" not in err

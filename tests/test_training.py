@@ -2045,3 +2045,34 @@ def test_a_step_line_shows_no_weak_term_when_no_patch_had_a_weak_label():
     assert " weak=- " in line and "n_weak" not in line and "dice=0.5000" in line
     report["losses"].update(weak=0.0123, n_weak=2)
     assert " weak=0.0123 " in format_report(report)
+
+
+def test_quiet_train_prints_the_results_and_no_line_per_step(
+    toy_data, tmp_path, capsys, monkeypatch
+):
+    """QA s49fixrev: ``livertumor -q train`` still printed "[liver] step 1/1 …" and
+    "[liver] preparing …" though -q says warnings and errors only, no line per step."""
+    import napari_livertumor.training.loop as loop
+    from napari_livertumor.cli import main
+
+    def reports(cfg, **kw):
+        yield {"event": "prepare", "stage": cfg.stage, "phase": "prepare", "done": 0,
+               "total": 2, "case": "HCC_001"}  # fmt: skip
+        yield {"event": "info", "stage": cfg.stage, "n_train": 1}
+        yield {"event": "step", "stage": cfg.stage, "step": 1, "total_steps": 1, "epoch": 1,
+               "losses": {"dice": 0.5}, "train_dice": None, "lr": 1e-3, "seconds": 1.0,
+               "samples_per_s": 2.0}  # fmt: skip
+        yield {"event": "epoch", "stage": cfg.stage, "epoch": 1, "step": 1, "train_loss": 0.5,
+               "val": {"val_dice": 0.25}, "seconds": 60.0}  # fmt: skip
+        yield {"event": "done", "stage": cfg.stage, "step": 1, "model": str(cfg.stage_dir)}
+
+    monkeypatch.setattr(loop, "train", reports)
+    run = ["train", "--data", str(toy_data), "--out", str(tmp_path / "o"), "--stage", "liver"]
+    assert main(run) == 0
+    said = capsys.readouterr().out
+    for line in ("== training the liver model", "[liver] preparing", "[liver] step 1/1",
+                 "[liver] epoch 1", "[liver] done: "):  # fmt: skip
+        assert line in said
+    assert main(["-q", *run]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert len(said) == 1 and said[0].startswith("[liver] done: "), said

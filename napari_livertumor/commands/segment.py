@@ -38,6 +38,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import memory
 from ..devices import DEVICE_HELP, device_arg
 from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
 from ..fileio import (
@@ -1759,7 +1760,7 @@ def run_cases(
                 from ..models.lean_import import import_monai_lean
 
                 import_monai_lean()  # a command-line process: MONAI without what it never uses
-                segmenter = Segmenter(config)
+                segmenter = _load_segmenter(Segmenter, config)
                 load_s = segmenter.load_seconds
             t0 = time.perf_counter()
             try:
@@ -1803,6 +1804,22 @@ def run_cases(
             row_time = time.perf_counter() - t0
             rows[-1]["seconds"] = round(row_time, 2)
     return rows
+
+
+def _load_segmenter(make, config):
+    """``make(config)``: the models loaded. Running out of memory there (``ulimit -v``, a
+    small machine) is said as a case's is, with what to do (it was "unexpected error:
+    RuntimeError: [enforce fail at alloc_cpu.cpp:127] … this is a bug")."""
+    from ..errors import ModelError
+    from ..memory import out_of_memory_text
+
+    try:
+        return make(config)
+    except (LiverTumorError, RuntimeError, MemoryError) as exc:
+        oom = out_of_memory_text(exc, causes=True)  # (a ModelError raised from torch's too)
+        if oom is None:
+            raise
+        raise ModelError(None, f"loading the models: {oom}") from exc
 
 
 def _disk_full(exc: BaseException) -> bool:
@@ -1849,20 +1866,19 @@ def _not_attempted(left, rows: list[dict], outdir: Path, exc: BaseException) -> 
 
 
 def _out_of_memory_text(exc: BaseException) -> str | None:
-    """The message of a step that ran out of memory (:func:`memory.out_of_memory`); None for
-    any other error."""
-    from ..memory import out_of_memory, out_of_memory_advice
+    """The message of a step that ran out of memory (:func:`memory.out_of_memory_text`); None
+    for any other error. A batch's later case under ``ulimit -v`` whose check counted what
+    the earlier cases reserved (:func:`memory.credited`) says what a process of its own does."""
+    from ..memory import address_space_limit, credited, out_of_memory_text
 
-    found = out_of_memory(exc)
-    if found is None:
-        return None
-    gpu, detail = found
-    if gpu:
-        return (
-            f"out of GPU memory ({detail}): close what else uses the GPU, or run with --device cpu"
-        )
-    # under ulimit -v (a batch job's limit) that limit ran out, not the machine
-    return f"out of memory ({detail}): {out_of_memory_advice()}"
+    text = out_of_memory_text(exc)
+    if text is not None and credited() and address_space_limit() is not None:
+        if not text.startswith("out of GPU memory"):
+            text += (
+                "; cases run one after another in one process hold more address space: use "
+                "--shard, or raise the limit"
+            )
+    return text
 
 
 def _error_text(exc: BaseException, case) -> str:
@@ -1908,6 +1924,9 @@ def segment_one(
     if settings is None:
         settings = run_settings(case, segmenter.config, series_uid, acquisition)
     t0 = time.perf_counter()
+    # (the virtual size before this case's CT is read: what an earlier case left reserved is
+    # measured from there, under ulimit -v; memory.require)
+    memory.before_input()
     volume = load_ct(
         case.path,
         series_uid=series_uid,
@@ -1923,6 +1942,7 @@ def segment_one(
 
     with _case_prefix(case.name):
         result = segmenter.segment(volume, progress=prog)
+    memory.segmentation_done()  # (the models loaded and run once: their reserve is credited)
     t1 = time.perf_counter()
     # Both files are written aside first, then renamed into place one after the other: a run
     # stopped or failing (a full disk) while writing leaves the old outputs as they were
@@ -2047,8 +2067,6 @@ def _write_seg(volume, labels, stats: dict, path: Path, notes: list[str], shown:
         raise InputError(
             None, "nothing was segmented (no liver found), so there is nothing to send"
         )
-    from .. import memory
-
     # highdicom builds every frame holding a mask (a slice per segment) before packing them:
     # 0.3 GB over the segmentation's peak for a 900-slice scan, which the pipeline's own
     # check did not count
@@ -2104,6 +2122,7 @@ def add_extras(case, outdir: Path, stats: dict, extras, series_uid=None, acquisi
 
     labels_path, stats_path = output_paths(outdir, case)
     made = stats.get("run_settings") or {}
+    memory.before_input()  # (no earlier case's credit said of this one's out of memory)
     volume = load_ct(
         case.path,
         series_uid=made.get("series_uid", series_uid),

@@ -347,7 +347,8 @@ def run(args) -> int:
             from ..training.distributed import launch_torchrun
 
             return launch_torchrun(configs, args.ddp)
-        return _train_here(configs)
+        # -q: the results and warnings, no line per step or patient (a batch job's log)
+        return _train_here(configs, quiet=bool(getattr(args, "quiet", False)))
 
 
 def _print_preparing(done: int, total: int, case: str | None) -> None:
@@ -358,7 +359,7 @@ def _print_preparing(done: int, total: int, case: str | None) -> None:
         print(f"   preparing training/validation patient {done + 1}/{total} ({case})", flush=True)
 
 
-def _train_here(configs) -> int:
+def _train_here(configs, *, quiet: bool = False) -> int:
     from ..errors import LiverTumorError
     from ..signals import sigterm_as_interrupt
     from ..training.cli_report import print_reports
@@ -366,14 +367,16 @@ def _train_here(configs) -> int:
 
     with sigterm_as_interrupt():
         if len(configs) > 1:
-            print("== preprocessing (each CT is read once for both stages)", flush=True)
-            warm_cache(configs, progress=_print_preparing)
+            if not quiet:
+                print("== preprocessing (each CT is read once for both stages)", flush=True)
+            warm_cache(configs, progress=None if quiet else _print_preparing)
         done: list = []
         for cfg in configs:
-            print(f"== training the {cfg.stage} model -> {cfg.stage_dir}", flush=True)
+            if not quiet:
+                print(f"== training the {cfg.stage} model -> {cfg.stage_dir}", flush=True)
             started = time.time()
             try:
-                print_reports(train(cfg), sys.stdout)
+                print_reports(train(cfg), sys.stdout, quiet=quiet)
                 done.append(cfg)
             except LiverTumorError:
                 for d in done:  # what is kept, and how to go on without redoing it

@@ -19,6 +19,7 @@ from typing import Any
 from .. import __version__
 from ..errors import ModelError
 from ..fileio import atomic_write_bytes, read_user_json
+from ..memory import out_of_memory
 from .factory import NetworkConfig, build_inference_network, trunk_state_dict
 
 WEIGHTS_FILE = "model.safetensors"
@@ -107,12 +108,14 @@ class ModelMetadata:
         if unknown and not _newer(str(d.get("version", ""))):
             # a misspelt setting is not used: "mask_outside_livers" ran the tumor stage
             # unmasked (1580 mL of tumor for 11); refused, not dropped (a newer release's
-            # settings are said below)
+            # settings are said below). A near-miss of a descriptive field (weights_sha256,
+            # versions, metric) changes no result: warned of by read_metadata, as other
+            # unknown keys are
             near = {k: _near_field(k) for k in unknown}
             typos = [
                 f"{k!r} (did you mean {n[0]!r}?)"
                 for k, n in near.items()
-                if n is not None and n[1] >= TYPO_RATIO
+                if n is not None and n[1] >= TYPO_RATIO and n[0] in INFERENCE_FIELDS
             ]
             if typos:
                 raise ValueError(
@@ -240,6 +243,14 @@ REQUIRED_NETWORK_FIELDS = (
 #: how alike (difflib's ratio, case ignored) an unknown metadata.json field and a known one
 #: must be for the unknown one to be refused as a misspelling of it, not warned of
 TYPO_RATIO = 0.8
+#: the metadata.json fields that change what inference does: an unknown field this near one of
+#: them is refused as its misspelling; one near a descriptive field (weights_sha1, version,
+#: training, metrics) is warned of only
+INFERENCE_FIELDS = frozenset(
+    {"stage", "network", "hu_window", "target_spacing", "roi_size", "label_map",
+     "mask_outside_liver", "outside_hu", "roi_margin_mm", "logit_bias", "members",
+     "lesion_filter"}
+)  # fmt: skip
 
 
 def _unknown_fields(d: dict) -> list[str]:
@@ -509,6 +520,8 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
     try:
         sd = load(data)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        if out_of_memory(exc) is not None:  # torch's "can't allocate memory": not a corrupt file
+            raise
         raise ModelError(
             weights,
             f"corrupt or unreadable weights ({_safetensors_words(exc, data)})"

@@ -70,11 +70,18 @@ def format_report(r: dict[str, Any]) -> str | None:
     return None
 
 
-def print_reports(reports: Iterable[dict[str, Any]], stream: TextIO) -> dict[str, Any] | None:
-    """Print every report's line; return the last report."""
+#: the reports ``-q`` still prints: a run's result (the warnings go to the log)
+RESULT_EVENTS = ("done", "cancelled")
+
+
+def print_reports(
+    reports: Iterable[dict[str, Any]], stream: TextIO, *, quiet: bool = False
+) -> dict[str, Any] | None:
+    """Print every report's line; return the last report. ``quiet`` (``livertumor -q``): the
+    result lines only, no line per step, epoch or patient prepared."""
     last = None
     for r in reports:
-        line = format_report(r)
+        line = format_report(r) if not quiet or r.get("event") in RESULT_EVENTS else None
         if line:
             print(line, file=stream, flush=True)
         last = r
