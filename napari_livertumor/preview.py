@@ -11,12 +11,16 @@ Core module: matplotlib's Agg canvas only (no pyplot, no GUI toolkit).
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .fileio import atomic_path
 from .io.volume import CTVolume, Reorientation
+
+log = logging.getLogger(__name__)
 
 #: abdominal soft-tissue window (W 400, L 50), HU
 WINDOW = (-150.0, 250.0)
@@ -148,6 +152,111 @@ def _matplotlib_config_dir() -> None:
     os.environ["MPLCONFIGDIR"] = folder
 
 
+#: families tried first for a title's characters matplotlib's own font lacks (CJK mostly: a
+#: patient folder "患者_山田太郎"), by the start of their names; then every installed font
+FALLBACK_FONTS = (
+    "Noto Sans CJK JP", "Noto Sans JP", "Source Han Sans", "IPAexGothic", "IPAGothic",
+    "TakaoGothic", "VL Gothic", "Noto Sans CJK", "Noto Sans SC", "Noto Sans TC", "Noto Sans KR",
+    "WenQuanYi", "Droid Sans Fallback", "Yu Gothic", "Meiryo", "MS Gothic", "MS PGothic",
+    "Microsoft YaHei", "Microsoft JhengHei", "SimHei", "Malgun Gothic", "Hiragino Sans",
+    "Hiragino Kaku Gothic", "PingFang", "Apple SD Gothic Neo", "Arial Unicode MS", "Noto Sans",
+)  # fmt: skip
+
+#: a character's fallback family, or None where no installed font has it (the fonts installed
+#: do not change during a run: each font is opened once for a character at most)
+_FONT_FOR: dict[str, str | None] = {}
+#: whether this process has said that a title's characters cannot be drawn (once a run: a
+#: batch of Japanese patients would say it for every case)
+_SAID_UNDRAWABLE: list[bool] = []
+
+
+def _has_glyphs(path: str, chars) -> set[str]:
+    """The ``chars`` the font file ``path`` has a glyph for (none when it cannot be read)."""
+    from matplotlib.ft2font import FT2Font
+
+    try:  # (a face of a .ttc collection by its index, where matplotlib gives one: 3.11)
+        index = getattr(path, "face_index", 0)
+        font = FT2Font(str(path), face_index=index) if index else FT2Font(str(path))
+        return {c for c in chars if font.get_char_index(ord(c))}
+    except (OSError, RuntimeError, ValueError, TypeError):
+        return set()
+
+
+def _candidate_fonts() -> list[str]:
+    """The installed font families with an upright face of normal weight (what a title is
+    drawn with: matplotlib warns of any other it falls back to), :data:`FALLBACK_FONTS` first;
+    never the Last Resort font (matplotlib's boxes, "covering" every character)."""
+    from matplotlib import font_manager
+
+    names = {
+        entry.name
+        for entry in font_manager.fontManager.ttflist
+        if str(entry.weight).lower() in ("400", "normal", "regular", "book")
+        and entry.style == "normal"
+        and "lastresort" not in Path(entry.fname).name.lower().replace("-", "").replace("_", "")
+    }
+
+    def order(name: str):
+        first = [k for k, start in enumerate(FALLBACK_FONTS) if name.startswith(start)]
+        return (first[0] if first else len(FALLBACK_FONTS), name)
+
+    return sorted(names, key=order)
+
+
+def _title_fonts(text: str) -> tuple[list[str] | None, str]:
+    """How to draw ``text``: the font families (matplotlib's own first, then installed ones
+    that have the characters it lacks; None when it has them all) and the characters no
+    installed font has, in their order in ``text``."""
+    from matplotlib import font_manager, rcParams
+
+    own = font_manager.findfont(font_manager.FontProperties())
+    wanted = {c for c in text if c not in "\n\r"}
+    lacking = wanted - _has_glyphs(own, wanted)
+    if not lacking:
+        return None, ""
+    unknown = {c for c in lacking if c not in _FONT_FOR}
+    if unknown:  # (the candidates opened one by one, until every character is found)
+        for name in _candidate_fonts():
+            try:  # (the family's file a title is drawn with)
+                path = font_manager.findfont(
+                    font_manager.FontProperties(family=name), fallback_to_default=False
+                )
+            except ValueError:
+                continue
+            for c in _has_glyphs(path, unknown):
+                _FONT_FOR[c] = name
+                unknown.discard(c)
+            if not unknown:
+                break
+        _FONT_FOR.update(dict.fromkeys(unknown))
+    found = [_FONT_FOR[c] for c in dict.fromkeys(text) if c in lacking and _FONT_FOR[c]]
+    missing = "".join(c for c in dict.fromkeys(text) if c in lacking and not _FONT_FOR[c])
+    families = [*rcParams["font.family"], *dict.fromkeys(found)] if found else None
+    return families, missing
+
+
+def _drawable_title(title: str) -> tuple[str, list[str] | None]:
+    """``title`` as drawn (each character no installed font has as "?") and the font families
+    to draw it with (None: matplotlib's own); says once a run when characters are replaced."""
+    try:
+        families, missing = _title_fonts(title)
+    except Exception:  # (a font list matplotlib cannot read costs the title, not the preview)
+        log.debug("preview: the title's fonts could not be looked up", exc_info=True)
+        return title, None
+    if missing:
+        level = logging.DEBUG if _SAID_UNDRAWABLE else logging.WARNING
+        _SAID_UNDRAWABLE.append(True)
+        log.log(
+            level,
+            "the preview's title has characters no installed font can draw: %s (drawn as "
+            "'?'; a font that has them, e.g. Noto Sans CJK for Chinese, Japanese and Korean, "
+            "draws them; said once)",
+            missing,
+        )
+        title = "".join("?" if c in missing else c for c in title)
+    return title, families
+
+
 def write_preview(
     volume: CTVolume,
     labels: np.ndarray,
@@ -261,13 +370,21 @@ def write_preview(
         ax.text(0.5, 0.99, top, ha="center", va="top", **style)
         ax.text(0.5, 1 - shown + 0.01, bottom, ha="center", va="bottom", **style)
     if title:
-        fig.suptitle(title, color="white", fontsize=10, y=0.985)
+        # in a font that has its characters (a CJK one where the title holds a patient's
+        # Japanese name), or with those none has drawn as "?": matplotlib drew boxes there and
+        # warned once per character ("Glyph 24739 ... missing from font(s) DejaVu Sans.")
+        title, families = _drawable_title(title)
+        fig.suptitle(
+            title, color="white", fontsize=10, y=0.985, **({"family": families} if families else {})
+        )
     legend = (
         f"green: liver outline; red: tumor, numbered as in the stats; window {window[0]:g} to "
         f"{window[1]:g} HU"
     )
     fig.text(0.995, 0.005, legend, color="#bbbbbb", fontsize=6, ha="right", va="bottom")
     path = Path(path)
-    with atomic_path(path, suffix=".png") as tmp:
+    with atomic_path(path, suffix=".png") as tmp, warnings.catch_warnings():
+        # (any glyph still missing is a box in the picture, not a log line per character)
+        warnings.filterwarnings("ignore", r"Glyph \d+ .*missing from font", UserWarning)
         fig.savefig(tmp, format="png", facecolor="black")
     return path

@@ -122,3 +122,117 @@ def test_each_lesion_is_numbered_beside_it_as_in_the_stats(tmp_path):
     _number_lesions(ax, np.zeros((5, 5), np.uint8), (0, 4, 4, 0))
     assert ax.said == []
     write_preview(volume, labels, tmp_path / "p.png", title="P")  # and drawn without error
+
+
+@pytest.fixture
+def fresh_font_lookup(monkeypatch):
+    """The title's font lookup and its once-a-run note, as in a new process."""
+    from napari_livertumor import preview
+
+    monkeypatch.setattr(preview, "_FONT_FOR", {})
+    monkeypatch.setattr(preview, "_SAID_UNDRAWABLE", [])
+    return preview
+
+
+def test_a_title_no_installed_font_can_draw_is_drawn_with_question_marks_and_said_once(
+    tmp_path, caplog, fresh_font_lookup
+):
+    """A patient folder "患者_山田太郎" on a machine without a CJK font: boxes in the title and a
+    matplotlib warning per character ("Glyph 24739 ... missing from font(s) DejaVu Sans."),
+    a batch's log flooded. Now "?" for them, and one note a run."""
+    import logging
+    import warnings
+
+    title = "患者_山田太郎: liver 1500 mL"
+    if fresh_font_lookup._title_fonts(title)[1] != "患者山田太郎":
+        pytest.skip("a font installed here draws CJK")
+    fresh_font_lookup._FONT_FOR.clear()
+    volume, labels = _case()
+    with warnings.catch_warnings(record=True) as said, caplog.at_level(logging.DEBUG):
+        warnings.simplefilter("always")
+        write_preview(volume, labels, tmp_path / "a.png", title=title)
+        write_preview(volume, labels, tmp_path / "b.png", title="患者_鈴木花子: liver 1500 mL")
+    assert not [w for w in said if "Glyph" in str(w.message)], [str(w.message) for w in said]
+    notes = [r for r in caplog.records if r.name == "napari_livertumor.preview"]
+    assert [r.levelno for r in notes] == [logging.WARNING, logging.DEBUG]
+    assert "no installed font can draw: 患者山田太郎 (" in notes[0].getMessage()
+    assert "鈴木花子" in notes[1].getMessage()
+    write_preview(volume, labels, tmp_path / "ascii.png", title="??_????: liver 1500 mL")
+    np.testing.assert_array_equal(_pixels(tmp_path / "a.png"), _pixels(tmp_path / "ascii.png"))
+
+
+def test_a_title_character_matplotlibs_font_lacks_is_drawn_in_an_installed_font_that_has_it(
+    tmp_path, caplog, fresh_font_lookup, monkeypatch
+):
+    """No font fallback was set: a character DejaVu Sans lacks was a box even where an installed
+    font has it (a CJK font for a Japanese name; here DejaVu Sans Mono's arc, which matplotlib
+    ships). Latin-1, Greek and Cyrillic names are DejaVu Sans's own."""
+    import logging
+    import warnings
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    preview = fresh_font_lookup
+    assert preview._title_fonts("Müller_Ørsted_Παπαδόπουλος_Иванов_Łódź: liver") == (None, "")
+    families, missing = preview._title_fonts("Arc_⌒: liver")
+    assert missing == "" and families[0] == "sans-serif" and len(families) == 2  # (Mono, say)
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    fig.suptitle("Arc_⌒: liver", family=families)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        fig.canvas.draw()  # matplotlib's own fallback draws it: nothing missing
+        volume, labels = _case()
+        titles = []
+        suptitle = Figure.suptitle
+        monkeypatch.setattr(
+            Figure,
+            "suptitle",
+            lambda self, t, **kw: titles.append((t, kw)) or suptitle(self, t, **kw),
+        )
+        with caplog.at_level(logging.DEBUG, logger="napari_livertumor.preview"):
+            write_preview(volume, labels, tmp_path / "p.png", title="Arc_⌒: liver")
+    assert not [str(w.message) for w in said]
+    assert not caplog.records
+    assert [(t, kw.get("family")) for t, kw in titles] == [("Arc_⌒: liver", families)]
+
+
+def test_fallback_fonts_are_looked_for_by_name_first_then_among_all(monkeypatch, caplog):
+    import logging
+
+    """A CJK font installed (Noto Sans CJK JP, say) is found, before others that have the
+    characters too; never the Last Resort font (its boxes "cover" every character)."""
+    from types import SimpleNamespace
+
+    from matplotlib import font_manager
+
+    from napari_livertumor import preview
+
+    def face(name, file, weight=400, style="normal"):
+        return SimpleNamespace(name=name, fname=f"/fonts/{file}", weight=weight, style=style)
+
+    fonts = [
+        face("Zebra Sans", "zebra.ttf"),
+        face("Last Resort High-Efficiency", "LastResortHE-Regular.ttf"),
+        face("Bold Only", "boldonly.ttf", weight=700),
+        face("Noto Sans CJK JP", "NotoSansCJK-Regular.ttc"),
+        face("Noto Sans CJK JP", "NotoSansCJK-Bold.ttc", weight=700),
+        face("Arial Unicode MS", "arialuni.ttf", weight="normal"),
+    ]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", fonts)
+    assert preview._candidate_fonts() == ["Noto Sans CJK JP", "Arial Unicode MS", "Zebra Sans"]
+
+    # a Japanese title, with a font that has its characters: drawn in it, nothing said
+    monkeypatch.setattr(preview, "_FONT_FOR", {})
+    monkeypatch.setattr(preview, "_candidate_fonts", lambda: ["DejaVu Sans Mono"])
+    has = preview._has_glyphs
+
+    def cjk_in_mono(path, chars):  # (DejaVu Sans Mono standing for a CJK font)
+        return has(path, chars) | (set(chars) & set("患者") if "SansMono" in path else set())
+
+    monkeypatch.setattr(preview, "_has_glyphs", cjk_in_mono)
+    families = ["sans-serif", "DejaVu Sans Mono"]
+    with caplog.at_level(logging.DEBUG, logger="napari_livertumor.preview"):
+        assert preview._drawable_title("患者_1") == ("患者_1", families)
+    assert not caplog.records
