@@ -807,3 +807,80 @@ def test_hu_columns_round_half_away_from_zero():
         "-13",
         "0",
     ]
+
+
+def test_the_tables_copy_as_tab_separated_text_with_their_headers(viewer_with_labels, qtbot):
+    """Ctrl+C on a table copied one cell (the label): the figures could not be taken to a
+    spreadsheet or a report."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtTest import QTest
+    from qtpy.QtWidgets import QApplication
+
+    viewer, widget, *_ = viewer_with_labels
+    assert not widget.copy_button.isEnabled()  # nothing measured yet
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.copy_button.isEnabled()
+    clipboard = QApplication.clipboard()
+    table = widget.volume_table
+
+    def ctrl_c(table) -> str:
+        clipboard.clear()
+        table.setFocus()
+        QTest.keyClick(table, Qt.Key_C, Qt.ControlModifier)
+        return clipboard.text()
+
+    # one row selected (a click): the whole table, its header first
+    table.selectRow(0)
+    lines = ctrl_c(table).splitlines()
+    assert lines[0] == "Measure\tValue"
+    assert len(lines) == 1 + table.rowCount()
+    assert lines[1] == f"{table.item(0, 0).text()}\t{table.item(0, 1).text()}"
+    # the lesions: two-line headers on one line, a hidden column left out
+    lesions = widget.lesion_table
+    lesions.clearSelection()
+    lines = ctrl_c(lesions).splitlines()
+    assert lines[0].split("\t")[:3] == ["#", "Volume (mL)", "Ø 3D (mm)"]
+    assert "Images" not in lines[0]  # (no DICOM: its column is hidden)
+    assert len(lines) == 3 and all(len(ln.split("\t")) == len(lines[0].split("\t")) for ln in lines)
+    # several rows selected: those rows
+    table.clearSelection()
+    for row in (1, 3):
+        table.selectionModel().select(
+            table.model().index(row, 0),
+            table.selectionModel().Select | table.selectionModel().Rows,
+        )
+    lines = ctrl_c(table).splitlines()
+    assert lines == [
+        "Measure\tValue",
+        *(f"{table.item(r, 0).text()}\t{table.item(r, 1).text()}" for r in (1, 3)),
+    ]
+    # the Copy button: every table shown (the scores against the truth too), a blank line
+    # between them
+    clipboard.clear()
+    widget.copy_button.click()
+    blocks = clipboard.text().split("\n\n")
+    assert [b.splitlines()[0].split("\t")[0] for b in blocks] == ["Measure", "#", "Class"]
+    assert blocks[2].splitlines()[0].startswith("Class\tDice\tIoU\tHD95 (mm)")
+    assert blocks[0] + "\n" == table.text_of()
+    # the right-click menu: the row, or the whole table
+    from qtpy.QtCore import QPoint
+    from qtpy.QtGui import QContextMenuEvent
+    from qtpy.QtWidgets import QMenu
+
+    shown: list[list[str]] = []
+
+    def exec_(menu, *_args):
+        shown.append([a.text() for a in menu.actions()])
+        menu.actions()[0].trigger()
+
+    table.clearSelection()
+    table.selectRow(2)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(QMenu, "exec_", exec_)
+        table.contextMenuEvent(QContextMenuEvent(QContextMenuEvent.Mouse, QPoint(5, 5)))
+    assert shown == [["Copy row", "Copy table"]]
+    assert clipboard.text().splitlines() == [
+        "Measure\tValue",
+        f"{table.item(2, 0).text()}\t{table.item(2, 1).text()}",
+    ]

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from qtpy.QtCore import QEvent, QObject, Qt, QTimer
+from qtpy.QtGui import QValidator
 from qtpy.QtWidgets import (
     QAbstractSlider,
     QAbstractSpinBox,
@@ -1020,6 +1021,62 @@ FOCUS_STYLE = (
 )
 
 
+def _number_locale():
+    """The locale of the panels' number boxes: "." as the decimal point, as the settings
+    files, the command line and napari's own controls write it, and no group separator,
+    neither shown nor read."""
+    from qtpy.QtCore import QLocale
+
+    locale = QLocale.c()
+    locale.setNumberOptions(QLocale.OmitGroupSeparator | QLocale.RejectGroupSeparator)
+    return locale
+
+
+class _DotOrComma(QValidator):
+    """A number box's validator that reads a typed or pasted "," as the decimal point "."
+    and then asks the box's own validator (which knows its prefix, suffix and range)."""
+
+    def __init__(self, box, inner) -> None:
+        super().__init__(box)
+        self._inner = inner
+
+    def validate(self, text, pos):
+        text = text.replace(",", ".")
+        result = self._inner.validate(text, pos)
+        return result if isinstance(result, tuple) else (result, text, pos)
+
+    def fixup(self, text):
+        text = text.replace(",", ".")
+        result = self._inner.fixup(text)
+        return text if result is None else result
+
+
+def read_dots(panel: QWidget) -> None:
+    """Make every number box in ``panel`` read "." and "," as the decimal point, never as a
+    group separator, and show "." (idempotent; boxes added later are done when called again).
+
+    Under a German, French or Italian desktop Qt's boxes took the locale's "," as the decimal
+    point and a typed "." as a thousands mark: the learning rate "0.001" became 1.0 and λ
+    "0.5" became 5.0, silently; in English a typed "1,25" became 125. A text with both marks
+    ("1.234,5") is no number of one decimal point: the box does not take it.
+    """
+    from qtpy.QtWidgets import QDoubleSpinBox, QSpinBox
+
+    locale = _number_locale()
+    for box in panel.findChildren((QDoubleSpinBox, QSpinBox)):
+        if box.property("lt_reads_dots"):
+            continue
+        box.setProperty("lt_reads_dots", True)
+        box.setLocale(locale)  # (its text is shown again in the new locale)
+        if not isinstance(box, QDoubleSpinBox):
+            continue  # a whole number: no decimal point to read
+        edit = box.lineEdit()
+        inner = edit.validator()
+        if inner is not None:
+            box._lt_dot_validator = _DotOrComma(box, inner)
+            edit.setValidator(box._lt_dot_validator)
+
+
 #: napari's window beside its docks needs about this many px (its layer list and canvas:
 #: 619 px measured with a labels layer selected, and the docks' separators and frame: at
 #: 620 a 1024-px screen's window came out 1032 px wide, its right edge off the screen; at
@@ -1172,6 +1229,7 @@ class PanelScroll(QScrollArea):
             return True
         if obj is self.widget() and event.type() == QEvent.LayoutRequest:
             self._guard_wheel()  # controls added since (magicgui rows, a results table)
+            read_dots(obj)  # (each panel does its own when made; later boxes here)
             self._name_fields()
             self._tip_rows()
             QTimer.singleShot(0, lambda: _alive(PanelScroll._fit_texts, self))  # (texts shown)

@@ -91,6 +91,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
             btn.clicked.connect(lambda _=False, v=value: self._pick_color(v))
             self.color_buttons[value] = btn
         self.measure_button = QPushButton("Measure")
+        # the figures shown, for a spreadsheet or a report (a table's Ctrl+C copies it alone)
+        self.copy_button = QPushButton("Copy")
+        self.copy_button.setEnabled(False)
         self.volume_table = _table(["Measure", "Value"])
         # two-line headers: the table widens the panel to show every column, by less
         self.lesion_table = _table(
@@ -196,6 +199,11 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 "truth, Dice, IoU and boundary distances per class",
             ),
             (
+                self.copy_button,
+                "Copy the tables shown (volumes, lesions, scores) as tab-separated text with "
+                "their headers, to paste into a spreadsheet",
+            ),
+            (
                 self.lesion_table,
                 "Click a lesion (or move to it with the arrow keys) to move the view to its "
                 "centre slice",
@@ -218,7 +226,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
         form.addRow("", self.contour_check)
         layout = scroll_panel(self)
         layout.addLayout(form)
-        layout.addWidget(self.measure_button)
+        measure_row = QHBoxLayout()
+        measure_row.addWidget(self.measure_button, 1)
+        measure_row.addWidget(self.copy_button)
+        layout.addLayout(measure_row)
         layout.addWidget(self.volume_table)
         lesions_title = QLabel("Lesions (click one, or use the arrow keys, to go to its slice)")
         lesions_title.setWordWrap(True)  # (a long line widened the panel)
@@ -236,6 +247,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.labels_combo.currentTextChanged.connect(self._labels_changed)
         self.truth_combo.currentTextChanged.connect(self._truth_changed)
         self.measure_button.clicked.connect(self._measure_clicked)
+        self.copy_button.clicked.connect(self.copy_results)
+        figures = self.volume_table.model()
+        for signal in (figures.rowsInserted, figures.rowsRemoved, figures.modelReset):
+            signal.connect(self._update_copy_button)
         self.lesion_table.cellClicked.connect(lambda row, _col: self.go_to_lesion(row))
         # from the keyboard too: the arrow keys move the current row, Enter/Space activate it
         self.lesion_table.currentCellChanged.connect(self._lesion_row_changed)
@@ -794,6 +809,24 @@ class InspectWidget(JobWidgetMixin, QWidget):
             else "No ground truth chosen: no Dice.",
         )
 
+    def copy_results(self) -> str:
+        """Put the tables shown on the clipboard, tab-separated with their headers, a blank
+        line between them; returns the text."""
+        from qtpy.QtWidgets import QApplication
+
+        tables = [
+            t
+            for t in (self.volume_table, self.lesion_table, self.score_table)
+            if not t.isHidden() and t.rowCount()
+        ]
+        text = "\n".join(t.text_of() for t in tables)
+        if text:
+            QApplication.clipboard().setText(text)
+        return text
+
+    def _update_copy_button(self, *_) -> None:
+        self.copy_button.setEnabled(self.volume_table.rowCount() > 0)
+
     def _clear_figures(self) -> None:
         self._unmark_lesion()
         self.stats = self.scores = None
@@ -1147,8 +1180,77 @@ VOLUME_TIPS = {
 }
 
 
-def _table(headers: list[str]) -> QTableWidget:
-    table = QTableWidget(0, len(headers))
+class CopyTable(QTableWidget):
+    """A results table that copies as a spreadsheet takes it: tab-separated, with its header
+    row (Ctrl+C copied one cell, the label, and the right-click menu had no Copy).
+
+    Ctrl+C copies the selected rows when several are selected, else the whole table (a click
+    on a lesion selects its row to go to it: that alone is no choice of what to copy); the
+    right-click menu copies the row or the whole table."""
+
+    def text_of(self, rows: list[int] | None = None) -> str:
+        """The table (or ``rows`` of it) as tab-separated lines, the header first."""
+        columns = [c for c in range(self.columnCount()) if not self.isColumnHidden(c)]
+        if rows is None:
+            rows = [r for r in range(self.rowCount()) if not self.isRowHidden(r)]
+
+        def cell(item) -> str:
+            return " ".join((item.text() if item is not None else "").split())
+
+        lines = ["\t".join(cell(self.horizontalHeaderItem(c)) for c in columns)]
+        lines += ["\t".join(cell(self.item(r, c)) for c in columns) for r in rows]
+        return "\n".join(lines) + "\n"
+
+    def selected_rows(self) -> list[int]:
+        return sorted({index.row() for index in self.selectionModel().selectedRows()})
+
+    def copy(self, rows: list[int] | None = None) -> str:
+        """Put the table (or ``rows``) on the clipboard; returns the text."""
+        from qtpy.QtWidgets import QApplication
+
+        text = self.text_of(rows)
+        QApplication.clipboard().setText(text)
+        return text
+
+    def _copy_pressed(self) -> None:
+        rows = self.selected_rows()
+        self.copy(rows if len(rows) > 1 else None)
+
+    def event(self, event) -> bool:
+        from qtpy.QtCore import QEvent
+        from qtpy.QtGui import QKeySequence
+
+        # Ctrl+C is the table's, not a shortcut of napari's window
+        if event.type() == QEvent.ShortcutOverride and event.matches(QKeySequence.Copy):
+            event.accept()
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        from qtpy.QtGui import QKeySequence
+
+        if event.matches(QKeySequence.Copy):
+            self._copy_pressed()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        from qtpy.QtWidgets import QMenu
+
+        if self.rowCount() == 0:
+            return
+        menu = QMenu(self)
+        rows = self.selected_rows()
+        if rows:
+            row_action = menu.addAction("Copy rows" if len(rows) > 1 else "Copy row")
+            row_action.triggered.connect(lambda: self.copy(rows))
+        menu.addAction("Copy table").triggered.connect(lambda: self.copy())
+        menu.exec_(event.globalPos())
+
+
+def _table(headers: list[str]) -> CopyTable:
+    table = CopyTable(0, len(headers))
     table.setHorizontalHeaderLabels(headers)
     table.verticalHeader().setVisible(False)
     table.setEditTriggers(QTableWidget.NoEditTriggers)

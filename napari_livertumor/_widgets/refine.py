@@ -52,6 +52,7 @@ from ._common import (
     StatusLabel,
     clear_status_if,
     follow_layer_list,
+    read_dots,
     scroll_box,
     scroll_into_view,
     scroll_panel,
@@ -365,6 +366,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 self.save_button,
             ]
         )
+        # "0.5" and "0,5" are both 0.5 whatever the desktop's locale, shown "0.5"
+        read_dots(self)
 
         # -- wiring
         self._closed = False  # the user closed the panel: no preview until it is back

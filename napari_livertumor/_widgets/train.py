@@ -31,6 +31,7 @@ from ._common import (
     StatusLabel,
     is_light_theme,
     path_text,
+    read_dots,
     scroll_box,
     scroll_panel,
     set_status,
@@ -260,6 +261,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
         layout.addWidget(self.canvas, 2)
         layout.addWidget(self.log, 1)
         layout.addWidget(self.status)
+        # "0.001" and "0,001" are both 0.001 whatever the desktop's locale, shown "0.00100"
+        read_dots(self)
 
         self.data_browse.clicked.connect(self._browse_data)
         self.clinical_browse.clicked.connect(self._browse_clinical)
