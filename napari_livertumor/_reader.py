@@ -56,6 +56,10 @@ def napari_get_reader(path):
             # when this plugin was named; passed on where napari tries each reader in turn
             from .io.dicom import _skipped_text
 
+            if _holds_no_files(target):  # napari builtins fail on it too: no advice to
+                return _folder_refusal(  # choose them
+                    target, "the folder is empty (or holds only subfolders: open one of them)"
+                )
             chosen = _chosen_for(target)
             return _folder_refusal(
                 target,
@@ -130,6 +134,16 @@ def _refusal(path: Path, problem: str):
         raise InputError(path, problem)
 
     return _said_briefly(refuse)
+
+
+def _holds_no_files(folder: Path) -> bool:
+    """Whether ``folder`` holds no files (hidden ones, as macOS's .DS_Store, aside): empty, or
+    only subfolders. False where it cannot be listed."""
+    try:
+        with os.scandir(folder) as entries:
+            return not any(not e.name.startswith(".") and e.is_file() for e in entries)
+    except OSError:
+        return False
 
 
 def _folder_refusal(path: Path, problem: str):

@@ -61,10 +61,9 @@ def test_a_folder_with_no_scan_says_to_choose_napari_builtins(tmp_path, monkeypa
     empty.mkdir()
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "a.txt").write_text("not a scan")
-    for folder in (empty, tmp_path / "notes"):
-        said = _refusal(folder)
-        assert said.startswith(f"{folder.name}: no DICOM or NIfTI files found"), said
-        assert "choose napari builtins" in said and "Preferences" not in said
+    said = _refusal(tmp_path / "notes")
+    assert said.startswith("notes: no DICOM or NIfTI files found"), said
+    assert "choose napari builtins" in said and "Preferences" not in said
 
     import napari.plugins.utils
 
@@ -74,8 +73,25 @@ def test_a_folder_with_no_scan_says_to_choose_napari_builtins(tmp_path, monkeypa
         "get_preferred_reader",
         lambda path: "napari-livertumor" if str(path) in chosen else None,
     )
-    assert _refusal(empty).startswith("empty: no DICOM or NIfTI files found")
+    assert _refusal(empty).startswith("empty: the folder is empty")
     assert "napari opens every folder with this plugin" in _refusal(tmp_path / "notes")
+
+
+def test_an_empty_folder_is_said_to_be_empty_without_advice_napari_builtins_cannot_keep(
+    tmp_path,
+):
+    """napari builtins fail on an empty folder too: "choose napari builtins" was no way out."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / ".DS_Store").write_bytes(b"")  # a hidden file is no file to open
+    (tmp_path / "series").mkdir()
+    (tmp_path / "series" / "one").mkdir()  # subfolders only
+    for folder in (empty, tmp_path / "series"):
+        said = _refusal(folder)
+        assert said.startswith(
+            f"{folder.name}: the folder is empty (or holds only subfolders: open one of them)"
+        ), said
+        assert "builtins" not in said
 
 
 def _image_folder(tmp_path):
@@ -115,7 +131,7 @@ def test_file_open_of_an_empty_folder_with_the_folder_reader_remembered_says_why
     with pytest.raises(Exception) as info:  # napari's ReaderPluginError, with the plugin's
         viewer.open(str(empty), plugin=None)  # (as File > Open does: no plugin named)
     original = getattr(info.value, "original_error", info.value)
-    assert "no DICOM or NIfTI files found" in str(original), repr(original)
+    assert "the folder is empty" in str(original), repr(original)
     assert "refused" not in str(original)
     assert len(viewer.layers) == 0
 

@@ -818,6 +818,11 @@ def test_the_tables_copy_as_tab_separated_text_with_their_headers(viewer_with_la
 
     viewer, widget, *_ = viewer_with_labels
     assert not widget.copy_button.isEnabled()  # nothing measured yet
+    # Ctrl+C in an empty table keeps the clipboard (it put a bare header there)
+    QApplication.clipboard().setText("the user's text")
+    widget.volume_table.setFocus()
+    QTest.keyClick(widget.volume_table, Qt.Key_C, Qt.ControlModifier)
+    assert QApplication.clipboard().text() == "the user's text"
     widget.measure_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     assert widget.copy_button.isEnabled()
@@ -884,3 +889,38 @@ def test_the_tables_copy_as_tab_separated_text_with_their_headers(viewer_with_la
         "Measure\tValue",
         f"{table.item(2, 0).text()}\t{table.item(2, 1).text()}",
     ]
+
+
+def test_greyed_figures_are_copied_under_a_line_that_says_they_are_stale(viewer_with_labels, qtbot):
+    """The figures greyed after an edit were copied as if current, with no mark."""
+    from qtpy.QtCore import QPoint, Qt
+    from qtpy.QtGui import QContextMenuEvent
+    from qtpy.QtTest import QTest
+    from qtpy.QtWidgets import QApplication, QMenu
+
+    from napari_livertumor._widgets.inspect import STALE_NOTE
+
+    viewer, widget, *_ = viewer_with_labels
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    clipboard = QApplication.clipboard()
+    widget.copy_button.click()
+    assert clipboard.text().startswith("Measure\t")  # current: no note
+    viewer.layers["tiny CT segmentation"].paint((8, 24, 24), 2)
+    assert "click Measure" in widget.status.text()
+    widget.copy_button.click()
+    lines = clipboard.text().splitlines()
+    assert lines[0] == STALE_NOTE and lines[1].startswith("Measure\t")
+    table = widget.volume_table
+    table.setFocus()
+    QTest.keyClick(table, Qt.Key_C, Qt.ControlModifier)
+    assert clipboard.text().splitlines()[:2] == [STALE_NOTE, "Measure\tValue"]
+    table.selectRow(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(QMenu, "exec_", lambda menu, *_: menu.actions()[0].trigger())
+        table.contextMenuEvent(QContextMenuEvent(QContextMenuEvent.Mouse, QPoint(5, 5)))
+    assert clipboard.text().splitlines()[:2] == [STALE_NOTE, "Measure\tValue"]
+    widget.measure_button.click()  # measured anew: current again
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    widget.copy_button.click()
+    assert clipboard.text().startswith("Measure\t")

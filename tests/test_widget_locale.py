@@ -77,7 +77,6 @@ FIELDS = [
     ("refine", "lambda2", "0.5", 0.5, "lambda2"),
     ("refine", "sigma", "2.5", 2.5, "sigma"),
     ("refine", "min_contrast", "0.8", 0.8, "min_contrast"),
-    ("refine", "alpha", "1500.5", 1500.5, "alpha"),
     ("refine", "balloon", "1.5", 1.5, "balloon"),  # a slider's read-out box
     ("refine", "threshold", "0.35", 0.35, "threshold"),  # a slider's read-out box
     ("train", "lr", "0.001", 0.001, "lr"),
@@ -116,9 +115,37 @@ def test_a_number_that_cannot_be_read_never_becomes_another(panels):
         for text in ("1.234,5", "1,234.5"):
             _enter(box, text, "paste")
             assert box.value() == before, (box.accessibleName(), text, box.text())
+
+
+@pytest.mark.parametrize("typed", ["2,500", "2.500"])
+def test_alpha_is_a_whole_number_a_typed_thousands_mark_never_makes_it_small(panels, typed):
+    """Alpha (1–10000) takes whole numbers: an English "2,500" or a German "2.500" is 2500
+    (the mark refused as typed, the digits run on), never 2.5."""
+    refine, _train = panels
     alpha = _box(refine.alpha)
-    _enter(alpha, "1,000", "keys")  # a comma is the decimal point, never a thousands mark
-    assert alpha.value() == 1.0
+    assert alpha.decimals() == 0
+    _enter(alpha, typed, "keys")
+    assert alpha.value() == 2500, alpha.text()
+    assert refine.build_config().alpha == 2500
+    before = alpha.value()
+    _enter(alpha, "1.5", "paste")  # a pasted fraction is refused whole: the value is kept
+    assert alpha.value() == before
+
+
+def test_a_settings_file_with_a_fractional_alpha_loads_rounded(panels, tmp_path, monkeypatch):
+    refine, _train = panels
+    path = tmp_path / "refine.json"
+    path.write_text('{"method": "geodesic", "alpha": 1500.4}')
+    monkeypatch.setattr(
+        "napari_livertumor._widgets.refine.QFileDialog.getOpenFileName",
+        lambda *a, **k: (str(path), ""),
+    )
+    refine._load_settings()
+    assert refine.alpha.value == 1500
+    assert any("alpha 1500.4 is set as 1500" in n for n in refine._config_notes)
+    cfg = refine.build_config()
+    assert cfg.alpha == 1500.0
+    assert cfg.validated()[0].alpha == 1500.0  # the refine core takes it
 
 
 def test_every_number_box_of_the_panels_shows_a_dot(panels):

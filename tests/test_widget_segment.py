@@ -711,7 +711,17 @@ def test_a_scan_opened_by_naparis_own_reader_is_refused_with_the_way_to_open_it(
     said = widget.status.text()
     assert "opened by napari's own reader, so it has no voxel spacing" in said, said
     assert "choose Liver Tumor Segmentation" in said and "Load CT panel" in said
+    # a folder: File > Open File(s)… cannot pick one; the message ends with a full stop
+    assert "Open 4.000000-LIVER 3 PHASE CAP again with File > Open Folder…" in said, said
+    assert said.endswith("Load CT panel."), said
     assert [ly.name for ly in viewer.layers] == [layer.name]  # nothing added
+    # the slices' files opened as a stack: the path napari keeps is one slice's, its folder
+    # is named
+    files = sorted(str(f) for f in (tmp_path / "4.000000-LIVER 3 PHASE CAP").iterdir())
+    [stack] = viewer.open(files, stack=True, plugin="napari")
+    why = _layers.opened_without_spacing(stack, viewer.layers)
+    assert "Open its folder 4.000000-LIVER 3 PHASE CAP with File > Open Folder…" in why, why
+    viewer.layers.remove(stack)
 
     # the user's own array at 1 mm, and the same layer given its spacing: not refused
     mine = viewer.add_image(np.asarray(layer.data), name="my array")
@@ -739,3 +749,26 @@ def test_a_segmentation_converted_to_an_image_is_not_offered_as_a_ct(viewer_with
     assert {ly.metadata.get(_layers.ROLE) for ly in converted} == {"segmentation", "ground_truth"}
     widget.refresh_layers()
     assert [widget.ct_combo.itemText(i) for i in range(widget.ct_combo.count())] == ["tiny CT"]
+
+
+def test_no_liver_in_a_layer_at_1_mm_says_that_no_spacing_is_known():
+    """A TIFF stack or an array at 1 × 1 × 1 got only "narrower than an adult's abdomen … a
+    child's": the likelier cause, no known spacing, is said too."""
+    from napari.layers import Image
+
+    from napari_livertumor._widgets.segment import _unknown_spacing_said
+
+    said = (
+        "no liver found: what was scanned is 64 mm wide at most, narrower than an adult's "
+        "abdomen (280-400 mm): a child's (…), or no abdomen (a head, a limb)"
+    )
+    layer = Image(np.zeros((4, 8, 8), np.int16))
+    assert _unknown_spacing_said(said, layer).endswith(
+        "(the layer's voxels are 1 × 1 × 1 mm: no spacing is known — set the layer's scale, "
+        "or open the DICOM/NIfTI with this plugin)"
+    )
+    assert _unknown_spacing_said("no liver found: is this an abdominal CT", layer).endswith("CT")
+    vol, _ = tiny_ct()
+    ours = Image(np.zeros((4, 8, 8), np.int16), metadata={_layers.CT_VOLUME: vol})
+    assert _unknown_spacing_said(said, ours) == said
+    assert _unknown_spacing_said(said, Image(np.zeros((4, 8, 8)), scale=(2.5, 1, 1))) == said

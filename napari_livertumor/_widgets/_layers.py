@@ -788,11 +788,19 @@ def opened_without_spacing(layer, layers=()) -> str | None:
 
     if not opens_as_a_scan(path):
         return None
+    target = Path(path)
+    if target.is_dir():  # (File > Open File(s)… cannot pick a folder)
+        how = f"{target.name} again with File > Open Folder…"
+    elif layer.data.shape[0] > 1 and not target.name.lower().endswith((".nii", ".nii.gz")):
+        # one slice's file of a stack of them (the path napari keeps): its folder holds the CT
+        how = f"its folder {target.parent.name} with File > Open Folder…"
+    else:
+        how = f"{target.name} again with File > Open File(s)…"
     return (
         f"'{layer.name}' was opened by napari's own reader, so it has no voxel spacing "
         "(napari shows every voxel as 1 mm): its liver and tumor volumes would be wrong. Open "
-        f"{Path(path).name} again with File > Open and choose Liver Tumor Segmentation when "
-        "napari asks which reader to use, or load it in the 1 Load CT panel"
+        f"{how} and choose Liver Tumor Segmentation when napari asks which reader to use, or "
+        "load it in the 1 Load CT panel."
     )
 
 

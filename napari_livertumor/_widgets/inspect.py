@@ -820,6 +820,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
             if not t.isHidden() and t.rowCount()
         ]
         text = "\n".join(t.text_of() for t in tables)
+        notes = dict.fromkeys(t.stale_note for t in tables if t.stale_note)
+        if text and notes:  # greyed figures copied as such, not as the labels' own
+            text = "".join(f"{n}\n" for n in notes) + text
         if text:
             QApplication.clipboard().setText(text)
         return text
@@ -965,7 +968,11 @@ class InspectWidget(JobWidgetMixin, QWidget):
         tables = (self.score_table,) if scores_only else (
             self.volume_table, self.lesion_table, self.score_table
         )  # fmt: skip
+        note = ""
+        if stale:
+            note = STALE_SCORES_NOTE if scores_only else STALE_NOTE
         for table in tables:
+            table.stale_note = note  # the first line of what is copied of it
             # the theme's own text colour, faded, and italic: a fixed grey was barely seen on
             # the dark theme and barely read on the light one
             text = table.palette().color(QPalette.Text)
@@ -1180,13 +1187,23 @@ VOLUME_TIPS = {
 }
 
 
+#: the first line copied of figures greyed after an edit (as the panel's status says)
+STALE_NOTE = "# figures of the labels before an edit: click Measure to update them"
+STALE_SCORES_NOTE = (
+    "# Dice and IoU against the ground truth before an edit: click Measure to update them"
+)
+
+
 class CopyTable(QTableWidget):
     """A results table that copies as a spreadsheet takes it: tab-separated, with its header
     row (Ctrl+C copied one cell, the label, and the right-click menu had no Copy).
 
     Ctrl+C copies the selected rows when several are selected, else the whole table (a click
     on a lesion selects its row to go to it: that alone is no choice of what to copy); the
-    right-click menu copies the row or the whole table."""
+    right-click menu copies the row or the whole table. Figures greyed after an edit are
+    copied under a first line that says so (``stale_note``)."""
+
+    stale_note = ""
 
     def text_of(self, rows: list[int] | None = None) -> str:
         """The table (or ``rows`` of it) as tab-separated lines, the header first."""
@@ -1209,10 +1226,14 @@ class CopyTable(QTableWidget):
         from qtpy.QtWidgets import QApplication
 
         text = self.text_of(rows)
+        if self.stale_note:
+            text = f"{self.stale_note}\n{text}"
         QApplication.clipboard().setText(text)
         return text
 
     def _copy_pressed(self) -> None:
+        if self.rowCount() == 0:  # nothing measured: the clipboard is kept, not a bare header
+            return
         rows = self.selected_rows()
         self.copy(rows if len(rows) > 1 else None)
 

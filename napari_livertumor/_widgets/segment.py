@@ -55,6 +55,21 @@ def _as_record(refine_config):
     return to_dict() if callable(to_dict) else str(refine_config)
 
 
+def _unknown_spacing_said(warning: str, ct_layer) -> str:
+    """A "narrower than an adult's abdomen" of a layer at 1 × 1 × 1 with no CT of ours (a TIFF
+    stack, an array): that no spacing is known is said too, the likelier cause."""
+    if (
+        "narrower than an adult's abdomen" in warning
+        and tuple(float(v) for v in ct_layer.scale) == (1.0, 1.0, 1.0)
+        and _layers.CT_VOLUME not in ct_layer.metadata
+    ):
+        return (
+            f"{warning} (the layer's voxels are 1 × 1 × 1 mm: no spacing is known — set the "
+            "layer's scale, or open the DICOM/NIfTI with this plugin)"
+        )
+    return warning
+
+
 class SegmentWidget(JobWidgetMixin, QWidget):
     """Run :func:`napari_livertumor.pipeline.segment_ct` on the chosen CT layer."""
 
@@ -396,8 +411,9 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         from ..pipeline import NOT_HU, is_serious
 
         # the case's own first (the single notification): a weak model's note comes after
+        warnings = [_unknown_spacing_said(w, ct_layer) for w in result.warnings]
         serious = sorted(
-            (w for w in result.warnings if is_serious(w)),
+            (w for w in warnings if is_serious(w)),
             key=lambda w: "expect unreliable masks" in w,
         )
         not_hu = any(NOT_HU in w for w in serious)
@@ -466,7 +482,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
                     f"\nMoved to slice {moved[0]}, the one with {moved[1]} (the slice on view "
                     "showed none of the result)."
                 )
-        for w in result.warnings:
+        for w in warnings:
             if w not in serious:
                 msg += f"\n⚠ {w}"
         set_status(self.status, msg, warning=bool(serious) or bool(elsewhere))
