@@ -722,8 +722,8 @@ class Segmenter:
                 "no liver found"
                 + (f" (largest candidate {found_ml:.1f} mL)" if found_ml > 0 else "")
                 + (
-                    f": what was scanned is {width:.0f} mm wide at most, narrower than an "
-                    "adult's abdomen (280-400 mm): a child's (the models, trained on adult-"
+                    f": what was scanned is {width:.0f} mm wide at most, {NARROW_SCAN} "
+                    "(280-400 mm): a child's (the models, trained on adult-"
                     "sized phantoms, miss a child's liver), or no abdomen (a head, a limb)"
                     if width is not None and width < CHILD_BODY_MM
                     else ": is this an abdominal CT that contains the liver?"
@@ -1823,6 +1823,10 @@ def _liver_size_warning(liver: np.ndarray, spacing) -> str | None:
         "liver (not a phantom, an MR series or a scan in other units)"
     )
 
+
+#: the words of "no liver found" in a scan narrower than :data:`CHILD_BODY_MM` (the Segment
+#: panel adds, for a layer of unknown spacing, that no spacing is known)
+NARROW_SCAN = "narrower than an adult's abdomen"
 
 #: a body narrower than this (mm, left to right at its widest) is a child's: an adult's
 #: abdomen is about 280-400 mm wide; the models missed a 0.45-scaled phantom's liver and said

@@ -58,8 +58,10 @@ def _as_record(refine_config):
 def _unknown_spacing_said(warning: str, ct_layer) -> str:
     """A "narrower than an adult's abdomen" of a layer at 1 × 1 × 1 with no CT of ours (a TIFF
     stack, an array): that no spacing is known is said too, the likelier cause."""
+    from ..pipeline import NARROW_SCAN  # (the pipeline is loaded once a run has ended)
+
     if (
-        "narrower than an adult's abdomen" in warning
+        NARROW_SCAN in warning
         and tuple(float(v) for v in ct_layer.scale) == (1.0, 1.0, 1.0)
         and _layers.CT_VOLUME not in ct_layer.metadata
     ):
