@@ -1309,10 +1309,18 @@ def test_an_optional_output_lost_to_a_full_disk_is_said_and_made_by_the_next_run
 
     monkeypatch.setattr(seg_io, "write_dicom_seg", full_disk)
     _fake_masks(monkeypatch)
+    capsys.readouterr()
     with caplog.at_level("WARNING"):
-        assert main(args) == 0  # the masks and stats are the case's results
+        # the masks and stats are the case's results, but the SEG asked for is not there: a
+        # script going on to send it must not read the run as complete
+        assert main(args) == 1
     said = "P1: no P1_seg.dcm: No space left on device; run the command again to make it"
     assert said in caplog.text
+    assert (
+        "livertumor segment: P1: --dicom-seg not made (see the warnings above); run the "
+        "command again to make it" in capsys.readouterr().err
+    )
+    assert (out / "P1_labels.nii.gz").is_file()
     stats = json.loads((out / "P1_stats.json").read_text())
     assert "dicom_seg" not in stats["outputs"] and not (out / "P1_seg.dcm").exists()
     assert said[4:] in stats["warnings"] and "Traceback" not in json.dumps(stats)
@@ -1352,7 +1360,7 @@ def test_a_seg_memory_cannot_hold_now_is_said_before_it_is_built_and_made_later(
 
     monkeypatch.setattr(memory, "require", tight)
     with caplog.at_level("WARNING"):
-        assert main(args) == 0
+        assert main(args) == 1  # the SEG asked for is not there (the masks and stats are)
     said = [r.getMessage() for r in caplog.records if "no P1_seg.dcm" in r.getMessage()]
     assert said and "writing its DICOM SEG" in said[0] and "run the command again" in said[0]
     monkeypatch.setattr(memory, "require", real)

@@ -424,7 +424,29 @@ def run(args) -> int:
                     "or were refused: see the summary",
                     file=sys.stderr,
                 )
-    return 1 if failed else 0
+        # a requested file (--dicom-seg...) not made for a reason of the system's (a full
+        # disk): the case's masks and stats are written, but a script that goes on to send
+        # the SEG must not read the run as complete (it exited 0, said only in a warning)
+        wanted_extras = [k for k in EXTRA_OUTPUTS if getattr(args, k, False)]
+        short = [
+            r for r in rows
+            if str(r.get("status")).startswith(("done", "skipped"))
+            and any(r.get(k) == "" for k in wanted_extras)
+        ]  # fmt: skip
+        for r in short[:RESULT_LINES]:
+            lost = [k.replace("_", "-") for k in wanted_extras if r.get(k) == ""]
+            print(
+                f"livertumor segment: {r['case']}: --{', --'.join(lost)} not made (see the "
+                "warnings above); run the command again to make it",
+                file=sys.stderr,
+            )
+        if len(short) > RESULT_LINES:
+            print(
+                f"livertumor segment: … and {len(short) - RESULT_LINES} more case(s) without "
+                "a file asked for: see the summary's warnings",
+                file=sys.stderr,
+            )
+    return 1 if failed or short else 0
 
 
 def _models_used(config) -> str:
