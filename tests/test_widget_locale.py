@@ -156,3 +156,22 @@ def test_every_number_box_of_the_panels_shows_a_dot(panels):
         box.setValue(box.maximum() / 3 if box.maximum() < 1e6 else 1234.5)
         assert "," not in box.text(), (box.accessibleName(), box.text())
         assert box.locale().decimalPoint() == "."
+
+
+@pytest.mark.parametrize("how", ["keys", "paste"])
+def test_a_whole_number_box_never_takes_a_mark(panels, how):
+    """Epochs, steps and the HU boxes take whole numbers: a pasted "0,5" epochs became 5 (Qt
+    read the comma as a thousands mark) and a typed one showed "0,5" until the box lost the
+    focus. A mark is refused as a mark (typed: the digits run on; pasted: the value kept)."""
+    refine, train = panels
+    for box in (train.epochs, train.steps, train.hu_low, refine.hu_low.native):
+        box.setValue(7)
+        for text in ("0,5", "1.5", "1,000"):
+            _enter(box, text, how)
+            assert "," not in box.text() and "." not in box.text(), (text, box.text())
+            if how == "paste":
+                assert box.value() == 7, (text, box.text())
+            else:  # the digits typed, without the mark
+                want = int(text.replace(",", "").replace(".", ""))
+                assert box.value() == max(box.minimum(), want), (text, box.text())
+            box.setValue(7)

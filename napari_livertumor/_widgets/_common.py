@@ -1051,6 +1051,35 @@ class _DotOrComma(QValidator):
         return text if result is None else result
 
 
+class _NoMarks(QValidator):
+    """A whole-number box's validator: a typed or pasted "," or "." is refused (the digits
+    typed after it run on), then the box's own validator (its range) is asked."""
+
+    def __init__(self, box, inner) -> None:
+        super().__init__(box)
+        self._inner = inner
+
+    def validate(self, text, pos):
+        if "," in text or "." in text:
+            return (QValidator.Invalid, text, pos)
+        result = self._inner.validate(text, pos)
+        return result if isinstance(result, tuple) else (result, text, pos)
+
+    def fixup(self, text):
+        result = self._inner.fixup(text)
+        return text if result is None else result
+
+
+def refuse_marks(box) -> None:
+    """Make the whole-number box ``box`` (a QSpinBox, or a float box of 0 decimals) refuse a
+    decimal or thousands mark: the mark is not taken, so the box never shows one."""
+    edit = box.lineEdit()
+    inner = edit.validator()
+    if inner is not None and not isinstance(inner, _NoMarks):
+        box._lt_no_marks = _NoMarks(box, inner)
+        edit.setValidator(box._lt_no_marks)
+
+
 def read_dots(panel: QWidget) -> None:
     """Make every number box in ``panel`` read "." and "," as the decimal point, never as a
     group separator, and show "." (idempotent; boxes added later are done when called again).
@@ -1069,7 +1098,10 @@ def read_dots(panel: QWidget) -> None:
         box.setProperty("lt_reads_dots", True)
         box.setLocale(locale)  # (its text is shown again in the new locale)
         if not isinstance(box, QDoubleSpinBox):
-            continue  # a whole number: no decimal point to read
+            # a whole number: no decimal point to read, and no thousands mark either (Qt read
+            # a typed "0,5" epochs as 5 and showed "0,5" until the box lost the focus)
+            refuse_marks(box)
+            continue
         edit = box.lineEdit()
         inner = edit.validator()
         if inner is not None:

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui import widgets as mw
 from qtpy.QtCore import QTimer
-from qtpy.QtGui import QValidator
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -54,6 +53,7 @@ from ._common import (
     clear_status_if,
     follow_layer_list,
     read_dots,
+    refuse_marks,
     scroll_box,
     scroll_into_view,
     scroll_panel,
@@ -143,34 +143,6 @@ _NOT_AXIAL = (
 )
 
 
-class _NoMarks(QValidator):
-    """A whole-number box's validator: a typed or pasted "," or "." is refused (the digits
-    typed after it run on), then the box's own validator (its range) is asked."""
-
-    def __init__(self, box, inner) -> None:
-        super().__init__(box)
-        self._inner = inner
-
-    def validate(self, text, pos):
-        if "," in text or "." in text:
-            return (QValidator.Invalid, text, pos)
-        result = self._inner.validate(text, pos)
-        return result if isinstance(result, tuple) else (result, text, pos)
-
-    def fixup(self, text):
-        result = self._inner.fixup(text)
-        return text if result is None else result
-
-
-def _refuse_marks(box) -> None:
-    """Make the float box ``box`` (0 decimals) refuse a decimal or thousands mark."""
-    edit = box.lineEdit()
-    inner = edit.validator()
-    if inner is not None:
-        box._lt_no_marks = _NoMarks(box, inner)
-        edit.setValidator(box._lt_no_marks)
-
-
 class RefineWidget(JobWidgetMixin, QWidget):
     """Live-tuned active-contour refinement of the tumor labels."""
 
@@ -231,7 +203,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         # whole numbers: a typed "2,500" (English thousands) or "2.500" (German) is 2500, the
         # mark refused and the digits run on, never 2.5 (a comma reads as a decimal point)
         self.alpha.native.setDecimals(0)
-        _refuse_marks(self.alpha.native)
+        refuse_marks(self.alpha.native)
         self.sigma = mw.FloatSpinBox(value=d.sigma, min=0.1, max=10, step=0.25, label="σ (mm)")
         self.hu_low = mw.SpinBox(value=int(d.hu_window[0]), min=-1024, max=3071, label="HU low")
         self.hu_high = mw.SpinBox(value=int(d.hu_window[1]), min=-1024, max=3071, label="HU high")
