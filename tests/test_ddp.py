@@ -109,3 +109,20 @@ def test_livertumor_train_ddp_launches_torchrun(toy_data, tmp_path):
     assert proc.stdout.count("training the liver model") == 1  # rank 0 only
     assert '"world_size": 2' in proc.stdout
     assert (tmp_path / "m" / "liver" / "model.safetensors").is_file()
+
+
+def test_quiet_train_ddp_prints_the_results_only(toy_data, tmp_path):
+    """``livertumor -q train --ddp N`` printed every step and INFO line: -q did not reach the
+    processes torchrun starts."""
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"common": dict(TINY, steps_per_epoch=1)}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "napari_livertumor.cli", "-q", "train", "--data",
+           str(toy_data), "--out", str(tmp_path / "m"), "--stage", "liver", "--config",
+           str(recipe), "--ddp", "1"]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("[liver] done: "), lines
+    assert "INFO" not in proc.stderr, proc.stderr[-2000:]
+    assert (tmp_path / "m" / "liver" / "model.safetensors").is_file()

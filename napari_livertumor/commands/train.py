@@ -344,9 +344,10 @@ def run(args) -> int:
         for cfg in configs:  # the tumor stage's clinical table too: not after the liver trained
             check_weak_table(cfg)
         if args.ddp and args.ddp > 0:
-            from ..training.distributed import launch_torchrun
+            from ..training.distributed import QUIET_ENV, launch_torchrun
 
-            return launch_torchrun(configs, args.ddp)
+            quiet = bool(getattr(args, "quiet", False))  # (-q reaches each process)
+            return launch_torchrun(configs, args.ddp, extra_env={QUIET_ENV: "1"} if quiet else None)
         # -q: the results and warnings, no line per step or patient (a batch job's log)
         return _train_here(configs, quiet=bool(getattr(args, "quiet", False)))
 

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..errors import LiverTumorError
     from .cli_report import print_reports
     from .config import TrainConfig
-    from .distributed import cleanup, init_from_env
+    from .distributed import QUIET_ENV, cleanup, init_from_env
     from .loop import train
 
     parser = argparse.ArgumentParser(prog="python -m napari_livertumor.training")
@@ -37,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         configs = train_cmd.build_configs(args)
     rank = int(os.environ.get("RANK", 0))
+    quiet = os.environ.get(QUIET_ENV) == "1"  # livertumor -q train --ddp N
     logging.basicConfig(
-        level=logging.INFO if rank == 0 else logging.WARNING,
+        level=logging.INFO if rank == 0 and not quiet else logging.WARNING,
         format=f"[rank {rank}] %(levelname)s: %(message)s",
     )
     init_from_env(configs[0].device)
@@ -46,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         for cfg in configs:
             reports = train(cfg)
             if rank == 0:
-                print(f"== training the {cfg.stage} model -> {cfg.stage_dir}", flush=True)
-                print_reports(reports, sys.stdout)
+                if not quiet:
+                    print(f"== training the {cfg.stage} model -> {cfg.stage_dir}", flush=True)
+                print_reports(reports, sys.stdout, quiet=quiet)
             else:
                 for _ in reports:
                     pass

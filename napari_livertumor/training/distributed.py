@@ -15,6 +15,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+#: set to "1" in the processes ``launch_torchrun`` starts for ``livertumor -q train --ddp N``:
+#: the results and warnings only, as without ``--ddp``
+QUIET_ENV = "LIVERTUMOR_QUIET"
+
 
 def launch_torchrun(configs, nproc: int, *, extra_env: dict[str, str] | None = None) -> int:
     """Run ``configs`` (TrainConfig list, in order) on ``nproc`` processes; returns the exit code."""
