@@ -1558,3 +1558,121 @@ def test_out_of_memory_while_loading_the_models_is_said_as_out_of_memory(
         "that limit (or ask the job for more memory)"
     )
     assert "this is a bug" not in err and "alloc_cpu" not in err
+
+
+def test_list_tells_what_a_run_does_with_outputs_edited_since(
+    tmp_path, models, monkeypatch, caplog, capsys
+):
+    """--list said "segment again: made with other settings", "add P1_seg.dcm (complete
+    otherwise)" and "skip: complete" of a case whose labels were edited by hand: the run then
+    refused the first two (exit 1, nothing overwritten) and skipped the third as edited."""
+    _fake_masks(monkeypatch)
+    out, base = _one_dicom_patient(tmp_path, models)
+
+    def plan(argv):
+        capsys.readouterr()
+        assert main([*argv, "--list"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == 1
+        return lines[0].split("\t")[2]
+
+    assert main([*base, "--dicom-seg"]) == 0
+    labels = out / "P1_labels.nii.gz"
+    img = nib.load(labels)
+    fixed = np.asarray(img.dataobj).copy()
+    fixed[fixed == 2] = 1
+    nib.save(nib.Nifti1Image(fixed, img.affine, img.header), labels)
+    edited = labels.read_bytes()
+    # other settings: refused, not redone
+    said = plan([*base[:-1], "--stages", "liver"])
+    assert said == (
+        "refuse: P1_labels.nii.gz edited since it was written; a run with other settings "
+        "(--stages) would replace it (--overwrite to redo)"
+    )
+    caplog.clear()
+    assert main([*base[:-1], "--stages", "liver"]) == 1
+    assert "was changed after this command wrote it" in caplog.text
+    assert labels.read_bytes() == edited
+    # the same settings: skipped, as edited
+    assert plan(base) == "skip: complete (labels edited since: figures are the model's)"
+    capsys.readouterr()
+    assert main(base) == 0
+    assert "labels file was edited since: these are the model's) ->" in capsys.readouterr().out
+    # its SEG deleted and asked for again: not added from the edited labels
+    (out / "P1_seg.dcm").unlink()
+    assert plan([*base, "--dicom-seg"]) == (
+        "refuse: P1_labels.nii.gz edited since it was written: P1_seg.dcm not added from it "
+        "(--overwrite to redo)"
+    )
+    caplog.clear()
+    assert main([*base, "--dicom-seg"]) == 1
+    assert "nothing was added from it" in caplog.text
+    assert not (out / "P1_seg.dcm").exists()
+    # --overwrite redoes it, as --list says
+    assert plan([*base, "--dicom-seg", "--overwrite"]) == "segment again (--overwrite)"
+    assert main([*base, "--dicom-seg", "--overwrite"]) == 0
+    assert plan([*base, "--dicom-seg"]) == "skip: complete"
+    # stats edited by hand: refused with the same settings too
+    stats = out / "P1_stats.json"
+    data = json.loads(stats.read_text())
+    data["liver_ml"] = 999.0
+    stats.write_text(json.dumps(data, indent=2))
+    assert plan(base) == "refuse: P1_stats.json edited since it was written (--overwrite to redo)"
+    assert main(base) == 1
+
+
+def test_list_tells_a_stopped_runs_files_are_removed_and_a_damaged_labels_file_redone(
+    tmp_path, models, monkeypatch, capsys
+):
+    """The run's other decisions on files changed since, as --list says them."""
+    from napari_livertumor.fileio import temp_prefix
+
+    _fake_masks(monkeypatch)
+    out, base = _one_dicom_patient(tmp_path, models)
+    assert main(base) == 0
+    stats = out / "P1_stats.json"
+    (out / f"{temp_prefix(stats)}new.json").write_bytes(stats.read_bytes())
+    stats.unlink()
+    capsys.readouterr()
+    assert main([*base, "--list"]) == 0
+    assert capsys.readouterr().out.rstrip("\n").split("\t")[2] == (
+        "segment (a stopped run's P1_labels.nii.gz removed first)"
+    )
+    assert (out / "P1_labels.nii.gz").is_file()  # (--list removes nothing)
+    assert main(base) == 0
+    (out / "P1_labels.nii.gz").write_bytes(b"")  # emptied (a full disk, a copy cut short)
+    capsys.readouterr()
+    assert main([*base, "--list"]) == 0
+    assert capsys.readouterr().out.rstrip("\n").split("\t")[2] == (
+        "segment again: P1_labels.nii.gz is empty"
+    )
+    assert main(base) == 0
+    assert (out / "P1_labels.nii.gz").stat().st_size > 0
+
+
+def test_an_output_that_cannot_be_made_is_not_said_to_be_written(
+    tmp_path, models, monkeypatch, caplog
+):
+    """--stages liver --lesion-map said "writing A_lesions.nii.gz", then "no A_lesions.nii.gz:
+    no tumor was looked for"; a scan with no liver found said so of its DICOM SEG."""
+    from napari_livertumor import pipeline
+    from napari_livertumor.stats import compute_stats
+
+    def segment(self, volume, progress=None, **kw):
+        labels = np.zeros(volume.shape, np.uint8)  # no liver found
+        stats = compute_stats(labels, volume.spacing)
+        stats.update(tumor_ml=None, lesion_count=None, lesions=[])
+        return pipeline.SegmentationResult(labels, stats, {"liver": 0.1, "total": 0.1}, "cpu")
+
+    monkeypatch.setattr(pipeline.Segmenter, "segment", segment)
+    out, base = _one_dicom_patient(tmp_path, models)
+    with caplog.at_level("INFO"):
+        assert main([*base, "--stages", "liver", "--lesion-map", "--dicom-seg", "--preview"]) == 0
+    assert "no P1_lesions.nii.gz: no tumor was looked for" in caplog.text
+    assert "no P1_seg.dcm: nothing was segmented" in caplog.text
+    assert "writing P1_lesions.nii.gz" not in caplog.text
+    assert "writing P1_seg.dcm" not in caplog.text
+    assert "P1: writing P1_preview.png" in caplog.text  # (made: said)
+    stats = json.loads((out / "P1_stats.json").read_text())
+    assert stats["outputs"] == {"dicom_seg": None, "preview": "P1_preview.png", "lesion_map": None}
+    assert not (out / "P1_lesions.nii.gz").exists() and not (out / "P1_seg.dcm").exists()

@@ -171,7 +171,7 @@ def add_arguments(parser) -> None:
         "--list",
         action="store_true",
         help="print the cases found, their names and what a run would do with each (segment, "
-        "skip as complete, redo, refuse), then stop: nothing is read or written",
+        "skip as complete, redo, refuse), then stop: no scan is read, nothing written",
     )
     parser.add_argument(
         "--min-tumor-ml",
@@ -474,34 +474,20 @@ BUSY_WAIT_S = 600.0
 
 
 def _print_plan(cases: list[Case], outdir: Path, config, args) -> None:
-    """``--list``: each case's name, input and what a run would do with it (tab-separated)."""
+    """``--list``: each case's name, input and what a run would do with it (tab-separated),
+    decided as the run decides (:func:`_decide`)."""
+    extras = tuple(k for k in EXTRA_OUTPUTS if getattr(args, k, False))
     for case in cases:
-        labels, stats = output_paths(outdir, case)
         old = _complete_stats(outdir, case)
-        if args.overwrite and (old is not None or labels.exists() or stats.exists()):
-            plan = "segment again (--overwrite)"
-        elif old is not None:
-            wanted = run_settings(case, config, args.series, args.acquisition)
-            relation, what = _compare_run(old, wanted)
-            plan = {
-                "same": "skip: complete",
-                "other input": f"refuse: its outputs there were made from {what}",
-                "other settings": f"segment again: made with other settings ({what})",
-            }[relation]
-            if relation == "same":  # an optional file asked for and not there: a run adds it
-                extras = [k for k in EXTRA_OUTPUTS if getattr(args, k, False)]
-                made = dict(old.get("outputs") or {})
-                to_add = [
-                    extra_paths(outdir, case, (k,))[k].name
-                    for k in _wanted_extras(case, extras)
-                    if k not in made or (made[k] and not (outdir / str(made[k])).is_file())
-                ]
-                if to_add:
-                    plan = f"add {', '.join(to_add)} (complete otherwise)"
-        elif labels.exists() or stats.exists():
-            plan = "refuse or redo: earlier outputs there are incomplete (see a run's message)"
-        else:
-            plan = "segment"
+        # the files a run stopped while putting them in place left: the run removes them first
+        cleared = [] if old is not None else _clear_interrupted_publish(outdir, case, dry=True)
+        wanted = run_settings(case, config, args.series, args.acquisition)
+        own_extras = _wanted_extras(case, extras)
+        plan = _decide(
+            outdir, case, old, wanted, own_extras, overwrite=args.overwrite, absent=set(cleared)
+        ).plan
+        if cleared:
+            plan += f" (a stopped run's {', '.join(cleared)} removed first)"
         print(f"{case.name}\t{case.path}\t{plan}", flush=True)
 
 
@@ -1529,6 +1515,166 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
     )
 
 
+@dataclass(frozen=True)
+class _Decision:
+    """What a run does with a case, given the outputs there (:func:`_decide`)."""
+
+    #: "segment" (for the first time, or again: ``said`` tells why), "add" (the optional
+    #: outputs in ``missing``, made from the labels there), "skip" or "refuse" (``said``: why)
+    action: str
+    #: the run's log line: a refusal's reason, or why the case is segmented again
+    said: str = ""
+    #: the same in brief, as ``--list`` prints it
+    plan: str = "segment"
+    #: refused, the files there stay (another input's, edited): their summary row is kept
+    untouched: bool = False
+    missing: tuple[str, ...] = ()
+    #: of a case skipped, its output files changed since they were written (kept)
+    edited: tuple[str, ...] = ()
+
+
+def _decide(
+    outdir: Path, case: Case, old, wanted: dict, own_extras, *, overwrite: bool, absent=()
+) -> _Decision:
+    """What a run does with ``case`` (its complete stats there ``old``, or None; ``wanted``:
+    this run's :func:`run_settings`; ``own_extras``: the optional outputs asked for that it can
+    have). The run and ``--list`` both decide here (``--list`` said "skip" or "segment again"
+    of a case whose labels were edited, which the run refused). ``absent``: names of files
+    there that the run removes first (a stopped run's, :func:`_clear_interrupted_publish`)."""
+
+    def there(path: Path) -> bool:
+        return path.name not in absent and path.exists()
+
+    labels_path, stats_path = output_paths(outdir, case)
+    extra_files = extra_paths(outdir, case, own_extras)
+    # the optional files its last complete run wrote (none recorded before 0.x)
+    made_before = dict((old or {}).get("outputs") or {})
+    # an optional file of the case's last run that is there (or that could not be made:
+    # None, said in its warnings) is not made again; one deleted since is
+    listed = {name for name in made_before.values() if name}
+    missing = [
+        k
+        for k in own_extras
+        if k not in made_before or (made_before[k] and not (outdir / str(made_before[k])).is_file())
+    ]
+    # a file of an optional output's name that the case's last run did not write
+    foreign = [q for q in extra_files.values() if there(q) and q.name not in listed]
+    # its outputs that hold something else now (labels corrected by hand)
+    edited = _changed_since_written(outdir, old, stats_path.name)
+    damaged = _damaged_labels(labels_path) if labels_path.name in edited else None
+    if damaged:  # not a hand edit: a file cut short or emptied (a full disk, a copy)
+        edited.remove(labels_path.name)
+    if overwrite:
+        again = old is not None or there(labels_path) or there(stats_path)
+        return _Decision("segment", plan="segment again (--overwrite)" if again else "segment")
+    relation, what = ("none", "") if old is None else _compare_run(old, wanted)
+    if damaged and relation == "same":  # its own, broken: made again (said)
+        relation, missing = "redo", []
+    redo = "(--overwrite to redo)"
+    if stats_path.name in edited and relation != "other input":
+        # its figures are not the run's: never shown as the model's, nor replaced
+        return _Decision(
+            "refuse",
+            f"{stats_path}: its contents differ from what this command wrote (edited "
+            "since?), so its figures are not known to be the run's; it was not "
+            "overwritten: move it away (with the case's other outputs) to segment "
+            "this case again, or use --overwrite",
+            f"refuse: {stats_path.name} edited since it was written {redo}",
+            untouched=True,
+        )
+    if relation == "same" and labels_path.name in edited and missing:
+        # a SEG or preview of the edited labels would be marked as the model's output,
+        # beside stats of the model's masks
+        return _Decision(
+            "refuse",
+            _edited_text(
+                labels_path,
+                f"nothing was added from it: a {extra_files[missing[0]].name} made now "
+                "would call the edited masks the model's. Export the edited labels "
+                "from napari (marked as edited), or use --overwrite to segment again",
+            ),
+            f"refuse: {labels_path.name} edited since it was written: "
+            f"{', '.join(extra_files[k].name for k in missing)} not added from it {redo}",
+            untouched=True,
+        )
+    if relation == "other settings" and edited and not foreign:
+        return _Decision(
+            "refuse",
+            _edited_text(
+                outdir / edited[0],
+                f"the run with other settings ({what}) would replace it; nothing was "
+                "overwritten: use another output folder, or --overwrite to replace it",
+            ),
+            f"refuse: {edited[0]} edited since it was written; a run with other settings "
+            f"({what}) would replace it {redo}",
+            untouched=True,
+        )
+    if relation == "same" and missing and not foreign:
+        names = ", ".join(extra_files[k].name for k in missing)
+        return _Decision("add", plan=f"add {names} (complete otherwise)", missing=tuple(missing))
+    if relation == "same" and not foreign:
+        note = ""
+        if labels_path.name in edited:  # the figures are the model's, not the edited file's
+            note = " (labels edited since: figures are the model's)"
+        elif edited:
+            note = f" ({', '.join(edited)} edited since: kept)"
+        return _Decision("skip", plan=f"skip: complete{note}", edited=tuple(edited))
+    if relation == "other settings" and not foreign:  # its own outputs: redone
+        return _Decision(
+            "segment",
+            f"redoing outputs made with other settings ({what})",
+            f"segment again: made with other settings ({what})",
+        )
+    if relation == "redo" and not foreign:
+        return _Decision(
+            "segment",
+            f"{labels_path.name} is {damaged}: segmented again",
+            f"segment again: {labels_path.name} is {damaged}",
+        )
+    if relation != "none" or there(labels_path) or there(stats_path) or foreign:
+        if relation == "other input":
+            made = (
+                f"{labels_path} and its stats were made from another input ({what}), "
+                f"not {case.path}"
+            )
+            brief = f"its outputs there were made from {what}"
+        elif old is None and there(stats_path) and not there(labels_path):
+            made = f"{stats_path} exists without its labels file"
+            brief = f"{stats_path.name} exists without its labels file"
+        elif old is None and there(labels_path):
+            how = (
+                "without its stats file"
+                if not there(stats_path)
+                else f"with an incomplete or unreadable {stats_path.name}"
+            )
+            made = f"{labels_path} exists {how}"
+            brief = f"{labels_path.name} exists {how}"
+        else:
+            made = f"{foreign[0]} exists and is not an output of this case's last run"
+            brief = f"{foreign[0].name} exists and is not an output of this case's last run"
+        if relation != "other input":
+            made += " (a stopped run, a napari Export, or another tool's file)"
+            brief += " (--overwrite to replace)"
+        msg = (
+            (
+                f"{made}; nothing was overwritten: two inputs of one name: give this "
+                "one another output folder (--overwrite would replace the other "
+                "input's outputs with this one's)"
+            )
+            if relation == "other input"
+            else (
+                f"{made}; nothing was overwritten: use another output folder, or "
+                "--overwrite to replace them"
+            )
+        )
+        if relation != "other input":  # --overwrite redoes every case of a batch
+            msg += " (or move the files named away to redo only this case)"
+        # the files there are not this run's: the row names none, and an earlier summary's
+        # row of them stays (it tells what is on disk)
+        return _Decision("refuse", msg, f"refuse: {brief}", untouched=relation == "other input")
+    return _Decision("segment")
+
+
 #: said once per output folder where file locks do not work (NFS mounted ``nolock``, Lustre
 #: without ``flock``): runs into one folder cannot tell which cases another run is writing
 UNLOCKED_CONSEQUENCE = (
@@ -1640,142 +1786,58 @@ def run_cases(
                         case.name,
                         ", ".join(cleared),
                     )
-            # the optional files its last complete run wrote (none recorded before 0.x)
             made_before = dict((old or {}).get("outputs") or {})
-            # an optional file of the case's last run that is there (or that could not be made:
-            # None, said in its warnings) is not made again; one deleted since is
-            listed = {name for name in made_before.values() if name}
-            missing = [
-                k
-                for k in own_extras
-                if k not in made_before
-                or (made_before[k] and not (outdir / str(made_before[k])).is_file())
-            ]
-            # a file of an optional output's name that the case's last run did not write
-            foreign = [q for q in extra_files.values() if q.exists() and q.name not in listed]
-            # its outputs that hold something else now (labels corrected by hand)
-            edited = _changed_since_written(outdir, old, stats_path.name)
-            damaged = _damaged_labels(labels_path) if labels_path.name in edited else None
-            if damaged:  # not a hand edit: a file cut short or emptied (a full disk, a copy)
-                edited.remove(labels_path.name)
-            if not overwrite:
-                relation, what = ("none", "") if old is None else _compare_run(old, wanted)
-                if damaged and relation == "same":  # its own, broken: made again (said)
-                    relation, missing = "redo", []
-                refusal = None
-                if stats_path.name in edited and relation != "other input":
-                    # its figures are not the run's: never shown as the model's, nor replaced
-                    refusal = (
-                        f"{stats_path}: its contents differ from what this command wrote (edited "
-                        "since?), so its figures are not known to be the run's; it was not "
-                        "overwritten: move it away (with the case's other outputs) to segment "
-                        "this case again, or use --overwrite"
+            decision = _decide(outdir, case, old, wanted, own_extras, overwrite=overwrite)
+            if decision.action == "refuse":
+                log.error("%s: %s", case.name, decision.said)
+                rows.append(_refused(row, decision.said, untouched=decision.untouched))
+                continue
+            if decision.action == "add":  # no second segmentation
+                t0 = time.perf_counter()
+                try:
+                    old = add_extras(case, outdir, old, decision.missing, series_uid, acquisition)
+                    added = [extra_files[k].name for k in decision.missing
+                             if (old.get("outputs") or {}).get(k)]  # fmt: skip
+                    status = (
+                        "done (added " + ", ".join(added) + ")"
+                        if added
+                        else ("done (nothing added: see warnings)")
                     )
-                elif relation == "same" and labels_path.name in edited and missing:
-                    # a SEG or preview of the edited labels would be marked as the model's
-                    # output, beside stats of the model's masks
-                    refusal = _edited_text(
-                        labels_path,
-                        f"nothing was added from it: a {extra_files[missing[0]].name} made now "
-                        "would call the edited masks the model's. Export the edited labels "
-                        "from napari (marked as edited), or use --overwrite to segment again",
+                    rows.append({**row, **_summary_values(old), "status": status})
+                except KeyboardInterrupt:
+                    # a stop held over the renames: what they put in is said in the summary
+                    now = _complete_stats(outdir, case) or old
+                    added = [extra_files[k].name for k in decision.missing
+                             if (now.get("outputs") or {}).get(k)]  # fmt: skip
+                    if added:
+                        rows.append({**row, **_summary_values(now),
+                                     "status": "done (added " + ", ".join(added) + ")"})  # fmt: skip
+                    raise
+                except Cancelled:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the case's outputs stay as they were
+                    msg = _error_text(exc, case)
+                    log.error(
+                        "%s: adding %s failed: %s", case.name, ", ".join(decision.missing), msg
                     )
-                elif relation == "other settings" and edited and not foreign:
-                    refusal = _edited_text(
-                        outdir / edited[0],
-                        f"the run with other settings ({what}) would replace it; nothing was "
-                        "overwritten: use another output folder, or --overwrite to replace it",
+                    rows.append({**row, **_summary_values(old), "status": "failed",
+                                 "error": msg})  # fmt: skip
+                rows[-1]["seconds"] = round(time.perf_counter() - t0, 2)
+                continue
+            if decision.action == "skip":
+                edited = decision.edited
+                rows.append({**row, **_summary_values(old), "status": "skipped (complete)"})
+                if labels_path.name in edited:
+                    rows[-1]["edited"] = True  # printed, not a summary column
+                    # the figures are the model's, not the edited file's beside them
+                    rows[-1]["status"] = (
+                        "skipped (complete; labels edited since: figures are the model's)"
                     )
-                if refusal:
-                    log.error("%s: %s", case.name, refusal)
-                    rows.append(_refused(row, refusal, untouched=True))
-                    continue
-                if relation == "same" and missing and not foreign:  # no second segmentation
-                    t0 = time.perf_counter()
-                    try:
-                        old = add_extras(case, outdir, old, missing, series_uid, acquisition)
-                        added = [extra_files[k].name for k in missing
-                                 if (old.get("outputs") or {}).get(k)]  # fmt: skip
-                        status = (
-                            "done (added " + ", ".join(added) + ")"
-                            if added
-                            else ("done (nothing added: see warnings)")
-                        )
-                        rows.append({**row, **_summary_values(old), "status": status})
-                    except KeyboardInterrupt:
-                        # a stop held over the renames: what they put in is said in the summary
-                        now = _complete_stats(outdir, case) or old
-                        added = [extra_files[k].name for k in missing
-                                 if (now.get("outputs") or {}).get(k)]  # fmt: skip
-                        if added:
-                            rows.append({**row, **_summary_values(now),
-                                         "status": "done (added " + ", ".join(added) + ")"})  # fmt: skip
-                        raise
-                    except Cancelled:
-                        raise
-                    except Exception as exc:  # noqa: BLE001 - the case's outputs stay as they were
-                        msg = _error_text(exc, case)
-                        log.error("%s: adding %s failed: %s", case.name, ", ".join(missing), msg)
-                        rows.append({**row, **_summary_values(old), "status": "failed",
-                                     "error": msg})  # fmt: skip
-                    rows[-1]["seconds"] = round(time.perf_counter() - t0, 2)
-                    continue
-                if relation == "same" and not foreign:
-                    rows.append({**row, **_summary_values(old), "status": "skipped (complete)"})
-                    if labels_path.name in edited:
-                        rows[-1]["edited"] = True  # printed, not a summary column
-                        # the figures are the model's, not the edited file's beside them
-                        rows[-1]["status"] = (
-                            "skipped (complete; labels edited since: figures are the model's)"
-                        )
-                    log.info("%s: already complete, skipped%s", case.name,
-                             f" ({', '.join(edited)} edited since: kept)" if edited else "")  # fmt: skip
-                    continue
-                if relation == "other settings" and not foreign:  # its own outputs: redone
-                    log.warning(
-                        "%s: redoing outputs made with other settings (%s)", case.name, what
-                    )
-                elif relation == "redo" and not foreign:
-                    log.warning(
-                        "%s: %s is %s: segmented again", case.name, labels_path.name, damaged
-                    )
-                elif relation != "none" or labels_path.exists() or stats_path.exists() or foreign:
-                    if relation == "other input":
-                        made = (
-                            f"{labels_path} and its stats were made from another input ({what}), "
-                            f"not {case.path}"
-                        )
-                    elif old is None and stats_path.exists() and not labels_path.exists():
-                        made = f"{stats_path} exists without its labels file"
-                    elif old is None and labels_path.exists():
-                        made = f"{labels_path} exists " + (
-                            "without its stats file"
-                            if not stats_path.exists()
-                            else f"with an incomplete or unreadable {stats_path.name}"
-                        )
-                    else:
-                        made = f"{foreign[0]} exists and is not an output of this case's last run"
-                    if relation != "other input":
-                        made += " (a stopped run, a napari Export, or another tool's file)"
-                    msg = (
-                        (
-                            f"{made}; nothing was overwritten: two inputs of one name: give this "
-                            "one another output folder (--overwrite would replace the other "
-                            "input's outputs with this one's)"
-                        )
-                        if relation == "other input"
-                        else (
-                            f"{made}; nothing was overwritten: use another output folder, or "
-                            "--overwrite to replace them"
-                        )
-                    )
-                    if relation != "other input":  # --overwrite redoes every case of a batch
-                        msg += " (or move the files named away to redo only this case)"
-                    log.error("%s: %s", case.name, msg)
-                    # the files there are not this run's: the row names none, and an earlier
-                    # summary's row of them stays (it tells what is on disk)
-                    rows.append(_refused(row, msg, untouched=relation == "other input"))
-                    continue
+                log.info("%s: already complete, skipped%s", case.name,
+                         f" ({', '.join(edited)} edited since: kept)" if edited else "")  # fmt: skip
+                continue
+            if decision.said:  # segmented again: why (made with other settings, damaged)
+                log.warning("%s: %s", case.name, decision.said)
             _remove_stale_temps(outdir, case)
             load_s = 0.0
             if segmenter is None:  # errors here (model missing...) would fail every case: raise
@@ -2026,9 +2088,15 @@ def _write_extras(case, volume, labels, stats, asides: dict, finals: dict) -> li
     t0 = time.perf_counter()
     for kind in list(asides):
         said: list[str] = []
-        # (a 900-slice scan's SEG and preview took 15 s, the longest silence of its run)
-        log.info("%s: writing %s", case.name, finals[kind].name)
+        # of the case's own (no liver found, no tumor looked for): not made, and not said to
+        # be written first ("writing X_lesions.nii.gz", then "no X_lesions.nii.gz: ...")
+        impossible = _cannot_make(kind, labels, stats)
+        if impossible is None:
+            # (a 900-slice scan's SEG and preview took 15 s, the longest silence of its run)
+            log.info("%s: writing %s", case.name, finals[kind].name)
         try:
+            if impossible is not None:
+                raise InputError(None, impossible)
             if kind == "dicom_seg":
                 _write_seg(volume, labels, stats, asides[kind], said, finals[kind])
             elif kind == "lesion_map":
@@ -2081,14 +2149,20 @@ def _os_reason(exc: OSError) -> str:
 SEG_BYTES_PER_FRAME_PIXEL = 3
 
 
+def _cannot_make(kind: str, labels, stats: dict) -> str | None:
+    """Why the case's optional output ``kind`` cannot be made of its masks (recorded null in
+    its stats, said in its warnings), or None."""
+    if kind == "dicom_seg" and not (labels > 0).any():
+        return "nothing was segmented (no liver found), so there is nothing to send"
+    if kind == "lesion_map" and stats.get("tumor_ml") is None:
+        return "no tumor was looked for (no liver found, or --stages liver)"
+    return None
+
+
 def _write_seg(volume, labels, stats: dict, path: Path, notes: list[str], shown: Path) -> None:
     from ..io.seg import model_seg_description, write_dicom_seg
 
     liver_only = stats.get("tumor_ml") is None
-    if not (labels > 0).any():
-        raise InputError(
-            None, "nothing was segmented (no liver found), so there is nothing to send"
-        )
     # highdicom builds every frame holding a mask (a slice per segment) before packing them:
     # 0.3 GB over the segmentation's peak for a 900-slice scan, which the pipeline's own
     # check did not count
@@ -2115,8 +2189,6 @@ def _write_lesion_map(volume, labels, stats: dict, path: Path, shown: Path) -> N
     from ..io.nifti import write_nifti
     from ..stats import lesion_id_map
 
-    if stats.get("tumor_ml") is None:
-        raise InputError(None, "no tumor was looked for (no liver found, or --stages liver)")
     ids = lesion_id_map(labels, affine_lps=getattr(volume, "affine_lps", None))
     if int(ids.max()) != len(stats.get("lesions") or []):  # numbered as the stats, or not made
         raise RuntimeError(
@@ -2560,13 +2632,14 @@ def _settings_text(settings: dict) -> str:
     return "; ".join(parts)
 
 
-def _clear_interrupted_publish(outdir: Path, case: Case) -> list[str]:
+def _clear_interrupted_publish(outdir: Path, case: Case, *, dry: bool = False) -> list[str]:
     """The outputs a run killed while putting them in place left without their stats (written
     aside, complete, they say what each new file holds): removed, so that the case is
     segmented again instead of refused for files "not of its last run"; their names. Called
     holding the case's lock, with no complete stats there. Only when every output file of the
     case there holds exactly what those stats recorded: anything else (an older file the run
-    had not replaced yet, a file edited since) leaves all in place, for the usual refusal."""
+    had not replaced yet, a file edited since) leaves all in place, for the usual refusal.
+    ``dry``: the names only, nothing removed (``--list``)."""
     labels_path, stats_path = output_paths(outdir, case)
     pending = outdir / f"{temp_prefix(stats_path)}new.json"
     try:
@@ -2580,7 +2653,7 @@ def _clear_interrupted_publish(outdir: Path, case: Case) -> list[str]:
             now = _digest(str(path.resolve()), st.st_size, st.st_mtime_ns)
             if digests.get(path.name) != now:
                 return []
-        for path in there:
+        for path in there if not dry else ():
             path.unlink()
     except OSError:  # unreadable, or gone meanwhile: left to the checks that follow
         return []
