@@ -1676,3 +1676,44 @@ def test_an_output_that_cannot_be_made_is_not_said_to_be_written(
     stats = json.loads((out / "P1_stats.json").read_text())
     assert stats["outputs"] == {"dicom_seg": None, "preview": "P1_preview.png", "lesion_map": None}
     assert not (out / "P1_lesions.nii.gz").exists() and not (out / "P1_seg.dcm").exists()
+
+
+def test_outputs_of_a_version_that_recorded_no_models_are_kept_and_said(
+    tmp_path, models, caplog, capsys
+):
+    """QA s50upgrade: a batch folder written before the models were stamped was skipped as
+    complete by a later release whose shipped models had changed, its old figures mixed with
+    new ones in one summary and nothing said."""
+    import csv
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    write_nifti(small_ct(), folder / "a.nii.gz")
+    write_nifti(small_ct(seed=3), folder / "b.nii.gz")
+    out = tmp_path / "out"
+    base = ["segment", str(folder), "-o", str(out), "--models", str(models), "--device", "cpu",
+            "--stages", "liver"]  # fmt: skip
+    assert main(base) == 0
+    for case in ("a", "b"):  # as an earlier version wrote them: no stamps, no digests
+        path = out / f"{case}_stats.json"
+        stats = json.loads(path.read_text())
+        del stats["run_settings"]["model_stamps"], stats["digests"], stats["stats_digest"]
+        path.write_text(json.dumps(stats))
+    capsys.readouterr()
+    assert main([*base, "--list"]) == 0
+    plan = capsys.readouterr().out
+    assert plan.count("skip: complete (made by an earlier version that recorded no models") == 2
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main(base) == 0
+    warned = [r for r in caplog.records if "did not record the models" in r.getMessage()]
+    assert [r.levelname for r in warned] == ["WARNING", "INFO"]  # a warning once a batch
+    with open(out / "summary.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["status"] for r in rows] == ["skipped (complete; models not recorded)"] * 2
+    assert main([*base, "--overwrite"]) == 0  # redone with today's models: stamped again
+    assert "model_stamps" in json.loads((out / "a_stats.json").read_text())["run_settings"]
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main(base) == 0
+    assert "did not record the models" not in caplog.text

@@ -1531,6 +1531,9 @@ class _Decision:
     missing: tuple[str, ...] = ()
     #: of a case skipped, its output files changed since they were written (kept)
     edited: tuple[str, ...] = ()
+    #: of a case skipped, its outputs were made by an earlier version that recorded no
+    #: models: whether today's models would give the same masks is not known
+    unchecked: bool = False
 
 
 def _decide(
@@ -1618,7 +1621,14 @@ def _decide(
             note = " (labels edited since: figures are the model's)"
         elif edited:
             note = f" ({', '.join(edited)} edited since: kept)"
-        return _Decision("skip", plan=f"skip: complete{note}", edited=tuple(edited))
+        # a record from before the models were stamped: the shipped models have changed since
+        # (an upgrade mid-project mixed the old figures with new ones in one summary, unsaid)
+        unchecked = "model_stamps" not in (old.get("run_settings") or {})
+        if unchecked:
+            note += f" (made by an earlier version that recorded no models {redo})"
+        return _Decision(
+            "skip", plan=f"skip: complete{note}", edited=tuple(edited), unchecked=unchecked
+        )
     if relation == "other settings" and not foreign:  # its own outputs: redone
         return _Decision(
             "segment",
@@ -1705,6 +1715,7 @@ def run_cases(
     segmenter = None
     rows = [] if rows is None else rows
     said = len(rows)
+    unchecked_said = False  # outputs of a version that recorded no models: warned of once
     from . import say_repeats_again
 
     queue = list(cases)  # a case another run is writing goes to the end, once
@@ -1835,6 +1846,15 @@ def run_cases(
                     )
                 log.info("%s: already complete, skipped%s", case.name,
                          f" ({', '.join(edited)} edited since: kept)" if edited else "")  # fmt: skip
+                if decision.unchecked:
+                    rows[-1]["status"] = rows[-1]["status"][:-1] + "; models not recorded)"
+                    (log.info if unchecked_said else log.warning)(
+                        "%s: its outputs were made by an earlier version of livertumor that did "
+                        "not record the models it used (the shipped models have changed since): "
+                        "kept, not checked against today's; --overwrite segments again",
+                        case.name,
+                    )
+                    unchecked_said = True  # (once a batch as a warning)
                 continue
             if decision.said:  # segmented again: why (made with other settings, damaged)
                 log.warning("%s: %s", case.name, decision.said)
