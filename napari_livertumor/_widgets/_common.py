@@ -131,13 +131,17 @@ class StatusLabel(QLabel):
         self.setTextFormat(Qt.PlainText)
         self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.setMinimumWidth(60)
-        # a path or a DICOM UID in a message is something to paste into a terminal or a ticket
-        self.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        # a path or a DICOM UID in a message is something to paste into a terminal or a ticket;
+        # by keyboard too: Tab reaches a message (a screen reader reads it), the arrows with
+        # Shift select in it
+        self.setTextInteractionFlags(Qt.TextSelectableByMouse | Qt.TextSelectableByKeyboard)
         self.setText(text)
 
     def setText(self, text: str) -> None:  # noqa: N802 (Qt name)
         self._text = str(text)
         super().setText(breakable(self._text))
+        # a tab stop while it says something (an empty line was a stop on nothing)
+        self.setFocusPolicy(Qt.StrongFocus if self._text else Qt.ClickFocus)
 
     def text(self) -> str:
         return self._text
@@ -180,8 +184,11 @@ class StatusLabel(QLabel):
         menu.exec_(event.globalPos())
 
     def set_kind(self, kind: str) -> None:
-        """Colour the text as an ``"error"``, a ``"warning"`` or plain (``""``)."""
+        """Colour the text as an ``"error"``, a ``"warning"`` or plain (``""``); a screen
+        reader says the kind (the accessible description: the colour alone told them apart,
+        and red and amber are one olive with red-green colour blindness)."""
         self._kind = kind
+        self.setAccessibleDescription(kind)
         self._restyle()
 
     def _restyle(self) -> None:
@@ -247,6 +254,7 @@ def set_status(
             label.set_kind(kind)
         else:
             label.setStyleSheet(status_color(label, error=error, warning=warning))
+            label.setAccessibleDescription(kind)  # (not by its colour only)
         label.setText(message)
         if message and scroll:
             scroll_into_view(label)
@@ -307,6 +315,138 @@ def tab_with_other_panels(widget) -> None:
         main.tabifyDockWidget(others[0], dock)
         dock.show()
         dock.raise_()
+
+
+def name_status(panel) -> None:
+    """Give the panel's status line an accessible name ("Load status"): a screen reader read
+    an unnamed text."""
+    status = getattr(panel, "status", None)
+    if isinstance(status, QLabel) and not status.accessibleName():
+        status.setAccessibleName(f"{type(panel).__name__.removesuffix('Widget')} status")
+
+
+def _dock_hidden_behind_tab(dock) -> bool:
+    """Is ``dock`` a tab of a tabbed dock group other than the one shown? Qt moves those
+    off screen and still counts them visible."""
+    main = dock.parentWidget()
+    if not isinstance(main, QMainWindow) or dock.isFloating():
+        return False
+    if not main.tabifiedDockWidgets(dock):
+        return False
+    return dock.visibleRegion().isEmpty()
+
+
+def _raise_focused_dock(_old, new) -> None:
+    """The focus went into a panel of this plugin whose dock is a tab not shown: that tab
+    is shown, so the focus is always on screen (Tab past Load's last control went into
+    Segment's controls unseen, and Space on its hidden Run started a run)."""
+    try:
+        dock = new
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parentWidget()
+        if dock is None or not _holds_panel(dock) or not _dock_hidden_behind_tab(dock):
+            return
+        dock.raise_()
+        if new is not None and not isinstance(new, PanelScroll):
+            scroll_into_view(new)  # (scrolled to, now that it is shown)
+    except RuntimeError:  # deleted meanwhile
+        pass
+
+
+def _holds_panel(dock) -> bool:
+    """Does ``dock`` hold one of this plugin's panels?"""
+    inner = dock.widget()
+    if inner is None:
+        return False
+    return isinstance(inner, JobWidgetMixin) or any(
+        isinstance(w, JobWidgetMixin)
+        for w in inner.findChildren(QWidget, "", Qt.FindDirectChildrenOnly)
+    )
+
+
+def raise_docks_on_focus() -> None:
+    """Follow the keyboard focus (once per QApplication): see :func:`_raise_focused_dock`."""
+    app = QApplication.instance()
+    if app is None or app.property("livertumor_raises_docks"):
+        return
+    app.setProperty("livertumor_raises_docks", True)
+    app.focusChanged.connect(_raise_focused_dock)
+
+
+#: widgets napari's stylesheet gives no font size: they kept Qt's default whatever napari's
+#: font size (a table of volumes, a path, the training log among labels twice their size)
+def _font_followers() -> tuple:
+    from qtpy.QtWidgets import QLineEdit, QPlainTextEdit, QTableView, QTextEdit
+
+    return (QTableView, QLineEdit, QPlainTextEdit, QTextEdit)
+
+
+def napari_font_size() -> float | None:
+    """napari's font size (pt; its *Appearance* setting), None without napari's settings."""
+    try:
+        from napari.settings import get_settings
+
+        return float(get_settings().appearance.font_size)
+    except Exception:  # noqa: BLE001 - no settings: Qt's own sizes
+        return None
+
+
+def apply_font_size(panel) -> None:
+    """Set napari's font size on the panel's tables, text fields and logs (not on the text
+    field of a combo or number box: napari's stylesheet sizes those)."""
+    size = napari_font_size()
+    if size is None or size <= 0:
+        return
+    kinds = _font_followers()
+    for w in panel.findChildren(QWidget):
+        if not isinstance(w, kinds):
+            continue
+        parent = w.parentWidget()
+        if isinstance(parent, (QComboBox, QAbstractSpinBox)):
+            continue
+        font = w.font()
+        if font.pointSizeF() != size:
+            font.setPointSizeF(size)
+            w.setFont(font)
+
+
+def follow_font_size(panel, also: Callable[[], None] | None = None) -> None:
+    """Apply napari's font size to ``panel`` (:func:`apply_font_size`) once it is built and
+    whenever it is changed; ``also`` is called then too (a plot's fonts). Stops following
+    when the panel is deleted."""
+    if also is not None:
+        panel.__dict__.setdefault("_font_calls", []).append(also)
+    if panel.__dict__.get("_follows_font"):
+        return
+    panel.__dict__["_follows_font"] = True
+    try:
+        from napari.settings import get_settings
+
+        emitter = get_settings().appearance.events.font_size
+    except Exception:  # noqa: BLE001 - no napari settings
+        return
+    ref = weakref.ref(panel)
+
+    def apply(*_) -> None:
+        widget = ref()
+        if widget is None:
+            return
+        try:
+            apply_font_size(widget)
+            for call in widget.__dict__.get("_font_calls", []):
+                call()
+        except RuntimeError:  # deleted meanwhile
+            pass
+
+    def stop(*_) -> None:
+        try:
+            emitter.disconnect(apply)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+    emitter.connect(apply)
+    panel.destroyed.connect(stop)
+    QTimer.singleShot(0, apply)  # once its __init__ has made its controls
 
 
 def enter_presses_buttons(widget) -> None:
@@ -645,6 +785,9 @@ class JobWidgetMixin:
         QTimer.singleShot(0, lambda: _alive(enter_presses_buttons, self))
         # docked by now (napari docks a panel as soon as it is built)
         QTimer.singleShot(0, lambda: _alive(tab_with_other_panels, self))
+        raise_docks_on_focus()
+        follow_font_size(self)
+        QTimer.singleShot(0, lambda: _alive(name_status, self))
         self.jobs: dict[Any, Job] = {}
         self._button_text: dict[Any, str] = {}
         jobs = self.jobs
@@ -1142,6 +1285,9 @@ class PanelScroll(QScrollArea):
         self._asked = 0  # the content height room was last claimed for
         self._results_at = float("-inf")  # when a job's results were last shown
         inner.installEventFilter(self)
+        # no tab stop of its own: it was each panel's first, unnamed and showing no focus (the
+        # focus moving into a control scrolls to it)
+        self.setFocusPolicy(Qt.NoFocus)
         # the control with the keyboard's focus is outlined: napari's stylesheet marks none,
         # so tabbing through a panel showed nothing of where one was
         inner.setStyleSheet(FOCUS_STYLE)

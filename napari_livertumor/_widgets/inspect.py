@@ -95,6 +95,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.copy_button = QPushButton("Copy")
         self.copy_button.setEnabled(False)
         self.volume_table = _table(["Measure", "Value"])
+        self.volume_table.setAccessibleName("Volumes")  # (a screen reader: no row label)
         # two-line headers: the table widens the panel to show every column, by less
         self.lesion_table = _table(
             [
@@ -133,6 +134,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
             "viewer numbers the series' images (a CT read from DICOM only)"
         )
         self.lesion_table.setColumnHidden(IMAGES_COLUMN, True)
+        self.lesion_table.setAccessibleName("Lesions")
         self.lesion_table.horizontalHeaderItem(5).setToolTip(
             "The lesion's mean attenuation on the CT, in HU"
         )
@@ -145,6 +147,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.score_table = _table(
             ["Class", "Dice", "IoU", "HD95\n(mm)", "ASSD\n(mm)", f"NSD\n({NSD_MM:g} mm)"]
         )
+        self.score_table.setAccessibleName("Scores against ground truth")
         self.score_table.horizontalHeaderItem(1).setToolTip(
             "Overlap with the ground truth, 0 to 1 (1: identical): twice the shared voxels "
             "over the sum of both masks' voxels"

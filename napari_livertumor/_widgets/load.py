@@ -113,6 +113,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.seed.setRange(0, 10_000)
         self.seed.setValue(7)  # the napari sample's seed
         self.series_table = QTableWidget(0, 4)
+        self.series_table.setAccessibleName("Series found")  # (a screen reader: no label)
         # the slice thickness only (the whole spacing is in each row's tooltip): the series'
         # number and description need the width, and were cut to "LIVER …" in a docked panel
         self.series_table.setHorizontalHeaderLabels(["Series", "Slices", "mm", "Phase"])

@@ -65,8 +65,9 @@ if TYPE_CHECKING:
     import napari
 
 PREVIEW_NAME = "Refine preview"
-PREVIEW_COLOR = (0.0, 0.95, 1.0, 1.0)  # cyan outline: apart from the red tumor and from the
-# ground truth's amber aorta and blue portal vein outlines
+#: the preview outline's colour with the standard palette (``_layers.PREVIEW_COLORS``: cyan,
+#: apart from the red tumor and green liver; white with the colour-blind safe palette)
+PREVIEW_COLOR = _layers.PREVIEW_COLORS["standard"]
 DEBOUNCE_MS = 80
 log = logging.getLogger(__name__)
 UNDO_STEPS = 20
@@ -105,7 +106,8 @@ TOOLTIPS = {
     "min_contrast": "Contrast-to-noise ratio (CNR, 0–10): the difference of mean HU between "
     "the lesion and the liver around it, divided by their noise (standard deviation). "
     "Lesions below it are left as they are: an outline would wander on them",
-    "live": "Refine the shown slice in 2D as you change the settings (cyan outline); this is "
+    "live": "Refine the shown slice in 2D as you change the settings (a cyan outline, white with "
+    "the colour-blind safe palette); this is "
     "what Apply to slice writes. Apply to lesion / to all run the outline in 3D, where the "
     "neighbouring slices pull on it: the result on this slice may differ",
 }
@@ -299,7 +301,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             ),
             (
                 self.apply_slice_button,
-                "Write the cyan preview of the current slice into the labels (Undo takes it back)",
+                "Write the preview outline of the current slice into the labels (Undo takes it back)",
             ),
             (self.apply_all_button, "Refine every lesion in 3D with these settings"),
             (self.apply_lesion_button, "Refine the chosen lesion in 3D with these settings"),
@@ -988,8 +990,6 @@ class RefineWidget(JobWidgetMixin, QWidget):
         translate = np.asarray(ct_layer.translate, float) + scale * (z, y0, x0)
         layer = self.preview_layer()
         if layer is None:
-            from napari.utils.colormaps import DirectLabelColormap
-
             layer = self.viewer.add_labels(
                 crop,
                 name=PREVIEW_NAME,
@@ -1000,9 +1000,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 metadata={_layers.ROLE: "preview"},
             )
             layer.contour = 1
-            layer.colormap = DirectLabelColormap(
-                color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), 1: PREVIEW_COLOR}
-            )
+            _layers.set_preview_color(layer)  # (the palette's; a palette chosen later too)
             layer.editable = False
             # keep the user's selection on the layers they work with
             self.viewer.layers.selection.active = self._layer(self.mask_combo.currentText())

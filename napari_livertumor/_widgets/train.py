@@ -29,6 +29,7 @@ from ._common import (
     CHECKING_DEVICE,
     JobWidgetMixin,
     StatusLabel,
+    follow_font_size,
     is_light_theme,
     path_text,
     read_dots,
@@ -126,6 +127,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
             "are kept, so its weights fit), or train a new one from scratch"
         )
         self.init_folder = QLineEdit()
+        self.init_folder.setAccessibleName("Fine-tune from (model folder)")  # (its row: no label)
         self.init_folder.setPlaceholderText("model folder to start from")
         self.init_browse = QPushButton("Browse…")
         self.epochs = _spin(1, 10_000, 10)
@@ -168,6 +170,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         except AttributeError:  # a viewer without theme events
             pass
         self.log = QPlainTextEdit()
+        self.log.setAccessibleName("Training log")  # (a screen reader: no row label)
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
         self.log.setMinimumHeight(56)
@@ -286,6 +289,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.init_browse.clicked.connect(self._browse_init)
         self.init_folder.editingFinished.connect(self._stage_changed)
         self.init_jobs(napari_viewer)
+        follow_font_size(self, also=self._theme_plot)  # (the plot's text sizes too)
         warm_up_in_background(self.device_info, "napari_livertumor.training.loop", "scipy.ndimage")
         self._stage_changed(self.stage.currentText())
 
@@ -791,6 +795,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
             self.loss_line.set_color(colors["loss"])
             self.dice_line.set_color(colors["dice"])
             self._empty_note.set_color(colors["text"])
+            self._empty_note.set_fontsize(8 * _plot_font_scale())
             self._relayout()
             self.canvas.draw_idle()
         except RuntimeError:  # the panel was closed: its canvas is gone
@@ -987,16 +992,25 @@ _PLOT_COLORS = {
 }  # fmt: skip
 
 
+def _plot_font_scale() -> float:
+    """The plot's text sizes (chosen at napari's default font size, 9 pt) follow napari's."""
+    from ._common import napari_font_size
+
+    size = napari_font_size()
+    return size / 9.0 if size and size > 0 else 1.0
+
+
 def _style_axes(figure, loss_ax, dice_ax, colors: dict) -> None:
+    scale = _plot_font_scale()
     figure.set_facecolor(colors["face"])
     for ax in (loss_ax, dice_ax):
         ax.set_facecolor(colors["face"])
-        ax.tick_params(colors=colors["text"], labelsize=7)
+        ax.tick_params(colors=colors["text"], labelsize=7 * scale)
         for spine in ax.spines.values():
             spine.set_color(colors["spine"])
-    loss_ax.set_xlabel("step", color=colors["text"], fontsize=8)
-    loss_ax.set_ylabel("loss", color=colors["loss"], fontsize=8)
-    dice_ax.set_ylabel("validation Dice", color=colors["dice"], fontsize=8)
+    loss_ax.set_xlabel("step", color=colors["text"], fontsize=8 * scale)
+    loss_ax.set_ylabel("loss", color=colors["loss"], fontsize=8 * scale)
+    dice_ax.set_ylabel("validation Dice", color=colors["dice"], fontsize=8 * scale)
     dice_ax.set_ylim(0, 1)
 
 

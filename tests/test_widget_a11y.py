@@ -1,0 +1,217 @@
+"""Accessibility of the panels: keyboard focus, screen-reader names, colours, font size."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from napari_livertumor._widgets import _layers
+
+
+def _dock_of(widget):
+    from qtpy.QtWidgets import QDockWidget
+
+    while widget is not None and not isinstance(widget, QDockWidget):
+        widget = widget.parentWidget()
+    return widget
+
+
+def test_tab_past_a_panel_shows_the_tab_the_focus_goes_into(make_napari_viewer, qtbot):
+    """Qt moves the docks of tabs not shown off screen and counts them visible: Tab past
+    Load's last control went into Segment's controls, unseen (Space then ran it)."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtTest import QTest
+    from qtpy.QtWidgets import QApplication, QComboBox
+
+    from napari_livertumor._widgets.demo import dock_widgets
+
+    viewer = make_napari_viewer(show=True)
+    panels = dock_widgets(viewer, ["load", "segment", "refine"])
+    window = viewer.window._qt_window
+    load_dock = _dock_of(panels["load"])
+    qtbot.wait(200)
+    load_dock.raise_()
+    window.activateWindow()
+    qtbot.wait(200)
+    assert _dock_of(panels["segment"]).visibleRegion().isEmpty()  # (a tab behind Load's)
+    last = panels["load"].findChildren(QComboBox)[-1]  # the HU window
+    last.setFocus(Qt.TabFocusReason)
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is last)
+    app = QApplication.instance()
+    entered = []
+    for _ in range(12):
+        QTest.keyClick(app.focusWidget(), Qt.Key_Tab)
+        app.processEvents()
+        focus = app.focusWidget()
+        dock = _dock_of(focus)
+        if dock is None or dock is load_dock:
+            continue
+        if dock in (_dock_of(panels["segment"]), _dock_of(panels["refine"])):
+            entered.append(dock)
+            assert not dock.visibleRegion().isEmpty(), type(focus).__name__  # shown
+    assert entered  # Tab did go on into the next panel
+
+
+def test_refine_preview_colour_follows_the_palette(make_napari_viewer, monkeypatch):
+    """Cyan over the safe palette's sky-blue liver almost vanished (deuteranopes: ΔE 12.9)."""
+    from napari_livertumor._widgets.refine import PREVIEW_NAME
+
+    monkeypatch.setattr(_layers, "_palette", ["standard"])
+    viewer = make_napari_viewer()
+    preview = viewer.add_labels(
+        np.ones((1, 4, 4), np.uint8), name=PREVIEW_NAME, metadata={_layers.ROLE: "preview"}
+    )
+    _layers.set_preview_color(preview)
+    colour = preview.colormap.map(np.array([1]))[0]
+    np.testing.assert_allclose(colour, _layers.PREVIEW_COLORS["standard"])
+    np.testing.assert_allclose(colour[:3], (0.0, 0.95, 1.0))  # cyan: kept
+    _layers.set_palette("colour-blind safe", viewer)  # chosen while the preview shows
+    safe = preview.colormap.map(np.array([1]))[0]
+    np.testing.assert_allclose(safe, _layers.PREVIEW_COLORS["colour-blind safe"])
+    sky_blue = _layers.PALETTES["colour-blind safe"][0][1]
+    assert _delta_e(_deutan(safe[:3]), _deutan(sky_blue[:3])) > 25
+    assert tuple(safe) != tuple(_layers.PALETTES["colour-blind safe"][1][2])  # not truth's
+    _layers.set_palette("standard", viewer)
+    np.testing.assert_allclose(
+        preview.colormap.map(np.array([1]))[0], _layers.PREVIEW_COLORS["standard"]
+    )
+
+
+# Machado, Oliveira and Fernandes 2009, full severity, on linear RGB
+_DEUTAN = np.array(
+    [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413], [-0.01182, 0.04294, 0.968881]]
+)
+
+
+def _linear(rgb):
+    c = np.asarray(rgb, float)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def _srgb(lin):
+    c = np.clip(lin, 0, 1)
+    return np.where(c <= 0.0031308, 12.92 * c, 1.055 * c ** (1 / 2.4) - 0.055)
+
+
+def _deutan(rgb):
+    return _srgb(_linear(rgb[:3]) @ _DEUTAN.T)
+
+
+def _lab(rgb):
+    """CIE L*a*b* (D65) of an sRGB colour."""
+    m = np.array(
+        [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+         [0.0193339, 0.1191920, 0.9503041]]
+    )  # fmt: skip
+    xyz = m @ _linear(rgb[:3]) / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def _delta_e(a, b) -> float:
+    """CIE76 colour difference."""
+    return float(np.linalg.norm(_lab(a) - _lab(b)))
+
+
+@pytest.mark.parametrize("name", list(_layers.PALETTES))
+def test_ground_truth_colours_stand_apart_from_the_segmentation_for_deuteranopes(name):
+    """With *Contours only* the green segmented liver and the yellow truth liver read as one
+    line for deuteranopes (CIEDE2000 17.6; the safe palette's orange tumor and yellow truth
+    liver 11.6): the truth's colours differ in lightness from every segmentation colour."""
+    segmentation, truth = _layers.PALETTES[name]
+    for t, s in itertools.product(truth.values(), segmentation.values()):
+        # measured (CIE76): at least 40.1 (standard) and 34.5 (safe), the old colours 13.0
+        # and 17.0; lightness at least 13.5 and 18.4 apart, the old 2.7 and 3.3
+        assert _delta_e(_deutan(t), _deutan(s)) >= 30, (name, t, s)
+        assert abs(_lab(t)[0] - _lab(s)[0]) >= 12, (name, t, s)  # lightness, not hue alone
+    for a, b in itertools.combinations(truth.values(), 2):  # and apart from each other
+        # measured: at least 29.2 and 29.3 (the old: 14.1 and 17.6)
+        assert _delta_e(_deutan(a), _deutan(b)) >= 25, (name, a, b)
+
+
+def test_tables_fields_and_log_follow_napari_font_size(make_napari_viewer, qtbot):
+    """napari's font size grew labels and buttons, not the tables, paths and the log."""
+    from napari.settings import get_settings
+    from qtpy.QtWidgets import QLineEdit
+
+    from napari_livertumor._widgets.inspect import InspectWidget
+    from napari_livertumor._widgets.load import LoadWidget
+    from napari_livertumor._widgets.train import TrainWidget
+
+    viewer = make_napari_viewer()
+    load, inspect, train = LoadWidget(viewer), InspectWidget(viewer), TrainWidget(viewer)
+    for panel in (load, inspect, train):
+        viewer.window.add_dock_widget(panel)
+    qtbot.wait(50)
+    appearance = get_settings().appearance
+    before = appearance.font_size
+    watched = {
+        "series": load.series_table,
+        "path": load.path,
+        "volumes": inspect.volume_table,
+        "lesions": inspect.lesion_table,
+        "log": train.log,
+        "data": train.data,
+    }
+    assert all(isinstance(w, QLineEdit) for w in (load.path, train.data))
+    sizes = {k: w.font().pointSizeF() for k, w in watched.items()}
+    label = train.loss_ax.xaxis.label.get_fontsize()
+    try:
+        appearance.font_size = 16
+        grown = {k: w.font().pointSizeF() for k, w in watched.items()}
+        assert all(grown[k] == 16 > sizes[k] for k in watched), (sizes, grown)
+        assert train.loss_ax.xaxis.label.get_fontsize() > label  # the plot's too
+    finally:
+        appearance.font_size = before
+    assert all(w.font().pointSizeF() == before for w in watched.values())
+
+
+def test_panels_give_screen_readers_names_and_reach_the_status_by_tab(make_napari_viewer, qtbot):
+    from qtpy.QtCore import Qt
+
+    from napari_livertumor._widgets._common import PanelScroll, set_status
+    from napari_livertumor._widgets.inspect import InspectWidget
+    from napari_livertumor._widgets.load import LoadWidget
+    from napari_livertumor._widgets.train import TrainWidget
+
+    viewer = make_napari_viewer()
+    load, inspect, train = LoadWidget(viewer), InspectWidget(viewer), TrainWidget(viewer)
+    for panel in (load, inspect, train):
+        viewer.window.add_dock_widget(panel)
+    qtbot.wait(50)
+    assert load.series_table.accessibleName() == "Series found"
+    assert inspect.volume_table.accessibleName() == "Volumes"
+    assert inspect.lesion_table.accessibleName() == "Lesions"
+    assert inspect.score_table.accessibleName() == "Scores against ground truth"
+    assert train.log.accessibleName() == "Training log"
+    assert train.init_folder.accessibleName()
+    assert load.status.accessibleName() == "Load status"
+    assert inspect.status.accessibleName() == "Inspect status"
+    assert train.status.accessibleName() == "Train status"
+    for panel in (load, inspect, train):
+        assert panel.findChild(PanelScroll).focusPolicy() == Qt.NoFocus  # no unnamed stop
+    set_status(load.status, "No series found in /nowhere", error=True)
+    assert load.status.focusPolicy() & Qt.TabFocus  # Tab reaches the message
+    assert load.status.textInteractionFlags() & Qt.TextSelectableByKeyboard
+    set_status(load.status, "")
+    assert not load.status.focusPolicy() & Qt.TabFocus  # not a stop on nothing
+
+
+def test_error_and_warning_status_differ_for_a_screen_reader_not_by_colour_only(qtbot):
+    from qtpy.QtWidgets import QLabel
+
+    from napari_livertumor._widgets._common import StatusLabel, set_status
+
+    status, plain = StatusLabel(), QLabel()
+    qtbot.addWidget(status)
+    qtbot.addWidget(plain)
+    for label in (status, plain):
+        set_status(label, "Could not read the file", error=True)
+        assert label.accessibleDescription() == "error"
+        assert label.text() == "Could not read the file"  # the text itself unchanged
+        set_status(label, "Few slices", warning=True)
+        assert label.accessibleDescription() == "warning"
+        set_status(label, "Loaded")
+        assert label.accessibleDescription() == ""
