@@ -2,6 +2,10 @@
 
 Importing the package is cheap: the heavy parts (torch, MONAI, napari) are imported by the
 sub-modules that need them.
+
+Entry points: ``io.load_ct`` (a CT), ``pipeline.Segmenter`` / ``pipeline.segment_ct`` (labels
+and figures), ``stats.compute_stats``, ``synth.generate_phantom`` (a synthetic patient) and
+``training.train``; the README's "Python API" section shows them at work.
 """
 
 from __future__ import annotations

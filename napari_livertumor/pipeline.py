@@ -318,6 +318,17 @@ class SegmentationResult:
     device: str
     warnings: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        # short, and without the patient: the default printed the whole label map and stats
+        stats = self.stats or {}
+        labels = np.asarray(self.labels)
+        return (
+            f"SegmentationResult(shape={labels.shape}, dtype={labels.dtype}, "
+            f"liver_ml={stats.get('liver_ml')}, tumor_ml={stats.get('tumor_ml')}, "
+            f"lesion_count={stats.get('lesion_count')}, device={self.device!r}, "
+            f"warnings={len(self.warnings or [])})"
+        )
+
 
 def resolve_device(requested: str = "auto", strict: bool = False):
     """Return ``(torch.device, warning_or_None)`` for ``auto|cpu|cuda|cuda:N``."""

@@ -56,10 +56,11 @@ def compute_stats(
 ) -> dict:
     """Volumes and lesion list of a ``(Z, Y, X)`` label map (0 background, 1 liver, 2 tumor).
 
-    Values 3 (portal vein) and 4 (aorta) are left out of every figure. An HCC-TACE-Seg ground
-    truth, whose portal vein runs inside the liver, is scored by ``evaluate`` and Inspect
-    after :func:`napari_livertumor.training.metrics.hcc_to_output` maps it to liver (14 mL
-    more liver on a ``small`` phantom): pass it through that function first for their figures.
+    Values 3 (portal vein) and 4 (aorta) are left out of every figure (said in the returned
+    ``warnings``). An HCC-TACE-Seg ground truth, whose portal vein runs inside the liver, is
+    scored by ``evaluate`` and Inspect after
+    :func:`napari_livertumor.training.metrics.hcc_to_output` maps it to liver (14 mL more
+    liver on a ``small`` phantom): pass it through that function first for their figures.
 
     Parameters
     ----------
@@ -86,7 +87,8 @@ def compute_stats(
         ``lesion_count``, ``lesions`` (list of dicts: ``id``, ``volume_ml``,
         ``longest_diameter_mm``, ``axial_diameter_mm``, ``centroid_zyx``, ``slice``,
         ``slice_range``, ``bbox_zyx``),
-        ``spacing_mm``.
+        ``spacing_mm``; ``warnings`` (list of str) only where there is one: labels holding 3
+        or 4 (their figures lack the portal vein; see above).
     """
     labels = np.asarray(labels)
     if labels.ndim != 3:
@@ -165,7 +167,28 @@ def compute_stats(
     if ct is not None:
         out["liver_mean_hu"] = _mean_hu(ct, labels == LIVER) if n_liver_only else None
         out["tumor_mean_hu"] = _mean_hu(ct, tumor) if n_tumor else None
+    left_out = _left_out_classes(labels, voxel_ml)
+    if left_out:  # an HCC-TACE-Seg ground truth: its liver_ml lacked the portal vein, unsaid
+        out["warnings"] = [
+            f"the labels hold {left_out}, left out of every figure: liver_ml lacks a portal "
+            "vein inside the liver. Map an HCC-TACE-Seg ground truth first, as evaluate does: "
+            "napari_livertumor.training.metrics.hcc_to_output(labels) (portal vein to liver, "
+            "aorta left out)"
+        ]
     return out
+
+
+def _left_out_classes(labels: np.ndarray, voxel_ml: float) -> str:
+    """The classes 3 (portal vein) and 4 (aorta) a label map holds, with their volumes, as
+    words ("" for none)."""
+    if not labels.size or labels.dtype.kind == "b" or int(labels.max()) < 3:
+        return ""
+    held = []
+    for value, name in ((3, "portal vein"), (4, "aorta")):
+        n = int(np.count_nonzero(labels == value))
+        if n:
+            held.append(f"{value} ({name}, {n * voxel_ml:.4g} mL)")
+    return " and ".join(held)
 
 
 def _numbered_lesions(tumor: np.ndarray, affine_lps) -> tuple[list, np.ndarray]:

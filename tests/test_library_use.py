@@ -422,3 +422,67 @@ def test_a_config_holding_numpy_arrays_segments():
     seg.config.tumor_window_growth = np.array([1.0, 3.0])
     with pytest.raises(SettingsError, match=r"\(tumor_window_growth\)"):
         seg.segment(vol)
+
+
+def test_printed_volumes_phantoms_and_results_are_short_and_name_no_patient(tmp_path):
+    """QA s50api: a notebook that showed a CTVolume printed the whole array and its meta (the
+    patient's name and ID, the study date, every file's path and UID: 9.4 KB for 32 slices),
+    and kept it in the saved notebook. SegmentationResult and Phantom printed their arrays."""
+    from napari_livertumor.io.dicom_write import write_ct_series
+    from napari_livertumor.synth import generate_phantom
+
+    vol, _, _ = phantom(shape=(32, 48, 48))
+    folder = tmp_path / "study" / "series_7"
+    write_ct_series(vol, folder, patient_id="HCC_042", patient_name="DOE^JANE",
+                    study_date="20190412")  # fmt: skip
+    ct = load_ct(folder)
+    assert ct.meta["patient_id"] == "HCC_042" and ct.meta["files"]  # (all still in meta)
+    ct.meta.setdefault("warnings", []).append("a warning")
+    said = repr(ct)
+    assert said.startswith("CTVolume(shape=(32, 48, 48), dtype=int16, spacing=(2.5, 0.8, 0.8)")
+    assert "origin=(10.0, -20.0, 30.0)" in said and "source='series_7'" in said
+    assert "warnings=1" in said and len(said) < 250, said
+    for secret in ("HCC_042", "DOE", "JANE", "20190412", str(tmp_path), "study/", "1.2."):
+        assert secret not in said, secret
+    assert str(ct) == said
+    drawn = repr(generate_phantom(1))
+    assert drawn.startswith("Phantom(ct=CTVolume(shape=(32, 96, 96), dtype=int16")
+    assert "tumors=" in drawn and "SYNTH_1" not in drawn and len(drawn) < 400, drawn
+    result = segment_ct(ct, InferenceConfig(device="cpu", min_liver_ml=1), models=oracle_models())
+    shown = repr(result)
+    assert shown.startswith("SegmentationResult(shape=(32, 48, 48), dtype=uint8, liver_ml=")
+    assert f"lesion_count={result.stats['lesion_count']}" in shown and len(shown) < 250, shown
+    assert "HCC_042" not in shown and str(tmp_path) not in shown
+
+
+def test_making_an_untrained_model_leaves_the_callers_random_numbers_alone(tmp_path):
+    """QA s50api: make_untrained_model seeded torch's global generator (to 0): a script's own
+    random numbers after it were the same in every run."""
+    import torch
+
+    from napari_livertumor.models import make_untrained_model
+
+    torch.manual_seed(1234)
+    expected = torch.rand(3)
+    torch.manual_seed(1234)
+    make_untrained_model(tmp_path / "m", "liver")
+    assert torch.initial_seed() == 1234
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_stats_of_a_ground_truth_with_hcc_classes_say_what_they_leave_out():
+    """QA s50api: compute_stats on an HCC-TACE-Seg ground truth (3 portal vein, 4 aorta) gave
+    a liver_ml without the portal vein, unsaid (the scores refuse such labels)."""
+    from napari_livertumor.stats import compute_stats
+    from napari_livertumor.training.metrics import hcc_to_output
+
+    truth = np.zeros((4, 10, 10), np.uint8)
+    truth[:, :5, :5] = 1
+    truth[:, 5:, :2] = 3
+    truth[0, 9, 9] = 4
+    stats = compute_stats(truth, (1.0, 1.0, 1.0))
+    assert stats["liver_ml"] == pytest.approx(0.1)  # the portal vein left out, as documented
+    (said,) = stats["warnings"]
+    assert "3 (portal vein, 0.04 mL) and 4 (aorta, 0.001 mL)" in said and "hcc_to_output" in said
+    mapped = compute_stats(hcc_to_output(truth), (1.0, 1.0, 1.0))
+    assert mapped["liver_ml"] == pytest.approx(0.14) and "warnings" not in mapped

@@ -413,6 +413,20 @@ def test_synth_force_refuses_a_folder_that_holds_no_cohort(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["HCC_001_labels.nii.gz"]
 
 
+def test_make_cohort_names_its_parameter_beside_the_flag(tmp_path):
+    """QA s50api: make_cohort into a folder that is not empty said "pass --force", which a
+    Python caller does not have: its parameter is overwrite=True."""
+    from napari_livertumor.errors import InputError
+    from napari_livertumor.synth import make_cohort
+
+    (tmp_path / "mine.txt").write_text("x")
+    with pytest.raises(InputError, match=r"--force \(overwrite=True\)"):
+        make_cohort(tmp_path, 1, shape="small")
+    with pytest.raises(InputError, match=r"--force \(overwrite=True\) replaces"):
+        make_cohort(tmp_path, 1, shape="small", overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["mine.txt"]
+
+
 def test_a_stopped_synth_run_can_be_redone_with_force(tmp_path):
     from napari_livertumor.errors import Cancelled
     from napari_livertumor.progress import Reporter

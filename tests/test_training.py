@@ -1051,7 +1051,7 @@ def test_fine_tuning_starts_from_an_existing_models_weights(toy_data, tmp_path, 
     other, own = str(tmp_path / "c" / "liver"), str(tmp_path / "a" / "liver")
     with pytest.raises(InputError, match="this run started from .*a/liver, not "):
         run_all(tiny_config(toy_data, tmp_path / "b", resume=True, epochs=2, init_from=other))
-    with pytest.raises(InputError, match=r"started from scratch \(no --init\)"):
+    with pytest.raises(InputError, match=r"started from scratch \(no --init / init_from\)"):
         run_all(tiny_config(toy_data, tmp_path / "c", resume=True, epochs=2, init_from=own))
     again = dict(resume=True, epochs=2, steps_per_epoch=1, lr=1e-12, warmup_steps=0)
     assert run_all(tiny_config(toy_data, tmp_path / "b", init_from=own, **again))[-1]["event"] == (
@@ -2076,3 +2076,125 @@ def test_quiet_train_prints_the_results_and_no_line_per_step(
     assert main(["-q", *run]) == 0
     said = capsys.readouterr().out.splitlines()
     assert len(said) == 1 and said[0].startswith("[liver] done: "), said
+
+
+_API_SCRIPT = """
+import logging, sys
+from napari_livertumor.training import make_config, train
+
+TINY_NET = {net!r}
+def config(out):
+    return make_config("liver", data={data!r}, out=out, cache_dir={cache!r}, epochs=1,
+                       steps_per_epoch=1, roi_size=(16, 32, 32), target_spacing=(2.5, 2.0, 2.0),
+                       network=TINY_NET, val_fraction=0.0, seed=3, warmup_steps=1)
+
+for r in train(config({out1!r})):
+    pass
+print("--- a handler on the package's logger (the Train panel's process)", file=sys.stderr)
+logging.getLogger("napari_livertumor").addHandler(logging.NullHandler())
+for r in train(config({out2!r})):
+    pass
+"""
+
+
+def test_the_runs_warnings_reach_an_api_user_who_configured_no_logging(toy_data, tmp_path):
+    """QA s50api: the run's own log handler kept Python's last resort from printing its
+    warnings ("no validation patients: ... the last weights") in a notebook: they went to
+    train.log only. Printed once; not by the run where a handler of the caller's is there."""
+    import subprocess
+    import sys
+
+    script = _API_SCRIPT.format(
+        net=TINY_NET, data=str(toy_data), cache=_CACHE, out1=str(tmp_path / "a"),
+        out2=str(tmp_path / "b"),
+    )  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    first, second = done.stderr.split("--- a handler on the package's logger")
+    assert first.count("no validation patients") == 1, first
+    assert "no validation patients" not in second, second
+    for out in ("a", "b"):  # and in each run's log as before
+        assert "no validation patients" in (tmp_path / out / "liver" / "train.log").read_text()
+
+
+def test_the_cli_prints_a_runs_warning_once(toy_data, tmp_path):
+    """`livertumor train` configures logging itself: the run adds no printer of its own."""
+    import subprocess
+    import sys
+
+    recipe = {
+        "common": {"epochs": 1, "steps_per_epoch": 1, "roi_size": [16, 32, 32],
+                   "target_spacing": [2.5, 2.0, 2.0], "network": TINY_NET,
+                   "val_fraction": 0.0}
+    }  # fmt: skip
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    args = ["train", "--data", str(toy_data), "--out", str(tmp_path / "m"), "--stage", "liver",
+            "--config", str(tmp_path / "recipe.json"), "--cache-dir", _CACHE]  # fmt: skip
+    code = "import sys; from napari_livertumor.cli import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("no validation patients") == 1, done.stderr
+
+
+def test_a_run_left_open_logs_only_its_own_work_into_its_log(toy_data, tmp_path):
+    """QA s50api: a notebook's `for r in train(cfg): ... break` left the run's handler on the
+    package's logger until the generator was collected: the segmentations after it logged into
+    that run's train.log. While it waits (in the caller's thread or another), nothing of the
+    caller's goes there; the run's own warnings, and its data preparation's thread's, do."""
+    import threading
+
+    other = logging.getLogger("napari_livertumor.pipeline")
+    cfg = tiny_config(toy_data, tmp_path, epochs=1, steps_per_epoch=3, val_fraction=0.0)
+    reports = train(cfg)
+    try:
+        for r in reports:
+            if r["event"] == "prepare":
+                other.warning("SAID WHILE THE RUN PREPARES")
+            if r["event"] == "step":
+                break  # left open, not closed
+        other.warning("SAID WITH THE RUN LEFT OPEN")
+        thread = threading.Thread(target=other.warning, args=("SAID IN ANOTHER THREAD",))
+        thread.start()
+        thread.join()
+        run_log = (tmp_path / "liver" / "train.log").read_text()
+    finally:
+        reports.close()
+    assert "run started: liver stage" in run_log
+    assert "no validation patients" in run_log  # the run's own warning
+    assert "SAID" not in run_log
+    assert not [h for h in logging.getLogger("napari_livertumor").handlers
+                if isinstance(h, logging.FileHandler)]  # fmt: skip
+    assert not (tmp_path / "liver" / ".livertumor-run.lock").exists()
+
+
+def test_the_data_preparations_warnings_go_to_the_runs_log(toy_data, tmp_path, monkeypatch):
+    """The run's data is prepared in a thread of its own while the generator reports: its
+    warnings (a patient left out) are the run's."""
+    import napari_livertumor.training.loop as loop
+
+    prepare = loop._Run._prepare_data
+
+    def warned(self, progress=None):
+        loop.log.warning("PREPARED IN ITS THREAD")
+        return prepare(self, progress)
+
+    monkeypatch.setattr(loop._Run, "_prepare_data", warned)
+    run_all(tiny_config(toy_data, tmp_path, epochs=1, steps_per_epoch=1))
+    assert "PREPARED IN ITS THREAD" in (tmp_path / "liver" / "train.log").read_text()
+
+
+def test_a_refused_run_names_the_config_fields_beside_the_flags(toy_data, tmp_path):
+    """QA s50api: an API caller was told "--force" and "--resume", which a TrainConfig does
+    not have: its fields overwrite and resume are named too."""
+    from napari_livertumor.training.loop import check_before_writing
+
+    (tmp_path / "liver").mkdir()
+    (tmp_path / "liver" / "model.safetensors").write_bytes(b"")
+    with pytest.raises(InputError, match=r"--resume \(resume=True\).*--force \(overwrite=True\)"):
+        check_before_writing(tiny_config(toy_data, tmp_path), check_lock=False)
+    with pytest.raises(InputError, match=r"--force, overwrite=True\)"):
+        check_before_writing(tiny_config(toy_data, tmp_path, resume=True), check_lock=False)

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from ..fileio import all_paths
+from ..progress import ProgressFn, Reporter
 from .volume import CTVolume
 
 __all__ = ["CTVolume", "load_ct"]
@@ -35,7 +36,7 @@ def load_ct(
     series_uid: str | None = None,
     *,
     acquisition: int | None = None,
-    reporter=None,
+    reporter: Reporter | ProgressFn | None = None,
     any_modality: bool = False,
     patient_id: str | None = None,
 ) -> CTVolume:

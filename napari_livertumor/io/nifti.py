@@ -10,6 +10,7 @@ import numpy as np
 from .. import memory
 from ..errors import Cancelled, InputError
 from ..fileio import atomic_path
+from ..progress import ProgressFn, Reporter
 from .volume import CTVolume
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ def is_nifti_path(path: str | Path) -> bool:
     return name.endswith(".nii") or name.endswith(".nii.gz")
 
 
-def read_nifti(path: str | Path, *, reporter=None) -> CTVolume:
+def read_nifti(path: str | Path, *, reporter: Reporter | ProgressFn | None = None) -> CTVolume:
     """Read a 3D NIfTI file as a :class:`CTVolume`.
 
     Integer data keep their stored dtype (``int16`` CT, ``uint8`` labels), so a file written

@@ -55,6 +55,17 @@ def spacing_text(spacing, sep: str = "×") -> str:
     return f"{dy:.3g}{sep}{dx:.3g} mm pixels, {dz:.3g} mm slices"
 
 
+def _rounded(values, digits: int) -> tuple[float, ...]:
+    return tuple(round(float(v), digits) + 0.0 for v in values)  # (+ 0.0: no -0.0)
+
+
+def _source_name(meta: dict[str, Any]) -> str:
+    """The last part of the file or folder a volume was read from (``meta["source"]``), not
+    its whole path; "" when none is known."""
+    source = str(meta.get("source") or "").rstrip("/\\")
+    return source.replace("\\", "/").rsplit("/", 1)[-1]
+
+
 #: how far (mm) a ground truth's grid may lie from its CT's at any corner voxel and still be
 #: read as on it (header rounding; a tenth of the finest CT voxel)
 LABEL_GRID_MM = 0.1
@@ -104,6 +115,16 @@ class CTVolume:
                 f"values; got {self.origin}"
             )
         self.direction = _checked_direction(self.direction)
+
+    def __repr__(self) -> str:
+        # short, and without the patient: the default printed the whole array and ``meta``
+        # (patient name and ID, study date, every file's path and UID), which a notebook keeps
+        return (
+            f"{type(self).__name__}(shape={self.shape}, dtype={self.array.dtype}, "
+            f"spacing={_rounded(self.spacing, 4)}, origin={_rounded(self.origin, 1)}, "
+            f"source={_source_name(self.meta)!r}, "
+            f"warnings={len(self.meta.get('warnings') or [])})"
+        )
 
     # ----------------------------------------------------------------- geometry
     @property

@@ -48,8 +48,6 @@ def make_untrained_model(
     settings = {**STAGE_DEFAULTS[stage], **overrides}
     n_classes = len(settings["label_map"])
     net_cfg = NetworkConfig(out_channels=n_classes, init_filters=init_filters)
-    torch.manual_seed(seed)
-    net = build_training_network(net_cfg, roi_size)
     meta = ModelMetadata(
         stage=stage,
         network=net_cfg,
@@ -57,4 +55,10 @@ def make_untrained_model(
         training={"note": "untrained: random weights for tests and demos"},
         **settings,
     )
-    return save_model(folder, net.state_dict(), meta)
+    # seeded on a copy of the CPU generator's state: the caller's random numbers go on as
+    # they would have (a script's own were the same in every run after this). Saving too
+    # draws from it (the trunk's keys come from a network built for them)
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)  # (the CPU's only: no GPU touched)
+        net = build_training_network(net_cfg, roi_size)
+        return save_model(folder, net.state_dict(), meta)

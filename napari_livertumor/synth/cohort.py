@@ -116,12 +116,12 @@ def make_cohort(
         raise InputError(
             out,
             f"the folder is not empty ({len(present)} entries: {shown}); choose a new folder, "
-            "or pass --force to replace a synthetic cohort written there",
+            "or pass --force (overwrite=True) to replace a synthetic cohort written there",
         )
     if present and not (out / "synth_manifest.json").is_file():  # --force, but no cohort here
         raise InputError(
             out,
-            "--force replaces a synthetic cohort, and this folder holds none (no "
+            "--force (overwrite=True) replaces a synthetic cohort, and this folder holds none (no "
             "synth_manifest.json) but other files: choose a new or empty folder",
         )
     try:
@@ -222,7 +222,8 @@ def _check_only_ours(out: Path, n_cases: int) -> None:
         shown = ", ".join(str(f.relative_to(out)) for f in foreign[:3])
         raise InputError(
             out,
-            f"--force would remove {len(foreign)} file(s) this command did not write ({shown}"
+            f"--force (overwrite=True) would remove {len(foreign)} file(s) this command did not "
+            f"write ({shown}"
             f"{', …' if len(foreign) > 3 else ''}): move them out of the patient folders "
             "(or imagesTr/ and labelsTr/), or "
             "choose a new folder; nothing was removed",

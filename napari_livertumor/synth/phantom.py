@@ -59,6 +59,13 @@ class Phantom:
     labels: np.ndarray
     info: dict[str, Any]
 
+    def __repr__(self) -> str:  # (the default printed both arrays whole)
+        return (
+            f"Phantom(ct={self.ct!r}, labels={np.shape(self.labels)} "
+            f"{np.asarray(self.labels).dtype}, phase={self.info.get('phase')!r}, "
+            f"tumors={len(self.info.get('tumors') or [])})"
+        )
+
 
 def generate_phantom(
     seed: int, shape: str = "small", phase: str | None = None, **overrides: Any

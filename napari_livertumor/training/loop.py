@@ -57,6 +57,18 @@ def train(
 
     Cancelling (``should_cancel()`` returning True) stops before the next step, writes ``last/``
     and yields ``event="cancelled"``. ``KeyboardInterrupt`` also saves ``last/`` first.
+
+    A loop left early (``break``, an exception in the caller's loop body) leaves the run open
+    (its lock on the stage folder, its ``train.log``) until the generator is closed: close it,
+    ``with contextlib.closing(train(cfg)) as reports: for r in reports: ...``, or
+    ``reports.close()`` (closing saves nothing more: stop with ``should_cancel`` to keep
+    ``last/``). While it is open, only what the run itself logs goes to its ``train.log``. Its
+    warnings are printed on stderr too when logging is not configured (as Python's last
+    resort would print them).
+
+    For reproducible runs it seeds Python's ``random`` and torch's global generator (and
+    torch's again before building the network) from ``config.seed``: seed them again
+    afterwards where the caller's own code needs its own sequence.
     """
     run = _Run(config)
     yield from run.execute(should_cancel)
@@ -253,8 +265,8 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
         if cfg.resume and has_model and not has_state:
             raise InputError(
                 stage_dir,
-                "holds a trained model but no last/ state to resume; replace it (--force) or "
-                "choose another output folder",
+                "holds a trained model but no last/ state to resume; replace it (--force, "
+                "overwrite=True) or choose another output folder",
             )
         if not cfg.resume and (has_model or has_state):
             held = (
@@ -266,8 +278,8 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
             )
             raise InputError(
                 stage_dir,
-                f"already holds {held}: --resume continues it, --force replaces it, or choose "
-                "another output folder",
+                f"already holds {held}: --resume (resume=True) continues it, --force "
+                "(overwrite=True) replaces it, or choose another output folder",
             )
     if cfg.resume and has_state and not cfg.overwrite:
         if saved_training_config(stage_dir) is None:
@@ -277,8 +289,8 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
                 stage_dir / "last" / "metadata.json",
                 "is missing, unreadable or records no training settings, so the recipe this "
                 "run was trained with is not known and a resume could go on with other "
-                "settings: put the file back, or start a new run (--force; Replace in the "
-                "Train panel)",
+                "settings: put the file back, or start a new run (--force, overwrite=True; "
+                "Replace in the Train panel)",
             )
         # another starting model named on resume: the run goes on from its own last/ state,
         # and its metadata named the other folder as its start beside the one it had
@@ -286,9 +298,10 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
         if cfg.init_from and not _same_folder(cfg.init_from, was):
             raise InputError(
                 stage_dir / "last",
-                f"this run started from {was or 'scratch (no --init)'}, not {cfg.init_from}: a "
-                "resumed run goes on from its own last/ state; leave --init out, or start a new "
-                "run in another folder to fine-tune from that model",
+                f"this run started from {was or 'scratch (no --init / init_from)'}, not "
+                f"{cfg.init_from}: a resumed run goes on from its own last/ state; leave --init "
+                "(init_from) out, or start a new run in another folder to fine-tune from that "
+                "model",
             )
         saved = saved_recipe(stage_dir)
         differ = recipe_differences(cfg, saved) if saved else []
@@ -297,7 +310,8 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
                 stage_dir / "last",
                 "this run was trained with another recipe than the settings given now ("
                 + "; ".join(differ)
-                + "): resume with the run's own settings, or --force to start a new run",
+                + "): resume with the run's own settings, or --force (overwrite=True) to start "
+                "a new run",
             )
     if cfg.init_from and not (cfg.resume and has_state):
         # missing, corrupt, wrong stage (ModelError), or another network: found now, not after
@@ -548,6 +562,7 @@ class _Run:
         self.should_cancel: Callable[[], bool] | None = None
         self.split_out: dict[str, Any] = {}
         self.unmeasured = False  # no validation patient has the stage's class
+        self._records = _RunRecords()
 
     # ------------------------------------------------------------------ setup
     def _prepare_data(self, progress=None) -> dict[str, Any]:
@@ -675,9 +690,10 @@ class _Run:
 
         def work() -> None:
             try:
-                outcome["data"] = self._prepare_data(
-                    lambda phase, done, total, case: reports.put((phase, done, total, case))
-                )
+                with self._records.inside():  # the run's work: its warnings in its train.log
+                    outcome["data"] = self._prepare_data(
+                        lambda phase, done, total, case: reports.put((phase, done, total, case))
+                    )
             except BaseException as exc:  # given to the generator's thread
                 outcome["error"] = exc
 
@@ -766,10 +782,16 @@ class _Run:
     def execute(self, should_cancel) -> Iterator[dict[str, Any]]:
         self._lock: RunLock | None = None
         self._log_file: logging.Handler | None = None
+        self._log_stderr: logging.Handler | None = None
         ended = "run ended"
         inner = self._execute(should_cancel)
+        end = object()
         try:
-            for report in inner:
+            while True:
+                with self._records.inside():  # (what it logs meanwhile goes to train.log)
+                    report = next(inner, end)
+                if report is end:
+                    break
                 event = report.get("event") if isinstance(report, dict) else None
                 if event == "done":
                     ended = "run ended: finished, model saved"
@@ -782,10 +804,15 @@ class _Run:
         finally:
             # closed (a consumer that stops reading): the run's own clean-up at once, as
             # `yield from` delegated it
-            inner.close()
+            with self._records.inside():
+                inner.close()
             if self._log_file is not None:
                 self._log_line(ended)
-                logging.getLogger("napari_livertumor").removeHandler(self._log_file)
+                package = logging.getLogger("napari_livertumor")
+                package.removeHandler(self._log_file)
+                if self._log_stderr is not None:
+                    package.removeHandler(self._log_stderr)
+                    self._log_stderr.close()
                 self._log_file.close()
                 self._drop_lone_log()
             if self._lock is not None:
@@ -819,7 +846,17 @@ class _Run:
             return
         handler.setLevel(logging.INFO)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logging.getLogger("napari_livertumor").addHandler(handler)
+        # only the run's own records: not those of other work in the process (a notebook's
+        # segmentation while the generator waits, one left open after a `break`)
+        handler.addFilter(self._records)
+        package = logging.getLogger("napari_livertumor")
+        # with no handler anywhere (a script or notebook that configured no logging), Python's
+        # last resort printed the warnings on stderr; this handler found, it no longer would:
+        # the run's warnings reached its train.log only. Printed as it did, for the run
+        if _only_the_last_resort_listens():
+            self._log_stderr = _StderrNow(logging.WARNING)
+            package.addHandler(self._log_stderr)
+        package.addHandler(handler)
         self._log_file = handler
         self._log_line(
             f"run started: {cfg.stage} stage, data {cfg.data}, "
@@ -1848,6 +1885,68 @@ def _validation_without_the_class(cases, config) -> str | None:
 
 #: the run's log in its stage folder (warnings, start and end), appended run after run
 RUN_LOG = "train.log"
+
+
+class _RunRecords(logging.Filter):
+    """Passes the records a run's own work logs: those of a thread while it runs the run's
+    generator (from a resume to the next report) or a thread the run started (its data
+    preparation). A generator waits between reports in its caller's thread: a notebook's
+    segmentation then, or with a run left open (a ``break`` without closing it), logged into
+    that run's ``train.log``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[int] = set()
+
+    @contextlib.contextmanager
+    def inside(self) -> Iterator[None]:
+        import threading
+
+        ident = threading.get_ident()
+        entered = ident not in self.threads
+        self.threads.add(ident)
+        try:
+            yield
+        finally:
+            if entered:
+                self.threads.discard(ident)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import threading
+
+        # (no thread in the record with logging.logThreads off: a handler's filters run in
+        # the thread that logs)
+        thread = record.thread if record.thread is not None else threading.get_ident()
+        return thread in self.threads
+
+
+class _StderrNow(logging.StreamHandler):
+    """Prints on the ``sys.stderr`` of the moment, as Python's last resort does (a notebook
+    replaces it per cell)."""
+
+    def __init__(self, level: int) -> None:
+        logging.Handler.__init__(self, level)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        import sys
+
+        return sys.stderr
+
+
+def _only_the_last_resort_listens() -> bool:
+    """Whether a warning of this package would reach no handler but Python's last resort (no
+    logging configured: no handler on the root logger or the package's loggers)."""
+    if logging.lastResort is None or logging.getLogger().handlers:
+        return False
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if (name == "napari_livertumor" or name.startswith("napari_livertumor.")) and getattr(
+            logger, "handlers", None
+        ):
+            return False
+    return True
+
+
 #: a fine-tuned model's shift chosen on fewer validation patients (with the class) is said
 MIN_SHIFT_PATIENTS = 3
 
