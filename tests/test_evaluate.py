@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,6 +201,7 @@ def test_the_models_cohort_without_its_test_patients_is_not_called_other_data(
         ids, source = _test_ids(index_cases(rest), models, None)
     assert "other data" not in source and "not here" in source
     assert "if this is that cohort, their scores are not held-out scores" in caplog.text
+    assert "--split, or split_file=" in caplog.text  # the flag and evaluate()'s parameter
     assert "this is other data" not in caplog.text
 
 
@@ -382,7 +384,7 @@ def test_fingerprints_of_dicom_segs_are_not_compared_with_nifti_labels(trained, 
     with caplog.at_level(logging.WARNING):
         ids, source = _test_ids(index_cases(data), dicom_trained, None)
     assert ids == written["test"] and "other data" not in source
-    assert "cannot be compared" in caplog.text
+    assert "cannot be compared" in caplog.text and "--split, or split_file=" in caplog.text
 
 
 def test_a_split_with_only_a_test_list_is_enough_to_evaluate(trained, tmp_path):
@@ -756,9 +758,13 @@ def test_ctrl_c_keeps_the_cases_already_scored(trained, tmp_path, capsys, monkey
     assert rc == 130 and not list((tmp_path / "cwd").iterdir())
 
 
-def test_what_the_models_split_has_to_say_is_said_once(trained, tmp_path, caplog):
+@pytest.mark.parametrize("relative", [False, True])
+def test_what_the_models_split_has_to_say_is_said_once(
+    trained, tmp_path, caplog, monkeypatch, relative
+):
     """The split is looked at for its test list, then for the patients its models saw: its
-    warning (here: no fingerprints recorded) was printed twice."""
+    warning (here: no fingerprints recorded) was printed twice (QA s50upgrade: again with
+    models named by a relative path, once relative, once absolute)."""
     import logging
     import shutil
 
@@ -772,10 +778,14 @@ def test_what_the_models_split_has_to_say_is_said_once(trained, tmp_path, caplog
         split = json.loads(path.read_text())
         split.pop("fingerprints", None)
         path.write_text(json.dumps(split))
+    if relative:
+        monkeypatch.chdir(tmp_path)
     with caplog.at_level(logging.WARNING):
-        evaluate(data, models=copy, device="cpu", max_cases=1)
-    said = [r for r in caplog.records if "records no fingerprints" in r.getMessage()]
-    assert len({r.getMessage() for r in said}) == len(said) >= 1
+        evaluate(data, models=Path("models") if relative else copy, device="cpu", max_cases=1)
+    said = [r.getMessage() for r in caplog.records if "records no fingerprints" in r.getMessage()]
+    assert len(set(said)) == len(said) >= 1
+    # one per split file, whichever way it was reached
+    assert len({m.split(" records no")[0] for m in said}) == len(said), said
 
 
 def test_a_patient_scored_on_part_of_its_ground_truth_is_named_beside_the_table(

@@ -848,7 +848,8 @@ def _test_ids(records, models, split_file) -> tuple[list[str], str]:
             _warn_once(
                 "%s: %s, and %d of the cases here have the names of patients the models trained "
                 "or validated on (%s): if this is that cohort, their scores are not held-out "
-                "scores (give --split with its test patients); evaluating every case",
+                "scores (give the split with its test patients: --split, or split_file=); "
+                "evaluating every case",
                 cand,
                 other,
                 len(named),
@@ -954,6 +955,18 @@ def _warn_once(message: str, *args) -> None:
         log.warning(message, *args)
 
 
+def _split_name(split: dict) -> str:
+    """The split file's path as one text however it was reached (the liver's and the tumor's
+    models, named relative and absolute, said one warning twice)."""
+    path = split.get("_path")
+    if not path:
+        return "the models' split"
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):
+        return str(path)
+
+
 def _split_relation(split: dict, by_id: dict) -> tuple[str | None, list[str]]:
     """``(why, new)``: why ``split`` (the models' own) is not about this data folder (None
     when it is), and the patients here in none of its lists.
@@ -980,7 +993,7 @@ def _split_relation(split: dict, by_id: dict) -> tuple[str | None, list[str]]:
             "%s records no fingerprints of its test patients (an older version's split, or "
             "their label files were unreadable when it was written): "
             "assuming patients of the same name here are the same patients",
-            split.get("_path", "the models' split"),
+            _split_name(split),
         )
         return None, new
     layout = split.get("fingerprint_layout")
@@ -993,8 +1006,8 @@ def _split_relation(split: dict, by_id: dict) -> tuple[str | None, list[str]]:
             "%s fingerprints its test patients' %s and these ground truths are %s: they cannot "
             "be compared, so patients of the same name are taken for the same patients (a "
             "conversion of the training data keeps its split; if this is another cohort, give "
-            "--split)",
-            split.get("_path", "the models' split"),
+            "its split: --split, or split_file=)",
+            _split_name(split),
             kinds.get(layout, layout),
             kinds.get(here, here),
         )
