@@ -186,3 +186,42 @@ def test_resuming_or_fine_tuning_a_run_from_before_the_weak_anchor_keeps_its_for
     # the shipped tumor model trained with the weak term before the field existed
     shipped = recipe_from_model(default_model_dir("tumor"), "tumor")["tumor"]
     assert shipped["weak_anchor"] == "patient"
+
+
+def test_a_recipe_without_weak_anchor_is_said_to_train_the_new_default(tmp_path, caplog):
+    """QA s50upgrade: a recipe file written before 4 Dec 2026 (no weak_anchor) trained
+    'patient' then and 'patch' now, unsaid: a fold added mid-project trained another loss."""
+    import argparse
+    import json
+    import logging
+
+    from napari_livertumor.commands.train import add_arguments, build_configs
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    recipe = tmp_path / "old.json"
+    recipe.write_text(json.dumps({"tumor": {"weak_lambda": 0.5}}))
+    said = "sets no weak_anchor: the clinical weak term takes the default, 'patch'"
+
+    def build(*extra, tumor=None):
+        if tumor is not None:
+            recipe.write_text(json.dumps({"tumor": tumor}))
+        argv = ["--data", str(tmp_path), "--out", str(tmp_path / "out"), "--stage", "tumor",
+                "--config", str(recipe)]  # fmt: skip
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            (cfg,) = build_configs(parser.parse_args([*argv, *extra]))
+        return cfg.weak_anchor, said in caplog.text
+
+    assert build() == ("patch", True)
+    assert build("--weak-anchor", "patient") == ("patient", False)  # chosen on the command line
+    assert build(tumor={"weak_lambda": 0.5, "weak_anchor": "patch"}) == ("patch", False)
+    assert build(tumor={"weak_lambda": 0.0}) == ("patch", False)  # no weak term: no matter
+    # the built-in recipes all say which
+    for name in ("default_cpu", "hcc_tace_gpu", "tumor_field_spare_cpu"):
+        argv = ["--data", str(tmp_path), "--out", str(tmp_path / "o"), "--stage", "tumor",
+                "--config", name]  # fmt: skip
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            build_configs(parser.parse_args(argv))
+        assert said not in caplog.text, name

@@ -192,6 +192,23 @@ def build_configs(args) -> list:
             anchor = run_weak_anchor(cfg.stage_dir)  # the run's own, as the Train panel does
             if anchor is not None and anchor != cfg.weak_anchor:
                 cfg = cfg.with_updates(weak_anchor=anchor)
+        if (
+            s == "tumor"
+            and args.config
+            and args.weak_anchor is None
+            and not cfg.resume
+            and cfg.weak_lambda > 0
+            and not any("weak_anchor" in recipe.get(k, {}) for k in ("common", "tumor"))
+        ):
+            # a recipe written before the field (4 Dec 2026) trained 'patient' then, 'patch'
+            # now: a fold or ablation added mid-project trained another loss, unsaid
+            logging.getLogger("livertumor.train").warning(
+                "%s sets no weak_anchor: the clinical weak term takes the default, 'patch' "
+                "(each patch's label moved by its own true ratio); runs before 4 Dec 2026 "
+                "trained 'patient'. Set \"weak_anchor\" in the recipe's tumor section (or give "
+                "--weak-anchor) to choose, and this is not said again",
+                args.config,
+            )
         if s == "liver" and cfg.clinical:  # also one a recipe file names
             import dataclasses
 
