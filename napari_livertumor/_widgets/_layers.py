@@ -94,6 +94,19 @@ PALETTES: dict[str, tuple[dict, dict]] = {
         },
     ),
 }
+#: the colours' names, by palette as :data:`PALETTES` (a segmentation's, a ground truth's):
+#: what the panels' messages call them (a fixed "liver yellow, tumor magenta" was wrong with
+#: the colour-blind safe palette, and then with either)
+COLOR_NAMES: dict[str, tuple[dict[int, str], dict[int, str]]] = {
+    "standard": (
+        {1: "green", 2: "red", 3: "blue", 4: "amber"},
+        {1: "pale yellow", 2: "dark purple", 3: "pale cyan", 4: "dark olive"},
+    ),
+    "colour-blind safe": (
+        {1: "sky blue", 2: "orange", 3: "blue", 4: "vermillion"},
+        {1: "pale yellow", 2: "dark reddish purple", 3: "dark green", 4: "pale pink"},
+    ),
+}
 #: Refine's live preview outline, by palette: cyan beside the standard red tumor and green
 #: liver; white with the safe palette, where cyan over the sky-blue liver almost vanished
 #: (CIEDE2000 12.9 for deuteranopes; white: 29.5 against the liver, 32.8 against the orange
@@ -133,8 +146,11 @@ def palette() -> str:
 
 
 def set_palette(name: str, viewer=None) -> None:
-    """Use palette ``name`` for new layers and recolour the segmentations and ground truths
-    in ``viewer`` with it (their own colour choices are replaced)."""
+    """Use palette ``name`` for new layers and recolour the segmentations, ground truths and
+    Refine previews with it (their own colour choices are replaced) in every open viewer, not
+    only ``viewer``: the palette is the process's, and another viewer's layers kept the old
+    colours beside new layers in the new ones. The panels following it
+    (:func:`on_palette_changed`) are told."""
     if name not in PALETTES:
         raise ValueError(f"palette must be one of {list(PALETTES)}, got {name!r}")
     _palette[0] = name
@@ -142,11 +158,68 @@ def set_palette(name: str, viewer=None) -> None:
         settings = _settings()
         settings.setValue("palette", name)
         settings.sync()
-    for layer in labels_layers(viewer) if viewer is not None else []:
-        if layer.metadata.get(ROLE) in ("segmentation", "ground_truth"):
-            set_class_colors(layer)
-        elif layer.metadata.get(ROLE) == "preview":  # Refine's live outline
-            set_preview_color(layer)
+    for v in _open_viewers(viewer):
+        for layer in labels_layers(v):
+            if layer.metadata.get(ROLE) in ("segmentation", "ground_truth"):
+                set_class_colors(layer)
+            elif layer.metadata.get(ROLE) == "preview":  # Refine's live outline
+                set_preview_color(layer)
+    for ref in list(_PALETTE_LISTENERS):
+        callback = ref()
+        if callback is None:
+            _PALETTE_LISTENERS.remove(ref)
+            continue
+        try:
+            callback(name)
+        except RuntimeError:  # a panel being deleted
+            _PALETTE_LISTENERS.remove(ref)
+
+
+#: callbacks told the palette's name when it changes (Inspect panels: their *Palette* choice
+#: and colour swatches), weakly held: a closed panel does not live on for them
+_PALETTE_LISTENERS: list = []
+#: viewers in which a panel of ours listens to the palette (:func:`on_palette_changed`)
+_PALETTE_VIEWERS: weakref.WeakSet = weakref.WeakSet()
+
+
+def on_palette_changed(callback, viewer=None) -> None:
+    """Call ``callback(name)`` after each :func:`set_palette` (weakly held); ``viewer``'s
+    layers are recoloured by it from then on, whichever viewer the palette was chosen in."""
+    ref = weakref.WeakMethod(callback) if hasattr(callback, "__self__") else weakref.ref(callback)
+    _PALETTE_LISTENERS.append(ref)
+    if viewer is not None:
+        _PALETTE_VIEWERS.add(unproxied(viewer))
+
+
+def _open_viewers(viewer=None) -> list:
+    """``viewer``, the viewers with a panel following the palette, and napari's other open
+    viewers (a closed one has no layers left), each once."""
+    import sys
+
+    napari_viewer = getattr(sys.modules.get("napari.viewer"), "Viewer", None)
+    found = [viewer] if viewer is not None else []
+    found += list(_PALETTE_VIEWERS) + list(getattr(napari_viewer, "_instances", ()))
+    out, seen = [], set()
+    for v in found:
+        v = unproxied(v)
+        if id(v) not in seen:
+            seen.add(id(v))
+            out.append(v)
+    return out
+
+
+def palette_color_names(truth: bool = False) -> dict[int, str]:
+    """The names of the palette in use's class colours (:data:`COLOR_NAMES`): a
+    segmentation's, or with ``truth`` a ground truth's."""
+    segmentation, ground_truth = COLOR_NAMES[palette()]
+    return dict(ground_truth if truth else segmentation)
+
+
+def truth_colors_text(classes=(1, 2, 3, 4)) -> str:
+    """``"liver pale yellow, tumor dark purple, …"``: a ground truth's colours, named, with the
+    palette in use."""
+    names = palette_color_names(truth=True)
+    return ", ".join(f"{CLASS_NAMES[c]} {names[c]}" for c in classes)
 
 
 def palette_colors(truth: bool = False) -> dict[int, tuple]:

@@ -83,22 +83,26 @@ def run_demo(screenshot: str | None = None, widgets: str = "all") -> int:
 
 
 def dock_widgets(viewer, names: list[str]) -> dict:
-    """Dock the named widgets (tabbed after the first); returns short name → widget."""
+    """Dock the named widgets (tabbed after the first); returns short name → widget.
+
+    Each dock has the name the Plugins menu gives that panel (``"2 Segment (Liver Tumor
+    Segmentation)"``, the manifest's display name): the menu then shows or hides the demo's
+    panel. ``add_plugin_dock_widget`` named it after the plugin's package ("… (napari-
+    livertumor)"), and the menu, finding no dock of its name, opened a second copy.
+    """
     from napari.utils.notifications import show_warning
 
     docked, docks = {}, []
     for name in names:
         try:
-            dock, widget = viewer.window.add_plugin_dock_widget(
-                PLUGIN, WIDGETS[name], tabify=bool(docked)
-            )
+            dock, widget = _dock_as_the_menu_does(viewer, WIDGETS[name], tabify=bool(docked))
         except Exception as exc:  # one panel failing to open must not stop the demo
             show_warning(f"widget '{WIDGETS[name]}' could not be opened: {exc}")
             continue
         docked[name] = widget
         docks.append(dock)
-        # the tab shows the panel's name, not "(napari-livertumor)" after it: six tabs side
-        # by side on a laptop read "1 Lo…", "2 Seg…" with the plugin's name in each
+        # the tab shows the panel's name, not "(Liver Tumor Segmentation)" after it: six tabs
+        # side by side on a laptop read "1 Lo…", "2 Seg…" with the plugin's name in each
         dock.setWindowTitle(TAB_TITLES.get(name, WIDGETS[name]))
     if docks:
         from qtpy.QtCore import QTimer
@@ -106,6 +110,37 @@ def dock_widgets(viewer, names: list[str]) -> dict:
         # The workflow starts with its first tab; raising works once the window is shown.
         QTimer.singleShot(0, docks[0].raise_)
     return docked
+
+
+def menu_key(widget_name: str) -> str:
+    """The name napari's Plugins menu looks a panel's dock up by: ``"{widget} ({display
+    name})"``."""
+    from napari.plugins import menu_item_template
+    from npe2 import PluginManager
+
+    manifest = PluginManager.instance().get_manifest(PLUGIN)
+    return menu_item_template.format(manifest.display_name or PLUGIN, widget_name)
+
+
+def _dock_as_the_menu_does(viewer, widget_name: str, tabify: bool):
+    """Dock the plugin's widget ``widget_name`` under the Plugins menu's name for it (the one
+    already docked under that name if any); returns (dock, widget)."""
+    from npe2 import PluginManager
+
+    key = menu_key(widget_name)
+    window = viewer.window
+    inner = window.dock_widgets.get(key)
+    if inner is not None:  # already open (the menu's, or an earlier call's)
+        dock = inner.parentWidget()
+        while dock is not None and not hasattr(dock, "inner_widget"):
+            dock = dock.parentWidget()
+        if dock is not None:
+            return dock, inner
+    for contrib in PluginManager.instance().iter_widgets():
+        if contrib.plugin_name == PLUGIN and contrib.display_name == widget_name:
+            widget = contrib.get_callable()(viewer)
+            return window.add_dock_widget(widget, name=key, tabify=tabify), widget
+    raise KeyError(f"{PLUGIN} provides no widget named {widget_name!r}")
 
 
 def add_sample(viewer) -> list:

@@ -13,6 +13,8 @@ import csv
 import io
 import json
 import os
+import threading
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -78,6 +80,47 @@ def _without_name_note(text: str) -> str:
         for line in text.split("\n")
         if not (line.startswith(NAME_CLEARED) and "was typed for another scan's labels" in line)
     )
+
+
+class _Writing:
+    """One export writing a folder's files of one Name (:data:`_WRITING`)."""
+
+    def __init__(self, panel) -> None:
+        self.panel = weakref.ref(panel)
+        self.job = None  # the Job, once started
+        self.done = False  # set by the worker as its writing ends (a failure too)
+
+    @property
+    def live(self) -> bool:
+        return not self.done and (self.job is None or self.job.running)
+
+
+#: the exports writing now, in this process, by (resolved folder, Name): a closed Export
+#: panel's export finishes in the background (``FINISH_ON_CLOSE``) with that panel's button
+#: unusable, but an Export panel opened anew (the Plugins menu, another viewer) started a
+#: second export into the same files, the two writing one set at once
+_WRITING: dict[tuple[str, str], _Writing] = {}
+_WRITING_LOCK = threading.Lock()
+
+
+def _writing_key(folder: str | Path, case: str) -> tuple[str, str]:
+    return (str(Path(folder).expanduser().resolve()), case)
+
+
+def _writing_now(key: tuple[str, str]) -> _Writing | None:
+    """The export still writing ``key``'s files, if any (those ended are dropped)."""
+    with _WRITING_LOCK:
+        for k, record in list(_WRITING.items()):
+            if not record.live:
+                del _WRITING[k]
+        return _WRITING.get(key)
+
+
+def _writing_ended(key: tuple[str, str], record: _Writing) -> None:
+    with _WRITING_LOCK:
+        record.done = True
+        if _WRITING.get(key) is record:
+            del _WRITING[key]
 
 
 class ExportWidget(JobWidgetMixin, QWidget):
@@ -253,6 +296,21 @@ class ExportWidget(JobWidgetMixin, QWidget):
         if not files:
             set_status(self.status, "Tick at least one kind of file to export.", error=True)
             return
+        key = _writing_key(path_text(self.folder), case)
+        other_export = _writing_now(key)
+        panel = other_export.panel() if other_export is not None else None
+        # another panel's, refused (not waited for: the user decides what then); this panel's
+        # own is said by run_job (its button is unusable till then)
+        if other_export is not None and panel is not self:
+            closed = panel is None or panel.parent() is None
+            set_status(
+                self.status,
+                f"An export from {'a closed' if closed else 'another'} Export panel is still "
+                f"writing to {key[0]} under the Name {case}; nothing was written. Try again "
+                "when it ends (or type another Name).",
+                error=True,
+            )
+            return
         try:
             check_writable_folder(path_text(self.folder))
         except InputError as exc:
@@ -351,26 +409,33 @@ class ExportWidget(JobWidgetMixin, QWidget):
             why = _layers.why_no_hu(layer, self.viewer.layers)
             note = (note + "; " if note else "") + f"the lesions' HU are left out: {why}"
 
+        writing = _Writing(self)
+
         def target(progress, should_cancel):
-            # compared with the model's output here, off the GUI thread (a CRC of the scan)
-            algorithm_type = seg_algorithm_type(metadata, labels)
-            extra.update(_provenance(metadata, model_stats, labels))
-            notes: list[str] = []
-            written = write_exports(
-                labels,
-                volume,
-                kinds,
-                progress=progress,
-                extra_stats=extra,
-                notes=notes,
-                should_cancel=should_cancel,
-                algorithm_type=algorithm_type,
-                ct=ct,
-            )
+            try:
+                # compared with the model's output here, off the GUI thread (a CRC of the scan)
+                algorithm_type = seg_algorithm_type(metadata, labels)
+                extra.update(_provenance(metadata, model_stats, labels))
+                notes: list[str] = []
+                written = write_exports(
+                    labels,
+                    volume,
+                    kinds,
+                    progress=progress,
+                    extra_stats=extra,
+                    notes=notes,
+                    should_cancel=should_cancel,
+                    algorithm_type=algorithm_type,
+                    ct=ct,
+                )
+            finally:  # the files are whole (or the export failed): another may write them
+                _writing_ended(key, writing)
             notes += older_files_that_differ(others, labels, volume)
             return written, notes
 
-        self.run_job(
+        with _WRITING_LOCK:
+            _WRITING[key] = writing
+        writing.job = self.run_job(
             target,
             lambda result, name=layer.name, layer=layer: (
                 self._done(result[0], note, result[1], name),
@@ -380,6 +445,8 @@ class ExportWidget(JobWidgetMixin, QWidget):
             description="export",
             busy_text="Exporting…",
         )
+        if writing.job is None:  # not started
+            _writing_ended(key, writing)
 
     def ask_overwrite(
         self, existing: list[Path], other_scan: str | None = None, other_labels: str | None = None

@@ -79,11 +79,15 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.palette_combo = QComboBox()
         self.palette_combo.addItems(list(_layers.PALETTES))
         self.palette_combo.setCurrentText(_layers.palette())
+        seg_names, truth_names = _layers.COLOR_NAMES["standard"]
+        safe_names, safe_truth_names = _layers.COLOR_NAMES["colour-blind safe"]
         self.palette_combo.setToolTip(
-            "Colours of every segmentation and ground truth: standard (liver green, tumor red; "
-            "the truth's outlines yellow and magenta), or colour-blind safe (liver sky blue, "
-            "tumor orange; the truth's yellow and purple), whose hues stay apart with red-green "
-            "colour blindness. New layers take it too."
+            f"Colours of every segmentation and ground truth, in every open viewer: standard "
+            f"(liver {seg_names[1]}, tumor {seg_names[2]}; the truth's outlines "
+            f"{truth_names[1]} and {truth_names[2]}), or colour-blind safe (liver "
+            f"{safe_names[1]}, tumor {safe_names[2]}; the truth's {safe_truth_names[1]} and "
+            f"{safe_truth_names[2]}), whose hues stay apart with red-green colour blindness. "
+            "New layers take it too."
         )
         self.color_buttons = {}
         for value, name in ((1, "liver"), (2, "tumor")):
@@ -186,8 +190,11 @@ class InspectWidget(JobWidgetMixin, QWidget):
             (
                 self.truth_combo,
                 "A loaded ground truth to score the labels against (Dice, IoU); it is drawn in "
-                "its own colours: liver yellow, tumor magenta, portal vein light blue, aorta "
-                "orange",
+                "its own colours (with the standard palette: "
+                + ", ".join(
+                    f"{_layers.CLASS_NAMES[c]} {truth_names[c]}" for c in _layers.CLASS_NAMES
+                )
+                + "; the colour-blind safe palette has its own)",
             ),
             (self.opacity, "Opacity of the labels layer over the CT"),
             (
@@ -247,6 +254,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
         _layers.follow_window(self.window_combo, self.viewer)
         self.contour_check.toggled.connect(self._apply_style)
         self.palette_combo.currentTextChanged.connect(self.set_palette)
+        # chosen in another viewer's Inspect panel (or by code): this one shows it too
+        _layers.on_palette_changed(self._palette_changed, self.viewer)
         self.labels_combo.currentTextChanged.connect(self._labels_changed)
         self.truth_combo.currentTextChanged.connect(self._truth_changed)
         self.measure_button.clicked.connect(self._measure_clicked)
@@ -742,7 +751,11 @@ class InspectWidget(JobWidgetMixin, QWidget):
     def set_palette(self, name: str) -> None:
         """Colour every segmentation and ground truth (and the layers to come) with palette
         ``name`` (:data:`_layers.PALETTES`)."""
-        _layers.set_palette(name, self.viewer)
+        _layers.set_palette(name, self.viewer)  # (this panel follows it: _palette_changed)
+
+    def _palette_changed(self, name: str) -> None:
+        """The palette became ``name`` (here, in another viewer's Inspect panel, or by code):
+        the *Palette* choice and the colour swatches follow, without choosing it again."""
         if self.palette_combo.currentText() != name:
             self.palette_combo.blockSignals(True)
             self.palette_combo.setCurrentText(name)

@@ -631,9 +631,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
         if already:  # a second copy is allowed (to compare settings), but never unsaid
             msg += f"\nThis scan was already open as '{already[0]}': this is a second copy."
         if truth is not None:
+            seg = _layers.palette_color_names()
             msg += (
-                "\nThe ground truth is outlined in its own colours: liver yellow, tumor "
-                "magenta (a segmentation's are green and red)."
+                f"\nThe ground truth is outlined in its own colours: "
+                f"{_layers.truth_colors_text((1, 2))} (a segmentation's are {seg[1]} and "
+                f"{seg[2]})."
             )
         if truth_problem:
             msg += f"\nThe ground truth was not loaded: {truth_problem}"

@@ -1,0 +1,229 @@
+"""Panels in more than one place: the demo's docks and the Plugins menu, an Export panel
+reopened while a closed one still writes, the palette across viewers."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.gui
+
+
+def _plugin_menu_actions(viewer) -> dict:
+    """The Plugins menu's actions for this plugin's panels: title → QAction (the menu built as
+    when the user opens it)."""
+    out = {}
+    for top in viewer.window._qt_window.menuBar().actions():
+        if "lugin" not in top.text():
+            continue
+        menu = top.menu()
+        menu.aboutToShow.emit()
+        for sub in menu.actions():
+            if sub.menu() is not None and "Liver Tumor" in sub.text():
+                sub.menu().aboutToShow.emit()
+                out.update({act.text(): act for act in sub.menu().actions()})
+    return out
+
+
+def test_the_plugins_menu_shows_the_demo_s_panel_instead_of_opening_a_second_copy(
+    make_napari_viewer, qtbot
+):
+    """The demo docked its panels as "2 Segment (napari-livertumor)"; the Plugins menu looks
+    them up as "2 Segment (Liver Tumor Segmentation)", found none and opened a second Segment
+    panel beside the demo's."""
+    from napari_livertumor._widgets import demo
+    from napari_livertumor._widgets.segment import SegmentWidget
+
+    viewer = make_napari_viewer(show=True)
+    docked = demo.dock_widgets(viewer, list(demo.WIDGETS))
+    qtbot.wait(50)
+    assert len(viewer.window.dock_widgets) == 6
+    action = _plugin_menu_actions(viewer)["2 Segment"]
+    action.trigger()
+    qtbot.wait(50)
+    panels = list(viewer.window.dock_widgets.values())
+    assert len(panels) == 6
+    assert sum(isinstance(p, SegmentWidget) for p in panels) == 1
+    assert docked["segment"] in panels
+    # the menu toggles the demo's dock: hidden by that click, shown by the next
+    dock = docked["segment"].parentWidget()
+    while not hasattr(dock, "inner_widget"):
+        dock = dock.parentWidget()
+    assert not dock.isVisible()
+    _plugin_menu_actions(viewer)["2 Segment"].trigger()
+    qtbot.wait(50)
+    assert dock.isVisible() and len(viewer.window.dock_widgets) == 6
+
+
+def _dock_of(widget):
+    dock = widget.parentWidget()
+    while dock is not None and not hasattr(dock, "inner_widget"):
+        dock = dock.parentWidget()
+    return dock
+
+
+def test_an_export_panel_opened_anew_does_not_write_the_files_a_closed_one_still_writes(
+    make_napari_viewer, qtbot, monkeypatch, tmp_path
+):
+    """A closed Export panel's export finishes in the background, its button unusable till
+    then; an Export panel opened anew (the Plugins menu) started a second export into the
+    same folder and Name, the two writing one set of files at once."""
+    import threading
+
+    from _widget_data import tiny_ct
+
+    import napari_livertumor._widgets.export as export_mod
+    from napari_livertumor._widgets import _layers
+    from napari_livertumor._widgets._jobs import _RUNNING
+    from napari_livertumor._widgets.export import ExportWidget
+
+    release, calls = threading.Event(), []
+    real = export_mod.write_exports
+
+    def blocked_write(*args, **kwargs):
+        calls.append(threading.get_ident())
+        assert release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(export_mod, "write_exports", blocked_write)
+    viewer = make_napari_viewer(show=True)
+    vol, labels = tiny_ct()
+    _layers.add_ct_layer(viewer, vol, name="TEST_001 CT")
+    _layers.add_labels_layer(
+        viewer, labels, vol, "TEST_001 CT segmentation", ct_layer_name="TEST_001 CT"
+    )
+    out = tmp_path / "out"
+    first = ExportWidget(viewer)
+    viewer.window.add_dock_widget(first, name="5 Export")
+    first.folder.setText(str(out))
+    first.export_button.click()
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=20_000)
+    _dock_of(first).title.close_button.click()  # the user closes the panel mid-export
+    qtbot.wait(50)
+    assert first.busy  # finishing in the background
+    second = ExportWidget(viewer)  # opened anew from the Plugins menu
+    viewer.window.add_dock_widget(second, name="5 Export (again)")
+    second.folder.setText(str(out) + "/")  # the same folder, written another way
+    second.export_button.click()
+    qtbot.wait(200)
+    assert len(calls) == 1 and not second.busy
+    text = second.status.text()
+    assert "closed Export panel is still writing to" in text and str(out) in text
+    assert "Try again when it ends" in text
+    # another Name is other files: not refused
+    second.case_name.setText("OTHER")
+    second.export_button.click()
+    qtbot.waitUntil(lambda: len(calls) == 2, timeout=20_000)
+    release.set()
+    qtbot.waitUntil(lambda: not _RUNNING, timeout=30_000)
+    qtbot.waitUntil(lambda: not first.busy and not second.busy, timeout=10_000)
+    assert not export_mod._WRITING  # ended, forgotten
+    second.case_name.setText("")
+    monkeypatch.setattr(second, "ask_overwrite", lambda existing, **_: True)
+    second.export_button.click()  # the first has ended: this one writes
+    qtbot.waitUntil(lambda: len(calls) == 3, timeout=20_000)
+    qtbot.waitUntil(lambda: not second.busy, timeout=30_000)
+    assert second.status.text().startswith("Wrote "), second.status.text()
+
+
+def _viewer_with_inspect(make_napari_viewer):
+    """A viewer with a CT, its segmentation, a ground truth, a Refine preview and an Inspect
+    panel."""
+    import numpy as np
+    from _widget_data import tiny_ct
+
+    from napari_livertumor._widgets import _layers
+    from napari_livertumor._widgets.inspect import InspectWidget
+
+    viewer = make_napari_viewer()
+    vol, labels = tiny_ct()
+    _layers.add_ct_layer(viewer, vol, name="tiny CT")
+    _layers.add_labels_layer(viewer, labels, vol, "tiny CT ground truth", role="ground_truth")
+    _layers.add_labels_layer(viewer, labels, vol, "tiny CT segmentation", ct_layer_name="tiny CT")
+    preview = viewer.add_labels(
+        np.zeros(labels.shape, np.uint8), name="Refine preview", metadata={_layers.ROLE: "preview"}
+    )
+    _layers.set_preview_color(preview)
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.labels_combo.setCurrentText("tiny CT segmentation")
+    return viewer, widget
+
+
+def _shown(layer, value: int):
+    import numpy as np
+
+    return tuple(np.round(layer.colormap.map(np.array([value]))[0], 3))
+
+
+def test_the_palette_chosen_in_one_viewer_recolours_the_other_viewer_and_its_panel(
+    make_napari_viewer, monkeypatch
+):
+    """The palette is the process's, but only the viewer it was chosen in was recoloured and
+    only its Inspect panel said so: the other viewer's panel still read "standard", its layers
+    kept the old colours and its new layers took the new ones (two palettes side by side)."""
+    import numpy as np
+
+    from napari_livertumor._widgets import _layers
+
+    monkeypatch.setattr(_layers, "_palette", ["standard"])  # (a session's choice: restored)
+    v1, inspect1 = _viewer_with_inspect(make_napari_viewer)
+    v2, inspect2 = _viewer_with_inspect(make_napari_viewer)
+    calls = []
+    real = _layers.set_palette
+    monkeypatch.setattr(_layers, "set_palette", lambda *a, **k: (calls.append(a), real(*a, **k)))
+    inspect1.palette_combo.setCurrentText("colour-blind safe")
+    assert len(calls) == 1  # the other panel followed without choosing it again
+    safe, safe_truth = _layers.PALETTES["colour-blind safe"]
+    for viewer in (v1, v2):
+        seg, gt = viewer.layers["tiny CT segmentation"], viewer.layers["tiny CT ground truth"]
+        np.testing.assert_allclose(seg.colormap.map(np.array([1, 2])), [safe[1], safe[2]])
+        np.testing.assert_allclose(
+            gt.colormap.map(np.array([2, 3])), [safe_truth[2], safe_truth[3]]
+        )
+        expected = _layers.PREVIEW_COLORS["colour-blind safe"]
+        assert _shown(viewer.layers["Refine preview"], 1) == tuple(np.round(expected, 3))
+    assert inspect2.palette_combo.currentText() == "colour-blind safe"
+    r, g, b, _ = (int(255 * c) for c in safe[1])
+    assert f"rgb({r},{g},{b})" in inspect2.color_buttons[1].styleSheet()
+    # and back, chosen in the second viewer this time
+    inspect2.palette_combo.setCurrentText("standard")
+    assert len(calls) == 2
+    assert inspect1.palette_combo.currentText() == "standard"
+    assert _shown(v1.layers["tiny CT segmentation"], 2) == _layers.CLASS_COLORS[2]
+    assert _shown(v1.layers["tiny CT ground truth"], 2) == _layers.TRUTH_COLORS[2]
+
+
+def test_load_names_the_ground_truth_s_colours_of_the_palette_in_use(
+    make_napari_viewer, qtbot, monkeypatch, tmp_path
+):
+    """Load said "liver yellow, tumor magenta (a segmentation's are green and red)" whatever
+    the colours: wrong with the colour-blind safe palette, and since the truth's own changed."""
+    from _widget_data import tiny_ct
+
+    from napari_livertumor._widgets import _layers
+    from napari_livertumor._widgets.load import SOURCES, LoadWidget
+    from napari_livertumor.io.nifti import write_nifti
+
+    vol, labels = tiny_ct()
+    write_nifti(vol, tmp_path / "ct.nii.gz")
+    write_nifti(labels, tmp_path / "gt.nii.gz", reference=vol)
+    viewer = make_napari_viewer()
+    widget = LoadWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    said = {}
+    for name in ("standard", "colour-blind safe"):
+        monkeypatch.setattr(_layers, "_palette", [name])
+        widget.source.setCurrentText(SOURCES[1])
+        widget.path.setText(str(tmp_path / "ct.nii.gz"))
+        widget.truth_path.setText(str(tmp_path / "gt.nii.gz"))
+        widget.load_button.click()
+        qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+        said[name] = widget.status.text()
+    assert (
+        "outlined in its own colours: liver pale yellow, tumor dark purple (a segmentation's "
+        "are green and red)" in said["standard"]
+    ), said["standard"]
+    assert (
+        "outlined in its own colours: liver pale yellow, tumor dark reddish purple (a "
+        "segmentation's are sky blue and orange)" in said["colour-blind safe"]
+    ), said["colour-blind safe"]
