@@ -310,6 +310,68 @@ def remove_stale_temps(final: str | Path, older_than_s: float, suffix: str = "")
     return gone
 
 
+def same_file(a: str | Path | None, b: str | Path | None) -> bool:
+    """Whether paths ``a`` and ``b`` name one file or folder: the same text, or both there and
+    one on disk (macOS keeps the letter case typed in a resolved path, so ``~/desktop/ct`` and
+    ``~/Desktop/CT`` differ as text)."""
+    if a is None or b is None or not str(a) or not str(b):
+        return str(a or "") == str(b or "")
+    if str(a) == str(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # (one is not there; a NUL in a recorded path)
+        return False
+
+
+def on_windows() -> bool:
+    """Whether this runs on Windows (a function, so that tests can pretend it does)."""
+    import sys
+
+    return sys.platform == "win32"
+
+
+def windows_path_limit() -> int | None:
+    """The most characters a path may have where Windows' MAX_PATH applies (259: 260 with
+    its closing NUL); None elsewhere, and on a Windows with long paths enabled."""
+    if not on_windows():
+        return None
+    try:  # (the LongPathsEnabled setting, and a Python that may use it)
+        import ctypes
+
+        enabled = ctypes.WinDLL("ntdll").RtlAreLongPathsEnabled
+        enabled.restype = ctypes.c_ubyte  # (a BOOLEAN: one byte)
+        if enabled():
+            return None
+    except (AttributeError, OSError):  # (no such call: a Windows before 10)
+        pass
+    return 259
+
+
+def windows_path_length(path: str | Path) -> int:
+    """``path``'s length as Windows counts it (UTF-16 units), made absolute."""
+    return len(os.path.abspath(path).encode("utf-16-le", "surrogatepass")) // 2
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` (on this machine) is still running.
+
+    Not ``os.kill(pid, 0)`` on Windows: there signal 0 is ``CTRL_C_EVENT``, which sends Ctrl-C
+    to a live process group and fails with a plain ``OSError`` for a dead pid (read as alive).
+    """
+    if on_windows():
+        import psutil
+
+        return bool(psutil.pid_exists(pid))
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
 def safe_name(name: str) -> str:
     """``name`` as a file name part: letters, digits, ``-_.`` kept, anything else ``_`` (the
     command line's and the panels' output names alike)."""
@@ -328,9 +390,11 @@ def safe_name(name: str) -> str:
     return keep or "case"
 
 
-#: names Windows keeps for devices, whatever follows a dot (a PatientID "CON", "NUL", "COM1")
+#: names Windows keeps for devices, whatever follows a dot (a PatientID "CON", "NUL", "COM1";
+#: COM0 and the superscript COM¹ COM² COM³ too, which ``isalnum()`` lets through)
 _WINDOWS_DEVICES = frozenset(
-    ["CON", "PRN", "AUX", "NUL"] + [f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)]
+    ["CON", "PRN", "AUX", "NUL"]
+    + [f"{p}{i}" for p in ("COM", "LPT") for i in [*"0123456789", "\u00b9", "\u00b2", "\u00b3"]]
 )
 
 

@@ -14,9 +14,9 @@ def exit_status(exc: BaseException | None) -> int:
 
 @contextlib.contextmanager
 def sigterm_as_interrupt():
-    """SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``), so a command ends its own
-    way: training saves ``last/``, a batch of segmentations writes the summary of the cases it
-    finished."""
+    """SIGTERM (and Windows' SIGBREAK: Ctrl-Break, a closed console) raises
+    :class:`Terminated` (a ``KeyboardInterrupt``), so a command ends its own way: training
+    saves ``last/``, a batch of segmentations writes the summary of the cases it finished."""
     import signal
     import threading
 
@@ -27,11 +27,15 @@ def sigterm_as_interrupt():
     def stop(signum, frame):
         raise Terminated
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    # Windows: Ctrl-Break and a closed console window arrive as SIGBREAK, which otherwise
+    # ends the process at once (a training run without saving last/)
+    stops = [s for s in (signal.SIGTERM, getattr(signal, "SIGBREAK", None)) if s is not None]
+    previous = {sig: signal.signal(sig, stop) for sig in stops}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class HeldStops:
@@ -41,7 +45,7 @@ class HeldStops:
     replace a case's outputs. Outside the main thread (the napari panel's worker, which stops
     by its flag) it does nothing."""
 
-    _SIGNALS = ("SIGINT", "SIGTERM")
+    _SIGNALS = ("SIGINT", "SIGTERM", "SIGBREAK")  # (SIGBREAK: Windows only)
 
     def __enter__(self):
         import signal
@@ -74,7 +78,9 @@ class HeldStops:
 
 
 def _stop(signum: int) -> KeyboardInterrupt:
-    """The exception a held signal raises: :class:`Terminated` for SIGTERM (exit status 143)."""
+    """The exception a held signal raises: :class:`Terminated` for SIGTERM and SIGBREAK (exit
+    status 143)."""
     import signal
 
-    return Terminated() if signum == getattr(signal, "SIGTERM", None) else KeyboardInterrupt()
+    terminating = {getattr(signal, name, None) for name in ("SIGTERM", "SIGBREAK")} - {None}
+    return Terminated() if signum in terminating else KeyboardInterrupt()

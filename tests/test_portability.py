@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -91,3 +92,260 @@ def test_a_file_that_cannot_be_replaced_is_named_not_its_temporary_copy(monkeypa
     err = capsys.readouterr().err
     assert "out/summary.csv: Access is denied" in err and ".tmp" not in err
     assert ("open in another program" in err) == (sys.platform == "win32")  # Windows locks
+
+
+def pretend_windows(monkeypatch):
+    """sys.platform "win32", and psutil.pid_exists as Windows' (by the process list: Linux's
+    psutil itself asks os.kill)."""
+    import psutil
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(psutil, "pid_exists", lambda pid: pid in psutil.pids())
+
+
+def test_a_stale_run_lock_is_taken_over_on_windows_without_os_kill(tmp_path, monkeypatch):
+    """On Windows os.kill(pid, 0) sends CTRL_C_EVENT: for a dead pid it raised a plain OSError,
+    read as 'alive', so a crashed run's lock refused every later train and resume (and a live
+    process group would have been sent Ctrl-C)."""
+    import socket
+    import time
+
+    from napari_livertumor.training.loop import RunLock
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that has ended
+    stage = tmp_path / "liver"
+    stage.mkdir()
+    held = {"pid": dead.pid, "host": socket.gethostname(), "started": time.time()}
+    (stage / RunLock.NAME).write_text(json.dumps(held))
+    calls = []
+
+    def windows_kill(pid, sig):  # what Windows' GenerateConsoleCtrlEvent does for a dead pid
+        calls.append((pid, sig))
+        raise OSError(22, "The parameter is incorrect")
+
+    pretend_windows(monkeypatch)
+    monkeypatch.setattr(os, "kill", windows_kill)
+    lock = RunLock.acquire(stage)  # taken over, not "another training run is writing here"
+    try:
+        assert json.loads(lock.path.read_text())["pid"] == os.getpid()
+    finally:
+        lock.release()
+    assert calls == []
+
+
+def test_a_live_run_lock_is_still_refused_on_windows(tmp_path, monkeypatch):
+    import socket
+
+    from napari_livertumor.errors import SettingsError
+    from napari_livertumor.fileio import pid_alive
+    from napari_livertumor.training.loop import RunLock
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / RunLock.NAME).write_text(
+            json.dumps({"pid": other.pid, "host": socket.gethostname()})
+        )
+        pretend_windows(monkeypatch)
+        monkeypatch.setattr(os, "kill", lambda pid, sig: pytest.fail("os.kill on Windows"))
+        assert pid_alive(other.pid)
+        with pytest.raises(SettingsError, match=f"process {other.pid}"):
+            RunLock.acquire(tmp_path)
+    finally:
+        monkeypatch.undo()  # (Popen.kill is os.kill)
+        other.kill()
+        other.wait()
+
+
+def test_ctrl_break_and_a_closed_console_stop_a_command_as_sigterm_does(monkeypatch):
+    """Windows' SIGBREAK (Ctrl-Break, the console window closed) ended a training run at once,
+    without saving last/. Stood in for by SIGUSR1 here (Linux has no SIGBREAK)."""
+    import signal
+
+    from napari_livertumor.errors import Terminated
+    from napari_livertumor.signals import HeldStops, sigterm_as_interrupt
+
+    def ignored(signum, frame):  # (unhandled, SIGUSR1 would end the tests)
+        pass
+
+    monkeypatch.setattr(signal, "SIGBREAK", signal.SIGUSR1, raising=False)
+    was = signal.signal(signal.SIGUSR1, ignored)
+    try:
+        with pytest.raises(Terminated), sigterm_as_interrupt():
+            os.kill(os.getpid(), signal.SIGUSR1)
+            time.sleep(1)  # never reached
+        assert signal.getsignal(signal.SIGUSR1) is ignored
+        finished = []
+        with pytest.raises(Terminated), sigterm_as_interrupt(), HeldStops():
+            os.kill(os.getpid(), signal.SIGUSR1)
+            finished.append(True)  # held to the end of the step
+        assert finished == [True]
+        assert signal.getsignal(signal.SIGUSR1) is ignored
+    finally:
+        signal.signal(signal.SIGUSR1, was)
+
+
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [
+        ("COM0", "COM0_"),
+        ("lpt0.nii.gz", "lpt0_.nii.gz"),
+        ("COM\u00b9", "COM\u00b9_"),
+        ("COM\u00b2.x", "COM\u00b2_.x"),
+        ("lpt\u00b3", "lpt\u00b3_"),
+        ("COM\u00b9x", "COM\u00b9x"),
+        ("COM10", "COM10"),
+    ],
+)
+def test_every_name_windows_keeps_for_a_device_is_made_safe(name, safe):
+    """COM0, LPT0 and COM¹ COM² COM³ (LPT too) are devices on Windows; ¹ passes isalnum()."""
+    from napari_livertumor.fileio import safe_name
+
+    assert safe_name(name) == safe
+
+
+def test_names_one_only_by_unicode_case_folding_are_not_said_to_be_one_file(tmp_path, caplog):
+    """Straße and STRASSE casefold alike but are two names on NTFS and APFS: the warning said
+    they were 'one file name on macOS and Windows'."""
+    import logging
+
+    import numpy as np
+
+    from napari_livertumor.commands.segment import discover_cases
+    from napari_livertumor.io import CTVolume
+    from napari_livertumor.io.nifti import write_nifti
+
+    ct = CTVolume(np.zeros((4, 8, 8), np.int16), (2.0, 1.0, 1.0))
+    for folder, name in (
+        ("a", "Stra\u00dfe"),
+        ("b", "STRASSE"),
+        ("a", "HCC_001"),
+        ("b", "hcc_001"),
+    ):
+        write_nifti(ct, tmp_path / folder / f"{name}.nii.gz")
+    with caplog.at_level(logging.WARNING):
+        discover_cases([tmp_path / "a", tmp_path / "b"])
+    said = {r.getMessage().split(" inputs are named ")[1].split(":")[0] for r in caplog.records}
+    assert said == {
+        "HCC_001 and hcc_001 (one file name on macOS and Windows)",
+        "STRASSE and Stra\u00dfe (may be one file name on macOS and Windows)",
+    }, said
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    from napari_livertumor.models import make_untrained_model
+
+    root = tmp_path_factory.mktemp("models")
+    make_untrained_model(root / "liver", "liver")
+    make_untrained_model(root / "tumor", "tumor")
+    return root
+
+
+def small_ct(seed=0):
+    import numpy as np
+
+    from napari_livertumor.io import CTVolume
+
+    rng = np.random.default_rng(seed)
+    return CTVolume(rng.normal(60, 80, (8, 32, 32)).astype(np.int16), spacing=(3.0, 0.9, 0.9))
+
+
+def segment(inputs, out, models, *extra):
+    args = ["segment", *map(str, inputs), "-o", str(out), "--models", str(models)]
+    return cli.main([*args, "--device", "cpu", "--no-refine", *extra])
+
+
+def test_output_paths_too_long_for_windows_are_refused_before_any_case(
+    tmp_path, models, monkeypatch, capsys
+):
+    """An output folder whose labels' path fits Windows' 260 characters failed all the same,
+    after each case was computed: its hidden temporary files are longer ('No such file or
+    directory' naming one of them, for every case of the batch)."""
+    from napari_livertumor import fileio
+    from napari_livertumor.io.nifti import write_nifti
+
+    write_nifti(small_ct(), tmp_path / "in" / "HCC_001.nii.gz")
+    final = "/HCC_001_labels.nii.gz"
+    pad = 250 - len(str(tmp_path)) - 1 - len(final)  # the labels' own path: 250 characters
+    out = tmp_path / ("o" * pad)
+    assert len(str(out / final[1:])) == 250
+    monkeypatch.setattr(fileio, "on_windows", lambda: True)
+    assert segment([tmp_path / "in"], out, models) == 1
+    err = capsys.readouterr().err
+    assert f"{out}: paths too long for Windows" in err, err
+    assert "Windows allows 259 unless its long paths are enabled" in err
+    assert "shorter by" in err and not out.exists()  # refused before anything was written
+    # a shorter folder: run (the length is measured as written, temporary names included)
+    short = tmp_path / ("o" * (pad - 40))
+    assert segment([tmp_path / "in"], short, models) == 0
+    assert (short / "HCC_001_labels.nii.gz").is_file()
+    monkeypatch.setattr(fileio, "on_windows", lambda: False)  # elsewhere: no such limit
+    assert segment([tmp_path / "in"], out, models) == 0
+
+
+def test_a_rerun_through_another_spelling_of_the_input_is_the_same_input(tmp_path, models, capsys):
+    """macOS keeps the letter case typed (~/desktop/ct for ~/Desktop/CT) in a resolved path:
+    a rerun so typed refused its finished cases as 'made from another input'. A hard link
+    stands in for the other spelling here (one file, another path)."""
+    from napari_livertumor.commands.segment import _compare_run
+    from napari_livertumor.io.nifti import write_nifti
+
+    first = tmp_path / "CT" / "HCC_001.nii.gz"
+    write_nifti(small_ct(), first)
+    other = tmp_path / "ct" / "HCC_001.nii.gz"
+    other.parent.mkdir()
+    os.link(first, other)
+    wanted = {"input": str(other), "series_uid": None}
+    assert _compare_run({"run_settings": {**wanted, "input": str(first)}}, wanted) == ("same", "")
+    assert _compare_run({"input": str(first)}, wanted) == ("same", "")  # (an old record)
+    out = tmp_path / "out"
+    assert segment([first], out, models) == 0
+    made = (out / "HCC_001_labels.nii.gz").stat().st_mtime_ns
+    capsys.readouterr()
+    assert segment([other], out, models) == 0
+    captured = capsys.readouterr()
+    assert "another input" not in captured.err
+    assert (out / "HCC_001_labels.nii.gz").stat().st_mtime_ns == made  # kept, not redone
+
+
+def case_insensitive_samefile(a, b):
+    """os.path.samefile of a case-insensitive file system (macOS): one name in any case."""
+    return os.path.exists(a) and str(a).casefold() == str(b).casefold()
+
+
+def test_a_fine_tune_into_its_start_model_spelled_in_another_case_is_refused(tmp_path, monkeypatch):
+    """--init Models/liver --out models wrote over the model it started from on macOS."""
+    from napari_livertumor.errors import SettingsError
+    from napari_livertumor.training.config import TrainConfig
+    from napari_livertumor.training.loop import check_output_folder
+
+    (tmp_path / "Models" / "liver" / "sub").mkdir(parents=True)
+    monkeypatch.setattr(os.path, "samefile", case_insensitive_samefile)
+    for init in ("Models/liver", "Models/liver/sub"):
+        cfg = TrainConfig(
+            data=str(tmp_path), out=str(tmp_path / "models"), init_from=str(tmp_path / init)
+        )
+        with pytest.raises(SettingsError, match="would write over the model it starts from"):
+            check_output_folder(cfg)
+    check_output_folder(
+        TrainConfig(data=str(tmp_path), out=str(tmp_path / "new"), init_from=str(tmp_path / init))
+    )
+
+
+def test_an_output_folder_that_is_its_input_spelled_in_another_case_is_refused(
+    tmp_path, monkeypatch, capsys
+):
+    """convert ~/Desktop/CT -o ~/desktop/ct on macOS: the output folder is the input, refused
+    when typed alike ('no CT found outside the output folder'), but not so typed: every scan
+    of the input was counted as outside the output folder it is in."""
+    from napari_livertumor.io.nifti import write_nifti
+
+    data = tmp_path / "CT"
+    write_nifti(small_ct(), data / "HCC_001.nii.gz")
+    assert cli.main(["convert", str(data), "-o", str(data)]) == 1
+    assert "no CT found outside the output folder" in capsys.readouterr().err
+    monkeypatch.setattr(os.path, "samefile", case_insensitive_samefile)
+    # (on Linux, ct/ is a folder of its own: made by convert, as macOS would not)
+    assert cli.main(["convert", str(data), "-o", str(tmp_path / "ct")]) == 1
+    assert "no CT found outside the output folder" in capsys.readouterr().err

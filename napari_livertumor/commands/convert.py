@@ -38,6 +38,7 @@ from ..fileio import (
     check_writable_folder,
     file_lock,
     remove_stale_temps,
+    same_file,
     temp_prefix,
 )
 
@@ -368,8 +369,17 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
             check_writable_folder(outdir / sub)
     found = discover_cases([source])
     out_resolved = outdir.resolve()
+    folded = str(out_resolved).casefold()
+
+    def in_output(path: Path) -> bool:  # (spelled in another letter case: macOS keeps both)
+        path = path.resolve()
+        return any(
+            p == out_resolved or (str(p).casefold() == folded and same_file(p, out_resolved))
+            for p in (path, *path.parents)
+        )
+
     # the dataset written inside its own input is not a patient of it on the next run
-    cases = [c for c in found if out_resolved not in (c.path.resolve(), *c.path.resolve().parents)]
+    cases = [c for c in found if not in_output(c.path)]
     if not cases:
         raise InputError(source, "no CT found outside the output folder")
     # one patient's (or study's) folder given: its case is named by its PatientID, as a folder

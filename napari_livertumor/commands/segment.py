@@ -49,7 +49,10 @@ from ..fileio import (
     publish,
     remove_stale_temps,
     resolved,
+    same_file,
     temp_prefix,
+    windows_path_length,
+    windows_path_limit,
 )
 from ..progress import case_log_prefix
 from ..provenance import array_digest, software
@@ -334,6 +337,9 @@ def run(args) -> int:
     if getattr(args, "list", False):
         _print_plan(mine, outdir, config, args)
         return 0
+    name = "summary.csv" if shard[1] == 1 else f"summary_shard-{shard[0]}-of-{shard[1]}.csv"
+    extras = tuple(k for k in EXTRA_OUTPUTS if getattr(args, k, False))
+    _check_path_lengths(outdir, mine, extras, name)  # (not after each case is computed)
     created = not outdir.exists()
     try:
         outdir.mkdir(parents=True, exist_ok=True)
@@ -341,7 +347,6 @@ def run(args) -> int:
         raise InputError(
             outdir, f"cannot create the output folder ({exc.strerror or exc})"
         ) from exc
-    name = "summary.csv" if shard[1] == 1 else f"summary_shard-{shard[0]}-of-{shard[1]}.csv"
     rows: list[dict] = []
 
     last_write, last_cost = [0.0], [0.0]
@@ -386,7 +391,7 @@ def run(args) -> int:
                 overwrite=args.overwrite,
                 progress=_printer({c.name: (k + 1, len(mine)) for k, c in enumerate(mine)}),
                 rows=rows,
-                extras=tuple(k for k in EXTRA_OUTPUTS if getattr(args, k, False)),
+                extras=extras,
                 after_case=summary_as_it_goes,
             )
     except (KeyboardInterrupt, Cancelled):
@@ -1226,10 +1231,13 @@ def _unique_sorted(cases: list[Case], outdir: str | Path | None = None) -> list[
         other = first.get(key(c.name), c.name)
         many = inputs_named[key(c.name)]
         count = "two" if many == 2 else str(many)
+        # (letter case beyond ASCII is folded differently by NTFS, APFS and casefold():
+        # Straße and STRASSE are two names on both, given _2 here all the same)
+        one = "one" if other.isascii() and c.name.isascii() else "may be one"
         named = (
             c.name
             if other == c.name
-            else f"{other} and {c.name} (one file name on macOS and Windows)"
+            else f"{other} and {c.name} ({one} file name on macOS and Windows)"
         )
         # one patient of a folder holding several: which one (their folder names them all)
         which = f"{c.path} (PatientID {c.patient!r})" if c.patient is not None else c.path
@@ -1473,13 +1481,14 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
     ``("other input", what)`` or ``("other settings", which)``."""
     made = old.get("run_settings")
     if made is None:  # written before settings were recorded: the input alone decides
-        same = Path(str(old.get("input", ""))).resolve() == Path(wanted["input"])
+        same = same_file(Path(str(old.get("input", ""))).resolve(), wanted["input"])
         return ("same", "") if same else ("other input", str(old.get("input")))
-    if made.get("input") != wanted["input"]:
+    if not same_file(made.get("input"), wanted["input"]):  # (another spelling of its name)
         return "other input", str(made.get("input"))
     made = _as_recorded_now(made)
     # an acquisition asked for before and left to the default now is a change too
     keys = set(wanted) | ({"acquisition", "border_mirror_mm"} & set(made))
+    keys.discard("input")  # (compared above: one file, perhaps spelled otherwise)
     keys -= {k for k in _STAMPS if k not in made}  # recorded before stamps were
     if wanted.get("stages") == "liver" == made.get("stages"):
         keys -= set(_TUMOR_ONLY_SETTINGS)  # no tumor stage: earlier records hold their values
@@ -2348,6 +2357,33 @@ def _name_too_long(outdir: Path, paths) -> str | None:
                 "shorter name in a CSV list's 'case' column"
             )
     return None
+
+
+def _check_path_lengths(outdir: Path, cases: list[Case], extras, summary: str) -> None:
+    """Refuse (``InputError``) a run whose longest path, a temporary file's, is more than
+    Windows allows (MAX_PATH, where it applies): every case failed after it was computed,
+    "No such file or directory" naming a hidden file."""
+    limit = windows_path_limit()
+    if limit is None or not cases:
+        return
+    finals = [outdir / summary]
+    for case in cases:
+        finals += output_paths(outdir, case)
+        finals += extra_paths(outdir, case, _wanted_extras(case, extras)).values()
+    # written as ".X_labels.nii.gz.new.nii.gz" (_aside), itself through a temporary file of
+    # 8 random characters and an ending (".partial" the longest)
+    size, final = max(
+        (windows_path_length(outdir / f"{temp_prefix(_aside(outdir, f))}{'x' * 8}.partial"), f)
+        for f in finals
+    )
+    if size > limit:
+        raise InputError(
+            outdir,
+            f"paths too long for Windows: the files this run writes here (the temporary ones "
+            f"written before {final.name}) have up to {size} characters, and Windows allows "
+            f"{limit} unless its long paths are enabled (the LongPathsEnabled setting); choose "
+            f"an output folder (-o) shorter by {size - limit} characters at least",
+        )
 
 
 def _damaged_labels(path: Path) -> str | None:

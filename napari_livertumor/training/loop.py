@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Cancelled, InputError, LiverTumorError, ModelError, SettingsError
-from ..fileio import check_writable_folder
+from ..fileio import check_writable_folder, pid_alive, same_file
 from ..models import ModelMetadata, build_training_network, save_model
 from ..progress import Reporter
 from ..signals import HeldStops
@@ -116,7 +116,8 @@ def check_output_folder(cfg: TrainConfig) -> None:
         return
     init = Path(cfg.init_from).resolve()
     stage_dir = Path(cfg.stage_dir).resolve()
-    if init == stage_dir or stage_dir in init.parents:
+    # (same_file: the letter case typed may differ, on macOS, from the folder's own)
+    if any(same_file(folder, stage_dir) for folder in (init, *init.parents)):
         raise SettingsError(
             f"{stage_dir}: the fine-tune would write over the model it starts from ({init}); "
             "choose another output folder"
@@ -211,12 +212,8 @@ class RunLock:
             return f"process {pid} on {host}{since}"
         if pid == os.getpid():  # this process's own earlier run, never closed: ended
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not pid_alive(pid):
             return None
-        except OSError:  # another user's process: alive
-            pass
         with contextlib.suppress(OSError, IndexError):  # a zombie has ended
             if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
                 return None
