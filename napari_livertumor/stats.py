@@ -169,9 +169,12 @@ def compute_stats(
         out["tumor_mean_hu"] = _mean_hu(ct, tumor) if n_tumor else None
     left_out = _left_out_classes(labels, voxel_ml)
     if left_out:  # an HCC-TACE-Seg ground truth: its liver_ml lacked the portal vein, unsaid
+        vein = (
+            "liver_ml lacks a portal vein inside the liver. " if "portal vein" in left_out else ""
+        )
         out["warnings"] = [
-            f"the labels hold {left_out}, left out of every figure: liver_ml lacks a portal "
-            "vein inside the liver. Map an HCC-TACE-Seg ground truth first, as evaluate does: "
+            f"the labels hold {left_out}, left out of every figure: {vein}Map an HCC-TACE-Seg "
+            "ground truth first, as evaluate does: "
             "napari_livertumor.training.metrics.hcc_to_output(labels) (portal vein to liver, "
             "aorta left out)"
         ]

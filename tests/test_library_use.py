@@ -484,5 +484,9 @@ def test_stats_of_a_ground_truth_with_hcc_classes_say_what_they_leave_out():
     assert stats["liver_ml"] == pytest.approx(0.1)  # the portal vein left out, as documented
     (said,) = stats["warnings"]
     assert "3 (portal vein, 0.04 mL) and 4 (aorta, 0.001 mL)" in said and "hcc_to_output" in said
+    assert "lacks a portal vein" in said
     mapped = compute_stats(hcc_to_output(truth), (1.0, 1.0, 1.0))
     assert mapped["liver_ml"] == pytest.approx(0.14) and "warnings" not in mapped
+    truth[truth == 3] = 0  # an aorta alone: no portal vein said to be missing (QA s50fixrev)
+    (said,) = compute_stats(truth, (1.0, 1.0, 1.0))["warnings"]
+    assert "4 (aorta, 0.001 mL)" in said and "portal vein inside" not in said

@@ -201,7 +201,7 @@ def test_a_recipe_without_weak_anchor_is_said_to_train_the_new_default(tmp_path,
     add_arguments(parser)
     recipe = tmp_path / "old.json"
     recipe.write_text(json.dumps({"tumor": {"weak_lambda": 0.5}}))
-    said = "sets no weak_anchor: the clinical weak term takes the default, 'patch'"
+    said = "sets no weak_anchor: the clinical weak term, where it runs, takes the default"
 
     def build(*extra, tumor=None):
         if tumor is not None:

@@ -1711,9 +1711,49 @@ def test_outputs_of_a_version_that_recorded_no_models_are_kept_and_said(
     with open(out / "summary.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["status"] for r in rows] == ["skipped (complete; models not recorded)"] * 2
+    # a file added to them shows those masks: said the same way (QA s50fixrev)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main([*base, "--preview"]) == 0
+    assert "did not record the models" in caplog.text
+    with open(out / "summary.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["status"] == "done (added a_preview.png; models not recorded)"
     assert main([*base, "--overwrite"]) == 0  # redone with today's models: stamped again
     assert "model_stamps" in json.loads((out / "a_stats.json").read_text())["run_settings"]
     caplog.clear()
     with caplog.at_level("INFO"):
         assert main(base) == 0
     assert "did not record the models" not in caplog.text
+
+
+def test_a_nifti_case_skipped_as_complete_is_no_seg_lost_for_the_exit_code(
+    tmp_path, models, capsys
+):
+    """QA s50fixrev: a NIfTI case complete from a run without --dicom-seg, asked again with it,
+    exited 1 ("--dicom-seg not made ... run the command again") on every run: a NIfTI input
+    can never have a SEG (said as a warning, as on its first run)."""
+    write_nifti(small_ct(), tmp_path / "a.nii.gz")
+    base = ["segment", str(tmp_path / "a.nii.gz"), "-o", str(tmp_path / "out"), "--models",
+            str(models), "--device", "cpu", "--stages", "liver"]  # fmt: skip
+    assert main(base) == 0
+    capsys.readouterr()
+    assert main([*base, "--dicom-seg"]) == 0
+    assert main([*base, "--dicom-seg", "--preview"]) == 0  # (the preview added)
+    assert "not made" not in capsys.readouterr().err
+
+
+def test_list_says_a_folder_in_an_outputs_place_fails_the_case(tmp_path, models, capsys):
+    """QA s50fixrev: a folder named as an output: --list said "segment again (--overwrite)"
+    (or "refuse … --overwrite to replace"), and the run, --overwrite or not, failed."""
+    write_nifti(small_ct(), tmp_path / "a.nii.gz")
+    out = tmp_path / "out"
+    (out / "a_preview.png").mkdir(parents=True)
+    base = ["segment", str(tmp_path / "a.nii.gz"), "-o", str(out), "--models", str(models),
+            "--device", "cpu", "--stages", "liver", "--preview"]  # fmt: skip
+    for extra in ([], ["--overwrite"]):
+        capsys.readouterr()
+        assert main([*base, *extra, "--list"]) == 0
+        line = capsys.readouterr().out.strip().split("\t")
+        assert line[2] == "fail: a_preview.png is a folder, not a file (move it)", line
+        assert main([*base, *extra]) == 1  # as the run does

@@ -436,10 +436,14 @@ def run(args) -> int:
         short = [
             r for r in rows
             if str(r.get("status")).startswith(("done", "skipped"))
-            and any(r.get(k) == "" for k in wanted_extras)
+            and any(r.get(k) == "" for k in wanted_extras if k not in r.get("cannot_have", ()))
         ]  # fmt: skip
         for r in short[:RESULT_LINES]:
-            lost = [k.replace("_", "-") for k in wanted_extras if r.get(k) == ""]
+            lost = [
+                k.replace("_", "-")
+                for k in wanted_extras
+                if r.get(k) == "" and k not in r.get("cannot_have", ())
+            ]
             print(
                 f"livertumor segment: {r['case']}: --{', --'.join(lost)} not made (see the "
                 "warnings above); run the command again to make it",
@@ -483,11 +487,20 @@ def _print_plan(cases: list[Case], outdir: Path, config, args) -> None:
     decided as the run decides (:func:`_decide`)."""
     extras = tuple(k for k in EXTRA_OUTPUTS if getattr(args, k, False))
     for case in cases:
+        # what fails the case before anything is decided (a folder with an output's name:
+        # --list said "segment again (--overwrite)", and the run failed)
+        own_extras = _wanted_extras(case, extras)
+        paths = (*output_paths(outdir, case), *extra_paths(outdir, case, own_extras).values())
+        too_long = _name_too_long(outdir, paths)
+        in_the_way = [] if too_long else [q for q in paths if q.is_dir()]
+        if too_long or in_the_way:
+            why = too_long or f"{in_the_way[0].name} is a folder, not a file (move it)"
+            print(f"{case.name}\t{case.path}\tfail: {why}", flush=True)
+            continue
         old = _complete_stats(outdir, case)
         # the files a run stopped while putting them in place left: the run removes them first
         cleared = [] if old is not None else _clear_interrupted_publish(outdir, case, dry=True)
         wanted = run_settings(case, config, args.series, args.acquisition)
-        own_extras = _wanted_extras(case, extras)
         plan = _decide(
             outdir, case, old, wanted, own_extras, overwrite=args.overwrite, absent=set(cleared)
         ).plan
@@ -1524,6 +1537,15 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
     )
 
 
+#: said of a case whose outputs an earlier version made without recording its models (kept as
+#: complete; a file added to them, a SEG, is made from those masks)
+UNCHECKED_TEXT = (
+    "%s: its outputs were made by an earlier version of livertumor that did not record the "
+    "models it used (the shipped models have changed since): kept, not checked against "
+    "today's; --overwrite segments again"
+)
+
+
 @dataclass(frozen=True)
 class _Decision:
     """What a run does with a case, given the outputs there (:func:`_decide`)."""
@@ -1621,20 +1643,27 @@ def _decide(
             f"({what}) would replace it {redo}",
             untouched=True,
         )
+    # a record from before the models were stamped: the shipped models have changed since
+    # (an upgrade mid-project mixed the old figures with new ones in one summary, unsaid)
+    unchecked = old is not None and "model_stamps" not in (old.get("run_settings") or {})
+    older = "; made by an earlier version that recorded no models" if unchecked else ""
     if relation == "same" and missing and not foreign:
         names = ", ".join(extra_files[k].name for k in missing)
-        return _Decision("add", plan=f"add {names} (complete otherwise)", missing=tuple(missing))
+        return _Decision(
+            "add",
+            plan=f"add {names} (complete otherwise{older})",
+            missing=tuple(missing),
+            unchecked=unchecked,
+        )
     if relation == "same" and not foreign:
-        note = ""
+        notes = []
         if labels_path.name in edited:  # the figures are the model's, not the edited file's
-            note = " (labels edited since: figures are the model's)"
+            notes.append("labels edited since: figures are the model's")
         elif edited:
-            note = f" ({', '.join(edited)} edited since: kept)"
-        # a record from before the models were stamped: the shipped models have changed since
-        # (an upgrade mid-project mixed the old figures with new ones in one summary, unsaid)
-        unchecked = "model_stamps" not in (old.get("run_settings") or {})
+            notes.append(f"{', '.join(edited)} edited since: kept")
         if unchecked:
-            note += f" (made by an earlier version that recorded no models {redo})"
+            notes.append("made by an earlier version that recorded no models; --overwrite to redo")
+        note = f" ({'; '.join(notes)})" if notes else ""
         return _Decision(
             "skip", plan=f"skip: complete{note}", edited=tuple(edited), unchecked=unchecked
         )
@@ -1750,6 +1779,9 @@ def run_cases(
         extra_files = extra_paths(outdir, case, own_extras)
         row = {"case": case.name, "input": str(case.path), "labels": labels_path.name}
         row["stats"] = stats_path.name
+        # asked for and impossible for this input (no SEG of a NIfTI): never "not made" for
+        # exit 1 (a skipped NIfTI case's row names no SEG; not a summary column)
+        row["cannot_have"] = tuple(not_possible)
         wanted = run_settings(case, config, series_uid, acquisition)
         too_long = _name_too_long(outdir, (labels_path, stats_path, *extra_files.values()))
         if too_long:  # (is_dir() below raised "File name too long" and ended the batch)
@@ -1814,6 +1846,9 @@ def run_cases(
                 continue
             if decision.action == "add":  # no second segmentation
                 t0 = time.perf_counter()
+                if decision.unchecked:  # the file added shows masks of models not recorded
+                    (log.info if unchecked_said else log.warning)(UNCHECKED_TEXT, case.name)
+                    unchecked_said = True
                 try:
                     old = add_extras(case, outdir, old, decision.missing, series_uid, acquisition)
                     added = [extra_files[k].name for k in decision.missing
@@ -1823,6 +1858,8 @@ def run_cases(
                         if added
                         else ("done (nothing added: see warnings)")
                     )
+                    if decision.unchecked:
+                        status = status[:-1] + "; models not recorded)"
                     rows.append({**row, **_summary_values(old), "status": status})
                 except KeyboardInterrupt:
                     # a stop held over the renames: what they put in is said in the summary
@@ -1857,12 +1894,7 @@ def run_cases(
                          f" ({', '.join(edited)} edited since: kept)" if edited else "")  # fmt: skip
                 if decision.unchecked:
                     rows[-1]["status"] = rows[-1]["status"][:-1] + "; models not recorded)"
-                    (log.info if unchecked_said else log.warning)(
-                        "%s: its outputs were made by an earlier version of livertumor that did "
-                        "not record the models it used (the shipped models have changed since): "
-                        "kept, not checked against today's; --overwrite segments again",
-                        case.name,
-                    )
+                    (log.info if unchecked_said else log.warning)(UNCHECKED_TEXT, case.name)
                     unchecked_said = True  # (once a batch as a warning)
                 continue
             if decision.said:  # segmented again: why (made with other settings, damaged)

@@ -203,7 +203,8 @@ def build_configs(args) -> list:
             # a recipe written before the field (4 Dec 2026) trained 'patient' then, 'patch'
             # now: a fold or ablation added mid-project trained another loss, unsaid
             logging.getLogger("livertumor.train").warning(
-                "%s sets no weak_anchor: the clinical weak term takes the default, 'patch' "
+                "%s sets no weak_anchor: the clinical weak term, where it runs, takes the "
+                "default, 'patch' "
                 "(each patch's label moved by its own true ratio); runs before 4 Dec 2026 "
                 "trained 'patient'. Set \"weak_anchor\" in the recipe's tumor section (or give "
                 "--weak-anchor) to choose, and this is not said again",
