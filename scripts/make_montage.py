@@ -3,7 +3,7 @@
     python scripts/make_montage.py [--cases 4] [--seed 20] [--shape full] [-o docs/images/synth_montage.png]
 
 Soft-tissue window (W 400 / L 40). Contours in the colours napari shows a ground truth in (the
-standard palette): liver pale yellow, tumor dark purple, portal vein pale cyan, aorta dark olive.
+standard palette): liver yellow, tumor magenta, portal vein light blue, aorta orange.
 A thin cyan line on each axial slice
 marks the row the coronal view below it cuts through. Coronal views are resampled to true aspect
 (head up).

@@ -220,10 +220,10 @@ def test_load_names_the_ground_truth_s_colours_of_the_palette_in_use(
         qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
         said[name] = widget.status.text()
     assert (
-        "outlined in its own colours: liver pale yellow, tumor dark purple (a segmentation's "
+        "outlined in its own colours: liver yellow, tumor magenta (a segmentation's "
         "are green and red)" in said["standard"]
     ), said["standard"]
     assert (
-        "outlined in its own colours: liver pale yellow, tumor dark reddish purple (a "
+        "outlined in its own colours: liver light yellow, tumor dark reddish purple (a "
         "segmentation's are sky blue and orange)" in said["colour-blind safe"]
     ), said["colour-blind safe"]

@@ -132,8 +132,8 @@ class StatusLabel(QLabel):
         self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.setMinimumWidth(60)
         # a path or a DICOM UID in a message is something to paste into a terminal or a ticket;
-        # by keyboard too: Tab reaches a message (a screen reader reads it), the arrows with
-        # Shift select in it
+        # by keyboard too: Tab reaches a message (a screen reader reads it), Ctrl+A and Ctrl+C
+        # copy it (Qt's label moves no selection with Shift and the arrows)
         self.setTextInteractionFlags(Qt.TextSelectableByMouse | Qt.TextSelectableByKeyboard)
         self.setText(text)
 

@@ -54,25 +54,17 @@ CLASS_COLORS: dict[int, tuple[float, float, float, float]] = {
     k: (*rgb, 1.0) for k, rgb in CLASS_RGB.items()
 }  # liver green, tumor red, portal vein blue, aorta amber (the exported SEG's too)
 CLASS_NAMES = {1: "liver", 2: "tumor", 3: "portal vein", 4: "aorta"}
-#: a ground truth's colours: apart from the segmentation's in LIGHTNESS, not in hue alone, so
-#: its outlines are not taken for the segmentation's own (with Inspect's *Contours only* both
-#: are outlines) with red-green colour blindness either: the segmentation's colours are
-#: saturated and of middle lightness (CIE L* 46-81), the truth's very light (L* 90-99: the
-#: liver, and the portal vein or the aorta) or dark (L* 25-28: the tumor, and the other
-#: vessel), each at least 13 L* from every segmentation colour of its palette and all at
-#: least 30 L* from a mid grey (liver tissue in the abdomen window). The old yellow liver and the green segmented liver read as one yellow line for
-#: deuteranopes (CIEDE2000 17.6, now 22.2; the safe palette's yellow truth liver beside its
-#: orange segmented tumor: 11.6, now 18.6). Measured (Machado 2009 simulation at full
-#: severity, CIEDE2000), the least difference between any truth colour and any segmentation
-#: colour of the same palette, normal / deuteranopia / protanopia: standard 25.0 / 20.3 /
-#: 14.1 (was 16.2 / 7.5 / 2.6), colour-blind safe 27.6 / 18.5 / 15.1 (was 21.7 / 11.6 /
-#: 11.9); between two truth colours at least 23.0 / 24.0 / 18.4 (standard) and 43.5 / 23.8 /
-#: 36.0 (safe).
+#: a ground truth's colours: other hues than the segmentation's, so its outlines are not
+#: taken for the segmentation's own (with Inspect's *Contours only* both are outlines). For
+#: normal colour vision (least CIEDE2000 difference from a segmentation colour: 16.2); with
+#: red-green colour blindness the yellow liver and the green segmented liver read as one
+#: line (7.5): that is what the colour-blind safe palette is for (below). (Light and dark
+#: truth colours tried here instead were lost over bright liver in the liver window.)
 TRUTH_COLORS: dict[int, tuple[float, float, float, float]] = {
-    1: (1.00, 1.00, 0.85, 1.0),  # liver pale yellow
-    2: (0.45, 0.00, 0.55, 1.0),  # tumor dark purple
-    3: (0.65, 1.00, 1.00, 1.0),  # portal vein pale cyan
-    4: (0.25, 0.25, 0.00, 1.0),  # aorta dark olive
+    1: (1.00, 0.95, 0.30, 1.0),  # liver yellow
+    2: (1.00, 0.30, 1.00, 1.0),  # tumor magenta
+    3: (0.45, 0.80, 1.00, 1.0),  # portal vein light blue
+    4: (1.00, 0.50, 0.00, 1.0),  # aorta orange
 }
 #: colour sets a user can choose (Inspect's *Palette*): the standard one above, and one whose
 #: hues stay apart with red-green colour blindness (Okabe and Ito's colours: the liver sky
@@ -86,8 +78,14 @@ PALETTES: dict[str, tuple[dict, dict]] = {
             3: (0.00, 0.45, 0.70, 1.0),  # portal vein blue
             4: (0.84, 0.37, 0.00, 1.0),  # aorta vermillion
         },
-        {  # light and dark as the standard truth's (see TRUTH_COLORS)
-            1: (1.00, 1.00, 0.60, 1.0),  # liver pale yellow
+        # the truth apart from the segmentation in LIGHTNESS, not in hue alone: light (the
+        # liver, the aorta) or dark (the tumor, the portal vein) beside the segmentation's
+        # middle lightness. Least CIEDE2000 difference from a segmentation colour, normal /
+        # deuteranopia / protanopia (Machado 2009, full severity): about 27 / 18 / 15; the
+        # earlier set's yellow liver beside the orange segmented tumor was 11.6 for
+        # deuteranopes. The liver's yellow is saturated enough to show over bright liver
+        {
+            1: (1.00, 0.95, 0.45, 1.0),  # liver light yellow
             2: (0.45, 0.00, 0.35, 1.0),  # tumor dark reddish purple
             3: (0.00, 0.30, 0.15, 1.0),  # portal vein dark green
             4: (1.00, 0.85, 0.95, 1.0),  # aorta pale pink
@@ -100,20 +98,21 @@ PALETTES: dict[str, tuple[dict, dict]] = {
 COLOR_NAMES: dict[str, tuple[dict[int, str], dict[int, str]]] = {
     "standard": (
         {1: "green", 2: "red", 3: "blue", 4: "amber"},
-        {1: "pale yellow", 2: "dark purple", 3: "pale cyan", 4: "dark olive"},
+        {1: "yellow", 2: "magenta", 3: "light blue", 4: "orange"},
     ),
     "colour-blind safe": (
         {1: "sky blue", 2: "orange", 3: "blue", 4: "vermillion"},
-        {1: "pale yellow", 2: "dark reddish purple", 3: "dark green", 4: "pale pink"},
+        {1: "light yellow", 2: "dark reddish purple", 3: "dark green", 4: "pale pink"},
     ),
 }
 #: Refine's live preview outline, by palette: cyan beside the standard red tumor and green
-#: liver; white with the safe palette, where cyan over the sky-blue liver almost vanished
-#: (CIEDE2000 12.9 for deuteranopes; white: 29.5 against the liver, 32.8 against the orange
-#: tumor, 29 against grey; magenta turns into the sky blue for deuteranopes, 5.7)
+#: liver; black with the safe palette, where cyan over the sky-blue liver almost vanished
+#: (CIEDE2000 12.9 for deuteranopes). Black stands out from grey liver and tumor in every
+#: window (white was lost over bright liver in the liver window; magenta turns into the sky
+#: blue for deuteranopes, 5.7)
 PREVIEW_COLORS: dict[str, tuple[float, float, float, float]] = {
     "standard": (0.0, 0.95, 1.0, 1.0),
-    "colour-blind safe": (1.0, 1.0, 1.0, 1.0),
+    "colour-blind safe": (0.0, 0.0, 0.0, 1.0),
 }
 #: the palette new layers are coloured with; None: not read yet from the settings
 _palette: list[str | None] = [None]
@@ -216,7 +215,7 @@ def palette_color_names(truth: bool = False) -> dict[int, str]:
 
 
 def truth_colors_text(classes=(1, 2, 3, 4)) -> str:
-    """``"liver pale yellow, tumor dark purple, …"``: a ground truth's colours, named, with the
+    """``"liver yellow, tumor magenta, …"``: a ground truth's colours, named, with the
     palette in use."""
     names = palette_color_names(truth=True)
     return ", ".join(f"{CLASS_NAMES[c]} {names[c]}" for c in classes)

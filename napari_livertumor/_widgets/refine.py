@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
 PREVIEW_NAME = "Refine preview"
 #: the preview outline's colour with the standard palette (``_layers.PREVIEW_COLORS``: cyan,
-#: apart from the red tumor and green liver; white with the colour-blind safe palette)
+#: apart from the red tumor and green liver; black with the colour-blind safe palette)
 PREVIEW_COLOR = _layers.PREVIEW_COLORS["standard"]
 DEBOUNCE_MS = 80
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ TOOLTIPS = {
     "min_contrast": "Contrast-to-noise ratio (CNR, 0–10): the difference of mean HU between "
     "the lesion and the liver around it, divided by their noise (standard deviation). "
     "Lesions below it are left as they are: an outline would wander on them",
-    "live": "Refine the shown slice in 2D as you change the settings (a cyan outline, white with "
+    "live": "Refine the shown slice in 2D as you change the settings (a cyan outline, black with "
     "the colour-blind safe palette); this is "
     "what Apply to slice writes. Apply to lesion / to all run the outline in 3D, where the "
     "neighbouring slices pull on it: the result on this slice may differ",
