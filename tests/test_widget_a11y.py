@@ -230,3 +230,56 @@ def test_error_and_warning_status_differ_for_a_screen_reader_not_by_colour_only(
         assert label.accessibleDescription() == "warning"
         set_status(label, "Loaded")
         assert label.accessibleDescription() == ""
+
+
+def _rows_cut_off(table) -> list[int]:
+    """The rows of ``table`` not wholly inside its viewport (scrolled to the top)."""
+    table.verticalScrollBar().setValue(0)
+    bottom = table.viewport().height()
+    return [
+        r
+        for r in range(table.rowCount())
+        if table.visualRect(table.model().index(r, 0)).bottom() >= bottom
+    ]
+
+
+def test_inspect_s_tables_refit_when_napari_s_font_size_changes(make_napari_viewer, qtbot):
+    """The tables kept the height fitted when they were filled: napari's font size raised from
+    9 to 16 left Volumes scrolling with "Lesions" out of sight, and the scores half a row
+    short, till the next Measure."""
+    from _widget_data import tiny_ct
+    from napari.settings import get_settings
+
+    from napari_livertumor._widgets.inspect import InspectWidget
+
+    appearance = get_settings().appearance
+    before = appearance.font_size
+    appearance.font_size = 9
+    try:
+        viewer = make_napari_viewer(show=True)
+        viewer.window._qt_window.resize(1600, 1000)
+        vol, truth = tiny_ct()
+        _layers.add_ct_layer(viewer, vol, name="tiny CT")
+        _layers.add_labels_layer(viewer, truth, vol, "tiny CT ground truth", role="ground_truth")
+        pred = truth.copy()
+        pred[2:4, 10:13, 20:23] = 2  # a second lesion
+        _layers.add_labels_layer(viewer, pred, vol, "tiny CT segmentation", ct_layer_name="tiny CT")
+        widget = InspectWidget(viewer)
+        viewer.window.add_dock_widget(widget)
+        widget.truth_combo.setCurrentText("tiny CT ground truth")
+        widget.measure_button.click()
+        qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+        tables = (widget.volume_table, widget.lesion_table, widget.score_table)
+        qtbot.wait(100)
+        assert all(t.isVisible() and t.rowCount() >= 2 for t in tables)
+        assert not any(_rows_cut_off(t) for t in tables)
+        fitted = [t.height() for t in tables]
+
+        appearance.font_size = 16
+        qtbot.wait(100)
+        assert all(t.height() > h for t, h in zip(tables, fitted, strict=True))  # (taller rows)
+        cut = {t.accessibleName(): _rows_cut_off(t) for t in tables}
+        assert not any(cut.values()), cut
+        assert not any(t.verticalScrollBar().isVisible() for t in tables)
+    finally:
+        appearance.font_size = before

@@ -24,6 +24,21 @@ def _plugin_menu_actions(viewer) -> dict:
     return out
 
 
+def _napari_menu_toggle_known() -> None:
+    """Skip where napari's Plugins menu toggle is not where the panels look for it (a later
+    napari: the panels then behave as napari's own toggle does, and these tests say so)."""
+    import importlib
+
+    from napari_livertumor._widgets._common import _NAPARI_MENU_TOGGLE
+
+    try:
+        module = importlib.import_module(_NAPARI_MENU_TOGGLE)
+    except ImportError:
+        module = None
+    if not hasattr(module, "_toggle_or_get_widget"):
+        pytest.skip(f"napari's menu toggle is no longer {_NAPARI_MENU_TOGGLE}")
+
+
 def test_the_plugins_menu_shows_the_demo_s_panel_instead_of_opening_a_second_copy(
     make_napari_viewer, qtbot
 ):
@@ -33,6 +48,7 @@ def test_the_plugins_menu_shows_the_demo_s_panel_instead_of_opening_a_second_cop
     from napari_livertumor._widgets import demo
     from napari_livertumor._widgets.segment import SegmentWidget
 
+    _napari_menu_toggle_known()
     viewer = make_napari_viewer(show=True)
     docked = demo.dock_widgets(viewer, list(demo.WIDGETS))
     qtbot.wait(50)
@@ -44,14 +60,70 @@ def test_the_plugins_menu_shows_the_demo_s_panel_instead_of_opening_a_second_cop
     assert len(panels) == 6
     assert sum(isinstance(p, SegmentWidget) for p in panels) == 1
     assert docked["segment"] in panels
-    # the menu toggles the demo's dock: hidden by that click, shown by the next
-    dock = docked["segment"].parentWidget()
-    while not hasattr(dock, "inner_widget"):
-        dock = dock.parentWidget()
+    # the menu shows the demo's dock (a tab behind Load's: brought to the front), hides it
+    # on the next click, shows it on the one after
+    dock = _dock_of(docked["segment"])
+    qtbot.waitUntil(lambda: not dock.visibleRegion().isEmpty())
+    _plugin_menu_actions(viewer)["2 Segment"].trigger()
+    qtbot.wait(50)
     assert not dock.isVisible()
     _plugin_menu_actions(viewer)["2 Segment"].trigger()
     qtbot.wait(50)
     assert dock.isVisible() and len(viewer.window.dock_widgets) == 6
+
+
+def _front_tab(window, dock) -> str:
+    """The text of the current tab of the tab bar holding ``dock``'s title."""
+    from qtpy.QtWidgets import QTabBar
+
+    for bar in window.findChildren(QTabBar):
+        titles = [bar.tabText(i) for i in range(bar.count())]
+        if bar.isVisible() and dock.windowTitle() in titles:
+            return bar.tabText(bar.currentIndex())
+    return ""
+
+
+def test_the_plugins_menu_brings_a_tab_behind_another_to_the_front(make_napari_viewer, qtbot):
+    """napari's menu toggles a panel by ``setVisible(not isVisible())``, and Qt counts a tab
+    behind another visible: "2 Segment" chosen while "4 Inspect" was in front hid Segment's
+    tab, and chosen again put it back behind Inspect."""
+    from napari_livertumor._widgets import demo
+
+    _napari_menu_toggle_known()
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    docked = demo.dock_widgets(viewer, list(demo.WIDGETS))
+    docks = {name: _dock_of(panel) for name, panel in docked.items()}
+    qtbot.waitUntil(lambda: _front_tab(window, docks["load"]) == "1 Load")  # the demo's start
+    docks["inspect"].raise_()
+    qtbot.waitUntil(lambda: not docks["inspect"].visibleRegion().isEmpty())
+    segment = docks["segment"]
+    assert segment.visibleRegion().isEmpty()  # (behind Inspect)
+
+    _plugin_menu_actions(viewer)["2 Segment"].trigger()
+    qtbot.wait(50)
+    assert segment.isVisible() and not segment.visibleRegion().isEmpty()
+    assert _front_tab(window, segment) == "2 Segment"
+    assert docks["inspect"].visibleRegion().isEmpty()
+
+    _plugin_menu_actions(viewer)["2 Segment"].trigger()  # in front: the menu hides it
+    qtbot.wait(50)
+    assert segment.isHidden()
+
+    _plugin_menu_actions(viewer)["2 Segment"].trigger()  # shown again: in front
+    qtbot.waitUntil(lambda: not segment.visibleRegion().isEmpty())
+    assert _front_tab(window, segment) == "2 Segment"
+
+    segment.close()  # its title bar's hide button (Qt's close), then the menu: in front
+    qtbot.wait(50)
+    assert segment.isHidden()
+    docks["refine"].raise_()
+    qtbot.wait(50)
+    _plugin_menu_actions(viewer)["2 Segment"].trigger()
+    qtbot.waitUntil(lambda: not segment.visibleRegion().isEmpty())
+    assert _front_tab(window, segment) == "2 Segment"
+    assert len(viewer.window.dock_widgets) == 6
+    assert all(d.isVisible() for d in docks.values())
 
 
 def _dock_of(widget):
@@ -123,6 +195,34 @@ def test_an_export_panel_opened_anew_does_not_write_the_files_a_closed_one_still
     qtbot.waitUntil(lambda: len(calls) == 3, timeout=20_000)
     qtbot.waitUntil(lambda: not second.busy, timeout=30_000)
     assert second.status.text().startswith("Wrote "), second.status.text()
+
+
+@pytest.mark.parametrize("insensitive", [True, False])
+def test_an_export_s_name_differing_only_in_case_is_the_same_files_where_the_disk_says_so(
+    monkeypatch, tmp_path, insensitive
+):
+    """On macOS's and Windows's default disks "Case1" and "case1" name one set of files: an
+    export under "case1" started while a closed panel still wrote "Case1"'s, the two writing
+    the same files at once."""
+    import napari_livertumor._widgets.export as export_mod
+
+    monkeypatch.setattr(export_mod, "CASE_INSENSITIVE_FILES", insensitive, raising=False)
+    monkeypatch.setattr(export_mod, "_WRITING", {})
+    out = tmp_path / "Out"
+    out.mkdir()
+
+    class Panel:  # (held weakly by the record)
+        pass
+
+    panel = Panel()
+    record = export_mod._Writing(panel)
+    export_mod._WRITING[export_mod._writing_key(out, "Case1")] = record
+    same = export_mod._writing_now(export_mod._writing_key(out, "case1"))
+    assert (same is record) == insensitive
+    folder = export_mod._writing_now(export_mod._writing_key(tmp_path / "out", "Case1"))
+    assert (folder is record) == insensitive
+    assert export_mod._writing_now(export_mod._writing_key(out, "Case1")) is record
+    assert export_mod._writing_now(export_mod._writing_key(out, "Case2")) is None
 
 
 def _viewer_with_inspect(make_napari_viewer):

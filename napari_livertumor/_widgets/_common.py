@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 import time
 import weakref
 from collections.abc import Callable
@@ -292,6 +293,7 @@ def tab_with_other_panels(widget) -> None:
         return
     first = not getattr(dock, "_livertumor_panel", False)
     dock._livertumor_panel = True
+    menu_shows_tabs(dock)
     from .demo import TAB_TITLES, WIDGETS
 
     title = dock.windowTitle()  # the tab's text: the demo's
@@ -314,6 +316,50 @@ def tab_with_other_panels(widget) -> None:
     if others:
         main.tabifyDockWidget(others[0], dock)
         dock.show()
+        dock.raise_()
+
+
+#: the module of napari's Plugins menu toggle (``_toggle_or_get_widget``), which shows or
+#: hides an open panel by ``dock.setVisible(not dock.isVisible())``
+_NAPARI_MENU_TOGGLE = "napari._qt._qplugins._qnpe2"
+
+
+def menu_shows_tabs(dock) -> None:
+    """The Plugins menu's item for the panel of ``dock`` shows that panel. Qt counts a tab
+    behind another visible, so napari's toggle hid it: "2 Segment" chosen while "4 Inspect"
+    was in front hid Segment's tab, and chosen again put it back behind Inspect. Now a tab
+    behind another comes to the front instead, and a panel the menu shows again comes to the
+    front. Only napari's menu is answered so (PyQt also routes Qt's own ``setVisible`` calls,
+    from ``hide()``, ``close()`` or the dock area's layout, through the dock's attribute: those
+    are passed on as they are). Once per dock."""
+    if dock.__dict__.get("_livertumor_menu_shows"):
+        return
+    dock.__dict__["_livertumor_menu_shows"] = True
+    set_visible = type(dock).setVisible  # the class's: Qt's own (unbound: no cycle held)
+    ref = weakref.ref(dock)
+
+    def menu_set_visible(visible: bool) -> None:
+        dock = ref()
+        if dock is None:
+            return
+        caller = sys._getframe(1).f_globals.get("__name__")
+        if caller != _NAPARI_MENU_TOGGLE:
+            set_visible(dock, visible)
+            return
+        if not visible and dock.window().isVisible() and _dock_hidden_behind_tab(dock):
+            dock.raise_()  # a tab behind another: to the front, not hidden
+            return
+        shown_again = visible and dock.isHidden()
+        set_visible(dock, visible)
+        if shown_again:
+            # once the dock area has put its tab back (raised now, another stayed in front)
+            QTimer.singleShot(0, lambda: _alive(_raise_dock, dock))
+
+    dock.setVisible = menu_set_visible  # (the instance's: napari's menu calls this one)
+
+
+def _raise_dock(dock) -> None:
+    if dock.isVisible():
         dock.raise_()
 
 

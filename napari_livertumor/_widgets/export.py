@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import sys
 import threading
 import weakref
 from pathlib import Path
@@ -103,8 +104,18 @@ _WRITING: dict[tuple[str, str], _Writing] = {}
 _WRITING_LOCK = threading.Lock()
 
 
+#: the file systems the exports are compared for ignore the case of names: macOS's and
+#: Windows's default disks take "Case1" and "case1" (and "Out", "out") for one file, where
+#: two exports under those Names wrote one set of files at once
+CASE_INSENSITIVE_FILES = sys.platform in ("win32", "darwin")
+
+
 def _writing_key(folder: str | Path, case: str) -> tuple[str, str]:
-    return (str(Path(folder).expanduser().resolve()), case)
+    """The resolved folder and the Name of an export, as the file system tells them apart."""
+    where = os.path.normcase(str(Path(folder).expanduser().resolve()))
+    if CASE_INSENSITIVE_FILES:
+        return (where.casefold(), case.casefold())
+    return (where, case)
 
 
 def _writing_now(key: tuple[str, str]) -> _Writing | None:
@@ -306,7 +317,8 @@ class ExportWidget(JobWidgetMixin, QWidget):
             set_status(
                 self.status,
                 f"An export from {'a closed' if closed else 'another'} Export panel is still "
-                f"writing to {key[0]} under the Name {case}; nothing was written. Try again "
+                f"writing to {Path(path_text(self.folder)).expanduser().resolve()} under the "
+                f"Name {case}; nothing was written. Try again "
                 "when it ends (or type another Name).",
                 error=True,
             )

@@ -32,7 +32,9 @@ from ._common import (
     JobWidgetMixin,
     NameCombo,
     StatusLabel,
+    _alive,
     clear_status_if,
+    follow_font_size,
     follow_layer_list,
     scroll_into_view,
     scroll_panel,
@@ -270,6 +272,11 @@ class InspectWidget(JobWidgetMixin, QWidget):
         follow_layer_list(self, self.viewer, self.refresh_layers)
         _layers.on_labels_edited(self._edited_elsewhere)
         self.init_jobs(napari_viewer)
+        # napari's font size changed: the tables' rows and headers are another height, once
+        # laid out in the new font (fitted only at Measure, Volumes scrolled and hid a row)
+        follow_font_size(
+            self, also=lambda: QTimer.singleShot(0, lambda: _alive(_refit_tables, self))
+        )
         self.refresh_layers()
         self._paint_color_buttons()
 
@@ -1085,12 +1092,24 @@ def overlap_scores(
     return out
 
 
+def _refit_tables(panel: InspectWidget) -> None:
+    """Fit the filled tables to their rows again (napari's font size changed)."""
+    for table in (panel.volume_table, panel.lesion_table, panel.score_table):
+        rows = table.property("fit_rows")
+        if rows is None or not table.rowCount():
+            continue
+        table.resizeColumnsToContents()
+        _fit_width(table)
+        _fit_height(table, rows)
+
+
 def _fit_height(table: QTableWidget, rows: int) -> None:
     """Make a short table tall enough to show ``rows`` rows without scrolling.
 
     The header's size hint and the default row height are used, not their current heights,
     which are not final before the panel is first shown (the last row was cut off).
     """
+    table.setProperty("fit_rows", rows)  # (fitted again when the font size changes)
     header = max(table.horizontalHeader().height(), table.horizontalHeader().sizeHint().height())
     row = max(table.verticalHeader().defaultSectionSize(), 1)
     heights = [max(table.rowHeight(r), row) if r < table.rowCount() else row for r in range(rows)]
@@ -1308,6 +1327,12 @@ def _fill_table(table: QTableWidget, rows: list[tuple[str, ...]]) -> None:
         for c, text in enumerate(row):
             table.setItem(r, c, QTableWidgetItem(text))
     table.resizeColumnsToContents()
+    _fit_width(table)
+
+
+def _fit_width(table: QTableWidget) -> None:
+    """The table's least width: its columns', up to :data:`TABLE_WIDEST`, past which it
+    scrolls sideways."""
     # the panel widens to show every column (the last was cut off), up to a docked panel's
     # usual width: past it the table scrolls sideways (the canvas lost 160 px for good on a
     # 1280-px laptop) (the header's styled padding is not in its size hints until shown)
