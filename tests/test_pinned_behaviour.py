@@ -11,7 +11,10 @@ import numpy as np
 import pydicom
 import pytest
 import torch
-from scipy import ndimage as ndi
+
+# (the phantoms and label maps the refinement's and the SEG's own tests use)
+from test_io_seg import HCC_SEGMENTS, hcc_labels
+from test_refine import SPACING, phantom
 
 from napari_livertumor.io import CTVolume, load_ct
 from napari_livertumor.io.dicom_write import write_ct_series
@@ -25,24 +28,6 @@ from napari_livertumor.training import make_config, train
 from napari_livertumor.training.toydata import write_toy_cohort
 
 # --- R02: Chan-Vese's lambda1 / lambda2 reach the contour the way the docs say ---------------
-
-SPACING = (2.5, 0.7, 0.7)
-
-
-def phantom(shape=(16, 96, 96), center=(8, 48, 48), radius_mm=14.0, seed=0, contrast=-35):
-    """As tests/test_refine.py: a liver ellipsoid (110 HU) in fat, a round hypodense tumor."""
-    rng = np.random.default_rng(seed)
-    zz, yy, xx = np.indices(shape).astype(float)
-    zm, ym, xm = zz * SPACING[0], yy * SPACING[1], xx * SPACING[2]
-    cz, cy, cx = (c * s for c, s in zip(center, SPACING, strict=True))
-    liver = ((zm - cz) / 30) ** 2 + ((ym - cy) / 30) ** 2 + ((xm - cx) / 30) ** 2 < 1
-    tumor = ((zm - cz) ** 2 + (ym - cy) ** 2 + (xm - cx) ** 2 < radius_mm**2) & liver
-    ct = np.full(shape, -100.0)
-    ct[liver] = 110
-    ct[tumor] = 110 + contrast
-    noise = ndi.gaussian_filter(rng.normal(size=shape), (0.5, 1, 1))
-    ct += noise * 15 / noise.std()
-    return ct.astype(np.int16), tumor, liver
 
 
 def test_chan_vese_lambda1_below_lambda2_grows_the_mask_more_than_the_reverse():
@@ -164,8 +149,6 @@ def test_upsampling_inside_the_stage_region_equals_upsampling_everywhere():
 
 # --- I08: SEG frame positions a little off a slice still find it, whichever way -------------
 
-HCC_SEGMENTS = [(1, "Liver"), (2, "Mass"), (3, "Portal vein"), (4, "Abdominal aorta")]
-
 
 @pytest.fixture
 def seg_ct(tmp_path) -> CTVolume:
@@ -175,20 +158,11 @@ def seg_ct(tmp_path) -> CTVolume:
     return load_ct(tmp_path / "ct")
 
 
-def _hcc_labels(shape) -> np.ndarray:
-    labels = np.zeros(shape, np.uint8)
-    labels[1:7, 3:15, 4:20] = 1
-    labels[2:5, 5:9, 6:11] = 2
-    labels[3:6, 12:14, 16:18] = 3
-    labels[0:8, 17:19, 2:4] = 4
-    return labels
-
-
 @pytest.mark.parametrize("nudge", [0.04, -0.04])
 def test_frame_positions_a_little_off_either_way_still_find_their_slices(tmp_path, seg_ct, nudge):
     """Positions a few hundredths of a mm below their slice (rounded down when written) fell to
     the slice below when the frame's index was truncated instead of rounded."""
-    labels = _hcc_labels(seg_ct.shape)
+    labels = hcc_labels(seg_ct.shape)
     write_dicom_seg(labels, seg_ct, tmp_path / "seg.dcm", HCC_SEGMENTS)
     ds = pydicom.dcmread(tmp_path / "seg.dcm")
     for group in ds.PerFrameFunctionalGroupsSequence:

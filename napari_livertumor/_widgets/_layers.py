@@ -163,15 +163,7 @@ def set_palette(name: str, viewer=None) -> None:
                 set_class_colors(layer)
             elif layer.metadata.get(ROLE) == "preview":  # Refine's live outline
                 set_preview_color(layer)
-    for ref in list(_PALETTE_LISTENERS):
-        callback = ref()
-        if callback is None:
-            _PALETTE_LISTENERS.remove(ref)
-            continue
-        try:
-            callback(name)
-        except RuntimeError:  # a panel being deleted
-            _PALETTE_LISTENERS.remove(ref)
+    _notify(_PALETTE_LISTENERS, name)
 
 
 #: callbacks told the palette's name when it changes (Inspect panels: their *Palette* choice
@@ -845,15 +837,21 @@ def labels_edited(layer) -> None:
 
     layer.metadata[EDITED] = True
     layer.refresh()
-    for ref in list(_EDIT_LISTENERS):
+    _notify(_EDIT_LISTENERS, layer)
+
+
+def _notify(listeners: list, arg) -> None:
+    """Call each weakly held listener with ``arg``; drop those whose object is gone (collected,
+    or its Qt widget deleted: a RuntimeError)."""
+    for ref in list(listeners):
         callback = ref()
         if callback is None:
-            _EDIT_LISTENERS.remove(ref)
+            listeners.remove(ref)
             continue
         try:
-            callback(layer)
+            callback(arg)
         except RuntimeError:  # its widget is gone
-            _EDIT_LISTENERS.remove(ref)
+            listeners.remove(ref)
 
 
 def ct_layers(viewer: napari.Viewer) -> list[Image]:
