@@ -310,7 +310,11 @@ def _run_command(args) -> int:
     except KeyboardInterrupt as exc:
         from .signals import exit_status
 
-        stop = "stopped (SIGTERM)" if exit_status(exc) == 143 else "interrupted"
+        stop = (
+            f"stopped ({getattr(exc, 'signal_name', 'SIGTERM')})"
+            if exit_status(exc) == 143
+            else "interrupted"
+        )
         print(f"livertumor: {stop}", file=sys.stderr)
         return exit_status(exc)
     except LiverTumorError as exc:

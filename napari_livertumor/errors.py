@@ -12,7 +12,13 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a job scheduler's stop or time limit, ``kill``, ``docker stop``), raised in a
     command-line process so that it ends as Ctrl-C does; its exit status is 143 (128 + 15), as a
-    shell reports a process SIGTERM ended, where Ctrl-C's is 130."""
+    shell reports a process SIGTERM ended, where Ctrl-C's is 130. ``signal_name`` is the stop's
+    signal as the user knows it: "SIGTERM", or "SIGBREAK" (Windows: Ctrl-Break, a closed
+    console window)."""
+
+    def __init__(self, signal_name: str = "SIGTERM"):
+        super().__init__()  # (no text: printed as a Ctrl-C's empty one was)
+        self.signal_name = signal_name
 
 
 class LiverTumorError(Exception):

@@ -25,7 +25,7 @@ def sigterm_as_interrupt():
         return
 
     def stop(signum, frame):
-        raise Terminated
+        raise _stop(signum)
 
     # Windows: Ctrl-Break and a closed console window arrive as SIGBREAK, which otherwise
     # ends the process at once (a training run without saving last/)
@@ -82,5 +82,7 @@ def _stop(signum: int) -> KeyboardInterrupt:
     status 143)."""
     import signal
 
-    terminating = {getattr(signal, name, None) for name in ("SIGTERM", "SIGBREAK")} - {None}
-    return Terminated() if signum in terminating else KeyboardInterrupt()
+    for name in ("SIGTERM", "SIGBREAK"):
+        if signum == getattr(signal, name, None):
+            return Terminated(name)
+    return KeyboardInterrupt()

@@ -171,15 +171,17 @@ def test_ctrl_break_and_a_closed_console_stop_a_command_as_sigterm_does(monkeypa
     monkeypatch.setattr(signal, "SIGBREAK", signal.SIGUSR1, raising=False)
     was = signal.signal(signal.SIGUSR1, ignored)
     try:
-        with pytest.raises(Terminated), sigterm_as_interrupt():
+        with pytest.raises(Terminated) as info, sigterm_as_interrupt():
             os.kill(os.getpid(), signal.SIGUSR1)
             time.sleep(1)  # never reached
+        assert info.value.signal_name == "SIGBREAK"  # the CLI says "stopped (SIGBREAK)"
         assert signal.getsignal(signal.SIGUSR1) is ignored
         finished = []
-        with pytest.raises(Terminated), sigterm_as_interrupt(), HeldStops():
+        with pytest.raises(Terminated) as info, sigterm_as_interrupt(), HeldStops():
             os.kill(os.getpid(), signal.SIGUSR1)
             finished.append(True)  # held to the end of the step
         assert finished == [True]
+        assert info.value.signal_name == "SIGBREAK"
         assert signal.getsignal(signal.SIGUSR1) is ignored
     finally:
         signal.signal(signal.SIGUSR1, was)
