@@ -529,13 +529,17 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
         ) from exc
     sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
     _check_size(weights, meta, sd)  # before building a network metadata.json may have grown
-    try:
-        if meta.members > 1:
-            from .ensemble import MeanEnsemble
+    try:  # its random first weights, replaced at once, drawn on a copy of the random state
+        # (loading a model left a script's random numbers moved on)
+        with torch.random.fork_rng(devices=[]):
+            if meta.members > 1:
+                from .ensemble import MeanEnsemble
 
-            net = MeanEnsemble([build_inference_network(meta.network) for _ in range(meta.members)])
-        else:
-            net = build_inference_network(meta.network)
+                net = MeanEnsemble(
+                    [build_inference_network(meta.network) for _ in range(meta.members)]
+                )
+            else:
+                net = build_inference_network(meta.network)
     except (MemoryError, RuntimeError) as exc:  # torch's "can't allocate memory" is one
         raise ModelError(
             folder / "metadata.json",

@@ -180,7 +180,12 @@ def build_inference_network(cfg: NetworkConfig):
 
 def trunk_state_dict(state_dict: dict[str, Any], cfg: NetworkConfig) -> dict[str, Any]:
     """The subset of a ``SegResNetVAE`` state dict that a ``SegResNet`` trunk uses."""
-    keys = set(build_inference_network(cfg).state_dict().keys())
+    import torch
+
+    # the keys only: built on the meta device, no memory used and no random numbers drawn
+    # (saving a model left a script's or a training run's random state moved on)
+    with torch.device("meta"):
+        keys = set(build_inference_network(cfg).state_dict().keys())
     return {k: v for k, v in state_dict.items() if k in keys}
 
 

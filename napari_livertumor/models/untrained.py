@@ -56,8 +56,7 @@ def make_untrained_model(
         **settings,
     )
     # seeded on a copy of the CPU generator's state: the caller's random numbers go on as
-    # they would have (a script's own were the same in every run after this). Saving too
-    # draws from it (the trunk's keys come from a network built for them)
+    # they would have (a script's own were the same in every run after this)
     with torch.random.fork_rng(devices=[]):
         torch.random.default_generator.manual_seed(seed)  # (the CPU's only: no GPU touched)
         net = build_training_network(net_cfg, roi_size)
