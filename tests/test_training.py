@@ -205,6 +205,35 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
     assert format_report(so_far).startswith("[liver] resumed at step 4/6 (1 epoch(s) recorded")
 
 
+def test_resuming_with_a_torch_whose_safe_loader_can_be_got_past_says_so(
+    toy_data, tmp_path, monkeypatch, caplog
+):
+    """The resume state is the one file read with torch.load; before torch 2.6 a crafted one
+    gets past weights_only=True to run code (CVE-2025-32434), and pyproject allows torch 2.2
+    (Intel Macs keep 2.2.2): a run folder someone sent is said to be a risk there."""
+    import torch
+
+    from napari_livertumor.training.loop import _unsafe_weights_only
+
+    assert [_unsafe_weights_only(v) for v in ("2.2.2", "2.5.1+cu121", "1.13.1")] == [True] * 3
+    assert not any(_unsafe_weights_only(v) for v in ("2.6.0", "2.10.0a0+git", "2.13.0", "3.0"))
+    n = 0
+
+    def cancel_after_two():
+        return n >= 2
+
+    for r in train(tiny_config(toy_data, tmp_path), should_cancel=cancel_after_two):
+        n += r["event"] == "step"
+    with caplog.at_level("WARNING"):
+        run_all(tiny_config(toy_data, tmp_path, resume=True))
+    assert "CVE" not in caplog.text  # (torch 2.13 here)
+    monkeypatch.setattr(torch, "__version__", "2.5.1")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        run_all(tiny_config(toy_data, tmp_path, resume=True, epochs=3))
+    assert "torch 2.5.1" in caplog.text and "CVE-2025-32434" in caplog.text
+
+
 def test_worker_processes_live_for_the_run_and_train_as_none_do(toy_data, tmp_path, monkeypatch):
     """A loader made anew each epoch started new workers each epoch; under ``spawn``
     (Windows, macOS) each was sent the whole training set again."""

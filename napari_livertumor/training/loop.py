@@ -1487,6 +1487,16 @@ class _Run:
         if not path.is_file():
             log.warning("resume: no checkpoint in %s; starting from scratch", last)
             return state
+        if _unsafe_weights_only(torch.__version__):
+            # a run folder from someone else is a file that can run code here: said, not refused
+            # (a user's own runs resume as before on the older torch an Intel Mac must keep)
+            log.warning(
+                "resume: %s is read with torch %s, whose safe loader (weights_only) a crafted "
+                "file can get past to run code (CVE-2025-32434, fixed in torch 2.6): resume "
+                "only runs made by you or someone you trust, or update torch",
+                path,
+                torch.__version__,
+            )
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
             net.load_state_dict(saved["weights"])
@@ -1946,6 +1956,16 @@ def _only_the_last_resort_listens() -> bool:
 
 #: a fine-tuned model's shift chosen on fewer validation patients (with the class) is said
 MIN_SHIFT_PATIENTS = 3
+
+
+def _unsafe_weights_only(version: str) -> bool:
+    """Whether ``torch.load(..., weights_only=True)`` of this torch version can be made to run
+    code by a crafted file (CVE-2025-32434: torch before 2.6; the resume state is the only
+    file the package reads with torch.load)."""
+    import re
+
+    m = re.match(r"(\d+)\.(\d+)", version)
+    return m is not None and (int(m[1]), int(m[2])) < (2, 6)
 
 
 def _digest_or_none(digest, path: Path) -> str | None:
