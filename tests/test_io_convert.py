@@ -1103,3 +1103,56 @@ def test_a_full_disk_while_copying_the_clinical_table_still_says_the_cases_and_c
     )
     assert "3 with ground truth" in captured.out and "1 failed" in captured.out
     assert not target.exists() and not [p for p in out.iterdir() if p.name.startswith(".HCC")]
+
+
+# (pydicom: control characters have no place in an LO, and ESC [ is no character set's)
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_headers_control_characters_are_printed_escaped(tmp_path, capsys, caplog):
+    """ESC sequences and newlines of a SeriesDescription and PatientID were printed raw by
+    --list, convert's "wrote" line and its --series error: they cleared the screen, coloured
+    it, or forged lines. Each row is one line again, its control characters escaped."""
+    import logging
+
+    evil = "\x1b[2J\x1b[31mPV\x07\nlivertumor: all fine"
+    shown = "\\x1b[2J\\x1b[31mPV\\x07\\nlivertumor: all fine"
+    vol = CTVolume(np.zeros((3, 12, 14), np.int16), (5.0, 0.7, 0.7))
+    write_ct_series(vol, tmp_path / "two" / "a", patient_id="PAT\x1b[8m", series_description=evil)
+    write_ct_series(vol, tmp_path / "two" / "b", patient_id="PAT_B")
+    with caplog.at_level(logging.WARNING):
+        assert main(["convert", str(tmp_path / "two"), "--list"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and "\x1b" not in "".join(lines) + caplog.text
+    assert any(ln.startswith(f"PAT\\x1b[8m: CT #1 '{shown}': 3 slice(s)") for ln in lines)
+    assert "(PAT\\x1b[8m, PAT_B)" in caplog.text
+    assert main(["convert", str(tmp_path / "two"), "-o", "x.nii.gz", "--series", "1.2.3"]) == 1
+    err = capsys.readouterr().err
+    assert "no series with UID 1.2.3" in err and f"'{shown}'" in err and "\x1b" not in err
+    uid = next(ln for ln in lines if ln.startswith("PAT\\")).rsplit("uid ", 1)[1]
+    out = tmp_path / "a.nii.gz"
+    assert main(["convert", str(tmp_path / "two"), "-o", str(out), "--series", uid]) == 0
+    said = capsys.readouterr()
+    assert f"series '{shown}'" in said.out and "\x1b" not in said.out + said.err
+
+
+# (pydicom: a PatientID of more than 64 characters is no valid LO)
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_patient_named_by_a_long_patient_id_is_shortened_not_failed(tmp_path, capsys):
+    """One patient's folder whose PatientID has 300 characters: "File name too long", 0
+    written, 1 failed. Its case name is shortened (its start, and a hash keeping two such IDs
+    apart), found again by a rerun; so are the patients of a folder holding several."""
+    vol = CTVolume(np.zeros((4, 8, 8), np.int16), (2.0, 1.0, 1.0))
+    long_id = "P" * 300
+    write_ct_series(vol, tmp_path / "one" / "study", patient_id=long_id)
+    out = tmp_path / "dataset"
+    assert main(["convert", str(tmp_path / "one" / "study"), "-o", str(out)]) == 0
+    (image,) = (out / "imagesTs").iterdir()
+    assert image.name.startswith("P" * 40) and len(image.name) < 70, image.name
+    assert "1 written" in capsys.readouterr().out
+    assert main(["convert", str(tmp_path / "one" / "study"), "-o", str(out)]) == 0
+    assert "1 kept" in capsys.readouterr().out
+    for k in "12":  # two patients in one folder, named alike up to their last letter
+        names = [f"{k}_{i}.dcm" for i in range(4)]
+        write_ct_series(vol, tmp_path / "export", patient_id=long_id + k, file_names=names)
+    assert main(["convert", str(tmp_path / "export"), "-o", str(tmp_path / "two")]) == 0
+    names = sorted(p.name for p in (tmp_path / "two" / "imagesTs").iterdir())
+    assert len(names) == 2 and all(len(n) < 70 for n in names), names

@@ -1601,3 +1601,87 @@ def test_a_follow_up_study_beside_the_one_read_is_said_with_its_date(tmp_path):
     assert not _chosen_by_truth(
         plain + " (another study, 1998-06-12: give its folder, or --series)"
     )
+
+
+def _deflated(path, ds=None):
+    """``path`` saved again as Deflated Explicit VR Little Endian (its dataset zipped)."""
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    ds = pydicom.dcmread(path) if ds is None else ds
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_a_deflated_series_is_read_and_a_deflated_file_inflating_past_the_cap_is_refused_unread(
+    tmp_path, monkeypatch
+):
+    """3.4 MB of a deflated DICOM file holding a 3.5 GB private element of zeros were inflated
+    whole by the header pass (7 GB of memory, half a minute a file); refused now before pydicom
+    inflates anything of it, the file named, while a real deflated series reads as before."""
+    import pydicom.filereader
+    from pydicom.uid import generate_uid
+
+    from napari_livertumor.io import dicom
+
+    volume = make_ct(shape=(4, 24, 30))
+    files = write_shuffled(volume, tmp_path / "ct")
+    for f in files:
+        _deflated(f)
+    # (a cap of 2 MiB here, for a bomb of 16 MiB quick to make: the same test as at 1 GiB)
+    monkeypatch.setattr(dicom, "MAX_INFLATED", 2 << 20)
+    bomb = pydicom.dcmread(files[0])
+    bomb.SeriesInstanceUID, bomb.SOPInstanceUID = generate_uid(), generate_uid()
+    bomb.private_block(0x0009, "ZIP BOMB", create=True).add_new(0x10, "OB", bytes(16 << 20))
+    (tmp_path / "bomb").mkdir()
+    _deflated(tmp_path / "bomb" / "000.dcm", bomb)
+    assert (tmp_path / "bomb" / "000.dcm").stat().st_size < 100_000
+    inflated = []
+    real = pydicom.filereader.zlib.decompress
+    monkeypatch.setattr(
+        pydicom.filereader.zlib,
+        "decompress",
+        lambda data, *a: inflated.append(out := real(data, *a)) or out,
+    )
+    unreadable: list = []
+    (found,) = discover_series(tmp_path, unreadable=unreadable)
+    assert found.n_slices == 4
+    assert unreadable == [(tmp_path / "bomb" / "000.dcm", dicom.DEFLATE_BOMB)]
+    assert "inflates past 1 GiB" in dicom.DEFLATE_BOMB
+    assert max(map(len, inflated)) < 1 << 20  # the series' slices only, never the bomb
+    np.testing.assert_array_equal(read_dicom_series(tmp_path / "ct").array, volume.array)
+    with pytest.raises(InputError, match=r"000\.dcm: not a readable DICOM file: deflated DICOM"):
+        read_dicom_series(tmp_path / "bomb" / "000.dcm")
+    with pytest.raises(InputError, match="inflates past"):
+        dicom.refuse_deflate_bomb(tmp_path / "bomb" / "000.dcm")
+    dicom.refuse_deflate_bomb(files[0])  # a real one passes
+    assert max(map(len, inflated)) < 1 << 20
+
+
+# (pydicom: control characters have no place in an LO, and ESC [ is no character set's)
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_control_characters_of_a_header_reach_messages_escaped(tmp_path):
+    """A SeriesDescription holding ESC sequences, BEL and newlines reached the terminal raw in
+    the "other series not read" warning and the "no series with UID" error: it could clear the
+    screen or forge a line. Escaped (\\x1b, \\n) where its text becomes a message; the header's
+    value itself is kept."""
+    evil = "\x1b[2J\x1b[1;31mPV\x07\nlivertumor: all fine\r\t\x7f\x9b"
+    write_ct_series(make_ct(seed=1), tmp_path / "a", series_description="LIVER", series_number=2)
+    write_ct_series(
+        make_ct(shape=(5, 24, 30)), tmp_path / "b", series_description=evil, series_number=6
+    )
+    other = next(s for s in discover_series(tmp_path) if s.series_number == 6)
+    shown = "\\x1b[2J\\x1b[1;31mPV\\x07\\nlivertumor: all fine\\r\\t\\x7f\\x9b"
+    assert other.description == evil  # (the header's value, as it is)
+    assert other.label == f"#6 '{shown}'" and f"'{shown}'" in other.summary()
+    volume = read_dicom_series(tmp_path)
+    (note,) = [w for w in volume.meta["warnings"] if "other series" in w]
+    assert f"CT #6 '{shown}'" in note
+
+    def raw(text):
+        return [c for c in text if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0]
+
+    assert raw(note) == []
+    with pytest.raises(InputError, match="no series with UID") as exc:
+        read_dicom_series(tmp_path, "1.2.3")
+    assert shown in str(exc.value) and raw(str(exc.value)) == []
+    assert read_dicom_series(tmp_path, other.uid).meta["description"] == evil

@@ -852,6 +852,38 @@ def test_a_scout_row_does_not_block_the_sample_and_enter_opens_a_nifti_path(
     assert len(_layers.ct_layers(viewer)) == 1
 
 
+def test_a_series_tooltip_shows_header_text_that_looks_like_html_as_typed(
+    load_widget, qtbot, tmp_path
+):
+    """A SeriesDescription or PatientID looking like HTML ("<img src=...>", "<b>") was drawn
+    by the series table's tooltip (Qt shows such text as rich text), not shown as written."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtGui import QTextDocument
+
+    from napari_livertumor.io.dicom_write import write_ct_series
+
+    viewer, widget = load_widget
+    description = '<img src="file:///etc/x.png"><b>PV</b>  A&amp;B'
+    write_ct_series(
+        tiny_ct()[0], tmp_path / "ct", patient_id="<i>P1</i>", series_description=description
+    )
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(tmp_path))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    for column in range(widget.series_table.columnCount()):
+        tip = widget.series_table.item(0, column).toolTip()
+        # as QToolTip shows it: rich text when it looks like it, else plain
+        shown = QTextDocument()
+        if Qt.mightBeRichText(tip):
+            shown.setHtml(tip)
+        else:
+            shown.setPlainText(tip)
+        text = shown.toPlainText()
+        assert "patient <i>P1</i>: " in text, text
+        assert f"'{description}'" in text, text
+
+
 def test_enter_in_the_path_finds_series_then_loads_and_a_seg_folder_is_a_ground_truth(
     load_widget, qtbot, tmp_path
 ):

@@ -447,9 +447,12 @@ class LoadWidget(JobWidgetMixin, QWidget):
 
     # ------------------------------------------------------------------ results
     def _show_series(self, found) -> None:
+        import html
+
         from ..io.dicom import (  # (read by the scan that found them)
             SHORT_SERIES,
             _skipped_text,
+            printable,
             series_folder,
         )
 
@@ -511,7 +514,12 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 desc = f"[{s.modality}] {desc}"
             tip = s.summary() if hasattr(s, "summary") else desc
             if getattr(s, "patient_id", ""):
-                tip = f"patient {s.patient_id}: {tip}"
+                tip = f"patient {printable(s.patient_id)}: {tip}"
+            # Qt shows a tooltip that looks like HTML as rich text: a description "<img
+            # src=...>" or "<b>" drew an image or bold, not the text the header holds. Escaped,
+            # and said to be rich text (else "&amp;" showed as typed; spaces kept), it shows
+            # as written
+            tip = f'<qt><p style="white-space:pre-wrap">{html.escape(tip, quote=False)}</p></qt>'
             # a contrast phase is a CT's: of an MR or US, none is claimed
             phase = (s.phase or "?") if s.modality in ("CT", "") else "—"
             for c, text in enumerate([desc, str(s.n_slices), thickness, phase]):
@@ -787,9 +795,12 @@ def _seg_written_here(path) -> bool:
     ones are no ground truth and not listed at all): after the dataset's own."""
     import pydicom
 
+    from ..io.dicom import refuse_deflate_bomb
     from ..io.tcia import reviewed_with_this_tool
 
     try:
+        # (the scan refused a zip bomb, but the file may have been replaced since)
+        refuse_deflate_bomb(path)
         ds = pydicom.dcmread(
             path, stop_before_pixels=True, specific_tags=["Manufacturer", "SegmentSequence"]
         )

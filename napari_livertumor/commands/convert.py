@@ -131,7 +131,7 @@ def _run(args) -> int:
     if not source.exists():
         raise InputError(source, "file or folder not found")
     if args.list:
-        from ..io.dicom import _skipped_text, discover_series
+        from ..io.dicom import _skipped_text, discover_series, printable
 
         unreadable: list = []
         found = discover_series(source, unreadable=unreadable)
@@ -140,10 +140,12 @@ def _run(args) -> int:
                 source,
                 "no DICOM series found" + (f"; {_skipped_text(unreadable)}" if unreadable else ""),
             )
-        patients = sorted({info.patient_id or "?" for info in found if info.is_image})
+        # (a header's text, its control characters escaped: printed raw, they move the cursor)
+        patients = sorted({printable(info.patient_id or "?") for info in found if info.is_image})
         for info in found:
             # rows of two patients can look the same: each says whose it is
-            print((f"{info.patient_id or '?'}: " if len(patients) > 1 else "") + info.summary())
+            whose = f"{printable(info.patient_id or '?')}: " if len(patients) > 1 else ""
+            print(whose + info.summary())
         if len(patients) > 1:
             log.warning(
                 "%s %d patients (%s): --series picks one", SEVERAL_PATIENTS, len(patients),
@@ -244,6 +246,7 @@ def _run(args) -> int:
                 f"could not be written ({exc.strerror or exc}); the CT itself was written to "
                 f"{output} (kept)",
             ) from exc
+    from ..io.dicom import printable
     from ..io.volume import Reorientation, spacing_text
 
     # told as the panels and segment see it (axial slices): a transposed NIfTI (KiTS's) was
@@ -255,7 +258,8 @@ def _run(args) -> int:
     print(
         f"wrote {output}: {z} slices of {y}x{x}{stored}, "
         f"{spacing_text(turn.apply_spacing(volume.spacing), 'x')}, "
-        f"series '{volume.meta.get('description', '')}' ({volume.meta.get('series_uid', '-')})"
+        f"series '{printable(volume.meta.get('description', ''))}' "
+        f"({printable(volume.meta.get('series_uid', '-'))})"
     )
     return 0
 
@@ -322,6 +326,8 @@ def _is_dataset_output(output: Path) -> bool:
 
 
 def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
+    from dataclasses import replace
+
     from ..io.nifti import is_nifti_path
     from ..signals import exit_status, sigterm_as_interrupt
     from .segment import discover_cases
@@ -471,6 +477,8 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
             for i, case in enumerate(cases, 1):
                 if by_patient and not is_nifti_path(case.path):
                     case = _named_by_patient(case)
+                elif case.patient is not None:  # named by its PatientID too: bounded alike
+                    case = replace(case, name=_bounded_name(case.name))
                 row = _convert_case(
                     case,
                     outdir,
@@ -657,7 +665,26 @@ def _named_by_patient(case):
         ids = {s.patient_id for s in discover_series(case.path) if s.is_ct and s.patient_id}
     except LiverTumorError:
         return case
-    return replace(case, name=_safe(ids.pop())) if len(ids) == 1 else case
+    return replace(case, name=_bounded_name(_safe(ids.pop()))) if len(ids) == 1 else case
+
+
+#: a case name from a PatientID longer than this, in bytes, is shortened: a file name has 255
+#: at most, and its files add to it (``<case>.nii.gz``; segment's ``<case>_seg.nii.gz``...)
+_LONG_CASE_NAME = 100
+
+
+def _bounded_name(name: str) -> str:
+    """``name``, or for a long one (a PatientID of 300 characters: "File name too long") its
+    first 40 bytes and a hash of it whole, as :func:`fileio.temp_prefix` shortens a long name:
+    two long IDs that begin alike stay two cases, and a rerun finds the same name."""
+    import hashlib
+
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= _LONG_CASE_NAME:
+        return name
+    digest = hashlib.sha1(raw, usedforsecurity=False).hexdigest()[:12]
+    # (a letter of several bytes cut at the 40th: left out, not half written)
+    return f"{raw[:40].decode('utf-8', 'ignore')}-{digest}"
 
 
 def _ground_truth_files(path: Path, *, nifti: bool) -> list[str]:

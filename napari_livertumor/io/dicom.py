@@ -11,6 +11,7 @@ straight into the output array.
 from __future__ import annotations
 
 import logging
+import zlib
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -19,7 +20,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from .. import memory
 from ..errors import InputError
@@ -51,6 +56,22 @@ _SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 #: the reader's note of a folder's other series, not read (the Load panel and ``evaluate``
 #: leave it out when the series read was chosen: a row, the ground truth's)
 OTHERS_NOT_READ = "other series in the folder not read"
+
+
+#: control characters (C0 with tab and newline, DEL, C1) as messages show them: a header's
+#: text printed raw (a SeriesDescription holding ESC [ 2 J, a newline and a forged line) moves
+#: a terminal's cursor, clears or recolours it, or adds lines the tool never wrote
+_ESCAPED = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+}
+
+
+def printable(text: object) -> str:
+    """``text`` (a DICOM header's string, most often) as a message shows it: its control
+    characters escaped as Python writes them (``\\x1b``, ``\\n``), the rest as it is."""
+    return str(text).translate(_ESCAPED)
 
 
 @dataclass
@@ -111,9 +132,15 @@ class SeriesInfo:
             parts.append(f"#{self.series_number}")
         if self.description:
             parts.append(f"'{self.description}'")
-        return " ".join(parts) if parts else self.uid
+        # (the header's text: printed as it is, it could move the terminal's cursor)
+        return printable(" ".join(parts) if parts else self.uid)
 
     def summary(self) -> str:
+        """The series in one line, as listings and messages show it (control characters of
+        its header's text escaped: they reach a terminal)."""
+        return printable(self._summary())
+
+    def _summary(self) -> str:
         if not self.is_image and self.multiframe and self.modality not in _NON_IMAGE_MODALITIES:
             return (
                 f"{self.modality} #{self.series_number} '{self.description}': "
@@ -284,7 +311,8 @@ def read_dicom_series(
         if own.is_image and own.modality not in ("CT", "") and not any_modality and not series_uid:
             raise InputError(
                 path,
-                f"is a {own.modality} image, not CT: the models expect CT in Hounsfield units",
+                f"is a {printable(own.modality)} image, not CT: the models expect CT in "
+                "Hounsfield units",
             )
         series_uid = series_uid or own.series_uid
         if (
@@ -502,7 +530,8 @@ def read_dicom_series(
         ),
         # per z: the InstanceNumber (the image number a PACS viewer shows; None in a gap)
         "instance_numbers": geometry.instance_numbers,
-        "warnings": warnings,
+        # (the header's text some carry escaped: a terminal shows them)
+        "warnings": [printable(w) for w in warnings],
         # the DICOM SEG files of the folder drawn on this series (a ground truth to offer)
         "seg_files": sorted(
             str(h.path)
@@ -588,6 +617,112 @@ def _scan(
 OWN_SEG = "a segmentation made by this tool's models"
 #: the "problem" of a folder of the tree that could not be listed (its files were not looked at)
 FOLDER_NOT_READ = "folder not read"
+
+#: the most a deflated DICOM file (Deflated Explicit VR Little Endian: its dataset zipped)
+#: may inflate to. pydicom inflates the whole file in memory before it reads even its header
+#: (its pixels too, whatever ``stop_before_pixels`` says), and 3.4 MB of such a file held
+#: 3.5 GB of zeros: 7 GB of memory and half a minute, per file. A CT slice holds 0.5 MB of
+#: pixels (512 × 512 × 2 bytes; 2 MB at 1024²), and a whole study of 2,000 of them in one
+#: Enhanced CT file just under 1 GiB: no CT file needs more.
+MAX_INFLATED = 1 << 30
+#: the "problem" of a deflated DICOM file that inflates past MAX_INFLATED (a zip bomb)
+DEFLATE_BOMB = (
+    "deflated DICOM that inflates past 1 GiB (no CT file needs that much: a decompression "
+    "bomb?): not read"
+)
+#: value representations of explicit VR whose length takes 4 bytes (the others' take 2)
+_LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
+_SHORT_VRS = frozenset(b"AE AS AT CS DA DS DT FD FL IS LO LT PN SH SL SS ST TM UI UL US".split())
+
+
+def refuse_deflate_bomb(path: str | Path) -> None:
+    """Raise :class:`InputError` naming ``path`` when it is a deflated DICOM file inflating past
+    :data:`MAX_INFLATED` (:data:`DEFLATE_BOMB`): to call before ``pydicom.dcmread`` reads a
+    file that discovery did not (pydicom inflates it whole first). Unreadable files pass: the
+    read that follows says what is wrong with them."""
+    try:
+        with open(path, "rb") as fp:
+            bomb = _deflate_bomb(fp)
+    except OSError:
+        return
+    if bomb:
+        raise InputError(path, DEFLATE_BOMB)
+
+
+def _deflate_bomb(fp) -> bool:
+    """Whether the file open in ``fp`` (at its start; put back there) is a deflated DICOM file
+    inflating past :data:`MAX_INFLATED`: measured as it inflates, in pieces of 1 MiB that are
+    counted and dropped, before pydicom inflates it whole."""
+    start = fp.tell()
+    try:
+        at = _deflated_dataset_at(fp)
+        if at is None:
+            return False
+        fp.seek(at)
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        total = 0
+        while not inflater.eof:
+            # (64 kB in inflates to 66 MB at most: its rest, kept to go on, stays small)
+            data = inflater.unconsumed_tail or fp.read(1 << 16)
+            if not data:
+                break  # cut short: pydicom says so
+            total += len(inflater.decompress(data, 1 << 20))
+            if total > MAX_INFLATED:
+                return True
+        return False
+    except zlib.error:  # damaged: pydicom says so (having inflated no more than counted here)
+        return False
+    finally:
+        fp.seek(start)
+
+
+def _deflated_dataset_at(fp) -> int | None:
+    """Where the zipped dataset of a deflated DICOM file starts (``fp`` at the file's start),
+    or None for any other file. Its file meta information (group 0002, explicit VR little
+    endian) is walked through cheaply; only a deflated one (or one not walked through so: pydicom
+    reads it otherwise) is read by pydicom itself, for the place it starts inflating at."""
+    start = fp.tell()
+    fp.seek(start + 128)
+    fp.seek(start + 132 if fp.read(4) == b"DICM" else start)
+    syntax = b""
+    while True:
+        head = fp.read(8)
+        if len(head) < 8 or head[:2] != b"\x02\x00":
+            break  # the meta information ends (or there is none)
+        vr = head[4:6]
+        if vr in _SHORT_VRS:
+            length = int.from_bytes(head[6:8], "little")
+        elif vr in _LONG_VRS and len(more := fp.read(4)) == 4:
+            length = int.from_bytes(more, "little")
+        else:  # implicit VR, cut short: read as pydicom reads it
+            syntax = None
+            break
+        if length == 0xFFFFFFFF:  # an undefined length: likewise
+            syntax = None
+            break
+        if head[2:4] == b"\x10\x00":  # (0002,0010) TransferSyntaxUID (the last one counts)
+            syntax = fp.read(length)
+        else:
+            fp.seek(length, 1)
+    # (whatever its VR, and pydicom's stripping of it: a value not holding the UID is not it)
+    if syntax is not None and DeflatedExplicitVRLittleEndian.encode() not in syntax:
+        return None
+    fp.seek(start)
+    try:  # (pydicom's own private readers: a pydicom without them leaves the file to it)
+        from pydicom.filereader import (
+            _read_command_set_elements,
+            _read_file_meta_info,
+            read_preamble,
+        )
+
+        read_preamble(fp, True)
+        meta = _read_file_meta_info(fp)
+        if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+            return None
+        _read_command_set_elements(fp)  # (as pydicom does: they are not zipped)
+    except Exception:  # noqa: BLE001 - a damaged header: pydicom's read says what is wrong
+        return None
+    return fp.tell()
 
 
 def os_problem(exc: OSError) -> str:
@@ -735,6 +870,8 @@ def _read_header(path: Path) -> tuple[SliceHeader | None, str | None]:
         with open(path, "rb") as fp:
             start = fp.read(132)
             fp.seek(0)
+            if (start[128:132] == b"DICM" or start[:2] == b"\x02\x00") and _deflate_bomb(fp):
+                return None, DEFLATE_BOMB  # (pydicom would inflate it whole first)
             if start[128:132] == b"DICM":
                 ds = pydicom.dcmread(fp, stop_before_pixels=True)
                 if "SeriesInstanceUID" not in ds or "SOPInstanceUID" not in ds:
@@ -1132,7 +1269,9 @@ def _choose(
             ):
                 hint = _MULTIFRAME_HINT
             elif any(g[0].is_image for g in groups):  # MR, PET...: the models are for CT
-                kinds = sorted({g[0].modality or "no modality" for g in groups if g[0].is_image})
+                kinds = sorted(
+                    {printable(g[0].modality or "no modality") for g in groups if g[0].is_image}
+                )
                 hint = (
                     f" — only {' and '.join(kinds)} images: the models are trained on CT in "
                     "Hounsfield units (to read one anyway: `livertumor segment "
@@ -1179,10 +1318,10 @@ def _choose(
     info, members = matching[0]
     if not info.is_image and info.multiframe and info.modality not in _NON_IMAGE_MODALITIES:
         held = next((h.not_image for h in members if h.not_image), "")
-        lacks = held.split(", ", 1)[1] if ", " in held else ""
+        lacks = printable(held.split(", ", 1)[1]) if ", " in held else ""
         raise InputError(
             path,
-            f"series {info.label} is an Enhanced (multi-frame) {info.modality or 'image'} "
+            f"series {info.label} is an Enhanced (multi-frame) {printable(info.modality or 'image')} "
             "object, which is not read here"
             + (f" ({lacks})" if lacks else "")
             + ": only Enhanced CT whose frames carry their positions is read; export the series "
@@ -1191,9 +1330,9 @@ def _choose(
     if not info.is_image:
         raise InputError(
             path,
-            f"series {info.label} is not an image series (SOP class {info.sop_class_uid}, "
-            f"modality {info.modality}); it holds no CT slices"
-            + (_MULTIFRAME_HINT if info.multiframe else ""),
+            f"series {info.label} is not an image series (SOP class "
+            f"{printable(info.sop_class_uid)}, modality {printable(info.modality)}); it holds no "
+            "CT slices" + (_MULTIFRAME_HINT if info.multiframe else ""),
         )
     return info, members
 
