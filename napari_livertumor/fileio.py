@@ -166,19 +166,29 @@ TEXT_ERRORS = "backslashreplace"
 
 
 def resolved(path: str | Path) -> Path:
-    """``path``, or the file it links to: an output is written through a symbolic link, as an
-    editor does (it was swapped for a plain file, the linked one left unchanged)."""
+    """``path``, or the file it links to: an output is written through a symbolic link to an
+    existing file, as an editor does (it was swapped for a plain file, the linked one left
+    unchanged).
+
+    A link whose target does not exist is not followed: the link itself is replaced by the
+    output, in its own folder. Followed, a link planted in an output folder made a file
+    wherever it pointed, outside the folder, while the folder looked empty (``exists()``
+    follows links), so nothing was said to be overwritten, not even without ``--overwrite``.
+    """
     path = Path(path)
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
+    if path.is_symlink() and os.path.exists(path):
+        return Path(os.path.realpath(path))
+    return path
 
 
 def publish(tmp: str | Path, path: str | Path) -> Path:
     """Rename the finished file ``tmp`` over ``path`` (through a link), with the permissions
     of the file it replaces (a private output stays private) or a new file's.
 
-    A link whose target cannot take the rename (another file system, a missing or closed
-    folder) is itself replaced, as a plain rename does: the write never fails for the link's
-    sake. Other errors name ``path``, not the temporary file."""
+    A link whose target is missing (:func:`resolved`), or cannot take the rename (another
+    file system, a closed folder), is itself replaced, as a plain rename does: the write never
+    fails for the link's sake, nor makes a file outside ``path``'s folder. Other errors name
+    ``path``, not the temporary file."""
     path = Path(path)
     target = resolved(path)
     give_mode(tmp, like=target)
@@ -459,7 +469,8 @@ def file_lock(
     without ``flock``) the block runs unlocked: the writes there say their own errors. A file
     system without locks is warned of once per folder (``unlocked``: what that means for the
     caller's runs, said after "file locks do not work here"), and the lock file this call
-    created there is removed (each case's was left behind).
+    created there is removed (each case's was left behind). A symbolic link at ``path`` is
+    refused (``OSError`` naming it), never followed.
     """
     import time
 
@@ -467,10 +478,16 @@ def file_lock(
     deadline = time.monotonic() + wait_s
     fd, replaced = None, 0
     while fd is None:
+        # never through a link planted at the lock's name: followed, it made an empty file
+        # wherever it pointed (outside the folder), and left it there after the block
+        if os.path.islink(path):  # (also where there is no O_NOFOLLOW: Windows)
+            raise _planted_link(path)
         try:
             existed = os.path.lexists(path)
-            opened = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError:
+            opened = os.open(path, os.O_RDWR | os.O_CREAT | _NO_FOLLOW, 0o666)
+        except OSError as exc:
+            if os.path.islink(path):  # made meanwhile (ELOOP; EMLINK on BSD)
+                raise _planted_link(path) from exc
             break  # no lock to be had here: unlocked
         got = _try_lock(opened)
         if got is None:
@@ -510,6 +527,20 @@ def file_lock(
             _remove_quietly(path)
             _unlock(fd)
             os.close(fd)
+
+
+#: opens a lock file only if it is no symbolic link (0 where the platform lacks the flag)
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _planted_link(path: Path) -> OSError:
+    """The error of a symbolic link found where a lock file is made: refused, never followed."""
+    return OSError(
+        errno.ELOOP,
+        "is a symbolic link, not a lock file: refused, not followed (remove the link and run "
+        "again)",
+        str(path),
+    )
 
 
 def _say_unlocked(folder: Path, consequence: str | None) -> None:

@@ -1118,3 +1118,21 @@ def test_the_summary_line_of_warnings_puts_serious_ones_first():
     assert "HCC_002 (no liver found: every value lies within 1 HU; and more); HCC_001 (" in line
     assert "a slice was filled in" not in line
     assert "HCC_001 (the liver comes to 19 mm" in line and "…" in line  # cut, as before
+
+
+def test_a_case_named_like_a_formula_is_text_in_the_tables(tmp_path):
+    """A test patient's file ``=HYPERLINK("http:__evil","x").nii.gz`` gave per_case.csv and
+    lesions.csv a cell that a spreadsheet runs as a formula; the figures stay numbers."""
+    from napari_livertumor.training.evaluate import write_results
+
+    case = '=HYPERLINK("http:__evil","x")'
+    rows = [{"case": case, "tumor_dice": 0.5, "warnings": "-x: a warning", "lesions_true": 2}]
+    lesions = [{"case": case, "lesion": "true 1", "kind": "true", "contrast_hu": -11.1}]
+    write_results(tmp_path, rows, {}, lesions=lesions)
+    with open(tmp_path / "per_case.csv", newline="", encoding="utf-8") as fh:
+        (row,) = csv.DictReader(fh)
+    assert row == {"case": "'" + case, "tumor_dice": "0.5000", "warnings": "'-x: a warning",
+                   "lesions_true": "2"}  # fmt: skip
+    with open(tmp_path / "lesions.csv", newline="", encoding="utf-8") as fh:
+        (lesion,) = csv.DictReader(fh)
+    assert lesion["case"] == "'" + case and lesion["contrast_hu"] == "-11.1000"

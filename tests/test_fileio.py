@@ -242,3 +242,59 @@ def test_a_failed_copy_names_the_file_asked_for_not_the_temporary(tmp_path):
         raise OSError(errno.ENOSPC, "No space left on device", str(source), None, str(tmp))
     assert str(err.value) == f"[Errno 28] No space left on device: '{target}'"
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_link_to_a_missing_file_is_replaced_in_its_folder_never_followed(tmp_path):
+    """A dangling link planted in an output folder was taken for "no earlier output"
+    (``exists()`` follows links) and followed: the run made the file it pointed to, outside
+    the folder, without --overwrite. The link itself is replaced; a link to an existing file
+    is still written through."""
+    from napari_livertumor.fileio import publish, resolved
+
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    stats, labels = out / "HCC_001_stats.json", out / "HCC_001_labels.nii.gz"
+    stats.symlink_to(elsewhere / "planted_stats.json")
+    labels.symlink_to(elsewhere / "planted.nii.gz")
+    assert resolved(stats) == stats
+    assert atomic_write_text(stats, "new") == stats
+    tmp = out / ".partial"
+    tmp.write_text("labels")
+    assert publish(tmp, labels) == labels
+    for path, text in ((stats, "new"), (labels, "labels")):
+        assert not path.is_symlink() and path.read_text() == text
+    assert list(elsewhere.iterdir()) == []
+    assert sorted(p.name for p in out.iterdir()) == [labels.name, stats.name]  # no temporary
+
+
+@pytest.mark.parametrize("target_exists", [False, True])
+def test_a_link_planted_at_a_lock_files_name_is_refused_not_followed(tmp_path, target_exists):
+    """The lock file was opened through a link: a dangling one made an empty file wherever it
+    pointed (left there after), a link to a file opened that file for writing."""
+    from napari_livertumor.fileio import file_lock
+
+    target = tmp_path / "elsewhere" / "victim"
+    target.parent.mkdir()
+    if target_exists:
+        target.write_text("kept")
+    lock = tmp_path / ".HCC_001.lock"
+    lock.symlink_to(target)
+    with pytest.raises(OSError) as err, file_lock(lock):
+        pytest.fail("the block ran with a link as its lock")
+    assert err.value.filename == str(lock) and "symbolic link" in err.value.strerror
+    assert lock.is_symlink()  # left as it was: refused, not removed
+    assert [p.read_text() for p in target.parent.iterdir()] == (["kept"] if target_exists else [])
+
+
+def test_csv_text_that_a_spreadsheet_would_run_as_a_formula_is_shown_as_text():
+    """A case or input path named ``=HYPERLINK(…)`` became a formula in the CSV tables;
+    numbers, negative ones as text too, must stay numbers."""
+    from napari_livertumor.tables import cell_value, safe_cell
+
+    for text in ('=HYPERLINK("http:__evil","x")', "+cmd|' _C calc'!A0", "-2+3", "@SUM(1+1)",
+                 "\t=1", "\r=1", "-x_labels.nii.gz"):  # fmt: skip
+        assert safe_cell(text) == "'" + text and cell_value(safe_cell(text)) == text
+    for value in ("HCC_001", "-11.1000", "+3", "1e-05", ">=10cm", "", -11.1, 3, None, True):
+        assert safe_cell(value) == value
+        assert cell_value(value) == value

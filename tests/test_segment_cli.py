@@ -1757,3 +1757,85 @@ def test_list_says_a_folder_in_an_outputs_place_fails_the_case(tmp_path, models,
         line = capsys.readouterr().out.strip().split("\t")
         assert line[2] == "fail: a_preview.png is a folder, not a file (move it)", line
         assert main([*base, *extra]) == 1  # as the run does
+
+
+def test_summary_cells_that_begin_like_a_formula_are_shown_as_text(tmp_path, models, monkeypatch):
+    """An input named ``=HYPERLINK(…).nii.gz`` and an error beginning ``@SUM(1+1)…`` were
+    written as they are into summary.csv, where a spreadsheet runs them as formulas. A case
+    whose cells got the apostrophe is still the same case when the summary is read back."""
+    import csv
+
+    from napari_livertumor.commands.segment import _read_summary
+
+    folder = tmp_path / "in"
+    linked = '=HYPERLINK("http:__evil","x").nii.gz'
+    write_nifti(small_ct(), folder / linked)
+    write_nifti(small_ct(seed=1), folder / "-x.nii.gz")
+    bad_name = "@SUM(1+1)bad.nii.gz"
+    (folder / bad_name).write_text("not a scan")
+    monkeypatch.chdir(folder)  # the inputs as given, relative: the cells begin with = and @
+    out = tmp_path / "out"
+    args = ["segment", linked, bad_name, "./-x.nii.gz", "-o", str(out)]
+    args += ["--models", str(models), "--device", "cpu", "--no-refine"]
+
+    def summary() -> dict[str, dict]:
+        with open(out / "summary.csv", newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        for row in rows:  # a spreadsheet runs no cell of it
+            for value in row.values():
+                assert not value.startswith(("=", "+", "@", "\t", "\r")), value
+                assert not value.startswith("-") or value.replace(".", "").lstrip("-").isdigit()
+        return {r["case"]: r for r in rows}
+
+    assert main(args) == 1  # the text file fails, the others are done
+    rows = summary()
+    assert rows["HYPERLINK__http___evil___x"]["input"] == "'" + linked
+    bad = rows["SUM_1_1_bad"]
+    assert bad["input"] == "'@SUM(1+1)bad.nii.gz" and bad["error"].startswith("'@SUM(1+1)bad")
+    assert rows["'-x"]["labels"] == "'-x_labels.nii.gz" and rows["'-x"]["status"] == "done"
+    read = {r["case"]: r for r in _read_summary(out / "summary.csv")}  # as they were written
+    assert read["-x"]["labels"] == "-x_labels.nii.gz" and read["SUM_1_1_bad"]["input"] == bad_name
+    assert main(args) == 1  # again: the same three cases, the done ones skipped, none twice
+    again = summary()
+    assert sorted(again) == sorted(rows) and again["'-x"]["status"] == "skipped (complete)"
+
+
+def test_outputs_linked_to_missing_files_are_replaced_in_the_folder_not_followed(tmp_path, models):
+    """Links planted in the output folder for a case's labels and stats, their targets
+    missing, were taken for "no earlier output" and followed: the run made the planted files
+    outside the folder, without --overwrite."""
+    write_nifti(small_ct(), tmp_path / "HCC_001.nii.gz")
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    labels, stats = out / "HCC_001_labels.nii.gz", out / "HCC_001_stats.json"
+    labels.symlink_to(elsewhere / "planted.nii.gz")
+    stats.symlink_to(elsewhere / "planted_stats.json")
+    args = ["segment", str(tmp_path / "HCC_001.nii.gz"), "-o", str(out)]
+    assert main([*args, "--models", str(models), "--device", "cpu", "--no-refine"]) == 0
+    assert list(elsewhere.iterdir()) == []
+    assert not labels.is_symlink() and not stats.is_symlink()
+    assert json.loads(stats.read_text())["complete"] is True
+    assert nib.load(labels).shape == nib.load(tmp_path / "HCC_001.nii.gz").shape
+
+
+def test_a_link_planted_at_a_cases_lock_file_fails_that_case_only(tmp_path, models):
+    """The case's lock file was opened through a link planted at its name, making the file
+    it pointed to; refused, the case fails naming the lock file, and the others go on."""
+    import csv
+
+    for k, name in enumerate(("a", "b")):
+        write_nifti(small_ct(seed=k), tmp_path / "in" / f"{name}.nii.gz")
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    lock = out / ".a.lock"
+    lock.symlink_to(elsewhere / "planted")
+    args = ["segment", str(tmp_path / "in"), "-o", str(out), "--models", str(models)]
+    assert main([*args, "--device", "cpu", "--no-refine"]) == 1
+    assert list(elsewhere.iterdir()) == [] and lock.is_symlink()
+    with open(out / "summary.csv", newline="", encoding="utf-8") as fh:
+        rows = {r["case"]: r for r in csv.DictReader(fh)}
+    assert rows["a"]["status"] == "failed" and str(lock) in rows["a"]["error"]
+    assert "symbolic link" in rows["a"]["error"] and rows["b"]["status"] == "done"
+    assert not (out / "a_labels.nii.gz").exists() and (out / "b_labels.nii.gz").is_file()

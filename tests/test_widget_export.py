@@ -1577,3 +1577,31 @@ def test_a_model_runs_export_keeps_its_unsure_candidates_and_refine_effect():
     assert out["unsure_lesions"] == unsure and out["refine_effect"] == effect
     out = _provenance({"source": "model", "run": {}}, {"lesion_filter": None})
     assert out["unsure_lesions"] == [] and "refine_effect" not in out
+
+
+def test_an_export_replaces_links_to_missing_files_and_its_table_runs_no_formula(tmp_path):
+    """A dangling link at an export's name was followed (the file made wherever it pointed,
+    outside the folder), and a case named like a formula became one in the lesion table."""
+    import csv
+
+    from napari_livertumor._widgets import export as export_mod
+    from napari_livertumor.io.volume import CTVolume
+
+    vol = CTVolume(np.zeros((4, 8, 8), np.int16), spacing=(2.0, 1.0, 1.0), origin=(-90, -90, 0))
+    labels = np.zeros((4, 8, 8), np.uint8)
+    labels[1:3, 2:6, 2:6] = 1
+    labels[1:3, 3:5, 3:5] = 2
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    kinds = ("labels.nii.gz", "stats.json", "lesions.csv")
+    files = {k: out / f"@SUM(1+1)_{k}" for k in kinds}
+    for k, path in files.items():
+        path.symlink_to(elsewhere / f"planted_{k}")
+    export_mod.write_exports(labels, vol, files)
+    assert list(elsewhere.iterdir()) == []
+    assert not any(p.is_symlink() for p in files.values())
+    with open(files["lesions.csv"], newline="", encoding="utf-8") as fh:
+        (row,) = csv.DictReader(fh)
+    assert row["case"] == "'@SUM(1+1)"
+    assert float(row["centroid_lps_x_mm"]) < 0  # a negative figure stays a number

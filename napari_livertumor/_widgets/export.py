@@ -35,6 +35,7 @@ from qtpy.QtWidgets import (
 from .._writer import seg_algorithm_type
 from ..errors import Cancelled, InputError, LiverTumorError
 from ..fileio import atomic_write_text, check_writable_folder
+from ..tables import safe_cell
 from . import _layers
 from ._common import (
     JobWidgetMixin,
@@ -1058,7 +1059,9 @@ def _lesion_csv(stats: dict) -> str:
     out.writerow(LESION_CSV_COLUMNS)
 
     def cell(value):
-        return "" if value is None else value
+        # a case named like a formula ("=HYPERLINK(…)") is shown as text, not run by the
+        # spreadsheet that opens the table
+        return "" if value is None else safe_cell(value)
 
     for les in stats["lesions"]:
         first, last = les["slice_range"]

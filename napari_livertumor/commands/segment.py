@@ -22,6 +22,7 @@ recorded in the summary CSV with its reason; the others go on, and the exit stat
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -57,6 +58,7 @@ from ..fileio import (
 from ..progress import case_log_prefix
 from ..provenance import array_digest, software
 from ..signals import HeldStops
+from ..tables import cell_value, safe_cell
 from . import models_folder
 
 log = logging.getLogger("livertumor.segment")
@@ -1805,9 +1807,20 @@ def run_cases(
                 BUSY_WAIT_S / 60,
             )
         lock = outdir / f"{temp_prefix(outdir / case.name)}lock"
-        with file_lock(
-            lock, wait_s=BUSY_WAIT_S if again else 0.0, unlocked=UNLOCKED_CONSEQUENCE
-        ) as held:
+        with contextlib.ExitStack() as locked:
+            try:
+                held = locked.enter_context(
+                    file_lock(
+                        lock, wait_s=BUSY_WAIT_S if again else 0.0, unlocked=UNLOCKED_CONSEQUENCE
+                    )
+                )
+            except OSError as exc:
+                # a link planted at the lock's name, refused (file_lock's only error): this
+                # case fails, the others go on (it ended the batch, and no summary was written)
+                msg = f"{exc.filename}: {exc.strerror}"
+                log.error("%s: %s", case.name, msg)
+                rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": msg})
+                continue
             if not held and not again:
                 # two runs into one folder (a job resubmitted, shards of one list): the others
                 # first, then this one, once the other run has finished it (then complete)
@@ -2591,7 +2604,9 @@ def _write_summary(rows: list[dict], path: Path) -> Path:
     w = csv.DictWriter(buf, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
     w.writeheader()
     for r in sorted([*rows, *kept], key=lambda r: str(r.get("case", ""))):
-        w.writerow({k: r.get(k, "") for k in SUMMARY_FIELDS})
+        # an input path or an error that begins like a formula ("=HYPERLINK(…).nii.gz",
+        # "@SUM(1+1)bad.nii.gz: not a NIfTI file") is shown as text, not run by a spreadsheet
+        w.writerow({k: safe_cell(r.get(k, "")) for k in SUMMARY_FIELDS})
     return atomic_write_text(path, buf.getvalue())
 
 
@@ -2646,7 +2661,9 @@ def _read_summary(path: Path) -> list[dict] | None:
         return None
     if not {"case", "input", "status", "labels", "stats"} <= set(fields):
         return None
-    return rows
+    # the cells as they were before a spreadsheet's apostrophe was put in front: a case
+    # "-x" (its input, its files) read back as "'-x" was taken for another case
+    return [{k: cell_value(v) for k, v in r.items()} for r in rows]
 
 
 def _summary_name(path: Path) -> Path:

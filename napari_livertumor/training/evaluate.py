@@ -31,6 +31,7 @@ from ..fileio import (
 from ..progress import case_log_prefix
 from ..provenance import file_digest, software
 from ..stats import diameter_shown
+from ..tables import safe_cell
 from .data import case_fingerprint, index_cases, load_case, read_split
 from .metrics import (
     NSD_TOLERANCE_MM,
@@ -1071,7 +1072,11 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], first: list[str]) -> None
         w = csv.DictWriter(fh, fieldnames=fields)
         w.writeheader()
         for r in rows:
-            w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+            # a case named like a formula (a file "=HYPERLINK(…).nii.gz") is shown as text,
+            # not run by the spreadsheet that opens the table
+            w.writerow(
+                {k: (f"{v:.4f}" if isinstance(v, float) else safe_cell(v)) for k, v in r.items()}
+            )
 
 
 def _file_digest_or_none(path: Path) -> str | None:
