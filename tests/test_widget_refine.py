@@ -208,11 +208,13 @@ def test_labels_naming_no_ct_take_the_one_ct_on_their_grid(refine_setup, qtbot):
     viewer.add_labels(
         labels_b, name="B labels", scale=vol_b.napari_scale, translate=vol_b.napari_translate
     )
-    widget.ct_combo.setCurrentText("CT")
-    widget.mask_combo.setCurrentText("B labels")
+    # the new scan is taken up (as Segment offers it), then the labels opened on it
     assert widget.ct_combo.currentText() == "CT B"
+    assert widget.mask_combo.currentText() == "B labels"
     widget.mask_combo.setCurrentText("CT segmentation")  # linked to its own CT: back to it
     assert widget.ct_combo.currentText() == "CT"
+    widget.mask_combo.setCurrentText("B labels")  # naming none: the one CT on its grid
+    assert widget.ct_combo.currentText() == "CT B"
 
 
 def test_at_least_ten_undo_steps_restore_exactly(refine_setup, qtbot):
@@ -1493,10 +1495,16 @@ def test_napari_undo_on_a_layer_the_panel_no_longer_shows_is_followed(refine_set
     other = viewer.add_labels(np.asarray(seg.data).copy(), name="copy", scale=seg.scale)
     widget.mask_combo.setCurrentText("copy")
     seg.undo()  # Ctrl+Z on the first layer, while the panel shows the other
+    # (the panel's Undo takes back the steps of the layer it shows: none on "copy")
     assert seg.metadata[REFINED_HERE] == [] and widget.undo_steps() == []
+    widget.mask_combo.setCurrentText("CT segmentation")
+    assert widget.undo_steps() == []  # napari's Undo took it back: nothing left to undo
+    widget.mask_combo.setCurrentText("copy")
     seg.redo()
-    assert len(seg.metadata[REFINED_HERE]) == 1 and len(widget.undo_steps()) == 1
+    assert len(seg.metadata[REFINED_HERE]) == 1 and widget.undo_steps() == []
     assert other.metadata.get(REFINED_HERE) in (None, [])
+    widget.mask_combo.setCurrentText("CT segmentation")
+    assert len(widget.undo_steps()) == 1  # back in effect with napari's Redo
 
 
 def test_the_slices_an_apply_note_names_are_the_sliders(monkeypatch):

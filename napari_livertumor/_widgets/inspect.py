@@ -297,10 +297,17 @@ class InspectWidget(JobWidgetMixin, QWidget):
             self._truth_seen = set(truth)
             self._fill(self.truth_combo, [NO_TRUTH, *truth])
             current = self.labels_layer()
+            arrived = self._layer(new[-1]) if new else None
             if (
-                new
+                arrived is not None
                 and not new_segs
-                and (current is None or current.metadata.get(_layers.ROLE) == "ground_truth")
+                and (
+                    current is None
+                    or current.metadata.get(_layers.ROLE) == "ground_truth"
+                    # the last patient's segmentation, kept open: its volumes stayed listed
+                    # under the new patient's scan
+                    or _another_scan(self.viewer, current, arrived)
+                )
             ):
                 # another patient loaded with its ground truth, nothing segmented yet: that
                 # patient is the one to look at (the last one's figures stayed chosen)
@@ -1356,6 +1363,14 @@ def _same_grid(a, b) -> bool:
     return _layers.on_one_grid(
         a.data.shape, a.scale, a.translate, b.data.shape, b.scale, b.translate
     )
+
+
+def _another_scan(viewer, layer, other) -> bool:
+    """Whether two labels layers are of two scans: on other grids, or made on two CTs."""
+    if not _same_grid(layer, other):
+        return True
+    own, theirs = (_layers.linked_ct_name(ly, viewer) for ly in (layer, other))
+    return bool(own and theirs and own != theirs)
 
 
 def _ml(value: float) -> str:

@@ -170,6 +170,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
         # -- layers
         self._labels_seen: set[int] = set()
+        # the CT layers listed so far (None before the first fill): a scan loaded after it is
+        # the one to refine next, as Segment offers it
+        self._cts_seen: set[int] | None = None
         self.ct_combo = RefreshingCombo(self.refresh_layers)
         self.mask_combo = RefreshingCombo(self.refresh_layers)
         self.liver_combo = RefreshingCombo(self.refresh_layers)
@@ -305,7 +308,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
             ),
             (self.apply_all_button, "Refine every lesion in 3D with these settings"),
             (self.apply_lesion_button, "Refine the chosen lesion in 3D with these settings"),
-            (self.undo_button, f"Take back the last Apply or Reset (up to {UNDO_STEPS} steps)"),
+            (
+                self.undo_button,
+                "Take back the last Apply or Reset on the chosen Tumor labels (up to "
+                f"{UNDO_STEPS} steps in all)",
+            ),
             (
                 self.reset_button,
                 "Put the labels back as they were before this panel's first Apply on them (the "
@@ -394,6 +401,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.tumor_value.changed.connect(self._tumor_value_changed)
         for combo in (self.ct_combo, self.mask_combo, self.liver_combo):
             combo.currentIndexChanged.connect(self.schedule_preview)
+        for combo in (self.ct_combo, self.mask_combo):
+            combo.currentIndexChanged.connect(self._update_apply_buttons)
         self._watched = None
         self.mask_combo.currentIndexChanged.connect(self._watch_mask_layer)
         self.mask_combo.currentIndexChanged.connect(self._follow_mask_ct)
@@ -509,7 +518,19 @@ class RefineWidget(JobWidgetMixin, QWidget):
         it would silently change the reference.
         """
         try:
-            cts = [ly.name for ly in _layers.ct_layers(self.viewer)]
+            ct_list = _layers.ct_layers(self.viewer)
+            cts = [ly.name for ly in ct_list]
+            # a scan loaded since the last look (the next patient's): the one to refine next,
+            # as Segment offers it; the panel stayed on the last patient until Segment ran,
+            # and its Apply rewrote that patient's (exported) labels under the new scan. Only
+            # the plugin's CTs (Load, its reader): another 3D image is no patient to follow
+            seen = self._cts_seen
+            new_cts = [
+                ly
+                for ly in ct_list
+                if seen is not None and id(ly) not in seen and ly.metadata.get(_layers.ROLE) == "ct"
+            ]
+            self._cts_seen = {id(ly) for ly in ct_list}
             labels = [
                 ly.name
                 for ly in _layers.labels_layers(self.viewer)
@@ -531,7 +552,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             self._labels_seen = {id(ly) for ly in segs}
             had = self.mask_combo.currentText()
             _set_items(self.ct_combo, cts)
-            _set_items(self.mask_combo, labels)
+            _set_items(self.mask_combo, labels, keep_none=True)
             _set_items(self.liver_combo, [SAME_LAYER, *labels, NO_LIVER])
             if had in labels:  # a choice stands unless a segmentation was just made (napari's
                 # New labels layer took it over, and the panel then said "no tumor" over one)
@@ -547,6 +568,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 self.mask_combo.setCurrentText(
                     max(new, key=lambda n: (self.viewer.layers[n].visible, order.get(n, -1)))
                 )
+            if new_cts:
+                self._follow_new_ct(new_cts[-1], labels)
             self._follow_mask_ct()
             # another layer under the chosen name (a Segment rerun's, the old one moved aside):
             # the combo's index did not change, so its signals did not come
@@ -565,8 +588,65 @@ class RefineWidget(JobWidgetMixin, QWidget):
             if len(alive) != len(self.history.steps):
                 self.history.steps[:] = alive
                 self._update_undo_button()
+            self._update_apply_buttons()
         except RuntimeError:  # the widget is being deleted
             return
+
+    def _follow_new_ct(self, ct_layer, labels: list[str]) -> None:
+        """A CT just loaded: chosen, with the labels made on it (``labels``: those offered,
+        in the combo's order), or with none when it has none yet (the hint then says to
+        segment it, and Apply waits). The last patient's layers stay offered: chosen by hand,
+        they are refined as before."""
+        mask = self._layer(self.mask_combo.currentText())
+        if mask is not None and self._on_scan(mask, ct_layer):
+            return  # the same scan again (napari's Duplicate Layer): no other patient
+        self.ct_combo.setCurrentText(ct_layer.name)
+        if mask is None or not self._made_on(mask, ct_layer):
+            own = [n for n in labels if self._made_on(self.viewer.layers[n], ct_layer)]
+            if own:
+                self.mask_combo.setCurrentText(own[0])
+            else:
+                self.mask_combo.setCurrentIndex(-1)
+        liver = self._layer(self.liver_combo.currentText())
+        if liver is not None and not self._made_on(liver, ct_layer):
+            self.liver_combo.setCurrentText(SAME_LAYER)  # (the last patient's liver)
+        # what the status said was of the last patient's layers (its Apply, its slice)
+        if not self.busy:
+            set_status(self.status, "", scroll=False)
+            self._forget_apply_notes()
+            self._show_notes([])
+
+    def _made_on(self, layer, ct_layer) -> bool:
+        """Whether the labels ``layer`` belong to ``ct_layer``, as the panel pairs them: the
+        CT it names (:meth:`_follow_mask_ct`), or for labels naming none, that CT's grid and
+        scan (the checks an Apply makes, :meth:`_inputs`)."""
+        own = _layers.linked_ct_name(layer, self.viewer)
+        if own:
+            return own == ct_layer.name
+        return self._on_scan(layer, ct_layer)
+
+    @staticmethod
+    def _on_scan(layer, ct_layer) -> bool:
+        """Whether the labels ``layer`` lie on ``ct_layer``'s grid and are of its scan."""
+        try:
+            _check_same_grid(ct_layer, layer)
+        except ValueError:
+            return False
+        return _layers.same_scan(layer, ct_layer)
+
+    def _update_apply_buttons(self, *_) -> None:
+        """The Apply buttons wait for a CT and its tumor labels to be chosen (a scan just
+        loaded has none until it is segmented). One running stays usable: it reads Cancel."""
+        ready = bool(self.ct_combo.currentText()) and bool(self.mask_combo.currentText())
+        try:
+            for button in (
+                self.apply_slice_button, self.apply_lesion_button, self.apply_all_button
+            ):  # fmt: skip
+                job = getattr(self, "jobs", {}).get(button)
+                if job is None or not job.running:
+                    button.setEnabled(ready)
+        except RuntimeError:  # the widget is being deleted
+            pass
 
     def _follow_mask_ct(self, *_) -> None:
         """Choose the CT the chosen labels layer was made on (its metadata names it), or,
@@ -605,7 +685,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         if not applying:
             set_status(self.status, "")
         self._show_notes([])
-        self._update_reset_button()
+        # Undo takes back the steps on this layer, not the last patient's (Reset too)
+        self._update_undo_button()
         self.lesion_combo.clear()
         self.lesion_combo.addItem(UNDER_CURSOR, None)
         self.lesion_combo.setCurrentIndex(0)
@@ -888,7 +969,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
                     return
                 # nothing to refine yet (an empty viewer, or a CT not segmented): a hint
                 hint = (
-                    "Segment the CT (panel 2); the outline shows here."
+                    f"No tumor labels of '{self.ct_combo.currentText()}' yet: segment it "
+                    "(panel 2); the outline shows here."
+                    if self.ct_combo.currentText() and self.mask_combo.count()
+                    else "Segment the CT (panel 2); the outline shows here."
                     if self.ct_combo.currentText()
                     else "Load a CT and segment it; the outline shows here."
                 )
@@ -1090,7 +1174,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
         self.run_job(
             target, show, button=self.apply_slice_button, description="refine slice",
-            busy_text=f"Refining slice {z}…",
+            busy_text=f"Refining {_said(self.viewer, mask_layer, f'slice {z}')}…",
+            on_finished=self._update_apply_buttons,
         )  # fmt: skip
 
     def apply_lesion(self, lesion: tuple[int, int, int] | None = None) -> None:
@@ -1158,7 +1243,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
         self.run_job(
             target, show, button=self.apply_lesion_button, description="refine lesion",
-            busy_text="Refining the lesion in 3D…",
+            busy_text="Refining the lesion in 3D…", on_finished=self._update_apply_buttons,
         )  # fmt: skip
 
     def apply_all(self) -> None:
@@ -1196,7 +1281,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
         self.run_job(
             target, show, button=self.apply_all_button, description="refine",
-            busy_text="Refining all lesions in 3D…",
+            busy_text="Refining all lesions in 3D…", on_finished=self._update_apply_buttons,
         )  # fmt: skip
 
     def _chosen(self) -> tuple[str, int, object]:
@@ -1326,8 +1411,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
         )  # fmt: skip
         if notes is not None:  # (why it changed nothing, too: a lesion too small to refine)
             self._show_notes(notes, sticky=True, layer=mask_layer)
+        # "slice 67" of the layer as the slider counts it (80 with a longer scan open), as the
+        # notes and Inspect say it; the record for Export keeps the scan's own index
+        said = _said(self.viewer, mask_layer, what)
         if grown == shrunk == 0:
-            set_status(self.status, f"Refining {what} changed nothing.")
+            set_status(self.status, f"Refining {said} changed nothing.")
             return
         # the refinements in effect, with their settings: Export writes them (its "refine"
         # is the model run's, and said false after a refinement here)
@@ -1342,7 +1430,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         _layers.labels_edited(mask_layer)
         set_status(
             self.status,
-            f"Applied to {what} of '{mask_layer.name}': +{grown} / −{shrunk} tumor voxels."
+            f"Applied to {said} of '{mask_layer.name}': +{grown} / −{shrunk} tumor voxels."
             + ("" if mask_layer.visible else " (It is hidden: show it to see the change.)")
             + (
                 "\nApplied on top of an earlier Apply: each may move the boundary "
@@ -1403,7 +1491,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
             if step.kept
             else ""
         )
-        set_status(self.status, f"Undid: {step.what}{where}.{kept}")
+        set_status(
+            self.status, f"Undid: {_said(self.viewer, step.target, step.what)}{where}.{kept}"
+        )
         self._forget_apply_notes()  # (an undone Apply's notes stayed, as if it stood)
         self._show_notes([])
         self._update_undo_button()
@@ -1560,10 +1650,38 @@ class RefineWidget(JobWidgetMixin, QWidget):
         return _record(layer, box, before, after)
 
     def undo_steps(self) -> list:
-        """The steps made in this viewer that the panel's Undo can take back (in effect, their
-        voxels kept), oldest first; :data:`_STEPS` holds every panel's."""
-        mine = [st for st in _STEPS.steps if getattr(st, "viewer", None) is self._viewer_ref]
+        """The steps the panel's Undo can take back (in effect, their voxels kept), oldest
+        first: those on the chosen Tumor labels layer, and on the earlier results a rerun of
+        Segment moved aside from it ("… (previous)", made on the same CT: Undo there says
+        where). :data:`_STEPS` holds every panel's; another patient's steps stay in it
+        (napari's Undo follows them, Export records them) and count again once their layer is
+        chosen: the Undo of one patient's panel changed the last patient's exported labels."""
+        mask = self._layer(self.mask_combo.currentText())
+        if mask is None:
+            return []
+        mine = [
+            st
+            for st in _STEPS.steps
+            if getattr(st, "viewer", None) is self._viewer_ref
+            and (st.target is mask or self._moved_aside_from(st.target, mask))
+        ]
         return [st for st in mine if st.before is not None and _in_effect(st)]
+
+    def _moved_aside_from(self, layer, mask) -> bool:
+        """Whether ``layer`` is a result a rerun of Segment moved aside for ``mask`` (renamed
+        "… (previous)" and hidden): on its grid, made on the same CT."""
+        if layer is mask or not layer.name.rsplit(" [", 1)[0].endswith("(previous)"):
+            return False
+        if not _layers.on_one_grid(
+            layer.data.shape, layer.scale, layer.translate,
+            mask.data.shape, mask.scale, mask.translate,
+        ):  # fmt: skip
+            return False
+        own, theirs = (_layers.linked_ct_name(ly, self.viewer) for ly in (layer, mask))
+        if own and theirs:
+            return own == theirs
+        volume = layer.metadata.get(_layers.CT_VOLUME)
+        return volume is not None and volume is mask.metadata.get(_layers.CT_VOLUME)
 
     def _stroke_said(self) -> bool:
         """True, said, while a brush stroke is drawn on a labels layer of this viewer (an
@@ -1587,7 +1705,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 if getattr(st.record, "last", "") in ("R", "gone")
                 else "napari's Redo (Ctrl+Shift+Z) undid again"
             )
-            set_status(self.status, f"{how}: {st.what}.")
+            set_status(self.status, f"{how}: {_said(self.viewer, st.target, st.what)}.")
         elif back:
             st = back[-1]
             how = (
@@ -1595,7 +1713,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 if not any(getattr(r, "last", "") == "R" for r in st.undo_records)
                 else "napari's Undo (Ctrl+Z) took back the panel's Undo of"
             )
-            set_status(self.status, f"{how}: {st.what}.")
+            set_status(self.status, f"{how}: {_said(self.viewer, st.target, st.what)}.")
         if gone or back:
             self.refresh_lesions()
         elif self.status.text().startswith(("napari's Undo (Ctrl+Z)", "napari's Redo (Ctrl+")):
@@ -1760,15 +1878,21 @@ def _mm(scale) -> str:
     return " × ".join(f"{float(v):.3g}" for v in scale) + " mm"
 
 
-def _set_items(combo: QComboBox, names: list[str]) -> None:
+def _set_items(combo: QComboBox, names: list[str], keep_none: bool = False) -> None:
+    """Refill ``combo`` with ``names``, its choice kept. ``keep_none``: a combo with entries
+    and none chosen (a new scan with no labels of its own yet) stays so; refilled, it took
+    the first entry, another patient's labels."""
     current = combo.currentText()
     if [combo.itemText(i) for i in range(combo.count())] == names:
         return
+    none_chosen = keep_none and combo.count() > 0 and combo.currentIndex() < 0
     combo.blockSignals(True)
     combo.clear()
     combo.addItems(names)
     if current in names:
         combo.setCurrentText(current)
+    elif none_chosen:
+        combo.setCurrentIndex(-1)
     combo.blockSignals(False)
     if combo.currentText() != current:
         combo.currentIndexChanged.emit(combo.currentIndex())
@@ -2050,6 +2174,16 @@ def _slider_slices(viewer, layer, note: str) -> str:
         )
 
     return re.sub(r"(on slices?) (\d+)(?:–(\d+))?", slider, note)
+
+
+def _said(viewer, layer, what: str) -> str:
+    """A step's "slice 12" (``layer``'s own index: the record for Export keeps it) as napari's
+    slice slider counts it, as the notes and Inspect say it (with a scan of another extent
+    open, the status said "slice 67" beside a note's "slice 80 (this one)")."""
+    match = re.fullmatch(r"slice (\d+)", what)
+    if match is None:
+        return what
+    return f"slice {_layers.slider_index(viewer, layer, int(match.group(1)))}"
 
 
 def _unwatch(layer, slot) -> None:

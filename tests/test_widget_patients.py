@@ -1,0 +1,216 @@
+"""Several patients read one after another in one napari window, the last ones kept open,
+hidden or deleted: each panel works on the patient loaded last, and never changes another
+patient's labels unasked (found by a reviewer reading four patients in a row)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _widget_data import tiny_ct
+from scipy import ndimage as ndi
+
+import napari_livertumor._widgets.refine as refine_mod
+from napari_livertumor._widgets import _layers
+from napari_livertumor._widgets.inspect import InspectWidget
+from napari_livertumor._widgets.refine import RefineWidget
+
+pytestmark = pytest.mark.gui
+
+#: the second patient's scan: another grid, as two patients' scans are
+B_GRID = {"spacing": (3.0, 0.8, 0.8), "origin": (5.0, 5.0, 5.0)}
+
+
+def load(viewer, pid: str, *, truth: bool = True, shape=(16, 48, 48), **grid):
+    """What the Load panel adds: the scan, then the ground truth of its SEG file."""
+    vol, labels = tiny_ct(shape=shape, **grid)
+    vol.meta["patient_id"] = pid
+    ct = _layers.add_ct_layer(viewer, vol, name=f"{pid} CT")
+    if truth:
+        _layers.add_labels_layer(
+            viewer, labels, vol, f"{pid} ground truth", role="ground_truth", ct_layer_name=ct.name
+        )
+    return vol, labels, ct
+
+
+def segment(viewer, pid: str, vol, labels, ct, name: str | None = None):
+    """What the Segment panel adds: the labels made on the scan."""
+    return _layers.add_labels_layer(
+        viewer, labels.copy(), vol, name or f"{pid} segmentation", ct_layer_name=ct.name
+    )
+
+
+def _grow(ct2d, tumor, liver, spacing, cfg, should_cancel=None, notes=None):
+    """A contour that always moves: the tumor a few pixels wider (inside the liver)."""
+    out = ndi.binary_dilation(tumor, iterations=2)
+    return out if liver is None else out & liver
+
+
+@pytest.fixture
+def refine(make_napari_viewer, monkeypatch):
+    viewer = make_napari_viewer()
+    widget = RefineWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Refine")
+    monkeypatch.setattr(refine_mod, "refine_slice", _grow)
+    return viewer, widget
+
+
+def _show_slice(viewer, ct, z: int) -> int:
+    """Show ``ct``'s slice ``z``; returns the slider's number of it."""
+    viewer.dims.set_point(0, float(ct.data_to_world([z, 0, 0])[0]))
+    return int(viewer.dims.current_step[0])
+
+
+def _apply_slice(qtbot, widget) -> None:
+    widget.apply_slice_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+
+
+def _apply_buttons(widget):
+    return (widget.apply_slice_button, widget.apply_lesion_button, widget.apply_all_button)
+
+
+def test_refine_undo_takes_back_only_the_steps_of_the_labels_it_works_on(refine, qtbot):
+    """On patient B's segmentation, "Undo (1)" was patient A's Apply to slice: clicking it
+    changed A's (already exported) labels, out of sight."""
+    viewer, widget = refine
+    vol_a, labels_a, ct_a = load(viewer, "A")
+    seg_a = segment(viewer, "A", vol_a, labels_a, ct_a)
+    _show_slice(viewer, ct_a, 8)
+    _apply_slice(qtbot, widget)
+    assert widget.undo_button.text() == "Undo (1)"
+    refined_a = np.array(seg_a.data)
+    assert (refined_a != labels_a).any()
+
+    vol_b, labels_b, ct_b = load(viewer, "B", **B_GRID)
+    segment(viewer, "B", vol_b, labels_b, ct_b)
+    assert widget.mask_combo.currentText() == "B segmentation"
+    assert widget.undo_button.text() == "Undo" and not widget.undo_button.isEnabled()
+    widget.undo()  # (as a script or a shortcut would)
+    assert widget.status.text() == "Nothing to undo."
+    np.testing.assert_array_equal(seg_a.data, refined_a)
+
+    # A's step is kept: with A's labels chosen again, its Undo is there and takes it back
+    widget.mask_combo.setCurrentText("A segmentation")
+    assert widget.ct_combo.currentText() == "A CT"
+    assert widget.undo_button.text() == "Undo (1)"
+    widget.undo_button.click()
+    np.testing.assert_array_equal(seg_a.data, labels_a)
+    assert widget.status.text().startswith("Undid: slice")
+
+
+def test_refine_follows_a_newly_loaded_scan_and_waits_for_its_labels(refine, qtbot):
+    """After patient B's Load, Refine stayed on patient A until Segment ran: Apply to all
+    rewrote A's exported labels under B's scan, and A's status and notes stayed up."""
+    viewer, widget = refine
+    vol_a, labels_a, ct_a = load(viewer, "A")
+    seg_a = segment(viewer, "A", vol_a, labels_a, ct_a)
+    earlier = segment(viewer, "A", vol_a, labels_a, ct_a, "A segmentation (previous)")
+    earlier.visible = False  # a rerun's result moved aside
+    widget.mask_combo.setCurrentText("A segmentation")
+    _show_slice(viewer, ct_a, 8)
+    _apply_slice(qtbot, widget)
+    assert widget.status.text().startswith("Applied to slice")
+    refined_a = np.array(seg_a.data)
+
+    vol_b, labels_b, ct_b = load(viewer, "B", **B_GRID)
+    assert widget.ct_combo.currentText() == "B CT"
+    assert widget.mask_combo.currentText() == ""  # no labels of B yet: none chosen
+    assert not any(button.isEnabled() for button in _apply_buttons(widget))
+    assert not widget.status.text().startswith("Applied")  # A's Apply is not B's news
+    qtbot.waitUntil(lambda: "segment it (panel 2)" in widget.status.text(), timeout=5_000)
+    assert widget.status.text().startswith("No tumor labels of 'B CT' yet")
+    widget.apply_all()  # (called anyway: nothing is written)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    np.testing.assert_array_equal(seg_a.data, refined_a)
+
+    # the layer list changing meanwhile leaves it so (refilled, the list took A's labels)
+    viewer.layers.remove(earlier)
+    assert widget.mask_combo.currentText() == ""
+    assert widget.ct_combo.currentText() == "B CT"
+
+    # chosen by hand, A's labels are refined as before, on A's scan
+    widget.mask_combo.setCurrentText("A segmentation")
+    assert widget.ct_combo.currentText() == "A CT"
+    assert all(button.isEnabled() for button in _apply_buttons(widget))
+    widget.ct_combo.setCurrentText("B CT")  # back to B, then B is segmented
+    seg_b = segment(viewer, "B", vol_b, labels_b, ct_b)
+    assert widget.mask_combo.currentText() == seg_b.name
+    assert widget.ct_combo.currentText() == "B CT"
+    assert all(button.isEnabled() for button in _apply_buttons(widget))
+
+
+def test_refine_takes_up_the_new_patient_after_others_were_hidden_or_deleted(refine, qtbot):
+    """One patient kept, the next hidden, the third deleted: at the fourth's Load Refine
+    went back to the first patient (three patients earlier)."""
+    viewer, widget = refine
+    kept = segment(viewer, "A", *load(viewer, "A"))
+    vol_b, labels_b, ct_b = load(viewer, "B", **B_GRID)
+    hidden = [ct_b, segment(viewer, "B", vol_b, labels_b, ct_b), viewer.layers["B ground truth"]]
+    for layer in hidden:
+        layer.visible = False
+    grid_c = {"spacing": (2.0, 0.7, 0.7), "origin": (-5.0, -5.0, -5.0)}
+    vol_c, labels_c, ct_c = load(viewer, "C", **grid_c)
+    segment(viewer, "C", vol_c, labels_c, ct_c)
+    for name in ("C segmentation", "C ground truth", "C CT"):
+        viewer.layers.remove(name)
+    vol_d, labels_d, ct_d = load(viewer, "D", spacing=(2.0, 1.0, 1.0), origin=(9.0, 9.0, 9.0))
+    assert widget.ct_combo.currentText() == "D CT"
+    assert widget.mask_combo.currentText() == ""
+    assert kept.visible  # (what the panel went back to)
+
+    # labels on D's grid that name no scan (a file opened beside it) are D's
+    viewer.add_labels(labels_d, name="D from a file", scale=ct_d.scale, translate=ct_d.translate)
+    vol_e, labels_e, ct_e = load(viewer, "E", truth=False, shape=(16, 48, 48), **B_GRID)
+    assert widget.ct_combo.currentText() == "E CT" and widget.mask_combo.currentText() == ""
+    viewer.layers.remove(ct_e)
+    _layers.add_ct_layer(viewer, vol_d, name="D CT again")
+    assert widget.ct_combo.currentText() == "D CT again"
+    assert widget.mask_combo.currentText() == "D from a file"
+
+
+def test_refine_says_slice_numbers_as_the_slider_counts_them(refine, qtbot, monkeypatch):
+    """With a scan of another extent open, the notes said "slice 80 (this one)" (the
+    slider's number, as Inspect says it) and the status beside them "slice 67" (the scan's
+    own index); Undo too."""
+    viewer, widget = refine
+    vol_a, labels_a, ct_a = load(viewer, "A")
+    seg_a = segment(viewer, "A", vol_a, labels_a, ct_a)
+    load(viewer, "B", shape=(40, 48, 48), spacing=(2.5, 0.9, 0.9), origin=(0.0, 0.0, -60.0))
+    widget.mask_combo.setCurrentText("A segmentation")  # back to A by hand
+    assert widget.ct_combo.currentText() == "A CT"
+    here = _show_slice(viewer, ct_a, 8)
+    assert here != 8  # (the two numberings differ)
+    widget.apply_slice_button.click()
+    assert widget.status.text() == f"Refining slice {here}…"
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert widget.status.text().startswith(f"Applied to slice {here} of 'A segmentation'")
+    # the record Export writes keeps the scan's own index: the slider's is of this session
+    assert [e["applied_to"] for e in seg_a.metadata[refine_mod.REFINED_HERE]] == ["slice 8"]
+    widget.undo_button.click()
+    assert widget.status.text() == f"Undid: slice {here}."
+
+    monkeypatch.setattr(refine_mod, "refine_slice", lambda ct2d, tumor, *_, **__: tumor.copy())
+    _apply_slice(qtbot, widget)  # an outline that stays where it is
+    assert widget.status.text() == f"Refining slice {here} changed nothing."
+
+
+def test_inspect_takes_up_the_new_patient_while_the_last_one_stays_open(make_napari_viewer, qtbot):
+    """With the last patient's layers kept open, Inspect went on listing that patient's
+    volumes after the next patient's Load (with them deleted, it moved to the new one)."""
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    vol_a, labels_a, ct_a = load(viewer, "A", truth=False)
+    segment(viewer, "A", vol_a, labels_a, ct_a)
+    _layers.add_labels_layer(  # A's own ground truth, opened later: A's figures stay
+        viewer, labels_a, vol_a, "A ground truth", role="ground_truth", ct_layer_name="A CT"
+    )
+    assert widget.labels_combo.currentText() == "A segmentation"
+    assert widget.truth_combo.currentText() == "A ground truth"
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: widget.stats is not None and not widget.busy, timeout=20_000)
+    assert widget.volume_table.rowCount() > 0
+
+    load(viewer, "B", **B_GRID)
+    assert widget.labels_combo.currentText() == "B ground truth"
+    assert widget.truth_combo.currentText() == "B ground truth"
+    assert widget.stats is None and widget.volume_table.rowCount() == 0
