@@ -1867,6 +1867,9 @@ METAL_MIN_ML, METAL_REACH_MM = 0.05, 50.0
 #: dense material inside the liver found (HU: liver tissue stays under about 200 in any
 #: phase; lipiodol after chemoembolisation, calcification, stents, clips lie above) ...
 DENSE_LIVER_HU = 400.0
+#: dense material found mostly this close to the image's in-plane side (mm) is said to be
+#: perhaps bone the liver mask took in where the image cuts the body
+DENSE_SIDE_MM = 20.0
 #: ... of at least this much (mL)
 DENSE_LIVER_ML = 1.0
 
@@ -1915,13 +1918,30 @@ def _dense_material_warnings(ct: np.ndarray, liver: np.ndarray, spacing, *, tumo
     core = ndi.binary_erosion(
         np.asarray(liver[box]) == 1, structure=np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool)
     )
-    inside = np.asarray(ct[box])[core]
-    dense_ml = float(np.count_nonzero(inside > DENSE_LIVER_HU)) * voxel_ml
+    dense = core & (np.asarray(ct[box]) > DENSE_LIVER_HU)
+    dense_ml = float(np.count_nonzero(dense)) * voxel_ml
     if dense_ml >= DENSE_LIVER_ML:
+        # most of it by the image's side: where a body the image cuts lets the mask run over
+        # the body wall (a review's cut fields of view: the ribs taken in were said to be
+        # "lipiodol… a stent or clips", beside the warning of the edge)
+        _, ys_in, xs_in = np.nonzero(dense)
+        from_side_mm = np.minimum(
+            np.minimum(ys_in + ys.start, ct.shape[1] - 1 - (ys_in + ys.start)) * float(spacing[1]),
+            np.minimum(xs_in + xs.start, ct.shape[2] - 1 - (xs_in + xs.start)) * float(spacing[2]),
+        )
+        by_side = float(np.mean(from_side_mm <= DENSE_SIDE_MM)) >= 0.5
         out.append(
             f"dense material inside the liver found ({dense_ml:.1f} mL above "
-            f"{DENSE_LIVER_HU:.0f} HU: lipiodol after chemoembolisation, calcification, a stent "
-            "or clips): the models never saw it, and lesions holding it may be outlined wrongly"
+            f"{DENSE_LIVER_HU:.0f} HU"
+            + (
+                f", most of it within {DENSE_SIDE_MM:.0f} mm of the image's side: bone (ribs) "
+                "the mask took in where the image cuts the body, or lipiodol, calcification, a "
+                "stent or clips): check the mask there; lesions holding such material may be "
+                "outlined wrongly"
+                if by_side
+                else ": lipiodol after chemoembolisation, calcification, a stent or clips): the "
+                "models never saw it, and lesions holding it may be outlined wrongly"
+            )
         )
     # (a barely enhanced liver is not said: an arterial series, where HCC shows best, has one
     # too, 51-90 HU, and the training phantoms held unenhanced and arterial ones)

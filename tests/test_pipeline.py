@@ -1097,6 +1097,17 @@ def test_metal_dense_material_and_a_barely_enhanced_liver_are_said():
     (said,) = _dense_material_warnings(lip, liver, spacing, tumor=True)
     assert said.startswith("dense material inside the liver found (1.2 mL above 400 HU")
     assert not is_serious(said)
+    # (lipiodol in the middle of the image: no word of its side)
+    assert "image's side" not in said and said.endswith("may be outlined wrongly")
+    # a body cut by the image's side: the mask ran over the body wall and took in ribs, which
+    # were said to be "lipiodol… a stent or clips" (a review's cut fields of view)
+    cut_ct, cut_liver = ct.copy(), np.zeros_like(liver)
+    cut_liver[20:60, 20:60, 0:40] = 1
+    cut_ct[cut_liver == 1] = ct[liver == 1][: int(cut_liver.sum())]
+    cut_ct[20:60, 25:35, 2:5] = 700.0  # 1200 voxels of rib by the image's side, 9.6 mL
+    (said,) = _dense_material_warnings(cut_ct, cut_liver, spacing, tumor=True)
+    assert "most of it within 20 mm of the image's side: bone (ribs) the mask took in" in said
+    assert not is_serious(said)
     rib = ct.copy()
     rib[20:60, 20:60, 10] = 700.0  # bone the mask's edge took in (its outline: 12.8 mL)
     assert _dense_material_warnings(rib, liver, spacing, tumor=True) == []
