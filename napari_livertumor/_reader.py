@@ -1012,15 +1012,21 @@ def _seg_header(path: Path):
 def _seg_header_cached(path: str, version: tuple):
     import pydicom
 
+    from .io.dicom import refuse_deflate_bomb
+
+    refuse_deflate_bomb(path)  # (pydicom would inflate it whole first)
     return pydicom.dcmread(path, stop_before_pixels=True)
 
 
 def _sop_class(path: Path) -> str:
     import pydicom
 
+    from .io.dicom import refuse_deflate_bomb
+
     try:
+        refuse_deflate_bomb(path)  # (pydicom would inflate it whole first)
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
-    except Exception:
+    except Exception:  # unreadable, a zip bomb: no class (the CT reader says why)
         return ""
     return str(ds.get("SOPClassUID", ""))
 

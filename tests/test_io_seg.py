@@ -704,3 +704,93 @@ def test_a_full_disk_while_writing_a_ct_slice_names_the_slice(tmp_path, monkeypa
     assert err.value.filename == str(tmp_path / "ct" / "1-001.dcm")
     assert err.value.strerror == "No space left on device" and "Traceback" not in str(err.value)
     assert list((tmp_path / "ct").iterdir()) == []
+
+
+def _zip_bomb(path, monkeypatch) -> Path:
+    """``path`` saved again as a deflated DICOM file holding 16 MiB of zeros, past the cap
+    lowered to 2 MiB for it (the same test as a 3.5 GB one at 1 GiB): a zip bomb."""
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    from napari_livertumor.io import dicom
+
+    monkeypatch.setattr(dicom, "MAX_INFLATED", 2 << 20)
+    ds = pydicom.dcmread(path)
+    ds.private_block(0x0009, "ZIP BOMB", create=True).add_new(0x10, "OB", bytes(16 << 20))
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=True)
+    assert Path(path).stat().st_size < 200_000
+    return Path(path)
+
+
+def _dcmread_spy(monkeypatch) -> list[Path]:
+    """The files pydicom's ``dcmread`` is asked to read from now on (its path or open file's)."""
+    import os
+
+    asked: list[Path] = []
+    real = pydicom.dcmread
+
+    def spy(fp, *args, **kwargs):
+        asked.append(Path(fp if isinstance(fp, (str, os.PathLike)) else fp.name))
+        return real(fp, *args, **kwargs)
+
+    monkeypatch.setattr(pydicom, "dcmread", spy)
+    return asked
+
+
+def test_a_seg_or_source_slice_that_is_a_zip_bomb_is_refused_by_name_never_inflated(
+    tmp_path, ct, monkeypatch
+):
+    """pydicom inflates a deflated file whole before reading even its header (3.4 MB held
+    7 GB): a SEG read, its referenced series looked up, a folder searched for SEGs, or a source
+    slice replaced since the CT was read handed such a file to pydicom. Refused first now: the
+    file named (or passed over where an unreadable one is), pydicom never asked to read it."""
+    from napari_livertumor.io.seg import seg_referenced_series
+    from napari_livertumor.io.tcia import find_seg_files, referenced_instances
+
+    labels = hcc_labels(ct.shape)
+    real = tmp_path / "segs" / "1-1.dcm"
+    write_dicom_seg(labels, ct, real, HCC_SEGMENTS)
+    write_dicom_seg(labels, ct, tmp_path / "segs" / "1-2.dcm", HCC_SEGMENTS)
+    bomb = _zip_bomb(tmp_path / "segs" / "1-2.dcm", monkeypatch)
+    slice_bomb = _zip_bomb(Path(ct.meta["files"][3]), monkeypatch)  # (replaced since read)
+    asked = _dcmread_spy(monkeypatch)
+
+    with pytest.raises(InputError, match="inflates past 1 GiB") as err:
+        read_dicom_seg(bomb, ct)
+    assert err.value.path == bomb
+    with pytest.raises(InputError, match="inflates past 1 GiB") as err:
+        referenced_instances(bomb)
+    assert err.value.path == bomb
+    assert seg_referenced_series(bomb) is None  # (no answer, as for any unreadable file)
+    assert find_seg_files(tmp_path / "segs") == [real]
+    with pytest.raises(InputError, match="inflates past 1 GiB") as err:
+        write_dicom_seg(labels, ct, tmp_path / "out.dcm", HCC_SEGMENTS)
+    assert err.value.path == slice_bomb and not (tmp_path / "out.dcm").exists()
+    assert asked and bomb not in asked and slice_bomb not in asked
+    np.testing.assert_array_equal(read_dicom_seg(real, ct), labels)  # a real one reads
+
+
+# (pydicom: control characters have no place in an LO, and ESC [ is no character set's)
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_header_text_of_a_seg_reaches_its_notes_escaped(tmp_path, ct):
+    """A SEG's PatientID and segment labels holding ESC sequences and newlines reached the
+    notes (printed by convert and segment) raw: they could clear the terminal or forge a
+    line. Escaped as Python writes them (\\x1b, \\n)."""
+    from pydicom.uid import generate_uid
+
+    labels = hcc_labels(ct.shape)
+    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", HCC_SEGMENTS)
+    ds = pydicom.dcmread(tmp_path / "seg.dcm")
+    for group in ds.PerFrameFunctionalGroupsSequence:
+        group.pop("DerivationImageSequence", None)
+    ds.FrameOfReferenceUID = generate_uid()
+    ds.ReferencedSeriesSequence[0].SeriesInstanceUID = generate_uid()
+    ds.PatientID = "HCC_099\x1b[2J\nlivertumor: all fine"
+    ds.SegmentSequence[3].SegmentLabel = "Liver\x1b[1;31m\r"  # (coded as the aorta)
+    ds.save_as(tmp_path / "evil.dcm")
+    notes: list[str] = []
+    read_dicom_seg(tmp_path / "evil.dcm", ct, warnings=notes)
+    said = "\n".join(notes)
+    assert "patient HCC_099\\x1b[2J\\nlivertumor: all fine (the CT is HCC_001)" in said
+    assert "segment 4 'Liver\\x1b[1;31m\\r' is coded as" in said
+    assert not [c for c in said.replace("\n", "") if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0]

@@ -1182,6 +1182,33 @@ def test_patients_whose_file_names_are_not_utf8_can_be_trained_on(tmp_path):
     assert hcc.shape == ct.shape
 
 
+def test_a_gzipped_label_files_fingerprint_is_hashed_as_it_inflates(tmp_path, monkeypatch):
+    """The fingerprint read a .nii.gz whole into memory (a small gzip bomb: gigabytes);
+    hashed 1 MiB at a time, it is the same fingerprint as before (runs' splits keep matching)."""
+    import gzip
+    import hashlib
+
+    from napari_livertumor.training.data import CaseRecord, _fingerprint, case_fingerprint
+
+    content = np.random.default_rng(0).integers(0, 3, 3 << 20, np.uint8).tobytes()
+    path = tmp_path / "HCC_001.nii.gz"
+    path.write_bytes(gzip.compress(content))
+    reads = []
+    real_open = gzip.open
+
+    def watched(*args, **kwargs):
+        fh = real_open(*args, **kwargs)
+        real_read = fh.read
+        fh.read = lambda n=-1: reads.append(n) or real_read(n)
+        return fh
+
+    monkeypatch.setattr(gzip, "open", watched)
+    _fingerprint.cache_clear()
+    record = CaseRecord(case_id="HCC_001", layout="nifti", image=path, labels=path)
+    assert case_fingerprint(record) == hashlib.sha1(content).hexdigest()[:16]
+    assert reads and all(0 < n <= 1 << 20 for n in reads)  # never the whole file at once
+
+
 @pytest.mark.parametrize(("shift_mm", "fits"), [(0.05, True), (0.5, False)])
 def test_the_load_panel_and_training_agree_on_a_ground_truth_off_its_grid(tmp_path, shift_mm, fits):
     """Three tolerances: a label map 0.05 mm off loaded in napari's Load panel and was refused
@@ -1209,3 +1236,46 @@ def test_the_load_panel_and_training_agree_on_a_ground_truth_off_its_grid(tmp_pa
             load_case(record)
         with pytest.raises(InputError, match="grid"):
             _read_truth(labels, ct)
+
+
+def test_a_seg_that_is_a_zip_bomb_is_passed_over_never_inflated(
+    tcia_cohort, tmp_path, monkeypatch, caplog
+):
+    """pydicom inflates a deflated file whole before reading even its header (3.4 MB held
+    7 GB): indexing the cohort, fingerprinting a test patient's SEG and the one-patient check
+    handed such a SEG to it. Passed over now as an unreadable one is, never read by pydicom."""
+    import os
+    from pathlib import Path
+
+    import pydicom
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    from napari_livertumor.io import dicom
+    from napari_livertumor.training.data import _one_patients_folder, case_fingerprint
+
+    data = tmp_path / "data"
+    shutil.copytree(tcia_cohort, data)
+    [seg] = [p for p in (data / "HCC_003").rglob("*.dcm") if "Segmentation" in str(p)]
+    [record] = [r for r in index_cases(data) if r.case_id == "HCC_003"]
+    # (a cap of 2 MiB here, for a bomb of 16 MiB quick to make: the same test as at 1 GiB)
+    monkeypatch.setattr(dicom, "MAX_INFLATED", 2 << 20)
+    ds = pydicom.dcmread(seg)
+    ds.private_block(0x0009, "ZIP BOMB", create=True).add_new(0x10, "OB", bytes(16 << 20))
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(seg, enforce_file_format=True)
+    asked = []
+    real = pydicom.dcmread
+
+    def spy(fp, *args, **kwargs):
+        asked.append(Path(fp if isinstance(fp, (str, os.PathLike)) else fp.name))
+        return real(fp, *args, **kwargs)
+
+    monkeypatch.setattr(pydicom, "dcmread", spy)
+    assert case_fingerprint(record) is None  # (replaced since indexed)
+    assert _one_patients_folder(data / "HCC_003", [record]) is None
+    with caplog.at_level(logging.WARNING):
+        records = index_cases(data)
+    assert [r.case_id for r in records] == ["HCC_001", "HCC_002"]
+    assert "skipping HCC_003: no readable DICOM SEG" in caplog.text
+    assert f"{seg}: deflated DICOM that inflates past 1 GiB" in caplog.text
+    assert asked and seg not in asked

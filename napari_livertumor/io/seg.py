@@ -620,8 +620,11 @@ def _ranges(indices: list[int]) -> str:
 
 # --------------------------------------------------------------------------- reading helpers
 def _read_seg_dataset(seg_path: Path):
+    from .dicom import refuse_deflate_bomb
+
     if not seg_path.is_file():
         raise InputError(seg_path, "file not found")
+    refuse_deflate_bomb(seg_path)  # (pydicom would inflate it whole first)
     try:
         ds = pydicom.dcmread(seg_path)
     except Exception as exc:
@@ -678,6 +681,8 @@ def _segment_classes(ds, notes: list[str], seg_path: Path) -> dict[int, int]:
     """Each segment's class: by its coded type where this package knows the code (a label
     is free text: "Liver metastasis" read as liver, "Segment_1" as nothing), else by its label
     (then its description). A label that says another class than its code is said."""
+    from .dicom import printable
+
     classes = {}
     unknown = []
     for item in ds.get("SegmentSequence", []):
@@ -689,15 +694,16 @@ def _segment_classes(ds, notes: list[str], seg_path: Path) -> dict[int, int]:
             by_text = label_to_class(desc)
         by_code, meaning = coded_class(item)
         value = by_code or by_text
+        shown = printable(label)  # (header text: its control characters escaped)
         if by_code and by_text and by_code != by_text:
             notes.append(
-                f"segment {number} '{label}' is coded as {meaning}: read as "
+                f"segment {number} '{shown}' is coded as {printable(meaning)}: read as "
                 f"{CLASS_WORDS[by_code]}, not {CLASS_WORDS[by_text]} as its label reads"
             )
         elif not by_code and by_text == 1 and re.search(r"\bcysts?\b", label.lower()):
-            notes.append(f"segment {number} '{label}' read as liver (a cyst is no tumor)")
+            notes.append(f"segment {number} '{shown}' read as liver (a cyst is no tumor)")
         if value == 0 and label.strip().lower() not in ("background", "bg"):
-            unknown.append(label or f"#{number}")  # (a background segment is no news)
+            unknown.append(shown or f"#{number}")  # (a background segment is no news)
         classes[number] = value
     if unknown:
         notes.append(f"segment(s) with unknown labels ignored: {', '.join(unknown)}")
@@ -819,6 +825,8 @@ def _check_same_scan(ds, reference: CTVolume, notes: list[str], seg_path: Path) 
     """A note when a SEG whose frames name no source image of the CT also names another
     series and frame of reference than the CT's: its frames can only be placed by position,
     and a scan of another patient or visit on the same grid would be read without a word."""
+    from .dicom import printable
+
     seg_frame = str(ds.get("FrameOfReferenceUID", "") or "")
     ct_frame = str(reference.meta.get("frame_of_reference_uid") or "")
     seg_series = _referenced_series(ds)
@@ -831,12 +839,14 @@ def _check_same_scan(ds, reference: CTVolume, notes: list[str], seg_path: Path) 
     seg_patient = str(ds.get("PatientID", "") or "")
     ct_patient = str(reference.meta.get("patient_id") or "")
     if seg_patient and ct_patient and seg_patient != ct_patient:
-        who = f" of patient {seg_patient} (the CT is {ct_patient})"
+        # (header text: its control characters escaped, not sent to the terminal)
+        who = f" of patient {printable(seg_patient)} (the CT is {printable(ct_patient)})"
     _said(
         notes,
         f"{seg_path.name}: this SEG{who} was drawn in another frame of reference than the CT "
-        f"(series {seg_series or '?'}, not {ct_series or '?'}) and names none of its images; "
-        "its frames were placed by position only: check that it belongs to this scan",
+        f"(series {printable(seg_series or '?')}, not {printable(ct_series or '?')}) and "
+        "names none of its images; its frames were placed by position only: check that it "
+        "belongs to this scan",
     )
 
 
@@ -855,9 +865,12 @@ def seg_referenced_series(path: str | Path) -> str | None:
     the file cannot be read or names none (header only; the frames are not read)."""
     import pydicom
 
+    from .dicom import refuse_deflate_bomb
+
     try:
+        refuse_deflate_bomb(path)  # (pydicom would inflate it whole first)
         ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except Exception:  # not DICOM, truncated: no answer
+    except Exception:  # not DICOM, truncated, a zip bomb: no answer
         return None
     return _referenced_series(ds) or None
 
@@ -888,6 +901,8 @@ def _source_datasets(reference, source_files, source_datasets, source_folder, ou
                 "a DICOM SEG needs the source CT's DICOM files; this CT was not read from "
                 "DICOM (export NIfTI instead, or give the DICOM series)",
             )
+        from .dicom import refuse_deflate_bomb
+
         sources = []
         read: dict[str, pydicom.Dataset] = {}  # an Enhanced CT's file holds many slices
         for f in source_files:
@@ -897,6 +912,8 @@ def _source_datasets(reference, source_files, source_datasets, source_folder, ou
             if str(f) in read:
                 sources.append(read[str(f)])
                 continue
+            # (read by the CT's reader, which refused a zip bomb; but it may be replaced since)
+            refuse_deflate_bomb(f)
             try:
                 # force: the reader takes files without a preamble too
                 read[str(f)] = pydicom.dcmread(f, stop_before_pixels=True, force=True)

@@ -62,7 +62,7 @@ def seg_files_by_kind(root: str | Path) -> tuple[list[Path], list[Path]]:
     """``(ground truths, this tool's own segmentations)`` among the DICOM SEG files under
     ``root``, each sorted by path (of the ground truths, those a user reviewed with this tool
     — :func:`reviewed_with_this_tool` — after the others), from one pass over the folder."""
-    from .dicom import is_dicom_file
+    from .dicom import is_dicom_file, refuse_deflate_bomb
     from .seg import SEG_SOP_CLASSES, is_model_output
 
     found: tuple[list[Path], list[Path]] = ([], [])
@@ -71,6 +71,7 @@ def seg_files_by_kind(root: str | Path) -> tuple[list[Path], list[Path]]:
         if not path.is_file() or path.name.startswith(".") or not is_dicom_file(path):
             continue
         try:
+            refuse_deflate_bomb(path)  # (pydicom would inflate it whole first)
             ds = pydicom.dcmread(
                 path,
                 stop_before_pixels=True,
@@ -81,7 +82,7 @@ def seg_files_by_kind(root: str | Path) -> tuple[list[Path], list[Path]]:
                     "SegmentSequence",
                 ],
             )
-        except Exception:
+        except Exception:  # unreadable, a zip bomb: no SEG of it
             continue
         # this tool's own automatic output is no ground truth
         if str(ds.get("SOPClassUID", "")) in SEG_SOP_CLASSES:
@@ -118,7 +119,10 @@ def _seg_of_this_folder(folder: Path, segs: list[Path], reporter: Reporter | Non
 
 def referenced_instances(seg_path: str | Path) -> tuple[str, set[str]]:
     """The series UID and SOP instance UIDs a DICOM SEG references."""
+    from .dicom import refuse_deflate_bomb
+
     seg_path = Path(seg_path)
+    refuse_deflate_bomb(seg_path)  # (pydicom would inflate it whole first)
     try:
         ds = pydicom.dcmread(seg_path, stop_before_pixels=True)
     except Exception as exc:

@@ -291,11 +291,14 @@ def _one_patients_folder(root: Path, records: list[CaseRecord]) -> str | None:
     """The PatientID when every case's SEG belongs to one patient named like ``root``."""
     import pydicom
 
+    from ..io.dicom import refuse_deflate_bomb
+
     ids = set()
     for rec in records:
         try:
+            refuse_deflate_bomb(rec.labels)  # (pydicom would inflate it whole first)
             ds = pydicom.dcmread(rec.labels, stop_before_pixels=True, specific_tags=["PatientID"])
-        except Exception:  # unreadable header: nothing to say
+        except Exception:  # unreadable header, a zip bomb: nothing to say
             return None
         ids.add(str(ds.get("PatientID", "")))
     if len(ids) == 1:
@@ -1299,13 +1302,21 @@ def _fingerprint(path_text: str, size: int, mtime_ns: int) -> str | None:
     path = Path(path_text)
     try:
         if path.name.lower().endswith(".gz"):  # the voxels and header, not gzip's time stamp
+            # hashed as it inflates, 1 MiB at a time: read whole, a small file inflating to
+            # gigabytes (a gzip bomb) held them all in memory
+            digest = hashlib.sha1(usedforsecurity=False)
             with gzip.open(path, "rb") as fh:
-                content = fh.read()
-        elif path.suffix.lower() == ".nii":
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+            return digest.hexdigest()[:16]
+        if path.suffix.lower() == ".nii":
             content = path.read_bytes()
         else:  # a DICOM SEG: its frames (its UIDs are new every time one is written)
             import pydicom
 
+            from ..io.dicom import refuse_deflate_bomb
+
+            refuse_deflate_bomb(path)  # (pydicom would inflate it whole first)
             content = pydicom.dcmread(path).PixelData
     except Exception:  # unreadable: no fingerprint (evaluation then falls back to the names)
         return None
