@@ -419,6 +419,116 @@ def test_a_run_killed_while_saving_is_finished_or_rolled_back_never_mixed(toy_da
     assert not (stage / ".last-old").exists()
 
 
+def _killed_in_first_last_save(config, monkeypatch, at: str = "metadata.json"):
+    """Train ``config`` until its first save of last/ renames ``.last-new/<at>`` in, and stop
+    it there as a kill -9 would: nothing after that rename runs (a SystemExit, which no
+    handler of the run catches to save last/)."""
+    real = os.replace
+
+    def killed(src, dst, *args, **kwargs):
+        if Path(dst).parent.name == ".last-new" and Path(dst).name == at:
+            raise SystemExit("killed")
+        return real(src, dst, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", killed)
+        with pytest.raises(SystemExit):
+            run_all(config)
+
+
+def test_a_run_killed_in_its_first_save_of_last_starts_again_on_resume(
+    toy_data, tmp_path, monkeypatch, caplog
+):
+    """Killed while writing its first last/ (after its first best model was saved), the
+    folder sent each command to the other: --resume found "a trained model but no last/
+    state", the plain command "a liver model: --resume continues it"; only --force got out."""
+    import shutil
+
+    full = run_all(tiny_config(toy_data, tmp_path / "full"))
+    out = tmp_path / "cut"
+    _killed_in_first_last_save(tiny_config(toy_data, out), monkeypatch)
+    stage = out / "liver"
+    assert (stage / "model.safetensors").is_file() and (stage / "split.json").is_file()
+    assert (stage / ".last-new").is_dir() and not (stage / "last").exists()
+    # the plain command sends the user to --resume, saying what it will do
+    with pytest.raises(InputError, match=r"first checkpoint .*--resume \(resume=True\)"):
+        run_all(tiny_config(toy_data, out))
+    # --resume starts the run again, keeping its split, and ends as the run never stopped
+    with caplog.at_level(logging.WARNING):
+        resumed = run_all(tiny_config(toy_data, out, resume=True))
+    assert "stopped while saving its first checkpoint" in caplog.text
+    assert [r["step"] for r in resumed if r["event"] == "step"] == [1, 2, 3, 4, 5, 6]
+    assert resumed[-1]["event"] == "done"
+    assert resumed[-1]["weights_digest"] == full[-1]["weights_digest"]
+    assert (stage / "last" / "train_state.pt").is_file() and not (stage / ".last-new").exists()
+    kept, drawn = (
+        json.loads((o / "liver" / "split.json").read_text()) for o in (out, tmp_path / "full")
+    )
+    assert (kept["train"], kept["val"]) == (drawn["train"], drawn["val"])
+    # a model with no state to resume at all (last/ deleted, a model copied in): --resume is
+    # refused, so the plain command does not send the user there
+    shutil.rmtree(stage / "last")
+    with pytest.raises(InputError, match="no last/ state") as refused:
+        run_all(tiny_config(toy_data, out))
+    assert "--resume" not in str(refused.value) and "--force" in str(refused.value)
+    with pytest.raises(InputError, match="no last/ state to resume; replace it"):
+        run_all(tiny_config(toy_data, out, resume=True))
+
+
+def test_a_run_killed_in_its_first_save_of_last_keeps_its_split_and_recipe_on_resume(
+    toy_data, tmp_path, monkeypatch
+):
+    """Started again after a kill in its first save of last/, the run keeps the split its
+    model was saved with (not one drawn again) and, resumed without --config, the settings the
+    model records (the defaults had been taken); another recipe is refused as on any resume."""
+    from napari_livertumor.cli import build_parser
+    from napari_livertumor.commands.train import build_configs
+    from napari_livertumor.training.loop import check_before_writing, resolve_split
+
+    out = tmp_path / "cut"
+    _killed_in_first_last_save(tiny_config(toy_data, out, batch_size=1), monkeypatch)
+    stage = out / "liver"
+    split = json.loads((stage / "split.json").read_text())
+    # as if the split had been drawn otherwise (another version, a grown cohort): the model's
+    moved = {**split, "train": split["train"][1:], "val": [*split["val"], split["train"][0]]}
+    (stage / "split.json").write_text(json.dumps(moved))
+    args = build_parser().parse_args(
+        ["train", "--data", str(toy_data), "--out", str(out), "--stage", "liver", "--resume"]
+    )
+    (cfg,) = build_configs(args)
+    assert cfg.roi_size == (16, 32, 32) and cfg.network.init_filters == 4
+    assert (cfg.batch_size, cfg.steps_per_epoch, cfg.seed) == (1, 3, 3)
+    check_before_writing(cfg, check_lock=False)
+    ids = sorted({*split["train"], *split["val"], *split["test"]})
+    assert sorted(resolve_split(cfg, ids)["val"]) == sorted(moved["val"])
+    with pytest.raises(InputError, match="first checkpoint.*seed: run 3, now 5"):
+        check_before_writing(dataclasses.replace(cfg, seed=5), check_lock=False)
+
+
+def test_a_cli_resume_after_a_kill_mid_swap_takes_the_runs_own_recipe(toy_data, tmp_path):
+    """Killed between the renames that swap last/ in, `--resume` without --config read the
+    run's settings from last/ before the state was put back there: it went on with the
+    defaults and was refused as "another recipe"."""
+    import shutil
+
+    from napari_livertumor.cli import build_parser
+    from napari_livertumor.commands.train import build_configs
+    from napari_livertumor.training.loop import check_before_writing
+
+    out = tmp_path / "o"
+    _stopped_after_two_steps(toy_data, out)
+    stage = out / "liver"
+    shutil.copytree(stage / "last", stage / ".last-new")  # the newer state, written whole
+    os.replace(stage / "last", stage / ".last-old")  # the first of the two renames
+    args = build_parser().parse_args(
+        ["train", "--data", str(toy_data), "--out", str(out), "--stage", "liver", "--resume"]
+    )
+    (cfg,) = build_configs(args)
+    assert cfg.roi_size == (16, 32, 32) and cfg.network.init_filters == 4
+    check_before_writing(cfg, check_lock=False)  # puts the newer state back, refuses nothing
+    assert (stage / "last" / "train_state.pt").is_file() and not (stage / ".last-new").exists()
+
+
 def test_a_full_disk_while_saving_the_resume_state_says_so_and_keeps_the_last_one(
     toy_data, tmp_path, monkeypatch
 ):
@@ -2223,7 +2333,12 @@ def test_a_refused_run_names_the_config_fields_beside_the_flags(toy_data, tmp_pa
 
     (tmp_path / "liver").mkdir()
     (tmp_path / "liver" / "model.safetensors").write_bytes(b"")
-    with pytest.raises(InputError, match=r"--resume \(resume=True\).*--force \(overwrite=True\)"):
+    with pytest.raises(InputError, match=r"--force \(overwrite=True\)"):
         check_before_writing(tiny_config(toy_data, tmp_path), check_lock=False)
     with pytest.raises(InputError, match=r"--force, overwrite=True\)"):
         check_before_writing(tiny_config(toy_data, tmp_path, resume=True), check_lock=False)
+    # (a model alone has nothing to resume: --resume is named where there is a run's state)
+    (tmp_path / "liver" / "last").mkdir()
+    (tmp_path / "liver" / "last" / "train_state.pt").write_bytes(b"")
+    with pytest.raises(InputError, match=r"--resume \(resume=True\).*--force \(overwrite=True\)"):
+        check_before_writing(tiny_config(toy_data, tmp_path), check_lock=False)

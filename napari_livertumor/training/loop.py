@@ -258,18 +258,29 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
     recover_interrupted_save(stage_dir)
     has_state = (stage_dir / "last" / STATE_FILE).is_file()
     has_model = (stage_dir / "model.safetensors").is_file()
+    # killed in its first save of last/, after its first best model: no state, and --resume
+    # was refused for it while the plain command sent the user to --resume
+    restart = first_save_cut(stage_dir)
     if not cfg.overwrite:
-        if cfg.resume and has_model and not has_state:
+        if cfg.resume and has_model and not has_state and not restart:
             raise InputError(
                 stage_dir,
                 "holds a trained model but no last/ state to resume; replace it (--force, "
                 "overwrite=True) or choose another output folder",
             )
+        if not cfg.resume and has_model and not has_state and not restart:
+            # --resume is refused here (nothing to resume): offered, it sent the user round
+            raise InputError(
+                stage_dir,
+                f"already holds a {cfg.stage} model and no last/ state to resume: --force "
+                "(overwrite=True) replaces it, or choose another output folder",
+            )
         if not cfg.resume and (has_model or has_state):
             held = (
                 f"a {cfg.stage} model and a run to resume"
                 if has_model and has_state
-                else f"a {cfg.stage} model"
+                else f"a {cfg.stage} model of a run stopped while saving its first checkpoint "
+                "(resumed, it starts again from step 0 with its split)"
                 if has_model
                 else f"a {cfg.stage} run to resume (stopped before its first best model)"
             )
@@ -277,6 +288,20 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
                 stage_dir,
                 f"already holds {held}: --resume (resume=True) continues it, --force "
                 "(overwrite=True) replaces it, or choose another output folder",
+            )
+    if cfg.resume and restart and has_model and not cfg.overwrite:
+        # started again with the split of the model it saved: a recipe given now that draws
+        # another one (seed, folds, fold) or trains another network is another run
+        saved = saved_recipe(stage_dir)
+        differ = recipe_differences(cfg, saved) if saved else []
+        if differ:
+            raise InputError(
+                stage_dir,
+                "holds the model of a run stopped while saving its first checkpoint, trained "
+                "with another recipe than the settings given now ("
+                + "; ".join(differ)
+                + "): resume with the run's own settings to start it again from step 0, or "
+                "--force (overwrite=True) to start a new run",
             )
     if cfg.resume and has_state and not cfg.overwrite:
         if saved_training_config(stage_dir) is None:
@@ -335,13 +360,14 @@ def _same_folder(a, b) -> bool:
 
 
 def saved_training_config(stage_dir: str | Path) -> dict[str, Any] | None:
-    """The training config a stopped run recorded in ``stage_dir/last/metadata.json`` (None
-    when there is none or it cannot be read)."""
+    """The training config a stopped run recorded in ``stage_dir/last/metadata.json`` (or
+    where :func:`_run_record` finds it after a kill) (None when there is none or it cannot be
+    read)."""
 
     try:
         from ..fileio import read_user_json
 
-        meta = read_user_json(Path(stage_dir) / "last" / "metadata.json")
+        meta = read_user_json(_run_record(Path(stage_dir)) / "metadata.json")
         config = (meta.get("training") or {}).get("config")
     except (OSError, ValueError, AttributeError):
         return None
@@ -418,6 +444,43 @@ def _move_best_in(stage_dir: Path) -> None:
     shutil.rmtree(new, ignore_errors=True)
 
 
+def _whole_state(folder: Path) -> bool:
+    """Whether ``folder`` holds a resume state written whole (its ``split.json`` is written
+    last)."""
+    return (folder / STATE_FILE).is_file() and (folder / "split.json").is_file()
+
+
+def first_save_cut(stage_dir: str | Path) -> bool:
+    """Whether the run in ``stage_dir`` was killed while it wrote its first ``last/``: a
+    ``.last-new/`` written in part, and no state to resume, there or to put back. Such a run
+    is started again from step 0 by a resume (its model, saved just before, held the folder
+    and no command went on: --resume found no state, the plain command a model to resume)."""
+    stage_dir = Path(stage_dir)
+    new, old = stage_dir / ".last-new", stage_dir / ".last-old"
+    return (
+        not (stage_dir / "last" / STATE_FILE).is_file()
+        and new.is_dir()
+        and not _whole_state(new)
+        and not _whole_state(old)
+    )
+
+
+def _run_record(stage_dir: Path) -> Path:
+    """The folder whose ``metadata.json`` records the run a resume continues: ``last/``; the
+    state a killed save left whole, which :func:`recover_interrupted_save` puts there when the
+    run starts (``--resume`` without ``--config`` reads it before: it went on with the defaults,
+    refused as another recipe); for a run killed in its first save of ``last/``, its model's."""
+    last, new, old = stage_dir / "last", stage_dir / ".last-new", stage_dir / ".last-old"
+    if (last / STATE_FILE).is_file():
+        return new if _whole_state(new) else last
+    for candidate in (new, old):
+        if _whole_state(candidate):
+            return candidate
+    if first_save_cut(stage_dir) and (stage_dir / "metadata.json").is_file():
+        return stage_dir
+    return last
+
+
 def recover_interrupted_save(stage_dir: Path) -> None:
     """Finish or undo a save that a killed run left half done.
 
@@ -426,7 +489,9 @@ def recover_interrupted_save(stage_dir: Path) -> None:
     ``last/`` is written as ``.last-new/`` and swapped in by two renames (``last`` →
     ``.last-old``, ``.last-new`` → ``last``). Killed between them, the folder held no ``last/``
     and ``--resume`` refused the run. The newer state is taken when it was written whole (its
-    ``split.json`` is written last), else the older one.
+    ``split.json`` is written last), else the older one. A ``.last-new/`` written in part with
+    no state beside it (killed in the run's first save, :func:`first_save_cut`) is left: it
+    tells a resume to start the run again, and the run's first save replaces it.
     """
     if int(os.environ.get("RANK", "0") or 0) != 0:
         return  # one process of a distributed run puts things right (the one that saves)
@@ -439,7 +504,7 @@ def recover_interrupted_save(stage_dir: Path) -> None:
     last = stage_dir / "last"
     new, old = stage_dir / ".last-new", stage_dir / ".last-old"
     if (last / STATE_FILE).is_file():
-        if (new / STATE_FILE).is_file() and (new / "split.json").is_file():
+        if _whole_state(new):
             # killed after writing the newer state whole, before the renames: it is taken
             shutil.rmtree(old, ignore_errors=True)
             os.replace(last, old)
@@ -455,8 +520,7 @@ def recover_interrupted_save(stage_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
         return
     for candidate in (new, old):
-        complete = (candidate / STATE_FILE).is_file() and (candidate / "split.json").is_file()
-        if not complete:
+        if not _whole_state(candidate):
             continue
         if last.exists():
             shutil.rmtree(last, ignore_errors=True)
@@ -1484,6 +1548,14 @@ class _Run:
         ):
             last = self.stage_dir / ".last-old"  # interrupted during the swap
         path = last / STATE_FILE
+        if not path.is_file() and first_save_cut(self.stage_dir):
+            # as a run killed before its first best model: started again, with its split
+            log.warning(
+                "resume: %s: the run was stopped while saving its first checkpoint, before any "
+                "state to resume was written; starting it again from step 0 with its split",
+                self.stage_dir,
+            )
+            return state
         if not path.is_file():
             log.warning("resume: no checkpoint in %s; starting from scratch", last)
             return state
@@ -1636,6 +1708,9 @@ def resolve_split(cfg: TrainConfig, ids: list[str], records=None) -> dict[str, A
     resumed run's patient renamed since is known by its ground truth's fingerprint and stays
     in its list."""
     resumed = Path(cfg.stage_dir) / "last" / "split.json"
+    if cfg.resume and not resumed.is_file() and first_save_cut(cfg.stage_dir):
+        # killed in its first save of last/: the split its model was saved with is the run's
+        resumed = Path(cfg.stage_dir) / "split.json"
     if cfg.resume and not cfg.split_file and resumed.is_file():
         # drawn again over a grown cohort, the seeded split moved patients between lists: a
         # first part's test patient trained on in the second, its training patient scored
