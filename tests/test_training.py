@@ -450,6 +450,9 @@ def test_a_run_killed_in_its_first_save_of_last_starts_again_on_resume(
     stage = out / "liver"
     assert (stage / "model.safetensors").is_file() and (stage / "split.json").is_file()
     assert (stage / ".last-new").is_dir() and not (stage / "last").exists()
+    from napari_livertumor.training.loop import resumable
+
+    assert resumable(stage)  # (the Train panel offers Resume by it: it offered only Replace)
     # the plain command sends the user to --resume, saying what it will do
     with pytest.raises(InputError, match=r"first checkpoint .*--resume \(resume=True\)"):
         run_all(tiny_config(toy_data, out))
@@ -468,6 +471,7 @@ def test_a_run_killed_in_its_first_save_of_last_starts_again_on_resume(
     # a model with no state to resume at all (last/ deleted, a model copied in): --resume is
     # refused, so the plain command does not send the user there
     shutil.rmtree(stage / "last")
+    assert not resumable(stage)
     with pytest.raises(InputError, match="no last/ state") as refused:
         run_all(tiny_config(toy_data, out))
     assert "--resume" not in str(refused.value) and "--force" in str(refused.value)

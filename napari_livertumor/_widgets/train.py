@@ -396,7 +396,10 @@ class TrainWidget(JobWidgetMixin, QWidget):
         except Exception as exc:
             set_status(self.status, str(exc), error=True)
             return
-        can_resume = (stage_dir / "last" / "train_state.pt").is_file()
+        from ..training.loop import resumable
+
+        # (a run killed while it swapped or first wrote last/ is resumed too)
+        can_resume = resumable(stage_dir)
         if can_resume or (stage_dir / "model.safetensors").is_file():
             choice = self.ask_existing_run(stage_dir, can_resume)
             if choice == "cancel":

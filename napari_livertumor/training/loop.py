@@ -465,6 +465,20 @@ def first_save_cut(stage_dir: str | Path) -> bool:
     )
 
 
+def resumable(stage_dir: str | Path) -> bool:
+    """Whether a resume has a run to go on with in ``stage_dir``: a state in ``last/``, one a
+    killed save left whole beside it, or a run killed in its first save of ``last/``
+    (:func:`first_save_cut`, started again). The Train panel offers Resume by it (it looked at
+    ``last/`` alone, and offered only Replace after a kill there)."""
+    stage_dir = Path(stage_dir)
+    return (
+        (stage_dir / "last" / STATE_FILE).is_file()
+        or _whole_state(stage_dir / ".last-new")
+        or _whole_state(stage_dir / ".last-old")
+        or first_save_cut(stage_dir)
+    )
+
+
 def _run_record(stage_dir: Path) -> Path:
     """The folder whose ``metadata.json`` records the run a resume continues: ``last/``; the
     state a killed save left whole, which :func:`recover_interrupted_save` puts there when the
