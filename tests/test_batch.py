@@ -1080,14 +1080,21 @@ def test_a_batch_killed_outright_leaves_the_summary_of_the_cases_it_finished(
         segment([data], tmp_path / "out", models)
     rows = read_rows(tmp_path / "out" / "summary.csv")
     assert [r["case"] for r in rows] == seen[:2] and {r["status"] for r in rows} == {"done"}
-    # killed while it wrote the summary: its temporary copy goes with the next summary (a
-    # younger one may be another run's, writing it now)
+    # killed while it wrote the summary: its temporary copy goes with the next summary, at
+    # once when that run began after it (it stayed a minute, a batch resumed at once kept it);
+    # one younger than the run may be another run's, writing it now (where locks do not work)
     left = tmp_path / "out" / ".summary.csv.k1ll3d.tmp"
     young = tmp_path / "out" / ".summary.csv.n0w.tmp"
-    for tmp in (left, young):
-        tmp.write_text("case,input\n")
-    os.utime(left, (time.time() - 120,) * 2)
+    left.write_text("case,input\n")
+    os.utime(left, (time.time() - 1,) * 2)
     monkeypatch.undo()
+    real = seg.segment_one
+
+    def another_run_writing_it(case, *args, **kwargs):
+        young.write_text("case,input\n")
+        return real(case, *args, **kwargs)
+
+    monkeypatch.setattr(seg, "segment_one", another_run_writing_it)
     assert segment([data], tmp_path / "out", models) == 0
     assert not left.exists() and young.exists()
     assert len(read_rows(tmp_path / "out" / "summary.csv")) == 3
@@ -1353,10 +1360,10 @@ def test_a_long_summary_is_not_rewritten_after_every_case(tmp_path, models, monk
     writes = []
     real = seg.write_summary
 
-    def slow(rows, path, *, spent=None, writing=True):
+    def slow(rows, path, *, spent=None, writing=True, **kw):
         writes.append(len(rows))
         time.sleep(0.1)  # as a summary of many thousand rows takes (or a wait for its lock)
-        written = real(rows, path, spent=spent)
+        written = real(rows, path, spent=spent, **kw)
         if spent is not None:  # (the real writing's own few ms set aside: deterministic)
             spent["seconds"] = 0.1 if writing else 0.0001
         return written

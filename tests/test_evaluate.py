@@ -1025,6 +1025,88 @@ def test_a_stopped_evaluation_resumes_to_the_same_results_as_one_run_whole(
     assert "--resume needs -o" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "over_earlier, killed_at",
+    [
+        (False, "scoring"),  # while it segmented its second patient
+        (False, "labels/"),  # moving the maps into labels/ (the others still staged)
+        (False, "per_case.csv"),  # every patient scored, its maps in place
+        (False, "summary.json"),  # per_case.csv and lesions.csv written
+        (True, "scoring"),  # --overwrite over a complete evaluation
+        (True, "per_case.csv"),  # ... the earlier maps replaced, its results not yet
+    ],
+)
+def test_an_evaluation_killed_outright_is_resumed_with_the_patients_it_scored_kept(
+    trained, tmp_path, monkeypatch, over_earlier, killed_at
+):
+    """kill -9 (the OOM killer, a scheduler) wrote no resume state (only a Ctrl-C did): --resume
+    said "holds no stopped evaluation to resume", and a rerun was refused for "an earlier
+    evaluation" (its orphan labels/) or scored every patient again. The state is kept up to date
+    as the run goes: a kill anywhere is resumed to what one whole run gives."""
+    import os
+    import shutil
+
+    from _killed import Killed
+
+    from napari_livertumor.errors import InputError
+    from napari_livertumor.pipeline import Segmenter
+    from napari_livertumor.training.evaluate import RESUME_FILE, evaluate
+
+    data, models = trained
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["HCC_001"], "test": ["HCC_002", "HCC_003", "HCC_004"]}))
+    kw = dict(models=models, split_file=split, device="cpu", save_labels=True)
+    whole = evaluate(data, out_dir=tmp_path / "whole", **kw)
+    out = tmp_path / "out"
+    if over_earlier:  # a complete evaluation there, its maps not this one's
+        shutil.copytree(tmp_path / "whole", out)
+        for p in (out / "labels").iterdir():
+            p.write_bytes(b"the earlier evaluation's map")
+    real_segment, real_replace, calls, armed = Segmenter.segment, os.replace, [], [True]
+
+    def killed_here(where: str) -> None:
+        if armed and where == killed_at:
+            armed.clear()
+            raise Killed
+
+    def segment(self, *args, **kwargs):
+        calls.append(1)
+        killed_here("scoring" if len(calls) == 2 else "")
+        return real_segment(self, *args, **kwargs)
+
+    def replace(src, dst, *args, **kwargs):  # (a file put in place: where it goes)
+        dst = Path(dst)
+        killed_here(dst.name if dst.parent == out else f"{dst.parent.name}/")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(Segmenter, "segment", segment)
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(Killed):
+        evaluate(data, out_dir=out, overwrite=over_earlier, **kw)
+    assert not armed and (out / RESUME_FILE).is_file()
+    # a rerun without --resume is offered it, not told of "an earlier evaluation" alone
+    with pytest.raises(InputError, match="stopped before its end.*--resume goes on with it"):
+        evaluate(data, out_dir=out, **kw)
+    (out / ".per_case.csv.k1ll3d.tmp").write_text("case\n")  # (a kill -9 leaves its temporary)
+    scored_before = 1 if killed_at == "scoring" else 3
+    calls.clear()
+    resumed = evaluate(data, out_dir=out, resume=True, **kw)
+    assert len(calls) == 3 - scored_before  # the patients scored before: not scored again
+    assert "interrupted" not in resumed["summary"] and resumed["summary"]["n_cases"] == 3
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(resumed["rows"]) == strip(whole["rows"])
+    assert resumed["lesions"] == whole["lesions"]
+    with open(out / "per_case.csv") as fh:
+        assert [r["case"] for r in csv.DictReader(fh)] == ["HCC_002", "HCC_003", "HCC_004"]
+    assert json.loads((out / "summary.json").read_text())["n_cases"] == 3
+    assert sorted(p.name for p in out.iterdir()) == [
+        "labels", "lesions.csv", "per_case.csv", "summary.json"
+    ]  # fmt: skip
+    for p in (tmp_path / "whole" / "labels").iterdir():  # the maps scored, none of another run
+        assert (out / "labels" / p.name).read_bytes() == p.read_bytes(), p.name
+    assert len(list((out / "labels").iterdir())) == 3
+
+
 def _stop_on_the_second_case(monkeypatch):
     """``Segmenter.segment`` interrupted (Ctrl-C) on its second call; the real method and the
     list of calls (cleared: it stops on the second call again)."""

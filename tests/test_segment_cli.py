@@ -949,6 +949,153 @@ def test_a_run_killed_while_putting_its_files_in_place_is_finished_by_the_next(
     assert (out / "P1_labels.nii.gz").is_file()  # kept: not what the stats aside recorded
 
 
+@pytest.mark.parametrize("renamed", [0, 1, 2])
+def test_outputs_added_to_a_complete_case_by_a_run_killed_before_its_stats_are_finished(
+    tmp_path, models, monkeypatch, caplog, capsys, renamed
+):
+    """kill -9 while --dicom-seg (here with --lesion-map) was added to a complete folder, after
+    the SEG was renamed into place and before the stats: every later run refused the case for
+    good ("P1_seg.dcm exists and is not an output of this case's last run"), its summary row
+    failed with every figure blank, its stats left aside. Those stats record the files added:
+    the next run puts them in place, as the killed run would have (``renamed``: how many of
+    its files it had put in place)."""
+    import shutil
+
+    from _killed import Killed
+
+    from napari_livertumor import pipeline
+    from napari_livertumor.commands import segment as seg
+
+    _fake_masks(monkeypatch)
+    for k, pid in enumerate(("P1", "P2")):
+        write_ct_series(small_ct(seed=4 + k), tmp_path / "in" / pid / "ct", patient_id=pid)
+    out = tmp_path / "out"
+    base = ["segment", str(tmp_path / "in"), "-o", str(out), "--models", str(models),
+            "--device", "cpu", "--no-refine", "--preview"]  # fmt: skip
+    assert main(base) == 0
+    add = [*base, "--dicom-seg", "--lesion-map"]
+    real, done, aside = seg.publish, [], tmp_path / "aside"
+
+    def killed(tmp, path):  # kill -9 there: what was written aside stays (no clean-up runs)
+        if len(done) == renamed:
+            aside.mkdir()
+            for p in out.glob(".P1_*"):
+                shutil.copy2(p, aside / p.name)
+            raise Killed
+        done.append(path)
+        return real(tmp, path)
+
+    monkeypatch.setattr(seg, "publish", killed)
+    with pytest.raises(Killed):
+        main(add)
+    monkeypatch.setattr(seg, "publish", real)
+    for p in aside.iterdir():
+        shutil.copy2(p, out / p.name)
+    assert (out / ".P1_stats.json.new.json").is_file()
+    assert "P1_seg.dcm" not in json.loads((out / "P1_stats.json").read_text())["outputs"]
+    capsys.readouterr()
+    assert main([*add, "--list"]) == 0  # said as the run does it (nothing changed)
+    plan = capsys.readouterr().out.splitlines()[0].split("\t")[-1]
+    assert (
+        plan == "skip: complete (a stopped run's P1_seg.dcm, P1_lesions.nii.gz put in place first)"
+    )
+    assert (out / ".P1_stats.json.new.json").is_file()
+    monkeypatch.setattr(pipeline.Segmenter, "segment", lambda *a, **k: pytest.fail("segmented"))
+    real_add = seg.add_extras
+
+    def add_extras(case, *args, **kwargs):  # (P2's are added: the kill came before)
+        assert case.name != "P1", "added again"
+        return real_add(case, *args, **kwargs)
+
+    monkeypatch.setattr(seg, "add_extras", add_extras)
+    caplog.clear()
+    assert main(add) == 0
+    assert (
+        "P1: a run was stopped while it put P1_seg.dcm, P1_lesions.nii.gz in place (its stats "
+        "were not yet): finished, its stats now list them"
+    ) in caplog.text
+    stats = json.loads((out / "P1_stats.json").read_text())
+    assert stats["outputs"] == {"dicom_seg": "P1_seg.dcm", "preview": "P1_preview.png",
+                                "lesion_map": "P1_lesions.nii.gz"}  # fmt: skip
+    assert sorted(stats["digests"]) == [
+        "P1_labels.nii.gz", "P1_lesions.nii.gz", "P1_preview.png", "P1_seg.dcm"
+    ]  # fmt: skip
+    assert not list(out.glob(".P1_*"))
+    row = next(r for r in _summary(out) if r["case"] == "P1")
+    assert row["status"] == "skipped (complete)" and float(row["liver_ml"]) > 0
+    assert row["dicom_seg"] == "P1_seg.dcm"
+    assert main(add) == 0  # (complete: as it is)
+
+
+def test_outputs_a_killed_run_added_to_since_edited_labels_go_and_the_case_is_refused(
+    tmp_path, models, monkeypatch, caplog
+):
+    """The stats aside of a run killed while it added a SEG cannot be finished when the labels
+    were edited since: the SEG it put in place (of the unedited masks) goes with them, and the
+    case is refused for its edited labels, not for a file of no run."""
+    from napari_livertumor.fileio import temp_prefix
+
+    _fake_masks(monkeypatch)
+    out, base = _one_dicom_patient(tmp_path, models)
+    assert main(base) == 0
+    stats = out / "P1_stats.json"
+    before = stats.read_bytes()
+    assert main([*base, "--dicom-seg"]) == 0
+    # the state a kill -9 leaves: the SEG in place, the stats listing it aside, the old ones
+    (out / f"{temp_prefix(stats)}new.json").write_bytes(stats.read_bytes())
+    stats.write_bytes(before)
+    img = nib.load(out / "P1_labels.nii.gz")
+    edited = np.asarray(img.dataobj).copy()
+    edited[edited == 2] = 1
+    nib.save(nib.Nifti1Image(edited, img.affine, img.header), out / "P1_labels.nii.gz")
+    caplog.clear()
+    assert main([*base, "--dicom-seg"]) == 1
+    assert "a run was stopped while it put P1_seg.dcm in place" in caplog.text
+    assert "nothing was added from it" in caplog.text and "not an output of" not in caplog.text
+    assert not (out / "P1_seg.dcm").exists() and not list(out.glob(".P1_*"))
+    assert stats.read_bytes() == before
+
+
+def test_discovery_reads_no_header_of_a_deflated_file_inflating_past_the_cap(tmp_path, monkeypatch):
+    """A deflated DICOM file inflating to gigabytes (3.4 MB held 7 GB) was refused unread by the
+    reader, but segment's discovery of the cases read its header first, with pydicom, which
+    inflates it whole even for one tag: refused unread there too, taken for an unreadable file
+    as there."""
+    import pydicom
+    import pydicom.filereader
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
+
+    from napari_livertumor.commands import segment as seg
+    from napari_livertumor.io import dicom
+
+    write_ct_series(small_ct(seed=4), tmp_path / "P1" / "ct", patient_id="P1")
+    # (a cap of 2 MiB here, for a bomb of 16 MiB quick to make: the same test as at 1 GiB)
+    monkeypatch.setattr(dicom, "MAX_INFLATED", 2 << 20)
+    bomb = pydicom.dcmread(sorted((tmp_path / "P1" / "ct").iterdir())[0])
+    bomb.PatientID, bomb.StudyInstanceUID = "P2", generate_uid()
+    bomb.SeriesInstanceUID, bomb.SOPInstanceUID = generate_uid(), generate_uid()
+    bomb.private_block(0x0009, "ZIP BOMB", create=True).add_new(0x10, "OB", bytes(16 << 20))
+    bomb.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    path = tmp_path / "P2" / "ct" / "000.dcm"
+    path.parent.mkdir(parents=True)
+    bomb.save_as(path, enforce_file_format=True)
+    assert path.stat().st_size < 100_000
+    inflated = []
+    real = pydicom.filereader.zlib.decompress
+    monkeypatch.setattr(
+        pydicom.filereader.zlib,
+        "decompress",
+        lambda data, *a: inflated.append(out := real(data, *a)) or out,
+    )
+    assert seg._series_key(str(path)) is None  # (the file itself: said when it is read)
+    assert seg._owner(tmp_path / "P2") is None
+    assert not seg._holds_a_scan(tmp_path / "P2")
+    assert seg._sampled_patient_ids(tmp_path) == {"P1"}
+    assert [c.name for c in discover_cases([tmp_path])] == ["P1", "P2"]  # (P2 fails, named)
+    assert [c.name for c in discover_cases([path])] == ["ct"]
+    assert not inflated
+
+
 def test_a_run_brings_the_folders_other_summaries_up_to_date(tmp_path, models, monkeypatch):
     """Two shards redid every case, and summary.csv of an earlier plain run there still told
     the old figures and settings."""

@@ -262,6 +262,7 @@ _OPTION_OF = {
 def run(args) -> int:
     from ..pipeline import InferenceConfig
 
+    began = time.time()  # (a summary's temporary files older than the run: a killed one's)
     shard = parse_shard(args.shard)
     outdir = Path(args.outdir)
     if outdir.exists() and not outdir.is_dir():  # said before any input is looked at
@@ -373,7 +374,7 @@ def run(args) -> int:
             return
         try:
             spent: dict = {}
-            write_summary(rows, outdir / name, spent=spent)
+            write_summary(rows, outdir / name, spent=spent, began=began)
             last_write[0] = time.monotonic()
             last_cost[0] = spent.get("seconds", 0.0)  # (the writing, not a wait for the lock)
         except OSError as exc:  # said once at the end if it still fails then
@@ -402,7 +403,7 @@ def run(args) -> int:
         if rows and (len(cases) > 1 or _read_summary(outdir / name) is not None):
             try:
                 log.warning("interrupted: %s lists the %d case(s) finished", name, len(rows))
-                write_summary(rows, outdir / name)
+                write_summary(rows, outdir / name, began=began)
             except OSError:
                 pass
         _print_results(rows, outdir, printed)  # the cases finished before the stop
@@ -414,9 +415,9 @@ def run(args) -> int:
     # true: its row of a case redone here would otherwise tell the old figures
     try:
         if len(cases) > 1 or _read_summary(outdir / name) is not None:
-            written = write_summary(rows, outdir / name)
+            written = write_summary(rows, outdir / name, began=began)
             log.info("summary: %s", written)
-        _refresh_other_summaries(outdir, name, rows)
+        _refresh_other_summaries(outdir, name, rows, began=began)
     finally:  # (a summary that cannot be written, a full disk: the cases are still said)
         _print_results(rows, outdir, printed)
         failed = [r for r in rows if r["status"] == "failed"]
@@ -501,13 +502,21 @@ def _print_plan(cases: list[Case], outdir: Path, config, args) -> None:
             continue
         old = _complete_stats(outdir, case)
         # the files a run stopped while putting them in place left: the run removes them first
-        cleared = [] if old is not None else _clear_interrupted_publish(outdir, case, dry=True)
+        # (or, added to a complete case, puts them in place with their stats)
+        finished: list[str] = []
+        if old is None:
+            cleared = _clear_interrupted_publish(outdir, case, dry=True)
+        else:
+            old, finished, cleared = _finish_interrupted_add(outdir, case, old, dry=True)
         wanted = run_settings(case, config, args.series, args.acquisition)
         plan = _decide(
-            outdir, case, old, wanted, own_extras, overwrite=args.overwrite, absent=set(cleared)
-        ).plan
+            outdir, case, old, wanted, own_extras, overwrite=args.overwrite,
+            absent=set(cleared), present=set(finished),
+        ).plan  # fmt: skip
         if cleared:
             plan += f" (a stopped run's {', '.join(cleared)} removed first)"
+        if finished:
+            plan += f" (a stopped run's {', '.join(finished)} put in place first)"
         print(f"{case.name}\t{case.path}\t{plan}", flush=True)
 
 
@@ -920,6 +929,8 @@ def _sampled_patient_ids(folder: Path) -> set[str]:
     header per folder: a patient's studies name one patient)."""
     import pydicom
 
+    from ..io.dicom import refuse_deflate_bomb
+
     level = folder
     for _ in range(3):  # a download's single folders down to the studies
         subs = [p for p in sorted(level.iterdir()) if p.is_dir() and not p.name.startswith(".")]
@@ -936,6 +947,7 @@ def _sampled_patient_ids(folder: Path) -> set[str]:
         if first is None:
             continue
         try:
+            refuse_deflate_bomb(first)  # (pydicom would inflate it whole first)
             ds = pydicom.dcmread(
                 first, stop_before_pixels=True, specific_tags=["PatientID", "Modality"]
             )
@@ -994,6 +1006,7 @@ def _holds_a_scan(folder: Path) -> bool:
     files a stopped run left."""
     import pydicom
 
+    from ..io.dicom import refuse_deflate_bomb
     from ..io.nifti import is_nifti_path
 
     ours = re.compile(r".*_(labels|liver|tumor)\.nii(\.gz)?$", re.IGNORECASE)
@@ -1004,6 +1017,7 @@ def _holds_a_scan(folder: Path) -> bool:
             return True
         if _looks_dicom(p):
             try:
+                refuse_deflate_bomb(p)  # (pydicom would inflate it whole first)
                 ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=["Modality"])
             except Exception:  # noqa: BLE001 - unreadable: not a scan we could use
                 continue
@@ -1076,9 +1090,12 @@ def _owner(folder: Path) -> tuple[str, str] | None:
     """(PatientID, StudyInstanceUID) of the first readable DICOM file under ``folder``."""
     import pydicom
 
+    from ..io.dicom import refuse_deflate_bomb
+
     for p in sorted(all_paths(folder)):
         if p.is_file() and _looks_dicom(p):
             try:
+                refuse_deflate_bomb(p)  # (pydicom would inflate it whole first)
                 ds = pydicom.dcmread(
                     p, stop_before_pixels=True, specific_tags=["PatientID", "StudyInstanceUID"]
                 )
@@ -1140,7 +1157,10 @@ def _series_key(path: str) -> str | None:
     """``"<folder> (series <UID>)"`` of a DICOM file, or None (not DICOM, no UID)."""
     import pydicom
 
+    from ..io.dicom import refuse_deflate_bomb
+
     try:
+        refuse_deflate_bomb(path)  # (pydicom would inflate it whole first)
         uid = pydicom.dcmread(
             path, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"]
         ).get("SeriesInstanceUID")
@@ -1570,16 +1590,25 @@ class _Decision:
 
 
 def _decide(
-    outdir: Path, case: Case, old, wanted: dict, own_extras, *, overwrite: bool, absent=()
+    outdir: Path,
+    case: Case,
+    old,
+    wanted: dict,
+    own_extras,
+    *,
+    overwrite: bool,
+    absent=(),
+    present=(),
 ) -> _Decision:
     """What a run does with ``case`` (its complete stats there ``old``, or None; ``wanted``:
     this run's :func:`run_settings`; ``own_extras``: the optional outputs asked for that it can
     have). The run and ``--list`` both decide here (``--list`` said "skip" or "segment again"
     of a case whose labels were edited, which the run refused). ``absent``: names of files
-    there that the run removes first (a stopped run's, :func:`_clear_interrupted_publish`)."""
+    there that the run removes first (a stopped run's, :func:`_clear_interrupted_publish`);
+    ``present``: of files it puts in place first (:func:`_finish_interrupted_add`)."""
 
     def there(path: Path) -> bool:
-        return path.name not in absent and path.exists()
+        return path.name in present or (path.name not in absent and path.exists())
 
     labels_path, stats_path = output_paths(outdir, case)
     extra_files = extra_paths(outdir, case, own_extras)
@@ -1591,8 +1620,10 @@ def _decide(
     missing = [
         k
         for k in own_extras
-        if k not in made_before or (made_before[k] and not (outdir / str(made_before[k])).is_file())
-    ]
+        if k not in made_before
+        or (made_before[k] and made_before[k] not in present
+            and not (outdir / str(made_before[k])).is_file())
+    ]  # fmt: skip
     # a file of an optional output's name that the case's last run did not write
     foreign = [q for q in extra_files.values() if there(q) and q.name not in listed]
     # its outputs that hold something else now (labels corrected by hand)
@@ -1850,6 +1881,16 @@ def run_cases(
                         "yet): removed",
                         case.name,
                         ", ".join(cleared),
+                    )
+            else:  # ... or the files it added to the complete case (--dicom-seg added later)
+                old, finished, cleared = _finish_interrupted_add(outdir, case, old)
+                if finished or cleared:
+                    log.warning(
+                        "%s: a run was stopped while it put %s in place (its stats were not "
+                        "yet): %s",
+                        case.name,
+                        ", ".join(finished or cleared),
+                        "finished, its stats now list them" if finished else "removed",
                     )
             made_before = dict((old or {}).get("outputs") or {})
             decision = _decide(outdir, case, old, wanted, own_extras, overwrite=overwrite)
@@ -2328,7 +2369,9 @@ def add_extras(case, outdir: Path, stats: dict, extras, series_uid=None, acquisi
         atomic_write_text(
             partial_stats, json.dumps(stats, indent=2, default=str), shown_as=stats_path
         )
-        with HeldStops():  # a stop here left a file its stats do not list: refused next time
+        # a Ctrl-C is held over these renames; a kill -9 between them leaves the stats aside,
+        # and the next run finishes them (_finish_interrupted_add)
+        with HeldStops():
             for k, aside in asides.items():
                 publish(aside, finals[k])
             publish(partial_stats, stats_path)
@@ -2533,14 +2576,17 @@ def _case_stats(case, volume, result, segmenter, settings, *, timings) -> dict:
     return stats
 
 
-def write_summary(rows: list[dict], path: Path, *, spent: dict | None = None) -> Path:
+def write_summary(
+    rows: list[dict], path: Path, *, spent: dict | None = None, began: float | None = None
+) -> Path:
     """Write the batch summary; rows of earlier runs for other cases are kept.
 
     A summary already there from another batch into the same folder keeps its rows of cases
     this run did not touch (this run's rows replace the others). A file of that name this
     command did not write is left alone: the summary goes to ``summary-1.csv`` (or -2...).
     Two batches ending at once take turns (each read the file, then each wrote it: one's rows
-    were lost).
+    were lost). ``began``: when the run began (``time.time()``): the summary's temporary
+    files last written before it, a killed earlier run's, go at once.
     """
     asked = time.monotonic()
     with file_lock(
@@ -2553,9 +2599,13 @@ def write_summary(rows: list[dict], path: Path, *, spent: dict | None = None) ->
         if spent is not None:  # how long the writing took: the lock's wait left out, unless
             # the lock was never had (another run holding it on: each case waited a minute)
             spent["seconds"] = time.monotonic() - (started if held else asked)
-        if held:  # a killed run's temporary copies (a minute old: no run's at work)
+        if held:  # a killed run's temporary copies: those of before this run began at once
+            # (a batch resumed right after a kill -9 kept them a minute more), the others once
+            # a minute old (no run's at work: where the file system has no locks, held says so
+            # all the same, and another run may be writing one now)
+            older = 60.0 if began is None else min(60.0, max(time.time() - began, 0.0))
             for final in {path, written}:
-                remove_stale_temps(final, 60.0, ".tmp")
+                remove_stale_temps(final, older, ".tmp")
         return written
 
 
@@ -2625,7 +2675,9 @@ def _row_gone(row: dict, outdir: Path) -> bool:
 _OWN_SUMMARY = re.compile(r"summary(-\d+|_shard-\d+-of-\d+)?\.csv")
 
 
-def _refresh_other_summaries(outdir: Path, name: str, rows: list[dict]) -> None:
+def _refresh_other_summaries(
+    outdir: Path, name: str, rows: list[dict], *, began: float | None = None
+) -> None:
     """The rows of the cases this run wrote, in the folder's other summaries that list them
     (a plain run's summary.csv after shards, the shards' after a plain run, another split):
     they told the earlier run's figures and settings. A summary is only brought up to date,
@@ -2642,7 +2694,7 @@ def _refresh_other_summaries(outdir: Path, name: str, rows: list[dict]) -> None:
         update = [written[r["case"]] for r in earlier or [] if r.get("case") in written]
         if update:
             try:
-                write_summary(update, other)
+                write_summary(update, other, began=began)
             except OSError as exc:  # the cases are done: an old summary is said, not fatal
                 log.warning("%s could not be brought up to date (%s)", other, exc)
                 continue
@@ -2763,6 +2815,81 @@ def _clear_interrupted_publish(outdir: Path, case: Case, *, dry: bool = False) -
     except OSError:  # unreadable, or gone meanwhile: left to the checks that follow
         return []
     return [p.name for p in there]
+
+
+def _finish_interrupted_add(
+    outdir: Path, case: Case, old: dict, *, dry: bool = False
+) -> tuple[dict, list[str], list[str]]:
+    """Optional outputs added to a complete case (:func:`add_extras`) by a run killed while it
+    put them in place, before its stats (written aside, complete: they record what each file
+    holds): put in place with those stats, as that run would have ended, when every output file
+    they record is there (at its name, or still aside) holding exactly that, the labels the
+    ones ``old`` (the case's stats there) recorded; otherwise the files that run put in place
+    go, with its stats aside and temporary files, and the case is as ``old`` says (a SEG of
+    the killed run, listed by no stats, had the case refused for good as "not an output of this
+    case's last run"). Returns the case's stats now and the names of the files finished, and
+    of those removed. Called holding the case's lock. ``dry``: the same, nothing changed
+    (``--list``)."""
+    labels_path, stats_path = output_paths(outdir, case)
+    pending = outdir / f"{temp_prefix(stats_path)}new.json"
+    try:
+        new = json.loads(pending.read_text())
+    except (OSError, ValueError):
+        return old, [], []
+    new = new if isinstance(new, dict) else {}
+    digests = new.get("digests") if isinstance(new.get("digests"), dict) else {}
+    listed = {name for name in (old.get("outputs") or {}).values() if name}
+    made = new.get("outputs") if isinstance(new.get("outputs"), dict) else {}
+    added = [p for k, p in extra_paths(outdir, case).items()
+             if made.get(k) == p.name and p.name not in listed]  # fmt: skip
+
+    def holds(path: Path, name: str) -> bool:  # what the stats aside recorded of ``name``
+        try:
+            st = path.stat()
+            return digests.get(name) == _digest(str(path.resolve()), st.st_size, st.st_mtime_ns)
+        except OSError:
+            return False
+
+    recorded = old.get("stats_digest")
+    ours = bool(
+        added
+        and new.get("complete")
+        and new.get("stats_digest") == _stats_digest(new)
+        and new.get("run_settings") == old.get("run_settings")
+        # the same labels (an add never writes them), and stats not edited since
+        and digests.get(labels_path.name)
+        and digests.get(labels_path.name) == (old.get("digests") or {}).get(labels_path.name)
+        and recorded in (None, _stats_digest(old))
+    )
+    still_aside: dict[Path, Path] = {}
+    for name in digests if ours else ():
+        final = outdir / Path(name).name
+        if holds(final, name):
+            continue
+        aside = _aside(outdir, final)
+        if final in added and not final.exists() and holds(aside, name):
+            still_aside[aside] = final
+        else:  # gone, or edited since: not finished
+            ours = False
+            break
+    if ours:
+        if not dry:
+            try:
+                with HeldStops():  # (as add_extras puts them in place)
+                    for aside, final in still_aside.items():
+                        publish(aside, final)
+                    publish(pending, stats_path)
+            except OSError as exc:  # (a folder closed meanwhile): the case as it is, refused
+                log.warning("%s: %s", case.name, _os_reason(exc))
+                return _complete_stats(outdir, case) or old, [], []
+        return new, [p.name for p in added], []
+    # put in place by the killed run, listed by no stats there
+    removed = [path for path in added if holds(path, path.name)]
+    if not dry:
+        for path in removed:
+            path.unlink(missing_ok=True)
+        _remove_stale_temps(outdir, case)
+    return old, [], [p.name for p in removed]
 
 
 def _remove_stale_temps(outdir: Path, case: Case) -> None:

@@ -27,6 +27,7 @@ from ..fileio import (
     atomic_write_text,
     check_writable_folder,
     file_lock,
+    remove_stale_temps,
 )
 from ..progress import case_log_prefix
 from ..provenance import file_digest, software
@@ -160,7 +161,9 @@ def evaluate(
     resume : bool
         Go on with the evaluation stopped in ``out_dir`` (its :data:`RESUME_FILE`): the
         patients it scored are kept, not segmented again, and the others are scored; refused
-        when the data, models, split, settings or test patients differ from that run's.
+        when the data, models, split, settings or test patients differ from that run's. The
+        file is written as the run starts and after each patient scored, so a run killed
+        outright (kill -9, the OOM killer, a scheduler's) is resumed as a stopped one is.
 
     One evaluation at a time writes into an ``out_dir``: another one going on there (another
     terminal, a job resubmitted) is refused with an :class:`InputError`, as results mixed from
@@ -174,6 +177,7 @@ def evaluate(
     from ..pipeline import InferenceConfig, Segmenter
 
     _SAID.clear()
+    began = time.time()  # (temporary files older than the run are a killed earlier one's)
 
     # a wrong models folder (or setting) is said first, before any split file is looked for
     # beside it and before the data is read
@@ -206,9 +210,16 @@ def evaluate(
         for folder in (LABELS_DIR, LABELS_DIR + INTERRUPTED):  # an earlier run's label maps
             if (out / folder).is_dir() and any((out / folder).iterdir()):
                 earlier.append(f"{folder}/")
+        # a run killed outright (kill -9, the OOM killer) wrote no results, or some of them:
+        # its state names the patients it scored, which --resume keeps (it was refused as "a
+        # complete earlier evaluation", or not at all when it had written nothing else, and
+        # every patient was scored again)
+        resumable = _stopped_here(out)
+        if resumable:
+            earlier.append(RESUME_FILE)
         if earlier and not overwrite:
             which = "an earlier evaluation"
-            stopped = any(".interrupted." in n for n in earlier)  # a stop over a whole one
+            stopped = resumable or any(".interrupted." in n for n in earlier)  # (over a whole)
             try:  # a stopped one is said as such: --overwrite is how it is finished
                 stopped = stopped or bool(
                     json.loads((out / "summary.json").read_text(encoding="utf-8")).get(
@@ -219,7 +230,6 @@ def evaluate(
                 pass
             if stopped:
                 which = "an earlier evaluation that was stopped before its end"
-            resumable = (out / RESUME_FILE).is_file()
             raise InputError(
                 out,
                 f"already holds {' and '.join(earlier)} of {which}; nothing was "
@@ -293,10 +303,33 @@ def evaluate(
     staging = Path(out_dir) / LABELS_STAGING if save_labels else None
     if stopped_run is not None:  # refused before anything is made when run otherwise
         _check_resume(stopped_run, fingerprint, Path(out_dir))
-    if staging is not None:
-        _fresh(staging)
+    # a stop leaves this run's results beside those of a complete evaluation there (replaced
+    # by --overwrite only when this run is complete too), a resumed run's as its stopped one
+    beside = (
+        bool(stopped_run.get("beside"))
+        if stopped_run is not None
+        else out_dir is not None and any((Path(out_dir) / n).exists() for n in RESULT_FILES)
+    )
+    resume_file = Path(out_dir) / RESUME_FILE if out_dir is not None else None
+    had_state = resume_file is not None and resume_file.is_file()
+    unsaved: list[str] = []  # (a state that could not be written: said once)
+
+    def save_state() -> None:
+        # what --resume goes on from, kept up to date as the run goes: a kill -9 (the OOM
+        # killer, a scheduler's) runs no way out, and a state written only there left such a
+        # run nothing to resume (every patient was scored again)
+        if resume_file is not None:
+            _save_resume(resume_file, fingerprint, rows, lesion_rows, beside, unsaved)
+
+    if stopped_run is None:
+        # this run's from the start: an earlier run's state there (--overwrite) no longer
+        # describes the folder once the staged maps it may count on are emptied below
+        save_state()
+    if staging is not None:  # (the stopped run's maps staged there kept: _resumed)
+        _fresh(staging, keep=_map_names(stopped_run["rows"]) if stopped_run else ())
     if stopped_run is not None:  # the patients it scored: kept, the others scored now
         rows, lesion_rows = _resumed(stopped_run, Path(out_dir), staging)
+        save_state()  # (without a patient whose map was gone: scored again)
         was_software = stopped_run.get("software")
         if was_software and was_software != software():  # half the rows by another version
             log.warning(
@@ -325,6 +358,7 @@ def evaluate(
             labels_dir=staging,
             nsd_tolerance_mm=nsd_tolerance_mm,
             lesions=lesion_rows,
+            on_scored=save_state,
         )
     except (KeyboardInterrupt, Exception) as exc:  # Ctrl-C, SIGTERM, a surprise: the cases
         interrupted = exc  # scored are written, then it ends
@@ -427,11 +461,15 @@ def evaluate(
         # an earlier evaluation's results (replaced by --overwrite) give way to complete ones
         # only: a run stopped part-way writes its own beside them (a resumed run's earlier
         # results are its own part ones, unless it was stopped beside a complete evaluation)
-        earlier = any((Path(out_dir) / n).exists() for n in RESULT_FILES)
-        if stopped_run is not None:
-            earlier = bool(stopped_run.get("beside"))
+        earlier = beside
         if save_labels and stopped and earlier:  # where _settle_labels puts them
             summary["labels"] = str((Path(out_dir) / (LABELS_DIR + INTERRUPTED)).absolute())
+        if earlier and not stopped:
+            # complete, it takes the earlier evaluation's place from here: killed while its
+            # maps and results go in, it is resumed as that (its maps in labels/, the earlier
+            # ones' gone), not as results beside the earlier ones
+            beside = False
+            save_state()
         # the maps first: results written before them described maps not (yet) there when
         # moving them failed, or a stop came in between
         unsettled: OSError | None = None
@@ -444,6 +482,10 @@ def evaluate(
             staged = (Path(out_dir) / LABELS_STAGING).absolute()
             summary["labels"] = str(staged)
             summary["labels_not_moved"] = f"{exc}: the label maps of this run are in {staged}"
+        # what a run killed while writing them left (the folder's lock keeps other
+        # evaluations out; the files of before this run began are none of this run's)
+        for name in (*_all_result_files(), RESUME_FILE):
+            remove_stale_temps(Path(out_dir) / name, time.time() - began, ".tmp")
         write_results(
             out_dir,
             rows,
@@ -451,15 +493,15 @@ def evaluate(
             suffix=INTERRUPTED if stopped and earlier else "",
             lesions=lesion_rows,
         )
-        resume_file = Path(out_dir) / RESUME_FILE
         if stopped:  # what --resume goes on from: these rows, exactly as scored
             _write_resume(resume_file, fingerprint, rows, lesion_rows, beside=earlier)
         else:
-            resume_file.unlink(missing_ok=True)
-        if not stopped:  # a stopped earlier run's part results are replaced with the rest
+            # a stopped earlier run's part results are replaced with the rest; the state goes
+            # last (killed before, the run is resumed: nothing is left to score)
             for name in _all_result_files()[len(RESULT_FILES) :]:
                 with contextlib.suppress(FileNotFoundError):
                     (Path(out_dir) / name).unlink()
+            resume_file.unlink(missing_ok=True)
         if unsettled is not None and interrupted is None:
             raise InputError(
                 getattr(unsettled, "filename", None) or Path(out_dir) / LABELS_DIR,
@@ -467,8 +509,11 @@ def evaluate(
                 f"they are in {Path(out_dir) / LABELS_STAGING}, and the results written "
                 "(summary.json says where the maps are)",
             ) from unsettled
-    elif out_dir is not None and save_labels:  # nothing scored: nothing kept
-        shutil.rmtree(Path(out_dir) / LABELS_STAGING, ignore_errors=True)
+    elif out_dir is not None:  # nothing scored: nothing kept
+        if save_labels:
+            shutil.rmtree(Path(out_dir) / LABELS_STAGING, ignore_errors=True)
+        if stopped_run is None and not had_state:  # (its state, of no patient: none to resume)
+            resume_file.unlink(missing_ok=True)
     if interrupted is not None:
         raise interrupted
     return {"summary": summary, "rows": rows, "table": table, "lesions": lesion_rows}
@@ -518,6 +563,42 @@ def _chosen_by_truth(warning: str) -> bool:
         and "its DICOM SEG references" in warning
         and "another study" not in warning
     )
+
+
+def _save_resume(path: Path, fingerprint, rows, lesions, beside: bool, unsaved: list) -> None:
+    """:func:`_write_resume` as the run goes: a state that cannot be written (a full disk) is
+    said once, and the run goes on (only a run killed outright needs it; a stop writes it
+    again on the way out)."""
+    try:
+        _write_resume(path, fingerprint, rows, lesions, beside=beside)
+    except OSError as exc:
+        if not unsaved:
+            log.warning(
+                "%s could not be written (%s): a run killed outright now could not be "
+                "resumed from the patients it scored",
+                path,
+                exc.strerror or exc,
+            )
+        unsaved.append(path)
+
+
+def _stopped_here(out: Path) -> bool:
+    """Whether ``out`` holds a stopped evaluation to resume: its :data:`RESUME_FILE`, listing a
+    patient scored (a run killed before its first one has nothing to keep), or one that cannot
+    be read (``--resume`` says why)."""
+    path = out / RESUME_FILE
+    if not path.is_file():
+        return False
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return not isinstance(state, dict) or bool(state.get("rows"))
+
+
+def _map_names(rows) -> set[str]:
+    """The label maps' file names of ``rows`` (a resume file's)."""
+    return {f"{r['case']}_labels.nii.gz" for r in rows if isinstance(r, dict) and "case" in r}
 
 
 def _write_resume(path: Path, fingerprint, rows, lesions, *, beside: bool) -> None:
@@ -604,8 +685,12 @@ def _resumed(state, out: Path, staging: Path | None):
         missing = []
         for r in rows:
             name = f"{r['case']}_labels.nii.gz"
+            if (staging / name).is_file():  # still staged: a run killed before it moved them
+                continue
             if (where / name).is_file():
-                shutil.copy2(where / name, staging / name)
+                # whole or not there (a copy cut short by a kill must not pass for the map)
+                with atomic_path(staging / name, suffix=".nii.gz") as tmp:
+                    shutil.copy2(where / name, tmp)
             else:
                 missing.append(r["case"])
         if missing:
@@ -621,9 +706,17 @@ def _resumed(state, out: Path, staging: Path | None):
     return rows, lesions
 
 
-def _fresh(folder: Path) -> Path:
-    """``folder`` emptied (a crashed run's leftovers) and made."""
-    shutil.rmtree(folder, ignore_errors=True)
+def _fresh(folder: Path, keep=()) -> Path:
+    """``folder`` emptied (a crashed run's leftovers) but for its files named in ``keep``, and
+    made."""
+    if not keep:
+        shutil.rmtree(folder, ignore_errors=True)
+    elif folder.is_dir() and not folder.is_symlink():
+        for p in folder.iterdir():
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.name not in keep or p.is_symlink():
+                p.unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -671,11 +764,13 @@ def _score_cases(
     labels_dir: Path | None = None,
     nsd_tolerance_mm: float = NSD_TOLERANCE_MM,
     lesions: list | None = None,
+    on_scored: Callable[[], None] | None = None,
 ) -> None:
     """Segment and score each test record into ``rows`` (unreadable ones into
     ``not_evaluated``); a stop asked for between cases names the rest there. With
     ``labels_dir`` each predicted label map is written there as it is scored; ``lesions``
-    gets each case's :func:`metrics.lesion_table` rows (with its ``case``)."""
+    gets each case's :func:`metrics.lesion_table` rows (with its ``case``). ``on_scored()`` is
+    called once a case's row (and map) is in."""
     for i, rec in enumerate(test):
         if should_cancel is not None and should_cancel():
             not_evaluated += [{"case": r.case_id, "reason": STOPPED} for r in test[i:]]
@@ -771,6 +866,8 @@ def _score_cases(
                 stored, labels_dir / f"{rec.case_id}_labels.nii.gz", reference=grid, labels=True
             )
         rows.append(row)
+        if on_scored is not None:
+            on_scored()
         log.info(
             "%s: liver Dice %.3f, tumor Dice %.3f (%.1f s)",
             rec.case_id,
