@@ -5,7 +5,11 @@ read by Excel, LibreOffice and Google Sheets as a formula, and run: a case named
 ``=HYPERLINK("http://…","x").nii.gz`` gave a link in ``per_case.csv`` that can send the
 table's cells to another site when clicked, and ``=cmd|…`` starts a program in older Excel.
 Such a cell is written with an apostrophe first (the OWASP advice), which a spreadsheet shows
-as text; numbers, negative ones included, are written as they are. Used by every CSV writer:
+as text; numbers, negative ones included, are written as they are. A text's own leading
+apostrophe gets another one, so that a table read back (:func:`cell_value`) gives the text as
+it was (a summary written before 6 Dec 2026 held such text as it is, and an input path there
+beginning with an apostrophe and then ``=``, ``+``, ``-`` or ``@`` reads back without the
+apostrophe). Used by every CSV writer:
 ``segment``'s ``summary.csv``, ``evaluate``'s ``per_case.csv`` and ``lesions.csv``, Export's
 ``<case>_lesions.csv``.
 """
@@ -27,7 +31,10 @@ def safe_cell(value: Any) -> Any:
     """``value`` as a CSV cell a spreadsheet will not run: a text that begins like a formula
     gets an apostrophe first; numbers (as text too), and anything that is not text, unchanged.
     """
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(value):
+    if isinstance(value, str) and (
+        (value.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(value))
+        or value.startswith("'")  # (its own apostrophe kept: read back, one is taken off)
+    ):
         return "'" + value
     return value
 

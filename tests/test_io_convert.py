@@ -1156,3 +1156,8 @@ def test_a_patient_named_by_a_long_patient_id_is_shortened_not_failed(tmp_path, 
     assert main(["convert", str(tmp_path / "export"), "-o", str(tmp_path / "two")]) == 0
     names = sorted(p.name for p in (tmp_path / "two" / "imagesTs").iterdir())
     assert len(names) == 2 and all(len(n) < 70 for n in names), names
+    # a long name that could be written keeps it (written so before: a rerun into such a
+    # dataset converted the patient a second time under a shortened name)
+    write_ct_series(vol, tmp_path / "mid" / "study", patient_id="M" * 240)
+    assert main(["convert", str(tmp_path / "mid" / "study"), "-o", str(tmp_path / "m")]) == 0
+    assert [p.name for p in (tmp_path / "m" / "imagesTs").iterdir()] == ["M" * 240 + ".nii.gz"]

@@ -1297,6 +1297,15 @@ def test_overwritten_outputs_keep_their_permissions_and_links(tmp_path, models):
     assert (
         stat.S_IMODE(kept.stat().st_mode) == 0o600 and stat.S_IMODE(stats.stat().st_mode) == 0o600
     )
+    # a linked stats file too: it was deleted, and the link (left dangling for a moment)
+    # replaced by a plain file, once dangling links stopped being followed
+    kept_stats = tmp_path / "kept" / "p_stats.json"
+    stats.rename(kept_stats)
+    stats.symlink_to(kept_stats)
+    assert main([*args, "--overwrite"]) == 0
+    assert stats.is_symlink() and kept_stats.is_file() and labels.is_symlink()
+    assert json.loads(kept_stats.read_text())["case"] == "p"
+    assert stat.S_IMODE(kept_stats.stat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize(

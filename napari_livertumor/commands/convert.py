@@ -669,8 +669,10 @@ def _named_by_patient(case):
 
 
 #: a case name from a PatientID longer than this, in bytes, is shortened: a file name has 255
-#: at most, and its files add to it (``<case>.nii.gz``; segment's ``<case>_seg.nii.gz``...)
-_LONG_CASE_NAME = 100
+#: at most, with ``.nii.gz`` added. Only a name whose file could not be written is: shorter
+#: ones were written as they are before (a rerun into such a dataset must find its cases
+#: again, not convert them anew under a second name)
+_LONG_CASE_NAME = 255 - len(".nii.gz")
 
 
 def _bounded_name(name: str) -> str:

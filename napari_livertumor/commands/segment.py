@@ -2175,7 +2175,9 @@ def segment_one(
             for k, aside in asides.items():
                 publish(aside, finals[k])
             publish(partial, labels_path)
-            written = publish(partial_stats, stats_path)
+            # to the linked file itself: the link, left dangling by the unlink above, was
+            # then replaced by a plain file and the linked stats lost
+            written = publish(partial_stats, stats_target)
             if old_mode is not None:  # (gone before the rename: its mode taken first)
                 os.chmod(written, stat.S_IMODE(old_mode))
     finally:
