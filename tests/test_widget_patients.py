@@ -13,6 +13,7 @@ import napari_livertumor._widgets.refine as refine_mod
 from napari_livertumor._widgets import _layers
 from napari_livertumor._widgets.inspect import InspectWidget
 from napari_livertumor._widgets.refine import RefineWidget
+from napari_livertumor._widgets.segment import _keep_previous
 
 pytestmark = pytest.mark.gui
 
@@ -21,13 +22,15 @@ B_GRID = {"spacing": (3.0, 0.8, 0.8), "origin": (5.0, 5.0, 5.0)}
 
 
 def load(viewer, pid: str, *, truth: bool = True, shape=(16, 48, 48), **grid):
-    """What the Load panel adds: the scan, then the ground truth of its SEG file."""
+    """What the Load panel adds: the scan, then the ground truth of its SEG file (the same
+    patient's scan loaded again: its series, "… [2]")."""
     vol, labels = tiny_ct(shape=shape, **grid)
-    vol.meta["patient_id"] = pid
-    ct = _layers.add_ct_layer(viewer, vol, name=f"{pid} CT")
+    vol.meta.update(patient_id=pid, series_uid=f"1.2.826.0.1.{ord(pid[0])}")
+    ct = _layers.add_ct_layer(viewer, vol, name=_layers.unique_name(viewer, f"{pid} CT"))
     if truth:
+        name = _layers.unique_name(viewer, f"{pid} ground truth")
         _layers.add_labels_layer(
-            viewer, labels, vol, f"{pid} ground truth", role="ground_truth", ct_layer_name=ct.name
+            viewer, labels, vol, name, role="ground_truth", ct_layer_name=ct.name
         )
     return vol, labels, ct
 
@@ -166,6 +169,94 @@ def test_refine_takes_up_the_new_patient_after_others_were_hidden_or_deleted(ref
     _layers.add_ct_layer(viewer, vol_d, name="D CT again")
     assert widget.ct_combo.currentText() == "D CT again"
     assert widget.mask_combo.currentText() == "D from a file"
+
+
+def test_refine_undo_reaches_a_rerun_moved_aside_on_a_scan_loaded_twice(refine, qtbot):
+    """The same scan loaded twice ("A CT [2]"): after a rerun of Segment, Undo no longer
+    reached the Apply on the result it moved aside ("A CT [2] segmentation (previous)"): the
+    name was cut at the CT's own " [2]", and it said "Nothing to undo"."""
+    viewer, widget = refine
+    load(viewer, "A")
+    vol, labels, ct = load(viewer, "A")
+    assert ct.name == "A CT [2]"
+    seg = segment(viewer, "A", vol, labels, ct, "A CT [2] segmentation")
+    assert widget.mask_combo.currentText() == seg.name
+    _show_slice(viewer, ct, 8)
+    _apply_slice(qtbot, widget)
+    assert (np.asarray(seg.data) != labels).any()
+
+    # Segment run again: its last result moved aside, the new one under its name
+    assert _keep_previous(viewer, seg.name, ct.name)[0] == "A CT [2] segmentation (previous)"
+    segment(viewer, "A", vol, labels, ct, "A CT [2] segmentation")
+    assert widget.mask_combo.currentText() == "A CT [2] segmentation"
+    assert widget.undo_button.text() == "Undo (1)" and widget.undo_button.isEnabled()
+    widget.undo_button.click()
+    np.testing.assert_array_equal(seg.data, labels)
+    assert "in 'A CT [2] segmentation (previous)' (hidden" in widget.status.text()
+
+
+def test_closing_a_patient_never_segmented_gives_back_the_last_patients_labels(
+    make_napari_viewer, qtbot, monkeypatch
+):
+    """Patient B loaded, then closed without a segmentation: Refine went back to A's scan
+    with no labels chosen, said "No tumor labels of 'A CT' yet: segment it" beside A's
+    segmentation and kept Apply off; Inspect took A's segmentation with no ground truth
+    (A's open). Likewise with only C's scan closed."""
+    viewer = make_napari_viewer()
+    widget = RefineWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Refine")
+    monkeypatch.setattr(refine_mod, "refine_slice", _grow)
+    inspect = InspectWidget(viewer)
+    vol_a, labels_a, ct_a = load(viewer, "A")
+    seg_a = segment(viewer, "A", vol_a, labels_a, ct_a)
+    load(viewer, "B", **B_GRID)
+    assert widget.mask_combo.currentText() == ""
+
+    def back_on_a():
+        assert widget.ct_combo.currentText() == "A CT"
+        assert widget.mask_combo.currentText() == "A segmentation"
+        assert all(button.isEnabled() for button in _apply_buttons(widget))
+        qtbot.wait(400)  # (the preview's hint, were it one, is debounced)
+        assert not widget.status.text().startswith("No tumor labels")
+
+    for name in ("B CT", "B ground truth"):  # B closed, never segmented
+        viewer.layers.remove(name)
+    back_on_a()
+    assert inspect.labels_combo.currentText() == "A segmentation"
+    assert inspect.truth_combo.currentText() == "A ground truth"
+
+    load(viewer, "C", spacing=(2.0, 0.7, 0.7), origin=(-5.0, -5.0, -5.0))
+    assert widget.ct_combo.currentText() == "C CT" and widget.mask_combo.currentText() == ""
+    viewer.layers.remove("C CT")  # its scan alone closed
+    back_on_a()
+
+    # chosen by hand: A's scan, its labels with it
+    load(viewer, "D", truth=False, spacing=(2.0, 1.0, 1.0), origin=(9.0, 9.0, 9.0))
+    assert widget.mask_combo.currentText() == ""
+    widget.ct_combo.setCurrentText("A CT")
+    back_on_a()
+    _show_slice(viewer, ct_a, 8)
+    _apply_slice(qtbot, widget)
+    assert (np.asarray(seg_a.data) != labels_a).any()
+
+
+def test_refine_takes_up_the_segmentation_of_a_scan_loaded_again(refine, qtbot):
+    """A's scan loaded again ("A CT [2]") while B's labels were chosen: Refine moved to the
+    copy with no labels and said "No tumor labels of 'A CT [2]' yet: segment it", A's
+    segmentation of that very scan open beside it."""
+    viewer, widget = refine
+    vol_a, labels_a, ct_a = load(viewer, "A")
+    segment(viewer, "A", vol_a, labels_a, ct_a)
+    vol_b, labels_b, ct_b = load(viewer, "B", **B_GRID)
+    segment(viewer, "B", vol_b, labels_b, ct_b)
+    assert widget.mask_combo.currentText() == "B segmentation"
+
+    load(viewer, "A")
+    assert widget.mask_combo.currentText() == "A segmentation"
+    assert widget.ct_combo.currentText() == "A CT"  # (the CT it names: the same scan)
+    assert all(button.isEnabled() for button in _apply_buttons(widget))
+    qtbot.wait(400)
+    assert not widget.status.text().startswith("No tumor labels")
 
 
 def test_refine_says_slice_numbers_as_the_slider_counts_them(refine, qtbot, monkeypatch):

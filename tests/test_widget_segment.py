@@ -162,6 +162,24 @@ def test_rerun_keeps_the_edited_labels_as_previous(viewer_with_ct, models_dir, q
     assert "Removed 1 older hidden unedited copy(ies)" in widget.status.text()
 
 
+def test_reruns_on_a_scan_named_with_a_bracket_keep_one_unedited_copy_aside(
+    viewer_with_ct, models_dir, qtbot, monkeypatch
+):
+    """The same scan loaded twice ("tiny CT [2]"): the first result a rerun moved aside,
+    "tiny CT [2] segmentation (previous)", was never removed unedited (its name was cut at the
+    CT's own " [2]"): a full-size copy more than for a scan named otherwise."""
+    viewer, _ = viewer_with_ct
+    viewer.layers["tiny CT"].name = "tiny CT [2]"
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    widget.stage_combo.setCurrentText("liver only")
+    for _ in range(3):
+        widget.run_button.click()
+        qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    aside = [ly.name for ly in viewer.layers if "(previous)" in ly.name]
+    assert aside == ["tiny CT [2] segmentation (previous)"]
+    assert "Removed 1 older hidden unedited copy(ies)" in widget.status.text()
+
+
 def test_cancel_stops_the_run_and_adds_nothing(viewer_with_ct, models_dir, qtbot, monkeypatch):
     viewer, _ = viewer_with_ct
     widget = _segment_widget(viewer, models_dir, monkeypatch)

@@ -359,6 +359,41 @@ def test_a_model_already_in_the_output_folder_is_resumed_or_kept_never_replaced_
     assert asked == [] and "training data folder not found" in widget.status.text()
 
 
+def test_the_question_about_a_run_killed_in_its_first_save_says_resume_starts_again(
+    train_widget, tmp_path, monkeypatch
+):
+    """A run killed while it wrote its first last/ (a .last-new/ in part, no state): the
+    question said "Resume continues that run where it stopped", and Resume started it again
+    from step 0."""
+    from qtpy.QtWidgets import QMessageBox
+
+    _, widget = train_widget
+    stage = tmp_path / "liver"
+    (stage / ".last-new").mkdir(parents=True)
+    (stage / "model.safetensors").write_bytes(b"")
+    asked = []
+    monkeypatch.setattr(
+        QMessageBox,
+        "exec_",
+        lambda box: asked.append((box.text(), box.informativeText(), box.buttons())) or 0,
+    )
+    assert widget.ask_existing_run(stage, True) == "cancel"
+    text, info, buttons = asked[-1]
+    assert "stopped while it saved its first checkpoint" in text
+    assert "state of a stopped or finished run" not in text
+    assert info.startswith("Resume starts that run again from step 0")
+    assert "where it stopped" not in info
+    assert "Resume" in [b.text().replace("&", "") for b in buttons]
+
+    from napari_livertumor.training.loop import STATE_FILE
+
+    (stage / "last").mkdir()  # a state to go on from: Resume continues it
+    (stage / "last" / STATE_FILE).write_bytes(b"")
+    widget.ask_existing_run(stage, True)
+    assert asked[-1][1].startswith("Resume continues that run where it stopped")
+    assert "the state of a stopped or finished run" in asked[-1][0]
+
+
 def test_stop_ends_training_and_keeps_the_last_weights(train_widget, toy_data, qtbot, tmp_path):
     _, widget = train_widget
     _small_run(widget, toy_data, tmp_path / "models")

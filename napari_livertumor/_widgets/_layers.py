@@ -12,6 +12,7 @@ Ground-truth layers hold the HCC-TACE-Seg classes: 1 liver, 2 tumor, 3 portal ve
 from __future__ import annotations
 
 import contextlib
+import re
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -1295,6 +1296,18 @@ def unique_name(viewer: napari.Viewer, base: str) -> str:
     while f"{base} [{i}]" in names:
         i += 1
     return f"{base} [{i}]"
+
+
+#: the suffix napari (and :func:`unique_name`) gives a name already taken: "… [2]"
+_TAKEN_SUFFIX = re.compile(r"\s\[\d+\]$")
+
+
+def moved_aside(name: str) -> bool:
+    """Whether ``name`` is that of a result a rerun of Segment moved aside: "… (previous)",
+    or "… (previous) [2]" beside an earlier one. Only a "[n]" at its end is such a suffix: a
+    CT's own (the same scan loaded twice, "… [2] segmentation (previous)", or a series
+    description holding " [") cut the name there, and the layer was not seen as moved aside."""
+    return _TAKEN_SUFFIX.sub("", name).endswith("(previous)")
 
 
 def ct_layer_name(viewer, volume) -> str:

@@ -295,7 +295,11 @@ class InspectWidget(JobWidgetMixin, QWidget):
             truth = [ly.name for ly in _layers.labels_layers(self.viewer, role="ground_truth")]
             new = [t for t in truth if t not in self._truth_seen]
             self._truth_seen = set(truth)
+            had_truth = self.truth_combo.currentText()
             self._fill(self.truth_combo, [NO_TRUTH, *truth])
+            # the chosen ground truth deleted (the next patient's, closed): the list fell back
+            # to none, and the last patient's labels, chosen again, lost their own
+            truth_gone = had_truth not in ("", NO_TRUTH, *truth)
             current = self.labels_layer()
             arrived = self._layer(new[-1]) if new else None
             if (
@@ -315,7 +319,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 self.truth_combo.setCurrentText(new[-1])
             elif new and self.truth_combo.currentText() == NO_TRUTH:
                 self.truth_combo.setCurrentText(new[-1])  # a ground truth just loaded: score
-            self._pick_matching_truth(self.labels_layer())
+            self._pick_matching_truth(self.labels_layer(), truth_gone)
             if getattr(self, "_watched_truth", None) not in self.viewer.layers:
                 self._watch_truth(None)  # a deleted ground truth is let go
             if self._measured_truth is not None and self._measured_truth not in self.viewer.layers:
@@ -882,19 +886,25 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 item.setText(str(self.stats["lesions"][row]["id"]))
                 item.setToolTip("")
 
-    def _pick_matching_truth(self, layer) -> None:
-        """Keep a ground truth on ``layer``'s grid: the chosen one, else one that fits, else none."""
+    def _pick_matching_truth(self, layer, chosen_gone: bool = False) -> None:
+        """Keep a ground truth on ``layer``'s grid: the chosen one, else one that fits (the
+        one made on ``layer``'s CT first), else none. None chosen stays so unless
+        ``chosen_gone``: the one chosen was deleted."""
         if layer is None:
             return
         chosen = self.truth_layer()
-        if chosen is None or _same_grid(chosen, layer):
+        if (chosen is None and not chosen_gone) or (
+            chosen is not None and _same_grid(chosen, layer)
+        ):
             return
         fits = [
-            ly.name
+            ly
             for ly in _layers.labels_layers(self.viewer, role="ground_truth")
             if _same_grid(ly, layer)
         ]
-        self.truth_combo.setCurrentText(fits[-1] if fits else NO_TRUTH)
+        own = _layers.linked_ct_name(layer, self.viewer)
+        fits.sort(key=lambda ly: bool(own) and _layers.linked_ct_name(ly, self.viewer) == own)
+        self.truth_combo.setCurrentText(fits[-1].name if fits else NO_TRUTH)
 
     def _watch_edits(self, layer) -> None:
         """Say the figures are stale as soon as the user paints on the measured layer, undoes or

@@ -403,6 +403,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             combo.currentIndexChanged.connect(self.schedule_preview)
         for combo in (self.ct_combo, self.mask_combo):
             combo.currentIndexChanged.connect(self._update_apply_buttons)
+        self.ct_combo.currentIndexChanged.connect(self._take_up_ct_labels)
         self._watched = None
         self.mask_combo.currentIndexChanged.connect(self._watch_mask_layer)
         self.mask_combo.currentIndexChanged.connect(self._follow_mask_ct)
@@ -602,7 +603,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             return  # the same scan again (napari's Duplicate Layer): no other patient
         self.ct_combo.setCurrentText(ct_layer.name)
         if mask is None or not self._made_on(mask, ct_layer):
-            own = [n for n in labels if self._made_on(self.viewer.layers[n], ct_layer)]
+            own = self._own_labels(ct_layer, labels)
             if own:
                 self.mask_combo.setCurrentText(own[0])
             else:
@@ -616,13 +617,44 @@ class RefineWidget(JobWidgetMixin, QWidget):
             self._forget_apply_notes()
             self._show_notes([])
 
+    def _take_up_ct_labels(self, *_) -> None:
+        """Another CT chosen (by hand, or the chosen one deleted) while no tumor labels are
+        (a scan loaded since, not segmented): that CT's own labels are taken up, as at a
+        Load (:meth:`_follow_new_ct`). With the next patient's scan closed unsegmented, the
+        panel fell back to the last patient's CT with none chosen, said "No tumor labels of
+        '…' yet" beside that patient's segmentation and kept Apply off."""
+        if self.mask_combo.currentIndex() >= 0:
+            return  # labels chosen stay so
+        ct_layer = self._layer(self.ct_combo.currentText())
+        if ct_layer is None:
+            return
+        listed = [self.mask_combo.itemText(i) for i in range(self.mask_combo.count())]
+        own = self._own_labels(ct_layer, listed)
+        if own:
+            self.mask_combo.setCurrentText(own[0])
+
+    def _own_labels(self, ct_layer, labels: list[str]) -> list[str]:
+        """The labels of ``labels`` (names, in the combo's order) that belong to ``ct_layer``
+        (:meth:`_made_on`): those naming it first, then those of another CT of its scan."""
+        layers = [self.viewer.layers[n] for n in labels if n in self.viewer.layers]
+        own = [ly for ly in layers if self._made_on(ly, ct_layer)]
+        own.sort(key=lambda ly: _layers.linked_ct_name(ly, self.viewer) != ct_layer.name)
+        return [ly.name for ly in own]
+
     def _made_on(self, layer, ct_layer) -> bool:
         """Whether the labels ``layer`` belong to ``ct_layer``, as the panel pairs them: the
-        CT it names (:meth:`_follow_mask_ct`), or for labels naming none, that CT's grid and
-        scan (the checks an Apply makes, :meth:`_inputs`)."""
+        CT it names (:meth:`_follow_mask_ct`) or another CT of the identical scan (the same
+        scan loaded twice, "… [2]": its segmentation was not taken up for the new copy), or
+        for labels naming none, that CT's grid and scan (the checks an Apply makes,
+        :meth:`_inputs`)."""
         own = _layers.linked_ct_name(layer, self.viewer)
-        if own:
-            return own == ct_layer.name
+        if own == ct_layer.name:
+            return True
+        if own and (
+            layer.metadata.get(_layers.CT_VOLUME) is None
+            or ct_layer.metadata.get(_layers.CT_VOLUME) is None
+        ):
+            return False  # (another CT named, and no scan to tell it is this one's)
         return self._on_scan(layer, ct_layer)
 
     @staticmethod
@@ -1670,7 +1702,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def _moved_aside_from(self, layer, mask) -> bool:
         """Whether ``layer`` is a result a rerun of Segment moved aside for ``mask`` (renamed
         "… (previous)" and hidden): on its grid, made on the same CT."""
-        if layer is mask or not layer.name.rsplit(" [", 1)[0].endswith("(previous)"):
+        if layer is mask or not _layers.moved_aside(layer.name):
             return False
         if not _layers.on_one_grid(
             layer.data.shape, layer.scale, layer.translate,

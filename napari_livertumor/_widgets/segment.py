@@ -777,7 +777,7 @@ def _drop_unedited_previous(viewer, keep, ct_name: str | None) -> list[str]:
         if (
             ly is not keep
             and not ly.visible
-            and ly.name.rsplit(" [", 1)[0].endswith("(previous)")
+            and _layers.moved_aside(ly.name)
             and ct_name is not None
             and ly.metadata.get(_layers.CT_LAYER) == ct_name
             and ly.metadata.get(MODEL_DIGEST)

@@ -516,11 +516,20 @@ class TrainWidget(JobWidgetMixin, QWidget):
     def ask_existing_run(self, stage_dir: Path, can_resume: bool) -> str:
         """``"resume"``, ``"replace"`` or ``"cancel"`` for a run already in ``stage_dir``
         (tests replace this)."""
+        from ..training.loop import first_save_cut
+
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Question)
         has_model = (stage_dir / "model.safetensors").is_file()
         box.setWindowTitle("A model is already there" if has_model else "A run is already there")
-        if has_model:
+        # a run killed while it wrote its first last/: no state of its steps was kept, and a
+        # resume starts it again from step 0 (the dialog said it went on where it stopped)
+        cut = can_resume and first_save_cut(stage_dir)
+        if cut:
+            held = (f"a {stage_dir.name} model and " if has_model else "") + (
+                "a run stopped while it saved its first checkpoint (no state to go on from)"
+            )
+        elif has_model:
             held = f"a {stage_dir.name} model" + (
                 " and the state of a stopped or finished run" if can_resume else ""
             )
@@ -528,8 +537,11 @@ class TrainWidget(JobWidgetMixin, QWidget):
             held = "the state of a stopped run (no model saved yet)" if can_resume else "files"
         box.setText(f"{stage_dir} already holds {held}.")
         box.setInformativeText(
-            "Resume continues that run where it stopped (same recipe, up to the epochs set "
-            "here); Replace trains a new model over it."
+            "Resume starts that run again from step 0 (same data split and recipe, up to the "
+            "epochs set here); Replace trains a new model over it."
+            if cut
+            else "Resume continues that run where it stopped (same recipe, up to the epochs "
+            "set here); Replace trains a new model over it."
         )
         resume = box.addButton("Resume", QMessageBox.AcceptRole) if can_resume else None
         replace = box.addButton("Replace", QMessageBox.DestructiveRole)
