@@ -215,8 +215,9 @@ def test_resuming_with_a_torch_whose_safe_loader_can_be_got_past_says_so(
 
     from napari_livertumor.training.loop import _unsafe_weights_only
 
-    assert [_unsafe_weights_only(v) for v in ("2.2.2", "2.5.1+cu121", "1.13.1")] == [True] * 3
-    assert not any(_unsafe_weights_only(v) for v in ("2.6.0", "2.10.0a0+git", "2.13.0", "3.0"))
+    assert all("CVE-2025-32434" in _unsafe_weights_only(v) for v in ("2.2.2", "2.5.1+cu121"))
+    assert _unsafe_weights_only("2.6.0") == "CVE-2026-24747, fixed in torch 2.10"
+    assert not any(_unsafe_weights_only(v) for v in ("2.10.0a0+git", "2.13.0", "3.0", "x"))
     n = 0
 
     def cancel_after_two():

@@ -1578,10 +1578,11 @@ class _Run:
             # (a user's own runs resume as before on the older torch an Intel Mac must keep)
             log.warning(
                 "resume: %s is read with torch %s, whose safe loader (weights_only) a crafted "
-                "file can get past to run code (CVE-2025-32434, fixed in torch 2.6): resume "
-                "only runs made by you or someone you trust, or update torch",
+                "file can get past to run code (%s): resume only runs made by you or someone you "
+                "trust, or update torch",
                 path,
                 torch.__version__,
+                _unsafe_weights_only(torch.__version__),
             )
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
@@ -2047,14 +2048,21 @@ def _only_the_last_resort_listens() -> bool:
 MIN_SHIFT_PATIENTS = 3
 
 
-def _unsafe_weights_only(version: str) -> bool:
-    """Whether ``torch.load(..., weights_only=True)`` of this torch version can be made to run
-    code by a crafted file (CVE-2025-32434: torch before 2.6; the resume state is the only
-    file the package reads with torch.load)."""
+def _unsafe_weights_only(version: str) -> str:
+    """The advisories under which ``torch.load(..., weights_only=True)`` of this torch version
+    can be made to run code by a crafted file, or "" (the resume state is the only file the
+    package reads with torch.load): CVE-2025-32434 (torch before 2.6), CVE-2026-24747 (its
+    unpickler corrupting memory: before 2.10)."""
     import re
 
     m = re.match(r"(\d+)\.(\d+)", version)
-    return m is not None and (int(m[1]), int(m[2])) < (2, 6)
+    if m is None:
+        return ""
+    v = (int(m[1]), int(m[2]))
+    advisories = (("CVE-2025-32434", (2, 6)), ("CVE-2026-24747", (2, 10)))
+    return "; ".join(
+        f"{cve}, fixed in torch {fixed[0]}.{fixed[1]}" for cve, fixed in advisories if v < fixed
+    )
 
 
 def _digest_or_none(digest, path: Path) -> str | None:
