@@ -1150,29 +1150,11 @@ def test_a_seg_file_that_is_a_zip_bomb_is_refused_by_name_never_inflated(study, 
     """File > Open of a deflated DICOM SEG that inflates past the cap (3.4 MB held 7 GB):
     pydicom inflated it whole to learn its SOP class, then again to read it. Refused by name
     now, pydicom never asked to read it; its study folder opens its CT, the SEG passed over."""
-    import os
-    from pathlib import Path
-
-    import pydicom
-    from pydicom.uid import DeflatedExplicitVRLittleEndian
-
-    from napari_livertumor.io import dicom
+    from test_io_seg import _dcmread_spy, _zip_bomb
 
     ct_dir, seg, ct, _ = study
-    # (a cap of 2 MiB here, for a bomb of 16 MiB quick to make: the same test as at 1 GiB)
-    monkeypatch.setattr(dicom, "MAX_INFLATED", 2 << 20)
-    ds = pydicom.dcmread(seg)
-    ds.private_block(0x0009, "ZIP BOMB", create=True).add_new(0x10, "OB", bytes(16 << 20))
-    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
-    ds.save_as(seg, enforce_file_format=True)
-    asked = []
-    real = pydicom.dcmread
-
-    def spy(fp, *args, **kwargs):
-        asked.append(Path(fp if isinstance(fp, (str, os.PathLike)) else fp.name))
-        return real(fp, *args, **kwargs)
-
-    monkeypatch.setattr(pydicom, "dcmread", spy)
+    _zip_bomb(seg, monkeypatch)
+    asked = _dcmread_spy(monkeypatch)
     with pytest.raises(InputError, match="inflates past 1 GiB") as err:
         napari_get_reader(str(seg))(str(seg))
     assert str(err.value).startswith("1-1.dcm: not a readable DICOM file: deflated DICOM")

@@ -1244,33 +1244,16 @@ def test_a_seg_that_is_a_zip_bomb_is_passed_over_never_inflated(
     """pydicom inflates a deflated file whole before reading even its header (3.4 MB held
     7 GB): indexing the cohort, fingerprinting a test patient's SEG and the one-patient check
     handed such a SEG to it. Passed over now as an unreadable one is, never read by pydicom."""
-    import os
-    from pathlib import Path
+    from test_io_seg import _dcmread_spy, _zip_bomb
 
-    import pydicom
-    from pydicom.uid import DeflatedExplicitVRLittleEndian
-
-    from napari_livertumor.io import dicom
     from napari_livertumor.training.data import _one_patients_folder, case_fingerprint
 
     data = tmp_path / "data"
     shutil.copytree(tcia_cohort, data)
     [seg] = [p for p in (data / "HCC_003").rglob("*.dcm") if "Segmentation" in str(p)]
     [record] = [r for r in index_cases(data) if r.case_id == "HCC_003"]
-    # (a cap of 2 MiB here, for a bomb of 16 MiB quick to make: the same test as at 1 GiB)
-    monkeypatch.setattr(dicom, "MAX_INFLATED", 2 << 20)
-    ds = pydicom.dcmread(seg)
-    ds.private_block(0x0009, "ZIP BOMB", create=True).add_new(0x10, "OB", bytes(16 << 20))
-    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
-    ds.save_as(seg, enforce_file_format=True)
-    asked = []
-    real = pydicom.dcmread
-
-    def spy(fp, *args, **kwargs):
-        asked.append(Path(fp if isinstance(fp, (str, os.PathLike)) else fp.name))
-        return real(fp, *args, **kwargs)
-
-    monkeypatch.setattr(pydicom, "dcmread", spy)
+    _zip_bomb(seg, monkeypatch)
+    asked = _dcmread_spy(monkeypatch)
     assert case_fingerprint(record) is None  # (replaced since indexed)
     assert _one_patients_folder(data / "HCC_003", [record]) is None
     with caplog.at_level(logging.WARNING):
