@@ -25,8 +25,9 @@ setup: $(STAMP)
 demo: $(STAMP)
 	@$(BIN)/livertumor demo $${SCREENSHOT:+--screenshot "$$SCREENSHOT"}
 
+# the tests run in pytest-xdist workers, one a core up to four (torch keeps to one thread in each)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist worksteal tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

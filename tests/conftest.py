@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-# Keep torch from fighting pytest-xdist-less runs for the 2 cores, and keep runs reproducible.
+# Keep torch from fighting for the cores, and keep runs reproducible: two threads in a run of
+# one process, one in each of pytest-xdist's workers (:func:`pytest_configure`).
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 # The Segment and Train panels import torch and MONAI in a background thread when they open;
@@ -29,6 +30,21 @@ except ImportError:  # the tests that need them say so
 gc.collect()
 gc.freeze()
 _FROZEN_AFTER_A_VIEWER: list[bool] = []
+
+
+def pytest_configure(config):
+    """In a pytest-xdist worker (``make test`` runs two), torch keeps to one thread, and so do
+    the commands the tests start: two workers of two threads each on two cores ran the training
+    tests 2.5 times slower than one process did, their threads spinning while they waited for
+    each other. (The worker's environment names it only after this file was imported.)"""
+    if hasattr(config, "workerinput"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        try:
+            import torch
+
+            torch.set_num_threads(1)
+        except ImportError:
+            pass
 
 
 @pytest.fixture(autouse=True, scope="session")

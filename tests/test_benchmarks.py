@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_gpu_check_dry_run_writes_every_figure(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path), "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--device", "cpu"]
-    cmd += ["--n-slices", "12", "--runs", "1", "--batch", "2"]
+    cmd += ["--n-slices", "12", "--runs", "1", "--batch", "2", "--startup-runs", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "the GPU bars are not judged" in proc.stdout
