@@ -160,6 +160,17 @@ def test_a_split_whose_test_patients_are_absent_is_refused(trained, tmp_path):
         evaluate(data, models=models, split_file=split, device="cpu")
 
 
+def test_a_split_with_an_empty_test_list_is_refused_naming_the_file(tmp_path):
+    """Said to fail inside MONAI: it is refused before any patient is read, naming the file."""
+    from napari_livertumor.errors import InputError
+    from napari_livertumor.training.evaluate import _test_ids
+
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["HCC_001"], "val": ["HCC_002"], "test": []}))
+    with pytest.raises(InputError, match=r"split\.json: the split file has an empty 'test' list"):
+        _test_ids([], None, split)
+
+
 def test_the_models_split_applies_only_to_the_data_it_describes(trained, tmp_path, caplog):
     """Another cohort reusing the names (HCC_001…) was never seen in training: all of it counts."""
     import logging

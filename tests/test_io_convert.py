@@ -839,7 +839,9 @@ def test_a_run_killed_between_a_cases_files_and_its_record_is_finished_by_the_ne
     tcia_download, tmp_path, monkeypatch, capsys
 ):
     """kill -9 after a case's image was put in place, before convert.json told of it: every
-    later run refused that image as unrecorded (only --force, converting all again, helped)."""
+    later run refused that image as unrecorded (only --force, converting all again, helped).
+    Written whole by the next run, its record kept "a run was stopped while it wrote this
+    case" for good."""
     from _killed import Killed
 
     from napari_livertumor.commands import convert as conv
@@ -864,8 +866,16 @@ def test_a_run_killed_between_a_cases_files_and_its_record_is_finished_by_the_ne
     assert "a run was stopped while it wrote this case: converted again" in said.err
     [row] = json.loads((out / "convert.json").read_text())["cases"]
     assert row["status"] == "written" and row["labels"]
+    # written whole now: its record no longer tells of a stopped write (said by this run only)
+    assert "stopped" not in json.dumps(row)
+    # nor, once kept, a record that an earlier version wrote with the note among its warnings
+    record = json.loads((out / "convert.json").read_text())
+    record["cases"][0]["warnings"] = [conv.STOPPED_NOTE, *row.get("warnings", [])]
+    (out / "convert.json").write_text(json.dumps(record))
     assert main(["convert", str(root / "HCC_001"), "-o", str(out)]) == 0
     assert ": kept" in capsys.readouterr().out
+    [row] = json.loads((out / "convert.json").read_text())["cases"]
+    assert "stopped" not in json.dumps(row)
     # a killed run's temporary copy is removed when the case comes again, kept or written,
     # once it is older than any run's writing (a younger one may be another run's, at work)
     old, young = (

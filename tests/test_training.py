@@ -510,6 +510,56 @@ def test_a_run_killed_in_its_first_save_of_last_keeps_its_split_and_recipe_on_re
         check_before_writing(dataclasses.replace(cfg, seed=5), check_lock=False)
 
 
+def test_a_force_run_killed_in_its_first_save_of_last_never_resumes_the_run_it_replaced(
+    toy_data, tmp_path, monkeypatch
+):
+    """A --force run killed while writing its first last/, before it saved a model of its own:
+    the model (and state) beside it are the run it was replacing. --resume "started it again
+    with its split" from that model (the replaced run's split and recipe), or went on with the
+    replaced run's last/; it is refused, saying so, and --force starts the new run again."""
+    import shutil
+
+    from napari_livertumor.cli import build_parser
+    from napari_livertumor.commands.train import build_configs
+    from napari_livertumor.training.loop import check_before_writing, resumable
+
+    out = tmp_path / "o"
+    run_all(tiny_config(toy_data, out))  # the earlier run: a model, its split, its last/
+    stage = out / "liver"
+    replaced = (stage / "split.json").read_text()
+    # the new run validates every 2nd epoch: its first save of last/ comes before any model
+    new = tiny_config(toy_data, out, seed=5, val_every=2, overwrite=True)
+    for keep_last in (True, False):  # the replaced run's state kept beside it, or none
+        if not keep_last:
+            shutil.rmtree(stage / "last")
+        _killed_in_first_last_save(new, monkeypatch)
+        assert (stage / ".last-new").is_dir() and (stage / "split.json").read_text() == replaced
+        assert not resumable(stage)  # (the Train panel offers Resume by it)
+        for cfg in (
+            dataclasses.replace(new, overwrite=False, resume=True),
+            tiny_config(toy_data, out, resume=True),  # the replaced run's own recipe
+            dataclasses.replace(new, overwrite=False),
+        ):
+            said = r"replac.*--force.*stopped while saving its first checkpoint"
+            with pytest.raises(InputError, match=said) as refused:
+                check_before_writing(cfg, check_lock=False)
+            assert "--resume would go on with the run it was replacing" in str(refused.value)
+        # the command line's --resume without --config: refused too, not the replaced recipe
+        args = build_parser().parse_args(
+            ["train", "--data", str(toy_data), "--out", str(out), "--stage", "liver", "--resume"]
+        )
+        with pytest.raises(InputError, match="stopped while saving its first checkpoint"):
+            check_before_writing(build_configs(args)[0], check_lock=False)
+    # --force starts the new run again: its own split, to its end
+    reports = run_all(new)
+    assert reports[-1]["event"] == "done" and not (stage / ".last-new").exists()
+    assert (
+        json.loads((stage / "split.json").read_text())["train"]
+        == json.loads((stage / "last" / "split.json").read_text())["train"]
+    )
+    assert (stage / "split.json").read_text() != replaced
+
+
 def test_a_cli_resume_after_a_kill_mid_swap_takes_the_runs_own_recipe(toy_data, tmp_path):
     """Killed between the renames that swap last/ in, `--resume` without --config read the
     run's settings from last/ before the state was put back there: it went on with the

@@ -446,7 +446,9 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
                     or (r.get("status") == "pending" and _an_image_of(outdir, name))
                 )
             ]
-            summary["cases"] = [{k: v for k, v in r.items() if k != "untouched"} for r in listed]
+            summary["cases"] = [
+                {k: v for k, v in r.items() if k not in ("untouched", "said")} for r in listed
+            ]
             _write_json(record, summary)
             # the Medical Segmentation Decathlon's index of the same folder: MONAI's
             # load_decathlon_datalist reads it, nnU-Net's nnUNetv2_convert_MSD_dataset converts
@@ -490,6 +492,8 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
                 if row["status"] == "kept" and case.name in earlier:  # what it was made from
                     row = {**earlier[case.name], **row}
                     row.pop("ground_truth_new", None)  # said by the run that took it up
+                    if STOPPED_NOTE in (row.get("warnings") or []):  # (an older version's)
+                        row["warnings"] = [w for w in row["warnings"] if w != STOPPED_NOTE]
                     if "labels" not in row or not (outdir / str(row["labels"])).is_file():
                         row.pop("labels", None)  # (its record's, gone since)
                         row.pop("label_voxels", None)
@@ -509,7 +513,8 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
                 rows.append(row)
                 print(f"[{i}/{len(cases)}] {_case_line(row)}", flush=True)
                 # (a kept case's row holds its earlier run's warnings: said then)
-                for warning in row.get("warnings", []) if row["status"] != "kept" else []:
+                said = [*row.get("said", []), *row.get("warnings", [])]
+                for warning in said if row["status"] != "kept" else []:
                     print(f"livertumor convert: {case.name}: warning: {warning}", file=sys.stderr)
                 summary["interrupted"] = True  # until the last case is in
                 write_summary()
@@ -593,6 +598,9 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
         print(f"train on it: livertumor train --data {outdir} --out RUN_FOLDER")
     return 1 if failed or table_error is not None else 0
 
+
+#: why a case recorded as pending (a run stopped while writing it) is converted again
+STOPPED_NOTE = "a run was stopped while it wrote this case: converted again"
 
 #: how long another run's record of a case it is writing, with no image there, is kept (a
 #: case is written in minutes at most: older, that run was stopped before placing it)
@@ -831,7 +839,7 @@ def _convert_case(
         if image == ts:  # a DICOM SEG downloaded since: converted again, to imagesTr/
             gained = _gained_ground_truth(case, nifti=nifti, earlier=earlier)
         if earlier.get("status") == "pending":  # a run was stopped while it put it in place
-            changed = "a run was stopped while it wrote this case: converted again"
+            changed = STOPPED_NOTE
         elif image == tr and not lab.exists():  # its label map deleted since: made again
             changed = f"its label map {lab.relative_to(outdir)} is gone: converted again"
         elif not same and not gained:
@@ -849,7 +857,11 @@ def _convert_case(
     t0 = time.perf_counter()
     try:
         volume, labels, warnings = _read_case(case.path, nifti=nifti, patient=case.patient)
-        if changed:
+        if changed == STOPPED_NOTE:
+            # said by this run, not kept in convert.json: written whole now, the case's record
+            # told of a stopped write for good
+            row["said"] = [changed]
+        elif changed:
             warnings.insert(0, changed)
         if volume.shape[0] < 2:  # written, as asked; said, as segment and training refuse it
             warnings.append(

@@ -255,6 +255,16 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
     check_writable_folder(cfg.out)
     if cfg.cache_dir:
         check_writable_folder(cfg.cache_dir)
+    if not cfg.overwrite and replacing_cut(stage_dir):
+        # (before the recovery, which takes its part-written last/ for debris)
+        raise InputError(
+            stage_dir,
+            "holds a run that replaced the one here (--force, overwrite=True), stopped while "
+            "saving its first checkpoint, before it saved a model or state of its own: the "
+            "model and state here are still the replaced run's, and --resume would go on with "
+            "the run it was replacing. Start the new run again with --force (overwrite=True; "
+            "Replace in the Train panel), or choose another output folder",
+        )
     recover_interrupted_save(stage_dir)
     has_state = (stage_dir / "last" / STATE_FILE).is_file()
     has_model = (stage_dir / "model.safetensors").is_file()
@@ -432,6 +442,10 @@ def check_device(device: str) -> None:
 #: whole one there
 BEST_NEW = ".best-new"
 COMPLETE_MARK = ".complete"
+#: in ``.last-new/`` while a run that replaces the folder's run (``--force``) writes its first
+#: ``last/`` before any model of its own: killed then, the model and state beside it are the
+#: replaced run's, and a resume took them for its own (its split, its recipe, its state)
+REPLACING_MARK = ".replacing"
 _MODEL_FILES = ("model.safetensors", "metadata.json", "split.json")
 
 
@@ -462,6 +476,25 @@ def first_save_cut(stage_dir: str | Path) -> bool:
         and new.is_dir()
         and not _whole_state(new)
         and not _whole_state(old)
+        and not replacing_cut(stage_dir)
+    )
+
+
+def replacing_cut(stage_dir: str | Path) -> bool:
+    """Whether a run replacing the folder's run (``--force``) was killed while it wrote its
+    first ``last/``, before any model of its own, beside the replaced run's model or state.
+    Nothing of the killed run can be resumed, and a resume would go on with the replaced one
+    (restarted from its model's split and recipe, or continued from its ``last/``)."""
+    stage_dir = Path(stage_dir)
+    new = stage_dir / ".last-new"
+    return (
+        (new / REPLACING_MARK).is_file()
+        and not _whole_state(new)
+        and (
+            (stage_dir / "model.safetensors").is_file()
+            or (stage_dir / "last" / STATE_FILE).is_file()
+            or _whole_state(stage_dir / ".last-old")
+        )
     )
 
 
@@ -471,7 +504,7 @@ def resumable(stage_dir: str | Path) -> bool:
     (:func:`first_save_cut`, started again). The Train panel offers Resume by it (it looked at
     ``last/`` alone, and offered only Replace after a kill there)."""
     stage_dir = Path(stage_dir)
-    return (
+    return not replacing_cut(stage_dir) and (
         (stage_dir / "last" / STATE_FILE).is_file()
         or _whole_state(stage_dir / ".last-new")
         or _whole_state(stage_dir / ".last-old")
@@ -637,6 +670,9 @@ class _Run:
         self.should_cancel: Callable[[], bool] | None = None
         self.split_out: dict[str, Any] = {}
         self.unmeasured = False  # no validation patient has the stage's class
+        # whether this run has saved a model or state of its own (a --force run's first save
+        # of last/ is marked till then: see REPLACING_MARK)
+        self._saved_own = False
         self._records = _RunRecords()
 
     # ------------------------------------------------------------------ setup
@@ -1409,6 +1445,7 @@ class _Run:
             write_split(self.split_out, new / "split.json")
             (new / COMPLETE_MARK).write_text("")
             _move_best_in(self.stage_dir)
+            self._saved_own = True
         except OSError as exc:
             raise LiverTumorError(f"cannot write the model to {self.stage_dir}: {exc}") from exc
 
@@ -1423,8 +1460,13 @@ class _Run:
         if getattr(self, "t_start", None) is not None:  # up to now: the epoch's validation
             # counts towards --max-minutes (each resumed part had under-counted it)
             self.state["elapsed_s"] = time.perf_counter() - self.t_start
+        # a --force run with nothing of its own saved yet: its part-written last/ says so
+        replacing = bool(self.config.overwrite and not self._saved_own)
         try:
             shutil.rmtree(new, ignore_errors=True)
+            if replacing:
+                new.mkdir(parents=True)
+                (new / REPLACING_MARK).write_text("")
             save_model(
                 new,
                 self.net.state_dict(),
@@ -1456,11 +1498,13 @@ class _Run:
                 raise OSError(f"writing {STATE_FILE} failed: {_write_failure(tmp, exc)}") from exc
             os.replace(tmp, new / STATE_FILE)
             write_split(self.split_out, new / "split.json")
+            (new / REPLACING_MARK).unlink(missing_ok=True)  # whole: the state is its own
             shutil.rmtree(old, ignore_errors=True)
             if last.exists():
                 os.replace(last, old)
             os.replace(new, last)
             shutil.rmtree(old, ignore_errors=True)
+            self._saved_own = True
         except OSError as exc:
             shutil.rmtree(new, ignore_errors=True)
             raise LiverTumorError(
