@@ -259,6 +259,95 @@ def test_refine_takes_up_the_segmentation_of_a_scan_loaded_again(refine, qtbot):
     assert not widget.status.text().startswith("No tumor labels")
 
 
+def test_refine_says_a_scan_loaded_again_lies_over_the_labels_it_refines(refine, qtbot):
+    """A's scan loaded again ("A CT [2]") while A's labels were chosen: Refine stayed on them
+    unsaid, and its outline and Apply landed in 'A segmentation', under the copy the user
+    watched. The labels stay chosen (the copy has none of its own), said, and Apply waits
+    until they can be seen."""
+    viewer, widget = refine
+    vol_a, labels_a, ct_a = load(viewer, "A")
+    seg_a = segment(viewer, "A", vol_a, labels_a, ct_a)
+    _show_slice(viewer, ct_a, 8)
+    _apply_slice(qtbot, widget)
+    assert widget.status.text().startswith("Applied to slice")
+    refined = np.array(seg_a.data)
+
+    copy = load(viewer, "A")[2]
+    assert copy.name == "A CT [2]"
+    assert widget.mask_combo.currentText() == "A segmentation"
+    said = widget.status.text()
+    assert said.startswith("'A CT [2]' has no tumor labels of its own yet: Refine works on "
+                           "'A segmentation'")  # fmt: skip
+    assert "Hide 'A CT [2]'" in said
+    qtbot.wait(400)  # the preview that follows leaves it said
+    assert widget.status.text() == said
+
+    widget.apply_slice_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    np.testing.assert_array_equal(seg_a.data, refined)  # nothing written under the copy
+    assert widget.status.text().startswith("'A segmentation' lies under 'A CT [2]'")
+    copy.visible = False  # the copy hidden: the refusal is answered, and Apply writes
+    assert widget.status.text() == ""
+    _apply_slice(qtbot, widget)
+    assert widget.status.text().startswith("Applied to slice")
+    assert (np.asarray(seg_a.data) != refined).any()
+
+
+def test_refine_apply_refuses_labels_another_scan_lies_over(refine, qtbot):
+    """Apply refused a hidden labels layer, but wrote into one another scan's CT covered
+    (shown, opaque, above it in the layer list): into labels the user could not see."""
+    viewer, widget = refine
+    vol_a, labels_a, ct_a = load(viewer, "A")
+    seg_a = segment(viewer, "A", vol_a, labels_a, ct_a)
+    # another patient's scan over A's (an overlapping grid), loaded above A's labels
+    vol_b, _, ct_b = load(
+        viewer, "B", truth=False, spacing=(2.0, 0.8, 0.8), origin=(-25.0, -35.0, 95.0)
+    )
+    widget.mask_combo.setCurrentText("A segmentation")  # back to A by hand
+    assert widget.ct_combo.currentText() == "A CT"
+    _show_slice(viewer, ct_a, 8)
+    before = np.array(seg_a.data)
+    for apply in (widget.apply_slice_button, widget.apply_all_button):
+        apply.click()
+        qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+        np.testing.assert_array_equal(seg_a.data, before)
+        assert widget.status.text() == (
+            "'A segmentation' lies under 'B CT', which covers it: hide 'B CT' (its eye in the "
+            "layer list) or drag 'A segmentation' above it, before applying."
+        )
+    ct_b.opacity = 0.4  # seen through: applied
+    assert widget.status.text() == ""
+    _apply_slice(qtbot, widget)
+    assert widget.status.text().startswith("Applied to slice")
+    ct_b.opacity = 1.0
+    viewer.layers.move(viewer.layers.index(seg_a), len(viewer.layers))  # the labels on top
+    _apply_slice(qtbot, widget)
+    assert widget.status.text().startswith("Applied to slice")
+
+
+def test_napari_undo_on_another_patients_labels_is_said_with_their_name(refine, qtbot):
+    """Ctrl+Z on patient A's refined labels while B's are chosen: Refine said "napari's Undo
+    (Ctrl+Z) took back: slice 8." under B's labels, as if it were B's."""
+    viewer, widget = refine
+    vol_a, labels_a, ct_a = load(viewer, "A")
+    seg_a = segment(viewer, "A", vol_a, labels_a, ct_a)
+    _show_slice(viewer, ct_a, 8)
+    _apply_slice(qtbot, widget)
+    vol_b, labels_b, ct_b = load(viewer, "B", **B_GRID)
+    segment(viewer, "B", vol_b, labels_b, ct_b)
+    here = _layers.slider_index(viewer, seg_a, 8)  # (as the slider counts it with B open)
+    assert widget.mask_combo.currentText() == "B segmentation"
+    seg_a.undo()  # napari's Ctrl+Z, A's layer selected
+    np.testing.assert_array_equal(seg_a.data, labels_a)
+    assert widget.status.text() == (
+        f"napari's Undo (Ctrl+Z) took back: slice {here} in 'A segmentation'."
+    )
+    seg_a.redo()
+    assert widget.status.text() == (
+        f"napari's Redo (Ctrl+Shift+Z) brought back: slice {here} in 'A segmentation'."
+    )
+
+
 def test_refine_says_slice_numbers_as_the_slider_counts_them(refine, qtbot, monkeypatch):
     """With a scan of another extent open, the notes said "slice 80 (this one)" (the
     slider's number, as Inspect says it) and the status beside them "slice 67" (the scan's
@@ -305,3 +394,30 @@ def test_inspect_takes_up_the_new_patient_while_the_last_one_stays_open(make_nap
     assert widget.labels_combo.currentText() == "B ground truth"
     assert widget.truth_combo.currentText() == "B ground truth"
     assert widget.stats is None and widget.volume_table.rowCount() == 0
+
+
+def test_inspect_says_a_scan_loaded_without_labels_is_not_the_one_its_figures_are_of(
+    make_napari_viewer, qtbot
+):
+    """A scan loaded with no ground truth beside the last patient's measured labels: the panel
+    kept that patient's volumes under the new scan and said nothing."""
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    vol_a, labels_a, ct_a = load(viewer, "A", truth=False)
+    segment(viewer, "A", vol_a, labels_a, ct_a)
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: widget.stats is not None and not widget.busy, timeout=20_000)
+
+    vol_b, labels_b, ct_b = load(viewer, "B", truth=False, **B_GRID)
+    said = widget.status.text()
+    assert "No labels of 'B CT' yet: segment it (panel 2)" in said
+    assert "still those of 'A segmentation'" in said
+    assert widget.volume_table.rowCount() > 0  # A's figures kept, for a comparison
+
+    segment(viewer, "B", vol_b, labels_b, ct_b)  # B segmented: the note is answered
+    assert widget.labels_combo.currentText() == "B segmentation"
+    assert "No labels of" not in widget.status.text()
+
+    # the same patient's scan loaded again (its series twice): its labels are its own
+    load(viewer, "B", truth=False, **B_GRID)
+    assert "No labels of" not in widget.status.text()

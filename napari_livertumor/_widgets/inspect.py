@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     import napari
 
 NO_TRUTH = "(none)"
+#: the status of a scan loaded beside another patient's labels, none of its own yet
+NOT_YET_SEGMENTED = "No labels of"
 #: Ground-truth HCC classes counted as each output class: the whole liver is liver + tumor +
 #: portal vein (as the training targets define it); the tumor is the tumor mass.
 TRUTH_CLASSES = {"liver": (1, 2, 3), "tumor": (2,)}
@@ -72,6 +74,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.labels_combo = NameCombo()
         self.truth_combo = NameCombo()
         self._truth_seen: set[str] = set()
+        self._cts_seen: set[int] = {id(ly) for ly in _layers.ct_layers(napari_viewer)}
         self.opacity = QSlider(Qt.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(50)
@@ -292,6 +295,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
             self._fill(self.labels_combo, names)
             if new_segs:  # a segmentation just made (or loaded): that is what to inspect
                 self.labels_combo.setCurrentText(new_segs[-1])
+            cts = _layers.ct_layers(self.viewer)
+            new_cts = [ly for ly in cts if id(ly) not in self._cts_seen]
+            self._cts_seen = {id(ly) for ly in cts}
             truth = [ly.name for ly in _layers.labels_layers(self.viewer, role="ground_truth")]
             new = [t for t in truth if t not in self._truth_seen]
             self._truth_seen = set(truth)
@@ -320,6 +326,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
             elif new and self.truth_combo.currentText() == NO_TRUTH:
                 self.truth_combo.setCurrentText(new[-1])  # a ground truth just loaded: score
             self._pick_matching_truth(self.labels_layer(), truth_gone)
+            if new or new_segs:
+                clear_status_if(self.status, NOT_YET_SEGMENTED)
+            elif new_cts:
+                self._say_scan_not_segmented(new_cts[-1])
             if getattr(self, "_watched_truth", None) not in self.viewer.layers:
                 self._watch_truth(None)  # a deleted ground truth is let go
             if self._measured_truth is not None and self._measured_truth not in self.viewer.layers:
@@ -328,6 +338,20 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 clear_status_if(self.status, "No labels layer")
         except RuntimeError:  # widget deleted while the viewer still emits
             pass
+
+    def _say_scan_not_segmented(self, ct_layer) -> None:
+        """A scan loaded without labels (no ground truth, not segmented yet) beside another
+        patient's: the panel stayed on that patient's labels and figures and said nothing, so
+        the last patient's volumes read as the new one's."""
+        current = self.labels_layer()
+        if current is None or _of_scan(self.viewer, current, ct_layer) or self.busy:
+            return
+        shown = "figures" if self._measured_layer is current else "labels"
+        set_status(
+            self.status,
+            f"{NOT_YET_SEGMENTED} '{ct_layer.name}' yet: segment it (panel 2). The {shown} "
+            f"here are still those of '{current.name}', of another scan.",
+        )
 
     def _follow_renames(self) -> None:
         """A layer renamed after the status named it: the status says its name now ("Measured
@@ -1373,6 +1397,14 @@ def _same_grid(a, b) -> bool:
     return _layers.on_one_grid(
         a.data.shape, a.scale, a.translate, b.data.shape, b.scale, b.translate
     )
+
+
+def _of_scan(viewer, layer, ct_layer) -> bool:
+    """Whether the labels ``layer`` belong to ``ct_layer``: made on it, or lying on its grid
+    without being made on another scan (:func:`_layers.same_scan`)."""
+    if _layers.linked_ct_name(layer, viewer) == ct_layer.name:
+        return True
+    return _same_grid(layer, ct_layer) and _layers.same_scan(layer, ct_layer)
 
 
 def _another_scan(viewer, layer, other) -> bool:

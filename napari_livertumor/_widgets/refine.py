@@ -164,6 +164,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self._config_notes: list[str] = []
         self._apply_notes: list[str] = []  # the last Apply's, shown until settings change
         self._lesions_of = None  # the labels layer the lesion list was made from
+        # (status line, CT, labels) while the status says that CT lies over those labels
+        self._cover_said: tuple | None = None
         self._preview_requested_at = 0.0
         self.last_preview_ms: float | None = None  # request (after debounce) to preview shown
         self.preview_count = 0
@@ -600,7 +602,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
         they are refined as before."""
         mask = self._layer(self.mask_combo.currentText())
         if mask is not None and self._on_scan(mask, ct_layer):
-            return  # the same scan again (napari's Duplicate Layer): no other patient
+            # the same scan again (napari's Duplicate Layer, its series loaded twice): no
+            # other patient, its labels stay chosen; said when the copy covers them
+            self._say_covered(ct_layer)
+            return
         self.ct_combo.setCurrentText(ct_layer.name)
         if mask is None or not self._made_on(mask, ct_layer):
             own = self._own_labels(ct_layer, labels)
@@ -616,6 +621,52 @@ class RefineWidget(JobWidgetMixin, QWidget):
             set_status(self.status, "", scroll=False)
             self._forget_apply_notes()
             self._show_notes([])
+        self._say_covered(ct_layer)
+
+    def _say_covered(self, ct_layer) -> None:
+        """A scan just loaded lies over the labels chosen for it (those of another copy of
+        its scan: it has none of its own yet): said, naming both. Unsaid, the user watched the
+        new copy while the outline and every Apply went to the labels under it."""
+        mask = self._layer(self.mask_combo.currentText())
+        if mask is None or self.busy or not _covers(self.viewer, ct_layer, mask):
+            return
+        text = (
+            f"'{ct_layer.name}' has no tumor labels of its own yet: Refine works on "
+            f"'{mask.name}' of the same scan, which lies under it. Hide '{ct_layer.name}' "
+            f"(its eye in the layer list) or drag '{mask.name}' above it to see the outline "
+            f"and what Apply writes, or segment '{ct_layer.name}' (panel 2)."
+        )
+        set_status(self.status, text, warning=True, scroll=False)
+        self._preview_error = False  # (the preview's outline does not answer it)
+        self._watch_cover(text, ct_layer, mask)
+
+    def _watch_cover(self, text: str, ct_layer, mask) -> None:
+        """Clear ``text`` from the status once ``ct_layer`` no longer covers ``mask``
+        (hidden, faded, or one of them moved), as the hidden-layer refusal goes when the
+        labels are shown again: it went on telling the user to do what they had done."""
+        self._cover_said = (text, ct_layer, mask)
+        for event in (
+            ct_layer.events.visible, ct_layer.events.opacity, ct_layer.events.blending,
+            self.viewer.layers.events.moved,
+        ):  # fmt: skip
+            event.connect(self._cover_changed)  # (once: napari keeps one of each)
+
+    def _cover_changed(self, *_) -> None:
+        said = self._cover_said
+        if said is None:
+            return
+        text, ct_layer, mask = said
+        try:
+            if self.status.text() != text:  # said over since: nothing of it to clear
+                self._cover_said = None
+                return
+            layers = self.viewer.layers
+            if ct_layer in layers and mask in layers and _covers(self.viewer, ct_layer, mask):
+                return
+        except RuntimeError:  # the widget is being deleted
+            return
+        self._cover_said = None
+        set_status(self.status, "", scroll=False)
 
     def _take_up_ct_labels(self, *_) -> None:
         """Another CT chosen (by hand, or the chosen one deleted) while no tumor labels are
@@ -792,6 +843,16 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 f"'{mask_layer.name}' is hidden: show it (its eye in the layer list), or choose "
                 "another Tumor labels layer, before applying."
             )
+        if apply:  # nor into one a CT above it covers (another scan's, a copy of its own)
+            over = _covering(self.viewer, mask_layer, on_slice=z is not None)
+            if over is not None:
+                text = (
+                    f"'{mask_layer.name}' lies under '{over.name}', which covers it: hide "
+                    f"'{over.name}' (its eye in the layer list) or drag '{mask_layer.name}' "
+                    "above it, before applying."
+                )
+                self._watch_cover(text, over, mask_layer)
+                raise ValueError(text)
         _check_same_grid(ct_layer, mask_layer, apply)
         if not _layers.same_scan(mask_layer, ct_layer):
             # another scan on the same grid (the other phase of a study, another patient's
@@ -1730,6 +1791,14 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self._update_undo_button()
         gone = [st for st in gone if getattr(st, "viewer", None) is self._viewer_ref]
         back = [st for st in back if getattr(st, "viewer", None) is self._viewer_ref]
+        chosen = self._layer(self.mask_combo.currentText())
+
+        def told(st) -> str:
+            # a step on labels other than the chosen ones (another patient's, selected in the
+            # layer list) is said with their name: it read as one of the labels shown here
+            where = "" if st.target is chosen else f" in '{st.target.name}'"
+            return f"{_said(self.viewer, st.target, st.what)}{where}."
+
         if gone:
             st = gone[-1]
             how = (
@@ -1737,7 +1806,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 if getattr(st.record, "last", "") in ("R", "gone")
                 else "napari's Redo (Ctrl+Shift+Z) undid again"
             )
-            set_status(self.status, f"{how}: {_said(self.viewer, st.target, st.what)}.")
+            set_status(self.status, f"{how}: {told(st)}")
         elif back:
             st = back[-1]
             how = (
@@ -1745,7 +1814,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 if not any(getattr(r, "last", "") == "R" for r in st.undo_records)
                 else "napari's Undo (Ctrl+Z) took back the panel's Undo of"
             )
-            set_status(self.status, f"{how}: {_said(self.viewer, st.target, st.what)}.")
+            set_status(self.status, f"{how}: {told(st)}")
         if gone or back:
             self.refresh_lesions()
         elif self.status.text().startswith(("napari's Undo (Ctrl+Z)", "napari's Redo (Ctrl+")):
@@ -1900,6 +1969,41 @@ def _check_same_grid(ct_layer, other, apply: bool = False) -> None:
         f"'{other.name}' lies {away} mm away from the CT '{ct_layer.name}' (same voxel "
         f"size, another position): they are not the same grid.{fix}"
     )
+
+
+#: a CT layer at this opacity or more over labels hides them (at 0.9 a tenth of their colour
+#: shows through); napari's additive and minimum blending never hide what lies beneath
+_COVERS_AT = 0.9
+
+
+def _covers(viewer, image, labels, on_slice: bool = False) -> bool:
+    """Whether the image layer ``image`` hides the ``labels`` layer: above it in the layer
+    list, shown, opaque, and where the labels lie (their boxes in the world overlap; with
+    ``on_slice``, on the slice shown too). Cheap: no voxel is read."""
+    layers = viewer.layers
+    if image not in layers or labels not in layers:
+        return False
+    if layers.index(image) < layers.index(labels) or not image.visible:
+        return False
+    blending = str(getattr(image, "blending", "translucent"))
+    if blending in ("additive", "minimum") or (
+        blending != "opaque" and float(image.opacity) < _COVERS_AT
+    ):
+        return False
+    n = min(image.ndim, labels.ndim)
+    a, b = np.asarray(image.extent.world)[:, -n:], np.asarray(labels.extent.world)[:, -n:]
+    if not (np.maximum(a[0], b[0]) <= np.minimum(a[1], b[1])).all():
+        return False
+    if on_slice:  # (napari draws a slice of it only where the slider stands inside it)
+        z = float(image.world_to_data(viewer.dims.point[-image.ndim :])[0])
+        return -0.5 <= z < image.data.shape[0] - 0.5
+    return True
+
+
+def _covering(viewer, labels, on_slice: bool = False):
+    """The topmost CT layer that hides ``labels`` (:func:`_covers`), or None."""
+    over = [ly for ly in _layers.ct_layers(viewer) if _covers(viewer, ly, labels, on_slice)]
+    return max(over, key=viewer.layers.index, default=None)
 
 
 def _dims(shape) -> str:
