@@ -507,14 +507,16 @@ class Segmenter:
         if not (folder / "metadata.json").is_file() and not folder.is_dir():
             alone = (
                 " (or, with a liver model only, run its stage alone: `livertumor segment "
-                "--stages liver`; `livertumor evaluate` scores both stages)"
+                "--stages liver`, or 'liver only' in the Segment panel; `livertumor evaluate` "
+                "scores both stages)"
                 if stage == "tumor" and (root / "liver").is_dir()
                 else ""
             )
             raise ModelError(
                 folder,
                 f"no {stage} model here. Train one with `livertumor train --stage {stage}` "
-                f"or pass a model folder (--models DIR holding liver/ and tumor/){alone}",
+                "(or the Train panel) or pass a model folder (--models DIR holding liver/ and "
+                f"tumor/; Folder… in the Segment panel){alone}",
             )
         return load_model(folder, stage=stage, device=self.device)
 

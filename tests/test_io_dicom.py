@@ -1581,7 +1581,10 @@ def test_a_follow_up_study_beside_the_one_read_is_said_with_its_date(tmp_path):
                     study_date="19980612", series_number=104, **common)  # fmt: skip
     vol = load_ct(tmp_path / "P")
     note = next(w for w in vol.meta["warnings"] if "other series in the folder not read" in w)
-    assert "(another study, 1998-06-12: give its folder, or --series)" in note
+    assert (
+        "(another study, 1998-06-12: give its folder, or choose it: --series, or Find series in "
+        "the Load panel)" in note
+    )
     identity = scan_identity(vol.meta)  # what the stats record of the scan read
     assert identity["study_date"] == "1998-04-28" and identity["series_number"] == 4
     assert identity["patient_id"] == "HCC_001" and identity["series_description"] == "LIVER"
@@ -1599,7 +1602,8 @@ def test_a_follow_up_study_beside_the_one_read_is_said_with_its_date(tmp_path):
     )
     assert _chosen_by_truth(plain)
     assert not _chosen_by_truth(
-        plain + " (another study, 1998-06-12: give its folder, or --series)"
+        plain + " (another study, 1998-06-12: give its folder, or choose it: --series, or "
+        "Find series in the Load panel)"
     )
 
 

@@ -455,7 +455,7 @@ def test_a_run_killed_in_its_first_save_of_last_starts_again_on_resume(
 
     assert resumable(stage)  # (the Train panel offers Resume by it: it offered only Replace)
     # the plain command sends the user to --resume, saying what it will do
-    with pytest.raises(InputError, match=r"first checkpoint .*--resume \(resume=True\)"):
+    with pytest.raises(InputError, match=r"first checkpoint .*--resume \(resume=True; Resume in"):
         run_all(tiny_config(toy_data, out))
     # --resume starts the run again, keeping its split, and ends as the run never stopped
     with caplog.at_level(logging.WARNING):
@@ -2388,12 +2388,14 @@ def test_a_refused_run_names_the_config_fields_beside_the_flags(toy_data, tmp_pa
 
     (tmp_path / "liver").mkdir()
     (tmp_path / "liver" / "model.safetensors").write_bytes(b"")
-    with pytest.raises(InputError, match=r"--force \(overwrite=True\)"):
+    with pytest.raises(InputError, match=r"--force \(overwrite=True; Replace in the Train"):
         check_before_writing(tiny_config(toy_data, tmp_path), check_lock=False)
-    with pytest.raises(InputError, match=r"--force, overwrite=True\)"):
+    with pytest.raises(InputError, match=r"--force, overwrite=True; Replace in the Train"):
         check_before_writing(tiny_config(toy_data, tmp_path, resume=True), check_lock=False)
     # (a model alone has nothing to resume: --resume is named where there is a run's state)
     (tmp_path / "liver" / "last").mkdir()
     (tmp_path / "liver" / "last" / "train_state.pt").write_bytes(b"")
-    with pytest.raises(InputError, match=r"--resume \(resume=True\).*--force \(overwrite=True\)"):
+    with pytest.raises(
+        InputError, match=r"--resume \(resume=True; Resume.*--force \(overwrite=True; Replace"
+    ):
         check_before_writing(tiny_config(toy_data, tmp_path), check_lock=False)

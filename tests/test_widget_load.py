@@ -131,6 +131,32 @@ def test_the_slider_is_named_for_a_scan_opened_by_napari_before_a_panel_or_after
     assert tuple(viewer.dims.axis_labels) == ("slice", "y", "x")
 
 
+def test_a_study_of_another_day_left_unread_names_find_series(load_widget, qtbot, tmp_path):
+    """The note on a follow-up left out said "or --series": in this panel the series is
+    chosen with Find series."""
+    from napari_livertumor.io import CTVolume
+    from napari_livertumor.io.dicom_write import write_ct_series
+
+    viewer, widget = load_widget
+    rng = np.random.default_rng(0)
+    common = {"patient_id": "HCC_001", "series_description": "LIVER"}
+    for sub, n, uid, date, number in (
+        ("s1", 6, "1.2.826.0.1.3680043.8.498.71", "19980428", 4),
+        ("s2", 4, "1.2.826.0.1.3680043.8.498.72", "19980612", 104),
+    ):
+        vol = CTVolume(rng.integers(-100, 200, (n, 16, 16)).astype(np.int16), (2.5, 1.0, 1.0))
+        write_ct_series(vol, tmp_path / "P" / sub, study_uid=uid, study_date=date,
+                        series_number=number, **common)  # fmt: skip
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(tmp_path / "P"))
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    assert len(_layers.ct_layers(viewer)) == 1
+    text = widget.status.text()
+    assert "another study, 1998-06-12" in text
+    assert "Find series in the Load panel" in text
+
+
 def test_a_nifti_file_given_as_the_dicom_folder_is_read_as_nifti(load_widget, qtbot, tmp_path):
     """The panel opens on "DICOM folder": a pasted .nii.gz was refused as not a DICOM file."""
     viewer, widget = load_widget

@@ -691,6 +691,28 @@ def test_a_ground_truth_opened_as_a_file_in_3d_is_see_through_there_and_outlined
     assert truth.opacity >= 0.9
 
 
+def test_a_models_folder_whose_liver_run_has_no_model_yet_names_the_train_panel(
+    viewer_with_ct, models_dir, qtbot, monkeypatch, tmp_path
+):
+    """A run stopped before its first best model: the message said to finish it with the
+    `livertumor train` command only; the Train panel's Start and Resume do it too."""
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(models_dir, models)
+    (models / "liver" / "last").mkdir()
+    for name in ("metadata.json", "model.safetensors"):
+        (models / "liver" / name).rename(models / "liver" / "last" / name)
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, models, monkeypatch)
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    text = widget.status.text()
+    assert "no model here yet" in text
+    assert "--resume" in text and "Start then Resume in the Train panel" in text
+    assert "tiny CT segmentation" not in viewer.layers
+
+
 def test_the_note_on_a_single_model_folder_names_the_whole_folder(tmp_path):
     """'(liver holds no tumor model)' named the folder's last part, read as the organ."""
     from napari_livertumor._widgets.segment import _default_stage_note

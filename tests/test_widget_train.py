@@ -394,6 +394,44 @@ def test_the_question_about_a_run_killed_in_its_first_save_says_resume_starts_ag
     assert "the state of a stopped or finished run" in asked[-1][0]
 
 
+def test_a_replace_killed_in_its_first_save_beside_a_state_alone_is_asked_about(
+    train_widget, toy_data, tmp_path, monkeypatch
+):
+    """A Replace killed while it wrote its first last/, beside the replaced run's state and no
+    model: Start asked nothing and went on to a refusal that said to Replace, never offered;
+    the question offers Replace (no Resume: nothing of that run can be resumed)."""
+    from qtpy.QtWidgets import QMessageBox
+
+    from napari_livertumor.training.loop import REPLACING_MARK, STATE_FILE
+
+    _, widget = train_widget
+    _small_run(widget, toy_data, tmp_path / "models")
+    stage = Path(widget.build_config().stage_dir)
+    (stage / "last").mkdir(parents=True)
+    (stage / "last" / STATE_FILE).write_bytes(b"")  # the replaced run's state
+    (stage / ".last-new").mkdir()
+    (stage / ".last-new" / REPLACING_MARK).write_text("")
+    asked = []
+    monkeypatch.setattr(
+        widget, "ask_existing_run", lambda folder, can_resume: asked.append(can_resume) or "cancel"
+    )
+    widget.start_button.click()
+    assert asked == [False] and not widget.busy
+    assert "Nothing started" in widget.status.text()
+    monkeypatch.undo()
+    said = []
+    monkeypatch.setattr(
+        QMessageBox,
+        "exec_",
+        lambda box: said.append((box.text(), box.informativeText(), box.buttons())) or 0,
+    )
+    assert widget.ask_existing_run(stage, False) == "cancel"
+    text, info, buttons = said[-1]
+    assert "a Replace stopped while it saved its first checkpoint" in text
+    assert info == "Replace trains a new model over it."
+    assert "Resume" not in [b.text().replace("&", "") for b in buttons]
+
+
 def test_stop_ends_training_and_keeps_the_last_weights(train_widget, toy_data, qtbot, tmp_path):
     _, widget = train_widget
     _small_run(widget, toy_data, tmp_path / "models")
@@ -645,11 +683,51 @@ def test_fine_tuning_the_shipped_model_keeps_its_geometry(train_widget, qtbot, t
     widget.init_folder.setText(str(tmp_path / "run"))
     widget.start()
     assert "holds a liver model (liver/) but no tumor/ model" in widget.status.text()
+    # the way out in this panel's words, not only the command line's --init default
+    assert "Start from: the shipped model (fine-tune)" in widget.status.text()
 
     widget.start_from.setCurrentText(START_SCRATCH)
     assert widget.status.text() == ""  # the error was about the previous choice
     assert widget.patch.isEnabled()
     assert widget.build_config().init_from is None
+
+
+def test_an_output_folder_of_the_shipped_models_names_segments_controls(train_widget, tmp_path):
+    """The refusal named Segment's --models only: a panel user has the models list and its
+    Folder… button."""
+    from napari_livertumor.models import default_model_dir
+
+    _, widget = train_widget
+    (tmp_path / "data").mkdir()
+    widget.data.setText(str(tmp_path / "data"))
+    widget.out.setText(str(default_model_dir("liver").parent))
+    widget.stage.setCurrentText("liver")
+    widget.start()
+    text = widget.status.text()
+    assert "holds the shipped default models" in text
+    assert "Folder…" in text and "--models" in text  # the panel's control and the flag
+    assert widget.start_button.text() == "Start"  # nothing started
+
+
+def test_a_refusal_of_a_folder_holding_a_run_names_the_panels_resume_and_replace(
+    toy_data, tmp_path
+):
+    """The panel shows the training's refusals as they are: a folder holding a model and a
+    run's state names Resume and Replace beside --resume and --force."""
+    from napari_livertumor.errors import InputError
+    from napari_livertumor.training import make_config
+    from napari_livertumor.training.loop import check_before_writing
+
+    stage = tmp_path / "liver"
+    (stage / "last").mkdir(parents=True)
+    (stage / "model.safetensors").write_bytes(b"")
+    (stage / "last" / "train_state.pt").write_bytes(b"")
+    cfg = make_config("liver", None, data=str(toy_data), out=str(tmp_path))
+    with pytest.raises(InputError) as refused:
+        check_before_writing(cfg, check_lock=False)
+    text = str(refused.value)
+    assert "--resume (resume=True; Resume in the Train panel)" in text
+    assert "--force (overwrite=True; Replace in the Train panel)" in text
 
 
 def test_the_panel_fits_a_laptop_screen(train_widget):

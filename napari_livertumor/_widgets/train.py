@@ -396,11 +396,13 @@ class TrainWidget(JobWidgetMixin, QWidget):
         except Exception as exc:
             set_status(self.status, str(exc), error=True)
             return
-        from ..training.loop import resumable
+        from ..training.loop import replacing_cut, resumable
 
-        # (a run killed while it swapped or first wrote last/ is resumed too)
+        # (a run killed while it swapped or first wrote last/ is resumed too; a Replace killed
+        # in its first save beside the replaced run's state alone is asked about: it went on to
+        # a refusal that said to Replace, which was never offered)
         can_resume = resumable(stage_dir)
-        if can_resume or (stage_dir / "model.safetensors").is_file():
+        if can_resume or (stage_dir / "model.safetensors").is_file() or replacing_cut(stage_dir):
             choice = self.ask_existing_run(stage_dir, can_resume)
             if choice == "cancel":
                 set_status(self.status, f"Nothing started; {stage_dir} is as it was.")
@@ -516,7 +518,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
     def ask_existing_run(self, stage_dir: Path, can_resume: bool) -> str:
         """``"resume"``, ``"replace"`` or ``"cancel"`` for a run already in ``stage_dir``
         (tests replace this)."""
-        from ..training.loop import first_save_cut
+        from ..training.loop import first_save_cut, replacing_cut
 
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Question)
@@ -533,6 +535,11 @@ class TrainWidget(JobWidgetMixin, QWidget):
             held = f"a {stage_dir.name} model" + (
                 " and the state of a stopped or finished run" if can_resume else ""
             )
+        elif replacing_cut(stage_dir):  # (nothing of it to resume)
+            held = (
+                "a Replace stopped while it saved its first checkpoint, beside the state of the "
+                "run it replaced"
+            )
         else:  # a run stopped before its first checkpoint: its state only
             held = "the state of a stopped run (no model saved yet)" if can_resume else "files"
         box.setText(f"{stage_dir} already holds {held}.")
@@ -542,6 +549,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
             if cut
             else "Resume continues that run where it stopped (same recipe, up to the epochs "
             "set here); Replace trains a new model over it."
+            if can_resume
+            else "Replace trains a new model over it."
         )
         resume = box.addButton("Resume", QMessageBox.AcceptRole) if can_resume else None
         replace = box.addButton("Replace", QMessageBox.DestructiveRole)

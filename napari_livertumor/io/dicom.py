@@ -1111,13 +1111,17 @@ def _same_stretch(a: list[float], b: list[float]) -> bool:
 
 
 def _another_study(other: SeriesInfo, read: SeriesInfo) -> str:
-    """`` (another study, 1998-06-12: give its folder, or --series)`` when ``other`` is of
+    """`` (another study, 1998-06-12: give its folder, or choose it: --series, or Find
+    series in the Load panel)`` when ``other`` is of
     another study than the series ``read``; "" otherwise."""
     if not other.study_uid or not read.study_uid or other.study_uid == read.study_uid:
         return ""
     date = other.study_date
     shown = f", {date[:4]}-{date[4:6]}-{date[6:]}" if len(date) == 8 and date.isdigit() else ""
-    return f" (another study{shown}: give its folder, or --series)"
+    return (
+        f" (another study{shown}: give its folder, or choose it: --series, or Find series in "
+        "the Load panel)"
+    )
 
 
 def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> SeriesInfo:

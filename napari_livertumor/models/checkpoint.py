@@ -425,7 +425,8 @@ def read_metadata(folder: str | Path) -> ModelMetadata:
             folder,
             "a training run was stopped while it replaced this model's files, so they may not "
             "belong together: the same `livertumor train` command with --resume finishes the "
-            "save (or --force replaces the model)",
+            "save, as does Start then Resume in the Train panel with the same output folder (or "
+            "--force, the Train panel's Replace, replaces the model)",
         )
     meta_path = folder / METADATA_FILE
     if not meta_path.is_file():
@@ -434,7 +435,8 @@ def read_metadata(folder: str | Path) -> ModelMetadata:
                 folder,
                 "no model here yet: a training run stopped before saving one (its latest "
                 f"weights are in {folder / 'last'}, which loads as a model; or finish it with "
-                "the same `livertumor train` command and --resume)",
+                "the same `livertumor train` command and --resume, or Start then Resume in the "
+                "Train panel with the same output folder)",
             )
         raise ModelError(folder, "no metadata.json here: not a napari-livertumor model folder")
     try:
@@ -753,7 +755,8 @@ def stage_model_folder(folder: str | Path, stage: str) -> Path:
         raise ModelError(
             folder,
             f"holds a {others[0]} model ({others[0]}/) but no {stage}/ model: give a {stage} "
-            f"model's folder (or --init default, the shipped {stage} model)",
+            f"model's folder (or the shipped {stage} model: --init default, or Start from: "
+            "the shipped model (fine-tune) in the Train panel)",
         )
     return folder
 

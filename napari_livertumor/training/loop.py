@@ -110,7 +110,8 @@ def check_output_folder(cfg: TrainConfig) -> None:
     if is_shipped_model_folder(cfg.stage_dir):  # a Replace (--force) would lose them
         raise SettingsError(
             f"{out} holds the shipped default models (the ones Segment uses when no other is "
-            "chosen); train into another output folder, and choose it in Segment (--models)"
+            "chosen); train into another output folder, and choose it in Segment (its models "
+            "list or Folder…; --models on the command line)"
         )
     if not cfg.init_from:
         return
@@ -276,14 +277,15 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
             raise InputError(
                 stage_dir,
                 "holds a trained model but no last/ state to resume; replace it (--force, "
-                "overwrite=True) or choose another output folder",
+                "overwrite=True; Replace in the Train panel) or choose another output folder",
             )
         if not cfg.resume and has_model and not has_state and not restart:
             # --resume is refused here (nothing to resume): offered, it sent the user round
             raise InputError(
                 stage_dir,
                 f"already holds a {cfg.stage} model and no last/ state to resume: --force "
-                "(overwrite=True) replaces it, or choose another output folder",
+                "(overwrite=True; Replace in the Train panel) replaces it, or choose another "
+                "output folder",
             )
         if not cfg.resume and (has_model or has_state):
             held = (
@@ -296,8 +298,9 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
             )
             raise InputError(
                 stage_dir,
-                f"already holds {held}: --resume (resume=True) continues it, --force "
-                "(overwrite=True) replaces it, or choose another output folder",
+                f"already holds {held}: --resume (resume=True; Resume in the Train panel) "
+                "continues it, --force (overwrite=True; Replace in the Train panel) replaces it, "
+                "or choose another output folder",
             )
     if cfg.resume and restart and has_model and not cfg.overwrite:
         # started again with the split of the model it saved: a recipe given now that draws
@@ -311,7 +314,7 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
                 "with another recipe than the settings given now ("
                 + "; ".join(differ)
                 + "): resume with the run's own settings to start it again from step 0, or "
-                "--force (overwrite=True) to start a new run",
+                "--force (overwrite=True; Replace in the Train panel) to start a new run",
             )
     if cfg.resume and has_state and not cfg.overwrite:
         if saved_training_config(stage_dir) is None:
@@ -332,8 +335,8 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
                 stage_dir / "last",
                 f"this run started from {was or 'scratch (no --init / init_from)'}, not "
                 f"{cfg.init_from}: a resumed run goes on from its own last/ state; leave --init "
-                "(init_from) out, or start a new run in another folder to fine-tune from that "
-                "model",
+                "(init_from) out (in the Train panel, Start from: a new model), or start a new "
+                "run in another folder to fine-tune from that model",
             )
         saved = saved_recipe(stage_dir)
         differ = recipe_differences(cfg, saved) if saved else []
@@ -342,8 +345,8 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
                 stage_dir / "last",
                 "this run was trained with another recipe than the settings given now ("
                 + "; ".join(differ)
-                + "): resume with the run's own settings, or --force (overwrite=True) to start "
-                "a new run",
+                + "): resume with the run's own settings, or --force (overwrite=True; Replace "
+                "in the Train panel) to start a new run",
             )
     if cfg.init_from and not (cfg.resume and has_state):
         # missing, corrupt, wrong stage (ModelError), or another network: found now, not after
@@ -660,7 +663,8 @@ class _Run:
             log.warning(
                 "%s: no CUDA device, so training runs on the CPU; this recipe's batches "
                 "(%d x %s voxels) are sized for a GPU: expect minutes per step. Use a "
-                "CPU recipe (--config default_cpu) or a machine with a GPU",
+                "CPU recipe (--config default_cpu; in the Train panel, a new model with a "
+                "smaller Patch) or a machine with a GPU",
                 config.stage,
                 config.batch_size,
                 "x".join(str(n) for n in config.roi_size),
@@ -848,7 +852,7 @@ class _Run:
                 "no clinical table found in %s: training without the weak term%s",
                 cfg.data,
                 f" ({', '.join(passed[:4])} at its root: no TCIA_ID column; give one with "
-                "--clinical)"
+                "--clinical, or under Clinical in the Train panel)"
                 if passed
                 else "",
             )
@@ -1795,7 +1799,8 @@ def resolve_split(cfg: TrainConfig, ids: list[str], records=None) -> dict[str, A
                 f"none of the {len(listed)} patients of the split this run started with "
                 f"(last/split.json) is in {cfg.data}: a resumed run goes on with the data it "
                 "started with. For other data start a new run in another folder (--init "
-                f"{cfg.stage_dir} fine-tunes this run's model on it)"
+                f"{cfg.stage_dir} fine-tunes this run's model on it; in the Train panel, Start "
+                "from: a model folder (fine-tune)… with that folder)"
             )
         gone = sorted(listed - set(ids))
         if added:
@@ -2020,7 +2025,8 @@ def _validation_without_the_class(cases, config) -> str | None:
     return (
         f"none of the {len(cases)} validation patients has a {name}: validation cannot measure "
         f"the {name} Dice, so the model kept is the last weights, not the best validated; "
-        f"give a split (--split, or the Split file) with {name} patients in validation"
+        f"give a split with {name} patients in validation (--split; the Train panel draws "
+        f"its own split, so give it more patients with a {name})"
     )
 
 
