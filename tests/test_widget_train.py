@@ -359,24 +359,30 @@ def test_a_model_already_in_the_output_folder_is_resumed_or_kept_never_replaced_
     assert asked == [] and "training data folder not found" in widget.status.text()
 
 
+def _questions_asked(monkeypatch) -> list[tuple]:
+    """The text, informative text and buttons of each question box shown (none waits)."""
+    from qtpy.QtWidgets import QMessageBox
+
+    asked: list[tuple] = []
+    monkeypatch.setattr(
+        QMessageBox,
+        "exec_",
+        lambda box: asked.append((box.text(), box.informativeText(), box.buttons())) or 0,
+    )
+    return asked
+
+
 def test_the_question_about_a_run_killed_in_its_first_save_says_resume_starts_again(
     train_widget, tmp_path, monkeypatch
 ):
     """A run killed while it wrote its first last/ (a .last-new/ in part, no state): the
     question said "Resume continues that run where it stopped", and Resume started it again
     from step 0."""
-    from qtpy.QtWidgets import QMessageBox
-
     _, widget = train_widget
     stage = tmp_path / "liver"
     (stage / ".last-new").mkdir(parents=True)
     (stage / "model.safetensors").write_bytes(b"")
-    asked = []
-    monkeypatch.setattr(
-        QMessageBox,
-        "exec_",
-        lambda box: asked.append((box.text(), box.informativeText(), box.buttons())) or 0,
-    )
+    asked = _questions_asked(monkeypatch)
     assert widget.ask_existing_run(stage, True) == "cancel"
     text, info, buttons = asked[-1]
     assert "stopped while it saved its first checkpoint" in text
@@ -400,8 +406,6 @@ def test_a_replace_killed_in_its_first_save_beside_a_state_alone_is_asked_about(
     """A Replace killed while it wrote its first last/, beside the replaced run's state and no
     model: Start asked nothing and went on to a refusal that said to Replace, never offered;
     the question offers Replace (no Resume: nothing of that run can be resumed)."""
-    from qtpy.QtWidgets import QMessageBox
-
     from napari_livertumor.training.loop import REPLACING_MARK, STATE_FILE
 
     _, widget = train_widget
@@ -419,12 +423,7 @@ def test_a_replace_killed_in_its_first_save_beside_a_state_alone_is_asked_about(
     assert asked == [False] and not widget.busy
     assert "Nothing started" in widget.status.text()
     monkeypatch.undo()
-    said = []
-    monkeypatch.setattr(
-        QMessageBox,
-        "exec_",
-        lambda box: said.append((box.text(), box.informativeText(), box.buttons())) or 0,
-    )
+    said = _questions_asked(monkeypatch)
     assert widget.ask_existing_run(stage, False) == "cancel"
     text, info, buttons = said[-1]
     assert "a Replace stopped while it saved its first checkpoint" in text
