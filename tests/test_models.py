@@ -81,6 +81,122 @@ def test_half_precision_storage_loads_back_as_float32(tmp_path):
     assert all(p.dtype == torch.float32 for p in loaded.network.parameters())
 
 
+# --------------------------------------------------------------------------- group norm
+def _monai_segresnet(seed: int, **kw):
+    """A MONAI SegResNet as a researcher builds it (MONAI's defaults: group norm, 8 groups),
+    its norm layers' scales and shifts drawn too (fresh, they are 1 and 0: the same net with
+    or without them)."""
+    from monai.networks.nets import SegResNet
+
+    torch.manual_seed(seed)
+    net = SegResNet(spatial_dims=3, in_channels=1, out_channels=2, **kw).eval()
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.GroupNorm):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+    return net
+
+
+@pytest.mark.parametrize(
+    ("monai_norm", "fields"),
+    [
+        (None, {}),  # MONAI's default, the metadata giving no count: MONAI's 8
+        (None, {"norm_groups": 8}),
+        (("GROUP", {"num_groups": 4}), {"norm_groups": 4}),
+    ],
+)
+def test_a_monai_default_group_norm_segresnet_loads_and_gives_its_logits(
+    tmp_path, monai_norm, fields
+):
+    """A SegResNet trained with MONAI's defaults (MONAI Label, a bundle, a script of one's
+    own) could not be used: the metadata's norm took only instance or batch."""
+    src = _monai_segresnet(0, **({} if monai_norm is None else {"norm": monai_norm}))
+    # as docs/training.md, "Model folder format", writes a folder; then metadata.json as written
+    # by hand (the network fields the file must give, norm_groups as given)
+    cfg = NetworkConfig(out_channels=2, init_filters=8, norm="group", dropout_prob=None)
+    meta = _meta("liver", cfg)
+    meta.label_map = {"0": "background", "1": "liver"}
+    folder = save_model(tmp_path / "liver", src.state_dict(), meta)
+    d = json.loads((folder / "metadata.json").read_text())
+    assert d["network"]["norm_groups"] == 8  # the count used, written out
+    d["network"] = {
+        **{k: d["network"][k] for k in ("in_channels", "out_channels", "init_filters")},
+        **{k: d["network"][k] for k in ("blocks_down", "blocks_up", "norm")},
+        **fields,
+    }
+    (folder / "metadata.json").write_text(json.dumps(d))
+    loaded = load_model(folder, stage="liver")
+    norms = [m for m in loaded.network.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert norms and {m.num_groups for m in norms} == {fields.get("norm_groups", 8)}
+    x = torch.randn(1, 1, 16, 32, 32, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.network(x), src(x))
+    assert loaded.metadata.network.groups == fields.get("norm_groups", 8)
+
+
+def test_weights_of_one_norm_under_metadata_of_another_are_refused_and_named(tmp_path):
+    """MONAI's instance norm has no weights, its group norm a scale and shift per layer:
+    group-norm weights under instance-norm metadata (the only one taken before) or the
+    reverse do not load, and the message says which norm the weights are."""
+    group = NetworkConfig(out_channels=2, init_filters=8, norm="group")
+    meta = _meta("liver", group)
+    meta.label_map = {"0": "background", "1": "liver"}
+    folder = save_model(tmp_path / "g", _monai_segresnet(1).state_dict(), meta)
+    d = json.loads((folder / "metadata.json").read_text())
+    d["network"]["norm"] = "instance"
+    del d["network"]["norm_groups"]
+    (folder / "metadata.json").write_text(json.dumps(d))
+    with pytest.raises(
+        ModelError, match=r"50 unexpected.*a group-norm network's.*set network norm to 'group'"
+    ):
+        load_model(folder)
+    inst = NetworkConfig(out_channels=2, init_filters=8, norm="instance")
+    meta.network = inst
+    folder = save_model(tmp_path / "i", build_inference_network(inst).state_dict(), meta)
+    d = json.loads((folder / "metadata.json").read_text())
+    d["network"]["norm"] = "group"
+    (folder / "metadata.json").write_text(json.dumps(d))
+    with pytest.raises(ModelError, match=r"50 missing.*an instance-norm network's"):
+        load_model(folder)
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"norm_groups": 2.5}, "network norm_groups must be a whole number, got 2.5"),
+        ({"norm_groups": "8"}, "network norm_groups must be a whole number, got '8'"),
+        ({"norm_groups": True}, "network norm_groups must be a whole number, got True"),
+        ({"norm_groups": 0}, "network norm_groups must be at least 1, got 0"),
+        ({"init_filters": 12}, r"init_filters 12 is not divisible by norm_groups 8 \(MONAI's"),
+        ({"norm_groups": 3}, "network init_filters 8 is not divisible by norm_groups 3"),
+        ({"norm": "instance", "norm_groups": 4}, r"norm_groups \(4\) is for norm 'group' only"),
+        ({"norm": "batch", "norm_groups": 8}, r"norm_groups \(8\) is for norm 'group' only"),
+    ],
+)
+def test_group_norm_settings_a_network_cannot_take_are_refused_by_name(fields, match):
+    with pytest.raises(ValueError, match=match):
+        NetworkConfig.from_dict({"init_filters": 8, "norm": "group", **fields})
+
+
+def test_group_norm_trains_with_counts_the_vae_branch_takes_and_old_networks_are_as_before():
+    cfg = NetworkConfig.from_dict({**TINY.to_dict(), "norm": "group", "norm_groups": 2})
+    torch.manual_seed(0)
+    net = build_training_network(cfg, ROI).train()
+    assert {m.num_groups for m in net.modules() if isinstance(m, torch.nn.GroupNorm)} == {2}
+    logits, vae_loss = net(torch.rand(1, 1, *ROI))
+    assert logits.shape == (1, 3, *ROI) and torch.isfinite(vae_loss)
+    # 32 groups fit 32 filters (it loads), not the VAE branch's 16 channels: said, not a traceback
+    wide = NetworkConfig.from_dict({"init_filters": 32, "norm": "group", "norm_groups": 32})
+    build_inference_network(wide)
+    with pytest.raises(ValueError, match="norm_groups 32 does not divide 16"):
+        build_training_network(wide, ROI)
+    # instance and batch networks' metadata as before: no norm_groups written or needed
+    assert "norm_groups" not in TINY.to_dict()
+    assert "norm_groups" not in NetworkConfig(norm="batch").to_dict()
+    assert NetworkConfig.from_dict(TINY.to_dict()) == TINY
+
+
 # --------------------------------------------------------------------------- model folders
 @pytest.fixture
 def model_dir(tmp_path):
@@ -635,7 +751,10 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
         ("target_spacing", [2.5, 0.01, 0.01], "target_spacing must lie between 0.2 and 20 mm"),
         # MONAI refused these only when building the network (a traceback), and fine-tuning
         # read the summaries as objects (another)
-        ("network", {"norm": "group"}, "network norm must be one of"),
+        ("network", {"norm": "layer"}, "network norm must be one of"),
+        # group norm with MONAI's 8 groups over TINY's 4 filters: GroupNorm's traceback
+        ("network", {"norm": "group"}, r"init_filters 4 is not divisible by norm_groups 8"),
+        ("network", {"norm_groups": 2}, r"norm_groups \(2\) is for norm 'group' only"),
         ("network", {"dropout_prob": 1.5}, "network dropout_prob must be at least 0 and below 1"),
         ("training", ["a list"], "training must be an object of fields, not list"),
         ("metrics", "good", "metrics must be an object of fields, not str"),

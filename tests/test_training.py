@@ -1274,6 +1274,44 @@ def test_fine_tuning_starts_from_an_existing_models_weights(toy_data, tmp_path, 
         run_all(tiny_config(toy_data, tmp_path / "g", init_from=str(ens)))
 
 
+def test_a_group_norm_network_trains_loads_and_fine_tunes(toy_data, tmp_path):
+    """MONAI SegResNet's default norm (group) could not be named in a recipe or a model."""
+    import torch
+
+    from napari_livertumor.errors import SettingsError
+
+    group_net = {**TINY_NET, "norm": "group", "norm_groups": 2}
+    short = dict(epochs=1, steps_per_epoch=2, warmup_steps=0)
+    reports = run_all(tiny_config(toy_data, tmp_path / "a", network=group_net, **short))
+    assert reports[-1]["event"] == "done"
+    loaded = load_model(tmp_path / "a" / "liver", stage="liver")
+    assert loaded.metadata.network.norm == "group" and loaded.metadata.network.norm_groups == 2
+    norms = [m for m in loaded.network.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert norms and {m.num_groups for m in norms} == {2}
+    # fine-tuned (--init) with the model's own network (the recipe --init takes without
+    # --config), or a recipe's that is the same
+    from napari_livertumor.training.config import recipe_from_model
+
+    init = str(tmp_path / "a" / "liver")
+    own = recipe_from_model(init, "liver")
+    assert own["liver"]["network"]["norm_groups"] == 2
+    assert make_config("liver", own).network == loaded.metadata.network
+    cfg = tiny_config(toy_data, tmp_path / "b", network=group_net, init_from=init, **short)
+    assert run_all(cfg)[-1]["event"] == "done"
+    assert load_model(tmp_path / "b" / "liver").metadata.network.groups == 2
+    with pytest.raises(LiverTumorError, match=r"norm_groups: model 2, recipe 4"):
+        run_all(
+            tiny_config(
+                toy_data, tmp_path / "c", network={**group_net, "norm_groups": 4}, init_from=init
+            )
+        )
+    # a count the VAE branch's 16 channels cannot take: refused before any work
+    with pytest.raises(SettingsError, match="norm_groups 32 does not divide 16"):
+        tiny_config(
+            toy_data, tmp_path / "d", network={**group_net, "init_filters": 32, "norm_groups": 32}
+        )
+
+
 def test_fine_tuning_from_the_cli_takes_the_models_own_recipe(tmp_path, capsys):
     """``livertumor train --init resources/models/tumor`` without --config: the shipped model's
     network and geometry (the weights must fit), the run settings from the command line."""

@@ -231,7 +231,8 @@ class ModelMetadata:
 
 #: the ``network`` fields a model's metadata.json must give (what its weights mean); the
 #: others (dropout_prob and the VAE branch's) play no part at inference and default as in
-#: NetworkConfig. (A training recipe's network takes defaults for all: NetworkConfig.from_dict.)
+#: NetworkConfig, and norm_groups, group norm's count, defaults to MONAI's 8 (the weights do not
+#: record it). (A training recipe's network takes defaults for all: NetworkConfig.from_dict.)
 REQUIRED_NETWORK_FIELDS = (
     "in_channels",
     "out_channels",
@@ -557,7 +558,8 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
             raise ModelError(
                 weights,
                 "weights do not match the network in metadata.json: "
-                + _mismatch(net, {k: v for k, v in sd.items() if not k.startswith(VAE_PREFIXES)}),
+                + _mismatch(net, {k: v for k, v in sd.items() if not k.startswith(VAE_PREFIXES)})
+                + _norm_hint(sd, meta.network),
             )
         sd = trunk_state_dict(sd, meta.network)
     _check_values(weights, net, sd)
@@ -565,7 +567,10 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
         net.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
         raise ModelError(
-            weights, "weights do not match the network in metadata.json: " + _mismatch(net, sd)
+            weights,
+            "weights do not match the network in metadata.json: "
+            + _mismatch(net, sd)
+            + (_norm_hint(sd, meta.network) if meta.members <= 1 else ""),
         ) from exc
     if meta.weights_sha1 is not None:
         sha = hashlib.sha1(data, usedforsecurity=False).hexdigest()
@@ -732,6 +737,34 @@ def _mismatch(net, sd: dict) -> str:
     if extra:
         parts.append(f"{len(extra)} unexpected (e.g. {extra[0]})")
     return "; ".join(parts) or "the layers differ"
+
+
+def _norm_hint(sd: dict, cfg: NetworkConfig) -> str:
+    """Where ``sd``'s tensor names are those of the network described with another norm, that
+    said: group norm has a weight and bias per layer, batch norm running statistics too,
+    MONAI's instance norm none (a MONAI SegResNet built with its defaults is a group-norm one)."""
+    import dataclasses
+
+    import torch
+
+    have = {k for k in sd if not k.startswith(VAE_PREFIXES)}
+    for norm in ("group", "batch", "instance"):
+        if norm == cfg.norm.lower():
+            continue
+        # the names only (on the meta device: no memory, no random numbers); any count will do
+        other = dataclasses.replace(cfg, norm=norm, norm_groups=1 if norm == "group" else None)
+        with torch.device("meta"):
+            names = set(build_inference_network(other).state_dict())
+        if names == have:
+            if norm == "group":
+                return (
+                    ". They are a group-norm network's (MONAI SegResNet's default): set network "
+                    "norm to 'group' and norm_groups to its group count (8 when the network was "
+                    "built with MONAI's defaults; the weights do not record it)"
+                )
+            article = "an" if norm == "instance" else "a"
+            return f". They are {article} {norm}-norm network's: set network norm to '{norm}'"
+    return ""
 
 
 def is_shipped_model_folder(folder: str | Path) -> bool:

@@ -21,6 +21,8 @@ class NetworkConfig:
     blocks_down: tuple[int, ...] = (1, 2, 2, 4)
     blocks_up: tuple[int, ...] = (1, 1, 1)
     norm: str = "instance"
+    #: group norm's group count (``norm`` "group" only; None there: MONAI's default, 8)
+    norm_groups: int | None = None
     dropout_prob: float | None = 0.1
     # VAE branch (training only)
     vae_nz: int = 256
@@ -31,7 +33,20 @@ class NetworkConfig:
         d = asdict(self)
         d["blocks_down"] = list(self.blocks_down)
         d["blocks_up"] = list(self.blocks_up)
+        if self.is_group_norm:  # written out, so the file says the count the weights need
+            d["norm_groups"] = self.groups
+        elif self.norm_groups is None:  # (instance and batch models' metadata as before)
+            del d["norm_groups"]
         return d
+
+    @property
+    def is_group_norm(self) -> bool:
+        return isinstance(self.norm, str) and self.norm.lower() == "group"
+
+    @property
+    def groups(self) -> int:
+        """Group norm's group count (``norm_groups``, or MONAI's default)."""
+        return DEFAULT_NORM_GROUPS if self.norm_groups is None else self.norm_groups
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NetworkConfig:
@@ -71,8 +86,7 @@ class NetworkConfig:
                 "network this tool trains or loads"
             )
         # MONAI checks these only when the network is built: a traceback, not a message
-        if net.norm.lower() not in NORMS:
-            raise ValueError(f"network norm must be one of {sorted(NORMS)}, got {net.norm!r}")
+        check_norm(net)
         if net.dropout_prob is not None and not 0.0 <= net.dropout_prob < 1.0:
             raise ValueError(
                 f"network dropout_prob must be at least 0 and below 1, got {net.dropout_prob}"
@@ -92,9 +106,14 @@ MAX_INIT_FILTERS = 128
 MAX_LEVELS = 8
 MAX_BLOCKS = 32
 
-#: the normalisations a network may name (MONAI's; group norm needs a group count no field
-#: gives)
-NORMS = frozenset({"instance", "batch"})
+#: the normalisations a network may name (MONAI's; "group" with ``norm_groups`` groups)
+NORMS = frozenset({"instance", "batch", "group"})
+#: group norm's group count when ``norm_groups`` is not given: MONAI SegResNet's default
+#: (``norm=("GROUP", {"num_groups": 8})``)
+DEFAULT_NORM_GROUPS = 8
+#: the channels of the VAE branch's narrowest layer (MONAI SegResNetVAE's ``smallest_filters``,
+#: group-normalised too): a training network's group count must divide it
+VAE_SMALLEST_FILTERS = 16
 
 
 def check_scalar_fields(cls, values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -146,7 +165,7 @@ def _trunk_kwargs(cfg: NetworkConfig) -> dict[str, Any]:
         in_channels=cfg.in_channels,
         out_channels=cfg.out_channels,
         dropout_prob=cfg.dropout_prob,
-        norm=cfg.norm,
+        norm=("GROUP", {"num_groups": cfg.groups}) if cfg.is_group_norm else cfg.norm,
         blocks_down=tuple(cfg.blocks_down),
         blocks_up=tuple(cfg.blocks_up),
     )
@@ -162,6 +181,7 @@ def build_training_network(cfg: NetworkConfig, patch_size: tuple[int, int, int])
     f = cfg.downsample_factor
     if any(int(s) % f for s in patch_size):
         raise ValueError(f"patch size {tuple(patch_size)} must be divisible by {f} in every dim")
+    check_trainable_norm(cfg)
     return SegResNetVAE(
         input_image_size=tuple(int(s) for s in patch_size),
         vae_estimate_std=cfg.vae_estimate_std,
@@ -169,6 +189,40 @@ def build_training_network(cfg: NetworkConfig, patch_size: tuple[int, int, int])
         vae_nz=cfg.vae_nz,
         **_trunk_kwargs(cfg),
     )
+
+
+def check_norm(net: NetworkConfig) -> None:
+    """Refuse a norm MONAI does not build, or a group count its layers cannot take."""
+    if net.norm.lower() not in NORMS:
+        raise ValueError(f"network norm must be one of {sorted(NORMS)}, got {net.norm!r}")
+    if net.norm_groups is not None and not net.is_group_norm:
+        # a count that plays no part: the network meant was probably a group-norm one
+        raise ValueError(
+            f"network norm_groups ({net.norm_groups}) is for norm 'group' only, and norm is "
+            f"{net.norm!r}: drop norm_groups, or set norm to 'group'"
+        )
+    if net.norm_groups is not None and net.norm_groups < 1:
+        raise ValueError(f"network norm_groups must be at least 1, got {net.norm_groups}")
+    if net.is_group_norm and net.init_filters % net.groups:
+        # MONAI's GroupNorm refused it only when the network was built (a traceback)
+        given = " (MONAI's default: norm_groups not given)" if net.norm_groups is None else ""
+        raise ValueError(
+            f"network init_filters {net.init_filters} is not divisible by norm_groups "
+            f"{net.groups}{given}: group norm splits every layer's channels (init_filters and "
+            "its doubles) into norm_groups equal groups"
+        )
+
+
+def check_trainable_norm(cfg: NetworkConfig) -> None:
+    """Refuse a group count the training network's VAE branch cannot take (inference can)."""
+    check_norm(cfg)  # (a NetworkConfig given directly, not read by from_dict)
+    if cfg.is_group_norm and VAE_SMALLEST_FILTERS % cfg.groups:
+        raise ValueError(
+            f"network norm_groups {cfg.groups} does not divide {VAE_SMALLEST_FILTERS}, the "
+            "channels of the VAE branch's narrowest layer (MONAI SegResNetVAE, group-normalised "
+            "too): a group-norm network trains here with 1, 2, 4, 8 or 16 groups (it loads and "
+            "segments with any count that divides init_filters)"
+        )
 
 
 def build_inference_network(cfg: NetworkConfig):

@@ -313,13 +313,17 @@ class TrainConfig:
                 raise SettingsError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.num_workers < 0:
             raise SettingsError(f"num_workers must be >= 0, got {self.num_workers}")
-        from ..models.factory import MAX_INIT_FILTERS
+        from ..models.factory import MAX_INIT_FILTERS, check_trainable_norm
 
         if net.init_filters > MAX_INIT_FILTERS:  # (a NetworkConfig given directly, not a dict)
             raise SettingsError(
                 f"network init_filters {net.init_filters} is beyond {MAX_INIT_FILTERS}: not a "
                 "network this tool trains or loads"
             )
+        try:  # before any work, not when the training network is built
+            check_trainable_norm(net)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
         # accepted, these failed after an epoch's training (an overlap of 1 at the first
         # validation, a negative seed at the split) or trained something other than asked
         for name in (
