@@ -325,6 +325,41 @@ def test_refine_apply_refuses_labels_another_scan_lies_over(refine, qtbot):
     assert widget.status.text().startswith("Applied to slice")
 
 
+def test_refine_applies_where_no_ct_covers_what_it_writes(refine, qtbot):
+    """A CT above the labels that covers only slices without tumor (a liver-dome series), or
+    any CT in napari's grid mode (two phases side by side, each in its cell): Apply to all was
+    refused as if the labels lay under it."""
+    viewer, widget = refine
+    vol_a, labels_a, ct_a = load(viewer, "A")
+    segment(viewer, "A", vol_a, labels_a, ct_a)
+    tumor_slices = np.flatnonzero((labels_a == 2).any(axis=(1, 2)))
+    # four slices at A's top, where A has no tumor, loaded above A's labels, opaque
+    _, _, ct_b = load(viewer, "B", truth=False, shape=(4, 48, 48))
+    assert tumor_slices.min() > 3
+    widget.mask_combo.setCurrentText("A segmentation")
+    assert widget.ct_combo.currentText() == "A CT"
+    _show_slice(viewer, ct_a, 8)
+    widget.apply_all_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert widget.status.text().startswith("Applied to all"), widget.status.text()
+    _show_slice(viewer, ct_a, 1)  # a slice it covers: refused there
+    widget.apply_slice_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert widget.status.text().startswith("'A segmentation' lies under 'B CT'")
+    # a CT over all of A's tumor, in grid mode: side by side, nothing covered
+    _, _, ct_c = load(viewer, "C", truth=False)
+    widget.mask_combo.setCurrentText("A segmentation")
+    _layers.grid_of(viewer).enabled = True
+    widget.apply_all_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    # (refined already: nothing more to change, but applied)
+    assert widget.status.text().startswith(("Applied to all", "Refining all lesions changed"))
+    _layers.grid_of(viewer).enabled = False  # one above the other again: refused
+    widget.apply_all_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert widget.status.text().startswith("'A segmentation' lies under 'C CT'")
+
+
 def test_napari_undo_on_another_patients_labels_is_said_with_their_name(refine, qtbot):
     """Ctrl+Z on patient A's refined labels while B's are chosen: Refine said "napari's Undo
     (Ctrl+Z) took back: slice 8." under B's labels, as if it were B's."""

@@ -843,16 +843,6 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 f"'{mask_layer.name}' is hidden: show it (its eye in the layer list), or choose "
                 "another Tumor labels layer, before applying."
             )
-        if apply:  # nor into one a CT above it covers (another scan's, a copy of its own)
-            over = _covering(self.viewer, mask_layer, on_slice=z is not None)
-            if over is not None:
-                text = (
-                    f"'{mask_layer.name}' lies under '{over.name}', which covers it: hide "
-                    f"'{over.name}' (its eye in the layer list) or drag '{mask_layer.name}' "
-                    "above it, before applying."
-                )
-                self._watch_cover(text, over, mask_layer)
-                raise ValueError(text)
         _check_same_grid(ct_layer, mask_layer, apply)
         if not _layers.same_scan(mask_layer, ct_layer):
             # another scan on the same grid (the other phase of a study, another patient's
@@ -895,8 +885,29 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 raise ValueError(f"The liver layer '{liver_choice}' is gone; choose another.")
             _check_same_grid(ct_layer, liver_layer, apply)
             liver = (np.asarray(liver_layer.data[index]) > 0) | tumor
+        if apply:  # nor into one a CT above it covers (another scan's, a copy of its own)
+            self._refuse_covered(mask_layer, tumor if z is None else None)
         spacing = tuple(float(s) for s in ct_layer.scale)
         return ct_layer, mask_layer, tumor, liver, spacing
+
+    def _refuse_covered(self, mask_layer, tumor=None) -> None:
+        """Refuse an Apply into labels a CT layer covers where it writes: on the slice shown,
+        or (``tumor``: the whole layer's, for Apply to all or to a lesion) over the tumor's
+        box. The labels' whole box refused a CT that covered only slices without tumor."""
+        on_slice = tumor is None
+        over = _covering(self.viewer, mask_layer, on_slice=on_slice)
+        if over is not None and not on_slice:
+            region = _world_box(mask_layer, tumor)
+            over = None if region is None else _covering(self.viewer, mask_layer, region=region)
+        if over is None:
+            return
+        text = (
+            f"'{mask_layer.name}' lies under '{over.name}', which covers it: hide "
+            f"'{over.name}' (its eye in the layer list) or drag '{mask_layer.name}' "
+            "above it, before applying."
+        )
+        self._watch_cover(text, over, mask_layer)
+        raise ValueError(text)
 
     def axial_view(self) -> bool:
         """True when the viewer shows axial slices (2D, rows and columns displayed): what a
@@ -1976,12 +1987,14 @@ def _check_same_grid(ct_layer, other, apply: bool = False) -> None:
 _COVERS_AT = 0.9
 
 
-def _covers(viewer, image, labels, on_slice: bool = False) -> bool:
+def _covers(viewer, image, labels, on_slice: bool = False, region=None) -> bool:
     """Whether the image layer ``image`` hides the ``labels`` layer: above it in the layer
-    list, shown, opaque, and where the labels lie (their boxes in the world overlap; with
-    ``on_slice``, on the slice shown too). Cheap: no voxel is read."""
+    list, shown, opaque, and where the labels lie (their boxes in the world overlap, or
+    ``region``, a world box ``[min, max]`` within them, and it; with ``on_slice``, on the slice
+    shown too). Never in napari's grid mode: each layer has a cell of its own there (two
+    phases side by side). Cheap: no voxel is read."""
     layers = viewer.layers
-    if image not in layers or labels not in layers:
+    if image not in layers or labels not in layers or _layers.grid_on(viewer):
         return False
     if layers.index(image) < layers.index(labels) or not image.visible:
         return False
@@ -1991,7 +2004,8 @@ def _covers(viewer, image, labels, on_slice: bool = False) -> bool:
     ):
         return False
     n = min(image.ndim, labels.ndim)
-    a, b = np.asarray(image.extent.world)[:, -n:], np.asarray(labels.extent.world)[:, -n:]
+    b = np.asarray(labels.extent.world if region is None else region)[:, -n:]
+    a = np.asarray(image.extent.world)[:, -n:]
     if not (np.maximum(a[0], b[0]) <= np.minimum(a[1], b[1])).all():
         return False
     if on_slice:  # (napari draws a slice of it only where the slider stands inside it)
@@ -2000,10 +2014,23 @@ def _covers(viewer, image, labels, on_slice: bool = False) -> bool:
     return True
 
 
-def _covering(viewer, labels, on_slice: bool = False):
+def _covering(viewer, labels, on_slice: bool = False, region=None):
     """The topmost CT layer that hides ``labels`` (:func:`_covers`), or None."""
-    over = [ly for ly in _layers.ct_layers(viewer) if _covers(viewer, ly, labels, on_slice)]
+    over = [ly for ly in _layers.ct_layers(viewer) if _covers(viewer, ly, labels, on_slice, region)]
     return max(over, key=viewer.layers.index, default=None)
+
+
+def _world_box(layer, mask: np.ndarray):
+    """The world box ``[min, max]`` of ``mask``'s voxels in ``layer`` (None: none set)."""
+    ends = []
+    for axis in range(mask.ndim):
+        hit = np.flatnonzero(np.any(mask, axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if hit.size == 0:
+            return None
+        ends.append((hit[0], hit[-1]))
+    corners = np.array([[e[0] for e in ends], [e[1] for e in ends]], float)
+    world = np.array([layer.data_to_world(c) for c in corners])
+    return np.array([world.min(axis=0), world.max(axis=0)])
 
 
 def _dims(shape) -> str:
