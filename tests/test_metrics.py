@@ -395,3 +395,151 @@ def test_lesions_are_counted_found_per_size_band():
         "Lesions found by longest diameter: < 10 mm: 0/1, 10–20 mm: 1/1, 20+ mm: 1/1"
         in format_table(summary)
     )
+
+
+# --- scores computed in the masks' box (crop_box) equal those of the whole volume ----------
+
+SPACING = (2.5, 0.8, 0.7)  # anisotropic, as CT's
+
+
+def _smooth_mask(rng, shape, box, threshold):
+    """Blobs of smoothed noise inside ``box`` (many components, small ones at its edges)."""
+    from scipy import ndimage as ndi
+
+    out = np.zeros(shape, bool)
+    noise = ndi.gaussian_filter(rng.random(shape), 1.2)
+    out[box] = noise[box] > threshold
+    return out
+
+
+def _scoring_cases():
+    """``(name, pred 0/1/2, truth 0/1/2)``: random ones, ones touching the volume's faces and
+    corners, lesions touching the box's edge diagonally, empty ones."""
+    shape = (18, 40, 36)
+    cases = []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        lo = rng.integers(1, 6, 3)
+        box = tuple(slice(int(a), int(a) + n) for a, n in zip(lo, (10, 26, 22), strict=True))
+        liver_t = _smooth_mask(rng, shape, box, 0.47)
+        liver_p = _smooth_mask(rng, shape, box, 0.47) | np.roll(liver_t, 1, axis=2)
+        tumor_t = _smooth_mask(rng, shape, box, 0.53) & liver_t
+        tumor_p = _smooth_mask(rng, shape, box, 0.53) & liver_p
+        truth = liver_t.astype(np.uint8) + tumor_t
+        pred = liver_p.astype(np.uint8) + tumor_p
+        cases.append((f"random{seed}", pred, truth))
+    # touching every face of the volume: the box reaches the border, a margin there is none
+    truth = np.zeros(shape, np.uint8)
+    truth[0:10, 0:25, 5:36] = 1
+    truth[0:3, 0:4, 30:36] = 2  # a lesion in the volume's corner
+    truth[6:9, 10:14, 10:14] = 2
+    pred = np.zeros(shape, np.uint8)
+    pred[4:18, 8:40, 0:30] = 1
+    pred[15:18, 36:40, 0:3] = 2  # in the opposite corner: a false lesion
+    pred[6:9, 11:15, 10:13] = 2
+    pred[14, 20, 29] = 2  # one voxel on the box's edge
+    cases.append(("border", pred, truth))
+    # lesions meeting only at a corner on the box's edge (26-connected: one lesion)
+    truth = np.zeros(shape, np.uint8)
+    truth[4:12, 6:30, 6:30] = 1
+    truth[4:6, 6:8, 6:8] = 2
+    truth[6:8, 8:10, 8:10] = 2
+    pred = truth.copy()
+    pred[11, 29, 29] = 2
+    pred[10, 28, 28] = 2
+    cases.append(("diagonal", pred, truth))
+    empty = np.zeros(shape, np.uint8)
+    one = cases[0][1]
+    cases += [("empty", empty, empty), ("pred only", one, empty), ("truth only", empty, one)]
+    return cases
+
+
+CASES = _scoring_cases()
+
+
+def _scored(pred, truth, crop):
+    """Everything scored from the two maps, as text: equal text, bit-identical floats."""
+    from napari_livertumor.training.metrics import lesion_table
+
+    ct = np.random.default_rng(0).normal(60, 15, pred.shape).astype(np.float32)
+    ct[truth == 2] -= 30
+    out = {
+        "case": case_scores(pred, truth, crop=crop),
+        "surface": case_surface_scores(pred, truth, SPACING, crop=crop),
+        "surface_tumor": surface_scores(pred == 2, truth == 2, SPACING, crop=crop),
+        "lesions": [
+            lesion_detection(pred == 2, truth == 2, SPACING, min_ml=m, crop=crop)
+            for m in (0.0, 0.01, 0.1)
+        ],
+        "table": lesion_table(ct, truth, pred == 2, SPACING, min_ml=0.0, crop=crop),
+        "diameter": longest_diameter_mm(truth == 2, SPACING, crop=crop),
+    }
+    return repr(out)
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
+def test_scores_in_the_masks_box_are_those_of_the_whole_volume(name):
+    _, pred, truth = next(c for c in CASES if c[0] == name)
+    assert _scored(pred, truth, crop=True) == _scored(pred, truth, crop=False)
+
+
+def test_the_cases_tell_a_box_one_voxel_short(monkeypatch):
+    """The comparison above notices a box cut into the masks (a margin or end off by one)."""
+    from napari_livertumor.training import metrics
+
+    crop_box = metrics.crop_box
+
+    def short(*masks, margin=1):
+        box = crop_box(*masks, margin=margin)
+        return tuple(slice(s.start, max(s.start, s.stop - margin - 1)) for s in box)
+
+    expected = {name: _scored(p, t, crop=False) for name, p, t in CASES}
+    monkeypatch.setattr(metrics, "crop_box", short)
+    differ = [name for name, p, t in CASES if _scored(p, t, crop=True) != expected[name]]
+    assert differ == [c[0] for c in CASES if c[0] != "empty"]
+
+
+def test_crop_box_is_the_bounding_box_with_its_margin_inside_the_volume():
+    from napari_livertumor.training.metrics import crop_box
+
+    a = np.zeros((6, 7, 8), np.int16)
+    b = np.zeros(a.shape, bool)
+    a[2, 3, 4] = 2
+    b[3, 1, 7] = True  # on the last x: the margin stops at the border
+    assert crop_box(a, b, margin=0) == (slice(2, 4), slice(1, 4), slice(4, 8))
+    assert crop_box(a, b) == (slice(1, 5), slice(0, 5), slice(3, 8))
+    a[0, 6, 0] = 5  # a class left out by its values
+    assert crop_box((a, (1, 2)), b, margin=0) == (slice(2, 4), slice(1, 4), slice(4, 8))
+    assert crop_box((a, (5,)), margin=2) == (slice(0, 3), slice(4, 7), slice(0, 3))
+    empty = crop_box(np.zeros(a.shape), (a, (9,)))
+    assert empty == (slice(0, 0),) * 3 and a[empty].size == 0
+    with pytest.raises(ValueError, match="different shapes"):
+        crop_box(a, b[1:])
+    rng = np.random.default_rng(1)
+    for dtype in (np.uint8, np.int8, np.int32, np.uint16, np.float32):
+        m = rng.integers(0, 6, (40, 9, 11)).astype(dtype)
+        m[m < 5] = 0  # a few voxels of 5
+        for values in ((5,), (1, 2, 3), (4, 5), (0,)):
+            where = np.argwhere(np.isin(m, values))
+            box = crop_box((m, values), margin=1)
+            if not where.size:
+                assert box == (slice(0, 0),) * 3
+                continue
+            want = tuple(
+                slice(max(0, lo - 1), min(n, hi + 2))
+                for lo, hi, n in zip(where.min(0), where.max(0), m.shape, strict=True)
+            )
+            assert box == want, (dtype, values)
+
+
+def test_in_classes_is_isin():
+    from napari_livertumor.training.metrics import in_classes
+
+    for dtype in (np.uint8, np.int8, np.int16, ">i2", np.uint16, np.int32, np.int64, np.float32):
+        info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+        ends = [] if info is None else [info.min, info.min + 1, info.max - 1, info.max]
+        a = np.array([*ends, 0, 1, 2, 3, 4, 5], dtype=dtype)
+        if info is not None and info.min < 0:
+            a = np.concatenate([a, np.array([-3, -1], dtype=dtype)])
+        for values in ((1, 2, 3), (1, 2), (2,), (0,), (-1, 0, 1), (2, 4), (), (1.0, 2.0), (1.5,)):
+            assert np.array_equal(in_classes(a, values), np.isin(a, values)), (dtype, values)

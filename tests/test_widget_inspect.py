@@ -361,6 +361,53 @@ def test_overlap_scores_per_class():
     assert all(np.isnan(v) for v in overlap_scores(pred, truth)["tumor"].values())
 
 
+def _hcc_cases():
+    """``(labels 0/1/2, HCC ground truth 0..4)``: random, touching the volume's border (a
+    portal vein, class 3, alone on the box's edge; an aorta, 4, the whole length), empty."""
+    from scipy import ndimage as ndi
+
+    shape = (16, 30, 28)
+    rng = np.random.default_rng(5)
+    cases = []
+    for _ in range(2):
+        noise = ndi.gaussian_filter(rng.random((2, *shape)), 1.2)
+        truth = np.zeros(shape, np.uint8)
+        truth[3:12, 4:24, 5:22] = np.where(noise[0, 3:12, 4:24, 5:22] > 0.5, 1, 0)
+        truth[(noise[1] > 0.54) & (truth == 1)] = 2
+        truth[2, 10:12, 5:7] = 3  # the portal vein sets the box's first slice
+        truth[:, 26:29, 24:27] = 4  # the aorta: in no class, left out of the box
+        labels = np.where(np.roll(truth, 1, axis=1) > 0, 1, 0).astype(np.uint8)
+        labels[(noise[1] > 0.52) & (labels == 1)] = 2
+        cases.append((labels, truth))
+    labels = np.zeros(shape, np.uint8)
+    labels[:6, :9, 20:] = 1
+    labels[0, 0, 27] = 2  # the volume's corner
+    truth = np.zeros(shape, np.uint8)
+    truth[2:9, 5:30, 18:28] = 3
+    truth[4:6, 28:30, 26:28] = 2
+    cases += [(labels, truth), (np.zeros(shape, np.uint8), np.zeros(shape, np.uint8))]
+    cases.append((labels, np.zeros(shape, np.uint8)))
+    return cases
+
+
+def test_overlap_scores_in_the_box_of_the_classes_are_those_of_the_whole_volume(monkeypatch):
+    from napari_livertumor.training import metrics
+
+    spacing = (2.5, 0.7, 0.9)
+    whole = [repr(overlap_scores(a, b, spacing, crop=False)) for a, b in _hcc_cases()]
+    assert [repr(overlap_scores(a, b, spacing)) for a, b in _hcc_cases()] == whole
+    # a box one voxel short (an end or margin off by one) is noticed on every case but the empty
+    crop_box = metrics.crop_box
+
+    def short(*masks, margin=1):
+        box = crop_box(*masks, margin=margin)
+        return tuple(slice(s.start, max(s.start, s.stop - margin - 1)) for s in box)
+
+    monkeypatch.setattr(metrics, "crop_box", short)
+    cut = [repr(overlap_scores(a, b, spacing)) for a, b in _hcc_cases()]
+    assert [c != w for c, w in zip(cut, whole, strict=True)] == [True, True, True, False, True]
+
+
 def test_a_layer_renamed_while_measured_is_named_by_its_new_name(viewer_with_labels, qtbot):
     viewer, widget, *_ = viewer_with_labels
     layer = viewer.layers["tiny CT segmentation"]

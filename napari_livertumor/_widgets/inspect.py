@@ -423,9 +423,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
 
         def target(progress, should_cancel):
             from ..stats import add_image_numbers, compute_stats
+            from ..training.metrics import in_classes  # np.isin's masks, faster
 
             progress("measure", 0, 1)
-            true_tumor = None if truth is None else np.isin(truth, TRUTH_CLASSES["tumor"])
+            true_tumor = None if truth is None else in_classes(truth, TRUTH_CLASSES["tumor"])
             # with a CT layer on the same grid: each lesion's attenuation, contrast to liver;
             # with a ground truth: the share of each lesion that is tumor there
             stats = compute_stats(
@@ -445,7 +446,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 from ..training.metrics import lesion_detection
 
                 stats["detection"] = lesion_detection(
-                    np.isin(labels, PRED_CLASSES["tumor"]),
+                    in_classes(labels, PRED_CLASSES["tumor"]),
                     true_tumor,
                     spacing,
                     min_ml=LESION_MIN_ML,
@@ -1105,7 +1106,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
 
 
 def overlap_scores(
-    labels: np.ndarray, truth: np.ndarray, spacing=None
+    labels: np.ndarray, truth: np.ndarray, spacing=None, *, crop: bool = True
 ) -> dict[str, dict[str, float]]:
     """Dice and IoU per class of a 0/1/2 label map against an HCC ground truth (0..4); with
     ``spacing`` (mm, z y x) the boundary scores too (``hd95_mm``, ``assd_mm``, ``nsd``:
@@ -1114,9 +1115,17 @@ def overlap_scores(
     A class absent from both maps has no score (NaN, shown as "—"), as ``livertumor evaluate``
     leaves such a case out of its mean: nothing to find and nothing found is not a perfect
     overlap (it had scored 1 here and NaN there).
-    """
-    from ..training.metrics import surface_scores
 
+    Scored in the box of both maps' classes (``metrics.crop_box``: a liver is some 5 % of a
+    thin-slice scan; ``benchmarks/bench_scoring.py``); ``crop=False``: the whole volume, the
+    same figures.
+    """
+    from ..training.metrics import crop_box, surface_scores
+
+    if crop:
+        ours, theirs = (sum(map(tuple, c.values()), ()) for c in (PRED_CLASSES, TRUTH_CLASSES))
+        box = crop_box((labels, ours), (truth, theirs), margin=1)
+        labels, truth = np.asarray(labels)[box], np.asarray(truth)[box]
     out = {}
     for cls in ("liver", "tumor"):
         pred = np.isin(labels, PRED_CLASSES[cls])
@@ -1129,7 +1138,7 @@ def overlap_scores(
             "iou": float("nan") if union == 0 else inter / union,
         }
         if spacing is not None:
-            out[cls].update(surface_scores(pred, ref, spacing))
+            out[cls].update(surface_scores(pred, ref, spacing, crop=crop))
     return out
 
 

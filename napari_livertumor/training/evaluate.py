@@ -40,6 +40,7 @@ from .metrics import (
     case_surface_scores,
     class_masks,
     conspicuity_columns,
+    crop_box,
     format_table,
     hcc_to_output,
     lesion_detection,
@@ -1190,6 +1191,7 @@ def _axial_diameter(tumor: np.ndarray, ct) -> float:
 
     from ..stats import axial_diameter_mm
 
+    tumor = tumor[crop_box(tumor, margin=1)]  # its lesions in their box: the same lesions
     if not tumor.any():
         return 0.0
     lab, _ = ndi.label(tumor, structure=np.ones((3, 3, 3), bool))
