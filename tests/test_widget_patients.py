@@ -443,11 +443,23 @@ def test_inspect_says_a_scan_loaded_without_labels_is_not_the_one_its_figures_ar
     widget.measure_button.click()
     qtbot.waitUntil(lambda: widget.stats is not None and not widget.busy, timeout=20_000)
 
+    measured = widget.status.text()
     vol_b, labels_b, ct_b = load(viewer, "B", truth=False, **B_GRID)
     said = widget.status.text()
     assert "No labels of 'B CT' yet: segment it (panel 2)" in said
     assert "still those of 'A segmentation'" in said
     assert widget.volume_table.rowCount() > 0  # A's figures kept, for a comparison
+    # B closed again: the note went on naming it; what was said of A's figures is back
+    viewer.layers.remove(ct_b)
+    assert widget.status.text() == measured
+    load(viewer, "C", spacing=(2.0, 0.7, 0.7))  # with its truth: Inspect moves to it
+    assert widget.labels_combo.currentText() == "C ground truth"
+    load(viewer, "D", truth=False, spacing=(1.0, 0.6, 0.6))
+    assert "still those of 'C ground truth'" in widget.status.text()
+    # other labels chosen by hand: the note spoke of the ones chosen before
+    widget.labels_combo.setCurrentText("A segmentation")
+    assert widget.status.text() == "Click Measure for the figures of 'A segmentation'."
+    vol_b, labels_b, ct_b = load(viewer, "B", truth=False, **B_GRID)
 
     segment(viewer, "B", vol_b, labels_b, ct_b)  # B segmented: the note is answered
     assert widget.labels_combo.currentText() == "B segmentation"

@@ -75,6 +75,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.truth_combo = NameCombo()
         self._truth_seen: set[str] = set()
         self._cts_seen: set[int] = {id(ly) for ly in _layers.ct_layers(napari_viewer)}
+        self._unsegmented = None  # the scan the status says has no labels yet
+        self._said_before_note = ""  # and what it said before
         self.opacity = QSlider(Qt.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(50)
@@ -326,8 +328,13 @@ class InspectWidget(JobWidgetMixin, QWidget):
             elif new and self.truth_combo.currentText() == NO_TRUTH:
                 self.truth_combo.setCurrentText(new[-1])  # a ground truth just loaded: score
             self._pick_matching_truth(self.labels_layer(), truth_gone)
-            if new or new_segs:
+            if new or new_segs:  # the note of a scan without labels: answered
+                self._unsegmented = None
                 clear_status_if(self.status, NOT_YET_SEGMENTED)
+            elif self._unsegmented not in (None, *cts):  # that scan closed: what was said
+                self._unsegmented = None
+                if self.status.text().startswith(NOT_YET_SEGMENTED):
+                    set_status(self.status, self._said_before_note, scroll=False)
             elif new_cts:
                 self._say_scan_not_segmented(new_cts[-1])
             if getattr(self, "_watched_truth", None) not in self.viewer.layers:
@@ -347,6 +354,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
         if current is None or _of_scan(self.viewer, current, ct_layer) or self.busy:
             return
         shown = "figures" if self._measured_layer is current else "labels"
+        if self._unsegmented is None:
+            self._said_before_note = self.status.text()
+        self._unsegmented = ct_layer
         set_status(
             self.status,
             f"{NOT_YET_SEGMENTED} '{ct_layer.name}' yet: segment it (panel 2). The {shown} "
@@ -828,7 +838,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
     def _labels_changed(self, *_) -> None:
         layer = self.labels_layer()
         self._watch_edits(layer)
-        hint = self.status.text().startswith("Click Measure")
+        # (the note of a scan loaded without labels spoke of the labels chosen until now)
+        hint = self.status.text().startswith(("Click Measure", NOT_YET_SEGMENTED))
         if layer is not self._measured_layer or (hint and layer is None):
             # figures (or the hint) about another layer, maybe a deleted one: cleared, and said
             stale = self.stats is not None or hint
