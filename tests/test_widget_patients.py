@@ -325,6 +325,35 @@ def test_refine_apply_refuses_labels_another_scan_lies_over(refine, qtbot):
     assert widget.status.text().startswith("Applied to slice")
 
 
+def test_refine_undo_and_reset_under_another_scan_say_so(refine, qtbot):
+    """Undo and Reset on labels another scan's CT covers changed voxels nobody saw, said as
+    if they could be seen. They are not refused (the user knows what they take back), but
+    said, with what to hide."""
+    viewer, widget = refine
+    vol_a, labels_a, ct_a = load(viewer, "A")
+    seg_a = segment(viewer, "A", vol_a, labels_a, ct_a)
+    _show_slice(viewer, ct_a, 8)
+    _apply_slice(qtbot, widget)
+    refined = np.array(seg_a.data)
+    load(viewer, "B", truth=False, spacing=(2.0, 0.8, 0.8), origin=(-25.0, -35.0, 95.0))
+    here = _layers.slider_index(viewer, seg_a, 8)  # (as the slider counts it with B open)
+    widget.mask_combo.setCurrentText("A segmentation")  # back to A by hand
+    widget.undo_button.click()
+    np.testing.assert_array_equal(seg_a.data, labels_a)
+    assert widget.status.text() == (
+        f"Undid: slice {here} (under 'B CT': hide it to see the change)."
+    )
+    seg_a.data[...] = refined  # as if refined again, then reset
+    _layers.labels_edited(seg_a)
+    widget.reset_button.click()
+    np.testing.assert_array_equal(seg_a.data, labels_a)
+    assert "(under 'B CT': hide it to see the change). Undo takes" in widget.status.text()
+    viewer.layers["B CT"].visible = False  # seen: said as before
+    widget.undo_button.click()
+    np.testing.assert_array_equal(seg_a.data, refined)
+    assert "under" not in widget.status.text()
+
+
 def test_refine_applies_where_no_ct_covers_what_it_writes(refine, qtbot):
     """A CT above the labels that covers only slices without tumor (a liver-dome series), or
     any CT in napari's grid mode (two phases side by side, each in its cell): Apply to all was

@@ -1583,12 +1583,12 @@ class RefineWidget(JobWidgetMixin, QWidget):
         step.undo_records.append(record)
         _follow(said_here=True)  # (the step is out of effect now)
         _layers.labels_edited(step.target)
-        where = ""
+        where = _under(self.viewer, step.target, step.box)
         if step.target.name != self.mask_combo.currentText() or not step.target.visible:
             # the step was on another layer (a rerun of Segment moved the edited one aside):
             # said, so an undo nobody sees happen is not taken for one that did nothing
             where = f" in '{step.target.name}'" + (
-                " (hidden: show it to see the change)" if not step.target.visible else ""
+                " (hidden: show it to see the change)" if not step.target.visible else where
             )
         kept = (
             f" {step.kept} voxel(s) edited by hand since were kept as they are."
@@ -1633,7 +1633,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         set_status(
             self.status,
             f"Reset to the labels before the first refinement ({int(changed.sum())} voxels "
-            "back; painting done since was undone too). Undo takes the reset back.",
+            f"back; painting done since was undone too){_under(self.viewer, layer, box)}. "
+            "Undo takes the reset back.",
         )
         self._forget_apply_notes()
         self._show_notes([])
@@ -2027,10 +2028,25 @@ def _world_box(layer, mask: np.ndarray):
         hit = np.flatnonzero(np.any(mask, axis=tuple(a for a in range(mask.ndim) if a != axis)))
         if hit.size == 0:
             return None
-        ends.append((hit[0], hit[-1]))
-    corners = np.array([[e[0] for e in ends], [e[1] for e in ends]], float)
+        ends.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return _box_world(layer, tuple(ends))
+
+
+def _box_world(layer, box):
+    """The world box ``[min, max]`` of the data box ``box`` (slices) of ``layer``."""
+    corners = np.array([[s.start for s in box], [s.stop - 1 for s in box]], float)
     world = np.array([layer.data_to_world(c) for c in corners])
     return np.array([world.min(axis=0), world.max(axis=0)])
+
+
+def _under(viewer, layer, box) -> str:
+    """`` (under '<CT>': …)`` when a CT layer covers ``box`` of the shown ``layer``: an
+    Undo or Reset there changes voxels nobody sees (they are not refused: Apply is, as it
+    writes an outline the user could not check)."""
+    if not layer.visible:
+        return ""
+    over = _covering(viewer, layer, region=_box_world(layer, box))
+    return "" if over is None else f" (under '{over.name}': hide it to see the change)"
 
 
 def _dims(shape) -> str:
