@@ -886,6 +886,37 @@ def test_a_tumor_free_patient_has_blank_diameters_and_volume_errors(monkeypatch,
     assert written["tumor_longest_diameter_mm"] == "" and written["tumor_volume_error_pct"] == ""
 
 
+def test_volume_errors_come_from_voxel_counts_not_the_rounded_volumes(monkeypatch):
+    """The relative volume error was computed from the stats' mL, rounded to 4 decimals:
+    296.0004 % where the counts give 296 % exactly (a reviewer's case: 99 voxels for 25)."""
+    from types import SimpleNamespace
+
+    from napari_livertumor.io.volume import CTVolume
+    from napari_livertumor.training import evaluate as ev
+
+    spacing = (3.1, 0.77, 0.77)  # a voxel of 1.83799 uL: its mL do not round cleanly
+    hcc = np.zeros((8, 20, 20), np.uint8)
+    hcc[1:7, 2:18, 2:18] = 1
+    hcc[3, 5:10, 5:10] = 2  # 25 tumor voxels
+    ct = CTVolume(np.zeros(hcc.shape, np.int16), spacing=spacing)
+    monkeypatch.setattr(ev, "load_case", lambda rec: (ct, hcc))
+    pred = (hcc > 0).astype(np.uint8)
+    pred[3, 4:13, 4:15] = 2  # 99 tumor voxels
+    voxel_ml = float(np.prod(spacing)) / 1000
+    result = SimpleNamespace(
+        labels=pred,
+        stats={"liver_ml": round(float((pred >= 1).sum()) * voxel_ml, 4),
+               "tumor_ml": round(99 * voxel_ml, 4)},
+        warnings=[],
+    )  # fmt: skip
+    rows: list = []
+    seg = SimpleNamespace(segment=lambda volume: result)
+    ev._score_cases([SimpleNamespace(case_id="HCC_010")], seg, rows, [])
+    (row,) = rows
+    assert row["tumor_volume_error_pct"] == 100.0 * (99 - 25) / 25
+    assert row["liver_volume_error_pct"] == 0.0
+
+
 def test_saved_label_maps_lie_on_the_files_own_grid(trained, tmp_path):
     """A RAS-stored case (x and y flipped, as many converters write them): --save-labels wrote
     its map turned, on another grid than the CT file's, and every figure recomputed from it
