@@ -151,12 +151,23 @@ def test_the_readmes_python_example_runs_as_written(tmp_path, monkeypatch):
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Python API", 1)[1].split("\n## ", 1)[0]
     (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
-    monkeypatch.chdir(root)
+    assert root == tmp_path / "data"
+    monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
     result, ct = namespace["result"], namespace["ct"]
     assert result.stats["liver_ml"] > 500 and result.labels.shape == ct.shape
-    assert (root / "HCC_001_labels.nii.gz").is_file() and (root / "HCC_001_seg.dcm").is_file()
+    out = tmp_path / "results"
+    assert (out / "HCC_001_labels.nii.gz").is_file() and (out / "HCC_001_seg.dcm").is_file()
+    # a batch over the data afterwards finds the patient only (the example wrote its files
+    # beside HCC_001/, and that label map became a case refused as no CT)
+    from napari_livertumor.commands.segment import discover_cases
+
+    assert [c.name for c in discover_cases([root])] == ["HCC_001"]
+    # and a label map written so beside the patients' folders is no case either
+    labels = "HCC_001_labels.nii.gz"
+    (root / labels).write_bytes((out / labels).read_bytes())
+    assert [c.name for c in discover_cases([root])] == ["HCC_001"]
 
 
 def test_a_config_naming_the_same_models_and_device_otherwise_is_accepted(tmp_path, monkeypatch):

@@ -40,6 +40,7 @@ def run_demo(screenshot: str | None = None, widgets: str = "all") -> int:
     int
         Exit status (0 on success, 2 for an unknown widget name).
     """
+    _quiet_start()
     import napari
 
     names = list(WIDGETS) if widgets.strip() == "all" else [w.strip() for w in widgets.split(",")]
@@ -178,6 +179,18 @@ def _fill_screen(viewer) -> None:
         min(max(height, window.height()), area.height()),
     )
     window.move(area.x() + max((area.width() - window.width()) // 2, 0), area.y())
+
+
+def _quiet_start() -> None:
+    """Leave out two start-up lines nobody can act on: napari on PyQt5 (this package's default
+    binding) warns twice that it detects the desktop's theme only under Qt6, and PyOpenGL
+    says at INFO that its optional accelerator is not installed. napari's own notice that its
+    PyQt5 support is deprecated stays (the README says what to do about it)."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message="System theme detection requires a Qt6 backend")
+    logging.getLogger("OpenGL.acceleratesupport").setLevel(logging.WARNING)
 
 
 def _screenshot_and_quit(viewer, path: Path) -> int:

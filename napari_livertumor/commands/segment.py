@@ -804,7 +804,7 @@ def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
     ours = [p for p in niftis if _is_our_labels(p)]
     if ours:
         log.info(
-            "%s: %d label map(s) written by livertumor segment skipped (%s)",
+            "%s: %d label map(s) of livertumor's skipped, not scans (%s)",
             folder,
             len(ours),
             ", ".join(p.name for p in ours[:3]) + (", ..." if len(ours) > 3 else ""),
@@ -1048,8 +1048,22 @@ def _is_our_labels(path: Path) -> bool:
                 (folder / f"{stem}_stats.json").is_file()
                 or any((folder / f"{stem}{ext}").is_file() for ext in (".nii.gz", ".nii"))
                 or folder.name == stem  # segmented into its own DICOM folder
+                # written by the Python API (the README's example writes results/HCC_001_
+                # labels.nii.gz beside the patients' folders, and a batch over them took
+                # "results" for a case, refused as no CT): a label map's uint8 (no CT's type)
+                or _stored_as_uint8(path)
             )
     return False
+
+
+def _stored_as_uint8(path: Path) -> bool:
+    """Whether the NIfTI file's header stores uint8 voxels (its header only is read)."""
+    try:
+        import nibabel as nib
+
+        return nib.load(str(path)).header.get_data_dtype() == "uint8"
+    except Exception:  # unreadable here: the case's own read says why
+        return False
 
 
 def _subfolder_case(sub: Path) -> Case | None:
