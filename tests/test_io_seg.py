@@ -267,16 +267,47 @@ def test_labels_on_slices_filled_over_a_gap_are_left_out_of_the_seg_and_said(tmp
     # and where a PACS viewer shows it: between the image numbers on either side
     numbers = gap.meta["instance_numbers"]
     assert f"between images {numbers[filled - 1]} and {numbers[filled + 1]})" in note
-    back = read_dicom_seg(tmp_path / "seg.dcm", gap)
-    expected = labels.copy()
-    expected[filled] = 0
-    np.testing.assert_array_equal(back, expected)
+    said: list[str] = []
+    back = read_dicom_seg(tmp_path / "seg.dcm", gap, warnings=said)
+    # read back, the filled slice's labels come from the slices beside it; left empty, a SEG
+    # reopened in napari was striped. Liver and vessel are the same shapes on both sides:
+    # kept; the tumor ends on the filled slice (on the slice below, not above): left as liver
+    np.testing.assert_array_equal(np.delete(back, filled, 0), np.delete(labels, filled, 0))
+    assert (labels[filled - 1] == 2).any() and not (labels[filled + 1] == 2).any()
+    expected = np.where(labels[filled] == 2, 1, labels[filled])
+    np.testing.assert_array_equal(back[filled], expected)
+    assert any("their labels were interpolated" in n for n in said)
     # labels on the filled slice only: refused, not an empty SEG
     only = np.zeros_like(labels)
     only[filled] = labels[filled]
     with pytest.raises(InputError, match="every labelled voxel lies on slices interpolated"):
         write_dicom_seg(only, gap, tmp_path / "seg2.dcm", HCC_SEGMENTS)
     assert not (tmp_path / "seg2.dcm").exists()
+
+
+def test_a_seg_of_a_series_with_every_other_slice_filled_reads_back_whole(tmp_path, ct):
+    """A series of 2.5 then 5 mm slices (the reader fills every second slice of its 5 mm
+    part): its SEG reopened showed labels on the real slices only, striped, with half the
+    liver of the stats. The filled slices take the shapes between their neighbours'."""
+    for z in (2, 4):  # two gaps: slices 2 and 4 filled when read
+        Path(ct.meta["files"][z]).unlink()
+    gap = read_dicom_series(tmp_path / "ct")
+    filled = [z for z, uid in enumerate(gap.meta["sop_instance_uids"]) if not uid]
+    assert filled == [2, 4]
+    labels = np.zeros(gap.shape, np.uint8)
+    yy, xx = np.mgrid[: gap.shape[1], : gap.shape[2]]
+    for z in range(1, 7):  # a liver widening slice by slice (a cone's cross-sections)
+        labels[z][(yy - 10) ** 2 + (xx - 12) ** 2 <= (2 + 1.2 * z) ** 2] = 1
+    labels[3, 8:12, 10:14] = 2  # a tumor on a real slice only
+    write_dicom_seg(labels, gap, tmp_path / "seg.dcm", HCC_SEGMENTS, notes=[])
+    back = read_dicom_seg(tmp_path / "seg.dcm", gap)
+    real = [z for z in range(gap.shape[0]) if z not in filled]
+    np.testing.assert_array_equal(back[real], labels[real])
+    area = (back > 0).sum(axis=(1, 2))
+    for z in filled:  # between its neighbours' (a real slice's own are exact)
+        assert area[z - 1] < area[z] < area[z + 1], area
+    assert (back == 2).sum() == (labels[3] == 2).sum()  # not smeared onto the filled slices
+    assert abs(int((back > 0).sum()) - int((labels > 0).sum())) < 0.05 * (labels > 0).sum()
 
 
 def test_a_folder_with_a_seg_reads_the_series_the_seg_was_drawn_on(tmp_path, ct):

@@ -312,6 +312,7 @@ def read_dicom_seg(
         notes.append(
             f"{unmapped} SEG frame(s) do not fall on a slice of the CT and were ignored{why}"
         )
+    _fill_interpolated_slices(labels, reference, notes)
     counts = np.bincount(labels.ravel(), minlength=5)
     if counts[2] > counts[1] > 0:  # HCC-TACE-Seg's HCC_065 and HCC_075 are known for this
         notes.append(
@@ -320,6 +321,56 @@ def read_dicom_seg(
             "check the segments"
         )
     return labels
+
+
+def _fill_interpolated_slices(labels: np.ndarray, reference: CTVolume, notes: list[str]) -> None:
+    """Label the CT's slices its reader interpolated over a gap (no DICOM image: no SEG frame
+    can lie on them) from the real slices on either side, in place: each class's shape is
+    interpolated between them (its in-plane signed distance, weighted by how near each slice
+    is; the organ as every labelled voxel, then vessels and tumor painted over it). Left
+    empty, they striped a SEG reopened in napari, and a series of 2.5 then 5 mm slices
+    (every other slice filled) showed half its liver and tumor."""
+    uids = reference.meta.get("sop_instance_uids")
+    if not uids or len(uids) != labels.shape[0] or not labels.any():
+        return
+    real = [z for z, u in enumerate(uids) if u]
+    filled = [z for z, u in enumerate(uids) if not u]
+    if not filled or not real:
+        return
+    from scipy import ndimage as ndi
+
+    sampling = tuple(float(v) for v in reference.spacing[1:])
+    far = float(np.hypot(labels.shape[1] * sampling[0], labels.shape[2] * sampling[1]))
+
+    def distance(mask: np.ndarray) -> np.ndarray:  # mm; negative inside
+        if not mask.any():
+            return np.full(mask.shape, far, np.float32)
+        if mask.all():
+            return np.full(mask.shape, -far, np.float32)
+        return (
+            ndi.distance_transform_edt(~mask, sampling=sampling)
+            - ndi.distance_transform_edt(mask, sampling=sampling)
+        ).astype(np.float32)
+
+    labelled = 0
+    for z in filled:
+        below = max((r for r in real if r < z), default=None)
+        above = min((r for r in real if r > z), default=None)
+        if below is None or above is None:  # (a reader fills gaps only: never at an end)
+            continue
+        t = (z - below) / (above - below)
+        out = np.zeros(labels.shape[1:], np.uint8)
+        for value in sorted(_PAINT_ORDER, key=_PAINT_ORDER.get):
+            a, b = ((labels[k] > 0) if value == 1 else (labels[k] == value) for k in (below, above))
+            if a.any() or b.any():
+                out[((1 - t) * distance(a) + t * distance(b)) < 0] = value
+        labels[z] = out
+        labelled += bool(out.any())
+    if labelled:
+        notes.append(
+            f"{labelled} slice(s) of the CT were interpolated over a gap in its series and "
+            "have no SEG frames: their labels were interpolated from the slices on either side"
+        )
 
 
 def _said(notes: list[str] | None, note: str) -> None:
