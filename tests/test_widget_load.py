@@ -1333,3 +1333,36 @@ def test_a_baseline_and_a_follow_up_are_listed_with_their_dates(load_widget, qtb
     names = [ly.name for ly in _layers.ct_layers(viewer)]
     assert len(names) == 2 and names[0] == "HCC_001 LIVER"
     assert names[1] in ("HCC_001 LIVER 1998-04-28", "HCC_001 LIVER 1998-06-12")
+
+
+def test_coronal_and_sagittal_views_show_the_head_at_the_top(make_napari_viewer, qtbot):
+    """Rolled to coronal or sagittal slices, napari drew the first slice (the feet: z runs to
+    the head) at the top: every reformat upside down to a radiologist."""
+    viewer = make_napari_viewer(show=True)  # (a hidden canvas draws nothing to look at)
+    viewer.window.add_dock_widget(LoadWidget(viewer))
+    ct = np.full((20, 30, 30), -1000, np.int16)
+    ct[-3:, 10:20, 10:20] = 1000  # bright at the head end
+    layer = viewer.add_image(ct, scale=(5.0, 1.0, 1.0), contrast_limits=(-1000, 1000))
+    cam = _layers.camera(viewer)
+
+    def vertical() -> str:
+        return str(getattr(cam.orientation2d[0], "value", cam.orientation2d[0]))
+
+    assert vertical() == "down"  # axial: anterior at the top, as napari draws it
+    viewer.dims.order = (1, 0, 2)  # coronal: z vertical
+    assert vertical() == "up"
+    viewer.dims.current_step = (0, 15, 0)
+    viewer.reset_view()
+    shot = viewer.screenshot(canvas_only=True, flash=False)[..., 0].astype(float)
+    rows = np.flatnonzero(shot.max(axis=1) > 128)
+    assert rows.size and rows.mean() < shot.shape[0] / 2  # the head end drawn in the upper half
+    viewer.dims.order = (0, 2, 1)  # sagittal turned about: z vertical still
+    viewer.dims.order = (2, 0, 1)
+    assert vertical() == "up"
+    viewer.dims.order = (0, 1, 2)  # back to axial: as napari had it
+    assert vertical() == "down"
+    cam.orientation2d = ("up", "right")  # a user's own choice in axial: kept
+    viewer.dims.order = (1, 0, 2)
+    viewer.dims.order = (0, 1, 2)
+    assert vertical() == "up"
+    assert layer in viewer.layers

@@ -819,13 +819,14 @@ class JobWidgetMixin:
     """
 
     def init_jobs(self, viewer) -> None:
-        from ._layers import dim_truth_in_3d, show_new_scans, unproxied
+        from ._layers import dim_truth_in_3d, keep_head_up, show_new_scans, unproxied
 
         # the viewer, not napari's proxy a panel opened from the Plugins menu is handed: held
         # weakly, the proxy was gone at once (ground truths no longer dimmed in 3D, and a dead
         # callback added at each panel open)
         viewer = unproxied(viewer)
         dim_truth_in_3d(viewer)  # (any panel open does it for its viewer)
+        keep_head_up(viewer)
         show_new_scans(viewer)
         # once the panel is built (the rest of its __init__ runs first); again when shown
         QTimer.singleShot(0, lambda: _alive(enter_presses_buttons, self))

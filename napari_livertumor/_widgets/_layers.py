@@ -458,6 +458,43 @@ def dim_truth_in_3d(viewer) -> None:
     follow()
 
 
+_HEAD_UP_VIEWERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def keep_head_up(viewer) -> None:
+    """Show the head at the top of a coronal or sagittal view, as radiology does (once per
+    viewer). The arrays run (z, y, x) with z to the head, and napari draws a displayed
+    axis's first index at the top: rolled to coronal or sagittal slices, the feet were up.
+    napari's 2D camera is turned to draw z upwards while z is the vertical axis, and back
+    when the view leaves it (only what was turned here: a user's own choice stays)."""
+    if viewer is None or viewer in _HEAD_UP_VIEWERS:
+        return
+    _HEAD_UP_VIEWERS[viewer] = False  # True while turned here
+    ref = weakref.ref(viewer)
+
+    def follow(*_) -> None:
+        v = ref()
+        if v is None:
+            return
+        dims, cam = v.dims, camera(v)
+        n = dims.ndim
+        z_up = dims.ndisplay == 2 and n >= 3 and dims.order[-2] == n - 3
+        vertical, horizontal = (str(getattr(o, "value", o)) for o in cam.orientation2d)
+        if z_up and vertical == "down":
+            cam.orientation2d = ("up", horizontal)
+            _HEAD_UP_VIEWERS[v] = True
+        elif not z_up and _HEAD_UP_VIEWERS.get(v) and vertical == "up":
+            cam.orientation2d = ("down", horizontal)
+            _HEAD_UP_VIEWERS[v] = False
+        elif not z_up:
+            _HEAD_UP_VIEWERS[v] = False
+
+    viewer.dims.events.order.connect(follow)
+    viewer.dims.events.ndisplay.connect(follow)
+    viewer.dims.events.ndim.connect(follow)
+    follow()
+
+
 _CENTRED_VIEWERS: weakref.WeakSet = weakref.WeakSet()
 
 
