@@ -1366,3 +1366,20 @@ def test_coronal_and_sagittal_views_show_the_head_at_the_top(make_napari_viewer,
     viewer.dims.order = (0, 1, 2)
     assert vertical() == "up"
     assert layer in viewer.layers
+
+
+def test_the_load_message_says_when_that_scans_layer_was_deleted(load_widget, qtbot, tmp_path):
+    """After a patient's layers were deleted (the next patient's turn), Load still read
+    "Loaded 'HCC_001 …': 32 slices …" as if that scan were open; Segment and Export said
+    their layer was removed."""
+    viewer, widget = load_widget
+    vol, labels = tiny_ct()
+    write_nifti(vol, tmp_path / "ct.nii.gz")
+    write_nifti(labels, tmp_path / "gt.nii.gz", reference=vol)
+    ct, gt = _load_nifti_with_truth(viewer, widget, qtbot, tmp_path)
+    said = widget.status.text()
+    assert said.startswith("Loaded")
+    viewer.layers.remove(gt)  # the ground truth alone: the scan the line tells of is open
+    assert widget.status.text() == said
+    viewer.layers.remove(ct)
+    assert widget.status.text() == f"(The layer '{ct.name}' this tells of was removed.)\n{said}"

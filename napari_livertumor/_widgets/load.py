@@ -27,7 +27,16 @@ from qtpy.QtWidgets import (
 from ..errors import InputError
 from ..progress import Reporter
 from . import _layers
-from ._common import JobWidgetMixin, StatusLabel, notify_error, scroll_panel, set_status
+from ._common import (
+    JobWidgetMixin,
+    StatusLabel,
+    follow_layer_list,
+    mark_result_of,
+    notify_error,
+    say_if_result_removed,
+    scroll_panel,
+    set_status,
+)
 from ._common import path_text as user_path
 
 if TYPE_CHECKING:
@@ -214,6 +223,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.series_table.itemSelectionChanged.connect(self._follow_row)
         self._source_changed()
         self.init_jobs(napari_viewer)
+        # "Loaded 'HCC_001 …'" read as current after that scan's layers were deleted
+        follow_layer_list(self, self.viewer, self._layers_changed)
 
     # ------------------------------------------------------------------ user actions
     def scan(self) -> None:
@@ -650,6 +661,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         set_status(  # (read_notes: what the reader left out or found odd)
             self.status, msg, error=bool(truth_problem), warning=bool(notes) or bool(read_notes)
         )
+        mark_result_of(self, layer)
 
     def _fit_rows(self, *_) -> None:
         """Each row as tall as its wrapped series name, at most two lines."""
@@ -663,6 +675,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
             pass
 
     # ------------------------------------------------------------------ small slots
+    def _layers_changed(self, *_) -> None:
+        say_if_result_removed(self)
+
     def _load_clicked(self) -> None:
         if not self.cancel_if_running(self.load_button):
             self.load()
