@@ -1115,6 +1115,40 @@ def test_metal_dense_material_and_a_barely_enhanced_liver_are_said():
     # an unenhanced or arterial liver is no warning (HCC shows best on the arterial phase)
     native, liver = _liver_scan(liver_hu=55.0)
     assert _dense_material_warnings(native, liver, spacing, tumor=True) == []
+    # nor a very noisy one: lone voxels over 400 HU (5 mL of them at 120 HU SD were said to
+    # be lipiodol); small deposits of four voxels still count
+    noisy = ct + np.random.default_rng(1).normal(0, 110, ct.shape).astype(np.float32)
+    assert np.count_nonzero(noisy[liver == 1] > 400) * 8e-3 > 1.0  # over 1 mL of them
+    assert _dense_material_warnings(noisy, liver, spacing, tumor=True) == []
+    dots = ct.copy()
+    for k in range(40):  # 40 deposits of 2 x 2 voxels: 1.28 mL
+        z, y, x = 25 + k % 30, 25 + 6 * (k % 5), 15 + 6 * (k // 8)
+        dots[z, y : y + 2, x : x + 2] = 900.0
+    (said,) = _dense_material_warnings(dots, liver, spacing, tumor=True)
+    assert said.startswith("dense material inside the liver found (1.3 mL above 400 HU")
+
+
+def test_a_liver_too_noisy_for_the_tumor_model_is_said():
+    """20 HU more noise was said to halve a case's tumor Dice, unwarned; measured on 6
+    phantoms (benchmarks/bench_noise.py) the model stands about 40 HU on its grid, and past
+    that a warning says so. The noise is read on the stage's input (the liver masked)."""
+    from napari_livertumor.pipeline import NOISE_WARN_HU, _noise_warning, is_serious, stage_noise_hu
+
+    rng = np.random.default_rng(0)
+    window = (-200.0, 250.0)
+    for sd in (5.0, 20.0, 60.0):
+        hu = np.full((30, 60, 60), -1000.0, np.float32)
+        hu[5:25, 10:50, 10:50] = 100.0 + rng.normal(0, sd, (20, 40, 40))  # the liver
+        x = np.clip((hu - window[0]) / (window[1] - window[0]), 0, 1)
+        assert stage_noise_hu(x, window) == pytest.approx(sd, rel=0.08)
+        import torch
+
+        assert stage_noise_hu(torch.from_numpy(x), window) == pytest.approx(sd, rel=0.08)
+    assert stage_noise_hu(np.zeros((5, 10, 10), np.float32), window) is None  # no liver
+    assert _noise_warning(None) is None and _noise_warning(NOISE_WARN_HU - 1) is None
+    said = _noise_warning(47.2)
+    assert said.startswith("the liver is very noisy for the tumor model (about 47 HU SD")
+    assert not is_serious(said)  # the liver stands it: a detail of the tumor's outlines
 
 
 def test_a_liver_of_an_attenuation_no_liver_has_is_said():
