@@ -77,14 +77,21 @@ def main(argv=None) -> int:
         grain_px=GRAIN_PX,
         cases=rows,
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    js, md = out.with_name(out.name + ".json"), out.with_name(out.name + ".md")
+    js, md = _out_paths(args.out)
+    js.parent.mkdir(parents=True, exist_ok=True)
     js.write_text(json.dumps(report, indent=1) + "\n")
     md.write_text(_markdown(report))
     print(_markdown(report))
     print(f"wrote {js} and {md}")
     return 0
+
+
+def _out_paths(out: str) -> tuple[Path, Path]:
+    """``--out``: a name ending in .json is the JSON, the .md beside it; else both appended."""
+    p = Path(out)
+    if p.suffix == ".json":
+        return p, p.with_suffix(".md")
+    return p.with_name(p.name + ".json"), p.with_name(p.name + ".md")
 
 
 def _case(seg, seed: int, levels: list[float]) -> list[dict]:

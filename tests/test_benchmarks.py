@@ -69,6 +69,7 @@ def _run_script(rel: str, *args, env=None, timeout=300) -> subprocess.CompletedP
         "benchmarks/bench_segment.py",
         "benchmarks/bench_segment_accuracy.py",
         "benchmarks/bench_foreign_phantoms.py",
+        "benchmarks/bench_noise.py",
     ],
 )
 def test_out_names_json_and_md_the_same_way(rel, tmp_path):
@@ -418,3 +419,26 @@ def test_accuracy_report_gives_boundary_scores_with_their_medians():
         "| fresh | 4.00 (4.00) n=3 | 1.00 (1.00) n=3 | 0.900 (0.900) n=3 | 32.00 (32.00) n=2 |"
         in md
     )
+
+
+def test_noise_report_compares_each_level_with_the_same_patients_without_noise():
+    """bench_noise's summary: changes are per patient against its own noise-free run, the
+    worst case's too, and a patient without a tumor Dice is left out of the tumor figures."""
+    bench = _load("benchmarks/bench_noise.py")
+
+    def row(seed, level, liver, tumor):
+        return {"seed": seed, "added_sd_hu": level, "native_sd_hu": 5.0 + level / 2,
+                "model_grid_sd_hu": 5.0 + level / 3, "liver_dice": liver, "tumor_dice": tumor}  # fmt: skip
+
+    rows = [row(1, 0, 0.96, 0.8), row(2, 0, 0.94, 0.6), row(3, 0, 0.95, None),
+            row(1, 50, 0.95, 0.7), row(2, 50, 0.94, 0.62), row(3, 50, 0.93, 0.0)]  # fmt: skip
+    report = bench._summarize(rows, [0.0, 50.0])
+    zero, fifty = report["levels"]
+    assert zero["tumor_change"] == 0.0 and zero["tumor_n"] == 2
+    assert fifty["tumor_dice"] == pytest.approx(0.66) and fifty["tumor_n"] == 2
+    assert fifty["tumor_change"] == pytest.approx(-0.04)  # (-0.1 + 0.02) / 2
+    assert fifty["tumor_worst_change"] == pytest.approx(-0.1)
+    assert fifty["liver_change"] == pytest.approx(-0.01)
+    report.update(models={"liver": "L", "tumor": "T"}, date_utc="d", seeds=[1, 2, 3], grain_px=0.8)
+    text = bench._markdown(report)
+    assert "| 50 | 30.0 | 21.7 | 0.940 (-0.010) | 0.660 (-0.040; -0.100) n=2 |" in text
