@@ -147,6 +147,7 @@ def test_the_lesion_ring_goes_with_its_segmentation_and_with_the_panel(viewer_wi
     assert "lesion marker" in viewer.layers
     viewer.layers.remove("tiny CT segmentation")
     qtbot.waitUntil(lambda: "lesion marker" not in viewer.layers, timeout=5_000)
+    assert widget._marker is None  # let go (the removed ring stayed alive through the panel)
     widget.panel_closed()  # (with no ring there: nothing to do)
     assert "tiny CT" in viewer.layers
 

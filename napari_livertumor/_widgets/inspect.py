@@ -288,6 +288,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
     # ------------------------------------------------------------------ layers
     def refresh_layers(self, *_) -> None:
         """List segmentation layers (others after) and ground-truth candidates."""
+        if self._marker is not None and self._marker not in self.viewer.layers:
+            self._marker = None  # a removed ring is let go (the next click makes one)
         try:
             names = self._labels_names()
             segs = _layers.labels_layers(self.viewer, role="segmentation")
