@@ -1385,3 +1385,20 @@ def test_a_long_summary_is_not_rewritten_after_every_case(tmp_path, models, monk
     monkeypatch.setattr(seg, "write_summary", lambda *a, **k: slow(*a, **k, writing=False))
     segment([data], tmp_path / "out2", models)
     assert len(writes) == 41
+
+
+def test_the_summary_line_comes_after_the_last_cases_line(tmp_path, models):
+    """The batch said "summary: …/summary.csv" before the last case's result line (a fresh
+    install's review): the line read as the end of the run came one line early."""
+    import subprocess
+    import sys
+
+    data = cohort(tmp_path / "data", 2)
+    run = subprocess.run(  # stdout and stderr as one terminal shows them
+        [sys.executable, "-u", "-m", "napari_livertumor.cli", "segment", str(data), "-o",
+         str(tmp_path / "out"), "--models", str(models), "--device", "cpu", "--no-refine"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout
+    assert run.stdout.index("\ncase01: ") < run.stdout.index("summary: "), run.stdout  # its line

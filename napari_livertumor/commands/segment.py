@@ -413,13 +413,15 @@ def run(args) -> int:
             outdir.rmdir()
     # one case alone writes no summary, but one already there (an earlier batch's) is kept
     # true: its row of a case redone here would otherwise tell the old figures
+    written = None
     try:
         if len(cases) > 1 or _read_summary(outdir / name) is not None:
             written = write_summary(rows, outdir / name, began=began)
-            log.info("summary: %s", written)
         _refresh_other_summaries(outdir, name, rows, began=began)
     finally:  # (a summary that cannot be written, a full disk: the cases are still said)
         _print_results(rows, outdir, printed)
+        if written is not None:  # after the last case's line (it came before it)
+            log.info("summary: %s", written)
         failed = [r for r in rows if r["status"] == "failed"]
         if len(rows) > 1:  # a batch's failures, below its progress (one case: said above)
             for r in failed[:RESULT_LINES]:
