@@ -285,6 +285,23 @@ def test_labels_on_slices_filled_over_a_gap_are_left_out_of_the_seg_and_said(tmp
     assert not (tmp_path / "seg2.dcm").exists()
 
 
+def test_a_seg_of_the_whole_series_keeps_its_labels_on_a_slice_whose_file_is_missing(tmp_path, ct):
+    """A ground truth drawn on the complete series, read on a folder missing one image: its
+    frames there land on the filled slice by position, exactly; they were thrown away for
+    labels interpolated from the slices beside it (the vessel's 112 voxels became 33), and
+    the note said that slice had no frames."""
+    labels = hcc_labels(ct.shape)
+    labels[4, 12:14, 16:18] = 0  # the vessel interrupted on slice 4 only: no neighbour's shape
+    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", HCC_SEGMENTS)
+    Path(ct.meta["files"][4]).unlink()
+    gap = read_dicom_series(tmp_path / "ct")
+    assert not gap.meta["sop_instance_uids"][4]
+    said: list[str] = []
+    back = read_dicom_seg(tmp_path / "seg.dcm", gap, warnings=said)
+    np.testing.assert_array_equal(back, labels)
+    assert not any("interpolated" in n for n in said)
+
+
 def test_a_seg_of_a_series_with_every_other_slice_filled_reads_back_whole(tmp_path, ct):
     """A series of 2.5 then 5 mm slices (the reader fills every second slice of its 5 mm
     part): its SEG reopened showed labels on the real slices only, striped, with half the

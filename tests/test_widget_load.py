@@ -1383,3 +1383,36 @@ def test_the_load_message_says_when_that_scans_layer_was_deleted(load_widget, qt
     assert widget.status.text() == said
     viewer.layers.remove(ct)
     assert widget.status.text() == f"(The layer '{ct.name}' this tells of was removed.)\n{said}"
+
+
+def test_a_scan_opened_in_a_coronal_view_is_centred_on_screen(make_napari_viewer, qtbot):
+    """The camera was given (z, y, x) as its centre in any view: in a coronal one napari read
+    (y, x) of it as the axes on screen (z and x), and the next scan lay half off the canvas."""
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((40, 30, 30), np.int16), scale=(2.5, 1.0, 1.0))
+    viewer.dims.order = (1, 0, 2)  # coronal: z and x on screen, y the slider
+    other = viewer.add_image(
+        np.zeros((20, 30, 30), np.int16), scale=(5.0, 1.0, 1.0), translate=(-300.0, 40.0, 10.0)
+    )
+    _layers.show_layer_centre(viewer, other)
+    centre = other.data_to_world([(n - 1) // 2 for n in other.data.shape])
+    cam = _layers.camera(viewer).center
+    np.testing.assert_allclose(cam[-2:], [centre[0], centre[2]])  # z and x, as on screen
+    assert viewer.dims.point[1] == pytest.approx(centre[1])  # the slice through its middle
+
+
+def test_an_amber_load_line_stays_amber_when_its_scan_is_deleted(load_widget, qtbot, tmp_path):
+    viewer, widget = load_widget
+    vol, _ = tiny_ct()
+    write_nifti(vol, tmp_path / "ct.nii.gz")
+    widget.source.setCurrentText(SOURCES[1])
+    widget.path.setText(str(tmp_path / "ct.nii.gz"))
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    (ct,) = _layers.ct_layers(viewer)
+    from napari_livertumor._widgets._common import set_status
+
+    set_status(widget.status, "⚠ a doubt about the scan\n" + widget.status.text(), warning=True)
+    viewer.layers.remove(ct)
+    assert widget.status.text().startswith("(The layer ")
+    assert widget.status._kind == "warning"  # (its colour went with the removal)

@@ -738,8 +738,13 @@ def say_if_result_removed(panel) -> None:
     panel.__dict__["_result_of"] = None
     text = panel.status.text()
     if text and not panel.busy:
+        kind = getattr(panel.status, "_kind", "")  # (an amber or red line keeps its colour)
         set_status(
-            panel.status, f"(The layer '{name}' this tells of was removed.)\n{text}", scroll=False
+            panel.status,
+            f"(The layer '{name}' this tells of was removed.)\n{text}",
+            error=kind == "error",
+            warning=kind == "warning",
+            scroll=False,
         )
 
 

@@ -621,8 +621,16 @@ def show_layer_centre(viewer, layer) -> None:
     try:
         # a whole slice: half-way between two, the slider named one and the view drew the next
         centre = layer.data_to_world([(n - 1) // 2 for n in layer.data.shape])
-        viewer.dims.set_point(0, float(centre[0]))
-        camera(viewer).center = tuple(float(c) for c in centre)
+        dims = viewer.dims
+        off = dims.ndim - len(centre)  # (the viewer may have more dims than the layer)
+        for d in dims.not_displayed:  # the slice: z in an axial view, y or x when rolled
+            if d >= off:
+                dims.set_point(d, float(centre[d - off]))
+        # the camera's centre is of the axes on screen, in their order: (z, y, x) set in a
+        # coronal view put the scan half off the canvas
+        shown = [float(centre[d - off]) for d in dims.displayed if d >= off]
+        if len(shown) == len(dims.displayed):
+            camera(viewer).center = tuple(shown)
     except Exception:  # noqa: BLE001 - a view nicety; the layer is loaded either way
         pass
 

@@ -806,7 +806,7 @@ def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
     ours = [p for p in niftis if _is_our_labels(p)]
     if ours:
         log.info(
-            "%s: %d label map(s) of livertumor's skipped, not scans (%s)",
+            "%s: %d label map(s) (<case>_labels or _lesions files) skipped, not scans (%s)",
             folder,
             len(ours),
             ", ".join(p.name for p in ours[:3]) + (", ..." if len(ours) > 3 else ""),
