@@ -804,6 +804,14 @@ def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
     niftis = [p for p in entries if p.is_file() and is_nifti_path(p)]
     # this command's own outputs (segmented into the input folder): label maps, not CTs
     ours = [p for p in niftis if _is_our_labels(p)]
+    # and such a name stored as uint8 (no CT's type), beside something else to segment: a
+    # label map the Python API wrote beside the patients' folders (the README's example
+    # did), taken for one more case (alone in its folder it stays one, and fails naming it)
+    loose = [p for p in niftis if p not in ours and _is_our_labels(p, by_type=True)]
+    if loose and (
+        any(p not in ours and p not in loose for p in niftis) or any(p.is_dir() for p in entries)
+    ):
+        ours += loose
     if ours:
         log.info(
             "%s: %d label map(s) (<case>_labels or _lesions files) skipped, not scans (%s)",
@@ -1037,11 +1045,12 @@ def _is_output_folder(folder: Path) -> bool:
     )
 
 
-def _is_our_labels(path: Path) -> bool:
+def _is_our_labels(path: Path, by_type: bool = False) -> bool:
     """``<case>_labels.nii[.gz]`` (or ``--lesion-map``'s ``<case>_lesions.nii[.gz]``) beside
     its ``<case>_stats.json`` (or, from a run killed between its writes, beside the case's own
     input): an output of this command. (A lesion map written into the input folder was read
-    back as a case: a CT of 40 lesions segmented as a 1 L liver.)"""
+    back as a case: a CT of 40 lesions segmented as a 1 L liver.) ``by_type``: or so named
+    and stored as uint8, a label map's type (one the Python API wrote)."""
     for suffix in ("_labels.nii.gz", "_labels.nii", "_lesions.nii.gz", "_lesions.nii"):
         if path.name.endswith(suffix):
             stem = path.name[: -len(suffix)]
@@ -1050,10 +1059,7 @@ def _is_our_labels(path: Path) -> bool:
                 (folder / f"{stem}_stats.json").is_file()
                 or any((folder / f"{stem}{ext}").is_file() for ext in (".nii.gz", ".nii"))
                 or folder.name == stem  # segmented into its own DICOM folder
-                # written by the Python API (the README's example writes results/HCC_001_
-                # labels.nii.gz beside the patients' folders, and a batch over them took
-                # "results" for a case, refused as no CT): a label map's uint8 (no CT's type)
-                or _stored_as_uint8(path)
+                or (by_type and _stored_as_uint8(path))  # (``by_type``: the name and uint8)
             )
     return False
 
