@@ -652,6 +652,14 @@ def test_a_slice_with_truncated_pixels_is_interpolated_like_a_missing_one_and_na
     notes: list[str] = []
     write_dicom_seg(labels, volume, tmp_path / "seg" / "s.dcm", [(1, "Liver")], notes=notes)
     assert any("slice(s) 2 " in n and "left out of the DICOM SEG" in n for n in notes)
+    # read back, that slice's labels come from its neighbours' (it was empty: a stripe)
+    from napari_livertumor.io.seg import read_dicom_seg
+
+    said: list[str] = []
+    np.testing.assert_array_equal(
+        read_dicom_seg(tmp_path / "seg" / "s.dcm", volume, warnings=said), labels
+    )
+    assert any("their labels were interpolated" in n for n in said)
 
 
 @pytest.mark.parametrize("signed13", [False, True], ids=["direct-read", "pydicom"])

@@ -285,6 +285,21 @@ def test_labels_on_slices_filled_over_a_gap_are_left_out_of_the_seg_and_said(tmp
     assert not (tmp_path / "seg2.dcm").exists()
 
 
+def test_a_note_handed_back_is_not_logged_too(tmp_path, ct, caplog):
+    """`segment --dicom-seg` logged "… left out of the DICOM SEG" twice: once as the writer
+    logged it, once with its case's name from the notes it was handed."""
+    Path(ct.meta["files"][4]).unlink()
+    gap = read_dicom_series(tmp_path / "ct")
+    labels = hcc_labels(gap.shape)
+    notes: list[str] = []
+    with caplog.at_level("WARNING"):
+        write_dicom_seg(labels, gap, tmp_path / "a.dcm", HCC_SEGMENTS, notes=notes)
+    assert len(notes) == 1 and "left out of the DICOM SEG" not in caplog.text
+    with caplog.at_level("WARNING"):  # no list to hand it to: logged
+        write_dicom_seg(labels, gap, tmp_path / "b.dcm", HCC_SEGMENTS)
+    assert caplog.text.count("left out of the DICOM SEG") == 1
+
+
 def test_a_seg_of_the_whole_series_keeps_its_labels_on_a_slice_whose_file_is_missing(tmp_path, ct):
     """A ground truth drawn on the complete series, read on a folder missing one image: its
     frames there land on the filled slice by position, exactly; they were thrown away for

@@ -336,11 +336,13 @@ def _fill_interpolated_slices(
     frames there), and a series of 2.5 then 5 mm slices showed half its liver and tumor. A
     slice a frame fell on by its position (a SEG drawn on the whole series, read on a folder
     missing some of its files) keeps the SEG's own labels."""
-    uids = reference.meta.get("sop_instance_uids")
-    if not uids or len(uids) != labels.shape[0] or not labels.any():
+    # the slices without a usable file: filled over a gap (no UID either), or read from a
+    # damaged file whose header placed it (interpolated too; a SEG cannot reference it)
+    files = reference.meta.get("files") or reference.meta.get("sop_instance_uids")
+    if not files or len(files) != labels.shape[0] or not labels.any():
         return
-    real = [z for z, u in enumerate(uids) if u]
-    empty = [z for z, u in enumerate(uids) if not u and z not in framed]
+    real = [z for z, f in enumerate(files) if f]
+    empty = [z for z, f in enumerate(files) if not f and z not in framed]
     if not empty or not real:
         return
     from scipy import ndimage as ndi
@@ -391,10 +393,12 @@ def _fill_interpolated_slices(
 
 
 def _said(notes: list[str] | None, note: str) -> None:
-    """Log ``note`` as a warning and add it to the caller's ``notes`` (when it passed a list)."""
-    log.warning("%s", note)
+    """Add ``note`` to the caller's ``notes`` (who says it: `segment` logged it again, with its
+    case's name), or, when it passed no list, log it as a warning."""
     if notes is not None:
         notes.append(note)
+    else:
+        log.warning("%s", note)
 
 
 #: SeriesDescription of the DICOM SEGs of a model's segmentation as it came (``livertumor
