@@ -202,11 +202,12 @@ def _watch_viewer() -> None:
     try:
         import napari
 
-        from ._widgets._layers import dim_truth_in_3d, show_new_scans
+        from ._widgets._layers import dim_truth_in_3d, keep_head_up, show_new_scans
 
         viewer = napari.current_viewer()
         show_new_scans(viewer)
         dim_truth_in_3d(viewer)  # a ground truth opened in 3D: see-through, as with a panel
+        keep_head_up(viewer)  # coronal and sagittal views head up, as with a panel
     except Exception:  # noqa: BLE001 - a courtesy; reading goes on
         pass
 

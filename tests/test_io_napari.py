@@ -1163,3 +1163,17 @@ def test_a_seg_file_that_is_a_zip_bomb_is_refused_by_name_never_inflated(study, 
     assert kind == "image"
     np.testing.assert_array_equal(data, shown(ct).array)
     assert asked and seg not in asked
+
+
+def test_a_scan_opened_with_the_reader_alone_rolls_head_up(make_napari_viewer, tmp_path):
+    """With no plugin panel open, a CT opened by File > Open rolled to a coronal view still
+    showed the feet at the top (the panels turned the view, the reader did not)."""
+    from napari_livertumor._widgets import _layers
+
+    volume = CTVolume(np.zeros((10, 16, 16), np.int16), spacing=(2.5, 1.0, 1.0))
+    write_nifti(volume, tmp_path / "ct.nii.gz")
+    viewer = make_napari_viewer()
+    viewer.open(str(tmp_path / "ct.nii.gz"), plugin="napari-livertumor")
+    viewer.dims.order = (1, 0, 2)  # coronal: z upright
+    vertical = _layers.camera(viewer).orientation2d[0]
+    assert str(getattr(vertical, "value", vertical)) == "up"
