@@ -466,32 +466,56 @@ def keep_head_up(viewer) -> None:
     viewer). The arrays run (z, y, x) with z to the head, and napari draws a displayed
     axis's first index at the top: rolled to coronal or sagittal slices, the feet were up.
     napari's 2D camera is turned to draw z upwards while z is the vertical axis, and back
-    when the view leaves it (only what was turned here: a user's own choice stays)."""
+    when the view leaves it. A user's own choice stays: one made in the axial view is not
+    turned back, and feet up chosen in a coronal or sagittal view stays chosen there."""
     if viewer is None or viewer in _HEAD_UP_VIEWERS:
         return
-    _HEAD_UP_VIEWERS[viewer] = False  # True while turned here
+    # turned: the camera was turned here; ours: a change being made here; feet_up: the
+    # user chose feet up in an upright view
+    state = {"turned": False, "ours": False, "feet_up": False}
+    _HEAD_UP_VIEWERS[viewer] = state
     ref = weakref.ref(viewer)
+
+    def upright(v) -> bool:
+        dims = v.dims
+        return dims.ndisplay == 2 and dims.ndim >= 3 and dims.order[-2] == dims.ndim - 3
+
+    def orientation(cam) -> tuple[str, str]:
+        return tuple(str(getattr(o, "value", o)) for o in cam.orientation2d)  # type: ignore[return-value]
+
+    def turn(cam, vertical: str, horizontal: str) -> None:
+        state["ours"] = True
+        try:
+            cam.orientation2d = (vertical, horizontal)
+        finally:
+            state["ours"] = False
 
     def follow(*_) -> None:
         v = ref()
         if v is None:
             return
-        dims, cam = v.dims, camera(v)
-        n = dims.ndim
-        z_up = dims.ndisplay == 2 and n >= 3 and dims.order[-2] == n - 3
-        vertical, horizontal = (str(getattr(o, "value", o)) for o in cam.orientation2d)
-        if z_up and vertical == "down":
-            cam.orientation2d = ("up", horizontal)
-            _HEAD_UP_VIEWERS[v] = True
-        elif not z_up and _HEAD_UP_VIEWERS.get(v) and vertical == "up":
-            cam.orientation2d = ("down", horizontal)
-            _HEAD_UP_VIEWERS[v] = False
-        elif not z_up:
-            _HEAD_UP_VIEWERS[v] = False
+        cam = camera(v)
+        vertical, horizontal = orientation(cam)
+        if upright(v):
+            if vertical == "down" and not state["feet_up"]:
+                turn(cam, "up", horizontal)
+                state["turned"] = True
+        else:
+            if state["turned"] and vertical == "up":
+                turn(cam, "down", horizontal)
+            state["turned"] = False
+
+    def chosen(*_) -> None:  # the camera turned by the user (napari's console, a plugin)
+        v = ref()
+        if v is None or state["ours"] or not upright(v):
+            return
+        state["feet_up"] = orientation(camera(v))[0] == "down"
+        state["turned"] = False
 
     viewer.dims.events.order.connect(follow)
     viewer.dims.events.ndisplay.connect(follow)
     viewer.dims.events.ndim.connect(follow)
+    camera(viewer).events.orientation.connect(chosen)
     follow()
 
 
