@@ -244,7 +244,9 @@ def write_labels_dicom_seg(path: str, data: Any, attributes: dict) -> list[str]:
         algorithm_type=kind,
         # a model's segmentation as it came is marked so: never read as a ground truth
         # as Export describes it (the layer's name here, something else there)
-        series_description=seg_series_description(kind, liver_only=scope == "liver"),
+        series_description=seg_series_description(
+            kind, liver_only=scope == "liver", ground_truth=role == "ground_truth"
+        ),
         notes=notes,
     )
     for note in notes:

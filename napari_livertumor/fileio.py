@@ -56,8 +56,14 @@ def atomic_path(
     path = resolved(path)
     if exclusive and (path.exists() or path.is_symlink()):  # there before: not "meanwhile"
         raise FileExistsError(errno.EEXIST, "exists; nothing was replaced", str(shown_as))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=suffix, dir=path.parent)
+    except OSError as exc:  # a read-only folder: named as the file asked for, not the temporary
+        said = named_os_error(exc, shown_as, temp=getattr(exc, "filename", None))
+        if said is exc:
+            raise
+        raise said from exc
     os.close(fd)
     try:
         try:
@@ -236,9 +242,13 @@ def check_writable_folder(folder: str | Path) -> None:
     if str(folder) == ".":  # the current folder, by its name (".: cannot be written to")
         folder = Path(os.path.abspath(folder))
     probe = folder
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
-    if not probe.is_dir():
+    try:
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        is_dir = probe.is_dir()
+    except OSError as exc:  # a path over the system's limit (4096 bytes): Errno 36 raised
+        raise InputError(folder, f"cannot be used: {exc.strerror or exc}") from exc
+    if not is_dir:
         raise InputError(probe, f"is a file, so {folder} cannot be a folder")
     # named as the user gave it: a folder to create in a place that cannot hold it is that
     # folder's problem ("/proc: cannot be written to" blamed a folder nobody chose)

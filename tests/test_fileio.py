@@ -302,3 +302,31 @@ def test_csv_text_that_a_spreadsheet_would_run_as_a_formula_is_shown_as_text():
     # input folder named so, was read back as "=in2/…", and its summary row dropped as gone)
     for text in ("'=in2/bad2.nii.gz", "'q", "''", "'-5", "'"):
         assert safe_cell(text) == "'" + text and cell_value(safe_cell(text)) == text
+
+
+def test_a_temporary_file_that_cannot_be_made_is_said_of_the_file_asked_for(tmp_path, monkeypatch):
+    """Saving into a read-only folder said "Read-only file system: '…/.gt.nii.gz.rlwql9ay.nii.gz'":
+    a hidden temporary name the user never chose."""
+    import errno
+    import tempfile
+
+    from napari_livertumor.fileio import atomic_path
+
+    def refuse(prefix="", suffix="", dir=None):
+        raise OSError(errno.EROFS, "Read-only file system", f"{dir}/{prefix}x1y2{suffix}")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    target = tmp_path / "gt.nii.gz"
+    with pytest.raises(OSError) as caught, atomic_path(target, ".nii.gz"):
+        pass
+    assert caught.value.errno == errno.EROFS and caught.value.filename == str(target)
+
+
+def test_a_folder_path_over_the_systems_limit_is_refused_with_a_message(tmp_path):
+    """A folder path over 4096 bytes raised Errno 36 out of Export (napari's traceback)."""
+    from napari_livertumor.errors import InputError
+    from napari_livertumor.fileio import check_writable_folder
+
+    deep = tmp_path.joinpath(*["中" * 80] * 18, "sub")  # about 4.3 kB
+    with pytest.raises(InputError, match="cannot be used: File name too long"):
+        check_writable_folder(deep)

@@ -272,6 +272,14 @@ def test_a_segmentation_saved_from_file_save_declares_what_the_export_panel_does
         write_labels_dicom_seg(
             str(tmp_path / "gt.dcm"), odd, {"metadata": {"ct_volume": ct}, "name": "gt"}
         )
+    # labels drawn by hand (no role: napari's New Labels) are a manual segmentation, not
+    # described as a ground truth in a PACS's list; a ground truth still is one
+    drawn = pydicom.dcmread(tmp_path / "gt.dcm", stop_before_pixels=True)
+    assert drawn.SeriesDescription == "Manual segmentation (napari-livertumor export)"
+    meta = {"ct_volume": ct, "livertumor_role": "ground_truth"}
+    [out] = write_labels_dicom_seg(str(tmp_path / "truth.dcm"), labels, {"metadata": meta})
+    truth = pydicom.dcmread(out, stop_before_pixels=True)
+    assert truth.SeriesDescription == "Ground truth (napari-livertumor export)"
 
 
 def test_a_seg_this_plugin_exported_opens_as_a_segmentation_in_the_class_colours(tmp_path, study):

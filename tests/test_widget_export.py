@@ -1370,6 +1370,29 @@ def test_a_failing_dicom_seg_says_nothing_else_was_written_and_how_to_have_it(tm
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_full_disk_at_the_dicom_seg_gives_no_advice_to_untick_it(tmp_path, monkeypatch):
+    """A full disk (or a file-size limit) failed the SEG, written first, and the message
+    said to untick DICOM SEG to export the other files: they would fail the same way."""
+    import errno
+
+    from napari_livertumor._widgets import export as export_mod
+    from napari_livertumor.errors import LiverTumorError
+    from napari_livertumor.io.volume import CTVolume
+
+    def full(kind, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(export_mod, "_write_one", full)
+    vol = CTVolume(np.zeros((4, 8, 8), np.int16), spacing=(2.0, 1.0, 1.0))
+    labels = np.zeros((4, 8, 8), np.uint8)
+    files = {k: tmp_path / f"c_{k}" for k in ("labels.nii.gz", "seg.dcm", "stats.json")}
+    with pytest.raises(LiverTumorError) as info:
+        export_mod.write_exports(labels, vol, files)
+    said = str(info.value)
+    assert "No space left on device" in said and "nothing was written or replaced" in said
+    assert "untick" not in said
+
+
 def test_a_cancel_never_parts_the_stats_from_their_lesion_table_and_names_old_files(
     tmp_path, monkeypatch
 ):

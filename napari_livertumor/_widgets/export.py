@@ -651,11 +651,11 @@ class ExportWidget(JobWidgetMixin, QWidget):
         return _safe_name(name)
 
 
-def _seg_description(algorithm_type: str, liver_only: bool) -> str:
+def _seg_description(algorithm_type: str, liver_only: bool, ground_truth: bool = True) -> str:
     """An exported DICOM SEG's SeriesDescription (:func:`io.seg.seg_series_description`)."""
     from ..io.seg import seg_series_description
 
-    return seg_series_description(algorithm_type, liver_only)
+    return seg_series_description(algorithm_type, liver_only, ground_truth)
 
 
 def _provenance(metadata: dict, model_stats: dict, labels=None) -> dict:
@@ -820,9 +820,12 @@ def write_exports(
                 ):
                     # the SEG goes first: say that nothing else was written or replaced, and
                     # how to have the other files
-                    hint = (
-                        " — nothing was written or replaced; untick DICOM SEG to export the "
-                        "other files"
+                    hint = " — nothing was written or replaced" + (
+                        # a full disk or a size limit fails the other files too: no advice
+                        # to untick the SEG, which only failed first
+                        ""
+                        if isinstance(exc, OSError)
+                        else "; untick DICOM SEG to export the other files"
                     )
                     if isinstance(exc, InputError):
                         raise InputError(exc.path, exc.problem + hint) from exc
@@ -999,7 +1002,9 @@ def _write_one(
             # a model's segmentation as it came is marked so: never read as a ground truth;
             # an edited one and a ground truth say what they are in a PACS's series list (all
             # three read "Segmentation", as the reference SEG does)
-            series_description=_seg_description(algorithm_type, liver_only),
+            series_description=_seg_description(
+                algorithm_type, liver_only, (extra or {}).get("source") == "ground_truth"
+            ),
         )  # fmt: skip
     elif kind in ("stats.json", "lesions.csv"):
         if not stats:

@@ -413,16 +413,22 @@ def model_seg_description(what: str = "segmentation") -> str:
     return f"{MODEL_SEG_PREFIX}{__version__} {what}"[:64]
 
 
-def seg_series_description(algorithm_type: str, liver_only: bool = False) -> str:
+def seg_series_description(
+    algorithm_type: str, liver_only: bool = False, ground_truth: bool = True
+) -> str:
     """A DICOM SEG's SeriesDescription by how it was made, alike from Export and from napari's
     File > Save: the model's output as `segment` describes its own ("livertumor VERSION
-    liver+tumor"), "… (edited)" once reviewed (SEMIAUTOMATIC), and a ground truth's (MANUAL) as
-    one (File > Save wrote the layer's name, Export these)."""
+    liver+tumor"), "… (edited)" once reviewed (SEMIAUTOMATIC), a ground truth's (MANUAL) as
+    one (File > Save wrote the layer's name, Export these), and labels drawn by hand that are
+    no ground truth (``ground_truth`` False: a napari labels layer painted from scratch) as a
+    manual segmentation: a PACS list showed a sketch as a reference standard."""
     what = "liver" if liver_only else "liver+tumor"
     if algorithm_type == "AUTOMATIC":
         return model_seg_description(what)
     if algorithm_type == "SEMIAUTOMATIC":
         return model_seg_description(f"{what} (edited)")
+    if not ground_truth:
+        return "Manual segmentation (napari-livertumor export)"
     return "Ground truth (napari-livertumor export)"
 
 
