@@ -110,6 +110,13 @@ def test_apply_to_slice_changes_tumor_only_inside_the_liver_and_undo_restores(re
     # said "refine": false, the model run's); undone, it is gone
     [done] = seg.metadata["refined_in_panel"]
     assert done["applied_to"] == "slice 6" and done["method"] == widget.build_config().method
+    # and what it did (the record said that it ran, not what it changed)
+    gained = int(((after == 2) & (before != 2)).sum())
+    lost = int(((before == 2) & (after != 2)).sum())
+    assert (done["tumor_voxels_added"], done["tumor_voxels_removed"]) == (gained, lost)
+    voxel_ml = float(np.prod(seg.scale)) / 1000
+    assert done["tumor_ml_added"] == pytest.approx(gained * voxel_ml, abs=1e-4)
+    assert f"+{gained} / −{lost} tumor voxels" in widget.status.text()
     from napari_livertumor._widgets.export import _provenance
 
     said = _provenance(seg.metadata, {}, np.asarray(seg.data))

@@ -1526,7 +1526,16 @@ class RefineWidget(JobWidgetMixin, QWidget):
         step = self.history.steps[-1]
         step.viewer, step.shape = self._viewer_ref, tuple(mask_layer.data.shape)
         step.note_before = list(mask_layer.metadata.get(REFINED_HERE) or [])
-        entry = {"applied_to": what}
+        # what it changed, for the record Export writes (it said that a refinement ran, not
+        # what it did to the tumor)
+        voxel_ml = float(np.prod(np.asarray(mask_layer.scale, float)[-3:])) / 1000.0
+        entry = {
+            "applied_to": what,
+            "tumor_voxels_added": int(grown),
+            "tumor_voxels_removed": int(shrunk),
+            "tumor_ml_added": round(int(grown) * voxel_ml, 4),
+            "tumor_ml_removed": round(int(shrunk) * voxel_ml, 4),
+        }
         if settings is not None:  # as the contour ran with them (clamped, swapped)
             entry.update(dataclasses.asdict(settings.validated()[0]))
         step.entry = entry
