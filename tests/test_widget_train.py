@@ -930,3 +930,36 @@ def test_a_check_that_fails_is_logged_and_problems_lead_the_summary(
     shown = widget.summary.text().splitlines()
     assert shown[0].startswith("⚠ No patient") and shown[1].startswith("3 patient(s)")
     assert shown[2].startswith("Table: ⚠")
+
+
+def test_the_check_summary_shows_the_tables_problems_before_the_series_each_patient_reads(
+    train_widget,
+):
+    """With the download's other series beside each SEG, the box showed "HCC_00x: reads #104
+    …" eight times and cut off at "… 17 more line(s)": a patient's two rows that disagree, the
+    patient without a row and the cells read as missing were only in the log below."""
+    _, widget = train_widget
+    lines = [
+        "8 patient(s) with ground-truth labels (tcia layout)",
+        "8 patient(s) with other CT series beside the one their SEG was drawn on:",
+        *[f"  HCC_00{i}: reads #104 'LIVER 3 PHASE CAP'; not #2 'PRE LIVER'" for i in range(1, 9)],
+        "Default split: 5 training / 1 validation / 2 test patient(s)",
+        "Clinical table messy.xlsx: 7/8 patients matched, 15/15 weak-supervision columns found",
+        "Without a clinical row (no weak term for them): HCC_008",
+        "Rows of the table with no patient here: HCC_009",
+        "Table: column(s) read under their usual names: 'clip score' as 'CLIP_Score'",
+        "Table: ⚠ HCC_003 has 2 rows that differ in AFP: kept the first row",
+        "Table: AFP: unknown value(s) HCC_006 'abc' treated as missing",
+    ]
+    widget._show_summary(lines)
+    shown = widget.summary.text().splitlines()
+    assert shown[0].startswith("8 patient(s) with ground-truth labels")
+    assert shown[1].startswith("Clinical table messy.xlsx: 7/8 patients matched")
+    assert [s.split(":")[0] for s in shown[2:6]] == [
+        "Without a clinical row (no weak term for them)",
+        "Rows of the table with no patient here",
+        "Table",
+        "Table",
+    ]
+    assert "⚠ HCC_003" in shown[4] and "'abc'" in shown[5]
+    assert not any("reads #104" in s for s in shown)  # (below, in the log)

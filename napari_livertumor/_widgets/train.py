@@ -60,6 +60,40 @@ _CONSEQUENCES = ("The tumor stage will not start", "Training does not read")
 #: lines of the Check data summary shown above the settings (all of them go to the log)
 SUMMARY_LINES = 7
 
+#: Check data lines that need the user's eye (after a problem's own "⚠" lines and the
+#: patient count): a patient's rows that disagree, patients and rows that do not match, cell
+#: values read as missing. The series each patient reads came first and pushed them out of
+#: the box ("… 17 more line(s) in the log below")
+_TABLE_PROBLEMS = ("Without a clinical row", "Rows of the table with no patient", "Rows of")
+#: ... and lines that only inform, shown last
+_INFORMATIONAL = (
+    "Table: column(s) read under",
+    "Table: text columns kept",
+    "Table: missing values",
+)
+
+
+def _summary_rank(line: str) -> int:
+    """Where a Check data line (a block's first) goes in the summary box: problems first,
+    then the patient and table counts, the table's problems, the other figures, what only
+    informs."""
+    if line.startswith("⚠"):
+        return 0
+    if "patient(s) with ground-truth labels" in line or line.startswith("Clinical table "):
+        return 1  # (the table's counts: "0 of them with usable values" is a problem too)
+    if (
+        "⚠" in line
+        or "left out" in line  # patients training will not read
+        or "cannot" in line  # ("the tumor stage cannot use weak supervision")
+        or line.startswith(_TABLE_PROBLEMS)
+        or "treated as missing" in line
+        or "unknown value" in line
+    ):
+        return 2
+    if line.startswith(_INFORMATIONAL) or line.endswith(":") or "identical rows" in line:
+        return 4  # (a heading of a list, such as the series each patient reads)
+    return 3
+
 
 #: recipe fields as this form names them, for the messages a refused setting gives
 FORM_NAMES = {
@@ -902,13 +936,14 @@ class TrainWidget(JobWidgetMixin, QWidget):
         # (a warning keeps the line after it that says what follows from it)
         blocks: list[list[str]] = []
         for line in lines:
-            if blocks and blocks[-1][0].startswith("⚠") and line.startswith(_CONSEQUENCES):
+            if blocks and (
+                (blocks[-1][0].startswith("⚠") and line.startswith(_CONSEQUENCES))
+                or line.startswith("  ")  # a list's items stay under their heading
+            ):
                 blocks[-1].append(line)
             else:
                 blocks.append([line])
-        # (a problem's own line, not the table's notes: "Table: ⚠ two rows of one patient"
-        # came before the counts)
-        blocks.sort(key=lambda block: not block[0].startswith("⚠"))
+        blocks.sort(key=lambda block: _summary_rank(block[0]))
         lines = [line for block in blocks for line in block]
         shown = lines[:SUMMARY_LINES]
         if len(lines) > SUMMARY_LINES:
