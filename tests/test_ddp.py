@@ -40,7 +40,7 @@ RANK_SCRIPT = textwrap.dedent(
     reports = list(train(cfg))
     losses = [r["losses"]["total"] for r in reports if r["event"] == "step"]
     with open(os.path.join(out, f"rank{rank}.json"), "w") as fh:
-        json.dump({"digest": reports[-1]["weights_digest"], "losses": losses}, fh)
+        json.dump({"digest": reports[-1]["last_weights_digest"], "losses": losses}, fh)
     cleanup()
     """
 )

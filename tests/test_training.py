@@ -191,7 +191,7 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
     full_losses = [r["losses"]["total"] for r in full if r["event"] == "step"]
     res_losses = [r["losses"]["total"] for r in resumed if r["event"] == "step"]
     assert res_losses == pytest.approx(full_losses[4:], rel=1e-4, abs=1e-5)
-    assert resumed[-1]["weights_digest"] == full[-1]["weights_digest"]
+    assert resumed[-1]["last_weights_digest"] == full[-1]["last_weights_digest"]
     # the epoch cut in two records the mean loss of all its steps, not of the resumed part's
     cut_epochs = [r["train_loss"] for r in resumed if r["event"] == "epoch"]
     full_epochs = [r["train_loss"] for r in full if r["event"] == "epoch"]
@@ -254,7 +254,7 @@ def test_worker_processes_live_for_the_run_and_train_as_none_do(toy_data, tmp_pa
         [r["losses"]["total"] for r in run if r["event"] == "step"] for run in (base, with_workers)
     ]
     assert len(losses[0]) == 6 and losses[1] == pytest.approx(losses[0], rel=1e-5, abs=1e-6)
-    assert with_workers[-1]["weights_digest"] == base[-1]["weights_digest"]
+    assert with_workers[-1]["last_weights_digest"] == base[-1]["last_weights_digest"]
 
 
 def test_a_run_stopped_before_its_first_best_model_is_not_said_to_hold_a_model(toy_data, tmp_path):
@@ -304,7 +304,7 @@ def test_a_stop_during_validation_is_made_good_on_resume(toy_data, tmp_path, mon
     assert first["step"] == 3 and first["epoch"] == 0 and "val" in first
     assert [r["step"] for r in resumed if r["event"] == "step"] == [4, 5, 6]
     assert resumed[-1]["event"] == "done"
-    assert resumed[-1]["weights_digest"] == full[-1]["weights_digest"]
+    assert resumed[-1]["last_weights_digest"] == full[-1]["last_weights_digest"]
     scores = [r["val"]["score"] for r in resumed if r["event"] == "epoch"]
     assert scores == pytest.approx([r["val"]["score"] for r in full if r["event"] == "epoch"])
     history = read_metadata(tmp_path / "cut" / "liver").training["history"]
@@ -380,7 +380,7 @@ def test_a_run_killed_while_saving_is_finished_or_rolled_back_never_mixed(toy_da
     os.replace(stage / "last", stage / ".last-new")
     resumed = run_all(tiny_config(toy_data, tmp_path / "cut", resume=True))
     assert [r["step"] for r in resumed if r["event"] == "step"] == [5, 6]
-    assert resumed[-1]["weights_digest"] == full[-1]["weights_digest"]
+    assert resumed[-1]["last_weights_digest"] == full[-1]["last_weights_digest"]
 
     # as if killed half-way through moving a new best model in: new weights, old metadata
     before = (stage / "metadata.json").read_text()
@@ -463,7 +463,7 @@ def test_a_run_killed_in_its_first_save_of_last_starts_again_on_resume(
     assert "stopped while saving its first checkpoint" in caplog.text
     assert [r["step"] for r in resumed if r["event"] == "step"] == [1, 2, 3, 4, 5, 6]
     assert resumed[-1]["event"] == "done"
-    assert resumed[-1]["weights_digest"] == full[-1]["weights_digest"]
+    assert resumed[-1]["last_weights_digest"] == full[-1]["last_weights_digest"]
     assert (stage / "last" / "train_state.pt").is_file() and not (stage / ".last-new").exists()
     kept, drawn = (
         json.loads((o / "liver" / "split.json").read_text()) for o in (out, tmp_path / "full")
@@ -1923,7 +1923,7 @@ def test_ctrl_c_in_the_middle_of_a_step_resumes_as_if_never_stopped(
     resumed = run_all(tiny_config(toy_data, tmp_path / "cut", resume=True))
     # the step signalled was whole, and no epoch went unvalidated
     assert [r["step"] for r in resumed if r["event"] == "step"] == list(range(at + 1, 7))
-    assert resumed[-1]["weights_digest"] == full[-1]["weights_digest"]
+    assert resumed[-1]["last_weights_digest"] == full[-1]["last_weights_digest"]
     scores = [
         (h["step"], h["val_score"])
         for h in read_metadata(tmp_path / "cut" / "liver").training["history"]

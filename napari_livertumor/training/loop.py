@@ -1244,7 +1244,9 @@ class _Run:
             "model": str(self.stage_dir),
             "planned_steps": planned_steps,
             "minutes": state["elapsed_s"] / 60,
-            "weights_digest": weights_digest(net),
+            "last_weights_digest": weights_digest(
+                net
+            ),  # (of the final weights, not the model kept)
         }
 
     def _should_stop(self, should_cancel, t_start) -> str | None:
