@@ -812,3 +812,24 @@ def test_no_liver_in_a_layer_at_1_mm_says_that_no_spacing_is_known():
     ours = Image(np.zeros((4, 8, 8), np.int16), metadata={_layers.CT_VOLUME: vol})
     assert _unknown_spacing_said(said, ours) == said
     assert _unknown_spacing_said(said, Image(np.zeros((4, 8, 8)), scale=(2.5, 1, 1))) == said
+
+
+def test_a_liver_only_folder_says_the_shipped_tumor_model_ran_beside_the_models_named(
+    viewer_with_ct, models_dir, tmp_path, qtbot, monkeypatch
+):
+    """After training the liver only, Segment with that folder ran the shipped tumor model:
+    said, but as the status's sixth line, under the warnings and the unsure lesions."""
+    import shutil
+
+    folder = tmp_path / "run"
+    shutil.copytree(models_dir / "liver", folder / "liver")  # the liver trained, no tumor
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, folder, monkeypatch)
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    text = widget.status.text()
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("Segmented")]
+    assert line.endswith(
+        f"Models: {folder}. Tumor model: the shipped default (the folder {folder} holds no "
+        "tumor model)."
+    ), text

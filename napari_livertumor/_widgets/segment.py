@@ -409,6 +409,11 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             # shipped ones in use, and nothing said which had run
             + ("Shipped models." if folder is None else f"Models: {folder}.")
         )
+        # beside the models' folder: a liver-only folder ran the shipped tumor model, said
+        # lines below (under the warnings, the unsure lesions), where it went unseen
+        fallback = _default_stage_note(folder, s.get("tumor_ml") is None)
+        if fallback:
+            msg += f" {fallback}"
         # what makes the numbers untrustworthy comes first, in amber, and as a notification
         from ..pipeline import NOT_HU, is_serious
 
@@ -441,9 +446,6 @@ class SegmentWidget(JobWidgetMixin, QWidget):
                     else "; untick 'Drop unsure lesions' and run again to keep them."
                 )
             )
-        fallback = _default_stage_note(folder, s.get("tumor_ml") is None)
-        if fallback:
-            msg += f"\n{fallback}"
         if kept:
             msg += f"\nYour previous labels were kept as '{kept}' (hidden)."
         if dropped:  # a panel that had one chosen now shows another: said
