@@ -174,3 +174,19 @@ def test_a_patient_with_no_value_in_any_used_column_gets_no_weak_label():
     assert "HCC_005" not in weak.labels and len(weak.labels) == len(tlvr) - 1
     assert weak.n_without_clinical == 1
     assert any("no value in any of the columns used (HCC_005)" in m for m in weak.report)
+
+
+def test_a_cell_no_reading_understood_is_a_warning_the_train_panel_gets(tmp_path, caplog):
+    """'abc' in AFP and '4 7' as an age were read as missing with an INFO line: the command
+    line said it, the Train panel (which is passed warnings) never did."""
+    from napari_livertumor.training import weak
+
+    table = tmp_path / "clinical.csv"
+    table.write_text("TCIA_ID,AFP,age\nHCC_001,abc,60\nHCC_002,12,4 7\n")
+    with caplog.at_level("INFO", logger="napari_livertumor"):
+        frame = weak.load_clinical_frame(table)
+    said = [r for r in caplog.records if "unknown value(s)" in r.getMessage()]
+    assert said and all(r.levelname == "WARNING" for r in said)
+    assert not any(getattr(r, "in_report", False) for r in said)  # (passed to the panel)
+    assert any("HCC_001 'abc'" in r.getMessage() and str(table) in r.getMessage() for r in said)
+    assert frame.loc["HCC_002", "AFP"] == 12

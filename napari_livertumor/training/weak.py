@@ -82,6 +82,11 @@ def load_clinical_frame(path: str | Path):
                 log.warning(
                     "clinical table %s: %s", path, msg.removeprefix("WARNING: "), extra=IN_REPORT
                 )
+            elif "unknown value(s)" in msg:
+                # a cell the user wrote that no reading understood ('abc', '4 7'), read as
+                # missing: a warning, so the Train panel's log shows it too (as an INFO line
+                # only the command line said it; Check data lists it)
+                log.warning("clinical table %s: %s", path, msg)
             else:
                 log.info("clinical table: %s", msg)
         if key is not None:
