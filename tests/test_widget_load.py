@@ -1367,6 +1367,12 @@ def test_coronal_and_sagittal_views_show_the_head_at_the_top(make_napari_viewer,
     assert vertical() == "up"
     cam.orientation2d = ("down", "right")
     viewer.dims.order = (1, 0, 2)
+    assert vertical() == "up"
+    cam.orientation2d = ("up", "left")  # left-right turned in a coronal view (napari's popup)
+    viewer.dims.order = (0, 1, 2)  # axial: anterior up again (it came back upside down)
+    assert vertical() == "down"
+    cam.orientation2d = ("down", "right")
+    viewer.dims.order = (1, 0, 2)
     cam.orientation2d = ("down", "right")  # feet up chosen in a coronal view: it stays
     viewer.dims.order = (1, 2, 0)
     viewer.dims.order = (1, 0, 2)

@@ -470,9 +470,9 @@ def keep_head_up(viewer) -> None:
     turned back, and feet up chosen in a coronal or sagittal view stays chosen there."""
     if viewer is None or viewer in _HEAD_UP_VIEWERS:
         return
-    # turned: the camera was turned here; ours: a change being made here; feet_up: the
-    # user chose feet up in an upright view
-    state = {"turned": False, "ours": False, "feet_up": False}
+    # turned: the camera is turned here (to be turned back); ours: a change being made here;
+    # feet_up: the user chose feet up in an upright view; vertical: as last seen
+    state = {"turned": False, "ours": False, "feet_up": False, "vertical": ""}
     _HEAD_UP_VIEWERS[viewer] = state
     ref = weakref.ref(viewer)
 
@@ -489,6 +489,7 @@ def keep_head_up(viewer) -> None:
             cam.orientation2d = (vertical, horizontal)
         finally:
             state["ours"] = False
+        state["vertical"] = vertical
 
     def follow(*_) -> None:
         v = ref()
@@ -496,6 +497,7 @@ def keep_head_up(viewer) -> None:
             return
         cam = camera(v)
         vertical, horizontal = orientation(cam)
+        state["vertical"] = vertical
         if upright(v):
             if vertical == "down" and not state["feet_up"]:
                 turn(cam, "up", horizontal)
@@ -505,12 +507,19 @@ def keep_head_up(viewer) -> None:
                 turn(cam, "down", horizontal)
             state["turned"] = False
 
-    def chosen(*_) -> None:  # the camera turned by the user (napari's console, a plugin)
+    def chosen(*_) -> None:  # the camera turned by the user (napari's popup, the console)
         v = ref()
-        if v is None or state["ours"] or not upright(v):
+        if v is None or state["ours"]:
             return
-        state["feet_up"] = orientation(camera(v))[0] == "down"
-        state["turned"] = False
+        vertical = orientation(camera(v))[0]
+        changed, state["vertical"] = vertical != state["vertical"], vertical
+        if not changed or not upright(v):  # (left-right only: head up stays ours to undo)
+            return
+        # up or down chosen in an upright view: feet up stays chosen there; head up chosen
+        # there is undone for the axial view as this turn would be (kept, the axial view
+        # came back upside down)
+        state["feet_up"] = vertical == "down"
+        state["turned"] = vertical == "up"
 
     viewer.dims.events.order.connect(follow)
     viewer.dims.events.ndisplay.connect(follow)
