@@ -897,13 +897,19 @@ def _own_segmentation(folder: Path, own: list[Path]) -> list[tuple] | None:
 
 def _seg_role(seg_path: Path) -> str:
     """``"segmentation"`` for a SEG this plugin wrote from a model's output (its algorithm
-    named, not drawn by hand), which Inspect must not score against as the truth; else
-    ``"ground_truth"``."""
+    named, not drawn by hand) or from labels drawn by hand that are no ground truth, which
+    Inspect must not score against as the truth; else ``"ground_truth"``."""
 
     try:
         ds = _seg_header(seg_path)
     except Exception:  # noqa: BLE001 - read again (and said) by the SEG reader
         return "ground_truth"
+    from .io.seg import MANUAL_SEG_DESCRIPTION
+
+    if str(ds.get("SeriesDescription", "")) == MANUAL_SEG_DESCRIPTION:
+        # drawn by hand and saved here as no ground truth: reopened as one, it was saved
+        # again as "Ground truth" and scored against
+        return "segmentation"
     for segment in ds.get("SegmentSequence", []):
         kind = str(segment.get("SegmentAlgorithmType", "")).upper()
         ids = segment.get("SegmentationAlgorithmIdentificationSequence", [])

@@ -280,6 +280,10 @@ def test_a_segmentation_saved_from_file_save_declares_what_the_export_panel_does
     [out] = write_labels_dicom_seg(str(tmp_path / "truth.dcm"), labels, {"metadata": meta})
     truth = pydicom.dcmread(out, stop_before_pixels=True)
     assert truth.SeriesDescription == "Ground truth (napari-livertumor export)"
+    # reopened, the drawing is no ground truth either (it came back as one, and was saved
+    # again as "Ground truth" and scored against)
+    assert _reader._seg_role(Path(tmp_path / "gt.dcm")) == "segmentation"
+    assert _reader._seg_role(Path(out)) == "ground_truth"
 
 
 def test_a_seg_this_plugin_exported_opens_as_a_segmentation_in_the_class_colours(tmp_path, study):

@@ -950,6 +950,7 @@ def test_the_check_summary_shows_the_tables_problems_before_the_series_each_pati
         "Table: column(s) read under their usual names: 'clip score' as 'CLIP_Score'",
         "Table: ⚠ HCC_003 has 2 rows that differ in AFP: kept the first row",
         "Table: AFP: unknown value(s) HCC_006 'abc' treated as missing",
+        "Missing columns: CLIP_Score",
     ]
     widget._show_summary(lines)
     shown = widget.summary.text().splitlines()
@@ -962,4 +963,5 @@ def test_the_check_summary_shows_the_tables_problems_before_the_series_each_pati
         "Table",
     ]
     assert "⚠ HCC_003" in shown[4] and "'abc'" in shown[5]
+    assert shown[6] == "Missing columns: CLIP_Score"  # (a column the weak term lacks)
     assert not any("reads #104" in s for s in shown)  # (below, in the log)

@@ -64,7 +64,13 @@ SUMMARY_LINES = 7
 #: patient count): a patient's rows that disagree, patients and rows that do not match, cell
 #: values read as missing. The series each patient reads came first and pushed them out of
 #: the box ("… 17 more line(s) in the log below")
-_TABLE_PROBLEMS = ("Without a clinical row", "Rows of the table with no patient", "Rows of")
+_TABLE_PROBLEMS = (
+    "Without a clinical row",
+    "Rows of the table with no patient",
+    "Rows of",
+    "Missing columns",
+    "Columns without a usable value",
+)
 #: ... and lines that only inform, shown last
 _INFORMATIONAL = (
     "Table: column(s) read under",

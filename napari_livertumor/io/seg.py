@@ -428,8 +428,13 @@ def seg_series_description(
     if algorithm_type == "SEMIAUTOMATIC":
         return model_seg_description(f"{what} (edited)")
     if not ground_truth:
-        return "Manual segmentation (napari-livertumor export)"
+        return MANUAL_SEG_DESCRIPTION
     return "Ground truth (napari-livertumor export)"
+
+
+#: the SeriesDescription of labels drawn by hand that are no ground truth (read back as a
+#: segmentation, not as a reference to score against)
+MANUAL_SEG_DESCRIPTION = "Manual segmentation (napari-livertumor export)"
 
 
 def is_model_output(ds) -> bool:
