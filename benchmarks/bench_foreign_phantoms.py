@@ -31,6 +31,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 RESULTS = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # (a sibling module)
+from _outputs import out_paths as _out_paths  # noqa: E402
+
 SEED_BASE = 5_100_000  # a range no other benchmark or training set uses
 
 
@@ -249,14 +252,6 @@ def summary(rows: list[dict]) -> dict:
         "tumor_free_cases": len(free),
         "tumor_free_with_false_tumor": sum(r["tumor_ml_pred"] > 0 for r in free),
     }
-
-
-def _out_paths(out: str) -> tuple[Path, Path]:
-    """``--out``: a name ending in .json is the JSON, the .md beside it; else both appended."""
-    p = Path(out)
-    if p.suffix == ".json":
-        return p, p.with_suffix(".md")
-    return p.with_name(p.name + ".json"), p.with_name(p.name + ".md")
 
 
 def main(argv=None) -> int:

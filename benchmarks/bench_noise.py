@@ -34,6 +34,9 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # (a sibling module)
+from _outputs import out_paths as _out_paths  # noqa: E402
+
 RESULTS = HERE / "results"
 #: development seeds: not the training cohort's (checked) nor bench_segment_accuracy's 7/8 M
 BASE = 9_300_000
@@ -84,14 +87,6 @@ def main(argv=None) -> int:
     print(_markdown(report))
     print(f"wrote {js} and {md}")
     return 0
-
-
-def _out_paths(out: str) -> tuple[Path, Path]:
-    """``--out``: a name ending in .json is the JSON, the .md beside it; else both appended."""
-    p = Path(out)
-    if p.suffix == ".json":
-        return p, p.with_suffix(".md")
-    return p.with_name(p.name + ".json"), p.with_name(p.name + ".md")
 
 
 def _case(seg, seed: int, levels: list[float]) -> list[dict]:

@@ -45,6 +45,9 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # (a sibling module)
+from _outputs import out_paths as _out_paths  # noqa: E402
+
 RESULTS = HERE / "results"
 DEFAULT_OUT = RESULTS / "segment.json"
 
@@ -185,14 +188,6 @@ def _run(args, work: Path, out_json: Path, out_md: Path, earlier: Path) -> int:
         )
 
     return _save(report, out_json, out_md)
-
-
-def _out_paths(out: str) -> tuple[Path, Path]:
-    """``--out``: a name ending in .json is the JSON, the .md beside it; else both appended."""
-    p = Path(out)
-    if p.suffix == ".json":
-        return p, p.with_suffix(".md")
-    return p.with_name(p.name + ".json"), p.with_name(p.name + ".md")
 
 
 def _from_earlier(block: dict, old: dict, flag: str) -> dict:

@@ -38,6 +38,9 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # (a sibling module)
+from _outputs import out_paths as _out_paths  # noqa: E402
+
 RESULTS = HERE / "results"
 FRESH_BASE = 7_000_000
 SHIFTED_BASE = 8_000_000
@@ -251,14 +254,6 @@ def _bootstrap_ci(vals: list[float], n: int = 2000, seed: int = 0) -> list[float
     a = np.asarray(vals, dtype=float)
     means = a[rng.integers(0, len(a), size=(n, len(a)))].mean(1)
     return [round(float(v), 4) for v in np.percentile(means, [2.5, 97.5])]
-
-
-def _out_paths(out: str) -> tuple[Path, Path]:
-    """``--out``: a name ending in .json is the JSON, the .md beside it; else both appended."""
-    p = Path(out)
-    if p.suffix == ".json":
-        return p, p.with_suffix(".md")
-    return p.with_name(p.name + ".json"), p.with_name(p.name + ".md")
 
 
 def _nan_safe(o):

@@ -1414,15 +1414,13 @@ def test_a_scan_opened_in_a_coronal_view_is_centred_on_screen(make_napari_viewer
 
 
 def test_an_amber_load_line_stays_amber_when_its_scan_is_deleted(load_widget, qtbot, tmp_path):
-    viewer, widget = load_widget
-    vol, _ = tiny_ct()
-    write_nifti(vol, tmp_path / "ct.nii.gz")
-    widget.source.setCurrentText(SOURCES[1])
-    widget.path.setText(str(tmp_path / "ct.nii.gz"))
-    widget.load_button.click()
-    _wait_idle(qtbot, widget)
-    (ct,) = _layers.ct_layers(viewer)
     from napari_livertumor._widgets._common import set_status
+
+    viewer, widget = load_widget
+    vol, labels = tiny_ct()
+    write_nifti(vol, tmp_path / "ct.nii.gz")
+    write_nifti(labels, tmp_path / "gt.nii.gz", reference=vol)
+    ct, _ = _load_nifti_with_truth(viewer, widget, qtbot, tmp_path)
 
     set_status(widget.status, "⚠ a doubt about the scan\n" + widget.status.text(), warning=True)
     viewer.layers.remove(ct)
