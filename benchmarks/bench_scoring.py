@@ -238,11 +238,10 @@ def main(argv=None) -> int:
             "resident size each call adds over what the process held before it",
         },
     }
+    from napari_livertumor.fileio import atomic_write_text
+
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(result, indent=1))  # (whole, or the old file kept)
     print(f"wrote {out}")
     return 0 if result["all_identical"] else 1
 

@@ -363,11 +363,10 @@ def main(argv=None) -> int:
         "git_commit": _git_commit(),
         "cpu_threads": os.environ.get("OMP_NUM_THREADS"),
     }
+    from napari_livertumor.fileio import atomic_write_text
+
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(result, indent=1))  # (whole, or the old file kept)
     print(f"wrote {out}")
     return 0
 
