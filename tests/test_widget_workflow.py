@@ -499,3 +499,23 @@ def test_a_panel_on_a_screen_too_small_for_it_scrolls_sideways(
     _common.scroll_into_view(widget.status)
     qtbot.wait(200)
     assert scroll.horizontalScrollBar().value() == 0
+
+
+def test_the_focus_mark_reaches_contrast_and_follows_the_theme(make_napari_viewer, qtbot):
+    """The focus blue measured 2.7:1 on the light theme's panels (a focused checkbox's label
+    hard to read); it has a blue of its own there, and follows a theme change."""
+    from napari.utils.theme import get_theme
+
+    from napari_livertumor._widgets._common import FOCUS_COLORS, PanelScroll
+    from napari_livertumor._widgets.inspect import InspectWidget
+
+    for theme, color in FOCUS_COLORS.items():
+        assert _contrast(color, get_theme(theme).background.as_hex()) >= 4.5, theme
+    viewer = make_napari_viewer(show=True)
+    viewer.theme = "light"
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget, area="right")
+    inner = widget.findChild(PanelScroll).widget()
+    qtbot.waitUntil(lambda: FOCUS_COLORS["light"] in inner.styleSheet(), timeout=5_000)
+    viewer.theme = "dark"
+    qtbot.waitUntil(lambda: FOCUS_COLORS["dark"] in inner.styleSheet(), timeout=5_000)
