@@ -511,7 +511,9 @@ def test_the_log_keeps_its_last_line_in_view_unless_scrolled_up(train_widget, qt
     widget.data.setText(str(tmp_path / "nope"))
     widget.check_data()
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
-    assert widget.summary.text() == "" and not widget.summary_box.isVisibleTo(widget)
+    # the last folder's summary is gone: the box says this check failed
+    assert widget.summary.text().startswith("Check data failed: ")
+    assert "4 patient(s)" not in widget.summary.text()
 
 
 def test_the_log_says_a_stop_before_the_first_step_saved_nothing(train_widget):
@@ -923,6 +925,9 @@ def test_a_check_that_fails_is_logged_and_problems_lead_the_summary(
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
     last = widget.log.toPlainText().strip().splitlines()[-1]
     assert last.startswith(f"Check data of {tmp_path / 'empty'}: failed: "), last
+    # and under the button, where a check's result shows (the panel scrolled to its bottom)
+    assert widget.summary.text().startswith("Check data failed: ")
+    assert widget.summary._kind == "error" and widget.summary_box.isVisibleTo(widget)
     widget._show_summary(
         ["3 patient(s) with ground-truth labels", "Table: ⚠ HCC_001 has 2 rows",
          "⚠ No patient here has a row in clinical.csv"]
@@ -930,6 +935,7 @@ def test_a_check_that_fails_is_logged_and_problems_lead_the_summary(
     shown = widget.summary.text().splitlines()
     assert shown[0].startswith("⚠ No patient") and shown[1].startswith("3 patient(s)")
     assert shown[2].startswith("Table: ⚠")
+    assert widget.summary._kind == ""  # (not left red)
 
 
 def test_the_check_summary_shows_the_tables_problems_before_the_series_each_patient_reads(

@@ -34,6 +34,7 @@ from ._common import (
     path_text,
     read_dots,
     scroll_box,
+    scroll_into_view,
     scroll_panel,
     set_status,
     warm_up_in_background,
@@ -396,9 +397,18 @@ class TrainWidget(JobWidgetMixin, QWidget):
 
     def _check_failed(self, folder: str) -> None:
         """A check that failed is in the log too (the log kept the folder checked before's
-        summary as the last word, as if it were this folder's)."""
+        summary as the last word, as if it were this folder's), and in the summary's box
+        under the button, where a check's result shows: the panel scrolled down to its
+        status line at the bottom, the folder's field and the button out of view."""
         try:
-            self._log(f"Check data of {folder}: failed: {self.status.text()}")
+            said = self.status.text()
+            self._log(f"Check data of {folder}: failed: {said}")
+            set_status(self.summary, f"Check data failed: {said}", error=True, scroll=False)
+            self.summary.setToolTip(f"Check of {folder}")
+            self.summary_box.setVisible(True)
+            scroll_into_view(
+                self.data
+            )  # the field, the button and this box (after the status scroll)
         except RuntimeError:  # the panel was closed
             pass
 
@@ -954,7 +964,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         shown = lines[:SUMMARY_LINES]
         if len(lines) > SUMMARY_LINES:
             shown.append(f"… {len(lines) - SUMMARY_LINES} more line(s) in the log below")
-        self.summary.setText("\n".join(shown))
+        set_status(self.summary, "\n".join(shown), scroll=False)  # (a failed check's red gone)
         self.summary_box.setVisible(True)
         set_status(self.status, "")
 
