@@ -717,7 +717,10 @@ def test_extra_outputs_are_never_written_over_another_file_and_stale_ones_go(
     caplog.clear()
     with caplog.at_level("INFO"):
         assert main([*base, "--stages", "liver", "--preview"]) == 0
-    assert "removed P1_seg.dcm (made from the earlier masks)" in caplog.text
+    assert "removed P1_seg.dcm (made from the earlier masks" in caplog.text
+    # a warning: -q (a quiet batch) says it too (it went without a word on screen)
+    (gone,) = [r for r in caplog.records if "removed P1_seg.dcm" in r.getMessage()]
+    assert gone.levelname == "WARNING"
     assert not (out / "P1_seg.dcm").exists() and (out / "P1_preview.png").is_file()
     outputs = json.loads((out / "P1_stats.json").read_text())["outputs"]
     assert outputs == {"preview": "P1_preview.png"}
@@ -793,6 +796,11 @@ def test_extras_that_cannot_be_made_never_cost_the_case_and_deleted_ones_come_ba
     assert (out / "P1_preview.png").is_file() and "P1: added P1_preview.png" in caplog.text
     assert (out / "P2_preview.png").read_bytes() == b"someone's picture"
     assert "P2_preview.png exists and is not an output of this case's last run" in caplog.text
+    # its own labels and stats are whole there: the summary keeps their row, said refused
+    # (it read "failed" with every figure blank)
+    (p2_row,) = [r for r in _summary(out) if r["case"] == "P2"]
+    assert p2_row["status"] == "refused (earlier outputs kept)"
+    assert p2_row["labels"] == "P2_labels.nii.gz" and p2_row["liver_ml"] != ""
 
 
 def _one_dicom_patient(tmp_path, models):

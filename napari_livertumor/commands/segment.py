@@ -402,7 +402,11 @@ def run(args) -> int:
         # summary too; the one being segmented left nothing (its files are written last)
         if rows and (len(cases) > 1 or _read_summary(outdir / name) is not None):
             try:
-                log.warning("interrupted: %s lists the %d case(s) finished", name, len(rows))
+                log.warning(
+                    "interrupted: %s lists the %d case(s) finished or found complete",
+                    name,
+                    len(rows),
+                )
                 write_summary(rows, outdir / name, began=began)
             except OSError:
                 pass
@@ -1755,6 +1759,9 @@ def _decide(
         else:
             made = f"{foreign[0]} exists and is not an output of this case's last run"
             brief = f"{foreign[0].name} exists and is not an output of this case's last run"
+        # the case's own labels and stats there, whole beside a file of no run of it (a
+        # stray preview): its earlier row tells of them ("failed" with blank figures did not)
+        whole = relation in ("same", "other settings") and there(labels_path) and there(stats_path)
         if relation != "other input":
             made += " (a stopped run, a napari Export, or another tool's file)"
             brief += " (--overwrite to replace)"
@@ -1774,7 +1781,9 @@ def _decide(
             msg += " (or move the files named away to redo only this case)"
         # the files there are not this run's: the row names none, and an earlier summary's
         # row of them stays (it tells what is on disk)
-        return _Decision("refuse", msg, f"refuse: {brief}", untouched=relation == "other input")
+        return _Decision(
+            "refuse", msg, f"refuse: {brief}", untouched=relation == "other input" or whole
+        )
     return _Decision("segment")
 
 
@@ -2554,7 +2563,14 @@ def _remove_stale_extras(outdir: Path, case, made_before: dict, made_now: dict) 
                     log.warning("%s: %s shows the earlier masks and could not be removed (%s)",
                                 case.name, stale, exc.strerror or exc)  # fmt: skip
                     continue
-                log.info("%s: removed %s (made from the earlier masks)", case.name, stale.name)
+                # a warning (-q says it too): a file the user had, gone without a word on
+                # screen in a quiet batch
+                log.warning(
+                    "%s: removed %s (made from the earlier masks; this run did not make it "
+                    "again: ask for it to have it)",
+                    case.name,
+                    stale.name,
+                )
 
 
 def _case_stats(case, volume, result, segmenter, settings, *, timings) -> dict:
