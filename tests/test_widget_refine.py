@@ -1723,3 +1723,15 @@ def test_a_preview_note_of_a_lesion_names_the_slice_on_view():
     )
     three_d = note + "on slices 37–48, centred at y 132, x 76"  # an Apply's: its own slices
     assert _on_this_slice(viewer, three_d) == three_d
+
+
+def test_a_data_box_with_open_slices_has_its_world_box():
+    """A step's box can hold open slices (a whole slice's ``slice(None)``): they span the
+    layer's extent, not a TypeError from ``None - 1`` in Undo's message."""
+    from types import SimpleNamespace
+
+    from napari_livertumor._widgets.refine import _box_world
+
+    layer = SimpleNamespace(data=np.zeros((5, 6, 7)), data_to_world=lambda c: np.asarray(c) * 2)
+    box = _box_world(layer, (slice(2, 3), slice(None), slice(None)))
+    np.testing.assert_array_equal(box, [[4, 0, 0], [4, 10, 12]])

@@ -2043,7 +2043,8 @@ def _world_box(layer, mask: np.ndarray):
 
 def _box_world(layer, box):
     """The world box ``[min, max]`` of the data box ``box`` (slices) of ``layer``."""
-    corners = np.array([[s.start for s in box], [s.stop - 1 for s in box]], float)
+    spans = [s.indices(n)[:2] for s, n in zip(box, layer.data.shape, strict=False)]
+    corners = np.array([[a for a, _ in spans], [b - 1 for _, b in spans]], float)
     world = np.array([layer.data_to_world(c) for c in corners])
     return np.array([world.min(axis=0), world.max(axis=0)])
 
