@@ -869,7 +869,8 @@ def refine_labels(
     warnings: list[str] | None = None,
     min_ml: float = DEFAULT_MIN_TUMOR_ML,
 ) -> np.ndarray:
-    """Active-contour refinement of the tumor (label 2) of ``labels``, in place, inside the liver.
+    """Active-contour refinement of the tumor (label 2) of ``labels``, in place, inside the liver
+    (labels 1 and 2; other labels are left as they are).
 
     Calls :func:`napari_livertumor.refine.refine_all` on the liver's bounding box (``box``, or
     computed) so whole slices are never processed. Every tumor component under ``min_ml`` after
@@ -897,10 +898,12 @@ def refine_labels(
     if not (labels == 2).any():
         return labels
     cfg = refine_mod.config.as_refine_config(refine_config)  # (a dict of its fields too)
+    # the liver is its labels 1 and 2: a label map's vessels (3, 4: portal vein, aorta, as in
+    # HCC-TACE-Seg's SEGs) stay as they are, not liver the tumor may grow into
     if box is None:
-        box = _bbox(labels > 0, margin_mm=0.0, spacing=spacing)
+        box = _bbox(np.isin(labels, (1, 2)), margin_mm=0.0, spacing=spacing)
     roi = labels[box]
-    liver = roi > 0
+    liver = np.isin(roi, (1, 2))
     given = roi == 2
     notes: list[str] = []
     out = refine_all(

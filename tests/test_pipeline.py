@@ -912,6 +912,26 @@ def test_refinement_stays_inside_the_liver_and_keeps_labels_valid():
     assert dice(out == 2, tumor) >= dice(labels == 2, tumor) - 0.02
 
 
+def test_refinement_leaves_a_label_maps_vessels_as_they_are():
+    """An HCC-TACE-Seg-style map (3 portal vein, 4 aorta): the contour's 'liver' was every
+    label above 0, so the vessels came back as liver (1) and the tumor could grow into them."""
+    vol, liver, tumor = phantom()
+    labels = np.where(liver, 1, 0).astype(np.uint8)
+    labels[tumor & liver] = 2
+    zs, ys, xs = np.nonzero(liver)
+    z0, y0, x0 = zs.min(), ys.min(), xs.min()
+    labels[z0 : z0 + 4, y0 : y0 + 4, x0 : x0 + 4] = 3
+    labels[
+        zs.max() - 3 : zs.max() + 1, ys.max() - 3 : ys.max() + 1, xs.max() - 3 : xs.max() + 1
+    ] = 4
+    from napari_livertumor.pipeline import refine_labels
+
+    out = refine_labels(vol.array, labels.copy(), vol.spacing, min_ml=0)
+    for v in (3, 4):
+        assert ((out == v) == (labels == v)).all()
+    assert ((out == 0) == (labels == 0)).all()
+
+
 def test_a_refinement_note_gives_no_box_position_nor_the_panels_undo(monkeypatch, caplog):
     """'a lesion (on slices 62–88, centred at y 122, x 103) was emptied …; Undo brings it back'
     counted slices from the liver's box (the file's were 401–427) and named an Undo the
