@@ -563,6 +563,39 @@ def test_the_ground_truth_is_never_the_layer_refine_edits(make_napari_viewer, qt
     np.testing.assert_array_equal(gt.data, gt_before)
 
 
+def test_the_preview_outline_lies_over_the_ground_truths_outline(refine_setup, qtbot):
+    """Segment lifts the truth's outline over the segmentation; the preview went just above
+    the segmentation, so under the truth: where the two agreed the preview was hidden."""
+    viewer, widget, seg, truth, liver = refine_setup
+    vol = seg.metadata[_layers.CT_VOLUME]
+    gt = _layers.add_labels_layer(
+        viewer,
+        np.where(truth, 2, liver.astype(np.uint8)),
+        vol,
+        "CT ground truth",
+        role="ground_truth",
+        ct_layer_name="CT",
+    )
+    viewer.layers.move(viewer.layers.index(gt), viewer.layers.index(seg) + 1)
+    count = widget.preview_count
+    viewer.dims.set_current_step(0, 7)
+    _wait_for_new_preview(qtbot, widget, count)
+    names = [ly.name for ly in viewer.layers]
+    assert names.index(widget.preview_layer().name) == names.index("CT ground truth") + 1
+    count = widget.preview_count
+    viewer.dims.set_current_step(0, 6)  # (placed again, it stays there)
+    _wait_for_new_preview(qtbot, widget, count)
+    assert [ly.name for ly in viewer.layers] == names
+
+
+def test_with_the_ct_removed_the_hint_asks_for_the_scan_not_a_segmentation(refine_setup, qtbot):
+    """'Load a CT and segment it' stood over a segmentation still there."""
+    viewer, widget, seg, truth, liver = refine_setup
+    viewer.layers.remove("CT")
+    qtbot.waitUntil(lambda: "No CT open for 'CT segmentation'" in widget.status.text())
+    assert widget.preview_layer() is None or not widget.preview_layer().visible
+
+
 def test_apply_all_leaves_no_crumb_the_contour_cut_off_a_lesion(refine_setup, qtbot, monkeypatch):
     """A contour that cuts across a lesion's edge can leave a few-voxel piece; the lesion list and
     count would show it as a lesion of its own. The widget drops it like the pipeline does."""
@@ -1267,6 +1300,29 @@ def test_napari_new_labels_layer_does_not_take_the_refine_target(refine_setup, q
     viewer.add_labels(np.zeros(seg.data.shape, np.uint8), name="Labels", scale=seg.scale)
     widget.refresh_layers()
     assert widget.mask_combo.currentText() == chosen
+
+
+def test_a_labels_file_opened_mid_refinement_is_said_not_taken_as_the_target(
+    refine_setup, qtbot, tmp_path
+):
+    """Opening an earlier result's labels file (to compare) moved Tumor labels to it without a
+    word: the status went blank, Undo greyed, and the next Apply went into the opened file."""
+    from napari_livertumor.io.nifti import write_nifti
+
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.apply_all_button.click()
+    _wait(qtbot, widget)
+    assert widget.undo_button.isEnabled()
+    vol = seg.metadata[_layers.CT_VOLUME]
+    write_nifti(vol, tmp_path / "ct.nii.gz")
+    write_nifti(np.asarray(seg.data), tmp_path / "ct_labels.nii.gz", reference=vol)
+    [opened] = viewer.open(str(tmp_path / "ct_labels.nii.gz"), plugin="napari-livertumor")
+    widget.refresh_layers()
+    assert widget.mask_combo.currentText() == seg.name
+    offered = [widget.mask_combo.itemText(i) for i in range(widget.mask_combo.count())]
+    assert opened.name in offered
+    assert f"Opened '{opened.name}'" in widget.status.text()
+    assert widget.undo_button.isEnabled()
 
 
 def test_unticking_live_preview_hides_the_outline_and_runs_no_pending_preview(refine_setup, qtbot):

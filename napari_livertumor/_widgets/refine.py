@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
 )
 from scipy import ndimage as ndi
 
+from .._writer import OPENED_FROM
 from ..refine import (
     MIN_LESION_VOXELS,
     SLIVER_ML,
@@ -557,6 +558,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             _set_items(self.ct_combo, cts)
             _set_items(self.mask_combo, labels, keep_none=True)
             _set_items(self.liver_combo, [SAME_LAYER, *labels, NO_LIVER])
+            opened: list[str] = []
             if had in labels:  # a choice stands unless a segmentation was just made (napari's
                 # New labels layer took it over, and the panel then said "no tumor" over one)
                 new = [
@@ -564,6 +566,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
                     for n in new
                     if self.viewer.layers[n].metadata.get(_layers.ROLE) == "segmentation"
                 ]
+                # a labels file opened (an earlier result, to compare): said, not taken over;
+                # it took the choice mid-refinement, Undo greyed and the next Apply into it
+                opened = [n for n in new if OPENED_FROM in self.viewer.layers[n].metadata]
+                new = [n for n in new if n not in opened]
             if new:  # a segmentation just made: the layer to refine next
                 # (on the first fill every layer is new: the shown one added last, never a
                 # hidden "(previous)" that a re-run moved aside)
@@ -573,6 +579,13 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 )
             if new_cts:
                 self._follow_new_ct(new_cts[-1], labels)
+            elif opened and self.mask_combo.currentText() == had:
+                set_status(
+                    self.status,
+                    f"Opened '{opened[-1]}': still refining '{had}' (choose the opened one "
+                    "under Tumor labels to refine it).",
+                    scroll=False,
+                )
             self._follow_mask_ct()
             # another layer under the chosen name (a Segment rerun's, the old one moved aside):
             # the combo's index did not change, so its signals did not come
@@ -1078,6 +1091,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
                     if self.ct_combo.currentText() and self.mask_combo.count()
                     else "Segment the CT (panel 2); the outline shows here."
                     if self.ct_combo.currentText()
+                    else f"No CT open for '{self.mask_combo.currentText()}': open its scan "
+                    "(panel 1) to see the outline."
+                    if self.mask_combo.currentText()
                     else "Load a CT and segment it; the outline shows here."
                 )
                 set_status(self.status, hint, scroll=False)
@@ -1204,15 +1220,27 @@ class RefineWidget(JobWidgetMixin, QWidget):
             layer.data = crop
             if not layer.visible:
                 layer.visible = True
-        # just above its CT and mask: not under a segmentation or rerun added since, nor over
-        # another scan loaded above them (made last, it lay over all; its outline is not that
-        # scan's)
+        # just above its CT and mask and the ground truths' outlines over them (the truth's
+        # outline hid the preview's where they agree): not under a segmentation or rerun
+        # added since, nor over another scan loaded above them (made last, it lay over all;
+        # its outline is not that scan's)
         layers = self.viewer.layers
         own = [ly for ly in (ct_layer, self._layer(self.mask_combo.currentText())) if ly]
         below = max((layers.index(ly) for ly in own if ly in layers), default=-1)
-        at = layers.index(layer)
-        if below >= 0 and at != below + 1:
-            layers.move(at, below + 1)
+        if below >= 0:
+            shape = tuple(ct_layer.data.shape)
+            dest = below + 1
+            while dest < len(layers) and (
+                layers[dest] is layer
+                or (
+                    layers[dest].metadata.get(_layers.ROLE) == "ground_truth"
+                    and tuple(layers[dest].data.shape) == shape
+                )
+            ):
+                dest += 1
+            at = layers.index(layer)
+            if at != dest - 1:  # (napari's move: before the layer now at dest)
+                layers.move(at, dest)
         layer.metadata.update(slice=z, offset=(y0, x0), shape2d=tuple(mask2d.shape))
 
     def _clear_preview(self) -> None:
