@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -383,6 +384,23 @@ def test_the_contour_moves_at_most_max_shift_mm():
         ct, start, liver, SPACING, RefineConfig(max_shift_mm=0, iterations=30, min_contrast=0)
     )
     assert dice(free, truth) > dice(out, truth)
+
+
+def test_a_max_shift_under_the_voxel_size_is_said_as_the_contour_cannot_move():
+    """At 0.5 mm on 0.7 mm pixels the outline stood exactly still and nothing said why."""
+    ct, truth, liver = phantom()
+    start = in_plane(truth, ndi.binary_erosion, 6)
+    notes: list[str] = []
+    cfg = RefineConfig(max_shift_mm=0.5, iterations=30, min_contrast=0)
+    out = refine_all(ct, start, liver, SPACING, cfg, notes=notes)
+    assert (out == start).all()
+    [said] = [n for n in notes if "max shift" in n]
+    assert "0.5 mm is under the voxel size (0.7 mm)" in said
+    notes = []
+    moved = refine_all(
+        ct, start, liver, SPACING, dataclasses.replace(cfg, max_shift_mm=0.7), notes=notes
+    )
+    assert not (moved == start).all() and not any("max shift" in n for n in notes)
 
 
 def test_drop_slivers_removes_cut_off_pieces_but_keeps_small_lesions_that_were_small_before():

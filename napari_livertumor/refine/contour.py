@@ -438,6 +438,13 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
         outside = ndi.distance_transform_edt(~init, sampling=spacing)
         inside = ndi.distance_transform_edt(init, sampling=spacing)
         out = (out & (outside <= cfg.max_shift_mm)) | (inside > cfg.max_shift_mm)
+        step = float(min(spacing))
+        if cfg.max_shift_mm < step:  # the nearest voxel is further: the outline stood still
+            _note(
+                notes,
+                f"max shift {cfg.max_shift_mm:g} mm is under the voxel size ({step:.3g} mm): "
+                f"the contour cannot move; raise it to at least {step:.3g} mm",
+            )
     # a dark lesion's enhancing rim (a capsule) is brighter than the liver: the region
     # competition gives it to the outside, though the model (and a reader) count it as tumor
     if smooth is None:
