@@ -356,6 +356,28 @@ def test_refining_with_segment_uses_the_open_refine_panels_settings(
     assert widget.build_config().refine_config is None
 
 
+def test_a_run_refined_with_the_refine_panels_own_settings_says_so(
+    viewer_with_ct, models_dir, qtbot, monkeypatch
+):
+    """The tumor came out other than the command line's (the panel's settings) and the
+    result line did not say why; at the defaults it says nothing of them."""
+    from napari_livertumor._widgets.refine import RefineWidget
+
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    widget.refine_check.setChecked(True)
+    panel = RefineWidget(viewer)
+    viewer.window.add_dock_widget(panel, name="Refine")
+    said = "Tumor refined with the Refine panel's settings (not the defaults)."
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert "Segmented 'tiny CT'" in widget.status.text() and said not in widget.status.text()
+    panel.iterations.value = 7
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert said in widget.status.text()
+
+
 def test_unsure_candidates_close_together_share_one_label():
     """Two candidates a few voxels apart on one slice printed their labels on top of each
     other ("unsunsure 0.2 mL")."""

@@ -414,6 +414,14 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         fallback = _default_stage_note(folder, s.get("tumor_ml") is None)
         if fallback:
             msg += f" {fallback}"
+        # the open Refine panel's settings refined it: said when they are not the defaults
+        # (the tumor differed from the command line's with nothing on screen saying why)
+        own = (layer.metadata.get("run") or {}).get("refine_config")
+        if isinstance(own, dict):
+            from ..refine import RefineConfig
+
+            if own != RefineConfig().to_dict():
+                msg += " Tumor refined with the Refine panel's settings (not the defaults)."
         # what makes the numbers untrustworthy comes first, in amber, and as a notification
         from ..pipeline import NOT_HU, is_serious
 
