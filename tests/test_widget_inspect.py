@@ -152,6 +152,42 @@ def test_the_lesion_ring_goes_with_its_segmentation_and_with_the_panel(viewer_wi
     assert "tiny CT" in viewer.layers
 
 
+def test_the_ring_is_drawn_over_layers_added_since_it_was_made(viewer_with_labels, qtbot):
+    """Made while the first scan lay on top, the ring stayed under a second scan's CT (and
+    under a rerun's result): the status said 'ringed' round nothing to be seen."""
+    viewer, widget, vol, pred, truth = viewer_with_labels
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    widget.go_to_lesion(0)
+    viewer.add_image(np.zeros(vol.shape, np.int16), scale=vol.napari_scale, name="other scan")
+    assert viewer.layers[-1].name == "other scan"
+    widget.go_to_lesion(1)
+    assert viewer.layers[-1].name == "lesion marker" and viewer.layers[-1].visible
+
+
+def test_after_a_rerun_a_jump_shows_the_chosen_result_not_the_hidden_previous(
+    viewer_with_labels, qtbot
+):
+    """The list was of the labels a rerun moved aside: a click showed that hidden
+    '(previous)' again over the new result and made it the layer a brush paints on."""
+    viewer, widget, vol, pred, truth = viewer_with_labels
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    from napari_livertumor._widgets.segment import _keep_previous
+
+    old = viewer.layers["tiny CT segmentation"]
+    assert _keep_previous(viewer, old.name, "tiny CT")[0] == "tiny CT segmentation (previous)"
+    new = _layers.add_labels_layer(
+        viewer, pred.copy(), vol, "tiny CT segmentation", ct_layer_name="tiny CT"
+    )
+    assert widget.labels_combo.currentText() == new.name  # (the rerun's, under its name)
+    widget.go_to_lesion(0)
+    assert not old.visible and new.visible
+    assert viewer.layers.selection.active is new
+    said = widget.status.text()
+    assert "The list is of 'tiny CT segmentation (previous)' (hidden)" in said, said
+
+
 def test_a_closed_inspect_panel_takes_its_lesion_ring_away(viewer_with_labels, qtbot):
     viewer, widget, *_ = viewer_with_labels
     widget.measure_button.click()

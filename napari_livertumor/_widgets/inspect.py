@@ -513,6 +513,18 @@ class InspectWidget(JobWidgetMixin, QWidget):
         # grid mode draws each layer in a cell of its own: nothing covers the lesion, and the
         # ring lies in a cell of its own (it said "ringed" round an empty cell)
         grid = _layers.grid_on(self.viewer)
+        listed = layer
+        chosen = self.labels_layer()
+        if (
+            chosen is not None
+            and chosen is not layer
+            and not layer.visible
+            and _same_grid(chosen, layer)
+        ):
+            # a rerun's result chosen, the measured labels moved aside and hidden: the jump
+            # shows the result chosen (it showed the hidden '(previous)' again over it and made
+            # it the layer a brush paints on)
+            layer = chosen
         uncovered = self._bring_into_view(layer, world, hide_others=not grid)
         marker = self._mark_lesion(layer, lesion)  # first: a layer added resets the slider
         self.viewer.dims.set_point(0, float(world[0]))
@@ -539,7 +551,14 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 if uncovered
                 else ""
             )
-            + (". Click Measure to update the list." if stale else ".")
+            + (
+                f". The list is of '{listed.name}' (hidden): click Measure to list "
+                f"'{layer.name}'s lesions."
+                if listed is not layer
+                else ". Click Measure to update the list."
+                if stale
+                else "."
+            )
             + (
                 " Grid mode is on: each layer, the ring too, lies in a cell of its own; turn it "
                 "off (the grid button, bottom left) to see the ring on the lesion."
@@ -622,6 +641,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
             marker.size = size
             marker.text = text
             marker.visible = True
+            layers = self.viewer.layers
+            if layers.index(marker) != len(layers) - 1:  # over all (another scan's CT loaded
+                # since covered it, a rerun's result washed it out): it said "ringed" unseen
+                layers.move(layers.index(marker), len(layers))
         except Exception:  # a marker is a convenience: the jump itself has happened
             return None
         try:
