@@ -17,6 +17,7 @@ Typical use::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -1400,19 +1401,20 @@ def _sliding_logits(model: LoadedModel, x, device, cfg: InferenceConfig, rep: Re
 
     inp = x.to(device)[None, None]
     out = None
-    for roi in rois:
-        pad = _pad_single_window(device, roi, meta.network.init_filters)
-        one = sliding_window_inference(
-            inp,
-            roi_size=roi,
-            sw_batch_size=cfg.sw_batch_size,
-            predictor=predictor,
-            overlap=cfg.sw_overlap,
-            mode="gaussian",
-            padding_mode="constant",
-            cval=0.0,
-        )
-        out = one if out is None else out.add_(one)
+    with _cancel_inside_forward(model.network, rep):
+        for roi in rois:
+            pad = _pad_single_window(device, roi, meta.network.init_filters)
+            one = sliding_window_inference(
+                inp,
+                roi_size=roi,
+                sw_batch_size=cfg.sw_batch_size,
+                predictor=predictor,
+                overlap=cfg.sw_overlap,
+                mode="gaussian",
+                padding_mode="constant",
+                cval=0.0,
+            )
+            out = one if out is None else out.add_(one)
     if len(rois) > 1:
         out /= len(rois)
     out = out[0].float()
@@ -1421,6 +1423,37 @@ def _sliding_logits(model: LoadedModel, x, device, cfg: InferenceConfig, rep: Re
             :, None, None, None
         ]
     return out
+
+
+@contextlib.contextmanager
+def _cancel_inside_forward(network, rep: Reporter):
+    """Check for a cancel before each 3D convolution of ``network``'s forward passes made by
+    this thread: one window can be a whole stage (the liver's, on most scans: 4 s on this CPU),
+    and a Cancel waited for it to end. (Only this thread's passes: another job sharing the
+    cached network is not stopped by this one's Cancel.)"""
+    import threading
+
+    import torch
+
+    if rep.should_cancel is None:
+        yield
+        return
+    me = threading.get_ident()
+
+    def check(_module, _inputs):
+        if threading.get_ident() == me:
+            rep.check()
+
+    hooks = [
+        m.register_forward_pre_hook(check)
+        for m in network.modules()
+        if isinstance(m, torch.nn.Conv3d)
+    ]
+    try:
+        yield
+    finally:
+        for h in hooks:
+            h.remove()
 
 
 #: the share of an in-plane image border's voxels (over every slice) that must hold body

@@ -1270,6 +1270,32 @@ def _toy_tumor_model(window=(16, 48, 48)):
     return model
 
 
+def test_a_cancel_inside_a_windows_forward_pass_stops_it_there():
+    """The liver stage is one window on most scans: a Cancel waited for its whole forward pass
+    (4.3 s of a 512² scan here). Now checked before each convolution; the hooks go after."""
+    from napari_livertumor.pipeline import _sliding_logits
+    from napari_livertumor.progress import Reporter
+
+    model = _toy_tumor_model()
+    ran = []
+    model.network = torch.nn.Sequential(
+        torch.nn.Conv3d(1, 3, 3, padding=1), torch.nn.Conv3d(3, 3, 3, padding=1)
+    ).eval()
+    model.network[0].register_forward_hook(lambda *a: ran.append(0))
+    model.network[1].register_forward_hook(lambda *a: ran.append(1))
+    x = torch.rand(16, 48, 48)
+    cfg = InferenceConfig(device="cpu", tumor_window_growth=1.0)
+    cpu = torch.device("cpu")
+    with torch.inference_mode(), pytest.raises(Cancelled):
+        # the user clicks Cancel once the first convolution has run
+        _sliding_logits(model, x, cpu, cfg, Reporter(None, lambda: bool(ran)), "tumor")
+    assert ran == [0]
+    with torch.inference_mode():  # no check left behind on the (cached) network
+        _sliding_logits(model, x, cpu, cfg, Reporter(None, None), "tumor")
+    assert ran == [0, 0, 1]
+    assert all(not m._forward_pre_hooks for m in model.network.modules())
+
+
 def test_the_tumor_stage_averages_each_window_with_its_mirrored_views():
     from napari_livertumor.pipeline import TTA_FLIPS, _sliding_logits
     from napari_livertumor.progress import Reporter
