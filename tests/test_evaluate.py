@@ -530,6 +530,22 @@ def test_one_model_folder_as_models_is_evaluated_with_its_own_split(
     assert len(folders) == 2 and all((f / "per_case.csv").is_file() for f in folders)
 
 
+def test_one_liver_model_folder_is_evaluated_with_its_own_split_not_the_shipped_tumors(
+    trained, tmp_path, capsys, caplog
+):
+    """The split of the shipped tumor model run beside it was read first: it names another
+    cohort, so every patient was scored, those the liver model trained on too."""
+    data, models = trained
+    rc = main(["evaluate", "--data", str(data), "--models", str(models / "liver"),
+               "--device", "cpu", "-o", str(tmp_path / "one")])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "one" / "summary.json").read_text())
+    assert summary["split"] == str((models / "liver" / "split.json").absolute())
+    test = json.loads((models / "liver" / "split.json").read_text())["test"]
+    assert summary["n_cases"] == len(test)
+    assert "evaluating every case" not in caplog.text
+
+
 def test_without_a_split_every_unreadable_patient_is_named_too(trained, tmp_path, capsys):
     """With no split, a patient the data index skipped (no labels, a broken SEG) was only a log
     line: the table said "Test patients: 4" with no word of the fifth."""

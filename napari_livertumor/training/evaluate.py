@@ -919,7 +919,13 @@ def _test_ids(records, models, split_file) -> tuple[list[str], str]:
     by_id = {r.case_id: r for r in records}
     everything = [r.case_id for r in records]
     empty = []
-    for stage in ("tumor", "liver"):
+    from ..models import default_model_dir
+
+    # the split of a model given first: one liver model's folder (or a liver ensemble) runs
+    # beside the shipped tumor model, whose split names another cohort ("other data;
+    # evaluating every case": the patients the liver model trained on were scored too)
+    given = [s for s in ("tumor", "liver") if _stage_folder(models, s) != default_model_dir(s)]
+    for stage in dict.fromkeys([*given, "tumor", "liver"]):
         cand = (_stage_folder(models, stage) / "split.json").absolute()  # (summary: found again)
         if not cand.is_file():
             continue
