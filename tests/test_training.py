@@ -1840,6 +1840,7 @@ def test_validation_patients_beyond_max_val_cases_are_said(toy_data, tmp_path, c
     assert "the first 1 of the 2 validation patients" in caplog.text
     measured = read_metadata(tmp_path / "o" / "liver").metrics["measured_on"]
     assert measured.startswith("the first 1 of the 2 validation patients")
+    assert "ROI" not in measured  # (the tumor stage's ground-truth liver ROI: not the liver's)
 
 
 def test_stages_split_differently_by_their_recipe_sections_are_warned_of(

@@ -1433,7 +1433,8 @@ class _Run:
         metrics.setdefault(
             "measured_on",
             f"{getattr(self, 'val_note', 'validation patients')} at the stage grid, sliding "
-            "windows as inference's defaults; ground-truth liver ROI for the tumor stage",
+            "windows as inference's defaults"
+            + ("; ground-truth liver ROI" if self.config.stage == "tumor" else ""),
         )
         # the weights, metadata and split are one model: written whole into .best-new/, marked
         # complete, then moved in; killed in between, the folder keeps the previous model (or,
