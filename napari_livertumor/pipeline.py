@@ -1201,7 +1201,8 @@ def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
         if bad:  # a converter's fill outside the field of view, a corrupt slice
             notes.append(
                 f"{bad} NaN/infinite voxel{'s' if bad > 1 else ''} "
-                f"({100 * bad / arr.size:.2g} %) read as the lowest value in the image"
+                f"({100 * bad / arr.size:.2g} %) read as the lowest value in the image "
+                "(+infinite ones as the highest)"
             )
     spacing = tuple(float(v) for v in volume.spacing)
     lo_mm, hi_mm = SPACING_RANGE_MM

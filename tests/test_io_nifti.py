@@ -72,6 +72,23 @@ def test_nans_are_replaced_with_a_warning(tmp_path):
     assert any("NaN" in w for w in ct.meta["warnings"])
 
 
+def test_plus_infinite_voxels_are_read_as_the_highest_value_not_air(tmp_path):
+    """+inf (a saturated bright voxel) was replaced by the minimum, as NaN is: metal became
+    air."""
+    from napari_livertumor.models.preprocess import signed_hu
+
+    data = np.full((6, 5, 4), 40.0, dtype=np.float32)
+    data[0, 0, 0], data[1, 1, 1] = -1000, 3000
+    data[1, 2, 3], data[2, 2, 2] = np.inf, np.nan
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "inf.nii.gz")
+    ct = read_nifti(tmp_path / "inf.nii.gz")
+    assert ct.array[3, 2, 1] == 3000 and ct.array[2, 2, 2] == -1000
+    assert "1 +infinite voxels replaced by the maximum value 3000" in ct.meta["warnings"]
+    assert "1 NaN/infinite voxels replaced by the minimum value -1000" in ct.meta["warnings"]
+    hu = signed_hu(data)
+    assert hu[1, 2, 3] == 3000 and hu[2, 2, 2] == -1000
+
+
 def test_an_image_of_only_nans_says_so_not_truncated(tmp_path):
     nib.save(nib.Nifti1Image(np.full((6, 5, 4), np.nan, np.float32), np.eye(4)), tmp_path / "n.nii")
     with pytest.raises(InputError, match="every voxel is NaN") as info:

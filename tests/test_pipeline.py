@@ -1884,7 +1884,7 @@ def test_nan_voxels_are_read_as_the_lowest_value_and_warned_about(untrained):
     clean = seg.segment(CTVolume(arr, spacing=base.spacing, meta={"modality": "CT"}))
     assert (clean.labels > 0).any()
     poisoned = arr.copy()
-    poisoned[0, 0, 0], poisoned[-1, -1, -1] = np.nan, np.inf  # both in the air (-1000)
+    poisoned[0, 0, 0], poisoned[-1, -1, -1] = np.nan, -np.inf  # both in the air (-1000)
     result = seg.segment(CTVolume(poisoned, spacing=base.spacing, meta={"modality": "CT"}))
     np.testing.assert_array_equal(result.labels, clean.labels)
     assert any("2 NaN/infinite voxels" in w for w in result.warnings)

@@ -732,12 +732,15 @@ def _as_hu(values: np.ndarray, warnings: list[str], path: Path) -> np.ndarray:
     def part_of(k: int) -> np.ndarray:
         return flat[k : k + _CHUNK].astype(np.float64)
 
-    n_bad, low, high, integral = 0, np.inf, -np.inf, True
+    # NaN and -inf go to the minimum, +inf to the maximum (a saturated bright voxel, metal: as
+    # the minimum it was air)
+    n_bad, n_top, low, high, integral = 0, 0, np.inf, -np.inf, True
     for k in range(0, flat.size, _CHUNK):
         part = part_of(k)
         finite = np.isfinite(part)
         if not finite.all():
             n_bad += int(finite.size - np.count_nonzero(finite))
+            n_top += int(np.count_nonzero(np.isposinf(part)))
             part = part[finite]
         if part.size:
             low, high = min(low, float(part.min())), max(high, float(part.max()))
@@ -746,8 +749,12 @@ def _as_hu(values: np.ndarray, warnings: list[str], path: Path) -> np.ndarray:
                 integral = bool(np.all(np.abs(np.rint(part) - part) <= 1e-3 + 1e-5 * np.abs(part)))
     if n_bad == flat.size:
         raise InputError(path, "every voxel is NaN or infinite")
-    if n_bad:
-        warnings.append(f"{n_bad} NaN/infinite voxels replaced by the minimum value {low:g}")
+    if n_bad - n_top:
+        warnings.append(
+            f"{n_bad - n_top} NaN/infinite voxels replaced by the minimum value {low:g}"
+        )
+    if n_top:
+        warnings.append(f"{n_top} +infinite voxels replaced by the maximum value {high:g}")
     hu_like = high - low > 100  # a CT, not a probability map
     as_int = (integral or hu_like) and np.rint(low) >= -32768 and np.rint(high) <= 32767
     if not as_int and values.dtype == np.float32 and not n_bad:
@@ -757,6 +764,8 @@ def _as_hu(values: np.ndarray, warnings: list[str], path: Path) -> np.ndarray:
     for k in range(0, flat.size, _CHUNK):
         part = part_of(k)
         if n_bad:
+            if n_top:
+                part[np.isposinf(part)] = high
             part[~np.isfinite(part)] = low
         out_flat[k : k + _CHUNK] = np.rint(part) if as_int else part
     if as_int and not integral:

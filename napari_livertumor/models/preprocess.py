@@ -52,14 +52,16 @@ def grid_spacing(
 
 def signed_hu(ct: np.ndarray) -> np.ndarray:
     """The CT as int16 when its values fit, else float32 (unsigned or wide types overflow);
-    NaN/infinite values become the lowest finite one (the network would spread a NaN over
-    every window it falls in). Inference and training's preparation both call it."""
+    NaN and -inf values become the lowest finite one, +inf the highest (the network would
+    spread a NaN over every window it falls in; a saturated bright voxel is no air).
+    Inference and training's preparation both call it."""
     if np.issubdtype(ct.dtype, np.floating):
         finite = np.isfinite(ct)
         if not finite.any():  # (numpy's "zero-size array to reduction operation")
             raise ValueError("every voxel is NaN or infinite")
         if not finite.all():
-            ct = np.where(finite, ct, ct[finite].min())
+            values = ct[finite]
+            ct = np.where(finite, ct, np.where(np.isposinf(ct), values.max(), values.min()))
         return ct.astype(np.float32, copy=False)
     if ct.dtype == np.int16:
         return ct
