@@ -336,6 +336,32 @@ def test_allow_non_ct_reaches_a_dicom_folder_of_another_modality(tmp_path, model
     assert any("modality is MR" in w for w in stats["warnings"])  # said beside its figures
 
 
+def test_a_series_of_another_modality_converted_to_nifti_is_still_no_ct(
+    tmp_path, models, caplog, capsys
+):
+    """`convert --series UID` (the refusal's own advice) wrote an MR series without a word, and
+    segment then took the NIfTI for a CT: the non-CT refusal was lost on the way."""
+    import pydicom
+
+    from napari_livertumor.io.dicom import discover_series
+
+    for f in write_ct_series(small_ct(seed=4), tmp_path / "MR_01" / "mr"):
+        ds = pydicom.dcmread(f)
+        ds.Modality = "MR"
+        ds.save_as(f)
+    [series] = discover_series(tmp_path / "MR_01")
+    nii = tmp_path / "mr.nii.gz"
+    assert main(["convert", str(tmp_path / "MR_01"), "--series", series.uid, "-o", str(nii)]) == 0
+    assert "the series is MR, not CT" in capsys.readouterr().err
+    args = ["segment", str(nii), "-o", str(tmp_path / "out"), "--models", str(models)]
+    args += ["--device", "cpu", "--no-refine"]
+    assert main(args) == 1
+    assert "modality is MR, not CT" in caplog.text
+    assert main([*args, "--allow-non-ct"]) == 0
+    stats = json.loads((tmp_path / "out" / "mr_stats.json").read_text())
+    assert any("modality is MR" in w for w in stats["warnings"])
+
+
 def test_a_wrong_refine_value_is_refused_and_a_dicom_file_names_its_series(
     tmp_path, models, capsys
 ):

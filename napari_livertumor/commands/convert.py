@@ -222,6 +222,16 @@ def _run(args) -> int:
                 "them), or give -o a folder name to convert each patient into a NIfTI dataset",
             )
         print(f"livertumor convert: warning: {warning}", file=sys.stderr)
+    modality = str(volume.meta.get("modality") or "CT").upper()
+    if modality != "CT":  # converted as asked (--series), but said, and kept in the header
+        from ..io.dicom import printable
+
+        print(
+            f"livertumor convert: warning: {source}: the series is {printable(modality)}, not "
+            "CT: written, its header's description marked so; segment refuses it (unless "
+            "--allow-non-ct)",
+            file=sys.stderr,
+        )
     from ..pipeline import _label_map_values
 
     label_values = _label_map_values(volume.array)

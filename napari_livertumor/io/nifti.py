@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -154,9 +155,12 @@ def read_nifti(path: str | Path, *, reporter: Reporter | ProgressFn | None = Non
             "offset in-plane; kept as the file stores them (not resampled)"
         )
     array = np.ascontiguousarray(np.transpose(data, (2, 1, 0)))
+    # a series of another modality converted by this tool says so in its description
+    stored = bytes(img.header["descrip"].tobytes()).split(b"\0")[0].decode("ascii", "replace")
+    other = _NON_CT_MARK.match(stored)
     meta = {
         "source": str(path),
-        "modality": "CT",
+        "modality": other.group(1) if other else "CT",
         "description": path.name,
         "patient_id": case_name(path),
         # the layer's name: the file's, and its folder's where the file's says nothing of whom
@@ -611,9 +615,14 @@ def write_nifti(
     img.header["scl_slope"] = 1.0
     img.header["scl_inter"] = 0.0
     description = str(volume.meta.get("description", ""))
+    modality = str(volume.meta.get("modality") or "CT").upper()
     if labels:  # a label map on its CT's grid: said so (its CT's description read as its own)
         img.header.set_intent("label")
         description = "label map" + (f" of {description}" if description else "")
+    elif modality != "CT" and _NON_CT_MARK.fullmatch(f"{modality} image: "):
+        # an MR or PET series converted (convert --series): read back, it is no CT either
+        # (it was segmented as one without a word)
+        description = f"{modality} image: {description}"
     img.header["descrip"] = description[:79].encode("ascii", "replace")
     geometry = volume.meta.get("nifti_geometry")
     if geometry and np.allclose(geometry["affine"], volume.affine, atol=1e-4):
@@ -716,6 +725,11 @@ def _read_slabs(img, dtype, reporter=None) -> np.ndarray:
     if reporter is not None:
         reporter.update("nifti slices", n, n)
     return out
+
+
+#: the start of the description a non-CT series converted to NIfTI is written with (DICOM's
+#: modality codes of images: MR, PT, NM, US...)
+_NON_CT_MARK = re.compile(r"([A-Z]{2,3}) image: ")
 
 
 def _as_hu(values: np.ndarray, warnings: list[str], path: Path) -> np.ndarray:
