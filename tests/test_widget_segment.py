@@ -378,6 +378,24 @@ def test_a_run_refined_with_the_refine_panels_own_settings_says_so(
     assert said in widget.status.text()
 
 
+def test_cuda_asked_for_and_missing_is_said_first_in_amber(
+    viewer_with_ct, models_dir, qtbot, monkeypatch
+):
+    """The CPU fallback was the last of ten lines, in the panel's plain colour."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    widget.device_combo.setCurrentText("cuda")
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    said = widget.status.text()
+    assert said.startswith("⚠ CUDA was asked for but is not available"), said
+    assert said.count("CUDA was asked for") == 1 and "Segmented 'tiny CT' on cpu" in said
+    assert widget.status._kind == "warning"
+
+
 def test_unsure_candidates_close_together_share_one_label():
     """Two candidates a few voxels apart on one slice printed their labels on top of each
     other ("unsunsure 0.2 mL")."""

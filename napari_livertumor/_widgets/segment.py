@@ -435,6 +435,12 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         if serious:
             msg = "\n".join(f"⚠ {w}" for w in serious) + "\n" + msg
             notify_warning(serious[0])
+        # the GPU asked for and not there: on the result's first line, amber (the last of ten
+        # lines, in the panel's plain colour, it went unseen)
+        device = [w for w in warnings if w.startswith("CUDA was asked for") or " GPU(s) exist" in w]
+        if device:
+            msg = f"⚠ {device[0]}\n{msg}"
+            serious = [*serious, *device]
         unsure = s.get("unsure_lesions") or []
         points = _show_unsure(self.viewer, layer, unsure)
         if elsewhere and points in self.viewer.layers:
