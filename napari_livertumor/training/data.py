@@ -311,7 +311,11 @@ def _one_patients_folder(root: Path, records: list[CaseRecord]) -> str | None:
 def _index_nifti(root: Path, skipped: list) -> list[CaseRecord]:
     labels_dir = root / "labelsTr"
     if not labels_dir.is_dir():
-        raise InputError(root, "imagesTr/ found but no labelsTr/ folder: training needs labels")
+        raise InputError(
+            root,
+            "imagesTr/ found but no labelsTr/ folder: training and evaluation need the labels "
+            f"(to segment the scans alone: livertumor segment {root / 'imagesTr'})",
+        )
 
     def label_of(case: str) -> Path | None:
         return next(

@@ -281,8 +281,9 @@ def evaluate(
                 n["failed"] = sum(1 for c in before if c in by_id) < max_cases
     if not_evaluated:
         log.warning(
-            "%d test patient(s) of the split cannot be evaluated: %s%s",
+            "%d test patient(s)%s cannot be evaluated: %s%s",
             len(not_evaluated),
+            "" if split_source.startswith("all cases") else " of the split",
             "; ".join(f"{n['case']} ({n['reason']})" for n in not_evaluated[:8]),
             f" and {len(not_evaluated) - 8} more (summary.json)" if len(not_evaluated) > 8 else "",
         )
