@@ -770,7 +770,9 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
         ("target_spacing", None, "missing field.*target_spacing"),
         ("target_spacing", [True, 2, 2], "target_spacing must hold numbers, got True"),
         ("lesion_filter", {"min_ml": True}, "lesion_filter min_ml must hold numbers"),
-        ("label_map", {"0": "background", "1": "liver", "2": "lesion"}, "names no 'tumor'"),
+        ("label_map", {"0": "background", "1": "liver", "2": "lesion"}, "names no 'tumor'.*class$"),
+        # a liver model's folder stamped 'tumor': said so
+        ("label_map", {"0": "background", "1": "liver"}, "is a liver model's: is 'stage' wrong"),
         ("weights_sha1", "ABC", "weights_sha1 must be 40 lower-case hex digits"),
         ("target_spacing", ["2", "2", "2"], "target_spacing must hold numbers, got '2'"),
         ("hu_window", [None, 250], "hu_window must hold numbers, got None"),

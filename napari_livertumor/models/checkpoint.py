@@ -449,12 +449,27 @@ def read_metadata(folder: str | Path) -> ModelMetadata:
         raise ModelError(meta_path, f"incomplete or invalid metadata ({exc})") from exc
     if meta.stage not in STAGES:
         raise ModelError(meta_path, f"unknown stage {meta.stage!r}; expected one of {STAGES}")
-    if meta.stage not in {str(v).lower() for v in meta.label_map.values()}:
+    names = {str(v).lower() for v in meta.label_map.values()}
+    if meta.stage not in names:
         # the pipeline took the last channel for it, unsaid
+        # (a tumor model's map names the liver too: a liver model's names only it)
+        other = (
+            "liver"
+            if meta.stage == "tumor" and names == {"background", "liver"}
+            else "tumor"
+            if meta.stage == "liver" and "tumor" in names
+            else None
+        )
         raise ModelError(
             meta_path,
             f"label_map {meta.label_map} names no '{meta.stage}' channel: a {meta.stage} "
-            f"model's output channels must include the {meta.stage} class",
+            f"model's output channels must include the {meta.stage} class"
+            + (
+                f" (its label_map is a {other} model's: is 'stage' wrong, or is this the "
+                f"{other} model?)"
+                if other
+                else ""
+            ),
         )
     extra = _unknown_fields(raw)
     if extra:  # a note of the user's, or a setting misspelt past recognition: said, not used
