@@ -160,6 +160,21 @@ def test_pixels_outside_the_scanned_field_read_as_air(tmp_path):
     np.testing.assert_array_equal(read_dicom_series(tmp_path / "water").array, source.array + 1024)
 
 
+def test_a_rescale_slope_multiplies_the_stored_value_before_the_intercept_is_added(tmp_path):
+    """HU = stored × RescaleSlope + RescaleIntercept (DICOM PS3.3 C.11.1.1.2): adding the
+    intercept before the slope would read a slope-2 series 1024 HU too low throughout."""
+    source = make_ct(shape=(3, 12, 14))
+    stored = np.random.default_rng(3).integers(0, 2000, size=source.shape).astype(np.uint16)
+    files = write_ct_series(source, tmp_path / "ct", storage="uint16")
+    for k, f in enumerate(files):
+        ds = pydicom.dcmread(f)
+        ds.PixelData = stored[k].tobytes()
+        ds.RescaleSlope, ds.RescaleIntercept = "2", "-1024"
+        ds.save_as(f)
+    volume = read_dicom_series(tmp_path / "ct")
+    np.testing.assert_array_equal(volume.array, stored.astype(np.int32) * 2 - 1024)
+
+
 def test_implicit_vr_series_reads_the_same(tmp_path):
     source = make_ct(shape=(4, 16, 18))
     for path in write_shuffled(source, tmp_path / "ct"):
@@ -590,6 +605,25 @@ def test_gantry_tilt_is_reported_and_kept_in_the_affine(tmp_path):
     # one slice's corner to the next's: volumes were 1 / cos(tilt) too large
     assert volume.spacing[0] == pytest.approx(source.spacing[0] * np.cos(tilt), abs=1e-3)
     assert np.prod(volume.spacing) == pytest.approx(abs(np.linalg.det(volume.affine)), rel=1e-4)
+
+
+def test_a_gantry_tilt_of_a_few_tenths_of_a_degree_is_warned_of_and_kept_in_the_affine(tmp_path):
+    """A 0.3° tilt taken for a straight stack (a threshold of 0.5°) would give no warning, and
+    over 160 slices of 2.5 mm the last slice would lie 2 mm off its ImagePositionPatient (the
+    stack stepped along the slice normal instead of from one slice's position to the next)."""
+    tilt = np.deg2rad(0.3)
+    direction = np.eye(3)
+    direction[:, 2] = [0.0, np.sin(tilt), np.cos(tilt)]
+    source = CTVolume(
+        np.full((160, 8, 8), 40, np.int16), (2.5, 0.8, 0.8), (-50.0, 20.0, -300.0), direction
+    )
+    files = write_ct_series(source, tmp_path)
+    volume = read_dicom_series(tmp_path)
+    assert any("gantry tilt of 0.30 degrees" in w for w in volume.meta["warnings"])
+    for k in (0, 80, 159):
+        written = np.array(pydicom.dcmread(files[k]).ImagePositionPatient, float)
+        placed = (volume.affine_lps @ [0.0, 0.0, k, 1.0])[:3]
+        np.testing.assert_allclose(placed, written, atol=1e-3)
 
 
 def test_slices_of_another_size_are_left_out_with_a_warning(tmp_path):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from napari_livertumor.training.metrics import (
+    LARGE_TUMOR_MM,
     binary_scores,
     case_scores,
     case_surface_scores,
@@ -34,6 +35,25 @@ def test_binary_scores_by_hand():
     assert s["dice"] == pytest.approx(4 / 6)
     assert s["sensitivity"] == pytest.approx(2 / 3)
     assert s["iou"] == pytest.approx(2 / 4)
+
+
+def test_sensitivity_is_the_share_of_the_truth_found_not_of_the_prediction():
+    """Sensitivity is TP / (TP + FN): with as many false positives as false negatives the hand
+    case above cannot tell it from TP / (TP + FP), the precision (a mutation audit's find)."""
+    truth = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0, 0], bool)
+    pred = np.array([1, 1, 1, 0, 0, 1, 0, 0, 0, 0], bool)
+    # TP 3, FP 1, FN 2, TN 4
+    s = binary_scores(pred, truth)
+    assert s["sensitivity"] == pytest.approx(3 / 5)
+    assert s["accuracy"] == pytest.approx(7 / 10)
+    assert s["dice"] == pytest.approx(6 / 9)
+    assert s["iou"] == pytest.approx(3 / 6)
+    # nothing predicted: none of the truth found (0), not undefined
+    assert binary_scores(np.zeros(10, bool), truth)["sensitivity"] == 0.0
+    # per class of a case, the same: the tumor's TP 1, FP 0, FN 2
+    c = case_scores(np.array([[[0, 1, 2, 1, 1]]]), np.array([[[0, 1, 2, 2, 2]]]))
+    assert c["tumor_sensitivity"] == pytest.approx(1 / 3)
+    assert c["liver_sensitivity"] == 1.0
 
 
 def test_both_empty_is_undefined_not_perfect():
@@ -66,6 +86,17 @@ def test_longest_diameter_of_a_bar_and_strata():
     # only the largest lesion counts
     mask[0, 0, 0] = True
     assert longest_diameter_mm(mask, (1.0, 1.0, 4.0)) == pytest.approx(80.0)
+
+
+def test_a_lesion_of_exactly_10_cm_is_in_the_large_stratum():
+    """The strata are ">=10cm" and "<10cm": a lesion of exactly 100 mm belongs to the first."""
+    assert LARGE_TUMOR_MM == 100.0
+    assert size_stratum(100.0) == ">=10cm"
+    assert size_stratum(np.nextafter(100.0, 0.0)) == "<10cm"
+    mask = np.zeros((3, 5, 30), bool)
+    mask[1, 2, 2:27] = True  # 25 voxels of 4 mm along x: 100 mm
+    assert longest_diameter_mm(mask, (1.0, 1.0, 4.0)) == 100.0
+    assert size_stratum(longest_diameter_mm(mask, (1.0, 1.0, 4.0))) == ">=10cm"
 
 
 def test_summary_leaves_undefined_scores_out_and_prints_the_original_beside_ours():
@@ -106,6 +137,22 @@ def test_lesions_are_counted_found_missed_and_false():
     assert lesion_summary([])["lesion_recall"] is None
     text = format_table(summarize([{**case_scores(np.ones((1, 1, 2)), np.ones((1, 1, 2))), **got}]))
     assert "found 1 of 2 (50%)" in text
+
+
+def test_a_lesion_overlapped_by_exactly_the_minimum_share_is_found_and_not_false():
+    """At least ``min_overlap`` (10 %) of a lesion's voxels make it found (and a predicted one
+    not false), exactly 10 % included."""
+    truth = np.zeros((3, 14, 30), bool)
+    pred = np.zeros_like(truth)
+    truth[1, 2:12, 2:12] = True  # 100 voxels
+    pred[1, 2:12, 11:21] = True  # 100 voxels, 10 of them (one column) on the true lesion
+    assert (truth & pred).sum() == 10
+    counts = lesion_detection(pred, truth, (1.0, 1.0, 1.0), min_ml=0.01, min_overlap=0.1)
+    assert counts == {"lesions_true": 1, "lesions_found": 1, "lesions_pred": 1, "lesions_false": 0}
+    # one voxel less of overlap: under 10 % either way
+    pred[1, 2, 11] = False
+    counts = lesion_detection(pred, truth, (1.0, 1.0, 1.0), min_ml=0.01, min_overlap=0.1)
+    assert counts["lesions_found"] == 0 and counts["lesions_false"] == 1
 
 
 def test_the_stratum_diameter_of_a_flat_lesion_is_exact_and_the_lesion_lists():

@@ -1008,6 +1008,34 @@ def test_a_lesion_the_contour_shrinks_under_the_size_filter_is_kept(monkeypatch)
     assert (out == 2).sum() == ndi.binary_erosion(tumor, iterations=4).sum()
 
 
+def test_a_lesion_the_contour_leaves_at_exactly_the_size_filters_minimum_is_kept(monkeypatch):
+    """Components *under* ``min_ml`` go, as the tumor stage's own filter keeps those of at
+    least ``min_ml``: a lesion the contour grew to exactly 0.1 mL stays tumor."""
+    import napari_livertumor.refine as refine_mod
+    from napari_livertumor.pipeline import refine_labels
+
+    spacing = (2.0, 1.0, 1.0)  # 2 µL a voxel: 0.1 mL is 50 voxels
+    labels = np.zeros((10, 30, 30), np.uint8)
+    labels[1:9, 2:28, 2:28] = 1
+    labels[4, 5:9, 5:15] = 2  # 40 voxels the model drew ...
+    labels[4, 20:24, 5:15] = 2  # ... and another 40
+    z, y, x = 1, 2, 2  # the first voxel of the liver's box, where the contour runs
+
+    def contour(ct, given, liver_mask, spacing, cfg, notes=None, **kw):
+        assert given.shape == (8, 26, 26)
+        out = given.copy()
+        out[4 - z, 9 - y, 5 - x : 15 - x] = True  # the first grown to 50 voxels: 0.1 mL
+        out[4 - z, 24 - y, 5 - x : 14 - x] = True  # the second to 49
+        return out
+
+    monkeypatch.setattr(refine_mod, "refine_all", contour)
+    out = refine_labels(np.zeros(labels.shape, np.int16), labels.copy(), spacing, min_ml=0.1)
+    expected = labels.copy()
+    expected[4, 5:10, 5:15] = 2
+    expected[4, 20:24, 5:15] = 1
+    np.testing.assert_array_equal(out, expected)
+
+
 def test_refinement_crumbs_of_a_few_voxels_go_on_a_coarse_grid_and_routine_notes_are_no_warnings(
     monkeypatch,
 ):

@@ -365,6 +365,41 @@ def test_with_the_ct_each_lesion_gets_its_attenuation_and_its_contrast_to_the_li
     assert empty["liver_mean_hu"] is None and empty["tumor_mean_hu"] is None
 
 
+def test_the_liver_contrast_ring_reaches_from_3_to_8_mm_around_the_lesion():
+    """The liver a lesion is compared with lies 3–8 mm outside it: a ring of 3–5 mm would leave
+    out brighter liver 5–8 mm away (an enhancing vessel, a perfusion change)."""
+    z, y, x = np.indices((40, 40, 40))
+    labels = np.ones(z.shape, np.uint8)
+    labels[17:23, 17:23, 17:23] = 2  # a 6 mm cube
+    # each voxel's distance to the cube's nearest voxel (what the ring is cut by), squared
+    d2 = sum(np.maximum(np.maximum(17 - a, a - 22), 0) ** 2 for a in (z, y, x))
+    ct = np.full(z.shape, 100, np.int16)
+    ct[labels == 2] = 40
+    ct[(d2 > 25) & (d2 <= 64)] = 160  # brighter liver 5-8 mm out
+    near, far = np.count_nonzero((d2 > 9) & (d2 <= 25)), np.count_nonzero((d2 > 25) & (d2 <= 64))
+    ring_mean = (100 * near + 160 * far) / (near + far)
+    [lesion] = compute_stats(labels, (1.0, 1.0, 1.0), ct=ct)["lesions"]
+    assert lesion["mean_hu"] == 40.0
+    assert lesion["liver_contrast_hu"] == pytest.approx(40 - ring_mean, abs=0.05)
+    assert lesion["liver_contrast_hu"] < -100  # (3-5 mm alone: -60)
+
+
+def test_another_lesion_in_a_lesions_ring_is_not_taken_for_its_liver():
+    """A lesion's contrast is against the liver around it (label 1): a bright lesion 6 mm away
+    counted as liver in the ring would make a -60 HU lesion read far darker than it is."""
+    labels = np.ones((34, 34, 40), np.uint8)
+    ct = np.full(labels.shape, 100, np.int16)
+    labels[14:20, 14:20, 10:16] = 2  # dark lesion
+    ct[14:20, 14:20, 10:16] = 40
+    labels[14:20, 14:20, 21:27] = 2  # bright lesion, 6 mm beside it, not touching
+    ct[14:20, 14:20, 21:27] = 1000  # (contrast-filled, as after TACE)
+    lesions = compute_stats(labels, (1.0, 1.0, 1.0), ct=ct)["lesions"]
+    assert len(lesions) == 2
+    dark, bright = sorted(lesions, key=lambda les: les["centroid_zyx"][2])
+    assert (dark["mean_hu"], dark["liver_contrast_hu"]) == (40.0, -60.0)
+    assert (bright["mean_hu"], bright["liver_contrast_hu"]) == (1000.0, 900.0)
+
+
 def test_a_ct_holding_nan_gives_no_attenuation_rather_than_nan():
     labels = np.zeros((6, 20, 20), np.uint8)
     labels[:, 2:18, 2:18] = 1

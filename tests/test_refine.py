@@ -456,6 +456,27 @@ def test_drop_slivers_removes_cut_off_pieces_but_keeps_small_lesions_that_were_s
         drop_slivers(before[:5], after, spacing)
 
 
+def test_a_piece_touching_a_lesion_only_at_a_corner_is_part_of_that_lesion():
+    """Lesions are 26-connected, as the stats count them: with face connectivity a piece
+    meeting the lesion at one corner would be a lesion of its own, dropped as a sliver cut off
+    it and given an ROI of its own."""
+    from napari_livertumor.refine import label_lesions
+
+    before = np.zeros((20, 20, 20), bool)
+    before[5:12, 5:12, 5:12] = True  # a 343-voxel lesion ...
+    before[11:14, 11:14, 11:14] = True  # ... grown out to a corner
+    after = np.zeros_like(before)
+    after[5:12, 5:12, 5:12] = True
+    after[12:14, 12:14, 12:14] = True  # an 8-voxel piece meeting it at the corner (11, 11, 11)
+    labels = label_lesions(after)
+    assert labels.max() == 1 and labels[12, 12, 12] == labels[5, 5, 5] == 1
+    notes = []
+    out = drop_slivers(before, after, (1.0, 1.0, 1.0), min_ml=0.05, notes=notes)
+    np.testing.assert_array_equal(out, after)
+    assert notes == []
+    assert len(lesion_boxes(after, (1.0, 1.0, 1.0), 0.0)) == 1
+
+
 def test_a_dark_lesions_bright_rim_is_kept_and_never_grown_into():
     """A hypo-attenuating lesion with an enhancing capsule: the contour weighed the dark core
     against the liver and gave the rim to the liver (Dice of the true mask 0.84 → 0.74 on a

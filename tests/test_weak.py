@@ -11,6 +11,7 @@ from napari_livertumor.errors import InputError
 from napari_livertumor.training.weak import (
     fit_predict,
     out_of_fold_weak_labels,
+    smallest_fold_fit,
     soft_tumor_ratio,
     weak_penalty,
 )
@@ -66,6 +67,25 @@ def test_imputation_uses_only_the_fitting_rows():
     # a new row's own (extreme) value never shifts the imputation of the fitting rows
     pred2 = fit_predict(x_fit, y_fit, np.array([[1000.0], [np.nan]]), ridge=1e-9)
     assert pred2[1] == pytest.approx(0.2, abs=1e-6)
+
+
+def test_a_weak_label_predicted_below_zero_is_held_at_zero():
+    """TLVR is a share, 0 to 1: a patient whose clinical values lie far below the others' is
+    predicted a negative tumor share by the regression: held at 0, not pulled towards."""
+    rng = np.random.default_rng(0)
+    n = 20
+    ids = [f"HCC_{i:03d}" for i in range(1, n + 1)]
+    tlvr = rng.uniform(0.0, 0.4, n)
+    tlvr[0] = 0.0
+    score = 10 * tlvr + rng.normal(0, 0.2, n)
+    score[0] = -6.0  # an outlier far below the others
+    frame = pd.DataFrame({"score": score}, index=pd.Index(ids, name="TCIA_ID"))
+    # one fold per patient: HCC_001's label is the fit on the other 19 alone, which is negative
+    raw = fit_predict(score[1:, None], tlvr[1:], score[:1, None], ridge=1.0)[0]
+    assert raw < -0.1
+    weak = out_of_fold_weak_labels(frame, dict(zip(ids, tlvr, strict=True)), ["score"], folds=n)
+    assert weak.labels["HCC_001"] == 0.0
+    assert all(0.0 <= v <= 1.0 for v in weak.labels.values())
 
 
 def test_patients_without_clinical_rows_get_no_weak_label():
@@ -164,6 +184,24 @@ def test_too_few_patients_for_a_fit_train_without_the_weak_term(caplog):
     # four leave three to fit on in each fold: labels are given
     four = {p: tlvr[p] for p in sorted(tlvr)[:4]}
     assert len(out_of_fold_weak_labels(frame, four, ["AFP", "age"], folds=5).labels) == 4
+
+
+def test_five_patients_in_two_folds_leave_two_to_fit_on_and_train_without_the_weak_term(caplog):
+    """Five patients in two folds are dealt 3 and 2: the fold of three is fitted on the other
+    two, under the 3 rows a fit needs. Counting the smaller fold held out (5 - 5 // 2 = 3) would
+    give that fold labels that are the mean of two patients."""
+    assert smallest_fold_fit(5, 2) == 2
+    assert smallest_fold_fit(6, 2) == 3 and smallest_fold_fit(4, 5) == 3  # (4 folds of one)
+    frame, tlvr = clinical_cohort()
+    five = {p: tlvr[p] for p in sorted(tlvr)[:5]}
+    with caplog.at_level("WARNING"):
+        weak = out_of_fold_weak_labels(frame, five, ["AFP", "age"], folds=2)
+    assert weak.labels == {} and weak.columns == []
+    assert any("(2 folds leave 2 to fit on; at least 3 are needed)" in m for m in weak.report)
+    assert "training without the weak term" in caplog.text
+    # six in two folds of three: three to fit on, labels given
+    six = {p: tlvr[p] for p in sorted(tlvr)[:6]}
+    assert len(out_of_fold_weak_labels(frame, six, ["AFP", "age"], folds=2).labels) == 6
 
 
 def test_a_patient_with_no_value_in_any_used_column_gets_no_weak_label():
