@@ -1380,6 +1380,37 @@ def test_coronal_and_sagittal_views_show_the_head_at_the_top(make_napari_viewer,
     assert layer in viewer.layers
 
 
+def test_the_3d_view_sees_the_patient_from_the_feet_not_mirrored(make_napari_viewer, qtbot):
+    """napari's 3D camera drew the depth axis (z, to the head) towards the viewer while x ran
+    right and y down as in the axial slice: a mirror image, the liver on the patient's left
+    seen from the front. Seen from the feet, as the axial slice is, the lowest slice is in
+    front. A depth the user picks in 3D stays."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window.add_dock_widget(LoadWidget(viewer))
+    labels = np.zeros((20, 30, 30), np.uint8)
+    labels[2:5, 10:20, 10:20] = 1  # near the feet
+    labels[15:18, 10:20, 10:20] = 2  # near the head, right behind it along z
+    layer = viewer.add_labels(labels)
+    viewer.dims.ndisplay = 3
+    viewer.camera.angles = (0.0, 0.0, 90.0)  # looking along z
+    cam = _layers.camera(viewer)
+    assert str(getattr(cam.orientation[0], "value", cam.orientation[0])) == "away"
+    viewer.reset_view()
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    centre = shot[shot.shape[0] // 2, shot.shape[1] // 2, :3].astype(int)
+    feet = (np.asarray(layer.get_color(1))[:3] * 255).astype(int)
+    head = (np.asarray(layer.get_color(2))[:3] * 255).astype(int)
+    assert np.abs(centre - feet).sum() < np.abs(centre - head).sum(), (centre, feet, head)
+    viewer.dims.ndisplay = 2
+    cam.orientation = ("towards", *cam.orientation[1:])  # (in 2D it changes nothing drawn)
+    viewer.dims.ndisplay = 3
+    assert str(getattr(cam.orientation[0], "value", cam.orientation[0])) == "away"
+    cam.orientation = ("towards", *cam.orientation[1:])  # the user's own, in 3D: kept
+    viewer.dims.ndisplay = 2
+    viewer.dims.ndisplay = 3
+    assert str(getattr(cam.orientation[0], "value", cam.orientation[0])) == "towards"
+
+
 def test_the_load_message_says_when_that_scans_layer_was_deleted(load_widget, qtbot, tmp_path):
     """After a patient's layers were deleted (the next patient's turn), Load still read
     "Loaded 'HCC_001 …': 32 slices …" as if that scan were open; Segment and Export said

@@ -467,12 +467,17 @@ def keep_head_up(viewer) -> None:
     axis's first index at the top: rolled to coronal or sagittal slices, the feet were up.
     napari's 2D camera is turned to draw z upwards while z is the vertical axis, and back
     when the view leaves it. A user's own choice stays: one made in the axial view is not
-    turned back, and feet up chosen in a coronal or sagittal view stays chosen there."""
+    turned back, and feet up chosen in a coronal or sagittal view stays chosen there.
+
+    In 3D the depth axis is turned to point away from the viewer: napari's default (towards)
+    draws (z to the head, y to the back, x to the patient's left) mirrored, the liver on the
+    patient's left seen from the front. A depth the user chose in 3D stays."""
     if viewer is None or viewer in _HEAD_UP_VIEWERS:
         return
     # turned: the camera is turned here (to be turned back); ours: a change being made here;
-    # feet_up: the user chose feet up in an upright view; vertical: as last seen
-    state = {"turned": False, "ours": False, "feet_up": False, "vertical": ""}
+    # feet_up: the user chose feet up in an upright view; vertical: as last seen; depth: the
+    # user chose the 3D depth direction
+    state = {"turned": False, "ours": False, "feet_up": False, "vertical": "", "depth": False}
     _HEAD_UP_VIEWERS[viewer] = state
     ref = weakref.ref(viewer)
 
@@ -482,6 +487,9 @@ def keep_head_up(viewer) -> None:
 
     def orientation(cam) -> tuple[str, str]:
         return tuple(str(getattr(o, "value", o)) for o in cam.orientation2d)  # type: ignore[return-value]
+
+    def depth(cam) -> str:
+        return str(getattr(cam.orientation[0], "value", cam.orientation[0]))
 
     def turn(cam, vertical: str, horizontal: str) -> None:
         state["ours"] = True
@@ -498,6 +506,12 @@ def keep_head_up(viewer) -> None:
         cam = camera(v)
         vertical, horizontal = orientation(cam)
         state["vertical"] = vertical
+        if v.dims.ndisplay == 3 and not state["depth"] and depth(cam) == "towards":
+            state["ours"] = True
+            try:  # (a right-handed view of the patient: see above)
+                cam.orientation = ("away", *cam.orientation[1:])
+            finally:
+                state["ours"] = False
         if upright(v):
             if vertical == "down" and not state["feet_up"]:
                 turn(cam, "up", horizontal)
@@ -511,6 +525,8 @@ def keep_head_up(viewer) -> None:
         v = ref()
         if v is None or state["ours"]:
             return
+        if v.dims.ndisplay == 3 and depth(camera(v)) == "towards":
+            state["depth"] = True  # the user's own depth in 3D: kept
         vertical = orientation(camera(v))[0]
         changed, state["vertical"] = vertical != state["vertical"], vertical
         if not changed or not upright(v):  # (left-right only: head up stays ours to undo)
