@@ -181,6 +181,20 @@ def test_window_presets_change_the_ct_contrast(load_widget, qtbot, tmp_path):
     assert tuple(viewer.layers[0].contrast_limits) == (-1350.0, 150.0)
 
 
+def test_the_ct_contrast_slider_reaches_past_the_abdomen_window(load_widget, tmp_path):
+    """napari set the slider's range to the window given: both handles sat at its ends and
+    could not be dragged wider (a bone window) without the HU window list."""
+    viewer, widget = load_widget
+    vol, _ = tiny_ct()
+    layer = _layers.add_ct_layer(viewer, vol)
+    assert tuple(layer.contrast_limits) == (-160.0, 240.0)  # the abdomen window, as before
+    assert tuple(layer.contrast_limits_range) == (-1024.0, 3071.0)
+    write_nifti(vol, tmp_path / "ct.nii.gz")  # opened by the reader (File > Open) too
+    [opened] = viewer.open(str(tmp_path / "ct.nii.gz"), plugin="napari-livertumor")
+    assert tuple(opened.contrast_limits) == (-160.0, 240.0)
+    assert tuple(opened.contrast_limits_range) == (-1024.0, 3071.0)
+
+
 def test_a_missing_file_shows_a_clear_message_and_adds_nothing(load_widget, qtbot, tmp_path):
     viewer, widget = load_widget
     widget.source.setCurrentText(SOURCES[1])

@@ -271,8 +271,29 @@ def add_ct_layer(viewer: napari.Viewer, volume: CTVolume, name: str | None = Non
         contrast_limits=window_limits(*WINDOW_PRESETS["abdomen"]),
         metadata={CT_VOLUME: volume, ROLE: "ct"},
     )
+    widen_ct_range(layer)
     name_axes(viewer)
     return layer
+
+
+#: the contrast slider's range of a CT layer: air to dense bone and contrast (12-bit CT), and
+#: more where the window or the data reach further
+CT_SLIDER_RANGE = (-1024.0, 3071.0)
+
+
+def widen_ct_range(layer) -> None:
+    """Let the contrast slider of a CT layer reach past its window: napari sets the range to
+    the contrast limits given (the abdomen window), so neither handle could be dragged wider
+    (a bone window, a wider soft-tissue one) without the HU window list."""
+    try:
+        low, high = (float(v) for v in layer.contrast_limits)
+        rng = layer.contrast_limits_range
+        wide = (min(rng[0], low, CT_SLIDER_RANGE[0]), max(rng[1], high, CT_SLIDER_RANGE[1]))
+        if tuple(rng) != wide:
+            layer.contrast_limits_range = wide
+            layer.contrast_limits = (low, high)  # (kept: the range set may move them)
+    except Exception:  # noqa: BLE001 - a slider nicety; the layer is shown all the same
+        pass
 
 
 def name_axes(viewer) -> None:
@@ -564,6 +585,7 @@ def show_new_scans(viewer) -> None:
             _outline_if_truth(v, layer)
         if v is None or layer is None or (layer.metadata or {}).get(ROLE) != "ct":
             return
+        widen_ct_range(layer)  # (a CT opened by the reader, the sample)
         try:
             lo, hi = np.asarray(layer.extent.world)[:, 0]
             z = float(v.dims.point[0])
