@@ -188,6 +188,24 @@ def test_after_a_rerun_a_jump_shows_the_chosen_result_not_the_hidden_previous(
     assert "The list is of 'tiny CT segmentation (previous)' (hidden)" in said, said
 
 
+def test_a_jump_in_3d_shows_the_tumor_alone_and_2d_gets_every_label_back(viewer_with_labels, qtbot):
+    """In 3D each label is a surface: the liver's hid the tumor from every side, and the jump
+    centred the view on nothing to be seen."""
+    viewer, widget, *_ = viewer_with_labels
+    seg = viewer.layers["tiny CT segmentation"]
+    seg.selected_label = 1  # the user's brush label
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    viewer.dims.ndisplay = 3
+    widget.go_to_lesion(0)
+    assert seg.show_selected_label and seg.selected_label == 2
+    assert "shows its tumor only in 3D" in widget.status.text()
+    viewer.dims.ndisplay = 2
+    assert not seg.show_selected_label and seg.selected_label == 1
+    widget.go_to_lesion(0)  # in 2D: nothing turned
+    assert not seg.show_selected_label and "tumor only" not in widget.status.text()
+
+
 def test_a_closed_inspect_panel_takes_its_lesion_ring_away(viewer_with_labels, qtbot):
     viewer, widget, *_ = viewer_with_labels
     widget.measure_button.click()

@@ -4,6 +4,7 @@ a ground truth (Dice, IoU, boundary distances per class)."""
 from __future__ import annotations
 
 import math
+import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -526,6 +527,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
             # it the layer a brush paints on)
             layer = chosen
         uncovered = self._bring_into_view(layer, world, hide_others=not grid)
+        tumor_only = self._tumor_only_in_3d(layer)
         marker = self._mark_lesion(layer, lesion)  # first: a layer added resets the slider
         self.viewer.dims.set_point(0, float(world[0]))
         _layers.camera(self.viewer).center = tuple(float(w) for w in world)
@@ -552,6 +554,12 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 else ""
             )
             + (
+                f"; '{layer.name}' shows its tumor only in 3D (the liver's surface hid it; all "
+                "its labels again in 2D)"
+                if tumor_only
+                else ""
+            )
+            + (
                 f". The list is of '{listed.name}' (hidden): click Measure to list "
                 f"'{layer.name}'s lesions."
                 if listed is not layer
@@ -567,6 +575,30 @@ class InspectWidget(JobWidgetMixin, QWidget):
             ),
             warning=stale,
         )
+
+    def _tumor_only_in_3d(self, layer) -> bool:
+        """In 3D, show ``layer``'s tumor alone (napari draws each label as a surface: the
+        liver's hid the tumor from every side, and the jump centred on nothing to be seen);
+        back in 2D its labels are all shown again, the brush's label as it was. Returns
+        whether it was turned so now."""
+        if self.viewer.dims.ndisplay != 3 or layer.show_selected_label:
+            return False
+        before = layer.selected_label
+        layer.selected_label = 2
+        layer.show_selected_label = True
+        ref, dims = weakref.ref(layer), self.viewer.dims
+
+        def back(*_) -> None:
+            ly = ref()
+            if dims.ndisplay == 3:
+                return
+            dims.events.ndisplay.disconnect(back)
+            if ly is not None and ly.show_selected_label and ly.selected_label == 2:
+                ly.show_selected_label = False
+                ly.selected_label = before
+
+        dims.events.ndisplay.connect(back)
+        return True
 
     def _bring_into_view(self, layer, world, hide_others: bool = True) -> list[str]:
         """Show ``layer`` and its CT at the lesion's ``world`` point: each hidden one made
