@@ -22,6 +22,9 @@ from napari_livertumor.progress import Reporter, as_reporter
     [
         (np.diag([-0.75, -0.75, 2.5]), "an affine's 3×3: the voxel sizes counted twice"),
         (2 * np.eye(3), "every axis twice its length"),
+        # 1 mm pixels, a 2 mm slice in the z column: within a tilt's length, but no tilt
+        (np.diag([1.0, 1.0, 2.0]), "the slice thickness in the z column"),
+        (np.diag([1.0, 1.0, 1.5]), "the slice thickness in the z column"),
         (np.zeros((3, 3)), "no axes"),
         (np.array([[1, 0.5, 0], [0, 1, 0], [0, 0, 1.0]]), "x and y not at right angles"),
     ],

@@ -375,7 +375,8 @@ _MAX_SLICE_COLUMN = 2.0
 def _checked_direction(direction) -> np.ndarray:
     """``direction`` as a 3×3 float matrix whose x and y columns are unit vectors (normalised
     from rounding) and whose z column is the slice axis: unit length, or longer on a
-    gantry-tilted, sheared grid whose slice step is one plane along the normal (up to 2). A
+    gantry-tilted, sheared grid whose slice step is one plane along the normal (up to 2, and
+    exactly one plane: ``diag(1, 1, 2)`` is a slice thickness, refused). A
     skew between the axes (a registration's output) is kept. Refused: a matrix holding the
     voxel sizes (an affine's 3×3, which would count them twice in every mL), or axes that
     (nearly) lie in one plane."""
@@ -407,5 +408,10 @@ def _checked_direction(direction) -> np.ndarray:
             "direction's x, y and z axes (nearly) lie in one plane (more than 30° of skew "
             f"between them): {np.round(d, 4).tolist()}"
         )
+    # a longer slice column is a tilted grid's only when it steps one plane along the normal:
+    # a slice thickness in it (diag(1, 1, 2)) passed, and every volume counted twice
+    along = abs(float(np.dot(d[:, 2], normal / np.linalg.norm(normal))))
+    if lengths[2] > 1 + _DIRECTION_TOL and abs(along - 1) > _DIRECTION_TOL:
+        raise ValueError(hint)
     d[:, 0], d[:, 1] = x, y
     return d
