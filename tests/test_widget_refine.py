@@ -1034,6 +1034,8 @@ def test_in_3d_the_preview_pauses_and_apply_to_slice_says_why(refine_setup, qtbo
     before = seg.data.copy()
     viewer.dims.ndisplay = 3
     qtbot.waitUntil(lambda: not widget.preview_layer().visible, timeout=5_000)
+    # said as the view turns (it said nothing until Apply to slice was clicked)
+    qtbot.waitUntil(lambda: "In 3D no slice is shown" in widget.status.text(), timeout=5_000)
     widget.apply_slice_button.click()
     _wait(qtbot, widget)
     assert "switch to 2D" in widget.status.text()
@@ -1043,6 +1045,7 @@ def test_in_3d_the_preview_pauses_and_apply_to_slice_says_why(refine_setup, qtbo
     _wait_for_new_preview(qtbot, widget, count)
     assert widget.preview_layer().visible
     assert "switch to 2D" not in widget.status.text()  # back in 2D, with an outline: gone
+    assert "In 3D" not in widget.status.text()
 
 
 def test_a_view_rolled_to_sagittal_shows_no_axial_outline_and_applies_to_no_hidden_slice(

@@ -139,6 +139,10 @@ _GRID_NOTE = (
     "Grid mode is on: the outline lies in a grid cell of its own, not over the mask; turn it "
     "off (the grid button, bottom left) to see it there."
 )
+_IN_3D = (
+    "In 3D no slice is shown: the live outline waits for a 2D view; Apply to lesion (3D) and "
+    "Apply to all lesions work here."
+)
 _NOT_AXIAL = (
     "The outline is drawn on axial slices and this view shows another plane: roll the "
     "dimensions back to axial to preview or apply to a slice, or apply to a lesion or to all "
@@ -1051,10 +1055,12 @@ class RefineWidget(JobWidgetMixin, QWidget):
             # outline is an axial slice's; tabbed away: not seen
             self._clear_preview()
             rolled = self._onscreen and self.viewer.dims.ndisplay == 2
-            if rolled and self._view_was_axial:  # said when the view turns, not over a result
-                set_status(self.status, _NOT_AXIAL, scroll=False)
+            in_3d = self._onscreen and self.viewer.dims.ndisplay == 3
+            if (rolled or in_3d) and self._view_was_axial:  # said when the view turns, not
+                # over a result (in 3D it said nothing until Apply to slice was clicked)
+                set_status(self.status, _NOT_AXIAL if rolled else _IN_3D, scroll=False)
                 self._preview_error = True  # a hint to clear once there is an outline
-            self._view_was_axial = not rolled
+            self._view_was_axial = not (rolled or in_3d)
             return
         self._view_was_axial = True
         ct_layer = self._layer(self.ct_combo.currentText())
