@@ -257,7 +257,8 @@ def test_in_grid_mode_the_jump_hides_nothing_and_says_where_the_ring_is(viewer_w
     text = widget.status.text()
     assert "ringed in 'lesion marker'" in text and "hidden" not in text
     assert "Grid mode is on: each layer, the ring too, lies in a cell of its own" in text
-    _layers.grid_of(viewer).enabled = False
+    _layers.grid_of(viewer).enabled = False  # said no more once turned off (it stayed)
+    assert "Grid mode" not in widget.status.text() and "ringed in" in widget.status.text()
     widget.go_to_lesion(0)
     assert not other.visible and "Grid mode" not in widget.status.text()
 

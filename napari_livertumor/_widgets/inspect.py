@@ -54,6 +54,13 @@ TRUTH_CLASSES = {"liver": (1, 2, 3), "tumor": (2,)}
 PRED_CLASSES = {"liver": (1, 2), "tumor": (2,)}
 
 
+#: said after a jump in grid mode
+_GRID_RING = (
+    " Grid mode is on: each layer, the ring too, lies in a cell of its own; turn it off (the "
+    "grid button, bottom left) to see the ring on the lesion."
+)
+
+
 class InspectWidget(JobWidgetMixin, QWidget):
     """Overlay controls, volumes, the lesion list (click to jump) and Dice/IoU."""
 
@@ -277,6 +284,14 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.lesion_table.cellActivated.connect(lambda row, _col: self.go_to_lesion(row))
         follow_layer_list(self, self.viewer, self.refresh_layers)
         _layers.on_labels_edited(self._edited_elsewhere)
+        me = weakref.ref(self)
+
+        def grid_changed(*_) -> None:  # (a closed panel is not kept by the viewer)
+            panel = me()
+            if panel is not None:
+                _alive(lambda p: p._grid_turned(), panel)
+
+        _layers.grid_of(self.viewer).events.enabled.connect(grid_changed)
         self.init_jobs(napari_viewer)
         # napari's font size changed: the tables' rows and headers are another height, once
         # laid out in the new font (fitted only at Measure, Volumes scrolled and hid a row)
@@ -567,14 +582,15 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 if stale
                 else "."
             )
-            + (
-                " Grid mode is on: each layer, the ring too, lies in a cell of its own; turn it "
-                "off (the grid button, bottom left) to see the ring on the lesion."
-                if grid and marker
-                else ""
-            ),
+            + (_GRID_RING if grid and marker else ""),
             warning=stale,
         )
+
+    def _grid_turned(self) -> None:
+        """Grid mode turned off: the jump's "Grid mode is on" note goes (it stayed)."""
+        text = self.status.text()
+        if _GRID_RING in text and not _layers.grid_on(self.viewer):
+            self.status.setText(text.replace(_GRID_RING, ""))  # (its colour kept)
 
     def _tumor_only_in_3d(self, layer) -> bool:
         """In 3D, show ``layer``'s tumor alone (napari draws each label as a surface: the
