@@ -281,8 +281,15 @@ class InferenceConfig:
             raise SettingsError(f"border_mirror_mm must be a number >= 0; got {mirror!r}")
         for name in ("min_tumor_ml", "min_lesion_peak", "min_liver_ml"):
             value = getattr(self, name)
+            if value is None and name == "min_liver_ml":  # (no model default stands for it)
+                raise SettingsError(f"{name} must be a number >= 0 (0: any size); got None")
             if value is not None and not (_is_number(value) and np.isfinite(value) and value >= 0):
                 raise SettingsError(f"{name} must be a number >= 0; got {value!r}")
+        for name in ("refine", "amp", "allow_non_ct", "fill_holes", "strict_device"):
+            value = getattr(self, name)
+            if not isinstance(value, (bool, np.bool_)):
+                # "false" from a YAML or an environment variable was true
+                raise SettingsError(f"{name} must be True or False; got {value!r}")
         threads = self.num_threads
         if threads is not None and not (_is_number(threads, whole=True) and threads >= 0):
             raise SettingsError(
@@ -295,6 +302,10 @@ class InferenceConfig:
                 self.refine_config = as_refine_config(self.refine_config)
             except TypeError as exc:
                 raise SettingsError(f"refine_config: {exc}") from None
+            except InputError as exc:
+                if isinstance(self.refine_config, (str, Path)):
+                    raise  # (its file named)
+                raise SettingsError(f"refine_config: {exc.problem}") from None
 
 
 @dataclass
@@ -446,6 +457,13 @@ class Segmenter:
             # 0: every core (an earlier run in this process may have set fewer)
             torch.set_num_threads(int(config.num_threads) or default_num_threads())
         t0 = time.perf_counter()
+        if models is not None and not isinstance(models, dict):
+            raise SettingsError(
+                "models are a Segmenter (to segment_ct) or a dict {'liver': LoadedModel, "
+                f"'tumor': LoadedModel}} (load_model(folder)); got {type(models).__name__}: "
+                "a model folder goes in InferenceConfig(liver_model=..., tumor_model=...) or "
+                "InferenceConfig.from_models_dir(folder)"
+            )
         models = dict(models or {})
         self.liver = self._load(models.get("liver"), config.liver_model, "liver")
         self.tumor = None
@@ -472,6 +490,11 @@ class Segmenter:
         self._prep_device = self.device if self.device.type == "cuda" else None
 
     def _load(self, given: LoadedModel | None, folder, stage: str) -> LoadedModel:
+        if given is not None and not isinstance(given, LoadedModel):
+            raise SettingsError(
+                f"models['{stage}'] must be a LoadedModel (load_model(folder)); got "
+                f"{type(given).__name__} (a folder goes in InferenceConfig's {stage}_model)"
+            )
         if given is not None:
             if given.metadata.stage != stage:
                 raise ModelError(
@@ -887,6 +910,16 @@ def refine_labels(
         ``labels`` (modified in place).
     """
     warnings = warnings if warnings is not None else []
+    ct = getattr(ct, "array", ct)  # (a CTVolume, as everywhere else: its voxels)
+    if not isinstance(labels, np.ndarray):
+        raise InputError(
+            None, f"labels must be a numpy array (refined in place); got {type(labels).__name__}"
+        )
+    if np.shape(ct) != labels.shape:
+        # (each was cut to the liver's box of the labels: a slab refined against other voxels)
+        raise InputError(
+            None, f"the labels' shape {labels.shape} does not match the CT shape {np.shape(ct)}"
+        )
     try:
         from . import refine as refine_mod
 

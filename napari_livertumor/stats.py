@@ -93,6 +93,7 @@ def compute_stats(
     labels = np.asarray(labels)
     if labels.ndim != 3:
         raise ValueError(f"labels must be 3D (z, y, x); got shape {labels.shape}")
+    ct = getattr(ct, "array", ct)  # (a CTVolume, as everywhere else: its voxels)
     if ct is not None and np.shape(ct) != labels.shape:
         raise ValueError(f"CT shape {np.shape(ct)} differs from the labels' {labels.shape}")
     if truth_tumor is not None and np.shape(truth_tumor) != labels.shape:

@@ -238,6 +238,43 @@ def test_a_ct_with_nan_is_refused_by_the_dicom_writer_before_any_file(tmp_path):
     write_ct_series(CTVolume(array, (2.5, 0.8, 0.8)), tmp_path / "ct", storage="uint16")
 
 
+def test_wrong_arguments_from_a_script_are_named_before_any_work():
+    """A notebook's slips: refine_labels refined a slab of other shapes against the wrong CT
+    voxels without a word; "false" from a settings file turned refinement on; a CTVolume as
+    ``ct``, a folder as ``models`` or an array as ``load_ct``'s path failed deep inside
+    (not subscriptable, dictionary update sequence, expected os.PathLike)."""
+    from napari_livertumor.pipeline import refine_labels
+    from napari_livertumor.stats import compute_stats
+
+    vol, liver, tumor = phantom()
+    labels = liver.astype(np.uint8) + tumor
+    with pytest.raises(InputError, match=r"labels' shape \(4, .* does not match the CT shape"):
+        refine_labels(vol.array, labels[:4].copy(), vol.spacing)
+    with pytest.raises(InputError, match="labels must be a numpy array"):
+        refine_labels(vol.array, labels.tolist(), vol.spacing)
+    # a CTVolume where its voxels are asked for: taken (as everywhere else)
+    by_array = refine_labels(vol.array, labels.copy(), vol.spacing)
+    np.testing.assert_array_equal(refine_labels(vol, labels.copy(), vol.spacing), by_array)
+    assert compute_stats(labels, vol.spacing, ct=vol) == compute_stats(
+        labels, vol.spacing, ct=vol.array
+    )
+    for name in ("refine", "amp", "allow_non_ct", "fill_holes", "strict_device"):
+        with pytest.raises(SettingsError, match=f"{name} must be True or False; got 'false'"):
+            InferenceConfig(**{name: "false"}).validate()
+    with pytest.raises(SettingsError, match="min_liver_ml must be a number"):
+        InferenceConfig(min_liver_ml=None).validate()
+    with pytest.raises(SettingsError, match="refine_config: .*bogus"):
+        InferenceConfig(refine=True, refine_config={"bogus": 1}).validate()
+    with pytest.raises(SettingsError, match="models are a Segmenter .* got str"):
+        segment_ct(vol, {"device": "cpu"}, models="models/")
+    with pytest.raises(SettingsError, match=r"models\['liver'\] must be a LoadedModel"):
+        segment_ct(vol, {"device": "cpu"}, models={"liver": "x", "tumor": "y"})
+    with pytest.raises(TypeError, match="an array is a CT already; wrap it as CTVolume"):
+        load_ct(vol.array)
+    with pytest.raises(TypeError, match="load_ct takes the path .* got NoneType"):
+        load_ct(None)
+
+
 def test_configs_are_taken_as_dicts_of_their_fields():
     """refine_labels(..., {"max_shift_mm": 3}) and Segmenter({"device": "cpu"}) raised
     AttributeError ('dict' object has no attribute 'validated')."""

@@ -2180,7 +2180,7 @@ def test_a_cli_resume_takes_the_runs_own_recipe(toy_data, tmp_path, caplog):
         ["train", "--data", str(toy_data), "--out", str(out), "--stage", "liver", "--resume",
          "--epochs", "2"]
     )  # fmt: skip
-    with caplog.at_level(logging.INFO, logger="livertumor.train"):
+    with caplog.at_level(logging.INFO, logger="napari_livertumor"):
         (cfg,) = build_configs(args)
     assert cfg.roi_size == (16, 32, 32) and cfg.network.init_filters == 4
     assert cfg.epochs == 2 and cfg.resume  # the command line's own options on top
@@ -2199,7 +2199,7 @@ def test_a_cli_resume_takes_the_runs_own_recipe(toy_data, tmp_path, caplog):
          "--seed", "5"]
     )  # fmt: skip
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="livertumor.train"):
+    with caplog.at_level(logging.INFO, logger="napari_livertumor"):
         (cfg,) = build_configs(args)
     assert cfg.seed == 5 and cfg.roi_size == (16, 32, 32)
     assert "resuming" not in caplog.text  # a refusal follows, not "resuming" before it

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
+
 from ..fileio import all_paths
 from ..progress import ProgressFn, Reporter
 from .volume import CTVolume
@@ -73,6 +75,17 @@ def load_ct(
     from ..errors import InputError
     from .nifti import is_nifti_path, read_nifti
 
+    if not isinstance(path, (str, Path)) and not hasattr(path, "__fspath__"):
+        # (pathlib's "expected str, bytes or os.PathLike object" said nothing of what to give)
+        how = (
+            ": an array is a CT already; wrap it as CTVolume(array, spacing=(dz, dy, dx))"
+            if isinstance(path, np.ndarray)
+            else ""
+        )
+        raise TypeError(
+            f"load_ct takes the path of a DICOM folder or file or a NIfTI file; got "
+            f"{type(path).__name__}{how}"
+        )
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file or folder not found")

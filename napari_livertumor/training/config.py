@@ -19,7 +19,7 @@ from ..errors import InputError, SettingsError
 from ..fileio import not_utf8_message, read_user_json
 from ..models import NetworkConfig
 
-log = logging.getLogger("livertumor.train")
+log = logging.getLogger(__name__)
 
 STAGES = ("liver", "tumor")
 #: optimizers ``training.loop`` builds (AdamW; Adam with AMSGrad, as the original)
