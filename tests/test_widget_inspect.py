@@ -204,6 +204,11 @@ def test_a_jump_in_3d_shows_the_tumor_alone_and_2d_gets_every_label_back(viewer_
     assert not seg.show_selected_label and seg.selected_label == 1
     widget.go_to_lesion(0)  # in 2D: nothing turned
     assert not seg.show_selected_label and "tumor only" not in widget.status.text()
+    viewer.dims.ndisplay = 3  # a brush label picked while in 3D: every label back in 2D all
+    widget.go_to_lesion(0)  # the same (it showed the liver alone, and later jumps nothing)
+    seg.selected_label = 1
+    viewer.dims.ndisplay = 2
+    assert not seg.show_selected_label and seg.selected_label == 1
 
 
 def test_a_closed_inspect_panel_takes_its_lesion_ring_away(viewer_with_labels, qtbot):

@@ -609,9 +609,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
             if dims.ndisplay == 3:
                 return
             dims.events.ndisplay.disconnect(back)
-            if ly is not None and ly.show_selected_label and ly.selected_label == 2:
-                ly.show_selected_label = False
-                ly.selected_label = before
+            if ly is not None and ly.show_selected_label:
+                ly.show_selected_label = False  # (a brush label picked in 3D: liver alone)
+                if ly.selected_label == 2:  # the brush's label as it was, unless picked since
+                    ly.selected_label = before
 
         dims.events.ndisplay.connect(back)
         return True
