@@ -728,8 +728,10 @@ def _read_slabs(img, dtype, reporter=None) -> np.ndarray:
 
 
 #: the start of the description a non-CT series converted to NIfTI is written with (DICOM's
-#: modality codes of images: MR, PT, NM, US...)
-_NON_CT_MARK = re.compile(r"([A-Z]{2,3}) image: ")
+#: modality codes of images; only these, so another tool's description is not taken for one)
+_NON_CT_MARK = re.compile(
+    r"(MR|PT|NM|US|CR|DX|MG|XA|RF|XC|OT|SC|DR|RG|IO|PX|GM|SM|ES|OP|OCT|ST) image: "
+)
 
 
 def _as_hu(values: np.ndarray, warnings: list[str], path: Path) -> np.ndarray:
