@@ -1406,8 +1406,8 @@ def test_the_3d_view_sees_the_patient_from_the_feet_not_mirrored(make_napari_vie
     labels[15:18, 10:20, 10:20] = 2  # near the head, right behind it along z
     layer = viewer.add_labels(labels)
     viewer.dims.ndisplay = 3
-    viewer.camera.angles = (0.0, 0.0, 90.0)  # looking along z
     cam = _layers.camera(viewer)
+    cam.angles = (0.0, 0.0, 90.0)  # looking along z
     assert str(getattr(cam.orientation[0], "value", cam.orientation[0])) == "away"
     viewer.reset_view()
     shot = viewer.screenshot(canvas_only=True, flash=False)
