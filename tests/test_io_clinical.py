@@ -523,3 +523,24 @@ def test_unknown_in_a_yes_no_column_is_missing_without_a_word(tmp_path):
     table = read_clinical(csv)
     assert table.frame["Alcohol"].isna().tolist() == [True, True, False]
     assert "unknown value" not in "\n".join(table.report)
+
+
+def test_a_t_involvment_of_exactly_50_percent_is_the_lower_group():
+    """The groups are "<= 50%" and "> 50%": a share written as "50%" must fall in group 1,
+    not be moved to group 2 by a strict bound."""
+    from napari_livertumor.io.clinical import encode_t_involvment
+
+    assert encode_t_involvment("50%") == 1.0
+    assert encode_t_involvment("50 %") == 1.0
+    assert encode_t_involvment("51%") == 2.0
+
+
+def test_an_afp_group_written_as_over_400_is_the_high_group():
+    """ ">400" is another spelling of the high AFP group; mapped to 0 it would put those
+    patients with the low group."""
+    from napari_livertumor.io.clinical import _ENCODERS
+
+    encode = _ENCODERS["afp_group"]
+    assert encode(">400") == 1.0
+    assert encode("> 400") == 1.0
+    assert encode("<400") == 0.0

@@ -1731,3 +1731,13 @@ def test_control_characters_of_a_header_reach_messages_escaped(tmp_path):
         read_dicom_series(tmp_path, "1.2.3")
     assert shown in str(exc.value) and raw(str(exc.value)) == []
     assert read_dicom_series(tmp_path, other.uid).meta["description"] == evil
+
+
+def test_written_slices_state_the_slice_spacing_as_their_thickness(tmp_path):
+    """Each written slice's SliceThickness is the spacing between slices (z); stating the row
+    spacing there would tell a viewer 0.7 mm slices for a 2.5 mm scan."""
+    volume = CTVolume(np.zeros((3, 8, 10), np.int16), (2.5, 0.7, 0.6))
+    files = write_ct_series(volume, tmp_path / "ct")
+    assert len(files) == 3
+    for f in files:
+        assert float(pydicom.dcmread(f, stop_before_pixels=True).SliceThickness) == 2.5

@@ -1189,3 +1189,21 @@ def test_a_scan_opened_with_the_reader_alone_rolls_head_up(make_napari_viewer, t
     viewer.dims.order = (1, 0, 2)  # coronal: z upright
     vertical = _layers.camera(viewer).orientation2d[0]
     assert str(getattr(vertical, "value", vertical)) == "up"
+
+
+def test_napari_translate_is_in_z_y_x_order_and_places_one_point_alike():
+    """Layer translate must follow the array axes (z, y, x); with y and x swapped two CTs
+    whose origins differ would show the same patient point at different napari coordinates."""
+    ct = CTVolume(np.zeros((4, 8, 8), np.int16), (2.5, 0.7, 0.7), (-200.0, -150.0, -100.0))
+    assert ct.napari_translate == pytest.approx((-100.0, -150.0, -200.0))
+
+    a = CTVolume(np.zeros((6, 20, 20), np.int16), (2.0, 0.5, 0.5), (0.0, 0.0, 0.0))
+    b = CTVolume(np.zeros((6, 20, 20), np.int16), (2.0, 0.5, 0.5), (-3.0, 2.0, -4.0))
+    point = np.array([1.0, 3.5, 2.0, 1.0])  # LPS x, y, z: a voxel centre of both grids
+
+    def world(ct):
+        ijk = np.linalg.solve(ct.affine_lps, point)[:3]  # x, y, z index
+        return np.asarray(ct.napari_translate) + ijk[::-1] * np.asarray(ct.napari_scale)
+
+    np.testing.assert_allclose(world(a), world(b))
+    np.testing.assert_allclose(world(a), [2.0, 3.5, 1.0])

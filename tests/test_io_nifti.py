@@ -784,3 +784,14 @@ def test_a_voxel_size_of_0_beside_an_intact_sform_is_named_as_the_cause(tmp_path
     np.testing.assert_allclose(volume.affine, affine)  # the sform
     (note,) = volume.meta["warnings"]
     assert "pixdim[2] is 0" in note and "takes 1 mm" in note and "disagree" not in note
+
+
+def test_a_float_ct_is_rounded_to_the_nearest_hu_not_truncated(tmp_path):
+    """A resampled (float) CT is stored as int16 HU; casting without rounding would move
+    every voxel toward zero (-999.6 to -999, 120.9 to 120) and bias the whole scan."""
+    values = np.array([-999.6, -0.6, 40.7, 59.5, 120.9, 1000.2], np.float32)
+    data = np.tile(values, 4).reshape(2, 3, 4)
+    nib.save(nib.Nifti1Image(data, np.diag([0.7, 0.7, 2.5, 1])), tmp_path / "ct.nii.gz")
+    volume = read_nifti(tmp_path / "ct.nii.gz")
+    assert volume.array.dtype == np.int16
+    np.testing.assert_array_equal(np.sort(np.unique(volume.array)), [-1000, -1, 41, 60, 121, 1000])

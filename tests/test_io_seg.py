@@ -857,3 +857,66 @@ def test_header_text_of_a_seg_reaches_its_notes_escaped(tmp_path, ct):
     assert "patient HCC_099\\x1b[2J\\nlivertumor: all fine (the CT is HCC_001)" in said
     assert "segment 4 'Liver\\x1b[1;31m\\r' is coded as" in said
     assert not [c for c in said.replace("\n", "") if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0]
+
+
+def test_a_seg_on_a_grid_shifted_along_y_is_refused_when_placed_by_position(tmp_path, ct):
+    """A SEG drawn on a grid 3 mm further back, read onto a CT with no per-slice identity,
+    would otherwise be placed rows off its true position instead of being refused."""
+    labels = hcc_labels(ct.shape)
+    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", HCC_SEGMENTS)
+    ds = pydicom.dcmread(tmp_path / "seg.dcm")
+    for group in ds.PerFrameFunctionalGroupsSequence:
+        pos = group.PlanePositionSequence[0]
+        xyz = [float(v) for v in pos.ImagePositionPatient]
+        xyz[1] += 3.0
+        pos.ImagePositionPatient = [f"{v:.4f}" for v in xyz]
+    ds.save_as(tmp_path / "shifted.dcm")
+    same_grid = CTVolume(ct.array, ct.spacing, ct.origin, ct.direction)  # e.g. from NIfTI
+    with pytest.raises(InputError, match="frames fall on the CT"):
+        read_dicom_seg(tmp_path / "shifted.dcm", same_grid)
+
+
+def test_where_a_mass_and_the_aorta_segments_overlap_the_voxels_read_as_tumor(tmp_path, ct):
+    """Overlapping segments are painted in a fixed order with the tumor on top; with the aorta
+    painted last the shared voxels would be read as vessel and the tumor would shrink."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    sources = [pydicom.dcmread(f) for f in sorted((tmp_path / "ct").iterdir())]
+    mask = np.zeros((*ct.shape, 2), bool)
+    mask[2:4, 4:10, 4:12, 0] = True  # Mass
+    mask[2:4, 7:13, 8:16, 1] = True  # Aorta, overlapping the mass
+
+    def segment(number, label, prop):
+        return hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=label,
+            segmented_property_category=codes.SCT.AnatomicalStructure,
+            segmented_property_type=prop,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+        )
+
+    seg = hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=mask,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[
+            segment(1, "Mass", codes.SCT.Mass),
+            segment(2, "Aorta", codes.SCT.AbdominalAorta),
+        ],
+        series_instance_uid=hd.UID(),
+        series_number=2,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="test",
+        manufacturer_model_name="test",
+        software_versions="1",
+        device_serial_number="1",
+    )
+    seg.save_as(tmp_path / "seg.dcm")
+    got = read_dicom_seg(tmp_path / "seg.dcm", ct)
+    both = mask[..., 0] & mask[..., 1]
+    assert both.any()
+    assert (got[both] == 2).all()
+    assert (got[mask[..., 0]] == 2).all()
+    assert (got[mask[..., 1] & ~both] == 4).all()

@@ -81,6 +81,20 @@ def test_half_precision_storage_loads_back_as_float32(tmp_path):
     assert all(p.dtype == torch.float32 for p in loaded.network.parameters())
 
 
+def test_half_precision_storage_writes_float16_weights(tmp_path):
+    """half=True must store IEEE float16 (10-bit mantissa); bfloat16 keeps only 7 bits and
+    would change the weights, and the masks, far more than the halved file promises."""
+    from safetensors import safe_open
+
+    vae = build_training_network(TINY, ROI)
+    save_model(tmp_path / "m", vae.state_dict(), _meta(), half=True)
+    [weights] = (tmp_path / "m").glob("*.safetensors")
+    with safe_open(str(weights), framework="pt") as f:
+        dtypes = {f.get_tensor(k).dtype for k in f.keys()}
+    assert torch.float16 in dtypes
+    assert torch.bfloat16 not in dtypes and torch.float32 not in dtypes
+
+
 # --------------------------------------------------------------------------- group norm
 def _monai_segresnet(seed: int, **kw):
     """A MONAI SegResNet as a researcher builds it (MONAI's defaults: group norm, 8 groups),
@@ -745,6 +759,9 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
         ("roi_margin_mm", None, "roi_margin_mm must be a finite number"),
         ("label_map", ["background", "liver"], "label_map must map output channels"),
         ("label_map", {"0": "background", "7": "liver"}, "label_map entry '7'"),
+        # one past the last of the network's 3 channels: the tumor read from a channel
+        # the output does not have
+        ("label_map", {"0": "background", "1": "liver", "3": "tumor"}, "label_map entry '3'"),
         ("label_map", {"liver": "1"}, "label_map entry 'liver'"),
         ("members", 1.5, "members must hold whole numbers"),
         ("target_spacing", [500, 3.5, 3.5], "target_spacing must lie between 0.2 and 20 mm"),

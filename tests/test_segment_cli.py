@@ -2029,3 +2029,48 @@ def test_a_link_planted_at_a_cases_lock_file_fails_that_case_only(tmp_path, mode
     assert rows["a"]["status"] == "failed" and str(lock) in rows["a"]["error"]
     assert "symbolic link" in rows["a"]["error"] and rows["b"]["status"] == "done"
     assert not (out / "a_labels.nii.gz").exists() and (out / "b_labels.nii.gz").is_file()
+
+
+def test_a_skipped_rows_seconds_are_the_runs_total_time():
+    """A case skipped as complete reports the time its run took in all; taking the segment
+    step's time alone would under-report it (40 s of a 45.2 s run)."""
+    from napari_livertumor.commands.segment import _summary_values
+
+    stats = {"timings_s": {"read": 2.0, "segment": 40.0, "write": 3.0, "total": 45.2}}
+    assert _summary_values(stats)["seconds"] == 45.2
+
+
+def test_stats_of_a_liver_only_run_say_nothing_was_refined():
+    """A liver-only run has no tumor to refine: stats saying refine true would record a
+    refinement that never ran."""
+    import time
+    from types import SimpleNamespace
+
+    from napari_livertumor.commands.segment import Case, _case_stats
+
+    segmenter = SimpleNamespace(
+        config=SimpleNamespace(refine=True, stages="liver"),
+        liver=SimpleNamespace(path="/m/liver", metadata=SimpleNamespace(members=1)),
+        tumor=None,
+    )
+    result = SimpleNamespace(timings={"total": 1.0}, stats={}, device="cpu")
+    volume = SimpleNamespace(meta={}, shape=(1, 1, 1), array=np.zeros((1, 1, 1), np.int16))
+    stats = _case_stats(
+        Case("c1", Path("/x")), volume, result, segmenter, {},
+        timings=(time.perf_counter(), 0.1, 0.1, 0),
+    )  # fmt: skip
+    assert stats["refine"] is False
+
+
+def test_an_earlier_summary_row_is_kept_while_either_of_its_files_remains(tmp_path):
+    """A row whose labels were deleted but whose stats file remains still describes a case;
+    dropping it when only one file is gone would lose that case from the summary."""
+    from napari_livertumor.commands.segment import write_summary
+
+    (tmp_path / "a_stats.json").write_text("{}")
+    first = {"case": "a", "status": "done", "labels": "a_labels.nii.gz", "stats": "a_stats.json"}
+    write_summary([first], tmp_path / "summary.csv")
+    second = {"case": "b", "status": "done", "labels": "b_labels.nii.gz", "stats": "b_stats.json"}
+    write_summary([second], tmp_path / "summary.csv")
+    lines = (tmp_path / "summary.csv").read_text().splitlines()[1:]
+    assert [line.split(",")[0] for line in lines] == ["a", "b"]

@@ -1262,3 +1262,31 @@ def test_a_seg_that_is_a_zip_bomb_is_passed_over_never_inflated(
     assert "skipping HCC_003: no readable DICOM SEG" in caplog.text
     assert f"{seg}: deflated DICOM that inflates past 1 GiB" in caplog.text
     assert asked and seg not in asked
+
+
+def test_liver_bbox_margin_matches_the_pipeline_box_on_anisotropic_spacing():
+    """The training crop's margin must be converted to voxels with each axis's own spacing;
+    otherwise on thick-slice CT it would differ from the box inference crops."""
+    from napari_livertumor.pipeline import _bbox
+    from napari_livertumor.training.data import liver_bbox
+
+    liver = np.zeros((40, 60, 60), bool)
+    liver[15:25, 20:40, 25:35] = True
+    spacing = (5.0, 0.8, 0.8)
+    box = liver_bbox(liver, spacing, 10.0)
+    assert box == _bbox(liver, 10.0, spacing)
+    assert box[0] == slice(13, 27)  # 10 mm at 5 mm slices: 2 slices each side
+
+
+def test_a_lesion_of_exactly_min_voxels_gets_its_samples():
+    """A lesion as large as ``min_voxels`` counts as a lesion; a strict comparison would
+    leave it to the voxel-uniform draw and sample only the larger one."""
+    from napari_livertumor.training.data import lesion_indices
+
+    labels = np.zeros((10, 10, 10), np.uint8)
+    labels[1, 1, 1:6] = 2  # exactly 5 voxels
+    labels[6:9, 6:9, 6:9] = 2  # 27 voxels
+    rows = lesion_indices(labels, np.random.default_rng(0), per_lesion=7, min_voxels=5)
+    assert rows.shape == (14, 3)
+    assert (labels[tuple(rows.T)] == 2).all()
+    assert (rows[:, 0] == 1).sum() == 7
