@@ -51,6 +51,14 @@ def refine_setup(make_napari_viewer, qtbot):
     return viewer, widget, seg, truth, liver
 
 
+def _add_truth(viewer, vol, truth, liver):
+    """The case's ground truth as a labels layer of the CT named "CT"."""
+    labels = np.where(truth, 2, liver.astype(np.uint8))
+    return _layers.add_labels_layer(
+        viewer, labels, vol, "CT ground truth", role="ground_truth", ct_layer_name="CT"
+    )
+
+
 def _wait(qtbot, widget):
     """An Apply runs in a worker (Apply to slice too): wait for it to be written."""
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
@@ -537,14 +545,7 @@ def test_the_ground_truth_is_never_the_layer_refine_edits(make_napari_viewer, qt
     viewer = make_napari_viewer()
     vol, labels, truth, liver = synthetic_case()
     _layers.add_ct_layer(viewer, vol, name="CT")
-    gt = _layers.add_labels_layer(
-        viewer,
-        np.where(truth, 2, liver.astype(np.uint8)),
-        vol,
-        "CT ground truth",
-        role="ground_truth",
-        ct_layer_name="CT",
-    )
+    gt = _add_truth(viewer, vol, truth, liver)
     gt_before = np.array(gt.data)
     widget = RefineWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Refine")
@@ -568,14 +569,7 @@ def test_the_preview_outline_lies_over_the_ground_truths_outline(refine_setup, q
     the segmentation, so under the truth: where the two agreed the preview was hidden."""
     viewer, widget, seg, truth, liver = refine_setup
     vol = seg.metadata[_layers.CT_VOLUME]
-    gt = _layers.add_labels_layer(
-        viewer,
-        np.where(truth, 2, liver.astype(np.uint8)),
-        vol,
-        "CT ground truth",
-        role="ground_truth",
-        ct_layer_name="CT",
-    )
+    gt = _add_truth(viewer, vol, truth, liver)
     viewer.layers.move(viewer.layers.index(gt), viewer.layers.index(seg) + 1)
     count = widget.preview_count
     viewer.dims.set_current_step(0, 7)
