@@ -307,6 +307,36 @@ def test_a_progress_value_is_never_shown_under_the_last_stages_name(qtbot):
     job.status = "done"
 
 
+def test_a_one_step_stage_shows_a_busy_bar_until_its_step_is_done(qtbot):
+    """The liver stage is one window on most scans (4 s on a CPU): its bar read "liver: 0 / 1"
+    and looked stuck. A one-step stage not yet done is a busy bar, in the panel and napari's."""
+    from qtpy.QtWidgets import QProgressBar
+
+    from napari_livertumor._widgets._jobs import Job
+
+    bar = QProgressBar()
+    qtbot.addWidget(bar)
+    job = Job(lambda progress, should_cancel: None, progress_bar=bar, napari_progress=True)
+    job._open_bar()
+    napari_bar = job._bars["job"]
+    job.status = "running"  # as start() sets it, without running the target
+    try:
+        job._show_progress("liver", 0, 1)
+        assert (bar.minimum(), bar.maximum()) == (0, 0)  # Qt's busy bar
+        assert napari_bar.total == 0  # napari's activity bar: busy too
+        job._show_progress("liver", 1, 1)
+        assert (bar.maximum(), bar.value()) == (1, 1)
+        assert (napari_bar.total, napari_bar.n) == (1, 1)
+        job._show_progress("tumor", 0, 5)  # counted steps: a bar from 0
+        assert (bar.maximum(), bar.value()) == (5, 0)
+        assert (napari_bar.total, napari_bar.n) == (5, 0)
+        job._show_progress("tumor", 5, 5)
+        assert (napari_bar.total, napari_bar.n) == (5, 5)
+    finally:
+        job.status = "done"
+        job._close_bars()
+
+
 def test_the_lesion_filter_follows_the_model_unless_the_user_keeps_unsure_lesions(
     viewer_with_ct, models_dir, monkeypatch
 ):

@@ -358,7 +358,10 @@ class Job(QObject):
             try:
                 # the stage's name first: the value it shows never carries the last stage's
                 self._qbar.setFormat(f"{stage}: %v / %m")
-                self._qbar.setMaximum(max(total, 1))
+                # a stage of one step not yet done (the liver's one window: 4 s on a CPU), or
+                # one started whose steps are not yet counted, moves as a busy bar: "0 / 1"
+                # looked stuck
+                self._qbar.setMaximum(0 if _busy(done, total) else max(total, 1))
                 self._qbar.setValue(min(done, max(total, 1)))
             except RuntimeError:  # the widget was deleted under us
                 self._qbar = None
@@ -408,14 +411,14 @@ class Job(QObject):
         bar = self._bars.get("job")
         if bar is None:
             return
-        total = max(int(total), 1)
+        total = 0 if _busy(done, total) else max(int(total), 1)  # (0: napari's busy bar)
         if self._bars.get("stage") != stage:
             self._bars["stage"] = stage
             bar.set_description(f"{self._description}: {stage}".strip(": "))
             bar.n = 0
         if bar.total != total:
             bar.total = total
-        delta = min(int(done), total) - bar.n
+        delta = min(int(done), max(total, 1)) - bar.n
         if delta:
             bar.update(delta)
 
@@ -430,6 +433,11 @@ class Job(QObject):
         if bar is not None:
             bar.close()
         self._bars.clear()
+
+
+def _busy(done: int, total: int) -> bool:
+    """A stage with one step, not yet done: shown as busy, not as a bar stuck at 0."""
+    return int(done) <= 0 and int(total) <= 1
 
 
 def error_text(exc: BaseException) -> str:
