@@ -489,6 +489,31 @@ def test_a_seg_opens_on_its_ct_shown_turned_and_on_a_nifti_stored_another_way(tm
         read_dicom_seg(tmp_path / "seg.dcm", CTVolume(ct.array, ct.spacing, ct.origin, oblique))
 
 
+def test_frames_naming_no_segment_are_the_only_segment_or_refused(tmp_path, ct):
+    """Frames without a SegmentIdentificationSequence (against the standard) hold the SEG's
+    only segment; with several described, which one is unknown, and the file is refused
+    rather than every frame read as segment 1 (the liver)."""
+    labels = hcc_labels(ct.shape)
+    write_dicom_seg(labels, ct, tmp_path / "seg.dcm", HCC_SEGMENTS)
+    ds = pydicom.dcmread(tmp_path / "seg.dcm")
+    for group in [*ds.PerFrameFunctionalGroupsSequence, *ds.SharedFunctionalGroupsSequence]:
+        group.pop("SegmentIdentificationSequence", None)
+    ds.save_as(tmp_path / "anonymous.dcm")
+    with pytest.raises(InputError, match="frame 1 names no segment") as err:
+        read_dicom_seg(tmp_path / "anonymous.dcm", ct)
+    assert "describes 4 segments" in str(err.value) and "anonymous.dcm" in str(err.value)
+
+    tumor = np.where(labels == 2, 2, 0).astype(np.uint8)  # one segment: a Mass, numbered 7
+    write_dicom_seg(tumor, ct, tmp_path / "mass.dcm", [(2, "Mass")])
+    ds = pydicom.dcmread(tmp_path / "mass.dcm")
+    assert len(ds.SegmentSequence) == 1
+    ds.SegmentSequence[0].SegmentNumber = 7
+    for group in [*ds.PerFrameFunctionalGroupsSequence, *ds.SharedFunctionalGroupsSequence]:
+        group.pop("SegmentIdentificationSequence", None)
+    ds.save_as(tmp_path / "mass7.dcm")
+    np.testing.assert_array_equal(read_dicom_seg(tmp_path / "mass7.dcm", ct), tumor)
+
+
 def test_frame_positions_written_rounded_still_find_their_slices(tmp_path, ct):
     """Positions rounded to 0.1 mm and no per-frame source image: every frame was dropped,
     and the message named the same series twice as "another series"."""

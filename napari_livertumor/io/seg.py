@@ -229,7 +229,7 @@ def read_dicom_seg(
                 if n and n not in segment_class:
                     undescribed[n] = undescribed.get(n, 0) + 1
         else:  # one segment per frame, named in the frame's functional groups
-            number = _frame_segment(group, shared)
+            number = _frame_segment(group, shared, segment_class, seg_path, i)
             if number not in segment_class and frames[i].any():
                 undescribed[number] = undescribed.get(number, 0) + 1
             value = segment_class.get(number, 0)
@@ -810,11 +810,21 @@ def _frames(ds, seg_path: Path) -> np.ndarray:
     return arr
 
 
-def _frame_segment(group, shared) -> int:
+def _frame_segment(group, shared, segments, seg_path: Path, i: int) -> int:
+    """The segment number frame ``i`` names; a frame naming none (against the standard) holds
+    the SEG's only segment, and with several described which one is unknown: refused (it was
+    read as segment 1, the liver in HCC-TACE-Seg's SEGs, whatever it held)."""
     for g in (group, shared):
         if g is not None and "SegmentIdentificationSequence" in g:
             return int(g.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
-    return 1
+    if len(segments) == 1:
+        return next(iter(segments))
+    raise InputError(
+        seg_path,
+        f"frame {i + 1} names no segment (no SegmentIdentificationSequence) and the SEG "
+        f"describes {len(segments)} segments: which one it holds cannot be told; the file "
+        "is damaged or not a standard SEG",
+    )
 
 
 def _uid_to_z(meta) -> dict[tuple[str, int | None], int]:
