@@ -1628,3 +1628,22 @@ def test_an_export_replaces_links_to_missing_files_and_its_table_runs_no_formula
         (row,) = csv.DictReader(fh)
     assert row["case"] == "'@SUM(1+1)"
     assert float(row["centroid_lps_x_mm"]) < 0  # a negative figure stays a number
+
+
+def test_an_exports_notes_are_shown_in_amber(dicom_viewer, qtbot, monkeypatch):
+    """An export that wrote its files but has something to say (an older file beside them
+    that no longer matches) shows its line as a warning, not as a plain success."""
+    viewer, widget, vol, labels, out = dicom_viewer
+    widget.folder.setText(str(out))
+    widget.masks_check.setChecked(True)
+    _export(widget, qtbot)
+    assert widget.status._kind != "warning"
+    widget.masks_check.setChecked(False)
+    monkeypatch.setattr(widget, "ask_overwrite", lambda existing, **_: True)
+    layer = viewer.layers[widget.labels_combo.currentText()]
+    edited = layer.data.copy()
+    edited[edited == 2] = 1
+    layer.data = edited
+    _export(widget, qtbot)
+    assert "does not match these labels" in widget.status.text()
+    assert widget.status._kind == "warning"

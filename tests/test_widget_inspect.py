@@ -1032,3 +1032,13 @@ def test_greyed_figures_are_copied_under_a_line_that_says_they_are_stale(viewer_
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     widget.copy_button.click()
     assert clipboard.text().startswith("Measure\t")
+
+
+def test_unticking_contours_only_fills_the_labels_again(viewer_with_labels):
+    """*Contours only* off draws the labels filled (contour 0), as before it was ticked."""
+    viewer, widget, *_ = viewer_with_labels
+    layer = viewer.layers["tiny CT segmentation"]
+    widget.contour_check.setChecked(True)
+    assert layer.contour > 0
+    widget.contour_check.setChecked(False)
+    assert layer.contour == 0

@@ -1471,3 +1471,37 @@ def test_an_amber_load_line_stays_amber_when_its_scan_is_deleted(load_widget, qt
     viewer.layers.remove(ct)
     assert widget.status.text().startswith("(The layer ")
     assert widget.status._kind == "warning"  # (its colour went with the removal)
+
+
+def test_a_ground_truth_loaded_with_its_scan_is_outlined_in_its_own_colours(
+    load_widget, qtbot, tmp_path
+):
+    """Load's ground truth is drawn as outlines at 0.9 opacity in the palette's ground-truth
+    colours, not filled at Load's 0.4 in a segmentation's colours (it read as a second
+    segmentation)."""
+    viewer, widget = load_widget
+    vol, labels = tiny_ct()
+    write_nifti(vol, tmp_path / "ct.nii.gz")
+    write_nifti(labels, tmp_path / "gt.nii.gz", reference=vol)
+    _, gt = _load_nifti_with_truth(viewer, widget, qtbot, tmp_path)
+    assert gt.contour == _layers.GROUND_TRUTH_CONTOUR > 0
+    assert gt.opacity >= 0.9
+    truth_colors = _layers.palette_colors(truth=True)
+    np.testing.assert_allclose(
+        gt.colormap.map(np.array([1, 2])), [truth_colors[1], truth_colors[2]]
+    )
+
+
+def test_a_ground_truth_with_portal_vein_and_aorta_classes_is_loaded(load_widget, qtbot, tmp_path):
+    """HCC-TACE-Seg's classes run to 4 (3 portal vein, 4 aorta): a NIfTI ground truth
+    holding them all loads as it is."""
+    viewer, widget = load_widget
+    vol, labels = tiny_ct()
+    labels[0, :2, :2] = 3
+    labels[0, -2:, -2:] = 4
+    write_nifti(vol, tmp_path / "ct.nii.gz")
+    write_nifti(labels, tmp_path / "gt.nii.gz", reference=vol)
+    _, gt = _load_nifti_with_truth(viewer, widget, qtbot, tmp_path)
+    np.testing.assert_array_equal(gt.data, labels)
+    assert set(np.unique(gt.data)) == {0, 1, 2, 3, 4}
+    assert "not loaded" not in widget.status.text()

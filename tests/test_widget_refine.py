@@ -1788,3 +1788,33 @@ def test_a_data_box_with_open_slices_has_its_world_box():
     layer = SimpleNamespace(data=np.zeros((5, 6, 7)), data_to_world=lambda c: np.asarray(c) * 2)
     box = _box_world(layer, (slice(2, 3), slice(None), slice(None)))
     np.testing.assert_array_equal(box, [[4, 0, 0], [4, 10, 12]])
+
+
+def test_tumor_erased_while_apply_all_runs_is_not_written_over(refine_setup, qtbot, monkeypatch):
+    """An edit of the tumor itself made while Apply to all runs wins: the Apply's result is
+    dropped with a word (painting a false lesion back to liver meanwhile must not be undone
+    by the contour's result)."""
+    import threading
+
+    from napari_livertumor._widgets import refine as refine_mod
+
+    viewer, widget, seg, truth, liver = refine_setup
+    gate, entered, real = threading.Event(), threading.Event(), refine_mod.refine_all
+
+    def held(*args, **kwargs):
+        entered.set()
+        gate.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(refine_mod, "refine_all", held)
+    widget.live.value = False
+    widget.apply_all_button.click()
+    qtbot.waitUntil(entered.is_set, timeout=10_000)
+    seg.data[seg.data == 2] = 1  # the user paints the tumor back to liver
+    seg.refresh()
+    before = seg.data.copy()
+    gate.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    np.testing.assert_array_equal(seg.data, before)
+    assert widget.status.text().startswith("'CT segmentation' was edited while refining")
+    assert len(widget.undo_steps()) == 0

@@ -903,3 +903,69 @@ def test_a_liver_only_folder_says_the_shipped_tumor_model_ran_beside_the_models_
         f"Models: {folder}. Tumor model: the shipped default (the folder {folder} holds no "
         "tumor model)."
     ), text
+
+
+def test_candidates_within_two_slices_share_a_label_and_three_apart_do_not():
+    """The labels of overlapping squares are joined "within two slices": two slices apart
+    is joined (the texts lay on each other over the slices between), three apart is not."""
+    from napari_livertumor._widgets.segment import _unsure_labels
+
+    unsure = [{"volume_ml": 0.5}, {"volume_ml": 0.3}, {"volume_ml": 0.2}]
+    centres = np.array([[40, 100, 100], [42, 101, 100], [45, 100, 101]], float)
+    labels = _unsure_labels(unsure, centres, [12.0] * 3)
+    assert labels == ["unsure 0.5 + 0.3 mL", "", "unsure 0.2 mL"]
+
+
+def test_unsure_marks_lie_over_their_labels_and_are_sized_from_millimetres(viewer_with_ct):
+    """A dropped candidate's square lies just above its segmentation (under it, the half
+    opaque mask hid it) and is about 1.5 times the candidate's diameter, converted from mm
+    into the layer's in-plane voxels."""
+    from napari_livertumor._widgets.segment import _show_unsure
+
+    viewer, vol = viewer_with_ct
+    labels = _layers.add_labels_layer(
+        viewer, np.zeros(vol.shape, np.uint8), vol, "tiny CT segmentation", ct_layer_name="tiny CT"
+    )
+    unsure = [{"centroid_zyx": [8.0, 24.0, 20.0], "volume_ml": 10.0, "peak_margin": 0.5}]
+    name = _show_unsure(viewer, labels, unsure)
+    names = [ly.name for ly in viewer.layers]
+    assert names.index(name) == names.index("tiny CT segmentation") + 1, names
+    assert viewer.layers.selection.active is labels
+    diameter_mm = (6e3 * 10.0 / np.pi) ** (1 / 3)  # a ball of 10 mL: about 27 mm
+    voxels = 1.5 * diameter_mm / float(labels.scale[-1])  # 0.9 mm voxels: about 45
+    assert viewer.layers[name].size[0] == pytest.approx(voxels, rel=1e-3)
+
+
+def test_a_run_being_stopped_greys_its_button_until_it_has_stopped(
+    viewer_with_ct, models_dir, qtbot, monkeypatch
+):
+    """While a cancelled run winds down, its button reads the stopping text and cannot be
+    clicked; once the run has ended it is the Run button again."""
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    widget.run_button.click()
+    widget.jobs[widget.run_button].started_at -= 1  # a later click, not a double-click's second
+    widget.run_button.click()
+    assert widget.run_button.text() == widget.STOPPING_TEXT
+    assert not widget.run_button.isEnabled()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert widget.run_button.text() == "Run" and widget.run_button.isEnabled()
+
+
+def test_a_stages_last_progress_is_shown_however_soon_it_follows(qtbot):
+    """The progress signals are throttled, but never a stage's last one: a stage that ended
+    within the throttle's 50 ms of its previous report would leave the bar short of its end."""
+    from qtpy.QtWidgets import QProgressBar
+
+    from napari_livertumor._widgets._jobs import Job
+
+    bar = QProgressBar()
+    qtbot.addWidget(bar)
+    job = Job(lambda progress, should_cancel: None, progress_bar=bar, napari_progress=False)
+    job.status = "running"  # as start() sets it, without running the target
+    job._report("liver", 1, 5)
+    job._report("liver", 2, 5)  # at once: throttled away
+    job._report("liver", 5, 5)  # at once too, but the stage's end
+    qtbot.waitUntil(lambda: bar.value() == 5, timeout=2_000)
+    assert bar.maximum() == 5 and bar.format().startswith("liver")
+    job.status = "done"

@@ -971,3 +971,34 @@ def test_the_check_summary_shows_the_tables_problems_before_the_series_each_pati
     assert "⚠ HCC_003" in shown[4] and "'abc'" in shown[5]
     assert shown[6] == "Missing columns: CLIP_Score"  # (a column the weak term lacks)
     assert not any("reads #104" in s for s in shown)  # (below, in the log)
+
+
+def test_the_liver_stage_greys_out_the_weak_term_and_trains_without_it(train_widget, tmp_path):
+    """The weak term is the tumor stage's: with the liver chosen its λ is greyed out and the
+    run's settings carry 0, whatever the tumor stage had it set to."""
+    _, widget = train_widget
+    widget.data.setText(str(tmp_path / "data"))
+    widget.out.setText(str(tmp_path / "models"))
+    widget.stage.setCurrentText("tumor")
+    widget.weak_lambda.setValue(0.7)
+    assert widget.weak_lambda.isEnabled()
+    widget.stage.setCurrentText("liver")
+    widget.weak_lambda.setValue(0.7)  # (a value typed in before it was greyed)
+    assert not widget.weak_lambda.isEnabled()
+    assert widget.build_config().weak_lambda == 0.0
+
+
+def test_enter_on_the_question_about_an_existing_run_never_replaces_it(
+    train_widget, tmp_path, monkeypatch
+):
+    """The question's default button (what Enter presses) is Resume where a run can be
+    resumed, else Cancel: never Replace, which trains a new model over the one there."""
+    from qtpy.QtWidgets import QMessageBox
+
+    _, widget = train_widget
+    monkeypatch.setattr(QMessageBox, "exec_", lambda box: box.defaultButton().click() or 0)
+    stage = tmp_path / "liver"
+    stage.mkdir()
+    (stage / "model.safetensors").write_bytes(b"")
+    assert widget.ask_existing_run(stage, False) == "cancel"
+    assert widget.ask_existing_run(stage, True) == "resume"
