@@ -205,3 +205,29 @@ def test_running_out_of_memory_is_said_as_such_not_as_a_bug(tmp_path, capsys, mo
         RuntimeError("shape mismatch")))  # fmt: skip
     assert main(args) == 1
     assert "unexpected error: RuntimeError: shape mismatch" in capsys.readouterr().err
+
+
+def test_no_command_prints_the_help_and_exits_2(capsys):
+    """``livertumor`` alone is a usage error (exit status 2, as argparse's own), with the
+    commands listed."""
+    assert main([]) == 2
+    out = capsys.readouterr().out
+    assert "usage: livertumor" in out and "segment" in out and "train" in out
+
+
+def test_a_folder_really_named_tilde_is_kept_as_written(tmp_path, monkeypatch):
+    """A path starting with '~' is the home folder's only where nothing exists as written:
+    a folder named '~' in the current one is the one meant."""
+    import argparse
+
+    from napari_livertumor.cli import _expand_home
+
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir()
+    (here / "~" / "scans").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    args = argparse.Namespace(inputs=["~/scans", "~/other"], outdir="~/scans")
+    _expand_home(args)
+    assert args.inputs == ["~/scans", str(home / "other")]
+    assert args.outdir == "~/scans"

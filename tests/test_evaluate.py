@@ -1276,3 +1276,13 @@ def test_a_case_named_like_a_formula_is_text_in_the_tables(tmp_path):
     with open(tmp_path / "lesions.csv", newline="", encoding="utf-8") as fh:
         (lesion,) = csv.DictReader(fh)
     assert lesion["case"] == "'" + case and lesion["contrast_hu"] == "-11.1000"
+
+
+def test_resume_and_overwrite_together_are_a_usage_error(tmp_path, capsys):
+    """--resume goes on with a stopped evaluation and --overwrite starts again: given both,
+    the command says so (exit status 2) and touches nothing."""
+    out = tmp_path / "out"
+    args = ["evaluate", "--data", str(tmp_path / "data"), "-o", str(out), "--resume", "--overwrite"]
+    assert main(args) == 2
+    assert "give one of them" in capsys.readouterr().err
+    assert not out.exists()

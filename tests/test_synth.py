@@ -699,3 +699,13 @@ def test_a_full_disk_in_synth_says_the_file_not_pydicoms_traceback(tmp_path, cap
     first = next(line for line in err.splitlines() if "error" in line)
     assert first.startswith("livertumor synth: error: ") and "Traceback" not in err
     assert first.endswith(".dcm: No space left on device") and str(out) in first
+
+
+def test_synth_refuses_a_negative_seed_as_a_usage_error(tmp_path, capsys):
+    """A negative ``--seed`` is a usage error (exit status 2), said before any folder is
+    made."""
+    from napari_livertumor.cli import main
+
+    assert main(["synth", "-o", str(tmp_path / "c"), "--seed", "-1"]) == 2
+    assert "--seed must be >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

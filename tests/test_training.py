@@ -945,6 +945,8 @@ def test_a_tumor_free_validation_set_is_said_not_scored_zero(toy_data, tmp_path,
     again = run_all(dataclasses.replace(cfg, epochs=3, resume=True))
     [so_far] = [r for r in again if r["event"] == "resumed"]
     assert len(so_far["history"]) == 2 and so_far["best"] is None
+    # the model in the folder is still the run's own, saved by its (unmeasured) validations
+    assert so_far["has_best"] is True
     assert all(h["val_score"] is None for h in so_far["history"])
     assert format_report(so_far).endswith("(2 epoch(s) recorded)")
     # a validation set with a tumor is measured as before
@@ -2438,3 +2440,151 @@ def test_a_refused_run_names_the_config_fields_beside_the_flags(toy_data, tmp_pa
         InputError, match=r"--resume \(resume=True; Resume.*--force \(overwrite=True; Replace"
     ):
         check_before_writing(tiny_config(toy_data, tmp_path), check_lock=False)
+
+
+def test_the_learning_rate_warms_up_from_its_first_step_and_decays_to_one_percent():
+    """The schedule a run trains with: a linear warm-up whose first step already moves the
+    weights, a cosine decay to 1 % of the peak at the run's end, and with a time budget the
+    decay follows the clock when it runs ahead of the steps."""
+    from napari_livertumor.training.loop import lr_at
+
+    base, total, warmup = 2e-3, 100, 4
+    ramp = [lr_at(s, total, base, warmup) for s in range(warmup)]
+    assert ramp == pytest.approx([base / 4, base / 2, 3 * base / 4, base])
+    assert lr_at(warmup, total, base, warmup) == pytest.approx(base)
+    assert lr_at(total, total, base, warmup) == pytest.approx(0.01 * base)
+    assert lr_at(total + 50, total, base, warmup) == pytest.approx(0.01 * base)  # no rise after
+    assert lr_at(total, total, base, 0) == pytest.approx(0.01 * base)
+    # a quarter of the steps but the whole time budget: the end of the decay
+    assert lr_at(total // 4, total, base, warmup, time_frac=1.0) == pytest.approx(0.01 * base)
+    assert lr_at(total // 4, total, base, warmup, time_frac=0.0) == pytest.approx(
+        lr_at(total // 4, total, base, warmup)
+    )
+
+
+def test_a_validation_that_ties_the_best_score_keeps_the_longer_trained_weights(
+    toy_data, tmp_path, monkeypatch
+):
+    """Ties go to the later weights: each validation scoring as the best so far saves its
+    model, so the model kept is the last one of equal score."""
+    from napari_livertumor.training import loop
+
+    scores = {"val_dice_liver": 0.5, "val_dice_liver_unshifted": 0.5, "logit_bias": 0.0,
+              "score": 0.5, "n_val": 1, "n_val_with_class": 1}  # fmt: skip
+    monkeypatch.setattr(loop, "validate", lambda *a, **k: dict(scores))
+    reports = run_all(tiny_config(toy_data, tmp_path / "m", epochs=2, steps_per_epoch=1))
+    epochs = [r for r in reports if r["event"] == "epoch"]
+    assert [r.get("saved_best") for r in epochs] == [True, True]
+    done = reports[-1]
+    assert done["event"] == "done" and done["best_val_dice"] == 0.5
+
+
+def test_among_logit_shifts_that_score_alike_the_smallest_is_kept():
+    """Several shifts giving the best Dice: the one nearest 0 is kept (the model's metadata
+    carries it to inference), not the largest."""
+    import torch
+
+    from napari_livertumor.training.data import PreparedCase
+    from napari_livertumor.training.loop import validate
+
+    class Eager(torch.nn.Module):
+        """Tumor logit 7 where x < 0.5 (right), 0.7 elsewhere (over-calls at shift 0)."""
+
+        def forward(self, x):
+            tumor = torch.where(x < 0.5, 7.0, 0.7)
+            return torch.cat([torch.full_like(x, -5.0), torch.zeros_like(x), tumor], 1), None
+
+    zz = np.broadcast_to(np.linspace(0, 1, 32, dtype=np.float32)[None, None], (16, 32, 32))
+    image = np.ascontiguousarray(zz)
+    labels = np.where(image < 0.5, 2, 1).astype(np.uint8)
+    case = PreparedCase("A", image.astype(np.float16), labels, (1.0, 1.0, 1.0), 0.5)
+    cfg = make_config("tumor", roi_size=(16, 32, 32), network=TINY_NET)
+    scores = validate(Eager(), [case], cfg, torch.device("cpu"))
+    # every shift from -1 to -6 segments it exactly; -1 is the smallest
+    assert scores["val_dice_tumor"] == pytest.approx(1.0)
+    assert scores["logit_bias"] == -1.0
+
+
+def test_a_resumed_fine_tune_goes_on_from_its_own_weights_not_the_start_models(toy_data, tmp_path):
+    """A fine-tune stopped and resumed ends with the weights of one never stopped: the
+    starting model's weights are loaded at step 0 only, never over the resumed state."""
+    run_all(tiny_config(toy_data, tmp_path / "a", epochs=1, steps_per_epoch=2))
+    start = str(tmp_path / "a" / "liver")
+    full = run_all(tiny_config(toy_data, tmp_path / "full", init_from=start))
+    n = 0
+
+    def cancel_after_four():
+        return n >= 4
+
+    for r in train(tiny_config(toy_data, tmp_path / "cut", init_from=start),
+                   should_cancel=cancel_after_four):  # fmt: skip
+        n += r["event"] == "step"
+    resumed = run_all(tiny_config(toy_data, tmp_path / "cut", init_from=start, resume=True))
+    assert [r["step"] for r in resumed if r["event"] == "step"] == [5, 6]
+    assert resumed[-1]["last_weights_digest"] == full[-1]["last_weights_digest"]
+
+
+def test_validating_every_second_epoch_still_validates_the_last_one(toy_data, tmp_path):
+    """``val_every`` 2 over 3 epochs: epoch 2 (index 1) is validated, and so is the run's last
+    epoch, whose weights may be the best."""
+    cfg = tiny_config(toy_data, tmp_path / "m", epochs=3, steps_per_epoch=1, val_every=2)
+    epochs = [r for r in run_all(cfg) if r["event"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [0, 1, 2]
+    assert ["val" in r for r in epochs] == [False, True, True]
+
+
+def test_a_cli_resume_takes_no_time_budget_from_the_stopped_run(toy_data, tmp_path):
+    """``train --resume`` without --max-minutes trains on with no cap: the stopped run's own
+    budget (spent, for a run the clock stopped) belongs to its session, not to the resume;
+    --max-minutes given on the resume is the resume's."""
+    from napari_livertumor.cli import build_parser
+    from napari_livertumor.commands.train import build_configs
+
+    out = tmp_path / "o"
+    run_all(tiny_config(toy_data, out, epochs=3, steps_per_epoch=2, max_minutes=1e-4))
+    given = ["train", "--data", str(toy_data), "--out", str(out), "--stage", "liver", "--resume"]
+    (cfg,) = build_configs(build_parser().parse_args(given))
+    assert cfg.resume and cfg.steps_per_epoch == 2  # the run's own settings otherwise
+    assert cfg.max_minutes is None
+    (cfg,) = build_configs(build_parser().parse_args([*given, "--max-minutes", "5"]))
+    assert cfg.max_minutes == 5
+
+
+def test_a_fold_with_no_patient_is_refused_before_training(toy_data, tmp_path):
+    """Folds are dealt one patient each: with as many folds as patients plus one, the last
+    fold holds nobody, and a model 'tested' on nobody is refused by name; the fold before it
+    holds one patient."""
+    from napari_livertumor.errors import SettingsError
+    from napari_livertumor.training.loop import resolve_split
+
+    ids = [f"HCC_{i:03d}" for i in range(1, 5)]
+    cfg = tiny_config(toy_data, tmp_path, folds=5, fold=4)
+    with pytest.raises(SettingsError, match="fold 4 would have no test patient"):
+        resolve_split(cfg, ids)
+    split = resolve_split(tiny_config(toy_data, tmp_path, folds=5, fold=3), ids)
+    assert len(split["test"]) == 1
+
+
+def test_resuming_a_finished_run_says_it_has_nothing_to_train(toy_data, tmp_path, caplog):
+    """A run resumed at exactly its last step trains nothing, and says why (raise the epochs)
+    rather than ending 'done' without a word."""
+    cfg = tiny_config(toy_data, tmp_path, epochs=1, steps_per_epoch=2)
+    run_all(cfg)
+    with caplog.at_level("WARNING"):
+        resumed = run_all(cfg.with_updates(resume=True))
+    assert not [r for r in resumed if r["event"] in ("step", "epoch")]
+    notes = [r["text"] for r in resumed if r["event"] == "note"]
+    assert any("already reached its 1 epochs (step 2): nothing to train" in t for t in notes)
+    assert "raise the epochs to train on" in caplog.text
+    assert resumed[-1]["event"] == "done" and resumed[-1]["step"] == 2
+
+
+def test_a_resume_whose_budget_was_spent_before_it_began_says_so_once(toy_data, tmp_path):
+    """Resumed with a time budget the run had already spent, the run says that, once: not
+    also that the budget stopped it part-way through this resume (no step ran in it)."""
+    cfg = tiny_config(toy_data, tmp_path, epochs=3, max_minutes=1e-4)
+    run_all(cfg)
+    resumed = run_all(cfg.with_updates(resume=True))
+    notes = [r["text"] for r in resumed if r["event"] == "note"]
+    assert len(notes) == 1 and "its time budget" in notes[0], notes
+    assert "stopped the run at step" not in notes[0]

@@ -1290,3 +1290,37 @@ def test_a_lesion_of_exactly_min_voxels_gets_its_samples():
     assert rows.shape == (14, 3)
     assert (labels[tuple(rows.T)] == 2).all()
     assert (rows[:, 0] == 1).sum() == 7
+
+
+@pytest.mark.parametrize(
+    ("n", "sizes"), [(2, (2, 0, 0)), (3, (2, 0, 1)), (4, (2, 1, 1)), (10, (7, 1, 2))]
+)
+def test_a_small_cohort_keeps_two_training_patients_before_it_holds_any_out(n, sizes):
+    """The seeded split (20 % test, 10 % of the rest for validation, at least one each)
+    holds no patient out where that would leave fewer than two to train on."""
+    ids = [f"HCC_{i:03d}" for i in range(1, n + 1)]
+    split = make_split(ids, 0)
+    assert (len(split["train"]), len(split["val"]), len(split["test"])) == sizes
+    assert sorted(split["train"] + split["val"] + split["test"]) == ids
+
+
+def test_the_weak_term_is_held_to_liver_centred_patches_only(tmp_path):
+    """Only liver-centred patches carry the clinical weak term (``weak_ok``): a patch centred
+    on the tumor never does; a liver-centred one with enough liver does."""
+    from napari_livertumor.io.volume import CTVolume
+    from napari_livertumor.training.data import prepare_case, preprocess_params
+    from napari_livertumor.training.patches import sample_patch
+
+    zz, yy, xx = np.mgrid[0:40, 0:64, 0:64]
+    ball = (zz - 20) ** 2 + (yy - 32) ** 2 + (xx - 32) ** 2 < 12**2
+    tumor = (zz - 20) ** 2 + (yy - 32) ** 2 + (xx - 36) ** 2 < 4**2
+    hcc = np.where(tumor, 2, ball).astype(np.uint8)
+    ct = CTVolume(np.where(ball, 100, 40).astype(np.int16), spacing=(2.0, 2.0, 2.0))
+    on_tumor = _plain_tumor_config(tmp_path, fg_ratio=1.0, tumor_ratio=1.0)
+    case = prepare_case(ct, hcc, preprocess_params(on_tumor), "BALL")
+    for seed in range(5):
+        p = sample_patch(case, np.random.default_rng(seed), on_tumor, 0.1)
+        assert (p["label"] == 2).any() and not bool(p["weak_ok"])
+    on_liver = _plain_tumor_config(tmp_path, fg_ratio=1.0, tumor_ratio=0.0)
+    p = sample_patch(case, np.random.default_rng(0), on_liver, 0.1)
+    assert bool(p["weak_ok"])
