@@ -1115,6 +1115,30 @@ def test_a_full_disk_while_copying_the_clinical_table_still_says_the_cases_and_c
     assert not target.exists() and not [p for p in out.iterdir() if p.name.startswith(".HCC")]
 
 
+def test_a_clinical_table_not_copied_fails_the_run_even_when_every_case_was_written(
+    tcia_download, tmp_path, monkeypatch, capsys
+):
+    """Every case converted but the clinical table not copied (a full disk): exit status 1,
+    not 0, so a script that trains next does not train without its weak supervision."""
+    import errno
+
+    root, _ = tcia_download
+    source = tmp_path / "download"
+    shutil.copytree(root, source, ignore=shutil.ignore_patterns("HCC_90*"))  # (no failing case)
+    real = shutil.copyfile
+
+    def copyfile(src, dst, **kwargs):
+        if "clinical" not in os.path.basename(str(dst)):
+            return real(src, dst, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device", str(src), None, str(dst))
+
+    monkeypatch.setattr(shutil, "copyfile", copyfile)
+    assert main(["convert", str(source), "-o", str(tmp_path / "nifti")]) == 1
+    captured = capsys.readouterr()
+    assert "0 failed" in captured.out
+    assert "clinical table not copied" in captured.err
+
+
 # (pydicom: control characters have no place in an LO, and ESC [ is no character set's)
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_a_headers_control_characters_are_printed_escaped(tmp_path, capsys, caplog):
