@@ -45,6 +45,29 @@ def _small_run(widget, data, out):
     widget.device.setCurrentText("cpu")
 
 
+def test_the_path_fields_hints_fit_in_the_panel_and_say_the_rest_in_tooltips(
+    make_napari_viewer, qtbot
+):
+    """The data, clinical and output fields' placeholders were cut ("optional (found in the
+    dat…", "where the model folder is…") in the panel's column as the demo docks it: short
+    enough to read whole, with the full hint in the field's tooltip."""
+    from napari_livertumor._widgets.demo import _fill_screen, dock_widgets
+
+    viewer = make_napari_viewer(show=True)
+    _fill_screen(viewer)
+    widget = dock_widgets(viewer, ["load", "segment", "train"])["train"]
+    widget.parentWidget().parentWidget().raise_()  # (its dock: the tab shown)
+    qtbot.waitUntil(lambda: widget.data.isVisible(), timeout=5000)
+    for field in (widget.data, widget.clinical, widget.out):
+        hint = field.placeholderText()
+        assert hint and field.toolTip()
+        assert field.fontMetrics().horizontalAdvance(hint) + 8 <= field.width(), (
+            hint,
+            field.width(),
+        )
+    assert "labelsTr" in widget.data.toolTip() and "HCC-TACE-Seg" in widget.data.toolTip()
+
+
 def test_check_data_summarises_patients_and_clinical_columns(train_widget, toy_data, qtbot):
     _, widget = train_widget
     widget.data.setText(str(toy_data))

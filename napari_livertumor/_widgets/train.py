@@ -149,15 +149,16 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self._last_draw = 0.0
 
         self.data = QLineEdit()
-        self.data.setPlaceholderText("imagesTr/ + labelsTr/, or HCC-TACE-Seg patient folders")
+        # (placeholders short enough for the panel's column; the whole hint in the tooltip)
+        self.data.setPlaceholderText("dataset folder")
         self.data_browse = QPushButton("Browse…")
         self.clinical = QLineEdit()
-        self.clinical.setPlaceholderText("optional (found in the data folder if left empty)")
+        self.clinical.setPlaceholderText("optional: from the data")
         self.clinical_browse = QPushButton("Browse…")
         self.check_button = QPushButton("Check data")
         self.summary = StatusLabel()
         self.out = QLineEdit()
-        self.out.setPlaceholderText("where the model folder is written")
+        self.out.setPlaceholderText("folder for the model")
         self.out_browse = QPushButton("Browse…")
         self.stage = QComboBox()
         self.stage.addItems(["liver", "tumor"])
@@ -247,6 +248,17 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 "folder; a start model brings its own patch, grid and HU window",
             ),
             (self.init_folder, "The model folder to fine-tune"),
+            (
+                self.data,
+                "The dataset folder: imagesTr/ + labelsTr/ (NIfTI, as convert writes), or "
+                "HCC-TACE-Seg patient folders (DICOM CT + SEG)",
+            ),
+            (
+                self.clinical,
+                "The clinical table (XLSX or CSV) for the weak supervision; left empty, the "
+                "one in the data folder is used",
+            ),
+            (self.out, "The folder the run writes its model folder (liver/ or tumor/) into"),
             (self.data_browse, "Choose the training data folder"),
             (self.clinical_browse, "Choose the clinical spreadsheet (XLSX or CSV)"),
             (self.out_browse, "Choose the folder the model is written to"),
