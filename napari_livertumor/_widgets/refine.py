@@ -66,9 +66,6 @@ if TYPE_CHECKING:
     import napari
 
 PREVIEW_NAME = "Refine preview"
-#: the preview outline's colour with the standard palette (``_layers.PREVIEW_COLORS``: cyan,
-#: apart from the red tumor and green liver; black with the colour-blind safe palette)
-PREVIEW_COLOR = _layers.PREVIEW_COLORS["standard"]
 DEBOUNCE_MS = 80
 log = logging.getLogger(__name__)
 UNDO_STEPS = 20

@@ -369,12 +369,6 @@ def _raw_header(path: Path, img) -> _RawHeader | None:
         return None
 
 
-def _raw_pixdim(path: Path, img) -> np.ndarray | None:
-    """The header's pixdim as the file stores it; None when it cannot be read again."""
-    raw = _raw_header(path, img)
-    return None if raw is None else raw.pixdim
-
-
 #: an extension's code is even and below this (NIfTI-1's list; niftilib's check)
 _MAX_ECODE = 64
 
