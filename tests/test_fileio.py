@@ -302,6 +302,10 @@ def test_csv_text_that_a_spreadsheet_would_run_as_a_formula_is_shown_as_text():
     # input folder named so, was read back as "=in2/…", and its summary row dropped as gone)
     for text in ("'=in2/bad2.nii.gz", "'q", "''", "'-5", "'"):
         assert safe_cell(text) == "'" + text and cell_value(safe_cell(text)) == text
+    # a text with an apostrophe of its own that safe_cell never added (a summary written
+    # before 6 Dec 2026 held it as it is) reads back with that apostrophe
+    for text in ("'HCC_001", "'q x", "'3"):
+        assert cell_value(text) == text
 
 
 def test_a_temporary_file_that_cannot_be_made_is_said_of_the_file_asked_for(tmp_path, monkeypatch):

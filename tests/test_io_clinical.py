@@ -533,6 +533,24 @@ def test_a_t_involvment_of_exactly_50_percent_is_the_lower_group():
     assert encode_t_involvment("50%") == 1.0
     assert encode_t_involvment("50 %") == 1.0
     assert encode_t_involvment("51%") == 2.0
+    # a percentage cell of exactly 50 % (the number 0.5) too
+    assert encode_t_involvment(0.5) == 1.0
+    assert encode_t_involvment(0.51) == 2.0
+
+
+def test_a_t_involvment_bound_that_leaves_the_group_in_doubt_is_no_group():
+    """A bound is put in a group only when every share it allows falls in that group: ">= 50%"
+    allows 50 % (the lower group) and more (the higher), so it is unknown; a share over 100 %
+    is no share and unknown too, never the higher group."""
+    from napari_livertumor.io.clinical import encode_t_involvment
+
+    assert encode_t_involvment(">=50%") is None
+    assert encode_t_involvment("≥50%") is None
+    assert encode_t_involvment(">50%") == 2.0
+    assert encode_t_involvment(">=51%") == 2.0
+    assert encode_t_involvment("<=40%") == 1.0
+    assert encode_t_involvment("150%") is None
+    assert encode_t_involvment(">120%") is None
 
 
 def test_an_afp_group_written_as_over_400_is_the_high_group():

@@ -696,6 +696,19 @@ def test_a_2d_labels_layer_refused_is_told_how_to_save_it(tmp_path):
         assert "save a 2D layer with napari builtins, e.g. as .tif" in str(info.value)
 
 
+def test_label_values_a_uint8_file_cannot_hold_are_refused_not_wrapped(tmp_path):
+    """A labels layer holding 256 (napari's labels take any integer) would be stored as 0 in
+    the uint8 file, its voxels silently lost: refused, and nothing written; 255 is saved."""
+    labels = np.zeros((3, 4, 5), np.int32)
+    labels[1, 1:3, 1:4] = 256
+    with pytest.raises(SaveRefused, match=r"label values must lie in 0\.\.255"):
+        write_labels_nifti(str(tmp_path / "big.nii.gz"), labels, {"metadata": {}})
+    assert not (tmp_path / "big.nii.gz").exists()
+    labels[labels == 256] = 255
+    [out] = write_labels_nifti(str(tmp_path / "ok.nii.gz"), labels, {"metadata": {}})
+    assert int(np.asarray(read_nifti(out).array).max()) == 255
+
+
 def test_a_save_refusal_names_the_file_and_the_problem_before_its_folder(tmp_path, study):
     """napari's popup shows a line or so: "/tmp/…/gt.nii.gz: already this…", the reason cut
     off behind a deep path. Said as the reader's refusals are: name, problem, then folder."""

@@ -204,6 +204,28 @@ def test_the_out_of_memory_texts_of_torch_and_numpy(tmp_path):
     assert _out_of_memory_text(InputError(None, "not enough memory: x")) is None
 
 
+def test_a_model_that_cannot_be_built_for_want_of_memory_is_said_as_out_of_memory(machine):
+    """A model folder whose network torch could not allocate raises ModelError ("cannot be
+    built here") from torch's "can't allocate memory": loading the models says it as running
+    out of memory, with what to do, by looking at the error it was raised from."""
+    from napari_livertumor.commands.segment import _load_segmenter
+    from napari_livertumor.errors import ModelError
+
+    def make(config):
+        try:
+            raise RuntimeError(TORCH_CPU)
+        except RuntimeError as exc:
+            raise ModelError(None, "the network it describes cannot be built here") from exc
+
+    with pytest.raises(ModelError) as info:
+        _load_segmenter(make, None)
+    said = str(info.value)
+    assert "loading the models: out of memory (torch could not allocate 3.2 GB)" in said
+    assert said.endswith("close other programs, or use a bigger machine")
+    assert memory.out_of_memory_text(info.value.__cause__.__cause__) is not None
+    assert memory.out_of_memory_text(ModelError(None, "x")) is None
+
+
 def test_the_panels_say_torchs_out_of_memory_in_words():
     """A Segment panel's job failing in torch's allocator showed "RuntimeError: [enforce fail
     at alloc_cpu.cpp:127] …" in its status line."""
@@ -394,6 +416,22 @@ def test_the_reserved_part_is_not_credited_against_free_memory_or_a_cgroup(machi
         memory.require(need, "segmenting case 2")
     monkeypatch.setattr(memory, "_machine_free", lambda: 64 * GB)
     memory.require(need, "segmenting case 2")
+
+
+def test_the_credit_under_ulimit_v_is_at_most_the_fixed_part(machine, monkeypatch):
+    """What a completed segmentation left reserved is credited up to the fixed part of the need
+    only: address space the process grew by beyond it since (a script holding other data, a
+    library loaded) is no reserve a segmentation reuses, and the part per voxel is charged."""
+    vms = _virtual_size(monkeypatch, 850_000_000)
+    memory.before_input()
+    memory.segmentation_done()
+    vms["now"] = 2_000_000_000  # grown by 1.15 GB since, far beyond the 300 MB fixed part
+    memory.before_input()
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (2_079_000_000, -1))  # 79 MB left
+    bigger = memory.segment_need_bytes((100, 512, 512))  # 384 MB: 84 MB beyond the fixed part
+    with pytest.raises(InputError, match=r"needs about 84 MB, .*ulimit -v\) leaves 79 MB"):
+        memory.require(bigger, "segmenting case 2")
+    assert memory.credited()
 
 
 def test_torchs_out_of_memory_under_ulimit_v_names_that_limit(machine, monkeypatch):

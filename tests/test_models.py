@@ -59,6 +59,16 @@ def test_unknown_network_field_is_refused():
         NetworkConfig.from_dict({**TINY.to_dict(), "bogus": 1})
 
 
+def test_blocks_up_of_another_length_than_blocks_down_less_one_is_refused():
+    """A network's up path has one level fewer than its down path: another count (a recipe's
+    or a model's edited blocks_up) is refused by name when the settings are read, before any
+    network is built."""
+    for up in ([1, 1], [1, 1, 1, 1]):
+        with pytest.raises(ValueError, match="blocks_up needs one entry fewer than blocks_down"):
+            NetworkConfig.from_dict({**TINY.to_dict(), "blocks_up": up})
+    assert NetworkConfig.from_dict(TINY.to_dict()) == TINY
+
+
 def test_trunk_loads_the_vae_weights_and_accepts_any_size(tmp_path):
     torch.manual_seed(1)
     vae = build_training_network(TINY, ROI).eval()
@@ -72,6 +82,18 @@ def test_trunk_loads_the_vae_weights_and_accepts_any_size(tmp_path):
     torch.testing.assert_close(got, expected)
     assert other.shape == (1, 3, 24, 40, 56)
     assert not loaded.network.training
+
+
+def test_a_saved_model_holds_the_trunk_only_not_the_training_vae_branch(tmp_path):
+    """Inference never uses the VAE branch: save_model leaves it out of model.safetensors
+    (its fully-connected layers would only make the file larger)."""
+    from safetensors.torch import load_file
+
+    vae = build_training_network(TINY, ROI)
+    assert any(k.startswith("vae_") for k in vae.state_dict())
+    save_model(tmp_path / "m", vae.state_dict(), _meta())
+    stored = load_file(tmp_path / "m" / "model.safetensors")
+    assert set(stored) == set(build_inference_network(TINY).state_dict())
 
 
 def test_half_precision_storage_loads_back_as_float32(tmp_path):
@@ -744,6 +766,8 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
     ("key", "value", "match"),
     [
         ("hu_window", [250, -150], "hu_window must be two finite values, low < high"),
+        # a window of no width: every HU mapped by a division by zero
+        ("hu_window", [50, 50], "hu_window must be two finite values, low < high"),
         ("target_spacing", [0, 3.5, 3.5], "target_spacing must be three positive sizes"),
         ("roi_size", [0, 0, 0], "roi_size must be three sizes, each a positive multiple"),
         ("roi_size", [16, 30, 32], "roi_size must be three sizes, each a positive multiple"),
@@ -773,6 +797,8 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
         ("network", {"norm": "group"}, r"init_filters 4 is not divisible by norm_groups 8"),
         ("network", {"norm_groups": 2}, r"norm_groups \(2\) is for norm 'group' only"),
         ("network", {"dropout_prob": 1.5}, "network dropout_prob must be at least 0 and below 1"),
+        # (a dropout of 1 zeroes every activation it is applied to)
+        ("network", {"dropout_prob": 1.0}, "network dropout_prob must be at least 0 and below 1"),
         ("training", ["a list"], "training must be an object of fields, not list"),
         ("metrics", "good", "metrics must be an object of fields, not str"),
         # a string read one character a value; sizes that built gigabytes before the weights
@@ -787,6 +813,7 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
         ("target_spacing", None, "missing field.*target_spacing"),
         ("target_spacing", [True, 2, 2], "target_spacing must hold numbers, got True"),
         ("lesion_filter", {"min_ml": True}, "lesion_filter min_ml must hold numbers"),
+        ("lesion_filter", {"min_peak": -0.5}, "lesion_filter values must be finite and >= 0"),
         ("label_map", {"0": "background", "1": "liver", "2": "lesion"}, "names no 'tumor'.*class$"),
         # a liver model's folder stamped 'tumor': said so
         ("label_map", {"0": "background", "1": "liver"}, "is a liver model's: is 'stage' wrong"),

@@ -64,6 +64,49 @@ def test_labels_off_the_grid_are_refused_and_nothing_is_left(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_the_panels_are_cropped_to_the_body_head_up_and_captioned_with_their_positions(
+    tmp_path, monkeypatch
+):
+    """Each panel as drawn: the axial cuts cropped to the body (10 mm around it, the air
+    beside it left out), the coronal cut with the head at the top, and the captions' positions
+    on the patient's axes (LPS: S for z above 0, P for y above 0)."""
+    from matplotlib.axes import Axes
+
+    shown, captions = [], []
+    imshow, set_title = Axes.imshow, Axes.set_title
+
+    def record_image(self, image, *args, **kwargs):
+        if kwargs.get("cmap") == "gray":  # the CT (the tumor's tint is drawn over it)
+            shown.append((np.asarray(image), kwargs["extent"]))
+        return imshow(self, image, *args, **kwargs)
+
+    def record_caption(self, label, *args, **kwargs):
+        captions.append(label)
+        return set_title(self, label, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "imshow", record_image)
+    monkeypatch.setattr(Axes, "set_title", record_caption)
+    volume, labels = _case()
+    pad = ((0, 0), (40, 40), (40, 40))  # 32 mm of air on every side of the body
+    ct = np.pad(volume.array, pad, constant_values=-1000)
+    ct[-1][ct[-1] > -500] = 200  # the head-most slice's body marked
+    volume = CTVolume(ct, spacing=volume.spacing, origin=volume.origin)
+    write_preview(volume, np.pad(labels, pad), tmp_path / "p.png")
+    # slice k lies at S 100 + 3 k mm; the coronal cut (row 63) at P -20 + 0.8 * 63 mm
+    assert captions == [
+        "axial, slice 6 of 0–19 (S 118 mm)",
+        "axial, slice 8 of 0–19 (S 124 mm)",
+        "axial, slice 12 of 0–19 (S 136 mm)",
+        "coronal at P 30 mm",
+    ]
+    *axial, (coronal, coronal_extent) = shown
+    for image, extent in axial:  # body rows 48..95, columns 46..113, 13 voxels around
+        assert image.shape == (74, 94)
+        assert extent == pytest.approx((0, 94 * 0.8, 74 * 0.8, 0))
+    assert coronal.shape == (20, 94) and coronal_extent == pytest.approx((0, 75.2, 60.0, 0))
+    assert coronal[0].max() == 200 and coronal[-1].max() == 30  # the head up, the feet down
+
+
 def test_a_home_that_cannot_hold_matplotlibs_cache_is_worked_around_quietly(tmp_path):
     """A compute node's read-only home: matplotlib printed two warnings (and its font-cache
     note) on every --preview run, then made a temporary folder itself."""

@@ -490,6 +490,19 @@ def test_a_device_name_that_is_none_is_a_usage_error_naming_those_taken(command,
     assert not any(is_device_name(n) for n in ("cuda:", "cuda:x", "gpu", "mps", "cuda:1 "))
 
 
+def test_a_device_name_is_taken_in_any_case_and_with_spaces_around_it():
+    """``--device CPU`` or `` cuda:1`` (a shell variable with a space) names a device as its
+    lower-case, stripped form does: taken as that name, not refused as a usage error."""
+    from napari_livertumor.devices import device_arg
+
+    assert [device_arg(n) for n in ("CPU", " Auto ", "CUDA", "Cuda:1 ")] == [
+        "cpu",
+        "auto",
+        "cuda",
+        "cuda:1",
+    ]
+
+
 def test_a_refine_config_not_in_utf8_is_named_and_a_bom_is_read(tmp_path, models, capsys):
     write_nifti(small_ct(), tmp_path / "ct.nii.gz")
     bad = tmp_path / "rc.json"

@@ -1412,6 +1412,24 @@ def test_sigterm_during_cli_training_is_a_ctrl_c_so_last_is_saved():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_a_second_stop_during_a_held_step_stops_it_at_once():
+    """A first Ctrl-C (or SIGTERM) is held to the end of the training step; a second one
+    during the same step raises at once, so a step that hangs can still be stopped."""
+    import signal
+
+    from napari_livertumor.errors import Terminated
+    from napari_livertumor.signals import HeldStops
+
+    for sig, raised in ((signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)):
+        reached = []
+        with pytest.raises(raised), HeldStops():
+            os.kill(os.getpid(), sig)
+            reached.append("held")
+            os.kill(os.getpid(), sig)  # the handler runs before the next line
+            reached.append("after the second")
+        assert reached == ["held"], sig
+
+
 def test_a_stop_by_sigterm_exits_143_and_says_so(toy_data, tmp_path, capsys, monkeypatch):
     """A shell's status for a process SIGTERM ended is 128 + 15; schedulers and scripts tell a
     stop from a Ctrl-C (130) by it. It was 130 for both."""
