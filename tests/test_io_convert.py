@@ -1084,14 +1084,10 @@ def test_a_label_map_given_as_the_ct_is_said_to_be_one(tmp_path, capsys):
     assert "holds only the values 0, 1, 2: a label map" in capsys.readouterr().err
 
 
-def test_a_full_disk_while_copying_the_clinical_table_still_says_the_cases_and_counts(
-    tcia_download, tmp_path, monkeypatch, capsys
-):
-    """The copy's error escaped: no "HCC_901 failed" lines, no counts, and the error named a
-    hidden temporary file (".HCC-TACE-Seg_clinical_data-V2.xlsx.…")."""
+def _clinical_copy_fails_disk_full(monkeypatch) -> None:
+    """Copying the clinical table (only it) fails as a full disk does."""
     import errno
 
-    root, _ = tcia_download
     real = shutil.copyfile
 
     def copyfile(src, dst, **kwargs):
@@ -1101,6 +1097,15 @@ def test_a_full_disk_while_copying_the_clinical_table_still_says_the_cases_and_c
         raise OSError(errno.ENOSPC, "No space left on device", str(src), None, str(dst))
 
     monkeypatch.setattr(shutil, "copyfile", copyfile)
+
+
+def test_a_full_disk_while_copying_the_clinical_table_still_says_the_cases_and_counts(
+    tcia_download, tmp_path, monkeypatch, capsys
+):
+    """The copy's error escaped: no "HCC_901 failed" lines, no counts, and the error named a
+    hidden temporary file (".HCC-TACE-Seg_clinical_data-V2.xlsx.…")."""
+    root, _ = tcia_download
+    _clinical_copy_fails_disk_full(monkeypatch)
     out = tmp_path / "nifti"
     assert main(["convert", str(root), "-o", str(out)]) == 1
     captured = capsys.readouterr()
@@ -1120,19 +1125,10 @@ def test_a_clinical_table_not_copied_fails_the_run_even_when_every_case_was_writ
 ):
     """Every case converted but the clinical table not copied (a full disk): exit status 1,
     not 0, so a script that trains next does not train without its weak supervision."""
-    import errno
-
     root, _ = tcia_download
     source = tmp_path / "download"
     shutil.copytree(root, source, ignore=shutil.ignore_patterns("HCC_90*"))  # (no failing case)
-    real = shutil.copyfile
-
-    def copyfile(src, dst, **kwargs):
-        if "clinical" not in os.path.basename(str(dst)):
-            return real(src, dst, **kwargs)
-        raise OSError(errno.ENOSPC, "No space left on device", str(src), None, str(dst))
-
-    monkeypatch.setattr(shutil, "copyfile", copyfile)
+    _clinical_copy_fails_disk_full(monkeypatch)
     assert main(["convert", str(source), "-o", str(tmp_path / "nifti")]) == 1
     captured = capsys.readouterr()
     assert "0 failed" in captured.out

@@ -1172,10 +1172,9 @@ def test_settings_that_do_nothing_are_greyed_and_tumor_value_1_is_refused(refine
     assert "Tumor value 1 is the liver's value" in widget.status.text()
 
 
-def test_liver_erased_while_apply_all_runs_gets_no_tumor_written_over_it(
-    refine_setup, qtbot, monkeypatch
-):
-    """Only the tumor was compared at the end: tumor grew onto liver the user had just erased."""
+def _edit_while_apply_all_runs(refine_setup, qtbot, monkeypatch, edit):
+    """Apply to all held inside its contours while ``edit(labels)`` is made to the labels, then
+    let go and waited for: ``(widget, labels layer, the labels as edited)``."""
     import threading
 
     from napari_livertumor._widgets import refine as refine_mod
@@ -1192,12 +1191,23 @@ def test_liver_erased_while_apply_all_runs_gets_no_tumor_written_over_it(
     widget.live.value = False
     widget.apply_all_button.click()
     qtbot.waitUntil(entered.is_set, timeout=10_000)
-    erased = seg.data == 1
-    seg.data[erased] = 0  # the user erases the liver, not the tumor
+    edit(seg.data)
     seg.refresh()
     before = seg.data.copy()
     gate.set()
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    return widget, seg, before
+
+
+def test_liver_erased_while_apply_all_runs_gets_no_tumor_written_over_it(
+    refine_setup, qtbot, monkeypatch
+):
+    """Only the tumor was compared at the end: tumor grew onto liver the user had just erased."""
+
+    def erase_liver(data):  # the user erases the liver, not the tumor
+        data[data == 1] = 0
+
+    widget, seg, before = _edit_while_apply_all_runs(refine_setup, qtbot, monkeypatch, erase_liver)
     np.testing.assert_array_equal(seg.data, before)
     assert "the liver in 'CT segmentation' was edited while refining" in widget.status.text()
     assert len(widget.undo_steps()) == 0
@@ -1794,27 +1804,13 @@ def test_tumor_erased_while_apply_all_runs_is_not_written_over(refine_setup, qtb
     """An edit of the tumor itself made while Apply to all runs wins: the Apply's result is
     dropped with a word (painting a false lesion back to liver meanwhile must not be undone
     by the contour's result)."""
-    import threading
 
-    from napari_livertumor._widgets import refine as refine_mod
+    def paint_tumor_back(data):  # the user paints the tumor back to liver
+        data[data == 2] = 1
 
-    viewer, widget, seg, truth, liver = refine_setup
-    gate, entered, real = threading.Event(), threading.Event(), refine_mod.refine_all
-
-    def held(*args, **kwargs):
-        entered.set()
-        gate.wait(30)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(refine_mod, "refine_all", held)
-    widget.live.value = False
-    widget.apply_all_button.click()
-    qtbot.waitUntil(entered.is_set, timeout=10_000)
-    seg.data[seg.data == 2] = 1  # the user paints the tumor back to liver
-    seg.refresh()
-    before = seg.data.copy()
-    gate.set()
-    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    widget, seg, before = _edit_while_apply_all_runs(
+        refine_setup, qtbot, monkeypatch, paint_tumor_back
+    )
     np.testing.assert_array_equal(seg.data, before)
     assert widget.status.text().startswith("'CT segmentation' was edited while refining")
     assert len(widget.undo_steps()) == 0
