@@ -1213,6 +1213,55 @@ def test_liver_erased_while_apply_all_runs_gets_no_tumor_written_over_it(
     assert len(widget.undo_steps()) == 0
 
 
+def test_export_is_refused_while_an_apply_runs_on_its_labels(
+    refine_setup, qtbot, monkeypatch, tmp_path
+):
+    """Export clicked while Apply to all still runs on the layer: its files would hold the
+    labels from before the Apply, unsaid; it is refused, said, and nothing is written. Once
+    the Apply has written its result, the export holds it."""
+    import threading
+
+    from napari_livertumor._widgets import refine as refine_mod
+    from napari_livertumor._widgets.export import ExportWidget
+    from napari_livertumor.io.nifti import read_nifti
+
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.min_contrast.value = 0.0  # (the contour moves here: a change to export)
+    export = ExportWidget(viewer)
+    viewer.window.add_dock_widget(export)
+    export.labels_combo.setCurrentText("CT segmentation")
+    out = tmp_path / "out"
+    export.folder.setText(str(out))
+    for box in (export.masks_check, export.seg_check, export.stats_check):
+        box.setChecked(False)
+    gate, entered, real = threading.Event(), threading.Event(), refine_mod.refine_all
+
+    def held(*args, **kwargs):
+        entered.set()
+        gate.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(refine_mod, "refine_all", held)
+    widget.live.value = False
+    before = seg.data.copy()
+    widget.apply_all_button.click()
+    qtbot.waitUntil(entered.is_set, timeout=10_000)
+    try:
+        export.export_button.click()
+        assert "Refine is still applying its contours to 'CT segmentation'" in (
+            export.status.text()
+        )
+        assert not out.exists() or not any(out.iterdir())
+    finally:
+        gate.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert not np.array_equal(seg.data, before)  # the Apply changed the labels
+    export.export_button.click()
+    qtbot.waitUntil(lambda: not export.busy, timeout=30_000)
+    [written] = out.glob("*_labels.nii.gz")
+    np.testing.assert_array_equal(read_nifti(written).array, seg.data)
+
+
 def test_a_failing_preview_is_one_red_line_not_a_traceback_per_slider_move(
     refine_setup, qtbot, monkeypatch
 ):

@@ -481,6 +481,21 @@ def dim_truth_in_3d(viewer) -> None:
 
 _HEAD_UP_VIEWERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
+#: labels layer -> the Refine Applies started on it (their jobs): an Apply's result is written
+#: into the layer when it ends, so what Export would write of it meanwhile is the state before
+_REFINING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def mark_refining(layer, job) -> None:
+    """Record that ``job`` (a Refine Apply) will write its result into ``layer``."""
+    _REFINING.setdefault(layer, weakref.WeakSet()).add(job)
+
+
+def refining(layer) -> bool:
+    """Whether a Refine Apply running now will write its result into ``layer`` (one whose
+    result is written, or that ended however, no longer counts)."""
+    return any(job.running and not job.delivered for job in _REFINING.get(layer, ()))
+
 
 def keep_head_up(viewer) -> None:
     """Show the head at the top of a coronal or sagittal view, as radiology does (once per

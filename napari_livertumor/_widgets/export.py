@@ -298,6 +298,15 @@ class ExportWidget(JobWidgetMixin, QWidget):
             set_status(self.status, NO_LABELS, error=True)
             return
         _layers.catch_up_edits(layer)  # an Undo on a hidden layer: its record follows first
+        if _layers.refining(layer):  # (its files would hold the labels from before the Apply)
+            set_status(
+                self.status,
+                f"Refine is still applying its contours to '{layer.name}': its result is "
+                "written into these labels when it ends. Export then (or cancel the Apply); "
+                "nothing was written.",
+                error=True,
+            )
+            return
         if not path_text(self.folder):
             set_status(self.status, "Choose an output folder first.", error=True)
             return

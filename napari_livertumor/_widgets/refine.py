@@ -1307,10 +1307,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 f"slice {z}", chosen, box=slab, settings=cfg, notes=notes,
             )  # fmt: skip
 
-        self.run_job(
-            target, show, button=self.apply_slice_button, description="refine slice",
+        self._run_apply(
+            mask_layer, target, show, button=self.apply_slice_button,
+            description="refine slice",
             busy_text=f"Refining {_said(self.viewer, mask_layer, f'slice {z}')}…",
-            on_finished=self._update_apply_buttons,
         )  # fmt: skip
 
     def apply_lesion(self, lesion: tuple[int, int, int] | None = None) -> None:
@@ -1376,9 +1376,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 settings=cfg, notes=notes,
             )  # fmt: skip
 
-        self.run_job(
-            target, show, button=self.apply_lesion_button, description="refine lesion",
-            busy_text="Refining the lesion in 3D…", on_finished=self._update_apply_buttons,
+        self._run_apply(
+            mask_layer, target, show, button=self.apply_lesion_button,
+            description="refine lesion", busy_text="Refining the lesion in 3D…",
         )  # fmt: skip
 
     def apply_all(self) -> None:
@@ -1414,10 +1414,17 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 settings=cfg, notes=notes,
             )  # fmt: skip
 
-        self.run_job(
-            target, show, button=self.apply_all_button, description="refine",
-            busy_text="Refining all lesions in 3D…", on_finished=self._update_apply_buttons,
+        self._run_apply(
+            mask_layer, target, show, button=self.apply_all_button, description="refine",
+            busy_text="Refining all lesions in 3D…",
         )  # fmt: skip
+
+    def _run_apply(self, mask_layer, target, show, **job) -> None:
+        """Run an Apply's job, recorded as refining ``mask_layer`` while it runs (Export does
+        not write the labels from before its result meanwhile)."""
+        started = self.run_job(target, show, on_finished=self._update_apply_buttons, **job)
+        if started is not None:
+            _layers.mark_refining(mask_layer, started)
 
     def _chosen(self) -> tuple[str, int, object]:
         """The Liver-from choice, the tumor value and the liver's layer an Apply starts with:
