@@ -292,7 +292,9 @@ def test_a_new_layer_under_the_chosen_name_is_another_layer(refine_setup, qtbot)
     )  # fmt: skip
     qtbot.waitUntil(lambda: widget.mask_combo.currentText() == "CT segmentation")
     assert widget._layer("CT segmentation") is new
-    assert not widget.reset_button.isEnabled() and widget.status.text() == ""
+    assert not widget.reset_button.isEnabled()
+    # the old layer's Apply line is gone; where its refinement went is said instead
+    assert widget.status.text().startswith("A rerun of Segment replaced the labels refined")
     _wait_for_new_preview(qtbot, widget, count)  # the outline is the new layer's: no tumor
     assert not widget.preview_mask2d().any()
 
@@ -745,6 +747,25 @@ def test_undo_of_a_step_on_a_layer_moved_aside_names_that_layer(refine_setup, qt
     text = widget.status.text()
     assert "in 'CT segmentation (previous)' (hidden: show it to see the change)" in text
     assert (np.asarray(seg.data) != before).any()  # undone where it was done
+
+
+def test_a_rerun_replacing_the_refined_labels_says_where_the_refinement_went(refine_setup, qtbot):
+    """A rerun of Segment moved the refined labels aside: the panel's line of its last Apply
+    went blank, nothing saying the refinement now lay in the hidden "(previous)" layer."""
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.apply_slice_button.click()
+    _wait(qtbot, widget)
+    assert widget.undo_steps()
+    seg.name, seg.visible = "CT segmentation (previous)", False  # what a rerun does
+    vol = seg.metadata[_layers.CT_VOLUME]
+    _layers.add_labels_layer(viewer, np.asarray(truth, np.uint8), vol, "CT segmentation")
+    widget.mask_combo.setCurrentText("CT segmentation")
+    text = widget.status.text()
+    assert "that refinement is in 'CT segmentation (previous)' (hidden)" in text
+    assert "Applies now go into 'CT segmentation'" in text
+    # the user goes back to the moved-aside layer itself: nothing of this to say
+    widget.mask_combo.setCurrentText("CT segmentation (previous)")
+    assert "that refinement" not in widget.status.text()
 
 
 def test_closing_the_panel_takes_its_preview_outline_away(refine_setup, qtbot):

@@ -771,7 +771,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         layer = self._layer(self.mask_combo.currentText())
         if layer is self._lesions_of:
             return
-        self._lesions_of = layer
+        before, self._lesions_of = self._lesions_of, layer
         self._forget_apply_notes()
         # the status and notes told of the layer before (an Apply's counts, its lesions); an
         # Apply running says what it does there, and then what it did (to the layer it began on)
@@ -780,13 +780,29 @@ class RefineWidget(JobWidgetMixin, QWidget):
             for b in (self.apply_slice_button, self.apply_lesion_button, self.apply_all_button)
         )
         if not applying:
-            set_status(self.status, "")
+            set_status(self.status, self._moved_aside_text(before, layer))
         self._show_notes([])
         # Undo takes back the steps on this layer, not the last patient's (Reset too)
         self._update_undo_button()
         self.lesion_combo.clear()
         self.lesion_combo.addItem(UNDER_CURSOR, None)
         self.lesion_combo.setCurrentIndex(0)
+
+    def _moved_aside_text(self, before, layer) -> str:
+        """What became of the refinement made on ``before`` when a rerun of Segment moved it
+        aside for ``layer`` ("" otherwise): the panel's own line of it went with the layer."""
+        if before is None or layer is None or before not in self.viewer.layers:
+            return ""
+        if not self._moved_aside_from(before, layer):
+            return ""
+        if not any(st.target is before for st in self.undo_steps()):
+            return ""  # (nothing refined there)
+        hidden = "" if before.visible else " (hidden)"
+        return (
+            f"A rerun of Segment replaced the labels refined here: that refinement is in "
+            f"'{before.name}'{hidden}, where Undo still takes it back. Applies now go into "
+            f"'{layer.name}'."
+        )
 
     def _tumor_value_changed(self, *_) -> None:
         """Another tumor value: the lesions listed were those of the value before (Apply to a
