@@ -1193,9 +1193,9 @@ def test_settings_that_do_nothing_are_greyed_and_tumor_value_1_is_refused(refine
     assert "Tumor value 1 is the liver's value" in widget.status.text()
 
 
-def _edit_while_apply_all_runs(refine_setup, qtbot, monkeypatch, edit):
-    """Apply to all held inside its contours while ``edit(labels)`` is made to the labels, then
-    let go and waited for: ``(widget, labels layer, the labels as edited)``."""
+def _while_apply_all_runs(refine_setup, qtbot, monkeypatch, during):
+    """Apply to all held inside its contours while ``during()`` runs, then let go and waited
+    for."""
     import threading
 
     from napari_livertumor._widgets import refine as refine_mod
@@ -1212,12 +1212,26 @@ def _edit_while_apply_all_runs(refine_setup, qtbot, monkeypatch, edit):
     widget.live.value = False
     widget.apply_all_button.click()
     qtbot.waitUntil(entered.is_set, timeout=10_000)
-    edit(seg.data)
-    seg.refresh()
-    before = seg.data.copy()
-    gate.set()
+    try:
+        during()
+    finally:
+        gate.set()
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
-    return widget, seg, before
+
+
+def _edit_while_apply_all_runs(refine_setup, qtbot, monkeypatch, edit):
+    """``edit(labels)`` made while Apply to all runs: ``(widget, labels layer, the labels as
+    edited)``."""
+    viewer, widget, seg, truth, liver = refine_setup
+    edited = []
+
+    def during():
+        edit(seg.data)
+        seg.refresh()
+        edited.append(seg.data.copy())
+
+    _while_apply_all_runs(refine_setup, qtbot, monkeypatch, during)
+    return widget, seg, edited[0]
 
 
 def test_liver_erased_while_apply_all_runs_gets_no_tumor_written_over_it(
@@ -1240,9 +1254,6 @@ def test_export_is_refused_while_an_apply_runs_on_its_labels(
     """Export clicked while Apply to all still runs on the layer: its files would hold the
     labels from before the Apply, unsaid; it is refused, said, and nothing is written. Once
     the Apply has written its result, the export holds it."""
-    import threading
-
-    from napari_livertumor._widgets import refine as refine_mod
     from napari_livertumor._widgets.export import ExportWidget
     from napari_livertumor.io.nifti import read_nifti
 
@@ -1255,27 +1266,15 @@ def test_export_is_refused_while_an_apply_runs_on_its_labels(
     export.folder.setText(str(out))
     for box in (export.masks_check, export.seg_check, export.stats_check):
         box.setChecked(False)
-    gate, entered, real = threading.Event(), threading.Event(), refine_mod.refine_all
-
-    def held(*args, **kwargs):
-        entered.set()
-        gate.wait(30)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(refine_mod, "refine_all", held)
-    widget.live.value = False
     before = seg.data.copy()
-    widget.apply_all_button.click()
-    qtbot.waitUntil(entered.is_set, timeout=10_000)
-    try:
+
+    def export_now():
         export.export_button.click()
-        assert "Refine is still applying its contours to 'CT segmentation'" in (
-            export.status.text()
-        )
+        said = export.status.text()
+        assert "Refine is still applying its contours to 'CT segmentation'" in said
         assert not out.exists() or not any(out.iterdir())
-    finally:
-        gate.set()
-    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+
+    _while_apply_all_runs(refine_setup, qtbot, monkeypatch, export_now)
     assert not np.array_equal(seg.data, before)  # the Apply changed the labels
     export.export_button.click()
     qtbot.waitUntil(lambda: not export.busy, timeout=30_000)
