@@ -1730,6 +1730,40 @@ def test_an_apply_that_ends_during_a_brush_stroke_waits_for_its_end(refine_setup
     np.testing.assert_array_equal(seg.data, start)
 
 
+def test_export_is_refused_while_an_apply_waits_for_a_brush_stroke(refine_setup, qtbot, tmp_path):
+    """An Apply whose result waits for a stroke to end has not written it yet: Export then
+    would write the labels from before it, unsaid. Refused, said; once written, exported."""
+    from napari_livertumor._widgets.export import ExportWidget
+    from napari_livertumor.io.nifti import read_nifti
+
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.min_contrast.value = 0.0  # (the contour moves here: a change to export)
+    export = ExportWidget(viewer)
+    viewer.window.add_dock_widget(export)
+    export.labels_combo.setCurrentText("CT segmentation")
+    out = tmp_path / "out"
+    export.folder.setText(str(out))
+    for box in (export.masks_check, export.seg_check, export.stats_check):
+        box.setChecked(False)
+    before = seg.data.copy()
+    with seg.block_history():  # a drag being drawn
+        widget.apply_all_button.click()
+        qtbot.waitUntil(
+            lambda: "Waiting for the brush stroke" in widget.status.text(), timeout=30_000
+        )
+        export.export_button.click()
+        assert "Refine is still applying its contours to 'CT segmentation'" in (
+            export.status.text()
+        )
+        assert not out.exists() or not any(out.iterdir())
+    qtbot.waitUntil(lambda: len(widget.undo_steps()) == 1, timeout=5_000)
+    assert not np.array_equal(seg.data, before)
+    export.export_button.click()
+    qtbot.waitUntil(lambda: not export.busy, timeout=30_000)
+    [written] = out.glob("*_labels.nii.gz")
+    np.testing.assert_array_equal(read_nifti(written).array, seg.data)
+
+
 def test_steps_beyond_the_panels_reach_still_follow_napari_until_it_drops_them(
     refine_setup, qtbot, monkeypatch
 ):

@@ -491,6 +491,17 @@ def mark_refining(layer, job) -> None:
     _REFINING.setdefault(layer, weakref.WeakSet()).add(job)
 
 
+class HeldApply:
+    """An Apply whose result waits to be written (for a brush stroke to end): it counts as
+    refining its layer until :meth:`done`."""
+
+    running = True
+    delivered = False
+
+    def done(self) -> None:
+        self.running = False
+
+
 def refining(layer) -> bool:
     """Whether a Refine Apply running now will write its result into ``layer`` (one whose
     result is written, or that ended however, no longer counts)."""

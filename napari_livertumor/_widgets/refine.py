@@ -1461,6 +1461,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         box: tuple[slice, ...] | None = None,
         settings: RefineConfig | None = None,
         notes: list[str] | None = None,
+        held: _layers.HeldApply | None = None,
     ) -> None:
         """Write the new tumor into the labels layer, inside the liver only, with an undo step.
 
@@ -1471,6 +1472,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
         Apply changed): only that part is checked for edits made meanwhile and written, so a
         512² CT's whole volume is not compared in the window's time. Edits elsewhere are left
         as they are.
+
+        ``held``: the result waited for a brush stroke to end (it counted as refining the
+        layer meanwhile, for Export): it no longer does once written or dropped.
         """
         box = box if box is not None else tuple(slice(None) for _ in range(tumor_after.ndim))
         if _stroke_open(mask_layer) and mask_layer in self.viewer.layers:
@@ -1478,20 +1482,26 @@ class RefineWidget(JobWidgetMixin, QWidget):
             # (one Ctrl+Z then took both back, and Esc wiped the refinement): written when the
             # stroke ends (then checked against it like any edit made meanwhile)
             set_status(self.status, f"Waiting for the brush stroke on '{mask_layer.name}' to end…")
+            if held is None:  # Export still counts the Apply as running on the layer
+                held = _layers.HeldApply()
+                _layers.mark_refining(mask_layer, held)
 
             def again() -> None:
                 if self._closed:  # (the panel closed meanwhile: its Apply is dropped)
+                    held.done()
                     return
                 try:
                     self._commit(
                         mask_layer, tumor_before, liver, tumor_after, what, chosen,
-                        box=box, settings=settings, notes=notes,
+                        box=box, settings=settings, notes=notes, held=held,
                     )  # fmt: skip
                 except RuntimeError:  # its widget was deleted meanwhile
-                    pass
+                    held.done()
 
             QTimer.singleShot(100, again)
             return
+        if held is not None:  # written or dropped below: no longer waiting
+            held.done()
         if mask_layer not in self.viewer.layers:
             # deleted while the contour ran (an Apply runs apart). One hidden meanwhile (to look
             # at the CT beneath) is written, and said: its minutes of contour were thrown away
