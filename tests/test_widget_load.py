@@ -1425,6 +1425,69 @@ def test_the_3d_view_sees_the_patient_from_the_feet_not_mirrored(make_napari_vie
     assert str(getattr(cam.orientation[0], "value", cam.orientation[0])) == "towards"
 
 
+def test_the_3d_view_is_not_mirrored_after_a_transposed_order(make_napari_viewer, qtbot):
+    """The 3D depth was always turned "away": right for the axial order and the orders
+    napari's roll gives, but a transposed one (coronal slices by napari's transpose button)
+    then drew the patient mirrored in 3D, left and right swapped, and no turn of the camera
+    undoes a mirror image. Six coloured blocks mark the ends of the three axes; the screen
+    directions they are drawn in say whether the view is a mirror image."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window.add_dock_widget(LoadWidget(viewer))
+    colours = {1: (1, 0, 0, 1), 2: (0, 1, 0, 1), 3: (0, 0, 1, 1), 4: (1, 1, 0, 1),
+               5: (1, 0, 1, 1), 6: (0, 1, 1, 1)}  # fmt: skip
+    n, c = 41, 20
+    data = np.zeros((n, n, n), np.uint8)
+    for value, (axis, at) in enumerate([(a, e) for a in range(3) for e in (36, 4)], start=1):
+        where = [slice(c - 3, c + 4)] * 3
+        where[axis] = slice(at - 3, at + 4)
+        data[tuple(where)] = value  # the +end and -end of z, then y, then x
+    cmap = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), **colours})
+    viewer.add_labels(data, colormap=cmap)
+    cam = _layers.camera(viewer)
+
+    def handedness() -> float:
+        """+1 or -1: the sign of the screen frame (right, up, towards the viewer) the data's
+        axes are drawn along, looking along the depth axis (its nearer end hides the other)."""
+        viewer.reset_view()  # (the camera looks along the depth axis)
+        shot = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(float)
+        bright = shot.max(-1)
+        shade = shot / np.maximum(bright, 1)[..., None]
+        spots = {}
+        for value, rgba in colours.items():
+            mask = (bright > 60) & (np.abs(shade - rgba[:3]).sum(-1) < 0.35)
+            if mask.sum() > 20:
+                rows, cols = np.nonzero(mask)
+                spots[value] = np.array([cols.mean(), -rows.mean(), 0.0])  # (right, up, 0)
+        frame = []
+        for plus, minus in ((5, 6), (3, 4), (1, 2)):  # x, y, z
+            if plus in spots and minus in spots:
+                frame.append(np.sign(np.round((spots[plus] - spots[minus]) / 10)))
+            else:  # the depth axis: only its nearer end is seen
+                assert (plus in spots) != (minus in spots), sorted(spots)
+                frame.append(np.array([0.0, 0.0, 1.0 if plus in spots else -1.0]))
+        return float(np.linalg.det(np.stack(frame, 1)))
+
+    viewer.dims.ndisplay = 3
+    proper = handedness()
+    assert proper == 1.0  # the patient's (left, back, head) frame drawn as a right-handed one
+    for order in [(1, 0, 2), (2, 0, 1), (0, 2, 1), (1, 2, 0), (2, 1, 0)]:
+        viewer.dims.ndisplay = 2
+        viewer.dims.order = order
+        viewer.dims.ndisplay = 3
+        assert handedness() == proper, order
+    viewer.dims.order = (0, 1, 2)  # an order changed while in 3D
+    assert handedness() == proper
+    viewer.dims.order = (1, 0, 2)
+    assert handedness() == proper
+    viewer.dims.ndisplay = 2
+    viewer.dims.order = (0, 1, 2)
+    cam.orientation2d = ("up", "right")  # the user's own anterior-down axial view
+    viewer.dims.ndisplay = 3
+    assert handedness() == proper
+
+
 def test_the_load_message_says_when_that_scans_layer_was_deleted(load_widget, qtbot, tmp_path):
     """After a patient's layers were deleted (the next patient's turn), Load still read
     "Loaded 'HCC_001 …': 32 slices …" as if that scan were open; Segment and Export said

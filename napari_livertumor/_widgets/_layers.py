@@ -516,15 +516,22 @@ def keep_head_up(viewer) -> None:
     when the view leaves it. A user's own choice stays: one made in the axial view is not
     turned back, and feet up chosen in a coronal or sagittal view stays chosen there.
 
-    In 3D the depth axis is turned to point away from the viewer: napari's default (towards)
-    draws (z to the head, y to the back, x to the patient's left) mirrored, the liver on the
-    patient's left seen from the front. A depth the user chose in 3D stays."""
+    In 3D the depth axis is turned so that the patient is not drawn mirrored: (z to the head,
+    y to the back, x to the patient's left) is a left-handed frame, and napari's default depth
+    (towards) drew the axial order mirrored, the liver on the patient's left seen from the
+    front. Which depth draws it right depends on the order of the axes shown (a transposed
+    order mirrors what a rolled one does not) and on the vertical and horizontal directions:
+    it is chosen again whenever the order changes or the view enters 3D. A depth the user
+    chose in 3D stays (one set in 2D, where it draws nothing, is not taken as a choice)."""
     if viewer is None or viewer in _HEAD_UP_VIEWERS:
         return
     # turned: the camera is turned here (to be turned back); ours: a change being made here;
     # feet_up: the user chose feet up in an upright view; vertical: as last seen; depth: the
-    # user chose the 3D depth direction
-    state = {"turned": False, "ours": False, "feet_up": False, "vertical": "", "depth": False}
+    # user chose the 3D depth direction; depth_seen: the depth as last seen
+    state = {
+        "turned": False, "ours": False, "feet_up": False, "vertical": "", "depth": False,
+        "depth_seen": "",
+    }  # fmt: skip
     _HEAD_UP_VIEWERS[viewer] = state
     ref = weakref.ref(viewer)
 
@@ -546,6 +553,17 @@ def keep_head_up(viewer) -> None:
             state["ours"] = False
         state["vertical"] = vertical
 
+    def proper_depth(v, cam) -> str:
+        """The depth that draws the patient unmirrored with the axes and directions shown:
+        "away" for the axial order drawn down and right; each transposition of the order,
+        and each of vertical up and horizontal left, turns it."""
+        shown = list(v.dims.order[-3:])
+        swaps = sum(a > b for i, a in enumerate(shown) for b in shown[i + 1 :])
+        vertical, horizontal = orientation(cam)
+        sign = (-1) ** swaps * (1 if vertical == "down" else -1)
+        sign *= 1 if horizontal == "right" else -1
+        return "away" if sign > 0 else "towards"
+
     def follow(*_) -> None:
         v = ref()
         if v is None:
@@ -553,12 +571,6 @@ def keep_head_up(viewer) -> None:
         cam = camera(v)
         vertical, horizontal = orientation(cam)
         state["vertical"] = vertical
-        if v.dims.ndisplay == 3 and not state["depth"] and depth(cam) == "towards":
-            state["ours"] = True
-            try:  # (a right-handed view of the patient: see above)
-                cam.orientation = ("away", *cam.orientation[1:])
-            finally:
-                state["ours"] = False
         if upright(v):
             if vertical == "down" and not state["feet_up"]:
                 turn(cam, "up", horizontal)
@@ -567,13 +579,24 @@ def keep_head_up(viewer) -> None:
             if state["turned"] and vertical == "up":
                 turn(cam, "down", horizontal)
             state["turned"] = False
+        if v.dims.ndisplay == 3 and v.dims.ndim >= 3 and not state["depth"]:
+            wanted = proper_depth(v, cam)
+            if depth(cam) != wanted:
+                state["ours"] = True
+                try:  # (an unmirrored view of the patient: see above)
+                    cam.orientation = (wanted, *cam.orientation[1:])
+                finally:
+                    state["ours"] = False
+        state["depth_seen"] = depth(cam)
 
     def chosen(*_) -> None:  # the camera turned by the user (napari's popup, the console)
         v = ref()
         if v is None or state["ours"]:
             return
-        if v.dims.ndisplay == 3 and depth(camera(v)) == "towards":
+        seen = depth(camera(v))
+        if v.dims.ndisplay == 3 and seen != state["depth_seen"]:
             state["depth"] = True  # the user's own depth in 3D: kept
+        state["depth_seen"] = seen
         vertical = orientation(camera(v))[0]
         changed, state["vertical"] = vertical != state["vertical"], vertical
         if not changed or not upright(v):  # (left-right only: head up stays ours to undo)
