@@ -227,9 +227,23 @@ def give_mode(path: str | Path, like: str | Path | None = None) -> None:
         return
     except (OSError, TypeError):  # no file there (or none given): a new file's mode
         pass
-    umask = os.umask(0)
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system tells it (Linux): the
+    umask is the whole process's, and set to 0 for a moment to read it, files another thread
+    (napari's settings, a second export) created meanwhile came out writable by all."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o077)  # (elsewhere: set for a moment, to the strictest a file gets)
     os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    return umask
 
 
 def check_writable_folder(folder: str | Path) -> None:

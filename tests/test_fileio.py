@@ -20,6 +20,25 @@ def test_written_file_has_normal_permissions(tmp_path):
     assert stat.S_IMODE(out.stat().st_mode) == 0o644
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux's /proc")
+def test_a_new_files_mode_is_found_without_touching_the_processs_umask(tmp_path, monkeypatch):
+    """The umask was set to 0 for a moment to read it: it is the whole process's, so files
+    another thread created meanwhile (an export beside, napari's settings) came out writable
+    by all (5 of 20 000 in a reviewer's two-thread loop)."""
+    umask = os.umask(0o027)
+    try:
+
+        def set_umask(mask):
+            raise AssertionError(f"umask set to {mask:o} while a file was written")
+
+        monkeypatch.setattr(os, "umask", set_umask)
+        out = atomic_write_text(tmp_path / "stats.json", "{}")
+    finally:
+        monkeypatch.undo()
+        os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640
+
+
 def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     target = tmp_path / "labels.nii.gz"
     target.write_text("previous result")
