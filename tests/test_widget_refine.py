@@ -1752,9 +1752,10 @@ def test_export_is_refused_while_an_apply_waits_for_a_brush_stroke(refine_setup,
             lambda: "Waiting for the brush stroke" in widget.status.text(), timeout=30_000
         )
         export.export_button.click()
-        assert "Refine is still applying its contours to 'CT segmentation'" in (
-            export.status.text()
-        )
+        said = export.status.text()
+        assert "Refine is still applying its contours to 'CT segmentation'" in said
+        assert "when the brush stroke being drawn on them ends" in said
+        assert "cancel" not in said  # (the Apply has ended: nothing to cancel)
         assert not out.exists() or not any(out.iterdir())
     qtbot.waitUntil(lambda: len(widget.undo_steps()) == 1, timeout=5_000)
     assert not np.array_equal(seg.data, before)
@@ -1762,6 +1763,35 @@ def test_export_is_refused_while_an_apply_waits_for_a_brush_stroke(refine_setup,
     qtbot.waitUntil(lambda: not export.busy, timeout=30_000)
     [written] = out.glob("*_labels.nii.gz")
     np.testing.assert_array_equal(read_nifti(written).array, seg.data)
+
+
+def test_an_apply_held_for_a_stroke_that_then_fails_is_said_not_a_traceback(
+    refine_setup, qtbot, monkeypatch
+):
+    """The held result is written from a timer, outside the job's own error handling: an
+    error there went to napari's traceback dialog and left Export refusing the labels."""
+    from napari_livertumor._widgets import _layers
+    from napari_livertumor._widgets import refine as refine_mod
+
+    viewer, widget, seg, truth, liver = refine_setup
+    widget.min_contrast.value = 0.0  # (the contour moves here: a change to write)
+    before = seg.data.copy()
+    with seg.block_history():  # a drag being drawn
+        widget.apply_all_button.click()
+        qtbot.waitUntil(
+            lambda: "Waiting for the brush stroke" in widget.status.text(), timeout=30_000
+        )
+
+        def broken(*args, **kwargs):
+            raise ValueError("no room for the tumor")
+
+        monkeypatch.setattr(refine_mod, "write_tumor", broken)
+    with qtbot.capture_exceptions() as caught:
+        qtbot.waitUntil(lambda: "could not be written" in widget.status.text(), timeout=5_000)
+    assert not caught
+    assert "no room for the tumor" in widget.status.text()
+    np.testing.assert_array_equal(seg.data, before)
+    assert not _layers.refining(seg)  # Export goes ahead
 
 
 def test_steps_beyond_the_panels_reach_still_follow_napari_until_it_drops_them(

@@ -502,10 +502,14 @@ class HeldApply:
         self.running = False
 
 
-def refining(layer) -> bool:
+def refining(layer) -> str:
     """Whether a Refine Apply running now will write its result into ``layer`` (one whose
-    result is written, or that ended however, no longer counts)."""
-    return any(job.running and not job.delivered for job in _REFINING.get(layer, ()))
+    result is written, or that ended however, no longer counts): "" if none, "held" if each
+    such Apply has its result and waits for a brush stroke to end, else "running"."""
+    jobs = [job for job in _REFINING.get(layer, ()) if job.running and not job.delivered]
+    if not jobs:
+        return ""
+    return "held" if all(isinstance(job, HeldApply) for job in jobs) else "running"
 
 
 def keep_head_up(viewer) -> None:

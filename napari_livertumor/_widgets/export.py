@@ -298,12 +298,17 @@ class ExportWidget(JobWidgetMixin, QWidget):
             set_status(self.status, NO_LABELS, error=True)
             return
         _layers.catch_up_edits(layer)  # an Undo on a hidden layer: its record follows first
-        if _layers.refining(layer):  # (its files would hold the labels from before the Apply)
+        refining = _layers.refining(layer)
+        if refining:  # (its files would hold the labels from before the Apply)
+            when = (
+                "when the brush stroke being drawn on them ends. Export then"
+                if refining == "held"
+                else "when it ends. Export then (or cancel the Apply)"
+            )
             set_status(
                 self.status,
                 f"Refine is still applying its contours to '{layer.name}': its result is "
-                "written into these labels when it ends. Export then (or cancel the Apply); "
-                "nothing was written.",
+                f"written into these labels {when}; nothing was written.",
                 error=True,
             )
             return

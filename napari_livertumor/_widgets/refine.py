@@ -61,6 +61,7 @@ from ._common import (
     set_status,
     tab_in_order,
 )
+from ._jobs import error_text
 
 if TYPE_CHECKING:
     import napari
@@ -1497,6 +1498,17 @@ class RefineWidget(JobWidgetMixin, QWidget):
                     )  # fmt: skip
                 except RuntimeError:  # its widget was deleted meanwhile
                     held.done()
+                except Exception as exc:  # noqa: BLE001 - a timer's error: said, not a traceback
+                    held.done()
+                    log.exception("writing a refinement held for a brush stroke failed")
+                    try:
+                        set_status(
+                            self.status,
+                            f"The result could not be written: {error_text(exc)}",
+                            error=True,
+                        )
+                    except RuntimeError:
+                        pass
 
             QTimer.singleShot(100, again)
             return
