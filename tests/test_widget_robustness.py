@@ -190,6 +190,87 @@ def test_escape_in_the_panel_cancels_its_run(segmenting, gate, qtbot):
     assert gate.saw_cancel.is_set() and "Cancelled" in widget.status.text()
 
 
+def _focus_canvas(viewer, qtbot):
+    """The napari window shown, the keyboard focus on its canvas (a click to scroll slices)."""
+    window = viewer.window._qt_window
+    window.show()
+    window.activateWindow()
+    canvas = viewer.window._qt_viewer.canvas.native
+    canvas.setFocus()
+    qtbot.waitUntil(canvas.hasFocus, timeout=5_000)
+    return canvas
+
+
+@pytest.mark.parametrize("where", ["canvas", "layer list"])
+def test_escape_on_the_canvas_or_layer_list_cancels_the_run(segmenting, gate, qtbot, where):
+    """A user who had clicked on the canvas (or a layer) while Segment ran pressed Esc, as
+    the README says, and nothing happened: Esc cancelled only with the focus in the panel."""
+    from qtpy.QtCore import Qt
+
+    viewer, widget, _, _ = segmenting
+    widget.jobs[widget.run_button].started_at -= 1  # (not a double-click's second click)
+    target = _focus_canvas(viewer, qtbot)
+    if where == "layer list":
+        target = viewer.window._qt_viewer.layers
+        target.setFocus()
+        qtbot.waitUntil(target.hasFocus, timeout=5_000)
+    qtbot.keyClick(target, Qt.Key_Escape)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=10_000)
+    assert gate.saw_cancel.is_set() and "Cancelled" in widget.status.text()
+
+
+def test_escape_on_the_canvas_ends_a_labels_polygon_before_it_cancels(segmenting, gate, qtbot):
+    """napari's own Esc comes first: drawing a polygon on a labels layer, the first Esc drops
+    the polygon (the run goes on, also through a double-tapped Esc); the next, with nothing
+    drawn, cancels the run."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QApplication
+
+    viewer, widget, _, _ = segmenting
+    widget.jobs[widget.run_button].started_at -= 1  # (not a double-click's second click)
+    labels = viewer.add_labels(np.zeros((4, 8, 8), dtype=np.uint8), name="drawing")
+    labels.mode = "polygon"
+    labels._overlays["polygon"].points = [[0.0, 1.0, 1.0], [0.0, 5.0, 1.0], [0.0, 5.0, 5.0]]
+    canvas = _focus_canvas(viewer, qtbot)
+    qtbot.keyClick(canvas, Qt.Key_Escape)
+    qtbot.keyClick(canvas, Qt.Key_Escape)  # a double-tap, to be sure the polygon went
+    qtbot.wait(200)
+    assert len(labels._overlays["polygon"].points) == 0  # napari's Esc did its work
+    assert widget.busy and not gate.saw_cancel.is_set()
+    qtbot.wait(QApplication.doubleClickInterval() + 100)
+    qtbot.keyClick(canvas, Qt.Key_Escape)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=10_000)
+    assert gate.saw_cancel.is_set()
+
+
+def test_escape_on_the_canvas_cancels_the_newest_of_two_runs(segmenting, gate, qtbot, models_dir):
+    """Two panels running: Esc stops the one started last; the earlier one goes on, also
+    through a double-tapped Esc (the next Esc, once it is not a double-tap, stops it)."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QApplication
+
+    viewer, first, _, _ = segmenting
+    second = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(second, name="second")
+    second.add_model_folder(models_dir)
+    second.device_combo.setCurrentText("cpu")
+    gate.entered.clear()
+    second.run_button.click()
+    qtbot.waitUntil(gate.entered.is_set, timeout=10_000)
+    for panel in (first, second):
+        panel.jobs[panel.run_button].started_at -= 1  # (not a double-click's second click)
+    canvas = _focus_canvas(viewer, qtbot)
+    qtbot.keyClick(canvas, Qt.Key_Escape)
+    qtbot.keyClick(canvas, Qt.Key_Escape)  # a double-tap: still the one run
+    qtbot.waitUntil(lambda: not second.busy, timeout=10_000)
+    assert "Cancelled" in second.status.text()
+    assert first.busy and first.run_button.text() == "Cancel"
+    qtbot.wait(QApplication.doubleClickInterval() + 100)
+    qtbot.keyClick(canvas, Qt.Key_Escape)
+    qtbot.waitUntil(lambda: not first.busy, timeout=10_000)
+    assert "Cancelled" in first.status.text()
+
+
 def _collect(qtbot) -> None:
     import gc
 

@@ -833,6 +833,7 @@ class JobWidgetMixin:
         dim_truth_in_3d(viewer)  # (any panel open does it for its viewer)
         keep_head_up(viewer)
         show_new_scans(viewer)
+        escape_cancels_in_viewer(viewer)
         # once the panel is built (the rest of its __init__ runs first); again when shown
         QTimer.singleShot(0, lambda: _alive(enter_presses_buttons, self))
         # docked by now (napari docks a panel as soon as it is built)
@@ -892,11 +893,19 @@ class JobWidgetMixin:
         """Esc: the running job whose button reads Cancel is cancelled, as a click would (not
         Train's Stop: its button does not read Cancel; hours of training, stopped by a stray
         key). True when one was."""
-        for button, job in list(self.jobs.items()):
-            if job.running and button.isEnabled() and button.text().startswith("Cancel"):
-                button.click()
-                return True
+        for _job, button in self.escapable_jobs():
+            button.click()
+            return True
         return False
+
+    def escapable_jobs(self) -> list:
+        """``(job, button)`` of each running job that Esc cancels: its button reads Cancel
+        (and is not already stopping it)."""
+        return [
+            (job, button)
+            for button, job in list(self.jobs.items())
+            if job.running and button.isEnabled() and button.text().startswith("Cancel")
+        ]
 
     def panel_closed(self) -> None:
         """The user closed the panel: take away what it shows in the viewer (override)."""
@@ -1187,6 +1196,123 @@ class JobWidgetMixin:
         set_status(self.status, busy_text, scroll=False)
         scroll_into_view(bar if bar is not None else button)
         return job.start()
+
+
+def escape_cancels_in_viewer(viewer) -> None:
+    """Esc pressed in ``viewer``'s window outside the plugin's panels (the canvas, clicked to
+    scroll slices; the layer list) cancels the newest run a Cancel button stops, when napari
+    itself would do nothing with that Esc. Before, Esc cancelled only with the focus inside
+    the panel, and a user who had clicked on the canvas pressed it for nothing.
+
+    Every Esc napari's keymap gets passes through the canvas's key-press event (the canvas's
+    own, and the one napari's window, its docks and its layer list forward there); the
+    watcher runs first, to see napari's state before napari acts. A widget that uses Esc
+    itself (a dialog, a popup, a field, a layer's name being edited, napari's tour) keeps
+    it: it never reaches the keymap. Once per viewer."""
+    try:
+        qt_viewer = viewer.window._qt_viewer
+        emitter = qt_viewer.canvas._scene_canvas.events.key_press
+    except Exception:  # no window (a viewer without Qt), or napari laid it out otherwise
+        return
+    if qt_viewer.property("livertumor_escape"):
+        return
+    qt_viewer.setProperty("livertumor_escape", True)
+    ref = weakref.ref(viewer)
+    last = [-1e9]  # when the last Esc that cancelled, or went to napari, or was let go, came
+
+    def on_key(event) -> None:
+        try:
+            if event.key != "Escape" or event.modifiers:
+                return
+            native = getattr(event, "native", None)
+            if native is not None and native.isAutoRepeat():
+                return  # a held key cancels one run, not one after another
+            found = ref()
+            if found is None or _focus_in_panel():
+                return
+            now = time.monotonic()
+            if napari_takes_escape(found) or (
+                now - last[0] < QApplication.doubleClickInterval() / 1000
+            ):
+                # napari's Esc, or a double-tap's second: Esc hammered to drop a polygon, or
+                # to cancel one run, cancels no run (or no other)
+                last[0] = now
+                return
+            if _escape_newest_job(found):
+                last[0] = now
+        except RuntimeError:  # a panel deleted meanwhile
+            pass
+        except Exception:  # raised here, it would keep the Esc from napari's own keymap
+            log.exception("Esc in the viewer could not cancel a run")
+
+    emitter.connect(on_key, position="first")
+
+
+def _focus_in_panel() -> bool:
+    """The keyboard focus is inside one of the plugin's panels: that panel's Esc cancels
+    its own run (it did, or it runs nothing), not another panel's."""
+    widget = QApplication.focusWidget()
+    while widget is not None:
+        if isinstance(widget, JobWidgetMixin):
+            return True
+        widget = widget.parentWidget()
+    return False
+
+
+def napari_takes_escape(viewer) -> bool:
+    """Would napari do something with an Esc now? Its keymap for the selected layer binds
+    Esc for a labels layer (drop the polygon being drawn, abort a brush stroke) and a shapes
+    layer (finish the shape being drawn): only while something is being drawn; any other Esc
+    binding (the user's, another plugin's, a later napari's) is napari's always. True when
+    unsure: Esc is left to napari."""
+    try:
+        from app_model.types import KeyBinding
+        from napari.layers import Labels, Shapes
+        from napari.utils.key_bindings import KeymapHandler
+
+        handler = KeymapHandler()
+        layer = viewer.layers.selection.active
+        handler.keymap_providers = [viewer] if layer is None else [layer, viewer]
+        keymap = handler.active_keymap
+        func = keymap.get(KeyBinding.from_str("Escape"), keymap.get(...))
+        if func is None:
+            return False
+        name = getattr(getattr(func, "__func__", func), "__qualname__", "")
+        if name == "reset_polygon" and isinstance(layer, Labels):
+            return bool(layer._overlays["brush_stroke"].active) or bool(
+                len(layer._overlays["polygon"].points)
+            )
+        if name == "finish_drawing_shape" and isinstance(layer, Shapes):
+            return bool(layer._is_creating or layer._is_moving or layer._is_selecting)
+    except Exception:  # napari's insides changed: its Esc is left alone
+        return True
+    return True
+
+
+def _escape_newest_job(viewer) -> bool:
+    """Cancel the newest run of ``viewer``'s panels that Esc cancels, as its Cancel button
+    would; True when there was one. The newest, not all: Esc stops what the user last set
+    going (an export just started), not a long segmentation started before it as well
+    (another Esc does that)."""
+    window = viewer.window._qt_window
+    runs = [
+        (job.started_at, panel, button)
+        for panel in window.findChildren(QWidget)
+        if isinstance(panel, JobWidgetMixin)
+        for job, button in panel.escapable_jobs()
+    ]
+    if not runs:
+        return False
+    _, panel, button = max(runs, key=lambda run: run[0])
+    button.click()
+    if not panel.isVisible():  # a panel behind another's tab: say whose run it was
+        try:
+            from napari.utils.notifications import show_info
+
+            show_info(f"{type(panel).__name__.removesuffix('Widget')}: Esc cancelled its run.")
+        except Exception:  # a notification is a courtesy
+            pass
+    return True
 
 
 def scroll_box(widget, max_height: int):
