@@ -121,6 +121,24 @@ def test_a_dicom_folder_gives_labels_with_the_affine_of_the_series(tmp_path, mod
     assert stats["software"]["torch"] and "commit" in stats["software"]
 
 
+def test_the_summary_tells_a_baseline_from_a_follow_up(tmp_path, models):
+    """Two studies of one patient segmented in one run: summary.csv gave no study date or
+    series, so which row was the follow-up could be told only from the stats files."""
+    import csv
+
+    for study, date, number in (("base", "20071223", 4), ("fu", "20080315", 104)):
+        write_ct_series(small_ct(seed=3), tmp_path / study, patient_id="HCC_001",
+                        study_date=date, series_number=number)  # fmt: skip
+    write_nifti(small_ct(seed=1), tmp_path / "c.nii.gz")
+    out = tmp_path / "out"
+    args = ["segment", str(tmp_path / "base"), str(tmp_path / "fu"), str(tmp_path / "c.nii.gz")]
+    assert main([*args, "-o", str(out), "--models", str(models), "--device", "cpu"]) == 0
+    with open(out / "summary.csv", newline="") as f:
+        rows = {r["case"]: r for r in csv.DictReader(f)}
+    got = {case: (r["study_date"], r["series_number"]) for case, r in rows.items()}
+    assert got == {"base": ("2007-12-23", "4"), "fu": ("2008-03-15", "104"), "c": ("", "")}
+
+
 def test_a_study_folder_with_several_series_is_one_case(tmp_path):
     vol = small_ct()
     write_ct_series(vol, tmp_path / "study" / "s1", patient_id="P1", study_uid="1.2.3.4")

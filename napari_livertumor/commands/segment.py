@@ -66,6 +66,8 @@ log = logging.getLogger("livertumor.segment")
 SUMMARY_FIELDS = [
     "case",
     "input",
+    "study_date",  # (a baseline and a follow-up of one patient told apart: null for a NIfTI)
+    "series_number",
     "status",
     "error",
     "warnings",
@@ -2769,6 +2771,8 @@ def _summary_name(path: Path) -> Path:
 
 def _summary_values(stats: dict) -> dict:
     return {
+        "study_date": stats.get("study_date"),
+        "series_number": stats.get("series_number"),
         "liver_ml": stats.get("liver_ml"),
         "tumor_ml": stats.get("tumor_ml"),
         "tumor_to_liver_ratio": stats.get("tumor_to_liver_ratio"),
