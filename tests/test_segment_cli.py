@@ -121,10 +121,13 @@ def test_a_dicom_folder_gives_labels_with_the_affine_of_the_series(tmp_path, mod
     assert stats["software"]["torch"] and "commit" in stats["software"]
 
 
-def test_the_summary_tells_a_baseline_from_a_follow_up(tmp_path, models):
+def test_the_summary_tells_a_baseline_from_a_follow_up(tmp_path, models, caplog):
     """Two studies of one patient segmented in one run: summary.csv gave no study date or
-    series, so which row was the follow-up could be told only from the stats files."""
+    series, so which row was the follow-up could be told only from the stats files. A rerun
+    of a patient folder with ``--series`` of the other study replaced the first study's
+    outputs saying only "other settings (--series)"."""
     import csv
+    import logging
 
     for study, date, number in (("base", "20071223", 4), ("fu", "20080315", 104)):
         write_ct_series(small_ct(seed=3), tmp_path / study, patient_id="HCC_001",
@@ -137,6 +140,18 @@ def test_the_summary_tells_a_baseline_from_a_follow_up(tmp_path, models):
         rows = {r["case"]: r for r in csv.DictReader(f)}
     got = {case: (r["study_date"], r["series_number"]) for case, r in rows.items()}
     assert got == {"base": ("2007-12-23", "4"), "fu": ("2008-03-15", "104"), "c": ("", "")}
+    patient = tmp_path / "HCC_001"  # the two series in one folder: one case
+    for study, date, number in (("base", "20071223", 4), ("fu", "20080315", 104)):
+        write_ct_series(small_ct(seed=3), patient / study, patient_id="HCC_001",
+                        study_uid="1.2.3.4", study_date=date, series_number=number)  # fmt: skip
+    one = ["segment", str(patient), "-o", str(tmp_path / "one"), "--models", str(models)]
+    base = load_ct(patient / "base").meta["series_uid"]
+    follow_up = load_ct(patient / "fu").meta["series_uid"]
+    assert main([*one, "--device", "cpu", "--series", base]) == 0
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert main([*one, "--device", "cpu", "--series", follow_up]) == 0
+    assert "other settings (--series: those are of series #4 'CT' of 2007-12-23)" in caplog.text
 
 
 def test_a_study_folder_with_several_series_is_one_case(tmp_path):

@@ -1582,6 +1582,12 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
         "series_uid": "--series",
         "patient": "the folder now holds several patients' scans (this case reads one)",
     }
+    if "series_uid" in changed:  # another scan's outputs replace these: say which these are of
+        from ..stats import scan_words
+
+        were = scan_words(old)
+        if were:
+            words["series_uid"] = f"--series: those are of {were}"
     return (
         ("other settings", ", ".join(words.get(k, k) for k in changed)) if changed else ("same", "")
     )
