@@ -327,3 +327,51 @@ def test_load_names_the_ground_truth_s_colours_of_the_palette_in_use(
         "outlined in its own colours: liver light yellow, tumor dark reddish purple (a "
         "segmentation's are sky blue and orange)" in said["colour-blind safe"]
     ), said["colour-blind safe"]
+
+
+@pytest.mark.parametrize(
+    ("title", "fields"),
+    [
+        ("2 Segment", {"stage_combo": "liver only", "device_combo": "cpu", "tta_check": True,
+                       "unsure_check": False}),
+        ("1 Load CT", {"source": "NIfTI file", "path": "/data/ct.nii.gz",
+                       "truth_path": "/data/truth.nii.gz"}),
+        ("5 Export", {"folder": "/data/exports", "masks_check": True, "stats_check": False}),
+    ],
+)  # fmt: skip
+def test_a_panel_closed_and_opened_again_from_the_plugins_menu_keeps_its_settings(
+    make_napari_viewer, qtbot, title, fields
+):
+    """napari's dock ✕ takes the panel away, and the Plugins menu then makes a new one: it
+    came back with its defaults (the output folder, the options chosen to type again)."""
+    from qtpy.QtWidgets import QCheckBox, QComboBox
+
+    def value(box):
+        if isinstance(box, QCheckBox):
+            return box.isChecked()
+        return box.currentText() if isinstance(box, QComboBox) else box.text()
+
+    def values(panel) -> dict:
+        return {name: value(getattr(panel, name)) for name in fields}
+
+    viewer = make_napari_viewer(show=True)
+    dock, panel = viewer.window.add_plugin_dock_widget("napari-livertumor", title)
+    for name, wanted in fields.items():
+        box = getattr(panel, name)
+        if isinstance(box, QCheckBox):
+            box.setChecked(wanted)
+        elif isinstance(box, QComboBox):
+            assert box.findText(wanted) >= 0  # (a choice it offers)
+            box.setCurrentText(wanted)
+        else:
+            box.setText(wanted)
+    assert values(panel) == fields
+    dock.title.close_button.click()  # the dock's ✕
+    qtbot.wait(50)
+    _, again = viewer.window.add_plugin_dock_widget("napari-livertumor", title)
+    assert again is not panel
+    assert values(again) == fields
+    # a panel opened in another viewer starts as new
+    other = make_napari_viewer()
+    _, elsewhere = other.window.add_plugin_dock_widget("napari-livertumor", title)
+    assert values(elsewhere) != fields

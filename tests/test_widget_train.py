@@ -1025,3 +1025,63 @@ def test_enter_on_the_question_about_an_existing_run_never_replaces_it(
     (stage / "model.safetensors").write_bytes(b"")
     assert widget.ask_existing_run(stage, False) == "cancel"
     assert widget.ask_existing_run(stage, True) == "resume"
+
+
+def test_a_train_panel_closed_mid_run_and_reopened_keeps_its_set_up_and_waits_for_the_run(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    """Closed with its dock's ✕ while training, the panel reopened from the Plugins menu came
+    back blank (data, output, epochs, patch to type again) and said nothing of the run still
+    stopping: its Start began a second run into the same output folder at once."""
+    import threading
+    import time
+
+    import napari_livertumor._widgets.train as train_mod
+
+    release, calls = threading.Event(), []
+
+    def stopping_slowly(config, should_cancel):  # a run that takes its time to save and end
+        calls.append(config)
+        yield {"event": "step", "step": 1, "losses": {"total": 0.9}, "total_steps": 21}
+        while not should_cancel():
+            time.sleep(0.01)
+        assert release.wait(30)
+        yield {"event": "cancelled", "stage": config.stage, "step": 0, "last": None}
+
+    monkeypatch.setattr(train_mod, "train_in_subprocess", stopping_slowly)
+    viewer = make_napari_viewer(show=True)
+    dock, first = viewer.window.add_plugin_dock_widget("napari-livertumor", "Train models")
+    (tmp_path / "data").mkdir()
+    _small_run(first, tmp_path / "data", tmp_path / "models")
+    first.epochs.setValue(7)
+    first.steps.setValue(3)
+    first.start_button.click()
+    qtbot.waitUntil(lambda: first.history["step"] == [1], timeout=20_000)
+    try:
+        dock.title.close_button.click()  # the dock's ✕ mid-run
+        qtbot.wait(50)
+        assert first.busy  # (stopping)
+        _, again = viewer.window.add_plugin_dock_widget("napari-livertumor", "Train models")
+        assert again is not first  # (napari makes a new panel)
+        assert again.data.text() == str(tmp_path / "data")
+        assert again.out.text() == str(tmp_path / "models")
+        assert (again.stage.currentText(), again.device.currentText()) == ("liver", "cpu")
+        assert (again.epochs.value(), again.steps.value()) == (7, 3)
+        assert again.patch.text() == "16, 32, 32"
+        text = again.status.text()
+        assert text.startswith("Still stopping: the panel was closed, so training was stopped")
+        assert "'Start' can be used again once it has stopped" in text
+        assert again.start_button.text() == "Stopping…" and not again.start_button.isEnabled()
+        again._start_clicked()  # (a click from code on the disabled button)
+        qtbot.wait(100)
+        assert len(calls) == 1 and "still ending" in again.status.text()
+    finally:
+        release.set()
+    qtbot.waitUntil(again.start_button.isEnabled, timeout=20_000)
+    assert again.start_button.text() == "Start" and not again.busy
+    assert again.status.text().startswith("Stopped: the panel was closed")
+    again.start_button.click()  # the run has ended: a new one starts
+    qtbot.waitUntil(lambda: len(calls) == 2, timeout=20_000)
+    again.jobs[again.start_button].started_at -= 1  # (not a double-click's second click)
+    again.start_button.click()  # Stop
+    qtbot.waitUntil(lambda: not again.busy, timeout=20_000)

@@ -815,6 +815,69 @@ def follow_layer_list(widget, viewer, slot) -> None:
     widget.destroyed.connect(disconnect)
 
 
+class _ClosedPanel:
+    """What a panel closed by the user left for the next one of its kind in its viewer: its
+    fields' values, and the jobs its closing stopped that were still ending (by the name of
+    the button that started them)."""
+
+    def __init__(self, panel, fields: dict, winding: dict, text: str) -> None:
+        self.panel = weakref.ref(panel)
+        self.fields = fields
+        self.winding = winding
+        self.text = text  # what the closing stopped, as said then (the panel may be gone)
+
+    def closed_text(self) -> str:
+        """The closed panel's own words for what its closing stopped, asked when its job has
+        ended (Train's depend on whether the run saved a state meanwhile)."""
+        panel = self.panel()
+        if panel is not None:
+            try:
+                return panel.closed_text()
+            except Exception:  # noqa: BLE001 - a panel half deleted: its words at the close
+                pass
+        return self.text
+
+
+#: viewer → panel class name → :class:`_ClosedPanel`: napari's dock ✕ takes a panel out and the
+#: Plugins menu then makes a new one, which came back blank (a training set-up to type again)
+#: and knew nothing of the closed panel's run still stopping (a Start beside it wrote into
+#: the same output folder)
+_CLOSED_PANELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _field_value(widget):
+    """The value of a form control (text, choice, number, tick), or None for another kind."""
+    from qtpy.QtWidgets import QAbstractButton, QLineEdit
+
+    if isinstance(widget, QAbstractButton):
+        return widget.isChecked() if widget.isCheckable() else None
+    if isinstance(widget, QComboBox):
+        return widget.currentText()
+    if isinstance(widget, QAbstractSpinBox) and hasattr(widget, "value"):
+        return widget.value()
+    if isinstance(widget, QLineEdit):
+        return widget.text()
+    return None
+
+
+def _set_field(widget, value) -> None:
+    """Set a form control as the user would: its signals fire (a stage chosen brings its
+    defaults; a model folder typed is read when its field is left, so that is said too)."""
+    from qtpy.QtWidgets import QAbstractButton, QLineEdit
+
+    if isinstance(widget, QAbstractButton):
+        widget.setChecked(bool(value))
+    elif isinstance(widget, QComboBox):
+        index = widget.findText(str(value))
+        if index >= 0:  # (a choice no longer offered: the panel's own)
+            widget.setCurrentIndex(index)
+    elif isinstance(widget, QAbstractSpinBox) and hasattr(widget, "setValue"):
+        widget.setValue(value)
+    elif isinstance(widget, QLineEdit) and widget.text() != value:
+        widget.setText(str(value))
+        widget.editingFinished.emit()
+
+
 class JobWidgetMixin:
     """Mixin for a QWidget that runs core work through :class:`Job` objects.
 
@@ -857,6 +920,7 @@ class JobWidgetMixin:
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         self.shutdown_jobs()
         self.panel_closed()
+        self._remember_closed()
         super().closeEvent(event)
 
     def event(self, event) -> bool:
@@ -869,7 +933,9 @@ class JobWidgetMixin:
                 for _, disconnect, _ in following:
                     disconnect()
                 self.panel_closed()
+                self._remember_closed()
             else:
+                self._forget_closed()  # this very panel docked again: it is as it was
                 for connect, _, slot in following:
                     if connect():  # docked again after a close: the layers may have changed
                         slot()
@@ -913,6 +979,10 @@ class JobWidgetMixin:
     def panel_opened(self) -> None:
         """The panel is docked (again) (override)."""
 
+    #: the form's controls (attribute names) a panel opened again in the viewer takes from
+    #: the one the user closed, in the order they are set (a choice that brings defaults
+    #: for others first)
+    REMEMBERED_FIELDS: tuple[str, ...] = ()
     #: a job of this widget is let finish when the widget closes, not stopped (an export: a
     #: set of files half replaced would mix old and new results)
     FINISH_ON_CLOSE = False
@@ -959,10 +1029,7 @@ class JobWidgetMixin:
                     else f"Stopping: {self.closed_text()}",
                 )
             if self._winding_jobs():
-                timer = QTimer(self)
-                timer.setInterval(200)
-                timer.timeout.connect(lambda: _alive(self._wound_down, timer))
-                timer.start()
+                self._watch_winding()
         except RuntimeError:  # the panel is being deleted
             pass
         if running and self.FINISH_ON_CLOSE:
@@ -998,12 +1065,95 @@ class JobWidgetMixin:
         except KeyError:
             return self.__dict__.setdefault("_winding", {})
 
+    def _watch_winding(self) -> None:
+        """Poll the jobs still ending until they have (:meth:`_wound_down`)."""
+        timer = QTimer(self)
+        timer.setInterval(200)
+        timer.timeout.connect(lambda: _alive(self._wound_down, timer))
+        timer.start()
+
+    def _remember_closed(self) -> None:
+        """The user closed the panel: its fields (``REMEMBERED_FIELDS``) and the jobs its
+        closing stopped that are still ending are kept for the next panel of its kind opened
+        in this viewer (napari's Plugins menu makes a new one; see :meth:`restore_closed`)."""
+        viewer = getattr(self, "viewer", None)
+        if viewer is None:
+            return
+        fields = {}
+        for name in self.REMEMBERED_FIELDS:
+            value = _field_value(getattr(self, name, None))
+            if value is not None:
+                fields[name] = value
+        adopted = self.__dict__.get("_adopted")  # a closed panel's, taken over when it opened
+        winding = {}
+        if not self.FINISH_ON_CLOSE:  # (Export: its own record refuses only the same files)
+            names = {id(v): k for k, v in vars(self).items()}
+            for button, job in self._winding_jobs().items():
+                if job.running and id(button) in names:
+                    winding[names[id(button)]] = job
+        if adopted is not None and set(winding) <= set(adopted.winding):
+            # only the run taken over is still ending: its own panel's words go on
+            record = _ClosedPanel(self, fields, winding, adopted.text)
+            record.panel = adopted.panel
+        else:
+            record = _ClosedPanel(self, fields, winding, self.closed_text())
+        try:
+            _CLOSED_PANELS.setdefault(viewer, {})[type(self).__qualname__] = record
+        except TypeError:  # a viewer that cannot be held weakly (a test's stand-in)
+            pass
+
+    def _forget_closed(self) -> None:
+        """This panel is docked again: what it left at its close is no longer for another."""
+        try:
+            closed = _CLOSED_PANELS.get(getattr(self, "viewer", None), {})
+        except TypeError:  # no viewer, or one that cannot be held weakly
+            return
+        record = closed.get(type(self).__qualname__)
+        if record is not None and record.panel() is self:
+            del closed[type(self).__qualname__]
+
+    def restore_closed(self) -> None:
+        """Called last in a panel's ``__init__``: a panel of its kind the user closed in this
+        viewer comes back as it was left. Its fields are set again, and a job its closing
+        stopped that is still ending is shown here as it would be in that panel: the button
+        that started it reads "Stopping…" and waits for it (a training run started at once
+        resumed from the state the stopping run was still saving, into the same folder)."""
+        try:
+            record = _CLOSED_PANELS.get(self.viewer, {}).pop(type(self).__qualname__, None)
+        except TypeError:
+            record = None
+        if record is None:
+            return
+        for name, value in record.fields.items():
+            _set_field(getattr(self, name, None), value)
+        winding = {
+            getattr(self, name): job
+            for name, job in record.winding.items()
+            if job.running and getattr(self, name, None) is not None
+        }
+        if not winding:
+            return
+        self.__dict__["_adopted"] = record
+        self._winding_jobs().update(winding)
+        for button in winding:
+            self._button_text.setdefault(button, button.text())
+            button.setText(self.STOPPING_TEXT)
+            button.setEnabled(False)
+        names = " and ".join(f"'{self._button_text[b]}'" for b in winding)
+        set_status(
+            self.status,
+            f"Still stopping: {record.text} {names} can be used again once it has stopped.",
+        )
+        self._watch_winding()
+
     def _wound_down(self, timer) -> None:
         """The jobs the panel's closing stopped have ended: their buttons are usable again."""
         if any(job.running for job in self._winding_jobs().values()):
             return
         timer.stop()
         timer.deleteLater()
+        # taken over from a closed panel: that panel says a failure in napari's notifications
+        adopted = self.__dict__.pop("_adopted", None)
         jobs = self._winding_jobs()
         failed = [job.error for job in jobs.values() if job.status == "failed"]
         for button in list(jobs):
@@ -1023,17 +1173,18 @@ class JobWidgetMixin:
                 if self.FINISH_ON_CLOSE
                 else "Closed while running: it then failed"
             ) + (f" ({error_text(err)})." if err is not None else ".")
-            if err is not None:
+            if err is not None and adopted is None:
                 log_failure(type(self).__name__, msg, err)
             if status is not None:
                 set_status(status, msg, error=True)
-            notify_error(msg)
+            if adopted is None:
+                notify_error(msg)
         elif status is not None:
             set_status(
                 status,
                 "Closed while writing: it finished in the background."
                 if self.FINISH_ON_CLOSE
-                else f"Stopped: {self.closed_text()}",
+                else f"Stopped: {adopted.closed_text() if adopted else self.closed_text()}",
             )
 
     @property

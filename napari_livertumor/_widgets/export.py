@@ -140,6 +140,8 @@ class ExportWidget(JobWidgetMixin, QWidget):
 
     # closed mid-export, the files already replaced and those not yet would mix two results
     FINISH_ON_CLOSE = True
+    # (not the Name nor the DICOM SEG tick: they follow the labels chosen)
+    REMEMBERED_FIELDS = ("folder", "nifti_check", "masks_check", "stats_check")
 
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -232,6 +234,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
         self.refresh_layers()
         if not self.labels_combo.count():  # no layer to pick: the SEG box says what it needs
             self._labels_changed()
+        self.restore_closed()  # an Export panel closed in this viewer: its folder and files
 
     # ------------------------------------------------------------------ user actions
     def refresh_layers(self, *_) -> None:

@@ -107,6 +107,9 @@ def _refuse_nifti_folder(folder: Path) -> None:
 class LoadWidget(JobWidgetMixin, QWidget):
     """Open a CT as a layer in mm, with the abdomen window and its geometry in the metadata."""
 
+    # (not the window: it shows the viewer's)
+    REMEMBERED_FIELDS = ("source", "path", "seed", "truth_path")
+
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = _layers.unproxied(napari_viewer)
@@ -225,6 +228,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.init_jobs(napari_viewer)
         # "Loaded 'HCC_001 …'" read as current after that scan's layers were deleted
         follow_layer_list(self, self.viewer, self._layers_changed)
+        self.restore_closed()  # a Load panel closed in this viewer: its paths, its load
 
     # ------------------------------------------------------------------ user actions
     def scan(self) -> None:

@@ -75,6 +75,9 @@ def _unknown_spacing_said(warning: str, ct_layer) -> str:
 class SegmentWidget(JobWidgetMixin, QWidget):
     """Run :func:`napari_livertumor.pipeline.segment_ct` on the chosen CT layer."""
 
+    # (not the CT nor the models: they follow the layers and folders there are)
+    REMEMBERED_FIELDS = ("stage_combo", "device_combo", "refine_check", "unsure_check", "tta_check")
+
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = _layers.unproxied(napari_viewer)
@@ -165,6 +168,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         warm_up_in_background(self.device_info, "napari_livertumor.pipeline", "scipy.ndimage")
         self.refresh_layers()
         self.refresh_models()
+        self.restore_closed()  # a Segment panel closed in this viewer: its options, its run
 
     def _stages_changed(self, *_) -> None:
         """The tumor's options do nothing for the liver only: greyed out (a ticked Refine

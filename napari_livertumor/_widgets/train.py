@@ -139,6 +139,11 @@ class TrainWidget(JobWidgetMixin, QWidget):
         "state is in the output folder's last/ (open the panel, choose the same output folder "
         "and Start, then Resume, to go on)."
     )
+    # (the stage and the start model first: they bring the patch, HU window and λ defaults)
+    REMEMBERED_FIELDS = (
+        "stage", "start_from", "init_folder", "data", "clinical", "out", "epochs", "steps", "lr",
+        "hu_low", "hu_high", "patch", "weak_lambda", "device",
+    )  # fmt: skip
 
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -345,6 +350,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         follow_font_size(self, also=self._theme_plot)  # (the plot's text sizes too)
         warm_up_in_background(self.device_info, "napari_livertumor.training.loop", "scipy.ndimage")
         self._stage_changed(self.stage.currentText())
+        self.restore_closed()  # a Train panel closed in this viewer: its set-up, its run
 
     def _check_inputs(self) -> tuple:
         """What a check's summary depends on: the folder, the clinical table, the stage and
