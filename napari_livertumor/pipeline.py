@@ -199,6 +199,8 @@ class InferenceConfig:
             raise InputError(
                 root, "is a file: --models takes the folder that holds liver/ and tumor/"
             )
+        if not root.exists():  # (said before a run plans its cases with these models)
+            raise ModelError(root, "models folder not found (it should hold liver/ and tumor/)")
         if (root / "metadata.json").is_file() and not (root / "liver").is_dir():
             from .models import default_model_dir, read_metadata
 

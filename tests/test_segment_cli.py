@@ -170,21 +170,27 @@ def test_missing_input_is_a_clear_error(tmp_path, models, capsys):
     assert "nothing.nii.gz: file or folder not found" in capsys.readouterr().err
 
 
-def test_a_missing_model_folder_is_a_clear_error(tmp_path, capsys):
+def test_a_missing_model_folder_is_a_clear_error(tmp_path, capsys, caplog):
+    """Refused before anything is planned: "models used: the liver model /nonexist/liver…"
+    was logged first (and a case with outputs there "redone with other settings")."""
+    import logging
+
     write_nifti(small_ct(), tmp_path / "ct.nii.gz")
-    rc = main(
-        [
-            "segment",
-            str(tmp_path / "ct.nii.gz"),
-            "-o",
-            str(tmp_path / "o"),
-            "--models",
-            str(tmp_path / "no_models"),
-        ]
-    )
+    with caplog.at_level(logging.INFO):
+        rc = main(
+            [
+                "segment",
+                str(tmp_path / "ct.nii.gz"),
+                "-o",
+                str(tmp_path / "o"),
+                "--models",
+                str(tmp_path / "no_models"),
+            ]
+        )
     assert rc == 1
     err = capsys.readouterr().err
-    assert "no_models" in err and "liver" in err
+    assert "no_models: models folder not found" in err and "liver" in err
+    assert "models used" not in caplog.text and "case(s) found" not in caplog.text
     assert not list((tmp_path / "o").glob("*_labels.nii.gz"))
 
 
