@@ -1050,7 +1050,8 @@ def _is_label_map(array: np.ndarray) -> bool:
 
 def _made_on_series(labels_path: Path) -> dict | None:
     """The DICOM series a ``livertumor segment`` label file was made from, as its
-    ``<case>_stats.json`` beside it says (``series_uid``, ``acquisition_number``); None for
+    ``<case>_stats.json`` beside it says (``series_uid``, ``acquisition``; its study's UID and
+    date, the series' number and description where it says them); None for
     any other file. Only then may the mask take a DICOM CT's identity in the viewer."""
     import json
 
@@ -1064,7 +1065,13 @@ def _made_on_series(labels_path: Path) -> dict | None:
         return None
     if not isinstance(data, dict) or not data.get("series_uid"):
         return None
-    return {"series_uid": str(data["series_uid"]), "acquisition": data.get("acquisition_number")}
+    made_on = {"series_uid": str(data["series_uid"]), "acquisition": data.get("acquisition_number")}
+    # which study and series in words, as the stats say them (Inspect names the scan of a
+    # labels file beside another study's ground truth or CT by them, not by UIDs)
+    for key in ("study_uid", "study_date", "series_number", "series_description"):
+        if isinstance(data.get(key), (str, int)) and data[key] != "":
+            made_on[key] = data[key]
+    return made_on
 
 
 def _stem(path: Path) -> str:

@@ -1042,3 +1042,155 @@ def test_unticking_contours_only_fills_the_labels_again(viewer_with_labels):
     assert layer.contour > 0
     widget.contour_check.setChecked(False)
     assert layer.contour == 0
+
+
+def _two_studies(shape=(16, 48, 48), follow_up_shape=None):
+    """A baseline (2007-12-23) and a follow-up (2008-03-15) of one patient, as Load reads two
+    DICOM studies: the same series number and description, their own UIDs and dates."""
+    studies = []
+    for date, uid, z in (("20071223", "1.2.3.1", shape), ("20080315", "1.2.3.2", follow_up_shape)):
+        vol, truth = tiny_ct(shape=z or shape)
+        vol.meta.update(
+            patient_id="HCC_001",
+            description="LIVER 3 PHASE CAP",
+            series_number=104,
+            study_date=date,
+            study_uid=f"{uid}.0",
+            series_uid=f"{uid}.1",
+        )
+        studies.append((vol, truth))
+    return studies
+
+
+def test_a_follow_up_is_not_scored_against_the_baselines_truth_on_its_grid(
+    make_napari_viewer, qtbot
+):
+    """A follow-up study on its baseline's grid: Inspect picked the baseline's ground truth for
+    the follow-up's segmentation and gave tumor Dice 0.84 and "1 of 1 true lesions found"
+    (0.55 against its own truth) without saying whose truth it was."""
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    (base, base_truth), (follow, _) = _two_studies()
+    base_ct = _layers.add_ct_layer(viewer, base)
+    _layers.add_labels_layer(
+        viewer, base_truth, base, f"{base_ct.name} ground truth", role="ground_truth",
+        ct_layer_name=base_ct.name,
+    )  # fmt: skip
+    follow_ct = _layers.add_ct_layer(viewer, follow)
+    assert follow_ct.name.endswith("2008-03-15")
+    pred = (base_truth > 0).astype(np.uint8)  # (its own tumor: none, say)
+    seg = _layers.add_labels_layer(
+        viewer, pred, follow, f"{follow_ct.name} segmentation", ct_layer_name=follow_ct.name
+    )
+    widget.refresh_layers()
+    assert widget.labels_combo.currentText() == seg.name
+    assert widget.truth_combo.currentText() == "(none)"
+    # the baseline's own segmentation still gets its truth
+    base_seg = _layers.add_labels_layer(
+        viewer, base_truth.clip(0, 2), base, f"{base_ct.name} segmentation",
+        ct_layer_name=base_ct.name,
+    )  # fmt: skip
+    widget.refresh_layers()
+    assert widget.labels_combo.currentText() == base_seg.name
+    assert widget.truth_combo.currentText() == f"{base_ct.name} ground truth"
+    # chosen by hand for the follow-up: kept, and the Dice said to compare two scans
+    widget.labels_combo.setCurrentText(seg.name)
+    assert widget.truth_combo.currentText() == "(none)"
+    index = widget.truth_combo.findText(f"{base_ct.name} ground truth")
+    widget.truth_combo.setCurrentIndex(index)
+    widget.truth_combo.activated.emit(index)
+    widget.refresh_layers()
+    assert widget.truth_combo.currentText() == f"{base_ct.name} ground truth"
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.scores is not None
+    said = widget.status.text()
+    assert "of another scan" in said and "2007-12-23" in said and "2008-03-15" in said, said
+    assert said.index("another scan") < said.index("Measured")
+    assert "another scan" in widget.detection_label.text()
+
+
+def test_a_labels_file_is_shown_over_its_own_studys_ct_on_a_jump(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """The baseline's labels opened from a file, the follow-up loaded after the baseline:
+    "Go to lesion" left the follow-up's CT drawn under them, and said only "Lesion 1: slice
+    …"."""
+    import json
+
+    from napari_livertumor.io.nifti import write_nifti
+
+    (base, base_truth), (follow, _) = _two_studies(follow_up_shape=(14, 48, 48))
+    write_nifti(base_truth.clip(0, 2), tmp_path / "HCC_001_labels.nii.gz", reference=base)
+    stats = {
+        "series_uid": base.meta["series_uid"],
+        "study_date": "2007-12-23",
+        "series_number": 104,
+        "series_description": "LIVER 3 PHASE CAP",
+    }  # (segment's stats beside its labels say which series they are of)
+    (tmp_path / "HCC_001_stats.json").write_text(json.dumps(stats))
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    base_ct = _layers.add_ct_layer(viewer, base)
+    follow_ct = _layers.add_ct_layer(viewer, follow)
+    viewer.open(str(tmp_path / "HCC_001_labels.nii.gz"), plugin="napari-livertumor")
+    labels = viewer.layers["HCC_001_labels"]
+    widget.labels_combo.setCurrentText(labels.name)
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    widget.go_to_lesion(0)
+    assert base_ct.visible and not follow_ct.visible
+    assert f"'{follow_ct.name}' hidden" in widget.status.text()
+
+
+def test_a_jump_names_the_ct_shown_under_labels_of_no_known_scan(make_napari_viewer, qtbot):
+    """Labels that name no CT (napari's New labels layer, a file without stats) on the grid of
+    two studies: the jump showed the top one's CT and said nothing of it."""
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    (base, base_truth), (follow, _) = _two_studies()
+    _layers.add_ct_layer(viewer, base)
+    follow_ct = _layers.add_ct_layer(viewer, follow)
+    viewer.add_labels(
+        base_truth.clip(0, 2), name="drawn", scale=base.napari_scale,
+        translate=base.napari_translate,
+    )  # fmt: skip
+    widget.labels_combo.setCurrentText("drawn")
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    widget.go_to_lesion(0)
+    said = widget.status.text()
+    assert f"the CT shown under it is '{follow_ct.name}'" in said, said
+
+
+def test_two_studies_segmentations_read_apart_in_a_narrow_picker(make_napari_viewer, qtbot):
+    """The baseline's and the follow-up's segmentations both read "HCC_001 LIVER 3 PH…
+    segmentation" in Inspect's (and Export's) picker: the study date, just before the last
+    word, was what the box cut off."""
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    for vol, _ in _two_studies():
+        ct = _layers.add_ct_layer(viewer, vol)
+        pred = np.zeros(vol.shape, np.uint8)
+        _layers.add_labels_layer(
+            viewer, pred, vol, f"{ct.name} segmentation", ct_layer_name=ct.name
+        )
+    combo = widget.labels_combo
+    names = [combo.itemText(i) for i in range(combo.count())]
+    assert len(names) == 2
+    for width, tail in ((300, "2008-03-15 segmentation"), (200, "2008-03-15")):
+        combo.setFixedWidth(width)  # (a docked panel's box; a narrower one)
+        qtbot.waitExposed(combo)
+        shown = []
+        for name in names:
+            combo.setCurrentText(name)
+            shown.append(combo.shown_text())
+            assert "…" in shown[-1], shown[-1]
+        assert shown[0] != shown[1], shown
+        dated = next(s for n, s in zip(names, shown, strict=True) if "2008-03-15" in n)
+        assert tail in dated, shown
+        combo.grab()  # it paints

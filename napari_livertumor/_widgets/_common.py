@@ -1978,7 +1978,9 @@ class NameCombo(QComboBox):
     Layer names are long ("HCC_001 LIVER 3 PHASE CAP segmentation") and a narrow panel cut
     off the end that tells a segmentation from a ground truth: a name too long for the box is
     shortened before its last word ("HCC_001 LIV… segmentation"), and in the middle in the
-    open list.
+    open list. Where that would read as another name of the list shortened (a baseline's and
+    a follow-up's, told apart by the study date before "segmentation"), the words that tell
+    them apart are kept ("HCC_001 LI… 2008-03-15 segmentation").
     """
 
     def __init__(self, lists_layers: bool = True) -> None:
@@ -1994,7 +1996,8 @@ class NameCombo(QComboBox):
         self.view().setTextElideMode(Qt.ElideMiddle)
 
     def shown_text(self) -> str:
-        """The chosen name as the closed box shows it (shortened in the middle to fit)."""
+        """The chosen name as the closed box shows it (shortened to fit: before its last word,
+        or around the words that tell it from another name that would read the same)."""
         from qtpy.QtWidgets import QStyle, QStyleOptionComboBox
 
         opt = QStyleOptionComboBox()
@@ -2005,12 +2008,18 @@ class NameCombo(QComboBox):
         text, width, metrics = opt.currentText, field.width(), self.fontMetrics()
         if metrics.horizontalAdvance(text) <= width:
             return text
-        # the last word ("segmentation", "truth", "refined") whole when it takes little room
-        head, space, last = text.rpartition(" ")
-        if space and metrics.horizontalAdvance(f"… {last}") <= 0.75 * width:
-            room = width - metrics.horizontalAdvance(f" {last}")
-            return f"{metrics.elidedText(head, Qt.ElideRight, room)} {last}"
-        return metrics.elidedText(text, Qt.ElideMiddle, width)
+        shown = _elided_name(text, width, metrics)
+        # a name shortened to read as another's: "HCC_001 LIVER 3 PH… segmentation" for the
+        # baseline's and the follow-up's alike, the study date (just before the last word) cut
+        alike = [
+            other
+            for other in (self.itemText(i) for i in range(self.count()))
+            if other != text and _elided_name(other, width, metrics) == shown
+        ]
+        if not alike:
+            return shown
+        start, end = _differing_words(text, alike)
+        return _elided_keeping(text, start, end, width, metrics) or shown
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
         from qtpy.QtWidgets import QStyle, QStyleOptionComboBox, QStylePainter
@@ -2029,6 +2038,68 @@ class NameCombo(QComboBox):
     def _show_name(self, name: str) -> None:
         tip = "\n\n".join(t for t in (self._description, name and f"Chosen: {name}") if t)
         super().setToolTip(tip)
+
+
+def _elided_name(text: str, width: int, metrics) -> str:
+    """``text`` shortened to ``width`` pixels: before its last word ("segmentation", "truth",
+    "refined") when that takes little room, else in the middle."""
+    if metrics.horizontalAdvance(text) <= width:
+        return text
+    head, space, last = text.rpartition(" ")
+    if space and metrics.horizontalAdvance(f"… {last}") <= 0.75 * width:
+        room = width - metrics.horizontalAdvance(f" {last}")
+        return f"{metrics.elidedText(head, Qt.ElideRight, room)} {last}"
+    return metrics.elidedText(text, Qt.ElideMiddle, width)
+
+
+def _differing_words(text: str, others: list[str]) -> tuple[int, int]:
+    """The words of ``text`` (``start``, ``end`` character positions) where it differs from
+    the most alike of ``others``: "2008-03-15" in "… CAP 2008-03-15 segmentation" beside
+    "… CAP segmentation"; where ``text`` only lacks a part of the other, the word before that
+    gap ("CAP" in the latter)."""
+    best = (-1, 0, 0)
+    for other in others:
+        n = min(len(text), len(other))
+        head = next((i for i in range(n) if text[i] != other[i]), n)
+        tail = next((i for i in range(n - head) if text[-1 - i] != other[-1 - i]), n - head)
+        best = max(best, (head + tail, head, len(text) - tail))
+    _, start, end = best
+    while end > start and text[end - 1] == " ":  # (a space both names share at the gap)
+        end -= 1
+    if end <= start:  # nothing of its own: the word before the gap
+        end = min(start, len(text))
+        while end > 0 and text[end - 1] == " ":
+            end -= 1
+        start = max(0, end - 1)
+    start = text.rfind(" ", 0, start) + 1  # whole words
+    stop = text.find(" ", max(end, start + 1))
+    return start, len(text) if stop < 0 else stop
+
+
+def _elided_keeping(text: str, start: int, end: int, width: int, metrics) -> str:
+    """``text`` shortened to ``width`` pixels with ``text[start:end]`` whole: what follows it
+    kept whole and the part before shortened, or what precedes it kept and the rest cut; ""
+    when neither fits."""
+    tail = text[start:]
+    head = text[:start].rstrip()
+    gap = " " if head != text[:start] else ""
+    room = width - metrics.horizontalAdvance(gap + tail)
+    if head and room >= metrics.horizontalAdvance(head[:3] + "…"):
+        return f"{metrics.elidedText(head, Qt.ElideRight, room)}{gap}{tail}"
+    if head and metrics.horizontalAdvance(f"…{gap}{tail}") <= width:  # (its last word kept)
+        return f"…{gap}{tail}"
+    kept = metrics.elidedText(text, Qt.ElideRight, width)
+    if len(kept.rstrip("…")) >= end:
+        return kept
+    # too narrow for all that follows: the differing words, what follows them cut
+    shortest = metrics.horizontalAdvance(head[:3] + "…") if head else 0
+    words = gap + text[start:end]
+    room = width - shortest - metrics.horizontalAdvance(words)
+    if room < metrics.horizontalAdvance("…"):
+        return ""
+    rest = metrics.elidedText(text[end:], Qt.ElideRight, room)
+    room = width - metrics.horizontalAdvance(words + rest)
+    return f"{metrics.elidedText(head, Qt.ElideRight, room) if head else ''}{words}{rest}"
 
 
 class RefreshingCombo(NameCombo):

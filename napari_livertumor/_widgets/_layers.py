@@ -1322,6 +1322,55 @@ def same_scan(layer, ct_layer) -> bool:
     return bool(a.get("source")) and _resolved(a["source"]) == _resolved(b.get("source"))
 
 
+def scan_of(layer, viewer=None) -> tuple[str, str] | None:
+    """Which scan the labels (or CT) ``layer`` is of, as far as it tells: ``(key, words)``,
+    the key equal for two layers of one scan (a DICOM series and acquisition, or a NIfTI CT's
+    file), the words naming it for a reader (``series #104 'LIVER 3 PHASE CAP' of
+    2007-12-23``, or ""). None when nothing tells (napari's *New labels layer*, a NIfTI
+    label file with no stats beside it).
+
+    Said by its own CTVolume's DICOM identity, else by the series ``segment``'s stats beside
+    a labels file name (``made_on_series``), else by the CT layer it was made on. The grid
+    alone does not tell: a follow-up study resampled onto its baseline's grid was scored
+    against the baseline's ground truth, unsaid."""
+    from ..stats import scan_identity, scan_words
+
+    meta = getattr((getattr(layer, "metadata", None) or {}).get(CT_VOLUME), "meta", None) or {}
+    if meta.get("series_uid"):
+        key = f"{meta['series_uid']}/{meta.get('acquisition_number')}"
+        return key, scan_words(scan_identity(meta))
+    made_on = meta.get("made_on_series")
+    if isinstance(made_on, dict) and made_on.get("series_uid"):
+        key = f"{made_on['series_uid']}/{made_on.get('acquisition')}"
+        said = scan_identity(
+            {
+                "series_uid": made_on["series_uid"],
+                "study_date": str(made_on.get("study_date") or "").replace("-", ""),
+                "series_number": made_on.get("series_number"),
+                "description": made_on.get("series_description"),
+            }
+        )
+        return key, scan_words(said)
+    if viewer is None or (layer.metadata or {}).get(ROLE) == "ct":
+        if (layer.metadata or {}).get(ROLE) == "ct" and meta.get("source"):
+            return f"file:{_resolved(meta['source'])}", ""  # a NIfTI CT: its file
+        return None
+    own = linked_ct_name(layer, viewer)
+    if own is None:
+        return None
+    return scan_of(viewer.layers[own], viewer)
+
+
+def other_scans(a, b, viewer=None) -> str | None:
+    """When the layers ``a`` and ``b`` both tell their scan (:func:`scan_of`) and the two
+    differ: ``b``'s scan in words (or "another scan"); None when they are one scan, or either
+    cannot tell."""
+    mine, theirs = scan_of(a, viewer), scan_of(b, viewer)
+    if mine is None or theirs is None or mine[0] == theirs[0]:
+        return None
+    return theirs[1] or "another scan"
+
+
 def _resolved(path) -> str:
     """A path as the file system resolves it (a symlink, another mount of it: the same file)."""
     if not path:

@@ -273,6 +273,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
         _layers.on_palette_changed(self._palette_changed, self.viewer)
         self.labels_combo.currentTextChanged.connect(self._labels_changed)
         self.truth_combo.currentTextChanged.connect(self._truth_changed)
+        self._hand_pick = None  # (labels, truth) the user chose together (weakly held)
+        self._none_fitted = False  # (none) chosen here as no ground truth fits the labels
+        self.truth_combo.activated.connect(self._truth_activated)
         self.measure_button.clicked.connect(self._measure_clicked)
         self.copy_button.clicked.connect(self.copy_results)
         figures = self.volume_table.model()
@@ -436,6 +439,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
             )
             return
         name = layer.name
+        # a ground truth of another scan on the same grid (chosen by hand): said with the Dice
+        other_scan = self._other_scan_note(layer, truth_layer)
         self._watch_truth(truth_layer)
         # an edit made while it runs makes these figures old (of the labels or of the truth)
         edits = (self._edit_count(layer), self._edit_count(truth_layer))
@@ -496,6 +501,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 truth=truth_layer,
                 no_hu=no_hu,
                 digest=digest,
+                other_scan=other_scan,
             ),
             button=self.measure_button,
             description="measure",
@@ -569,6 +575,12 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 else ""
             )
             + (
+                f"; the CT shown under it is '{self._unknown_ct[0].name}', which may not be "
+                f"its scan: {self._unknown_ct[1]}"
+                if getattr(self, "_unknown_ct", None) is not None and not grid
+                else ""
+            )
+            + (
                 f"; '{layer.name}' shows its tumor only in 3D (the liver's surface hid it; all "
                 "its labels again in 2D)"
                 if tumor_only
@@ -628,8 +640,12 @@ class InspectWidget(JobWidgetMixin, QWidget):
         own_ct = (
             layers[layer.metadata.get(_layers.CT_LAYER)]
             if (layer.metadata.get(_layers.CT_LAYER) in layers)
-            else None
+            else self._ct_under(layer)
         )
+        self._unknown_ct = None
+        if own_ct is None:  # which CT they are of cannot be told: the status names the one shown
+            shown = self._ct_shown_under(layer, world)
+            self._unknown_ct = None if shown is None else (shown, self._why_no_ct(layer))
         for ly in (layer, own_ct):
             if ly is not None and not ly.visible:
                 ly.visible = True
@@ -648,6 +664,44 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 ly.visible = False
                 hidden.append(ly.name)
         return hidden
+
+    def _ct_under(self, layer):
+        """The open CT layer that labels with no link to their CT (opened from a file) are of:
+        the one on their grid of the scan they tell (:func:`_layers.scan_of`: a ``segment``
+        file's stats name their series), or the only one on their grid when they tell none.
+        None when no CT, or several that cannot be told apart, lie there. (Unlinked, the
+        baseline's labels were drawn over the follow-up's CT loaded after them.)"""
+        cts = _layers._cts_on_grid(layer, self.viewer.layers)
+        mine = _layers.scan_of(layer, self.viewer)
+        if mine is not None:
+            cts = [ct for ct in cts if (_layers.scan_of(ct, self.viewer) or ("",))[0] == mine[0]]
+        return cts[0] if len(cts) == 1 else None
+
+    def _why_no_ct(self, layer) -> str:
+        """Why :meth:`_ct_under` finds no CT for ``layer``, as a clause."""
+        cts = _layers._cts_on_grid(layer, self.viewer.layers)
+        if not cts:
+            return "no open CT lies on its grid"
+        if _layers.scan_of(layer, self.viewer) is not None:
+            return "none of the CTs on its grid is of the scan it was made on"
+        return f"it names no scan, and {len(cts)} CTs lie on its grid"
+
+    def _ct_shown_under(self, layer, world):
+        """The top visible CT image under ``layer`` that holds the point ``world``, or None."""
+        from napari.layers import Image
+
+        layers = self.viewer.layers
+        for ly in reversed(list(layers)[: layers.index(layer)]):
+            if (
+                isinstance(ly, Image)
+                and ly.metadata.get(_layers.ROLE) == "ct"
+                and ly.visible
+                and ly.data.ndim == len(world)
+            ):
+                lo, hi = np.asarray(ly.extent.world)
+                if np.all(np.asarray(world) >= lo) and np.all(np.asarray(world) <= hi):
+                    return ly
+        return None
 
     def _mark_lesion(self, layer, lesion: dict) -> str | None:
         """Ring lesion ``lesion`` on its centre slice, numbered (one marker, moved from lesion
@@ -727,6 +781,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         truth=None,
         no_hu: str | None = None,
         digest: str | None = None,
+        other_scan: str = "",
     ) -> None:
         if layer is not None and (
             layer not in self.viewer.layers or layer is not self.labels_layer()
@@ -833,7 +888,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
         detection = stats.get("detection") if scored else None
         self.detection_label.setVisible(detection is not None)
         if detection is not None:
-            self.detection_label.setText(_detection_text(detection))
+            self.detection_label.setText(
+                ("⚠ The ground truth is of another scan. " if other_scan else "")
+                + _detection_text(detection)
+            )
         self._measured_truth = truth
         self._measured_edits = edits
         self._measured_digest = digest
@@ -860,9 +918,11 @@ class InspectWidget(JobWidgetMixin, QWidget):
             )
         else:
             absent = [c for c, s in (scores or {}).items() if not np.isfinite(s["dice"])]
+            other_scan = other_scan if scores is not None else ""
             set_status(
                 self.status,
-                f"Measured '{name}'."
+                (f"{other_scan}\n" if other_scan else "")
+                + f"Measured '{name}'."
                 + (
                     f" No {' nor '.join(absent)} in the labels nor in the ground truth: no "
                     "Dice or IoU to give (—; evaluate leaves such a case out of its mean)."
@@ -870,6 +930,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
                     else ""
                 )
                 + (f" No HU columns: {no_hu}." if no_hu else ""),
+                warning=bool(other_scan),
             )
         # the headline figures (volumes) in view, not only the status line below the tables
         scroll_into_view(self.volume_table)
@@ -946,11 +1007,16 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self.scores = None
         self.score_table.setVisible(False)
         self._unscore_lesions()
+        other_scan = self._other_scan_note(self._measured_layer, chosen)
         set_status(
             self.status,
-            f"Click Measure to score against '{chosen.name}'."
-            if chosen is not None
-            else "No ground truth chosen: no Dice.",
+            (f"{other_scan}\n" if other_scan else "")
+            + (
+                f"Click Measure to score against '{chosen.name}'."
+                if chosen is not None
+                else "No ground truth chosen: no Dice."
+            ),
+            warning=bool(other_scan),
         )
 
     def copy_results(self) -> str:
@@ -997,24 +1063,78 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 item.setToolTip("")
 
     def _pick_matching_truth(self, layer, chosen_gone: bool = False) -> None:
-        """Keep a ground truth on ``layer``'s grid: the chosen one, else one that fits (the
-        one made on ``layer``'s CT first), else none. None chosen stays so unless
-        ``chosen_gone``: the one chosen was deleted."""
+        """Keep a ground truth of ``layer``'s scan: the chosen one, else one that fits (the
+        one made on ``layer``'s CT first, then one of its series), else none. None chosen
+        stays so unless ``chosen_gone``: the one chosen was deleted.
+
+        A ground truth on ``layer``'s grid but of another scan (:func:`_layers.other_scans`:
+        a baseline's SEG beside a follow-up resampled onto its grid, another phase of a
+        stacked series) is never picked here: the follow-up was scored against the
+        baseline's truth (tumor Dice 0.84, "1 of 1 true lesions found"; 0.55 against its
+        own) without a word. Chosen by hand for these labels, it stays (Measure says whose
+        it is)."""
         if layer is None:
             return
         chosen = self.truth_layer()
-        if (chosen is None and not chosen_gone) or (
-            chosen is not None and _same_grid(chosen, layer)
+        if chosen is None and not chosen_gone and not self._none_fitted:
+            return
+        if (
+            chosen is not None
+            and _same_grid(chosen, layer)
+            and (
+                _layers.other_scans(layer, chosen, self.viewer) is None
+                or self._picked_by_hand(layer, chosen)
+            )
         ):
             return
         fits = [
             ly
             for ly in _layers.labels_layers(self.viewer, role="ground_truth")
-            if _same_grid(ly, layer)
+            if _same_grid(ly, layer) and _layers.other_scans(layer, ly, self.viewer) is None
         ]
         own = _layers.linked_ct_name(layer, self.viewer)
-        fits.sort(key=lambda ly: bool(own) and _layers.linked_ct_name(ly, self.viewer) == own)
+        mine = _layers.scan_of(layer, self.viewer)
+
+        def rank(ly) -> tuple[bool, bool]:
+            theirs = _layers.scan_of(ly, self.viewer)
+            return (
+                bool(own) and _layers.linked_ct_name(ly, self.viewer) == own,
+                mine is not None and theirs is not None and theirs[0] == mine[0],
+            )
+
+        fits.sort(key=rank)
+        # none for want of one of these labels' scan: the next labels chosen get theirs (the
+        # baseline's segmentation, chosen after the follow-up's, stayed without its truth)
+        self._none_fitted = not fits
         self.truth_combo.setCurrentText(fits[-1].name if fits else NO_TRUTH)
+
+    def _truth_activated(self, _index: int) -> None:
+        """The user chose a ground truth (or none) in the list: kept for the labels chosen,
+        also one of another scan (scored with that said)."""
+        labels, truth = self.labels_layer(), self.truth_layer()
+        self._none_fitted = False  # (none chosen by hand stays so)
+        self._hand_pick = (
+            None if labels is None or truth is None else (weakref.ref(labels), weakref.ref(truth))
+        )
+
+    def _picked_by_hand(self, labels, truth) -> bool:
+        pick = self._hand_pick
+        return pick is not None and pick[0]() is labels and pick[1]() is truth
+
+    def _other_scan_note(self, labels, truth) -> str:
+        """What to say before the Dice of ``labels`` against a ground truth ``truth`` of
+        another scan; "" when it is theirs or cannot be told apart."""
+        if labels is None or truth is None:
+            return ""
+        theirs = _layers.other_scans(labels, truth, self.viewer)
+        if theirs is None:
+            return ""
+        mine = (_layers.scan_of(labels, self.viewer) or ("", ""))[1]
+        return (
+            f"The ground truth '{truth.name}' is of another scan ({theirs}) than "
+            f"'{labels.name}'{f' ({mine})' if mine else ''}: its Dice, IoU and lesions found "
+            "compare two scans, not these labels with their own truth."
+        )
 
     def _watch_edits(self, layer) -> None:
         """Say the figures are stale as soon as the user paints on the measured layer, undoes or
