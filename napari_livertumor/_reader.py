@@ -579,7 +579,24 @@ def ct_layer_data(volume) -> tuple:
         "contrast_limits": CT_CONTRAST_LIMITS,
         "metadata": {"ct_volume": volume, "livertumor_role": "ct", **_plain_meta(meta)},
     }
+    if str(meta.get("modality") or "CT").upper() != "CT":
+        # an MR's values are no HU: the abdomen window showed it mostly white (and the HU
+        # presets leave a scan of another modality alone), as Load CT's contrast does
+        kwargs["contrast_limits"] = value_contrast_limits(volume.array)
     return (volume.array, kwargs, "image")
+
+
+def value_contrast_limits(data) -> tuple[float, float]:
+    """Contrast limits from an image's own values, for a scan whose values are no HU: their
+    0.5th and 99.5th percentiles over a sample of the voxels (a few million at most)."""
+    data = np.asarray(data)
+    step = max(1, round((data.size / 2_000_000) ** (1 / 3)))
+    sample = data[::step, ::step, ::step] if data.ndim == 3 else data
+    low, high = (float(v) for v in np.percentile(sample, (0.5, 99.5)))
+    if not high > low:  # one value throughout: its whole range
+        low, high = float(data.min()), float(data.max())
+        high = high if high > low else low + 1
+    return low, high
 
 
 def labels_layer_data(

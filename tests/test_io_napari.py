@@ -835,6 +835,22 @@ def test_what_the_reader_leaves_out_is_said_not_only_stored(tmp_path, monkeypatc
     assert any("Hounsfield" in w for w in kwargs["metadata"]["warnings"])
 
 
+def test_an_mr_nifti_opens_with_contrast_from_its_own_values(tmp_path):
+    """Opened with File > Open it got the abdomen window (-160…240): an MR of values up to
+    1500 showed 84 % white, and the HU presets leave a scan of another modality alone (Load
+    CT gave it contrast from its values)."""
+    import nibabel as nib
+
+    values = (np.random.default_rng(0).random((12, 40, 40)) * 1500).astype(np.int16)
+    img = nib.Nifti1Image(values.T, np.diag([0.9, 0.9, 2.5, 1]))
+    img.header["descrip"] = b"MR image: T1"
+    nib.save(img, tmp_path / "mr.nii.gz")
+    [(data, kwargs, kind)] = _reader.read_nifti_layers(str(tmp_path / "mr.nii.gz"))
+    low, high = kwargs["contrast_limits"]
+    assert kind == "image" and 0 <= low < 20 and 1480 < high <= 1500
+    assert float((np.asarray(data) >= high).mean()) < 0.01
+
+
 def _mr_series(folder) -> tuple:
     """A 4-slice series whose Modality says MR: (its first file, its SeriesInstanceUID)."""
     import pydicom

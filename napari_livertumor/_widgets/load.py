@@ -797,13 +797,9 @@ def _load_sample(seed: int):
 def _auto_contrast(layer) -> None:
     """Contrast limits from the data's values (its 0.5th and 99.5th percentiles, over a sample
     of the voxels), for a scan whose values are no HU."""
-    data = np.asarray(layer.data)
-    step = max(1, round((data.size / 2_000_000) ** (1 / 3)))  # a few million voxels at most
-    sample = data[::step, ::step, ::step] if data.ndim == 3 else data
-    low, high = (float(v) for v in np.percentile(sample, (0.5, 99.5)))
-    if not high > low:  # one value throughout: its whole range
-        low, high = float(data.min()), float(data.max())
-        high = high if high > low else low + 1
+    from .._reader import value_contrast_limits
+
+    low, high = value_contrast_limits(layer.data)
     rng = layer.contrast_limits_range
     layer.contrast_limits_range = (min(rng[0], low), max(rng[1], high))
     layer.contrast_limits = (low, high)
