@@ -38,6 +38,26 @@ def _export(widget, qtbot):
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
 
 
+def test_the_status_names_the_exported_layer_renamed_by_a_rerun_meanwhile(dicom_viewer, qtbot):
+    """A Segment rerun that ended while Export wrote renamed the exported layer "… (previous)"
+    and gave the new result its name: "Wrote 4 file(s) of 'TEST_001 CT segmentation'" then
+    named the new, unexported layer (the files held the first one's labels)."""
+    from napari_livertumor._widgets.segment import _keep_previous
+
+    viewer, widget, vol, labels, out = dicom_viewer
+    widget.folder.setText(str(out))
+    widget.labels_combo.setCurrentText("TEST_001 CT segmentation")
+    widget.export_button.click()
+    # the rerun's result arrives (on the main thread) before the export's is handed over
+    kept, _ = _keep_previous(viewer, "TEST_001 CT segmentation", "TEST_001 CT")
+    _layers.add_labels_layer(
+        viewer, np.zeros_like(labels), vol, "TEST_001 CT segmentation", ct_layer_name="TEST_001 CT"
+    )
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert kept == "TEST_001 CT segmentation (previous)"
+    assert f"file(s) of '{kept}' to" in widget.status.text()
+
+
 def test_a_deleted_choice_falls_back_to_the_newest_segmentation_on_view(dicom_viewer):
     """Export and Inspect fell back to the first layer in the list: a hidden "(previous)" run,
     another scan's, where Refine took the one on view."""

@@ -467,8 +467,9 @@ class ExportWidget(JobWidgetMixin, QWidget):
             _WRITING[key] = writing
         writing.job = self.run_job(
             target,
-            lambda result, name=layer.name, layer=layer: (
-                self._done(result[0], note, result[1], name),
+            lambda result, layer=layer: (
+                # (its name now: a Segment rerun meanwhile renamed it "… (previous)")
+                self._done(result[0], note, result[1], layer.name),
                 mark_result_of(self, layer),
             ),
             button=self.export_button,
