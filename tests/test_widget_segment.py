@@ -180,6 +180,29 @@ def test_reruns_on_a_scan_named_with_a_bracket_keep_one_unedited_copy_aside(
     assert "Removed 1 older hidden unedited copy(ies)" in widget.status.text()
 
 
+def test_a_rerun_keeps_an_unedited_copy_aside_that_refine_is_applying_to(
+    viewer_with_ct, models_dir, qtbot, monkeypatch
+):
+    """A rerun removed the hidden unedited "(previous)" copy while a Refine Apply still ran
+    on it: the Apply's minutes of contour then ended "removed while refining", with no word
+    of who removed it."""
+    from napari_livertumor._widgets import _layers
+
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    widget.stage_combo.setCurrentText("liver only")
+    for _ in range(2):
+        widget.run_button.click()
+        qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    aside = viewer.layers["tiny CT segmentation (previous)"]
+    apply = _layers.HeldApply()  # (an Apply whose result will be written into it)
+    _layers.mark_refining(aside, apply)
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert aside in viewer.layers
+    apply.done()
+
+
 def test_cancel_stops_the_run_and_adds_nothing(viewer_with_ct, models_dir, qtbot, monkeypatch):
     viewer, _ = viewer_with_ct
     widget = _segment_widget(viewer, models_dir, monkeypatch)

@@ -789,7 +789,8 @@ def _keep_previous(viewer, name: str, ct_name: str | None = None) -> tuple[str |
 def _drop_unedited_previous(viewer, keep, ct_name: str | None) -> list[str]:
     """Remove the hidden '(previous)' layers of ``ct_name`` that hold a model's output exactly
     as it made it (each rerun kept one more full-size copy: hundreds of MB after a few runs of
-    a 512² CT); a layer painted in or refined is never removed."""
+    a 512² CT); a layer painted in or refined, or one a Refine Apply is refining, is never
+    removed."""
     from .._writer import MODEL_DIGEST, labels_edited
 
     dropped = []
@@ -802,6 +803,7 @@ def _drop_unedited_previous(viewer, keep, ct_name: str | None) -> list[str]:
             and ly.metadata.get(_layers.CT_LAYER) == ct_name
             and ly.metadata.get(MODEL_DIGEST)
             and not labels_edited(ly.metadata, ly.data)
+            and not _layers.refining(ly)  # (a Refine Apply will write into it: kept)
         ):
             dropped.append(ly.name)
             viewer.layers.remove(ly)
