@@ -137,7 +137,11 @@ def test_the_summary_tells_a_baseline_from_a_follow_up(tmp_path, models, caplog)
     args = ["segment", str(tmp_path / "base"), str(tmp_path / "fu"), str(tmp_path / "c.nii.gz")]
     assert main([*args, "-o", str(out), "--models", str(models), "--device", "cpu"]) == 0
     with open(out / "summary.csv", newline="") as f:
-        rows = {r["case"]: r for r in csv.DictReader(f)}
+        table = csv.DictReader(f)
+        rows = {r["case"]: r for r in table}
+    # (added last: the columns a script reads by place are where they were)
+    assert table.fieldnames[:3] == ["case", "input", "status"]
+    assert table.fieldnames[-2:] == ["study_date", "series_number"]
     got = {case: (r["study_date"], r["series_number"]) for case, r in rows.items()}
     assert got == {"base": ("2007-12-23", "4"), "fu": ("2008-03-15", "104"), "c": ("", "")}
     patient = tmp_path / "HCC_001"  # the two series in one folder: one case

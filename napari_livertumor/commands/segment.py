@@ -66,8 +66,6 @@ log = logging.getLogger("livertumor.segment")
 SUMMARY_FIELDS = [
     "case",
     "input",
-    "study_date",  # (a baseline and a follow-up of one patient told apart: null for a NIfTI)
-    "series_number",
     "status",
     "error",
     "warnings",
@@ -86,6 +84,9 @@ SUMMARY_FIELDS = [
     "dicom_seg",
     "preview",
     "lesion_map",
+    # (added last: a script reading columns by place reads the others as before)
+    "study_date",  # (a baseline and a follow-up of one patient told apart: blank for a NIfTI)
+    "series_number",
 ]
 
 #: Optional outputs of a case: the option's name in ``stats["outputs"]`` and the file's ending.
