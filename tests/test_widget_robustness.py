@@ -243,6 +243,42 @@ def test_escape_on_the_canvas_ends_a_labels_polygon_before_it_cancels(segmenting
     assert gate.saw_cancel.is_set()
 
 
+def test_escape_during_a_brush_stroke_or_in_a_layer_controls_field_cancels_no_run(
+    segmenting, gate, qtbot
+):
+    """An Esc pressed with the mouse held (a brush stroke being painted: napari keeps the
+    stroke) or typed in a field of napari's layer controls (its dock hands the Esc on to the
+    canvas) was taken for the canvas's and cancelled the run."""
+    from qtpy.QtCore import QPoint, Qt
+    from qtpy.QtWidgets import QAbstractSpinBox, QApplication
+
+    viewer, widget, _, vol = segmenting
+    widget.jobs[widget.run_button].started_at -= 5  # (not a double-click's second click)
+    ct = viewer.layers[0]
+    labels = viewer.add_labels(np.zeros(vol.shape, np.uint8), name="paint", scale=ct.scale,
+                               translate=ct.translate)  # fmt: skip
+    labels.mode = "paint"
+    canvas = _focus_canvas(viewer, qtbot)
+    middle = canvas.rect().center()
+    qtbot.mousePress(canvas, Qt.LeftButton, pos=middle)
+    for step in range(0, 30, 3):
+        qtbot.mouseMove(canvas, pos=middle + QPoint(step, step))
+    qtbot.keyClick(canvas, Qt.Key_Escape)
+    qtbot.mouseRelease(canvas, Qt.LeftButton, pos=middle + QPoint(30, 30))
+    qtbot.wait(QApplication.doubleClickInterval() + 300)
+    assert widget.busy and not gate.saw_cancel.is_set()
+    boxes = viewer.window._qt_viewer.controls.findChildren(QAbstractSpinBox)
+    box = next(b for b in boxes if b.isVisible())
+    box.setFocus()
+    qtbot.waitUntil(box.hasFocus, timeout=5_000)
+    qtbot.keyClick(box, Qt.Key_Escape)
+    qtbot.wait(500)
+    assert widget.busy and not gate.saw_cancel.is_set()
+    qtbot.keyClick(_focus_canvas(viewer, qtbot), Qt.Key_Escape)  # on the canvas: cancelled
+    qtbot.waitUntil(lambda: not widget.busy, timeout=10_000)
+    assert gate.saw_cancel.is_set()
+
+
 def test_escape_on_the_canvas_cancels_the_newest_of_two_runs(segmenting, gate, qtbot, models_dir):
     """Two panels running: Esc stops the one started last; the earlier one goes on, also
     through a double-tapped Esc (the next Esc, once it is not a double-tap, stops it)."""

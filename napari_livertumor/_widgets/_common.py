@@ -1379,9 +1379,14 @@ def escape_cancels_in_viewer(viewer) -> None:
             if native is not None and native.isAutoRepeat():
                 return  # a held key cancels one run, not one after another
             found = ref()
-            if found is None or _focus_in_panel():
-                return
+            if found is None or not _focus_on_canvas_or_layer_list(found):
+                return  # (in a panel: its own Esc; in another field: that field's)
             now = time.monotonic()
+            if QApplication.mouseButtons() != Qt.NoButton:
+                # a drag in progress (a brush stroke, a box being drawn): the Esc is meant
+                # for it, whether napari uses it or not
+                last[0] = now
+                return
             if napari_takes_escape(found) or (
                 now - last[0] < QApplication.doubleClickInterval() / 1000
             ):
@@ -1399,13 +1404,23 @@ def escape_cancels_in_viewer(viewer) -> None:
     emitter.connect(on_key, position="first")
 
 
-def _focus_in_panel() -> bool:
-    """The keyboard focus is inside one of the plugin's panels: that panel's Esc cancels
-    its own run (it did, or it runs nothing), not another panel's."""
+def _focus_on_canvas_or_layer_list(viewer) -> bool:
+    """The keyboard focus is on ``viewer``'s canvas or in its layer list (or nowhere in
+    particular: the window itself), where Esc cancels a run; not in one of the plugin's
+    panels (whose own Esc cancels its run) nor in a field of napari's (a layer-controls box,
+    whose dock hands on an Esc the field did not use)."""
     widget = QApplication.focusWidget()
+    if widget is None:
+        return True
+    qt_viewer = viewer.window._qt_viewer
+    places = [qt_viewer.canvas.native, qt_viewer.layers, qt_viewer, viewer.window._qt_window]
     while widget is not None:
         if isinstance(widget, JobWidgetMixin):
+            return False
+        if any(widget is place for place in places[:2]):
             return True
+        if any(widget is place for place in places[2:]):
+            return widget is QApplication.focusWidget()  # (the window itself has the focus)
         widget = widget.parentWidget()
     return False
 
