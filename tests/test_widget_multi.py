@@ -375,3 +375,58 @@ def test_a_panel_closed_and_opened_again_from_the_plugins_menu_keeps_its_setting
     other = make_napari_viewer()
     _, elsewhere = other.window.add_plugin_dock_widget("napari-livertumor", title)
     assert values(elsewhere) != fields
+
+
+def test_closing_a_viewer_while_it_measures_leaves_the_other_viewer_s_scan_drawn(
+    make_napari_viewer, qtbot, monkeypatch
+):
+    """Two viewers open; the first closed (``viewer.close()``) while its Inspect panel
+    measured: the second viewer's scan turned black for good, every redraw logging "Error
+    drawing visual" (GLError). napari deleted the closed viewer's textures in the OpenGL
+    context current then, the one Qt had last drawn a window with: the second window's (the
+    run's progress redraws the activity indicator of every window), whose own textures and
+    buffers of those numbers went."""
+    import threading
+
+    import numpy as np
+    from _widget_data import tiny_ct
+
+    from napari_livertumor import stats
+    from napari_livertumor._widgets import _layers
+    from napari_livertumor._widgets.inspect import InspectWidget
+
+    def brightness(viewer) -> float:
+        return float(np.asarray(viewer.screenshot(canvas_only=True))[..., :3].mean())
+
+    vol, labels = tiny_ct()
+    stays = make_napari_viewer(show=True)
+    _layers.add_ct_layer(stays, vol, name="tiny CT")
+    closing = make_napari_viewer(show=True)
+    _layers.add_ct_layer(closing, vol, name="tiny CT")
+    _layers.add_labels_layer(closing, labels, vol, "tiny CT segmentation", ct_layer_name="tiny CT")
+    inspect = InspectWidget(closing)
+    closing.window.add_dock_widget(inspect)
+    inspect.labels_combo.setCurrentText("tiny CT segmentation")
+    qtbot.wait(200)
+    drawn = brightness(stays)
+    assert drawn > 5  # (the scan is drawn: not black to begin with)
+
+    started, go_on = threading.Event(), threading.Event()
+    measure = stats.longest_diameter_mm
+
+    def slow(*args, **kwargs):
+        started.set()
+        go_on.wait(20)
+        return measure(*args, **kwargs)
+
+    monkeypatch.setattr(stats, "longest_diameter_mm", slow)
+    try:
+        inspect.measure_button.click()
+        qtbot.waitUntil(started.is_set, timeout=20_000)
+        # the other window drawn last (its activity indicator showing the run's progress)
+        stays.window._qt_window.statusBar().repaint()
+        closing.close()
+    finally:
+        go_on.set()
+    qtbot.wait(300)
+    assert brightness(stays) > 0.8 * drawn

@@ -897,6 +897,7 @@ class JobWidgetMixin:
         keep_head_up(viewer)
         show_new_scans(viewer)
         escape_cancels_in_viewer(viewer)
+        gl_deletes_in_own_canvas(viewer)
         # once the panel is built (the rest of its __init__ runs first); again when shown
         QTimer.singleShot(0, lambda: _alive(enter_presses_buttons, self))
         # docked by now (napari docks a panel as soon as it is built)
@@ -1402,6 +1403,44 @@ def escape_cancels_in_viewer(viewer) -> None:
             log.exception("Esc in the viewer could not cancel a run")
 
     emitter.connect(on_key, position="first")
+
+
+def gl_deletes_in_own_canvas(viewer) -> None:
+    """Make ``viewer``'s canvas the current OpenGL context whenever a layer leaves it, just
+    before napari deletes the layer's textures and buffers (once per viewer).
+
+    napari (0.9) deletes them at once (its canvas's ``context.finish()`` after a removal, a
+    ``layers.clear()`` among them) in whatever OpenGL context is current: the one Qt drew a
+    window with last. With two viewers open that was often the other window's, whose GL
+    objects share numbers with this one's: a run's progress shows in the activity indicator
+    of every window, which redraws it. So ``viewer.close()`` while Inspect's Measure ran (napari
+    removes the layers first) deleted the other viewer's textures and buffers instead: its
+    scan stayed black for good, each redraw logging "Error drawing visual" (GLError 1281 or
+    1282). A viewer without an OpenGL context of its own yet (never shown) has nothing to
+    delete."""
+    try:
+        qt_viewer = viewer.window._qt_viewer
+        canvas = qt_viewer.canvas._scene_canvas.native
+        events = viewer.layers.events
+        emitters = (events.removing, events.removed, events.end_batch)
+    except Exception:  # no window (a viewer without Qt), or napari laid it out otherwise
+        return
+    if qt_viewer.property("livertumor_gl_current"):
+        return
+    qt_viewer.setProperty("livertumor_gl_current", True)
+    ref = weakref.ref(canvas)  # (the viewer keeps its canvas, not the other way round)
+
+    def make_current(*_) -> None:
+        native = ref()
+        try:
+            if native is not None and native.isValid():
+                native.makeCurrent()
+        except RuntimeError:  # the canvas is being deleted
+            pass
+
+    # before napari's own: the last removal's deletes run in napari's end_batch callback
+    for emitter in emitters:
+        emitter.connect(make_current, position="first")
 
 
 def _focus_on_canvas_or_layer_list(viewer) -> bool:
