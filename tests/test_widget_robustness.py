@@ -164,6 +164,32 @@ def test_cancel_mid_run_leaves_existing_layers_alone(segmenting, gate, qtbot):
     assert widget.run_button.text() == "Run"
 
 
+@pytest.mark.parametrize("where", ["panel", "canvas"])
+def test_escape_right_after_start_cancels_the_run(segmenting, gate, qtbot, where):
+    """Esc pressed within a double-click's time of Start was taken as a double-click's second
+    click: "click again to stop it", the run went on, and an Esc pressed again soon was
+    swallowed as a double-tap."""
+    import time
+
+    from qtpy.QtCore import Qt
+
+    viewer, widget, _, _ = segmenting
+    widget.jobs[widget.run_button].started_at = time.monotonic()  # (Start just pressed)
+    if where == "panel":
+        target = widget.device_combo
+        window = viewer.window._qt_window
+        window.show()
+        window.activateWindow()
+        target.setFocus()
+        qtbot.waitUntil(target.hasFocus, timeout=5_000)
+    else:
+        target = _focus_canvas(viewer, qtbot)
+    widget.jobs[widget.run_button].started_at = time.monotonic()
+    qtbot.keyClick(target, Qt.Key_Escape)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=10_000)
+    assert gate.saw_cancel.is_set() and "Cancelled" in widget.status.text()
+
+
 def test_escape_in_the_panel_cancels_its_run(segmenting, gate, qtbot):
     """A keyboard user had to Tab to the Cancel button: Esc did nothing."""
     from qtpy.QtCore import Qt

@@ -961,9 +961,19 @@ class JobWidgetMixin:
         Train's Stop: its button does not read Cancel; hours of training, stopped by a stray
         key). True when one was."""
         for _job, button in self.escapable_jobs():
-            button.click()
+            self.click_by_key(button)
             return True
         return False
+
+    def click_by_key(self, button) -> None:
+        """Press ``button`` for a key (Esc): a key pressed right after Start is no
+        double-click's second click, so a run is cancelled at once (it said "click again to
+        stop it", and an Esc pressed again soon was taken as a double-tap)."""
+        self.__dict__["_by_key"] = True
+        try:
+            button.click()
+        finally:
+            self.__dict__["_by_key"] = False
 
     def escapable_jobs(self) -> list:
         """``(job, button)`` of each running job that Esc cancels: its button reads Cancel
@@ -1206,7 +1216,8 @@ class JobWidgetMixin:
                 return True
             from qtpy.QtWidgets import QApplication
 
-            if time.monotonic() - job.started_at < QApplication.doubleClickInterval() / 1000:
+            soon = time.monotonic() - job.started_at < QApplication.doubleClickInterval() / 1000
+            if soon and not self.__dict__.get("_by_key"):
                 # a double-click's second click: the job the first one started goes on (it
                 # was cancelled at once: "Cancelled: nothing was changed"); said, in case the
                 # click was meant
@@ -1509,7 +1520,7 @@ def _escape_newest_job(viewer) -> bool:
     if not runs:
         return False
     _, panel, button = max(runs, key=lambda run: run[0])
-    button.click()
+    panel.click_by_key(button)
     if not panel.isVisible():  # a panel behind another's tab: say whose run it was
         try:
             from napari.utils.notifications import show_info
