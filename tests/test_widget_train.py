@@ -1085,3 +1085,64 @@ def test_a_train_panel_closed_mid_run_and_reopened_keeps_its_set_up_and_waits_fo
     again.jobs[again.start_button].started_at -= 1  # (not a double-click's second click)
     again.start_button.click()  # Stop
     qtbot.waitUntil(lambda: not again.busy, timeout=20_000)
+
+
+@pytest.mark.parametrize("reopened", [False, True])
+def test_a_train_panel_closed_mid_run_is_freed_once_its_run_has_ended(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch, reopened
+):
+    """A Train panel closed with its dock's ✕ while training must not stay in memory, with
+    its plot, log and viewer, once the run it stopped has ended (each close in a long session
+    would have kept another): neither the record a panel opened again takes over nor the
+    stopping run may hold it."""
+    import gc
+    import threading
+    import time
+    import weakref
+
+    from qtpy.QtCore import QCoreApplication, QEvent
+
+    import napari_livertumor._widgets.train as train_mod
+
+    release = threading.Event()
+
+    def stopping_slowly(config, should_cancel):  # a run that takes its time to save and end
+        yield {"event": "step", "step": 1, "losses": {"total": 0.9}, "total_steps": 21}
+        while not should_cancel():
+            time.sleep(0.01)
+        assert release.wait(30)
+        yield {"event": "cancelled", "stage": config.stage, "step": 0, "last": None}
+
+    monkeypatch.setattr(train_mod, "train_in_subprocess", stopping_slowly)
+    viewer = make_napari_viewer(show=True)
+    dock, first = viewer.window.add_plugin_dock_widget("napari-livertumor", "Train models")
+    (tmp_path / "data").mkdir()
+    _small_run(first, tmp_path / "data", tmp_path / "models")
+    first.start_button.click()
+    qtbot.waitUntil(lambda: first.history["step"] == [1], timeout=20_000)
+    job = first.jobs[first.start_button]
+    try:
+        dock.title.close_button.click()  # the dock's ✕ mid-run
+        qtbot.wait(50)
+        if reopened:
+            _, again = viewer.window.add_plugin_dock_widget("napari-livertumor", "Train models")
+            assert again.start_button.text() == "Stopping…"
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: not job.running, timeout=20_000)
+    if reopened:
+        qtbot.waitUntil(again.start_button.isEnabled, timeout=20_000)
+    closed = weakref.ref(first)
+    first = dock = job = None
+
+    def freed() -> bool:
+        # Qt deletes what was let go (deleteLater) once control is back in its event loop.
+        # The clicks above ran from the test, outside any loop: napari's progress bar, made at
+        # the Start, pumps events itself, and the deletions posted there wait for a loop below
+        # qtbot.wait's (napari's own, in a session); they are sent here instead. (A panel's
+        # short timers, a status line scrolled into view, hold it for a moment too.)
+        QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+        gc.collect()
+        return closed() is None
+
+    qtbot.waitUntil(freed, timeout=5000)
