@@ -140,6 +140,27 @@ def test_convert_of_an_empty_folder_fails_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "x.nii.gz").exists()
 
 
+def test_convert_to_a_dataset_folder_says_what_a_folder_without_dicom_holds(tmp_path, capsys):
+    """`convert pngs -o ds` (a folder of 3 PNG pictures) said only "no DICOM files found",
+    where `segment` names the pictures, and left ds/ behind with convert.json, dataset.json and
+    an empty imagesTs/; an empty folder did the same. Refused now as segment says it, with
+    nothing made."""
+    pngs = tmp_path / "pngs"
+    pngs.mkdir()
+    for i in range(3):
+        (pngs / f"a{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    (tmp_path / "empty").mkdir()
+    for source, said in (
+        (pngs, "it holds 3 PNG picture files (not read here"),
+        (tmp_path / "empty", "the folder is empty"),
+    ):
+        out = tmp_path / f"ds_{source.name}"
+        assert main(["convert", str(source), "-o", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err, err
+        assert not out.exists()
+
+
 def test_convert_checks_its_outputs_before_writing_anything(tmp_path, capsys):
     """An output under a file, or --meta naming a folder, is refused with the path, no traceback,
     and no NIfTI left behind half-done."""

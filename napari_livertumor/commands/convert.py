@@ -378,6 +378,13 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
         )
     if outdir.exists() and not outdir.is_dir():
         raise InputError(outdir, "is a file: -o takes a folder (or a .nii.gz file)")
+    if source.is_dir():
+        from ..io import holds_no_scan_file, no_dicom_error
+
+        if holds_no_scan_file(source):
+            # said as `segment` says it, before OUT is made: it said only "no DICOM files
+            # found" and left an empty dataset (convert.json, dataset.json, imagesTs/)
+            raise no_dicom_error(source)
     outdir.mkdir(parents=True, exist_ok=True)
     check_writable_folder(outdir)
     for sub in ("imagesTr", "labelsTr", "imagesTs"):  # a read-only one: said before any reading

@@ -124,42 +124,74 @@ def load_ct(
         )
     except InputError as exc:
         if path.is_dir() and exc.problem == "no DICOM files found":
-            niftis = nifti_files_in(path)
-            masks = [p for p in niftis if _MASK_NAME.match(p.name) and _bytes_per_voxel(p) == 1]
-            if masks and len(masks) == len(niftis):
-                raise InputError(
-                    path,
-                    f"no CT here: it holds only label maps ({_names(masks)}: by their names "
-                    "and 8-bit values, the masks `livertumor segment` or Export write): give "
-                    "the CT they were made from",
-                ) from exc
-            niftis = [p for p in niftis if p not in masks]
-            if niftis:
-                raise InputError(
-                    path,
-                    f"no DICOM files found; it holds {len(niftis)} NIfTI file(s) "
-                    f"({', '.join(p.name for p in niftis[:3])}{', …' if len(niftis) > 3 else ''})"
-                    ": give one of them",
-                ) from exc
-            from .tcia import seg_files_by_kind
-
-            segs = [p for kind in seg_files_by_kind(path) for p in kind]
-            if segs:
-                raise InputError(
-                    path,
-                    f"no CT here: it holds only DICOM SEG file(s) ({_names(segs)}), "
-                    "segmentations drawn on a CT series: give that CT's folder (in napari, "
-                    "opening the SEG finds its CT in the study folder or among those open)",
-                ) from exc
-            others = _other_format_files(path)
-            if others:
-                raise InputError(
-                    path,
-                    f"no DICOM files found; it holds {others} (not read here: DICOM and NIfTI "
-                    "only; convert to NIfTI first, or choose the folder holding the DICOM series)",
-                ) from exc
-            raise InputError(path, f"no DICOM files found: {_what_is_there(path)}") from exc
+            raise no_dicom_error(path) from exc
         raise
+
+
+def no_dicom_error(path: Path):
+    """The :class:`InputError` for a folder with no DICOM image, saying what it holds instead
+    (NIfTI files, label maps, DICOM SEGs alone, pictures of other formats, nothing): read_image
+    and `livertumor convert`, which had said only "no DICOM files found"."""
+    from ..errors import InputError
+
+    path = Path(path)
+    niftis = nifti_files_in(path)
+    masks = [p for p in niftis if _MASK_NAME.match(p.name) and _bytes_per_voxel(p) == 1]
+    if masks and len(masks) == len(niftis):
+        return InputError(
+            path,
+            f"no CT here: it holds only label maps ({_names(masks)}: by their names "
+            "and 8-bit values, the masks `livertumor segment` or Export write): give "
+            "the CT they were made from",
+        )
+    niftis = [p for p in niftis if p not in masks]
+    if niftis:
+        return InputError(
+            path,
+            f"no DICOM files found; it holds {len(niftis)} NIfTI file(s) "
+            f"({', '.join(p.name for p in niftis[:3])}{', …' if len(niftis) > 3 else ''})"
+            ": give one of them",
+        )
+    from .tcia import seg_files_by_kind
+
+    segs = [p for kind in seg_files_by_kind(path) for p in kind]
+    if segs:
+        return InputError(
+            path,
+            f"no CT here: it holds only DICOM SEG file(s) ({_names(segs)}), "
+            "segmentations drawn on a CT series: give that CT's folder (in napari, "
+            "opening the SEG finds its CT in the study folder or among those open)",
+        )
+    others = _other_format_files(path)
+    if others:
+        return InputError(
+            path,
+            f"no DICOM files found; it holds {others} (not read here: DICOM and NIfTI "
+            "only; convert to NIfTI first, or choose the folder holding the DICOM series)",
+        )
+    return InputError(path, f"no DICOM files found: {_what_is_there(path)}")
+
+
+def holds_no_scan_file(folder: Path, most: int = 5000) -> bool:
+    """Whether ``folder`` surely holds no scan: nothing, or only pictures and volumes of
+    formats not read here (PNG, NRRD…), none of them DICOM by its header. A file of any other
+    kind (a DICOM slice without a preamble may be named anything) is left to the reader, as
+    is a tree of more than ``most`` entries."""
+    import itertools
+
+    from .dicom import is_dicom_file
+
+    for i, p in enumerate(itertools.islice(all_paths(folder), most + 1)):
+        if i >= most:
+            return False
+        if p.name.startswith(".") or not p.is_file():
+            continue
+        fmt = _OTHER_FORMATS.get("".join(p.suffixes[-2:]).lower()) or _OTHER_FORMATS.get(
+            p.suffix.lower()
+        )
+        if not fmt or is_dicom_file(p):
+            return False
+    return True
 
 
 def _what_is_there(folder: Path, most: int = 1000) -> str:
