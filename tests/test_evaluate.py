@@ -276,8 +276,38 @@ def test_the_training_patients_are_known_under_other_names(trained, tmp_path, ca
         result = evaluate(other_names, models=models, device="cpu", max_cases=1)
     used = sorted("patient_" + c[-1] for c in [*written["train"], *written["val"]])
     seen = result["summary"]["test_patients_seen_in_training"]
+    scored = [r["case"] for r in result["rows"]]
+    assert len(scored) == 1 and scored[0] in used
+    # the patient scored, not every one it trained on: with --max-cases 2 of 6 it said "trained
+    # or validated on 6 of the test patients" and listed the 4 never scored in summary.json
+    assert seen["liver"] == seen["tumor"] == scored
+    assert "not held-out scores" in caplog.text and "on 1 of the test patients" in caplog.text
+    result = evaluate(other_names, models=models, device="cpu")
+    seen = result["summary"]["test_patients_seen_in_training"]
     assert seen["liver"] == seen["tumor"] == used  # every one it trained or validated on
-    assert "not held-out scores" in caplog.text
+
+
+def test_a_shared_model_without_its_ids_is_not_called_other_data(trained, tmp_path, caplog):
+    """`evaluate --models` of a `share-model` copy (IDs renamed case-NNN) said "6 of the 6
+    cases here are not in it: this is other data; evaluating every case", then, from the
+    fingerprints, "trained or validated on 5 of the test patients". The data is the model's
+    own cohort: say its split's names were removed, and keep the fingerprint caution."""
+    import logging
+
+    from napari_livertumor.models.share import share_model
+    from napari_livertumor.training.evaluate import evaluate
+
+    data, models = trained
+    shared = tmp_path / "shared"
+    share_model(models, shared)
+    assert "case-" in (shared / "tumor" / "split.json").read_text()
+    with caplog.at_level(logging.WARNING):
+        result = evaluate(data, models=shared, device="cpu", max_cases=1)
+    said = " ".join(result["summary"]["cautions"])
+    assert "this is other data" not in said, said
+    assert "names were removed" in said and "share-model, without --keep-ids" in said, said
+    assert "not held-out scores" in said, said
+    assert "other data" not in result["summary"]["split"]
 
 
 def test_a_stop_asked_between_cases_keeps_an_earlier_complete_evaluation(trained, tmp_path):
@@ -352,7 +382,7 @@ def test_a_models_split_without_test_patients_is_said_not_taken_for_none(trained
 
     data, models = trained
     cfg = make_config("liver", data=str(data), out=str(tmp_path / "m"), folds=9, fold=7, **TINY)
-    with pytest.raises(SettingsError, match=r"9 folds for 5 patient\(s\): fold 7 would have no"):
+    with pytest.raises(SettingsError, match=r"--folds 9 needs at least 9 patients .* holds 5"):
         list(train(cfg))
     from napari_livertumor.training.loop import make_split
 

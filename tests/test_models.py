@@ -586,12 +586,22 @@ def test_ensemble_averages_its_members_and_refuses_what_does_not_fit(tmp_path, c
     assert "needs at least two different model folders" in capsys.readouterr().err
     assert main(["ensemble", str(tmp_path / "one"), str(a), str(a)]) == 2  # the same one twice
     assert "needs at least two different model folders" in capsys.readouterr().err
-    other = make_untrained_model(tmp_path / "c", "tumor", target_spacing=(3.0, 3.0, 3.0))
-    with pytest.raises(ModelError, match="target_spacing"):
+    # each field that differs with both values (the names alone sent the user to both files),
+    # and a liver model beside a tumor model said as that, not as 7 fields that differ
+    other = make_untrained_model(
+        tmp_path / "c", "tumor", target_spacing=(3.0, 3.0, 3.0), hu_window=(-100.0, 300.0)
+    )
+    mine = read_metadata(a)
+    with pytest.raises(ModelError, match="not one recipe") as refused:
         make_ensemble(tmp_path / "bad", [a, other])
+    assert "hu_window [-100, 300] vs " + json.dumps([int(v) for v in mine.hu_window]) in str(
+        refused.value
+    )
+    assert "target_spacing [3, 3, 3] vs " in str(refused.value)
     liver_b = make_untrained_model(tmp_path / "lb", "liver")
-    with pytest.raises(ModelError, match="stage"):
+    with pytest.raises(ModelError, match="is a liver model and .* a tumor model") as refused:
         make_ensemble(tmp_path / "bad", [a, liver_b])
+    assert "network" not in str(refused.value)
     with pytest.raises(ModelError, match="itself an ensemble"):
         make_ensemble(tmp_path / "bad", [tmp_path / "ens", a])
     assert main(["ensemble", str(tmp_path / "x"), str(a), str(tmp_path / "missing")]) != 0
@@ -932,6 +942,51 @@ def test_a_models_root_or_a_file_where_a_model_folder_goes_is_named_as_such(tmp_
     assert main(["segment", str(tmp_path / "a.nii.gz"), "--models", str(tmp_path / "list.csv"),
                  "-o", str(tmp_path / "o")]) == 1  # fmt: skip
     assert "list.csv: is a file: --models takes the folder" in capsys.readouterr().err
+
+
+def test_ensemble_refuses_a_runs_last_checkpoint_and_keeps_a_weak_members_warning(tmp_path, capsys):
+    """`livertumor ensemble OUT runA/tumor runB/tumor/last` took the resume checkpoint (no
+    calibrated shift, no validation score): the ensemble's shift was the calibrated one averaged
+    with 0, its metadata lost `metrics.score`, and `segment --models OUT` no longer warned
+    "expect unreliable masks" as runA/tumor alone did. A member without a score (a run with no
+    validation patients) dropped that warning the same way."""
+    import shutil
+
+    from napari_livertumor.cli import main
+    from napari_livertumor.models.ensemble import make_ensemble
+    from napari_livertumor.pipeline import model_quality_warning
+
+    weak = {"score": 0.11, "n_val": 1, "n_val_with_class": 1}
+    a = make_untrained_model(
+        tmp_path / "runA" / "tumor", "tumor", seed=1, logit_bias=(0.0, 0.0, 3.0), metrics=weak
+    )
+    b = make_untrained_model(
+        tmp_path / "runB" / "tumor", "tumor", seed=2, logit_bias=(0.0, 0.0, 1.5), metrics=weak
+    )
+    last = make_untrained_model(
+        b / "last", "tumor", seed=3, metrics={"note": "last checkpoint (epoch)"}
+    )
+    (last / "train_state.pt").write_bytes(b"state")
+    out = tmp_path / "ens"
+    assert main(["ensemble", str(out), str(a), str(last)]) == 1
+    err = capsys.readouterr().err
+    assert "last/ checkpoint" in err and "--resume" in err, err
+    assert f"saved best model ({b})" in err and "Traceback" not in err, err
+    assert not (out / "metadata.json").exists()
+    # a copy of last/ as written (no train_state.pt, still no shift nor score) is refused too
+    copy = tmp_path / "copy"
+    shutil.copytree(last, copy, ignore=shutil.ignore_patterns("train_state.pt"))
+    with pytest.raises(ModelError, match="last/ checkpoint"):
+        make_ensemble(out, [a, copy])
+    # a member with no score leaves the mean to the scored ones: the warning stays
+    unscored = make_untrained_model(
+        tmp_path / "noval", "tumor", seed=4, metrics={"note": "no validation patients"}
+    )
+    make_ensemble(out, [a, unscored])
+    metrics = read_metadata(out).metrics
+    assert metrics["score"] == pytest.approx(0.11) and "1 of 2 members" in metrics["score_is"]
+    said = model_quality_warning(load_model(out))
+    assert said and "expect unreliable masks" in said, said
 
 
 def test_an_ensemble_carries_its_members_shared_test_split(tmp_path, caplog):

@@ -2568,19 +2568,35 @@ def test_a_cli_resume_takes_no_time_budget_from_the_stopped_run(toy_data, tmp_pa
     assert cfg.max_minutes == 5
 
 
-def test_a_fold_with_no_patient_is_refused_before_training(toy_data, tmp_path):
-    """Folds are dealt one patient each: with as many folds as patients plus one, the last
-    fold holds nobody, and a model 'tested' on nobody is refused by name; the fold before it
-    holds one patient."""
+def test_more_folds_than_patients_are_refused_before_anything_is_prepared(
+    toy_data, tmp_path, capsys
+):
+    """docs/training.md says `--folds K` needs at least K patients, but `train --folds 10
+    --fold 0` on 6 patients trained (a 10-fold job array trained folds 0..5, then failed 6..9),
+    and `--fold 7` was refused only once the preprocessing had started. Every fold of too
+    many is refused now, naming the patient count, before any folder is made."""
+    from napari_livertumor.cli import main
     from napari_livertumor.errors import SettingsError
     from napari_livertumor.training.loop import resolve_split
 
     ids = [f"HCC_{i:03d}" for i in range(1, 5)]
-    cfg = tiny_config(toy_data, tmp_path, folds=5, fold=4)
-    with pytest.raises(SettingsError, match="fold 4 would have no test patient"):
-        resolve_split(cfg, ids)
-    split = resolve_split(tiny_config(toy_data, tmp_path, folds=5, fold=3), ids)
+    for fold in (4, 3, 0):
+        cfg = tiny_config(toy_data, tmp_path, folds=5, fold=fold)
+        with pytest.raises(SettingsError, match="needs at least 5 patients .* holds 4"):
+            resolve_split(cfg, ids)
+    split = resolve_split(tiny_config(toy_data, tmp_path, folds=4, fold=3), ids)
     assert len(split["test"]) == 1
+    out = tmp_path / "run"
+    for fold in ("0", "7"):
+        rc = main(["train", "--data", str(toy_data), "--out", str(out), "--stage", "liver",
+                   "--folds", "10", "--fold", fold, "--epochs", "1", "--steps-per-epoch", "1",
+                   "--cache-dir", str(tmp_path / "cache")])  # fmt: skip
+        captured = capsys.readouterr()
+        assert rc == 1, captured
+        assert "--folds 10 needs at least 10 patients" in captured.err, captured.err
+        assert "holds 6" in captured.err and "preprocessing" not in captured.out
+        assert "== training" not in captured.out, captured.out
+    assert not out.exists() and not (tmp_path / "cache").exists()
 
 
 def test_resuming_a_finished_run_says_it_has_nothing_to_train(toy_data, tmp_path, caplog):

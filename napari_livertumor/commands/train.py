@@ -313,7 +313,7 @@ def _check_settings(args):
 
 def run(args) -> int:
     from ..training.data import skips_warned_once
-    from ..training.loop import check_before_writing, check_weak_table
+    from ..training.loop import check_before_writing, check_folds, check_weak_table
 
     if args.check:  # before hours of training: what the folder holds, and who is left out
         from ..training.check import summarize_data
@@ -361,6 +361,8 @@ def run(args) -> int:
             check_before_writing(cfg)
         for cfg in configs:  # the tumor stage's clinical table too: not after the liver trained
             check_weak_table(cfg)
+        for cfg in configs:  # --folds K on fewer than K patients: before any is prepared
+            check_folds(cfg)
         if args.ddp and args.ddp > 0:
             from ..training.distributed import QUIET_ENV, launch_torchrun
 

@@ -127,15 +127,24 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
             )
         loaded = load_model(member)  # ModelError names the folder
         meta = loaded.metadata
+        _refuse_resume_checkpoint(member, meta)
         if meta.members != 1:
             raise ModelError(member, "is itself an ensemble; list its member folders instead")
         if metas:
             mine, first = meta.to_dict(), metas[0].to_dict()
+            if mine["stage"] != first["stage"]:  # (its other fields differ with it, 7 names)
+                raise ModelError(
+                    member,
+                    f"is a {mine['stage']} model and {members[0]} a {first['stage']} model: "
+                    "an ensemble's members are models of one stage",
+                )
             diff = [k for k in keys if mine[k] != first[k]]
             if diff:
-                raise ModelError(
-                    member, f"differs from {members[0]} in {', '.join(diff)}: not one recipe"
-                )
+                # each field with both values: the names alone sent the user to both files
+                shown = "; ".join(
+                    f"{k} {_shown(mine[k])} vs {_shown(first[k])}" for k in diff[:4]
+                ) + (f"; and {', '.join(diff[4:])}" if len(diff) > 4 else "")
+                raise ModelError(member, f"differs from {members[0]} in {shown}: not one recipe")
         metas.append(meta)
         raw = load_file(str(member / WEIGHTS_FILE), device="cpu")  # keeps fp16 storage
         for k in loaded.network.state_dict():  # the trunk (a VAE branch is left behind)
@@ -193,6 +202,34 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
                 log.info("%s: removed the replaced model's MODEL_CARD.md", folder)
     _carry_split(folder, members)
     return save_model(folder, tensors, meta)  # members > 1: the keys are kept as they are
+
+
+def _refuse_resume_checkpoint(member: Path, meta: ModelMetadata) -> None:
+    """Refuse a training run's ``last/`` checkpoint as a member: it loads as a model, but it is
+    the run's state for ``--resume``, with no logit shift calibrated and no validation score.
+    Taken in, its missing shift counted as zero in the ensemble's mean shift and its missing
+    score dropped the ensemble's, so a poorly validated member no longer warned when used."""
+    metrics = meta.metrics or {}
+    uncalibrated = (  # a copy of one, as written (a calibrated copy has a shift: it may go in)
+        str(metrics.get("note") or "").startswith("last checkpoint")
+        and meta.logit_bias is None
+        and "score" not in metrics
+    )
+    if not ((member / "train_state.pt").is_file() or uncalibrated):
+        return
+    best = member.parent if member.name == "last" else None
+    instead = (
+        f"give the stage folder's saved best model ({best})"
+        if best is not None and (best / METADATA_FILE).is_file()
+        else "give a stage folder's saved best model (OUT/<stage>, beside its last/)"
+    )
+    raise ModelError(
+        member,
+        "is a training run's last/ checkpoint (its state for --resume: no logit shift "
+        f"calibrated, no validation score), not a model to ensemble: {instead}; or finish the "
+        "run with --resume, or copy it elsewhere and calibrate it "
+        "(scripts/calibrate_shift.py) before ensembling it",
+    )
 
 
 def _only_model_files(folder: Path) -> bool:
@@ -301,6 +338,23 @@ def ensemble_shift(metas) -> tuple[float, ...] | None:
     return None if not any(mean) else mean
 
 
+def _shown(value) -> str:
+    """A metadata value as a short text (``[-200, 250]``, ``true``), cut past 80 characters."""
+    import json
+
+    def whole(v):  # [-200.0, 250.0] as [-200, 250]
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        if isinstance(v, (list, tuple)):
+            return [whole(x) for x in v]
+        if isinstance(v, dict):
+            return {k: whole(x) for k, x in v.items()}
+        return v
+
+    text = json.dumps(whole(value), default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _shared(values):
     """The value every item has, else ``None``."""
     values = list(values)
@@ -312,8 +366,9 @@ def _ensemble_metrics(metas) -> dict:
     patients any had) so that a poorly validated set of members still warns when used.
 
     A member none of whose validation patients had the class scored 0 by convention, not by
-    its masks: it is left out of the mean (and leaves the ensemble without a score only when
-    every member is such a one).
+    its masks, and a member with no score at all says nothing of its masks: both are left out
+    of the mean (which is said in ``score_is``), and the ensemble has no score only when no
+    member has a real one.
     """
     metrics = [m.metrics or {} for m in metas]
     out: dict = {"members": [m.metrics for m in metas]}
@@ -321,11 +376,15 @@ def _ensemble_metrics(metas) -> dict:
     def number(v) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
-    if not metrics or not all(number(m.get("score")) for m in metrics):
+    if not metrics or not any(number(m.get("score")) for m in metrics):
         return out
-    scored = [m for m in metrics if m.get("n_val_with_class") != 0]
-    if not scored:  # no member ever saw the class in validation: no score, as for one of them
-        out.update(score=0.0, n_val_with_class=0)
+    # a member with no score (a run without validation patients) is left out of the mean as
+    # well: it dropped the ensemble's score, and with it the warning its scored members gave
+    scored = [m for m in metrics if number(m.get("score")) and m.get("n_val_with_class") != 0]
+    if not scored:
+        if all(number(m.get("score")) for m in metrics):
+            # no member ever saw the class in validation: no score, as for one of them
+            out.update(score=0.0, n_val_with_class=0)
         return out
     out["score"] = sum(m["score"] for m in scored) / len(scored)
     out["score_is"] = "the members' mean validation score, not the ensemble's own" + (

@@ -250,7 +250,6 @@ def evaluate(
     records = index_cases(data, index_skipped)
     by_id = {r.case_id: r for r in records}
     test_ids, split_source = _test_ids(records, models, split_file)
-    seen = _seen_in_training(test_ids, models, by_id)
     # every test patient asked for and not scored is named with its reason, on screen and in
     # summary.json: a figure over 1 of 3 patients must not pass for one over 3
     why_skipped = {str(c): str(why) for c, why in index_skipped}
@@ -295,6 +294,9 @@ def evaluate(
         not_evaluated.append(
             {"case": rec.case_id, "reason": f"beyond --max-cases {max_cases}", "failed": False}
         )
+    # of the patients scored only: with --max-cases 2 it named all 6 of the split as "seen in
+    # training" (a caution and summary.json's list), 4 of them never scored
+    seen = _seen_in_training([rec.case_id for rec in test], models, by_id)
     seg = Segmenter(cfg)
     rows: list[dict[str, Any]] = []
     lesion_rows: list[dict[str, Any]] = []
@@ -431,7 +433,7 @@ def evaluate(
     for stage, ids in seen.items():
         table += (
             f"\nNot held out: the {stage} model trained or validated on {len(ids)} of the "
-            f"{len(test_ids)} test patients asked for ({', '.join(ids[:8])}"
+            f"{len(test)} test patients evaluated ({', '.join(ids[:8])}"
             f"{', …' if len(ids) > 8 else ''})"
         )
     doubtful = [r for r in rows if r.get("truth_warnings")]
@@ -965,6 +967,26 @@ def _test_ids(records, models, split_file) -> tuple[list[str], str]:
                 ", ".join(named[:5]) + (", …" if len(named) > 5 else ""),
             )
             return everything, "all cases (the models' test patients are not here)"
+        known = _known_by_ground_truth(split, by_id)
+        if known:
+            # a model shared without its patients' IDs (case-NNN): its split names nobody here,
+            # yet the ground truths are its patients'; "this is other data" read as held out
+            # beside the fingerprint caution that followed
+            _warn_once(
+                "%s names its patients otherwise (%s) than the cases here, but %d of the %d "
+                "cases here have the ground truth of one of its patients: the same cohort, "
+                "whose patient names were removed from the split%s, so its test patients "
+                "cannot be picked out by name; evaluating every case (give the split with "
+                "its test patients as named here: --split, or split_file=)",
+                cand,
+                ", ".join(sorted(split["test"])[:3]) + (" …" if len(split["test"]) > 3 else ""),
+                len(known),
+                len(everything),
+                " (a model shared with share-model, without --keep-ids)"
+                if _shared_without_ids(cand.parent)
+                else "",
+            )
+            return everything, "all cases (the models' split names its patients otherwise)"
         _warn_once(
             "%s describes the data the models were trained and tested on, but %s: this is "
             "other data; evaluating every case",
@@ -982,6 +1004,33 @@ def _test_ids(records, models, split_file) -> tuple[list[str], str]:
     else:
         _warn_once("no split file: evaluating every case in the data folder")
     return everything, "all cases"
+
+
+def _known_by_ground_truth(split: dict, by_id: dict) -> list[str]:
+    """The cases here whose ground truth is, by its fingerprint, one of ``split``'s patients
+    (whatever either is named); none when the split records no fingerprints, or those of the
+    other layout (DICOM SEGs against NIfTI label maps cannot be compared)."""
+    prints = {fp for fp in (split.get("fingerprints") or {}).values() if fp}
+    if not prints:
+        return []
+    layout = split.get("fingerprint_layout")
+    return [
+        c
+        for c, rec in by_id.items()
+        if (not layout or rec.layout == layout) and case_fingerprint(rec) in prints
+    ]
+
+
+def _shared_without_ids(folder: Path) -> bool:
+    """Whether the model in ``folder`` was written by share-model with its IDs renamed."""
+    from ..fileio import read_user_json
+
+    try:
+        meta = read_user_json(folder / "metadata.json")
+        shared = (meta.get("training") or {}).get("shared") or {}
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(shared, dict) and str(shared.get("patient_ids", "")).startswith("renamed")
 
 
 def _named_as_here(split: dict, by_id: dict) -> dict:

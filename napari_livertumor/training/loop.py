@@ -94,6 +94,32 @@ def check_weak_table(cfg: TrainConfig, case_ids: list[str] | None = None) -> Non
     check_weak_inputs(path, cfg.weak_columns, case_ids)
 
 
+def check_folds(cfg: TrainConfig, case_ids: list[str] | None = None) -> None:
+    """``--folds K`` needs at least K patients (docs/training.md): checked before anything is
+    prepared, as the split is drawn (a run resumed, or given ``--split``, keeps its lists).
+    ``case_ids``: the patients, when already indexed."""
+    if not cfg.folds or cfg.folds < 2 or cfg.split_file or cfg.resume:
+        return
+    if case_ids is None:
+        from .data import index_cases
+
+        case_ids = [r.case_id for r in index_cases(cfg.data)]
+    _check_folds_fit(cfg, len(set(case_ids)))
+
+
+def _check_folds_fit(cfg: TrainConfig, n: int) -> None:
+    # patients are dealt into the folds one by one: a fold past the last patient is empty, and
+    # a model "tested" on nobody has no held-out score to give. Every fold is refused, not the
+    # empty ones only: `--folds 10` on 6 patients trained folds 0..5 of a job array, then
+    # failed 6..9 after their data was prepared
+    if cfg.folds and cfg.folds > 1 and n < cfg.folds:
+        raise SettingsError(
+            f"--folds {cfg.folds} needs at least {cfg.folds} patients and {cfg.data} holds "
+            f"{n}: folds {n}..{cfg.folds - 1} would have no test patient; use at most {n} "
+            "folds (or --split with your own lists)"
+        )
+
+
 def check_output_folder(cfg: TrainConfig) -> None:
     """Refuse a fine-tune written into the model it starts from (or a folder inside it):
     replacing it would lose the start model, and the shipped models live in such a folder.
@@ -1868,15 +1894,7 @@ def resolve_split(cfg: TrainConfig, ids: list[str], records=None) -> dict[str, A
                 ", ".join(left[:5]) + (" …" if len(left) > 5 else ""),
             )
         return split
-    n = len(set(ids))
-    if cfg.folds and cfg.folds > 1 and 0 <= n <= cfg.fold < cfg.folds:
-        # patients are dealt into the folds one by one: a fold past the last patient is empty,
-        # and a model "tested" on nobody has no held-out score to give
-        raise SettingsError(
-            f"{cfg.folds} folds for {n} patient(s): fold {cfg.fold} would have no test patient "
-            f"(folds {n}..{cfg.folds - 1} are empty); use at most {n} folds (or --split with "
-            "your own lists)"
-        )
+    _check_folds_fit(cfg, len(set(ids)))
     return make_split(
         ids,
         cfg.seed,
