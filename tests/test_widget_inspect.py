@@ -1166,6 +1166,63 @@ def test_a_jump_names_the_ct_shown_under_labels_of_no_known_scan(make_napari_vie
     assert f"the CT shown under it is '{follow_ct.name}'" in said, said
 
 
+def test_a_converted_ct_keeps_its_truth_for_labels_made_on_its_dicom_series(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """A CT converted to NIfTI (known by its file) and `segment`'s labels of its DICOM series
+    (known by the series their stats name) were taken for two scans: Inspect picked no ground
+    truth for them (liver Dice 0.96 before), and the jump said the CT "may not be its scan"."""
+    import json
+
+    from napari_livertumor.io.nifti import read_nifti, write_nifti
+    from napari_livertumor.io.volume import CTVolume
+
+    (base, base_truth), _ = _two_studies()
+    converted = CTVolume(base.array, base.spacing, base.origin, base.direction)  # (no UIDs)
+    write_nifti(converted, tmp_path / "HCC_001.nii.gz")
+    write_nifti(base_truth.clip(0, 2), tmp_path / "HCC_001_labels.nii.gz", reference=converted)
+    stats = {"series_uid": base.meta["series_uid"], "study_date": "2007-12-23"}
+    (tmp_path / "HCC_001_stats.json").write_text(json.dumps(stats))
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    ct_vol = read_nifti(tmp_path / "HCC_001.nii.gz")  # (as Load CT opens it, with its truth)
+    ct = _layers.add_ct_layer(viewer, ct_vol, name="HCC_001")
+    _layers.add_labels_layer(viewer, base_truth, ct_vol, "HCC_001 ground truth",
+                             role="ground_truth", ct_layer_name=ct.name)  # fmt: skip
+    viewer.open(str(tmp_path / "HCC_001_labels.nii.gz"), plugin="napari-livertumor")
+    widget.refresh_layers()
+    widget.labels_combo.setCurrentText("HCC_001_labels")
+    assert widget.truth_combo.currentText() == "HCC_001 ground truth"
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.scores is not None and "another scan" not in widget.status.text()
+    widget.go_to_lesion(0)
+    assert "may not be its scan" not in widget.status.text()
+
+
+def test_labels_of_no_known_scan_get_no_truth_where_two_studies_truths_lie(
+    make_napari_viewer, qtbot
+):
+    """Labels that name no scan (napari's New labels layer, a file without its stats) on the
+    grid of two studies, each with its truth: the follow-up's truth was picked for the
+    baseline's labels (tumor Dice 0.24 against 0.40), unsaid."""
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    for vol, truth in _two_studies():
+        ct = _layers.add_ct_layer(viewer, vol)
+        _layers.add_labels_layer(viewer, truth, vol, f"{ct.name} ground truth",
+                                 role="ground_truth", ct_layer_name=ct.name)  # fmt: skip
+    viewer.add_labels(
+        np.asarray(viewer.layers[1].data).clip(0, 2), name="drawn",
+        scale=viewer.layers[0].scale, translate=viewer.layers[0].translate,
+    )  # fmt: skip
+    widget.refresh_layers()
+    widget.labels_combo.setCurrentText("drawn")
+    assert widget.truth_combo.currentText() == "(none)"
+
+
 def test_two_studies_segmentations_read_apart_in_a_narrow_picker(make_napari_viewer, qtbot):
     """The baseline's and the follow-up's segmentations both read "HCC_001 LIVER 3 PH…
     segmentation" in Inspect's (and Export's) picker: the study date, just before the last

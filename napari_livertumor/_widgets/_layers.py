@@ -1366,9 +1366,19 @@ def other_scans(a, b, viewer=None) -> str | None:
     differ: ``b``'s scan in words (or "another scan"); None when they are one scan, or either
     cannot tell."""
     mine, theirs = scan_of(a, viewer), scan_of(b, viewer)
-    if mine is None or theirs is None or mine[0] == theirs[0]:
+    if mine is None or theirs is None or not comparable_scans(mine[0], theirs[0]):
+        return None
+    if mine[0] == theirs[0]:
         return None
     return theirs[1] or "another scan"
+
+
+def comparable_scans(key: str, other: str) -> bool:
+    """Whether two :func:`scan_of` keys can tell two scans apart: both a DICOM series's, or
+    both a file's. A NIfTI CT converted from a series (keyed by its file) and labels made on
+    that series (keyed by it) cannot be told apart, nor told to be one scan: the converted
+    CT's own truth and labels read as another scan's."""
+    return key.startswith("file:") == other.startswith("file:")
 
 
 def _resolved(path) -> str:

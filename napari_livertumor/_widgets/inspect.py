@@ -671,11 +671,24 @@ class InspectWidget(JobWidgetMixin, QWidget):
         file's stats name their series), or the only one on their grid when they tell none.
         None when no CT, or several that cannot be told apart, lie there. (Unlinked, the
         baseline's labels were drawn over the follow-up's CT loaded after them.)"""
+        cts = self._cts_of_its_scan(layer)
+        return cts[0] if len(cts) == 1 else None
+
+    def _cts_of_its_scan(self, layer) -> list:
+        """The CT layers on ``layer``'s grid that may be of its scan (those that tell
+        another scan left out)."""
         cts = _layers._cts_on_grid(layer, self.viewer.layers)
         mine = _layers.scan_of(layer, self.viewer)
-        if mine is not None:
-            cts = [ct for ct in cts if (_layers.scan_of(ct, self.viewer) or ("",))[0] == mine[0]]
-        return cts[0] if len(cts) == 1 else None
+        if mine is None:
+            return cts
+        kept = []
+        for ct in cts:
+            theirs = _layers.scan_of(ct, self.viewer)
+            if theirs is None or not _layers.comparable_scans(mine[0], theirs[0]):
+                kept.append(ct)  # (cannot tell: a NIfTI converted from the series)
+            elif theirs[0] == mine[0]:
+                kept.append(ct)
+        return kept
 
     def _why_no_ct(self, layer) -> str:
         """Why :meth:`_ct_under` finds no CT for ``layer``, as a clause."""
@@ -683,6 +696,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
         if not cts:
             return "no open CT lies on its grid"
         if _layers.scan_of(layer, self.viewer) is not None:
+            own = self._cts_of_its_scan(layer)
+            if len(own) > 1:  # (the scan opened twice, or beside its conversion)
+                return f"{len(own)} CTs on its grid may be of the scan it was made on"
             return "none of the CTs on its grid is of the scan it was made on"
         return f"it names no scan, and {len(cts)} CTs lie on its grid"
 
@@ -1078,15 +1094,6 @@ class InspectWidget(JobWidgetMixin, QWidget):
         chosen = self.truth_layer()
         if chosen is None and not chosen_gone and not self._none_fitted:
             return
-        if (
-            chosen is not None
-            and _same_grid(chosen, layer)
-            and (
-                _layers.other_scans(layer, chosen, self.viewer) is None
-                or self._picked_by_hand(layer, chosen)
-            )
-        ):
-            return
         fits = [
             ly
             for ly in _layers.labels_layers(self.viewer, role="ground_truth")
@@ -1094,6 +1101,22 @@ class InspectWidget(JobWidgetMixin, QWidget):
         ]
         own = _layers.linked_ct_name(layer, self.viewer)
         mine = _layers.scan_of(layer, self.viewer)
+        # labels that name no scan nor CT (napari's New labels layer, a file without its
+        # stats) on a grid where the truths of two scans lie: either may be the other study's
+        # (a baseline's labels got the follow-up's truth, tumor Dice 0.24 against 0.40)
+        scans = {key[0] for key in (_layers.scan_of(ly, self.viewer) for ly in fits) if key}
+        unknown = mine is None and not own and len(scans) > 1
+        if (
+            chosen is not None
+            and _same_grid(chosen, layer)
+            and (
+                (_layers.other_scans(layer, chosen, self.viewer) is None and not unknown)
+                or self._picked_by_hand(layer, chosen)
+            )
+        ):
+            return
+        if unknown:
+            fits = []
 
         def rank(ly) -> tuple[bool, bool]:
             theirs = _layers.scan_of(ly, self.viewer)
