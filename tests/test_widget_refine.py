@@ -1248,17 +1248,13 @@ def test_liver_erased_while_apply_all_runs_gets_no_tumor_written_over_it(
     assert len(widget.undo_steps()) == 0
 
 
-def test_export_is_refused_while_an_apply_runs_on_its_labels(
-    refine_setup, qtbot, monkeypatch, tmp_path
-):
-    """Export clicked while Apply to all still runs on the layer: its files would hold the
-    labels from before the Apply, unsaid; it is refused, said, and nothing is written. Once
-    the Apply has written its result, the export holds it."""
+def _export_panel_beside(refine_setup, tmp_path):
+    """An Export panel set to write the refined labels' NIfTI only: ``(panel, folder)``. The
+    contour is set to move here (a change to export)."""
     from napari_livertumor._widgets.export import ExportWidget
-    from napari_livertumor.io.nifti import read_nifti
 
     viewer, widget, seg, truth, liver = refine_setup
-    widget.min_contrast.value = 0.0  # (the contour moves here: a change to export)
+    widget.min_contrast.value = 0.0
     export = ExportWidget(viewer)
     viewer.window.add_dock_widget(export)
     export.labels_combo.setCurrentText("CT segmentation")
@@ -1266,6 +1262,27 @@ def test_export_is_refused_while_an_apply_runs_on_its_labels(
     export.folder.setText(str(out))
     for box in (export.masks_check, export.seg_check, export.stats_check):
         box.setChecked(False)
+    return export, out
+
+
+def _exported_holds(export, out, seg, qtbot) -> None:
+    """Export now: its labels file holds ``seg``'s labels as they are."""
+    from napari_livertumor.io.nifti import read_nifti
+
+    export.export_button.click()
+    qtbot.waitUntil(lambda: not export.busy, timeout=30_000)
+    [written] = out.glob("*_labels.nii.gz")
+    np.testing.assert_array_equal(read_nifti(written).array, seg.data)
+
+
+def test_export_is_refused_while_an_apply_runs_on_its_labels(
+    refine_setup, qtbot, monkeypatch, tmp_path
+):
+    """Export clicked while Apply to all still runs on the layer: its files would hold the
+    labels from before the Apply, unsaid; it is refused, said, and nothing is written. Once
+    the Apply has written its result, the export holds it."""
+    viewer, widget, seg, truth, liver = refine_setup
+    export, out = _export_panel_beside(refine_setup, tmp_path)
     before = seg.data.copy()
 
     def export_now():
@@ -1276,10 +1293,7 @@ def test_export_is_refused_while_an_apply_runs_on_its_labels(
 
     _while_apply_all_runs(refine_setup, qtbot, monkeypatch, export_now)
     assert not np.array_equal(seg.data, before)  # the Apply changed the labels
-    export.export_button.click()
-    qtbot.waitUntil(lambda: not export.busy, timeout=30_000)
-    [written] = out.glob("*_labels.nii.gz")
-    np.testing.assert_array_equal(read_nifti(written).array, seg.data)
+    _exported_holds(export, out, seg, qtbot)
 
 
 def test_a_failing_preview_is_one_red_line_not_a_traceback_per_slider_move(
@@ -1733,18 +1747,8 @@ def test_an_apply_that_ends_during_a_brush_stroke_waits_for_its_end(refine_setup
 def test_export_is_refused_while_an_apply_waits_for_a_brush_stroke(refine_setup, qtbot, tmp_path):
     """An Apply whose result waits for a stroke to end has not written it yet: Export then
     would write the labels from before it, unsaid. Refused, said; once written, exported."""
-    from napari_livertumor._widgets.export import ExportWidget
-    from napari_livertumor.io.nifti import read_nifti
-
     viewer, widget, seg, truth, liver = refine_setup
-    widget.min_contrast.value = 0.0  # (the contour moves here: a change to export)
-    export = ExportWidget(viewer)
-    viewer.window.add_dock_widget(export)
-    export.labels_combo.setCurrentText("CT segmentation")
-    out = tmp_path / "out"
-    export.folder.setText(str(out))
-    for box in (export.masks_check, export.seg_check, export.stats_check):
-        box.setChecked(False)
+    export, out = _export_panel_beside(refine_setup, tmp_path)
     before = seg.data.copy()
     with seg.block_history():  # a drag being drawn
         widget.apply_all_button.click()
@@ -1759,10 +1763,7 @@ def test_export_is_refused_while_an_apply_waits_for_a_brush_stroke(refine_setup,
         assert not out.exists() or not any(out.iterdir())
     qtbot.waitUntil(lambda: len(widget.undo_steps()) == 1, timeout=5_000)
     assert not np.array_equal(seg.data, before)
-    export.export_button.click()
-    qtbot.waitUntil(lambda: not export.busy, timeout=30_000)
-    [written] = out.glob("*_labels.nii.gz")
-    np.testing.assert_array_equal(read_nifti(written).array, seg.data)
+    _exported_holds(export, out, seg, qtbot)
 
 
 def test_an_apply_held_for_a_stroke_that_then_fails_is_said_not_a_traceback(

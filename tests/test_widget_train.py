@@ -1027,12 +1027,10 @@ def test_enter_on_the_question_about_an_existing_run_never_replaces_it(
     assert widget.ask_existing_run(stage, True) == "resume"
 
 
-def test_a_train_panel_closed_mid_run_and_reopened_keeps_its_set_up_and_waits_for_the_run(
-    make_napari_viewer, qtbot, tmp_path, monkeypatch
-):
-    """Closed with its dock's ✕ while training, the panel reopened from the Plugins menu came
-    back blank (data, output, epochs, patch to type again) and said nothing of the run still
-    stopping: its Start began a second run into the same output folder at once."""
+def _training_that_stops_slowly(make_napari_viewer, qtbot, tmp_path, monkeypatch, **form):
+    """A Train panel docked as the Plugins menu docks it, running a stand-in training run that
+    takes its time to save and end once stopped (until ``release`` is set), past its first
+    step: ``(viewer, dock, panel, release, calls)``; ``form``: the epochs and steps set."""
     import threading
     import time
 
@@ -1040,7 +1038,7 @@ def test_a_train_panel_closed_mid_run_and_reopened_keeps_its_set_up_and_waits_fo
 
     release, calls = threading.Event(), []
 
-    def stopping_slowly(config, should_cancel):  # a run that takes its time to save and end
+    def stopping_slowly(config, should_cancel):
         calls.append(config)
         yield {"event": "step", "step": 1, "losses": {"total": 0.9}, "total_steps": 21}
         while not should_cancel():
@@ -1050,13 +1048,25 @@ def test_a_train_panel_closed_mid_run_and_reopened_keeps_its_set_up_and_waits_fo
 
     monkeypatch.setattr(train_mod, "train_in_subprocess", stopping_slowly)
     viewer = make_napari_viewer(show=True)
-    dock, first = viewer.window.add_plugin_dock_widget("napari-livertumor", "Train models")
+    dock, panel = viewer.window.add_plugin_dock_widget("napari-livertumor", "Train models")
     (tmp_path / "data").mkdir()
-    _small_run(first, tmp_path / "data", tmp_path / "models")
-    first.epochs.setValue(7)
-    first.steps.setValue(3)
-    first.start_button.click()
-    qtbot.waitUntil(lambda: first.history["step"] == [1], timeout=20_000)
+    _small_run(panel, tmp_path / "data", tmp_path / "models")
+    for name, value in form.items():
+        getattr(panel, name).setValue(value)
+    panel.start_button.click()
+    qtbot.waitUntil(lambda: panel.history["step"] == [1], timeout=20_000)
+    return viewer, dock, panel, release, calls
+
+
+def test_a_train_panel_closed_mid_run_and_reopened_keeps_its_set_up_and_waits_for_the_run(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    """Closed with its dock's ✕ while training, the panel reopened from the Plugins menu came
+    back blank (data, output, epochs, patch to type again) and said nothing of the run still
+    stopping: its Start began a second run into the same output folder at once."""
+    viewer, dock, first, release, calls = _training_that_stops_slowly(
+        make_napari_viewer, qtbot, tmp_path, monkeypatch, epochs=7, steps=3
+    )
     try:
         dock.title.close_button.click()  # the dock's ✕ mid-run
         qtbot.wait(50)
@@ -1096,30 +1106,13 @@ def test_a_train_panel_closed_mid_run_is_freed_once_its_run_has_ended(
     would have kept another): neither the record a panel opened again takes over nor the
     stopping run may hold it."""
     import gc
-    import threading
-    import time
     import weakref
 
     from qtpy.QtCore import QCoreApplication, QEvent
 
-    import napari_livertumor._widgets.train as train_mod
-
-    release = threading.Event()
-
-    def stopping_slowly(config, should_cancel):  # a run that takes its time to save and end
-        yield {"event": "step", "step": 1, "losses": {"total": 0.9}, "total_steps": 21}
-        while not should_cancel():
-            time.sleep(0.01)
-        assert release.wait(30)
-        yield {"event": "cancelled", "stage": config.stage, "step": 0, "last": None}
-
-    monkeypatch.setattr(train_mod, "train_in_subprocess", stopping_slowly)
-    viewer = make_napari_viewer(show=True)
-    dock, first = viewer.window.add_plugin_dock_widget("napari-livertumor", "Train models")
-    (tmp_path / "data").mkdir()
-    _small_run(first, tmp_path / "data", tmp_path / "models")
-    first.start_button.click()
-    qtbot.waitUntil(lambda: first.history["step"] == [1], timeout=20_000)
+    viewer, dock, first, release, _ = _training_that_stops_slowly(
+        make_napari_viewer, qtbot, tmp_path, monkeypatch
+    )
     job = first.jobs[first.start_button]
     try:
         dock.title.close_button.click()  # the dock's ✕ mid-run
