@@ -1429,8 +1429,11 @@ def test_the_3d_view_is_not_mirrored_after_a_transposed_order(make_napari_viewer
     """The 3D depth was always turned "away": right for the axial order and the orders
     napari's roll gives, but a transposed one (coronal slices by napari's transpose button)
     then drew the patient mirrored in 3D, left and right swapped, and no turn of the camera
-    undoes a mirror image. Six coloured blocks mark the ends of the three axes; the screen
-    directions they are drawn in say whether the view is a mirror image."""
+    undoes a mirror image. Up-down or left-right flipped in 3D left the depth as it was: the
+    patient mirrored until the order next changed. Six coloured blocks mark the ends of the
+    three axes; the screen directions they are drawn in say whether the view is a mirror
+    image."""
+    from napari.utils.camera_orientations import VerticalAxisOrientation
     from napari.utils.colormaps import DirectLabelColormap
 
     viewer = make_napari_viewer(show=True)
@@ -1446,6 +1449,9 @@ def test_the_3d_view_is_not_mirrored_after_a_transposed_order(make_napari_viewer
     cmap = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), **colours})
     viewer.add_labels(data, colormap=cmap)
     cam = _layers.camera(viewer)
+
+    def depth() -> str:
+        return str(getattr(cam.orientation[0], "value", cam.orientation[0]))
 
     def handedness() -> float:
         """+1 or -1: the sign of the screen frame (right, up, towards the viewer) the data's
@@ -1486,6 +1492,24 @@ def test_the_3d_view_is_not_mirrored_after_a_transposed_order(make_napari_viewer
     cam.orientation2d = ("up", "right")  # the user's own anterior-down axial view
     viewer.dims.ndisplay = 3
     assert handedness() == proper
+    # up-down and left-right flipped in 3D (napari's camera popup, the console): the depth
+    # was left as it was, and the patient was drawn mirrored until the order next changed
+    buttons = viewer.window._qt_viewer.viewerButtons
+    buttons.open_ndisplay_camera_popup()
+    buttons.vertical_combo.setCurrentEnum(VerticalAxisOrientation.DOWN)
+    buttons.vertical_combo.window().close()
+    assert tuple(str(getattr(o, "value", o)) for o in cam.orientation2d) == ("down", "right")
+    assert handedness() == proper
+    cam.orientation2d = ("down", "left")
+    assert handedness() == proper
+    viewer.dims.order = (2, 0, 1)
+    cam.orientation2d = ("up", "right")  # both at once
+    assert handedness() == proper
+    assert tuple(str(getattr(o, "value", o)) for o in cam.orientation2d) == ("up", "right")
+    mirrored = "towards" if depth() == "away" else "away"
+    cam.orientation = (mirrored, *cam.orientation[1:])  # the user's own depth in 3D: kept
+    cam.orientation2d = ("down", "right")
+    assert depth() == mirrored
 
 
 def test_the_load_message_says_when_that_scans_layer_was_deleted(load_widget, qtbot, tmp_path):

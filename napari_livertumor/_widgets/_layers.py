@@ -525,8 +525,12 @@ def keep_head_up(viewer) -> None:
     (towards) drew the axial order mirrored, the liver on the patient's left seen from the
     front. Which depth draws it right depends on the order of the axes shown (a transposed
     order mirrors what a rolled one does not) and on the vertical and horizontal directions:
-    it is chosen again whenever the order changes or the view enters 3D. A depth the user
-    chose in 3D stays (one set in 2D, where it draws nothing, is not taken as a choice)."""
+    it is chosen again whenever the order changes, the view enters 3D, or up-down or
+    left-right is flipped in 3D (napari's camera popup, the console). Each of napari's
+    direction flips alone mirrors the volume; with the depth turned too, a flip is a half
+    turn of the patient about the other screen axis, and the user's flip stays as chosen.
+    A depth the user chose in 3D stays, through later flips too (one set in 2D, where it
+    draws nothing, is not taken as a choice)."""
     if viewer is None or viewer in _HEAD_UP_VIEWERS:
         return
     # turned: the camera is turned here (to be turned back); ours: a change being made here;
@@ -583,6 +587,10 @@ def keep_head_up(viewer) -> None:
             if state["turned"] and vertical == "up":
                 turn(cam, "down", horizontal)
             state["turned"] = False
+        aim_depth(v, cam)
+
+    def aim_depth(v, cam) -> None:
+        """Turn the depth to draw the patient unmirrored, in 3D unless the user chose it."""
         if v.dims.ndisplay == 3 and v.dims.ndim >= 3 and not state["depth"]:
             wanted = proper_depth(v, cam)
             if depth(cam) != wanted:
@@ -597,11 +605,14 @@ def keep_head_up(viewer) -> None:
         v = ref()
         if v is None or state["ours"]:
             return
-        seen = depth(camera(v))
+        cam = camera(v)
+        seen = depth(cam)
         if v.dims.ndisplay == 3 and seen != state["depth_seen"]:
             state["depth"] = True  # the user's own depth in 3D: kept
         state["depth_seen"] = seen
-        vertical = orientation(camera(v))[0]
+        # up-down or left-right flipped in 3D: the depth follows (a turn, not a mirror)
+        aim_depth(v, cam)
+        vertical = orientation(cam)[0]
         changed, state["vertical"] = vertical != state["vertical"], vertical
         if not changed or not upright(v):  # (left-right only: head up stays ours to undo)
             return
