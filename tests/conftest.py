@@ -11,6 +11,18 @@ import pytest
 # one process, one in each of pytest-xdist's workers (:func:`pytest_configure`).
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+# pytest-qt and qtpy (napari's Qt layer) each pick a binding, and not the same one: with PyQt5
+# and PyQt6 both installed (the ``pyqt6`` extra, then ``testing``, which brings PyQt5) qtpy
+# took PyQt5 and pytest-qt PyQt6, two Qts in one process. pytest-qt follows qtpy's choice
+# (``QT_API`` picks it) unless ``PYTEST_QT_API`` says otherwise.
+if "PYTEST_QT_API" not in os.environ:
+    try:
+        import qtpy
+
+        os.environ["PYTEST_QT_API"] = qtpy.API_NAME.lower()
+    except Exception:  # no binding (or none qtpy knows): pytest-qt's own choice and message
+        pass
+
 # The Segment and Train panels import torch and MONAI in a background thread when they open;
 # the panels' jobs wait for it (``_jobs.IMPORT_LOCK``) but test code importing MONAI on the
 # main thread at the same moment (building toy models) does not. Imported once here, the

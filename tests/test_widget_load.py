@@ -6,12 +6,15 @@ import numpy as np
 import pytest
 from _permissions import deny_listing
 from _widget_data import tiny_ct, write_dicom_case
+from qtpy.QtCore import Qt
 
 from napari_livertumor._widgets import _layers
 from napari_livertumor._widgets.load import SOURCES, LoadWidget
 from napari_livertumor.io.nifti import write_nifti
 
 pytestmark = pytest.mark.gui
+
+LEFT = Qt.MouseButton.LeftButton  # (PyQt6 takes no plain 1 for it)
 
 
 @pytest.fixture
@@ -43,13 +46,13 @@ def test_load_dicom_folder_lists_series_and_adds_ct_in_mm(load_widget, qtbot, tm
     case, vol, _ = write_dicom_case(tmp_path)
     widget.source.setCurrentText(SOURCES[0])
     widget.path.setText(str(case))
-    qtbot.mouseClick(widget.scan_button, 1)  # Qt.LeftButton
+    qtbot.mouseClick(widget.scan_button, LEFT)
     _wait_idle(qtbot, widget)
     assert widget.series_table.rowCount() == 1
     assert widget.series_table.item(0, 1).text() == str(vol.shape[0])
     assert widget.selected_series_uid() is not None
 
-    qtbot.mouseClick(widget.load_button, 1)
+    qtbot.mouseClick(widget.load_button, LEFT)
     _wait_idle(qtbot, widget)
     (layer,) = _layers.ct_layers(viewer)
     np.testing.assert_array_equal(layer.data, vol.array)
@@ -773,10 +776,10 @@ def test_a_scan_of_another_modality_opens_with_a_warning(load_widget, qtbot, tmp
         ds.save_as(f)
     widget.source.setCurrentText(SOURCES[0])
     widget.path.setText(str(case))
-    qtbot.mouseClick(widget.scan_button, 1)
+    qtbot.mouseClick(widget.scan_button, LEFT)
     _wait_idle(qtbot, widget)
     assert widget.series_table.item(0, 3).text() == "—"  # no CT contrast phase claimed
-    qtbot.mouseClick(widget.load_button, 1)
+    qtbot.mouseClick(widget.load_button, LEFT)
     _wait_idle(qtbot, widget)
     assert len(_layers.ct_layers(viewer)) == 1  # it opens, to look at
     assert "the scan is MR, not CT" in widget.status.text()
@@ -1174,14 +1177,14 @@ def test_find_series_says_a_segmentation_this_tool_made_is_in_the_folder(
     )  # fmt: skip
     widget.source.setCurrentText(SOURCES[0])
     widget.path.setText(str(case))
-    qtbot.mouseClick(widget.scan_button, 1)
+    qtbot.mouseClick(widget.scan_button, LEFT)
     _wait_idle(qtbot, widget)
     text = widget.status.text()
     assert "A segmentation this tool made lies in the folder (result/TEST_001_seg.dcm)" in text
     assert "unreadable" not in text and not widget.truth_path.text().strip()
     # a folder holding that result alone: said too, beside "no image series"
     widget.path.setText(str(case / "result"))
-    qtbot.mouseClick(widget.scan_button, 1)
+    qtbot.mouseClick(widget.scan_button, LEFT)
     _wait_idle(qtbot, widget)
     text = widget.status.text()
     assert "No DICOM image series found" in text
@@ -1214,7 +1217,7 @@ def test_the_datasets_own_seg_is_the_ground_truth_before_a_correction_exported_b
     assert seg_files_by_kind(case) == ([reference, reviewed], [])
     widget.source.setCurrentText(SOURCES[0])
     widget.path.setText(str(case))
-    qtbot.mouseClick(widget.scan_button, 1)
+    qtbot.mouseClick(widget.scan_button, LEFT)
     _wait_idle(qtbot, widget)
     assert widget.truth_path.text() == str(reference)
     text = widget.status.text()
@@ -1335,7 +1338,7 @@ def test_a_baseline_and_a_follow_up_are_listed_with_their_dates(load_widget, qtb
                         series_number=number, series_description="LIVER")  # fmt: skip
     widget.source.setCurrentText(SOURCES[0])
     widget.path.setText(str(tmp_path / "P"))
-    qtbot.mouseClick(widget.scan_button, 1)
+    qtbot.mouseClick(widget.scan_button, LEFT)
     _wait_idle(qtbot, widget)
     rows = {widget.series_table.item(r, 0).text() for r in range(widget.series_table.rowCount())}
     assert rows == {"1998-04-28 #4 LIVER", "1998-06-12 #104 LIVER"}
