@@ -34,7 +34,14 @@ from .devices import DEVICES, is_device_name
 from .errors import InputError, LiverTumorError, ModelError, SettingsError
 from .io.volume import CTVolume, Reorientation
 from .models import preprocess as pp
-from .models.checkpoint import WEIGHTS_FILE, LoadedModel, default_model_dir, load_model
+from .models.checkpoint import (
+    WEIGHTS_FILE,
+    LoadedModel,
+    best_model_beside,
+    default_model_dir,
+    is_resume_checkpoint,
+    load_model,
+)
 from .progress import CancelFn, ProgressFn, Reporter
 from .stats import add_image_numbers, compute_stats
 
@@ -382,8 +389,33 @@ WEAK_VALIDATION_DICE = {"liver": 0.8, "tumor": 0.3}
 
 def model_quality_warning(model: LoadedModel) -> str | None:
     """A warning for a model whose training validated it poorly (its ``metrics.score``, the
-    validation Dice of the stage's class, under :data:`WEAK_VALIDATION_DICE`), else None."""
+    validation Dice of the stage's class, under :data:`WEAK_VALIDATION_DICE`), or that is a
+    training run's ``last/`` checkpoint, else None.
+
+    A ``last/`` checkpoint loads as a model but has no score to warn by: ``segment --models
+    run/liver/last`` (or that folder chosen in the Segment panel) segmented with a run's
+    latest, uncalibrated step without a word, where the run's best model was beside it."""
     meta = model.metadata
+    if is_resume_checkpoint(model.path, meta):
+        best = best_model_beside(model.path)
+        finish = "finish the run (train --resume, or Resume in the Train panel)"
+        if best is not None:
+            instead = f"segment with the run's saved best model ({best}) instead, or {finish}"
+        elif model.path is not None and Path(model.path).name == "last":
+            instead = (
+                f"the run saved no best model yet: {finish} and segment with the model it "
+                f"saves in {Path(model.path).parent}"
+            )
+        else:  # a copy of one
+            instead = (
+                "segment with a run's saved best model (its stage folder, beside last/) "
+                f"instead, or {finish}"
+            )
+        return (
+            f"the {meta.stage} model ({model.path}) is a training run's last/ checkpoint, the "
+            "state an unfinished run is resumed from (no logit shift calibrated, no validation "
+            f"score), not a finished model: expect unreliable masks; {instead}"
+        )
     if (meta.metrics or {}).get("n_val_with_class") == 0:
         return None  # no validation patient had the class: its 0 is a convention, no score
     score = (meta.metrics or {}).get("score")

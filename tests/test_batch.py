@@ -516,6 +516,42 @@ def test_one_patient_folder_beside_an_empty_one_is_still_a_folder_of_patients(tm
     assert "no scan in 300.000000-Segmentation" in caplog.text
 
 
+def test_a_rerun_that_only_adds_a_file_keeps_the_cases_segmentation_time(
+    tmp_path, models, monkeypatch
+):
+    """A rerun into a batch folder that only added a file (--preview asked for afterwards, or
+    a preview deleted since) wrote the adding's second into summary.csv's ``seconds``: the
+    minutes the case's segmentation took were lost from the summary (its stats kept them)."""
+    import napari_livertumor.commands.segment as seg
+
+    data = cohort(tmp_path / "in", 2)
+    out = tmp_path / "out"
+    assert segment([data], out, models) == 0
+    real = seg.add_extras
+
+    def slow_add(case, outdir, stats, *args, **kwargs):
+        # the adding made to take longer than the segmentation did: the two times told apart
+        time.sleep(stats["timings_s"]["total"] + 0.05)
+        return real(case, outdir, stats, *args, **kwargs)
+
+    monkeypatch.setattr(seg, "add_extras", slow_add)
+
+    def check(statuses):
+        rows = {r["case"]: r for r in read_rows(out / "summary.csv")}
+        assert {c: r["status"] for c, r in rows.items()} == statuses
+        for case, row in rows.items():
+            stats = json.loads((out / f"{case}_stats.json").read_text())
+            assert float(row["seconds"]) == stats["timings_s"]["total"], (case, row)
+
+    assert segment([data], out, models, "--preview") == 0  # a new kind of output asked for
+    check(
+        {"case00": "done (added case00_preview.png)", "case01": "done (added case01_preview.png)"}
+    )
+    (out / "case00_preview.png").unlink()
+    assert segment([data], out, models, "--preview") == 0  # one deleted since
+    check({"case00": "done (added case00_preview.png)", "case01": "skipped (complete)"})
+
+
 def test_a_single_case_redone_into_a_batch_folder_updates_its_summary_row(tmp_path, models, capsys):
     """One case alone writes no summary, and left an earlier batch's row of that case telling
     the old figures and settings."""

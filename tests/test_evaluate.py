@@ -1308,6 +1308,26 @@ def test_a_case_named_like_a_formula_is_text_in_the_tables(tmp_path):
     assert lesion["case"] == "'" + case and lesion["contrast_hu"] == "-11.1000"
 
 
+def test_a_lesions_ml_in_lesions_csv_has_the_digits_segments_stats_give(tmp_path):
+    """lesions.csv wrote a 32-voxel lesion of 1 mm voxels (0.032 mL) as 0.0300: its ``ml`` was
+    rounded to 2 decimals and written with 4, the last two zeros that were never measured, and
+    the same lesion read 0.0320 mL in segment's stats."""
+    from napari_livertumor.stats import compute_stats
+    from napari_livertumor.training.evaluate import write_results
+    from napari_livertumor.training.metrics import lesion_table
+
+    truth = np.zeros((8, 24, 24), np.uint8)
+    truth[1:7, 2:22, 2:22] = 1
+    truth[2:4, 5:9, 5:9] = 2  # 2 * 4 * 4 = 32 voxels of 1 mm³
+    ct = np.where(truth == 2, 20, 60).astype(np.int16)
+    rows = lesion_table(ct, truth, truth == 2, (1.0, 1.0, 1.0), min_ml=0.01)
+    write_results(tmp_path, [], {}, lesions=[{"case": "p1", **r} for r in rows])
+    with open(tmp_path / "lesions.csv", newline="", encoding="utf-8") as fh:
+        (lesion,) = csv.DictReader(fh)
+    (stats_lesion,) = compute_stats(truth, (1.0, 1.0, 1.0))["lesions"]
+    assert lesion["ml"] == f"{stats_lesion['volume_ml']:.4f}" == "0.0320", lesion
+
+
 def test_resume_and_overwrite_together_are_a_usage_error(tmp_path, capsys):
     """--resume goes on with a stopped evaluation and --overwrite starts again: given both,
     the command says so (exit status 2) and touches nothing."""

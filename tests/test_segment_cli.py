@@ -2130,3 +2130,49 @@ def test_an_earlier_summary_row_is_kept_while_either_of_its_files_remains(tmp_pa
     write_summary([second], tmp_path / "summary.csv")
     lines = (tmp_path / "summary.csv").read_text().splitlines()[1:]
     assert [line.split(",")[0] for line in lines] == ["a", "b"]
+
+
+def test_a_training_runs_last_checkpoint_given_as_models_is_warned_of(tmp_path, caplog):
+    """`segment --models run/liver/last` (the state a stopped run resumes from: no logit
+    shift calibrated, no validation score) segmented without a word, where a weakly validated
+    model warned "expect unreliable masks" and the run's own best model lay beside it."""
+    import logging
+    import shutil
+
+    weak_free = {"score": 0.93, "n_val": 3, "n_val_with_class": 3}
+    best = make_untrained_model(tmp_path / "run" / "liver", "liver", seed=1, metrics=weak_free)
+    last = make_untrained_model(
+        best / "last", "liver", seed=2, metrics={"note": "last checkpoint (epoch)"}
+    )
+    (last / "train_state.pt").write_bytes(b"state")
+    write_nifti(small_ct(), tmp_path / "a.nii.gz")
+    base = ["segment", str(tmp_path / "a.nii.gz"), "--stages", "liver", "--device", "cpu"]
+    with caplog.at_level(logging.WARNING):
+        assert main([*base, "--models", str(last), "-o", str(tmp_path / "o")]) == 0
+    said = [r.getMessage() for r in caplog.records if "last/ checkpoint" in r.getMessage()]
+    assert len(said) == 1, caplog.text  # once, when the model is loaded
+    assert f"({last})" in said[0] and "not a finished model" in said[0], said
+    assert f"saved best model ({best}) instead" in said[0], said
+    stats = json.loads((tmp_path / "o" / "a_stats.json").read_text())
+    assert said[0] in stats["warnings"]  # recorded with the figures it casts doubt on
+    # a run stopped before its first best model: the message says so, names no best model
+    shutil.rmtree(tmp_path / "run2", ignore_errors=True)
+    alone = tmp_path / "run2" / "liver" / "last"
+    shutil.copytree(last, alone)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert main([*base, "--models", str(alone), "-o", str(tmp_path / "o2")]) == 0
+    assert "saved no best model yet" in caplog.text and str(alone.parent) in caplog.text
+    # the run's best model, and a copy of last/ calibrated since (a shift of its own, as the
+    # shipped tumor model was made): no such warning
+    calibrated = tmp_path / "calibrated"
+    make_untrained_model(
+        calibrated, "liver", seed=2, logit_bias=(0.0, -1.0),
+        metrics={"note": "last checkpoint (epoch)"},
+    )  # fmt: skip
+    for folder in (best, calibrated):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            out = tmp_path / f"o-{folder.name}"
+            assert main([*base, "--models", str(folder), "-o", str(out)]) == 0
+        assert "last/ checkpoint" not in caplog.text, folder

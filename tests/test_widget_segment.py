@@ -806,6 +806,32 @@ def test_a_models_folder_whose_liver_run_has_no_model_yet_names_the_train_panel(
     assert "tiny CT segmentation" not in viewer.layers
 
 
+def test_a_training_runs_last_checkpoint_chosen_as_the_model_is_warned_of_in_amber(
+    viewer_with_ct, models_dir, qtbot, monkeypatch, tmp_path
+):
+    """A run's liver/last folder (the state a stopped run resumes from, uncalibrated and never
+    validated) chosen as the model segmented like any finished model, with no word of it; the
+    command line now warns of it, and the panel says the same first, in amber."""
+    import shutil
+
+    best = tmp_path / "run" / "liver"
+    shutil.copytree(models_dir / "liver", best)
+    shutil.copytree(models_dir / "liver", best / "last")
+    (best / "last" / "train_state.pt").write_bytes(b"state")
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, best / "last", monkeypatch)
+    widget.stage_combo.setCurrentText("liver only")
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    said = widget.status.text()
+    # among the amber lines above the result's (after the scan's own, as a weak model's note)
+    amber = said[: said.index("Segmented 'tiny CT'")].splitlines()
+    (line,) = [x for x in amber if x.startswith(f"⚠ the liver model ({best / 'last'})")]
+    assert "is a training run's last/ checkpoint" in line and "not a finished model" in line
+    assert f"saved best model ({best}) instead" in line and "Resume in the Train panel" in line
+    assert widget.status._kind == "warning" and "tiny CT segmentation" in viewer.layers
+
+
 def test_the_note_on_a_single_model_folder_names_the_whole_folder(tmp_path):
     """'(liver holds no tumor model)' named the folder's last part, read as the organ."""
     from napari_livertumor._widgets.segment import _default_stage_note

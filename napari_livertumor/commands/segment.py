@@ -1939,7 +1939,6 @@ def run_cases(
                 rows.append(_refused(row, decision.said, untouched=decision.untouched))
                 continue
             if decision.action == "add":  # no second segmentation
-                t0 = time.perf_counter()
                 if decision.unchecked:  # the file added shows masks of models not recorded
                     (log.info if unchecked_said else log.warning)(UNCHECKED_TEXT, case.name)
                     unchecked_said = True
@@ -1973,7 +1972,9 @@ def run_cases(
                     )
                     rows.append({**row, **_summary_values(old), "status": "failed",
                                  "error": msg})  # fmt: skip
-                rows[-1]["seconds"] = round(time.perf_counter() - t0, 2)
+                # ``seconds`` stays the segmentation's, from its stats (as a skipped case's):
+                # the few seconds of the file added had replaced a run's minutes (the stats
+                # keep the adding's own time in timings_s.extras)
                 continue
             if decision.action == "skip":
                 edited = decision.edited

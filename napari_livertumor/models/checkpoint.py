@@ -490,6 +490,35 @@ def read_metadata(folder: str | Path) -> ModelMetadata:
 MAX_MEMBERS = 64
 
 
+#: a training run's resume state, beside the full network in its ``last/`` checkpoint
+RESUME_STATE_FILE = "train_state.pt"
+
+
+def is_resume_checkpoint(folder: str | Path | None, meta: ModelMetadata) -> bool:
+    """Whether the model folder ``folder`` (``meta`` its metadata) is a training run's ``last/``
+    checkpoint: the run's state for ``--resume`` (:data:`RESUME_STATE_FILE` in it), or a copy
+    of one as written (its "last checkpoint" note, no logit shift calibrated, no validation
+    score). It loads as a model, but it holds the run's latest step, not its best validated
+    and calibrated one; a copy calibrated since (a shift of its own) is a model like any other.
+    ``folder`` None (a model in memory): told by its metadata alone."""
+    metrics = meta.metrics or {}
+    uncalibrated = (
+        str(metrics.get("note") or "").startswith("last checkpoint")
+        and meta.logit_bias is None
+        and "score" not in metrics
+    )
+    return uncalibrated or (folder is not None and (Path(folder) / RESUME_STATE_FILE).is_file())
+
+
+def best_model_beside(folder: str | Path | None) -> Path | None:
+    """The saved best model of the run whose ``last/`` checkpoint is ``folder``: its stage
+    folder (``OUT/<stage>``, holding ``last/``), when that holds a model; else None."""
+    if folder is None or Path(folder).name != "last":
+        return None
+    stage = Path(folder).parent
+    return stage if (stage / METADATA_FILE).is_file() else None
+
+
 def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu") -> LoadedModel:
     """Load a model folder as an eval-mode ``SegResNet`` trunk on ``device``.
 

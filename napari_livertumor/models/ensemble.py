@@ -17,7 +17,15 @@ import torch
 from safetensors.torch import load_file
 
 from ..errors import ModelError
-from .checkpoint import METADATA_FILE, WEIGHTS_FILE, ModelMetadata, load_model, save_model
+from .checkpoint import (
+    METADATA_FILE,
+    WEIGHTS_FILE,
+    ModelMetadata,
+    best_model_beside,
+    is_resume_checkpoint,
+    load_model,
+    save_model,
+)
 
 log = logging.getLogger(__name__)
 
@@ -209,18 +217,13 @@ def _refuse_resume_checkpoint(member: Path, meta: ModelMetadata) -> None:
     the run's state for ``--resume``, with no logit shift calibrated and no validation score.
     Taken in, its missing shift counted as zero in the ensemble's mean shift and its missing
     score dropped the ensemble's, so a poorly validated member no longer warned when used."""
-    metrics = meta.metrics or {}
-    uncalibrated = (  # a copy of one, as written (a calibrated copy has a shift: it may go in)
-        str(metrics.get("note") or "").startswith("last checkpoint")
-        and meta.logit_bias is None
-        and "score" not in metrics
-    )
-    if not ((member / "train_state.pt").is_file() or uncalibrated):
+    # (or a copy of one as written; a calibrated copy has a shift: it may go in)
+    if not is_resume_checkpoint(member, meta):
         return
-    best = member.parent if member.name == "last" else None
+    best = best_model_beside(member)
     instead = (
         f"give the stage folder's saved best model ({best})"
-        if best is not None and (best / METADATA_FILE).is_file()
+        if best is not None
         else "give a stage folder's saved best model (OUT/<stage>, beside its last/)"
     )
     raise ModelError(

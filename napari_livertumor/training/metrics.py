@@ -363,6 +363,11 @@ def _contrast_columns(ring: dict[str, Any]) -> dict[str, Any]:
 CNR_BANDS = ((0.0, 0.5), (0.5, 1.0), (1.0, float("inf")))
 
 
+#: decimals of a lesion's ``ml`` (as segment's stats round ``volume_ml``, and as ``lesions.csv``
+#: writes every number: rounded to 2, 0.12 mL was written 0.1200, digits that were not there)
+ML_DECIMALS = 4
+
+
 def lesion_conspicuity(
     ct: np.ndarray,
     truth_labels: np.ndarray,
@@ -412,7 +417,7 @@ def lesion_conspicuity(
             continue
         sub = lab[box] == i
         ring = lesion_ring_contrast(ct, truth_labels, sub, [b.start for b in box], spacing)
-        row: dict[str, Any] = {"ml": round(float(sizes[i] * voxel_ml), 2)}
+        row: dict[str, Any] = {"ml": round(float(sizes[i] * voxel_ml), ML_DECIMALS)}
         row.update(_contrast_columns(ring))
         if pred is not None:
             covered = float(np.asarray(pred)[box][sub].mean())
@@ -491,7 +496,10 @@ def lesion_table(
         if box is None or size_t[i] < min_vox:
             continue
         sub = lab_t[box] == i
-        row: dict[str, Any] = {"kind": "true", "ml": round(float(size_t[i] * voxel_ml), 2)}
+        row: dict[str, Any] = {
+            "kind": "true",
+            "ml": round(float(size_t[i] * voxel_ml), ML_DECIMALS),
+        }
         row.update(placed(sub, box))
         start = [b.start + o for b, o in zip(box, offset, strict=True)]
         ring = lesion_ring_contrast(ct, truth_labels, sub, start, spacing)
@@ -512,7 +520,7 @@ def lesion_table(
         sub = lab_p[box] == j
         if np.count_nonzero(truth[box][sub]) >= min_overlap * int(size_p[j]):
             continue
-        row = {"kind": "false", "ml": round(float(size_p[j] * voxel_ml), 2)}
+        row = {"kind": "false", "ml": round(float(size_p[j] * voxel_ml), ML_DECIMALS)}
         row.update(placed(sub, box))
         false_rows.append(row)
     false_rows.sort(key=lambda r: -r["ml"])
