@@ -432,6 +432,97 @@ _WINDOWS_DEVICES = frozenset(
 )
 
 
+def name_key(name: str) -> str:
+    """``name`` as a case-insensitive file system compares it (macOS, Windows, SMB shares,
+    exFAT: ``HCC_001`` and ``hcc_001`` are one file there), after Unicode normalisation (macOS
+    stores é as e + ´)."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def name_clash_text(count: int, first: str, name: str, which, new: str, what="inputs") -> str:
+    """The warning of ``name`` written as ``new``: ``count`` ``what`` have one file name on a
+    case-insensitive disk, which ``first`` keeps; ``which`` is the one renamed (its path)."""
+    many = "two" if count == 2 else str(count)
+    # (letter case beyond ASCII is folded differently by NTFS, APFS and casefold():
+    # Straße and STRASSE are two names on both, given _2 here all the same)
+    one = "one" if first.isascii() and name.isascii() else "may be one"
+    named = name if first == name else f"{first} and {name} ({one} file name on macOS and Windows)"
+    return f"{many} {what} are named {named}: {which} is written as {new}"
+
+
+def unique_file_names(names, what="inputs") -> tuple[dict[str, str], list[str]]:
+    """Each of ``names`` → a name for its files no other of them has on a case-insensitive
+    disk, and the warnings of those renamed. Of names that are one there (``PatA``, ``pata``)
+    the first sorted keeps its own, the others get ``_2``, ``_3``… (never a name another has),
+    as ``segment`` and ``convert`` name their inputs: the same names give the same files."""
+    names = sorted(set(names), key=lambda n: (name_key(n), n))
+    taken = {name_key(n) for n in names}
+    counts: dict[str, int] = {}
+    for n in names:
+        counts[name_key(n)] = counts.get(name_key(n), 0) + 1
+    first: dict[str, str] = {}  # the name that holds a key
+    out: dict[str, str] = {}
+    notes: list[str] = []
+    for n in names:
+        key = name_key(n)
+        if key not in first:
+            first[key] = out[n] = n
+            continue
+        i = 2
+        while name_key(f"{n}_{i}") in taken:
+            i += 1
+        out[n] = new = f"{n}_{i}"
+        taken.add(name_key(new))
+        notes.append(name_clash_text(counts[key], first[key], n, n, new, what))
+    return out, notes
+
+
+def listed_path(raw: str, base: str | Path, *, source=None, where: str = "") -> Path:
+    """The path a list's cell names (a case list's ``path``), a relative one from ``base``.
+
+    A list made on Windows separates folders with backslashes, which are a name's own
+    characters elsewhere: a path not there as written is read with them as separators
+    (``scans\\x.nii.gz`` as ``scans/x.nii.gz``). A drive-letter (``C:\\...``) or network
+    (``\\\\server\\...``) path names a Windows disk, no path here: an :class:`InputError`
+    of ``source`` says so (``where``: its line). Otherwise the path is returned, found or not
+    (reading it says it is not there; with backslashes, what was tried is said first).
+    """
+    import logging
+    import re
+
+    from .errors import InputError
+
+    def here(text: str) -> Path:
+        p = Path(text)
+        return p if p.is_absolute() else Path(base) / p
+
+    p = here(raw)
+    if os.sep == "\\" or os.path.lexists(p):
+        return p
+    if re.match(r"[A-Za-z]:[\\/]", raw) or raw.startswith("\\\\"):
+        disk = "a network share" if raw.startswith("\\") else f"drive {raw[:2]}"
+        raise InputError(
+            source,
+            f"{where}{raw} is a Windows path (on {disk}), which this computer cannot open: "
+            "write the file's path as this computer names it, or relative to the list's folder",
+        )
+    if "\\" not in raw:
+        return p
+    alt = here(raw.replace("\\", "/"))
+    if not os.path.lexists(alt):
+        logging.getLogger(__name__).warning(
+            "%s%s: not found as written (%s), nor with its backslashes read as folder "
+            "separators, as Windows writes paths (%s)",
+            f"{source}: " if source is not None else "",
+            f"{where}{raw}",
+            p,
+            alt,
+        )
+    return alt
+
+
 def read_user_text(path: str | Path) -> str:
     """A text file a user may have saved with any editor: UTF-8 (a BOM is fine), or UTF-16
     with its BOM (what Windows PowerShell 5's ``>`` and ``Out-File`` write).

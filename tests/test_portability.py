@@ -351,3 +351,99 @@ def test_an_output_folder_that_is_its_input_spelled_in_another_case_is_refused(
     # (on Linux, ct/ is a folder of its own: made by convert, as macOS would not)
     assert cli.main(["convert", str(data), "-o", str(tmp_path / "ct")]) == 1
     assert "no CT found outside the output folder" in capsys.readouterr().err
+
+
+def test_patients_named_on_a_mac_match_the_clinical_table_and_split_typed_elsewhere(
+    tmp_path, capsys
+):
+    """macOS (and a Mac's zip) store é as e + ´: `train --check` said "2/4 patients matched"
+    and "Without a clinical row: HCC_é01, Pâtient_ü02" of patients whose IDs were in the
+    table (typed é), who trained without the weak term; a split file left them out."""
+    import unicodedata
+
+    import pandas as pd
+
+    from napari_livertumor.training.toydata import write_toy_cohort
+
+    data = write_toy_cohort(tmp_path / "data", n_cases=4, shape=(16, 32, 32))
+    names = {"HCC_001": "HCC_\u00e901", "HCC_002": "P\u00e2tient_\u00fc02"}
+    for old, new in names.items():
+        for sub in ("imagesTr", "labelsTr"):
+            mac = unicodedata.normalize("NFD", new)
+            (data / sub / f"{old}.nii.gz").rename(data / sub / f"{mac}.nii.gz")
+    table = pd.read_csv(data / "clinical.csv")
+    table["TCIA_ID"] = table["TCIA_ID"].replace(names)
+    table.to_csv(tmp_path / "C.csv", index=False)
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": [*names.values(), "HCC_003"], "test": ["HCC_004"]}))
+    args = ["train", "--check", "--data", str(data), "--clinical", str(tmp_path / "C.csv")]
+    assert cli.main([*args, "--split", str(split)]) == 0
+    out = capsys.readouterr().out
+    assert "Clinical table C.csv: 4/4 patients matched" in out
+    assert "Without a clinical row" not in out and "no patient here" not in out
+    assert "Split of split.json: 3 training / 0 validation / 1 test patient(s)" in out
+
+
+def test_a_case_list_made_on_windows_finds_its_scans(tmp_path, models, capsys):
+    """A list saved on Windows (`scans\\Patiént.nii.gz`, CRLF) failed on macOS and Linux with
+    "lst/scans\\Patiént.nii.gz: file or folder not found"; a `C:\\...` path said the same,
+    not that it names a Windows disk."""
+    from napari_livertumor.io.nifti import write_nifti
+
+    lst = tmp_path / "lst"
+    write_nifti(small_ct(), lst / "scans" / "Pati\u00e9nt.nii.gz")
+    (lst / "list.csv").write_bytes("path,case\r\nscans\\Pati\u00e9nt.nii.gz,\u00c9ric\r\n".encode())
+    assert segment([lst / "list.csv"], tmp_path / "out", models) == 0
+    assert (tmp_path / "out" / "\u00c9ric_labels.nii.gz").is_file()
+
+    (lst / "drive.csv").write_bytes(b"path\r\nscans\\x.nii.gz\r\nC:\\scans\\y.nii.gz\r\n")
+    assert segment([lst / "drive.csv"], tmp_path / "out2", models) != 0
+    err = capsys.readouterr().err
+    assert "line 3: C:\\scans\\y.nii.gz is a Windows path (on drive C:)" in err
+    assert not (tmp_path / "out2").exists()  # refused before any case
+
+
+def test_a_listed_windows_path_found_neither_way_says_what_was_tried(tmp_path, caplog):
+    """A Windows list's path that is not there either way was said as the path as written,
+    backslashes and all, leaving the user to guess that its folders were never looked in."""
+    import logging
+
+    from napari_livertumor.fileio import listed_path
+
+    with caplog.at_level(logging.WARNING):
+        p = listed_path("scans\\gone.nii.gz", tmp_path, source=tmp_path / "l.csv", where="line 2: ")
+    assert p == tmp_path / "scans" / "gone.nii.gz"
+    said = caplog.records[-1].getMessage()
+    assert "line 2: scans\\gone.nii.gz: not found as written" in said
+    assert f"backslashes read as folder separators, as Windows writes paths ({p})" in said
+
+
+def test_evaluate_keeps_each_patients_label_map_on_a_case_insensitive_disk(
+    tmp_path, models, caplog
+):
+    """`evaluate --save-labels` of patients PatA and pata wrote PatA_labels.nii.gz and
+    pata_labels.nii.gz unsaid: one file on macOS, Windows, SMB or exFAT, the second patient's
+    map over the first's."""
+    import logging
+
+    from napari_livertumor.training.evaluate import evaluate
+    from napari_livertumor.training.toydata import write_toy_cohort
+
+    data = write_toy_cohort(tmp_path / "data", n_cases=2, shape=(16, 32, 32))
+    for sub in ("imagesTr", "labelsTr"):
+        (data / sub / "HCC_001.nii.gz").rename(data / sub / "PatA.nii.gz")
+        (data / sub / "HCC_002.nii.gz").rename(data / sub / "pata.nii.gz")
+    out = tmp_path / "ev"
+    with caplog.at_level(logging.WARNING):
+        result = evaluate(data, models=models, out_dir=out, device="cpu", save_labels=True)
+    assert sorted(p.name for p in (out / "labels").iterdir()) == [
+        "PatA_labels.nii.gz",
+        "pata_2_labels.nii.gz",
+    ]
+    said = "two patients are named PatA and pata (one file name on macOS and Windows): pata "
+    said += "is written as pata_2_labels.nii.gz"
+    assert any(said in r.getMessage() for r in caplog.records)
+    assert [r["case"] for r in result["rows"]] == ["PatA", "pata"]  # the tables: the IDs
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["label_files"] == {"pata": "pata_2_labels.nii.gz"}
+    assert any(said in c for c in summary["cautions"])

@@ -35,7 +35,6 @@ import re
 import stat
 import sys
 import time
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +46,9 @@ from ..fileio import (
     atomic_write_text,
     check_writable_folder,
     file_lock,
+    listed_path,
+    name_clash_text,
+    name_key,
     publish,
     remove_stale_temps,
     resolved,
@@ -746,8 +748,8 @@ def _cases_from_csv(path: Path, *, per_patient: bool = True) -> list[Case]:
         raw = (row.get("path") or "").strip()
         if not raw:
             raise InputError(path, f"line {k}: empty path")
-        p = Path(raw)
-        p = p if p.is_absolute() else path.parent / p
+        # (a list made on Windows: scans\x.nii.gz is scans/x.nii.gz; C:\... is refused)
+        p = listed_path(raw, path.parent, source=path, where=f"line {k}: ")
         given = (row.get("case") or "").strip()
         case = Case(_safe(given or _case_name(p)), p, named=bool(given))
         split = _split(per_patient, case) if p.is_dir() else [case]
@@ -1208,8 +1210,7 @@ def _unique_sorted(cases: list[Case], outdir: str | Path | None = None) -> list[
     and ``hcc_001`` are one file there), after Unicode normalisation (macOS stores é as e + ´).
     """
 
-    def key(name: str) -> str:
-        return unicodedata.normalize("NFC", name).casefold()
+    key = name_key
 
     # of two inputs of one name, the folder or file named so keeps it before a patient's scans
     # found in a folder named otherwise (a study misfiled into HCC_005's folder took the name
@@ -1293,19 +1294,9 @@ def _unique_sorted(cases: list[Case], outdir: str | Path | None = None) -> list[
             new = f"{c.name}_{n}"
             used.add(key(new))
         other = first.get(key(c.name), c.name)
-        many = inputs_named[key(c.name)]
-        count = "two" if many == 2 else str(many)
-        # (letter case beyond ASCII is folded differently by NTFS, APFS and casefold():
-        # Straße and STRASSE are two names on both, given _2 here all the same)
-        one = "one" if other.isascii() and c.name.isascii() else "may be one"
-        named = (
-            c.name
-            if other == c.name
-            else f"{other} and {c.name} ({one} file name on macOS and Windows)"
-        )
         # one patient of a folder holding several: which one (their folder names them all)
         which = f"{c.path} (PatientID {c.patient!r})" if c.patient is not None else c.path
-        log.warning("%s inputs are named %s: %s is written as %s", count, named, which, new)
+        log.warning(name_clash_text(inputs_named[key(c.name)], other, c.name, which, new))
         out.append(dataclasses.replace(c, name=new))  # its patient too
     return sorted(out, key=lambda c: (c.name, str(c.path), c.patient or ""))
 

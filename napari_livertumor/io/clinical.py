@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import functools
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,8 +298,10 @@ def read_clinical(path: str | Path) -> ClinicalTable:
 
 
 def normalise_id(value) -> str:
-    """``'hcc_1'``, ``'HCC-001 '``, ``'HCC001'`` -> ``'HCC_001'``; other IDs are only stripped."""
-    text = str(value).strip()
+    """``'hcc_1'``, ``'HCC-001 '``, ``'HCC001'`` -> ``'HCC_001'``; other IDs are only stripped
+    and composed (NFC): a folder named on macOS, or unpacked from a Mac's zip, holds é as e + ´,
+    which the é typed in a table or split file is not, code point by code point."""
+    text = unicodedata.normalize("NFC", str(value).strip())
     match = re.fullmatch(r"(?i)hcc[\s_\-]*0*(\d+)(\.0)?", text)
     if match:
         return f"HCC_{int(match.group(1)):03d}"
@@ -307,8 +310,10 @@ def normalise_id(value) -> str:
 
 def row_ids_for(case_ids, table_ids) -> dict[str, str]:
     """Each patient (folder or file name) → its clinical row's ID, matched as the table's
-    IDs are read: a folder renamed ``hcc_001`` or ``HCC-1`` is the table's ``HCC_001``."""
+    IDs are read: a folder renamed ``hcc_001`` or ``HCC-1`` is the table's ``HCC_001``, and
+    one whose é macOS stores decomposed is the table's ``é`` (either side's, composed)."""
     rows = {str(t) for t in table_ids}
+    composed = {unicodedata.normalize("NFC", t): t for t in sorted(rows)}
     out = {}
     for case in case_ids:
         case = str(case)
@@ -316,6 +321,8 @@ def row_ids_for(case_ids, table_ids) -> dict[str, str]:
             out[case] = case
         elif normalise_id(case) in rows:
             out[case] = normalise_id(case)
+        elif normalise_id(case) in composed:
+            out[case] = composed[normalise_id(case)]
     return out
 
 

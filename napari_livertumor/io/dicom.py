@@ -224,10 +224,13 @@ SEVERAL_PATIENTS = "the folder holds the scans of"
 
 
 def normalise_folder_id(text: str) -> str:
-    """A folder name or PatientID compared loosely: case, spaces, '-' and '_' aside."""
+    """A folder name or PatientID compared loosely: case, spaces, '-' and '_' aside, and
+    whether an accent is stored apart (macOS names é as e + ´)."""
     import re
+    import unicodedata
 
-    return re.sub(r"[\s_\-]+", "", str(text or "")).casefold()
+    text = unicodedata.normalize("NFC", str(text or ""))
+    return re.sub(r"[\s_\-]+", "", text).casefold()
 
 
 def read_dicom_series(

@@ -305,6 +305,10 @@ def evaluate(
         refine=refine, tta=tta, nsd_tolerance_mm=nsd_tolerance_mm, save_labels=save_labels,
     )  # fmt: skip
     staging = Path(out_dir) / LABELS_STAGING if save_labels else None
+    # one label map per patient on a case-insensitive disk too (macOS, Windows, SMB, exFAT):
+    # PatA's and pata's were one file there, the second scored overwriting the first, unsaid.
+    # Named over the patients to score, who are the stopped run's when resumed (fingerprint)
+    map_names = _label_map_names([r.case_id for r in test]) if save_labels else {}
     if stopped_run is not None:  # refused before anything is made when run otherwise
         _check_resume(stopped_run, fingerprint, Path(out_dir))
     # a stop leaves this run's results beside those of a complete evaluation there (replaced
@@ -330,9 +334,9 @@ def evaluate(
         # describes the folder once the staged maps it may count on are emptied below
         save_state()
     if staging is not None:  # (the stopped run's maps staged there kept: _resumed)
-        _fresh(staging, keep=_map_names(stopped_run["rows"]) if stopped_run else ())
+        _fresh(staging, keep=_map_names(stopped_run["rows"], map_names) if stopped_run else ())
     if stopped_run is not None:  # the patients it scored: kept, the others scored now
-        rows, lesion_rows = _resumed(stopped_run, Path(out_dir), staging)
+        rows, lesion_rows = _resumed(stopped_run, Path(out_dir), staging, map_names)
         save_state()  # (without a patient whose map was gone: scored again)
         was_software = stopped_run.get("software")
         if was_software and was_software != software():  # half the rows by another version
@@ -360,6 +364,7 @@ def evaluate(
             # staged apart: a run stopped over an earlier evaluation keeps its maps with its
             # results (the earlier maps were replaced as each patient was scored)
             labels_dir=staging,
+            map_names=map_names,
             nsd_tolerance_mm=nsd_tolerance_mm,
             lesions=lesion_rows,
             on_scored=save_state,
@@ -391,6 +396,9 @@ def evaluate(
     summary["lesion_matching"] = dict(LESION_MATCHING)
     if save_labels:  # (labels.interrupted beside an earlier evaluation's: see _settle_labels)
         summary["labels"] = str((Path(out_dir) / LABELS_DIR).absolute())
+        renamed = {c: _map_name(c, map_names) for c, n in map_names.items() if n != c}
+        if renamed:  # the tables name the patient; its map is found by this
+            summary["label_files"] = renamed
     summary["models"] = str(models) if models else "shipped defaults"
     # the folders the patients were segmented with (a missing ROOT/liver falls back to the
     # shipped model, said only on screen before), each with what changes its masks
@@ -600,9 +608,25 @@ def _stopped_here(out: Path) -> bool:
     return not isinstance(state, dict) or bool(state.get("rows"))
 
 
-def _map_names(rows) -> set[str]:
+def _map_names(rows, names: dict[str, str]) -> set[str]:
     """The label maps' file names of ``rows`` (a resume file's)."""
-    return {f"{r['case']}_labels.nii.gz" for r in rows if isinstance(r, dict) and "case" in r}
+    return {_map_name(r["case"], names) for r in rows if isinstance(r, dict) and "case" in r}
+
+
+def _map_name(case: str, names: dict[str, str]) -> str:
+    """The file name of ``case``'s label map (``names``: :func:`_label_map_names`)."""
+    return f"{names.get(case, case)}_labels.nii.gz"
+
+
+def _label_map_names(cases) -> dict[str, str]:
+    """Each patient → the name its label map goes by: its own, or ``pata_2`` beside a
+    ``PatA`` (one file on a case-insensitive disk), said (the tables keep the patient's ID)."""
+    from ..fileio import unique_file_names
+
+    names, notes = unique_file_names(cases, what="patients")
+    for note in notes:
+        _warn_once("--save-labels: %s_labels.nii.gz", note)
+    return names
 
 
 def _write_resume(path: Path, fingerprint, rows, lesions, *, beside: bool) -> None:
@@ -679,7 +703,7 @@ def _check_resume(state, fingerprint, out: Path) -> None:
         )
 
 
-def _resumed(state, out: Path, staging: Path | None):
+def _resumed(state, out: Path, staging: Path | None, names: dict[str, str]):
     """The stopped run's rows and lesion rows, its label maps staged again with this run's;
     a patient whose map is gone is scored again (its rows dropped, said)."""
     rows = [r for r in state["rows"] if isinstance(r, dict) and "case" in r]
@@ -688,7 +712,7 @@ def _resumed(state, out: Path, staging: Path | None):
         where = out / (LABELS_DIR + INTERRUPTED if state.get("beside") else LABELS_DIR)
         missing = []
         for r in rows:
-            name = f"{r['case']}_labels.nii.gz"
+            name = _map_name(r["case"], names)
             if (staging / name).is_file():  # still staged: a run killed before it moved them
                 continue
             if (where / name).is_file():
@@ -766,13 +790,15 @@ def _score_cases(
     should_cancel=None,
     progress=None,
     labels_dir: Path | None = None,
+    map_names: dict[str, str] | None = None,
     nsd_tolerance_mm: float = NSD_TOLERANCE_MM,
     lesions: list | None = None,
     on_scored: Callable[[], None] | None = None,
 ) -> None:
     """Segment and score each test record into ``rows`` (unreadable ones into
     ``not_evaluated``); a stop asked for between cases names the rest there. With
-    ``labels_dir`` each predicted label map is written there as it is scored; ``lesions``
+    ``labels_dir`` each predicted label map is written there as it is scored (named as
+    ``map_names`` says, else after the patient); ``lesions``
     gets each case's :func:`metrics.lesion_table` rows (with its ``case``). ``on_scored()`` is
     called once a case's row (and map) is in."""
     for i, rec in enumerate(test):
@@ -869,9 +895,8 @@ def _score_cases(
             labels_dir.mkdir(parents=True, exist_ok=True)
             # on the file's own grid (a RAS-stored NIfTI's too), as `segment` writes it
             stored, grid = ct.to_stored(result.labels)
-            write_nifti(
-                stored, labels_dir / f"{rec.case_id}_labels.nii.gz", reference=grid, labels=True
-            )
+            name = _map_name(rec.case_id, map_names or {})
+            write_nifti(stored, labels_dir / name, reference=grid, labels=True)
         rows.append(row)
         if on_scored is not None:
             on_scored()
