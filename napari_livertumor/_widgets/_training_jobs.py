@@ -3,6 +3,7 @@ outside the GUI process (no Qt here)."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -21,6 +22,12 @@ def train_in_subprocess(config, should_cancel):
     still saves its last weights; the child is only terminated if it ignores that for 60 s, or
     at once if it has not yet begun the run (still importing torch and MONAI: nothing made).
     This generator ends with the child's last report; the process's exit is awaited apart.
+
+    The child is not daemonic: a daemonic process may not start processes, and a recipe's data
+    loader workers (``num_workers``, 6 in the shipped GPU recipe) failed the run with "daemonic
+    processes are not allowed to have children". What daemonic gave is kept by hand: the child
+    stops itself when this process dies (its ``should_stop``), and this process's exit stops it,
+    lets it save its state, then ends it (an exit hook below) rather than waiting on it forever.
     """
     import multiprocessing as mp
     import tempfile
@@ -38,21 +45,28 @@ def train_in_subprocess(config, should_cancel):
     child = ctx.Process(
         target=_train_child,
         args=(config.to_dict(), reports, cancel, crash_log, phase),
-        daemon=True,
+        daemon=False,  # its data loader may start worker processes (see above)
     )
     with _main_script_hidden():
         child.start()
     ended = False
     waited = []  # the exit hook below has awaited the child's last word
-    # Python's exit terminates daemonic children (multiprocessing's exit hook): a hook of ours,
-    # registered after it and so run before it, first stops the child and lets it save its
-    # state (closing napari mid-run, or a script's exit, kept nothing of the run)
-    import atexit
+    # Python's exit joins a non-daemonic child without limit (multiprocessing's exit hook;
+    # terminated, as a daemonic one was, it kept nothing of the run though the notice said its
+    # state was in last/): a hook of ours, registered after it and so run before it, stops the
+    # child, lets it save its state, then ends it. It stays until the child is reaped (a run
+    # that has ended may still be shutting down its loader's workers when napari quits).
 
     def stop_at_exit() -> None:
         if child.is_alive():
             cancel.set()
-            _await_last_report(child, reports, timeout=LAST_SAVE_WAIT_S)
+            if not ended and not waited:
+                _await_last_report(child, reports, timeout=LAST_SAVE_WAIT_S)
+            # its state is saved (or it ignored the stop for minutes): what is left is its
+            # loader's workers shutting down, seconds; they end on their own when it is gone
+            with contextlib.suppress(OSError):
+                child.terminate()
+            child.join(timeout=5)
         waited.append(True)
 
     atexit.register(stop_at_exit)
@@ -89,27 +103,28 @@ def train_in_subprocess(config, should_cancel):
                 ended = True
                 return
     finally:
-        atexit.unregister(stop_at_exit)
         cancel.set()
         if not ended and not waited:
             # closed before the child's last word (napari quitting closes this generator at its
-            # yield): wait, bounded, for the child to save its state and say so. The child is
-            # daemonic: Python's exit terminated it mid-run, and closing napari during a run
-            # kept nothing of it (the notice said its state was in last/)
+            # yield): wait, bounded, for the child to save its state and say so
             _await_last_report(child, reports, timeout=LAST_SAVE_WAIT_S)
+            waited.append(True)
         # Its reports are all in (the last weights saved when stopped); the process itself may
         # take many seconds more to exit (its data loader's worker processes shut down): the
         # panel waited 6-16 s after a Stop that had taken effect in under one. Its exit is
         # awaited apart, and forced if it ignores the stop.
         reaper = threading.Thread(
-            target=_reap, args=(child, crash_log), name="livertumor-train-exit", daemon=True
+            target=_reap,
+            args=(child, crash_log, stop_at_exit),
+            name="livertumor-train-exit",
+            daemon=True,
         )
         try:
             if not child.is_alive():
                 raise RuntimeError("ended")
             reaper.start()
         except RuntimeError:  # ended (or Python shutting down: no new thread): reaped here
-            _reap(child, crash_log)
+            _reap(child, crash_log, stop_at_exit)
 
 
 def _claim_before_start(phase) -> bool:
@@ -141,12 +156,15 @@ def _await_last_report(child, reports, timeout: float) -> None:
             return
 
 
-def _reap(child, crash_log: str) -> None:
-    """Wait for the training process to exit (terminated if it has not in 60 s); tidy up."""
+def _reap(child, crash_log: str, at_exit=None) -> None:
+    """Wait for the training process to exit (terminated if it has not in 60 s); tidy up,
+    and drop its exit hook ``at_exit`` (nothing left to stop)."""
     child.join(timeout=60)
     if child.is_alive():
         child.terminate()
         child.join(timeout=5)
+    if at_exit is not None:
+        atexit.unregister(at_exit)
     with contextlib.suppress(OSError):
         os.unlink(crash_log)
 
