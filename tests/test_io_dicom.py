@@ -635,6 +635,132 @@ def test_slices_of_another_size_are_left_out_with_a_warning(tmp_path):
     assert any("different Rows/Columns" in w and "odd.dcm" in w for w in volume.meta["warnings"])
 
 
+def test_a_series_split_between_two_image_sizes_is_refused_not_half_read(tmp_path):
+    """A series whose first 16 slices were 96×96 and last 16 were 128×128 (one pixel spacing,
+    one stack) kept the first 16 with a warning: `segment` exited 0 and measured the liver at
+    110 mL, not 1386 mL. A tie, or a block of slices, is not left out as an odd slice is."""
+    for first, rest in ((8, 8), (12, 4)):  # a tie; a block of 4 (not an odd slice or two)
+        folder = tmp_path / f"{first}-{rest}"
+        top = make_ct(shape=(first, 16, 16))
+        write_ct_series(
+            top, folder, series_uid="1.2.3.4", series_number=3, series_description="ABDOMEN"
+        )
+        below = CTVolume(  # the stack goes on at 20×20 pixels
+            make_ct(shape=(rest, 20, 20)).array,
+            top.spacing,
+            origin=(top.origin[0], top.origin[1], top.origin[2] + first * top.spacing[0]),
+        )
+        write_ct_series(
+            below,
+            folder,
+            series_uid="1.2.3.4",
+            series_number=3,
+            series_description="ABDOMEN",
+            instance_number_start=first + 1,
+            file_names=[f"2-{k:03d}.dcm" for k in range(rest)],
+        )
+        with pytest.raises(InputError) as info:
+            read_dicom_series(folder)
+        problem = info.value.problem
+        assert "series #3 'ABDOMEN' differ in Rows/Columns" in problem
+        assert f"{first} slice(s) of 16×16 pixels" in problem
+        assert f"{rest} slice(s) of 20×20 pixels (e.g. {folder.name}/2-000.dcm)" in problem
+        assert f"would leave out {rest} of the {first + rest} slices" in problem
+        assert ("(as many as it would keep)" in problem) == (first == rest)
+
+
+def test_reformats_in_the_series_are_left_out_not_refused(tmp_path):
+    """Coronal reformats packed into the axial scan's series add nothing to its volume: the
+    scan is read without them, said, however many they are (5 of 17 slices refused the whole
+    scan as if they were a block of it)."""
+    scan = make_ct(shape=(12, 16, 16))
+    files = write_ct_series(scan, tmp_path / "mpr", series_uid="1.2.3.6")
+    for k in range(5):  # coronal reformats of the slices' own size and pixels
+        ds = pydicom.dcmread(files[k])
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+        ds.InstanceNumber = 100 + k
+        ds.ImagePositionPatient = [scan.origin[0], scan.origin[1] + 3.0 * k, scan.origin[2]]
+        ds.save_as(tmp_path / "mpr" / f"3-{k:03d}.dcm")
+    volume = read_dicom_series(tmp_path / "mpr")
+    assert volume.shape == (12, 16, 16)
+    assert any(
+        "5 slice(s) with a different ImageOrientationPatient" in w for w in volume.meta["warnings"]
+    )
+
+
+def _localizer(source, target, *, plane: str, shift_mm: float = 0.0) -> None:
+    """``source`` saved as a localizer of its series at ``target``: ImageType ...\\LOCALIZER,
+    coronal (another size and pixel spacing) or axial (the slices' own), ``shift_mm`` along
+    the slice normal."""
+    ds = pydicom.dcmread(source)
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    ds.InstanceNumber = 0
+    position = [float(v) for v in ds.ImagePositionPatient]
+    if plane == "coronal":
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+        ds.Rows, ds.Columns, ds.PixelSpacing = 24, 16, [3.0, 4.8]
+        ds.PixelData = np.full((24, 16), 200, np.int16).tobytes()
+        position[1] = 0.0
+    position[2] += shift_mm
+    ds.ImagePositionPatient = position
+    ds.save_as(target)
+
+
+def test_find_series_counts_and_spaces_the_slices_a_load_reads(tmp_path):
+    """Find series counted what the load then leaves out: a coronal scout and a slice of
+    another size beside 8 axial slices were listed as "10 slice(s), 3x4.8 mm pixels" (the
+    scout's), while Load read 8 slices of 0.71×0.78 mm pixels. (The reviewer's series of 32
+    was listed as 33 slices 15.4 mm apart, read as 32 slices 8.56 mm apart.)"""
+    files = write_ct_series(make_ct(shape=(8, 16, 16)), tmp_path / "a")
+    _localizer(files[0], tmp_path / "a" / "0-scout.dcm", plane="coronal")
+    odd = make_ct(shape=(1, 20, 16))
+    write_ct_series(
+        odd,
+        tmp_path / "a",
+        series_uid=str(pydicom.dcmread(files[0]).SeriesInstanceUID),
+        instance_number_start=50,
+        file_names=["odd.dcm"],
+    )
+    (info,) = discover_series(tmp_path / "a")
+    volume = read_dicom_series(tmp_path / "a")
+    assert volume.shape[0] == info.n_slices == 8
+    assert info.spacing == pytest.approx(volume.spacing, abs=1e-3)
+    assert (
+        "8 slice(s) (+1 localizer, 1 of another size, orientation or pixel spacing left out)"
+        in (info.summary())
+    )
+
+
+def test_an_axial_localizer_of_the_slices_size_is_not_stacked_into_the_volume(tmp_path):
+    """An axial localizer (ImageType ORIGINAL\\PRIMARY\\LOCALIZER) of the slices' own size,
+    3 mm off their grid, was stacked as a 33rd slice: the spacing made non-uniform and the
+    liver's volume 2 % off. A series of localizers only is still read."""
+    source = make_ct(shape=(8, 16, 16))
+    files = write_ct_series(source, tmp_path / "a")
+    _localizer(files[3], tmp_path / "a" / "0-scout.dcm", plane="axial", shift_mm=1.0)
+    volume = read_dicom_series(tmp_path / "a")
+    np.testing.assert_array_equal(volume.array, source.array)
+    assert volume.spacing[0] == pytest.approx(2.5)
+    warnings = " ".join(volume.meta["warnings"])
+    assert "non-uniform" not in warnings
+    assert "1 localizer image(s) (ImageType ORIGINAL\\PRIMARY\\LOCALIZER" in warnings
+    assert "0-scout.dcm" in warnings
+    assert discover_series(tmp_path / "a")[0].n_slices == 8
+
+    scouts = write_ct_series(make_ct(shape=(3, 16, 16)), tmp_path / "b")
+    for f in scouts:  # all localizers: nothing else to read, so read
+        ds = pydicom.dcmread(f)
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+        ds.save_as(f)
+    volume = read_dicom_series(tmp_path / "b")
+    assert volume.shape[0] == 3
+    assert not any("left out" in w for w in volume.meta["warnings"])
+
+
 # ------------------------------------------------------------------- bad input: one clear message
 def test_empty_folder_says_no_dicom(tmp_path):
     with pytest.raises(InputError, match="no DICOM files found") as info:

@@ -1160,6 +1160,35 @@ def test_a_scout_is_marked_in_find_series_and_not_loaded_as_a_volume(load_widget
     assert "image(s) without a position in the patient (no ImagePositionPatient" in text
 
 
+def test_find_series_lists_the_slices_load_reads_and_says_a_localizer_is_left_out(
+    load_widget, qtbot, tmp_path
+):
+    """A coronal localizer filed in the CT's series made the Find series row read "17" slices,
+    while Load read 16 and left the scout out (the row said nothing of it)."""
+    import pydicom
+
+    viewer, widget = load_widget
+    case, vol, _ = write_dicom_case(tmp_path)
+    scout = pydicom.dcmread(sorted((case / "CT").glob("*.dcm"))[0])
+    scout.SOPInstanceUID = pydicom.uid.generate_uid()
+    scout.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    scout.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]  # coronal, 64 × 48 pixels of 4 × 3 mm
+    scout.ImagePositionPatient = [-100.0, 0.0, 200.0]
+    scout.Rows, scout.Columns, scout.PixelSpacing = 64, 48, [4.0, 3.0]
+    scout.PixelData = np.zeros((64, 48), np.int16).tobytes()
+    scout.save_as(case / "CT" / "0-scout.dcm")
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    row = [widget.series_table.item(0, c).text() for c in range(3)]
+    assert row == ["#1 tiny CT — +1 localizer left out", "16", "2.5"]
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    (layer,) = _layers.ct_layers(viewer)
+    assert layer.data.shape == vol.shape
+
+
 def test_find_series_says_a_segmentation_this_tool_made_is_in_the_folder(
     load_widget, qtbot, tmp_path
 ):

@@ -525,6 +525,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
                     if s.n_slices == 1
                     else f" — only {s.n_slices} images (a scout or monitoring series?)"
                 )
+            if getattr(s, "left_out_note", ""):  # Slices counts what Load stacks: the rest said
+                desc += f" — +{s.left_out_note} left out"
             if s.modality != "CT":  # first: a narrow column cut it off at the end
                 desc = f"[{s.modality}] {desc}"
             tip = s.summary() if hasattr(s, "summary") else desc

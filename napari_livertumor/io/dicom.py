@@ -32,9 +32,11 @@ from ..progress import Reporter, as_reporter
 from ._dicom_geometry import (
     _NON_IMAGE_MODALITIES,
     SliceHeader,
+    is_localizer,
     phase_from_text,
     stack_geometry,
     stack_step,
+    stacked_slices,
 )
 from ._dicom_pixels import compare_duplicates, decode_slices, fill_gaps, mend_damaged
 from .volume import CTVolume, spacing_text
@@ -111,6 +113,9 @@ class SeriesInfo:
     #: the series' files that are no Enhanced CT (classic slices, other objects) when its
     #: Enhanced CT files hold more slices and are read: not read
     left_out: list[Path] = field(default_factory=list, repr=False)
+    #: the series' files a load leaves out of the volume, counted by why ("1 localizer"), ""
+    #: when none: ``n_slices`` counts the slices it stacks
+    left_out_note: str = ""
 
     @property
     def acquisition_label(self) -> str:
@@ -184,7 +189,9 @@ class SeriesInfo:
         where = f" in {series_folder(self)}" if not self.description and self.files else ""
         return (
             f"{self.modality or '(no modality)'} #{self.series_number} '{self.description}'{acq}"
-            f"{where}: {self.n_slices} slice(s){held}, {sp}, phase {self.phase}, uid {self.uid}"
+            f"{where}: {self.n_slices} slice(s){held}"
+            + (f" (+{self.left_out_note} left out)" if self.left_out_note else "")
+            + f", {sp}, phase {self.phase}, uid {self.uid}"
         )
 
 
@@ -1133,10 +1140,15 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
     first = next((h for h in members if h.is_image), members[0])
     # an Enhanced CT series: multi-frame files only, each frame a slice
     enhanced = all(h.enhanced for h in members)
+    stacked, note = members, ""
+    n_slices = sum(1 for h in members if not h.enhanced)  # (objects, of a non-image series)
+    if first.is_image and not enhanced:  # counted and spaced as a load stacks them
+        stacked, note = _stacked(members)
+        first, n_slices = stacked[0], len(stacked)
     where = (
         [loc for h in members for loc in h.frame_locations]
         if enhanced
-        else [h.location for h in members if h.location is not None]
+        else [h.location for h in stacked if h.location is not None]
     )
     spacing = None
     if (first.is_image or enhanced) and first.pixel_spacing is not None:
@@ -1150,9 +1162,8 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
         uid=uid,
         description=first.series_description,
         modality=first.modality,
-        n_slices=sum(h.n_frames for h in members)
-        if enhanced
-        else sum(1 for h in members if not h.enhanced),
+        n_slices=sum(h.n_frames for h in members) if enhanced else n_slices,
+        left_out_note=note,
         spacing=spacing,
         # contrast phases are a CT's (an MR's "portal venous" came from a contrast agent tag)
         phase=phase_from_text(first.series_description, first.contrast_agent, first.image_comments)
@@ -1174,6 +1185,28 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
         derived=first.image_type.startswith("DERIVED"),
         n_positions=len({round(loc, 1) for loc in where}),
     )
+
+
+def _stacked(members: list[SliceHeader]) -> tuple[list[SliceHeader], str]:
+    """The slices of an image series a load stacks (:func:`stacked_slices`, from the headers
+    alone), and the files it leaves out counted by why ("1 localizer, 2 of another size,
+    orientation or pixel spacing"; "" when none). A series the load refuses is listed as
+    found (the load says why)."""
+    images = [h for h in members if h.is_image]
+    try:
+        stacked = stacked_slices(images, [])
+    except InputError:
+        return images, ""
+    scouts = sum(is_localizer(h) for h in images)
+    scouts = scouts if scouts < len(images) else 0  # a series of localizers keeps them
+    odd = len(images) - len(stacked) - scouts
+    unplaced = sum(1 for h in members if not h.is_image and h.modality not in _NON_IMAGE_MODALITIES)
+    parts = [
+        f"{scouts} localizer{'s' * (scouts > 1)}" * bool(scouts),
+        f"{odd} of another size, orientation or pixel spacing" * bool(odd),
+        f"{unplaced} file(s) not usable as slices" * bool(unplaced),
+    ]
+    return stacked, ", ".join(p for p in parts if p)
 
 
 def _plane(orientation) -> str:
