@@ -1212,3 +1212,29 @@ def test_a_patient_named_by_a_long_patient_id_is_shortened_not_failed(tmp_path, 
     write_ct_series(vol, tmp_path / "mid" / "study", patient_id="M" * 240)
     assert main(["convert", str(tmp_path / "mid" / "study"), "-o", str(tmp_path / "m")]) == 0
     assert [p.name for p in (tmp_path / "m" / "imagesTs").iterdir()] == ["M" * 240 + ".nii.gz"]
+
+
+def test_a_series_whose_rescale_intercept_is_missing_is_converted_with_a_warning(tmp_path, capsys):
+    """A series with no RescaleIntercept (every value 1024 too high) was converted without a
+    word, to a NIfTI fed to training, where segment and the Load panel say the values do not
+    look like HU; in a dataset too."""
+    import pydicom
+
+    rng = np.random.default_rng(0)
+    ct = CTVolume(rng.integers(-1024, 1500, (4, 16, 16)).astype(np.int16), (2.5, 0.8, 0.8))
+    for p in write_ct_series(ct, tmp_path / "in" / "HCC_001" / "ct", patient_id="HCC_001"):
+        ds = pydicom.dcmread(p)
+        ds.PixelData = (ds.pixel_array.astype(np.int16) - int(ds.RescaleIntercept)).tobytes()
+        del ds.RescaleIntercept, ds.RescaleSlope
+        ds.save_as(p)
+    out = tmp_path / "ct.nii.gz"
+    assert main(["convert", str(tmp_path / "in" / "HCC_001"), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "the values do not look like Hounsfield units: no air at -1000" in err
+    assert "a rescale intercept (-1024) not applied" in err
+    assert main(["convert", str(tmp_path / "in"), "-o", str(tmp_path / "dataset")]) == 0
+    assert "HCC_001: warning: the values do not look like Hounsfield units" in (
+        capsys.readouterr().err
+    )
+    row = json.loads((tmp_path / "dataset" / "convert.json").read_text())["cases"][0]
+    assert any("do not look like Hounsfield units" in w for w in row["warnings"])

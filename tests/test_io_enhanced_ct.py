@@ -518,3 +518,36 @@ def test_an_enhanced_cts_frame_with_an_intercept_that_is_no_number_is_mended_as_
     every = set(range(1, len(case["datasets"]) + 1))
     with pytest.raises(InputError, match="RescaleIntercept 'nan' \\(of all"):
         read_dicom_series(with_bad(every, "all"))
+
+
+def test_an_enhanced_ct_compressed_with_loss_is_read_with_a_warning(tmp_path, case):
+    """An Enhanced CT tagged LossyImageCompression "01" read without a word, as a classic
+    lossy series did: its HU are the compression's, its small lesions less reliable."""
+    path = to_enhanced(case["datasets"], tmp_path / "ect" / "ect.dcm")
+    ds = pydicom.dcmread(path)
+    ds.LossyImageCompression = "01"
+    ds.LossyImageCompressionRatio = 12
+    ds.LossyImageCompressionMethod = "ISO_15444_1"
+    ds.save_as(path)
+    said = [w for w in read_dicom_series(path).meta["warnings"] if "lossy" in w]
+    n = case["classic"].shape[0]
+    assert len(said) == 1 and said[0].startswith(
+        f"lossy-compressed pixel data (all {n} slices; e.g. ect/ect.dcm: LossyImageCompression "
+        "01, ratio 12:1, JPEG 2000 (ISO_15444_1))"
+    )
+
+
+def test_an_enhanced_ct_in_a_transfer_syntax_pydicom_does_not_know_is_refused_naming_it(
+    tmp_path, case
+):
+    """Its pixel data in JPEG XL: "cannot be read as an Enhanced CT (ValueError: UID is not a
+    transfer syntax.)", with no word of the syntax or of what to do."""
+    path = to_enhanced(case["datasets"], tmp_path / "ect" / "ect.dcm")
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.UID("1.2.840.10008.1.2.4.110")
+    pydicom.dcmwrite(path, ds, implicit_vr=False, little_endian=True, force_encoding=True)
+    with pytest.raises(
+        InputError, match=r"JPEG XL Lossless \(1\.2\.840\.10008\.1\.2\.4\.110\), which is not "
+    ) as info:
+        load_ct(path)
+    assert info.value.path == path

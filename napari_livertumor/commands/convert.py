@@ -241,6 +241,9 @@ def _run(args) -> int:
             "label map (a segmentation), not a CT in Hounsfield units; segment will refuse it",
             file=sys.stderr,
         )
+    else:
+        for note in _hu_notes(volume, source):
+            print(f"livertumor convert: warning: {source}: {note}", file=sys.stderr)
     # without --force, not even a file another run wrote there meanwhile is replaced
     write_nifti(volume, output, overwrite=bool(args.force))
     if args.meta is not None:
@@ -880,6 +883,7 @@ def _convert_case(
             row["said"] = [changed]
         elif changed:
             warnings.insert(0, changed)
+        warnings += _hu_notes(volume, case.path)
         if volume.shape[0] < 2:  # written, as asked; said, as segment and training refuse it
             warnings.append(
                 "one slice only: segment and training need at least 2 (a scout or a key image?)"
@@ -1057,6 +1061,19 @@ def _write_pair(volume, labels, image: Path, label_path: Path) -> None:
     except BaseException:  # no label map left without its CT (nor a CT of an earlier run)
         label_path.unlink(missing_ok=True)
         raise
+
+
+def _hu_notes(volume, source) -> list[str]:
+    """What segment and the Load panel say of values that do not look like HU (a rescale
+    intercept not applied: every value 1024 too high), said by convert too: its NIfTI went on
+    to training without a word. Values no CT holds, which segment refuses, are said, not
+    refused: the file is written as asked."""
+    from ..pipeline import _hu_warnings
+
+    try:
+        return _hu_warnings(volume.array, source)
+    except InputError as exc:
+        return [f"segment will refuse it: {exc.problem}"]
 
 
 def _volume_facts(volume) -> dict:

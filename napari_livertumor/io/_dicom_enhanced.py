@@ -26,7 +26,14 @@ from ._dicom_geometry import (
     _enhanced_frames,
     series_file_name,
 )
-from ._dicom_pixels import _DECODER_HINT, DecoderMissing
+from ._dicom_pixels import (
+    _DECODER_HINT,
+    UNSUPPORTED_HINT,
+    DecoderMissing,
+    lossy_note,
+    refuse_unknown_syntax,
+    syntax_name,
+)
 
 #: slices read between two looks at Cancel (and progress updates)
 _BLOCK = 8
@@ -90,6 +97,9 @@ def read_enhanced(
         and _steady(numbers)
     ):  # each file numbers its own frames from 1: no numbering of the series
         numbers = [None] * len(numbers)
+    lossy = lossy_note([p["header"] for p in parts])
+    if lossy:
+        warnings.append(lossy)
     if clipped:
         warnings.append(
             f"{clipped} voxel(s) lay beyond the int16 range of HU and were clipped to "
@@ -122,6 +132,7 @@ def _open(h: SliceHeader):
         ds = pydicom.dcmread(str(h.path))
     except Exception as exc:  # pydicom raises many kinds on a damaged file
         raise InputError(h.path, f"cannot be read as an Enhanced CT ({_why(exc)})") from exc
+    refuse_unknown_syntax(h.path, getattr(ds, "file_meta", {}).get("TransferSyntaxUID"))
     for groups in (
         ds.get("SharedFunctionalGroupsSequence") or [],
         ds.get("PerFrameFunctionalGroupsSequence") or [],
@@ -226,7 +237,11 @@ def _decoder_or_why(image, exc: Exception, h: SliceHeader) -> str:
     low = str(exc).lower()
     if "decod" in low or "missing dependencies" in low or "plugin" in low:
         ts = getattr(getattr(image, "file_meta", None), "TransferSyntaxUID", None)
-        what = f"{ts.name} ({ts})" if ts else "unknown"
+        what = syntax_name(ts) if ts else "unknown"
+        if "have been implemented" in low:  # no decoder exists for it (video): none to install
+            raise DecoderMissing(
+                h.path, f"pixel data in transfer syntax {what}, which is {UNSUPPORTED_HINT}"
+            ) from exc
         if "missing dependencies" in low or "no pixel data decoder" in low:
             raise DecoderMissing(
                 h.path, f"pixel data in transfer syntax {what} cannot be decoded: {_DECODER_HINT}"

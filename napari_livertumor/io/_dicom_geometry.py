@@ -74,6 +74,12 @@ class SliceHeader:
     enhanced: bool = False
     #: of an Enhanced CT file: each frame's position along the slice normal, mm (file order)
     frame_locations: tuple[float, ...] = ()
+    #: the file's TransferSyntaxUID ("" when its file meta has none: read as pydicom found it)
+    transfer_syntax: str = ""
+    #: LossyImageCompression ("01": compressed with loss at some time, "00": not, "" untagged),
+    #: LossyImageCompressionRatio and LossyImageCompressionMethod as the header gives them
+    #: (values joined by "\\"): a lossy series is said, its HU not being the scanner's
+    lossy_compression: tuple[str, str, str] = ("", "", "")
 
     @classmethod
     def from_dataset(
@@ -193,6 +199,8 @@ class SliceHeader:
             referenced_uids=_referenced_uids(ds) if modality == "SEG" else frozenset(),
             enhanced=enhanced is not None,
             frame_locations=frame_locations,
+            transfer_syntax=_transfer_syntax(ds),
+            lossy_compression=_lossy_compression(ds),
         )
 
 
@@ -471,6 +479,32 @@ def _agent_codes(ds) -> str:
         str(item.get("CodeMeaning", "") or "") for item in ds.get("ContrastBolusAgentSequence", [])
     ]
     return ", ".join(n for n in names if n)
+
+
+def _transfer_syntax(ds) -> str:
+    meta = getattr(ds, "file_meta", None)
+    return str((meta.get("TransferSyntaxUID") if meta is not None else None) or "").strip()
+
+
+def _lossy_compression(ds) -> tuple[str, str, str]:
+    """(LossyImageCompression, its ratio(s), its method(s)) as text; ("", "", "") untagged."""
+
+    def text(keyword: str) -> str:
+        value = ds.get(keyword)
+        if value is None:
+            return ""
+        several = hasattr(value, "__iter__") and not isinstance(value, (str, bytes))
+        values = list(value) if several else [value]  # (a MultiValue: a ratio per compression)
+        return "\\".join(str(v).strip() for v in values if str(v).strip())
+
+    try:
+        return (
+            text("LossyImageCompression"),
+            text("LossyImageCompressionRatio"),
+            text("LossyImageCompressionMethod"),
+        )
+    except Exception:  # a damaged value: no reason to refuse the slice
+        return ("", "", "")
 
 
 def _padding(ds, representation: int) -> tuple[int, int] | None:
