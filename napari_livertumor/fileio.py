@@ -12,7 +12,7 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -385,6 +385,69 @@ def windows_path_limit() -> int | None:
 def windows_path_length(path: str | Path) -> int:
     """``path``'s length as Windows counts it (UTF-16 units), made absolute."""
     return len(os.path.abspath(path).encode("utf-16-le", "surrogatepass")) // 2
+
+
+#: the random part of a temporary name (``tempfile``'s 8 characters) and the longest ending
+#: one is given here (``.partial``: a DICOM SEG's; ``.nii.gz``, ``.tmp``, ``.npz`` are shorter)
+_TEMP_RANDOM, _TEMP_ENDING = 8, ".partial"
+
+
+def longest_temp_path(final: str | Path, ending: str = _TEMP_ENDING) -> Path:
+    """The longest path a file written to ``final`` through :func:`atomic_path` has while it
+    is written: its temporary name beside it (:func:`temp_prefix`, the random part, the
+    ``suffix`` given there: ``ending``, the longest by default), longer than ``final``."""
+    final = Path(final)
+    return final.parent / f"{temp_prefix(final)}{'x' * _TEMP_RANDOM}{ending}"
+
+
+def check_path_lengths(
+    folder: str | Path,
+    files: Iterable[str | Path] = (),
+    *,
+    direct: Iterable[str | Path] = (),
+    via: Callable[[Path], Path] | None = None,
+    ending: str = _TEMP_ENDING,
+    choose: str = "an output folder (-o)",
+) -> None:
+    """Refuse (:class:`~napari_livertumor.errors.InputError` naming ``folder``) a run whose
+    files would have paths longer than Windows allows (MAX_PATH, where it applies: no long
+    paths enabled), before it writes anything: the write fails there ("No such file or
+    directory", naming a hidden temporary file) part-way through, after minutes of work (every
+    case of a batch computed, a training run's data prepared). Elsewhere this does nothing.
+
+    ``files``: the files the run writes through temporary names (:func:`atomic_path`), each
+    measured by its longest (:func:`longest_temp_path`; ``ending``: the temporary names' when
+    all have one, shorter than the longest), of the file ``via(file)`` where it is written
+    first under another name (``segment``'s asides); ``direct``: files written as named.
+    ``choose``: what the user shortens, as the message says it ("choose an output folder (-o)
+    shorter by …").
+    """
+    from .errors import InputError
+
+    limit = windows_path_limit()
+    if limit is None:
+        return
+    measured = [
+        (windows_path_length(longest_temp_path(via(Path(f)) if via else f, ending)), Path(f), True)
+        for f in files
+    ]
+    measured += [(windows_path_length(f), Path(f), False) for f in direct]
+    if not measured:
+        return
+    size, final, temporary = max(measured, key=lambda m: m[0])
+    if size > limit:
+        which = (
+            f"the temporary ones written before {final.name}"
+            if temporary
+            else f"{final.name} the longest"
+        )
+        raise InputError(
+            folder,
+            f"paths too long for Windows: the files this run writes here ({which}) have up "
+            f"to {size} characters, and Windows allows {limit} unless its long paths are "
+            f"enabled (the LongPathsEnabled setting); choose {choose} shorter by "
+            f"{size - limit} characters at least",
+        )
 
 
 def pid_alive(pid: int) -> bool:

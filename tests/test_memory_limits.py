@@ -8,14 +8,17 @@ psutil replaced): nothing depends on the machine running the tests."""
 from __future__ import annotations
 
 import logging
-import resource
 from collections import namedtuple
 from pathlib import Path
 
 import pytest
 
-from napari_livertumor import memory
-from napari_livertumor.errors import InputError
+# (no such module on Windows, where ulimit does not exist: the module is skipped there, not
+# an error that stops the whole test run when it is collected)
+resource = pytest.importorskip("resource", reason="no resource module (Windows)")
+
+from napari_livertumor import memory  # noqa: E402
+from napari_livertumor.errors import InputError  # noqa: E402
 
 GB = 1_000_000_000
 

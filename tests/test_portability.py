@@ -447,3 +447,126 @@ def test_evaluate_keeps_each_patients_label_map_on_a_case_insensitive_disk(
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["label_files"] == {"pata": "pata_2_labels.nii.gz"}
     assert any(said in c for c in summary["cautions"])
+
+
+#: a tiny recipe: a training run of the commands below refused or done in seconds
+_TINY_RECIPE = {
+    "common": {
+        "epochs": 1,
+        "steps_per_epoch": 1,
+        "roi_size": [16, 32, 32],
+        "target_spacing": [2.5, 2.0, 2.0],
+        "network": {"init_filters": 4, "blocks_down": [1, 1, 1], "blocks_up": [1, 1]},
+        "weak_lambda": 0.0,
+        "max_val_cases": 1,
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    """A toy cohort (NIfTI layout), a tiny recipe and an evaluation split, apart from the
+    tests' own folders (which must stay empty when a command is refused)."""
+    from napari_livertumor.training.toydata import write_toy_cohort
+
+    root = tmp_path_factory.mktemp("cohort")
+    write_toy_cohort(root / "data", n_cases=3, seed=0, shape=(16, 32, 32))
+    (root / "recipe.json").write_text(json.dumps(_TINY_RECIPE), encoding="utf-8")
+    split = {"train": ["HCC_001", "HCC_002"], "test": ["HCC_003"]}
+    (root / "split.json").write_text(json.dumps(split), encoding="utf-8")
+    return root
+
+
+def _writing_command(command, out, cohort, models):
+    data = cohort / "data"
+    return {
+        "convert": ["convert", str(data / "imagesTr"), "-o", str(out)],
+        "train": ["train", "--data", str(data), "--out", str(out), "--device", "cpu",
+                  "--config", str(cohort / "recipe.json"), "--stage", "liver"],
+        "evaluate": ["evaluate", "--data", str(data), "--models", str(models), "-o", str(out),
+                     "--split", str(cohort / "split.json"), "--device", "cpu", "--save-labels"],
+        "ensemble": ["ensemble", str(out), str(models / "tumor"), str(models / "tumor-2")],
+        "share-model": ["share-model", str(models), "-o", str(out)],
+    }[command]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["convert", "train", "evaluate", "ensemble", "share-model"])
+def test_every_writing_command_refuses_paths_too_long_for_windows_before_writing(
+    command, tmp_path, cohort, models, monkeypatch, capsys
+):
+    """Only segment checked Windows' 260-character path limit: with an output folder of 232
+    characters the other commands ran and wrote paths of up to 280 characters (train's
+    preprocessing cache and checkpoints, evaluate's label maps, convert's temporary images,
+    share-model's staging folder), which fail on Windows part-way through: a training run
+    after its data was read. Each now refuses before it writes anything, and an output folder
+    shorter by the number of characters it says runs."""
+    import re
+
+    from napari_livertumor import fileio
+
+    if not (models / "tumor-2").is_dir():  # (an ensemble's second member)
+        import shutil
+
+        shutil.copytree(models / "tumor", models / "tumor-2")
+    out = tmp_path / ("o" * (232 - len(str(tmp_path)) - 1))
+    assert len(str(out)) == 232
+    monkeypatch.setattr(fileio, "on_windows", lambda: True)  # Windows, no long paths
+    assert cli.main(_writing_command(command, out, cohort, models)) == 1
+    err = capsys.readouterr().err
+    assert f"{out}: paths too long for Windows" in err, err
+    assert "Windows allows 259 unless its long paths are enabled" in err
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+    # shorter by what it says: the run fits
+    shorter = int(re.search(r"shorter by (\d+) characters", err)[1])
+    fits = tmp_path / ("o" * (len(out.name) - shorter))
+    assert cli.main(_writing_command(command, fits, cohort, models)) == 0, capsys.readouterr().err
+    assert any(fits.iterdir())
+
+
+def test_a_training_run_refuses_a_cache_folder_too_long_for_windows(
+    tmp_path, cohort, monkeypatch, capsys
+):
+    """A training run's preprocessing cache (--cache-dir) too long for Windows failed at the
+    first patient's file: refused first, naming the cache folder and its option."""
+    from napari_livertumor import fileio
+
+    cache = tmp_path / "cache" / ("c" * (240 - len(str(tmp_path)) - 7))
+    args = ["train", "--data", str(cohort / "data"), "--out", str(tmp_path / "run")]
+    args += ["--config", str(cohort / "recipe.json"), "--stage", "both", "--device", "cpu"]
+    monkeypatch.setattr(fileio, "on_windows", lambda: True)
+    assert cli.main([*args, "--cache-dir", str(cache)]) == 1
+    err = capsys.readouterr().err
+    assert f"{cache}: paths too long for Windows" in err, err
+    assert "choose a cache folder (--cache-dir) shorter by" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_train_panels_runs_refuse_paths_too_long_for_windows_before_writing(
+    tmp_path, cohort, monkeypatch
+):
+    """The Train panel's runs (training.train, in a child process) check the paths too: the
+    checkpoints' before the run's lock or log is written, the cache's once the patients are
+    indexed, before the first is prepared."""
+    from napari_livertumor import fileio
+    from napari_livertumor.training import make_config, train
+    from napari_livertumor.training.config import load_recipe
+
+    monkeypatch.setattr(fileio, "on_windows", lambda: True)
+    recipe = load_recipe(cohort / "recipe.json")["common"]
+    out = tmp_path / ("o" * (225 - len(str(tmp_path)) - 1))
+    cfg = make_config("liver", data=str(cohort / "data"), out=str(out), **recipe)
+    with pytest.raises(InputError, match="paths too long for Windows.*model.safetensors"):
+        list(train(cfg))
+    assert list(tmp_path.iterdir()) == []
+    # the checkpoints fit; the patients' cache files do not (long patient IDs)
+    data = tmp_path / "data"
+    for sub in ("imagesTr", "labelsTr"):
+        (data / sub).mkdir(parents=True)
+        for case in ("HCC_001", "HCC_002", "HCC_003"):
+            long = case.replace("_", "_" + "9" * 40)
+            os.link(cohort / "data" / sub / f"{case}.nii.gz", data / sub / f"{long}.nii.gz")
+    out = tmp_path / ("r" * (205 - len(str(tmp_path)) - 1))
+    cfg = make_config("liver", data=str(data), out=str(out), **recipe)
+    with pytest.raises(InputError, match="paths too long for Windows.*HCC_9999"):
+        list(train(cfg))
+    assert not (out / ".cache").exists()  # no patient prepared

@@ -491,6 +491,31 @@ def test_a_name_too_long_for_a_file_name_is_refused_before_anything_starts(dicom
     assert widget.status.text().startswith("The Name is too long")
 
 
+def test_a_folder_too_long_for_windows_is_refused_before_anything_is_written(
+    dicom_viewer, qtbot, monkeypatch
+):
+    """On Windows (without long paths) an export into a folder of 232 characters started,
+    and its files' temporary names passed the 260-character limit: the writes fail there (a
+    little shorter, the longer names only: half an export). Refused before any file is
+    written, saying by how much."""
+    from napari_livertumor import fileio
+
+    viewer, widget, vol, labels, out = dicom_viewer
+    monkeypatch.setattr(fileio, "on_windows", lambda: True)
+    folder = out / ("o" * (232 - len(str(out)) - 1))
+    widget.folder.setText(str(folder))
+    widget.seg_check.setChecked(True)
+    widget.export_button.click()
+    text = widget.status.text()
+    assert f"{folder}: paths too long for Windows" in text and not widget.busy
+    assert "choose an output folder (or a Name) shorter by" in text
+    assert "nothing was written" in text and not out.exists()
+    # a short one: written
+    widget.folder.setText(str(out / "short"))
+    _export(widget, qtbot)
+    assert (out / "short" / "TEST_001_seg.dcm").is_file(), widget.status.text()
+
+
 def test_an_earlier_exports_mask_that_no_longer_matches_is_said(dicom_viewer, qtbot, monkeypatch):
     """Masks exported once, the tumor erased, labels exported again without masks: the old
     tumor mask stayed beside labels it no longer matched, without a word."""

@@ -747,6 +747,27 @@ def test_an_output_folder_of_the_shipped_models_names_segments_controls(train_wi
     assert widget.start_button.text() == "Start"  # nothing started
 
 
+def test_an_output_folder_too_long_for_windows_is_refused_at_start(
+    train_widget, monkeypatch, tmp_path
+):
+    """On Windows (without long paths) a run into an output folder of 232 characters started,
+    read its data, and failed at its first checkpoint or cache file, whose path passed the
+    260-character limit. Said at Start, in the panel's words, before any process starts."""
+    from napari_livertumor import fileio
+
+    _, widget = train_widget
+    monkeypatch.setattr(fileio, "on_windows", lambda: True)
+    (tmp_path / "data").mkdir()
+    widget.data.setText(str(tmp_path / "data"))
+    out = tmp_path / ("o" * (232 - len(str(tmp_path)) - 1))
+    widget.out.setText(str(out))
+    widget.start()
+    text = widget.status.text()
+    assert f"{out}: paths too long for Windows" in text
+    assert "the Train panel's Output) shorter by" in text
+    assert widget.start_button.text() == "Start" and not out.exists()  # nothing started
+
+
 def test_a_refusal_of_a_folder_holding_a_run_names_the_panels_resume_and_replace(
     toy_data, tmp_path
 ):

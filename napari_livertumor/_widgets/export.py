@@ -34,7 +34,7 @@ from qtpy.QtWidgets import (
 
 from .._writer import seg_algorithm_type
 from ..errors import Cancelled, InputError, LiverTumorError
-from ..fileio import atomic_write_text, check_writable_folder
+from ..fileio import atomic_write_text, check_path_lengths, check_writable_folder
 from ..tables import safe_cell
 from . import _layers
 from ._common import (
@@ -359,6 +359,12 @@ class ExportWidget(JobWidgetMixin, QWidget):
                 f"the {most} bytes a file name can have here. Type a shorter Name.",
                 error=True,
             )
+            return
+        try:  # Windows' path limit (where it applies): a file over it failed part-way,
+            # the ones before it written, the others not
+            check_path_lengths(path_text(self.folder), files, choose="an output folder (or a Name)")
+        except InputError as exc:
+            set_status(self.status, f"{exc}; nothing was written.", error=True)
             return
         try:
             labels, note = _layers.output_labels(layer)  # a snapshot of the edits

@@ -35,6 +35,7 @@ from ..errors import InputError, LiverTumorError
 from ..fileio import (
     atomic_path,
     atomic_write_text,
+    check_path_lengths,
     check_writable_folder,
     file_lock,
     remove_stale_temps,
@@ -189,8 +190,10 @@ def _run(args) -> int:
             f"is a link to a missing file ({os.readlink(output)}): remove it, name another "
             "output, or use --force to replace the link",
         )
+    check_path_lengths(output, [output], choose="an output path (-o)")  # (Windows' MAX_PATH)
     check_writable_folder(output.parent)  # a file in the way, a read-only folder: said first
     if args.meta is not None:  # found out before anything is written
+        check_path_lengths(args.meta, [args.meta], choose="a --meta path")
         if args.meta.is_dir():
             raise InputError(args.meta, "--meta takes a JSON file name, and this is a folder")
         _refuse_meta_over_a_scan(args.meta, output, source)
@@ -388,6 +391,7 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
             # said as `segment` says it, before OUT is made: it said only "no DICOM files
             # found" and left an empty dataset (convert.json, dataset.json, imagesTs/)
             raise no_dicom_error(source)
+    made = [p for p in (outdir, *outdir.absolute().parents) if not p.exists()]
     outdir.mkdir(parents=True, exist_ok=True)
     check_writable_folder(outdir)
     for sub in ("imagesTr", "labelsTr", "imagesTs"):  # a read-only one: said before any reading
@@ -411,6 +415,21 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
     # one patient's (or study's) folder given: its case is named by its PatientID, as a folder
     # of patients names each by its folder (and the clinical table by that ID)
     by_patient = len(cases) == 1 and cases[0].path.resolve() == source.resolve()
+    for i, case in enumerate(cases):
+        if by_patient and not is_nifti_path(case.path):
+            cases[i] = _named_by_patient(case)
+        elif case.patient is not None:  # named by its PatientID too: bounded alike
+            cases[i] = replace(case, name=_bounded_name(case.name))
+    files, direct = _dataset_files(outdir, cases, clinical)
+    try:  # the names known: every file's path fits Windows' limit, or nothing is written
+        check_path_lengths(outdir, files, direct=direct)
+    except InputError:
+        for folder in made:  # those made above for the checks (deepest first): not left
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
     print(
         f"converting {len(cases)} case(s) from {source} into {outdir}"
         + (" (existing ones kept: --force writes them again)" if not args.force else ""),
@@ -496,11 +515,7 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
 
     try:
         with sigterm_as_interrupt():
-            for i, case in enumerate(cases, 1):
-                if by_patient and not is_nifti_path(case.path):
-                    case = _named_by_patient(case)
-                elif case.patient is not None:  # named by its PatientID too: bounded alike
-                    case = replace(case, name=_bounded_name(case.name))
+            for i, case in enumerate(cases, 1):  # (named above)
                 row = _convert_case(
                     case,
                     outdir,
@@ -625,6 +640,20 @@ STOPPED_NOTE = "a run was stopped while it wrote this case: converted again"
 #: how long another run's record of a case it is writing, with no image there, is kept (a
 #: case is written in minutes at most: older, that run was stopped before placing it)
 PENDING_KEPT_S = 3600.0
+
+
+def _dataset_files(outdir: Path, cases, clinical) -> tuple[list[Path], list[Path]]:
+    """The files ``convert -o FOLDER`` writes for ``cases``, written through temporary names
+    and as named: each case's image and labels (the three folders' names are of one length),
+    the records, and the clinical table's copy (the replaced one's beside it, dated)."""
+    files = [outdir / "convert.json", outdir / DATASET_JSON]
+    files += [outdir / "imagesTr" / f"{case.name}.nii.gz" for case in cases]
+    direct = []
+    if clinical is not None:
+        target = outdir / _target_name(clinical)
+        files.append(target)
+        direct.append(target.with_name(f"{target.name}.replaced-{'0' * 8}-{'0' * 6}"))
+    return files, direct
 
 
 def _an_image_of(outdir: Path, case: str) -> bool:

@@ -44,6 +44,7 @@ from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
 from ..fileio import (
     all_paths,
     atomic_write_text,
+    check_path_lengths,
     check_writable_folder,
     file_lock,
     listed_path,
@@ -54,7 +55,6 @@ from ..fileio import (
     resolved,
     same_file,
     temp_prefix,
-    windows_path_length,
     windows_path_limit,
 )
 from ..progress import case_log_prefix
@@ -1351,7 +1351,7 @@ def _complete_stats(outdir: Path, case: Case) -> dict | None:
     if not (labels.is_file() and stats.is_file()):
         return None
     try:
-        data = json.loads(stats.read_text())
+        data = json.loads(stats.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and data.get("complete") else None
@@ -2485,27 +2485,14 @@ def _check_path_lengths(outdir: Path, cases: list[Case], extras, summary: str) -
     """Refuse (``InputError``) a run whose longest path, a temporary file's, is more than
     Windows allows (MAX_PATH, where it applies): every case failed after it was computed,
     "No such file or directory" naming a hidden file."""
-    limit = windows_path_limit()
-    if limit is None or not cases:
+    if windows_path_limit() is None or not cases:
         return
     finals = [outdir / summary]
     for case in cases:
         finals += output_paths(outdir, case)
         finals += extra_paths(outdir, case, _wanted_extras(case, extras)).values()
-    # written as ".X_labels.nii.gz.new.nii.gz" (_aside), itself through a temporary file of
-    # 8 random characters and an ending (".partial" the longest)
-    size, final = max(
-        (windows_path_length(outdir / f"{temp_prefix(_aside(outdir, f))}{'x' * 8}.partial"), f)
-        for f in finals
-    )
-    if size > limit:
-        raise InputError(
-            outdir,
-            f"paths too long for Windows: the files this run writes here (the temporary ones "
-            f"written before {final.name}) have up to {size} characters, and Windows allows "
-            f"{limit} unless its long paths are enabled (the LongPathsEnabled setting); choose "
-            f"an output folder (-o) shorter by {size - limit} characters at least",
-        )
+    # each written as ".X_labels.nii.gz.new.nii.gz" (_aside), itself through a temporary file
+    check_path_lengths(outdir, finals, via=lambda f: _aside(outdir, f))
 
 
 def _damaged_labels(path: Path) -> str | None:
@@ -2843,7 +2830,7 @@ def _clear_interrupted_publish(outdir: Path, case: Case, *, dry: bool = False) -
     labels_path, stats_path = output_paths(outdir, case)
     pending = outdir / f"{temp_prefix(stats_path)}new.json"
     try:
-        digests = json.loads(pending.read_text()).get("digests") or {}
+        digests = json.loads(pending.read_text(encoding="utf-8")).get("digests") or {}
     except (OSError, ValueError, AttributeError):
         return []
     there = [p for p in (labels_path, *extra_paths(outdir, case).values()) if p.is_file()]
@@ -2876,7 +2863,7 @@ def _finish_interrupted_add(
     labels_path, stats_path = output_paths(outdir, case)
     pending = outdir / f"{temp_prefix(stats_path)}new.json"
     try:
-        new = json.loads(pending.read_text())
+        new = json.loads(pending.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return old, [], []
     new = new if isinstance(new, dict) else {}

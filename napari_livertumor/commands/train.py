@@ -313,7 +313,12 @@ def _check_settings(args):
 
 def run(args) -> int:
     from ..training.data import skips_warned_once
-    from ..training.loop import check_before_writing, check_folds, check_weak_table
+    from ..training.loop import (
+        check_before_writing,
+        check_folds,
+        check_run_paths,
+        check_weak_table,
+    )
 
     if args.check:  # before hours of training: what the folder holds, and who is left out
         from ..training.check import summarize_data
@@ -357,6 +362,8 @@ def run(args) -> int:
             )
     configs = build_configs(args)
     with skips_warned_once():  # a patient skipped by the checks is not warned of again
+        for cfg in configs:  # Windows' path limit: the cache's and the model's files at once
+            check_run_paths(cfg)
         for cfg in configs:  # both stages are checked before either starts
             check_before_writing(cfg)
         for cfg in configs:  # the tumor stage's clinical table too: not after the liver trained

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from ..errors import ModelError
+from ..fileio import check_path_lengths
 from .checkpoint import (
     METADATA_FILE,
     WEIGHTS_FILE,
@@ -63,6 +64,13 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
     folder = Path(folder)
     if len(members) < 2:
         raise ModelError(folder, "an ensemble needs at least two model folders")
+    # (Windows' path limit, where it applies: not found at the end, after every member loaded)
+    check_path_lengths(
+        folder,
+        [folder / name for name in (WEIGHTS_FILE, METADATA_FILE, "split.json")],
+        ending=".tmp",  # (save_model's and the split's temporary names)
+        choose="an output folder",
+    )
     if folder.exists() and not folder.is_dir():
         raise ModelError(folder, "the output must be a folder, and this is a file")
     if any(_same_folder(folder, m) for m in members):

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
-from ..fileio import read_user_json
+from ..fileio import check_path_lengths, read_user_json
 from .checkpoint import METADATA_FILE, STAGES, WEIGHTS_FILE, read_metadata
 
 SPLIT_FILE = "split.json"
@@ -143,6 +143,18 @@ def share_model(
     report.patients_renamed = len(names)
     report.stopped = stopped_stages(source) if "" not in stages else []
     renamer = _Renamer(names)
+    # written as named into the folder beside OUT (its name and tempfile's 8 characters),
+    # then moved in: Windows' path limit (where it applies) is found now, not part-way
+    staged = out.parent / f".{out.name}.share-{'x' * 8}"
+    check_path_lengths(
+        out,
+        direct=[
+            staged / stage / name
+            for stage in stages
+            for name in (WEIGHTS_FILE, METADATA_FILE, SPLIT_FILE, CARD_FILE)
+        ],
+        choose="an output folder (-o)",
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     # written whole into a folder beside OUT, checked, then moved in: a refusal or a failure
     # part-way leaves OUT as it was
@@ -159,11 +171,13 @@ def share_model(
             }
             dest.mkdir(parents=True, exist_ok=True)
             (dest / WEIGHTS_FILE).write_bytes((folder / WEIGHTS_FILE).read_bytes())
-            (dest / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+            (dest / METADATA_FILE).write_text(
+                json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8"
+            )
             written = [WEIGHTS_FILE, METADATA_FILE]
             if stage in splits:
                 split = _scrubbed_split(splits[stage], renamer)
-                (dest / SPLIT_FILE).write_text(json.dumps(split, indent=2))
+                (dest / SPLIT_FILE).write_text(json.dumps(split, indent=2), encoding="utf-8")
                 written.append(SPLIT_FILE)
             if (folder / CARD_FILE).is_file():
                 shutil.copyfile(folder / CARD_FILE, dest / CARD_FILE)

@@ -47,7 +47,9 @@ def manifest_seeds(manifests) -> tuple[set[int], str | None]:
     seeds: set[int] = set()
     for path in paths:
         if path.is_file():
-            seeds |= {int(c["seed"]) for c in json.loads(path.read_text()) if "seed" in c}
+            seeds |= {
+                int(c["seed"]) for c in json.loads(path.read_text(encoding="utf-8")) if "seed" in c
+            }
     if any(path.is_file() for path in paths):
         return seeds, None
     where = "under data/ " if all(path.parts[:1] == ("data",) for path in paths) else ""
@@ -184,7 +186,7 @@ def _check_only_ours(out: Path, n_cases: int) -> None:
     command did not write (a user's notes, another series), or a NIfTI file it would write over
     (``imagesTr/HCC_003.nii.gz``) is not its own: nothing is removed then."""
     try:
-        old = json.loads((out / "synth_manifest.json").read_text())
+        old = json.loads((out / "synth_manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         old = []
     entries = {
@@ -238,7 +240,7 @@ def _remove_stale_cases(out: Path, n_cases: int, layout: str = "tcia") -> None:
     if not manifest.is_file():
         return
     try:
-        old = json.loads(manifest.read_text())
+        old = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
     old = [e for e in old if isinstance(e, dict)] if isinstance(old, list) else []

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:]
     if "--run-config" in argv:
         args = parser.parse_args(argv)
-        with open(args.run_config) as fh:
+        with open(args.run_config, encoding="utf-8") as fh:
             configs = [TrainConfig.from_dict(d) for d in json.load(fh)]
     else:
         train_cmd.add_arguments(parser)

@@ -25,7 +25,7 @@ def launch_torchrun(configs, nproc: int, *, extra_env: dict[str, str] | None = N
     out = Path(configs[0].out)
     out.mkdir(parents=True, exist_ok=True)
     fd, path = tempfile.mkstemp(prefix=".ddp-run-", suffix=".json", dir=out)
-    with os.fdopen(fd, "w") as fh:
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:  # (read as UTF-8: a path's accents)
         json.dump([c.to_dict() for c in configs], fh)
     cmd = [
         sys.executable,

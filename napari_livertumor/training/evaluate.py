@@ -25,6 +25,7 @@ from ..fileio import (
     TEXT_ERRORS,
     atomic_path,
     atomic_write_text,
+    check_path_lengths,
     check_writable_folder,
     file_lock,
     remove_stale_temps,
@@ -103,6 +104,18 @@ def _evaluation_lock(out: Path):
 LOCK_FILE = ".livertumor-evaluate.lock"
 
 
+def _check_path_lengths(out: Path, case_ids=()) -> None:
+    """Refuse an output folder where the evaluation's files would pass Windows' path limit
+    (where it applies), before anything is written: the results and the state for
+    ``--resume`` (their ``.interrupted`` names the longest), and the label maps of
+    ``case_ids`` (``save_labels``: written into ``labels.partial/``, then moved); they failed
+    once the first patient was scored, or at the end."""
+    files = [out / name for name in (*_all_result_files(), RESUME_FILE)]
+    files += [out / LABELS_STAGING / f"{case}_labels.nii.gz" for case in case_ids]
+    maps = [out / (LABELS_DIR + INTERRUPTED) / f"{case}_labels.nii.gz" for case in case_ids]
+    check_path_lengths(out, files, direct=[out / LOCK_FILE, *maps])
+
+
 def _one_at_a_time(func):
     """``func`` (:func:`evaluate`) under its output folder's lock when it has one."""
 
@@ -111,6 +124,9 @@ def _one_at_a_time(func):
         out_dir = kwargs.get("out_dir")
         if out_dir is None:
             return func(data, **kwargs)
+        # (Windows' path limit: the lock's, before it is taken; the rest once the patients
+        # are known, in the function)
+        check_path_lengths(out_dir, direct=[Path(out_dir) / LOCK_FILE])
         with _evaluation_lock(Path(out_dir)):
             return func(data, **kwargs)
 
@@ -290,6 +306,8 @@ def evaluate(
     test = present[: max_cases or None]
     if not test:
         raise InputError(data, "no test patient of the split is in this data folder")
+    if out_dir is not None:  # the label maps' names known: before the first is written
+        _check_path_lengths(Path(out_dir), [r.case_id for r in test] if save_labels else ())
     for rec in present[len(test) :]:  # named, as every test patient not scored
         not_evaluated.append(
             {"case": rec.case_id, "reason": f"beyond --max-cases {max_cases}", "failed": False}

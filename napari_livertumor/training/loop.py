@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import Cancelled, InputError, LiverTumorError, ModelError, SettingsError
-from ..fileio import check_writable_folder, pid_alive, same_file
+from ..fileio import (
+    check_path_lengths,
+    check_writable_folder,
+    pid_alive,
+    same_file,
+    windows_path_limit,
+)
 from ..models import ModelMetadata, build_training_network, save_model
 from ..progress import Reporter
 from ..signals import HeldStops
@@ -139,6 +145,7 @@ def check_output_folder(cfg: TrainConfig) -> None:
             "chosen); train into another output folder, and choose it in Segment (its models "
             "list or Folder…; --models on the command line)"
         )
+    check_run_paths(cfg, [])  # (Windows' path limit: the patients' cache once indexed)
     if not cfg.init_from:
         return
     init = Path(cfg.init_from).resolve()
@@ -149,6 +156,40 @@ def check_output_folder(cfg: TrainConfig) -> None:
             f"{stage_dir}: the fine-tune would write over the model it starts from ({init}); "
             "choose another output folder"
         )
+
+
+#: the output folder as the command line and the Train panel name it
+_OUT_NAMED = "an output folder (--out; the Train panel's Output)"
+
+
+def check_run_paths(cfg: TrainConfig, case_ids: list[str] | None = None) -> None:
+    """Refuse a run whose files would pass Windows' path limit (where it applies), before
+    anything is written: its checkpoints, each written whole into ``.best-new/`` or
+    ``.last-new/`` (the longer) through temporary names, then moved in, and its preprocessing
+    cache (``<cache>/<stage>/<patient>-<key>.npz``, through temporary names too). They failed
+    at the first patient's cache file (for ``--stage both``, before either stage trained), or
+    at the first epoch's save.
+
+    ``case_ids``: the patients whose cache is written (every run checks them once indexed);
+    None: every patient of the data, indexed here (the command, before anything is prepared:
+    the split is drawn later); ``[]``: the checkpoints only (the Train panel's start)."""
+    if windows_path_limit() is None:
+        return
+    if case_ids is None:
+        from .data import index_cases
+
+        case_ids = [r.case_id for r in index_cases(cfg.data)]
+    new = Path(cfg.stage_dir) / ".last-new"
+    saved = [new / name for name in ("model.safetensors", "metadata.json", "split.json")]
+    cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.out) / ".cache"
+    key = "0" * 16  # (data.cache_key: 16 hex digits)
+    cached = [cache / cfg.stage / f"{case}-{key}.npz" for case in case_ids]
+    # (the temporary names end in .tmp, the cache's in .npz: one length)
+    if cfg.cache_dir:  # each folder said with its own option
+        check_path_lengths(cfg.out, saved, ending=".tmp", choose=_OUT_NAMED)
+        check_path_lengths(cache, cached, ending=".npz", choose="a cache folder (--cache-dir)")
+    else:
+        check_path_lengths(cfg.out, [*saved, *cached], ending=".tmp", choose=_OUT_NAMED)
 
 
 class RunLock:
@@ -726,6 +767,7 @@ class _Run:
         split = resolve_split(cfg, ids, records)
         wanted = set(split["train"]) | set(split["val"])
         use = [r for r in records if r.case_id in wanted]
+        check_run_paths(cfg, [r.case_id for r in use])  # (before the first is written)
         cache = Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.out) / ".cache"
         params = preprocess_params(cfg)
         if self.is_main:
@@ -1476,7 +1518,7 @@ class _Run:
                 trunk_only=True,
             )
             write_split(self.split_out, new / "split.json")
-            (new / COMPLETE_MARK).write_text("")
+            (new / COMPLETE_MARK).write_text("", encoding="utf-8")
             _move_best_in(self.stage_dir)
             self._saved_own = True
         except OSError as exc:
@@ -1499,7 +1541,7 @@ class _Run:
             shutil.rmtree(new, ignore_errors=True)
             if replacing:
                 new.mkdir(parents=True)
-                (new / REPLACING_MARK).write_text("")
+                (new / REPLACING_MARK).write_text("", encoding="utf-8")
             save_model(
                 new,
                 self.net.state_dict(),
