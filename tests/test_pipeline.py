@@ -1176,6 +1176,36 @@ def test_metal_dense_material_and_a_barely_enhanced_liver_are_said():
     assert said.startswith("dense material inside the liver found (1.3 mL above 400 HU")
 
 
+def test_ribs_the_liver_mask_took_in_are_not_called_lipiodol():
+    """Rib cross-sections a liver mask took in at its edge (4.7-10 mL on 5 of 8 phantoms of an
+    independent generator, none holding anything over 350 HU in its liver) were said to be
+    "dense material inside the liver …: lipiodol after chemoembolisation", sending the user
+    to a treatment the patient never had. Bone joined to bone outside the mask is said as
+    such; a deposit inside the liver beside the rib, not touching it, is still lipiodol."""
+    from napari_livertumor.pipeline import _dense_material_warnings, is_serious
+
+    spacing = (2.0, 2.0, 2.0)
+    ct, liver = _liver_scan()  # the liver's lateral edge at x = 10, 20 mm from the image's side
+    rib = ct.copy()
+    rib[35:45, 15:65, 8:13] = 700.0  # a rib along it, beyond its front and back, half inside
+    (said,) = _dense_material_warnings(rib, liver, spacing, tumor=True)
+    # (its core: 10 slices x 38 rows x 2 columns of 8 mm³)
+    assert said.startswith("the liver mask takes in 6.1 mL of bone at its edge"), said
+    assert "lipiodol" not in said and not is_serious(said)
+    assert said.endswith("check the mask's edge there")
+    both = rib.copy()
+    both[36:42, 30:36, 16:21] = 900.0  # lipiodol 6 mm inside the rib, liver between: 1.4 mL
+    bone, deposit = _dense_material_warnings(both, liver, spacing, tumor=True)
+    assert bone == said
+    assert deposit.startswith(
+        "dense material inside the liver found (1.4 mL above 400 HU: lipiodol after"
+    )
+    # a sliver of rib (1.2 mL) is no word: the liver's volume hardly moves
+    sliver = ct.copy()
+    sliver[38:40, 15:65, 8:13] = 700.0
+    assert _dense_material_warnings(sliver, liver, spacing, tumor=True) == []
+
+
 def test_a_liver_too_noisy_for_the_tumor_model_is_said():
     """20 HU more noise was said to halve a case's tumor Dice, unwarned; measured on 6
     phantoms (benchmarks/bench_noise.py) the model stands about 40 HU on its grid, and past
