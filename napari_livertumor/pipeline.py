@@ -43,7 +43,7 @@ from .models.checkpoint import (
     load_model,
 )
 from .progress import CancelFn, ProgressFn, Reporter
-from .stats import add_image_numbers, compute_stats
+from .stats import add_image_numbers, compute_stats, vessel_warning
 
 # MONAI before 1.6 indexes with a list where torch (2.9 on) wants a tuple: torch's deprecation
 # warning, twice per case, about MONAI's code (the values are the same; MONAI 1.6 needs torch
@@ -737,6 +737,11 @@ class Segmenter:
         stats["input_axes"] = turn.codes
         if self.tumor is None or not liver_found:  # no tumor was looked for: not "none found"
             stats.update(tumor_ml=None, tumor_to_liver_ratio=None, lesion_count=None, lesions=[])
+        # enhancing portal-vein branches called tumor (a review's tumor-free phantom: 24 mL):
+        # said, lesion by lesion, and kept (a hyperenhancing HCC is bright too)
+        vessels = vessel_warning(stats)
+        if vessels:
+            warnings.append(vessels)
         # how small or unsure a lesion may be and still be reported (null without a tumor
         # stage: the keys are always there for scripts that read them)
         stats.update(lesion_filter=None, tumor_tta=None, unsure_lesions=unsure)

@@ -34,6 +34,11 @@ widget):
   than 10 voxels; negative:
   darker than the liver, as most HCC in the portal venous phase), the attenuation a
   radiologist reads on the image, measured the same way as the refinement's contrast test.
+  And ``vessel_like`` (:func:`vessel_check`): whether the lesion is brighter than the liver
+  and tube-shaped, as an enhancing vessel the tumor model took for tumor is, with its figures
+  ``upper_quartile_vs_liver_hu`` and ``length_to_width`` (all None without a liver of 10
+  voxels, or a lesion under 10). Such a lesion is kept and counted; :func:`vessel_warning`
+  names it.
 """
 
 from __future__ import annotations
@@ -120,6 +125,10 @@ def compute_stats(
     tumor = labels == TUMOR
     n_tumor = int(np.count_nonzero(tumor))
     n_liver_only = int(np.count_nonzero(labels == LIVER))
+    liver_median = None  # the vessel check's reference: the liver as a whole (see vessel_check)
+    if ct is not None and n_tumor and n_liver_only >= MIN_CHECK_VOXELS:
+        box = _bbox(labels == LIVER)
+        liver_median = _finite(np.median(np.asarray(ct[box])[labels[box] == LIVER]))
     liver_ml = (n_liver_only + n_tumor) * voxel_ml
     tumor_ml = n_tumor * voxel_ml
 
@@ -149,6 +158,17 @@ def compute_stats(
                 lesion["centroid_lps_mm"] = [round(float(v), 1) for v in mm]
             if ct is not None:
                 lesion.update(_lesion_attenuation(ct, labels, sub, start, spacing))
+                box = tuple(slice(int(a), int(b)) for a, b in zip(start, stop, strict=True))
+                lesion.update(
+                    vessel_check(
+                        np.asarray(ct[box])[sub],
+                        sub,
+                        spacing,
+                        liver_median,
+                        lesion["longest_diameter_mm"],
+                        axes,
+                    )
+                )
             if truth_tumor is not None:
                 where_truth = np.asarray(truth_tumor[tuple(map(slice, start, stop))], bool)
                 share = np.count_nonzero(where_truth[sub]) / int(sizes[comp])
@@ -293,6 +313,87 @@ def lesion_ring_contrast(
         "contrast": None if stats is None else stats[0],
         "sd": None if stats is None else stats[1],
     }
+
+
+#: Fewer voxels than this (in a lesion, or in the liver) give no vessel check (None).
+MIN_CHECK_VOXELS = 10
+#: A lesion is vessel-like when its brightest quarter (upper quartile, HU) lies at least this
+#: far above the liver's median: enhancing portal and hepatic veins are 150-200 HU in the portal
+#: venous phase against a liver of 90-130, and the tumor model's mask of one takes a margin of
+#: liver around the lumen (the lumen a quarter to a half of it), so its median is the liver's
+#: while its upper quartile is the lumen's. Plain liver's upper quartile lies 0.67 noise SD
+#: over its median: 30 HU is not reached under about 45 HU of noise. A hypodense lesion (most
+#: HCC in the portal venous phase, metastases) is not bright; a hyperenhancing one (arterial
+#: HCC) or a rim-enhancing one is, and only its shape tells it from a vessel (below).
+VESSEL_BRIGHT_HU = 30.0
+#: ... and tube-shaped: its longest diameter at least this many times its widest width (twice
+#: its largest inscribed radius): a straight vessel or a branching tree. A tumor is a mass:
+#: round to oval, an oval of 2:1 measures about 2; a vessel 8 mm wide and 3 cm long already 3.7.
+VESSEL_LENGTH_TO_WIDTH = 3.0
+
+
+def vessel_check(
+    hu: np.ndarray,
+    sub: np.ndarray,
+    spacing,
+    liver_median_hu: float | None,
+    longest_mm: float,
+    axes: np.ndarray | None = None,
+) -> dict:
+    """Whether one lesion looks like an enhancing vessel rather than a mass.
+
+    ``hu`` are the lesion's voxels' values, ``sub`` its mask in its bounding box,
+    ``liver_median_hu`` the median of the liver (label 1) and ``longest_mm`` its longest
+    diameter. The tumor model calls enhancing portal-vein branches tumor (a review: 24 mL of
+    "tumor" in a tumor-free phantom, its voxels 40 HU above the liver); a vessel is brighter
+    than the liver (:data:`VESSEL_BRIGHT_HU`) and long for its width
+    (:data:`VESSEL_LENGTH_TO_WIDTH`), a hyperenhancing HCC only the first. Returns
+    ``vessel_like`` (bool), ``upper_quartile_vs_liver_hu`` and ``length_to_width``, all None
+    when the lesion or the liver is too small to tell (:data:`MIN_CHECK_VOXELS`) or the CT
+    holds no number there. Nothing is removed: callers say it (:func:`vessel_warning`).
+    """
+    from scipy import ndimage as ndi
+
+    none = {"vessel_like": None, "upper_quartile_vs_liver_hu": None, "length_to_width": None}
+    if liver_median_hu is None or hu.size < MIN_CHECK_VOXELS:
+        return none
+    bright = _finite(np.percentile(np.asarray(hu, np.float64), 75) - liver_median_hu)
+    if bright is None:
+        return none
+    # the largest inscribed radius, in mm (a skewed grid: its steps' lengths, as spacing)
+    steps = np.asarray(spacing, float) if axes is None else np.linalg.norm(axes, axis=1)
+    inside = ndi.distance_transform_edt(np.pad(sub, 1), sampling=steps)
+    width = 2.0 * float(inside.max())
+    ratio = round(float(longest_mm) / width, 2) if width > 0 else None
+    return {
+        "vessel_like": bool(
+            ratio is not None and bright >= VESSEL_BRIGHT_HU and ratio >= VESSEL_LENGTH_TO_WIDTH
+        ),
+        "upper_quartile_vs_liver_hu": bright,
+        "length_to_width": ratio,
+    }
+
+
+def vessel_warning(stats: dict) -> str | None:
+    """The warning naming the lesions of ``stats`` that :func:`vessel_check` found
+    vessel-like (kept and counted in ``tumor_ml``), or None when there are none."""
+    found = [les for les in stats.get("lesions") or [] if les.get("vessel_like")]
+    if not found:
+        return None
+    shown = [f"{les['id']} ({volume_shown(les['volume_ml'])} mL)" for les in found[:6]]
+    more = len(found) - len(shown)
+    names = ", ".join(shown[:-1]) + (" and " if len(shown) > 1 else "") + shown[-1]
+    if more:
+        names = f"{', '.join(shown)} and {more} more"
+    one = len(found) == 1
+    total = sum(les["volume_ml"] for les in found)
+    return (
+        f"lesion{'' if one else 's'} {names} {'is' if one else 'are'} brighter than the liver "
+        f"and tube-shaped, as {'an enhancing vessel is' if one else 'enhancing vessels are'} "
+        f"(the tumor model takes such vessels for tumor): check {'it' if one else 'them'} "
+        f"before counting {'it' if one else 'them'} ({volume_shown(total)} mL of the tumor "
+        f"volume; 'vessel_like' in the lesion list)"
+    )
 
 
 def scan_identity(meta: dict) -> dict:
@@ -526,5 +627,7 @@ __all__ = [
     "compute_stats",
     "diameter_shown",
     "longest_diameter_mm",
+    "vessel_check",
+    "vessel_warning",
     "volume_shown",
 ]

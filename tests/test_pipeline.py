@@ -2171,3 +2171,44 @@ def test_the_whole_pipeline_keeps_each_torch_call_on_one_device(monkeypatch):
                 result = seg.segment(ct)
             assert result.stats["liver_ml"] > 0  # (the made-up liver: every step ran)
     assert mixed == []
+
+
+class VesselCallingNet(OracleNet):
+    """The shipped tumor model's fault, by hand: enhancing vessels (windowed 0.8-0.95, 160-230
+    HU) called tumor beside dark tumor (below 0.6)."""
+
+    def forward(self, x):
+        if self.stage == "liver":
+            return super().forward(x)
+        bg = 20 * (x - 0.95)
+        tumor = torch.maximum(20 * (0.6 - x), 20 * torch.minimum(x - 0.8, 0.95 - x))
+        return torch.cat([bg, torch.zeros_like(x), tumor], 1)
+
+
+def test_an_enhancing_vessel_called_tumor_is_kept_but_said_lesion_by_lesion():
+    """On a review's tumor-free phantom the tool reported 2 lesions, 29.5 mL: enhancing
+    portal-vein branches called tumor, with no warning. Such a lesion is flagged in the stats
+    (``vessel_like``) and named in a warning; the dark tumor is not, and nothing is removed."""
+    vol, liver, tumor = phantom()
+    spacing = np.asarray(vol.spacing)
+    zz, yy, xx = np.meshgrid(
+        *[np.arange(n) * s for n, s in zip(vol.shape, spacing, strict=True)], indexing="ij"
+    )
+    cz, cy, cx = (n * s / 2 for n, s in zip(vol.shape, spacing, strict=True))
+    # a portal branch 4 mm across running 40 mm along x, away from the tumor (y + 8 mm)
+    vessel = (np.hypot(zz - cz, yy - (cy - 14)) <= 2.5) & (np.abs(xx - cx) <= 20) & liver
+    ct = np.asarray(vol.array).copy()
+    ct[vessel] = 190
+    vol = vol.with_array(ct)
+    models = oracle_models()
+    models["tumor"] = dataclasses.replace(models["tumor"], network=VesselCallingNet("tumor"))
+    result = segment_ct(vol, InferenceConfig(device="cpu", refine=False), models=models)
+    lesions = result.stats["lesions"]
+    (called,) = [les for les in lesions if les["vessel_like"]]
+    assert abs(called["centroid_zyx"][1] * spacing[1] - (cy - 14)) < 2  # the vessel's
+    largest = lesions[0]  # the dark tumor: not flagged, and nothing removed
+    assert largest["volume_ml"] > 5 and largest["vessel_like"] is False
+    assert result.stats["tumor_ml"] == pytest.approx(sum(les["volume_ml"] for les in lesions))
+    said = [w for w in result.warnings if "enhancing vessel" in w]
+    assert len(said) == 1 and said[0].startswith(f"lesion {called['id']} (")
+    assert said == [w for w in result.stats["warnings"] if "enhancing vessel" in w]

@@ -482,3 +482,106 @@ def test_a_name_windows_keeps_for_a_device_is_not_a_case_name():
     assert safe_name("CON") == "CON_" and safe_name("nul") == "nul_"
     assert safe_name("com1.phase2") == "com1_.phase2" and safe_name("LPT9") == "LPT9_"
     assert safe_name("CONTRAST") == "CONTRAST" and safe_name("COM10") == "COM10"
+
+
+def _liver_with(lesions, liver_hu: float, seed: int = 0):
+    """A 2.5 × 0.8 × 0.8 mm block of liver (``liver_hu``, noise SD 15) holding ``lesions``:
+    ``(mask function of (z, y, x) in mm → bool, HU function → values)`` each, labelled tumor."""
+    rng = np.random.default_rng(seed)
+    spacing = (2.5, 0.8, 0.8)
+    shape = (40, 160, 160)
+    zz, yy, xx = np.meshgrid(
+        *[np.arange(n) * s for n, s in zip(shape, spacing, strict=True)], indexing="ij"
+    )
+    labels = np.ones(shape, np.uint8)
+    ct = np.full(shape, liver_hu, np.float32)
+    for mask, hu in lesions:
+        where = mask(zz, yy, xx)
+        labels[where] = 2
+        ct = np.where(where, hu(zz, yy, xx), ct)
+    ct += rng.normal(0, 15, shape)
+    return labels, ct.astype(np.int16), spacing
+
+
+def _tube_distance(zz, yy, xx, a, b):
+    """Distance (mm) of each point from the segment a–b (z, y, x mm)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    p = np.stack([zz, yy, xx], -1) - a
+    t = np.clip((p @ (b - a)) / ((b - a) @ (b - a)), 0, 1)
+    return np.linalg.norm(p - t[..., None] * (b - a), axis=-1)
+
+
+def _ball(centre, r):
+    return lambda z, y, x: (
+        (z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= r**2
+    )
+
+
+def test_an_enhancing_vessel_called_tumor_is_flagged_and_round_lesions_are_not():
+    """A review's tumor-free phantom came back with 24 mL of "tumor": the model had called
+    enhancing portal-vein branches (185 HU, liver 115) tumor, with a margin of liver around
+    them, and nothing said so. Such a lesion is now flagged vessel-like (kept and counted);
+    a round dark lesion (HCC in the portal venous phase) and a rim-enhancing one are not."""
+    from napari_livertumor.stats import vessel_warning
+
+    trunk = ((50.0, 30.0, 30.0), (50.0, 70.0, 75.0))
+    branch = ((50.0, 70.0, 75.0), (35.0, 100.0, 80.0))
+
+    def tree(zz, yy, xx, r):
+        return (_tube_distance(zz, yy, xx, *trunk) <= r) | (
+            _tube_distance(zz, yy, xx, *branch) <= r
+        )
+
+    vessel = (
+        lambda z, y, x: tree(z, y, x, 5.5),
+        lambda z, y, x: np.where(tree(z, y, x, 3.5), 185, 115),
+    )
+    dark = (_ball((50, 40, 100), 12), lambda z, y, x: 65.0)
+    centre = (50, 95, 35)
+
+    def rim(z, y, x):
+        d = np.sqrt((z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2)
+        return np.where(d > 11, 150, 60)
+
+    labels, ct, spacing = _liver_with([vessel, dark, (_ball(centre, 14), rim)], liver_hu=115)
+    stats = compute_stats(labels, spacing, ct=ct)
+    known = {"dark": np.array((50, 40, 100)), "rim": np.array(centre)}
+
+    def which(les) -> str:
+        mm = np.asarray(les["centroid_zyx"]) * spacing
+        near = [k for k, c in known.items() if np.linalg.norm(mm - c) < 5]
+        return near[0] if near else "vessel"
+
+    by_place = {which(les): les for les in stats["lesions"]}
+    assert set(by_place) == {"vessel", "dark", "rim"}
+    assert by_place["vessel"]["vessel_like"] is True
+    assert by_place["vessel"]["length_to_width"] >= 3
+    assert by_place["vessel"]["upper_quartile_vs_liver_hu"] >= 30
+    assert by_place["dark"]["vessel_like"] is False
+    assert by_place["rim"]["vessel_like"] is False  # bright rim, but a round mass
+    said = vessel_warning(stats)
+    vid = by_place["vessel"]["id"]
+    assert said.startswith(f"lesion {vid} (") and "enhancing vessel" in said
+    assert "check it" in said
+
+
+def test_a_hyperenhancing_round_lesion_in_the_arterial_phase_is_not_flagged():
+    """Arterial-phase HCC is brighter than the liver (76 HU against 120-130): bright alone
+    must not make a lesion vessel-like, or every such HCC would be doubted."""
+    from napari_livertumor.stats import vessel_warning
+
+    hcc = (_ball((50, 64, 64), 15), lambda z, y, x: 125.0)
+    small = (_ball((50, 120, 110), 6), lambda z, y, x: 130.0)
+    labels, ct, spacing = _liver_with([hcc, small], liver_hu=76)
+    stats = compute_stats(labels, spacing, ct=ct)
+    assert [les["vessel_like"] for les in stats["lesions"]] == [False, False]
+    assert all(les["upper_quartile_vs_liver_hu"] >= 30 for les in stats["lesions"])
+    assert vessel_warning(stats) is None
+
+
+def test_without_the_ct_or_a_liver_there_is_no_vessel_check():
+    labels = np.zeros((10, 20, 20), np.uint8)
+    labels[2:6, 5:10, 5:10] = 2
+    assert "vessel_like" not in compute_stats(labels, (1.0, 1.0, 1.0))["lesions"][0]
+    les = compute_stats(labels, (1.0, 1.0, 1.0), ct=np.zeros(labels.shape, np.int16))["lesions"][0]
+    assert les["vessel_like"] is None and les["length_to_width"] is None

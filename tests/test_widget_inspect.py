@@ -1251,3 +1251,34 @@ def test_two_studies_segmentations_read_apart_in_a_narrow_picker(make_napari_vie
         dated = next(s for n, s in zip(names, shown, strict=True) if "2008-03-15" in n)
         assert tail in dated, shown
         combo.grab()  # it paints
+
+
+def test_a_lesion_that_looks_like_an_enhancing_vessel_is_marked_on_its_row(
+    make_napari_viewer, qtbot
+):
+    """The tumor model calls enhancing portal-vein branches tumor (a review: 24 mL in a
+    tumor-free liver), and Inspect listed such a "lesion" like any other. Its row now says
+    "vessel?" with why in its tooltip, and the status names it; the round tumor's does not."""
+    vol, truth = tiny_ct()
+    ct = np.asarray(vol.array).copy()
+    ct[ct == 60] = 110  # a contrast-enhanced liver
+    labels = truth.copy()
+    labels[8, 30:32, 12:27] = 2  # a portal branch 2 voxels (1.8 mm) wide, 13.5 mm long
+    ct[8, 30:32, 12:27] = 190
+    assert (labels[8, 29, 12:27] == 1).all() and (labels[8, 32, 12:27] == 1).all()
+    vol = vol.with_array(ct)
+    viewer = make_napari_viewer()
+    _layers.add_ct_layer(viewer, vol, name="tiny CT")
+    _layers.add_labels_layer(viewer, labels, vol, "tiny CT segmentation", ct_layer_name="tiny CT")
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.labels_combo.setCurrentText("tiny CT segmentation")
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    rows = {widget.lesion_table.item(r, 0).text(): r for r in range(widget.lesion_table.rowCount())}
+    vessel = next(les for les in widget.stats["lesions"] if les["vessel_like"])
+    assert set(rows) == {f"{vessel['id']} vessel?", str(3 - vessel["id"])}
+    tip = widget.lesion_table.item(rows[f"{vessel['id']} vessel?"], 0).toolTip()
+    assert "enhancing vessel" in tip and "tube-shaped" in tip
+    assert widget.lesion_table.item(rows[str(3 - vessel["id"])], 0).toolTip() == ""
+    assert f"lesion {vessel['id']} (" in widget.status.text()

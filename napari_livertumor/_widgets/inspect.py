@@ -850,7 +850,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
         scored = scores is not None and not unknown  # a false lesion's number says so
         lesions = [
             (
-                _lesion_number(les) if scored else str(les["id"]),
+                # an enhancing vessel the tumor model took for tumor, by its look: said on its row
+                (_lesion_number(les) if scored else str(les["id"]))
+                + (" vessel?" if les.get("vessel_like") else ""),
                 _ml(les["volume_ml"]),
                 _mm(les["longest_diameter_mm"]),  # edge to edge (one voxel: its width)
                 _mm(les.get("axial_diameter_mm")),  # (stats from before it was measured: none)
@@ -878,9 +880,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
             _fill_table(self.lesion_table, lesions)
         finally:
             self._filling = False
-        if scored:
-            for row, les in enumerate(stats["lesions"]):
-                self.lesion_table.item(row, 0).setToolTip(_truth_tip(les))
+        for row, les in enumerate(stats["lesions"]):
+            tip = [_truth_tip(les) if scored else "", _vessel_tip(les)]
+            self.lesion_table.item(row, 0).setToolTip("; ".join(t for t in tip if t))
         # up to 8 without scrolling; at least 2 rows (3 left the results no room beside Segment
         # on a 900-px window once the headers took two lines)
         _fit_height(self.lesion_table, min(max(len(lesions), 2), 8))
@@ -933,7 +935,10 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 "writes it); the aorta is left out.",
             )
         else:
+            from ..stats import vessel_warning
+
             absent = [c for c, s in (scores or {}).items() if not np.isfinite(s["dice"])]
+            vessels = vessel_warning(stats)
             other_scan = other_scan if scores is not None else ""
             set_status(
                 self.status,
@@ -945,8 +950,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
                     if absent
                     else ""
                 )
-                + (f" No HU columns: {no_hu}." if no_hu else ""),
-                warning=bool(other_scan),
+                + (f" No HU columns: {no_hu}." if no_hu else "")
+                + (f"\n⚠ {vessels}" if vessels else ""),
+                warning=bool(other_scan) or bool(vessels),
             )
         # the headline figures (volumes) in view, not only the status line below the tables
         scroll_into_view(self.volume_table)
@@ -1402,6 +1408,18 @@ def _lesion_number(lesion: dict) -> str:
     share = lesion.get("truth_share")
     false = share is not None and share < LESION_MIN_SHARE
     return f"{lesion['id']} false" if false else str(lesion["id"])
+
+
+def _vessel_tip(lesion: dict) -> str:
+    """Why a lesion is marked "vessel?" (:func:`~napari_livertumor.stats.vessel_check`)."""
+    if not lesion.get("vessel_like"):
+        return ""
+    return (
+        f"brighter than the liver (its brightest quarter {lesion['upper_quartile_vs_liver_hu']:+.0f}"
+        f" HU) and tube-shaped ({lesion['length_to_width']:.1f} times as long as wide), as an "
+        "enhancing vessel is: the tumor model takes such vessels for tumor; check it before "
+        "counting it"
+    )
 
 
 def _truth_tip(lesion: dict) -> str:
