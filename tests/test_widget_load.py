@@ -7,6 +7,7 @@ import pytest
 from _permissions import deny_listing
 from _widget_data import tiny_ct, write_dicom_case
 from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QHeaderView
 
 from napari_livertumor._widgets import _layers
 from napari_livertumor._widgets.load import SOURCES, LoadWidget
@@ -1183,10 +1184,43 @@ def test_find_series_lists_the_slices_load_reads_and_says_a_localizer_is_left_ou
     _wait_idle(qtbot, widget)
     row = [widget.series_table.item(0, c).text() for c in range(3)]
     assert row == ["#1 tiny CT — +1 localizer left out", "16", "2.5"]
+    # the note at the row's end is not cut at the dock's width: the row takes a third line
+    line = widget.series_table.fontMetrics().lineSpacing()
+    header = widget.series_table.horizontalHeader()  # the description's column: narrow
+    header.setSectionResizeMode(0, QHeaderView.Interactive)
+    widget.series_table.setColumnWidth(0, 60)
+    widget._fit_rows()
+    assert widget.series_table.rowHeight(0) > 2 * line + 8
     widget.load_button.click()
     _wait_idle(qtbot, widget)
     (layer,) = _layers.ct_layers(viewer)
     assert layer.data.shape == vol.shape
+
+
+def test_find_series_marks_a_series_load_will_refuse(load_widget, qtbot, tmp_path):
+    """A series whose second half was stored at another matrix was listed as any other (its
+    slices, spacing and phase), and Load then refused it: the row now says so first, and its
+    tooltip why."""
+    import pydicom
+
+    viewer, widget = load_widget
+    case, _, _ = write_dicom_case(tmp_path)
+    for path in sorted((case / "CT").glob("*.dcm"))[::2]:  # every other slice at 2× the matrix
+        ds = pydicom.dcmread(path)
+        ds.Rows, ds.Columns = 2 * ds.Rows, 2 * ds.Columns
+        ds.PixelData = np.zeros((ds.Rows, ds.Columns), np.int16).tobytes()
+        ds.save_as(path)
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    item = widget.series_table.item(0, 0)
+    assert item.text().startswith("[cannot be read] #1 tiny CT")
+    assert "Load refuses it: the slices of series #1" in item.toolTip()
+    assert "differ in Rows/Columns" in item.toolTip()
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    assert not _layers.ct_layers(viewer)
 
 
 def test_find_series_says_a_segmentation_this_tool_made_is_in_the_folder(

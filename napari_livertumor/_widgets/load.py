@@ -502,6 +502,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
             pid = str(getattr(s, "patient_id", "") or "")
             days.setdefault(pid, set()).add(str(getattr(s, "study_date", "") or ""))
         stacked = Counter(s.uid for s in self._series)
+        self._noted_rows = set()
         for r, s in enumerate(self._series):
             # one image has no slice spacing (a scout's was its neighbours'): blank
             thickness = "" if s.n_slices == 1 else f"{s.spacing[0]:.3g}" if s.spacing else "?"
@@ -527,9 +528,16 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 )
             if getattr(s, "left_out_note", ""):  # Slices counts what Load stacks: the rest said
                 desc += f" — +{s.left_out_note} left out"
+            refusal = getattr(s, "refusal", "")
+            if refusal:  # first, as the modality: Load will refuse it (the tooltip says why)
+                desc = f"[cannot be read] {desc}"
             if s.modality != "CT":  # first: a narrow column cut it off at the end
                 desc = f"[{s.modality}] {desc}"
+            if refusal or getattr(s, "left_out_note", ""):  # its note at the end: a 3rd line
+                self._noted_rows.add(r)
             tip = s.summary() if hasattr(s, "summary") else desc
+            if refusal:
+                tip = f"{tip}\nLoad refuses it: {printable(refusal)}"
             if getattr(s, "patient_id", ""):
                 tip = f"patient {printable(s.patient_id)}: {tip}"
             # Qt shows a tooltip that looks like HTML as rich text: a description "<img
@@ -670,13 +678,16 @@ class LoadWidget(JobWidgetMixin, QWidget):
         mark_result_of(self, layer)
 
     def _fit_rows(self, *_) -> None:
-        """Each row as tall as its wrapped series name, at most two lines."""
+        """Each row as tall as its wrapped series name, at most two lines, three for a row
+        with a note at its end (slices left out: at the dock's width the note was cut)."""
         try:
             table = self.series_table
             line = table.fontMetrics().lineSpacing()
             table.resizeRowsToContents()
+            noted = getattr(self, "_noted_rows", set())
             for r in range(table.rowCount()):
-                table.setRowHeight(r, min(table.rowHeight(r), 2 * line + 8))
+                lines = 3 if r in noted else 2
+                table.setRowHeight(r, min(table.rowHeight(r), lines * line + 8))
         except RuntimeError:  # the panel is being deleted
             pass
 

@@ -116,6 +116,9 @@ class SeriesInfo:
     #: the series' files a load leaves out of the volume, counted by why ("1 localizer"), ""
     #: when none: ``n_slices`` counts the slices it stacks
     left_out_note: str = ""
+    #: why a load refuses the series, found from its headers (its slices differ in size: the
+    #: series list showed it as any other, and Load then refused it), "" when it reads
+    refusal: str = ""
 
     @property
     def acquisition_label(self) -> str:
@@ -191,6 +194,7 @@ class SeriesInfo:
             f"{self.modality or '(no modality)'} #{self.series_number} '{self.description}'{acq}"
             f"{where}: {self.n_slices} slice(s){held}"
             + (f" (+{self.left_out_note} left out)" if self.left_out_note else "")
+            + (" (cannot be read as one volume)" if self.refusal else "")
             + f", {sp}, phase {self.phase}, uid {self.uid}"
         )
 
@@ -1140,10 +1144,10 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
     first = next((h for h in members if h.is_image), members[0])
     # an Enhanced CT series: multi-frame files only, each frame a slice
     enhanced = all(h.enhanced for h in members)
-    stacked, note = members, ""
+    stacked, note, refusal = members, "", ""
     n_slices = sum(1 for h in members if not h.enhanced)  # (objects, of a non-image series)
     if first.is_image and not enhanced:  # counted and spaced as a load stacks them
-        stacked, note = _stacked(members)
+        stacked, note, refusal = _stacked(members)
         first, n_slices = stacked[0], len(stacked)
     where = (
         [loc for h in members for loc in h.frame_locations]
@@ -1164,6 +1168,7 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
         modality=first.modality,
         n_slices=sum(h.n_frames for h in members) if enhanced else n_slices,
         left_out_note=note,
+        refusal=refusal,
         spacing=spacing,
         # contrast phases are a CT's (an MR's "portal venous" came from a contrast agent tag)
         phase=phase_from_text(first.series_description, first.contrast_agent, first.image_comments)
@@ -1187,16 +1192,16 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
     )
 
 
-def _stacked(members: list[SliceHeader]) -> tuple[list[SliceHeader], str]:
+def _stacked(members: list[SliceHeader]) -> tuple[list[SliceHeader], str, str]:
     """The slices of an image series a load stacks (:func:`stacked_slices`, from the headers
-    alone), and the files it leaves out counted by why ("1 localizer, 2 of another size,
-    orientation or pixel spacing"; "" when none). A series the load refuses is listed as
-    found (the load says why)."""
+    alone), the files it leaves out counted by why ("1 localizer, 2 of another size,
+    orientation or pixel spacing"; "" when none), and why a load refuses the series ("" when
+    it does not; such a series is listed with all its slices)."""
     images = [h for h in members if h.is_image]
     try:
         stacked = stacked_slices(images, [])
-    except InputError:
-        return images, ""
+    except InputError as exc:
+        return images, "", exc.problem
     scouts = sum(is_localizer(h) for h in images)
     scouts = scouts if scouts < len(images) else 0  # a series of localizers keeps them
     odd = len(images) - len(stacked) - scouts
@@ -1206,7 +1211,7 @@ def _stacked(members: list[SliceHeader]) -> tuple[list[SliceHeader], str]:
         f"{odd} of another size, orientation or pixel spacing" * bool(odd),
         f"{unplaced} file(s) not usable as slices" * bool(unplaced),
     ]
-    return stacked, ", ".join(p for p in parts if p)
+    return stacked, ", ".join(p for p in parts if p), ""
 
 
 def _plane(orientation) -> str:
