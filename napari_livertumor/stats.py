@@ -391,8 +391,9 @@ def vessel_warning(stats: dict) -> str | None:
         f"lesion{'' if one else 's'} {names} {'is' if one else 'are'} brighter than the liver "
         f"and tube-shaped, as {'an enhancing vessel is' if one else 'enhancing vessels are'} "
         f"(the tumor model takes such vessels for tumor): check {'it' if one else 'them'} "
-        f"before counting {'it' if one else 'them'} ({volume_shown(total)} mL of the tumor "
-        f"volume; 'vessel_like' in the lesion list)"
+        f"before counting {'it' if one else 'them'}"
+        + ("" if one else f" ({volume_shown(total)} mL of the tumor volume)")
+        # (the panels mark its row "vessel?"; the stats file says "vessel_like")
     )
 
 

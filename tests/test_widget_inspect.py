@@ -1277,8 +1277,8 @@ def test_a_lesion_that_looks_like_an_enhancing_vessel_is_marked_on_its_row(
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     rows = {widget.lesion_table.item(r, 0).text(): r for r in range(widget.lesion_table.rowCount())}
     vessel = next(les for les in widget.stats["lesions"] if les["vessel_like"])
-    assert set(rows) == {f"{vessel['id']} vessel?", str(3 - vessel["id"])}
-    tip = widget.lesion_table.item(rows[f"{vessel['id']} vessel?"], 0).toolTip()
+    assert set(rows) == {f"{vessel['id']} · vessel?", str(3 - vessel["id"])}
+    tip = widget.lesion_table.item(rows[f"{vessel['id']} · vessel?"], 0).toolTip()
     assert "enhancing vessel" in tip and "tube-shaped" in tip
     assert widget.lesion_table.item(rows[str(3 - vessel["id"])], 0).toolTip() == ""
     assert f"lesion {vessel['id']} (" in widget.status.text()

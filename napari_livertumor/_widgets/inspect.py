@@ -852,7 +852,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
             (
                 # an enhancing vessel the tumor model took for tumor, by its look: said on its row
                 (_lesion_number(les) if scored else str(les["id"]))
-                + (" vessel?" if les.get("vessel_like") else ""),
+                # (" · ": "1 false vessel?" read as "a false vessel")
+                + (" · vessel?" if les.get("vessel_like") else ""),
                 _ml(les["volume_ml"]),
                 _mm(les["longest_diameter_mm"]),  # edge to edge (one voxel: its width)
                 _mm(les.get("axial_diameter_mm")),  # (stats from before it was measured: none)
