@@ -570,3 +570,29 @@ def test_the_train_panels_runs_refuse_paths_too_long_for_windows_before_writing(
     with pytest.raises(InputError, match="paths too long for Windows.*HCC_9999"):
         list(train(cfg))
     assert not (out / ".cache").exists()  # no patient prepared
+
+
+def test_two_patients_one_id_apart_only_in_form_are_refused_not_merged(tmp_path):
+    """Patients José (é composed) and José (e + ´) in one NIfTI dataset: `evaluate` scored
+    one and dropped the other without a word, as IDs are matched composed since names made
+    on a Mac match their table. Likewise hcc-3 and HCC_003, which the clinical table's reading
+    makes one patient. The data is refused, naming both."""
+    import unicodedata
+
+    from napari_livertumor.training.data import index_cases
+    from napari_livertumor.training.toydata import write_toy_cohort
+
+    data = write_toy_cohort(tmp_path / "data", n_cases=3, shape=(8, 16, 16))
+    composed, decomposed = "José", unicodedata.normalize("NFD", "José")
+    for sub in ("imagesTr", "labelsTr"):
+        (data / sub / "HCC_001.nii.gz").rename(data / sub / f"{composed}.nii.gz")
+        (data / sub / "HCC_002.nii.gz").rename(data / sub / f"{decomposed}.nii.gz")
+    with pytest.raises(InputError, match="two patients are named alike.*two Unicode forms"):
+        index_cases(data)
+    for sub in ("imagesTr", "labelsTr"):
+        (data / sub / f"{decomposed}.nii.gz").rename(data / sub / "hcc-3.nii.gz")
+    with pytest.raises(InputError, match="'HCC_003' and 'hcc-3'.*both read as HCC_003"):
+        index_cases(data)
+    (data / "imagesTr" / "hcc-3.nii.gz").rename(data / "imagesTr" / "Other.nii.gz")
+    (data / "labelsTr" / "hcc-3.nii.gz").rename(data / "labelsTr" / "Other.nii.gz")
+    assert len(index_cases(data)) == 3

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import unicodedata
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,7 +109,7 @@ def index_cases(
         raise InputError(root, "data folder not found")
     skipped = skipped if skipped is not None else []
     if (root / "imagesTr").is_dir():
-        return _drop_copies(_index_nifti(root, skipped), skipped, reporter)
+        return _one_id_each(root, _drop_copies(_index_nifti(root, skipped), skipped, reporter))
     from ..io.tcia import collection_folder
 
     inner = collection_folder(root)
@@ -183,7 +184,33 @@ def index_cases(
             one,
             [r.case_id for r in records][:3],
         )
-    return _drop_copies(records, skipped, reporter)
+    return _one_id_each(root, _drop_copies(records, skipped, reporter))
+
+
+def _one_id_each(root: Path, records: list[CaseRecord]) -> list[CaseRecord]:
+    """``records``, refused (:class:`InputError`) when two of them are one patient as IDs are
+    read (a split file's and the clinical table's: ``hcc-3`` and ``HCC_003``, an é composed
+    or stored as e + ´ by macOS): evaluate scored one of two such patients and dropped the
+    other without a word."""
+    from ..io.clinical import normalise_id
+    from ..io.dicom import printable
+
+    seen: dict[str, str] = {}
+    for r in records:
+        other = seen.setdefault(normalise_id(r.case_id), r.case_id)
+        if other != r.case_id:
+            how = (
+                "the same name in two Unicode forms (é composed, or e + ´)"
+                if unicodedata.normalize("NFC", other) == unicodedata.normalize("NFC", r.case_id)
+                else f"both read as {normalise_id(other)}, as the clinical table reads IDs"
+            )
+            raise InputError(
+                root,
+                f"two patients are named alike: '{printable(other)}' and "
+                f"'{printable(r.case_id)}' ({how}), so a split file or the clinical table "
+                "cannot tell them apart; rename one",
+            )
+    return records
 
 
 def _drop_copies(
