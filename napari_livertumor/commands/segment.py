@@ -2755,6 +2755,15 @@ def _summary_name(path: Path) -> Path:
     return cand
 
 
+def _seconds(total):
+    """A run's time as summary.csv writes a case segmented now: to 2 decimals (a skipped or
+    added-to case's, from its stats, showed 3)."""
+    try:
+        return round(float(total), 2)
+    except (TypeError, ValueError):
+        return total
+
+
 def _summary_values(stats: dict) -> dict:
     return {
         "study_date": stats.get("study_date"),
@@ -2771,7 +2780,7 @@ def _summary_values(stats: dict) -> dict:
         "device": stats.get("device"),
         # (an earlier version's record as today's: the shipped models read "shipped" in both)
         "settings": _settings_text(_as_recorded_now(stats.get("run_settings") or {})),
-        "seconds": (stats.get("timings_s") or {}).get("total"),
+        "seconds": _seconds((stats.get("timings_s") or {}).get("total")),
         "error": "",
         "warnings": " | ".join(stats.get("warnings") or []),
         **{k: (stats.get("outputs") or {}).get(k, "") for k in EXTRA_OUTPUTS},
