@@ -1491,6 +1491,44 @@ def test_the_3d_view_sees_the_patient_from_the_feet_not_mirrored(make_napari_vie
     assert str(getattr(cam.orientation[0], "value", cam.orientation[0])) == "towards"
 
 
+#: the colours of six blocks at the ends of the axes: +z, -z, +y, -y, +x, -x (z to the head,
+#: y to the back, x to the patient's left)
+_AXIS_END_COLOURS = {1: (1, 0, 0, 1), 2: (0, 1, 0, 1), 3: (0, 0, 1, 1), 4: (1, 1, 0, 1),
+                     5: (1, 0, 1, 1), 6: (0, 1, 1, 1)}  # fmt: skip
+
+
+def _add_axis_end_blocks(viewer):
+    """A labels layer with a coloured block near each end of each axis of a 41³ cube."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    n, c = 41, 20
+    data = np.zeros((n, n, n), np.uint8)
+    for value, (axis, at) in enumerate([(a, e) for a in range(3) for e in (36, 4)], start=1):
+        where = [slice(c - 3, c + 4)] * 3
+        where[axis] = slice(at - 3, at + 4)
+        data[tuple(where)] = value  # the +end and -end of z, then y, then x
+    cmap = DirectLabelColormap(
+        color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), **_AXIS_END_COLOURS}
+    )
+    return viewer.add_labels(data, colormap=cmap)
+
+
+def _axis_end_spots(viewer) -> dict:
+    """Where each block seen is drawn, as (right, up, 0) on screen, the view reset so that
+    the camera looks along the depth axis (the nearer block of that axis hides the other)."""
+    viewer.reset_view()
+    shot = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(float)
+    bright = shot.max(-1)
+    shade = shot / np.maximum(bright, 1)[..., None]
+    spots = {}
+    for value, rgba in _AXIS_END_COLOURS.items():
+        mask = (bright > 60) & (np.abs(shade - rgba[:3]).sum(-1) < 0.35)
+        if mask.sum() > 20:
+            rows, cols = np.nonzero(mask)
+            spots[value] = np.array([cols.mean(), -rows.mean(), 0.0])
+    return spots
+
+
 def test_the_3d_view_is_not_mirrored_after_a_transposed_order(make_napari_viewer, qtbot):
     """The 3D depth was always turned "away": right for the axial order and the orders
     napari's roll gives, but a transposed one (coronal slices by napari's transpose button)
@@ -1500,20 +1538,10 @@ def test_the_3d_view_is_not_mirrored_after_a_transposed_order(make_napari_viewer
     three axes; the screen directions they are drawn in say whether the view is a mirror
     image."""
     from napari.utils.camera_orientations import VerticalAxisOrientation
-    from napari.utils.colormaps import DirectLabelColormap
 
     viewer = make_napari_viewer(show=True)
     viewer.window.add_dock_widget(LoadWidget(viewer))
-    colours = {1: (1, 0, 0, 1), 2: (0, 1, 0, 1), 3: (0, 0, 1, 1), 4: (1, 1, 0, 1),
-               5: (1, 0, 1, 1), 6: (0, 1, 1, 1)}  # fmt: skip
-    n, c = 41, 20
-    data = np.zeros((n, n, n), np.uint8)
-    for value, (axis, at) in enumerate([(a, e) for a in range(3) for e in (36, 4)], start=1):
-        where = [slice(c - 3, c + 4)] * 3
-        where[axis] = slice(at - 3, at + 4)
-        data[tuple(where)] = value  # the +end and -end of z, then y, then x
-    cmap = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), **colours})
-    viewer.add_labels(data, colormap=cmap)
+    _add_axis_end_blocks(viewer)
     cam = _layers.camera(viewer)
 
     def depth() -> str:
@@ -1522,16 +1550,7 @@ def test_the_3d_view_is_not_mirrored_after_a_transposed_order(make_napari_viewer
     def handedness() -> float:
         """+1 or -1: the sign of the screen frame (right, up, towards the viewer) the data's
         axes are drawn along, looking along the depth axis (its nearer end hides the other)."""
-        viewer.reset_view()  # (the camera looks along the depth axis)
-        shot = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(float)
-        bright = shot.max(-1)
-        shade = shot / np.maximum(bright, 1)[..., None]
-        spots = {}
-        for value, rgba in colours.items():
-            mask = (bright > 60) & (np.abs(shade - rgba[:3]).sum(-1) < 0.35)
-            if mask.sum() > 20:
-                rows, cols = np.nonzero(mask)
-                spots[value] = np.array([cols.mean(), -rows.mean(), 0.0])  # (right, up, 0)
+        spots = _axis_end_spots(viewer)
         frame = []
         for plus, minus in ((5, 6), (3, 4), (1, 2)):  # x, y, z
             if plus in spots and minus in spots:
@@ -1576,6 +1595,56 @@ def test_the_3d_view_is_not_mirrored_after_a_transposed_order(make_napari_viewer
     cam.orientation = (mirrored, *cam.orientation[1:])  # the user's own depth in 3D: kept
     cam.orientation2d = ("down", "right")
     assert depth() == mirrored
+
+
+def test_3d_entered_from_a_head_up_coronal_or_sagittal_view_goes_on_showing_it(
+    make_napari_viewer, qtbot
+):
+    """3D entered from the head-up coronal view showed the patient from behind, feet up: the
+    head-up turn of the 2D view was undone on the way to 3D. It goes on from the view shown:
+    coronal seen from the front (the patient's right on the image left), sagittal from the
+    side (the front on the image left), head up both; 3D from the axial view is seen from the
+    feet as before, and feet up chosen in the coronal view stays."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window.add_dock_widget(LoadWidget(viewer))
+    _add_axis_end_blocks(viewer)
+    cam = _layers.camera(viewer)
+    head, feet, back, front, left, right = 1, 2, 3, 4, 5, 6
+
+    def seen() -> dict:
+        spots = _axis_end_spots(viewer)
+        assert len(spots) == 5, sorted(spots)  # the nearer end of the depth axis alone
+        return spots
+
+    viewer.dims.order = (1, 0, 2)  # coronal, turned head up in 2D
+    viewer.dims.ndisplay = 3
+    spots = seen()
+    assert spots[head][1] > spots[feet][1]  # head up
+    assert front in spots and back not in spots  # seen from the front
+    assert spots[right][0] < spots[left][0]  # the patient's right on the image left
+    viewer.dims.ndisplay = 2
+    assert str(getattr(cam.orientation2d[0], "value", cam.orientation2d[0])) == "up"
+    viewer.dims.order = (2, 0, 1)  # sagittal
+    viewer.dims.ndisplay = 3
+    spots = seen()
+    assert spots[head][1] > spots[feet][1]
+    assert spots[front][0] < spots[back][0]  # the front on the image left, as in 2D
+    assert left in spots and right not in spots  # seen from the patient's left
+    viewer.dims.ndisplay = 2
+    viewer.dims.order = (0, 1, 2)  # axial: seen from the feet, the front up, as before
+    viewer.dims.ndisplay = 3
+    spots = seen()
+    assert feet in spots and head not in spots
+    assert spots[front][1] > spots[back][1] and spots[right][0] < spots[left][0]
+    viewer.dims.ndisplay = 2
+    viewer.dims.order = (1, 0, 2)
+    cam.orientation2d = ("down", "right")  # feet up chosen in the coronal view: kept in 3D
+    viewer.dims.ndisplay = 3
+    spots = seen()
+    assert spots[head][1] < spots[feet][1]
+    # the patient turned about the line of sight, not mirrored: seen from behind, the
+    # patient's left on the image left turned to the right
+    assert back in spots and spots[right][0] < spots[left][0]
 
 
 def test_the_load_message_says_when_that_scans_layer_was_deleted(load_widget, qtbot, tmp_path):

@@ -516,9 +516,13 @@ def keep_head_up(viewer) -> None:
     """Show the head at the top of a coronal or sagittal view, as radiology does (once per
     viewer). The arrays run (z, y, x) with z to the head, and napari draws a displayed
     axis's first index at the top: rolled to coronal or sagittal slices, the feet were up.
-    napari's 2D camera is turned to draw z upwards while z is the vertical axis, and back
-    when the view leaves it. A user's own choice stays: one made in the axial view is not
-    turned back, and feet up chosen in a coronal or sagittal view stays chosen there.
+    napari's camera is turned to draw z upwards while z is the vertical axis, and back when
+    the view leaves it. That holds in 3D too: turned back on entering 3D, the head-up coronal
+    view opened as the patient seen from behind, feet up; kept, 3D goes on from the view
+    shown (coronal seen from the front, sagittal from the patient's left, 3D from the axial
+    view from the feet, as before). A user's own choice stays: one made in the axial view is
+    not turned back, and feet up chosen in a coronal or sagittal view, 2D or 3D, stays chosen
+    there.
 
     In 3D the depth axis is turned so that the patient is not drawn mirrored: (z to the head,
     y to the back, x to the patient's left) is a left-handed frame, and napari's default depth
@@ -543,9 +547,9 @@ def keep_head_up(viewer) -> None:
     _HEAD_UP_VIEWERS[viewer] = state
     ref = weakref.ref(viewer)
 
-    def upright(v) -> bool:
+    def upright(v) -> bool:  # z the vertical axis (2D or 3D: order[-2] is drawn vertically)
         dims = v.dims
-        return dims.ndisplay == 2 and dims.ndim >= 3 and dims.order[-2] == dims.ndim - 3
+        return dims.ndim >= 3 and dims.order[-2] == dims.ndim - 3
 
     def orientation(cam) -> tuple[str, str]:
         return tuple(str(getattr(o, "value", o)) for o in cam.orientation2d)  # type: ignore[return-value]
