@@ -616,6 +616,33 @@ def test_cancel_between_windows_raises_cancelled():
         )
 
 
+def test_the_runs_last_second_is_a_stage_of_its_own_and_a_cancel_there_is_honoured():
+    """After refine's last step the fluid check, the labels turned back and the statistics
+    ran (0.9 s of an 8 s run) with the bar at "refine 6 / 6" and no cancel check: a Cancel
+    clicked then was ignored and the result came back (the panel sat on "Cancelling…" 5 s)."""
+    vol, _, _ = phantom()
+    seen = []
+    segment_ct(
+        vol,
+        InferenceConfig(device="cpu"),
+        models=oracle_models(),
+        progress=lambda stage, done, total: seen.append((stage, done, total)),
+    )
+    assert seen[-2:] == [("measuring", 0, 1), ("measuring", 1, 1)]
+    assert [s for s, _, _ in seen].index("measuring") > max(
+        i for i, (s, _, _) in enumerate(seen) if s != "measuring"
+    )
+    asked = []
+    with pytest.raises(Cancelled):
+        segment_ct(
+            vol,
+            InferenceConfig(device="cpu"),
+            models=oracle_models(),
+            progress=lambda stage, done, total: asked.append(stage == "measuring") or None,
+            should_cancel=lambda: any(asked),
+        )
+
+
 def test_a_cancel_during_the_liver_masks_up_sampling_stops_before_the_tumor_stage(monkeypatch):
     """The liver stage is one window on most scans: its up-sampling and checks (2 s of a
     512² scan) ran before the next check, so a cancel there took 4 s."""

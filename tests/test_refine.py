@@ -192,6 +192,37 @@ def test_progress_is_reported_and_cancel_stops_the_job():
         refine_all(ct, truth, liver, SPACING, RefineConfig(), should_cancel=lambda: True)
 
 
+def test_refine_says_it_started_and_a_cancel_after_the_last_iteration_is_seen(monkeypatch):
+    """The bar stood at the tumor's last window until the first lesion's first iteration
+    was done (no "refine 0 / N"); and a cancel during the work after a lesion's last
+    iteration (holes filled, distance maps: a second on a large lesion) went unseen."""
+    from scipy import ndimage as ndi
+
+    ct, truth, liver = phantom()
+    seen = []
+    refine_all(
+        ct, truth, liver, SPACING, RefineConfig(iterations=5), progress=lambda *a: seen.append(a)
+    )
+    assert seen[0] == ("refine", 0, seen[0][2]) and seen[0][2] >= 5
+    clicked = []
+    real = ndi.binary_fill_holes
+
+    def fill_holes(*args, **kwargs):
+        clicked.append(1)  # the user clicks Cancel while the contour's holes are filled
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ndi, "binary_fill_holes", fill_holes)
+    with pytest.raises(Cancelled):
+        refine_all(
+            ct,
+            truth,
+            liver,
+            SPACING,
+            RefineConfig(iterations=5),
+            should_cancel=lambda: bool(clicked),
+        )
+
+
 @pytest.mark.parametrize(("method", "smoothing"), [("geodesic", 0), ("chan_vese", 2)])
 def test_a_correct_mask_survives_smoothing_and_the_geodesic_contour_on_thick_slices(
     method, smoothing

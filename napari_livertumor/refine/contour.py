@@ -445,6 +445,9 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
                 f"max shift {cfg.max_shift_mm:g} mm is under the voxel size ({step:.3g} mm): "
                 f"the contour cannot move; raise it to at least {step:.3g} mm",
             )
+    # (the hole filling and distance maps above, the rim and the lost lesions below: a second
+    # on a large lesion after its last iteration, where a cancel went unseen)
+    reporter.check()
     # a dark lesion's enhancing rim (a capsule) is brighter than the liver: the region
     # competition gives it to the outside, though the model (and a reader) count it as tumor
     if smooth is None:
@@ -809,6 +812,10 @@ class _IterationReporter:
         self.skip_next = True
         self.progress = progress
         self.should_cancel = should_cancel
+        # said at the start: the bar showed the stage before (the tumor's last window) until
+        # the first lesion's first iteration was done
+        if progress is not None:
+            progress("refine", 0, self.total)
 
     def skip(self, iterations: int) -> None:
         self.done += iterations
