@@ -846,6 +846,25 @@ def test_liver_only_outputs_of_the_previous_version_are_still_complete():
     assert _compare_run(earlier, wanted) == ("other settings", "--window-growth")
 
 
+def test_a_changed_flag_says_which_run_had_it():
+    """Outputs made with --no-refine, edited, and a run without it: refused with "the run with
+    other settings (--no-refine) would replace it", read as this run's flag when it was the
+    earlier one's."""
+    from napari_livertumor.commands.segment import _compare_run
+
+    wanted = {"input": "/x/ct.nii.gz", "stages": "both", "refine": True, "allow_non_ct": False}
+    earlier = {"run_settings": {**wanted, "refine": False}}
+    assert _compare_run(earlier, wanted) == (
+        "other settings",
+        "--no-refine: the outputs were made with it, this run refines",
+    )
+    earlier = {"run_settings": {**wanted, "allow_non_ct": True}}
+    wanted["refine"] = False
+    relation, what = _compare_run(earlier, wanted)
+    assert "this run asks for it, the outputs were refined" in what
+    assert "--allow-non-ct: the outputs were made with it, this run leaves it out" in what
+
+
 def test_names_that_differ_only_in_letter_case_never_share_outputs(tmp_path):
     """HCC_001 and hcc_001 are one file on macOS and Windows: with --overwrite one patient's
     labels replaced the other's while the summary said both were done."""

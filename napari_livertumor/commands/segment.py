@@ -1560,7 +1560,13 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
         "liver_model": "--models (liver)",
         "tumor_model": "--models (tumor)",
         "stages": "--stages",
-        "refine": "--no-refine",
+        # which side had the flag: "(--no-refine)" alone read as this run's when it was the
+        # earlier one's
+        "refine": (
+            "--no-refine: the outputs were made with it, this run refines"
+            if made.get("refine") is False
+            else "--no-refine: this run asks for it, the outputs were refined"
+        ),
         "refine_config": "--refine-config",
         "min_tumor_ml": "--min-tumor-ml",
         "min_lesion_peak": "--min-lesion-peak",
@@ -1568,7 +1574,11 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
         "window_growth": "--window-growth",
         "tumor_window_growth": "--tumor-window-growth",
         "tta": "--tta",
-        "allow_non_ct": "--allow-non-ct",
+        "allow_non_ct": (
+            "--allow-non-ct: the outputs were made with it, this run leaves it out"
+            if made.get("allow_non_ct")
+            else "--allow-non-ct: this run asks for it, the outputs were made without"
+        ),
         "border_mirror_mm": "border_mirror_mm",
         "acquisition": "--acquisition",
         "series_uid": "--series",
