@@ -214,6 +214,36 @@ def test_cancel_stops_the_run_and_adds_nothing(viewer_with_ct, models_dir, qtbot
     assert "Cancelled" in widget.status.text()
 
 
+def test_a_cancel_as_the_core_returns_makes_no_layer(
+    viewer_with_ct, models_dir, qtbot, monkeypatch
+):
+    """Cancel clicked as the core returned its result: the layer and its digests (the CT's
+    hash, the software's record) were still made for a result the panel then dropped."""
+    from napari_livertumor import pipeline
+    from napari_livertumor._widgets import _layers
+
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    real = pipeline.Segmenter.segment
+    made = []
+
+    def segment(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        widget.jobs[widget.run_button].cancel()  # the click lands as the core returns
+        return out
+
+    monkeypatch.setattr(pipeline.Segmenter, "segment", segment)
+    real_make = _layers.make_labels_layer
+    monkeypatch.setattr(
+        _layers, "make_labels_layer", lambda *a, **k: made.append(1) or real_make(*a, **k)
+    )
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert made == []
+    assert [ly.name for ly in viewer.layers] == ["tiny CT"]
+    assert "Cancelled" in widget.status.text()
+
+
 def test_missing_models_show_a_clear_message(viewer_with_ct, qtbot, tmp_path, monkeypatch):
     viewer, _ = viewer_with_ct
     widget = _segment_widget(viewer, tmp_path, monkeypatch)  # an empty folder

@@ -277,6 +277,10 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             # from the click to here: waiting for torch and MONAI, loading the networks
             loading = time.perf_counter() - clicked
             result = segmenter.segment(volume, progress=progress, should_cancel=should_cancel)
+            if should_cancel():  # (the layer and the digests below: nothing to make for it)
+                from ..errors import Cancelled
+
+                raise Cancelled("cancelled by the user")
             layer = _layers.make_labels_layer(
                 result.labels, volume, f"{ct_name} segmentation", ct_layer_name=ct_name
             )
