@@ -2024,14 +2024,18 @@ def _dense_material_warnings(ct: np.ndarray, liver: np.ndarray, spacing, *, tumo
     and liver lost), and, for the tumor stage, dense material inside the liver (lipiodol
     after TACE: tumor Dice 0.60 → 0.29). Neither was said (a review of unusual scans, 5 Dec
     2026).
-    ``ct``, ``liver`` (label 1) in the standard orientation; worked slab by slab."""
+    ``ct``, ``liver`` (labels 1 and 2, liver and tumor: the liver stage gives 1 alone) in the
+    standard orientation; worked slab by slab."""
     from scipy import ndimage as ndi
 
     out: list[str] = []
-    found = ndi.find_objects(liver.astype(np.uint8, copy=False))
-    if not found or found[0] is None:
+    # (the boxes of labels 1 and 2 joined: a bool copy of the whole scan is 52 MB on 512² × 200)
+    found = [b for b in ndi.find_objects(liver.astype(np.uint8, copy=False))[:2] if b is not None]
+    if not found:
         return out
-    box = found[0]
+    box = tuple(
+        slice(min(b[i].start for b in found), max(b[i].stop for b in found)) for i in range(3)
+    )
     voxel_ml = float(np.prod([float(v) for v in spacing])) / 1000.0
     zs, ys, xs = box
     ry = int(np.ceil(METAL_REACH_MM / float(spacing[1])))
@@ -2065,7 +2069,7 @@ def _dense_material_warnings(ct: np.ndarray, liver: np.ndarray, spacing, *, tumo
     # the liver found less its outline in the image: a rib's cortex the mask's edge took in
     # (7 voxels of 0.2 mL on 13 mm slices) is no material inside it
     core = ndi.binary_erosion(
-        np.asarray(liver[box]) == 1, structure=np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool)
+        np.asarray(liver[box]) > 0, structure=np.array([[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool)
     )
     dense = core & (np.asarray(ct[box]) > DENSE_LIVER_HU)
     # voxels with a dense neighbour in their image: a lone voxel over 400 HU is noise (a very
@@ -2118,7 +2122,7 @@ def _dense_material_warnings(ct: np.ndarray, liver: np.ndarray, spacing, *, tumo
 def _joined_to_outside(ct: np.ndarray, liver: np.ndarray, box, spacing) -> np.ndarray:
     """Within the liver's ``box``: its voxels over DENSE_LIVER_HU joined (26-connected,
     through such voxels within DENSE_JOIN_MM around the box) to any outside the liver mask
-    (label 1). Three bool arrays of the box and its margin at most, filled 16 slices at a
+    (label 0: a tumor's voxels, label 2, are inside it). Three bool arrays of the box and its margin at most, filled 16 slices at a
     time: a full 512² CT is never copied (a box and margin of 7 M voxels: 21 MB)."""
     from scipy import ndimage as ndi
 
@@ -2134,7 +2138,7 @@ def _joined_to_outside(ct: np.ndarray, liver: np.ndarray, box, spacing) -> np.nd
         z = slice(outer[0].start + k, min(outer[0].start + k + 16, outer[0].stop))
         part = dense[k : k + z.stop - z.start]
         np.greater(np.asarray(ct[z, outer[1], outer[2]]), DENSE_LIVER_HU, out=part)
-        np.logical_and(part, liver[z, outer[1], outer[2]] != 1, out=seed[k : k + z.stop - z.start])
+        np.logical_and(part, liver[z, outer[1], outer[2]] == 0, out=seed[k : k + z.stop - z.start])
     # (the mask as int8: scipy would copy a bool one into int8 for its iterations)
     joined = ndi.binary_propagation(
         seed, structure=np.ones((3, 3, 3), bool), mask=dense.view(np.int8)

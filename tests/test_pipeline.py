@@ -1233,6 +1233,25 @@ def test_ribs_the_liver_mask_took_in_are_not_called_lipiodol():
     assert _dense_material_warnings(sliver, liver, spacing, tumor=True) == []
 
 
+def test_lipiodol_in_a_tumor_label_is_not_called_bone():
+    """Given a label map with its tumor (label 2), a deposit filling the tumor and the liver
+    around it was said to be "bone at the mask's edge" (the tumor's voxels counted as outside
+    the liver, joined to the deposit), or not said at all."""
+    from napari_livertumor.pipeline import _dense_material_warnings
+
+    spacing = (2.0, 2.0, 2.0)
+    ct, liver = _liver_scan()
+    zz, yy, xx = np.indices(ct.shape)
+    r = np.sqrt((zz - 40) ** 2 + (yy - 40) ** 2 + (xx - 40) ** 2)
+    for tumor_r, dense_r in ((6, 9), (8, 9), (8, 10)):
+        dense, labels = ct.copy(), liver.copy()
+        labels[(r <= tumor_r) & (labels == 1)] = 2
+        dense[r <= dense_r] = 900.0
+        said = _dense_material_warnings(dense, labels, spacing, tumor=True)
+        assert len(said) == 1 and said[0].startswith("dense material inside the liver"), said
+        assert "bone" not in said[0]
+
+
 def test_a_liver_too_noisy_for_the_tumor_model_is_said():
     """20 HU more noise was said to halve a case's tumor Dice, unwarned; measured on 6
     phantoms (benchmarks/bench_noise.py) the model stands about 40 HU on its grid, and past
