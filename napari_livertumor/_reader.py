@@ -440,8 +440,13 @@ def _nifti_files_in(folder: Path) -> list[Path]:
 
 
 def read_nifti_layers(path) -> list[tuple]:
-    """Layers for a NIfTI file: an image layer for a CT, a labels layer for a label map."""
-    from .io.nifti import read_nifti
+    """Layers for a NIfTI file: an image layer for a CT, a labels layer for a label map.
+
+    A label map with NaN or infinite voxels is refused, and one taken for a ground truth
+    (by its name, folder or classes) is checked as the Load panel and ``evaluate`` check one
+    (values above 4, a 0/255 mask: refused there, it opened here as a ground truth that
+    Inspect scored against)."""
+    from .io.nifti import ground_truth_classes, read_nifti, refuse_nonfinite_labels
 
     target = _single_target(path)
     stored = read_nifti(target)
@@ -450,12 +455,17 @@ def read_nifti_layers(path) -> list[tuple]:
         # and said not square), then shown as DICOM shows it; saved back in stored order
         _say_warnings(stored)
         return [ct_layer_data(stored.displayed())]
+    # (its NaN voxels were read as 0, background: a broken map, not a warning's matter)
+    refuse_nonfinite_labels(target, stored)
     volume = stored.displayed()
     lesions = _lesions_of_map(target, stored.array)
     if lesions is not None:
         return [lesion_map_layer_data(volume.array, volume, _stem(target), lesions or None)]
-    labels = volume.array.astype(np.uint8)
-    role = _nifti_labels_role(target, labels)
+    role = _nifti_labels_role(target, volume.array)
+    if role == "ground_truth":
+        labels = ground_truth_classes(target, volume)
+    else:
+        labels = volume.array.astype(np.uint8)
     made_on = _made_on_series(target)
     grid = volume.with_array(volume.array, **({"made_on_series": made_on} if made_on else {}))
     # named as a CT file is: by its folder too where its own name is a generic one

@@ -370,6 +370,26 @@ def test_a_liver_tumor_ground_truth_named_as_one_opens_as_the_truth(tmp_path, st
         assert "ground truth" not in kwargs["name"]  # (its own name says so: gt, segmentation)
 
 
+def test_a_ground_truth_holding_other_classes_is_refused_as_the_load_panel_refuses_it(
+    tmp_path, study
+):
+    """labelsTr/HCC_001.nii.gz holding 5 and 7 opened with File > Open as a ground truth,
+    without a word (Inspect scored against it), where the Load panel and evaluate refuse it;
+    the same values in a map not taken for a ground truth open as labels still."""
+    _, _, ct, labels = study
+    organs = np.where(labels > 0, 5, 0).astype(np.uint8)
+    organs[labels == 2] = 7
+    truth = tmp_path / "labelsTr" / "HCC_001.nii.gz"
+    write_nifti(organs, truth, reference=ct)
+    with pytest.raises(InputError, match=r"HCC_001\.nii\.gz: holds values from 0 to 7: .*"
+                       "values above 4 are no class here"):  # fmt: skip
+        napari_get_reader(str(truth))(str(truth))
+    other = tmp_path / "out" / "organs.nii.gz"
+    write_nifti(organs, other, reference=ct)
+    [(_, kwargs, kind)] = napari_get_reader(str(other))(str(other))
+    assert kind == "labels" and kwargs["metadata"]["livertumor_role"] == "segmentation"
+
+
 def test_a_segmentation_written_by_segment_opens_as_one_whatever_its_folder(tmp_path, study):
     _, _, ct, labels = study
     path = tmp_path / "gt_compare" / "case_labels.nii.gz"

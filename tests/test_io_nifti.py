@@ -783,7 +783,53 @@ def test_a_voxel_size_of_0_beside_an_intact_sform_is_named_as_the_cause(tmp_path
     volume = read_nifti(path)
     np.testing.assert_allclose(volume.affine, affine)  # the sform
     (note,) = volume.meta["warnings"]
-    assert "pixdim[2] is 0" in note and "takes 1 mm" in note and "disagree" not in note
+    assert "pixdim[2] is 0" in note and "read 1 mm along y" in note and "disagree" not in note
+
+
+def test_files_written_from_a_ct_with_a_voxel_size_of_0_carry_the_sforms_geometry(tmp_path):
+    """pixdim[3] = 0 beside an intact sform (8.56 mm slices): the warning said SimpleITK reads
+    the sform, but it reads 1 mm slices; and convert's output (segment's labels too) was written
+    with pixdim[3] = 1 and that 1 mm qform while saying "8.56 mm slices": SimpleITK read it at
+    1 mm."""
+    import struct
+
+    sitk = pytest.importorskip("SimpleITK")
+    affine = np.diag([0.8, 0.9, 8.5, 1.0])
+    affine[:3, 3] = [-10, 20, -300]
+    img = nib.Nifti1Image(_body(), affine)
+    img.set_sform(affine, code=1)
+    img.set_qform(affine, code=1)
+    path = _patched(tmp_path / "ct.nii.gz", img, {76 + 4 * 3: struct.pack("<f", 0.0)})
+    volume = read_nifti(path)
+    (note,) = volume.meta["warnings"]
+    assert "SimpleITK" in note and "read 1 mm along z" in note
+    assert "current ITK/SimpleITK" not in note  # (it does not read the sform there)
+    write_nifti(volume, tmp_path / "converted.nii.gz")  # as convert writes it
+    write_nifti(np.ones(volume.shape, np.uint8), tmp_path / "labels.nii.gz", reference=volume,
+                labels=True)  # fmt: skip
+    for name in ("converted.nii.gz", "labels.nii.gz"):
+        written = nib.load(tmp_path / name)
+        np.testing.assert_allclose(written.header.get_zooms()[:3], (0.8, 0.9, 8.5), rtol=1e-6)
+        np.testing.assert_allclose(written.get_qform(), affine, atol=1e-4)
+        np.testing.assert_allclose(written.get_sform(), affine, atol=1e-4)
+        np.testing.assert_allclose(
+            sitk.ReadImage(str(tmp_path / name)).GetSpacing(), (0.8, 0.9, 8.5), rtol=1e-6
+        )
+        assert read_nifti(tmp_path / name).meta["warnings"] == []
+
+
+@pytest.mark.parametrize("given", ["x.hdr", "x.img"])
+def test_a_nifti_pair_is_said_to_be_one_and_how_to_make_it_one_file(tmp_path, given):
+    """A NIfTI-1 .hdr/.img pair was refused as "Analyze format", sending its user to look for an
+    Analyze converter; genuine Analyze keeps its word."""
+    pair = nib.Nifti1Pair(_body(), np.diag([0.8, 0.9, 2.5, 1.0]))
+    nib.save(pair, tmp_path / "x.img")
+    with pytest.raises(InputError, match="a NIfTI-1 pair") as info:
+        load_ct(tmp_path / given)
+    assert f"nib.save(nib.load('{given}'), 'x.nii.gz')" in str(info.value)
+    nib.save(nib.AnalyzeImage(_body(), np.diag([0.8, 0.9, 2.5, 1.0])), tmp_path / "a.img")
+    with pytest.raises(InputError, match="Analyze format: not read here"):
+        load_ct(tmp_path / given.replace("x", "a"))
 
 
 def test_a_float_ct_is_rounded_to_the_nearest_hu_not_truncated(tmp_path):

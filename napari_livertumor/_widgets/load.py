@@ -876,7 +876,7 @@ def _read_truth(path, volume, notes: list | None = None):
     """A ground-truth label map on ``volume``'s grid from a DICOM SEG or NIfTI file; what the
     SEG reader has to say (another patient's SEG, segments not known, frames off the CT's
     slices) is appended to ``notes``."""
-    from ..io.nifti import is_nifti_path, read_nifti
+    from ..io.nifti import ground_truth_classes, is_nifti_path, read_nifti
 
     denied = _unreachable(path)
     if denied:  # (a folder on the way that cannot be entered raised, past the scan's word)
@@ -902,7 +902,7 @@ def _read_truth(path, volume, notes: list | None = None):
                 f"at most {LABEL_GRID_MM:g} mm: the header's affine differs): resample it onto "
                 "the CT, or export it again from it",
             )
-        return turn.undo(_truth_classes(path, np.asarray(truth.array)))
+        return turn.undo(ground_truth_classes(path, truth))
     from ..io.seg import read_dicom_seg
 
     said: list[str] = []
@@ -910,30 +910,6 @@ def _read_truth(path, volume, notes: list | None = None):
     if notes is not None:
         notes += [f"ground truth {path.name}: {n}" for n in said]
     return labels
-
-
-def _truth_classes(path, array: np.ndarray) -> np.ndarray:
-    """A NIfTI ground truth's classes as uint8, or a refusal naming what it holds: a 0/255 mask
-    (3D-IRCADb's) wrapped to nothing it should be and scored a Dice of 0 without a word."""
-    if not array.size:
-        return array.astype(np.uint8)
-    low, high = float(np.min(array)), float(np.max(array))  # (no sort of a whole scan)
-    fractional = array.dtype.kind == "f" and bool(np.any(array != np.round(array)))
-    if low >= 0 and high <= 4 and not fractional:
-        return array.astype(np.uint8)
-    if low < -100:  # HU: a scan
-        what = "a scan's values, not a label map's: choose the label map drawn on this CT"
-    elif high == 255 and low >= 0:
-        what = "a mask of 0 and 255 is no such map (as a liver mask: set 255 to 1)"
-    elif fractional:
-        what = "fractional values are no classes (a probability map? threshold it first)"
-    else:
-        what = "values above 4 are no class here (another dataset's organ numbers?)"
-    raise InputError(
-        path,
-        f"holds values from {low:g} to {high:g}: a ground truth holds the classes 0 background, "
-        f"1 liver, 2 tumor (3 portal vein, 4 aorta, as HCC-TACE-Seg's); {what}",
-    )
 
 
 def _seg_in_folder(folder, volume, notes: list | None = None):

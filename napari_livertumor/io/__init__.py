@@ -108,6 +108,16 @@ def load_ct(
     from .dicom import is_dicom_file, read_dicom_series
 
     if path.is_file() and fmt and not is_dicom_file(path):  # some exports name slices .img
+        pair = _nifti_pair(path) if fmt == "Analyze" else None
+        if pair:  # (said to be Analyze, its users looked for a NIfTI converter in vain)
+            one = f"{path.stem}.nii.gz"
+            raise InputError(
+                path,
+                f"a {pair} pair (.hdr header + .img voxels, two files): not read here (a "
+                "NIfTI image is read as one .nii or .nii.gz file); make it one file, e.g. "
+                f"with nibabel: nib.save(nib.load('{path.name}'), "
+                f"'{one}'), then give {one}",
+            )
         raise InputError(
             path,
             f"{fmt} format: not read here (DICOM and NIfTI only); convert it to NIfTI first "
@@ -126,6 +136,25 @@ def load_ct(
         if path.is_dir() and exc.problem == "no DICOM files found":
             raise no_dicom_error(path) from exc
         raise
+
+
+def _nifti_pair(path: Path) -> str | None:
+    """``"NIfTI-1"`` (``"NIfTI-2"``) when the ``.hdr`` of an ``.hdr``/``.img`` pair (``path``
+    being either) bears that magic, else None (Analyze 7.5 has none, or no header found)."""
+    for header in (path, path.with_suffix(".hdr"), path.with_suffix(".HDR")):
+        if header.suffix.lower() != ".hdr":
+            continue
+        try:
+            with open(header, "rb") as fh:
+                head = fh.read(540)
+        except OSError:
+            continue
+        if head[344:347] == b"ni1":
+            return "NIfTI-1"
+        if head[4:7] == b"ni2":
+            return "NIfTI-2"
+        return None
+    return None
 
 
 def no_dicom_error(path: Path):

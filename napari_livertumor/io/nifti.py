@@ -30,7 +30,8 @@ def read_nifti(path: str | Path, *, reporter: Reporter | ProgressFn | None = Non
     by :func:`write_nifti` reads back bit for bit. Float data (or scaled integers) that are
     integral or span a HU-like range are rounded to ``int16``; others (e.g. probabilities) stay
     ``float32``. NaNs are replaced by the smallest finite
-    value and reported in ``meta["warnings"]``. A 4D (or 5D) file with one volume is accepted; 2D and
+    value and reported in ``meta["warnings"]`` (their number, infinities included, in
+    ``meta["nonfinite_voxels"]``: a label map with them is refused by its readers). A 4D (or 5D) file with one volume is accepted; 2D and
     true 4D data raise :class:`InputError`.
 
     Parameters
@@ -91,7 +92,8 @@ def read_nifti(path: str | Path, *, reporter: Reporter | ProgressFn | None = Non
         _close(img)
         raise
     try:
-        data = _load_data(img, warnings, path, reporter)
+        found: dict = {}
+        data = _load_data(img, warnings, path, reporter, found)
         if layout is not None and layout["gzipped"]:  # its length, once decompressed
             _check_gz_length(path, img, raw, layout, warnings)
     except (InputError, Cancelled):  # already says what is wrong with the data
@@ -123,23 +125,30 @@ def read_nifti(path: str | Path, *, reporter: Reporter | ProgressFn | None = Non
     shear = float(np.degrees(np.arccos(np.clip(abs(np.linalg.det(unit)), 0.0, 1.0))))
     if codes[0] > 0 and codes[1] > 0:
         off = _corner_distance(img.get_qform(), affine, shape)
-        if off > 0.5:
-            qform_apart = img.get_qform()  # kept for the labels either way
         zero = [
             i
             for i in (1, 2, 3)
             if raw is not None and not (np.isfinite(raw.pixdim[i]) and raw.pixdim[i])
         ]
+        if off > 0.5 and not zero:  # (not one nibabel made of a pixdim of 0: see below)
+            qform_apart = img.get_qform()  # kept for the labels either way
         if off > 0.5 and shear <= 0.05 and zero:  # the qform's cause: a voxel size of 0 (NaN)
+            # the files written from it (labels, convert's CT) get the sform's geometry whole
+            # (pixdim and qform from it): given this qform back, they said 1 mm slices in
+            # pixdim where the sform said 8.56 mm, and SimpleITK read them so
             named = ", ".join(f"pixdim[{i}] is {raw.pixdim[i]:g}" for i in zero)
+            axes = " ".join("xyz"[i - 1] for i in zero)
+            sizes = " × ".join(
+                f"{z:.3g}" for z in np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)
+            )
             warnings.append(
-                f"{path.name}: the header's {named} (no voxel size along "
-                f"{' '.join('xyz'[i - 1] for i in zero)}): nibabel takes 1 mm there for the "
-                f"qform, which then puts voxels up to {off:.1f} mm from the sform's. The sform "
-                "(intact) is used, as nibabel, FSL, napari and current ITK/SimpleITK do; a tool "
-                "that reads the qform shows this CT elsewhere. The labels get this file's own "
-                "sform and qform. Fix the header's voxel sizes (e.g. nibabel's "
-                "header.set_zooms) and save it"
+                f"{path.name}: the header's {named} (no voxel size along {axes}): the sform, "
+                f"intact, is used (voxels of {sizes} mm, as nibabel, FSL and napari read "
+                "them). Tools that take voxel sizes from pixdim (SimpleITK and other ITK-based "
+                f"tools) read 1 mm along {axes} instead, and place this CT up to {off:.1f} mm "
+                "elsewhere. Files written from it (labels, a converted CT) get the sform's "
+                "voxel sizes in pixdim and a qform from the sform, so every tool reads them "
+                "alike. Fix this file's header (e.g. nibabel's header.set_zooms) and save it"
             )
         elif off > 0.5 and shear <= 0.05:  # (a sheared sform has no exact qform: its own)
             warnings.append(
@@ -171,6 +180,8 @@ def read_nifti(path: str | Path, *, reporter: Reporter | ProgressFn | None = Non
         # codes its own way (ITK) then reads the CT and its labels the same way
         "nifti_codes": codes,
     }
+    if found.get("nonfinite"):  # replaced by a value: a label map with them is refused
+        meta["nonfinite_voxels"] = found["nonfinite"]
     units = str(img.header.get_xyzt_units()[0])
     if units in ("meter", "micron"):  # read as mm (as nibabel does); named if sizes look wrong
         meta["nifti_units"] = units  # and the labels are written in the same units
@@ -660,7 +671,9 @@ _CHUNK = 1 << 22
 _SLAB_VOXELS = 1 << 24
 
 
-def _load_data(img, warnings: list[str], path: Path, reporter=None) -> np.ndarray:
+def _load_data(
+    img, warnings: list[str], path: Path, reporter=None, found: dict | None = None
+) -> np.ndarray:
     on_disk = img.get_data_dtype()
     if on_disk.kind == "c" or on_disk.fields is not None:
         raise InputError(path, f"the voxels are {on_disk} values, not CT numbers")
@@ -687,7 +700,7 @@ def _load_data(img, warnings: list[str], path: Path, reporter=None) -> np.ndarra
     try:
         # a scaled integer file's values fit float32 exactly (HU, halves): half of float64
         values = _read_slabs(img, np.float64 if on_disk == np.float64 else np.float32, reporter)
-        return _as_hu(values, warnings, path)
+        return _as_hu(values, warnings, path, found)
     except MemoryError:
         # read as float32 (float64 for such a file), then converted to int16
         per_voxel = (8 if on_disk == np.float64 else 4) + 2
@@ -728,9 +741,13 @@ _NON_CT_MARK = re.compile(
 )
 
 
-def _as_hu(values: np.ndarray, warnings: list[str], path: Path) -> np.ndarray:
+def _as_hu(
+    values: np.ndarray, warnings: list[str], path: Path, found: dict | None = None
+) -> np.ndarray:
     """A float (or scaled) file's voxels as int16 HU when they look like CT numbers, else
-    float32; converted a few million voxels at a time.
+    float32; converted a few million voxels at a time. The number of NaN and infinite voxels
+    replaced goes to ``found["nonfinite"]`` (a label map with them is refused: see
+    :func:`refuse_nonfinite_labels`).
 
     Converting the whole array at once held five full-size copies (float32, its finite mask, a
     rounded copy, the comparison's temporaries, the int16 cast): a 900-slice float32 scan
@@ -759,6 +776,8 @@ def _as_hu(values: np.ndarray, warnings: list[str], path: Path) -> np.ndarray:
                 integral = bool(np.all(np.abs(np.rint(part) - part) <= 1e-3 + 1e-5 * np.abs(part)))
     if n_bad == flat.size:
         raise InputError(path, "every voxel is NaN or infinite")
+    if found is not None and n_bad:
+        found["nonfinite"] = n_bad
     if n_bad - n_top:
         warnings.append(
             f"{n_bad - n_top} NaN/infinite voxels replaced by the minimum value {low:g}"
@@ -846,6 +865,58 @@ def named_as_label_map(path: str | Path) -> bool:
 
     words = {w for w in re.split(r"[^a-z]+", _stem(Path(path)).lower()) if w}
     return bool(words & LABEL_MAP_WORDS) and not words & SCAN_WORDS
+
+
+#: what a ground truth's values mean, said when a label map holds others
+TRUTH_CLASSES_TEXT = (
+    "a ground truth holds the classes 0 background, 1 liver, 2 tumor (3 portal vein, 4 aorta, "
+    "as HCC-TACE-Seg's)"
+)
+
+
+def refuse_nonfinite_labels(path: str | Path, volume: CTVolume) -> None:
+    """Refuse a label map read by :func:`read_nifti` that held NaN or infinite voxels: read as
+    a CT they become its lowest value, which in a label map is background (a ground truth with
+    NaN in every third liver voxel scored liver Dice 0.78 instead of 0.96, without a word)."""
+    n = int(volume.meta.get("nonfinite_voxels") or 0)
+    if n:
+        raise InputError(
+            path,
+            f"{n} NaN or infinite voxels in a label map: no class can be read from them (taken "
+            f"as background, the scores would be wrong); {TRUTH_CLASSES_TEXT}. Give them their "
+            "class (or 0) and save it again",
+        )
+
+
+def ground_truth_classes(path: str | Path, volume: CTVolume) -> np.ndarray:
+    """A NIfTI ground truth's classes as uint8 (``volume``: the map as :func:`read_nifti`
+    read it, maybe turned), or a refusal naming what it holds: NaN or
+    infinite voxels, HU (a scan), a 0/255 mask (3D-IRCADb's: wrapped to nothing it should be,
+    it scored a Dice of 0 without a word), fractions (a probability map), values above 4.
+    One check for every reader of a ground truth (Load CT, evaluate and train, File > Open)."""
+    refuse_nonfinite_labels(path, volume)
+    array = np.asarray(volume.array)
+    if not array.size:
+        return array.astype(np.uint8)
+    low, high = float(np.min(array)), float(np.max(array))  # (no sort of a whole scan)
+    fractional = array.dtype.kind == "f" and bool(np.any(array != np.round(array)))
+    if low >= 0 and high <= 4 and not fractional:
+        return array.astype(np.uint8)
+    found = ""
+    if low < -100:  # HU: a scan
+        what = "a scan's values, not a label map's: choose the label map drawn on this CT"
+    else:  # the values that are no class, named (as training named them; a scan's unsorted)
+        bad = np.unique(array[(array < 0) | (array > 4) | (array != np.round(array))])
+        found = ", found " + ", ".join(f"{v:g}" for v in bad[:6]) + (", …" if bad.size > 6 else "")
+        if high == 255 and low >= 0:
+            what = "a mask of 0 and 255 is no such map (as a liver mask: set 255 to 1)"
+        elif fractional:
+            what = "fractional values are no classes (a probability map? threshold it first)"
+        else:
+            what = "values above 4 are no class here (another dataset's organ numbers?)"
+    raise InputError(
+        path, f"holds values from {low:g} to {high:g}: {TRUTH_CLASSES_TEXT}{found}; {what}"
+    )
 
 
 #: leading bytes of formats a file named .nii(.gz) may really be

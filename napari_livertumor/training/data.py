@@ -344,15 +344,26 @@ def _index_nifti(root: Path, skipped: list) -> list[CaseRecord]:
             f"(to segment the scans alone: livertumor segment {root / 'imagesTr'})",
         )
 
+    # the label files by case name, whatever the case of their ending (HCC_001.NII.GZ beside
+    # imagesTr/HCC_001.nii.gz was "no label file" and "a label file with no image"; every
+    # other command reads such names). The case name itself is matched exactly: PatA and
+    # pata are two patients
+    by_case: dict[str, list[Path]] = {}
+    for p in sorted(labels_dir.iterdir()):
+        stem = _nifti_stem(p.name)
+        if stem is not None and not p.name.startswith("."):
+            by_case.setdefault(stem, []).append(p)
+
     def label_of(case: str) -> Path | None:
-        return next(
-            (
-                labels_dir / f"{case}{s}"
-                for s in (".nii.gz", ".nii")
-                if (labels_dir / f"{case}{s}").is_file()
+        # .nii.gz before .nii (as before), its lower-case spelling before others
+        found = sorted(
+            by_case.get(case, ()),
+            key=lambda p: (
+                not p.name.lower().endswith(".gz"),
+                p.name[len(case) :] != p.name[len(case) :].lower(),
             ),
-            None,
         )
+        return next((p for p in found if p.is_file()), None)
 
     records: list[CaseRecord] = []
     used_labels: set[Path] = set()
@@ -759,7 +770,7 @@ def load_case(record: CaseRecord):
 
 def _read_case(record: CaseRecord):
     if record.layout == "nifti":
-        from ..io.nifti import read_nifti
+        from ..io.nifti import ground_truth_classes, read_nifti
 
         ct = read_nifti(record.image).displayed()  # (its file's grid kept: see load_case)
         lab, _ = read_nifti(record.labels).to_standard()  # stored in another axis order is fine
@@ -778,14 +789,9 @@ def _read_case(record: CaseRecord):
                 f"{apart:.3g} mm apart; the header's affine differs): resample them onto the "
                 "CT, or export them again from it",
             )
-        labels = np.asarray(lab.array)
-        bad = np.unique(labels[(labels < 0) | (labels > 4) | (labels != np.round(labels))])
-        if bad.size:
-            shown = ", ".join(f"{v:g}" for v in bad[:6]) + (", …" if bad.size > 6 else "")
-            raise InputError(
-                record.labels, f"labels must be HCC classes 0..4 (integers); found {shown}"
-            )
-        return ct, labels.astype(np.uint8)
+        # the Load panel's check: NaN voxels (read as background), a scan, a probability map,
+        # another dataset's classes are refused, naming what the file holds
+        return ct, ground_truth_classes(record.labels, lab)
     from ..io.dicom import read_dicom_series
     from ..io.seg import read_dicom_seg
 
