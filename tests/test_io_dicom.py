@@ -670,10 +670,71 @@ def test_a_series_split_between_two_image_sizes_is_refused_not_half_read(tmp_pat
         assert ("(as many as it would keep)" in problem) == (first == rest)
 
 
-def test_reformats_in_the_series_are_left_out_not_refused(tmp_path):
+def test_two_reconstructions_as_large_at_the_same_positions_are_refused(tmp_path):
+    """Two reconstructions of one scan under one SeriesInstanceUID (8 slices at 16×16 pixels
+    and 8 at 20×20, at the same positions, their InstanceNumbers interleaved so that no pass
+    can be told apart) could be read as either, picked by no rule, with a warning only:
+    which is wanted is unsure, so the series is refused, naming both."""
+    scan = make_ct(shape=(8, 16, 16))
+    small = write_ct_series(scan, tmp_path / "ct", series_uid="1.2.3.7", series_number=4)
+    other = CTVolume(make_ct(shape=(8, 20, 20)).array, scan.spacing, origin=scan.origin)
+    large = write_ct_series(
+        other,
+        tmp_path / "ct",
+        series_uid="1.2.3.7",
+        series_number=4,
+        file_names=[f"2-{k:03d}.dcm" for k in range(8)],
+    )
+    for k, (a, b) in enumerate(zip(small, large, strict=True)):
+        for path, number in ((a, 2 * k + 1), (b, 2 * k + 2)):
+            ds = pydicom.dcmread(path)
+            ds.InstanceNumber = number
+            ds.save_as(path)
+    with pytest.raises(InputError) as info:
+        read_dicom_series(tmp_path / "ct")
+    problem = info.value.problem
+    assert "series #4 'CT' differ in Rows/Columns" in problem
+    assert "8 slice(s) of 16×16 pixels" in problem and "8 slice(s) of 20×20 pixels" in problem
+    assert "would leave out 8 of the 16 slices (as many as it would keep)" in problem
+    assert "two reconstructions under one SeriesInstanceUID" in problem
+
+
+def test_three_slices_of_another_size_beyond_the_stack_are_left_out_not_refused(tmp_path):
+    """Up to ODD_SLICES (3) stray slices of another size are left out with a warning even
+    where the rest have no slice (a test image or two after the scan); a fourth refuses the
+    series as a block of the scan (test above). Three must not refuse a readable scan."""
+    from napari_livertumor.io._dicom_geometry import ODD_SLICES
+
+    assert ODD_SLICES == 3
+    top = make_ct(shape=(12, 16, 16))
+    write_ct_series(top, tmp_path / "ct", series_uid="1.2.3.8")
+    below = CTVolume(  # 3 slices going on past the stack, at 20×20 pixels
+        make_ct(shape=(3, 20, 20)).array,
+        top.spacing,
+        origin=(top.origin[0], top.origin[1], top.origin[2] + 12 * top.spacing[0]),
+    )
+    write_ct_series(
+        below,
+        tmp_path / "ct",
+        series_uid="1.2.3.8",
+        instance_number_start=13,
+        file_names=[f"2-{k:03d}.dcm" for k in range(3)],
+    )
+    volume = read_dicom_series(tmp_path / "ct")
+    np.testing.assert_array_equal(volume.array, top.array)
+    assert any(
+        w.startswith("3 slice(s) with a different Rows/Columns than the other 12 were left out")
+        for w in volume.meta["warnings"]
+    ), volume.meta["warnings"]
+
+
+@pytest.mark.parametrize("corner_mm", [0.0, 12 * 2.5 + 15], ids=["in-the-stack", "above-it"])
+def test_reformats_in_the_series_are_left_out_not_refused(tmp_path, corner_mm):
     """Coronal reformats packed into the axial scan's series add nothing to its volume: the
     scan is read without them, said, however many they are (5 of 17 slices refused the whole
-    scan as if they were a block of it)."""
+    scan as if they were a block of it). Also when their corner (ImagePositionPatient, the
+    top of a coronal image) lies above the axial slices: they are no slices the axial volume
+    would miss."""
     scan = make_ct(shape=(12, 16, 16))
     files = write_ct_series(scan, tmp_path / "mpr", series_uid="1.2.3.6")
     for k in range(5):  # coronal reformats of the slices' own size and pixels
@@ -682,7 +743,8 @@ def test_reformats_in_the_series_are_left_out_not_refused(tmp_path):
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
         ds.InstanceNumber = 100 + k
-        ds.ImagePositionPatient = [scan.origin[0], scan.origin[1] + 3.0 * k, scan.origin[2]]
+        top = scan.origin[2] + corner_mm
+        ds.ImagePositionPatient = [scan.origin[0], scan.origin[1] + 3.0 * k, top]
         ds.save_as(tmp_path / "mpr" / f"3-{k:03d}.dcm")
     volume = read_dicom_series(tmp_path / "mpr")
     assert volume.shape == (12, 16, 16)
@@ -750,7 +812,10 @@ def test_an_axial_localizer_of_the_slices_size_is_not_stacked_into_the_volume(tm
     assert "non-uniform" not in warnings
     assert "1 localizer image(s) (ImageType ORIGINAL\\PRIMARY\\LOCALIZER" in warnings
     assert "0-scout.dcm" in warnings
-    assert discover_series(tmp_path / "a")[0].n_slices == 8
+    (info,) = discover_series(tmp_path / "a")
+    assert info.n_slices == 8
+    # listed at the step a load reads (spaced with the localizer: 2.19 mm, read at 2.5)
+    assert info.spacing == pytest.approx(volume.spacing, abs=1e-3)
 
     scouts = write_ct_series(make_ct(shape=(3, 16, 16)), tmp_path / "b")
     for f in scouts:  # all localizers: nothing else to read, so read
@@ -760,6 +825,10 @@ def test_an_axial_localizer_of_the_slices_size_is_not_stacked_into_the_volume(tm
     volume = read_dicom_series(tmp_path / "b")
     assert volume.shape[0] == 3
     assert not any("left out" in w for w in volume.meta["warnings"])
+    # and listed as read: not "(+3 localizers left out)" of a series whose 3 are all read
+    (info,) = discover_series(tmp_path / "b")
+    assert info.n_slices == 3 and info.left_out_note == ""
+    assert "left out" not in info.summary() and "localizer" not in info.summary()
 
 
 # ------------------------------------------------------------------- bad input: one clear message
@@ -1955,6 +2024,46 @@ def test_a_jpeg2000_series_untagged_is_said_to_be_possibly_lossy(tmp_path, tag, 
         assert len(said) == 1 and said[0].startswith(expected)
         assert "JPEG 2000 Image Compression (1.2.840.10008.1.2.4.91)" in said[0]
         assert "if it was lossy" in said[0] and "small lesions" in said[0]
+
+
+@pytest.mark.parametrize(
+    ("syntax", "name", "expected"),
+    [
+        ("50", "JPEG Baseline (Process 1)", "lossy-compressed pixel data (all 3 slices;"),
+        ("51", "JPEG Extended (Process 2 and 4)", "lossy-compressed pixel data (all 3 slices;"),
+        (
+            "81",
+            "JPEG-LS Lossy (Near-Lossless) Image Compression",
+            "pixel data in a transfer syntax that allows lossy compression (all 3 slices;",
+        ),
+    ],
+    ids=["jpeg-baseline", "jpeg-extended", "jpeg-ls-near-lossless"],
+)
+def test_a_jpeg_series_with_no_lossy_tag_is_said_to_be_lossy(tmp_path, syntax, name, expected):
+    """Most JPEG series carry no LossyImageCompression: a JPEG baseline one (pillow and
+    pylibjpeg decode it) is lossy by its syntax alone, a JPEG-LS near-lossless one may be.
+    Only JPEG 2000 was tried, so either could have been read without a word. (From the
+    headers: no encoder for these here.)"""
+    import dataclasses
+
+    from napari_livertumor.io._dicom_pixels import lossy_note
+    from napari_livertumor.io.dicom import _read_header
+
+    uid = "1.2.840.10008.1.2.4." + syntax
+    headers = [
+        dataclasses.replace(_read_header(p)[0], transfer_syntax=uid, lossy_compression=("", "", ""))
+        for p in write_ct_series(make_ct(shape=(3, 16, 16)), tmp_path / "ct")
+    ]
+    said = lossy_note(headers)
+    assert said is not None and said.startswith(expected), said
+    assert f"transfer syntax {name} ({uid})" in said
+    if syntax == "81":  # (near-lossless: lossy unless a "00" said otherwise)
+        assert "if it was lossy" in said
+    else:
+        assert "the values are an approximation of the scanner's HU, so" in said
+    assert lossy_note(
+        [dataclasses.replace(h, lossy_compression=("00", "", "")) for h in headers]
+    ) == (None if syntax == "81" else said)
 
 
 def test_an_uncompressed_series_decompressed_from_a_lossy_one_is_warned_of(tmp_path):

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_livertumor.stats import axial_diameter_mm, compute_stats, longest_diameter_mm
+from napari_livertumor.stats import (
+    axial_diameter_mm,
+    compute_stats,
+    longest_diameter_mm,
+    volume_shown,
+)
 
 
 def test_volumes_and_ratio_count_the_tumor_as_part_of_the_liver():
@@ -484,12 +489,12 @@ def test_a_name_windows_keeps_for_a_device_is_not_a_case_name():
     assert safe_name("CONTRAST") == "CONTRAST" and safe_name("COM10") == "COM10"
 
 
-def _liver_with(lesions, liver_hu: float, seed: int = 0):
-    """A 2.5 × 0.8 × 0.8 mm block of liver (``liver_hu``, noise SD 15) holding ``lesions``:
-    ``(mask function of (z, y, x) in mm → bool, HU function → values)`` each, labelled tumor."""
+def _liver_with(lesions, liver_hu: float, seed: int = 0, spacing=(2.5, 0.8, 0.8)):
+    """A 100 × 128 × 128 mm block of liver (``liver_hu``, noise SD 15) holding ``lesions``:
+    ``(mask function of (z, y, x) in mm → bool, HU function → values)`` each, labelled tumor;
+    its voxels ``spacing`` mm (by default 2.5 × 0.8 × 0.8)."""
     rng = np.random.default_rng(seed)
-    spacing = (2.5, 0.8, 0.8)
-    shape = (40, 160, 160)
+    shape = tuple(int(round(n / s)) for n, s in zip((100.0, 128.0, 128.0), spacing, strict=True))
     zz, yy, xx = np.meshgrid(
         *[np.arange(n) * s for n, s in zip(shape, spacing, strict=True)], indexing="ij"
     )
@@ -577,6 +582,69 @@ def test_a_hyperenhancing_round_lesion_in_the_arterial_phase_is_not_flagged():
     assert [les["vessel_like"] for les in stats["lesions"]] == [False, False]
     assert all(les["upper_quartile_vs_liver_hu"] >= 30 for les in stats["lesions"])
     assert vessel_warning(stats) is None
+
+
+def test_a_bright_oval_mass_is_not_flagged_as_a_vessel():
+    """A tumor is round to oval: a hyperenhancing oval mass twice as long as it is wide
+    (48 × 22 mm, 60 HU over the liver) measures a length-to-width of about 2, under the
+    3 of a vessel, and must not be doubted as one (nor with its width taken as its
+    inscribed radius, not twice it, which would double every ratio)."""
+    from napari_livertumor.stats import vessel_warning
+
+    def oval(z, y, x):
+        return ((z - 50) / 11) ** 2 + ((y - 64) / 24) ** 2 + ((x - 64) / 11) ** 2 <= 1
+
+    labels, ct, spacing = _liver_with([(oval, lambda z, y, x: 160.0)], liver_hu=100)
+    (les,) = compute_stats(labels, spacing, ct=ct)["lesions"]
+    assert les["upper_quartile_vs_liver_hu"] >= 30  # bright: only its shape clears it
+    assert 2.0 <= les["length_to_width"] < 2.6
+    assert les["vessel_like"] is False
+    assert vessel_warning({"lesions": [les]}) is None
+
+
+def test_a_round_arterial_hcc_on_thick_slices_is_not_flagged_as_a_vessel():
+    """On 5 mm slices of 0.7 mm pixels a round 30 mm arterial HCC is 6 slices deep but 43
+    pixels wide: its width measured in voxels, not mm, made it 4 or 5 times longer than
+    wide, and every bright round lesion of such a scan "vessel?"."""
+    hcc = (_ball((50, 64, 64), 15), lambda z, y, x: 125.0)
+    labels, ct, spacing = _liver_with([hcc], liver_hu=76, spacing=(5.0, 0.7, 0.7))
+    (les,) = compute_stats(labels, spacing, ct=ct)["lesions"]
+    assert les["upper_quartile_vs_liver_hu"] >= 30
+    assert les["length_to_width"] < 1.5  # round
+    assert les["vessel_like"] is False
+
+
+def test_two_faintly_enhancing_vessels_are_both_flagged_and_counted_together():
+    """Two portal-vein branches called tumor, their brightest quarter only 35 HU over the
+    liver (a late portal venous phase): both are vessel-like, and the warning names both
+    in the plural with the volume they add to the tumor's together."""
+    from napari_livertumor.stats import vessel_warning
+
+    tubes = [((50.0, 20.0, 30.0), (50.0, 100.0, 40.0)), ((30.0, 30.0, 90.0), (70.0, 90.0, 100.0))]
+    lesions = [
+        (
+            lambda z, y, x, t=t: _tube_distance(z, y, x, *t) <= 4.0,
+            lambda z, y, x: 100.0 + 25.0,  # + the noise's upper quartile (0.67 × 15 HU)
+        )
+        for t in tubes
+    ]
+    labels, ct, spacing = _liver_with(lesions, liver_hu=100)
+    stats = compute_stats(labels, spacing, ct=ct)
+    found = stats["lesions"]
+    assert len(found) == 2
+    for les in found:
+        assert 30 <= les["upper_quartile_vs_liver_hu"] < 45
+        assert les["length_to_width"] >= 3
+        assert les["vessel_like"] is True
+    said = vessel_warning(stats)
+    a, b = found
+    assert said.startswith(
+        f"lesions {a['id']} ({volume_shown(a['volume_ml'])} mL) and {b['id']} "
+        f"({volume_shown(b['volume_ml'])} mL) are brighter than the liver and tube-shaped, "
+        "as enhancing vessels are"
+    ), said
+    total = volume_shown(a["volume_ml"] + b["volume_ml"])
+    assert said.endswith(f"check them before counting them ({total} mL of the tumor volume)")
 
 
 def test_without_the_ct_or_a_liver_there_is_no_vessel_check():

@@ -286,6 +286,33 @@ def test_output_paths_too_long_for_windows_are_refused_before_any_case(
     assert segment([tmp_path / "in"], out, models) == 0
 
 
+def test_segments_files_written_aside_first_count_in_the_windows_path_check(
+    tmp_path, models, monkeypatch, capsys
+):
+    """segment writes each case's files aside first (".HCC_001_labels.nii.gz.new.nii.gz",
+    itself through a temporary file of 8 random characters and ".partial"), 12 characters
+    longer than a plain temporary name: an output folder whose files' temporary paths fit
+    Windows' 259 characters while their asides' do not would fail on Windows part-way through
+    a batch, "No such file or directory", after the case was computed."""
+    from napari_livertumor import fileio
+    from napari_livertumor.io.nifti import write_nifti
+
+    write_nifti(small_ct(), tmp_path / "in" / "HCC_001.nii.gz")
+    aside = "/..HCC_001_labels.nii.gz.new.nii.gz." + "x" * 8 + ".partial"
+    out = tmp_path / ("o" * (260 - len(str(tmp_path)) - 1 - len(aside)))
+    assert len(str(out) + aside) == 260  # one over
+    assert len(str(out / ".HCC_001_labels.nii.gz.xxxxxxxx.partial")) == 248  # fits
+    monkeypatch.setattr(fileio, "on_windows", lambda: True)
+    assert segment([tmp_path / "in"], out, models) == 1
+    err = capsys.readouterr().err
+    assert f"{out}: paths too long for Windows" in err, err
+    assert "have up to 260 characters" in err and "shorter by 1 characters" in err
+    assert not out.exists()
+    fits = tmp_path / out.name[:-1]  # one shorter: runs
+    assert segment([tmp_path / "in"], fits, models) == 0, capsys.readouterr().err
+    assert (fits / "HCC_001_labels.nii.gz").is_file()
+
+
 def test_a_rerun_through_another_spelling_of_the_input_is_the_same_input(tmp_path, models, capsys):
     """macOS keeps the letter case typed (~/desktop/ct for ~/Desktop/CT) in a resolved path:
     a rerun so typed refused its finished cases as 'made from another input'. A hard link
@@ -401,6 +428,33 @@ def test_a_case_list_made_on_windows_finds_its_scans(tmp_path, models, capsys):
     err = capsys.readouterr().err
     assert "line 3: C:\\scans\\y.nii.gz is a Windows path (on drive C:)" in err
     assert not (tmp_path / "out2").exists()  # refused before any case
+
+
+@pytest.mark.skipif(os.sep == "\\", reason="on Windows these are paths of this computer")
+@pytest.mark.parametrize(
+    ("raw", "disk"),
+    [
+        ("C:\\scans\\y.nii.gz", "drive C:"),
+        ("C:/scans/y.nii.gz", "drive C:"),  # (as Python and PowerShell also write them)
+        ("d:/scans", "drive d:"),
+        ("\\\\server\\share\\y.nii.gz", "a network share"),
+    ],
+    ids=["drive-backslashes", "drive-slashes", "drive-folder", "unc"],
+)
+def test_a_listed_windows_disk_path_is_refused_naming_its_line(tmp_path, caplog, raw, disk):
+    """A case list's `C:/scans/y.nii.gz` or `\\\\server\\share\\y.nii.gz` names a Windows
+    disk, not a path here; only `C:\\...` was tested, so either could have been taken for a
+    relative path and said "not found", leaving the user to look for a missing file."""
+    from napari_livertumor.fileio import listed_path
+
+    source = tmp_path / "l.csv"
+    with pytest.raises(InputError) as info:
+        listed_path(raw, tmp_path, source=source, where="line 4: ")
+    assert info.value.path == source
+    assert info.value.problem.startswith(
+        f"line 4: {raw} is a Windows path (on {disk}), which this computer cannot open"
+    )
+    assert not caplog.records  # (no "not found as written" first)
 
 
 def test_a_listed_windows_path_found_neither_way_says_what_was_tried(tmp_path, caplog):

@@ -689,6 +689,73 @@ def test_the_training_process_saves_its_state_when_napari_exits_or_dies(
     assert not any(alive(p) for p in pids)
 
 
+_LINGERING_CHILD = """
+import time
+
+
+def lingering_child(config_dict, reports, cancel, crash_log=None, phase=None):
+    # a training process that saves and says its last word when stopped, then lingers on
+    # (its data loader's workers shutting down slowly, a hung CUDA context)
+    with phase.get_lock():
+        phase.value = 1
+    reports.put(("report", {"event": "step", "step": 1}))
+    cancel.wait(60)
+    reports.put(("end", None))
+    time.sleep(120)
+"""
+
+_LINGER_SCRIPT = """
+import sys
+import types
+
+sys.path.insert(0, sys.argv[1])
+from lingering import lingering_child
+
+from napari_livertumor._widgets import _training_jobs
+
+_training_jobs._train_child = lingering_child
+config = types.SimpleNamespace(to_dict=dict, stage="liver")
+job = _training_jobs.train_in_subprocess(config, lambda: False)
+for report in job:
+    break  # the generator left suspended at exit
+import multiprocessing
+print("child", *[c.pid for c in multiprocessing.active_children()], flush=True)
+sys.exit(0)
+"""
+
+
+def test_napari_exits_though_its_training_process_lingers_after_saving(tmp_path):
+    """Python's exit joins a (non-daemonic) training process without limit: one that saved
+    its state when stopped but then lingered (its loader's workers slow to shut down) kept
+    napari from quitting. The exit hook ends it once its state is saved."""
+    import contextlib
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "lingering.py").write_text(_LINGERING_CHILD)
+    script = tmp_path / "run.py"
+    script.write_text(_LINGER_SCRIPT)
+    # (to files, not pipes: the lingering child holds them open)
+    with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path)], stdout=out, stderr=err
+        )
+        try:
+            proc.wait(timeout=60)  # (the child lingers 120 s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    out, err = (tmp_path / "out.txt").read_text(), (tmp_path / "err.txt").read_text()
+    pids = [int(p) for p in out.split("child", 1)[1].split()] if "child" in out else []
+    for pid in pids if proc.returncode else []:  # (a hung exit leaves the child behind)
+        with contextlib.suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
+    assert proc.returncode == 0, f"napari's process did not exit: {err[-2000:]}"
+    assert len(pids) == 1
+
+
 def test_fine_tuning_the_shipped_model_keeps_its_geometry(train_widget, qtbot, tmp_path):
     """'Start from: the shipped model' shows that model's HU window and patch (read-only) and
     starts from its weights; a liver model offered for the tumor stage is refused clearly."""
