@@ -38,6 +38,8 @@ from .models.checkpoint import (
     WEIGHTS_FILE,
     LoadedModel,
     best_model_beside,
+    cannot_enter,
+    check_readable,
     default_model_dir,
     is_resume_checkpoint,
     load_model,
@@ -92,6 +94,55 @@ def _refuse_one_model_folder(root: Path) -> None:
             "folder above it (it must be named liver/ or tumor/; a tumor/ alone is used with "
             "the shipped liver model)",
         )
+
+
+def check_stage_folder(folder: str | Path | None, stage: str) -> Path:
+    """The folder of the ``stage`` model a run uses (``folder``; None: the shipped one), or
+    ModelError for one that is not a model folder (a file, missing, a link to nothing, a
+    models root), as :class:`Segmenter` says it before loading."""
+    folder = Path(folder) if folder is not None else default_model_dir(stage)
+    try:
+        return _stage_folder(folder, stage)
+    except PermissionError as exc:  # a folder on the way that cannot be entered: named
+        if exc.filename is None:
+            raise
+        raise cannot_enter(Path(exc.filename).parent) from exc
+
+
+def _stage_folder(folder: Path, stage: str) -> Path:
+    """:func:`check_stage_folder`'s checks (a folder that cannot be entered raises
+    PermissionError, naming the path looked up in it)."""
+    root = folder.parent
+    if folder.is_symlink() and not folder.exists():  # (it said "no tumor model here. Train one")
+        raise ModelError(folder, "a link to a folder that is not there")
+    if folder.is_file():  # a model's file, given for its folder (a script's slip)
+        inside = folder.name in ("metadata.json", WEIGHTS_FILE)
+        raise ModelError(
+            folder,
+            f"a file, not a {stage} model folder"
+            + (f": give the folder holding it ({root})" if inside else ""),
+        )
+    if not folder.is_dir() and not root.exists():
+        if folder.name != stage:  # one model's folder, named as the user named it
+            raise ModelError(folder, f"{stage} model folder not found")
+        raise ModelError(root, "models folder not found (it should hold liver/ and tumor/)")
+    if not folder.is_dir():
+        _refuse_one_model_folder(root)
+    if not (folder / "metadata.json").is_file() and not folder.is_dir():
+        alone = (
+            " (or, with a liver model only, run its stage alone: `livertumor segment "
+            "--stages liver`, or 'liver only' in the Segment panel; `livertumor evaluate` "
+            "scores both stages)"
+            if stage == "tumor" and (root / "liver").is_dir()
+            else ""
+        )
+        raise ModelError(
+            folder,
+            f"no {stage} model here. Train one with `livertumor train --stage {stage}` "
+            "(or the Train panel) or pass a model folder (--models DIR holding liver/ and "
+            f"tumor/; Folder… in the Segment panel){alone}",
+        )
+    return folder
 
 
 @dataclass
@@ -159,7 +210,8 @@ class InferenceConfig:
     amp : bool
         Mixed precision (float16 autocast) on CUDA; ignored on the CPU.
     num_threads : int or None
-        CPU threads for torch; ``None`` → what torch uses already (all cores unless set).
+        CPU threads for torch; ``None`` → what torch uses already (all cores unless set);
+        0 → every core this process may use; more than those are cut to them, with a warning.
         Set for the process (``torch.set_num_threads``) when the :class:`Segmenter` is made,
         as a command-line run wants it; a script that needs its own setting back sets it
         again afterwards.
@@ -201,19 +253,36 @@ class InferenceConfig:
         """Config whose models are ``models_dir/liver`` and ``models_dir/tumor``; or, given
         one model's folder (``metadata.json`` in it), that model for its stage and the shipped
         model for the other, as the Segment panel takes one."""
-        root = Path(models_dir)
+        try:
+            return cls._from_models_dir(Path(models_dir), **kwargs)
+        except PermissionError as exc:  # a folder on the way that cannot be entered: named
+            if exc.filename is None:
+                raise
+            raise cannot_enter(Path(exc.filename).parent) from exc
+
+    @classmethod
+    def _from_models_dir(cls, root: Path, **kwargs: Any) -> InferenceConfig:
         if root.is_file():
             raise InputError(
                 root, "is a file: --models takes the folder that holds liver/ and tumor/"
             )
         if not root.exists():  # (said before a run plans its cases with these models)
             raise ModelError(root, "models folder not found (it should hold liver/ and tumor/)")
+        check_readable(root)  # (said of the folder, not of a metadata.json in it)
         if (root / "metadata.json").is_file() and not (root / "liver").is_dir():
             from .models import default_model_dir, read_metadata
 
             stage = read_metadata(root).stage  # an unreadable one is said as such
             other = "tumor" if stage == "liver" else "liver"
-            if not (stage == "liver" and kwargs.get("stages") == "liver"):  # (none is used)
+            if stage == "tumor" and kwargs.get("stages") == "liver":
+                # it said "the shipped liver model is used with it", and it was never used
+                log.warning(
+                    "%s is a tumor model, and only the liver stage runs (stages 'liver'; "
+                    "--stages liver, 'liver only' in the Segment panel): it is not used, the "
+                    "shipped liver model finds the liver",
+                    root,
+                )
+            elif not (stage == "liver" and kwargs.get("stages") == "liver"):  # (none is used)
                 log.warning(
                     "%s is one %s model: the shipped %s model is used with it",
                     root,
@@ -263,7 +332,9 @@ class InferenceConfig:
             log.warning(
                 "%s has no liver/ model: the shipped liver model is used%s",
                 root,
-                "" if kwargs.get("stages") == "liver" else " with its tumor/",
+                " (its tumor/ is not used: only the liver stage runs)"
+                if kwargs.get("stages") == "liver"
+                else " with its tumor/",
             )
         return cls(liver_model=liver, tumor_model=root / "tumor", **kwargs)
 
@@ -489,7 +560,10 @@ class Segmenter:
             self.warnings.append(warn)
         if self.device.type == "cpu" and config.num_threads is not None:
             # 0: every core (an earlier run in this process may have set fewer)
-            torch.set_num_threads(int(config.num_threads) or default_num_threads())
+            threads, note = usable_threads(int(config.num_threads))
+            if note:
+                log.warning(note)
+            torch.set_num_threads(threads)
         t0 = time.perf_counter()
         if models is not None and not isinstance(models, dict):
             raise SettingsError(
@@ -547,35 +621,7 @@ class Segmenter:
                 given = dataclasses.replace(given, network=network)
             given.network.eval()
             return given
-        folder = Path(folder) if folder is not None else default_model_dir(stage)
-        root = folder.parent
-        if folder.is_file():  # a model's file, given for its folder (a script's slip)
-            inside = folder.name in ("metadata.json", WEIGHTS_FILE)
-            raise ModelError(
-                folder,
-                f"a file, not a {stage} model folder"
-                + (f": give the folder holding it ({root})" if inside else ""),
-            )
-        if not folder.is_dir() and not root.exists():
-            if folder.name != stage:  # one model's folder, named as the user named it
-                raise ModelError(folder, f"{stage} model folder not found")
-            raise ModelError(root, "models folder not found (it should hold liver/ and tumor/)")
-        if not folder.is_dir():
-            _refuse_one_model_folder(root)
-        if not (folder / "metadata.json").is_file() and not folder.is_dir():
-            alone = (
-                " (or, with a liver model only, run its stage alone: `livertumor segment "
-                "--stages liver`, or 'liver only' in the Segment panel; `livertumor evaluate` "
-                "scores both stages)"
-                if stage == "tumor" and (root / "liver").is_dir()
-                else ""
-            )
-            raise ModelError(
-                folder,
-                f"no {stage} model here. Train one with `livertumor train --stage {stage}` "
-                "(or the Train panel) or pass a model folder (--models DIR holding liver/ and "
-                f"tumor/; Folder… in the Segment panel){alone}",
-            )
+        folder = check_stage_folder(folder, stage)
         return load_model(folder, stage=stage, device=self.device)
 
     def with_config(self, config: InferenceConfig | dict) -> Segmenter:
@@ -2621,6 +2667,21 @@ def default_num_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+def usable_threads(asked: int) -> tuple[int, str | None]:
+    """The CPU threads torch gets for ``asked`` (0: every core this process may use), and a
+    warning where more were asked for than that: they were used (999 threads on 2 cores took
+    67-82 s where 2 took 5 s: threads beyond the cores wait for each other), unsaid."""
+    cores = default_num_threads()
+    if asked == 0:
+        return cores, None
+    if asked > cores:
+        return cores, (
+            f"{asked} CPU threads asked for, more than the {cores} core(s) this process may "
+            f"use: {cores} used (threads beyond the cores only wait for each other)"
+        )
+    return asked, None
 
 
 __all__ = [

@@ -1264,3 +1264,85 @@ def test_a_near_miss_of_a_descriptive_field_is_warned_of_not_refused(model_dir, 
     (model_dir / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match=r"'roi_sizes' \(did you mean 'roi_size'\?\)"):
         read_metadata(model_dir)
+
+
+@pytest.mark.parametrize("prefix", ["module.", "model."])
+def test_weights_saved_from_a_wrapper_are_told_which_prefix_to_take_off(model_dir, prefix):
+    """QA models58: weights saved from DataParallel ("module.") or a Lightning module's
+    self.model ("model.") got "33 missing (e.g. convInit.conv.weight); 33 unexpected (e.g.
+    model.down_layers…)", with nothing to say why. The prefix is named with how to take it off
+    (and the folder so mended loads)."""
+    from safetensors.torch import load_file, save_file
+
+    weights = model_dir / "model.safetensors"
+    sd = load_file(weights)
+    save_file({prefix + k: v for k, v in sd.items()}, weights)
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    del meta["weights_sha1"]  # (the file was rewritten: its digest would be said first)
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=rf"every tensor name starts with '{prefix}'") as info:
+        load_model(model_dir)
+    said = str(info.value)
+    assert "missing" not in said and f"k.removeprefix('{prefix}')" in said
+    # the line it gives, run: the folder loads
+    code = said.split("`")[1]
+    exec(code, {})  # noqa: S102 - the message's own Python line
+    assert load_model(model_dir).metadata.stage == "tumor"
+
+
+def _group_norm_folder(tmp_path, groups_used, groups_trained):
+    cfg = NetworkConfig(out_channels=2, init_filters=8, norm="group", norm_groups=4)
+    meta = _meta("liver", cfg)
+    meta.label_map = {"0": "background", "1": "liver"}
+    meta.training = {"config": {"network": cfg.to_dict(), "stage": "liver"}}
+    folder = save_model(tmp_path / "liver", build_inference_network(cfg).state_dict(), meta)
+    d = json.loads((folder / "metadata.json").read_text())
+    if groups_used is None:
+        del d["network"]["norm_groups"]
+    else:
+        d["network"]["norm_groups"] = groups_used
+    d["training"]["config"]["network"]["norm_groups"] = groups_trained
+    (folder / "metadata.json").write_text(json.dumps(d))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("used", "said"), [(8, "is 8"), (2, "is 2"), (None, "is not given, so MONAI's default 8")]
+)
+def test_a_group_count_other_than_the_one_trained_with_is_refused_naming_both(tmp_path, used, said):
+    """QA models58: the same group-norm weights found a 14920 mL liver with the 4 groups they
+    were trained with, 20907 mL with norm_groups 8 or with the key removed, 9164 mL with 2:
+    no error, no note, though metadata.json's training.config says 4."""
+    folder = _group_norm_folder(tmp_path, used, 4)
+    with pytest.raises(
+        ModelError,
+        match=rf"network.norm_groups {said}.*training.config.network.norm_groups.*is 4",
+    ):
+        read_metadata(folder)
+    # the count it was trained with loads
+    folder = _group_norm_folder(tmp_path / "same", 4, 4)
+    assert load_model(folder).metadata.network.groups == 4
+
+
+@pytest.mark.parametrize("version", ["banana", 2, ""])
+def test_a_version_that_is_not_a_release_is_warned_of(model_dir, version):
+    """QA models58: "version": "banana" and "version": 2 loaded without a word; a newer
+    release's settings are refused by the version, which then cannot be read."""
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    meta["version"] = version
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.warns(
+        UserWarning, match=rf"version {version!r} is not a napari-livertumor release"
+    ):
+        assert load_model(model_dir).metadata.stage == "tumor"
+
+
+def test_a_model_folder_that_cannot_be_entered_is_named_not_a_file_in_it(model_dir, monkeypatch):
+    """QA models58: a model folder with mode 000 was said as "tumor/metadata.json: Permission
+    denied", a file the user could not see was there; the folder is what cannot be read."""
+    from _permissions import deny_entering
+
+    deny_entering(monkeypatch, model_dir)
+    with pytest.raises(ModelError, match="this folder cannot be read") as info:
+        load_model(model_dir)
+    assert info.value.path == model_dir

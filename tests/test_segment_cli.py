@@ -2176,3 +2176,111 @@ def test_a_training_runs_last_checkpoint_given_as_models_is_warned_of(tmp_path, 
             out = tmp_path / f"o-{folder.name}"
             assert main([*base, "--models", str(folder), "-o", str(out)]) == 0
         assert "last/ checkpoint" not in caplog.text, folder
+
+
+def test_list_says_the_refusal_of_models_the_run_would_refuse(tmp_path, models, capsys):
+    """QA models58: `--list` said "segment" of a case whose run was refused at once for its
+    models (a label_map naming no 'tumor', weights cut short, a link to nothing): a batch
+    planned with it was told all was well. It says the run's refusal, in the run's words."""
+    import shutil
+
+    write_nifti(small_ct(), tmp_path / "a.nii.gz")
+
+    def broken(name, spoil):
+        root = tmp_path / name
+        shutil.copytree(models, root)
+        spoil(root / "tumor")
+        return root
+
+    def no_tumor_label(folder):
+        meta = json.loads((folder / "metadata.json").read_text())
+        meta["label_map"]["2"] = "lesion"
+        (folder / "metadata.json").write_text(json.dumps(meta))
+
+    def cut_short(folder):
+        weights = folder / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:-100])
+
+    def dangling(folder):
+        shutil.rmtree(folder)
+        folder.symlink_to(tmp_path / "gone")
+
+    for name, spoil, said in [
+        ("labels", no_tumor_label, "names no 'tumor' channel"),
+        ("cut", cut_short, "corrupt or unreadable weights (the file is cut short"),
+        ("link", dangling, "a link to a folder that is not there"),
+    ]:
+        root = broken(name, spoil)
+        base = ["segment", str(tmp_path / "a.nii.gz"), "-o", str(tmp_path / f"out-{name}"),
+                "--models", str(root), "--device", "cpu", "--no-refine"]  # fmt: skip
+        capsys.readouterr()
+        assert main([*base, "--list"]) == 0
+        line = capsys.readouterr().out.strip().split("\t")
+        assert line[2].startswith("fail: ") and said in line[2], line
+        assert main(base) == 1  # the run: refused, in the same words
+        assert line[2].removeprefix("fail: ") in capsys.readouterr().err
+        # liver only: the tumor model is not loaded, so nothing stops the case
+        assert main([*base, "--stages", "liver", "--list"]) == 0
+        assert capsys.readouterr().out.strip().split("\t")[2] == "segment"
+
+
+def test_a_models_folder_that_cannot_be_entered_is_named(tmp_path, models, capsys, monkeypatch):
+    """QA models58: `--models m000` (mode 000) said "m000/metadata.json: Permission denied",
+    of a file that is not there; a stage folder of mode 000 the same of its metadata.json."""
+    import shutil
+
+    from _permissions import deny_entering
+
+    write_nifti(small_ct(), tmp_path / "a.nii.gz")
+    root = tmp_path / "m000"
+    shutil.copytree(models, root)
+    for denied, named in ((root, root), (root / "tumor", root / "tumor")):
+        with monkeypatch.context() as m:
+            deny_entering(m, denied)
+            for extra in ([], ["--list"]):
+                capsys.readouterr()
+                rc = main(["segment", str(tmp_path / "a.nii.gz"), "-o", str(tmp_path / "out"),
+                           "--models", str(root), "--device", "cpu", *extra])  # fmt: skip
+                said = capsys.readouterr()
+                text = said.err + said.out
+                assert f"{named}: this folder cannot be read (permission denied)" in text, text
+                assert "metadata.json" not in text
+                # (a models folder that cannot be used stops --list too, as a missing one does)
+                assert rc == (0 if extra and denied != root else 1)
+
+
+def test_a_tumor_model_given_with_stages_liver_is_said_to_be_unused(tmp_path, models, caplog):
+    """QA models58: `--models run/tumor --stages liver` said "the shipped liver model is used
+    with it", and the tumor model given was never used: nothing said so."""
+    write_nifti(small_ct(), tmp_path / "a.nii.gz")
+    base = ["segment", str(tmp_path / "a.nii.gz"), "-o", str(tmp_path / "out"), "--device",
+            "cpu", "--stages", "liver", "--list"]  # fmt: skip
+    with caplog.at_level("WARNING"):
+        assert main([*base, "--models", str(models / "tumor")]) == 0
+    said = caplog.text
+    assert "is a tumor model, and only the liver stage runs" in said and "not used" in said
+    assert "used with it" not in said
+
+
+def test_threads_beyond_the_cores_are_capped_and_said(tmp_path, models, caplog):
+    """QA models58: `--threads 999` on a 2-core machine ran torch with 999 threads, 13-16x
+    slower than with 2, without a word."""
+    import torch
+
+    from napari_livertumor.pipeline import default_num_threads
+
+    write_nifti(small_ct(), tmp_path / "a.nii.gz")
+    before = torch.get_num_threads()
+    cores = default_num_threads()
+    try:
+        with caplog.at_level("WARNING"):
+            assert main(["segment", str(tmp_path / "a.nii.gz"), "-o", str(tmp_path / "out"),
+                         "--models", str(models), "--device", "cpu", "--no-refine", "--stages",
+                         "liver", "--threads", str(cores + 997)]) == 0  # fmt: skip
+        assert torch.get_num_threads() == cores
+        assert (
+            f"{cores + 997} CPU threads asked for, more than the {cores} core(s) this process "
+            f"may use: {cores} used"
+        ) in caplog.text
+    finally:
+        torch.set_num_threads(before)

@@ -325,6 +325,24 @@ def test_a_model_recalibrated_in_place_is_loaded_again(
     assert "a link to a folder that is not there" in widget.status.text()
 
 
+def test_a_models_folder_that_cannot_be_entered_is_named(
+    viewer_with_ct, tmp_path, qtbot, monkeypatch
+):
+    """QA models58: a models folder of mode 000 was said by a file in it that is not there
+    ("metadata.json: Permission denied"); the panel names the folder, as the command does."""
+    from _permissions import deny_entering
+
+    viewer, _ = viewer_with_ct
+    models = tiny_models(tmp_path / "models")
+    widget = _segment_widget(viewer, models, monkeypatch)
+    deny_entering(monkeypatch, models)
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    said = widget.status.text()
+    assert "this folder cannot be read (permission denied)" in said, said
+    assert "metadata.json" not in said
+
+
 def test_progress_shows_each_stage(viewer_with_ct, models_dir, qtbot, monkeypatch):
     viewer, _ = viewer_with_ct
     widget = _segment_widget(viewer, models_dir, monkeypatch)

@@ -615,12 +615,14 @@ def _model_paths(folder: str | None) -> tuple[Path | None, Path | None]:
         return None, None
     from ..errors import ModelError
     from ..models import read_metadata
+    from ..models.checkpoint import check_readable
 
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(
             folder, "models folder not found" if not folder.exists() else "not a folder"
         )
+    check_readable(folder)  # (as the command line says it: Python's error named a file in it)
     if (folder / "metadata.json").is_file():
         meta = read_metadata(folder)
         return (folder, None) if meta.stage == "liver" else (None, folder)

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from .. import memory
 from ..devices import DEVICE_HELP, device_arg
-from ..errors import Cancelled, InputError, LiverTumorError, SettingsError
+from ..errors import Cancelled, InputError, LiverTumorError, ModelError, SettingsError
 from ..fileio import (
     all_paths,
     atomic_write_text,
@@ -204,7 +204,8 @@ def add_arguments(parser) -> None:
         type=int,
         default=None,
         help="CPU threads for torch (default: torch's own, OMP_NUM_THREADS where it is set, "
-        "else the machine's cores; 0: every core this process may use)",
+        "else the machine's cores; 0: every core this process may use; more than those are "
+        "cut to them, with a warning)",
     )
     parser.add_argument(
         "--window-growth",
@@ -500,6 +501,7 @@ def _print_plan(cases: list[Case], outdir: Path, config, args) -> None:
     """``--list``: each case's name, input and what a run would do with it (tab-separated),
     decided as the run decides (:func:`_decide`)."""
     extras = tuple(k for k in EXTRA_OUTPUTS if getattr(args, k, False))
+    refusal: list[str | None] = []  # the models' (looked at once, when a case needs them)
     for case in cases:
         # what fails the case before anything is decided (a folder with an output's name:
         # --list said "segment again (--overwrite)", and the run failed)
@@ -520,15 +522,38 @@ def _print_plan(cases: list[Case], outdir: Path, config, args) -> None:
         else:
             old, finished, cleared = _finish_interrupted_add(outdir, case, old, dry=True)
         wanted = run_settings(case, config, args.series, args.acquisition)
-        plan = _decide(
+        decision = _decide(
             outdir, case, old, wanted, own_extras, overwrite=args.overwrite,
             absent=set(cleared), present=set(finished),
-        ).plan  # fmt: skip
+        )  # fmt: skip
+        plan = decision.plan
+        if decision.action == "segment":  # the models are loaded for it: refused as the run is
+            if not refusal:
+                refusal.append(_model_refusal(config))
+            if refusal[0]:
+                print(f"{case.name}\t{case.path}\tfail: {refusal[0]}", flush=True)
+                continue
         if cleared:
             plan += f" (a stopped run's {', '.join(cleared)} removed first)"
         if finished:
             plan += f" (a stopped run's {', '.join(finished)} put in place first)"
         print(f"{case.name}\t{case.path}\t{plan}", flush=True)
+
+
+def _model_refusal(config) -> str | None:
+    """Why the run's models would be refused, as the run says it, told without torch or
+    reading the weights (metadata.json, the stage, the weights file's header): ``--list``
+    said "segment" of cases whose run was refused at once. None when nothing is seen."""
+    from ..models.checkpoint import check_model_folder
+    from ..pipeline import check_stage_folder
+
+    for stage in ("liver",) if config.stages == "liver" else ("liver", "tumor"):
+        try:
+            folder = check_stage_folder(getattr(config, f"{stage}_model"), stage)
+            check_model_folder(folder, stage)
+        except ModelError as exc:
+            return str(exc)
+    return None
 
 
 #: a batch prints the figures of at most this many cases (summary.csv holds them all)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import warnings
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -214,6 +215,21 @@ class ModelMetadata:
         for key in ("training", "metrics"):  # read as objects by fine-tuning and the cards
             if d.get(key) is not None and not isinstance(d[key], dict):
                 raise ValueError(f"{key} must be an object of fields, not {type(d[key]).__name__}")
+        trained = _trained_groups(d.get("training"))
+        if trained is not None and net.is_group_norm and net.groups != trained:
+            # group norm's count is not in the weights: 8 groups over a run's 4 found a
+            # 20.9 L liver where the model finds 14.9 L, without a word
+            given = (
+                f"is {net.groups}"
+                if net.norm_groups is not None
+                else f"is not given, so MONAI's default {net.groups} would be used"
+            )
+            raise ValueError(
+                f"network.norm_groups {given}, but training.config.network.norm_groups, the "
+                f"count this model was trained with, is {trained}: group norm's count is not "
+                "stored in the weights, and another one gives other masks without an error. "
+                f"Set network.norm_groups to {trained} if the weights are that run's"
+            )
         d["label_map"] = _label_map(d["label_map"], d["network"].out_channels)
         d["members"] = _whole(d.get("members", 1), "members")
         if not 1 <= d["members"] <= MAX_MEMBERS:
@@ -254,6 +270,21 @@ INFERENCE_FIELDS = frozenset(
 )  # fmt: skip
 
 
+def _trained_groups(training: Any) -> int | None:
+    """The group norm count ``training.config.network`` (the recipe the weights were trained
+    with, written beside them by training) says, or None where it says none (no recipe, a
+    network of the user's, another norm, a recipe this version cannot read)."""
+    config = training.get("config") if isinstance(training, dict) else None
+    network = config.get("network") if isinstance(config, dict) else None
+    if not isinstance(network, dict):
+        return None
+    try:
+        trained = NetworkConfig.from_dict(network)
+    except (TypeError, ValueError):
+        return None
+    return trained.groups if trained.is_group_norm else None
+
+
 def _unknown_fields(d: dict) -> list[str]:
     """Top-level keys of a metadata.json object that :class:`ModelMetadata` does not know,
     without the notes (keys starting with ``#`` or ``_``)."""
@@ -282,23 +313,37 @@ MAX_HU = 100_000.0
 MAX_MARGIN_MM = 1000.0
 
 
+def _release(v: str) -> tuple[int, ...]:
+    """The release numbers of a version (``(0, 1, 0)`` of ``0.1.0rc1``; ``()`` of no version)."""
+    # the release numbers only: 0.1.0rc1 and 0.1.dev3 are not later than 0.1.0
+    out = []
+    for piece in v.strip().split(".")[:3]:
+        digits = re.match(r"\d+", piece)
+        if digits is None:
+            break
+        out.append(int(digits.group()))
+        if digits.group() != piece:  # a pre-release suffix ends the release part
+            break
+    return tuple(out)
+
+
 def _newer(version: str) -> bool:
     """Whether ``version`` (major.minor...) is a later release than this package's."""
-
-    def parts(v: str) -> tuple[int, ...]:
-        # the release numbers only: 0.1.0rc1 and 0.1.dev3 are not later than 0.1.0
-        out = []
-        for piece in v.strip().split(".")[:3]:
-            digits = re.match(r"\d+", piece)
-            if digits is None:
-                break
-            out.append(int(digits.group()))
-            if digits.group() != piece:  # a pre-release suffix ends the release part
-                break
-        return tuple(out)
-
-    theirs, ours = parts(version), parts(__version__)
+    theirs, ours = _release(version), _release(__version__)
     return bool(theirs) and theirs > ours
+
+
+def _version_problem(version: Any) -> str | None:
+    """What is wrong with metadata.json's ``version`` (the package release that wrote it, as
+    text: ``"0.1.0"``), or None. Descriptive, as the format has it: a newer release's model is
+    refused only for settings this one does not know, which needs the version read."""
+    if isinstance(version, str) and re.fullmatch(r"\d+(\.\d+){1,2}\S*", version.strip()):
+        return None
+    return (
+        f"version {version!r} is not a napari-livertumor release (text such as "
+        f"{__version__!r}): which release wrote this model cannot be told, so it is read as "
+        f"this release's ({__version__}) model; save_model writes the version itself"
+    )
 
 
 def _whole(v: Any, key: str) -> int:
@@ -409,6 +454,26 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def check_readable(folder: str | Path) -> None:
+    """ModelError naming ``folder`` when it cannot be entered (no execute permission: chmod
+    000): Python raised at the first file looked for in it, which was then named
+    ("m000/metadata.json: Permission denied", of a file that is not there)."""
+    folder = Path(folder)
+    try:
+        (folder / METADATA_FILE).exists()
+    except PermissionError as exc:
+        raise cannot_enter(folder) from exc
+
+
+def cannot_enter(folder: str | Path) -> ModelError:
+    """The error of a model folder (or models folder) that cannot be entered."""
+    return ModelError(
+        folder,
+        "this folder cannot be read (permission denied): give your user the rights to read "
+        "and enter it (chmod u+rx), or copy the models to a folder of your own",
+    )
+
+
 def read_metadata(folder: str | Path) -> ModelMetadata:
     """Read and validate ``metadata.json`` only (cheap: no torch)."""
     folder = Path(folder)
@@ -417,10 +482,8 @@ def read_metadata(folder: str | Path) -> ModelMetadata:
             folder,
             "not a folder: a model is a folder" if folder.exists() else "model folder not found",
         )
-    try:  # a folder that cannot be entered: said of the file, not of an inner marker
-        interrupted = (folder / ".best-new" / ".complete").is_file()
-    except PermissionError as exc:
-        raise ModelError(folder / METADATA_FILE, "permission denied") from exc
+    check_readable(folder)  # (said of the folder: it was "metadata.json: permission denied")
+    interrupted = (folder / ".best-new" / ".complete").is_file()
     if interrupted:  # training.loop._save_best, cut short
         raise ModelError(
             folder,
@@ -471,6 +534,9 @@ def read_metadata(folder: str | Path) -> ModelMetadata:
                 else ""
             ),
         )
+    if "version" in raw and _version_problem(raw["version"]):
+        # "banana" or 2 loaded without a word: a newer release's settings go by it
+        warnings.warn(f"{meta_path}: {_version_problem(raw['version'])}", UserWarning, stacklevel=2)
     extra = _unknown_fields(raw)
     if extra:  # a note of the user's, or a setting misspelt past recognition: said, not used
         near = [(k, _near_field(k)) for k in extra]
@@ -535,30 +601,7 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
     meta = read_metadata(folder)
     if stage is not None and meta.stage != stage:
         raise ModelError(folder, f"this is a {meta.stage} model; a {stage} model is needed here")
-    weights = folder / WEIGHTS_FILE
-    if not weights.is_file():
-        torch_files = sorted(
-            p.name for p in folder.glob("*") if p.suffix in (".pt", ".pth", ".ckpt", ".bin")
-        )
-        others = sorted(
-            p.name
-            for p in folder.glob("*")
-            if p.suffix.lower() == ".safetensors" and p.name != WEIGHTS_FILE
-        )
-        hint = ""
-        if others:  # weights.safetensors: a model's weights under another name
-            hint = (
-                f" ({others[0]} here: rename it {WEIGHTS_FILE})"
-                if len(others) == 1
-                else f" ({', '.join(others[:3])} here: rename the model's weights {WEIGHTS_FILE})"
-            )
-        elif torch_files:
-            hint = (
-                f" ({', '.join(torch_files[:3])} here: PyTorch checkpoints are never loaded, as "
-                "unpickling can run code: write the folder with "
-                "napari_livertumor.models.save_model; docs/training.md, 'Model folder format')"
-            )
-        raise ModelError(weights, "missing model.safetensors" + hint)
+    weights = _weights_there(folder)
     try:  # said as the system says it (safetensors said "No such file" of a file not readable)
         with open(weights, "rb") as fh:
             data = fh.read()
@@ -598,6 +641,9 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
         # hold (blocks_down [1, 2, 2, 2] over [1, 2, 2, 4]: another network, silently cut)
         trunk = set(net.state_dict())
         extra = [k for k in sd if k not in trunk and not k.startswith(VAE_PREFIXES)]
+        prefix = _wrapper_prefix(net, sd) if extra else None
+        if prefix:  # said as such, not as 33 missing and 33 unexpected tensors
+            raise ModelError(weights, _prefix_text(prefix, net, weights))
         if extra:
             raise ModelError(
                 weights,
@@ -610,6 +656,9 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
     try:
         net.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
+        prefix = _wrapper_prefix(net, sd)
+        if prefix:  # an ensemble's (members.0. under module.)
+            raise ModelError(weights, _prefix_text(prefix, net, weights)) from exc
         raise ModelError(
             weights,
             "weights do not match the network in metadata.json: "
@@ -631,6 +680,113 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
     net.eval()
     net.to(torch.device(device))
     return LoadedModel(network=net, metadata=meta, path=folder)
+
+
+def _weights_there(folder: Path) -> Path:
+    """``folder``'s weights file, or ModelError saying it is missing (and what is there)."""
+    weights = folder / WEIGHTS_FILE
+    if weights.is_file():
+        return weights
+    torch_files = sorted(
+        p.name for p in folder.glob("*") if p.suffix in (".pt", ".pth", ".ckpt", ".bin")
+    )
+    others = sorted(
+        p.name
+        for p in folder.glob("*")
+        if p.suffix.lower() == ".safetensors" and p.name != WEIGHTS_FILE
+    )
+    hint = ""
+    if others:  # weights.safetensors: a model's weights under another name
+        hint = (
+            f" ({others[0]} here: rename it {WEIGHTS_FILE})"
+            if len(others) == 1
+            else f" ({', '.join(others[:3])} here: rename the model's weights {WEIGHTS_FILE})"
+        )
+    elif torch_files:
+        hint = (
+            f" ({', '.join(torch_files[:3])} here: PyTorch checkpoints are never loaded, as "
+            "unpickling can run code: write the folder with "
+            "napari_livertumor.models.save_model; docs/training.md, 'Model folder format')"
+        )
+    raise ModelError(weights, "missing model.safetensors" + hint)
+
+
+def check_model_folder(folder: str | Path, stage: str | None = None) -> ModelMetadata:
+    """What :func:`load_model` refuses that is told without torch or reading the weights:
+    ``metadata.json`` (:func:`read_metadata`), the stage, and ``model.safetensors`` there
+    with a whole header (a file cut short, a pickle under its name). ``segment --list`` said
+    "segment" of cases whose run was refused at once for these.
+
+    Raises
+    ------
+    ModelError
+        As :func:`load_model` would, in the same words.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    folder = Path(folder)
+    meta = read_metadata(folder)
+    if stage is not None and meta.stage != stage:
+        raise ModelError(folder, f"this is a {meta.stage} model; a {stage} model is needed here")
+    weights = _weights_there(folder)
+    try:
+        with open(weights, "rb") as fh:
+            head = fh.read(9)
+            size = os.fstat(fh.fileno()).st_size
+    except OSError as exc:
+        raise ModelError(weights, exc.strerror or str(exc)) from exc
+    try:  # its header only (numpy: torch is not imported)
+        with safe_open(str(weights), framework="numpy"):
+            pass
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(
+            weights,
+            f"corrupt or unreadable weights ({_safetensors_words(exc, head, size=size)})"
+            f"{_pickle_hint(weights)}",
+        ) from exc
+    return meta
+
+
+def _wrapper_prefix(net, sd: dict) -> str | None:
+    """The prefix all of ``sd``'s tensor names have that the network's own do not, where
+    taking it off gives names of the network (``module.`` of DataParallel or DDP, ``model.``
+    of a module holding the network, as a Lightning module's ``self.model``); else None."""
+    want = set(net.state_dict())
+    names = [k for k in sd if not k.startswith(VAE_PREFIXES)] or list(sd)
+    prefix = ""
+    for _ in range(3):  # (module.model.: a wrapper in a wrapper)
+        rest = [k[len(prefix) :] for k in names]
+        heads = {k.split(".", 1)[0] for k in rest}
+        if len(heads) != 1 or not all("." in k for k in rest):
+            return None
+        prefix += heads.pop() + "."
+        stripped = {k[len(prefix) :] for k in names} - {""}
+        stripped = {k for k in stripped if not k.startswith(VAE_PREFIXES)}
+        if stripped and stripped <= want:
+            return prefix
+    return None
+
+
+def _prefix_text(prefix: str, net, weights: Path) -> str:
+    """A weights file whose names all have a wrapper's ``prefix``: what it is and the fix.
+    Not taken off here: the file would load here only, not into a plain SegResNet (the
+    format's names are the network's own, as a file under another name is refused, not
+    looked for), and a prefix that is more than a wrapper's is not loaded unsaid."""
+    example = next(iter(net.state_dict()), "convInit.conv.weight")
+    who = (
+        "DataParallel or DistributedDataParallel"
+        if prefix == "module."
+        else "a module holding the network, such as a Lightning module's self.model"
+    )
+    folder = str(weights.parent)
+    return (
+        f"every tensor name starts with {prefix!r} (the weights were saved from {who}); the "
+        f"network's own names are without it ({example}): take it off and save the folder "
+        "again, in Python: `from safetensors.torch import load_file; from "
+        "napari_livertumor.models import read_metadata, save_model; "
+        f"save_model({folder!r}, {{k.removeprefix({prefix!r}): v for k, v in "
+        f"load_file({str(weights)!r}).items()}}, read_metadata({folder!r}))`"
+    )
 
 
 def _check_size(weights: Path, meta: ModelMetadata, sd: dict) -> None:
@@ -694,22 +850,27 @@ VAE_PREFIXES = (
 )
 
 
-def _safetensors_words(exc: Exception, data: bytes | None = None) -> str:
+def _safetensors_words(
+    exc: Exception, data: bytes | None = None, *, size: int | None = None
+) -> str:
     """safetensors' error in words a user reads right ("incomplete metadata" is its header,
-    not metadata.json; "invalid header length" a file cut inside its header)."""
+    not metadata.json; "invalid header length" a file cut inside its header). ``data``: the
+    file's bytes, or its first 9 with ``size`` its length."""
     text = str(exc)
+    if data is not None and size is None:
+        size = len(data)
     # (safetensors before 0.6 says MetadataIncompleteBuffer)
     if any(
         w in text
         for w in ("incomplete metadata", "file not fully covered", "MetadataIncompleteBuffer")
     ):
         return "the file is cut short: an incomplete copy or download"
-    if data is not None and len(data) > 8 and data[8:9] == b"{":
+    if data is not None and size > 8 and data[8:9] == b"{":
         header = int.from_bytes(data[:8], "little")  # the JSON header's length, then the header
-        if len(data) < 8 + header:
+        if size < 8 + header:
             return "the file is cut short: an incomplete copy or download"
-    if data is not None and len(data) < 8:
-        return f"{len(data)} bytes: the file is cut short, or not a weights file"
+    if data is not None and size < 8:
+        return f"{size} bytes: the file is cut short, or not a weights file"
     return text
 
 
