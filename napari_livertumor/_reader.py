@@ -443,9 +443,10 @@ def read_nifti_layers(path) -> list[tuple]:
     """Layers for a NIfTI file: an image layer for a CT, a labels layer for a label map.
 
     A label map with NaN or infinite voxels is refused, and one taken for a ground truth
-    (by its name, folder or classes) is checked as the Load panel and ``evaluate`` check one
-    (values above 4, a 0/255 mask: refused there, it opened here as a ground truth that
-    Inspect scored against)."""
+    (by its name, folder or classes) is checked as the Load panel and ``evaluate`` check one:
+    with values that are no class here (above 4, a 0/255 mask, fractions: refused there) it
+    opens as plain labels, said in a notification, not as a ground truth (it opened as one,
+    which Inspect scored against)."""
     from .io.nifti import ground_truth_classes, read_nifti, refuse_nonfinite_labels
 
     target = _single_target(path)
@@ -462,9 +463,17 @@ def read_nifti_layers(path) -> list[tuple]:
     if lesions is not None:
         return [lesion_map_layer_data(volume.array, volume, _stem(target), lesions or None)]
     role = _nifti_labels_role(target, volume.array)
+    labels = None
     if role == "ground_truth":
-        labels = ground_truth_classes(target, volume)
-    else:
+        try:
+            labels = ground_truth_classes(target, volume)
+        except InputError as exc:
+            # another dataset's classes (AMOS's 13 organs, 255 for "ignore") in labelsTr/:
+            # opened, as such a map in any other folder is, but not as a ground truth Inspect
+            # would score against (refused, it could not be looked at at all)
+            role = "segmentation"
+            _notify(f"{target.name}: opened as plain labels, not as a ground truth: {exc.problem}")
+    if labels is None:
         labels = volume.array.astype(np.uint8)
     made_on = _made_on_series(target)
     grid = volume.with_array(volume.array, **({"made_on_series": made_on} if made_on else {}))

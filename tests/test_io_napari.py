@@ -370,20 +370,27 @@ def test_a_liver_tumor_ground_truth_named_as_one_opens_as_the_truth(tmp_path, st
         assert "ground truth" not in kwargs["name"]  # (its own name says so: gt, segmentation)
 
 
-def test_a_ground_truth_holding_other_classes_is_refused_as_the_load_panel_refuses_it(
-    tmp_path, study
+def test_a_ground_truth_holding_other_classes_opens_as_plain_labels_not_as_one(
+    tmp_path, study, monkeypatch
 ):
     """labelsTr/HCC_001.nii.gz holding 5 and 7 opened with File > Open as a ground truth,
-    without a word (Inspect scored against it), where the Load panel and evaluate refuse it;
-    the same values in a map not taken for a ground truth open as labels still."""
+    without a word (Inspect scored against it), where the Load panel and evaluate refuse it.
+    Refused, another dataset's map in labelsTr/ (AMOS's organs) could not be looked at at
+    all: it opens as plain labels, said why; the same values elsewhere open as labels."""
     _, _, ct, labels = study
     organs = np.where(labels > 0, 5, 0).astype(np.uint8)
     organs[labels == 2] = 7
     truth = tmp_path / "labelsTr" / "HCC_001.nii.gz"
     write_nifti(organs, truth, reference=ct)
-    with pytest.raises(InputError, match=r"HCC_001\.nii\.gz: holds values from 0 to 7: .*"
-                       "values above 4 are no class here"):  # fmt: skip
-        napari_get_reader(str(truth))(str(truth))
+    said = []
+    monkeypatch.setattr(_reader, "_notify", said.append)
+    [(data, kwargs, kind)] = napari_get_reader(str(truth))(str(truth))
+    assert kind == "labels" and kwargs["metadata"]["livertumor_role"] == "segmentation"
+    assert set(np.unique(data)) == {0, 5, 7}
+    assert len(said) == 1 and said[0].startswith(
+        "HCC_001.nii.gz: opened as plain labels, not as a ground truth: holds values from 0 to 7"
+    )
+    assert "values above 4 are no class here" in said[0]
     other = tmp_path / "out" / "organs.nii.gz"
     write_nifti(organs, other, reference=ct)
     [(_, kwargs, kind)] = napari_get_reader(str(other))(str(other))

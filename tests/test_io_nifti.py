@@ -786,12 +786,16 @@ def test_a_voxel_size_of_0_beside_an_intact_sform_is_named_as_the_cause(tmp_path
     assert "pixdim[2] is 0" in note and "read 1 mm along y" in note and "disagree" not in note
 
 
-def test_files_written_from_a_ct_with_a_voxel_size_of_0_carry_the_sforms_geometry(tmp_path):
+def test_a_ct_with_a_voxel_size_of_0_converts_to_the_sforms_geometry_and_its_labels_overlay_it(
+    tmp_path,
+):
     """pixdim[3] = 0 beside an intact sform (8.56 mm slices): the warning said SimpleITK reads
-    the sform, but it reads 1 mm slices; and convert's output (segment's labels too) was written
-    with pixdim[3] = 1 and that 1 mm qform while saying "8.56 mm slices": SimpleITK read it at
-    1 mm."""
+    the sform, but it reads 1 mm slices; and convert's output was written with pixdim[3] = 1
+    and that 1 mm qform while saying "8.56 mm slices": SimpleITK read it at 1 mm. Labels of
+    this CT keep its qform: an ITK tool overlays them where it places this CT."""
     import struct
+
+    from napari_livertumor.cli import main
 
     sitk = pytest.importorskip("SimpleITK")
     affine = np.diag([0.8, 0.9, 8.5, 1.0])
@@ -804,18 +808,21 @@ def test_files_written_from_a_ct_with_a_voxel_size_of_0_carry_the_sforms_geometr
     (note,) = volume.meta["warnings"]
     assert "SimpleITK" in note and "read 1 mm along z" in note
     assert "current ITK/SimpleITK" not in note  # (it does not read the sform there)
-    write_nifti(volume, tmp_path / "converted.nii.gz")  # as convert writes it
+    assert main(["convert", str(path), "-o", str(tmp_path / "converted.nii.gz")]) == 0
+    written = nib.load(tmp_path / "converted.nii.gz")
+    np.testing.assert_allclose(written.header.get_zooms()[:3], (0.8, 0.9, 8.5), rtol=1e-6)
+    np.testing.assert_allclose(written.get_qform(), affine, atol=1e-4)
+    np.testing.assert_allclose(written.get_sform(), affine, atol=1e-4)
+    np.testing.assert_allclose(
+        sitk.ReadImage(str(tmp_path / "converted.nii.gz")).GetSpacing(), (0.8, 0.9, 8.5), rtol=1e-6
+    )
+    assert read_nifti(tmp_path / "converted.nii.gz").meta["warnings"] == []
     write_nifti(np.ones(volume.shape, np.uint8), tmp_path / "labels.nii.gz", reference=volume,
                 labels=True)  # fmt: skip
-    for name in ("converted.nii.gz", "labels.nii.gz"):
-        written = nib.load(tmp_path / name)
-        np.testing.assert_allclose(written.header.get_zooms()[:3], (0.8, 0.9, 8.5), rtol=1e-6)
-        np.testing.assert_allclose(written.get_qform(), affine, atol=1e-4)
-        np.testing.assert_allclose(written.get_sform(), affine, atol=1e-4)
-        np.testing.assert_allclose(
-            sitk.ReadImage(str(tmp_path / name)).GetSpacing(), (0.8, 0.9, 8.5), rtol=1e-6
-        )
-        assert read_nifti(tmp_path / name).meta["warnings"] == []
+    labels, ct = (sitk.ReadImage(str(p)) for p in (tmp_path / "labels.nii.gz", path))
+    np.testing.assert_allclose(labels.GetSpacing(), ct.GetSpacing(), rtol=1e-6)
+    np.testing.assert_allclose(labels.GetOrigin(), ct.GetOrigin(), atol=1e-4)
+    np.testing.assert_allclose(nib.load(tmp_path / "labels.nii.gz").get_sform(), affine, atol=1e-4)
 
 
 @pytest.mark.parametrize("given", ["x.hdr", "x.img"])
@@ -841,3 +848,22 @@ def test_a_float_ct_is_rounded_to_the_nearest_hu_not_truncated(tmp_path):
     volume = read_nifti(tmp_path / "ct.nii.gz")
     assert volume.array.dtype == np.int16
     np.testing.assert_array_equal(np.sort(np.unique(volume.array)), [-1000, -1, 41, 60, 121, 1000])
+
+
+def test_a_ground_truth_with_255_for_ignore_is_not_told_to_make_it_liver():
+    """Classes 0-4 with 255 for "ignore" were told "a mask of 0 and 255 … set 255 to 1": done,
+    the ignored voxels became liver. Only a map of 0 and 255 alone gets that advice."""
+    from napari_livertumor.io.nifti import ground_truth_classes
+
+    classes = np.zeros((4, 8, 8), np.uint8)
+    classes[1:3, 2:6, 2:6] = 1
+    classes[2, 3:5, 3:5] = 2
+    ignore = classes.copy()
+    ignore[0] = 255
+    with pytest.raises(InputError) as refused:
+        ground_truth_classes("gt.nii.gz", CTVolume(ignore, (1.0, 1.0, 1.0)))
+    assert "255 is no class here" in str(refused.value) and "set 255 to 1" not in str(refused.value)
+    mask = np.where(classes > 0, 255, 0).astype(np.uint8)
+    with pytest.raises(InputError, match="a mask of 0 and 255 is no such map"):
+        ground_truth_classes("gt.nii.gz", CTVolume(mask, (1.0, 1.0, 1.0)))
+    assert ground_truth_classes("gt.nii.gz", CTVolume(classes, (1.0, 1.0, 1.0))).max() == 2

@@ -247,6 +247,10 @@ def _run(args) -> int:
     else:
         for note in _hu_notes(volume, source):
             print(f"livertumor convert: warning: {source}: {note}", file=sys.stderr)
+    if (volume.meta.get("nifti_qform") or {}).get("from_zero_pixdim"):
+        # the qform nibabel made of a pixdim of 0 (1 mm) is not this new CT's: it gets the
+        # sform's geometry whole (given it, SimpleITK read 1 mm slices where we said 8.56)
+        volume.meta.pop("nifti_qform")
     # without --force, not even a file another run wrote there meanwhile is replaced
     write_nifti(volume, output, overwrite=bool(args.force))
     if args.meta is not None:

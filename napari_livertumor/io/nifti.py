@@ -120,6 +120,7 @@ def read_nifti(path: str | Path, *, reporter: Reporter | ProgressFn | None = Non
             "same way. If left/right or front/back look wrong, the file needs its orientation"
         )
     qform_apart = None
+    zero_pixdim = False
     m = np.asarray(affine, float)[:3, :3]
     unit = m / np.maximum(np.linalg.norm(m, axis=0), 1e-12)
     shear = float(np.degrees(np.arccos(np.clip(abs(np.linalg.det(unit)), 0.0, 1.0))))
@@ -130,12 +131,13 @@ def read_nifti(path: str | Path, *, reporter: Reporter | ProgressFn | None = Non
             for i in (1, 2, 3)
             if raw is not None and not (np.isfinite(raw.pixdim[i]) and raw.pixdim[i])
         ]
-        if off > 0.5 and not zero:  # (not one nibabel made of a pixdim of 0: see below)
+        if off > 0.5:
             qform_apart = img.get_qform()  # kept for the labels either way
         if off > 0.5 and shear <= 0.05 and zero:  # the qform's cause: a voxel size of 0 (NaN)
-            # the files written from it (labels, convert's CT) get the sform's geometry whole
-            # (pixdim and qform from it): given this qform back, they said 1 mm slices in
-            # pixdim where the sform said 8.56 mm, and SimpleITK read them so
+            # labels keep this qform (each tool overlays them where it places this CT); a
+            # converted CT gets the sform's geometry whole: given this qform back, it said 1 mm
+            # slices in pixdim where the sform said 8.56 mm, and SimpleITK read it so
+            zero_pixdim = True
             named = ", ".join(f"pixdim[{i}] is {raw.pixdim[i]:g}" for i in zero)
             axes = " ".join("xyz"[i - 1] for i in zero)
             sizes = " × ".join(
@@ -146,8 +148,9 @@ def read_nifti(path: str | Path, *, reporter: Reporter | ProgressFn | None = Non
                 f"intact, is used (voxels of {sizes} mm, as nibabel, FSL and napari read "
                 "them). Tools that take voxel sizes from pixdim (SimpleITK and other ITK-based "
                 f"tools) read 1 mm along {axes} instead, and place this CT up to {off:.1f} mm "
-                "elsewhere. Files written from it (labels, a converted CT) get the sform's "
-                "voxel sizes in pixdim and a qform from the sform, so every tool reads them "
+                "elsewhere. Its labels keep this header's qform, so each tool overlays them "
+                "where it places this CT; a converted CT (livertumor convert) gets the sform's "
+                "voxel sizes in pixdim and a qform from the sform, so every tool reads it "
                 "alike. Fix this file's header (e.g. nibabel's header.set_zooms) and save it"
             )
         elif off > 0.5 and shear <= 0.05:  # (a sheared sform has no exact qform: its own)
@@ -211,6 +214,8 @@ def read_nifti(path: str | Path, *, reporter: Reporter | ProgressFn | None = Non
         meta["nifti_shape"] = tuple(int(n) for n in img.shape)
     if qform_apart is not None:  # written back with labels on this grid (see above)
         meta["nifti_qform"] = {"qform": qform_apart.tolist(), "affine": np.asarray(affine).tolist()}
+        if zero_pixdim:  # (nibabel's 1 mm for a pixdim of 0: a converted CT leaves it out)
+            meta["nifti_qform"]["from_zero_pixdim"] = True
     try:
         return CTVolume.from_affine(array, affine, meta)
     except ValueError as exc:
@@ -883,8 +888,8 @@ def refuse_nonfinite_labels(path: str | Path, volume: CTVolume) -> None:
         raise InputError(
             path,
             f"{n} NaN or infinite voxels in a label map: no class can be read from them (taken "
-            f"as background, the scores would be wrong); {TRUTH_CLASSES_TEXT}. Give them their "
-            "class (or 0) and save it again",
+            "as background, its volumes and any scores against it would be wrong). Give them "
+            "their class (or 0) and save it again",
         )
 
 
@@ -908,8 +913,12 @@ def ground_truth_classes(path: str | Path, volume: CTVolume) -> np.ndarray:
     else:  # the values that are no class, named (as training named them; a scan's unsorted)
         bad = np.unique(array[(array < 0) | (array > 4) | (array != np.round(array))])
         found = ", found " + ", ".join(f"{v:g}" for v in bad[:6]) + (", …" if bad.size > 6 else "")
-        if high == 255 and low >= 0:
+        if high == 255 and low >= 0 and not np.any((array > 0) & (array < 255)):
+            # (0 and 255 alone: classes with 255 for "ignore" are no liver mask, whose advice
+            # made the ignored voxels liver)
             what = "a mask of 0 and 255 is no such map (as a liver mask: set 255 to 1)"
+        elif high == 255 and bad.tolist() == [255]:
+            what = "255 is no class here (another dataset's 'ignore' value? set it to 0)"
         elif fractional:
             what = "fractional values are no classes (a probability map? threshold it first)"
         else:
