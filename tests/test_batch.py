@@ -861,8 +861,11 @@ def test_a_changed_flag_says_which_run_had_it():
     earlier = {"run_settings": {**wanted, "allow_non_ct": True}}
     wanted["refine"] = False
     relation, what = _compare_run(earlier, wanted)
-    assert "this run asks for it, the outputs were refined" in what
-    assert "--allow-non-ct: the outputs were made with it, this run leaves it out" in what
+    # (each flag's words hold a comma: "; " between flags)
+    assert what == (
+        "--allow-non-ct: the outputs were made with it, this run leaves it out; "
+        "--no-refine: this run asks for it, the outputs were refined"
+    )
 
 
 def test_names_that_differ_only_in_letter_case_never_share_outputs(tmp_path):

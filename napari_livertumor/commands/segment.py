@@ -1616,7 +1616,8 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
         if were:
             words["series_uid"] = f"--series: those are of {were}"
     return (
-        ("other settings", ", ".join(words.get(k, k) for k in changed)) if changed else ("same", "")
+        # (each flag's words hold commas: "; " tells one from the next)
+        ("other settings", "; ".join(words.get(k, k) for k in changed)) if changed else ("same", "")
     )
 
 
