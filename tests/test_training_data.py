@@ -1295,6 +1295,28 @@ def test_a_label_file_whose_ending_is_upper_case_pairs_with_its_image(tmp_path, 
     assert "label file(s) with no image" in caplog.text and "pata.nii.gz" in caplog.text
 
 
+def test_on_a_file_system_blind_to_case_a_label_spelt_otherwise_still_pairs(tmp_path, monkeypatch):
+    """On macOS or Windows imagesTr/hcc_001.nii.gz found labelsTr/HCC_001.nii.gz (the file
+    system opens it by either spelling); pairing by the listed names alone lost that."""
+    from pathlib import Path
+
+    from napari_livertumor.io.nifti import write_nifti
+    from napari_livertumor.io.volume import CTVolume
+
+    write_nifti(CTVolume(np.zeros((4, 8, 8), np.int16)), tmp_path / "imagesTr" / "hcc_001.nii.gz")
+    write_nifti(CTVolume(np.zeros((4, 8, 8), np.uint8)), tmp_path / "labelsTr" / "HCC_001.nii.gz")
+    real = Path.is_file
+
+    def blind_to_case(path):  # as APFS and NTFS answer
+        if path.parent.name == "labelsTr" and not real(path):
+            return any(p.name.lower() == path.name.lower() for p in path.parent.iterdir())
+        return real(path)
+
+    monkeypatch.setattr(Path, "is_file", blind_to_case)
+    records = index_cases(tmp_path, [])
+    assert [r.case_id for r in records] == ["hcc_001"]
+
+
 def test_a_seg_that_is_a_zip_bomb_is_passed_over_never_inflated(
     tcia_cohort, tmp_path, monkeypatch, caplog
 ):

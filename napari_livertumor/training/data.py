@@ -363,7 +363,18 @@ def _index_nifti(root: Path, skipped: list) -> list[CaseRecord]:
                 p.name[len(case) :] != p.name[len(case) :].lower(),
             ),
         )
-        return next((p for p in found if p.is_file()), None)
+        hit = next((p for p in found if p.is_file()), None)
+        if hit is None:  # a file system blind to case (macOS, Windows) finds hcc_001's
+            # HCC_001.nii.gz by the image's spelling, as it did before the names were listed
+            hit = next(
+                (
+                    labels_dir / f"{case}{s}"
+                    for s in (".nii.gz", ".nii")
+                    if (labels_dir / f"{case}{s}").is_file()
+                ),
+                None,
+            )
+        return hit
 
     records: list[CaseRecord] = []
     used_labels: set[Path] = set()
