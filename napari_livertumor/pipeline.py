@@ -749,7 +749,9 @@ class Segmenter:
                 rep.check()
                 t0 = time.perf_counter()
                 found: dict = {}
-                box, unsure = self._tumor_stage(ct, spacing, labels, rep, found=found)
+                box, unsure = self._tumor_stage(
+                    ct, spacing, labels, rep, found=found, warnings=warnings
+                )
                 timings["tumor"] = time.perf_counter() - t0
                 noisy = _noise_warning(found.get("noise_hu"))
                 if noisy:
@@ -799,6 +801,9 @@ class Segmenter:
         vessels = vessel_warning(stats)
         if vessels:
             warnings.append(vessels)
+        whole = _tumor_share_warning(stats)
+        if whole:
+            warnings.append(whole)
         # how small or unsure a lesion may be and still be reported (null without a tumor
         # stage: the keys are always there for scripts that read them)
         stats.update(lesion_filter=None, tumor_tta=None, unsure_lesions=unsure)
@@ -833,7 +838,7 @@ class Segmenter:
         x = pp.prepare_stage_input(ct, low_shape, meta.hu_window, device=self._prep_device)
         rep.update("liver", 0, 1)
         fg = _organ_channels(meta.label_map, meta.network.out_channels)
-        logits = _sliding_logits(self.liver, x, self.device, self.config, rep, "liver")
+        logits = _sliding_logits(self.liver, x, self.device, self.config, rep, "liver", warnings)
         score = _organ_score(logits, fg)
         del logits
         mask = (score > 0).cpu().numpy()
@@ -845,7 +850,7 @@ class Segmenter:
             xm, (my, mx) = mirrored
             # its own progress line: the liver's bar went back from 2/2 to 1/2
             logits = _sliding_logits(
-                self.liver, xm, self.device, self.config, rep, "liver (image edge)"
+                self.liver, xm, self.device, self.config, rep, "liver (image edge)", warnings
             )
             del xm
             logits = logits[:, :, my : logits.shape[2] - my, mx : logits.shape[3] - mx]
@@ -922,8 +927,18 @@ class Segmenter:
             warnings.append(small)
         return True
 
-    def _tumor_stage(self, ct, spacing, labels, rep: Reporter, found: dict | None = None):
-        box, liver_roi, score = self._tumor_score(ct, spacing, labels, rep, found=found)
+    def _tumor_stage(
+        self,
+        ct,
+        spacing,
+        labels,
+        rep: Reporter,
+        found: dict | None = None,
+        warnings: list[str] | None = None,
+    ):
+        box, liver_roi, score = self._tumor_score(
+            ct, spacing, labels, rep, found=found, warnings=warnings
+        )
         min_ml, min_peak = self.lesion_filter()
         dropped: list = []
         tumor_roi = tumor_mask_from_score(
@@ -934,10 +949,19 @@ class Segmenter:
             d["centroid_zyx"] = [c + b.start for c, b in zip(d["centroid_zyx"], box, strict=True)]
         return box, dropped
 
-    def _tumor_score(self, ct, spacing, labels, rep: Reporter, found: dict | None = None):
+    def _tumor_score(
+        self,
+        ct,
+        spacing,
+        labels,
+        rep: Reporter,
+        found: dict | None = None,
+        warnings: list[str] | None = None,
+    ):
         """Liver ROI box, the liver inside it, and the tumor margin score on the stage grid.
         ``found`` receives ``noise_hu``, the liver's noise on the stage's input grid
-        (:func:`stage_noise_hu`; None where the stage does not mask the liver)."""
+        (:func:`stage_noise_hu`; None where the stage does not mask the liver); ``warnings``
+        what the stage's passes say (a rerun in float32: :func:`_sliding_logits`)."""
         meta = self.tumor.metadata
         liver = labels == 1
         box = _bbox(liver, margin_mm=meta.roi_margin_mm, spacing=spacing)
@@ -957,7 +981,7 @@ class Segmenter:
                 stage_noise_hu(x, meta.hu_window) if meta.mask_outside_liver else None
             )
         rep.update("tumor", 0, 1)
-        logits = _sliding_logits(self.tumor, x, self.device, self.config, rep, "tumor")
+        logits = _sliding_logits(self.tumor, x, self.device, self.config, rep, "tumor", warnings)
         del x
         tumor_ch = _channel(meta.label_map, "tumor", default=logits.shape[0] - 1)
         score = _margin_score(logits, tumor_ch)
@@ -1233,7 +1257,7 @@ def is_serious(warning: str) -> bool:
     """Whether a result warning says its masks and volumes may be wrong as a whole (values
     that are not HU, no liver, an orientation that looks swapped, a liver on the wrong side,
     of an impossible size (over 5 L) or too small for an adult's, metal streaking the liver's
-    slices), not a detail (a liver over 2.5 L, dense material in it: said, not notified):
+    slices, tumor covering nearly all of it), not a detail (a liver over 2.5 L, dense material in it: said, not notified):
     the Segment panel puts those first, in amber, and as a notification."""
     return (
         NOT_HU in warning
@@ -1244,6 +1268,7 @@ def is_serious(warning: str) -> bool:
                 "the liver found is",
                 "the liver found averages",
                 "metal on the liver",
+                "the tumor found covers",
             )
         )
         or " look swapped" in warning
@@ -1501,8 +1526,23 @@ def _hu_warnings(arr: np.ndarray, src) -> list[str]:
     return notes
 
 
-def _sliding_logits(model: LoadedModel, x, device, cfg: InferenceConfig, rep: Reporter, stage: str):
-    """Sliding-window logits ``(C, z, y, x)`` (float32, on ``device``) of ``x`` ``(z, y, x)``."""
+def _sliding_logits(
+    model: LoadedModel,
+    x,
+    device,
+    cfg: InferenceConfig,
+    rep: Reporter,
+    stage: str,
+    notes: list[str] | None = None,
+):
+    """Sliding-window logits ``(C, z, y, x)`` (float32, on ``device``) of ``x`` ``(z, y, x)``.
+
+    Logits that are not all finite, or that are the same everywhere on an image that is not
+    (:func:`_check_logits`), raise ModelError naming the model: with finite weights 1e30 times
+    too large the logits were all NaN, and the run said "no liver found", blaming the scan (or
+    a tumor of 0 mL, without a word); all-zero weights marked the whole liver as tumor. Under
+    mixed precision (CUDA) non-finite logits first run the stage again in float32, whose range
+    float16's (65504) is far below, and ``notes`` (else the log) says so."""
     import torch
     from monai.inferers import sliding_window_inference
 
@@ -1515,7 +1555,7 @@ def _sliding_logits(model: LoadedModel, x, device, cfg: InferenceConfig, rep: Re
     # progress counts forward passes: windows x mirrored views
     total = sum(_count_windows(x.shape, roi, cfg.sw_overlap) for roi in rois) * len(flips)
     done = 0
-    use_amp = cfg.amp and device.type == "cuda"
+    use_amp = _amp_on(cfg, device)
     pad = False
 
     def predictor(batch):
@@ -1536,29 +1576,130 @@ def _sliding_logits(model: LoadedModel, x, device, cfg: InferenceConfig, rep: Re
         return out / len(flips) if len(flips) > 1 else out
 
     inp = x.to(device)[None, None]
-    out = None
-    with _cancel_inside_forward(model.network, rep):
-        for roi in rois:
-            pad = _pad_single_window(device, roi, meta.network.init_filters)
-            one = sliding_window_inference(
-                inp,
-                roi_size=roi,
-                sw_batch_size=cfg.sw_batch_size,
-                predictor=predictor,
-                overlap=cfg.sw_overlap,
-                mode="gaussian",
-                padding_mode="constant",
-                cval=0.0,
-            )
-            out = one if out is None else out.add_(one)
-    if len(rois) > 1:
-        out /= len(rois)
-    out = out[0].float()
+
+    def passes():
+        nonlocal pad
+        out = None
+        with _cancel_inside_forward(model.network, rep):
+            for roi in rois:
+                pad = _pad_single_window(device, roi, meta.network.init_filters)
+                one = sliding_window_inference(
+                    inp,
+                    roi_size=roi,
+                    sw_batch_size=cfg.sw_batch_size,
+                    predictor=predictor,
+                    overlap=cfg.sw_overlap,
+                    mode="gaussian",
+                    padding_mode="constant",
+                    cval=0.0,
+                )
+                out = one if out is None else out.add_(one)
+        if len(rois) > 1:
+            out /= len(rois)
+        return out[0].float()
+
+    out = passes()
+    name = stage.split(" (")[0]  # "liver (image edge)": the liver model
+    retried = False
+    if use_amp and not _all_finite(*_channel_ranges(out)):
+        share = _non_finite_share(out)
+        use_amp = False  # (read by predictor)
+        retried = True
+        done = 0
+        out = passes()
+        head = f"the {name} model's output overflowed in mixed precision (float16)"
+        note = (
+            f"{head} on {device}: {share} % of its values were NaN or infinite, and its stage "
+            "ran again in float32 (slower); its activations come near float16's limit: "
+            "retrain or re-export it"
+        )
+        if notes is None:
+            log.warning(note)
+        elif not any(n.startswith(head) for n in notes):  # (the liver's pass at an edge)
+            notes.append(note)
+    _check_logits(out, x, model, name, retried=retried)
     if meta.logit_bias is not None:  # the decision threshold chosen on validation patients
         out += torch.tensor(meta.logit_bias, dtype=out.dtype, device=out.device)[
             :, None, None, None
         ]
     return out
+
+
+def _amp_on(cfg: InferenceConfig, device) -> bool:
+    """Whether the networks run under float16 autocast: ``amp`` on a CUDA device."""
+    return bool(cfg.amp) and device.type == "cuda"
+
+
+def _non_finite_share(out) -> str:
+    """The share (%) of ``out``'s values that are NaN or infinite, as a message says it."""
+    import torch
+
+    pct = 100.0 * (~torch.isfinite(out)).sum().item() / max(out.numel(), 1)
+    return f"{pct:.0f}" if pct >= 1 else f"{pct:.2g}" if pct >= 0.01 else "under 0.01"
+
+
+#: a stage's logits (every channel) varying by less than this, relative to their size, over
+#: an image that varies are the same everywhere: Gaussian-weighted windows of a constant give
+#: it back to within float32's rounding (1e-7), a trained network's vary by whole logits
+FLAT_LOGITS_RTOL = 1e-4
+
+
+def _channel_ranges(out):
+    """Each channel's least and greatest value of ``out`` ``(C, ...)``: NaN where the channel
+    holds one, ±inf where it holds an infinite value."""
+    import torch
+
+    return torch.aminmax(out.flatten(1), dim=1)
+
+
+def _all_finite(lo, hi) -> bool:
+    """Whether the ranges of :func:`_channel_ranges` are finite (so every value is)."""
+    import torch
+
+    # (.item(): a value on the device, as a meta-device test can stand in for)
+    return bool((torch.isfinite(lo).all() & torch.isfinite(hi).all()).item())
+
+
+def _check_logits(out, x, model: LoadedModel, name: str, *, retried: bool) -> None:
+    """ModelError when the logits ``out`` ``(C, z, y, x)`` of the ``name`` stage's ``model``
+    on its input ``x`` hold NaN or infinite values, or do not vary at all where ``x`` does.
+
+    Both are a model's fault, never the scan's: the CT's non-finite voxels are replaced before
+    this (``signed_hu``), and a uniform image never reaches the networks. A network whose output
+    does not depend on its input (all-zero weights, every unit dead) is refused rather than
+    warned of: its masks say nothing about the scan (the whole liver as tumor, or the whole
+    image as liver or none of it), and written, they would be read as results. On a uniform
+    input (a scan whose values all lie outside the model's HU window, the tumor stage's box
+    all liver) every network's output is uniform: not judged. Cheap: the stage's grid is the
+    low-resolution one, and one pass over it (each channel's least and greatest value, which a
+    NaN or infinite value is among) does both (a 512² scan's liver stage: 2 × 0.9 M values,
+    about 5 ms on a CPU core)."""
+    import torch
+
+    where = Path(model.path) / WEIGHTS_FILE if model.path is not None else None
+    lo, hi = _channel_ranges(out)
+    if not _all_finite(lo, hi):
+        raise ModelError(
+            where,
+            f"the {name} model's output on this scan holds {_non_finite_share(out)} % NaN or "
+            "infinite values"
+            + (" (in float32 too, after float16 overflowed)" if retried else "")
+            + ": its weights are finite, but the values inside the network overflow (weights "
+            "far larger than a trained network's); retrain it or re-export it",
+        )
+    spread = (hi - lo).max().item()
+    if spread > FLAT_LOGITS_RTOL * max(1.0, torch.maximum(hi.abs(), lo.abs()).max().item()):
+        return
+    x_lo, x_hi = torch.aminmax(x)  # (only then: the input's range is another pass)
+    if out[0].numel() >= 2 and (x_hi > x_lo).item():
+        raise ModelError(
+            where,
+            f"the {name} model's output is the same at every voxel of this scan: it does not "
+            "depend on the image, as a network's with all-zero or dead weights does (its masks "
+            f"would be {'all tumor or no tumor' if name == 'tumor' else 'everything or nothing'}"
+            "); not a trained model: use another checkpoint (its run's best/ folder) or a "
+            "fresh copy",
+        )
 
 
 @contextlib.contextmanager
@@ -2016,6 +2157,27 @@ def _liver_size_warning(liver: np.ndarray, spacing) -> str | None:
         f"the liver found is {ml / 1000:.1f} L, larger than all but the rarest livers (an "
         "adult's is 1.2-2 L, marked hepatomegaly 3-5 L): check that the mask lies on the "
         "liver (not a phantom, an MR series or a scan in other units)"
+    )
+
+
+#: tumor over this share of the organ (liver and tumor) is warned of: a patient lives on a
+#: quarter of the liver or so (a resection must leave 20-30 %), the largest HCCs rarely
+#: exceed 70-80 % of the organ, and a model whose output ignores the image marked all of it
+#: (1385.5 of 1385.5 mL, a review, without a word)
+TUMOR_WHOLE_LIVER_SHARE = 0.9
+
+
+def _tumor_share_warning(stats: dict) -> str | None:
+    """A warning when the tumor found covers nearly the whole organ (over
+    :data:`TUMOR_WHOLE_LIVER_SHARE` of liver and tumor), else None."""
+    ratio = stats.get("tumor_to_liver_ratio")
+    if ratio is None or ratio < TUMOR_WHOLE_LIVER_SHARE:
+        return None
+    return (
+        f"the tumor found covers {100 * ratio:.0f} % of the liver (a patient lives on a "
+        "quarter of it or so; the largest HCCs rarely reach 80 %): check the tumor mask slice "
+        "by slice, and that the tumor model is one trained for this (a model whose output "
+        "ignores the image marks all of the liver)"
     )
 
 

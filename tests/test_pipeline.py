@@ -2258,3 +2258,130 @@ def test_an_enhancing_vessel_called_tumor_is_kept_but_said_lesion_by_lesion():
     said = [w for w in result.warnings if "enhancing vessel" in w]
     assert len(said) == 1 and said[0].startswith(f"lesion {called['id']} (")
     assert said == [w for w in result.stats["warnings"] if "enhancing vessel" in w]
+
+
+class Scaled(torch.nn.Module):
+    """``net``'s logits through a 1×1×1 convolution multiplying them by ``factor``: the same
+    decisions, logits as large as the factor makes them (a convolution, so mixed precision
+    runs it in float16)."""
+
+    def __init__(self, net, channels: int, factor: float, layers: int = 1):
+        super().__init__()
+        self.net = net
+        self.scale = torch.nn.Sequential(
+            *[torch.nn.Conv3d(channels, channels, 1, bias=False) for _ in range(layers)]
+        )
+        with torch.no_grad():
+            for conv in self.scale:
+                conv.weight.copy_(factor * torch.eye(channels)[:, :, None, None, None])
+
+    def forward(self, x):
+        return self.scale(self.net(x))
+
+
+def _with_network(model: LoadedModel, network, **meta) -> LoadedModel:
+    return dataclasses.replace(
+        model, network=network, metadata=dataclasses.replace(model.metadata, **meta)
+    )
+
+
+@pytest.mark.parametrize("stage", ["liver", "tumor"])
+def test_a_model_whose_output_overflows_is_refused_naming_it(stage, tmp_path):
+    """Finite weights 1e30 times too large gave all-NaN logits: the liver model said "no liver
+    found: is this an abdominal CT…?", blaming the scan (and `--overwrite` replaced a good
+    result with it); the tumor model gave 0 mL of tumor without a word."""
+    vol, _, _ = phantom()
+    models = oracle_models()
+    channels = models[stage].metadata.network.out_channels
+    # 1e30 twice: 1e60 overflows float32 (inf), and inf - inf is NaN
+    overflowing = Scaled(models[stage].network, channels, 1e30, layers=2)
+    models[stage] = dataclasses.replace(
+        _with_network(models[stage], overflowing), path=tmp_path / stage
+    )
+    with pytest.raises(ModelError, match=f"the {stage} model's output .* NaN or infinite") as e:
+        segment_ct(vol, InferenceConfig(device="cpu", min_liver_ml=1), models=models)
+    assert str(tmp_path / stage / "model.safetensors") in str(e.value)
+    assert "retrain it or re-export it" in str(e.value)
+
+
+def test_logits_that_overflow_float16_run_again_in_float32_and_say_so(monkeypatch):
+    """Inference on CUDA runs in float16 (largest value 65504): a model whose logits reach 1e5
+    there gave infinite logits, and its stage found nothing. Now the stage runs again in
+    float32, with a warning; logits that overflow float32 too are refused, saying so."""
+    import napari_livertumor.pipeline as pipeline
+
+    vol, _, _ = phantom()
+    cfg = InferenceConfig(device="cpu", min_liver_ml=1)
+    plain = segment_ct(vol, cfg, models=oracle_models())
+    # as on CUDA (before, mixed precision was decided inline: no retry to test on a CPU)
+    monkeypatch.setattr(pipeline, "_amp_on", lambda cfg, device: True, raising=False)
+    models = oracle_models()
+    # the oracle's tumor logits reach ±20: times 3e4 they overflow float16, not float32
+    models["tumor"] = _with_network(models["tumor"], Scaled(models["tumor"].network, 3, 3e4))
+    result = segment_ct(vol, cfg, models=models)
+    np.testing.assert_array_equal(result.labels, plain.labels)
+    said = [w for w in result.warnings if "overflowed in mixed precision" in w]
+    assert len(said) == 1 and said[0].startswith("the tumor model's output overflowed"), said
+    assert "ran again in float32" in said[0] and said[0] in result.stats["warnings"]
+    assert not is_serious(said[0])  # (the result is float32's, as on a CPU)
+    assert not any("overflow" in w for w in plain.warnings)
+    models["tumor"] = _with_network(
+        models["tumor"], Scaled(models["tumor"].network, 3, 1e30, layers=2)
+    )
+    with pytest.raises(ModelError, match=r"the tumor model's output .*\(in float32 too"):
+        segment_ct(vol, cfg, models=models)
+
+
+class Constant(torch.nn.Module):
+    """A network with all-zero weights: zero logits, whatever the image."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = torch.nn.Conv3d(1, channels, 3, padding=1)
+        torch.nn.init.zeros_(self.conv.weight)
+        torch.nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_a_model_whose_output_does_not_depend_on_the_image_is_refused():
+    """A tumor model of all-zero weights (the flat logits plus the shipped logit_bias of
+    [0, 0, 2]) marked the whole liver as tumor, 1385.5 mL = 100 %, without a word. An image
+    uniform where the network looks (all of it below the HU window: air) is no sign of a bad
+    model: every network's output is flat there."""
+    vol, _, _ = phantom()
+    cfg = InferenceConfig(device="cpu", min_liver_ml=1)
+    models = oracle_models()
+    models["tumor"] = _with_network(models["tumor"], Constant(3), logit_bias=(0.0, 0.0, 2.0))
+    with pytest.raises(ModelError, match="the tumor model's output is the same at every voxel"):
+        segment_ct(vol, cfg, models=models)
+    models = oracle_models()
+    models["liver"] = _with_network(models["liver"], Constant(2), logit_bias=(0.0, 2.0))
+    with pytest.raises(ModelError, match="the liver model's output is the same at every voxel"):
+        segment_ct(vol, cfg, models=models)
+    rng = np.random.default_rng(0)
+    air = CTVolume((rng.normal(-1000, 5, vol.shape)).astype(np.int16), spacing=vol.spacing)
+    models["liver"] = _with_network(models["liver"], Constant(2), logit_bias=None)
+    result = segment_ct(air, cfg, models=models)  # windowed, all of it is the window's floor
+    assert result.warnings[-1].startswith("no liver found") and not result.labels.any()
+
+
+def test_a_tumor_covering_nearly_the_whole_liver_is_a_serious_warning():
+    """A tumor model marked the whole liver as tumor (1385.5 mL, 100 % of the liver) and the
+    run said nothing; the largest HCCs rarely reach 80 % of the organ."""
+    vol, _, _ = phantom()
+    cfg = InferenceConfig(device="cpu", min_liver_ml=1)
+    models = oracle_models()
+    # +60: the oracle's tumor logit 20 * (0.6 - x) wins everywhere in the liver
+    models["tumor"] = _with_network(
+        models["tumor"], models["tumor"].network, logit_bias=(0.0, 0.0, 60.0)
+    )
+    result = segment_ct(vol, cfg, models=models)
+    assert result.stats["tumor_to_liver_ratio"] >= 0.9
+    said = [w for w in result.warnings if w.startswith("the tumor found covers")]
+    assert len(said) == 1 and "check the tumor mask" in said[0], result.warnings
+    assert is_serious(said[0]) and said[0] in result.stats["warnings"]
+    plain = segment_ct(vol, cfg, models=oracle_models())  # a tumor of a fifth: not said
+    assert 0 < plain.stats["tumor_to_liver_ratio"] < 0.5
+    assert not any("the tumor found covers" in w for w in plain.warnings)

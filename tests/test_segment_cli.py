@@ -266,6 +266,55 @@ def test_the_lesion_filter_options_reach_the_pipeline_and_the_stats(tmp_path, mo
     assert stats["tumor_tta"] == "none"  # one tumor pass unless asked otherwise
 
 
+def test_a_model_whose_output_overflows_fails_the_case_and_keeps_the_earlier_outputs(
+    tmp_path, models, caplog
+):
+    """A liver model with finite weights 1e30 times too large (all-NaN logits) exited 0 with
+    "no liver found: is this an abdominal CT…?", blaming the scan, and --overwrite replaced a
+    good earlier result with it. Now the case fails naming the model's file; nothing is
+    written."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from napari_livertumor.models import read_metadata, save_model
+
+    bad = tmp_path / "overflowing"
+    shutil.copytree(models, bad)
+    sd = load_file(str(bad / "liver" / "model.safetensors"))
+    sd = {k: v * 1e30 if v.is_floating_point() else v for k, v in sd.items()}
+    save_model(bad / "liver", sd, read_metadata(bad / "liver"))  # (its sha1 matches)
+    write_nifti(small_ct(), tmp_path / "p.nii.gz")
+    out = tmp_path / "out"
+    args = ["segment", str(tmp_path / "p.nii.gz"), "-o", str(out), "--device", "cpu"]
+    assert main([*args, "--models", str(models), "--no-refine"]) == 0
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+    caplog.clear()
+    assert main([*args, "--models", str(bad), "--no-refine", "--overwrite"]) == 1
+    err = caplog.text
+    assert str(bad / "liver" / "model.safetensors") in err
+    assert "the liver model's output on this scan holds 100 % NaN or infinite values" in err
+    assert "no liver found" not in err
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+
+
+def test_a_tumor_covering_the_whole_liver_is_warned_of(tmp_path, caplog):
+    """A tumor model that marked the whole liver as tumor (1385.5 mL, 100 % of the liver)
+    exited 0 with no warning, in the stats or on the console."""
+    from _widget_data import tiny_ct, tiny_models
+
+    models = tiny_models(tmp_path / "models")  # the "tumor" is the whole "liver"
+    write_nifti(tiny_ct()[0], tmp_path / "p.nii.gz")
+    out = tmp_path / "out"
+    args = ["segment", str(tmp_path / "p.nii.gz"), "-o", str(out), "--device", "cpu"]
+    assert main([*args, "--models", str(models), "--no-refine"]) == 0
+    stats = json.loads((out / "p_stats.json").read_text())
+    assert stats["tumor_to_liver_ratio"] == 1.0
+    said = "the tumor found covers 100 % of the liver"
+    assert any(w.startswith(said) for w in stats["warnings"])
+    assert any(r.levelname == "WARNING" and said in r.getMessage() for r in caplog.records)
+
+
 def test_the_cli_offers_exactly_the_pipelines_mirroring_modes():
     import argparse
 

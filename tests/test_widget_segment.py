@@ -59,6 +59,9 @@ def test_run_adds_a_labels_layer_aligned_with_the_ct(
     assert set(np.unique(seg.data)) <= {0, 1, 2}
     assert (seg.data == 2).any()  # the biased tiny tumor model marks the liver as tumor
     assert "Segmented 'tiny CT' on cpu" in widget.status.text()  # which CT: another may show
+    # all of it: said in amber above the result (it was not said at all)
+    said = widget.status.text()
+    assert "⚠ the tumor found covers 100 % of the liver" in said[: said.index("Segmented")]
 
 
 def test_the_result_line_says_when_its_layer_was_removed(
@@ -878,6 +881,45 @@ def test_a_training_runs_last_checkpoint_chosen_as_the_model_is_warned_of_in_amb
     assert "is a training run's last/ checkpoint" in line and "not a finished model" in line
     assert f"saved best model ({best}) instead" in line and "Resume in the Train panel" in line
     assert widget.status._kind == "warning" and "tiny CT segmentation" in viewer.layers
+
+
+def test_a_model_whose_output_overflows_is_said_and_the_segmentation_shown_stays(
+    viewer_with_ct, models_dir, qtbot, monkeypatch, tmp_path
+):
+    """A tumor model with finite weights 1e30 times too large (all-NaN logits) replaced the
+    segmentation shown with one of 0 mL of tumor, and the panel said nothing was wrong."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from napari_livertumor.models import read_metadata, save_model
+
+    bad = tmp_path / "overflowing"
+    shutil.copytree(models_dir, bad)
+    sd = load_file(str(bad / "tumor" / "model.safetensors"))
+    sd = {k: v * 1e30 if v.is_floating_point() else v for k, v in sd.items()}
+    save_model(bad / "tumor", sd, read_metadata(bad / "tumor"))
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    before = np.array(viewer.layers["tiny CT segmentation"].data)
+    assert (before == 2).any()
+    names = [ly.name for ly in viewer.layers]
+    monkeypatch.setattr(
+        "napari_livertumor._widgets.segment.QFileDialog.getExistingDirectory",
+        lambda *a, **k: str(bad),
+    )
+    widget.model_browse.click()  # the user picks the other models folder
+    assert widget.model_combo.currentText() == str(bad)
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    said = widget.status.text()
+    assert str(bad / "tumor" / "model.safetensors") in said, said
+    assert "the tumor model's output on this scan holds 100 % NaN or infinite values" in said
+    assert widget.status._kind == "error"
+    assert [ly.name for ly in viewer.layers] == names
+    np.testing.assert_array_equal(viewer.layers["tiny CT segmentation"].data, before)
 
 
 def test_the_note_on_a_single_model_folder_names_the_whole_folder(tmp_path):
