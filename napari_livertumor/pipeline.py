@@ -2174,7 +2174,7 @@ def _tumor_share_warning(stats: dict) -> str | None:
     if ratio is None or ratio < TUMOR_WHOLE_LIVER_SHARE:
         return None
     return (
-        f"the tumor found covers {100 * ratio:.0f} % of the liver (a patient lives on a "
+        f"the tumor found covers {100 * ratio:.1f} % of the liver (a patient lives on a "
         "quarter of it or so; the largest HCCs rarely reach 80 %): check the tumor mask slice "
         "by slice, and that the tumor model is one trained for this (a model whose output "
         "ignores the image marks all of the liver)"

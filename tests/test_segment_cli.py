@@ -310,7 +310,7 @@ def test_a_tumor_covering_the_whole_liver_is_warned_of(tmp_path, caplog):
     assert main([*args, "--models", str(models), "--no-refine"]) == 0
     stats = json.loads((out / "p_stats.json").read_text())
     assert stats["tumor_to_liver_ratio"] == 1.0
-    said = "the tumor found covers 100 % of the liver"
+    said = "the tumor found covers 100.0 % of the liver"
     assert any(w.startswith(said) for w in stats["warnings"])
     assert any(r.levelname == "WARNING" and said in r.getMessage() for r in caplog.records)
 
@@ -2254,10 +2254,20 @@ def test_list_says_the_refusal_of_models_the_run_would_refuse(tmp_path, models, 
         shutil.rmtree(folder)
         folder.symlink_to(tmp_path / "gone")
 
+    def wrapped(folder):  # saved from DistributedDataParallel (QA rev58b: --list said segment)
+        from safetensors.numpy import load_file, save_file
+
+        weights = folder / "model.safetensors"
+        save_file({f"module.{k}": v for k, v in load_file(weights).items()}, weights)
+        meta = json.loads((folder / "metadata.json").read_text())
+        meta.pop("weights_sha1", None)  # (its digest: the file's, checked on load)
+        (folder / "metadata.json").write_text(json.dumps(meta))
+
     for name, spoil, said in [
         ("labels", no_tumor_label, "names no 'tumor' channel"),
         ("cut", cut_short, "corrupt or unreadable weights (the file is cut short"),
         ("link", dangling, "a link to a folder that is not there"),
+        ("prefix", wrapped, "every tensor name starts with 'module.'"),
     ]:
         root = broken(name, spoil)
         base = ["segment", str(tmp_path / "a.nii.gz"), "-o", str(tmp_path / f"out-{name}"),

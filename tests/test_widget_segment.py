@@ -61,7 +61,7 @@ def test_run_adds_a_labels_layer_aligned_with_the_ct(
     assert "Segmented 'tiny CT' on cpu" in widget.status.text()  # which CT: another may show
     # all of it: said in amber above the result (it was not said at all)
     said = widget.status.text()
-    assert "⚠ the tumor found covers 100 % of the liver" in said[: said.index("Segmented")]
+    assert "⚠ the tumor found covers 100.0 % of the liver" in said[: said.index("Segmented")]
 
 
 def test_the_result_line_says_when_its_layer_was_removed(

@@ -736,15 +736,43 @@ def check_model_folder(folder: str | Path, stage: str | None = None) -> ModelMet
     except OSError as exc:
         raise ModelError(weights, exc.strerror or str(exc)) from exc
     try:  # its header only (numpy: torch is not imported)
-        with safe_open(str(weights), framework="numpy"):
-            pass
+        with safe_open(str(weights), framework="numpy") as f:
+            names = list(f.keys())
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(
             weights,
             f"corrupt or unreadable weights ({_safetensors_words(exc, head, size=size)})"
             f"{_pickle_hint(weights)}",
         ) from exc
+    prefix = _wrapper_prefix_by_name(names)
+    if prefix:  # (--list said "segment" of weights the run refuses at once for it)
+        raise ModelError(weights, _prefix_text(prefix, None, weights))
     return meta
+
+
+#: the first part of every tensor name of a SegResNet (and of an ensemble's members)
+_NETWORK_HEADS = ("convInit", "down_layers", "up_layers", "up_samples", "conv_final", "members")
+
+
+def _wrapper_prefix_by_name(names: list[str]) -> str | None:
+    """:func:`_wrapper_prefix` told from the names alone (no network built: ``--list``): a
+    ``module.`` or ``model.`` (or both) on every name, a SegResNet's own names under it."""
+    names = [k for k in names if not k.startswith(VAE_PREFIXES)] or names
+    prefix = ""
+    for _ in range(3):
+        rest = [k[len(prefix) :] for k in names]
+        heads = {k.split(".", 1)[0] for k in rest}
+        if len(heads) != 1 or heads & set(_NETWORK_HEADS) or not all("." in k for k in rest):
+            break
+        head = heads.pop()
+        if head not in ("module", "model"):
+            return None
+        prefix += head + "."
+    if not prefix:
+        return None
+    stripped = {k[len(prefix) :].split(".", 1)[0] for k in names}
+    stripped = {h for h in stripped if not (h + ".").startswith(VAE_PREFIXES)}
+    return prefix if stripped and stripped <= set(_NETWORK_HEADS) else None
 
 
 def _wrapper_prefix(net, sd: dict) -> str | None:
@@ -772,7 +800,8 @@ def _prefix_text(prefix: str, net, weights: Path) -> str:
     Not taken off here: the file would load here only, not into a plain SegResNet (the
     format's names are the network's own, as a file under another name is refused, not
     looked for), and a prefix that is more than a wrapper's is not loaded unsaid."""
-    example = next(iter(net.state_dict()), "convInit.conv.weight")
+    example = next(iter(net.state_dict()), None) if net is not None else None
+    example = example or "convInit.conv.weight"
     who = (
         "DataParallel or DistributedDataParallel"
         if prefix == "module."
