@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import nibabel as nib
@@ -2343,3 +2344,21 @@ def test_threads_beyond_the_cores_are_capped_and_said(tmp_path, models, caplog):
         ) in caplog.text
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_log_file_hears_how_far_a_long_stage_is(monkeypatch, caplog):
+    """With stderr a file (a cluster job's log), a stage was said once at its start and then
+    nothing for its whole length (14 s of a tumor stage; minutes on a large scan)."""
+    import io
+
+    from napari_livertumor.commands import segment as seg
+
+    monkeypatch.setattr(seg.sys, "stderr", io.StringIO())  # (no terminal)
+    clock = iter([0.0, 3.0, 11.0, 12.0, 25.0, 26.0])
+    monkeypatch.setattr(seg.time, "monotonic", lambda: next(clock))
+    show = seg._printer()
+    with caplog.at_level(logging.INFO, logger=seg.log.name):
+        for done in range(6):
+            show("HCC_001", "tumor", done, 9)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["HCC_001: tumor …", "HCC_001: tumor 2/9 …", "HCC_001: tumor 4/9 …"]

@@ -2979,22 +2979,33 @@ def _remove_stale_temps(outdir: Path, case: Case) -> None:
                 tmp.unlink(missing_ok=True)
 
 
+#: when stderr is no terminal (a log file), a stage's progress is logged at most this often (s)
+LOG_EVERY_S = 10.0
+
+
 def _printer(positions: dict[str, tuple[int, int]] | None = None):
     """Progress on stderr; with ``positions`` (case name → (k, of)) a batch's lines say how
     far it is (``[3/50] HCC_003: liver …``)."""
     tty = sys.stderr.isatty()
-    last = {"key": None}
+    last = {"key": None, "at": 0.0}
     positions = positions or {}
 
     def show(case, stage, done, total):
         key = (case, stage)
         k, of = positions.get(case, (0, 1))
         where = f"[{k}/{of}] " if of > 1 else ""
+        now = time.monotonic()
         if tty:
             end = "\n" if done >= total else ""
             print(f"\r{where}{case}: {stage} {done}/{total}", end=end, file=sys.stderr, flush=True)
         elif key != last["key"]:
             log.info("%s%s: %s …", where, case, stage)
+            last["at"] = now
+        elif now - last["at"] >= LOG_EVERY_S and 0 < done < total:
+            # a log file (a cluster job's) heard nothing for a stage's whole length (14 s of
+            # one tumor stage on a laptop, minutes on a large scan): how far it is, now and then
+            log.info("%s%s: %s %d/%d …", where, case, stage, done, total)
+            last["at"] = now
         last["key"] = key
 
     return show
