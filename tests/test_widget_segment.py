@@ -1108,3 +1108,20 @@ def test_a_stages_last_progress_is_shown_however_soon_it_follows(qtbot):
     qtbot.waitUntil(lambda: bar.value() == 5, timeout=2_000)
     assert bar.maximum() == 5 and bar.format().startswith("liver")
     job.status = "done"
+
+
+def test_liver_only_with_a_folders_tumor_model_says_it_went_unused(models_dir):
+    """'liver only' with a models folder holding a tumor model: the command line says the
+    tumor model is not used, the panel said nothing (its user took the tumor model as run)."""
+    from napari_livertumor._widgets.segment import _default_stage_note
+
+    assert _default_stage_note(str(models_dir), True) == (
+        "Its tumor model was not used (liver only)."
+    )
+    assert _default_stage_note(str(models_dir), False) is None
+    assert _default_stage_note(str(models_dir / "tumor"), False).startswith(
+        "Liver model: the shipped default"
+    )
+    assert _default_stage_note(str(models_dir / "tumor"), True).endswith(
+        "holds no liver model). Its tumor model was not used (liver only)."
+    )

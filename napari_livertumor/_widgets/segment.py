@@ -601,11 +601,13 @@ def _default_stage_note(folder: str | None, liver_only: bool) -> str | None:
     missing = [s for s, m in (("liver", liver), ("tumor", tumor)) if m is None]
     if liver_only and "tumor" in missing:
         missing.remove("tumor")
+    # 'liver only' with a folder's tumor model: it never ran (the command line says so)
+    unused = " Its tumor model was not used (liver only)." if liver_only and tumor else ""
     if not missing:
-        return None
+        return unused.strip() or None
     return (
         f"{' and '.join(m.capitalize() for m in missing)} model: the shipped default "
-        f"(the folder {Path(folder)} holds no {' or '.join(missing)} model)."
+        f"(the folder {Path(folder)} holds no {' or '.join(missing)} model).{unused}"
     )
 
 
