@@ -1290,6 +1290,25 @@ def test_weights_saved_from_a_wrapper_are_told_which_prefix_to_take_off(model_di
     assert load_model(model_dir).metadata.stage == "tumor"
 
 
+@pytest.mark.parametrize(
+    ("prefix", "found"),
+    [("module.", "module."), ("model.", "model."), ("module.model.", "module.model."),
+     ("net.", "net."), ("", None), ("a.b.c.d.", None)],
+)  # fmt: skip
+def test_wrapper_prefix_is_told_alike_from_the_network_and_from_the_names_alone(prefix, found):
+    """`segment --list` tells a wrapper's prefix from the tensor names alone (no torch), the
+    run from the built network's names: the two must agree, or --list says "segment" of a
+    folder the run refuses (a "net." prefix did: --list looked for module./model. only).
+    Names without one, or under more than three parts, are not a wrapper's."""
+    from napari_livertumor.models.checkpoint import _wrapper_prefix, _wrapper_prefix_by_name
+
+    net = build_inference_network(NetworkConfig(out_channels=3, init_filters=8))
+    sd = {prefix + k: v for k, v in net.state_dict().items()}
+    sd[prefix + "vae_fc1.weight"] = torch.zeros(1)  # (the VAE branch, kept beside the trunk)
+    assert _wrapper_prefix_by_name(list(sd)) == found
+    assert _wrapper_prefix(net, sd) == found
+
+
 def _group_norm_folder(tmp_path, groups_used, groups_trained):
     cfg = NetworkConfig(out_channels=2, init_filters=8, norm="group", norm_groups=4)
     meta = _meta("liver", cfg)

@@ -756,23 +756,11 @@ _NETWORK_HEADS = ("convInit", "down_layers", "up_layers", "up_samples", "conv_fi
 
 def _wrapper_prefix_by_name(names: list[str]) -> str | None:
     """:func:`_wrapper_prefix` told from the names alone (no network built: ``--list``): a
-    ``module.`` or ``model.`` (or both) on every name, a SegResNet's own names under it."""
-    names = [k for k in names if not k.startswith(VAE_PREFIXES)] or names
-    prefix = ""
-    for _ in range(3):
-        rest = [k[len(prefix) :] for k in names]
-        heads = {k.split(".", 1)[0] for k in rest}
-        if len(heads) != 1 or heads & set(_NETWORK_HEADS) or not all("." in k for k in rest):
-            break
-        head = heads.pop()
-        if head not in ("module", "model"):
-            return None
-        prefix += head + "."
-    if not prefix:
-        return None
-    stripped = {k[len(prefix) :].split(".", 1)[0] for k in names}
-    stripped = {h for h in stripped if not (h + ".").startswith(VAE_PREFIXES)}
-    return prefix if stripped and stripped <= set(_NETWORK_HEADS) else None
+    prefix on every name (``module.``, ``model.``, both…) with a SegResNet's own names under
+    it. The same prefixes as the run's, so ``--list`` refuses what the run refuses."""
+    return _peel_prefix(
+        names, lambda rest: {k.split(".", 1)[0] for k in rest} <= set(_NETWORK_HEADS)
+    )
 
 
 def _wrapper_prefix(net, sd: dict) -> str | None:
@@ -780,17 +768,24 @@ def _wrapper_prefix(net, sd: dict) -> str | None:
     taking it off gives names of the network (``module.`` of DataParallel or DDP, ``model.``
     of a module holding the network, as a Lightning module's ``self.model``); else None."""
     want = set(net.state_dict())
-    names = [k for k in sd if not k.startswith(VAE_PREFIXES)] or list(sd)
+    return _peel_prefix(list(sd), lambda rest: rest <= want)
+
+
+def _peel_prefix(names: list[str], fits) -> str | None:
+    """The shortest run of up to three first name parts, shared by every tensor name (the
+    VAE branch's aside), whose removal leaves names that ``fits`` accepts; None where the
+    names do not share one. (``module.model.``: a wrapper in a wrapper.)"""
+    names = [k for k in names if not k.startswith(VAE_PREFIXES)] or list(names)
     prefix = ""
-    for _ in range(3):  # (module.model.: a wrapper in a wrapper)
+    for _ in range(3):
         rest = [k[len(prefix) :] for k in names]
-        heads = {k.split(".", 1)[0] for k in rest}
-        if len(heads) != 1 or not all("." in k for k in rest):
+        firsts = {k.split(".", 1)[0] for k in rest}
+        if len(firsts) != 1 or not all("." in k for k in rest):
             return None
-        prefix += heads.pop() + "."
+        prefix += firsts.pop() + "."
         stripped = {k[len(prefix) :] for k in names} - {""}
         stripped = {k for k in stripped if not k.startswith(VAE_PREFIXES)}
-        if stripped and stripped <= want:
+        if stripped and fits(stripped):
             return prefix
     return None
 
