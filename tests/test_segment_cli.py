@@ -2264,11 +2264,33 @@ def test_list_says_the_refusal_of_models_the_run_would_refuse(tmp_path, models, 
         meta.pop("weights_sha1", None)  # (its digest: the file's, checked on load)
         (folder / "metadata.json").write_text(json.dumps(meta))
 
+    def other_weights(folder):  # weights swapped under a metadata.json (s59: --list said segment)
+        from safetensors.numpy import load_file, save_file
+
+        weights = folder / "model.safetensors"
+        save_file({k: v * 1.01 for k, v in load_file(weights).items()}, weights)
+
+    def diverged(folder):  # NaN in one tensor, its digest recorded (s59: --list said segment)
+        import hashlib
+
+        from safetensors.numpy import load_file, save_file
+
+        weights = folder / "model.safetensors"
+        sd = load_file(weights)
+        first = sorted(sd)[0]
+        sd[first] = sd[first] * np.nan
+        save_file(sd, weights)
+        meta = json.loads((folder / "metadata.json").read_text())
+        meta["weights_sha1"] = hashlib.sha1(weights.read_bytes()).hexdigest()
+        (folder / "metadata.json").write_text(json.dumps(meta))
+
     for name, spoil, said in [
         ("labels", no_tumor_label, "names no 'tumor' channel"),
         ("cut", cut_short, "corrupt or unreadable weights (the file is cut short"),
         ("link", dangling, "a link to a folder that is not there"),
         ("prefix", wrapped, "every tensor name starts with 'module.'"),
+        ("digest", other_weights, "not the weights this model's metadata.json was written with"),
+        ("nan", diverged, "tensor(s) hold NaN or infinite values"),
     ]:
         root = broken(name, spoil)
         base = ["segment", str(tmp_path / "a.nii.gz"), "-o", str(tmp_path / f"out-{name}"),

@@ -542,8 +542,9 @@ def _print_plan(cases: list[Case], outdir: Path, config, args) -> None:
 
 def _model_refusal(config) -> str | None:
     """Why the run's models would be refused, as the run says it, told without torch or
-    reading the weights (metadata.json, the stage, the weights file's header): ``--list``
-    said "segment" of cases whose run was refused at once. None when nothing is seen."""
+    building a network (metadata.json, the stage, the weights file whole, its tensor names,
+    values and SHA-1): ``--list`` said "segment" of cases whose run was refused at once.
+    None when nothing is seen."""
     from ..models.checkpoint import check_model_folder
     from ..pipeline import check_stage_folder
 

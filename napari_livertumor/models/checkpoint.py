@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 import warnings
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -665,21 +664,28 @@ def load_model(folder: str | Path, stage: str | None = None, device: Any = "cpu"
             + _mismatch(net, sd)
             + (_norm_hint(sd, meta.network) if meta.members <= 1 else ""),
         ) from exc
-    if meta.weights_sha1 is not None:
-        sha = hashlib.sha1(data, usedforsecurity=False).hexdigest()
-        if sha != meta.weights_sha1:  # they fit: loaded under another's calibration
-            raise ModelError(
-                weights,
-                f"not the weights this model's metadata.json was written with (their SHA-1 is "
-                f"{sha[:12]}…, metadata.json records {meta.weights_sha1[:12]}…): the file was "
-                "replaced, or metadata.json was copied from another model. Put the pair back "
-                "together; to use these weights anyway, delete the weights_sha1 line of "
-                "metadata.json (its logit_bias, lesion_filter and scores were chosen for the "
-                "other weights)",
-            )
+    _check_digest(weights, meta, data)
     net.eval()
     net.to(torch.device(device))
     return LoadedModel(network=net, metadata=meta, path=folder)
+
+
+def _check_digest(weights: Path, meta: ModelMetadata, data: bytes) -> None:
+    """Refuse weights whose SHA-1 is not the one ``metadata.json`` records (where it records
+    one): they may fit the network, but its calibration was chosen for other weights."""
+    if meta.weights_sha1 is None:
+        return
+    sha = hashlib.sha1(data, usedforsecurity=False).hexdigest()
+    if sha != meta.weights_sha1:  # they fit: loaded under another's calibration
+        raise ModelError(
+            weights,
+            f"not the weights this model's metadata.json was written with (their SHA-1 is "
+            f"{sha[:12]}…, metadata.json records {meta.weights_sha1[:12]}…): the file was "
+            "replaced, or metadata.json was copied from another model. Put the pair back "
+            "together; to use these weights anyway, delete the weights_sha1 line of "
+            "metadata.json (its logit_bias, lesion_filter and scores were chosen for the "
+            "other weights)",
+        )
 
 
 def _weights_there(folder: Path) -> Path:
@@ -712,10 +718,11 @@ def _weights_there(folder: Path) -> Path:
 
 
 def check_model_folder(folder: str | Path, stage: str | None = None) -> ModelMetadata:
-    """What :func:`load_model` refuses that is told without torch or reading the weights:
-    ``metadata.json`` (:func:`read_metadata`), the stage, and ``model.safetensors`` there
-    with a whole header (a file cut short, a pickle under its name). ``segment --list`` said
-    "segment" of cases whose run was refused at once for these.
+    """What :func:`load_model` refuses that is told without torch or building the network:
+    ``metadata.json`` (:func:`read_metadata`), the stage, ``model.safetensors`` there and
+    whole (a file cut short, a pickle under its name), a wrapper's prefix on its names, NaN
+    or infinite values, and a SHA-1 other than the one metadata.json records.
+    ``segment --list`` said "segment" of cases whose run was refused at once for these.
 
     Raises
     ------
@@ -731,23 +738,33 @@ def check_model_folder(folder: str | Path, stage: str | None = None) -> ModelMet
     weights = _weights_there(folder)
     try:
         with open(weights, "rb") as fh:
-            head = fh.read(9)
-            size = os.fstat(fh.fileno()).st_size
+            data = fh.read()
     except OSError as exc:
         raise ModelError(weights, exc.strerror or str(exc)) from exc
-    try:  # its header only (numpy: torch is not imported)
+    try:  # numpy: torch is not imported
         with safe_open(str(weights), framework="numpy") as f:
             names = list(f.keys())
+            prefix = _wrapper_prefix_by_name(names)
+            if prefix:  # (--list said "segment" of weights the run refuses at once for it)
+                raise ModelError(weights, _prefix_text(prefix, None, weights))
+            bad = [k for k in names if not _finite(f.get_tensor(k))]
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(
             weights,
-            f"corrupt or unreadable weights ({_safetensors_words(exc, head, size=size)})"
+            f"corrupt or unreadable weights ({_safetensors_words(exc, data[:9], size=len(data))})"
             f"{_pickle_hint(weights)}",
         ) from exc
-    prefix = _wrapper_prefix_by_name(names)
-    if prefix:  # (--list said "segment" of weights the run refuses at once for it)
-        raise ModelError(weights, _prefix_text(prefix, None, weights))
+    if bad:  # (the run's words: _check_values)
+        raise ModelError(weights, _non_finite_text(bad))
+    _check_digest(weights, meta, data)
     return meta
+
+
+def _finite(array) -> bool:
+    """Whether a weights file's tensor (numpy) holds no NaN or infinity (whole numbers do)."""
+    import numpy as np
+
+    return not np.issubdtype(array.dtype, np.floating) or bool(np.isfinite(array).all())
 
 
 #: the first part of every tensor name of a SegResNet (and of an ensemble's members)
@@ -939,12 +956,16 @@ def _check_values(weights: Path, net, sd: dict) -> None:
         )
     bad = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
-        raise ModelError(
-            weights,
-            f"{len(bad)} tensor(s) hold NaN or infinite values (e.g. {bad[0]}): the training run "
-            "that wrote them diverged, or the file was damaged since; use an earlier checkpoint "
-            "(its best/ or last/ folder) or a fresh copy",
-        )
+        raise ModelError(weights, _non_finite_text(bad))
+
+
+def _non_finite_text(bad: list[str]) -> str:
+    """What weights holding NaN or infinity (``bad``: their tensors' names) are, and the fix."""
+    return (
+        f"{len(bad)} tensor(s) hold NaN or infinite values (e.g. {bad[0]}): the training run "
+        "that wrote them diverged, or the file was damaged since; use an earlier checkpoint "
+        "(its best/ or last/ folder) or a fresh copy"
+    )
 
 
 def _mismatch(net, sd: dict) -> str:
