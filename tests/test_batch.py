@@ -962,6 +962,52 @@ def test_label_maps_named_so_beside_their_scans_are_no_cases(tmp_path, caplog):
     assert len(discover_cases([lits / "segmentation-1.nii"])) == 1
 
 
+def test_a_dcm2niix_folder_segments_the_corrected_copy_once(tmp_path, caplog):
+    """dcm2niix writes a gantry-tilted series as X.nii.gz (the tilt kept as a shear) and
+    X_Tilt_1.nii.gz (resampled), one of uneven slice spacing as X and X_Eq_1, a DICOM overlay
+    as X_ROI1: each was segmented as a patient of its own, the one CT twice, and a patient
+    folder holding X and X_Tilt_1 was a case that failed (no DICOM in it)."""
+    import logging
+
+    flat, patients = tmp_path / "dcm2niix", tmp_path / "patients"
+    for k, name in enumerate(
+        ("Abd_3", "Abd_3_Tilt_1", "Abd_3_ROI1", "Liver_5", "Liver_5_Eq_1", "Chest_7")
+    ):
+        write_nifti(ct(k), flat / f"{name}.nii.gz")
+    for k, name in enumerate(("P1/CT_2", "P1/CT_2_Tilt_Eq_1", "P2/CT_4", "P3/CT_6")):
+        write_nifti(ct(k), patients / f"{name}.nii.gz")
+    write_nifti(ct(9), patients / "P3" / "CT_6_Tilt_1.nii.gz")
+    (patients / "P3" / "CT_6.json").write_text("{}")  # (dcm2niix's BIDS sidecar)
+    with caplog.at_level(logging.INFO):
+        cases = discover_cases([flat])
+    assert [(c.name, c.path.name) for c in cases] == [
+        ("Abd_3_Tilt_1", "Abd_3_Tilt_1.nii.gz"),
+        ("Chest_7", "Chest_7.nii.gz"),
+        ("Liver_5_Eq_1", "Liver_5_Eq_1.nii.gz"),
+    ]
+    said = caplog.text
+    assert "Abd_3.nii.gz: passed over: dcm2niix's corrected copy of the same series, " in said
+    assert "Abd_3_Tilt_1.nii.gz, is segmented instead (its gantry tilt resampled away" in said
+    assert "Liver_5_Eq_1.nii.gz, is segmented instead (resampled to even slice spacing" in said
+    assert "Abd_3_ROI1.nii.gz: passed over: dcm2niix's mask of a DICOM overlay of Abd_3" in said
+    cases = discover_cases([patients])
+    assert [(c.name, c.path.name) for c in cases] == [
+        ("P1", "CT_2_Tilt_Eq_1.nii.gz"),
+        ("P2", "CT_4.nii.gz"),
+        ("P3", "CT_6_Tilt_1.nii.gz"),
+    ]
+    # a file named is segmented as given (said that its copy is beside it)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        (case,) = discover_cases([flat / "Abd_3.nii.gz"])
+    assert (case.name, case.path.name) == ("Abd_3", "Abd_3.nii.gz")
+    assert "Abd_3.nii.gz: segmented as given; dcm2niix's corrected copy" in caplog.text
+    # a name that only ends like a copy, with no series of its stem beside it, is a case
+    write_nifti(ct(3), tmp_path / "other" / "Knee_Eq_1.nii.gz")
+    write_nifti(ct(4), tmp_path / "other" / "Hip.nii.gz")
+    assert [c.name for c in discover_cases([tmp_path / "other"])] == ["Hip", "Knee_Eq_1"]
+
+
 def test_a_folder_of_patients_exported_without_dicom_preambles_is_each_patient(tmp_path):
     """Old CD or PACS exports (files named IM0001, no 128-byte preamble): the reader took them
     for DICOM but the case search did not, so only the first patient was segmented."""

@@ -317,6 +317,43 @@ def test_labels_of_a_ct_without_orientation_codes_are_written_without_them(tmp_p
     assert int(nib.load(tmp_path / "labels2.nii.gz").header["sform_code"]) == 2
 
 
+@pytest.mark.parametrize("codes", [(2, 2), (1, 2), (2, 0), (1, 0), (0, 1), (0, 2)])
+def test_labels_carry_their_cts_own_orientation_codes(tmp_path, codes):
+    """A CT aligned to another scan (sform and qform code 2), or placed by its sform alone
+    (qform code 0), got labels with qform code 1 (or sform code 1 where it had none): placed
+    alike, but tools that pair files by their codes did not take the labels for its own."""
+    sitk = pytest.importorskip("SimpleITK")
+    affine = np.diag([-0.8, -0.8, 2.5, 1.0])
+    affine[:3, 3] = [100, 120, -300]
+    img = nib.Nifti1Image(np.zeros((20, 22, 8), np.int16), affine)
+    img.set_sform(affine, code=codes[0])
+    img.set_qform(affine, code=codes[1])
+    nib.save(img, tmp_path / "ct.nii.gz")
+    volume = read_nifti(tmp_path / "ct.nii.gz")
+    shown = volume.displayed()  # as the viewer shows it, written back on the file's grid
+    array, grid = shown.to_stored(np.ones(shown.shape, np.uint8))
+    write_nifti(array, tmp_path / "labels.nii.gz", reference=grid, labels=True)
+    out = nib.load(tmp_path / "labels.nii.gz")
+    assert (int(out.header["sform_code"]), int(out.header["qform_code"])) == codes
+    np.testing.assert_allclose(out.affine, img.affine, atol=1e-4)  # nibabel: the same grid
+    ct_itk, labels_itk = (sitk.ReadImage(str(tmp_path / n)) for n in ("ct.nii.gz", "labels.nii.gz"))
+    for get in ("GetOrigin", "GetSpacing", "GetDirection"):  # ITK too
+        np.testing.assert_allclose(getattr(labels_itk, get)(), getattr(ct_itk, get)(), atol=1e-4)
+    # a sheared (gantry-tilted) grid without a qform keeps getting one: ITK-based readers
+    # refuse a file whose only transform is sheared
+    tilt = affine.copy()
+    tilt[1, 2] = 2.5 * np.tan(np.radians(15))
+    img = nib.Nifti1Image(np.zeros((20, 22, 8), np.int16), tilt)
+    img.set_sform(tilt, code=codes[0] or 1)
+    img.set_qform(tilt, code=0)
+    nib.save(img, tmp_path / "tilted.nii.gz")
+    tilted = read_nifti(tmp_path / "tilted.nii.gz")
+    write_nifti(tilted.with_array(np.ones(tilted.shape, np.uint8)), tmp_path / "tl.nii.gz")
+    header = nib.load(tmp_path / "tl.nii.gz").header
+    assert (int(header["sform_code"]), int(header["qform_code"])) == (codes[0] or 1, 1)
+    sitk.ReadImage(str(tmp_path / "tl.nii.gz"))  # (read, not refused)
+
+
 def test_a_qform_that_disagrees_with_the_sform_is_said_and_kept_for_the_labels(tmp_path):
     """Labels were written with qform = sform: a tool that reads the qform (ITK, Slicer) put
     them 54 mm from the CT it put elsewhere, and nothing said the header disagreed."""

@@ -644,6 +644,8 @@ def discover_cases(
             # "1-001.dcm" (NBIA names every series' files alike)
             named = path if is_nifti_path(path) else path.parent
             found.append(Case(_case_name(named), path))
+            if is_nifti_path(path):
+                _say_corrected_copy(path)
         else:
             from ..io.tcia import collection_folder
 
@@ -656,6 +658,22 @@ def discover_cases(
     if outdir is not None:
         found = _names_its_outputs_have(found, Path(outdir))
     return _unique_sorted(found, outdir=outdir)
+
+
+def _say_corrected_copy(path: Path) -> None:
+    """A NIfTI file named on the command line is segmented as given; said when dcm2niix wrote
+    a corrected copy of it beside it (which a folder's search would segment instead)."""
+    from ..io.nifti import dcm2niix_copy_of
+
+    found = dcm2niix_copy_of(path)
+    if found is not None:
+        log.info(
+            "%s: segmented as given; dcm2niix's corrected copy of the same series, %s, is "
+            "beside it (%s)",
+            path,
+            found[0].name,
+            found[1],
+        )
 
 
 def _names_its_outputs_have(cases: list[Case], outdir: Path) -> list[Case]:
@@ -856,8 +874,10 @@ def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
         )
         niftis = [p for p in niftis if p not in ours]
         entries = [p for p in entries if p not in ours]
-    # label maps named so beside their scans (LiTS's segmentation-N.nii): no CT to segment
+    # label maps named so beside their scans (LiTS's segmentation-N.nii): no CT to segment;
+    # and a series dcm2niix wrote beside its corrected copy: the copy is the case
     masks = _label_map_files(niftis, folder)
+    masks += _dcm2niix_passed_over([p for p in niftis if p not in masks])
     niftis = [p for p in niftis if p not in masks]
     entries = [p for p in entries if p not in masks]
     subdirs = [p for p in entries if p.is_dir()]
@@ -917,6 +937,7 @@ def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
             p for p in sub.iterdir() if p.is_file() and is_nifti_path(p) and not _is_our_labels(p)
         ]
         masks = _label_map_files(nii, sub)  # KiTS's segmentation.nii.gz beside imaging
+        masks += _dcm2niix_passed_over([p for p in nii if p not in masks])
         nii = [p for p in nii if p not in masks]
         if sub not in owners and sub not in unreadable and len(nii) == 1:
             lone_nifti[sub] = nii[0]
@@ -1117,6 +1138,7 @@ def _subfolder_case(sub: Path) -> Case | None:
         return Case(_case_name(sub), sub)
     nii = [p for p in sub.iterdir() if p.is_file() and is_nifti_path(p) and not _is_our_labels(p)]
     masks = _label_map_files(nii, sub)
+    masks += _dcm2niix_passed_over([p for p in nii if p not in masks])
     nii = [p for p in nii if p not in masks]
     return Case(_case_name(sub), nii[0]) if len(nii) == 1 else None
 
@@ -1137,6 +1159,28 @@ def _label_map_files(niftis: list[Path], folder: Path) -> list[Path]:
         ", ".join(p.name for p in masks[:3]) + (", ..." if len(masks) > 3 else ""),
     )
     return masks
+
+
+def _dcm2niix_passed_over(niftis: list[Path]) -> list[Path]:
+    """Of a folder's NIfTI files, those dcm2niix wrote beside a corrected copy of the same
+    series (``X`` beside ``X_Tilt_1`` or ``X_Eq_1``: :func:`io.nifti.dcm2niix_passed_over`),
+    each said with why: the tilted original and its corrected copy had been segmented as two
+    patients. Named on the command line, such a file is segmented as given."""
+    from ..io.nifti import dcm2niix_passed_over
+
+    passed = dcm2niix_passed_over(niftis)
+    for p, (kept, why) in passed.items():
+        if kept is None:
+            log.warning("%s: passed over: %s, not a scan", p, why)
+        else:
+            log.warning(
+                "%s: passed over: dcm2niix's corrected copy of the same series, %s, is "
+                "segmented instead (%s); give this file by name to segment it",
+                p,
+                kept.name,
+                why,
+            )
+    return list(passed)
 
 
 def _has_dicom(folder: Path) -> bool:

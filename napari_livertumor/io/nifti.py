@@ -584,22 +584,31 @@ def write_nifti(
     # the CT's own units (a header in meters read as mm): ITK converts the CT's sizes, and
     # labels said to be in mm lay 1000 times smaller, off the CT
     img.header.set_xyzt_units(volume.meta.get("nifti_units") or "mm")
-    sform_code, qform_code = volume.meta.get("nifti_codes") or (1, 1)
+    sform_code, qform_code = (int(c) for c in volume.meta.get("nifti_codes") or (1, 1))
+    d = np.asarray(volume.direction, float)
+    sheared = not np.allclose(d.T @ d, np.eye(3), atol=1e-4)
     if (sform_code, qform_code) == (0, 0) and np.allclose(
         img.header.get_base_affine(), volume.affine, atol=1e-4
     ):  # as the CT's header: no orientation codes (only on its own grid, as read)
         img.set_sform(volume.affine, code=0)
         img.set_qform(volume.affine, code=0)
     else:
-        img.set_sform(volume.affine, code=int(sform_code) or 1)  # 1: scanner-based
-        img.set_qform(volume.affine, code=1)
+        # the CT's own codes (2: aligned to another scan; 0: that transform left unused), so
+        # tools that pair files by their codes pair the labels with their CT (a CT with codes
+        # 2/2 got labels with 2/1, one with a sform alone labels with a qform too). 1
+        # (scanner-based) only where a reader would be left without a grid it reads: a CT
+        # without codes written on another grid, or a sheared grid with no qform (ITK-based
+        # readers refuse a file whose only transform is sheared)
+        keep_sform = sform_code > 0 or (qform_code > 0 and not sheared)
+        img.set_sform(volume.affine, code=sform_code if keep_sform else 1)
+        keep_qform = qform_code > 0 or (keep_sform and not sheared)
+        img.set_qform(volume.affine, code=qform_code if keep_qform else 1)
         own = volume.meta.get("nifti_qform")
         if own and np.allclose(own["affine"], volume.affine, atol=1e-4):
             # the CT's qform disagreed with its sform: kept, so a tool that reads the qform
             # puts the labels where it puts the CT
-            img.set_qform(np.asarray(own["qform"]), code=int(qform_code) or 1)
-    d = np.asarray(volume.direction, float)
-    if not np.allclose(d.T @ d, np.eye(3), atol=1e-4):
+            img.set_qform(np.asarray(own["qform"]), code=qform_code or 1)
+    if sheared:
         # sheared axes (a gantry-tilted series): the sform holds them exactly; a qform cannot,
         # so nibabel stores the nearest rotation, and readers that use the qform (ITK, Slicer,
         # SimpleITK; they refuse a file whose only geometry is sheared) place voxels off by up
@@ -870,6 +879,62 @@ def named_as_label_map(path: str | Path) -> bool:
 
     words = {w for w in re.split(r"[^a-z]+", _stem(Path(path)).lower()) if w}
     return bool(words & LABEL_MAP_WORDS) and not words & SCAN_WORDS
+
+
+#: the corrected copies dcm2niix writes beside a CT series it saves as ``X.nii(.gz)``, as its
+#: source (nii_dicom_batch.cpp) names them: its suffix, then ``_1``, the number of the one
+#: volume nii_saveNII3D writes. Most corrected first, with what each is (said in the log)
+DCM2NIIX_CORRECTED = (
+    ("_Tilt_Eq_1", "its gantry tilt and uneven slice spacing resampled away"),
+    (
+        "_Eq_1",
+        "resampled to even slice spacing; this file's spacing varies, which NIfTI cannot hold, "
+        "so its slices lie at one spacing, misplaced",
+    ),
+    ("_Tilt_1", "its gantry tilt resampled away; this file keeps the tilt as a sheared grid"),
+)
+#: dcm2niix's masks of a series' DICOM overlays (``X_ROI1`` .. ``X_ROI16``): no scans
+_DCM2NIIX_OVERLAY = re.compile(r"(.+)_ROI([1-9]|1[0-6])", re.IGNORECASE)
+
+
+def dcm2niix_passed_over(paths: list[Path]) -> dict[Path, tuple[Path | None, str]]:
+    """Of the NIfTI files of one folder, those to pass over where dcm2niix wrote a corrected
+    copy of the same series beside them: ``X`` when ``X_Tilt_1``, ``X_Eq_1`` or
+    ``X_Tilt_Eq_1`` is there (each had been segmented as a patient of its own), mapped to
+    (the copy kept: the most corrected, what it is), and its overlay masks ``X_ROI<n>``, no
+    scans, mapped to (None, what they are)."""
+    by_stem: dict[str, list[Path]] = {}
+    for p in paths:
+        by_stem.setdefault(_stem(p).lower(), []).append(p)
+    passed: dict[Path, tuple[Path | None, str]] = {}
+    for base, originals in sorted(by_stem.items()):
+        copies = [
+            (q, why)
+            for suffix, why in DCM2NIIX_CORRECTED  # (the most corrected first)
+            for q in by_stem.get(base + suffix.lower(), [])
+        ]
+        if copies:
+            for p in originals + [q for q, _why in copies[1:]]:
+                passed[p] = copies[0]
+    for p in paths:
+        overlay = _DCM2NIIX_OVERLAY.fullmatch(_stem(p))
+        if overlay and overlay.group(1).lower() in by_stem and p not in passed:
+            passed[p] = (None, f"dcm2niix's mask of a DICOM overlay of {overlay.group(1)}")
+    return passed
+
+
+def dcm2niix_copy_of(path: str | Path) -> tuple[Path, str] | None:
+    """The corrected copy dcm2niix wrote beside the series ``path`` (the most corrected of
+    :data:`DCM2NIIX_CORRECTED` there) and what it is, or None: a few names looked up, not the
+    folder listed (a shell's ``*.nii.gz`` names thousands of files)."""
+    path = Path(path)
+    stem = _stem(path)
+    for suffix, why in DCM2NIIX_CORRECTED:
+        for ext in (".nii.gz", ".nii"):
+            copy = path.with_name(f"{stem}{suffix}{ext}")
+            if copy.is_file():
+                return copy, why
+    return None
 
 
 #: what a ground truth's values mean, said when a label map holds others
