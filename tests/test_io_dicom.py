@@ -1557,6 +1557,84 @@ def test_passes_with_a_slice_missing_a_copied_file_or_one_acquisition_number_are
     np.testing.assert_array_equal(first.array, phases[0].array)
 
 
+def _two_reconstructions(folder, kernels, times=("", ""), restart=False):
+    """A series holding two passes at the same positions, no AcquisitionNumber: a smooth
+    volume, then the same plus noise (as a sharp kernel makes it), each with its
+    ConvolutionKernel and AcquisitionTime."""
+    uid = "1.2.826.0.1.3680043.8.498.519"
+    smooth = make_ct(shape=(5, 16, 16), seed=9)
+    noise = np.random.default_rng(10).integers(-300, 300, size=smooth.shape)
+    sharp = CTVolume((smooth.array + noise).astype(np.int16), smooth.spacing, origin=smooth.origin)
+    for k, volume in enumerate((smooth, sharp)):
+        paths = write_ct_series(volume, folder, series_uid=uid, acquisition_number=k + 1,
+                                instance_number_start=1 if restart else 1 + 5 * k,
+                                file_names=[f"r{k}_{i}.dcm" for i in range(5)])  # fmt: skip
+
+        def recon(ds, k=k):
+            ds.pop("AcquisitionNumber", None)
+            ds.ConvolutionKernel = kernels[k]
+            if times[k]:
+                ds.AcquisitionTime = times[k]
+
+        _edit_all(paths, recon)
+    return smooth, sharp
+
+
+def test_two_reconstructions_of_one_scan_are_named_so_and_the_smoother_kernel_is_read(tmp_path):
+    """A soft-tissue (B30f) and a lung (B70f) reconstruction of one scan stacked in a series
+    with no AcquisitionNumber: the noisy lung one was read (the later pass) and the warning
+    said "passes ... Check the phase by looking", though they are one moment."""
+    smooth, sharp = _two_reconstructions(tmp_path, ("B30f", "B70f"), ("101500.25", "101500.25"))
+    found = discover_series(tmp_path)
+    assert [s.acquisition_label for s in found] == ["pass 1, kernel B30f", "pass 2, kernel B70f"]
+    assert all(s.same_scan for s in found)
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, smooth.array)
+    said = [w for w in volume.meta["warnings"] if "stacks 2" in w]
+    assert said and "reconstructions of one scan" in said[0], volume.meta["warnings"]
+    assert "kernel B30f vs B70f" in said[0] and "the smoother kernel" in said[0]
+    assert "read pass 1 (kernel B30f" in said[0] and "--acquisition 2" in said[0]
+    assert "Check the phase" not in said[0]
+    other = read_dicom_series(tmp_path, acquisition=2)  # the Load panel's row, --acquisition
+    np.testing.assert_array_equal(other.array, sharp.array)
+    assert other.meta["acquisition_label"] == "pass 2, kernel B70f"
+
+
+def test_reconstructions_each_numbered_from_one_in_one_folder_are_told_apart_by_kernel(tmp_path):
+    """Two kernels' reconstructions, each numbered 1..n, in one folder: refused as passes
+    that nothing tells apart, with the advice to copy them apart by ConvolutionKernel."""
+    smooth, sharp = _two_reconstructions(tmp_path, ("STANDARD", "LUNG"), restart=True)
+    found = discover_series(tmp_path)
+    assert {s.passes_by for s in found} == {"reconstruction"}
+    assert [s.reconstruction for s in found] == ["kernel STANDARD", "kernel LUNG"]
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, smooth.array)
+    said = [w for w in volume.meta["warnings"] if "stacks 2" in w]
+    assert said and "told apart by how they were reconstructed" in said[0], said
+
+
+@pytest.mark.parametrize("case", ["phases reconstructed differently", "kernels of no known order"])
+def test_passes_are_called_phases_or_reconstructions_as_their_headers_say(tmp_path, case):
+    """Passes scanned a minute apart are phases even when their kernels differ (the phase
+    wording kept, the kernels named); kernels whose names do not say which is smoother
+    (Philips' B and L) are named, and the choice stays most slices, then the latest."""
+    if case == "phases reconstructed differently":
+        kernels, times = ("B30f", "B70f"), ("101500", "101610.5")
+    else:
+        kernels, times = ("B", "L"), ("", "")
+    _, later = _two_reconstructions(tmp_path, kernels, times)
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, later.array)  # no kernel preference
+    said = [w for w in volume.meta["warnings"] if "stacks 2" in w]
+    assert said and f"kernel {kernels[0]} vs {kernels[1]}" in said[0], volume.meta["warnings"]
+    if case == "phases reconstructed differently":
+        assert "stacks 2 passes" in said[0] and "Check the phase by looking" in said[0]
+    else:
+        assert "reconstructions of one scan" in said[0]
+        assert "the kernels' names do not say which is smoother" in said[0]
+        assert "Check the phase" not in said[0]
+
+
 def test_a_short_pass_beside_one_running_the_other_way_is_not_split_wrongly(tmp_path):
     """The first pass missing its last slice, the second running feet to head: the second's
     first slice joined the first pass, a volume of two phases said as nothing. Not split

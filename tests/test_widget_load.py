@@ -856,6 +856,48 @@ def test_the_chosen_phase_of_a_series_stacking_two_is_the_one_loaded(load_widget
     assert widget.truth_path.text().endswith("1-1.dcm")
 
 
+def test_rows_of_two_reconstructions_name_their_kernels_and_the_smooth_one_is_proposed(
+    load_widget, qtbot, tmp_path
+):
+    """A soft-tissue and a lung kernel of one scan in one series, no AcquisitionNumber: the
+    rows read "(pass 1)" and "(pass 2)" and the Load said "passes ... Check the phase by
+    looking", though nothing but the kernel tells them apart."""
+    import pydicom
+
+    from napari_livertumor.io.dicom_write import write_ct_series
+    from napari_livertumor.io.volume import CTVolume
+
+    viewer, widget = load_widget
+    rng = np.random.default_rng(4)
+    smooth = rng.integers(-100, 200, (6, 32, 32)).astype(np.int16)
+    sharp = (smooth + rng.integers(-300, 300, smooth.shape)).astype(np.int16)
+    folder = tmp_path / "P8"
+    for k, (array, kernel) in enumerate(((sharp, "B70f"), (smooth, "B30f"))):
+        paths = write_ct_series(CTVolume(array, (2.5, 1.0, 1.0)), folder, acquisition_number=1,
+                                series_uid="1.2.826.0.1.3680043.8.498.13", series_description="ABD",
+                                instance_number_start=1 + 6 * k,
+                                file_names=[f"{kernel}_{i}.dcm" for i in range(6)])  # fmt: skip
+        for p in paths:
+            ds = pydicom.dcmread(p)
+            ds.ConvolutionKernel = kernel
+            ds.save_as(p)
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(folder))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    rows = [widget.series_table.item(r, 0).text() for r in range(widget.series_table.rowCount())]
+    assert rows == ["#1 ABD (pass 2, kernel B30f)", "#1 ABD (pass 1, kernel B70f)"], rows
+    assert widget.selected_series().reconstruction == "kernel B30f"  # the smooth one proposed
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    layer = _layers.ct_layers(viewer)[-1]
+    np.testing.assert_array_equal(layer.data, smooth)
+    assert "kernel B30f" in layer.name
+    status = widget.status.text()
+    assert "reconstructions of one scan" in status and "kernel B70f vs B30f" in status, status
+    assert "Check the phase" not in status
+
+
 def test_a_scout_row_does_not_block_the_sample_and_enter_opens_a_nifti_path(
     load_widget, qtbot, tmp_path
 ):

@@ -80,6 +80,13 @@ class SliceHeader:
     #: LossyImageCompressionRatio and LossyImageCompressionMethod as the header gives them
     #: (values joined by "\\"): a lossy series is said, its HU not being the scanner's
     lossy_compression: tuple[str, str, str] = ("", "", "")
+    #: how the slice was reconstructed: ConvolutionKernel (values joined by "\\", "" untagged)
+    #: and ReconstructionDiameter (mm, the field of view; None untagged), to tell
+    #: reconstructions of one scan stacked in a series from its contrast phases
+    convolution_kernel: str = ""
+    reconstruction_diameter: float | None = None
+    #: AcquisitionTime (else AcquisitionDateTime's time) in seconds of the day, None untagged
+    acquisition_time: float | None = None
 
     @classmethod
     def from_dataset(
@@ -201,6 +208,11 @@ class SliceHeader:
             frame_locations=frame_locations,
             transfer_syntax=_transfer_syntax(ds),
             lossy_compression=_lossy_compression(ds),
+            convolution_kernel="\\".join(
+                str(v).strip() for v in _values(ds.get("ConvolutionKernel"))
+            ).strip("\\"),
+            reconstruction_diameter=_float_or_none(ds.get("ReconstructionDiameter")),
+            acquisition_time=_time_of_day(ds),
         )
 
 
@@ -1016,6 +1028,30 @@ def _int(value, default):
         return int(value)
     except (TypeError, ValueError):
         return default
+
+
+def _values(value) -> list:
+    """A header value as a list of its values (one value, a MultiValue, or none)."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        return [value]
+    return list(value)
+
+
+def _time_of_day(ds) -> float | None:
+    """AcquisitionTime ("HHMMSS.FFFFFF", or the old "HH:MM:SS"), else AcquisitionDateTime's
+    time, in seconds of the day; None when neither is a time."""
+    text = str(ds.get("AcquisitionTime", "") or "").replace(":", "").strip()
+    if not text:
+        stamp = str(ds.get("AcquisitionDateTime", "") or "").strip()
+        text = stamp[8:].split("+")[0].split("-")[0] if len(stamp) > 8 else ""
+    match = re.fullmatch(r"(\d{2})(\d{2})?(\d{2})?(\.\d*)?", text)
+    if match is None:
+        return None
+    hours, minutes, seconds, fraction = match.groups()
+    value = int(hours) * 3600 + int(minutes or 0) * 60 + int(seconds or 0)
+    return value + (float(fraction) if fraction and len(fraction) > 1 else 0.0)
 
 
 def _float_or_none(value) -> float | None:

@@ -11,6 +11,7 @@ straight into the output array.
 from __future__ import annotations
 
 import logging
+import re
 import zlib
 from collections import Counter
 from collections.abc import Collection
@@ -105,8 +106,21 @@ class SeriesInfo:
     #: distinct slice positions (images at one table position count once)
     n_positions: int = 0
     #: how the passes of a series stacking them without AcquisitionNumber were told apart
-    #: ("InstanceNumber", "folder"); ``acquisition`` is then the pass's number, 1..n
+    #: ("InstanceNumber", "folder", "reconstruction"); ``acquisition`` is then the pass's
+    #: number, 1..n
     passes_by: str = ""
+    #: of such a pass, how it was reconstructed where its passes differ ("kernel B70f", "slice
+    #: thickness 1 mm"; "" where they do not): reconstructions of one scan (a soft-tissue and a
+    #: lung kernel), not phases, when ``same_scan``
+    reconstruction: str = ""
+    #: the same as ``(attribute, value)`` pairs: (("kernel", "B70f"), ("slice thickness", "1"))
+    recon_attributes: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    #: its passes differ in how they were reconstructed and in nothing that says they were
+    #: scanned at other moments (their AcquisitionTime is the same, or untagged)
+    same_scan: bool = False
+    #: of reconstructions of one scan, its kernel is known to be sharper (noisier) than
+    #: another's: the smoother one is read by default
+    sharper: bool = False
     #: an Enhanced CT series (multi-frame files; ``n_slices`` counts their frames), read
     #: through highdicom
     enhanced: bool = False
@@ -122,10 +136,12 @@ class SeriesInfo:
 
     @property
     def acquisition_label(self) -> str:
-        """ "acq 2" (its AcquisitionNumber), "pass 2" (no AcquisitionNumber), or ""."""
+        """ "acq 2" (its AcquisitionNumber), "pass 2" (no AcquisitionNumber; "pass 2, kernel
+        B70f" of passes reconstructed differently), or ""."""
         if self.acquisition is None:
             return ""
-        return f"{'pass' if self.passes_by else 'acq'} {self.acquisition}"
+        label = f"{'pass' if self.passes_by else 'acq'} {self.acquisition}"
+        return f"{label}, {printable(self.reconstruction)}" if self.reconstruction else label
 
     @property
     def is_ct(self) -> bool:
@@ -406,13 +422,53 @@ def read_dicom_series(
         else:
             why = "most slices, then the latest"
         if info.passes_by:  # no AcquisitionNumber: passes numbered here, said how
-            warnings.append(
-                f"series {info.label} stacks {len(siblings) + 1} passes over the same stretch "
-                "with no AcquisitionNumber that tells them apart (removed by an anonymiser?); "
-                f"told apart by {'their InstanceNumber' if info.passes_by == 'InstanceNumber' else 'the folders their files lie in'}"
-                f", numbered 1–{len(siblings) + 1} in that order: read pass {info.acquisition} "
-                f"({info.n_slices} slices; {why}), not {numbers}. Check the phase by looking"
-            )
+            passes = sorted([info, *siblings], key=lambda g: g.acquisition or 0)
+            told = {
+                "InstanceNumber": "their InstanceNumber",
+                "folder": "the folders their files lie in",
+                "reconstruction": "how they were reconstructed",
+            }[info.passes_by]
+            n = len(passes)
+            differ = reconstruction_differences(passes)
+            if info.same_scan:  # the same moment reconstructed twice: no phase to check
+                if why == "most slices, then the latest" and any(g.sharper for g in siblings):
+                    why = (
+                        "the smoother kernel: the models expect soft-tissue images, and a sharp "
+                        "(lung, bone) kernel's are far noisier"
+                    )
+                elif why == "most slices, then the latest" and differ.startswith("kernel"):
+                    why += ": the kernels' names do not say which is smoother"
+                timed = all(
+                    h.acquisition_time is not None
+                    for g, m in groups
+                    if g.uid == info.uid
+                    for h in m
+                )
+                warnings.append(
+                    f"series {info.label} stacks {n} reconstructions of one scan over the same "
+                    f"stretch, not contrast phases: they differ in {differ}, "
+                    + (
+                        "at the same AcquisitionTime"
+                        if timed
+                        else "and no AcquisitionTime sets them apart"
+                    )
+                    + f". No AcquisitionNumber tells them apart; told apart by {told}, numbered "
+                    f"1–{n} in that order: read pass {info.acquisition} ({info.reconstruction}, "
+                    f"{info.n_slices} slices; {why}), not "
+                    + ", ".join(f"{g.acquisition} ({g.reconstruction})" for g in siblings)
+                    + ". To read another, choose its row in the Load panel (Find series) or give "
+                    f"--acquisition {siblings[0].acquisition}"
+                )
+            else:
+                warnings.append(
+                    f"series {info.label} stacks {n} passes over the same stretch "
+                    "with no AcquisitionNumber that tells them apart (removed by an "
+                    f"anonymiser?); told apart by {told}, numbered 1–{n} in that order: "
+                    f"read pass {info.acquisition} ({info.n_slices} slices; {why}), not "
+                    f"{numbers}"
+                    + (f" (they were reconstructed differently too: {differ})" if differ else "")
+                    + ". Check the phase by looking"
+                )
         else:
             warnings.append(
                 f"series {info.label} stacks {len(siblings) + 1} acquisitions over the same "
@@ -992,10 +1048,13 @@ def _group(headers: list[SliceHeader]) -> list[tuple[SeriesInfo, list[SliceHeade
             if passes is not None:  # passes stacked with no AcquisitionNumber: told apart
                 how, parts = passes
                 del groups[-1]
+                infos = []
                 for k, part in enumerate(parts, start=1):
                     info = _series_info(uid, part, k)
                     info.passes_by = how
                     groups.append((info, part))
+                    infos.append(info)
+                _name_reconstructions(infos, parts)
         for info, _ in groups[first_new:]:
             info.left_out = [h.path for h in other_kind]
     # in the order a folder's series are offered: the one read by default first
@@ -1090,6 +1149,18 @@ def _split_passes(members: list[SliceHeader]) -> tuple[str, list[list[SliceHeade
             for part in parts
         )
 
+    # split by how they were reconstructed (kernel, thickness, field of view, matrix): two
+    # reconstructions each numbered from 1 in one folder were refused, though their kernels
+    # tell them apart; a split by number or folder that mixes reconstructions is no pass
+    by_recon: dict[tuple, list[SliceHeader]] = {}
+    for h in sorted(images, key=lambda h: (h.instance_number, str(h.path))):
+        by_recon.setdefault(_recon_key(h), []).append(h)
+    recon = sorted(by_recon.values(), key=lambda part: part[0].instance_number)
+    recon_ok = len(recon) > 1 and passes(recon)
+
+    def one_recon_each(parts):
+        return not recon_ok or all(len({_recon_key(h) for h in part}) == 1 for part in parts)
+
     by_number = sorted(images, key=lambda h: (h.instance_number, str(h.path)))
     if len({h.instance_number for h in images}) == len(images):
         parts: list[list[SliceHeader]] = [[]]
@@ -1102,15 +1173,137 @@ def _split_passes(members: list[SliceHeader]) -> tuple[str, list[list[SliceHeade
         # first): not told apart
         ways = {np.sign(part[-1].location - part[0].location) for part in parts if len(part) > 1}
         ambiguous = len(ways) > 1 and any(len(part) < n_positions for part in parts)
-        if passes(parts) and not ambiguous:
+        if passes(parts) and not ambiguous and one_recon_each(parts):
             return "InstanceNumber", parts
     folders: dict[Path, list[SliceHeader]] = {}
     for h in by_number:
         folders.setdefault(h.path.parent, []).append(h)
     parts = [folders[f] for f in sorted(folders, key=lambda f: folders[f][0].instance_number)]
-    if passes(parts):
+    if passes(parts) and one_recon_each(parts):
         return "folder", parts
+    if recon_ok:
+        return "reconstruction", recon
     return None
+
+
+def _recon_key(h: SliceHeader) -> tuple:
+    """How a slice was reconstructed: what tells apart reconstructions of one scan."""
+    return (
+        h.convolution_kernel,
+        None if h.slice_thickness is None else round(h.slice_thickness, 2),
+        None if h.reconstruction_diameter is None else round(h.reconstruction_diameter, 1),
+        h.rows,
+        h.cols,
+        None if h.pixel_spacing is None else tuple(round(v, 3) for v in h.pixel_spacing),
+    )
+
+
+#: how :func:`_name_reconstructions` names each reconstruction attribute: its words, and
+#: the unit after its values
+_RECON_ATTRIBUTES = (
+    ("kernel", ""),
+    ("slice thickness", " mm"),
+    ("field of view", " mm"),
+    ("matrix", ""),
+    ("pixel size", " mm"),
+)
+
+
+def _recon_values(part: list[SliceHeader]) -> tuple[str, ...]:
+    """A pass's reconstruction attributes as messages write them (the most common value of
+    its slices; "" where untagged), in the order of ``_RECON_ATTRIBUTES``."""
+
+    def most(values):
+        values = [v for v in values if v not in (None, "")]
+        return Counter(values).most_common(1)[0][0] if values else ""
+
+    return (
+        printable(most(h.convolution_kernel.replace("\\", " ") for h in part)),
+        most(f"{h.slice_thickness:g}" for h in part if h.slice_thickness is not None),
+        most(f"{h.reconstruction_diameter:g}" for h in part if h.reconstruction_diameter),
+        most(f"{h.cols}×{h.rows}" for h in part if h.rows > 0 and h.cols > 0),
+        most(f"{h.pixel_spacing[0]:.3g}" for h in part if h.pixel_spacing is not None),
+    )
+
+
+#: GE's kernels, smoothest first (a number each: equal numbers are not ranked)
+_GE_KERNELS = {
+    "SOFT": 1, "STANDARD": 2, "DETAIL": 3, "CHEST": 4, "LUNG": 5, "BONE": 5, "BONEPLUS": 6,
+    "EDGE": 6, "ULTRA": 7,
+}  # fmt: skip
+
+
+def kernel_sharpness(kernel: str) -> tuple[str, int] | None:
+    """How sharp (noisy) a ConvolutionKernel is, as ``(vendor, number)`` where its name says
+    so, else None. Siemens writes its sharpness in the name's two digits (B30f soft tissue,
+    B70f lung; Br40d, Bl57d, I30f alike); GE names a few kernels (SOFT, STANDARD ... BONEPLUS).
+    Others (Philips' letters, Canon's FC numbers) do not order by name: not ranked."""
+    first = kernel.split("\\")[0].strip()
+    match = re.fullmatch(r"[A-Z][a-z]?(\d{2})[a-z]?", first)
+    if match:
+        return "Siemens", int(match.group(1))
+    if first.upper() in _GE_KERNELS:
+        return "GE", _GE_KERNELS[first.upper()]
+    return None
+
+
+#: seconds between two passes' AcquisitionTime ranges that make them other moments (contrast
+#: phases lie tens of seconds apart; reconstructions of one scan share its times)
+_OTHER_MOMENT_S = 2.0
+
+
+def _name_reconstructions(infos: list[SeriesInfo], parts: list[list[SliceHeader]]) -> None:
+    """Say how passes stacked in one series were reconstructed where they differ (kernel,
+    slice thickness, field of view, matrix, pixel size): each pass's ``reconstruction``. When
+    their AcquisitionTime does not set them at other moments they are reconstructions of one
+    scan (``same_scan``; a soft-tissue and a lung kernel of the same acquisition), not the
+    contrast phases the passes were all said to be; of those, one whose kernel's name says it
+    is sharper than another's is ``sharper`` (the smoother one is read)."""
+    values = [_recon_values(part) for part in parts]
+    differ = [
+        i
+        for i in range(len(_RECON_ATTRIBUTES))
+        if all(v[i] for v in values) and len({v[i] for v in values}) > 1
+    ]
+    if not differ:
+        return
+    for info, v in zip(infos, values, strict=True):
+        info.recon_attributes = tuple((_RECON_ATTRIBUTES[i][0], v[i]) for i in differ)
+        info.reconstruction = ", ".join(
+            f"{_RECON_ATTRIBUTES[i][0]} {v[i]}{_RECON_ATTRIBUTES[i][1]}" for i in differ
+        )
+    spans = []
+    for part in parts:
+        times = [h.acquisition_time for h in part if h.acquisition_time is not None]
+        spans.append((min(times), max(times)) if times else None)
+    apart = any(
+        a[1] + _OTHER_MOMENT_S < b[0] or b[1] + _OTHER_MOMENT_S < a[0]
+        for i, a in enumerate(spans)
+        for b in spans[i + 1 :]
+        if a is not None and b is not None
+    )
+    if apart:  # other moments (phases), reconstructed differently too: phases still
+        return
+    for info in infos:
+        info.same_scan = True
+    kernels = [Counter(h.convolution_kernel for h in part).most_common(1)[0][0] for part in parts]
+    ranks = [kernel_sharpness(k) if k else None for k in kernels]
+    if 0 in differ and all(ranks) and len({r[0] for r in ranks}) == 1:
+        smoothest = min(r[1] for r in ranks)
+        for info, r in zip(infos, ranks, strict=True):
+            info.sharper = r[1] > smoothest
+
+
+def reconstruction_differences(infos: list[SeriesInfo]) -> str:
+    """What tells apart the passes ``infos`` (a series' stacked passes, in order) where they
+    were reconstructed differently: "kernel B30f vs B70f" ("" when they were not)."""
+    per_pass = [dict(info.recon_attributes) for info in infos]
+    said = []
+    for name, unit in _RECON_ATTRIBUTES:
+        shown = [p.get(name, "") for p in per_pass]
+        if all(shown):
+            said.append(f"{name} {' vs '.join(shown)}{unit}")
+    return " and ".join([", ".join(said[:-1]), said[-1]] if len(said) > 1 else said)
 
 
 def _same_stretch(a: list[float], b: list[float]) -> bool:
@@ -1235,6 +1428,8 @@ def _rank(info: SeriesInfo, wanted=frozenset()) -> tuple:
         info.plane not in ("axial", ""),
         info.derived,
         in_mask_folder(info),
+        # of reconstructions of one scan, a sharp (lung, bone) kernel after the soft-tissue one
+        info.sharper,
         -info.n_slices,
     )
 
@@ -1350,12 +1545,13 @@ def _choose(
                 ),
             )
         matching = chosen
-    # the one a SEG refers to, then most slices, then the latest acquisition (the later
-    # contrast phase of a stacked series)
+    # the one a SEG refers to, then of reconstructions of one scan the smoother kernel, then
+    # most slices, then the latest acquisition (the later contrast phase of a stacked series)
     wanted = set(prefer or ()) or set(seg_refs)
     matching.sort(
         key=lambda g: (
             -len(wanted & g[0].sop_instance_uids),
+            g[0].sharper,
             -g[0].n_slices,
             -(g[0].acquisition or 0),
         )
