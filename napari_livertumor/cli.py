@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 from .errors import Cancelled, LiverTumorError
+from .signals import exit_status
 
 #: name -> one-line help; the order is the order shown in ``--help``.
 COMMANDS = {
@@ -204,6 +205,27 @@ def _warning_as_log_line(message, category, filename, lineno, file=None, line=No
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the tool; a Ctrl-C or SIGTERM stop said in one line, at any point of the run."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as exc:
+        # before the command ran: its modules (numpy, torch) are imported when the parser is
+        # built, which takes a few tenths of a second; a Ctrl-C then printed a traceback
+        return _stopped(exc)
+
+
+def _stopped(exc: KeyboardInterrupt) -> int:
+    """Say a stop (Ctrl-C, or SIGTERM as :class:`~.errors.Terminated`); its exit status."""
+    stop = (
+        f"stopped ({getattr(exc, 'signal_name', 'SIGTERM')})"
+        if exit_status(exc) == 143
+        else "interrupted"
+    )
+    print(f"livertumor: {stop}", file=sys.stderr)
+    return exit_status(exc)
+
+
+def _main(argv: list[str] | None) -> int:
     _never_fail_printing()
     parser = build_parser()
     given = sys.argv[1:] if argv is None else list(argv)
@@ -308,15 +330,7 @@ def _run_command(args) -> int:
         print("livertumor: cancelled", file=sys.stderr)
         return 130
     except KeyboardInterrupt as exc:
-        from .signals import exit_status
-
-        stop = (
-            f"stopped ({getattr(exc, 'signal_name', 'SIGTERM')})"
-            if exit_status(exc) == 143
-            else "interrupted"
-        )
-        print(f"livertumor: {stop}", file=sys.stderr)
-        return exit_status(exc)
+        return _stopped(exc)
     except LiverTumorError as exc:
         print(f"livertumor {args.command}: error: {exc}", file=sys.stderr)
         return 1

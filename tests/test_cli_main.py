@@ -231,3 +231,40 @@ def test_a_folder_really_named_tilde_is_kept_as_written(tmp_path, monkeypatch):
     _expand_home(args)
     assert args.inputs == ["~/scans", str(home / "other")]
     assert args.outdir == "~/scans"
+
+
+def test_a_ctrl_c_while_the_tool_is_starting_is_said_in_one_line(tmp_path):
+    """Ctrl-C in the first few tenths of a second of ``livertumor segment`` (while its modules,
+    numpy and torch, were imported) printed a Python traceback; later it said "livertumor:
+    interrupted" and exited 130."""
+    import signal
+    import time
+
+    import numpy as np
+
+    from napari_livertumor.io.nifti import write_nifti
+    from napari_livertumor.io.volume import CTVolume
+    from napari_livertumor.models import make_untrained_model
+
+    make_untrained_model(tmp_path / "models" / "liver", "liver")
+    ct = np.random.default_rng(0).normal(40, 60, (12, 40, 48)).astype(np.int16)
+    write_nifti(CTVolume(ct, spacing=(2.5, 0.8, 0.7)), tmp_path / "ct.nii.gz")
+    argv = ["segment", str(tmp_path / "ct.nii.gz"), "-o", str(tmp_path / "out"), "--stages",
+            "liver", "--models", str(tmp_path / "models" / "liver"), "--device", "cpu"]  # fmt: skip
+    # the interpreter's own start-up is not ours (a Ctrl-C there is Python's to say): the stop
+    # is sent once the tool's module is in, at delays that fall on its first steps
+    code = (
+        "import sys\nfrom napari_livertumor.cli import main\nprint('started', flush=True)\n"
+        f"sys.exit(main({argv!r}))"
+    )
+    for delay in (0.0, 0.02, 0.05, 0.1, 0.2, 0.3):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert proc.stdout.readline().strip() == "started"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert "Traceback" not in err, f"a stop {delay} s in:\n{err}"
+        assert proc.returncode == 130, f"a stop {delay} s in:\n{err}"
+        assert err.strip().splitlines()[-1] == "livertumor: interrupted"

@@ -360,6 +360,30 @@ def test_progress_shows_each_stage(viewer_with_ct, models_dir, qtbot, monkeypatc
     assert not widget.progress_bar.isVisibleTo(widget)  # hidden again when done
 
 
+def test_the_stage_running_is_named_while_the_bar_is_busy(
+    viewer_with_ct, models_dir, qtbot, monkeypatch
+):
+    """The liver stage (one window) and the measuring show a busy bar, on which Qt draws no
+    text: the panel said only "Segmenting 'tiny CT'…", not which stage was running."""
+    viewer, _ = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    bar, busy = widget.progress_bar, []
+    shown = bar.setValue  # (the last a progress report sets)
+
+    def seen(value):
+        shown(value)
+        if bar.maximum() == 0:  # a busy bar: what the panel says beside it
+            busy.append((bar.format().split(":")[0], widget.status.text()))
+
+    monkeypatch.setattr(bar, "setValue", seen)
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert {"liver", "measuring"} <= {stage for stage, _ in busy}
+    for stage, said in busy:
+        assert said == f"Segmenting 'tiny CT': {stage}…"
+    assert widget.status.text().startswith(("Segmented 'tiny CT'", "⚠"))
+
+
 def test_a_progress_value_is_never_shown_under_the_last_stages_name(qtbot):
     """The bar took a new stage's value before its name: liver's 1/1 then tumor's 0/5 showed
     "liver: 0 / 5" for a moment (and said so to anything watching its value)."""

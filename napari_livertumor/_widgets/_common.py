@@ -1285,8 +1285,13 @@ class JobWidgetMixin:
         generator: bool = False,
         on_yielded: Callable[[Any], None] | None = None,
         on_finished: Callable[[str], None] | None = None,
+        stages_in_status: bool = False,
     ) -> Job | None:
-        """Start ``target(progress, should_cancel)`` in a worker; ``button`` becomes Cancel."""
+        """Start ``target(progress, should_cancel)`` in a worker; ``button`` becomes Cancel.
+
+        ``stages_in_status``: the status line names the stage running after ``busy_text``
+        ("Segmenting 'CT': tumor…"), for a job of several stages whose ``busy_text`` names
+        none of them."""
         if self.cancel_if_running(button):
             return None
         bar = getattr(self, "progress_bar", None)
@@ -1321,6 +1326,20 @@ class JobWidgetMixin:
             set_status(self.status, msg, error=True)
             notify_error(msg)
 
+        said = [busy_text]  # what the job last wrote in the status line
+
+        def stage_said(stage: str) -> None:
+            # the stage running, beside the bar: a stage of one step (the liver's one window,
+            # measuring) is a busy bar, on which Qt draws no text, and the line said only
+            # "Segmenting …" for it; a line the panel wrote meanwhile is left as it is
+            try:
+                if self.status.text() != said[0]:
+                    return
+            except RuntimeError:  # the panel is being deleted
+                return
+            said[0] = f"{busy_text.rstrip('…. ')}: {stage}…"
+            set_status(self.status, said[0], scroll=False)
+
         def result(value: Any) -> None:
             if on_result is None:
                 return
@@ -1340,6 +1359,7 @@ class JobWidgetMixin:
             on_error=failed,
             on_finished=finished,
             progress_bar=bar,
+            on_stage=stage_said if stages_in_status else None,
             description=description,
         )
         job.finish_on_exit = self.FINISH_ON_CLOSE  # the process exiting does not stop it either

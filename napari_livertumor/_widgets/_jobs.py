@@ -175,6 +175,9 @@ class Job(QObject):
         ``"failed"``.
     progress_bar : QProgressBar, optional
         Updated with the stage's progress; its format shows the stage name.
+    on_stage : callable, optional
+        ``on_stage(stage)``, in the GUI thread, each time another stage starts: a stage of one
+        step shows a busy bar, on which Qt draws no text, so the panel says it elsewhere.
     description : str
         Prefix of the napari progress bars' text.
     """
@@ -191,6 +194,7 @@ class Job(QObject):
         on_error: Callable[[BaseException], None] | None = None,
         on_finished: Callable[[str], None] | None = None,
         progress_bar: Any = None,
+        on_stage: Callable[[str], None] | None = None,
         description: str = "",
         napari_progress: bool = True,
     ) -> None:
@@ -207,6 +211,8 @@ class Job(QObject):
         self._last_emit: dict[str, float] = {}
         self._bars: dict[str, Any] = {}  # "job": the napari bar, "stage": its current stage
         self._qbar = progress_bar
+        self._on_stage = on_stage
+        self._stage: str | None = None  # the stage last said to on_stage
         self._description = description
         self._napari_progress = napari_progress
         self._on_result = on_result
@@ -253,6 +259,7 @@ class Job(QObject):
         """
         self._cancel.set()
         self._on_result = self._on_yielded = self._on_error = self._on_finished = None
+        self._on_stage = None
         self._qbar = None
         self._close_bars()
 
@@ -262,6 +269,7 @@ class Job(QObject):
         replacing a set of files would leave old and new ones mixed."""
         self._detached = True
         self._on_result = self._on_yielded = self._on_error = self._on_finished = None
+        self._on_stage = None
         self._qbar = None
         self._close_bars()
 
@@ -354,6 +362,10 @@ class Job(QObject):
             return
         if self._napari_progress:
             self._update_napari_bar(stage, done, total)
+        if stage != self._stage:
+            self._stage = stage
+            if self._on_stage is not None:
+                self._on_stage(stage)
         if self._qbar is not None:
             try:
                 # the stage's name first: the value it shows never carries the last stage's
@@ -400,6 +412,7 @@ class Job(QObject):
         # let go of what the callbacks hold (layers, volumes, the result): a finished job
         # kept by anyone must not keep them alive
         self._on_result = self._on_yielded = self._on_error = self._on_finished = None
+        self._on_stage = None
         self._qbar = None
         self._target[:] = []
         if on_finished is not None:

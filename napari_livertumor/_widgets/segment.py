@@ -325,6 +325,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
             button=self.run_button,
             description="segment",
             busy_text=f"Segmenting '{ct_name}'…",
+            stages_in_status=True,  # (liver, measuring: a busy bar, which shows no text)
         )
 
     def build_config(self):
