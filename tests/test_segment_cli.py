@@ -1034,6 +1034,43 @@ def test_labels_edited_since_the_run_are_never_replaced_nor_sent_as_the_models(
     assert sorted(digests) == ["P1_labels.nii.gz", "P1_seg.dcm"]
 
 
+def test_labels_edited_in_outputs_of_a_version_without_digests_are_not_replaced(
+    tmp_path, models, monkeypatch, caplog
+):
+    """QA compat59: outputs of a version that recorded no digests (before 2 Dec 2026), their
+    labels corrected by hand, were replaced by the first run after an upgrade (the shipped
+    models had changed: "redoing outputs made with other settings"), with no copy kept. Such
+    a labels file newer than its stats (the run wrote the stats after it) is taken as edited;
+    one as old as its stats is redone as before."""
+    import os
+
+    _fake_masks(monkeypatch)
+    out, base = _one_dicom_patient(tmp_path, models)
+    assert main(base) == 0
+    labels, stats_path = out / "P1_labels.nii.gz", out / "P1_stats.json"
+    stats = json.loads(stats_path.read_text())
+    for key in ("digests", "stats_digest"):  # as that version wrote them
+        stats.pop(key)
+    stats_path.write_text(json.dumps(stats))
+    written = stats_path.stat().st_mtime - 3600
+    os.utime(stats_path, (written, written))
+    os.utime(labels, (written - 1, written - 1))  # (labels first, then stats)
+    img = nib.load(labels)
+    fixed = np.asarray(img.dataobj).copy()
+    fixed[fixed == 2] = 1  # the reader saw no tumor
+    nib.save(nib.Nifti1Image(fixed, img.affine, img.header), labels)  # (saved now)
+    edited = labels.read_bytes()
+    caplog.clear()
+    assert main([*base[:-1], "--stages", "liver"]) == 1  # other settings
+    assert "was changed after this command wrote it" in caplog.text
+    assert "would replace it; nothing was overwritten" in caplog.text
+    assert labels.read_bytes() == edited
+    # not edited (as old as its stats): redone with the other settings, as before
+    os.utime(labels, (written - 1, written - 1))
+    assert main([*base[:-1], "--stages", "liver"]) == 0
+    assert labels.read_bytes() != edited
+
+
 def test_stats_edited_since_the_run_are_never_shown_as_the_models_nor_replaced(
     tmp_path, models, monkeypatch, caplog, capsys
 ):

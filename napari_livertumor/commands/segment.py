@@ -1735,6 +1735,8 @@ def _decide(
     foreign = [q for q in extra_files.values() if there(q) and q.name not in listed]
     # its outputs that hold something else now (labels corrected by hand)
     edited = _changed_since_written(outdir, old, stats_path.name)
+    if _newer_than_its_stats(old, labels_path, stats_path):
+        edited.append(labels_path.name)
     damaged = _damaged_labels(labels_path) if labels_path.name in edited else None
     if damaged:  # not a hand edit: a file cut short or emptied (a full disk, a copy)
         edited.remove(labels_path.name)
@@ -2533,6 +2535,24 @@ def _stats_digest(stats: dict) -> str:
     body = {k: v for k, v in stats.items() if k not in ("digests", "stats_digest")}
     text = json.dumps(json.loads(json.dumps(body, default=str)), sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+#: seconds by which a labels file is newer than its stats (the run wrote them in that order)
+#: that make it edited since, for outputs whose stats recorded no digests
+EDITED_AFTER_S = 2.0
+
+
+def _newer_than_its_stats(old: dict | None, labels_path: Path, stats_path: Path) -> bool:
+    """Outputs of a version that kept no digests of its files (before 2 Dec 2026): their labels
+    edited since, as their modification times tell (written before their stats, a labels file
+    saved later is newer). A rerun with other settings (an upgrade changes the shipped models)
+    replaced hand-corrected labels without a copy, saying only "redoing"."""
+    if old is None or old.get("digests") is not None:
+        return False
+    try:
+        return labels_path.stat().st_mtime > stats_path.stat().st_mtime + EDITED_AFTER_S
+    except OSError:
+        return False
 
 
 def _edited_text(path: Path, consequence: str) -> str:
