@@ -808,7 +808,36 @@ def test_a_model_recalibrated_in_place_is_redone_and_one_copied_anew_is_not(
     write_lesion_filter(m / "tumor", [0.0, 5.0, 50.0])  # recalibrated: the masks change
     assert segment([tmp_path / "in"], out, m) == 0
     assert {r["status"] for r in read_rows(out / "summary.csv")} == {"done"}
-    assert "a model changed (its weights or metadata.json)" in caplog.text
+    # which model and which file (QA compat59: "a model changed" after an upgrade that had
+    # changed only the shipped models' metadata.json read as the user's change)
+    assert "the tumor model's metadata.json changed (its weights are the same)" in caplog.text
+
+
+def test_a_changed_model_is_said_by_stage_and_file():
+    """The redo's words name the stage, weights or metadata.json, and the shipped model's
+    change as an upgrade's (every case of a folder was redone after one, said as "a model
+    changed (its weights or metadata.json)")."""
+    from napari_livertumor.commands.segment import _model_change_words
+
+    made = {"model_stamps": {"liver": "aaaa:1111", "tumor": "bbbb:2222"}}
+    shipped = {"liver_model": None, "tumor_model": None}
+    assert _model_change_words(
+        made, {**shipped, "model_stamps": {"liver": "aaaa:1111", "tumor": "bbbb:3333"}}
+    ) == (
+        "the shipped tumor model's metadata.json changed (its weights are the same; an upgrade "
+        "of livertumor?)"
+    )
+    assert _model_change_words(
+        made,
+        {
+            "liver_model": "/m/liver",
+            "tumor_model": "/m/tumor",
+            "model_stamps": {"liver": "cccc:1111", "tumor": "bbbb:3333"},
+        },
+    ) == (  # fmt: skip
+        "the liver model's weights changed; the tumor model's metadata.json changed (its "
+        "weights are the same)"
+    )
 
 
 def test_ctrl_c_while_a_redone_case_writes_its_labels_leaves_it_to_redo(

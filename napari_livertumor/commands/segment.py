@@ -1654,6 +1654,8 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
         "series_uid": "--series",
         "patient": "the folder now holds several patients' scans (this case reads one)",
     }
+    if "model_stamps" in changed:
+        words["model_stamps"] = _model_change_words(made, wanted)
     if "series_uid" in changed:  # another scan's outputs replace these: say which these are of
         from ..stats import scan_words
 
@@ -1664,6 +1666,27 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
         # (each flag's words hold commas: "; " tells one from the next)
         ("other settings", "; ".join(words.get(k, k) for k in changed)) if changed else ("same", "")
     )
+
+
+def _model_change_words(made: dict, wanted: dict) -> str:
+    """Which model changed and how, from the stamps ("weights:metadata" digests per stage):
+    "a model changed" read as if the user had changed something, where an upgrade of
+    livertumor had changed the shipped model's metadata.json (its weights the same)."""
+    old = made.get("model_stamps") or {}
+    new = wanted.get("model_stamps") or {}
+    said = []
+    for stage in sorted(set(old) | set(new), key=("liver", "tumor").index):
+        a, b = str(old.get(stage) or ""), str(new.get(stage) or "")
+        if a == b or not a or not b:
+            continue
+        shipped = "the shipped " if wanted.get(f"{stage}_model") is None else "the "
+        if a.split(":")[0] == b.split(":")[0]:
+            what = "metadata.json changed (its weights are the same"
+            what += "; an upgrade of livertumor?)" if shipped == "the shipped " else ")"
+        else:
+            what = "weights changed"
+        said.append(f"{shipped}{stage} model's {what}")
+    return "; ".join(said) or "a model changed (its weights or metadata.json)"
 
 
 #: said of a case whose outputs an earlier version made without recording its models (kept as
