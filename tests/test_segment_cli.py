@@ -2060,6 +2060,118 @@ def test_outputs_of_a_version_that_recorded_no_models_are_kept_and_said(
     assert "did not record the models" not in caplog.text
 
 
+def _as_commit(monkeypatch, commit):
+    """Runs from here on record (and compare with) ``commit`` as this version's."""
+    from napari_livertumor import provenance
+    from napari_livertumor.commands import segment
+
+    recorded = {**provenance.software(), "commit": commit}
+    monkeypatch.setattr(segment, "software", lambda: dict(recorded))
+
+
+def _summary_statuses(out):
+    import csv
+
+    with open(out / "summary.csv", newline="", encoding="utf-8") as fh:
+        return [r["status"] for r in csv.DictReader(fh)]
+
+
+def test_outputs_another_version_made_are_kept_and_said(
+    tmp_path, models, monkeypatch, caplog, capsys
+):
+    """QA compat59: a batch folder segmented by the 1 Dec code was skipped as complete by a
+    later one whose liver stage had gained a pass (the same model and CT: 965 mL and 1 lesion
+    then, 1005 mL and 2 lesions now), the old figures mixed with new ones in summary.csv and
+    nothing said: the settings and model stamps matched, the commit was not looked at."""
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    write_nifti(small_ct(), folder / "a.nii.gz")
+    write_nifti(small_ct(seed=3), folder / "b.nii.gz")
+    out = tmp_path / "out"
+    base = ["segment", str(folder), "-o", str(out), "--models", str(models), "--device", "cpu",
+            "--stages", "liver"]  # fmt: skip
+    _as_commit(monkeypatch, "9a4df72c1d2e")  # the older checkout
+    assert main(base) == 0
+    _as_commit(monkeypatch, "bfc5d283e176")  # upgraded
+    capsys.readouterr()
+    assert main([*base, "--list"]) == 0
+    plan = capsys.readouterr().out
+    assert plan.count(
+        "skip: complete (made by another version: commit 9a4df72c1d2e; this is commit "
+        "bfc5d283e176; --overwrite to redo)"
+    ) == 2  # fmt: skip
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main(base) == 0
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1  # once a batch, with the count
+    assert warned[0].startswith(
+        "2 case(s) kept as complete were made by another version of livertumor than this one "
+        "(commit bfc5d283e176): commit 9a4df72c1d2e (2 cases)."
+    )
+    assert "--overwrite" in warned[0]
+    printed = capsys.readouterr().out
+    assert printed.count("(already complete; made by another version: commit 9a4df72c1d2e)") == 2
+    assert _summary_statuses(out) == ["skipped (complete; made by another version)"] * 2
+    # a file added to them shows that version's masks: said the same way
+    assert main([*base, "--preview"]) == 0
+    assert _summary_statuses(out)[0] == "done (added a_preview.png; made by another version)"
+    assert main([*base, "--overwrite"]) == 0  # redone by this version: recorded as its own
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main(base) == 0
+    assert "another version" not in caplog.text
+    assert _summary_statuses(out) == ["skipped (complete)"] * 2
+    # a release install records no commit: where neither side knows its commit, nothing said
+    _as_commit(monkeypatch, None)
+    assert main([*base, "--overwrite"]) == 0
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main(base) == 0
+    assert "another version" not in caplog.text
+    assert _summary_statuses(out) == ["skipped (complete)"] * 2
+
+
+def test_outputs_of_a_version_that_recorded_no_software_are_said(tmp_path, models, caplog):
+    """QA compat59: outputs of a version from before the software was recorded (1 Dec: the
+    models stamped, no commit) were kept as this version's; those of one before the models
+    were stamped (no software either) are said as before, once."""
+    from napari_livertumor.commands.segment import _stats_digest
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    write_nifti(small_ct(), folder / "a.nii.gz")
+    write_nifti(small_ct(seed=3), folder / "b.nii.gz")
+    out = tmp_path / "out"
+    base = ["segment", str(folder), "-o", str(out), "--models", str(models), "--device", "cpu",
+            "--stages", "liver"]  # fmt: skip
+    assert main(base) == 0
+    for case in ("a", "b"):  # as the 1 Dec version wrote them: no software
+        path = out / f"{case}_stats.json"
+        stats = json.loads(path.read_text())
+        del stats["software"]
+        stats["stats_digest"] = _stats_digest(stats)
+        path.write_text(json.dumps(stats))
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(base) == 0
+    assert "2 case(s) kept as complete were made by another version" in caplog.text
+    assert "a version from before 5 Dec 2026, which recorded none (2 cases)" in caplog.text
+    assert _summary_statuses(out) == ["skipped (complete; made by another version)"] * 2
+    for case in ("a", "b"):  # older still: no models recorded either (said as that, alone)
+        path = out / f"{case}_stats.json"
+        stats = json.loads(path.read_text())
+        del stats["run_settings"]["model_stamps"]
+        stats["stats_digest"] = _stats_digest(stats)
+        path.write_text(json.dumps(stats))
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(base) == 0
+    assert "another version" not in caplog.text
+    assert caplog.text.count("did not record the models") == 1
+    assert _summary_statuses(out) == ["skipped (complete; models not recorded)"] * 2
+
+
 def test_a_nifti_case_skipped_as_complete_is_no_seg_lost_for_the_exit_code(
     tmp_path, models, capsys
 ):

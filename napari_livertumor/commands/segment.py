@@ -588,6 +588,8 @@ def _print_results(
                 kept = (
                     " (already complete; the labels file was edited since: these are the model's)"
                 )
+            if r.get("made_by"):  # (an "added" one's status says it above)
+                kept = f"{kept[:-1]}; made by another version: {r['made_by']})"
         print(f"{r['case']}: {_figures(r)}{kept} -> {outdir / r['labels']}", flush=True)
     if final and len(done) > RESULT_LINES:
         print(f"… and {len(done) - RESULT_LINES} more case(s): see the summary", flush=True)
@@ -1698,6 +1700,48 @@ UNCHECKED_TEXT = (
 )
 
 
+#: the day segment's stats began to record the software that made them (``software``)
+SOFTWARE_RECORDED_SINCE = "5 Dec 2026"
+
+
+def _made_by_another_version(old: dict | None) -> str:
+    """What made complete outputs (their stats ``old``) where that is known to be another
+    version of livertumor than this one: ``"commit 9a4df72c1d2e"``, ``"version 0.0.9"``, or
+    one from before the software was recorded; "" when it is this one, or when it cannot be
+    told (the same version number, one side's commit unknown: a release install records none,
+    and "0.1.0" named every version so far). The settings and model stamps can match while the code that
+    turned them into masks changed (an upgrade gave a case a second lesion): said, not redone."""
+    if old is None:
+        return ""
+    made = old.get("software")
+    if "software" not in old:  # (this version records it, so that one was an earlier one)
+        return f"a version from before {SOFTWARE_RECORDED_SINCE}, which recorded none"
+    if not isinstance(made, dict):
+        return ""
+    now = software()
+    commit = made.get("commit")
+    version = made.get("napari_livertumor")
+    if version and version != now.get("napari_livertumor"):
+        return f"version {version}" + (f", commit {commit}" if commit else "")
+    if commit and now.get("commit") and commit != now.get("commit"):
+        return f"commit {commit}"
+    return ""
+
+
+def _this_version() -> str:
+    """This version of livertumor, as :func:`_made_by_another_version` names the other."""
+    now = software()
+    return f"commit {now['commit']}" if now.get("commit") else f"version {now['napari_livertumor']}"
+
+
+#: said once a batch of the cases kept as complete that another version of livertumor made
+OTHER_VERSION_TEXT = (
+    "%d case(s) kept as complete were made by another version of livertumor than this one "
+    "(%s): %s. Not redone, so their figures are that version's and may differ from this "
+    "one's (their status says 'made by another version'); --overwrite segments them again"
+)
+
+
 @dataclass(frozen=True)
 class _Decision:
     """What a run does with a case, given the outputs there (:func:`_decide`)."""
@@ -1717,6 +1761,9 @@ class _Decision:
     #: of a case skipped, its outputs were made by an earlier version that recorded no
     #: models: whether today's models would give the same masks is not known
     unchecked: bool = False
+    #: of a case kept (skipped, or a file added), what made its outputs where that is another
+    #: version of livertumor than this one (:func:`_made_by_another_version`), else ""
+    other_version: str = ""
 
 
 def _decide(
@@ -1812,6 +1859,11 @@ def _decide(
     # (an upgrade mid-project mixed the old figures with new ones in one summary, unsaid)
     unchecked = old is not None and "model_stamps" not in (old.get("run_settings") or {})
     older = "; made by an earlier version that recorded no models" if unchecked else ""
+    # kept with figures another version's code made (the models and settings the same): said
+    # (that version's record says it all: not also said when it recorded no models)
+    other = "" if unchecked or relation != "same" else _made_by_another_version(old)
+    if other:
+        older = f"; made by another version: {other}; this is {_this_version()}"
     if relation == "same" and missing and not foreign:
         names = ", ".join(extra_files[k].name for k in missing)
         return _Decision(
@@ -1819,6 +1871,7 @@ def _decide(
             plan=f"add {names} (complete otherwise{older})",
             missing=tuple(missing),
             unchecked=unchecked,
+            other_version=other,
         )
     if relation == "same" and not foreign:
         notes = []
@@ -1828,9 +1881,15 @@ def _decide(
             notes.append(f"{', '.join(edited)} edited since: kept")
         if unchecked:
             notes.append("made by an earlier version that recorded no models; --overwrite to redo")
+        if other:
+            notes.append(f"{older[2:]}; --overwrite to redo")
         note = f" ({'; '.join(notes)})" if notes else ""
         return _Decision(
-            "skip", plan=f"skip: complete{note}", edited=tuple(edited), unchecked=unchecked
+            "skip",
+            plan=f"skip: complete{note}",
+            edited=tuple(edited),
+            unchecked=unchecked,
+            other_version=other,
         )
     if relation == "other settings" and not foreign:  # its own outputs: redone
         return _Decision(
@@ -1924,6 +1983,7 @@ def run_cases(
     rows = [] if rows is None else rows
     said = len(rows)
     unchecked_said = False  # outputs of a version that recorded no models: warned of once
+    other_versions: dict[str, int] = {}  # cases kept that another version made, by that version
     from . import say_repeats_again
 
     queue = list(cases)  # a case another run is writing goes to the end, once
@@ -2050,7 +2110,11 @@ def run_cases(
                     )
                     if decision.unchecked:
                         status = status[:-1] + "; models not recorded)"
+                    if decision.other_version:
+                        status = status[:-1] + "; made by another version)"
+                        _kept_from(other_versions, case, decision.other_version)
                     rows.append({**row, **_summary_values(old), "status": status})
+                    rows[-1]["made_by"] = decision.other_version  # printed, not a column
                 except KeyboardInterrupt:
                     # a stop held over the renames: what they put in is said in the summary
                     now = _complete_stats(outdir, case) or old
@@ -2088,6 +2152,10 @@ def run_cases(
                     rows[-1]["status"] = rows[-1]["status"][:-1] + "; models not recorded)"
                     (log.info if unchecked_said else log.warning)(UNCHECKED_TEXT, case.name)
                     unchecked_said = True  # (once a batch as a warning)
+                if decision.other_version:
+                    rows[-1]["status"] = rows[-1]["status"][:-1] + "; made by another version)"
+                    rows[-1]["made_by"] = decision.other_version  # printed, not a column
+                    _kept_from(other_versions, case, decision.other_version)
                 continue
             if decision.said:  # segmented again: why (made with other settings, damaged)
                 log.warning("%s: %s", case.name, decision.said)
@@ -2140,7 +2208,18 @@ def run_cases(
                 rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": msg})
             row_time = time.perf_counter() - t0
             rows[-1]["seconds"] = round(row_time, 2)
+    if other_versions:  # once a batch, with the count: a line per case is lost in a long run
+        made = "; ".join(
+            f"{version} ({n} case{'s' if n != 1 else ''})" for version, n in other_versions.items()
+        )
+        log.warning(OTHER_VERSION_TEXT, sum(other_versions.values()), _this_version(), made)
     return rows
+
+
+def _kept_from(counts: dict[str, int], case, version: str) -> None:
+    """Count a case kept as complete that ``version`` (another one) made; said in the log."""
+    counts[version] = counts.get(version, 0) + 1
+    log.info("%s: kept; made by another version of livertumor (%s)", case.name, version)
 
 
 def _load_segmenter(make, config):
