@@ -2455,6 +2455,32 @@ def test_list_says_the_refusal_of_models_the_run_would_refuse(tmp_path, models, 
         assert capsys.readouterr().out.strip().split("\t")[2] == "segment"
 
 
+def test_list_passes_bfloat16_weights_the_run_loads(tmp_path, models, capsys):
+    """QA rev59: `--list` read each tensor through numpy to look for NaN, and stopped on
+    bfloat16 weights ("unexpected error: TypeError: data type 'bfloat16' not understood …
+    this is a bug") that the run loads and segments with."""
+    import hashlib
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    write_nifti(small_ct(), tmp_path / "a.nii.gz")
+    root = tmp_path / "bf16"
+    shutil.copytree(models, root)
+    weights = root / "tumor" / "model.safetensors"
+    save_file({k: v.to(torch.bfloat16) for k, v in load_file(weights).items()}, weights)
+    meta = json.loads((root / "tumor" / "metadata.json").read_text())
+    meta["weights_sha1"] = hashlib.sha1(weights.read_bytes()).hexdigest()
+    (root / "tumor" / "metadata.json").write_text(json.dumps(meta))
+    base = ["segment", str(tmp_path / "a.nii.gz"), "-o", str(tmp_path / "out"),
+            "--models", str(root), "--device", "cpu", "--no-refine"]  # fmt: skip
+    capsys.readouterr()
+    assert main([*base, "--list"]) == 0
+    assert capsys.readouterr().out.strip().split("\t")[2] == "segment"
+    assert main(base) == 0
+
+
 def test_a_models_folder_that_cannot_be_entered_is_named(tmp_path, models, capsys, monkeypatch):
     """QA models58: `--models m000` (mode 000) said "m000/metadata.json: Permission denied",
     of a file that is not there; a stage folder of mode 000 the same of its metadata.json."""

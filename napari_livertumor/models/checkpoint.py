@@ -747,7 +747,7 @@ def check_model_folder(folder: str | Path, stage: str | None = None) -> ModelMet
             prefix = _wrapper_prefix_by_name(names)
             if prefix:  # (--list said "segment" of weights the run refuses at once for it)
                 raise ModelError(weights, _prefix_text(prefix, None, weights))
-            bad = [k for k in names if not _finite(f.get_tensor(k))]
+            bad = [k for k in names if not _finite(f, k)]
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(
             weights,
@@ -760,10 +760,16 @@ def check_model_folder(folder: str | Path, stage: str | None = None) -> ModelMet
     return meta
 
 
-def _finite(array) -> bool:
-    """Whether a weights file's tensor (numpy) holds no NaN or infinity (whole numbers do)."""
+def _finite(f, name: str) -> bool:
+    """Whether tensor ``name`` of an open weights file (numpy) holds no NaN or infinity; whole
+    numbers do, and a type numpy has not (bfloat16, float8: the run, through torch, checks
+    those) is not looked at here (``--list`` stopped on it with a TypeError)."""
     import numpy as np
 
+    try:
+        array = f.get_tensor(name)
+    except TypeError:  # "data type 'bfloat16' not understood"
+        return True
     return not np.issubdtype(array.dtype, np.floating) or bool(np.isfinite(array).all())
 
 
