@@ -1603,7 +1603,9 @@ def test_two_reconstructions_of_one_scan_are_named_so_and_the_smoother_kernel_is
 def test_reconstructions_each_numbered_from_one_in_one_folder_are_told_apart_by_kernel(tmp_path):
     """Two kernels' reconstructions, each numbered 1..n, in one folder: refused as passes
     that nothing tells apart, with the advice to copy them apart by ConvolutionKernel."""
-    smooth, sharp = _two_reconstructions(tmp_path, ("STANDARD", "LUNG"), restart=True)
+    smooth, sharp = _two_reconstructions(
+        tmp_path, ("STANDARD", "LUNG"), ("093000", "093000"), restart=True
+    )
     found = discover_series(tmp_path)
     assert {s.passes_by for s in found} == {"reconstruction"}
     assert [s.reconstruction for s in found] == ["kernel STANDARD", "kernel LUNG"]
@@ -1613,22 +1615,36 @@ def test_reconstructions_each_numbered_from_one_in_one_folder_are_told_apart_by_
     assert said and "told apart by how they were reconstructed" in said[0], said
 
 
-@pytest.mark.parametrize("case", ["phases reconstructed differently", "kernels of no known order"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "phases reconstructed differently",
+        "no times",
+        "anonymised times",
+        "kernels of no known order",
+    ],
+)
 def test_passes_are_called_phases_or_reconstructions_as_their_headers_say(tmp_path, case):
     """Passes scanned a minute apart are phases even when their kernels differ (the phase
-    wording kept, the kernels named); kernels whose names do not say which is smoother
-    (Philips' B and L) are named, and the choice stays most slices, then the latest."""
-    if case == "phases reconstructed differently":
-        kernels, times = ("B30f", "B70f"), ("101500", "101610.5")
-    else:
-        kernels, times = ("B", "L"), ("", "")
+    wording kept, the kernels named); so are passes whose AcquisitionTime is missing or an
+    anonymiser's 000000 (QA rev59: called "reconstructions of one scan, not contrast phases"
+    on no evidence, and the Siemens one with the lower number read); kernels whose names do
+    not say which is smoother (Philips' B and L) are named, and the choice stays most slices,
+    then the latest."""
+    kernels, times = {
+        "phases reconstructed differently": (("B30f", "B70f"), ("101500", "101610.5")),
+        "no times": (("B30f", "B70f"), ("", "")),
+        "anonymised times": (("B30f", "B70f"), ("000000", "000000")),
+        "kernels of no known order": (("B", "L"), ("101500", "101500")),
+    }[case]
     _, later = _two_reconstructions(tmp_path, kernels, times)
     volume = read_dicom_series(tmp_path)
     np.testing.assert_array_equal(volume.array, later.array)  # no kernel preference
     said = [w for w in volume.meta["warnings"] if "stacks 2" in w]
     assert said and f"kernel {kernels[0]} vs {kernels[1]}" in said[0], volume.meta["warnings"]
-    if case == "phases reconstructed differently":
+    if case != "kernels of no known order":
         assert "stacks 2 passes" in said[0] and "Check the phase by looking" in said[0]
+        assert "reconstructed differently too" in said[0]
     else:
         assert "reconstructions of one scan" in said[0]
         assert "the kernels' names do not say which is smoother" in said[0]

@@ -880,6 +880,7 @@ def test_rows_of_two_reconstructions_name_their_kernels_and_the_smooth_one_is_pr
         for p in paths:
             ds = pydicom.dcmread(p)
             ds.ConvolutionKernel = kernel
+            ds.AcquisitionTime = "101500"  # (one moment: reconstructions, not phases)
             ds.save_as(p)
     widget.source.setCurrentText(SOURCES[0])
     widget.path.setText(str(folder))

@@ -438,21 +438,11 @@ def read_dicom_series(
                     )
                 elif why == "most slices, then the latest" and differ.startswith("kernel"):
                     why += ": the kernels' names do not say which is smoother"
-                timed = all(
-                    h.acquisition_time is not None
-                    for g, m in groups
-                    if g.uid == info.uid
-                    for h in m
-                )
                 warnings.append(
                     f"series {info.label} stacks {n} reconstructions of one scan over the same "
-                    f"stretch, not contrast phases: they differ in {differ}, "
-                    + (
-                        "at the same AcquisitionTime"
-                        if timed
-                        else "and no AcquisitionTime sets them apart"
-                    )
-                    + f". No AcquisitionNumber tells them apart; told apart by {told}, numbered "
+                    f"stretch, not contrast phases: they differ in {differ}, at the same "
+                    f"AcquisitionTime. No AcquisitionNumber tells them apart; told apart by "
+                    f"{told}, numbered "
                     f"1–{n} in that order: read pass {info.acquisition} ({info.reconstruction}, "
                     f"{info.n_slices} slices; {why}), not "
                     + ", ".join(f"{g.acquisition} ({g.reconstruction})" for g in siblings)
@@ -1219,8 +1209,9 @@ def _recon_values(part: list[SliceHeader]) -> tuple[str, ...]:
 
     return (
         printable(most(h.convolution_kernel.replace("\\", " ") for h in part)),
-        most(f"{h.slice_thickness:g}" for h in part if h.slice_thickness is not None),
-        most(f"{h.reconstruction_diameter:g}" for h in part if h.reconstruction_diameter),
+        # (rounded as _recon_key compares them: 2.5 and 2.50001 are one thickness)
+        most(f"{round(h.slice_thickness, 2):g}" for h in part if h.slice_thickness is not None),
+        most(f"{round(h.reconstruction_diameter, 1):g}" for h in part if h.reconstruction_diameter),
         most(f"{h.cols}×{h.rows}" for h in part if h.rows > 0 and h.cols > 0),
         most(f"{h.pixel_spacing[0]:.3g}" for h in part if h.pixel_spacing is not None),
     )
@@ -1255,10 +1246,11 @@ _OTHER_MOMENT_S = 2.0
 def _name_reconstructions(infos: list[SeriesInfo], parts: list[list[SliceHeader]]) -> None:
     """Say how passes stacked in one series were reconstructed where they differ (kernel,
     slice thickness, field of view, matrix, pixel size): each pass's ``reconstruction``. When
-    their AcquisitionTime does not set them at other moments they are reconstructions of one
+    every slice's AcquisitionTime sets them at the same moment they are reconstructions of one
     scan (``same_scan``; a soft-tissue and a lung kernel of the same acquisition), not the
     contrast phases the passes were all said to be; of those, one whose kernel's name says it
-    is sharper than another's is ``sharper`` (the smoother one is read)."""
+    is sharper than another's is ``sharper`` (the smoother one is read). Without times (or
+    with an anonymiser's 000000) they stay passes to check, their differences said."""
     values = [_recon_values(part) for part in parts]
     differ = [
         i
@@ -1272,15 +1264,19 @@ def _name_reconstructions(infos: list[SeriesInfo], parts: list[list[SliceHeader]
         info.reconstruction = ", ".join(
             f"{_RECON_ATTRIBUTES[i][0]} {v[i]}{_RECON_ATTRIBUTES[i][1]}" for i in differ
         )
-    spans = []
-    for part in parts:
-        times = [h.acquisition_time for h in part if h.acquisition_time is not None]
-        spans.append((min(times), max(times)) if times else None)
+    # one scan only where every slice's AcquisitionTime says so: a time missing, or 000000
+    # (an anonymiser's), is no evidence, and phases reconstructed differently (a thin arterial
+    # pass, a thick venous one) are phases still (QA rev59: called "not contrast phases")
+    times = [[h.acquisition_time for h in part] for part in parts]
+    if any(t is None for part in times for t in part) or all(
+        t == 0 for part in times for t in part
+    ):
+        return
+    spans = [(min(part), max(part)) for part in times]
     apart = any(
         a[1] + _OTHER_MOMENT_S < b[0] or b[1] + _OTHER_MOMENT_S < a[0]
         for i, a in enumerate(spans)
         for b in spans[i + 1 :]
-        if a is not None and b is not None
     )
     if apart:  # other moments (phases), reconstructed differently too: phases still
         return
