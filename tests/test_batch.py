@@ -828,7 +828,7 @@ def test_a_changed_model_is_said_by_stage_and_file():
         "of livertumor?)"
     )
     assert _model_change_words(
-        made,
+        {"liver_model": "/m/liver", "tumor_model": "/m/tumor", **made},
         {
             "liver_model": "/m/liver",
             "tumor_model": "/m/tumor",
@@ -838,6 +838,16 @@ def test_a_changed_model_is_said_by_stage_and_file():
         "the liver model's weights changed; the tumor model's metadata.json changed (its "
         "weights are the same)"
     )
+    # --models dropped (QA rev59: "the shipped liver model's metadata.json changed; an
+    # upgrade?"): the folder's change is said by --models alone
+    given = {"liver_model": "/m/liver", "tumor_model": "/m/tumor", **made}
+    stamps = {"liver": "aaaa:9999", "tumor": "bbbb:2222"}
+    assert _model_change_words(given, {**shipped, "model_stamps": stamps}) == ""
+    from napari_livertumor.commands.segment import _compare_run
+
+    old = {"run_settings": {"input": "/x.nii.gz", **given}}
+    relation, what = _compare_run(old, {"input": "/x.nii.gz", **shipped, "model_stamps": stamps})
+    assert relation == "other settings" and "metadata.json" not in what, what
 
 
 def test_ctrl_c_while_a_redone_case_writes_its_labels_leaves_it_to_redo(

@@ -1062,7 +1062,7 @@ def test_labels_edited_in_outputs_of_a_version_without_digests_are_not_replaced(
     edited = labels.read_bytes()
     caplog.clear()
     assert main([*base[:-1], "--stages", "liver"]) == 1  # other settings
-    assert "was changed after this command wrote it" in caplog.text
+    assert "is newer than its stats (edited since?" in caplog.text  # (how it was told)
     assert "would replace it; nothing was overwritten" in caplog.text
     assert labels.read_bytes() == edited
     # not edited (as old as its stats): redone with the other settings, as before

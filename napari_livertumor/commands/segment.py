@@ -1658,6 +1658,8 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
     }
     if "model_stamps" in changed:
         words["model_stamps"] = _model_change_words(made, wanted)
+        if not words["model_stamps"]:  # its folder changed (--models): said as that alone
+            changed.remove("model_stamps")
     if "series_uid" in changed:  # another scan's outputs replace these: say which these are of
         from ..stats import scan_words
 
@@ -1673,13 +1675,21 @@ def _compare_run(old: dict, wanted: dict) -> tuple[str, str]:
 def _model_change_words(made: dict, wanted: dict) -> str:
     """Which model changed and how, from the stamps ("weights:metadata" digests per stage):
     "a model changed" read as if the user had changed something, where an upgrade of
-    livertumor had changed the shipped model's metadata.json (its weights the same)."""
+    livertumor had changed the shipped model's metadata.json (its weights the same). A stage
+    whose model folder changed is said by ``--models`` (""; nothing else changed)."""
     old = made.get("model_stamps") or {}
     new = wanted.get("model_stamps") or {}
-    said = []
+    said, moved = [], False
     for stage in sorted(set(old) | set(new), key=("liver", "tumor").index):
         a, b = str(old.get(stage) or ""), str(new.get(stage) or "")
-        if a == b or not a or not b:
+        if a == b:
+            continue
+        if made.get(f"{stage}_model") != wanted.get(f"{stage}_model"):
+            # another folder (--models given or dropped: QA rev59 read "the shipped model's
+            # metadata.json changed; an upgrade?"): said as --models, not as a change
+            moved = True
+            continue
+        if not a or not b:
             continue
         shipped = "the shipped " if wanted.get(f"{stage}_model") is None else "the "
         if a.split(":")[0] == b.split(":")[0]:
@@ -1688,6 +1698,8 @@ def _model_change_words(made: dict, wanted: dict) -> str:
         else:
             what = "weights changed"
         said.append(f"{shipped}{stage} model's {what}")
+    if not said and moved:
+        return ""
     return "; ".join(said) or "a model changed (its weights or metadata.json)"
 
 
@@ -1805,7 +1817,8 @@ def _decide(
     foreign = [q for q in extra_files.values() if there(q) and q.name not in listed]
     # its outputs that hold something else now (labels corrected by hand)
     edited = _changed_since_written(outdir, old, stats_path.name)
-    if _newer_than_its_stats(old, labels_path, stats_path):
+    by_time = _newer_than_its_stats(old, labels_path, stats_path)
+    if by_time:
         edited.append(labels_path.name)
     damaged = _damaged_labels(labels_path) if labels_path.name in edited else None
     if damaged:  # not a hand edit: a file cut short or emptied (a full disk, a copy)
@@ -1838,6 +1851,7 @@ def _decide(
                 f"nothing was added from it: a {extra_files[missing[0]].name} made now "
                 "would call the edited masks the model's. Export the edited labels "
                 "from napari (marked as edited), or use --overwrite to segment again",
+                by_time=by_time,
             ),
             f"refuse: {labels_path.name} edited since it was written: "
             f"{', '.join(extra_files[k].name for k in missing)} not added from it {redo}",
@@ -1850,6 +1864,7 @@ def _decide(
                 outdir / edited[0],
                 f"the run with other settings ({what}) would replace it; nothing was "
                 "overwritten: use another output folder, or --overwrite to replace it",
+                by_time=by_time and edited[0] == labels_path.name,
             ),
             f"refuse: {edited[0]} edited since it was written; a run with other settings "
             f"({what}) would replace it {redo}",
@@ -2657,7 +2672,14 @@ def _newer_than_its_stats(old: dict | None, labels_path: Path, stats_path: Path)
         return False
 
 
-def _edited_text(path: Path, consequence: str) -> str:
+def _edited_text(path: Path, consequence: str, *, by_time: bool = False) -> str:
+    if by_time:  # outputs without digests: told by file times, which a copy may renew too
+        return (
+            f"{path} is newer than its stats (edited since?: these outputs are of a version "
+            "before 2 Dec 2026, which kept no digests of its files, so an edit is told by the "
+            "files' times; a copy that did not keep them can look so too); "
+            f"{consequence}"
+        )
     return (
         f"{path} was changed after this command wrote it (edited?) or cannot be read; {consequence}"
     )
