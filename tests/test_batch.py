@@ -1045,6 +1045,10 @@ def test_a_dcm2niix_folder_segments_the_corrected_copy_once(tmp_path, caplog):
     write_nifti(ct(3), tmp_path / "other" / "Knee_Eq_1.nii.gz")
     write_nifti(ct(4), tmp_path / "other" / "Hip.nii.gz")
     assert [c.name for c in discover_cases([tmp_path / "other"])] == ["Hip", "Knee_Eq_1"]
+    # dcm2niix's own spelling only (QA rev59: p1 was passed over for P1_EQ_1, another scan)
+    for k, name in enumerate(("p1", "P1_EQ_1", "p2", "p2_tilt_1", "p3", "p3_roi1")):
+        write_nifti(ct(k), tmp_path / "cased" / f"{name}.nii.gz")
+    assert len(discover_cases([tmp_path / "cased"])) == 6
 
 
 def test_a_folder_of_patients_exported_without_dicom_preambles_is_each_patient(tmp_path):

@@ -894,7 +894,7 @@ DCM2NIIX_CORRECTED = (
     ("_Tilt_1", "its gantry tilt resampled away; this file keeps the tilt as a sheared grid"),
 )
 #: dcm2niix's masks of a series' DICOM overlays (``X_ROI1`` .. ``X_ROI16``): no scans
-_DCM2NIIX_OVERLAY = re.compile(r"(.+)_ROI([1-9]|1[0-6])", re.IGNORECASE)
+_DCM2NIIX_OVERLAY = re.compile(r"(.+)_ROI([1-9]|1[0-6])")
 
 
 def dcm2niix_passed_over(paths: list[Path]) -> dict[Path, tuple[Path | None, str]]:
@@ -902,23 +902,24 @@ def dcm2niix_passed_over(paths: list[Path]) -> dict[Path, tuple[Path | None, str
     copy of the same series beside them: ``X`` when ``X_Tilt_1``, ``X_Eq_1`` or
     ``X_Tilt_Eq_1`` is there (each had been segmented as a patient of its own), mapped to
     (the copy kept: the most corrected, what it is), and its overlay masks ``X_ROI<n>``, no
-    scans, mapped to (None, what they are)."""
+    scans, mapped to (None, what they are). Names as dcm2niix spells them, case and all
+    (``p1`` beside ``P1_EQ_1`` is no such pair: QA rev59)."""
     by_stem: dict[str, list[Path]] = {}
     for p in paths:
-        by_stem.setdefault(_stem(p).lower(), []).append(p)
+        by_stem.setdefault(_stem(p), []).append(p)
     passed: dict[Path, tuple[Path | None, str]] = {}
     for base, originals in sorted(by_stem.items()):
         copies = [
             (q, why)
             for suffix, why in DCM2NIIX_CORRECTED  # (the most corrected first)
-            for q in by_stem.get(base + suffix.lower(), [])
+            for q in by_stem.get(base + suffix, [])
         ]
         if copies:
             for p in originals + [q for q, _why in copies[1:]]:
                 passed[p] = copies[0]
     for p in paths:
         overlay = _DCM2NIIX_OVERLAY.fullmatch(_stem(p))
-        if overlay and overlay.group(1).lower() in by_stem and p not in passed:
+        if overlay and overlay.group(1) in by_stem and p not in passed:
             passed[p] = (None, f"dcm2niix's mask of a DICOM overlay of {overlay.group(1)}")
     return passed
 
