@@ -876,6 +876,30 @@ def test_a_nifti_pair_is_said_to_be_one_and_how_to_make_it_one_file(tmp_path, gi
         load_ct(tmp_path / given.replace("x", "a"))
 
 
+@pytest.mark.parametrize(
+    ("written", "given", "said"),
+    [
+        ("x.img", "x.hdr", "a NIfTI-2 pair"),
+        ("x.img", "x.img", "a NIfTI-2 pair"),
+        ("X.IMG", "X.IMG", "a NIfTI-1 pair"),  # (upper-case names, as old exports write)
+    ],
+)
+def test_a_nifti_2_or_upper_case_pair_is_said_to_be_one(tmp_path, written, given, said):
+    """A NIfTI-2 .hdr/.img pair, and a NIfTI-1 pair named X.HDR/X.IMG, are said to be NIfTI
+    pairs, with how to make them one file: refused as "Analyze format", their users would
+    look for an Analyze converter they do not need."""
+    pair = (nib.Nifti2Pair if "2" in said else nib.Nifti1Pair)(
+        _body(), np.diag([0.8, 0.9, 2.5, 1.0])
+    )
+    nib.save(pair, tmp_path / "x.img")
+    if written != "x.img":
+        (tmp_path / "x.img").rename(tmp_path / written)
+        (tmp_path / "x.hdr").rename(tmp_path / Path(written).with_suffix(".HDR"))
+    with pytest.raises(InputError, match=said) as info:
+        load_ct(tmp_path / given)
+    assert f"nib.save(nib.load('{given}'), " in str(info.value)
+
+
 def test_a_float_ct_is_rounded_to_the_nearest_hu_not_truncated(tmp_path):
     """A resampled (float) CT is stored as int16 HU; casting without rounding would move
     every voxel toward zero (-999.6 to -999, 120.9 to 120) and bias the whole scan."""
@@ -904,3 +928,33 @@ def test_a_ground_truth_with_255_for_ignore_is_not_told_to_make_it_liver():
     with pytest.raises(InputError, match="a mask of 0 and 255 is no such map"):
         ground_truth_classes("gt.nii.gz", CTVolume(mask, (1.0, 1.0, 1.0)))
     assert ground_truth_classes("gt.nii.gz", CTVolume(classes, (1.0, 1.0, 1.0))).max() == 2
+
+
+def test_a_ground_truth_whose_only_bad_voxel_is_plus_infinity_is_refused(tmp_path):
+    """A float ground truth with one +inf voxel must not load: read as a CT, +inf becomes the
+    map's highest value (a saturated bright voxel), here 2, so that voxel would be tumor and
+    the map scored as if whole. +inf is no class, as NaN is none."""
+    from napari_livertumor.io.nifti import ground_truth_classes
+
+    data = np.zeros((4, 8, 8), np.float32)
+    data[1:3, 2:6, 2:6] = 1
+    data[2, 3:5, 3:5] = 2
+    data[0, 0, 0] = np.inf
+    nib.save(nib.Nifti1Image(data, np.diag([0.8, 0.8, 2.5, 1.0])), tmp_path / "gt.nii.gz")
+    with pytest.raises(InputError, match="1 NaN or infinite voxels in a label map"):
+        ground_truth_classes(tmp_path / "gt.nii.gz", read_nifti(tmp_path / "gt.nii.gz"))
+
+
+def test_a_ground_truth_holding_a_class_5_is_refused():
+    """A map of classes 0-5 (another dataset's organ numbers) would load as a ground truth
+    without a word and be scored as if its numbers meant this dataset's classes. Classes go
+    up to 4 (portal vein 3, aorta 4): a 5 is refused, named."""
+    from napari_livertumor.io.nifti import ground_truth_classes
+
+    classes = np.zeros((4, 8, 8), np.uint8)
+    for value in range(6):
+        classes[0, 0, value] = value
+    with pytest.raises(InputError, match="found 5; values above 4 are no class here"):
+        ground_truth_classes("gt.nii.gz", CTVolume(classes, (1.0, 1.0, 1.0)))
+    classes[0, 0, 5] = 4
+    assert ground_truth_classes("gt.nii.gz", CTVolume(classes, (1.0, 1.0, 1.0))).max() == 4

@@ -1266,12 +1266,13 @@ def test_a_near_miss_of_a_descriptive_field_is_warned_of_not_refused(model_dir, 
         read_metadata(model_dir)
 
 
-@pytest.mark.parametrize("prefix", ["module.", "model."])
+@pytest.mark.parametrize("prefix", ["module.", "model.", "module.model."])
 def test_weights_saved_from_a_wrapper_are_told_which_prefix_to_take_off(model_dir, prefix):
     """QA models58: weights saved from DataParallel ("module.") or a Lightning module's
-    self.model ("model.") got "33 missing (e.g. convInit.conv.weight); 33 unexpected (e.g.
-    model.down_layers…)", with nothing to say why. The prefix is named with how to take it off
-    (and the folder so mended loads)."""
+    self.model ("model."), or both ("module.model.": a Lightning module trained under DDP),
+    got "33 missing (e.g. convInit.conv.weight); 33 unexpected (e.g. model.down_layers…)",
+    with nothing to say why. The prefix is named with how to take it off (and the folder so
+    mended loads)."""
     from safetensors.torch import load_file, save_file
 
     weights = model_dir / "model.safetensors"
@@ -1288,6 +1289,33 @@ def test_weights_saved_from_a_wrapper_are_told_which_prefix_to_take_off(model_di
     code = said.split("`")[1]
     exec(code, {})  # noqa: S102 - the message's own Python line
     assert load_model(model_dir).metadata.stage == "tumor"
+
+
+def test_an_ensemble_saved_from_a_wrapper_is_told_which_prefix_to_take_off(tmp_path, capsys):
+    """An ensemble folder whose weights were saved from DataParallel (members.0. under
+    module.) was refused as "metadata.json says 2 members; the weights hold 0": both members
+    are there, under the wrapper's prefix. The prefix is named with how to take it off (and
+    the folder so mended loads)."""
+    from safetensors.torch import load_file, save_file
+
+    from napari_livertumor.cli import main
+
+    a = make_untrained_model(tmp_path / "a", "tumor", seed=1)
+    b = make_untrained_model(tmp_path / "b", "tumor", seed=2)
+    assert main(["ensemble", str(tmp_path / "ens"), str(a), str(b)]) == 0
+    capsys.readouterr()
+    weights = tmp_path / "ens" / "model.safetensors"
+    save_file({"module." + k: v for k, v in load_file(weights).items()}, weights)
+    meta = json.loads((tmp_path / "ens" / "metadata.json").read_text())
+    del meta["weights_sha1"]  # (the file was rewritten: its digest would be said first)
+    (tmp_path / "ens" / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="every tensor name starts with 'module.'") as info:
+        load_model(tmp_path / "ens")
+    said = str(info.value)
+    assert "members.0.convInit.conv.weight" in said and "weights hold 0" not in said
+    assert "weights do not match" not in said
+    exec(said.split("`")[1], {})  # noqa: S102 - the message's own Python line
+    assert load_model(tmp_path / "ens").metadata.members == 2
 
 
 @pytest.mark.parametrize(
@@ -1343,10 +1371,12 @@ def test_a_group_count_other_than_the_one_trained_with_is_refused_naming_both(tm
     assert load_model(folder).metadata.network.groups == 4
 
 
-@pytest.mark.parametrize("version", ["banana", 2, ""])
+@pytest.mark.parametrize("version", ["banana", 2, "", pytest.param("2", id="text-2")])
 def test_a_version_that_is_not_a_release_is_warned_of(model_dir, version):
     """QA models58: "version": "banana" and "version": 2 loaded without a word; a newer
-    release's settings are refused by the version, which then cannot be read."""
+    release's settings are refused by the version, which then cannot be read. A release is
+    major.minor[.patch] as save_model writes it: "2" alone (a format number?) is none, and
+    read as release 2 it would pass for a newer release than this one."""
     meta = json.loads((model_dir / "metadata.json").read_text())
     meta["version"] = version
     (model_dir / "metadata.json").write_text(json.dumps(meta))

@@ -2385,3 +2385,174 @@ def test_a_tumor_covering_nearly_the_whole_liver_is_a_serious_warning():
     plain = segment_ct(vol, cfg, models=oracle_models())  # a tumor of a fifth: not said
     assert 0 < plain.stats["tumor_to_liver_ratio"] < 0.5
     assert not any("the tumor found covers" in w for w in plain.warnings)
+
+
+def test_a_dead_model_whose_output_is_its_bias_alone_is_refused_too():
+    """A network whose weights are all zero but whose last layer keeps a bias (0.37) gives
+    0.37 at every voxel, up to float32's rounding in the windows' blending. Judged against
+    too tight a bound (1e-9 of the logits) that rounding would pass for an output that
+    varies, and its masks (the whole image as liver, or none of it) would be written as a
+    result."""
+    vol, _, _ = phantom()
+    models = oracle_models()
+    net = Constant(2)
+    torch.nn.init.constant_(net.conv.bias, 0.37)
+    models["liver"] = _with_network(models["liver"], net, logit_bias=None)
+    with pytest.raises(ModelError, match="the liver model's output is the same at every voxel"):
+        segment_ct(vol, InferenceConfig(device="cpu", min_liver_ml=1), models=models)
+
+
+class LowContrast(torch.nn.Module):
+    """A liver model whose logits are large (about 5) and vary little (by 0.05 over the HU
+    window): the oracle's decisions (liver above 0.4), from logits of small contrast."""
+
+    def forward(self, x):
+        return torch.cat([torch.full_like(x, 5.02), 5 + 0.05 * x], 1)
+
+
+def test_a_real_model_of_low_contrast_logits_is_not_taken_for_a_dead_one():
+    """Logits that vary by a hundredth of their size are a working network's (a calibrated
+    model's, whose logits sit near its threshold). Judged against too loose a bound (a tenth
+    of the logits) such a model would be refused as "the same at every voxel", and no scan
+    could be segmented with it."""
+    vol, liver, _ = phantom()
+    models = oracle_models()
+    models["liver"] = _with_network(models["liver"], LowContrast(), logit_bias=None)
+    result = segment_ct(vol, InferenceConfig(device="cpu", min_liver_ml=1), models=models)
+    assert dice(result.labels > 0, liver) > 0.9
+
+
+def test_a_liver_model_overflowing_float16_at_an_image_edge_is_said_once_by_its_name(monkeypatch):
+    """The liver stage runs twice on a liver at an image edge that cuts the body (the image
+    mirrored out, under the name "liver (image edge)"). A liver model overflowing float16
+    is said once, as the liver model: not twice, nor as "the liver (image edge) model's
+    output", a model no one has."""
+    import napari_livertumor.pipeline as pipeline
+
+    vol, _, _ = phantom()
+    cfg = InferenceConfig(device="cpu", min_liver_ml=1)
+    monkeypatch.setattr(pipeline, "_amp_on", lambda cfg, device: True)
+    models = oracle_models()
+    # the oracle's liver logits reach ±12: times 3e4 they overflow float16, not float32
+    models["liver"] = _with_network(models["liver"], Scaled(models["liver"].network, 2, 3e4))
+    seen = []
+    result = segment_ct(
+        vol, cfg, models=models, progress=lambda stage, done, total: seen.append(stage)
+    )
+    assert "liver (image edge)" in seen  # (the second pass ran, and overflowed too)
+    said = [w for w in result.warnings if "overflowed in mixed precision" in w]
+    assert len(said) == 1, said
+    assert said[0].startswith("the liver model's output overflowed in mixed precision"), said
+
+
+class NotANumber(torch.nn.Module):
+    """A network whose every output value is NaN (finite weights whose values overflow)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channels = channels
+
+    def forward(self, x):
+        return torch.full_like(x, float("nan")).repeat(1, self.channels, 1, 1, 1)
+
+
+def test_the_share_of_non_finite_logits_is_said_as_read():
+    """A model whose output is NaN alone is said to give "100 % NaN or infinite values"; a
+    share under 1 % is said as such ("0.25"), not rounded to "0" (read: none), and a few
+    voxels of millions as "under 0.01"."""
+    from napari_livertumor.pipeline import _non_finite_share
+
+    vol, _, _ = phantom()
+    models = oracle_models()
+    models["liver"] = _with_network(models["liver"], NotANumber(2))
+    with pytest.raises(ModelError, match=r"the liver model's output on this scan holds 100 % NaN"):
+        segment_ct(vol, InferenceConfig(device="cpu", min_liver_ml=1), models=models)
+    out = torch.zeros(2, 10, 10, 10)
+    out[0, 0, 0, :5] = float("nan")  # 5 of 2000: 0.25 %
+    assert _non_finite_share(out) == "0.25"
+    out[0, 0, 0, :5] = 0
+    out[1, 0, 0, 0] = float("inf")  # 1 of 2000: 0.05 %
+    assert _non_finite_share(out) == "0.05"
+    assert _non_finite_share(torch.full((2, 4), float("nan"))) == "100"
+    big = torch.zeros(2, 100, 100, 100)
+    big[0, 0, 0, 0] = float("nan")
+    assert _non_finite_share(big) == "under 0.01"
+
+
+@pytest.mark.parametrize(
+    ("ratio", "warned"), [(0.5, False), (0.89, False), (0.9, True), (0.95, True)]
+)
+def test_the_whole_liver_as_tumor_warning_starts_at_nine_tenths(ratio, warned):
+    """A tumor of 90 % of the organ or more is warned of (the largest HCCs rarely reach 80 %;
+    a model that ignores the image marks all of it); one of half the organ, a large but real
+    HCC, is not: a warning on every large tumor would be read past, and none at 95 % let a
+    broken tumor model's result through unsaid."""
+    from napari_livertumor.pipeline import _tumor_share_warning
+
+    said = _tumor_share_warning({"tumor_to_liver_ratio": ratio})
+    assert (said is not None) == warned, said
+    if warned:
+        assert said.startswith(f"the tumor found covers {100 * ratio:.1f} % of the liver")
+    assert _tumor_share_warning({"tumor_to_liver_ratio": None}) is None
+
+
+def test_as_many_threads_as_cores_is_no_warning_and_one_more_is(monkeypatch):
+    """--threads equal to the cores this process may use is the best setting, and was to be
+    taken without a word; one more thread than that is the first that only waits (999
+    threads on 2 cores took 67-82 s where 2 took 5 s), and is said."""
+    from napari_livertumor import pipeline
+
+    monkeypatch.setattr(pipeline, "default_num_threads", lambda: 4)
+    assert pipeline.usable_threads(4) == (4, None)
+    assert pipeline.usable_threads(3) == (3, None)
+    used, said = pipeline.usable_threads(5)
+    assert used == 4 and said.startswith("5 CPU threads asked for, more than the 4 core(s)")
+    assert pipeline.usable_threads(0) == (4, None)
+
+
+def test_a_cancel_while_the_lesions_are_measured_stops_before_the_next_lesion(monkeypatch):
+    """The statistics measure lesion after lesion (diameters, attenuation, the vessel check:
+    seconds on a scan of many lesions) with the bar at "measuring": a Cancel clicked then
+    stops the run before the next lesion, not after every lesion has been measured."""
+    from napari_livertumor import stats as stats_mod
+
+    vol, _, _ = phantom()
+    ct = vol.array.copy()
+    zz, yy, xx = np.meshgrid(
+        *[np.arange(n) * s for n, s in zip(ct.shape, vol.spacing, strict=True)], indexing="ij"
+    )
+    cz, cy, cx = (n * s / 2 for n, s in zip(ct.shape, vol.spacing, strict=True))
+    second = (zz - cz) ** 2 + (yy - cy + 18) ** 2 + (xx - cx + 5) ** 2 <= 7**2
+    ct[second] = TUMOR_HU
+    vol = CTVolume(ct, spacing=vol.spacing, origin=vol.origin, meta={"modality": "CT"})
+    cfg = InferenceConfig(device="cpu", min_liver_ml=1, refine=False)
+    assert segment_ct(vol, cfg, models=oracle_models()).stats["lesion_count"] == 2
+    measured = []
+    real = stats_mod.longest_diameter_mm
+
+    def longest(*args, **kwargs):
+        measured.append(1)  # the user clicks Cancel while the first lesion is measured
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stats_mod, "longest_diameter_mm", longest)
+    with pytest.raises(Cancelled):
+        segment_ct(vol, cfg, models=oracle_models(), should_cancel=lambda: bool(measured))
+    assert len(measured) == 1
+
+
+def test_a_models_folder_of_a_tumor_model_alone_with_liver_only_says_its_tumor_is_unused(
+    tmp_path, untrained, caplog
+):
+    """`--models ens --stages liver` with only ens/tumor runs the shipped liver model alone:
+    the note must not say "the shipped liver model is used with its tumor/", of a tumor
+    model that never runs."""
+    import shutil
+
+    shutil.copytree(untrained / "tumor", tmp_path / "ens" / "tumor")
+    with caplog.at_level("WARNING"):
+        InferenceConfig.from_models_dir(tmp_path / "ens", device="cpu", stages="liver")
+    assert (
+        "has no liver/ model: the shipped liver model is used (its tumor/ is not used: only "
+        "the liver stage runs)"
+    ) in caplog.text
+    assert "with its tumor/" not in caplog.text

@@ -2379,8 +2379,9 @@ def test_a_training_runs_last_checkpoint_given_as_models_is_warned_of(tmp_path, 
 
 def test_list_says_the_refusal_of_models_the_run_would_refuse(tmp_path, models, capsys):
     """QA models58: `--list` said "segment" of a case whose run was refused at once for its
-    models (a label_map naming no 'tumor', weights cut short, a link to nothing): a batch
-    planned with it was told all was well. It says the run's refusal, in the run's words."""
+    models (a label_map naming no 'tumor', weights cut short, a link to nothing; a liver model
+    in tumor/, weights named weights.safetensors): a batch planned with it was told all was
+    well. It says the run's refusal, in the run's words."""
     import shutil
 
     write_nifti(small_ct(), tmp_path / "a.nii.gz")
@@ -2433,8 +2434,17 @@ def test_list_says_the_refusal_of_models_the_run_would_refuse(tmp_path, models, 
         meta["weights_sha1"] = hashlib.sha1(weights.read_bytes()).hexdigest()
         (folder / "metadata.json").write_text(json.dumps(meta))
 
+    def liver_model(folder):  # the liver model copied into tumor/ (a slip of the hand)
+        shutil.rmtree(folder)
+        shutil.copytree(models / "liver", folder)
+
+    def renamed(folder):  # the weights under another name
+        (folder / "model.safetensors").rename(folder / "weights.safetensors")
+
     for name, spoil, said in [
         ("labels", no_tumor_label, "names no 'tumor' channel"),
+        ("stage", liver_model, "this is a liver model; a tumor model is needed here"),
+        ("renamed", renamed, "missing model.safetensors (weights.safetensors here: rename it"),
         ("cut", cut_short, "corrupt or unreadable weights (the file is cut short"),
         ("link", dangling, "a link to a folder that is not there"),
         ("prefix", wrapped, "every tensor name starts with 'module.'"),
@@ -2559,3 +2569,36 @@ def test_a_log_file_hears_how_far_a_long_stage_is(monkeypatch, caplog):
             show("HCC_001", "tumor", done, 9)
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["HCC_001: tumor …", "HCC_001: tumor 2/9 …", "HCC_001: tumor 4/9 …"]
+
+
+def test_a_log_files_progress_lines_keep_their_pace_whatever_the_clocks_start(monkeypatch, caplog):
+    """The progress clock (time.monotonic) starts anywhere, often hours in: measured from 0,
+    a log file would get a count line right after each stage's first line; and a line at a
+    stage's very start or end ("0/9", "9/9") says nothing the next line does not. Each
+    stage is said at once; its count then every 10 s, between its first and last step."""
+    import io
+
+    from napari_livertumor.commands import segment as seg
+
+    monkeypatch.setattr(seg.sys, "stderr", io.StringIO())  # (no terminal)
+    steps = [  # (seconds, stage, done, total)
+        (5000.0, "liver", 0, 2),
+        (5001.0, "liver", 1, 2),
+        (5015.0, "liver", 2, 2),  # 14 s on, but the stage's end: no line
+        (5016.0, "tumor", 0, 9),
+        (5027.0, "tumor", 0, 9),  # 11 s on, but nothing done yet: no line
+        (5028.0, "tumor", 3, 9),
+        (5030.0, "tumor", 4, 9),
+        (5040.0, "tumor", 9, 9),
+    ]
+    clock = iter([t for t, *_ in steps])
+    monkeypatch.setattr(seg.time, "monotonic", lambda: next(clock))
+    show = seg._printer()
+    with caplog.at_level(logging.INFO, logger=seg.log.name):
+        for _, stage, done, total in steps:
+            show("HCC_001", stage, done, total)
+    assert [r.getMessage() for r in caplog.records] == [
+        "HCC_001: liver …",
+        "HCC_001: tumor …",
+        "HCC_001: tumor 3/9 …",
+    ]

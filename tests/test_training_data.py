@@ -1295,6 +1295,28 @@ def test_a_label_file_whose_ending_is_upper_case_pairs_with_its_image(tmp_path, 
     assert "label file(s) with no image" in caplog.text and "pata.nii.gz" in caplog.text
 
 
+def test_of_two_label_files_for_one_case_the_nii_gz_and_the_lower_case_one_is_taken(tmp_path):
+    """labelsTr/ holding HCC_001.nii.gz and HCC_001.nii (a copy unpacked beside its archive)
+    trains on the .nii.gz one, as it did before label names were listed; of HCC_002.NII.GZ
+    and HCC_002.nii.gz, on the lower-case one. Taken by the names' sort order alone, the
+    .nii and the upper-case file would win: a case trained on another file than before,
+    unsaid."""
+    from napari_livertumor.io.nifti import write_nifti
+    from napari_livertumor.io.volume import CTVolume
+
+    lab = CTVolume(np.zeros((4, 8, 8), np.uint8))
+    for k, case in enumerate(("HCC_001", "HCC_002")):  # (two scans: a copy is skipped)
+        vol = CTVolume(np.full((4, 8, 8), k, np.int16))
+        write_nifti(vol, tmp_path / "imagesTr" / f"{case}.nii.gz")
+    for name in ("HCC_001.nii", "HCC_001.nii.gz", "HCC_002.NII.GZ", "HCC_002.nii.gz"):
+        write_nifti(lab, tmp_path / "labelsTr" / name)
+    records = index_cases(tmp_path, [])
+    assert [(r.case_id, r.labels.name) for r in records] == [
+        ("HCC_001", "HCC_001.nii.gz"),
+        ("HCC_002", "HCC_002.nii.gz"),
+    ]
+
+
 def test_on_a_file_system_blind_to_case_a_label_spelt_otherwise_still_pairs(tmp_path, monkeypatch):
     """On macOS or Windows imagesTr/hcc_001.nii.gz found labelsTr/HCC_001.nii.gz (the file
     system opens it by either spelling); pairing by the listed names alone lost that."""

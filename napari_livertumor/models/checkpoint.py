@@ -843,6 +843,8 @@ def _check_size(weights: Path, meta: ModelMetadata, sd: dict) -> None:
     prefixes = [f"members.{i}." for i in range(meta.members)] if meta.members > 1 else [""]
     stored = {k.split(".")[1] for k in sd if k.startswith("members.")}
     if meta.members > 1 and len(stored) != meta.members:
+        if _wrapper_prefix_by_name(list(sd)):  # members.0. under module.: said as such when
+            return  # the network is built (it said "the weights hold 0" members)
         raise ModelError(
             weights,
             f"metadata.json says {meta.members} members; the weights hold {len(stored)}",
