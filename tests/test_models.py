@@ -1314,6 +1314,12 @@ def test_an_ensemble_saved_from_a_wrapper_is_told_which_prefix_to_take_off(tmp_p
     said = str(info.value)
     assert "members.0.convInit.conv.weight" in said and "weights hold 0" not in said
     assert "weights do not match" not in said
+    # `segment --list`'s check (no network built) says it in the same words
+    from napari_livertumor.models.checkpoint import check_model_folder
+
+    with pytest.raises(ModelError) as listed:
+        check_model_folder(tmp_path / "ens")
+    assert str(listed.value) == said
     exec(said.split("`")[1], {})  # noqa: S102 - the message's own Python line
     assert load_model(tmp_path / "ens").metadata.members == 2
 

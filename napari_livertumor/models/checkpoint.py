@@ -746,7 +746,11 @@ def check_model_folder(folder: str | Path, stage: str | None = None) -> ModelMet
             names = list(f.keys())
             prefix = _wrapper_prefix_by_name(names)
             if prefix:  # (--list said "segment" of weights the run refuses at once for it)
-                raise ModelError(weights, _prefix_text(prefix, None, weights))
+                example = next(
+                    (k[len(prefix) :] for k in sorted(names) if not k.startswith(VAE_PREFIXES)),
+                    None,
+                )  # (an ensemble's members.0. …: as the run, which builds it, names it)
+                raise ModelError(weights, _prefix_text(prefix, None, weights, example))
             bad = [k for k in names if not _finite(f, k)]
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(
@@ -813,12 +817,13 @@ def _peel_prefix(names: list[str], fits) -> str | None:
     return None
 
 
-def _prefix_text(prefix: str, net, weights: Path) -> str:
+def _prefix_text(prefix: str, net, weights: Path, example: str | None = None) -> str:
     """A weights file whose names all have a wrapper's ``prefix``: what it is and the fix.
     Not taken off here: the file would load here only, not into a plain SegResNet (the
     format's names are the network's own, as a file under another name is refused, not
     looked for), and a prefix that is more than a wrapper's is not loaded unsaid."""
-    example = next(iter(net.state_dict()), None) if net is not None else None
+    if net is not None:
+        example = next(iter(net.state_dict()), None)
     example = example or "convInit.conv.weight"
     who = (
         "DataParallel or DistributedDataParallel"
