@@ -207,6 +207,9 @@ def test_panels_give_screen_readers_names_and_reach_the_status_by_tab(make_napar
     assert train.status.accessibleName() == "Train status"
     for panel in (load, inspect, train):
         assert panel.findChild(PanelScroll).focusPolicy() == Qt.NoFocus  # no unnamed stop
+    # Check data's summary: its box is no stop of its own, the text in it is, named
+    assert train.summary_box.focusPolicy() == Qt.NoFocus
+    assert train.summary.accessibleName() == "Check data summary"
     set_status(load.status, "No series found in /nowhere", error=True)
     assert load.status.focusPolicy() & Qt.TabFocus  # Tab reaches the message
     assert load.status.textInteractionFlags() & Qt.TextSelectableByKeyboard

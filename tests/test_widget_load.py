@@ -506,11 +506,13 @@ def test_what_a_load_was_started_with_cannot_change_until_it_ends(load_widget, q
     widget.source.setCurrentText(SOURCES[0])
     widget.path.setText(str(case / "CT"))
     widget.load_button.click()
-    locked = [widget.source, widget.path, widget.browse, widget.truth_path, widget.scan_button]
-    assert not any(w.isEnabled() for w in locked)
+    locked = [widget.source, widget.browse, widget.truth_browse, widget.scan_button]
+    fields = [widget.path, widget.truth_path]  # read-only: Enter there keeps the focus
+    assert not any(w.isEnabled() for w in locked) and all(f.isReadOnly() for f in fields)
     _wait_idle(qtbot, widget)
     qtbot.waitUntil(lambda: widget.source.isEnabled(), timeout=5000)
     assert all(w.isEnabled() for w in locked) and len(_layers.ct_layers(viewer)) == 1
+    assert not any(f.isReadOnly() for f in fields)
     widget.source.setCurrentText(SOURCES[2])  # and as the source has them afterwards
     assert not widget.path.isEnabled() and widget.seed.isEnabled()
 
@@ -547,6 +549,7 @@ def test_the_lock_of_a_load_goes_with_a_closed_panel_and_no_scan_runs_beside_a_l
     viewer.window.add_dock_widget(widget)
     qtbot.waitUntil(lambda: widget.load_button.isEnabled(), timeout=15_000)
     assert widget.source.isEnabled() and widget.path.isEnabled() and widget.scan_button.isEnabled()
+    assert not widget.path.isReadOnly()
 
 
 def _scan_then_close_the_panel(widget, viewer, tmp_path, monkeypatch, seconds: float):
@@ -1770,3 +1773,171 @@ def test_a_ground_truth_with_portal_vein_and_aorta_classes_is_loaded(load_widget
     np.testing.assert_array_equal(gt.data, labels)
     assert set(np.unique(gt.data)) == {0, 1, 2, 3, 4}
     assert "not loaded" not in widget.status.text()
+
+
+# ---------------------------------------------------------------- the keyboard, in a shown window
+
+
+@pytest.fixture
+def shown_load(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """A shown, active window with the Load panel, a DICOM case typed in its Path field, and
+    the DICOM read held until ``gate`` is set (a load that is still running)."""
+    import threading
+
+    from qtpy.QtWidgets import QApplication
+
+    import napari_livertumor.io.dicom as dicom_mod
+
+    viewer = make_napari_viewer(show=True)
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-livertumor", "1 Load CT")
+    case, _, _ = write_dicom_case(tmp_path)
+    gate, real = threading.Event(), dicom_mod.read_dicom_series
+
+    def held(*args, **kwargs):
+        gate.wait(20)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dicom_mod, "read_dicom_series", held)
+    _close_toasts()  # (napari's own, at start: closing, it moves the focus to the canvas)
+    window = viewer.window._qt_window
+    window.raise_()
+    window.activateWindow()  # (no window manager under Xvfb: the focus needs an active window)
+    QApplication.setActiveWindow(window)
+    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case))
+    yield viewer, widget, gate
+    gate.set()
+    _wait_idle(qtbot, widget)
+
+
+def _close_toasts():
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+    for toast in list(NapariQtNotification._instances):
+        toast.close()
+
+
+def _focus():
+    from qtpy.QtWidgets import QApplication
+
+    return QApplication.focusWidget()
+
+
+def test_a_second_enter_in_the_path_field_does_not_cancel_the_load_it_started(shown_load, qtbot):
+    """Enter in the Path field (after Find series) started the load and greyed the field out:
+    the focus moved on to the Load button, which now read Cancel, and the next Enter (typed
+    to confirm, or just twice) cancelled the load: "Cancelled: nothing was changed"."""
+    from qtpy.QtWidgets import QApplication
+
+    viewer, widget, gate = shown_load
+    widget.path.setFocus(Qt.TabFocusReason)
+    qtbot.waitUntil(lambda: _focus() is widget.path, timeout=5_000)
+    qtbot.keyClick(widget.path, Qt.Key_Return)  # Find series
+    _wait_idle(qtbot, widget)
+    assert widget.series_table.rowCount() == 1
+    qtbot.keyClick(widget.path, Qt.Key_Return)  # Load
+    assert widget.load_button.text() == "Cancel"
+    assert _focus() is widget.path  # the focus stays in the field
+    assert widget.path.isReadOnly()  # what the load was started with cannot change
+    qtbot.wait(QApplication.doubleClickInterval() + 100)  # (past the double-click guard)
+    qtbot.keyClick(_focus(), Qt.Key_Return)
+    assert not widget.jobs[widget.load_button].cancel_requested
+    gate.set()
+    _wait_idle(qtbot, widget)
+    assert len(_layers.ct_layers(viewer)) == 1 and "Cancelled" not in widget.status.text()
+    assert _focus() is widget.path and not widget.path.isReadOnly()
+
+
+def _enter(button, at: int):
+    """Enter pressed on ``button`` and let go 50 ms later, as the window system times keys
+    (``at`` ms): sent through the panel's own handling of Enter on a button."""
+    from qtpy.QtCore import QEvent
+    from qtpy.QtGui import QKeyEvent
+    from qtpy.QtWidgets import QApplication
+
+    for kind, stamp in ((QEvent.KeyPress, at), (QEvent.KeyRelease, at + 50)):
+        event = QKeyEvent(kind, Qt.Key_Return, Qt.NoModifier)
+        event.setTimestamp(stamp)
+        QApplication.sendEvent(button, event)
+
+
+def test_enter_typed_twice_on_load_is_timed_as_typed_not_as_the_window_got_to_it(shown_load, qtbot):
+    """Two Enters typed 150 ms apart on Load: the first one's start held the window up, and
+    the second, handled after the 400 ms double-click guard, was taken as a click on Cancel
+    and cancelled the load. A second Enter typed a second later still cancels it."""
+    from qtpy.QtWidgets import QApplication
+
+    viewer, widget, gate = shown_load
+    button = widget.load_button
+    _enter(button, 1_000_000)
+    assert button.text() == "Cancel"
+    qtbot.wait(QApplication.doubleClickInterval() + 200)  # the window busy meanwhile
+    _enter(button, 1_000_150)  # typed at once, handled late
+    job = widget.jobs[button]
+    assert not job.cancel_requested and "double-click's second" in widget.status.text()
+    _enter(button, 1_001_200)  # a second later: meant
+    assert job.cancel_requested
+    gate.set()
+    _wait_idle(qtbot, widget)
+    assert "Cancelled" in widget.status.text() and not _layers.ct_layers(viewer)
+
+
+def test_the_focus_goes_back_to_load_after_a_cancel_by_keyboard(shown_load, qtbot):
+    """Cancelling greys the button out ("Cancelling…"), so Qt moved the focus on, to the HU
+    window, where a stray arrow key changed the CT's window: after Enter on Cancel (and after
+    Esc) the user had to find Load again with Shift+Tab."""
+    from qtpy.QtWidgets import QApplication
+
+    viewer, widget, gate = shown_load
+    button = widget.load_button
+    for key in (Qt.Key_Return, Qt.Key_Escape):
+        gate.clear()
+        button.setFocus(Qt.TabFocusReason)
+        qtbot.waitUntil(lambda: _focus() is button, timeout=5_000)
+        qtbot.keyClick(button, Qt.Key_Return)  # Load
+        assert button.text() == "Cancel" and _focus() is button
+        qtbot.wait(QApplication.doubleClickInterval() + 100)
+        qtbot.keyClick(button, key)  # Cancel
+        assert button.text() == "Cancelling…" and _focus() is not button
+        gate.set()
+        _wait_idle(qtbot, widget)
+        assert widget.status.text().startswith("Cancelled")
+        assert _focus() is button and button.text() == "Load"
+
+
+def test_a_failed_load_is_said_in_the_panel_and_as_a_toast_only_when_the_panel_is_hidden(
+    shown_load, qtbot, tmp_path, monkeypatch
+):
+    """Every failure was said twice, in the status line and in a napari toast worded
+    otherwise; closing itself 4 s later, the toast moved the keyboard focus out of the panel
+    to the canvas (napari focuses its window then). A panel behind another's tab still gets
+    the toast: the failure is never unheard."""
+    import napari.utils.notifications as notifications
+
+    viewer, widget, gate = shown_load
+    gate.set()
+    shown = []
+    monkeypatch.setattr(notifications, "show_error", shown.append)
+    bad = tmp_path / "ct.nii.gz"
+    bad.write_bytes(b"this is not a NIfTI file")
+    widget.source.setCurrentText(SOURCES[1])
+    widget.path.setText(str(bad))
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    assert widget.status._kind == "error" and str(bad) in widget.status.text()
+    assert shown == []
+    other, _ = viewer.window.add_plugin_dock_widget("napari-livertumor", "4 Inspect", tabify=True)
+    other.raise_()
+    qtbot.waitUntil(lambda: _dock_of(widget).visibleRegion().isEmpty(), timeout=5_000)
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    assert len(shown) == 1 and "ct.nii.gz" in shown[0]
+
+
+def _dock_of(widget):
+    from qtpy.QtWidgets import QDockWidget
+
+    while widget is not None and not isinstance(widget, QDockWidget):
+        widget = widget.parentWidget()
+    return widget

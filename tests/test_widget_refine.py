@@ -1948,3 +1948,32 @@ def test_tumor_erased_while_apply_all_runs_is_not_written_over(refine_setup, qtb
     np.testing.assert_array_equal(seg.data, before)
     assert widget.status.text().startswith("'CT segmentation' was edited while refining")
     assert len(widget.undo_steps()) == 0
+
+
+def test_tab_from_the_settings_buttons_goes_to_the_named_notes_not_an_empty_stop(
+    make_napari_viewer, qtbot
+):
+    """With Refine's notes shown, Tab after Save settings… stopped on the box they scroll in:
+    no name, no focus mark, a press that seemed to do nothing; the notes then had no name for
+    a screen reader either (the status line's is "Refine status")."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QApplication
+
+    viewer = make_napari_viewer(show=True)
+    vol, labels, truth, liver = synthetic_case()
+    labels[labels == 2] = 1  # no tumor: the notes say so
+    _layers.add_ct_layer(viewer, vol, name="CT")
+    _layers.add_labels_layer(viewer, labels, vol, "CT segmentation", ct_layer_name="CT")
+    viewer.dims.set_current_step(0, 6)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-livertumor", "3 Refine tumor")
+    qtbot.waitUntil(lambda: widget.notes_box.isVisible(), timeout=10_000)
+    window = viewer.window._qt_window
+    window.raise_()
+    window.activateWindow()  # (no window manager under Xvfb: the focus needs an active window)
+    QApplication.setActiveWindow(window)
+    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
+    widget.save_button.setFocus(Qt.TabFocusReason)
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is widget.save_button, timeout=5_000)
+    qtbot.keyClick(widget.save_button, Qt.Key_Tab)
+    assert QApplication.focusWidget() is widget.notes
+    assert widget.notes.accessibleName() == "Refine notes"

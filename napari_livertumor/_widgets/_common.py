@@ -89,6 +89,31 @@ def notify_warning(message: str) -> None:
         pass
 
 
+def panel_in_view(panel) -> bool:
+    """Can the user read ``panel`` now: shown, in a window not minimized, and not a tab
+    behind another panel's (Qt counts those visible)?"""
+    try:
+        if not panel.isVisible() or panel.window().isMinimized():
+            return False
+        dock = panel.parentWidget()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parentWidget()
+        return dock is None or not _dock_hidden_behind_tab(dock)
+    except (RuntimeError, AttributeError):  # deleted meanwhile, or no widget (a test's)
+        return False
+
+
+def notify_unseen(panel, message: str, *, warning: bool = False) -> None:
+    """Say ``message`` (which the panel's status line says) in napari's notifications too when
+    the panel is out of view (closed, a tab behind another, its window minimized), so it is
+    never lost. Not while the panel shows it: the toast said it a second time, in other
+    words, and napari's toast, closing itself 4 s later, put the keyboard focus on the canvas
+    (``parent().setFocus()``): the keys a user typed next in the panel went to napari."""
+    if panel_in_view(panel):
+        return
+    (notify_warning if warning else notify_error)(message)
+
+
 #: (error, warning) text colours on napari's dark and light panels: both legible (contrast
 #: at least 4.5:1); the dark theme's amber and red measured 1.6:1 and 2.3:1 on the light one
 _STATUS_COLORS = {"dark": ("#ff6b6b", "#e0b040"), "light": ("#b3261e", "#7a4f00")}
@@ -517,10 +542,28 @@ class _EnterPresses(QObject):
     def __init__(self) -> None:
         super().__init__()
         self._down: set = set()
+        #: (button, timestamp) of the key or mouse release being handled (its click's)
+        self.input: tuple | None = None
+
+    def _note_input(self, obj, event) -> None:
+        """The release that may click ``obj`` now, with its time as typed (the window
+        system's, in ms), until the event loop runs again."""
+        token = (obj, event.timestamp())
+        self.input = token
+
+        def forget() -> None:
+            if self.input is token:
+                self.input = None
+
+        QTimer.singleShot(0, forget)
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
         kind = event.type()
         keyed = kind in (QEvent.KeyPress, QEvent.KeyRelease)
+        if kind == QEvent.MouseButtonRelease or (
+            kind == QEvent.KeyRelease and not event.isAutoRepeat()
+        ):
+            self._note_input(obj, event)
         if keyed and event.key() in self._KEYS:
             if kind == QEvent.KeyRelease and obj in self._down and not event.isAutoRepeat():
                 self._down.discard(obj)  # (whatever modifiers were pressed meanwhile)
@@ -547,6 +590,15 @@ class _EnterPresses(QObject):
             self._down.discard(obj)
             obj.setDown(False)
         return False
+
+
+def input_time(button) -> int | None:
+    """When the key or mouse button clicking ``button`` now was released, as the window system
+    timed it (ms); None for a click from code (or an event without a time: a test's keys)."""
+    found = _FILTERS[0].input if _FILTERS else None
+    if found is None or found[0] is not button or not found[1]:
+        return None
+    return int(found[1])
 
 
 def _exists(qobject) -> bool:
@@ -1188,8 +1240,10 @@ class JobWidgetMixin:
                 log_failure(type(self).__name__, msg, err)
             if status is not None:
                 set_status(status, msg, error=True)
-            if adopted is None:
-                notify_error(msg)
+            if adopted is None and status is None:
+                notify_error(msg)  # the status line keeps what was said since
+            elif adopted is None:
+                notify_unseen(self, msg)
         elif status is not None:
             set_status(
                 status,
@@ -1216,7 +1270,15 @@ class JobWidgetMixin:
                 return True
             from qtpy.QtWidgets import QApplication
 
-            soon = time.monotonic() - job.started_at < QApplication.doubleClickInterval() / 1000
+            interval = QApplication.doubleClickInterval()
+            typed, now = getattr(job, "input_at", None), input_time(button)
+            if typed is not None and now is not None:
+                # as the keys (or the mouse) were pressed, not as the GUI thread got to them:
+                # the start held it up (200-600 ms for a load), so a second Enter typed at
+                # once came past the interval and cancelled the load it had just started
+                soon = 0 <= now - typed < interval
+            else:
+                soon = time.monotonic() - job.started_at < interval / 1000
             if soon and not self.__dict__.get("_by_key"):
                 # a double-click's second click: the job the first one started goes on (it
                 # was cancelled at once: "Cancelled: nothing was changed"); said, in case the
@@ -1297,6 +1359,7 @@ class JobWidgetMixin:
         bar = getattr(self, "progress_bar", None)
 
         started: list[Job] = []
+        focus = _FocusKeeper(self, started)
 
         def finished(status: str) -> None:
             # a finished job is let go: through its callbacks it holds the layers and volumes
@@ -1318,13 +1381,14 @@ class JobWidgetMixin:
                     set_status(self.status, "Cancelled: nothing was changed.")
             if on_finished is not None:
                 on_finished(status)
+            focus.give_back()
             _trim_soon()
 
         def failed(exc: BaseException, doing: str = "") -> None:
             msg = doing + error_text(exc)
             log_failure(description, msg, exc)
             set_status(self.status, msg, error=True)
-            notify_error(msg)
+            notify_unseen(self, msg)
 
         said = [busy_text]  # what the job last wrote in the status line
 
@@ -1363,6 +1427,7 @@ class JobWidgetMixin:
             description=description,
         )
         job.finish_on_exit = self.FINISH_ON_CLOSE  # the process exiting does not stop it either
+        job.input_at = input_time(button)  # the click's key or mouse release, as typed
         self.__dict__["_jobs_started"] = self.__dict__.get("_jobs_started", 0) + 1
         job.deliver_after_cancel = self.FINISH_ON_CLOSE  # what it wrote after a late Cancel
         started.append(job)
@@ -1379,6 +1444,64 @@ class JobWidgetMixin:
         set_status(self.status, busy_text, scroll=False)
         scroll_into_view(bar if bar is not None else button)
         return job.start()
+
+
+class _FocusKeeper:
+    """While a panel's job runs: the control of the panel that lost the keyboard focus by
+    being disabled (its button turned "Cancelling…" by Esc or by Enter on Cancel), and where
+    Qt moved the focus then (the next control: the status line, or Load's HU window, where a
+    stray arrow key changed the CT's window). When the job ends the focus goes back, unless
+    the user has moved it since."""
+
+    def __init__(self, panel, started: list) -> None:
+        self._panel = weakref.ref(panel)
+        self._started = started  # the job, once made
+        self.home = None
+        self.moved_to = None
+        self._connected = False
+        app = QApplication.instance()
+        if app is not None:
+            app.focusChanged.connect(self._moved)
+            self._connected = True
+
+    def _moved(self, old, new) -> None:
+        try:
+            if self._started and not self._started[0].running:
+                self._disconnect()  # (a job whose end the panel never heard: its close)
+                return
+            if old is None or old.isEnabled():
+                return  # moved by the user (or a click), not by a control being disabled
+            if self.home is None:
+                panel = self._panel()
+                if panel is None or not panel.isAncestorOf(old):
+                    return
+                self.home = old
+            elif old is not self.moved_to:
+                return
+            self.moved_to = new  # (and on, when the control it went to is disabled too)
+        except RuntimeError:  # deleted meanwhile
+            pass
+
+    def _disconnect(self) -> None:
+        if self._connected:
+            self._connected = False
+            try:
+                QApplication.instance().focusChanged.disconnect(self._moved)
+            except (RuntimeError, TypeError):  # already gone
+                pass
+
+    def give_back(self) -> None:
+        """The job has ended: the focus back on the control it was taken from, when it is
+        usable again and the focus is still where Qt moved it."""
+        self._disconnect()
+        home, self.home = self.home, None
+        try:
+            if home is None or not (home.isEnabled() and home.isVisible()):
+                return
+            if QApplication.focusWidget() in (self.moved_to, None):
+                home.setFocus(Qt.OtherFocusReason)
+        except RuntimeError:  # deleted meanwhile
+            pass
 
 
 def escape_cancels_in_viewer(viewer) -> None:
@@ -1541,7 +1664,7 @@ def _escape_newest_job(viewer) -> bool:
         return False
     _, panel, button = max(runs, key=lambda run: run[0])
     panel.click_by_key(button)
-    if not panel.isVisible():  # a panel behind another's tab: say whose run it was
+    if not panel_in_view(panel):  # a panel behind another's tab: say whose run it was
         try:
             from napari.utils.notifications import show_info
 
@@ -1564,6 +1687,9 @@ def scroll_box(widget, max_height: int):
     box.setWidgetResizable(True)
     box.setFrameShape(QScrollArea.NoFrame)
     box.setMaximumHeight(max_height)
+    # no tab stop of its own (as the panel's scroll area): Tab stopped on it, unnamed and
+    # showing no focus, a press that seemed to do nothing; the text in it is the stop
+    box.setFocusPolicy(Qt.NoFocus)
     box.setVisible(False)
     return box
 

@@ -208,6 +208,8 @@ class Job(QObject):
         self.deliver_after_cancel = False
         #: when it was started (a Cancel within a double-click's interval is the second click)
         self.started_at = time.monotonic()
+        #: when the click that started it was typed (the window system's ms; None: unknown)
+        self.input_at: int | None = None
         self._last_emit: dict[str, float] = {}
         self._bars: dict[str, Any] = {}  # "job": the napari bar, "stage": its current stage
         self._qbar = progress_bar

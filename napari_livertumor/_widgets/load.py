@@ -432,7 +432,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
         return job is not None and job.running
 
     def _lock_inputs(self, locked: bool) -> None:
-        """Disable (or enable again) the source, paths, seed, series list and Find series."""
+        """Disable (or enable again) the source, seed, series list, Browse… and Find series;
+        the path fields are made read-only. Disabled, the field holding the keyboard focus
+        (Enter there starts the load) handed it on to the next control, the Load button now
+        reading Cancel: a second Enter cancelled the load. Read-only, it keeps the focus, and
+        Enter there while the load runs does nothing (:meth:`_path_entered`)."""
         try:
             self.source.setEnabled(not locked)
             self.series_table.setEnabled(not locked)
@@ -441,8 +445,10 @@ class LoadWidget(JobWidgetMixin, QWidget):
             ) or self.scan_button in self._winding_jobs()  # (a scan the panel's closing stops)
             if not scanning:  # (a scan under way keeps its Cancel)
                 self.scan_button.setEnabled(not locked)
+            for field in (self.path, self.truth_path):
+                field.setReadOnly(locked)
             if locked:
-                for w in (self.path, self.browse, self.truth_path, self.truth_browse, self.seed):
+                for w in (self.browse, self.truth_browse, self.seed):
                     w.setEnabled(False)
             else:
                 self._source_changed()  # each as the source has it

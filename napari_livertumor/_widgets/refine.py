@@ -293,6 +293,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.progress_bar = QProgressBar()
         self.progress_bar.setVisible(False)
         self.notes = StatusLabel()
+        self.notes.setAccessibleName("Refine notes")  # (a screen reader read an empty name)
         self.status = StatusLabel()
         for widget, tip in (
             (self.ct_combo, "The CT (image layer) the contours follow"),

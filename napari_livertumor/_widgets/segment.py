@@ -30,7 +30,7 @@ from ._common import (
     clear_status_if,
     follow_layer_list,
     mark_result_of,
-    notify_warning,
+    notify_unseen,
     say_if_result_removed,
     scroll_panel,
     set_status,
@@ -431,7 +431,8 @@ class SegmentWidget(JobWidgetMixin, QWidget):
 
             if own != RefineConfig().to_dict():
                 msg += " Tumor refined with the Refine panel's settings (not the defaults)."
-        # what makes the numbers untrustworthy comes first, in amber, and as a notification
+        # what makes the numbers untrustworthy comes first, in amber (and as a notification when
+        # the panel is out of view)
         from ..pipeline import NOT_HU, is_serious
 
         # the case's own first (the single notification): a weak model's note comes after
@@ -443,7 +444,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         not_hu = any(NOT_HU in w for w in serious)
         if serious:
             msg = "\n".join(f"⚠ {w}" for w in serious) + "\n" + msg
-            notify_warning(serious[0])
+            notify_unseen(self, serious[0], warning=True)
         # the GPU asked for and not there: on the result's first line, amber (the last of ten
         # lines, in the panel's plain colour, it went unseen)
         device = [w for w in warnings if w.startswith("CUDA was asked for") or " GPU(s) exist" in w]
@@ -499,7 +500,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
                 "labels keep the removed CT's geometry"
             )
             msg = f"⚠ {gone_note}\n{msg}"
-            notify_warning(gone_note)
+            notify_unseen(self, gone_note, warning=True)
         elif gone:
             msg += f"\nThe CT layer '{ct_name}' was removed meanwhile; labels keep its geometry."
         if not gone and covering is None:

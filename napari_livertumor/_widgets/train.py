@@ -162,6 +162,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.clinical_browse = QPushButton("Browse…")
         self.check_button = QPushButton("Check data")
         self.summary = StatusLabel()
+        self.summary.setAccessibleName("Check data summary")  # (its row has no label)
         self.out = QLineEdit()
         self.out.setPlaceholderText("folder for the model")
         self.out_browse = QPushButton("Browse…")
