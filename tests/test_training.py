@@ -68,6 +68,16 @@ def test_a_few_steps_lower_the_loss(toy_data, tmp_path):
     assert reports[-1]["event"] == "done"
 
 
+def test_the_weak_terms_table_is_recorded_as_an_absolute_path(toy_data, tmp_path, monkeypatch):
+    """QA train59: training.weak.clinical kept the table's path as typed ("tables/x.xlsx",
+    relative to wherever the run was started) beside training.data.clinical's absolute one."""
+    monkeypatch.chdir(toy_data.parent)
+    table = Path(toy_data.name) / "clinical.csv"
+    run_all(tiny_config(toy_data, tmp_path, stage="tumor", weak_lambda=0.5, clinical=str(table)))
+    weak = load_model(tmp_path / "tumor", stage="tumor").metadata.training["weak"]
+    assert weak["clinical"] == str(toy_data.resolve() / "clinical.csv")
+
+
 def test_training_writes_a_model_folder_the_pipeline_can_load(toy_data, tmp_path):
     reports = run_all(tiny_config(toy_data, tmp_path, stage="tumor", weak_lambda=0.5))
     info = reports[0]

@@ -942,7 +942,9 @@ class _Run:
         corr = float(np.corrcoef(tl, wl)[0, 1]) if len(tl) > 2 and tl.std() and wl.std() else None
         summary = {
             "enabled": bool(weak.labels),
-            "clinical": str(path),
+            # absolute, as training.data.clinical beside it (a path as typed named another
+            # file once the run's record was read from elsewhere)
+            "clinical": str(Path(path).resolve()),
             "oof_corr_with_tlvr": corr,
             **weak.summary(),
         }
