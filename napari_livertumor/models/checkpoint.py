@@ -744,6 +744,11 @@ def check_model_folder(folder: str | Path, stage: str | None = None) -> ModelMet
     try:  # numpy: torch is not imported
         with safe_open(str(weights), framework="numpy") as f:
             names = list(f.keys())
+            # the run's size checks, on the shapes the header gives (member count, blocks,
+            # first layer: --list said "segment" of an ensemble missing a member)
+            _check_size(
+                weights, meta, {k: _Shape(tuple(f.get_slice(k).get_shape())) for k in names}
+            )
             prefix = _wrapper_prefix_by_name(names)
             if prefix:  # (--list said "segment" of weights the run refuses at once for it)
                 example = next(
@@ -751,7 +756,7 @@ def check_model_folder(folder: str | Path, stage: str | None = None) -> ModelMet
                     None,
                 )  # (an ensemble's members.0. …: as the run, which builds it, names it)
                 raise ModelError(weights, _prefix_text(prefix, None, weights, example))
-            bad = [k for k in names if not _finite(f, k)]
+            bad = [k for k in names if not _finite(f, k, data)]
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(
             weights,
@@ -764,16 +769,29 @@ def check_model_folder(folder: str | Path, stage: str | None = None) -> ModelMet
     return meta
 
 
-def _finite(f, name: str) -> bool:
-    """Whether tensor ``name`` of an open weights file (numpy) holds no NaN or infinity; whole
-    numbers do, and a type numpy has not (bfloat16, float8: the run, through torch, checks
-    those) is not looked at here (``--list`` stopped on it with a TypeError)."""
+@dataclass(frozen=True)
+class _Shape:
+    """A tensor's shape as a weights file's header gives it (what :func:`_check_size` reads)."""
+
+    shape: tuple[int, ...]
+
+
+def _finite(f, name: str, data: bytes) -> bool:
+    """Whether tensor ``name`` of an open weights file (numpy; ``data`` its bytes) holds no NaN
+    or infinity; whole numbers do. bfloat16, which numpy has not (``--list`` stopped on it
+    with a TypeError), is read from its bits (exponent all ones: NaN or infinite); float8 is
+    not looked at here (the run, through torch, checks it)."""
     import numpy as np
 
     try:
         array = f.get_tensor(name)
     except TypeError:  # "data type 'bfloat16' not understood"
-        return True
+        if f.get_slice(name).get_dtype() != "BF16":
+            return True
+        size = int.from_bytes(data[:8], "little")
+        start, end = json.loads(data[8 : 8 + size])[name]["data_offsets"]
+        bits = np.frombuffer(data[8 + size + start : 8 + size + end], dtype="<u2")
+        return not bool(((bits & 0x7F80) == 0x7F80).any())
     return not np.issubdtype(array.dtype, np.floating) or bool(np.isfinite(array).all())
 
 
@@ -809,7 +827,10 @@ def _peel_prefix(names: list[str], fits) -> str | None:
         firsts = {k.split(".", 1)[0] for k in rest}
         if len(firsts) != 1 or not all("." in k for k in rest):
             return None
-        prefix += firsts.pop() + "."
+        first = firsts.pop()
+        if first in _NETWORK_HEADS:  # the network's own (an ensemble's members.0. of a
+            return None  # file holding one member) is no wrapper's (QA rev59b)
+        prefix += first + "."
         stripped = {k[len(prefix) :] for k in names} - {""}
         stripped = {k for k in stripped if not k.startswith(VAE_PREFIXES)}
         if stripped and fits(stripped):
