@@ -118,6 +118,8 @@ class SeriesInfo:
     #: its passes differ in how they were reconstructed and in nothing that says they were
     #: scanned at other moments (their AcquisitionTime is the same, or untagged)
     same_scan: bool = False
+    #: its passes' AcquisitionTime sets them at other moments (phases, whatever their kernels)
+    other_moments: bool = False
     #: of reconstructions of one scan, its kernel is known to be sharper (noisier) than
     #: another's: the smoother one is read by default
     sharper: bool = False
@@ -450,13 +452,30 @@ def read_dicom_series(
                     f"--acquisition {siblings[0].acquisition}"
                 )
             else:
+                if why == "most slices, then the latest" and any(g.sharper for g in siblings):
+                    why = (
+                        "the smoother kernel: the models expect soft-tissue images, and a sharp "
+                        "(lung, bone) kernel's are far noisier"
+                    )
+                recon = f"{info.reconstruction}, " if info.reconstruction else ""
                 warnings.append(
                     f"series {info.label} stacks {n} passes over the same stretch "
                     "with no AcquisitionNumber that tells them apart (removed by an "
                     f"anonymiser?); told apart by {told}, numbered 1–{n} in that order: "
-                    f"read pass {info.acquisition} ({info.n_slices} slices; {why}), not "
+                    f"read pass {info.acquisition} ({recon}{info.n_slices} slices; {why}), not "
                     f"{numbers}"
-                    + (f" (they were reconstructed differently too: {differ})" if differ else "")
+                    + (
+                        f" (they were reconstructed differently too: {differ}"
+                        + (
+                            ""
+                            if info.other_moments
+                            else "; no AcquisitionTime says whether they are phases or "
+                            "reconstructions of one scan"
+                        )
+                        + ")"
+                        if differ
+                        else ""
+                    )
                     + ". Check the phase by looking"
                 )
         else:
@@ -1268,20 +1287,24 @@ def _name_reconstructions(infos: list[SeriesInfo], parts: list[list[SliceHeader]
     # (an anonymiser's), is no evidence, and phases reconstructed differently (a thin arterial
     # pass, a thick venous one) are phases still (QA rev59: called "not contrast phases")
     times = [[h.acquisition_time for h in part] for part in parts]
-    if any(t is None for part in times for t in part) or all(
+    timed = not any(t is None for part in times for t in part) and not all(
         t == 0 for part in times for t in part
-    ):
-        return
-    spans = [(min(part), max(part)) for part in times]
-    apart = any(
-        a[1] + _OTHER_MOMENT_S < b[0] or b[1] + _OTHER_MOMENT_S < a[0]
-        for i, a in enumerate(spans)
-        for b in spans[i + 1 :]
     )
-    if apart:  # other moments (phases), reconstructed differently too: phases still
-        return
-    for info in infos:
-        info.same_scan = True
+    if timed:
+        spans = [(min(part), max(part)) for part in times]
+        if any(
+            a[1] + _OTHER_MOMENT_S < b[0] or b[1] + _OTHER_MOMENT_S < a[0]
+            for i, a in enumerate(spans)
+            for b in spans[i + 1 :]
+        ):  # other moments (phases), reconstructed differently too: phases still, the
+            for info in infos:  # later one read as any phase's
+                info.other_moments = True
+            return
+        for info in infos:
+            info.same_scan = True
+    # of kernels the names rank, the smoother one is read also where no time tells phases
+    # from reconstructions (QA rev59b: the lung kernel, the later pass, was read): a phase is
+    # rarely reconstructed with another kernel, and a sharp kernel's noise misleads the models
     kernels = [Counter(h.convolution_kernel for h in part).most_common(1)[0][0] for part in parts]
     ranks = [kernel_sharpness(k) if k else None for k in kernels]
     if 0 in differ and all(ranks) and len({r[0] for r in ranks}) == 1:
