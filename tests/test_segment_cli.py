@@ -11,6 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from napari_livertumor import __version__
 from napari_livertumor.cli import main
 from napari_livertumor.commands.segment import discover_cases
 from napari_livertumor.io import load_ct
@@ -1035,7 +1036,7 @@ def test_labels_edited_since_the_run_are_never_replaced_nor_sent_as_the_models(
 
 
 def test_labels_edited_in_outputs_of_a_version_without_digests_are_not_replaced(
-    tmp_path, models, monkeypatch, caplog
+    tmp_path, models, monkeypatch, caplog, capsys
 ):
     """QA compat59: outputs of a version that recorded no digests (before 2 Dec 2026), their
     labels corrected by hand, were replaced by the first run after an upgrade (the shipped
@@ -1061,6 +1062,11 @@ def test_labels_edited_in_outputs_of_a_version_without_digests_are_not_replaced(
     nib.save(nib.Nifti1Image(fixed, img.affine, img.header), labels)  # (saved now)
     edited = labels.read_bytes()
     caplog.clear()
+    capsys.readouterr()
+    assert main([*base[:-1], "--stages", "liver", "--list"]) == 0  # said alike by --list
+    assert "refuse: P1_labels.nii.gz newer than its stats (edited since? these outputs kept no" in (
+        capsys.readouterr().out
+    )
     assert main([*base[:-1], "--stages", "liver"]) == 1  # other settings
     assert "is newer than its stats (edited since?" in caplog.text  # (how it was told)
     assert "would replace it; nothing was overwritten" in caplog.text
@@ -2097,19 +2103,27 @@ def test_outputs_another_version_made_are_kept_and_said(
     assert main([*base, "--list"]) == 0
     plan = capsys.readouterr().out
     assert plan.count(
-        "skip: complete (made by another version: commit 9a4df72c1d2e; this is commit "
-        "bfc5d283e176; --overwrite to redo)"
+        "skip: complete (made by another version: commit 9a4df72c1d2e; this is version "
+        f"{__version__}, commit bfc5d283e176; --overwrite to redo)"
     ) == 2  # fmt: skip
     caplog.clear()
     with caplog.at_level("INFO"):
         assert main(base) == 0
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(warned) == 1  # once a batch, with the count
-    assert warned[0].startswith(
-        "2 case(s) kept as complete were made by another version of livertumor than this one "
-        "(commit bfc5d283e176): commit 9a4df72c1d2e (2 cases)."
+    assert len(warned) == 2  # the first case at once (a batch stopped later said it), the count
+    assert (
+        warned[0].startswith(
+            "a: kept as complete, made by another version of livertumor (commit 9a4df72c1d2e; this "
+            "is version "
+        )
+        and "commit bfc5d283e176)" in warned[0]
     )
-    assert "--overwrite" in warned[0]
+    assert (
+        "2 case(s) kept as complete were made by another version of livertumor than this "
+        in (warned[1])
+        and "commit bfc5d283e176): commit 9a4df72c1d2e (2 cases)." in warned[1]
+    )
+    assert "--overwrite" in warned[0] and "--overwrite" in warned[1]
     printed = capsys.readouterr().out
     assert printed.count("(already complete; made by another version: commit 9a4df72c1d2e)") == 2
     assert _summary_statuses(out) == ["skipped (complete; made by another version)"] * 2

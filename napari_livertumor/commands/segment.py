@@ -1743,10 +1743,17 @@ def _made_by_another_version(old: dict | None) -> str:
 def _this_version() -> str:
     """This version of livertumor, as :func:`_made_by_another_version` names the other."""
     now = software()
-    return f"commit {now['commit']}" if now.get("commit") else f"version {now['napari_livertumor']}"
+    version = f"version {now['napari_livertumor']}"
+    return f"{version}, commit {now['commit']}" if now.get("commit") else version
 
 
-#: said once a batch of the cases kept as complete that another version of livertumor made
+#: said of the first case of a batch kept as complete that another version made
+OTHER_VERSION_FIRST = (
+    "%s: kept as complete, made by another version of livertumor (%s; this is %s): not "
+    "redone, so its figures are that version's and may differ from this one's (its status "
+    "says 'made by another version'); --overwrite segments it again"
+)
+#: said at a batch's end of the cases kept as complete that another version of livertumor made
 OTHER_VERSION_TEXT = (
     "%d case(s) kept as complete were made by another version of livertumor than this one "
     "(%s): %s. Not redone, so their figures are that version's and may differ from this "
@@ -1820,6 +1827,12 @@ def _decide(
     by_time = _newer_than_its_stats(old, labels_path, stats_path)
     if by_time:
         edited.append(labels_path.name)
+    # (--list's words: told by the files' times, a copy that renewed them looks so too)
+    since = (
+        "newer than its stats (edited since? these outputs kept no digests)"
+        if by_time
+        else "edited since it was written"
+    )
     damaged = _damaged_labels(labels_path) if labels_path.name in edited else None
     if damaged:  # not a hand edit: a file cut short or emptied (a full disk, a copy)
         edited.remove(labels_path.name)
@@ -1853,7 +1866,7 @@ def _decide(
                 "from napari (marked as edited), or use --overwrite to segment again",
                 by_time=by_time,
             ),
-            f"refuse: {labels_path.name} edited since it was written: "
+            f"refuse: {labels_path.name} {since}: "
             f"{', '.join(extra_files[k].name for k in missing)} not added from it {redo}",
             untouched=True,
         )
@@ -1866,7 +1879,9 @@ def _decide(
                 "overwritten: use another output folder, or --overwrite to replace it",
                 by_time=by_time and edited[0] == labels_path.name,
             ),
-            f"refuse: {edited[0]} edited since it was written; a run with other settings "
+            f"refuse: {edited[0]} "
+            f"{since if edited[0] == labels_path.name else 'edited since it was written'}; "
+            "a run with other settings "
             f"({what}) would replace it {redo}",
             untouched=True,
         )
@@ -2223,7 +2238,7 @@ def run_cases(
                 rows.append({**row, "labels": "", "stats": "", "status": "failed", "error": msg})
             row_time = time.perf_counter() - t0
             rows[-1]["seconds"] = round(row_time, 2)
-    if other_versions:  # once a batch, with the count: a line per case is lost in a long run
+    if sum(other_versions.values()) > 1:  # with the count: a line per case is lost in a batch
         made = "; ".join(
             f"{version} ({n} case{'s' if n != 1 else ''})" for version, n in other_versions.items()
         )
@@ -2232,9 +2247,15 @@ def run_cases(
 
 
 def _kept_from(counts: dict[str, int], case, version: str) -> None:
-    """Count a case kept as complete that ``version`` (another one) made; said in the log."""
+    """Count a case kept as complete that ``version`` (another one) made; said in the log, the
+    batch's first as a warning (a batch stopped before its end said nothing of them: the
+    count comes after the last case)."""
+    first = not counts
     counts[version] = counts.get(version, 0) + 1
-    log.info("%s: kept; made by another version of livertumor (%s)", case.name, version)
+    if first:
+        log.warning(OTHER_VERSION_FIRST, case.name, version, _this_version())
+    else:
+        log.info("%s: kept; made by another version of livertumor (%s)", case.name, version)
 
 
 def _load_segmenter(make, config):
