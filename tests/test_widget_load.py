@@ -505,14 +505,18 @@ def test_what_a_load_was_started_with_cannot_change_until_it_ends(load_widget, q
     case, _, _ = write_dicom_case(tmp_path)
     widget.source.setCurrentText(SOURCES[0])
     widget.path.setText(str(case / "CT"))
+    tips = [widget.path.toolTip(), widget.truth_path.toolTip()]
     widget.load_button.click()
     locked = [widget.source, widget.browse, widget.truth_browse, widget.scan_button]
     fields = [widget.path, widget.truth_path]  # read-only: Enter there keeps the focus
     assert not any(w.isEnabled() for w in locked) and all(f.isReadOnly() for f in fields)
+    # and shown so (QA gui59: read-only, they looked editable, typing in them doing nothing)
+    assert all("color" in f.styleSheet() and "Locked while" in f.toolTip() for f in fields)
     _wait_idle(qtbot, widget)
     qtbot.waitUntil(lambda: widget.source.isEnabled(), timeout=5000)
     assert all(w.isEnabled() for w in locked) and len(_layers.ct_layers(viewer)) == 1
-    assert not any(f.isReadOnly() for f in fields)
+    assert not any(f.isReadOnly() or f.styleSheet() for f in fields)
+    assert [widget.path.toolTip(), widget.truth_path.toolTip()] == tips
     widget.source.setCurrentText(SOURCES[2])  # and as the source has them afterwards
     assert not widget.path.isEnabled() and widget.seed.isEnabled()
 
