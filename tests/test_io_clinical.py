@@ -103,6 +103,21 @@ def test_a_file_named_xlsx_that_is_no_workbook_says_so_in_plain_words(tmp_path):
     assert "save it again from the spreadsheet as .xlsx or .csv" in str(info.value)
 
 
+def test_a_workbook_locked_by_another_program_says_it_may_be_open_there(tmp_path, monkeypatch):
+    """A workbook open in Excel on Windows is locked against reading: the message said only
+    "cannot be read as a table (PermissionError: [Errno 13] Permission denied …)", which sent
+    the user to the file's permissions."""
+    write_xlsx(tmp_path / "clinical.xlsx", pd.DataFrame(ROWS))
+
+    def locked(path, *args, **kw):  # what Windows answers while Excel has the file open
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(pd, "read_excel", locked)
+    with pytest.raises(InputError, match=r"PermissionError: \[Errno 13\]") as info:
+        read_clinical(tmp_path / "clinical.xlsx")
+    assert "is it open in another program, such as Excel?" in str(info.value)
+
+
 def test_title_rows_above_the_header_are_skipped(tmp_path):
     body = pd.DataFrame(ROWS)
     lines = ["HCC-TACE-Seg clinical data", "", ",".join(body.columns)]

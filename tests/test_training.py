@@ -322,6 +322,72 @@ def test_a_stop_during_validation_is_made_good_on_resume(toy_data, tmp_path, mon
     assert all(h["val_score"] is not None for h in history)
 
 
+def test_a_stop_during_a_patients_validation_lands_within_one_window(toy_data, tmp_path):
+    """The Train panel's Stop (and closing napari) during validation waited for the whole
+    validation patient, 20-33 s where a step took 0.17 s, with "Stopping…" all along: the stop
+    was heard only between validation patients, and a small cohort has one."""
+    import types
+
+    import torch
+
+    from napari_livertumor.errors import Cancelled
+    from napari_livertumor.training import loop
+
+    cfg = tiny_config(toy_data, tmp_path)
+    windows = []
+
+    class SlowNet(torch.nn.Module):  # each call is one sliding window of the validation
+        def forward(self, x):
+            windows.append(tuple(x.shape))
+            return (torch.zeros((x.shape[0], cfg.n_classes, *x.shape[2:])),)
+
+    labels = np.zeros((64, 160, 160), np.uint8)
+    labels[20:40, 50:110, 50:110] = 1
+    patient = types.SimpleNamespace(image=np.zeros(labels.shape, np.float32), labels=labels)
+    loop.validate(SlowNet(), [patient], cfg, torch.device("cpu"))
+    in_full = len(windows)
+    assert in_full > 3  # the stop below comes early in the patient's windows
+    windows.clear()
+    with pytest.raises(Cancelled):
+        # Stop pressed while the second window runs: the third never starts
+        loop.validate(
+            SlowNet(), [patient], cfg, torch.device("cpu"), should_cancel=lambda: len(windows) >= 2
+        )
+    assert len(windows) == 2, (len(windows), in_full)
+
+
+def test_a_stop_inside_the_one_validation_patient_is_redone_on_resume(
+    toy_data, tmp_path, monkeypatch
+):
+    """docs/training.md §8: a stop during an epoch's validation is remembered and redone first
+    on resume. With one validation patient the stop never cut a validation short, so the
+    promise held only between patients."""
+    from napari_livertumor.training import loop
+
+    real_validate = loop.validate
+    stopped = []
+
+    def stop_in_its_first_window(net, cases, *args, **kw):
+        assert len(cases) == 1  # the toy cohort's split: one validation patient
+        hook = net.register_forward_hook(lambda *_: stopped.append(True))  # Stop pressed
+        try:
+            return real_validate(net, cases, *args, **kw)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(loop, "validate", stop_in_its_first_window)
+    cut = run_all(tiny_config(toy_data, tmp_path), should_cancel=lambda: bool(stopped))
+    assert cut[-1]["event"] == "cancelled" and cut[-1]["step"] == 3
+    assert len(stopped) == 1  # the validation ended at its next check, not the patient's end
+    # (the step before a validation says so: the panel's bar and its Stop's status tell)
+    assert [r["validates_next"] for r in cut if r["event"] == "step"] == [False, False, True]
+    monkeypatch.setattr(loop, "validate", real_validate)
+    resumed = run_all(tiny_config(toy_data, tmp_path, resume=True))
+    assert next(r for r in resumed if r["event"] == "resumed")["val_pending"]
+    first = next(r for r in resumed if r["event"] not in ("info", "resumed"))
+    assert first["event"] == "epoch" and first.get("resumed_validation") and first["step"] == 3
+
+
 def test_ctrl_c_during_validation_is_made_good_on_resume_too(toy_data, tmp_path, monkeypatch):
     """Ctrl-C (the CLI's stop) during a validation saved last/ without remembering it."""
     from napari_livertumor.training import loop
@@ -1241,7 +1307,7 @@ def test_fine_tuning_starts_from_an_existing_models_weights(toy_data, tmp_path, 
     run_log = (tmp_path / "b" / "liver" / "train.log").read_text()
     assert "run started: liver stage" in run_log and ", from " in run_log
     assert "decision threshold (logit shift) is" in run_log
-    assert run_log.rstrip().endswith("run ended: finished, model saved")
+    assert "run ended: finished, model saved (at step 1; model kept: step 1" in run_log
     for k, v in tuned.network.state_dict().items():
         if v.is_floating_point():
             np.testing.assert_allclose(v.numpy(), base[k].numpy(), atol=2e-3, err_msg=k)
@@ -2159,11 +2225,35 @@ def test_two_runs_into_one_folder_at_once_are_refused_and_a_stale_lock_is_taken_
 def test_a_resume_with_nothing_to_resume_does_not_also_say_resumed(toy_data, tmp_path, caplog):
     """`--resume` into a new folder said "no checkpoint …; starting from scratch" and then
     "resumed at step 0/2"."""
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         reports = run_all(tiny_config(toy_data, tmp_path, epochs=1, steps_per_epoch=1, resume=True))
-    assert "starting from scratch" in caplog.text
+    assert "it starts fresh (its first run)" in caplog.text
     assert not [r for r in reports if r["event"] == "resumed"]
     assert reports[-1]["event"] == "done"
+
+
+def test_a_resume_of_a_stage_that_never_began_is_no_warning(toy_data, tmp_path, caplog):
+    """`--stage both` stopped in its liver stage, then `--resume`d, warned "resume: no
+    checkpoint in R2/tumor/last; starting from scratch" for the tumor stage that had never
+    begun (and the result was right): a WARNING only where a run began and left no state."""
+    with caplog.at_level(logging.INFO):
+        run_all(tiny_config(toy_data, tmp_path / "a", epochs=1, steps_per_epoch=1, resume=True))
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if "resume:" in r.getMessage()]
+    assert said == [
+        ("INFO", f"resume: the liver stage has not run in {tmp_path / 'a' / 'liver'} before: it "
+         "starts fresh (its first run)")
+    ], said  # fmt: skip
+
+    begun = tmp_path / "b" / "liver"
+    begun.mkdir(parents=True)
+    (begun / "train.log").write_text("… run started: liver stage\n")  # stopped while preparing
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        run_all(tiny_config(toy_data, tmp_path / "b", epochs=1, steps_per_epoch=1, resume=True))
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if "resume:" in r.getMessage()]
+    assert said == [
+        ("WARNING", f"resume: no checkpoint in {begun / 'last'}; starting from scratch")
+    ]
 
 
 class _SignalProbe:
@@ -2632,3 +2722,31 @@ def test_a_resume_whose_budget_was_spent_before_it_began_says_so_once(toy_data, 
     notes = [r["text"] for r in resumed if r["event"] == "note"]
     assert len(notes) == 1 and "its time budget" in notes[0], notes
     assert "stopped the run at step" not in notes[0]
+
+
+def test_done_says_which_steps_model_was_kept(toy_data, tmp_path, monkeypatch, capsys):
+    """A resumed run ended "done: step 24; model in …/tumor" (the CLI's line, train.log and
+    the panel) while the model kept was step 4's, the best validation Dice; every later epoch
+    scored lower, and nothing said so."""
+    from napari_livertumor.training import loop
+    from napari_livertumor.training.cli_report import print_reports
+
+    falling = iter([0.5, 0.25, 0.125])
+
+    def validate_scoring_less_each_epoch(*args, **kw):
+        score = next(falling)
+        return {"val_dice_liver": score, "val_dice_liver_unshifted": score, "logit_bias": 0.0,
+                "score": score, "n_val": 1, "n_val_with_class": 1}  # fmt: skip
+
+    monkeypatch.setattr(loop, "validate", validate_scoring_less_each_epoch)
+    last = print_reports(train(tiny_config(toy_data, tmp_path, epochs=3, steps_per_epoch=2)),
+                         __import__("sys").stdout)  # fmt: skip
+    assert last["event"] == "done" and last["step"] == 6
+    assert last["model_kept"] == "step 2 (epoch 0), validation Dice 0.500"
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith('[liver] done: {"model_kept": "step 2 (epoch 0), validation Dice 0.500"')
+    log = (tmp_path / "liver" / "train.log").read_text(encoding="utf-8").splitlines()
+    assert log[-1].endswith(
+        "run ended: finished, model saved (at step 6; model kept: step 2 (epoch 0), validation "
+        "Dice 0.500)"
+    ), log[-1]

@@ -1271,3 +1271,75 @@ def test_a_train_panel_closed_mid_run_is_freed_once_its_run_has_ended(
         return closed() is None
 
     qtbot.waitUntil(freed, timeout=5000)
+
+
+def test_a_stop_during_validation_says_the_validation_is_stopping(
+    train_widget, qtbot, tmp_path, monkeypatch
+):
+    """A Stop while the run validated read "Stopping…" for 20-33 s with nothing saying why:
+    the steps had ended (the bar still read step 4) and the validation was running."""
+    import threading
+    import time
+
+    import napari_livertumor._widgets.train as train_mod
+
+    release = threading.Event()
+
+    def validating(config, should_cancel):
+        yield {"event": "step", "step": 4, "losses": {"total": 1.258}, "total_steps": 12,
+               "validates_next": True}  # fmt: skip
+        while not should_cancel():
+            time.sleep(0.01)
+        assert release.wait(30)
+        yield {"event": "cancelled", "stage": config.stage, "step": 4, "last": None}
+
+    monkeypatch.setattr(train_mod, "train_in_subprocess", validating)
+    _, widget = train_widget
+    (tmp_path / "data").mkdir()
+    _small_run(widget, tmp_path / "data", tmp_path / "models")
+    widget.start_button.click()
+    try:
+        qtbot.waitUntil(lambda: widget.history["step"] == [4], timeout=20_000)
+        assert "validating" in widget.progress_bar.format()
+        widget.jobs[widget.start_button].started_at -= 1  # (not a double-click's second click)
+        widget.start_button.click()  # Stop
+        assert widget.status.text() == widget.STOPPING_VALIDATION_TEXT
+        assert widget.start_button.text() == "Stopping…"
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+
+
+def test_the_loss_plot_shows_the_steps_received_before_a_long_pause(train_widget, qtbot):
+    """During a validation (30 s without a report) the plot showed only step 1 while the bar
+    read step 4: the steps that came within the plot's redraw interval waited for the next
+    report to be drawn."""
+    _, widget = train_widget
+    widget._reset_plot()  # (drawn now: the steps below come within the redraw interval)
+    for step, loss in ((1, 1.7), (2, 1.6), (3, 1.5), (4, 1.258)):
+        widget._on_report(
+            {"event": "step", "step": step, "total_steps": 12, "losses": {"total": loss}}
+        )
+    # no report follows (the run validates): the steps are drawn all the same
+    qtbot.waitUntil(lambda: list(widget.loss_line.get_xdata()) == [1, 2, 3, 4], timeout=10_000)
+
+
+def test_finished_says_which_steps_model_was_kept(train_widget, tmp_path):
+    """A resumed run said "Finished" (and "done: step 24") while the model it kept, the one
+    Segment offers, was step 4's (validation Dice 0.041): every later epoch scored lower."""
+    _, widget = train_widget
+    _small_run(widget, tmp_path / "data", tmp_path / "out")
+    config = widget.build_config()
+    stage = Path(config.stage_dir)
+    stage.mkdir(parents=True)
+    (stage / "metadata.json").write_text("{}")
+    widget.reports = []
+    widget._on_report({"event": "step", "stage": "liver", "step": 24, "total_steps": 24,
+                       "losses": {"total": 0.9}})  # fmt: skip
+    widget._on_report({"event": "done", "stage": "liver", "step": 24, "model": str(stage),
+                       "kept": {"step": 4, "epoch": 0, "val_dice": 0.0413,
+                                "validated": True}})  # fmt: skip
+    widget._finished("done", config)
+    kept = "model kept: step 4 (epoch 1), validation Dice 0.041"
+    assert kept in widget.status.text()
+    assert kept in widget.log.toPlainText()

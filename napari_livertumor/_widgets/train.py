@@ -134,6 +134,11 @@ class TrainWidget(JobWidgetMixin, QWidget):
     """Run :func:`napari_livertumor.training.train` for one stage in a worker."""
 
     STOPPING_TEXT = "Stopping…"
+    #: what the status says while a stop ends an epoch's validation: a Stop there took 20-33 s
+    #: (a whole validation) under a bare "Stopping…", where a step took 0.17 s
+    STOPPING_VALIDATION_TEXT = (
+        "Stopping the validation (at its current window; it is redone when the run resumes)…"
+    )
     CLOSED_TEXT = (
         "the panel was closed, so training was stopped after its current step; its latest "
         "state is in the output folder's last/ (open the panel, choose the same output folder "
@@ -152,6 +157,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.reports: list[dict] = []
         self.model_folder: Path | None = None
         self._last_draw = 0.0
+        self._draw_pending = False  # a draw the throttle put off is due (see _redraw)
+        self._validating = False  # the run validates (its step reports stopped meanwhile)
 
         self.data = QLineEdit()
         # (placeholders short enough for the panel's column; the whole hint in the tooltip)
@@ -500,6 +507,12 @@ class TrainWidget(JobWidgetMixin, QWidget):
         )
         self.start_button.setText("Stop")
 
+    def cancel_if_running(self, button) -> bool:
+        stopped = super().cancel_if_running(button)
+        if stopped and button is self.start_button:
+            self._say_stopping_validation()
+        return stopped
+
     def closed_text(self) -> str:
         """Closed before its first step (preparing the data), the run left no last/ to resume:
         "its latest state is in last/" promised one."""
@@ -756,9 +769,16 @@ class TrainWidget(JobWidgetMixin, QWidget):
             self.history["loss"].append(report["losses"]["total"])
             self.progress_bar.setMaximum(report["total_steps"])
             self.progress_bar.setValue(report["step"])
-            self.progress_bar.setFormat(f"step %v / %m  loss {report['losses']['total']:.3f}")
+            self._validating = bool(report.get("validates_next"))
+            self.progress_bar.setFormat(
+                f"step %v / %m  loss {report['losses']['total']:.3f}"
+                + ("  validating…" if self._validating else "")
+            )
             self._redraw()
+            if self._validating:
+                self._say_stopping_validation()
         elif event == "epoch":
+            self._validating = False
             dice = report.get("val_dice")
             if dice is not None:
                 self.history["val_step"].append(report["step"])
@@ -798,21 +818,46 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 )  # fmt: skip
             )
             self._redraw(force=True)
+            self._validating = bool(report.get("val_pending"))  # redone before any step
+            if self._validating:
+                self._log("redoing the validation the stop interrupted")
+                self._say_stopping_validation()
         elif event == "log":  # a warning the training process logged
             self._log(f"warning: {report['text']}")
         elif event == "note":
             self._log(report["text"])
             set_status(self.status, report["text"], warning=True)
         elif event == "done":
-            self._log(f"done: step {report['step']}; model in {report['model']}")
+            self._validating = False
+            kept = self._kept_text(report)
+            self._log(
+                f"done: step {report['step']}; model in {report['model']}"
+                + (f"; model kept: {kept}" if kept else "")
+            )
         elif event == "cancelled":
+            self._validating = False
             self._log(
                 f"cancelled at step {report['step']}; last weights in {report['last']}"
                 if report.get("last")
                 else "cancelled before the first step; nothing saved"
             )
 
+    @staticmethod
+    def _kept_text(done: dict) -> str | None:
+        """Which step's weights the run's model is (its epochs counted from 1, as the log's)."""
+        from ..training.loop import kept_model_text
+
+        kept = done.get("kept")
+        return kept_model_text(kept, first_epoch=1) if kept else None
+
+    def _say_stopping_validation(self) -> None:
+        """The status of a Stop asked for while (or just before) the run validates."""
+        job = self.jobs.get(self.start_button)
+        if self._validating and job is not None and job.running and job.cancel_requested:
+            set_status(self.status, self.STOPPING_VALIDATION_TEXT)
+
     def _finished(self, status: str, config) -> None:
+        self._validating = False
         if not self.history["step"]:  # ended before a step: not "starting…" for good
             self._empty_note.set_text("no training yet")
         self._redraw(force=True)
@@ -837,9 +882,12 @@ class TrainWidget(JobWidgetMixin, QWidget):
             # not "Finished" over it
             set_status(self.status, notes[-1], warning=True)
         elif status == "done" and self.model_folder is not None:
+            done = next((r for r in reversed(self.reports) if r.get("event") == "done"), {})
+            kept = self._kept_text(done)
             set_status(
                 self.status,
-                f"Finished. The {config.stage} model in {config.out} can be chosen in Segment.",
+                f"Finished. The {config.stage} model in {config.out} can be chosen in Segment"
+                + (f" (model kept: {kept})." if kept else "."),
             )
         elif status == "cancelled":
             # what this run saved, not what the folder held before (a Replace stopped at once
@@ -919,7 +967,16 @@ class TrainWidget(JobWidgetMixin, QWidget):
     def _redraw(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last_draw < _PLOT_EVERY_S:
+            # drawn when the throttle allows, not at the next report: during a validation
+            # (30 s) the plot showed step 1 alone while the bar read step 4
+            if not self._draw_pending:
+                from qtpy.QtCore import QTimer
+
+                self._draw_pending = True
+                wait_ms = int(1000 * (_PLOT_EVERY_S - (now - self._last_draw))) + 1
+                QTimer.singleShot(wait_ms, self._put_off_draw)
             return
+        self._draw_pending = False
         self._last_draw = now
         h = self.history
         # the first loss and the first validation score bring their tick labels: laid out
@@ -938,6 +995,14 @@ class TrainWidget(JobWidgetMixin, QWidget):
         if h["step"]:
             self.loss_ax.set_xlim(0, max(h["step"]) + 1)
         self.canvas.draw_idle()
+
+    def _put_off_draw(self) -> None:
+        if not self._draw_pending:  # drawn meanwhile
+            return
+        try:
+            self._redraw(force=True)
+        except RuntimeError:  # the panel was closed: its canvas is gone
+            pass
 
     def _log(self, line: str) -> None:
         self.log.appendPlainText(line)

@@ -845,7 +845,17 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
                 f"named {suffix}): save it again from the spreadsheet as .xlsx or .csv "
                 f"({type(exc).__name__}: {exc})",
             ) from exc
-        raise InputError(path, f"cannot be read as a table ({type(exc).__name__}: {exc})") from exc
+        # a spreadsheet open in Excel on Windows is locked against reading: said, as the
+        # likely cause, where "[Errno 13] Permission denied" alone sent users to the file's
+        # permissions
+        hint = (
+            " (is it open in another program, such as Excel? close it there and try again)"
+            if isinstance(exc, PermissionError)
+            else ""
+        )
+        raise InputError(
+            path, f"cannot be read as a table ({type(exc).__name__}: {exc}){hint}"
+        ) from exc
     raise InputError(path, f"unsupported table format '{suffix}' (use .xlsx or .csv)")
 
 

@@ -64,8 +64,9 @@ def format_report(r: dict[str, Any]) -> str | None:
             {k: v for k, v in r.items() if k not in ("event", "stage")}
         )
     if ev in ("done", "cancelled"):
+        # (``kept`` is said by ``model_kept``, which leads the line)
         return f"[{r['stage']}] {ev}: " + json.dumps(
-            {k: v for k, v in r.items() if k not in ("event", "stage")}
+            {k: v for k, v in r.items() if k not in ("event", "stage", "kept")}
         )
     return None
 
