@@ -206,11 +206,11 @@ def _warning_as_log_line(message, category, filename, lineno, file=None, line=No
 
 def main(argv: list[str] | None = None) -> int:
     """Run the tool; a Ctrl-C or SIGTERM stop said in one line, at any point of the run."""
-    import atexit
-
-    atexit.unregister(_quick_teardown)  # (main called again in one process: once)
-    atexit.register(_quick_teardown)
     try:
+        import atexit
+
+        atexit.unregister(_quick_teardown)  # (main called again in one process: once)
+        atexit.register(_quick_teardown)
         return _main(argv)
     except KeyboardInterrupt as exc:
         # before the command ran: its modules (numpy, torch) are imported when the parser is
