@@ -388,6 +388,38 @@ def test_a_stop_inside_the_one_validation_patient_is_redone_on_resume(
     assert first["event"] == "epoch" and first.get("resumed_validation") and first["step"] == 3
 
 
+def test_a_resume_that_only_redoes_the_last_validation_is_no_nothing_to_train(
+    toy_data, tmp_path, monkeypatch
+):
+    """QA rev59c: a run stopped inside its last validation, resumed, redid the validation
+    and finished, but first warned "the run already reached its 2 epochs: nothing to train;
+    raise the epochs", which the panel then showed as its final status."""
+    from napari_livertumor.training import loop
+
+    real_validate = loop.validate
+    calls, stopped = [], []
+
+    def stop_in_the_last(net, cases, *args, **kw):
+        calls.append(True)
+        if len(calls) < 2:
+            return real_validate(net, cases, *args, **kw)
+        hook = net.register_forward_hook(lambda *_: stopped.append(True))
+        try:
+            return real_validate(net, cases, *args, **kw)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(loop, "validate", stop_in_the_last)
+    cut = run_all(tiny_config(toy_data, tmp_path), should_cancel=lambda: bool(stopped))
+    assert cut[-1]["event"] == "cancelled" and cut[-1]["step"] == 6
+    monkeypatch.setattr(loop, "validate", real_validate)
+    resumed = run_all(tiny_config(toy_data, tmp_path, resume=True))
+    notes = [r["text"] for r in resumed if r["event"] == "note"]
+    assert not any("nothing to train" in n for n in notes), notes
+    assert resumed[-1]["event"] == "done" and resumed[-1]["model_kept"]
+    assert any(r["event"] == "epoch" and r.get("resumed_validation") for r in resumed)
+
+
 def test_ctrl_c_during_validation_is_made_good_on_resume_too(toy_data, tmp_path, monkeypatch):
     """Ctrl-C (the CLI's stop) during a validation saved last/ without remembering it."""
     from napari_livertumor.training import loop

@@ -1146,7 +1146,10 @@ class _Run:
         self.meta_base = {"data": summary, "weak": weak_meta}
         t_start = time.perf_counter() - state["elapsed_s"]
         self.t_start = t_start
-        if cfg.resume and state["step"] >= total_steps:
+        # a validation a stop cut short is redone first (below): the run has that to finish,
+        # and "nothing to train" was said of one stopped in its last validation (QA rev59c)
+        pending = bool(state.get("val_pending") and data["val"])
+        if cfg.resume and state["step"] >= total_steps and not pending:
             log.warning(
                 "the run already reached its %d epochs (step %d): nothing to train; raise the "
                 "epochs to train on",
@@ -1156,7 +1159,12 @@ class _Run:
             )
             yield {"event": "note", "text": f"the run already reached its {cfg.epochs} epochs "
                    f"(step {state['step']}): nothing to train; raise Epochs to train on"}  # fmt: skip
-        if cfg.resume and cfg.max_minutes and state["elapsed_s"] >= 60 * cfg.max_minutes:
+        if (
+            cfg.resume
+            and cfg.max_minutes
+            and state["elapsed_s"] >= 60 * cfg.max_minutes
+            and not pending
+        ):
             trained = state["elapsed_s"]
             log.warning(
                 "the run has already trained %s and --max-minutes %g counts the whole run "
