@@ -2017,6 +2017,19 @@ def test_an_output_that_cannot_be_made_is_not_said_to_be_written(
     assert not (out / "P1_lesions.nii.gz").exists() and not (out / "P1_seg.dcm").exists()
 
 
+def _two_scans_liver_only(tmp_path, models) -> tuple[Path, list[str]]:
+    """A folder of two small NIfTI scans, the output folder, and the liver-only command line
+    segmenting them (the re-run tests' batch)."""
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    write_nifti(small_ct(), folder / "a.nii.gz")
+    write_nifti(small_ct(seed=3), folder / "b.nii.gz")
+    out = tmp_path / "out"
+    base = ["segment", str(folder), "-o", str(out), "--models", str(models), "--device", "cpu",
+            "--stages", "liver"]  # fmt: skip
+    return out, base
+
+
 def test_outputs_of_a_version_that_recorded_no_models_are_kept_and_said(
     tmp_path, models, caplog, capsys
 ):
@@ -2025,13 +2038,7 @@ def test_outputs_of_a_version_that_recorded_no_models_are_kept_and_said(
     new ones in one summary and nothing said."""
     import csv
 
-    folder = tmp_path / "scans"
-    folder.mkdir()
-    write_nifti(small_ct(), folder / "a.nii.gz")
-    write_nifti(small_ct(seed=3), folder / "b.nii.gz")
-    out = tmp_path / "out"
-    base = ["segment", str(folder), "-o", str(out), "--models", str(models), "--device", "cpu",
-            "--stages", "liver"]  # fmt: skip
+    out, base = _two_scans_liver_only(tmp_path, models)
     assert main(base) == 0
     for case in ("a", "b"):  # as an earlier version wrote them: no stamps, no digests
         path = out / f"{case}_stats.json"
@@ -2089,13 +2096,7 @@ def test_outputs_another_version_made_are_kept_and_said(
     later one whose liver stage had gained a pass (the same model and CT: 965 mL and 1 lesion
     then, 1005 mL and 2 lesions now), the old figures mixed with new ones in summary.csv and
     nothing said: the settings and model stamps matched, the commit was not looked at."""
-    folder = tmp_path / "scans"
-    folder.mkdir()
-    write_nifti(small_ct(), folder / "a.nii.gz")
-    write_nifti(small_ct(seed=3), folder / "b.nii.gz")
-    out = tmp_path / "out"
-    base = ["segment", str(folder), "-o", str(out), "--models", str(models), "--device", "cpu",
-            "--stages", "liver"]  # fmt: skip
+    out, base = _two_scans_liver_only(tmp_path, models)
     _as_commit(monkeypatch, "9a4df72c1d2e")  # the older checkout
     assert main(base) == 0
     _as_commit(monkeypatch, "bfc5d283e176")  # upgraded
@@ -2152,13 +2153,7 @@ def test_outputs_of_a_version_that_recorded_no_software_are_said(tmp_path, model
     were stamped (no software either) are said as before, once."""
     from napari_livertumor.commands.segment import _stats_digest
 
-    folder = tmp_path / "scans"
-    folder.mkdir()
-    write_nifti(small_ct(), folder / "a.nii.gz")
-    write_nifti(small_ct(seed=3), folder / "b.nii.gz")
-    out = tmp_path / "out"
-    base = ["segment", str(folder), "-o", str(out), "--models", str(models), "--device", "cpu",
-            "--stages", "liver"]  # fmt: skip
+    out, base = _two_scans_liver_only(tmp_path, models)
     assert main(base) == 0
     for case in ("a", "b"):  # as the 1 Dec version wrote them: no software
         path = out / f"{case}_stats.json"
