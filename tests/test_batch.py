@@ -1051,6 +1051,67 @@ def test_a_dcm2niix_folder_segments_the_corrected_copy_once(tmp_path, caplog):
     assert len(discover_cases([tmp_path / "cased"])) == 6
 
 
+def test_list_shows_the_dcm2niix_files_a_folder_passes_over_and_why(tmp_path, models, capsys):
+    """`--list` on a folder dcm2niix wrote showed Abd_3_Tilt_1 and Liver_5_Eq_1 as cases and
+    nothing of Abd_3.nii.gz, Liver_5.nii.gz or the overlay mask Abd_3_ROI1: a user checking
+    the plan before a long batch could not see that Abd_3 would not be segmented, nor why
+    (said only in the log's warnings, among the others)."""
+    data = tmp_path / "dcm2niix"
+    for k, name in enumerate(("Abd_3", "Abd_3_Tilt_1", "Abd_3_ROI1", "Liver_5", "Liver_5_Eq_1")):
+        write_nifti(ct(k), data / f"{name}.nii.gz")
+    capsys.readouterr()
+    assert segment([data], tmp_path / "out", models, "--list") == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [(n, p, plan) for n, p, plan in lines[:2]] == [
+        ("Abd_3_Tilt_1", str(data / "Abd_3_Tilt_1.nii.gz"), "segment"),
+        ("Liver_5_Eq_1", str(data / "Liver_5_Eq_1.nii.gz"), "segment"),
+    ]
+    # after the cases, no case name: each file passed over, in the words of the run's log
+    passed = {p: plan for n, p, plan in lines[2:] if n == ""}
+    assert len(lines) == 5 and len(passed) == 3
+    assert passed[str(data / "Abd_3.nii.gz")] == (
+        "passed over: dcm2niix's corrected copy of the same series, Abd_3_Tilt_1.nii.gz, is "
+        "segmented instead (its gantry tilt resampled away; this file keeps the tilt as a "
+        "sheared grid); give this file by name to segment it"
+    )
+    assert passed[str(data / "Liver_5.nii.gz")].startswith(
+        "passed over: dcm2niix's corrected copy of the same series, Liver_5_Eq_1.nii.gz, is "
+        "segmented instead (resampled to even slice spacing"
+    )
+    assert passed[str(data / "Abd_3_ROI1.nii.gz")] == (
+        "passed over: dcm2niix's mask of a DICOM overlay of Abd_3, not a scan"
+    )
+    # given by name beside its folder, Abd_3 is a case: not said as passed over
+    assert segment([data, data / "Abd_3.nii.gz"], tmp_path / "out", models, "--list") == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert ("Abd_3", str(data / "Abd_3.nii.gz"), "segment") in [tuple(x) for x in lines]
+    assert sorted(p for n, p, _ in lines if n == "") == [
+        str(data / "Abd_3_ROI1.nii.gz"),
+        str(data / "Liver_5.nii.gz"),
+    ]
+
+
+def test_a_batch_says_at_its_end_the_dcm2niix_files_it_passed_over(tmp_path, models, caplog):
+    """A batch over a folder dcm2niix wrote warned of Abd_3.nii.gz passed over (its corrected
+    copy segmented instead) only while finding the cases, hours before its end in a long
+    run's log; the end of the batch said nothing of it."""
+    import logging
+
+    data = tmp_path / "dcm2niix"
+    for k, name in enumerate(("Abd_3", "Abd_3_Tilt_1", "Chest_7")):
+        write_nifti(ct(k), data / f"{name}.nii.gz")
+    with caplog.at_level(logging.INFO, logger="livertumor"):
+        assert segment([data], tmp_path / "out", models, "--stages", "liver") == 0
+    said = [r.getMessage() for r in caplog.records]
+    assert "2 case(s) found; 1 file(s) passed over, not cases" in said
+    last = said.index(next(m for m in said if m.startswith("summary: ")))
+    assert said[last + 1] == (
+        "1 file(s) passed over, not segmented (said above; --list shows why): Abd_3.nii.gz"
+    )
+    rows = read_rows(tmp_path / "out" / "summary.csv")  # (one row a case, as before)
+    assert sorted(r["case"] for r in rows) == ["Abd_3_Tilt_1", "Chest_7"]
+
+
 def test_a_folder_of_patients_exported_without_dicom_preambles_is_each_patient(tmp_path):
     """Old CD or PACS exports (files named IM0001, no 128-byte preamble): the reader took them
     for DICOM but the case search did not, so only the first patient was segmented."""

@@ -337,14 +337,20 @@ def run(args) -> int:
     said = _models_used(config)
     if said:  # (only -v named them; a shipped model one stage falls back to is warned of)
         log.info("models used: %s", said)
-    cases = discover_cases(args.inputs, per_patient=not args.series, outdir=outdir)
+    passed: list[tuple[Path, str]] = []  # dcm2niix's files a folder's search passed over
+    cases = discover_cases(
+        args.inputs, per_patient=not args.series, outdir=outdir, passed_over=passed
+    )
     mine = shard_cases(cases, *shard)
+    found = f"{len(cases)} case(s) found" + (
+        f"; {len(passed)} file(s) passed over, not cases" if passed else ""
+    )
     if shard[1] > 1:  # (shard 0/1 of a plain run read as a slip)
-        log.info("%d case(s) found; shard %d/%d has %d", len(cases), *shard, len(mine))
+        log.info("%s; shard %d/%d has %d", found, *shard, len(mine))
     else:
-        log.info("%d case(s) found", len(cases))
+        log.info("%s", found)
     if getattr(args, "list", False):
-        _print_plan(mine, outdir, config, args)
+        _print_plan(mine, outdir, config, args, passed)
         return 0
     name = "summary.csv" if shard[1] == 1 else f"summary_shard-{shard[0]}-of-{shard[1]}.csv"
     extras = tuple(k for k in EXTRA_OUTPUTS if getattr(args, k, False))
@@ -432,6 +438,13 @@ def run(args) -> int:
         _print_results(rows, outdir, printed)
         if written is not None:  # after the last case's line (it came before it)
             log.info("summary: %s", written)
+        if passed:  # said when the cases were found, hours before in a long batch's log
+            log.warning(
+                "%d file(s) passed over, not segmented (said above; --list shows why): %s",
+                len(passed),
+                ", ".join(p.name for p, _why in passed[:RESULT_LINES])
+                + (", …" if len(passed) > RESULT_LINES else ""),
+            )
         failed = [r for r in rows if r["status"] == "failed"]
         if len(rows) > 1:  # a batch's failures, below its progress (one case: said above)
             for r in failed[:RESULT_LINES]:
@@ -497,9 +510,14 @@ def _models_used(config) -> str:
 BUSY_WAIT_S = 600.0
 
 
-def _print_plan(cases: list[Case], outdir: Path, config, args) -> None:
+def _print_plan(
+    cases: list[Case], outdir: Path, config, args, passed: list[tuple[Path, str]] = ()
+) -> None:
     """``--list``: each case's name, input and what a run would do with it (tab-separated),
-    decided as the run decides (:func:`_decide`)."""
+    decided as the run decides (:func:`_decide`); then each file ``passed`` over (dcm2niix's
+    original beside its corrected copy, its overlay masks) with an empty name, no case, and
+    the words the run's log says of it: said in the log only, a plan checked before a long
+    batch never showed that ``X.nii.gz`` would not be segmented, nor why."""
     extras = tuple(k for k in EXTRA_OUTPUTS if getattr(args, k, False))
     refusal: list[str | None] = []  # the models' (looked at once, when a case needs them)
     for case in cases:
@@ -538,6 +556,8 @@ def _print_plan(cases: list[Case], outdir: Path, config, args) -> None:
         if finished:
             plan += f" (a stopped run's {', '.join(finished)} put in place first)"
         print(f"{case.name}\t{case.path}\t{plan}", flush=True)
+    for path, why in passed:
+        print(f"\t{path}\t{why}", flush=True)
 
 
 def _model_refusal(config) -> str | None:
@@ -618,13 +638,21 @@ def _figures(row: dict) -> str:
 
 # --------------------------------------------------------------------------- cases
 def discover_cases(
-    inputs: list[str | Path], *, per_patient: bool = True, outdir: str | Path | None = None
+    inputs: list[str | Path],
+    *,
+    per_patient: bool = True,
+    outdir: str | Path | None = None,
+    passed_over: list[tuple[Path, str]] | None = None,
 ) -> list[Case]:
     """Expand the command's INPUTs into a sorted list of uniquely named cases. A DICOM folder
     holding several patients' scans is a case per patient unless ``per_patient`` is False
     (``--series`` names one series: its patient's folder is one case, as before). Of inputs of
-    one name, the one whose outputs in ``outdir`` hold the name keeps it."""
+    one name, the one whose outputs in ``outdir`` hold the name keeps it. ``passed_over``, when
+    given, receives the NIfTI files a folder's search passed over as dcm2niix's (the original
+    beside its corrected copy, an overlay mask) with what the log said of each, sorted by path
+    (``--list`` shows them: said in the log only, a user checking the plan never saw them)."""
     found: list[Case] = []
+    passed: dict[Path, str] = {}
     for item in inputs:
         path = Path(item)
         if not path.exists():
@@ -654,9 +682,14 @@ def discover_cases(
             inner = collection_folder(path)
             if inner != path:  # an NBIA download given above its collection folder
                 log.info("reading the patient folders in %s (the download's collection)", inner)
-            found += _cases_from_folder(inner, per_patient=per_patient)
+            found += _cases_from_folder(inner, per_patient=per_patient, passed=passed)
     if not found:
         raise InputError(None, f"no CT found in {', '.join(str(i) for i in inputs)}")
+    if passed_over is not None and passed:  # (a file also given by name is a case)
+        given = {os.path.realpath(c.path) for c in found}
+        passed_over += [
+            (p, why) for p, why in sorted(passed.items()) if os.path.realpath(p) not in given
+        ]
     if outdir is not None:
         found = _names_its_outputs_have(found, Path(outdir))
     return _unique_sorted(found, outdir=outdir)
@@ -852,7 +885,10 @@ def _say_loose_files(files: list[Path], folder: Path) -> None:
         )
 
 
-def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
+def _cases_from_folder(
+    folder: Path, *, per_patient: bool = True, passed: dict[Path, str] | None = None
+) -> list[Case]:
+    """The cases of a folder given (``passed``: :func:`_dcm2niix_passed_over`'s)."""
     from ..io.nifti import is_nifti_path
 
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
@@ -879,7 +915,7 @@ def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
     # label maps named so beside their scans (LiTS's segmentation-N.nii): no CT to segment;
     # and a series dcm2niix wrote beside its corrected copy: the copy is the case
     masks = _label_map_files(niftis, folder)
-    masks += _dcm2niix_passed_over([p for p in niftis if p not in masks])
+    masks += _dcm2niix_passed_over([p for p in niftis if p not in masks], passed)
     niftis = [p for p in niftis if p not in masks]
     entries = [p for p in entries if p not in masks]
     subdirs = [p for p in entries if p.is_dir()]
@@ -903,7 +939,7 @@ def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
         _say_loose_files([p for p in entries if p.is_file() and p not in niftis], folder)
         cases = [Case(_case_name(p), p) for p in niftis]
         for sub in subdirs:
-            case = _subfolder_case(sub)
+            case = _subfolder_case(sub, passed)
             if case is not None:
                 cases.append(case)
             else:
@@ -915,7 +951,7 @@ def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
     if len(subdirs) == 1:
         # one patient's folder of NIfTI files (KiTS's case_00000/imaging + segmentation): its scan
         if not _has_dicom(subdirs[0]):
-            case = _subfolder_case(subdirs[0])
+            case = _subfolder_case(subdirs[0], passed)
             if case is not None:
                 return [case]
         # one patient's folder named after its PatientID (a one-patient download): that patient,
@@ -939,7 +975,7 @@ def _cases_from_folder(folder: Path, *, per_patient: bool = True) -> list[Case]:
             p for p in sub.iterdir() if p.is_file() and is_nifti_path(p) and not _is_our_labels(p)
         ]
         masks = _label_map_files(nii, sub)  # KiTS's segmentation.nii.gz beside imaging
-        masks += _dcm2niix_passed_over([p for p in nii if p not in masks])
+        masks += _dcm2niix_passed_over([p for p in nii if p not in masks], passed)
         nii = [p for p in nii if p not in masks]
         if sub not in owners and sub not in unreadable and len(nii) == 1:
             lone_nifti[sub] = nii[0]
@@ -1132,15 +1168,16 @@ def _stored_as_uint8(path: Path) -> bool:
         return False
 
 
-def _subfolder_case(sub: Path) -> Case | None:
-    """The case a subfolder holds beside NIfTI files: its DICOM, or its one NIfTI, or None."""
+def _subfolder_case(sub: Path, passed: dict[Path, str] | None = None) -> Case | None:
+    """The case a subfolder holds beside NIfTI files: its DICOM, or its one NIfTI, or None
+    (``passed``: :func:`_dcm2niix_passed_over`'s)."""
     from ..io.nifti import is_nifti_path
 
     if _has_dicom(sub):
         return Case(_case_name(sub), sub)
     nii = [p for p in sub.iterdir() if p.is_file() and is_nifti_path(p) and not _is_our_labels(p)]
     masks = _label_map_files(nii, sub)
-    masks += _dcm2niix_passed_over([p for p in nii if p not in masks])
+    masks += _dcm2niix_passed_over([p for p in nii if p not in masks], passed)
     nii = [p for p in nii if p not in masks]
     return Case(_case_name(sub), nii[0]) if len(nii) == 1 else None
 
@@ -1163,25 +1200,26 @@ def _label_map_files(niftis: list[Path], folder: Path) -> list[Path]:
     return masks
 
 
-def _dcm2niix_passed_over(niftis: list[Path]) -> list[Path]:
+def _dcm2niix_passed_over(niftis: list[Path], said: dict[Path, str] | None = None) -> list[Path]:
     """Of a folder's NIfTI files, those dcm2niix wrote beside a corrected copy of the same
     series (``X`` beside ``X_Tilt_1`` or ``X_Eq_1``: :func:`io.nifti.dcm2niix_passed_over`),
     each said with why: the tilted original and its corrected copy had been segmented as two
-    patients. Named on the command line, such a file is segmented as given."""
+    patients. Named on the command line, such a file is segmented as given. ``said`` receives
+    each file with the words said of it (``--list`` and the batch's end say them too)."""
     from ..io.nifti import dcm2niix_passed_over
 
     passed = dcm2niix_passed_over(niftis)
     for p, (kept, why) in passed.items():
         if kept is None:
-            log.warning("%s: passed over: %s, not a scan", p, why)
+            text = f"passed over: {why}, not a scan"
         else:
-            log.warning(
-                "%s: passed over: dcm2niix's corrected copy of the same series, %s, is "
-                "segmented instead (%s); give this file by name to segment it",
-                p,
-                kept.name,
-                why,
+            text = (
+                f"passed over: dcm2niix's corrected copy of the same series, {kept.name}, is "
+                f"segmented instead ({why}); give this file by name to segment it"
             )
+        log.warning("%s: %s", p, text)
+        if said is not None:
+            said[p] = text
     return list(passed)
 
 
