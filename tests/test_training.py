@@ -1895,12 +1895,13 @@ def test_train_check_says_what_the_data_holds_and_trains_nothing(
     assert "No patient here has a row in clinical.csv: its IDs read like PAT01, PAT02, the " in out
     assert "patients here like HCC_001, HCC_002, HCC_003" in out
     assert "Columns without a usable value" not in out and "will not start" in out
+    # (HCC_001 is no training patient of the split: the tumor stage would stop on the table)
     table.write_text("TCIA_ID,AFP,age\nHCC_001,12,60\nHCC_0007,7,71\n")
-    assert main(["train", "--data", str(toy_data), "--clinical", str(table), "--check"]) == 0
+    assert main(["train", "--data", str(toy_data), "--clinical", str(table), "--check"]) == 1
     assert "Rows of the table with no patient here: HCC_007\n" in capsys.readouterr().out
     # IDs written as bare numbers: not matched (a number may be a record number), but said
     table.write_text("TCIA_ID,AFP,age\nHCC_001,12,60\n3,7,71\n005,7,71\n99,1,50\n")
-    assert main(["train", "--data", str(toy_data), "--clinical", str(table), "--check"]) == 0
+    assert main(["train", "--data", str(toy_data), "--clinical", str(table), "--check"]) == 1
     out = capsys.readouterr().out
     assert "Rows of the table with no patient here: 005, 3, 99\n" in out
     assert "  005 may be HCC_005, 3 may be HCC_003, written as a number" in out
@@ -1929,7 +1930,9 @@ def test_train_check_says_what_the_data_holds_and_trains_nothing(
     assert "⚠ Clinical table" in capsys.readouterr().out
     # the columns checked are the ones the recipe asks for (the default 15 were checked, and
     # the check passed a table training refuses)
-    table.write_text("TCIA_ID,AFP,age\nHCC_001,12,60\nHCC_002,7,71\n")
+    table.write_text(
+        "TCIA_ID,AFP,age\n" + "".join(f"HCC_00{i},{i},{60 + i}\n" for i in range(1, 7))
+    )
     recipe.write_text(json.dumps({"tumor": {"clinical": str(table), "weak_columns": ["Okuda"]}}))
     assert main(["train", "--data", str(toy_data), "--config", str(recipe), "--check"]) == 1
     out = capsys.readouterr().out
@@ -1999,10 +2002,14 @@ def test_train_check_says_when_too_few_training_patients_leave_the_weak_term_off
     data = write_toy_cohort(tmp_path / "d", n_cases=3, seed=0)
     assert main(["train", "--data", str(data), "--check"]) == 0
     out = capsys.readouterr().out
-    assert "2 training patient(s) of the split have a clinical row: the weak term's" in out
-    assert "would be made on 1, and needs at least 3" in out
+    # (in training's words: test_check_foresees_each_way_training_goes_without_the_weak_term)
+    assert (
+        "⚠ Weak supervision off: 2 training patient(s) with usable clinical values are too few "
+        "for the out-of-fold regression (2 folds leave 1 to fit on; at least 3 are needed)"
+    ) in out
     assert main(["train", "--data", str(data), "--check", "--weak-lambda", "0"]) == 0
-    assert "weak term's out-of-fold fit" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "out-of-fold regression" not in out and "Weak supervision off (λ = 0)" in out
     # counted on the run's own split (a split file training 4 of 5), not the default one
     data = write_toy_cohort(tmp_path / "d5", n_cases=5, seed=0)
     split = tmp_path / "split.json"
@@ -2012,16 +2019,99 @@ def test_train_check_says_when_too_few_training_patients_leave_the_weak_term_off
     assert main(["train", "--data", str(data), "--check", "--split", str(split)]) == 0
     out = capsys.readouterr().out
     assert "Split of split.json: 4 training / 0 validation / 1 test patient(s)" in out
-    assert "weak term's out-of-fold fit" not in out
+    assert "Weak supervision off" not in out
     recipe = tmp_path / "recipe.json"
     recipe.write_text(json.dumps({"tumor": {"weak_folds": 2}}))  # 4 in 2 folds: 2 to fit on
     args = ["train", "--data", str(data), "--check", "--split", str(split), "--config", str(recipe)]
     assert main(args) == 0
-    assert "(2 folds) would be made on 2, and needs at least 3" in capsys.readouterr().out
+    assert "(2 folds leave 2 to fit on; at least 3 are needed)" in capsys.readouterr().out
     # a liver-only check counts the same split (it said the default one)
     args = ["train", "--data", str(data), "--check", "--split", str(split), "--stage", "liver"]
     assert main(args) == 0
     assert "Split of split.json: 4 training" in capsys.readouterr().out
+
+
+def test_check_foresees_each_way_training_goes_without_the_weak_term(
+    toy_data, tmp_path, capsys, caplog
+):
+    """A user checked the data, saw no warning, and learnt only from the run's log that the
+    weak term was off (clinical values for too few of the training patients), or saw the tumor
+    stage stop on the table once its patients were prepared (rows only for the test patients;
+    values only for them). The check says each, in the words training then says."""
+    import shutil
+
+    from napari_livertumor.cli import main
+
+    data = tmp_path / "d"
+    for sub in ("imagesTr", "labelsTr"):
+        shutil.copytree(toy_data / sub, data / sub)
+    split = tmp_path / "split.json"
+    train_ids = ["HCC_001", "HCC_002", "HCC_003", "HCC_004"]
+    split.write_text(json.dumps({"train": train_ids, "val": ["HCC_005"], "test": ["HCC_006"]}))
+    full = (toy_data / "clinical.csv").read_text().splitlines()
+    header, rows = full[0], {line.split(",")[0]: line for line in full[1:]}
+    table = data / "clinical.csv"
+    blank = ",".join(["{}"] + [""] * (header.count(",")))
+    check = ["train", "--data", str(data), "--check", "--split", str(split)]
+    cfg = tiny_config(data, tmp_path / "o", stage="tumor", weak_lambda=0.5, split_file=str(split))
+    cfg = dataclasses.replace(cfg, epochs=1, steps_per_epoch=1)
+    runs = iter(range(10))
+
+    def train_it():  # (each run in its own output folder)
+        return run_all(dataclasses.replace(cfg, out=str(tmp_path / f"o{next(runs)}")))
+
+    # values for 3 of the 4 training patients: 3 folds leave 2 to fit on, training goes without
+    table.write_text(
+        "\n".join([header, *(rows[p] if p != "HCC_004" else blank.format(p) for p in rows)])
+    )
+    assert main([*check, "--config", _recipe(tmp_path, cfg)]) == 0
+    said = capsys.readouterr().out.splitlines()
+    info = next(r for r in train_it() if r["event"] == "info")
+    assert not info["weak"]["enabled"]
+    note = info["weak"]["report"][-1]
+    assert "training without the weak term" in note
+    assert f"⚠ Weak supervision off: {note}" in said
+
+    # rows only for the validation and test patients, then values only for them: refused
+    for text in (
+        "\n".join([header, rows["HCC_005"], rows["HCC_006"]]),
+        "\n".join([header, *(blank.format(p) if p in train_ids else rows[p] for p in rows)]),
+    ):
+        table.write_text(text)
+        assert main([*check, "--config", _recipe(tmp_path, cfg)]) == 1
+        said = capsys.readouterr().out.splitlines()
+        with pytest.raises(InputError) as stopped:
+            train_it()
+        assert f"⚠ Clinical table {stopped.value}" in said
+        assert "The tumor stage will not start with this table" in "\n".join(said)
+
+    # no table at all: the words training logs as it starts
+    table.unlink()
+    assert main([*check, "--config", _recipe(tmp_path, cfg)]) == 0
+    said = capsys.readouterr().out.splitlines()
+    with caplog.at_level("WARNING"):
+        info = next(r for r in train_it() if r["event"] == "info")
+    assert info["weak"] == {"enabled": False, "reason": "no clinical table"}
+    warned = next(r.getMessage() for r in caplog.records if "no clinical table" in r.getMessage())
+    assert f"⚠ Weak supervision off: {warned}" in said
+
+    # λ 0, or the liver stage only: off, as the run's record gives the reason
+    assert main([*check, "--weak-lambda", "0"]) == 0
+    assert "Weak supervision off (λ = 0)" in capsys.readouterr().out.splitlines()
+    assert main([*check, "--stage", "liver"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "Weak supervision off (the liver stage has no weak term)" in out
+
+
+def _recipe(tmp_path, cfg) -> str:
+    """A recipe file holding ``cfg``'s tumor settings that decide the weak term's fit."""
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(
+        json.dumps(
+            {"tumor": {"weak_columns": list(cfg.weak_columns), "weak_folds": cfg.weak_folds}}
+        )
+    )
+    return str(recipe)
 
 
 @pytest.mark.parametrize("at", [4, 3])  # mid-epoch; the epoch's last step (its validation)

@@ -396,8 +396,11 @@ class TrainWidget(JobWidgetMixin, QWidget):
         """Summarise the data folder (patients, labels, clinical columns) in a worker."""
         data, clinical = path_text(self.data), path_text(self.clinical) or None
         weak_lambda = self.weak_lambda.value()
+        # the stage too: a liver run has no weak term, whatever λ reads (it was checked as a
+        # tumor run's table, "will not start" said of a table the liver never reads)
+        stage = self.stage.currentText()
         config = None  # the tumor run's: its recipe's clinical columns and its split counted
-        if self.stage.currentText() == "tumor":
+        if stage == "tumor":
             try:
                 config = self.build_config()
             except Exception:  # noqa: BLE001 - an output folder not chosen yet: the defaults
@@ -412,7 +415,13 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.summary_box.setVisible(False)
         self.run_job(
             lambda progress, should_cancel: summarize_data(
-                data, clinical, progress, should_cancel, weak_lambda=weak_lambda, config=config
+                data,
+                clinical,
+                progress,
+                should_cancel,
+                weak_lambda=weak_lambda,
+                config=config,
+                stage=stage,
             ),
             lambda lines: self._show_summary(lines, folder=data),
             button=self.check_button,

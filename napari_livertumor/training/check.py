@@ -15,6 +15,7 @@ def summarize_data(
     weak_lambda: float | None = None,
     weak_columns=None,
     config=None,
+    stage: str | None = None,
 ) -> list[str]:
     """Lines describing a training folder: patients, labels, clinical rows and columns matched.
 
@@ -27,7 +28,14 @@ def summarize_data(
     regresses on (by default the tumor stage's default columns). ``config``, the run's
     :class:`~napari_livertumor.training.TrainConfig` (the tumor stage's when it trains), gives
     them (and λ) when they are not given, and the split and weak-term folds the check then
-    counts with.
+    counts with. ``stage`` (else ``config``'s, else "tumor"): the stage the run trains.
+
+    Where the tumor stage would train without the weak term (λ 0, the liver stage, no table,
+    too few training patients with clinical values to fit on…), or stop on the table once
+    its patients are prepared, a line says so, in the words training logs: it is asked of the
+    same functions training asks (:func:`~napari_livertumor.training.weak.weak_term_off`,
+    :func:`~napari_livertumor.training.weak.weak_fit_inputs`), for the split's training
+    patients.
 
     Raises :class:`~napari_livertumor.errors.InputError` when nothing in it is usable, and
     :class:`~napari_livertumor.errors.Cancelled` when told to stop.
@@ -38,11 +46,16 @@ def summarize_data(
     from ..progress import Reporter
     from ..training.config import DEFAULT_WEAK_COLUMNS
     from ..training.data import find_clinical, index_cases, tables_passed_over
-    from ..training.weak import MIN_FIT_ROWS, fold_count, smallest_fold_fit
+    from ..training.weak import no_table_note, weak_term_off
 
     if config is not None:
         weak_columns = weak_columns or config.weak_columns
         weak_lambda = config.weak_lambda if weak_lambda is None else weak_lambda
+        stage = stage or config.stage
+    # why the run trains without the weak term whatever the table holds (λ not given: on)
+    off = weak_term_off(stage or "tumor", 1.0 if weak_lambda is None else weak_lambda)
+    if off is not None:
+        weak_lambda = 0  # the table is described, not refused: training does not read it
     weak_columns = list(weak_columns) if weak_columns else list(DEFAULT_WEAK_COLUMNS)
     skipped: list = []
     records = index_cases(data, skipped=skipped, reporter=Reporter(progress, should_cancel))
@@ -70,9 +83,14 @@ def summarize_data(
             lines.append(f"  and {len(several) - 10} more")
     split_line, train_ids = _split_line(sorted({r.case_id for r in records}), config, records)
     lines.append(split_line)
+    if off is not None:  # as the run's record and the Train panel's log say it
+        lines.append(f"Weak supervision off ({off})")
     path = Path(clinical) if clinical else find_clinical(data)
     if path is None:
-        lines.append("No clinical table: the tumor stage trains without weak supervision.")
+        if off is None:  # training's own words, before the hours it would take to say them
+            lines.append(f"⚠ Weak supervision off: {no_table_note(data)}")
+            return lines
+        lines.append("No clinical table.")
         passed = tables_passed_over(data)
         if passed:  # a table whose ID column is named otherwise: said, not silently left out
             lines.append(
@@ -118,18 +136,13 @@ def summarize_data(
         f"{len(cols)}/{len(weak_columns)} weak-supervision columns found, "
         f"{len(good)} of them with usable values"
     )
-    folds = config.weak_folds if config is not None else 5
-    n_fit = sum(1 for c in train_ids if c in rows_of)
-    fit = smallest_fold_fit(n_fit, folds)
-    if good and weak_lambda != 0 and matched and fit < MIN_FIT_ROWS:
-        # each training patient's weak label is fitted on the other folds' patients: too few
-        # left to fit on, and training turns the term off
-        lines.append(
-            f"⚠ {n_fit} training patient(s) of the split have a clinical row: the weak term's "
-            f"out-of-fold fit ({fold_count(n_fit, folds)} folds) would be made on "
-            f"{max(fit, 0)}, and needs at "
-            f"least {MIN_FIT_ROWS}, so the tumor stage would train without it."
-        )
+    if off is None and matched and cols:  # (else refused below, as training refuses it)
+        if train_ids:  # (none: the split's own ⚠ above, or no training patient to train)
+            _weak_fit(lines, problems, frame, path, train_ids, weak_columns, config)
+        elif split_line.startswith("⚠"):
+            lines.append(
+                "⚠ Weak supervision: whether it runs is not known until the split is (see above)"
+            )
     if records and not matched:  # nothing to compare columns on: why, by what each side holds
         problem = (
             f"⚠ No patient here has a row in {path.name}: its IDs read like "
@@ -188,6 +201,25 @@ def summarize_data(
         lines.append("Missing columns: " + ", ".join(missing))
     lines += [f"Table: {msg.replace('WARNING: ', '⚠ ', 1)}" for msg in table.report]
     return lines
+
+
+def _weak_fit(lines, problems, frame, path, train_ids, columns, config) -> None:
+    """Say what training would say of the weak term's out-of-fold fit over the split's
+    training patients: that it goes without it (too few with values to fit on), or stops on
+    the table (no training patient has a row, or no column a value) once they are prepared.
+    Asked of the function training asks, :func:`~napari_livertumor.training.weak.weak_fit_inputs`:
+    the rule is that one, not a copy of it that drifts."""
+    from ..errors import InputError
+    from .weak import weak_fit_inputs
+
+    folds = config.weak_folds if config is not None else 5
+    try:
+        fit = weak_fit_inputs(frame, train_ids, columns, folds=folds, source=path)
+    except InputError as exc:  # training stops on it, after the patients are prepared
+        _refused(lines, problems, 1.0, f"⚠ Clinical table {exc}")
+        return
+    if fit.off is not None:  # the words training logs as it turns the term off
+        lines.append(f"⚠ Weak supervision off: {fit.off}")
 
 
 def _refused(lines: list[str], problems, weak_lambda, problem: str) -> None:

@@ -86,12 +86,13 @@ def check_weak_table(cfg: TrainConfig, case_ids: list[str] | None = None) -> Non
     by every run once its patients are indexed, before their scans are prepared (the Train
     panel's runs, which the command's check does not cover). ``case_ids``: the patients, when
     already indexed."""
-    if cfg.stage != "tumor" or cfg.weak_lambda <= 0:
+    from .weak import check_weak_inputs, weak_term_off
+
+    if weak_term_off(cfg.stage, cfg.weak_lambda) is not None:
         return
     path = Path(cfg.clinical) if cfg.clinical else find_clinical(cfg.data)
     if path is None:
         return  # trained without the weak term, said when it starts
-    from .weak import check_weak_inputs
 
     if case_ids is None:
         from .data import index_cases
@@ -908,24 +909,17 @@ class _Run:
         return outcome["data"]
 
     def _weak_labels(self, train_cases) -> tuple[dict[str, float], dict[str, Any]]:
+        from .weak import load_clinical_frame, no_table_note, out_of_fold_weak_labels, weak_term_off
+
         cfg = self.config
-        if cfg.stage != "tumor" or cfg.weak_lambda <= 0:
-            return {}, {"enabled": False}
+        # (each reason the term is off is a function Check data calls too: said before the run)
+        off = weak_term_off(cfg.stage, cfg.weak_lambda)
+        if off is not None:
+            return {}, {"enabled": False, "reason": off}
         path = Path(cfg.clinical) if cfg.clinical else find_clinical(cfg.data)
         if path is None:
-            from .data import tables_passed_over
-
-            passed = tables_passed_over(cfg.data)
-            log.warning(
-                "no clinical table found in %s: training without the weak term%s",
-                cfg.data,
-                f" ({', '.join(passed[:4])} at its root: no TCIA_ID column; give one with "
-                "--clinical, or under Clinical in the Train panel)"
-                if passed
-                else "",
-            )
+            log.warning("%s", no_table_note(cfg.data))
             return {}, {"enabled": False, "reason": "no clinical table"}
-        from .weak import load_clinical_frame, out_of_fold_weak_labels
 
         frame = load_clinical_frame(path)
         weak = out_of_fold_weak_labels(

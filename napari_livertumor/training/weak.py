@@ -124,6 +124,30 @@ def check_weak_inputs(path: str | Path, columns, case_ids) -> None:
         )
 
 
+def weak_term_off(stage: str, weak_lambda: float) -> str | None:
+    """Why a run of ``stage`` with λ ``weak_lambda`` trains without the weak term before any
+    table is read (the reason its record and the Train panel's log give), or ``None``."""
+    if stage != "tumor":
+        return "the liver stage has no weak term"
+    if weak_lambda <= 0:
+        return "λ = 0"
+    return None
+
+
+def no_table_note(data: str | Path) -> str:
+    """What a tumor run with the weak term on says when it finds no clinical table in
+    ``data`` (and the Train panel's *Check data* says before it: the same words)."""
+    from .data import tables_passed_over
+
+    passed = tables_passed_over(data)
+    return f"no clinical table found in {data}: training without the weak term" + (
+        f" ({', '.join(passed[:4])} at its root: no TCIA_ID column; give one with "
+        "--clinical, or under Clinical in the Train panel)"
+        if passed
+        else ""
+    )
+
+
 #: the fewest patients an out-of-fold fit is made on (fewer: the term is left out)
 MIN_FIT_ROWS = 3
 
@@ -138,6 +162,137 @@ def smallest_fold_fit(n: int, folds: int) -> int:
     """How many patients the smallest of the out-of-fold fits over ``n`` training patients
     with clinical values is made on (:func:`fold_count` folds)."""
     return n - -(-n // fold_count(n, folds))
+
+
+@dataclass
+class WeakFitInputs:
+    """What the out-of-fold fit over the training patients would be made on, or why
+    training goes without it (:func:`weak_fit_inputs`)."""
+
+    #: the clinical table, its rows renamed to the patients that take them (HCC-1 → HCC_1)
+    frame: Any
+    #: the training patients fitted (a clinical row with a value in a column used)
+    patients: list[str]
+    #: the columns regressed on
+    columns: list[str]
+    #: the patients' values in those columns (NaN where missing)
+    x: np.ndarray | None
+    report: list[str]
+    n_without_clinical: int
+    #: the columns asked for that the table lacks
+    absent: list[str] = field(default_factory=list)
+    #: why training goes without the weak term, in the words it logs; ``None``: it fits
+    off: str | None = None
+
+
+def weak_fit_inputs(
+    frame, train_ids, columns, *, folds: int = 5, source: str | Path | None = None
+) -> WeakFitInputs:
+    """The rows and columns :func:`out_of_fold_weak_labels` fits on for the training patients
+    ``train_ids``, or (``off``) why it makes no weak label at all: what the Train panel's
+    *Check data* asks before training, so that both say the same, by the same rule.
+
+    Raises
+    ------
+    InputError
+        No clinical row matches any training patient, or no usable column remains.
+    """
+    import pandas as pd
+
+    from ..io.clinical import row_ids_for
+
+    ids = sorted(map(str, train_ids))
+    report: list[str] = []
+    index = frame.index.astype(str)
+    frame = frame.copy()
+    frame.index = index
+    # a patient folder renamed hcc_001 or HCC-1 takes the table's HCC_001 row
+    rows = row_ids_for(ids, frame.index)
+    alias: dict[str, str] = {}
+    wanted = set(ids)
+    for pid, row in rows.items():  # a row another patient holds by its exact name stays its
+        if row != pid and row not in wanted and row not in alias:
+            alias[row] = pid
+    if alias:
+        frame = frame.rename(index=alias)
+    matched = [pid for pid in ids if pid in frame.index]
+    n_missing = len(ids) - len(matched)
+    if not matched:
+        raise InputError(
+            source,
+            f"no clinical row matches any of the {len(ids)} training patients "
+            f"(e.g. {', '.join(ids[:3])}); check the TCIA_ID column",
+        )
+    if n_missing:
+        absent_ids = [pid for pid in ids if pid not in frame.index]
+        shown = ", ".join(absent_ids[:8]) + (
+            f" and {len(absent_ids) - 8} more" if len(absent_ids) > 8 else ""
+        )
+        report.append(
+            f"{n_missing} training patient(s) have no clinical row ({shown}): no weak term for them"
+        )
+    if len(matched) < 2:  # nothing to fit out of fold: no column can be judged either
+        note = (
+            f"only {len(matched)} of the {len(ids)} training patients has a clinical row: the "
+            "weak term needs at least 4 (each label is fitted on at least 3 other patients); "
+            "training without it"
+        )
+        return WeakFitInputs(frame, [], [], None, [*report, note], n_missing, off=note)
+    use: list[str] = []
+    # named as the table reader matches them: case and surrounding spaces do not count
+    by_key = {str(c).strip().lower(): c for c in frame.columns}
+    absent: list[str] = []
+    for wanted_col in columns:
+        col = (
+            wanted_col
+            if wanted_col in frame.columns
+            else by_key.get(str(wanted_col).strip().lower())
+        )
+        if col is None:
+            absent.append(str(wanted_col))
+            report.append(f"column {wanted_col!r} not in the clinical table: not used")
+            continue
+        values = pd.to_numeric(frame.loc[matched, col], errors="coerce")
+        if values.notna().sum() < 2:
+            report.append(f"column {col!r} has fewer than 2 numeric values: not used")
+            continue
+        use.append(col)
+    if not use:
+        why = "; ".join(r for r in report if r.startswith("column "))
+        raise InputError(
+            source,
+            f"none of the clinical columns {list(columns)} is usable ({why}); the table's "
+            f"columns: {', '.join(map(str, list(frame.columns)[:12]))}",
+        )
+    x_all = np.stack(
+        [pd.to_numeric(frame.loc[matched, c], errors="coerce").to_numpy(float) for c in use], 1
+    )
+    # a row with no value in any column used ("NA" throughout) is no clinical row: its label
+    # would be the medians' prediction, the same for every such patient
+    blank = ~np.isfinite(x_all).any(axis=1)
+    if blank.any():
+        empty = [p for p, b in zip(matched, blank, strict=True) if b]
+        shown = ", ".join(empty[:8]) + (f" and {len(empty) - 8} more" if len(empty) > 8 else "")
+        report.append(
+            f"{len(empty)} training patient(s) have no value in any of the columns used "
+            f"({shown}): no weak term for them"
+        )
+        matched = [p for p, b in zip(matched, blank, strict=True) if not b]
+        x_all = x_all[~blank]
+        n_missing += len(empty)
+    inputs = WeakFitInputs(frame, matched, use, x_all, report, n_missing, absent)
+    # each patient's label is fitted on the other folds; under 3 rows a fit is their mean, which
+    # carries nothing of the patient (over 3 patients it ran opposite to the truth: r = -1)
+    smallest_fit = smallest_fold_fit(len(matched), folds)
+    if smallest_fit < MIN_FIT_ROWS:
+        inputs.off = (
+            f"{len(matched)} training patient(s) with usable clinical values are too few for "
+            f"the out-of-fold regression ({fold_count(len(matched), folds)} folds leave "
+            f"{max(smallest_fit, 0)} to fit on; at least 3 are needed): training without the "
+            "weak term"
+        )
+        inputs.report.append(inputs.off)
+    return inputs
 
 
 def out_of_fold_weak_labels(
@@ -170,71 +325,13 @@ def out_of_fold_weak_labels(
     Raises
     ------
     InputError
-        No clinical row matches any training patient, or no usable column remains.
+        No clinical row matches any training patient, or no usable column remains
+        (:func:`weak_fit_inputs`, which also says when too few are left to fit on).
     """
-    import pandas as pd
-
-    from ..io.clinical import row_ids_for
-
-    report: list[str] = []
-    index = frame.index.astype(str)
-    frame = frame.copy()
-    frame.index = index
-    # a patient folder renamed hcc_001 or HCC-1 takes the table's HCC_001 row
-    rows = row_ids_for(sorted(tlvr), frame.index)
-    alias: dict[str, str] = {}
-    for pid, row in rows.items():  # a row another patient holds by its exact name stays its
-        if row != pid and row not in tlvr and row not in alias:
-            alias[row] = pid
-    if alias:
-        frame = frame.rename(index=alias)
-    matched = [pid for pid in sorted(tlvr) if pid in frame.index]
-    n_missing = len(tlvr) - len(matched)
-    if not matched:
-        raise InputError(
-            source,
-            f"no clinical row matches any of the {len(tlvr)} training patients "
-            f"(e.g. {', '.join(sorted(tlvr)[:3])}); check the TCIA_ID column",
-        )
-    if n_missing:
-        absent = [pid for pid in sorted(tlvr) if pid not in frame.index]
-        shown = ", ".join(absent[:8]) + (f" and {len(absent) - 8} more" if len(absent) > 8 else "")
-        report.append(
-            f"{n_missing} training patient(s) have no clinical row ({shown}): no weak term for them"
-        )
-    if len(matched) < 2:  # nothing to fit out of fold: no column can be judged either
-        note = (
-            f"only {len(matched)} of the {len(tlvr)} training patients has a clinical row: the "
-            "weak term needs at least 4 (each label is fitted on at least 3 other patients); "
-            "training without it"
-        )
-        log.warning("weak supervision: %s", note, extra=IN_REPORT)
-        return WeakLabels(
-            labels={}, columns=[], report=[*report, note], n_without_clinical=n_missing
-        )
-    use: list[str] = []
-    # named as the table reader matches them: case and surrounding spaces do not count
-    by_key = {str(c).strip().lower(): c for c in frame.columns}
-    absent: list[str] = []
-    for wanted in columns:
-        col = wanted if wanted in frame.columns else by_key.get(str(wanted).strip().lower())
-        if col is None:
-            absent.append(str(wanted))
-            report.append(f"column {wanted!r} not in the clinical table: not used")
-            continue
-        values = pd.to_numeric(frame.loc[matched, col], errors="coerce")
-        if values.notna().sum() < 2:
-            report.append(f"column {col!r} has fewer than 2 numeric values: not used")
-            continue
-        use.append(col)
-    if not use:
-        why = "; ".join(r for r in report if r.startswith("column "))
-        raise InputError(
-            source,
-            f"none of the clinical columns {list(columns)} is usable ({why}); the table's "
-            f"columns: {', '.join(map(str, list(frame.columns)[:12]))}",
-        )
-    if len(absent) * 2 > len(columns):
+    inputs = weak_fit_inputs(frame, list(tlvr), columns, folds=folds, source=source)
+    report, matched, use = inputs.report, inputs.patients, inputs.columns
+    if use and len(inputs.absent) * 2 > len(columns):
+        absent = inputs.absent
         log.warning(
             "weak supervision: only %d of the %d clinical columns asked for are in %s (missing: "
             "%s); the weak term rests on %s",
@@ -244,37 +341,14 @@ def out_of_fold_weak_labels(
             ", ".join(absent[:6]) + (" …" if len(absent) > 6 else ""),
             ", ".join(map(str, use)),
         )
-    x_all = np.stack(
-        [pd.to_numeric(frame.loc[matched, c], errors="coerce").to_numpy(float) for c in use], 1
-    )
-    # a row with no value in any column used ("NA" throughout) is no clinical row: its label
-    # would be the medians' prediction, the same for every such patient
-    blank = ~np.isfinite(x_all).any(axis=1)
-    if blank.any():
-        empty = [p for p, b in zip(matched, blank, strict=True) if b]
-        shown = ", ".join(empty[:8]) + (f" and {len(empty) - 8} more" if len(empty) > 8 else "")
-        report.append(
-            f"{len(empty)} training patient(s) have no value in any of the columns used "
-            f"({shown}): no weak term for them"
+    if inputs.off is not None:
+        log.warning("weak supervision: %s", inputs.off, extra=IN_REPORT)
+        return WeakLabels(
+            labels={}, columns=[], report=report, n_without_clinical=inputs.n_without_clinical
         )
-        matched = [p for p, b in zip(matched, blank, strict=True) if not b]
-        x_all = x_all[~blank]
-        n_missing += len(empty)
+    x_all = inputs.x
     y_all = np.array([tlvr[p] for p in matched], dtype=float)
     k = fold_count(len(matched), folds)
-    # each patient's label is fitted on the other folds; under 3 rows a fit is their mean, which
-    # carries nothing of the patient (over 3 patients it ran opposite to the truth: r = -1)
-    smallest_fit = smallest_fold_fit(len(matched), folds)
-    if smallest_fit < MIN_FIT_ROWS:
-        note = (
-            f"{len(matched)} training patient(s) with usable clinical values are too few for "
-            f"the out-of-fold regression ({k} folds leave {max(smallest_fit, 0)} to fit on; "
-            "at least 3 are needed): training without the weak term"
-        )
-        log.warning("weak supervision: %s", note, extra=IN_REPORT)
-        return WeakLabels(
-            labels={}, columns=[], report=[*report, note], n_without_clinical=n_missing
-        )
     rng = np.random.default_rng(seed)
     fold_of = np.empty(len(matched), dtype=int)
     fold_of[rng.permutation(len(matched))] = np.arange(len(matched)) % k
@@ -289,7 +363,7 @@ def out_of_fold_weak_labels(
         labels={p: float(v) for p, v in zip(matched, pred, strict=False)},
         columns=use,
         report=report,
-        n_without_clinical=n_missing,
+        n_without_clinical=inputs.n_without_clinical,
     )
 
 
