@@ -1630,7 +1630,13 @@ def test_passes_are_called_phases_or_reconstructions_as_their_headers_say(tmp_pa
     anonymiser's 000000 (QA rev59: called "reconstructions of one scan, not contrast phases"
     on no evidence), the smoother of two ranked kernels read; kernels whose names do not say
     which is smoother (Philips' B and L) are named, and the choice stays most slices, then the
-    latest."""
+    latest.
+
+    Phases a minute apart in B30f and B70f read the B30f, the earlier phase, said as set
+    against the later one (QA adv60: they read the B70f, while the same passes without times
+    read the B30f — adding times made the noisier kernel the one segmented; a lung kernel's
+    images are far noisier than the soft-tissue ones the models expect, a worse input than the
+    other phase in a soft kernel; --acquisition 2 reads the later phase)."""
     kernels, times = {
         "phases reconstructed differently": (("B30f", "B70f"), ("101500", "101610.5")),
         "no times": (("B30f", "B70f"), ("", "")),
@@ -1647,6 +1653,10 @@ def test_passes_are_called_phases_or_reconstructions_as_their_headers_say(tmp_pa
         np.testing.assert_array_equal(volume.array, smooth.array)
         assert "read pass 1 (kernel B30f, 5 slices; the smoother kernel" in said[0], said[0]
         assert "no AcquisitionTime says whether they are phases" in said[0]
+    elif case == "phases reconstructed differently":  # a lung kernel is not read over B30f
+        np.testing.assert_array_equal(volume.array, smooth.array)
+        assert "the smoother kernel, though pass 2 is later (--acquisition 2)" in said[0]
+        assert "no AcquisitionTime says" not in said[0]
     else:
         np.testing.assert_array_equal(volume.array, later.array)  # no kernel preference
         assert "no AcquisitionTime says" not in said[0]
@@ -1657,6 +1667,121 @@ def test_passes_are_called_phases_or_reconstructions_as_their_headers_say(tmp_pa
         assert "reconstructions of one scan" in said[0]
         assert "the kernels' names do not say which is smoother" in said[0]
         assert "Check the phase" not in said[0]
+
+
+def _stacked_passes(folder, kernels, times):
+    """A series stacking passes at the same 5 positions, no AcquisitionNumber, numbered on
+    from one pass to the next: pass k's voxels ``make_ct(seed=20) + 100 k``, its
+    ConvolutionKernel ``kernels[k]`` (None: untagged) and AcquisitionTime ``times[k]`` (one for
+    all its slices, or one per slice). Returns the passes' volumes."""
+    uid = "1.2.826.0.1.3680043.8.498.521"
+    base = make_ct(shape=(5, 16, 16), seed=20)
+    volumes = []
+    for k, (kernel, when) in enumerate(zip(kernels, times, strict=True)):
+        volume = CTVolume((base.array + 100 * k).astype(np.int16), base.spacing, origin=base.origin)
+        volumes.append(volume)
+        paths = write_ct_series(volume, folder, series_uid=uid, acquisition_number=k + 1,
+                                instance_number_start=1 + 5 * k,
+                                file_names=[f"p{k}_{i}.dcm" for i in range(5)])  # fmt: skip
+        for i, path in enumerate(paths):
+            ds = pydicom.dcmread(path)
+            ds.pop("AcquisitionNumber", None)
+            ds.pop("ConvolutionKernel", None)
+            if kernel is not None:
+                ds.ConvolutionKernel = kernel
+            ds.AcquisitionTime = when[i] if isinstance(when, list) else when
+            ds.save_as(path)
+    return volumes
+
+
+def test_a_phase_beside_another_reconstructed_twice_reads_the_later_phase_soft_kernel(tmp_path):
+    """An arterial B30f pass (10:15:00), a portal venous B30f pass (10:16:00) and its B70f lung
+    reconstruction (10:16:00) in one series without AcquisitionNumber: the lung kernel was
+    read ("most slices, then the latest"), the warning "kernel B30f vs B30f vs B70f", as if
+    three phases. The two at 10:16 are one moment: its smoother kernel stands for it, and the
+    later phase is read; the warning names the phase and the two reconstructions."""
+    volumes = _stacked_passes(tmp_path, ("B30f", "B30f", "B70f"), ("101500", "101600", "101600"))
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, volumes[1].array)  # portal venous, B30f
+    said = [w for w in volume.meta["warnings"] if "stacks 3" in w]
+    assert said and "read pass 2 (kernel B30f, 5 slices; the latest, in the smoother" in said[0]
+    assert (
+        "at 2 moments, contrast phases: pass 1; passes 2 and 3, reconstructions of one "
+        in (said[0])
+    )
+    assert "differ in kernel B30f vs B70f" in said[0] and "B30f vs B30f" not in said[0], said[0]
+    assert "Check the phase by looking" in said[0]
+    found = discover_series(tmp_path)
+    assert [(s.moment, s.sharper) for s in found] == [(1, False), (2, False), (2, True)]
+    # with the lung reconstruction first and no AcquisitionTime, the same pass is read
+    shutil.rmtree(tmp_path)
+    volumes = _stacked_passes(tmp_path, ("B30f", "B70f", "B30f"), ("", "", ""))
+    np.testing.assert_array_equal(read_dicom_series(tmp_path).array, volumes[2].array)
+
+
+@pytest.mark.parametrize("case", ["across midnight", "a second apart"])
+def test_phases_whose_time_spans_touch_are_not_called_reconstructions(tmp_path, case):
+    """Two phases (B30f, then B70f) whose per-slice AcquisitionTimes run 23:59:55-00:00:03
+    and 00:00:40-48, or 10:15:00-04 and 10:15:05-09 (back to back): their spans were
+    compared as wholes (the first across midnight spanned the whole day; the second touched),
+    and the warning said "reconstructions of one scan ... not contrast phases ... at the same
+    AcquisitionTime", dropping "Check the phase", though every position's two slices lie
+    seconds apart."""
+    times = {
+        "across midnight": (
+            ["235955", "235957", "235959", "000001", "000003"],
+            [f"0000{40 + 2 * i}" for i in range(5)],
+        ),
+        "a second apart": ([f"10150{i}" for i in range(5)], [f"10150{5 + i}" for i in range(5)]),
+    }[case]
+    _stacked_passes(tmp_path, ("B30f", "B70f"), times)
+    said = [w for w in read_dicom_series(tmp_path).meta["warnings"] if "stacks 2" in w]
+    assert said and "stacks 2 passes" in said[0] and "Check the phase by looking" in said[0]
+    assert "reconstructions of one scan" not in said[0], said[0]
+    found = discover_series(tmp_path)
+    assert not any(s.same_scan for s in found) and all(s.other_moments for s in found)
+    assert [s.moment for s in found] == [1, 2]
+
+
+def test_uppercase_siemens_kernels_are_ranked_and_other_vendors_names_are_not():
+    """ "B30F" and "B70F" (as some archives and anonymisers rewrite Siemens' B30f, B70f) were
+    not ranked: the lung kernel, the later pass, was read, "the kernels' names do not say
+    which is smoother"; BR40D alike. Canon's FC03 and FL04, Philips' letters stay unranked."""
+    from napari_livertumor.io.dicom import kernel_sharpness
+
+    assert kernel_sharpness("B30F") == ("Siemens", 30)
+    assert kernel_sharpness("B70F") == ("Siemens", 70)
+    assert kernel_sharpness("BR40D") == ("Siemens", 40)
+    assert kernel_sharpness("BL57D\\3") == ("Siemens", 57)
+    assert kernel_sharpness("Br40d") == ("Siemens", 40)  # (as before)
+    assert kernel_sharpness("standard") == ("GE", 2)
+    for other in ("FC03", "FC52", "FL04", "fc03", "B", "YA", "L", "UB"):
+        assert kernel_sharpness(other) is None, other
+
+
+def test_uppercase_siemens_reconstructions_read_the_smoother_kernel(tmp_path):
+    """B30F and B70F reconstructions of one scan (same AcquisitionTime): the B70F was read."""
+    volumes = _stacked_passes(tmp_path, ("B30F", "B70F"), ("101500", "101500"))
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, volumes[0].array)
+    said = [w for w in volume.meta["warnings"] if "stacks 2" in w]
+    assert said and "read pass 1 (kernel B30F, 5 slices; the smoother kernel" in said[0], said
+
+
+def test_a_pass_without_a_kernel_leaves_the_others_named(tmp_path):
+    """One reconstruction lacking ConvolutionKernel beside a B70f one at the same time: no
+    kernel was named at all, and the warning said "passes ... Check the phase" with no word of
+    the reconstructions. The B70f is named, the other as having no kernel recorded."""
+    _stacked_passes(tmp_path, (None, "B70f"), ("101500", "101500"))
+    found = discover_series(tmp_path)
+    assert [s.acquisition_label for s in found] == [
+        "pass 1, no kernel recorded",
+        "pass 2, kernel B70f",
+    ]
+    assert all(s.same_scan for s in found)
+    said = [w for w in read_dicom_series(tmp_path).meta["warnings"] if "stacks 2" in w]
+    assert said and "reconstructions of one scan" in said[0], said
+    assert "kernel (none recorded) vs B70f" in said[0] and "not every pass's kernel" in said[0]
 
 
 def test_a_short_pass_beside_one_running_the_other_way_is_not_split_wrongly(tmp_path):

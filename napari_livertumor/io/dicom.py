@@ -120,8 +120,12 @@ class SeriesInfo:
     same_scan: bool = False
     #: its passes' AcquisitionTime sets them at other moments (phases, whatever their kernels)
     other_moments: bool = False
-    #: of reconstructions of one scan, its kernel is known to be sharper (noisier) than
-    #: another's: the smoother one is read by default
+    #: of such passes, the moment this one was scanned at (1, 2 ... in the passes' order;
+    #: passes of one moment are reconstructions of one scan), 0 where no time says
+    moment: int = 0
+    #: its kernel is known to be sharper (noisier) than another's of the same moment (a lung
+    #: beside a soft-tissue reconstruction), or a sharp (lung, bone) one beside a soft-tissue
+    #: pass at another moment: the smoother one is read by default
     sharper: bool = False
     #: an Enhanced CT series (multi-frame files; ``n_slices`` counts their frames), read
     #: through highdicom
@@ -413,7 +417,7 @@ def read_dicom_series(
         )
     siblings = [g for g, _ in groups if g.uid == info.uid and g is not info]
     if siblings:
-        numbers = ", ".join(str(g.acquisition) for g in siblings)
+        numbers = ", ".join(str(a) for a in sorted(g.acquisition or 0 for g in siblings))
         refs = set(prefer_sop_instance_uids or ()) or set(seg_refs)
         if acquisition is not None:  # (the Load panel's row, --acquisition)
             why = "the one chosen"
@@ -430,7 +434,7 @@ def read_dicom_series(
                 "folder": "the folders their files lie in",
                 "reconstruction": "how they were reconstructed",
             }[info.passes_by]
-            n = len(passes)
+            n, n_read = len(passes), info.acquisition or 0
             differ = reconstruction_differences(passes)
             if info.same_scan:  # the same moment reconstructed twice: no phase to check
                 if why == "most slices, then the latest" and any(g.sharper for g in siblings):
@@ -439,7 +443,12 @@ def read_dicom_series(
                         "(lung, bone) kernel's are far noisier"
                     )
                 elif why == "most slices, then the latest" and differ.startswith("kernel"):
-                    why += ": the kernels' names do not say which is smoother"
+                    unrecorded = any(dict(g.recon_attributes)["kernel"] == "" for g in passes)
+                    why += (
+                        ": not every pass's kernel is recorded"
+                        if unrecorded
+                        else ": the kernels' names do not say which is smoother"
+                    )
                 warnings.append(
                     f"series {info.label} stacks {n} reconstructions of one scan over the same "
                     f"stretch, not contrast phases: they differ in {differ}, at the same "
@@ -452,10 +461,29 @@ def read_dicom_series(
                     f"--acquisition {siblings[0].acquisition}"
                 )
             else:
-                if why == "most slices, then the latest" and any(g.sharper for g in siblings):
+                # a later pass passed over for its sharp kernel, at another moment: the phase
+                # rule set aside, said (the later phase may be the one wanted)
+                later = [
+                    g
+                    for g in siblings
+                    if g.sharper and g.moment != info.moment and (g.acquisition or 0) > n_read
+                ]
+                # (a sharp reconstruction of the moment read, or of passes no time sets apart)
+                own = [g for g in siblings if g.sharper and g.moment == info.moment]
+                if why == "most slices, then the latest" and later:
                     why = (
-                        "the smoother kernel: the models expect soft-tissue images, and a sharp "
-                        "(lung, bone) kernel's are far noisier"
+                        f"the smoother kernel, though pass {later[-1].acquisition} is later "
+                        f"(--acquisition {later[-1].acquisition}): a sharp (lung, bone) "
+                        "kernel's images are far noisier than the soft-tissue ones the models "
+                        "expect"
+                    )
+                elif why == "most slices, then the latest" and own:
+                    why = (
+                        "the latest, in the smoother of its kernels: the models expect "
+                        "soft-tissue images, and a sharp (lung, bone) kernel's are far noisier"
+                        if info.other_moments
+                        else "the smoother kernel: the models expect soft-tissue images, and a "
+                        "sharp (lung, bone) kernel's are far noisier"
                     )
                 recon = f"{info.reconstruction}, " if info.reconstruction else ""
                 warnings.append(
@@ -465,7 +493,9 @@ def read_dicom_series(
                     f"read pass {info.acquisition} ({recon}{info.n_slices} slices; {why}), not "
                     f"{numbers}"
                     + (
-                        f" (they were reconstructed differently too: {differ}"
+                        f" ({_moments_text(passes)})"
+                        if info.other_moments and len({g.moment for g in passes}) < n
+                        else f" (they were reconstructed differently too: {differ}"
                         + (
                             ""
                             if info.other_moments
@@ -1242,14 +1272,27 @@ _GE_KERNELS = {
     "EDGE": 6, "ULTRA": 7,
 }  # fmt: skip
 
+#: Siemens' kernel names as the scanner writes them: a family letter, a subgroup letter or
+#: none, two digits of sharpness, a letter or none (B30f, Br40d, Bl57d, I30f, Qr40d)
+_SIEMENS_KERNEL = re.compile(r"[A-Z][a-z]?(\d{2})[a-z]?")
+#: the same in any case (B30F, BR40D: as some PACS and anonymisers rewrite them), from
+#: Siemens' own family and subgroup letters only: Canon's FC03 or FL04 is no Siemens B03
+_SIEMENS_KERNEL_ANY_CASE = re.compile(r"[BCDHIJQSTU][RFLVCP]?(\d{2})[SFDHU]?", re.IGNORECASE)
+
+#: a kernel this sharp or sharper, of its vendor's numbers, is a sharp (lung, bone) one, whose
+#: images are far noisier than the soft-tissue images the models expect (Siemens B50f and up,
+#: GE's LUNG, BONE and up); below it a soft-tissue one (B30f, Br40d, B45f; STANDARD, DETAIL)
+_SHARP_FROM = {"Siemens": 50, "GE": 5}
+
 
 def kernel_sharpness(kernel: str) -> tuple[str, int] | None:
     """How sharp (noisy) a ConvolutionKernel is, as ``(vendor, number)`` where its name says
     so, else None. Siemens writes its sharpness in the name's two digits (B30f soft tissue,
-    B70f lung; Br40d, Bl57d, I30f alike); GE names a few kernels (SOFT, STANDARD ... BONEPLUS).
-    Others (Philips' letters, Canon's FC numbers) do not order by name: not ranked."""
+    B70f lung; Br40d, Bl57d, I30f alike; uppercase B30F, BR40D as some archives rewrite them);
+    GE names a few kernels (SOFT, STANDARD ... BONEPLUS). Others (Philips' letters, Canon's FC
+    numbers) do not order by name: not ranked."""
     first = kernel.split("\\")[0].strip()
-    match = re.fullmatch(r"[A-Z][a-z]?(\d{2})[a-z]?", first)
+    match = _SIEMENS_KERNEL.fullmatch(first) or _SIEMENS_KERNEL_ANY_CASE.fullmatch(first)
     if match:
         return "Siemens", int(match.group(1))
     if first.upper() in _GE_KERNELS:
@@ -1257,72 +1300,155 @@ def kernel_sharpness(kernel: str) -> tuple[str, int] | None:
     return None
 
 
-#: seconds between two passes' AcquisitionTime ranges that make them other moments (contrast
-#: phases lie tens of seconds apart; reconstructions of one scan share its times)
+def is_sharp_kernel(rank: tuple[str, int] | None) -> bool:
+    """A :func:`kernel_sharpness` that is a sharp (lung, bone) kernel's."""
+    return rank is not None and rank[1] >= _SHARP_FROM[rank[0]]
+
+
+#: seconds between the AcquisitionTime of two passes' slices at one position that make them
+#: other moments (contrast phases lie tens of seconds apart; reconstructions of one scan share
+#: each position's time)
 _OTHER_MOMENT_S = 2.0
+
+
+def _clock_gap(a: float, b: float) -> float:
+    """Seconds between two times of day, across midnight (23:59:59 and 00:00:01 are 2 s)."""
+    gap = abs(a - b) % 86400
+    return min(gap, 86400 - gap)
+
+
+def _moments(parts: list[list[SliceHeader]]) -> list[int] | None:
+    """The moment each pass was scanned at, by AcquisitionTime (1, 2 ... in the passes'
+    order): passes whose slices at each position they share hold one time (within
+    ``_OTHER_MOMENT_S``) are one moment, reconstructions of one scan. Compared per position,
+    not as each pass's span of times: a pass crossing midnight spanned the whole day, and
+    phases a second apart overlapped, both taken for one moment (QA adv60). None where the
+    times do not say: one missing, or all 000000 (an anonymiser's)."""
+    times = [h.acquisition_time for part in parts for h in part]
+    if any(t is None for t in times) or all(t == 0 for t in times):
+        return None
+    at = [{round(h.location, 1): h.acquisition_time for h in part} for part in parts]
+
+    def one_moment(a: dict, b: dict) -> bool:
+        shared = a.keys() & b.keys()
+        if shared:
+            return all(_clock_gap(a[p], b[p]) < _OTHER_MOMENT_S for p in shared)
+        # (no position in common: one moment where their times touch)
+        return any(_clock_gap(x, y) < _OTHER_MOMENT_S for x in a.values() for y in b.values())
+
+    moment = list(range(len(parts)))  # joined: each pass's moment, the first pass of it
+    for i in range(len(parts)):
+        for j in range(i + 1, len(parts)):
+            if moment[j] != moment[i] and one_moment(at[i], at[j]):
+                old, new = max(moment[i], moment[j]), min(moment[i], moment[j])
+                moment = [new if m == old else m for m in moment]
+    numbers = {m: k for k, m in enumerate(sorted(set(moment)), start=1)}
+    return [numbers[m] for m in moment]
 
 
 def _name_reconstructions(infos: list[SeriesInfo], parts: list[list[SliceHeader]]) -> None:
     """Say how passes stacked in one series were reconstructed where they differ (kernel,
-    slice thickness, field of view, matrix, pixel size): each pass's ``reconstruction``. When
-    every slice's AcquisitionTime sets them at the same moment they are reconstructions of one
-    scan (``same_scan``; a soft-tissue and a lung kernel of the same acquisition), not the
-    contrast phases the passes were all said to be; of those, one whose kernel's name says it
-    is sharper than another's is ``sharper`` (the smoother one is read). Without times (or
-    with an anonymiser's 000000) they stay passes to check, their differences said."""
+    slice thickness, field of view, matrix, pixel size; a value one pass lacks is said as not
+    recorded): each pass's ``reconstruction``. Their AcquisitionTime, compared position by
+    position, sets each at a ``moment``: passes of one moment are reconstructions of one scan,
+    of several moments contrast phases (``other_moments``; some of them perhaps reconstructed
+    twice); all at one moment, the passes are reconstructions of one scan (``same_scan``; a
+    soft-tissue and a lung kernel of the same acquisition), not the contrast phases the passes
+    were all said to be. Without times (or with an anonymiser's 000000) they stay passes to
+    check, their differences said.
+
+    ``sharper`` (read after the others): of one moment's reconstructions (of all passes where
+    no time says), a kernel whose name says it is sharper than another's; and whatever the
+    moments, a sharp (lung, bone) kernel beside a soft-tissue pass. So the portal venous phase
+    in its soft-tissue kernel is read, not its lung reconstruction (QA adv60: arterial B30f,
+    portal venous B30f and B70f read the B70f), and times never make the noisier kernel the
+    one read: an arterial B30f and a later B70f read the B30f, said, as without times."""
     values = [_recon_values(part) for part in parts]
     differ = [
         i
         for i in range(len(_RECON_ATTRIBUTES))
-        if all(v[i] for v in values) and len({v[i] for v in values}) > 1
+        if any(v[i] for v in values) and len({v[i] for v in values}) > 1
     ]
     if not differ:
         return
     for info, v in zip(infos, values, strict=True):
         info.recon_attributes = tuple((_RECON_ATTRIBUTES[i][0], v[i]) for i in differ)
         info.reconstruction = ", ".join(
-            f"{_RECON_ATTRIBUTES[i][0]} {v[i]}{_RECON_ATTRIBUTES[i][1]}" for i in differ
+            f"{_RECON_ATTRIBUTES[i][0]} {v[i]}{_RECON_ATTRIBUTES[i][1]}"
+            if v[i]
+            else f"no {_RECON_ATTRIBUTES[i][0]} recorded"
+            for i in differ
         )
     # one scan only where every slice's AcquisitionTime says so: a time missing, or 000000
     # (an anonymiser's), is no evidence, and phases reconstructed differently (a thin arterial
     # pass, a thick venous one) are phases still (QA rev59: called "not contrast phases")
-    times = [[h.acquisition_time for h in part] for part in parts]
-    timed = not any(t is None for part in times for t in part) and not all(
-        t == 0 for part in times for t in part
-    )
-    if timed:
-        spans = [(min(part), max(part)) for part in times]
-        if any(
-            a[1] + _OTHER_MOMENT_S < b[0] or b[1] + _OTHER_MOMENT_S < a[0]
-            for i, a in enumerate(spans)
-            for b in spans[i + 1 :]
-        ):  # other moments (phases), reconstructed differently too: phases still, the
-            for info in infos:  # later one read as any phase's
-                info.other_moments = True
-            return
-        for info in infos:
-            info.same_scan = True
-    # of kernels the names rank, the smoother one is read also where no time tells phases
-    # from reconstructions (QA rev59b: the lung kernel, the later pass, was read): a phase is
-    # rarely reconstructed with another kernel, and a sharp kernel's noise misleads the models
+    moments = _moments(parts)
+    if moments is not None:
+        for info, m in zip(infos, moments, strict=True):
+            info.moment = m
+            info.other_moments = max(moments) > 1
+            info.same_scan = max(moments) == 1
+    if 0 not in differ:
+        return
     kernels = [Counter(h.convolution_kernel for h in part).most_common(1)[0][0] for part in parts]
     ranks = [kernel_sharpness(k) if k else None for k in kernels]
-    if 0 in differ and all(ranks) and len({r[0] for r in ranks}) == 1:
-        smoothest = min(r[1] for r in ranks)
-        for info, r in zip(infos, ranks, strict=True):
-            info.sharper = r[1] > smoothest
+    # of kernels the names rank, the smoother one of a moment's reconstructions is read, and
+    # of all passes where no time tells phases from reconstructions (QA rev59b: the lung
+    # kernel, the later pass, was read): a phase is rarely reconstructed with another kernel,
+    # and a sharp kernel's noise misleads the models
+    moment_of = moments or [0] * len(parts)
+    for m in set(moment_of):
+        same = [k for k in range(len(parts)) if moment_of[k] == m]
+        of = [ranks[k] for k in same]
+        if len(same) > 1 and all(of) and len({r[0] for r in of}) == 1:
+            smoothest = min(r[1] for r in of)
+            for k in same:
+                infos[k].sharper = ranks[k][1] > smoothest
+    # and a sharp (lung, bone) kernel is never read over a soft-tissue one of another moment:
+    # the models expect soft-tissue images, and the later phase's lung kernel is far noisier
+    # than the earlier phase's (a phase next to B31f, Br44d, is ranked by the phase rule)
+    for k, r in enumerate(ranks):
+        if is_sharp_kernel(r) and any(o and o[0] == r[0] and not is_sharp_kernel(o) for o in ranks):
+            infos[k].sharper = True
 
 
 def reconstruction_differences(infos: list[SeriesInfo]) -> str:
-    """What tells apart the passes ``infos`` (a series' stacked passes, in order) where they
-    were reconstructed differently: "kernel B30f vs B70f" ("" when they were not)."""
+    """What tells apart the passes ``infos`` (a series' stacked passes, in order, or some of
+    them) where they were reconstructed differently: "kernel B30f vs B70f" ("" when they were
+    not; "kernel (none recorded) vs B70f" where one lacks it)."""
     per_pass = [dict(info.recon_attributes) for info in infos]
     said = []
     for name, unit in _RECON_ATTRIBUTES:
-        shown = [p.get(name, "") for p in per_pass]
-        if all(shown):
+        if not all(name in p for p in per_pass):
+            continue
+        shown = [p[name] or "(none recorded)" for p in per_pass]
+        if len(set(shown)) > 1:
             said.append(f"{name} {' vs '.join(shown)}{unit}")
     return " and ".join([", ".join(said[:-1]), said[-1]] if len(said) > 1 else said)
+
+
+def _moments_text(passes: list[SeriesInfo]) -> str:
+    """Passes of a series at several moments, some of them reconstructed more than once, as
+    a warning says them: "their AcquisitionTime sets them at 2 moments, contrast phases:
+    pass 1; passes 2 and 3, reconstructions of one scan that differ in kernel B30f vs B70f"."""
+    moments: dict[int, list[SeriesInfo]] = {}
+    for g in passes:
+        moments.setdefault(g.moment, []).append(g)
+    said = []
+    for same in moments.values():
+        if len(same) == 1:
+            said.append(f"pass {same[0].acquisition}")
+            continue
+        numbers = [str(g.acquisition) for g in same]
+        how = reconstruction_differences(same)
+        said.append(
+            f"passes {', '.join(numbers[:-1])} and {numbers[-1]}, reconstructions of one scan"
+            + (f" that differ in {how}" if how else "")
+        )
+    return (
+        f"their AcquisitionTime sets them at {len(moments)} moments, contrast phases: "
+        + "; ".join(said)
+    )
 
 
 def _same_stretch(a: list[float], b: list[float]) -> bool:
