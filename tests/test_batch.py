@@ -1051,6 +1051,51 @@ def test_a_dcm2niix_folder_segments_the_corrected_copy_once(tmp_path, caplog):
     assert len(discover_cases([tmp_path / "cased"])) == 6
 
 
+def test_dcm2niix_copies_of_a_series_whose_original_was_deleted_are_one_case(tmp_path, caplog):
+    """QA adv60: with X.nii.gz deleted (the user kept only dcm2niix's corrected copies),
+    X_Tilt_1 and X_Tilt_Eq_1 of the one scan were segmented as two patients, and a patient
+    folder holding them was no case at all; the less corrected copy is passed over now, as X
+    is beside them."""
+    import logging
+
+    flat, patients = tmp_path / "dcm2niix", tmp_path / "patients"
+    for k, name in enumerate(("Abd_3_Tilt_1", "Abd_3_Tilt_Eq_1", "Abd_3_ROI1", "Chest_7")):
+        write_nifti(ct(k), flat / f"{name}.nii.gz")
+    for k, name in enumerate(("P1/CT_2_Eq_1", "P1/CT_2_Tilt_Eq_1", "P2/CT_4_Tilt_1")):
+        write_nifti(ct(k), patients / f"{name}.nii.gz")
+    with caplog.at_level(logging.INFO):
+        cases = discover_cases([flat])
+    assert [(c.name, c.path.name) for c in cases] == [
+        ("Abd_3_Tilt_Eq_1", "Abd_3_Tilt_Eq_1.nii.gz"),
+        ("Chest_7", "Chest_7.nii.gz"),
+    ]
+    assert (
+        "Abd_3_Tilt_1.nii.gz: passed over: dcm2niix's corrected copy of the same series, "
+        "Abd_3_Tilt_Eq_1.nii.gz, is segmented instead (its gantry tilt and uneven slice "
+        "spacing resampled away); give this file by name to segment it"
+    ) in caplog.text
+    assert "Abd_3_ROI1.nii.gz: passed over: dcm2niix's mask of a DICOM overlay of Abd_3" in (
+        caplog.text
+    )
+    assert [(c.name, c.path.name) for c in discover_cases([patients])] == [
+        ("P1", "CT_2_Tilt_Eq_1.nii.gz"),
+        ("P2", "CT_4_Tilt_1.nii.gz"),
+    ]
+    # the less corrected copy named is segmented as given, its better copy said
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        (case,) = discover_cases([flat / "Abd_3_Tilt_1.nii.gz"])
+    assert case.path.name == "Abd_3_Tilt_1.nii.gz"
+    assert (
+        "Abd_3_Tilt_1.nii.gz: segmented as given; dcm2niix's corrected copy of the same "
+        "series, Abd_3_Tilt_Eq_1.nii.gz, is beside it"
+    ) in caplog.text
+    # dcm2niix's own spelling only, as with X beside them
+    for k, name in enumerate(("q1_Tilt_1", "q1_TILT_EQ_1", "q2_tilt_1", "q2_Eq_1")):
+        write_nifti(ct(k), tmp_path / "cased" / f"{name}.nii.gz")
+    assert len(discover_cases([tmp_path / "cased"])) == 4
+
+
 def test_list_shows_the_dcm2niix_files_a_folder_passes_over_and_why(tmp_path, models, capsys):
     """`--list` on a folder dcm2niix wrote showed Abd_3_Tilt_1 and Liver_5_Eq_1 as cases and
     nothing of Abd_3.nii.gz, Liver_5.nii.gz or the overlay mask Abd_3_ROI1: a user checking

@@ -1077,6 +1077,44 @@ def test_labels_edited_in_outputs_of_a_version_without_digests_are_not_replaced(
     assert labels.read_bytes() != edited
 
 
+def test_labels_newer_than_their_stats_are_said_as_maybe_edited_by_list_and_a_skip(
+    tmp_path, models, monkeypatch, caplog, capsys
+):
+    """QA adv60: outputs of a version that kept no digests, the labels 3 s newer than their
+    stats (as a slow copy can leave them): a rerun with other settings asked "edited since?",
+    told by the files' times, but --list with the same settings, and the run that skipped the
+    case, said "labels edited since" as a fact."""
+    import os
+
+    _fake_masks(monkeypatch)
+    out, base = _one_dicom_patient(tmp_path, models)
+    assert main(base) == 0
+    labels, stats_path = out / "P1_labels.nii.gz", out / "P1_stats.json"
+    stats = json.loads(stats_path.read_text())
+    for key in ("digests", "stats_digest"):  # as that version wrote them
+        stats.pop(key)
+    stats_path.write_text(json.dumps(stats))
+    written = stats_path.stat().st_mtime - 3600
+    os.utime(stats_path, (written, written))
+    os.utime(labels, (written + 3, written + 3))  # (touched, or copied after its stats)
+    asked = "newer than its stats (edited since? these outputs kept no digests)"
+    capsys.readouterr()
+    assert main([*base, "--list"]) == 0
+    plan = capsys.readouterr().out.splitlines()[0].split("\t")[2]
+    assert plan == f"skip: complete (labels {asked}: figures are the model's)"
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main(base) == 0  # skipped, its labels kept: said alike
+    assert f"already complete, skipped (P1_labels.nii.gz {asked}: kept)" in caplog.text
+    assert f"(already complete; the labels file {asked}: these are the model's) ->" in (
+        capsys.readouterr().out
+    )
+    assert main([*base[:-1], "--stages", "liver", "--list"]) == 0  # (the refusal, as before)
+    assert f"refuse: P1_labels.nii.gz {asked}; a run with other settings" in (
+        capsys.readouterr().out
+    )
+
+
 def test_stats_edited_since_the_run_are_never_shown_as_the_models_nor_replaced(
     tmp_path, models, monkeypatch, caplog, capsys
 ):

@@ -604,10 +604,8 @@ def _print_results(
             kept = " (already complete; nothing added: see the warnings)"
         elif status.startswith("skipped"):
             kept = " (already complete)"
-            if r.get("edited"):
-                kept = (
-                    " (already complete; the labels file was edited since: these are the model's)"
-                )
+            if r.get("edited"):  # (its words: :func:`_edited_since`)
+                kept = f" (already complete; {r['edited']}: these are the model's)"
             if r.get("made_by"):  # (an "added" one's status says it above)
                 kept = f"{kept[:-1]}; made by another version: {r['made_by']})"
         print(f"{r['case']}: {_figures(r)}{kept} -> {outdir / r['labels']}", flush=True)
@@ -1815,6 +1813,9 @@ class _Decision:
     missing: tuple[str, ...] = ()
     #: of a case skipped, its output files changed since they were written (kept)
     edited: tuple[str, ...] = ()
+    #: of a case skipped, its labels told edited by the files' times, not by digests
+    #: (:func:`_newer_than_its_stats`): said as asked, as the refusals say it
+    by_time: bool = False
     #: of a case skipped, its outputs were made by an earlier version that recorded no
     #: models: whether today's models would give the same masks is not known
     unchecked: bool = False
@@ -1865,12 +1866,7 @@ def _decide(
     by_time = _newer_than_its_stats(old, labels_path, stats_path)
     if by_time:
         edited.append(labels_path.name)
-    # (--list's words: told by the files' times, a copy that renewed them looks so too)
-    since = (
-        "newer than its stats (edited since? these outputs kept no digests)"
-        if by_time
-        else "edited since it was written"
-    )
+    since = _edited_since(labels_path.name, by_time=by_time)  # (--list's words)
     damaged = _damaged_labels(labels_path) if labels_path.name in edited else None
     if damaged:  # not a hand edit: a file cut short or emptied (a full disk, a copy)
         edited.remove(labels_path.name)
@@ -1904,7 +1900,7 @@ def _decide(
                 "from napari (marked as edited), or use --overwrite to segment again",
                 by_time=by_time,
             ),
-            f"refuse: {labels_path.name} {since}: "
+            f"refuse: {since}: "
             f"{', '.join(extra_files[k].name for k in missing)} not added from it {redo}",
             untouched=True,
         )
@@ -1917,8 +1913,7 @@ def _decide(
                 "overwritten: use another output folder, or --overwrite to replace it",
                 by_time=by_time and edited[0] == labels_path.name,
             ),
-            f"refuse: {edited[0]} "
-            f"{since if edited[0] == labels_path.name else 'edited since it was written'}; "
+            f"refuse: {since if edited[0] == labels_path.name else _edited_since(edited[0])}; "
             "a run with other settings "
             f"({what}) would replace it {redo}",
             untouched=True,
@@ -1944,7 +1939,8 @@ def _decide(
     if relation == "same" and not foreign:
         notes = []
         if labels_path.name in edited:  # the figures are the model's, not the edited file's
-            notes.append("labels edited since: figures are the model's")
+            said = _edited_since("labels", by_time=by_time, fact="edited since")
+            notes.append(f"{said}: figures are the model's")
         elif edited:
             notes.append(f"{', '.join(edited)} edited since: kept")
         if unchecked:
@@ -1956,6 +1952,7 @@ def _decide(
             "skip",
             plan=f"skip: complete{note}",
             edited=tuple(edited),
+            by_time=by_time,
             unchecked=unchecked,
             other_version=other,
         )
@@ -2208,14 +2205,18 @@ def run_cases(
             if decision.action == "skip":
                 edited = decision.edited
                 rows.append({**row, **_summary_values(old), "status": "skipped (complete)"})
+                by_time = decision.by_time  # (told by the files' times: asked, as --list)
                 if labels_path.name in edited:
-                    rows[-1]["edited"] = True  # printed, not a summary column
-                    # the figures are the model's, not the edited file's beside them
-                    rows[-1]["status"] = (
-                        "skipped (complete; labels edited since: figures are the model's)"
+                    # printed (its words), not a summary column
+                    rows[-1]["edited"] = _edited_since(
+                        "the labels file", by_time=by_time, fact="was edited since"
                     )
+                    # the figures are the model's, not the edited file's beside them
+                    labels = _edited_since("labels", by_time=by_time, fact="edited since")
+                    rows[-1]["status"] = f"skipped (complete; {labels}: figures are the model's)"
+                kept = _edited_since(", ".join(edited), by_time=by_time, fact="edited since")
                 log.info("%s: already complete, skipped%s", case.name,
-                         f" ({', '.join(edited)} edited since: kept)" if edited else "")  # fmt: skip
+                         f" ({kept}: kept)" if edited else "")  # fmt: skip
                 if decision.unchecked:
                     rows[-1]["status"] = rows[-1]["status"][:-1] + "; models not recorded)"
                     (log.info if unchecked_said else log.warning)(UNCHECKED_TEXT, case.name)
@@ -2729,6 +2730,19 @@ def _newer_than_its_stats(old: dict | None, labels_path: Path, stats_path: Path)
         return labels_path.stat().st_mtime > stats_path.stat().st_mtime + EDITED_AFTER_S
     except OSError:
         return False
+
+
+def _edited_since(
+    name: str, *, by_time: bool = False, fact: str = "edited since it was written"
+) -> str:
+    """``name`` (its output files, or "labels") edited since, in brief: ``--list``'s plans and
+    a skipped case's lines. ``fact`` where digests told it; asked where the files' times did
+    (``by_time``: :func:`_newer_than_its_stats`, as :func:`_edited_text` says it), since a
+    copy that renewed the times looks so too (``--list`` said "labels edited since" of such a
+    case as a fact, where the run refusing it asked: QA adv60)."""
+    if by_time:
+        return f"{name} newer than its stats (edited since? these outputs kept no digests)"
+    return f"{name} {fact}"
 
 
 def _edited_text(path: Path, consequence: str, *, by_time: bool = False) -> str:

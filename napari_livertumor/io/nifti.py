@@ -897,42 +897,55 @@ DCM2NIIX_CORRECTED = (
 _DCM2NIIX_OVERLAY = re.compile(r"(.+)_ROI([1-9]|1[0-6])")
 
 
+def _dcm2niix_series(stem: str) -> tuple[str, int | None]:
+    """The series a NIfTI file's stem names as dcm2niix spells its corrected copies, and which
+    copy of :data:`DCM2NIIX_CORRECTED` it is: ``("X", 0)`` for ``X_Tilt_Eq_1`` (its longest
+    suffix: not ``X_Tilt`` of ``_Eq_1``), ``("X", None)`` for ``X`` itself."""
+    for rank, (suffix, _why) in enumerate(DCM2NIIX_CORRECTED):
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            return stem[: -len(suffix)], rank
+    return stem, None
+
+
 def dcm2niix_passed_over(paths: list[Path]) -> dict[Path, tuple[Path | None, str]]:
     """Of the NIfTI files of one folder, those to pass over where dcm2niix wrote a corrected
     copy of the same series beside them: ``X`` when ``X_Tilt_1``, ``X_Eq_1`` or
-    ``X_Tilt_Eq_1`` is there (each had been segmented as a patient of its own), mapped to
-    (the copy kept: the most corrected, what it is), and its overlay masks ``X_ROI<n>``, no
-    scans, mapped to (None, what they are). Names as dcm2niix spells them, case and all
-    (``p1`` beside ``P1_EQ_1`` is no such pair: QA rev59)."""
-    by_stem: dict[str, list[Path]] = {}
+    ``X_Tilt_Eq_1`` is there (each had been segmented as a patient of its own), and the less
+    corrected copies beside the most corrected, ``X`` there or not (``X.nii.gz`` deleted,
+    ``X_Tilt_1`` and ``X_Tilt_Eq_1`` were the one scan segmented as two patients: QA adv60),
+    mapped to (the copy kept: the most corrected, what it is); and the overlay masks
+    ``X_ROI<n>`` of a series there, no scans, mapped to (None, what they are). Names as
+    dcm2niix spells them, case and all (``p1`` beside ``P1_EQ_1`` is no such pair: QA rev59)."""
+    series: dict[str, list[tuple[int, Path]]] = {}  # a series' files, the most corrected first
     for p in paths:
-        by_stem.setdefault(_stem(p), []).append(p)
+        base, rank = _dcm2niix_series(_stem(p))
+        series.setdefault(base, []).append((len(DCM2NIIX_CORRECTED) if rank is None else rank, p))
     passed: dict[Path, tuple[Path | None, str]] = {}
-    for base, originals in sorted(by_stem.items()):
-        copies = [
-            (q, why)
-            for suffix, why in DCM2NIIX_CORRECTED  # (the most corrected first)
-            for q in by_stem.get(base + suffix, [])
-        ]
-        if copies:
-            for p in originals + [q for q, _why in copies[1:]]:
-                passed[p] = copies[0]
+    for _base, files in sorted(series.items()):
+        files.sort(key=lambda f: (f[0], str(f[1])))
+        rank, kept = files[0]
+        # a corrected copy beside less corrected files of its series (one copy in .nii and in
+        # .nii.gz alone is no such pair: left to the cases' naming, as before)
+        if rank < len(DCM2NIIX_CORRECTED) and any(r != rank for r, _p in files):
+            for _rank, p in files[1:]:
+                passed[p] = (kept, DCM2NIIX_CORRECTED[rank][1])
     for p in paths:
         overlay = _DCM2NIIX_OVERLAY.fullmatch(_stem(p))
-        if overlay and overlay.group(1) in by_stem and p not in passed:
+        if overlay and overlay.group(1) in series and p not in passed:
             passed[p] = (None, f"dcm2niix's mask of a DICOM overlay of {overlay.group(1)}")
     return passed
 
 
 def dcm2niix_copy_of(path: str | Path) -> tuple[Path, str] | None:
     """The corrected copy dcm2niix wrote beside the series ``path`` (the most corrected of
-    :data:`DCM2NIIX_CORRECTED` there) and what it is, or None: a few names looked up, not the
-    folder listed (a shell's ``*.nii.gz`` names thousands of files)."""
+    :data:`DCM2NIIX_CORRECTED` there; of a copy ``path`` itself, one more corrected than it)
+    and what it is, or None: a few names looked up, not the folder listed (a shell's
+    ``*.nii.gz`` names thousands of files)."""
     path = Path(path)
-    stem = _stem(path)
-    for suffix, why in DCM2NIIX_CORRECTED:
+    base, rank = _dcm2niix_series(_stem(path))
+    for suffix, why in DCM2NIIX_CORRECTED[:rank]:
         for ext in (".nii.gz", ".nii"):
-            copy = path.with_name(f"{stem}{suffix}{ext}")
+            copy = path.with_name(f"{base}{suffix}{ext}")
             if copy.is_file():
                 return copy, why
     return None
