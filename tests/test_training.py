@@ -719,6 +719,99 @@ def test_a_full_disk_while_saving_the_resume_state_says_so_and_keeps_the_last_on
     assert not (stage / ".last-new").exists()
 
 
+def _disk_full_from_now(monkeypatch, folder_name: str, free: int) -> None:
+    """Writes into ``folder_name`` (``.last-new``, ``.best-new``) fail as on a full disk (a part
+    written first), and the disk then has ``free`` bytes."""
+    import errno
+    import shutil as shutil_module
+
+    import torch
+
+    from napari_livertumor.training import loop
+
+    real_save, real_model, real_usage = torch.save, loop.save_model, shutil_module.disk_usage
+
+    def full(path):
+        Path(path).write_bytes(b"part")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    def save(obj, f, *args, **kwargs):
+        return full(f) if Path(f).parent.name == folder_name else real_save(obj, f, *args, **kwargs)
+
+    def save_model(folder, *args, **kwargs):
+        if Path(folder).name == folder_name:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            return full(Path(folder) / "model.safetensors")
+        return real_model(folder, *args, **kwargs)
+
+    def usage(path):
+        found = real_usage(path)
+        return type(found)(found.total, found.total - free, free)
+
+    monkeypatch.setattr(torch, "save", save)
+    monkeypatch.setattr(loop, "save_model", save_model)
+    monkeypatch.setattr(shutil_module, "disk_usage", usage)
+
+
+def _size_said(text: str, what: str) -> float:
+    """The size in bytes that ``text`` gives after ``what`` ("needs about 1.2 MB")."""
+    import re
+
+    number, unit = re.search(what + r" ([0-9.]+) (GB|MB|kB|bytes)", text).groups()
+    return float(number) * {"GB": 1e9, "MB": 1e6, "kB": 1e3, "bytes": 1}[unit]
+
+
+@pytest.mark.parametrize("when", ["resumed", "first save"])
+def test_a_full_disk_at_a_checkpoint_says_which_step_is_kept_and_the_room_needed(
+    toy_data, tmp_path, monkeypatch, when
+):
+    """The disk filled while the checkpoint was written: the message said "the previous
+    checkpoint is kept" (also of a run that had none), not which step a resume would go on
+    from, nor how much free space a save needs against what there is."""
+    out = tmp_path / "o"
+    stage = out / "liver"
+    if when == "resumed":
+        _stopped_after_two_steps(toy_data, out)  # last/ holds step 2
+        sizes = sum(f.stat().st_size for f in (stage / "last").iterdir())
+    _disk_full_from_now(monkeypatch, ".last-new", free=1000)
+    with pytest.raises(LiverTumorError) as err:
+        run_all(tiny_config(toy_data, out, resume=when == "resumed"))
+    said = str(err.value)
+    assert said.startswith(f"cannot write the checkpoint in {stage} (")
+    assert "No space left on device" in said
+    assert "the disk is full: a save there needs about " in said and ", 1.0 kB is free" in said
+    if when == "resumed":
+        assert f"the previous checkpoint is kept: step 2's, in {stage / 'last'}" in said
+        # about the size of the checkpoint already there (the same network and optimizer)
+        assert 0.8 * sizes < _size_said(said, "needs about") < 1.2 * sizes
+        assert (stage / "last" / "train_state.pt").is_file()
+    else:
+        assert "no checkpoint is kept (the run had written none yet)" in said
+        assert "previous checkpoint" not in said
+    assert not (stage / ".last-new").exists()
+    assert (stage / "model.safetensors").is_file()  # the best model, saved before: still there
+
+
+def test_a_full_disk_at_the_best_model_says_what_is_kept_and_the_room_needed(
+    toy_data, tmp_path, monkeypatch
+):
+    """The disk filled while a new best model was written: "cannot write the model to …:
+    [Errno 28] No space left on device" left unsaid which model the folder still held, which
+    checkpoint a resume had, and how much room was wanted (its part-written files stayed)."""
+    out = tmp_path / "o"
+    stage = out / "liver"
+    _stopped_after_two_steps(toy_data, out)  # last/ holds step 2; no model yet
+    _disk_full_from_now(monkeypatch, ".best-new", free=1000)
+    with pytest.raises(LiverTumorError) as err:
+        run_all(tiny_config(toy_data, out, resume=True))
+    said = str(err.value)
+    assert said.startswith(f"cannot write the model to {stage}: ")
+    assert "the disk is full: a save there needs about " in said and ", 1.0 kB is free" in said
+    assert "the folder has no model yet" in said
+    assert f"the previous checkpoint is kept: step 2's, in {stage / 'last'}" in said
+    assert not (stage / ".best-new").exists()  # the part written gave its room back
+
+
 def test_resume_over_a_grown_cohort_keeps_the_split_and_trains_on_the_new(
     toy_data, tmp_path, caplog
 ):
@@ -890,17 +983,15 @@ def test_a_run_the_time_budget_stops_says_so(toy_data, tmp_path, caplog, monkeyp
     out before the first step: an untrained model was saved as the result without a word)."""
     from napari_livertumor.training import loop
 
-    steps = []
     real = loop._Run._should_stop
 
-    def after_two_steps(self, should_cancel, t_start):
-        return "time" if len(steps) >= after else real(self, should_cancel, t_start)
+    def after_two_steps(self, should_cancel, t_start):  # the clock, read once `after` are done
+        return "time" if self.state["step"] >= after else real(self, should_cancel, t_start)
 
     monkeypatch.setattr(loop._Run, "_should_stop", after_two_steps)
     with caplog.at_level("WARNING"):
         seen = []
         for r in train(tiny_config(toy_data, tmp_path, epochs=3, max_minutes=30)):
-            steps += [r] if r["event"] == "step" else []
             seen.append(r)
             last = r
     assert last["event"] == "done" and last["step"] == after and last["planned_steps"] > 2
@@ -910,6 +1001,49 @@ def test_a_run_the_time_budget_stops_says_so(toy_data, tmp_path, caplog, monkeyp
         caplog.text
     )
     assert "--resume with a larger --max-minutes" in caplog.text
+
+
+def test_the_step_before_the_time_budgets_final_validation_says_it_comes(
+    toy_data, tmp_path, monkeypatch
+):
+    """The time budget ran out mid-epoch: the run validated once more before stopping, but the
+    step before said no validation came, so the Train panel's bar sat at "step 2 / 9" with no
+    "validating…" for the whole validation (and the command line printed nothing)."""
+    from napari_livertumor.training import loop
+    from napari_livertumor.training.cli_report import format_report
+
+    real = loop._Run._should_stop
+
+    def out_of_time_after_two_steps(self, should_cancel, t_start):
+        return "time" if self.state["step"] >= 2 else real(self, should_cancel, t_start)
+
+    monkeypatch.setattr(loop._Run, "_should_stop", out_of_time_after_two_steps)
+    reports = run_all(tiny_config(toy_data, tmp_path, epochs=3, max_minutes=30))
+    ends = [r for r in reports if r["event"] in ("step", "epoch")]
+    assert [(r["event"], r["step"]) for r in ends] == [("step", 1), ("step", 2), ("epoch", 2)]
+    assert "val" in ends[-1]  # the budget's final validation
+    assert [r["validates_next"] for r in ends[:2]] == [False, True]
+    assert format_report(ends[1]).endswith("; validating…")
+    assert reports[-1]["event"] == "done" and reports[-1]["step"] == 2
+
+
+def test_the_command_line_says_a_validation_comes_before_it_runs():
+    """`livertumor train` printed every 10th step only: an epoch's validation (minutes on real
+    patients) followed step 30 of 37 with no line, as did the one a resume redoes first."""
+    from napari_livertumor.training.cli_report import format_report
+
+    step = {"event": "step", "stage": "liver", "step": 37, "total_steps": 370, "epoch": 0,
+            "losses": {"total": 0.5}, "train_dice": None, "lr": 1e-3, "seconds": 1.0,
+            "samples_per_s": 2.0}  # fmt: skip
+    assert format_report(step) is None  # (thinned)
+    line = format_report({**step, "validates_next": True})
+    assert line.startswith("[liver] step 37/370 ep 0") and line.endswith("; validating…")
+    resumed = {"event": "resumed", "stage": "liver", "step": 37, "total_steps": 370,
+               "history": [{"step": 37}], "best": None}  # fmt: skip
+    assert "validating" not in format_report(resumed)
+    assert format_report({**resumed, "val_pending": True}).endswith(
+        "; validating first: the stop had interrupted the validation"
+    )
 
 
 def test_a_replacing_run_that_fails_leaves_the_models_split_as_it_was(
@@ -2501,7 +2635,9 @@ def test_a_checkpoint_that_ran_out_of_room_says_why_not_torchs_words(
     with pytest.raises(LiverTumorError) as err:
         run_all(tiny_config(toy_data, out, resume=True))
     said = str(err.value)
-    assert "enforce fail" not in said and said.endswith("; the previous checkpoint is kept")
+    assert "enforce fail" not in said
+    assert said.endswith(f"; the previous checkpoint is kept: step 2's, in {out / 'liver' / 'last'} "
+                         "(--resume goes on from it)")  # fmt: skip
     if cause == "full disk":
         assert "writing train_state.pt failed: No space left on device (3 MB free)" in said
     else:

@@ -11,7 +11,10 @@ def format_report(r: dict[str, Any]) -> str | None:
     """One line per report (step lines are thinned to every 10th step)."""
     ev = r.get("event")
     if ev == "step":
-        if r["step"] % 10 and r["step"] != 1:
+        # the step before a validation is always shown, and says it: the validation can take
+        # minutes with no line (the time budget's final one too)
+        validating = bool(r.get("validates_next"))
+        if r["step"] % 10 and r["step"] != 1 and not validating:
             return None
         # a batch with no weak label has no weak term (its 0.0 keeps DDP's graph whole): shown
         # as none, as train_dice is, not as a penalty of 0 the network met
@@ -26,6 +29,7 @@ def format_report(r: dict[str, Any]) -> str | None:
             f"[{r['stage']}] step {r['step']}/{r['total_steps']} ep {r['epoch']} {losses} "
             f"train_dice={'-' if td is None else f'{td:.3f}'} lr={r['lr']:.2e} "
             f"{r['seconds']:.2f}s/step {r['samples_per_s']:.2f} samples/s"
+            + ("; validating…" if validating else "")
         )
     if ev == "epoch":
         val = r.get("val") or {}
@@ -58,6 +62,12 @@ def format_report(r: dict[str, Any]) -> str | None:
             f"[{r['stage']}] resumed at step {r['step']}/{r['total_steps']} "
             f"({len(r.get('history') or [])} epoch(s) recorded"
             + (f", best validation score {best:.4f})" if best is not None else ")")
+            # (redone before any step: minutes with no line otherwise)
+            + (
+                "; validating first: the stop had interrupted the validation"
+                if r.get("val_pending")
+                else ""
+            )
         )
     if ev == "info":
         return f"[{r['stage']}] " + json.dumps(

@@ -15,6 +15,7 @@ checkpoints and logs. With one process the code path is the same.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import math
 import os
@@ -745,6 +746,8 @@ class _Run:
         # whether this run has saved a model or state of its own (a --force run's first save
         # of last/ is marked till then: see REPLACING_MARK)
         self._saved_own = False
+        # whether last/ holds this run's state (resumed from, or saved): else a replaced run's
+        self._last_is_own = False
         self._records = _RunRecords()
 
     # ------------------------------------------------------------------ setup
@@ -1097,6 +1100,7 @@ class _Run:
         if cfg.resume:
             fresh = state
             state = self._load_resume(net, opt, state)  # restores init_info of a fine-tune
+            self._last_is_own = state is not fresh
             # no checkpoint there: "starting from scratch" was said; not also "resumed at 0"
             if self.is_main and state is not fresh:  # the run so far, so a plot goes on
                 history = [dict(h) for h in state["history"]]
@@ -1172,6 +1176,7 @@ class _Run:
                    f"budget of {cfg.max_minutes:g} min (the whole run's): nothing to train; "
                    "raise the time budget (--max-minutes) to train on"}  # fmt: skip
         step = state["step"]
+        part_start = step  # (this part's first step: the time budget is read before it)
         cancelled = False
         planned_steps = total_steps
         # a budget spent before this part began is said above; one running out in it, below
@@ -1212,9 +1217,11 @@ class _Run:
                     if stop == "cancel":
                         cancelled = True
                         break
-                    if stop == "time":
+                    if stop == "time" and (step == part_start or step % cfg.steps_per_epoch == 0):
                         total_steps = step  # ends the outer loop too
                         break
+                    # (mid-epoch the clock was read after the last step, below: its report
+                    # said no validation comes, so the run takes this step and reads it again)
                     t0 = time.perf_counter()
                     # a Ctrl-C or SIGTERM waits for the step to end: cut half-way, the saved
                     # state mixed this step's random draws (dropout) with the last step's count
@@ -1226,6 +1233,15 @@ class _Run:
                         state["step"] = step
                         epoch_losses.append(losses["total"])
                     dt = time.perf_counter() - t0
+                    # the time budget is read before the step's report, so a budget that ends
+                    # the run here says the final validation comes next: read after it, the
+                    # report said none and the panel's bar sat still through the validation
+                    out_of_time = bool(
+                        cfg.max_minutes
+                        and step < total_steps
+                        and self._should_stop(None, t_start) == "time"
+                    )
+                    ends_epoch = step % cfg.steps_per_epoch == 0 or step >= total_steps
                     yield {
                         "event": "step",
                         "stage": cfg.stage,
@@ -1239,10 +1255,12 @@ class _Run:
                         "samples_per_s": cfg.batch_size * self.world / dt,
                         # the epoch's validation comes next (unless a stop comes first): the
                         # panel says so, and that a stop meanwhile ends the validation
-                        "validates_next": (step % cfg.steps_per_epoch == 0 or step >= total_steps)
-                        and self._validation_due(epoch, step >= total_steps, data),
+                        "validates_next": (ends_epoch or out_of_time)
+                        and self._validation_due(epoch, step >= total_steps or out_of_time, data),
                     }
-                    if step % cfg.steps_per_epoch == 0 or step >= total_steps:
+                    if out_of_time:
+                        total_steps = step  # ends the outer loop too
+                    if ends_epoch or out_of_time:
                         break
                 if cancelled:
                     break
@@ -1541,7 +1559,23 @@ class _Run:
             _move_best_in(self.stage_dir)
             self._saved_own = True
         except OSError as exc:
-            raise LiverTumorError(f"cannot write the model to {self.stage_dir}: {exc}") from exc
+            if not (new / COMPLETE_MARK).is_file():  # written in part: the space it took back
+                shutil.rmtree(new, ignore_errors=True)
+            said = f"cannot write the model to {self.stage_dir}: {exc}"
+            if _disk_full(exc):
+                kept = kept_model(self.stage_dir)
+                model = (
+                    "the folder has no model yet"
+                    if not kept
+                    else f"the folder's model is still the replaced run's (step {kept['step']})"
+                    if self.config.overwrite and not self._saved_own
+                    else f"the folder's model is still step {kept['step']}'s"
+                )
+                said += (
+                    f"; {self._room_text(self._model_bytes())}; {model}; "
+                    f"{self._kept_checkpoint_text()}"
+                )
+            raise LiverTumorError(said) from exc
 
     def _save_last(self, reason: str) -> None:
         """Write ``last/`` (full weights + resume state) into a new folder, then swap it in."""
@@ -1598,13 +1632,65 @@ class _Run:
                 os.replace(last, old)
             os.replace(new, last)
             shutil.rmtree(old, ignore_errors=True)
-            self._saved_own = True
+            self._saved_own = self._last_is_own = True
         except OSError as exc:
             shutil.rmtree(new, ignore_errors=True)
-            raise LiverTumorError(
-                f"cannot write the checkpoint in {self.stage_dir} ({exc}); the previous "
-                "checkpoint is kept"
-            ) from exc
+            # what is kept is what last/ holds (it said "the previous checkpoint is kept" also
+            # of a run with none yet), and a full disk says how much room a save needs
+            said = f"cannot write the checkpoint in {self.stage_dir} ({exc})"
+            if _disk_full(exc):
+                said += f"; {self._room_text(self._checkpoint_bytes())}"
+            raise LiverTumorError(f"{said}; {self._kept_checkpoint_text()}") from exc
+
+    def _checkpoint_bytes(self) -> int:
+        """About what ``last/`` takes: the weights twice (``model.safetensors`` and the copy in
+        the resume state) and the optimizer's moments (the rest is a few kB)."""
+        torch = self.torch
+        weights = sum(t.numel() * t.element_size() for t in self.net.state_dict().values())
+        moments = sum(
+            v.numel() * v.element_size()
+            for per_param in self.opt.state_dict()["state"].values()
+            for v in per_param.values()
+            if torch.is_tensor(v)
+        )
+        return 2 * weights + moments
+
+    def _model_bytes(self) -> int:
+        """About what the best model's weights take (the trunk, in half precision if so saved)."""
+        from ..models.factory import trunk_state_dict
+
+        trunk = trunk_state_dict(self.net.state_dict(), self.config.network)
+        half = self.config.save_half
+        return sum(
+            t.numel() * (2 if half and t.is_floating_point() else t.element_size())
+            for t in trunk.values()
+        )
+
+    def _room_text(self, needed: int) -> str:
+        """A full disk, in figures: what a save needs beside what is free in the stage folder
+        (read after the part written was removed)."""
+        try:
+            free = _bytes_text(shutil.disk_usage(self.stage_dir).free)
+        except OSError:
+            free = "an unknown amount"
+        return f"the disk is full: a save there needs about {_bytes_text(needed)}, {free} is free"
+
+    def _kept_checkpoint_text(self) -> str:
+        """Which checkpoint ``last/`` holds after a failed save: the step a resume goes on
+        from, or that there is none of this run's."""
+        last = self._last_dir()
+        kept = kept_model(last) if (last / STATE_FILE).is_file() else None
+        if kept is None:
+            return "no checkpoint is kept (the run had written none yet)"
+        if not self._last_is_own:  # the run --force replaces
+            return (
+                f"no checkpoint of this run is kept ({last} still holds the replaced run's, "
+                f"step {kept['step']})"
+            )
+        return (
+            f"the previous checkpoint is kept: step {kept['step']}'s, in {last} (--resume goes "
+            "on from it)"
+        )
 
     def _say_shift(self, metrics: dict[str, Any]) -> None:
         """Warn (once per shift) when a fine-tuned model's decision threshold replaces its
@@ -2427,6 +2513,27 @@ def _write_failure(path: Path, exc: BaseException) -> str:
     if free < _FULL_DISK_BYTES:
         return f"No space left on device ({free / 1e6:.0f} MB free)"
     return str(exc)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether a failed save ran out of room: ENOSPC, or torch's writer said so by
+    :func:`_write_failure` (its own error carries no errno)."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # (a chain of causes, never a loop)
+        if seen is None:
+            break
+        if getattr(seen, "errno", None) == errno.ENOSPC or "No space left on device" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _bytes_text(n: float) -> str:
+    """A size in words: ``1.5 GB``, ``120.0 MB``, ``40.3 kB``."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} bytes"
 
 
 #: free space under which a failed write of torch's is said to have found the disk full
