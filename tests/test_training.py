@@ -1897,6 +1897,68 @@ def test_a_clinical_table_of_other_patients_or_columns_is_said_before_the_liver_
     assert not (tmp_path / "o" / "liver").exists()
 
 
+def test_a_clinical_table_of_only_non_training_patients_is_refused_before_the_liver_trains(
+    toy_data, tmp_path, capsys
+):
+    """A table with rows only for the validation and test patients (or values only for them)
+    passed the check before training: the liver stage trained, then the tumor stage stopped
+    on the table (no row, or no value, for any of its training patients): on real data, hours
+    later. Refused first, in the tumor stage's words; a Train panel's tumor run refuses it
+    before preparing any scan."""
+    import shutil
+
+    from napari_livertumor.cli import main
+    from napari_livertumor.training.loop import resolve_split
+
+    data = tmp_path / "d"
+    for sub in ("imagesTr", "labelsTr"):
+        shutil.copytree(toy_data / sub, data / sub)
+    recipe = tmp_path / "recipe.json"
+    tiny = {"epochs": 1, "steps_per_epoch": 1, "roi_size": [16, 32, 32],
+            "target_spacing": [2.5, 2.0, 2.0], "network": TINY_NET, "seed": 3, "val_fraction": 0.2}  # fmt: skip
+    recipe.write_text(json.dumps({"common": tiny, "tumor": {"weak_columns": WEAK_COLUMNS}}))
+    full = (toy_data / "clinical.csv").read_text().splitlines()
+    header, rows = full[0], {line.split(",")[0]: line for line in full[1:]}
+    blank = ",".join(["{}"] + [""] * header.count(","))
+    table = data / "clinical.csv"
+    args = ["train", "--data", str(data), "--stage", "both", "--config", str(recipe)]
+    outs = iter(range(10))
+
+    def train_both(*more):
+        out = tmp_path / f"o{next(outs)}"
+        rc = main([*args, "--out", str(out), "--weak-lambda", "0.5", *more])
+        said = capsys.readouterr()
+        assert "training the liver model" not in said.out
+        assert not (out / "liver").exists() and not any(out.rglob("*.npz"))
+        return rc, said.err
+
+    # --split: rows only for its validation and test patients
+    split = tmp_path / "split.json"
+    split.write_text(
+        json.dumps({"train": ["HCC_001", "HCC_002", "HCC_003", "HCC_004"], "val": ["HCC_005"],
+                    "test": ["HCC_006"]})
+    )  # fmt: skip
+    table.write_text("\n".join([header, rows["HCC_005"], rows["HCC_006"]]))
+    rc, err = train_both("--split", str(split))
+    assert rc == 1
+    assert "no clinical row matches any of the 4 training patients (e.g. HCC_001" in err
+
+    # the seeded default split: every row, values only for the patients it does not train on
+    cfg = tiny_config(data, tmp_path / "x", stage="tumor", weak_lambda=0.5)
+    train_ids = resolve_split(cfg, sorted(rows))["train"]
+    table.write_text(
+        "\n".join([header, *(blank.format(p) if p in train_ids else rows[p] for p in rows)])
+    )
+    rc, err = train_both()
+    assert rc == 1 and "none of the clinical columns" in err and "is usable" in err
+
+    # the Train panel runs one stage: refused once the patients are indexed, no scan prepared
+    cache = tmp_path / "cache"
+    with pytest.raises(InputError, match="none of the clinical columns"):
+        run_all(dataclasses.replace(cfg, cache_dir=str(cache)))
+    assert not any(cache.rglob("*.npz"))
+
+
 def test_a_split_file_names_patients_as_the_clinical_table_may(toy_data, tmp_path, caplog):
     """'HCC-3' and 'hcc_4' matched no patient (the clinical reader reads them as HCC_003 and
     HCC_004), and the run ended with 'no usable training patient'."""

@@ -81,13 +81,34 @@ def train(
     yield from run.execute(should_cancel)
 
 
-def check_weak_table(cfg: TrainConfig, case_ids: list[str] | None = None) -> None:
+def check_weak_table(
+    cfg: TrainConfig,
+    case_ids: list[str] | None = None,
+    *,
+    records=None,
+    split: dict[str, Any] | None = None,
+) -> None:
     """A tumor run's clinical table must match the data's patients and hold a column asked
-    for: checked before any training (with ``--stage both`` the liver trains first), and again
-    by every run once its patients are indexed, before their scans are prepared (the Train
-    panel's runs, which the command's check does not cover). ``case_ids``: the patients, when
-    already indexed."""
-    from .weak import check_weak_inputs, weak_term_off
+    for, and hold, for the split's training patients, a row and a value the weak term's fit
+    can use (:func:`~.weak.weak_fit_inputs`, the rule the tumor stage stops on once its
+    patients are prepared: a table with rows or values only for the validation and test
+    patients passed a check over all the patients, and stopped the tumor stage after the
+    liver had trained). Checked before any training (with ``--stage both`` the liver trains
+    first), and again by every run once its patients are indexed, before their scans are
+    prepared (the Train panel's runs, which the command's check does not cover).
+
+    ``case_ids`` (``records``: their :class:`~.data.CaseRecord`): the patients, when already
+    indexed; ``split``: the run's split, when already resolved. Else it is resolved as the run
+    resolves it (:func:`resolve_split`: ``--split``, ``--folds``/``--fold``, the seeded
+    default, a resumed run's stored lists, as they are now: call it after
+    :func:`check_before_writing` has recovered an interrupted save), its warnings left to the
+    run. A split the run refuses (a split file naming none of the patients, too few patients
+    for ``--folds``) leaves the check over all the patients only, as before: the run, or
+    :func:`check_folds`, says what is wrong with it. Patients whose scans turn out unreadable
+    when prepared count as training patients here, so the check refuses no table the run
+    would take.
+    """
+    from .weak import check_weak_inputs, load_clinical_frame, weak_fit_inputs, weak_term_off
 
     if weak_term_off(cfg.stage, cfg.weak_lambda) is not None:
         return
@@ -98,8 +119,45 @@ def check_weak_table(cfg: TrainConfig, case_ids: list[str] | None = None) -> Non
     if case_ids is None:
         from .data import index_cases
 
-        case_ids = [r.case_id for r in index_cases(cfg.data)]
+        records = index_cases(cfg.data)
+        case_ids = [r.case_id for r in records]
+    # the table's IDs and the data's named, when no patient at all has a row
     check_weak_inputs(path, cfg.weak_columns, case_ids)
+    if split is None:
+        try:
+            with _unsaid():
+                split = resolve_split(cfg, case_ids, records)
+        except LiverTumorError:
+            return  # refused by the run (or check_folds) in its own words
+    here = set(case_ids)
+    train_ids = [c for c in split.get("train") or () if c in here]
+    if train_ids:  # (none: the run stops on that first)
+        # raises as the tumor stage's fit would, in its words
+        weak_fit_inputs(
+            load_clinical_frame(path),
+            train_ids,
+            cfg.weak_columns,
+            folds=cfg.weak_folds,
+            source=path,
+        )
+
+
+@contextlib.contextmanager
+def _unsaid() -> Iterator[None]:
+    """What this module logs from this thread meanwhile is not said (a check resolving the
+    split the run resolves again, and warns of then, in its order)."""
+    import threading
+
+    me = threading.get_ident()
+
+    def others(record: logging.LogRecord) -> bool:
+        return record.thread != me
+
+    log.addFilter(others)
+    try:
+        yield
+    finally:
+        log.removeFilter(others)
 
 
 def check_folds(cfg: TrainConfig, case_ids: list[str] | None = None) -> None:
@@ -765,10 +823,10 @@ class _Run:
             cfg.data, skipped=index_skips, reporter=Reporter(indexed, self.should_cancel)
         )
         ids = [r.case_id for r in records]
-        # a clinical table that matches no patient: refused now, not after every scan was
-        # prepared (minutes to hours on a real cohort)
-        check_weak_table(cfg, ids)
         split = resolve_split(cfg, ids, records)
+        # a clinical table that matches no patient, or no training patient: refused now, not
+        # after every scan was prepared (minutes to hours on a real cohort)
+        check_weak_table(cfg, ids, records=records, split=split)
         wanted = set(split["train"]) | set(split["val"])
         use = [r for r in records if r.case_id in wanted]
         check_run_paths(cfg, [r.case_id for r in use])  # (before the first is written)
