@@ -1719,6 +1719,46 @@ def test_a_phase_beside_another_reconstructed_twice_reads_the_later_phase_soft_k
     np.testing.assert_array_equal(read_dicom_series(tmp_path).array, volumes[2].array)
 
 
+@pytest.mark.parametrize(
+    "case",
+    ["two phases", "a phase and its lung reconstruction", "three passes", "a SEG on the first"],
+)
+def test_the_pass_proposed_for_a_folder_is_the_one_read_with_the_same_reason(tmp_path, case):
+    """The Load panel proposed the first row of a series stacking passes (the arterial phase)
+    while ``read_dicom_series``, what ``livertumor segment`` reads, took the later phase: a
+    radiologist in napari and a batch run over the same folder segmented different phases.
+    ``proposed_series`` answers with the reader's own choice and warning; loading that pass by
+    its number says the same reason (it said "the one chosen"), another pass "the one chosen"."""
+    from napari_livertumor.io.dicom import proposed_series
+    from napari_livertumor.io.seg import write_dicom_seg
+
+    kernels, times, read = {
+        "two phases": (("B30f", "B30f"), ("101500", "101600"), 2),
+        "a phase and its lung reconstruction": (("B30f", "B70f"), ("101500", "101500"), 1),
+        "three passes": (("B30f", "B30f", "B70f"), ("101500", "101600", "101600"), 2),
+        "a SEG on the first": (("B30f", "B30f", "B70f"), ("101500", "101600", "101600"), 1),
+    }[case]
+    volumes = _stacked_passes(tmp_path, kernels, times)
+    if case == "a SEG on the first":
+        first = read_dicom_series(tmp_path, acquisition=1)
+        labels = np.zeros(first.shape, np.uint8)
+        labels[1:4, 4:10, 4:10] = 1
+        write_dicom_seg(labels, first, tmp_path / "seg" / "s.dcm", [(1, "Liver")])
+    refs: set = set()
+    found = discover_series(tmp_path, seg_refs=refs)
+    proposed, note = proposed_series(found, refs)
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, volumes[read - 1].array)
+    assert proposed.acquisition == volume.meta["acquisition_number"] == read
+    said = [w for w in volume.meta["warnings"] if "stacks" in w]
+    assert note == said[0], (note, said)
+    again = read_dicom_series(tmp_path, acquisition=read)  # the Load panel's proposed row
+    assert [w for w in again.meta["warnings"] if "stacks" in w] == said
+    other = next(s.acquisition for s in found if s.acquisition != read and s.is_image)
+    said = [w for w in read_dicom_series(tmp_path, acquisition=other).meta["warnings"]]
+    assert any(f"read pass {other} (" in w and "the one chosen" in w for w in said), said
+
+
 @pytest.mark.parametrize("case", ["across midnight", "a second apart"])
 def test_phases_whose_time_spans_touch_are_not_called_reconstructions(tmp_path, case):
     """Two phases (B30f, then B70f) whose per-slice AcquisitionTimes run 23:59:55-00:00:03

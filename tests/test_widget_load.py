@@ -906,6 +906,75 @@ def test_rows_of_two_reconstructions_name_their_kernels_and_the_smooth_one_is_pr
     assert "Check the phase" not in status
 
 
+@pytest.mark.parametrize("case", ["two phases", "three passes"])
+def test_the_row_proposed_is_the_pass_livertumor_segment_reads(load_widget, qtbot, tmp_path, case):
+    """A series stacking an arterial and a portal venous phase: Find series proposed the first
+    row, the arterial phase, while `livertumor segment` over the same folder read the portal
+    venous one; of an arterial B30f, a portal venous B30f and its B70f lung reconstruction,
+    the arterial again, where the reader takes the portal venous B30f. A radiologist loading in
+    napari and a batch run segmented different phases. The row proposed is the reader's, with
+    its reason; another row can still be chosen, and is the one loaded."""
+    import pydicom
+
+    from napari_livertumor.io import load_ct
+    from napari_livertumor.io.dicom_write import write_ct_series
+    from napari_livertumor.io.volume import CTVolume
+
+    viewer, widget = load_widget
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "P9"
+    passes = {
+        "two phases": [("arterial", None, None), ("portal venous", None, None)],
+        "three passes": [(None, "B30f", "101500"), (None, "B30f", "101600"),
+                         (None, "B70f", "101600")],
+    }[case]  # fmt: skip
+    arrays = []
+    for k, (phase, kernel, when) in enumerate(passes):
+        arrays.append(rng.integers(-100, 200, (6, 32, 32)).astype(np.int16))
+        paths = write_ct_series(CTVolume(arrays[-1], (2.5, 1.0, 1.0)), folder,
+                                acquisition_number=k + 1, contrast_phase=phase or "",
+                                series_uid="1.2.826.0.1.3680043.8.498.14", series_description="ABD",
+                                instance_number_start=1 + 6 * k,
+                                file_names=[f"p{k}_{i}.dcm" for i in range(6)])  # fmt: skip
+        for p in paths if kernel else ():  # passes without AcquisitionNumber, told by kernel
+            ds = pydicom.dcmread(p)
+            ds.pop("AcquisitionNumber", None)
+            ds.ConvolutionKernel, ds.AcquisitionTime = kernel, when
+            ds.save_as(p)
+    read = load_ct(folder)  # what `livertumor segment` segments
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(folder))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    assert widget.series_table.rowCount() == len(passes)
+    chosen = widget.selected_series()
+    assert chosen.acquisition == read.meta["acquisition_number"] == 2, chosen
+    row = widget.series_table.currentRow()
+    why = {
+        "two phases": "read AcquisitionNumber 2 (6 slices; most slices, then the latest)",
+        "three passes": "read pass 2 (kernel B30f, 6 slices; the latest, in the smoother",
+    }[case]
+    assert why in widget.status.text() and "livertumor segment" in widget.status.text()
+    assert why in widget.series_table.item(row, 0).toolTip()
+    if case == "two phases":
+        assert widget.series_table.item(row, 3).text() == "portal venous"
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    layer = _layers.ct_layers(viewer)[-1]
+    np.testing.assert_array_equal(layer.data, read.array)
+    np.testing.assert_array_equal(layer.data, arrays[1])
+    assert chosen.acquisition_label in layer.name
+    assert why in widget.status.text() and "the one chosen" not in widget.status.text()
+    # the first pass, chosen by hand, is the one loaded, said as chosen
+    widget.series_table.selectRow(
+        next(r for r, s in enumerate(widget._series) if s.acquisition == 1)
+    )
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    np.testing.assert_array_equal(_layers.ct_layers(viewer)[-1].data, arrays[0])
+    assert "the one chosen" in widget.status.text()
+
+
 def test_a_scout_row_does_not_block_the_sample_and_enter_opens_a_nifti_path(
     load_widget, qtbot, tmp_path
 ):

@@ -50,6 +50,10 @@ SOURCES = ("DICOM folder", "NIfTI file", "Sample (synthetic CT)")
 _LOCKED_FIELD_STYLE = {False: "color: #8f949c;", True: "color: #666666;"}
 
 
+#: how the row proposed says why: of a series stacking passes, the reader's own warning
+_PROPOSED = "Proposed, as `livertumor segment` reads this folder"
+
+
 def _source_for(source: str, path_text: str) -> str:
     """The source ``path_text`` is: a NIfTI file named under *DICOM folder* is read as a NIfTI
     file, a folder named under *NIfTI file* as a DICOM folder; otherwise ``source``."""
@@ -266,18 +270,24 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.drop_job(self.scan_button)  # a scan under way (of this or another folder) gives way
 
         def target(progress, should_cancel):
-            from ..io.dicom import discover_series
+            from ..io.dicom import discover_series, proposed_series
             from ..io.seg import seg_referenced_series
             from ..io.tcia import referenced_instances
 
             unreadable: list = []
             own: list = []
+            seg_refs: set = set()
             series = discover_series(
                 folder,
                 reporter=Reporter(progress, should_cancel),
                 unreadable=unreadable,
                 own_segs=own,
+                seg_refs=seg_refs,
             )
+            # the row proposed is the series (and pass) `livertumor segment` reads from this
+            # folder, asked of the reader: the first row was the earlier phase of a series
+            # stacking two, and a batch run over the folder segmented the later one
+            proposal = proposed_series(series, seg_refs)
             refs = {
                 str(s.files[0]): seg_referenced_series(s.files[0])
                 for s in series
@@ -292,7 +302,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
                     instances[seg_file] = set()
             # corrections this tool exported there (read here, off the GUI thread)
             reviewed = {f for f in refs if _seg_written_here(f)}
-            return series, refs, instances, unreadable, folder, own, reviewed
+            return series, refs, instances, unreadable, folder, own, reviewed, proposal
 
         self.run_job(
             target,
@@ -493,10 +503,12 @@ class LoadWidget(JobWidgetMixin, QWidget):
 
         found = found if isinstance(found, tuple) else (found,)
         # (series, SEG references, their images, unreadable files, the folder): a scan's
-        series, refs, instances, unreadable_files, folder, own_segs, reviewed = (
+        series, refs, instances, unreadable_files, folder, own_segs, reviewed, proposal = (
             *found,
-            *(None, {}, {}, [], None, [], set())[len(found) :],
+            *(None, {}, {}, [], None, [], set(), (None, ""))[len(found) :],
         )
+        # (the series the reader takes unasked; of a series stacking passes, which and why)
+        proposed, proposed_note = proposal
         self._series = [s for s in series if getattr(s, "is_image", True)]
         listed = {s.uid for s in self._series}
         all_segs = [s for s in series if getattr(s, "modality", "") == "SEG"]
@@ -560,6 +572,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 tip = f"{tip}\nLoad refuses it: {printable(refusal)}"
             if getattr(s, "patient_id", ""):
                 tip = f"patient {printable(s.patient_id)}: {tip}"
+            if s is proposed and proposed_note:  # why this pass is the one proposed
+                tip = f"{tip}\n{_PROPOSED}: {proposed_note}"
             # Qt shows a tooltip that looks like HTML as rich text: a description "<img
             # src=...>" or "<b>" drew an image or bold, not the text the header holds. Escaped,
             # and said to be rich text (else "&amp;" showed as typed; spaces kept), it shows
@@ -575,14 +589,17 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self._fit_rows()
         own_choice = self.truth_path.text().strip() not in ("", self._auto_truth)
         if self._series:
-            # the series the ground truth was drawn on (the contrast series of an HCC-TACE-Seg
-            # study, not the derived recon with more slices), else the first (axial, original, most slices)
+            # the series (and pass) the reader takes unasked: the one a DICOM SEG here was drawn
+            # on (the contrast series of an HCC-TACE-Seg study, not the derived recon with
+            # more slices), else an axial, original one with most slices; of a series stacking
+            # passes the smoother kernel, then the later phase
+            rows = [r for r, s in enumerate(self._series) if s is proposed]
             drawn_on = refs.get(str(segs[0].files[0])) if segs else None
-            images = instances.get(str(segs[0].files[0])) or set() if segs else set()
-            rows = [r for r, s in enumerate(self._series) if s.uid == drawn_on]
-            # of a series stacking phases, the acquisition holding the images the SEG is on
-            on_images = [r for r in rows if images & set(self._series[r].sop_instance_uids)]
-            table.selectRow((on_images or rows or [0])[0])  # the ground truth follows the row
+            if segs and not instances.get(str(segs[0].files[0])) and proposed is not None:
+                # a SEG naming its series but none of its images (the reader cannot tell
+                # which it was drawn on): its series, as before, the ground truth with it
+                rows = [r for r, s in enumerate(self._series) if s.uid == drawn_on] or rows
+            table.selectRow((rows or [0])[0])  # the ground truth follows the row
         self._follow_row()
         msg = f"{len(self._series)} image series found"
         if segs and own_choice:
@@ -597,6 +614,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
             msg += ")"
         if foreign:
             msg += f"; {foreign} DICOM SEG drawn on a series that is not here (not used)"
+        chosen = self.selected_series()
+        if proposed_note and chosen is proposed:  # (the reason, as `livertumor segment` says it)
+            msg += f"\n{_PROPOSED}: {proposed_note}"
         if len(patients) > 1:
             msg = (
                 f"⚠ these series belong to {len(patients)} patients "

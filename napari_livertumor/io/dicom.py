@@ -227,6 +227,7 @@ def discover_series(
     reporter: Reporter | None = None,
     unreadable: list | None = None,
     own_segs: list | None = None,
+    seg_refs: set | None = None,
 ) -> list[SeriesInfo]:
     """Find every DICOM series under ``root`` (a folder tree or one file).
 
@@ -235,13 +236,16 @@ def discover_series(
     tool's models made (no ground truth) are left out too, and appended to ``own_segs`` when
     given (the Load panel says they are there). Series whose
     ``AcquisitionNumber`` values repeat the same slice positions are reported once per
-    acquisition.
+    acquisition. ``seg_refs``, when given, is filled with the SOP instances the DICOM SEGs
+    found reference (which series and pass :func:`read_dicom_series` reads depends on them:
+    :func:`proposed_series`).
 
     Returns
     -------
     list of SeriesInfo
         Sorted as :func:`read_dicom_series` prefers them: CT image series first, axial before
-        other planes, original before derived, then most slices first.
+        other planes, original before derived, then most slices first (of a series stacking
+        several passes, which one it reads is :func:`proposed_series`'s to say).
     """
     root = Path(root)
     _exists(root)  # (a folder on the way that cannot be entered: said, not "none found")
@@ -249,6 +253,8 @@ def discover_series(
     if unreadable is not None:
         unreadable.extend(skipped)
     headers, _ = _drop_identical_copies(headers)  # listed as many slices as a load reads
+    if seg_refs is not None:  # (as read_dicom_series gathers them)
+        seg_refs.update(*(h.referenced_uids for h in headers))
     return [info for info, _ in _group(headers)]
 
 
@@ -417,103 +423,17 @@ def read_dicom_series(
         )
     siblings = [g for g, _ in groups if g.uid == info.uid and g is not info]
     if siblings:
-        numbers = ", ".join(str(a) for a in sorted(g.acquisition or 0 for g in siblings))
         refs = set(prefer_sop_instance_uids or ()) or set(seg_refs)
-        if acquisition is not None:  # (the Load panel's row, --acquisition)
-            why = "the one chosen"
-        elif file_given:
-            why = f"the one holding {path.name}"
-        elif refs & info.sop_instance_uids:
-            why = "the one a DICOM SEG references"
-        else:
-            why = "most slices, then the latest"
-        if info.passes_by:  # no AcquisitionNumber: passes numbered here, said how
-            passes = sorted([info, *siblings], key=lambda g: g.acquisition or 0)
-            told = {
-                "InstanceNumber": "their InstanceNumber",
-                "folder": "the folders their files lie in",
-                "reconstruction": "how they were reconstructed",
-            }[info.passes_by]
-            n, n_read = len(passes), info.acquisition or 0
-            differ = reconstruction_differences(passes)
-            if info.same_scan:  # the same moment reconstructed twice: no phase to check
-                if why == "most slices, then the latest" and any(g.sharper for g in siblings):
-                    why = (
-                        "the smoother kernel: the models expect soft-tissue images, and a sharp "
-                        "(lung, bone) kernel's are far noisier"
-                    )
-                elif why == "most slices, then the latest" and differ.startswith("kernel"):
-                    unrecorded = any(dict(g.recon_attributes)["kernel"] == "" for g in passes)
-                    why += (
-                        ": not every pass's kernel is recorded"
-                        if unrecorded
-                        else ": the kernels' names do not say which is smoother"
-                    )
-                warnings.append(
-                    f"series {info.label} stacks {n} reconstructions of one scan over the same "
-                    f"stretch, not contrast phases: they differ in {differ}, at the same "
-                    f"AcquisitionTime. No AcquisitionNumber tells them apart; told apart by "
-                    f"{told}, numbered "
-                    f"1–{n} in that order: read pass {info.acquisition} ({info.reconstruction}, "
-                    f"{info.n_slices} slices; {why}), not "
-                    + ", ".join(f"{g.acquisition} ({g.reconstruction})" for g in siblings)
-                    + ". To read another, choose its row in the Load panel (Find series) or give "
-                    f"--acquisition {siblings[0].acquisition}"
-                )
-            else:
-                # a later pass passed over for its sharp kernel, at another moment: the phase
-                # rule set aside, said (the later phase may be the one wanted)
-                later = [
-                    g
-                    for g in siblings
-                    if g.sharper and g.moment != info.moment and (g.acquisition or 0) > n_read
-                ]
-                # (a sharp reconstruction of the moment read, or of passes no time sets apart)
-                own = [g for g in siblings if g.sharper and g.moment == info.moment]
-                if why == "most slices, then the latest" and later:
-                    why = (
-                        f"the smoother kernel, though pass {later[-1].acquisition} is later "
-                        f"(--acquisition {later[-1].acquisition}): a sharp (lung, bone) "
-                        "kernel's images are far noisier than the soft-tissue ones the models "
-                        "expect"
-                    )
-                elif why == "most slices, then the latest" and own:
-                    why = (
-                        "the latest, in the smoother of its kernels: the models expect "
-                        "soft-tissue images, and a sharp (lung, bone) kernel's are far noisier"
-                        if info.other_moments
-                        else "the smoother kernel: the models expect soft-tissue images, and a "
-                        "sharp (lung, bone) kernel's are far noisier"
-                    )
-                recon = f"{info.reconstruction}, " if info.reconstruction else ""
-                warnings.append(
-                    f"series {info.label} stacks {n} passes over the same stretch "
-                    "with no AcquisitionNumber that tells them apart (removed by an "
-                    f"anonymiser?); told apart by {told}, numbered 1–{n} in that order: "
-                    f"read pass {info.acquisition} ({recon}{info.n_slices} slices; {why}), not "
-                    f"{numbers}"
-                    + (
-                        f" ({_moments_text(passes)})"
-                        if info.other_moments and len({g.moment for g in passes}) < n
-                        else f" (they were reconstructed differently too: {differ}"
-                        + (
-                            ""
-                            if info.other_moments
-                            else "; no AcquisitionTime says whether they are phases or "
-                            "reconstructions of one scan"
-                        )
-                        + ")"
-                        if differ
-                        else ""
-                    )
-                    + ". Check the phase by looking"
-                )
-        else:
-            warnings.append(
-                f"series {info.label} stacks {len(siblings) + 1} acquisitions over the same "
-                f"stretch; read AcquisitionNumber {info.acquisition} ({info.n_slices} slices; "
-                f"{why}), not {numbers}"
+        # a pass asked for that is the one read unasked (the Load panel's proposed row) is
+        # said with the reason it is proposed, not as "the one chosen"
+        asked = acquisition is not None and (
+            _choose(path, groups, info.uid, None, prefer_sop_instance_uids, seg_refs)[0] is not info
+        )
+        warnings.append(
+            _passes_note(
+                info, siblings, refs, asked=asked, file_name=path.name if file_given else ""
             )
+        )
     # the other patients' series are said as theirs, not listed as this patient's not read
     # (an Enhanced CT of the patient is one too: passed over, it is said, with why)
     others = [
@@ -1625,6 +1545,131 @@ def why_chosen(info: SeriesInfo, others: list[SeriesInfo], wanted=frozenset()) -
             + ")"
         )
     return "; ".join(reasons) or "the most slices"
+
+
+def _passes_note(
+    info: SeriesInfo, siblings: list[SeriesInfo], refs, *, asked=False, file_name=""
+) -> str:
+    """What :func:`read_dicom_series` says of a series stacking several passes: which one it
+    reads (``info``, not ``siblings``) and why; ``asked``: the pass was asked for
+    (``acquisition``), ``file_name``: the file given stands for its pass, ``refs``: the SOP
+    instances the folder's DICOM SEGs reference."""
+    numbers = ", ".join(str(a) for a in sorted(g.acquisition or 0 for g in siblings))
+    if asked:  # (the Load panel's row, --acquisition)
+        why = "the one chosen"
+    elif file_name:
+        why = f"the one holding {file_name}"
+    elif refs & info.sop_instance_uids:
+        why = "the one a DICOM SEG references"
+    else:
+        why = "most slices, then the latest"
+    if info.passes_by:  # no AcquisitionNumber: passes numbered here, said how
+        passes = sorted([info, *siblings], key=lambda g: g.acquisition or 0)
+        told = {
+            "InstanceNumber": "their InstanceNumber",
+            "folder": "the folders their files lie in",
+            "reconstruction": "how they were reconstructed",
+        }[info.passes_by]
+        n, n_read = len(passes), info.acquisition or 0
+        differ = reconstruction_differences(passes)
+        if info.same_scan:  # the same moment reconstructed twice: no phase to check
+            if why == "most slices, then the latest" and any(g.sharper for g in siblings):
+                why = (
+                    "the smoother kernel: the models expect soft-tissue images, and a sharp "
+                    "(lung, bone) kernel's are far noisier"
+                )
+            elif why == "most slices, then the latest" and differ.startswith("kernel"):
+                unrecorded = any(dict(g.recon_attributes)["kernel"] == "" for g in passes)
+                why += (
+                    ": not every pass's kernel is recorded"
+                    if unrecorded
+                    else ": the kernels' names do not say which is smoother"
+                )
+            return (
+                f"series {info.label} stacks {n} reconstructions of one scan over the same "
+                f"stretch, not contrast phases: they differ in {differ}, at the same "
+                f"AcquisitionTime. No AcquisitionNumber tells them apart; told apart by "
+                f"{told}, numbered "
+                f"1–{n} in that order: read pass {info.acquisition} ({info.reconstruction}, "
+                f"{info.n_slices} slices; {why}), not "
+                + ", ".join(f"{g.acquisition} ({g.reconstruction})" for g in siblings)
+                + ". To read another, choose its row in the Load panel (Find series) or give "
+                f"--acquisition {siblings[0].acquisition}"
+            )
+        else:
+            # a later pass passed over for its sharp kernel, at another moment: the phase
+            # rule set aside, said (the later phase may be the one wanted)
+            later = [
+                g
+                for g in siblings
+                if g.sharper and g.moment != info.moment and (g.acquisition or 0) > n_read
+            ]
+            # (a sharp reconstruction of the moment read, or of passes no time sets apart)
+            own = [g for g in siblings if g.sharper and g.moment == info.moment]
+            if why == "most slices, then the latest" and later:
+                why = (
+                    f"the smoother kernel, though pass {later[-1].acquisition} is later "
+                    f"(--acquisition {later[-1].acquisition}): a sharp (lung, bone) "
+                    "kernel's images are far noisier than the soft-tissue ones the models "
+                    "expect"
+                )
+            elif why == "most slices, then the latest" and own:
+                why = (
+                    "the latest, in the smoother of its kernels: the models expect "
+                    "soft-tissue images, and a sharp (lung, bone) kernel's are far noisier"
+                    if info.other_moments
+                    else "the smoother kernel: the models expect soft-tissue images, and a "
+                    "sharp (lung, bone) kernel's are far noisier"
+                )
+            recon = f"{info.reconstruction}, " if info.reconstruction else ""
+            return (
+                f"series {info.label} stacks {n} passes over the same stretch "
+                "with no AcquisitionNumber that tells them apart (removed by an "
+                f"anonymiser?); told apart by {told}, numbered 1–{n} in that order: "
+                f"read pass {info.acquisition} ({recon}{info.n_slices} slices; {why}), not "
+                f"{numbers}"
+                + (
+                    f" ({_moments_text(passes)})"
+                    if info.other_moments and len({g.moment for g in passes}) < n
+                    else f" (they were reconstructed differently too: {differ}"
+                    + (
+                        ""
+                        if info.other_moments
+                        else "; no AcquisitionTime says whether they are phases or "
+                        "reconstructions of one scan"
+                    )
+                    + ")"
+                    if differ
+                    else ""
+                )
+                + ". Check the phase by looking"
+            )
+    else:
+        return (
+            f"series {info.label} stacks {len(siblings) + 1} acquisitions over the same "
+            f"stretch; read AcquisitionNumber {info.acquisition} ({info.n_slices} slices; "
+            f"{why}), not {numbers}"
+        )
+
+
+def proposed_series(
+    series: list[SeriesInfo], seg_refs: Collection[str] = frozenset()
+) -> tuple[SeriesInfo | None, str]:
+    """Of ``series`` as :func:`discover_series` lists a folder's, the one (of a series stacking
+    passes, the pass) :func:`read_dicom_series` reads from that folder when none is asked for
+    (what ``livertumor segment`` segments), and of a stacked series its warning saying which
+    pass and why ("" otherwise). ``seg_refs``: the SOP instances the folder's DICOM SEGs
+    reference (``discover_series``' ``seg_refs``). The Load panel proposes it: its first row
+    was the earlier phase, the batch run the later one. A folder without CT gives its first
+    image series by the same rule (``any_modality``); None when it holds no image.
+    """
+    refs = frozenset(seg_refs)
+    try:
+        info, _ = _choose(Path(), [(s, []) for s in series], None, None, None, refs, True)
+    except InputError:
+        return None, ""
+    siblings = [s for s in series if s.uid == info.uid and s is not info]
+    return info, _passes_note(info, siblings, refs) if siblings else ""
 
 
 def _choose(
