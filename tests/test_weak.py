@@ -155,10 +155,17 @@ def test_one_training_patient_with_a_row_trains_without_the_weak_term(caplog):
 
 
 def test_a_table_with_no_usable_column_says_why_per_column():
+    """Each column is named once under its reason: the reason repeated for each of the 15
+    default columns filled Check data's box with one paragraph."""
     frame, tlvr = clinical_cohort()
     frame["notes"] = "n/a"
-    with pytest.raises(InputError, match=r"column 'notes' has fewer than 2 numeric values"):
-        out_of_fold_weak_labels(frame, tlvr, ["notes", "TNM"])
+    frame["extra"] = "-"
+    with pytest.raises(InputError) as err:
+        out_of_fold_weak_labels(frame, tlvr, ["notes", "TNM", "extra"])
+    said = str(err.value)
+    assert "not in the table: TNM" in said
+    assert f"values for the {len(tlvr)} training patient(s) with a row: notes, extra" in said
+    assert said.count("fewer than 2") == 1
 
 
 def test_patient_folders_named_another_way_find_their_rows():

@@ -242,6 +242,7 @@ def weak_fit_inputs(
     # named as the table reader matches them: case and surrounding spaces do not count
     by_key = {str(c).strip().lower(): c for c in frame.columns}
     absent: list[str] = []
+    sparse: list[str] = []  # (columns with under 2 values for these patients)
     for wanted_col in columns:
         col = (
             wanted_col
@@ -255,10 +256,24 @@ def weak_fit_inputs(
         values = pd.to_numeric(frame.loc[matched, col], errors="coerce")
         if values.notna().sum() < 2:
             report.append(f"column {col!r} has fewer than 2 numeric values: not used")
+            sparse.append(str(col))
             continue
         use.append(col)
     if not use:
-        why = "; ".join(r for r in report if r.startswith("column "))
+        # said by kind, each column once (the reason repeated for each of 15 columns was a
+        # paragraph in Check data's box)
+        why = "; ".join(
+            f"{what}: {', '.join(names)}"
+            for what, names in (
+                ("not in the table", absent),
+                (
+                    f"fewer than 2 numeric values for the {len(matched)} training patient(s) "
+                    "with a row",
+                    sparse,
+                ),
+            )
+            if names
+        )
         raise InputError(
             source,
             f"none of the clinical columns {list(columns)} is usable ({why}); the table's "
