@@ -1064,7 +1064,7 @@ def test_labels_edited_in_outputs_of_a_version_without_digests_are_not_replaced(
     caplog.clear()
     capsys.readouterr()
     assert main([*base[:-1], "--stages", "liver", "--list"]) == 0  # said alike by --list
-    assert "refuse: P1_labels.nii.gz newer than its stats (edited since? these outputs kept no" in (
+    assert "refuse: P1_labels.nii.gz newer than its stats, so maybe edited since, as file" in (
         capsys.readouterr().out
     )
     assert main([*base[:-1], "--stages", "liver"]) == 1  # other settings
@@ -1097,7 +1097,7 @@ def test_labels_newer_than_their_stats_are_said_as_maybe_edited_by_list_and_a_sk
     written = stats_path.stat().st_mtime - 3600
     os.utime(stats_path, (written, written))
     os.utime(labels, (written + 3, written + 3))  # (touched, or copied after its stats)
-    asked = "newer than its stats (edited since? these outputs kept no digests)"
+    asked = "newer than its stats, so maybe edited since, as file times tell"
     capsys.readouterr()
     assert main([*base, "--list"]) == 0
     plan = capsys.readouterr().out.splitlines()[0].split("\t")[2]

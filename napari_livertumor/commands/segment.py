@@ -2741,7 +2741,7 @@ def _edited_since(
     copy that renewed the times looks so too (``--list`` said "labels edited since" of such a
     case as a fact, where the run refusing it asked: QA adv60)."""
     if by_time:
-        return f"{name} newer than its stats (edited since? these outputs kept no digests)"
+        return f"{name} newer than its stats, so maybe edited since, as file times tell"
     return f"{name} {fact}"
 
 
