@@ -1721,6 +1721,87 @@ def test_a_phase_beside_another_reconstructed_twice_reads_the_later_phase_soft_k
 
 @pytest.mark.parametrize(
     "case",
+    [
+        "the earlier phase's lung reconstruction last",
+        "the later phase's lung reconstruction first",
+        "partly overlapping passes",
+    ],
+)
+def test_a_sharp_pass_is_called_later_only_when_scanned_later(tmp_path, case):
+    """An arterial B30f (10:15:00, pass 1), a portal venous B30f (10:16:00, pass 2) and the
+    arterial's B70f (10:15:00, pass 3): the portal venous B30f was read, rightly, but said as
+    "the smoother kernel, though pass 3 is later (--acquisition 3)", the earlier phase called
+    later by its number (its own parenthesis set passes 1 and 3 at one moment); so too where
+    the passes cover overlapping stretches. A portal venous B70f numbered before the arterial
+    B30f read was not said as the later phase passed over (QA rev60). "Later" is said by
+    AcquisitionTime; the Load panel's one line says the same."""
+    if case == "partly overlapping passes":  # arterial 0-9, portal venous 4-15, B70f 0-9
+        base = make_ct(shape=(16, 16, 16), seed=3)
+        volumes, first = [], 1
+        for k, (kernel, when, a, b) in enumerate(
+            [("B30f", "101500", 0, 10), ("B30f", "101600", 4, 16), ("B70f", "101500", 0, 10)]
+        ):
+            origin = (base.origin[0] + a * base.spacing[0], *base.origin[1:])
+            volumes.append(
+                CTVolume((base.array[a:b] + 100 * k).astype(np.int16), base.spacing, origin=origin)
+            )
+            paths = write_ct_series(volumes[-1], tmp_path, series_uid="1.2.826.0.1.3680043.8.498.77",
+                                    instance_number_start=first,
+                                    file_names=[f"p{k}_{i}.dcm" for i in range(b - a)])  # fmt: skip
+            first += b - a
+
+            def edit(ds, kernel=kernel, when=when):
+                ds.pop("AcquisitionNumber", None)
+                ds.ConvolutionKernel, ds.AcquisitionTime = kernel, when
+
+            _edit_all(paths, edit)
+    else:
+        kernels, times = {
+            "the earlier phase's lung reconstruction last": (
+                ("B30f", "B30f", "B70f"), ("101500", "101600", "101500")),
+            "the later phase's lung reconstruction first": (("B70f", "B30f"), ("101600", "101500")),
+        }[case]  # fmt: skip
+        volumes = _stacked_passes(tmp_path, kernels, times)
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, volumes[1].array)  # pass 2, B30f, every case
+    said = [w for w in volume.meta["warnings"] if "stacks" in w]
+    if case == "the later phase's lung reconstruction first":
+        assert (
+            "read pass 2 (kernel B30f, 5 slices; the smoother kernel, though pass 1 is later "
+            "(--acquisition 1)" in said[0]
+        ), said
+    else:
+        assert "slices; most slices, then the latest), not 1, 3 (" in said[0], said
+        assert "is later" not in said[0] and "--acquisition" not in said[0]
+    # the Load panel's row says it with "choose its row", its status in one line
+    from napari_livertumor.io.dicom import passes_brief, proposed_series
+
+    found = discover_series(tmp_path)
+    proposed, note = proposed_series(found)
+    _, in_panel = proposed_series(found, panel=True)
+    assert note == said[0] and "--acquisition" not in in_panel
+    brief = passes_brief(proposed, found)
+    if case == "the later phase's lung reconstruction first":
+        assert "though pass 1 is later (choose its row)" in in_panel, in_panel
+        assert brief == (
+            "pass 2 (kernel B30f), the smoother kernel; pass 1, a later phase, is in a sharp "
+            "kernel (B70f)"
+        )
+    else:
+        assert brief == (
+            "pass 2 (kernel B30f), the latest phase by its time; pass 3 is pass 1 in a sharper "
+            "kernel (B70f)"
+        )
+    # moments are numbered as they were scanned: the portal venous one second
+    assert {s.acquisition: s.moment for s in found} == (
+        {1: 2, 2: 1}
+        if case == "the later phase's lung reconstruction first"
+        else {1: 1, 2: 2, 3: 1}
+    )
+
+
+@pytest.mark.parametrize(
+    "case",
     ["two phases", "a phase and its lung reconstruction", "three passes", "a SEG on the first"],
 )
 def test_the_pass_proposed_for_a_folder_is_the_one_read_with_the_same_reason(tmp_path, case):

@@ -906,14 +906,22 @@ def test_rows_of_two_reconstructions_name_their_kernels_and_the_smooth_one_is_pr
     assert "Check the phase" not in status
 
 
-@pytest.mark.parametrize("case", ["two phases", "three passes"])
+@pytest.mark.parametrize(
+    "case", ["two phases", "three passes", "the earlier phase's lung reconstruction last"]
+)
 def test_the_row_proposed_is_the_pass_livertumor_segment_reads(load_widget, qtbot, tmp_path, case):
     """A series stacking an arterial and a portal venous phase: Find series proposed the first
     row, the arterial phase, while `livertumor segment` over the same folder read the portal
     venous one; of an arterial B30f, a portal venous B30f and its B70f lung reconstruction,
     the arterial again, where the reader takes the portal venous B30f. A radiologist loading in
     napari and a batch run segmented different phases. The row proposed is the reader's, with
-    its reason; another row can still be chosen, and is the one loaded."""
+    its reason; another row can still be chosen, and is the one loaded.
+
+    The reason filled the status with the reader's whole warning, about 16 wrapped lines of
+    the dock, its CLI flag (`--acquisition 3`) and "(removed by an anonymiser?)"; of an
+    arterial B30f, a portal venous B30f and the arterial's B70f it called the arterial B70f
+    "later" (QA rev60). The status says it in one line; the row's tooltip holds the reasoning,
+    with "choose its row" for the flag."""
     import pydicom
 
     from napari_livertumor.io import load_ct
@@ -927,6 +935,8 @@ def test_the_row_proposed_is_the_pass_livertumor_segment_reads(load_widget, qtbo
         "two phases": [("arterial", None, None), ("portal venous", None, None)],
         "three passes": [(None, "B30f", "101500"), (None, "B30f", "101600"),
                          (None, "B70f", "101600")],
+        "the earlier phase's lung reconstruction last": [
+            (None, "B30f", "101500"), (None, "B30f", "101600"), (None, "B70f", "101500")],
     }[case]  # fmt: skip
     arrays = []
     for k, (phase, kernel, when) in enumerate(passes):
@@ -950,12 +960,26 @@ def test_the_row_proposed_is_the_pass_livertumor_segment_reads(load_widget, qtbo
     chosen = widget.selected_series()
     assert chosen.acquisition == read.meta["acquisition_number"] == 2, chosen
     row = widget.series_table.currentRow()
-    why = {
+    why = {  # the reader's reasoning, in the row's tooltip
         "two phases": "read AcquisitionNumber 2 (6 slices; most slices, then the latest)",
         "three passes": "read pass 2 (kernel B30f, 6 slices; the latest, in the smoother",
+        "the earlier phase's lung reconstruction last": "read pass 2 (kernel B30f, 6 slices; "
+        "most slices, then the latest), not 1, 3 (their AcquisitionTime sets them at 2 "
+        "moments, contrast phases: passes 1 and 3, reconstructions of one scan",
     }[case]
-    assert why in widget.status.text() and "livertumor segment" in widget.status.text()
-    assert why in widget.series_table.item(row, 0).toolTip()
+    brief = {  # the status: one line
+        "two phases": "acquisition 2, most slices, then the latest.",
+        "three passes": "pass 2 (kernel B30f), the latest phase, in the smoother kernel; pass 3 "
+        "is pass 2 in a sharper kernel (B70f).",
+        "the earlier phase's lung reconstruction last": "pass 2 (kernel B30f), the latest "
+        "phase by its time; pass 3 is pass 1 in a sharper kernel (B70f).",
+    }[case]
+    status, tip = widget.status.text(), widget.series_table.item(row, 0).toolTip()
+    proposed_line = status.splitlines()[-1]
+    assert proposed_line.startswith("Proposed, as `livertumor segment` reads this folder: ")
+    assert brief in proposed_line and len(proposed_line) < 200, status
+    assert why not in status and "anonymiser" not in status and "is later" not in status
+    assert why in tip and "--acquisition" not in tip, tip
     if case == "two phases":
         assert widget.series_table.item(row, 3).text() == "portal venous"
     widget.load_button.click()

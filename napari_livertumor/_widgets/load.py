@@ -270,7 +270,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
         self.drop_job(self.scan_button)  # a scan under way (of this or another folder) gives way
 
         def target(progress, should_cancel):
-            from ..io.dicom import discover_series, proposed_series
+            from ..io.dicom import discover_series, passes_brief, proposed_series
             from ..io.seg import seg_referenced_series
             from ..io.tcia import referenced_instances
 
@@ -287,7 +287,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
             # the row proposed is the series (and pass) `livertumor segment` reads from this
             # folder, asked of the reader: the first row was the earlier phase of a series
             # stacking two, and a batch run over the folder segmented the later one
-            proposal = proposed_series(series, seg_refs)
+            # (its row's tooltip holds the reader's reasoning, worded for the panel; the
+            # status one line of it: the whole filled 16 lines of the dock, QA rev60)
+            proposed, note = proposed_series(series, seg_refs, panel=True)
+            brief = passes_brief(proposed, series, seg_refs) if proposed is not None else ""
+            proposal = (proposed, note, brief)
             refs = {
                 str(s.files[0]): seg_referenced_series(s.files[0])
                 for s in series
@@ -505,10 +509,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
         # (series, SEG references, their images, unreadable files, the folder): a scan's
         series, refs, instances, unreadable_files, folder, own_segs, reviewed, proposal = (
             *found,
-            *(None, {}, {}, [], None, [], set(), (None, ""))[len(found) :],
+            *(None, {}, {}, [], None, [], set(), (None, "", ""))[len(found) :],
         )
-        # (the series the reader takes unasked; of a series stacking passes, which and why)
-        proposed, proposed_note = proposal
+        # (the series the reader takes unasked; of a series stacking passes, which and why:
+        # the reader's reasoning, and in one line)
+        proposed, proposed_note, proposed_brief = (*proposal, "")[:3]
         self._series = [s for s in series if getattr(s, "is_image", True)]
         listed = {s.uid for s in self._series}
         all_segs = [s for s in series if getattr(s, "modality", "") == "SEG"]
@@ -616,7 +621,8 @@ class LoadWidget(JobWidgetMixin, QWidget):
             msg += f"; {foreign} DICOM SEG drawn on a series that is not here (not used)"
         chosen = self.selected_series()
         if proposed_note and chosen is proposed:  # (the reason, as `livertumor segment` says it)
-            msg += f"\n{_PROPOSED}: {proposed_note}"
+            # one line a radiologist reads at a glance; the row's tooltip says the rest
+            msg += f"\n{_PROPOSED}: {proposed_brief or proposed_note}. More in its row's tooltip."
         if len(patients) > 1:
             msg = (
                 f"⚠ these series belong to {len(patients)} patients "

@@ -120,8 +120,9 @@ class SeriesInfo:
     same_scan: bool = False
     #: its passes' AcquisitionTime sets them at other moments (phases, whatever their kernels)
     other_moments: bool = False
-    #: of such passes, the moment this one was scanned at (1, 2 ... in the passes' order;
-    #: passes of one moment are reconstructions of one scan), 0 where no time says
+    #: of such passes, the moment this one was scanned at (1, 2 ... in the order they were
+    #: scanned, by AcquisitionTime; passes of one moment are reconstructions of one scan), 0
+    #: where no time says
     moment: int = 0
     #: its kernel is known to be sharper (noisier) than another's of the same moment (a lung
     #: beside a soft-tissue reconstruction), or a sharp (lung, bone) one beside a soft-tissue
@@ -1238,8 +1239,8 @@ def _clock_gap(a: float, b: float) -> float:
 
 
 def _moments(parts: list[list[SliceHeader]]) -> list[int] | None:
-    """The moment each pass was scanned at, by AcquisitionTime (1, 2 ... in the passes'
-    order): passes whose slices at each position they share hold one time (within
+    """The moment each pass was scanned at, by AcquisitionTime (1, 2 ... in the order they
+    were scanned, across midnight): passes whose slices at each position they share hold one time (within
     ``_OTHER_MOMENT_S``) are one moment, reconstructions of one scan. Compared per position,
     not as each pass's span of times: a pass crossing midnight spanned the whole day, and
     phases a second apart overlapped, both taken for one moment (QA adv60). None where the
@@ -1262,8 +1263,20 @@ def _moments(parts: list[list[SliceHeader]]) -> list[int] | None:
             if moment[j] != moment[i] and one_moment(at[i], at[j]):
                 old, new = max(moment[i], moment[j]), min(moment[i], moment[j])
                 moment = [new if m == old else m for m in moment]
-    numbers = {m: k for k, m in enumerate(sorted(set(moment)), start=1)}
+    # numbered in the order they were scanned: "later" is said of a moment, not of a pass's
+    # number (QA rev60: an arterial B70f numbered after the portal venous pass was "later")
+    first = sorted(set(moment))  # each moment's first pass
+    order = sorted(first, key=lambda m: sum(_after(at[m], at[o]) for o in first if o != m))
+    numbers = {m: k for k, m in enumerate(order, start=1)}
     return [numbers[m] for m in moment]
+
+
+def _after(a: dict, b: dict) -> bool:
+    """Was a pass whose slices' times (by position) are ``a`` scanned after one's at ``b``:
+    compared where they share positions (else over all their slices), across midnight."""
+    pairs = [(a[p], b[p]) for p in a.keys() & b.keys()]
+    pairs = pairs or [(x, y) for x in a.values() for y in b.values()]
+    return float(np.median([(x - y + 43200) % 86400 - 43200 for x, y in pairs])) > 0
 
 
 def _name_reconstructions(infos: list[SeriesInfo], parts: list[list[SliceHeader]]) -> None:
@@ -1547,13 +1560,28 @@ def why_chosen(info: SeriesInfo, others: list[SeriesInfo], wanted=frozenset()) -
     return "; ".join(reasons) or "the most slices"
 
 
+def _later_sharp(info: SeriesInfo, siblings: list[SeriesInfo]) -> list[SeriesInfo]:
+    """Of the passes ``siblings`` beside the one read, ``info``, those passed over for their
+    sharp kernel though scanned at a later moment (by AcquisitionTime, not by their number:
+    QA rev60 called an arterial B70f numbered after the portal venous pass read "later"): the
+    phase rule set aside, said (the later phase may be the one wanted)."""
+    return [g for g in siblings if g.sharper and g.moment and g.moment > info.moment]
+
+
 def _passes_note(
-    info: SeriesInfo, siblings: list[SeriesInfo], refs, *, asked=False, file_name=""
+    info: SeriesInfo,
+    siblings: list[SeriesInfo],
+    refs,
+    *,
+    asked=False,
+    file_name="",
+    panel=False,
 ) -> str:
     """What :func:`read_dicom_series` says of a series stacking several passes: which one it
     reads (``info``, not ``siblings``) and why; ``asked``: the pass was asked for
     (``acquisition``), ``file_name``: the file given stands for its pass, ``refs``: the SOP
-    instances the folder's DICOM SEGs reference."""
+    instances the folder's DICOM SEGs reference; ``panel``: worded for the Load panel's row
+    (another pass: "choose its row", not the CLI's ``--acquisition``)."""
     numbers = ", ".join(str(a) for a in sorted(g.acquisition or 0 for g in siblings))
     if asked:  # (the Load panel's row, --acquisition)
         why = "the one chosen"
@@ -1570,7 +1598,7 @@ def _passes_note(
             "folder": "the folders their files lie in",
             "reconstruction": "how they were reconstructed",
         }[info.passes_by]
-        n, n_read = len(passes), info.acquisition or 0
+        n = len(passes)
         differ = reconstruction_differences(passes)
         if info.same_scan:  # the same moment reconstructed twice: no phase to check
             if why == "most slices, then the latest" and any(g.sharper for g in siblings):
@@ -1593,23 +1621,22 @@ def _passes_note(
                 f"1–{n} in that order: read pass {info.acquisition} ({info.reconstruction}, "
                 f"{info.n_slices} slices; {why}), not "
                 + ", ".join(f"{g.acquisition} ({g.reconstruction})" for g in siblings)
-                + ". To read another, choose its row in the Load panel (Find series) or give "
-                f"--acquisition {siblings[0].acquisition}"
+                + (
+                    ". To read another, choose its row"
+                    if panel
+                    else ". To read another, choose its row in the Load panel (Find series) "
+                    f"or give --acquisition {siblings[0].acquisition}"
+                )
             )
         else:
-            # a later pass passed over for its sharp kernel, at another moment: the phase
-            # rule set aside, said (the later phase may be the one wanted)
-            later = [
-                g
-                for g in siblings
-                if g.sharper and g.moment != info.moment and (g.acquisition or 0) > n_read
-            ]
+            later = _later_sharp(info, siblings)
             # (a sharp reconstruction of the moment read, or of passes no time sets apart)
             own = [g for g in siblings if g.sharper and g.moment == info.moment]
             if why == "most slices, then the latest" and later:
                 why = (
                     f"the smoother kernel, though pass {later[-1].acquisition} is later "
-                    f"(--acquisition {later[-1].acquisition}): a sharp (lung, bone) "
+                    + ("(choose its row)" if panel else f"(--acquisition {later[-1].acquisition})")
+                    + ": a sharp (lung, bone) "
                     "kernel's images are far noisier than the soft-tissue ones the models "
                     "expect"
                 )
@@ -1652,8 +1679,58 @@ def _passes_note(
         )
 
 
+def passes_brief(
+    info: SeriesInfo, series: list[SeriesInfo], seg_refs: Collection[str] = frozenset()
+) -> str:
+    """The pass ``info`` of a series stacking several (``series``: the folder's, as
+    :func:`discover_series` lists them), the one read, and why, in one line as the Load
+    panel's status says it: "pass 2 (kernel B30f), the latest phase by its time; pass 3 is
+    pass 1 in a sharper kernel (B70f)" ("" for a series stacking none). The reader's whole
+    warning, its CLI flags and doubts, filled 16 lines of the dock (QA rev60): its row's
+    tooltip holds it. Said from the facts the warning says (the passes' moments, kernels,
+    ``sharper``), by no rule of its own."""
+    siblings = sorted(
+        (s for s in series if s.uid == info.uid and s is not info), key=lambda g: g.acquisition or 0
+    )
+    if not siblings:
+        return ""
+    passes = [info, *siblings]
+    later = _later_sharp(info, siblings)
+    own = [g for g in siblings if g.sharper and g.moment == info.moment]
+    # the latest phase by AcquisitionTime (the rule's "latest" is the latest pass: said so
+    # only where its time agrees)
+    latest = info.other_moments and all(g.moment <= info.moment for g in siblings)
+    if frozenset(seg_refs) & info.sop_instance_uids:
+        why = "the one its DICOM SEG was drawn on"
+    elif later or own:
+        why = "the latest phase, in the smoother kernel" if latest else "the smoother kernel"
+    elif latest:
+        why = "the latest phase by its time"
+    else:
+        why = "most slices, then the latest"
+    others = []
+    for g in siblings:
+        if not g.sharper:
+            continue
+        kernel = printable(dict(g.recon_attributes).get("kernel", "") or "?")
+        # (of one moment by its time: the same scan, reconstructed again)
+        twin = next(
+            (p for p in passes if p.moment and p.moment == g.moment and not p.sharper), None
+        )
+        others.append(
+            f"pass {g.acquisition} is pass {twin.acquisition} in a sharper kernel ({kernel})"
+            if twin is not None
+            else f"pass {g.acquisition}"
+            + (", a later phase," if g in later else "")
+            + f" is in a sharp kernel ({kernel})"
+        )
+    name = "pass" if info.passes_by else "acquisition"
+    recon = f" ({printable(info.reconstruction)})" if info.reconstruction else ""
+    return f"{name} {info.acquisition}{recon}, {why}" + "".join(f"; {o}" for o in others)
+
+
 def proposed_series(
-    series: list[SeriesInfo], seg_refs: Collection[str] = frozenset()
+    series: list[SeriesInfo], seg_refs: Collection[str] = frozenset(), *, panel: bool = False
 ) -> tuple[SeriesInfo | None, str]:
     """Of ``series`` as :func:`discover_series` lists a folder's, the one (of a series stacking
     passes, the pass) :func:`read_dicom_series` reads from that folder when none is asked for
@@ -1662,6 +1739,8 @@ def proposed_series(
     reference (``discover_series``' ``seg_refs``). The Load panel proposes it: its first row
     was the earlier phase, the batch run the later one. A folder without CT gives its first
     image series by the same rule (``any_modality``); None when it holds no image.
+    ``panel``: the warning worded for the panel's row (another pass: "choose its row", not the
+    CLI's ``--acquisition``); :func:`passes_brief` says it in one line.
     """
     refs = frozenset(seg_refs)
     try:
@@ -1669,7 +1748,7 @@ def proposed_series(
     except InputError:
         return None, ""
     siblings = [s for s in series if s.uid == info.uid and s is not info]
-    return info, _passes_note(info, siblings, refs) if siblings else ""
+    return info, _passes_note(info, siblings, refs, panel=panel) if siblings else ""
 
 
 def _choose(
