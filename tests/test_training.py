@@ -812,6 +812,56 @@ def test_a_full_disk_at_the_best_model_says_what_is_kept_and_the_room_needed(
     assert not (stage / ".best-new").exists()  # the part written gave its room back
 
 
+@pytest.mark.parametrize("failing", ["metadata.json", "model.safetensors"])
+def test_a_full_disk_moving_the_best_model_in_says_what_the_folder_holds(
+    toy_data, tmp_path, monkeypatch, failing
+):
+    """The disk filled while epoch 1's best model was moved in: the message said "the folder's
+    model is still step 3's", but the folder held step 6's weights beside step 3's
+    metadata.json, and segment refused it ("stopped while it replaced this model's files…");
+    when nothing had moved yet, the folder was refused all the same (.best-new/ was left)."""
+    import errno
+
+    from napari_livertumor.errors import ModelError
+
+    real = os.replace
+    moves = []
+
+    def full_at_the_second_save(src, dst, *args, **kwargs):
+        if str(src).endswith(f".best-new{os.sep}{failing}"):
+            moves.append(src)
+            if len(moves) == 2:
+                raise OSError(errno.ENOSPC, "No space left on device", str(src))
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", full_at_the_second_save)
+    stage = tmp_path / "liver"
+    with pytest.raises(LiverTumorError) as err:
+        run_all(tiny_config(toy_data, tmp_path, epochs=3))
+    monkeypatch.setattr(os, "replace", real)
+    said = str(err.value)
+    assert said.startswith(f"cannot write the model to {stage}: ")
+    assert "the disk is full: a save there needs about " in said
+    assert f"the previous checkpoint is kept: step 3's, in {stage / 'last'}" in said
+    if failing == "metadata.json":  # the weights moved in: the folder is half step 6's
+        assert "still step" not in said
+        assert (
+            "the new model (step 6's) was moved into the folder in part (model.safetensors; "
+            "the rest is still in .best-new/): segment and evaluate refuse the folder until the "
+            "same `livertumor train` command with --resume (Start then Resume in the Train "
+            "panel) finishes the save" in said
+        )
+        with pytest.raises(ModelError, match="--resume finishes the save"):
+            read_metadata(stage)
+        run_all(tiny_config(toy_data, tmp_path, epochs=3, resume=True))
+        assert read_metadata(stage).training["steps"] >= 6
+    else:  # nothing moved: the folder's model is step 3's, whole
+        assert "the folder's model is still step 3's" in said
+        assert not (stage / ".best-new").exists()
+        assert read_metadata(stage).training["steps"] == 3
+        assert load_model(stage, stage="liver") is not None
+
+
 def test_resume_over_a_grown_cohort_keeps_the_split_and_trains_on_the_new(
     toy_data, tmp_path, caplog
 ):
@@ -1025,6 +1075,71 @@ def test_the_step_before_the_time_budgets_final_validation_says_it_comes(
     assert [r["validates_next"] for r in ends[:2]] == [False, True]
     assert format_report(ends[1]).endswith("; validating…")
     assert reports[-1]["event"] == "done" and reports[-1]["step"] == 2
+
+
+def _announced_validations(reports):
+    """Whether each validation a run waits on was announced by the report before it: a step's
+    ``validates_next``, a ``validating`` report or a resume's ``val_pending``."""
+    shown = [r for r in reports if r["event"] in ("step", "epoch", "validating", "resumed")]
+    return [
+        i > 0
+        and bool(
+            shown[i - 1].get("validates_next")
+            or shown[i - 1]["event"] == "validating"
+            or shown[i - 1].get("val_pending")
+        )
+        for i, r in enumerate(shown)
+        if r["event"] == "epoch" and "val" in r
+    ]
+
+
+def test_a_time_budget_spent_in_an_epochs_checkpoint_save_announces_the_final_validation(
+    toy_data, tmp_path, monkeypatch
+):
+    """Validating every 2nd epoch, the time budget ran out while epoch 0 (not due a validation)
+    saved its checkpoint: the run validated once more before stopping, with no step report
+    saying so, and the Train panel's bar read "step 3 / 12" and the command line printed
+    nothing for the whole validation."""
+    from napari_livertumor.training import loop
+    from napari_livertumor.training.cli_report import format_report
+
+    real = loop._Run._should_stop
+
+    def out_of_time_after_the_first_epoch(self, should_cancel, t_start):
+        # read after each step (should_cancel None): still in time; before the next: out
+        if should_cancel is not None and self.state["step"] >= 3:
+            return "time"
+        return real(self, should_cancel, t_start)
+
+    monkeypatch.setattr(loop._Run, "_should_stop", out_of_time_after_the_first_epoch)
+    cfg = tiny_config(toy_data, tmp_path, epochs=4, val_every=2, max_minutes=30)
+    reports = run_all(cfg, should_cancel=lambda: False)
+    ends = [r for r in reports if r["event"] in ("step", "epoch", "validating")]
+    assert [(r["event"], r["step"]) for r in ends] == [
+        ("step", 1), ("step", 2), ("step", 3), ("epoch", 3), ("validating", 3), ("epoch", 3)
+    ]  # fmt: skip
+    assert "val" not in ends[3] and "val" in ends[-1]  # (epoch 0: not due; the final one)
+    assert _announced_validations(reports) == [True]
+    assert ends[4]["total_steps"] == 12 and ends[4]["final"]
+    assert format_report(ends[4]) == (
+        "[liver] step 3/12: validating… (the final validation: the time budget ran out)"
+    )
+    assert reports[-1]["event"] == "done" and reports[-1]["step"] == 3
+
+
+def test_a_resume_with_its_time_budget_spent_mid_epoch_announces_its_validation(toy_data, tmp_path):
+    """Stopped after a step and resumed with its time budget already spent, the run recorded
+    and validated the epoch the budget cut with no report before it saying so: the Train
+    panel's bar and the command line sat still through the validation."""
+    steps = []
+    cut = tiny_config(toy_data, tmp_path, epochs=3)
+    for r in train(cut, should_cancel=lambda: bool(steps)):
+        if r["event"] == "step":
+            steps.append(r)
+    resumed = run_all(tiny_config(toy_data, tmp_path, epochs=3, max_minutes=1e-4, resume=True))
+    ends = [r for r in resumed if r["event"] in ("step", "epoch", "validating")]
+    assert [(r["event"], r["step"]) for r in ends] == [("validating", 1), ("epoch", 1)]
+    assert "val" in ends[-1] and _announced_validations(resumed) == [True]
 
 
 def test_the_command_line_says_a_validation_comes_before_it_runs():

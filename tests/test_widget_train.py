@@ -1310,6 +1310,50 @@ def test_a_stop_during_validation_says_the_validation_is_stopping(
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
 
 
+def test_a_validation_no_step_announced_says_it_on_the_bar_and_at_a_stop(
+    train_widget, qtbot, tmp_path, monkeypatch
+):
+    """The time budget ran out in epoch 0's checkpoint save (validating every 2nd epoch): the
+    run's final validation followed a step that said none came, the bar sat at "step 3 / 12"
+    with no "validating…", and a Stop meanwhile read "Stopping…" with nothing saying why."""
+    import threading
+    import time
+
+    import napari_livertumor._widgets.train as train_mod
+
+    release = threading.Event()
+
+    def budget_spent_between_epochs(config, should_cancel):
+        yield {"event": "step", "step": 3, "losses": {"total": 1.258}, "total_steps": 12,
+               "validates_next": False}  # fmt: skip
+        yield {"event": "epoch", "stage": config.stage, "epoch": 0, "step": 3,
+               "train_loss": 1.3, "val_dice": None}  # fmt: skip
+        yield {"event": "validating", "stage": config.stage, "step": 3, "total_steps": 12,
+               "final": True}  # fmt: skip
+        while not should_cancel():
+            time.sleep(0.01)
+        assert release.wait(30)
+        yield {"event": "cancelled", "stage": config.stage, "step": 3, "last": None}
+
+    monkeypatch.setattr(train_mod, "train_in_subprocess", budget_spent_between_epochs)
+    _, widget = train_widget
+    (tmp_path / "data").mkdir()
+    _small_run(widget, tmp_path / "data", tmp_path / "models")
+    widget.start_button.click()
+    try:
+        qtbot.waitUntil(
+            lambda: any(r.get("event") == "validating" for r in widget.reports), timeout=20_000
+        )
+        assert "validating" in widget.progress_bar.format()
+        assert widget.progress_bar.text() == "step 3 / 12  validating…"
+        widget.jobs[widget.start_button].started_at -= 1  # (not a double-click's second click)
+        widget.start_button.click()  # Stop
+        assert widget.status.text() == widget.STOPPING_VALIDATION_TEXT
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+
+
 def test_the_loss_plot_shows_the_steps_received_before_a_long_pause(train_widget, qtbot):
     """During a validation (30 s without a report) the plot showed only step 1 while the bar
     read step 4: the steps that came within the plot's redraw interval waited for the next

@@ -786,6 +786,13 @@ class TrainWidget(JobWidgetMixin, QWidget):
             self._redraw()
             if self._validating:
                 self._say_stopping_validation()
+        elif event == "validating":  # one no step report announced (the time budget ran out
+            # before a step): the bar says it, as after a step that announces one
+            self._validating = True
+            self.progress_bar.setMaximum(max(report["total_steps"], 1))
+            self.progress_bar.setValue(report["step"])
+            self.progress_bar.setFormat("step %v / %m  validating…")
+            self._say_stopping_validation()
         elif event == "epoch":
             self._validating = False
             dice = report.get("val_dice")

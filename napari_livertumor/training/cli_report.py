@@ -31,6 +31,11 @@ def format_report(r: dict[str, Any]) -> str | None:
             f"{r['seconds']:.2f}s/step {r['samples_per_s']:.2f} samples/s"
             + ("; validating…" if validating else "")
         )
+    if ev == "validating":  # one no step line announced: the time budget ran out before a step
+        final = r.get("final") and r["step"] < r["total_steps"]
+        return f"[{r['stage']}] step {r['step']}/{r['total_steps']}: validating…" + (
+            " (the final validation: the time budget ran out)" if final else ""
+        )
     if ev == "epoch":
         val = r.get("val") or {}
         vals = " ".join(f"{k}={v:.4f}" for k, v in val.items() if isinstance(v, float))

@@ -1270,6 +1270,7 @@ class _Run:
                 before = state.pop("epoch_losses_before", [])
                 epoch_losses = list(before) if step % cfg.steps_per_epoch else []
                 state["epoch_losses"] = epoch_losses
+                announced = False  # whether this epoch's last step report said a validation comes
                 for batch in loader:
                     stop = self._should_stop(should_cancel, t_start)
                     if stop == "cancel":
@@ -1300,6 +1301,10 @@ class _Run:
                         and self._should_stop(None, t_start) == "time"
                     )
                     ends_epoch = step % cfg.steps_per_epoch == 0 or step >= total_steps
+                    announced = bool(
+                        (ends_epoch or out_of_time)
+                        and self._validation_due(epoch, step >= total_steps or out_of_time, data)
+                    )
                     yield {
                         "event": "step",
                         "stage": cfg.stage,
@@ -1313,8 +1318,7 @@ class _Run:
                         "samples_per_s": cfg.batch_size * self.world / dt,
                         # the epoch's validation comes next (unless a stop comes first): the
                         # panel says so, and that a stop meanwhile ends the validation
-                        "validates_next": (ends_epoch or out_of_time)
-                        and self._validation_due(epoch, step >= total_steps or out_of_time, data),
+                        "validates_next": announced,
                     }
                     if out_of_time:
                         total_steps = step  # ends the outer loop too
@@ -1333,11 +1337,25 @@ class _Run:
                     cancelled = True
                     break
                 done = state["history"][-1] if state["history"] else {}
-                if done.get("step") == step:
-                    # the time budget ran out before this part's first step: the epoch that
-                    # ended here is recorded already (a resume mid-epoch carries that epoch's
-                    # losses, so they do not tell); only a validation it missed is run
-                    if done.get("val_score") is None and self._validation_due(epoch, True, data):
+                recorded = done.get("step") == step
+                due = (
+                    done.get("val_score") is None and self._validation_due(epoch, True, data)
+                    if recorded
+                    else self._validation_due(epoch, step >= total_steps, data)
+                )
+                if due and not announced:
+                    # the time budget ran out before this part's or this epoch's first step
+                    # (during the last epoch's checkpoint save, or before a resume's first
+                    # step): no step report said the final validation comes, and the panel's
+                    # bar and the command line sat still through it
+                    yield {"event": "validating", "stage": cfg.stage, "step": step,
+                           "total_steps": planned_steps, "final": step >= total_steps}  # fmt: skip
+                if recorded:
+                    # the time budget ran out before this part's first step, or this epoch's
+                    # (in the last one's checkpoint save): the epoch that ended here is
+                    # recorded already (a resume mid-epoch carries that epoch's losses, so they
+                    # do not tell); only a validation it missed is run
+                    if due:
                         report = {"event": "epoch", "stage": cfg.stage, "epoch": done.get("epoch"),
                                   "step": step, "total_steps": total_steps,
                                   "train_loss": done.get("train_loss"),
@@ -1617,10 +1635,25 @@ class _Run:
             _move_best_in(self.stage_dir)
             self._saved_own = True
         except OSError as exc:
-            if not (new / COMPLETE_MARK).is_file():  # written in part: the space it took back
+            complete = (new / COMPLETE_MARK).is_file()
+            # the files of the new model already moved in: beside the previous model's others,
+            # the folder is refused (models.checkpoint.read_metadata) until a resume finishes
+            # the move; it said "the folder's model is still step 3's" of new weights there
+            moved = [n for n in _MODEL_FILES if complete and not (new / n).is_file()]
+            if not moved:  # written in part, or none of it moved: the space it took back
                 shutil.rmtree(new, ignore_errors=True)
             said = f"cannot write the model to {self.stage_dir}: {exc}"
-            if _disk_full(exc):
+            if moved:
+                said += (
+                    (f"; {self._room_text(self._model_bytes())}" if _disk_full(exc) else "")
+                    + f"; the new model (step {self.state['step']}'s) was moved into the "
+                    f"folder in part ({', '.join(moved)}; the rest is still in {BEST_NEW}/): "
+                    "segment and evaluate refuse the folder until the same `livertumor train` "
+                    "command with --resume (Start then Resume in the Train panel) finishes the "
+                    "save; "
+                    f"{self._kept_checkpoint_text()}"
+                )
+            elif _disk_full(exc):
                 kept = kept_model(self.stage_dir)
                 model = (
                     "the folder has no model yet"
