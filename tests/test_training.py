@@ -420,6 +420,50 @@ def test_a_resume_that_only_redoes_the_last_validation_is_no_nothing_to_train(
     assert any(r["event"] == "epoch" and r.get("resumed_validation") for r in resumed)
 
 
+def test_a_resume_redoing_the_validation_the_budget_ended_with_says_the_budget_stopped_it(
+    toy_data, tmp_path, monkeypatch
+):
+    """A run its time budget ended was stopped inside the final validation the budget left;
+    resumed with the same budget, it redid the validation and finished, but first warned "the
+    run has already trained …, its time budget …: nothing to train; raise the time budget".
+    Without that note it ended "done" at step 1 of 9 with no word of the budget at all."""
+    from napari_livertumor.training import loop
+
+    real_validate = loop.validate
+    stopped = []
+
+    def stop_in_its_first_window(net, cases, *args, **kw):
+        hook = net.register_forward_hook(lambda *_: stopped.append(True))  # Stop pressed
+        try:
+            return real_validate(net, cases, *args, **kw)
+        finally:
+            hook.remove()
+
+    real_clock = loop._Run._should_stop
+
+    def out_of_time_after_the_first_step(self, should_cancel, t_start):
+        if should_cancel is not None and should_cancel():
+            return "cancel"
+        return "time" if self.state["step"] >= 1 else None
+
+    monkeypatch.setattr(loop, "validate", stop_in_its_first_window)
+    monkeypatch.setattr(loop._Run, "_should_stop", out_of_time_after_the_first_step)
+    cfg = tiny_config(toy_data, tmp_path, epochs=3, max_minutes=1e-9)
+    cut = run_all(cfg, should_cancel=lambda: bool(stopped))
+    assert [r["validates_next"] for r in cut if r["event"] == "step"] == [True]
+    assert cut[-1]["event"] == "cancelled" and cut[-1]["step"] == 1 and stopped
+    monkeypatch.setattr(loop, "validate", real_validate)
+    monkeypatch.setattr(loop._Run, "_should_stop", real_clock)  # the budget is spent
+    resumed = run_all(cfg.with_updates(resume=True))
+    assert next(r for r in resumed if r["event"] == "resumed")["val_pending"]
+    assert not [r for r in resumed if r["event"] == "step"]
+    notes = [r["text"] for r in resumed if r["event"] == "note"]
+    assert not any("nothing to train" in n for n in notes), notes
+    assert any(r["event"] == "epoch" and r.get("resumed_validation") for r in resumed)
+    assert resumed[-1]["event"] == "done" and resumed[-1]["best_val_dice"] is not None
+    assert len(notes) == 1 and "stopped the run at step 1 of 9" in notes[0], notes
+
+
 def test_ctrl_c_during_validation_is_made_good_on_resume_too(toy_data, tmp_path, monkeypatch):
     """Ctrl-C (the CLI's stop) during a validation saved last/ without remembering it."""
     from napari_livertumor.training import loop
@@ -1298,6 +1342,10 @@ def test_a_tumor_free_validation_set_is_said_not_scored_zero(toy_data, tmp_path,
     assert all(r["val"]["n_val_with_class"] == 0 for r in epochs)
     assert "validation not measured" in format_report(epochs[-1])
     assert reports[-1]["event"] == "done" and reports[-1]["best_val_dice"] is None
+    # the model kept is not said to score a Dice of 0 either (the done line, train.log, panel)
+    assert reports[-1]["model_kept"].endswith(
+        "validation Dice not measured (no validation patient has the class)"
+    ), reports[-1]["model_kept"]
     # resumed, the run so far shows no Dice of 0 either (a panel's plot would draw them)
     again = run_all(dataclasses.replace(cfg, epochs=3, resume=True))
     [so_far] = [r for r in again if r["event"] == "resumed"]
@@ -3081,9 +3129,14 @@ def test_validating_every_second_epoch_still_validates_the_last_one(toy_data, tm
     """``val_every`` 2 over 3 epochs: epoch 2 (index 1) is validated, and so is the run's last
     epoch, whose weights may be the best."""
     cfg = tiny_config(toy_data, tmp_path / "m", epochs=3, steps_per_epoch=1, val_every=2)
-    epochs = [r for r in run_all(cfg) if r["event"] == "epoch"]
+    reports = run_all(cfg)
+    epochs = [r for r in reports if r["event"] == "epoch"]
     assert [r["epoch"] for r in epochs] == [0, 1, 2]
     assert ["val" in r for r in epochs] == [False, True, True]
+    # the step before an epoch with no validation does not say one comes (the panel said
+    # "validating…" through epoch 1 and a Stop there said it stopped a validation)
+    steps = [r for r in reports if r["event"] == "step"]
+    assert [r["validates_next"] for r in steps] == [False, True, True]
 
 
 def test_a_cli_resume_takes_no_time_budget_from_the_stopped_run(toy_data, tmp_path):
@@ -3180,8 +3233,37 @@ def test_done_says_which_steps_model_was_kept(toy_data, tmp_path, monkeypatch, c
     assert last["model_kept"] == "step 2 (epoch 0), validation Dice 0.500"
     line = capsys.readouterr().out.splitlines()[-1]
     assert line.startswith('[liver] done: {"model_kept": "step 2 (epoch 0), validation Dice 0.500"')
+    assert '"kept"' not in line  # said once, in words: not again as the raw record
     log = (tmp_path / "liver" / "train.log").read_text(encoding="utf-8").splitlines()
     assert log[-1].endswith(
         "run ended: finished, model saved (at step 6; model kept: step 2 (epoch 0), validation "
         "Dice 0.500)"
     ), log[-1]
+
+
+@pytest.mark.parametrize(
+    "metrics, said",
+    [
+        ({"score": 0.61, "n_val_with_class": 1}, "step 8 (epoch 1), validation Dice 0.610"),
+        (
+            {"score": 0.0, "n_val_with_class": 0},
+            "step 8 (epoch 1), validation Dice not measured (no validation patient has the class)",
+        ),
+        (
+            {"note": "no validation patients; final weights"},
+            "step 8 (epoch 1), the final weights (not validated)",
+        ),
+    ],
+    ids=["scored", "no-tumor-in-validation", "final-weights"],
+)
+def test_the_model_kept_is_said_as_its_metadata_records_it(tmp_path, metrics, said):
+    """The done line, train.log and the Train panel name the model a run kept. A validated
+    model whose validation set had no tumor must not read "the final weights (not validated)",
+    nor the final weights of a run without validation patients "validation … not measured"."""
+    from napari_livertumor.training.loop import kept_model, kept_model_text
+
+    meta = {"training": {"steps": 8, "config": {"steps_per_epoch": 4}}, "metrics": metrics}
+    (tmp_path / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
+    kept = kept_model(tmp_path)
+    assert kept["validated"] is ("note" not in metrics)
+    assert kept_model_text(kept, first_epoch=0) == said

@@ -1980,6 +1980,41 @@ def test_enter_typed_twice_on_load_is_timed_as_typed_not_as_the_window_got_to_it
     assert "Cancelled" in widget.status.text() and not _layers.ct_layers(viewer)
 
 
+def _click(button, at: int):
+    """The mouse pressed on ``button`` and let go 50 ms later, as the window system times its
+    buttons (``at`` ms)."""
+    from qtpy.QtCore import QEvent, QPointF
+    from qtpy.QtGui import QMouseEvent
+    from qtpy.QtWidgets import QApplication
+
+    where = QPointF(button.rect().center())
+    for kind, stamp in ((QEvent.MouseButtonPress, at), (QEvent.MouseButtonRelease, at + 50)):
+        event = QMouseEvent(kind, where, Qt.LeftButton, Qt.LeftButton, Qt.NoModifier)
+        event.setTimestamp(stamp)
+        QApplication.sendEvent(button, event)
+
+
+def test_a_double_click_on_load_is_timed_as_clicked_not_as_the_window_got_to_it(shown_load, qtbot):
+    """A double-click on Load whose first click's start held the window up: its second
+    click, handled after the 400 ms double-click guard, was taken as a click on Cancel and
+    cancelled the load. A click a second later still cancels it."""
+    from qtpy.QtWidgets import QApplication
+
+    viewer, widget, gate = shown_load
+    button = widget.load_button
+    _click(button, 2_000_000)
+    assert button.text() == "Cancel"
+    qtbot.wait(QApplication.doubleClickInterval() + 200)  # the window busy meanwhile
+    _click(button, 2_000_150)  # clicked at once, handled late
+    job = widget.jobs[button]
+    assert not job.cancel_requested and "double-click's second" in widget.status.text()
+    _click(button, 2_001_200)  # a second later: meant
+    assert job.cancel_requested
+    gate.set()
+    _wait_idle(qtbot, widget)
+    assert "Cancelled" in widget.status.text() and not _layers.ct_layers(viewer)
+
+
 def test_the_focus_goes_back_to_load_after_a_cancel_by_keyboard(shown_load, qtbot):
     """Cancelling greys the button out ("Cancelling…"), so Qt moved the focus on, to the HU
     window, where a stray arrow key changed the CT's window: after Enter on Cancel (and after
@@ -2001,6 +2036,37 @@ def test_the_focus_goes_back_to_load_after_a_cancel_by_keyboard(shown_load, qtbo
         _wait_idle(qtbot, widget)
         assert widget.status.text().startswith("Cancelled")
         assert _focus() is button and button.text() == "Load"
+
+
+@pytest.mark.parametrize("moved", ["canvas clicked", "Tab"])
+def test_a_focus_the_user_moved_during_a_cancel_stays_where_they_put_it(shown_load, qtbot, moved):
+    """The focus goes back to Load when a cancel ends only if it is still where Qt moved it
+    when the button greyed out: a user who had meanwhile clicked the canvas (to scroll the
+    slices) or tabbed on to another control had it taken from there when the load ended."""
+    from qtpy.QtWidgets import QApplication
+
+    viewer, widget, gate = shown_load
+    button = widget.load_button
+    button.setFocus(Qt.TabFocusReason)
+    qtbot.waitUntil(lambda: _focus() is button, timeout=5_000)
+    qtbot.keyClick(button, Qt.Key_Return)  # Load
+    qtbot.wait(QApplication.doubleClickInterval() + 100)
+    qtbot.keyClick(button, Qt.Key_Return)  # Cancel
+    assert button.text() == "Cancelling…" and _focus() is not button
+    if moved == "Tab":
+        qtbot.keyClick(_focus(), Qt.Key_Tab)
+    else:
+        canvas = viewer.window._qt_viewer.canvas.native
+        qtbot.mouseClick(canvas, Qt.LeftButton, pos=canvas.rect().center())
+        assert _focus() is canvas
+    chosen = _focus()
+    qtbot.waitUntil(lambda: _focus() is chosen, timeout=5_000)
+    assert chosen is not None and chosen is not button
+    gate.set()
+    _wait_idle(qtbot, widget)
+    assert widget.status.text().startswith("Cancelled") and button.text() == "Load"
+    qtbot.wait(100)
+    assert _focus() is chosen
 
 
 def test_a_failed_load_is_said_in_the_panel_and_as_a_toast_only_when_the_panel_is_hidden(
@@ -2038,3 +2104,31 @@ def _dock_of(widget):
     while widget is not None and not isinstance(widget, QDockWidget):
         widget = widget.parentWidget()
     return widget
+
+
+def test_a_failed_load_while_napari_is_minimized_is_said_as_a_toast(
+    shown_load, qtbot, tmp_path, monkeypatch
+):
+    """A load that failed while napari's window was minimized (the user at another program
+    while a long series read) was said in the panel's status line only, which nobody saw;
+    restored, the window gave no sign. The toast is napari's way to say it then."""
+    import napari.utils.notifications as notifications
+
+    viewer, widget, gate = shown_load
+    gate.set()
+    shown = []
+    monkeypatch.setattr(notifications, "show_error", shown.append)
+    bad = tmp_path / "ct.nii.gz"
+    bad.write_bytes(b"this is not a NIfTI file")
+    widget.source.setCurrentText(SOURCES[1])
+    widget.path.setText(str(bad))
+    window = viewer.window._qt_window
+    window.showMinimized()
+    try:
+        qtbot.waitUntil(window.isMinimized, timeout=5_000)
+        widget.load_button.click()
+        _wait_idle(qtbot, widget)
+    finally:
+        window.showNormal()
+    assert widget.status._kind == "error" and str(bad) in widget.status.text()
+    assert len(shown) == 1 and "ct.nii.gz" in shown[0]

@@ -245,6 +245,30 @@ def test_escape_on_the_canvas_or_layer_list_cancels_the_run(segmenting, gate, qt
     assert gate.saw_cancel.is_set() and "Cancelled" in widget.status.text()
 
 
+def test_escape_on_the_canvas_names_the_panel_whose_run_it_cancelled_behind_a_tab(
+    segmenting, gate, qtbot, monkeypatch
+):
+    """Esc on the canvas cancelled a run whose panel was a tab behind another: the run
+    stopped and nothing on screen said which (the panel saying "Cancelled" could not be
+    seen). napari's notifications name it."""
+    import napari.utils.notifications as notifications
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QLabel
+
+    viewer, widget, dock, _ = segmenting
+    said = []
+    monkeypatch.setattr(notifications, "show_info", said.append)
+    widget.jobs[widget.run_button].started_at -= 1  # (not a double-click's second click)
+    canvas = _focus_canvas(viewer, qtbot)
+    other = viewer.window.add_dock_widget(QLabel("another panel"), name="other", tabify=True)
+    other.raise_()
+    qtbot.waitUntil(lambda: dock.visibleRegion().isEmpty(), timeout=5_000)
+    qtbot.keyClick(canvas, Qt.Key_Escape)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=10_000)
+    assert gate.saw_cancel.is_set()
+    assert said == ["Segment: Esc cancelled its run."]
+
+
 def test_escape_on_the_canvas_ends_a_labels_polygon_before_it_cancels(segmenting, gate, qtbot):
     """napari's own Esc comes first: drawing a polygon on a labels layer, the first Esc drops
     the polygon (the run goes on, also through a double-tapped Esc); the next, with nothing

@@ -1273,21 +1273,29 @@ def test_a_train_panel_closed_mid_run_is_freed_once_its_run_has_ended(
     qtbot.waitUntil(freed, timeout=5000)
 
 
+@pytest.mark.parametrize("before", ["an epoch's steps", "a resume"])
 def test_a_stop_during_validation_says_the_validation_is_stopping(
-    train_widget, qtbot, tmp_path, monkeypatch
+    train_widget, qtbot, tmp_path, monkeypatch, before
 ):
     """A Stop while the run validated read "Stopping…" for 20-33 s with nothing saying why:
-    the steps had ended (the bar still read step 4) and the validation was running."""
+    the steps had ended (the bar still read step 4) and the validation was running. Likewise
+    in a resumed run that first redid the validation a stop had cut short (no step came). And
+    with no Stop pressed, the status must not say a validation is stopping."""
     import threading
     import time
 
     import napari_livertumor._widgets.train as train_mod
 
     release = threading.Event()
+    if before == "a resume":
+        first = {"event": "resumed", "stage": "liver", "step": 4, "total_steps": 12,
+                 "val_pending": True, "history": [{"step": 4, "train_loss": 1.258}]}  # fmt: skip
+    else:
+        first = {"event": "step", "step": 4, "losses": {"total": 1.258}, "total_steps": 12,
+                 "validates_next": True}  # fmt: skip
 
     def validating(config, should_cancel):
-        yield {"event": "step", "step": 4, "losses": {"total": 1.258}, "total_steps": 12,
-               "validates_next": True}  # fmt: skip
+        yield first
         while not should_cancel():
             time.sleep(0.01)
         assert release.wait(30)
@@ -1300,7 +1308,11 @@ def test_a_stop_during_validation_says_the_validation_is_stopping(
     widget.start_button.click()
     try:
         qtbot.waitUntil(lambda: widget.history["step"] == [4], timeout=20_000)
-        assert "validating" in widget.progress_bar.format()
+        if before == "a resume":
+            assert "redoing the validation the stop interrupted" in widget.log.toPlainText()
+        else:
+            assert "validating" in widget.progress_bar.format()
+        assert widget.status.text() != widget.STOPPING_VALIDATION_TEXT  # (no Stop yet)
         widget.jobs[widget.start_button].started_at -= 1  # (not a double-click's second click)
         widget.start_button.click()  # Stop
         assert widget.status.text() == widget.STOPPING_VALIDATION_TEXT
@@ -1366,6 +1378,13 @@ def test_the_loss_plot_shows_the_steps_received_before_a_long_pause(train_widget
         )
     # no report follows (the run validates): the steps are drawn all the same
     qtbot.waitUntil(lambda: list(widget.loss_line.get_xdata()) == [1, 2, 3, 4], timeout=10_000)
+    # the next epoch's steps, again within the interval of that draw, and again a validation:
+    # drawn too (not left at step 4 for the rest of the run)
+    for step, loss in ((5, 1.2), (6, 1.1)):
+        widget._on_report(
+            {"event": "step", "step": step, "total_steps": 12, "losses": {"total": loss}}
+        )
+    qtbot.waitUntil(lambda: list(widget.loss_line.get_xdata())[-1:] == [6], timeout=10_000)
 
 
 def test_finished_says_which_steps_model_was_kept(train_widget, tmp_path):

@@ -1238,8 +1238,13 @@ class _Run:
         cancelled = False
         planned_steps = total_steps
         # a budget spent before this part began is said above; one running out in it, below
+        # (also one spent before a validation a stop cut short: that is redone, so the note
+        # above is not said, and the run ended short of its steps with no word of why)
         spent_before = bool(
-            cfg.resume and cfg.max_minutes and state["elapsed_s"] >= 60 * cfg.max_minutes
+            cfg.resume
+            and cfg.max_minutes
+            and state["elapsed_s"] >= 60 * cfg.max_minutes
+            and not pending
         )
         epoch_losses: list[float] = []
         plan_of, loader = PlanSampler(), None
