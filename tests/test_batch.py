@@ -816,7 +816,8 @@ def test_a_model_recalibrated_in_place_is_redone_and_one_copied_anew_is_not(
 def test_a_changed_model_is_said_by_stage_and_file():
     """The redo's words name the stage, weights or metadata.json, and the shipped model's
     change as an upgrade's (every case of a folder was redone after one, said as "a model
-    changed (its weights or metadata.json)")."""
+    changed (its weights or metadata.json)"); a redo after --models was dropped names
+    --models alone, with no empty setting trailing it."""
     from napari_livertumor.commands.segment import _model_change_words
 
     made = {"model_stamps": {"liver": "aaaa:1111", "tumor": "bbbb:2222"}}
@@ -847,7 +848,9 @@ def test_a_changed_model_is_said_by_stage_and_file():
 
     old = {"run_settings": {"input": "/x.nii.gz", **given}}
     relation, what = _compare_run(old, {"input": "/x.nii.gz", **shipped, "model_stamps": stamps})
-    assert relation == "other settings" and "metadata.json" not in what, what
+    # the exact words: the model stamps' empty words left out (a redo said "other settings:
+    # --models (liver); --models (tumor); ", an empty setting at its end)
+    assert (relation, what) == ("other settings", "--models (liver); --models (tumor)")
 
 
 def test_ctrl_c_while_a_redone_case_writes_its_labels_leaves_it_to_redo(
@@ -1094,6 +1097,31 @@ def test_dcm2niix_copies_of_a_series_whose_original_was_deleted_are_one_case(tmp
     for k, name in enumerate(("q1_Tilt_1", "q1_TILT_EQ_1", "q2_tilt_1", "q2_Eq_1")):
         write_nifti(ct(k), tmp_path / "cased" / f"{name}.nii.gz")
     assert len(discover_cases([tmp_path / "cased"])) == 4
+
+
+def test_a_roi_named_scan_with_no_series_of_its_stem_beside_it_is_a_case(tmp_path):
+    """dcm2niix's overlay masks are X_ROI1 .. X_ROI16 beside the series X they belong to; a
+    scan that is merely named so (Liver_ROI1.nii.gz, a region cropped by hand) with no
+    Liver series beside it must stay a case, not vanish from the batch as "a mask of a DICOM
+    overlay"."""
+    for k, name in enumerate(("Hip", "Liver_ROI1")):
+        write_nifti(ct(k), tmp_path / f"{name}.nii.gz")
+    assert [c.name for c in discover_cases([tmp_path])] == ["Hip", "Liver_ROI1"]
+
+
+def test_a_patient_subfolder_of_dcm2niix_copies_beside_loose_scans_is_one_case(tmp_path):
+    """A folder holding one patient's subfolder of dcm2niix files (P1/CT_2 and its corrected
+    copy CT_2_Tilt_1) was itself taken as the case, to be read as DICOM it does not hold: the
+    two files of one series counted as two scans that nothing tells apart. It is that
+    patient's corrected copy, and stays a case beside a loose scan (Hip.nii.gz)."""
+    for k, name in enumerate(("P1/CT_2", "P1/CT_2_Tilt_1")):
+        write_nifti(ct(k), tmp_path / "one" / f"{name}.nii.gz")
+    assert [c.path.name for c in discover_cases([tmp_path / "one"])] == ["CT_2_Tilt_1.nii.gz"]
+    write_nifti(ct(3), tmp_path / "one" / "Hip.nii.gz")
+    assert sorted(c.path.name for c in discover_cases([tmp_path / "one"])) == [
+        "CT_2_Tilt_1.nii.gz",
+        "Hip.nii.gz",
+    ]
 
 
 def test_list_shows_the_dcm2niix_files_a_folder_passes_over_and_why(tmp_path, models, capsys):

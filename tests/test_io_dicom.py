@@ -1864,6 +1864,86 @@ def test_phases_whose_time_spans_touch_are_not_called_reconstructions(tmp_path, 
     assert [s.moment for s in found] == [1, 2]
 
 
+@pytest.mark.parametrize(
+    ("stamps", "one_scan"),
+    [
+        (("20261206101500.25", "20261206101500.25"), True),
+        (("20261206101500", "20261206101610+0100"), False),
+    ],
+    ids=["one moment", "a minute apart"],
+)
+def test_passes_timed_by_acquisition_datetime_alone_are_told_apart_by_it(
+    tmp_path, stamps, one_scan
+):
+    """Headers that give the moment as AcquisitionDateTime only (no AcquisitionTime, as some
+    exports write them): read with its time cut a digit off, two reconstructions of one scan
+    were said as "passes ... no AcquisitionTime says whether they are phases ... Check the
+    phase by looking", and phases a minute apart were not told from reconstructions either."""
+    _two_reconstructions(tmp_path, ("B30f", "B70f"))
+    for k, stamp in enumerate(stamps):
+        _edit_all(sorted(tmp_path.glob(f"r{k}_*.dcm")),
+                  lambda ds, s=stamp: setattr(ds, "AcquisitionDateTime", s))  # fmt: skip
+    found = discover_series(tmp_path)
+    assert [(s.same_scan, s.other_moments) for s in found] == [(one_scan, not one_scan)] * 2
+    said = [w for w in read_dicom_series(tmp_path).meta["warnings"] if "stacks 2" in w]
+    assert said and "no AcquisitionTime says" not in said[0], said
+    assert ("reconstructions of one scan" in said[0]) == one_scan, said[0]
+
+
+def test_passes_of_which_only_one_is_timed_are_not_set_at_two_moments(tmp_path):
+    """One pass with AcquisitionTime, the other without (an anonymiser that blanked some
+    files): the missing time is no evidence. Taken as midnight, it made the two passes phases
+    ten hours apart and dropped the warning's "no AcquisitionTime says whether they are
+    phases or reconstructions of one scan"; compared as a time, it stopped the read with a
+    TypeError. The smoother kernel is read, the passes said as not known to be either."""
+    smooth, _sharp = _two_reconstructions(tmp_path, ("B30f", "B70f"), ("101500", ""))
+    found = discover_series(tmp_path)
+    assert [(s.same_scan, s.other_moments, s.moment) for s in found] == [(False, False, 0)] * 2
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, smooth.array)
+    said = [w for w in volume.meta["warnings"] if "stacks 2" in w]
+    assert said and "no AcquisitionTime says whether they are phases" in said[0], said
+    assert "read pass 1 (kernel B30f, 5 slices; the smoother kernel" in said[0]
+
+
+@pytest.mark.parametrize(
+    ("times", "one_scan"),
+    [(("101500", "101501"), True), (("101501", "101500"), True), (("101610.5", "101500"), False)],
+    ids=["a second later", "a second earlier", "the later-numbered scanned first"],
+)
+def test_passes_are_one_moment_within_two_seconds_either_way(tmp_path, times, one_scan):
+    """Two reconstructions of one scan whose slices' AcquisitionTime differ by a second
+    (scanners round it per reconstruction) were said as phases to check; and which pass
+    is numbered first says nothing of which was scanned first: a phase numbered second but
+    scanned a minute before the other is another moment all the same, not a reconstruction
+    of the same scan."""
+    _two_reconstructions(tmp_path, ("B30f", "B70f"), times)
+    found = discover_series(tmp_path)
+    assert [(s.same_scan, s.other_moments) for s in found] == [(one_scan, not one_scan)] * 2
+    said = [w for w in read_dicom_series(tmp_path).meta["warnings"] if "stacks 2" in w]
+    assert said and ("reconstructions of one scan" in said[0]) == one_scan, said
+    assert ("Check the phase by looking" in said[0]) != one_scan, said[0]
+
+
+def test_folders_each_holding_both_reconstructions_are_split_by_kernel(tmp_path):
+    """Two reconstructions (B30f, B70f) of one scan, each numbered 1..5, their files spread
+    over two folders by something else (each folder holding every position once, of either
+    kernel): split by folder, each "pass" was a mix of soft-tissue and lung-kernel slices,
+    one such patchwork read as the scan. They are split by kernel and the B30f read."""
+    smooth, _sharp = _two_reconstructions(
+        tmp_path / "all", ("B30f", "B70f"), ("101500", "101500"), restart=True
+    )
+    for k in range(5):
+        for r in range(2):
+            folder = tmp_path / "all" / ("A" if (k < 3) == (r == 0) else "B")
+            folder.mkdir(exist_ok=True)
+            shutil.move(tmp_path / "all" / f"r{r}_{k}.dcm", folder / f"r{r}_{k}.dcm")
+    found = discover_series(tmp_path / "all")
+    assert {s.passes_by for s in found} == {"reconstruction"}, found
+    assert [s.reconstruction for s in found] == ["kernel B30f", "kernel B70f"]
+    np.testing.assert_array_equal(read_dicom_series(tmp_path / "all").array, smooth.array)
+
+
 def test_uppercase_siemens_kernels_are_ranked_and_other_vendors_names_are_not():
     """ "B30F" and "B70F" (as some archives and anonymisers rewrite Siemens' B30f, B70f) were
     not ranked: the lung kernel, the later pass, was read, "the kernels' names do not say

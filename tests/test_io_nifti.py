@@ -399,6 +399,25 @@ def test_a_qform_that_disagrees_with_the_sform_is_said_and_kept_for_the_labels(t
     np.testing.assert_allclose(moved.get_qform(), moved.get_sform(), atol=1e-4)
 
 
+def test_a_disagreeing_qform_of_an_aligned_ct_keeps_its_code_in_the_labels(tmp_path):
+    """A CT aligned to another scan (sform and qform code 2) whose qform disagrees with its
+    sform: the labels kept its qform but wrote it with code 1 (scanner), so tools that pair
+    files by their codes did not take the labels for this CT's."""
+    sform = np.diag([-0.8, -0.8, 2.5, 1.0])
+    sform[:3, 3] = [100, 120, -300]
+    qform = sform.copy()
+    qform[:3, 3] += [30, -20, 40]
+    img = nib.Nifti1Image(np.zeros((20, 22, 8), np.int16), sform)
+    img.set_qform(qform, code=2)
+    img.set_sform(sform, code=2)
+    nib.save(img, tmp_path / "ct.nii.gz")
+    volume = read_nifti(tmp_path / "ct.nii.gz")
+    write_nifti(volume.with_array(np.ones(volume.shape, np.uint8)), tmp_path / "labels.nii.gz")
+    out = nib.load(tmp_path / "labels.nii.gz")
+    assert (int(out.header["sform_code"]), int(out.header["qform_code"])) == (2, 2)
+    np.testing.assert_allclose(out.get_qform(), qform, atol=1e-4)
+
+
 def test_scaled_integers_are_read_as_rounded_int16_hu(tmp_path):
     """nibabel empties the header's slope and intercept on load: such files were taken as
     unscaled and came back as float64 (4x the memory), not rounded."""

@@ -1077,6 +1077,32 @@ def test_labels_edited_in_outputs_of_a_version_without_digests_are_not_replaced(
     assert labels.read_bytes() != edited
 
 
+def test_labels_a_moment_newer_than_their_stats_are_not_taken_as_edited(
+    tmp_path, models, monkeypatch
+):
+    """Outputs of a version that recorded no digests, copied to another disk (cp -r without
+    -p stamps each file as it copies it, the stats here half a second before the labels):
+    the labels, half a second newer than their stats, were refused as "newer than its stats
+    (edited since?)" and the case was never redone with other settings. Only labels newer
+    by more than the moment a run or a copy takes are taken as edited."""
+    import os
+
+    _fake_masks(monkeypatch)
+    out, base = _one_dicom_patient(tmp_path, models)
+    assert main(base) == 0
+    labels, stats_path = out / "P1_labels.nii.gz", out / "P1_stats.json"
+    stats = json.loads(stats_path.read_text())
+    for key in ("digests", "stats_digest"):  # as that version wrote them
+        stats.pop(key)
+    stats_path.write_text(json.dumps(stats))
+    written = stats_path.stat().st_mtime - 3600
+    os.utime(stats_path, (written, written))
+    os.utime(labels, (written + 0.5, written + 0.5))
+    assert main([*base[:-1], "--stages", "liver"]) == 0  # other settings: redone, not refused
+    redone = json.loads(stats_path.read_text())
+    assert redone["run_settings"]["stages"] == "liver" and "digests" in redone
+
+
 def test_labels_newer_than_their_stats_are_said_as_maybe_edited_by_list_and_a_skip(
     tmp_path, models, monkeypatch, caplog, capsys
 ):
@@ -2183,6 +2209,43 @@ def test_outputs_another_version_made_are_kept_and_said(
         assert main(base) == 0
     assert "another version" not in caplog.text
     assert _summary_statuses(out) == ["skipped (complete)"] * 2
+
+
+def test_outputs_of_a_checkout_are_not_said_as_another_versions_by_a_release_install(
+    tmp_path, models, monkeypatch, caplog
+):
+    """A batch segmented from a git checkout (its commit recorded), then checked by a
+    release install of the same version (which records no commit): every case was said as
+    "made by another version of livertumor (commit ...)", though nothing tells the two
+    apart; only two known commits that differ are another version."""
+    out, base = _two_scans_liver_only(tmp_path, models)
+    _as_commit(monkeypatch, "9a4df72c1d2e")
+    assert main(base) == 0
+    _as_commit(monkeypatch, None)  # a release install of the same version: no commit
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main(base) == 0
+    assert "another version" not in caplog.text
+    assert _summary_statuses(out) == ["skipped (complete)"] * 2
+
+
+def test_one_case_kept_from_another_version_is_warned_of_once(
+    tmp_path, models, monkeypatch, caplog
+):
+    """A one-case run kept as complete outputs another version made: the case's warning was
+    followed by the batch's count, "1 case(s) kept as complete were made by another version
+    ...", the same news twice. The count is a batch's, after a line per case is lost."""
+    out, base = _two_scans_liver_only(tmp_path, models)
+    (tmp_path / "scans" / "b.nii.gz").unlink()
+    _as_commit(monkeypatch, "9a4df72c1d2e")
+    assert main(base) == 0
+    _as_commit(monkeypatch, "bfc5d283e176")
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main(base) == 0
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1, warned
+    assert warned[0].startswith("a: kept as complete, made by another version of livertumor")
 
 
 def test_outputs_of_a_version_that_recorded_no_software_are_said(tmp_path, models, caplog):
