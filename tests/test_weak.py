@@ -235,3 +235,31 @@ def test_a_cell_no_reading_understood_is_a_warning_the_train_panel_gets(tmp_path
     assert not any(getattr(r, "in_report", False) for r in said)  # (passed to the panel)
     assert any("HCC_001 'abc'" in r.getMessage() and str(table) in r.getMessage() for r in said)
     assert frame.loc["HCC_002", "AFP"] == 12
+
+
+def test_a_table_of_only_other_patients_rows_says_whose_rows_it_holds():
+    """A table holding only the validation and test patients' rows was refused with "check
+    the TCIA_ID column" alone: the user, whose IDs were right, looked for a misspelling."""
+    frame, tlvr = clinical_cohort()
+    train = dict(list(tlvr.items())[:4])
+    others = frame.drop(index=[i for i in frame.index if i in train])
+    with pytest.raises(InputError) as err:
+        out_of_fold_weak_labels(others, train, ["AFP", "age"])
+    said = str(err.value)
+    assert f"its {len(others)} row(s) (" in said and "validation or test patients'?" in said
+    assert str(others.index[0]) in said
+    with pytest.raises(InputError) as err:  # an empty table: the ID column, as before
+        out_of_fold_weak_labels(frame.iloc[:0], train, ["AFP", "age"])
+    assert "row(s)" not in str(err.value) and "check the TCIA_ID column" in str(err.value)
+
+
+def test_no_usable_column_names_each_column_once():
+    """Every weak column blank: Check data's box listed the 15 names three times (the columns
+    asked for, the reason, the table's), the consequence 25 rows down."""
+    frame, tlvr = clinical_cohort()
+    for c in ("AFP", "age"):
+        frame[c] = "n/a"
+    with pytest.raises(InputError) as err:
+        out_of_fold_weak_labels(frame, tlvr, ["AFP", "age"])
+    said = str(err.value).split("; the table's columns:")[0]
+    assert said.count("AFP") == 1 and said.count("age") == 1

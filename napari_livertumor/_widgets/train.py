@@ -136,9 +136,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
     STOPPING_TEXT = "Stopping…"
     #: what the status says while a stop ends an epoch's validation: a Stop there took 20-33 s
     #: (a whole validation) under a bare "Stopping…", where a step took 0.17 s
-    STOPPING_VALIDATION_TEXT = (
-        "Stopping the validation (at its current window; it is redone when the run resumes)…"
-    )
+    STOPPING_VALIDATION_TEXT = "Stopping the validation (after the image block it is on; it is redone when the run resumes)…"
     CLOSED_TEXT = (
         "the panel was closed, so training was stopped after its current step; its latest "
         "state is in the output folder's last/ (open the panel, choose the same output folder "

@@ -110,7 +110,8 @@ def summarize_data(
             "the weak term."
             if weak_lambda == 0
             else "The tumor stage will not start with this table: fix it, or train with λ 0 "
-            "(--weak-lambda 0) to leave the weak term out."
+            "(the Train panel's λ weak; --weak-lambda 0 on the command line) to leave the weak "
+            "term out."
         )
         if problems is not None:
             problems.append(problem)
@@ -189,7 +190,7 @@ def summarize_data(
     if cols and not good:
         lines.append("No usable clinical value: the tumor stage cannot use weak supervision.")
     empty = [c for c in cols if usable[c] == 0]
-    if empty:
+    if empty and (good or weak_lambda == 0):  # (none usable: the refusal above names them)
         lines.append("Columns without a usable value: " + ", ".join(empty))
     sparse = [f"{c} {usable[c]}/{len(matched)}" for c in good if usable[c] < len(matched)]
     if sparse:
@@ -229,8 +230,8 @@ def _refused(lines: list[str], problems, weak_lambda, problem: str) -> None:
         lines.append("Training does not read the table (λ 0, or the liver stage only).")
         return
     lines.append(
-        "The tumor stage will not start with this table: fix it, or train with λ 0 "
-        "(--weak-lambda 0) to leave the weak term out."
+        "The tumor stage will not start with this table: fix it, or train with λ 0 (the Train "
+        "panel's λ weak; --weak-lambda 0 on the command line) to leave the weak term out."
     )
     if problems is not None:
         problems.append(problem)

@@ -218,10 +218,23 @@ def weak_fit_inputs(
     matched = [pid for pid in ids if pid in frame.index]
     n_missing = len(ids) - len(matched)
     if not matched:
+        # rows there, but none a training patient's: the table may hold only the validation
+        # and test patients' rows (said so: "check the TCIA_ID column" alone sent a user whose
+        # IDs were right to look for a misspelling)
+        others = [str(i) for i in frame.index if str(i).strip() and str(i) != "nan"]
         raise InputError(
             source,
             f"no clinical row matches any of the {len(ids)} training patients "
-            f"(e.g. {', '.join(ids[:3])}); check the TCIA_ID column",
+            f"(e.g. {', '.join(ids[:3])})"
+            + (
+                f"; its {len(others)} row(s) ({', '.join(others[:4])}"
+                + (" …" if len(others) > 4 else "")
+                + ") are other patients' (validation or test patients'?) or spelled otherwise: "
+                "the weak term is fitted on the training patients' rows; check the TCIA_ID "
+                "column"
+                if others
+                else "; check the TCIA_ID column"
+            ),
         )
     if n_missing:
         absent_ids = [pid for pid in ids if pid not in frame.index]
@@ -276,7 +289,7 @@ def weak_fit_inputs(
         )
         raise InputError(
             source,
-            f"none of the clinical columns {list(columns)} is usable ({why}); the table's "
+            f"none of the clinical columns asked for is usable ({why}); the table's "
             f"columns: {', '.join(map(str, list(frame.columns)[:12]))}",
         )
     x_all = np.stack(
