@@ -1720,6 +1720,46 @@ def test_a_phase_beside_another_reconstructed_twice_reads_the_later_phase_soft_k
 
 
 @pytest.mark.parametrize(
+    "kernels, times, read",
+    [
+        (("B30f", "B30f"), ("101600", "101500"), 1),
+        (("B30f", "B30f"), ("000010", "235950"), 1),  # across midnight: pass 1 the later
+        (("B30f", "B30f", "B70f"), ("101600", "101500", "101500"), 1),
+        (("B30f", "B30f"), ("", ""), 2),  # no time says: the last pass, as before
+    ],
+)
+def test_the_latest_pass_read_is_the_latest_by_its_time_not_its_number(
+    tmp_path, kernels, times, read
+):
+    """Two B30f phases numbered against their times (pass 1 at 10:16, pass 2 at 10:15) read
+    pass 2, the earlier phase, and the warning called it "the latest"; with the arterial's
+    B70f beside them, "the latest, in the smoother of its kernels". The rule's "latest" is
+    the latest by AcquisitionTime where every slice's time says it (across midnight too),
+    the Load panel's proposal the same pass, and said so; without times, the last pass."""
+    from napari_livertumor.io.dicom import passes_brief, proposed_series
+
+    volumes = _stacked_passes(tmp_path, kernels, times)
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, volumes[read - 1].array)
+    said = [w for w in volume.meta["warnings"] if "stacks" in w]
+    found = discover_series(tmp_path)
+    proposed, _ = proposed_series(found)
+    assert proposed.acquisition == read
+    brief = passes_brief(proposed, found)
+    if times[0]:
+        assert f"read pass {read} (" in said[0] and "latest by AcquisitionTime)" in said[0], said
+        assert "the latest, in the smoother" not in said[0]
+        assert brief.startswith(f"pass {read}") and "the latest phase by its time" in brief
+        assert volume.meta["passes_line"] == (
+            f"series #1 'CT' stacks {len(kernels)} passes; read {brief}; check the phase by looking at it"
+        )
+    else:
+        assert "read pass 2 (5 slices; most slices, then the latest), not 1" in said[0], said
+        assert brief == "pass 2, most slices, then the latest"
+    assert volume.meta["passes_warning"] == said[0]
+
+
+@pytest.mark.parametrize(
     "case",
     [
         "the earlier phase's lung reconstruction last",
@@ -1771,7 +1811,8 @@ def test_a_sharp_pass_is_called_later_only_when_scanned_later(tmp_path, case):
             "(--acquisition 1)" in said[0]
         ), said
     else:
-        assert "slices; most slices, then the latest), not 1, 3 (" in said[0], said
+        # (the latest by time, said so: "the latest" alone was the last pass's number)
+        assert "slices; most slices, then the latest by AcquisitionTime), not 1, 3 (" in said[0]
         assert "is later" not in said[0] and "--acquisition" not in said[0]
     # the Load panel's row says it with "choose its row", its status in one line
     from napari_livertumor.io.dicom import passes_brief, proposed_series

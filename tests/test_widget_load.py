@@ -902,8 +902,10 @@ def test_rows_of_two_reconstructions_name_their_kernels_and_the_smooth_one_is_pr
     np.testing.assert_array_equal(layer.data, smooth)
     assert "kernel B30f" in layer.name
     status = widget.status.text()
-    assert "reconstructions of one scan" in status and "kernel B70f vs B30f" in status, status
-    assert "Check the phase" not in status
+    # (in one line since the reader's whole warning filled the dock after Load, QA rev60: the
+    # kernels compared are in the proposed row's tooltip)
+    assert "stacks 2 reconstructions of one scan; read pass 2 (kernel B30f)" in status, status
+    assert "sharper kernel (B70f)" in status and "check the phase" not in status.lower()
 
 
 @pytest.mark.parametrize(
@@ -964,8 +966,8 @@ def test_the_row_proposed_is_the_pass_livertumor_segment_reads(load_widget, qtbo
         "two phases": "read AcquisitionNumber 2 (6 slices; most slices, then the latest)",
         "three passes": "read pass 2 (kernel B30f, 6 slices; the latest, in the smoother",
         "the earlier phase's lung reconstruction last": "read pass 2 (kernel B30f, 6 slices; "
-        "most slices, then the latest), not 1, 3 (their AcquisitionTime sets them at 2 "
-        "moments, contrast phases: passes 1 and 3, reconstructions of one scan",
+        "most slices, then the latest by AcquisitionTime), not 1, 3 (their AcquisitionTime sets "
+        "them at 2 moments, contrast phases: passes 1 and 3, reconstructions of one scan",
     }[case]
     brief = {  # the status: one line
         "two phases": "acquisition 2, most slices, then the latest.",
@@ -976,7 +978,7 @@ def test_the_row_proposed_is_the_pass_livertumor_segment_reads(load_widget, qtbo
     }[case]
     status, tip = widget.status.text(), widget.series_table.item(row, 0).toolTip()
     proposed_line = status.splitlines()[-1]
-    assert proposed_line.startswith("Proposed, as `livertumor segment` reads this folder: ")
+    assert proposed_line.startswith("Proposed, as the command line reads this folder: ")
     assert brief in proposed_line and len(proposed_line) < 200, status
     assert why not in status and "anonymiser" not in status and "is later" not in status
     assert why in tip and "--acquisition" not in tip, tip
@@ -988,7 +990,11 @@ def test_the_row_proposed_is_the_pass_livertumor_segment_reads(load_widget, qtbo
     np.testing.assert_array_equal(layer.data, read.array)
     np.testing.assert_array_equal(layer.data, arrays[1])
     assert chosen.acquisition_label in layer.name
-    assert why in widget.status.text() and "the one chosen" not in widget.status.text()
+    # after Load too the status says it in one line (it gave the reader's whole warning, its
+    # CLI flag and "(removed by an anonymiser?)"); the row's tooltip still holds the reasoning
+    status = widget.status.text()
+    assert brief[:-1] in status and "the one chosen" not in status, status
+    assert why not in status and "--acquisition" not in status and "anonymiser" not in status
     # the first pass, chosen by hand, is the one loaded, said as chosen
     widget.series_table.selectRow(
         next(r for r, s in enumerate(widget._series) if s.acquisition == 1)
@@ -996,7 +1002,50 @@ def test_the_row_proposed_is_the_pass_livertumor_segment_reads(load_widget, qtbo
     widget.load_button.click()
     _wait_idle(qtbot, widget)
     np.testing.assert_array_equal(_layers.ct_layers(viewer)[-1].data, arrays[0])
-    assert "the one chosen" in widget.status.text()
+    status = widget.status.text()
+    assert ("read acquisition 1" if case == "two phases" else "read pass 1 (") in status, status
+    assert "the one chosen" in status and "--acquisition" not in status
+
+
+def test_load_without_find_series_says_a_stacked_series_in_one_line(load_widget, qtbot, tmp_path):
+    """An arterial B30f (10:15), a portal venous B30f (10:16) and the arterial's B70f (10:15)
+    stacked in one series, loaded without Find series: the status listed the reader's whole
+    warning, its CLI flag (`--acquisition`) and "(removed by an anonymiser?)", where after
+    Find series it is one line. Load says the same line, and where the reasoning is."""
+    import pydicom
+
+    from napari_livertumor.io.dicom_write import write_ct_series
+    from napari_livertumor.io.volume import CTVolume
+
+    viewer, widget = load_widget
+    rng = np.random.default_rng(6)
+    folder = tmp_path / "P10"
+    arrays = []
+    for k, (kernel, when) in enumerate(
+        (("B30f", "101500"), ("B30f", "101600"), ("B70f", "101500"))
+    ):
+        arrays.append(rng.integers(-100, 200, (6, 32, 32)).astype(np.int16))
+        paths = write_ct_series(CTVolume(arrays[-1], (2.5, 1.0, 1.0)), folder,
+                                series_uid="1.2.826.0.1.3680043.8.498.15", series_description="ABD",
+                                instance_number_start=1 + 6 * k,
+                                file_names=[f"p{k}_{i}.dcm" for i in range(6)])  # fmt: skip
+        for p in paths:
+            ds = pydicom.dcmread(p)
+            ds.pop("AcquisitionNumber", None)
+            ds.ConvolutionKernel, ds.AcquisitionTime = kernel, when
+            ds.save_as(p)
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(folder))
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    np.testing.assert_array_equal(_layers.ct_layers(viewer)[-1].data, arrays[1])
+    status = widget.status.text()
+    assert (
+        "⚠ series #1 'ABD' stacks 3 passes; read pass 2 (kernel B30f), the latest phase by its "
+        "time; pass 3 is pass 1 in a sharper kernel (B70f); check the phase by looking at it (why: "
+        "Find series, the proposed row's tooltip)"
+    ) in status.splitlines(), status
+    assert "--acquisition" not in status and "anonymiser" not in status
 
 
 def test_a_scout_row_does_not_block_the_sample_and_enter_opens_a_nifti_path(

@@ -51,7 +51,7 @@ _LOCKED_FIELD_STYLE = {False: "color: #8f949c;", True: "color: #666666;"}
 
 
 #: how the row proposed says why: of a series stacking passes, the reader's own warning
-_PROPOSED = "Proposed, as `livertumor segment` reads this folder"
+_PROPOSED = "Proposed, as the command line reads this folder"
 
 
 def _source_for(source: str, path_text: str) -> str:
@@ -705,7 +705,16 @@ class LoadWidget(JobWidgetMixin, QWidget):
         if explicit:  # nor a warning of Segment's and the exported stats (which said the
             # reader picked the series "the one its DICOM SEG references")
             volume.meta["warnings"] = list(read_notes)
+        # of a series stacking passes, one line: the reader's whole warning, its CLI flags
+        # (`--acquisition 3`) and "(removed by an anonymiser?)", filled the dock after Load as
+        # it did after Find series (QA rev60); Find series' proposed row holds the reasoning
+        stacked = volume.meta.get("passes_warning") or None
+        where = (
+            "the proposed row's tooltip" if explicit else "Find series, the proposed row's tooltip"
+        )
         for w in read_notes:
+            if w == stacked and volume.meta.get("passes_line"):
+                w = f"{volume.meta['passes_line']} (why: {where})"
             msg += f"\n⚠ {w}"
         if already:  # a second copy is allowed (to compare settings), but never unsaid
             msg += f"\nThis scan was already open as '{already[0]}': this is a second copy."

@@ -294,7 +294,8 @@ def read_dicom_series(
         The ``SeriesInstanceUID`` to read. Default: the CT series with the most slices.
     acquisition : int, optional
         For a series stacking several acquisitions, which ``AcquisitionNumber`` to read
-        (default: the one with the most slices, then the latest).
+        (default: the one with the most slices, then the latest: by AcquisitionTime where
+        every slice has one, else by number).
     prefer_sop_instance_uids : collection of str, optional
         SOP instance UIDs a DICOM SEG references: among the candidate series/acquisitions, the
         one holding most of them is read (picks the right phase of a stacked series). Without
@@ -423,6 +424,7 @@ def read_dicom_series(
             + (" …" if len(cut) > 6 else "")
         )
     siblings = [g for g, _ in groups if g.uid == info.uid and g is not info]
+    passes_said = ("", "")
     if siblings:
         refs = set(prefer_sop_instance_uids or ()) or set(seg_refs)
         # a pass asked for that is the one read unasked (the Load panel's proposed row) is
@@ -430,11 +432,10 @@ def read_dicom_series(
         asked = acquisition is not None and (
             _choose(path, groups, info.uid, None, prefer_sop_instance_uids, seg_refs)[0] is not info
         )
-        warnings.append(
-            _passes_note(
-                info, siblings, refs, asked=asked, file_name=path.name if file_given else ""
-            )
-        )
+        how = {"asked": asked, "file_name": path.name if file_given else ""}
+        warnings.append(_passes_note(info, siblings, refs, **how))
+        # (the Load panel says it in one line, the warning's CLI words left out)
+        passes_said = (warnings[-1], _passes_line(info, [g for g, _ in groups], refs, **how))
     # the other patients' series are said as theirs, not listed as this patient's not read
     # (an Enhanced CT of the patient is one too: passed over, it is said, with why)
     others = [
@@ -562,6 +563,9 @@ def read_dicom_series(
         "instance_numbers": geometry.instance_numbers,
         # (the header's text some carry escaped: a terminal shows them)
         "warnings": [printable(w) for w in warnings],
+        # of a series stacking passes: its warning above, and the same in one line
+        "passes_warning": printable(passes_said[0]),
+        "passes_line": printable(passes_said[1]),
         # the DICOM SEG files of the folder drawn on this series (a ground truth to offer)
         "seg_files": sorted(
             str(h.path)
@@ -1296,6 +1300,17 @@ def _name_reconstructions(infos: list[SeriesInfo], parts: list[list[SliceHeader]
     in its soft-tissue kernel is read, not its lung reconstruction (QA adv60: arterial B30f,
     portal venous B30f and B70f read the B70f), and times never make the noisier kernel the
     one read: an arterial B30f and a later B70f read the B30f, said, as without times."""
+    # each pass's moment, whether or not they were reconstructed differently: of two B30f
+    # phases numbered against their times (pass 1 at 10:16, pass 2 at 10:15), "the latest"
+    # read was the earlier phase, by its number (the rule asks the moment first). One scan
+    # only where every slice's AcquisitionTime says so: a time missing, or 000000 (an
+    # anonymiser's), is no evidence, and phases reconstructed differently (a thin arterial
+    # pass, a thick venous one) are phases still (QA rev59: called "not contrast phases")
+    moments = _moments(parts)
+    if moments is not None:
+        for info, m in zip(infos, moments, strict=True):
+            info.moment = m
+            info.other_moments = max(moments) > 1
     values = [_recon_values(part) for part in parts]
     differ = [
         i
@@ -1312,14 +1327,8 @@ def _name_reconstructions(infos: list[SeriesInfo], parts: list[list[SliceHeader]
             else f"no {_RECON_ATTRIBUTES[i][0]} recorded"
             for i in differ
         )
-    # one scan only where every slice's AcquisitionTime says so: a time missing, or 000000
-    # (an anonymiser's), is no evidence, and phases reconstructed differently (a thin arterial
-    # pass, a thick venous one) are phases still (QA rev59: called "not contrast phases")
-    moments = _moments(parts)
-    if moments is not None:
-        for info, m in zip(infos, moments, strict=True):
-            info.moment = m
-            info.other_moments = max(moments) > 1
+    if moments is not None:  # (passes alike at one moment are no reconstructions told apart)
+        for info in infos:
             info.same_scan = max(moments) == 1
     if 0 not in differ:
         return
@@ -1568,6 +1577,12 @@ def _later_sharp(info: SeriesInfo, siblings: list[SeriesInfo]) -> list[SeriesInf
     return [g for g in siblings if g.sharper and g.moment and g.moment > info.moment]
 
 
+#: why :func:`_choose` reads a pass of a stacked series when nothing else decides: of passes
+#: no time sets apart, the last one; of passes at several moments, the latest scanned
+_LATEST = "most slices, then the latest"
+_LATEST_BY_TIME = "most slices, then the latest by AcquisitionTime"
+
+
 def _passes_note(
     info: SeriesInfo,
     siblings: list[SeriesInfo],
@@ -1590,7 +1605,10 @@ def _passes_note(
     elif refs & info.sop_instance_uids:
         why = "the one a DICOM SEG references"
     else:
-        why = "most slices, then the latest"
+        # the rule's "latest" is the latest moment where the passes' AcquisitionTime says it
+        # (it was said of pass 2 at 10:15 beside pass 1 at 10:16), else the last pass
+        why = _LATEST_BY_TIME if info.other_moments else _LATEST
+    rule = why in (_LATEST, _LATEST_BY_TIME)  # read by the rule, no other reason
     if info.passes_by:  # no AcquisitionNumber: passes numbered here, said how
         passes = sorted([info, *siblings], key=lambda g: g.acquisition or 0)
         told = {
@@ -1601,12 +1619,12 @@ def _passes_note(
         n = len(passes)
         differ = reconstruction_differences(passes)
         if info.same_scan:  # the same moment reconstructed twice: no phase to check
-            if why == "most slices, then the latest" and any(g.sharper for g in siblings):
+            if rule and any(g.sharper for g in siblings):
                 why = (
                     "the smoother kernel: the models expect soft-tissue images, and a sharp "
                     "(lung, bone) kernel's are far noisier"
                 )
-            elif why == "most slices, then the latest" and differ.startswith("kernel"):
+            elif rule and differ.startswith("kernel"):
                 unrecorded = any(dict(g.recon_attributes)["kernel"] == "" for g in passes)
                 why += (
                     ": not every pass's kernel is recorded"
@@ -1632,7 +1650,7 @@ def _passes_note(
             later = _later_sharp(info, siblings)
             # (a sharp reconstruction of the moment read, or of passes no time sets apart)
             own = [g for g in siblings if g.sharper and g.moment == info.moment]
-            if why == "most slices, then the latest" and later:
+            if rule and later:
                 why = (
                     f"the smoother kernel, though pass {later[-1].acquisition} is later "
                     + ("(choose its row)" if panel else f"(--acquisition {later[-1].acquisition})")
@@ -1640,11 +1658,11 @@ def _passes_note(
                     "kernel's images are far noisier than the soft-tissue ones the models "
                     "expect"
                 )
-            elif why == "most slices, then the latest" and own:
+            elif rule and own:
                 why = (
                     "the latest, in the smoother of its kernels: the models expect "
                     "soft-tissue images, and a sharp (lung, bone) kernel's are far noisier"
-                    if info.other_moments
+                    if info.other_moments and all(g.moment <= info.moment for g in siblings)
                     else "the smoother kernel: the models expect soft-tissue images, and a "
                     "sharp (lung, bone) kernel's are far noisier"
                 )
@@ -1669,7 +1687,7 @@ def _passes_note(
                     if differ
                     else ""
                 )
-                + ". Check the phase by looking"
+                + ". Check the phase by looking at it"
             )
     else:
         return (
@@ -1680,7 +1698,12 @@ def _passes_note(
 
 
 def passes_brief(
-    info: SeriesInfo, series: list[SeriesInfo], seg_refs: Collection[str] = frozenset()
+    info: SeriesInfo,
+    series: list[SeriesInfo],
+    seg_refs: Collection[str] = frozenset(),
+    *,
+    asked=False,
+    file_name="",
 ) -> str:
     """The pass ``info`` of a series stacking several (``series``: the folder's, as
     :func:`discover_series` lists them), the one read, and why, in one line as the Load
@@ -1688,7 +1711,7 @@ def passes_brief(
     pass 1 in a sharper kernel (B70f)" ("" for a series stacking none). The reader's whole
     warning, its CLI flags and doubts, filled 16 lines of the dock (QA rev60): its row's
     tooltip holds it. Said from the facts the warning says (the passes' moments, kernels,
-    ``sharper``), by no rule of its own."""
+    ``sharper``), by no rule of its own; ``asked`` and ``file_name`` as it takes them."""
     siblings = sorted(
         (s for s in series if s.uid == info.uid and s is not info), key=lambda g: g.acquisition or 0
     )
@@ -1697,17 +1720,20 @@ def passes_brief(
     passes = [info, *siblings]
     later = _later_sharp(info, siblings)
     own = [g for g in siblings if g.sharper and g.moment == info.moment]
-    # the latest phase by AcquisitionTime (the rule's "latest" is the latest pass: said so
-    # only where its time agrees)
+    # the latest phase by AcquisitionTime (said only where it is: more slices outrank it)
     latest = info.other_moments and all(g.moment <= info.moment for g in siblings)
-    if frozenset(seg_refs) & info.sop_instance_uids:
+    if asked:
+        why = "the one chosen"
+    elif file_name:
+        why = f"the one holding {file_name}"
+    elif frozenset(seg_refs) & info.sop_instance_uids:
         why = "the one its DICOM SEG was drawn on"
     elif later or own:
         why = "the latest phase, in the smoother kernel" if latest else "the smoother kernel"
     elif latest:
         why = "the latest phase by its time"
     else:
-        why = "most slices, then the latest"
+        why = _LATEST_BY_TIME if info.other_moments else _LATEST
     others = []
     for g in siblings:
         if not g.sharper:
@@ -1727,6 +1753,26 @@ def passes_brief(
     name = "pass" if info.passes_by else "acquisition"
     recon = f" ({printable(info.reconstruction)})" if info.reconstruction else ""
     return f"{name} {info.acquisition}{recon}, {why}" + "".join(f"; {o}" for o in others)
+
+
+def _passes_line(info: SeriesInfo, series: list[SeriesInfo], refs, **how) -> str:
+    """What :func:`_passes_note` says, in one line as the Load panel's status says it after a
+    load: "series #1 'ABD' stacks 3 passes; read pass 2 (kernel B30f), the latest phase by its
+    time; pass 3 is pass 1 in a sharper kernel (B70f); check the phase by looking at it". The whole
+    warning, its CLI flags (``--acquisition 3``) and "(removed by an anonymiser?)", filled the
+    dock after Load as it did after Find series (QA rev60)."""
+    n = sum(s.uid == info.uid for s in series)
+    kind = (
+        "acquisitions"
+        if not info.passes_by
+        else "reconstructions of one scan"
+        if info.same_scan
+        else "passes"
+    )
+    return (
+        f"series {info.label} stacks {n} {kind}; read {passes_brief(info, series, refs, **how)}"
+        + ("; check the phase by looking at it" if info.passes_by and not info.same_scan else "")
+    )
 
 
 def proposed_series(
@@ -1822,6 +1868,10 @@ def _choose(
             -len(wanted & g[0].sop_instance_uids),
             g[0].sharper,
             -g[0].n_slices,
+            # the latest by AcquisitionTime where every slice's time says (passes numbered
+            # against their times: pass 2 at 10:15 was read as "the latest" over pass 1 at
+            # 10:16), else by number
+            -g[0].moment,
             -(g[0].acquisition or 0),
         )
     )
