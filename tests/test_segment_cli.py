@@ -1035,14 +1035,9 @@ def test_labels_edited_since_the_run_are_never_replaced_nor_sent_as_the_models(
     assert sorted(digests) == ["P1_labels.nii.gz", "P1_seg.dcm"]
 
 
-def test_labels_edited_in_outputs_of_a_version_without_digests_are_not_replaced(
-    tmp_path, models, monkeypatch, caplog, capsys
-):
-    """QA compat59: outputs of a version that recorded no digests (before 2 Dec 2026), their
-    labels corrected by hand, were replaced by the first run after an upgrade (the shipped
-    models had changed: "redoing outputs made with other settings"), with no copy kept. Such
-    a labels file newer than its stats (the run wrote the stats after it) is taken as edited;
-    one as old as its stats is redone as before."""
+def _outputs_without_digests(tmp_path, models, monkeypatch, *, labels_after: float):
+    """One patient segmented, its outputs made as a version before 2 Dec 2026 left them (no
+    digests in the stats), stats an hour old and the labels ``labels_after`` seconds newer."""
     import os
 
     _fake_masks(monkeypatch)
@@ -1055,7 +1050,23 @@ def test_labels_edited_in_outputs_of_a_version_without_digests_are_not_replaced(
     stats_path.write_text(json.dumps(stats))
     written = stats_path.stat().st_mtime - 3600
     os.utime(stats_path, (written, written))
-    os.utime(labels, (written - 1, written - 1))  # (labels first, then stats)
+    os.utime(labels, (written + labels_after, written + labels_after))
+    return out, base, labels, stats_path
+
+
+def test_labels_edited_in_outputs_of_a_version_without_digests_are_not_replaced(
+    tmp_path, models, monkeypatch, caplog, capsys
+):
+    """QA compat59: outputs of a version that recorded no digests (before 2 Dec 2026), their
+    labels corrected by hand, were replaced by the first run after an upgrade (the shipped
+    models had changed: "redoing outputs made with other settings"), with no copy kept. Such
+    a labels file newer than its stats (the run wrote the stats after it) is taken as edited;
+    one as old as its stats is redone as before."""
+    import os
+
+    out, base, labels, stats_path = _outputs_without_digests(
+        tmp_path, models, monkeypatch, labels_after=-1
+    )  # (labels first, then stats)
     img = nib.load(labels)
     fixed = np.asarray(img.dataobj).copy()
     fixed[fixed == 2] = 1  # the reader saw no tumor
@@ -1072,6 +1083,7 @@ def test_labels_edited_in_outputs_of_a_version_without_digests_are_not_replaced(
     assert "would replace it; nothing was overwritten" in caplog.text
     assert labels.read_bytes() == edited
     # not edited (as old as its stats): redone with the other settings, as before
+    written = stats_path.stat().st_mtime
     os.utime(labels, (written - 1, written - 1))
     assert main([*base[:-1], "--stages", "liver"]) == 0
     assert labels.read_bytes() != edited
@@ -1085,19 +1097,10 @@ def test_labels_a_moment_newer_than_their_stats_are_not_taken_as_edited(
     the labels, half a second newer than their stats, were refused as "newer than its stats
     (edited since?)" and the case was never redone with other settings. Only labels newer
     by more than the moment a run or a copy takes are taken as edited."""
-    import os
 
-    _fake_masks(monkeypatch)
-    out, base = _one_dicom_patient(tmp_path, models)
-    assert main(base) == 0
-    labels, stats_path = out / "P1_labels.nii.gz", out / "P1_stats.json"
-    stats = json.loads(stats_path.read_text())
-    for key in ("digests", "stats_digest"):  # as that version wrote them
-        stats.pop(key)
-    stats_path.write_text(json.dumps(stats))
-    written = stats_path.stat().st_mtime - 3600
-    os.utime(stats_path, (written, written))
-    os.utime(labels, (written + 0.5, written + 0.5))
+    out, base, labels, stats_path = _outputs_without_digests(
+        tmp_path, models, monkeypatch, labels_after=0.5
+    )
     assert main([*base[:-1], "--stages", "liver"]) == 0  # other settings: redone, not refused
     redone = json.loads(stats_path.read_text())
     assert redone["run_settings"]["stages"] == "liver" and "digests" in redone
@@ -1110,19 +1113,10 @@ def test_labels_newer_than_their_stats_are_said_as_maybe_edited_by_list_and_a_sk
     stats (as a slow copy can leave them): a rerun with other settings asked "edited since?",
     told by the files' times, but --list with the same settings, and the run that skipped the
     case, said "labels edited since" as a fact."""
-    import os
 
-    _fake_masks(monkeypatch)
-    out, base = _one_dicom_patient(tmp_path, models)
-    assert main(base) == 0
-    labels, stats_path = out / "P1_labels.nii.gz", out / "P1_stats.json"
-    stats = json.loads(stats_path.read_text())
-    for key in ("digests", "stats_digest"):  # as that version wrote them
-        stats.pop(key)
-    stats_path.write_text(json.dumps(stats))
-    written = stats_path.stat().st_mtime - 3600
-    os.utime(stats_path, (written, written))
-    os.utime(labels, (written + 3, written + 3))  # (touched, or copied after its stats)
+    out, base, labels, stats_path = _outputs_without_digests(
+        tmp_path, models, monkeypatch, labels_after=3
+    )  # (touched, or copied after its stats)
     asked = "newer than its stats, so maybe edited since, as file times tell"
     capsys.readouterr()
     assert main([*base, "--list"]) == 0
