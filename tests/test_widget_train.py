@@ -1387,6 +1387,30 @@ def test_the_loss_plot_shows_the_steps_received_before_a_long_pause(train_widget
     qtbot.waitUntil(lambda: list(widget.loss_line.get_xdata())[-1:] == [6], timeout=10_000)
 
 
+def test_a_nearly_flat_loss_is_drawn_nearly_flat_on_whole_steps(train_widget, qtbot):
+    """Three steps of loss 1.131, 1.130, 1.129 filled the plot's height, a fall as steep as a
+    real one, under five-decimal tick labels, and the steps were ticked 0.5, 1.5, 2.5."""
+    _, widget = train_widget
+    widget._reset_plot()
+    for step, loss in ((1, 1.131), (2, 1.130), (3, 1.129)):
+        widget._on_report(
+            {"event": "step", "step": step, "total_steps": 12, "losses": {"total": loss}}
+        )
+    qtbot.waitUntil(lambda: list(widget.loss_line.get_xdata()) == [1, 2, 3], timeout=10_000)
+    widget.canvas.draw()
+    low, high = widget.loss_ax.get_ylim()
+    assert high - low >= 0.05 * 1.131 * 0.99 and low < 1.129 and high > 1.131
+    ticks = [t for t in widget.loss_ax.get_xticks() if 0 <= t <= 4]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    for step, loss in ((4, 0.8), (5, 0.5)):  # a real fall: drawn to its own size
+        widget._on_report(
+            {"event": "step", "step": step, "total_steps": 12, "losses": {"total": loss}}
+        )
+    qtbot.waitUntil(lambda: list(widget.loss_line.get_xdata())[-1:] == [5], timeout=10_000)
+    low, high = widget.loss_ax.get_ylim()
+    assert low <= 0.5 and high >= 1.131 and high - low < 1.0
+
+
 def test_finished_says_which_steps_model_was_kept(train_widget, tmp_path):
     """A resumed run said "Finished" (and "done: step 24") while the model it kept, the one
     Segment offers, was step 4's (validation Dice 0.041): every later epoch scored lower."""

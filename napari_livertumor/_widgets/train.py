@@ -3,6 +3,7 @@ and validation Dice live, stop at any time; the model is offered in Segment when
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from pathlib import Path
@@ -1005,6 +1006,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
             self.loss_ax.set_autoscaley_on(True)
         self.loss_ax.relim()
         self.loss_ax.autoscale_view()
+        _loss_span_at_least(self.loss_ax, h["loss"])
         self._empty_note.set_visible(not h["step"])
         if h["step"]:
             self.loss_ax.set_xlim(0, max(h["step"]) + 1)
@@ -1152,6 +1154,10 @@ def _make_plot():
     canvas.setMinimumHeight(90)
     loss_ax = figure.add_subplot(111)
     dice_ax = loss_ax.twinx()
+    from matplotlib.ticker import MaxNLocator
+
+    # steps are whole: a run of three steps was ticked 0.5, 1.5, 2.5
+    loss_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _style_axes(figure, loss_ax, dice_ax, _PLOT_COLORS["dark"])
     return figure, canvas, loss_ax, dice_ax
 
@@ -1163,6 +1169,24 @@ _PLOT_COLORS = {
     "light": {"face": "#ebe7e6", "text": "#1e1e21", "spine": "#606060", "loss": "#0b5cad",
               "dice": "#a84a00"},
 }  # fmt: skip
+
+
+#: the loss axis spans at least this share of the loss drawn: autoscaled to the values alone,
+#: a drop from 1.131 to 1.129 filled the plot's height, drawn as steep as a real fall
+_MIN_LOSS_SPAN = 0.05
+
+
+def _loss_span_at_least(ax, losses) -> None:
+    """Widen ``ax``'s loss range, where it is narrower, to :data:`_MIN_LOSS_SPAN` of the
+    loss's size around the values (a flat start is drawn flat)."""
+    values = [v for v in losses if v is not None and math.isfinite(v)]
+    if not values:
+        return
+    low, high = min(values), max(values)
+    least = _MIN_LOSS_SPAN * max(abs(low), abs(high), 1e-6)
+    if high - low < least:
+        mid = (high + low) / 2
+        ax.set_ylim(mid - least / 2, mid + least / 2)
 
 
 def _plot_font_scale() -> float:
