@@ -2147,6 +2147,16 @@ def _summary_statuses(out):
         return [r["status"] for r in csv.DictReader(fh)]
 
 
+def _kept_as_complete_unsaid(base, out, caplog) -> None:
+    """A rerun of the two-scan batch keeps both cases as complete, with no word of another
+    version."""
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main(base) == 0
+    assert "another version" not in caplog.text
+    assert _summary_statuses(out) == ["skipped (complete)"] * 2
+
+
 def test_outputs_another_version_made_are_kept_and_said(
     tmp_path, models, monkeypatch, caplog, capsys
 ):
@@ -2190,19 +2200,11 @@ def test_outputs_another_version_made_are_kept_and_said(
     assert main([*base, "--preview"]) == 0
     assert _summary_statuses(out)[0] == "done (added a_preview.png; made by another version)"
     assert main([*base, "--overwrite"]) == 0  # redone by this version: recorded as its own
-    caplog.clear()
-    with caplog.at_level("INFO"):
-        assert main(base) == 0
-    assert "another version" not in caplog.text
-    assert _summary_statuses(out) == ["skipped (complete)"] * 2
+    _kept_as_complete_unsaid(base, out, caplog)
     # a release install records no commit: where neither side knows its commit, nothing said
     _as_commit(monkeypatch, None)
     assert main([*base, "--overwrite"]) == 0
-    caplog.clear()
-    with caplog.at_level("INFO"):
-        assert main(base) == 0
-    assert "another version" not in caplog.text
-    assert _summary_statuses(out) == ["skipped (complete)"] * 2
+    _kept_as_complete_unsaid(base, out, caplog)
 
 
 def test_outputs_of_a_checkout_are_not_said_as_another_versions_by_a_release_install(
@@ -2216,11 +2218,7 @@ def test_outputs_of_a_checkout_are_not_said_as_another_versions_by_a_release_ins
     _as_commit(monkeypatch, "9a4df72c1d2e")
     assert main(base) == 0
     _as_commit(monkeypatch, None)  # a release install of the same version: no commit
-    caplog.clear()
-    with caplog.at_level("INFO"):
-        assert main(base) == 0
-    assert "another version" not in caplog.text
-    assert _summary_statuses(out) == ["skipped (complete)"] * 2
+    _kept_as_complete_unsaid(base, out, caplog)
 
 
 def test_one_case_kept_from_another_version_is_warned_of_once(

@@ -2102,6 +2102,20 @@ def test_a_focus_the_user_moved_during_a_cancel_stays_where_they_put_it(shown_lo
     assert _focus() is chosen
 
 
+def _a_file_that_fails_to_load(widget, tmp_path, monkeypatch):
+    """``widget`` set to load a file that is no NIfTI: the file, and the list napari's error
+    toasts are caught in."""
+    import napari.utils.notifications as notifications
+
+    shown = []
+    monkeypatch.setattr(notifications, "show_error", shown.append)
+    bad = tmp_path / "ct.nii.gz"
+    bad.write_bytes(b"this is not a NIfTI file")
+    widget.source.setCurrentText(SOURCES[1])
+    widget.path.setText(str(bad))
+    return bad, shown
+
+
 def test_a_failed_load_is_said_in_the_panel_and_as_a_toast_only_when_the_panel_is_hidden(
     shown_load, qtbot, tmp_path, monkeypatch
 ):
@@ -2109,16 +2123,9 @@ def test_a_failed_load_is_said_in_the_panel_and_as_a_toast_only_when_the_panel_i
     otherwise; closing itself 4 s later, the toast moved the keyboard focus out of the panel
     to the canvas (napari focuses its window then). A panel behind another's tab still gets
     the toast: the failure is never unheard."""
-    import napari.utils.notifications as notifications
-
     viewer, widget, gate = shown_load
     gate.set()
-    shown = []
-    monkeypatch.setattr(notifications, "show_error", shown.append)
-    bad = tmp_path / "ct.nii.gz"
-    bad.write_bytes(b"this is not a NIfTI file")
-    widget.source.setCurrentText(SOURCES[1])
-    widget.path.setText(str(bad))
+    bad, shown = _a_file_that_fails_to_load(widget, tmp_path, monkeypatch)
     widget.load_button.click()
     _wait_idle(qtbot, widget)
     assert widget.status._kind == "error" and str(bad) in widget.status.text()
@@ -2145,16 +2152,9 @@ def test_a_failed_load_while_napari_is_minimized_is_said_as_a_toast(
     """A load that failed while napari's window was minimized (the user at another program
     while a long series read) was said in the panel's status line only, which nobody saw;
     restored, the window gave no sign. The toast is napari's way to say it then."""
-    import napari.utils.notifications as notifications
-
     viewer, widget, gate = shown_load
     gate.set()
-    shown = []
-    monkeypatch.setattr(notifications, "show_error", shown.append)
-    bad = tmp_path / "ct.nii.gz"
-    bad.write_bytes(b"this is not a NIfTI file")
-    widget.source.setCurrentText(SOURCES[1])
-    widget.path.setText(str(bad))
+    bad, shown = _a_file_that_fails_to_load(widget, tmp_path, monkeypatch)
     window = viewer.window._qt_window
     window.showMinimized()
     try:
