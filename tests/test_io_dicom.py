@@ -1985,6 +1985,138 @@ def test_folders_each_holding_both_reconstructions_are_split_by_kernel(tmp_path)
     np.testing.assert_array_equal(read_dicom_series(tmp_path / "all").array, smooth.array)
 
 
+def _numbered_passes(folder, passes):
+    """A series stacking passes at the same 6 positions (32 × 32 pixels), each ``(its
+    AcquisitionNumber, ConvolutionKernel, AcquisitionTime)``, numbered on from one pass to the
+    next: pass k's voxels ``make_ct(seed=21) + 100 k``. Returns the passes' volumes."""
+    base = make_ct(shape=(6, 32, 32), seed=21)
+    volumes = []
+    for k, (acq, kernel, when) in enumerate(passes):
+        volume = CTVolume((base.array + 100 * k).astype(np.int16), base.spacing, origin=base.origin)
+        volumes.append(volume)
+        paths = write_ct_series(volume, folder, series_uid="1.2.826.0.1.3680043.8.498.523",
+                                acquisition_number=acq, instance_number_start=1 + 6 * k,
+                                file_names=[f"a{k}_{i}.dcm" for i in range(6)])  # fmt: skip
+
+        def edit(ds, kernel=kernel, when=when):
+            ds.ConvolutionKernel = kernel
+            if when:
+                ds.AcquisitionTime = when
+            else:  # untimed: the tags removed
+                ds.pop("AcquisitionTime", None)
+                ds.pop("AcquisitionDateTime", None)
+
+        _edit_all(paths, edit)
+    return volumes
+
+
+@pytest.mark.parametrize(
+    "passes, read",
+    [
+        ([(1, "B30f", "101600"), (2, "B30f", "101500")], 1),  # renumbered by an archive
+        ([(1, "B30f", "101500"), (2, "B30f", "101600")], 2),
+        ([(1, "B30f", "000010"), (2, "B30f", "235950")], 1),  # across midnight
+        ([(1, "B30f", ""), (2, "B30f", "")], 2),  # no time says: the higher number, as before
+    ],
+)
+def test_acquisitions_read_the_latest_by_their_time_not_their_number(tmp_path, passes, read):
+    """Two phases each under its AcquisitionNumber, numbered against their times (acq 1
+    scanned at 10:16, acq 2 at 10:15, as archives renumber): acq 2, the earlier phase, was
+    read as "the latest", while passes without AcquisitionNumber read the latest by
+    AcquisitionTime. The Load panel proposes the same acquisition, with the same reason."""
+    from napari_livertumor.io.dicom import passes_brief, proposed_series
+
+    volumes = _numbered_passes(tmp_path, passes)
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, volumes[read - 1].array)
+    said = [w for w in volume.meta["warnings"] if "stacks 2" in w]
+    timed = "then the latest by AcquisitionTime)" if passes[0][2] else "then the latest)"
+    assert said and f"read AcquisitionNumber {read} (6 slices; most slices, {timed}" in said[0]
+    found = discover_series(tmp_path)
+    proposed, note = proposed_series(found)
+    assert proposed.acquisition == volume.meta["acquisition_number"] == read
+    assert note == said[0] == volume.meta["passes_warning"]
+    assert passes_brief(proposed, found).startswith(f"acquisition {read}, ")
+
+
+@pytest.mark.parametrize("kernels", [("B70f", "B30f"), ("B30f", "B70f")])
+def test_two_numbered_reconstructions_of_one_scan_read_the_smoother_kernel(tmp_path, kernels):
+    """A soft-tissue and a lung reconstruction of one scan (the same AcquisitionTime), each
+    under its AcquisitionNumber: the higher number was read, whichever its kernel, said as
+    "most slices, then the latest" with no kernel named, while the same passes without
+    AcquisitionNumber read the B30f as the smoother kernel of reconstructions of one scan."""
+    from napari_livertumor.io.dicom import passes_brief, proposed_series
+
+    volumes = _numbered_passes(tmp_path, [(1, kernels[0], "101500"), (2, kernels[1], "101500")])
+    smooth = kernels.index("B30f") + 1
+    sharp = 3 - smooth
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, volumes[smooth - 1].array)
+    said = [w for w in volume.meta["warnings"] if "stacks 2" in w]
+    assert said and "stacks 2 reconstructions of one scan" in said[0], volume.meta["warnings"]
+    assert f"kernel {kernels[0]} vs {kernels[1]}" in said[0]
+    assert f"read AcquisitionNumber {smooth} (kernel B30f, 6 slices; the smoother kernel" in said[0]
+    assert f"not {sharp} (kernel B70f)" in said[0] and f"--acquisition {sharp}" in said[0]
+    found = discover_series(tmp_path)
+    assert {s.acquisition: s.acquisition_label for s in found} == {
+        smooth: f"acq {smooth}, kernel B30f",
+        sharp: f"acq {sharp}, kernel B70f",
+    }
+    proposed, note = proposed_series(found)
+    assert proposed.acquisition == smooth and note == said[0]
+    assert passes_brief(proposed, found) == (
+        f"acquisition {smooth} (kernel B30f), the smoother kernel; acquisition {sharp} is "
+        f"acquisition {smooth} in a sharper kernel (B70f)"
+    )
+    assert volume.meta["passes_line"].startswith("series #1 'CT' stacks 2 reconstructions of")
+    other = read_dicom_series(tmp_path, acquisition=sharp)  # the Load panel's row
+    np.testing.assert_array_equal(other.array, volumes[sharp - 1].array)
+
+
+@pytest.mark.parametrize("order", [("B30f", "B70f"), ("B70f", "B30f")])
+def test_an_acquisition_holding_two_reconstructions_is_split_and_its_smoother_kernel_read(
+    tmp_path, order
+):
+    """An arterial acq 1 (B30f, 10:15) and a portal venous acq 2 held in two kernels (B30f and
+    B70f, both AcquisitionNumber 2, 10:16): refused as "12 slices at only 6 positions ... no
+    AcquisitionNumber to tell them apart". Its two reconstructions are told apart as passes
+    without AcquisitionNumber are, the three numbered passes 1-3, and the portal venous B30f
+    read, the B70f named as its sharper reconstruction; each row reads its own pass."""
+    from napari_livertumor.io.dicom import passes_brief, proposed_series
+
+    volumes = _numbered_passes(
+        tmp_path, [(1, "B30f", "101500"), (2, order[0], "101600"), (2, order[1], "101600")]
+    )
+    smooth, sharp = (2, 3) if order[0] == "B30f" else (3, 2)
+    found = discover_series(tmp_path)
+    assert {s.acquisition: s.acquisition_label for s in found} == {
+        1: "pass 1 (acq 1), kernel B30f",
+        smooth: f"pass {smooth} (acq 2), kernel B30f",
+        sharp: f"pass {sharp} (acq 2), kernel B70f",
+    }
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, volumes[smooth - 1].array)
+    assert volume.meta["acquisition_label"] == f"pass {smooth} (acq 2), kernel B30f"
+    said = [w for w in volume.meta["warnings"] if "stacks 3" in w]
+    assert said and "some of them under one AcquisitionNumber" in said[0], said
+    assert "removed by an anonymiser" not in said[0]
+    assert "told apart by their AcquisitionNumber and, within acquisition 2," in said[0]
+    assert (
+        f"read pass {smooth} (acq 2, kernel B30f, 6 slices; the latest, in the smoother" in said[0]
+    )
+    assert f"reconstructions of one scan that differ in kernel {order[0]} vs {order[1]}" in said[0]
+    proposed, note = proposed_series(found)
+    assert proposed.acquisition == smooth and note == said[0]
+    assert passes_brief(proposed, found) == (
+        f"pass {smooth} (acq 2, kernel B30f), the latest phase, in the smoother kernel; pass "
+        f"{sharp} is pass {smooth} in a sharper kernel (B70f)"
+    )
+    for k in (1, sharp):  # the Load panel's rows, --acquisition
+        np.testing.assert_array_equal(
+            read_dicom_series(tmp_path, acquisition=k).array, volumes[k - 1].array
+        )
+
+
 def test_uppercase_siemens_kernels_are_ranked_and_other_vendors_names_are_not():
     """ "B30F" and "B70F" (as some archives and anonymisers rewrite Siemens' B30f, B70f) were
     not ranked: the lung kernel, the later pass, was read, "the kernels' names do not say

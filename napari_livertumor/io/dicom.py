@@ -106,9 +106,12 @@ class SeriesInfo:
     #: distinct slice positions (images at one table position count once)
     n_positions: int = 0
     #: how the passes of a series stacking them without AcquisitionNumber were told apart
-    #: ("InstanceNumber", "folder", "reconstruction"); ``acquisition`` is then the pass's
-    #: number, 1..n
+    #: ("InstanceNumber", "folder", "reconstruction"; "AcquisitionNumber, reconstruction"
+    #: where an acquisition holds several, told apart within it so); ``acquisition`` is then
+    #: the pass's number, 1..n
     passes_by: str = ""
+    #: of such a pass told apart within an acquisition, its AcquisitionNumber
+    acquisition_number: int | None = None
     #: of such a pass, how it was reconstructed where its passes differ ("kernel B70f", "slice
     #: thickness 1 mm"; "" where they do not): reconstructions of one scan (a soft-tissue and a
     #: lung kernel), not phases, when ``same_scan``
@@ -144,10 +147,13 @@ class SeriesInfo:
     @property
     def acquisition_label(self) -> str:
         """ "acq 2" (its AcquisitionNumber), "pass 2" (no AcquisitionNumber; "pass 2, kernel
-        B70f" of passes reconstructed differently), or ""."""
+        B70f" of passes reconstructed differently; "pass 3 (acq 2), kernel B70f" of one
+        within an acquisition holding several), or ""."""
         if self.acquisition is None:
             return ""
         label = f"{'pass' if self.passes_by else 'acq'} {self.acquisition}"
+        if self.acquisition_number is not None:  # (a pass within an acquisition)
+            label += f" (acq {self.acquisition_number})"
         return f"{label}, {printable(self.reconstruction)}" if self.reconstruction else label
 
     @property
@@ -1005,8 +1011,38 @@ def _group(headers: list[SliceHeader]) -> list[tuple[SeriesInfo, list[SliceHeade
     for uid, members in by_uid.items():
         members, other_kind = _one_kind(members)
         first_new = len(groups)
-        for acq, part in _split_acquisitions(members):
+        acquisitions = _split_acquisitions(members)
+        # an acquisition holding several passes of its own (a phase reconstructed twice, both
+        # under its AcquisitionNumber) was refused as slices held twice: its passes are told
+        # apart as those of a series without AcquisitionNumber, and all numbered 1..n
+        within = [
+            _split_passes(part) if len(acquisitions) > 1 and acq is not None else None
+            for acq, part in acquisitions
+        ]
+        if any(within):
+            parts, numbers = [], []
+            for (acq, part), split in zip(acquisitions, within, strict=True):
+                for each in split[1] if split else [part]:
+                    parts.append(each)
+                    numbers.append(acq)
+            infos = []
+            how = next(split[0] for split in within if split)
+            for k, (part, acq) in enumerate(zip(parts, numbers, strict=True), start=1):
+                info = _series_info(uid, part, k)
+                info.passes_by, info.acquisition_number = f"AcquisitionNumber, {how}", acq
+                groups.append((info, part))
+                infos.append(info)
+            _name_reconstructions(infos, parts)
+            acquisitions = []
+        for acq, part in acquisitions:
             groups.append((_series_info(uid, part, acq), part))
+        if len(acquisitions) > 1:
+            # acquisitions set at moments, and told apart by kernel, as passes are: two
+            # phases numbered against their times read the earlier, and a lung kernel
+            # numbered after its soft-tissue reconstruction was read, named as neither
+            _name_reconstructions(
+                [info for info, _ in groups[first_new:]], [part for _, part in acquisitions]
+            )
         if len(groups) and groups[-1][0].uid == uid and groups[-1][0].acquisition is None:
             passes = _split_passes(members)
             if passes is not None:  # passes stacked with no AcquisitionNumber: told apart
@@ -1249,8 +1285,10 @@ def _moments(parts: list[list[SliceHeader]]) -> list[int] | None:
     not as each pass's span of times: a pass crossing midnight spanned the whole day, and
     phases a second apart overlapped, both taken for one moment (QA adv60). None where the
     times do not say: one missing, or all 000000 (an anonymiser's)."""
+    # (an acquisition's files that are no located slice, an Enhanced CT's, say nothing here)
+    parts = [[h for h in part if h.is_image and h.location is not None] for part in parts]
     times = [h.acquisition_time for part in parts for h in part]
-    if any(t is None for t in times) or all(t == 0 for t in times):
+    if not all(parts) or any(t is None for t in times) or all(t == 0 for t in times):
         return None
     at = [{round(h.location, 1): h.acquisition_time for h in part} for part in parts]
 
@@ -1372,19 +1410,22 @@ def reconstruction_differences(infos: list[SeriesInfo]) -> str:
 def _moments_text(passes: list[SeriesInfo]) -> str:
     """Passes of a series at several moments, some of them reconstructed more than once, as
     a warning says them: "their AcquisitionTime sets them at 2 moments, contrast phases:
-    pass 1; passes 2 and 3, reconstructions of one scan that differ in kernel B30f vs B70f"."""
+    pass 1; passes 2 and 3, reconstructions of one scan that differ in kernel B30f vs B70f"
+    ("acquisition 1; acquisitions 2 and 3" of acquisitions told apart by their number)."""
+    word = "pass" if passes[0].passes_by else "acquisition"
     moments: dict[int, list[SeriesInfo]] = {}
     for g in passes:
         moments.setdefault(g.moment, []).append(g)
     said = []
     for same in moments.values():
         if len(same) == 1:
-            said.append(f"pass {same[0].acquisition}")
+            said.append(f"{word} {same[0].acquisition}")
             continue
         numbers = [str(g.acquisition) for g in same]
         how = reconstruction_differences(same)
         said.append(
-            f"passes {', '.join(numbers[:-1])} and {numbers[-1]}, reconstructions of one scan"
+            f"{word}{'es' if word == 'pass' else 's'} {', '.join(numbers[:-1])} and "
+            f"{numbers[-1]}, reconstructions of one scan"
             + (f" that differ in {how}" if how else "")
         )
     return (
@@ -1609,92 +1650,139 @@ def _passes_note(
         # (it was said of pass 2 at 10:15 beside pass 1 at 10:16), else the last pass
         why = _LATEST_BY_TIME if info.other_moments else _LATEST
     rule = why in (_LATEST, _LATEST_BY_TIME)  # read by the rule, no other reason
-    if info.passes_by:  # no AcquisitionNumber: passes numbered here, said how
-        passes = sorted([info, *siblings], key=lambda g: g.acquisition or 0)
-        told = {
-            "InstanceNumber": "their InstanceNumber",
-            "folder": "the folders their files lie in",
-            "reconstruction": "how they were reconstructed",
-        }[info.passes_by]
-        n = len(passes)
-        differ = reconstruction_differences(passes)
-        if info.same_scan:  # the same moment reconstructed twice: no phase to check
-            if rule and any(g.sharper for g in siblings):
-                why = (
-                    "the smoother kernel: the models expect soft-tissue images, and a sharp "
-                    "(lung, bone) kernel's are far noisier"
-                )
-            elif rule and differ.startswith("kernel"):
-                unrecorded = any(dict(g.recon_attributes)["kernel"] == "" for g in passes)
-                why += (
-                    ": not every pass's kernel is recorded"
-                    if unrecorded
-                    else ": the kernels' names do not say which is smoother"
-                )
+    passes = sorted([info, *siblings], key=lambda g: g.acquisition or 0)
+    n = len(passes)
+    differ = reconstruction_differences(passes)
+    if rule:
+        why = _kernel_why(info, siblings, why, panel=panel)
+    recon = f"{info.reconstruction}, " if info.reconstruction else ""
+    if info.acquisition_number is not None:  # (a pass within an acquisition)
+        recon = f"acq {info.acquisition_number}, {recon}"
+    if info.same_scan:
+        # (a pass read asked for, or by a SEG, says so; the rule's words are the others)
+        another = (
+            ". To read another, choose its row"
+            if panel
+            else ". To read another, choose its row in the Load panel (Find series) "
+            f"or give --acquisition {siblings[0].acquisition}"
+        )
+        also = ", ".join(f"{g.acquisition} ({g.reconstruction})" for g in siblings)
+    if not info.passes_by:  # each told apart by its AcquisitionNumber
+        if info.same_scan:  # one scan reconstructed twice, each numbered: no phase to check
             return (
                 f"series {info.label} stacks {n} reconstructions of one scan over the same "
                 f"stretch, not contrast phases: they differ in {differ}, at the same "
-                f"AcquisitionTime. No AcquisitionNumber tells them apart; told apart by "
-                f"{told}, numbered "
-                f"1–{n} in that order: read pass {info.acquisition} ({info.reconstruction}, "
-                f"{info.n_slices} slices; {why}), not "
-                + ", ".join(f"{g.acquisition} ({g.reconstruction})" for g in siblings)
-                + (
-                    ". To read another, choose its row"
-                    if panel
-                    else ". To read another, choose its row in the Load panel (Find series) "
-                    f"or give --acquisition {siblings[0].acquisition}"
-                )
+                f"AcquisitionTime; read AcquisitionNumber {info.acquisition} "
+                f"({info.reconstruction}, {info.n_slices} slices; {why}), not {also}{another}"
             )
-        else:
-            later = _later_sharp(info, siblings)
-            # (a sharp reconstruction of the moment read, or of passes no time sets apart)
-            own = [g for g in siblings if g.sharper and g.moment == info.moment]
-            if rule and later:
-                why = (
-                    f"the smoother kernel, though pass {later[-1].acquisition} is later "
-                    + ("(choose its row)" if panel else f"(--acquisition {later[-1].acquisition})")
-                    + ": a sharp (lung, bone) "
-                    "kernel's images are far noisier than the soft-tissue ones the models "
-                    "expect"
-                )
-            elif rule and own:
-                why = (
-                    "the latest, in the smoother of its kernels: the models expect "
-                    "soft-tissue images, and a sharp (lung, bone) kernel's are far noisier"
-                    if info.other_moments and all(g.moment <= info.moment for g in siblings)
-                    else "the smoother kernel: the models expect soft-tissue images, and a "
-                    "sharp (lung, bone) kernel's are far noisier"
-                )
-            recon = f"{info.reconstruction}, " if info.reconstruction else ""
-            return (
-                f"series {info.label} stacks {n} passes over the same stretch "
-                "with no AcquisitionNumber that tells them apart (removed by an "
-                f"anonymiser?); told apart by {told}, numbered 1–{n} in that order: "
-                f"read pass {info.acquisition} ({recon}{info.n_slices} slices; {why}), not "
-                f"{numbers}"
-                + (
-                    f" ({_moments_text(passes)})"
-                    if info.other_moments and len({g.moment for g in passes}) < n
-                    else f" (they were reconstructed differently too: {differ}"
-                    + (
-                        ""
-                        if info.other_moments
-                        else "; no AcquisitionTime says whether they are phases or "
-                        "reconstructions of one scan"
-                    )
-                    + ")"
-                    if differ
-                    else ""
-                )
-                + ". Check the phase by looking at it"
-            )
-    else:
         return (
-            f"series {info.label} stacks {len(siblings) + 1} acquisitions over the same "
-            f"stretch; read AcquisitionNumber {info.acquisition} ({info.n_slices} slices; "
-            f"{why}), not {numbers}"
+            f"series {info.label} stacks {n} acquisitions over the same stretch; read "
+            f"AcquisitionNumber {info.acquisition} ({recon}{info.n_slices} slices; {why}), not "
+            f"{numbers}" + _differences_text(info, passes, differ)
         )
+    ways = {
+        "InstanceNumber": "their InstanceNumber",
+        "folder": "the folders their files lie in",
+        "reconstruction": "how they were reconstructed",
+    }
+    # (an AcquisitionNumber shared by several passes tells them apart no more than none)
+    shared = info.passes_by.startswith("AcquisitionNumber, ")
+    if shared:
+        held = Counter(g.acquisition_number for g in passes)
+        several = sorted(a for a, k in held.items() if k > 1)
+        told = (
+            f"their AcquisitionNumber and, within acquisition{'s' * (len(several) > 1)} "
+            f"{', '.join(map(str, several))}, {ways[info.passes_by.split(', ')[1]]}"
+        )
+    else:
+        told = ways[info.passes_by]
+    if info.same_scan:  # the same moment reconstructed twice: no phase to check
+        return (
+            f"series {info.label} stacks {n} reconstructions of one scan over the same "
+            f"stretch, not contrast phases: they differ in {differ}, at the same "
+            "AcquisitionTime. "
+            + (
+                "Some of them share an AcquisitionNumber"
+                if shared
+                else "No AcquisitionNumber tells them apart"
+            )
+            + f"; told apart by {told}, numbered "
+            f"1–{n} in that order: read pass {info.acquisition} ({recon}"
+            f"{info.n_slices} slices; {why}), not {also}{another}"
+        )
+    return (
+        f"series {info.label} stacks {n} passes over the same stretch"
+        + (
+            ", some of them under one AcquisitionNumber"
+            if shared
+            else " with no AcquisitionNumber that tells them apart (removed by an anonymiser?)"
+        )
+        + f"; told apart by {told}, numbered 1–{n} in that order: "
+        f"read pass {info.acquisition} ({recon}{info.n_slices} slices; {why}), not "
+        f"{numbers}"
+        + _differences_text(info, passes, differ)
+        + ". Check the phase by looking at it"
+    )
+
+
+def _kernel_why(info: SeriesInfo, siblings: list[SeriesInfo], why: str, *, panel=False) -> str:
+    """Why :func:`_passes_note` says ``info`` is read by the rule (``why``: "most slices, then
+    the latest", by AcquisitionTime or not) where kernels had a say: the smoother kernel of a
+    moment, a sharp (lung, bone) kernel of a later one set aside, kernels not ranked."""
+    word = "pass" if info.passes_by else "acquisition"
+    if info.same_scan:  # the same moment reconstructed twice
+        if any(g.sharper for g in siblings):
+            return (
+                "the smoother kernel: the models expect soft-tissue images, and a sharp "
+                "(lung, bone) kernel's are far noisier"
+            )
+        kernels = [dict(g.recon_attributes).get("kernel") for g in [info, *siblings]]
+        if all(k is not None for k in kernels):  # (they differ in kernel)
+            return why + (
+                f": not every {word}'s kernel is recorded"
+                if "" in kernels
+                else ": the kernels' names do not say which is smoother"
+            )
+        return why
+    later = _later_sharp(info, siblings)
+    # (a sharp reconstruction of the moment read, or of passes no time sets apart)
+    own = [g for g in siblings if g.sharper and g.moment == info.moment]
+    if later:
+        return (
+            f"the smoother kernel, though {word} {later[-1].acquisition} is later "
+            + ("(choose its row)" if panel else f"(--acquisition {later[-1].acquisition})")
+            + ": a sharp (lung, bone) kernel's images are far noisier than the soft-tissue "
+            "ones the models expect"
+        )
+    if own:
+        return (
+            "the latest, in the smoother of its kernels: the models expect "
+            "soft-tissue images, and a sharp (lung, bone) kernel's are far noisier"
+            if info.other_moments and all(g.moment <= info.moment for g in siblings)
+            else "the smoother kernel: the models expect soft-tissue images, and a "
+            "sharp (lung, bone) kernel's are far noisier"
+        )
+    return why
+
+
+def _differences_text(info: SeriesInfo, passes: list[SeriesInfo], differ: str) -> str:
+    """What a warning adds of passes (or acquisitions) at several moments some of which are
+    reconstructions of one scan, or that were reconstructed differently: " (their
+    AcquisitionTime sets them at 2 moments ...)", " (they were reconstructed differently too:
+    kernel B30f vs B70f)"; "" where neither."""
+    if info.other_moments and len({g.moment for g in passes}) < len(passes):
+        return f" ({_moments_text(passes)})"
+    if not differ:
+        return ""
+    return (
+        f" (they were reconstructed differently too: {differ}"
+        + (
+            ""
+            if info.other_moments
+            else "; no AcquisitionTime says whether they are phases or reconstructions of one scan"
+        )
+        + ")"
+    )
 
 
 def passes_brief(
@@ -1734,6 +1822,7 @@ def passes_brief(
         why = "the latest phase by its time"
     else:
         why = _LATEST_BY_TIME if info.other_moments else _LATEST
+    name = "pass" if info.passes_by else "acquisition"
     others = []
     for g in siblings:
         if not g.sharper:
@@ -1744,14 +1833,15 @@ def passes_brief(
             (p for p in passes if p.moment and p.moment == g.moment and not p.sharper), None
         )
         others.append(
-            f"pass {g.acquisition} is pass {twin.acquisition} in a sharper kernel ({kernel})"
+            f"{name} {g.acquisition} is {name} {twin.acquisition} in a sharper kernel ({kernel})"
             if twin is not None
-            else f"pass {g.acquisition}"
+            else f"{name} {g.acquisition}"
             + (", a later phase," if g in later else "")
             + f" is in a sharp kernel ({kernel})"
         )
-    name = "pass" if info.passes_by else "acquisition"
-    recon = f" ({printable(info.reconstruction)})" if info.reconstruction else ""
+    said = [f"acq {info.acquisition_number}"] * (info.acquisition_number is not None)
+    said += [printable(info.reconstruction)] * bool(info.reconstruction)
+    recon = f" ({', '.join(said)})" if said else ""
     return f"{name} {info.acquisition}{recon}, {why}" + "".join(f"; {o}" for o in others)
 
 
@@ -1763,11 +1853,11 @@ def _passes_line(info: SeriesInfo, series: list[SeriesInfo], refs, **how) -> str
     dock after Load as it did after Find series (QA rev60)."""
     n = sum(s.uid == info.uid for s in series)
     kind = (
-        "acquisitions"
-        if not info.passes_by
-        else "reconstructions of one scan"
+        "reconstructions of one scan"
         if info.same_scan
         else "passes"
+        if info.passes_by
+        else "acquisitions"
     )
     return (
         f"series {info.label} stacks {n} {kind}; read {passes_brief(info, series, refs, **how)}"
