@@ -839,8 +839,10 @@ def test_the_chosen_phase_of_a_series_stacking_two_is_the_one_loaded(load_widget
         _wait_idle(qtbot, widget)
         layer = _layers.ct_layers(viewer)[-1]
         np.testing.assert_array_equal(layer.data, expected.array)
-        # which acquisition, in its name (napari's "[2]" was read as "acquisition 2")
-        assert f"(acq {widget.selected_series().acquisition}" in layer.name
+        # which acquisition, in its name (napari's "[2]" was read as "acquisition 2"), last
+        n = widget.selected_series().acquisition
+        assert layer.name.endswith(f", acq {n})"), layer.name
+        assert ("(arterial, " if n == 1 else "(portal venous, ") in layer.name, layer.name
     # a SEG drawn on the arterial phase: its row is the one proposed, and its truth loads
     labels = np.zeros(arterial.shape, np.uint8)
     labels[1:4, 8:20, 8:20] = 1
@@ -906,6 +908,72 @@ def test_rows_of_two_reconstructions_name_their_kernels_and_the_smooth_one_is_pr
     # kernels compared are in the proposed row's tooltip)
     assert "stacks 2 reconstructions of one scan; read pass 2 (kernel B30f)" in status, status
     assert "sharper kernel (B70f)" in status and "check the phase" not in status.lower()
+
+
+@pytest.mark.parametrize("width", [130, 110])  # the docked panel's column; a narrower one
+def test_rows_of_passes_behind_a_long_description_show_which_pass(
+    load_widget, qtbot, tmp_path, width
+):
+    """Two passes of a series with a 64-character SeriesDescription: the rows, cut at two
+    lines, read "HCC_0042: #3 Abdomen 3.0 B30f portal venous…" both, "(pass 2, kernel B30f)"
+    behind the ellipsis; napari's layer list, cutting a name in the middle, showed both
+    layers as "HCC_0042 Abd…rtal venous)". The description is shortened for the pass to show
+    (whole again in a wide column; in full in the tooltip) and the layer name ends with it."""
+    import pydicom
+
+    from napari_livertumor.io.dicom_write import write_ct_series
+    from napari_livertumor.io.volume import CTVolume
+
+    viewer, widget = load_widget
+    desc = "Abdomen 3.0 B30f portal venous phase liver protocol 5mm recon CE"
+    assert len(desc) == 64  # DICOM's longest SeriesDescription
+    rng = np.random.default_rng(6)
+    folder = tmp_path / "P10"
+    for k, kernel in enumerate(("B30f", "B70f")):
+        paths = write_ct_series(CTVolume(rng.integers(-100, 200, (6, 32, 32)).astype(np.int16),
+                                         (2.5, 1.0, 1.0)), folder / "a", patient_id="HCC_0042",
+                                series_uid="1.2.826.0.1.3680043.8.498.15", series_number=3,
+                                series_description=desc, instance_number_start=1 + 6 * k,
+                                file_names=[f"{kernel}_{i}.dcm" for i in range(6)])  # fmt: skip
+        for p in paths:
+            ds = pydicom.dcmread(p)
+            ds.pop("AcquisitionNumber", None)
+            ds.ConvolutionKernel, ds.AcquisitionTime = kernel, "101500"
+            ds.save_as(p)
+    # another patient's scan: the rows start with the patient ID
+    write_ct_series(CTVolume(np.zeros((6, 32, 32), np.int16), (2.5, 1.0, 1.0)), folder / "b",
+                    patient_id="HCC_0043", series_description="Abdomen")  # fmt: skip
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(folder))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    table = widget.series_table
+    table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Interactive)
+    passes = {}
+    for wide in (width, 2000, width):  # (narrowed again after a wide column)
+        table.setColumnWidth(0, wide)
+        widget._fit_rows()
+        passes = {table.item(r, 0).text(): r for r in range(table.rowCount()) if "pass" in
+                  table.item(r, 0).text()}  # fmt: skip
+        assert len(passes) == 2, passes
+        assert {t[t.rindex(" (") + 1 :] for t in passes} == {
+            "(pass 1, kernel B30f)",
+            "(pass 2, kernel B70f)",
+        }, passes
+        for text, r in passes.items():
+            assert text.startswith("HCC_0042: #3 Abdom"), text
+            # the row is as tall as its wrapped text: nothing of it cut
+            assert table.rowHeight(r) >= table.sizeHintForRow(r), (text, table.rowHeight(r))
+            assert desc in table.item(r, 0).toolTip()
+            assert (desc in text) == (wide == 2000), text  # shortened only where it must be
+    widget.series_table.selectRow(passes[next(t for t in passes if "pass 2" in t)])
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    (layer,) = [ly for ly in _layers.ct_layers(viewer) if "HCC_0042" in ly.name]
+    assert "(kernel B70f, " in layer.name and layer.name.endswith(", pass 2)"), layer.name
+    # as napari's layer list shows it: cut in the middle, the pass kept
+    shown = table.fontMetrics().elidedText(layer.name, Qt.ElideMiddle, 150)
+    assert "…" in shown and shown.endswith("pass 2)"), shown
 
 
 @pytest.mark.parametrize(
@@ -989,7 +1057,8 @@ def test_the_row_proposed_is_the_pass_livertumor_segment_reads(load_widget, qtbo
     layer = _layers.ct_layers(viewer)[-1]
     np.testing.assert_array_equal(layer.data, read.array)
     np.testing.assert_array_equal(layer.data, arrays[1])
-    assert chosen.acquisition_label in layer.name
+    number, _, how = chosen.acquisition_label.partition(", ")  # the pass last in the name
+    assert how in layer.name and layer.name.endswith(f"{number})"), layer.name
     # after Load too the status says it in one line (it gave the reader's whole warning, its
     # CLI flag and "(removed by an anonymiser?)"); the row's tooltip still holds the reasoning
     status = widget.status.text()

@@ -1580,11 +1580,15 @@ def _volume_name(volume: CTVolume) -> str:
     desc = str(volume.meta.get("description") or "")
     name = f"{pid} {desc}" if pid and desc and pid.lower() not in desc.lower() else desc or pid
     # one acquisition of a series stacking phases: which one, in the name (the other's layer
-    # was told apart only by napari's "[2]", read as "acquisition 2")
+    # was told apart only by napari's "[2]", read as "acquisition 2"), its number last: napari's
+    # layer list cuts a long name in the middle, and "HCC_001 Abd…rtal venous)" read the same
+    # for two passes of one phase ("(kernel B30f, portal venous, pass 2)": "…ous, pass 2)")
     label = str(volume.meta.get("acquisition_label") or "")
     if label:
+        number, _, how = label.partition(", ")  # "pass 2, kernel B30f"
         phase = str(volume.meta.get("phase") or "")
-        name = f"{name or 'CT'} ({label}{', ' + phase if phase and phase != 'unknown' else ''})"
+        phase = phase if phase != "unknown" else ""
+        name = f"{name or 'CT'} ({', '.join(w for w in (how, phase, number) if w)})"
     return name or "CT"
 
 

@@ -540,38 +540,50 @@ class LoadWidget(JobWidgetMixin, QWidget):
             days.setdefault(pid, set()).add(str(getattr(s, "study_date", "") or ""))
         stacked = Counter(s.uid for s in self._series)
         self._noted_rows = set()
+        # of a row with words after its description (which pass, a note): the row's text in
+        # three parts, the description shortened to fit (`_fit_rows`) where the row's lines
+        # would cut off those words ("(pass 2, kernel B30f)" of two passes behind a long
+        # SeriesDescription: the rows read the same)
+        self._row_parts = {}
+        self._pass_rows = set()  # (rows of passes: their name is the same, their pass not)
         for r, s in enumerate(self._series):
             # one image has no slice spacing (a scout's was its neighbours'): blank
             thickness = "" if s.n_slices == 1 else f"{s.spacing[0]:.3g}" if s.spacing else "?"
             # (3D-IRCADb's scan and masks have none: their folders tell them apart)
             where = series_folder(s) if getattr(s, "files", None) else ""
-            desc = s.description or (f"(no description) {where}" if where else "(no description)")
+            name = s.description or (f"(no description) {where}" if where else "(no description)")
+            head = tail = ""  # (what goes before and after the description)
             number = getattr(s, "series_number", None)
             if number is not None:  # as a PACS viewer lists series: by number, then name
-                desc = f"#{number} {desc}"
+                head = f"#{number} "
             if stacked[s.uid] > 1:  # one row per acquisition of a series stacking several
-                desc += f" ({getattr(s, 'acquisition_label', '') or f'acq {s.acquisition}'})"
+                tail += f" ({getattr(s, 'acquisition_label', '') or f'acq {s.acquisition}'})"
+                self._noted_rows.add(r)  # a 3rd line: the description cut less to show it
+                self._pass_rows.add(r)
             date = str(getattr(s, "study_date", "") or "")
             date = f"{date[:4]}-{date[4:6]}-{date[6:]}" if len(date) == 8 else date
             if len(days.get(str(getattr(s, "patient_id", "") or ""), ())) > 1:  # several days
-                desc = f"{date or 'no date'} {desc}"
+                head = f"{date or 'no date'} {head}"
             if len(patients) > 1:  # rows of two patients can look the same
-                desc = f"{s.patient_id or '?'}: {desc}"
+                head = f"{s.patient_id or '?'}: {head}"
             if 0 < s.n_slices < SHORT_SERIES:  # a scout (AP, lateral), a bolus tracking
-                desc += (
+                tail += (
                     " — one image: a scout, not a volume?"
                     if s.n_slices == 1
                     else f" — only {s.n_slices} images (a scout or monitoring series?)"
                 )
             if getattr(s, "left_out_note", ""):  # Slices counts what Load stacks: the rest said
-                desc += f" — +{s.left_out_note} left out"
+                tail += f" — +{s.left_out_note} left out"
             refusal = getattr(s, "refusal", "")
             if refusal:  # first, as the modality: Load will refuse it (the tooltip says why)
-                desc = f"[cannot be read] {desc}"
+                head = f"[cannot be read] {head}"
             if s.modality != "CT":  # first: a narrow column cut it off at the end
-                desc = f"[{s.modality}] {desc}"
+                head = f"[{s.modality}] {head}"
             if refusal or getattr(s, "left_out_note", ""):  # its note at the end: a 3rd line
                 self._noted_rows.add(r)
+            desc = head + name + tail
+            if tail:
+                self._row_parts[r] = (head, name, tail)
             tip = s.summary() if hasattr(s, "summary") else desc
             if refusal:
                 tip = f"{tip}\nLoad refuses it: {printable(refusal)}"
@@ -734,17 +746,47 @@ class LoadWidget(JobWidgetMixin, QWidget):
 
     def _fit_rows(self, *_) -> None:
         """Each row as tall as its wrapped series name, at most two lines, three for a row
-        with a note at its end (slices left out: at the dock's width the note was cut)."""
+        with a note at its end (slices left out: at the dock's width the note was cut) or one
+        pass of a series stacking several. Where the words after the description (the pass,
+        the note) would still be cut, the description is shortened ("Abdomen 3.0 B30f
+        portal…") for them to show whole; the tooltip holds it in full."""
         try:
             table = self.series_table
             line = table.fontMetrics().lineSpacing()
+            for r, parts in getattr(self, "_row_parts", {}).items():
+                if r < table.rowCount() and table.item(r, 0) is not None:
+                    table.item(r, 0).setText("".join(parts))  # whole, as the column widens
             table.resizeRowsToContents()
             noted = getattr(self, "_noted_rows", set())
             for r in range(table.rowCount()):
-                lines = 3 if r in noted else 2
-                table.setRowHeight(r, min(table.rowHeight(r), lines * line + 8))
+                most = (3 if r in noted else 2) * line + 8
+                if table.rowHeight(r) > most and r in getattr(self, "_row_parts", {}):
+                    self._shorten_description(r, most)
+                table.setRowHeight(r, min(table.rowHeight(r), most))
         except RuntimeError:  # the panel is being deleted
             pass
+
+    def _shorten_description(self, r: int, most: int) -> None:
+        """Row ``r``'s description cut to the most of it that leaves the words after it
+        within ``most`` pixels of height. Where even none of it would, a pass's row shows as
+        much of its pass as fits ("…"), any other row its description as it was."""
+        table, (head, name, tail) = self.series_table, self._row_parts[r]
+        item = table.item(r, 0)
+
+        def fits(kept: int) -> bool:
+            item.setText(f"{head}{name[:kept].rstrip()}…{tail}")
+            return table.sizeHintForRow(r) <= most
+
+        low, high = 0, len(name) - 1  # the longest start of the name that fits
+        if not fits(low):
+            if r not in self._pass_rows:
+                item.setText(head + name + tail)
+            return
+        while low < high:
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if fits(mid) else (low, mid - 1)
+        fits(low)
+        table.setRowHeight(r, table.sizeHintForRow(r))
 
     # ------------------------------------------------------------------ small slots
     def _layers_changed(self, *_) -> None:
