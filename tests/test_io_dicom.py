@@ -1985,6 +1985,78 @@ def test_folders_each_holding_both_reconstructions_are_split_by_kernel(tmp_path)
     np.testing.assert_array_equal(read_dicom_series(tmp_path / "all").array, smooth.array)
 
 
+@pytest.mark.parametrize(
+    "times",
+    [("", "", ""), ("101500", ["101600", "101600", "", "101600", "101600"], "101600")],
+    ids=["untimed", "one slice untimed"],
+)
+def test_passes_sharing_a_kernel_are_said_as_sharing_it(tmp_path, times):
+    """Passes in B30f, B30f and B70f that no time sets apart (QA adv61 c9: one slice without
+    its AcquisitionTime): the warning said "they were reconstructed differently too: kernel
+    B30f vs B30f vs B70f", passes 1 and 2 alike, and read pass 2 as "the smoother kernel",
+    pass 1's too: it is the latest of the two in it. Said so, here and in the Load panel."""
+    from napari_livertumor.io.dicom import passes_brief, proposed_series
+
+    volumes = _stacked_passes(tmp_path, ("B30f", "B30f", "B70f"), times)
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, volumes[1].array)
+    said = [w for w in volume.meta["warnings"] if "stacks 3" in w]
+    assert said and "B30f vs B30f" not in said[0], said
+    assert (
+        "reconstructed differently too: kernel B30f (passes 1 and 2) vs B70f (pass 3);" in said[0]
+    )
+    assert (
+        "read pass 2 (kernel B30f, 5 slices; the latest of the smoother kernel's passes (1 and 2):"
+        in said[0]
+    )
+    found = discover_series(tmp_path)
+    proposed, note = proposed_series(found)
+    assert proposed.acquisition == 2 and note == said[0]
+    assert passes_brief(proposed, found) == (
+        "pass 2 (kernel B30f), the latest of the smoother kernel's passes (1 and 2); pass 3 is "
+        "in a sharp kernel (B70f)"
+    )
+
+
+@pytest.mark.parametrize("times", [("101600", "101500"), ("101500", "101600")])
+def test_passes_each_with_a_seg_say_the_rule_chose_between_them(tmp_path, times):
+    """Two passes without AcquisitionNumber, a DICOM SEG drawn on each (QA adv61 synq2): the
+    later by AcquisitionTime was read, rightly, but said as "the one a DICOM SEG references"
+    ("the one its DICOM SEG was drawn on" in the Load panel), as if the SEG had chosen it.
+    The SEGs reference both alike: the rule chose, said so. A SEG on one pass only still
+    says it chose."""
+    from napari_livertumor.io.dicom import passes_brief, proposed_series
+    from napari_livertumor.io.seg import write_dicom_seg
+
+    volumes = _stacked_passes(tmp_path, ("B30f", "B30f"), times)
+    for k in (1, 2):
+        drawn_on = read_dicom_series(tmp_path, acquisition=k)
+        labels = np.zeros(drawn_on.shape, np.uint8)
+        labels[1:4, 4:10, 4:10] = 1
+        write_dicom_seg(labels, drawn_on, tmp_path / f"seg{k}" / "s.dcm", [(1, "Liver")])
+    read = 1 if times[0] > times[1] else 2
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, volumes[read - 1].array)
+    said = [w for w in volume.meta["warnings"] if "stacks 2" in w]
+    assert (
+        said
+        and f"read pass {read} (5 slices; DICOM SEGs reference it and pass {3 - read} "
+        "alike; of those, most slices, then the latest by AcquisitionTime), not"
+        in said[0]
+    ), said
+    refs: set = set()
+    found = discover_series(tmp_path, seg_refs=refs)
+    proposed, note = proposed_series(found, refs)
+    assert proposed.acquisition == read and note == said[0]
+    assert passes_brief(proposed, found, refs) == (
+        f"pass {read}, of the passes DICOM SEGs were drawn on (1 and 2), the latest phase by its "
+        "time"
+    )
+    shutil.rmtree(tmp_path / f"seg{read}")  # a SEG on the other pass only: it chose
+    said = [w for w in read_dicom_series(tmp_path).meta["warnings"] if "stacks 2" in w]
+    assert f"read pass {3 - read} (5 slices; the one a DICOM SEG references)" in said[0], said
+
+
 def _numbered_passes(folder, passes):
     """A series stacking passes at the same 6 positions (32 × 32 pixels), each ``(its
     AcquisitionNumber, ConvolutionKernel, AcquisitionTime)``, numbered on from one pass to the
@@ -2115,6 +2187,96 @@ def test_an_acquisition_holding_two_reconstructions_is_split_and_its_smoother_ke
         np.testing.assert_array_equal(
             read_dicom_series(tmp_path, acquisition=k).array, volumes[k - 1].array
         )
+
+
+def _chunked_phases(folder, numbering, per_chunk, times):
+    """Two phases of a step-and-shoot scan stacked in one series, 16 slices each at the same
+    positions (32 × 32 pixels), a new AcquisitionNumber every ``per_chunk`` slices (numbered
+    on from one phase to the next, or restarted at 1: ``numbering``), InstanceNumber numbered
+    on; slice k of phase p scanned at ``times[p]`` (HHMMSS) + k / 2 s ("": untimed). Phase p's
+    voxels ``make_ct(seed=31) + 100 p``. Returns the phases' volumes."""
+    base = make_ct(shape=(16, 32, 32), seed=31)
+    volumes = []
+    for p, when in enumerate(times):
+        volume = CTVolume((base.array + 100 * p).astype(np.int16), base.spacing, origin=base.origin)
+        volumes.append(volume)
+        paths = write_ct_series(volume, folder, series_uid="1.2.826.0.1.3680043.8.498.531",
+                                instance_number_start=1 + 16 * p,
+                                file_names=[f"p{p}_{k:02d}.dcm" for k in range(16)])  # fmt: skip
+        first_number = 1 + (16 // per_chunk) * p if numbering == "continued" else 1
+        for k, path in enumerate(paths):
+            ds = pydicom.dcmread(path)
+            ds.AcquisitionNumber = first_number + k // per_chunk
+            if when:
+                s = int(when[:2]) * 3600 + int(when[2:4]) * 60 + int(when[4:]) + k / 2
+                ds.AcquisitionTime = f"{s // 3600:02.0f}{s % 3600 // 60:02.0f}{s % 60:04.1f}"
+            ds.save_as(path)
+    return volumes
+
+
+@pytest.mark.parametrize("times", [("101600", "101500"), ("", "")], ids=["timed", "untimed"])
+@pytest.mark.parametrize("per_chunk", [4, 1], ids=["4 slices a chunk", "1 slice a chunk"])
+@pytest.mark.parametrize("numbering", ["continued", "restarted"])
+def test_a_step_and_shoot_scans_chunks_are_joined_into_its_phases(
+    tmp_path, numbering, per_chunk, times
+):
+    """Two phases of a step-and-shoot scan stacked in one series, a new AcquisitionNumber every
+    4 slices (or every slice) numbered on from one phase to the next (QA adv61 c17, c18): each
+    chunk was taken for an acquisition of its own, 8 (or 32) "acquisitions" over the same
+    stretch, and one chunk read: a quarter of a phase segmented, or one slice refused as "too
+    small to hold a liver". The chunks of a phase lie at positions of their own and tile the
+    stretch: they are joined into its pass, and the phases told apart as passes are (the
+    latest by AcquisitionTime, else the last); numbered restarting at 1 in each phase, as
+    before, they are one volume's chunks split by InstanceNumber."""
+    from napari_livertumor.io.dicom import passes_brief, proposed_series
+
+    volumes = _chunked_phases(tmp_path, numbering, per_chunk, times)
+    read = 1 if times[0] else 2  # phase 1 scanned at 10:16, after phase 2; untimed the last
+    volume = read_dicom_series(tmp_path)
+    assert volume.shape == (16, 32, 32)
+    np.testing.assert_array_equal(volume.array, volumes[read - 1].array)
+    found = discover_series(tmp_path)
+    assert [s.n_slices for s in found] == [16, 16]
+    said = [w for w in volume.meta["warnings"] if "stacks" in w]
+    assert said and "stacks 2 passes over the same stretch" in said[0], said
+    proposed, note = proposed_series(found)
+    assert proposed.acquisition == volume.meta["acquisition_number"] == read
+    assert note == said[0]
+    other = read_dicom_series(tmp_path, acquisition=3 - read)  # the Load panel's other row
+    np.testing.assert_array_equal(other.array, volumes[2 - read].array)
+    if numbering == "restarted":
+        return
+    n = 16 // per_chunk
+    numbers = [f"1–{n}", f"{n + 1}–{2 * n}"]
+    assert [s.acquisition_label for s in found] == [
+        f"pass {k + 1} (acq {numbers[k]})" for k in (0, 1)
+    ]
+    assert "removed by an anonymiser" not in said[0]
+    assert "each scanned in chunks under AcquisitionNumbers of their own" in said[0], said[0]
+    assert (
+        f"read pass {read} (acq {numbers[read - 1]}, 16 slices; most slices, then the latest"
+        in said[0]
+    )
+    assert passes_brief(proposed, found).startswith(f"pass {read} (acq {numbers[read - 1]}), ")
+    assert volume.meta["acquisition_label"] == f"pass {read} (acq {numbers[read - 1]})"
+
+
+def test_a_single_step_and_shoot_phase_and_acquisitions_minutes_apart_are_not_joined(tmp_path):
+    """One step-and-shoot phase (4 chunks under AcquisitionNumbers 1-4) stays one volume, as
+    before; the halves of a stretch scanned two minutes apart, before a whole pass, are no
+    chunks of one pass: acquisitions they stay, and the whole pass is read."""
+    volumes = _chunked_phases(tmp_path / "one", "continued", 4, ("101500",))
+    volume = read_dicom_series(tmp_path / "one")
+    np.testing.assert_array_equal(volume.array, volumes[0].array)
+    assert not any("stacks" in w for w in volume.meta["warnings"])
+    volumes = _chunked_phases(tmp_path / "apart", "continued", 8, ("101500", "101800"))
+    later_half = sorted((tmp_path / "apart").glob("p0_*.dcm"))[8:]
+    _edit_all(later_half, lambda ds: setattr(ds, "AcquisitionTime", "101700"))
+    _edit_all(sorted((tmp_path / "apart").glob("p1_*.dcm")),
+              lambda ds: setattr(ds, "AcquisitionNumber", 3))  # fmt: skip
+    found = discover_series(tmp_path / "apart")
+    assert [(s.acquisition, s.passes_by) for s in found] == [(3, ""), (1, ""), (2, "")]
+    np.testing.assert_array_equal(read_dicom_series(tmp_path / "apart").array, volumes[1].array)
 
 
 def test_uppercase_siemens_kernels_are_ranked_and_other_vendors_names_are_not():

@@ -107,11 +107,15 @@ class SeriesInfo:
     n_positions: int = 0
     #: how the passes of a series stacking them without AcquisitionNumber were told apart
     #: ("InstanceNumber", "folder", "reconstruction"; "AcquisitionNumber, reconstruction"
-    #: where an acquisition holds several, told apart within it so); ``acquisition`` is then
+    #: where an acquisition holds several, told apart within it so; "chunks, AcquisitionTime"
+    #: where each pass is a step-and-shoot scan's chunks, joined); ``acquisition`` is then
     #: the pass's number, 1..n
     passes_by: str = ""
     #: of such a pass told apart within an acquisition, its AcquisitionNumber
     acquisition_number: int | None = None
+    #: of a pass joined from chunks each under its own AcquisitionNumber (a step-and-shoot
+    #: scan's: ``passes_by`` "chunks, <the order they were scanned in, by what>"), their numbers
+    chunks: tuple[int, ...] = ()
     #: of such a pass, how it was reconstructed where its passes differ ("kernel B70f", "slice
     #: thickness 1 mm"; "" where they do not): reconstructions of one scan (a soft-tissue and a
     #: lung kernel), not phases, when ``same_scan``
@@ -148,12 +152,15 @@ class SeriesInfo:
     def acquisition_label(self) -> str:
         """ "acq 2" (its AcquisitionNumber), "pass 2" (no AcquisitionNumber; "pass 2, kernel
         B70f" of passes reconstructed differently; "pass 3 (acq 2), kernel B70f" of one
-        within an acquisition holding several), or ""."""
+        within an acquisition holding several; "pass 2 (acq 5–8)" of one joined from
+        chunks), or ""."""
         if self.acquisition is None:
             return ""
         label = f"{'pass' if self.passes_by else 'acq'} {self.acquisition}"
         if self.acquisition_number is not None:  # (a pass within an acquisition)
             label += f" (acq {self.acquisition_number})"
+        if self.chunks:  # (a pass joined from chunks)
+            label += f" (acq {numbers_text(self.chunks)})"
         return f"{label}, {printable(self.reconstruction)}" if self.reconstruction else label
 
     @property
@@ -267,6 +274,19 @@ def discover_series(
 
 #: how a series read from a folder of several patients' scans says so (callers add their advice)
 SEVERAL_PATIENTS = "the folder holds the scans of"
+
+
+def numbers_text(numbers: Collection[int]) -> str:
+    """Numbers as a message says them, runs joined: "1–4", "1–4, 9", "2, 5"."""
+    runs: list[list[int]] = []
+    for k in sorted(numbers):
+        if runs and k == runs[-1][-1] + 1:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    return ", ".join(
+        f"{run[0]}–{run[-1]}" if len(run) > 2 else ", ".join(map(str, run)) for run in runs
+    )
 
 
 def normalise_folder_id(text: str) -> str:
@@ -1012,6 +1032,18 @@ def _group(headers: list[SliceHeader]) -> list[tuple[SeriesInfo, list[SliceHeade
         members, other_kind = _one_kind(members)
         first_new = len(groups)
         acquisitions = _split_acquisitions(members)
+        chunked = _join_chunks(acquisitions)
+        if chunked is not None:  # a step-and-shoot scan's chunks, joined into its passes
+            how, chains = chunked
+            parts = [[h for _, part in chain for h in part] for chain in chains]
+            infos = []
+            for k, (chain, part) in enumerate(zip(chains, parts, strict=True), start=1):
+                info = _series_info(uid, part, k)
+                info.passes_by, info.chunks = f"chunks, {how}", tuple(acq for acq, _ in chain)
+                groups.append((info, part))
+                infos.append(info)
+            _name_reconstructions(infos, parts)
+            acquisitions = []
         # an acquisition holding several passes of its own (a phase reconstructed twice, both
         # under its AcquisitionNumber) was refused as slices held twice: its passes are told
         # apart as those of a series without AcquisitionNumber, and all numbered 1..n
@@ -1122,6 +1154,89 @@ def _split_acquisitions(members: list[SliceHeader]) -> list[tuple[int | None, li
     if not stacked:
         return [(None, members)]
     return sorted(by_acq.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+
+
+#: seconds between one chunk's last slice and the next one's first beyond which they are no
+#: chunks of one step-and-shoot pass (a rotation and a table step take a second or two; the
+#: next contrast phase comes tens of seconds later)
+_CHUNK_GAP_S = 10.0
+
+
+def _join_chunks(
+    acquisitions: list[tuple[int | None, list[SliceHeader]]],
+) -> tuple[str, list[list[tuple[int, list[SliceHeader]]]]] | None:
+    """Acquisitions split by :func:`_split_acquisitions` that are the chunks of stacked passes
+    (a step-and-shoot scan numbers each rotation, or each slice, an acquisition of its own;
+    two phases of it stacked in one series were split into 8 "acquisitions" and one chunk
+    read, a quarter of a phase: QA adv61): ``(the order they were taken in, the chunks of each
+    pass)``. Taken in the order they were scanned (by AcquisitionTime where every slice has
+    one, else by InstanceNumber, else by AcquisitionNumber), chunks at positions of their own
+    are one pass until a position comes again (or, timed, more than ``_CHUNK_GAP_S`` pass).
+    None where no chunks join, or the passes so made do not each tile most of the stretch
+    (their chunks interleaved, or covering under half its positions): acquisitions, as before.
+    The passes are in the order of their AcquisitionNumbers."""
+    if len(acquisitions) < 3 or any(acq is None for acq, _ in acquisitions):
+        return None
+    every = [h for _, part in acquisitions for h in part]
+    if any(not h.is_image or h.location is None or h.n_frames != 1 for h in every):
+        return None
+    where = [{round(h.location, 1) for h in part} for _, part in acquisitions]
+    if any(len(w) != len(part) for w, (_, part) in zip(where, acquisitions, strict=True)):
+        return None  # (a chunk holding a position twice: two reconstructions, say)
+    times = [h.acquisition_time for h in every]
+    if all(t is not None for t in times) and any(t != 0 for t in times):
+        how = "AcquisitionTime"
+        # the day's clock read on from its longest pause: a scan across midnight runs on
+        held = sorted(set(times))
+        pauses = [b - a for a, b in zip(held, held[1:], strict=False)] + [
+            held[0] + 86400 - held[-1]
+        ]
+        start = held[(int(np.argmax(pauses)) + 1) % len(held)]
+
+        def clock(h):
+            return (h.acquisition_time - start) % 86400
+
+        def when(k):
+            return (min(clock(h) for h in acquisitions[k][1]), min(_numbers(k)))
+    elif len({h.instance_number for h in every}) == len(every):
+        how = "InstanceNumber"
+
+        def when(k):
+            return (min(_numbers(k)),)
+    else:
+        how = "AcquisitionNumber"
+
+        def when(k):
+            return (acquisitions[k][0],)
+
+    def _numbers(k):
+        return [h.instance_number for h in acquisitions[k][1]]
+
+    chains: list[list[int]] = []
+    for k in sorted(range(len(acquisitions)), key=when):
+        if chains:
+            held = set().union(*(where[j] for j in chains[-1]))
+            near = how != "AcquisitionTime" or (
+                when(k)[0] - max(clock(h) for j in chains[-1] for h in acquisitions[j][1])
+                <= _CHUNK_GAP_S
+            )
+            if near and not held & where[k] and not _same_stretch(sorted(held), sorted(where[k])):
+                chains[-1].append(k)
+                continue
+        chains.append([k])
+    if len(chains) < 2 or len(chains) == len(acquisitions):
+        return None
+    n_positions = len(set().union(*where))
+    for chain in chains:
+        # each pass tiles most of the stretch, its chunks one after another along it
+        spans = sorted((min(where[j]), max(where[j])) for j in chain)
+        if any(a[1] >= b[0] for a, b in zip(spans, spans[1:], strict=False)):
+            return None
+        if sum(len(where[j]) for j in chain) < n_positions / 2:
+            return None
+    # (numbered by their AcquisitionNumbers, as their acquisitions were: acq 1-4 pass 1)
+    chains.sort(key=lambda chain: min(acquisitions[j][0] for j in chain))
+    return how, [[acquisitions[j] for j in chain] for chain in chains]
 
 
 def _split_passes(members: list[SliceHeader]) -> tuple[str, list[list[SliceHeader]]] | None:
@@ -1395,16 +1510,44 @@ def _name_reconstructions(infos: list[SeriesInfo], parts: list[list[SliceHeader]
 def reconstruction_differences(infos: list[SeriesInfo]) -> str:
     """What tells apart the passes ``infos`` (a series' stacked passes, in order, or some of
     them) where they were reconstructed differently: "kernel B30f vs B70f" ("" when they were
-    not; "kernel (none recorded) vs B70f" where one lacks it)."""
+    not; "kernel (none recorded) vs B70f" where one lacks it). A value several of them hold is
+    said once, with which: "kernel B30f (passes 1 and 2) vs B70f (pass 3)" (QA adv61: "B30f vs
+    B30f vs B70f" said passes 1 and 2 were reconstructed differently)."""
     per_pass = [dict(info.recon_attributes) for info in infos]
+    word = "pass" if infos and infos[0].passes_by else "acquisition"
     said = []
     for name, unit in _RECON_ATTRIBUTES:
         if not all(name in p for p in per_pass):
             continue
         shown = [p[name] or "(none recorded)" for p in per_pass]
-        if len(set(shown)) > 1:
+        if len(set(shown)) == len(shown):
             said.append(f"{name} {' vs '.join(shown)}{unit}")
+        elif len(set(shown)) > 1:
+            held: dict[str, list[int]] = {}
+            for info, value in zip(infos, shown, strict=True):
+                held.setdefault(value, []).append(info.acquisition or 0)
+            said.append(
+                f"{name} "
+                + " vs ".join(
+                    f"{value}{unit if value != '(none recorded)' else ''} "
+                    f"({_numbered(word, numbers)})"
+                    for value, numbers in held.items()
+                )
+            )
     return " and ".join([", ".join(said[:-1]), said[-1]] if len(said) > 1 else said)
+
+
+def _numbered(word: str, numbers: list[int]) -> str:
+    """ "pass 3", "passes 1 and 2", "acquisitions 1, 2 and 4"."""
+    if len(numbers) == 1:
+        return f"{word} {numbers[0]}"
+    return f"{word}{'es' if word == 'pass' else 's'} {_and(numbers)}"
+
+
+def _and(numbers: list[int]) -> str:
+    """ "1 and 2", "1, 2 and 4"."""
+    shown = [str(k) for k in numbers]
+    return f"{', '.join(shown[:-1])} and {shown[-1]}" if len(shown) > 1 else "".join(shown)
 
 
 def _moments_text(passes: list[SeriesInfo]) -> str:
@@ -1644,7 +1787,20 @@ def _passes_note(
     elif file_name:
         why = f"the one holding {file_name}"
     elif refs & info.sop_instance_uids:
-        why = "the one a DICOM SEG references"
+        # of passes DICOM SEGs reference alike (a SEG drawn on each), the rule decided
+        # among them: said so (QA adv61: "the one its DICOM SEG was drawn on" of either)
+        alike = _referenced_alike(info, siblings, refs)
+        if alike:
+            rule_why = _LATEST_BY_TIME if info.other_moments else _LATEST
+            word = "pass" if info.passes_by else "acquisition"
+            why = (
+                f"DICOM SEGs reference it and {_numbered(word, sorted(g.acquisition or 0 for g in alike))}"
+                " alike; of those, " + _kernel_why(info, alike, rule_why, panel=panel)
+            )
+        elif any(refs & g.sop_instance_uids for g in siblings):
+            why = "the one DICOM SEGs reference most"
+        else:
+            why = "the one a DICOM SEG references"
     else:
         # the rule's "latest" is the latest moment where the passes' AcquisitionTime says it
         # (it was said of pass 2 at 10:15 beside pass 1 at 10:16), else the last pass
@@ -1658,6 +1814,8 @@ def _passes_note(
     recon = f"{info.reconstruction}, " if info.reconstruction else ""
     if info.acquisition_number is not None:  # (a pass within an acquisition)
         recon = f"acq {info.acquisition_number}, {recon}"
+    if info.chunks:  # (a pass joined from chunks)
+        recon = f"acq {numbers_text(info.chunks)}, {recon}"
     if info.same_scan:
         # (a pass read asked for, or by a SEG, says so; the rule's words are the others)
         another = (
@@ -1687,7 +1845,19 @@ def _passes_note(
     }
     # (an AcquisitionNumber shared by several passes tells them apart no more than none)
     shared = info.passes_by.startswith("AcquisitionNumber, ")
-    if shared:
+    chunked = info.passes_by.startswith("chunks, ")
+    if chunked:  # a step-and-shoot scan's chunks, each its AcquisitionNumber, joined
+        told = (
+            f"their chunks in the order of their {info.passes_by.split(', ')[1]}, a pass "
+            "ending where a position comes again"
+        )
+        order = "by their AcquisitionNumbers"
+        numbered = (
+            ", each scanned in chunks under AcquisitionNumbers of their own (step-and-shoot: "
+            + "; ".join(numbers_text(g.chunks) for g in passes)
+            + ")"
+        )
+    elif shared:
         held = Counter(g.acquisition_number for g in passes)
         several = sorted(a for a, k in held.items() if k > 1)
         told = (
@@ -1696,6 +1866,13 @@ def _passes_note(
         )
     else:
         told = ways[info.passes_by]
+    if not chunked:
+        order = "in that order"
+        numbered = (
+            ", some of them under one AcquisitionNumber"
+            if shared
+            else " with no AcquisitionNumber that tells them apart (removed by an anonymiser?)"
+        )
     if info.same_scan:  # the same moment reconstructed twice: no phase to check
         return (
             f"series {info.label} stacks {n} reconstructions of one scan over the same "
@@ -1704,25 +1881,29 @@ def _passes_note(
             + (
                 "Some of them share an AcquisitionNumber"
                 if shared
+                else "Each was scanned in chunks under AcquisitionNumbers of its own"
+                if chunked
                 else "No AcquisitionNumber tells them apart"
             )
             + f"; told apart by {told}, numbered "
-            f"1–{n} in that order: read pass {info.acquisition} ({recon}"
+            f"1–{n} {order}: read pass {info.acquisition} ({recon}"
             f"{info.n_slices} slices; {why}), not {also}{another}"
         )
     return (
-        f"series {info.label} stacks {n} passes over the same stretch"
-        + (
-            ", some of them under one AcquisitionNumber"
-            if shared
-            else " with no AcquisitionNumber that tells them apart (removed by an anonymiser?)"
-        )
-        + f"; told apart by {told}, numbered 1–{n} in that order: "
+        f"series {info.label} stacks {n} passes over the same stretch{numbered}"
+        f"; told apart by {told}, numbered 1–{n} {order}: "
         f"read pass {info.acquisition} ({recon}{info.n_slices} slices; {why}), not "
         f"{numbers}"
         + _differences_text(info, passes, differ)
         + ". Check the phase by looking at it"
     )
+
+
+def _referenced_alike(info: SeriesInfo, siblings: list[SeriesInfo], refs) -> list[SeriesInfo]:
+    """Of ``siblings``, the passes the DICOM SEGs (their references ``refs``) reference as much
+    as ``info`` (a SEG drawn on each): the SEGs did not choose between them, the rule did."""
+    held = len(refs & info.sop_instance_uids)
+    return [g for g in siblings if held and len(refs & g.sop_instance_uids) == held]
 
 
 def _kernel_why(info: SeriesInfo, siblings: list[SeriesInfo], why: str, *, panel=False) -> str:
@@ -1733,8 +1914,8 @@ def _kernel_why(info: SeriesInfo, siblings: list[SeriesInfo], why: str, *, panel
     if info.same_scan:  # the same moment reconstructed twice
         if any(g.sharper for g in siblings):
             return (
-                "the smoother kernel: the models expect soft-tissue images, and a sharp "
-                "(lung, bone) kernel's are far noisier"
+                f"{_of_the_smoother(info, siblings) or 'the smoother kernel'}: the models "
+                "expect soft-tissue images, and a sharp (lung, bone) kernel's are far noisier"
             )
         kernels = [dict(g.recon_attributes).get("kernel") for g in [info, *siblings]]
         if all(k is not None for k in kernels):  # (they differ in kernel)
@@ -1747,22 +1928,46 @@ def _kernel_why(info: SeriesInfo, siblings: list[SeriesInfo], why: str, *, panel
     later = _later_sharp(info, siblings)
     # (a sharp reconstruction of the moment read, or of passes no time sets apart)
     own = [g for g in siblings if g.sharper and g.moment == info.moment]
+    smoother = _of_the_smoother(info, siblings) or "the smoother kernel"
     if later:
         return (
-            f"the smoother kernel, though {word} {later[-1].acquisition} is later "
+            f"{smoother}, though {word} {later[-1].acquisition} is later "
             + ("(choose its row)" if panel else f"(--acquisition {later[-1].acquisition})")
             + ": a sharp (lung, bone) kernel's images are far noisier than the soft-tissue "
             "ones the models expect"
         )
     if own:
+        among = _of_the_smoother(info, siblings)
         return (
-            "the latest, in the smoother of its kernels: the models expect "
-            "soft-tissue images, and a sharp (lung, bone) kernel's are far noisier"
+            "the latest, in the smoother of its kernels"
+            + (f" ({among})" if among else "")
+            + ": the models expect soft-tissue images, and a sharp (lung, bone) kernel's are "
+            "far noisier"
             if info.other_moments and all(g.moment <= info.moment for g in siblings)
-            else "the smoother kernel: the models expect soft-tissue images, and a "
+            else f"{smoother}: the models expect soft-tissue images, and a "
             "sharp (lung, bone) kernel's are far noisier"
         )
     return why
+
+
+def _of_the_smoother(info: SeriesInfo, siblings: list[SeriesInfo]) -> str:
+    """Of several passes in the smoother kernel at the moment of ``info`` (no time, or one
+    time, sets them apart: passes 1 and 2 in B30f beside a B70f), which the rule read among
+    them: "the latest of the smoother kernel's passes (1 and 2)" (by number: it was said as
+    "the smoother kernel", pass 1's too: QA adv61); "" where it is the only one."""
+    peers = [g for g in siblings if not g.sharper and g.moment == info.moment]
+    if not peers:
+        return ""
+    numbers = sorted(g.acquisition or 0 for g in [info, *peers])
+    which = (
+        "the one with most slices"
+        if all(g.n_slices < info.n_slices for g in peers)
+        else "the latest"
+        if not info.moment  # (no time: the latest is the last numbered, as the rule's words)
+        else "the last numbered"  # (one moment: none of them is later)
+    )
+    word = "passes" if info.passes_by else "acquisitions"
+    return f"{which} of the smoother kernel's {word} ({_and(numbers)})"
 
 
 def _differences_text(info: SeriesInfo, passes: list[SeriesInfo], differ: str) -> str:
@@ -1807,22 +2012,38 @@ def passes_brief(
         return ""
     passes = [info, *siblings]
     later = _later_sharp(info, siblings)
-    own = [g for g in siblings if g.sharper and g.moment == info.moment]
-    # the latest phase by AcquisitionTime (said only where it is: more slices outrank it)
-    latest = info.other_moments and all(g.moment <= info.moment for g in siblings)
+    name = "pass" if info.passes_by else "acquisition"
+    refs = frozenset(seg_refs)
+
+    def by_rule(among: list[SeriesInfo]) -> str:  # (read by the rule over ``among``)
+        own = [g for g in among if g.sharper and g.moment == info.moment]
+        # the latest phase by AcquisitionTime (said only where it is: more slices outrank it)
+        latest = info.other_moments and all(g.moment <= info.moment for g in among)
+        smoother = _of_the_smoother(info, among)
+        if _later_sharp(info, among) or own:
+            if latest:
+                return "the latest phase, in the smoother kernel" + (
+                    f" ({smoother})" if smoother else ""
+                )
+            return smoother or "the smoother kernel"
+        if latest:
+            return "the latest phase by its time"
+        return _LATEST_BY_TIME if info.other_moments else _LATEST
+
     if asked:
         why = "the one chosen"
     elif file_name:
         why = f"the one holding {file_name}"
-    elif frozenset(seg_refs) & info.sop_instance_uids:
-        why = "the one its DICOM SEG was drawn on"
-    elif later or own:
-        why = "the latest phase, in the smoother kernel" if latest else "the smoother kernel"
-    elif latest:
-        why = "the latest phase by its time"
+    elif refs & info.sop_instance_uids:
+        alike = _referenced_alike(info, siblings, refs)
+        why = (
+            f"of the {name}{'es' if name == 'pass' else 's'} DICOM SEGs were drawn on "
+            f"({_and(sorted(g.acquisition or 0 for g in [info, *alike]))}), {by_rule(alike)}"
+            if alike
+            else "the one its DICOM SEG was drawn on"
+        )
     else:
-        why = _LATEST_BY_TIME if info.other_moments else _LATEST
-    name = "pass" if info.passes_by else "acquisition"
+        why = by_rule(siblings)
     others = []
     for g in siblings:
         if not g.sharper:
@@ -1840,6 +2061,7 @@ def passes_brief(
             + f" is in a sharp kernel ({kernel})"
         )
     said = [f"acq {info.acquisition_number}"] * (info.acquisition_number is not None)
+    said += [f"acq {numbers_text(info.chunks)}"] * bool(info.chunks)
     said += [printable(info.reconstruction)] * bool(info.reconstruction)
     recon = f" ({', '.join(said)})" if said else ""
     return f"{name} {info.acquisition}{recon}, {why}" + "".join(f"; {o}" for o in others)
