@@ -1185,6 +1185,61 @@ def test_a_batch_says_at_its_end_the_dcm2niix_files_it_passed_over(tmp_path, mod
     assert sorted(r["case"] for r in rows) == ["Abd_3_Tilt_1", "Chest_7"]
 
 
+def test_a_folder_given_twice_is_read_once_and_its_passed_over_files_said_once(
+    tmp_path, models, capsys, caplog, monkeypatch
+):
+    """QA adv61: `segment scans ./scans/ $PWD/scans --list` said "6 case(s) found; 12 file(s)
+    passed over, not cases": each file passed over listed twice (relative and absolute path),
+    its warning said three times, and "listed twice (as D_Eq_1 and D_Eq_1)" twice, of two
+    files. The cases were found once; so are the files passed over now, by where they are."""
+    import logging
+
+    data = tmp_path / "all" / "scans"
+    for k, name in enumerate(("Abd_3", "Abd_3_Tilt_1", "Chest_7")):
+        write_nifti(ct(k), data / f"{name}.nii.gz")
+    write_nifti(ct(5), tmp_path / "all" / "other" / "Liver_1.nii.gz")
+    monkeypatch.chdir(tmp_path)
+    given = ["all/scans", "./all/scans/", str(data)]
+    capsys.readouterr()
+    with caplog.at_level(logging.INFO, logger="livertumor"):
+        assert segment(given, tmp_path / "out", models, "--list") == 0
+    said = [r.getMessage() for r in caplog.records]
+    assert "2 case(s) found; 1 file(s) passed over, not cases" in said
+    assert sum("Abd_3.nii.gz: passed over" in m for m in said) == 1
+    assert not any("listed twice" in m for m in said)
+    assert "all/scans: given more than once: read once" in said
+    assert f"{data}: given more than once (also as all/scans): read once" in said
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [(n, p) for n, p, _ in lines] == [
+        ("Abd_3_Tilt_1", os.path.join("all", "scans", "Abd_3_Tilt_1.nii.gz")),
+        ("Chest_7", os.path.join("all", "scans", "Chest_7.nii.gz")),
+        ("", os.path.join("all", "scans", "Abd_3.nii.gz")),
+    ]
+    # the batch counts and names it once, at its end too
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="livertumor"):
+        assert segment(given, tmp_path / "out", models, "--stages", "liver") == 0
+    said = [r.getMessage() for r in caplog.records]
+    assert "2 case(s) found; 1 file(s) passed over, not cases" in said
+    assert (
+        "1 file(s) passed over, not segmented (said above; --list shows why): Abd_3.nii.gz" in said
+    )
+    # a folder given beside the folder holding it: each file it passes over said once
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="livertumor"):
+        assert segment([tmp_path / "all", data], tmp_path / "out", models, "--list") == 0
+    said = [r.getMessage() for r in caplog.records]
+    assert any(m.endswith(" case(s) found; 1 file(s) passed over, not cases") for m in said)
+    assert sum("Abd_3.nii.gz: passed over" in m for m in said) == 1
+    # one file listed twice under its own name: the file named, not "as X and X"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="livertumor"):
+        found = discover_cases([data / "Chest_7.nii.gz", "all/scans/Chest_7.nii.gz"])
+    assert [c.name for c in found] == ["Chest_7"]
+    assert "as Chest_7 and Chest_7" not in caplog.text
+    assert "Chest_7.nii.gz: listed twice: segmented once" in caplog.text
+
+
 def test_a_folder_of_patients_exported_without_dicom_preambles_is_each_patient(tmp_path):
     """Old CD or PACS exports (files named IM0001, no 128-byte preamble): the reader took them
     for DICOM but the case search did not, so only the first patient was segmented."""

@@ -651,6 +651,7 @@ def discover_cases(
     (``--list`` shows them: said in the log only, a user checking the plan never saw them)."""
     found: list[Case] = []
     passed: dict[Path, str] = {}
+    read: dict[str, Path] = {}  # the folders read, by where they are
     for item in inputs:
         path = Path(item)
         if not path.exists():
@@ -678,6 +679,17 @@ def discover_cases(
             from ..io.tcia import collection_folder
 
             inner = collection_folder(path)
+            # one folder given twice (scans and $PWD/scans): read once (each case was said as
+            # "listed twice", each file it passes over said twice, and counted twice)
+            first = read.get(os.path.realpath(inner))
+            if first is not None:
+                log.warning(
+                    "%s: given more than once%s: read once",
+                    path,
+                    "" if str(first) == str(path) else f" (also as {first})",
+                )
+                continue
+            read[os.path.realpath(inner)] = path
             if inner != path:  # an NBIA download given above its collection folder
                 log.info("reading the patient folders in %s (the download's collection)", inner)
             found += _cases_from_folder(inner, per_patient=per_patient, passed=passed)
@@ -1207,7 +1219,11 @@ def _dcm2niix_passed_over(niftis: list[Path], said: dict[Path, str] | None = Non
     from ..io.nifti import dcm2niix_passed_over
 
     passed = dcm2niix_passed_over(niftis)
+    # a file already said (a folder read again as part of another one given): said once
+    before = {os.path.realpath(q) for q in said} if said else set()
     for p, (kept, why) in passed.items():
+        if os.path.realpath(p) in before:
+            continue
         if kept is None:
             text = f"passed over: {why}, not a scan"
         else:
@@ -1343,11 +1359,13 @@ def _unique_sorted(cases: list[Case], outdir: str | Path | None = None) -> list[
         group.sort(key=lambda c: (not done_here(c), not named_after(c), key(c.name), str(c.path)))
         cases.append(group[0])
         for other in group[1:]:
-            how = (
-                f"listed twice (as {group[0].name} and {other.name})"
-                if os.path.abspath(other.path) == os.path.abspath(group[0].path)
-                else f"{group[0].path} and {other.path} are one scan ({target})"
-            )
+            if os.path.abspath(other.path) != os.path.abspath(group[0].path):
+                how = f"{group[0].path} and {other.path} are one scan ({target})"
+            elif other.name != group[0].name:
+                how = f"listed twice (as {group[0].name} and {other.name})"
+            else:  # ("listed twice (as D_Eq_1 and D_Eq_1)" of D_Eq_1.nii and of D_Eq_1.nii.gz)
+                log.warning("%s: listed twice: segmented once", group[0].path)
+                continue
             log.warning("%s: segmented once, as %s", how, group[0].name)
     counts: dict[str, int] = {}
     for c in cases:
