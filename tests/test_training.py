@@ -822,8 +822,8 @@ def test_a_full_disk_at_a_checkpoint_says_which_step_is_kept_and_the_room_needed
         run_all(tiny_config(toy_data, out, resume=when == "resumed"))
     said = str(err.value)
     assert said.startswith(f"cannot write the checkpoint in {stage} (")
-    assert "No space left on device" in said
-    assert "the disk is full: a save there needs about " in said and ", 1.0 kB is free" in said
+    assert "No space left on device" in said and "disk is full" not in said  # (said once)
+    assert "; a save there needs about " in said and ", 1.0 kB is free" in said
     if when == "resumed":
         assert f"the previous checkpoint is kept: step 2's, in {stage / 'last'}" in said
         # about the size of the checkpoint already there (the same network and optimizer)
@@ -850,7 +850,8 @@ def test_a_full_disk_at_the_best_model_says_what_is_kept_and_the_room_needed(
         run_all(tiny_config(toy_data, out, resume=True))
     said = str(err.value)
     assert said.startswith(f"cannot write the model to {stage}: ")
-    assert "the disk is full: a save there needs about " in said and ", 1.0 kB is free" in said
+    assert "No space left on device" in said and "disk is full" not in said  # (said once)
+    assert "; a save there needs about " in said and ", 1.0 kB is free" in said
     assert "the folder has no model yet" in said
     assert f"the previous checkpoint is kept: step 2's, in {stage / 'last'}" in said
     assert not (stage / ".best-new").exists()  # the part written gave its room back
@@ -885,7 +886,7 @@ def test_a_full_disk_moving_the_best_model_in_says_what_the_folder_holds(
     monkeypatch.setattr(os, "replace", real)
     said = str(err.value)
     assert said.startswith(f"cannot write the model to {stage}: ")
-    assert "the disk is full: a save there needs about " in said
+    assert "; a save there needs about " in said and "disk is full" not in said
     assert f"the previous checkpoint is kept: step 3's, in {stage / 'last'}" in said
     if failing == "metadata.json":  # the weights moved in: the folder is half step 6's
         assert "still step" not in said
@@ -2462,6 +2463,62 @@ def test_check_foresees_each_way_training_goes_without_the_weak_term(
     assert "Weak supervision off (the liver stage has no weak term)" in out
 
 
+def test_check_counts_usable_columns_on_the_training_patients_and_says_rows_plainly(
+    toy_data, tmp_path
+):
+    """QA adv61: with values for the validation and test patients only, Check data said "6/6
+    patients matched, 15/15 weak-supervision columns found, 15 of them with usable values",
+    then "none of the clinical columns asked for is usable (fewer than 2 numeric values for the
+    4 training patient(s)…)". And under "⚠ Weak supervision off" (for everyone) came "Without
+    a clinical row (no weak term for them): HCC_004", as if the others had one."""
+    import shutil
+
+    from napari_livertumor.training.check import summarize_data
+
+    data = tmp_path / "d"
+    for sub in ("imagesTr", "labelsTr"):
+        shutil.copytree(toy_data / sub, data / sub)
+    split = tmp_path / "split.json"
+    train_ids = ["HCC_001", "HCC_002", "HCC_003", "HCC_004"]
+    split.write_text(json.dumps({"train": train_ids, "val": ["HCC_005"], "test": ["HCC_006"]}))
+    full = (toy_data / "clinical.csv").read_text().splitlines()
+    header, rows = full[0], {line.split(",")[0]: line for line in full[1:]}
+    blank = ",".join(["{}"] + [""] * (header.count(",")))
+    table = tmp_path / "clinical.csv"
+    cfg = tiny_config(data, tmp_path / "o", stage="tumor", weak_lambda=0.5, split_file=str(split))
+    n = len(cfg.weak_columns)
+
+    def check(*kept_rows, blank_rows=()):
+        table.write_text(
+            "\n".join(
+                [header, *(blank.format(p) if p in blank_rows else rows[p] for p in kept_rows)]
+            )
+        )
+        return summarize_data(str(data), clinical=str(table), config=cfg)
+
+    # values only for the validation and test patients: none usable for the training ones
+    said = check(*rows, blank_rows=train_ids)
+    head = next(line for line in said if line.startswith("Clinical table "))
+    assert head.endswith(
+        f"6/6 patients matched, {n}/{n} weak-supervision columns found, 0 of them with usable "
+        "values for the 4 training patient(s)"
+    )
+    assert any("none of the clinical columns asked for is usable" in line for line in said)
+    # all there: all usable, and a patient without a row goes without the weak term
+    said = check(*[p for p in rows if p != "HCC_006"])
+    assert any(line.endswith(f"{n} of them with usable values for the 4 training patient(s)")
+               for line in said)  # fmt: skip
+    assert "Without a clinical row (no weak term for them): HCC_006" in said
+    # 3 of the 4 training patients with a row: off for everyone, the row's absence said plainly
+    said = check(*[p for p in rows if p != "HCC_004"])
+    assert any(line.startswith("⚠ Weak supervision off: 3 training patient(s)") for line in said)
+    assert "Without a clinical row: HCC_004" in said
+    assert not any("no weak term for them" in line for line in said)
+    # off by λ 0: no weak term for anyone either
+    said = summarize_data(str(data), clinical=str(table), config=cfg, weak_lambda=0)
+    assert "Weak supervision off (λ = 0)" in said and "Without a clinical row: HCC_004" in said
+
+
 def _recipe(tmp_path, cfg) -> str:
     """A recipe file holding ``cfg``'s tumor settings that decide the weak term's fit."""
     recipe = tmp_path / "recipe.json"
@@ -2863,10 +2920,56 @@ def test_a_checkpoint_that_ran_out_of_room_says_why_not_torchs_words(
     assert "enforce fail" not in said
     assert said.endswith(f"; the previous checkpoint is kept: step 2's, in {out / 'liver' / 'last'} "
                          "(--resume goes on from it)")  # fmt: skip
-    if cause == "full disk":
-        assert "writing train_state.pt failed: No space left on device (3 MB free)" in said
+    if cause == "full disk":  # (how much is free: said once, after the part is removed)
+        assert "(writing train_state.pt failed: No space left on device); a save there " in said
+        assert ", 3.0 MB is free; " in said
     else:
         assert "writing train_state.pt failed: File too large: files are limited to" in said
+
+
+def test_a_full_checkpoint_save_says_the_room_free_once_its_part_is_removed(
+    toy_data, tmp_path, monkeypatch
+):
+    """QA adv61: a 20 MB disk filled while train_state.pt was written said "(writing
+    train_state.pt failed: No space left on device (0 MB free)); the disk is full: a save there
+    needs about 40.3 MB, 11.1 MB is free": two figures, neither what was free afterwards (18
+    MB: torch's writer still held the part written open when it was removed), and the full
+    disk said twice."""
+    import shutil as shutil_module
+    import weakref
+
+    import torch
+
+    out = tmp_path / "o"
+    real_save, real_usage = torch.save, shutil_module.disk_usage
+    opened = []
+
+    def save(obj, f, *args, **kwargs):
+        if not str(f).endswith(".train_state.pt.tmp"):
+            return real_save(obj, f, *args, **kwargs)
+        part = open(f, "wb")  # noqa: SIM115 - held open by this frame, as torch's writer is
+        part.write(b"x" * 4096)
+        opened.append(weakref.ref(part))
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4160")
+
+    def usage(path):  # the part written holds 4 MB until it is closed and removed
+        found = real_usage(path)
+        held = any(r() is not None and not r().closed for r in opened)
+        return type(found)(found.total, found.used, 1_000_000 if held else 5_000_000)
+
+    monkeypatch.setattr(torch, "save", save)
+    monkeypatch.setattr(shutil_module, "disk_usage", usage)
+    with pytest.raises(LiverTumorError) as err:
+        run_all(tiny_config(toy_data, out))
+    said = str(err.value)
+    assert opened and opened[0]() is None  # (let go of)
+    assert said.startswith(
+        f"cannot write the checkpoint in {out / 'liver'} (writing train_state.pt failed: No "
+        "space left on device); a save there needs about "
+    )
+    assert ", 5.0 MB is free; " in said and "1.0 MB" not in said and "MB free" not in said
+    assert "disk is full" not in said and said.count("No space left") == 1
+    assert not (out / "liver" / ".last-new").exists()
 
 
 def test_a_step_line_shows_no_weak_term_when_no_patch_had_a_weak_label():

@@ -132,18 +132,33 @@ def summarize_data(
         for c in cols
     }
     good = [c for c in cols if usable[c] > 0]
+    counted = f"{len(good)} of them with usable values"
+    if off is None and train_ids:  # counted as the weak term's fit counts them: 2 values or
+        # more among the training patients (over all patients, "15 of them with usable values"
+        # stood above "none of the clinical columns asked for is usable" of a table with values
+        # for the validation and test patients only)
+        theirs = [rows_of[c] for c in train_ids if c in rows_of]
+        fit_rows = frame.loc[[i for i in frame.index if str(i) in set(theirs)]]
+        fits = [c for c in cols if pd.to_numeric(fit_rows[c], errors="coerce").notna().sum() > 1]
+        counted = (
+            f"{len(fits)} of them with usable values for the {len(train_ids)} training patient(s)"
+        )
     lines.append(
         f"Clinical table {path.name}: {len(matched)}/{len(records)} patients matched, "
-        f"{len(cols)}/{len(weak_columns)} weak-supervision columns found, "
-        f"{len(good)} of them with usable values"
+        f"{len(cols)}/{len(weak_columns)} weak-supervision columns found, {counted}"
     )
-    if off is None and matched and cols:  # (else refused below, as training refuses it)
+    runs = None  # whether the weak term runs (None: not known before the split is)
+    if off is not None:
+        runs = False
+    elif matched and cols:  # (else refused below, as training refuses it)
         if train_ids:  # (none: the split's own ⚠ above, or no training patient to train)
-            _weak_fit(lines, problems, frame, path, train_ids, weak_columns, config)
+            runs = _weak_fit(lines, problems, frame, path, train_ids, weak_columns, config)
         elif split_line.startswith("⚠"):
             lines.append(
                 "⚠ Weak supervision: whether it runs is not known until the split is (see above)"
             )
+    else:
+        runs = False
     if records and not matched:  # nothing to compare columns on: why, by what each side holds
         problem = (
             f"⚠ No patient here has a row in {path.name}: its IDs read like "
@@ -161,8 +176,12 @@ def summarize_data(
             f"⚠ None of the clinical columns the run asks for ({_some(weak_columns, 5)}) is in "
             f"{path}; its columns: {_some([str(c) for c in frame.columns], 8)}",
         )
-    if unmatched:  # named: they train without a weak label
-        lines.append(f"Without a clinical row (no weak term for them): {_some(unmatched)}")
+    if unmatched:  # named: they train without a weak label (said only where others train
+        # with one: under "Weak supervision off" for all, it read as if others had it)
+        lines.append(
+            f"Without a clinical row{' (no weak term for them)' if runs else ''}: "
+            f"{_some(unmatched)}"
+        )
     extra = sorted({str(i) for i in frame.index} - set(matched))
     # the rows of patients left out above (no SEG...) are theirs, not rows of no patient here
     left_out = set(row_ids_for(sorted({str(case) for case, _ in skipped}), frame.index).values())
@@ -204,10 +223,11 @@ def summarize_data(
     return lines
 
 
-def _weak_fit(lines, problems, frame, path, train_ids, columns, config) -> None:
+def _weak_fit(lines, problems, frame, path, train_ids, columns, config) -> bool:
     """Say what training would say of the weak term's out-of-fold fit over the split's
     training patients: that it goes without it (too few with values to fit on), or stops on
     the table (no training patient has a row, or no column a value) once they are prepared.
+    Whether the term runs.
     Asked of the function training asks, :func:`~napari_livertumor.training.weak.weak_fit_inputs`:
     the rule is that one, not a copy of it that drifts."""
     from ..errors import InputError
@@ -218,9 +238,11 @@ def _weak_fit(lines, problems, frame, path, train_ids, columns, config) -> None:
         fit = weak_fit_inputs(frame, train_ids, columns, folds=folds, source=path)
     except InputError as exc:  # training stops on it, after the patients are prepared
         _refused(lines, problems, 1.0, f"⚠ Clinical table {exc}")
-        return
+        return False
     if fit.off is not None:  # the words training logs as it turns the term off
         lines.append(f"⚠ Weak supervision off: {fit.off}")
+        return False
+    return True
 
 
 def _refused(lines: list[str], problems, weak_lambda, problem: str) -> None:

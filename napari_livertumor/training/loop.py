@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -1650,7 +1651,7 @@ class _Run:
             said = f"cannot write the model to {self.stage_dir}: {exc}"
             if moved:
                 said += (
-                    (f"; {self._room_text(self._model_bytes())}" if _disk_full(exc) else "")
+                    (f"; {self._room_text(self._model_bytes(), exc)}" if _disk_full(exc) else "")
                     + f"; the new model (step {self.state['step']}'s) was moved into the "
                     f"folder in part ({', '.join(moved)}; the rest is still in {BEST_NEW}/): "
                     "segment and evaluate refuse the folder until the same `livertumor train` "
@@ -1668,7 +1669,7 @@ class _Run:
                     else f"the folder's model is still step {kept['step']}'s"
                 )
                 said += (
-                    f"; {self._room_text(self._model_bytes())}; {model}; "
+                    f"; {self._room_text(self._model_bytes(), exc)}; {model}; "
                     f"{self._kept_checkpoint_text()}"
                 )
             raise LiverTumorError(said) from exc
@@ -1716,10 +1717,15 @@ class _Run:
                 "weights": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
             }
             tmp = new / f".{STATE_FILE}.tmp"
+            handled = sys.exc_info()[1]  # (an error this save is made on the way out of)
             try:
                 torch.save(resume, tmp)
             except RuntimeError as exc:  # a full disk, as torch's writer says it
-                raise OSError(f"writing {STATE_FILE} failed: {_write_failure(tmp, exc)}") from exc
+                why = _write_failure(tmp, exc)
+                # torch's writer keeps the part written open until its frames go: removed
+                # while open, it still held the room the message then said was free
+                _release_frames(exc, handled)
+                raise OSError(f"writing {STATE_FILE} failed: {why}") from exc
             os.replace(tmp, new / STATE_FILE)
             write_split(self.split_out, new / "split.json")
             (new / REPLACING_MARK).unlink(missing_ok=True)  # whole: the state is its own
@@ -1735,7 +1741,7 @@ class _Run:
             # of a run with none yet), and a full disk says how much room a save needs
             said = f"cannot write the checkpoint in {self.stage_dir} ({exc})"
             if _disk_full(exc):
-                said += f"; {self._room_text(self._checkpoint_bytes())}"
+                said += f"; {self._room_text(self._checkpoint_bytes(), exc)}"
             raise LiverTumorError(f"{said}; {self._kept_checkpoint_text()}") from exc
 
     def _checkpoint_bytes(self) -> int:
@@ -1762,14 +1768,16 @@ class _Run:
             for t in trunk.values()
         )
 
-    def _room_text(self, needed: int) -> str:
+    def _room_text(self, needed: int, exc: BaseException) -> str:
         """A full disk, in figures: what a save needs beside what is free in the stage folder
-        (read after the part written was removed)."""
+        (read after the part written was removed). "The disk is full" only where ``exc``'s
+        words do not already say so ("No space left on device")."""
         try:
             free = _bytes_text(shutil.disk_usage(self.stage_dir).free)
         except OSError:
             free = "an unknown amount"
-        return f"the disk is full: a save there needs about {_bytes_text(needed)}, {free} is free"
+        said = f"a save there needs about {_bytes_text(needed)}, {free} is free"
+        return said if "No space left on device" in str(exc) else f"the disk is full: {said}"
 
     def _kept_checkpoint_text(self) -> str:
         """Which checkpoint ``last/`` holds after a failed save: the step a resume goes on
@@ -2605,10 +2613,25 @@ def _write_failure(path: Path, exc: BaseException) -> str:
     except OSError:
         return str(exc)
     # little room left: the write ran out of it (another failure, a value torch cannot save,
-    # leaves the disk as it was and is said in torch's words)
+    # leaves the disk as it was and is said in torch's words). No figure: read while the part
+    # written is there, it is not what is free once it is removed (the caller says that)
     if free < _FULL_DISK_BYTES:
-        return f"No space left on device ({free / 1e6:.0f} MB free)"
+        return "No space left on device"
     return str(exc)
+
+
+def _release_frames(exc: BaseException, handled: BaseException | None) -> None:
+    """Let go of what the finished frames of ``exc`` and the errors it chains down to
+    ``handled`` (the one being handled before the call that raised ``exc``, left as it is)
+    hold: torch's writer, with its file still open."""
+    import traceback
+
+    seen: BaseException | None = exc
+    for _ in range(8):  # (a chain of causes, never a loop)
+        if seen is None or seen is handled:
+            break
+        traceback.clear_frames(seen.__traceback__)  # (a frame still running is passed over)
+        seen = seen.__cause__ or seen.__context__
 
 
 def _disk_full(exc: BaseException) -> bool:
