@@ -2242,7 +2242,7 @@ def test_a_step_and_shoot_scans_chunks_are_joined_into_its_phases(
     proposed, note = proposed_series(found)
     assert proposed.acquisition == volume.meta["acquisition_number"] == read
     assert note == said[0]
-    other = read_dicom_series(tmp_path, acquisition=3 - read)  # the Load panel's other row
+    other = read_dicom_series(tmp_path, acquisition=f"pass {3 - read}")  # the panel's row
     np.testing.assert_array_equal(other.array, volumes[2 - read].array)
     if numbering == "restarted":
         return
@@ -2863,3 +2863,95 @@ def test_a_transfer_syntax_no_decoder_exists_for_is_not_said_to_need_one_install
     with pytest.raises(InputError, match=r"5\); not supported here: convert the series") as info:
         load_ct(tmp_path)
     assert "install a decoder" not in str(info.value)
+
+
+def _retime(paths, seconds):
+    """Each file's AcquisitionTime ``seconds`` later (HHMMSS.F)."""
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        t = str(ds.AcquisitionTime)
+        s = int(t[:2]) * 3600 + int(t[2:4]) * 60 + float(t[4:]) + seconds
+        ds.AcquisitionTime = f"{s // 3600:02.0f}{s % 3600 // 60:02.0f}{s % 60:04.1f}"
+        ds.save_as(path)
+
+
+def test_a_step_and_shoot_phase_paused_halfway_is_one_pass_not_two_halves(tmp_path):
+    """Two step-and-shoot phases (chunks acq 1-4, 5-8), each paused 15 s halfway (a tube
+    cooling): each half was taken for a pass, "4 passes over the same stretch" of 8 slices,
+    half the body read (QA adv61b D2). A chunk that goes on along the stretch from where the
+    pass stopped, within a minute, is of that pass."""
+    volumes = _chunked_phases(tmp_path, "continued", 4, ("101500", "101700"))
+    for p in (0, 1):
+        _retime(sorted(tmp_path.glob(f"p{p}_*.dcm"))[8:], 15)
+    found = discover_series(tmp_path)
+    assert [(s.n_slices, s.chunks) for s in sorted(found, key=lambda s: s.acquisition)] == [
+        (16, (1, 2, 3, 4)),
+        (16, (5, 6, 7, 8)),
+    ]
+    np.testing.assert_array_equal(read_dicom_series(tmp_path).array, volumes[1].array)
+
+
+def _chunk(acq, positions, start=None, inst=None):
+    """A chunk as :func:`_join_chunks` sees it: its AcquisitionNumber and slices (at
+    ``positions``, 1 s apart from ``start``, untimed where None; InstanceNumbers ``inst``)."""
+    from types import SimpleNamespace
+
+    return acq, [
+        SimpleNamespace(
+            is_image=True,
+            location=float(z),
+            n_frames=1,
+            acquisition_time=None if start is None else start + k,
+            instance_number=(inst[k] if inst else 100 * acq + k),
+        )
+        for k, z in enumerate(positions)
+    ]
+
+
+def test_chunks_that_make_passes_over_part_of_the_stretch_are_not_joined():
+    """Chunks joined into passes each over only part of the positions: one phase's chest
+    chunks (acq 1-5) and abdomen chunks (acq 6-10, overlapping by 2 slices) were "2 passes
+    over the same stretch", the abdomen read (QA adv61b W); two phases in two volumes each,
+    untimed, InstanceNumbers numbered by position, came out acq 1 | 2, 3 | 4, pass 2 the lower
+    half of one phase spliced to the upper half of the other (Z3). Declined: acquisitions."""
+    from napari_livertumor.io.dicom import _join_chunks
+
+    chest = [_chunk(a, range(4 * (a - 1), 4 * a), 36000 + 5 * a) for a in range(1, 6)]
+    abdomen = [_chunk(a, range(4 * (a - 1) - 2, 4 * a - 2), 36030 + 5 * a) for a in range(6, 11)]
+    assert _join_chunks(chest + abdomen) is None
+    rank = {(z, p): k for k, (z, p) in enumerate(sorted((z, p) for z in range(40) for p in (0, 1)))}
+    volumes = [
+        _chunk(a, zs, inst=[rank[(z, (a - 1) // 2)] for z in zs])
+        for a, zs in ((1, range(20)), (2, range(20, 40)), (3, range(20)), (4, range(20, 40)))
+    ]
+    assert _join_chunks(volumes) is None
+
+
+def test_chunks_of_one_moment_at_positions_of_their_own_are_no_reconstructions(tmp_path):
+    """A step-and-shoot phase's chunks (acq 1-4) and a partial later phase's (acq 5, 6), not
+    joined: each moment's chunks were "reconstructions of one scan" (QA adv61b I)."""
+    _chunked_phases(tmp_path, "continued", 4, ("101500", "101600"))
+    for path in sorted(tmp_path.glob("p1_*.dcm"))[8:]:
+        path.unlink()
+    said = [w for w in read_dicom_series(tmp_path).meta["warnings"] if "stacks" in w]
+    assert said and "2 moments" in said[0], said
+    assert "reconstructions" not in said[0], said[0]
+    assert "parts of one scan at positions of their own" in said[0], said[0]
+
+
+def test_a_number_that_is_one_pass_and_another_acquisition_is_refused(tmp_path):
+    """acq 1 in STANDARD and LUNG beside acq 2 (GE): the passes numbered 1-3, and
+    --acquisition 2, AcquisitionNumber 2 before, read pass 2, acq 1's LUNG, said nowhere (QA
+    adv61b WB). Refused, the passes listed; "pass 2" reads pass 2, a number naming one pass
+    only reads it."""
+    volumes = _numbered_passes(
+        tmp_path, [(1, "STANDARD", "101500"), (1, "LUNG", "101500"), (2, "STANDARD", "101600")]
+    )
+    with pytest.raises(InputError) as refused:
+        read_dicom_series(tmp_path, acquisition=2)
+    said = str(refused.value)
+    assert "pass 1 (acq 1), kernel STANDARD; pass 2 (acq 1), kernel LUNG; pass 3 (acq 2)" in said
+    assert "AcquisitionNumber 2 is in pass 3" in said and "'pass 3'" in said, said
+    for asked, k in (("pass 2", 2), ("PASS3", 3), (1, 1), (3, 3)):
+        read = read_dicom_series(tmp_path, acquisition=asked)
+        np.testing.assert_array_equal(read.array, volumes[k - 1].array)

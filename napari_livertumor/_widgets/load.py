@@ -338,9 +338,11 @@ class LoadWidget(JobWidgetMixin, QWidget):
             )
             return
         series_uid = chosen.uid if chosen is not None else None
-        # a series stacking phases is listed once per acquisition: the row's own is read
+        # a series stacking phases is listed once per acquisition: the row's own is read (a
+        # pass by its number, "pass 2": a bare 2 is refused where it is also another pass's
+        # AcquisitionNumber)
         acquisition = (
-            chosen.acquisition
+            (f"pass {chosen.acquisition}" if chosen.passes_by else chosen.acquisition)
             if chosen is not None and sum(s.uid == chosen.uid for s in self._series) > 1
             else None
         )

@@ -38,3 +38,16 @@ def models_folder(value: str) -> str:
 
         return str(default_model_dir("liver").parent)
     return value
+
+
+def acquisition_arg(text: str) -> int | str:
+    """``--acquisition``: an AcquisitionNumber (or a pass's number where passes have none),
+    ``3``; or a pass's number where a series' passes are numbered apart from their
+    AcquisitionNumbers, ``pass 3`` (also ``pass3``). Another form is a usage error (exit 2)."""
+    import argparse
+    import re
+
+    match = re.fullmatch(r"\s*(pass\s*)?(\d+)\s*", text, flags=re.IGNORECASE)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"must be a number (3) or a pass (pass 3), got {text!r}")
+    return f"pass {match[2]}" if match[1] else int(match[2])

@@ -42,6 +42,7 @@ from ..fileio import (
     same_file,
     temp_prefix,
 )
+from . import acquisition_arg
 
 log = logging.getLogger(__name__)
 #: what a dataset's classes are called in its per-case line
@@ -60,10 +61,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--series", metavar="UID", help="SeriesInstanceUID to convert")
     parser.add_argument(
         "--acquisition",
-        type=int,
+        type=acquisition_arg,
         metavar="N",
         help="AcquisitionNumber to convert when one series stacks several phases (or the pass "
-        "number, 1..n, of passes stacked with no AcquisitionNumber: --list shows them)",
+        "number, 1..n, of passes stacked with no AcquisitionNumber: --list shows them); 'pass N' "
+        "for pass N where passes are numbered apart from their AcquisitionNumbers (an "
+        "acquisition holding two reconstructions, a step-and-shoot scan's chunks joined: a "
+        "number that is one pass's number and another's AcquisitionNumber is refused)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite an existing output")
     parser.add_argument(

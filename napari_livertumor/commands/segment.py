@@ -61,7 +61,7 @@ from ..progress import case_log_prefix
 from ..provenance import array_digest, software
 from ..signals import HeldStops
 from ..tables import cell_value, safe_cell
-from . import models_folder
+from . import acquisition_arg, models_folder
 
 log = logging.getLogger("livertumor.segment")
 
@@ -161,11 +161,14 @@ def add_arguments(parser) -> None:
     )
     parser.add_argument(
         "--acquisition",
-        type=int,
+        type=acquisition_arg,
         metavar="N",
         help="AcquisitionNumber to segment when one series stacks several phases, or the pass "
-        "number (1..n) of passes stacked with no AcquisitionNumber (default: the one a DICOM SEG "
-        "there references, else the one with the most slices)",
+        "number (1..n) of passes stacked with no AcquisitionNumber; 'pass N' for pass N where "
+        "passes are numbered apart from their AcquisitionNumbers (an acquisition holding two "
+        "reconstructions, a step-and-shoot scan's chunks joined: a number that is one pass's "
+        "number and another's AcquisitionNumber is refused, the passes listed) (default: the "
+        "one a DICOM SEG there references, else the one with the most slices)",
     )
     parser.add_argument(
         "--shard",

@@ -37,7 +37,7 @@ def load_ct(
     path: str | Path,
     series_uid: str | None = None,
     *,
-    acquisition: int | None = None,
+    acquisition: int | str | None = None,
     reporter: Reporter | ProgressFn | None = None,
     any_modality: bool = False,
     patient_id: str | None = None,
@@ -53,10 +53,13 @@ def load_ct(
         :func:`napari_livertumor.io.dicom.read_dicom_series`).
     series_uid : str, optional
         ``SeriesInstanceUID`` to pick in a multi-series folder (ignored for NIfTI).
-    acquisition : int, optional
+    acquisition : int or str, optional
         ``AcquisitionNumber`` to read when a series stacks several phases over the same
         stretch (ignored for NIfTI; by default the one a DICOM SEG there references, else the
-        one with the most slices).
+        one with the most slices); of passes with no AcquisitionNumber, the pass's number;
+        ``"pass 3"`` where passes are numbered apart from their AcquisitionNumbers (a number
+        that is one pass's number and another pass's AcquisitionNumber is refused there; see
+        :func:`napari_livertumor.io.dicom.read_dicom_series`).
     reporter : napari_livertumor.progress.Reporter, optional
         Progress and cancellation while reading (DICOM files, NIfTI slabs).
     any_modality : bool

@@ -105,6 +105,8 @@ class SeriesInfo:
     derived: bool = False
     #: distinct slice positions (images at one table position count once)
     n_positions: int = 0
+    #: those positions (mm along the slice normal, to 0.1 mm)
+    positions: frozenset[float] = field(default=frozenset(), repr=False)
     #: how the passes of a series stacking them without AcquisitionNumber were told apart
     #: ("InstanceNumber", "folder", "reconstruction"; "AcquisitionNumber, reconstruction"
     #: where an acquisition holds several, told apart within it so; "chunks, AcquisitionTime"
@@ -303,7 +305,7 @@ def read_dicom_series(
     path: str | Path,
     series_uid: str | None = None,
     *,
-    acquisition: int | None = None,
+    acquisition: int | str | None = None,
     prefer_sop_instance_uids: Collection[str] | None = None,
     reporter: Reporter | None = None,
     max_workers: int | None = None,
@@ -318,10 +320,15 @@ def read_dicom_series(
         A folder (searched recursively) or one DICOM file (its folder's series of that UID).
     series_uid : str, optional
         The ``SeriesInstanceUID`` to read. Default: the CT series with the most slices.
-    acquisition : int, optional
+    acquisition : int or str, optional
         For a series stacking several acquisitions, which ``AcquisitionNumber`` to read
         (default: the one with the most slices, then the latest: by AcquisitionTime where
-        every slice has one, else by number).
+        every slice has one, else by number); of passes stacked with no AcquisitionNumber, the
+        pass's number (1..n). Where a series' passes are numbered 1..n apart from their
+        AcquisitionNumbers (an acquisition holding two reconstructions; a step-and-shoot scan's
+        chunks joined into passes), ``"pass 3"`` reads pass 3; a bare number is read as the
+        pass of that number only where it is no other pass's AcquisitionNumber (else refused,
+        the passes listed: it would read another acquisition than that AcquisitionNumber).
     prefer_sop_instance_uids : collection of str, optional
         SOP instance UIDs a DICOM SEG references: among the candidate series/acquisitions, the
         one holding most of them is read (picks the right phase of a stacked series). Without
@@ -1161,6 +1168,16 @@ def _split_acquisitions(members: list[SliceHeader]) -> list[tuple[int | None, li
 #: next contrast phase comes tens of seconds later)
 _CHUNK_GAP_S = 10.0
 
+#: ... unless the next chunk goes on along the stretch from where the pass stopped, up to this
+#: pause (a tube cooling, a breath held again: a pass paused 15 s halfway was cut in two
+#: halves, read as two passes over the same stretch: QA adv61b)
+_CHUNK_PAUSE_S = 60.0
+
+#: of the positions the chunks cover together, the share each pass joined from them covers:
+#: passes over part of it are halves of one pass, or one phase's half spliced to another's
+#: (QA adv61b), not phases to choose between
+_CHUNK_COVER = 0.85
+
 
 def _join_chunks(
     acquisitions: list[tuple[int | None, list[SliceHeader]]],
@@ -1171,9 +1188,11 @@ def _join_chunks(
     read, a quarter of a phase: QA adv61): ``(the order they were taken in, the chunks of each
     pass)``. Taken in the order they were scanned (by AcquisitionTime where every slice has
     one, else by InstanceNumber, else by AcquisitionNumber), chunks at positions of their own
-    are one pass until a position comes again (or, timed, more than ``_CHUNK_GAP_S`` pass).
-    None where no chunks join, or the passes so made do not each tile most of the stretch
-    (their chunks interleaved, or covering under half its positions): acquisitions, as before.
+    are one pass until a position comes again (or, timed, more than ``_CHUNK_GAP_S`` pass,
+    unless the chunk goes on from where the pass stopped within ``_CHUNK_PAUSE_S``). None
+    where no chunks join, or the passes so made do not each tile nearly all of the stretch
+    (their chunks interleaved, or covering under ``_CHUNK_COVER`` of the positions the chunks
+    hold: halves of one pass, a phase's half joined to another's): acquisitions, as before.
     The passes are in the order of their AcquisitionNumbers."""
     if len(acquisitions) < 3 or any(acq is None for acq, _ in acquisitions):
         return None
@@ -1212,27 +1231,37 @@ def _join_chunks(
     def _numbers(k):
         return [h.instance_number for h in acquisitions[k][1]]
 
+    every_position = sorted(set().union(*where))
+
+    def goes_on(held: set, k: int) -> bool:  # (chunk k lies next to the pass, beyond its end)
+        lo, hi = min(held), max(held)
+        if min(where[k]) > hi:
+            return not any(hi < p < min(where[k]) for p in every_position)
+        if max(where[k]) < lo:
+            return not any(max(where[k]) < p < lo for p in every_position)
+        return False
+
     chains: list[list[int]] = []
     for k in sorted(range(len(acquisitions)), key=when):
         if chains:
             held = set().union(*(where[j] for j in chains[-1]))
-            near = how != "AcquisitionTime" or (
-                when(k)[0] - max(clock(h) for j in chains[-1] for h in acquisitions[j][1])
-                <= _CHUNK_GAP_S
-            )
+            if how == "AcquisitionTime":
+                pause = when(k)[0] - max(clock(h) for j in chains[-1] for h in acquisitions[j][1])
+                near = pause <= _CHUNK_GAP_S or (pause <= _CHUNK_PAUSE_S and goes_on(held, k))
+            else:
+                near = True
             if near and not held & where[k] and not _same_stretch(sorted(held), sorted(where[k])):
                 chains[-1].append(k)
                 continue
         chains.append([k])
     if len(chains) < 2 or len(chains) == len(acquisitions):
         return None
-    n_positions = len(set().union(*where))
     for chain in chains:
-        # each pass tiles most of the stretch, its chunks one after another along it
+        # each pass tiles nearly all of the stretch, its chunks one after another along it
         spans = sorted((min(where[j]), max(where[j])) for j in chain)
         if any(a[1] >= b[0] for a, b in zip(spans, spans[1:], strict=False)):
             return None
-        if sum(len(where[j]) for j in chain) < n_positions / 2:
+        if sum(len(where[j]) for j in chain) < _CHUNK_COVER * len(every_position):
             return None
     # (numbered by their AcquisitionNumbers, as their acquisitions were: acq 1-4 pass 1)
     chains.sort(key=lambda chain: min(acquisitions[j][0] for j in chain))
@@ -1481,8 +1510,10 @@ def _name_reconstructions(infos: list[SeriesInfo], parts: list[list[SliceHeader]
             for i in differ
         )
     if moments is not None:  # (passes alike at one moment are no reconstructions told apart)
+        # (parts of one moment at positions of their own are no reconstructions of it)
+        overlaid = all(any(g.positions & o.positions for o in infos if o is not g) for g in infos)
         for info in infos:
-            info.same_scan = max(moments) == 1
+            info.same_scan = max(moments) == 1 and overlaid
     if 0 not in differ:
         return
     kernels = [Counter(h.convolution_kernel for h in part).most_common(1)[0][0] for part in parts]
@@ -1566,9 +1597,22 @@ def _moments_text(passes: list[SeriesInfo]) -> str:
             continue
         numbers = [str(g.acquisition) for g in same]
         how = reconstruction_differences(same)
+        # reconstructions of one scan only where they image the same positions: parts at
+        # positions of their own whose times touch (a step-and-shoot scan's chunks) are
+        # one scan's parts (QA adv61b: ten chunks were "reconstructions of one scan")
+        shared = [
+            bool(g.positions & o.positions) for i, g in enumerate(same) for o in same[i + 1 :]
+        ]
         said.append(
             f"{word}{'es' if word == 'pass' else 's'} {', '.join(numbers[:-1])} and "
-            f"{numbers[-1]}, reconstructions of one scan"
+            f"{numbers[-1]}, "
+            + (
+                "reconstructions of one scan"
+                if all(shared)
+                else "parts and reconstructions of one scan"
+                if any(shared)
+                else "parts of one scan at positions of their own"
+            )
             + (f" that differ in {how}" if how else "")
         )
     return (
@@ -1653,6 +1697,7 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
         plane=_plane(first.orientation),
         derived=first.image_type.startswith("DERIVED"),
         n_positions=len({round(loc, 1) for loc in where}),
+        positions=frozenset(round(loc, 1) for loc in where),
     )
 
 
@@ -1822,7 +1867,7 @@ def _passes_note(
             ". To read another, choose its row"
             if panel
             else ". To read another, choose its row in the Load panel (Find series) "
-            f"or give --acquisition {siblings[0].acquisition}"
+            f"or give --acquisition {_asked_as(siblings[0])}"
         )
         also = ", ".join(f"{g.acquisition} ({g.reconstruction})" for g in siblings)
     if not info.passes_by:  # each told apart by its AcquisitionNumber
@@ -1932,7 +1977,7 @@ def _kernel_why(info: SeriesInfo, siblings: list[SeriesInfo], why: str, *, panel
     if later:
         return (
             f"{smoother}, though {word} {later[-1].acquisition} is later "
-            + ("(choose its row)" if panel else f"(--acquisition {later[-1].acquisition})")
+            + ("(choose its row)" if panel else f"(--acquisition {_asked_as(later[-1])})")
             + ": a sharp (lung, bone) kernel's images are far noisier than the soft-tissue "
             "ones the models expect"
         )
@@ -2156,14 +2201,17 @@ def _choose(
         best_uid = min(matching, key=lambda g: _rank(g[0], wanted))[0].uid
         matching = [g for g in matching if g[0].uid == best_uid]
     if acquisition is not None:
-        chosen = [g for g in matching if g[0].acquisition == acquisition]
+        number, as_pass = asked_acquisition(path, acquisition)
+        chosen = [g for g in matching if g[0].acquisition == number]
+        if not as_pass:
+            _refuse_renumbered(path, matching, number, chosen)
         if not chosen:
             have = sorted({g[0].acquisition for g in matching if g[0].acquisition is not None})
             uids = sorted({g[0].uid for g in matching})
             which = f"series {uids[0]}" if len(uids) == 1 else "no series here"
             raise InputError(
                 path,
-                f"{which} has no acquisition number {acquisition} "
+                f"{which} has no {'pass' if as_pass else 'acquisition number'} {number} "
                 + (
                     f"(its stacked {'passes' if any(g[0].passes_by for g in matching) else 'acquisitions'}: "
                     f"{', '.join(map(str, have))})"
@@ -2207,6 +2255,68 @@ def _choose(
             "CT slices" + (_MULTIFRAME_HINT if info.multiframe else ""),
         )
     return info, members
+
+
+def asked_acquisition(path, acquisition: int | str) -> tuple[int, bool]:
+    """``acquisition`` as :func:`read_dicom_series` takes it: ``(its number, whether it was
+    given as a pass's)``: 3 or "3" (an AcquisitionNumber, or the pass number where passes have
+    none), "pass 3" (the pass numbered 3 where a series' passes are numbered 1..n apart from
+    their AcquisitionNumbers: the Load panel's rows)."""
+    if isinstance(acquisition, int):
+        return acquisition, False
+    match = re.fullmatch(r"\s*(pass\s*)?(\d+)\s*", str(acquisition), flags=re.IGNORECASE)
+    if match is None:
+        raise InputError(
+            path,
+            f"acquisition {printable(acquisition)!r} is no number: give an AcquisitionNumber "
+            "(3) or a pass's number (pass 3)",
+        )
+    return int(match[2]), bool(match[1])
+
+
+def _asked_as(info: SeriesInfo) -> str:
+    """How ``--acquisition`` names ``info``: its number ("3"), or "'pass 3'" of a pass numbered
+    apart from its AcquisitionNumbers (a bare 3 may be refused there)."""
+    if info.acquisition_number is not None or info.chunks:
+        return f"'pass {info.acquisition}'"
+    return str(info.acquisition)
+
+
+def _holds(info: SeriesInfo, number: int) -> bool:
+    """Is ``info`` (a pass numbered apart from its AcquisitionNumbers, or an acquisition)
+    AcquisitionNumber ``number``, or one of its chunks?"""
+    if info.acquisition_number is not None or info.chunks:
+        return info.acquisition_number == number or number in info.chunks
+    return not info.passes_by and info.acquisition == number
+
+
+def _refuse_renumbered(path, matching, number: int, chosen) -> None:
+    """A number asked for (--acquisition 2) of a series whose passes are numbered 1..n apart
+    from their AcquisitionNumbers (an acquisition holding two reconstructions; a step-and-shoot
+    scan's chunks joined) where it names one pass by its number and another by its
+    AcquisitionNumber: refused, the passes listed (QA adv61b: acq 1's LUNG pass 2 was read for
+    --acquisition 2, beside AcquisitionNumber 2, said nowhere)."""
+    infos = [g[0] for g in matching]
+    if not any(g.acquisition_number is not None or g.chunks for g in infos):
+        return
+    holding = [g for g in infos if _holds(g, number)]
+    if not holding or (chosen and _holds(chosen[0][0], number)):
+        return
+    listing = "; ".join(
+        g.acquisition_label for g in sorted(infos, key=lambda g: g.acquisition or 0)
+    )
+    held = " and ".join(f"pass {g.acquisition}" for g in holding)
+    said = f"AcquisitionNumber {number} is in {held}"
+    ways = [f"'pass {g.acquisition}'" for g in holding]
+    if chosen:
+        said = f"{number} is pass {number}, while {said}"
+        ways.append(f"'pass {number}'")
+    raise InputError(
+        path,
+        f"series {holding[0].label} numbers its passes 1–{len(infos)} apart from their "
+        f"AcquisitionNumbers ({listing}): {said}. Give the pass by its number, "
+        f"--acquisition {' or '.join(ways)}, or choose its row in the Load panel",
+    )
 
 
 def _skipped_text(skipped: list[tuple[Path, str]]) -> str:

@@ -193,12 +193,18 @@ def read_dicom_seg(
                     "was drawn on another acquisition of the series, missing from the folder, "
                     "or its references point at another series' images",
                 )
+            # a pass numbered 1..n (its number no AcquisitionNumber) is said as its label:
+            # "pass 2 (acq 1), kernel LUNG" (QA adv61b: "AcquisitionNumber 2" of pass 2)
+            label = str(reference.meta.get("acquisition_label") or "")
+            is_pass = label.startswith("pass ")
+            word = "pass" if is_pass else "acquisition"
             raise InputError(
                 seg_path,
-                f"the SEG was drawn on another acquisition of series {ct_series} than the one "
-                f"read (AcquisitionNumber {acq}); none of its {len(referenced)} source images "
-                "is here: the segmented acquisition is missing from the folder, or read it with "
-                "its acquisition number",
+                f"the SEG was drawn on another {word} of series {ct_series} than the one "
+                f"read ({label if is_pass else f'AcquisitionNumber {acq}'}); none of its "
+                f"{len(referenced)} source images is here: the segmented {word} is missing from "
+                "the folder, or read it with its "
+                + ("pass number (--acquisition 'pass N')" if is_pass else "acquisition number"),
             )
         raise InputError(
             seg_path,
