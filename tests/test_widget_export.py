@@ -1692,3 +1692,45 @@ def test_an_exports_notes_are_shown_in_amber(dicom_viewer, qtbot, monkeypatch):
     _export(widget, qtbot)
     assert "does not match these labels" in widget.status.text()
     assert widget.status._kind == "warning"
+
+
+def test_exporting_a_hidden_patients_labels_says_they_are_not_the_ones_on_view(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """Going back to patient A by hiding patient B's layers (their eyes), Export wrote B's
+    segmentation, still chosen, and said only "Wrote 5 file(s) of 'B CT segmentation'" while
+    the user looked at A: the choice stands, and the line says it is hidden, as Inspect's."""
+    from _widget_data import tiny_ct
+
+    viewer = make_napari_viewer()
+    widget = ExportWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    layers = []
+    for pid, origin in (("A", (-20.0, -30.0, 100.0)), ("B", (-60.0, -30.0, 100.0))):
+        vol, truth = tiny_ct(origin=origin)
+        vol.meta.update(patient_id=pid, series_uid=f"1.2.{len(layers)}")
+        ct = _layers.add_ct_layer(viewer, vol, name=f"{pid} CT")
+        seg = _layers.add_labels_layer(
+            viewer, truth, vol, f"{pid} CT segmentation", ct_layer_name=ct.name
+        )
+        layers.append((ct, seg))
+    (_, seg_a), (ct_b, seg_b) = layers
+    assert widget.labels_combo.currentText() == seg_b.name
+    ct_b.visible = seg_b.visible = False
+    viewer.layers.selection.active = seg_a
+    assert widget.labels_combo.currentText() == seg_b.name  # the picker stays as chosen
+    widget.folder.setText(str(tmp_path / "out"))
+    _export(widget, qtbot)
+    said = widget.status.text()
+    assert said.startswith(
+        "⚠ 'B CT segmentation' is hidden: the layer chosen in this panel was written, not "
+        "'A CT segmentation' on view (choose it under Labels to export it).\n"
+        "Wrote "
+    ), said
+    assert "file(s) of 'B CT segmentation' to" in said
+    assert widget.status._kind == "warning"
+    widget.labels_combo.setCurrentText(seg_a.name)  # the one on view: nothing to say
+    widget.folder.setText(str(tmp_path / "out_a"))
+    _export(widget, qtbot)
+    assert widget.status.text().startswith("Wrote "), widget.status.text()
+    assert "is hidden" not in widget.status.text() and widget.status._kind == ""

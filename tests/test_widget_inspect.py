@@ -1282,3 +1282,54 @@ def test_a_lesion_that_looks_like_an_enhancing_vessel_is_marked_on_its_row(
     assert "enhancing vessel" in tip and "tube-shaped" in tip
     assert widget.lesion_table.item(rows[str(3 - vessel["id"])], 0).toolTip() == ""
     assert f"lesion {vessel['id']} (" in widget.status.text()
+
+
+def _two_patients(viewer):
+    """Patient A, then patient B loaded after it (each a CT and its segmentation): B's layers
+    are the newest, those the panels' pickers follow."""
+    layers = []
+    for pid, origin in (("A", (-20.0, -30.0, 100.0)), ("B", (-60.0, -30.0, 100.0))):
+        vol, truth = tiny_ct(origin=origin)
+        vol.meta.update(patient_id=pid, series_uid=f"1.2.{len(layers)}")
+        ct = _layers.add_ct_layer(viewer, vol, name=f"{pid} CT")
+        seg = _layers.add_labels_layer(
+            viewer, truth, vol, f"{pid} CT segmentation", ct_layer_name=ct.name
+        )
+        layers.append((ct, seg))
+    return layers
+
+
+def test_measuring_a_hidden_patients_labels_says_they_are_not_the_ones_on_view(
+    make_napari_viewer, qtbot
+):
+    """Going back to patient A by hiding patient B's layers (their eyes), Measure measured B's
+    segmentation, still chosen, and said only "Measured 'B CT segmentation'." while the user
+    looked at A: the choice stands, and the line says it is hidden, naming the one on view."""
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    (_, seg_a), (ct_b, seg_b) = _two_patients(viewer)
+    assert widget.labels_combo.currentText() == seg_b.name
+    ct_b.visible = seg_b.visible = False
+    viewer.layers.selection.active = seg_a
+    assert widget.labels_combo.currentText() == seg_b.name  # the picker stays as chosen
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    said = widget.status.text()
+    assert said.startswith("Measured 'B CT segmentation'."), said
+    assert (
+        "⚠ 'B CT segmentation' is hidden: the layer chosen in this panel was measured, not "
+        "'A CT segmentation' on view (choose it under Labels to measure it)." in said
+    ), said
+    assert widget.status._kind == "warning"
+    widget.labels_combo.setCurrentText(seg_a.name)  # the one on view: nothing to say
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.status.text() == "Measured 'A CT segmentation'."
+    # the overlay hidden to look at the CT under it: said, with no other layer to name
+    seg_a.visible = False
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.status.text().endswith(
+        "⚠ 'A CT segmentation' is hidden: the layer chosen in this panel was measured."
+    )

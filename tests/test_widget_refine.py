@@ -1501,6 +1501,83 @@ def test_a_new_preview_is_not_drawn_over_another_scan_loaded_above_its_own(
     qtbot.waitUntil(lambda: [ly.name for ly in viewer.layers][-1] == PREVIEW_NAME, timeout=10_000)
 
 
+def test_a_hidden_patients_outline_is_not_drawn_over_the_patient_gone_back_to(
+    make_napari_viewer, qtbot
+):
+    """Going back to the first patient by hiding the second one's layers (their eyes), the
+    cyan outline of the second one's tumor stayed drawn, recomputed at each scroll, over the
+    first one's CT with an empty status line: none is drawn while the labels' CT is hidden,
+    and the status says why as Apply's refusal does; shown again, it is back. The labels
+    hidden alone keep their outline (hiding the overlay to see the CT's edges under it)."""
+    from napari_livertumor.io.volume import CTVolume
+
+    viewer = make_napari_viewer()
+    vol, labels, _, _ = synthetic_case()
+    flipped = CTVolume(np.ascontiguousarray(vol.array[:, ::-1, ::-1]), spacing=vol.spacing)
+    _layers.add_ct_layer(viewer, vol, name="A")
+    seg_a = _layers.add_labels_layer(viewer, labels, vol, "A segmentation", ct_layer_name="A")
+    ct_b = _layers.add_ct_layer(viewer, flipped, name="B")
+    labels_b = np.ascontiguousarray(labels[:, ::-1, ::-1])
+    seg_b = _layers.add_labels_layer(viewer, labels_b, flipped, "B segmentation", ct_layer_name="B")
+    viewer.dims.set_current_step(0, 6)
+    widget = RefineWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Refine")
+    assert widget.mask_combo.currentText() == "B segmentation"  # the newest scan's
+    qtbot.waitUntil(
+        lambda: widget.preview_layer() is not None and widget.preview_layer().visible,
+        timeout=10_000,
+    )
+    qtbot.waitUntil(lambda: not widget._preview_busy, timeout=10_000)
+    count = widget.preview_count
+    seg_b.visible = False  # the overlay hidden to see B's edges: the outline stays
+    _wait_for_new_preview(qtbot, widget, count)
+    qtbot.waitUntil(lambda: not widget._preview_busy, timeout=10_000)
+    assert widget.preview_layer().visible and widget.preview_mask2d().any()
+    assert "is hidden" not in widget.status.text()
+    # back to A: B's CT hidden too, A's segmentation selected
+    ct_b.visible = False
+    viewer.layers.selection.active = seg_a
+    said = (
+        "'B' is hidden: show it (its eye in the layer list), or choose another CT layer, to "
+        "see the outline."
+    )
+    qtbot.waitUntil(lambda: widget.status.text() == said, timeout=10_000)
+    assert not widget.preview_layer().visible
+    assert widget.preview_mask2d() is None or not widget.preview_mask2d().any()
+    count = widget.preview_count
+    viewer.dims.set_current_step(0, 5)  # the user scrolls in A: still none
+    qtbot.wait(500)
+    assert widget.preview_count == count and not widget.preview_layer().visible
+    assert widget.status.text() == said
+    # Apply refuses the hidden labels, in the same words
+    widget.apply_slice_button.click()
+    assert widget.status.text().startswith("'B segmentation' is hidden: show it (its eye in")
+    assert widget.status.text().endswith("before applying.")
+
+    seg_b.visible = True  # its labels back, its CT still hidden: no outline
+    qtbot.wait(500)
+    assert not widget.preview_layer().visible
+    ct_b.visible = True  # shown again: the outline is back, the line goes
+    _wait_for_new_preview(qtbot, widget, count)
+    qtbot.waitUntil(lambda: widget.preview_layer().visible, timeout=10_000)
+    assert widget.preview_mask2d().any()
+    assert "is hidden" not in widget.status.text()
+
+
+def test_an_apply_on_a_hidden_layer_keeps_its_line_over_the_hidden_outlines(refine_setup, qtbot):
+    """The outline's "is hidden" line is said when an eye turns, not over what an Apply (or
+    napari's Undo) said of the hidden labels since."""
+    viewer, widget, seg, truth, liver = refine_setup
+    viewer.layers[widget.ct_combo.currentText()].visible = False
+    qtbot.waitUntil(lambda: "is hidden" in widget.status.text(), timeout=10_000)
+    assert not widget.preview_layer().visible
+    widget.status.setText("Applied to all lesions of 'CT segmentation': +1 / −0 tumor voxels.")
+    widget.iterations.value = widget.iterations.value + 2  # a preview is asked for
+    qtbot.wait(500)
+    assert widget.status.text().startswith("Applied to all lesions")
+    assert not widget.preview_layer().visible
+
+
 def test_napari_undo_and_redo_take_an_apply_back_and_forth_exactly(refine_setup, qtbot):
     """Ctrl+Z after an Apply undid the stroke painted before it, on top of the refined mask
     (a mask of no state the user had seen), and the panel still offered to undo the Apply and

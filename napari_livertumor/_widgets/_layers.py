@@ -1135,6 +1135,31 @@ def shown_first(viewer: napari.Viewer, layers: list) -> list:
     return sorted(layers, key=lambda ly: (not ly.visible, -index.get(id(ly), -1)))
 
 
+def hidden_choice_note(viewer: napari.Viewer, layer, done: str, verb: str) -> str:
+    """The note "'<layer>' is hidden: …" when the labels a panel acted on (Measure, Export)
+    are hidden by their eye, naming the segmentation on view (the top-most shown); "" when
+    shown (Refine refuses to apply into such labels, and draws no outline of them). The
+    pickers keep their choice: hiding a later patient's layers to go back to an earlier one
+    left them on the hidden patient, and its figures or files read as the one on view's.
+    ``done``: "measured", "written"; ``verb``: "measure", "export"."""
+    if layer is None or layer.visible:
+        return ""
+    shown = [
+        ly
+        for ly in shown_first(viewer, labels_layers(viewer, role="segmentation"))
+        if ly.visible and ly is not layer
+    ]
+    return (
+        f"'{layer.name}' is hidden: the layer chosen in this panel was {done}"
+        + (
+            f", not '{shown[0].name}' on view (choose it under Labels to {verb} it)"
+            if shown
+            else ""
+        )
+        + "."
+    )
+
+
 def volume_of(layer: Layer, layers=None) -> CTVolume:
     """The CTVolume behind a layer: the one in its metadata, or one built from its geometry.
 

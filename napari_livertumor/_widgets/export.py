@@ -475,7 +475,17 @@ class ExportWidget(JobWidgetMixin, QWidget):
             target,
             lambda result, layer=layer: (
                 # (its name now: a Segment rerun meanwhile renamed it "… (previous)")
-                self._done(result[0], note, result[1], layer.name),
+                self._done(
+                    result[0],
+                    note,
+                    # hidden (a later patient's, its layers hidden to go back to an earlier
+                    # one): its files read as those of the patient on view, unsaid
+                    [
+                        _layers.hidden_choice_note(self.viewer, layer, "written", "export"),
+                        *result[1],
+                    ],
+                    layer.name,
+                ),
                 mark_result_of(self, layer),
             ),
             button=self.export_button,
@@ -516,6 +526,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
     # ------------------------------------------------------------------ slots
     def _done(self, written: list[Path], note: str = "", notes=(), name: str = "") -> None:
         self.written = written
+        notes = [n for n in notes if n]
         folder = written[0].parent if written else ""
         # which layer: a Segment run started meanwhile renames the exported one "(previous)"
         of = f" of '{name}'" if name else ""

@@ -923,17 +923,24 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 warning=True,
             )
             return
+        # the layer chosen is hidden (a later patient's, its layers hidden to go back to an
+        # earlier one): its figures read as those of the patient on view, unsaid
+        hidden = _layers.hidden_choice_note(self.viewer, layer, "measured", "measure")
+        hidden = f"\n⚠ {hidden}" if hidden else ""
         if truth_gone:
             set_status(
                 self.status,
                 f"Measured '{name}'; the ground truth was removed or another chosen while it "
-                "was measured: no Dice shown (click Measure to score against the one chosen).",
+                "was measured: no Dice shown (click Measure to score against the one chosen)."
+                + hidden,
+                warning=bool(hidden),
             )
         elif note:  # a ground truth: its liver holds the portal vein, as Export writes it
             set_status(
                 self.status,
                 f"Measured '{name}', a ground truth: its liver counts the portal vein (as Export "
-                "writes it); the aorta is left out.",
+                "writes it); the aorta is left out." + hidden,
+                warning=bool(hidden),
             )
         else:
             from ..stats import vessel_warning
@@ -952,8 +959,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
                     else ""
                 )
                 + (f" No HU columns: {no_hu}." if no_hu else "")
-                + (f"\n⚠ {vessels}" if vessels else ""),
-                warning=bool(other_scan) or bool(vessels),
+                + (f"\n⚠ {vessels}" if vessels else "")
+                + hidden,
+                warning=bool(other_scan) or bool(vessels) or bool(hidden),
             )
         # the headline figures (volumes) in view, not only the status line below the tables
         scroll_into_view(self.volume_table)

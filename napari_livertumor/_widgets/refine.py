@@ -411,7 +411,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
             combo.currentIndexChanged.connect(self._update_apply_buttons)
         self.ct_combo.currentIndexChanged.connect(self._take_up_ct_labels)
         self._watched = None
+        self._watched_ct = None  # the chosen CT: hidden or shown, the outline follows
+        self._eye_turned = False  # one of them hidden or shown since the last preview
         self.mask_combo.currentIndexChanged.connect(self._watch_mask_layer)
+        self.ct_combo.currentIndexChanged.connect(self._watch_ct_layer)
         self.mask_combo.currentIndexChanged.connect(self._follow_mask_ct)
         self.mask_combo.currentIndexChanged.connect(self._mask_layer_changed)
         self._lesions_of = self._layer(self.mask_combo.currentText())
@@ -446,6 +449,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.init_jobs(napari_viewer)
         self.refresh_layers()
         self._watch_mask_layer()
+        self._watch_ct_layer()
         self.destroyed.connect(lambda *_, w=self: _unwatch(w._watched, slot))
         self.refresh_lesions()
         self._show_method_controls()
@@ -596,6 +600,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 if self._layer(self.mask_combo.currentText()) is not self._watched:
                     self._watch_mask_layer()
                     self.schedule_preview()  # the outline of the new layer's mask
+                if self._layer(self.ct_combo.currentText()) is not self._watched_ct:
+                    self._watch_ct_layer()
                 self._mask_layer_changed()  # (nothing when it is the layer it had)
             # steps on a deleted layer cannot be undone: Undo (n) counts only the others
             alive = [
@@ -871,10 +877,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 else "No labels layer yet: segment the CT first (panel 2)."
             )
         if apply and not mask_layer.visible:  # never applied into a layer nobody sees
-            raise ValueError(
-                f"'{mask_layer.name}' is hidden: show it (its eye in the layer list), or choose "
-                "another Tumor labels layer, before applying."
-            )
+            raise ValueError(_hidden_text(mask_layer, "Tumor labels layer", "before applying"))
         _check_same_grid(ct_layer, mask_layer, apply)
         if not _layers.same_scan(mask_layer, ct_layer):
             # another scan on the same grid (the other phase of a study, another patient's
@@ -971,11 +974,27 @@ class RefineWidget(JobWidgetMixin, QWidget):
             _layers.connect_edits(layer, self.schedule_preview)
             layer.events.visible.connect(self._visibility_changed)
 
+    def _watch_ct_layer(self, *_) -> None:
+        """Follow the chosen CT's eye: hidden, the outline goes (:meth:`preview_now`)."""
+        if self._watched_ct is not None:
+            _disconnect(self._watched_ct.events.visible, self._visibility_changed)
+        layer = self._layer(self.ct_combo.currentText())
+        self._watched_ct = layer
+        if layer is not None:
+            layer.events.visible.connect(self._visibility_changed)
+
     def _visibility_changed(self, event=None) -> None:
-        """The tumor layer shown again answers the "is hidden" complaint an Apply gave."""
-        layer = self._watched
-        if layer is not None and layer.visible:
-            clear_status_if(self.status, f"'{layer.name}' is hidden")
+        """The tumor layer or its CT hidden: the outline goes, said (:meth:`preview_now`).
+        Shown again: it comes back, and the "is hidden" complaint (an Apply's, the preview's)
+        is answered."""
+        try:
+            for layer in (self._watched, self._watched_ct):
+                if layer is not None and layer.visible:
+                    clear_status_if(self.status, f"'{layer.name}' is hidden")
+            self._eye_turned = True
+            self.schedule_preview()
+        except RuntimeError:  # the widget is being deleted
+            pass
 
     # ------------------------------------------------------------------ preview
     def panel_closed(self) -> None:
@@ -1079,6 +1098,19 @@ class RefineWidget(JobWidgetMixin, QWidget):
             return
         self._view_was_axial = True
         ct_layer = self._layer(self.ct_combo.currentText())
+        hidden = self._hidden_input(ct_layer)
+        turned, self._eye_turned = self._eye_turned, False
+        if hidden:  # another patient's outline over the scan on view (its layers hidden to go
+            # back to an earlier patient): none drawn, said as Apply refuses such labels
+            self._clear_preview()
+            self._show_notes([])  # (of the hidden layers' slice)
+            # said when the eye turns or nothing else is said; an Apply running keeps its
+            # "Refining…", and what it (or an Undo) said of the hidden layer since stays
+            said = self.status.text()
+            if not self.busy and (turned or not said or said == hidden):
+                set_status(self.status, hidden, warning=True, scroll=False)
+                self._preview_error = True  # a hint to clear once there is an outline
+            return
         z = 0 if ct_layer is None else self.slice_shown(ct_layer)
         if z is None:  # the slider beyond this scan's slices: no outline of it on screen
             self._clear_preview()
@@ -1164,8 +1196,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
             self._preview_busy = False
             if self._preview_again:
                 self._preview_again = False
-                if self.live.value:  # (unticked meanwhile: none)
-                    self.preview_now()
+                try:
+                    if self.live.value:  # (unticked meanwhile: none)
+                        self.preview_now()
+                except RuntimeError:  # the panel deleted while its preview ran
+                    pass
 
         from superqt.utils import create_worker
 
@@ -1177,6 +1212,16 @@ class RefineWidget(JobWidgetMixin, QWidget):
         from ._jobs import start_worker
 
         start_worker(worker)
+
+    def _hidden_input(self, ct_layer) -> str:
+        """Why no outline is drawn when the chosen tumor labels' CT is hidden by its eye
+        (another patient's layers hidden to go back to an earlier one; Apply's wording), ""
+        when it is shown. The labels hidden alone keep their outline: hiding the overlay to
+        see the CT's edges under the outline is how it is tuned."""
+        mask_layer = self._layer(self.mask_combo.currentText())
+        if ct_layer is not None and mask_layer is not None and not ct_layer.visible:
+            return _hidden_text(ct_layer, "CT layer", "to see the outline")
+        return ""
 
     def preview_layer(self):
         return self._layer(PREVIEW_NAME)
@@ -1974,6 +2019,14 @@ def _in_panel_words(note: str) -> str:
     for name, label in _PANEL_WORDS:
         note = note.replace(name, label)
     return note
+
+
+def _hidden_text(layer, row: str, then: str) -> str:
+    """What Apply's refusal and the preview say of a chosen layer hidden by its eye."""
+    return (
+        f"'{layer.name}' is hidden: show it (its eye in the layer list), or choose another "
+        f"{row}, {then}."
+    )
 
 
 def _no_tumor_text(mask_layer) -> str:
