@@ -2299,6 +2299,7 @@ def test_train_check_says_what_the_data_holds_and_trains_nothing(
     assert "0/1 weak-supervision columns found" in out
     assert "None of the clinical columns the run asks for (Okuda) is in" in out
     assert "its columns: AFP, age" in out
+    assert out.count("will not start") == 1, out  # (said once, not again by the fit's check)
     recipe.write_text(json.dumps({"tumor": {"clinical": str(table), "weak_columns": ["age"]}}))
     assert main(["train", "--data", str(toy_data), "--config", str(recipe), "--check"]) == 0
     assert (
@@ -2444,6 +2445,12 @@ def test_check_foresees_each_way_training_goes_without_the_weak_term(
             train_it()
         assert f"⚠ Clinical table {stopped.value}" in said
         assert "The tumor stage will not start with this table" in "\n".join(said)
+    # a table with no value at all, under λ 0: not refused, its empty columns still named
+    table.write_text("\n".join([header, *(blank.format(p) for p in rows)]))
+    assert main([*check, "--weak-lambda", "0"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert "Weak supervision off (λ = 0)" in said
+    assert any(line.startswith("Columns without a usable value: ") for line in said), said
 
     # no table at all: the words training logs as it starts
     table.unlink()
@@ -2454,6 +2461,7 @@ def test_check_foresees_each_way_training_goes_without_the_weak_term(
     assert info["weak"] == {"enabled": False, "reason": "no clinical table"}
     warned = next(r.getMessage() for r in caplog.records if "no clinical table" in r.getMessage())
     assert f"⚠ Weak supervision off: {warned}" in said
+    assert "No clinical table." not in said  # (the warning says it, not a second line)
 
     # λ 0, or the liver stage only: off, as the run's record gives the reason
     assert main([*check, "--weak-lambda", "0"]) == 0
@@ -2517,6 +2525,17 @@ def test_check_counts_usable_columns_on_the_training_patients_and_says_rows_plai
     # off by λ 0: no weak term for anyone either
     said = summarize_data(str(data), clinical=str(table), config=cfg, weak_lambda=0)
     assert "Weak supervision off (λ = 0)" in said and "Without a clinical row: HCC_004" in said
+    # a split file that cannot be read: the weak term's fate waits for the split
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    said = summarize_data(
+        str(data), clinical=str(table), config=dataclasses.replace(cfg, split_file=str(broken))
+    )
+    assert said[1].startswith("⚠ Split of broken.json: "), said
+    assert "⚠ Weak supervision: whether it runs is not known until the split is (see above)" in said
+    # no recipe, stage or λ given: a tumor run's check, with the weak term on
+    said = summarize_data(str(data), clinical=str(table))
+    assert not any(line.startswith("Weak supervision off (") for line in said), said
 
 
 def _recipe(tmp_path, cfg) -> str:

@@ -1050,6 +1050,11 @@ def test_the_row_proposed_is_the_pass_livertumor_segment_reads(load_widget, qtbo
     assert brief in proposed_line and len(proposed_line) < 200, status
     assert why not in status and "anonymiser" not in status and "is later" not in status
     assert why in tip and "--acquisition" not in tip, tip
+    # the reason is the proposed row's alone: another row's tooltip does not claim it
+    for other in range(widget.series_table.rowCount()):
+        if other != row:
+            other_tip = widget.series_table.item(other, 0).toolTip()
+            assert "Proposed" not in other_tip and why not in other_tip, other_tip
     if case == "two phases":
         assert widget.series_table.item(row, 3).text() == "portal venous"
     widget.load_button.click()
@@ -1064,6 +1069,8 @@ def test_the_row_proposed_is_the_pass_livertumor_segment_reads(load_widget, qtbo
     status = widget.status.text()
     assert brief[:-1] in status and "the one chosen" not in status, status
     assert why not in status and "--acquisition" not in status and "anonymiser" not in status
+    # the row loaded is Find series' proposed one: its tooltip is where the reasoning is
+    assert "(why: the proposed row's tooltip)" in status and "(why: Find series" not in status
     # the first pass, chosen by hand, is the one loaded, said as chosen
     widget.series_table.selectRow(
         next(r for r, s in enumerate(widget._series) if s.acquisition == 1)
@@ -1074,6 +1081,42 @@ def test_the_row_proposed_is_the_pass_livertumor_segment_reads(load_widget, qtbo
     status = widget.status.text()
     assert ("read acquisition 1" if case == "two phases" else "read pass 1 (") in status, status
     assert "the one chosen" in status and "--acquisition" not in status
+
+
+def test_the_proposed_row_of_two_reconstructions_says_choose_its_row(load_widget, qtbot, tmp_path):
+    """One scan reconstructed twice in one series (B30f and B70f, numbered 1 and 2, one
+    AcquisitionTime): the proposed row's tooltip is worded for the panel ("choose its row"),
+    not the command line's `--acquisition 2`, and no other row's tooltip says it is proposed."""
+    import pydicom
+
+    from napari_livertumor.io.dicom_write import write_ct_series
+    from napari_livertumor.io.volume import CTVolume
+
+    _, widget = load_widget
+    rng = np.random.default_rng(7)
+    folder = tmp_path / "P11"
+    for k, kernel in enumerate(("B30f", "B70f")):
+        array = rng.integers(-100, 200, (6, 32, 32)).astype(np.int16)
+        paths = write_ct_series(CTVolume(array, (2.5, 1.0, 1.0)), folder, acquisition_number=k + 1,
+                                series_uid="1.2.826.0.1.3680043.8.498.16", series_description="ABD",
+                                instance_number_start=1 + 6 * k,
+                                file_names=[f"p{k}_{i}.dcm" for i in range(6)])  # fmt: skip
+        for p in paths:
+            ds = pydicom.dcmread(p)
+            ds.ConvolutionKernel, ds.AcquisitionTime = kernel, "101500"
+            ds.save_as(p)
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(folder))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    assert widget.series_table.rowCount() == 2
+    row = widget.series_table.currentRow()
+    assert widget.selected_series().acquisition == 1  # the smoother kernel
+    tip = widget.series_table.item(row, 0).toolTip()
+    assert "reconstructions of one scan" in tip and "To read another, choose its row" in tip, tip
+    assert "--acquisition" not in tip and "in the Load panel" not in tip, tip
+    other = widget.series_table.item(1 - row, 0).toolTip()
+    assert "Proposed" not in other and "choose its row" not in other, other
 
 
 def test_load_without_find_series_says_a_stacked_series_in_one_line(load_widget, qtbot, tmp_path):
