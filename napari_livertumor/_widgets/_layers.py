@@ -1138,8 +1138,8 @@ def shown_first(viewer: napari.Viewer, layers: list) -> list:
 def hidden_choice_note(viewer: napari.Viewer, layer, done: str, verb: str) -> str:
     """The note "'<layer>' is hidden: …" when the labels a panel acted on (Measure, Export)
     are hidden by their eye, naming the segmentation on view (the top-most shown); "" when
-    shown (Refine refuses to apply into such labels, and draws no outline of them). The
-    pickers keep their choice: hiding a later patient's layers to go back to an earlier one
+    shown (Refine refuses to apply into such labels, and draws no outline where their CT is
+    hidden too). The pickers keep their choice: hiding a later patient's layers to go back to an earlier one
     left them on the hidden patient, and its figures or files read as the one on view's.
     ``done``: "measured", "written"; ``verb``: "measure", "export"."""
     if layer is None or layer.visible:
