@@ -2291,8 +2291,81 @@ def test_uppercase_siemens_kernels_are_ranked_and_other_vendors_names_are_not():
     assert kernel_sharpness("BL57D\\3") == ("Siemens", 57)
     assert kernel_sharpness("Br40d") == ("Siemens", 40)  # (as before)
     assert kernel_sharpness("standard") == ("GE", 2)
+    assert kernel_sharpness("b70f") == ("Siemens", 70)  # (lowercased whole)
     for other in ("FC03", "FC52", "FL04", "fc03", "B", "YA", "L", "UB"):
         assert kernel_sharpness(other) is None, other
+
+
+@pytest.mark.parametrize(
+    ("kernel", "sharp"), [("B50f", True), ("B45f", False), ("LUNG", True), ("DETAIL", False)]
+)
+def test_sharp_kernels_begin_at_b50f_and_ges_lung(kernel, sharp):
+    """The line between soft-tissue and sharp (lung, bone) kernels, as ``_SHARP_FROM`` draws
+    it: Siemens B50f and up, GE's LUNG and up; B45f and DETAIL are soft-tissue kernels."""
+    from napari_livertumor.io.dicom import is_sharp_kernel, kernel_sharpness
+
+    assert is_sharp_kernel(kernel_sharpness(kernel)) == sharp
+
+
+def test_a_later_phase_in_b50f_is_passed_over_for_the_earlier_b30f(tmp_path):
+    """B50f is a sharp kernel: a later phase in it is not read over an earlier B30f one."""
+    from napari_livertumor.io.dicom import proposed_series
+
+    _stacked_passes(tmp_path, ("B30f", "B50f"), ("101500", "101600"))
+    proposed, _ = proposed_series(discover_series(tmp_path))
+    assert proposed.acquisition == 1
+
+
+def test_untimed_passes_mark_the_sharper_of_two_soft_tissue_kernels(tmp_path):
+    """Without AcquisitionTime, passes in B30f and B45f (neither a sharp kernel) are all of
+    one unknown moment: the B45f is the sharper reconstruction, the B30f not."""
+    _stacked_passes(tmp_path, ("B30f", "B45f"), ("", ""))
+    assert [s.sharper for s in discover_series(tmp_path)] == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("kernels", "times", "moments"),
+    [
+        (("B30f", "B30f"), ([f"10150{i}" for i in range(5)], [f"1015{9 - i:02d}" for i in range(5)]), [1, 2]),
+        (("B30f", "B70f"), ("101500", "101502"), [1, 2]),
+        (("B30f", "B70f"), ("235959.5", "000000.4"), [1, 1]),
+    ],
+    ids=["a pass running back up a second after", "two seconds apart", "across midnight"],
+)  # fmt: skip
+def test_passes_are_one_moment_only_where_every_shared_position_is(
+    tmp_path, kernels, times, moments
+):
+    """Passes are one moment where each position they share holds times under 2 s apart,
+    every one of them, and across midnight: a pass running back up the table, starting 1 s
+    after the first ended, meets it at one position only (another moment); 2 s apart is
+    another moment; 23:59:59.5 and 00:00:00.4 are one (the same scan, reconstructed twice)."""
+    _stacked_passes(tmp_path, kernels, times)
+    found = discover_series(tmp_path)
+    assert [s.moment for s in found] == moments
+    assert [s.same_scan for s in found] == [moments == [1, 1]] * 2
+
+
+def test_the_load_panel_line_of_passes_says_the_moment_and_the_kernels(tmp_path):
+    """The Load panel's one line, of a phase and the later phase reconstructed twice; of two
+    untimed passes in B30f and B70f; and of one scan reconstructed twice, which is no phase to
+    check by looking."""
+    from napari_livertumor.io.dicom import passes_brief, proposed_series
+
+    _stacked_passes(tmp_path / "a", ("B30f", "B30f", "B70f"), ("101500", "101600", "101600"))
+    found = discover_series(tmp_path / "a")
+    assert passes_brief(proposed_series(found)[0], found) == (
+        "pass 2 (kernel B30f), the latest phase, in the smoother kernel; pass 3 is pass 2 in a "
+        "sharper kernel (B70f)"
+    )
+    _stacked_passes(tmp_path / "b", ("B30f", "B70f"), ("", ""))
+    found = discover_series(tmp_path / "b")
+    assert passes_brief(proposed_series(found)[0], found) == (
+        "pass 1 (kernel B30f), the smoother kernel; pass 2 is in a sharp kernel (B70f)"
+    )
+    _stacked_passes(tmp_path / "c", ("B30f", "B70f"), ("101500", "101500"))
+    line = read_dicom_series(tmp_path / "c").meta["passes_line"]
+    assert line.startswith("series #1 'CT' stacks 2 reconstructions of one scan; read pass 1")
+    assert "check the phase" not in line
 
 
 def test_uppercase_siemens_reconstructions_read_the_smoother_kernel(tmp_path):

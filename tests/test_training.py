@@ -1204,6 +1204,13 @@ def test_the_command_line_says_a_validation_comes_before_it_runs():
     assert format_report({**resumed, "val_pending": True}).endswith(
         "; validating first: the stop had interrupted the validation"
     )
+    # the time budget's final validation says so, one at the run's last step is no budget's
+    validating = {"event": "validating", "stage": "liver", "step": 12, "total_steps": 12,
+                  "final": True}  # fmt: skip
+    assert format_report(validating) == "[liver] step 12/12: validating…"
+    assert format_report({**validating, "step": 11}) == (
+        "[liver] step 11/12: validating… (the final validation: the time budget ran out)"
+    )
 
 
 def test_a_replacing_run_that_fails_leaves_the_models_split_as_it_was(
