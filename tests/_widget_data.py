@@ -113,3 +113,20 @@ def timed_calls(obj, name: str) -> list[tuple[float, float]]:
 
     setattr(obj, name, timed)
     return windows
+
+
+def two_patients(viewer) -> list:
+    """Patient A, then patient B loaded after it (each a CT and its segmentation): B's layers
+    are the newest, those the panels' pickers follow."""
+    from napari_livertumor._widgets import _layers
+
+    layers = []
+    for pid, origin in (("A", (-20.0, -30.0, 100.0)), ("B", (-60.0, -30.0, 100.0))):
+        vol, truth = tiny_ct(origin=origin)
+        vol.meta.update(patient_id=pid, series_uid=f"1.2.{len(layers)}")
+        ct = _layers.add_ct_layer(viewer, vol, name=f"{pid} CT")
+        seg = _layers.add_labels_layer(
+            viewer, truth, vol, f"{pid} CT segmentation", ct_layer_name=ct.name
+        )
+        layers.append((ct, seg))
+    return layers

@@ -1700,21 +1700,12 @@ def test_exporting_a_hidden_patients_labels_says_they_are_not_the_ones_on_view(
     """Going back to patient A by hiding patient B's layers (their eyes), Export wrote B's
     segmentation, still chosen, and said only "Wrote 5 file(s) of 'B CT segmentation'" while
     the user looked at A: the choice stands, and the line says it is hidden, as Inspect's."""
-    from _widget_data import tiny_ct
+    from _widget_data import two_patients
 
     viewer = make_napari_viewer()
     widget = ExportWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    layers = []
-    for pid, origin in (("A", (-20.0, -30.0, 100.0)), ("B", (-60.0, -30.0, 100.0))):
-        vol, truth = tiny_ct(origin=origin)
-        vol.meta.update(patient_id=pid, series_uid=f"1.2.{len(layers)}")
-        ct = _layers.add_ct_layer(viewer, vol, name=f"{pid} CT")
-        seg = _layers.add_labels_layer(
-            viewer, truth, vol, f"{pid} CT segmentation", ct_layer_name=ct.name
-        )
-        layers.append((ct, seg))
-    (_, seg_a), (ct_b, seg_b) = layers
+    (_, seg_a), (ct_b, seg_b) = two_patients(viewer)
     assert widget.labels_combo.currentText() == seg_b.name
     ct_b.visible = seg_b.visible = False
     viewer.layers.selection.active = seg_a

@@ -1284,31 +1284,18 @@ def test_a_lesion_that_looks_like_an_enhancing_vessel_is_marked_on_its_row(
     assert f"lesion {vessel['id']} (" in widget.status.text()
 
 
-def _two_patients(viewer):
-    """Patient A, then patient B loaded after it (each a CT and its segmentation): B's layers
-    are the newest, those the panels' pickers follow."""
-    layers = []
-    for pid, origin in (("A", (-20.0, -30.0, 100.0)), ("B", (-60.0, -30.0, 100.0))):
-        vol, truth = tiny_ct(origin=origin)
-        vol.meta.update(patient_id=pid, series_uid=f"1.2.{len(layers)}")
-        ct = _layers.add_ct_layer(viewer, vol, name=f"{pid} CT")
-        seg = _layers.add_labels_layer(
-            viewer, truth, vol, f"{pid} CT segmentation", ct_layer_name=ct.name
-        )
-        layers.append((ct, seg))
-    return layers
-
-
 def test_measuring_a_hidden_patients_labels_says_they_are_not_the_ones_on_view(
     make_napari_viewer, qtbot
 ):
     """Going back to patient A by hiding patient B's layers (their eyes), Measure measured B's
     segmentation, still chosen, and said only "Measured 'B CT segmentation'." while the user
     looked at A: the choice stands, and the line says it is hidden, naming the one on view."""
+    from _widget_data import two_patients
+
     viewer = make_napari_viewer()
     widget = InspectWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    (_, seg_a), (ct_b, seg_b) = _two_patients(viewer)
+    (_, seg_a), (ct_b, seg_b) = two_patients(viewer)
     assert widget.labels_combo.currentText() == seg_b.name
     ct_b.visible = seg_b.visible = False
     viewer.layers.selection.active = seg_a
