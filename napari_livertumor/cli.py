@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 from .errors import Cancelled, LiverTumorError
-from .signals import exit_status
+from .signals import HeldStops, exit_status
 
 #: name -> one-line help; the order is the order shown in ``--help``.
 COMMANDS = {
@@ -114,12 +114,17 @@ def _never_fail_printing() -> None:
 
     On Windows, output sent to a file or a pipe (``> train.log``, a scheduler) is encoded in
     the ANSI code page: a patient folder named in Chinese or Greek made ``print`` raise
-    ``UnicodeEncodeError`` and stopped training before it began."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.reconfigure(errors="backslashreplace")
-        except (AttributeError, ValueError, OSError):  # not a text stream we may change
-            pass
+    ``UnicodeEncodeError`` and stopped training before it began.
+
+    A Ctrl-C is held over the change: one landing inside ``reconfigure`` (which drops the
+    stream's encoder, then builds the new one in Python code) left ``sys.stderr`` "not
+    writable", so "livertumor: interrupted" could not be said and the tool exited 1."""
+    with HeldStops():
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (AttributeError, ValueError, OSError):  # not a text stream we may change
+                pass
 
 
 #: the commands' arguments that name files or folders (their ``dest``)

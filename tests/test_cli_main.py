@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+
+import pytest
 
 import napari_livertumor
 from napari_livertumor.cli import main
@@ -271,3 +274,32 @@ def test_a_ctrl_c_while_the_tool_is_starting_is_said_in_one_line(tmp_path):
         assert "Traceback" not in err, f"a stop {delay} s in:\n{err}"
         assert proc.returncode == 130, f"a stop {delay} s in:\n{err}"
         assert err.strip().splitlines()[-1] == "livertumor: interrupted"
+
+
+def test_a_ctrl_c_while_the_output_streams_are_changed_leaves_them_whole(monkeypatch):
+    """A Ctrl-C landing inside ``reconfigure`` (CPython drops the stream's encoder, then builds
+    the new one in Python code) left ``sys.stderr`` "not writable": "livertumor: interrupted"
+    could not be said, the tool exited 1 with "lost sys.stderr" (CI, 7 Dec 2026). The stop is
+    held until both streams are changed, then raised."""
+    import signal
+
+    from napari_livertumor import cli
+
+    steps = []
+
+    class Stream:
+        def __init__(self, name):
+            self.name = name
+
+        def reconfigure(self, **kwargs):
+            steps.append(f"{self.name} begun")
+            if self.name == "stderr":
+                os.kill(os.getpid(), signal.SIGINT)  # the handler runs before the next line
+            steps.append(f"{self.name} done")
+
+    monkeypatch.setattr(sys, "stdout", Stream("stdout"))
+    monkeypatch.setattr(sys, "stderr", Stream("stderr"))
+    with pytest.raises(KeyboardInterrupt):
+        cli._never_fail_printing()
+    assert steps == ["stdout begun", "stdout done", "stderr begun", "stderr done"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
