@@ -2366,6 +2366,12 @@ def test_the_load_panel_line_of_passes_says_the_moment_and_the_kernels(tmp_path)
     line = read_dicom_series(tmp_path / "c").meta["passes_line"]
     assert line.startswith("series #1 'CT' stacks 2 reconstructions of one scan; read pass 1")
     assert "check the phase" not in line
+    # a B45f beside a B30f is sharper, not "a sharp kernel" (a lung or bone one, B50f on)
+    _stacked_passes(tmp_path / "d", ("B30f", "B45f"), ("", ""))
+    found = discover_series(tmp_path / "d")
+    assert passes_brief(proposed_series(found)[0], found) == (
+        "pass 1 (kernel B30f), the smoother kernel; pass 2 is in a sharper kernel (B45f)"
+    )
 
 
 def test_uppercase_siemens_reconstructions_read_the_smoother_kernel(tmp_path):

@@ -2103,7 +2103,9 @@ def passes_brief(
             if twin is not None
             else f"{name} {g.acquisition}"
             + (", a later phase," if g in later else "")
-            + f" is in a sharp kernel ({kernel})"
+            # (a B45f beside a B30f is sharper, not "a sharp kernel": that is a lung or bone one)
+            + f" is in a {'sharp' if is_sharp_kernel(kernel_sharpness(kernel)) else 'sharper'}"
+            + f" kernel ({kernel})"
         )
     said = [f"acq {info.acquisition_number}"] * (info.acquisition_number is not None)
     said += [f"acq {numbers_text(info.chunks)}"] * bool(info.chunks)
