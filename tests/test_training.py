@@ -2458,6 +2458,11 @@ def test_check_foresees_each_way_training_goes_without_the_weak_term(
     said = capsys.readouterr().out.splitlines()
     assert "Weak supervision off (λ = 0)" in said
     assert any(line.startswith("Columns without a usable value: ") for line in said), said
+    # (the tumor stage that will not use them is no news under λ 0, or for the liver stage)
+    assert "No usable clinical value (this run does not read them)." in said
+    assert main([*check, "--stage", "liver"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert "No usable clinical value (this run does not read them)." in said, said
 
     # no table at all: the words training logs as it starts
     table.unlink()

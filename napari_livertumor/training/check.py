@@ -207,7 +207,11 @@ def summarize_data(
                 "folder (or file) is named"
             )
     if cols and not good:
-        lines.append("No usable clinical value: the tumor stage cannot use weak supervision.")
+        lines.append(
+            "No usable clinical value: the tumor stage cannot use weak supervision."
+            if off is None  # (under λ 0 or for the liver stage, this run does not read them)
+            else "No usable clinical value (this run does not read them)."
+        )
     empty = [c for c in cols if usable[c] == 0]
     if empty and (good or weak_lambda == 0):  # (none usable: the refusal above names them)
         lines.append("Columns without a usable value: " + ", ".join(empty))
