@@ -100,7 +100,11 @@ def test_check_data_names_left_out_patients_and_a_clinical_table_without_values(
     text = widget.summary.text()
     assert "3 patient(s) with ground-truth labels" in text
     assert "1 patient(s) left out" in text and "no label file" in text
-    assert "0 of them with usable values" in text and "cannot use weak supervision" in text
+    # (the panel's default stage, the liver, reads no table: not "the tumor stage cannot use
+    # weak supervision", which is no news here)
+    assert "0 of them with usable values" in text
+    said = text + "\n" + widget.log.toPlainText()  # (no warning: in the log, not the box)
+    assert "No usable clinical value (this run does not read them)." in said, said
     # its row is the left-out patient's, not a row "of no patient here"
     assert "Rows of patients left out above: HCC_" in text
     assert "no patient here" not in text
