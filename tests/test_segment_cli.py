@@ -532,10 +532,11 @@ def test_acquisition_picks_a_stacked_phase_and_a_changed_pick_redoes_the_case(tm
     base = ["segment", str(folder), "-o", str(out), "--models", str(models), "--no-refine"]
     assert main([*base, "--device", "cpu", "--acquisition", "1"]) == 0
     stats = json.loads((out / "P9_stats.json").read_text())
-    assert stats["acquisition_number"] == 1
+    assert stats["acquisition_number"] == 1 and stats["acquisition"] == "acq 1"
     assert stats["run_settings"]["acquisition"] == 1
     assert main([*base, "--device", "cpu"]) == 0  # the default (the later phase): redone
-    assert json.loads((out / "P9_stats.json").read_text())["acquisition_number"] == 2
+    stats = json.loads((out / "P9_stats.json").read_text())
+    assert stats["acquisition_number"] == 2 and stats["acquisition"] == "acq 2"
 
 
 def test_a_missing_acquisition_names_those_there(tmp_path, models, caplog):

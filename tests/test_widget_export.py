@@ -404,6 +404,16 @@ def test_replacing_another_scans_export_of_the_same_patient_is_said(
     stats_path.write_text(json.dumps(stats))
     widget.export_button.click()
     assert asked[-1].startswith("acquisition 7 of the series")
+    assert stats.get("acquisition") is None  # (the export's: no stacked passes)
+    # passes the reader split and numbered: said as it names them (pass 3 is acq 2's B70f)
+    for layer in viewer.layers:
+        layer.metadata[_layers.CT_VOLUME].meta["acquisition_label"] = "pass 2 (acq 2)"
+    stats["acquisition"] = "pass 3 (acq 2), kernel B70f"
+    stats_path.write_text(json.dumps(stats))
+    widget.export_button.click()
+    assert asked[-1] == (
+        "pass 3 (acq 2), kernel B70f of the series (these labels lie on pass 2 (acq 2))"
+    )
     stats["series_uid"] = "1.2.3.4"  # another series (another phase, another study)
     stats_path.write_text(json.dumps(stats))
     widget.export_button.click()

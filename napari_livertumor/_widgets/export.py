@@ -1055,6 +1055,7 @@ def _write_one(
             stats["input"] = str(volume.meta.get("source", ""))
             stats["series_uid"] = str(volume.meta.get("series_uid", ""))
             stats["acquisition_number"] = volume.meta.get("acquisition_number")
+            stats["acquisition"] = volume.meta.get("acquisition_label") or None
             from ..stats import scan_identity
 
             stats.update(scan_identity(volume.meta))
@@ -1174,6 +1175,10 @@ def _made_on_another_scan(stats_path: Path, volume) -> str | None:
                 return f"{there} (these labels lie on {here})"
             return f"series {was} (these labels lie on series {now})"
         if acq_was != acq_now and acq_was is not None and acq_now is not None:
+            # as the reader names them ("pass 3 (acq 2), kernel B70f"), where both say it
+            said_was, said_now = old.get("acquisition"), meta.get("acquisition_label")
+            if said_was and said_now:
+                return f"{said_was} of the series (these labels lie on {said_now})"
             return (
                 f"acquisition {acq_was} of the series (these labels lie on acquisition {acq_now})"
             )
