@@ -910,21 +910,14 @@ def test_rows_of_two_reconstructions_name_their_kernels_and_the_smooth_one_is_pr
     assert "sharper kernel (B70f)" in status and "check the phase" not in status.lower()
 
 
-@pytest.mark.parametrize("width", [130, 110])  # the docked panel's column; a narrower one
-def test_rows_of_passes_behind_a_long_description_show_which_pass(
-    load_widget, qtbot, tmp_path, width
-):
-    """Two passes of a series with a 64-character SeriesDescription: the rows, cut at two
-    lines, read "HCC_0042: #3 Abdomen 3.0 B30f portal venous…" both, "(pass 2, kernel B30f)"
-    behind the ellipsis; napari's layer list, cutting a name in the middle, showed both
-    layers as "HCC_0042 Abd…rtal venous)". The description is shortened for the pass to show
-    (whole again in a wide column; in full in the tooltip) and the layer name ends with it."""
+def _long_description_passes(tmp_path):
+    """A folder of two passes (kernels B30f, B70f) of patient HCC_0042's series #3 with a
+    64-character SeriesDescription, and another patient's scan; the description, the folder."""
     import pydicom
 
     from napari_livertumor.io.dicom_write import write_ct_series
     from napari_livertumor.io.volume import CTVolume
 
-    viewer, widget = load_widget
     desc = "Abdomen 3.0 B30f portal venous phase liver protocol 5mm recon CE"
     assert len(desc) == 64  # DICOM's longest SeriesDescription
     rng = np.random.default_rng(6)
@@ -943,6 +936,20 @@ def test_rows_of_passes_behind_a_long_description_show_which_pass(
     # another patient's scan: the rows start with the patient ID
     write_ct_series(CTVolume(np.zeros((6, 32, 32), np.int16), (2.5, 1.0, 1.0)), folder / "b",
                     patient_id="HCC_0043", series_description="Abdomen")  # fmt: skip
+    return desc, folder
+
+
+@pytest.mark.parametrize("width", [130, 110])  # the docked panel's column; a narrower one
+def test_rows_of_passes_behind_a_long_description_show_which_pass(
+    load_widget, qtbot, tmp_path, width
+):
+    """Two passes of a series with a 64-character SeriesDescription: the rows, cut at two
+    lines, read "HCC_0042: #3 Abdomen 3.0 B30f portal venous…" both, "(pass 2, kernel B30f)"
+    behind the ellipsis; napari's layer list, cutting a name in the middle, showed both
+    layers as "HCC_0042 Abd…rtal venous)". The description is shortened for the pass to show
+    (whole again in a wide column; in full in the tooltip) and the layer name ends with it."""
+    viewer, widget = load_widget
+    desc, folder = _long_description_passes(tmp_path)
     widget.source.setCurrentText(SOURCES[0])
     widget.path.setText(str(folder))
     widget.scan_button.click()
@@ -974,6 +981,50 @@ def test_rows_of_passes_behind_a_long_description_show_which_pass(
     # as napari's layer list shows it: cut in the middle, the pass kept
     shown = table.fontMetrics().elidedText(layer.name, Qt.ElideMiddle, 150)
     assert "…" in shown and shown.endswith("pass 2)"), shown
+
+
+def test_rows_of_passes_follow_a_panel_resized_in_one_step(make_napari_viewer, qtbot, tmp_path):
+    """The rows were fitted, as the column's header said it was resized, to the width the
+    column had before: the dock narrowed at once from 700 to 330 px left each pass's row
+    shortened for 700 px, "HCC_0042: #3 / Abdomen 3.0 …" with its pass hidden below the
+    row (35 px tall, its text 137 px), and widened again, shortened for 330 px."""
+    viewer = make_napari_viewer(show=True)
+    widget = LoadWidget(viewer)
+    dock = viewer.window.add_dock_widget(widget, name="Load")
+    window = viewer.window._qt_window
+    window.resize(1500, 950)
+    window.resizeDocks([dock], [700], Qt.Horizontal)
+    desc, folder = _long_description_passes(tmp_path)
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(folder))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    table = widget.series_table
+
+    def shown_whole(wide: bool) -> list:
+        """What is wrong with the pass rows (nothing: [])."""
+        wrong = []
+        column = table.columnWidth(0)
+        if (column > 400) != wide:
+            wrong.append(f"column {column} px")
+        for r in range(table.rowCount()):
+            text = table.item(r, 0).text()
+            if "HCC_0042" not in text:
+                continue
+            if not text.endswith(("(pass 1, kernel B30f)", "(pass 2, kernel B70f)")):
+                wrong.append(f"no pass: {text!r}")
+            if table.rowHeight(r) < table.sizeHintForRow(r):  # its last line cut
+                wrong.append(f"{text!r}: {table.rowHeight(r)} < {table.sizeHintForRow(r)} px")
+            if (desc in text) != wide:  # shortened only where it must be
+                wrong.append(f"{'' if wide else 'not '}shortened at {column} px: {text!r}")
+        return wrong
+
+    for width in (330, 700, 330):  # as a user's window resize does: at once
+        window.resizeDocks([dock], [width], Qt.Horizontal)
+        try:
+            qtbot.waitUntil(lambda w=width: not shown_whole(w == 700), timeout=3_000)
+        except qtbot.TimeoutError:
+            raise AssertionError(f"dock at {width} px: {shown_whole(width == 700)}") from None
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -149,7 +150,15 @@ class LoadWidget(JobWidgetMixin, QWidget):
         header = self.series_table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeToContents)
         header.setSectionResizeMode(0, QHeaderView.Stretch)  # long descriptions wrap
-        header.sectionResized.connect(self._fit_rows)
+        # refitted once the resize is done: in the header's signal the column still had its
+        # old width (a dock narrowed at once from 700 to 330 px left rows shortened for 700
+        # px, their pass hidden below them); one fit for a drag's many resizes, and none
+        # after the panel is gone (the timer goes with it)
+        self._refit = QTimer(self)
+        self._refit.setSingleShot(True)
+        self._refit.setInterval(0)
+        self._refit.timeout.connect(self._fit_rows)
+        header.sectionResized.connect(self._column_resized)
         self.series_table.setMinimumHeight(110)
         self.truth_path = QLineEdit()
         self.truth_path.setPlaceholderText("optional")
@@ -791,6 +800,13 @@ class LoadWidget(JobWidgetMixin, QWidget):
         table.setRowHeight(r, table.sizeHintForRow(r))
 
     # ------------------------------------------------------------------ small slots
+    def _column_resized(self, column: int, *_) -> None:
+        if column == 0:  # (the description's; the others fit their text)
+            try:
+                self._refit.start()
+            except RuntimeError:  # the panel is being deleted
+                pass
+
     def _layers_changed(self, *_) -> None:
         say_if_result_removed(self)
 
