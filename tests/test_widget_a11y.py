@@ -40,7 +40,7 @@ def test_tab_past_a_panel_shows_the_tab_the_focus_goes_into(make_napari_viewer, 
     assert _dock_of(panels["segment"]).visibleRegion().isEmpty()  # (a tab behind Load's)
     last = panels["load"].findChildren(QComboBox)[-1]  # the HU window
     last.setFocus(Qt.TabFocusReason)
-    qtbot.waitUntil(lambda: QApplication.focusWidget() is last)
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is last, timeout=20_000)
     app = QApplication.instance()
     entered = []
     for _ in range(12):

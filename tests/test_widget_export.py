@@ -1123,7 +1123,7 @@ def test_closing_the_panel_mid_export_lets_the_set_of_files_finish(
     widget.export()
     assert "still ending" in widget.status.text()
     qtbot.waitUntil(lambda: not _RUNNING, timeout=30_000)
-    qtbot.waitUntil(widget.export_button.isEnabled, timeout=5_000)
+    qtbot.waitUntil(widget.export_button.isEnabled, timeout=20_000)
     assert widget.export_button.text() == "Export" and not widget.busy
     assert widget.status.text().startswith("Closed while writing: it finished")
     assert len(slow) == 6  # every file of the set, none left from before
@@ -1581,7 +1581,6 @@ def test_a_late_cancel_of_a_job_that_writes_files_still_shows_what_it_wrote(qtbo
 
 def test_a_job_waiting_for_a_panels_imports_can_be_cancelled():
     """Cancel did nothing while a load waited 9-14 s for a panel's torch and MONAI imports."""
-    import threading
     import time
 
     from napari_livertumor._widgets._jobs import ImportGate
@@ -1589,12 +1588,19 @@ def test_a_job_waiting_for_a_panels_imports_can_be_cancelled():
 
     gate = ImportGate()
     gate.announce()  # a panel's background imports, still running
-    said, stop = [], threading.Event()
-    threading.Timer(0.3, stop.set).start()
+    said, looks = [], []
+
+    def cancelled() -> bool:  # Cancel pressed before the third look
+        looks.append(1)
+        return len(looks) >= 3
+
     t0 = time.monotonic()
     with pytest.raises(Cancelled, match="waiting for the panels' imports"):
-        gate.wait(stop.is_set, lambda *a: said.append(a))
-    assert time.monotonic() - t0 < 2 and said == [("waiting for torch and MONAI to load", 0, 1)]
+        gate.wait(cancelled, lambda *a: said.append(a))
+    # looked at while waiting (every tenth of a second: 0.3 s here), the Cancel taken at the
+    # first look that saw it; the bound is loose, for a loaded machine
+    assert len(looks) == 3 and said == [("waiting for torch and MONAI to load", 0, 1)]
+    assert time.monotonic() - t0 < 10
     gate.done()
     gate.wait(lambda: False)  # nothing pending: through at once
 

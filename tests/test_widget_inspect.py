@@ -146,7 +146,7 @@ def test_the_lesion_ring_goes_with_its_segmentation_and_with_the_panel(viewer_wi
     widget.go_to_lesion(0)
     assert "lesion marker" in viewer.layers
     viewer.layers.remove("tiny CT segmentation")
-    qtbot.waitUntil(lambda: "lesion marker" not in viewer.layers, timeout=5_000)
+    qtbot.waitUntil(lambda: "lesion marker" not in viewer.layers, timeout=20_000)
     assert widget._marker is None  # let go (the removed ring stayed alive through the panel)
     widget.panel_closed()  # (with no ring there: nothing to do)
     assert "tiny CT" in viewer.layers
@@ -518,7 +518,7 @@ def test_painting_after_measuring_says_the_figures_are_stale(viewer_with_labels,
     qtbot.wait(50)
     assert "click Measure" in widget.status.text() and widget._stale()
     layer.undo()
-    qtbot.waitUntil(lambda: "as they were measured" in widget.status.text(), timeout=2_000)
+    qtbot.waitUntil(lambda: "as they were measured" in widget.status.text(), timeout=20_000)
     assert not widget._stale() and not any(t.styleSheet() for t in tables)
     layer.brush_size = 1
     layer.paint((8, 24, 24), was)  # a stroke of the value there: nothing changed

@@ -513,7 +513,7 @@ def test_what_a_load_was_started_with_cannot_change_until_it_ends(load_widget, q
     # and shown so (QA gui59: read-only, they looked editable, typing in them doing nothing)
     assert all("color" in f.styleSheet() and "Locked while" in f.toolTip() for f in fields)
     _wait_idle(qtbot, widget)
-    qtbot.waitUntil(lambda: widget.source.isEnabled(), timeout=5000)
+    qtbot.waitUntil(lambda: widget.source.isEnabled(), timeout=20_000)
     assert all(w.isEnabled() for w in locked) and len(_layers.ct_layers(viewer)) == 1
     assert not any(f.isReadOnly() or f.styleSheet() for f in fields)
     assert [widget.path.toolTip(), widget.truth_path.toolTip()] == tips
@@ -1022,7 +1022,7 @@ def test_rows_of_passes_follow_a_panel_resized_in_one_step(make_napari_viewer, q
     for width in (330, 700, 330):  # as a user's window resize does: at once
         window.resizeDocks([dock], [width], Qt.Horizontal)
         try:
-            qtbot.waitUntil(lambda w=width: not shown_whole(w == 700), timeout=3_000)
+            qtbot.waitUntil(lambda w=width: not shown_whole(w == 700), timeout=20_000)
         except qtbot.TimeoutError:
             raise AssertionError(f"dock at {width} px: {shown_whole(width == 700)}") from None
 
@@ -1328,7 +1328,7 @@ def test_the_mouse_wheel_over_a_control_scrolls_the_panel_not_the_value(load_wid
     from qtpy.QtWidgets import QApplication
 
     viewer, widget = load_widget
-    qtbot.waitUntil(lambda: widget.source.property("lt_wheel_guard") is True, timeout=5_000)
+    qtbot.waitUntil(lambda: widget.source.property("lt_wheel_guard") is True, timeout=20_000)
     # a table's own scroll bar keeps scrolling its table (and takes no Tab stop)
     bar = widget.series_table.verticalScrollBar()
     assert bar.property("lt_wheel_guard") is None and bar.focusPolicy() == Qt.NoFocus
@@ -2112,7 +2112,7 @@ def shown_load(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     window.raise_()
     window.activateWindow()  # (no window manager under Xvfb: the focus needs an active window)
     QApplication.setActiveWindow(window)
-    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
+    qtbot.waitUntil(window.isActiveWindow, timeout=20_000)
     widget.source.setCurrentText(SOURCES[0])
     widget.path.setText(str(case))
     yield viewer, widget, gate
@@ -2141,7 +2141,7 @@ def test_a_second_enter_in_the_path_field_does_not_cancel_the_load_it_started(sh
 
     viewer, widget, gate = shown_load
     widget.path.setFocus(Qt.TabFocusReason)
-    qtbot.waitUntil(lambda: _focus() is widget.path, timeout=5_000)
+    qtbot.waitUntil(lambda: _focus() is widget.path, timeout=20_000)
     qtbot.keyClick(widget.path, Qt.Key_Return)  # Find series
     _wait_idle(qtbot, widget)
     assert widget.series_table.rowCount() == 1
@@ -2222,7 +2222,7 @@ def test_the_focus_goes_back_to_load_after_a_cancel_by_keyboard(shown_load, qtbo
     for key in (Qt.Key_Return, Qt.Key_Escape):
         gate.clear()
         button.setFocus(Qt.TabFocusReason)
-        qtbot.waitUntil(lambda: _focus() is button, timeout=5_000)
+        qtbot.waitUntil(lambda: _focus() is button, timeout=20_000)
         qtbot.keyClick(button, Qt.Key_Return)  # Load
         assert button.text() == "Cancel" and _focus() is button
         qtbot.wait(QApplication.doubleClickInterval() + 100)
@@ -2244,7 +2244,7 @@ def test_a_focus_the_user_moved_during_a_cancel_stays_where_they_put_it(shown_lo
     viewer, widget, gate = shown_load
     button = widget.load_button
     button.setFocus(Qt.TabFocusReason)
-    qtbot.waitUntil(lambda: _focus() is button, timeout=5_000)
+    qtbot.waitUntil(lambda: _focus() is button, timeout=20_000)
     qtbot.keyClick(button, Qt.Key_Return)  # Load
     qtbot.wait(QApplication.doubleClickInterval() + 100)
     qtbot.keyClick(button, Qt.Key_Return)  # Cancel
@@ -2256,7 +2256,7 @@ def test_a_focus_the_user_moved_during_a_cancel_stays_where_they_put_it(shown_lo
         qtbot.mouseClick(canvas, Qt.LeftButton, pos=canvas.rect().center())
         assert _focus() is canvas
     chosen = _focus()
-    qtbot.waitUntil(lambda: _focus() is chosen, timeout=5_000)
+    qtbot.waitUntil(lambda: _focus() is chosen, timeout=20_000)
     assert chosen is not None and chosen is not button
     gate.set()
     _wait_idle(qtbot, widget)
@@ -2295,7 +2295,7 @@ def test_a_failed_load_is_said_in_the_panel_and_as_a_toast_only_when_the_panel_i
     assert shown == []
     other, _ = viewer.window.add_plugin_dock_widget("napari-livertumor", "4 Inspect", tabify=True)
     other.raise_()
-    qtbot.waitUntil(lambda: _dock_of(widget).visibleRegion().isEmpty(), timeout=5_000)
+    qtbot.waitUntil(lambda: _dock_of(widget).visibleRegion().isEmpty(), timeout=20_000)
     widget.load_button.click()
     _wait_idle(qtbot, widget)
     assert len(shown) == 1 and "ct.nii.gz" in shown[0]
@@ -2321,7 +2321,7 @@ def test_a_failed_load_while_napari_is_minimized_is_said_as_a_toast(
     window = viewer.window._qt_window
     window.showMinimized()
     try:
-        qtbot.waitUntil(window.isMinimized, timeout=5_000)
+        qtbot.waitUntil(window.isMinimized, timeout=20_000)
         widget.load_button.click()
         _wait_idle(qtbot, widget)
     finally:

@@ -63,7 +63,7 @@ def test_the_plugins_menu_shows_the_demo_s_panel_instead_of_opening_a_second_cop
     # the menu shows the demo's dock (a tab behind Load's: brought to the front), hides it
     # on the next click, shows it on the one after
     dock = _dock_of(docked["segment"])
-    qtbot.waitUntil(lambda: not dock.visibleRegion().isEmpty())
+    qtbot.waitUntil(lambda: not dock.visibleRegion().isEmpty(), timeout=20_000)
     _plugin_menu_actions(viewer)["2 Segment"].trigger()
     qtbot.wait(50)
     assert not dock.isVisible()
@@ -94,9 +94,10 @@ def test_the_plugins_menu_brings_a_tab_behind_another_to_the_front(make_napari_v
     window = viewer.window._qt_window
     docked = demo.dock_widgets(viewer, list(demo.WIDGETS))
     docks = {name: _dock_of(panel) for name, panel in docked.items()}
-    qtbot.waitUntil(lambda: _front_tab(window, docks["load"]) == "1 Load")  # the demo's start
+    # the demo's start
+    qtbot.waitUntil(lambda: _front_tab(window, docks["load"]) == "1 Load", timeout=20_000)
     docks["inspect"].raise_()
-    qtbot.waitUntil(lambda: not docks["inspect"].visibleRegion().isEmpty())
+    qtbot.waitUntil(lambda: not docks["inspect"].visibleRegion().isEmpty(), timeout=20_000)
     segment = docks["segment"]
     assert segment.visibleRegion().isEmpty()  # (behind Inspect)
 
@@ -111,7 +112,7 @@ def test_the_plugins_menu_brings_a_tab_behind_another_to_the_front(make_napari_v
     assert segment.isHidden()
 
     _plugin_menu_actions(viewer)["2 Segment"].trigger()  # shown again: in front
-    qtbot.waitUntil(lambda: not segment.visibleRegion().isEmpty())
+    qtbot.waitUntil(lambda: not segment.visibleRegion().isEmpty(), timeout=20_000)
     assert _front_tab(window, segment) == "2 Segment"
 
     segment.close()  # its title bar's hide button (Qt's close), then the menu: in front
@@ -120,7 +121,7 @@ def test_the_plugins_menu_brings_a_tab_behind_another_to_the_front(make_napari_v
     docks["refine"].raise_()
     qtbot.wait(50)
     _plugin_menu_actions(viewer)["2 Segment"].trigger()
-    qtbot.waitUntil(lambda: not segment.visibleRegion().isEmpty())
+    qtbot.waitUntil(lambda: not segment.visibleRegion().isEmpty(), timeout=20_000)
     assert _front_tab(window, segment) == "2 Segment"
     assert len(viewer.window.dock_widgets) == 6
     assert all(d.isVisible() for d in docks.values())

@@ -120,7 +120,7 @@ def test_refine_follows_a_newly_loaded_scan_and_waits_for_its_labels(refine, qtb
     assert widget.mask_combo.currentText() == ""  # no labels of B yet: none chosen
     assert not any(button.isEnabled() for button in _apply_buttons(widget))
     assert not widget.status.text().startswith("Applied")  # A's Apply is not B's news
-    qtbot.waitUntil(lambda: "segment it (panel 2)" in widget.status.text(), timeout=5_000)
+    qtbot.waitUntil(lambda: "segment it (panel 2)" in widget.status.text(), timeout=20_000)
     assert widget.status.text().startswith("No tumor labels of 'B CT' yet")
     widget.apply_all()  # (called anyway: nothing is written)
     qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)

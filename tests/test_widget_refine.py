@@ -290,7 +290,7 @@ def test_a_new_layer_under_the_chosen_name_is_another_layer(refine_setup, qtbot)
         viewer, no_tumor, _layers.volume_of(seg, viewer.layers), "CT segmentation",
         ct_layer_name="CT",
     )  # fmt: skip
-    qtbot.waitUntil(lambda: widget.mask_combo.currentText() == "CT segmentation")
+    qtbot.waitUntil(lambda: widget.mask_combo.currentText() == "CT segmentation", timeout=20_000)
     assert widget._layer("CT segmentation") is new
     assert not widget.reset_button.isEnabled()
     # the old layer's Apply line is gone; where its refinement went is said instead
@@ -588,7 +588,9 @@ def test_with_the_ct_removed_the_hint_asks_for_the_scan_not_a_segmentation(refin
     """'Load a CT and segment it' stood over a segmentation still there."""
     viewer, widget, seg, truth, liver = refine_setup
     viewer.layers.remove("CT")
-    qtbot.waitUntil(lambda: "No CT open for 'CT segmentation'" in widget.status.text())
+    qtbot.waitUntil(
+        lambda: "No CT open for 'CT segmentation'" in widget.status.text(), timeout=20_000
+    )
     assert widget.preview_layer() is None or not widget.preview_layer().visible
 
 
@@ -676,14 +678,14 @@ def test_the_setting_inputs_line_up_in_one_column(refine_setup, qtbot):
     """Labels of different lengths ("σ (mm)", "min contrast (CNR)") leave the inputs aligned."""
     viewer, widget = refine_setup[:2]
     viewer.window.show()
-    qtbot.waitUntil(widget.lambda1.native.isVisible, timeout=5_000)
+    qtbot.waitUntil(widget.lambda1.native.isVisible, timeout=20_000)
     params = widget.params
     rows = [widget.lambda1, widget.sigma, widget.hu_low, widget.margin, widget.min_contrast]
     xs = {w.native.mapTo(params, w.native.rect().topLeft()).x() for w in rows}
     assert len(xs) == 1, xs
     # the other method's rows (label and input) appear and line up too; its own rows go
     widget.method.value = "geodesic"
-    qtbot.waitUntil(widget.alpha.native.isVisible, timeout=5_000)
+    qtbot.waitUntil(widget.alpha.native.isVisible, timeout=20_000)
     assert not widget.lambda1.native.isVisible()
     assert not widget._row_labels[id(widget.lambda1)].isVisible()
     assert widget._row_labels[id(widget.alpha)].isVisible()
@@ -1048,9 +1050,9 @@ def test_in_3d_the_preview_pauses_and_apply_to_slice_says_why(refine_setup, qtbo
     viewer, widget, seg, truth, liver = refine_setup
     before = seg.data.copy()
     viewer.dims.ndisplay = 3
-    qtbot.waitUntil(lambda: not widget.preview_layer().visible, timeout=5_000)
+    qtbot.waitUntil(lambda: not widget.preview_layer().visible, timeout=20_000)
     # said as the view turns (it said nothing until Apply to slice was clicked)
-    qtbot.waitUntil(lambda: "In 3D no slice is shown" in widget.status.text(), timeout=5_000)
+    qtbot.waitUntil(lambda: "In 3D no slice is shown" in widget.status.text(), timeout=20_000)
     widget.apply_slice_button.click()
     _wait(qtbot, widget)
     assert "switch to 2D" in widget.status.text()
@@ -1071,7 +1073,7 @@ def test_a_view_rolled_to_sagittal_shows_no_axial_outline_and_applies_to_no_hidd
     viewer, widget, seg, truth, liver = refine_setup
     before = seg.data.copy()
     viewer.dims.order = (2, 0, 1)
-    qtbot.waitUntil(lambda: not widget.preview_layer().visible, timeout=5_000)
+    qtbot.waitUntil(lambda: not widget.preview_layer().visible, timeout=20_000)
     assert "axial" in widget.status.text()
     widget.apply_slice_button.click()
     _wait(qtbot, widget)
@@ -1094,7 +1096,7 @@ def test_a_layer_turned_in_napari_is_refused_alone_and_previewed_turned_with_its
     turn = np.array([[1, 0, 0, 0], [0, c, -s_, 0], [0, s_, c, 0], [0, 0, 0, 1]], float)
     before = seg.data.copy()
     seg.affine = turn
-    qtbot.waitUntil(lambda: "placed differently in napari" in widget.status.text(), timeout=5000)
+    qtbot.waitUntil(lambda: "placed differently in napari" in widget.status.text(), timeout=20_000)
     widget.apply_all_button.click()
     _wait(qtbot, widget)
     assert "placed differently in napari" in widget.status.text()
@@ -1138,7 +1140,7 @@ def test_a_transposed_axial_view_still_previews_and_a_rolled_one_keeps_an_applys
     assert "Applied to slice" in widget.status.text() and not np.array_equal(seg.data, before)
 
     viewer.dims.order = (2, 0, 1)  # sagittal
-    qtbot.waitUntil(lambda: "axial" in widget.status.text(), timeout=5_000)
+    qtbot.waitUntil(lambda: "axial" in widget.status.text(), timeout=20_000)
     widget.apply_all_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     said = widget.status.text()
@@ -1173,7 +1175,7 @@ def test_the_outline_goes_when_another_tab_is_shown(make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: widget.preview_layer() is not None, timeout=10_000)
     qtbot.waitUntil(lambda: widget.preview_layer().visible, timeout=10_000)
     inspect_dock.raise_()
-    qtbot.waitUntil(lambda: not widget.preview_layer().visible, timeout=5_000)
+    qtbot.waitUntil(lambda: not widget.preview_layer().visible, timeout=20_000)
     refine_dock.raise_()
     qtbot.waitUntil(lambda: widget.preview_layer().visible, timeout=10_000)
 
@@ -1462,14 +1464,14 @@ def test_the_preview_is_put_back_on_top_when_a_layer_added_since_covers_it(refin
     It goes back just above its own mask and CT, never over another scan loaded above them."""
     viewer, widget, seg, truth, liver = refine_setup
     widget.schedule_preview()
-    qtbot.waitUntil(lambda: widget.preview_layer() is not None, timeout=5000)
+    qtbot.waitUntil(lambda: widget.preview_layer() is not None, timeout=20_000)
     layers = viewer.layers
     layers.move(layers.index(seg), len(layers))  # (as a rerun's new layer comes on top)
     other = viewer.add_image(np.zeros((2, 4, 4)), name="another CT")  # another scan over all
     assert layers.index(widget.preview_layer()) < layers.index(seg)
     count = widget.preview_count
     widget.schedule_preview()
-    qtbot.waitUntil(lambda: widget.preview_count > count, timeout=5000)
+    qtbot.waitUntil(lambda: widget.preview_count > count, timeout=20_000)
     preview = widget.preview_layer()
     assert layers.index(seg) < layers.index(preview) < layers.index(other)
 
@@ -1812,7 +1814,7 @@ def test_an_apply_that_ends_during_a_brush_stroke_waits_for_its_end(refine_setup
         assert not widget.reset_button.isEnabled()  # nothing applied yet: nothing to reset
         widget.reset_to_model_output()  # (a script's call)
         assert "Finish the brush stroke" in widget.status.text()
-    qtbot.waitUntil(lambda: len(widget.undo_steps()) == 1, timeout=5_000)
+    qtbot.waitUntil(lambda: len(widget.undo_steps()) == 1, timeout=20_000)
     refined = seg.data.copy()
     seg.undo()  # the Apply alone
     assert seg.metadata[REFINED_HERE] == [] and widget.undo_steps() == []
@@ -1838,7 +1840,7 @@ def test_export_is_refused_while_an_apply_waits_for_a_brush_stroke(refine_setup,
         assert "when the brush stroke being drawn on them ends" in said
         assert "cancel" not in said  # (the Apply has ended: nothing to cancel)
         assert not out.exists() or not any(out.iterdir())
-    qtbot.waitUntil(lambda: len(widget.undo_steps()) == 1, timeout=5_000)
+    qtbot.waitUntil(lambda: len(widget.undo_steps()) == 1, timeout=20_000)
     assert not np.array_equal(seg.data, before)
     _exported_holds(export, out, seg, qtbot)
 
@@ -1865,7 +1867,7 @@ def test_an_apply_held_for_a_stroke_that_then_fails_is_said_not_a_traceback(
 
         monkeypatch.setattr(refine_mod, "write_tumor", broken)
     with qtbot.capture_exceptions() as caught:
-        qtbot.waitUntil(lambda: "could not be written" in widget.status.text(), timeout=5_000)
+        qtbot.waitUntil(lambda: "could not be written" in widget.status.text(), timeout=20_000)
     assert not caught
     assert "no room for the tumor" in widget.status.text()
     np.testing.assert_array_equal(seg.data, before)
@@ -2048,9 +2050,9 @@ def test_tab_from_the_settings_buttons_goes_to_the_named_notes_not_an_empty_stop
     window.raise_()
     window.activateWindow()  # (no window manager under Xvfb: the focus needs an active window)
     QApplication.setActiveWindow(window)
-    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
+    qtbot.waitUntil(window.isActiveWindow, timeout=20_000)
     widget.save_button.setFocus(Qt.TabFocusReason)
-    qtbot.waitUntil(lambda: QApplication.focusWidget() is widget.save_button, timeout=5_000)
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is widget.save_button, timeout=20_000)
     qtbot.keyClick(widget.save_button, Qt.Key_Tab)
     assert QApplication.focusWidget() is widget.notes
     assert widget.notes.accessibleName() == "Refine notes"

@@ -582,7 +582,9 @@ def test_candidates_the_lesion_filter_drops_are_marked_not_lost(
 
     # the segmentation removed: its marks go with it (squares over a scan with no result)
     viewer.layers.remove(viewer.layers["tiny CT segmentation"])
-    qtbot.waitUntil(lambda: "tiny CT segmentation unsure lesions" not in viewer.layers)
+    qtbot.waitUntil(
+        lambda: "tiny CT segmentation unsure lesions" not in viewer.layers, timeout=20_000
+    )
     widget.run_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     assert "tiny CT segmentation unsure lesions" in viewer.layers
@@ -1129,7 +1131,7 @@ def test_a_stages_last_progress_is_shown_however_soon_it_follows(qtbot):
     job._report("liver", 1, 5)
     job._report("liver", 2, 5)  # at once: throttled away
     job._report("liver", 5, 5)  # at once too, but the stage's end
-    qtbot.waitUntil(lambda: bar.value() == 5, timeout=2_000)
+    qtbot.waitUntil(lambda: bar.value() == 5, timeout=20_000)
     assert bar.maximum() == 5 and bar.format().startswith("liver")
     job.status = "done"
 

@@ -57,7 +57,7 @@ def test_the_path_fields_hints_fit_in_the_panel_and_say_the_rest_in_tooltips(
     _fill_screen(viewer)
     widget = dock_widgets(viewer, ["load", "segment", "train"])["train"]
     widget.parentWidget().parentWidget().raise_()  # (its dock: the tab shown)
-    qtbot.waitUntil(lambda: widget.data.isVisible(), timeout=5000)
+    qtbot.waitUntil(lambda: widget.data.isVisible(), timeout=20_000)
     for field in (widget.data, widget.clinical, widget.out):
         hint = field.placeholderText()
         assert hint and field.toolTip()
@@ -202,8 +202,8 @@ def test_a_check_of_a_folder_no_longer_wanted_stops_reading_it(
     qtbot.wait(200)
     monkeypatch.setattr(train_module.QFileDialog, "getExistingDirectory", lambda *a: str(new))
     widget.data_browse.click()
-    qtbot.waitUntil(stopped.is_set, timeout=5_000)
-    qtbot.waitUntil(lambda: not widget.busy, timeout=5_000)
+    qtbot.waitUntil(stopped.is_set, timeout=20_000)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     assert widget.summary.text() == f"checked {new}"
     assert f"Check data of {new}:" in widget.log.toPlainText()
     # a folder typed while a check runs: the check gives way, no summary of another folder
@@ -212,8 +212,8 @@ def test_a_check_of_a_folder_no_longer_wanted_stops_reading_it(
     qtbot.wait(200)
     stopped.clear()
     widget.data.setText(str(new) + "x")
-    qtbot.waitUntil(stopped.is_set, timeout=5_000)
-    qtbot.waitUntil(lambda: not widget.busy, timeout=5_000)
+    qtbot.waitUntil(stopped.is_set, timeout=20_000)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     assert widget.summary.text() == "" and "Check data again" in widget.status.text()
 
 
@@ -236,7 +236,7 @@ def test_a_summary_goes_when_the_clinical_table_stage_or_weak_term_changes(
 
     def check() -> None:
         widget.check_button.click()
-        qtbot.waitUntil(lambda: widget.summary_box.isVisibleTo(widget), timeout=5_000)
+        qtbot.waitUntil(lambda: widget.summary_box.isVisibleTo(widget), timeout=20_000)
 
     check()
     assert "a.csv" in widget.summary.text()
@@ -1297,7 +1297,7 @@ def test_a_train_panel_closed_mid_run_is_freed_once_its_run_has_ended(
         gc.collect()
         return closed() is None
 
-    qtbot.waitUntil(freed, timeout=5000)
+    qtbot.waitUntil(freed, timeout=20_000)
 
 
 @pytest.mark.parametrize("before", ["an epoch's steps", "a resume"])
