@@ -115,13 +115,15 @@ def timed_calls(obj, name: str) -> list[tuple[float, float]]:
     return windows
 
 
-def two_patients(viewer) -> list:
+def two_patients(viewer, same_grid: bool = False) -> list:
     """Patient A, then patient B loaded after it (each a CT and its segmentation): B's layers
-    are the newest, those the panels' pickers follow."""
+    are the newest, those the panels' pickers follow. ``same_grid``: B's scan lies exactly
+    over A's (B's CT, shown, covers A's layers)."""
     from napari_livertumor._widgets import _layers
 
     layers = []
-    for pid, origin in (("A", (-20.0, -30.0, 100.0)), ("B", (-60.0, -30.0, 100.0))):
+    origins = ((-20.0, -30.0, 100.0), (-20.0 if same_grid else -60.0, -30.0, 100.0))
+    for pid, origin in zip(("A", "B"), origins, strict=True):
         vol, truth = tiny_ct(origin=origin)
         vol.meta.update(patient_id=pid, series_uid=f"1.2.{len(layers)}")
         ct = _layers.add_ct_layer(viewer, vol, name=f"{pid} CT")

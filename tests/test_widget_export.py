@@ -1741,3 +1741,36 @@ def test_exporting_a_hidden_patients_labels_says_they_are_not_the_ones_on_view(
     _export(widget, qtbot)
     assert widget.status.text().startswith("Wrote "), widget.status.text()
     assert "is hidden" not in widget.status.text() and widget.status._kind == ""
+
+
+def test_exporting_labels_hidden_over_their_own_ct_names_no_other_patients_labels(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """Two patients on one grid: B's overlay hidden alone (B's CT on view, covering A's
+    layers), Export named A's labels "on view" and advised exporting them. Its own CT shown,
+    the line says only that the labels are hidden; shown again, the line goes from the
+    status (it stayed, saying they were hidden)."""
+    from _widget_data import two_patients
+
+    viewer = make_napari_viewer()
+    widget = ExportWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    (_, _), (ct_b, seg_b) = two_patients(viewer, same_grid=True)
+    assert widget.labels_combo.currentText() == seg_b.name
+    seg_b.visible = False
+    widget.folder.setText(str(tmp_path / "out"))
+    _export(widget, qtbot)
+    said = widget.status.text()
+    assert said.startswith(
+        "⚠ 'B CT segmentation' is hidden: the layer chosen in this panel was written.\nWrote "
+    ), said
+    assert "A CT segmentation" not in said
+    assert widget.status._kind == "warning"
+    ct_b.visible = False  # B's CT hidden after the export: A's labels are on view now
+    assert widget.status.text().startswith(
+        "⚠ 'B CT segmentation' is hidden: the layer chosen in this panel was written, not "
+        "'A CT segmentation' on view (choose it under Labels to export it).\nWrote "
+    ), widget.status.text()
+    ct_b.visible = seg_b.visible = True  # both shown again: the line goes
+    assert widget.status.text() == said.split("\n", 1)[1]
+    assert widget.status.text().startswith("Wrote ") and widget.status._kind == ""

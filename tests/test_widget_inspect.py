@@ -1320,3 +1320,77 @@ def test_measuring_a_hidden_patients_labels_says_they_are_not_the_ones_on_view(
     assert widget.status.text().endswith(
         "⚠ 'A CT segmentation' is hidden: the layer chosen in this panel was measured."
     )
+
+
+def test_measuring_labels_hidden_over_their_own_ct_names_no_other_patients_labels(
+    make_napari_viewer, qtbot
+):
+    """Two patients on one grid (A's CT, A's labels, B's CT, B's labels): B's overlay hidden
+    alone to see B's CT edges, Measure said "… not 'A CT segmentation' on view (choose it
+    under Labels to measure it)", while B's CT, shown, covered A's layers: A's labels were
+    not on view, and the advice measured the wrong patient. Its own CT on view, the line says
+    only that the labels are hidden; named only when that CT is hidden too."""
+    from _widget_data import two_patients
+
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    (_, _), (ct_b, seg_b) = two_patients(viewer, same_grid=True)
+    assert widget.labels_combo.currentText() == seg_b.name
+    seg_b.visible = False
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    said = widget.status.text()
+    assert said.endswith(
+        "\n⚠ 'B CT segmentation' is hidden: the layer chosen in this panel was measured."
+    ), said
+    assert "A CT segmentation" not in said
+    assert widget.status._kind == "warning"
+    ct_b.visible = False  # B's CT hidden too: A's labels are what is on view
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.status.text().endswith(
+        "⚠ 'B CT segmentation' is hidden: the layer chosen in this panel was measured, not "
+        "'A CT segmentation' on view (choose it under Labels to measure it)."
+    ), widget.status.text()
+
+
+def test_the_hidden_line_follows_the_eyes_turned_after_measuring(make_napari_viewer, qtbot):
+    """Measured with B's layers hidden, the line "'B CT segmentation' is hidden … not 'A CT
+    segmentation' on view" stayed once both were shown again, saying something false: it is
+    said again as the eyes turn (B's CT shown: B's is on view), and goes once the labels are
+    shown. Removed labels are let go (their eyes no longer followed)."""
+    from _widget_data import two_patients
+
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    (_, _), (ct_b, seg_b) = two_patients(viewer, same_grid=True)
+    ct_b.visible = seg_b.visible = False
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert "not 'A CT segmentation' on view" in widget.status.text()
+    ct_b.visible = True  # B's CT over A's: the line no longer names A
+    assert widget.status.text() == (
+        "Measured 'B CT segmentation'.\n"
+        "⚠ 'B CT segmentation' is hidden: the layer chosen in this panel was measured."
+    )
+    assert widget.status._kind == "warning"
+    seg_b.visible = True  # shown: nothing hidden to say
+    assert widget.status.text() == "Measured 'B CT segmentation'."
+    assert widget.status._kind == ""
+    seg_b.visible = False  # hidden after the fact: the figures' line stays as it is
+    assert widget.status.text() == "Measured 'B CT segmentation'."
+
+    # the line's labels removed: their eyes and their CT's are let go
+    seg_b.visible = True
+    ct_b.visible = seg_b.visible = False
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert "is hidden" in widget.status.text()
+    before = len(ct_b.events.visible.callbacks)
+    viewer.layers.remove(seg_b)
+    assert len(ct_b.events.visible.callbacks) == before - 1
+    said = widget.status.text()
+    ct_b.visible = True
+    assert widget.status.text() == said

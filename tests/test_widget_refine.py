@@ -1566,6 +1566,48 @@ def test_a_hidden_patients_outline_is_not_drawn_over_the_patient_gone_back_to(
     assert "is hidden" not in widget.status.text()
 
 
+def test_an_apply_on_labels_whose_ct_is_hidden_says_so(make_napari_viewer, qtbot):
+    """B's CT hidden, B's labels shown over A's CT: the outline is refused, but Apply to
+    slice and Apply to all changed B's tumor by B's edges saying only "+233 / −1 tumor
+    voxels", as if on the scan on view. Not refused: the result says its CT is hidden (amber),
+    and the clause goes once that CT is shown again."""
+    viewer = make_napari_viewer()
+    vol, labels, _, _ = synthetic_case()
+    flipped = CTVolume(np.ascontiguousarray(vol.array[:, ::-1, ::-1]), spacing=vol.spacing)
+    _layers.add_ct_layer(viewer, vol, name="A")
+    _layers.add_labels_layer(viewer, labels, vol, "A segmentation", ct_layer_name="A")
+    ct_b = _layers.add_ct_layer(viewer, flipped, name="B")
+    labels_b = np.ascontiguousarray(labels[:, ::-1, ::-1])
+    seg_b = _layers.add_labels_layer(viewer, labels_b, flipped, "B segmentation", ct_layer_name="B")
+    viewer.dims.set_current_step(0, 6)
+    widget = RefineWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Refine")
+    assert widget.mask_combo.currentText() == "B segmentation"
+    ct_b.visible = False
+    qtbot.waitUntil(lambda: "is hidden" in widget.status.text(), timeout=10_000)
+    clause = (
+        " (Its CT 'B' is hidden: the contour followed that scan, not the one on view; show it "
+        "to check the change.)"
+    )
+    before = seg_b.data.copy()
+    widget.apply_slice_button.click()
+    _wait(qtbot, widget)
+    assert (seg_b.data != before).any()  # applied, not refused
+    said = widget.status.text()
+    assert said.startswith("Applied to slice 6 of 'B segmentation': +"), said
+    assert said.endswith(clause), said
+    assert widget.status._kind == "warning"
+    widget.apply_all_button.click()
+    _wait(qtbot, widget)
+    said = widget.status.text()
+    assert said.startswith("Applied to all lesions of 'B segmentation': +"), said
+    assert clause in said
+    ct_b.visible = True  # shown again: the clause goes, the rest stays said
+    qtbot.waitUntil(lambda: clause not in widget.status.text(), timeout=10_000)
+    assert widget.status.text() == said.replace(clause, "")
+    assert widget.status._kind == ("warning" if "earlier Apply" in said else "")
+
+
 def test_an_apply_on_a_hidden_layer_keeps_its_line_over_the_hidden_outlines(refine_setup, qtbot):
     """The outline's "is hidden" line is said when an eye turns, not over what an Apply (or
     napari's Undo) said of the hidden labels since."""

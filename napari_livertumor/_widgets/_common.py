@@ -800,6 +800,107 @@ def say_if_result_removed(panel) -> None:
         )
 
 
+class HiddenNote:
+    """A panel's amber line "⚠ '<labels>' is hidden: …" (:func:`_layers.hidden_choice_note`)
+    kept true while eyes turn in the layer list: said again in its new words, or taken off the
+    status once the labels are shown again (measured with a patient's layers hidden, "… not
+    'A …' on view" stayed after both were shown again). It follows the ``visible`` events of
+    the labels, their CT and the other segmentations until the line is no longer in the
+    status (another said since), the labels are removed, or the panel is closed."""
+
+    def __init__(self, panel, done: str, verb: str) -> None:
+        self._panel = weakref.ref(panel)
+        self._done, self._verb = done, verb  # as hidden_choice_note's
+        self._layer = None  # a weak reference to the labels the line is of
+        self._line = ""
+        self._amber = False  # the status amber without the line too
+        self._watched: list = []  # weak references to the layers followed
+        me = weakref.ref(self)
+        panel.destroyed.connect(lambda *_: me() is not None and me().stop())
+
+    def said(self, layer, note: str, amber: bool = False) -> None:
+        """The panel's status now holds the line ``"⚠ " + note`` (none: ``note`` "") of the
+        labels ``layer``; ``amber``: whether the status is amber for another reason too."""
+        from . import _layers
+
+        self.stop()
+        panel = self._panel()
+        if not note or layer is None or panel is None or layer not in panel.viewer.layers:
+            return
+        self._layer, self._line, self._amber = weakref.ref(layer), f"⚠ {note}", amber
+        viewer = panel.viewer
+        own = _layers.linked_ct_name(layer, viewer)
+        follow = [layer, *([viewer.layers[own]] if own is not None else [])]
+        follow += [
+            ly for ly in _layers.labels_layers(viewer, role="segmentation") if ly is not layer
+        ]
+        for ly in follow:
+            ly.events.visible.connect(self._turned)
+            self._watched.append(weakref.ref(ly))
+
+    def layers_changed(self) -> None:
+        """Layers were added or removed: the removed ones are let go (the labels': all)."""
+        panel = self._panel()
+        try:
+            there = {id(ly) for ly in panel.viewer.layers} if panel is not None else set()
+        except RuntimeError:
+            there = set()
+        layer = self._layer() if self._layer is not None else None
+        if layer is None or id(layer) not in there:
+            self.stop()
+            return
+        for ref in list(self._watched):
+            ly = ref()
+            if ly is None or id(ly) not in there:
+                self._watched.remove(ref)
+                if ly is not None:
+                    _disconnect_event(ly.events.visible, self._turned)
+
+    def stop(self) -> None:
+        """Follow no eye any more."""
+        watched, self._watched = self._watched, []
+        self._layer = None
+        for ref in watched:
+            ly = ref()
+            if ly is not None:
+                _disconnect_event(ly.events.visible, self._turned)
+
+    def _turned(self, event=None) -> None:
+        from . import _layers
+
+        panel = self._panel()
+        layer = self._layer() if self._layer is not None else None
+        try:
+            if panel is None or layer is None or layer not in panel.viewer.layers:
+                self.stop()
+                return
+            lines = panel.status.text().split("\n")
+            if self._line not in lines:  # something else said since
+                self.stop()
+                return
+            note = _layers.hidden_choice_note(panel.viewer, layer, self._done, self._verb)
+            line = f"⚠ {note}" if note else ""
+            if line == self._line:
+                return
+            at = lines.index(self._line)
+            lines[at : at + 1] = [line] if line else []
+            self._line = line
+            set_status(
+                panel.status, "\n".join(lines), warning=bool(note) or self._amber, scroll=False
+            )
+            if not note:  # shown again: nothing left to say of it
+                self.stop()
+        except RuntimeError:  # the panel is being deleted
+            self.stop()
+
+
+def _disconnect_event(event, slot) -> None:
+    try:
+        event.disconnect(slot)
+    except Exception:  # noqa: BLE001 - already gone with the layer or the viewer
+        pass
+
+
 def follow_layer_list(widget, viewer, slot) -> None:
     """Call ``slot`` when layers are added, removed or renamed, while ``widget`` is docked.
 

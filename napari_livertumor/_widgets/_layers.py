@@ -1139,15 +1139,23 @@ def hidden_choice_note(viewer: napari.Viewer, layer, done: str, verb: str) -> st
     """The note "'<layer>' is hidden: …" when the labels a panel acted on (Measure, Export)
     are hidden by their eye, naming the segmentation on view (the top-most shown); "" when
     shown (Refine refuses to apply into such labels, and draws no outline where their CT is
-    hidden too). The pickers keep their choice: hiding a later patient's layers to go back to an earlier one
-    left them on the hidden patient, and its figures or files read as the one on view's.
-    ``done``: "measured", "written"; ``verb``: "measure", "export"."""
+    hidden too). The pickers keep their choice: hiding a later patient's layers to go back to
+    an earlier one left them on the hidden patient, and its figures or files read as the one
+    on view's. ``done``: "measured", "written"; ``verb``: "measure", "export".
+
+    Their own CT shown, the segmentations under it are not on view: the overlay hidden alone
+    (to see that CT's edges) named another patient's labels under it, whose choice would have
+    measured the wrong patient. Then only one above that CT is named."""
     if layer is None or layer.visible:
         return ""
+    index = {id(ly): i for i, ly in enumerate(viewer.layers)}
+    own = linked_ct_name(layer, viewer)
+    own_ct = viewer.layers[own] if own is not None else None
+    floor = index.get(id(own_ct), -1) if own_ct is not None and own_ct.visible else -1
     shown = [
         ly
         for ly in shown_first(viewer, labels_layers(viewer, role="segmentation"))
-        if ly.visible and ly is not layer
+        if ly.visible and ly is not layer and index.get(id(ly), -1) > floor
     ]
     return (
         f"'{layer.name}' is hidden: the layer chosen in this panel was {done}"

@@ -38,6 +38,7 @@ from ..fileio import atomic_write_text, check_path_lengths, check_writable_folde
 from ..tables import safe_cell
 from . import _layers
 from ._common import (
+    HiddenNote,
     JobWidgetMixin,
     NameCombo,
     StatusLabel,
@@ -229,6 +230,8 @@ class ExportWidget(JobWidgetMixin, QWidget):
         self._name_for = None  # the scan (_case_key) the typed Name was typed for
         self._refreshing = False
         self.case_name.textEdited.connect(self._name_typed)
+        # the amber "… is hidden" line of an export, kept true as eyes turn
+        self._hidden_note = HiddenNote(self, "written", "export")
         follow_layer_list(self, self.viewer, self.refresh_layers)
         self.init_jobs(napari_viewer)
         self.refresh_layers()
@@ -261,6 +264,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
             if names:
                 clear_status_if(self.status, NO_LABELS)
             say_if_result_removed(self)
+            self._hidden_note.layers_changed()
         except RuntimeError:  # widget deleted while the viewer still emits
             pass
 
@@ -475,17 +479,7 @@ class ExportWidget(JobWidgetMixin, QWidget):
             target,
             lambda result, layer=layer: (
                 # (its name now: a Segment rerun meanwhile renamed it "… (previous)")
-                self._done(
-                    result[0],
-                    note,
-                    # hidden (a later patient's, its layers hidden to go back to an earlier
-                    # one): its files read as those of the patient on view, unsaid
-                    [
-                        _layers.hidden_choice_note(self.viewer, layer, "written", "export"),
-                        *result[1],
-                    ],
-                    layer.name,
-                ),
+                self._done(result[0], note, result[1], layer.name, hidden_of=layer),
                 mark_result_of(self, layer),
             ),
             button=self.export_button,
@@ -523,10 +517,20 @@ class ExportWidget(JobWidgetMixin, QWidget):
         )
         return answer == QMessageBox.Yes
 
+    def panel_closed(self) -> None:
+        """A closed panel follows no layer's eye (:class:`HiddenNote`)."""
+        self._hidden_note.stop()
+
     # ------------------------------------------------------------------ slots
-    def _done(self, written: list[Path], note: str = "", notes=(), name: str = "") -> None:
+    def _done(
+        self, written: list[Path], note: str = "", notes=(), name: str = "", hidden_of=None
+    ) -> None:
         self.written = written
-        notes = [n for n in notes if n]
+        # ``hidden_of`` hidden (a later patient's, its layers hidden to go back to an earlier
+        # one): its files read as those of the patient on view, unsaid
+        hidden = _layers.hidden_choice_note(self.viewer, hidden_of, "written", "export")
+        others = [n for n in notes if n]
+        notes = [hidden, *others] if hidden else others
         folder = written[0].parent if written else ""
         # which layer: a Segment run started meanwhile renames the exported one "(previous)"
         of = f" of '{name}'" if name else ""
@@ -538,6 +542,8 @@ class ExportWidget(JobWidgetMixin, QWidget):
             + (f"\n({note})" if note else ""),
             warning=bool(notes),
         )
+        # shown again (or what is on view changed): the line goes, or says so
+        self._hidden_note.said(hidden_of, hidden, bool(others))
 
     def _export_clicked(self) -> None:
         if not self.cancel_if_running(self.export_button):

@@ -30,6 +30,7 @@ from ..errors import Cancelled
 from ..stats import diameter_shown
 from . import _layers
 from ._common import (
+    HiddenNote,
     JobWidgetMixin,
     NameCombo,
     StatusLabel,
@@ -75,6 +76,8 @@ class InspectWidget(JobWidgetMixin, QWidget):
         self._segs_seen: set[int] = set()
         self._names_seen: dict[int, str] = {}  # labels layers' names (by id): renames followed
         self._watched = None
+        # the amber "… is hidden" line of a Measure, kept true as eyes turn
+        self._hidden_note = HiddenNote(self, "measured", "measure")
         self._edit_counts: dict[int, int] = {}  # edits seen per layer (id): stale figures
         self.scores: dict | None = None
         self._colors = _layers.palette_colors()
@@ -309,6 +312,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
         """List segmentation layers (others after) and ground-truth candidates."""
         if self._marker is not None and self._marker not in self.viewer.layers:
             self._marker = None  # a removed ring is let go (the next click makes one)
+        self._hidden_note.layers_changed()
         try:
             names = self._labels_names()
             segs = _layers.labels_layers(self.viewer, role="segmentation")
@@ -774,6 +778,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
 
     def panel_closed(self) -> None:
         """A closed panel takes its lesion ring away (nothing would hide or move it now)."""
+        self._hidden_note.stop()
         marker, self._marker = self._marker, None
         try:
             if marker is not None and marker in self.viewer.layers:
@@ -925,8 +930,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
             return
         # the layer chosen is hidden (a later patient's, its layers hidden to go back to an
         # earlier one): its figures read as those of the patient on view, unsaid
-        hidden = _layers.hidden_choice_note(self.viewer, layer, "measured", "measure")
-        hidden = f"\n⚠ {hidden}" if hidden else ""
+        hidden_note = _layers.hidden_choice_note(self.viewer, layer, "measured", "measure")
+        hidden = f"\n⚠ {hidden_note}" if hidden_note else ""
+        amber = False  # without the hidden line
         if truth_gone:
             set_status(
                 self.status,
@@ -963,6 +969,9 @@ class InspectWidget(JobWidgetMixin, QWidget):
                 + hidden,
                 warning=bool(other_scan) or bool(vessels) or bool(hidden),
             )
+            amber = bool(other_scan) or bool(vessels)
+        # shown again (or what is on view changed): the line goes, or says so
+        self._hidden_note.said(layer, hidden_note, amber)
         # the headline figures (volumes) in view, not only the status line below the tables
         scroll_into_view(self.volume_table)
 

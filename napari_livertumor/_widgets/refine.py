@@ -412,6 +412,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self.ct_combo.currentIndexChanged.connect(self._take_up_ct_labels)
         self._watched = None
         self._watched_ct = None  # the chosen CT: hidden or shown, the outline follows
+        self._unseen_said = None  # (the CT, the clause, amber else) of an Apply said unseen
         self._eye_turned = False  # one of them hidden or shown since the last preview
         self.mask_combo.currentIndexChanged.connect(self._watch_mask_layer)
         self.ct_combo.currentIndexChanged.connect(self._watch_ct_layer)
@@ -991,10 +992,26 @@ class RefineWidget(JobWidgetMixin, QWidget):
             for layer in (self._watched, self._watched_ct):
                 if layer is not None and layer.visible:
                     clear_status_if(self.status, f"'{layer.name}' is hidden")
+            self._answer_unseen()
             self._eye_turned = True
             self.schedule_preview()
         except RuntimeError:  # the widget is being deleted
             pass
+
+    def _answer_unseen(self) -> None:
+        """The CT an Apply said hidden (:func:`_ct_hidden_text`) shown again: the clause
+        goes from its line, still said."""
+        said = self._unseen_said
+        if said is None:
+            return
+        ref, clause, again = said
+        ct_layer = ref()
+        text = self.status.text()
+        if ct_layer is None or clause not in text:  # gone, or something else said since
+            self._unseen_said = None
+        elif ct_layer.visible:
+            self._unseen_said = None
+            set_status(self.status, text.replace(clause, ""), warning=again, scroll=False)
 
     # ------------------------------------------------------------------ preview
     def panel_closed(self) -> None:
@@ -1367,7 +1384,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             slab = (slice(z, z + 1), slice(None), slice(None))
             self._commit(
                 mask_layer, tumor[None], None if liver is None else liver[None], out[None],
-                f"slice {z}", chosen, box=slab, settings=cfg, notes=notes,
+                f"slice {z}", chosen, box=slab, settings=cfg, notes=notes, ct_layer=ct_layer,
             )  # fmt: skip
 
         self._run_apply(
@@ -1436,7 +1453,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             box, before, liver_box, out, notes, rank = result
             self._commit(
                 mask_layer, before, liver_box, out, f"lesion {rank}", taken, box=box,
-                settings=cfg, notes=notes,
+                settings=cfg, notes=notes, ct_layer=ct_layer,
             )  # fmt: skip
 
         self._run_apply(
@@ -1474,7 +1491,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
             box, before, liver_box, out, notes = result
             self._commit(
                 mask_layer, before, liver_box, out, "all lesions", taken, box=box,
-                settings=cfg, notes=notes,
+                settings=cfg, notes=notes, ct_layer=ct_layer,
             )  # fmt: skip
 
         self._run_apply(
@@ -1509,6 +1526,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         settings: RefineConfig | None = None,
         notes: list[str] | None = None,
         held: _layers.HeldApply | None = None,
+        ct_layer=None,
     ) -> None:
         """Write the new tumor into the labels layer, inside the liver only, with an undo step.
 
@@ -1522,6 +1540,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
 
         ``held``: the result waited for a brush stroke to end (it counted as refining the
         layer meanwhile, for Export): it no longer does once written or dropped.
+
+        ``ct_layer``: the CT the contour followed; hidden, the status says so (another
+        patient's CT on view under these labels, the change was taken for one on that scan).
         """
         box = box if box is not None else tuple(slice(None) for _ in range(tumor_after.ndim))
         if _stroke_open(mask_layer) and mask_layer in self.viewer.layers:
@@ -1540,7 +1561,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 try:
                     self._commit(
                         mask_layer, tumor_before, liver, tumor_after, what, chosen,
-                        box=box, settings=settings, notes=notes, held=held,
+                        box=box, settings=settings, notes=notes, held=held, ct_layer=ct_layer,
                     )  # fmt: skip
                 except RuntimeError:  # its widget was deleted meanwhile
                     held.done()
@@ -1663,10 +1684,12 @@ class RefineWidget(JobWidgetMixin, QWidget):
         step.entry = entry
         step.record = self._record_history(mask_layer, step.box, step.before, step.after)
         _layers.labels_edited(mask_layer)
+        unseen = _ct_hidden_text(ct_layer) if mask_layer.visible else ""
         set_status(
             self.status,
             f"Applied to {said} of '{mask_layer.name}': +{grown} / −{shrunk} tumor voxels."
             + ("" if mask_layer.visible else " (It is hidden: show it to see the change.)")
+            + unseen
             + (
                 "\nApplied on top of an earlier Apply: each may move the boundary "
                 + (
@@ -1679,8 +1702,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 if again
                 else ""
             ),
-            warning=again,
+            warning=again or bool(unseen),
         )
+        # its CT shown again: the clause goes (:meth:`_visibility_changed`)
+        self._unseen_said = (weakref.ref(ct_layer), unseen, again) if unseen else None
         self._update_undo_button()
         self.refresh_lesions()  # the sizes it lists have changed
         self.schedule_preview()
@@ -2019,6 +2044,17 @@ def _in_panel_words(note: str) -> str:
     for name, label in _PANEL_WORDS:
         note = note.replace(name, label)
     return note
+
+
+def _ct_hidden_text(ct_layer) -> str:
+    """What an Apply's result adds when the CT its contour followed is hidden (not refused:
+    the labels are on view, over another scan)."""
+    if ct_layer is None or ct_layer.visible:
+        return ""
+    return (
+        f" (Its CT '{ct_layer.name}' is hidden: the contour followed that scan, not the one "
+        "on view; show it to check the change.)"
+    )
 
 
 def _hidden_text(layer, row: str, then: str) -> str:
