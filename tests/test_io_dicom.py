@@ -3034,3 +3034,160 @@ def test_a_number_that_is_one_pass_and_another_acquisition_is_refused(tmp_path):
     for asked, k in (("pass 2", 2), ("PASS3", 3), (1, 1), (3, 3)):
         read = read_dicom_series(tmp_path, acquisition=asked)
         np.testing.assert_array_equal(read.array, volumes[k - 1].array)
+
+
+@pytest.mark.parametrize("chunks", [(2, 2), (2, 1)], ids=["2 + 2 chunks", "2 chunks + 1"])
+def test_phases_in_as_few_as_three_chunks_are_joined(tmp_path, chunks):
+    """Two step-and-shoot phases of two chunks each (acq 1, 2 and 3, 4), or one of two chunks
+    beside a phase under one AcquisitionNumber (acq 3), are joined as 8 chunks are (left as
+    acquisitions, half a phase would be read, or listed as an acquisition of its own)."""
+    volumes = _chunked_phases(tmp_path, "continued", 8, ("101500", "101600"))
+    if chunks[1] == 1:
+        _edit_all(sorted(tmp_path.glob("p1_*.dcm")),
+                  lambda ds: setattr(ds, "AcquisitionNumber", 3))  # fmt: skip
+    found = sorted(discover_series(tmp_path), key=lambda s: s.acquisition)
+    assert [(s.n_slices, s.chunks) for s in found] == [(16, (1, 2)), (16, (3, 4)[: chunks[1]])]
+    np.testing.assert_array_equal(read_dicom_series(tmp_path).array, volumes[1].array)
+
+
+def test_chunks_timed_000000_are_joined_in_the_order_of_their_instance_number(tmp_path):
+    """Chunks whose every AcquisitionTime is 000000 (an anonymiser's) are taken in the order of
+    their InstanceNumber, and said so: no time says the order (not "in the order of their
+    AcquisitionTime")."""
+    _chunked_phases(tmp_path, "continued", 4, ("", ""))
+    _edit_all(sorted(tmp_path.glob("*.dcm")), lambda ds: setattr(ds, "AcquisitionTime", "000000"))
+    assert [s.passes_by for s in discover_series(tmp_path)] == ["chunks, InstanceNumber"] * 2
+    said = [w for w in read_dicom_series(tmp_path).meta["warnings"] if "stacks" in w]
+    assert said and "their chunks in the order of their InstanceNumber" in said[0], said
+
+
+def test_chunks_scanned_across_midnight_are_joined_in_the_order_they_were_scanned():
+    """A phase whose chunks run across midnight (23:59:50 to 00:00:05), the next a minute
+    later, is joined in the order it was scanned (by the clock from 00:00, its chunks after
+    midnight would come first, the phase cut in two and no pass joined)."""
+    from napari_livertumor.io.dicom import _join_chunks
+
+    chunks = [
+        _chunk(a, range(4 * ((a - 1) % 4), 4 * ((a - 1) % 4) + 4), 86390 + 4 * (a - 1) + 60 * (a > 4))
+        for a in range(1, 9)
+    ]  # fmt: skip
+    for _, part in chunks:
+        for h in part:
+            h.acquisition_time %= 86400
+    joined = _join_chunks(chunks)
+    assert joined is not None
+    assert [[acq for acq, _ in chain] for chain in joined[1]] == [[1, 2, 3, 4], [5, 6, 7, 8]]
+
+
+@pytest.mark.parametrize("pause", [15, 45])
+@pytest.mark.parametrize("direction", ["head first", "feet first"])
+def test_a_pass_paused_up_to_a_minute_either_way_along_the_table_is_one_pass(direction, pause):
+    """A step-and-shoot phase paused halfway (a tube cooling, under a minute), run head or feet
+    first: the chunk after the pause goes on from where the pass stopped and joins it (else its
+    halves would be taken for passes of their own, and none joined)."""
+    from napari_livertumor.io.dicom import _join_chunks
+
+    def chunk(p, a):  # chunk a (1-4) of phase p, scanned 2 minutes after phase p - 1
+        k = a - 1 if direction == "head first" else 4 - a
+        return _chunk(4 * p + a, range(4 * k, 4 * k + 4), 36000 + 120 * p + 4 * a + pause * (a > 2))
+
+    joined = _join_chunks([chunk(p, a) for p in (0, 1) for a in range(1, 5)])
+    assert joined is not None
+    assert [[acq for acq, _ in chain] for chain in joined[1]] == [[1, 2, 3, 4], [5, 6, 7, 8]]
+
+
+def test_a_phase_a_slice_short_is_joined_still(tmp_path):
+    """Two step-and-shoot phases, the later one a slice short (15 of the 16 positions): a pass
+    tiles nearly all of the stretch (85%), not all of it: joined into its pass (left as 8
+    acquisitions, a 4-slice chunk would be read)."""
+    _chunked_phases(tmp_path, "continued", 4, ("101500", "101600"))
+    sorted(tmp_path.glob("p1_*.dcm"))[-1].unlink()
+    found = sorted(discover_series(tmp_path), key=lambda s: s.acquisition)
+    assert [(s.n_slices, s.chunks) for s in found] == [(16, (1, 2, 3, 4)), (15, (5, 6, 7, 8))]
+    assert read_dicom_series(tmp_path).shape == (16, 32, 32)
+
+
+def test_numbers_are_said_with_runs_of_three_or_more_joined():
+    """A pass's chunks as its label says them: runs of three or more joined ("1–4"), two in a
+    row listed ("5, 6", not "5–6"), in order whatever order they came in."""
+    from napari_livertumor.io.dicom import numbers_text
+
+    assert numbers_text([4, 2, 3, 1, 9]) == "1–4, 9"
+    assert numbers_text([6, 5]) == "5, 6"
+    assert numbers_text([2, 5, 7, 8, 9, 11, 12]) == "2, 5, 7–9, 11, 12"
+
+
+def test_three_numbered_acquisitions_sharing_a_kernel_are_said_as_acquisitions(tmp_path):
+    """Three phases each under its AcquisitionNumber, in B30f, B30f and B70f, untimed: listed
+    as acquisitions (not as passes joined from chunks, "pass 1 (acq 1)"), the kernel they share
+    said with the acquisitions holding it (not "passes 1 and 2")."""
+    volumes = _numbered_passes(tmp_path, [(1, "B30f", ""), (2, "B30f", ""), (3, "B70f", "")])
+    assert {s.acquisition: s.acquisition_label for s in discover_series(tmp_path)} == {
+        1: "acq 1, kernel B30f",
+        2: "acq 2, kernel B30f",
+        3: "acq 3, kernel B70f",
+    }
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, volumes[1].array)
+    said = [w for w in volume.meta["warnings"] if "stacks 3" in w]
+    assert said and "kernel B30f (acquisitions 1 and 2) vs B70f (acquisition 3)" in said[0], said
+
+
+def test_a_number_naming_a_chunk_of_one_pass_and_another_pass_is_refused(tmp_path):
+    """Two step-and-shoot phases joined into pass 1 (acq 1–4) and pass 2 (acq 5–8): a bare 2,
+    chunk acq 2 of pass 1, would read pass 2 unsaid, and 7 (a chunk of pass 2) find no pass 7:
+    both refused, the passes and the ways to ask listed; 'pass 9' is said as no pass 9."""
+    _chunked_phases(tmp_path, "continued", 4, ("101500", "101600"))
+    listing = "(pass 1 (acq 1–4); pass 2 (acq 5–8))"
+    for asked, said in (
+        (2, "2 is pass 2, while AcquisitionNumber 2 is in pass 1. Give the pass by its number, "
+            "--acquisition 'pass 1' or 'pass 2',"),
+        (7, "AcquisitionNumber 7 is in pass 2. Give the pass by its number, --acquisition "
+            "'pass 2',"),
+        ("pass 9", "has no pass 9 (its stacked passes: 1, 2)"),
+    ):  # fmt: skip
+        with pytest.raises(InputError) as refused:
+            read_dicom_series(tmp_path, acquisition=asked)
+        assert said in str(refused.value), str(refused.value)
+        assert (listing in str(refused.value)) == (asked != "pass 9")
+
+
+def test_a_later_chunked_phase_in_a_sharp_kernel_is_named_as_its_pass(tmp_path):
+    """Chunked phases in B30f and, later, B70f: the B30f read, the later pass named as
+    --acquisition 'pass 2' (a bare 2, chunk acq 2 of pass 1, is refused)."""
+    _chunked_phases(tmp_path, "continued", 4, ("101500", "101600"))
+    for p, kernel in ((0, "B30f"), (1, "B70f")):
+        _edit_all(sorted(tmp_path.glob(f"p{p}_*.dcm")),
+                  lambda ds, kernel=kernel: setattr(ds, "ConvolutionKernel", kernel))  # fmt: skip
+    said = [w for w in read_dicom_series(tmp_path).meta["warnings"] if "stacks 2" in w]
+    assert said and "though pass 2 is later (--acquisition 'pass 2')" in said[0], said
+
+
+def test_chunks_of_one_moment_sharing_a_kernel_are_not_said_to_differ_in_it(tmp_path):
+    """A step-and-shoot phase's chunks in B30f (acq 1-4) beside a partial later phase's in B70f
+    (acq 5, 6): each moment's chunks share their kernel, and are said with no difference
+    (not "that differ in kernel B30f (acquisitions 1, 2, 3 and 4)")."""
+    _chunked_phases(tmp_path, "continued", 4, ("101500", "101600"))
+    for path in sorted(tmp_path.glob("p1_*.dcm"))[8:]:
+        path.unlink()
+    for p, kernel in ((0, "B30f"), (1, "B70f")):
+        _edit_all(sorted(tmp_path.glob(f"p{p}_*.dcm")),
+                  lambda ds, kernel=kernel: setattr(ds, "ConvolutionKernel", kernel))  # fmt: skip
+    said = [w for w in read_dicom_series(tmp_path).meta["warnings"] if "stacks" in w]
+    assert said and "differ in" not in said[0], said
+    assert "acquisitions 1, 2, 3 and 4, parts of one scan at positions of their own;" in said[0]
+
+
+def test_passes_a_seg_references_in_part_are_not_referenced_alike():
+    """Of two passes, one all of whose slices the DICOM SEGs reference and one only some of
+    (a SEG listing the slices it segments): not referenced alike (the SEGs chose the first;
+    "DICOM SEGs reference it and pass 2 alike" would say the rule did)."""
+    from types import SimpleNamespace
+
+    from napari_livertumor.io.dicom import _referenced_alike
+
+    info = SimpleNamespace(sop_instance_uids={"a1", "a2", "a3"})
+    some = SimpleNamespace(sop_instance_uids={"b1", "b2", "b3"})
+    every = SimpleNamespace(sop_instance_uids={"c1", "c2", "c3"})
+    refs = {"a1", "a2", "a3", "b1", "c1", "c2", "c3"}
+    assert _referenced_alike(info, [some, every], refs) == [every]

@@ -552,6 +552,21 @@ def test_a_missing_acquisition_names_those_there(tmp_path, models, caplog):
     assert "has no acquisition number 3 (its stacked acquisitions: 1, 2)" in caplog.text
 
 
+@pytest.mark.parametrize("command", ["segment", "convert"])
+def test_acquisition_takes_a_number_or_a_pass_and_any_other_form_is_a_usage_error(command, capsys):
+    """``--acquisition`` takes an AcquisitionNumber (3) or a pass's number ('pass 3', 'PASS3'
+    as well): a pass taken as its bare number reads another acquisition where passes are
+    numbered apart from their AcquisitionNumbers; other text is a usage error naming both."""
+    from napari_livertumor.commands import acquisition_arg
+
+    taken = [acquisition_arg(t) for t in ("3", " 12 ", "pass 3", "PASS3", "Pass  12")]
+    assert taken == [3, 12, "pass 3", "pass 3", "pass 12"]
+    with pytest.raises(SystemExit) as info:
+        main([command, "x", "--acquisition", "third"])
+    assert info.value.code == 2
+    assert "must be a number (3) or a pass (pass 3), got 'third'" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(
     __import__("torch").cuda.is_available(), reason="this machine has a GPU to run on"
 )
