@@ -35,6 +35,23 @@ def synthetic_case(shape=(12, 96, 96), seed=1):
     return CTVolume(ct.astype(np.int16), spacing=SPACING), labels, truth, liver
 
 
+def _two_scans(viewer, first: str, second: str):
+    """Two scans on one grid, the second the first turned half round in-plane, each with its
+    segmentation (named "<name> segmentation"), shown at slice 6: ``[(ct, labels), ...]``."""
+    vol, labels, _, _ = synthetic_case()
+    turned = CTVolume(np.ascontiguousarray(vol.array[:, ::-1, ::-1]), spacing=vol.spacing)
+    scans = ((first, vol, labels), (second, turned, np.ascontiguousarray(labels[:, ::-1, ::-1])))
+    layers = []
+    for name, volume, mask in scans:
+        ct = _layers.add_ct_layer(viewer, volume, name=name)
+        seg = _layers.add_labels_layer(
+            viewer, mask, volume, f"{name} segmentation", ct_layer_name=name
+        )
+        layers.append((ct, seg))
+    viewer.dims.set_current_step(0, 6)
+    return layers
+
+
 @pytest.fixture
 def refine_setup(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
@@ -1481,17 +1498,8 @@ def test_a_new_preview_is_not_drawn_over_another_scan_loaded_above_its_own(
 ):
     """Made last, the preview lay over every layer: a first CT's outline was drawn over a
     second CT loaded above it (the fix only ever moved it up)."""
-    from napari_livertumor.io.volume import CTVolume
-
     viewer = make_napari_viewer()
-    vol, labels, _, _ = synthetic_case()
-    flipped = CTVolume(np.ascontiguousarray(vol.array[:, ::-1, ::-1]), spacing=vol.spacing)
-    _layers.add_ct_layer(viewer, vol, name="CT1")
-    _layers.add_labels_layer(viewer, labels, vol, "CT1 segmentation", ct_layer_name="CT1")
-    _layers.add_ct_layer(viewer, flipped, name="CT2")
-    labels2 = np.ascontiguousarray(labels[:, ::-1, ::-1])
-    _layers.add_labels_layer(viewer, labels2, flipped, "CT2 segmentation", ct_layer_name="CT2")
-    viewer.dims.set_current_step(0, 6)
+    _two_scans(viewer, "CT1", "CT2")
     widget = RefineWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Refine")
     widget.mask_combo.setCurrentText("CT1 segmentation")
@@ -1511,17 +1519,8 @@ def test_a_hidden_patients_outline_is_not_drawn_over_the_patient_gone_back_to(
     first one's CT with an empty status line: none is drawn while the labels' CT is hidden,
     and the status says why as Apply's refusal does; shown again, it is back. The labels
     hidden alone keep their outline (hiding the overlay to see the CT's edges under it)."""
-    from napari_livertumor.io.volume import CTVolume
-
     viewer = make_napari_viewer()
-    vol, labels, _, _ = synthetic_case()
-    flipped = CTVolume(np.ascontiguousarray(vol.array[:, ::-1, ::-1]), spacing=vol.spacing)
-    _layers.add_ct_layer(viewer, vol, name="A")
-    seg_a = _layers.add_labels_layer(viewer, labels, vol, "A segmentation", ct_layer_name="A")
-    ct_b = _layers.add_ct_layer(viewer, flipped, name="B")
-    labels_b = np.ascontiguousarray(labels[:, ::-1, ::-1])
-    seg_b = _layers.add_labels_layer(viewer, labels_b, flipped, "B segmentation", ct_layer_name="B")
-    viewer.dims.set_current_step(0, 6)
+    (_, seg_a), (ct_b, seg_b) = _two_scans(viewer, "A", "B")
     widget = RefineWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Refine")
     assert widget.mask_combo.currentText() == "B segmentation"  # the newest scan's
@@ -1572,14 +1571,7 @@ def test_an_apply_on_labels_whose_ct_is_hidden_says_so(make_napari_viewer, qtbot
     voxels", as if on the scan on view. Not refused: the result says its CT is hidden (amber),
     and the clause goes once that CT is shown again."""
     viewer = make_napari_viewer()
-    vol, labels, _, _ = synthetic_case()
-    flipped = CTVolume(np.ascontiguousarray(vol.array[:, ::-1, ::-1]), spacing=vol.spacing)
-    _layers.add_ct_layer(viewer, vol, name="A")
-    _layers.add_labels_layer(viewer, labels, vol, "A segmentation", ct_layer_name="A")
-    ct_b = _layers.add_ct_layer(viewer, flipped, name="B")
-    labels_b = np.ascontiguousarray(labels[:, ::-1, ::-1])
-    seg_b = _layers.add_labels_layer(viewer, labels_b, flipped, "B segmentation", ct_layer_name="B")
-    viewer.dims.set_current_step(0, 6)
+    _, (ct_b, seg_b) = _two_scans(viewer, "A", "B")
     widget = RefineWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Refine")
     assert widget.mask_combo.currentText() == "B segmentation"
