@@ -132,3 +132,14 @@ def two_patients(viewer, same_grid: bool = False) -> list:
         )
         layers.append((ct, seg))
     return layers
+
+
+def back_to_the_first_patient(viewer, picker) -> tuple:
+    """:func:`two_patients`, then B's layers hidden and A's labels selected, as a user going
+    back to A does; the panel's labels ``picker`` stays on B's. ``(A's, B's)`` segmentations."""
+    (_, seg_a), (ct_b, seg_b) = two_patients(viewer)
+    assert picker.currentText() == seg_b.name
+    ct_b.visible = seg_b.visible = False
+    viewer.layers.selection.active = seg_a
+    assert picker.currentText() == seg_b.name  # the picker stays as chosen
+    return seg_a, seg_b

@@ -1716,16 +1716,12 @@ def test_exporting_a_hidden_patients_labels_says_they_are_not_the_ones_on_view(
     """Going back to patient A by hiding patient B's layers (their eyes), Export wrote B's
     segmentation, still chosen, and said only "Wrote 5 file(s) of 'B CT segmentation'" while
     the user looked at A: the choice stands, and the line says it is hidden, as Inspect's."""
-    from _widget_data import two_patients
+    from _widget_data import back_to_the_first_patient
 
     viewer = make_napari_viewer()
     widget = ExportWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    (_, seg_a), (ct_b, seg_b) = two_patients(viewer)
-    assert widget.labels_combo.currentText() == seg_b.name
-    ct_b.visible = seg_b.visible = False
-    viewer.layers.selection.active = seg_a
-    assert widget.labels_combo.currentText() == seg_b.name  # the picker stays as chosen
+    seg_a, seg_b = back_to_the_first_patient(viewer, widget.labels_combo)
     widget.folder.setText(str(tmp_path / "out"))
     _export(widget, qtbot)
     said = widget.status.text()

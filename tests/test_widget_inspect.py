@@ -1290,16 +1290,12 @@ def test_measuring_a_hidden_patients_labels_says_they_are_not_the_ones_on_view(
     """Going back to patient A by hiding patient B's layers (their eyes), Measure measured B's
     segmentation, still chosen, and said only "Measured 'B CT segmentation'." while the user
     looked at A: the choice stands, and the line says it is hidden, naming the one on view."""
-    from _widget_data import two_patients
+    from _widget_data import back_to_the_first_patient
 
     viewer = make_napari_viewer()
     widget = InspectWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    (_, seg_a), (ct_b, seg_b) = two_patients(viewer)
-    assert widget.labels_combo.currentText() == seg_b.name
-    ct_b.visible = seg_b.visible = False
-    viewer.layers.selection.active = seg_a
-    assert widget.labels_combo.currentText() == seg_b.name  # the picker stays as chosen
+    seg_a, seg_b = back_to_the_first_patient(viewer, widget.labels_combo)
     widget.measure_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     said = widget.status.text()
