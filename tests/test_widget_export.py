@@ -1770,3 +1770,29 @@ def test_exporting_labels_hidden_over_their_own_ct_names_no_other_patients_label
     ct_b.visible = seg_b.visible = True  # both shown again: the line goes
     assert widget.status.text() == said.split("\n", 1)[1]
     assert widget.status.text().startswith("Wrote ") and widget.status._kind == ""
+
+
+def test_the_hidden_line_is_said_again_when_layers_are_moved_or_removed(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """The amber line followed eyes, not the layer list: A's labels moved above B's CT stayed
+    unnamed, and removed they were still named "on view" (choose it under Labels)."""
+    from _widget_data import two_patients
+
+    viewer = make_napari_viewer()
+    widget = ExportWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    (ct_a, seg_a), (ct_b, seg_b) = two_patients(viewer, same_grid=True)
+    seg_b.visible = False
+    widget.folder.setText(str(tmp_path / "out"))
+    _export(widget, qtbot)
+    alone = "⚠ 'B CT segmentation' is hidden: the layer chosen in this panel was written.\n"
+    assert widget.status.text().startswith(alone), widget.status.text()
+    viewer.layers.move(viewer.layers.index(ct_b), 0)  # B's CT under A's layers now
+    assert widget.status.text().startswith(
+        "⚠ 'B CT segmentation' is hidden: the layer chosen in this panel was written, not "
+        "'A CT segmentation' on view (choose it under Labels to export it).\nWrote "
+    ), widget.status.text()
+    viewer.layers.remove(seg_a)  # gone: not to be chosen
+    assert widget.status.text().startswith(alone), widget.status.text()
+    assert widget.status._kind == "warning"

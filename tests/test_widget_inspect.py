@@ -1390,3 +1390,70 @@ def test_the_hidden_line_follows_the_eyes_turned_after_measuring(make_napari_vie
     said = widget.status.text()
     ct_b.visible = True
     assert widget.status.text() == said
+
+
+def test_the_hidden_line_follows_renames_and_goes_once_the_labels_are_shown(
+    make_napari_viewer, qtbot
+):
+    """A layer the amber line names renamed while it was up (the status took the new name),
+    the line was no longer found as said: it stayed, amber, after the labels were shown
+    again. It follows the renames and goes then."""
+    from _widget_data import two_patients
+
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    (_, seg_a), (ct_b, seg_b) = two_patients(viewer, same_grid=True)
+    ct_b.visible = seg_b.visible = False
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert "not 'A CT segmentation' on view" in widget.status.text()
+    seg_a.name = "A renamed"  # the one named on view
+    seg_b.name = "B renamed"  # the labels measured
+    assert widget.status.text() == (
+        "Measured 'B renamed'.\n⚠ 'B renamed' is hidden: the layer chosen in this panel was "
+        "measured, not 'A renamed' on view (choose it under Labels to measure it)."
+    )
+    ct_b.visible = True  # B's CT over A's: A is no longer named
+    assert widget.status.text() == (
+        "Measured 'B renamed'.\n⚠ 'B renamed' is hidden: the layer chosen in this panel was "
+        "measured."
+    )
+    seg_b.visible = True  # shown: the line goes
+    assert widget.status.text() == "Measured 'B renamed'."
+    assert widget.status._kind == ""
+
+
+def test_labels_hidden_over_their_ct_name_labels_on_view_beside_it_or_in_grid_mode(
+    make_napari_viewer, qtbot
+):
+    """Its own CT shown was taken to cover every layer under it: A's labels on view beside
+    B's scan (another grid), or in a grid cell of their own, were no longer named. A CT covers
+    labels only where its box in the world holds theirs, and never in grid mode."""
+    from _widget_data import two_patients
+
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    (_, _), (_, seg_b) = two_patients(viewer, same_grid=False)  # B's scan beside A's
+    seg_b.visible = False
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    on_view = (
+        "⚠ 'B CT segmentation' is hidden: the layer chosen in this panel was measured, not "
+        "'A CT segmentation' on view (choose it under Labels to measure it)."
+    )
+    assert widget.status.text().endswith(on_view), widget.status.text()
+
+    viewer.layers.clear()
+    (_, _), (_, seg_b) = two_patients(viewer, same_grid=True)  # B's CT over A's layers
+    seg_b.visible = False
+    _layers.grid_of(viewer).enabled = True  # but each layer in a cell of its own
+    widget.labels_combo.setCurrentText(seg_b.name)
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.status.text().endswith(on_view), widget.status.text()
+    _layers.grid_of(viewer).enabled = False  # B's CT covers A's labels again: the line says so
+    assert widget.status.text().endswith(
+        "⚠ 'B CT segmentation' is hidden: the layer chosen in this panel was measured."
+    ), widget.status.text()

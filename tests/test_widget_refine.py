@@ -1594,10 +1594,27 @@ def test_an_apply_on_labels_whose_ct_is_hidden_says_so(make_napari_viewer, qtbot
     said = widget.status.text()
     assert said.startswith("Applied to all lesions of 'B segmentation': +"), said
     assert clause in said
+    count = widget.preview_count
     ct_b.visible = True  # shown again: the clause goes, the rest stays said
     qtbot.waitUntil(lambda: clause not in widget.status.text(), timeout=10_000)
+    # also once the outline is back (the preview's "is hidden" hint, cleared then, wiped the
+    # whole line)
+    _wait_for_new_preview(qtbot, widget, count)
     assert widget.status.text() == said.replace(clause, "")
     assert widget.status._kind == ("warning" if "earlier Apply" in said else "")
+
+
+def test_an_apply_whose_ct_is_hidden_with_no_other_scan_on_view_says_no_other(refine_setup, qtbot):
+    """One scan open, its CT hidden: Apply said the contour followed that scan "not the one
+    on view", though there was no other one. Said only with another scan under the labels."""
+    viewer, widget, seg, _, _ = refine_setup
+    viewer.layers["CT"].visible = False
+    qtbot.waitUntil(lambda: "is hidden" in widget.status.text(), timeout=10_000)
+    widget.apply_slice_button.click()
+    _wait(qtbot, widget)
+    said = widget.status.text()
+    assert said.startswith("Applied to slice 6 of 'CT segmentation': +"), said
+    assert said.endswith(" (Its CT 'CT' is hidden: show it to check the change.)"), said
 
 
 def test_an_apply_on_a_hidden_layer_keeps_its_line_over_the_hidden_outlines(refine_setup, qtbot):

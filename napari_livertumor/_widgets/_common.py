@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import itertools
 import logging
 import sys
 import time
@@ -805,41 +806,41 @@ class HiddenNote:
     kept true while eyes turn in the layer list: said again in its new words, or taken off the
     status once the labels are shown again (measured with a patient's layers hidden, "… not
     'A …' on view" stayed after both were shown again). It follows the ``visible`` events of
-    the labels, their CT and the other segmentations until the line is no longer in the
-    status (another said since), the labels are removed, or the panel is closed."""
+    the labels, their CT and the other segmentations, layers added, removed, renamed or moved
+    (the panel's :meth:`layers_changed`, the list's ``moved``) and grid mode turned on or off,
+    until the line is no longer in the status (another said since), the labels are removed,
+    or the panel is closed."""
 
     def __init__(self, panel, done: str, verb: str) -> None:
         self._panel = weakref.ref(panel)
         self._done, self._verb = done, verb  # as hidden_choice_note's
         self._layer = None  # a weak reference to the labels the line is of
         self._line = ""
+        # the layers the line names, with their names then: the panel's status follows their
+        # renames (Inspect's every labels', Export's of the labels written), so the line may
+        # stand there with the new names (the old line no longer found, it stopped following)
+        self._names: list = []
         self._amber = False  # the status amber without the line too
         self._watched: list = []  # weak references to the layers followed
+        self._events: list = []  # the layer list's and grid's events followed
         me = weakref.ref(self)
         panel.destroyed.connect(lambda *_: me() is not None and me().stop())
 
     def said(self, layer, note: str, amber: bool = False) -> None:
         """The panel's status now holds the line ``"⚠ " + note`` (none: ``note`` "") of the
         labels ``layer``; ``amber``: whether the status is amber for another reason too."""
-        from . import _layers
-
         self.stop()
         panel = self._panel()
         if not note or layer is None or panel is None or layer not in panel.viewer.layers:
             return
-        self._layer, self._line, self._amber = weakref.ref(layer), f"⚠ {note}", amber
-        viewer = panel.viewer
-        own = _layers.linked_ct_name(layer, viewer)
-        follow = [layer, *([viewer.layers[own]] if own is not None else [])]
-        follow += [
-            ly for ly in _layers.labels_layers(viewer, role="segmentation") if ly is not layer
-        ]
-        for ly in follow:
-            ly.events.visible.connect(self._turned)
-            self._watched.append(weakref.ref(ly))
+        self._layer, self._amber = weakref.ref(layer), amber
+        self._take_line(note, panel.viewer)
+        self._follow(panel.viewer)
 
     def layers_changed(self) -> None:
-        """Layers were added or removed: the removed ones are let go (the labels': all)."""
+        """Layers were added, removed or renamed: the removed ones are let go (the labels':
+        all), new segmentations followed, and the line said again (the segmentation it named
+        on view removed, it went on advising to choose it)."""
         panel = self._panel()
         try:
             there = {id(ly) for ly in panel.viewer.layers} if panel is not None else set()
@@ -849,21 +850,78 @@ class HiddenNote:
         if layer is None or id(layer) not in there:
             self.stop()
             return
-        for ref in list(self._watched):
-            ly = ref()
-            if ly is None or id(ly) not in there:
-                self._watched.remove(ref)
-                if ly is not None:
-                    _disconnect_event(ly.events.visible, self._turned)
+        self._follow(panel.viewer)
+        self._turned()
 
     def stop(self) -> None:
         """Follow no eye any more."""
-        watched, self._watched = self._watched, []
+        self._let_go()
         self._layer = None
+
+    def pause(self) -> None:
+        """The panel closed: follow nothing until it is docked again (its refresh then calls
+        :meth:`layers_changed`, which follows again and says the line anew)."""
+        self._let_go()
+
+    def _take_line(self, note: str, viewer) -> None:
+        from . import _layers
+
+        self._line = f"⚠ {note}" if note else ""
+        self._names = [
+            (weakref.ref(ly), ly.name)
+            for ly in _layers.labels_layers(viewer)
+            if f"'{ly.name}'" in self._line
+        ]
+
+    def _follow(self, viewer) -> None:
+        """Follow the eyes of the labels, their CT and the other segmentations open now, the
+        layers' order and grid mode."""
+        from . import _layers
+
+        self._let_go()
+        layer = self._layer() if self._layer is not None else None
+        if layer is None:
+            return
+        own = _layers.linked_ct_name(layer, viewer)
+        follow = [layer, *([viewer.layers[own]] if own is not None else [])]
+        follow += [
+            ly for ly in _layers.labels_layers(viewer, role="segmentation") if ly is not layer
+        ]
+        for ly in follow:
+            ly.events.visible.connect(self._turned)
+            self._watched.append(weakref.ref(ly))
+        grid = getattr(_layers.grid_of(viewer), "events", None)
+        for event in (viewer.layers.events.moved, getattr(grid, "enabled", None)):
+            if event is not None:
+                event.connect(self._turned)
+                self._events.append(event)
+
+    def _let_go(self) -> None:
+        watched, self._watched = self._watched, []
         for ref in watched:
             ly = ref()
             if ly is not None:
                 _disconnect_event(ly.events.visible, self._turned)
+        events, self._events = self._events, []
+        for event in events:
+            _disconnect_event(event, self._turned)
+
+    def _find(self, lines: list[str]) -> int | None:
+        """Where the line stands in the status ``lines``: as said, or with some of the layers
+        it names renamed since; None when something else was said since."""
+        renames = []
+        for ref, old in self._names:
+            ly = ref()
+            if ly is not None and ly.name != old:
+                renames.append((f"'{old}'", f"'{ly.name}'"))
+        for k in range(len(renames) + 1):
+            for some in itertools.combinations(renames, k):
+                line = self._line
+                for old, new in some:
+                    line = line.replace(old, new)
+                if line in lines:
+                    return lines.index(line)
+        return None
 
     def _turned(self, event=None) -> None:
         from . import _layers
@@ -875,16 +933,16 @@ class HiddenNote:
                 self.stop()
                 return
             lines = panel.status.text().split("\n")
-            if self._line not in lines:  # something else said since
+            at = self._find(lines)
+            if at is None:  # something else said since
                 self.stop()
                 return
             note = _layers.hidden_choice_note(panel.viewer, layer, self._done, self._verb)
             line = f"⚠ {note}" if note else ""
-            if line == self._line:
+            self._take_line(note, panel.viewer)
+            if line == lines[at]:
                 return
-            at = lines.index(self._line)
             lines[at : at + 1] = [line] if line else []
-            self._line = line
             set_status(
                 panel.status, "\n".join(lines), warning=bool(note) or self._amber, scroll=False
             )

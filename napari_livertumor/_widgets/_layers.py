@@ -1143,19 +1143,34 @@ def hidden_choice_note(viewer: napari.Viewer, layer, done: str, verb: str) -> st
     an earlier one left them on the hidden patient, and its figures or files read as the one
     on view's. ``done``: "measured", "written"; ``verb``: "measure", "export".
 
-    Their own CT shown, the segmentations under it are not on view: the overlay hidden alone
+    Their own CT shown, the segmentations it covers are not on view: the overlay hidden alone
     (to see that CT's edges) named another patient's labels under it, whose choice would have
-    measured the wrong patient. Then only one above that CT is named."""
+    measured the wrong patient. Those are not named."""
     if layer is None or layer.visible:
         return ""
     index = {id(ly): i for i, ly in enumerate(viewer.layers)}
     own = linked_ct_name(layer, viewer)
     own_ct = viewer.layers[own] if own is not None else None
-    floor = index.get(id(own_ct), -1) if own_ct is not None and own_ct.visible else -1
+    # "covers": the shown CT lies above the labels in the layer list and its world box, in
+    # the dimensions displayed, holds theirs whole (another patient's on the same grid). Labels
+    # reaching out of it (another grid, beside it) are on view; in grid mode each layer has a
+    # cell of its own, and none covers another
+    box = (
+        world_box(viewer, own_ct)
+        if own_ct is not None and own_ct.visible and not grid_on(viewer)
+        else None
+    )
+
+    def covered(ly) -> bool:
+        if box is None or index.get(id(ly), -1) > index.get(id(own_ct), -1):
+            return False
+        theirs = world_box(viewer, ly)
+        return bool(np.all(box[0] <= theirs[0] + 1e-3) and np.all(theirs[1] <= box[1] + 1e-3))
+
     shown = [
         ly
         for ly in shown_first(viewer, labels_layers(viewer, role="segmentation"))
-        if ly.visible and ly is not layer and index.get(id(ly), -1) > floor
+        if ly.visible and ly is not layer and not covered(ly)
     ]
     return (
         f"'{layer.name}' is hidden: the layer chosen in this panel was {done}"
@@ -1166,6 +1181,14 @@ def hidden_choice_note(viewer: napari.Viewer, layer, done: str, verb: str) -> st
         )
         + "."
     )
+
+
+def world_box(viewer, layer) -> np.ndarray:
+    """``layer``'s box in the world, ``[min, max]``, in the viewer's displayed dimensions
+    (its voxels' centres, as napari's ``extent.world``)."""
+    ext = np.asarray(layer.extent.world, float)
+    offset = viewer.dims.ndim - ext.shape[1]  # (a layer of fewer dimensions: the last ones)
+    return ext[:, [d - offset for d in viewer.dims.displayed if d >= offset]]
 
 
 def volume_of(layer: Layer, layers=None) -> CTVolume:

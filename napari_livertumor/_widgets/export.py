@@ -518,8 +518,8 @@ class ExportWidget(JobWidgetMixin, QWidget):
         return answer == QMessageBox.Yes
 
     def panel_closed(self) -> None:
-        """A closed panel follows no layer's eye (:class:`HiddenNote`)."""
-        self._hidden_note.stop()
+        """A closed panel follows no layer's eye until docked again (:class:`HiddenNote`)."""
+        self._hidden_note.pause()
 
     # ------------------------------------------------------------------ slots
     def _done(

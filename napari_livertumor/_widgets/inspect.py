@@ -312,13 +312,14 @@ class InspectWidget(JobWidgetMixin, QWidget):
         """List segmentation layers (others after) and ground-truth candidates."""
         if self._marker is not None and self._marker not in self.viewer.layers:
             self._marker = None  # a removed ring is let go (the next click makes one)
-        self._hidden_note.layers_changed()
         try:
             names = self._labels_names()
             segs = _layers.labels_layers(self.viewer, role="segmentation")
             new_segs = [ly.name for ly in segs if id(ly) not in self._segs_seen]
             self._segs_seen = {id(ly) for ly in segs}  # layers, not names (a rerun renames)
             self._follow_renames()
+            # (after the renames followed: the line is found under the layers' new names)
+            self._hidden_note.layers_changed()
             self._fill(self.labels_combo, names)
             if new_segs:  # a segmentation just made (or loaded): that is what to inspect
                 self.labels_combo.setCurrentText(new_segs[-1])
@@ -778,7 +779,7 @@ class InspectWidget(JobWidgetMixin, QWidget):
 
     def panel_closed(self) -> None:
         """A closed panel takes its lesion ring away (nothing would hide or move it now)."""
-        self._hidden_note.stop()
+        self._hidden_note.pause()
         marker, self._marker = self._marker, None
         try:
             if marker is not None and marker in self.viewer.layers:

@@ -1684,7 +1684,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         step.entry = entry
         step.record = self._record_history(mask_layer, step.box, step.before, step.after)
         _layers.labels_edited(mask_layer)
-        unseen = _ct_hidden_text(ct_layer) if mask_layer.visible else ""
+        unseen = _ct_hidden_text(self.viewer, ct_layer, mask_layer) if mask_layer.visible else ""
         set_status(
             self.status,
             f"Applied to {said} of '{mask_layer.name}': +{grown} / −{shrunk} tumor voxels."
@@ -1706,6 +1706,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
         )
         # its CT shown again: the clause goes (:meth:`_visibility_changed`)
         self._unseen_said = (weakref.ref(ct_layer), unseen, again) if unseen else None
+        # what it said replaces any hint of the preview's (the CT hidden: "… is hidden"), which
+        # the next outline clears: the result's line was wiped once that CT was shown again
+        self._preview_error = False
         self._update_undo_button()
         self.refresh_lesions()  # the sizes it lists have changed
         self.schedule_preview()
@@ -2046,15 +2049,35 @@ def _in_panel_words(note: str) -> str:
     return note
 
 
-def _ct_hidden_text(ct_layer) -> str:
-    """What an Apply's result adds when the CT its contour followed is hidden (not refused:
-    the labels are on view, over another scan)."""
+def _ct_hidden_text(viewer, ct_layer, mask_layer) -> str:
+    """What an Apply's result into the shown ``mask_layer`` adds when the CT its contour
+    followed is hidden (not refused). "Not the one on view" only when another shown CT lies
+    under the labels (:func:`_over_another_scan`): alone, no other scan was on view."""
     if ct_layer is None or ct_layer.visible:
         return ""
-    return (
-        f" (Its CT '{ct_layer.name}' is hidden: the contour followed that scan, not the one "
-        "on view; show it to check the change.)"
+    other = (
+        "the contour followed that scan, not the one on view; "
+        if _over_another_scan(viewer, mask_layer, ct_layer)
+        else ""
     )
+    return f" (Its CT '{ct_layer.name}' is hidden: {other}show it to check the change.)"
+
+
+def _over_another_scan(viewer, labels, ct_layer) -> bool:
+    """Whether a shown CT other than ``ct_layer`` lies under ``labels``: below them in the
+    layer list, its world box overlapping theirs in the dimensions displayed. Never in grid
+    mode: the labels are drawn in a cell of their own there."""
+    layers = viewer.layers
+    if labels not in layers or _layers.grid_on(viewer):
+        return False
+    box = _layers.world_box(viewer, labels)
+    for ly in _layers.ct_layers(viewer):
+        if ly is ct_layer or not ly.visible or layers.index(ly) > layers.index(labels):
+            continue
+        theirs = _layers.world_box(viewer, ly)
+        if (np.maximum(box[0], theirs[0]) <= np.minimum(box[1], theirs[1])).all():
+            return True
+    return False
 
 
 def _hidden_text(layer, row: str, then: str) -> str:
