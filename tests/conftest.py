@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import gc
 import os
 
@@ -42,6 +43,37 @@ except ImportError:  # the tests that need them say so
 gc.collect()
 gc.freeze()
 _FROZEN_AFTER_A_VIEWER: list[bool] = []
+
+
+def _cache_plugin_manifests() -> None:
+    """napari's test viewer (``make_napari_viewer``) discovers the installed plugins afresh for
+    every test, npe2 parsing each plugin's YAML manifest with a pure-Python loader: about 0.1 s
+    a viewer, some 25 s of a CI run. The manifests do not change during a run: each file is
+    parsed once (keyed by its path, size and modification time) and a copy handed out."""
+    try:
+        from npe2.manifest import _bases
+    except ImportError:
+        return
+    load = getattr(_bases, "_load_yaml_no_duplicates", None)
+    if load is None or getattr(load, "_cached", False):
+        return
+    parsed: dict = {}
+
+    def cached(stream):
+        try:
+            st = os.stat(stream.name)
+            key = (stream.name, st.st_mtime_ns, st.st_size)
+        except (AttributeError, OSError, TypeError):
+            return load(stream)
+        if key not in parsed:
+            parsed[key] = load(stream)
+        return copy.deepcopy(parsed[key])
+
+    cached._cached = True
+    _bases._load_yaml_no_duplicates = cached
+
+
+_cache_plugin_manifests()
 
 
 def pytest_configure(config):
