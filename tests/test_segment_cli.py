@@ -2720,3 +2720,58 @@ def test_a_log_files_progress_lines_keep_their_pace_whatever_the_clocks_start(mo
         "HCC_001: tumor …",
         "HCC_001: tumor 3/9 …",
     ]
+
+
+def test_a_folder_given_beside_the_patient_folder_holding_it_is_read_once_if_its_series_is(
+    tmp_path, models, caplog, capsys
+):
+    """`segment n1/HCC_001 n1/HCC_001/<study>` segmented the one CT twice, under two names
+    (two label maps, two summary rows): only a folder given twice was read once. What each
+    reads decides, not the paths: a baseline study beside its patient folder, which reads
+    the follow-up, is a case of its own."""
+    patient = tmp_path / "P1"
+    write_ct_series(small_ct(seed=4), patient / "study" / "ct", patient_id="P1")
+    series = patient / "study" / "ct"
+    (tmp_path / "link").symlink_to(patient / "study", target_is_directory=True)
+    for inner in (patient / "study", series, sorted(series.iterdir())[2], tmp_path / "link"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="livertumor"):
+            assert [c.name for c in discover_cases([patient, inner])] == ["P1"]
+        assert f"{patient} and {inner} read one series (#1 'CT'): segmented once, as P1" in (
+            caplog.text
+        )
+    # the first given keeps the case, unless the output folder holds the other's outputs
+    assert [c.name for c in discover_cases([series, patient])] == ["ct"]
+    out = tmp_path / "done"
+    out.mkdir()
+    made = {"run_settings": {"input": str(patient.resolve()), "patient": None}}
+    (out / "P1_stats.json").write_text(json.dumps(made))
+    assert [c.name for c in discover_cases([series, patient], outdir=out)] == ["P1"]
+    # a patient folder holding a baseline and a follow-up (a case of a folder of patients)
+    # reads one of them, the one with more slices: the other study's folder is a case too
+    both = tmp_path / "cohort" / "P2"
+    write_ct_series(small_ct(seed=1, shape=(8, 40, 48)), both / "base", patient_id="P2",
+                    study_date="20071223", series_number=4)  # fmt: skip
+    write_ct_series(small_ct(seed=2), both / "fu", patient_id="P2",
+                    study_date="20080315", series_number=104)  # fmt: skip
+    cohort = tmp_path / "cohort"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="livertumor"):
+        assert [c.name for c in discover_cases([cohort, both / "base"])] == ["P2", "base"]
+        assert "read one series" not in caplog.text
+        assert [c.name for c in discover_cases([cohort, both / "fu"])] == ["P2"]
+    assert f"{both} and {both / 'fu'} read one series (#104 'CT'): segmented once, as P2" in (
+        caplog.text
+    )
+    # the run's --series decides what each reads: the baseline's, both read it
+    cmd = ["segment", str(cohort), str(both / "base"), "-o", str(tmp_path / "out"), "--list",
+           "--models", str(models)]  # fmt: skip
+    capsys.readouterr()
+    assert main(cmd) == 0
+    assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == [
+        "P2",
+        "base",
+    ]
+    uid = load_ct(both / "base").meta["series_uid"]
+    assert main([*cmd, "--series", uid]) == 0
+    assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == ["P2"]

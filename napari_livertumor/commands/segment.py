@@ -342,7 +342,13 @@ def run(args) -> int:
         log.info("models used: %s", said)
     passed: list[tuple[Path, str]] = []  # dcm2niix's files a folder's search passed over
     cases = discover_cases(
-        args.inputs, per_patient=not args.series, outdir=outdir, passed_over=passed
+        args.inputs,
+        per_patient=not args.series,
+        outdir=outdir,
+        passed_over=passed,
+        series_uid=args.series,
+        acquisition=args.acquisition,
+        any_modality=args.allow_non_ct,
     )
     mine = shard_cases(cases, *shard)
     found = f"{len(cases)} case(s) found" + (
@@ -644,6 +650,9 @@ def discover_cases(
     per_patient: bool = True,
     outdir: str | Path | None = None,
     passed_over: list[tuple[Path, str]] | None = None,
+    series_uid: str | None = None,
+    acquisition: int | str | None = None,
+    any_modality: bool = False,
 ) -> list[Case]:
     """Expand the command's INPUTs into a sorted list of uniquely named cases. A DICOM folder
     holding several patients' scans is a case per patient unless ``per_patient`` is False
@@ -651,7 +660,9 @@ def discover_cases(
     one name, the one whose outputs in ``outdir`` hold the name keeps it. ``passed_over``, when
     given, receives the NIfTI files a folder's search passed over as dcm2niix's (the original
     beside its corrected copy, an overlay mask) with what the log said of each, sorted by path
-    (``--list`` shows them: said in the log only, a user checking the plan never saw them)."""
+    (``--list`` shows them: said in the log only, a user checking the plan never saw them).
+    ``series_uid``, ``acquisition``, ``any_modality``: how the cases are read, where an input
+    inside another reads the same series (:func:`_same_series_read`)."""
     found: list[Case] = []
     passed: dict[Path, str] = {}
     read: dict[str, Path] = {}  # the folders read, by where they are
@@ -698,6 +709,7 @@ def discover_cases(
             found += _cases_from_folder(inner, per_patient=per_patient, passed=passed)
     if not found:
         raise InputError(None, f"no CT found in {', '.join(str(i) for i in inputs)}")
+    found = _same_series_read(found, outdir, series_uid, acquisition, any_modality)
     if passed_over is not None and passed:  # (a file also given by name is a case)
         given = {os.path.realpath(c.path) for c in found}
         passed_over += [
@@ -706,6 +718,66 @@ def discover_cases(
     if outdir is not None:
         found = _names_its_outputs_have(found, Path(outdir))
     return _unique_sorted(found, outdir=outdir)
+
+
+def _same_series_read(
+    cases: list[Case], outdir, series_uid=None, acquisition=None, any_modality=False
+) -> list[Case]:
+    """``cases`` less those inside another case's folder (a patient folder and one of its
+    study or series folders, or a file of its series, given beside it; a link to one) that
+    read the same series as it: one CT had been segmented twice, under two names. Decided by
+    the series each reads (the headers, not the paths: of a patient folder holding a baseline
+    and a follow-up, the study it does not read is a case of its own). The first given keeps
+    the case, unless the other's outputs in ``outdir`` are of it (as :func:`_unique_sorted`
+    keeps one scan reached by two names)."""
+    from ..io.dicom import series_read
+    from ..io.nifti import is_nifti_path
+
+    at: dict[str, list[int]] = {}  # the DICOM cases, by where they are
+    for k, c in enumerate(cases):
+        if not is_nifti_path(c.path):
+            at.setdefault(os.path.realpath(c.path), []).append(k)
+    pairs = []  # (a case, a case inside its folder)
+    for real, inner in at.items():
+        up, parent = real, os.path.dirname(real)
+        while parent != up:
+            up, parent = parent, os.path.dirname(parent)
+            pairs += [(o, k) for o in at.get(up, ()) for k in inner]
+    if not pairs:
+        return cases
+    read: dict[int, object] = {}
+
+    def key(k: int):
+        if k not in read:
+            info = series_read(cases[k].path, series_uid, acquisition=acquisition,
+                               any_modality=any_modality, patient_id=cases[k].patient)  # fmt: skip
+            read[k] = info and (info.uid, info.acquisition, info.sop_instance_uids, info.label)
+        return read[k]
+
+    same: dict[object, set[int]] = {}
+    for o, k in pairs:
+        if key(o) is not None and key(o) == key(k):
+            same.setdefault(key(o), set()).update((o, k))
+
+    def done_here(c: Case) -> bool:
+        made = _recorded_input(Path(outdir), c.name) if outdir is not None else None
+        return made == (str(Path(c.path).resolve()), c.patient)
+
+    dropped: set[int] = set()
+    for series, group in same.items():
+        ks = sorted(group)
+        kept = next((k for k in ks if done_here(cases[k])), ks[0])
+        for k in ks:
+            if k != kept:
+                dropped.add(k)
+                log.warning(
+                    "%s and %s read one series (%s): segmented once, as %s",
+                    cases[kept].path,
+                    cases[k].path,
+                    series[3],
+                    cases[kept].name,
+                )
+    return [c for k, c in enumerate(cases) if k not in dropped]
 
 
 def _say_corrected_copy(path: Path) -> None:

@@ -2156,6 +2156,45 @@ def proposed_series(
     return info, _passes_note(info, siblings, refs, panel=panel) if siblings else ""
 
 
+def series_read(
+    path: str | Path,
+    series_uid: str | None = None,
+    *,
+    acquisition: int | str | None = None,
+    any_modality: bool = False,
+    patient_id: str | None = None,
+) -> SeriesInfo | None:
+    """The series (of a series stacking passes, the pass) :func:`read_dicom_series` reads
+    from ``path`` with these arguments, told from the headers alone (kept: the read parses
+    none of them again), as it chooses it; None where it would refuse to read (it says why).
+    ``livertumor segment`` reads a patient folder and one of its study or series folders
+    given beside it once where both read the same series."""
+    path = _dicomdir_folder(Path(path))
+    prefer = None
+    try:
+        if not _exists(path):
+            return None
+        headers, _ = _scan(path if path.is_dir() else path.parent, as_reporter(None))
+        if path.is_file():  # its series, and of a series stacking passes its own pass
+            own = next((h for h in headers if h.path == path), None)
+            if own is None or not own.is_image:
+                return None
+            if series_uid in (None, own.series_uid) and acquisition is None:
+                prefer = {own.sop_uid}
+            series_uid = series_uid or own.series_uid
+        headers, _ = _drop_identical_copies(headers, keep=path if path.is_file() else None)
+        groups = _group(headers)
+        if patient_id is not None:
+            groups = [(g, m) for g, m in groups if g.patient_id == patient_id]
+        if not groups:
+            return None
+        seg_refs = frozenset().union(*(h.referenced_uids for h in headers))
+        info, _ = _choose(path, groups, series_uid, acquisition, prefer, seg_refs, any_modality)
+    except InputError:
+        return None
+    return info
+
+
 def _choose(
     path, groups, series_uid, acquisition, prefer=None, seg_refs=frozenset(), any_modality=False
 ):
