@@ -1151,3 +1151,32 @@ def test_liver_only_with_a_folders_tumor_model_says_it_went_unused(models_dir):
     assert _default_stage_note(str(models_dir / "tumor"), True).endswith(
         "holds no liver model). Its tumor model was not used (liver only)."
     )
+
+
+def test_a_run_of_both_stages_that_finds_no_liver_is_not_called_liver_only(
+    make_napari_viewer, models_dir, qtbot, monkeypatch
+):
+    """ "liver + tumor" with a models folder on a scan with no liver: the status said "no tumor
+    stage run … Its tumor model was not used (liver only)", as if "liver only" were chosen
+    (told from the missing tumor volume, not from the stages run)."""
+    from napari_livertumor.io import CTVolume
+
+    viewer = make_napari_viewer()
+    vol, _ = tiny_ct()
+    air = CTVolume(np.full(vol.array.shape, -1000, np.int16), spacing=vol.spacing)
+    _layers.add_ct_layer(viewer, air, name="air")
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    assert widget.stage_combo.currentText() == "liver + tumor"
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    said = widget.status.text()
+    assert "no liver found" in said
+    assert "no tumor looked for (no liver found)" in said
+    assert "liver only" not in said and "no tumor stage run" not in said
+
+    widget.stage_combo.setCurrentText("liver only")  # chosen: said so, as before
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    said = widget.status.text()
+    assert "no tumor stage run" in said
+    assert "Its tumor model was not used (liver only)." in said

@@ -399,10 +399,19 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         from ..stats import volume_shown
 
         s = result.stats
+        # a liver-only run is one that loaded no tumor model (the run's record), not one
+        # without a tumor volume: a "liver + tumor" run that found no liver looks for none,
+        # and was said to be "liver only", its tumor model "not used"
+        ran = (layer.metadata.get("run") or {}).get("models")
+        liver_only = ran.get("tumor") is None if isinstance(ran, dict) else None
+        if liver_only is None:
+            liver_only = s.get("tumor_ml") is None
         tumor = (
-            "no tumor stage run"
-            if s.get("tumor_ml") is None
-            else f"tumor {volume_shown(s['tumor_ml'])} mL, {s['lesion_count']} lesion(s)"
+            f"tumor {volume_shown(s['tumor_ml'])} mL, {s['lesion_count']} lesion(s)"
+            if s.get("tumor_ml") is not None
+            else "no tumor stage run"
+            if liver_only
+            else "no tumor looked for (no liver found)"
         )
         total = result.timings.get("total", 0)
         # the first run also waits for torch, MONAI and the models (6 s of 17 s here): said
@@ -420,7 +429,7 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         )
         # beside the models' folder: a liver-only folder ran the shipped tumor model, said
         # lines below (under the warnings, the unsure lesions), where it went unseen
-        fallback = _default_stage_note(folder, s.get("tumor_ml") is None)
+        fallback = _default_stage_note(folder, liver_only)
         if fallback:
             msg += f" {fallback}"
         # the open Refine panel's settings refined it: said when they are not the defaults
