@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -23,7 +24,7 @@ TINY = NetworkConfig(out_channels=3, init_filters=4)
 IDS = ["1", "2", "19", "4", "HCC_1", "HCC_10", "liver", "Mueller_Anna_MRN123456"]
 
 
-def _model(folder, stage="tumor", ids=IDS):
+def _model(folder, stage="tumor", ids=IDS, method="by hand: HCC_10"):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     net = build_inference_network(TINY)
@@ -38,7 +39,7 @@ def _model(folder, stage="tumor", ids=IDS):
         training={
             "data": {
                 "data": "/hospital/cohorts/liver_2026",
-                "split": {"train": train, "val": [], "test": test, "method": "by hand: HCC_10"},
+                "split": {"train": train, "val": [], "test": test, "method": method},
                 "skipped": [["HCC_10", "HCC_10/ct.nii.gz: unreadable"]],
             },
             "weak": {
@@ -111,3 +112,85 @@ def test_a_stage_stopped_before_its_first_model_is_said_not_shared(tmp_path, cap
     _model(only / "liver" / "last", stage="liver", ids=["a1", "b2", "c3"])
     with pytest.raises(ModelError, match="stopped before saving one"):
         share_model(only, tmp_path / "pub2")
+
+
+def test_a_model_in_the_other_stages_folder_is_refused_as_segment_refuses_it(tmp_path):
+    """A liver model put in tumor/ was shared; segment refused the copy."""
+    run = tmp_path / "run"
+    _model(run / "liver", stage="liver", ids=["a1", "b2", "c3"])
+    _model(run / "tumor", stage="liver", ids=["a1", "b2", "c3"])
+    with pytest.raises(ModelError, match="this is a liver model; a tumor model is needed here"):
+        share_model(run, tmp_path / "pub")
+    assert not (tmp_path / "pub").exists()
+
+
+def test_weights_are_checked_without_a_sha1_and_the_copy_gets_one(tmp_path):
+    """An older model (no weights_sha1) with weights cut short was shared, rc 0."""
+    src = _model(tmp_path / "m", ids=["a1", "b2", "c3"])
+    meta = json.loads((src / "metadata.json").read_text())
+    del meta["weights_sha1"]
+    (src / "metadata.json").write_text(json.dumps(meta))
+    share_model(src, tmp_path / "pub")
+    weights = (src / "model.safetensors").read_bytes()
+    shared = json.loads((tmp_path / "pub" / "metadata.json").read_text())
+    assert shared["weights_sha1"] == hashlib.sha1(weights, usedforsecurity=False).hexdigest()
+    (src / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(ModelError, match="cut short") as err:
+        share_model(src, tmp_path / "pub2")
+    assert "model.safetensors" in str(err.value)
+    assert not (tmp_path / "pub2").exists()
+
+
+def test_a_persons_notes_at_the_top_are_scrubbed_as_the_training_record_is(tmp_path):
+    """Top-level "_note"/"#…" keys were copied verbatim: IDs and paths and all."""
+    src = _model(tmp_path / "m")
+    meta = json.loads((src / "metadata.json").read_text())
+    meta["_note"] = "trained at /data/hospital/secret on HCC_10 and HCC_1, see /data/x/HCC_1/ct"
+    meta["#cases"] = {"Mueller_Anna_MRN123456": "C:\\hospital\\scans\\mueller.nii.gz"}
+    (src / "metadata.json").write_text(json.dumps(meta))
+    share_model(src, tmp_path / "pub")
+    text = (tmp_path / "pub" / "metadata.json").read_text()
+    for leak in ("HCC_1", "Mueller", "hospital", "/data"):
+        assert leak not in text, leak
+    raw = json.loads(text)
+    names = {c: f"case-{i:03d}" for i, c in enumerate(sorted(IDS), 1)}
+    assert raw["_note"] == (f"trained at secret on {names['HCC_10']} and {names['HCC_1']}, see ct")
+    assert raw["#cases"] == {names["Mueller_Anna_MRN123456"]: "mueller.nii.gz"}
+    assert raw["stage"] == "tumor" and raw["label_map"]["1"] == "liver"  # a patient "liver"
+
+
+def test_a_range_of_ids_is_renamed_with_as_many_patients(tmp_path):
+    """ "HCC_061-065 to validation" was left as written (an ID followed by "-")."""
+    ids = ["HCC_061", "HCC_062", "HCC_063", "HCC_064", "HCC_065", "HCC_066", "HCC_070"]
+    method = "HCC_061-065 to validation, HCC_066-HCC_070 to training, HCC_062–064 checked"
+    src = _model(tmp_path / "m", ids=ids, method=method)
+    share_model(src, tmp_path / "pub")
+    want = "case-001-005 to validation, case-006-007 to training, case-002–004 checked"
+    raw = json.loads((tmp_path / "pub" / "metadata.json").read_text())
+    assert raw["training"]["data"]["split"]["method"] == want
+    assert "HCC" not in (tmp_path / "pub" / "metadata.json").read_text()
+
+
+def test_a_model_card_naming_other_weights_is_warned_of(tmp_path, capsys):
+    """A retrained run's folder kept the shipped card (its SHA-1 not the weights')."""
+    src = _model(tmp_path / "m", ids=["a1", "b2", "c3"])
+    other = "c487fc953e1162831d30ad33400ecd8a4aa73c95"
+    (src / "MODEL_CARD.md").write_text(f"| Weights | `model.safetensors` SHA-1 `{other}` |\n")
+    assert main(["share-model", str(src), "-o", str(tmp_path / "pub")]) == 0
+    err = capsys.readouterr().err
+    sha = json.loads((src / "metadata.json").read_text())["weights_sha1"]
+    assert "warning" in err and str(src / "MODEL_CARD.md") in err
+    assert other in err and sha in err
+    (src / "MODEL_CARD.md").write_text(f"Weights SHA-1 {sha[:12]}…\n")  # the card of these
+    assert main(["share-model", str(src), "-o", str(tmp_path / "pub2")]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_stage_folder_that_is_no_model_is_said_not_shared(tmp_path, capsys):
+    run = tmp_path / "run"
+    _model(run / "liver", stage="liver", ids=["a1", "b2", "c3"])
+    (run / "tumor").mkdir()
+    (run / "tumor" / "notes.txt").write_text("to do")
+    assert main(["share-model", str(run), "-o", str(tmp_path / "pub")]) == 0
+    assert "tumor/: not a model" in capsys.readouterr().out
+    assert not (tmp_path / "pub" / "tumor").exists()

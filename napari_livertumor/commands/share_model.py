@@ -7,6 +7,7 @@ byte (:mod:`napari_livertumor.models.share`).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from . import models_folder
@@ -48,8 +49,12 @@ def run(args) -> int:
         print(f"  {report.paths_shortened} path(s) cut to their last part")
     for stage in report.stopped:
         print(f"  {stage}/: no model yet (a run stopped before its first): not shared")
+    for stage in report.not_models:
+        print(f"  {stage}/: not a model (no metadata.json), not shared")
     if report.not_copied:
         print(f"  not copied (the run's own files): {', '.join(report.not_copied)}")
     for card in report.cards_copied:
         print(f"  {card} copied as written: read it before sharing (it is a person's text)")
+    for warning in report.warnings:
+        print(f"livertumor share-model: warning: {warning}", file=sys.stderr)
     return 0

@@ -10,16 +10,20 @@ inference needs and what describes the recipe (the network, its geometry, its ca
 training settings, the loss history, the scores) and leaves the rest out:
 
 - each patient ID becomes ``case-NNN`` (numbered in the order of the IDs, one numbering over
-  both stages), wherever it is written, unless ``keep_ids`` (a public cohort, whose IDs are no
-  one's: HCC-TACE-Seg's);
+  both stages), wherever it is written (a person's notes in ``metadata.json`` too; a range,
+  ``HCC_061-065``, as the range of the new names), unless ``keep_ids`` (a public cohort, whose
+  IDs are no one's: HCC-TACE-Seg's);
 - per-patient figures (weak labels and ratios, the clinical notes) are left out, counted;
-- a path becomes its last part (``/data/hospital/cohort`` → ``cohort``);
+- a path becomes its last part (``/data/hospital/cohort`` → ``cohort``), inside text too;
 - ``split.json`` keeps its lists (renamed) and each patient's fingerprint (a hash of its label
   voxels), so ``livertumor evaluate`` still finds a training patient among the receiver's test
   patients by its files;
-- the weights are copied byte for byte (their SHA-1 is checked against the metadata's); the
+- the model is checked as ``segment`` checks it first (the stage its folder is for, the weights
+  whole, their SHA-1 the metadata's; one without ``weights_sha1`` gets it in the copy), and the
+  weights are copied byte for byte; the
   run's other files (``last/``, ``train.log``, ``train_state.pt``) are not copied;
-  ``MODEL_CARD.md``, written by a person, is copied as written (:func:`share_model` says so).
+  ``MODEL_CARD.md``, written by a person, is copied as written (:func:`share_model` says so,
+  and warns when it names the weights by another SHA-1).
 """
 
 from __future__ import annotations
@@ -35,10 +39,20 @@ from typing import Any
 
 from ..errors import ModelError
 from ..fileio import check_path_lengths, read_user_json
-from .checkpoint import METADATA_FILE, STAGES, WEIGHTS_FILE, read_metadata
+from .checkpoint import (
+    METADATA_FILE,
+    STAGES,
+    WEIGHTS_FILE,
+    ModelMetadata,
+    check_model_folder,
+    read_metadata,
+)
 
 SPLIT_FILE = "split.json"
 CARD_FILE = "MODEL_CARD.md"
+
+#: metadata.json's own top-level fields; any other key (a person's note) is scrubbed whole
+_MODEL_FIELDS = frozenset(ModelMetadata.__dataclass_fields__)
 
 #: keys whose value is a path (anywhere in the metadata): reduced to its last part
 PATH_KEYS = frozenset(
@@ -58,6 +72,8 @@ class ShareReport:
     cards_copied: list[Path] = field(default_factory=list)
     not_copied: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+    not_models: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def model_stages(folder: str | Path) -> dict[str, Path]:
@@ -87,6 +103,19 @@ def stopped_stages(folder: str | Path) -> list[str]:
     ]
 
 
+def not_model_stages(folder: str | Path) -> list[str]:
+    """The ``liver/`` or ``tumor/`` of ``folder`` that hold no model nor a stopped run's
+    ``last/`` (notes, a case): not shared, which :func:`share_model` says."""
+    folder = Path(folder)
+    return [
+        s
+        for s in STAGES
+        if (folder / s).exists()
+        and not (folder / s / METADATA_FILE).is_file()
+        and not (folder / s / "last").is_dir()
+    ]
+
+
 def share_model(
     source: str | Path, out: str | Path, *, keep_ids: bool = False, force: bool = False
 ) -> ShareReport:
@@ -106,8 +135,9 @@ def share_model(
     Raises
     ------
     ModelError
-        No model in ``source``, one that does not validate, weights that are not the ones
-        its metadata was written with, or ``out`` inside ``source`` or holding files.
+        No model in ``source``, one that does not validate, one in the other stage's folder,
+        weights cut short or unreadable or not the ones its metadata was written with, or
+        ``out`` inside ``source`` or holding files.
     """
     source, out = Path(source), Path(out)
     stages = model_stages(source)
@@ -117,17 +147,21 @@ def share_model(
         raise ModelError(out, "exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise ModelError(out, "exists and is not empty: give a new folder (or --force)")
-    raw = {}
+    raw, digests = {}, {}
     for stage, folder in stages.items():
-        meta = read_metadata(folder)  # validated (and a run stopped mid-save refused)
-        digest = hashlib.sha1((folder / WEIGHTS_FILE).read_bytes(), usedforsecurity=False)
-        if meta.weights_sha1 and digest.hexdigest() != meta.weights_sha1:
-            raise ModelError(
-                folder / WEIGHTS_FILE,
-                "is not the weights its metadata.json was written with (SHA-1 differs): not copied",
-            )
+        # as segment checks it: the stage its folder is for, the weights whole and readable
+        # (an older model's metadata.json, without weights_sha1, checked nothing) and the
+        # metadata's SHA-1 (a run stopped mid-save refused)
+        check_model_folder(folder, stage or None)
+        digests[stage] = hashlib.sha1(
+            (folder / WEIGHTS_FILE).read_bytes(), usedforsecurity=False
+        ).hexdigest()
         raw[stage] = read_user_json(folder / METADATA_FILE)
+        if not raw[stage].get("weights_sha1"):  # the receiver's check of the weights
+            raw[stage]["weights_sha1"] = digests[stage]
     report = ShareReport()
+    for stage, folder in stages.items():
+        report.warnings += _card_warnings(folder / CARD_FILE, digests[stage])
     splits = {}
     for stage, folder in stages.items():
         if (folder / SPLIT_FILE).is_file():
@@ -142,6 +176,7 @@ def share_model(
     names = {} if keep_ids else {p: f"case-{i:03d}" for i, p in enumerate(sorted(ids), 1)}
     report.patients_renamed = len(names)
     report.stopped = stopped_stages(source) if "" not in stages else []
+    report.not_models = not_model_stages(source) if "" not in stages else []
     renamer = _Renamer(names)
     # written as named into the folder beside OUT (its name and tempfile's 8 characters),
     # then moved in: Windows' path limit (where it applies) is found now, not part-way
@@ -207,6 +242,29 @@ def share_model(
     return report
 
 
+#: a SHA-1 a model card names: 40 hex digits, or fewer right after "SHA-1" (``c487fc95…``)
+_CARD_SHA = re.compile(
+    r"SHA-?1\W{0,3}([0-9a-f]{8,40})(?![0-9a-fA-F])|(?<![0-9a-fA-F])[0-9a-f]{40}(?![0-9a-fA-F])"
+)
+
+
+def _card_warnings(card: Path, digest: str) -> list[str]:
+    """A warning when ``card`` (a ``MODEL_CARD.md``) names the weights by a SHA-1 that is not
+    ``digest``'s: a card of other weights (a retrained run's folder kept the shipped card),
+    whose scores and notes are not these weights'."""
+    try:
+        text = card.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    named = [m.group(1) or m.group(0) for m in _CARD_SHA.finditer(text)]
+    if not named or any(digest.startswith(sha) for sha in named):
+        return []
+    return [
+        f"{card} names the weights SHA-1 {named[0]}, but {card.parent / WEIGHTS_FILE} has "
+        f"SHA-1 {digest}: the card describes other weights (update it, or leave it out)"
+    ]
+
+
 def _inside(a: Path, b: Path) -> bool:
     try:
         a, b = a.resolve(), b.resolve()
@@ -259,10 +317,11 @@ class _Renamer:
         self.names = names
         wordy = [p for p in names if len(p) >= 3 and re.search(r"[^\W\d_]", p)]
         ordered = sorted(wordy, key=len, reverse=True)
+        one = "|".join(map(re.escape, ordered))
+        # an ID alone, or a range of them (HCC_061-065, HCC_061-HCC_065, HCC_061–065): a range's
+        # end is read with it, a match followed by "-065" was left whole, IDs and all
         self.pattern = (
-            re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, ordered)) + r")(?![\w-])")
-            if ordered
-            else None
+            re.compile(rf"(?<![\w-])({one})(?:([-–])({one}|\d+))?(?![\w-])") if ordered else None
         )
 
     def id(self, value: Any) -> Any:
@@ -273,7 +332,49 @@ class _Renamer:
         """Free text."""
         if self.pattern is None:
             return text
-        return self.pattern.sub(lambda m: self.names[m.group(1)], text)
+        return self.pattern.sub(self._renamed, text)
+
+    def _renamed(self, m: re.Match) -> str:
+        first, dash, end = m.groups()
+        if end is None:
+            return self.names[first]
+        members = self._range(first, end)
+        if members is None:  # not a range of numbered IDs ("liver-HCC_1"): each renamed
+            return self.names[first] + dash + self.names.get(end, end)
+        # the range's IDs by their new names, runs of consecutive numbers as one range
+        # (case-061-065: as many patients as HCC_061-065 said)
+        numbers = sorted(int(self.names[p].removeprefix("case-")) for p in members)
+        runs: list[list[int]] = []
+        for n in numbers:
+            if runs and n == runs[-1][-1] + 1:
+                runs[-1].append(n)
+            else:
+                runs.append([n])
+        return ", ".join(
+            f"case-{r[0]:03d}" + (f"{dash}{r[-1]:03d}" if len(r) > 1 else "") for r in runs
+        )
+
+    def _range(self, first: str, end: str) -> list[str] | None:
+        """The IDs ``first`` to ``end`` (an ID, or the number that ends the range) name, or None
+        where they are no range: IDs of the same prefix numbered from the one to the other."""
+        start = re.fullmatch(r"(.*?)(\d+)", first)
+        if start is None:
+            return None
+        prefix = start.group(1)
+        if end.isdigit():
+            last = int(end)
+        else:
+            stop = re.fullmatch(re.escape(prefix) + r"(\d+)", end)
+            if stop is None:
+                return None
+            last = int(stop.group(1))
+        low, high = sorted((int(start.group(2)), last))
+        members = []
+        for p in self.names:
+            number = re.fullmatch(re.escape(prefix) + r"(\d+)", p)
+            if number and low <= int(number.group(1)) <= high:
+                members.append(p)
+        return members
 
 
 def _last_part(value: Any, report: ShareReport) -> Any:
@@ -285,15 +386,43 @@ def _last_part(value: Any, report: ShareReport) -> Any:
     return value
 
 
-def _scrubbed(node: Any, rename: _Renamer, report: ShareReport, depth: int = 0) -> Any:
-    """A metadata tree without per-patient records: at the top level only ``training`` and
-    ``metrics`` are looked into (the others describe the network and its use)."""
+#: a path inside free text (a note's "trained at /data/hospital/cohort"): from a root, a home
+#: or a drive letter, to the next space or quote
+_PATH_IN_TEXT = re.compile(r"(?<![\w./\\~:-])(?:[A-Za-z]:[\\/]|\\\\|~?/)[^\s\"'<>|,;()]+")
+
+
+def _paths_in_text(text: str, report: ShareReport) -> str:
+    """``text`` with each path in it cut to its last part (counted in ``report``)."""
+
+    def last(m: re.Match) -> str:
+        path = m.group(0).rstrip(".:")
+        part = re.split(r"[\\/]", path.rstrip("/\\"))[-1]
+        if not part or part == path:
+            return m.group(0)
+        report.paths_shortened += 1
+        return part + m.group(0)[len(path) :]
+
+    return _PATH_IN_TEXT.sub(last, text)
+
+
+def _scrubbed(
+    node: Any, rename: _Renamer, report: ShareReport, depth: int = 0, note: bool = False
+) -> Any:
+    """A metadata tree without per-patient records: at the top level the model's own fields
+    (:class:`ModelMetadata`'s) but ``training`` and ``metrics`` are kept as they are (they
+    describe the network and its use; a patient named ``liver`` is no stage); every other key,
+    a person's notes (``_note``, ``#…``) included, is scrubbed as ``training`` is, its keys too."""
     if isinstance(node, dict):
         out = {}
         for k, v in node.items():
-            if depth == 0 and k not in ("training", "metrics"):
+            if depth == 0 and k in _MODEL_FIELDS and k not in ("training", "metrics"):
                 out[k] = v
                 continue
+            if depth == 0 and k not in _MODEL_FIELDS:  # a note, or a field of a later version
+                out[k] = _scrubbed(v, rename, report, depth + 1, note=True)
+                continue
+            if note:  # a note's own keys may be patients' IDs or paths
+                k = rename(_paths_in_text(k, report)) if isinstance(k, str) else k
             if k == "labels" and "enabled" in node and isinstance(v, dict):  # weak labels
                 report.weak_labels_dropped += len(v)
                 out["n_labels_left_out"] = len(v)
@@ -310,12 +439,12 @@ def _scrubbed(node: Any, rename: _Renamer, report: ShareReport, depth: int = 0) 
                 continue
             if k in PATH_KEYS and isinstance(v, (str, list)):
                 v = _last_part(v, report)
-            out[k] = _scrubbed(v, rename, report, depth + 1)
+            out[k] = _scrubbed(v, rename, report, depth + 1, note)
         return out
     if isinstance(node, list):
-        return [_scrubbed(v, rename, report, depth + 1) for v in node]
+        return [_scrubbed(v, rename, report, depth + 1, note) for v in node]
     if isinstance(node, str):
-        return rename(node)
+        return rename(_paths_in_text(node, report))
     return node
 
 
