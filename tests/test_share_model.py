@@ -8,7 +8,7 @@ import json
 import pytest
 
 from napari_livertumor.cli import main
-from napari_livertumor.errors import ModelError
+from napari_livertumor.errors import InputError, ModelError
 from napari_livertumor.models import (
     ModelMetadata,
     NetworkConfig,
@@ -194,3 +194,182 @@ def test_a_stage_folder_that_is_no_model_is_said_not_shared(tmp_path, capsys):
     assert main(["share-model", str(run), "-o", str(tmp_path / "pub")]) == 0
     assert "tumor/: not a model" in capsys.readouterr().out
     assert not (tmp_path / "pub" / "tumor").exists()
+
+
+def _shared_run(tmp_path):
+    """A run's folder with both stages' models, and a share of it already in ``pub``."""
+    run = tmp_path / "run"
+    _model(run / "liver", stage="liver", ids=["a1", "b2", "c3"])
+    _model(run / "tumor", ids=["a1", "b2", "c3"])
+    pub = tmp_path / "pub"
+    share_model(run, pub)
+    return run, pub
+
+
+def _files(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_force_never_removes_a_persons_or_a_runs_files_and_says_what_it_removed(tmp_path, capsys):
+    """--force deleted any liver/ and tumor/ in OUT, their notes and scans with them (another
+    run's last/ and train.log too), without a word."""
+    run, pub = _shared_run(tmp_path)
+    proj = tmp_path / "proj"
+    (proj / "liver").mkdir(parents=True)
+    (proj / "tumor").mkdir()
+    (proj / "liver" / "ct_notes.txt").write_text("notes")
+    (proj / "tumor" / "case.nii.gz").write_bytes(b"x")
+    (proj / "README.txt").write_text("keep")
+    before = _files(proj)
+    assert main(["share-model", str(run), "-o", str(proj), "--force"]) == 1
+    err = capsys.readouterr().err
+    assert "liver: holds files that are not a model's (ct_notes.txt)" in err
+    assert _files(proj) == before and sorted(p.name for p in proj.iterdir()) == [
+        "README.txt",
+        "liver",
+        "tumor",
+    ]
+    # another training run's folder: its model sits beside last/ and train.log
+    other = tmp_path / "runs" / "mine"
+    _model(other / "liver", stage="liver", ids=["a1", "b2", "c3"])
+    (other / "liver" / "last").mkdir()
+    (other / "liver" / "train.log").write_text("epoch 1")
+    before = _files(other)
+    with pytest.raises(ModelError, match=r"last/, train\.log\)"):
+        share_model(run, other, force=True)
+    assert _files(other) == before
+    # a model at OUT's top beside a run's files is not replaced either
+    (other / "metadata.json").write_bytes((run / "tumor" / "metadata.json").read_bytes())
+    (other / "train.log").write_text("x")
+    with pytest.raises(ModelError, match="holds a training run"):
+        share_model(run / "tumor", other, force=True)
+    # the share made before is replaced, said; a person's file beside it is left alone
+    (pub / "README.txt").write_text("mine")
+    assert main(["share-model", str(run / "tumor"), "-o", str(pub), "--force"]) == 0
+    out = capsys.readouterr().out
+    assert f"removed {pub / 'liver'}/, {pub / 'tumor'}/" in out
+    assert sorted(p.name for p in pub.iterdir()) == [
+        "README.txt",
+        "metadata.json",
+        "model.safetensors",
+        "split.json",
+    ]
+    assert (pub / "README.txt").read_text() == "mine"
+
+
+def test_a_share_across_file_systems_is_copied_and_a_failed_swap_keeps_the_old_share(
+    tmp_path, monkeypatch
+):
+    """OUT on another file system than the folder above it (a USB stick's mount point): the
+    rename from the copy's folder failed ("Invalid cross-device link"), and with --force the
+    share already there had been deleted first."""
+    import errno
+    import os
+
+    run, pub = _shared_run(tmp_path)
+    before = _files(pub)
+    rename = os.replace
+
+    def across(src, dst, *args, **kwargs):  # the copy's hidden folder on another device
+        if ".share-" in str(src) and ".share-" not in str(dst):
+            raise OSError(errno.EXDEV, "Invalid cross-device link", str(src), None, str(dst))
+        return rename(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", across)
+    report = share_model(run / "tumor", tmp_path / "usb")
+    assert sorted(p.name for p in (tmp_path / "usb").iterdir()) == [
+        "metadata.json",
+        "model.safetensors",
+        "split.json",
+    ]
+    read_metadata(tmp_path / "usb")
+    assert len(report.written) == 3
+    # a move that fails part-way (the disk full as the second stage goes in): the old share
+    # put back whole, no new file left, nor the hidden folder
+    calls = []
+
+    def full(src, dst, *args, **kwargs):
+        if ".share-" in str(src) and ".share-" not in str(dst):
+            calls.append(dst)
+            if len(calls) == 2:
+                raise OSError(errno.ENOSPC, "No space left on device", str(src), None, str(dst))
+        return rename(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", full)
+    (run / "liver" / "MODEL_CARD.md").write_text("# new card")
+    with pytest.raises(OSError, match="No space left") as info:
+        share_model(run, pub, force=True)
+    assert ".share-" not in str(info.value) and info.value.filename == str(pub / "tumor")
+    assert _files(pub) == before
+    assert sorted(p.name for p in pub.iterdir()) == ["liver", "tumor"]
+
+
+def test_a_stop_during_the_swap_waits_for_it_to_end(tmp_path, monkeypatch):
+    """Ctrl-C between the moves into OUT left the new liver/ and no tumor/ at all."""
+    import os
+    import signal
+
+    run, pub = _shared_run(tmp_path)
+    (run / "liver" / "MODEL_CARD.md").write_text("# new card")
+    rename = os.replace
+    moves = []
+
+    def interrupted(src, dst, *args, **kwargs):
+        result = rename(src, dst, *args, **kwargs)
+        if ".share-" in str(src) and ".share-" not in str(dst):
+            moves.append(dst)
+            if len(moves) == 1:  # Ctrl-C after the first stage went in
+                signal.raise_signal(signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        share_model(run, pub, force=True)
+    assert len(moves) == 2  # the swap finished: the new share whole
+    assert (pub / "liver" / "MODEL_CARD.md").read_text() == "# new card"
+    read_metadata(pub / "tumor")
+    assert sorted(p.name for p in pub.iterdir()) == ["liver", "tumor"]  # no hidden folder
+
+
+def test_errors_name_out_or_the_given_file_never_a_hidden_folder(tmp_path, monkeypatch):
+    """Errors named the copy's temporary folder beside OUT, or no file at all (a full disk),
+    and a warning about the copy named a folder already gone."""
+    import errno
+    import pathlib
+    import warnings
+
+    run, pub = _shared_run(tmp_path)
+    before = _files(pub)
+    real = pathlib.Path.write_bytes
+
+    def full(self, data):
+        if ".share-" in str(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full)
+    with pytest.raises(OSError, match="No space left") as info:
+        share_model(run, pub, force=True)
+    assert info.value.filename == str(pub)
+    assert _files(pub) == before
+    with pytest.raises(OSError) as info:
+        share_model(run, tmp_path / "new" / "pub")
+    assert info.value.filename == str(tmp_path / "new" / "pub")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pub", "run"]  # "new" made, removed
+    monkeypatch.undo()
+    if pathlib.Path("/proc/self").is_dir():  # a folder that takes no new files
+        with pytest.raises(InputError, match=r"^/proc/x: cannot be created"):
+            share_model(run, "/proc/x")
+    # a note the source's metadata holds: warned of once, naming the source's file
+    meta = run / "tumor" / "metadata.json"
+    meta.write_text(meta.read_text().replace('"stage"', '"zzq_extra": 1, "stage"'))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        share_model(run / "tumor", tmp_path / "pub2")
+    said = [str(w.message) for w in caught if "zzq_extra" in str(w.message)]
+    assert len(said) == 1 and said[0].startswith(str(meta)), said
+    # weights missing: said as segment says it
+    (run / "liver" / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match="model.safetensors: missing model.safetensors"):
+        share_model(run, tmp_path / "pub3")
+    assert not (tmp_path / "pub3").exists()

@@ -27,7 +27,11 @@ def add_arguments(parser) -> None:
         "per-patient figures and paths are left out all the same",
     )
     parser.add_argument(
-        "--force", action="store_true", help="write into OUT even if it holds files"
+        "--force",
+        action="store_true",
+        help="write into OUT even if it holds files, replacing a model shared there before "
+        "(only its model files: other files are left alone, and a liver/ or tumor/ holding "
+        "any is refused)",
     )
 
 
@@ -36,6 +40,8 @@ def run(args) -> int:
 
     report = share_model(args.models, args.out, keep_ids=args.keep_ids, force=args.force)
     print(f"wrote {args.out} ({len(report.written)} files)")
+    if report.replaced:
+        print(f"  replaced the model shared there before: removed {', '.join(report.replaced)}")
     if args.keep_ids:
         print("  patient IDs kept (--keep-ids)")
     else:

@@ -24,32 +24,46 @@ training settings, the loss history, the scores) and leaves the rest out:
   run's other files (``last/``, ``train.log``, ``train_state.pt``) are not copied;
   ``MODEL_CARD.md``, written by a person, is copied as written (:func:`share_model` says so,
   and warns when it names the weights by another SHA-1).
+
+The copy is written whole into a hidden folder inside OUT, checked, then put in place with
+Ctrl-C held: a refusal or a failure leaves OUT as it was, and a stop the old share or the new
+one whole. ``force`` replaces only a model shared there before (OUT's own model files, its
+``liver/`` and ``tumor/`` holding nothing but a model's files), never a person's files.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import re
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
-from ..fileio import check_path_lengths, read_user_json
+from ..fileio import check_path_lengths, check_writable_folder, read_user_json
+from ..signals import HeldStops
 from .checkpoint import (
     METADATA_FILE,
     STAGES,
     WEIGHTS_FILE,
     ModelMetadata,
+    _weights_there,
     check_model_folder,
     read_metadata,
 )
 
 SPLIT_FILE = "split.json"
 CARD_FILE = "MODEL_CARD.md"
+#: a shared model's files: what ``--force`` may replace
+MODEL_FILES = (WEIGHTS_FILE, METADATA_FILE, SPLIT_FILE, CARD_FILE)
+#: a training run's own files: a folder holding one is a run's, never replaced
+RUN_FILES = ("last", "train.log", "train_state.pt")
 
 #: metadata.json's own top-level fields; any other key (a person's note) is scrubbed whole
 _MODEL_FIELDS = frozenset(ModelMetadata.__dataclass_fields__)
@@ -74,6 +88,7 @@ class ShareReport:
     stopped: list[str] = field(default_factory=list)
     not_models: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)  # (what --force removed: a folder's "/")
 
 
 def model_stages(folder: str | Path) -> dict[str, Path]:
@@ -130,7 +145,9 @@ def share_model(
     keep_ids : bool
         Keep the patients' IDs (a public cohort's); per-patient figures and paths still go.
     force : bool
-        Replace the model files already in ``out``.
+        Replace a model shared into ``out`` before (its model files and model-only
+        ``liver/``, ``tumor/``; listed in :attr:`ShareReport.replaced`); other files there are
+        left alone, and a stage folder to write that holds any is refused.
 
     Raises
     ------
@@ -138,6 +155,11 @@ def share_model(
         No model in ``source``, one that does not validate, one in the other stage's folder,
         weights cut short or unreadable or not the ones its metadata was written with, or
         ``out`` inside ``source`` or holding files.
+        ``force``) or holding files of a person's or a run's where the copy goes.
+    InputError
+        ``out`` cannot be written to.
+    OSError
+        A failure writing ``out`` (a full disk), naming ``out`` or its file.
     """
     source, out = Path(source), Path(out)
     stages = model_stages(source)
@@ -147,6 +169,10 @@ def share_model(
         raise ModelError(out, "exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise ModelError(out, "exists and is not empty: give a new folder (or --force)")
+    old = _replaced(out, stages)
+    check_writable_folder(out)  # (said of OUT, before any work)
+    for folder in stages.values():
+        _weights_there(folder)  # "missing model.safetensors", as loading says it
     raw, digests = {}, {}
     for stage, folder in stages.items():
         # as segment checks it: the stage its folder is for, the weights whole and readable
@@ -178,23 +204,34 @@ def share_model(
     report.stopped = stopped_stages(source) if "" not in stages else []
     report.not_models = not_model_stages(source) if "" not in stages else []
     renamer = _Renamer(names)
-    # written as named into the folder beside OUT (its name and tempfile's 8 characters),
-    # then moved in: Windows' path limit (where it applies) is found now, not part-way
-    staged = out.parent / f".{out.name}.share-{'x' * 8}"
+    # written as named into a hidden folder inside OUT (tempfile's 8 characters), then moved
+    # in: Windows' path limit (where it applies) is found now, not part-way
+    staged = out / f".share-{'x' * 8}" / "new"
     check_path_lengths(
         out,
-        direct=[
-            staged / stage / name
-            for stage in stages
-            for name in (WEIGHTS_FILE, METADATA_FILE, SPLIT_FILE, CARD_FILE)
-        ],
+        direct=[staged / stage / name for stage in stages for name in MODEL_FILES],
         choose="an output folder (-o)",
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # written whole into a folder beside OUT, checked, then moved in: a refusal or a failure
-    # part-way leaves OUT as it was
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.share-", dir=out.parent))
+    # written whole into a hidden folder inside OUT (its file system: a mount point's, not
+    # the one above), checked, then moved in: a refusal or a failure part-way leaves OUT as
+    # it was (a folder made for it removed again)
+    made = [p for p in (out, *out.parents) if not p.exists()]
     try:
+        out.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".share-", dir=out))
+    except OSError as exc:  # (named as OUT, not the hidden folder)
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(out)) from exc
+    staging, aside = work / "new", work / "old"
+    report.replaced = [  # (an empty folder: no model, not said)
+        f"{p}/" if p.is_dir() and not p.is_symlink() else str(p)
+        for p in old
+        if p.is_symlink() or not p.is_dir() or any(p.iterdir())
+    ]
+    done = False
+    try:
+        staging.mkdir()
         for stage, folder in stages.items():
             dest = staging / stage if stage else staging
             meta = _scrubbed(raw[stage], renamer, report)
@@ -225,19 +262,29 @@ def share_model(
                 if p.name not in (WEIGHTS_FILE, METADATA_FILE, SPLIT_FILE, CARD_FILE)
                 and not (stage == "" and p.name in STAGES)
             )
-            read_metadata(dest)  # what was written loads as a model
-        out.mkdir(exist_ok=True)
-        # a model shared into OUT before (--force): none of its files stays beside these
-        for name in (WEIGHTS_FILE, METADATA_FILE, SPLIT_FILE, CARD_FILE, *STAGES):
-            old = out / name
-            if old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old)
-            elif old.exists() or old.is_symlink():
-                old.unlink()
-        for item in staging.iterdir():
-            item.replace(out / item.name)
+            try:  # what was written loads as a model
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # (said of the source already)
+                    read_metadata(dest)
+            except ModelError as exc:  # named as OUT's, not the hidden folder's
+                raise ModelError(_shown(exc.path, (staging,), out), exc.problem) from exc
+        with HeldStops():  # a Ctrl-C leaves the old share or the new one whole
+            _swap(staging, aside, old, out)
+            done = True
+    except OSError as exc:  # a full disk: said of OUT (or its file), not the hidden folder
+        said = _out_error(exc, out, (staging, aside))
+        if said is exc:
+            raise
+        raise said from exc
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if done or not (aside.is_dir() and any(aside.iterdir())):  # (else: the old share,
+            shutil.rmtree(work, ignore_errors=True)  # which could not be put back, kept)
+        if not done:
+            for folder in made:  # OUT (and the folders above it) made for this share
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
     report.not_copied = sorted(set(report.not_copied))
     return report
 
@@ -263,6 +310,140 @@ def _card_warnings(card: Path, digest: str) -> list[str]:
         f"{card} names the weights SHA-1 {named[0]}, but {card.parent / WEIGHTS_FILE} has "
         f"SHA-1 {digest}: the card describes other weights (update it, or leave it out)"
     ]
+
+
+def _replaced(out: Path, stages: dict[str, Path]) -> list[Path]:
+    """What ``--force`` removes from ``out`` for the copy of ``stages``: a model shared there
+    before (OUT's own model files; its ``liver/`` and ``tumor/`` when they hold nothing but a
+    model's files), none of whose files may stay beside the new ones. A person's files are
+    never removed: a stage folder the copy goes to that holds any, or model files at OUT's top
+    beside a training run's, refuse the share (ModelError); other files are left alone."""
+    from .checkpoint import is_shipped_model_folder
+
+    if not out.is_dir():
+        return []
+    old = []
+    top = [out / n for n in MODEL_FILES if (out / n).exists() or (out / n).is_symlink()]
+    if any(p.name in (WEIGHTS_FILE, METADATA_FILE) for p in top):  # a model at OUT's top
+        run = [n for n in RUN_FILES if (out / n).exists()]
+        if run:
+            raise ModelError(
+                out,
+                f"holds a training run ({', '.join(run)}): its model is not replaced; give a "
+                "new or empty folder (-o)",
+            )
+        old += top
+    elif top and "" in stages:
+        raise ModelError(
+            top[0],
+            "is in the way and belongs to no model: not replaced; give a new or empty folder",
+        )
+    for stage in STAGES:
+        folder = out / stage
+        if not (folder.exists() or folder.is_symlink()):
+            continue
+        if folder.is_dir() and _model_only(folder):
+            old.append(folder)
+        elif stage in stages:
+            others = (
+                sorted(
+                    p.name + ("/" if p.is_dir() else "")
+                    for p in folder.iterdir()
+                    if p.name not in MODEL_FILES
+                )
+                if folder.is_dir()
+                else []
+            )
+            raise ModelError(
+                folder,
+                (
+                    f"holds files that are not a model's ({', '.join(others[:5])}"
+                    + (", …" if len(others) > 5 else "")
+                    + ")"
+                    if others
+                    else "is not a folder"
+                )
+                + ": not replaced (--force replaces only a model shared there before); give a "
+                "new or empty folder (-o), or move them",
+            )
+    for folder in old:
+        if folder.is_dir() and is_shipped_model_folder(folder):
+            raise ModelError(
+                folder, "is a shipped default model's folder: share the model to another folder"
+            )
+    return old
+
+
+def _model_only(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but a model's files (and hidden files: .DS_Store)."""
+    return all(
+        p.name in MODEL_FILES or (p.name.startswith(".") and p.is_file()) for p in folder.iterdir()
+    )
+
+
+def _swap(staging: Path, aside: Path, old: list[Path], out: Path) -> None:
+    """The new copy moved from ``staging`` into ``out``, the model it replaces (``old``) moved
+    ``aside`` first (removed with it afterwards) and put back if a move fails. A move to
+    another file system (the hidden folder not on OUT's) copies."""
+    aside.mkdir()
+    moved: list[tuple[Path, Path]] = []
+    placed: list[Path] = []
+    try:
+        for path in old:
+            os.replace(path, aside / path.name)
+            moved.append((path, aside / path.name))
+        for item in sorted(staging.iterdir()):
+            placed.append(out / item.name)
+            _move(item, out / item.name)
+    except BaseException:
+        for path in reversed(placed):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+        for path, gone in reversed(moved):
+            os.replace(gone, path)
+        raise
+
+
+def _move(src: Path, dst: Path) -> None:
+    """``src`` renamed ``dst``, or copied there where the rename crosses file systems."""
+    try:
+        os.replace(src, dst)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    if src.is_dir():  # (a stage's folder: its files only)
+        dst.mkdir()
+        for item in src.iterdir():
+            shutil.copyfile(item, dst / item.name)
+    else:
+        shutil.copyfile(src, dst)
+
+
+def _out_error(exc: OSError, out: Path, hidden: tuple[Path, ...]) -> OSError:
+    """``exc`` naming OUT where it names no file (a full disk), or its file's place in OUT
+    where it names one in the ``hidden`` folders the copy is written to first; else ``exc``."""
+    if exc.errno is None:
+        return exc
+    names = [Path(n) for n in (exc.filename, exc.filename2) if n is not None]
+    ours = [_shown(n, hidden, out) for n in names if _shown(n, hidden, out) != n]
+    if names and not ours:
+        return exc  # a source file's (unreadable): named as it is
+    return OSError(exc.errno, exc.strerror or str(exc), str(ours[0] if ours else out))
+
+
+def _shown(path: Path | None, hidden: tuple[Path, ...], out: Path) -> Path | None:
+    """``path``, or its place in ``out`` when it lies in one of the ``hidden`` folders."""
+    if path is None:
+        return None
+    for folder in hidden:
+        try:
+            return out / Path(os.path.abspath(path)).relative_to(os.path.abspath(folder))
+        except ValueError:
+            pass
+    return path
 
 
 def _inside(a: Path, b: Path) -> bool:
