@@ -373,3 +373,61 @@ def test_errors_name_out_or_the_given_file_never_a_hidden_folder(tmp_path, monke
     with pytest.raises(ModelError, match="model.safetensors: missing model.safetensors"):
         share_model(run, tmp_path / "pub3")
     assert not (tmp_path / "pub3").exists()
+
+
+def test_a_git_commit_in_the_model_card_is_not_taken_for_the_weights_sha1(tmp_path, capsys):
+    """Any 40 hex digits in a card were read as the weights' SHA-1: a card naming the commit
+    it was written at warned of "other weights"."""
+    src = _model(tmp_path / "m", ids=["a1", "b2", "c3"])
+    commit = "4ff468c0607c8b29f475547167eb9d0a5e559453"
+    (src / "MODEL_CARD.md").write_text(f"Trained at git commit {commit}.\n")
+    assert main(["share-model", str(src), "-o", str(tmp_path / "pub")]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_sigterm_while_copying_leaves_out_as_it_was_without_a_hidden_folder(tmp_path, monkeypatch):
+    """A plain `timeout` (SIGTERM) during the copy left a hidden .share-* folder in OUT holding
+    part of the weights; a later share into it read "not empty" with nothing to see."""
+    import pathlib
+    import signal
+
+    run, pub = _shared_run(tmp_path)
+    before = _files(pub)
+    real = pathlib.Path.write_bytes
+
+    def stopped(self, data):
+        if ".share-" in str(self):
+            signal.raise_signal(signal.SIGTERM)
+        return real(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", stopped)
+    assert main(["share-model", str(run), "-o", str(pub), "--force"]) == 143
+    assert _files(pub) == before
+    assert not [p for p in pub.iterdir() if p.name.startswith(".share-")]
+    fresh = tmp_path / "fresh"
+    assert main(["share-model", str(run), "-o", str(fresh)]) == 143
+    assert not fresh.exists()  # made for the share, removed again
+
+
+def test_a_stop_held_over_the_swap_says_the_new_share_was_written(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C during the swap ends it first; the command then said only "interrupted",
+    read as nothing replaced, while OUT held the new share."""
+    import os
+    import signal
+
+    run, pub = _shared_run(tmp_path)
+    rename = os.replace
+    moves = []
+
+    def interrupted(src, dst, *args, **kwargs):
+        result = rename(src, dst, *args, **kwargs)
+        if ".share-" in str(src) and ".share-" not in str(dst):
+            moves.append(dst)
+            if len(moves) == 1:  # one Ctrl-C, after the first stage went in
+                signal.raise_signal(signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    assert main(["share-model", str(run), "-o", str(pub), "--force"]) == 130
+    assert f"wrote {pub} whole before the stop" in capsys.readouterr().out
+    read_metadata(pub / "tumor")

@@ -37,8 +37,17 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..models.share import share_model
+    from ..signals import sigterm_as_interrupt
 
-    report = share_model(args.models, args.out, keep_ids=args.keep_ids, force=args.force)
+    try:
+        # SIGTERM (a plain `timeout`, a scheduler) stops it as Ctrl-C does: its hidden copy
+        # in OUT removed, not left there (OUT then read "not empty" with nothing to see)
+        with sigterm_as_interrupt():
+            report = share_model(args.models, args.out, keep_ids=args.keep_ids, force=args.force)
+    except KeyboardInterrupt as exc:
+        if getattr(exc, "share_written", False):  # the stop came while the copy went in
+            print(f"wrote {args.out} whole before the stop (a model shared there is replaced)")
+        raise
     print(f"wrote {args.out} ({len(report.written)} files)")
     if report.replaced:
         print(f"  replaced the model shared there before: removed {', '.join(report.replaced)}")

@@ -268,9 +268,13 @@ def share_model(
                     read_metadata(dest)
             except ModelError as exc:  # named as OUT's, not the hidden folder's
                 raise ModelError(_shown(exc.path, (staging,), out), exc.problem) from exc
-        with HeldStops():  # a Ctrl-C leaves the old share or the new one whole
-            _swap(staging, aside, old, out)
-            done = True
+        try:
+            with HeldStops():  # a Ctrl-C leaves the old share or the new one whole
+                _swap(staging, aside, old, out)
+                done = True
+        except KeyboardInterrupt as exc:  # held over a swap that ended: the new share stands
+            exc.share_written = done  # (the command says so: "interrupted" alone read as none)
+            raise
     except OSError as exc:  # a full disk: said of OUT (or its file), not the hidden folder
         said = _out_error(exc, out, (staging, aside))
         if said is exc:
@@ -289,10 +293,9 @@ def share_model(
     return report
 
 
-#: a SHA-1 a model card names: 40 hex digits, or fewer right after "SHA-1" (``c487fc95…``)
-_CARD_SHA = re.compile(
-    r"SHA-?1\W{0,3}([0-9a-f]{8,40})(?![0-9a-fA-F])|(?<![0-9a-fA-F])[0-9a-f]{40}(?![0-9a-fA-F])"
-)
+#: a SHA-1 a model card names the weights by: right after "SHA-1" (``c487fc95…``, whole or
+#: cut). Not any 40 hex digits: a card's git commit ("at commit 4ff468c0…") is no weights'
+_CARD_SHA = re.compile(r"SHA-?1\W{0,3}([0-9a-f]{8,40})(?![0-9a-fA-F])", re.IGNORECASE)
 
 
 def _card_warnings(card: Path, digest: str) -> list[str]:
@@ -303,7 +306,7 @@ def _card_warnings(card: Path, digest: str) -> list[str]:
         text = card.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
-    named = [m.group(1) or m.group(0) for m in _CARD_SHA.finditer(text)]
+    named = [m.group(1).lower() for m in _CARD_SHA.finditer(text)]
     if not named or any(digest.startswith(sha) for sha in named):
         return []
     return [
