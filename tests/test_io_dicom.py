@@ -2162,13 +2162,13 @@ def test_an_acquisition_holding_two_reconstructions_is_split_and_its_smoother_ke
     smooth, sharp = (2, 3) if order[0] == "B30f" else (3, 2)
     found = discover_series(tmp_path)
     assert {s.acquisition: s.acquisition_label for s in found} == {
-        1: "pass 1 (acq 1), kernel B30f",
-        smooth: f"pass {smooth} (acq 2), kernel B30f",
-        sharp: f"pass {sharp} (acq 2), kernel B70f",
+        1: "pass 1, acq 1, kernel B30f",
+        smooth: f"pass {smooth}, acq 2, kernel B30f",
+        sharp: f"pass {sharp}, acq 2, kernel B70f",
     }
     volume = read_dicom_series(tmp_path)
     np.testing.assert_array_equal(volume.array, volumes[smooth - 1].array)
-    assert volume.meta["acquisition_label"] == f"pass {smooth} (acq 2), kernel B30f"
+    assert volume.meta["acquisition_label"] == f"pass {smooth}, acq 2, kernel B30f"
     said = [w for w in volume.meta["warnings"] if "stacks 3" in w]
     assert said and "some of them under one AcquisitionNumber" in said[0], said
     assert "removed by an anonymiser" not in said[0]
@@ -2249,7 +2249,7 @@ def test_a_step_and_shoot_scans_chunks_are_joined_into_its_phases(
     n = 16 // per_chunk
     numbers = [f"1–{n}", f"{n + 1}–{2 * n}"]
     assert [s.acquisition_label for s in found] == [
-        f"pass {k + 1} (acq {numbers[k]})" for k in (0, 1)
+        f"pass {k + 1}, acq {numbers[k]}" for k in (0, 1)
     ]
     assert "removed by an anonymiser" not in said[0]
     assert "each scanned in chunks under AcquisitionNumbers of their own" in said[0], said[0]
@@ -2258,7 +2258,7 @@ def test_a_step_and_shoot_scans_chunks_are_joined_into_its_phases(
         in said[0]
     )
     assert passes_brief(proposed, found).startswith(f"pass {read} (acq {numbers[read - 1]}), ")
-    assert volume.meta["acquisition_label"] == f"pass {read} (acq {numbers[read - 1]})"
+    assert volume.meta["acquisition_label"] == f"pass {read}, acq {numbers[read - 1]}"
 
 
 def test_a_single_step_and_shoot_phase_and_acquisitions_minutes_apart_are_not_joined(tmp_path):
@@ -3029,7 +3029,7 @@ def test_a_number_that_is_one_pass_and_another_acquisition_is_refused(tmp_path):
     with pytest.raises(InputError) as refused:
         read_dicom_series(tmp_path, acquisition=2)
     said = str(refused.value)
-    assert "pass 1 (acq 1), kernel STANDARD; pass 2 (acq 1), kernel LUNG; pass 3 (acq 2)" in said
+    assert "pass 1, acq 1, kernel STANDARD; pass 2, acq 1, kernel LUNG; pass 3, acq 2" in said
     assert "AcquisitionNumber 2 is in pass 3" in said and "'pass 3'" in said, said
     for asked, k in (("pass 2", 2), ("PASS3", 3), (1, 1), (3, 3)):
         read = read_dicom_series(tmp_path, acquisition=asked)
@@ -3138,7 +3138,7 @@ def test_a_number_naming_a_chunk_of_one_pass_and_another_pass_is_refused(tmp_pat
     chunk acq 2 of pass 1, would read pass 2 unsaid, and 7 (a chunk of pass 2) find no pass 7:
     both refused, the passes and the ways to ask listed; 'pass 9' is said as no pass 9."""
     _chunked_phases(tmp_path, "continued", 4, ("101500", "101600"))
-    listing = "(pass 1 (acq 1–4); pass 2 (acq 5–8))"
+    listing = "(pass 1, acq 1–4; pass 2, acq 5–8)"
     for asked, said in (
         (2, "2 is pass 2, while AcquisitionNumber 2 is in pass 1. Give the pass by its number, "
             "--acquisition 'pass 1' or 'pass 2',"),

@@ -380,8 +380,9 @@ def test_files_of_another_study_under_the_name_are_never_joined_by_this_ones(dic
 def test_replacing_another_scans_export_of_the_same_patient_is_said(
     dicom_viewer, qtbot, monkeypatch, tmp_path
 ):
-    """Two phases (or studies) of one patient get the same default name: the second export's
-    "Replace them?" did not say the files were the other phase's."""
+    """Two studies of one patient (or two phases of a series under one Name typed) get the
+    same name: the second export's "Replace them?" did not say the files were the other
+    phase's."""
     from napari_livertumor._widgets.export import _made_on_another_scan
 
     viewer, widget, vol, labels, out = dicom_viewer
@@ -405,14 +406,16 @@ def test_replacing_another_scans_export_of_the_same_patient_is_said(
     widget.export_button.click()
     assert asked[-1].startswith("acquisition 7 of the series")
     assert stats.get("acquisition") is None  # (the export's: no stacked passes)
-    # passes the reader split and numbered: said as it names them (pass 3 is acq 2's B70f)
+    # passes the reader split and numbered: said as it names them (pass 3 is acq 2's B70f),
+    # under a Name typed for both (by default each pass's files are named with it)
     for layer in viewer.layers:
-        layer.metadata[_layers.CT_VOLUME].meta["acquisition_label"] = "pass 2 (acq 2)"
-    stats["acquisition"] = "pass 3 (acq 2), kernel B70f"
+        layer.metadata[_layers.CT_VOLUME].meta["acquisition_label"] = "pass 2, acq 2"
+    widget.case_name.setText("TEST_001")
+    stats["acquisition"] = "pass 3, acq 2, kernel B70f"
     stats_path.write_text(json.dumps(stats))
     widget.export_button.click()
-    assert asked[-1] == (
-        "pass 3 (acq 2), kernel B70f of the series (these labels lie on pass 2 (acq 2))"
+    assert (
+        asked[-1] == "pass 3, acq 2, kernel B70f of the series (these labels lie on pass 2, acq 2)"
     )
     stats["series_uid"] = "1.2.3.4"  # another series (another phase, another study)
     stats_path.write_text(json.dumps(stats))

@@ -856,6 +856,10 @@ def test_the_chosen_phase_of_a_series_stacking_two_is_the_one_loaded(load_widget
     np.testing.assert_array_equal(_layers.ct_layers(viewer)[-1].data, arterial.array)
     gt = _layers.labels_layers(viewer, role="ground_truth")[-1]
     assert np.count_nonzero(gt.data) == np.count_nonzero(labels)
+    # its pass last, as its CT's ("P7 LIVER (arterial, acq 1) ground truth": napari's layer
+    # list, cutting it in the middle, hid the pass); the phase loaded again: "[2]", as its CT
+    assert _layers.ct_layers(viewer)[-1].name == "P7 LIVER (arterial, acq 1) [2]"
+    assert gt.name == "P7 LIVER ground truth (arterial, acq 1) [2]", gt.name
     # the other phase's row gets no ground truth (the arterial SEG was filled in for it, and
     # its Load failed in red: "the segmented acquisition is missing from the folder")
     widget.series_table.selectRow(1 - widget.series_table.currentRow())

@@ -1180,3 +1180,105 @@ def test_a_run_of_both_stages_that_finds_no_liver_is_not_called_liver_only(
     said = widget.status.text()
     assert "no tumor stage run" in said
     assert "Its tumor model was not used (liver only)." in said
+
+
+def _stacked_passes(folder, case: str) -> None:
+    """A series #1 'ABD' of patient P9 stacking the tiny CT twice: as two phases under their
+    AcquisitionNumbers ("phases"), or as acq 1's B30f and acq 2's B30f and B70f ("passes":
+    passes 1-3, numbered apart from their AcquisitionNumbers)."""
+    import pydicom
+
+    from napari_livertumor.io.dicom_write import write_ct_series
+    from napari_livertumor.io.volume import CTVolume
+
+    vol, _ = tiny_ct()
+    specs = {
+        "phases": [(1, "arterial", None), (2, "portal venous", None)],
+        "passes": [(1, "", ("B30f", "101500")), (2, "", ("B30f", "101600")),
+                   (2, "", ("B70f", "101600"))],
+    }[case]  # fmt: skip
+    n = vol.shape[0]
+    for k, (acq, phase, recon) in enumerate(specs):
+        paths = write_ct_series(CTVolume(vol.array + 5 * k, vol.spacing, origin=vol.origin),
+                                folder, acquisition_number=acq, contrast_phase=phase,
+                                series_uid="1.2.826.0.1.3680043.8.498.16", series_number=1,
+                                series_description="ABD", patient_id="P9",
+                                instance_number_start=1 + n * k,
+                                file_names=[f"p{k}_{i}.dcm" for i in range(n)])  # fmt: skip
+        for p in paths if recon else ():
+            ds = pydicom.dcmread(p)
+            ds.ConvolutionKernel, ds.AcquisitionTime = recon
+            ds.save_as(p)
+
+
+@pytest.mark.parametrize(
+    ("case", "passes"), [("phases", ("acq 1", "acq 2")), ("passes", ("pass 1", "pass 2"))]
+)
+def test_two_passes_of_one_series_segmented_and_exported_are_told_apart(
+    make_napari_viewer, models_dir, qtbot, monkeypatch, tmp_path, case, passes
+):
+    """Two passes of one series loaded from the Load panel's rows and segmented: napari's
+    layer list, cutting a name in the middle, showed both "P9 ABD (kern…segmentation" (the
+    pass before " segmentation"); Export named both passes' files P9_… (the second asked to
+    replace the first's); a pass within an acquisition read "(pass 2 (acq 2), kernel B30f)"
+    in its row and "(kernel B30f, pass 2 (acq 2)) segmentation" in its layer's name."""
+    from qtpy.QtCore import Qt
+
+    from napari_livertumor._widgets.export import ExportWidget
+    from napari_livertumor._widgets.inspect import InspectWidget
+    from napari_livertumor._widgets.load import SOURCES, LoadWidget
+    from napari_livertumor._widgets.refine import RefineWidget
+
+    viewer = make_napari_viewer()
+    _stacked_passes(tmp_path / "dicom", case)
+    load = LoadWidget(viewer)
+    viewer.window.add_dock_widget(load)
+    load.source.setCurrentText(SOURCES[0])
+    load.path.setText(str(tmp_path / "dicom"))
+    load.scan_button.click()
+    qtbot.waitUntil(lambda: not load.busy, timeout=30_000)
+    rows = [load.series_table.item(r, 0).text() for r in range(load.series_table.rowCount())]
+    assert all(row.count("(") == 1 for row in rows), rows  # no brackets within brackets
+    assert case == "phases" or "#1 ABD (pass 2, acq 2, kernel B30f)" in rows, rows
+    for r in range(2):
+        load.series_table.selectRow(r)
+        load.load_button.click()
+        qtbot.waitUntil(lambda: not load.busy, timeout=30_000)
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    cts = [ly.name for ly in _layers.ct_layers(viewer)]
+    for name in cts:
+        widget.ct_combo.setCurrentText(name)
+        widget.run_button.click()
+        qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    segs = [ly.name for ly in _layers.labels_layers(viewer, role="segmentation")]
+    assert len(segs) == 2, [ly.name for ly in viewer.layers]
+    for name in cts + segs:
+        assert name.count("(") == 1, name
+    # as napari's layer list shows them: cut in the middle, each with its pass at its end
+    metrics = load.series_table.fontMetrics()
+    for seg, which in zip(sorted(segs), passes, strict=True):
+        assert seg.startswith("P9 ABD segmentation (") and seg.endswith(f", {which})"), seg
+        shown = metrics.elidedText(seg, Qt.ElideMiddle, 150)
+        assert "…" in shown and shown.endswith(f"{which})"), shown
+    # the panels' pickers, narrow, show each pass too
+    export, inspect, refine = ExportWidget(viewer), InspectWidget(viewer), RefineWidget(viewer)
+    for panel in (export, inspect, refine):
+        viewer.window.add_dock_widget(panel)
+    refine.refresh_layers()
+    for combo in (export.labels_combo, inspect.labels_combo, refine.mask_combo):
+        assert sorted(combo.itemText(i) for i in range(combo.count())) == sorted(segs)
+        combo.setFixedWidth(180)
+        for seg, which in zip(sorted(segs), passes, strict=True):
+            combo.setCurrentText(seg)
+            assert combo.shown_text().endswith(f"{which})"), combo.shown_text()
+    # each pass exported under a default name of its own, nothing asked or replaced
+    export.folder.setText(str(tmp_path / "out"))
+    asked = []
+    monkeypatch.setattr(export, "ask_overwrite", lambda *a, **k: asked.append(a) or False)
+    for seg in segs:
+        export.labels_combo.setCurrentText(seg)
+        export.export_button.click()
+        qtbot.waitUntil(lambda: not export.busy, timeout=30_000)
+    assert not asked
+    written = sorted(p.name for p in (tmp_path / "out").glob("*_labels.nii.gz"))
+    assert written == [f"P9_{w.replace(' ', '')}_labels.nii.gz" for w in passes], written

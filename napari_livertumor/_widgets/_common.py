@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import logging
+import re
 import sys
 import time
 import weakref
@@ -2410,12 +2411,18 @@ class NameCombo(QComboBox):
         super().setToolTip(tip)
 
 
+#: the end of a name of one pass of a series stacking several: "… (arterial, acq 1)"
+_PASS_AT_END = re.compile(r" ((?:pass|acq) \d+\))$")
+
+
 def _elided_name(text: str, width: int, metrics) -> str:
     """``text`` shortened to ``width`` pixels: before its last word ("segmentation", "truth",
-    "refined") when that takes little room, else in the middle."""
+    "refined"; a pass's "acq 1)", "pass 2)") when that takes little room, else in the
+    middle."""
     if metrics.horizontalAdvance(text) <= width:
         return text
-    head, space, last = text.rpartition(" ")
+    at = _PASS_AT_END.search(text)
+    head, space, last = (text[: at.start()], " ", at[1]) if at else text.rpartition(" ")
     if space and metrics.horizontalAdvance(f"… {last}") <= 0.75 * width:
         room = width - metrics.horizontalAdvance(f" {last}")
         return f"{metrics.elidedText(head, Qt.ElideRight, room)} {last}"

@@ -1638,14 +1638,39 @@ def _volume_name(volume: CTVolume) -> str:
     # one acquisition of a series stacking phases: which one, in the name (the other's layer
     # was told apart only by napari's "[2]", read as "acquisition 2"), its number last: napari's
     # layer list cuts a long name in the middle, and "HCC_001 Abd…rtal venous)" read the same
-    # for two passes of one phase ("(kernel B30f, portal venous, pass 2)": "…ous, pass 2)")
-    label = str(volume.meta.get("acquisition_label") or "")
-    if label:
-        number, _, how = label.partition(", ")  # "pass 2, kernel B30f"
-        phase = str(volume.meta.get("phase") or "")
-        phase = phase if phase != "unknown" else ""
-        name = f"{name or 'CT'} ({', '.join(w for w in (how, phase, number) if w)})"
-    return name or "CT"
+    # for two passes of one phase ("(kernel B30f, portal venous, pass 2)": "…ous, pass 2)");
+    # the acquisition holding a pass just before it ("(kernel B70f, acq 2, pass 3)")
+    which = _pass_words(volume)
+    return f"{name or 'CT'} {which}" if which else name or "CT"
+
+
+def _pass_words(volume) -> str:
+    """ "(kernel B70f, portal venous, acq 2, pass 3)": which pass of a series stacking several
+    ``volume`` is, as its CT layer's name ends; "" of any other scan."""
+    meta = getattr(volume, "meta", None) or {}
+    label = str(meta.get("acquisition_label") or "")
+    if not label:
+        return ""
+    number, *how = label.split(", ")  # "pass 3, acq 2, kernel B70f"
+    acq = [w for w in how if w.startswith("acq ")]
+    phase = str(meta.get("phase") or "")
+    phase = phase if phase != "unknown" else ""
+    words = [w for w in how if w not in acq] + [phase] * bool(phase) + acq + [number]
+    return f"({', '.join(words)})"
+
+
+def labels_name(ct_name: str, what: str, volume=None) -> str:
+    """The name of ``what`` ("segmentation", "ground truth") of the CT layer ``ct_name``:
+    "HCC_001 ABD segmentation". Of a CT named with its pass (``volume`` one pass of a series
+    stacking several), ``what`` goes before the pass, which stays last: "HCC_001 ABD
+    segmentation (arterial, acq 1)" (napari's layer list cuts a long name in the middle, and
+    two passes' "HCC_001 ABD (arterial, acq 1) segmentation" read "HCC_001 ABD (ar…segmentation"
+    both). A CT renamed to leave out its pass: ``what`` last."""
+    which = _pass_words(volume)
+    head, found, tail = ct_name.rpartition(f" {which}") if which else ("", "", "")
+    if not found:
+        return f"{ct_name} {what}"
+    return f"{head} {what}{found}{tail}"  # (" [2]", a study date: after the pass, as the CT's)
 
 
 def grid_of(viewer):

@@ -655,7 +655,8 @@ class ExportWidget(JobWidgetMixin, QWidget):
         return self._default_case()
 
     def _default_case(self) -> str:
-        """The CT's patient (or name); a ground truth's files end in ``_truth`` (exported into
+        """The CT's patient (or name), with its pass of a series stacking several
+        ("HCC_001_acq2"); a ground truth's files end in ``_truth`` (exported into
         the segmentation's folder, they offered to replace its files under the same names)."""
         name = self._default_base()
         layer = self._layer()
@@ -677,7 +678,11 @@ class ExportWidget(JobWidgetMixin, QWidget):
         if vol is not None and vol.meta.get("patient_id"):
             name = str(vol.meta["patient_id"])
             if vol.meta.get("series_uid"):  # a DICOM PatientID: as it is
-                return _safe_name(name)
+                # one pass of a series stacking several: which, as the Load panel's rows number
+                # it ("HCC_001_acq2", "HCC_001_pass3"; the other pass's export was named the
+                # same, and offered to replace these files)
+                number = str(vol.meta.get("acquisition_label") or "").split(", ")[0]
+                return _safe_name(f"{name}_{number.replace(' ', '')}" if number else name)
         else:
             ct_name = _layers.linked_ct_name(layer, self.viewer)
             if ct_name is None and layer is not None:
@@ -1181,7 +1186,7 @@ def _made_on_another_scan(stats_path: Path, volume) -> str | None:
                 return f"{there} (these labels lie on {here})"
             return f"series {was} (these labels lie on series {now})"
         if acq_was != acq_now and acq_was is not None and acq_now is not None:
-            # as the reader names them ("pass 3 (acq 2), kernel B70f"), where both say it
+            # as the reader names them ("pass 3, acq 2, kernel B70f"), where both say it
             said_was, said_now = old.get("acquisition"), meta.get("acquisition_label")
             if said_was and said_now:
                 return f"{said_was} of the series (these labels lie on {said_now})"

@@ -703,7 +703,7 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 self.viewer,
                 truth,
                 volume,
-                _layers.unique_name(self.viewer, f"{name} ground truth"),
+                _layers.unique_name(self.viewer, _layers.labels_name(name, "ground truth", volume)),
                 role="ground_truth",
                 ct_layer_name=name,
                 opacity=0.4,

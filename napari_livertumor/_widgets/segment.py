@@ -282,7 +282,10 @@ class SegmentWidget(JobWidgetMixin, QWidget):
 
                 raise Cancelled("cancelled by the user")
             layer = _layers.make_labels_layer(
-                result.labels, volume, f"{ct_name} segmentation", ct_layer_name=ct_name
+                result.labels,
+                volume,
+                _layers.labels_name(ct_name, "segmentation", volume),
+                ct_layer_name=ct_name,
             )
             from .._writer import MODEL_DIGEST, labels_digest
 
@@ -364,7 +367,9 @@ class SegmentWidget(JobWidgetMixin, QWidget):
         gone = not any(ly is ct_layer for ly in self.viewer.layers)
         if not gone and ct_layer.name != ct_name:  # renamed meanwhile: named after it now
             ct_name = ct_layer.name
-            layer.name = f"{ct_name} segmentation"
+            layer.name = _layers.labels_name(
+                ct_name, "segmentation", ct_layer.metadata.get(_layers.CT_VOLUME)
+            )
             layer.metadata[_layers.CT_LAYER] = ct_name
         kept, dropped = _keep_previous(self.viewer, layer.name, ct_name)
         # its CT closed and another scan open (the next patient, loaded meanwhile): added

@@ -2969,7 +2969,7 @@ def _case_stats(case, volume, result, segmenter, settings, *, timings) -> dict:
         "input": str(case.path),
         "series_uid": volume.meta.get("series_uid"),
         "acquisition_number": volume.meta.get("acquisition_number"),
-        # which of a series' stacked passes, as said ("pass 3 (acq 2), kernel B70f": the
+        # which of a series' stacked passes, as said ("pass 3, acq 2, kernel B70f": the
         # number above is the pass's, 1..n, where the reader split them), else None
         "acquisition": volume.meta.get("acquisition_label") or None,
         **scan_identity(volume.meta),  # (a baseline and a follow-up told apart by date)

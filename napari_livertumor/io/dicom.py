@@ -153,16 +153,17 @@ class SeriesInfo:
     @property
     def acquisition_label(self) -> str:
         """ "acq 2" (its AcquisitionNumber), "pass 2" (no AcquisitionNumber; "pass 2, kernel
-        B70f" of passes reconstructed differently; "pass 3 (acq 2), kernel B70f" of one
-        within an acquisition holding several; "pass 2 (acq 5–8)" of one joined from
-        chunks), or ""."""
+        B70f" of passes reconstructed differently; "pass 3, acq 2, kernel B70f" of one
+        within an acquisition holding several; "pass 2, acq 5–8" of one joined from chunks),
+        or "". Its parts apart by commas, none in brackets: the Load panel's rows and the
+        layers' names put it in brackets ("(pass 3 (acq 2), kernel B70f)" read badly)."""
         if self.acquisition is None:
             return ""
         label = f"{'pass' if self.passes_by else 'acq'} {self.acquisition}"
         if self.acquisition_number is not None:  # (a pass within an acquisition)
-            label += f" (acq {self.acquisition_number})"
+            label += f", acq {self.acquisition_number}"
         if self.chunks:  # (a pass joined from chunks)
-            label += f" (acq {numbers_text(self.chunks)})"
+            label += f", acq {numbers_text(self.chunks)}"
         return f"{label}, {printable(self.reconstruction)}" if self.reconstruction else label
 
     @property

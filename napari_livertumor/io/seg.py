@@ -194,7 +194,7 @@ def read_dicom_seg(
                     "or its references point at another series' images",
                 )
             # a pass numbered 1..n (its number no AcquisitionNumber) is said as its label:
-            # "pass 2 (acq 1), kernel LUNG" (QA adv61b: "AcquisitionNumber 2" of pass 2)
+            # "pass 2, acq 1, kernel LUNG" (QA adv61b: "AcquisitionNumber 2" of pass 2)
             label = str(reference.meta.get("acquisition_label") or "")
             is_pass = label.startswith("pass ")
             word = "pass" if is_pass else "acquisition"
