@@ -304,13 +304,12 @@ def test_a_share_across_file_systems_is_copied_and_a_failed_swap_keeps_the_old_s
     assert sorted(p.name for p in pub.iterdir()) == ["liver", "tumor"]
 
 
-def test_a_stop_during_the_swap_waits_for_it_to_end(tmp_path, monkeypatch):
-    """Ctrl-C between the moves into OUT left the new liver/ and no tumor/ at all."""
+def _ctrl_c_after_the_first_move_in(monkeypatch) -> list:
+    """One Ctrl-C once the first of the copy's files or folders has moved into OUT (the
+    swap); the moves into OUT are listed in the list returned."""
     import os
     import signal
 
-    run, pub = _shared_run(tmp_path)
-    (run / "liver" / "MODEL_CARD.md").write_text("# new card")
     rename = os.replace
     moves = []
 
@@ -318,11 +317,19 @@ def test_a_stop_during_the_swap_waits_for_it_to_end(tmp_path, monkeypatch):
         result = rename(src, dst, *args, **kwargs)
         if ".share-" in str(src) and ".share-" not in str(dst):
             moves.append(dst)
-            if len(moves) == 1:  # Ctrl-C after the first stage went in
+            if len(moves) == 1:
                 signal.raise_signal(signal.SIGINT)
         return result
 
     monkeypatch.setattr(os, "replace", interrupted)
+    return moves
+
+
+def test_a_stop_during_the_swap_waits_for_it_to_end(tmp_path, monkeypatch):
+    """Ctrl-C between the moves into OUT left the new liver/ and no tumor/ at all."""
+    run, pub = _shared_run(tmp_path)
+    (run / "liver" / "MODEL_CARD.md").write_text("# new card")
+    moves = _ctrl_c_after_the_first_move_in(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         share_model(run, pub, force=True)
     assert len(moves) == 2  # the swap finished: the new share whole
@@ -412,22 +419,8 @@ def test_sigterm_while_copying_leaves_out_as_it_was_without_a_hidden_folder(tmp_
 def test_a_stop_held_over_the_swap_says_the_new_share_was_written(tmp_path, monkeypatch, capsys):
     """A Ctrl-C during the swap ends it first; the command then said only "interrupted",
     read as nothing replaced, while OUT held the new share."""
-    import os
-    import signal
-
     run, pub = _shared_run(tmp_path)
-    rename = os.replace
-    moves = []
-
-    def interrupted(src, dst, *args, **kwargs):
-        result = rename(src, dst, *args, **kwargs)
-        if ".share-" in str(src) and ".share-" not in str(dst):
-            moves.append(dst)
-            if len(moves) == 1:  # one Ctrl-C, after the first stage went in
-                signal.raise_signal(signal.SIGINT)
-        return result
-
-    monkeypatch.setattr(os, "replace", interrupted)
+    _ctrl_c_after_the_first_move_in(monkeypatch)
     assert main(["share-model", str(run), "-o", str(pub), "--force"]) == 130
     assert f"wrote {pub} whole before the stop" in capsys.readouterr().out
     read_metadata(pub / "tumor")
