@@ -1318,6 +1318,23 @@ def test_measuring_a_hidden_patients_labels_says_they_are_not_the_ones_on_view(
     )
 
 
+def _measured_with_b_hidden(make_napari_viewer, qtbot, *, ct_too: bool, same_grid: bool = True):
+    """Inspect docked over two patients (``two_patients``), B's labels hidden (and its CT when
+    ``ct_too``) and measured: ``(viewer, widget, (ct_a, seg_a), (ct_b, seg_b))``."""
+    from _widget_data import two_patients
+
+    viewer = make_napari_viewer()
+    widget = InspectWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    a, (ct_b, seg_b) = two_patients(viewer, same_grid=same_grid)
+    seg_b.visible = False
+    if ct_too:
+        ct_b.visible = False
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    return viewer, widget, a, (ct_b, seg_b)
+
+
 def test_measuring_labels_hidden_over_their_own_ct_names_no_other_patients_labels(
     make_napari_viewer, qtbot
 ):
@@ -1326,16 +1343,10 @@ def test_measuring_labels_hidden_over_their_own_ct_names_no_other_patients_label
     under Labels to measure it)", while B's CT, shown, covered A's layers: A's labels were
     not on view, and the advice measured the wrong patient. Its own CT on view, the line says
     only that the labels are hidden; named only when that CT is hidden too."""
-    from _widget_data import two_patients
-
-    viewer = make_napari_viewer()
-    widget = InspectWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    (_, _), (ct_b, seg_b) = two_patients(viewer, same_grid=True)
+    viewer, widget, _, (ct_b, seg_b) = _measured_with_b_hidden(
+        make_napari_viewer, qtbot, ct_too=False
+    )
     assert widget.labels_combo.currentText() == seg_b.name
-    seg_b.visible = False
-    widget.measure_button.click()
-    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
     said = widget.status.text()
     assert said.endswith(
         "\n⚠ 'B CT segmentation' is hidden: the layer chosen in this panel was measured."
@@ -1356,15 +1367,9 @@ def test_the_hidden_line_follows_the_eyes_turned_after_measuring(make_napari_vie
     segmentation' on view" stayed once both were shown again, saying something false: it is
     said again as the eyes turn (B's CT shown: B's is on view), and goes once the labels are
     shown. Removed labels are let go (their eyes no longer followed)."""
-    from _widget_data import two_patients
-
-    viewer = make_napari_viewer()
-    widget = InspectWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    (_, _), (ct_b, seg_b) = two_patients(viewer, same_grid=True)
-    ct_b.visible = seg_b.visible = False
-    widget.measure_button.click()
-    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    viewer, widget, _, (ct_b, seg_b) = _measured_with_b_hidden(
+        make_napari_viewer, qtbot, ct_too=True
+    )
     assert "not 'A CT segmentation' on view" in widget.status.text()
     ct_b.visible = True  # B's CT over A's: the line no longer names A
     assert widget.status.text() == (
@@ -1398,15 +1403,9 @@ def test_the_hidden_line_follows_renames_and_goes_once_the_labels_are_shown(
     """A layer the amber line names renamed while it was up (the status took the new name),
     the line was no longer found as said: it stayed, amber, after the labels were shown
     again. It follows the renames and goes then."""
-    from _widget_data import two_patients
-
-    viewer = make_napari_viewer()
-    widget = InspectWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    (_, seg_a), (ct_b, seg_b) = two_patients(viewer, same_grid=True)
-    ct_b.visible = seg_b.visible = False
-    widget.measure_button.click()
-    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    viewer, widget, (_, seg_a), (ct_b, seg_b) = _measured_with_b_hidden(
+        make_napari_viewer, qtbot, ct_too=True
+    )
     assert "not 'A CT segmentation' on view" in widget.status.text()
     seg_a.name = "A renamed"  # the one named on view
     seg_b.name = "B renamed"  # the labels measured
@@ -1432,13 +1431,9 @@ def test_labels_hidden_over_their_ct_name_labels_on_view_beside_it_or_in_grid_mo
     labels only where its box in the world holds theirs, and never in grid mode."""
     from _widget_data import two_patients
 
-    viewer = make_napari_viewer()
-    widget = InspectWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    (_, _), (_, seg_b) = two_patients(viewer, same_grid=False)  # B's scan beside A's
-    seg_b.visible = False
-    widget.measure_button.click()
-    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    viewer, widget, _, _ = _measured_with_b_hidden(  # B's scan beside A's
+        make_napari_viewer, qtbot, ct_too=False, same_grid=False
+    )
     on_view = (
         "⚠ 'B CT segmentation' is hidden: the layer chosen in this panel was measured, not "
         "'A CT segmentation' on view (choose it under Labels to measure it)."
