@@ -679,7 +679,7 @@ def test_the_training_process_saves_its_state_when_napari_exits_or_dies(
     process before it saved, though the notice said its state was in last/); napari killed
     left the process training to the end of its budget unseen. The same with a recipe's data
     loader workers (the training process, no longer daemonic, may start them), and they go
-    too."""
+    too, leaving no crash log in the temporary folder."""
     import subprocess
     import sys
     import time
@@ -687,7 +687,9 @@ def test_the_training_process_saves_its_state_when_napari_exits_or_dies(
     script = tmp_path / "run.py"
     script.write_text(_EXIT_SCRIPT)
     out = tmp_path / "models"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    temp = tmp_path / "temp"  # where the job's crash log goes
+    temp.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(temp)}
     done = subprocess.run(
         [sys.executable, str(script), str(toy_data), str(out), how, str(workers)],
         capture_output=True, text=True, timeout=300, env=env,
@@ -714,6 +716,8 @@ def test_the_training_process_saves_its_state_when_napari_exits_or_dies(
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(1)
     assert not any(alive(p) for p in pids)
+    # nor its crash log (napari killed, the orphan removes it: one a run had piled up)
+    assert not list(temp.glob("livertumor-train-*.log"))
 
 
 _LINGERING_CHILD = """

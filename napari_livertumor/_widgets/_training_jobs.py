@@ -68,6 +68,9 @@ def train_in_subprocess(config, should_cancel):
                 child.terminate()
             child.join(timeout=5)
         waited.append(True)
+        # the reaper thread that would remove it (a daemon) dies with this process
+        with contextlib.suppress(OSError):
+            os.unlink(crash_log)
 
     atexit.register(stop_at_exit)
     try:
@@ -259,6 +262,7 @@ def _train_child(
     import multiprocessing as mp
 
     parent, ppid = mp.parent_process(), os.getppid()
+    orphaned = []
 
     def should_stop() -> bool:
         # stopped, or napari gone (killed, crashed): an orphan trained to the end of its
@@ -267,6 +271,7 @@ def _train_child(
             return True
         if (parent is not None and not parent.is_alive()) or os.getppid() != ppid:
             reports.cancel_join_thread()  # nobody reads the reports now: exit without them
+            orphaned.append(True)
             return True
         return False
 
@@ -310,6 +315,10 @@ def _train_child(
             reports.put(("bug", (f"{type(exc).__name__}: {exc}", traceback.format_exc())))
     else:
         reports.put(("end", None))
+    finally:
+        if orphaned and crash_log:  # its reader, napari, is gone: nobody removes it but us
+            with contextlib.suppress(OSError):
+                os.unlink(crash_log)
 
 
 # the Check data summary lives in the core (the CLI's `train --check` prints it too)
