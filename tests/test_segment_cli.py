@@ -2775,3 +2775,44 @@ def test_a_folder_given_beside_the_patient_folder_holding_it_is_read_once_if_its
     uid = load_ct(both / "base").meta["series_uid"]
     assert main([*cmd, "--series", uid]) == 0
     assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == ["P2"]
+
+
+def test_a_folder_read_once_is_said_with_the_name_its_case_is_written_under_and_its_pass(
+    tmp_path, models, caplog, capsys
+):
+    """`segment coh cohB cohB/HCC_001/<study>`: both cohorts hold an HCC_001, cohB's written as
+    HCC_001_2, but the warning said "segmented once, as HCC_001" (named before the names were
+    made unique: the other patient's case). Of a series stacking passes it said "read one
+    series" without the pass both read, which is what was compared."""
+    a, b = tmp_path / "coh", tmp_path / "cohB"
+    assert main(["synth", "-o", str(a), "--cases", "1", "--seed", "1"]) == 0
+    assert main(["synth", "-o", str(b), "--cases", "1", "--seed", "0", "--quirks"]) == 0
+
+    def ct_of(cohort):  # (its study, the CT series' number as its folder names it)
+        series = next(cohort.glob("HCC_001/*/*LIVER 3 PHASE CAP*"))
+        return series.parent, int(float(series.name.split("-")[0]))
+
+    study, number = ct_of(b)  # (--quirks: a second phase stacked in the series)
+    cmd = ["segment", str(a), str(b), str(study), "-o", str(tmp_path / "out"), "--list",
+           "--models", str(models)]  # fmt: skip
+    capsys.readouterr()
+    with caplog.at_level(logging.WARNING, logger="livertumor"):
+        assert main(cmd) == 0
+    assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == [
+        "HCC_001",
+        "HCC_001_2",
+    ]
+    assert f"{b / 'HCC_001'} is written as HCC_001_2" in caplog.text
+    assert (
+        f"{b / 'HCC_001'} and {study} read one series (#{number} 'LIVER 3 PHASE CAP', acq 1): "
+        "segmented once, as HCC_001_2"
+    ) in caplog.text
+    # a series of one pass: none said; the case keeping its name is said by it
+    study, number = ct_of(a)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="livertumor"):
+        assert [c.name for c in discover_cases([a, b, study])] == ["HCC_001", "HCC_001_2"]
+    assert (
+        f"{a / 'HCC_001'} and {study} read one series (#{number} 'LIVER 3 PHASE CAP'): "
+        "segmented once, as HCC_001"
+    ) in caplog.text

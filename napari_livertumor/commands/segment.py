@@ -709,7 +709,7 @@ def discover_cases(
             found += _cases_from_folder(inner, per_patient=per_patient, passed=passed)
     if not found:
         raise InputError(None, f"no CT found in {', '.join(str(i) for i in inputs)}")
-    found = _same_series_read(found, outdir, series_uid, acquisition, any_modality)
+    found, read_once = _same_series_read(found, outdir, series_uid, acquisition, any_modality)
     if passed_over is not None and passed:  # (a file also given by name is a case)
         given = {os.path.realpath(c.path) for c in found}
         passed_over += [
@@ -717,19 +717,23 @@ def discover_cases(
         ]
     if outdir is not None:
         found = _names_its_outputs_have(found, Path(outdir))
-    return _unique_sorted(found, outdir=outdir)
+    found = _unique_sorted(found, outdir=outdir)
+    _say_read_once(read_once, found)
+    return found
 
 
 def _same_series_read(
     cases: list[Case], outdir, series_uid=None, acquisition=None, any_modality=False
-) -> list[Case]:
+) -> tuple[list[Case], list[tuple[Case, Path, str]]]:
     """``cases`` less those inside another case's folder (a patient folder and one of its
     study or series folders, or a file of its series, given beside it; a link to one) that
     read the same series as it: one CT had been segmented twice, under two names. Decided by
     the series each reads (the headers, not the paths: of a patient folder holding a baseline
     and a follow-up, the study it does not read is a case of its own). The first given keeps
     the case, unless the other's outputs in ``outdir`` are of it (as :func:`_unique_sorted`
-    keeps one scan reached by two names)."""
+    keeps one scan reached by two names). With them, each input left out: ``(the case kept,
+    the input, the series both read)``, said by :func:`_say_read_once` once the names are
+    final (said here, it named HCC_001 a case then written as HCC_001_2)."""
     from ..io.dicom import series_read
     from ..io.nifti import is_nifti_path
 
@@ -744,14 +748,18 @@ def _same_series_read(
             up, parent = parent, os.path.dirname(parent)
             pairs += [(o, k) for o in at.get(up, ()) for k in inner]
     if not pairs:
-        return cases
+        return cases, []
     read: dict[int, object] = {}
 
     def key(k: int):
         if k not in read:
             info = series_read(cases[k].path, series_uid, acquisition=acquisition,
                                any_modality=any_modality, patient_id=cases[k].patient)  # fmt: skip
-            read[k] = info and (info.uid, info.acquisition, info.sop_instance_uids, info.label)
+            # of a series stacking passes, the pass read too: "#4 'LIVER', acq 1"
+            said = info and info.label + (
+                f", {info.acquisition_label}" if info.acquisition is not None else ""
+            )
+            read[k] = info and (info.uid, info.acquisition, info.sop_instance_uids, said)
         return read[k]
 
     same: dict[object, set[int]] = {}
@@ -763,21 +771,34 @@ def _same_series_read(
         made = _recorded_input(Path(outdir), c.name) if outdir is not None else None
         return made == (str(Path(c.path).resolve()), c.patient)
 
-    dropped: set[int] = set()
+    dropped: dict[int, tuple[Case, Path, str]] = {}
     for series, group in same.items():
         ks = sorted(group)
         kept = next((k for k in ks if done_here(cases[k])), ks[0])
         for k in ks:
             if k != kept:
-                dropped.add(k)
-                log.warning(
-                    "%s and %s read one series (%s): segmented once, as %s",
-                    cases[kept].path,
-                    cases[k].path,
-                    series[3],
-                    cases[kept].name,
-                )
-    return [c for k, c in enumerate(cases) if k not in dropped]
+                dropped[k] = (cases[kept], cases[k].path, series[3])
+    kept_cases = [c for k, c in enumerate(cases) if k not in dropped]
+    return kept_cases, [dropped[k] for k in sorted(dropped)]
+
+
+def _say_read_once(read_once: list[tuple[Case, Path, str]], cases: list[Case]) -> None:
+    """Says each input :func:`_same_series_read` left out, naming the case that reads its
+    series as ``cases`` (the final ones, names made unique) name it."""
+    for kept, path, series in read_once:
+        # its name made unique (HCC_001_2), or the case of one scan kept in its place
+        mine = [c for c in cases if (c.path, c.patient) == (kept.path, kept.patient)] or [
+            c
+            for c in cases
+            if c.patient == kept.patient and _scan_of(c.path) == _scan_of(kept.path)
+        ]
+        log.warning(
+            "%s and %s read one series (%s): segmented once, as %s",
+            kept.path,
+            path,
+            series,
+            mine[0].name if mine else kept.name,
+        )
 
 
 def _say_corrected_copy(path: Path) -> None:
