@@ -708,7 +708,9 @@ class Segmenter:
             advice="crop the scan to the abdomen (the liver's slices and a margin)",
         )
         warnings += hu_notes
-        warnings += [f"input: {w}" for w in volume.meta.get("warnings", []) or []]
+        # (File > Open keeps the reader's check of the scan, the same notes, in its metadata)
+        read_notes = [w for w in volume.meta.get("warnings", []) or [] if w not in hu_notes]
+        warnings += [f"input: {w}" for w in read_notes]
         timings: dict[str, float] = {}
         t_start = time.perf_counter()
         # The models see every CT as they were trained (x → left, y → posterior, z → superior);
@@ -1406,11 +1408,15 @@ def check_volume(volume: CTVolume, *, for_models: bool = True) -> list[str]:
             else "if the spacing was given in (dx, dy, dz) order, as nibabel's get_zooms() "
             "gives it, give it as (dz, dy, dx)"
         )
+        across = (  # (an axial series' stored images are the plane across the patient)
+            ""
+            if sorted(std[1:]) == sorted(spacing[1:])
+            else f", nor are they across the patient ({std[1]:.3g} × {std[2]:.3g} mm)"
+        )
         notes.append(
             f"the stored images' pixels are not square ({spacing[1]:.3g} × {spacing[2]:.3g} "
-            f"mm, {spacing[0]:.3g} mm between images), nor are they across the patient "
-            f"({std[1]:.3g} × {std[2]:.3g} mm): {given}; volumes and diameters are measured "
-            "with it"
+            f"mm, {spacing[0]:.3g} mm between images){across}: {given}; volumes and "
+            "diameters are measured with it"
         )
     turned = _oblique_degrees(volume.direction)
     if turned > OBLIQUE_DEGREES:

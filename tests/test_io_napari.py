@@ -1211,7 +1211,7 @@ def test_a_coronal_nifti_opened_is_checked_as_stored(tmp_path):
         )
     assert not any("not square" in w for w in square["metadata"].get("warnings", []))
     [said] = [w for w in odd["metadata"]["warnings"] if "not square" in w]
-    assert "(5 × 0.8 mm, 1.6 mm between images)" in said
+    assert "(5 × 0.8 mm, 1.6 mm between images), nor are they across the patient" in said
 
 
 def test_a_seg_file_that_is_a_zip_bomb_is_refused_by_name_never_inflated(study, monkeypatch):

@@ -462,6 +462,29 @@ def test_a_coronal_reformat_of_an_axial_series_is_not_said_to_have_odd_pixels(tm
     odd = load_ct(tmp_path / "odd.nii.gz")
     said = [w for w in check_volume(odd) if "not square" in w]
     assert said and "check the file's pixel spacing" in said[0] and "get_zooms" not in said[0]
+    # axial: its stored images are the plane across the patient, their figures not said twice
+    assert "(5 × 0.8 mm, 0.8 mm between images): check" in said[0]
+    assert "across the patient" not in said[0]
+
+
+def test_a_scan_opened_with_file_open_is_warned_of_once_when_segmented(tmp_path):
+    """File > Open keeps its check of the scan in the layer's metadata, and segmenting it
+    said each note twice ('…not square…' and 'input: …not square…', in the stats too)."""
+    from napari_livertumor._reader import napari_get_reader
+
+    vol, _, _ = phantom()
+    dz, dy, dx = vol.spacing
+    write_nifti(CTVolume(vol.array, spacing=(dz, dy, 2 * dx)), tmp_path / "odd.nii.gz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the reader's notification, without napari's window)
+        [(_, meta, _)] = napari_get_reader(str(tmp_path / "odd.nii.gz"))(
+            str(tmp_path / "odd.nii.gz")
+        )
+    opened = meta["metadata"]["ct_volume"]
+    assert any("not square" in w for w in opened.meta["warnings"])
+    seg = Segmenter(InferenceConfig(device="cpu", min_liver_ml=1), models=oracle_models())
+    said = [w for w in seg.segment(opened).warnings if "not square" in w]
+    assert len(said) == 1, said
 
 
 def test_a_config_holding_numpy_arrays_segments():
