@@ -913,6 +913,48 @@ def test_a_new_labels_layer_on_a_ct_is_named_for_its_patient(dicom_viewer):
     assert widget.labels_combo.currentText() == "sketch" and widget._case() == "sketch"
 
 
+def test_one_pass_of_a_stacked_series_is_named_with_its_pass_only_beside_another(
+    dicom_viewer, qtbot, monkeypatch
+):
+    """The only pass open of a series stacking two (HCC_001's labels by `livertumor segment`
+    opened over their CT) was exported as HCC_001_acq1_… beside the command line's
+    HCC_001_labels.nii.gz, nothing asked; the pass is added where another pass of the series
+    is open (the second pass's export offered to replace the first's files)."""
+    from napari_livertumor.io.volume import CTVolume
+
+    viewer, widget, vol, labels, out = dicom_viewer
+    vol.meta["acquisition_label"] = "acq 1"  # (the CT's and its segmentation's volume)
+    widget.folder.setText(str(out))
+    widget.labels_combo.setCurrentText("TEST_001 CT segmentation")
+    assert widget._case() == "TEST_001"
+    _export(widget, qtbot)
+    assert (out / "TEST_001_labels.nii.gz").is_file()
+    asked = []
+    monkeypatch.setattr(widget, "ask_overwrite", lambda files, *a, **k: asked.append(files))
+    _export(widget, qtbot)  # the case's files there: replaced only if the user agrees
+    assert asked and "no file was replaced" in widget.status.text()
+    # the other pass of the series opened, and segmented: each pass's files named with it
+    other = CTVolume(vol.array, vol.spacing, vol.origin, vol.direction, dict(vol.meta))
+    other.meta.update(acquisition_label="acq 2", acquisition_number=2)
+    _layers.add_ct_layer(viewer, other, name="TEST_001 CT (acq 2)")
+    assert widget._case() == "TEST_001_acq1"
+    _layers.add_labels_layer(
+        viewer, labels, other, "TEST_001 CT segmentation (acq 2)",
+        ct_layer_name="TEST_001 CT (acq 2)",
+    )  # fmt: skip
+    widget.refresh_layers()
+    widget.labels_combo.setCurrentText("TEST_001 CT segmentation (acq 2)")
+    assert widget._case() == "TEST_001_acq2"
+    asked.clear()
+    _export(widget, qtbot)
+    assert not asked and (out / "TEST_001_acq2_labels.nii.gz").is_file()
+    # that pass closed: the one open is named as the case again
+    viewer.layers.remove("TEST_001 CT segmentation (acq 2)")
+    viewer.layers.remove("TEST_001 CT (acq 2)")
+    widget.labels_combo.setCurrentText("TEST_001 CT segmentation")
+    assert widget._case() == "TEST_001"
+
+
 def _safe(name):
     from napari_livertumor._widgets.export import _safe_name
 

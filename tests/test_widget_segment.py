@@ -1282,3 +1282,55 @@ def test_two_passes_of_one_series_segmented_and_exported_are_told_apart(
     assert not asked
     written = sorted(p.name for p in (tmp_path / "out").glob("*_labels.nii.gz"))
     assert written == [f"P9_{w.replace(' ', '')}_labels.nii.gz" for w in passes], written
+
+
+def test_a_passs_rerun_copy_and_a_second_load_keep_the_pass_in_the_pickers(
+    make_napari_viewer, models_dir, qtbot, monkeypatch, tmp_path
+):
+    """Two passes of one series, each segmented twice, and the arterial pass loaded again:
+    the pickers shortened "P9 ABD segmentation (arterial, acq 1) (previous)" and the portal
+    venous one's to 'P9 ABD s… (previous)' both, and "… (arterial, acq 1) [2]" to
+    'P9 ABD segment… [2]': the pass was cut, the names read the same."""
+    from napari_livertumor._widgets.export import ExportWidget
+    from napari_livertumor._widgets.inspect import InspectWidget
+    from napari_livertumor._widgets.load import SOURCES, LoadWidget
+
+    viewer = make_napari_viewer()
+    _stacked_passes(tmp_path / "dicom", "phases")
+    load = LoadWidget(viewer)
+    viewer.window.add_dock_widget(load)
+    load.source.setCurrentText(SOURCES[0])
+    load.path.setText(str(tmp_path / "dicom"))
+    load.scan_button.click()
+    qtbot.waitUntil(lambda: not load.busy, timeout=30_000)
+    for r in (0, 1, 0):  # (the first pass twice: its second layer "… [2]")
+        load.series_table.selectRow(r)
+        load.load_button.click()
+        qtbot.waitUntil(lambda: not load.busy, timeout=30_000)
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    cts = [ly.name for ly in _layers.ct_layers(viewer)]
+    for name in cts + cts[:2]:  # (the first two again: their results moved aside)
+        widget.ct_combo.setCurrentText(name)
+        widget.run_button.click()
+        qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    segs = sorted(ly.name for ly in _layers.labels_layers(viewer, role="segmentation"))
+    assert segs == [
+        "P9 ABD segmentation (arterial, acq 1)",
+        "P9 ABD segmentation (arterial, acq 1) (previous)",
+        "P9 ABD segmentation (arterial, acq 1) [2]",
+        "P9 ABD segmentation (portal venous, acq 2)",
+        "P9 ABD segmentation (portal venous, acq 2) (previous)",
+    ], segs
+    export, inspect = ExportWidget(viewer), InspectWidget(viewer)
+    for panel in (export, inspect):
+        viewer.window.add_dock_widget(panel)
+    for combo in (export.labels_combo, inspect.labels_combo):
+        combo.setFixedWidth(200)
+        shown = {}
+        for seg in segs:
+            combo.setCurrentText(seg)
+            shown[seg] = combo.shown_text()
+            assert "…" in shown[seg], shown  # (each shortened)
+            end = seg[seg.index("acq ") :]  # "acq 1) (previous)", "acq 1) [2]", "acq 2)"
+            assert shown[seg].endswith(end), shown
+        assert len(set(shown.values())) == len(segs), shown

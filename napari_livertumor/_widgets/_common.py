@@ -2411,21 +2411,28 @@ class NameCombo(QComboBox):
         super().setToolTip(tip)
 
 
-#: the end of a name of one pass of a series stacking several: "… (arterial, acq 1)"
-_PASS_AT_END = re.compile(r" ((?:pass|acq) \d+\))$")
+#: the end of a name of one pass of a series stacking several: "… (arterial, acq 1)", with
+#: what may follow it: a rerun's " (previous)", a name taken's " [2]" ("… acq 1) (previous)",
+#: "… acq 1) [2]": the pass was cut off, and two passes' old copies read the same)
+_PASS_AT_END = re.compile(r" ((?:pass|acq) \d+\)(?: \(previous\)| \[\d+\])*)$")
 
 
 def _elided_name(text: str, width: int, metrics) -> str:
     """``text`` shortened to ``width`` pixels: before its last word ("segmentation", "truth",
-    "refined"; a pass's "acq 1)", "pass 2)") when that takes little room, else in the
-    middle."""
+    "refined") when that takes little room, else in the middle. A pass's "acq 1)", "pass 2)",
+    with the "(previous)" or "[2]" after it, is kept whole before all else: its start cut
+    down to a few letters, or left out ("…acq 1) (previous)")."""
     if metrics.horizontalAdvance(text) <= width:
         return text
     at = _PASS_AT_END.search(text)
     head, space, last = (text[: at.start()], " ", at[1]) if at else text.rpartition(" ")
+    room = width - metrics.horizontalAdvance(f" {last}")
     if space and metrics.horizontalAdvance(f"… {last}") <= 0.75 * width:
-        room = width - metrics.horizontalAdvance(f" {last}")
         return f"{metrics.elidedText(head, Qt.ElideRight, room)} {last}"
+    if at and room >= metrics.horizontalAdvance(head[:3] + "…"):
+        return f"{metrics.elidedText(head, Qt.ElideRight, room)} {last}"
+    if at and metrics.horizontalAdvance(f"…{last}") <= width:
+        return f"…{last}"
     return metrics.elidedText(text, Qt.ElideMiddle, width)
 
 

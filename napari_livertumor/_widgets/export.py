@@ -655,9 +655,10 @@ class ExportWidget(JobWidgetMixin, QWidget):
         return self._default_case()
 
     def _default_case(self) -> str:
-        """The CT's patient (or name), with its pass of a series stacking several
-        ("HCC_001_acq2"); a ground truth's files end in ``_truth`` (exported into
-        the segmentation's folder, they offered to replace its files under the same names)."""
+        """The CT's patient (or name), with its pass of a series stacking several where
+        another pass of it is open ("HCC_001_acq2"); a ground truth's files end in ``_truth``
+        (exported into the segmentation's folder, they offered to replace its files under the
+        same names)."""
         name = self._default_base()
         layer = self._layer()
         if layer is not None and layer.metadata.get(_layers.ROLE) == "ground_truth":
@@ -678,11 +679,16 @@ class ExportWidget(JobWidgetMixin, QWidget):
         if vol is not None and vol.meta.get("patient_id"):
             name = str(vol.meta["patient_id"])
             if vol.meta.get("series_uid"):  # a DICOM PatientID: as it is
-                # one pass of a series stacking several: which, as the Load panel's rows number
-                # it ("HCC_001_acq2", "HCC_001_pass3"; the other pass's export was named the
-                # same, and offered to replace these files)
-                number = str(vol.meta.get("acquisition_label") or "").split(", ")[0]
-                return _safe_name(f"{name}_{number.replace(' ', '')}" if number else name)
+                # one pass of a series stacking several, beside another pass of it: which, as
+                # the Load panel's rows number it ("HCC_001_acq2", "HCC_001_pass3"; the other
+                # pass's export was named the same, and offered to replace these files). Of
+                # the only pass open, the case's name as `livertumor segment` writes it (its
+                # labels opened over their CT and corrected were written beside them as
+                # HCC_001_acq1_…, nothing asked)
+                number = _pass_number(vol)
+                if number and _other_pass_open(self.viewer, vol):
+                    name = f"{name}_{number.replace(' ', '')}"
+                return _safe_name(name)
         else:
             ct_name = _layers.linked_ct_name(layer, self.viewer)
             if ct_name is None and layer is not None:
@@ -695,6 +701,25 @@ class ExportWidget(JobWidgetMixin, QWidget):
                 name = name[: -len(suffix)]
                 break
         return _safe_name(name)
+
+
+def _pass_number(volume) -> str:
+    """ "acq 2", "pass 3": which pass of a series stacking several ``volume`` is; "" of any
+    other scan."""
+    meta = getattr(volume, "meta", None) or {}
+    return str(meta.get("acquisition_label") or "").split(", ")[0]
+
+
+def _other_pass_open(viewer, volume) -> bool:
+    """Whether a layer in ``viewer`` (a CT, labels) lies on another pass of ``volume``'s
+    series."""
+    uid, number = volume.meta.get("series_uid"), _pass_number(volume)
+    for layer in viewer.layers:
+        other = layer.metadata.get(_layers.CT_VOLUME)
+        meta = getattr(other, "meta", None) or {}
+        if uid and meta.get("series_uid") == uid and _pass_number(other) not in ("", number):
+            return True
+    return False
 
 
 def _seg_description(algorithm_type: str, liver_only: bool, ground_truth: bool = True) -> str:
