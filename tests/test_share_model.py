@@ -206,8 +206,10 @@ def _shared_run(tmp_path):
     return run, pub
 
 
-def _files(folder):
-    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+def _files(folder, root=None):
+    """``folder``'s files' bytes by their paths in ``root`` (``folder``)."""
+    root = folder if root is None else root
+    return {p.relative_to(root): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 def test_force_never_removes_a_persons_or_a_runs_files_and_says_what_it_removed(tmp_path, capsys):
@@ -424,3 +426,141 @@ def test_a_stop_held_over_the_swap_says_the_new_share_was_written(tmp_path, monk
     assert main(["share-model", str(run), "-o", str(pub), "--force"]) == 130
     assert f"wrote {pub} whole before the stop" in capsys.readouterr().out
     read_metadata(pub / "tumor")
+
+
+def test_a_path_with_spaces_in_a_note_is_cut_whole_and_the_words_after_it_kept(tmp_path):
+    """A path with spaces in a note was cut only up to its first space: "/data/My
+    Cohort/HCC_1 scans" became "Cohort/HCC_1 scans", a folder of the path and a patient's ID
+    left in the copy."""
+    src = _model(tmp_path / "m")
+    meta = json.loads((src / "metadata.json").read_text())
+    meta["_note"] = "trained on /data/My Cohort/HCC_10 scans, the rest as before"
+    meta["#win"] = "see C:\\Users\\Dr Jones\\Patients\\Mary Ann Lee\\ct.nii for HCC_1"
+    meta["#unc"] = "copied from \\\\pacs\\Radiology Dept\\Smith John 1962\\CT (arterial)"
+    meta["#quoted"] = "read \"/data/Study A/Mueller_Anna_MRN123456 ct.nii\" and '~/Lee, Mary/x'"
+    meta["#two"] = "from /data/Old Scans/a.nii to /data/New Scans/b.nii; done"
+    meta["#prog"] = "tool at C:\\Program Files (x86)\\Seg\\seg.exe, run twice"
+    (src / "metadata.json").write_text(json.dumps(meta))
+    report = share_model(src, tmp_path / "pub")
+    text = (tmp_path / "pub" / "metadata.json").read_text()
+    for leak in ("HCC_1", "Mueller", "Cohort", "Jones", "Mary", "Lee", "Smith", "pacs", "Study"):
+        assert leak not in text, leak
+    raw = json.loads(text)
+    names = {c: f"case-{i:03d}" for i, c in enumerate(sorted(IDS), 1)}
+    assert raw["_note"] == f"trained on {names['HCC_10']} scans, the rest as before"
+    assert raw["#win"] == f"see ct.nii for {names['HCC_1']}"
+    assert raw["#unc"] == "copied from CT (arterial)"
+    assert raw["#quoted"] == f"read \"{names['Mueller_Anna_MRN123456']} ct.nii\" and 'x'"
+    assert raw["#two"] == "from a.nii to b.nii; done"
+    assert raw["#prog"] == "tool at seg.exe, run twice"
+    assert report.paths_shortened >= 7
+
+
+def test_force_never_leaves_a_folder_of_two_models_parts(tmp_path, capsys):
+    """A one-stage model shared with --force into a training run's folder went to its top,
+    beside the run's liver/ and tumor/: segment --models took the run's models, share-model
+    the new one."""
+    run, pub = _shared_run(tmp_path)
+    other = tmp_path / "other"  # a training run's folder: its stages beside last/, train.log
+    _model(other / "liver", stage="liver", ids=["a1", "b2", "c3"])
+    _model(other / "tumor", ids=["a1", "b2", "c3"])
+    (other / "tumor" / "train.log").write_text("epoch 1")
+    before = _files(other)
+    assert main(["share-model", str(run / "tumor"), "-o", str(other), "--force"]) == 1
+    err = capsys.readouterr().err
+    assert f"{other / 'tumor'}: holds a model" in err and "train.log" in err
+    assert _files(other) == before
+    # one stage of a run into a share of two: the other stage's model there is not replaced
+    # by anything, and would stay beside the new one
+    half = tmp_path / "half"
+    _model(half / "liver", stage="liver", ids=["a1", "b2", "c3"])
+    (pub / "tumor" / "notes.txt").write_text("mine")
+    before = _files(pub)
+    with pytest.raises(ModelError, match="holds a model"):
+        share_model(half, pub, force=True)
+    assert _files(pub) == before
+    # a share of two stages replaced whole by one of one stage, and the reverse
+    (pub / "tumor" / "notes.txt").unlink()
+    report = share_model(half, pub, force=True)
+    assert sorted(p.name for p in pub.iterdir()) == ["liver"]
+    assert [str(p) for p in report.replaced] == [f"{pub / 'liver'}/", f"{pub / 'tumor'}/"]
+    share_model(run / "tumor", pub, force=True)
+    assert sorted(p.name for p in pub.iterdir()) == [
+        "metadata.json",
+        "model.safetensors",
+        "split.json",
+    ]
+    share_model(run, pub, force=True)
+    assert sorted(p.name for p in pub.iterdir()) == ["liver", "tumor"]
+
+
+def _killed_share(out, pid, *, old=False):
+    """OUT's hidden folder as a share-model run killed (SIGKILL) while writing leaves it."""
+    import socket
+    import time
+
+    work = out / ".share-k1ll3d_x"
+    (work / "new" / "liver").mkdir(parents=True)
+    (work / "new" / "liver" / "model.safetensors").write_bytes(b"part of the weights")
+    owner = {"pid": pid, "host": socket.gethostname(), "started": time.time() - 5}
+    (work / "owner.json").write_text(json.dumps(owner))
+    if old:  # killed during the swap: the share it replaced moved aside
+        (work / "old" / "tumor").mkdir(parents=True)
+        (work / "old" / "tumor" / "metadata.json").write_text("{}")
+    return work
+
+
+def _dead_pid():
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_killed_shares_hidden_folder_is_removed_by_the_next_never_a_live_ones(tmp_path, capsys):
+    """A share killed with SIGKILL left its hidden .share-* folder in OUT: the next share
+    said OUT was "not empty" with nothing to see, and --force left the folder there."""
+    import os
+    import shutil
+    import time
+
+    run = tmp_path / "run"
+    _model(run / "liver", stage="liver", ids=["a1", "b2", "c3"])
+    _model(run / "tumor", ids=["a1", "b2", "c3"])
+    pub = tmp_path / "pub"
+    pub.mkdir()
+    work = _killed_share(pub, _dead_pid())
+    assert main(["share-model", str(run), "-o", str(pub)]) == 0
+    out = capsys.readouterr().out
+    assert f"removed {work}" in out and "no longer running" in out
+    assert sorted(p.name for p in pub.iterdir()) == ["liver", "tumor"]
+    # with --force onto the share, too
+    work = _killed_share(pub, _dead_pid())
+    assert main(["share-model", str(run), "-o", str(pub), "--force"]) == 0
+    assert f"removed {work}" in capsys.readouterr().out
+    assert sorted(p.name for p in pub.iterdir()) == ["liver", "tumor"]
+    # a run still going (the process that started this test's stands for it): left alone
+    before = _files(pub)
+    work = _killed_share(pub, os.getppid())
+    going = rf"another share-model run is writing here \(process {os.getppid()}, started"
+    with pytest.raises(ModelError, match=going):
+        share_model(run, pub, force=True)
+    assert work.is_dir() and _files(pub) == {**before, **_files(work, pub)}
+    shutil.rmtree(work)
+    # one killed before it said whose it was: removed once nothing changed in it a while
+    work = _killed_share(pub, 0)
+    (work / "owner.json").unlink()
+    with pytest.raises(ModelError, match="another share-model run is writing here"):
+        share_model(run, pub, force=True)  # (changed just now)
+    for path in (work, *work.rglob("*")):
+        os.utime(path, (time.time() - 120,) * 2)
+    report = share_model(run, pub, force=True)
+    assert report.killed_removed == [(work, report.killed_removed[0][1])]
+    assert "names no process" in report.killed_removed[0][1]
+    # one killed during the swap holds the share it replaced: kept, and said where it is
+    work = _killed_share(pub, _dead_pid(), old=True)
+    with pytest.raises(ModelError, match="the share it replaced is in"):
+        share_model(run, pub, force=True)
+    assert (work / "old" / "tumor" / "metadata.json").is_file()

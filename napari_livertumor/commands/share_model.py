@@ -30,8 +30,8 @@ def add_arguments(parser) -> None:
         "--force",
         action="store_true",
         help="write into OUT even if it holds files, replacing a model shared there before "
-        "(only its model files: other files are left alone, and a liver/ or tumor/ holding "
-        "any is refused)",
+        "(only its model files: other files are left alone; a liver/ or tumor/ holding any, "
+        "or a model left that would stay beside the new one, is refused)",
     )
 
 
@@ -49,6 +49,8 @@ def run(args) -> int:
             print(f"wrote {args.out} whole before the stop (a model shared there is replaced)")
         raise
     print(f"wrote {args.out} ({len(report.written)} files)")
+    for folder, whose in report.killed_removed:
+        print(f"  removed {folder}: left by a share-model run that was killed ({whose})")
     if report.replaced:
         print(f"  replaced the model shared there before: removed {', '.join(report.replaced)}")
     if args.keep_ids:

@@ -14,7 +14,9 @@ training settings, the loss history, the scores) and leaves the rest out:
   ``HCC_061-065``, as the range of the new names), unless ``keep_ids`` (a public cohort, whose
   IDs are no one's: HCC-TACE-Seg's);
 - per-patient figures (weak labels and ratios, the clinical notes) are left out, counted;
-- a path becomes its last part (``/data/hospital/cohort`` → ``cohort``), inside text too;
+- a path becomes its last part (``/data/hospital/cohort`` → ``cohort``), inside text too
+  (its folders' names may have spaces there, its last part ends at a space: ``/data/My
+  Cohort/HCC_001 scans`` → ``HCC_001 scans``, then renamed; a path in quotes whole);
 - ``split.json`` keeps its lists (renamed) and each patient's fingerprint (a hash of its label
   voxels), so ``livertumor evaluate`` still finds a training patient among the receiver's test
   patients by its files;
@@ -28,11 +30,15 @@ training settings, the loss history, the scores) and leaves the rest out:
 The copy is written whole into a hidden folder inside OUT, checked, then put in place with
 Ctrl-C held: a refusal or a failure leaves OUT as it was, and a stop the old share or the new
 one whole. ``force`` replaces only a model shared there before (OUT's own model files, its
-``liver/`` and ``tumor/`` holding nothing but a model's files), never a person's files.
+``liver/`` and ``tumor/`` holding nothing but a model's files), never a person's files, and
+leaves no folder of two models' parts. The hidden folder names its process
+(:data:`OWNER_FILE`): one a share killed outright left (SIGKILL, a power cut) is removed by
+the next share into OUT, never one of a share still going.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -40,13 +46,14 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
-from ..fileio import check_path_lengths, check_writable_folder, read_user_json
+from ..fileio import check_path_lengths, check_writable_folder, pid_alive, read_user_json
 from ..signals import HeldStops
 from .checkpoint import (
     METADATA_FILE,
@@ -64,6 +71,16 @@ CARD_FILE = "MODEL_CARD.md"
 MODEL_FILES = (WEIGHTS_FILE, METADATA_FILE, SPLIT_FILE, CARD_FILE)
 #: a training run's own files: a folder holding one is a run's, never replaced
 RUN_FILES = ("last", "train.log", "train_state.pt")
+
+#: the hidden folder a share is written into inside OUT first (tempfile's 8 characters), and
+#: the file in it that names its process
+_STAGING_NAME = re.compile(r"\.share-[a-z0-9_]{8}")
+OWNER_FILE = "owner.json"
+#: the hidden folders this process is writing now
+_WRITING: set[str] = set()  # (absolute paths)
+#: a hidden folder that names no process (its run killed before it wrote the file) is taken
+#: for a killed run's when nothing in it has changed for this many seconds
+_OWNERLESS_S = 60.0
 
 #: metadata.json's own top-level fields; any other key (a person's note) is scrubbed whole
 _MODEL_FIELDS = frozenset(ModelMetadata.__dataclass_fields__)
@@ -89,6 +106,8 @@ class ShareReport:
     not_models: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)  # (what --force removed: a folder's "/")
+    #: the hidden folders of shares killed before they ended, removed: (folder, whose, in words)
+    killed_removed: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def model_stages(folder: str | Path) -> dict[str, Path]:
@@ -147,15 +166,18 @@ def share_model(
     force : bool
         Replace a model shared into ``out`` before (its model files and model-only
         ``liver/``, ``tumor/``; listed in :attr:`ShareReport.replaced`); other files there are
-        left alone, and a stage folder to write that holds any is refused.
+        left alone, and a stage folder to write that holds any is refused. The hidden folder
+        of a share killed before it ended is removed (:attr:`ShareReport.killed_removed`).
 
     Raises
     ------
     ModelError
         No model in ``source``, one that does not validate, one in the other stage's folder,
         weights cut short or unreadable or not the ones its metadata was written with, or
-        ``out`` inside ``source`` or holding files.
-        ``force``) or holding files of a person's or a run's where the copy goes.
+        ``out`` inside ``source`` or holding files (without ``force``; with it, files of a
+        person's or a run's where the copy goes, or a model it does not replace that would
+        stay beside it), or the hidden folder of another share still writing there (or of
+        one killed while it replaced the share there, holding that share).
     InputError
         ``out`` cannot be written to.
     OSError
@@ -167,7 +189,10 @@ def share_model(
         raise ModelError(out, f"is inside {source} (or holds it): give a folder apart from it")
     if out.exists() and not out.is_dir():
         raise ModelError(out, "exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
+    # the hidden folders of shares killed (SIGKILL, a power cut) before they could remove
+    # them: removed (below), never one of a share still going (refused)
+    left = _left_by_killed_shares(out)
+    if out.is_dir() and any(p not in left for p in out.iterdir()) and not force:
         raise ModelError(out, "exists and is not empty: give a new folder (or --force)")
     old = _replaced(out, stages)
     check_writable_folder(out)  # (said of OUT, before any work)
@@ -215,10 +240,28 @@ def share_model(
     # written whole into a hidden folder inside OUT (its file system: a mount point's, not
     # the one above), checked, then moved in: a refusal or a failure part-way leaves OUT as
     # it was (a folder made for it removed again)
+    for folder, why in left.items():
+        try:
+            shutil.rmtree(folder)
+        except OSError as exc:
+            if folder.exists():  # (not gone with another share's removal meanwhile)
+                raise ModelError(
+                    folder,
+                    f"left by a share-model run that was killed ({why}), and cannot be "
+                    f"removed ({exc.strerror or exc}): delete it",
+                ) from exc
+        report.killed_removed.append((folder, why))
     made = [p for p in (out, *out.parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".share-", dir=out))
+        _WRITING.add(os.path.abspath(work))
+        try:  # whose it is: a later share removes it once this process is gone (killed)
+            (work / OWNER_FILE).write_text(json.dumps(_owner()), encoding="utf-8")
+        except BaseException:
+            _WRITING.discard(os.path.abspath(work))
+            shutil.rmtree(work, ignore_errors=True)
+            raise
     except OSError as exc:  # (named as OUT, not the hidden folder)
         if exc.errno is None:
             raise
@@ -281,6 +324,7 @@ def share_model(
             raise
         raise said from exc
     finally:
+        _WRITING.discard(os.path.abspath(work))
         if done or not (aside.is_dir() and any(aside.iterdir())):  # (else: the old share,
             shutil.rmtree(work, ignore_errors=True)  # which could not be put back, kept)
         if not done:
@@ -320,7 +364,10 @@ def _replaced(out: Path, stages: dict[str, Path]) -> list[Path]:
     before (OUT's own model files; its ``liver/`` and ``tumor/`` when they hold nothing but a
     model's files), none of whose files may stay beside the new ones. A person's files are
     never removed: a stage folder the copy goes to that holds any, or model files at OUT's top
-    beside a training run's, refuse the share (ModelError); other files are left alone."""
+    beside a training run's, refuse the share (ModelError); other files are left alone. Nor
+    is a folder left of two models' parts: a ``liver/`` or ``tumor/`` holding a model or a
+    run's files that the copy does not replace (a run's folder, as OUT of a model of one
+    stage; a share's ``tumor/`` and a model of ``liver/`` alone) refuses it too."""
     from .checkpoint import is_shipped_model_folder
 
     if not out.is_dir():
@@ -369,12 +416,122 @@ def _replaced(out: Path, stages: dict[str, Path]) -> list[Path]:
                 + ": not replaced (--force replaces only a model shared there before); give a "
                 "new or empty folder (-o), or move them",
             )
+        else:  # a model the copy does not replace, which would stay beside it
+            held = [
+                n + ("/" if (folder / n).is_dir() else "")
+                for n in (METADATA_FILE, WEIGHTS_FILE, *RUN_FILES)
+                if folder.is_dir() and ((folder / n).exists() or (folder / n).is_symlink())
+            ]
+            if held:
+                where = (
+                    f"at {out.name}'s top"
+                    if "" in stages
+                    else "in " + " and ".join(f"{s}/" for s in stages)
+                )
+                raise ModelError(
+                    folder,
+                    f"holds a model's or a training run's files ({', '.join(held)}) that this "
+                    f"share does not replace: they would stay beside the new model {where}, "
+                    "parts of two models in one folder; give a new or empty folder (-o), or "
+                    "move them",
+                )
     for folder in old:
         if folder.is_dir() and is_shipped_model_folder(folder):
             raise ModelError(
                 folder, "is a shipped default model's folder: share the model to another folder"
             )
     return old
+
+
+def _owner() -> dict:
+    """What :data:`OWNER_FILE` holds: this process, its machine, the time."""
+    import socket
+
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+
+
+def _left_by_killed_shares(out: Path) -> dict[Path, str]:
+    """The hidden folders (``.share-*``) in ``out`` that shares killed before they ended (a
+    SIGKILL, a power cut) left there, each with whose it was in words: no process of theirs
+    runs. One of a share still going (or of another machine's, which cannot be told) refuses
+    the share, as does one holding the share its run was replacing (killed during the swap:
+    the user's copy of it); a folder of any other name or content is not ours."""
+    if not out.is_dir():
+        return {}
+    left = {}
+    for folder in sorted(out.iterdir()):
+        if not _STAGING_NAME.fullmatch(folder.name) or folder.is_symlink() or not folder.is_dir():
+            continue
+        try:
+            if not {p.name for p in folder.iterdir()} <= {OWNER_FILE, "new", "old"}:
+                continue  # (not ours)
+            going, whose = _staging_holder(folder)
+        except OSError:
+            continue
+        if going:
+            raise ModelError(
+                out,
+                f"another share-model run is writing here ({whose}; its hidden folder "
+                f"{folder.name}): wait for it to end (if no such run is going on, delete "
+                f"{folder})",
+            )
+        aside = folder / "old"
+        if aside.is_dir() and any(aside.iterdir()):
+            raise ModelError(
+                folder,
+                f"left by a share-model run that was killed ({whose}) while it replaced the "
+                f"model shared in {out}: the share it replaced is in {aside}; move back what "
+                f"you need of it, delete {folder}, and run again",
+            )
+        left[folder] = whose
+    return left
+
+
+def _staging_holder(folder: Path) -> tuple[bool, str]:
+    """Whether the share that wrote the hidden ``folder`` is still going, and whose it is in
+    words (its process, gone or not)."""
+    import socket
+
+    try:
+        held = json.loads((folder / OWNER_FILE).read_text(encoding="utf-8"))
+        pid, host = int(held["pid"]), str(held.get("host", ""))
+        started = float(held.get("started") or 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        # killed before it wrote whose it is (or as it did): gone once nothing changes there
+        newest = max(p.lstat().st_mtime for p in (folder, *folder.rglob("*")))
+        since = time.strftime("%Y-%m-%d %H:%M", time.localtime(newest))
+        if time.time() - newest > _OWNERLESS_S:
+            return False, f"a run that names no process, untouched since {since}"
+        return True, f"a run that names no process yet, changed at {since}"
+    when = ""
+    with contextlib.suppress(ValueError, OverflowError, OSError):
+        if started:
+            when = f", started {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}"
+    if host and host != socket.gethostname():  # (its processes are not seen from here)
+        return True, f"process {pid} on {host}{when}"
+    if pid == os.getpid():
+        going = os.path.abspath(folder) in _WRITING
+    else:
+        going = _running(pid, started)
+    return going, f"process {pid}{when}" + ("" if going else ", no longer running")
+
+
+def _running(pid: int, started: float) -> bool:
+    """Whether process ``pid``, which started no later than ``started`` (a time), runs: not
+    one that took its number since, nor one that ended (a zombie)."""
+    import psutil
+
+    if not pid_alive(pid):
+        return False
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return not (started and proc.create_time() > started + 1.0)
+    except psutil.NoSuchProcess:
+        return False
+    except (psutil.Error, OSError):  # (AccessDenied: another user's, running)
+        return True
 
 
 def _model_only(folder: Path) -> bool:
@@ -570,21 +727,39 @@ def _last_part(value: Any, report: ShareReport) -> Any:
     return value
 
 
-#: a path inside free text (a note's "trained at /data/hospital/cohort"): from a root, a home
-#: or a drive letter, to the next space or quote
-_PATH_IN_TEXT = re.compile(r"(?<![\w./\\~:-])(?:[A-Za-z]:[\\/]|\\\\|~?/)[^\s\"'<>|,;()]+")
+#: where a path in free text starts: a drive letter, a network share, a root or a home
+_ROOT = r"(?:[A-Za-z]:[\\/]|\\\\|~?/)"
+#: a word of a folder's name in free text: "(x86)" is one, "x)" none ("(see /data/x) or (y/z)")
+_WORD = r"(?:[^\s\"'<>|;()\\/]|\([^\s\"'<>|;()\\/]*\))+"
+#: the quotes a path in text may stand in, opening and closing
+_QUOTES = (('"', '"'), ("'", "'"), ("`", "`"), ("“", "”"), ("‘", "’"))
+#: a path inside free text (a note's "trained at /data/hospital/cohort"): from its root (a
+#: drive letter, a network share's ``\\\\``, ``/``, ``~/``) through its folders, whose names
+#: may hold spaces ("/data/My Cohort/", "C:\\Users\\Dr Jones\\": up to four words each), to its
+#: last part, which ends at the next space ("…/HCC_001 scans": the words after it kept); or a
+#: path in quotes, whole ("'/data/a b/c d.nii'")
+_PATH_IN_TEXT = re.compile(
+    r"(?<![\w./\\~:-])(?:"
+    + "|".join(rf"{o}(?P<q{i}>{_ROOT}[^{c}\n]*){c}" for i, (o, c) in enumerate(_QUOTES))
+    + rf"|{_ROOT}(?:{_WORD}(?: {_WORD}){{0,3}}[\\/]+)*[^\s\"'<>|,;()]*)"
+)
 
 
 def _paths_in_text(text: str, report: ShareReport) -> str:
     """``text`` with each path in it cut to its last part (counted in ``report``)."""
 
     def last(m: re.Match) -> str:
-        path = m.group(0).rstrip(".:")
+        quoted = [i for i in range(len(_QUOTES)) if m.group(f"q{i}") is not None]
+        if quoted:  # (its quotes kept around its last part)
+            path, (opening, closing) = m.group(f"q{quoted[0]}"), _QUOTES[quoted[0]]
+        else:  # (a full stop or colon after it is the sentence's)
+            path = m.group(0).rstrip(".:")
+            opening, closing = "", m.group(0)[len(path) :]
         part = re.split(r"[\\/]", path.rstrip("/\\"))[-1]
         if not part or part == path:
             return m.group(0)
         report.paths_shortened += 1
-        return part + m.group(0)[len(path) :]
+        return opening + part + closing
 
     return _PATH_IN_TEXT.sub(last, text)
 
