@@ -364,6 +364,139 @@ def test_acquisitions_imaging_the_same_stretch_are_split_and_chunks_are_not(
         np.testing.assert_array_equal(volume.array[6:], venous.array)
 
 
+def _parts_of_a_scan(folder, parts, n_slices=20):
+    """Acquisitions 1, 2 ... of one series, each ``n_slices`` slices of 2.5 mm (16 × 16 pixels,
+    ``make_ct(seed=40 + k)``), acquisition k starting ``parts[k]`` slices along from the first
+    one's start (18 × 2.5 mm after a 20-slice part: 2 slices overlap), InstanceNumbers
+    numbered on. Returns their volumes."""
+    import dataclasses
+
+    volumes = []
+    for k, start in enumerate(parts):
+        volume = make_ct(shape=(n_slices, 16, 16), seed=40 + k)
+        x, y, z = volume.origin
+        volume = dataclasses.replace(volume, origin=(x, y, z + 2.5 * start))
+        volumes.append(volume)
+        write_ct_series(volume, folder, series_uid="1.2.826.0.1.3680043.8.498.64",
+                        acquisition_number=k + 1, instance_number_start=1 + n_slices * k,
+                        file_names=[f"part{k + 1}_{i:02d}.dcm" for i in range(n_slices)])  # fmt: skip
+    return volumes
+
+
+@pytest.mark.parametrize(
+    ("parts", "seam"),
+    [
+        ((0, 18), 2),  # a chest and an abdomen part, 2 slices overlapping
+        ((0, 19), 1),
+        ((0, 17), 3),
+        ((0, 18.5), 1),  # the parts' grids not lined up: 1 chest slice within the abdomen's
+        ((0, 18, 36), 2),  # chest, abdomen, pelvis
+    ],
+    ids=["seam of 2", "seam of 1", "seam of 3", "seam off the grid", "three parts"],
+)
+def test_parts_of_one_scan_overlapping_at_a_seam_are_one_volume(tmp_path, parts, seam):
+    """A chest and an abdomen acquisition of one series overlapping by a slice or a few at their
+    seam (common on real scanners) were taken for stacked phases, as any overlap over half a
+    slice was: "stacks 2 acquisitions over the same stretch", and only one part of the body
+    read (the abdomen, or the chest). An overlap that is a small share of the parts either side
+    of it is a seam: one volume, the later part's slices read there (the higher
+    InstanceNumbers, as of any repeated position) and the earlier one's left out, said; the
+    series listed once, with the slices the load stacks."""
+    from pathlib import Path
+
+    from napari_livertumor.io.dicom import proposed_series
+
+    volumes = _parts_of_a_scan(tmp_path, parts)
+    found = discover_series(tmp_path)
+    assert [(s.acquisition, s.acquisition_label) for s in found] == [(None, "")]
+    volume = read_dicom_series(tmp_path)
+    expected = np.concatenate(
+        [v.array[: 20 - seam] for v in volumes[:-1]] + [volumes[-1].array], axis=0
+    )
+    np.testing.assert_array_equal(volume.array, expected)
+    assert found[0].n_slices == volume.shape[0] == 20 * len(parts) - seam * (len(parts) - 1)
+    assert f"+{seam * (len(parts) - 1)} where another part of the scan overlaps" in (
+        found[0].summary()
+    )
+    warnings = " ".join(volume.meta["warnings"])
+    assert "stacks" not in warnings, warnings
+    assert "overlapping at their seams" in warnings, warnings
+    assert f"{seam} of AcquisitionNumber 1, where AcquisitionNumber 2 overlaps it" in warnings
+    assert proposed_series(found) == (found[0], "")
+    left = {f"part1_{i:02d}.dcm" for i in range(20 - seam, 20)}
+    assert left <= {Path(p).name for p in volume.meta["unused_files"]}
+
+
+def test_step_and_shoot_chunks_of_two_parts_overlapping_at_a_seam_are_one_volume(tmp_path):
+    """A chest part in step-and-shoot chunks (acq 1-5, 4 slices each) and an abdomen part
+    (acq 6-10) overlapping it by 2 slices (QA adv61b W): the chunks at the seam overlap by half
+    of each, and the series was split into 10 acquisitions, one 4-slice chunk read. Measured
+    against the parts either side of the seam (20 slices each), it is one: one volume."""
+    volumes = _parts_of_a_scan(tmp_path, (0, 18))
+    for k, path in enumerate(
+        sorted(tmp_path.glob("part1_*.dcm")) + sorted(tmp_path.glob("part2_*.dcm"))
+    ):
+        _edit_all([path], lambda ds, k=k: setattr(ds, "AcquisitionNumber", 1 + k // 4))
+    assert [s.acquisition for s in discover_series(tmp_path)] == [None]
+    volume = read_dicom_series(tmp_path)
+    expected = np.concatenate([volumes[0].array[:18], volumes[1].array], axis=0)
+    np.testing.assert_array_equal(volume.array, expected)
+    assert "2 of AcquisitionNumber 5, where AcquisitionNumber 6 overlaps it" in " ".join(
+        volume.meta["warnings"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("parts", "n_slices"),
+    [
+        ((0, 3), (20, 20)),  # a phase shifted by 3 slices
+        ((0, 6), (20, 8)),  # an arterial liver-only pass within a portal venous abdomen
+        ((0, 14), (20, 20)),  # overlapping by 6 of 20: more than a seam
+    ],
+    ids=["shifted", "liver-only within", "overlapping by 6 of 20"],
+)
+def test_phases_over_one_stretch_stay_stacked_beside_seams(tmp_path, parts, n_slices):
+    """What a seam is not: a phase shifted by a few slices, a liver-only pass wholly within the
+    abdomen's stretch, parts overlapping by 6 of 20 slices: stacked acquisitions, each listed,
+    the one with the most slices read (the later where alike), as before."""
+    import dataclasses
+
+    volumes = []
+    for k, (start, n) in enumerate(zip(parts, n_slices, strict=True)):
+        volume = make_ct(shape=(n, 16, 16), seed=50 + k)
+        x, y, z = volume.origin
+        volume = dataclasses.replace(volume, origin=(x, y, z + 2.5 * start))
+        volumes.append(volume)
+        write_ct_series(volume, tmp_path, series_uid="1.2.826.0.1.3680043.8.498.65",
+                        acquisition_number=k + 1, instance_number_start=1 + 20 * k,
+                        file_names=[f"acq{k + 1}_{i:02d}.dcm" for i in range(n)])  # fmt: skip
+    assert sorted(s.acquisition for s in discover_series(tmp_path)) == [1, 2]
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, volumes[1 if n_slices[1] == 20 else 0].array)
+    assert any("stacks 2 acquisitions" in w for w in volume.meta["warnings"])
+
+
+def test_seams_only_weighs_the_overlap_against_the_parts_either_side():
+    """The rule itself: an overlap of at most a fifth of the positions either side of it is a
+    seam; one part within another, or a position held by three, is no row of parts."""
+    from napari_livertumor.io.dicom import _seams_only
+
+    def part(start, n):
+        return [float(start + i) for i in range(n)]
+
+    assert _seams_only([part(0, 20), part(18, 20)])  # 2 of 20
+    assert _seams_only([part(18, 20), part(0, 20)])  # (in any order)
+    assert _seams_only([part(0, 20), part(16, 20)])  # 4 of 20: a fifth
+    assert not _seams_only([part(0, 20), part(15, 20)])  # 5 of 20
+    assert not _seams_only([part(0, 6), part(4, 6)])  # 2 of 6 (the test above's "stacked")
+    assert not _seams_only([part(0, 40), part(10, 8)])  # within
+    assert not _seams_only([part(0, 20), part(0, 10)])  # sharing an end
+    assert _seams_only([part(0, 20), part(19, 20), part(38, 20)])
+    assert not _seams_only([part(0, 20), part(18, 20), part(19, 20)])  # three at 19
+    # a short part at the end of a long one: 2 of its 8 slices are more than a fifth of it
+    assert not _seams_only([part(0, 40), part(38, 8)])
+
+
 def test_repeated_position_keeps_the_higher_instance_number(tmp_path):
     source = make_ct(shape=(6, 16, 16))
     write_ct_series(source, tmp_path)

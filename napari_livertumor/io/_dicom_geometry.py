@@ -302,6 +302,7 @@ def stack_geometry(members: list[SliceHeader], warnings: list[str]) -> StackGeom
     slices.sort(key=lambda h: (h.location, h.instance_number))
     n_slices = len({h.sop_uid or str(h.path) for h in slices})  # a copy of a file: one slice
     duplicates: list[tuple[SliceHeader, SliceHeader]] = []
+    slices = trim_seams(slices, warnings)
     slices = _deduplicate(slices, warnings, duplicates)
     _check_interleaved(slices, warnings)
     if n_slices >= 4 and len(slices) <= n_slices // 2:
@@ -712,6 +713,73 @@ def _keep_majority(
         f"left out: {names}"
     )
     return kept
+
+
+def parts_in_a_row(parts: list[list[float]]) -> list[int] | None:
+    """Of parts of a series (each its sorted positions along the normal), their order along
+    the body where they lie one after another, each overlapping at most the next one (none
+    within another, no position held by three): the parts of one scan, a chest then an
+    abdomen acquisition, say. None where they do not."""
+    order = sorted(range(len(parts)), key=lambda k: (parts[k][0], parts[k][-1]))
+    for i, (a, b) in enumerate(zip(order, order[1:], strict=False)):
+        if not (parts[a][0] < parts[b][0] and parts[a][-1] < parts[b][-1]):
+            return None  # one within the other, or sharing an end
+        if i + 2 < len(order) and parts[order[i + 2]][0] <= parts[a][-1]:
+            return None  # a position held by three parts (the next but one starts first)
+    return order
+
+
+def trim_seams(slices: list[SliceHeader], warnings: list[str]) -> list[SliceHeader]:
+    """Of parts of one scan under AcquisitionNumbers of their own (``slices`` sorted along the
+    normal), lying one after another along the body and overlapping at a seam (a chest and an
+    abdomen acquisition sharing a few slices, joined into one volume: ``_split_acquisitions``),
+    the slices where two overlap are the part's whose InstanceNumbers are higher, as the
+    duplicate rule keeps of a repeated position; the other part's there are left out, and
+    said. Their grids seldom line up: both parts' slices, interleaved there, made the spacing
+    uneven (stacked on a grid of half the step, or at an average step off the true positions).
+    Slices of any other series are returned as they are."""
+    by_acq: dict[int | None, list[SliceHeader]] = {}
+    for h in slices:
+        by_acq.setdefault(h.acquisition_number, []).append(h)
+    if len(by_acq) < 2 or any(h.location is None for h in slices):
+        return slices
+    parts = list(by_acq.values())
+    order = parts_in_a_row([[h.location for h in part] for part in parts])
+    if order is None:
+        return slices
+    gone: dict[int, SliceHeader] = {}
+    said = []
+    for a, b in zip(order, order[1:], strict=False):
+        below, above = parts[a], parts[b]
+        if above[0].location > below[-1].location + 0.01:
+            continue  # no overlap: a seam of no slices
+        if max(h.instance_number for h in below) > max(h.instance_number for h in above):
+            kept, own = below, above
+        else:
+            kept, own = above, below
+        # (its slices within half its step of the kept part's ends: the step across the
+        # seam comes nearest its own)
+        steps = np.diff([h.location for h in own])
+        half = 0.5 * float(np.median(steps)) if steps.size else 0.0
+        lo, hi = kept[0].location - half, kept[-1].location + half
+        left = [h for h in own if lo < h.location < hi]
+        gone.update((id(h), h) for h in left)
+        if left:
+            said.append(
+                f"{len(left)} of AcquisitionNumber {left[0].acquisition_number}, where "
+                f"AcquisitionNumber {kept[0].acquisition_number} overlaps it"
+            )
+    if not gone:
+        return slices
+    names = ", ".join(series_file_name(h) for h in list(gone.values())[:5])
+    more = f" and {len(gone) - 5} more" if len(gone) > 5 else ""
+    warnings.append(
+        f"the series joins parts of the scan under AcquisitionNumbers of their own, one after "
+        f"another along the body and overlapping at their seams; there the part with the "
+        f"higher InstanceNumbers was read and {len(gone)} slice(s) of the other left out "
+        f"({'; '.join(said)}): {names}{more}"
+    )
+    return [h for h in slices if id(h) not in gone]
 
 
 def _deduplicate(

@@ -34,10 +34,12 @@ from ._dicom_geometry import (
     _NON_IMAGE_MODALITIES,
     SliceHeader,
     is_localizer,
+    parts_in_a_row,
     phase_from_text,
     stack_geometry,
     stack_step,
     stacked_slices,
+    trim_seams,
 )
 from ._dicom_pixels import compare_duplicates, decode_slices, fill_gaps, mend_damaged
 from .volume import CTVolume, spacing_text
@@ -1122,7 +1124,10 @@ def _split_acquisitions(members: list[SliceHeader]) -> list[tuple[int | None, li
     Two acquisitions are stacked phases when they share most positions, or when their ranges
     overlap by more than half a slice (shifted, or partly covering each other as an
     arterial liver-only pass does a portal-venous abdomen). Consecutive chunks of one scan
-    (step-and-shoot rotations, one acquisition per slice) never overlap and stay one volume.
+    (step-and-shoot rotations, one acquisition per slice) never overlap and stay one volume;
+    so do parts that lie one after another along the body, each overlapping the next at a
+    seam only (a chest part and an abdomen part sharing 2 slices: :func:`_seams_only`), the
+    slices of the part with the higher InstanceNumbers read at the seam (:func:`trim_seams`).
     """
     by_acq: dict[int | None, list[SliceHeader]] = {}
     for h in members:
@@ -1159,9 +1164,48 @@ def _split_acquisitions(members: list[SliceHeader]) -> list[tuple[int | None, li
     stacked = any(
         _same_stretch(a, b) for i, a in enumerate(locations) for b in locations[i + 1 :] if a and b
     )
-    if not stacked:
+    if not stacked or _seams_only(locations):
         return [(None, members)]
     return sorted(by_acq.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+
+
+#: of the positions on either side of a seam (the parts of the scan below and above it), at
+#: most this share lies where two parts overlap: a seam (real scanners overlap a chest and an
+#: abdomen part by a slice or a few, 1–2 cm of thin slices), not a second pass over that stretch
+_SEAM_SHARE = 0.2
+
+
+def _seams_only(locations: list[list[float]]) -> bool:
+    """Do acquisitions at these sorted positions lie one after another along the body, each
+    overlapping only the next one, and that at a seam: by at most ``_SEAM_SHARE`` of the
+    positions either side of it (the parts before it together, and those after)? The parts of
+    one scan (a chest then an abdomen acquisition, step-and-shoot chunks of each), not stacked
+    phases: a phase shifted by a few slices overlaps most of the other's stretch, and a
+    partial pass (an arterial liver-only one inside a portal-venous abdomen) lies wholly
+    within it. AcquisitionTime says nothing here: the parts of one scan may be seconds apart,
+    or a phase apart (a chest arterial, an abdomen portal venous)."""
+    if any(not part for part in locations) or len(locations) < 2:
+        return False
+    order = parts_in_a_row(locations)
+    if order is None:
+        return False
+    parts = [locations[k] for k in order]
+    # the positions of the parts up to each seam, and of those after it (only neighbours
+    # overlap: the seam's positions are the two parts' there)
+    below, above, held = [], [], set()
+    for part in parts[:-1]:
+        held |= set(part)
+        below.append(len(held))
+    held = set()
+    for part in parts[:0:-1]:
+        held |= set(part)
+        above.append(len(held))
+    above.reverse()
+    for k, (a, b) in enumerate(zip(parts, parts[1:], strict=False)):
+        seam = {p for p in (*a, *b) if b[0] <= p <= a[-1]}
+        if len(seam) > _SEAM_SHARE * min(below[k], above[k]):
+            return False
+    return True
 
 
 #: seconds between one chunk's last slice and the next one's first beyond which they are no
@@ -1715,10 +1759,16 @@ def _stacked(members: list[SliceHeader]) -> tuple[list[SliceHeader], str, str]:
     scouts = sum(is_localizer(h) for h in images)
     scouts = scouts if scouts < len(images) else 0  # a series of localizers keeps them
     odd = len(images) - len(stacked) - scouts
+    seam = 0
+    if all(h.location is not None for h in stacked):  # (parts overlapping at a seam)
+        kept = {id(h) for h in trim_seams(sorted(stacked, key=lambda h: h.location), [])}
+        seam = len(stacked) - len(kept)
+        stacked = [h for h in stacked if id(h) in kept]
     unplaced = sum(1 for h in members if not h.is_image and h.modality not in _NON_IMAGE_MODALITIES)
     parts = [
         f"{scouts} localizer{'s' * (scouts > 1)}" * bool(scouts),
         f"{odd} of another size, orientation or pixel spacing" * bool(odd),
+        f"{seam} where another part of the scan overlaps at a seam" * bool(seam),
         f"{unplaced} file(s) not usable as slices" * bool(unplaced),
     ]
     return stacked, ", ".join(p for p in parts if p), ""
