@@ -456,6 +456,25 @@ def test_a_path_with_spaces_in_a_note_is_cut_whole_and_the_words_after_it_kept(t
     assert report.paths_shortened >= 7
 
 
+@pytest.mark.parametrize(
+    ("note", "shared"),
+    [  # a sentence's words after a path were taken for a folder's name, and lost
+        ("see /data/x and/or /data/y", "see x and/or y"),
+        ("cohort /data/liver with 12/05/2026 scans", "cohort liver with 12/05/2026 scans"),
+        ("model from /data/x used 1/3 of cases", "model from x used 1/3 of cases"),
+        ("compare /data/x vs. ~/y with a 50/50 split", "compare x vs. y with a 50/50 split"),
+        ("at /data/a then w/o contrast", "at a then w/o contrast"),
+        ("store /data/a as is, n/a", "store a as is, n/a"),
+        ("patients from /data/a, others from b/c", "patients from a, others from b/c"),
+        ("see https://example.org/a b", "see https://example.org/a b"),
+    ],
+)
+def test_a_notes_own_words_after_a_path_are_kept(note, shared):
+    from napari_livertumor.models.share import ShareReport, _paths_in_text
+
+    assert _paths_in_text(note, ShareReport()) == shared
+
+
 def test_force_never_leaves_a_folder_of_two_models_parts(tmp_path, capsys):
     """A one-stage model shared with --force into a training run's folder went to its top,
     beside the run's liver/ and tumor/: segment --models took the run's models, share-model
@@ -507,7 +526,17 @@ def _killed_share(out, pid, *, old=False):
     if old:  # killed during the swap: the share it replaced moved aside
         (work / "old" / "tumor").mkdir(parents=True)
         (work / "old" / "tumor" / "metadata.json").write_text("{}")
+    _age(work)
     return work
+
+
+def _age(folder, seconds=120):
+    """Nothing in ``folder`` changed for ``seconds``."""
+    import os
+    import time
+
+    for path in (folder, *folder.rglob("*")):
+        os.utime(path, (time.time() - seconds,) * 2)
 
 
 def _dead_pid():
@@ -524,7 +553,6 @@ def test_a_killed_shares_hidden_folder_is_removed_by_the_next_never_a_live_ones(
     said OUT was "not empty" with nothing to see, and --force left the folder there."""
     import os
     import shutil
-    import time
 
     run = tmp_path / "run"
     _model(run / "liver", stage="liver", ids=["a1", "b2", "c3"])
@@ -549,16 +577,32 @@ def test_a_killed_shares_hidden_folder_is_removed_by_the_next_never_a_live_ones(
         share_model(run, pub, force=True)
     assert work.is_dir() and _files(pub) == {**before, **_files(work, pub)}
     shutil.rmtree(work)
-    # one killed before it said whose it was: removed once nothing changed in it a while
-    work = _killed_share(pub, 0)
-    (work / "owner.json").unlink()
+    # one whose process is not seen but which writes still (a run in a container of its
+    # own, its processes hidden from here): left alone
+    work = _killed_share(pub, _dead_pid())
+    (work / "new" / "liver" / "metadata.json").write_text("{}")  # (written just now)
+    with pytest.raises(ModelError, match="not seen running but writing at"):
+        share_model(run, pub, force=True)
+    assert (work / "new" / "liver" / "metadata.json").is_file()
+    shutil.rmtree(work)
+    # one killed before it said whose it was (a share writes that first: it holds nothing
+    # else): removed once nothing changed in it a while
+    work = pub / ".share-n00wn3r_"
+    work.mkdir()
     with pytest.raises(ModelError, match="another share-model run is writing here"):
         share_model(run, pub, force=True)  # (changed just now)
-    for path in (work, *work.rglob("*")):
-        os.utime(path, (time.time() - 120,) * 2)
+    _age(work)
     report = share_model(run, pub, force=True)
     assert report.killed_removed == [(work, report.killed_removed[0][1])]
     assert "names no process" in report.killed_removed[0][1]
+    # a folder of that name holding files and no owner.json is no share's: never removed
+    mine = pub / ".share-mynotes1"
+    (mine / "new").mkdir(parents=True)
+    (mine / "new" / "my_notes.txt").write_text("mine")
+    _age(mine)
+    report = share_model(run, pub, force=True)
+    assert report.killed_removed == [] and (mine / "new" / "my_notes.txt").is_file()
+    shutil.rmtree(mine)
     # one killed during the swap holds the share it replaced: kept, and said where it is
     work = _killed_share(pub, _dead_pid(), old=True)
     with pytest.raises(ModelError, match="the share it replaced is in"):

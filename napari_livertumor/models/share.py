@@ -78,8 +78,9 @@ _STAGING_NAME = re.compile(r"\.share-[a-z0-9_]{8}")
 OWNER_FILE = "owner.json"
 #: the hidden folders this process is writing now
 _WRITING: set[str] = set()  # (absolute paths)
-#: a hidden folder that names no process (its run killed before it wrote the file) is taken
-#: for a killed run's when nothing in it has changed for this many seconds
+#: a hidden folder is taken for a killed run's only when nothing in it has changed for this
+#: many seconds: one that names no process (its run killed before it wrote the file), and one
+#: whose process is not seen (a run in a container of its own, its processes hidden from here)
 _OWNERLESS_S = 60.0
 
 #: metadata.json's own top-level fields; any other key (a person's note) is scrubbed whole
@@ -465,9 +466,12 @@ def _left_by_killed_shares(out: Path) -> dict[Path, str]:
         try:
             if not {p.name for p in folder.iterdir()} <= {OWNER_FILE, "new", "old"}:
                 continue  # (not ours)
-            going, whose = _staging_holder(folder)
+            held = _staging_holder(folder)
         except OSError:
             continue
+        if held is None:
+            continue  # (not ours: files in it, and no owner.json, ours' first)
+        going, whose = held
         if going:
             raise ModelError(
                 out,
@@ -487,20 +491,24 @@ def _left_by_killed_shares(out: Path) -> dict[Path, str]:
     return left
 
 
-def _staging_holder(folder: Path) -> tuple[bool, str]:
+def _staging_holder(folder: Path) -> tuple[bool, str] | None:
     """Whether the share that wrote the hidden ``folder`` is still going, and whose it is in
-    words (its process, gone or not)."""
+    words (its process, gone or not); None where the folder is none of a share's."""
     import socket
 
+    newest = max(p.lstat().st_mtime for p in (folder, *folder.rglob("*")))
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(newest))
+    quiet = time.time() - newest > _OWNERLESS_S
     try:
         held = json.loads((folder / OWNER_FILE).read_text(encoding="utf-8"))
         pid, host = int(held["pid"]), str(held.get("host", ""))
         started = float(held.get("started") or 0)
     except (OSError, ValueError, KeyError, TypeError):
-        # killed before it wrote whose it is (or as it did): gone once nothing changes there
-        newest = max(p.lstat().st_mtime for p in (folder, *folder.rglob("*")))
-        since = time.strftime("%Y-%m-%d %H:%M", time.localtime(newest))
-        if time.time() - newest > _OWNERLESS_S:
+        # a share writes whose it is first: one killed before it had (or as it did) left
+        # nothing else; a folder of this name holding files and no owner is someone else's
+        if any(p.name != OWNER_FILE for p in folder.iterdir()):
+            return None
+        if quiet:  # (gone once nothing changes there)
             return False, f"a run that names no process, untouched since {since}"
         return True, f"a run that names no process yet, changed at {since}"
     when = ""
@@ -513,6 +521,8 @@ def _staging_holder(folder: Path) -> tuple[bool, str]:
         going = os.path.abspath(folder) in _WRITING
     else:
         going = _running(pid, started)
+        if not going and not quiet:  # (a run whose processes are hidden from here)
+            return True, f"process {pid}{when}, not seen running but writing at {since}"
     return going, f"process {pid}{when}" + ("" if going else ", no longer running")
 
 
@@ -730,18 +740,24 @@ def _last_part(value: Any, report: ShareReport) -> Any:
 #: where a path in free text starts: a drive letter, a network share, a root or a home
 _ROOT = r"(?:[A-Za-z]:[\\/]|\\\\|~?/)"
 #: a word of a folder's name in free text: "(x86)" is one, "x)" none ("(see /data/x) or (y/z)")
-_WORD = r"(?:[^\s\"'<>|;()\\/]|\([^\s\"'<>|;()\\/]*\))+"
+_WORD = r"(?:[^\s\"'<>|,;()\\/]|\([^\s\"'<>|,;()\\/]*\))+"
+#: the words after a folder name's first: capitalised ("/data/My Cohort/", "Program Files
+#: (x86)", "Smith John 1962": a number after a capital), as folder names with spaces are; a
+#: sentence's words after a path are not ("/data/x and/or /data/y", "/data/x used 1/3 of it",
+#: "/data/a with 12/05/2026 scans" lost words taken for a folder's)
+_MORE_WORDS = rf"(?: (?=[A-ZÀ-ÖØ-Þ(]){_WORD}(?: (?=[A-ZÀ-ÖØ-Þ0-9(]){_WORD}){{0,2}})?"
 #: the quotes a path in text may stand in, opening and closing
 _QUOTES = (('"', '"'), ("'", "'"), ("`", "`"), ("“", "”"), ("‘", "’"))
 #: a path inside free text (a note's "trained at /data/hospital/cohort"): from its root (a
 #: drive letter, a network share's ``\\\\``, ``/``, ``~/``) through its folders, whose names
-#: may hold spaces ("/data/My Cohort/", "C:\\Users\\Dr Jones\\": up to four words each), to its
+#: may hold spaces ("/data/My Cohort/", "C:\\Users\\Dr Jones\\": up to four words each, the
+#: others than the first capitalised: :data:`_MORE_WORDS`), to its
 #: last part, which ends at the next space ("…/HCC_001 scans": the words after it kept); or a
 #: path in quotes, whole ("'/data/a b/c d.nii'")
 _PATH_IN_TEXT = re.compile(
     r"(?<![\w./\\~:-])(?:"
     + "|".join(rf"{o}(?P<q{i}>{_ROOT}[^{c}\n]*){c}" for i, (o, c) in enumerate(_QUOTES))
-    + rf"|{_ROOT}(?:{_WORD}(?: {_WORD}){{0,3}}[\\/]+)*[^\s\"'<>|,;()]*)"
+    + rf"|{_ROOT}(?:{_WORD}{_MORE_WORDS}[\\/]+)*[^\s\"'<>|,;()]*)"
 )
 
 
