@@ -415,8 +415,9 @@ def test_parts_of_one_scan_overlapping_at_a_seam_are_one_volume(tmp_path, parts,
     )
     np.testing.assert_array_equal(volume.array, expected)
     assert found[0].n_slices == volume.shape[0] == 20 * len(parts) - seam * (len(parts) - 1)
-    assert f"+{seam * (len(parts) - 1)} where another part of the scan overlaps" in (
-        found[0].summary()
+    assert (
+        f"(+{seam * (len(parts) - 1)} overlapping slice(s) of two parts of the scan left out)"
+        in (found[0].summary())
     )
     warnings = " ".join(volume.meta["warnings"])
     assert "stacks" not in warnings, warnings
@@ -444,6 +445,54 @@ def test_step_and_shoot_chunks_of_two_parts_overlapping_at_a_seam_are_one_volume
     assert "2 of AcquisitionNumber 5, where AcquisitionNumber 6 overlaps it" in " ".join(
         volume.meta["warnings"]
     )
+
+
+@pytest.mark.parametrize("asked", [1, 2, "2"], ids=["1", "2", "'2' (the CLI's)"])
+def test_an_acquisition_of_parts_joined_at_a_seam_is_read_alone_when_asked(tmp_path, asked):
+    """The join of parts at a seam is a heuristic: an acquisition asked for (acquisition=1,
+    --acquisition 1) is read alone, its own slices at the seam kept, and said; it was refused
+    as "has no acquisition number 1 (it stacks no acquisitions ...)" (QA today64 A)."""
+    from napari_livertumor.io.dicom import series_read
+
+    volumes = _parts_of_a_scan(tmp_path, (0, 18))
+    number = int(asked)
+    volume = read_dicom_series(tmp_path, acquisition=asked)
+    np.testing.assert_array_equal(volume.array, volumes[number - 1].array)
+    assert volume.meta["acquisition_number"] == number
+    warnings = " ".join(volume.meta["warnings"])
+    assert f"read AcquisitionNumber {number} alone, as asked" in warnings, warnings
+    assert "joins AcquisitionNumbers 1 and 2 into one volume" in warnings
+    assert "overlapping at their seams" not in warnings and "stacks" not in warnings
+    info = series_read(tmp_path, acquisition=asked)
+    assert (info.acquisition, info.n_slices) == (number, 20)
+    # one it does not have is still refused, as before
+    with pytest.raises(InputError, match="has no acquisition number 3"):
+        read_dicom_series(tmp_path, acquisition=3)
+    # and unasked, one volume
+    assert read_dicom_series(tmp_path).shape[0] == 38
+
+
+def test_parts_naming_different_phases_are_not_joined_at_a_seam(tmp_path):
+    """A portal venous abdomen and a delayed pass over a lower stretch, overlapping by 4 of its
+    slices, minutes apart, were joined as parts of one scan: one volume labelled portal venous
+    (QA today64 B). Phases named and differing keep them apart: stacked acquisitions, the one
+    with the most slices read; the same parts naming one phase (or none) are still joined."""
+    volumes = _parts_of_a_scan(tmp_path, (0, 16))
+    for k, phase in ((1, "PORTAL VENOUS"), (2, "DELAYED")):
+        _edit_all(
+            tmp_path.glob(f"part{k}_*.dcm"),
+            lambda ds, phase=phase: setattr(ds, "ImageComments", f"phase: {phase}"),
+        )
+    found = discover_series(tmp_path)
+    assert sorted((s.acquisition, s.phase) for s in found) == [
+        (1, "portal venous"),
+        (2, "delayed"),
+    ]
+    volume = read_dicom_series(tmp_path, acquisition=2)
+    np.testing.assert_array_equal(volume.array, volumes[1].array)
+    assert volume.meta["phase"] == "delayed"
+    _edit_all(tmp_path.glob("part2_*.dcm"), lambda ds: setattr(ds, "ImageComments", "PV"))
+    assert [s.acquisition for s in discover_series(tmp_path)] == [None]
 
 
 @pytest.mark.parametrize(

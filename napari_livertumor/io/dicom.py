@@ -332,6 +332,8 @@ def read_dicom_series(
         chunks joined into passes), ``"pass 3"`` reads pass 3; a bare number is read as the
         pass of that number only where it is no other pass's AcquisitionNumber (else refused,
         the passes listed: it would read another acquisition than that AcquisitionNumber).
+        Of a series joining parts of one scan under AcquisitionNumbers of their own (a chest
+        and an abdomen part overlapping at a seam), that AcquisitionNumber's slices alone.
     prefer_sop_instance_uids : collection of str, optional
         SOP instance UIDs a DICOM SEG references: among the candidate series/acquisitions, the
         one holding most of them is read (picks the right phase of a stacked series). Without
@@ -460,6 +462,18 @@ def read_dicom_series(
             + (" …" if len(cut) > 6 else "")
         )
     siblings = [g for g, _ in groups if g.uid == info.uid and g is not info]
+    if all(g is not info for g, _ in groups):  # (an acquisition of parts joined, read alone)
+        joined = sorted(
+            {h.acquisition_number for g, m in groups if g.uid == info.uid for h in m} - {None}
+        )
+        numbers = _and(joined) if len(joined) < 4 else f"{joined[0]}–{joined[-1]}"
+        warnings.append(
+            f"read AcquisitionNumber {info.acquisition} alone, as asked: series {info.label} "
+            f"joins AcquisitionNumbers {numbers} into one volume, as parts "
+            "of one scan one after another along the body (leave the acquisition out to read "
+            "it whole)"
+        )
+        siblings = []
     passes_said = ("", "")
     if siblings:
         refs = set(prefer_sop_instance_uids or ()) or set(seg_refs)
@@ -1164,9 +1178,26 @@ def _split_acquisitions(members: list[SliceHeader]) -> list[tuple[int | None, li
     stacked = any(
         _same_stretch(a, b) for i, a in enumerate(locations) for b in locations[i + 1 :] if a and b
     )
-    if not stacked or _seams_only(locations):
+    if not stacked or (_seams_only(locations) and not _phases_differ(by_acq.values())):
         return [(None, members)]
     return sorted(by_acq.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+
+
+def _phases_differ(parts) -> bool:
+    """Do acquisitions name contrast phases of their own, known and not the same (a portal
+    venous abdomen and a delayed pass below it, minutes later)? Stacked phases then, however
+    little they overlap: no parts of one scan joined at a seam (QA today64 B: read as one
+    volume, labelled portal venous). Each one's phase is read as a series' is (its first
+    image, :func:`phase_from_text`); an unnamed one ("unknown", "contrast") says nothing."""
+    named = set()
+    for part in parts:
+        first = next((h for h in part if h.is_image), part[0])
+        phase = phase_from_text(
+            first.series_description, first.contrast_agent, first.image_comments
+        )
+        if first.modality in ("CT", "") and phase not in ("unknown", "contrast"):
+            named.add(phase)
+    return len(named) > 1
 
 
 #: of the positions on either side of a seam (the parts of the scan below and above it), at
@@ -1183,7 +1214,8 @@ def _seams_only(locations: list[list[float]]) -> bool:
     phases: a phase shifted by a few slices overlaps most of the other's stretch, and a
     partial pass (an arterial liver-only one inside a portal-venous abdomen) lies wholly
     within it. AcquisitionTime says nothing here: the parts of one scan may be seconds apart,
-    or a phase apart (a chest arterial, an abdomen portal venous)."""
+    or minutes. Parts that name phases of their own, not the same, are kept apart by
+    :func:`_split_acquisitions` (:func:`_phases_differ`)."""
     if any(not part for part in locations) or len(locations) < 2:
         return False
     order = parts_in_a_row(locations)
@@ -1768,7 +1800,7 @@ def _stacked(members: list[SliceHeader]) -> tuple[list[SliceHeader], str, str]:
     parts = [
         f"{scouts} localizer{'s' * (scouts > 1)}" * bool(scouts),
         f"{odd} of another size, orientation or pixel spacing" * bool(odd),
-        f"{seam} where another part of the scan overlaps at a seam" * bool(seam),
+        f"{seam} overlapping slice(s) of two parts of the scan" * bool(seam),
         f"{unplaced} file(s) not usable as slices" * bool(unplaced),
     ]
     return stacked, ", ".join(p for p in parts if p), ""
@@ -2297,6 +2329,7 @@ def _choose(
         chosen = [g for g in matching if g[0].acquisition == number]
         if not as_pass:
             _refuse_renumbered(path, matching, number, chosen)
+            chosen = chosen or _joined_part(matching, number)
         if not chosen:
             have = sorted({g[0].acquisition for g in matching if g[0].acquisition is not None})
             uids = sorted({g[0].uid for g in matching})
@@ -2347,6 +2380,21 @@ def _choose(
             "CT slices" + (_MULTIFRAME_HINT if info.multiframe else ""),
         )
     return info, members
+
+
+def _joined_part(matching, number: int) -> list:
+    """Of a series joining parts of one scan under AcquisitionNumbers of their own into one
+    volume (parts one after another along the body, overlapping at a seam or not: a chest
+    and an abdomen part, a step-and-shoot scan's chunks), AcquisitionNumber ``number``'s
+    slices alone, as asked: ``[(its info, its slices)]``, else ``[]``. The join is a
+    heuristic: an acquisition asked for was refused as none the series has (QA today64 A)."""
+    for info, members in matching:
+        if info.acquisition is not None or info.passes_by:
+            continue
+        part = [h for h in members if h.acquisition_number == number]
+        if part and len(part) < len(members):
+            return [(_series_info(info.uid, part, number), part)]
+    return []
 
 
 def asked_acquisition(path, acquisition: int | str) -> tuple[int, bool]:
