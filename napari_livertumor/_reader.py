@@ -940,19 +940,9 @@ def _seg_role(seg_path: Path) -> str:
         ds = _seg_header(seg_path)
     except Exception:  # noqa: BLE001 - read again (and said) by the SEG reader
         return "ground_truth"
-    from .io.seg import MANUAL_SEG_DESCRIPTION
+    from .io.seg import is_ground_truth
 
-    if str(ds.get("SeriesDescription", "")) == MANUAL_SEG_DESCRIPTION:
-        # drawn by hand and saved here as no ground truth: reopened as one, it was saved
-        # again as "Ground truth" and scored against
-        return "segmentation"
-    for segment in ds.get("SegmentSequence", []):
-        kind = str(segment.get("SegmentAlgorithmType", "")).upper()
-        ids = segment.get("SegmentationAlgorithmIdentificationSequence", [])
-        names = {str(item.get("AlgorithmName", "")) for item in ids}
-        if kind in ("AUTOMATIC", "SEMIAUTOMATIC") and "napari-livertumor" in names:
-            return "segmentation"
-    return "ground_truth"
+    return "ground_truth" if is_ground_truth(ds) else "segmentation"
 
 
 def _with_ground_truth(

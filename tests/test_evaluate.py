@@ -667,6 +667,25 @@ def test_labels_on_another_grid_are_said_so_not_called_unreadable(trained, tmp_p
     assert "up to 2 mm apart" in missed["reason"]
 
 
+def test_labels_without_a_liver_are_said_so_not_called_unreadable(trained, tmp_path):
+    """A ground truth that reads fine but holds no liver (a SEG's Liver segment not recognised,
+    a tumor-only label file) was listed as "unreadable"."""
+    from napari_livertumor.io.nifti import read_nifti, write_nifti
+    from napari_livertumor.training.evaluate import evaluate
+
+    data, models = trained
+    copy = _renamed_copy(data, tmp_path / "data", lambda c: c)
+    path = copy / "labelsTr" / "HCC_002.nii.gz"
+    lab = read_nifti(path)
+    write_nifti(lab.with_array(np.where(lab.array == 2, 2, 0).astype(np.uint8)), path)
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["HCC_001"], "test": ["HCC_002", "HCC_003"]}))
+    result = evaluate(copy, models=models, split_file=split, device="cpu")
+    (missed,) = result["summary"]["not_evaluated"]
+    assert missed["case"] == "HCC_002" and "unreadable" not in missed["reason"]
+    assert "HCC_002.nii.gz: the ground truth has no liver" in missed["reason"]
+
+
 def test_a_cohort_grown_by_new_patients_keeps_its_test_patients_and_adds_the_new(
     trained, tmp_path, caplog
 ):

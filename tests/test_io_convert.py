@@ -1238,3 +1238,45 @@ def test_a_series_whose_rescale_intercept_is_missing_is_converted_with_a_warning
     )
     row = json.loads((tmp_path / "dataset" / "convert.json").read_text())["cases"][0]
     assert any("do not look like Hounsfield units" in w for w in row["warnings"])
+
+
+def test_a_seg_without_its_tumor_or_its_liver_segment_is_said_at_conversion(
+    tcia_download, tmp_path, capsys
+):
+    """Two edited SEGs were converted without a word that mattered: one whose Mass segment was
+    dropped became a tumor-free ground truth; one whose Liver segment is another organ's went
+    to labelsTr/, was counted by train --check, skipped by training and called "unreadable" by
+    evaluate."""
+    from _seg_edits import drop_segment, liver_made_spleen
+
+    root, _ = tcia_download
+    data = tmp_path / "data"
+    for case in ("HCC_001", "HCC_002"):
+        shutil.copytree(root / case, data / case)
+    drop_segment(next((data / "HCC_001").rglob("1-1.dcm")), "Mass")
+    liver_made_spleen(next((data / "HCC_002").rglob("1-1.dcm")))
+
+    out = tmp_path / "out"
+    assert main(["convert", str(data), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    # the tumor-free one: converted, as a tumor-free ground truth may be, and said
+    [said] = [line for line in err.splitlines() if "HCC_001" in line]
+    assert "HCC_001: warning: the SEG describes no tumor segment" in said
+    assert "taken as tumor-free" in said
+    assert (out / "labelsTr" / "HCC_001.nii.gz").is_file()
+    # the liver-less one: no ground truth to train on or score against, as one that does not
+    # fit its CT
+    assert (
+        "HCC_002: warning: its DICOM SEG (1-1.dcm) holds no liver (only tumor, portal vein, "
+        "aorta): a patient cannot be trained on or scored without its liver; the CT goes to "
+        "imagesTs/"
+    ) in err
+    assert (out / "imagesTs" / "HCC_002.nii.gz").is_file()
+    assert not (out / "labelsTr" / "HCC_002.nii.gz").exists()
+    # train --check counts the patients training would use, of the download and of the dataset
+    for folder in (data, out):
+        assert (
+            main(["train", "--data", str(folder), "--out", str(tmp_path / "run"), "--check"]) == 0
+        )
+        text = capsys.readouterr().out
+        assert "1 patient(s) with ground-truth labels" in text, text

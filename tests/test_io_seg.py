@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from _seg_edits import drop_segment
 
 from napari_livertumor.errors import InputError
 from napari_livertumor.io import CTVolume, load_ct
@@ -945,3 +946,50 @@ def test_where_a_mass_and_the_aorta_segments_overlap_the_voxels_read_as_tumor(tm
     assert (got[both] == 2).all()
     assert (got[mask[..., 0]] == 2).all()
     assert (got[mask[..., 1] & ~both] == 4).all()
+
+
+def test_a_ground_truth_seg_without_a_tumor_segment_is_said_to_be_read_tumor_free(tmp_path, ct):
+    """A SEG whose Mass segment was dropped (with its frames) was read as a tumor-free ground
+    truth without a word: evaluate counted the tumor the model found as a false lesion."""
+    labels = hcc_labels(ct.shape)
+    seg = tmp_path / "seg.dcm"
+    write_dicom_seg(labels, ct, seg, HCC_SEGMENTS, algorithm_type="MANUAL")
+    drop_segment(seg, "Mass")
+    notes: list[str] = []
+    read = read_dicom_seg(seg, ct, warnings=notes)
+    assert not (read == 2).any() and (read == 1).any()  # read, not refused
+    [said] = [n for n in notes if "tumor" in n]
+    assert said.startswith(
+        "the SEG describes no tumor segment (its segments: Liver, Portal vein, Abdominal aorta)"
+    )
+    assert "taken as tumor-free" in said and "\n" not in said
+
+    # a tumor looked for and not found (a declared Mass segment without frames): no news
+    write_dicom_seg(
+        np.where(labels == 2, 1, labels), ct, seg, HCC_SEGMENTS, algorithm_type="MANUAL"
+    )
+    notes = []
+    read_dicom_seg(seg, ct, warnings=notes)
+    assert notes == []
+    # nor of this tool's own segmentation of a liver-only run (no ground truth)
+    write_dicom_seg(np.where(labels == 1, 1, 0), ct, seg, [(1, "Liver")])
+    notes = []
+    read_dicom_seg(seg, ct, warnings=notes)
+    assert notes == []
+
+
+def test_a_tumor_free_synthetic_patients_seg_declares_its_mass_segment(tmp_path):
+    """A synthetic cohort's tumor-free patients are no dropped tumor: their SEG still says a
+    Mass segment (empty), and reads without a warning."""
+    from napari_livertumor.io.tcia import load_tcia_case
+    from napari_livertumor.synth.cohort import _write_tcia_case
+    from napari_livertumor.synth.phantom import generate_phantom
+
+    ph = generate_phantom(9, "small", n_tumors=0)
+    _write_tcia_case(tmp_path, "HCC_001", ph, 9, np.random.default_rng(0), quirks=False)
+    [seg] = (tmp_path / "HCC_001").rglob("1-1.dcm")
+    labels = [str(s.SegmentLabel) for s in pydicom.dcmread(seg).SegmentSequence]
+    assert "Mass" in labels
+    ct, read = load_tcia_case(tmp_path / "HCC_001")
+    assert not (read == 2).any() and (read == 1).any()
+    assert not any("tumor" in w for w in ct.meta.get("warnings", [])), ct.meta.get("warnings")

@@ -1425,3 +1425,25 @@ def test_the_weak_term_is_held_to_liver_centred_patches_only(tmp_path):
     on_liver = _plain_tumor_config(tmp_path, fg_ratio=1.0, tumor_ratio=0.0)
     p = sample_patch(case, np.random.default_rng(0), on_liver, 0.1)
     assert bool(p["weak_ok"])
+
+
+def test_a_patient_whose_seg_describes_no_liver_is_left_out_when_indexed(
+    tcia_cohort, tmp_path, caplog
+):
+    """A SEG whose Liver segment is coded and labelled as another organ: Check data counted
+    the patient among those with labels, training then skipped it once its scan was read, and
+    evaluate called the file "unreadable"."""
+    from _seg_edits import liver_made_spleen
+
+    data = tmp_path / "data"
+    shutil.copytree(tcia_cohort, data)
+    liver_made_spleen(next((data / "HCC_002").rglob("1-1.dcm")))
+    skipped: list = []
+    with caplog.at_level(logging.WARNING):
+        records = index_cases(data, skipped)
+    assert [r.case_id for r in records] == ["HCC_001", "HCC_003"]
+    [(case, why)] = skipped
+    assert case == "HCC_002"
+    assert why.startswith("its SEG 1-1.dcm describes no liver segment (its segments: Spleen, ")
+    assert why.endswith("a patient cannot be trained on or scored without its liver")
+    assert "skipping HCC_002: its SEG 1-1.dcm describes no liver segment" in caplog.text

@@ -1016,8 +1016,10 @@ def _read_case(path: Path, *, nifti: bool, patient: str | None = None):
                 f"({_axis_codes(labels)} against the CT's {_axis_codes(volume)}): "
                 "written in the CT's"
             )
-            return volume, turn.undo(lab_std.array), warnings
-        return volume, labels.array, warnings
+            array = turn.undo(lab_std.array)
+        else:
+            array = labels.array
+        return volume, _with_liver(array, f"its labels {label_path} hold", warnings), warnings
     from ..io.dicom import read_dicom_series
     from ..io.seg import read_dicom_seg
 
@@ -1043,7 +1045,25 @@ def _read_case(path: Path, *, nifti: bool, patient: str | None = None):
     except LiverTumorError as exc:
         warnings.append(f"its DICOM SEG could not be read ({exc}); the CT goes to imagesTs/")
         return volume, None, warnings
-    return volume, labels, warnings
+    said = f"its DICOM SEG ({seg_files[0].name}) holds"
+    return volume, _with_liver(labels, said, warnings), warnings
+
+
+def _with_liver(labels, they_hold: str, warnings: list[str]):
+    """``labels``, or None (the CT goes to imagesTs/, said) when they hold no liver: training
+    skips such a patient and evaluate cannot score it. ``they_hold``: "its DICOM SEG (1-1.dcm)
+    holds"."""
+    from ..training.data import NO_LIVER_WHY
+
+    counts = _bincount(labels)
+    if counts[1]:
+        return labels
+    held = ", ".join(_CLASS_NAMES[k] for k, n in enumerate(counts) if k in _CLASS_NAMES and n)
+    warnings.append(
+        f"{they_hold} no liver{f' (only {held})' if held else ''}: {NO_LIVER_WHY}; the CT goes "
+        "to imagesTs/"
+    )
+    return None
 
 
 def _dataset_labels(image: Path) -> Path | None:

@@ -291,6 +291,15 @@ def read_dicom_seg(
             f"describes {described}) were left out: the file is damaged or was edited; check "
             "the ground truth"
         )
+    if 2 not in segment_class.values() and is_ground_truth(ds):
+        # a tumor-free ground truth is legitimate, but in HCC-TACE-Seg every patient has HCC:
+        # a Mass segment dropped by an edit was scored and trained on as tumor-free, unsaid
+        shown = ", ".join(label for label, _ in _segment_labels(ds))
+        notes.append(
+            f"the SEG describes no tumor segment (its segments: {shown}): the patient is taken "
+            "as tumor-free; every HCC-TACE-Seg patient has HCC, so its tumor was probably not "
+            "annotated or was dropped"
+        )
     if unmapped:
         if unmapped == n_frames or not labels.any():
             ref_series = _referenced_series(ds)
@@ -441,6 +450,24 @@ def seg_series_description(
 #: the SeriesDescription of labels drawn by hand that are no ground truth (read back as a
 #: segmentation, not as a reference to score against)
 MANUAL_SEG_DESCRIPTION = "Manual segmentation (napari-livertumor export)"
+
+
+def is_ground_truth(ds) -> bool:
+    """Is ``ds`` (a DICOM SEG header) read as a ground truth? Not when this plugin wrote it
+    from a model's output (its algorithm named, not drawn by hand: a reviewed one too) or from
+    labels drawn by hand that it saved as no ground truth, which Inspect must not score against
+    as the truth."""
+    if str(ds.get("SeriesDescription", "")) == MANUAL_SEG_DESCRIPTION:
+        # drawn by hand and saved here as no ground truth: reopened as one, it was saved
+        # again as "Ground truth" and scored against
+        return False
+    for segment in ds.get("SegmentSequence", []):
+        kind = str(segment.get("SegmentAlgorithmType", "")).upper()
+        ids = segment.get("SegmentationAlgorithmIdentificationSequence", [])
+        names = {str(item.get("AlgorithmName", "")) for item in ids}
+        if kind in ("AUTOMATIC", "SEMIAUTOMATIC") and "napari-livertumor" in names:
+            return False
+    return True
 
 
 def is_model_output(ds) -> bool:
@@ -766,6 +793,29 @@ def coded_class(item) -> tuple[int, str]:
     return 0, ""
 
 
+def _item_class(item) -> tuple[int, int, str]:
+    """A segment's class by its coded type, by its label (else its description), and its
+    code's meaning."""
+    by_text = label_to_class(str(item.get("SegmentLabel", "") or ""))
+    if by_text == 0:
+        by_text = label_to_class(str(item.get("SegmentDescription", "") or ""))
+    by_code, meaning = coded_class(item)
+    return by_code, by_text, meaning
+
+
+def _segment_labels(ds) -> list[tuple[str, int]]:
+    """``(label, class)`` of each segment a SEG describes, in its order: the class its code
+    says, else its label (0: not known); the label as notes show it."""
+    from .dicom import printable
+
+    out = []
+    for item in ds.get("SegmentSequence", []):
+        by_code, by_text, _ = _item_class(item)
+        label = printable(str(item.get("SegmentLabel", "") or ""))
+        out.append((label or f"#{item.get('SegmentNumber', '?')}", by_code or by_text))
+    return out
+
+
 def _segment_classes(ds, notes: list[str], seg_path: Path) -> dict[int, int]:
     """Each segment's class: by its coded type where this package knows the code (a label
     is free text: "Liver metastasis" read as liver, "Segment_1" as nothing), else by its label
@@ -777,11 +827,7 @@ def _segment_classes(ds, notes: list[str], seg_path: Path) -> dict[int, int]:
     for item in ds.get("SegmentSequence", []):
         number = int(item.SegmentNumber)
         label = str(item.get("SegmentLabel", "") or "")
-        by_text = label_to_class(label)
-        if by_text == 0:
-            desc = str(item.get("SegmentDescription", "") or "")
-            by_text = label_to_class(desc)
-        by_code, meaning = coded_class(item)
+        by_code, by_text, meaning = _item_class(item)
         value = by_code or by_text
         shown = printable(label)  # (header text: its control characters escaped)
         if by_code and by_text and by_code != by_text:
@@ -962,16 +1008,26 @@ def _source_uids(per_frame) -> set[str]:
 def seg_referenced_series(path: str | Path) -> str | None:
     """The ``SeriesInstanceUID`` of the CT series a DICOM SEG file was drawn on, or None when
     the file cannot be read or names none (header only; the frames are not read)."""
-    import pydicom
+    ds = _seg_header(path)
+    return None if ds is None else (_referenced_series(ds) or None)
 
+
+def seg_segments(path: str | Path) -> list[tuple[str, int]] | None:
+    """``(label, class)`` of each segment a DICOM SEG file describes (class 0: not known),
+    as :func:`read_dicom_seg` reads them; None when the file cannot be read (header only)."""
+    ds = _seg_header(path)
+    return None if ds is None else _segment_labels(ds)
+
+
+def _seg_header(path: str | Path):
+    """A DICOM file's header, or None when it cannot be read."""
     from .dicom import refuse_deflate_bomb
 
     try:
         refuse_deflate_bomb(path)  # (pydicom would inflate it whole first)
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        return pydicom.dcmread(path, stop_before_pixels=True)
     except Exception:  # not DICOM, truncated, a zip bomb: no answer
         return None
-    return _referenced_series(ds) or None
 
 
 def _referenced_series(ds) -> str:

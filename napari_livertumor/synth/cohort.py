@@ -320,7 +320,9 @@ def _write_tcia_case(out: Path, pid: str, ph: Phantom, cseed: int, rng, quirks: 
     reverse = bool(quirks and (turn == 2 or draw[2]))
     if reverse:
         facts["quirks"].append("SEG frames reversed")
-    present = [v for v in SEGMENT_TEXT if (ph.labels == v).any()]
+    # a tumor-free phantom's SEG still describes its Mass segment, without frames: a tumor
+    # looked for and not found (a SEG that describes none is read with a warning)
+    present = [v for v in SEGMENT_TEXT if v == 2 or (ph.labels == v).any()]
     order = list(rng.permutation(present)) if quirks else present
     segments = [(int(v), SEGMENT_TEXT[int(v)]) for v in order]
     write_dicom_seg(

@@ -42,6 +42,10 @@ IN_REPORT = {"in_report": True}
 
 #: HCC-TACE-Seg classes in ground-truth label maps.
 HCC_LIVER, HCC_TUMOR, HCC_PORTAL_VEIN, HCC_AORTA = 1, 2, 3, 4
+#: how a patient whose ground truth holds no liver is refused (evaluate tells it from an
+#: unreadable file by it)
+NO_LIVER = "the ground truth has no liver"
+NO_LIVER_WHY = "a patient cannot be trained on or scored without its liver"
 CACHE_VERSION = 4  # 3: tumor-stage caches hold atypical-liver voxels (hard negatives); 4: a
 # ground truth without liver is refused (a cached one of version 3 trained with its tumor as liver)
 CLINICAL_PATTERNS = ("*clinical*.xlsx", "*clinical*.csv", "*.xlsx", "*.csv")
@@ -443,7 +447,7 @@ def _index_tcia_patient(
     folder: Path, skipped: list, reporter: Reporter | None = None
 ) -> CaseRecord | None:
     from ..io.dicom import discover_series
-    from ..io.seg import seg_referenced_series
+    from ..io.seg import seg_referenced_series, seg_segments
 
     unreadable: list = []
     try:
@@ -557,6 +561,17 @@ def _index_tcia_patient(
         return None
     if ref is None and not cts:
         _skip(skipped, folder.name, "no CT series")
+        return None
+    segments = seg_segments(seg_file)
+    if segments is not None and not any(value == HCC_LIVER for _, value in segments):
+        # (its header says it: training would skip it once it has read its scan, and
+        # Check data counted it among the patients with labels)
+        _skip(
+            skipped,
+            folder.name,
+            f"its SEG {Path(seg_file).name} describes no liver segment (its segments: "
+            f"{', '.join(label for label, _ in segments) or 'none'}): {NO_LIVER_WHY}",
+        )
         return None
     _check_patient_name(folder.name, next(s for s in segs if seg_file in s.files).patient_id)
     # a SEG naming no series: the folder's own scan, not one of another patient's study
@@ -766,11 +781,11 @@ def load_case(record: CaseRecord):
         held = sorted(int(v) for v in np.unique(labels) if v)
         raise InputError(
             record.labels,
-            "the ground truth has no liver (class 1"
+            f"{NO_LIVER} (class 1"
             + (", the SEG's Liver segment" if record.layout != "nifti" else "")
             + "); it holds "
             + (f"class(es) {', '.join(map(str, held))} only" if held else "no labels at all")
-            + ". A patient cannot be trained on or scored without its liver.",
+            + f". {NO_LIVER_WHY[0].upper()}{NO_LIVER_WHY[1:]}.",
         )
     # turned as a viewer shows it, remembering the file's own grid (CTVolume.to_stored puts
     # a mask back on it: evaluate --save-labels wrote RAS-stored cases' maps turned)

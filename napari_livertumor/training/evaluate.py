@@ -34,7 +34,7 @@ from ..progress import case_log_prefix
 from ..provenance import file_digest, software
 from ..stats import diameter_shown
 from ..tables import safe_cell
-from .data import case_fingerprint, index_cases, load_case, read_split
+from .data import NO_LIVER, case_fingerprint, index_cases, load_case, read_split
 from .metrics import (
     NSD_TOLERANCE_MM,
     case_scores,
@@ -829,9 +829,12 @@ def _score_cases(
             ct, hcc = load_case(rec)
         except Exception as exc:
             log.warning("skipping %s: %s", rec.case_id, exc)
-            # a file that reads but does not fit its CT is no "unreadable" one
-            fits = isinstance(exc, InputError) and "another grid" in str(exc)
-            why = str(exc) if fits else f"unreadable: {exc}"
+            # a file that reads but does not fit its CT, or holds no liver, is no "unreadable"
+            # one
+            reads = isinstance(exc, InputError) and (
+                "another grid" in str(exc) or NO_LIVER in str(exc)
+            )
+            why = str(exc) if reads else f"unreadable: {exc}"
             not_evaluated.append({"case": rec.case_id, "reason": why})
             continue
         t0 = time.perf_counter()
