@@ -888,6 +888,45 @@ def test_a_patient_scored_on_part_of_its_ground_truth_is_named_beside_the_table(
     assert "truth_warnings" in per_case.splitlines()[0]
 
 
+def test_an_output_folder_inside_the_data_is_no_patient_of_it(trained, tmp_path, capsys):
+    """``evaluate --data D -o D/eval`` said "Not evaluated: ... eval (no DICOM SEG (no
+    labels))" in that very run, and every later evaluation of D counted eval as a patient."""
+    import shutil
+
+    from napari_livertumor.synth import make_cohort
+
+    models = shutil.copytree(trained[1], tmp_path / "models")
+    for split in models.glob("*/split.json"):  # every patient of the folder is scored
+        split.unlink()
+    data = make_cohort(tmp_path / "tcia", 2, seed=4, layout="tcia", shape="small")
+    for out in ("eval", "eval2"):  # the first run's own folder, then an earlier run's
+        rc = main(["evaluate", "--data", str(data), "--models", str(models), "-o",
+                   str(data / out), "--max-cases", "1", "--device", "cpu"])  # fmt: skip
+        assert rc == 0
+        said = capsys.readouterr()
+        assert "eval (" not in said.out + said.err and "eval2 (" not in said.out + said.err
+        assert "Not evaluated: 1 of the 2 test patients asked for: HCC_002" in said.out
+        summary = json.loads((data / out / "summary.json").read_text())
+        assert [n["case"] for n in summary["not_evaluated"]] == ["HCC_002"]
+
+
+def test_a_nifti_dataset_of_ungraded_scans_is_said_to_have_no_ground_truth(
+    trained, tmp_path, capsys
+):
+    """``convert`` of patients without a SEG writes imagesTs/ alone: evaluate read imagesTs/
+    as a patient folder ("imagesTs: no DICOM; NIfTI files ... are read from imagesTr/")."""
+    import shutil
+
+    data, models = trained
+    nsn = tmp_path / "nsn"
+    shutil.copytree(data / "imagesTr", nsn / "imagesTs")
+    rc = main(["evaluate", "--data", str(nsn), "--models", str(models), "--device", "cpu"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "nsn: holds imagesTs/ but no imagesTr/ + labelsTr/: no ground truth" in err
+    assert "the CTs in imagesTs/ have no labels" in err and "no DICOM" not in err
+
+
 def test_a_data_folder_given_as_models_is_refused_before_the_data_is_read(trained, capsys, caplog):
     data, _ = trained
     rc = main(["evaluate", "--data", str(data), "--models", str(data), "--device", "cpu"])

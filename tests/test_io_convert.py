@@ -465,6 +465,15 @@ def test_a_dataset_written_inside_its_input_is_no_patient_of_it(tcia_download, t
     capsys.readouterr()
     assert main(["convert", str(data), "-o", str(data / "nifti")]) == 0
     assert "converting 2 case(s)" in capsys.readouterr().out
+    # the input folder itself as -o: said as that (it was "no CT found outside the output
+    # folder"), nothing written there
+    before = sorted(p.name for p in data.iterdir())
+    for out in (data, data / "HCC_001" / ".."):
+        assert main(["convert", str(data), "-o", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert "the output folder is the input folder: give another -o" in err, err
+        assert "outside the output folder" not in err
+    assert sorted(p.name for p in data.iterdir()) == before
 
 
 def test_folder_output_refuses_one_series_options_and_meta(tcia_download, tmp_path, capsys):

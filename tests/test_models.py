@@ -772,6 +772,38 @@ def test_ensemble_refuses_outputs_that_would_lose_something(tmp_path, capsys, ca
     assert not (replaced / "MODEL_CARD.md").exists()  # it described the model replaced
 
 
+def test_ensemble_never_replaces_a_model_of_the_other_stage(tmp_path, capsys):
+    """--force replaced a liver model with a tumor ensemble ("wrote RA3/liver: tumor ensemble"),
+    the liver model gone; and a folder named liver/ took a tumor ensemble, which segment then
+    refused as its models root's liver model. Both are refused, the old model kept."""
+    from napari_livertumor.cli import main
+    from napari_livertumor.models.ensemble import make_ensemble
+
+    a = make_untrained_model(tmp_path / "a", "tumor", seed=1)
+    b = make_untrained_model(tmp_path / "b", "tumor", seed=2)
+    held = make_untrained_model(tmp_path / "RA3" / "keep", "liver")
+    weights = (held / "model.safetensors").read_bytes()
+    assert main(["ensemble", "--force", str(held), str(a), str(b)]) == 1
+    err = capsys.readouterr().err
+    assert "holds a liver model, and this is a tumor ensemble" in err and str(held) in err
+    assert "even with --force" in err and "wrote" not in err
+    assert read_metadata(held).stage == "liver"
+    assert (held / "model.safetensors").read_bytes() == weights
+    # a folder named for the other stage: refused, new or holding a model of the ensemble's
+    with pytest.raises(ModelError, match=r"is named liver/, and this is a tumor ensemble"):
+        make_ensemble(tmp_path / "models" / "liver", [a, b])
+    assert not (tmp_path / "models" / "liver" / "metadata.json").exists()
+    la = make_untrained_model(tmp_path / "la", "liver", seed=1)
+    lb = make_untrained_model(tmp_path / "lb", "liver", seed=2)
+    with pytest.raises(ModelError, match=r"is named Tumor/, and this is a liver ensemble"):
+        make_ensemble(tmp_path / "models" / "Tumor", [la, lb])
+    # its own stage's folder, and a same-stage model replaced with --force: as before
+    make_ensemble(tmp_path / "models" / "tumor", [a, b])
+    make_ensemble(tmp_path / "models" / "tumor", [a, b], force=True)
+    make_ensemble(held, [la, lb], force=True)
+    assert read_metadata(held).members == 2
+
+
 @pytest.mark.parametrize(
     ("key", "value", "match"),
     [

@@ -366,18 +366,19 @@ def test_an_output_folder_that_is_its_input_spelled_in_another_case_is_refused(
     tmp_path, monkeypatch, capsys
 ):
     """convert ~/Desktop/CT -o ~/desktop/ct on macOS: the output folder is the input, refused
-    when typed alike ('no CT found outside the output folder'), but not so typed: every scan
+    when typed alike ('the output folder is the input folder'), but not so typed: every scan
     of the input was counted as outside the output folder it is in."""
     from napari_livertumor.io.nifti import write_nifti
 
     data = tmp_path / "CT"
     write_nifti(small_ct(), data / "HCC_001.nii.gz")
     assert cli.main(["convert", str(data), "-o", str(data)]) == 1
-    assert "no CT found outside the output folder" in capsys.readouterr().err
+    assert "the output folder is the input folder: give another -o" in capsys.readouterr().err
     monkeypatch.setattr(os.path, "samefile", case_insensitive_samefile)
-    # (on Linux, ct/ is a folder of its own: made by convert, as macOS would not)
+    # (on Linux, ct/ is a folder of its own, as macOS would not have it)
     assert cli.main(["convert", str(data), "-o", str(tmp_path / "ct")]) == 1
-    assert "no CT found outside the output folder" in capsys.readouterr().err
+    assert "the output folder is the input folder: give another -o" in capsys.readouterr().err
+    assert not (tmp_path / "ct").exists()  # refused before anything is made
 
 
 def test_patients_named_on_a_mac_match_the_clinical_table_and_split_typed_elsewhere(

@@ -38,6 +38,76 @@ def test_tcia_layout_reads_the_ct_series_the_seg_references(tcia_cohort):
     assert find_clinical(tcia_cohort).name.startswith("HCC-TACE-Seg_clinical")
 
 
+def test_an_evaluations_or_a_training_runs_output_inside_the_data_is_no_patient(
+    tcia_cohort, tmp_path, capsys
+):
+    """``evaluate -o DATA/eval`` made ``eval`` a patient of DATA ("eval (no DICOM SEG (no
+    labels))"), in that run (its lock) and in every later evaluate or ``train --check``; a
+    training run's ``--out`` too while it had no model yet (its lock, a stopped run's last/)."""
+    from napari_livertumor.cli import main
+    from napari_livertumor.training.evaluate import LOCK_FILE, RESUME_FILE
+    from napari_livertumor.training.loop import RunLock
+
+    data = tmp_path / "data"
+    shutil.copytree(tcia_cohort, data)
+    done = data / "eval"
+    (done / "labels").mkdir(parents=True)
+    for name in ("per_case.csv", "summary.json", "lesions.csv"):
+        (done / name).write_text("x")
+    (data / "cut").mkdir()  # a run stopped over an earlier one: its results set aside
+    for name in ("per_case.interrupted.csv", "summary.interrupted.json"):
+        (data / "cut" / name).write_text("x")
+    for name, mark in (("running", LOCK_FILE), ("stopped", RESUME_FILE)):
+        (data / name).mkdir()
+        (data / name / mark).write_text("")
+    (data / "run" / "liver" / "last").mkdir(parents=True)
+    (data / "run" / "liver" / "last" / "metadata.json").write_text("{}")
+    (data / "run2" / "tumor").mkdir(parents=True)
+    (data / "run2" / "tumor" / RunLock.NAME).write_text("{}")
+    skipped: list = []
+    records = index_cases(data, skipped)
+    assert [r.case_id for r in records] == ["HCC_001", "HCC_002", "HCC_003"]
+    assert skipped == []
+    assert main(["train", "--data", str(data), "--check"]) == 0
+    captured = capsys.readouterr()
+    assert "3 patient(s) with ground-truth labels" in captured.out
+    for name in ("eval", "cut", "running", "stopped", "run", "run2"):
+        assert f"{name} (" not in captured.out + captured.err and f"{name}:" not in captured.out
+
+
+def test_a_nifti_dataset_without_imagestr_says_it_has_no_ground_truth(
+    tcia_cohort, tmp_path, capsys
+):
+    """``convert`` of patients without a DICOM SEG writes imagesTs/ alone; train and evaluate
+    took imagesTs/ for a patient folder ("imagesTs: no DICOM; NIfTI files ... are read from
+    imagesTr/ + labelsTr/ only")."""
+    from napari_livertumor.cli import main
+    from napari_livertumor.errors import InputError
+
+    data = tmp_path / "nsn"
+    (data / "imagesTs").mkdir(parents=True)
+    (data / "imagesTs" / "HCC_001.nii.gz").write_bytes(b"x")
+    (data / "dataset.json").write_text("{}")
+    said = r"nsn: holds imagesTs/ but no imagesTr/ \+ labelsTr/: no ground truth to train on"
+    with pytest.raises(InputError, match=said) as refused:
+        index_cases(data)
+    assert "the CTs in imagesTs/ have no labels" in str(refused.value)
+    assert "no DICOM" not in str(refused.value)
+    assert main(["train", "--data", str(data), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "no ground truth to train on or score against" in err and "no DICOM" not in err
+    # labels without their CTs: said as that, not as a patient folder without DICOM
+    shutil.move(data / "imagesTs", data / "labelsTr")
+    with pytest.raises(InputError, match=r"holds labelsTr/ but no imagesTr/"):
+        index_cases(data)
+    # a DICOM patient beside an imagesTs/ (a dataset converted into the data): the patient
+    # is read, imagesTs/ is no patient of it
+    shutil.move(data / "labelsTr", data / "imagesTs")
+    shutil.copytree(tcia_cohort / "HCC_002", data / "HCC_002")
+    skipped: list = []
+    assert [r.case_id for r in index_cases(data, skipped)] == ["HCC_002"] and skipped == []
+
+
 def test_an_nbia_download_given_above_its_collection_folder_finds_every_patient(
     tcia_cohort, tmp_path, caplog
 ):

@@ -392,6 +392,13 @@ def _convert_to_dataset(args, source: Path, outdir: Path) -> int:
         )
     if outdir.exists() and not outdir.is_dir():
         raise InputError(outdir, "is a file: -o takes a folder (or a .nii.gz file)")
+    if source.is_dir() and same_file(source.resolve(), outdir.resolve()):
+        # (said as that: it was "no CT found outside the output folder")
+        raise InputError(
+            outdir,
+            "the output folder is the input folder: give another -o (a new folder, beside "
+            "the input or inside it)",
+        )
     if source.is_dir():
         from ..io import holds_no_scan_file, no_dicom_error
 

@@ -90,6 +90,7 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
                     f"is given twice (also as {other}): an ensemble of one network twice is "
                     "that network at twice the time; list each member once",
                 )
+    replaced = None  # the stage of the model --force replaces
     if folder.is_dir():
         if any((folder / s / METADATA_FILE).exists() for s in ("liver", "tumor")):
             raise ModelError(
@@ -114,6 +115,7 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
                 )
             if not force:
                 raise ModelError(folder, "a model is already there (use --force to replace it)")
+            replaced = _stage_of(folder)  # said once the ensemble's own stage is known
         elif force and _only_model_files(folder):
             pass  # an ensemble stopped while replacing a model: its weights, no metadata yet
         elif any(folder.iterdir()):
@@ -188,6 +190,7 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
             members[0],
         )
     base = metas[0]
+    _refuse_other_stage(folder, base.stage, replaced)
     meta = ModelMetadata.from_dict(
         {
             **base.to_dict(),
@@ -218,6 +221,38 @@ def make_ensemble(folder: str | Path, members: list[str | Path], *, force: bool 
                 log.info("%s: removed the replaced model's MODEL_CARD.md", folder)
     _carry_split(folder, members)
     return save_model(folder, tensors, meta)  # members > 1: the keys are kept as they are
+
+
+def _stage_of(folder: Path) -> str | None:
+    """The stage ``folder``'s metadata.json names (None when it cannot be read)."""
+    import json
+
+    try:
+        stage = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8")).get("stage")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return stage if isinstance(stage, str) else None
+
+
+def _refuse_other_stage(folder: Path, stage: str, replaced: str | None) -> None:
+    """Refuse a ``stage`` ensemble over a model of the other stage (``--force`` replaced a liver
+    model with a tumor ensemble, unsaid), or into a folder named for the other stage (a models
+    root's ``tumor/`` is read as its tumor model: segment refused a liver model there)."""
+    if replaced is not None and replaced != stage:
+        raise ModelError(
+            folder,
+            f"holds a {replaced} model, and this is a {stage} ensemble: a model is replaced "
+            f"only by one of its own stage, even with --force; give another folder (or delete "
+            f"this one first if its {replaced} model is not wanted)",
+        )
+    named = folder.name.casefold()
+    if named in ("liver", "tumor") and named != stage:
+        raise ModelError(
+            folder,
+            f"is named {folder.name}/, and this is a {stage} ensemble: segment --models reads "
+            f"a models folder's {named}/ as its {named} model (and refuses a {stage} model "
+            f"there); write it to a folder named {stage}/, or one of another name",
+        )
 
 
 def _refuse_resume_checkpoint(member: Path, meta: ModelMetadata) -> None:

@@ -123,8 +123,17 @@ def index_cases(
     patients = sorted(
         p
         for p in root.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and not _holds_models(p)
+        if p.is_dir()
+        and not p.name.startswith(".")
+        and p.name not in _NIFTI_FOLDERS
+        and not _holds_models(p)
+        and not _holds_evaluation(p)
     )
+    held = [n for n in _NIFTI_FOLDERS if (root / n).is_dir()]
+    if held and not patients:  # a NIfTI dataset without imagesTr/: it was "imagesTs: no DICOM"
+        raise InputError(root, _no_ground_truth(root, held))
+    if held:
+        log.info("%s: its %s/ (a NIfTI dataset's) not read as patients", root, "/, ".join(held))
     if not patients:
         raise InputError(
             root,
@@ -417,10 +426,51 @@ def _index_nifti(root: Path, skipped: list) -> list[CaseRecord]:
     return records
 
 
+#: the lock a training run holds in its stage folder (``training.loop.RunLock.NAME``)
+_RUN_LOCK = ".livertumor-run.lock"
+#: a NIfTI dataset's folders that are no patient's (read as a dataset only beside imagesTr/)
+_NIFTI_FOLDERS = ("imagesTs", "labelsTr")
+
+
+def _no_ground_truth(root: Path, held: list[str]) -> str:
+    """Why a NIfTI dataset without imagesTr/ (``held``: its imagesTs/, labelsTr/) gives no
+    case to train on or score."""
+    if "labelsTr" in held:
+        return (
+            "holds labelsTr/ but no imagesTr/: a NIfTI dataset's labels are read with their "
+            "CTs in imagesTr/ (one file per case in each, the same names: docs/training.md, "
+            "'Data layouts')"
+        )
+    return (
+        "holds imagesTs/ but no imagesTr/ + labelsTr/: no ground truth to train on or score "
+        "against (no labelsTr/; the CTs in imagesTs/ have no labels: `livertumor convert` puts "
+        "a patient without a DICOM SEG there); to segment them: livertumor segment "
+        f"{root / 'imagesTs'}"
+    )
+
+
+def _holds_evaluation(folder: Path) -> bool:
+    """An evaluation's output (``evaluate -o`` inside ``--data``), not a patient: skipped, said
+    once. Known by the files evaluate writes there: its lock while it runs, its state for
+    --resume, its per_case.csv beside its summary.json (or a stopped run's of each)."""
+    from .evaluate import INTERRUPTED, LOCK_FILE, RESUME_FILE
+
+    results = [(f"per_case{end}.csv", f"summary{end}.json") for end in ("", INTERRUPTED)]
+    found = any((folder / name).is_file() for name in (LOCK_FILE, RESUME_FILE)) or any(
+        (folder / table).is_file() and (folder / summary).is_file() for table, summary in results
+    )
+    if found:
+        log.info("%s: an evaluation's output folder, not a patient; skipped", folder)
+    return found
+
+
 def _holds_models(folder: Path) -> bool:
-    """A training output (``--out`` inside ``--data``), not a patient: skipped, said once."""
+    """A training output (``--out`` inside ``--data``), not a patient: skipped, said once. Its
+    models, or a run going on (its lock) or stopped before its first model (``last/``)."""
     found = any(
-        (d / "metadata.json").is_file() and (d / "model.safetensors").is_file()
+        ((d / "metadata.json").is_file() and (d / "model.safetensors").is_file())
+        or (d / "last" / "metadata.json").is_file()
+        or (d / _RUN_LOCK).is_file()
         for d in (folder, folder / "liver", folder / "tumor")
     )
     if found:
