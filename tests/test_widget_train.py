@@ -673,7 +673,7 @@ sys.exit(0)
     "how, workers", [("close", 0), ("kill", 0), ("exit", 1), ("close", 1), ("kill", 1)]
 )
 def test_the_training_process_saves_its_state_when_napari_exits_or_dies(
-    toy_data, tmp_path, how, workers
+    toy_data, tmp_path, how, workers, request
 ):
     """Closing napari mid-run kept nothing (Python's exit terminated the daemonic training
     process before it saved, though the notice said its state was in last/); napari killed
@@ -682,13 +682,18 @@ def test_the_training_process_saves_its_state_when_napari_exits_or_dies(
     too, leaving no crash log in the temporary folder."""
     import subprocess
     import sys
+    import tempfile
     import time
 
     script = tmp_path / "run.py"
     script.write_text(_EXIT_SCRIPT)
     out = tmp_path / "models"
-    temp = tmp_path / "temp"  # where the job's crash log goes
-    temp.mkdir()
+    # where the job's crash log goes: a short path (a data loader worker hands its batches
+    # over a Unix socket made there, whose path may not pass 107 characters: under pytest's
+    # own temporary folder no batch came, and the training waited on it for ever)
+    held = tempfile.TemporaryDirectory(prefix="lt-")
+    request.addfinalizer(held.cleanup)
+    temp = Path(held.name)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(temp)}
     done = subprocess.run(
         [sys.executable, str(script), str(toy_data), str(out), how, str(workers)],
