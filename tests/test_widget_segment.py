@@ -1211,6 +1211,21 @@ def _stacked_passes(folder, case: str) -> None:
             ds.save_as(p)
 
 
+def _passes_found(viewer, qtbot, folder, case: str):
+    """A Load panel docked in ``viewer`` that has found :func:`_stacked_passes`' series in
+    ``folder`` (made there), one row a pass."""
+    from napari_livertumor._widgets.load import SOURCES, LoadWidget
+
+    _stacked_passes(folder, case)
+    load = LoadWidget(viewer)
+    viewer.window.add_dock_widget(load)
+    load.source.setCurrentText(SOURCES[0])
+    load.path.setText(str(folder))
+    load.scan_button.click()
+    qtbot.waitUntil(lambda: not load.busy, timeout=30_000)
+    return load
+
+
 @pytest.mark.parametrize(
     ("case", "passes"), [("phases", ("acq 1", "acq 2")), ("passes", ("pass 1", "pass 2"))]
 )
@@ -1226,17 +1241,10 @@ def test_two_passes_of_one_series_segmented_and_exported_are_told_apart(
 
     from napari_livertumor._widgets.export import ExportWidget
     from napari_livertumor._widgets.inspect import InspectWidget
-    from napari_livertumor._widgets.load import SOURCES, LoadWidget
     from napari_livertumor._widgets.refine import RefineWidget
 
     viewer = make_napari_viewer()
-    _stacked_passes(tmp_path / "dicom", case)
-    load = LoadWidget(viewer)
-    viewer.window.add_dock_widget(load)
-    load.source.setCurrentText(SOURCES[0])
-    load.path.setText(str(tmp_path / "dicom"))
-    load.scan_button.click()
-    qtbot.waitUntil(lambda: not load.busy, timeout=30_000)
+    load = _passes_found(viewer, qtbot, tmp_path / "dicom", case)
     rows = [load.series_table.item(r, 0).text() for r in range(load.series_table.rowCount())]
     assert all(row.count("(") == 1 for row in rows), rows  # no brackets within brackets
     assert case == "phases" or "#1 ABD (pass 2, acq 2, kernel B30f)" in rows, rows
@@ -1293,16 +1301,9 @@ def test_a_passs_rerun_copy_and_a_second_load_keep_the_pass_in_the_pickers(
     'P9 ABD segment… [2]': the pass was cut, the names read the same."""
     from napari_livertumor._widgets.export import ExportWidget
     from napari_livertumor._widgets.inspect import InspectWidget
-    from napari_livertumor._widgets.load import SOURCES, LoadWidget
 
     viewer = make_napari_viewer()
-    _stacked_passes(tmp_path / "dicom", "phases")
-    load = LoadWidget(viewer)
-    viewer.window.add_dock_widget(load)
-    load.source.setCurrentText(SOURCES[0])
-    load.path.setText(str(tmp_path / "dicom"))
-    load.scan_button.click()
-    qtbot.waitUntil(lambda: not load.busy, timeout=30_000)
+    load = _passes_found(viewer, qtbot, tmp_path / "dicom", "phases")
     for r in (0, 1, 0):  # (the first pass twice: its second layer "… [2]")
         load.series_table.selectRow(r)
         load.load_button.click()
