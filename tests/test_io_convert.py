@@ -49,6 +49,22 @@ def test_convert_writes_the_largest_ct_series_with_its_geometry(tmp_path, capsys
     assert said in capsys.readouterr().out
 
 
+def test_convert_acquisition_of_an_ordinary_series_reads_its_only_one(tmp_path, capsys):
+    """`convert --acquisition 1` of a series whose slices are all AcquisitionNumber 1 was
+    refused as "has no acquisition number 1" (QA rev65): it converts the series; another
+    number is refused naming the one it has."""
+    big, _ = two_series(tmp_path)
+    out = tmp_path / "CT.nii.gz"
+    folder = str(tmp_path / "dicom" / "a")
+    assert main(["convert", folder, "-o", str(out), "--acquisition", "1"]) == 0
+    np.testing.assert_array_equal(np.asarray(nib.load(out).dataobj).transpose(2, 1, 0), big.array)
+    capsys.readouterr()
+    assert main(["convert", folder, "-o", str(tmp_path / "no.nii.gz"), "--acquisition", "2"]) == 1
+    said = capsys.readouterr().err
+    assert "has no acquisition number 2 (its only AcquisitionNumber is 1" in said, said
+    assert not (tmp_path / "no.nii.gz").exists()
+
+
 def test_a_transposed_nifti_is_told_in_axial_slices(tmp_path, capsys):
     """KiTS stores its axes transposed: convert said "32 slices of 32x96, 9.44x3.87 mm pixels"
     where Load and segment see 8 axial slices of 9.44 mm."""

@@ -472,6 +472,48 @@ def test_an_acquisition_of_parts_joined_at_a_seam_is_read_alone_when_asked(tmp_p
     assert read_dicom_series(tmp_path).shape[0] == 38
 
 
+def test_an_acquisition_a_joined_series_lacks_is_refused_naming_its_parts(tmp_path):
+    """Of a series joining acquisitions 1 and 2 at a seam (each read alone when asked), a
+    number it does not have was refused as "(it stacks no acquisitions: leave the acquisition
+    out)", as if none could be chosen (QA rev65): the parts that can be are named."""
+    _parts_of_a_scan(tmp_path, (0, 18))
+    with pytest.raises(InputError) as refused:
+        read_dicom_series(tmp_path, acquisition=3)
+    said = refused.value.problem
+    assert "has no acquisition number 3" in said, said
+    assert "it joins AcquisitionNumbers 1 and 2 into one volume" in said, said
+    assert "give one of them to read that part alone" in said
+    assert "leave the acquisition out to read it whole" in said
+    assert "stacks no acquisitions" not in said
+
+
+def test_an_ordinary_series_reads_its_only_acquisition_number_when_asked(tmp_path):
+    """Every slice AcquisitionNumber 1 (an ordinary series): acquisition=1 (--acquisition 1,
+    the number read off its headers) was refused as "has no acquisition number 1" (QA rev65).
+    It reads the series whole, as unasked (the same volume: no acquisition of its own in its
+    meta, as the Load panel reads it); another number is refused naming the one it has."""
+    from napari_livertumor.io.dicom import series_read
+
+    volume = make_ct(shape=(8, 16, 16), seed=3)
+    write_ct_series(volume, tmp_path / "s", acquisition_number=1)
+    whole = read_dicom_series(tmp_path / "s")
+    for asked in (1, "1"):
+        read = read_dicom_series(tmp_path / "s", acquisition=asked)
+        np.testing.assert_array_equal(read.array, volume.array)
+        assert read.meta["acquisition_number"] is None and read.meta["acquisition_label"] == ""
+        assert read.meta["warnings"] == whole.meta["warnings"]
+        assert series_read(tmp_path / "s", acquisition=asked).n_slices == 8
+    with pytest.raises(InputError) as refused:
+        read_dicom_series(tmp_path / "s", acquisition=2)
+    said = refused.value.problem
+    assert "has no acquisition number 2 (its only AcquisitionNumber is 1: give it" in said, said
+    assert series_read(tmp_path / "s", acquisition=2) is None
+    # slices carrying no AcquisitionNumber: none to choose, as before
+    _edit_all((tmp_path / "s").glob("*.dcm"), lambda ds: delattr(ds, "AcquisitionNumber"))
+    with pytest.raises(InputError, match=r"has no acquisition number 1 \(it stacks no acq"):
+        read_dicom_series(tmp_path / "s", acquisition=1)
+
+
 def test_parts_naming_different_phases_are_not_joined_at_a_seam(tmp_path):
     """A portal venous abdomen and a delayed pass over a lower stretch, overlapping by 4 of its
     slices, minutes apart, were joined as parts of one scan: one volume labelled portal venous

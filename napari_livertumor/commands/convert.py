@@ -67,7 +67,9 @@ def add_arguments(parser) -> None:
         "number, 1..n, of passes stacked with no AcquisitionNumber: --list shows them); 'pass N' "
         "for pass N where passes are numbered apart from their AcquisitionNumbers (an "
         "acquisition holding two reconstructions, a step-and-shoot scan's chunks joined: a "
-        "number that is one pass's number and another's AcquisitionNumber is refused)",
+        "number that is one pass's number and another's AcquisitionNumber is refused); of a "
+        "series stacking none, the AcquisitionNumber all its slices carry converts it whole, and "
+        "of one joining parts at a seam, one part alone",
     )
     parser.add_argument("--force", action="store_true", help="overwrite an existing output")
     parser.add_argument(

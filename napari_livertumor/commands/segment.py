@@ -167,8 +167,10 @@ def add_arguments(parser) -> None:
         "number (1..n) of passes stacked with no AcquisitionNumber; 'pass N' for pass N where "
         "passes are numbered apart from their AcquisitionNumbers (an acquisition holding two "
         "reconstructions, a step-and-shoot scan's chunks joined: a number that is one pass's "
-        "number and another's AcquisitionNumber is refused, the passes listed) (default: the "
-        "one a DICOM SEG there references, else the one with the most slices)",
+        "number and another's AcquisitionNumber is refused, the passes listed); of a series "
+        "stacking none, the AcquisitionNumber all its slices carry reads it whole, and of one "
+        "joining parts at a seam, one part alone (default: the one a DICOM SEG there "
+        "references, else the one with the most slices)",
     )
     parser.add_argument(
         "--shard",

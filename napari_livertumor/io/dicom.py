@@ -333,7 +333,9 @@ def read_dicom_series(
         pass of that number only where it is no other pass's AcquisitionNumber (else refused,
         the passes listed: it would read another acquisition than that AcquisitionNumber).
         Of a series joining parts of one scan under AcquisitionNumbers of their own (a chest
-        and an abdomen part overlapping at a seam), that AcquisitionNumber's slices alone.
+        and an abdomen part overlapping at a seam), that AcquisitionNumber's slices alone; of
+        a series whose slices are all that AcquisitionNumber (its only one), the series whole.
+        A number the series lacks is refused, naming those it has.
     prefer_sop_instance_uids : collection of str, optional
         SOP instance UIDs a DICOM SEG references: among the candidate series/acquisitions, the
         one holding most of them is read (picks the right phase of a stacked series). Without
@@ -2329,7 +2331,7 @@ def _choose(
         chosen = [g for g in matching if g[0].acquisition == number]
         if not as_pass:
             _refuse_renumbered(path, matching, number, chosen)
-            chosen = chosen or _joined_part(matching, number)
+            chosen = chosen or _only_acquisition(matching, number) or _joined_part(matching, number)
         if not chosen:
             have = sorted({g[0].acquisition for g in matching if g[0].acquisition is not None})
             uids = sorted({g[0].uid for g in matching})
@@ -2341,7 +2343,7 @@ def _choose(
                     f"(its stacked {'passes' if any(g[0].passes_by for g in matching) else 'acquisitions'}: "
                     f"{', '.join(map(str, have))})"
                     if have
-                    else "(it stacks no acquisitions: leave the acquisition out)"
+                    else _unstacked_numbers(matching)
                 ),
             )
         matching = chosen
@@ -2380,6 +2382,45 @@ def _choose(
             "CT slices" + (_MULTIFRAME_HINT if info.multiframe else ""),
         )
     return info, members
+
+
+def _only_acquisition(matching, number: int) -> list:
+    """Of a series that stacks no acquisitions, whose slices are all AcquisitionNumber
+    ``number`` (an ordinary series: its only acquisition), the series whole, as asked:
+    ``[(its info, its slices)]``, else ``[]``. It was refused as "has no acquisition number
+    1" to a user who read that number off its headers (QA rev65)."""
+    return [
+        (info, members)
+        for info, members in matching
+        if info.acquisition is None
+        and not info.passes_by
+        and members
+        and all(h.acquisition_number == number for h in members)
+    ][:1]
+
+
+def _unstacked_numbers(matching) -> str:
+    """Why an AcquisitionNumber asked of a series stacking no acquisitions is none it has, and
+    which it has: the parts it joins into one volume (each read alone when asked: "1 and 2"),
+    its only one, or none (QA rev65: "it stacks no acquisitions" of a series joining 1 and 2,
+    which read alone, and of one whose slices were all AcquisitionNumber 1)."""
+    numbers = sorted(
+        {h.acquisition_number for info, members in matching for h in members} - {None}
+        if all(info.acquisition is None and not info.passes_by for info, _ in matching)
+        else set()
+    )
+    if len(numbers) > 1:
+        said = _and(numbers) if len(numbers) < 4 else f"{numbers[0]}–{numbers[-1]}"
+        return (
+            f"(it joins AcquisitionNumbers {said} into one volume, as parts of one scan one "
+            "after another along the body: give one of them to read that part alone, or leave "
+            "the acquisition out to read it whole)"
+        )
+    if numbers:
+        return (
+            f"(its only AcquisitionNumber is {numbers[0]}: give it, or leave the acquisition out)"
+        )
+    return "(it stacks no acquisitions: leave the acquisition out)"
 
 
 def _joined_part(matching, number: int) -> list:
