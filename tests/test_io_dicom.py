@@ -567,6 +567,115 @@ def test_phases_over_one_stretch_stay_stacked_beside_seams(tmp_path, parts, n_sl
     assert any("stacks 2 acquisitions" in w for w in volume.meta["warnings"])
 
 
+def test_a_slice_reacquired_beside_parts_joined_at_a_seam_leaves_the_seam_trimmed(tmp_path):
+    """A chest and an abdomen part off each other's grid (a seam of 1 slice) and one chest
+    slice re-acquired under AcquisitionNumber 3 (QA rev65 A): the split folded the slice into
+    the chest part and joined the series, but the seam was trimmed by raw AcquisitionNumber,
+    part 3 lay within part 1, nothing was trimmed and both parts' slices alternated at the
+    seam (stacked on a grid of half the step, positions filled in). The seam is trimmed as
+    without the slice, which is read as any repeated position is (the higher InstanceNumber)."""
+    volumes = _parts_of_a_scan(tmp_path, (0, 18.5))
+    ds = pydicom.dcmread(tmp_path / "part1_05.dcm")
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.AcquisitionNumber, ds.InstanceNumber = 3, 500
+    redo = ds.pixel_array.copy()
+    redo[:] = 1024 + 77  # stored value -> 77 HU
+    ds.PixelData = redo.tobytes()
+    ds.save_as(tmp_path / "redo.dcm")
+    assert [s.acquisition for s in discover_series(tmp_path)] == [None]
+    volume = read_dicom_series(tmp_path)
+    expected = np.concatenate([volumes[0].array[:19], volumes[1].array], axis=0)
+    expected[5] = 77
+    np.testing.assert_array_equal(volume.array, expected)
+    warnings = " ".join(volume.meta["warnings"])
+    assert "1 of AcquisitionNumber 1, where AcquisitionNumber 2 overlaps it" in warnings
+    assert "filled" not in warnings, warnings
+    assert "repeated an existing position" in warnings
+
+
+@pytest.mark.parametrize("start", [24, 14], ids=["within the abdomen", "across the seam"])
+def test_parts_joined_at_a_seam_beside_a_pass_within_them(tmp_path, start):
+    """A chest and an abdomen part overlapping at a seam and an arterial liver pass within
+    their stretch (QA rev65 B) were read as "stacks 3 acquisitions over the same stretch", the
+    abdomen read and the chest dropped. The parts are joined into one volume, read unasked
+    (the whole scan), the pass stacked beside it: listed as its own row, read when asked
+    (``acquisition=3``); the joined parts are asked for as "1+2", their row's label, and a
+    part alone by its number, as of any parts joined."""
+    import dataclasses
+
+    from napari_livertumor.commands import acquisition_arg
+    from napari_livertumor.io.dicom import passes_brief, proposed_series
+
+    volumes = _parts_of_a_scan(tmp_path, (0, 18))
+    arterial = make_ct(shape=(8, 16, 16), seed=60)
+    x, y, z = arterial.origin
+    arterial = dataclasses.replace(arterial, origin=(x, y, z + 2.5 * start))
+    write_ct_series(arterial, tmp_path, series_uid="1.2.826.0.1.3680043.8.498.64",
+                    acquisition_number=3, instance_number_start=100,
+                    file_names=[f"art_{i:02d}.dcm" for i in range(8)])  # fmt: skip
+    found = discover_series(tmp_path)
+    assert [(s.acquisition, s.acquisition_label, s.n_slices) for s in found] == [
+        (None, "acq 1+2", 38),
+        (3, "acq 3", 8),
+    ]
+    whole = np.concatenate([volumes[0].array[:18], volumes[1].array], axis=0)
+    volume = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(volume.array, whole)
+    note = volume.meta["passes_warning"]
+    assert "joins AcquisitionNumbers 1 and 2 into one volume" in note, note
+    assert "stacks acquisition 3 within their stretch" in note
+    assert "over the same stretch" not in note
+    assert "read AcquisitionNumbers 1 and 2 joined (38 slices; the whole scan" in note
+    assert "give --acquisition 3" in note
+    assert "overlapping at their seams" in " ".join(volume.meta["warnings"])
+    assert proposed_series(found)[0] is found[0]
+    assert passes_brief(found[0], found).startswith("acquisitions 1 and 2 joined, the whole")
+    asked = read_dicom_series(tmp_path, acquisition=3)
+    np.testing.assert_array_equal(asked.array, arterial.array)
+    assert (
+        "read AcquisitionNumber 3 (8 slices; the one chosen), not 1 and 2 joined"
+        in (asked.meta["passes_warning"])
+    )
+    assert "give --acquisition 1+2" in asked.meta["passes_warning"]
+    joined = read_dicom_series(tmp_path, acquisition=acquisition_arg(" 1 + 2 "))
+    np.testing.assert_array_equal(joined.array, whole)
+    assert joined.meta["acquisition_label"] == "acq 1+2"
+    alone = read_dicom_series(tmp_path, acquisition=1)
+    np.testing.assert_array_equal(alone.array, volumes[0].array)
+    assert "joins AcquisitionNumbers 1 and 2 into one volume" in " ".join(alone.meta["warnings"])
+    with pytest.raises(InputError, match=r"no acquisition number 4 \(its stacked acq"):
+        read_dicom_series(tmp_path, acquisition=4)
+    with pytest.raises(InputError, match="joins no AcquisitionNumbers 1 and 3"):
+        read_dicom_series(tmp_path, acquisition="1+3")
+
+
+@pytest.mark.parametrize("numbers", ["none", "anew"])
+def test_the_seam_note_says_the_rule_that_chose_the_part_read(tmp_path, numbers):
+    """The seam note said "the part with the higher InstanceNumbers was read" of parts with
+    no InstanceNumber (a tie, one kept silently) or numbered from 1 in each acquisition (the
+    choice then by count, not by scan order: QA rev65 C). Where their numbers tell no order,
+    the part with the later AcquisitionNumber is read at the seam, and said so."""
+    volumes = _parts_of_a_scan(tmp_path, (0, 18))
+    for k in (1, 2):
+        for i, path in enumerate(sorted(tmp_path.glob(f"part{k}_*.dcm"))):
+            if numbers == "none":
+                _edit_all([path], lambda ds: delattr(ds, "InstanceNumber"))
+            else:  # (the earlier part numbered on from a scout: its highest number higher)
+                _edit_all(
+                    [path], lambda ds, n=i + (5 if k == 1 else 1): setattr(ds, "InstanceNumber", n)
+                )
+    volume = read_dicom_series(tmp_path)
+    expected = np.concatenate([volumes[0].array[:18], volumes[1].array], axis=0)
+    np.testing.assert_array_equal(volume.array, expected)
+    warnings = " ".join(volume.meta["warnings"])
+    assert "higher InstanceNumbers" not in warnings, warnings
+    assert "there the part with the later AcquisitionNumber (" in warnings
+    said = "no InstanceNumbers are recorded" if numbers == "none" else "InstanceNumbers overlap"
+    assert said in warnings
+    assert "2 of AcquisitionNumber 1, where AcquisitionNumber 2 overlaps it" in warnings
+
+
 def test_seams_only_weighs_the_overlap_against_the_parts_either_side():
     """The rule itself: an overlap of at most a fifth of the positions either side of it is a
     seam; one part within another, or a position held by three, is no row of parts."""

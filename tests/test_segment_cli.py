@@ -564,7 +564,10 @@ def test_acquisition_takes_a_number_or_a_pass_and_any_other_form_is_a_usage_erro
     with pytest.raises(SystemExit) as info:
         main([command, "x", "--acquisition", "third"])
     assert info.value.code == 2
-    assert "must be a number (3) or a pass (pass 3), got 'third'" in capsys.readouterr().err
+    assert (
+        "must be a number (3), a pass (pass 3) or parts joined (1+2), got 'third'"
+        in capsys.readouterr().err
+    )
 
 
 @pytest.mark.skipif(

@@ -351,7 +351,14 @@ class LoadWidget(JobWidgetMixin, QWidget):
         # pass by its number, "pass 2": a bare 2 is refused where it is also another pass's
         # AcquisitionNumber)
         acquisition = (
-            (f"pass {chosen.acquisition}" if chosen.passes_by else chosen.acquisition)
+            (
+                f"pass {chosen.acquisition}"
+                if chosen.passes_by
+                # (parts of one scan joined at their seams, passes within them beside it)
+                else "+".join(map(str, chosen.joined))
+                if getattr(chosen, "joined", ())
+                else chosen.acquisition
+            )
             if chosen is not None and sum(s.uid == chosen.uid for s in self._series) > 1
             else None
         )

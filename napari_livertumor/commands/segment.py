@@ -169,8 +169,10 @@ def add_arguments(parser) -> None:
         "reconstructions, a step-and-shoot scan's chunks joined: a number that is one pass's "
         "number and another's AcquisitionNumber is refused, the passes listed); of a series "
         "stacking none, the AcquisitionNumber all its slices carry reads it whole, and of one "
-        "joining parts at a seam, one part alone (default: the one a DICOM SEG there "
-        "references, else the one with the most slices)",
+        "joining parts at a seam, one part alone; '1+2' for parts of one scan joined at their "
+        "seams beside passes within their stretch (their row's label, 'acq 1+2') (default: the "
+        "one a DICOM SEG there references, else such joined parts, else the one with the most "
+        "slices)",
     )
     parser.add_argument(
         "--shard",

@@ -729,34 +729,71 @@ def parts_in_a_row(parts: list[list[float]]) -> list[int] | None:
     return order
 
 
+def fold_reacquired(by_acq: dict) -> dict:
+    """Of a series' slices by AcquisitionNumber (``{number: its slices}``), a slice or two
+    re-acquired under another AcquisitionNumber at positions a larger acquisition already has:
+    no phase or part of its own, it joins that acquisition (the duplicate rule, the higher
+    InstanceNumber, picks between the copies). ``{number: slices}`` as the series' parts are
+    told apart (by ``_split_acquisitions``, and at seams by :func:`trim_seams` alike)."""
+    by_acq = dict(by_acq)
+
+    def where(part):
+        return {round(h.location, 1) for h in part if h.location is not None}
+
+    largest = max((len(part) for part in by_acq.values()), default=0)
+    for acq in sorted(by_acq, key=lambda a: len(by_acq[a])):
+        part = by_acq[acq]
+        if len(part) >= max(3, 0.1 * largest) or not where(part):
+            continue
+        host = next(
+            (
+                other
+                for other in sorted(by_acq, key=lambda a: -len(by_acq[a]))
+                if other != acq
+                and len(by_acq[other]) > len(part)
+                and where(part) <= where(by_acq[other])
+            ),
+            None,
+        )
+        if host is not None:
+            by_acq[host] = by_acq[host] + by_acq.pop(acq)
+    return by_acq
+
+
 def trim_seams(slices: list[SliceHeader], warnings: list[str]) -> list[SliceHeader]:
     """Of parts of one scan under AcquisitionNumbers of their own (``slices`` sorted along the
     normal), lying one after another along the body and overlapping at a seam (a chest and an
-    abdomen acquisition sharing a few slices, joined into one volume: ``_split_acquisitions``),
-    the slices where two overlap are the part's whose InstanceNumbers are higher, as the
-    duplicate rule keeps of a repeated position; the other part's there are left out, and
-    said. Their grids seldom line up: both parts' slices, interleaved there, made the spacing
-    uneven (stacked on a grid of half the step, or at an average step off the true positions).
-    Slices of any other series are returned as they are."""
+    abdomen acquisition sharing a few slices, joined into one volume: ``_split_acquisitions``;
+    a slice or two re-acquired under another number are their part's, as there:
+    :func:`fold_reacquired`), the slices where two overlap are the part's scanned later, as
+    the duplicate rule keeps of a repeated position: the part whose InstanceNumbers all follow
+    the other's; where they tell no order (none recorded, or numbered from 1 in each part),
+    the part with the later AcquisitionNumber. The other part's slices there are left out,
+    and said, with the rule that chose. Their grids seldom line up: both parts' slices,
+    interleaved there, made the spacing uneven (stacked on a grid of half the step, or at an
+    average step off the true positions). Slices of any other series are returned as they
+    are."""
     by_acq: dict[int | None, list[SliceHeader]] = {}
     for h in slices:
         by_acq.setdefault(h.acquisition_number, []).append(h)
     if len(by_acq) < 2 or any(h.location is None for h in slices):
         return slices
-    parts = list(by_acq.values())
+    by_acq = fold_reacquired(by_acq)
+    if len(by_acq) < 2:
+        return slices
+    numbers = list(by_acq)
+    parts = [sorted(part, key=lambda h: h.location) for part in by_acq.values()]
     order = parts_in_a_row([[h.location for h in part] for part in parts])
     if order is None:
         return slices
     gone: dict[int, SliceHeader] = {}
-    said = []
+    said, rules = [], []
     for a, b in zip(order, order[1:], strict=False):
         below, above = parts[a], parts[b]
         if above[0].location > below[-1].location + 0.01:
             continue  # no overlap: a seam of no slices
-        if max(h.instance_number for h in below) > max(h.instance_number for h in above):
-            kept, own = below, above
-        else:
-            kept, own = above, below
+        kept_at, rule = _later_part((numbers[a], below), (numbers[b], above))
+        kept, own = (below, above) if kept_at == numbers[a] else (above, below)
         # (its slices within half its step of the kept part's ends: the step across the
         # seam comes nearest its own)
         steps = np.diff([h.location for h in own])
@@ -765,21 +802,58 @@ def trim_seams(slices: list[SliceHeader], warnings: list[str]) -> list[SliceHead
         left = [h for h in own if lo < h.location < hi]
         gone.update((id(h), h) for h in left)
         if left:
+            own_at = numbers[b] if kept_at == numbers[a] else numbers[a]
             said.append(
-                f"{len(left)} of AcquisitionNumber {left[0].acquisition_number}, where "
-                f"AcquisitionNumber {kept[0].acquisition_number} overlaps it"
+                f"{len(left)} of AcquisitionNumber {_number(own_at)}, where "
+                f"AcquisitionNumber {_number(kept_at)} overlaps it"
             )
+            rules.append(rule)
     if not gone:
         return slices
     names = ", ".join(series_file_name(h) for h in list(gone.values())[:5])
     more = f" and {len(gone) - 5} more" if len(gone) > 5 else ""
+    if len(set(rules)) == 1:  # (one rule decided at every seam: said once)
+        read, said = f"the part {rules[0]} was read", said
+    else:
+        read = "one part was read"
+        said = [f"{s}: the part {r} read" for s, r in zip(said, rules, strict=True)]
     warnings.append(
         f"the series joins parts of the scan under AcquisitionNumbers of their own, one after "
-        f"another along the body and overlapping at their seams; there the part with the "
-        f"higher InstanceNumbers was read and {len(gone)} slice(s) of the other left out "
-        f"({'; '.join(said)}): {names}{more}"
+        f"another along the body and overlapping at their seams; there {read} and "
+        f"{len(gone)} slice(s) of the other left out ({'; '.join(said)}): {names}{more}"
     )
     return [h for h in slices if id(h) not in gone]
+
+
+def _number(acq: int | None) -> str:
+    return "none" if acq is None else str(acq)
+
+
+def _later_part(a: tuple, b: tuple) -> tuple:
+    """Of two parts of one scan meeting at a seam (``(AcquisitionNumber, slices)`` each, ``b``
+    the one further along the slice normal), the number of the one scanned later, whose
+    slices are read there, and the rule that said so, as a warning words it ("with the higher
+    InstanceNumbers"). Each part's own slices decide, not a slice re-acquired under another
+    number folded into it (its InstanceNumber is the re-scan's)."""
+    (acq_a, part_a), (acq_b, part_b) = a, b
+    own_a = [h.instance_number for h in part_a if h.acquisition_number == acq_a]
+    own_b = [h.instance_number for h in part_b if h.acquisition_number == acq_b]
+    own_a, own_b = own_a or [0], own_b or [0]
+    if min(own_a) > max(own_b):
+        return acq_a, "with the higher InstanceNumbers"
+    if min(own_b) > max(own_a):
+        return acq_b, "with the higher InstanceNumbers"
+    why = (
+        "no InstanceNumbers are recorded to tell the scan order"
+        if not any(own_a) and not any(own_b)
+        else "the parts' InstanceNumbers overlap (each numbered from 1?), so they tell no "
+        "scan order"
+    )
+    if acq_a is not None and acq_b is not None:
+        later = max(acq_a, acq_b)
+        return later, f"with the later AcquisitionNumber ({why})"
+    # (one part without an AcquisitionNumber: nothing tells which was scanned later)
+    return acq_b, (f"further along the slice normal ({why}, and one part has no AcquisitionNumber)")
 
 
 def _deduplicate(

@@ -33,6 +33,7 @@ from ..progress import Reporter, as_reporter
 from ._dicom_geometry import (
     _NON_IMAGE_MODALITIES,
     SliceHeader,
+    fold_reacquired,
     is_localizer,
     parts_in_a_row,
     phase_from_text,
@@ -120,6 +121,12 @@ class SeriesInfo:
     #: of a pass joined from chunks each under its own AcquisitionNumber (a step-and-shoot
     #: scan's: ``passes_by`` "chunks, <the order they were scanned in, by what>"), their numbers
     chunks: tuple[int, ...] = ()
+    #: of parts of one scan under AcquisitionNumbers of their own, one after another along
+    #: the body and joined at their seams, listed beside passes lying within their stretch
+    #: (an arterial liver pass within a chest and an abdomen part): their numbers;
+    #: ``acquisition`` is then None (``acquisition_label`` "acq 1+2"; read as
+    #: ``acquisition="1+2"``)
+    joined: tuple[int, ...] = ()
     #: of such a pass, how it was reconstructed where its passes differ ("kernel B70f", "slice
     #: thickness 1 mm"; "" where they do not): reconstructions of one scan (a soft-tissue and a
     #: lung kernel), not phases, when ``same_scan``
@@ -156,11 +163,12 @@ class SeriesInfo:
     def acquisition_label(self) -> str:
         """ "acq 2" (its AcquisitionNumber), "pass 2" (no AcquisitionNumber; "pass 2, kernel
         B70f" of passes reconstructed differently; "pass 3, acq 2, kernel B70f" of one
-        within an acquisition holding several; "pass 2, acq 5–8" of one joined from chunks),
+        within an acquisition holding several; "pass 2, acq 5–8" of one joined from chunks;
+        "acq 1+2" of parts of one scan joined at their seams beside passes within them),
         or "". Its parts apart by commas, none in brackets: the Load panel's rows and the
         layers' names put it in brackets ("(pass 3 (acq 2), kernel B70f)" read badly)."""
         if self.acquisition is None:
-            return ""
+            return f"acq {'+'.join(map(str, self.joined))}" if self.joined else ""
         label = f"{'pass' if self.passes_by else 'acq'} {self.acquisition}"
         if self.acquisition_number is not None:  # (a pass within an acquisition)
             label += f", acq {self.acquisition_number}"
@@ -223,7 +231,7 @@ class SeriesInfo:
                 + (f" ({self.not_image})" if self.not_image else "")
                 + f", uid {self.uid}"
             )
-        acq = f" {self.acquisition_label}" if self.acquisition is not None else ""
+        acq = f" {self.acquisition_label}" if self.acquisition_label else ""
         held = f" in {len(self.files)} Enhanced CT file(s)" if self.enhanced else ""
         if self.n_slices == 1 and self.spacing:  # one image: pixels, no slice spacing of its own
             sp = "pixels " + "x".join(f"{s:.3g}" for s in self.spacing[1:]) + " mm"
@@ -333,9 +341,11 @@ def read_dicom_series(
         pass of that number only where it is no other pass's AcquisitionNumber (else refused,
         the passes listed: it would read another acquisition than that AcquisitionNumber).
         Of a series joining parts of one scan under AcquisitionNumbers of their own (a chest
-        and an abdomen part overlapping at a seam), that AcquisitionNumber's slices alone; of
-        a series whose slices are all that AcquisitionNumber (its only one), the series whole.
-        A number the series lacks is refused, naming those it has.
+        and an abdomen part overlapping at a seam), that AcquisitionNumber's slices alone;
+        ``"1+2"``, those parts joined (read by default over passes stacked within their
+        stretch, which are listed beside them: an arterial liver pass); of a series whose
+        slices are all that AcquisitionNumber (its only one), the series whole. A number the
+        series lacks is refused, naming those it has.
     prefer_sop_instance_uids : collection of str, optional
         SOP instance UIDs a DICOM SEG references: among the candidate series/acquisitions, the
         one holding most of them is read (picks the right phase of a stacked series). Without
@@ -465,9 +475,9 @@ def read_dicom_series(
         )
     siblings = [g for g, _ in groups if g.uid == info.uid and g is not info]
     if all(g is not info for g, _ in groups):  # (an acquisition of parts joined, read alone)
-        joined = sorted(
-            {h.acquisition_number for g, m in groups if g.uid == info.uid for h in m} - {None}
-        )
+        whole = next(m for g, m in groups if g.uid == info.uid and g.acquisition is None)
+        # (the parts joined; a slice re-acquired under a number of its own is its part's)
+        joined = _parts_joined(whole) or sorted({h.acquisition_number for h in whole} - {None})
         numbers = _and(joined) if len(joined) < 4 else f"{joined[0]}–{joined[-1]}"
         warnings.append(
             f"read AcquisitionNumber {info.acquisition} alone, as asked: series {info.label} "
@@ -1094,6 +1104,8 @@ def _group(headers: list[SliceHeader]) -> list[tuple[SeriesInfo, list[SliceHeade
             acquisitions = []
         for acq, part in acquisitions:
             groups.append((_series_info(uid, part, acq), part))
+            if acq is None and len(acquisitions) > 1:  # (parts joined, passes within them)
+                groups[-1][0].joined = _parts_joined(part)
         if len(acquisitions) > 1:
             # acquisitions set at moments, and told apart by kernel, as passes are: two
             # phases numbered against their times read the earlier, and a lung kernel
@@ -1101,7 +1113,12 @@ def _group(headers: list[SliceHeader]) -> list[tuple[SeriesInfo, list[SliceHeade
             _name_reconstructions(
                 [info for info, _ in groups[first_new:]], [part for _, part in acquisitions]
             )
-        if len(groups) and groups[-1][0].uid == uid and groups[-1][0].acquisition is None:
+        if (
+            len(groups)
+            and groups[-1][0].uid == uid
+            and groups[-1][0].acquisition is None
+            and not groups[-1][0].joined
+        ):
             passes = _split_passes(members)
             if passes is not None:  # passes stacked with no AcquisitionNumber: told apart
                 how, parts = passes
@@ -1143,7 +1160,10 @@ def _split_acquisitions(members: list[SliceHeader]) -> list[tuple[int | None, li
     (step-and-shoot rotations, one acquisition per slice) never overlap and stay one volume;
     so do parts that lie one after another along the body, each overlapping the next at a
     seam only (a chest part and an abdomen part sharing 2 slices: :func:`_seams_only`), the
-    slices of the part with the higher InstanceNumbers read at the seam (:func:`trim_seams`).
+    slices of the part scanned later read at the seam (:func:`trim_seams`). Such parts beside
+    passes lying within their stretch (an arterial liver pass within the abdomen part) are
+    joined into one, ``(None, their slices)``, listed after the passes, each stacked beside
+    it under its AcquisitionNumber (:func:`_chain_of_parts`).
     """
     by_acq: dict[int | None, list[SliceHeader]] = {}
     for h in members:
@@ -1156,24 +1176,9 @@ def _split_acquisitions(members: list[SliceHeader]) -> list[tuple[int | None, li
 
     # a slice or two re-acquired under another AcquisitionNumber, at positions a larger
     # acquisition already has, is no phase of its own: it joins that acquisition, where the
-    # duplicate rule (the higher InstanceNumber wins) picks between the copies
-    largest = max(len(part) for part in by_acq.values())
-    for acq in sorted(by_acq, key=lambda a: len(by_acq[a])):
-        part = by_acq[acq]
-        if len(part) >= max(3, 0.1 * largest) or not where(part):
-            continue
-        host = next(
-            (
-                other
-                for other in sorted(by_acq, key=lambda a: -len(by_acq[a]))
-                if other != acq
-                and len(by_acq[other]) > len(part)
-                and set(where(part)) <= set(where(by_acq[other]))
-            ),
-            None,
-        )
-        if host is not None:
-            by_acq[host] = by_acq[host] + by_acq.pop(acq)
+    # duplicate rule (the higher InstanceNumber wins) picks between the copies (and at a
+    # seam, trim_seams groups the parts alike)
+    by_acq = fold_reacquired(by_acq)
     if len(by_acq) < 2:
         return [(None, members)]
     locations = [where(part) for part in by_acq.values()]
@@ -1182,7 +1187,49 @@ def _split_acquisitions(members: list[SliceHeader]) -> list[tuple[int | None, li
     )
     if not stacked or (_seams_only(locations) and not _phases_differ(by_acq.values())):
         return [(None, members)]
-    return sorted(by_acq.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+    split = sorted(by_acq.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+    chain = _chain_of_parts(by_acq)
+    if chain is None or _join_chunks(split) is not None:
+        return split
+    # parts of one scan joined at their seams, and the passes lying within their stretch
+    joined = [h for acq in chain for h in by_acq[acq]]
+    return [kv for kv in split if kv[0] not in chain] + [(None, joined)]
+
+
+def _chain_of_parts(by_acq: dict[int | None, list[SliceHeader]]) -> list[int] | None:
+    """Of acquisitions stacked over one stretch, those that are parts of one scan lying one
+    after another along the body, overlapping at seams only (a chest and an abdomen part),
+    beside passes each lying wholly within their stretch (an arterial liver pass within the
+    abdomen): the parts' AcquisitionNumbers, to be joined into one volume, the passes left
+    stacked beside it (QA rev65 B: the chest was dropped, and all three said to be "over
+    the same stretch"). A pass lies within the others where each of its positions lies in
+    the span of one of them; the parts are the acquisitions lying within none. None where
+    there is no such chain (fewer than two parts, no seams only between them, parts naming
+    phases that differ, a pass reaching beyond the parts): acquisitions stacked, as before."""
+    if None in by_acq:
+        return None
+    where = {
+        acq: sorted({round(h.location, 1) for h in part if h.location is not None})
+        for acq, part in by_acq.items()
+    }
+    if not all(where.values()):
+        return None
+
+    def within(acq, others) -> bool:
+        spans = [(where[o][0] - 0.05, where[o][-1] + 0.05) for o in others if o != acq]
+        return all(any(lo <= p <= hi for lo, hi in spans) for p in where[acq])
+
+    passes = [acq for acq in by_acq if within(acq, by_acq)]
+    chain = [acq for acq in by_acq if acq not in passes]
+    if (
+        not passes
+        or len(chain) < 2
+        or not all(within(acq, chain) for acq in passes)
+        or not _seams_only([where[acq] for acq in chain])
+        or _phases_differ([by_acq[acq] for acq in chain])
+    ):
+        return None
+    return sorted(chain)
 
 
 def _phases_differ(parts) -> bool:
@@ -1936,6 +1983,8 @@ def _passes_note(
         # (it was said of pass 2 at 10:15 beside pass 1 at 10:16), else the last pass
         why = _LATEST_BY_TIME if info.other_moments else _LATEST
     rule = why in (_LATEST, _LATEST_BY_TIME)  # read by the rule, no other reason
+    if info.joined or any(g.joined for g in siblings):
+        return _joined_note(info, siblings, "" if rule else why, panel=panel)
     passes = sorted([info, *siblings], key=lambda g: g.acquisition or 0)
     n = len(passes)
     differ = reconstruction_differences(passes)
@@ -2027,6 +2076,44 @@ def _passes_note(
         + _differences_text(info, passes, differ)
         + ". Check the phase by looking at it"
     )
+
+
+#: why :func:`_choose` reads parts of one scan joined at their seams over the passes lying
+#: within their stretch when nothing else decides
+_WHOLE_SCAN = "the whole scan, the other acquisitions lying within its stretch"
+
+
+def _joined_note(info: SeriesInfo, siblings: list[SeriesInfo], why: str, *, panel=False) -> str:
+    """What :func:`_passes_note` says of a series joining parts of one scan at their seams
+    beside passes lying within their stretch (QA rev65 B: "stacks 3 acquisitions over the
+    same stretch" of a chest, an abdomen and an arterial pass, the chest dropped): which was
+    read (``info``) and why (``why``; "" where by the rule: the joined parts, the whole
+    scan)."""
+    whole = info if info.joined else next(g for g in siblings if g.joined)
+    passes = sorted(g.acquisition or 0 for g in [info, *siblings] if not g.joined)
+    parts = _and(list(whole.joined))
+    said = (
+        f"series {info.label} joins AcquisitionNumbers {parts} into one volume, as parts of "
+        "one scan one after another along the body (overlapping at their seams), and stacks "
+        f"{_numbered('acquisition', passes)} within their stretch; read "
+    )
+    if info.joined:
+        read = f"AcquisitionNumbers {parts} joined ({info.n_slices} slices; {why or _WHOLE_SCAN})"
+        other = str(passes[-1])
+        not_read = _and(passes)
+    else:
+        read = f"AcquisitionNumber {info.acquisition} ({info.n_slices} slices; {why or _LATEST})"
+        other = "+".join(map(str, whole.joined))
+        not_read = f"{parts} joined" + "".join(
+            f", {g.acquisition}" for g in siblings if not g.joined
+        )
+    another = (
+        ". To read another, choose its row"
+        if panel
+        else f". To read another, give --acquisition {other} (or choose its row in the Load "
+        "panel: Find series)"
+    )
+    return f"{said}{read}, not {not_read}{another}"
 
 
 def _referenced_alike(info: SeriesInfo, siblings: list[SeriesInfo], refs) -> list[SeriesInfo]:
@@ -2164,6 +2251,8 @@ def passes_brief(
         why = "the one chosen"
     elif file_name:
         why = f"the one holding {file_name}"
+    elif info.joined and not refs & info.sop_instance_uids:
+        why = _WHOLE_SCAN
     elif refs & info.sop_instance_uids:
         alike = _referenced_alike(info, siblings, refs)
         why = (
@@ -2196,6 +2285,10 @@ def passes_brief(
     said += [f"acq {numbers_text(info.chunks)}"] * bool(info.chunks)
     said += [printable(info.reconstruction)] * bool(info.reconstruction)
     recon = f" ({', '.join(said)})" if said else ""
+    if info.joined:  # (parts of one scan joined at their seams)
+        return f"acquisitions {_and(list(info.joined))} joined{recon}, {why}" + "".join(
+            f"; {o}" for o in others
+        )
     return f"{name} {info.acquisition}{recon}, {why}" + "".join(f"; {o}" for o in others)
 
 
@@ -2206,6 +2299,12 @@ def _passes_line(info: SeriesInfo, series: list[SeriesInfo], refs, **how) -> str
     warning, its CLI flags (``--acquisition 3``) and "(removed by an anonymiser?)", filled the
     dock after Load as it did after Find series (QA rev60)."""
     n = sum(s.uid == info.uid for s in series)
+    whole = next((s for s in series if s.uid == info.uid and s.joined), None)
+    if whole is not None:  # (parts of one scan joined at their seams, passes within them)
+        return (
+            f"series {info.label} joins acquisitions {_and(list(whole.joined))} and stacks "
+            f"{n - 1} within them; read {passes_brief(info, series, refs, **how)}"
+        )
     kind = (
         "reconstructions of one scan"
         if info.same_scan
@@ -2326,6 +2425,18 @@ def _choose(
         wanted = set(prefer or ()) or set(seg_refs)
         best_uid = min(matching, key=lambda g: _rank(g[0], wanted))[0].uid
         matching = [g for g in matching if g[0].uid == best_uid]
+    joined = _asked_joined(acquisition)
+    if joined:  # ("1+2": parts of one scan joined at their seams, as read unasked)
+        chosen = [g for g in matching if _joined_numbers(g) == joined]
+        if not chosen:
+            uids = sorted({g[0].uid for g in matching})
+            which = f"series {uids[0]}" if len(uids) == 1 else "no series here"
+            raise InputError(
+                path,
+                f"{which} joins no AcquisitionNumbers {_and(list(joined))} into one volume "
+                "(parts of one scan one after another along the body)",
+            )
+        matching, acquisition = chosen, None
     if acquisition is not None:
         number, as_pass = asked_acquisition(path, acquisition)
         chosen = [g for g in matching if g[0].acquisition == number]
@@ -2334,6 +2445,7 @@ def _choose(
             chosen = chosen or _only_acquisition(matching, number) or _joined_part(matching, number)
         if not chosen:
             have = sorted({g[0].acquisition for g in matching if g[0].acquisition is not None})
+            have += [g[0].acquisition_label[4:] for g in matching if g[0].joined]
             uids = sorted({g[0].uid for g in matching})
             which = f"series {uids[0]}" if len(uids) == 1 else "no series here"
             raise InputError(
@@ -2353,6 +2465,8 @@ def _choose(
     matching.sort(
         key=lambda g: (
             -len(wanted & g[0].sop_instance_uids),
+            # parts of one scan joined at their seams, before the passes within their stretch
+            not g[0].joined,
             g[0].sharper,
             -g[0].n_slices,
             # the latest by AcquisitionTime where every slice's time says (passes numbered
@@ -2421,6 +2535,38 @@ def _unstacked_numbers(matching) -> str:
             f"(its only AcquisitionNumber is {numbers[0]}: give it, or leave the acquisition out)"
         )
     return "(it stacks no acquisitions: leave the acquisition out)"
+
+
+def _asked_joined(acquisition) -> tuple[int, ...]:
+    """``acquisition`` as :func:`read_dicom_series` takes it, where it names parts of one scan
+    joined at their seams ("1+2", as their row's label says them): their numbers, sorted;
+    else ()."""
+    if not isinstance(acquisition, str):
+        return ()
+    match = re.fullmatch(r"\s*(?:acq\s*)?(\d+(?:\s*\+\s*\d+)+)\s*", acquisition, re.IGNORECASE)
+    return tuple(sorted({int(k) for k in match[1].split("+")})) if match else ()
+
+
+def _joined_numbers(group) -> tuple[int, ...]:
+    """The AcquisitionNumbers a series (or acquisition) of :func:`_group` joins into one
+    volume as parts of one scan at their seams, sorted; () where it joins none."""
+    info, members = group
+    if info.joined:
+        return info.joined
+    if info.acquisition is not None or info.passes_by:
+        return ()
+    return _parts_joined(members)
+
+
+def _parts_joined(members: list[SliceHeader]) -> tuple[int, ...]:
+    """The AcquisitionNumbers of the parts of one scan ``members`` joins (a slice or two
+    re-acquired under a number of its own are their part's: :func:`fold_reacquired`), sorted;
+    () where they are fewer than two."""
+    by_acq: dict[int | None, list[SliceHeader]] = {}
+    for h in members:
+        by_acq.setdefault(h.acquisition_number, []).append(h)
+    numbers = tuple(sorted(k for k in fold_reacquired(by_acq) if k is not None))
+    return numbers if len(numbers) > 1 else ()
 
 
 def _joined_part(matching, number: int) -> list:
