@@ -581,7 +581,7 @@ def test_a_killed_shares_hidden_folder_is_removed_by_the_next_never_a_live_ones(
     # own, its processes hidden from here): left alone
     work = _killed_share(pub, _dead_pid())
     (work / "new" / "liver" / "metadata.json").write_text("{}")  # (written just now)
-    with pytest.raises(ModelError, match="not seen running but writing at"):
+    with pytest.raises(ModelError, match="most likely killed"):
         share_model(run, pub, force=True)
     assert (work / "new" / "liver" / "metadata.json").is_file()
     shutil.rmtree(work)
@@ -608,3 +608,67 @@ def test_a_killed_shares_hidden_folder_is_removed_by_the_next_never_a_live_ones(
     with pytest.raises(ModelError, match="the share it replaced is in"):
         share_model(run, pub, force=True)
     assert (work / "old" / "tumor" / "metadata.json").is_file()
+
+
+def test_a_share_killed_a_moment_ago_is_said_killed_not_still_writing(tmp_path, capsys):
+    """A share killed with kill -9 and run again within the minute was refused with "another
+    share-model run is writing here … wait for it to end": a wait for a process that is gone.
+    One of this machine's kernel and PID namespace is removed at once; one that does not say
+    so (an older owner.json, a container's) is said most likely killed, with the seconds left."""
+    import os
+    import re
+
+    from napari_livertumor.models import share
+
+    run = tmp_path / "run"
+    _model(run / "liver", stage="liver", ids=["a1", "b2", "c3"])
+    pub = tmp_path / "pub"
+    pub.mkdir()
+    # no kernel recorded: its process perhaps hidden in a container, kept for the minute
+    work = _killed_share(pub, _dead_pid())
+    _age(work, 20)  # (last written 20 s ago)
+    assert main(["share-model", str(run), "-o", str(pub), "--force"]) == 1
+    err = capsys.readouterr().err
+    assert "another share-model run is writing here" not in err
+    assert "wait for it" not in err
+    assert "a share-model run that was most likely killed left its hidden folder" in err
+    said = re.search(r"try again in (\d+) s, or delete (.+) now", err)
+    assert said and 38 <= int(said[1]) <= 41 and said[2] == str(work), err
+    assert work.is_dir()
+    # another PID namespace's (a container of its own): the same
+    owner = json.loads((work / "owner.json").read_text())
+    (work / "owner.json").write_text(json.dumps({**owner, "kernel": "x pid:[1]"}))
+    with pytest.raises(ModelError, match="most likely killed"):
+        share_model(run, pub, force=True)
+    # this machine's kernel and PID namespace, its process gone: removed at once
+    if share._kernel() is None:
+        pytest.skip("no boot ID or PID namespace to tell (not Linux)")
+    (work / "owner.json").write_text(json.dumps({**owner, "kernel": share._kernel()}))
+    report = share_model(run, pub, force=True)
+    assert [f for f, _ in report.killed_removed] == [work] and not work.exists()
+    assert "no longer running" in report.killed_removed[0][1]
+    # one of this kernel's whose process runs (this test's parent stands for it): refused
+    work = _killed_share(pub, os.getppid())
+    owner = json.loads((work / "owner.json").read_text())
+    (work / "owner.json").write_text(json.dumps({**owner, "kernel": share._kernel()}))
+    with pytest.raises(ModelError, match="another share-model run is writing here"):
+        share_model(run, pub, force=True)
+    assert work.is_dir()
+
+
+def test_a_live_process_whose_proc_entry_is_hidden_runs(monkeypatch):
+    """Another user's share, its /proc entry hidden (hidepid): psutil finds no such process
+    though the kernel has it. Read as gone, its hidden folder was removed at once (its owner
+    on this kernel) while it wrote there."""
+    import os
+
+    import psutil
+
+    from napari_livertumor.models import share
+
+    def hidden(pid):
+        raise psutil.NoSuchProcess(pid)
+
+    monkeypatch.setattr(psutil, "Process", hidden)
+    assert share._running(os.getppid(), 0.0)
+    assert not share._running(_dead_pid(), 0.0)

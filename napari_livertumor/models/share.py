@@ -42,6 +42,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -80,7 +81,8 @@ OWNER_FILE = "owner.json"
 _WRITING: set[str] = set()  # (absolute paths)
 #: a hidden folder is taken for a killed run's only when nothing in it has changed for this
 #: many seconds: one that names no process (its run killed before it wrote the file), and one
-#: whose process is not seen (a run in a container of its own, its processes hidden from here)
+#: whose process is not seen (a run in a container of its own, its processes hidden from here;
+#: not one of this machine's kernel and PID namespace, whose process is known gone at once)
 _OWNERLESS_S = 60.0
 
 #: metadata.json's own top-level fields; any other key (a person's note) is scrubbed whole
@@ -448,7 +450,23 @@ def _owner() -> dict:
     """What :data:`OWNER_FILE` holds: this process, its machine, the time."""
     import socket
 
-    return {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.time(),
+        "kernel": _kernel(),
+    }
+
+
+def _kernel() -> str | None:
+    """This machine's boot and this process's PID namespace (Linux; None elsewhere): a run
+    recorded with the same ones whose process does not exist is gone, not one in a container
+    of its own (its processes hidden from here) sharing this machine's name."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        return f"{boot} {os.readlink('/proc/self/ns/pid')}"
+    except (OSError, ValueError):
+        return None
 
 
 def _left_by_killed_shares(out: Path) -> dict[Path, str]:
@@ -471,7 +489,14 @@ def _left_by_killed_shares(out: Path) -> dict[Path, str]:
             continue
         if held is None:
             continue  # (not ours: files in it, and no owner.json, ours' first)
-        going, whose = held
+        going, whose, wait = held
+        if going and wait:  # (most likely killed: its process is not seen)
+            raise ModelError(
+                out,
+                f"a share-model run that was most likely killed left its hidden folder "
+                f"{folder.name} ({whose}); a share removes it once nothing in it has changed "
+                f"for a minute: try again in {math.ceil(wait)} s, or delete {folder} now",
+            )
         if going:
             raise ModelError(
                 out,
@@ -491,9 +516,11 @@ def _left_by_killed_shares(out: Path) -> dict[Path, str]:
     return left
 
 
-def _staging_holder(folder: Path) -> tuple[bool, str] | None:
-    """Whether the share that wrote the hidden ``folder`` is still going, and whose it is in
-    words (its process, gone or not); None where the folder is none of a share's."""
+def _staging_holder(folder: Path) -> tuple[bool, str, float] | None:
+    """Whether the share that wrote the hidden ``folder`` is still going, whose it is in
+    words (its process, gone or not), and the seconds until it is taken for a killed run's
+    where only a change in the last minute keeps it (its process not seen: 0 otherwise);
+    None where the folder is none of a share's."""
     import socket
 
     newest = max(p.lstat().st_mtime for p in (folder, *folder.rglob("*")))
@@ -509,21 +536,26 @@ def _staging_holder(folder: Path) -> tuple[bool, str] | None:
         if any(p.name != OWNER_FILE for p in folder.iterdir()):
             return None
         if quiet:  # (gone once nothing changes there)
-            return False, f"a run that names no process, untouched since {since}"
-        return True, f"a run that names no process yet, changed at {since}"
+            return False, f"a run that names no process, untouched since {since}", 0.0
+        return True, f"a run that names no process yet, changed at {since}", 0.0
     when = ""
     with contextlib.suppress(ValueError, OverflowError, OSError):
         if started:
             when = f", started {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}"
     if host and host != socket.gethostname():  # (its processes are not seen from here)
-        return True, f"process {pid} on {host}{when}"
+        return True, f"process {pid} on {host}{when}", 0.0
     if pid == os.getpid():
         going = os.path.abspath(folder) in _WRITING
     else:
         going = _running(pid, started)
-        if not going and not quiet:  # (a run whose processes are hidden from here)
-            return True, f"process {pid}{when}, not seen running but writing at {since}"
-    return going, f"process {pid}{when}" + ("" if going else ", no longer running")
+        # changed in the last minute: perhaps a run whose processes are hidden from here (a
+        # container of its own with this machine's name), unless it ran on this machine's
+        # kernel in this PID namespace, where a process not running is gone
+        hidden = not (held.get("kernel") and held["kernel"] == _kernel())
+        if not going and not quiet and hidden:
+            wait = max(newest + _OWNERLESS_S - time.time(), 1.0)
+            return True, f"process {pid}{when}, not running here, last written at {since}", wait
+    return going, f"process {pid}{when}" + ("" if going else ", no longer running"), 0.0
 
 
 def _running(pid: int, started: float) -> bool:
@@ -538,8 +570,10 @@ def _running(pid: int, started: float) -> bool:
         if proc.status() == psutil.STATUS_ZOMBIE:
             return False
         return not (started and proc.create_time() > started + 1.0)
-    except psutil.NoSuchProcess:
+    except psutil.ZombieProcess:  # (ended)
         return False
+    except psutil.NoSuchProcess:  # (ended since; or another user's, /proc hidden: hidepid)
+        return pid_alive(pid)
     except (psutil.Error, OSError):  # (AccessDenied: another user's, running)
         return True
 
