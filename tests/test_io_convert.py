@@ -1296,6 +1296,7 @@ def test_a_seg_without_its_tumor_or_its_liver_segment_is_said_at_conversion(
         "aorta): a patient cannot be trained on or scored without its liver; the CT goes to "
         "imagesTs/"
     ) in err
+    assert err.count("trained on or scored") == 1  # (the SEG reader's note of it: said once)
     assert (out / "imagesTs" / "HCC_002.nii.gz").is_file()
     assert not (out / "labelsTr" / "HCC_002.nii.gz").exists()
     # train --check counts the patients training would use, of the download and of the dataset

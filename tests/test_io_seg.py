@@ -978,6 +978,30 @@ def test_a_ground_truth_seg_without_a_tumor_segment_is_said_to_be_read_tumor_fre
     assert notes == []
 
 
+def test_a_ground_truth_seg_without_a_liver_segment_is_said_as_training_says_it(tmp_path, ct):
+    """A SEG whose Liver segment was dropped (with its frames) opened in the Load panel and by
+    File > Open without a word, while convert, train --check and evaluate refuse the patient
+    ("describes no liver segment … cannot be trained on or scored")."""
+    from napari_livertumor.training.data import NO_LIVER_WHY
+
+    labels = hcc_labels(ct.shape)
+    seg = tmp_path / "seg.dcm"
+    write_dicom_seg(labels, ct, seg, HCC_SEGMENTS, algorithm_type="MANUAL")
+    drop_segment(seg, "Liver")
+    notes: list[str] = []
+    read = read_dicom_seg(seg, ct, warnings=notes)
+    assert (read == 2).any() and not (read == 1).any()  # read, not refused
+    assert notes == [
+        "the SEG describes no liver segment (its segments: Mass, Portal vein, Abdominal aorta): "
+        + NO_LIVER_WHY
+    ]
+    # nor of this tool's own segmentation of a tumor-only output (no ground truth)
+    write_dicom_seg(np.where(labels == 2, 2, 0), ct, seg, [(2, "Tumor")])
+    notes = []
+    read_dicom_seg(seg, ct, warnings=notes)
+    assert notes == []
+
+
 def test_a_tumor_free_synthetic_patients_seg_declares_its_mass_segment(tmp_path):
     """A synthetic cohort's tumor-free patients are no dropped tumor: their SEG still says a
     Mass segment (empty), and reads without a warning."""

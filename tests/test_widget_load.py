@@ -267,6 +267,46 @@ def test_a_new_path_drops_the_last_scan_and_the_seg_it_filled_in(load_widget, qt
     assert widget.truth_path.text() == str(tmp_path / "mine.nii.gz")
 
 
+def test_a_ground_truth_seg_without_a_liver_segment_is_said_beside_the_scan(
+    load_widget, qtbot, tmp_path
+):
+    """A patient whose ground-truth SEG lost its Liver segment loaded with "Ground truth:
+    1-1.dcm" alone, no word, while one without its Mass segment was said, and convert, train
+    --check and evaluate refuse it ("describes no liver segment … cannot be trained on or
+    scored"): said in the same words."""
+    from _seg_edits import drop_segment
+
+    from napari_livertumor.io.dicom import read_dicom_series
+    from napari_livertumor.io.seg import write_dicom_seg
+    from napari_livertumor.training.data import NO_LIVER_WHY
+
+    viewer, widget = load_widget
+    case, vol, labels = write_dicom_case(tmp_path / "a")
+    seg = case / "SEG" / "1-1.dcm"
+    segments = [(1, "Liver"), (2, "Mass")]
+    write_dicom_seg(labels, read_dicom_series(case), seg, segments, algorithm_type="MANUAL")
+    drop_segment(seg, "Liver")
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(case))
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    assert _layers.labels_layers(viewer, role="ground_truth")  # loaded all the same
+    said = widget.status.text()
+    assert "\nGround truth: 1-1.dcm, the DICOM SEG drawn on this series" in said
+    assert (
+        "⚠ ground truth 1-1.dcm: the SEG describes no liver segment (its segments: Mass): "
+        f"{NO_LIVER_WHY}\n"
+    ) in said
+    # chosen in the Ground truth field after Find series: the same
+    viewer.layers.clear()
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    assert widget.truth_path.text()
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    assert "describes no liver segment (its segments: Mass)" in widget.status.text()
+
+
 def test_a_folder_loaded_without_find_series_brings_its_seg_as_file_open_does(
     load_widget, qtbot, tmp_path
 ):

@@ -1069,6 +1069,8 @@ def _with_liver(labels, they_hold: str, warnings: list[str]):
     if counts[1]:
         return labels
     held = ", ".join(_CLASS_NAMES[k] for k, n in enumerate(counts) if k in _CLASS_NAMES and n)
+    # said once: the SEG reader's note that it describes no liver segment goes for this one
+    warnings[:] = [w for w in warnings if not w.endswith(NO_LIVER_WHY)]
     warnings.append(
         f"{they_hold} no liver{f' (only {held})' if held else ''}: {NO_LIVER_WHY}; the CT goes "
         "to imagesTs/"

@@ -291,6 +291,13 @@ def read_dicom_seg(
             f"describes {described}) were left out: the file is damaged or was edited; check "
             "the ground truth"
         )
+    if 1 not in segment_class.values() and is_ground_truth(ds):
+        # as convert, train --check and evaluate refuse it (its header says it): the Load panel
+        # and File > Open showed it with no word
+        from ..training.data import NO_LIVER_WHY
+
+        shown = ", ".join(label for label, _ in _segment_labels(ds)) or "none"
+        notes.append(f"the SEG describes no liver segment (its segments: {shown}): {NO_LIVER_WHY}")
     if 2 not in segment_class.values() and is_ground_truth(ds):
         # a tumor-free ground truth is legitimate, but in HCC-TACE-Seg every patient has HCC:
         # a Mass segment dropped by an edit was scored and trained on as tumor-free, unsaid
