@@ -98,9 +98,14 @@ def test_workbook_without_the_data_table_sheet_uses_the_one_with_the_ids_and_say
 
 def test_a_file_named_xlsx_that_is_no_workbook_says_so_in_plain_words(tmp_path):
     (tmp_path / "junk.xlsx").write_text("not a workbook at all")
-    with pytest.raises(InputError, match="is not an Excel workbook that can be read") as info:
+    with pytest.raises(InputError, match="is not an Excel workbook: it holds text") as info:
         read_clinical(tmp_path / "junk.xlsx")
     assert "save it again from the spreadsheet as .xlsx or .csv" in str(info.value)
+    # a damaged workbook (a ZIP, not one of a workbook): pandas' words, on one line
+    (tmp_path / "broken.xlsx").write_bytes(b"PK\x03\x04" + b"\x00" * 64)
+    with pytest.raises(InputError, match="is not an Excel workbook that can be read") as info:
+        read_clinical(tmp_path / "broken.xlsx")
+    assert "\n" not in str(info.value)
 
 
 def test_a_workbook_locked_by_another_program_says_it_may_be_open_there(tmp_path, monkeypatch):
@@ -162,8 +167,8 @@ def test_implausible_numbers_are_reported_and_treated_as_missing(tmp_path):
     assert np.isnan(table.frame["age"].iloc[0]) and np.isnan(table.frame["age"].iloc[1])
     assert table.frame["age"].iloc[2] == 64.0 and table.frame["AFP"].tolist()[1:] == [20.0, 7.0]
     text = " ".join(table.report)
-    assert "age: value(s) -5, 300 (HCC_001, HCC_002) outside the plausible 0–120" in text
-    assert "AFP: value(s) -1 (HCC_001) outside the plausible ≥ 0" in text
+    assert "age: HCC_001 -5, HCC_002 300 outside the plausible 1–120 years" in text
+    assert "AFP: HCC_001 -1 outside the plausible 0–1e7 ng/mL" in text
 
 
 def test_unsupported_file_is_refused(tmp_path):
@@ -385,7 +390,7 @@ def test_a_binary_file_given_as_the_table_is_said_not_to_be_text(tmp_path):
     with pytest.raises(InputError) as info:
         read_clinical(path)
     text = str(info.value)
-    assert text == f"{path}: no TCIA_ID column: the file does not read as a table (binary content?)"
+    assert text.startswith(f"{path}: is not a text table (binary content")
     assert all(ch.isprintable() for ch in text), repr(text)
 
 
@@ -577,3 +582,164 @@ def test_an_afp_group_written_as_over_400_is_the_high_group():
     assert encode(">400") == 1.0
     assert encode("> 400") == 1.0
     assert encode("<400") == 0.0
+
+
+def test_a_data_dictionary_sheet_before_the_table_is_not_read(tmp_path):
+    """A workbook whose first sheet is a data dictionary (Variable | Description | Type, one
+    row 'TCIA_ID | patient id | text'): the dictionary was read ("1 patients, 0 encoded
+    columns"), and training stopped on no clinical row matching."""
+    path = tmp_path / "c.xlsx"
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame(
+            {
+                "Variable": ["TCIA_ID", "age", "AFP"],
+                "Description": ["patient id", "age years", "AFP ng/mL"],
+                "Type": ["text", "num", "num"],
+            }
+        ).to_excel(book, sheet_name="data dictionary", index=False)
+        pd.DataFrame(ROWS).to_excel(book, sheet_name="clinical", index=False)
+    table = read_clinical(path)
+    assert list(table.frame.index) == ["HCC_001", "HCC_002", "HCC_003", "HCC_004"]
+    assert table.frame.loc["HCC_002", "AFP"] == 4000
+    assert any("read the sheet 'clinical' (not 'data dictionary')" in r for r in table.report)
+    # a table under a title row still wins over the dictionary (its header is its 2nd row)
+    titled = tmp_path / "t.xlsx"
+    body = pd.DataFrame(ROWS)
+    title = ["Clinical data, exported 2026"] + [None] * (body.shape[1] - 1)
+    with pd.ExcelWriter(titled) as book:
+        pd.DataFrame(
+            {"Variable": ["TCIA_ID", "age"], "Description": ["id", "years"], "Type": ["t", "n"]}
+        ).to_excel(book, sheet_name="dictionary", index=False)
+        pd.DataFrame([title, list(body.columns), *body.values.tolist()]).to_excel(
+            book, sheet_name="Tabelle1", index=False, header=False
+        )
+    table = read_clinical(titled)
+    assert len(table.frame) == 4 and table.frame.loc["HCC_002", "AFP"] == 4000
+    # a sheet named "data table" without the ID column does not hide the one with it
+    named = tmp_path / "n.xlsx"
+    with pd.ExcelWriter(named) as book:
+        pd.DataFrame({"note": ["see the other sheet"]}).to_excel(
+            book, sheet_name="data table", index=False
+        )
+        pd.DataFrame(ROWS).to_excel(book, sheet_name="patients", index=False)
+    table = read_clinical(named)
+    assert len(table.frame) == 4
+    assert any(
+        "the sheet 'data table' has no TCIA_ID column; read the sheet 'patients'" in r
+        for r in table.report
+    )
+
+
+def test_values_no_patient_has_are_named_and_treated_as_missing(tmp_path):
+    """An AFP of 1e12 (a typo) moved that patient's weak label from 0.12 to 1.0: only
+    negatives were caught. Too large a value is treated as missing, named with its patient."""
+    pd.DataFrame(
+        {
+            "TCIA_ID": ["HCC_001", "HCC_002", "HCC_003", "HCC_004"],
+            "age": [250, -1, 64, 0],
+            "AFP": [12.0, 1e12, 250_000, 3.1],
+            "Tr_Size": [9999, 3.5, 24.0, 0],
+            "Interval_BL": [30, 1_000_000, 75, 12],
+            "TTP": [14.2, 1e6, 3.0, 80.0],
+            "OS": [30.0, 20.0, 40000, 90.0],
+        }
+    ).to_csv(tmp_path / "c.csv", index=False)
+    table = read_clinical(tmp_path / "c.csv")
+    f = table.frame
+    assert f["age"].isna().tolist() == [True, True, False, True]
+    assert f["AFP"].isna().tolist() == [False, True, False, False]  # 250 000: real, kept
+    assert f["Tr_Size"].isna().tolist() == [True, False, False, False]  # 0: no tumor, kept
+    assert f["Interval_BL"].isna().tolist() == [False, True, False, False]
+    assert f["TTP"].isna().tolist() == [False, True, False, False]
+    assert f["OS"].isna().tolist() == [False, False, True, False]
+    text = "\n".join(table.report)
+    # each patient beside its own value (the values were listed sorted: HCC_001 beside -1)
+    assert "age: HCC_001 250, HCC_002 -1, HCC_004 0 outside the plausible 1–120 years" in text
+    assert "AFP: HCC_002 1e12 outside the plausible 0–1e7 ng/mL treated as missing" in text
+    assert "Tr_Size: HCC_001 9999 outside the plausible 0–40 cm" in text
+    assert "Interval_BL: HCC_002 1e6 outside the plausible 0–3650 days" in text
+    assert "TTP: HCC_002 1e6 outside the plausible 0–36500 (a century in days)" in text
+
+
+def test_a_table_of_ids_alone_says_it_has_no_clinical_columns(tmp_path):
+    """It said "the table has a TCIA_ID column but no patient rows" (pandas calls a frame of
+    rows and no columns empty)."""
+    (tmp_path / "c.csv").write_text("TCIA_ID\n" + "".join(f"HCC_00{i}\n" for i in range(1, 7)))
+    with pytest.raises(InputError) as info:
+        read_clinical(tmp_path / "c.csv")
+    assert "6 patient row(s) but no clinical columns" in str(info.value)
+    assert "no patient rows" not in str(info.value)
+
+
+def test_invisible_characters_and_unicode_dashes_in_ids_read_as_the_id(tmp_path):
+    """'HCC_001' + a zero-width space and 'HCC–002' (an en dash) matched no patient, and were
+    listed looking the same as the patients' own IDs."""
+    from napari_livertumor.io.clinical import shown_id
+
+    assert normalise_id("HCC_001\u200b") == "HCC_001"
+    assert normalise_id("HCC\u2013002") == "HCC_002"
+    assert normalise_id("\ufeffHCC\u00ad3") == "HCC_003"
+    assert normalise_id("Pat\u2212\u00e901") == "Pat-\u00e901"  # (other IDs: only the dash)
+    pd.DataFrame(
+        {"TCIA_ID": ["HCC_001\u200b", "HCC\u2013002", "HCC_00\u00a03"], "age": [60, 61, 62]}
+    ).to_csv(tmp_path / "c.csv", index=False)
+    assert list(read_clinical(tmp_path / "c.csv").frame.index) == [
+        "HCC_001",
+        "HCC_002",
+        "HCC_00\u00a03",
+    ]
+    # what still does not match shows what does not show
+    assert shown_id("HCC_00\u00a03") == "'HCC_00\\xa03'"
+    assert shown_id("Pat\u00e9\u0301") == "'Pat\u00e9\\u0301'"
+    assert shown_id("HCC_003") == "HCC_003" and shown_id("HCC 3 b") == "HCC 3 b"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "said"),
+    [
+        ("c.csv", b"", "the file is empty (0 bytes)"),
+        ("c.csv", b"\n\n   \n", "the file is empty (only blank lines or spaces)"),
+        ("c.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200), "is not a text table"),
+        ("c.xlsx", b"", "the file is empty (0 bytes)"),
+        ("c.xlsx", b"TCIA_ID,age\nHCC_001,60\n", "is not an Excel workbook: it holds text"),
+        ("c.xlsx", b"%PDF-1.4\n\x00\x01\x02", "is not an Excel workbook: it holds binary"),
+        ("c.xls", b"<html><table><tr><td>TCIA_ID</td></tr></table>", "it holds HTML or XML"),
+    ],
+)
+def test_a_file_that_holds_no_table_says_so_plainly(tmp_path, name, content, said):
+    """pandas' words were passed on: "(EmptyDataError: No columns to parse from file)",
+    "(ParserError: Error tokenizing data. C error: …\\n)" (a line break in a GUI line),
+    "(ValueError: Excel file format cannot be determined, you must specify an engine
+    manually.)"."""
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(InputError) as info:
+        read_clinical(tmp_path / name)
+    text = str(info.value)
+    assert said in text and "\n" not in text and "Error" not in text
+
+
+def test_a_workbook_whose_sheet_is_empty_says_so(tmp_path):
+    """It said "no TCIA_ID column (columns: ...)"."""
+    path = tmp_path / "c.xlsx"
+    pd.DataFrame().to_excel(path, sheet_name="data table", index=False)
+    with pytest.raises(InputError, match="the sheet 'data table' is empty"):
+        read_clinical(path)
+
+
+def test_an_unreadable_table_names_its_readable_twin_beside_it(tmp_path):
+    """A damaged clinical.xlsx beside a good clinical.csv: the workbook was refused and the
+    CSV never mentioned."""
+    (tmp_path / "clinical.xlsx").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    pd.DataFrame(ROWS).to_csv(tmp_path / "clinical.csv", index=False)
+    with pytest.raises(InputError) as info:
+        read_clinical(tmp_path / "clinical.xlsx")
+    assert "is not an Excel workbook" in str(info.value)
+    assert (
+        f"clinical.csv beside it reads as a clinical table: give that file as the clinical "
+        f"table instead ({tmp_path / 'clinical.csv'})" in str(info.value)
+    )
+    # a twin that does not read either is not named
+    (tmp_path / "clinical.csv").write_text("patient,age\nA,3\n")
+    with pytest.raises(InputError) as info:
+        read_clinical(tmp_path / "clinical.xlsx")
+    assert "clinical.csv" not in str(info.value)

@@ -1517,3 +1517,31 @@ def test_a_patient_whose_seg_describes_no_liver_is_left_out_when_indexed(
     assert why.startswith("its SEG 1-1.dcm describes no liver segment (its segments: Spleen, ")
     assert why.endswith("a patient cannot be trained on or scored without its liver")
     assert "skipping HCC_002: its SEG 1-1.dcm describes no liver segment" in caplog.text
+
+
+def test_a_table_passed_over_is_said_once_per_check(tmp_path, caplog):
+    """`train --check` printed "patients.csv: no TCIA_ID column; not taken for the clinical
+    table" twice (find_clinical and tables_passed_over both read the table)."""
+    (tmp_path / "patients.csv").write_text("case,volume_ml\nHCC_001,1500\n")
+    with caplog.at_level(logging.INFO):
+        assert find_clinical(tmp_path) is None
+        assert tables_passed_over(tmp_path) == ["patients.csv"]
+    assert caplog.text.count("not taken for the clinical table") == 1
+
+
+def test_the_check_matches_ids_with_hidden_characters_and_shows_those_that_still_differ(
+    tmp_path, tcia_cohort
+):
+    """'HCC_001' + a zero-width space and 'HCC–002' (an en dash) matched no patient, and the
+    table's unmatched rows were listed looking the same as the patients' IDs."""
+    from napari_livertumor.training.check import summarize_data
+
+    table = tmp_path / "clinical.csv"
+    table.write_text(
+        "TCIA_ID,age,AFP\nHCC_001\u200b,60,12\nHCC\u2013002,61,13\nHCC_00\u00a03,62,14\n",
+        encoding="utf-8",
+    )
+    text = "\n".join(summarize_data(str(tcia_cohort), clinical=str(table), weak_lambda=0))
+    assert "2/3 patients matched" in text
+    assert "Without a clinical row: HCC_003" in text
+    assert "Rows of the table with no patient here: 'HCC_00\\xa03'" in text

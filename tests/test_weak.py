@@ -263,3 +263,28 @@ def test_no_usable_column_names_each_column_once():
         out_of_fold_weak_labels(frame, tlvr, ["AFP", "age"])
     said = str(err.value).split("; the table's columns:")[0]
     assert said.count("AFP") == 1 and said.count("age") == 1
+
+
+def test_an_afp_typo_no_patient_has_does_not_set_its_weak_label(tmp_path, caplog):
+    """An AFP of 1e12 (a typo) was read as a number: AFP enters the fit unscaled (no log), and
+    that patient's weak label went from 0.118 to 1.0. The table reader treats it as missing
+    (the label is the one the patient's AFP left blank gets), said as a warning the Train
+    panel shows."""
+    from napari_livertumor.training import weak
+
+    frame, tlvr = clinical_cohort(n=12, seed=0)
+    frame = frame.drop(columns="T_involvment")
+    frame.loc["HCC_003", "AFP"] = 1e12
+    table = tmp_path / "clinical.csv"
+    frame.to_csv(table)
+    with caplog.at_level("INFO", logger="napari_livertumor"):
+        read = weak.load_clinical_frame(table)
+    said = [r for r in caplog.records if "outside the plausible" in r.getMessage()]
+    assert said and all(r.levelname == "WARNING" for r in said)
+    assert "HCC_003 1e12" in said[0].getMessage()
+    blank = frame.copy()
+    blank.loc["HCC_003", "AFP"] = np.nan
+    cols = ["AFP", "age"]
+    got = out_of_fold_weak_labels(read, tlvr, cols, folds=4).labels
+    expected = out_of_fold_weak_labels(blank, tlvr, cols, folds=4).labels
+    assert got["HCC_003"] == pytest.approx(expected["HCC_003"]) and got["HCC_003"] < 0.5

@@ -1534,3 +1534,23 @@ def test_finished_says_which_steps_model_was_kept(train_widget, tmp_path):
     kept = "model kept: step 4 (epoch 1), validation Dice 0.041"
     assert kept in widget.status.text()
     assert kept in widget.log.toPlainText()
+
+
+def test_the_clinical_browse_dialog_lists_every_table_ending_read(train_widget, monkeypatch):
+    """Its filter was "*.xlsx *.csv": a .tsv, .xlsm or .txt table, read all the same, did not
+    show in the dialog."""
+    from napari_livertumor._widgets import train as train_module
+
+    asked = {}
+
+    def dialog(*args, **kwargs):
+        asked.update(kwargs)
+        return "/data/clinical.tsv", ""
+
+    monkeypatch.setattr(train_module.QFileDialog, "getOpenFileName", dialog)
+    _, widget = train_widget
+    widget.clinical_browse.click()
+    tables = asked["filter"].split(";;")[0]
+    for ending in ("*.xlsx", "*.xlsm", "*.xls", "*.csv", "*.tsv", "*.txt"):
+        assert ending in tables.split("(")[1].rstrip(")").split()
+    assert widget.clinical.text() == "/data/clinical.tsv"

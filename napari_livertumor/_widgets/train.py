@@ -1124,8 +1124,12 @@ class TrainWidget(JobWidgetMixin, QWidget):
             self.check_data()
 
     def _browse_clinical(self) -> None:
+        from ..io.clinical import TABLE_SUFFIXES
+
+        # every ending the table is read with (.tsv, .xlsm, .txt were hidden by the filter)
+        endings = " ".join(f"*{s}" for s in TABLE_SUFFIXES)
         path, _ = QFileDialog.getOpenFileName(
-            self, "Clinical table", filter="Tables (*.xlsx *.csv);;All files (*)"
+            self, "Clinical table", filter=f"Tables ({endings});;All files (*)"
         )
         if path:
             self.clinical.setText(path)

@@ -39,15 +39,21 @@ YES_NO_COLUMNS = (
 )
 #: Columns that are plain numbers.
 NUMERIC_COLUMNS = ("age", "AFP", "Tr_Size", "Interval_BL", "TTP", "OS", "CLIP")
-#: plausible (low, high) per numeric column (None: open); values outside are typos or codes
-#: such as -1 for "unknown", treated as missing and reported
+#: plausible (low, high, unit) per numeric column, in the units of HCC-TACE-Seg's table; values
+#: outside are typos or codes such as -1 for "unknown", treated as missing and reported. The
+#: upper bounds are generous, beyond any real patient's value: an AFP of 1e12 (a typo) read as a
+#: number moved that patient's weak label from 0.12 to 1.0. age: an adult cohort; AFP: no serum
+#: AFP reaches 10 million ng/mL (the highest reported are a few million); Tr_Size: no tumor is
+#: longer than 40 cm, more than a whole enlarged liver; Interval_BL (days from the baseline scan
+#: to TACE): 10 years; TTP and OS: a century in days (36500), so a table giving them in
+#: months or in days passes (the units were not checked against TCIA's table)
 _PLAUSIBLE = {
-    "age": (0.0, 120.0),
-    "afp": (0.0, None),
-    "tr_size": (0.0, None),
-    "interval_bl": (0.0, None),
-    "ttp": (0.0, None),
-    "os": (0.0, None),
+    "age": (1.0, 120.0, "years"),
+    "afp": (0.0, 1e7, "ng/mL"),
+    "tr_size": (0.0, 40.0, "cm"),
+    "interval_bl": (0.0, 3650.0, "days"),
+    "ttp": (0.0, 36500.0, "(a century in days)"),
+    "os": (0.0, 36500.0, "(a century in days)"),
 }
 
 _YES = {"1", "1.0", "1,0", "yes", "y", "true", "positive", "present", "pos", "+"}
@@ -111,11 +117,17 @@ class ClinicalTable:
 def read_clinical(path: str | Path) -> ClinicalTable:
     """Read and encode the HCC-TACE-Seg clinical table.
 
+    A table that cannot be read is refused naming its twin beside it (the same name with
+    another table ending: ``clinical.csv`` beside a damaged ``clinical.xlsx``) when that one
+    reads: the same table in another format, as TCIA offers it, may be the one to give.
+
     Parameters
     ----------
     path : str or Path
-        ``.xlsx``/``.xls`` (sheet "data table", else the first sheet, with a note in the
-        report) or ``.csv``/``.tsv`` (separator and encoding detected).
+        ``.xlsx``/``.xlsm``/``.xls`` (the sheet "data table", else the sheet that looks most
+        like the patients' table: an ID column in its header, rows of ``HCC_001``-like IDs,
+        clinical column names; said in the report) or ``.csv``/``.tsv``/``.txt`` (separator
+        and encoding detected).
 
     Returns
     -------
@@ -127,6 +139,45 @@ def read_clinical(path: str | Path) -> ClinicalTable:
         The file cannot be read or has no ``TCIA_ID`` column.
     """
     path = Path(path)
+    try:
+        return _read_clinical(path)
+    except InputError as exc:
+        twin = _readable_twin(path) if path.is_file() else None
+        if twin is None:
+            raise
+        raise InputError(
+            exc.path,
+            f"{exc.problem.rstrip('.')}. {twin.name} beside it reads as a clinical table: give "
+            f"that file as the clinical table instead ({twin})",
+        ) from exc
+
+
+#: endings a clinical table is read with
+TABLE_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".csv", ".tsv", ".txt")
+
+
+def _readable_twin(path: Path) -> Path | None:
+    """A table beside ``path`` with its name and another table ending that reads, or None."""
+    import glob
+
+    try:
+        twins = sorted(
+            p
+            for p in path.parent.glob(f"{glob.escape(path.stem)}.*")
+            if p != path and p.suffix.lower() in TABLE_SUFFIXES and p.is_file()
+        )
+    except OSError:
+        return None
+    for twin in twins:
+        try:
+            _read_clinical(twin)
+        except Exception:  # noqa: BLE001 - only a readable twin is named
+            continue
+        return twin
+    return None
+
+
+def _read_clinical(path: Path) -> ClinicalTable:
     if path.is_dir():
         raise InputError(path, "is a folder; give the clinical table's file (.xlsx, .csv)")
     if not path.is_file():
@@ -204,8 +255,14 @@ def read_clinical(path: str | Path) -> ClinicalTable:
                 f"{shown}: kept the first row; fix the table if another is right"
             )
         raw = raw.loc[~duplicated]
-    if raw.empty:
+    if not len(raw.index):
         raise InputError(path, "the table has a TCIA_ID column but no patient rows")
+    if not len(raw.columns):  # (pandas calls a frame of rows and no columns empty too)
+        raise InputError(
+            path,
+            f"the table has {len(raw.index)} patient row(s) but no clinical columns: only the "
+            "TCIA_ID column",
+        )
 
     encoded = {}
     text_columns = []
@@ -272,17 +329,17 @@ def read_clinical(path: str | Path) -> ClinicalTable:
         ]
         if unknown and cells:
             report.append(f"{column}: unknown value(s) {_patients(cells)} treated as missing")
-        low, high = _PLAUSIBLE.get(column.strip().lower(), (None, None))
+        low, high, unit = _PLAUSIBLE.get(column.strip().lower(), (None, None, ""))
         odd = ((result < low) if low is not None else False) | (
             (result > high) if high is not None else False
         )
         if np.any(odd):
-            shown = ", ".join(f"{v:g}" for v in sorted(set(result[odd]))[:6])
-            bounds = f"{low:g}–{high:g}" if high is not None else f"≥ {low:g}"
-            where = [str(pid) for pid in result.index[np.asarray(odd, bool)]]
+            # each patient beside its own value (sorted values beside the patients in table
+            # order paired them wrong)
+            where = [f"{pid} {_g(v)}" for pid, v in result[np.asarray(odd, bool)].items()]
             report.append(
-                f"{column}: value(s) {shown} ({_patients(where)}) outside the plausible "
-                f"{bounds} treated as missing"
+                f"{column}: {_patients(where)} outside the plausible {_g(low)}–{_g(high)} {unit} "
+                "treated as missing"
             )
             result = result.mask(odd)
         encoded[column] = result
@@ -297,15 +354,56 @@ def read_clinical(path: str | Path) -> ClinicalTable:
     return ClinicalTable(frame=frame, raw=raw, report=report, source=path)
 
 
+def _g(value: float) -> str:
+    """A number as a note writes it: ``64``, ``0.5``, ``1e12`` (not ``1e+12``)."""
+    return re.sub(r"e\+?(-?)0*(\d)", r"e\1\2", f"{value:g}")
+
+
 def normalise_id(value) -> str:
     """``'hcc_1'``, ``'HCC-001 '``, ``'HCC001'`` -> ``'HCC_001'``; other IDs are only stripped
     and composed (NFC): a folder named on macOS, or unpacked from a Mac's zip, holds é as e + ´,
-    which the é typed in a table or split file is not, code point by code point."""
-    text = unicodedata.normalize("NFC", str(value).strip())
+    which the é typed in a table or split file is not, code point by code point. Invisible
+    format characters (a zero-width space or joiner, a soft hyphen, a byte-order mark: pasted
+    from a web page or a PDF) are taken out, and a Unicode dash or minus (``–``, ``‑``, ``−``:
+    a spreadsheet's autocorrect) reads as ``-``: the ID looked the same as the folder's and
+    matched no patient."""
+    text = unicodedata.normalize("NFC", _id_characters(str(value)).strip())
     match = re.fullmatch(r"(?i)hcc[\s_\-]*0*(\d+)(\.0)?", text)
     if match:
         return f"HCC_{int(match.group(1)):03d}"
     return text
+
+
+def _id_characters(text: str) -> str:
+    """``text`` without format characters (category Cf), its dashes (category Pd) and minus
+    signs read as '-'."""
+    if text.isascii():
+        return text
+    out = []
+    for ch in text:
+        kind = unicodedata.category(ch)
+        if kind != "Cf":
+            out.append("-" if kind == "Pd" or ch == "\u2212" else ch)
+    return "".join(out)
+
+
+def shown_id(value) -> str:
+    """An ID as a message lists it: as it is, or, where it holds characters that do not show
+    (control or format characters, a space other than the plain one, a combining mark or an
+    unassigned code point), those written as Python escapes them (``'HCC_00\\xa01'``), so that
+    an ID that matched nothing does not look the same as the one it was meant to be."""
+    text = str(value)
+    if all(ch == " " or not _hidden(ch) for ch in text):
+        return text
+    return (
+        "'"
+        + "".join(ch.encode("unicode_escape").decode("ascii") if _hidden(ch) else ch for ch in text)
+        + "'"
+    )
+
+
+def _hidden(ch: str) -> bool:
+    return unicodedata.category(ch)[0] in "CZM" and ch != " "
 
 
 def row_ids_for(case_ids, table_ids) -> dict[str, str]:
@@ -812,17 +910,48 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix in (".xlsx", ".xlsm", ".xls"):
+            _check_workbook_bytes(path)
             sheets = pd.read_excel(path, sheet_name=None, header=0, dtype=object)
             if not sheets:
                 raise InputError(path, "the workbook has no sheets")
-            chosen = next((n for n in sheets if str(n).strip().lower() == SHEET_NAME), None)
+            named = next((n for n in sheets if str(n).strip().lower() == SHEET_NAME), None)
+            chosen = named if named is not None and _has_id_column(sheets[named]) else None
             if chosen is None:
-                # the sheet with the patients' ID column (a notes or README sheet may come first)
-                chosen = next((n for n in sheets if _has_id_column(sheets[n])), next(iter(sheets)))
+                # the sheet that looks most like the patients' table (a notes, README or data
+                # dictionary sheet may come first; a dictionary lists TCIA_ID as a value)
+                scores = {n: _sheet_score(sheets[n]) for n in sheets}
+                best = max(scores.values())
+                if best[0]:
+                    chosen = next(n for n in sheets if scores[n] == best)
+                else:  # no sheet has the ID column: the one so named, else the first, refused
+                    chosen = named if named is not None else next(iter(sheets))
                 others = [str(n) for n in sheets if n != chosen]
-                report.append(
-                    f"no sheet named '{SHEET_NAME}'; read the sheet '{chosen}'"
-                    + (f" (not {', '.join(repr(o) for o in others[:4])})" if others else "")
+                if chosen != named:  # (the sheet so named without the ID column: refused)
+                    report.append(
+                        (
+                            f"the sheet '{named}' has no TCIA_ID column"
+                            if named is not None
+                            else f"no sheet named '{SHEET_NAME}'"
+                        )
+                        + f"; read the sheet '{chosen}'"
+                        + (
+                            f" (not {', '.join(repr(o) for o in others[:4])}); a sheet named "
+                            f"'{SHEET_NAME}' is read before the others"
+                            if others
+                            else ""
+                        )
+                    )
+            if _blank_sheet(sheets[chosen]):
+                others = [str(n) for n in sheets if n != chosen]
+                raise InputError(
+                    path,
+                    f"the sheet '{chosen}' is empty"
+                    + (
+                        f" (and no other sheet, {', '.join(repr(o) for o in others[:4])}, has a "
+                        "TCIA_ID column)"
+                        if others
+                        else ""
+                    ),
                 )
             if suffix != ".xls" and sheets[chosen].isna().to_numpy().any():
                 report.extend(_formulas_without_results(path, chosen))
@@ -843,7 +972,7 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
                 path,
                 "is not an Excel workbook that can be read (damaged, or another kind of file "
                 f"named {suffix}): save it again from the spreadsheet as .xlsx or .csv "
-                f"({type(exc).__name__}: {exc})",
+                f"({type(exc).__name__}: {_one_line(exc)})",
             ) from exc
         # a spreadsheet open in Excel on Windows is locked against reading: said, as the
         # likely cause, where "[Errno 13] Permission denied" alone sent users to the file's
@@ -854,9 +983,49 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
             else ""
         )
         raise InputError(
-            path, f"cannot be read as a table ({type(exc).__name__}: {exc}){hint}"
+            path, f"cannot be read as a table ({type(exc).__name__}: {_one_line(exc)}){hint}"
         ) from exc
     raise InputError(path, f"unsupported table format '{suffix}' (use .xlsx or .csv)")
+
+
+def _one_line(exc: Exception) -> str:
+    """An exception's text on one line (pandas ends some with a newline: a broken GUI line)."""
+    return " ".join(str(exc).split())
+
+
+#: how a workbook's bytes start: a ZIP (.xlsx, .xlsm) or an OLE2 compound file (.xls, and an
+#: .xlsx saved with a password)
+_WORKBOOK_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
+
+
+def _check_workbook_bytes(path: Path) -> None:
+    """Refuse, in plain words, a file named as a workbook that is empty or none (pandas: "Excel
+    file format cannot be determined, you must specify an engine manually")."""
+    with open(path, "rb") as handle:
+        head = handle.read(8192)
+    if not head:
+        raise InputError(path, "the file is empty (0 bytes)")
+    if head.startswith(_WORKBOOK_MAGIC):
+        return
+    if _looks_binary(head):
+        what = "it holds binary content of another kind (an image, a PDF?)"
+    elif head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):  # a web system's "Excel" export
+        what = "it holds HTML or XML (a web page or an XML spreadsheet given an Excel name)"
+    else:
+        what = "it holds text (a table saved as text? give it the ending .csv)"
+    raise InputError(
+        path,
+        f"is not an Excel workbook: {what}; save it again from the spreadsheet as .xlsx or .csv",
+    )
+
+
+def _looks_binary(data: bytes) -> bool:
+    """Whether bytes are no text: a NUL byte, or many control bytes (a text file in UTF-16,
+    whose every other byte is NUL, starts with its byte-order mark and is not asked about)."""
+    if b"\x00" in data:
+        return True
+    control = sum(1 for b in data if b < 32 and b not in (9, 10, 12, 13))
+    return control > max(2, len(data) // 20)
 
 
 def _formulas_without_results(path: Path, sheet) -> list[str]:
@@ -903,6 +1072,32 @@ def _formulas_without_results(path: Path, sheet) -> list[str]:
     ]
 
 
+def _blank_sheet(frame: pd.DataFrame) -> bool:
+    """Whether a sheet holds nothing: no cell and no header."""
+    return frame.dropna(how="all").empty and all(
+        str(c).startswith("Unnamed:") for c in frame.columns
+    )
+
+
+def _sheet_score(frame: pd.DataFrame) -> tuple:
+    """How much a sheet looks like the patients' table, compared as a tuple: whether it has an
+    ID column (:func:`_has_id_column`), how many rows below its header hold an ``HCC_001``-like
+    ID, how many of its header's names are clinical columns this package knows, whether the
+    header is the sheet's first row, how many rows hold an ID-like value. A data dictionary
+    (``TCIA_ID | patient id | text`` as a row) has an ID column by :func:`_has_id_column`'s
+    count, but no HCC ID and no known column: its sheet read, no patient matched."""
+    if not _has_id_column(frame):
+        return (False, 0, 0, False, 0)
+    rows = [list(frame.columns)] + [list(r) for r in frame.head(_HEADER_ROWS).values]
+    at = next(i for i, row in enumerate(rows) if any(_is_id_column(c) for c in row if pd.notna(c)))
+    header = [str(c).strip() for c in rows[at]]
+    column = next(j for j, c in enumerate(header) if _is_id_column(c))
+    ids = [v for v in frame.iloc[at:, column] if pd.notna(v) and str(v).strip()]
+    hcc = sum(normalise_id(v).startswith("HCC_") for v in ids)
+    named = sum(_name_key(c) in _KNOWN_KEYS for c in header if not c.startswith("Unnamed:"))
+    return (True, hcc, named, at == 0, sum(_looks_like_id(v) for v in ids))
+
+
 def _has_id_column(frame: pd.DataFrame) -> bool:
     """Whether a sheet is a table with an ID column (``TCIA_ID``): in its header, or in one
     of the first rows (title rows may come first; :func:`_with_id_header` looks as far), among
@@ -932,14 +1127,26 @@ def _read_csv(path: Path) -> pd.DataFrame:
             f"name ({path.suffix or 'no ending'}) says: save it from the spreadsheet as .xlsx "
             "or as CSV",
         )
+    if not data:
+        raise InputError(path, "the file is empty (0 bytes)")
     # UTF-16 (Excel's "Unicode text" export) announces itself with a byte-order mark
     bom16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
+    if not bom16 and _looks_binary(data[:8192]):  # an image, an old .xls (pandas: a
+        # "ParserError: Error tokenizing data" with a line break in it)
+        raise InputError(
+            path,
+            f"is not a text table (binary content: an image, an old .xls workbook or another "
+            f"program's file, named {path.suffix or 'without an ending'}): save the table from "
+            "the spreadsheet as .xlsx or as CSV",
+        )
     for encoding in ("utf-16",) if bom16 else ("utf-8-sig", "cp1252", "latin-1"):
         try:
             text = data.decode(encoding)
             break
         except UnicodeDecodeError:
             continue
+    if not text.strip("\ufeff \t\r\n"):
+        raise InputError(path, "the file is empty (only blank lines or spaces)")
     lines = text.splitlines()
     # the header is the first line naming TCIA_ID (exports sometimes carry a title row above)
     start = next(
@@ -953,7 +1160,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def _is_id_column(name) -> bool:
-    return re.sub(r"[\s_\-]+", "", str(name).strip().lower()) == "tciaid"
+    return re.sub(r"[\s_\-]+", "", _id_characters(str(name)).strip().lower()) == "tciaid"
 
 
 def _with_id_header(raw: pd.DataFrame, path: Path) -> pd.DataFrame:

@@ -117,7 +117,7 @@ def summarize_data(
             problems.append(problem)
         return lines
     frame = table.frame
-    from ..io.clinical import normalise_id, row_ids_for
+    from ..io.clinical import normalise_id, row_ids_for, shown_id
 
     rows_of = row_ids_for(sorted({r.case_id for r in records}), frame.index)
     matched = sorted(rows_of.values())  # table IDs, as training matches them
@@ -162,8 +162,8 @@ def summarize_data(
     if records and not matched:  # nothing to compare columns on: why, by what each side holds
         problem = (
             f"⚠ No patient here has a row in {path.name}: its IDs read like "
-            f"{_some(sorted(map(str, frame.index)), 3)}, the patients here like "
-            f"{_some(sorted({r.case_id for r in records}), 3)}"
+            f"{_some([shown_id(i) for i in sorted(map(str, frame.index))], 3)}, the patients "
+            f"here like {_some([shown_id(c) for c in sorted({r.case_id for r in records})], 3)}"
         )
         _refused(lines, problems, weak_lambda, problem)
         lines += [f"Table: {msg.replace('WARNING: ', '⚠ ', 1)}" for msg in table.report]
@@ -180,7 +180,7 @@ def summarize_data(
         # with one: under "Weak supervision off" for all, it read as if others had it)
         lines.append(
             f"Without a clinical row{' (no weak term for them)' if runs else ''}: "
-            f"{_some(unmatched)}"
+            f"{_some([shown_id(c) for c in unmatched])}"
         )
     extra = sorted({str(i) for i in frame.index} - set(matched))
     # the rows of patients left out above (no SEG...) are theirs, not rows of no patient here
@@ -190,7 +190,11 @@ def summarize_data(
     if theirs:
         lines.append(f"Rows of patients left out above: {_some(theirs)}")
     if extra:  # a typo in an ID is the usual cause
-        lines.append(f"Rows of the table with no patient here: {_some(extra)}")
+        # (an ID with a character that does not show is written escaped: it looked the
+        # same as the patient's it was meant to be)
+        lines.append(
+            f"Rows of the table with no patient here: {_some([shown_id(i) for i in extra])}"
+        )
         # a bare number ("3", "005") beside a patient HCC_003 without a row: most likely that
         # patient, written as a number (not matched: a number may be a record number)
         # (named as the patient's folder or file is: 'hcc-3', not an HCC_003 nowhere here)

@@ -796,8 +796,16 @@ def _has_patient_ids(path: Path) -> bool:
         return True
     if _has_id_column(frame):
         return True
-    log.info("%s: no TCIA_ID column; not taken for the clinical table", path)
+    # said once per state of the file (find_clinical and tables_passed_over both ask: the
+    # check printed the line twice)
+    said = (path, _mtime(path))
+    if said not in _PASSED_SAID:
+        _PASSED_SAID.add(said)
+        log.info("%s: no TCIA_ID column; not taken for the clinical table", path)
     return False
+
+
+_PASSED_SAID: set = set()
 
 
 def _mtime(path: Path) -> float | None:

@@ -82,9 +82,9 @@ def load_clinical_frame(path: str | Path):
                 log.warning(
                     "clinical table %s: %s", path, msg.removeprefix("WARNING: "), extra=IN_REPORT
                 )
-            elif "unknown value(s)" in msg:
-                # a cell the user wrote that no reading understood ('abc', '4 7'), read as
-                # missing: a warning, so the Train panel's log shows it too (as an INFO line
+            elif "unknown value(s)" in msg or "outside the plausible" in msg:
+                # a cell the user wrote that no reading understood ('abc', '4 7'), or a value
+                # no patient has (an AFP of 1e12: a typo), read as missing: a warning, so the Train panel's log shows it too (as an INFO line
                 # only the command line said it; Check data lists it)
                 log.warning("clinical table %s: %s", path, msg)
             else:
@@ -102,7 +102,7 @@ def check_weak_inputs(path: str | Path, columns, case_ids) -> None:
     """Refuse now what :func:`out_of_fold_weak_labels` would refuse after hours of training:
     a clinical table none of whose rows is a patient of the data, or none of whose columns is
     one asked for (``--stage both`` trains the liver first)."""
-    from ..io.clinical import row_ids_for
+    from ..io.clinical import row_ids_for, shown_id
 
     frame = load_clinical_frame(path)
     index = {str(i) for i in frame.index}
@@ -111,8 +111,8 @@ def check_weak_inputs(path: str | Path, columns, case_ids) -> None:
         raise InputError(
             path,
             f"no clinical row matches any of the {len(ids)} patients of the data (e.g. "
-            f"{', '.join(ids[:3])}; the table's IDs are e.g. {', '.join(sorted(index)[:3])}): "
-            "check the TCIA_ID column",
+            f"{', '.join(map(shown_id, ids[:3]))}; the table's IDs are e.g. "
+            f"{', '.join(map(shown_id, sorted(index)[:3]))}): check the TCIA_ID column",
         )
     by_key = {str(c).strip().lower() for c in frame.columns}
     present = [c for c in columns if str(c).strip().lower() in by_key]
@@ -199,7 +199,7 @@ def weak_fit_inputs(
     """
     import pandas as pd
 
-    from ..io.clinical import row_ids_for
+    from ..io.clinical import row_ids_for, shown_id
 
     ids = sorted(map(str, train_ids))
     report: list[str] = []
@@ -225,9 +225,9 @@ def weak_fit_inputs(
         raise InputError(
             source,
             f"no clinical row matches any of the {len(ids)} training patients "
-            f"(e.g. {', '.join(ids[:3])})"
+            f"(e.g. {', '.join(map(shown_id, ids[:3]))})"
             + (
-                f"; its {len(others)} row(s) ({', '.join(others[:4])}"
+                f"; its {len(others)} row(s) ({', '.join(map(shown_id, others[:4]))}"
                 + (" …" if len(others) > 4 else "")
                 + ") are other patients' (validation or test patients'?) or spelled otherwise: "
                 "the weak term is fitted on the training patients' rows; check the TCIA_ID "
@@ -238,7 +238,7 @@ def weak_fit_inputs(
         )
     if n_missing:
         absent_ids = [pid for pid in ids if pid not in frame.index]
-        shown = ", ".join(absent_ids[:8]) + (
+        shown = ", ".join(map(shown_id, absent_ids[:8])) + (
             f" and {len(absent_ids) - 8} more" if len(absent_ids) > 8 else ""
         )
         report.append(
