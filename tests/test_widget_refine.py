@@ -2107,3 +2107,167 @@ def test_tab_from_the_settings_buttons_goes_to_the_named_notes_not_an_empty_stop
     qtbot.keyClick(widget.save_button, Qt.Key_Tab)
     assert QApplication.focusWidget() is widget.notes
     assert widget.notes.accessibleName() == "Refine notes"
+
+
+def _held_preview(monkeypatch, calls: list, release):
+    """The panel's preview contour held until ``release`` is set or its stop flag is (the
+    panel's ``should_cancel``), as a heavy one at 60 iterations on a 512² slice takes
+    seconds. ``calls`` gets "started", then "stopped" or "released"."""
+    import threading
+    import time
+
+    import napari_livertumor._widgets.refine as refine_widget
+    from napari_livertumor.errors import Cancelled
+
+    real = refine_widget.refine_slice
+    assert isinstance(release, threading.Event)
+
+    def held(ct, tumor, liver, spacing, cfg, should_cancel=None, notes=None):
+        calls.append("started")
+        end = time.monotonic() + 8
+        while not release.is_set() and time.monotonic() < end:
+            if should_cancel is not None and should_cancel():
+                calls.append("stopped")
+                raise Cancelled("stopped")
+            time.sleep(0.01)
+        calls.append("released")
+        return real(ct, tumor, liver, spacing, cfg, should_cancel=should_cancel, notes=notes)
+
+    monkeypatch.setattr(refine_widget, "refine_slice", held)
+
+
+def test_closing_the_panel_stops_the_preview_computing(refine_setup, qtbot, monkeypatch):
+    """The preview ran in a plain worker nothing stopped: closed mid-preview, its contour ran
+    to its end (seconds at heavy settings) for nobody."""
+    import threading
+
+    viewer, widget, seg, truth, liver = refine_setup
+    calls, release = [], threading.Event()
+    _held_preview(monkeypatch, calls, release)
+    widget.iterations.value = widget.iterations.value + 5
+    qtbot.waitUntil(lambda: calls == ["started"], timeout=10_000)
+    dock = widget.parent()
+    widget.setParent(None)  # what napari's close button on the dock does
+    qtbot.waitUntil(lambda: "stopped" in calls, timeout=3_000)
+    qtbot.waitUntil(lambda: not widget._preview_busy, timeout=10_000)
+    assert "Preview failed" not in widget.status.text()  # a stop is no failure
+    release.set()
+    widget.setParent(dock)  # docked again: the preview comes back
+    qtbot.waitUntil(
+        lambda: widget.preview_layer() is not None and widget.preview_layer().visible,
+        timeout=10_000,
+    )
+
+
+def test_at_exit_a_computing_preview_is_stopped_and_waited_for(refine_setup, qtbot, monkeypatch):
+    """A script that closed napari while a slice preview computed, then exited, aborted
+    (exit 134): "wrapped C/C++ object of type WorkerBaseSignals has been deleted". The exit
+    hook waited for the panels' jobs only, not for the preview's plain worker."""
+    import threading
+
+    from napari_livertumor._widgets import _jobs
+
+    viewer, widget, seg, truth, liver = refine_setup
+    calls, release = [], threading.Event()
+    _held_preview(monkeypatch, calls, release)
+    widget.iterations.value = widget.iterations.value + 5
+    qtbot.waitUntil(lambda: calls == ["started"], timeout=10_000)
+    _jobs._finish_jobs_at_exit()  # what the interpreter runs on its way out
+    assert calls == ["started", "stopped"]  # stopped, and its thread ended, before it returned
+    release.set()
+    qtbot.waitUntil(lambda: not widget._preview_busy, timeout=10_000)
+    assert "Preview failed" not in widget.status.text()
+    count = widget.preview_count  # the next preview runs as before
+    widget.iterations.value = widget.iterations.value + 1
+    _wait_for_new_preview(qtbot, widget, count)
+
+
+def test_an_outline_being_updated_is_dimmed_and_said(refine_setup, qtbot, monkeypatch):
+    """A heavy preview took 7–16 s, and meanwhile the old outline stood beside the new
+    settings unmarked while Apply to slice ("Write the preview outline…") wrote the new
+    settings' result (549 px for the 272 px shown)."""
+    import threading
+
+    viewer, widget, seg, truth, liver = refine_setup
+    layer = widget.preview_layer()
+    assert layer.opacity == 1.0 and "Updating" not in widget.notes.text()
+    tip = widget.apply_slice_button.toolTip()
+    assert "with these settings" in tip and "dimmed while" in tip
+    calls, release = [], threading.Event()
+    _held_preview(monkeypatch, calls, release)
+    count = widget.preview_count
+    widget.iterations.value = widget.iterations.value + 5
+    qtbot.waitUntil(lambda: layer.opacity < 0.5, timeout=10_000)
+    assert layer.visible  # still drawn, dimmed
+    assert widget.notes.text().startswith(
+        "Updating the outline… The dimmed one is from before the last change: Apply to slice "
+        "writes the new one."
+    )
+    assert not widget.notes_box.isHidden()
+    release.set()
+    _wait_for_new_preview(qtbot, widget, count)
+    assert layer.opacity == 1.0 and "Updating" not in widget.notes.text()
+    # a quick preview is never marked (no flicker at each step of a slider)
+    count = widget.preview_count
+    widget.iterations.value = widget.iterations.value - 1
+    _wait_for_new_preview(qtbot, widget, count)
+    qtbot.wait(400)  # past the mark's delay
+    assert layer.opacity == 1.0 and "Updating" not in widget.notes.text()
+
+
+def test_text_a_number_box_did_not_take_goes_back_to_the_value_in_use(refine_setup, qtbot):
+    """λ typed "0" (under its 0.01) stayed shown while the preview and Apply used λ 1; a
+    whole-number box kept a lone "-" even after the focus left it."""
+    viewer, widget, seg, truth, liver = refine_setup
+    lam = widget.lambda1.native
+    lam.lineEdit().setText("0")  # typed, not taken
+    assert widget.lambda1.value == 1.0
+    hu = widget.hu_low.native
+    low = widget.hu_low.value
+    hu.lineEdit().setText("-")
+    hu.editingFinished.emit()  # what Qt sends when the focus leaves the box
+    assert hu.lineEdit().text() == str(low)
+    # a button clicked without taking the focus (macOS) ends no editing: Apply does it first
+    widget.apply_slice_button.click()
+    assert lam.lineEdit().text() == lam.textFromValue(1.0) == "1.00"
+    _wait(qtbot, widget)
+
+
+def test_choosing_a_ct_takes_up_its_own_labels_and_old_notes_go(
+    make_napari_viewer, qtbot, monkeypatch
+):
+    """Two patients open, the second one's layers hidden and the first one's CT chosen by hand:
+    the second one's labels stayed chosen (a red "not the scan" status), beside the note of the
+    second one's preview ("no tumor on this slice")."""
+    import napari_livertumor._widgets.refine as refine_widget
+
+    viewer = make_napari_viewer()
+    (ct_a, seg_a), (ct_b, seg_b) = _two_scans(viewer, "A", "B")
+    real = refine_widget.refine_slice
+
+    def noting(ct, tumor, liver, spacing, cfg, notes=None, **kw):
+        notes.append("a note of this preview")
+        return real(ct, tumor, liver, spacing, cfg, notes=notes, **kw)
+
+    monkeypatch.setattr(refine_widget, "refine_slice", noting)
+    widget = RefineWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Refine")
+    assert widget.mask_combo.currentText() == "B segmentation"
+    qtbot.waitUntil(lambda: "a note of this preview" in widget.notes.text(), timeout=10_000)
+    qtbot.waitUntil(lambda: not widget._preview_busy, timeout=10_000)
+    ct_b.visible = seg_b.visible = False
+    count = widget.preview_count
+    widget.ct_combo.setCurrentText("A")  # by hand
+    assert widget.mask_combo.currentText() == "A segmentation"
+    _wait_for_new_preview(qtbot, widget, count)
+    assert widget.preview_layer().visible
+    assert widget.status._kind != "error", widget.status.text()
+    assert widget.notes.text() == "⚠ a note of this preview"  # (A's outline's)
+    # a CT with no labels of its own: the labels stay, refused, and the last outline's notes go
+    vol, *_ = synthetic_case(shape=(12, 80, 80))
+    viewer.add_image(vol.array, name="C", scale=SPACING)  # (a scan of no patient: not followed)
+    widget.ct_combo.setCurrentText("C")
+    assert widget.mask_combo.currentText() == "A segmentation"
+    qtbot.waitUntil(lambda: widget.status._kind == "error", timeout=10_000)
+    assert "not the same grid" in widget.status.text()
+    assert widget.notes.text() == ""

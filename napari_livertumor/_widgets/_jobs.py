@@ -25,7 +25,8 @@ from ..errors import Cancelled, LiverTumorError
 #: Minimum seconds between two progress signals for the same stage.
 _THROTTLE_S = 0.05
 #: Jobs whose thread still runs: keeps each Job (a QObject whose signal the worker thread
-#: emits) alive until its thread ends, even after the widget that started it is gone.
+#: emits) alive until its thread ends, even after the widget that started it is gone; and the
+#: plain workers started with a stop flag (start_worker), for the exit hook.
 _RUNNING: set = set()
 
 
@@ -82,7 +83,7 @@ def _finish_jobs_at_exit() -> None:
 _SPARE_THREADS = 4
 
 
-def start_worker(worker) -> None:
+def start_worker(worker, cancel: threading.Event | None = None, description: str = "") -> None:
     """Start a superqt worker on Qt's global thread pool, first making room in that pool.
 
     The workers run on ``QThreadPool.globalInstance()``, whose size is the core count (2 on a
@@ -91,14 +92,37 @@ def start_worker(worker) -> None:
     threads taken by jobs waiting for that lock, neither side could go on: the whole window
     froze for good (two jobs at once on a 2-core machine). The pool is grown so that a few
     threads beyond the running ones are always free for Qt.
+
+    ``cancel``: the stop flag a plain worker (no :class:`Job`: the Refine panel's preview) polls;
+    the exit hook sets it and waits for the worker's thread as it does a Job's. Left to run, a
+    preview computing when a script closed napari and exited emitted on Qt objects Python had
+    deleted: a "wrapped C/C++ object … has been deleted" traceback and an abort (exit 134).
     """
     from qtpy.QtCore import QThreadPool
 
+    if cancel is not None:
+        plain = _PlainWorker(cancel, description)
+        # in the worker thread itself, with no event loop needed (as a Job's)
+        worker.finished.connect(plain._thread_done.set, Qt.ConnectionType.DirectConnection)
+        worker.finished.connect(lambda: _RUNNING.discard(plain))
+        _RUNNING.add(plain)
     pool = QThreadPool.globalInstance()
     need = pool.activeThreadCount() + 1 + _SPARE_THREADS
     if pool.maxThreadCount() < need:
         pool.setMaxThreadCount(need)
     worker.start()
+
+
+class _PlainWorker:
+    """What the exit hook reads of a running :class:`Job`, for a plain worker (start_worker)."""
+
+    _detached = False
+    finish_on_exit = False
+
+    def __init__(self, cancel: threading.Event, description: str) -> None:
+        self._cancel = cancel
+        self._thread_done = threading.Event()
+        self._description = description
 
 
 class ImportGate:

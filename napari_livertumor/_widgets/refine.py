@@ -3,7 +3,9 @@
 The controls fill a :class:`~napari_livertumor.refine.RefineConfig`. Every change (and every
 scroll to another slice) restarts an 80 ms timer; when it fires, the current slice is refined in
 a worker thread and shown as an outline in a separate "Refine preview" layer. Results of older
-requests are dropped (a generation counter), and at most one preview runs at a time.
+requests are dropped (a generation counter), and at most one preview runs at a time. A change
+whose outline is not drawn within ``STALE_MS`` dims the outline on screen, and the notes say it
+is being updated. A preview computing stops when the panel closes and at the interpreter's exit.
 
 Apply writes tumor labels only inside the liver, into the chosen labels layer, and keeps an
 exact undo record of the voxels it changed.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import threading
 import time
 import weakref
 from typing import TYPE_CHECKING
@@ -22,6 +25,7 @@ import numpy as np
 from magicgui import widgets as mw
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
+    QAbstractSpinBox,
     QComboBox,
     QFileDialog,
     QGridLayout,
@@ -34,6 +38,7 @@ from qtpy.QtWidgets import (
 from scipy import ndimage as ndi
 
 from .._writer import OPENED_FROM
+from ..errors import Cancelled
 from ..refine import (
     MIN_LESION_VOXELS,
     SLIVER_ML,
@@ -68,6 +73,11 @@ if TYPE_CHECKING:
 
 PREVIEW_NAME = "Refine preview"
 DEBOUNCE_MS = 80
+#: ms after a change whose outline is not yet drawn: the outline on screen (of the settings
+#: before it) is dimmed to this opacity and the notes say a new one is on its way (a preview at
+#: heavy settings takes seconds, and Apply to slice writes the new settings' result)
+STALE_MS = 300
+STALE_OPACITY = 0.35
 log = logging.getLogger(__name__)
 UNDO_STEPS = 20
 SAME_LAYER = "same layer (1 = liver)"
@@ -106,8 +116,9 @@ TOOLTIPS = {
     "the lesion and the liver around it, divided by their noise (standard deviation). "
     "Lesions below it are left as they are: an outline would wander on them",
     "live": "Refine the shown slice in 2D as you change the settings (a cyan outline, black with "
-    "the colour-blind safe palette); this is "
-    "what Apply to slice writes. Apply to lesion / to all run the outline in 3D, where the "
+    "the colour-blind safe palette); once drawn for the current settings, this is "
+    "what Apply to slice writes (while a new one is computed, the old one is dimmed). Apply to "
+    "lesion / to all run the outline in 3D, where the "
     "neighbouring slices pull on it: the result on this slice may differ",
 }
 
@@ -163,6 +174,12 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self._preview_busy = False
         self._preview_again = False
         self._preview_error = False
+        #: the stop flag of the preview computing (None: none is), set when the panel closes
+        #: and by the exit hook (_jobs.start_worker)
+        self._preview_cancel: threading.Event | None = None
+        self._shown_generation = -1  # the request whose outline is drawn
+        self._stale = False  # the outline drawn is dimmed: a newer one is on its way
+        self._preview_notes: list[str] = []  # the notes of the outline drawn
         self._view_was_axial = True  # the "roll back to axial" hint is said when it turns
         self._config_notes: list[str] = []
         self._apply_notes: list[str] = []  # the last Apply's, shown until settings change
@@ -310,7 +327,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
             ),
             (
                 self.apply_slice_button,
-                "Write the preview outline of the current slice into the labels (Undo takes it back)",
+                "Refine the current slice with these settings and write the result into the "
+                "labels: the preview outline once it is drawn for these settings (dimmed while "
+                "a new one is computed). Undo takes it back",
             ),
             (self.apply_all_button, "Refine every lesion in 3D with these settings"),
             (self.apply_lesion_button, "Refine the chosen lesion in 3D with these settings"),
@@ -388,6 +407,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
         )
         # "0.5" and "0,5" are both 0.5 whatever the desktop's locale, shown "0.5"
         read_dots(self)
+        # text a number box did not take (λ "0" under its minimum, HU low "-") goes back to the
+        # value in use when the editing ends: it stayed shown beside the value the preview and
+        # Apply used
+        for box in self.findChildren(QAbstractSpinBox):
+            box.editingFinished.connect(lambda box=box: _settle_typed(box))
 
         # -- wiring
         self._closed = False  # the user closed the panel: no preview until it is back
@@ -400,6 +424,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self.preview_now)
+        self._stale_timer = QTimer(self)
+        self._stale_timer.setSingleShot(True)
+        self._stale_timer.setInterval(STALE_MS)
+        self._stale_timer.timeout.connect(self._mark_stale)
         for w in self.param_widgets:
             w.changed.connect(self.schedule_preview)
             w.changed.connect(self._forget_apply_notes)
@@ -452,6 +480,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         self._watch_mask_layer()
         self._watch_ct_layer()
         self.destroyed.connect(lambda *_, w=self: _unwatch(w._watched, slot))
+        self.destroyed.connect(lambda *_, w=self: w._stop_preview())
         self.refresh_lesions()
         self._show_method_controls()
         self._update_undo_button()
@@ -692,20 +721,29 @@ class RefineWidget(JobWidgetMixin, QWidget):
         set_status(self.status, "", scroll=False)
 
     def _take_up_ct_labels(self, *_) -> None:
-        """Another CT chosen (by hand, or the chosen one deleted) while no tumor labels are
-        (a scan loaded since, not segmented): that CT's own labels are taken up, as at a
-        Load (:meth:`_follow_new_ct`). With the next patient's scan closed unsegmented, the
-        panel fell back to the last patient's CT with none chosen, said "No tumor labels of
-        '…' yet" beside that patient's segmentation and kept Apply off."""
-        if self.mask_combo.currentIndex() >= 0:
-            return  # labels chosen stay so
+        """Another CT chosen (by hand, or the chosen one deleted) while the tumor labels chosen
+        are not its own (another patient's), or none are (a scan loaded since, not
+        segmented): that CT's own labels are taken up, as at a Load (:meth:`_follow_new_ct`),
+        and as choosing labels takes their CT (:meth:`_follow_mask_ct`). With the next
+        patient's scan closed unsegmented, the panel fell back to the last patient's CT with
+        none chosen, said "No tumor labels of '…' yet" beside that patient's segmentation and
+        kept Apply off; with two patients open, choosing the first one's CT kept the second
+        one's labels and said their grids differ. Labels of its scan chosen stay so, and
+        without labels of its own the choice stands (the status says what does not fit)."""
         ct_layer = self._layer(self.ct_combo.currentText())
         if ct_layer is None:
             return
+        mask = self._layer(self.mask_combo.currentText())
+        if mask is not None and self._made_on(mask, ct_layer):
+            return  # its labels chosen stay so
         listed = [self.mask_combo.itemText(i) for i in range(self.mask_combo.count())]
         own = self._own_labels(ct_layer, listed)
-        if own:
-            self.mask_combo.setCurrentText(own[0])
+        if not own:
+            return
+        self.mask_combo.setCurrentText(own[0])
+        liver = self._layer(self.liver_combo.currentText())
+        if liver is not None and not self._made_on(liver, ct_layer):
+            self.liver_combo.setCurrentText(SAME_LAYER)  # (the other patient's liver)
 
     def _own_labels(self, ct_layer, labels: list[str]) -> list[str]:
         """The labels of ``labels`` (names, in the combo's order) that belong to ``ct_layer``
@@ -1017,8 +1055,10 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def panel_closed(self) -> None:
         """A closed panel leaves no preview outline behind that no longer follows anything."""
         self._closed = True
+        self._stop_preview()
         try:
             self._timer.stop()
+            self._stale_timer.stop()
             self._onscreen_timer.stop()  # a closed panel polls nothing
             # the preview layer is shared: another Refine panel still open keeps it
             window = self.viewer.window._qt_window
@@ -1069,14 +1109,23 @@ class RefineWidget(JobWidgetMixin, QWidget):
             self._onscreen_timer.start()
             self.schedule_preview()
 
+    def _stop_preview(self) -> None:
+        """Stop the preview computing (the panel closed or deleted): its contour ends at its
+        next step, and its result is not shown."""
+        if self._preview_cancel is not None:
+            self._preview_cancel.set()
+
     def schedule_preview(self, *_) -> None:
-        """(Re)start the debounce timer; the preview is computed when the user pauses."""
+        """(Re)start the debounce timer; the preview is computed when the user pauses. Not drawn
+        :data:`STALE_MS` after the change, the outline on screen is marked as the one before it
+        (:meth:`_mark_stale`)."""
         self._generation += 1
         if self._closed:
             return
         try:
             if self.live.value:
                 self._timer.start()
+                self._stale_timer.start()
             else:  # live preview off: no outline left over the slice (it outlived the tick)
                 self._timer.stop()
                 self._preview_again = False
@@ -1095,6 +1144,48 @@ class RefineWidget(JobWidgetMixin, QWidget):
             if 0 <= k < data.shape[0]:
                 near |= np.asarray(data[k]) == value
         return near
+
+    def _mark_stale(self) -> None:
+        """A change's outline is still being computed (a heavy preview takes seconds): the
+        outline drawn, of the settings before it, is dimmed and the notes say a new one is on
+        its way. It stood unmarked beside the new settings, and Apply to slice wrote another
+        outline than the one shown."""
+        try:
+            pending = self._timer.isActive() or self._preview_busy
+            if self._closed or not self.live.value or not pending:
+                return
+            if self._shown_generation == self._generation:  # (drawn meanwhile)
+                return
+            self._set_stale(True)
+        except RuntimeError:  # the widget is being deleted
+            pass
+
+    def _set_stale(self, stale: bool) -> None:
+        """Dim the outline drawn (``stale``) or draw it in full again, and say so in the notes."""
+        if stale == self._stale:
+            return
+        self._stale = stale
+        layer = self.preview_layer()
+        if layer is not None and layer.metadata.get(_layers.ROLE) == "preview":
+            layer.opacity = STALE_OPACITY if stale else 1.0
+        self._show_notes(self._preview_notes)
+
+    def _stale_text(self) -> str:
+        """What the notes say while the outline is being updated."""
+        layer = self.preview_layer()
+        ct_layer = self._layer(self.ct_combo.currentText())
+        drawn = (
+            layer is not None
+            and layer.visible
+            and ct_layer is not None
+            and layer.metadata.get("slice") == self.slice_shown(ct_layer)
+        )
+        if not drawn:
+            return "Computing the outline of this slice…"
+        return (
+            "Updating the outline… The dimmed one is from before the last change: Apply to "
+            "slice writes the new one."
+        )
 
     def preview_now(self) -> None:
         """Refine the current slice in a worker and show it in the preview layer."""
@@ -1145,6 +1236,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
             ct_layer, mask_layer, tumor2d, liver2d, spacing = self._inputs(z)
         except ValueError as exc:
             self._clear_preview()
+            # the notes of the outline drawn before (another patient's "no tumor on this
+            # slice") stood beside the complaint about the layers now chosen
+            self._show_notes([])
             if self.busy:  # an Apply runs: its "Refining…" stays until it ends and says
                 return
             if not self.ct_combo.currentText() or not self.mask_combo.currentText():
@@ -1180,10 +1274,14 @@ class RefineWidget(JobWidgetMixin, QWidget):
         # as Apply to slice writes it: without the crumbs it drops (the outline showed them)
         min_ml = _sliver_ml(mask_layer)
         near = self._tumor_near(mask_layer, z, tumor2d.shape)
+        cancel = self._preview_cancel = threading.Event()
 
         def compute():
             notes: list[str] = []
-            out = refine_slice(ct2d, tumor2d, liver2d, spacing[1:], cfg, notes=notes)
+            out = refine_slice(
+                ct2d, tumor2d, liver2d, spacing[1:], cfg, should_cancel=cancel.is_set,
+                notes=notes,
+            )  # fmt: skip
             # (dropped unsaid: nothing is written by a preview)
             return _without_slice_crumbs(near, tumor2d, out, spacing, min_ml, []), notes
 
@@ -1194,6 +1292,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
             if not self._onscreen or not self.axial_view():
                 return  # tabbed away or turned meanwhile: nothing to show it on
             self._show_preview(ct_layer, z, out)
+            self._shown_generation = generation
+            self._set_stale(False)
             self._show_notes(notes)
             if _layers.grid_on(self.viewer):  # the outline drawn in a cell of its own
                 if self._preview_error or not self.status.text():
@@ -1206,15 +1306,20 @@ class RefineWidget(JobWidgetMixin, QWidget):
             self.preview_count += 1
 
         def failed(exc) -> None:
+            if isinstance(exc, Cancelled) or self._closed:  # stopped: the panel closed
+                return
             self._preview_error = True
+            self._clear_preview()  # (the outline of the settings before, dimmed, went on)
             set_status(self.status, f"Preview failed: {exc}", error=True)
 
         def finished() -> None:
             self._preview_busy = False
+            if self._preview_cancel is cancel:
+                self._preview_cancel = None
             if self._preview_again:
                 self._preview_again = False
                 try:
-                    if self.live.value:  # (unticked meanwhile: none)
+                    if self.live.value and not self._closed:  # (unticked meanwhile: none)
                         self.preview_now()
                 except RuntimeError:  # the panel deleted while its preview ran
                     pass
@@ -1228,7 +1333,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         worker.finished.connect(finished)
         from ._jobs import start_worker
 
-        start_worker(worker)
+        # stopped at the panel's close and waited for at the interpreter's exit, as a job is
+        start_worker(worker, cancel, "the Refine preview")
 
     def _hidden_input(self, ct_layer) -> str:
         """Why no outline is drawn when the chosen tumor labels' CT is hidden by its eye
@@ -1330,6 +1436,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         layer = self.preview_layer()
         if layer is not None:
             layer.visible = False
+        self._set_stale(False)  # (no outline drawn: none to mark)
 
     # ------------------------------------------------------------------ apply
     def apply_slice(self) -> None:
@@ -1807,15 +1914,25 @@ class RefineWidget(JobWidgetMixin, QWidget):
     # ------------------------------------------------------------------ slots
     def _apply_slice_clicked(self) -> None:
         if not self.cancel_if_running(self.apply_slice_button):
+            self._settle_typed()
             self.apply_slice()
 
     def _apply_lesion_clicked(self) -> None:
         if not self.cancel_if_running(self.apply_lesion_button):
+            self._settle_typed()
             self.apply_lesion()
 
     def _apply_all_clicked(self) -> None:
         if not self.cancel_if_running(self.apply_all_button):
+            self._settle_typed()
             self.apply_all()
+
+    def _settle_typed(self) -> None:
+        """Text typed in a number box and not taken is put back to the value in use before a
+        click reads the settings: a button that takes no focus when clicked (macOS) ends no
+        editing, and the box showed "0" while Apply ran with λ 1."""
+        for box in self.findChildren(QAbstractSpinBox):
+            _settle_typed(box)
 
     def _apply_running(self, what: str = "Apply again") -> bool:
         """True, said, while an Apply runs: a second Apply, an Undo or a Reset meanwhile made
@@ -1846,6 +1963,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         set_status(self.status, f"Loaded settings from {path}.")
 
     def _save_settings(self) -> None:
+        self._settle_typed()
         path, _ = QFileDialog.getSaveFileName(
             self, "Refine settings", "refine.json", "JSON (*.json)"
         )
@@ -1883,6 +2001,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
         the notes' slice numbers are of, said as napari's slider counts them."""
         if layer is not None:
             notes = [_slider_slices(self.viewer, layer, n) for n in notes]
+        # (said again as they are when the outline is dimmed or drawn in full: _set_stale)
+        self._preview_notes = [] if sticky else list(notes)
         if sticky:
             self._apply_notes = list(notes)
         elif self._apply_notes and notes:
@@ -1896,11 +2016,14 @@ class RefineWidget(JobWidgetMixin, QWidget):
         # a plain fact (no tumor on the slice shown) is no warning: said without ⚠ and amber
         plain = [n for n in shown if n.startswith(_PLAIN_NOTES)]
         warned = [n for n in shown if n not in plain]
+        lines = [*(f"⚠ {n}" for n in warned), *plain]
+        if self._stale:  # first, plain: what the outline drawn is
+            lines.insert(0, self._stale_text())
         try:
-            self.notes.setText("\n".join([*(f"⚠ {n}" for n in warned), *plain]))
+            self.notes.setText("\n".join(lines))
             self.notes.set_kind("warning" if warned else "")  # amber of the theme
-            appeared = bool(shown) and not self.notes_box.isVisible()
-            self.notes_box.setVisible(bool(shown))
+            appeared = bool(lines) and not self.notes_box.isVisible()
+            self.notes_box.setVisible(bool(lines))
             if appeared and self.status.text():  # it pushed the status down: back in view
                 scroll_into_view(self.status)
         except RuntimeError:
@@ -2254,6 +2377,22 @@ def _dims(shape) -> str:
 
 def _mm(scale) -> str:
     return " × ".join(f"{float(v):.3g}" for v in scale) + " mm"
+
+
+def _settle_typed(box) -> None:
+    """Show the value the number ``box`` holds when its text is none it takes (under its
+    minimum, a lone "-"): Qt puts a double box's text back when it loses the focus, not a
+    whole-number box's, nor either's without a focus change."""
+    try:
+        edit = box.lineEdit()
+        if edit.hasAcceptableInput():
+            return
+        box.interpretText()  # (Qt's own correction: back to the value before)
+        if not edit.hasAcceptableInput():  # (superqt's whole-number box: magicgui's SpinBox)
+            as_text = getattr(box, "textFromValue", str)
+            edit.setText(as_text(box.value()))
+    except RuntimeError:  # the widget is being deleted
+        pass
 
 
 def _set_items(combo: QComboBox, names: list[str], keep_none: bool = False) -> None:
