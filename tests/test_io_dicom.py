@@ -626,6 +626,9 @@ def test_parts_joined_at_a_seam_beside_a_pass_within_them(tmp_path, start):
     assert "joins AcquisitionNumbers 1 and 2 into one volume" in note, note
     assert "stacks acquisition 3 within their stretch" in note
     assert "over the same stretch" not in note
+    # the Load panel's line names the pass too ("stacks 1 within them" read as acquisition 1)
+    line = volume.meta["passes_line"]
+    assert "joins acquisitions 1 and 2 and stacks acquisition 3 within their stretch" in line
     assert "read AcquisitionNumbers 1 and 2 joined (38 slices; the whole scan" in note
     assert "give --acquisition 3" in note
     assert "overlapping at their seams" in " ".join(volume.meta["warnings"])
@@ -648,6 +651,28 @@ def test_parts_joined_at_a_seam_beside_a_pass_within_them(tmp_path, start):
         read_dicom_series(tmp_path, acquisition=4)
     with pytest.raises(InputError, match="joins no AcquisitionNumbers 1 and 3"):
         read_dicom_series(tmp_path, acquisition="1+3")
+
+
+def test_the_load_line_of_parts_joined_beside_two_passes_names_both(tmp_path):
+    """The Load panel's line after a load said "stacks 2 within them", a count read as an
+    acquisition's number: it names the passes, as the warning does."""
+    import dataclasses
+
+    _parts_of_a_scan(tmp_path, (0, 18))
+    for acq, start, seed in ((3, 24, 60), (4, 22, 61)):
+        arterial = make_ct(shape=(8, 16, 16), seed=seed)
+        x, y, z = arterial.origin
+        arterial = dataclasses.replace(arterial, origin=(x, y, z + 2.5 * start))
+        write_ct_series(arterial, tmp_path, series_uid="1.2.826.0.1.3680043.8.498.64",
+                        acquisition_number=acq, instance_number_start=100 * acq,
+                        file_names=[f"art{acq}_{i:02d}.dcm" for i in range(8)])  # fmt: skip
+    assert [s.acquisition_label for s in discover_series(tmp_path)] == ["acq 1+2", "acq 3", "acq 4"]
+    volume = read_dicom_series(tmp_path)
+    assert "stacks acquisitions 3 and 4 within their stretch" in volume.meta["passes_warning"]
+    line = volume.meta["passes_line"]
+    assert "joins acquisitions 1 and 2 and stacks acquisitions 3 and 4 within their stretch" in (
+        line
+    ), line
 
 
 @pytest.mark.parametrize("numbers", ["none", "anew"])

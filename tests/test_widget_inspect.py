@@ -165,27 +165,40 @@ def test_the_ring_is_drawn_over_layers_added_since_it_was_made(viewer_with_label
     assert viewer.layers[-1].name == "lesion marker" and viewer.layers[-1].visible
 
 
-def test_after_a_rerun_a_jump_shows_the_chosen_result_not_the_hidden_previous(
+def test_after_a_rerun_the_figures_of_the_previous_labels_are_not_shown_as_the_new_result(
     viewer_with_labels, qtbot
 ):
-    """The list was of the labels a rerun moved aside: a click showed that hidden
-    '(previous)' again over the new result and made it the layer a brush paints on."""
+    """A rerun moved the measured labels aside as '(previous)' and its result took their name:
+    the picker's text did not change, so the painted labels' figures stayed, not greyed, under
+    the new result's name, and Copy took them without a note (a jump then showed the hidden
+    '(previous)' again). Edits to the new result went unseen too."""
     viewer, widget, vol, pred, truth = viewer_with_labels
+    old = viewer.layers["tiny CT segmentation"]
     widget.measure_button.click()
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    old.paint((8, 24, 24), 2)  # the user paints tumor, and measures again
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.stats is not None
     from napari_livertumor._widgets.segment import _keep_previous
 
-    old = viewer.layers["tiny CT segmentation"]
     assert _keep_previous(viewer, old.name, "tiny CT")[0] == "tiny CT segmentation (previous)"
     new = _layers.add_labels_layer(
         viewer, pred.copy(), vol, "tiny CT segmentation", ct_layer_name="tiny CT"
     )
     assert widget.labels_combo.currentText() == new.name  # (the rerun's, under its name)
-    widget.go_to_lesion(0)
+    assert widget.stats is None and widget.volume_table.rowCount() == 0
+    assert widget.status.text() == "Click Measure for the figures of 'tiny CT segmentation'."
+    assert widget.copy_results() == ""
+    widget.go_to_lesion(0)  # nothing listed: nothing shown
     assert not old.visible and new.visible
     assert viewer.layers.selection.active is new
-    said = widget.status.text()
-    assert "The list is of 'tiny CT segmentation (previous)' (hidden)" in said, said
+    # the new result's own figures, and its edits followed
+    widget.measure_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.status.text() == "Measured 'tiny CT segmentation'."
+    new.paint((8, 24, 24), 0)
+    assert "The labels were edited" in widget.status.text()
 
 
 def test_a_jump_in_3d_shows_the_tumor_alone_and_2d_gets_every_label_back(viewer_with_labels, qtbot):

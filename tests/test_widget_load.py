@@ -983,6 +983,53 @@ def _long_description_passes(tmp_path):
     return desc, folder
 
 
+def _parts_at_a_seam(folder, arterial: bool) -> None:
+    """Series #3 'LIVER 3 PHASE CAP': a chest part (acquisition 1, 20 slices) and an abdomen
+    part (acquisition 2) overlapping it by 2 slices at a seam; with ``arterial``, a pass
+    (acquisition 3, 8 slices) within the abdomen's stretch."""
+    from napari_livertumor.io.dicom_write import write_ct_series
+    from napari_livertumor.io.volume import CTVolume
+
+    rng = np.random.default_rng(8)
+    parts = [(20, 0, 1, 1), (20, 18, 2, 21)] + [(8, 24, 3, 100)] * arterial
+    for n, start, acq, first in parts:
+        volume = CTVolume(rng.integers(-100, 200, (n, 16, 16)).astype(np.int16),
+                          (2.5, 1.0, 1.0), origin=(0.0, 0.0, 2.5 * start))  # fmt: skip
+        write_ct_series(volume, folder, series_uid="1.2.826.0.1.3680043.8.498.64",
+                        series_number=3, series_description="LIVER 3 PHASE CAP",
+                        acquisition_number=acq, instance_number_start=first,
+                        file_names=[f"acq{acq}_{i:02d}.dcm" for i in range(n)])  # fmt: skip
+
+
+@pytest.mark.parametrize("arterial", [True, False], ids=["beside a pass", "alone"])
+def test_the_row_of_parts_joined_at_a_seam_keeps_its_description(
+    load_widget, qtbot, tmp_path, arterial
+):
+    """The row of parts joined at a seam beside an arterial pass read "#3 … (acq 1+2) — +2
+    overlapping slice(s) of two part…" in the docked panel: its description cut to "…" for a
+    note its label already tells (the pass's row showed its description whole). Said in full
+    in the tooltip; a series of parts alone, with no label, ends with it in few words."""
+    viewer, widget = load_widget
+    _parts_at_a_seam(tmp_path, arterial)
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(tmp_path))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    table = widget.series_table
+    table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Interactive)
+    table.setColumnWidth(0, 130)  # the docked panel's column
+    widget._fit_rows()
+    rows = [table.item(r, 0).text() for r in range(table.rowCount())]
+    if arterial:
+        assert rows == ["#3 LIVER 3 PHASE CAP (acq 1+2)", "#3 LIVER 3 PHASE CAP (acq 3)"]
+    else:
+        assert rows == ["#3 LIVER 3 PHASE CAP — +2 seam slice(s) left out"], rows
+    assert table.rowHeight(0) >= table.sizeHintForRow(0)  # nothing of it cut
+    assert table.item(0, 1).text() == "38"
+    tip = table.item(0, 0).toolTip()
+    assert "(+2 overlapping slice(s) of two parts of the scan left out)" in tip, tip
+
+
 @pytest.mark.parametrize("width", [130, 110])  # the docked panel's column; a narrower one
 def test_rows_of_passes_behind_a_long_description_show_which_pass(
     load_widget, qtbot, tmp_path, width

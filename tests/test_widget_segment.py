@@ -165,6 +165,31 @@ def test_rerun_keeps_the_edited_labels_as_previous(viewer_with_ct, models_dir, q
     assert "Removed 1 older hidden unedited copy(ies)" in widget.status.text()
 
 
+def test_a_rerun_clears_inspects_figures_of_the_labels_it_moved_aside(
+    viewer_with_ct, models_dir, qtbot, monkeypatch
+):
+    """Inspect's picker kept its text (the new result took the name), so the figures of the
+    painted labels moved aside as '(previous)' stayed, shown as the new result's."""
+    from napari_livertumor._widgets.inspect import InspectWidget
+
+    viewer, vol = viewer_with_ct
+    widget = _segment_widget(viewer, models_dir, monkeypatch)
+    inspect = InspectWidget(viewer)
+    viewer.window.add_dock_widget(inspect)
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    painted = viewer.layers["tiny CT segmentation"]
+    painted.paint((2, 10, 10), 2)
+    inspect.measure_button.click()
+    qtbot.waitUntil(lambda: inspect.stats is not None and not inspect.busy, timeout=20_000)
+    widget.run_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert viewer.layers["tiny CT segmentation (previous)"] is painted
+    assert inspect.labels_combo.currentText() == "tiny CT segmentation"
+    assert inspect.stats is None and inspect.volume_table.rowCount() == 0
+    assert inspect.status.text() == "Click Measure for the figures of 'tiny CT segmentation'."
+
+
 def test_reruns_on_a_scan_named_with_a_bracket_keep_one_unedited_copy_aside(
     viewer_with_ct, models_dir, qtbot, monkeypatch
 ):

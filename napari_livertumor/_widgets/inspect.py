@@ -323,6 +323,11 @@ class InspectWidget(JobWidgetMixin, QWidget):
             self._fill(self.labels_combo, names)
             if new_segs:  # a segmentation just made (or loaded): that is what to inspect
                 self.labels_combo.setCurrentText(new_segs[-1])
+            if self.labels_layer() is not self._watched:
+                # another layer under the name chosen (a rerun's result, the layer measured
+                # moved aside as '… (previous)'): the text did not change, so no signal came,
+                # and its figures stayed, shown as the new result's
+                self._labels_changed()
             cts = _layers.ct_layers(self.viewer)
             new_cts = [ly for ly in cts if id(ly) not in self._cts_seen]
             self._cts_seen = {id(ly) for ly in cts}

@@ -590,14 +590,17 @@ class LoadWidget(JobWidgetMixin, QWidget):
                     if s.n_slices == 1
                     else f" — only {s.n_slices} images (a scout or monitoring series?)"
                 )
-            if getattr(s, "left_out_note", ""):  # Slices counts what Load stacks: the rest said
-                tail += f" — +{s.left_out_note} left out"
+            # Slices counts what Load stacks: the rest said (in few words: the seam's whole
+            # note cut the description to "…"; the tooltip says it in full)
+            left_out = getattr(s, "left_out_brief", getattr(s, "left_out_note", ""))
+            if left_out:
+                tail += f" — +{left_out} left out"
             refusal = getattr(s, "refusal", "")
             if refusal:  # first, as the modality: Load will refuse it (the tooltip says why)
                 head = f"[cannot be read] {head}"
             if s.modality != "CT":  # first: a narrow column cut it off at the end
                 head = f"[{s.modality}] {head}"
-            if refusal or getattr(s, "left_out_note", ""):  # its note at the end: a 3rd line
+            if refusal or left_out:  # its note at the end: a 3rd line
                 self._noted_rows.add(r)
             desc = head + name + tail
             if tail:

@@ -160,6 +160,17 @@ class SeriesInfo:
     refusal: str = ""
 
     @property
+    def left_out_brief(self) -> str:
+        """``left_out_note`` as the Load panel's row ends with it, in fewer words: the slices at
+        a seam as "2 seam slice(s)", and none said of parts joined beside passes (their label,
+        "acq 1+2", says it: the whole note cut the docked row's description to "…"). The
+        row's tooltip, :meth:`summary`, says it in full."""
+        seam = re.compile(rf"(, )?(\d+) {re.escape(_SEAM_LEFT_OUT)}")
+        if self.joined:
+            return seam.sub("", self.left_out_note).removeprefix(", ")
+        return seam.sub(r"\1\2 seam slice(s)", self.left_out_note)
+
+    @property
     def acquisition_label(self) -> str:
         """ "acq 2" (its AcquisitionNumber), "pass 2" (no AcquisitionNumber; "pass 2, kernel
         B70f" of passes reconstructed differently; "pass 3, acq 2, kernel B70f" of one
@@ -1827,6 +1838,10 @@ def _series_info(uid: str, members: list[SliceHeader], acq: int | None) -> Serie
     )
 
 
+#: the slices at a seam a load leaves out, as ``SeriesInfo.left_out_note`` counts them
+_SEAM_LEFT_OUT = "overlapping slice(s) of two parts of the scan"
+
+
 def _stacked(members: list[SliceHeader]) -> tuple[list[SliceHeader], str, str]:
     """The slices of an image series a load stacks (:func:`stacked_slices`, from the headers
     alone), the files it leaves out counted by why ("1 localizer, 2 of another size,
@@ -1849,7 +1864,7 @@ def _stacked(members: list[SliceHeader]) -> tuple[list[SliceHeader], str, str]:
     parts = [
         f"{scouts} localizer{'s' * (scouts > 1)}" * bool(scouts),
         f"{odd} of another size, orientation or pixel spacing" * bool(odd),
-        f"{seam} overlapping slice(s) of two parts of the scan" * bool(seam),
+        f"{seam} {_SEAM_LEFT_OUT}" * bool(seam),
         f"{unplaced} file(s) not usable as slices" * bool(unplaced),
     ]
     return stacked, ", ".join(p for p in parts if p), ""
@@ -2301,9 +2316,13 @@ def _passes_line(info: SeriesInfo, series: list[SeriesInfo], refs, **how) -> str
     n = sum(s.uid == info.uid for s in series)
     whole = next((s for s in series if s.uid == info.uid and s.joined), None)
     if whole is not None:  # (parts of one scan joined at their seams, passes within them)
+        # the passes named, as the warning names them ("stacks 1 within them" read as
+        # acquisition 1, a count)
+        passes = sorted(s.acquisition or 0 for s in series if s.uid == info.uid and not s.joined)
         return (
             f"series {info.label} joins acquisitions {_and(list(whole.joined))} and stacks "
-            f"{n - 1} within them; read {passes_brief(info, series, refs, **how)}"
+            f"{_numbered('acquisition', passes)} within their stretch; read "
+            f"{passes_brief(info, series, refs, **how)}"
         )
     kind = (
         "reconstructions of one scan"
