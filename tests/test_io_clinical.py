@@ -743,3 +743,60 @@ def test_an_unreadable_table_names_its_readable_twin_beside_it(tmp_path):
     with pytest.raises(InputError) as info:
         read_clinical(tmp_path / "clinical.xlsx")
     assert "clinical.csv" not in str(info.value)
+
+
+_FEW = {"TCIA_ID": ["HCC_001", "HCC_002", "HCC_003"], "age": [60, 70, 55], "AFP": [10, 4000, 3]}
+
+
+def test_a_blank_template_sheet_before_the_table_is_not_read(tmp_path):
+    """A first sheet holding only a header (every column, no rows) beside the patients'
+    sheet of fewer columns: the sheet with the patients is read, and said."""
+    path = tmp_path / "c.xlsx"
+    header = ["TCIA_ID", "age", "AFP", "Tr_Size", "TTP", "OS", "CLIP", "Sex"]
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame(columns=header).to_excel(book, sheet_name="template", index=False)
+        pd.DataFrame(_FEW).to_excel(book, sheet_name="patients", index=False)
+    table = read_clinical(path)
+    assert list(table.frame.index) == ["HCC_001", "HCC_002", "HCC_003"]
+    assert any("read the sheet 'patients' (not 'template')" in r for r in table.report)
+
+
+def test_a_scan_list_with_the_ids_before_the_table_is_not_read(tmp_path):
+    """A first sheet listing the patients' scans (TCIA_ID, scan date, note) beside the
+    clinical sheet: both name the same patients; the one with clinical columns is read."""
+    path = tmp_path / "c.xlsx"
+    scans = {"TCIA_ID": _FEW["TCIA_ID"], "scan date": ["2001", "2002", "2003"]}
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame({**scans, "note": ["a", "b", "c"]}).to_excel(
+            book, sheet_name="scans", index=False
+        )
+        pd.DataFrame(_FEW).to_excel(book, sheet_name="clinical", index=False)
+    table = read_clinical(path)
+    assert list(table.frame.columns) == ["age", "AFP"]
+    assert table.frame.loc["HCC_002", "AFP"] == 4000
+    assert any("read the sheet 'clinical' (not 'scans')" in r for r in table.report)
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["TCIA\u200b_ID", "TCIA\u2013ID", "\ufeffTCIA_ID"],
+    ids=["zero-width space", "en dash", "byte-order mark"],
+)
+def test_an_id_header_with_an_invisible_character_or_a_dash_is_the_id_column(tmp_path, header):
+    """The TCIA_ID header as a spreadsheet may carry it (a zero-width space, an en dash, a
+    byte-order mark pasted in) is the ID column."""
+    path = tmp_path / "c.xlsx"
+    rows = dict(_FEW)
+    rows[header] = rows.pop("TCIA_ID")
+    pd.DataFrame(rows).to_excel(path, index=False)
+    table = read_clinical(path)
+    assert list(table.frame.index) == ["HCC_001", "HCC_002", "HCC_003"]
+
+
+def test_a_csv_of_control_bytes_without_a_nul_is_not_a_text_table(tmp_path):
+    """No NUL byte, but a fifth of the bytes control characters: no text table."""
+    path = tmp_path / "c.csv"
+    path.write_bytes(b"TCIA\x01" * 200)
+    with pytest.raises(InputError) as info:
+        read_clinical(path)
+    assert str(info.value).startswith(f"{path}: is not a text table (binary content")

@@ -592,6 +592,7 @@ def test_a_slice_reacquired_beside_parts_joined_at_a_seam_leaves_the_seam_trimme
     assert "1 of AcquisitionNumber 1, where AcquisitionNumber 2 overlaps it" in warnings
     assert "filled" not in warnings, warnings
     assert "repeated an existing position" in warnings
+    assert "there the part with the higher InstanceNumbers was read" in warnings
 
 
 @pytest.mark.parametrize("start", [24, 14], ids=["within the abdomen", "across the seam"])
@@ -651,6 +652,146 @@ def test_parts_joined_at_a_seam_beside_a_pass_within_them(tmp_path, start):
         read_dicom_series(tmp_path, acquisition=4)
     with pytest.raises(InputError, match="joins no AcquisitionNumbers 1 and 3"):
         read_dicom_series(tmp_path, acquisition="1+3")
+
+
+def _a_pass(folder, start, n_slices=8, *, acquisition=3, step=2.5, seed=60):
+    """A pass of ``n_slices`` slices ``step`` mm apart under ``acquisition`` in the series of
+    :func:`_parts_of_a_scan`, starting ``start`` of its 2.5 mm slices along (InstanceNumbers
+    from 100, files art_NN.dcm). Returns its volume."""
+    import dataclasses
+
+    volume = make_ct(shape=(n_slices, 16, 16), seed=seed, spacing=(step, 0.71, 0.78))
+    x, y, z = volume.origin
+    volume = dataclasses.replace(volume, origin=(x, y, z + 2.5 * start))
+    write_ct_series(volume, folder, series_uid="1.2.826.0.1.3680043.8.498.64",
+                    acquisition_number=acquisition, instance_number_start=100,
+                    file_names=[f"art_{i:02d}.dcm" for i in range(n_slices)])  # fmt: skip
+    return volume
+
+
+def test_parts_joined_at_a_seam_beside_a_pass_level_with_the_scans_start(tmp_path):
+    """A pass starting at the scan's first slice lies within the joined parts' stretch (its
+    end level with theirs, within the tolerance): still joined, the pass its own row."""
+    volumes = _parts_of_a_scan(tmp_path, (0, 18))
+    _a_pass(tmp_path, 0)
+    found = discover_series(tmp_path)
+    assert [(s.acquisition, s.acquisition_label, s.n_slices) for s in found] == [
+        (None, "acq 1+2", 38),
+        (3, "acq 3", 8),
+    ]
+    volume = read_dicom_series(tmp_path)
+    whole = np.concatenate([volumes[0].array[:18], volumes[1].array], axis=0)
+    np.testing.assert_array_equal(volume.array, whole)
+
+
+def test_parts_joined_at_a_seam_beside_a_thin_pass_of_more_slices_read_whole(tmp_path):
+    """A 1 mm pass of 42 slices within the joined parts' stretch (more slices than their 38):
+    the whole scan is still read unasked, not the pass with the most slices."""
+    volumes = _parts_of_a_scan(tmp_path, (0, 18))
+    _a_pass(tmp_path, 20, 42, step=1.0)
+    found = discover_series(tmp_path)
+    assert sorted((s.acquisition or 0, s.acquisition_label, s.n_slices) for s in found) == [
+        (0, "acq 1+2", 38),
+        (3, "acq 3, slice thickness 1 mm", 42),
+    ]
+    volume = read_dicom_series(tmp_path)
+    assert volume.meta["acquisition_label"] == "acq 1+2"
+    whole = np.concatenate([volumes[0].array[:18], volumes[1].array], axis=0)
+    np.testing.assert_array_equal(volume.array, whole)
+
+
+@pytest.mark.parametrize(
+    ("parts", "phases", "start"),
+    [
+        ((0, 18), ("ARTERIAL", "PORTAL VENOUS"), 24),
+        ((0, 14), (None, None), 20),
+    ],
+    ids=["parts of different phases", "parts overlapping by 6 of 20"],
+)
+def test_parts_that_are_no_seam_beside_a_pass_stay_stacked(tmp_path, parts, phases, start):
+    """Beside a pass within their stretch, parts naming different phases, or overlapping by 6
+    of their 20 slices (no seam), are not joined: three stacked acquisitions, as without it."""
+    import dataclasses
+
+    for k, (at, phase) in enumerate(zip(parts, phases, strict=True)):
+        volume = make_ct(shape=(20, 16, 16), seed=40 + k)
+        x, y, z = volume.origin
+        volume = dataclasses.replace(volume, origin=(x, y, z + 2.5 * at))
+        write_ct_series(volume, tmp_path, series_uid="1.2.826.0.1.3680043.8.498.64",
+                        acquisition_number=k + 1, instance_number_start=1 + 20 * k,
+                        contrast_phase=phase,
+                        file_names=[f"part{k + 1}_{i:02d}.dcm" for i in range(20)])  # fmt: skip
+    _a_pass(tmp_path, start)
+    found = discover_series(tmp_path)
+    assert sorted((s.acquisition, s.acquisition_label) for s in found) == [
+        (1, "acq 1"),
+        (2, "acq 2"),
+        (3, "acq 3"),
+    ]
+    volume = read_dicom_series(tmp_path)
+    assert volume.shape[0] == 20
+    assert "stacks 3 acquisitions over the same stretch" in volume.meta["passes_warning"]
+
+
+def test_two_slices_reacquired_beside_parts_joined_at_a_seam(tmp_path):
+    """Two chest slices re-acquired under AcquisitionNumber 3 (InstanceNumbers 500, 501)
+    beside parts joined at a seam off each other's grid: folded into the chest part, one row,
+    read as 39 slices, the re-acquired ones read at their positions."""
+    volumes = _parts_of_a_scan(tmp_path, (0, 18.5))
+    for n, k in enumerate((5, 6)):
+        ds = pydicom.dcmread(tmp_path / f"part1_{k:02d}.dcm")
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.AcquisitionNumber, ds.InstanceNumber = 3, 500 + n
+        redo = ds.pixel_array.copy()
+        redo[:] = 1024 + 70 + n  # stored value -> 70, 71 HU
+        ds.PixelData = redo.tobytes()
+        ds.save_as(tmp_path / f"redo{k}.dcm")
+    found = discover_series(tmp_path)
+    assert [(s.acquisition, s.acquisition_label, s.n_slices) for s in found] == [(None, "", 41)]
+    volume = read_dicom_series(tmp_path)
+    expected = np.concatenate([volumes[0].array[:19], volumes[1].array], axis=0)
+    expected[5], expected[6] = 70, 71
+    np.testing.assert_array_equal(volume.array, expected)
+    warnings = " ".join(volume.meta["warnings"])
+    assert "there the part with the higher InstanceNumbers was read" in warnings, warnings
+    assert "1 of AcquisitionNumber 1, where AcquisitionNumber 2 overlaps it" in warnings
+    assert "2 slice(s) repeated an existing position" in warnings
+
+
+def test_parts_joined_beside_a_pass_are_read_by_their_label_in_any_order(tmp_path):
+    """The joined parts are asked for by their numbers in any order ("2+1") or by their row's
+    label ("acq 1+2"); a number the series lacks is refused naming the rows it has, and parts
+    it does not join are refused naming the series."""
+    volumes = _parts_of_a_scan(tmp_path, (0, 18))
+    _a_pass(tmp_path, 24)
+    whole = np.concatenate([volumes[0].array[:18], volumes[1].array], axis=0)
+    for asked in ("2+1", "acq 1+2"):
+        volume = read_dicom_series(tmp_path, acquisition=asked)
+        np.testing.assert_array_equal(volume.array, whole)
+        assert volume.meta["acquisition_label"] == "acq 1+2"
+    with pytest.raises(InputError) as refused:
+        read_dicom_series(tmp_path, acquisition=4)
+    assert "has no acquisition number 4 (its stacked acquisitions: 3, 1+2)" in (
+        refused.value.problem
+    )
+    with pytest.raises(InputError) as refused:
+        read_dicom_series(tmp_path, acquisition="1+2+3")
+    assert "series 1.2.826.0.1.3680043.8.498.64 joins no AcquisitionNumbers 1, 2 and 3" in (
+        refused.value.problem
+    )
+
+
+def test_a_pass_with_no_acquisition_number_is_not_said_as_acquisition_0(tmp_path):
+    """A pass whose slices carry no AcquisitionNumber beside parts 1 and 2 was listed as
+    "not 0, 1" (QA mut65 A): said as the slices with no AcquisitionNumber."""
+    _parts_of_a_scan(tmp_path, (0, 18))
+    _a_pass(tmp_path, 24)
+    _edit_all(tmp_path.glob("art_*.dcm"), lambda ds: delattr(ds, "AcquisitionNumber"))
+    volume = read_dicom_series(tmp_path)
+    note = volume.meta["passes_warning"]
+    assert "not 1 or the slices with no AcquisitionNumber" in note, note
+    assert "0" not in note.split("not ", 1)[1]
 
 
 def test_the_load_line_of_parts_joined_beside_two_passes_names_both(tmp_path):

@@ -672,3 +672,81 @@ def test_a_live_process_whose_proc_entry_is_hidden_runs(monkeypatch):
     monkeypatch.setattr(psutil, "Process", hidden)
     assert share._running(os.getppid(), 0.0)
     assert not share._running(_dead_pid(), 0.0)
+
+
+def test_a_share_of_this_boot_in_another_pid_namespace_is_kept_for_the_minute(tmp_path):
+    """A run recorded with this machine's boot but another PID namespace (a container of its
+    own on this kernel: its processes hidden from here), its process not seen and its folder
+    written 20 s ago: most likely killed, kept for the minute, not removed at once."""
+    from pathlib import Path
+
+    from napari_livertumor.models import share
+
+    boot_id = Path("/proc/sys/kernel/random/boot_id")
+    if not boot_id.is_file():
+        pytest.skip("no boot ID to tell (not Linux)")
+    run = tmp_path / "run"
+    _model(run / "liver", stage="liver", ids=["a1", "b2", "c3"])
+    pub = tmp_path / "pub"
+    pub.mkdir()
+    work = _killed_share(pub, _dead_pid())
+    owner = json.loads((work / "owner.json").read_text())
+    kernel = f"{boot_id.read_text().strip()} pid:[1]"
+    assert kernel != share._kernel()
+    (work / "owner.json").write_text(json.dumps({**owner, "kernel": kernel}))
+    _age(work, 20)
+    with pytest.raises(ModelError, match="most likely killed"):
+        share_model(run, pub, force=True)
+    assert (work / "new" / "liver" / "model.safetensors").is_file()
+
+
+def test_a_share_records_this_kernel_and_pid_namespace():
+    """owner.json names the kernel a share ran on (its boot and PID namespace), as
+    :func:`_kernel` tells it for this process."""
+    import os
+
+    from napari_livertumor.models import share
+
+    owner = share._owner()
+    assert "kernel" in owner and owner["kernel"] == share._kernel()
+    if share._kernel() is not None:
+        assert share._kernel().endswith(f" {os.readlink('/proc/self/ns/pid')}")
+
+
+def test_a_zombie_or_a_process_started_since_is_not_running(monkeypatch):
+    """A process that ended (a zombie) is not running; nor is one that took the number since
+    the share started (its create_time over a second later)."""
+    import os
+
+    import psutil
+
+    from napari_livertumor.models import share
+
+    parent = os.getppid()
+    created = psutil.Process(parent).create_time()
+    assert share._running(parent, created + 5)
+    assert not share._running(parent, created - 10)
+
+    def zombie(pid):
+        raise psutil.ZombieProcess(pid)
+
+    monkeypatch.setattr(psutil, "Process", zombie)
+    assert not share._running(parent, 0.0)
+
+
+def test_a_share_without_a_kernel_to_tell_is_kept_for_the_minute(tmp_path, monkeypatch):
+    """Where this machine's kernel cannot be told (``_kernel`` None: not Linux), a recent
+    folder whose owner.json names no kernel either is not of this kernel: most likely
+    killed, kept for the minute (no kernel matches no kernel)."""
+    from napari_livertumor.models import share
+
+    monkeypatch.setattr(share, "_kernel", lambda: None)
+    run = tmp_path / "run"
+    _model(run / "liver", stage="liver", ids=["a1", "b2", "c3"])
+    pub = tmp_path / "pub"
+    pub.mkdir()
+    work = _killed_share(pub, _dead_pid())
+    _age(work, 20)
+    with pytest.raises(ModelError, match="most likely killed"):
+        share_model(run, pub, force=True)
+    assert work.is_dir()

@@ -1973,7 +1973,12 @@ def _passes_note(
     (``acquisition``), ``file_name``: the file given stands for its pass, ``refs``: the SOP
     instances the folder's DICOM SEGs reference; ``panel``: worded for the Load panel's row
     (another pass: "choose its row", not the CLI's ``--acquisition``)."""
-    numbers = ", ".join(str(a) for a in sorted(g.acquisition or 0 for g in siblings))
+    # (slices with no AcquisitionNumber beside numbered ones were said as "0": QA mut65 A)
+    numbers = ", ".join(
+        str(a) for a in sorted(g.acquisition for g in siblings if g.acquisition is not None)
+    )
+    if any(g.acquisition is None for g in siblings):
+        numbers += " or " * bool(numbers) + "the slices with no AcquisitionNumber"
     if asked:  # (the Load panel's row, --acquisition)
         why = "the one chosen"
     elif file_name:
