@@ -777,6 +777,32 @@ def test_a_scan_list_with_the_ids_before_the_table_is_not_read(tmp_path):
     assert any("read the sheet 'clinical' (not 'scans')" in r for r in table.report)
 
 
+def test_two_sheets_alike_read_the_first_and_say_which_others_were_as_likely(tmp_path):
+    """Two sheets that score the same (a copy kept beside the table, or one sheet per cohort
+    with the same columns): the first was read and the other never named as a candidate."""
+    path = tmp_path / "c.xlsx"
+    later = dict(_FEW, AFP=[1, 2, 3])
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame(_FEW).to_excel(book, sheet_name="cohort A", index=False)
+        pd.DataFrame(later).to_excel(book, sheet_name="cohort B", index=False)
+    table = read_clinical(path)
+    assert table.frame.loc["HCC_002", "AFP"] == 4000
+    assert any(
+        "the sheet 'cohort B' looks as much like the patients' table as 'cohort A', which was "
+        "read as the first of them" in r
+        for r in table.report
+    ), table.report
+    # one sheet plainly better (more patients): no such line
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame({k: v[:2] for k, v in _FEW.items()}).to_excel(
+            book, sheet_name="cohort A", index=False
+        )
+        pd.DataFrame(later).to_excel(book, sheet_name="cohort B", index=False)
+    table = read_clinical(path)
+    assert table.frame.loc["HCC_002", "AFP"] == 2
+    assert not any("as much like" in r for r in table.report), table.report
+
+
 @pytest.mark.parametrize(
     "header",
     ["TCIA\u200b_ID", "TCIA\u2013ID", "\ufeffTCIA_ID"],

@@ -941,6 +941,15 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
                             else ""
                         )
                     )
+                    alike = [str(n) for n in sheets if n != chosen and scores[n] == best]
+                    if best[0] and alike:  # (two copies, or one per cohort: which is meant?)
+                        report.append(
+                            f"the sheet{'s' * (len(alike) > 1)} "
+                            f"{', '.join(repr(o) for o in alike[:4])} look{'s' * (len(alike) == 1)}"
+                            f" as much like the patients' table as '{chosen}', which was read as"
+                            " the first of them: if another is meant, name it 'data table' or "
+                            "save it alone as .csv"
+                        )
             if _blank_sheet(sheets[chosen]):
                 others = [str(n) for n in sheets if n != chosen]
                 raise InputError(
