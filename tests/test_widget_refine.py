@@ -2159,6 +2159,30 @@ def test_closing_the_panel_stops_the_preview_computing(refine_setup, qtbot, monk
     )
 
 
+def test_a_change_during_a_heavy_preview_stops_it_and_computes_the_new_one(
+    refine_setup, qtbot, monkeypatch
+):
+    """A setting changed while a heavy preview computed (seconds at 60 iterations on a 512²
+    slice) waited for that one to run to its end, an outline of settings no longer in use,
+    before the new one started."""
+    import threading
+
+    viewer, widget, seg, truth, liver = refine_setup
+    calls, release = [], threading.Event()
+    _held_preview(monkeypatch, calls, release)
+    count = widget.preview_count
+    widget.iterations.value = widget.iterations.value + 5
+    qtbot.waitUntil(lambda: calls == ["started"], timeout=10_000)
+    widget.iterations.value = widget.iterations.value + 1  # changed again meanwhile
+    qtbot.waitUntil(lambda: calls[:3] == ["started", "stopped", "started"], timeout=3_000)
+    assert "Preview failed" not in widget.status.text()  # a stop is no failure
+    release.set()
+    _wait_for_new_preview(qtbot, widget, count)
+    assert calls == ["started", "stopped", "started", "released"]
+    assert widget.preview_count == count + 1  # the stopped one was never drawn
+    assert widget.preview_layer().opacity == 1.0
+
+
 def test_at_exit_a_computing_preview_is_stopped_and_waited_for(refine_setup, qtbot, monkeypatch):
     """A script that closed napari while a slice preview computed, then exited, aborted
     (exit 134): "wrapped C/C++ object of type WorkerBaseSignals has been deleted". The exit

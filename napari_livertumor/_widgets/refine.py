@@ -1110,8 +1110,8 @@ class RefineWidget(JobWidgetMixin, QWidget):
             self.schedule_preview()
 
     def _stop_preview(self) -> None:
-        """Stop the preview computing (the panel closed or deleted): its contour ends at its
-        next step, and its result is not shown."""
+        """Stop the preview computing (the panel closed or deleted, or a newer change asks for
+        another): its contour ends at its next step, and its result is not shown."""
         if self._preview_cancel is not None:
             self._preview_cancel.set()
 
@@ -1190,7 +1190,11 @@ class RefineWidget(JobWidgetMixin, QWidget):
     def preview_now(self) -> None:
         """Refine the current slice in a worker and show it in the preview layer."""
         if self._preview_busy:
+            # the settings (or slice) changed while one computes: it stops at its next step
+            # and the new one starts when it has (a heavy preview ran its seconds to its end
+            # first, for an outline nobody would see)
             self._preview_again = True
+            self._stop_preview()
             return
         if not self.axial_view() or not self._onscreen:
             # 3D: no slice is shown, an outline would be a slab; sagittal or coronal: the
