@@ -777,6 +777,61 @@ def test_a_scan_list_with_the_ids_before_the_table_is_not_read(tmp_path):
     assert any("read the sheet 'clinical' (not 'scans')" in r for r in table.report)
 
 
+@pytest.mark.parametrize("follow_up_first", [False, True])
+def test_a_follow_up_sheet_of_several_visits_a_patient_is_not_read(tmp_path, follow_up_first):
+    """A long follow-up sheet (TCIA_ID, Visit, RECIST: three rows a patient) beside the
+    baseline sheet of the same patients: counted by rows it looked more like the patients'
+    table, and AFP, age and Tr_Size were lost (QA rev66 1)."""
+    path = tmp_path / "c.xlsx"
+    visits = {
+        "TCIA_ID": [i for i in _FEW["TCIA_ID"] for _ in range(3)],
+        "Visit": [1, 2, 3] * 3,
+        "RECIST": ["SD", "PR", "PD"] * 3,
+    }
+    # ... and a longer one of more patients, only two columns this package reads
+    more = {"TCIA_ID": [f"HCC_{i:03d}" for i in range(1, 8)], "OS": list(range(7))}
+    sheets = {"Baseline": _FEW, "Follow-up": visits, "Survival": more}
+    order = ["Follow-up", "Survival", "Baseline"] if follow_up_first else list(sheets)
+    with pd.ExcelWriter(path) as book:
+        for name in order:
+            pd.DataFrame(sheets[name]).to_excel(book, sheet_name=name, index=False)
+    table = read_clinical(path)
+    assert list(table.frame.columns) == ["age", "AFP"]
+    assert table.frame.loc["HCC_002", "AFP"] == 4000
+    assert any("read the sheet 'Baseline'" in r for r in table.report), table.report
+    assert not any("rows that differ" in r for r in table.report)
+
+
+def test_a_data_dictionary_named_data_table_is_passed_over_for_the_patients(tmp_path):
+    """A data dictionary sheet named "data table" (its rows TCIA_ID | patient id | text) was
+    read by its name alone: its variables taken for 5 patients, no column encoded, no
+    warning (QA rev66 1)."""
+    path = tmp_path / "c.xlsx"
+    dictionary = {
+        "Variable": ["TCIA_ID", "age", "AFP"],
+        "Description": ["patient id", "years", "ng/mL"],
+        "Type": ["text", "number", "number"],
+    }
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame(dictionary).to_excel(book, sheet_name="data table", index=False)
+        pd.DataFrame(_FEW).to_excel(book, sheet_name="patients", index=False)
+    table = read_clinical(path)
+    assert list(table.frame.index) == ["HCC_001", "HCC_002", "HCC_003"]
+    assert any(
+        "the sheet 'data table' holds no patient ID like HCC_001 under its TCIA_ID (a data "
+        "dictionary?); read the sheet 'patients' (not 'data table')" == r
+        for r in table.report
+    ), table.report
+    # a "data table" of IDs of another kind is still read by its name, beside a sheet of none
+    other = {"TCIA_ID": ["P1", "P2"], "age": [50, 60], "AFP": [1, 2]}
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame({"note": ["read me"]}).to_excel(book, sheet_name="about", index=False)
+        pd.DataFrame(other).to_excel(book, sheet_name="data table", index=False)
+    table = read_clinical(path)
+    assert list(table.frame.index) == ["P1", "P2"]
+    assert not any("read the sheet" in r for r in table.report), table.report
+
+
 def test_two_sheets_alike_read_the_first_and_say_which_others_were_as_likely(tmp_path):
     """Two sheets that score the same (a copy kept beside the table, or one sheet per cohort
     with the same columns): the first was read and the other never named as a candidate."""

@@ -915,12 +915,14 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
             if not sheets:
                 raise InputError(path, "the workbook has no sheets")
             named = next((n for n in sheets if str(n).strip().lower() == SHEET_NAME), None)
-            chosen = named if named is not None and _has_id_column(sheets[named]) else None
+            scores = {n: _sheet_score(sheets[n]) for n in sheets}
+            best = max(scores.values())
+            # the sheet so named, unless it holds no patient ID where another does (the data
+            # dictionary named "data table": its variables were read as 5 patients, no warning)
+            chosen = named if named is not None and scores[named][:2] >= best[:2] else None
             if chosen is None:
                 # the sheet that looks most like the patients' table (a notes, README or data
                 # dictionary sheet may come first; a dictionary lists TCIA_ID as a value)
-                scores = {n: _sheet_score(sheets[n]) for n in sheets}
-                best = max(scores.values())
                 if best[0]:
                     chosen = next(n for n in sheets if scores[n] == best)
                 else:  # no sheet has the ID column: the one so named, else the first, refused
@@ -929,15 +931,18 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
                 if chosen != named:  # (the sheet so named without the ID column: refused)
                     report.append(
                         (
-                            f"the sheet '{named}' has no TCIA_ID column"
-                            if named is not None
-                            else f"no sheet named '{SHEET_NAME}'"
+                            f"no sheet named '{SHEET_NAME}'"
+                            if named is None
+                            else f"the sheet '{named}' has no TCIA_ID column"
+                            if not scores[named][0]
+                            else f"the sheet '{named}' holds no patient ID like HCC_001 under "
+                            "its TCIA_ID (a data dictionary?)"
                         )
                         + f"; read the sheet '{chosen}'"
+                        + (f" (not {', '.join(repr(o) for o in others[:4])})" if others else "")
                         + (
-                            f" (not {', '.join(repr(o) for o in others[:4])}); a sheet named "
-                            f"'{SHEET_NAME}' is read before the others"
-                            if others
+                            f"; a sheet named '{SHEET_NAME}' is read before the others"
+                            if others and named is None
                             else ""
                         )
                     )
@@ -1090,21 +1095,24 @@ def _blank_sheet(frame: pd.DataFrame) -> bool:
 
 def _sheet_score(frame: pd.DataFrame) -> tuple:
     """How much a sheet looks like the patients' table, compared as a tuple: whether it has an
-    ID column (:func:`_has_id_column`), how many rows below its header hold an ``HCC_001``-like
-    ID, how many of its header's names are clinical columns this package knows, whether the
-    header is the sheet's first row, how many rows hold an ID-like value. A data dictionary
+    ID column (:func:`_has_id_column`), whether a row below its header holds an ``HCC_001``-like
+    ID, the patients (distinct such IDs) times the clinical columns this package knows in its
+    header (what it tells of them), the patients, the known columns, whether the header is the
+    sheet's first row, how many distinct ID-like values it holds. A data dictionary
     (``TCIA_ID | patient id | text`` as a row) has an ID column by :func:`_has_id_column`'s
-    count, but no HCC ID and no known column: its sheet read, no patient matched."""
+    count, but no HCC ID and no known column: its sheet read, no patient matched. A follow-up
+    sheet of three visits a patient (``TCIA_ID | Visit | RECIST``) holds the same patients as
+    the baseline sheet beside it, and nothing this package reads: counted by rows, it won."""
     if not _has_id_column(frame):
-        return (False, 0, 0, False, 0)
+        return (False, False, 0, 0, 0, False, 0)
     rows = [list(frame.columns)] + [list(r) for r in frame.head(_HEADER_ROWS).values]
     at = next(i for i, row in enumerate(rows) if any(_is_id_column(c) for c in row if pd.notna(c)))
     header = [str(c).strip() for c in rows[at]]
     column = next(j for j, c in enumerate(header) if _is_id_column(c))
-    ids = [v for v in frame.iloc[at:, column] if pd.notna(v) and str(v).strip()]
-    hcc = sum(normalise_id(v).startswith("HCC_") for v in ids)
+    ids = {str(v).strip() for v in frame.iloc[at:, column] if pd.notna(v) and str(v).strip()}
+    hcc = len({key for key in map(normalise_id, ids) if key.startswith("HCC_")})
     named = sum(_name_key(c) in _KNOWN_KEYS for c in header if not c.startswith("Unnamed:"))
-    return (True, hcc, named, at == 0, sum(_looks_like_id(v) for v in ids))
+    return (True, hcc > 0, hcc * named, hcc, named, at == 0, sum(map(_looks_like_id, ids)))
 
 
 def _has_id_column(frame: pd.DataFrame) -> bool:
