@@ -212,14 +212,20 @@ def _warning_as_log_line(message, category, filename, lineno, file=None, line=No
 
 def main(argv: list[str] | None = None) -> int:
     """Run the tool; a Ctrl-C or SIGTERM stop said in one line, at any point of the run."""
-    import signal
-    import threading
-
     previous = None
-    if threading.current_thread() is threading.main_thread():
-        with contextlib.suppress(ValueError, TypeError):
-            previous = signal.signal(signal.SIGINT, _interrupt_outside_import_callbacks)
     try:
+        import signal  # (in the try: a Ctrl-C while it is imported is said as any other)
+        import threading
+
+        if (
+            threading.current_thread() is threading.main_thread()
+            # a Ctrl-C ignored from the start stays ignored, as Python leaves it: a shell
+            # script's background job (`livertumor train … &`) is started so, to run on past
+            # the script's Ctrl-C
+            and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+        ):
+            with contextlib.suppress(ValueError, TypeError):
+                previous = signal.signal(signal.SIGINT, _interrupt_outside_import_callbacks)
         import atexit
 
         atexit.unregister(_quick_teardown)  # (main called again in one process: once)

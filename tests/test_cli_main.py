@@ -276,6 +276,29 @@ def test_a_ctrl_c_while_the_tool_is_starting_is_said_in_one_line(tmp_path):
         assert err.strip().splitlines()[-1] == "livertumor: interrupted"
 
 
+def test_a_ctrl_c_ignored_from_the_start_stays_ignored(monkeypatch):
+    """A shell script's background job (``livertumor train … &``) starts with Ctrl-C ignored,
+    to run on past the script's Ctrl-C, as Python leaves it: the tool's own handler replaced
+    it, and the job stopped with the script (QA rev66 2). Not ignored, the handler is put in
+    place for the run and the one before it back after."""
+    import signal
+
+    from napari_livertumor import cli
+
+    seen = []
+    monkeypatch.setattr(cli, "_main", lambda argv: seen.append(signal.getsignal(signal.SIGINT)))
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        cli.main([])
+        assert seen == [signal.SIG_IGN]
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        cli.main([])
+        assert seen[1] is cli._interrupt_outside_import_callbacks
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_a_ctrl_c_while_the_output_streams_are_changed_leaves_them_whole(monkeypatch):
     """A Ctrl-C landing inside ``reconfigure`` (CPython drops the stream's encoder, then builds
     the new one in Python code) left ``sys.stderr`` "not writable": "livertumor: interrupted"
