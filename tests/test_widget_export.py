@@ -78,6 +78,36 @@ def test_a_deleted_choice_falls_back_to_the_newest_segmentation_on_view(dicom_vi
     assert inspect.labels_combo.currentText() == "B segmentation"
 
 
+def test_nifti_of_a_tilted_grid_say_in_the_panel_that_their_qform_is_off(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """The NIfTI files of a gantry-tilted CT hold its grid in the sform only; tools that read
+    the qform (Slicer, ITK) place voxels up to 65 mm off. The panel said only "Wrote 7
+    file(s)": the caveat went to the terminal, unseen from a desktop start (QA export66 1)."""
+    from napari_livertumor.io.volume import CTVolume
+
+    viewer = make_napari_viewer()
+    tilt = np.deg2rad(15)
+    direction = np.eye(3)
+    direction[:, 2] = [0.0, np.sin(tilt), np.cos(tilt)]
+    vol = CTVolume(np.zeros((8, 24, 24), np.int16), (2.5, 0.8, 0.8), (0.0, 0.0, 0.0), direction)
+    labels = np.zeros((8, 24, 24), np.uint8)
+    labels[2:6, 4:20, 4:20] = 1
+    labels[3:5, 8:12, 8:12] = 2
+    _layers.add_ct_layer(viewer, vol, name="TILT CT")
+    _layers.add_labels_layer(viewer, labels, vol, "TILT CT segmentation", ct_layer_name="TILT CT")
+    widget = ExportWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.folder.setText(str(tmp_path / "out"))
+    widget.masks_check.setChecked(True)
+    _export(widget, qtbot)
+    text = widget.status.text()
+    assert "file(s) of 'TILT CT segmentation'" in text
+    said = "⚠ NIfTI files: the grid is sheared (a gantry-tilted series, not resampled)"
+    assert text.count(said) == 1, text  # once for the labels, liver, tumor and lesion maps
+    assert "place voxels up to" in text and "mm off" in text
+
+
 def test_export_nifti_masks_and_stats_then_reload(dicom_viewer, qtbot):
     viewer, widget, vol, labels, out = dicom_viewer
     widget.folder.setText(str(out))

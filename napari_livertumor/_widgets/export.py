@@ -810,7 +810,8 @@ def write_exports(
     """Write each requested kind (``labels.nii.gz``, ``liver.nii.gz``, ``tumor.nii.gz``,
     ``seg.dcm``, ``stats.json``, ``lesions.csv``) to its path; returns the paths written.
     ``extra_stats`` is merged into the statistics (the model's warnings, tumor not assessed);
-    ``notes`` receives what a file had to leave out (the DICOM SEG: interpolated slices).
+    ``notes`` receives what a file had to leave out (the DICOM SEG: interpolated slices) or
+    what its reader should know (NIfTI of a sheared grid: its qform off).
     ``algorithm_type`` is the DICOM SEG's Segment Algorithm Type (``AUTOMATIC``,
     ``SEMIAUTOMATIC`` after edits, ``MANUAL`` for a ground truth). ``ct``: the CT's HU on
     ``labels``' grid (as shown), for the lesions' attenuation in the stats; None leaves it out.
@@ -1047,16 +1048,24 @@ def _write_one(
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if kind == "labels.nii.gz":
-        write_nifti(labels, path, reference=volume, labels=True)
+        write_nifti(labels, path, reference=volume, labels=True, notes=notes)
     elif kind == "liver.nii.gz":
-        write_nifti(np.isin(labels, (1, 2)).astype(np.uint8), path, reference=volume, labels=True)
+        write_nifti(
+            np.isin(labels, (1, 2)).astype(np.uint8),
+            path,
+            reference=volume,
+            labels=True,
+            notes=notes,
+        )
     elif kind == "tumor.nii.gz":
-        write_nifti((labels == 2).astype(np.uint8), path, reference=volume, labels=True)
+        write_nifti(
+            (labels == 2).astype(np.uint8), path, reference=volume, labels=True, notes=notes
+        )
     elif kind == "lesions.nii.gz":  # numbered as the stats number them (the same grid, affine)
         from ..stats import lesion_id_map
 
         ids = lesion_id_map(labels, affine_lps=volume.affine_lps)
-        write_nifti(ids, path, reference=volume, labels=True)
+        write_nifti(ids, path, reference=volume, labels=True, notes=notes)
     elif kind == "seg.dcm":
         from ..io.seg import write_dicom_seg
 

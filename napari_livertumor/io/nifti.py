@@ -513,6 +513,7 @@ def write_nifti(
     shown_as: str | Path | None = None,
     overwrite: bool = True,
     labels: bool = False,
+    notes: list[str] | None = None,
 ) -> Path:
     """Write a volume or a ``(z, y, x)`` array as NIfTI, atomically.
 
@@ -533,6 +534,9 @@ def write_nifti(
     labels : bool
         A label map (segment's, a ground truth): its header declares it one
         (``NIFTI_INTENT_LABEL``, described as "label map of" its CT), not the CT it lies on.
+    notes : list of str, optional
+        Receives what a reader of the file should know, as the log says it (once: the same
+        for every file of a grid): a sheared grid's qform off by so many mm.
 
     Returns
     -------
@@ -624,13 +628,14 @@ def write_nifti(
         off = float(
             np.linalg.norm((img.get_qform() @ corners - volume.affine @ corners)[:3], axis=0).max()
         )
-        log.warning(
-            "%s: the grid is sheared (a gantry-tilted series, not resampled): the sform holds it "
+        said = (
+            "the grid is sheared (a gantry-tilted series, not resampled): the sform holds it "
             "exactly; tools that read the qform (ITK, 3D Slicer, SimpleITK) place voxels up to "
-            "%.1f mm off",
-            shown_as or path,
-            off,
+            f"{off:.1f} mm off"
         )
+        log.warning("%s: %s", shown_as or path, said)
+        if notes is not None and f"NIfTI files: {said}" not in notes:  # (the Export panel)
+            notes.append(f"NIfTI files: {said}")
     img.header["scl_slope"] = 1.0
     img.header["scl_inter"] = 0.0
     description = str(volume.meta.get("description", ""))
