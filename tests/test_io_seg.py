@@ -50,6 +50,26 @@ def test_seg_written_then_read_lands_on_the_same_voxels(tmp_path, ct, reverse, k
     np.testing.assert_array_equal(read_dicom_seg(tmp_path / "seg.dcm", ct), labels)
 
 
+def test_a_one_word_patient_name_is_copied_into_the_seg_without_highdicom_s_advice(tmp_path):
+    """An anonymised series' one-word PatientName ("REV") made highdicom warn, through the
+    command line's log even with -q, that the user should construct names with pydicom's
+    ``PersonName.from_named_components()`` (QA export66 2): the name is the CT's, copied."""
+    import warnings
+
+    volume = CTVolume(np.full((4, 12, 12), -1000, np.int16), (2.5, 0.8, 0.8))
+    write_ct_series(volume, tmp_path / "ct", patient_id="REV", patient_name="REV")
+    ct = load_ct(tmp_path / "ct")
+    labels = np.zeros(ct.shape, np.uint8)
+    labels[1:3, 3:9, 3:9] = 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_dicom_seg(labels, ct, tmp_path / "seg.dcm", [(1, "Liver")])
+    assert not [w for w in caught if "person name" in str(w.message)], [
+        str(w.message) for w in caught
+    ]
+    assert str(pydicom.dcmread(tmp_path / "seg.dcm").PatientName) == "REV"
+
+
 def test_frames_of_a_segment_the_seg_does_not_describe_are_said_not_dropped_unsaid(tmp_path, ct):
     """A damaged SEG whose first segment's number no longer matched its frames lost the
     liver without a word (convert wrote a dataset without it)."""

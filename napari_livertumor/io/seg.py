@@ -630,32 +630,40 @@ def write_dicom_seg(
     source_images = [_utf8_where_undeclared(sources[z]) for z in order]
     if any(int(ds.get("NumberOfFrames") or 1) > 1 for ds in source_images):
         source_images, pixel = _multiframe_source(reference, sources, order, pixel, shown)
+    import warnings
+
     from pydicom.uid import generate_uid
 
     from .. import __version__
 
     try:
-        seg = hd.seg.Segmentation(
-            source_images=source_images,
-            pixel_array=pixel,
-            segmentation_type=hd.seg.SegmentationTypeValues[segmentation_type.upper()],
-            segment_descriptions=descriptions,
-            series_instance_uid=series_uid or generate_uid(),
-            series_number=(
-                series_number
-                if series_number is not None
-                else _seg_series_number(sources[order[0]], algorithm_type)
-            ),
-            sop_instance_uid=sop_instance_uid or generate_uid(),
-            instance_number=1,
-            manufacturer="napari-livertumor",
-            manufacturer_model_name="napari-livertumor",
-            software_versions=str(__version__),
-            device_serial_number="0",
-            series_description=series_description,
-            omit_empty_frames=True,  # a 640-slice SEG: 1280 frames, 42.7 MB → 367, 12.3 MB
-            specific_character_set=_character_set(sources[order[0]]),
-        )
+        with warnings.catch_warnings():
+            # an anonymised series' one-word PatientName ("REV"): highdicom advised building
+            # names with pydicom, in the user's log even with -q; the name is the CT's, copied
+            warnings.filterwarnings(
+                "ignore", "The string .* is unlikely to represent the intended person name"
+            )
+            seg = hd.seg.Segmentation(
+                source_images=source_images,
+                pixel_array=pixel,
+                segmentation_type=hd.seg.SegmentationTypeValues[segmentation_type.upper()],
+                segment_descriptions=descriptions,
+                series_instance_uid=series_uid or generate_uid(),
+                series_number=(
+                    series_number
+                    if series_number is not None
+                    else _seg_series_number(sources[order[0]], algorithm_type)
+                ),
+                sop_instance_uid=sop_instance_uid or generate_uid(),
+                instance_number=1,
+                manufacturer="napari-livertumor",
+                manufacturer_model_name="napari-livertumor",
+                software_versions=str(__version__),
+                device_serial_number="0",
+                series_description=series_description,
+                omit_empty_frames=True,  # a 640-slice SEG: 1280 frames, 42.7 MB → 367, 12.3 MB
+                specific_character_set=_character_set(sources[order[0]]),
+            )
     except AttributeError as exc:  # a Type 1 attribute highdicom copies is absent
         raise InputError(
             shown, f"the source CT images lack a required DICOM attribute ({exc})"
