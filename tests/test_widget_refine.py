@@ -2251,10 +2251,41 @@ def test_text_a_number_box_did_not_take_goes_back_to_the_value_in_use(refine_set
     hu.lineEdit().setText("-")
     hu.editingFinished.emit()  # what Qt sends when the focus leaves the box
     assert hu.lineEdit().text() == str(low)
+    hu.lineEdit().setText("--5")  # (its validator takes it; int() does not)
+    hu.editingFinished.emit()
+    assert hu.lineEdit().text() == str(low)
     # a button clicked without taking the focus (macOS) ends no editing: Apply does it first
     widget.apply_slice_button.click()
     assert lam.lineEdit().text() == lam.textFromValue(1.0) == "1.00"
     _wait(qtbot, widget)
+
+
+def test_return_on_text_a_number_box_did_not_take_puts_the_value_in_use_back(refine_setup, qtbot):
+    """HU low typed "-" and Return: superqt's whole-number box read "-" with int() on the key
+    and raised (an error in the terminal, a plain script aborted) before the editing ended, so
+    "-" stayed shown beside the -100 in use. Real keys, Return and the keypad's Enter, in every
+    whole-number box (a slider's number too) and in float boxes (λ "0" and ".", balloon "-")."""
+    from qtpy.QtCore import Qt
+
+    viewer, widget, seg, truth, liver = refine_setup
+    whole = [widget.hu_low.native, widget.hu_high.native, widget.tumor_value.native]
+    whole.append(widget.iterations._widget._readout_widget)  # (a Slider's number box)
+    cases = [(box, text) for box in whole for text in ("-", "--5")]
+    cases += [(widget.lambda1.native, text) for text in ("0", ".")]
+    cases.append((widget.balloon._widget._readout_widget, "-"))  # (-5 to 5)
+    for box, text in cases:
+        for key in (Qt.Key_Return, Qt.Key_Enter):
+            value = box.value()
+            box.lineEdit().selectAll()
+            qtbot.keyClicks(box, text)
+            assert box.lineEdit().text() == text  # typed, not taken
+            target = box if key == Qt.Key_Return else box.lineEdit()  # (as a script sends it)
+            qtbot.keyClick(target, key)  # (pytest-qt fails the test on an exception in Qt)
+            assert box.value() == value
+            shown = box.textFromValue(value) if hasattr(box, "textFromValue") else str(value)
+            assert box.lineEdit().text() == shown, (text, key)
+    assert widget.hu_low.value == -100 and widget.lambda1.value == 1.0
+    qtbot.waitUntil(lambda: not widget._preview_busy, timeout=10_000)
 
 
 def test_choosing_a_ct_takes_up_its_own_labels_and_old_notes_go(

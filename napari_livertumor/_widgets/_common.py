@@ -1958,6 +1958,68 @@ def read_dots(panel: QWidget) -> None:
             edit.setValidator(box._lt_dot_validator)
 
 
+def _takes_text(box) -> bool:
+    """Whether the number ``box`` can read the text it shows as a number in its range."""
+    from qtpy.QtWidgets import QDoubleSpinBox, QSpinBox
+
+    edit = box.lineEdit()
+    if not edit.hasAcceptableInput():  # (under its minimum, a lone "-")
+        return False
+    if isinstance(box, (QDoubleSpinBox, QSpinBox)):
+        return True
+    # superqt's whole-number box (magicgui's SpinBox, a Slider's number) reads it with int():
+    # its validator takes "--5" (and a lone "-" counts as still being typed)
+    try:
+        int(edit.displayText() or 0)
+    except ValueError:
+        return False
+    return True
+
+
+def settle_typed(box) -> None:
+    """Show the value the number ``box`` holds when its text is none it takes (under its
+    minimum, a lone "-", "--5"): Qt puts a double box's text back when it loses the focus, not a
+    whole-number box's, nor either's without a focus change."""
+    try:
+        if _takes_text(box):
+            return
+        box.interpretText()  # (Qt's own correction: back to the value before)
+        if not _takes_text(box):  # (superqt's whole-number box: magicgui's SpinBox)
+            as_text = getattr(box, "textFromValue", str)
+            box.lineEdit().setText(as_text(box.value()))
+    except RuntimeError:  # the widget is being deleted
+        pass
+
+
+class _EnterSettles(QObject):
+    """Event filter on a number box: Return or Enter on text it does not take puts the value
+    in use back first, and the key then goes on as on that value's text. superqt's
+    whole-number box read the text with int() on the key and raised (HU low "-", Enter: an
+    error in the terminal, "-" left shown beside the -100 in use)."""
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if (
+            event.type() == QEvent.KeyPress
+            and event.key() in (Qt.Key_Return, Qt.Key_Enter)
+            and not _takes_text(obj)
+        ):
+            settle_typed(obj)
+        return False
+
+
+def settle_number_boxes(panel: QWidget) -> None:
+    """Make every number box in ``panel`` put text it did not take (λ "0" under its minimum,
+    HU low "-") back to the value in use when the editing ends, by the focus leaving it or by
+    Return or Enter: it stayed shown beside the value the preview and Apply used (idempotent)."""
+    for box in panel.findChildren(QAbstractSpinBox):
+        if box.property("lt_settles"):
+            continue
+        box.setProperty("lt_settles", True)
+        box.editingFinished.connect(lambda box=box: settle_typed(box))
+        box._lt_enter_settles = _EnterSettles(box)
+        box.installEventFilter(box._lt_enter_settles)
+
+
 #: napari's window beside its docks needs about this many px (its layer list and canvas:
 #: 619 px measured with a labels layer selected, and the docks' separators and frame: at
 #: 620 a 1024-px screen's window came out 1032 px wide, its right edge off the screen; at

@@ -64,6 +64,8 @@ from ._common import (
     scroll_into_view,
     scroll_panel,
     set_status,
+    settle_number_boxes,
+    settle_typed,
     tab_in_order,
 )
 from ._jobs import error_text
@@ -408,10 +410,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
         # "0.5" and "0,5" are both 0.5 whatever the desktop's locale, shown "0.5"
         read_dots(self)
         # text a number box did not take (λ "0" under its minimum, HU low "-") goes back to the
-        # value in use when the editing ends: it stayed shown beside the value the preview and
-        # Apply used
-        for box in self.findChildren(QAbstractSpinBox):
-            box.editingFinished.connect(lambda box=box: _settle_typed(box))
+        # value in use when the editing ends (Return and Enter too): it stayed shown beside the
+        # value the preview and Apply used
+        settle_number_boxes(self)
 
         # -- wiring
         self._closed = False  # the user closed the panel: no preview until it is back
@@ -1936,7 +1937,7 @@ class RefineWidget(JobWidgetMixin, QWidget):
         click reads the settings: a button that takes no focus when clicked (macOS) ends no
         editing, and the box showed "0" while Apply ran with λ 1."""
         for box in self.findChildren(QAbstractSpinBox):
-            _settle_typed(box)
+            settle_typed(box)
 
     def _apply_running(self, what: str = "Apply again") -> bool:
         """True, said, while an Apply runs: a second Apply, an Undo or a Reset meanwhile made
@@ -2381,22 +2382,6 @@ def _dims(shape) -> str:
 
 def _mm(scale) -> str:
     return " × ".join(f"{float(v):.3g}" for v in scale) + " mm"
-
-
-def _settle_typed(box) -> None:
-    """Show the value the number ``box`` holds when its text is none it takes (under its
-    minimum, a lone "-"): Qt puts a double box's text back when it loses the focus, not a
-    whole-number box's, nor either's without a focus change."""
-    try:
-        edit = box.lineEdit()
-        if edit.hasAcceptableInput():
-            return
-        box.interpretText()  # (Qt's own correction: back to the value before)
-        if not edit.hasAcceptableInput():  # (superqt's whole-number box: magicgui's SpinBox)
-            as_text = getattr(box, "textFromValue", str)
-            edit.setText(as_text(box.value()))
-    except RuntimeError:  # the widget is being deleted
-        pass
 
 
 def _set_items(combo: QComboBox, names: list[str], keep_none: bool = False) -> None:
