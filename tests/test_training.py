@@ -1197,7 +1197,7 @@ def test_the_command_line_says_a_validation_comes_before_it_runs():
             "samples_per_s": 2.0}  # fmt: skip
     assert format_report(step) is None  # (thinned)
     line = format_report({**step, "validates_next": True})
-    assert line.startswith("[liver] step 37/370 ep 0") and line.endswith("; validating…")
+    assert line.startswith("[liver] step 37/370 ep 1") and line.endswith("; validating…")
     resumed = {"event": "resumed", "stage": "liver", "step": 37, "total_steps": 370,
                "history": [{"step": 37}], "best": None}  # fmt: skip
     assert "validating" not in format_report(resumed)
@@ -3029,10 +3029,10 @@ def test_quiet_train_prints_the_results_and_no_line_per_step(
         yield {"event": "prepare", "stage": cfg.stage, "phase": "prepare", "done": 0,
                "total": 2, "case": "HCC_001"}  # fmt: skip
         yield {"event": "info", "stage": cfg.stage, "n_train": 1}
-        yield {"event": "step", "stage": cfg.stage, "step": 1, "total_steps": 1, "epoch": 1,
+        yield {"event": "step", "stage": cfg.stage, "step": 1, "total_steps": 1, "epoch": 0,
                "losses": {"dice": 0.5}, "train_dice": None, "lr": 1e-3, "seconds": 1.0,
                "samples_per_s": 2.0}  # fmt: skip
-        yield {"event": "epoch", "stage": cfg.stage, "epoch": 1, "step": 1, "train_loss": 0.5,
+        yield {"event": "epoch", "stage": cfg.stage, "epoch": 0, "step": 1, "train_loss": 0.5,
                "val": {"val_dice": 0.25}, "seconds": 60.0}  # fmt: skip
         yield {"event": "done", "stage": cfg.stage, "step": 1, "model": str(cfg.stage_dir)}
 
@@ -3364,28 +3364,34 @@ def test_done_says_which_steps_model_was_kept(toy_data, tmp_path, monkeypatch, c
     last = print_reports(train(tiny_config(toy_data, tmp_path, epochs=3, steps_per_epoch=2)),
                          __import__("sys").stdout)  # fmt: skip
     assert last["event"] == "done" and last["step"] == 6
-    assert last["model_kept"] == "step 2 (epoch 0), validation Dice 0.500"
-    line = capsys.readouterr().out.splitlines()[-1]
-    assert line.startswith('[liver] done: {"model_kept": "step 2 (epoch 0), validation Dice 0.500"')
+    assert last["model_kept"] == "step 2 (epoch 1), validation Dice 0.500"
+    lines = capsys.readouterr().out.splitlines()
+    line = lines[-1]
+    assert line.startswith('[liver] done: {"model_kept": "step 2 (epoch 1), validation Dice 0.500"')
     assert '"kept"' not in line  # said once, in words: not again as the raw record
     log = (tmp_path / "liver" / "train.log").read_text(encoding="utf-8").splitlines()
     assert log[-1].endswith(
-        "run ended: finished, model saved (at step 6; model kept: step 2 (epoch 0), validation "
+        "run ended: finished, model saved (at step 6; model kept: step 2 (epoch 1), validation "
         "Dice 0.500)"
     ), log[-1]
+    # one numbering, from 1, as the Train panel's: train.log called the model of a 3-epoch
+    # run's last epoch "epoch 2" where the panel said "epoch 3"
+    epochs = [x.split(" step ")[0] for x in lines if x.startswith("[liver] epoch ")]
+    assert epochs == ["[liver] epoch 1", "[liver] epoch 2", "[liver] epoch 3"], lines
+    assert any(x.startswith("[liver] step 6/6 ep 3 ") for x in lines), lines
 
 
 @pytest.mark.parametrize(
     "metrics, said",
     [
-        ({"score": 0.61, "n_val_with_class": 1}, "step 8 (epoch 1), validation Dice 0.610"),
+        ({"score": 0.61, "n_val_with_class": 1}, "step 8 (epoch 2), validation Dice 0.610"),
         (
             {"score": 0.0, "n_val_with_class": 0},
-            "step 8 (epoch 1), validation Dice not measured (no validation patient has the class)",
+            "step 8 (epoch 2), validation Dice not measured (no validation patient has the class)",
         ),
         (
             {"note": "no validation patients; final weights"},
-            "step 8 (epoch 1), the final weights (not validated)",
+            "step 8 (epoch 2), the final weights (not validated)",
         ),
     ],
     ids=["scored", "no-tumor-in-validation", "final-weights"],
@@ -3400,4 +3406,5 @@ def test_the_model_kept_is_said_as_its_metadata_records_it(tmp_path, metrics, sa
     (tmp_path / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
     kept = kept_model(tmp_path)
     assert kept["validated"] is ("note" not in metrics)
-    assert kept_model_text(kept, first_epoch=0) == said
+    assert kept["epoch"] == 1  # stored from 0; said from 1 (the second epoch's last step)
+    assert kept_model_text(kept) == said

@@ -1536,6 +1536,62 @@ def test_finished_says_which_steps_model_was_kept(train_widget, tmp_path):
     assert kept in widget.log.toPlainText()
 
 
+def test_the_panel_counts_epochs_as_the_command_line_and_train_log(train_widget):
+    """The panel said "model kept: step 24 (epoch 3)" of the model its run's train.log (and
+    the command's done line) called "step 24 (epoch 2)": one numbering, from 1, everywhere."""
+    from napari_livertumor.training.cli_report import format_report
+    from napari_livertumor.training.loop import kept_model_text
+
+    _, widget = train_widget
+    kept = {"step": 24, "epoch": 2, "val_dice": 0.518, "validated": True}  # (stored from 0)
+    assert kept_model_text(kept) == "step 24 (epoch 3), validation Dice 0.518"  # the CLI's
+    assert widget._kept_text({"kept": kept}) == kept_model_text(kept)  # the panel's
+    epoch = {"event": "epoch", "stage": "liver", "epoch": 2, "step": 24, "train_loss": 0.5,
+             "val": {"score": 0.518}, "val_dice": 0.518, "seconds": 60.0}  # fmt: skip
+    widget._on_report(epoch)
+    assert "epoch 3: loss 0.5000, validation Dice 0.518" in widget.log.toPlainText()
+    assert format_report(epoch).startswith("[liver] epoch 3 step 24 ")
+
+
+def test_an_output_that_cannot_be_a_folder_is_refused_at_start_as_the_command_refuses_it(
+    train_widget, toy_data, tmp_path, monkeypatch, capsys
+):
+    """A plain file as the Output was taken at Start; the run failed about a minute later
+    ("…/afile: is a file, so …/afile/liver cannot be a folder") while `livertumor train`
+    refused it at once. Refused at Start, in the command's words, nothing started; so is an
+    Output on a read-only file system, which the command refuses too."""
+    import os
+
+    from napari_livertumor.cli import main
+
+    _, widget = train_widget
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    real_statvfs = os.statvfs
+
+    class ReadOnly:
+        def __init__(self, result):
+            self.f_flag = result.f_flag | os.ST_RDONLY
+
+    ro = tmp_path / "ro" / "out"
+    for out, words in (
+        (afile, f"{afile}: is a file, so {afile} cannot be a folder"),
+        (ro, f"{ro}: cannot be created: {tmp_path} does not allow it (a read-only file system)"),
+    ):
+        if out == ro:
+            monkeypatch.setattr(os, "statvfs", lambda path: ReadOnly(real_statvfs(path)))
+        cli = ["train", "--data", str(toy_data), "--out", str(out), "--stage", "liver"]
+        assert main(cli) == 1
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"livertumor train: error: {words}"
+        )
+        _small_run(widget, toy_data, out)
+        widget.start()
+        assert widget.status.text() == words
+        assert not widget.busy and widget.start_button.text() == "Start"  # nothing started
+        assert afile.read_text() == "x" and not ro.parent.exists()
+
+
 def test_the_clinical_browse_dialog_lists_every_table_ending_read(train_widget, monkeypatch):
     """Its filter was "*.xlsx *.csv": a .tsv, .xlsm or .txt table, read all the same, did not
     show in the dialog."""

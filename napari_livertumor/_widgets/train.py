@@ -471,12 +471,15 @@ class TrainWidget(JobWidgetMixin, QWidget):
             )
             return
         try:  # before asking to replace what is there: it may be the start model itself
-            from ..training.loop import RunLock, check_output_folder
+            from ..training.loop import RunLock, check_output_folder, check_writable_outputs
 
             check_output_folder(config)
             # another run writing there (another panel, a command line): said now, not after
             # the question about its model and the start of a process that then failed
             RunLock.check_free(stage_dir)
+            # a file as the Output, a read-only folder: the command's refusal, in its words, not
+            # the training process's a minute later (once it had imported PyTorch)
+            check_writable_outputs(config)
         except Exception as exc:
             set_status(self.status, str(exc), error=True)
             return
@@ -793,6 +796,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
             self.progress_bar.setFormat("step %v / %m  validating…")
             self._say_stopping_validation()
         elif event == "epoch":
+            from ..training.cli_report import epoch_said  # (from 1, as the command line's)
+
             self._validating = False
             dice = report.get("val_dice")
             if dice is not None:
@@ -800,7 +805,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 self.history["val_dice"].append(dice)
             loss = report.get("train_loss")
             self._log(
-                f"epoch {report['epoch'] + 1}: loss "
+                f"epoch {epoch_said(report.get('epoch'))}: loss "
                 + (f"{loss:.4f}" if loss is not None else "–")
                 + (f", validation Dice {dice:.3f}" if dice is not None else "")
                 + (
@@ -859,11 +864,11 @@ class TrainWidget(JobWidgetMixin, QWidget):
 
     @staticmethod
     def _kept_text(done: dict) -> str | None:
-        """Which step's weights the run's model is (its epochs counted from 1, as the log's)."""
+        """Which step's weights the run's model is (as the command line and train.log say it)."""
         from ..training.loop import kept_model_text
 
         kept = done.get("kept")
-        return kept_model_text(kept, first_epoch=1) if kept else None
+        return kept_model_text(kept) if kept else None
 
     def _say_stopping_validation(self) -> None:
         """The status of a Stop asked for while (or just before) the run validates."""

@@ -7,6 +7,13 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 
+def epoch_said(epoch: int | None) -> str:
+    """A report's epoch as every line a user reads says it: counted from 1, so the last of a
+    3-epoch run is "epoch 3" (the reports, ``metadata.json`` and ``train_state.pt`` count
+    from 0). The command line said "epoch 2" where the Train panel said "epoch 3"."""
+    return "?" if epoch is None else str(int(epoch) + 1)
+
+
 def format_report(r: dict[str, Any]) -> str | None:
     """One line per report (step lines are thinned to every 10th step)."""
     ev = r.get("event")
@@ -26,7 +33,7 @@ def format_report(r: dict[str, Any]) -> str | None:
         )
         td = r.get("train_dice")
         return (
-            f"[{r['stage']}] step {r['step']}/{r['total_steps']} ep {r['epoch']} {losses} "
+            f"[{r['stage']}] step {r['step']}/{r['total_steps']} ep {epoch_said(r['epoch'])} {losses} "
             f"train_dice={'-' if td is None else f'{td:.3f}'} lr={r['lr']:.2e} "
             f"{r['seconds']:.2f}s/step {r['samples_per_s']:.2f} samples/s"
             + ("; validating…" if validating else "")
@@ -46,7 +53,7 @@ def format_report(r: dict[str, Any]) -> str | None:
             best += " (the validation the stop interrupted)"
         loss = r.get("train_loss")
         return (
-            f"[{r['stage']}] epoch {r['epoch']} step {r['step']} "
+            f"[{r['stage']}] epoch {epoch_said(r.get('epoch'))} step {r['step']} "
             f"train_loss={'-' if loss is None else f'{loss:.4f}'} {vals}{best} "
             f"elapsed {r['seconds'] / 60:.1f} min"
         )

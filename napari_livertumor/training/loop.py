@@ -358,6 +358,16 @@ class RunLock:
                 break
 
 
+def check_writable_outputs(cfg: TrainConfig) -> None:
+    """Refuse (``InputError``) an output folder, or a cache folder given, that cannot be made
+    or written: a file in its place, a read-only or forbidden folder. Said before anything
+    starts, by the command (:func:`check_before_writing`) and the Train panel's Start in the
+    same words (the panel started a run that failed on a file as its Output a minute later)."""
+    check_writable_folder(cfg.out)
+    if cfg.cache_dir:
+        check_writable_folder(cfg.cache_dir)
+
+
 def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
     """Refuse a run that would silently replace work, before anything is written.
 
@@ -381,9 +391,7 @@ def check_before_writing(cfg: TrainConfig, *, check_lock: bool = True) -> None:
         from ..io.clinical import read_clinical
 
         read_clinical(clinical)  # a table that is no clinical table: said before anything
-    check_writable_folder(cfg.out)
-    if cfg.cache_dir:
-        check_writable_folder(cfg.cache_dir)
+    check_writable_outputs(cfg)
     if not cfg.overwrite and replacing_cut(stage_dir):
         # (before the recovery, which takes its part-written last/ for debris)
         raise InputError(
@@ -1036,7 +1044,7 @@ class _Run:
                 event = report.get("event") if isinstance(report, dict) else None
                 if event == "done":
                     ended = f"run ended: finished, model saved (at step {report.get('step')}" + (
-                        f"; model kept: {kept_model_text(report['kept'], first_epoch=0)})"
+                        f"; model kept: {kept_model_text(report['kept'])})"
                         if report.get("kept")
                         else ")"
                     )
@@ -1424,7 +1432,7 @@ class _Run:
             "stage": cfg.stage,
             # which weights the folder's model is: a resumed run said "done: step 24" while
             # its model was step 4's, the best validated (every later epoch scored lower)
-            "model_kept": kept_model_text(kept, first_epoch=0) if kept else None,
+            "model_kept": kept_model_text(kept) if kept else None,
             "kept": kept,
             "step": step,
             "best_val_dice": state["best"] if state["best"] >= 0 and not self.unmeasured else None,
@@ -2305,7 +2313,7 @@ def _any_run_in(stage_dir: Path) -> bool:
 
 def kept_model(stage_dir: str | Path) -> dict[str, Any] | None:
     """Which weights the model in ``stage_dir`` is, from its ``metadata.json``: ``{"step",
-    "epoch" (from 0), "val_dice" (None when not measured), "validated"}``; None when there is
+    "epoch" (from 0, as stored; said from 1), "val_dice" (None when not measured), "validated"}``; None when there is
     no readable model record."""
     import json
 
@@ -2328,10 +2336,14 @@ def kept_model(stage_dir: str | Path) -> dict[str, Any] | None:
     }
 
 
-def kept_model_text(kept: dict[str, Any], *, first_epoch: int) -> str:
-    """``kept`` (:func:`kept_model`) as the run's lines say it, its epochs counted from
-    ``first_epoch`` (the command line's from 0, the panel's from 1)."""
-    where = f"step {kept['step']} (epoch {kept['epoch'] + first_epoch})"
+def kept_model_text(kept: dict[str, Any]) -> str:
+    """``kept`` (:func:`kept_model`) as the run's lines say it (the command's done line,
+    ``train.log``, the Train panel), its epoch counted from 1 as every line a user reads
+    (:func:`~.cli_report.epoch_said`): train.log said "epoch 2" of a 3-epoch run's last
+    epoch, which the panel called "epoch 3"."""
+    from .cli_report import epoch_said
+
+    where = f"step {kept['step']} (epoch {epoch_said(kept['epoch'])})"
     if kept.get("val_dice") is not None:
         return f"{where}, validation Dice {kept['val_dice']:.3f}"
     if kept.get("validated"):
