@@ -1120,6 +1120,10 @@ def test_the_step_before_the_time_budgets_final_validation_says_it_comes(
     assert [r["validates_next"] for r in ends[:2]] == [False, True]
     assert format_report(ends[1]).endswith("; validating…")
     assert reports[-1]["event"] == "done" and reports[-1]["step"] == 2
+    # a step's wall time (its batch's loading included) and the time budget left: the time
+    # left is worked out from them (cli_report.StepClock)
+    for r in ends[:2]:
+        assert r["interval_s"] >= r["seconds"] > 0 and 0 < r["budget_s"] <= 30 * 60
 
 
 def _announced_validations(reports):
@@ -3408,3 +3412,44 @@ def test_the_model_kept_is_said_as_its_metadata_records_it(tmp_path, metrics, sa
     assert kept["validated"] is ("note" not in metrics)
     assert kept["epoch"] == 1  # stored from 0; said from 1 (the second epoch's last step)
     assert kept_model_text(kept) == said
+
+
+def test_the_command_line_says_the_time_a_stages_steps_have_left():
+    """The step lines said the step's seconds only; a run of hours could not be planned. They
+    say the time the stage's steps have left (each stage its own: --stage both trains one,
+    then the other), worked out from the median wall time of the latest steps, their data's
+    loading included (the first step's warm-up left out)."""
+    import io
+
+    from napari_livertumor.training.cli_report import StepClock, duration_text, print_reports
+
+    def step(stage, n, total, interval, **extra):
+        return {"event": "step", "stage": stage, "step": n, "total_steps": total, "epoch": 0,
+                "losses": {"total": 0.5}, "train_dice": None, "lr": 1e-3, "seconds": 1.0,
+                "samples_per_s": 2.0, "interval_s": interval, **extra}  # fmt: skip
+
+    out = io.StringIO()
+    reports = [step("liver", n, 110, 300.0 if n == 1 else 3.0) for n in range(1, 11)]
+    reports += [step("tumor", n, 70, 2.0) for n in range(1, 11)]
+    print_reports(reports, out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("1.00s/step 2.00 samples/s; liver steps: estimating time left…")
+    assert lines[1].startswith("[liver] step 10/110")
+    assert lines[1].endswith("; liver steps: ~5 min left")  # 100 steps × 3 s (not 300 s)
+    assert lines[2].endswith("; tumor steps: estimating time left…")  # (a clock of its own)
+    assert lines[3].startswith("[tumor] step 10/70")
+    assert lines[3].endswith("; tumor steps: ~2 min left")  # 60 steps × 2 s
+    # the median: a pause or a slow step does not sway it
+    clock = StepClock()
+    for n, interval in enumerate((60.0, 2.0, 2.0, 90.0, 2.0), start=1):
+        clock.add(step("liver", n, 10, interval))
+    assert clock.per_step() == 2.0
+    assert clock.text(step("liver", 5, 10, 2.0)) == "~10 s left"
+    assert clock.text(step("liver", 10, 10, 2.0)) == "none left"  # (not "~1 s left")
+    # a time budget that runs out first
+    budget = step("liver", 5, 1000, 2.0, budget_s=61.0)
+    assert clock.text(budget) == "~1 min left (time budget: ends near step 36)"
+    assert clock.text(budget, near_step=False) == "~1 min left (time budget)"
+    assert [duration_text(s) for s in (0.2, 44.6, 89, 3599, 3600 * 5 + 12 * 60, 40 * 3600)] == [
+        "1 s", "45 s", "1 min", "1 h 00 min", "5 h 12 min", "40 h"
+    ]  # fmt: skip

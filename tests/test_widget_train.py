@@ -1441,7 +1441,8 @@ def test_a_stop_outside_a_validation_does_not_say_the_validation_is_stopping(
     try:
         if before == "ordinary steps":
             qtbot.waitUntil(lambda: widget.history["step"] == [1], timeout=20_000)
-            assert widget.progress_bar.text() == "step 1 / 12  loss 0.900"
+            # (and the time left, estimated once a few steps are timed)
+            assert widget.progress_bar.text() == "step 1 / 12  loss 0.900  estimating time left…"
         else:
             qtbot.waitUntil(
                 lambda: any(r.get("event") == "epoch" for r in widget.reports), timeout=20_000
@@ -1610,3 +1611,118 @@ def test_the_clinical_browse_dialog_lists_every_table_ending_read(train_widget, 
     for ending in ("*.xlsx", "*.xlsm", "*.xls", "*.csv", "*.tsv", "*.txt"):
         assert ending in tables.split("(")[1].rstrip(")").split()
     assert widget.clinical.text() == "/data/clinical.tsv"
+
+
+def _visible_tick_labels(widget) -> list[str]:
+    widget.canvas.draw()
+    labels = []
+    for ax in (widget.loss_ax, widget.dice_ax):
+        for axis in (ax.xaxis, ax.yaxis):
+            for tick in axis.get_major_ticks():
+                labels += [t.get_text() for t in (tick.label1, tick.label2) if t.get_visible()]
+    return [text for text in labels if text]
+
+
+def test_the_empty_loss_plot_has_no_ticks_until_something_is_drawn(train_widget, qtbot):
+    """Before any training the plot read "no training yet" over a loss and steps ticked
+    −0.045 … 0.045, and "starting…" over 0 … 1: values of nothing."""
+    _, widget = train_widget
+    assert widget._empty_note.get_visible()
+    assert _visible_tick_labels(widget) == []
+    widget._reset_plot("starting…")
+    assert _visible_tick_labels(widget) == []
+    widget._on_report({"event": "step", "stage": "liver", "step": 1, "total_steps": 12,
+                       "losses": {"total": 0.9}})  # fmt: skip
+    qtbot.waitUntil(lambda: list(widget.loss_line.get_xdata()) == [1], timeout=10_000)
+    shown = _visible_tick_labels(widget)
+    assert shown and not widget._empty_note.get_visible()
+    widget._reset_plot("starting…")  # the next run's: empty again
+    assert _visible_tick_labels(widget) == []
+
+
+def test_the_bar_says_the_seconds_per_step_and_the_time_left(
+    train_widget, qtbot, tmp_path, monkeypatch
+):
+    """The bar read "step 11 / 24  loss 0.605" and nothing said how long the run would take.
+    It says the time the stage's steps have left, "estimating" before a few steps are timed;
+    the status line says the seconds a step takes (the median of the latest, the first step's
+    warm-up left out) and that the validations come on top."""
+    import threading
+    import time
+
+    import napari_livertumor._widgets.train as train_mod
+
+    go = threading.Event()
+
+    def steps(config, should_cancel):
+        for step in range(1, 6):
+            if step == 3:
+                assert go.wait(30)
+            yield {"event": "step", "stage": config.stage, "step": step, "total_steps": 24,
+                   "losses": {"total": 1.0 / step}, "seconds": 0.5,  # (the network's alone)
+                   "interval_s": 30.0 if step == 1 else 2.0, "budget_s": None,
+                   "validates_next": False}  # fmt: skip
+        while not should_cancel():
+            time.sleep(0.01)
+        yield {"event": "cancelled", "stage": config.stage, "step": 5, "last": None}
+
+    monkeypatch.setattr(train_mod, "train_in_subprocess", steps)
+    _, widget = train_widget
+    (tmp_path / "data").mkdir()
+    _small_run(widget, tmp_path / "data", tmp_path / "models")
+    widget.start_button.click()
+    try:
+        qtbot.waitUntil(lambda: len(widget.history["step"]) == 2, timeout=20_000)
+        assert widget.progress_bar.text() == "step 2 / 24  loss 0.500  estimating time left…"
+        assert widget.status.text() == "Training the liver model: estimating time left…"
+        go.set()
+        qtbot.waitUntil(lambda: len(widget.history["step"]) == 5, timeout=20_000)
+        # steps 2-5 took 2 s each (step 1's 30 s warm-up left out): 19 steps left, 38 s
+        assert widget.progress_bar.text() == "step 5 / 24  loss 0.200  ~38 s left"
+        assert widget.status.text() == (
+            "Training the liver model: about 38 s left for its 19 step(s) to go, at 2.00 "
+            "s/step; validations come on top."
+        )
+    finally:
+        go.set()
+        widget.jobs[widget.start_button].started_at -= 1  # (not a double-click's second click)
+        widget.start_button.click()  # Stop
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    assert widget.status.text().startswith("Stopped")
+
+
+def test_the_time_left_after_a_resume_and_under_a_time_budget(train_widget):
+    """Resumed at step 100 of 124, the time left is the 24 steps' left, not 124's; a time
+    budget that ends the run first is said, with the step it ends near."""
+    _, widget = train_widget
+    from napari_livertumor._widgets._common import set_status
+
+    set_status(widget.status, "Training the liver model…")  # (as a run's start says)
+    widget._on_report({"event": "resumed", "stage": "liver", "step": 100, "total_steps": 124,
+                       "history": []})  # fmt: skip
+    for step in range(101, 106):
+        widget._on_report({"event": "step", "stage": "liver", "step": step, "total_steps": 124,
+                           "losses": {"total": 0.5}, "seconds": 5.0, "interval_s": 6.0,
+                           "budget_s": None})  # fmt: skip
+    assert widget.progress_bar.text().endswith("  ~2 min left")  # 19 steps × 6 s
+    assert "about 2 min left for its 19 step(s) to go" in widget.status.text()
+    widget._on_report({"event": "step", "stage": "liver", "step": 106, "total_steps": 124,
+                       "losses": {"total": 0.5}, "seconds": 5.0, "interval_s": 6.0,
+                       "budget_s": 20.0})  # fmt: skip
+    assert widget.progress_bar.text().endswith("  ~20 s left (time budget)")
+    assert widget.status.text() == (
+        "Training the liver model: its time budget ends it in about 20 s, near step 110 of "
+        "124 (at 6.00 s/step); its last validation comes on top."
+    )
+    assert widget.progress_bar.toolTip() == widget.status.text()
+    widget._on_report({"event": "step", "stage": "liver", "step": 124, "total_steps": 124,
+                       "losses": {"total": 0.5}, "seconds": 5.0, "interval_s": 6.0,
+                       "budget_s": None})  # fmt: skip
+    assert widget.progress_bar.text().endswith("  none left")  # (not "~1 s left")
+    assert widget.status.text() == "Training the liver model: its 124 steps are done."
+    # a Stop's "Stopping…" (or a note) is not written over
+    set_status(widget.status, widget.STOPPING_TEXT)
+    widget._on_report({"event": "step", "stage": "liver", "step": 107, "total_steps": 124,
+                       "losses": {"total": 0.5}, "seconds": 5.0, "interval_s": 6.0,
+                       "budget_s": None})  # fmt: skip
+    assert widget.status.text() == widget.STOPPING_TEXT

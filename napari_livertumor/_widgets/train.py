@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..training.cli_report import ESTIMATING, StepClock, duration_text
 from . import _layers, _registry
 from ._common import (
     CHECKING_DEVICE,
@@ -158,6 +159,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self._last_draw = 0.0
         self._draw_pending = False  # a draw the throttle put off is due (see _redraw)
         self._validating = False  # the run validates (its step reports stopped meanwhile)
+        self._clock = StepClock()  # the time the run's steps have left (see _say_time_left)
+        self._time_said = None
 
         self.data = QLineEdit()
         # (placeholders short enough for the panel's column; the whole hint in the tooltip)
@@ -502,6 +505,9 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 self._show_recipe(config)
         self._reset_plot("resuming the run…" if config.resume else "starting…")
         self.reports = []
+        self._clock = StepClock()  # the time this run's steps have left
+        self._time_said = None  # what the status line last said of it
+        self.progress_bar.setToolTip("")
         self._running_config = config
         self._started_wall = time.time()
         self.model_folder = None
@@ -781,10 +787,14 @@ class TrainWidget(JobWidgetMixin, QWidget):
             self.progress_bar.setMaximum(report["total_steps"])
             self.progress_bar.setValue(report["step"])
             self._validating = bool(report.get("validates_next"))
+            self._clock.add(report)
             self.progress_bar.setFormat(
-                f"step %v / %m  loss {report['losses']['total']:.3f}"
-                + ("  validating…" if self._validating else "")
+                f"step %v / %m  loss {report['losses']['total']:.3f}  "
+                # (the seconds per step, what the time left is of: the status line and the
+                # bar's tooltip; the bar is as wide as the panel)
+                + ("validating…" if self._validating else self._clock.text(report, False))
             )
+            self._say_time_left(report)
             self._redraw()
             if self._validating:
                 self._say_stopping_validation()
@@ -869,6 +879,35 @@ class TrainWidget(JobWidgetMixin, QWidget):
 
         kept = done.get("kept")
         return kept_model_text(kept) if kept else None
+
+    def _say_time_left(self, report: dict) -> None:
+        """The status line (and the bar's tooltip) says what the bar's time left is of: this
+        stage's steps at so many seconds a step, the validations not counted, or the time
+        budget's end; not over a note or "Stopping…"."""
+        config = getattr(self, "_running_config", None)
+        stage = report.get("stage") or (config.stage if config is not None else "")
+        left = self._clock.left(report)
+        if left is None:
+            text = f"Training the {stage} model: {ESTIMATING}"
+        elif report["step"] >= report["total_steps"]:
+            text = f"Training the {stage} model: its {report['total_steps']} steps are done."
+        elif left[1] is not None:
+            text = (
+                f"Training the {stage} model: its time budget ends it in about "
+                f"{duration_text(left[0])}, near step {left[1]} of {report['total_steps']} (at "
+                f"{self._clock.per_step():.2f} s/step); its last validation comes on top."
+            )
+        else:
+            steps = max(report["total_steps"] - report["step"], 0)
+            text = (
+                f"Training the {stage} model: about {duration_text(left[0])} left for its "
+                f"{steps} step(s) to go, at {self._clock.per_step():.2f} s/step; "
+                "validations come on top."
+            )
+        self.progress_bar.setToolTip(text)  # (also while a note holds the status line)
+        if self.status.text() in (f"Training the {stage} model…", self._time_said):
+            self._time_said = text
+            set_status(self.status, text, scroll=False)
 
     def _say_stopping_validation(self) -> None:
         """The status of a Stop asked for while (or just before) the run validates."""
@@ -1013,6 +1052,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.loss_ax.autoscale_view()
         _loss_span_at_least(self.loss_ax, h["loss"])
         self._empty_note.set_visible(not h["step"])
+        _ticks_shown(self.loss_ax, self.dice_ax, any(shown))
         if h["step"]:
             self.loss_ax.set_xlim(0, max(h["step"]) + 1)
         self.canvas.draw_idle()
@@ -1168,6 +1208,7 @@ def _make_plot():
     # steps are whole: a run of three steps was ticked 0.5, 1.5, 2.5
     loss_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _style_axes(figure, loss_ax, dice_ax, _PLOT_COLORS["dark"])
+    _ticks_shown(loss_ax, dice_ax, False)  # (nothing drawn yet)
     return figure, canvas, loss_ax, dice_ax
 
 
@@ -1196,6 +1237,14 @@ def _loss_span_at_least(ax, losses) -> None:
     if high - low < least:
         mid = (high + low) / 2
         ax.set_ylim(mid - least / 2, mid + least / 2)
+
+
+def _ticks_shown(loss_ax, dice_ax, shown: bool) -> None:
+    """The axes' ticks and their values, shown only once there is something drawn: the empty
+    plot read "no training yet" over a loss and steps ticked −0.045 to 0.045 (0 to 1 while
+    starting); the axes' titles stay, to say what will be drawn."""
+    loss_ax.tick_params(left=shown, labelleft=shown, bottom=shown, labelbottom=shown)
+    dice_ax.tick_params(right=shown, labelright=shown)
 
 
 def _plot_font_scale() -> float:

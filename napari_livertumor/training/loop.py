@@ -1285,6 +1285,7 @@ class _Run:
                 epoch_losses = list(before) if step % cfg.steps_per_epoch else []
                 state["epoch_losses"] = epoch_losses
                 announced = False  # whether this epoch's last step report said a validation comes
+                ready = time.perf_counter()  # (a step's wall time counts its batch's loading)
                 for batch in loader:
                     stop = self._should_stop(should_cancel, t_start)
                     if stop == "cancel":
@@ -1305,7 +1306,8 @@ class _Run:
                         step += 1
                         state["step"] = step
                         epoch_losses.append(losses["total"])
-                    dt = time.perf_counter() - t0
+                    now = time.perf_counter()
+                    dt, interval = now - t0, now - ready
                     # the time budget is read before the step's report, so a budget that ends
                     # the run here says the final validation comes next: read after it, the
                     # report said none and the panel's bar sat still through the validation
@@ -1330,10 +1332,19 @@ class _Run:
                         "lr": opt.param_groups[0]["lr"],
                         "seconds": dt,
                         "samples_per_s": cfg.batch_size * self.world / dt,
+                        # the wall time since the step before, its batch's loading (data
+                        # augmentation, in this process without loader workers) included: what
+                        # the time left is worked out from (cli_report.StepClock)
+                        "interval_s": interval,
+                        # what is left of the time budget (the whole run's), None without one
+                        "budget_s": (
+                            60 * cfg.max_minutes - (now - t_start) if cfg.max_minutes else None
+                        ),
                         # the epoch's validation comes next (unless a stop comes first): the
                         # panel says so, and that a stop meanwhile ends the validation
                         "validates_next": announced,
                     }
+                    ready = time.perf_counter()
                     if out_of_time:
                         total_steps = step  # ends the outer loop too
                     if ends_epoch or out_of_time:
