@@ -1726,3 +1726,38 @@ def test_the_time_left_after_a_resume_and_under_a_time_budget(train_widget):
                        "losses": {"total": 0.5}, "seconds": 5.0, "interval_s": 6.0,
                        "budget_s": None})  # fmt: skip
     assert widget.status.text() == widget.STOPPING_TEXT
+
+
+def test_a_training_run_opens_no_napari_activity_bar(train_widget, qtbot, tmp_path, monkeypatch):
+    """The panel shows the run's progress itself. While a napari progress bar is open, napari's
+    status bar spinner redraws the whole window about 30 times a second: with software OpenGL
+    (no GPU, a remote desktop) that took half a core from the training process, whose steps
+    took twice as long as the command line's."""
+    import threading
+
+    from napari.utils import progress
+
+    import napari_livertumor._widgets.train as train_mod
+
+    release = threading.Event()
+
+    def steps(config, should_cancel):
+        yield {"event": "step", "step": 1, "losses": {"total": 0.9}, "total_steps": 12,
+               "validates_next": False}  # fmt: skip
+        while not should_cancel() and not release.wait(0.01):
+            pass
+        yield {"event": "cancelled", "stage": config.stage, "step": 1, "last": None}
+
+    monkeypatch.setattr(train_mod, "train_in_subprocess", steps)
+    _, widget = train_widget
+    (tmp_path / "data").mkdir()
+    _small_run(widget, tmp_path / "data", tmp_path / "models")
+    before = len(progress._all_instances)
+    widget.start_button.click()
+    try:
+        qtbot.waitUntil(lambda: widget.history["step"] == [1], timeout=20_000)
+        assert widget.busy
+        assert len(progress._all_instances) == before
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)

@@ -1508,12 +1508,14 @@ class JobWidgetMixin:
         on_yielded: Callable[[Any], None] | None = None,
         on_finished: Callable[[str], None] | None = None,
         stages_in_status: bool = False,
+        napari_progress: bool = True,
     ) -> Job | None:
         """Start ``target(progress, should_cancel)`` in a worker; ``button`` becomes Cancel.
 
         ``stages_in_status``: the status line names the stage running after ``busy_text``
         ("Segmenting 'CT': tumor…"), for a job of several stages whose ``busy_text`` names
-        none of them."""
+        none of them. ``napari_progress``: the job also has a bar in napari's activity dock
+        (see :class:`Job`)."""
         if self.cancel_if_running(button):
             return None
         bar = getattr(self, "progress_bar", None)
@@ -1585,6 +1587,7 @@ class JobWidgetMixin:
             progress_bar=bar,
             on_stage=stage_said if stages_in_status else None,
             description=description,
+            napari_progress=napari_progress,
         )
         job.finish_on_exit = self.FINISH_ON_CLOSE  # the process exiting does not stop it either
         job.input_at = input_time(button)  # the click's key or mouse release, as typed
