@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -15,9 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.slow
 def test_gpu_check_dry_run_writes_every_figure(tmp_path):
+    """Every step but the start-up snippets' (the test below: five more fresh interpreters)."""
     env = {**os.environ, "OUT": str(tmp_path), "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--device", "cpu"]
-    cmd += ["--n-slices", "12", "--runs", "1", "--batch", "2", "--startup-runs", "1"]
+    cmd += ["--n-slices", "12", "--runs", "1", "--batch", "2", "--startup-runs", "0"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "the GPU bars are not judged" in proc.stdout
@@ -26,10 +29,8 @@ def test_gpu_check_dry_run_writes_every_figure(tmp_path):
     assert report["in_process"]["runs"][0]["liver"] > 0
     assert report["end_to_end"]["device"] == "cpu"
     assert set(report["end_to_end"]["last_timings_s"]) >= {"read", "liver", "tumor", "write"}
-    assert report["startup"]["python_torch_monai"]["median_s"] > 0
     # the same command with a bytecode cache, in the same run, and what the interpreter does
     assert report["end_to_end"]["bytecode_cached_median_s"] > 0
-    assert report["startup"]["python_torch_bytecode_cached"]["median_s"] > 0
     assert report["bytecode"]["torch_py_files"] > 0
     assert report["batch"]["cases"] == 2
     # stage grids finer than the CT (5 mm slices; the small phantom's) run on the device too
@@ -38,6 +39,50 @@ def test_gpu_check_dry_run_writes_every_figure(tmp_path):
     # only the first case of a batch pays for loading the models
     loads = ["load_models" in t for t in report["batch"]["per_case_timings_s"]]
     assert loads == [True, False]
+
+
+def test_gpu_check_startup_times_each_snippet_and_every_snippet_runs(tmp_path, monkeypatch):
+    """gpu_check's step 4 (the dry run above leaves it out): its figures, each snippet in its own
+    process (a stand-in interpreter that notes what it was asked), and every snippet run for real
+    in one interpreter (on the GPU machine a failing one ends the check)."""
+    gpu_check = _load("benchmarks/gpu_check.py")
+    python = sys.executable
+    calls = tmp_path / "calls"
+    stand_in = tmp_path / "python"
+    stand_in.write_text(
+        f'#!/bin/sh\nprintf "%s\\t%s\\n" "$PYTHONPYCACHEPREFIX" "$2" >> "{calls}"\nsleep 0.02\n'
+        'case "$2" in *print*) echo "numpy torchvision";; esac\n'
+    )
+    stand_in.chmod(0o755)
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
+    monkeypatch.setattr(sys, "executable", str(stand_in))
+    cached_env = {**os.environ, "PYTHONPYCACHEPREFIX": str(tmp_path / "pycache")}
+    startup = gpu_check._time_startup(2, True, cached_env)
+    monkeypatch.setattr(sys, "executable", python)
+    snippets = ["python_torch", "python_torch_monai", "python_torch_monai_lean"]
+    snippets += ["python_torch_monai_cuda_context"]
+    cached = ["python_torch_bytecode_cached", "python_torch_monai_lean_bytecode_cached"]
+    assert list(startup) == snippets + cached + ["optional_packages_monai_imported"]
+    assert all(len(startup[k]["runs_s"]) == 2 and startup[k]["median_s"] > 0 for k in snippets)
+    assert startup["python_torch_monai"]["median_s"] > 0
+    assert startup["python_torch_bytecode_cached"]["median_s"] > 0
+    assert startup["optional_packages_monai_imported"] == ["torchvision"]
+    rows = [line.split("\t") for line in calls.read_text().splitlines()]
+    assert len(rows) == 2 * len(snippets + cached) + 1  # each run a fresh process
+    codes = [code for _, code in rows]
+    assert [prefix for prefix, _ in rows].count(cached_env["PYTHONPYCACHEPREFIX"]) == 4
+    line = gpu_check._startup_line(startup)
+    assert line.startswith("fresh-process start-up (medians): python_torch ")
+    assert "python_torch_bytecode_cached" in line and "optional" not in line
+    # the snippets themselves, but the CUDA context's (no GPU here); the lean import first
+    real = sorted(
+        (c for c in dict.fromkeys(codes) if "cuda" not in c), key=lambda c: "lean" not in c
+    )
+    run_all = "\n".join(f"exec({c!r}, {{}})" for c in real)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([python, "-c", run_all], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(dict.fromkeys(codes)) == 5
 
 
 # --------------------------------------------------------------------------- the scripts' options
@@ -61,6 +106,21 @@ def _run_script(rel: str, *args, env=None, timeout=300) -> subprocess.CompletedP
         env=env,
         timeout=timeout,
     )
+
+
+def _run_main(rel: str, *args, monkeypatch, capsys) -> SimpleNamespace:
+    """A script's ``main`` in this process, as :func:`_run_script` would see it (exit status,
+    stdout, stderr): no interpreter to start, torch and MONAI imported already."""
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the scripts put their folder first
+    capsys.readouterr()
+    try:
+        code = _load(rel).main([str(a) for a in args])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    if isinstance(code, str):  # SystemExit("message"): printed, status 1
+        code, err = 1, err + code + "\n"
+    return SimpleNamespace(returncode=code or 0, stdout=out, stderr=err)
 
 
 @pytest.mark.parametrize(
@@ -283,11 +343,12 @@ def dev_setup(tmp_path):
     return tmp_path
 
 
-def test_calibrate_lesions_puts_the_current_setting_in_the_grid(dev_setup):
+def test_calibrate_lesions_puts_the_current_setting_in_the_grid(dev_setup, monkeypatch, capsys):
     t = dev_setup
     args = ["--models", t / "m", "--cases", 1, "--cache", t / "cache"]
     args += ["--manifest", t / "none" / "synth_manifest.json"]
-    proc = _run_script(
+    run = functools.partial(_run_main, monkeypatch=monkeypatch, capsys=capsys)
+    proc = run(
         "scripts/calibrate_lesions.py", *args, "--shifts", 0.5, "--peaks", 1, "--min-ml", 0.5
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -301,12 +362,14 @@ def test_calibrate_lesions_puts_the_current_setting_in_the_grid(dev_setup):
     # a saved score file without the current setting: a clear exit
     saved["combos"] = [[0.5, 1.0, 0.5]]
     (t / "old.json").write_text(json.dumps(saved))
-    proc = _run_script("scripts/calibrate_lesions.py", *args, "--scores", t / "old.json")
+    proc = run("scripts/calibrate_lesions.py", *args, "--scores", t / "old.json")
     assert proc.returncode == 1 and "is not in the grid of" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-def test_calibration_checks_its_seeds_against_the_runs_own_training_cohort(dev_setup):
+def test_calibration_checks_its_seeds_against_the_runs_own_training_cohort(
+    dev_setup, monkeypatch, capsys
+):
     """A run trained on a cohort of its own: the scripts looked for data/synth3's manifest
     only, relative to the current folder, and checked nothing."""
     t = dev_setup
@@ -319,22 +382,24 @@ def test_calibration_checks_its_seeds_against_the_runs_own_training_cohort(dev_s
     meta_path.write_text(json.dumps(meta))
     args = ["--models", t / "m", "--cases", 1, "--cache", t / "cache"]
     args += ["--manifest", t / "none" / "synth_manifest.json"]
-    proc = _run_script("scripts/calibrate_lesions.py", *args, "--shifts", 0.5, "--peaks", 1)
+    proc = _run_main(
+        "scripts/calibrate_lesions.py", *args, "--shifts", 0.5, "--peaks", 1,
+        monkeypatch=monkeypatch, capsys=capsys,
+    )  # fmt: skip
     assert proc.returncode != 0
     assert "seeds [9000000] belong to the training cohort" in proc.stdout + proc.stderr
 
 
-def test_calibrate_shift_can_set_a_shift_by_hand_and_keeps_why(dev_setup):
+def test_calibrate_shift_can_set_a_shift_by_hand_and_keeps_why(dev_setup, monkeypatch, capsys):
     """A shift chosen against the development phantoms' best (the shipped liver's: none, as
     phantoms built by other code disagreed) is written with its reason and the curve measured."""
     t = dev_setup
     args = ["--models", t / "m", "--cases", 1, "--cache", t / "cache", "--stages", "liver"]
     args += ["--manifest", t / "none" / "synth_manifest.json", "--grid", -1, 0]
-    proc = _run_script("scripts/calibrate_shift.py", *args, "--set", 0.5)
+    run = functools.partial(_run_main, monkeypatch=monkeypatch, capsys=capsys)
+    proc = run("scripts/calibrate_shift.py", *args, "--set", 0.5)
     assert proc.returncode == 2 and "--set needs one --stages and a --why" in proc.stderr
-    proc = _run_script(
-        "scripts/calibrate_shift.py", *args, "--set", 0.5, "--why", "a reason", "--write"
-    )
+    proc = run("scripts/calibrate_shift.py", *args, "--set", 0.5, "--why", "a reason", "--write")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "liver: set to 0.5 (a reason)" in proc.stdout
     meta = json.loads((t / "m" / "liver" / "metadata.json").read_text())
@@ -346,7 +411,7 @@ def test_calibrate_shift_can_set_a_shift_by_hand_and_keeps_why(dev_setup):
     # shipped models, and one phantom's calibration replaced their thresholds)
     no_models = [str(a) for a in args[2:6]]  # cases, cache (options both scripts take)
     for script in ("scripts/calibrate_shift.py", "scripts/calibrate_lesions.py"):
-        proc = _run_script(script, *no_models, "--write")
+        proc = run(script, *no_models, "--write")
         assert proc.returncode == 2 and "name the folder with --models" in proc.stderr, script
 
 
