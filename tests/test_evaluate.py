@@ -33,6 +33,29 @@ def trained(tmp_path_factory):
     return data, root / "models"
 
 
+@pytest.fixture(scope="module")
+def blind_models(tmp_path_factory):
+    """Models that find no liver, on a coarse grid, with no split file (every patient is a
+    test patient): for the tests of what evaluate reads of a DICOM cohort and says of it, which
+    no mask touches. The toy-trained ones (2 mm pixels) took 25 s on one small phantom."""
+    from napari_livertumor.models import make_untrained_model
+
+    root = tmp_path_factory.mktemp("blind")
+    make_untrained_model(
+        root / "liver", "liver", target_spacing=(8.0, 6.0, 6.0), logit_bias=(0.0, -100.0)
+    )
+    make_untrained_model(root / "tumor", "tumor", target_spacing=(5.0, 4.0, 4.0))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tcia_pair(tmp_path_factory):
+    """Two small phantoms in the HCC-TACE-Seg download layout; a test changes a copy."""
+    from napari_livertumor.synth import make_cohort
+
+    return make_cohort(tmp_path_factory.mktemp("tcia") / "tcia", 2, seed=4, layout="tcia")
+
+
 def test_evaluate_prints_the_table_beside_the_published_numbers(trained, tmp_path, capsys):
     data, models = trained
     split = tmp_path / "split.json"
@@ -254,7 +277,7 @@ def _renamed_copy(data, to, rename):
     return to
 
 
-def test_the_training_patients_are_known_under_other_names(trained, tmp_path, caplog):
+def test_the_training_patients_are_known_under_other_names(trained, tmp_path, caplog, monkeypatch):
     """The models' own cohort with its folders renamed `hcc-1`… (as the README says a clinical
     table still matches) was taken for other data: every training patient was scored as
     held out with no word. Renamed the ways IDs are read, the split still names them; renamed
@@ -262,8 +285,16 @@ def test_the_training_patients_are_known_under_other_names(trained, tmp_path, ca
     them away."""
     import logging
 
+    from napari_livertumor import pipeline
+    from napari_livertumor.stats import compute_stats
     from napari_livertumor.training.evaluate import evaluate
 
+    def nothing(self, volume, progress=None, **kw):  # which patients are scored, not their masks
+        labels = np.zeros(volume.shape, np.uint8)
+        stats = compute_stats(labels, volume.spacing)
+        return pipeline.SegmentationResult(labels, stats, {"total": 0.1}, "cpu")
+
+    monkeypatch.setattr(pipeline.Segmenter, "segment", nothing)
     data, models = trained
     written = json.loads((models / "tumor" / "split.json").read_text())
     as_table = _renamed_copy(data, tmp_path / "as_table", lambda c: "hcc-" + c[-1])
@@ -865,14 +896,14 @@ def test_what_the_models_split_has_to_say_is_said_once(
 
 
 def test_a_patient_scored_on_part_of_its_ground_truth_is_named_beside_the_table(
-    trained, tmp_path, capsys
+    blind_models, tcia_pair, tmp_path, capsys
 ):
     """Its SEG had frames on CT slices lost in transfer: scored on the rest, with nothing on
     screen to say so."""
-    from napari_livertumor.synth import make_cohort
+    import shutil
 
-    _, models = trained
-    data = make_cohort(tmp_path / "tcia", 1, seed=4, layout="tcia", shape="small")
+    models = blind_models
+    data = shutil.copytree(tcia_pair, tmp_path / "tcia")
     [series] = [p for p in (data / "HCC_001").glob("*/*") if "LIVER" in p.name]
     for f in sorted(series.glob("*.dcm"))[:8]:
         f.write_bytes(f.read_bytes()[:300])
@@ -888,17 +919,15 @@ def test_a_patient_scored_on_part_of_its_ground_truth_is_named_beside_the_table(
     assert "truth_warnings" in per_case.splitlines()[0]
 
 
-def test_an_output_folder_inside_the_data_is_no_patient_of_it(trained, tmp_path, capsys):
+def test_an_output_folder_inside_the_data_is_no_patient_of_it(
+    blind_models, tcia_pair, tmp_path, capsys
+):
     """``evaluate --data D -o D/eval`` said "Not evaluated: ... eval (no DICOM SEG (no
     labels))" in that very run, and every later evaluation of D counted eval as a patient."""
     import shutil
 
-    from napari_livertumor.synth import make_cohort
-
-    models = shutil.copytree(trained[1], tmp_path / "models")
-    for split in models.glob("*/split.json"):  # every patient of the folder is scored
-        split.unlink()
-    data = make_cohort(tmp_path / "tcia", 2, seed=4, layout="tcia", shape="small")
+    models = blind_models  # (no split file: every patient of the folder is scored)
+    data = shutil.copytree(tcia_pair, tmp_path / "tcia")
     for out in ("eval", "eval2"):  # the first run's own folder, then an earlier run's
         rc = main(["evaluate", "--data", str(data), "--models", str(models), "-o",
                    str(data / out), "--max-cases", "1", "--device", "cpu"])  # fmt: skip
@@ -1306,14 +1335,14 @@ def test_a_second_evaluation_into_the_same_folder_is_refused_while_one_runs(tmp_
 
 
 def test_a_studys_other_series_beside_the_one_its_truth_is_drawn_on_is_no_warning(
-    trained, tmp_path, capsys
+    blind_models, tmp_path, capsys
 ):
     """Every HCC-TACE-Seg patient has a PRE LIVER series beside the one its SEG is drawn on:
     "1 other series in the folder not read" was counted as a warning for each patient, burying
     real ones."""
     from napari_livertumor.synth import make_cohort
 
-    _, models = trained
+    models = blind_models
     data = make_cohort(tmp_path / "tcia", 1, seed=4, layout="tcia", shape="small", quirks=True)
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"train": [], "test": ["HCC_001"]}))

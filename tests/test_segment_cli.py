@@ -491,30 +491,24 @@ def test_a_wrong_refine_value_is_refused_and_a_dicom_file_names_its_series(
     ]
 
 
-def test_a_single_failed_case_is_told_once_a_batch_gathers_its_failures(tmp_path):
+def test_a_single_failed_case_is_told_once_a_batch_gathers_its_failures(tmp_path, capsys, caplog):
     """One case that failed printed its error twice: logged as it failed, then again in the
     recap meant for a batch whose failures scroll away under its progress."""
-    import subprocess
-    import sys
-
     (tmp_path / "bad.nii.gz").write_text("not a NIfTI file")
     (tmp_path / "worse.nii.gz").write_text("nor this")
-    cli = [sys.executable, "-m", "napari_livertumor.cli", "segment", "--device", "cpu"]
+    cli = ["segment", "--device", "cpu"]
+    caplog.set_level("INFO")
 
-    one = subprocess.run(
-        [*cli, str(tmp_path / "bad.nii.gz"), "-o", str(tmp_path / "out1")],
-        capture_output=True,
-        text=True,
-    )
-    assert one.returncode == 1
-    assert one.stderr.count("not a NIfTI file: it is a text file") == 1, one.stderr
+    # in-process, the log (stderr from the command line) is in caplog, the recap on stderr
+    assert main([*cli, str(tmp_path / "bad.nii.gz"), "-o", str(tmp_path / "out1")]) == 1
+    said = caplog.text + capsys.readouterr().err
+    assert said.count("not a NIfTI file: it is a text file") == 1, said
 
-    batch = subprocess.run(
-        [*cli, str(tmp_path), "-o", str(tmp_path / "out2")], capture_output=True, text=True
-    )
-    assert batch.returncode == 1
-    recap = batch.stderr[batch.stderr.rindex("summary") :]
-    assert "bad failed" in recap and "worse failed" in recap, batch.stderr
+    caplog.clear()
+    assert main([*cli, str(tmp_path), "-o", str(tmp_path / "out2")]) == 1
+    assert "summary: " in caplog.text  # the recap below it, on stderr
+    recap = capsys.readouterr().err
+    assert "bad failed" in recap and "worse failed" in recap, recap
 
 
 def test_acquisition_picks_a_stacked_phase_and_a_changed_pick_redoes_the_case(tmp_path, models):
