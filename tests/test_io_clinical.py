@@ -832,6 +832,53 @@ def test_a_data_dictionary_named_data_table_is_passed_over_for_the_patients(tmp_
     assert not any("read the sheet" in r for r in table.report), table.report
 
 
+@pytest.mark.parametrize("ids", ["P", "number"])
+def test_a_data_table_of_the_users_own_ids_is_read_beside_a_sheet_of_hcc_ids(tmp_path, ids):
+    """A full clinical sheet named "data table" of a cohort's own IDs (P01, or 1 to 4: the
+    case names) beside a sheet of HCC_001-like IDs (a reference excerpt of TCIA's table, a
+    follow-up sheet of three visits a patient): the HCC sheet was read, the sheet the user
+    named passed over as a data dictionary (QA rev67)."""
+    from napari_livertumor.synth.clinical import make_clinical_table
+
+    names = [f"P{i:02d}" for i in range(1, 5)] if ids == "P" else [1, 2, 3, 4]
+    own = make_clinical_table([{"tlvr": 0.05 * i} for i in range(4)], seed=3, ids=names)
+    if ids == "P":
+        other = ("TCIA ref", {"TCIA_ID": ["HCC_001", "HCC_002"], "age": [61, 62], "AFP": [1, 2]})
+    else:
+        visits = [f"HCC_{i:03d}" for i in range(1, 5) for _ in range(3)]
+        other = ("follow-up", {"TCIA_ID": visits, "Visit": [1, 2, 3] * 4, "RECIST": ["SD"] * 12})
+    path = tmp_path / "c.xlsx"
+    with pd.ExcelWriter(path) as book:
+        own.to_excel(book, sheet_name="data table", index=False)
+        pd.DataFrame(other[1]).to_excel(book, sheet_name=other[0], index=False)
+    table = read_clinical(path)
+    assert list(table.frame.index) == [str(n) for n in names]
+    assert {"age", "AFP", "Tr_Size", "TNM"} <= set(table.frame.columns)
+    assert not any("read the sheet" in r or "rows that differ" in r for r in table.report), (
+        table.report
+    )
+
+
+@pytest.mark.parametrize("ids", ["HCC", "P"])
+def test_a_data_table_of_only_a_header_is_passed_over_as_one_of_no_rows(tmp_path, ids):
+    """A "data table" sheet of headers and no rows beside a "Sheet2" of patients: Sheet2 is
+    read, but the note called the header a sheet of no HCC_001-like ID (a data dictionary?);
+    of IDs of another kind, the empty sheet was read and refused (QA rev67)."""
+    path = tmp_path / "c.xlsx"
+    rows = dict(_FEW, TCIA_ID=["P1", "P2", "P3"]) if ids == "P" else _FEW
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame(columns=["TCIA_ID", "age", "AFP", "Tr_Size"]).to_excel(
+            book, sheet_name="data table", index=False
+        )
+        pd.DataFrame(rows).to_excel(book, sheet_name="Sheet2", index=False)
+    table = read_clinical(path)
+    assert list(table.frame.index) == rows["TCIA_ID"]
+    assert (
+        "the sheet 'data table' has no patient rows (only its header); read the sheet 'Sheet2' "
+        "(not 'data table')" in table.report
+    ), table.report
+
+
 def test_two_sheets_alike_read_the_first_and_say_which_others_were_as_likely(tmp_path):
     """Two sheets that score the same (a copy kept beside the table, or one sheet per cohort
     with the same columns): the first was read and the other never named as a candidate."""

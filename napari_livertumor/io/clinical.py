@@ -124,9 +124,9 @@ def read_clinical(path: str | Path) -> ClinicalTable:
     Parameters
     ----------
     path : str or Path
-        ``.xlsx``/``.xlsm``/``.xls`` (the sheet "data table", else the sheet that looks most
-        like the patients' table: an ID column in its header, rows of ``HCC_001``-like IDs,
-        clinical column names; said in the report) or ``.csv``/``.tsv``/``.txt`` (separator
+        ``.xlsx``/``.xlsm``/``.xls`` (the sheet "data table" when it holds patients, else the
+        sheet that looks most like the patients' table: an ID column in its header, rows of
+        ``HCC_001``-like IDs, clinical column names; said in the report) or ``.csv``/``.tsv``/``.txt`` (separator
         and encoding detected).
 
     Returns
@@ -916,15 +916,19 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
                 raise InputError(path, "the workbook has no sheets")
             named = next((n for n in sheets if str(n).strip().lower() == SHEET_NAME), None)
             scores = {n: _sheet_score(sheets[n]) for n in sheets}
-            best = max(scores.values())
-            # the sheet so named, unless it holds no patient ID where another does (the data
-            # dictionary named "data table": its variables were read as 5 patients, no warning)
-            chosen = named if named is not None and scores[named][:2] >= best[:2] else None
+            # the sheets that hold patients (a header alone or a data dictionary holds none):
+            # where any does, the sheet read is one of them
+            held = [n for n in sheets if scores[n][0] and _holds_patients(sheets[n])]
+            best = max(scores[n] for n in held or sheets)
+            # the sheet so named, unless it holds no patients where another does (the data
+            # dictionary named "data table": its variables were read as 5 patients, no warning);
+            # a cohort of the user's own IDs (P01: no HCC_001) is read by its name
+            chosen = named if named is not None and (named in held or not held) else None
             if chosen is None:
                 # the sheet that looks most like the patients' table (a notes, README or data
                 # dictionary sheet may come first; a dictionary lists TCIA_ID as a value)
                 if best[0]:
-                    chosen = next(n for n in sheets if scores[n] == best)
+                    chosen = next(n for n in held or sheets if scores[n] == best)
                 else:  # no sheet has the ID column: the one so named, else the first, refused
                     chosen = named if named is not None else next(iter(sheets))
                 others = [str(n) for n in sheets if n != chosen]
@@ -935,6 +939,8 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
                             if named is None
                             else f"the sheet '{named}' has no TCIA_ID column"
                             if not scores[named][0]
+                            else f"the sheet '{named}' has no patient rows (only its header)"
+                            if not _patient_ids(sheets[named])
                             else f"the sheet '{named}' holds no patient ID like HCC_001 under "
                             "its TCIA_ID (a data dictionary?)"
                         )
@@ -946,7 +952,7 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
                             else ""
                         )
                     )
-                    alike = [str(n) for n in sheets if n != chosen and scores[n] == best]
+                    alike = [str(n) for n in held or sheets if n != chosen and scores[n] == best]
                     if best[0] and alike:  # (two copies, or one per cohort: which is meant?)
                         report.append(
                             f"the sheet{'s' * (len(alike) > 1)} "
@@ -1105,14 +1111,54 @@ def _sheet_score(frame: pd.DataFrame) -> tuple:
     the baseline sheet beside it, and nothing this package reads: counted by rows, it won."""
     if not _has_id_column(frame):
         return (False, False, 0, 0, 0, False, 0)
-    rows = [list(frame.columns)] + [list(r) for r in frame.head(_HEADER_ROWS).values]
-    at = next(i for i, row in enumerate(rows) if any(_is_id_column(c) for c in row if pd.notna(c)))
-    header = [str(c).strip() for c in rows[at]]
-    column = next(j for j, c in enumerate(header) if _is_id_column(c))
-    ids = {str(v).strip() for v in frame.iloc[at:, column] if pd.notna(v) and str(v).strip()}
+    at, header, _ = _id_header(frame)
+    ids = _patient_ids(frame)
     hcc = len({key for key in map(normalise_id, ids) if key.startswith("HCC_")})
     named = sum(_name_key(c) in _KNOWN_KEYS for c in header if not c.startswith("Unnamed:"))
     return (True, hcc > 0, hcc * named, hcc, named, at == 0, sum(map(_looks_like_id, ids)))
+
+
+def _id_header(frame: pd.DataFrame) -> tuple[int, list[str], int]:
+    """Where a sheet with an ID column (:func:`_has_id_column`) has its header: the rows above
+    the header's (0 when it is the sheet's first), its names, the ID column's place."""
+    rows = [list(frame.columns)] + [list(r) for r in frame.head(_HEADER_ROWS).values]
+    at = next(i for i, row in enumerate(rows) if any(_is_id_column(c) for c in row if pd.notna(c)))
+    header = [str(c).strip() for c in rows[at]]
+    return at, header, next(j for j, c in enumerate(header) if _is_id_column(c))
+
+
+def _patient_ids(frame: pd.DataFrame) -> set[str]:
+    """The distinct values under a sheet's ID column (none in a sheet of a header alone)."""
+    if not _has_id_column(frame):
+        return set()
+    at, _, column = _id_header(frame)
+    return {str(v).strip() for v in frame.iloc[at:, column] if pd.notna(v) and str(v).strip()}
+
+
+def _holds_patients(frame: pd.DataFrame) -> bool:
+    """Whether a sheet with an ID column holds patients: rows under its header whose IDs are
+    ``HCC_001``-like, or are not the names of columns (a data dictionary's rows are its
+    variables: ``TCIA_ID | patient id | text``) and have a value in a clinical column this
+    package reads (a number where it reads one: ``63``, ``63 years``, ``>400``; "years" or
+    "ng/mL" describe the variable). A user's own cohort (``P01``) is one."""
+    ids = _patient_ids(frame)
+    if any(normalise_id(v).startswith("HCC_") for v in ids):
+        return True
+    if not ids or all(_name_key(v) in _KNOWN_KEYS or _is_id_column(v) for v in ids):
+        return False
+    at, header, _ = _id_header(frame)
+    for j, name in enumerate(header):
+        known = _KNOWN_KEYS.get(_name_key(name))
+        encoder = _encoder_for(known) if known is not None else None
+        if encoder is None:
+            continue
+        values = [v for v in frame.iloc[at:, j] if not _blank(v)]
+        if encoder is _encode_number:
+            if any(re.match(r"\s*[<>≤≥=]*\s*[-+]?\.?\d", str(v)) for v in values):
+                return True
+        elif any(encoder(v) is not None for v in values):
+            return True
+    return False
 
 
 def _has_id_column(frame: pd.DataFrame) -> bool:
