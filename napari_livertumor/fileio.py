@@ -262,8 +262,13 @@ def check_writable_folder(folder: str | Path) -> None:
         is_dir = probe.is_dir()
     except OSError as exc:  # a path over the system's limit (4096 bytes): Errno 36 raised
         raise InputError(folder, f"cannot be used: {exc.strerror or exc}") from exc
-    if not is_dir:
-        raise InputError(probe, f"is a file, so {folder} cannot be a folder")
+    if not is_dir:  # (the folder itself named once: "…/afile: is a file, so …/afile cannot…")
+        raise InputError(
+            probe,
+            "is a file, not a folder"
+            if probe == folder
+            else f"is a file, so {folder} cannot be a folder",
+        )
     # named as the user gave it: a folder to create in a place that cannot hold it is that
     # folder's problem ("/proc: cannot be written to" blamed a folder nobody chose)
     where = (

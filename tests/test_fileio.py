@@ -353,3 +353,19 @@ def test_a_folder_path_over_the_systems_limit_is_refused_with_a_message(tmp_path
     deep = tmp_path.joinpath(*["中" * 80] * 18, "sub")  # about 4.3 kB
     with pytest.raises(InputError, match="cannot be used: File name too long"):
         check_writable_folder(deep)
+
+
+def test_a_file_in_a_folders_place_is_named_once(tmp_path):
+    """An Output that is a file read "…/afile: is a file, so …/afile cannot be a folder", the
+    path twice; a folder under a file names both."""
+    from napari_livertumor.errors import InputError
+    from napari_livertumor.fileio import check_writable_folder
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(InputError) as err:
+        check_writable_folder(afile)
+    assert str(err.value) == f"{afile}: is a file, not a folder"
+    with pytest.raises(InputError) as err:
+        check_writable_folder(afile / "liver")
+    assert str(err.value) == f"{afile}: is a file, so {afile / 'liver'} cannot be a folder"

@@ -1104,8 +1104,10 @@ def test_the_step_before_the_time_budgets_final_validation_says_it_comes(
     """The time budget ran out mid-epoch: the run validated once more before stopping, but the
     step before said no validation came, so the Train panel's bar sat at "step 2 / 9" with no
     "validating…" for the whole validation (and the command line printed nothing)."""
+    import io
+
     from napari_livertumor.training import loop
-    from napari_livertumor.training.cli_report import format_report
+    from napari_livertumor.training.cli_report import format_report, print_reports
 
     real = loop._Run._should_stop
 
@@ -1123,7 +1125,16 @@ def test_the_step_before_the_time_budgets_final_validation_says_it_comes(
     # a step's wall time (its batch's loading included) and the time budget left: the time
     # left is worked out from them (cli_report.StepClock)
     for r in ends[:2]:
-        assert r["interval_s"] >= r["seconds"] > 0 and 0 < r["budget_s"] <= 30 * 60
+        assert r["interval_s"] >= r["seconds"] > 0
+        assert r["val_every_steps"] == 3  # (a validation every epoch of 3 steps)
+    assert 0 < ends[0]["budget_s"] <= 30 * 60
+    # the step it ran out in says it has (it read "~1 s left" there), and the validation's
+    # time is reported (the time left counts the validations to come at it)
+    assert ends[1]["budget_s"] == 0.0 and ends[-1]["val_s"] > 0
+    out = io.StringIO()
+    print_reports(reports, out)
+    assert "step 2/9 ep 1 " in out.getvalue()
+    assert "; liver: time budget reached; validating…\n" in out.getvalue()
 
 
 def _announced_validations(reports):
@@ -3423,22 +3434,23 @@ def test_the_command_line_says_the_time_a_stages_steps_have_left():
 
     from napari_livertumor.training.cli_report import StepClock, duration_text, print_reports
 
-    def step(stage, n, total, interval, **extra):
+    def step(stage, n, total, interval, **extra):  # (a run without validation patients)
         return {"event": "step", "stage": stage, "step": n, "total_steps": total, "epoch": 0,
                 "losses": {"total": 0.5}, "train_dice": None, "lr": 1e-3, "seconds": 1.0,
-                "samples_per_s": 2.0, "interval_s": interval, **extra}  # fmt: skip
+                "samples_per_s": 2.0, "interval_s": interval, "val_every_steps": 0,
+                **extra}  # fmt: skip
 
     out = io.StringIO()
     reports = [step("liver", n, 110, 300.0 if n == 1 else 3.0) for n in range(1, 11)]
     reports += [step("tumor", n, 70, 2.0) for n in range(1, 11)]
     print_reports(reports, out)
     lines = out.getvalue().splitlines()
-    assert lines[0].endswith("1.00s/step 2.00 samples/s; liver steps: estimating time left…")
+    assert lines[0].endswith("1.00s/step 2.00 samples/s; liver: estimating time left…")
     assert lines[1].startswith("[liver] step 10/110")
-    assert lines[1].endswith("; liver steps: ~5 min left")  # 100 steps × 3 s (not 300 s)
-    assert lines[2].endswith("; tumor steps: estimating time left…")  # (a clock of its own)
+    assert lines[1].endswith("; liver: ~5 min left")  # 100 steps × 3 s (not 300 s)
+    assert lines[2].endswith("; tumor: estimating time left…")  # (a clock of its own)
     assert lines[3].startswith("[tumor] step 10/70")
-    assert lines[3].endswith("; tumor steps: ~2 min left")  # 60 steps × 2 s
+    assert lines[3].endswith("; tumor: ~2 min left")  # 60 steps × 2 s
     # the median: a pause or a slow step does not sway it
     clock = StepClock()
     for n, interval in enumerate((60.0, 2.0, 2.0, 90.0, 2.0), start=1):
@@ -3453,3 +3465,91 @@ def test_the_command_line_says_the_time_a_stages_steps_have_left():
     assert [duration_text(s) for s in (0.2, 44.6, 89, 3599, 3600 * 5 + 12 * 60, 40 * 3600)] == [
         "1 s", "45 s", "1 min", "1 h 00 min", "5 h 12 min", "40 h"
     ]  # fmt: skip
+
+
+def _timed_step(n, total=45, interval=1.2, every=15, **extra):
+    """A step report of a run validating after every ``every`` steps (and after its last)."""
+    return {"event": "step", "stage": "liver", "step": n, "total_steps": total,
+            "epoch": (n - 1) // 15, "losses": {"total": 0.5}, "train_dice": None, "lr": 1e-3,
+            "seconds": 1.0, "samples_per_s": 2.0, "interval_s": interval, "budget_s": None,
+            "val_every_steps": every, "validates_next": bool(every) and (n % every == 0 or n == total),
+            **extra}  # fmt: skip
+
+
+def test_the_time_left_counts_the_validations_still_to_come_once_one_is_timed():
+    """Steps of 1.2 s, validations of 55 s: at step 16 of 45 the time left read "~35 s" and
+    the run ended 137 s later, at step 44 "~1 s" and it ended 55 s later: the validations
+    were left out. Once one is timed (the epoch report's ``val_s``), those still to come are
+    counted at its median; before, the figure is the steps' and says so (+ validations)."""
+    import io
+
+    from napari_livertumor.training.cli_report import StepClock, print_reports
+
+    reports = []
+    for n in range(1, 46):
+        reports.append(_timed_step(n))
+        if n % 15 == 0:
+            reports.append({"event": "epoch", "stage": "liver", "epoch": n // 15 - 1, "step": n,
+                            "train_loss": 0.5, "val": {"score": 0.5}, "val_dice": 0.5,
+                            "val_s": 55.0, "seconds": 60.0})  # fmt: skip
+    clock, said = StepClock(), {}
+    for r in reports:
+        clock.add(r)
+        if r["event"] == "step":
+            said[r["step"]] = (clock.text(r, near_step=False), clock.line_text(r))
+    # the steps' 37 s (31 × 1.2 s) and three validations, not yet timed
+    assert said[14] == ("~37 s left + validations", "liver steps: ~37 s left + validations")
+    # 29 steps (35 s) and the validations after steps 30 and 45 (2 × 55 s)
+    assert said[16] == ("~2 min left", "liver: ~2 min left")
+    assert clock.left(reports[17]).validations == 2
+    assert said[44] == ("~56 s left", "liver: ~56 s left")  # one step and the last validation
+    assert said[45] == ("~55 s left", "liver: ~55 s left")  # (validating: the last one)
+    out = io.StringIO()
+    print_reports(reports, out)
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("[liver] step ")]
+    assert lines[1].endswith("; liver steps: ~42 s left + validations")  # step 10
+    assert lines[3].endswith("; liver: ~2 min left")  # step 20: the validation at 15 timed
+    assert lines[-1].endswith("; liver: ~55 s left; validating…")
+    # the median: a validation's warm-up does not sway it
+    for t in (90.0, 50.0):
+        clock.add({"event": "epoch", "stage": "liver", "val_s": t})
+    assert clock.per_validation() == 55.0
+    # a run without validation patients: the steps' time is the whole
+    alone = StepClock()
+    for n in range(1, 6):
+        alone.add(_timed_step(n, every=0))
+    assert alone.line_text(_timed_step(5, every=0)) == "liver: ~48 s left"  # 40 × 1.2 s
+
+
+def test_the_time_left_under_a_time_budget_counts_its_final_validation():
+    """Where the time budget ends the run first, the time left is the budget's and its final
+    validation's; at the step it runs out, "time budget reached" (said "~1 s left", as the
+    budget's 0 s rounded up)."""
+    from napari_livertumor.training.cli_report import StepClock, TimeLeft, validations_left
+
+    clock = StepClock()
+    for n in range(1, 6):
+        clock.add(_timed_step(n))
+    ends = _timed_step(10, budget_s=0.0, validates_next=True)
+    assert clock.text(ends) == "time budget reached"
+    assert clock.line_text(ends) == "liver: time budget reached"
+    early = StepClock()  # (said before the steps are timed too)
+    assert early.text(_timed_step(1, budget_s=0.0)) == "time budget reached"
+    # before a validation is timed: the budget's time, and the validation on top
+    budget = _timed_step(16, budget_s=20.0)
+    assert clock.text(budget) == "~20 s left + validations (time budget: ends near step 33)"
+    clock.add({"event": "epoch", "stage": "liver", "val_s": 55.0})
+    assert clock.text(ends) == "~55 s left (time budget reached)"
+    # 14 steps (17 s), the validation after step 30 (55 s), then steps again: a budget of
+    # 80 s runs out near step 37, and the run ends with its final validation (55 s)
+    budget = _timed_step(16, budget_s=80.0)
+    assert clock.text(budget) == "~2 min left (time budget: ends near step 37)"
+    assert clock.left(budget) == TimeLeft(135.0, 2, True, 37)  # (the one after step 30 too)
+    # one of 60 s runs out in the validation after step 30: the run ends there
+    assert clock.left(_timed_step(16, budget_s=60.0)) == TimeLeft(71.8, 1, True, 30)
+    # the last step ends within 100 s: the budget runs out in the last validation, which was
+    # due anyway (the steps' and validations' 145 s are the time left)
+    assert clock.text(_timed_step(16, budget_s=100.0)) == "~2 min left"
+    assert [validations_left(s, 45, 15) for s in (1, 15, 16, 44, 45)] == [3, 3, 2, 1, 1]
+    assert [validations_left(s, 40, 15) for s in (1, 31, 40)] == [3, 1, 1]  # (the last: 40)
+    assert validations_left(3, 45, 0) == 0 and validations_left(3, 45, None) is None

@@ -1576,7 +1576,7 @@ def test_an_output_that_cannot_be_a_folder_is_refused_at_start_as_the_command_re
 
     ro = tmp_path / "ro" / "out"
     for out, words in (
-        (afile, f"{afile}: is a file, so {afile} cannot be a folder"),
+        (afile, f"{afile}: is a file, not a folder"),  # (the path said once, not twice)
         (ro, f"{ro}: cannot be created: {tmp_path} does not allow it (a read-only file system)"),
     ):
         if out == ro:
@@ -1636,6 +1636,13 @@ def test_the_empty_loss_plot_has_no_ticks_until_something_is_drawn(train_widget,
     qtbot.waitUntil(lambda: list(widget.loss_line.get_xdata()) == [1], timeout=10_000)
     shown = _visible_tick_labels(widget)
     assert shown and not widget._empty_note.get_visible()
+    # a line of one point draws nothing: the ticks stood around an empty plot; the first
+    # loss is a dot, the line's from the second step on
+    assert widget.loss_line.get_marker() == "o" and widget.loss_line.get_markersize() > 0
+    widget._on_report({"event": "step", "stage": "liver", "step": 2, "total_steps": 12,
+                       "losses": {"total": 0.8}})  # fmt: skip
+    qtbot.waitUntil(lambda: list(widget.loss_line.get_xdata()) == [1, 2], timeout=10_000)
+    assert widget.loss_line.get_marker() == "None"
     widget._reset_plot("starting…")  # the next run's: empty again
     assert _visible_tick_labels(widget) == []
 
@@ -1661,7 +1668,7 @@ def test_the_bar_says_the_seconds_per_step_and_the_time_left(
             yield {"event": "step", "stage": config.stage, "step": step, "total_steps": 24,
                    "losses": {"total": 1.0 / step}, "seconds": 0.5,  # (the network's alone)
                    "interval_s": 30.0 if step == 1 else 2.0, "budget_s": None,
-                   "validates_next": False}  # fmt: skip
+                   "val_every_steps": 12, "validates_next": False}  # fmt: skip
         while not should_cancel():
             time.sleep(0.01)
         yield {"event": "cancelled", "stage": config.stage, "step": 5, "last": None}
@@ -1677,11 +1684,12 @@ def test_the_bar_says_the_seconds_per_step_and_the_time_left(
         assert widget.status.text() == "Training the liver model: estimating time left…"
         go.set()
         qtbot.waitUntil(lambda: len(widget.history["step"]) == 5, timeout=20_000)
-        # steps 2-5 took 2 s each (step 1's 30 s warm-up left out): 19 steps left, 38 s
-        assert widget.progress_bar.text() == "step 5 / 24  loss 0.200  ~38 s left"
+        # steps 2-5 took 2 s each (step 1's 30 s warm-up left out): 19 steps left, 38 s;
+        # the validations after steps 12 and 24 not timed yet
+        assert widget.progress_bar.text() == "step 5 / 24  loss 0.200  ~38 s left + validations"
         assert widget.status.text() == (
             "Training the liver model: about 38 s left for its 19 step(s) to go, at 2.00 "
-            "s/step; validations come on top."
+            "s/step; its 2 validation(s) come on top (timed once the first has run)."
         )
     finally:
         go.set()
@@ -1703,13 +1711,14 @@ def test_the_time_left_after_a_resume_and_under_a_time_budget(train_widget):
     for step in range(101, 106):
         widget._on_report({"event": "step", "stage": "liver", "step": step, "total_steps": 124,
                            "losses": {"total": 0.5}, "seconds": 5.0, "interval_s": 6.0,
-                           "budget_s": None})  # fmt: skip
-    assert widget.progress_bar.text().endswith("  ~2 min left")  # 19 steps × 6 s
+                           "budget_s": None, "val_every_steps": 31})  # fmt: skip
+    # 19 steps × 6 s, and the last validation (after step 124), not timed yet
+    assert widget.progress_bar.text().endswith("  ~2 min left + validations")
     assert "about 2 min left for its 19 step(s) to go" in widget.status.text()
     widget._on_report({"event": "step", "stage": "liver", "step": 106, "total_steps": 124,
                        "losses": {"total": 0.5}, "seconds": 5.0, "interval_s": 6.0,
-                       "budget_s": 20.0})  # fmt: skip
-    assert widget.progress_bar.text().endswith("  ~20 s left (time budget)")
+                       "budget_s": 20.0, "val_every_steps": 31})  # fmt: skip
+    assert widget.progress_bar.text().endswith("  ~20 s left + validations (time budget)")
     assert widget.status.text() == (
         "Training the liver model: its time budget ends it in about 20 s, near step 110 of "
         "124 (at 6.00 s/step); its last validation comes on top."
@@ -1717,14 +1726,16 @@ def test_the_time_left_after_a_resume_and_under_a_time_budget(train_widget):
     assert widget.progress_bar.toolTip() == widget.status.text()
     widget._on_report({"event": "step", "stage": "liver", "step": 124, "total_steps": 124,
                        "losses": {"total": 0.5}, "seconds": 5.0, "interval_s": 6.0,
-                       "budget_s": None})  # fmt: skip
+                       "budget_s": None, "val_every_steps": 31})  # fmt: skip
     assert widget.progress_bar.text().endswith("  none left")  # (not "~1 s left")
-    assert widget.status.text() == "Training the liver model: its 124 steps are done."
+    assert widget.status.text() == (
+        "Training the liver model: its 124 steps are done; its last validation comes next."
+    )
     # a Stop's "Stopping…" (or a note) is not written over
     set_status(widget.status, widget.STOPPING_TEXT)
     widget._on_report({"event": "step", "stage": "liver", "step": 107, "total_steps": 124,
                        "losses": {"total": 0.5}, "seconds": 5.0, "interval_s": 6.0,
-                       "budget_s": None})  # fmt: skip
+                       "budget_s": None, "val_every_steps": 31})  # fmt: skip
     assert widget.status.text() == widget.STOPPING_TEXT
 
 
@@ -1761,3 +1772,47 @@ def test_a_training_run_opens_no_napari_activity_bar(train_widget, qtbot, tmp_pa
     finally:
         release.set()
     qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+
+
+def test_the_bar_counts_the_validations_once_one_is_timed(train_widget):
+    """Steps of 1.2 s and validations of 55 s: at step 16 of 45 the bar read "~35 s left"
+    and the run ended 137 s later; at step 44 "~1 s left", and it ended 55 s later. Once a
+    validation has been timed the validations to come are counted; before, the bar says the
+    figure is the steps' ("+ validations")."""
+    _, widget = train_widget
+    from napari_livertumor._widgets._common import set_status
+
+    set_status(widget.status, "Training the liver model…")  # (as a run's start says)
+
+    def step(n):
+        widget._on_report({"event": "step", "stage": "liver", "step": n, "total_steps": 45,
+                           "losses": {"total": 0.5}, "seconds": 1.0, "interval_s": 1.2,
+                           "budget_s": None, "val_every_steps": 15,
+                           "validates_next": n % 15 == 0})  # fmt: skip
+
+    for n in range(1, 15):
+        step(n)
+    assert widget.progress_bar.text() == "step 14 / 45  loss 0.500  ~37 s left + validations"
+    assert widget.status.text() == (
+        "Training the liver model: about 37 s left for its 31 step(s) to go, at 1.20 s/step; "
+        "its 3 validation(s) come on top (timed once the first has run)."
+    )
+    step(15)
+    assert widget.progress_bar.text() == "step 15 / 45  loss 0.500  validating…"
+    widget._on_report({"event": "epoch", "stage": "liver", "epoch": 0, "step": 15,
+                       "train_loss": 0.5, "val": {"score": 0.5}, "val_dice": 0.5,
+                       "val_s": 55.0, "seconds": 75.0})  # fmt: skip
+    step(16)  # 29 steps (35 s) and the validations after steps 30 and 45 (110 s)
+    assert widget.progress_bar.text() == "step 16 / 45  loss 0.500  ~2 min left"
+    assert widget.status.text() == (
+        "Training the liver model: about 2 min left for its 29 step(s) to go, at 1.20 s/step, "
+        "and its 2 validation(s), at 55 s each."
+    )
+    assert widget.progress_bar.toolTip() == widget.status.text()
+    for n in range(17, 45):
+        step(n)
+    assert widget.progress_bar.text() == "step 44 / 45  loss 0.500  ~56 s left"
+    step(45)
+    assert widget.status.text() == (
+        "Training the liver model: its 45 steps are done; its last validation takes about 55 s."
+    )

@@ -215,7 +215,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self._laid_out_for = (False, False)  # (loss shown, validation shown) at the last layout
         self.canvas.mpl_connect("draw_event", self._layout_done)
         self.canvas.mpl_connect("resize_event", lambda _e: self._relayout())
-        (self.loss_line,) = self.loss_ax.plot([], [], lw=1.2, label="loss")
+        (self.loss_line,) = self.loss_ax.plot([], [], lw=1.2, ms=3, label="loss")
         (self.dice_line,) = self.dice_ax.plot([], [], "o-", lw=1.2, ms=3, label="validation Dice")
         self._empty_note = self.loss_ax.text(
             0.5, 0.5, "no training yet", transform=self.loss_ax.transAxes, ha="center",
@@ -814,6 +814,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
             from ..training.cli_report import epoch_said  # (from 1, as the command line's)
 
             self._validating = False
+            self._clock.add(report)  # (its validation's time: the time left counts the rest)
             dice = report.get("val_dice")
             if dice is not None:
                 self.history["val_step"].append(report["step"])
@@ -887,28 +888,69 @@ class TrainWidget(JobWidgetMixin, QWidget):
 
     def _say_time_left(self, report: dict) -> None:
         """The status line (and the bar's tooltip) says what the bar's time left is of: this
-        stage's steps at so many seconds a step, the validations not counted, or the time
-        budget's end; not over a note or "Stopping…"."""
+        stage's steps at so many seconds a step and its validations still to come at so many
+        seconds each (not counted before one is timed), or the time budget's end; not over a
+        note or "Stopping…"."""
         config = getattr(self, "_running_config", None)
         stage = report.get("stage") or (config.stage if config is not None else "")
+        step, total = report["step"], report["total_steps"]
         left = self._clock.left(report)
+        per_val = self._clock.per_validation()
         if left is None:
             text = f"Training the {stage} model: {ESTIMATING}"
-        elif report["step"] >= report["total_steps"]:
-            text = f"Training the {stage} model: its {report['total_steps']} steps are done."
-        elif left[1] is not None:
+        elif left.ends_near is not None and left.ends_near <= step < total:
+            text = (
+                f"Training the {stage} model: its time budget is reached at step {step} of {total}"
+                + (
+                    f"; its last validation comes next (about {duration_text(left.seconds)})."
+                    if left.validations and left.counted
+                    else "; its last validation comes next."
+                    if left.validations
+                    else "."
+                )
+            )
+        elif step >= total:
+            text = f"Training the {stage} model: its {total} steps are done" + (
+                f"; its last validation takes about {duration_text(left.seconds)}."
+                if left.validations and left.counted
+                else "; its last validation comes next."
+                if left.validations
+                else "."
+            )
+        elif left.ends_near is not None:
+            timed = f"{self._clock.per_step():.2f} s/step" + (
+                f", {duration_text(per_val)} a validation" if left.counted and per_val else ""
+            )
             text = (
                 f"Training the {stage} model: its time budget ends it in about "
-                f"{duration_text(left[0])}, near step {left[1]} of {report['total_steps']} (at "
-                f"{self._clock.per_step():.2f} s/step); its last validation comes on top."
+                f"{duration_text(left.seconds)}, near step {left.ends_near} of {total} (at "
+                f"{timed})"
+                + (
+                    "."
+                    if left.validations == 0
+                    else "; its last validation included."
+                    if left.counted
+                    else "; its last validation comes on top."
+                )
             )
         else:
-            steps = max(report["total_steps"] - report["step"], 0)
             text = (
-                f"Training the {stage} model: about {duration_text(left[0])} left for its "
-                f"{steps} step(s) to go, at {self._clock.per_step():.2f} s/step; "
-                "validations come on top."
+                f"Training the {stage} model: about {duration_text(left.seconds)} left for its "
+                f"{total - step} step(s) to go, at {self._clock.per_step():.2f} s/step"
             )
+            if left.validations is None:
+                text += "; validations come on top."
+            elif left.validations == 0:
+                text += "."
+            elif left.counted:
+                text += (
+                    f", and its {left.validations} validation(s), at {duration_text(per_val)} each."
+                )
+            else:
+                text += (
+                    f"; its {left.validations} validation(s) come on top (timed once the first "
+                    "has run)."
+                )
         self.progress_bar.setToolTip(text)  # (also while a note holds the status line)
         if self.status.text() in (f"Training the {stage} model…", self._time_said):
             self._time_said = text
@@ -1050,6 +1092,9 @@ class TrainWidget(JobWidgetMixin, QWidget):
             self._relayout()  # (and as tick labels widen with the values)
             self._laid_out_for = shown
         self.loss_line.set_data(h["step"], h["loss"])
+        # a line of one point draws nothing: the first step's loss is a dot (the ticks around
+        # it showed values of nothing drawn)
+        self.loss_line.set_marker("o" if len(h["step"]) == 1 else "None")
         self.dice_line.set_data(h["val_step"], h["val_dice"])
         if h["step"]:  # the reset's fixed 0-1 turned autoscaling off: a loss of 1.6 was off it
             self.loss_ax.set_autoscaley_on(True)

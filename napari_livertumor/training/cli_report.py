@@ -8,6 +8,7 @@ import math
 import statistics
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 #: the time left is worked out from the median of the latest step times, once this many are in
@@ -38,25 +39,54 @@ def duration_text(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min" if hours < 10 else f"{hours + (minutes >= 30)} h"
 
 
+@dataclass(frozen=True)
+class TimeLeft:
+    """The time a stage's run has left after a step (:meth:`StepClock.left`)."""
+
+    #: seconds; the validations to come are counted where ``counted``, else the steps' alone
+    seconds: float
+    #: the validations still to come, the one right after this step and the final one
+    #: included; None where the reports do not say
+    validations: int | None
+    #: whether ``seconds`` counts the validations (one has been timed, or none comes)
+    counted: bool
+    #: the step the time budget ends the run near (the step reported where it has run out),
+    #: or None where it ends none
+    ends_near: int | None = None
+
+
 class StepClock:
-    """Seconds per step, and the time the steps of one stage's run have left, from its step
-    reports, in the order they come.
+    """Seconds per step and per validation, and the time one stage's run has left, from its
+    ``step`` and ``epoch`` reports, in the order they come.
 
     A step's time is the wall time since the step before (``interval_s``: its batch's loading
     included, which ``seconds``, the network's step alone, leaves out); the figure is the
     median of the latest :data:`CLOCK_WINDOW`, and the first step seen (a run's or a resumed
-    part's: the warm-up) is left out. The time left is that of the steps left from the step
-    reached (after a resume too); the validations come on top of it. Where the time budget
-    (``budget_s``) runs out first, the time left is the budget's, and the step it ends near is
-    said. One clock per stage's run.
+    part's: the warm-up) is left out. A validation's time is an ``epoch`` report's ``val_s``
+    (their median). The time left is that of the steps left from the step reached (after a
+    resume too) and, once a validation has been timed, of the validations still to come
+    (a step report's ``val_every_steps`` says where they come: after every so many steps, and
+    after the last); until then the validations are not counted, and the text says so. Where
+    the time budget (``budget_s``) runs out first, the time left is the budget's and its final
+    validation's, and the step it ends near is said. One clock per stage's run.
     """
 
     def __init__(self) -> None:
         self._times: deque[float] = deque(maxlen=CLOCK_WINDOW)
+        self._val_times: deque[float] = deque(maxlen=CLOCK_WINDOW)
         self._seen = 0
 
     def add(self, report: dict[str, Any]) -> None:
-        """Count a ``step`` report."""
+        """Count a ``step`` report, or an ``epoch`` report's validation time; others are
+        passed over."""
+        event = report.get("event", "step")
+        if event == "epoch":
+            t = report.get("val_s")
+            if t is not None and math.isfinite(t) and t > 0:
+                self._val_times.append(float(t))
+            return
+        if event != "step":
+            return
         self._seen += 1
         t = report.get("interval_s")
         if t is None:
@@ -68,41 +98,117 @@ class StepClock:
         """The seconds a step takes, or None before :data:`CLOCK_LEAST` steps are timed."""
         return statistics.median(self._times) if len(self._times) >= CLOCK_LEAST else None
 
-    def left(self, report: dict[str, Any]) -> tuple[float, int | None] | None:
-        """``(seconds left, step the time budget ends the run near or None)`` after the step
-        ``report``, or None while estimating."""
+    def per_validation(self) -> float | None:
+        """The seconds a validation takes, or None before one is timed."""
+        return statistics.median(self._val_times) if self._val_times else None
+
+    def left(self, report: dict[str, Any]) -> TimeLeft | None:
+        """The time left after the step ``report``, or None while estimating."""
+        step, total = report["step"], report["total_steps"]
+        every = report.get("val_every_steps")
+        n_val = validations_left(step, total, every)
+        val = self.per_validation()
+        counted = n_val == 0 or (n_val is not None and val is not None)
+        val_s = val if counted and n_val else 0.0  # (0: none comes, or none is timed yet)
+        budget = report.get("budget_s")
+        if budget is not None and budget <= 0 and step < total:
+            # it ran out in this step: the run ends here, with a validation where it validates
+            return TimeLeft(val_s, None if n_val is None else min(n_val, 1), counted, step)
         per = self.per_step()
         if per is None:
             return None
-        step, total = report["step"], report["total_steps"]
-        left = max(total - step, 0) * per
-        budget = report.get("budget_s")
-        if budget is not None and budget < left:
-            # (the budget is read after each step: the step under way when it runs out ends it)
-            return max(budget, 0.0), min(total, step + math.ceil(max(budget, 0.0) / per))
-        return left, None
+        if budget is not None and step < total:
+            end = _budget_end(step, total, every or 0, per, val_s, budget)
+            if end is not None:
+                near, seconds = end
+                return TimeLeft(seconds, validations_left(step, near, every), counted, near)
+        return TimeLeft(max(total - step, 0) * per + (n_val or 0) * val_s, n_val, counted)
 
     def text(self, report: dict[str, Any], near_step: bool = True) -> str:
-        """``~8 min left``, ``~25 min left (time budget: ends near step 270)`` where the time
-        budget ends the run first (``(time budget)`` without ``near_step``), or
-        :data:`ESTIMATING` (:data:`NONE_LEFT` after the last step)."""
+        """``~8 min left``; ``~8 min left + validations`` while no validation has been timed
+        (the steps' time alone); ``~25 min left (time budget: ends near step 270)`` where the
+        time budget ends the run first (``(time budget)`` without ``near_step``), ``time
+        budget reached`` at the step where it has run out (``~1 min left (time budget
+        reached)`` where its final validation is timed); :data:`ESTIMATING` (until a few steps
+        are timed) or :data:`NONE_LEFT` (after the last step, nothing timed left)."""
         left = self.left(report)
         if left is None:
             return ESTIMATING
-        seconds, budget_end = left
-        if report["step"] >= report["total_steps"]:
+        step, total = report["step"], report["total_steps"]
+        if step >= total and left.seconds <= 0:
             return NONE_LEFT
-        text = f"~{duration_text(seconds)} left"
-        if budget_end is not None:
+        if left.ends_near is not None and left.ends_near <= step:
+            if left.seconds > 0:
+                return f"~{duration_text(left.seconds)} left (time budget reached)"
+            return "time budget reached"
+        text = f"~{duration_text(left.seconds)} left"
+        if not left.counted:
+            text += " + validations"
+        if left.ends_near is not None:
             text += (
-                f" (time budget: ends near step {budget_end})" if near_step else " (time budget)"
+                f" (time budget: ends near step {left.ends_near})"
+                if near_step
+                else " (time budget)"
             )
         return text
+
+    def line_text(self, report: dict[str, Any]) -> str:
+        """A command line's step line's end: ``liver: ~8 min left``, or ``liver steps: ~8 min
+        left + validations`` while the figure is the steps' alone."""
+        left = self.left(report)
+        reached = (
+            left is not None and left.ends_near is not None and left.ends_near <= report["step"]
+        )
+        steps_alone = left is not None and not left.counted and not reached
+        whose = f"{report.get('stage', '')} steps" if steps_alone else report.get("stage", "")
+        return f"{whose}: {self.text(report)}"
+
+
+def validations_left(step: int, total: int, every: int | None) -> int | None:
+    """The validations a run has still to do after its step ``step`` (the one right after it
+    included) where one comes after every ``every`` steps and after the last (``total``); 0
+    where ``every`` is 0 (none comes), None where it is not known."""
+    if every is None:
+        return None
+    if every <= 0 or step > total:
+        return 0
+    return total // every - (step - 1) // every + (1 if total % every else 0)
+
+
+def _budget_end(
+    step: int, total: int, every: int, per: float, val: float, budget: float
+) -> tuple[int, float] | None:
+    """``(the step the time budget ends the run near, the seconds left)`` after ``step``,
+    where steps take ``per`` seconds and a validation ``val`` after every ``every`` steps (0:
+    none), or None where the run reaches ``total`` within ``budget``. The budget is read after
+    each step: one that runs out in a step ends the run after it, with a final validation; one
+    that runs out in a validation ends it there."""
+    t, k = 0.0, step
+    if every and k % every == 0:  # the validation right after this step
+        t += val
+        if t >= budget:
+            return k, t
+    while k < total:
+        if every and k % every == 0:  # (whole stretches of steps and validation skipped)
+            cycle = every * per + val
+            skip = min((total - 1 - k) // every, math.floor((budget - t) / cycle) - 1)
+            if skip > 0:
+                t, k = t + skip * cycle, k + skip * every
+        nxt = min(total, (k // every + 1) * every) if every else total
+        if t + (nxt - k) * per >= budget:  # it runs out in these steps
+            return min(total, k + max(1, math.ceil((budget - t) / per))), budget + val
+        t, k = t + (nxt - k) * per, nxt
+        if k >= total:
+            return None
+        t += val
+        if t >= budget:
+            return k, t
+    return None
 
 
 def format_report(r: dict[str, Any], time_left: str | None = None) -> str | None:
     """One line per report (step lines are thinned to every 10th step); a step line ends with
-    ``time_left`` (:meth:`StepClock.text`) where given."""
+    ``time_left`` (:meth:`StepClock.line_text`) where given."""
     ev = r.get("event")
     if ev == "step":
         # the step before a validation is always shown, and says it: the validation can take
@@ -123,7 +229,7 @@ def format_report(r: dict[str, Any], time_left: str | None = None) -> str | None
             f"[{r['stage']}] step {r['step']}/{r['total_steps']} ep {epoch_said(r['epoch'])} {losses} "
             f"train_dice={'-' if td is None else f'{td:.3f}'} lr={r['lr']:.2e} "
             f"{r['seconds']:.2f}s/step {r['samples_per_s']:.2f} samples/s"
-            + (f"; {r['stage']} steps: {time_left}" if time_left else "")
+            + (f"; {time_left}" if time_left else "")
             + ("; validating…" if validating else "")
         )
     if ev == "validating":  # one no step line announced: the time budget ran out before a step
@@ -194,10 +300,11 @@ def print_reports(
     clocks: dict[str, StepClock] = {}  # each stage's (a run of both trains one, then the other)
     for r in reports:
         left = None
-        if r.get("event") == "step":
+        if r.get("event") in ("step", "epoch"):  # (an epoch's report times its validation)
             clock = clocks.setdefault(r.get("stage", ""), StepClock())
             clock.add(r)
-            left = clock.text(r)
+            if r.get("event") == "step":
+                left = clock.line_text(r)
         line = format_report(r, left) if not quiet or r.get("event") in RESULT_EVENTS else None
         if line:
             print(line, file=stream, flush=True)

@@ -1336,9 +1336,22 @@ class _Run:
                         # augmentation, in this process without loader workers) included: what
                         # the time left is worked out from (cli_report.StepClock)
                         "interval_s": interval,
-                        # what is left of the time budget (the whole run's), None without one
+                        # what is left of the time budget (the whole run's), None without one;
+                        # 0 where it has run out and ends the run here (not a second: "~1 s
+                        # left" was said of a run that had reached its budget)
                         "budget_s": (
-                            60 * cfg.max_minutes - (now - t_start) if cfg.max_minutes else None
+                            0.0
+                            if out_of_time
+                            else 60 * cfg.max_minutes - (now - t_start)
+                            if cfg.max_minutes
+                            else None
+                        ),
+                        # a validation comes after every so many steps, and after the last
+                        # (0: none, no validation patients): the time left counts them
+                        "val_every_steps": (
+                            cfg.steps_per_epoch * cfg.val_every
+                            if self.is_main and data["val"]
+                            else 0
                         ),
                         # the epoch's validation comes next (unless a stop comes first): the
                         # panel says so, and that a stop meanwhile ends the validation
@@ -1551,6 +1564,7 @@ class _Run:
         A validation stopped part-way is remembered (``val_pending`` in the resume state) and
         run first when the run resumes, so a stop never skips a scheduled check (nor, at the
         run's end, the only one)."""
+        started = time.perf_counter()
         try:
             scores = validate(
                 self.net, data["val"], self.config, self.device, should_cancel=self.should_cancel
@@ -1571,6 +1585,9 @@ class _Run:
                 raise
             self.state["best"] = scores["score"]
             report["saved_best"] = True
+        # the validation's wall time (the best model's save included): the time left counts
+        # the validations still to come at it (cli_report.StepClock)
+        report["val_s"] = time.perf_counter() - started
         self.state["val_pending"] = False
 
     def _pending_validation(self, data, total_steps: int) -> dict[str, Any] | None:
