@@ -3521,6 +3521,29 @@ def test_the_time_left_counts_the_validations_still_to_come_once_one_is_timed():
     assert alone.line_text(_timed_step(5, every=0)) == "liver: ~48 s left"  # 40 × 1.2 s
 
 
+def test_a_budget_forecast_to_run_out_in_the_next_validation_is_not_said_reached():
+    """The step before a validation said "time budget reached" where the budget was only
+    forecast to run out in it (a validation timed at 43 s, 30 s of budget left), and the run
+    went on twice after such a line; and a budget too large for a float (``--max-minutes
+    1e308``: ``budget_s`` inf) raised OverflowError out of the CLI's and the panel's clock."""
+    from napari_livertumor.training.cli_report import StepClock
+
+    clock = StepClock()
+    for n in range(1, 16):
+        clock.add(_timed_step(n))
+    clock.add({"event": "epoch", "stage": "liver", "val_s": 43.0})
+    forecast = _timed_step(30, budget_s=30.0)
+    assert clock.left(forecast).ends_near == 30 and not clock.left(forecast).reached
+    said = clock.line_text(forecast)
+    assert "reached" not in said
+    assert said == "liver: ~43 s left (time budget: likely ends after this validation)"
+    ends = _timed_step(30, budget_s=0.0)
+    assert clock.left(ends).reached and "reached" in clock.line_text(ends)
+    for huge in (float("inf"), 1e308):  # (as without a budget: 15 steps, 2 validations)
+        assert clock.text(_timed_step(30, budget_s=huge)) == "~2 min left"
+        assert clock.text(_timed_step(31, budget_s=huge)) == clock.text(_timed_step(31))
+
+
 def test_the_time_left_under_a_time_budget_counts_its_final_validation():
     """Where the time budget ends the run first, the time left is the budget's and its final
     validation's; at the step it runs out, "time budget reached" (said "~1 s left", as the

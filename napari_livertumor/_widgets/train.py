@@ -898,7 +898,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         per_val = self._clock.per_validation()
         if left is None:
             text = f"Training the {stage} model: {ESTIMATING}"
-        elif left.ends_near is not None and left.ends_near <= step < total:
+        elif left.reached and step < total:
             text = (
                 f"Training the {stage} model: its time budget is reached at step {step} of {total}"
                 + (
@@ -916,6 +916,12 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 else "; its last validation comes next."
                 if left.validations
                 else "."
+            )
+        elif left.ends_near is not None and left.ends_near <= step:  # (a forecast)
+            text = (
+                f"Training the {stage} model: its time budget likely ends it after the "
+                f"validation that comes next (about {duration_text(left.seconds)}), at step "
+                f"{step} of {total}."
             )
         elif left.ends_near is not None:
             timed = f"{self._clock.per_step():.2f} s/step" + (

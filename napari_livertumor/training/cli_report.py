@@ -50,9 +50,12 @@ class TimeLeft:
     validations: int | None
     #: whether ``seconds`` counts the validations (one has been timed, or none comes)
     counted: bool
-    #: the step the time budget ends the run near (the step reported where it has run out),
-    #: or None where it ends none
+    #: the step the time budget ends the run near (the step reported where it has run out,
+    #: or where it runs out in the validation right after it), or None where it ends none
     ends_near: int | None = None
+    #: whether the time budget has run out (the step report's ``budget_s`` is 0): the run
+    #: ends after this step; ``ends_near`` at this step without it is a forecast
+    reached: bool = False
 
 
 class StepClock:
@@ -113,11 +116,12 @@ class StepClock:
         budget = report.get("budget_s")
         if budget is not None and budget <= 0 and step < total:
             # it ran out in this step: the run ends here, with a validation where it validates
-            return TimeLeft(val_s, None if n_val is None else min(n_val, 1), counted, step)
+            return TimeLeft(val_s, None if n_val is None else min(n_val, 1), counted, step, True)
         per = self.per_step()
         if per is None:
             return None
-        if budget is not None and step < total:
+        if budget is not None and math.isfinite(budget) and step < total:
+            # (a budget too large for a float, --max-minutes 1e308, ends nothing)
             end = _budget_end(step, total, every or 0, per, val_s, budget)
             if end is not None:
                 near, seconds = end
@@ -137,10 +141,14 @@ class StepClock:
         step, total = report["step"], report["total_steps"]
         if step >= total and left.seconds <= 0:
             return NONE_LEFT
-        if left.ends_near is not None and left.ends_near <= step:
+        if left.reached:
             if left.seconds > 0:
                 return f"~{duration_text(left.seconds)} left (time budget reached)"
             return "time budget reached"
+        if left.ends_near is not None and left.ends_near <= step:
+            # a forecast: the budget runs out in the validation that comes next (its time is
+            # a median: it may come in under it, and the run go on)
+            return f"~{duration_text(left.seconds)} left (time budget: likely ends after this validation)"
         text = f"~{duration_text(left.seconds)} left"
         if not left.counted:
             text += " + validations"
@@ -156,8 +164,8 @@ class StepClock:
         """A command line's step line's end: ``liver: ~8 min left``, or ``liver steps: ~8 min
         left + validations`` while the figure is the steps' alone."""
         left = self.left(report)
-        reached = (
-            left is not None and left.ends_near is not None and left.ends_near <= report["step"]
+        reached = left is not None and (
+            left.reached or (left.ends_near is not None and left.ends_near <= report["step"])
         )
         steps_alone = left is not None and not left.counted and not reached
         whose = f"{report.get('stage', '')} steps" if steps_alone else report.get("stage", "")
