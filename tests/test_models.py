@@ -96,6 +96,18 @@ def test_a_saved_model_holds_the_trunk_only_not_the_training_vae_branch(tmp_path
     assert set(stored) == set(build_inference_network(TINY).state_dict())
 
 
+def test_each_networks_settings_keep_their_own_trunk_names():
+    """The trunk's parameter names are read once for each network settings: a network of
+    other levels or another norm, after one read, keeps its own."""
+    from napari_livertumor.models import trunk_state_dict
+
+    shallow = NetworkConfig(out_channels=3, init_filters=4, blocks_down=(1, 2, 2), blocks_up=(1, 1))
+    group = NetworkConfig(out_channels=3, init_filters=4, norm="group", norm_groups=2)
+    for cfg in (TINY, group, shallow, TINY):
+        vae = build_training_network(cfg, ROI).state_dict()
+        assert set(trunk_state_dict(vae, cfg)) == set(build_inference_network(cfg).state_dict())
+
+
 def test_half_precision_storage_loads_back_as_float32(tmp_path):
     vae = build_training_network(TINY, ROI)
     save_model(tmp_path / "m", vae.state_dict(), _meta(), half=True)

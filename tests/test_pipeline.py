@@ -2151,7 +2151,10 @@ def test_the_whole_pipeline_keeps_each_torch_call_on_one_device(monkeypatch):
     CT (5 mm slices) were interpolated with coordinates left on the CPU, and CUDA refused
     them. No GPU here: the networks and the stage inputs go to torch's "meta" device (shapes
     only), every torch call is checked for tensors of two devices (a CPU scalar apart), and
-    what comes back to the CPU is a made-up ellipsoid, so the steps after each stage run."""
+    what comes back to the CPU is a made-up ellipsoid, so the steps after each stage run.
+    Each network is a 1×1×1 convolution of its model's channels on the meta device (its
+    input still checked against its weights): inside them the shipped networks' calls stay on
+    one device, and on meta they ran in Python, 0.6 s a pass, 40 passes."""
     import contextlib
 
     from torch.overrides import TorchFunctionMode
@@ -2209,8 +2212,11 @@ def test_the_whole_pipeline_keeps_each_torch_call_on_one_device(monkeypatch):
         cfg = InferenceConfig.from_models_dir(models, device="cpu", tta=tta, refine=False)
         seg = Segmenter(cfg)
         seg.device = seg._prep_device = torch.device("meta")
-        for model in (seg.liver, seg.tumor):
-            model.network.to(seg.device)
+        for stage in ("liver", "tumor"):
+            model = getattr(seg, stage)
+            net = model.metadata.network
+            conv = torch.nn.Conv3d(net.in_channels, net.out_channels, 1, device=seg.device)
+            setattr(seg, stage, dataclasses.replace(model, network=conv.eval()))
         for overrides in ({"slice_thickness": 5.0}, {}):  # grids finer than the CT; coarser
             ct = generate_phantom(3, "small", **overrides).ct
             with OneDevice():

@@ -1906,6 +1906,12 @@ def test_coronal_and_sagittal_views_show_the_head_at_the_top(make_napari_viewer,
     assert layer in viewer.layers
 
 
+def _small_canvas(viewer) -> None:
+    """A canvas of 300×240: a screenshot of the 3D view took 1.3 s at the test window's size
+    (a software renderer's time grows with the pixels), 0.3 s at this one."""
+    viewer.window._qt_viewer.canvas.native.setFixedSize(300, 240)
+
+
 def test_the_3d_view_sees_the_patient_from_the_feet_not_mirrored(make_napari_viewer, qtbot):
     """napari's 3D camera drew the depth axis (z, to the head) towards the viewer while x ran
     right and y down as in the axial slice: a mirror image, the liver on the patient's left
@@ -1913,6 +1919,7 @@ def test_the_3d_view_sees_the_patient_from_the_feet_not_mirrored(make_napari_vie
     front. A depth the user picks in 3D stays."""
     viewer = make_napari_viewer(show=True)
     viewer.window.add_dock_widget(LoadWidget(viewer))
+    _small_canvas(viewer)
     labels = np.zeros((20, 30, 30), np.uint8)
     labels[2:5, 10:20, 10:20] = 1  # near the feet
     labels[15:18, 10:20, 10:20] = 2  # near the head, right behind it along z
@@ -1947,6 +1954,7 @@ def _add_axis_end_blocks(viewer):
     """A labels layer with a coloured block near each end of each axis of a 41³ cube."""
     from napari.utils.colormaps import DirectLabelColormap
 
+    _small_canvas(viewer)
     n, c = 41, 20
     data = np.zeros((n, n, n), np.uint8)
     for value, (axis, at) in enumerate([(a, e) for a in range(3) for e in (36, 4)], start=1):
