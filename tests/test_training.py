@@ -1274,7 +1274,9 @@ def test_patients_left_out_while_indexing_are_recorded_in_the_split(toy_data, tm
     shutil.copytree(toy_data, data)
     gone = sorted((data / "labelsTr").glob("*.nii.gz"))[-1]
     gone.unlink()
-    reports = run_all(tiny_config(data, tmp_path / "out", cache_dir=str(tmp_path / "c")))
+    cfg = tiny_config(data, tmp_path / "out", cache_dir=str(tmp_path / "c"), epochs=1,
+                      steps_per_epoch=1)  # fmt: skip
+    reports = run_all(cfg)
     info = next(r for r in reports if r["event"] == "info")
     assert info["n_skipped"] == 1
     split = json.loads((tmp_path / "out" / "liver" / "split.json").read_text())
@@ -1354,7 +1356,8 @@ def test_a_tumor_free_validation_set_is_said_not_scored_zero(toy_data, tmp_path,
     split.write_text(json.dumps({"train": ["HCC_001", "HCC_003", "HCC_004"], "val": ["HCC_002"],
                                  "test": ["HCC_005", "HCC_006"]}))  # fmt: skip
     cfg = tiny_config(data, tmp_path / "out", stage="tumor", split_file=str(split),
-                      cache_dir=str(tmp_path / "cache"), weak_lambda=0.0)  # fmt: skip
+                      cache_dir=str(tmp_path / "cache"), weak_lambda=0.0,
+                      steps_per_epoch=1)  # fmt: skip
     with caplog.at_level("WARNING"):
         reports = run_all(cfg)
     [note] = [r for r in reports if r["event"] == "note"]
@@ -1378,7 +1381,9 @@ def test_a_tumor_free_validation_set_is_said_not_scored_zero(toy_data, tmp_path,
     assert all(h["val_score"] is None for h in so_far["history"])
     assert format_report(so_far).endswith("(2 epoch(s) recorded)")
     # a validation set with a tumor is measured as before
-    measured = run_all(tiny_config(toy_data, tmp_path / "ok", stage="tumor", epochs=1))
+    measured = run_all(
+        tiny_config(toy_data, tmp_path / "ok", stage="tumor", epochs=1, steps_per_epoch=1)
+    )
     [epoch] = [r for r in measured if r["event"] == "epoch"]
     assert epoch["val"]["n_val_with_class"] >= 1 and epoch["val_dice"] == epoch["val"]["score"]
     assert not [r for r in measured if r["event"] == "note"]
@@ -1988,9 +1993,13 @@ def test_the_liver_stage_says_it_does_not_use_a_clinical_table(toy_data, tmp_pat
     )  # fmt: skip
     liver, tumor = build_configs(args)
     assert liver.clinical is None and tumor.clinical == str(tmp_path / "clinical.csv")
+    # the run itself with the tiny network and patch (the built-in defaults took a minute)
+    tiny = {"roi_size": [16, 32, 32], "target_spacing": [2.5, 2.0, 2.0], "network": TINY_NET}
+    (tmp_path / "tiny.json").write_text(json.dumps({"common": tiny}))
     rc = main(["train", "--data", str(toy_data), "--out", str(tmp_path / "o"), "--stage", "liver",
                "--clinical", str(tmp_path / "clinical.csv"), "--epochs", "1",
-               "--steps-per-epoch", "1"])  # fmt: skip
+               "--steps-per-epoch", "1", "--config", str(tmp_path / "tiny.json"),
+               "--cache-dir", _CACHE])  # fmt: skip
     assert rc == 0
     assert "--clinical is not used by the liver stage" in capsys.readouterr().err
 

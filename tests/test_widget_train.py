@@ -312,6 +312,16 @@ def test_a_resume_with_nothing_to_train_keeps_its_note_not_finished(
 def test_a_model_already_in_the_output_folder_is_resumed_or_kept_never_replaced_silently(
     train_widget, toy_data, qtbot, tmp_path, monkeypatch
 ):
+    from napari_livertumor._widgets import train as train_module
+    from napari_livertumor.training import train
+
+    # the panel's two runs train in this process: what is checked here is the panel's (its
+    # question, the run's recipe, the plot); a training process, started twice, took most of
+    # the test's time (each imports torch and MONAI), and is the Stop's and the data loader
+    # workers' tests' own
+    monkeypatch.setattr(
+        train_module, "train_in_subprocess", lambda config, stop: train(config, should_cancel=stop)
+    )
     _, widget = train_widget
     _small_run(widget, toy_data, tmp_path / "models")
     widget.epochs.setValue(1)
@@ -601,7 +611,7 @@ def test_a_folder_with_nothing_usable_gives_a_clear_message(train_widget, qtbot,
     (tmp_path / "empty").mkdir()
     _small_run(widget, tmp_path / "empty", tmp_path / "models")
     widget.start_button.click()
-    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
     assert "no labelled cases" in widget.status.text()
     assert "[failed]" in widget.log.toPlainText()
     assert "no labelled cases" in widget.log.toPlainText()  # the whole message, kept
@@ -1017,24 +1027,25 @@ def test_the_training_processs_warnings_reach_the_panels_log(train_widget, toy_d
 
 
 def test_a_run_with_data_loader_workers_trains_and_resumes_in_the_panel(
-    train_widget, toy_data, qtbot, tmp_path, monkeypatch
+    toy_data, qtbot, tmp_path, monkeypatch, request
 ):
     """A run whose recipe asks for data loader workers (num_workers; 6 in the shipped GPU
     recipe) failed in the panel after its data were prepared: "AssertionError: daemonic
     processes are not allowed to have children". A Resume keeps the run's workers, so a run
     started from the command line with such a recipe could never be resumed in the panel."""
-    from napari_livertumor._widgets._training_jobs import train_in_subprocess
-    from napari_livertumor.training import make_config
+    from napari_livertumor.training import make_config, train
 
     out = tmp_path / "models"
     config = make_config(
         "liver", {"common": {"num_workers": 1, "batch_size": 1}}, data=str(toy_data),
         out=str(out), device="cpu", epochs=1, steps_per_epoch=1, roi_size=(16, 32, 32),
     )  # fmt: skip
-    reports = list(train_in_subprocess(config, lambda: False))
+    # the run started as the command line starts it (in this process: a training process of
+    # the panel's own costs its imports of torch and MONAI again), before the viewer is made
+    reports = list(train(config))
     assert reports[-1]["event"] == "done", reports[-3:]
-    # resumed in the panel: the run's own workers again
-    _, widget = train_widget
+    # resumed in the panel, in its training process: the run's own workers again
+    _, widget = request.getfixturevalue("train_widget")
     _small_run(widget, toy_data, out)
     widget.epochs.setValue(2)
     widget.steps.setValue(1)
