@@ -334,6 +334,9 @@ def test_a_faint_lesion_beside_a_clear_one_is_kept_as_it_was():
     cy, cx = (int(round(c)) for c in ndi.center_of_mass(start[z] & faint[z]))
     faint_notes = [n for n in notes2d if "too little contrast" in n]
     assert len(faint_notes) == 1 and faint_notes[0].endswith(f"centred at y {cy}, x {cx}")
+    # a piece of the slice (of a lesion, or of its specks), not a lesion
+    assert faint_notes[0].startswith("tumor piece kept unchanged: too little contrast")
+    assert [n for n in notes if "too little contrast" in n][0].startswith("lesion kept")
 
 
 def _two_lesions(liver_hu, strong_hu, weak_hu):
@@ -387,6 +390,31 @@ def test_a_faint_lesion_emptied_in_a_shared_roi_is_named_and_its_limit_said():
     (note,) = [n for n in notes if "emptied" in n]
     assert note.startswith(f"a lesion (on slices {zs[0]}–{zs[-1]}, centred at y ")
     assert "under 2 (a fixed limit" in note and "not the min contrast setting" in note
+
+
+def test_on_one_slice_the_tumors_pieces_are_called_pieces_not_lesions():
+    """A slice's islands are judged as "lesions" by the 2D contour (the preview, Apply to
+    slice), though they are often pieces of one lesion: after an Apply to all of a
+    single-lesion sample, the preview said a lesion "was emptied by the contour of a box it
+    shares with another lesion", and that "lesion(s) under 4 voxels" were kept."""
+    spacing, ct, strong, weak = _two_lesions(100, 200, 115)  # the weak one is emptied
+    z = 10
+    tumor = strong[z] | weak[z]
+    tumor[5, 5] = True  # a 1-pixel piece
+    notes: list[str] = []
+    refine_slice(ct[z], tumor, np.ones(tumor.shape, bool), spacing[1:], RefineConfig(), notes=notes)
+    (note,) = [n for n in notes if "emptied" in n]
+    assert note.startswith("a tumor piece (centred at y ")
+    assert "a box it shares with another tumor piece:" in note
+    assert "tumor piece(s) under 4 pixels kept unchanged (too small to refine)" in notes
+    assert not any("lesion(s) under" in n or "another lesion" in n for n in notes), notes
+    # in 3D they are lesions, as before
+    notes = []
+    tumor3d = strong | weak
+    tumor3d[10, 5, 5] = True
+    refine_all(ct, tumor3d, np.ones(ct.shape, bool), spacing, RefineConfig(), notes=notes)
+    assert "lesion(s) under 4 voxels kept unchanged (too small to refine)" in notes
+    assert any("a box it shares with another lesion:" in n for n in notes), notes
 
 
 def test_a_clear_lesion_drawn_too_large_is_still_refined():

@@ -674,6 +674,32 @@ def test_a_refused_applys_notes_are_not_shown_and_a_previews_are_marked(
     assert widget.notes.text() == "⚠ a note of the 3D contour"
 
 
+def test_a_previews_note_of_a_piece_it_empties_offers_no_undo(refine_setup, qtbot, monkeypatch):
+    """The preview (nothing written) said of a piece of tumor its contour emptied "Undo brings
+    it back", beside an Apply to all's notes; Apply to slice, which writes it, still says so."""
+    import napari_livertumor._widgets.refine as refine_mod
+
+    viewer, widget, seg, truth, liver = refine_setup
+    emptied = (
+        "a tumor piece (centred at y 40, x 30) was emptied by the contour of a box it shares "
+        "with another tumor piece; Undo brings it back"
+    )
+
+    def contour(ct2d, tumor, liver2d, spacing, cfg, should_cancel=None, notes=None):
+        notes.append(emptied)
+        return tumor.copy()
+
+    monkeypatch.setattr(refine_mod, "refine_slice", contour)
+    count = widget.preview_count
+    widget.schedule_preview()
+    _wait_for_new_preview(qtbot, widget, count)
+    text = widget.notes.text()
+    assert "was emptied by the contour" in text and "Undo brings it back" not in text
+    widget.apply_slice_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=30_000)
+    assert "another tumor piece; Undo brings it back" in widget.notes.text()
+
+
 def test_another_layer_chosen_while_applying_keeps_the_applys_status(refine_setup, qtbot):
     """Choosing another labels layer while an Apply ran blanked the status beside the running
     progress bar."""

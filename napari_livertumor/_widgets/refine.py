@@ -1287,7 +1287,9 @@ class RefineWidget(JobWidgetMixin, QWidget):
                 ct2d, tumor2d, liver2d, spacing[1:], cfg, should_cancel=cancel.is_set,
                 notes=notes,
             )  # fmt: skip
-            # (dropped unsaid: nothing is written by a preview)
+            # (dropped unsaid: nothing is written by a preview, nor undone: "Undo brings it
+            # back" is said of an Apply)
+            notes = [n.replace(_UNDO_BRINGS_BACK, "") for n in notes]
             return _without_slice_crumbs(near, tumor2d, out, spacing, min_ml, []), notes
 
         def done(result) -> None:
@@ -2154,6 +2156,9 @@ _PANEL_WORDS = (
 
 #: rows of the panel's grid above the contour's parameters (the layers to refine)
 LAYER_ROWS = 4
+
+#: what a contour's note of a lesion it emptied ends with: true of an Apply, not of a preview
+_UNDO_BRINGS_BACK = "; Undo brings it back"
 
 #: notes that state a fact, not a problem: shown plain
 _PLAIN_NOTES = ("no tumor on this slice", "preview of this slice: no tumor on this slice")

@@ -386,7 +386,10 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
     if keep_small is not None:
         _note(
             notes,
-            f"lesion(s) under {MIN_LESION_VOXELS} voxels kept unchanged (too small to refine)",
+            # on one slice: the tumor's pieces there (a lesion's specks beside its body)
+            f"tumor piece(s) under {MIN_LESION_VOXELS} pixels kept unchanged (too small to refine)"
+            if given.ndim == 2
+            else f"lesion(s) under {MIN_LESION_VOXELS} voxels kept unchanged (too small to refine)",
         )
         init = given & ~keep_small
         if not init.any():
@@ -515,12 +518,19 @@ def _redo_lost_lesions(
         cnr = contrast_to_noise(image, this, around, spacing, core_mm=cfg.max_shift_mm)
         if cnr is None or cnr < REDO_CNR:
             faint.append(i)
+    # on one slice the "lesions" are the tumor's pieces there: often pieces of one lesion (a
+    # single-lesion sample's preview said its lesion shared a box "with another lesion")
+    one, other = (
+        ("a tumor piece", "another tumor piece")
+        if init.ndim == 2
+        else ("a lesion", "another lesion")
+    )
     for i in faint:  # which one, and that the limit is not the panel's "min contrast"
         where = _where(lesions == i, at)
         _note(
             notes,
-            f"a lesion{' (' + where + ')' if where else ''} was emptied by the contour of a box it "
-            f"shares with another lesion: its contrast-to-noise against the liver is under "
+            f"{one}{' (' + where + ')' if where else ''} was emptied by the contour of a box it "
+            f"shares with {other}: its contrast-to-noise against the liver is under "
             f"{REDO_CNR:g} (a fixed limit for a lesion refined again on its own, not the min "
             "contrast setting); Undo brings it back",
         )
@@ -548,8 +558,7 @@ def _redo_lost_lesions(
         out[box] |= _refine_box(ct, this, around, spacing, cfg, box, reporter, notes, at)
     _note(
         notes,
-        "a lesion emptied by the contour in a ROI shared with another lesion was refined on "
-        "its own",
+        f"{one} emptied by the contour in a ROI shared with {other} was refined on its own",
     )
     return out
 
@@ -655,9 +664,10 @@ def _faint_lesions(
     """
     lesions = label_lesions(init)
     n = int(lesions.max())
+    what = _what(init)
     if n <= 1:  # one lesion in the ROI: judged on the ROI (as before there were several)
         cnr = contrast_to_noise(image, init, liver_roi, spacing, core_mm=cfg.max_shift_mm)
-        return init if _too_faint(cnr, cfg, notes, _where(init, origin)) else None
+        return init if _too_faint(cnr, cfg, notes, _where(init, origin), what) else None
     around = ~init if liver_roi is None else liver_roi & ~init
     # each lesion on its own box, grown by the ring's reach: the distances there are those of
     # the whole ROI, at a fraction of the cost (34 lesions of one ROI took seconds)
@@ -677,7 +687,7 @@ def _faint_lesions(
             image[grown], mask, around[grown], spacing, core_mm=cfg.max_shift_mm
         )
         at = None if origin is None else [o + g.start for o, g in zip(origin, grown, strict=True)]
-        if _too_faint(cnr, cfg, notes, _where(mask, at)):
+        if _too_faint(cnr, cfg, notes, _where(mask, at), what):
             held[grown] |= mask
     return held if held.any() else None
 
@@ -690,13 +700,22 @@ def _faint_lesions(
 HOLD_UNMEASURED = False
 
 
-def _too_faint(cnr: float | None, cfg: RefineConfig, notes, where: str = "") -> bool:
+def _what(mask: np.ndarray) -> str:
+    """What a note calls one of the ``mask``'s connected pieces: a lesion in 3D; on one slice
+    (the preview, Apply to slice) a piece of tumor, often of a lesion with others beside it (the
+    preview after an Apply to all of a single-lesion sample spoke of several "lesions")."""
+    return "tumor piece" if mask.ndim == 2 else "lesion"
+
+
+def _too_faint(
+    cnr: float | None, cfg: RefineConfig, notes, where: str = "", what: str = "lesion"
+) -> bool:
     if cnr is None and not HOLD_UNMEASURED:
         return False
     if cnr is None:  # (not the default: see HOLD_UNMEASURED)
         _note(
             notes,
-            "lesion kept unchanged: too small to judge its contrast with the liver around it "
+            f"{what} kept unchanged: too small to judge its contrast with the liver around it "
             "(under 10 voxels, or too little liver around it)"
             + (f"{WHERE_MARK}{where}" if where else ""),
         )
@@ -705,7 +724,7 @@ def _too_faint(cnr: float | None, cfg: RefineConfig, notes, where: str = "") -> 
         return False
     _note(
         notes,
-        f"lesion kept unchanged: too little contrast with the liver around it "
+        f"{what} kept unchanged: too little contrast with the liver around it "
         f"(CNR {np.floor(cnr * 100) / 100:.2f} < min_contrast {cfg.min_contrast:g})"
         + (f"{WHERE_MARK}{where}" if where else ""),
     )
