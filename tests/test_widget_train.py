@@ -45,6 +45,19 @@ def _small_run(widget, data, out):
     widget.device.setCurrentText("cpu")
 
 
+def _start_faked(monkeypatch, train_widget, tmp_path, fake):
+    """The Train panel started on a small run whose training process is ``fake`` (a
+    generator of reports standing in for ``train_in_subprocess``); the panel."""
+    import napari_livertumor._widgets.train as train_mod
+
+    monkeypatch.setattr(train_mod, "train_in_subprocess", fake)
+    _, widget = train_widget
+    (tmp_path / "data").mkdir()
+    _small_run(widget, tmp_path / "data", tmp_path / "models")
+    widget.start_button.click()
+    return widget
+
+
 def test_the_path_fields_hints_fit_in_the_panel_and_say_the_rest_in_tooltips(
     make_napari_viewer, qtbot
 ):
@@ -1331,8 +1344,6 @@ def test_a_stop_during_validation_says_the_validation_is_stopping(
     import threading
     import time
 
-    import napari_livertumor._widgets.train as train_mod
-
     release = threading.Event()
     if before == "a resume":
         first = {"event": "resumed", "stage": "liver", "step": 4, "total_steps": 12,
@@ -1348,11 +1359,7 @@ def test_a_stop_during_validation_says_the_validation_is_stopping(
         assert release.wait(30)
         yield {"event": "cancelled", "stage": config.stage, "step": 4, "last": None}
 
-    monkeypatch.setattr(train_mod, "train_in_subprocess", validating)
-    _, widget = train_widget
-    (tmp_path / "data").mkdir()
-    _small_run(widget, tmp_path / "data", tmp_path / "models")
-    widget.start_button.click()
+    widget = _start_faked(monkeypatch, train_widget, tmp_path, validating)
     try:
         qtbot.waitUntil(lambda: widget.history["step"] == [4], timeout=20_000)
         if before == "a resume":
@@ -1378,8 +1385,6 @@ def test_a_validation_no_step_announced_says_it_on_the_bar_and_at_a_stop(
     import threading
     import time
 
-    import napari_livertumor._widgets.train as train_mod
-
     release = threading.Event()
 
     def budget_spent_between_epochs(config, should_cancel):
@@ -1394,11 +1399,7 @@ def test_a_validation_no_step_announced_says_it_on_the_bar_and_at_a_stop(
         assert release.wait(30)
         yield {"event": "cancelled", "stage": config.stage, "step": 3, "last": None}
 
-    monkeypatch.setattr(train_mod, "train_in_subprocess", budget_spent_between_epochs)
-    _, widget = train_widget
-    (tmp_path / "data").mkdir()
-    _small_run(widget, tmp_path / "data", tmp_path / "models")
-    widget.start_button.click()
+    widget = _start_faked(monkeypatch, train_widget, tmp_path, budget_spent_between_epochs)
     try:
         qtbot.waitUntil(
             lambda: any(r.get("event") == "validating" for r in widget.reports), timeout=20_000
@@ -1424,8 +1425,6 @@ def test_a_stop_outside_a_validation_does_not_say_the_validation_is_stopping(
     import threading
     import time
 
-    import napari_livertumor._widgets.train as train_mod
-
     release = threading.Event()
 
     def steps(config, should_cancel):
@@ -1444,11 +1443,7 @@ def test_a_stop_outside_a_validation_does_not_say_the_validation_is_stopping(
         assert release.wait(30)
         yield {"event": "cancelled", "stage": config.stage, "step": 3, "last": None}
 
-    monkeypatch.setattr(train_mod, "train_in_subprocess", steps)
-    _, widget = train_widget
-    (tmp_path / "data").mkdir()
-    _small_run(widget, tmp_path / "data", tmp_path / "models")
-    widget.start_button.click()
+    widget = _start_faked(monkeypatch, train_widget, tmp_path, steps)
     try:
         if before == "ordinary steps":
             qtbot.waitUntil(lambda: widget.history["step"] == [1], timeout=20_000)
@@ -1668,8 +1663,6 @@ def test_the_bar_says_the_seconds_per_step_and_the_time_left(
     import threading
     import time
 
-    import napari_livertumor._widgets.train as train_mod
-
     go = threading.Event()
 
     def steps(config, should_cancel):
@@ -1684,11 +1677,7 @@ def test_the_bar_says_the_seconds_per_step_and_the_time_left(
             time.sleep(0.01)
         yield {"event": "cancelled", "stage": config.stage, "step": 5, "last": None}
 
-    monkeypatch.setattr(train_mod, "train_in_subprocess", steps)
-    _, widget = train_widget
-    (tmp_path / "data").mkdir()
-    _small_run(widget, tmp_path / "data", tmp_path / "models")
-    widget.start_button.click()
+    widget = _start_faked(monkeypatch, train_widget, tmp_path, steps)
     try:
         qtbot.waitUntil(lambda: len(widget.history["step"]) == 2, timeout=20_000)
         assert widget.progress_bar.text() == "step 2 / 24  loss 0.500  estimating time left…"
