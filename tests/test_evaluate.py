@@ -521,7 +521,7 @@ def test_test_patients_that_cannot_be_scored_are_named_with_their_reason(trained
     assert rc == 1  # a failed case, as in segment: the figures over the others written
     captured = capsys.readouterr()
     out = captured.out
-    assert "2 test patient(s) could not be scored" in captured.err
+    assert "2 of the 3 test patients could not be scored" in captured.err
     assert "Not evaluated: 2 of the 3 test patients asked for" in out
     assert "HCC_003 (no label file" in out and "HCC_999 (not in" in out
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
@@ -1423,3 +1423,45 @@ def test_resume_and_overwrite_together_are_a_usage_error(tmp_path, capsys):
     assert main(args) == 2
     assert "give one of them" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_the_counts_of_patients_not_scored_add_up_with_a_scan_without_ground_truth(
+    blind_models, tmp_path, capsys
+):
+    """A folder of 3 images (one without a label, one with a label of the wrong shape) under
+    models whose split is of other data said "2 of the 2 cases here are not in it", then "Not
+    evaluated: 2 of the 3 test patients asked for", then "1 test patient(s) could not be
+    scored": each count over other patients, none saying so. And with one patient scored, the
+    Dice line ended in a "(bootstrap)" with no interval."""
+    import shutil
+
+    import nibabel as nib
+
+    data = write_toy_cohort(tmp_path / "data", n_cases=3, seed=2)
+    (data / "labelsTr" / "HCC_001.nii.gz").unlink()  # no ground truth: only named
+    label = nib.load(data / "labelsTr" / "HCC_002.nii.gz")
+    cut = np.asanyarray(label.dataobj)[:, :, :-2]  # the wrong shape: a failed case
+    nib.save(nib.Nifti1Image(cut, label.affine), data / "labelsTr" / "HCC_002.nii.gz")
+    models = tmp_path / "models"
+    shutil.copytree(blind_models, models)
+    (models / "tumor" / "split.json").write_text(
+        json.dumps({"train": ["X_001"], "val": [], "test": ["X_002"]})  # other data's
+    )
+    rc = main(["evaluate", "--data", str(data), "--models", str(models), "-o",
+               str(tmp_path / "out"), "--device", "cpu"])  # fmt: skip
+    assert rc == 1
+    said = capsys.readouterr()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["n_cases"] == 1 and summary["test_patients_asked"] == 3
+    cautions = " ".join(summary["cautions"])
+    assert "2 of the 2 cases here with a ground truth are not in it (1 more has none)" in cautions
+    assert (
+        "Not evaluated: 2 of the 3 test patients asked for (1 could not be scored, 1 has no "
+        "ground truth): HCC_001 (no label file"
+    ) in said.out
+    assert (
+        "1 of the 3 test patients could not be scored (see 'Not evaluated'; besides them, 1 has "
+        "no ground truth): the figures are over the 1 scored"
+    ) in said.err
+    (dice,) = [line for line in said.out.splitlines() if line.startswith("Dice over patients")]
+    assert dice.endswith(" (one patient: no interval)") and "bootstrap" not in dice

@@ -977,3 +977,52 @@ def test_a_ground_truth_holding_a_class_5_is_refused():
         ground_truth_classes("gt.nii.gz", CTVolume(classes, (1.0, 1.0, 1.0)))
     classes[0, 0, 5] = 4
     assert ground_truth_classes("gt.nii.gz", CTVolume(classes, (1.0, 1.0, 1.0))).max() == 4
+
+
+def _with_sform(path: Path, sform: np.ndarray, z_pixdim: float | None = None) -> Path:
+    """A small NIfTI whose header holds ``sform`` as stored (code 1; no qform), unchanged by
+    nibabel's saving (which remakes a sform from the affine)."""
+    affine = np.diag([0.8, 0.8, 5.0, 1.0])
+    img = nib.Nifti1Image(np.zeros((8, 9, 4), np.int16), affine)
+    header = img.header
+    header["sform_code"], header["qform_code"] = 1, 0
+    header["srow_x"], header["srow_y"], header["srow_z"] = sform[0], sform[1], sform[2]
+    if z_pixdim is not None:
+        pixdim = header["pixdim"].copy()
+        pixdim[3] = z_pixdim
+        header["pixdim"] = pixdim
+    img.update_header = lambda: None  # (saved as set)
+    nib.save(img, path)
+    return path
+
+
+def test_an_affine_that_cannot_place_the_voxels_names_the_field_the_axis_and_a_fix(tmp_path):
+    """A sform with a zero z column said "invalid geometry: affine has a zero-length axis", a
+    NaN one "the file has no valid affine": neither which field, which axis, nor what to do."""
+    sform = np.diag([0.8, 0.8, 5.0, 1.0])
+    zero = sform.copy()
+    zero[:3, 2] = 0
+    with pytest.raises(InputError) as info:
+        read_nifti(_with_sform(tmp_path / "zero.nii.gz", zero, z_pixdim=0))
+    said = str(info.value)
+    assert "the header's sform (sform_code 1) gives the voxels no length along z" in said
+    assert "(srow_x[2], srow_y[2], srow_z[2] are 0): voxel sizes 0.8 × 0.8 × 0 mm" in said
+    assert "(pixdim says 0.8 × 0.8 × 0 mm)" in said
+    assert "img.set_sform(A, code=1); img.set_qform(A, code=1)" in said  # the fix
+    nan = sform.copy()
+    nan[2] = np.nan
+    with pytest.raises(InputError) as info:
+        read_nifti(_with_sform(tmp_path / "nan.nii.gz", nan))
+    said = str(info.value)
+    assert "the header's sform (sform_code 1) holds NaN or infinite values: srow_z" in said
+    assert "no valid affine" not in said and "Re-save it with a correct affine" in said
+    flat = sform.copy()  # the slice axis in the plane of the rows and columns
+    flat[:3, 2] = sform[:3, 0] + sform[:3, 1]
+    with pytest.raises(InputError, match="z axis in the plane of x and y"):
+        read_nifti(_with_sform(tmp_path / "flat.nii.gz", flat))
+    # the fix said works
+    img = nib.load(tmp_path / "zero.nii.gz")
+    img.set_sform(sform, code=1)
+    img.set_qform(sform, code=1)
+    nib.save(img, tmp_path / "fixed.nii.gz")
+    assert read_nifti(tmp_path / "fixed.nii.gz").spacing == pytest.approx((5.0, 0.8, 0.8))

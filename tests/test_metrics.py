@@ -590,3 +590,24 @@ def test_in_classes_is_isin():
             a = np.concatenate([a, np.array([-3, -1], dtype=dtype)])
         for values in ((1, 2, 3), (1, 2), (2,), (0,), (-1, 0, 1), (2, 4), (), (1.0, 2.0), (1.5,)):
             assert np.array_equal(in_classes(a, values), np.isin(a, values)), (dtype, values)
+
+
+def test_the_dice_line_of_one_patient_ends_in_no_dangling_bootstrap():
+    """With one patient scored, "Dice over patients: liver median 0.950; tumor median 0.825
+    (bootstrap)": a bootstrap named, no interval given (none over one patient)."""
+    from napari_livertumor.training.metrics import _format_spread
+
+    med = {"liver": {"dice": 0.95}, "tumor": {"dice": 0.825}}
+    (line,) = _format_spread({"table_median": med, "dice_ci95": {"liver": None, "tumor": None}})
+    assert line == (
+        "Dice over patients: liver median 0.950; tumor median 0.825 (one patient: no interval)"
+    )
+    # a tumor Dice on one patient of several (the others tumor-free): each says its own
+    (line,) = _format_spread({"table_median": med, "dice_ci95": {"liver": [0.9, 0.97]}})
+    assert line == (
+        "Dice over patients: liver median 0.950, mean's 95 % interval 0.900–0.970 (bootstrap); "
+        "tumor median 0.825 (one patient: no interval)"
+    )
+    both = {"liver": [0.9, 0.97], "tumor": [0.7, 0.9]}
+    (line,) = _format_spread({"table_median": med, "dice_ci95": both})
+    assert line.endswith("tumor median 0.825, mean's 95 % interval 0.700–0.900 (bootstrap)")

@@ -184,11 +184,22 @@ def run(args) -> int:
         return 1
     # a patient that should have been scored and was not (unreadable, not in the data) is a
     # failed case, as in segment and convert: exit status 1, the others' figures written
-    failed = [n for n in result["summary"].get("not_evaluated") or [] if n.get("failed", True)]
+    summary = result["summary"]
+    not_evaluated = summary.get("not_evaluated") or []
+    failed = [n for n in not_evaluated if n.get("failed", True)]
     if failed:
+        from ..training.evaluate import not_evaluated_kinds
+
+        # counted as 'Not evaluated' counts them (a scan without a ground truth is named
+        # there, and is no failure): "4 could not be scored" under "5 of the 6" read as wrong
+        besides = not_evaluated_kinds(not_evaluated)[1:]
+        asked = summary.get("test_patients_asked")
         print(
-            f"livertumor evaluate: {len(failed)} test patient(s) could not be scored (see "
-            "'Not evaluated'): the figures are over the others",
+            f"livertumor evaluate: {len(failed)}"
+            + (f" of the {asked} test patients" if asked else " test patient(s)")
+            + " could not be scored (see 'Not evaluated'"
+            + (f"; besides them, {', '.join(besides)}" if besides else "")
+            + f"): the figures are over the {summary['n_cases']} scored",
             file=sys.stderr,
         )
         return 1

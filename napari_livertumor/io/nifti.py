@@ -109,7 +109,7 @@ def read_nifti(path: str | Path, *, reporter: Reporter | ProgressFn | None = Non
     affine = img.affine
     codes = (int(img.header["sform_code"]), int(img.header["qform_code"]))
     if affine is None or not np.all(np.isfinite(affine)):
-        raise InputError(path, "the file has no valid affine")
+        raise InputError(path, _affine_refusal(img, raw, affine, codes))
     if codes == (0, 0):
         zooms = ", ".join(f"{z:g}" for z in img.header.get_zooms()[:3])
         axes = "".join(nib.aff2axcodes(affine))
@@ -219,7 +219,51 @@ def read_nifti(path: str | Path, *, reporter: Reporter | ProgressFn | None = Non
     try:
         return CTVolume.from_affine(array, affine, meta)
     except ValueError as exc:
-        raise InputError(path, f"invalid geometry: {exc}") from exc
+        raise InputError(path, _affine_refusal(img, raw, affine, codes)) from exc
+
+
+def _affine_refusal(img, raw: _RawHeader | None, affine, codes: tuple[int, int]) -> str:
+    """Why ``affine`` (the header's sform, else its qform, else pixdim: nibabel's choice)
+    cannot place the voxels, naming the header field and axis, and how to fix the file ("the
+    file has no valid affine" and "affine has a zero-length axis" said neither)."""
+    header = raw.header if raw is not None else img.header
+    if codes[0] > 0:
+        field, names = f"sform (sform_code {codes[0]})", ("srow_x", "srow_y", "srow_z")
+    elif codes[1] > 0:
+        field = f"qform (qform_code {codes[1]})"
+        names = ("quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z")
+    else:
+        field, names = "pixdim (sform and qform codes 0)", ()
+    pixdim = np.asarray(header["pixdim"], float)[1:4]
+    said = "pixdim says " + " × ".join(f"{v:.3g}" for v in pixdim) + " mm"
+    fix = (
+        ". Re-save it with a correct affine, e.g. with nibabel: img = nibabel.load(path); "
+        "img.set_sform(A, code=1); img.set_qform(A, code=1); nibabel.save(img, 'fixed.nii.gz'), "
+        "A being its 4×4 voxel-to-mm matrix (from the scanner's DICOM, say)"
+    )
+    m = None if affine is None else np.asarray(affine, float)[:3, :3]
+    if m is None or not np.all(np.isfinite(np.asarray(affine, float))):
+        bad = [n for n in names if not np.all(np.isfinite(np.asarray(header[n], float)))]
+        if codes[0] <= 0 and not np.all(np.isfinite(pixdim)):  # (the qform's sizes are pixdim's)
+            bad.append("pixdim")
+        where = f": {', '.join(bad)}" if bad else ""
+        return (
+            f"invalid geometry: the header's {field} holds NaN or infinite values{where}, so "
+            "its voxels cannot be placed" + fix
+        )
+    lengths = np.linalg.norm(m, axis=0)
+    sizes = " × ".join(f"{v:.3g}" for v in lengths)
+    zero = [i for i in range(3) if lengths[i] <= 0]
+    if zero:
+        what = "gives the voxels no length along " + " and ".join("xyz"[i] for i in zero)
+        if codes[0] > 0:  # the axis is a column of the three rows
+            what += "".join(f" (srow_x[{i}], srow_y[{i}], srow_z[{i}] are 0)" for i in zero)
+    else:  # (a sheared grid whose slice axis lies in the plane of its rows and columns)
+        what = "puts the voxels' z axis in the plane of x and y (slices 0 mm apart)"
+    return (
+        f"invalid geometry: the header's {field} {what}: voxel sizes {sizes} mm ({said}), "
+        "so its slices cannot be placed" + fix
+    )
 
 
 def _corner_distance(a: np.ndarray, b: np.ndarray, shape) -> float:

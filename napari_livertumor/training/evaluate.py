@@ -64,6 +64,29 @@ _MATCHING = {k: LESION_MATCHING[k] for k in ("min_ml", "min_overlap")}
 #: copy of a scan that was scored, a second image of a case, no ground truth to score against
 _NOT_FAILURES = ("a copy of ", "no label file ")
 _NOT_FAILURE_WORDS = ("no DICOM SEG", "a second image of the case")
+#: reasons a scan is left out for want of a ground truth (NIfTI's, TCIA's)
+_NO_TRUTH = ("no label file ", "no DICOM SEG")
+
+
+def not_evaluated_kinds(not_evaluated: list[dict[str, Any]]) -> list[str]:
+    """The test patients not evaluated, counted by kind: those that could not be scored (the
+    run's failures) first, then those without a ground truth, then the others left out
+    (copies, beyond --max-cases), e.g. ``["4 could not be scored", "1 has no ground truth"]``.
+    Said beside the counts of the run (over the cases with a ground truth, over those asked
+    for, over the failures), which read as contradictory without them."""
+    failed = sum(1 for n in not_evaluated if n.get("failed", True))
+    truthless = sum(
+        1
+        for n in not_evaluated
+        if not n.get("failed", True) and str(n.get("reason", "")).startswith(_NO_TRUTH)
+    )
+    others = len(not_evaluated) - failed - truthless
+    kinds = [f"{failed} could not be scored"] if failed else []
+    if truthless:
+        kinds.append(f"{truthless} {'has' if truthless == 1 else 'have'} no ground truth")
+    if others:
+        kinds.append(f"{others} left out")
+    return kinds
 
 
 @contextlib.contextmanager
@@ -265,7 +288,9 @@ def evaluate(
     index_skipped: list = []
     records = index_cases(data, index_skipped)
     by_id = {r.case_id: r for r in records}
-    test_ids, split_source = _test_ids(records, models, split_file)
+    # the cases here without a ground truth: the split's caution counts the others
+    truthless = sum(1 for _c, why in index_skipped if str(why).startswith(_NO_TRUTH))
+    test_ids, split_source = _test_ids(records, models, split_file, truthless)
     # every test patient asked for and not scored is named with its reason, on screen and in
     # summary.json: a figure over 1 of 3 patients must not pass for one over 3
     why_skipped = {str(c): str(why) for c, why in index_skipped}
@@ -479,10 +504,12 @@ def evaluate(
     if warned:
         table += "\n" + _warned_line(warned)
     if not_evaluated:
+        kinds = not_evaluated_kinds(not_evaluated)
         table += (
             f"\nNot evaluated: {len(not_evaluated)} of the {len(test_ids)} test patients asked "
-            "for: " + "; ".join(f"{n['case']} ({n['reason']})" for n in not_evaluated[:8])
-        )
+            "for" + (f" ({', '.join(kinds)})" if len(kinds) > 1 else "") + ": "
+            + "; ".join(f"{n['case']} ({n['reason']})" for n in not_evaluated[:8])
+        )  # fmt: skip
         if len(not_evaluated) > 8:
             table += f" and {len(not_evaluated) - 8} more (summary.json)"
     if stopped:
@@ -956,7 +983,7 @@ def _stage_folder(models, stage: str) -> Path:
     return folder / stage
 
 
-def _test_ids(records, models, split_file) -> tuple[list[str], str]:
+def _test_ids(records, models, split_file, truthless: int = 0) -> tuple[list[str], str]:
     _SAID.clear()  # a new evaluation's cautions (those of the last are said again)
     if split_file:
         split = read_split(split_file, require_train=False)
@@ -982,7 +1009,7 @@ def _test_ids(records, models, split_file) -> tuple[list[str], str]:
         if not split.get("test"):
             empty.append(str(cand))
             continue
-        other, new = _split_relation(split, by_id)
+        other, new = _split_relation(split, by_id, truthless)
         if other is None:
             tests = list(split["test"])
             if new:  # the same cohort, grown: its new patients were never seen in training
@@ -1171,9 +1198,11 @@ def _split_name(split: dict) -> str:
         return str(path)
 
 
-def _split_relation(split: dict, by_id: dict) -> tuple[str | None, list[str]]:
+def _split_relation(split: dict, by_id: dict, truthless: int = 0) -> tuple[str | None, list[str]]:
     """``(why, new)``: why ``split`` (the models' own) is not about this data folder (None
-    when it is), and the patients here in none of its lists.
+    when it is), and the patients here in none of its lists. ``by_id`` holds the cases with a
+    ground truth; ``truthless`` more without one are said apart ("5 of the 5 cases here", of
+    a folder of 6 images, read as contradicting the "5 of the 6" not evaluated).
 
     Patient IDs alone do not tell: every HCC-TACE-Seg-like cohort (ours included) names its
     patients HCC_001…. Training records a fingerprint of each test patient's ground truth
@@ -1185,14 +1214,20 @@ def _split_relation(split: dict, by_id: dict) -> tuple[str | None, list[str]]:
     ids = set(by_id)
     new = sorted(ids - covered)
     present = [c for c in split["test"] if c in by_id]
+    not_in = f"{len(new)} of the {len(ids)} cases here are not in it"
+    if truthless:
+        not_in = (
+            f"{len(new)} of the {len(ids)} cases here with a ground truth are not in it "
+            f"({truthless} more {'has' if truthless == 1 else 'have'} none)"
+        )
     if not present:
         if new:
-            return f"{len(new)} of the {len(ids)} cases here are not in it", new
+            return not_in, new
         return "none of its test patients is here", new
     recorded = split.get("fingerprints") or {}
     if not recorded:
         if new:  # names alone, and some unknown to it: not taken for the same data
-            return f"{len(new)} of the {len(ids)} cases here are not in it", new
+            return not_in, new
         _warn_once(
             "%s records no fingerprints of its test patients (an older version's split, or "
             "their label files were unreadable when it was written): "

@@ -815,17 +815,21 @@ def _format_spread(summary: dict[str, Any]) -> list[str]:
     lines = []
     ci, med = summary.get("dice_ci95") or {}, summary.get("table_median") or {}
     parts = []
-    for cls in ("liver", "tumor"):
-        m = (med.get(cls) or {}).get("dice")
-        if m is None:
-            continue
+    shown = [c for c in ("liver", "tumor") if (med.get(c) or {}).get("dice") is not None]
+    # a class without an interval has one patient's Dice (its median is that Dice): said so,
+    # where a lone "(bootstrap)" after a median read as an interval left out
+    some = [c for c in shown if ci.get(c)]
+    mixed = 0 < len(some) < len(shown)  # each part then says its own
+    for cls in shown:
         interval = ci.get(cls)
         parts.append(
-            f"{cls} median {m:.3f}"
+            f"{cls} median {med[cls]['dice']:.3f}"
             + (f", mean's 95 % interval {interval[0]:.3f}–{interval[1]:.3f}" if interval else "")
+            + ((" (bootstrap)" if interval else " (one patient: no interval)") if mixed else "")
         )
     if parts:
-        lines.append("Dice over patients: " + "; ".join(parts) + " (bootstrap)")
+        end = "" if mixed else " (bootstrap)" if some else " (one patient: no interval)"
+        lines.append("Dice over patients: " + "; ".join(parts) + end)
     pooled = summary.get("dice_global") or {}
     if any(v is not None for v in pooled.values()):
         lines.append(
