@@ -1092,6 +1092,10 @@ def test_a_run_the_time_budget_stops_says_so(toy_data, tmp_path, caplog, monkeyp
     assert last["event"] == "done" and last["step"] == after and last["planned_steps"] > 2
     notes = [r["text"] for r in seen if r["event"] == "note"]  # (the Train panel shows these)
     assert any(f"stopped the run at step {after}" in n for n in notes)
+    # in the panel's words (its Time budget field), the command's in the log
+    assert all("--max-minutes" not in n for n in notes), notes
+    assert any(n.endswith("Start again with a larger Time budget, then Resume, to train on")
+               for n in notes)  # fmt: skip
     assert f"the time budget (30 min, the whole run's) stopped the run at step {after} of" in (
         caplog.text
     )
@@ -3368,6 +3372,7 @@ def test_a_resume_whose_budget_was_spent_before_it_began_says_so_once(toy_data, 
     notes = [r["text"] for r in resumed if r["event"] == "note"]
     assert len(notes) == 1 and "its time budget" in notes[0], notes
     assert "stopped the run at step" not in notes[0]
+    assert notes[0].endswith("raise Time budget to train on")  # (the panel's field)
 
 
 def test_done_says_which_steps_model_was_kept(toy_data, tmp_path, monkeypatch, capsys):

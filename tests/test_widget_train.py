@@ -302,6 +302,8 @@ def test_resume_goes_on_with_the_runs_whole_recipe_and_the_forms_run_settings(
     assert resumed.resume and not resumed.overwrite
     # the run's time budget is its session's: carried over, a cap reached trained nothing
     assert resumed.max_minutes is None
+    widget.time_budget.setValue(20)  # the form's, as `train --resume --max-minutes 20` takes it
+    assert widget._with_run_recipe(widget.build_config(), last.parent).max_minutes == 20
     # its preprocessing cache and loader workers stay its own (not made again elsewhere)
     assert resumed.cache_dir == str(tmp_path / "fast cache") and resumed.num_workers == 3
     log = widget.log.toPlainText()
@@ -1257,7 +1259,7 @@ def test_a_train_panel_closed_mid_run_and_reopened_keeps_its_set_up_and_waits_fo
     back blank (data, output, epochs, patch to type again) and said nothing of the run still
     stopping: its Start began a second run into the same output folder at once."""
     viewer, dock, first, release, calls = _training_that_stops_slowly(
-        make_napari_viewer, qtbot, tmp_path, monkeypatch, epochs=7, steps=3
+        make_napari_viewer, qtbot, tmp_path, monkeypatch, epochs=7, steps=3, time_budget=45
     )
     try:
         dock.title.close_button.click()  # the dock's ✕ mid-run
@@ -1269,6 +1271,7 @@ def test_a_train_panel_closed_mid_run_and_reopened_keeps_its_set_up_and_waits_fo
         assert again.out.text() == str(tmp_path / "models")
         assert (again.stage.currentText(), again.device.currentText()) == ("liver", "cpu")
         assert (again.epochs.value(), again.steps.value()) == (7, 3)
+        assert again.time_budget.value() == 45
         assert again.patch.text() == "16, 32, 32"
         text = again.status.text()
         assert text.startswith("Still stopping: the panel was closed, so training was stopped")
@@ -1816,3 +1819,101 @@ def test_the_bar_counts_the_validations_once_one_is_timed(train_widget):
     assert widget.status.text() == (
         "Training the liver model: its 45 steps are done; its last validation takes about 55 s."
     )
+
+
+def test_the_time_budget_field_reaches_the_run_and_its_end_is_said(
+    train_widget, qtbot, tmp_path, monkeypatch
+):
+    """The command's --max-minutes had no field in the panel: a run from the GUI could not be
+    told to stop after so many minutes. The field (no limit by default) goes into the run as
+    the command's option does; the run it ends says so, on the bar's line and at its end (it
+    said a plain "Finished." as if every epoch had run)."""
+    from napari_livertumor.cli import build_parser
+    from napari_livertumor.commands.train import build_configs
+
+    _, widget = train_widget
+    assert widget.time_budget.value() == 0 and widget.time_budget.text() == "no limit"
+    tip = widget.time_budget.toolTip()
+    for said in ("whole run", "step under way finishes", "last validation", "last/", "Resume"):
+        assert said in tip, tip
+    calls = []
+
+    def ended_by_the_budget(config, should_cancel):
+        calls.append(config)
+        stage = Path(config.stage_dir)
+        for step, left in ((1, 40.0), (2, 0.0)):  # as the loop reports it (see loop.py)
+            yield {"event": "step", "stage": "liver", "step": step, "total_steps": 9,
+                   "losses": {"total": 0.9}, "seconds": 5.0, "interval_s": 6.0,
+                   "budget_s": left, "val_every_steps": 3,
+                   "validates_next": left == 0.0}  # fmt: skip
+        stage.mkdir(parents=True)
+        (stage / "metadata.json").write_text("{}")
+        yield {"event": "epoch", "stage": "liver", "epoch": 0, "step": 2, "train_loss": 0.9,
+               "val_dice": 0.5, "val_s": 3.0, "saved_best": True}  # fmt: skip
+        yield {"event": "note", "text": "the time budget (30 min, the whole run's) stopped the "
+               "run at step 2 of 9; its state is in last"}  # fmt: skip
+        yield {"event": "done", "stage": "liver", "step": 2, "planned_steps": 9,
+               "model": str(stage),
+               "kept": {"step": 2, "epoch": 0, "val_dice": 0.5, "validated": True}}  # fmt: skip
+
+    import napari_livertumor._widgets.train as train_mod
+
+    monkeypatch.setattr(train_mod, "train_in_subprocess", ended_by_the_budget)
+    (tmp_path / "data").mkdir()
+    _small_run(widget, tmp_path / "data", tmp_path / "models")
+    assert widget.build_config().max_minutes is None  # (no limit)
+    widget.time_budget.setValue(30)
+    widget.start_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=20_000)
+    # the run's time budget is the command's --max-minutes, as `train` takes it
+    given = ["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "models"),
+             "--stage", "liver", "--max-minutes", "30"]  # fmt: skip
+    (cli,) = build_configs(build_parser().parse_args(given))
+    assert calls[0].max_minutes == cli.max_minutes == 30
+    # the step it ran out in (the bar's tooltip keeps the status line's last time-left words)
+    assert widget.progress_bar.toolTip() == (
+        "Training the liver model: its time budget is reached at step 2 of 9; its last "
+        "validation comes next."
+    )
+    text = widget.status.text()
+    assert text.startswith("Finished at its time budget (30 min), at step 2 of 9. "), text
+    assert "can be chosen in Segment (model kept: step 2 (epoch 1)" in text
+    assert text.endswith("a larger Time budget, then Resume.")
+    assert "done: step 2 of 9 (the time budget, 30 min, ended it)" in widget.log.toPlainText()
+    # a run that trains all its steps within its budget just finished
+    widget.reports = [r for r in widget.reports if r["event"] != "note"]
+    done = widget.reports[-1]
+    done.update(step=9)
+    widget._finished("done", calls[0])
+    assert widget.status.text().startswith("Finished. The liver model")
+
+
+def test_a_run_its_time_budget_ends_says_so_from_the_loops_own_reports(
+    train_widget, toy_data, qtbot, tmp_path, monkeypatch
+):
+    """The training loop itself (in this process, its clock out of time after the first step):
+    the panel's last word is the time budget's, with the step it stopped at."""
+    import napari_livertumor._widgets.train as train_mod
+    from napari_livertumor.training import loop, train
+
+    def out_of_time_after_one_step(self, should_cancel, t_start):
+        if should_cancel is not None and should_cancel():
+            return "cancel"
+        return "time" if self.state["step"] >= 1 else None
+
+    monkeypatch.setattr(loop._Run, "_should_stop", out_of_time_after_one_step)
+    monkeypatch.setattr(
+        train_mod, "train_in_subprocess", lambda config, stop: train(config, should_cancel=stop)
+    )
+    _, widget = train_widget
+    _small_run(widget, toy_data, tmp_path / "models")
+    widget.epochs.setValue(2)
+    widget.steps.setValue(2)
+    widget.time_budget.setValue(30)
+    widget.start_button.click()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=240_000)
+    text = widget.status.text()
+    assert text.startswith("Finished at its time budget (30 min), at step 1 of 4. "), text
+    log = widget.log.toPlainText()
+    assert "Start again with a larger Time budget, then Resume, to train on" in log
+    assert "done: step 1 of 4 (the time budget, 30 min, ended it)" in log

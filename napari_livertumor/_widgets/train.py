@@ -114,10 +114,21 @@ FORM_NAMES = {
     "lr": "Learning rate",
 }
 
+#: what happens when the time budget (the command's --max-minutes) is reached, as the training
+#: loop does it: the clock is read after each step, and the run then ends as at its last step
+TIME_BUDGET_TIP = (
+    "Stop training after this many minutes (no limit: train all the epochs). It counts the "
+    "whole run, a resumed run's earlier parts included. When it is reached, the step under way "
+    "finishes and a last validation runs (it can take minutes past the budget); the model kept "
+    "is the best validated one (the final weights without validation patients), and the run's "
+    "state is saved in last/: Start again with a larger budget and Resume to train on. The "
+    "learning rate decays over the budget, so it ends low."
+)
 
 #: what the form sets for a run, also when it resumes one (the rest is the run's own recipe)
 _FORM_RUN_FIELDS = (
-    "data", "out", "clinical", "device", "epochs", "steps_per_epoch", "lr", "weak_lambda",
+    "data", "out", "clinical", "device", "epochs", "steps_per_epoch", "max_minutes", "lr",
+    "weak_lambda",
 )  # fmt: skip
 
 
@@ -146,8 +157,8 @@ class TrainWidget(JobWidgetMixin, QWidget):
     )
     # (the stage and the start model first: they bring the patch, HU window and λ defaults)
     REMEMBERED_FIELDS = (
-        "stage", "start_from", "init_folder", "data", "clinical", "out", "epochs", "steps", "lr",
-        "hu_low", "hu_high", "patch", "weak_lambda", "device",
+        "stage", "start_from", "init_folder", "data", "clinical", "out", "epochs", "steps",
+        "time_budget", "lr", "hu_low", "hu_high", "patch", "weak_lambda", "device",
     )  # fmt: skip
 
     def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
@@ -189,6 +200,11 @@ class TrainWidget(JobWidgetMixin, QWidget):
         self.init_browse = QPushButton("Browse…")
         self.epochs = _spin(1, 10_000, 10)
         self.steps = _spin(1, 100_000, 50)
+        # the command's --max-minutes: whole minutes here, up to a week; 0 is no limit
+        self.time_budget = _spin(0, 7 * 24 * 60, 0)
+        self.time_budget.setSingleStep(5)
+        self.time_budget.setSuffix(" min")
+        self.time_budget.setSpecialValueText("no limit")
         self.lr = QDoubleSpinBox()
         self.lr.setDecimals(5)
         self.lr.setRange(1e-5, 1.0)
@@ -280,6 +296,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
             (self.init_browse, "Choose the model folder to fine-tune"),
             (self.epochs, "Epochs: validation and the best-model checkpoint after each"),
             (self.steps, "Training steps (batches of patches) per epoch"),
+            (self.time_budget, TIME_BUDGET_TIP),
             (self.lr, "Peak learning rate (warm-up, then cosine decay)"),
             (self.hu_low, "Lower end of the HU window the CT is scaled with"),
             (self.hu_high, "Upper end of the HU window the CT is scaled with"),
@@ -308,6 +325,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
         form.addRow("Start from", self.start_from)
         form.addRow("", _row(self.init_folder, self.init_browse))
         form.addRow("Epochs × steps", _row(self.epochs, self.steps))
+        form.addRow("Time budget", self.time_budget)
         # pairs named one by one, not "(1)" and "(2)" (a screen reader reads these)
         for box, name in (
             (self.epochs, "Epochs"),
@@ -693,6 +711,7 @@ class TrainWidget(JobWidgetMixin, QWidget):
             clinical=(path_text(self.clinical) or None) if stage == "tumor" else None,
             epochs=self.epochs.value(),
             steps_per_epoch=self.steps.value(),
+            max_minutes=self.time_budget.value() or None,  # (0: no limit)
             lr=self.lr.value(),
             weak_lambda=self.weak_lambda.value() if stage == "tumor" else 0.0,
             device=self.device.currentText(),
@@ -866,8 +885,11 @@ class TrainWidget(JobWidgetMixin, QWidget):
         elif event == "done":
             self._validating = False
             kept = self._kept_text(report)
+            budget = self._budget_ended(report)
             self._log(
-                f"done: step {report['step']}; model in {report['model']}"
+                f"done: step {report['step']}"
+                + (f" of {report['planned_steps']} ({budget})" if budget else "")
+                + f"; model in {report['model']}"
                 + (f"; model kept: {kept}" if kept else "")
             )
         elif event == "cancelled":
@@ -877,6 +899,17 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 if report.get("last")
                 else "cancelled before the first step; nothing saved"
             )
+
+    def _budget_ended(self, done: dict) -> str | None:
+        """The words "the time budget, 30 min, ended it" where the run's time budget stopped it
+        short of its planned steps (the loop's one way to end a run early but a Stop), or None."""
+        config = getattr(self, "_running_config", None)
+        planned = done.get("planned_steps")
+        if config is None or not config.max_minutes or planned is None:
+            return None
+        if done.get("step", planned) >= planned:
+            return None
+        return f"the time budget, {config.max_minutes:g} min, ended it"
 
     @staticmethod
     def _kept_text(done: dict) -> str | None:
@@ -996,10 +1029,23 @@ class TrainWidget(JobWidgetMixin, QWidget):
         elif status == "done" and self.model_folder is not None:
             done = next((r for r in reversed(self.reports) if r.get("event") == "done"), {})
             kept = self._kept_text(done)
+            budget = self._budget_ended(done)
             set_status(
                 self.status,
-                f"Finished. The {config.stage} model in {config.out} can be chosen in Segment"
-                + (f" (model kept: {kept})." if kept else "."),
+                (
+                    f"Finished at its time budget ({config.max_minutes:g} min), at step "
+                    f"{done['step']} of {done['planned_steps']}. "
+                    if budget
+                    else "Finished. "
+                )
+                + f"The {config.stage} model in {config.out} can be chosen in Segment"
+                + (f" (model kept: {kept})." if kept else ".")
+                + (
+                    " To train on, Start again with the same output folder and a larger Time "
+                    "budget, then Resume."
+                    if budget
+                    else ""
+                ),
             )
         elif status == "cancelled":
             # what this run saved, not what the folder held before (a Replace stopped at once

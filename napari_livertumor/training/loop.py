@@ -1241,7 +1241,7 @@ class _Run:
             spent = f"{trained / 60:.1f} min" if trained >= 60 else f"{trained:.2g} s"
             yield {"event": "note", "text": f"the run has already trained {spent}, its time "
                    f"budget of {cfg.max_minutes:g} min (the whole run's): nothing to train; "
-                   "raise the time budget (--max-minutes) to train on"}  # fmt: skip
+                   "raise Time budget to train on"}  # fmt: skip
         step = state["step"]
         part_start = step  # (this part's first step: the time budget is read before it)
         cancelled = False
@@ -1445,11 +1445,12 @@ class _Run:
         if step < planned_steps and not spent_before:  # the time budget ended it
             note = (
                 f"the time budget ({cfg.max_minutes:g} min, the whole run's) stopped the run at "
-                f"step {step} of {planned_steps}; its state is in {self._last_dir()}: --resume "
-                "with a larger --max-minutes trains on"
+                f"step {step} of {planned_steps}; its state is in {self._last_dir()}"
             )
-            log.warning("%s", note, extra=IN_REPORT)
-            yield {"event": "note", "text": note}
+            log.warning("%s: --resume with a larger --max-minutes trains on", note, extra=IN_REPORT)
+            # (the note is the Train panel's: said in its words)
+            yield {"event": "note", "text": f"{note}: Start again with a larger Time budget, "
+                   "then Resume, to train on"}  # fmt: skip
         kept = kept_model(self.stage_dir) if self.is_main else None
         yield {
             "event": "done",
