@@ -818,8 +818,8 @@ def test_a_data_dictionary_named_data_table_is_passed_over_for_the_patients(tmp_
     table = read_clinical(path)
     assert list(table.frame.index) == ["HCC_001", "HCC_002", "HCC_003"]
     assert any(
-        "the sheet 'data table' holds no patient ID like HCC_001 under its TCIA_ID (a data "
-        "dictionary?); read the sheet 'patients' (not 'data table')" == r
+        "the sheet 'data table' holds column names or text under its TCIA_ID, no patient IDs "
+        "(a data dictionary?); read the sheet 'patients' (not 'data table')" == r
         for r in table.report
     ), table.report
     # a "data table" of IDs of another kind is still read by its name, beside a sheet of none
@@ -877,6 +877,82 @@ def test_a_data_table_of_only_a_header_is_passed_over_as_one_of_no_rows(tmp_path
         "the sheet 'data table' has no patient rows (only its header); read the sheet 'Sheet2' "
         "(not 'data table')" in table.report
     ), table.report
+
+
+_OWN = {
+    "columns": {
+        "TCIA_ID": ["P01", "P02", "P03", "P04", "P05"],
+        "burden_score": [0.1, 0.4, 0.2, 0.9, 0.5],
+        "ct_grade": [1, 3, 2, 4, 2],
+    },
+    "blank known": {
+        "TCIA_ID": ["P01", "P02"],
+        "age": [None, None],
+        "AFP": [None, None],
+        "other": [1, 2],
+    },
+    "words": {"TCIA_ID": ["alpha", "beta", "gamma"], "score": [0.1, 0.2, 0.3]},
+    "text": {"TCIA_ID": ["P01", "P02"], "site": ["A", "B"], "remark": ["ok", "redo"]},
+}
+
+
+@pytest.mark.parametrize("kind", list(_OWN))
+def test_a_data_table_of_columns_the_package_does_not_know_is_read_beside_hcc_rows(tmp_path, kind):
+    """A "data table" of the user's own IDs and columns (weak_columns of a recipe:
+    burden_score, ct_grade; or age and AFP left blank) beside a sheet of two HCC rows: the
+    HCC sheet was read ("holds no patient ID like HCC_001 ... (a data dictionary?)"), no
+    patient matched and training refused to start (QA rev68 1)."""
+    rows = _OWN[kind]
+    path = tmp_path / "c.xlsx"
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame(rows).to_excel(book, sheet_name="data table", index=False)
+        pd.DataFrame(_FEW).to_excel(book, sheet_name="TCIA example", index=False)
+    table = read_clinical(path)
+    assert list(table.frame.index) == rows["TCIA_ID"]
+    assert not any("read the sheet" in r for r in table.report), table.report
+
+
+def test_a_data_dictionary_of_the_users_own_columns_is_still_passed_over(tmp_path):
+    """A dictionary named "data table" whose variables are the user's own (no column this
+    package knows): its rows are names described in words, not patients."""
+    dictionary = {
+        "Variable": ["TCIA_ID", "burden_score", "ct_grade", "site"],
+        "Description": ["patient id", "tumour burden score", "CT grade", "hospital site"],
+        "Units": ["text", "points", "1-4", "A/B"],
+    }
+    path = tmp_path / "c.xlsx"
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame(dictionary).to_excel(book, sheet_name="data table", index=False)
+        pd.DataFrame(_OWN["columns"]).to_excel(book, sheet_name="Sheet2", index=False)
+    table = read_clinical(path)
+    assert list(table.frame.index) == _OWN["columns"]["TCIA_ID"]
+    assert any("read the sheet 'Sheet2' (not 'data table')" in r for r in table.report)
+    assert any("a data dictionary?" in r for r in table.report), table.report
+
+
+@pytest.mark.parametrize("ids", [["P01", "P02", "P03"], [1, 2, 3], ["HCC_003", "HCC_004"]])
+def test_a_data_table_of_the_id_and_one_column_is_read(tmp_path, ids):
+    """A "data table" of TCIA_ID and one other column beside a sheet "reference" of two
+    HCC rows: the data table was said to have no TCIA_ID column (a header of fewer than
+    three names was not taken for one) and passed over (QA rev68 2)."""
+    rows = {"TCIA_ID": ids, "AFP": [5, 6, 7][: len(ids)]}
+    path = tmp_path / "c.xlsx"
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame(rows).to_excel(book, sheet_name="data table", index=False)
+        pd.DataFrame(_FEW).drop(index=2).to_excel(book, sheet_name="reference", index=False)
+    table = read_clinical(path)
+    assert list(table.frame.index) == [normalise_id(i) for i in ids]
+    assert list(table.frame["AFP"]) == rows["AFP"]
+    assert not any("read the sheet" in r for r in table.report), table.report
+    # ... and so under a title row
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame(
+            [["Cohort 2026", None], ["TCIA_ID", "AFP"], *zip(ids, rows["AFP"], strict=False)]
+        ).to_excel(book, sheet_name="data table", index=False, header=False)
+        pd.DataFrame(_FEW).to_excel(book, sheet_name="reference", index=False)
+    table = read_clinical(path)
+    assert list(table.frame.index) == [normalise_id(i) for i in ids]
+    assert not any("read the sheet" in r for r in table.report), table.report
 
 
 def test_two_sheets_alike_read_the_first_and_say_which_others_were_as_likely(tmp_path):

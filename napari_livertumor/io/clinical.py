@@ -922,7 +922,8 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
             best = max(scores[n] for n in held or sheets)
             # the sheet so named, unless it holds no patients where another does (the data
             # dictionary named "data table": its variables were read as 5 patients, no warning);
-            # a cohort of the user's own IDs (P01: no HCC_001) is read by its name
+            # a cohort of the user's own IDs (P01: no HCC_001) and columns (a recipe's
+            # weak_columns: none this package knows; TCIA_ID and one column) is read by its name
             chosen = named if named is not None and (named in held or not held) else None
             if chosen is None:
                 # the sheet that looks most like the patients' table (a notes, README or data
@@ -941,8 +942,8 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
                             if not scores[named][0]
                             else f"the sheet '{named}' has no patient rows (only its header)"
                             if not _patient_ids(sheets[named])
-                            else f"the sheet '{named}' holds no patient ID like HCC_001 under "
-                            "its TCIA_ID (a data dictionary?)"
+                            else f"the sheet '{named}' holds column names or text under its "
+                            "TCIA_ID, no patient IDs (a data dictionary?)"
                         )
                         + f"; read the sheet '{chosen}'"
                         + (f" (not {', '.join(repr(o) for o in others[:4])})" if others else "")
@@ -1101,7 +1102,9 @@ def _blank_sheet(frame: pd.DataFrame) -> bool:
 
 def _sheet_score(frame: pd.DataFrame) -> tuple:
     """How much a sheet looks like the patients' table, compared as a tuple: whether it has an
-    ID column (:func:`_has_id_column`), whether a row below its header holds an ``HCC_001``-like
+    ID column (:func:`_has_id_column`), whether its header names two columns or more beside it
+    (a side sheet of one variable, ``TCIA_ID | OS``, is read by its name "data table" or where
+    no wider sheet holds patients), whether a row below its header holds an ``HCC_001``-like
     ID, the patients (distinct such IDs) times the clinical columns this package knows in its
     header (what it tells of them), the patients, the known columns, whether the header is the
     sheet's first row, how many distinct ID-like values it holds. A data dictionary
@@ -1110,12 +1113,14 @@ def _sheet_score(frame: pd.DataFrame) -> tuple:
     sheet of three visits a patient (``TCIA_ID | Visit | RECIST``) holds the same patients as
     the baseline sheet beside it, and nothing this package reads: counted by rows, it won."""
     if not _has_id_column(frame):
-        return (False, False, 0, 0, 0, False, 0)
+        return (False, False, False, 0, 0, 0, False, 0)
     at, header, _ = _id_header(frame)
     ids = _patient_ids(frame)
     hcc = len({key for key in map(normalise_id, ids) if key.startswith("HCC_")})
-    named = sum(_name_key(c) in _KNOWN_KEYS for c in header if not c.startswith("Unnamed:"))
-    return (True, hcc > 0, hcc * named, hcc, named, at == 0, sum(map(_looks_like_id, ids)))
+    names = [c for c in header if c and c != "nan" and not c.startswith("Unnamed:")]
+    named = sum(_name_key(c) in _KNOWN_KEYS for c in names)
+    wide = len(names) >= 3
+    return (True, wide, hcc > 0, hcc * named, hcc, named, at == 0, sum(map(_looks_like_id, ids)))
 
 
 def _id_header(frame: pd.DataFrame) -> tuple[int, list[str], int]:
@@ -1137,10 +1142,11 @@ def _patient_ids(frame: pd.DataFrame) -> set[str]:
 
 def _holds_patients(frame: pd.DataFrame) -> bool:
     """Whether a sheet with an ID column holds patients: rows under its header whose IDs are
-    ``HCC_001``-like, or are not the names of columns (a data dictionary's rows are its
+    ``HCC_001``-like; or are not the names of columns (a data dictionary's rows are its
     variables: ``TCIA_ID | patient id | text``) and have a value in a clinical column this
     package reads (a number where it reads one: ``63``, ``63 years``, ``>400``; "years" or
-    "ng/mL" describe the variable). A user's own cohort (``P01``) is one."""
+    "ng/mL" describe the variable); or are a cohort's own (:func:`_own_rows`: ``P01`` with
+    columns of the user's own, as a recipe's weak_columns, or known ones left blank)."""
     ids = _patient_ids(frame)
     if any(normalise_id(v).startswith("HCC_") for v in ids):
         return True
@@ -1158,19 +1164,47 @@ def _holds_patients(frame: pd.DataFrame) -> bool:
                 return True
         elif any(encoder(v) is not None for v in values):
             return True
-    return False
+    return _own_rows(frame, ids)
+
+
+def _own_rows(frame: pd.DataFrame, ids: set[str]) -> bool:
+    """Whether a sheet's rows are patients of a cohort's own, in columns this package does not
+    know: the IDs are codes (short, most with a digit: ``P01``, ``7``, ``case-3``), or they
+    are short names (none a column's: ``alpha``) beside a number in another column. A data
+    dictionary's rows are variables, names without a digit (``burden_score``), beside words
+    that describe them (``tumour burden score``, ``points``, ``1-4``)."""
+    if not all(_looks_like_id(v) for v in ids):  # prose: a dictionary's or a notes row
+        return False
+    if 2 * sum(any(c.isdigit() for c in v) for v in ids) > len(ids):
+        return True
+    if any(_name_key(v) in _KNOWN_KEYS for v in ids):
+        return False
+    at, _, column = _id_header(frame)
+    rows = frame.iloc[at:]
+    rows = rows[[pd.notna(v) and str(v).strip() != "" for v in rows.iloc[:, column]]]
+    others = rows.drop(columns=rows.columns[column])
+    return any(_is_number(v) for v in others.to_numpy().ravel())
+
+
+def _is_number(value) -> bool:
+    """A cell holding a number (``63``, ``0.4``, ``>400``), not text with a digit in it."""
+    if isinstance(value, bool) or _blank(value):
+        return False
+    if isinstance(value, (int, float, np.number)):
+        return True
+    return bool(re.fullmatch(r"\s*[<>≤≥=]*\s*[-+]?(\d+([.,]\d*)?|[.,]\d+)\s*", str(value)))
 
 
 def _has_id_column(frame: pd.DataFrame) -> bool:
     """Whether a sheet is a table with an ID column (``TCIA_ID``): in its header, or in one
-    of the first rows (title rows may come first; :func:`_with_id_header` looks as far), among
-    at least two other column names (a data dictionary lists TCIA_ID as a variable: a row of
-    a name and its description)."""
+    of the first rows (title rows may come first; :func:`_with_id_header` looks as far), beside
+    at least one other column name (``TCIA_ID | AFP`` is a table). A data dictionary's row
+    ``TCIA_ID | patient id`` counts too: :func:`_holds_patients` tells it from a table."""
     rows = [list(frame.columns)] + [list(r) for r in frame.head(_HEADER_ROWS).values]
     for row in rows:
         cells = [str(v).strip() for v in row if pd.notna(v) and str(v).strip()]
         cells = [c for c in cells if not c.startswith("Unnamed:")]
-        if any(_is_id_column(c) for c in cells) and len(cells) >= 3:
+        if any(_is_id_column(c) for c in cells) and len(cells) >= 2:
             return True
     return False
 
