@@ -47,7 +47,10 @@ class _IntermixedParser(argparse.ArgumentParser):
             return super().parse_known_args(args, namespace)
         self._inner = True
         try:
-            return self.parse_known_intermixed_args(args, namespace)
+            # a stop is held over it: one landing before argparse has set the inputs aside
+            # became "AttributeError: … 'save_nargs'" in argparse's own clean-up, a traceback
+            with HeldStops():
+                return self.parse_known_intermixed_args(args, namespace)
         finally:
             self._inner = False
 
@@ -213,8 +216,14 @@ def _warning_as_log_line(message, category, filename, lineno, file=None, line=No
 def main(argv: list[str] | None = None) -> int:
     """Run the tool; a Ctrl-C or SIGTERM stop said in one line, at any point of the run."""
     previous = None
+    hook = previous_hook = None
     try:
-        import signal  # (in the try: a Ctrl-C while it is imported is said as any other)
+        # (in the try: a Ctrl-C while they are imported is said as any other; dis and
+        # importlib.machinery are the Ctrl-C handler's, imported before it is in place: it runs
+        # within imports, where one of them half imported failed it)
+        import dis  # noqa: F401
+        import importlib.machinery  # noqa: F401
+        import signal
         import threading
 
         if (
@@ -225,43 +234,152 @@ def main(argv: list[str] | None = None) -> int:
             and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
         ):
             with contextlib.suppress(ValueError, TypeError):
-                previous = signal.signal(signal.SIGINT, _interrupt_outside_import_callbacks)
+                previous = signal.signal(signal.SIGINT, _interrupt_outside_imports)
+            previous_hook = sys.unraisablehook
+
+            def hook(unraisable):
+                if not _stop_raised_again(unraisable):
+                    previous_hook(unraisable)
+
+            sys.unraisablehook = hook
         import atexit
 
         atexit.unregister(_quick_teardown)  # (main called again in one process: once)
         atexit.register(_quick_teardown)
-        return _main(argv)
+        status = _main(argv)
+        if _deferred:  # the command ended within the stop's last 10 ms: a stop all the same
+            raise _deferred[0]
+        return status
     except KeyboardInterrupt as exc:
         # before the command ran: its modules (numpy, torch) are imported when the parser is
         # built, which takes a few tenths of a second; a Ctrl-C then printed a traceback
         return _stopped(exc)
     finally:
+        _cancel_deferred()
+        if hook is not None and sys.unraisablehook is hook:
+            sys.unraisablehook = previous_hook
         if previous is not None:
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(signal.SIGINT, previous)
 
 
-def _interrupt_outside_import_callbacks(signum, frame) -> None:
-    """Ctrl-C as Python's own handler raises it, except within the import machinery's frames:
-    there it is raised 10 ms later (a timer). A ``KeyboardInterrupt`` raised inside the
-    callback importlib runs as a module lock is freed (a weakref callback) is no exception the
-    tool can catch: Python printed it as "Exception ignored in … Traceback … KeyboardInterrupt"
-    and dropped it, and the run went on to the end as if no Ctrl-C had come (1 start in a full
-    test run, 7 Dec 2026). Elsewhere (and where no timer is: Windows) it is raised at once."""
+#: a stop waiting to be raised (at most one), and SIGALRM's handler before it waited
+_deferred: list[KeyboardInterrupt] = []
+_alarm_before: list = []
+
+
+def _interrupt_outside_imports(signum, frame) -> None:
+    """Ctrl-C as Python's own handler raises it, except where a module's import may drop it:
+    there it waits until the import is at a step that passes it on (a 10 ms timer looks), and
+    a second Ctrl-C meanwhile is raised at once (an import that hangs can still be stopped).
+    Where no timer is (Windows) it is raised at once.
+
+    Raised anywhere in an import, the ``KeyboardInterrupt`` often reached no code that could
+    take it, and the run went on to the end as if no Ctrl-C had come (exit 0: 4 of 40-50 starts
+    stopped 0.5-1.5 s in, on a loaded 2-core machine; 0 of 160 since): in importlib's
+    module-lock callback (a weakref's) Python printed it as "Exception ignored" and dropped it;
+    in the start-up code Cython gives a compiled module (pandas': ``Sequence.register`` in a
+    bare ``except: pass``) it was dropped without a word; in a class's ``__set_name__`` (a
+    dataclass's fields) it became "RuntimeError: Error calling __set_name__", said as a bug
+    (exit 1)."""
     import signal
 
-    code = getattr(frame, "f_code", None)
-    if (
-        code is not None
-        and code.co_filename.startswith("<frozen importlib")
-        and hasattr(signal, "setitimer")
-    ):
-        signal.signal(signal.SIGALRM, _interrupt_outside_import_callbacks)
-        signal.setitimer(signal.ITIMER_REAL, 0.01)
+    alarm = getattr(signal, "SIGALRM", None)
+    if signum == alarm:
+        if not _deferred:  # (cancelled)
+            return
+        if _may_be_dropped(frame):
+            signal.setitimer(signal.ITIMER_REAL, 0.01)
+            return
+        exc = _deferred[0]
+        _cancel_deferred()
+        # (a block that holds stops now, as training's step: given to it, as a Ctrl-C would be)
+        handler = signal.getsignal(signal.SIGINT)
+        if (
+            type(exc) is KeyboardInterrupt
+            and callable(handler)
+            and handler is not _interrupt_outside_imports
+        ):
+            handler(signal.SIGINT, frame)
+            return
+        raise exc
+    if _deferred:  # the second Ctrl-C
+        exc = _deferred[0]
+        _cancel_deferred()
+        raise exc
+    if alarm is not None and _may_be_dropped(frame):
+        _defer(KeyboardInterrupt())
         return
-    if signum == getattr(signal, "SIGALRM", None):
-        signal.signal(signal.SIGALRM, signal.SIG_DFL)
     raise KeyboardInterrupt
+
+
+def _may_be_dropped(frame) -> bool:
+    """Whether an exception raised in ``frame`` may not reach :func:`main`: it runs in an
+    import begun inside it, and between the two lies something other than the import machinery
+    and modules' own code outside a ``try`` or ``with`` block (where a module handles errors of
+    its own, a compiled module's start-up, a function or class the import runs, a callback)."""
+    import importlib.machinery
+
+    extension = importlib.machinery.ExtensionFileLoader
+    compiled = (extension.create_module.__code__, extension.exec_module.__code__)
+    doubtful = False  # something not known to pass an exception on, below this frame
+    while frame is not None and frame.f_code is not main.__code__:
+        code = frame.f_code
+        if code.co_filename.startswith("<frozen importlib"):
+            if doubtful or code.co_name == "cb" or code in compiled:
+                return True
+        elif code.co_name != "<module>" or _in_try(frame):
+            doubtful = True
+        frame = frame.f_back
+    return False
+
+
+def _in_try(frame) -> bool:
+    """Whether ``frame`` is within a ``try`` or ``with`` block (Python 3.10: taken as so)."""
+    import dis
+
+    entries = getattr(dis.Bytecode(frame.f_code), "exception_entries", None)
+    return entries is None or any(e.start <= frame.f_lasti < e.end for e in entries)
+
+
+def _defer(exc: KeyboardInterrupt) -> None:
+    """Raise ``exc`` in 10 ms, or later where :func:`_may_be_dropped` says so."""
+    import signal
+
+    _deferred[:] = [exc.with_traceback(None)]
+    if not _alarm_before:
+        _alarm_before.append(signal.signal(signal.SIGALRM, _interrupt_outside_imports))
+    signal.setitimer(signal.ITIMER_REAL, 0.01)
+
+
+def _cancel_deferred() -> None:
+    import signal
+
+    if _alarm_before:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, _alarm_before.pop())
+    _deferred.clear()
+
+
+def _stop_raised_again(unraisable) -> bool:
+    """``sys.unraisablehook`` for the run: a stop (Ctrl-C, SIGTERM) raised where Python cannot
+    raise it (a ``__del__``, a weakref's or the garbage collector's callback) was printed as
+    "Exception ignored in … KeyboardInterrupt" and dropped; it is raised again 10 ms later
+    (True). Where no timer is (Windows), and for anything else, False: said as before."""
+    import signal
+    import threading
+
+    exc_type = unraisable.exc_type
+    if (
+        exc_type is None
+        or not issubclass(exc_type, KeyboardInterrupt)
+        or not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return False
+    if not _deferred:
+        _defer(unraisable.exc_value or exc_type())
+    return True
 
 
 def _quick_teardown() -> None:

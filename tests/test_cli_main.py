@@ -293,7 +293,7 @@ def test_a_ctrl_c_ignored_from_the_start_stays_ignored(monkeypatch):
         assert seen == [signal.SIG_IGN]
         signal.signal(signal.SIGINT, signal.default_int_handler)
         cli.main([])
-        assert seen[1] is cli._interrupt_outside_import_callbacks
+        assert seen[1] is cli._interrupt_outside_imports
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, before)
@@ -326,3 +326,126 @@ def test_a_ctrl_c_while_the_output_streams_are_changed_leaves_them_whole(monkeyp
         cli._never_fail_printing()
     assert steps == ["stdout begun", "stdout done", "stderr begun", "stderr done"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def _command_then_work(monkeypatch, first, steps):
+    """``main``'s command as ``first()`` then 2 s of work in short steps (a stop raised in it
+    ends it), each recorded in ``steps``."""
+    import time
+
+    from napari_livertumor import cli
+
+    def command(argv):
+        first()
+        steps.append("first done")
+        for _ in range(200):
+            time.sleep(0.01)
+        steps.append("worked to the end")
+        return 0
+
+    monkeypatch.setattr(cli, "_main", command)
+
+
+def test_a_ctrl_c_python_cannot_raise_stops_the_run_all_the_same(monkeypatch, capsys):
+    """A Ctrl-C whose ``KeyboardInterrupt`` is raised where Python cannot raise it (a
+    ``__del__``, a weakref's callback) was printed as "Exception ignored in … KeyboardInterrupt"
+    and dropped: the run went on to the end and exited 0. It is raised again as the run goes
+    on: "livertumor: interrupted", 130."""
+    import signal
+
+    steps = []
+
+    class Finalized:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)  # the handler runs before the next line
+            steps.append("__del__ went on")
+
+    _command_then_work(monkeypatch, lambda: Finalized(), steps)  # (collected at once)
+    before = sys.unraisablehook
+    assert main([]) == 130
+    assert "worked to the end" not in steps and "__del__ went on" not in steps
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["livertumor: interrupted"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert sys.unraisablehook is before  # the run's own is put back
+
+
+def test_a_ctrl_c_while_a_module_is_imported_stops_the_run_when_the_import_ends(
+    tmp_path, monkeypatch, capsys
+):
+    """A Ctrl-C landing in a module's import was raised where nothing could take it: in a
+    class's ``__set_name__`` (a dataclass's fields, pandas) it became "RuntimeError: Error
+    calling __set_name__", said as a bug; in Cython's start-up code of a compiled module (a bare
+    ``except: pass``) it was dropped and the run went on to the end. It is raised once the
+    import has ended."""
+    import importlib
+    import signal
+
+    (tmp_path / "ctrl_c_in_import.py").write_text(
+        "import os, signal\n"
+        "class Field:\n"
+        "    def __set_name__(self, owner, name):\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        self.name = name\n"
+        "class Record:\n"
+        "    field = Field()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    steps = []
+    try:
+        _command_then_work(monkeypatch, lambda: importlib.import_module("ctrl_c_in_import"), steps)
+        assert main([]) == 130  # (RuntimeError: Error calling __set_name__ … 'field')
+    finally:
+        sys.modules.pop("ctrl_c_in_import", None)
+    assert "worked to the end" not in steps
+    assert capsys.readouterr().err.strip().splitlines() == ["livertumor: interrupted"]
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL  # the timer's handler put back
+
+
+def test_a_second_ctrl_c_while_a_module_is_imported_stops_it_at_once(tmp_path, monkeypatch):
+    """A Ctrl-C waiting for an import to end does not wait for an import that hangs: a second
+    one stops the run at once."""
+    import importlib
+    import signal
+
+    log = tmp_path / "steps.txt"
+    (tmp_path / "ctrl_c_twice.py").write_text(
+        "import os, pathlib, signal\n"
+        "def load():  # (a function the import runs: a stop in it waits)\n"
+        f"    log = pathlib.Path({str(log)!r})\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    log.write_text('after the first')\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    log.write_text('after the second')\n"
+        "load()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    steps = []
+    try:
+        _command_then_work(monkeypatch, lambda: importlib.import_module("ctrl_c_twice"), steps)
+        assert main([]) == 130
+    finally:
+        sys.modules.pop("ctrl_c_twice", None)
+    assert steps == []
+    assert log.read_text() == "after the first"
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
+
+
+def test_a_ctrl_c_while_the_arguments_are_read_is_said_in_one_line(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C landing where argparse reads a command's inputs among its options (before it
+    has set them aside) broke argparse's own clean-up: "AttributeError: … 'save_nargs'" and a
+    traceback. It is held until the arguments are read: "livertumor: interrupted", 130."""
+    import signal
+
+    from napari_livertumor import cli
+
+    usage = cli._IntermixedParser.format_usage
+
+    def format_usage(self):
+        os.kill(os.getpid(), signal.SIGINT)  # the handler runs before the next line
+        return usage(self)
+
+    monkeypatch.setattr(cli._IntermixedParser, "format_usage", format_usage)
+    assert main(["segment", str(tmp_path / "ct.nii.gz"), "-o", str(tmp_path / "out")]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["livertumor: interrupted"]
+    assert not (tmp_path / "out").exists()
