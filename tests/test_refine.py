@@ -408,6 +408,7 @@ def test_on_one_slice_the_tumors_pieces_are_called_pieces_not_lesions():
     assert "a box it shares with another tumor piece:" in note
     assert "tumor piece(s) under 4 pixels kept unchanged (too small to refine)" in notes
     assert not any("lesion(s) under" in n or "another lesion" in n for n in notes), notes
+    assert "a fixed limit for a piece refined again on its own" in note  # (not "a lesion")
     # in 3D they are lesions, as before
     notes = []
     tumor3d = strong | weak

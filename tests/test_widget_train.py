@@ -1809,10 +1809,20 @@ def test_the_bar_counts_the_validations_once_one_is_timed(train_widget):
     assert widget.progress_bar.text() == "step 16 / 45  loss 0.500  ~2 min left"
     assert widget.status.text() == (
         "Training the liver model: about 2 min left for its 29 step(s) to go, at 1.20 s/step, "
-        "and its 2 validation(s), at 55 s each."
+        "and its 2 validations, at 55 s each."
     )
     assert widget.progress_bar.toolTip() == widget.status.text()
-    for n in range(17, 45):
+    for n in range(17, 31):
+        step(n)
+    widget._on_report({"event": "epoch", "stage": "liver", "epoch": 1, "step": 30,
+                       "train_loss": 0.5, "val": {"score": 0.5}, "val_dice": 0.5,
+                       "val_s": 55.0, "seconds": 75.0})  # fmt: skip
+    step(31)  # one validation to come: not "its 1 validation(s), at 55 s each"
+    assert widget.status.text() == (
+        "Training the liver model: about 1 min left for its 14 step(s) to go, at 1.20 s/step, "
+        "and its last validation, of about 55 s."
+    )
+    for n in range(32, 45):
         step(n)
     assert widget.progress_bar.text() == "step 44 / 45  loss 0.500  ~56 s left"
     step(45)

@@ -983,7 +983,10 @@ class TrainWidget(JobWidgetMixin, QWidget):
                 text += "."
             elif left.counted:
                 text += (
-                    f", and its {left.validations} validation(s), at {duration_text(per_val)} each."
+                    f", and its last validation, of about {duration_text(per_val)}."
+                    if left.validations == 1
+                    else f", and its {left.validations} validations, at "
+                    f"{duration_text(per_val)} each."
                 )
             else:
                 text += (

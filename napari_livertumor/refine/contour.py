@@ -459,7 +459,8 @@ def _refine_box(ct, tumor, liver, spacing, cfg: RefineConfig, roi: Box, reporter
     if liver_roi is not None:
         out &= liver_roi
     if not out.any():
-        _note(notes, "the contour vanished in a lesion ROI; that lesion was kept unchanged")
+        what = _what(init)  # (on one slice the lesion's piece there)
+        _note(notes, f"the contour vanished in a {what}'s box; that {what} was kept unchanged")
         return unchanged
     out = _redo_lost_lesions(
         ct[roi], given, init, liver_roi, out, spacing, cfg, reporter, notes, origin
@@ -520,10 +521,10 @@ def _redo_lost_lesions(
             faint.append(i)
     # on one slice the "lesions" are the tumor's pieces there: often pieces of one lesion (a
     # single-lesion sample's preview said its lesion shared a box "with another lesion")
-    one, other = (
-        ("a tumor piece", "another tumor piece")
+    one, other, alone = (
+        ("a tumor piece", "another tumor piece", "a piece")
         if init.ndim == 2
-        else ("a lesion", "another lesion")
+        else ("a lesion", "another lesion", "a lesion")
     )
     for i in faint:  # which one, and that the limit is not the panel's "min contrast"
         where = _where(lesions == i, at)
@@ -531,7 +532,7 @@ def _redo_lost_lesions(
             notes,
             f"{one}{' (' + where + ')' if where else ''} was emptied by the contour of a box it "
             f"shares with {other}: its contrast-to-noise against the liver is under "
-            f"{REDO_CNR:g} (a fixed limit for a lesion refined again on its own, not the min "
+            f"{REDO_CNR:g} (a fixed limit for {alone} refined again on its own, not the min "
             "contrast setting); Undo brings it back",
         )
     # first every lost lesion's crumbs go, and each of those of clear contrast then gets its
