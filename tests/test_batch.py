@@ -309,6 +309,107 @@ def test_nifti_files_and_dicom_patient_folders_side_by_side_are_all_cases(tmp_pa
     assert cases[1].path == tmp_path / "D1"
 
 
+def test_nifti_scans_below_a_folder_are_cases_as_when_the_folder_is_given(tmp_path, caplog):
+    """QA b68: a site folder holding a DICOM patient folder and a NIfTI file, inside a batch
+    folder, was read as one DICOM case: the NIfTI file left out without a word, exit 0 (given
+    directly, the site folder gave both). So with the NIfTI one folder further down, and with
+    two such sites."""
+    site = tmp_path / "min1" / "siteA"
+    write_ct_series(ct(1), site / "HCC_001" / "study" / "ct", patient_id="HCC_001")
+    write_nifti(ct(2), site / "HCC_010.nii.gz")
+    expected = [("HCC_001", site / "HCC_001"), ("HCC_010", site / "HCC_010.nii.gz")]
+    with caplog.at_level("INFO"):
+        for given in (site, tmp_path / "min1"):
+            assert [(c.name, c.path) for c in discover_cases([given])] == expected
+    assert "no DICOM or NIfTI scan" not in caplog.text
+    # two sites, each a DICOM patient and a folder of NIfTI scans
+    for k, name in enumerate(("site A", "site B")):
+        folder = tmp_path / "dup" / name
+        write_ct_series(ct(k), folder / "HCC_001" / "study" / "ct", patient_id=f"HCC_00{k + 1}")
+        write_nifti(ct(k + 3), folder / "scans" / "HCC_dup.nii.gz")
+    cases = discover_cases([tmp_path / "dup"])
+    assert sorted(str(c.path.relative_to(tmp_path / "dup")) for c in cases) == [
+        os.path.join("site A", "HCC_001"),
+        os.path.join("site A", "scans", "HCC_dup.nii.gz"),
+        os.path.join("site B", "HCC_001"),
+        os.path.join("site B", "scans", "HCC_dup.nii.gz"),
+    ]
+    # a patient's folder of one NIfTI scan, a folder further down: that scan, named by it
+    write_nifti(ct(5), tmp_path / "deep" / "P1" / "images" / "HCC_020.nii.gz")
+    write_nifti(ct(6), tmp_path / "deep" / "P2" / "HCC_021.nii.gz")
+    cases = discover_cases([tmp_path / "deep"])
+    assert [(c.name, c.path.name) for c in cases] == [
+        ("P1", "HCC_020.nii.gz"),
+        ("P2", "HCC_021.nii.gz"),
+    ]
+    # a dataset `convert` wrote inside the DICOM patient folder it converted: a copy, either way
+    dataset = tmp_path / "conv" / "HCC_005" / "nifti"
+    write_ct_series(ct(7), dataset.parent / "study" / "ct", patient_id="HCC_005")
+    write_nifti(ct(7), dataset / "imagesTs" / "HCC_005.nii.gz")
+    (dataset / "convert.json").write_text("{}")
+    for given in (tmp_path / "conv", dataset.parent):
+        assert [c.path for c in discover_cases([given])] == [dataset.parent]
+
+
+def test_a_site_folder_of_several_nifti_files_in_a_batch_gives_each_as_a_case(tmp_path):
+    """QA b68: `segment min3` failed siteA ("no DICOM files found; it holds 2 NIfTI file(s)
+    …: give one of them") while `segment min3/siteA` segmented both."""
+    write_nifti(ct(1), tmp_path / "siteA" / "HCC_001.nii.gz")
+    write_nifti(ct(2), tmp_path / "siteA" / "HCC_002.nii.gz")
+    write_nifti(ct(3), tmp_path / "siteB" / "HCC_003.nii.gz")
+    cases = discover_cases([tmp_path])
+    assert [(c.name, c.path) for c in cases] == [
+        ("HCC_001", tmp_path / "siteA" / "HCC_001.nii.gz"),
+        ("HCC_002", tmp_path / "siteA" / "HCC_002.nii.gz"),
+        ("siteB", tmp_path / "siteB" / "HCC_003.nii.gz"),
+    ]
+    # beside NIfTI files too (it was skipped as "no DICOM or NIfTI scan in it")
+    write_nifti(ct(4), tmp_path / "HCC_004.nii.gz")
+    cases = discover_cases([tmp_path])
+    assert [c.name for c in cases] == ["HCC_001", "HCC_002", "HCC_004", "siteB"]
+
+
+def test_a_patient_folder_of_dicom_and_nifti_reads_its_nifti_however_it_is_given(
+    tmp_path, models, caplog, capsys
+):
+    """QA b68: `segment mix2/P` segmented P's NIfTI file and warned that its DICOM files are
+    not read; `segment mix2` read P's DICOM and said nothing of the NIfTI. Either way now: the
+    NIfTI file, the DICOM files said in the log and in --list."""
+    import logging
+
+    patient = tmp_path / "mix2" / "P"
+    names = [f"1-{k:03d}.dcm" for k in range(1, 9)]
+    write_ct_series(ct(1), patient, patient_id="P", file_names=names)
+    write_nifti(ct(2), patient / "HCC_002.nii.gz")
+    write_nifti(ct(3), tmp_path / "mix2" / "HCC_003.nii.gz")
+    words = (
+        "8 DICOM file(s) beside the NIfTI files are not read (1-001.dcm, ...): put a DICOM "
+        "series in a folder of its own, which is then a case"
+    )
+    for given, named in ((patient, "HCC_002"), (tmp_path / "mix2", "P")):
+        passed = []
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="livertumor"):
+            cases = discover_cases([given], passed_over=passed)
+        assert (named, patient / "HCC_002.nii.gz") in [(c.name, c.path) for c in cases]
+        assert not any(c.path == patient for c in cases)
+        assert f"{patient}: {words}" in caplog.text
+        assert passed == [(patient, words)]
+    capsys.readouterr()
+    with caplog.at_level(logging.INFO, logger="livertumor"):
+        assert segment([tmp_path / "mix2"], tmp_path / "out", models, "--list") == 0
+    assert (
+        "2 case(s) found; DICOM files in 1 folder(s) not read (beside NIfTI files)"
+        in caplog.messages
+    )
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert lines == [
+        ["HCC_003", str(tmp_path / "mix2" / "HCC_003.nii.gz"), "segment"],
+        ["P", str(patient / "HCC_002.nii.gz"), "segment"],
+        ["", str(patient), words],
+    ]
+
+
 def test_a_patient_folder_whose_dicom_cannot_be_read_is_a_case_that_fails(tmp_path, models):
     """It was dropped without a word (and with one good patient left, the whole folder became a
     single case): now it is a failed row in the summary and the exit code says so."""
@@ -459,6 +560,29 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_any_case_runs
     err = capsys.readouterr().err
     assert f"{tmp_path / 'out'}: cannot be written to (Operation not permitted)" in err
     assert ran == []
+
+
+def test_list_refuses_an_output_folder_that_cannot_be_written_as_the_run_does(
+    tmp_path, models, monkeypatch, capsys
+):
+    """QA b68: --list printed "skip: complete" (exit 0) for a read-only folder of complete
+    outputs, while the run stopped at once: "out2: cannot be written to (permissions)"."""
+    import tempfile
+
+    data = cohort(tmp_path / "in", 1)
+    out = tmp_path / "out2"
+    assert segment([data], out, models, "--stages", "liver") == 0
+    capsys.readouterr()
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    for extra in ((), ("--list",)):
+        assert segment([data], out, models, "--stages", "liver", *extra) == 1
+        said = capsys.readouterr()
+        assert f"{out}: cannot be written to (Operation not permitted)" in said.err
+        assert "skip" not in said.out
 
 
 def test_a_folder_in_a_place_that_takes_no_files_is_named_as_given(tmp_path, monkeypatch):

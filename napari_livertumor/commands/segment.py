@@ -344,7 +344,9 @@ def run(args) -> int:
     said = _models_used(config)
     if said:  # (only -v named them; a shipped model one stage falls back to is warned of)
         log.info("models used: %s", said)
-    passed: list[tuple[Path, str]] = []  # dcm2niix's files a folder's search passed over
+    # dcm2niix's files a folder's search passed over; folders whose DICOM files beside NIfTI
+    # files are not read
+    passed: list[tuple[Path, str]] = []
     cases = discover_cases(
         args.inputs,
         per_patient=not args.series,
@@ -355,14 +357,20 @@ def run(args) -> int:
         any_modality=args.allow_non_ct,
     )
     mine = shard_cases(cases, *shard)
+    files, folders = _passed_files_and_folders(passed)
     found = f"{len(cases)} case(s) found" + (
-        f"; {len(passed)} file(s) passed over, not cases" if passed else ""
+        f"; {len(files)} file(s) passed over, not cases" if files else ""
     )
+    if folders:
+        found += f"; DICOM files in {len(folders)} folder(s) not read (beside NIfTI files)"
     if shard[1] > 1:  # (shard 0/1 of a plain run read as a slip)
         log.info("%s; shard %d/%d has %d", found, *shard, len(mine))
     else:
         log.info("%s", found)
     if getattr(args, "list", False):
+        # the run stops here before any case (a read-only folder of complete outputs was
+        # listed "skip: complete", and the run refused it)
+        check_writable_folder(outdir)
         _print_plan(mine, outdir, config, args, passed)
         return 0
     name = "summary.csv" if shard[1] == 1 else f"summary_shard-{shard[0]}-of-{shard[1]}.csv"
@@ -451,12 +459,20 @@ def run(args) -> int:
         _print_results(rows, outdir, printed)
         if written is not None:  # after the last case's line (it came before it)
             log.info("summary: %s", written)
-        if passed:  # said when the cases were found, hours before in a long batch's log
+        if files:  # said when the cases were found, hours before in a long batch's log
             log.warning(
                 "%d file(s) passed over, not segmented (said above; --list shows why): %s",
-                len(passed),
-                ", ".join(p.name for p, _why in passed[:RESULT_LINES])
-                + (", …" if len(passed) > RESULT_LINES else ""),
+                len(files),
+                ", ".join(p.name for p in files[:RESULT_LINES])
+                + (", …" if len(files) > RESULT_LINES else ""),
+            )
+        if folders:
+            log.warning(
+                "DICOM files beside NIfTI files not read in %d folder(s) (said above; --list "
+                "shows them): %s",
+                len(folders),
+                ", ".join(str(p) for p in folders[:RESULT_LINES])
+                + (", …" if len(folders) > RESULT_LINES else ""),
             )
         failed = [r for r in rows if r["status"] == "failed"]
         if len(rows) > 1:  # a batch's failures, below its progress (one case: said above)
@@ -528,9 +544,10 @@ def _print_plan(
 ) -> None:
     """``--list``: each case's name, input and what a run would do with it (tab-separated),
     decided as the run decides (:func:`_decide`); then each file ``passed`` over (dcm2niix's
-    original beside its corrected copy, its overlay masks) with an empty name, no case, and
-    the words the run's log says of it: said in the log only, a plan checked before a long
-    batch never showed that ``X.nii.gz`` would not be segmented, nor why."""
+    original beside its corrected copy, its overlay masks), or folder whose DICOM files beside
+    NIfTI files are not read, with an empty name, no case, and the words the run's log says of
+    it: said in the log only, a plan checked before a long batch never showed that
+    ``X.nii.gz`` would not be segmented, nor why."""
     extras = tuple(k for k in EXTRA_OUTPUTS if getattr(args, k, False))
     refusal: list[str | None] = []  # the models' (looked at once, when a case needs them)
     for case in cases:
@@ -571,6 +588,15 @@ def _print_plan(
         print(f"{case.name}\t{case.path}\t{plan}", flush=True)
     for path, why in passed:
         print(f"\t{path}\t{why}", flush=True)
+
+
+def _passed_files_and_folders(
+    passed: list[tuple[Path, str]],
+) -> tuple[list[Path], list[Path]]:
+    """Of what a folder's search passed over: the files (dcm2niix's), and the folders whose
+    DICOM files beside NIfTI files are not read (:func:`_say_loose_files`)."""
+    folders = [p for p, _why in passed if p.is_dir()]
+    return [p for p, _why in passed if p not in folders], folders
 
 
 def _model_refusal(config) -> str | None:
@@ -663,8 +689,10 @@ def discover_cases(
     (``--series`` names one series: its patient's folder is one case, as before). Of inputs of
     one name, the one whose outputs in ``outdir`` hold the name keeps it. ``passed_over``, when
     given, receives the NIfTI files a folder's search passed over as dcm2niix's (the original
-    beside its corrected copy, an overlay mask) with what the log said of each, sorted by path
-    (``--list`` shows them: said in the log only, a user checking the plan never saw them).
+    beside its corrected copy, an overlay mask), and the folders whose DICOM files beside NIfTI
+    files are not read, with what the log said of each, sorted by path (``--list`` shows them:
+    said in the log only, a user checking the plan never saw them). A subfolder holding a NIfTI
+    scan gives the cases it gives on its own (:func:`_nested_cases`).
     ``series_uid``, ``acquisition``, ``any_modality``: how the cases are read, where an input
     inside another reads the same series (:func:`_same_series_read`)."""
     found: list[Case] = []
@@ -956,21 +984,26 @@ def _cases_from_csv(path: Path, *, per_patient: bool = True) -> list[Case]:
 OTHER_IMAGE_SUFFIXES = (".hdr", ".img", ".mha", ".mhd", ".nrrd", ".nhdr")
 
 
-def _say_loose_files(files: list[Path], folder: Path) -> None:
+def _say_loose_files(
+    files: list[Path], folder: Path, passed: dict[Path, str] | None = None
+) -> None:
     """Warn of scans beside NIfTI files that are not read: DICOM files loose in the folder (a
     series is read from a folder of its own) and images of other formats. They had vanished
-    from the batch without a word."""
+    from the batch without a word. ``passed`` receives the folder of such DICOM files with the
+    words said (``--list`` says them too: the NIfTI files are its scans, whether the folder is
+    given or found in another)."""
     files = [p for p in files if not p.name.lower().endswith(_OUTPUT_ENDINGS)]  # (ours)
     dicom = [p for p in files if _looks_dicom(p)]
-    if dicom:
-        log.warning(
-            "%s: %d DICOM file(s) beside the NIfTI files are not read (%s%s): put a DICOM "
-            "series in a folder of its own, which is then a case",
-            folder,
-            len(dicom),
-            dicom[0].name,
-            ", ..." if len(dicom) > 1 else "",
+    # (a folder read again as part of another one given: said once)
+    if dicom and not any(os.path.realpath(q) == os.path.realpath(folder) for q in passed or ()):
+        text = (
+            f"{len(dicom)} DICOM file(s) beside the NIfTI files are not read ({dicom[0].name}"
+            f"{', ...' if len(dicom) > 1 else ''}): put a DICOM series in a folder of its own, "
+            "which is then a case"
         )
+        log.warning("%s: %s", folder, text)
+        if passed is not None:
+            passed[folder] = text
     names = {p.name.lower() for p in files}
     other = [  # (an .img is an Analyze image only beside its .hdr)
         p.name
@@ -1034,6 +1067,17 @@ def _cases_from_folder(
         log.info("%s: an output folder of this command; skipped", sub)
         subdirs.remove(sub)
         entries.remove(sub)
+    # a dataset `convert` wrote inside the DICOM folder it converted (its convert.json beside
+    # imagesTs/): a copy of the scans beside it, not more of them
+    copies = [d for d in subdirs if (d / "convert.json").is_file()]
+    if copies and (
+        any(_looks_dicom(p) for p in entries if p.is_file())
+        or any(_has_dicom(d) for d in subdirs if d not in copies)
+    ):
+        for sub in copies:
+            log.info("%s: a dataset `convert` wrote of the DICOM beside it; skipped", sub)
+            subdirs.remove(sub)
+            entries.remove(sub)
     # a NIfTI dataset (imagesTr/ + labelsTr/, as `livertumor synth --layout nifti` writes): its
     # images are the cases, never the label maps
     dataset = [d for d in subdirs if d.name in ("imagesTr", "imagesTs")]
@@ -1045,25 +1089,33 @@ def _cases_from_folder(
             # (not a hidden file: the temporary file of a write a kill -9 cut short)
             if p.is_file() and is_nifti_path(p) and not p.name.startswith(".")
         ]
+    # a subfolder holding a NIfTI scan (beside DICOM or not, at any depth) is read as it is
+    # when given on its own, its scans each a case: read as one DICOM case, its NIfTI files
+    # had been left out without a word (a site's folder of patient folders and NIfTI files)
+    nested = {
+        sub: _nested_cases(sub, per_patient=per_patient, passed=passed)
+        for sub in subdirs
+        if _holds_nifti_scan(sub)
+    }
     if niftis:  # NIfTI files here, and any subfolder that holds a scan is a case of its own
-        _say_loose_files([p for p in entries if p.is_file() and p not in niftis], folder)
+        _say_loose_files([p for p in entries if p.is_file() and p not in niftis], folder, passed)
         cases = [Case(_case_name(p), p) for p in niftis]
         for sub in subdirs:
-            case = _subfolder_case(sub, passed)
-            if case is not None:
-                cases.append(case)
+            if sub in nested:
+                cases += nested[sub]
+            elif _has_dicom(sub):
+                cases.append(Case(_case_name(sub), sub))
             else:
                 log.info("%s: no DICOM or NIfTI scan in it; skipped", sub)
         return cases
     has_own_dicom = any(_looks_dicom(p) for p in entries if p.is_file())
     if has_own_dicom or not subdirs:
-        return _split(per_patient, Case(_case_name(folder), folder))
+        cases = _split(per_patient, Case(_case_name(folder), folder))
+        return cases + [c for sub in nested for c in nested[sub]]
     if len(subdirs) == 1:
         # one patient's folder of NIfTI files (KiTS's case_00000/imaging + segmentation): its scan
-        if not _has_dicom(subdirs[0]):
-            case = _subfolder_case(subdirs[0], passed)
-            if case is not None:
-                return [case]
+        if subdirs[0] in nested:
+            return nested[subdirs[0]]
         # one patient's folder named after its PatientID (a one-patient download): that patient,
         # named as convert and the training data name it; else one patient's study in a folder
         key = _owner(subdirs[0])
@@ -1074,30 +1126,17 @@ def _cases_from_folder(
     owners: dict[Path, tuple[str, str]] = {}
     unreadable: list[Path] = []  # DICOM-looking files, none readable: a case that will fail
     for sub in subdirs:
+        if sub in nested:
+            continue
         key = _owner(sub)
         if key is not None:
             owners[sub] = key
         elif _has_dicom(sub):
             unreadable.append(sub)
-    lone_nifti = {}
-    for sub in subdirs:
-        nii = [
-            p for p in sub.iterdir() if p.is_file() and is_nifti_path(p) and not _is_our_labels(p)
-        ]
-        masks = _label_map_files(nii, sub)  # KiTS's segmentation.nii.gz beside imaging
-        masks += _dcm2niix_passed_over([p for p in nii if p not in masks], passed)
-        nii = [p for p in nii if p not in masks]
-        if sub not in owners and sub not in unreadable and len(nii) == 1:
-            lone_nifti[sub] = nii[0]
     # a subfolder named after its patient (HCC_001/ holding PatientID HCC_001, as TCIA and most
     # PACS exports name them) makes this a folder of patients even with one patient in it
     named_for_patient = any(sub.name == key[0] for sub, key in owners.items())
-    if (
-        len(set(owners.values())) <= 1
-        and not lone_nifti
-        and not unreadable
-        and not named_for_patient
-    ):
+    if len(set(owners.values())) <= 1 and not nested and not unreadable and not named_for_patient:
         # one patient's study (its series in subfolders); a sibling with no scan in it may be a
         # patient folder left empty: said, since it is not a case of its own here
         others = [sub for sub in subdirs if sub not in owners]
@@ -1111,11 +1150,11 @@ def _cases_from_folder(
         return _split(per_patient, Case(_case_name(folder), folder))
     cases = [c for sub in owners for c in _split(per_patient, Case(_case_name(sub), sub))]
     cases += [Case(_case_name(sub), sub) for sub in unreadable]
-    cases += [Case(_case_name(sub), p) for sub, p in lone_nifti.items()]
+    cases += [c for sub in nested for c in nested[sub]]
     # a patient's folder with no scan in it (empty, a report, pictures) is a case that fails
     # with its reason in the summary, not one that vanishes; an output folder is no patient
     for sub in subdirs:
-        if sub in owners or sub in unreadable or sub in lone_nifti:
+        if sub in owners or sub in unreadable or sub in nested:
             continue
         cases.append(Case(_case_name(sub), sub))
     return cases
@@ -1278,18 +1317,47 @@ def _stored_as_uint8(path: Path) -> bool:
         return False
 
 
-def _subfolder_case(sub: Path, passed: dict[Path, str] | None = None) -> Case | None:
-    """The case a subfolder holds beside NIfTI files: its DICOM, or its one NIfTI, or None
-    (``passed``: :func:`_dcm2niix_passed_over`'s)."""
+def _holds_nifti_scan(folder: Path) -> bool:
+    """Whether a NIfTI file a folder's search reads as a scan lies in ``folder``'s tree: not
+    this command's or Export's masks, nor, in a tree holding DICOM, one named as a label map
+    (a patient's DICOM folder with its ``liver_mask.nii.gz`` stays a DICOM case) or one of a
+    dataset ``convert`` wrote there (its ``convert.json`` beside ``imagesTs/``: a copy)."""
+    from ..io.nifti import is_nifti_path, named_as_label_map
+
+    ours = re.compile(r".*_(labels|liver|tumor)\.nii(\.gz)?$", re.IGNORECASE)
+    nii = [
+        p
+        for p in all_paths(folder)
+        if p.is_file() and not p.name.startswith(".") and is_nifti_path(p)
+        and not ours.match(p.name) and not _is_our_labels(p)
+    ]  # fmt: skip
+    if not nii or not _has_dicom(folder):
+        return bool(nii)
+
+    def converted(p: Path) -> bool:
+        up = p.parent
+        while up != folder and folder in up.parents:
+            if (up / "convert.json").is_file():
+                return True
+            up = up.parent
+        return (folder / "convert.json").is_file()
+
+    return any(not named_as_label_map(p) and not converted(p) for p in nii)
+
+
+def _nested_cases(
+    sub: Path, *, per_patient: bool = True, passed: dict[Path, str] | None = None
+) -> list[Case]:
+    """The cases of a subfolder holding a NIfTI scan (:func:`_holds_nifti_scan`): those it
+    gives on its own (:func:`_cases_from_folder`), a patient's folder of one NIfTI scan named
+    by the folder (``P001/scan.nii.gz``, ``P001/images/scan.nii.gz``: ``P001``), as a DICOM
+    patient folder is."""
     from ..io.nifti import is_nifti_path
 
-    if _has_dicom(sub):
-        return Case(_case_name(sub), sub)
-    nii = [p for p in sub.iterdir() if p.is_file() and is_nifti_path(p) and not _is_our_labels(p)]
-    masks = _label_map_files(nii, sub)
-    masks += _dcm2niix_passed_over([p for p in nii if p not in masks], passed)
-    nii = [p for p in nii if p not in masks]
-    return Case(_case_name(sub), nii[0]) if len(nii) == 1 else None
+    cases = _cases_from_folder(sub, per_patient=per_patient, passed=passed)
+    if len(cases) == 1 and is_nifti_path(cases[0].path):
+        return [dataclasses.replace(cases[0], name=_case_name(sub))]
+    return cases
 
 
 def _label_map_files(niftis: list[Path], folder: Path) -> list[Path]:
