@@ -930,6 +930,45 @@ def test_a_data_dictionary_of_the_users_own_columns_is_still_passed_over(tmp_pat
     assert any("a data dictionary?" in r for r in table.report), table.report
 
 
+@pytest.mark.parametrize(
+    "dictionary",
+    [
+        {"TCIA_ID": ["Q1", "Q2", "Q3", "Q4"], "description": list("abcd"), "type": ["1-5"] * 4},
+        {"TCIA_ID": ["V01", "V02", "V03"], "Variable": ["age", "sex", "afp"],
+         "Description": ["Age at dx", "Sex", "AFP ng/mL"]},
+        {"TCIA_ID": ["score_a", "score_b", "burden"], "Min": [0, 1, 1], "Max": [9, 5, 4]},
+        {"TCIA_ID": ["item1", "item2", "item3"], "meaning": ["age at dx", "sex", "AFP"]},
+    ],
+)  # fmt: skip
+def test_a_dictionary_of_coded_variables_named_data_table_is_passed_over(tmp_path, dictionary):
+    """A dictionary named "data table" whose variables have digits (Q1, V01, item1) or whose
+    columns give a number (Min, Max) was read as a cohort's own patients, beside a sheet of
+    patients with age and AFP (QA rev68b 1): its header (Description, Min) says what it is."""
+    own = {"TCIA_ID": ["P01", "P02", "P03"], "age": [60, 61, 62], "AFP": [1, 2, 3]}
+    path = tmp_path / "c.xlsx"
+    with pd.ExcelWriter(path) as book:
+        pd.DataFrame(dictionary).to_excel(book, sheet_name="data table", index=False)
+        pd.DataFrame(own).to_excel(book, sheet_name="Patients", index=False)
+    table = read_clinical(path)
+    assert list(table.frame.index) == own["TCIA_ID"]
+    assert any("read the sheet 'Patients' (not 'data table')" in r for r in table.report)
+
+
+def test_a_data_table_of_no_known_column_beside_one_with_some_is_read_and_said(tmp_path):
+    """A "data table" of notes only, beside a sheet with age and AFP, is read by its name,
+    which gave a table of no usable column with no word of the other sheet (QA rev68b 2)."""
+    path = tmp_path / "c.xlsx"
+    with pd.ExcelWriter(path) as book:
+        notes = {"TCIA_ID": ["P1", "P2"], "notes": ["rescanned", "motion"]}
+        pd.DataFrame(notes).to_excel(book, sheet_name="data table", index=False)
+        own = {"TCIA_ID": ["P01", "P02", "P03"], "age": [60, 61, 62], "AFP": [1, 2, 3]}
+        pd.DataFrame(own).to_excel(book, sheet_name="Sheet1", index=False)
+    table = read_clinical(path)
+    assert list(table.frame.index) == ["P1", "P2"]
+    (said,) = [r for r in table.report if "none of the clinical columns" in r]
+    assert "the sheet 'Sheet1' has age, AFP: if that sheet is meant, name it 'data table'" in said
+
+
 @pytest.mark.parametrize("ids", [["P01", "P02", "P03"], [1, 2, 3], ["HCC_003", "HCC_004"]])
 def test_a_data_table_of_the_id_and_one_column_is_read(tmp_path, ids):
     """A "data table" of TCIA_ID and one other column beside a sheet "reference" of two

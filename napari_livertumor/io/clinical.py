@@ -962,6 +962,21 @@ def _read_any(path: Path, report: list[str]) -> pd.DataFrame:
                             " the first of them: if another is meant, name it 'data table' or "
                             "save it alone as .csv"
                         )
+            elif not scores[chosen][5]:
+                # read by its name, with none of the columns this package knows, beside a sheet
+                # with some: said (a notes sheet so named gave a table of no usable column)
+                richer = [n for n in held if n != chosen and scores[n][5]]
+                if richer:
+                    known = [
+                        c for c in _id_header(sheets[richer[0]])[1] if _name_key(c) in _KNOWN_KEYS
+                    ]
+                    report.append(
+                        f"the sheet '{chosen}' was read, as the sheet named '{SHEET_NAME}', but "
+                        "has none of the clinical columns this package knows; the sheet "
+                        f"'{richer[0]}' has {', '.join(known[:4])}"
+                        f"{', …' if len(known) > 4 else ''}: if that sheet is meant, name it "
+                        f"'{SHEET_NAME}' or save it alone as .csv"
+                    )
             if _blank_sheet(sheets[chosen]):
                 others = [str(n) for n in sheets if n != chosen]
                 raise InputError(
@@ -1175,15 +1190,30 @@ def _own_rows(frame: pd.DataFrame, ids: set[str]) -> bool:
     that describe them (``tumour burden score``, ``points``, ``1-4``)."""
     if not all(_looks_like_id(v) for v in ids):  # prose: a dictionary's or a notes row
         return False
+    at, header, column = _id_header(frame)
+    # a dictionary's own header (variables Q1, Q2 or V01 have digits too: read as patients)
+    if any(_name_key(c) in _DICTIONARY_KEYS for j, c in enumerate(header) if j != column):
+        return False
     if 2 * sum(any(c.isdigit() for c in v) for v in ids) > len(ids):
         return True
     if any(_name_key(v) in _KNOWN_KEYS for v in ids):
         return False
-    at, _, column = _id_header(frame)
     rows = frame.iloc[at:]
     rows = rows[[pd.notna(v) and str(v).strip() != "" for v in rows.iloc[:, column]]]
     others = rows.drop(columns=rows.columns[column])
     return any(_is_number(v) for v in others.to_numpy().ravel())
+
+
+#: column names of a data dictionary's header (``Variable | Description``, ``Min | Max``): a
+#: sheet with one beside its TCIA_ID describes columns, it holds no patients of a cohort's own
+_DICTIONARY_KEYS = {
+    _name_key(c)
+    for c in (
+        "variable", "variable name", "field", "field name", "description", "definition",
+        "meaning", "explanation", "data type", "type", "format", "unit", "units", "min",
+        "minimum", "max", "maximum", "range", "coding", "codes", "allowed values", "levels",
+    )
+}  # fmt: skip
 
 
 def _is_number(value) -> bool:
