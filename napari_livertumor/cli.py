@@ -253,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         # before the command ran: its modules (numpy, torch) are imported when the parser is
         # built, which takes a few tenths of a second; a Ctrl-C then printed a traceback
+        if previous is not None:  # a second Ctrl-C while it stops: no traceback, 130 still
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
         return _stopped(exc)
     finally:
         _cancel_deferred()
@@ -392,8 +395,11 @@ def _quick_teardown() -> None:
     made before is collected first, so what it held is finalized as before."""
     import gc
 
-    gc.collect()
-    gc.freeze()
+    # (a Ctrl-C now, the run's stop said or its work done, was printed as "Exception ignored in
+    # atexit callback … KeyboardInterrupt": the process ends all the same)
+    with contextlib.suppress(KeyboardInterrupt):
+        gc.collect()
+        gc.freeze()
 
 
 def _stopped(exc: KeyboardInterrupt) -> int:

@@ -370,6 +370,51 @@ def test_a_ctrl_c_python_cannot_raise_stops_the_run_all_the_same(monkeypatch, ca
     assert sys.unraisablehook is before  # the run's own is put back
 
 
+def test_a_second_ctrl_c_while_the_run_stops_is_no_traceback(monkeypatch, capsys):
+    """A second Ctrl-C just after the first (a user pressing it twice) landed in the stop's
+    own clean-up: a traceback after "livertumor: interrupted", and the process killed by the
+    signal (-2) in place of 130 (QA rev68b 3). It is let go while the run stops."""
+    import signal
+
+    from napari_livertumor import cli
+
+    def command(argv):
+        raise KeyboardInterrupt
+
+    said = cli._stopped
+
+    def stopped(exc):
+        os.kill(os.getpid(), signal.SIGINT)  # the second, as the stop is being said
+        return said(exc)
+
+    monkeypatch.setattr(cli, "_main", command)
+    monkeypatch.setattr(cli, "_stopped", stopped)
+    try:
+        status = main([])
+    except KeyboardInterrupt:  # (as a test failure, not the test session's stop)
+        pytest.fail("the second Ctrl-C came out of main")
+    assert status == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["livertumor: interrupted"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # (put back)
+
+
+def test_a_ctrl_c_at_the_process_exit_is_let_go(monkeypatch):
+    """A Ctrl-C in the exit's garbage collection was printed as "Exception ignored in atexit
+    callback … KeyboardInterrupt"."""
+    import gc
+
+    from napari_livertumor import cli
+
+    def collect(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gc, "collect", collect)
+    try:
+        cli._quick_teardown()
+    except KeyboardInterrupt:
+        pytest.fail("the Ctrl-C came out of the exit's teardown")
+
+
 def test_a_ctrl_c_while_a_module_is_imported_stops_the_run_when_the_import_ends(
     tmp_path, monkeypatch, capsys
 ):
