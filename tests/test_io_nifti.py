@@ -1005,7 +1005,8 @@ def test_an_affine_that_cannot_place_the_voxels_names_the_field_the_axis_and_a_f
     with pytest.raises(InputError) as info:
         read_nifti(_with_sform(tmp_path / "zero.nii.gz", zero, z_pixdim=0))
     said = str(info.value)
-    assert "the header's sform (sform_code 1) gives the voxels no length along z" in said
+    assert "the header's sform (sform_code 1) gives the voxels no length along their third " in said
+    assert "axis (k)" in said
     assert "(srow_x[2], srow_y[2], srow_z[2] are 0): voxel sizes 0.8 × 0.8 × 0 mm" in said
     assert "(pixdim says 0.8 × 0.8 × 0 mm)" in said
     assert "img.set_sform(A, code=1); img.set_qform(A, code=1)" in said  # the fix
@@ -1018,8 +1019,18 @@ def test_an_affine_that_cannot_place_the_voxels_names_the_field_the_axis_and_a_f
     assert "no valid affine" not in said and "Re-save it with a correct affine" in said
     flat = sform.copy()  # the slice axis in the plane of the rows and columns
     flat[:3, 2] = sform[:3, 0] + sform[:3, 1]
-    with pytest.raises(InputError, match="z axis in the plane of x and y"):
+    with pytest.raises(
+        InputError, match="third axis .k, slice to slice. in the plane of the other two"
+    ):
         read_nifti(_with_sform(tmp_path / "flat.nii.gz", flat))
+    both = sform.copy()  # two axes of no length: one bracket (two had stood back to back)
+    both[:3, 0] = both[:3, 2] = 0
+    with pytest.raises(InputError) as info:
+        read_nifti(_with_sform(tmp_path / "both.nii.gz", both, z_pixdim=0))
+    assert (
+        "no length along their first and third axes (i, k) (srow_x[0], srow_y[0], srow_z[0] "
+        "and srow_x[2], srow_y[2], srow_z[2] are 0)"
+    ) in str(info.value)
     # the fix said works
     img = nib.load(tmp_path / "zero.nii.gz")
     img.set_sform(sform, code=1)

@@ -255,11 +255,24 @@ def _affine_refusal(img, raw: _RawHeader | None, affine, codes: tuple[int, int])
     sizes = " × ".join(f"{v:.3g}" for v in lengths)
     zero = [i for i in range(3) if lengths[i] <= 0]
     if zero:
-        what = "gives the voxels no length along " + " and ".join("xyz"[i] for i in zero)
+        # the voxel grid's axes (i, j, k), not the world's x, y, z the srow_* rows are
+        ordinal = ("first", "second", "third")
+        what = (
+            "gives the voxels no length along their "
+            + " and ".join(ordinal[i] for i in zero)
+            + f" ax{'e' if len(zero) > 1 else 'i'}s ({', '.join('ijk'[i] for i in zero)})"
+        )
         if codes[0] > 0:  # the axis is a column of the three rows
-            what += "".join(f" (srow_x[{i}], srow_y[{i}], srow_z[{i}] are 0)" for i in zero)
+            what += (
+                " ("
+                + " and ".join(f"srow_x[{i}], srow_y[{i}], srow_z[{i}]" for i in zero)
+                + " are 0)"
+            )
     else:  # (a sheared grid whose slice axis lies in the plane of its rows and columns)
-        what = "puts the voxels' z axis in the plane of x and y (slices 0 mm apart)"
+        what = (
+            "puts the voxels' third axis (k, slice to slice) in the plane of the other two "
+            "(slices 0 mm apart)"
+        )
     return (
         f"invalid geometry: the header's {field} {what}: voxel sizes {sizes} mm ({said}), "
         "so its slices cannot be placed" + fix
