@@ -346,6 +346,20 @@ def _command_then_work(monkeypatch, first, steps):
     monkeypatch.setattr(cli, "_main", command)
 
 
+def _main_importing(module: str, folder, monkeypatch) -> tuple[int, list[str]]:
+    """``main``'s exit status and steps (:func:`_command_then_work`), its command importing
+    ``module`` (a file written in ``folder``) first."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(folder))
+    steps: list[str] = []
+    try:
+        _command_then_work(monkeypatch, lambda: importlib.import_module(module), steps)
+        return main([]), steps
+    finally:
+        sys.modules.pop(module, None)
+
+
 def test_a_ctrl_c_python_cannot_raise_stops_the_run_all_the_same(monkeypatch, capsys):
     """A Ctrl-C whose ``KeyboardInterrupt`` is raised where Python cannot raise it (a
     ``__del__``, a weakref's callback) was printed as "Exception ignored in … KeyboardInterrupt"
@@ -423,7 +437,6 @@ def test_a_ctrl_c_while_a_module_is_imported_stops_the_run_when_the_import_ends(
     calling __set_name__", said as a bug; in Cython's start-up code of a compiled module (a bare
     ``except: pass``) it was dropped and the run went on to the end. It is raised once the
     import has ended."""
-    import importlib
     import signal
 
     (tmp_path / "ctrl_c_in_import.py").write_text(
@@ -435,13 +448,8 @@ def test_a_ctrl_c_while_a_module_is_imported_stops_the_run_when_the_import_ends(
         "class Record:\n"
         "    field = Field()\n"
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    steps = []
-    try:
-        _command_then_work(monkeypatch, lambda: importlib.import_module("ctrl_c_in_import"), steps)
-        assert main([]) == 130  # (RuntimeError: Error calling __set_name__ … 'field')
-    finally:
-        sys.modules.pop("ctrl_c_in_import", None)
+    status, steps = _main_importing("ctrl_c_in_import", tmp_path, monkeypatch)
+    assert status == 130  # (RuntimeError: Error calling __set_name__ … 'field')
     assert "worked to the end" not in steps
     assert capsys.readouterr().err.strip().splitlines() == ["livertumor: interrupted"]
     assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL  # the timer's handler put back
@@ -450,7 +458,6 @@ def test_a_ctrl_c_while_a_module_is_imported_stops_the_run_when_the_import_ends(
 def test_a_second_ctrl_c_while_a_module_is_imported_stops_it_at_once(tmp_path, monkeypatch):
     """A Ctrl-C waiting for an import to end does not wait for an import that hangs: a second
     one stops the run at once."""
-    import importlib
     import signal
 
     log = tmp_path / "steps.txt"
@@ -464,13 +471,8 @@ def test_a_second_ctrl_c_while_a_module_is_imported_stops_it_at_once(tmp_path, m
         "    log.write_text('after the second')\n"
         "load()\n"
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    steps = []
-    try:
-        _command_then_work(monkeypatch, lambda: importlib.import_module("ctrl_c_twice"), steps)
-        assert main([]) == 130
-    finally:
-        sys.modules.pop("ctrl_c_twice", None)
+    status, steps = _main_importing("ctrl_c_twice", tmp_path, monkeypatch)
+    assert status == 130
     assert steps == []
     assert log.read_text() == "after the first"
     assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -896,6 +898,14 @@ _OWN = {
 }
 
 
+def _book(path: Path, sheets: dict) -> Path:
+    """A workbook at ``path`` of ``sheets`` (name: columns), in order."""
+    with pd.ExcelWriter(path) as book:
+        for name, columns in sheets.items():
+            pd.DataFrame(columns).to_excel(book, sheet_name=name, index=False)
+    return path
+
+
 @pytest.mark.parametrize("kind", list(_OWN))
 def test_a_data_table_of_columns_the_package_does_not_know_is_read_beside_hcc_rows(tmp_path, kind):
     """A "data table" of the user's own IDs and columns (weak_columns of a recipe:
@@ -903,11 +913,7 @@ def test_a_data_table_of_columns_the_package_does_not_know_is_read_beside_hcc_ro
     HCC sheet was read ("holds no patient ID like HCC_001 ... (a data dictionary?)"), no
     patient matched and training refused to start (QA rev68 1)."""
     rows = _OWN[kind]
-    path = tmp_path / "c.xlsx"
-    with pd.ExcelWriter(path) as book:
-        pd.DataFrame(rows).to_excel(book, sheet_name="data table", index=False)
-        pd.DataFrame(_FEW).to_excel(book, sheet_name="TCIA example", index=False)
-    table = read_clinical(path)
+    table = read_clinical(_book(tmp_path / "c.xlsx", {"data table": rows, "TCIA example": _FEW}))
     assert list(table.frame.index) == rows["TCIA_ID"]
     assert not any("read the sheet" in r for r in table.report), table.report
 
@@ -920,11 +926,8 @@ def test_a_data_dictionary_of_the_users_own_columns_is_still_passed_over(tmp_pat
         "Description": ["patient id", "tumour burden score", "CT grade", "hospital site"],
         "Units": ["text", "points", "1-4", "A/B"],
     }
-    path = tmp_path / "c.xlsx"
-    with pd.ExcelWriter(path) as book:
-        pd.DataFrame(dictionary).to_excel(book, sheet_name="data table", index=False)
-        pd.DataFrame(_OWN["columns"]).to_excel(book, sheet_name="Sheet2", index=False)
-    table = read_clinical(path)
+    sheets = {"data table": dictionary, "Sheet2": _OWN["columns"]}
+    table = read_clinical(_book(tmp_path / "c.xlsx", sheets))
     assert list(table.frame.index) == _OWN["columns"]["TCIA_ID"]
     assert any("read the sheet 'Sheet2' (not 'data table')" in r for r in table.report)
     assert any("a data dictionary?" in r for r in table.report), table.report
@@ -945,11 +948,7 @@ def test_a_dictionary_of_coded_variables_named_data_table_is_passed_over(tmp_pat
     columns give a number (Min, Max) was read as a cohort's own patients, beside a sheet of
     patients with age and AFP (QA rev68b 1): its header (Description, Min) says what it is."""
     own = {"TCIA_ID": ["P01", "P02", "P03"], "age": [60, 61, 62], "AFP": [1, 2, 3]}
-    path = tmp_path / "c.xlsx"
-    with pd.ExcelWriter(path) as book:
-        pd.DataFrame(dictionary).to_excel(book, sheet_name="data table", index=False)
-        pd.DataFrame(own).to_excel(book, sheet_name="Patients", index=False)
-    table = read_clinical(path)
+    table = read_clinical(_book(tmp_path / "c.xlsx", {"data table": dictionary, "Patients": own}))
     assert list(table.frame.index) == own["TCIA_ID"]
     assert any("read the sheet 'Patients' (not 'data table')" in r for r in table.report)
 
@@ -957,13 +956,9 @@ def test_a_dictionary_of_coded_variables_named_data_table_is_passed_over(tmp_pat
 def test_a_data_table_of_no_known_column_beside_one_with_some_is_read_and_said(tmp_path):
     """A "data table" of notes only, beside a sheet with age and AFP, is read by its name,
     which gave a table of no usable column with no word of the other sheet (QA rev68b 2)."""
-    path = tmp_path / "c.xlsx"
-    with pd.ExcelWriter(path) as book:
-        notes = {"TCIA_ID": ["P1", "P2"], "notes": ["rescanned", "motion"]}
-        pd.DataFrame(notes).to_excel(book, sheet_name="data table", index=False)
-        own = {"TCIA_ID": ["P01", "P02", "P03"], "age": [60, 61, 62], "AFP": [1, 2, 3]}
-        pd.DataFrame(own).to_excel(book, sheet_name="Sheet1", index=False)
-    table = read_clinical(path)
+    notes = {"TCIA_ID": ["P1", "P2"], "notes": ["rescanned", "motion"]}
+    own = {"TCIA_ID": ["P01", "P02", "P03"], "age": [60, 61, 62], "AFP": [1, 2, 3]}
+    table = read_clinical(_book(tmp_path / "c.xlsx", {"data table": notes, "Sheet1": own}))
     assert list(table.frame.index) == ["P1", "P2"]
     (said,) = [r for r in table.report if "none of the clinical columns" in r]
     assert "the sheet 'Sheet1' has age, AFP: if that sheet is meant, name it 'data table'" in said

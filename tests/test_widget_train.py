@@ -324,19 +324,25 @@ def test_a_resume_with_nothing_to_train_keeps_its_note_not_finished(
     assert widget.status.text().endswith(note) and "Finished" not in widget.status.text()
 
 
-def test_a_model_already_in_the_output_folder_is_resumed_or_kept_never_replaced_silently(
-    train_widget, toy_data, qtbot, tmp_path, monkeypatch
-):
+def _train_in_this_process(monkeypatch) -> None:
+    """The panel's run trains in the test's process, not in a training process of its own
+    (which imports torch and MONAI: most of a test's time)."""
     from napari_livertumor._widgets import train as train_module
     from napari_livertumor.training import train
 
+    monkeypatch.setattr(
+        train_module, "train_in_subprocess", lambda config, stop: train(config, should_cancel=stop)
+    )
+
+
+def test_a_model_already_in_the_output_folder_is_resumed_or_kept_never_replaced_silently(
+    train_widget, toy_data, qtbot, tmp_path, monkeypatch
+):
     # the panel's two runs train in this process: what is checked here is the panel's (its
     # question, the run's recipe, the plot); a training process, started twice, took most of
     # the test's time (each imports torch and MONAI), and is the Stop's and the data loader
     # workers' tests' own
-    monkeypatch.setattr(
-        train_module, "train_in_subprocess", lambda config, stop: train(config, should_cancel=stop)
-    )
+    _train_in_this_process(monkeypatch)
     _, widget = train_widget
     _small_run(widget, toy_data, tmp_path / "models")
     widget.epochs.setValue(1)
@@ -1903,8 +1909,7 @@ def test_a_run_its_time_budget_ends_says_so_from_the_loops_own_reports(
 ):
     """The training loop itself (in this process, its clock out of time after the first step):
     the panel's last word is the time budget's, with the step it stopped at."""
-    import napari_livertumor._widgets.train as train_mod
-    from napari_livertumor.training import loop, train
+    from napari_livertumor.training import loop
 
     def out_of_time_after_one_step(self, should_cancel, t_start):
         if should_cancel is not None and should_cancel():
@@ -1912,9 +1917,7 @@ def test_a_run_its_time_budget_ends_says_so_from_the_loops_own_reports(
         return "time" if self.state["step"] >= 1 else None
 
     monkeypatch.setattr(loop._Run, "_should_stop", out_of_time_after_one_step)
-    monkeypatch.setattr(
-        train_mod, "train_in_subprocess", lambda config, stop: train(config, should_cancel=stop)
-    )
+    _train_in_this_process(monkeypatch)
     _, widget = train_widget
     _small_run(widget, toy_data, tmp_path / "models")
     widget.epochs.setValue(2)
