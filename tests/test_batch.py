@@ -410,6 +410,71 @@ def test_a_patient_folder_of_dicom_and_nifti_reads_its_nifti_however_it_is_given
     ]
 
 
+def test_a_folder_holding_only_a_seg_beside_nifti_scans_is_passed_over_not_a_failed_case(
+    tmp_path, models, capsys, caplog
+):
+    """cases/{HCC_001.nii.gz, HCC_002.nii.gz, HCC_001_seg/1-1.dcm}, the SEG of HCC_001 in a
+    folder of its own, was a case that failed ("no CT here"): it is passed over now, said in
+    the log and by --list, and counted. So is a folder of another object that is no image (a
+    report); a folder whose CT files cannot be read is still a case, which fails."""
+    import logging
+
+    import pydicom
+
+    from napari_livertumor.io import load_ct
+    from napari_livertumor.io.seg import write_dicom_seg
+
+    cases_dir = tmp_path / "cases"
+    write_nifti(ct(1), cases_dir / "HCC_001.nii.gz")
+    write_nifti(ct(2), cases_dir / "HCC_002.nii.gz")
+    write_ct_series(ct(3), tmp_path / "dicom" / "HCC_001", patient_id="HCC_001")
+    source = load_ct(tmp_path / "dicom" / "HCC_001")
+    labels = np.zeros(source.shape, np.uint8)
+    labels[2:6, 8:20, 8:20] = 1
+    write_dicom_seg(labels, source, cases_dir / "HCC_001_seg" / "1-1.dcm")
+    seg_words = "holds only a DICOM SEG (segmentation), no CT series: passed over, not a case"
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="livertumor"):
+        passed = []
+        found = discover_cases([cases_dir], passed_over=passed)
+        assert [c.name for c in found] == ["HCC_001", "HCC_002"]
+        assert passed == [(cases_dir / "HCC_001_seg", seg_words)]
+        assert f"{cases_dir / 'HCC_001_seg'}: {seg_words}" in caplog.text
+        capsys.readouterr()
+        assert segment([cases_dir], tmp_path / "out", models, "--list") == 0
+    assert [line.split("\t") for line in capsys.readouterr().out.splitlines()][2] == [
+        "",
+        str(cases_dir / "HCC_001_seg"),
+        seg_words,
+    ]
+    assert (
+        "2 case(s) found; 1 folder(s) with no CT series passed over, not cases" in caplog.messages
+    )
+    # a report alone: the same; a folder of CT files that cannot be read: a failed case
+    report = pydicom.dcmread(next((tmp_path / "dicom" / "HCC_001").iterdir()))
+    report.Modality = "SR"
+    (cases_dir / "HCC_002_report").mkdir()
+    report.save_as(cases_dir / "HCC_002_report" / "sr.dcm")
+    (cases_dir / "HCC_003").mkdir()
+    (cases_dir / "HCC_003" / "1-1.dcm").write_bytes(np.random.default_rng(0).bytes(3000))
+    passed = []
+    found = discover_cases([cases_dir], passed_over=passed)
+    assert [c.name for c in found] == ["HCC_001", "HCC_002", "HCC_003"]
+    assert [(p.name, why.split(",")[0]) for p, why in passed] == [
+        ("HCC_001_seg", "holds only a DICOM SEG (segmentation)"),
+        ("HCC_002_report", "holds only a DICOM SR (structured report)"),
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="livertumor"):
+        assert segment([cases_dir], tmp_path / "out", models, "--stages", "liver") == 1
+    rows = {r["case"]: r["status"] for r in read_rows(tmp_path / "out" / "summary.csv")}
+    assert rows == {"HCC_001": "done", "HCC_002": "done", "HCC_003": "failed"}
+    assert (
+        "2 folder(s) with no CT series passed over, not segmented (said above; --list shows "
+        f"why): {cases_dir / 'HCC_001_seg'}, {cases_dir / 'HCC_002_report'}"
+    ) in caplog.messages
+
+
 def test_a_patient_folder_whose_dicom_cannot_be_read_is_a_case_that_fails(tmp_path, models):
     """It was dropped without a word (and with one good patient left, the whole folder became a
     single case): now it is a failed row in the summary and the exit code says so."""

@@ -345,7 +345,7 @@ def run(args) -> int:
     if said:  # (only -v named them; a shipped model one stage falls back to is warned of)
         log.info("models used: %s", said)
     # dcm2niix's files a folder's search passed over; folders whose DICOM files beside NIfTI
-    # files are not read
+    # files are not read; folders beside NIfTI files holding no image series (a SEG)
     passed: list[tuple[Path, str]] = []
     cases = discover_cases(
         args.inputs,
@@ -357,12 +357,14 @@ def run(args) -> int:
         any_modality=args.allow_non_ct,
     )
     mine = shard_cases(cases, *shard)
-    files, folders = _passed_files_and_folders(passed)
+    files, folders, no_series = _passed_files_and_folders(passed)
     found = f"{len(cases)} case(s) found" + (
         f"; {len(files)} file(s) passed over, not cases" if files else ""
     )
     if folders:
         found += f"; DICOM files in {len(folders)} folder(s) not read (beside NIfTI files)"
+    if no_series:
+        found += f"; {len(no_series)} folder(s) with no CT series passed over, not cases"
     if shard[1] > 1:  # (shard 0/1 of a plain run read as a slip)
         log.info("%s; shard %d/%d has %d", found, *shard, len(mine))
     else:
@@ -474,6 +476,14 @@ def run(args) -> int:
                 ", ".join(str(p) for p in folders[:RESULT_LINES])
                 + (", …" if len(folders) > RESULT_LINES else ""),
             )
+        if no_series:
+            log.warning(
+                "%d folder(s) with no CT series passed over, not segmented (said above; --list "
+                "shows why): %s",
+                len(no_series),
+                ", ".join(str(p) for p in no_series[:RESULT_LINES])
+                + (", …" if len(no_series) > RESULT_LINES else ""),
+            )
         failed = [r for r in rows if r["status"] == "failed"]
         if len(rows) > 1:  # a batch's failures, below its progress (one case: said above)
             for r in failed[:RESULT_LINES]:
@@ -545,9 +555,9 @@ def _print_plan(
     """``--list``: each case's name, input and what a run would do with it (tab-separated),
     decided as the run decides (:func:`_decide`); then each file ``passed`` over (dcm2niix's
     original beside its corrected copy, its overlay masks), or folder whose DICOM files beside
-    NIfTI files are not read, with an empty name, no case, and the words the run's log says of
-    it: said in the log only, a plan checked before a long batch never showed that
-    ``X.nii.gz`` would not be segmented, nor why."""
+    NIfTI files are not read, or which holds no image series beside them (a SEG), with an empty
+    name, no case, and the words the run's log says of it: said in the log only, a plan checked
+    before a long batch never showed that ``X.nii.gz`` would not be segmented, nor why."""
     extras = tuple(k for k in EXTRA_OUTPUTS if getattr(args, k, False))
     refusal: list[str | None] = []  # the models' (looked at once, when a case needs them)
     for case in cases:
@@ -592,11 +602,14 @@ def _print_plan(
 
 def _passed_files_and_folders(
     passed: list[tuple[Path, str]],
-) -> tuple[list[Path], list[Path]]:
-    """Of what a folder's search passed over: the files (dcm2niix's), and the folders whose
-    DICOM files beside NIfTI files are not read (:func:`_say_loose_files`)."""
-    folders = [p for p, _why in passed if p.is_dir()]
-    return [p for p, _why in passed if p not in folders], folders
+) -> tuple[list[Path], list[Path], list[Path]]:
+    """Of what a folder's search passed over: the files (dcm2niix's), the folders whose DICOM
+    files beside NIfTI files are not read (:func:`_say_loose_files`), and the folders beside
+    NIfTI files holding no image series (:func:`_say_no_series`)."""
+    no_series = [p for p, why in passed if why.startswith(_NO_SERIES)]
+    folders = [p for p, _why in passed if p.is_dir() and p not in no_series]
+    files = [p for p, _why in passed if p not in folders and p not in no_series]
+    return files, folders, no_series
 
 
 def _model_refusal(config) -> str | None:
@@ -689,10 +702,12 @@ def discover_cases(
     (``--series`` names one series: its patient's folder is one case, as before). Of inputs of
     one name, the one whose outputs in ``outdir`` hold the name keeps it. ``passed_over``, when
     given, receives the NIfTI files a folder's search passed over as dcm2niix's (the original
-    beside its corrected copy, an overlay mask), and the folders whose DICOM files beside NIfTI
-    files are not read, with what the log said of each, sorted by path (``--list`` shows them:
-    said in the log only, a user checking the plan never saw them). A subfolder holding a NIfTI
-    scan gives the cases it gives on its own (:func:`_nested_cases`).
+    beside its corrected copy, an overlay mask), the folders whose DICOM files beside NIfTI
+    files are not read, and the subfolders beside NIfTI files that hold no image series, only a
+    SEG or other such objects (:func:`_no_series_in`), with what the log said of each, sorted
+    by path (``--list`` shows them: said in the log only, a user checking the plan never saw
+    them). A subfolder holding a NIfTI scan gives the cases it gives on its own
+    (:func:`_nested_cases`).
     ``series_uid``, ``acquisition``, ``any_modality``: how the cases are read, where an input
     inside another reads the same series (:func:`_same_series_read`)."""
     found: list[Case] = []
@@ -1103,10 +1118,10 @@ def _cases_from_folder(
         for sub in subdirs:
             if sub in nested:
                 cases += nested[sub]
-            elif _has_dicom(sub):
-                cases.append(Case(_case_name(sub), sub))
-            else:
+            elif not _has_dicom(sub):
                 log.info("%s: no DICOM or NIfTI scan in it; skipped", sub)
+            elif not _say_no_series(sub, passed):  # (a SEG of a scan beside it: no case)
+                cases.append(Case(_case_name(sub), sub))
         return cases
     has_own_dicom = any(_looks_dicom(p) for p in entries if p.is_file())
     if has_own_dicom or not subdirs:
@@ -1214,6 +1229,65 @@ def _sampled_patient_ids(folder: Path) -> set[str]:
 
 #: modalities of a series folder that holds no scan: the patient's scans decide
 _NOT_SCANS = frozenset({"SEG", "SR", "RTSTRUCT", "PR", "KO", "DOC", "REG", "RTPLAN", "RTDOSE"})
+
+#: each of those in a few words, as a folder holding only such files is said to
+_NOT_SCAN_WORDS = {
+    "SEG": "a DICOM SEG (segmentation)",
+    "RTSTRUCT": "a DICOM RTSTRUCT (contours)",
+    "SR": "a DICOM SR (structured report)",
+    "PR": "a DICOM presentation state",
+    "KO": "a DICOM key object selection",
+    "DOC": "a DICOM encapsulated document",
+    "REG": "a DICOM registration",
+    "RTPLAN": "a DICOM RT plan",
+    "RTDOSE": "a DICOM RT dose",
+}
+
+#: how the words said of a folder holding no image series begin (told from the others passed
+#: over by them: :func:`_passed_files_and_folders`)
+_NO_SERIES = "holds only "
+
+
+def _no_series_in(folder: Path) -> str | None:
+    """What ``folder``'s DICOM files are where each is read and none is an image (a SEG, a
+    report: ``"a DICOM SEG (segmentation)"``); None where one is an image or cannot be read (a
+    series that is broken is a case, which fails saying why)."""
+    import pydicom
+
+    from ..io.dicom import refuse_deflate_bomb
+
+    kinds: set[str] = set()
+    for p in sorted(all_paths(folder)):
+        if not p.is_file() or p.name.startswith(".") or not _looks_dicom(p):
+            continue
+        try:
+            refuse_deflate_bomb(p)  # (pydicom would inflate it whole first)
+            ds = pydicom.dcmread(p, stop_before_pixels=True, specific_tags=["Modality"])
+        except Exception:  # noqa: BLE001 - unreadable: the case's read says why
+            return None
+        modality = str(ds.get("Modality", "")).strip().upper()
+        if modality not in _NOT_SCANS:
+            return None
+        kinds.add(modality)
+    if not kinds:
+        return None
+    return " and ".join(_NOT_SCAN_WORDS[k] for k in sorted(kinds))
+
+
+def _say_no_series(folder: Path, passed: dict[Path, str] | None = None) -> bool:
+    """Whether ``folder``, beside NIfTI files, holds no image series (:func:`_no_series_in`):
+    then said, and put in ``passed`` with the words (``HCC_001_seg/`` holding the SEG of
+    ``HCC_001.nii.gz`` beside it was a case that failed: "no CT here")."""
+    held = _no_series_in(folder)
+    if held is None:
+        return False
+    text = f"{_NO_SERIES}{held}, no CT series: passed over, not a case"
+    # (a folder read again as part of another one given: said once)
+    if not any(os.path.realpath(q) == os.path.realpath(folder) for q in passed or ()):
+        log.warning("%s: %s", folder, text)
+        if passed is not None:
+            passed[folder] = text
+    return True
 
 
 def _holds_dicom_itself(folder: Path) -> bool:
