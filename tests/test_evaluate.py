@@ -1377,6 +1377,22 @@ def test_the_summary_line_of_warnings_puts_serious_ones_first():
     assert "HCC_001 (the liver comes to 19 mm" in line and "…" in line  # cut, as before
 
 
+def test_the_summary_line_keeps_a_warning_whole_that_holds_a_semicolon_in_brackets():
+    """The whole-liver tumor warning holds "; " in its brackets: split there, the line showed
+    "HCC_002 (the tumor found covers 100.0 % of the liver (a patient lives on a quarter of it
+    or so; and more)", its brackets never closed and its advice dropped."""
+    from napari_livertumor.pipeline import _tumor_share_warning
+    from napari_livertumor.training.evaluate import _split_warnings, _warned_line
+
+    whole = _tumor_share_warning({"tumor_to_liver_ratio": 1.0})
+    other = "a slice was filled in (slices 3; 4 and 5)"
+    assert _split_warnings(f"{whole}; {other}") == [whole, other]
+    line = _warned_line([("HCC_002", whole)])
+    assert "or so; and more" not in line and "; and more" not in line
+    assert "the largest HCCs rarely reach 80 %): check the tumor mask slice by slice" in line
+    assert _warned_line([("HCC_002", f"{whole}; {other}")]).endswith("…; and more)")
+
+
 def test_a_case_named_like_a_formula_is_text_in_the_tables(tmp_path):
     """A test patient's file ``=HYPERLINK("http:__evil","x").nii.gz`` gave per_case.csv and
     lesions.csv a cell that a spreadsheet runs as a formula; the figures stay numbers."""

@@ -1346,7 +1346,23 @@ def _case_own(warnings: str, model_notes: list[str]) -> str:
     """A row's ``"; "``-joined ``warnings`` without the models' own notes."""
     for note in model_notes:
         warnings = warnings.replace(note, "")
-    return "; ".join(part for part in warnings.split("; ") if part.strip())
+    return "; ".join(part for part in _split_warnings(warnings) if part.strip())
+
+
+def _split_warnings(warnings: str) -> list[str]:
+    """A row's ``"; "``-joined warnings, each whole: split only at a ``"; "`` outside brackets
+    (the whole-liver tumor warning holds one in its brackets, "a quarter of it or so; the
+    largest HCCs …": split there, the summary showed half a sentence, "and more" inside it)."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(warnings):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth = max(depth - 1, 0)
+        elif depth == 0 and warnings.startswith("; ", i):
+            parts.append(warnings[start:i])
+            start = i + 2
+    return [*parts, warnings[start:]]
 
 
 def _first(warnings: str, most: int = 160) -> str:
@@ -1373,15 +1389,14 @@ def _serious_first(warnings: str) -> tuple[list[str], list[str]]:
     :func:`napari_livertumor.pipeline.is_serious`) and the others, each in its order."""
     from ..pipeline import is_serious
 
-    parts = [part for part in warnings.split("; ") if part.strip()]
+    parts = [part for part in _split_warnings(warnings) if part.strip()]
     serious = [part for part in parts if is_serious(part)]
     return serious, [part for part in parts if not is_serious(part)]
 
 
 def _shown(warnings: str) -> str:
     """A patient's warnings as the summary line shows them: every serious one, else the first,
-    each cut at 160 characters, and "and more" where the CSV holds more (not counted: a
-    warning may itself hold "; ")."""
+    each cut at 160 characters, and "and more" where the CSV holds more (not counted)."""
     serious, other = _serious_first(warnings)
     shown = serious or other[:1]
     return "; ".join(_first(w) for w in shown) + (
