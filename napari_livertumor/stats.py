@@ -167,6 +167,7 @@ def compute_stats(
                         liver_median,
                         lesion["longest_diameter_mm"],
                         axes,
+                        volume_ml=lesion["volume_ml"],
                     )
                 )
             if truth_tumor is not None:
@@ -330,6 +331,11 @@ VESSEL_BRIGHT_HU = 30.0
 #: its largest inscribed radius): a straight vessel or a branching tree. A tumor is a mass:
 #: round to oval, an oval of 2:1 measures about 2; a vessel 8 mm wide and 3 cm long already 3.7.
 VESSEL_LENGTH_TO_WIDTH = 3.0
+#: ... and no larger than this (mL): the false lesions on vessels measured were up to 32.5 mL
+#: (a vessel with its margin of liver); a mask of hundreds of mL bright and long is the model
+#: marking most of the liver (1291 mL, 89 % of a liver, read "tube-shaped, as an enhancing
+#: vessel is"), which the whole-liver warning names instead
+VESSEL_MAX_ML = 100.0
 
 
 def vessel_check(
@@ -339,6 +345,7 @@ def vessel_check(
     liver_median_hu: float | None,
     longest_mm: float,
     axes: np.ndarray | None = None,
+    volume_ml: float | None = None,
 ) -> dict:
     """Whether one lesion looks like an enhancing vessel rather than a mass.
 
@@ -347,7 +354,8 @@ def vessel_check(
     diameter. The tumor model calls enhancing portal-vein branches tumor (a review: 24 mL of
     "tumor" in a tumor-free phantom, its voxels 40 HU above the liver); a vessel is brighter
     than the liver (:data:`VESSEL_BRIGHT_HU`) and long for its width
-    (:data:`VESSEL_LENGTH_TO_WIDTH`), a hyperenhancing HCC only the first. Returns
+    (:data:`VESSEL_LENGTH_TO_WIDTH`), a hyperenhancing HCC only the first; one of over
+    :data:`VESSEL_MAX_ML` (``volume_ml``) is no vessel, whatever its shape. Returns
     ``vessel_like`` (bool), ``upper_quartile_vs_liver_hu`` and ``length_to_width``, all None
     when the lesion or the liver is too small to tell (:data:`MIN_CHECK_VOXELS`) or the CT
     holds no number there. Nothing is removed: callers say it (:func:`vessel_warning`).
@@ -367,7 +375,10 @@ def vessel_check(
     ratio = round(float(longest_mm) / width, 2) if width > 0 else None
     return {
         "vessel_like": bool(
-            ratio is not None and bright >= VESSEL_BRIGHT_HU and ratio >= VESSEL_LENGTH_TO_WIDTH
+            ratio is not None
+            and bright >= VESSEL_BRIGHT_HU
+            and ratio >= VESSEL_LENGTH_TO_WIDTH
+            and (volume_ml is None or volume_ml <= VESSEL_MAX_ML)
         ),
         "upper_quartile_vs_liver_hu": bright,
         "length_to_width": ratio,

@@ -570,6 +570,22 @@ def test_an_enhancing_vessel_called_tumor_is_flagged_and_round_lesions_are_not()
     assert "check it" in said
 
 
+def test_a_mask_of_most_of_the_liver_is_not_called_a_vessel():
+    """A 2-minute tumor model marked 1291 mL, 89 % of a liver, and the stats called it "brighter
+    than the liver and tube-shaped, as an enhancing vessel is": bright and long, but no vessel
+    is hundreds of mL (the whole-liver warning says what it is)."""
+    from napari_livertumor.stats import VESSEL_MAX_ML, vessel_check
+
+    sub = np.zeros((12, 12, 80), bool)
+    sub[3:9, 3:9, 2:78] = True  # 6 mm wide, 76 mm long (1 mm voxels)
+    hu = np.full(int(sub.sum()), 180.0)
+    args = (hu, sub, (1.0, 1.0, 1.0), 115.0, 76.0)
+    assert vessel_check(*args)["vessel_like"] is True  # (no volume given: shape and HU only)
+    assert vessel_check(*args, volume_ml=30.0)["vessel_like"] is True
+    big = vessel_check(*args, volume_ml=VESSEL_MAX_ML + 1)
+    assert big["vessel_like"] is False and big["length_to_width"] >= 3
+
+
 def test_a_hyperenhancing_round_lesion_in_the_arterial_phase_is_not_flagged():
     """Arterial-phase HCC is brighter than the liver (76 HU against 120-130): bright alone
     must not make a lesion vessel-like, or every such HCC would be doubted."""
