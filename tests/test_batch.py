@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import time
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -835,6 +836,103 @@ def test_a_ct_replaced_at_the_same_path_is_redone_not_skipped(tmp_path, models, 
     assert segment([tmp_path / "case.nii.gz"], out, models) == 0
     assert "the input's files changed" in caplog.text
     assert nib.load(out / "case_labels.nii.gz").shape == (32, 32, 9)
+
+
+def _two_patients(folder):
+    """A folder of two patients' study folders: ``folder.parent`` given is one case per
+    patient, each reading it all."""
+    for i, pid in enumerate(("HCC_002", "HCC_001")):
+        write_ct_series(ct(i), folder / f"study_{pid}" / "ct", patient_id=pid)
+    return folder
+
+
+def _plans(inputs, out, models, capsys, *extra):
+    capsys.readouterr()
+    assert segment(inputs, out, models, "--stages", "liver", "--list", *extra) == 0
+    return {n: plan for n, _, plan in (x.split("\t") for x in capsys.readouterr().out.splitlines())}
+
+
+def test_files_beside_the_dicom_slices_are_no_change_of_the_input(tmp_path, models, capsys):
+    """Every file of a DICOM folder counted in its input stamp: a notes.txt, a screenshot, a
+    spreadsheet or a .git object added beside the slices marked the case "segment again: made
+    with other settings (the input's files changed)", and a README in one patient's folder
+    every patient of the folder. Only the DICOM files the case reads count."""
+    folder, out = _two_patients(tmp_path / "in" / "TWO"), tmp_path / "out"
+    assert segment([tmp_path / "in"], out, models, "--stages", "liver") == 0
+    assert _plans([tmp_path / "in"], out, models, capsys) == dict.fromkeys(
+        ("HCC_001", "HCC_002"), "skip: complete"
+    )
+    (folder / "study_HCC_001" / "README.txt").write_text("follow-up in March\n")
+    (folder / "notes.txt").write_text("hi\n")
+    (folder / "screenshot.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    (folder / "volumes.xlsx").write_bytes(b"PK\x03\x04" + bytes(300))
+    (folder / ".git" / "objects" / "ab").mkdir(parents=True)
+    (folder / ".git" / "objects" / "ab" / "cdef0123").write_bytes(b"x\x01" + bytes(50))
+    assert _plans([tmp_path / "in"], out, models, capsys) == dict.fromkeys(
+        ("HCC_001", "HCC_002"), "skip: complete"
+    )
+    # what the case reads is still watched: a slice replaced, a slice added
+    changed = "segment again: made with other settings (the input's files changed)"
+    slices = sorted((folder / "study_HCC_001" / "ct").iterdir())
+    os.utime(slices[0], ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert set(_plans([tmp_path / "in"], out, models, capsys).values()) == {changed}
+    assert segment([tmp_path / "in"], out, models, "--stages", "liver") == 0
+    (slices[0].parent / "IM_extra").write_bytes(slices[1].read_bytes())  # (no .dcm name)
+    assert set(_plans([tmp_path / "in"], out, models, capsys).values()) == {changed}
+
+
+def test_outputs_recorded_when_every_file_counted_are_still_complete(tmp_path, models, capsys):
+    """Input stamps recorded before only DICOM files counted ("N files, …", a notes.txt
+    among them) are compared with every file's stamp: the new stamp made every earlier
+    output "segment again" otherwise."""
+    from napari_livertumor.commands.segment import _stats_digest
+
+    folder, out = _two_patients(tmp_path / "in" / "TWO"), tmp_path / "out"
+    (folder / "notes.txt").write_text("hi\n")
+    assert segment([tmp_path / "in"], out, models, "--stages", "liver") == 0
+
+    def every_file_stamp():
+        files = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")]
+        st = [p.stat() for p in files]
+        return f"{len(st)} files, {sum(s.st_size for s in st)}:{max(s.st_mtime_ns for s in st)}"
+
+    for stats_path in out.glob("*_stats.json"):  # as the earlier version recorded them
+        stats = json.loads(stats_path.read_text())
+        stats["run_settings"]["input_stamp"] = every_file_stamp()
+        stats["stats_digest"] = _stats_digest(stats)
+        stats_path.write_text(json.dumps(stats))
+    assert _plans([tmp_path / "in"], out, models, capsys) == dict.fromkeys(
+        ("HCC_001", "HCC_002"), "skip: complete"
+    )
+    (folder / "study_HCC_001" / "ct" / "extra.dcm").write_bytes(
+        next((folder / "study_HCC_001" / "ct").glob("*.dcm")).read_bytes()
+    )
+    changed = "segment again: made with other settings (the input's files changed)"
+    assert set(_plans([tmp_path / "in"], out, models, capsys).values()) == {changed}
+
+
+def test_list_looks_at_a_folder_of_several_patients_files_once(
+    tmp_path, models, capsys, monkeypatch
+):
+    """--list stamped the input folder once per case: 120 patients of one folder walked it
+    120 times (cases × files, 0.3 s a case)."""
+    import napari_livertumor.commands.segment as seg
+
+    folder = _two_patients(tmp_path / "in" / "TWO")  # found as one case per patient of "in"
+    write_ct_series(ct(3), folder / "study_HCC_003" / "ct", patient_id="HCC_003")
+    walked, real_walk, real_plan = [], seg.all_paths, seg._print_plan
+
+    def planning(*args, **kwargs):
+        def counted(root):
+            walked.append(Path(root))
+            return real_walk(root)
+
+        monkeypatch.setattr(seg, "all_paths", counted)
+        return real_plan(*args, **kwargs)
+
+    monkeypatch.setattr(seg, "_print_plan", planning)
+    assert len(_plans([tmp_path / "in"], tmp_path / "out", models, capsys)) == 3
+    assert walked == [tmp_path / "in"]  # (the three cases' input)
 
 
 def test_a_second_input_of_a_name_never_takes_another_inputs_name(tmp_path, models):
