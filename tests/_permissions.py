@@ -24,7 +24,7 @@ def deny_entering(monkeypatch, *folders) -> None:
     from pathlib import Path
 
     denied = [Path(f).absolute() for f in folders]
-    stat, lstat, scandir = os.stat, os.lstat, os.scandir
+    stat, lstat, scandir, listdir = os.stat, os.lstat, os.scandir, os.listdir
 
     def inside(path) -> bool:
         if isinstance(path, int):  # (a file descriptor)
@@ -40,13 +40,18 @@ def deny_entering(monkeypatch, *folders) -> None:
 
         return call
 
-    def refusing(path="."):
-        if isinstance(path, (str, bytes, os.PathLike)) and (
-            Path(os.fsdecode(path)).absolute() in denied or inside(path)
-        ):
-            raise PermissionError(13, "Permission denied", os.fsdecode(path))
-        return scandir(path)
+    def refusing(real):
+        def call(path="."):
+            if isinstance(path, (str, bytes, os.PathLike)) and (
+                Path(os.fsdecode(path)).absolute() in denied or inside(path)
+            ):
+                raise PermissionError(13, "Permission denied", os.fsdecode(path))
+            return real(path)
+
+        return call
 
     monkeypatch.setattr(os, "stat", guarded(stat))
     monkeypatch.setattr(os, "lstat", guarded(lstat))
-    monkeypatch.setattr(os, "scandir", refusing)
+    monkeypatch.setattr(os, "scandir", refusing(scandir))
+    # (Path.iterdir lists with os.listdir in Python 3.11)
+    monkeypatch.setattr(os, "listdir", refusing(listdir))

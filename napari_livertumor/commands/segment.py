@@ -609,6 +609,12 @@ def _print_plan(
             absent=set(cleared), present=set(finished),
         )  # fmt: skip
         plan = decision.plan
+        locked = _cannot_read(Path(case.path)) if decision.action in ("segment", "add") else None
+        if locked:  # (its read fails so: not "segment")
+            print(
+                f"{case.name}\t{case.path}\tfail: this folder cannot be read ({locked})", flush=True
+            )
+            continue
         if decision.action == "segment":  # the models are loaded for it: refused as the run is
             if not refusal:
                 refusal.append(_model_refusal(config))
@@ -1074,6 +1080,9 @@ def _cases_from_folder(
     from ..io.nifti import is_nifti_path
 
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    for debris in [p for p in entries if _passed_over(p)]:  # (it was a case: "no DICOM files")
+        log.info("%s: a macOS zip's folder of AppleDouble (._*) files, no scans; skipped", debris)
+        entries.remove(debris)
     niftis = [p for p in entries if p.is_file() and is_nifti_path(p)]
     # this command's own outputs (segmented into the input folder): label maps, not CTs
     ours = [p for p in niftis if _is_our_labels(p)]
@@ -1108,7 +1117,7 @@ def _cases_from_folder(
         entries.remove(sub)
     # a dataset `convert` wrote inside the DICOM folder it converted (its convert.json beside
     # imagesTs/): a copy of the scans beside it, not more of them
-    copies = [d for d in subdirs if (d / "convert.json").is_file()]
+    copies = [d for d in subdirs if _is_file(d / "convert.json")]
     if copies and (
         any(_looks_dicom(p) for p in entries if p.is_file())
         or any(_has_dicom(d) for d in subdirs if d not in copies)
@@ -1184,7 +1193,11 @@ def _cases_from_folder(
                 "%s: read as one patient's scan (%s); no scan in %s",
                 folder,
                 ", ".join(sub.name for sub in owners),
-                ", ".join(sub.name for sub in others),
+                ", ".join(
+                    sub.name
+                    + (f" (it cannot be read: {why})" if (why := _cannot_read(sub)) else "")
+                    for sub in others
+                ),
             )
         return _split(per_patient, Case(_case_name(folder), folder))
     cases = [c for sub in owners for c in _split(per_patient, Case(_case_name(sub), sub))]
@@ -1195,6 +1208,9 @@ def _cases_from_folder(
     for sub in subdirs:
         if sub in owners or sub in unreadable or sub in nested:
             continue
+        why = _cannot_read(sub)
+        if why:  # (mode 000: looked into, it stopped the whole batch, "Permission denied")
+            log.warning("%s: this folder cannot be read (%s): a case that fails", sub, why)
         cases.append(Case(_case_name(sub), sub))
     return cases
 
@@ -1209,7 +1225,7 @@ def _split(per_patient: bool, case: Case) -> list[Case]:
     if not per_patient:
         return [case]
     folder = Path(case.path)
-    subs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    subs = [p for p in folder.iterdir() if p.is_dir() and not _passed_over(p)]
     flat = _holds_dicom_itself(folder) or (len(subs) == 1 and _holds_dicom_itself(subs[0]))
     if flat or len(_sampled_patient_ids(folder)) > 1:
         return _per_patient(case)
@@ -1223,9 +1239,12 @@ def _sampled_patient_ids(folder: Path) -> set[str]:
 
     from ..io.dicom import refuse_deflate_bomb
 
-    level = folder
+    level, subs = folder, []
     for _ in range(3):  # a download's single folders down to the studies
-        subs = [p for p in sorted(level.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+        try:
+            subs = [p for p in sorted(level.iterdir()) if p.is_dir() and not _passed_over(p)]
+        except OSError:  # (a study folder of mode 000: the case's read says so)
+            break
         if len(subs) != 1 or _holds_dicom_itself(level):
             break
         level = subs[0]
@@ -1315,7 +1334,44 @@ def _say_no_series(folder: Path, passed: dict[Path, str] | None = None) -> bool:
 
 
 def _holds_dicom_itself(folder: Path) -> bool:
-    return any(p.is_file() and _looks_dicom(p) for p in folder.iterdir())
+    try:
+        return any(p.is_file() and _looks_dicom(p) for p in folder.iterdir())
+    except OSError:  # cannot be read: the case's read says why
+        return False
+
+
+def _passed_over(path: Path) -> bool:
+    """A hidden file or folder, or a macOS zip's ``__MACOSX`` folder (AppleDouble ``._*``
+    copies of the files beside it, no scans), as the reader passes them over."""
+    from ..io.dicom import MACOS_ZIP_FOLDER
+
+    return path.name.startswith(".") or path.name == MACOS_ZIP_FOLDER
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``; False where it cannot be looked at (inside a folder of mode 000,
+    Python 3.11 raises "Permission denied": it stopped a whole batch)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def _cannot_read(folder: Path) -> str | None:
+    """Why the folder ``folder`` cannot be read ("permission denied": mode 000, or a folder
+    that is listed but not entered), or None (a file; a folder that can be)."""
+    from ..io.dicom import os_problem
+
+    try:
+        if not folder.is_dir():
+            return None
+        with os.scandir(folder) as listing:
+            first = next(listing, None)
+            if first is not None:
+                os.stat(first.path, follow_symlinks=False)
+    except OSError as exc:
+        return os_problem(exc)
+    return None
 
 
 def _per_patient(case: Case) -> list[Case]:
@@ -1381,7 +1437,7 @@ def _is_output_folder(folder: Path) -> bool:
     """A folder ``livertumor segment`` wrote into: a case's stats, or a batch summary."""
     return (
         any(folder.glob("*_stats.json"))
-        or (folder / "summary.csv").is_file()
+        or _is_file(folder / "summary.csv")  # (False in a folder that cannot be read)
         or any(folder.glob("summary_shard-*-of-*.csv"))
     )
 
@@ -1527,9 +1583,13 @@ def _owner(folder: Path) -> tuple[str, str] | None:
 
 
 def _looks_dicom(path: Path) -> bool:
-    """What the reader takes for DICOM (old exports without a preamble too), or a .dcm name."""
+    """What the reader takes for DICOM (old exports without a preamble too), or a .dcm name;
+    not what it passes over: a DICOMDIR (a CD's index: beside the patients' folders, it made
+    their folder one case) nor a hidden file (macOS's AppleDouble ``._1-001.dcm``)."""
     from ..io.dicom import is_dicom_file
 
+    if path.name.startswith(".") or path.name.upper() == "DICOMDIR":
+        return False
     return is_dicom_file(path) or path.suffix.lower() == ".dcm"
 
 

@@ -450,9 +450,16 @@ def read_dicom_series(
         raise InputError(path, "no DICOM files found")
     # a DICOM SEG in the same folder tells which acquisition of a stacked series was segmented
     seg_refs = frozenset().union(*(h.referenced_uids for h in headers))
-    info, members = _choose(
-        path, groups, series_uid, acquisition, prefer_sop_instance_uids, seg_refs, any_modality
-    )
+    try:
+        info, members = _choose(
+            path, groups, series_uid, acquisition, prefer_sop_instance_uids, seg_refs, any_modality
+        )
+    except InputError as exc:  # the series asked for may be in what could not be read
+        if not skipped:
+            raise
+        # (a CT series folder of mode 000 beside its SEG said only "the CT series they were
+        # drawn on is not in this folder")
+        raise InputError(path, f"{exc.problem}; {_skipped_text(skipped)}") from None
     warnings: list[str] = []
     if skipped:
         warnings.append(_skipped_text(skipped))
@@ -724,6 +731,9 @@ def _scan(
 OWN_SEG = "a segmentation made by this tool's models"
 #: the "problem" of a folder of the tree that could not be listed (its files were not looked at)
 FOLDER_NOT_READ = "folder not read"
+#: the folder a zip made on macOS holds beside its files: their AppleDouble ``._*`` copies
+#: (resource forks, no scans), passed over as the hidden files they hold are
+MACOS_ZIP_FOLDER = "__MACOSX"
 
 #: the most a deflated DICOM file (Deflated Explicit VR Little Endian: its dataset zipped)
 #: may inflate to. pydicom inflates the whole file in memory before it reads even its header
@@ -849,9 +859,10 @@ def _exists(path: Path) -> bool:
 
 
 def _files_under(root: Path, skipped: list) -> list[Path]:
-    """The files of the folder tree ``root`` (sorted; hidden files and DICOMDIRs aside). A
-    folder in it that cannot be listed is appended to ``skipped`` (its series would be missing
-    without a word); ``root`` itself, raised as an :class:`InputError` ("permission denied")."""
+    """The files of the folder tree ``root`` (sorted; hidden files, such as macOS's AppleDouble
+    ``._*`` files, DICOMDIRs and ``__MACOSX`` folders aside). A folder in it that cannot be
+    listed is appended to ``skipped`` (its series would be missing without a word); ``root``
+    itself, raised as an :class:`InputError` ("permission denied")."""
 
     def failed(exc: OSError) -> None:
         where = Path(exc.filename) if exc.filename else root
@@ -864,7 +875,8 @@ def _files_under(root: Path, skipped: list) -> list[Path]:
     files = []
     from ..fileio import walk
 
-    for folder, _dirs, names in walk(root, onerror=failed):
+    for folder, dirs, names in walk(root, onerror=failed):
+        dirs[:] = [d for d in dirs if d != MACOS_ZIP_FOLDER]
         for name in names:
             if name.startswith(".") or name.upper() == "DICOMDIR":
                 continue

@@ -33,11 +33,17 @@ def collection_folder(root: str | Path) -> Path:
 
 def download_levels(root: str | Path) -> list[Path]:
     """``root`` and the folders :func:`collection_folder` goes down through, in order."""
+    from .dicom import MACOS_ZIP_FOLDER
+
     levels = [Path(root)]
     for _ in range(2):
         folder = levels[-1]
         try:
-            subs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
+            subs = [
+                p
+                for p in folder.iterdir()
+                if p.is_dir() and not p.name.startswith(".") and p.name != MACOS_ZIP_FOLDER
+            ]
         except OSError:
             break
         if len(subs) != 1:
