@@ -217,6 +217,46 @@ def test_two_patients_study_folders_side_by_side_are_a_case_each(tmp_path, caplo
     assert [c.patient for c in discover_cases([tmp_path / "one"])] == [None]
 
 
+def test_a_folder_of_site_folders_of_patient_folders_names_each_patient_by_its_folder(
+    tmp_path, monkeypatch
+):
+    """QA d69: sites/siteA/PAT_*/study/series/ (a cohort grouped by site): each site folder
+    was taken for one folder holding several patients' files, every header in it read (130 s
+    against 6 s for the same patients in one folder), its cases named by PatientID, not by
+    their folders as when the site folder is given. At any depth, and a folder of one site."""
+    import napari_livertumor.commands.segment as seg
+
+    sites = tmp_path / "sites"
+    # (PAT_3: named after its PatientID, its series in it without a study folder)
+    layout = (("A", "case01"), ("A", "case02"), ("B", "case03"), ("B", "PAT_3"))
+    for k, (site, folder) in enumerate(layout):
+        for date in ("20190101", "20190601"):
+            where = f"ct{date}" if folder == "PAT_3" else os.path.join(f"study{date}", "ct")
+            write_ct_series(ct(k), sites / site / folder / where, patient_id=f"PAT_{k}",
+                            study_date=date)  # fmt: skip
+    read_whole = []
+    real = seg._patient_ids
+    monkeypatch.setattr(seg, "_patient_ids", lambda f: read_whole.append(f) or real(f))
+    site_a = [("case01", sites / "A" / "case01", None), ("case02", sites / "A" / "case02", None)]
+    site_b = [("PAT_3", sites / "B" / "PAT_3", None), ("case03", sites / "B" / "case03", None)]
+    for given, expected in (
+        (sites / "A", site_a),
+        (sites, site_a + site_b),
+        (tmp_path, site_a + site_b),  # (a folder of one folder of sites)
+    ):
+        cases = discover_cases([given])
+        assert sorted((c.name, c.path, c.patient) for c in cases) == sorted(expected), given
+    assert read_whole == []  # (each patient's folder sampled, not its headers read)
+    # patient folders holding another patient's study too: that folder split, as given
+    write_ct_series(ct(9), sites / "A" / "case02" / "misfiled" / "ct", patient_id="PAT_9")
+    for given in (sites / "A", sites):
+        names = {c.name: c.patient for c in discover_cases([given])}
+        assert {n: p for n, p in names.items() if n in ("PAT_1", "PAT_9")} == {
+            "PAT_1": "PAT_1",
+            "PAT_9": "PAT_9",
+        }, given
+
+
 def test_a_flat_folder_of_two_patients_scans_is_a_case_per_patient(tmp_path, models, caplog):
     """A PACS export of several studies into one folder: one patient was segmented (named after
     the folder) and the other left with a warning, exit 0."""
@@ -350,6 +390,25 @@ def test_nifti_scans_below_a_folder_are_cases_as_when_the_folder_is_given(tmp_pa
     (dataset / "convert.json").write_text("{}")
     for given in (tmp_path / "conv", dataset.parent):
         assert [c.path for c in discover_cases([given])] == [dataset.parent]
+
+
+def test_a_patient_folder_of_one_nifti_scan_in_a_generic_subfolder_is_named_by_the_patient(
+    tmp_path,
+):
+    """QA d69: cohort/P1/images/ct.nii.gz given as cohort/P1 was named `images` (the subfolder
+    holding it), given as cohort, as P1/images, or as the file, `P1` (as docs/cli.md says). A
+    folder of a generic name names no case; a folder of one NIfTI scan found inside another
+    still names it."""
+    patient = tmp_path / "cohort" / "P1"
+    write_nifti(ct(1), patient / "images" / "ct.nii.gz")
+    write_nifti(ct(2), tmp_path / "cohort" / "P2" / "ct.nii.gz")
+    for given in (patient, patient / "images", patient / "images" / "ct.nii.gz"):
+        assert [c.name for c in discover_cases([given])] == ["P1"], given
+    assert [c.name for c in discover_cases([tmp_path / "cohort"])] == ["P1", "P2"]
+    write_nifti(ct(3), tmp_path / "batch" / "scans" / "liver_7.nii.gz")
+    assert [c.name for c in discover_cases([tmp_path / "batch"])] == ["liver_7"]
+    write_nifti(ct(4), tmp_path / "batch" / "X" / "liver_8.nii.gz")
+    assert [c.name for c in discover_cases([tmp_path / "batch"])] == ["X", "liver_7"]
 
 
 def test_a_site_folder_of_several_nifti_files_in_a_batch_gives_each_as_a_case(tmp_path):

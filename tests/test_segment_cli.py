@@ -1851,6 +1851,40 @@ def test_one_scan_reached_through_two_links_is_one_case(tmp_path, caplog, models
     assert [c.name for c in discover_cases([listed])] == ["alpha"]
 
 
+def test_a_scan_read_through_a_link_in_another_case_is_segmented_once(tmp_path, caplog):
+    """QA d69: HCC_001/sib_link -> ../HCC_002 gave the cases HCC_002 and HCC_002_2 (HCC_001's
+    folder reads HCC_002's series through the link); a folder of links P_A, P_B beside
+    self -> . gave 4 cases for 2 scans: only cases whose real paths nest were compared."""
+    sib = tmp_path / "sib"
+    write_ct_series(small_ct(seed=4), sib / "HCC_001" / "study" / "ct", patient_id="HCC_001")
+    write_ct_series(small_ct(seed=6), sib / "HCC_002" / "study" / "ct", patient_id="HCC_002")
+    (sib / "HCC_001" / "sib_link").symlink_to("../HCC_002", target_is_directory=True)
+    with caplog.at_level(logging.WARNING, logger="livertumor"):
+        cases = discover_cases([sib])
+    assert [(c.name, c.path) for c in cases] == [
+        ("HCC_001", sib / "HCC_001"),
+        ("HCC_002", sib / "HCC_002"),  # (the folder holding it keeps it, not the link)
+    ]
+    link = sib / "HCC_001" / "sib_link"
+    assert (
+        f"{sib / 'HCC_002'} and {sib / 'HCC_001'} read one series (#1 'CT', through the link "
+        f"{link}): segmented once, as HCC_002"
+    ) in caplog.text
+    links = tmp_path / "links"
+    links.mkdir()
+    (sib / "HCC_001" / "sib_link").unlink()
+    for name, target in (("P_A", "HCC_001"), ("P_B", "HCC_002")):
+        (links / name).symlink_to(sib / target, target_is_directory=True)
+    (links / "self").symlink_to(".", target_is_directory=True)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="livertumor"):
+        assert [c.name for c in discover_cases([links])] == ["P_A", "P_B"]
+    assert caplog.text.count("read one series") == 2
+    # a link back above (HCC_002/loop -> ..) reads nothing twice: both cases stay
+    (sib / "HCC_002" / "loop").symlink_to("..", target_is_directory=True)
+    assert [c.name for c in discover_cases([sib])] == ["HCC_001", "HCC_002"]
+
+
 def test_an_unknown_option_is_said_with_the_commands_own_usage(capsys, monkeypatch):
     """'segment X --bogus' printed the tool's usage (COMMAND ...), no hint of segment's
     options; 'demo --widgets foo' without a display said the display was missing."""

@@ -56,6 +56,7 @@ from ..fileio import (
     resolved,
     same_file,
     temp_prefix,
+    walk,
     windows_path_limit,
 )
 from ..progress import case_log_prefix
@@ -824,6 +825,20 @@ def _same_series_read(
         while parent != up:
             up, parent = parent, os.path.dirname(parent)
             pairs += [(o, k) for o in at.get(up, ()) for k in inner]
+    # a case's folder holding a link to another case's folder, or to one holding it or inside
+    # it (HCC_001/sib_link -> ../HCC_002; self -> . beside links to patient folders): one
+    # scan read through the link too, segmented twice (as HCC_002 and HCC_002_2)
+    via: dict[frozenset[int], Path] = {}  # of such a pair, the link
+    linked: set[int] = set()  # the cases reading through such a link
+    for real, outer in at.items():
+        for link, target in _folder_links(cases[outer[0]].path):
+            for other, inner in at.items():
+                if other != real and (
+                    target == other or _is_under(other, target) or _is_under(target, other)
+                ):
+                    pairs += [(o, k) for o in outer for k in inner]
+                    via.update({frozenset((o, k)): link for o in outer for k in inner})
+                    linked.update(outer)
     if not pairs:
         return cases, []
     read: dict[int, object] = {}
@@ -851,12 +866,35 @@ def _same_series_read(
     dropped: dict[int, tuple[Case, Path, str]] = {}
     for series, group in same.items():
         ks = sorted(group)
-        kept = next((k for k in ks if done_here(cases[k])), ks[0])
+        kept = next((k for k in ks if done_here(cases[k])), None)
+        if kept is None:  # (one read through a link: the case reading it in its folder)
+            kept = next((k for k in ks if k not in linked), ks[0])
         for k in ks:
             if k != kept:
-                dropped[k] = (cases[kept], cases[k].path, series[3])
+                link = via.get(frozenset((k, kept)))
+                said = series[3] + (f", through the link {link}" if link is not None else "")
+                dropped[k] = (cases[kept], cases[k].path, said)
     kept_cases = [c for k, c in enumerate(cases) if k not in dropped]
     return kept_cases, [dropped[k] for k in sorted(dropped)]
+
+
+def _folder_links(path: str | Path) -> list[tuple[Path, str]]:
+    """The links to folders in the folder ``path`` (none of a file), each with the real path
+    it leads to."""
+    if not os.path.isdir(path):
+        return []
+    found = []
+    for dirpath, dirnames, _ in walk(path):
+        for name in sorted(dirnames):
+            link = Path(dirpath, name)
+            if link.is_symlink():
+                found.append((link, os.path.realpath(link)))
+    return found
+
+
+def _is_under(path: str, folder: str) -> bool:
+    """Whether the real path ``path`` lies inside the real folder ``folder``."""
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _say_read_once(read_once: list[tuple[Case, Path, str]], cases: list[Case]) -> None:
@@ -1169,7 +1207,8 @@ def _cases_from_folder(
         key = _owner(subdirs[0])
         if key is not None and subdirs[0].name == key[0]:
             return _split(per_patient, Case(_case_name(subdirs[0]), subdirs[0]))
-        return _split(per_patient, Case(_case_name(folder), folder))
+        # (a folder of one site's folder of patient folders: those patients)
+        return _split(per_patient, Case(_case_name(folder), folder), within=folder, passed=passed)
     # Several subfolders: one patient's series (same patient and study) or one per patient?
     owners: dict[Path, tuple[str, str]] = {}
     unreadable: list[Path] = []  # DICOM-looking files, none readable: a case that will fail
@@ -1200,7 +1239,12 @@ def _cases_from_folder(
                 ),
             )
         return _split(per_patient, Case(_case_name(folder), folder))
-    cases = [c for sub in owners for c in _split(per_patient, Case(_case_name(sub), sub))]
+    # (a site's folder of patient folders among them: its patients, as when it is given)
+    cases = [
+        c
+        for sub in owners
+        for c in _split(per_patient, Case(_case_name(sub), sub), within=folder, passed=passed)
+    ]
     cases += [Case(_case_name(sub), sub) for sub in unreadable]
     cases += [c for sub in nested for c in nested[sub]]
     # a patient's folder with no scan in it (empty, a report, pictures) is a case that fails
@@ -1215,40 +1259,80 @@ def _cases_from_folder(
     return cases
 
 
-def _split(per_patient: bool, case: Case) -> list[Case]:
+def _split(
+    per_patient: bool,
+    case: Case,
+    *,
+    within: Path | None = None,
+    passed: dict[Path, str] | None = None,
+) -> list[Case]:
     """``case``, or a case per patient (:func:`_per_patient`) when its folder, or its one
     subfolder, holds DICOM files itself, as an export of several studies into one folder does.
     A TCIA-style patient folder (study/series/files) is read whole only when the first image
     of two of its studies name different patients (its files are otherwise read once, when it
     is segmented): two patients' study folders side by side had made one case, the second
-    patient left out with a warning."""
+    patient left out with a warning. ``within``: the folder being searched, ``case`` a folder
+    in it: a folder of patient folders (a site's, :func:`_of_patient_folders`) gives the cases
+    it gives when given (``passed``: :func:`_cases_from_folder`'s), not a case per PatientID
+    read from every header in it (a cohort's sites/siteA/PAT_*/study/series/ took minutes,
+    its patients named by PatientID, not by their folders)."""
     if not per_patient:
         return [case]
     folder = Path(case.path)
     subs = [p for p in folder.iterdir() if p.is_dir() and not _passed_over(p)]
     flat = _holds_dicom_itself(folder) or (len(subs) == 1 and _holds_dicom_itself(subs[0]))
-    if flat or len(_sampled_patient_ids(folder)) > 1:
+    if flat:
+        return _per_patient(case)
+    level, firsts = _sampled_patients(folder)
+    if len({pid for pid, _ in firsts.values()}) > 1:
+        # (not the folder searched, nor one above it: a link back up, `self -> .`)
+        real = os.path.realpath(level)
+        searched = within is None or Path(os.path.realpath(within)).is_relative_to(real)
+        if not searched and _of_patient_folders(level, firsts):
+            return _cases_from_folder(level, per_patient=per_patient, passed=passed)
         return _per_patient(case)
     return [case]
+
+
+def _of_patient_folders(level: Path, firsts: dict[Path, tuple[str, Path]]) -> bool:
+    """Whether ``level`` (its subfolders sampled, :func:`_sampled_patients`) is a folder of
+    patient folders: each subfolder with a scan named after its PatientID (TCIA's HCC_001/) or
+    holding it in study folders (``PAT/study/series/*.dcm``), not a study folder itself (two
+    patients' study folders side by side, ``study/series/*.dcm``, are read by PatientID)."""
+    if not firsts or _holds_dicom_itself(level):
+        return False
+    return all(
+        sub.name == pid or len(first.relative_to(sub).parts) > 2
+        for sub, (pid, first) in firsts.items()
+    )
 
 
 def _sampled_patient_ids(folder: Path) -> set[str]:
     """The PatientIDs of the first DICOM file of each study folder under ``folder`` (one
     header per folder: a patient's studies name one patient)."""
+    return {pid for pid, _ in _sampled_patients(folder)[1].values()}
+
+
+def _sampled_patients(folder: Path) -> tuple[Path, dict[Path, tuple[str, Path]]]:
+    """:func:`_sampled_patient_ids` with where each was read: the folder whose subfolders
+    were sampled (``folder``, or the single folders of a download below it) and, of each
+    subfolder, the PatientID of its first DICOM scan file and that file."""
     import pydicom
 
     from ..io.dicom import refuse_deflate_bomb
 
-    level, subs = folder, []
+    level = base = folder
+    subs: list[Path] = []
     for _ in range(3):  # a download's single folders down to the studies
         try:
             subs = [p for p in sorted(level.iterdir()) if p.is_dir() and not _passed_over(p)]
         except OSError:  # (a study folder of mode 000: the case's read says so)
             break
+        base = level
         if len(subs) != 1 or _holds_dicom_itself(level):
             break
         level = subs[0]
-    ids = set()
+    ids: dict[Path, tuple[str, Path]] = {}
     for sub in subs:
         first = next(
             (p for p in sorted(all_paths(sub)) if p.is_file() and not p.name.startswith(".")
@@ -1266,8 +1350,8 @@ def _sampled_patient_ids(folder: Path) -> set[str]:
             continue
         if str(ds.get("Modality", "")).upper() in _NOT_SCANS:
             continue  # another tool's SEG or report (its PatientID written otherwise)
-        ids.add(str(ds.get("PatientID", "")).strip())
-    return ids
+        ids[sub] = (str(ds.get("PatientID", "")).strip(), first)
+    return base, ids
 
 
 #: modalities of a series folder that holds no scan: the patient's scans decide
@@ -1505,11 +1589,13 @@ def _nested_cases(
     """The cases of a subfolder holding a NIfTI scan (:func:`_holds_nifti_scan`): those it
     gives on its own (:func:`_cases_from_folder`), a patient's folder of one NIfTI scan named
     by the folder (``P001/scan.nii.gz``, ``P001/images/scan.nii.gz``: ``P001``), as a DICOM
-    patient folder is."""
-    from ..io.nifti import is_nifti_path
+    patient folder is; not by a folder of a generic name (``images/``, ``scans/``: the file's
+    own name, :func:`io.nifti.case_name`'s; ``P1`` given, its ``images/ct.nii.gz`` was
+    ``images``)."""
+    from ..io.nifti import GENERIC_NAMES, is_nifti_path
 
     cases = _cases_from_folder(sub, per_patient=per_patient, passed=passed)
-    if len(cases) == 1 and is_nifti_path(cases[0].path):
+    if len(cases) == 1 and is_nifti_path(cases[0].path) and sub.name.lower() not in GENERIC_NAMES:
         return [dataclasses.replace(cases[0], name=_case_name(sub))]
     return cases
 
