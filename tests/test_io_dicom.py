@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import warnings
 
@@ -792,6 +793,183 @@ def test_a_pass_with_no_acquisition_number_is_not_said_as_acquisition_0(tmp_path
     note = volume.meta["passes_warning"]
     assert "not 1 or the slices with no AcquisitionNumber" in note, note
     assert "0" not in note.split("not ", 1)[1]
+
+
+def _unnumbered_beside(folder, passes):
+    """:func:`_numbered_passes`, the passes whose AcquisitionNumber is given as None written
+    without one (removed from some of a series' slices). Returns the passes' volumes."""
+    volumes = _numbered_passes(folder, [(acq or 99, kernel, when) for acq, kernel, when in passes])
+    for k, (acq, _, _) in enumerate(passes):
+        if acq is None:
+            _edit_all(folder.glob(f"a{k}_*.dcm"), lambda ds: delattr(ds, "AcquisitionNumber"))
+    return volumes
+
+
+def test_slices_with_no_acquisition_number_beside_numbered_ones_are_a_row_read_as_none(tmp_path):
+    """Slices with no AcquisitionNumber stacked at the positions of AcquisitionNumber 1 were
+    split into passes with the numbered slices (acq 1 listed twice, as "acq 1" and "pass 1"),
+    and beside numbered ones at other positions listed as "acq None" with no way to read them
+    (the Load panel's row read the default). One row, "acq none", read by
+    ``acquisition="none"`` (``--acquisition none``); a series without such slices refuses it
+    naming what it stacks, and a series none of whose slices has one reads whole."""
+    from napari_livertumor.commands import acquisition_arg
+
+    volumes = _unnumbered_beside(tmp_path, [(1, "B30f", ""), (None, "B30f", "")])
+    found = discover_series(tmp_path)
+    assert sorted((s.acquisition or 0, s.acquisition_label, s.n_slices) for s in found) == [
+        (0, "acq none", 6),
+        (1, "acq 1", 6),
+    ]
+    for asked in ("none", " Acq None ", acquisition_arg("none"), acquisition_arg("acq none")):
+        volume = read_dicom_series(tmp_path, acquisition=asked)
+        np.testing.assert_array_equal(volume.array, volumes[1].array)
+        assert volume.meta["acquisition_label"] == "acq none"
+        assert volume.meta["acquisition_number"] is None
+        assert (
+            "read the slices with no AcquisitionNumber (6 slices; the one chosen)"
+            in (volume.meta["passes_warning"])
+        )
+    np.testing.assert_array_equal(read_dicom_series(tmp_path, acquisition=1).array,
+                                  volumes[0].array)  # fmt: skip
+    numbered = tmp_path / "numbered"
+    _numbered_passes(numbered, [(1, "B30f", ""), (2, "B30f", "")])
+    with pytest.raises(InputError) as refused:
+        read_dicom_series(numbered, acquisition="none")
+    assert "has no slices with no AcquisitionNumber to read apart (its stacked acquisitions: " \
+        "1, 2)" in refused.value.problem  # fmt: skip
+    plain = tmp_path / "plain"
+    write_ct_series(make_ct(shape=(6, 16, 16)), plain)
+    _edit_all(plain.glob("*.dcm"), lambda ds: delattr(ds, "AcquisitionNumber"))
+    assert read_dicom_series(plain, acquisition="none").shape[0] == 6
+
+
+def test_passes_among_slices_with_no_acquisition_number_beside_a_numbered_one(tmp_path):
+    """Two passes with no AcquisitionNumber (B30f, B70f) beside acq 1 at the same positions:
+    split with acq 1's slices into passes 1-3 beside "acq 1" (listed twice). Numbered as an
+    acquisition holding two reconstructions is, each row its own slices."""
+    volumes = _unnumbered_beside(
+        tmp_path, [(1, "B30f", ""), (None, "B30f", ""), (None, "B70f", "")]
+    )
+    found = discover_series(tmp_path)
+    assert sorted((s.acquisition, s.acquisition_label) for s in found) == [
+        (1, "pass 1, acq 1, kernel B30f"),
+        (2, "pass 2, kernel B30f"),
+        (3, "pass 3, kernel B70f"),
+    ]
+    note = read_dicom_series(tmp_path).meta["passes_warning"]
+    assert (
+        "stacks 3 passes over the same stretch, some of them with no AcquisitionNumber; told "
+        "apart by their AcquisitionNumber and, within the slices with no AcquisitionNumber, "
+        "their InstanceNumber" in note
+    ), note
+    for k in (1, 2, 3):
+        np.testing.assert_array_equal(
+            read_dicom_series(tmp_path, acquisition=k).array, volumes[k - 1].array
+        )
+
+
+def test_reconstruction_differences_name_slices_with_no_acquisition_number_so(tmp_path):
+    """Kernels B30f (the slices with no AcquisitionNumber, acq 1) and B70f (acq 2): the
+    warning said "kernel B30f (acquisitions 0 and 1)", the Load panel "the smoother kernel's
+    acquisitions (0 and 1)"."""
+    from napari_livertumor.io.dicom import passes_brief, proposed_series
+
+    _unnumbered_beside(tmp_path, [(None, "B30f", ""), (1, "B30f", ""), (2, "B70f", "")])
+    note = read_dicom_series(tmp_path).meta["passes_warning"]
+    assert (
+        "kernel B30f (acquisition 1 and the slices with no AcquisitionNumber) vs B70f "
+        "(acquisition 2)" in note
+    ), note
+    assert "the latest of the smoother kernel's acquisitions (1 and the slices with no " in note
+    assert not re.search(r"\b(0|None)\b", note), note
+    found = discover_series(tmp_path)
+    proposed, _ = proposed_series(found)
+    assert passes_brief(proposed, found) == (
+        "acquisition 1 (kernel B30f), the latest of the smoother kernel's acquisitions (1 and "
+        "the slices with no AcquisitionNumber); acquisition 2 is in a sharp kernel (B70f)"
+    )
+
+
+@pytest.mark.parametrize("unnumbered", ["B30f", "B70f"])
+def test_a_reconstruction_with_no_acquisition_number_is_not_said_as_none(tmp_path, unnumbered):
+    """A B30f and a B70f reconstruction of one scan, one of them with no AcquisitionNumber:
+    said as "read AcquisitionNumber None", "not None (kernel B70f)", "--acquisition None",
+    "acquisition None is acquisition 1 in a sharper kernel"."""
+    from napari_livertumor.io.dicom import passes_brief, proposed_series
+
+    other = "B70f" if unnumbered == "B30f" else "B30f"
+    volumes = _unnumbered_beside(tmp_path, [(1, other, "101500"), (None, unnumbered, "101500")])
+    volume = read_dicom_series(tmp_path)
+    note = volume.meta["passes_warning"]
+    assert "None" not in note and "None" not in volume.meta["passes_line"], note
+    found = discover_series(tmp_path)
+    brief = passes_brief(proposed_series(found)[0], found)
+    if unnumbered == "B30f":  # (read: the smoother kernel)
+        np.testing.assert_array_equal(volume.array, volumes[1].array)
+        assert "read the slices with no AcquisitionNumber (kernel B30f, 6 slices; the smoother" \
+            in note  # fmt: skip
+        assert volume.meta["acquisition_label"] == "acq none, kernel B30f"
+        assert brief == (
+            "the slices with no AcquisitionNumber (kernel B30f), the smoother kernel; "
+            "acquisition 1 is the slices with no AcquisitionNumber in a sharper kernel (B70f)"
+        )
+    else:
+        assert "not the slices with no AcquisitionNumber (kernel B70f)" in note, note
+        assert note.endswith("or give --acquisition none")
+        assert brief.endswith(
+            "; the slices with no AcquisitionNumber are acquisition 1 in a sharper kernel (B70f)"
+        )
+        other = read_dicom_series(tmp_path, acquisition="none")  # (as the warning says)
+        np.testing.assert_array_equal(other.array, volumes[1].array)
+
+
+def test_moments_and_a_later_sharp_kernel_name_slices_with_no_acquisition_number_so(tmp_path):
+    """Their times set acq 1 (B70f) and the slices with no AcquisitionNumber (B30f) at one
+    moment, acq 2 at a later one: "acquisitions None and 1, reconstructions of one scan";
+    a sharp kernel with no AcquisitionNumber scanned later: "though acquisition None is later
+    (--acquisition None)"."""
+    _unnumbered_beside(
+        tmp_path, [(None, "B30f", "101500"), (1, "B70f", "101500"), (2, "B30f", "101600")]
+    )
+    note = read_dicom_series(tmp_path).meta["passes_warning"]
+    assert (
+        "contrast phases: acquisition 1 and the slices with no AcquisitionNumber, "
+        "reconstructions of one scan that differ in kernel B30f vs B70f; acquisition 2" in note
+    ), note
+    later = tmp_path / "later"
+    _unnumbered_beside(later, [(1, "B30f", "101500"), (None, "B70f", "101600")])
+    note = read_dicom_series(later).meta["passes_warning"]
+    assert (
+        "the smoother kernel, though the slices with no AcquisitionNumber are later "
+        "(--acquisition none):" in note
+    ), note
+
+
+def test_segs_on_slices_with_no_acquisition_number_are_not_said_as_acquisition_0(tmp_path):
+    """A DICOM SEG on acq 1 and one on the slices with no AcquisitionNumber beside it: "DICOM
+    SEGs reference it and acquisition 0 alike", "the acquisitions DICOM SEGs were drawn on
+    (0 and 1)"."""
+    from napari_livertumor.io.dicom import passes_brief, proposed_series
+    from napari_livertumor.io.seg import write_dicom_seg
+
+    _unnumbered_beside(tmp_path, [(None, "B30f", ""), (1, "B30f", "")])
+    for asked in ("none", 1):
+        drawn_on = read_dicom_series(tmp_path, acquisition=asked)
+        labels = np.zeros(drawn_on.shape, np.uint8)
+        labels[1:4, 4:10, 4:10] = 1
+        write_dicom_seg(labels, drawn_on, tmp_path / f"seg{asked}" / "s.dcm", [(1, "Liver")])
+    note = read_dicom_series(tmp_path).meta["passes_warning"]
+    assert (
+        "read AcquisitionNumber 1 (6 slices; DICOM SEGs reference it and the slices with no "
+        "AcquisitionNumber alike; of those" in note
+    ), note
+    refs: set = set()
+    found = discover_series(tmp_path, seg_refs=refs)
+    proposed, _ = proposed_series(found, refs)
+    assert passes_brief(proposed, found, refs) == (
+        "acquisition 1, of the acquisitions DICOM SEGs were drawn on (1 and the slices with no "
+        "AcquisitionNumber), most slices, then the latest"
+    )
 
 
 def test_the_load_line_of_parts_joined_beside_two_passes_names_both(tmp_path):

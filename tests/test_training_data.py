@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,6 +211,33 @@ def test_another_patients_seg_beside_the_patients_own_is_passed_over(tcia_cohort
     assert records[0].labels == own
     ct, labels = load_tcia_case(data / "HCC_001")
     assert ct.meta["seg_path"] == str(own) and (labels == 1).any()
+
+
+def test_the_index_reads_each_seg_header_once_beyond_the_scan(tcia_cohort, tmp_path, monkeypatch):
+    """Indexing a patient read its SEG's header for the series it references, then again for
+    its segments (besides the folder's scan, and the PatientID check at the end): once."""
+    import pydicom
+
+    from napari_livertumor.io import dicom
+    from napari_livertumor.io.tcia import find_seg_files
+
+    data = tmp_path / "data"
+    shutil.copytree(tcia_cohort / "HCC_001", data / "HCC_001")
+    [seg] = find_seg_files(data / "HCC_001")
+    reads = []
+    real = pydicom.dcmread
+
+    def counting(fp, *args, **kwargs):
+        name = fp if isinstance(fp, str | Path) else getattr(fp, "name", "")  # (a file's)
+        if Path(name) == seg and not kwargs.get("specific_tags"):  # (the PatientID check)
+            reads.append(name)
+        return real(fp, *args, **kwargs)
+
+    monkeypatch.setattr(pydicom, "dcmread", counting)
+    monkeypatch.setattr(dicom, "_HEADER_CACHE", {})  # (the scan reads it, once)
+    [record] = index_cases(data)
+    assert record.labels == seg
+    assert len(reads) == 2, reads  # (the folder's scan; its series and segments)
 
 
 def test_the_index_reports_each_patient_and_stops_when_told(tcia_cohort):

@@ -954,6 +954,44 @@ def test_rows_of_two_reconstructions_name_their_kernels_and_the_smooth_one_is_pr
     assert "sharper kernel (B70f)" in status and "check the phase" not in status.lower()
 
 
+def test_the_row_of_slices_with_no_acquisition_number_loads_them(load_widget, qtbot, tmp_path):
+    """Slices with no AcquisitionNumber stacked beside AcquisitionNumber 1: their rows were
+    "(acq 1)" and "(pass 1)" for the same slices (or "(acq None)" beside numbered ones at
+    other positions, loading the other acquisition). A row "(acq none)" that loads them."""
+    import pydicom
+
+    from napari_livertumor.io.dicom_write import write_ct_series
+    from napari_livertumor.io.volume import CTVolume
+
+    viewer, widget = load_widget
+    rng = np.random.default_rng(5)
+    arrays = [rng.integers(-100, 200, (6, 32, 32)).astype(np.int16) for _ in range(2)]
+    folder = tmp_path / "P9"
+    for k, array in enumerate(arrays):
+        paths = write_ct_series(CTVolume(array, (2.5, 1.0, 1.0)), folder, acquisition_number=1,
+                                series_uid="1.2.826.0.1.3680043.8.498.14", series_description="ABD",
+                                instance_number_start=1 + 6 * k,
+                                file_names=[f"p{k}_{i}.dcm" for i in range(6)])  # fmt: skip
+        for p in paths[:] if k else ():
+            ds = pydicom.dcmread(p)
+            del ds.AcquisitionNumber
+            ds.save_as(p)
+    widget.source.setCurrentText(SOURCES[0])
+    widget.path.setText(str(folder))
+    widget.scan_button.click()
+    _wait_idle(qtbot, widget)
+    table = widget.series_table
+    rows = {table.item(r, 0).text(): r for r in range(table.rowCount())}
+    assert list(rows) == ["#1 ABD (acq 1)", "#1 ABD (acq none)"], rows
+    table.selectRow(rows["#1 ABD (acq none)"])
+    widget.load_button.click()
+    _wait_idle(qtbot, widget)
+    (layer,) = _layers.ct_layers(viewer)
+    np.testing.assert_array_equal(layer.data, arrays[1])
+    assert layer.name.endswith("(acq none)"), layer.name
+    assert "None" not in widget.status.text() and " 0 " not in widget.status.text()
+
+
 def _long_description_passes(tmp_path):
     """A folder of two passes (kernels B30f, B70f) of patient HCC_0042's series #3 with a
     64-character SeriesDescription, and another patient's scan; the description, the folder."""

@@ -357,6 +357,9 @@ class LoadWidget(JobWidgetMixin, QWidget):
                 # (parts of one scan joined at their seams, passes within them beside it)
                 else "+".join(map(str, chosen.joined))
                 if getattr(chosen, "joined", ())
+                # (slices with no AcquisitionNumber beside numbered ones: the default was read)
+                else "none"
+                if getattr(chosen, "unnumbered", False)
                 else chosen.acquisition
             )
             if chosen is not None and sum(s.uid == chosen.uid for s in self._series) > 1

@@ -44,10 +44,14 @@ def acquisition_arg(text: str) -> int | str:
     """``--acquisition``: an AcquisitionNumber (or a pass's number where passes have none),
     ``3``; or a pass's number where a series' passes are numbered apart from their
     AcquisitionNumbers, ``pass 3`` (also ``pass3``); or parts of one scan joined at their seams
-    beside passes within them, ``1+2`` (their row's label, "acq 1+2"). Another form is a usage
-    error (exit 2)."""
+    beside passes within them, ``1+2`` (their row's label, "acq 1+2"); or the slices with no
+    AcquisitionNumber stacked beside numbered ones, ``none`` (their row's label, "acq none").
+    Another form is a usage error (exit 2)."""
     import argparse
     import re
+
+    if re.fullmatch(r"\s*(acq\s*)?none\s*", text, flags=re.IGNORECASE):
+        return "none"
 
     joined = re.fullmatch(r"\s*(\d+(?:\s*\+\s*\d+)+)\s*", text)
     if joined is not None:
@@ -55,6 +59,7 @@ def acquisition_arg(text: str) -> int | str:
     match = re.fullmatch(r"\s*(pass\s*)?(\d+)\s*", text, flags=re.IGNORECASE)
     if match is None:
         raise argparse.ArgumentTypeError(
-            f"must be a number (3), a pass (pass 3) or parts joined (1+2), got {text!r}"
+            f"must be a number (3), a pass (pass 3), parts joined (1+2) or none (the slices "
+            f"with no AcquisitionNumber), got {text!r}"
         )
     return f"pass {match[2]}" if match[1] else int(match[2])

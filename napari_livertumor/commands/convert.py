@@ -70,7 +70,8 @@ def add_arguments(parser) -> None:
         "number that is one pass's number and another's AcquisitionNumber is refused); of a "
         "series stacking none, the AcquisitionNumber all its slices carry converts it whole, and "
         "of one joining parts at a seam, one part alone; '1+2' for parts of one scan joined at "
-        "their seams beside passes within their stretch",
+        "their seams beside passes within their stretch; 'none' for the slices with no "
+        "AcquisitionNumber stacked beside numbered ones",
     )
     parser.add_argument("--force", action="store_true", help="overwrite an existing output")
     parser.add_argument(

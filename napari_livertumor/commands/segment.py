@@ -172,7 +172,8 @@ def add_arguments(parser) -> None:
         "number and another's AcquisitionNumber is refused, the passes listed); of a series "
         "stacking none, the AcquisitionNumber all its slices carry reads it whole, and of one "
         "joining parts at a seam, one part alone; '1+2' for parts of one scan joined at their "
-        "seams beside passes within their stretch (their row's label, 'acq 1+2') (default: the "
+        "seams beside passes within their stretch (their row's label, 'acq 1+2'); 'none' for "
+        "the slices with no AcquisitionNumber stacked beside numbered ones (default: the "
         "one a DICOM SEG there references, else such joined parts, else the one with the most "
         "slices)",
     )
@@ -849,7 +850,9 @@ def _same_series_read(
                                any_modality=any_modality, patient_id=cases[k].patient)  # fmt: skip
             # of a series stacking passes, the pass read too: "#4 'LIVER', acq 1"
             said = info and info.label + (
-                f", {info.acquisition_label}" if info.acquisition is not None else ""
+                f", {info.acquisition_label}"
+                if info.acquisition is not None or info.unnumbered
+                else ""
             )
             read[k] = info and (info.uid, info.acquisition, info.sop_instance_uids, said)
         return read[k]

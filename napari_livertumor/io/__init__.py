@@ -58,7 +58,8 @@ def load_ct(
         stretch (ignored for NIfTI; by default the one a DICOM SEG there references, else the
         one with the most slices); of passes with no AcquisitionNumber, the pass's number;
         ``"pass 3"`` where passes are numbered apart from their AcquisitionNumbers (a number
-        that is one pass's number and another pass's AcquisitionNumber is refused there; see
+        that is one pass's number and another pass's AcquisitionNumber is refused there);
+        ``"none"`` for the slices with no AcquisitionNumber stacked beside numbered ones (see
         :func:`napari_livertumor.io.dicom.read_dicom_series`).
     reporter : napari_livertumor.progress.Reporter, optional
         Progress and cancellation while reading (DICOM files, NIfTI slabs).

@@ -127,6 +127,10 @@ class SeriesInfo:
     #: ``acquisition`` is then None (``acquisition_label`` "acq 1+2"; read as
     #: ``acquisition="1+2"``)
     joined: tuple[int, ...] = ()
+    #: slices with no AcquisitionNumber stacked beside numbered acquisitions (removed from
+    #: some of them): ``acquisition`` is then None, said as "the slices with no
+    #: AcquisitionNumber" (``acquisition_label`` "acq none"; read as ``acquisition="none"``)
+    unnumbered: bool = False
     #: of such a pass, how it was reconstructed where its passes differ ("kernel B70f", "slice
     #: thickness 1 mm"; "" where they do not): reconstructions of one scan (a soft-tissue and a
     #: lung kernel), not phases, when ``same_scan``
@@ -175,12 +179,16 @@ class SeriesInfo:
         """ "acq 2" (its AcquisitionNumber), "pass 2" (no AcquisitionNumber; "pass 2, kernel
         B70f" of passes reconstructed differently; "pass 3, acq 2, kernel B70f" of one
         within an acquisition holding several; "pass 2, acq 5–8" of one joined from chunks;
-        "acq 1+2" of parts of one scan joined at their seams beside passes within them),
-        or "". Its parts apart by commas, none in brackets: the Load panel's rows and the
-        layers' names put it in brackets ("(pass 3 (acq 2), kernel B70f)" read badly)."""
-        if self.acquisition is None:
+        "acq 1+2" of parts of one scan joined at their seams beside passes within them; "acq
+        none" of slices with no AcquisitionNumber beside numbered ones), or "". Its parts
+        apart by commas, none in brackets: the Load panel's rows and the layers' names put it
+        in brackets ("(pass 3 (acq 2), kernel B70f)" read badly)."""
+        if self.unnumbered:  # (it was "", its Load panel row "acq None")
+            label = "acq none"
+        elif self.acquisition is None:
             return f"acq {'+'.join(map(str, self.joined))}" if self.joined else ""
-        label = f"{'pass' if self.passes_by else 'acq'} {self.acquisition}"
+        else:
+            label = f"{'pass' if self.passes_by else 'acq'} {self.acquisition}"
         if self.acquisition_number is not None:  # (a pass within an acquisition)
             label += f", acq {self.acquisition_number}"
         if self.chunks:  # (a pass joined from chunks)
@@ -355,8 +363,10 @@ def read_dicom_series(
         and an abdomen part overlapping at a seam), that AcquisitionNumber's slices alone;
         ``"1+2"``, those parts joined (read by default over passes stacked within their
         stretch, which are listed beside them: an arterial liver pass); of a series whose
-        slices are all that AcquisitionNumber (its only one), the series whole. A number the
-        series lacks is refused, naming those it has.
+        slices are all that AcquisitionNumber (its only one), the series whole. ``"none"``
+        (also ``"acq none"``, its row's label): the slices with no AcquisitionNumber stacked
+        beside numbered ones (of a series none of whose slices has one and that stacks no
+        passes, the series whole). A number the series lacks is refused, naming those it has.
     prefer_sop_instance_uids : collection of str, optional
         SOP instance UIDs a DICOM SEG references: among the candidate series/acquisitions, the
         one holding most of them is read (picks the right phase of a stacked series). Without
@@ -1107,8 +1117,7 @@ def _group(headers: list[SliceHeader]) -> list[tuple[SeriesInfo, list[SliceHeade
         # under its AcquisitionNumber) was refused as slices held twice: its passes are told
         # apart as those of a series without AcquisitionNumber, and all numbered 1..n
         within = [
-            _split_passes(part) if len(acquisitions) > 1 and acq is not None else None
-            for acq, part in acquisitions
+            _split_passes(part) if len(acquisitions) > 1 else None for acq, part in acquisitions
         ]
         if any(within):
             parts, numbers = [], []
@@ -1129,6 +1138,8 @@ def _group(headers: list[SliceHeader]) -> list[tuple[SeriesInfo, list[SliceHeade
             groups.append((_series_info(uid, part, acq), part))
             if acq is None and len(acquisitions) > 1:  # (parts joined, passes within them)
                 groups[-1][0].joined = _parts_joined(part)
+                # (else slices with no AcquisitionNumber beside numbered ones)
+                groups[-1][0].unnumbered = not groups[-1][0].joined
         if len(acquisitions) > 1:
             # acquisitions set at moments, and told apart by kernel, as passes are: two
             # phases numbered against their times read the earlier, and a lung kernel
@@ -1136,9 +1147,10 @@ def _group(headers: list[SliceHeader]) -> list[tuple[SeriesInfo, list[SliceHeade
             _name_reconstructions(
                 [info for info, _ in groups[first_new:]], [part for _, part in acquisitions]
             )
+        # (of the series whole only: slices with no AcquisitionNumber beside numbered ones
+        # were split with all the series' slices, each numbered one listed twice)
         if (
-            len(groups)
-            and groups[-1][0].uid == uid
+            len(acquisitions) == 1
             and groups[-1][0].acquisition is None
             and not groups[-1][0].joined
         ):
@@ -1703,28 +1715,48 @@ def reconstruction_differences(infos: list[SeriesInfo]) -> str:
         if len(set(shown)) == len(shown):
             said.append(f"{name} {' vs '.join(shown)}{unit}")
         elif len(set(shown)) > 1:
-            held: dict[str, list[int]] = {}
+            held: dict[str, list[SeriesInfo]] = {}
             for info, value in zip(infos, shown, strict=True):
-                held.setdefault(value, []).append(info.acquisition or 0)
+                held.setdefault(value, []).append(info)
             said.append(
                 f"{name} "
                 + " vs ".join(
                     f"{value}{unit if value != '(none recorded)' else ''} "
-                    f"({_numbered(word, numbers)})"
-                    for value, numbers in held.items()
+                    f"({_numbered(word, _numbers_of(them))})"
+                    for value, them in held.items()
                 )
             )
     return " and ".join([", ".join(said[:-1]), said[-1]] if len(said) > 1 else said)
 
 
-def _numbered(word: str, numbers: list[int]) -> str:
-    """ "pass 3", "passes 1 and 2", "acquisitions 1, 2 and 4"."""
-    if len(numbers) == 1:
-        return f"{word} {numbers[0]}"
-    return f"{word}{'es' if word == 'pass' else 's'} {_and(numbers)}"
+def _numbered(word: str, numbers: list) -> str:
+    """ "pass 3", "passes 1 and 2", "acquisitions 1, 2 and 4"; of :func:`_numbers_of`'s
+    list, "acquisition 1 and the slices with no AcquisitionNumber", or those slices alone."""
+    counted = sum(isinstance(k, int) for k in numbers)
+    if not counted:
+        return _and(numbers)
+    return f"{word}{('es' if word == 'pass' else 's') * (counted > 1)} {_and(numbers)}"
 
 
-def _and(numbers: list[int]) -> str:
+#: how a message names slices with no AcquisitionNumber stacked beside numbered ones (said
+#: as "acquisition 0", "acquisition None": QA mut65 A, acq69)
+_UNNUMBERED = "the slices with no AcquisitionNumber"
+
+
+def _numbers_of(infos: list[SeriesInfo]) -> list:
+    """The numbers of the passes (or acquisitions) ``infos``, sorted, as a message lists them
+    (:func:`_numbered`, :func:`_and`): slices with no AcquisitionNumber last, said so."""
+    numbers: list = sorted(g.acquisition for g in infos if g.acquisition is not None)
+    return numbers + [_UNNUMBERED] * any(g.acquisition is None for g in infos)
+
+
+def _one(word: str, info: SeriesInfo) -> tuple[str, str]:
+    """ "pass 3", "acquisition 2", or "the slices with no AcquisitionNumber", with the verb
+    that goes with it: ``(said, "is" or "are")``."""
+    return _numbered(word, _numbers_of([info])), "are" if info.acquisition is None else "is"
+
+
+def _and(numbers: list) -> str:
     """ "1 and 2", "1, 2 and 4"."""
     shown = [str(k) for k in numbers]
     return f"{', '.join(shown[:-1])} and {shown[-1]}" if len(shown) > 1 else "".join(shown)
@@ -1742,9 +1774,8 @@ def _moments_text(passes: list[SeriesInfo]) -> str:
     said = []
     for same in moments.values():
         if len(same) == 1:
-            said.append(f"{word} {same[0].acquisition}")
+            said.append(_numbered(word, _numbers_of(same)))
             continue
-        numbers = [str(g.acquisition) for g in same]
         how = reconstruction_differences(same)
         # reconstructions of one scan only where they image the same positions: parts at
         # positions of their own whose times touch (a step-and-shoot scan's chunks) are
@@ -1753,8 +1784,7 @@ def _moments_text(passes: list[SeriesInfo]) -> str:
             bool(g.positions & o.positions) for i, g in enumerate(same) for o in same[i + 1 :]
         ]
         said.append(
-            f"{word}{'es' if word == 'pass' else 's'} {', '.join(numbers[:-1])} and "
-            f"{numbers[-1]}, "
+            f"{_numbered(word, _numbers_of(same))}, "
             + (
                 "reconstructions of one scan"
                 if all(shared)
@@ -2003,8 +2033,8 @@ def _passes_note(
             rule_why = _LATEST_BY_TIME if info.other_moments else _LATEST
             word = "pass" if info.passes_by else "acquisition"
             why = (
-                f"DICOM SEGs reference it and {_numbered(word, sorted(g.acquisition or 0 for g in alike))}"
-                " alike; of those, " + _kernel_why(info, alike, rule_why, panel=panel)
+                f"DICOM SEGs reference it and {_numbered(word, _numbers_of(alike))} alike"
+                "; of those, " + _kernel_why(info, alike, rule_why, panel=panel)
             )
         elif any(refs & g.sop_instance_uids for g in siblings):
             why = "the one DICOM SEGs reference most"
@@ -2035,18 +2065,19 @@ def _passes_note(
             else ". To read another, choose its row in the Load panel (Find series) "
             f"or give --acquisition {_asked_as(siblings[0])}"
         )
-        also = ", ".join(f"{g.acquisition} ({g.reconstruction})" for g in siblings)
+        also = ", ".join(f"{_and(_numbers_of([g]))} ({g.reconstruction})" for g in siblings)
     if not info.passes_by:  # each told apart by its AcquisitionNumber
+        read = _UNNUMBERED if info.acquisition is None else f"AcquisitionNumber {info.acquisition}"
         if info.same_scan:  # one scan reconstructed twice, each numbered: no phase to check
             return (
                 f"series {info.label} stacks {n} reconstructions of one scan over the same "
                 f"stretch, not contrast phases: they differ in {differ}, at the same "
-                f"AcquisitionTime; read AcquisitionNumber {info.acquisition} "
+                f"AcquisitionTime; read {read} "
                 f"({info.reconstruction}, {info.n_slices} slices; {why}), not {also}{another}"
             )
         return (
             f"series {info.label} stacks {n} acquisitions over the same stretch; read "
-            f"AcquisitionNumber {info.acquisition} ({recon}{info.n_slices} slices; {why}), not "
+            f"{read} ({recon}{info.n_slices} slices; {why}), not "
             f"{numbers}" + _differences_text(info, passes, differ)
         )
     ways = {
@@ -2070,17 +2101,25 @@ def _passes_note(
         )
     elif shared:
         held = Counter(g.acquisition_number for g in passes)
-        several = sorted(a for a, k in held.items() if k > 1)
+        several = sorted(a for a, k in held.items() if k > 1 and a is not None)
+        # (passes among slices with no AcquisitionNumber beside numbered ones: it said
+        # "within acquisition None")
+        several += [_UNNUMBERED] * (held[None] > 1)
+        under = (
+            "with no AcquisitionNumber"
+            if several == [_UNNUMBERED]
+            else "under one AcquisitionNumber" + " or none" * (held[None] > 1)
+        )
         told = (
-            f"their AcquisitionNumber and, within acquisition{'s' * (len(several) > 1)} "
-            f"{', '.join(map(str, several))}, {ways[info.passes_by.split(', ')[1]]}"
+            f"their AcquisitionNumber and, within {_numbered('acquisition', several)}, "
+            f"{ways[info.passes_by.split(', ')[1]]}"
         )
     else:
         told = ways[info.passes_by]
     if not chunked:
         order = "in that order"
         numbered = (
-            ", some of them under one AcquisitionNumber"
+            f", some of them {under}"
             if shared
             else " with no AcquisitionNumber that tells them apart (removed by an anonymiser?)"
         )
@@ -2091,6 +2130,8 @@ def _passes_note(
             "AcquisitionTime. "
             + (
                 "Some of them share an AcquisitionNumber"
+                if shared and under == "under one AcquisitionNumber"
+                else f"Some of them are {under}"
                 if shared
                 else "Each was scanned in chunks under AcquisitionNumbers of its own"
                 if chunked
@@ -2180,7 +2221,7 @@ def _kernel_why(info: SeriesInfo, siblings: list[SeriesInfo], why: str, *, panel
     smoother = _of_the_smoother(info, siblings) or "the smoother kernel"
     if later:
         return (
-            f"{smoother}, though {word} {later[-1].acquisition} is later "
+            f"{smoother}, though {' '.join(_one(word, later[-1]))} later "
             + ("(choose its row)" if panel else f"(--acquisition {_asked_as(later[-1])})")
             + ": a sharp (lung, bone) kernel's images are far noisier than the soft-tissue "
             "ones the models expect"
@@ -2207,7 +2248,7 @@ def _of_the_smoother(info: SeriesInfo, siblings: list[SeriesInfo]) -> str:
     peers = [g for g in siblings if not g.sharper and g.moment == info.moment]
     if not peers:
         return ""
-    numbers = sorted(g.acquisition or 0 for g in [info, *peers])
+    numbers = _numbers_of([info, *peers])
     which = (
         "the one with most slices"
         if all(g.n_slices < info.n_slices for g in peers)
@@ -2289,7 +2330,7 @@ def passes_brief(
         alike = _referenced_alike(info, siblings, refs)
         why = (
             f"of the {name}{'es' if name == 'pass' else 's'} DICOM SEGs were drawn on "
-            f"({_and(sorted(g.acquisition or 0 for g in [info, *alike]))}), {by_rule(alike)}"
+            f"({_and(_numbers_of([info, *alike]))}), {by_rule(alike)}"
             if alike
             else "the one its DICOM SEG was drawn on"
         )
@@ -2304,13 +2345,14 @@ def passes_brief(
         twin = next(
             (p for p in passes if p.moment and p.moment == g.moment and not p.sharper), None
         )
+        who, verb = _one(name, g)
         others.append(
-            f"{name} {g.acquisition} is {name} {twin.acquisition} in a sharper kernel ({kernel})"
+            f"{who} {verb} {_one(name, twin)[0]} in a sharper kernel ({kernel})"
             if twin is not None
-            else f"{name} {g.acquisition}"
+            else who
             + (", a later phase," if g in later else "")
             # (a B45f beside a B30f is sharper, not "a sharp kernel": that is a lung or bone one)
-            + f" is in a {'sharp' if is_sharp_kernel(kernel_sharpness(kernel)) else 'sharper'}"
+            + f" {verb} in a {'sharp' if is_sharp_kernel(kernel_sharpness(kernel)) else 'sharper'}"
             + f" kernel ({kernel})"
         )
     said = [f"acq {info.acquisition_number}"] * (info.acquisition_number is not None)
@@ -2321,7 +2363,7 @@ def passes_brief(
         return f"acquisitions {_and(list(info.joined))} joined{recon}, {why}" + "".join(
             f"; {o}" for o in others
         )
-    return f"{name} {info.acquisition}{recon}, {why}" + "".join(f"; {o}" for o in others)
+    return f"{_one(name, info)[0]}{recon}, {why}" + "".join(f"; {o}" for o in others)
 
 
 def _passes_line(info: SeriesInfo, series: list[SeriesInfo], refs, **how) -> str:
@@ -2475,24 +2517,24 @@ def _choose(
         matching, acquisition = chosen, None
     if acquisition is not None:
         number, as_pass = asked_acquisition(path, acquisition)
-        chosen = [g for g in matching if g[0].acquisition == number]
-        if not as_pass:
+        if number is None:  # ("none": the slices with no AcquisitionNumber)
+            chosen = [g for g in matching if g[0].unnumbered] or _only_acquisition(matching, None)
+            if not chosen:
+                raise InputError(
+                    path,
+                    f"{_which(matching)} has no slices with no AcquisitionNumber to read apart "
+                    + _stacked_numbers(matching),
+                )
+        else:
+            chosen = [g for g in matching if g[0].acquisition == number]
+        if not as_pass and number is not None:
             _refuse_renumbered(path, matching, number, chosen)
             chosen = chosen or _only_acquisition(matching, number) or _joined_part(matching, number)
         if not chosen:
-            have = sorted({g[0].acquisition for g in matching if g[0].acquisition is not None})
-            have += [g[0].acquisition_label[4:] for g in matching if g[0].joined]
-            uids = sorted({g[0].uid for g in matching})
-            which = f"series {uids[0]}" if len(uids) == 1 else "no series here"
             raise InputError(
                 path,
-                f"{which} has no {'pass' if as_pass else 'acquisition number'} {number} "
-                + (
-                    f"(its stacked {'passes' if any(g[0].passes_by for g in matching) else 'acquisitions'}: "
-                    f"{', '.join(map(str, have))})"
-                    if have
-                    else _unstacked_numbers(matching)
-                ),
+                f"{_which(matching)} has no {'pass' if as_pass else 'acquisition number'} "
+                f"{number} " + _stacked_numbers(matching),
             )
         matching = chosen
     # the one a SEG refers to, then of reconstructions of one scan the smoother kernel, then
@@ -2532,6 +2574,24 @@ def _choose(
             "CT slices" + (_MULTIFRAME_HINT if info.multiframe else ""),
         )
     return info, members
+
+
+def _which(matching) -> str:
+    """ "series <UID>" of :func:`_choose`'s candidates of one series, else "no series here"."""
+    uids = sorted({g[0].uid for g in matching})
+    return f"series {uids[0]}" if len(uids) == 1 else "no series here"
+
+
+def _stacked_numbers(matching) -> str:
+    """What an acquisition asked of :func:`_choose`'s candidates may be: "(its stacked
+    acquisitions: 1, 2, none)", else why it stacks none."""
+    have: list = sorted({g[0].acquisition for g in matching if g[0].acquisition is not None})
+    have += [g[0].acquisition_label[4:] for g in matching if g[0].joined]
+    have += ["none"] * any(g[0].unnumbered for g in matching)
+    if not have:
+        return _unstacked_numbers(matching)
+    kind = "passes" if any(g[0].passes_by for g in matching) else "acquisitions"
+    return f"(its stacked {kind}: {', '.join(map(str, have))})"
 
 
 def _only_acquisition(matching, number: int) -> list:
@@ -2620,26 +2680,33 @@ def _joined_part(matching, number: int) -> list:
     return []
 
 
-def asked_acquisition(path, acquisition: int | str) -> tuple[int, bool]:
+def asked_acquisition(path, acquisition: int | str) -> tuple[int | None, bool]:
     """``acquisition`` as :func:`read_dicom_series` takes it: ``(its number, whether it was
     given as a pass's)``: 3 or "3" (an AcquisitionNumber, or the pass number where passes have
     none), "pass 3" (the pass numbered 3 where a series' passes are numbered 1..n apart from
-    their AcquisitionNumbers: the Load panel's rows)."""
+    their AcquisitionNumbers: the Load panel's rows); "none" (also "acq none": its row's
+    label), ``(None, False)``: the slices with no AcquisitionNumber stacked beside numbered
+    ones."""
     if isinstance(acquisition, int):
         return acquisition, False
+    if re.fullmatch(r"\s*(acq\s*)?none\s*", str(acquisition), flags=re.IGNORECASE):
+        return None, False
     match = re.fullmatch(r"\s*(pass\s*)?(\d+)\s*", str(acquisition), flags=re.IGNORECASE)
     if match is None:
         raise InputError(
             path,
             f"acquisition {printable(acquisition)!r} is no number: give an AcquisitionNumber "
-            "(3) or a pass's number (pass 3)",
+            "(3), a pass's number (pass 3) or none (the slices with no AcquisitionNumber)",
         )
     return int(match[2]), bool(match[1])
 
 
 def _asked_as(info: SeriesInfo) -> str:
     """How ``--acquisition`` names ``info``: its number ("3"), or "'pass 3'" of a pass numbered
-    apart from its AcquisitionNumbers (a bare 3 may be refused there)."""
+    apart from its AcquisitionNumbers (a bare 3 may be refused there); "none" of the slices
+    with no AcquisitionNumber beside numbered ones."""
+    if info.unnumbered:
+        return "none"
     if info.acquisition_number is not None or info.chunks:
         return f"'pass {info.acquisition}'"
     return str(info.acquisition)

@@ -1034,6 +1034,17 @@ def seg_segments(path: str | Path) -> list[tuple[str, int]] | None:
     return None if ds is None else _segment_labels(ds)
 
 
+def seg_series_and_segments(
+    path: str | Path,
+) -> tuple[str | None, list[tuple[str, int]] | None]:
+    """:func:`seg_referenced_series` and :func:`seg_segments` of one DICOM SEG file, its
+    header read once (indexing a patient read it once for each)."""
+    ds = _seg_header(path)
+    if ds is None:
+        return None, None
+    return _referenced_series(ds) or None, _segment_labels(ds)
+
+
 def _seg_header(path: str | Path):
     """A DICOM file's header, or None when it cannot be read."""
     from .dicom import refuse_deflate_bomb

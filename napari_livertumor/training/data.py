@@ -497,7 +497,7 @@ def _index_tcia_patient(
     folder: Path, skipped: list, reporter: Reporter | None = None
 ) -> CaseRecord | None:
     from ..io.dicom import discover_series
-    from ..io.seg import seg_referenced_series, seg_segments
+    from ..io.seg import seg_series_and_segments
 
     unreadable: list = []
     try:
@@ -579,7 +579,9 @@ def _index_tcia_patient(
     # another patient's or phase's SEG beside this one's: the one drawn on a CT held here
     held = {s.uid for s in cts}
     seg_files = [f for s in segs for f in s.files]
-    refs = [seg_referenced_series(f) for f in seg_files]
+    # (each SEG's header read once: it was read for its series, then again for its segments)
+    facts = [seg_series_and_segments(f) for f in seg_files]
+    refs = [ref for ref, _ in facts]
     seg_patients = [next(s.patient_id for s in segs if f in s.files) for f in seg_files]
     # its own patient's, else one of no other patient's here (a blank PatientID): another
     # patient's SEG and scan must never stand in for its own (they trained under this folder's
@@ -612,7 +614,7 @@ def _index_tcia_patient(
     if ref is None and not cts:
         _skip(skipped, folder.name, "no CT series")
         return None
-    segments = seg_segments(seg_file)
+    segments = facts[mine][1]
     if segments is not None and not any(value == HCC_LIVER for _, value in segments):
         # (its header says it: training would skip it once it has read its scan, and
         # Check data counted it among the patients with labels)
