@@ -2770,10 +2770,13 @@ def test_the_weak_report_carries_the_tables_warnings_and_an_opposite_fit(tmp_pat
     run = loop._Run.__new__(loop._Run)
     run.config = SimpleNamespace(stage="tumor", weak_lambda=0.5, clinical=str(tmp_path / "clinical.csv"),
                                  data=str(tmp_path), weak_columns=["AFP", "age"], weak_folds=8,
-                                 weak_ridge=1.0, seed=0)  # fmt: skip
+                                 weak_ridge=1.0, seed=0, weak_log_columns=("AFP",))  # fmt: skip
     cases = [SimpleNamespace(case_id=i, tlvr=float(t)) for i, t in zip(ids, truth, strict=True)]
     labels, summary = run._weak_labels(cases)
     assert summary["enabled"] and len(labels) == len(ids)
+    # the form AFP entered in, recorded and said (the metadata keeps the summary)
+    assert summary["log10_columns"] == ["AFP"]
+    assert any("AFP (log10), age" in line for line in summary["report"])
     assert any("HCC_002 has 2 rows" in line for line in summary["report"])
     assert summary["oof_corr_with_tlvr"] == pytest.approx(-1.0)
     assert any("do not follow" in line and "-1.00" in line for line in summary["report"])

@@ -266,8 +266,8 @@ def test_no_usable_column_names_each_column_once():
 
 
 def test_an_afp_typo_no_patient_has_does_not_set_its_weak_label(tmp_path, caplog):
-    """An AFP of 1e12 (a typo) was read as a number: AFP enters the fit unscaled (no log), and
-    that patient's weak label went from 0.118 to 1.0. The table reader treats it as missing
+    """An AFP of 1e12 (a typo) was read as a number: AFP entered the fit unscaled then (no log),
+    and that patient's weak label went from 0.118 to 1.0 (log10, it would still pull far). The table reader treats it as missing
     (the label is the one the patient's AFP left blank gets), said as a warning the Train
     panel shows."""
     from napari_livertumor.training import weak
@@ -288,3 +288,125 @@ def test_an_afp_typo_no_patient_has_does_not_set_its_weak_label(tmp_path, caplog
     got = out_of_fold_weak_labels(read, tlvr, cols, folds=4).labels
     expected = out_of_fold_weak_labels(blank, tlvr, cols, folds=4).labels
     assert got["HCC_003"] == pytest.approx(expected["HCC_003"]) and got["HCC_003"] < 0.5
+
+
+def afp_cohort(seed, n=40):
+    """Patients like HCC-TACE-Seg's: most tumors under a tenth of the liver, AFP (ng/mL) with
+    a long right tail that follows the tumor burden loosely (log10 AFP ~ N(1.2 + 4 TLVR, 0.5))."""
+    rng = np.random.default_rng(seed)
+    tlvr = np.clip(rng.beta(0.7, 9.0, n), 0.0, 0.4)
+    ids = [f"HCC_{i:03d}" for i in range(1, n + 1)]
+    frame = pd.DataFrame(
+        {
+            "AFP": np.round(10 ** rng.normal(1.2 + 4 * tlvr, 0.5), 1),
+            "T_involvment": (tlvr + rng.normal(0, 0.08, n) > 0.25).astype(float),
+            "age": rng.integers(40, 85, n).astype(float),
+        },
+        index=pd.Index(ids, name="TCIA_ID"),
+    )
+    return frame, dict(zip(ids, tlvr, strict=True))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_one_patients_extreme_afp_does_not_set_the_other_patients_labels(seed):
+    """AFP entered the fit as it is: one patient's 50 000 ng/mL (the others' up to a few
+    thousand) made the AFP column that patient alone once standardised, and moved other
+    patients' weak labels by up to 0.46 (TLVR units). On a log scale (log10(AFP + 1)) no other
+    label moves by more than 0.1 (twice the interval penalty's margin)."""
+    frame, tlvr = afp_cohort(seed)
+    cols = ["AFP", "T_involvment", "age"]
+    low = min(tlvr, key=tlvr.get)  # a small tumor, and an AFP no other patient has
+    high = frame.copy()
+    high.loc[low, "AFP"] = 50_000.0
+    before = out_of_fold_weak_labels(frame, tlvr, cols).labels
+    after = out_of_fold_weak_labels(high, tlvr, cols).labels
+    moved = max(abs(after[p] - before[p]) for p in tlvr if p != low)
+    assert moved < 0.1
+
+
+def test_afp_enters_as_log10_of_afp_plus_one_before_the_folds_statistics(caplog):
+    """The transform is applied to the values alone: imputation and standardisation still come
+    from the fitting folds (the labels are those of a table that held log10(AFP + 1))."""
+    frame, tlvr = clinical_cohort()
+    cols = ["AFP", "T_involvment", "age"]
+    with caplog.at_level("INFO", logger="napari_livertumor"):
+        weak = out_of_fold_weak_labels(frame, tlvr, cols, folds=5, seed=1)
+    logged = frame.copy()
+    logged["AFP"] = np.log10(frame["AFP"] + 1)
+    as_is = out_of_fold_weak_labels(logged, tlvr, cols, folds=5, seed=1, log_columns=())
+    assert weak.labels == pytest.approx(as_is.labels, abs=1e-12)
+    # said and recorded: which columns, in which form
+    assert weak.log_columns == ["AFP"] and weak.summary()["log10_columns"] == ["AFP"]
+    said = [m for m in weak.report if m.startswith("regressed on 3 column(s)")]
+    assert said == ["regressed on 3 column(s): AFP (log10), T_involvment, age; (log10): "
+                    "log10(value + 1)"]  # fmt: skip
+    assert "weak supervision: regressed on 3 column(s): AFP (log10)" in caplog.text
+    # () : every column as it is, as runs before 7 Dec 2026
+    plain = out_of_fold_weak_labels(frame, tlvr, cols, folds=5, seed=1, log_columns=())
+    assert plain.log_columns == [] and "(log10)" not in plain.report[-1]
+    assert plain.labels != pytest.approx(weak.labels)
+    # a header written 'afp' is the AFP column, log-scaled as well
+    lower = out_of_fold_weak_labels(frame.rename(columns={"AFP": "afp"}), tlvr, cols, seed=1)
+    assert lower.log_columns == ["afp"] and lower.labels == pytest.approx(weak.labels)
+
+
+def test_a_negative_value_in_a_log_scaled_column_is_read_as_missing_and_said():
+    frame, tlvr = clinical_cohort()
+    frame.loc["HCC_002", "AFP"] = -5.0
+    weak = out_of_fold_weak_labels(frame, tlvr, ["AFP", "age"])
+    assert any("'AFP' is log-scaled, and 1 value(s) are negative (HCC_002)" in m
+               for m in weak.report)  # fmt: skip
+    blank = frame.copy()
+    blank.loc["HCC_002", "AFP"] = np.nan
+    assert weak.labels == pytest.approx(out_of_fold_weak_labels(blank, tlvr, ["AFP", "age"]).labels)
+
+
+def test_the_recipe_records_the_log_columns_and_a_run_recorded_before_keeps_afp_as_it_is(
+    tmp_path,
+):
+    """A run or model recorded before ``weak_log_columns`` (7 Dec 2026) entered AFP as it is:
+    `train --resume` (with or without the recipe file), the Train panel's Resume and a
+    fine-tune from the model's own recipe go on so; a new run takes log10 AFP."""
+    import argparse
+    import json
+
+    from napari_livertumor._widgets.train import _saved_config
+    from napari_livertumor.commands.train import add_arguments, build_configs
+    from napari_livertumor.errors import SettingsError
+    from napari_livertumor.models import default_model_dir
+    from napari_livertumor.training.config import make_config, recipe_from_model
+    from napari_livertumor.training.loop import saved_training_config
+
+    cfg = make_config("tumor", data=".")
+    assert cfg.weak_log_columns == ("AFP",) and cfg.to_dict()["weak_log_columns"] == ["AFP"]
+    with pytest.raises(SettingsError, match="weak_log_columns must be a list"):
+        make_config("tumor", data=".", weak_log_columns="AFP")
+
+    last = tmp_path / "out" / "tumor" / "last"
+    last.mkdir(parents=True)
+    saved = {"stage": "tumor", "weak_lambda": 0.5}
+    (last / "metadata.json").write_text(json.dumps({"training": {"config": saved}}))
+    assert saved_training_config(last.parent)["weak_log_columns"] == []
+    assert _saved_config(last.parent)["weak_log_columns"] == []
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    recipe = tmp_path / "recipe.json"
+
+    def logs(*extra, tumor=None):
+        if tumor is not None:
+            recipe.write_text(json.dumps({"tumor": tumor}))
+        argv = ["--data", str(tmp_path), "--out", str(tmp_path / "out"), "--stage", "tumor"]
+        (cfg,) = build_configs(parser.parse_args([*argv, *extra]))
+        return cfg.weak_log_columns
+
+    assert logs("--resume") == ()
+    assert logs("--resume", "--config", str(recipe), tumor={"weak_lambda": 0.5}) == ()
+    asked = {"weak_lambda": 0.5, "weak_log_columns": ["AFP"]}
+    assert logs("--resume", "--config", str(recipe), tumor=asked) == ("AFP",)  # said so
+    assert logs() == ("AFP",)  # a new run: the default
+    saved["weak_log_columns"] = ["AFP"]
+    (last / "metadata.json").write_text(json.dumps({"training": {"config": saved}}))
+    assert logs("--resume") == ("AFP",)
+    # the shipped tumor model trained with the weak term before the field existed
+    shipped = recipe_from_model(default_model_dir("tumor"), "tumor")["tumor"]
+    assert shipped["weak_log_columns"] == []

@@ -193,6 +193,18 @@ def build_configs(args) -> list:
             if anchor is not None and anchor != cfg.weak_anchor:
                 cfg = cfg.with_updates(weak_anchor=anchor)
         if (
+            cfg.resume
+            and s == "tumor"
+            and not any("weak_log_columns" in recipe.get(k, {}) for k in ("common", "tumor"))
+        ):
+            from ..training.loop import saved_training_config
+
+            # the run's own form of its weak labels (before 7 Dec 2026: AFP as it is), unless
+            # the recipe given says which
+            was = (saved_training_config(cfg.stage_dir) or {}).get("weak_log_columns")
+            if isinstance(was, list) and tuple(was) != cfg.weak_log_columns:
+                cfg = cfg.with_updates(weak_log_columns=tuple(was))
+        if (
             s == "tumor"
             and args.config
             and args.weak_anchor is None

@@ -239,11 +239,13 @@ def _weak_fit(lines, problems, frame, path, train_ids, columns, config) -> bool:
     Asked of the function training asks, :func:`~napari_livertumor.training.weak.weak_fit_inputs`:
     the rule is that one, not a copy of it that drifts."""
     from ..errors import InputError
+    from .config import DEFAULT_WEAK_LOG_COLUMNS
     from .weak import weak_fit_inputs
 
     folds = config.weak_folds if config is not None else 5
+    logs = config.weak_log_columns if config is not None else DEFAULT_WEAK_LOG_COLUMNS
     try:
-        fit = weak_fit_inputs(frame, train_ids, columns, folds=folds, source=path)
+        fit = weak_fit_inputs(frame, train_ids, columns, folds=folds, source=path, log_columns=logs)
     except InputError as exc:  # training stops on it, after the patients are prepared
         _refused(lines, problems, 1.0, f"⚠ Clinical table {exc}")
         return False

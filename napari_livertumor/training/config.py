@@ -71,6 +71,12 @@ DEFAULT_WEAK_COLUMNS = (
     "Interval_BL",
     "TTP",
 )
+#: weak columns entered as log10(value + 1): serum AFP (ng/mL) spans five decades (most
+#: patients under 20, a few 10^3 to 10^5) and is read on a log scale in clinical practice;
+#: standardised as it is, one patient's 50 000 set every weak label. The other defaults are
+#: codes, flags, years or days within a decade or two: as they are. Runs recorded before the
+#: field (7 Dec 2026) entered every column as it is (``()``), and resume so.
+DEFAULT_WEAK_LOG_COLUMNS = ("AFP",)
 
 
 @dataclass
@@ -127,6 +133,8 @@ class TrainConfig:
     #: penalised the ground truth itself on most patches of patients with large tumors)
     weak_anchor: str = "patch"
     weak_columns: tuple[str, ...] = DEFAULT_WEAK_COLUMNS
+    #: of ``weak_columns``, those entered as log10(value + 1) (see DEFAULT_WEAK_LOG_COLUMNS)
+    weak_log_columns: tuple[str, ...] = DEFAULT_WEAK_LOG_COLUMNS
     weak_folds: int = 5
     weak_ridge: float = 1.0
     weak_min_liver_fraction: float = 0.05
@@ -221,13 +229,16 @@ class TrainConfig:
         except (TypeError, ValueError) as exc:
             raise SettingsError(str(exc)) from exc
         self._check_ranges()
-        if isinstance(self.weak_columns, str) or not all(
-            isinstance(c, str) for c in self.weak_columns
-        ):  # "AFP" had become the columns A, F and P
-            raise SettingsError(
-                f"weak_columns must be a list of column names, got {self.weak_columns!r}"
-            )
-        self.weak_columns = tuple(self.weak_columns)
+        for name in ("weak_columns", "weak_log_columns"):
+            names = getattr(self, name)
+            if (
+                isinstance(names, str)
+                or not isinstance(names, (list, tuple))
+                or not all(isinstance(c, str) for c in names)
+            ):
+                # "AFP" had become the columns A, F and P
+                raise SettingsError(f"{name} must be a list of column names, got {names!r}")
+            setattr(self, name, tuple(names))
         if self.stage not in STAGES:
             raise SettingsError(f"stage must be one of {STAGES}, not {self.stage!r}")
         if self.class_weights is not None:
@@ -389,7 +400,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["network"] = self.network.to_dict()
-        for k in ("roi_size", "target_spacing", "hu_window", "weak_columns"):
+        for k in ("roi_size", "target_spacing", "hu_window", "weak_columns", "weak_log_columns"):
             d[k] = list(d[k])
         return d
 
@@ -519,6 +530,8 @@ def recipe_from_model(folder: str | Path, stage: str) -> dict[str, Any]:
     saved = dict((meta.training or {}).get("config") or {})
     if "weak_lambda" in saved and "weak_anchor" not in saved:
         saved["weak_anchor"] = "patient"  # trained before the field: the form it trained with
+    if "weak_lambda" in saved and "weak_log_columns" not in saved:
+        saved["weak_log_columns"] = []  # before the field: every column as it is (AFP too)
     # (its seed comes along: fine-tuned on the data it was trained on, it draws the same split
     # and never tests on a patient it trained on; --seed changes it, said in the help)
     section = {k: v for k, v in saved.items() if k in known and k not in RUN_KEYS}
@@ -633,6 +646,7 @@ TUMOR_ONLY = frozenset(
         "weak_margin",
         "weak_anchor",
         "weak_columns",
+        "weak_log_columns",
         "mask_outside_liver",
         "aug_mask_dilate_mm",
         "aug_mask_prob",

@@ -140,6 +140,7 @@ def check_weak_table(
             cfg.weak_columns,
             folds=cfg.weak_folds,
             source=path,
+            log_columns=cfg.weak_log_columns,
         )
 
 
@@ -520,7 +521,14 @@ def saved_training_config(stage_dir: str | Path) -> dict[str, Any] | None:
         config = (meta.get("training") or {}).get("config")
     except (OSError, ValueError, AttributeError):
         return None
-    return dict(config) if isinstance(config, dict) and config else None
+    if not isinstance(config, dict) or not config:
+        return None
+    config = dict(config)
+    if "weak_lambda" in config and "weak_log_columns" not in config:
+        # recorded before the field (7 Dec 2026): its weak labels entered AFP as it is, and a
+        # resume goes on so
+        config["weak_log_columns"] = []
+    return config
 
 
 def run_weak_anchor(stage_dir: str | Path) -> str | None:
@@ -1000,6 +1008,7 @@ class _Run:
             ridge=cfg.weak_ridge,
             seed=cfg.seed,
             source=path,
+            log_columns=cfg.weak_log_columns,
         )
         tl = np.array([c.tlvr for c in train_cases if c.case_id in weak.labels])
         wl = np.array([weak.labels[c.case_id] for c in train_cases if c.case_id in weak.labels])

@@ -6,7 +6,9 @@ TLVR. Unlike the original — which fitted in-sample and used its own fitted val
 label here is predicted **out of fold**: the training patients are dealt into k folds and each
 patient's label comes from a model fitted on the other folds only, with median imputation and
 standardisation computed on those other folds too. So no patient's own TLVR ever shapes its own
-weak label.
+weak label. A column with a long right tail (serum AFP, ng/mL: most patients under 20, a few at
+10^3 to 10^5) enters as ``log10(value + 1)`` (``weak_log_columns``, default AFP), as clinical
+practice reads it: standardised linearly, one patient's AFP of 50 000 set the fit for all.
 
 The penalty compares the weak label with the network's *soft* tumor ratio, computed from softmax
 probabilities (the original used raw logits):
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .config import DEFAULT_WEAK_LOG_COLUMNS
 from .data import IN_REPORT
 
 log = logging.getLogger(__name__)
@@ -47,12 +50,15 @@ class WeakLabels:
     columns: list[str]
     report: list[str] = field(default_factory=list)
     n_without_clinical: int = 0
+    #: the columns of ``columns`` entered as log10(value + 1)
+    log_columns: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
             "n_weak_labels": len(self.labels),
             "n_without_clinical": self.n_without_clinical,
             "columns": self.columns,
+            "log10_columns": self.log_columns,
             "report": self.report,
         }
 
@@ -175,7 +181,7 @@ class WeakFitInputs:
     patients: list[str]
     #: the columns regressed on
     columns: list[str]
-    #: the patients' values in those columns (NaN where missing)
+    #: the patients' values in those columns (NaN where missing), log-scaled where asked
     x: np.ndarray | None
     report: list[str]
     n_without_clinical: int
@@ -183,14 +189,25 @@ class WeakFitInputs:
     absent: list[str] = field(default_factory=list)
     #: why training goes without the weak term, in the words it logs; ``None``: it fits
     off: str | None = None
+    #: the columns of ``columns`` entered as log10(value + 1)
+    log_columns: list[str] = field(default_factory=list)
 
 
 def weak_fit_inputs(
-    frame, train_ids, columns, *, folds: int = 5, source: str | Path | None = None
+    frame,
+    train_ids,
+    columns,
+    *,
+    folds: int = 5,
+    source: str | Path | None = None,
+    log_columns=DEFAULT_WEAK_LOG_COLUMNS,
 ) -> WeakFitInputs:
     """The rows and columns :func:`out_of_fold_weak_labels` fits on for the training patients
     ``train_ids``, or (``off``) why it makes no weak label at all: what the Train panel's
     *Check data* asks before training, so that both say the same, by the same rule.
+
+    The values of ``log_columns`` (named as ``columns`` are: case and surrounding spaces do
+    not count) enter as ``log10(value + 1)``; a negative one there is read as missing, said.
 
     Raises
     ------
@@ -254,6 +271,9 @@ def weak_fit_inputs(
     use: list[str] = []
     # named as the table reader matches them: case and surrounding spaces do not count
     by_key = {str(c).strip().lower(): c for c in frame.columns}
+    log_keys = {str(c).strip().lower() for c in log_columns}
+    logged: list[str] = []
+    values_of: dict[str, np.ndarray] = {}
     absent: list[str] = []
     sparse: list[str] = []  # (columns with under 2 values for these patients)
     for wanted_col in columns:
@@ -266,12 +286,26 @@ def weak_fit_inputs(
             absent.append(str(wanted_col))
             report.append(f"column {wanted_col!r} not in the clinical table: not used")
             continue
-        values = pd.to_numeric(frame.loc[matched, col], errors="coerce")
-        if values.notna().sum() < 2:
+        values = pd.to_numeric(frame.loc[matched, col], errors="coerce").to_numpy(float)
+        if str(col).strip().lower() in log_keys:
+            negative = [p for p, v in zip(matched, values, strict=True) if v < 0]
+            if negative:
+                report.append(
+                    f"column {col!r} is log-scaled, and {len(negative)} value(s) are negative "
+                    f"({', '.join(map(shown_id, negative[:8]))}"
+                    + (" …" if len(negative) > 8 else "")
+                    + "): read as missing"
+                )
+            with np.errstate(invalid="ignore"):
+                values = np.where(values >= 0, np.log10(np.maximum(values, 0.0) + 1.0), np.nan)
+        if np.isfinite(values).sum() < 2:
             report.append(f"column {col!r} has fewer than 2 numeric values: not used")
             sparse.append(str(col))
             continue
         use.append(col)
+        values_of[col] = values
+        if str(col).strip().lower() in log_keys:
+            logged.append(col)
     if not use:
         # said by kind, each column once (the reason repeated for each of 15 columns was a
         # paragraph in Check data's box)
@@ -292,9 +326,7 @@ def weak_fit_inputs(
             f"none of the clinical columns asked for is usable ({why}); the table's "
             f"columns: {', '.join(map(str, list(frame.columns)[:12]))}",
         )
-    x_all = np.stack(
-        [pd.to_numeric(frame.loc[matched, c], errors="coerce").to_numpy(float) for c in use], 1
-    )
+    x_all = np.stack([values_of[c] for c in use], 1)
     # a row with no value in any column used ("NA" throughout) is no clinical row: its label
     # would be the medians' prediction, the same for every such patient
     blank = ~np.isfinite(x_all).any(axis=1)
@@ -308,7 +340,9 @@ def weak_fit_inputs(
         matched = [p for p, b in zip(matched, blank, strict=True) if not b]
         x_all = x_all[~blank]
         n_missing += len(empty)
-    inputs = WeakFitInputs(frame, matched, use, x_all, report, n_missing, absent)
+    inputs = WeakFitInputs(
+        frame, matched, use, x_all, report, n_missing, absent, log_columns=logged
+    )
     # each patient's label is fitted on the other folds; under 3 rows a fit is their mean, which
     # carries nothing of the patient (over 3 patients it ran opposite to the truth: r = -1)
     smallest_fit = smallest_fold_fit(len(matched), folds)
@@ -332,6 +366,7 @@ def out_of_fold_weak_labels(
     ridge: float = 1.0,
     seed: int = 0,
     source: str | Path | None = None,
+    log_columns=DEFAULT_WEAK_LOG_COLUMNS,
 ) -> WeakLabels:
     """Weak TLVR labels for the patients in ``tlvr`` (the training patients), out of fold.
 
@@ -349,6 +384,10 @@ def out_of_fold_weak_labels(
         L2 penalty on the standardised coefficients (the intercept is not penalised).
     source : path, optional
         The clinical file, named in error messages.
+    log_columns : sequence of str
+        Columns entered as ``log10(value + 1)`` (long right tails: serum AFP), before the
+        fitting folds' imputation and standardisation. Default: AFP. ``()``: every column as
+        it is (how runs before 7 Dec 2026 entered AFP).
 
     Raises
     ------
@@ -356,7 +395,9 @@ def out_of_fold_weak_labels(
         No clinical row matches any training patient, or no usable column remains
         (:func:`weak_fit_inputs`, which also says when too few are left to fit on).
     """
-    inputs = weak_fit_inputs(frame, list(tlvr), columns, folds=folds, source=source)
+    inputs = weak_fit_inputs(
+        frame, list(tlvr), columns, folds=folds, source=source, log_columns=log_columns
+    )
     report, matched, use = inputs.report, inputs.patients, inputs.columns
     if use and len(inputs.absent) * 2 > len(columns):
         absent = inputs.absent
@@ -385,6 +426,13 @@ def out_of_fold_weak_labels(
         held = fold_of == f
         pred[held] = fit_predict(x_all[~held], y_all[~held], x_all[held], ridge=ridge)
     pred = np.clip(pred, 0.0, 1.0)
+    logged = set(inputs.log_columns)
+    # which columns, and in which form: a resumed run or a model's record is read against it
+    report.append(
+        f"regressed on {len(use)} column(s): "
+        + ", ".join(f"{c} (log10)" if c in logged else str(c) for c in use)
+        + ("; (log10): log10(value + 1)" if logged else "")
+    )
     for msg in report:
         log.info("weak supervision: %s", msg)
     return WeakLabels(
@@ -392,6 +440,7 @@ def out_of_fold_weak_labels(
         columns=use,
         report=report,
         n_without_clinical=inputs.n_without_clinical,
+        log_columns=list(inputs.log_columns),
     )
 
 
