@@ -33,6 +33,25 @@ def trained(tmp_path_factory):
     return data, root / "models"
 
 
+#: the split of the tests that stop, kill and resume an evaluation of three test patients
+THREE_TEST_PATIENTS = {"train": ["HCC_001"], "test": ["HCC_002", "HCC_003", "HCC_004"]}
+
+
+@pytest.fixture(scope="module")
+def whole_evaluation(trained, tmp_path_factory):
+    """``THREE_TEST_PATIENTS`` evaluated in one run, its maps saved: what a stopped or killed
+    evaluation resumed must give, made once for those tests: ``(its results, its folder)``,
+    both only read."""
+    from napari_livertumor.training.evaluate import evaluate
+
+    data, models = trained
+    root = tmp_path_factory.mktemp("whole")
+    split = root / "split.json"
+    split.write_text(json.dumps(THREE_TEST_PATIENTS))
+    kw = dict(models=models, split_file=split, device="cpu", save_labels=True)
+    return evaluate(data, out_dir=root / "whole", **kw), root / "whole"
+
+
 @pytest.fixture(scope="module")
 def blind_models(tmp_path_factory):
     """Models that find no liver, on a coarse grid, with no split file (every patient is a
@@ -1141,7 +1160,7 @@ def test_a_stopped_overwrite_keeps_the_earlier_label_maps_with_their_results(
 
 
 def test_a_stopped_evaluation_resumes_to_the_same_results_as_one_run_whole(
-    trained, tmp_path, monkeypatch, capsys
+    trained, whole_evaluation, tmp_path, monkeypatch, capsys
 ):
     """Ctrl-C after some patients: the only way on was --overwrite, scoring every patient
     again. --resume keeps the ones scored and gives what one whole run gives."""
@@ -1151,9 +1170,9 @@ def test_a_stopped_evaluation_resumes_to_the_same_results_as_one_run_whole(
 
     data, models = trained
     split = tmp_path / "split.json"
-    split.write_text(json.dumps({"train": ["HCC_001"], "test": ["HCC_002", "HCC_003", "HCC_004"]}))
+    split.write_text(json.dumps(THREE_TEST_PATIENTS))
     kw = dict(models=models, split_file=split, device="cpu", save_labels=True)
-    whole = evaluate(data, out_dir=tmp_path / "whole", **kw)
+    whole, whole_out = whole_evaluation
     out = tmp_path / "out"
     real, calls = _stop_on_the_second_case(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
@@ -1189,9 +1208,7 @@ def test_a_stopped_evaluation_resumes_to_the_same_results_as_one_run_whole(
     maps = sorted(p.name for p in (out / "labels").iterdir())
     assert maps == ["HCC_002_labels.nii.gz", "HCC_003_labels.nii.gz", "HCC_004_labels.nii.gz"]
     for name in maps:
-        assert (out / "labels" / name).read_bytes() == (
-            tmp_path / "whole" / "labels" / name
-        ).read_bytes()
+        assert (out / "labels" / name).read_bytes() == (whole_out / "labels" / name).read_bytes()
     # nothing left to resume: said
     with pytest.raises(InputError, match="holds no stopped evaluation to resume"):
         evaluate(data, out_dir=out, resume=True, **kw)
@@ -1212,7 +1229,7 @@ def test_a_stopped_evaluation_resumes_to_the_same_results_as_one_run_whole(
     ],
 )
 def test_an_evaluation_killed_outright_is_resumed_with_the_patients_it_scored_kept(
-    trained, tmp_path, monkeypatch, over_earlier, killed_at
+    trained, whole_evaluation, tmp_path, monkeypatch, over_earlier, killed_at
 ):
     """kill -9 (the OOM killer, a scheduler) wrote no resume state (only a Ctrl-C did): --resume
     said "holds no stopped evaluation to resume", and a rerun was refused for "an earlier
@@ -1229,12 +1246,12 @@ def test_an_evaluation_killed_outright_is_resumed_with_the_patients_it_scored_ke
 
     data, models = trained
     split = tmp_path / "split.json"
-    split.write_text(json.dumps({"train": ["HCC_001"], "test": ["HCC_002", "HCC_003", "HCC_004"]}))
+    split.write_text(json.dumps(THREE_TEST_PATIENTS))
     kw = dict(models=models, split_file=split, device="cpu", save_labels=True)
-    whole = evaluate(data, out_dir=tmp_path / "whole", **kw)
+    whole, whole_out = whole_evaluation
     out = tmp_path / "out"
     if over_earlier:  # a complete evaluation there, its maps not this one's
-        shutil.copytree(tmp_path / "whole", out)
+        shutil.copytree(whole_out, out)
         for p in (out / "labels").iterdir():
             p.write_bytes(b"the earlier evaluation's map")
     real_segment, real_replace, calls, armed = Segmenter.segment, os.replace, [], [True]
@@ -1277,7 +1294,7 @@ def test_an_evaluation_killed_outright_is_resumed_with_the_patients_it_scored_ke
     assert sorted(p.name for p in out.iterdir()) == [
         "labels", "lesions.csv", "per_case.csv", "summary.json"
     ]  # fmt: skip
-    for p in (tmp_path / "whole" / "labels").iterdir():  # the maps scored, none of another run
+    for p in (whole_out / "labels").iterdir():  # the maps scored, none of another run
         assert (out / "labels" / p.name).read_bytes() == p.read_bytes(), p.name
     assert len(list((out / "labels").iterdir())) == 3
 

@@ -57,6 +57,14 @@ def run_all(config, **kw):
     return [r for r in train(config, **kw) if r["event"] != "prepare"]
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(toy_data, tmp_path_factory):
+    """``tiny_config``'s run never stopped, made once for the tests that stop and resume the
+    same run and compare: ``(its reports, its stage folder)``, both only read."""
+    out = tmp_path_factory.mktemp("full")
+    return run_all(tiny_config(toy_data, out)), out / "liver"
+
+
 def test_a_few_steps_lower_the_loss(toy_data, tmp_path):
     cfg = tiny_config(
         toy_data, tmp_path, epochs=1, steps_per_epoch=10, lr=5e-3, augment=False, fg_ratio=1.0
@@ -184,10 +192,12 @@ def test_share_model_leaves_out_patient_ids_figures_and_paths(toy_data, tmp_path
         share_model(src, tmp_path / "bad")
 
 
-def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(toy_data, tmp_path):
+def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(
+    toy_data, tmp_path, uninterrupted
+):
     from napari_livertumor.training.cli_report import format_report
 
-    full = run_all(tiny_config(toy_data, tmp_path / "full"))
+    full, _ = uninterrupted
     n = 0
 
     def cancel_after_four():
@@ -287,14 +297,16 @@ def test_a_run_stopped_before_its_first_best_model_is_not_said_to_hold_a_model(t
         run_all(tiny_config(toy_data, tmp_path / "cut"))
 
 
-def test_a_stop_during_validation_is_made_good_on_resume(toy_data, tmp_path, monkeypatch):
+def test_a_stop_during_validation_is_made_good_on_resume(
+    toy_data, tmp_path, monkeypatch, uninterrupted
+):
     """Stopped while it checked the validation patients, the run kept no score for that epoch
     and resumed straight into the next: the check (and a best model it would have saved) was
     lost; at the run's last epoch it ended with no validated model at all."""
     from napari_livertumor.errors import Cancelled
     from napari_livertumor.training import loop
 
-    full = run_all(tiny_config(toy_data, tmp_path / "full"))
+    full, _ = uninterrupted
     real_validate = loop.validate
     stopped = []
 
@@ -510,7 +522,9 @@ def test_a_stop_during_the_last_validation_is_a_stop_not_an_unvalidated_finish(
     assert resumed[-1]["event"] == "done" and resumed[-1]["best_val_dice"] is not None
 
 
-def test_a_run_killed_while_saving_is_finished_or_rolled_back_never_mixed(toy_data, tmp_path):
+def test_a_run_killed_while_saving_is_finished_or_rolled_back_never_mixed(
+    toy_data, tmp_path, uninterrupted
+):
     """Killed between the renames that swap last/ in, the folder held no last/ and --resume
     refused the run (advising --force, which throws it away); killed between the writes of the
     best model's files, new weights sat beside the old metadata and loaded without a word."""
@@ -519,7 +533,7 @@ def test_a_run_killed_while_saving_is_finished_or_rolled_back_never_mixed(toy_da
     from napari_livertumor.errors import ModelError
     from napari_livertumor.training.loop import check_before_writing
 
-    full = run_all(tiny_config(toy_data, tmp_path / "full"))
+    full, full_stage = uninterrupted
     stage = tmp_path / "cut" / "liver"
     n = 0
 
@@ -539,7 +553,7 @@ def test_a_run_killed_while_saving_is_finished_or_rolled_back_never_mixed(toy_da
     best = stage / ".best-new"
     best.mkdir()
     for name in ("model.safetensors", "metadata.json", "split.json"):
-        shutil.copy(tmp_path / "full" / "liver" / name, best / name)
+        shutil.copy(full_stage / name, best / name)
     (best / ".complete").write_text("")
     os.replace(best / "model.safetensors", stage / "model.safetensors")
     with pytest.raises(ModelError, match="stopped while it replaced this model's files"):
@@ -547,9 +561,7 @@ def test_a_run_killed_while_saving_is_finished_or_rolled_back_never_mixed(toy_da
     check_before_writing(tiny_config(toy_data, tmp_path / "cut", resume=True))  # finishes it
     assert not best.exists()
     assert (stage / "metadata.json").read_text() != before
-    assert (stage / "metadata.json").read_text() == (
-        tmp_path / "full" / "liver" / "metadata.json"
-    ).read_text()
+    assert (stage / "metadata.json").read_text() == (full_stage / "metadata.json").read_text()
     load_model(stage)
 
     # killed while writing it (not marked complete): the previous model stays, the rest goes
@@ -590,14 +602,14 @@ def _killed_in_first_last_save(config, monkeypatch, at: str = "metadata.json"):
 
 
 def test_a_run_killed_in_its_first_save_of_last_starts_again_on_resume(
-    toy_data, tmp_path, monkeypatch, caplog
+    toy_data, tmp_path, monkeypatch, caplog, uninterrupted
 ):
     """Killed while writing its first last/ (after its first best model was saved), the
     folder sent each command to the other: --resume found "a trained model but no last/
     state", the plain command "a liver model: --resume continues it"; only --force got out."""
     import shutil
 
-    full = run_all(tiny_config(toy_data, tmp_path / "full"))
+    full, full_stage = uninterrupted
     out = tmp_path / "cut"
     _killed_in_first_last_save(tiny_config(toy_data, out), monkeypatch)
     stage = out / "liver"
@@ -618,7 +630,7 @@ def test_a_run_killed_in_its_first_save_of_last_starts_again_on_resume(
     assert resumed[-1]["last_weights_digest"] == full[-1]["last_weights_digest"]
     assert (stage / "last" / "train_state.pt").is_file() and not (stage / ".last-new").exists()
     kept, drawn = (
-        json.loads((o / "liver" / "split.json").read_text()) for o in (out, tmp_path / "full")
+        json.loads((folder / "split.json").read_text()) for folder in (stage, full_stage)
     )
     assert (kept["train"], kept["val"]) == (drawn["train"], drawn["val"])
     # a model with no state to resume at all (last/ deleted, a model copied in): --resume is
@@ -2591,7 +2603,7 @@ def _recipe(tmp_path, cfg) -> str:
 
 @pytest.mark.parametrize("at", [4, 3])  # mid-epoch; the epoch's last step (its validation)
 def test_ctrl_c_in_the_middle_of_a_step_resumes_as_if_never_stopped(
-    toy_data, tmp_path, monkeypatch, at
+    toy_data, tmp_path, monkeypatch, at, uninterrupted
 ):
     """The signal landed mid-step: the saved state had this step's random draws (the VAE's
     sampling) with the last step's count, and the resumed run differed from one never
@@ -2601,7 +2613,7 @@ def test_ctrl_c_in_the_middle_of_a_step_resumes_as_if_never_stopped(
 
     from napari_livertumor.training import loop
 
-    full = run_all(tiny_config(toy_data, tmp_path / "full"))
+    full, full_stage = uninterrupted
     real, calls = loop._Run._step, []
 
     def signalled_mid_step(self, *args, **kw):
@@ -2623,8 +2635,7 @@ def test_ctrl_c_in_the_middle_of_a_step_resumes_as_if_never_stopped(
         for h in read_metadata(tmp_path / "cut" / "liver").training["history"]
     ]
     assert scores == [
-        (h["step"], h["val_score"])
-        for h in read_metadata(tmp_path / "full" / "liver").training["history"]
+        (h["step"], h["val_score"]) for h in read_metadata(full_stage).training["history"]
     ]
 
 
@@ -3079,51 +3090,56 @@ def test_quiet_train_prints_the_results_and_no_line_per_step(
     assert len(said) == 1 and said[0].startswith("[liver] done: "), said
 
 
-_API_SCRIPT = """
-import logging, sys
-from napari_livertumor.training import make_config, train
+class _NoLoggingConfigured:
+    """The process as a script or notebook that configured no logging finds it: no handler on
+    the root logger (pytest's own taken off for the while) nor the package's loggers; what
+    Python's last resort prints goes to the ``sys.stderr`` of the moment (capsys's)."""
 
-TINY_NET = {net!r}
-def config(out):
-    return make_config("liver", data={data!r}, out=out, cache_dir={cache!r}, epochs=1,
+    def __enter__(self):
+        root = logging.getLogger()
+        self._root = (root.handlers, root.level)
+        root.handlers = []  # (`livertumor`'s basicConfig adds its handler to this list only)
+        from napari_livertumor.training.loop import _only_the_last_resort_listens
+
+        assert _only_the_last_resort_listens(), "a handler of the package's was left behind"
+        return self
+
+    def __exit__(self, *exc):
+        root = logging.getLogger()
+        root.handlers, root.level = self._root
+
+
+def _config_without_validation(data, out):
+    return make_config("liver", data=str(data), out=str(out), cache_dir=_CACHE, epochs=1,
                        steps_per_epoch=1, roi_size=(16, 32, 32), target_spacing=(2.5, 2.0, 2.0),
-                       network=TINY_NET, val_fraction=0.0, seed=3, warmup_steps=1)
-
-for r in train(config({out1!r})):
-    pass
-print("--- a handler on the package's logger (the Train panel's process)", file=sys.stderr)
-logging.getLogger("napari_livertumor").addHandler(logging.NullHandler())
-for r in train(config({out2!r})):
-    pass
-"""
+                       network=TINY_NET, val_fraction=0.0, seed=3, warmup_steps=1)  # fmt: skip
 
 
-def test_the_runs_warnings_reach_an_api_user_who_configured_no_logging(toy_data, tmp_path):
+def test_the_runs_warnings_reach_an_api_user_who_configured_no_logging(toy_data, tmp_path, capsys):
     """QA s50api: the run's own log handler kept Python's last resort from printing its
     warnings ("no validation patients: ... the last weights") in a notebook: they went to
     train.log only. Printed once; not by the run where a handler of the caller's is there."""
-    import subprocess
-    import sys
-
-    script = _API_SCRIPT.format(
-        net=TINY_NET, data=str(toy_data), cache=_CACHE, out1=str(tmp_path / "a"),
-        out2=str(tmp_path / "b"),
-    )  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr
-    first, second = done.stderr.split("--- a handler on the package's logger")
+    package = logging.getLogger("napari_livertumor")
+    capsys.readouterr()
+    with _NoLoggingConfigured():
+        list(train(_config_without_validation(toy_data, tmp_path / "a")))
+        first = capsys.readouterr().err
+        # a handler on the package's logger (the Train panel's process)
+        package.addHandler(handler := logging.NullHandler())
+        try:
+            list(train(_config_without_validation(toy_data, tmp_path / "b")))
+        finally:
+            package.removeHandler(handler)
+        second = capsys.readouterr().err
     assert first.count("no validation patients") == 1, first
     assert "no validation patients" not in second, second
     for out in ("a", "b"):  # and in each run's log as before
         assert "no validation patients" in (tmp_path / out / "liver" / "train.log").read_text()
 
 
-def test_the_cli_prints_a_runs_warning_once(toy_data, tmp_path):
+def test_the_cli_prints_a_runs_warning_once(toy_data, tmp_path, capsys):
     """`livertumor train` configures logging itself: the run adds no printer of its own."""
-    import subprocess
-    import sys
+    from napari_livertumor.cli import main
 
     recipe = {
         "common": {"epochs": 1, "steps_per_epoch": 1, "roi_size": [16, 32, 32],
@@ -3133,12 +3149,11 @@ def test_the_cli_prints_a_runs_warning_once(toy_data, tmp_path):
     (tmp_path / "recipe.json").write_text(json.dumps(recipe))
     args = ["train", "--data", str(toy_data), "--out", str(tmp_path / "m"), "--stage", "liver",
             "--config", str(tmp_path / "recipe.json"), "--cache-dir", _CACHE]  # fmt: skip
-    code = "import sys; from napari_livertumor.cli import main; sys.exit(main(sys.argv[1:]))"
-    done = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stderr.count("no validation patients") == 1, done.stderr
+    capsys.readouterr()
+    with _NoLoggingConfigured():
+        assert main(args) == 0
+        said = capsys.readouterr().err
+    assert said.count("no validation patients") == 1, said
 
 
 def test_a_run_left_open_logs_only_its_own_work_into_its_log(toy_data, tmp_path):
